@@ -1,0 +1,1 @@
+"""placeholder package initialiser; filled by its face."""
