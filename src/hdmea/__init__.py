@@ -1,1 +1,10 @@
-"""placeholder package initialiser; filled by its face."""
+"""hdmea: analysis of HD-MEA retina recordings (MCS ``.cmcr``/``.cmtr``) into one HDF5 file per recording.
+
+Steps run one by one (each writes its results to the recording file at once) or
+inside a deferred :class:`hdmea.pipeline.PipelineSession` that saves once,
+checkpoints, resumes and keeps memory within a budget.
+"""
+
+from h5stream import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""Readers of MCS files and the recording store (``hdf5_store``)."""
