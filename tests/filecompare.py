@@ -1,0 +1,137 @@
+"""Object-by-object comparison of two HDF5 files, for equality tests.
+
+``compare_files(a, b, ignore_attrs=...)`` walks both trees and returns a list of
+human-readable differences (empty when the files are equal): the same objects
+(groups and datasets, by path), the same dataset shapes, dtypes and values
+(NaN equal to NaN, strings compared as text), and the same attributes by name,
+dtype and value.  Attributes named in ``ignore_attrs`` (timestamps, typically)
+are skipped on every object.  Storage layout, chunking, creation order and
+compression are deliberately not compared: two writers may lay bytes out
+differently and still hold the same content.
+
+``assert_files_equal(a, b, ...)`` raises ``AssertionError`` listing the first
+differences.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import h5py
+import numpy as np
+
+__all__ = ["compare_files", "assert_files_equal", "TIMESTAMP_ATTRS"]
+
+#: Attributes that record when something happened; they differ between runs by nature.
+TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at"})
+
+
+def _as_text_array(values: np.ndarray) -> np.ndarray:
+    flat = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v) for v in values.ravel()]
+    return np.array(flat, dtype=object).reshape(values.shape)
+
+
+def _values_equal(a, b) -> bool:
+    a_empty = isinstance(a, h5py.Empty)
+    b_empty = isinstance(b, h5py.Empty)
+    if a_empty or b_empty:
+        return a_empty and b_empty and a.dtype == b.dtype
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "OSU" or b.dtype.kind in "OSU":
+        return bool(np.array_equal(_as_text_array(a), _as_text_array(b)))
+    if a.dtype.names or b.dtype.names:
+        return a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    if a.dtype.kind in "fc":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def _dtype_label(obj_dtype: np.dtype) -> str:
+    string_info = h5py.check_string_dtype(obj_dtype)
+    if string_info is not None:
+        return f"string[{string_info.encoding}, length={string_info.length}]"
+    vlen = h5py.check_vlen_dtype(obj_dtype)
+    if vlen is not None:
+        return f"vlen[{vlen}]"
+    return str(obj_dtype)
+
+
+def _attr_dtype(obj, name: str) -> str:
+    return _dtype_label(obj.attrs.get_id(name).dtype)
+
+
+def _collect(f: h5py.File) -> dict[str, h5py.HLObject]:
+    objects: dict[str, h5py.HLObject] = {"/": f}
+
+    def visit(name, obj):
+        objects["/" + name] = obj
+
+    f.visititems(visit)
+    return objects
+
+
+def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str]) -> None:
+    names_a = set(a.attrs.keys()) - ignore
+    names_b = set(b.attrs.keys()) - ignore
+    for name in sorted(names_a - names_b):
+        out.append(f"{path}@{name}: only in the first file")
+    for name in sorted(names_b - names_a):
+        out.append(f"{path}@{name}: only in the second file")
+    for name in sorted(names_a & names_b):
+        dtype_a, dtype_b = _attr_dtype(a, name), _attr_dtype(b, name)
+        if dtype_a != dtype_b:
+            out.append(f"{path}@{name}: dtype {dtype_a} != {dtype_b}")
+            continue
+        if not _values_equal(a.attrs[name], b.attrs[name]):
+            out.append(f"{path}@{name}: values differ ({a.attrs[name]!r} != {b.attrs[name]!r})")
+
+
+def compare_files(
+    first: str | os.PathLike,
+    second: str | os.PathLike,
+    *,
+    ignore_attrs: Iterable[str] = TIMESTAMP_ATTRS,
+) -> list[str]:
+    """Differences between two HDF5 files, one line each; empty when equal."""
+    ignore = frozenset(ignore_attrs)
+    out: list[str] = []
+    with h5py.File(first, "r") as fa, h5py.File(second, "r") as fb:
+        objects_a = _collect(fa)
+        objects_b = _collect(fb)
+        for path in sorted(set(objects_a) - set(objects_b)):
+            out.append(f"{path}: only in the first file")
+        for path in sorted(set(objects_b) - set(objects_a)):
+            out.append(f"{path}: only in the second file")
+        for path in sorted(set(objects_a) & set(objects_b)):
+            a, b = objects_a[path], objects_b[path]
+            if type(a) is not type(b):
+                out.append(f"{path}: {type(a).__name__} != {type(b).__name__}")
+                continue
+            if isinstance(a, h5py.Dataset):
+                if a.shape != b.shape:
+                    out.append(f"{path}: shape {a.shape} != {b.shape}")
+                elif _dtype_label(a.dtype) != _dtype_label(b.dtype):
+                    out.append(f"{path}: dtype {_dtype_label(a.dtype)} != {_dtype_label(b.dtype)}")
+                elif not _values_equal(a[()], b[()]):
+                    out.append(f"{path}: values differ")
+            _compare_attrs(path, a, b, ignore, out)
+    return out
+
+
+def assert_files_equal(
+    first: str | os.PathLike,
+    second: str | os.PathLike,
+    *,
+    ignore_attrs: Iterable[str] = TIMESTAMP_ATTRS,
+    show: int = 20,
+) -> None:
+    """Raise ``AssertionError`` naming the first ``show`` differences, if any."""
+    diffs = compare_files(first, second, ignore_attrs=ignore_attrs)
+    if diffs:
+        listed = "\n  ".join(diffs[:show])
+        more = f"\n  ... and {len(diffs) - show} more" if len(diffs) > show else ""
+        raise AssertionError(f"{first} and {second} differ in {len(diffs)} places:\n  {listed}{more}")
