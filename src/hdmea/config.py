@@ -1,0 +1,526 @@
+"""Pipeline configuration: a TOML file checked completely before any work starts.
+
+A configuration holds the stimulus description (playlist, movie lengths, trial
+layout of each movie, the dense-noise movie for receptive fields), the
+parameters of each pipeline step, the output options and the batch options.
+Every problem is reported as :class:`hdmea.errors.ConfigError` naming the key
+(``stimulus.trials.step_up.repeat``) and the reason, so a batch of hundreds of
+recordings never starts with a typo in it.
+
+Example
+-------
+.. code-block:: toml
+
+    [stimulus]
+    playlist = ["step_up_5s_5i_3x", "dense_noise"]
+    noise_movie = "noise.npy"            # (frames, h, w) uint8, relative to this file
+    noise_movie_name = "dense_noise"
+
+    [stimulus.movie_lengths]             # display frames of each movie
+    step_up_5s_5i_3x = 1800
+    dense_noise = 10800
+
+    [stimulus.trials.step_up_5s_5i_3x]
+    start_frame = 0
+    trial_length_frame = 600
+    repeat = 3
+
+    [steps]
+    eimage = false
+
+    [steps.section_spike_times]
+    pad_margin = [0.5, 0.5]
+
+    [output]
+    checkpoint = true
+
+    [batch]
+    workers = 2
+    retries = 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hdmea.errors import ConfigError
+
+__all__ = [
+    "TrialConfig",
+    "StimulusConfig",
+    "StepsConfig",
+    "OutputConfig",
+    "SlurmConfig",
+    "BatchConfig",
+    "PipelineConfig",
+    "load_config",
+    "parse_config",
+    "STEP_FUNCTIONS",
+]
+
+#: Pipeline step name -> (module, function) whose keyword arguments a
+#: ``[steps.<name>]`` table may set.  Checked against the real signature.
+STEP_FUNCTIONS: dict[str, tuple[str, str]] = {
+    "load_recording": ("hdmea.pipeline.runner", "load_recording"),
+    "add_section_time": ("hdmea.io.section_time", "add_section_time"),
+    "section_spike_times": ("hdmea.io.spike_sectioning", "section_spike_times"),
+    "compute_sta": ("hdmea.features.sta", "compute_sta"),
+    "eimage_sta": ("hdmea.pipeline.eimage", "load_recording_with_eimage_sta"),
+    "extract_features": ("hdmea.features.extract", "extract_features"),
+}
+
+# Arguments the batch job itself passes to every step; a config must not set them.
+RESERVED_STEP_ARGUMENTS = frozenset(
+    {"session", "hdf5_path", "output_path", "cmcr_path", "cmtr_path", "dataset_id", "self"}
+)
+
+
+def _fail(key: str, reason: str, *, source: str | None = None, found: Any = None,
+          expected: str | None = None, hint: str | None = None) -> ConfigError:
+    return ConfigError(
+        f"{key}: {reason}",
+        path=source,
+        expected=expected,
+        found=None if found is None else repr(found),
+        hint=hint,
+    )
+
+
+class _Reader:
+    """Typed access to one TOML table that remembers the key path for errors."""
+
+    def __init__(self, table: Any, key: str, source: str | None) -> None:
+        if not isinstance(table, Mapping):
+            raise _fail(key or "<root>", "must be a table", source=source,
+                        expected="a table", found=type(table).__name__)
+        self.table = dict(table)
+        self.key = key
+        self.source = source
+        self.used: set[str] = set()
+
+    def child_key(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def get(self, name: str, kind: str, default: Any = dataclasses.MISSING) -> Any:
+        self.used.add(name)
+        key = self.child_key(name)
+        if name not in self.table:
+            if default is dataclasses.MISSING:
+                raise _fail(key, "is required", source=self.source)
+            return default
+        value = self.table[name]
+        return _CHECKS[kind](value, key, self.source)
+
+    def table_of(self, name: str) -> _Reader:
+        self.used.add(name)
+        return _Reader(self.table.get(name, {}), self.child_key(name), self.source)
+
+    def reject_unknown(self, allowed: set[str] | None = None) -> None:
+        allowed = self.used if allowed is None else allowed
+        for name in self.table:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, sorted(allowed), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else (
+                    "known keys: " + ", ".join(sorted(allowed)) if allowed else None)
+                raise _fail(self.child_key(name), "unknown key", source=self.source, hint=hint)
+
+
+def _check_bool(value, key, source):
+    if not isinstance(value, bool):
+        raise _fail(key, "must be true or false", source=source, found=value)
+    return value
+
+
+def _check_int(value, key, source):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(key, "must be an integer", source=source, found=value)
+    return value
+
+
+def _check_number(value, key, source):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(key, "must be a finite number", source=source, found=value)
+    return float(value)
+
+
+def _check_str(value, key, source):
+    if not isinstance(value, str) or not value:
+        raise _fail(key, "must be a non-empty string", source=source, found=value)
+    return value
+
+
+def _check_str_list(value, key, source):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(key, "must be a list of non-empty strings", source=source, found=value)
+    return tuple(value)
+
+
+def _check_any(value, key, source):
+    return value
+
+
+_CHECKS = {
+    "bool": _check_bool,
+    "int": _check_int,
+    "number": _check_number,
+    "str": _check_str,
+    "str_list": _check_str_list,
+    "any": _check_any,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    """Trial layout of one movie, in display frames relative to the movie's content."""
+
+    start_frame: int
+    trial_length_frame: int
+    repeat: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StimulusConfig:
+    """What the retina saw: the movies in display order and how each is cut into trials."""
+
+    playlist: tuple[str, ...] = ()
+    movie_lengths: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    trials: Mapping[str, TrialConfig] = dataclasses.field(default_factory=dict)
+    noise_movie: Path | None = None
+    noise_movie_name: str | None = None
+
+    def trial_dicts(self) -> dict[str, dict[str, int]]:
+        return {name: t.as_dict() for name, t in self.trials.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepsConfig:
+    """Which optional steps run, and the keyword arguments of every step."""
+
+    sta: bool = True
+    eimage: bool = False
+    features: bool = True
+    params: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def kwargs(self, step: str) -> dict[str, Any]:
+        return dict(self.params.get(step, {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    """How results are written."""
+
+    checkpoint: bool = True
+    overwrite: bool = False
+    memory_limit_gb: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmConfig:
+    """Options of a dask-jobqueue ``SLURMCluster`` (used by ``hdmea batch --slurm``)."""
+
+    queue: str | None = None
+    account: str | None = None
+    cores: int = 1
+    processes: int = 1
+    memory: str = "8GB"
+    walltime: str = "02:00:00"
+    jobs: int = 1
+    job_extra_directives: tuple[str, ...] = ()
+
+    def cluster_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "cores": self.cores,
+            "processes": self.processes,
+            "memory": self.memory,
+            "walltime": self.walltime,
+        }
+        if self.queue:
+            kwargs["queue"] = self.queue
+        if self.account:
+            kwargs["account"] = self.account
+        if self.job_extra_directives:
+            kwargs["job_extra_directives"] = list(self.job_extra_directives)
+        return kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchConfig:
+    """How a batch is spread over workers."""
+
+    workers: int | None = None
+    retries: int = 2
+    scheduler: str | None = None
+    slurm: SlurmConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The whole configuration of a pipeline run; build it with :func:`load_config`."""
+
+    stimulus: StimulusConfig = dataclasses.field(default_factory=StimulusConfig)
+    steps: StepsConfig = dataclasses.field(default_factory=StepsConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    batch: BatchConfig = dataclasses.field(default_factory=BatchConfig)
+    source: str | None = None
+
+    @property
+    def runs_sta(self) -> bool:
+        return self.steps.sta and self.stimulus.noise_movie is not None
+
+    def digest(self) -> str:
+        """A hash of everything that changes the results (not batch or output options)."""
+        payload = {
+            "stimulus": {
+                "playlist": list(self.stimulus.playlist),
+                "movie_lengths": dict(self.stimulus.movie_lengths),
+                "trials": self.stimulus.trial_dicts(),
+                "noise_movie": _file_identity(self.stimulus.noise_movie),
+                "noise_movie_name": self.stimulus.noise_movie_name,
+            },
+            "steps": {
+                "sta": self.steps.sta, "eimage": self.steps.eimage,
+                "features": self.steps.features,
+                "params": {k: dict(v) for k, v in sorted(self.steps.params.items())},
+            },
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_identity(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return str(path)
+    return f"{path}:{st.st_size}:{int(st.st_mtime)}"
+
+
+def load_config(path: str | os.PathLike) -> PipelineConfig:
+    """Read and check a TOML configuration file.
+
+    Relative paths inside the file (the noise movie) are resolved against the
+    file's directory.  Step parameters are checked against the signatures of the
+    step functions.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not TOML, or any key is unknown, of the wrong type or
+        out of range; the message names the key and the reason.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError("configuration file does not exist", path=path,
+                          hint="check the path given to --config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the configuration ({exc})", path=path) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML ({exc})", path=path,
+                          hint="see https://toml.io for the syntax") from exc
+    return parse_config(data, base_dir=path.parent, source=str(path))
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    base_dir: str | os.PathLike | None = None,
+    source: str | None = None,
+    check_step_signatures: bool = True,
+) -> PipelineConfig:
+    """Build a :class:`PipelineConfig` from a mapping (the parsed TOML) and check it.
+
+    Parameters
+    ----------
+    data
+        The configuration as nested dicts.
+    base_dir
+        Directory relative paths are resolved against (default: the working directory).
+    source
+        Name of the file, for error messages.
+    check_step_signatures
+        Check ``[steps.<name>]`` keys against the step functions' keyword arguments.
+    """
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    root = _Reader(data, "", source)
+    stimulus = _parse_stimulus(root.table_of("stimulus"), base)
+    steps = _parse_steps(root.table_of("steps"), check_step_signatures)
+    output = _parse_output(root.table_of("output"))
+    batch = _parse_batch(root.table_of("batch"))
+    root.reject_unknown({"stimulus", "steps", "output", "batch"})
+    if steps.eimage is False and "eimage_sta" in steps.params:
+        raise _fail("steps.eimage_sta", "parameters given but the step is off", source=source,
+                    hint="set steps.eimage = true or remove the table")
+    return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source)
+
+
+def _parse_stimulus(r: _Reader, base: Path) -> StimulusConfig:
+    playlist = r.get("playlist", "str_list", ())
+    seen: set[str] = set()
+    lengths_reader = r.table_of("movie_lengths")
+    lengths: dict[str, int] = {}
+    for name in lengths_reader.table:
+        value = lengths_reader.get(name, "int")
+        if value <= 0:
+            raise _fail(lengths_reader.child_key(name), "must be a positive number of frames",
+                        source=r.source, found=value)
+        lengths[name] = value
+    for name in playlist:
+        seen.add(name)
+        if name not in lengths:
+            raise _fail(f"stimulus.movie_lengths.{name}", "is required for every movie of the playlist",
+                        source=r.source, hint="give the movie's length in display frames")
+    trials_reader = r.table_of("trials")
+    trials: dict[str, TrialConfig] = {}
+    for name in trials_reader.table:
+        t = trials_reader.table_of(name)
+        cfg = TrialConfig(
+            start_frame=t.get("start_frame", "int", 0),
+            trial_length_frame=t.get("trial_length_frame", "int"),
+            repeat=t.get("repeat", "int", 1),
+        )
+        t.reject_unknown()
+        if cfg.start_frame < 0:
+            raise _fail(t.child_key("start_frame"), "must be >= 0", source=r.source, found=cfg.start_frame)
+        if cfg.trial_length_frame <= 0:
+            raise _fail(t.child_key("trial_length_frame"), "must be > 0", source=r.source,
+                        found=cfg.trial_length_frame)
+        if cfg.repeat < 1:
+            raise _fail(t.child_key("repeat"), "must be >= 1", source=r.source, found=cfg.repeat)
+        if playlist and name not in seen:
+            raise _fail(trials_reader.child_key(name), "names a movie that is not in the playlist",
+                        source=r.source, hint="playlist: " + ", ".join(playlist))
+        if name in lengths:
+            needed = cfg.start_frame + cfg.repeat * cfg.trial_length_frame
+            if needed > lengths[name]:
+                raise _fail(trials_reader.child_key(name),
+                            "trials run past the end of the movie", source=r.source,
+                            expected=f"start_frame + repeat * trial_length_frame <= {lengths[name]}",
+                            found=needed)
+        trials[name] = cfg
+    noise = r.get("noise_movie", "str", None)
+    noise_path = None
+    if noise is not None:
+        noise_path = Path(noise)
+        if not noise_path.is_absolute():
+            noise_path = (base / noise_path).resolve()
+        if not noise_path.is_file():
+            raise _fail("stimulus.noise_movie", "file does not exist", source=r.source,
+                        found=str(noise_path))
+    noise_name = r.get("noise_movie_name", "str", None)
+    if noise_name is not None and playlist and noise_name not in seen:
+        raise _fail("stimulus.noise_movie_name", "is not in the playlist", source=r.source,
+                    found=noise_name)
+    if noise_name is not None and noise_path is None:
+        raise _fail("stimulus.noise_movie", "is required when noise_movie_name is set", source=r.source)
+    r.reject_unknown()
+    return StimulusConfig(
+        playlist=playlist, movie_lengths=lengths, trials=trials,
+        noise_movie=noise_path, noise_movie_name=noise_name,
+    )
+
+
+def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:
+    sta = r.get("sta", "bool", True)
+    eimage = r.get("eimage", "bool", False)
+    features = r.get("features", "bool", True)
+    params: dict[str, dict[str, Any]] = {}
+    for name, value in r.table.items():
+        if name in ("sta", "eimage", "features"):
+            continue
+        if name not in STEP_FUNCTIONS:
+            close = difflib.get_close_matches(name, sorted(STEP_FUNCTIONS), n=1)
+            raise _fail(r.child_key(name), "unknown pipeline step", source=r.source,
+                        hint=f"did you mean {close[0]!r}?" if close
+                        else "steps: " + ", ".join(STEP_FUNCTIONS))
+        table = r.table_of(name)
+        for arg in table.table:
+            if arg in RESERVED_STEP_ARGUMENTS:
+                raise _fail(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
+                            source=r.source)
+        if check_signatures:
+            _check_step_arguments(name, table)
+        params[name] = dict(table.table)
+    return StepsConfig(sta=sta, eimage=eimage, features=features, params=params)
+
+
+def _check_step_arguments(step: str, table: _Reader) -> None:
+    import importlib
+    import inspect
+
+    module_name, func_name = STEP_FUNCTIONS[step]
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise _fail(table.key, f"the step function {module_name}.{func_name} is not available ({exc})",
+                    source=table.source) from exc
+    signature = inspect.signature(func)
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    names = {
+        p.name for p in signature.parameters.values()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    } - RESERVED_STEP_ARGUMENTS
+    if accepts_any:
+        return
+    table.reject_unknown(names)
+
+
+def _parse_output(r: _Reader) -> OutputConfig:
+    cfg = OutputConfig(
+        checkpoint=r.get("checkpoint", "bool", True),
+        overwrite=r.get("overwrite", "bool", False),
+        memory_limit_gb=r.get("memory_limit_gb", "number", None),
+    )
+    r.reject_unknown()
+    if cfg.memory_limit_gb is not None and cfg.memory_limit_gb <= 0:
+        raise _fail("output.memory_limit_gb", "must be > 0", source=r.source, found=cfg.memory_limit_gb)
+    return cfg
+
+
+def _parse_batch(r: _Reader) -> BatchConfig:
+    workers = r.get("workers", "int", None)
+    if workers is not None and workers < 1:
+        raise _fail("batch.workers", "must be >= 1", source=r.source, found=workers)
+    retries = r.get("retries", "int", 2)
+    if retries < 0:
+        raise _fail("batch.retries", "must be >= 0", source=r.source, found=retries)
+    scheduler = r.get("scheduler", "str", None)
+    slurm = None
+    if "slurm" in r.table:
+        s = r.table_of("slurm")
+        slurm = SlurmConfig(
+            queue=s.get("queue", "str", None),
+            account=s.get("account", "str", None),
+            cores=s.get("cores", "int", 1),
+            processes=s.get("processes", "int", 1),
+            memory=s.get("memory", "str", "8GB"),
+            walltime=s.get("walltime", "str", "02:00:00"),
+            jobs=s.get("jobs", "int", 1),
+            job_extra_directives=s.get("job_extra_directives", "str_list", ()),
+        )
+        s.reject_unknown()
+        for key in ("cores", "processes", "jobs"):
+            if getattr(slurm, key) < 1:
+                raise _fail(f"batch.slurm.{key}", "must be >= 1", source=r.source, found=getattr(slurm, key))
+    r.reject_unknown()
+    if scheduler is not None and slurm is not None:
+        raise _fail("batch.scheduler", "cannot be combined with batch.slurm", source=r.source,
+                    hint="use either a running scheduler or a SLURM cluster built from options")
+    return BatchConfig(workers=workers, retries=retries, scheduler=scheduler, slurm=slurm)

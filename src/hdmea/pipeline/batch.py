@@ -1,0 +1,752 @@
+"""Batch runs: one idempotent job per recording, on any executor.
+
+:func:`run_batch` sends one job per recording to a ``concurrent.futures``
+executor (a Dask ``Client`` works too; by default a Dask ``LocalCluster`` when
+``distributed`` is installed, else a process pool that is rebuilt when a worker
+dies).  Each job
+
+- skips a recording whose output is already finished: the job writes
+  ``<out>.done`` (atomically, after the output file itself was committed) with
+  the configuration digest; a rerun with the same configuration skips it;
+- resumes a half-finished recording from its checkpoint ``<out>.checkpoint.h5``;
+- reports its own failures, sorted into *data* errors (a bad input file: failed
+  once, with the reason) and *infrastructure* errors (a killed worker, out of
+  memory, I/O): retried up to ``retries`` times.
+
+The same code runs on a cluster: pass a ``Client`` connected to a scheduler
+(``scheduler="tcp://host:8786"``), or build a dask-jobqueue ``SLURMCluster``
+with :func:`slurm_client`; SLURM job arrays need no scheduler at all and run
+:func:`run_one` (``hdmea run-one --index $SLURM_ARRAY_TASK_ID``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from h5stream.errors import FormatError, SourceNotFoundError, WriteError
+from h5stream.files import fsync_directory
+from hdmea.config import PipelineConfig
+from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
+from hdmea.progress import progress, recording_context
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+__all__ = [
+    "Recording",
+    "RecordingResult",
+    "BatchSummary",
+    "run_batch",
+    "run_one",
+    "run_job",
+    "discover_recordings",
+    "output_path_for",
+    "done_marker_path",
+    "checkpoint_path_for",
+    "read_done_marker",
+    "classify_error",
+    "slurm_client",
+]
+
+DONE_SUFFIX = ".done"
+CHECKPOINT_SUFFIX = ".checkpoint.h5"
+
+
+# --------------------------------------------------------------------------- recordings
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """One recording to process: its name (the output file's stem) and its two input files."""
+
+    name: str
+    cmcr: Path
+    cmtr: Path
+
+    @classmethod
+    def from_paths(cls, cmcr: str | os.PathLike, cmtr: str | os.PathLike | None = None,
+                   name: str | None = None) -> Recording:
+        cmcr = Path(cmcr)
+        cmtr = Path(cmtr) if cmtr is not None else _sibling_cmtr(cmcr)
+        return cls(name=name or _stem(cmcr), cmcr=cmcr, cmtr=cmtr)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".cmcr.h5", ".cmtr.h5", ".cmcr", ".cmtr"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _sibling_cmtr(cmcr: Path) -> Path:
+    name = cmcr.name
+    if ".cmcr" in name:
+        return cmcr.with_name(name.replace(".cmcr", ".cmtr"))
+    return cmcr.with_suffix(".cmtr")
+
+
+def discover_recordings(source: str | os.PathLike | Iterable[Any]) -> list[Recording]:
+    """Recordings from a directory, a list file, or an iterable.
+
+    A directory yields every ``*.cmcr`` (or ``*.cmcr.h5``) with its ``.cmtr``
+    sibling, sorted by name (a stable order, so a SLURM array index always
+    means the same recording).  A list file has one recording per line:
+    ``CMCR [CMTR]``, paths relative to the list file, ``#`` starts a comment.
+    An iterable may hold :class:`Recording` objects, ``(cmcr, cmtr)`` pairs or
+    ``.cmcr`` paths.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            found = sorted({*path.glob("*.cmcr"), *path.glob("*.cmcr.h5")})
+            recordings = [Recording.from_paths(p) for p in found]
+            if not recordings:
+                raise ConfigError("no .cmcr files in the directory", path=path,
+                                  hint="point to a directory of .cmcr/.cmtr pairs or a list file")
+        elif path.is_file():
+            recordings = _read_list_file(path)
+        else:
+            raise SourceNotFoundError("recording list or directory does not exist", path=path)
+    else:
+        recordings = []
+        for item in source:
+            if isinstance(item, Recording):
+                recordings.append(item)
+            elif isinstance(item, (str, os.PathLike)):
+                recordings.append(Recording.from_paths(item))
+            else:
+                recordings.append(Recording.from_paths(*item))
+    names = [r.name for r in recordings]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError("two recordings would write the same output file",
+                          found=", ".join(duplicates), hint="give them distinct names")
+    return recordings
+
+
+def _read_list_file(path: Path) -> list[Recording]:
+    recordings = []
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) > 2:
+            raise ConfigError("a line holds more than two paths", path=path, obj=f"line {lineno}",
+                              expected="CMCR [CMTR]", found=line)
+        resolved = [p if Path(p).is_absolute() else path.parent / p for p in fields]
+        recordings.append(Recording.from_paths(*resolved))
+    if not recordings:
+        raise ConfigError("the recording list is empty", path=path)
+    return recordings
+
+
+def output_path_for(recording: Recording, out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / f"{recording.name}.h5"
+
+
+def done_marker_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + DONE_SUFFIX)
+
+
+def checkpoint_path_for(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + CHECKPOINT_SUFFIX)
+
+
+def read_done_marker(output: str | os.PathLike) -> dict | None:
+    """The finished-marker of ``output`` (None when absent, unreadable or the output is gone)."""
+    marker = done_marker_path(output)
+    if not Path(output).exists():
+        return None
+    try:
+        return json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_done_marker(output: Path, record: dict) -> None:
+    marker = done_marker_path(output)
+    tmp = marker.with_name(f"{marker.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=1, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, marker)
+    fsync_directory(marker.parent)
+
+
+# --------------------------------------------------------------------------- error classes
+
+DATA = "data"
+INFRASTRUCTURE = "infrastructure"
+ERROR = "error"
+
+
+def _infrastructure_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [cf.BrokenExecutor, MemoryError, cf.CancelledError,
+                                        TimeoutError, ConnectionError]
+    try:
+        from distributed import KilledWorker
+        from distributed.comm.core import CommClosedError
+
+        types += [KilledWorker, CommClosedError]
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+# Checked in order; the first match decides.  Data errors come first because
+# FormatError derives from OSError.  Anything unlisted is a deterministic
+# failure (a bug or a bad parameter): reported once, not retried.
+_ERROR_CLASSES: list[tuple[Callable[[], tuple[type[BaseException], ...]], str]] = [
+    (lambda: (RecordingFormatError, ConfigError, MissingStepError, SourceNotFoundError,
+              FileNotFoundError), DATA),
+    (lambda: (WriteError,), INFRASTRUCTURE),
+    (lambda: (FormatError,), DATA),
+    (_infrastructure_types, INFRASTRUCTURE),
+    (lambda: (OSError,), INFRASTRUCTURE),
+]
+
+
+def classify_error(exc: BaseException) -> str:
+    """``"data"`` (bad input: do not retry), ``"infrastructure"`` (retry) or ``"error"``."""
+    for types, kind in _ERROR_CLASSES:
+        if isinstance(exc, types()):
+            return kind
+    return ERROR
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- the job
+
+#: ``job(recording, output, config) -> dict`` of details for the summary.
+JobFunction = Callable[[Recording, Path, PipelineConfig], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class _JobCall:
+    """What a worker runs for one recording (picklable; no state of the driver)."""
+
+    job: JobFunction
+    worker_init: Callable[[], None] | None = None
+
+    def __call__(self, recording: Recording, output: Path, config: PipelineConfig,
+                 attempt: int) -> dict:
+        if self.worker_init is not None:
+            _init_worker_once(self.worker_init)
+        return run_job(recording, output, config, job=self.job, attempt=attempt)
+
+
+_INITIALISED: set[str] = set()
+
+
+def _init_worker_once(init: Callable[[], None]) -> None:
+    key = repr(init)
+    if key not in _INITIALISED:
+        init()
+        _INITIALISED.add(key)
+
+
+def run_job(recording: Recording, output: str | os.PathLike, config: PipelineConfig, *,
+            job: JobFunction | None = None, attempt: int = 1) -> dict:
+    """Run ``job`` for one recording unless its output is already finished.
+
+    Returns an outcome dict: ``status`` ("done", "skipped" or "failed"),
+    ``seconds``, ``kind`` and ``error`` for failures, ``detail`` from the job.
+    Exceptions that a worker can survive are caught and returned, sorted by
+    :func:`classify_error`; only the death of the process escapes.
+    """
+    output = Path(output)
+    job = job if job is not None else run_pipeline_job
+    digest = config.digest()
+    with recording_context(recording.name):
+        marker = read_done_marker(output)
+        if marker is not None and marker.get("config_digest") == digest and not config.output.overwrite:
+            logger.info("already finished at %s, skipped", marker.get("finished_at"))
+            return {"status": "skipped", "seconds": 0.0, "detail": marker.get("detail", {}),
+                    "pid": os.getpid(), "finished_unix": marker.get("finished_unix"),
+                    "job_seconds": marker.get("seconds", 0.0)}
+        if marker is not None:
+            logger.info("finished output was made with another configuration; redoing it")
+        started = time.perf_counter()
+        logger.info("started (attempt %d)", attempt)
+        try:
+            done_marker_path(output).unlink(missing_ok=True)
+            detail = job(recording, output, config) or {}
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, sorted by kind
+            seconds = time.perf_counter() - started
+            kind = classify_error(exc)
+            logger.error("failed after %.2f s (%s error): %s", seconds, kind, _describe(exc))
+            logger.debug("%s", traceback.format_exc())
+            return {"status": "failed", "seconds": seconds, "kind": kind, "error": _describe(exc),
+                    "pid": os.getpid()}
+        seconds = time.perf_counter() - started
+        _write_done_marker(output, {
+            "recording": recording.name,
+            "cmcr": str(recording.cmcr),
+            "cmtr": str(recording.cmtr),
+            "config_digest": digest,
+            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "finished_unix": time.time(),
+            "seconds": seconds,
+            "attempt": attempt,
+            "detail": detail,
+        })
+        logger.info("finished in %.2f s", seconds)
+        return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
+
+
+def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig) -> dict:
+    """The default job: the whole pipeline for one recording (see :mod:`hdmea.pipeline.job`)."""
+    from hdmea.pipeline.job import run_pipeline
+
+    report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name)
+    return report.as_dict()
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+@dataclasses.dataclass
+class RecordingResult:
+    """How one recording of a batch ended."""
+
+    name: str
+    output: Path
+    status: str = "pending"  # done | skipped | failed
+    seconds: float = 0.0
+    attempts: int = 0
+    kind: str | None = None
+    error: str | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+    detail: dict = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["output"] = str(self.output)
+        return d
+
+
+@dataclasses.dataclass
+class BatchSummary:
+    """Every recording of a batch with its status, time, attempts and error."""
+
+    results: list[RecordingResult]
+    seconds: float
+    executor: str = ""
+
+    def _with(self, status: str) -> list[RecordingResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def done(self) -> list[RecordingResult]:
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list[RecordingResult]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[RecordingResult]:
+        return self._with("failed")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __getitem__(self, name: str) -> RecordingResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def table(self) -> str:
+        """A plain-text table, one line per recording."""
+        width = max([len(r.name) for r in self.results] + [9])
+        lines = [f"{'recording':<{width}}  {'status':<7}  {'time s':>8}  {'tries':>5}  error"]
+        for r in self.results:
+            err = "" if r.error is None else f"[{r.kind}] {r.error}"
+            lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.seconds:8.2f}  {r.attempts:>5}  {err}")
+        lines.append(
+            f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
+            f"in {self.seconds:.2f} s ({self.executor})"
+        )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"seconds": self.seconds, "executor": self.executor,
+                "results": [r.as_dict() for r in self.results]}
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.as_dict(), indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class _Pool:
+    """The executor a batch submits to, and how to replace it when it breaks."""
+
+    def __init__(self, executor: cf.Executor, *, owned: bool, slots: int | None,
+                 name: str, close: Callable[[], None] | None = None,
+                 rebuild: Callable[[], cf.Executor] | None = None) -> None:
+        self.executor = executor
+        self.owned = owned
+        self.slots = slots
+        self.name = name
+        self._close = close
+        self._rebuild = rebuild
+        self.rebuilds = 0
+
+    def can_rebuild(self) -> bool:
+        return self._rebuild is not None
+
+    def rebuild(self) -> None:
+        old = self.executor
+        self.executor = self._rebuild()
+        self.rebuilds += 1
+        logger.warning("a worker died and broke the process pool; started a new pool")
+        try:
+            old.shutdown(wait=False, cancel_futures=True)
+        except Exception:  # noqa: BLE001 - a broken pool may fail to shut down; it is replaced anyway
+            logger.debug("shutting down the broken pool failed", exc_info=True)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+        elif self.owned:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_pool(workers: int) -> _Pool:
+    import multiprocessing
+
+    # forkserver: workers start from a clean process (no inherited threads or open
+    # HDF5 handles of the driver) yet faster than spawn.
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+
+    def make() -> cf.Executor:
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    return _Pool(make(), owned=True, slots=workers, name=f"process pool, {workers} workers",
+                 rebuild=make)
+
+
+def _dask_local_cluster(workers: int) -> _Pool | None:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        return None
+    # allowed_failures=0: a task whose worker dies comes back to us at once as
+    # KilledWorker, so the batch's own retry count applies (the nanny restarts the worker).
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True,
+        dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
+    )
+    client = Client(cluster)
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    return _Pool(client.get_executor(pure=False), owned=True, slots=None,
+                 name=f"dask LocalCluster, {workers} workers", close=close)
+
+
+def _dask_client_pool(client: Any, *, owned: bool, name: str,
+                      close: Callable[[], None] | None = None) -> _Pool:
+    return _Pool(client.get_executor(pure=False), owned=owned, slots=None, name=name,
+                 close=close if owned else (lambda: None))
+
+
+def _is_dask_client(obj: Any) -> bool:
+    try:
+        from distributed import Client
+    except ImportError:
+        return False
+    return isinstance(obj, Client)
+
+
+def slurm_client(slurm_options: Any, *, jobs: int | None = None) -> Any:
+    """A dask ``Client`` on a dask-jobqueue ``SLURMCluster`` built from options.
+
+    ``slurm_options`` is a :class:`hdmea.config.SlurmConfig` or a dict of
+    ``SLURMCluster`` keyword arguments (``cores``, ``memory``, ``walltime``,
+    ``queue``, ``account``, ...).  The cluster is scaled to ``jobs`` SLURM jobs
+    and closes with the client.
+    """
+    try:
+        from dask_jobqueue import SLURMCluster
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError(
+            "SLURM clusters need dask-jobqueue: pip install 'h5stream[batch]'"
+        ) from exc
+    if hasattr(slurm_options, "cluster_kwargs"):
+        kwargs = slurm_options.cluster_kwargs()
+        jobs = jobs or slurm_options.jobs
+    else:
+        kwargs = dict(slurm_options)
+    cluster = SLURMCluster(**kwargs)
+    cluster.scale(jobs=jobs or 1)
+    client = Client(cluster)
+    client._hdmea_cluster = cluster  # closed together in run_batch
+    return client
+
+
+def _make_pool(executor: Any, workers: int | None, scheduler: str | None) -> _Pool:
+    n = workers or os.cpu_count() or 1
+    if executor is None and scheduler is not None:
+        from distributed import Client
+
+        client = Client(scheduler)
+        return _dask_client_pool(client, owned=True, name=f"dask scheduler {scheduler}",
+                                 close=client.close)
+    if executor is None:
+        pool = _dask_local_cluster(n)
+        return pool if pool is not None else _process_pool(n)
+    if _is_dask_client(executor):
+        cluster = getattr(executor, "_hdmea_cluster", None)
+        return _Pool(executor.get_executor(pure=False), owned=False, slots=None,
+                     name=f"dask client {executor.scheduler.address if executor.scheduler else ''}"
+                     + (f" ({type(cluster).__name__})" if cluster is not None else ""),
+                     close=lambda: None)
+    if isinstance(executor, cf.Executor):
+        slots = getattr(executor, "_max_workers", None)
+        rebuild = None
+        if isinstance(executor, cf.ProcessPoolExecutor):
+            context = getattr(executor, "_mp_context", None)
+
+            def rebuild() -> cf.Executor:  # a replacement of the same size, owned by the batch
+                return cf.ProcessPoolExecutor(max_workers=slots, mp_context=context)
+        return _Pool(executor, owned=False, slots=slots, name=type(executor).__name__,
+                     close=lambda: None, rebuild=rebuild)
+    raise TypeError(
+        f"executor must be a concurrent.futures.Executor or a dask Client, not {type(executor).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def run_batch(
+    recordings: str | os.PathLike | Iterable[Any],
+    config: PipelineConfig | None,
+    out_dir: str | os.PathLike,
+    executor: Any = None,
+    retries: int | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    job: JobFunction | None = None,
+    worker_init: Callable[[], None] | None = None,
+    show_progress: bool | None = None,
+) -> BatchSummary:
+    """Process many recordings, one idempotent job each, and report how each ended.
+
+    Parameters
+    ----------
+    recordings
+        A directory of ``.cmcr``/``.cmtr`` pairs, a list file, or an iterable of
+        :class:`Recording` / ``(cmcr, cmtr)`` pairs (see :func:`discover_recordings`).
+    config
+        The pipeline configuration (default: an empty :class:`PipelineConfig`).
+    out_dir
+        Directory of the outputs ``<name>.h5`` (created if missing).
+    executor
+        Any ``concurrent.futures.Executor`` or a dask ``Client``.  None: a Dask
+        ``LocalCluster`` with ``workers`` single-threaded worker processes when
+        ``distributed`` is installed, else a process pool that is rebuilt when a
+        worker dies.  The batch never shuts down an executor it was given.
+    retries
+        How many times a recording is tried again after an infrastructure error
+        (killed worker, out of memory, I/O); data errors are never retried.
+        Default: ``config.batch.retries``.
+    workers
+        Worker processes of the default executor (default: ``config.batch.workers``
+        or the number of CPUs).
+    scheduler
+        Address of a running Dask scheduler to use instead of a local cluster.
+    job
+        ``job(recording, output, config) -> dict``: the work for one recording
+        (default: the whole pipeline).  Must be picklable.
+    worker_init
+        Called once in each worker process before its first job (e.g. logging setup).
+    show_progress
+        Progress bar / log lines: None decides from the terminal.
+
+    Returns
+    -------
+    BatchSummary
+        One :class:`RecordingResult` per recording, in input order.
+    """
+    config = config if config is not None else PipelineConfig()
+    retries = config.batch.retries if retries is None else retries
+    if retries < 0:
+        raise ConfigError("retries must be >= 0", found=repr(retries))
+    workers = workers if workers is not None else config.batch.workers
+    scheduler = scheduler if scheduler is not None else (
+        config.batch.scheduler if executor is None else None)
+    items = discover_recordings(recordings)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    call = _JobCall(job if job is not None else run_pipeline_job, worker_init)
+    started = time.perf_counter()
+    pool = _make_pool(executor, workers, scheduler)
+    logger.info("batch of %d recordings on %s", len(items), pool.name)
+    try:
+        results = _run_all(pool, call, items, out_dir, config, retries, show_progress)
+    finally:
+        pool.close()
+    summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name)
+    logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
+                len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
+    return summary
+
+
+def _run_all(pool: _Pool, call: _JobCall, items: Sequence[Recording], out_dir: Path,
+             config: PipelineConfig, retries: int, show_progress: bool | None) -> list[RecordingResult]:
+    results = [RecordingResult(name=r.name, output=output_path_for(r, out_dir)) for r in items]
+    queue: list[int] = list(range(len(items)))  # indices waiting for a submission
+    running: dict[cf.Future, int] = {}
+    generation: dict[cf.Future, int] = {}  # which incarnation of the pool ran the future
+    max_attempts = 1 + retries
+    batch_started = time.time()
+
+    def finish(index: int, outcome: dict) -> None:
+        res = results[index]
+        finished_unix = outcome.get("finished_unix")
+        if outcome["status"] == "skipped" and finished_unix is not None and finished_unix >= batch_started:
+            # Finished by this batch: a worker died after the job but before its
+            # result was collected, and the rerun found the finished output.
+            outcome = dict(outcome, status="done", seconds=outcome.get("job_seconds", 0.0))
+        res.status = outcome["status"]
+        res.seconds += outcome.get("seconds", 0.0)
+        res.detail = outcome.get("detail", {}) or {}
+        if outcome["status"] == "failed":
+            res.kind = outcome.get("kind")
+            res.error = outcome.get("error")
+        else:
+            res.kind = None
+            res.error = None
+        bar.update(1)
+
+    def failed_attempt(index: int, kind: str, error: str, seconds: float = 0.0) -> None:
+        res = results[index]
+        res.errors.append(f"attempt {res.attempts}: [{kind}] {error}")
+        res.seconds += seconds
+        if kind == INFRASTRUCTURE and res.attempts < max_attempts:
+            logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, error)
+            queue.append(index)
+            return
+        finish(index, {"status": "failed", "kind": kind, "error": error})
+
+    def submit_more() -> None:
+        while queue and (pool.slots is None or len(running) < pool.slots):
+            index = queue.pop(0)
+            results[index].attempts += 1
+            try:
+                future = pool.executor.submit(call, items[index], results[index].output, config,
+                                              results[index].attempts)
+            except cf.BrokenExecutor as exc:
+                results[index].attempts -= 1
+                queue.insert(0, index)
+                if not pool.can_rebuild():
+                    for i in list(queue):
+                        results[i].attempts += 1
+                        finish(i, {"status": "failed", "kind": INFRASTRUCTURE,
+                                   "error": f"the executor is broken: {_describe(exc)}"})
+                    queue.clear()
+                    return
+                pool.rebuild()
+                continue
+            running[future] = index
+            generation[future] = pool.rebuilds
+
+    with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar:
+        submit_more()
+        while running:
+            finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            broken = False
+            finished_broken: list[cf.Future] = []
+            for future in finished:
+                index = running.pop(future)
+                try:
+                    outcome = future.result()
+                except BaseException as exc:  # noqa: BLE001 - any way a worker can fail is sorted here
+                    if isinstance(exc, cf.BrokenExecutor):
+                        broken = True
+                        finished_broken.append(future)
+                    kind = classify_error(exc)
+                    failed_attempt(index, kind, _describe(exc))
+                    continue
+                if outcome["status"] == "failed":
+                    failed_attempt(index, outcome.get("kind") or ERROR, outcome.get("error") or "",
+                                   outcome.get("seconds", 0.0))
+                else:
+                    finish(index, outcome)
+            if broken and pool.can_rebuild():
+                # Jobs still running on the broken pool come back as broken too
+                # and are retried; rebuild once per broken pool, not per job.
+                if any(generation.get(f) == pool.rebuilds for f in finished_broken):
+                    pool.rebuild()
+            for future in finished:
+                generation.pop(future, None)
+            submit_more()
+    return results
+
+
+# --------------------------------------------------------------------------- job arrays
+
+
+def run_one(
+    recordings: str | os.PathLike | Iterable[Any],
+    index: int,
+    config: PipelineConfig | None,
+    out_dir: str | os.PathLike,
+    *,
+    job: JobFunction | None = None,
+) -> RecordingResult:
+    """Run the job of recording number ``index`` in this process (one SLURM array task).
+
+    The recordings are ordered as :func:`discover_recordings` orders them, so
+    ``--array=0-(N-1)`` covers a directory of N recordings exactly once.
+    """
+    config = config if config is not None else PipelineConfig()
+    items = discover_recordings(recordings)
+    if not 0 <= index < len(items):
+        raise ConfigError("recording index out of range", expected=f"0..{len(items) - 1}",
+                          found=str(index), hint="use --array=0-%d" % (len(items) - 1))
+    recording = items[index]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = output_path_for(recording, out_dir)
+    outcome = run_job(recording, output, config, job=job)
+    result = RecordingResult(name=recording.name, output=output, attempts=1)
+    result.status = outcome["status"]
+    result.seconds = outcome.get("seconds", 0.0)
+    result.detail = outcome.get("detail", {}) or {}
+    result.kind = outcome.get("kind")
+    result.error = outcome.get("error")
+    return result

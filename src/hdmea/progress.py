@@ -1,0 +1,240 @@
+"""Progress reporting and the command line's logging setup.
+
+Library code reports progress through :func:`progress`: on a terminal it is a
+tqdm bar (tqdm switches itself off without a terminal only with
+``disable=None``); without a terminal (cluster logs, pipes) it writes a log line
+at coarse intervals instead, so a SLURM log shows the run advancing without
+thousands of carriage-return lines.
+
+The library only logs through named loggers.  :func:`configure_logging` is for
+the command line (and scripts that want the same format): it tags every line
+with the recording being processed (set by :func:`recording_context`, which the
+batch job uses) and, on SLURM, the job and array task ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+__all__ = [
+    "progress",
+    "Progress",
+    "recording_context",
+    "current_recording",
+    "configure_logging",
+    "RecordingTagFilter",
+    "slurm_tag",
+    "LOG_FORMAT",
+]
+
+_current_recording: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hdmea_current_recording", default=None
+)
+
+#: Seconds between two log lines of a progress without a terminal.
+LOG_INTERVAL_SECONDS = 30.0
+#: A log line is also written each time this fraction of the work is done.
+LOG_FRACTION_STEP = 0.25
+
+
+def current_recording() -> str | None:
+    """The recording id set by the innermost :func:`recording_context`, or None."""
+    return _current_recording.get()
+
+
+@contextlib.contextmanager
+def recording_context(recording_id: str | None) -> Iterator[None]:
+    """Tag the log lines emitted inside the block with ``recording_id``."""
+    token = _current_recording.set(recording_id)
+    try:
+        yield
+    finally:
+        _current_recording.reset(token)
+
+
+def _is_terminal(stream: IO | None) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class Progress:
+    """A progress counter: a tqdm bar on a terminal, coarse log lines otherwise.
+
+    Use :func:`progress` to make one.  ``update(n)`` advances, ``close()`` ends
+    (a context manager does it).
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        description: str,
+        *,
+        unit: str = "it",
+        log: logging.Logger | None = None,
+        stream: IO | None = None,
+        enabled: bool | None = None,
+        interval: float = LOG_INTERVAL_SECONDS,
+    ) -> None:
+        self.total = total
+        self.description = description
+        self.unit = unit
+        self.count = 0
+        self.log = log or logger
+        self.interval = interval
+        self._stream = stream if stream is not None else sys.stderr
+        self._started = time.monotonic()
+        self._last_log = self._started
+        self._next_fraction = LOG_FRACTION_STEP
+        self._bar = None
+        self._closed = False
+        use_bar = _is_terminal(self._stream) if enabled is None else enabled
+        if use_bar:
+            self._bar = _make_bar(total, description, unit, self._stream)
+        if self._bar is None:
+            self.log.info("%s: started (%s %s)", description, "?" if total is None else total, unit)
+
+    @property
+    def uses_bar(self) -> bool:
+        return self._bar is not None
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        due_time = now - self._last_log >= self.interval
+        due_fraction = bool(self.total) and self.count / self.total >= self._next_fraction
+        if due_time or due_fraction:
+            if self.total:
+                while self._next_fraction <= self.count / self.total:
+                    self._next_fraction += LOG_FRACTION_STEP
+            self._last_log = now
+            self.log.info("%s: %s", self.description, self._status(now))
+
+    def set_postfix(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+
+    def _status(self, now: float) -> str:
+        elapsed = now - self._started
+        if self.total:
+            pct = 100.0 * self.count / self.total
+            return f"{self.count}/{self.total} {self.unit} ({pct:.0f}%, {elapsed:.1f} s)"
+        return f"{self.count} {self.unit} ({elapsed:.1f} s)"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self.log.info("%s: done, %s", self.description, self._status(time.monotonic()))
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _make_bar(total, description, unit, stream):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is an optional extra: fall back to log lines
+        return None
+    # disable=None: tqdm itself turns off when the stream is not a terminal.
+    return tqdm(total=total, desc=description, unit=unit, file=stream, disable=None,
+                dynamic_ncols=True, leave=False)
+
+
+def progress(total: int | None, description: str, *, unit: str = "it",
+             log: logging.Logger | None = None, enabled: bool | None = None,
+             stream: IO | None = None) -> Progress:
+    """Start reporting progress over ``total`` items.
+
+    Parameters
+    ----------
+    total
+        Number of items, or None when unknown.
+    description
+        What is being done ("eimage", "batch").
+    unit
+        Name of one item.
+    log
+        Logger for the lines written without a terminal (default: this module's).
+    enabled
+        Force the bar on (True) or off (False); None decides from the stream.
+    stream
+        Where the bar goes (default ``sys.stderr``).
+    """
+    return Progress(total, description, unit=unit, log=log, enabled=enabled, stream=stream)
+
+
+# --------------------------------------------------------------------------- logging for the CLI
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(slurm)s[%(recording)s] %(name)s: %(message)s"
+
+
+def slurm_tag(environ: dict[str, str] | None = None) -> str:
+    """``"slurm=<job>[_<task>] "`` when running under SLURM, else an empty string."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
+    if not job:
+        return ""
+    task = env.get("SLURM_ARRAY_TASK_ID")
+    return f"slurm={job}_{task} " if task else f"slurm={job} "
+
+
+class RecordingTagFilter(logging.Filter):
+    """Adds ``record.recording`` (current recording id or ``-``) and ``record.slurm``."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self._slurm = slurm_tag(environ)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.recording = _current_recording.get() or "-"
+        record.slurm = self._slurm
+        return True
+
+
+_HANDLER_MARK = "_hdmea_cli_handler"
+
+
+def configure_logging(level: int | str = "INFO", *, stream: IO | None = None) -> logging.Handler:
+    """Send log lines of ``hdmea`` and ``h5stream`` to ``stream`` (default stderr), tagged.
+
+    Meant for the command line and batch workers; calling it twice replaces the
+    earlier handler instead of doubling the lines.
+    """
+    if isinstance(level, str):
+        numeric = logging.getLevelName(level.upper())
+        if not isinstance(numeric, int):
+            raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
+        level = numeric
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(RecordingTagFilter())
+    setattr(handler, _HANDLER_MARK, True)
+    for name in ("hdmea", "h5stream", "scptensor"):
+        lg = logging.getLogger(name)
+        for old in [h for h in lg.handlers if getattr(h, _HANDLER_MARK, False)]:
+            lg.removeHandler(old)
+        lg.addHandler(handler)
+        lg.setLevel(level)
+        lg.propagate = False
+    return handler

@@ -1,0 +1,65 @@
+"""Jobs for the batch-engine tests: real HDF5 in, real HDF5 out, and real process deaths.
+
+Kept in their own module (not a test file) so that worker processes import them
+by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from h5stream.errors import FormatError
+from h5stream.files import create_atomic, guard_read, open_validated
+
+KILL_ONCE_SUFFIX = ".kill-once"
+
+
+def make_input(path: Path, values: np.ndarray) -> None:
+    with h5py.File(path, "w") as f:
+        f["x"] = values
+
+
+def kill_once_marker(cmcr: Path) -> Path:
+    return cmcr.with_name(cmcr.name + KILL_ONCE_SUFFIX)
+
+
+def die_if_marked(cmcr: Path) -> None:
+    """SIGKILL this worker the first time (the marker is consumed before dying)."""
+    marker = kill_once_marker(Path(cmcr))
+    if marker.exists():
+        marker.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sum_job(recording, output, config):
+    """Sum dataset ``x`` of the input into the output file; dies once when marked."""
+    die_if_marked(recording.cmcr)
+    with open_validated(recording.cmcr) as f, guard_read(recording.cmcr, "/x"):
+        if "x" not in f:
+            raise FormatError("dataset is missing", path=recording.cmcr, obj="/x")
+        values = f["x"][()]
+    with create_atomic(output, overwrite=True) as out:
+        out["sum"] = np.asarray(values.sum())
+        out.attrs["pid"] = os.getpid()
+    return {"sum": float(values.sum()), "pid": os.getpid()}
+
+
+def memory_error_once_job(recording, output, config):
+    marker = kill_once_marker(Path(recording.cmcr))
+    if marker.exists():
+        marker.unlink()
+        raise MemoryError("simulated allocation failure")
+    return sum_job(recording, output, config)
+
+
+def buggy_job(recording, output, config):
+    raise ZeroDivisionError("a deterministic bug")
+
+
+def io_error_job(recording, output, config):
+    raise OSError(5, "Input/output error", str(output))

@@ -1,0 +1,166 @@
+"""The batch engine on real HDF5 files, real worker processes and real SIGKILLs.
+
+The job here is small (sum a dataset into a new file) so that the engine's own
+behaviour is what is tested: idempotence, retries of infrastructure errors,
+one-shot failure of data errors, rebuilding a broken process pool.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _batch_jobs as jobs  # noqa: E402
+
+from hdmea.config import PipelineConfig, parse_config  # noqa: E402
+from hdmea.pipeline.batch import (  # noqa: E402
+    Recording,
+    classify_error,
+    discover_recordings,
+    done_marker_path,
+    run_batch,
+    run_one,
+)
+
+
+def _inputs(tmp_path: Path, n: int) -> tuple[list[Recording], dict[str, float]]:
+    src = tmp_path / "in"
+    src.mkdir()
+    recs, sums = [], {}
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        values = rng.integers(0, 100, size=50 + i).astype(np.float64)
+        cmcr = src / f"rec{i}.cmcr"
+        jobs.make_input(cmcr, values)
+        (src / f"rec{i}.cmtr").write_bytes(b"")
+        recs.append(Recording.from_paths(cmcr))
+        sums[f"rec{i}"] = float(values.sum())
+    return recs, sums
+
+
+def _check_outputs(out: Path, sums: dict[str, float], names) -> None:
+    for name in names:
+        with h5py.File(out / f"{name}.h5", "r") as f:
+            assert float(f["sum"][()]) == sums[name]
+        marker = json.loads(done_marker_path(out / f"{name}.h5").read_text())
+        assert marker["recording"] == name
+
+
+def test_process_pool_survives_killed_worker_and_reports_each_kind(tmp_path):
+    recs, sums = _inputs(tmp_path, 5)
+    (tmp_path / "in" / "rec1.cmcr").write_bytes(b"this is not an HDF5 file at all" * 10)
+    jobs.kill_once_marker(recs[3].cmcr).touch()
+    out = tmp_path / "out"
+    pool = cf.ProcessPoolExecutor(max_workers=2)
+    try:
+        summary = run_batch(recs, None, out, executor=pool, retries=2, job=jobs.sum_job,
+                            show_progress=False)
+    finally:
+        pool.shutdown()
+    assert [r.name for r in summary.results] == [f"rec{i}" for i in range(5)]
+    bad = summary["rec1"]
+    assert bad.status == "failed" and bad.kind == "data" and bad.attempts == 1
+    assert "rec1.cmcr" in bad.error and "HDF5" in bad.error
+    killed = summary["rec3"]
+    assert killed.status == "done" and killed.attempts >= 2
+    assert any("BrokenProcessPool" in e for e in killed.errors)
+    ok = [r.name for r in summary.results if r.name != "rec1"]
+    assert {r.name for r in summary.done} == set(ok)
+    _check_outputs(out, sums, ok)
+    assert not done_marker_path(out / "rec1.h5").exists()
+    # The table names every recording and the reason of the failure.
+    table = summary.table()
+    for i in range(5):
+        assert f"rec{i}" in table
+    assert "[data]" in table
+
+
+def test_rerun_skips_finished_and_redoes_changed_config(tmp_path):
+    recs, sums = _inputs(tmp_path, 3)
+    out = tmp_path / "out"
+    with cf.ThreadPoolExecutor(2) as ex:
+        first = run_batch(recs, None, out, executor=ex, job=jobs.sum_job, show_progress=False)
+    assert len(first.done) == 3
+    stamps = {r.name: (out / f"{r.name}.h5").stat().st_mtime_ns for r in recs}
+    with cf.ThreadPoolExecutor(2) as ex:
+        second = run_batch(recs, None, out, executor=ex, job=jobs.sum_job, show_progress=False)
+    assert [r.status for r in second.results] == ["skipped"] * 3
+    assert stamps == {r.name: (out / f"{r.name}.h5").stat().st_mtime_ns for r in recs}
+    # A lost output is redone even though its marker is there.
+    (out / "rec0.h5").unlink()
+    changed = parse_config({"batch": {"retries": 1}}, check_step_signatures=False)
+    with cf.ThreadPoolExecutor(2) as ex:
+        third = run_batch(recs, changed, out, executor=ex, job=jobs.sum_job, show_progress=False)
+    assert [r.status for r in third.results] == ["done", "skipped", "skipped"]
+    # A configuration that changes results redoes everything.
+    other = parse_config({"stimulus": {"playlist": ["a"], "movie_lengths": {"a": 10}}},
+                         check_step_signatures=False)
+    with cf.ThreadPoolExecutor(2) as ex:
+        fourth = run_batch(recs, other, out, executor=ex, job=jobs.sum_job, show_progress=False)
+    assert [r.status for r in fourth.results] == ["done"] * 3
+    _check_outputs(out, sums, sums)
+
+
+def test_memory_error_is_retried_and_bug_is_not(tmp_path):
+    recs, sums = _inputs(tmp_path, 2)
+    jobs.kill_once_marker(recs[0].cmcr).touch()
+    with cf.ThreadPoolExecutor(1) as ex:
+        summary = run_batch(recs, None, tmp_path / "out", executor=ex, retries=1,
+                            job=jobs.memory_error_once_job, show_progress=False)
+    assert summary["rec0"].status == "done" and summary["rec0"].attempts == 2
+    assert "MemoryError" in summary["rec0"].errors[0]
+    with cf.ThreadPoolExecutor(1) as ex:
+        summary = run_batch(recs, None, tmp_path / "out2", executor=ex, retries=3,
+                            job=jobs.buggy_job, show_progress=False)
+    assert all(r.status == "failed" and r.attempts == 1 and r.kind == "error" for r in summary.results)
+    assert "ZeroDivisionError" in summary["rec1"].error
+
+
+def test_retries_exhausted_fail_with_every_reason(tmp_path):
+    recs, _ = _inputs(tmp_path, 1)
+    with cf.ThreadPoolExecutor(1) as ex:
+        summary = run_batch(recs, None, tmp_path / "out", executor=ex, retries=2,
+                            job=jobs.io_error_job, show_progress=False)
+    res = summary["rec0"]
+    assert res.status == "failed" and res.kind == "infrastructure" and res.attempts == 3
+    assert len(res.errors) == 3 and all("Input/output error" in e for e in res.errors)
+    assert not summary.ok
+
+
+def test_run_one_is_one_array_task(tmp_path):
+    recs, sums = _inputs(tmp_path, 3)
+    found = discover_recordings(tmp_path / "in")
+    assert [r.name for r in found] == ["rec0", "rec1", "rec2"]
+    result = run_one(tmp_path / "in", 2, None, tmp_path / "out", job=jobs.sum_job)
+    assert result.status == "done" and result.name == "rec2"
+    _check_outputs(tmp_path / "out", sums, ["rec2"])
+    again = run_one(tmp_path / "in", 2, None, tmp_path / "out", job=jobs.sum_job)
+    assert again.status == "skipped"
+    with pytest.raises(ValueError, match="out of range"):
+        run_one(tmp_path / "in", 3, None, tmp_path / "out", job=jobs.sum_job)
+
+
+def test_list_file_and_classification(tmp_path):
+    recs, _ = _inputs(tmp_path, 2)
+    listing = tmp_path / "list.txt"
+    listing.write_text("# two recordings\nin/rec1.cmcr in/rec1.cmtr\nin/rec0.cmcr  # sibling cmtr\n")
+    found = discover_recordings(listing)
+    assert [r.name for r in found] == ["rec1", "rec0"]
+    assert found[1].cmtr == tmp_path / "in" / "rec0.cmtr"
+    from h5stream.errors import FormatError, WriteError
+    from hdmea.errors import RecordingFormatError
+
+    assert classify_error(RecordingFormatError("x")) == "data"
+    assert classify_error(FormatError("x")) == "data"
+    assert classify_error(WriteError("x")) == "infrastructure"
+    assert classify_error(OSError(5, "Input/output error")) == "infrastructure"
+    assert classify_error(cf.process.BrokenProcessPool("x")) == "infrastructure"
+    assert classify_error(KeyError("x")) == "error"
+    assert isinstance(PipelineConfig().digest(), str)
