@@ -1,0 +1,141 @@
+"""The TOML configuration: a good file parses to the values written; every bad key is named."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hdmea.config import PipelineConfig, TrialConfig, load_config, parse_config
+from hdmea.errors import ConfigError
+
+GOOD = """
+[stimulus]
+playlist = ["step_up", "dense_noise", "step_up"]
+noise_movie = "noise.npy"
+noise_movie_name = "dense_noise"
+
+[stimulus.movie_lengths]
+step_up = 1800
+dense_noise = 900
+
+[stimulus.trials.step_up]
+start_frame = 0
+trial_length_frame = 600
+repeat = 3
+
+[steps]
+eimage = false
+
+[output]
+checkpoint = false
+memory_limit_gb = 1.5
+
+[batch]
+workers = 2
+retries = 1
+
+[batch.slurm]
+cores = 2
+memory = "4GB"
+jobs = 3
+"""
+
+
+def _write(tmp_path: Path, text: str, noise: bool = True) -> Path:
+    if noise:
+        np.save(tmp_path / "noise.npy", np.zeros((4, 3, 3), np.uint8))
+    path = tmp_path / "pipeline.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_config_round_trips_values(tmp_path):
+    cfg = load_config(_write(tmp_path, GOOD))
+    assert cfg.stimulus.playlist == ("step_up", "dense_noise", "step_up")
+    assert cfg.stimulus.movie_lengths == {"step_up": 1800, "dense_noise": 900}
+    assert cfg.stimulus.trials["step_up"] == TrialConfig(0, 600, 3)
+    assert cfg.stimulus.noise_movie == (tmp_path / "noise.npy").resolve()
+    assert cfg.runs_sta and not cfg.steps.eimage
+    assert cfg.output.checkpoint is False and cfg.output.memory_limit_gb == 1.5
+    assert cfg.batch.workers == 2 and cfg.batch.retries == 1
+    assert cfg.batch.slurm.cluster_kwargs() == {"cores": 2, "processes": 1, "memory": "4GB",
+                                                "walltime": "02:00:00"}
+    assert cfg.batch.slurm.jobs == 3
+    assert cfg.source == str(tmp_path / "pipeline.toml")
+
+
+def test_digest_tracks_results_not_batch_options(tmp_path):
+    base = load_config(_write(tmp_path, GOOD))
+    more_workers = load_config(_write(tmp_path, GOOD.replace("workers = 2", "workers = 7")))
+    other_trials = load_config(_write(tmp_path, GOOD.replace("repeat = 3", "repeat = 2")))
+    assert base.digest() == more_workers.digest()
+    assert base.digest() != other_trials.digest()
+    assert PipelineConfig().digest() == PipelineConfig().digest()
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        (("repeat = 3", "repeat = 0"), "stimulus.trials.step_up.repeat", "must be >= 1"),
+        (("repeat = 3", "repeat = 4"), "stimulus.trials.step_up", "past the end of the movie"),
+        (("repeat = 3", 'repeat = "3"'), "stimulus.trials.step_up.repeat", "must be an integer"),
+        (("trial_length_frame = 600", "trial_length_frame = 600\nrepeats = 2"),
+         "stimulus.trials.step_up.repeats", "unknown key"),
+        (("trial_length_frame = 600", "trial_lenght_frame = 600"),
+         "stimulus.trials.step_up.trial_length_frame", "is required"),
+        (("dense_noise = 900", "dense_noise = -1"), "stimulus.movie_lengths.dense_noise", "positive"),
+        (("step_up = 1800\n", ""), "stimulus.movie_lengths.step_up", "every movie of the playlist"),
+        (('noise_movie = "noise.npy"', 'noise_movie = "missing.npy"'), "stimulus.noise_movie",
+         "does not exist"),
+        (('noise_movie_name = "dense_noise"', 'noise_movie_name = "chirp"'),
+         "stimulus.noise_movie_name", "not in the playlist"),
+        (("eimage = false", "eimage = 1"), "steps.eimage", "true or false"),
+        (("eimage = false", "eimage = false\n[steps.compute_stta]\nx = 1"), "steps.compute_stta",
+         "unknown pipeline step"),
+        (("eimage = false", "eimage = false\n[steps.compute_sta]\nsession = 1"),
+         "steps.compute_sta.session", "set by the pipeline"),
+        (("workers = 2", "workers = 0"), "batch.workers", "must be >= 1"),
+        (("retries = 1", "retries = -1"), "batch.retries", "must be >= 0"),
+        (('memory = "4GB"', 'memory = "4GB"\nnodes = 2'), "batch.slurm.nodes", "unknown key"),
+        (("[output]", "[outptu]"), "outptu", "unknown key"),
+        (("memory_limit_gb = 1.5", "memory_limit_gb = nan"), "output.memory_limit_gb", "finite"),
+    ],
+)
+def test_bad_config_names_key_and_reason(tmp_path, change, key, reason):
+    old, new = change
+    assert old in GOOD
+    path = _write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert key in text and reason in text
+    assert str(path) in text
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    path = _write(tmp_path, GOOD.replace("[output]\ncheckpoint", "[output]\ncheckpont"))
+    with pytest.raises(ConfigError, match="did you mean 'checkpoint'"):
+        load_config(path)
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[stimulus\nplaylist = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_scheduler_and_slurm_are_exclusive():
+    with pytest.raises(ConfigError, match="batch.scheduler"):
+        parse_config({"batch": {"scheduler": "tcp://x:8786", "slurm": {}}})
+
+
+def test_empty_config_is_valid():
+    cfg = parse_config({})
+    assert cfg == PipelineConfig(source=None)
+    assert not cfg.runs_sta

@@ -1,0 +1,94 @@
+"""Progress: a bar on a terminal, coarse log lines elsewhere; log lines tagged for the CLI."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from hdmea.progress import (
+    RecordingTagFilter,
+    configure_logging,
+    current_recording,
+    progress,
+    recording_context,
+    slurm_tag,
+)
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_without_terminal_logs_coarse_lines(caplog):
+    log = logging.getLogger("hdmea.test_progress")
+    with caplog.at_level(logging.INFO, logger="hdmea.test_progress"):
+        with progress(100, "work", unit="item", log=log, stream=io.StringIO()) as bar:
+            assert not bar.uses_bar
+            for _ in range(100):
+                bar.update()
+    lines = [r.getMessage() for r in caplog.records]
+    # start, 25/50/75/100 %, done: a handful of lines for 100 updates.
+    assert lines[0] == "work: started (100 item)"
+    assert [m for m in lines if "%" in m and "done" not in m] == [
+        f"work: {n}/100 item ({n}%, " + m.split(", ", 1)[1] for n, m in
+        zip((25, 50, 75, 100), [m for m in lines if "%" in m and "done" not in m])
+    ]
+    assert lines[-1].startswith("work: done, 100/100 item")
+    assert len(lines) == 6
+
+
+def test_on_terminal_draws_a_bar_and_logs_nothing(caplog):
+    stream = _Tty()
+    log = logging.getLogger("hdmea.test_progress")
+    with caplog.at_level(logging.INFO, logger="hdmea.test_progress"):
+        with progress(10, "bar", log=log, stream=stream) as bar:
+            assert bar.uses_bar
+            bar.update(10)
+    assert bar.count == 10
+    assert "bar:" in stream.getvalue() and "/10" in stream.getvalue()
+    assert not caplog.records
+
+
+def test_slurm_tag_and_recording_filter():
+    assert slurm_tag({}) == ""
+    assert slurm_tag({"SLURM_JOB_ID": "77"}) == "slurm=77 "
+    assert slurm_tag({"SLURM_JOB_ID": "78", "SLURM_ARRAY_JOB_ID": "70",
+                      "SLURM_ARRAY_TASK_ID": "3"}) == "slurm=70_3 "
+    record = logging.LogRecord("hdmea.x", logging.INFO, __file__, 1, "m", None, None)
+    filt = RecordingTagFilter({"SLURM_JOB_ID": "5", "SLURM_ARRAY_TASK_ID": "2"})
+    with recording_context("rec_A"):
+        assert current_recording() == "rec_A"
+        filt.filter(record)
+    assert current_recording() is None
+    assert record.recording == "rec_A" and record.slurm == "slurm=5_2 "
+
+
+def test_configure_logging_tags_lines_and_does_not_double(monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "9")
+    stream = io.StringIO()
+    lg = logging.getLogger("hdmea")
+    before = (list(lg.handlers), lg.level, lg.propagate)
+    try:
+        configure_logging("INFO", stream=stream)
+        configure_logging("INFO", stream=stream)
+        with recording_context("rec_B"):
+            logging.getLogger("hdmea.pipeline.batch").info("hello %d", 5)
+        logging.getLogger("hdmea.pipeline.batch").debug("hidden")
+    finally:
+        lg.handlers[:] = before[0]
+        lg.setLevel(before[1])
+        lg.propagate = before[2]
+        for name in ("h5stream", "scptensor"):
+            other = logging.getLogger(name)
+            other.handlers[:] = [h for h in other.handlers if not hasattr(h, "_hdmea_cli_handler")]
+            other.propagate = True
+            other.setLevel(logging.NOTSET)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "slurm=1234_9 [rec_B] hdmea.pipeline.batch: hello 5" in lines[0]
+    with pytest.raises(ValueError, match="unknown log level"):
+        configure_logging("LOUD")
