@@ -1,0 +1,388 @@
+"""Electrical images: the mean high-pass-filtered voltage of every electrode around each spike.
+
+The raw data (samples x electrodes, any array-like that slices along its first
+axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
+
+* each chunk is filtered by cascaded biquads whose state carries over from the
+  previous chunk, so chunked filtering equals filtering the whole range at once;
+  when the time range starts after the first sample, reading starts
+  ``settle_samples`` earlier so the filter has settled by ``start``;
+* the last ``window - 1`` filtered rows of a chunk are kept in front of the next
+  one, so a spike whose window straddles a chunk edge is still averaged whole;
+  every spike is taken in the chunk where its window ends, exactly once;
+* each unit's sum is divided by the spikes actually used (in range, with a whole
+  window inside ``[start, stop)``, within the per-unit cap);
+* units whose accumulators would exceed ``memory_budget_bytes`` are processed in
+  batches, one pass over the data per batch.
+
+numba is imported on first use, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from h5stream.kernels.sta import numba_threads
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+DEFAULT_WINDOW = (-10, 40)
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+DEFAULT_CHUNK_SAMPLES = 4096
+
+
+@dataclasses.dataclass
+class EImageBatch:
+    """Electrical images of one batch of units.
+
+    Attributes
+    ----------
+    units : ndarray of int64
+        Indices of the units (in the caller's order) this batch holds.
+    images : ndarray, float32, shape (len(units), window, *electrode_shape)
+        Mean filtered voltage; all zeros for a unit with no used spike.
+    n_spikes_used, n_spikes_excluded, n_spikes_over_cap : ndarray of int64
+        Spikes averaged; spikes in the time range whose window did not fit in it;
+        usable spikes left out by the per-unit cap.
+    """
+
+    units: np.ndarray
+    images: np.ndarray
+    n_spikes_used: np.ndarray
+    n_spikes_excluded: np.ndarray
+    n_spikes_over_cap: np.ndarray
+
+
+@dataclasses.dataclass
+class EImagePlan:
+    """What a run will do: the filter, the ranges and the unit batches."""
+
+    sos: np.ndarray
+    window: tuple[int, int]
+    start: int
+    stop: int
+    read_start: int
+    settle_samples: int
+    chunk_samples: int
+    batches: list[np.ndarray]
+    selected: list[np.ndarray]
+    n_excluded: np.ndarray
+    n_over_cap: np.ndarray
+
+
+def butter_highpass(cutoff_hz: float, fs: float, order: int = 2) -> np.ndarray:
+    """Second-order sections of a Butterworth high-pass filter."""
+    from scipy.signal import butter
+
+    if not 0 < cutoff_hz < fs / 2:
+        raise ValueError(f"cutoff_hz: expected between 0 and fs/2 = {fs / 2} (found {cutoff_hz})")
+    return butter(int(order), cutoff_hz, btype="highpass", fs=fs, output="sos")
+
+
+def settling_samples(sos: np.ndarray, tolerance: float = 1e-7) -> int:
+    """Samples after which the filter's impulse response has decayed below ``tolerance``."""
+    from scipy.signal import sos2zpk
+
+    _, poles, _ = sos2zpk(sos)
+    radius = float(np.max(np.abs(poles))) if poles.size else 0.0
+    if radius <= 0.0:
+        return 1
+    if radius >= 1.0:
+        raise ValueError(f"sos: expected a stable filter (found a pole of magnitude {radius:.6f})")
+    return max(1, math.ceil(math.log(tolerance) / math.log(radius)))
+
+
+def _ragged_samples(spike_times, offsets):
+    if offsets is None:
+        parts = [np.asarray(p).reshape(-1) for p in spike_times]
+    else:
+        values = np.asarray(spike_times).reshape(-1)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != values.size:
+            raise ValueError(f"offsets: expected 1-d, from 0 to {values.size} (found {offsets[:1]}..{offsets[-1:]})")
+        parts = [values[offsets[i] : offsets[i + 1]] for i in range(offsets.size - 1)]
+    out = []
+    for i, p in enumerate(parts):
+        if p.size and not np.issubdtype(p.dtype, np.integer):
+            raise TypeError(f"spike_times[{i}]: expected integer sample indices (found dtype {p.dtype})")
+        p = p.astype(np.int64, copy=False)
+        if p.size > 1 and np.any(p[1:] < p[:-1]):
+            p = np.sort(p)
+        out.append(p)
+    return out
+
+
+def plan_electrical_images(
+    n_samples: int,
+    n_channels: int,
+    spike_times,
+    offsets=None,
+    *,
+    sos: np.ndarray,
+    window: tuple[int, int] = DEFAULT_WINDOW,
+    start: int = 0,
+    stop: int | None = None,
+    settle_samples: int | None = None,
+    max_spikes_per_unit: int | None = 10_000,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+) -> EImagePlan:
+    """Validate the parameters, select each unit's spikes and split the units into batches."""
+    w0, w1 = (int(window[0]), int(window[1]))
+    if w1 - w0 < 1:
+        raise ValueError(f"window: expected (first, end) with end > first (found {window})")
+    stop = n_samples if stop is None else min(int(stop), n_samples)
+    start = int(start)
+    if not 0 <= start < stop:
+        raise ValueError(f"start/stop: expected 0 <= start < stop <= {n_samples} (found {start}, {stop})")
+    if chunk_samples < 1:
+        raise ValueError(f"chunk_samples: expected >= 1 (found {chunk_samples})")
+    if max_spikes_per_unit is not None and max_spikes_per_unit < 1:
+        raise ValueError(f"max_spikes_per_unit: expected >= 1 or None (found {max_spikes_per_unit})")
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1:
+        raise ValueError(f"sos: expected second-order sections of shape (n, 6) (found {sos.shape})")
+    if not np.allclose(sos[:, 3], 1.0):
+        raise ValueError("sos: expected normalised sections (a0 == 1)")
+    settle = settling_samples(sos) if settle_samples is None else int(settle_samples)
+    read_start = max(0, start - settle)
+
+    units = _ragged_samples(spike_times, offsets)
+    selected = []
+    n_excluded = np.zeros(len(units), dtype=np.int64)
+    n_over_cap = np.zeros(len(units), dtype=np.int64)
+    for u, times in enumerate(units):
+        in_range = times[(times >= start) & (times < stop)]
+        fits = in_range[(in_range + w0 >= start) & (in_range + w1 <= stop)]
+        n_excluded[u] = in_range.size - fits.size
+        if max_spikes_per_unit is not None and fits.size > max_spikes_per_unit:
+            n_over_cap[u] = fits.size - max_spikes_per_unit
+            fits = fits[:max_spikes_per_unit]
+        selected.append(fits)
+
+    per_unit = (w1 - w0) * n_channels * 4
+    per_batch = max(1, int(memory_budget_bytes) // max(per_unit, 1))
+    order = np.arange(len(units), dtype=np.int64)
+    batches = [order[i : i + per_batch] for i in range(0, len(units), per_batch)] if len(units) else []
+    return EImagePlan(
+        sos=sos,
+        window=(w0, w1),
+        start=start,
+        stop=stop,
+        read_start=read_start,
+        settle_samples=settle,
+        chunk_samples=int(chunk_samples),
+        batches=batches,
+        selected=selected,
+        n_excluded=n_excluded,
+        n_over_cap=n_over_cap,
+    )
+
+
+def iter_electrical_images(
+    raw,
+    spike_times,
+    offsets=None,
+    *,
+    fs: float = 20_000.0,
+    highpass_hz: float = 100.0,
+    filter_order: int = 2,
+    sos: np.ndarray | None = None,
+    window: tuple[int, int] = DEFAULT_WINDOW,
+    start: int = 0,
+    stop: int | None = None,
+    settle_samples: int | None = None,
+    max_spikes_per_unit: int | None = 10_000,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    adc_offset: float = 0.0,
+    adc_scale: float = 1.0,
+    n_threads: int | None = 1,
+    prefetch: bool = True,
+) -> Iterator[EImageBatch]:
+    """Stream ``raw`` and yield the electrical images batch by batch (bounded memory).
+
+    Parameters
+    ----------
+    raw : array-like, shape (n_samples, *electrode_shape)
+        Raw voltages; sliced as ``raw[a:b]`` (numpy, memmap or h5py dataset).
+    spike_times : list of int arrays, or int array with ``offsets``
+        Spike sample indices per unit.
+    fs, highpass_hz, filter_order : float, float, int
+        The Butterworth high-pass (ignored when ``sos`` is given).
+    window : (int, int)
+        Samples ``[t + window[0], t + window[1])`` around a spike at ``t``.
+    start, stop : int
+        Time range in samples (``stop`` None: the end of the data).
+    settle_samples : int, optional
+        Samples read before ``start`` so the filter settles (default: until its
+        impulse response has decayed by 1e-7).
+    max_spikes_per_unit : int or None
+        Use at most this many spikes per unit (the first in time).
+    memory_budget_bytes : int
+        Accumulators of one batch of units stay within this size.
+    chunk_samples : int
+        Samples read per chunk.
+    adc_offset, adc_scale : float
+        Voltage = (raw - adc_offset) * adc_scale, applied before filtering.
+    n_threads : int or None
+        Threads of the compiled kernels (1 runs their serial builds).
+    prefetch : bool
+        Read the next chunk in a background thread while the current one is processed.
+    """
+    shape = tuple(raw.shape)
+    if len(shape) < 2:
+        raise ValueError(f"raw: expected (n_samples, electrodes...) (found shape {shape})")
+    electrode_shape = shape[1:]
+    n_channels = int(np.prod(electrode_shape))
+    if sos is None:
+        sos = butter_highpass(highpass_hz, fs, filter_order)
+    plan = plan_electrical_images(
+        shape[0],
+        n_channels,
+        spike_times,
+        offsets,
+        sos=sos,
+        window=window,
+        start=start,
+        stop=stop,
+        settle_samples=settle_samples,
+        max_spikes_per_unit=max_spikes_per_unit,
+        memory_budget_bytes=memory_budget_bytes,
+        chunk_samples=chunk_samples,
+    )
+    for batch in plan.batches:
+        sums, used = _stream_batch(raw, n_channels, plan, batch, float(adc_offset), float(adc_scale), n_threads, prefetch)
+        window_len = plan.window[1] - plan.window[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(used > 0, 1.0 / np.maximum(used, 1), 0.0).astype(np.float32)
+        sums *= scale[:, None]
+        yield EImageBatch(
+            units=batch,
+            images=sums.reshape(len(batch), window_len, *electrode_shape),
+            n_spikes_used=used,
+            n_spikes_excluded=plan.n_excluded[batch],
+            n_spikes_over_cap=plan.n_over_cap[batch],
+        )
+
+
+def electrical_images(raw, spike_times, offsets=None, **kwargs) -> EImageBatch:
+    """All units' electrical images in one :class:`EImageBatch` (see :func:`iter_electrical_images`)."""
+    batches = list(iter_electrical_images(raw, spike_times, offsets, **kwargs))
+    if not batches:
+        w0, w1 = kwargs.get("window", DEFAULT_WINDOW)
+        empty = np.zeros(0, dtype=np.int64)
+        return EImageBatch(empty, np.zeros((0, w1 - w0, *raw.shape[1:]), np.float32), empty, empty, empty)
+    return EImageBatch(
+        units=np.concatenate([b.units for b in batches]),
+        images=np.concatenate([b.images for b in batches]),
+        n_spikes_used=np.concatenate([b.n_spikes_used for b in batches]),
+        n_spikes_excluded=np.concatenate([b.n_spikes_excluded for b in batches]),
+        n_spikes_over_cap=np.concatenate([b.n_spikes_over_cap for b in batches]),
+    )
+
+
+def _read_rows(raw, a: int, b: int, n_channels: int) -> np.ndarray:
+    block = np.asarray(raw[a:b])
+    return np.ascontiguousarray(block.reshape(b - a, n_channels))
+
+
+def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch):
+    from h5stream.kernels import _numba_eimage
+
+    if n_threads == 1:
+        highpass, accumulate = _numba_eimage.highpass_serial, _numba_eimage.accumulate_serial
+    else:
+        highpass, accumulate = _numba_eimage.highpass_parallel, _numba_eimage.accumulate_parallel
+    w0, w1 = plan.window
+    window_len = w1 - w0
+    carry = window_len - 1
+    chunk = plan.chunk_samples
+    ends = [plan.selected[u] + w1 for u in batch]
+    used = np.array([plan.selected[u].size for u in batch], dtype=np.int64)
+    sums = np.zeros((len(batch), window_len * n_channels), dtype=np.float32)
+    if not used.any():
+        return sums, used
+    last_end = max(int(e[-1]) for e in ends if e.size)
+
+    buffer = np.empty((carry + chunk, n_channels), dtype=np.float32)
+    state = None
+    n_valid = 0
+    pos = plan.read_start
+    stop = min(plan.stop, last_end)
+    reader = concurrent.futures.ThreadPoolExecutor(1) if prefetch else None
+    try:
+        pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels)
+        with numba_threads(n_threads):
+            while pos < stop:
+                n = min(chunk, stop - pos)
+                block = pending.result() if reader is not None else pending
+                nxt = pos + n
+                if nxt < stop:
+                    pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels)
+                if state is None:
+                    state = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
+                keep = min(carry, n_valid)
+                if keep:
+                    buffer[:keep] = buffer[n_valid - keep : n_valid]
+                highpass(block, adc_offset, adc_scale, plan.sos, state, buffer[keep : keep + n])
+                n_valid = keep + n
+                buf_start = pos - keep
+                rows, offsets = _windows_ending_in(ends, pos, nxt, w0 - w1, buf_start)
+                if rows.size:
+                    accumulate(buffer[:n_valid], rows, offsets, window_len, sums)
+                pos = nxt
+    finally:
+        if reader is not None:
+            reader.shutdown(wait=True)
+    return sums, used
+
+
+class _Ready:
+    """A finished read for the no-prefetch path (same ``result()`` as a future)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _submit(reader, raw, a, b, n_channels):
+    if b <= a:
+        return _Ready(None)
+    if reader is None:
+        return _Ready(_read_rows(raw, a, b, n_channels))
+    return reader.submit(_read_rows, raw, a, b, n_channels)
+
+
+def _initial_state(sos, first_row, adc_offset, adc_scale):
+    # Steady state for a constant input equal to the first sample: the electrodes'
+    # DC level then causes no start-up transient.
+    from scipy.signal import sosfilt_zi
+
+    zi = sosfilt_zi(sos)  # (n_sections, 2), for a unit step
+    x0 = (first_row.astype(np.float64) - adc_offset) * adc_scale
+    return np.ascontiguousarray(zi[:, :, None] * x0[None, None, :])
+
+
+def _windows_ending_in(ends, lo, hi, minus_window, buf_start):
+    """Buffer rows of the windows that end in (lo, hi], per unit, as (rows, offsets)."""
+    counts = np.zeros(len(ends) + 1, dtype=np.int64)
+    parts = []
+    for i, e in enumerate(ends):
+        a = np.searchsorted(e, lo, side="right")
+        b = np.searchsorted(e, hi, side="right")
+        counts[i + 1] = b - a
+        if b > a:
+            parts.append(e[a:b] + (minus_window - buf_start))
+    offsets = np.cumsum(counts)
+    rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return np.ascontiguousarray(rows, dtype=np.int64), offsets
