@@ -1,0 +1,46 @@
+"""Saving and loading containers.
+
+``save_hdf5``/``load_hdf5`` handle the scptensor HDF5 format (2.0; 1.0 files
+load with a :class:`~scptensor.core.exceptions.LegacyFormatWarning`);
+``save``/``load`` pick the format by extension (``.h5``, ``.hdf5``, ``.h5mu``,
+``.h5ad``).  Writes are atomic: the file appears complete or not at all, and an
+existing file stays intact until its replacement is complete.
+
+Example
+-------
+>>> container.save("analysis.h5")                 # doctest: +SKIP
+>>> loaded = ScpContainer.load("analysis.h5")     # doctest: +SKIP
+"""
+
+from scptensor.io.exceptions import (
+    IOFormatError,
+    IOPasswordError,
+    IOSourceNotFoundError,
+    IOTargetExistsError,
+    IOWriteError,
+    IOWriterClaimError,
+)
+from scptensor.io.exporters import save_hdf5
+from scptensor.io.formats import FORMATS, format_for, load, save
+from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
+from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
+from scptensor.io.importers import load_hdf5
+
+__all__ = [
+    "IOFormatError",
+    "IOPasswordError",
+    "IOWriteError",
+    "IOTargetExistsError",
+    "IOWriterClaimError",
+    "IOSourceNotFoundError",
+    "save_hdf5",
+    "load_hdf5",
+    "save_h5mu",
+    "load_h5mu",
+    "save_h5ad",
+    "load_h5ad",
+    "save",
+    "load",
+    "format_for",
+    "FORMATS",
+]

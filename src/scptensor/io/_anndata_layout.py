@@ -1,0 +1,154 @@
+"""One assay as an AnnData group, shared by the ``.h5mu`` and ``.h5ad`` formats.
+
+An assay becomes an AnnData group: ``obs`` (the samples), ``var`` (the
+features, row index = feature ids), ``X`` (the first layer, or the one asked
+for), ``layers`` (the other layers), and ``uns/scptensor`` with what AnnData has
+no place for: masks, matrix metadata, the layer order and the id column names.
+Everything is written with the element codecs, so ``anndata`` and ``mudata``
+read the group and scptensor reads back exactly what it wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import polars as pl
+
+from h5stream.elements import read_elem, write_elem
+from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
+from scptensor.io.exceptions import IOFormatError
+from scptensor.io.serializers import (
+    compression_options,
+    deserialize_matrix,
+    provenance_from_element,
+    provenance_to_element,
+)
+
+__all__ = [
+    "ANNDATA_ENCODING",
+    "write_assay_group",
+    "read_assay_group",
+    "container_extras",
+    "apply_container_extras",
+    "SCPTENSOR_KEY",
+]
+
+ANNDATA_ENCODING = ("anndata", "0.1.0")
+SCPTENSOR_KEY = "scptensor"
+_EMPTY_MAPPINGS = ("obsm", "varm", "obsp", "varp")
+
+
+def stamp_anndata(group: h5py.Group) -> None:
+    """Mark a group as an AnnData object (the group itself is no element of the codecs)."""
+    group.attrs["encoding-type"], group.attrs["encoding-version"] = ANNDATA_ENCODING
+
+
+def write_assay_group(
+    group: h5py.Group,
+    sample_ids: pl.DataFrame,
+    obs_id_col: str,
+    assay: Assay,
+    *,
+    x_layer: str | None,
+    compression: str | None,
+    level: int | None,
+    uns_extra: dict[str, Any] | None = None,
+    skip_empty_mappings: tuple[str, ...] = (),
+) -> None:
+    """Fill ``group`` (an empty group) with ``assay`` in the AnnData layout."""
+    options = compression_options(compression, level)
+    stamp_anndata(group)
+    write_elem(group, "obs", sample_ids, index=obs_id_col, **options)
+    write_elem(group, "var", assay.var, index=assay.feature_id_col, **options)
+    if x_layer is None and assay.layers:
+        x_layer = next(iter(assay.layers))
+    if x_layer is not None:
+        write_elem(group, "X", assay.layers[x_layer].X, **options)
+    write_elem(
+        group, "layers", {k: m.X for k, m in assay.layers.items() if k != x_layer}, **options
+    )
+    for name in _EMPTY_MAPPINGS:
+        if name not in skip_empty_mappings:
+            write_elem(group, name, {})
+    info: dict[str, Any] = {
+        "feature_id_col": assay.feature_id_col,
+        "layer_order": list(assay.layers),
+        "x_layer": x_layer if x_layer is not None else "",
+        "masks": {k: m.M for k, m in assay.layers.items() if m.M is not None},
+        "metadata": {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata},
+    }
+    info.update(uns_extra or {})
+    write_elem(group, "uns", {SCPTENSOR_KEY: info}, **options)
+
+
+def _info(group: h5py.Group, path) -> dict[str, Any]:
+    if "uns" not in group or SCPTENSOR_KEY not in group["uns"]:
+        raise IOFormatError(
+            "AnnData group was not written by scptensor", path=path, obj=f"{group.name}/uns/{SCPTENSOR_KEY}",
+            expected="the scptensor annotations (masks, layer order, id columns)", found="nothing",
+            hint="only files saved by scptensor load back into a container",
+        )
+    return read_elem(group["uns"][SCPTENSOR_KEY])
+
+
+def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
+    """The assay stored in an AnnData group, and its ``uns/scptensor`` annotations."""
+    info = _info(group, path)
+    var = read_elem(group["var"])
+    values = {}
+    x_layer = info.get("x_layer") or None
+    if x_layer is not None:
+        values[x_layer] = deserialize_matrix(group["X"])
+    if "layers" in group:
+        for name in group["layers"]:
+            values[name] = deserialize_matrix(group["layers"][name])
+    masks = info.get("masks", {})
+    metadata = info.get("metadata", {})
+    order = list(info.get("layer_order", []))
+    if sorted(order) != sorted(values):
+        raise IOFormatError(
+            "layers differ from the recorded layer order", path=path, obj=group.name,
+            expected=f"layers {order}", found=f"layers {sorted(values)}",
+        )
+    layers = {}
+    for name in order:
+        M = masks.get(name)
+        layers[name] = ScpMatrix(values[name], deserialize_matrix_value(M), metadata.get(name))
+    return Assay(var, layers, feature_id_col=info["feature_id_col"]), info
+
+
+def deserialize_matrix_value(value):
+    """Normalise a sparse matrix read inside a mapping to ``csr_matrix``/``csc_matrix``."""
+    from scipy import sparse
+
+    if value is not None and sparse.issparse(value):
+        return sparse.csr_matrix(value) if value.format == "csr" else sparse.csc_matrix(value)
+    return value
+
+
+def container_extras(container: ScpContainer) -> dict[str, Any]:
+    """History and links as values for ``uns/scptensor``."""
+    return {
+        "sample_id_col": container.sample_id_col,
+        "history": provenance_to_element(container.history),
+        "links": {
+            str(i): {
+                "source_assay": link.source_assay,
+                "target_assay": link.target_assay,
+                "linkage": link.linkage,
+            }
+            for i, link in enumerate(container.links)
+        },
+    }
+
+
+def apply_container_extras(info: dict[str, Any]) -> tuple[list, list]:
+    """History and links back from ``uns/scptensor``."""
+    history = provenance_from_element(info["history"]) if "history" in info else []
+    links_value = info.get("links", {})
+    links = [
+        AggregationLink(v["source_assay"], v["target_assay"], v["linkage"])
+        for _k, v in sorted(links_value.items(), key=lambda kv: int(kv[0]))
+    ]
+    return history, links

@@ -1,0 +1,123 @@
+"""File lifecycle for every ``scptensor`` format, on top of :mod:`h5stream.files`.
+
+Writes go through :func:`h5stream.files.create_atomic` (partial file, fsync,
+rename), reads through :func:`h5stream.files.open_validated`; engine errors
+leave as their ``scptensor`` counterparts (:mod:`scptensor.io.exceptions`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import h5py
+
+from h5stream.errors import H5StreamError
+from h5stream.files import create_atomic, guard_read, open_validated
+from scptensor.io.exceptions import IOPasswordError, IOWriteError, translate_engine_error
+
+__all__ = ["writing", "reading", "guarded", "root_attr"]
+
+# Leading bytes of encrypted containers people save HDF5 files into.
+_ENCRYPTED_SIGNATURES = {
+    b"Salted__": "OpenSSL 'enc'",
+    b"age-encryption.org/": "age",
+    b"-----BEGIN PGP MESSAGE": "PGP (ASCII armour)",
+}
+
+
+@contextlib.contextmanager
+def writing(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool,
+    userblock: bytes | None = None,
+    userblock_size: int = 0,
+) -> Iterator[h5py.File]:
+    """Yield an ``h5py.File`` that becomes ``path`` only when the block completes.
+
+    ``userblock`` is written into the file's user block (of ``userblock_size``
+    bytes) after HDF5 closed the file and before it is renamed into place.
+    """
+    target = Path(path)
+    atomic = create_atomic(target, overwrite=overwrite, userblock_size=userblock_size)
+    try:
+        f = atomic.open()
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    try:
+        yield f
+        f.close()
+        if userblock is not None:
+            with open(atomic.partial, "r+b") as raw:
+                raw.write(userblock.ljust(userblock_size, b"\0"))
+        atomic.commit()
+    except H5StreamError as exc:
+        atomic.abort()
+        raise translate_engine_error(exc) from exc
+    except OSError as exc:
+        atomic.abort()
+        reason = exc.strerror or str(exc)
+        hint = "free disk space" if exc.errno == errno.ENOSPC else "check the directory and free space"
+        raise IOWriteError(
+            f"writing failed ({reason}); any earlier file is intact", path=target, hint=hint
+        ) from exc
+    except BaseException:
+        atomic.abort()
+        raise
+
+
+def _refuse_encrypted(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+    except OSError:
+        return  # open_validated reports unreadable files with the right error
+    for signature, tool in _ENCRYPTED_SIGNATURES.items():
+        if head.startswith(signature):
+            raise IOPasswordError(
+                f"file is encrypted ({tool}) and needs a password",
+                path=path, expected="an HDF5 file", found=f"an {tool} encrypted file",
+                hint="decrypt it first, then load the decrypted file",
+            )
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, check: Callable[[h5py.File], None]) -> Iterator[h5py.File]:
+    """Open ``path`` read-only after the engine's safety checks and ``check(f)``."""
+    source = Path(path)
+    _refuse_encrypted(source)
+    try:
+        f = open_validated(source, check=check)
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    try:
+        with f:
+            yield f
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+@contextlib.contextmanager
+def guarded(path: str | os.PathLike, obj: str) -> Iterator[None]:
+    """Any failure inside becomes an ``IOFormatError`` naming ``path`` and ``obj``."""
+    try:
+        with guard_read(path, obj):
+            yield
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+def root_attr(f: h5py.Group, name: str, default=None):
+    """An attribute as a Python value; bytes become str."""
+    value = f.attrs.get(name, default)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+    return value

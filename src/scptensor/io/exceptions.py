@@ -1,0 +1,82 @@
+"""I/O errors of ``scptensor``: each is a :class:`~scptensor.core.exceptions.ScpTensorError`
+and the engine's matching typed error (:class:`~h5stream.errors.FormatError`,
+:class:`~h5stream.errors.WriteError`, ...)."""
+
+from __future__ import annotations
+
+import os
+
+from h5stream.errors import (
+    FormatError,
+    H5StreamError,
+    SourceNotFoundError,
+    TargetExistsError,
+    WriteError,
+    WriterClaimError,
+)
+from scptensor.core.exceptions import ScpTensorError
+
+__all__ = [
+    "IOFormatError",
+    "IOPasswordError",
+    "IOWriteError",
+    "IOTargetExistsError",
+    "IOWriterClaimError",
+    "IOSourceNotFoundError",
+    "translate_engine_error",
+]
+
+
+class IOFormatError(ScpTensorError, FormatError):
+    """A file is not a readable ``scptensor`` file: wrong format or version, missing group, corrupt."""
+
+
+class IOPasswordError(ScpTensorError, FormatError):
+    """A file is encrypted or password protected, which HDF5 files of ours never are."""
+
+
+class IOWriteError(ScpTensorError, WriteError):
+    """Writing failed (permissions, full disk, I/O error); any earlier file at the path is intact."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, **details) -> None:
+        super().__init__(message, path=path, **details)
+
+
+class IOTargetExistsError(IOWriteError, TargetExistsError):
+    """The target exists and ``overwrite=True`` was not passed."""
+
+
+class IOWriterClaimError(IOWriteError, WriterClaimError):
+    """Another writer holds the target file."""
+
+
+class IOSourceNotFoundError(ScpTensorError, SourceNotFoundError):
+    """The file to read does not exist."""
+
+
+# Most specific engine class first: the first match wins.
+_ENGINE_TO_IO: tuple[tuple[type[H5StreamError], type[ScpTensorError]], ...] = (
+    (TargetExistsError, IOTargetExistsError),
+    (WriterClaimError, IOWriterClaimError),
+    (WriteError, IOWriteError),
+    (SourceNotFoundError, IOSourceNotFoundError),
+    (FormatError, IOFormatError),
+)
+
+
+def translate_engine_error(exc: H5StreamError) -> BaseException:
+    """Return the ``scptensor`` error matching an engine error, keeping its message and details.
+
+    Errors that are already ``scptensor`` errors, or have no I/O counterpart
+    (e.g. :class:`~h5stream.errors.EncodingError`), are returned unchanged.
+    """
+    if isinstance(exc, ScpTensorError):
+        return exc
+    for engine_cls, io_cls in _ENGINE_TO_IO:
+        if isinstance(exc, engine_cls):
+            new = io_cls.__new__(io_cls)
+            H5StreamError.__init__(new, str(exc))
+            new.path, new.obj = exc.path, exc.obj
+            new.expected, new.found, new.hint = exc.expected, exc.found, exc.hint
+            return new
+    return exc

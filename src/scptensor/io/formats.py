@@ -1,0 +1,67 @@
+"""Choice of file format by extension, for ``ScpContainer.save``/``load`` and the command line.
+
+| extension        | format                                   | writer / reader            |
+|------------------|------------------------------------------|----------------------------|
+| ``.h5``/``.hdf5`` | scptensor HDF5 format 2.0 (reads 1.0)    | save_hdf5 / load_hdf5      |
+| ``.h5mu``        | MuData, one modality per assay           | save_h5mu / load_h5mu      |
+| ``.h5ad``        | AnnData, one assay (``assay=``)          | save_h5ad / load_h5ad      |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from scptensor.core.structures import ScpContainer
+from scptensor.io.exporters import save_hdf5
+from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
+from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
+from scptensor.io.importers import load_hdf5
+
+__all__ = ["FileFormat", "FORMATS", "format_for", "save", "load", "supported_extensions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileFormat:
+    """A file format: its name, writer and reader."""
+
+    name: str
+    save: Callable[..., Path]
+    load: Callable[..., ScpContainer]
+
+
+_HDF5 = FileFormat("scptensor HDF5", save_hdf5, load_hdf5)
+FORMATS: dict[str, FileFormat] = {
+    ".h5": _HDF5,
+    ".hdf5": _HDF5,
+    ".h5mu": FileFormat("MuData", save_h5mu, load_h5mu),
+    ".h5ad": FileFormat("AnnData", save_h5ad, load_h5ad),
+}
+
+
+def supported_extensions() -> list[str]:
+    return list(FORMATS)
+
+
+def format_for(path: str | os.PathLike) -> FileFormat:
+    """The format a path's extension names; ``ValueError`` naming the supported ones otherwise."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        raise ValueError(
+            f"{os.fspath(path)}: unsupported file extension {suffix or '(none)'!r}; "
+            f"supported: {', '.join(FORMATS)}"
+        ) from None
+
+
+def save(container: ScpContainer, path: str | os.PathLike, **options) -> Path:
+    """Save ``container`` in the format of ``path``'s extension (options go to that writer)."""
+    return format_for(path).save(container, path, **options)
+
+
+def load(path: str | os.PathLike, **options) -> ScpContainer:
+    """Load a container from ``path`` in the format of its extension."""
+    return format_for(path).load(path, **options)

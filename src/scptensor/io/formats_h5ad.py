@@ -1,0 +1,132 @@
+"""AnnData files (``.h5ad``): one assay of a container, readable by ``anndata.read_h5ad``.
+
+``X`` is one layer (the ``layer`` argument, default the assay's first), the
+other layers go to ``layers``; ``obs`` holds every sample column; masks,
+metadata, history and the links that stay inside the assay are kept under
+``uns/scptensor``, so loading the file gives back a container with that one
+assay exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from pathlib import Path
+
+import h5py
+
+from scptensor.core.structures import ScpContainer
+from scptensor.io._anndata_layout import (
+    ANNDATA_ENCODING,
+    apply_container_extras,
+    container_extras,
+    read_assay_group,
+    write_assay_group,
+)
+from scptensor.io._files import guarded, reading, root_attr, writing
+from scptensor.io.exceptions import IOFormatError
+from scptensor.io.exporters import FORMAT_VERSION, select_parts
+
+__all__ = ["save_h5ad", "load_h5ad"]
+
+logger = logging.getLogger(__name__)
+
+_MARK_ATTR = "scptensor:format_version"
+_ASSAY_ATTR = "scptensor:assay"
+
+
+def save_h5ad(
+    container: ScpContainer,
+    path: str | os.PathLike,
+    *,
+    assay: str | None = None,
+    layer: str | None = None,
+    compression: str | None = "gzip",
+    compression_level: int = 4,
+    save_obs: bool = True,
+    save_layers=None,
+    save_history: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Save one assay of ``container`` as an AnnData file.
+
+    Parameters
+    ----------
+    assay : str, optional
+        The assay to save; may be omitted when the container holds exactly one.
+    layer : str, optional
+        The layer stored as ``X`` (default: the assay's first layer).
+    Other parameters
+        As for :func:`scptensor.io.save_hdf5`.
+    """
+    if assay is None:
+        if len(container.assays) != 1:
+            raise ValueError(
+                "an .h5ad file holds one assay; pass assay= one of "
+                f"{list(container.assays)}"
+            )
+        assay = next(iter(container.assays))
+    if assay not in container.assays:
+        raise ValueError(f"assay {assay!r} is not in the container; it holds {list(container.assays)}")
+    part = select_parts(container, save_obs, [assay], save_layers, save_history)
+    chosen = part.assays[assay]
+    if layer is not None and layer not in chosen.layers:
+        raise ValueError(f"layer {layer!r} is not saved from assay {assay!r}; layers {list(chosen.layers)}")
+    target = Path(path)
+    with writing(target, overwrite=overwrite) as f:
+        f.attrs[_MARK_ATTR] = FORMAT_VERSION
+        f.attrs[_ASSAY_ATTR] = assay
+        f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        write_assay_group(
+            f, part.obs, part.sample_id_col, chosen, x_layer=layer,
+            compression=compression, level=compression_level,
+            uns_extra={"assay": assay, **container_extras(part)},
+        )
+    logger.info("saved assay %r of %r to %s (AnnData)", assay, container, target)
+    return target
+
+
+def _check(path):
+    def check(f: h5py.File) -> None:
+        kind = root_attr(f, "encoding-type")
+        if kind != ANNDATA_ENCODING[0]:
+            raise IOFormatError(
+                "not an AnnData file", path=path, obj="/@encoding-type",
+                expected=repr(ANNDATA_ENCODING[0]), found=repr(kind),
+            )
+        version = root_attr(f, _MARK_ATTR)
+        if version is None:
+            raise IOFormatError(
+                "AnnData file was not written by scptensor", path=path, obj=f"/@{_MARK_ATTR}",
+                expected=f"scptensor format {FORMAT_VERSION}", found="nothing",
+                hint="only files saved by scptensor load back into a container",
+            )
+        if str(version) != FORMAT_VERSION:
+            raise IOFormatError(
+                "unsupported scptensor format version", path=path, obj=f"/@{_MARK_ATTR}",
+                expected=repr(FORMAT_VERSION), found=repr(version),
+            )
+        for required in ("obs", "var", "uns"):
+            if required not in f:
+                raise IOFormatError(
+                    "required group is missing", path=path, obj=f"/{required}",
+                    expected=f"a group /{required}", found="nothing",
+                )
+
+    return check
+
+
+def load_h5ad(path: str | os.PathLike) -> ScpContainer:
+    """Load a one-assay container from a ``.h5ad`` file written by :func:`save_h5ad`."""
+    from h5stream.elements import read_elem
+
+    source = Path(path)
+    with reading(source, _check(source)) as f:
+        with guarded(source, "/"):
+            assay, info = read_assay_group(f, source)
+            obs = read_elem(f["obs"])
+    history, links = apply_container_extras(info)
+    return ScpContainer(
+        obs, {info["assay"]: assay}, history=history, links=links, sample_id_col=info["sample_id_col"]
+    )

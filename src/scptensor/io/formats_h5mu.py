@@ -1,0 +1,180 @@
+"""MuData files (``.h5mu``): one modality per assay, readable by ``mudata.read_h5mu``.
+
+Layout (MuData 0.1.0, shared samples, ``axis=0``): a 512-byte user block
+starting with ``MuData (format-version=...)``; root ``obs`` (the container's
+samples), ``var`` (every assay's feature ids, concatenated), ``obsm``/``varm``
+(membership flags), ``obsmap``/``varmap`` (1-based positions), ``uns`` (the
+history, links and id column under ``uns/scptensor``) and ``mod/<assay>`` each
+an AnnData group (see :mod:`scptensor.io._anndata_layout`), in ``mod-order``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import polars as pl
+
+from h5stream.elements import read_elem, write_elem
+from scptensor.core.structures import ScpContainer
+from scptensor.io._anndata_layout import (
+    SCPTENSOR_KEY,
+    container_extras,
+    apply_container_extras,
+    read_assay_group,
+    write_assay_group,
+)
+from scptensor.io._files import guarded, reading, root_attr, writing
+from scptensor.io.exceptions import IOFormatError
+from scptensor.io.exporters import FORMAT_VERSION, select_parts
+from scptensor.io.serializers import compression_options
+
+__all__ = ["save_h5mu", "load_h5mu", "MUDATA_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+MUDATA_VERSION = "0.1.0"
+USERBLOCK_SIZE = 512
+_MARK_ATTR = "scptensor:format_version"
+_GLOBAL_VAR_INDEX = "_index"
+
+
+def _header() -> bytes:
+    from scptensor import __version__
+
+    return (
+        f"MuData (format-version={MUDATA_VERSION};creator=scptensor;creator-version={__version__})"
+    ).encode()
+
+
+def _global_var(container: ScpContainer) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    ids, owner = [], []
+    for name, assay in container.assays.items():
+        ids.extend(str(v) for v in assay.feature_ids.to_list())
+        owner.extend([name] * assay.n_features)
+    frame = pl.DataFrame({_GLOBAL_VAR_INDEX: ids}, schema={_GLOBAL_VAR_INDEX: pl.String})
+    owner_arr = np.asarray(owner, dtype=object)
+    return frame, {name: owner_arr == name for name in container.assays}
+
+
+def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
+    from scptensor import __version__
+
+    options = compression_options(compression, level)
+    f.attrs["encoding-type"] = "MuData"
+    f.attrs["encoding-version"] = MUDATA_VERSION
+    f.attrs["encoder"] = "scptensor"
+    f.attrs["encoder-version"] = __version__
+    f.attrs["axis"] = 0
+    f.attrs[_MARK_ATTR] = FORMAT_VERSION
+    f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+    n_obs = container.n_samples
+    write_elem(f, "obs", container.obs, index=container.sample_id_col, **options)
+    var, membership = _global_var(container)
+    write_elem(f, "var", var, index=_GLOBAL_VAR_INDEX)
+    write_elem(f, "obsm", {name: np.ones(n_obs, dtype=bool) for name in container.assays})
+    write_elem(f, "varm", membership)
+    write_elem(f, "obsmap", {name: np.arange(1, n_obs + 1, dtype=np.uint32) for name in container.assays})
+    write_elem(
+        f,
+        "varmap",
+        {name: np.where(flags, np.cumsum(flags), 0).astype(np.uint32) for name, flags in membership.items()},
+    )
+    write_elem(f, "obsp", {})
+    write_elem(f, "varp", {})
+    write_elem(f, "uns", {SCPTENSOR_KEY: container_extras(container)}, **options)
+
+    mods = f.create_group("mod")
+    mods.attrs["mod-order"] = np.array(list(container.assays), dtype=h5py.string_dtype())
+    sample_ids = container.obs.select(container.sample_id_col)
+    for name, assay in container.assays.items():
+        write_assay_group(
+            mods.create_group(name), sample_ids, container.sample_id_col, assay,
+            x_layer=None, compression=compression, level=level,
+        )
+
+
+def save_h5mu(
+    container: ScpContainer,
+    path: str | os.PathLike,
+    *,
+    compression: str | None = "gzip",
+    compression_level: int = 4,
+    save_obs: bool = True,
+    save_assays=None,
+    save_layers=None,
+    save_history: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Save ``container`` as a MuData file, one modality per assay.
+
+    The options mean what they mean for :func:`scptensor.io.save_hdf5`.  Masks,
+    matrix metadata, history and links are kept under ``uns/scptensor``.
+    """
+    part = select_parts(container, save_obs, save_assays, save_layers, save_history)
+    target = Path(path)
+    with writing(target, overwrite=overwrite, userblock=_header(), userblock_size=USERBLOCK_SIZE) as f:
+        _write(f, part, compression, compression_level)
+    logger.info("saved %r to %s (MuData)", container, target)
+    return target
+
+
+def _check(path):
+    def check(f: h5py.File) -> None:
+        kind = root_attr(f, "encoding-type")
+        if kind != "MuData":
+            raise IOFormatError(
+                "not a MuData file", path=path, obj="/@encoding-type",
+                expected="'MuData'", found=repr(kind),
+            )
+        version = root_attr(f, _MARK_ATTR)
+        if version is None:
+            raise IOFormatError(
+                "MuData file was not written by scptensor", path=path, obj=f"/@{_MARK_ATTR}",
+                expected=f"scptensor format {FORMAT_VERSION}", found="nothing",
+                hint="only files saved by scptensor load back into a container",
+            )
+        if str(version) != FORMAT_VERSION:
+            raise IOFormatError(
+                "unsupported scptensor format version", path=path, obj=f"/@{_MARK_ATTR}",
+                expected=repr(FORMAT_VERSION), found=repr(version),
+            )
+        for required in ("obs", "mod", "uns"):
+            if required not in f:
+                raise IOFormatError(
+                    "required group is missing", path=path, obj=f"/{required}",
+                    expected=f"a group /{required}", found="nothing",
+                )
+
+    return check
+
+
+def load_h5mu(path: str | os.PathLike) -> ScpContainer:
+    """Load a container from a ``.h5mu`` file written by :func:`save_h5mu`."""
+    source = Path(path)
+    with reading(source, _check(source)) as f:
+        with guarded(source, "/uns/scptensor"):
+            extras = read_elem(f["uns"][SCPTENSOR_KEY])
+        with guarded(source, "/obs"):
+            obs = read_elem(f["obs"])
+        mods = f["mod"]
+        order = [str(m) for m in mods.attrs.get("mod-order", [])]
+        order = [m.decode() if isinstance(m, bytes) else m for m in order]
+        if sorted(order) != sorted(mods):
+            raise IOFormatError(
+                "modalities differ from mod-order", path=source, obj="/mod",
+                expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
+            )
+        assays = {}
+        for name in order:
+            with guarded(source, f"/mod/{name}"):
+                assays[name], _info = read_assay_group(mods[name], source)
+    history, links = apply_container_extras(extras)
+    return ScpContainer(
+        obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
+    )

@@ -1,0 +1,176 @@
+"""Reader of scptensor HDF5 files (``.h5``/``.hdf5``): format 2.0 and the original 1.0.
+
+The root attributes decide the reader: ``format_name="scptensor"`` with
+``format_version="2.0"``, or a bare ``format_version="1.0"`` (the original
+layout, read by :mod:`scptensor.io.legacy`).  Anything else, including files of
+other tools, raises :class:`~scptensor.io.exceptions.IOFormatError` naming the
+path and what was found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import polars as pl
+
+from h5stream.elements import read_elem
+from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
+from scptensor.io._files import guarded, reading, root_attr
+from scptensor.io.exceptions import IOFormatError
+from scptensor.io.exporters import FORMAT_NAME, FORMAT_VERSION
+from scptensor.io.legacy import LEGACY_VERSION, read_container_v1
+from scptensor.io.serializers import deserialize_matrix, deserialize_provenance
+
+__all__ = ["load_hdf5", "read_matrix", "READERS"]
+
+logger = logging.getLogger(__name__)
+
+
+def _require(group: h5py.Group, name: str, path, kind: str = "group"):
+    if name not in group:
+        where = group.name.rstrip("/")
+        raise IOFormatError(
+            f"required {kind} is missing", path=path, obj=f"{where}/{name}",
+            expected=f"a {kind} {where}/{name} (scptensor format {FORMAT_VERSION})", found="nothing",
+            hint="the file is incomplete or was not written by scptensor",
+        )
+    return group[name]
+
+
+def _order(group: h5py.Group, path) -> list[str]:
+    """Member names in their saved order (the ``order`` attribute), checked against the group."""
+    raw = root_attr(group, "order")
+    names = list(group) if raw is None else json.loads(raw)
+    missing = [n for n in names if n not in group]
+    if missing:
+        raise IOFormatError(
+            "group lacks members its order attribute lists", path=path, obj=group.name,
+            expected=f"members {names}", found=f"members {list(group)}",
+        )
+    return names
+
+
+def read_matrix(group: h5py.Group, path) -> ScpMatrix:
+    """One layer group: ``X``, optional ``M`` and ``metadata``."""
+    X = deserialize_matrix(_require(group, "X", path, "element"))
+    M = deserialize_matrix(group["M"]) if "M" in group else None
+    metadata = read_elem(group["metadata"]) if "metadata" in group else None
+    return ScpMatrix(X, M, metadata)
+
+
+def _read_container_v2(f: h5py.File, path) -> ScpContainer:
+    sample_id_col = root_attr(f, "sample_id_col", "_index")
+    with guarded(path, "/obs"):
+        obs = read_elem(_require(f, "obs", path, "element"))
+    assays = {}
+    assays_group = _require(f, "assays", path)
+    for name in _order(assays_group, path):
+        group = assays_group[name]
+        with guarded(path, group.name):
+            feature_id_col = root_attr(group, "feature_id_col", "_index")
+            var = read_elem(_require(group, "var", path, "element"))
+            layers_group = _require(group, "layers", path)
+            layers = {
+                layer: read_matrix(layers_group[layer], path) for layer in _order(layers_group, path)
+            }
+            assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
+    links = []
+    if "links" in f:
+        for key in sorted(f["links"], key=int):
+            group = f["links"][key]
+            with guarded(path, group.name):
+                linkage = read_elem(group["linkage"])
+                links.append(
+                    AggregationLink(
+                        root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
+                    )
+                )
+    history = []
+    if "provenance" in f and "history" in f["provenance"]:
+        with guarded(path, "/provenance/history"):
+            history = deserialize_provenance(f["provenance"]["history"])
+    if not isinstance(obs, pl.DataFrame):
+        raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
+    return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
+
+
+# format_version -> reader(open file, path) -> ScpContainer
+READERS: dict[str, Callable[[h5py.File, str | os.PathLike], ScpContainer]] = {
+    LEGACY_VERSION: read_container_v1,
+    FORMAT_VERSION: _read_container_v2,
+}
+
+
+def _check_format(path) -> Callable[[h5py.File], None]:
+    def check(f: h5py.File) -> None:
+        name = root_attr(f, "format_name")
+        version = root_attr(f, "format_version")
+        if version is None:
+            other = root_attr(f, "encoding-type")
+            found = f"a file written by another tool (encoding-type {other!r})" if other else (
+                f"no format attributes; top-level members {sorted(f)[:8]}"
+            )
+            raise IOFormatError(
+                "not a scptensor file", path=path, obj="/@format_version",
+                expected="root attributes format_name='scptensor' and format_version",
+                found=found,
+                hint="load .h5mu/.h5ad files with ScpContainer.load, which picks the reader by extension",
+            )
+        version = str(version)
+        if name not in (None, FORMAT_NAME):
+            raise IOFormatError(
+                "file was written by another tool", path=path, obj="/@format_name",
+                expected=repr(FORMAT_NAME), found=repr(name),
+            )
+        if version not in READERS:
+            raise IOFormatError(
+                "unsupported scptensor format version", path=path, obj="/@format_version",
+                expected="one of " + ", ".join(sorted(READERS)), found=repr(version),
+                hint="the file may come from a newer scptensor; upgrade to read it",
+            )
+        if name is None and version != LEGACY_VERSION:
+            raise IOFormatError(
+                "format name attribute is missing", path=path, obj="/@format_name",
+                expected=repr(FORMAT_NAME), found="nothing",
+            )
+
+    return check
+
+
+def load_hdf5(path: str | os.PathLike) -> ScpContainer:
+    """Load a container from a scptensor HDF5 file (format 2.0, or the original 1.0).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    ScpContainer
+
+    Raises
+    ------
+    IOFormatError
+        Not an HDF5 file, a file of another tool, an unsupported version, a
+        missing group or an unreadable object; the message names the path and
+        the object.
+    IOSourceNotFoundError
+        The file does not exist.
+
+    Warns
+    -----
+    LegacyFormatWarning
+        The file is in the 1.0 layout.
+    """
+    source = Path(path)
+    with reading(source, _check_format(source)) as f:
+        version = str(root_attr(f, "format_version"))
+        with guarded(source, "/"):
+            container = READERS[version](f, source)
+    logger.info("loaded %r from %s (format %s)", container, source, version)
+    return container

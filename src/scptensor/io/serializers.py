@@ -1,0 +1,180 @@
+"""Element-level conversion of ``scptensor`` parts to and from HDF5 objects.
+
+Frames, arrays and sparse matrices are written with the engine's element
+codecs (:func:`h5stream.elements.write_elem`), so every element says what it is
+through ``encoding-type``/``encoding-version`` and reads with
+``anndata.io.read_elem`` as well as with ours.  Values keep their dtype: a
+float64 matrix stays float64 and a CSC matrix stays CSC.
+
+The history is stored as one frame of records (timestamp, action,
+software_version, description; nulls kept) plus one mapping of parameters per
+entry, keyed by position, so numpy scalars and arrays in parameters round-trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+import polars as pl
+from scipy import sparse
+
+from h5stream.elements import read_elem, write_elem
+from scptensor.core.structures import ProvenanceLog
+from scptensor.io.legacy import read_columns_v1, read_history_v1
+
+__all__ = [
+    "serialize_dataframe",
+    "deserialize_dataframe",
+    "serialize_dense_matrix",
+    "serialize_sparse_matrix",
+    "deserialize_matrix",
+    "serialize_provenance",
+    "deserialize_provenance",
+    "provenance_to_element",
+    "provenance_from_element",
+    "compression_options",
+]
+
+_RECORD_SCHEMA = {
+    "timestamp": pl.String,
+    "action": pl.String,
+    "software_version": pl.String,
+    "description": pl.String,
+}
+
+
+def compression_options(compression: str | None, compression_level: int | None) -> dict[str, Any]:
+    """Keyword arguments of ``write_elem`` for a compression name and level."""
+    if compression is None:
+        return {"compression": None}
+    level = compression_level if compression in ("gzip", "zstd", "blosc", "blosc2") else None
+    return {"compression": compression, "compression_opts": level}
+
+
+def _replace_with_element(group: h5py.Group, value: Any, **options: Any) -> h5py.Group:
+    """Write ``value`` as an element in place of the empty group ``group``."""
+    if len(group):
+        raise ValueError(f"group {group.name} is not empty; pass a new, empty group")
+    parent, name = group.parent, group.name.rsplit("/", 1)[-1]
+    attrs = dict(group.attrs)
+    del parent[name]
+    write_elem(parent, name, value, **options)
+    for key, attr in attrs.items():
+        parent[name].attrs.setdefault(key, attr)
+    return parent[name]
+
+
+def serialize_dataframe(df: pl.DataFrame, group: h5py.Group, *, id_col: str | None = None) -> None:
+    """Write a polars DataFrame into the empty group ``group`` (AnnData ``dataframe`` encoding).
+
+    Parameters
+    ----------
+    df : polars.DataFrame
+        Frame to store; every dtype and the column order are kept.
+    group : h5py.Group
+        Empty group that becomes the dataframe element.
+    id_col : str, optional
+        Column stored as the AnnData row index (``_index`` attribute).
+    """
+    options = {"index": id_col} if id_col is not None else {}
+    _replace_with_element(group, df, **options)
+
+
+def deserialize_dataframe(group: h5py.Group) -> pl.DataFrame:
+    """Read a frame written by :func:`serialize_dataframe`, or a 1.0 group of plain column datasets."""
+    if "encoding-type" in group.attrs:
+        frame = read_elem(group)
+        if not isinstance(frame, pl.DataFrame):
+            raise TypeError(f"{group.name} holds {type(frame).__name__}, not a dataframe")
+        return frame
+    return read_columns_v1(group)
+
+
+def serialize_dense_matrix(
+    X: np.ndarray,
+    group: h5py.Group,
+    name: str = "X",
+    compression: str | None = "gzip",
+    compression_level: int = 4,
+) -> None:
+    """Write a dense array as element ``name`` of ``group``, keeping its dtype."""
+    write_elem(group, name, np.asarray(X), **compression_options(compression, compression_level))
+
+
+def serialize_sparse_matrix(
+    X,
+    group: h5py.Group,
+    name: str = "X",
+    compression: str | None = "gzip",
+    compression_level: int = 4,
+) -> None:
+    """Write a SciPy CSR or CSC matrix as element ``name`` of ``group``, keeping its format.
+
+    Other sparse formats are stored as CSR.
+    """
+    if X.format not in ("csr", "csc"):
+        X = sparse.csr_matrix(X)
+    write_elem(group, name, X, **compression_options(compression, compression_level))
+
+
+def deserialize_matrix(obj):
+    """Read a dense or sparse matrix element; sparse results are ``csr_matrix``/``csc_matrix``."""
+    value = read_elem(obj)
+    if sparse.issparse(value):
+        if value.format == "csr" and not isinstance(value, sparse.csr_matrix):
+            value = sparse.csr_matrix(value)
+        elif value.format == "csc" and not isinstance(value, sparse.csc_matrix):
+            value = sparse.csc_matrix(value)
+    return value
+
+
+def provenance_to_element(history: Sequence[ProvenanceLog]) -> dict[str, Any]:
+    """The history as an element value: a frame of records and a mapping of parameters."""
+    records = pl.DataFrame(
+        {
+            "timestamp": [h.timestamp for h in history],
+            "action": [h.action for h in history],
+            "software_version": [h.software_version for h in history],
+            "description": [h.description for h in history],
+        },
+        schema=_RECORD_SCHEMA,
+    )
+    params = {str(i): dict(h.params) for i, h in enumerate(history)}
+    return {"records": records, "params": params}
+
+
+def provenance_from_element(value: Mapping[str, Any]) -> list[ProvenanceLog]:
+    """Inverse of :func:`provenance_to_element`."""
+    records: pl.DataFrame = value["records"]
+    params = value.get("params", {})
+    history = []
+    for i, row in enumerate(records.iter_rows(named=True)):
+        history.append(
+            ProvenanceLog(
+                timestamp=row["timestamp"],
+                action=row["action"],
+                params=dict(params.get(str(i), {})),
+                software_version=row["software_version"],
+                description=row["description"],
+            )
+        )
+    return history
+
+
+def serialize_provenance(history: Sequence[ProvenanceLog], group: h5py.Group) -> None:
+    """Write the operation history into ``group`` (members ``records`` and ``params``)."""
+    for key, value in provenance_to_element(history).items():
+        write_elem(group, key, value)
+
+
+def deserialize_provenance(group: h5py.Group) -> list[ProvenanceLog]:
+    """Read a history written by :func:`serialize_provenance`, or the 1.0 layout."""
+    if "records" in group:
+        value = {"records": read_elem(group["records"])}
+        if "params" in group:
+            value["params"] = read_elem(group["params"])
+        return provenance_from_element(value)
+    return read_history_v1(group)
