@@ -1,0 +1,173 @@
+"""Shared facts about MCS CMOS-MEA HDF5 files (``.cmcr`` raw data, ``.cmtr`` spike sorting).
+
+Both kinds are plain HDF5.  Every group and dataset carries the string attributes
+``ID.Type``, ``ID.TypeID`` (a GUID naming the object's class), ``ID.Instance`` and
+``ID.InstanceID``; the vendor's reader dispatches on ``ID.TypeID``.  The type ids
+below that the vendor's package lists are the vendor's; objects it does not list
+(the spike sorter's tables and per-unit datasets) get stable ids of our own,
+derived from their names, which the vendor's reader treats as plain datasets.
+
+The sensor grid is 65 x 65 with 1-based, column-major sensor ids:
+``row = (id - 1) % 65 + 1``, ``col = (id - 1) // 65 + 1``, ``id = 65 * (col - 1) + row``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import h5py
+import numpy as np
+
+from hdmea.errors import RecordingFormatError
+
+__all__ = [
+    "GRID_SIZE",
+    "N_SENSORS",
+    "TYPE_IDS",
+    "ROOT_TYPE_ID",
+    "PROGRAM_RAW",
+    "PROGRAM_SORTER",
+    "sensor_id_to_row_col",
+    "row_col_to_sensor_id",
+    "attr_text",
+    "attr_number",
+    "check_mcs_root",
+    "require_object",
+]
+
+GRID_SIZE = 65
+N_SENSORS = GRID_SIZE * GRID_SIZE
+
+PROGRAM_RAW = "CMOS-MEA-Control"
+PROGRAM_SORTER = "CMOS-MEA-Tools"
+
+_OWN_NAMESPACE = uuid.UUID("6f1c1d5e-3c55-4b52-9a55-8d3b0e0c2a10")
+
+
+def _own_type_id(name: str) -> str:
+    return str(uuid.uuid5(_OWN_NAMESPACE, name))
+
+
+# ID.Type -> ID.TypeID.  The first block is the vendor's table (McsPy.McsHdf5Types);
+# the second names objects the vendor's table does not list.
+TYPE_IDS: dict[str, str] = {
+    "CMOS-MEA-File": "cabb6cdd-47e0-417a-8e04-5664cbbc449b",
+    "Acquisition": "650d88ce-9f24-4b20-ac2b-254defd12761",
+    "ChannelStream": "9217aeb4-59a0-4d7f-bdcd-0371c9fd66eb",
+    "ChannelMeta": "9e8ac9cd-5571-4ee5-bbfa-8e9d9c436daa",
+    "ChannelData": "5efe7932-dcfe-49ff-ba53-25accff5d622",
+    "SensorStream": "15e5a1fe-df2f-421b-8b60-23eeb2213c45",
+    "SensorMeta": "ab2aa189-2e72-4148-a2ef-978119223412",
+    "SensorData": "49da47df-f397-4121-b5da-35317a93e705",
+    "SpikeSorter": "7263d1b7-f57a-42de-8f51-5d6326d22f2a",
+    "SpikeSorterUnit": "0e5a97df-9de0-4a22-ab8c-54845c1ff3b9",
+    "ProjectionMatrix": "3fa908a3-fac9-4a80-96a1-310d9bcdf617",
+    "SettingsSorterGeneral": "62bc7b9f-7eea-4a88-a438-c618067d49f4",
+    # not in the vendor's table
+    "SpikeSorterUnits": _own_type_id("SpikeSorterUnits"),
+    "Peaks": _own_type_id("Peaks"),
+    "RoiSTAs": _own_type_id("RoiSTAs"),
+    "Source": _own_type_id("Source"),
+    "UnitInfo": _own_type_id("UnitInfo"),
+    "Unmixing": _own_type_id("Unmixing"),
+}
+ROOT_TYPE_ID = TYPE_IDS["CMOS-MEA-File"]
+
+
+def sensor_id_to_row_col(sensor_id):
+    """1-based (row, col) of 1-based, column-major sensor ids (scalar or array)."""
+    sid = np.asarray(sensor_id, dtype=np.int64) - 1
+    row = sid % GRID_SIZE + 1
+    col = sid // GRID_SIZE + 1
+    if np.ndim(sensor_id) == 0:
+        return int(row), int(col)
+    return row, col
+
+
+def row_col_to_sensor_id(row, col):
+    """1-based, column-major sensor id of 1-based (row, col) (scalar or array)."""
+    sid = GRID_SIZE * (np.asarray(col, dtype=np.int64) - 1) + np.asarray(row, dtype=np.int64)
+    return int(sid) if np.ndim(sid) == 0 else sid
+
+
+def attr_text(value) -> str | None:
+    """An MCS string attribute (fixed-length bytes, vlen str or 1-element array) as ``str``."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(-1)[0]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace").rstrip("\x00").rstrip()
+    return str(value)
+
+
+def attr_number(value) -> float | None:
+    """An MCS numeric attribute (scalar or 1-element array) as a python number."""
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iuf":
+        return None
+    item = arr.reshape(-1)[0].item()
+    return item
+
+
+def check_mcs_root(f: h5py.File, path: str | os.PathLike, *, program: str) -> None:
+    """Refuse a file that is not an MCS CMOS-MEA file written by ``program``."""
+    type_id = attr_text(f.attrs.get("ID.TypeID"))
+    if type_id != ROOT_TYPE_ID:
+        raise RecordingFormatError(
+            "not an MCS CMOS-MEA file (the file was written by another tool)",
+            path=path, obj="/@ID.TypeID", expected=ROOT_TYPE_ID, found=repr(type_id),
+        )
+    found_program = attr_text(f.attrs.get("ProgramName"))
+    if found_program != program:
+        raise RecordingFormatError(
+            f"not a {program} file",
+            path=path, obj="/@ProgramName", expected=repr(program), found=repr(found_program),
+            hint="pass the .cmcr as the raw file and the .cmtr as the spike-sorting file",
+        )
+    if attr_number(f.attrs.get("FileVersion")) is None:
+        raise RecordingFormatError(
+            "file version attribute is missing", path=path, obj="/@FileVersion",
+            expected="an integer version", found=repr(f.attrs.get("FileVersion")),
+        )
+
+
+def require_object(parent: h5py.Group, name: str, path: str | os.PathLike, *, kind: type = h5py.Group):
+    """``parent[name]`` as ``kind`` or a :class:`RecordingFormatError` naming what is missing."""
+    full = (parent.name.rstrip("/") + "/" + name) if parent.name != "/" else "/" + name
+    try:
+        link = parent.get(name, getlink=True)
+    except (KeyError, OSError, RuntimeError, ValueError) as exc:
+        raise RecordingFormatError(
+            f"cannot read the object ({exc})", path=path, obj=full,
+            hint="the file may be damaged",
+        ) from exc
+    if link is None:
+        raise RecordingFormatError(
+            "object is missing", path=path, obj=full,
+            expected=f"an HDF5 {kind.__name__.lower()}", found="nothing",
+            hint="the file is incomplete or was not written by the MCS software",
+        )
+    if isinstance(link, h5py.ExternalLink):
+        raise RecordingFormatError(
+            "object is an external link, which is not followed", path=path, obj=full,
+            found=f"link to {link.filename}:{link.path}",
+        )
+    try:
+        obj = parent[name]
+    except (KeyError, OSError, RuntimeError, ValueError) as exc:
+        raise RecordingFormatError(
+            f"cannot open the object ({exc})", path=path, obj=full,
+            hint="the file may be damaged",
+        ) from exc
+    if not isinstance(obj, kind):
+        raise RecordingFormatError(
+            "object has the wrong kind", path=path, obj=full,
+            expected=f"an HDF5 {kind.__name__.lower()}", found=type(obj).__name__,
+        )
+    return obj

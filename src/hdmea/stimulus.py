@@ -1,0 +1,222 @@
+"""The visual stimulus of a recording: playlist, movie lengths, trial layouts and noise movies.
+
+Display frames are counted from the first frame the frame-sync channel reports
+(after the leading pulses the lab drops).  Each playlist entry occupies
+``pre_margin_frames + movie_length + post_margin_frames`` display frames: a gray
+pad, the movie, a gray pad.  Movie frame ``j`` of an occurrence whose section
+starts at display frame ``s`` is display frame ``s + pre_margin_frames + j``.
+
+A movie made of trials (a step stimulus, say ``step_up_5s_5i_3x``) has a
+:class:`TrialConfig`: trial ``n`` starts at movie frame ``start_frame + n *
+trial_length_frame``.  A dense-noise movie has a :class:`NoiseMovie`: image ``i``
+of its ``frames`` array is shown on movie frames ``i * frames_per_image`` to
+``(i + 1) * frames_per_image - 1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hdmea.errors import ConfigError
+
+__all__ = [
+    "TrialConfig",
+    "NoiseMovie",
+    "StimulusConfig",
+    "occurrence_frame_ranges",
+    "trial_frame_ranges",
+    "frames_to_samples",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    """Where the trials of a movie lie, in movie frames."""
+
+    start_frame: int
+    trial_length_frame: int
+    repeat: int
+
+    def __post_init__(self) -> None:
+        for name in ("start_frame", "trial_length_frame", "repeat"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"trial config {name} must be a non-negative integer, found {value!r}")
+        if self.trial_length_frame == 0 or self.repeat == 0:
+            raise ConfigError(
+                "trial config needs trial_length_frame >= 1 and repeat >= 1, "
+                f"found {self.trial_length_frame} and {self.repeat}"
+            )
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.trial_length_frame * self.repeat
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseMovie:
+    """A dense-noise movie: images stored uint8 in a ``.npy`` file, each shown ``frames_per_image`` frames."""
+
+    path: str
+    frames_per_image: int
+    shape: tuple[int, int]
+    n_images: int
+
+    def load_frames(self) -> np.ndarray:
+        frames = np.load(self.path, allow_pickle=False)
+        if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1:] != tuple(self.shape):
+            raise ConfigError(
+                f"{self.path}: noise movie must be uint8 (n_images, {self.shape[0]}, {self.shape[1]}), "
+                f"found {frames.dtype} {frames.shape}"
+            )
+        return frames
+
+    def image_of_movie_frame(self, movie_frames: np.ndarray) -> np.ndarray:
+        """Index of the image shown on each movie frame."""
+        return np.asarray(movie_frames, dtype=np.int64) // self.frames_per_image
+
+
+@dataclasses.dataclass
+class StimulusConfig:
+    """Playlist and movie descriptions that section times and trials are computed from."""
+
+    playlist: list[str]
+    movie_lengths: dict[str, int]
+    trial_configs: dict[str, TrialConfig] = dataclasses.field(default_factory=dict)
+    noise_movies: dict[str, NoiseMovie] = dataclasses.field(default_factory=dict)
+    pre_margin_frames: int = 60
+    post_margin_frames: int = 120
+
+    def __post_init__(self) -> None:
+        self.playlist = [str(m) for m in self.playlist]
+        missing = [m for m in self.playlist if m not in self.movie_lengths]
+        if missing:
+            raise ConfigError(
+                f"playlist names movies without a length: {sorted(set(missing))}; add them to movie_lengths"
+            )
+        for name, length in self.movie_lengths.items():
+            if int(length) <= 0:
+                raise ConfigError(f"movie {name!r} has length {length}; lengths are positive frame counts")
+        self.movie_lengths = {str(k): int(v) for k, v in self.movie_lengths.items()}
+        self.trial_configs = {
+            str(k): v if isinstance(v, TrialConfig) else TrialConfig(**v) for k, v in self.trial_configs.items()
+        }
+        for name, tc in self.trial_configs.items():
+            length = self.movie_lengths.get(name)
+            if length is not None and tc.end_frame > length:
+                raise ConfigError(
+                    f"trials of movie {name!r} end at movie frame {tc.end_frame}, after its length {length}"
+                )
+        self.noise_movies = {
+            str(k): v if isinstance(v, NoiseMovie) else NoiseMovie(
+                path=str(v["path"]), frames_per_image=int(v["frames_per_image"]),
+                shape=tuple(int(x) for x in v["shape"]), n_images=int(v["n_images"]),
+            )
+            for k, v in self.noise_movies.items()
+        }
+
+    # -- derived layout
+    @property
+    def frames_per_entry(self) -> list[int]:
+        return [self.pre_margin_frames + self.movie_lengths[m] + self.post_margin_frames for m in self.playlist]
+
+    @property
+    def total_frames(self) -> int:
+        return int(sum(self.frames_per_entry))
+
+    def movies(self) -> list[str]:
+        """Distinct movie names in playlist order."""
+        return list(dict.fromkeys(self.playlist))
+
+    # -- serialisation (JSON-compatible dict)
+    def to_dict(self) -> dict:
+        return {
+            "playlist": list(self.playlist),
+            "movie_lengths": dict(self.movie_lengths),
+            "trial_configs": {k: dataclasses.asdict(v) for k, v in self.trial_configs.items()},
+            "noise_movies": {
+                k: {"path": v.path, "frames_per_image": v.frames_per_image, "shape": list(v.shape),
+                    "n_images": v.n_images}
+                for k, v in self.noise_movies.items()
+            },
+            "pre_margin_frames": self.pre_margin_frames,
+            "post_margin_frames": self.post_margin_frames,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StimulusConfig:
+        try:
+            return cls(
+                playlist=list(data["playlist"]),
+                movie_lengths=dict(data["movie_lengths"]),
+                trial_configs=dict(data.get("trial_configs", {})),
+                noise_movies=dict(data.get("noise_movies", {})),
+                pre_margin_frames=int(data.get("pre_margin_frames", 60)),
+                post_margin_frames=int(data.get("post_margin_frames", 120)),
+            )
+        except KeyError as exc:
+            raise ConfigError(f"stimulus configuration lacks the key {exc.args[0]!r}") from None
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> StimulusConfig:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read the stimulus configuration ({exc})") from exc
+        return cls.from_dict(data)
+
+
+def occurrence_frame_ranges(config: StimulusConfig) -> dict[str, np.ndarray]:
+    """Per movie, the display-frame range ``[first, end)`` of every occurrence's section, (n, 2) int64."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    cursor = 0
+    for movie, span in zip(config.playlist, config.frames_per_entry):
+        out.setdefault(movie, []).append((cursor, cursor + span))
+        cursor += span
+    return {m: np.asarray(r, dtype=np.int64).reshape(-1, 2) for m, r in out.items()}
+
+
+def trial_frame_ranges(config: StimulusConfig, movie: str, occurrence_first_frames: np.ndarray) -> np.ndarray:
+    """Display-frame ranges ``[start, end)`` of every trial of every occurrence, (n_occ * repeat, 2) int64.
+
+    ``occurrence_first_frames`` are the first display frames of the occurrences' sections.
+    """
+    tc = config.trial_configs.get(movie)
+    if tc is None:
+        length = config.movie_lengths[movie]
+        tc = TrialConfig(start_frame=0, trial_length_frame=length, repeat=1)
+    first = np.asarray(occurrence_first_frames, dtype=np.int64).reshape(-1, 1)
+    n = np.arange(tc.repeat, dtype=np.int64).reshape(1, -1)
+    starts = first + config.pre_margin_frames + tc.start_frame + n * tc.trial_length_frame
+    starts = starts.reshape(-1)
+    return np.stack([starts, starts + tc.trial_length_frame], axis=1)
+
+
+def frames_to_samples(frame_times: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Sample index of display frames; frames past the last one are extrapolated at the median period."""
+    frame_times = np.asarray(frame_times, dtype=np.int64)
+    frames = np.asarray(frames, dtype=np.int64)
+    if frame_times.size == 0:
+        raise ConfigError("no frame times: the frame-sync channel showed no frames")
+    if frames.size and frames.min() < 0:
+        raise ConfigError(f"display frame {int(frames.min())} is before the first frame")
+    n = frame_times.size
+    inside = np.minimum(frames, n - 1)
+    out = frame_times[inside]
+    beyond = frames >= n
+    if beyond.any():
+        period = float(np.median(np.diff(frame_times))) if n > 1 else 0.0
+        out = out.astype(np.float64)
+        out[beyond] = frame_times[-1] + (frames[beyond] - (n - 1)) * period
+        out = np.rint(out).astype(np.int64)
+    return out

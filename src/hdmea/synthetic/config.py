@@ -1,0 +1,122 @@
+"""Parameters of a synthetic recording."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hdmea.errors import ConfigError
+from hdmea.stimulus import TrialConfig
+
+__all__ = ["SyntheticConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Everything that shapes a synthetic ``.cmcr``/``.cmtr`` pair and its ground truth.
+
+    Time runs on the acquisition clock (``sampling_rate`` samples per second).  The
+    display shows ``display_rate`` frames per second; each frame starts with a
+    frame-sync pulse, and ``lead_pulses`` extra pulses precede the first counted
+    frame (the lab's pipeline drops them).  The playlist alternates step movies and
+    a dense-noise movie; every entry is padded by ``pre_margin_frames`` and
+    ``post_margin_frames`` gray frames.
+    """
+
+    # clocks
+    sampling_rate: float = 20000.0
+    display_rate: float = 60.0
+    lead_in_s: float = 0.5
+    tail_s: float = 0.5
+    lead_pulses: int = 4
+    sync_pulse_fraction: float = 0.25
+
+    # stimulus
+    playlist: tuple[str, ...] = ("step_up_5s_5i_3x", "dense_noise_15x15", "step_up_5s_5i_3x")
+    step_movie: str = "step_up_5s_5i_3x"
+    step_trial: TrialConfig = TrialConfig(start_frame=24, trial_length_frame=60, repeat=3)
+    step_tail_frames: int = 6
+    noise_movie: str = "dense_noise_15x15"
+    noise_shape: tuple[int, int] = (15, 15)
+    noise_frames_per_image: int = 4
+    noise_images: int = 150
+    pre_margin_frames: int = 60
+    post_margin_frames: int = 120
+
+    # units
+    n_units: int = 6
+    n_silent_units: int = 1
+    base_rate_hz: tuple[float, float] = (6.0, 14.0)
+    max_rate_hz: float = 150.0
+    gain: float = 1.6
+    full_field_scale: float = 0.35
+    filter_lags: int = 30
+    rf_sigma_checks: tuple[float, float] = (0.9, 1.6)
+    excluded_peak_fraction: float = 0.15
+    cutout_samples: int = 40
+    cutout_pre_samples: int = 10
+
+    # raw sensor data
+    raw_seconds: float = 0.1
+    raw_dtype: str = "uint16"
+    noise_uv: float = 8.0
+    footprint_amplitude_uv: tuple[float, float] = (60.0, 180.0)
+    footprint_sigma_sensors: tuple[float, float] = (1.0, 2.0)
+    raw_block_frames: int = 2048
+    noise_bank_frames: int = 8192
+    write_source: bool = True
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sampling_rate <= 0 or self.display_rate <= 0:
+            raise ConfigError("sampling_rate and display_rate must be positive")
+        if self.sampling_rate / self.display_rate < 8:
+            raise ConfigError("the display frame must span at least 8 samples")
+        if not 0 <= self.n_silent_units <= self.n_units:
+            raise ConfigError(f"n_silent_units must be within 0..n_units, found {self.n_silent_units}")
+        if self.raw_dtype not in ("uint16", "int16"):
+            raise ConfigError(f"raw_dtype must be 'uint16' or 'int16', found {self.raw_dtype!r}")
+        if self.raw_seconds < 0:
+            raise ConfigError("raw_seconds must be >= 0")
+        if not 0 <= self.cutout_pre_samples < self.cutout_samples:
+            raise ConfigError("cutout_pre_samples must lie inside the cutout")
+        if self.noise_movie not in self.playlist and self.step_movie not in self.playlist:
+            raise ConfigError("the playlist shows neither the step movie nor the noise movie")
+        unknown = set(self.playlist) - {self.noise_movie, self.step_movie}
+        if unknown:
+            raise ConfigError(f"playlist names unknown movies {sorted(unknown)}")
+
+    @property
+    def frame_period_samples(self) -> float:
+        return self.sampling_rate / self.display_rate
+
+    @property
+    def step_movie_length(self) -> int:
+        return self.step_trial.end_frame + self.step_tail_frames
+
+    @property
+    def noise_movie_length(self) -> int:
+        return self.noise_images * self.noise_frames_per_image
+
+    @classmethod
+    def tiny(cls, **overrides) -> SyntheticConfig:
+        """A recording that generates in well under a second (tests)."""
+        return dataclasses.replace(cls(), **overrides)
+
+    @classmethod
+    def moderate(cls, **overrides) -> SyntheticConfig:
+        """Lab-sized stimulus: 3 min dense noise (10,800 frames at 15 Hz), full step trials.
+
+        Units fire fast enough that most collect more than 2,000 spikes during the noise.
+        """
+        base = cls(
+            step_trial=TrialConfig(start_frame=240, trial_length_frame=600, repeat=3),
+            step_tail_frames=60,
+            noise_images=2700,
+            n_units=8,
+            n_silent_units=1,
+            base_rate_hz=(14.0, 24.0),
+            filter_lags=30,
+            raw_seconds=1.0,
+        )
+        return dataclasses.replace(base, **overrides)

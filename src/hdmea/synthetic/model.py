@@ -1,0 +1,203 @@
+"""The planted world of a synthetic recording: display timeline, units and their spikes.
+
+Units are linear-nonlinear-Poisson: the stimulus each unit sees on display frame
+``f`` is projected on its spatial receptive field; the projections of frames
+``f-1 ... f-L`` are weighted by its temporal filter (lag ``j+1`` by ``k[j]``), and
+the exponential of that drive scales its base rate.  During the dense noise the
+unit sees the noise images (contrast +-1 per check); elsewhere it sees the
+full-field contrast (dark -1, gray 0, bright +1), which gives the ON/OFF step
+responses.  Spikes of a frame fall uniformly within the frame's samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hdmea.io.mcs import GRID_SIZE, row_col_to_sensor_id
+from hdmea.stimulus import NoiseMovie, StimulusConfig, occurrence_frame_ranges
+from hdmea.synthetic.config import SyntheticConfig
+
+__all__ = ["DisplayTimeline", "PlantedUnit", "build_timeline", "plant_units", "spike_trains"]
+
+
+@dataclasses.dataclass
+class DisplayTimeline:
+    """What the display showed, frame by frame, and when (acquisition samples)."""
+
+    stimulus: StimulusConfig
+    frame_samples: np.ndarray  # counted display frames, int64
+    sync_pulse_samples: np.ndarray  # all pulses including the leading ones
+    n_samples: int  # length of the analog recording
+    luminance: np.ndarray  # per frame, 0..1
+    full_field_contrast: np.ndarray  # per frame, -1..1 (0 during noise)
+    noise_image: np.ndarray  # per frame, image index shown, -1 outside the noise movie
+    noise_frames: np.ndarray  # (n_images, h, w) uint8
+    section_frames: dict[str, np.ndarray]  # movie -> (n_occ, 2) display frames [first, end)
+
+
+@dataclasses.dataclass
+class PlantedUnit:
+    mcs_unit_id: int
+    sensor_id: int
+    row: int
+    col: int
+    kind: str  # "on", "off" or "silent"
+    base_rate_hz: float
+    temporal_filter: np.ndarray  # (lags,), index j <-> lag j + 1 display frames
+    spatial_rf: np.ndarray  # (h, w), unit L2 norm
+    footprint: np.ndarray  # (65, 65) peak amplitude per sensor, microvolts
+    waveform: np.ndarray  # (cutout_samples,) unit peak-normalised template
+    snr: float
+    separability: float
+
+    @property
+    def sta_filter(self) -> np.ndarray:
+        """The planted spatio-temporal filter (lags, h, w); index j is lag j + 1."""
+        return (self.temporal_filter[:, None, None] * self.spatial_rf[None]).astype(np.float32)
+
+
+def build_timeline(cfg: SyntheticConfig, rng: np.random.Generator, noise_path: str) -> DisplayTimeline:
+    stimulus = StimulusConfig(
+        playlist=list(cfg.playlist),
+        movie_lengths={cfg.step_movie: cfg.step_movie_length, cfg.noise_movie: cfg.noise_movie_length},
+        trial_configs={cfg.step_movie: cfg.step_trial},
+        noise_movies={
+            cfg.noise_movie: NoiseMovie(
+                path=noise_path, frames_per_image=cfg.noise_frames_per_image,
+                shape=tuple(cfg.noise_shape), n_images=cfg.noise_images,
+            )
+        },
+        pre_margin_frames=cfg.pre_margin_frames,
+        post_margin_frames=cfg.post_margin_frames,
+    )
+    n_frames = stimulus.total_frames
+    period = cfg.frame_period_samples
+    first_pulse = int(round(cfg.lead_in_s * cfg.sampling_rate))
+    pulse_index = np.arange(cfg.lead_pulses + n_frames, dtype=np.float64)
+    sync = first_pulse + np.rint(pulse_index * period).astype(np.int64)
+    frame_samples = sync[cfg.lead_pulses:]
+    n_samples = int(frame_samples[-1] + round(period) + round(cfg.tail_s * cfg.sampling_rate))
+
+    noise_frames = (rng.integers(0, 2, size=(cfg.noise_images, *cfg.noise_shape)) * 255).astype(np.uint8)
+
+    luminance = np.full(n_frames, 0.5)
+    contrast = np.zeros(n_frames)
+    noise_image = np.full(n_frames, -1, dtype=np.int64)
+    section_frames = occurrence_frame_ranges(stimulus)
+    tc = cfg.step_trial
+    on_start = tc.trial_length_frame // 10
+    on_end = on_start + tc.trial_length_frame // 2
+    for movie, ranges in section_frames.items():
+        for first, _end in ranges:
+            movie_first = first + cfg.pre_margin_frames
+            if movie == cfg.step_movie:
+                for n in range(tc.repeat):
+                    t0 = movie_first + tc.start_frame + n * tc.trial_length_frame
+                    contrast[t0:t0 + tc.trial_length_frame] = -1.0
+                    contrast[t0 + on_start:t0 + on_end] = 1.0
+                luminance[movie_first:movie_first + cfg.step_movie_length] = 0.5 + 0.5 * contrast[
+                    movie_first:movie_first + cfg.step_movie_length]
+            else:
+                length = cfg.noise_movie_length
+                idx = np.arange(length) // cfg.noise_frames_per_image
+                noise_image[movie_first:movie_first + length] = idx
+                luminance[movie_first:movie_first + length] = noise_frames[idx].mean(axis=(1, 2)) / 255.0
+    return DisplayTimeline(
+        stimulus=stimulus, frame_samples=frame_samples, sync_pulse_samples=sync, n_samples=n_samples,
+        luminance=luminance, full_field_contrast=contrast, noise_image=noise_image,
+        noise_frames=noise_frames, section_frames=section_frames,
+    )
+
+
+def _temporal_filter(lags: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(1, lags + 1, dtype=np.float64)
+    peak = rng.uniform(3.0, 6.0)
+    k = np.exp(-((t - peak) ** 2) / (2 * 1.5**2)) - 0.45 * np.exp(-((t - 2.2 * peak) ** 2) / (2 * 3.0**2))
+    return k / np.abs(k).sum()
+
+
+def _waveform(cfg: SyntheticConfig) -> np.ndarray:
+    t = np.arange(cfg.cutout_samples, dtype=np.float64) - cfg.cutout_pre_samples
+    w = -np.exp(-(t**2) / (2 * 1.6**2)) + 0.35 * np.exp(-((t - 7.0) ** 2) / (2 * 4.0**2))
+    return w / np.abs(w).max()
+
+
+def plant_units(cfg: SyntheticConfig, rng: np.random.Generator) -> list[PlantedUnit]:
+    n = cfg.n_units
+    # Sparse, unordered unit ids so that readers must sort numerically.
+    ids = np.sort(rng.choice(np.arange(1, 3 * n + 2), size=n, replace=False))
+    # Distinct centre sensors away from the border so footprints stay on the grid.
+    grid_cells = rng.choice((GRID_SIZE - 8) ** 2, size=n, replace=False)
+    rows = grid_cells % (GRID_SIZE - 8) + 5
+    cols = grid_cells // (GRID_SIZE - 8) + 5
+    h, w = cfg.noise_shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    gy, gx = np.mgrid[1:GRID_SIZE + 1, 1:GRID_SIZE + 1]
+    waveform = _waveform(cfg)
+    silent = set(rng.choice(n, size=cfg.n_silent_units, replace=False).tolist()) if cfg.n_silent_units else set()
+    units = []
+    for i in range(n):
+        kind = "silent" if i in silent else ("on" if i % 2 == 0 else "off")
+        cy, cx = rng.uniform(2, h - 3), rng.uniform(2, w - 3)
+        sigma = rng.uniform(*cfg.rf_sigma_checks)
+        rf = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+        rf /= np.linalg.norm(rf)
+        k = _temporal_filter(cfg.filter_lags, rng)
+        if kind == "off":
+            k = -k
+        amp = rng.uniform(*cfg.footprint_amplitude_uv)
+        fs = rng.uniform(*cfg.footprint_sigma_sensors)
+        row, col = int(rows[i]), int(cols[i])
+        footprint = amp * np.exp(-((gy - row) ** 2 + (gx - col) ** 2) / (2 * fs**2))
+        units.append(
+            PlantedUnit(
+                mcs_unit_id=int(ids[i]), sensor_id=row_col_to_sensor_id(row, col), row=row, col=col,
+                kind=kind, base_rate_hz=0.0 if kind == "silent" else float(rng.uniform(*cfg.base_rate_hz)),
+                temporal_filter=k, spatial_rf=rf, footprint=footprint, waveform=waveform,
+                snr=float(amp / cfg.noise_uv), separability=float(rng.uniform(5, 30)),
+            )
+        )
+    return units
+
+
+def _projected_stimulus(unit: PlantedUnit, tl: DisplayTimeline, cfg: SyntheticConfig) -> np.ndarray:
+    contrast_images = tl.noise_frames.astype(np.float64) / 127.5 - 1.0
+    per_image = np.tensordot(contrast_images, unit.spatial_rf, axes=([1, 2], [0, 1]))
+    p = tl.full_field_contrast * unit.spatial_rf.sum() * cfg.full_field_scale
+    in_noise = tl.noise_image >= 0
+    p[in_noise] = per_image[tl.noise_image[in_noise]]
+    return p
+
+
+def spike_trains(units: list[PlantedUnit], tl: DisplayTimeline, cfg: SyntheticConfig,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """Sorted, distinct spike samples of each unit (int64)."""
+    fs = cfg.sampling_rate
+    edges = np.append(tl.frame_samples, tl.frame_samples[-1] + int(round(cfg.frame_period_samples)))
+    frame_len = np.diff(edges)
+    out = []
+    for unit in units:
+        if unit.kind == "silent":
+            out.append(np.zeros(0, dtype=np.int64))
+            continue
+        p = _projected_stimulus(unit, tl, cfg)
+        lags = unit.temporal_filter.size
+        drive = np.convolve(p, np.concatenate([[0.0], unit.temporal_filter]))[: p.size]
+        rate = np.minimum(unit.base_rate_hz * np.exp(cfg.gain * drive), cfg.max_rate_hz)
+        del lags
+        counts = rng.poisson(rate * frame_len / fs)
+        starts = np.repeat(edges[:-1], counts)
+        spans = np.repeat(frame_len, counts)
+        during = starts + np.floor(rng.random(starts.size) * spans).astype(np.int64)
+        # Baseline firing before the first and after the last frame.
+        outside = []
+        for lo, hi in ((0, edges[0]), (edges[-1], tl.n_samples)):
+            k = rng.poisson(unit.base_rate_hz * (hi - lo) / fs)
+            outside.append(rng.integers(lo, hi, size=k) if hi > lo else np.zeros(0, dtype=np.int64))
+        spikes = np.unique(np.concatenate([during, *outside]).astype(np.int64))
+        # Keep spikes whose cutout fits inside the recording.
+        keep = (spikes >= cfg.cutout_pre_samples) & (spikes + cfg.cutout_samples < tl.n_samples)
+        out.append(spikes[keep])
+    return out
