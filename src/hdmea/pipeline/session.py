@@ -1,0 +1,637 @@
+"""Deferred saving: a :class:`PipelineSession` stages every step's results and writes one file.
+
+Steps called with ``session=...`` add their results to the session instead of
+rewriting the recording file; ``session.save()`` then writes the file once,
+atomically.  ``checkpoint()`` writes an independent, complete file at any point
+(the session stays deferred) and :meth:`PipelineSession.load` resumes from it
+with every value of its original type.
+
+Memory stays within ``memory_limit``: past it, arrays spill into the session's
+partial file beside the target (:mod:`h5stream.staging`), and ``save()``
+finishes that very file and renames it over the target, so spilled data is
+never copied.  Checkpoints load lazily: datasets are read when accessed.
+
+The file a session writes is the file the same steps write one by one with
+``session=None``: both go through the builders and the writer of
+:mod:`hdmea.io.hdf5_store`.
+
+Examples
+--------
+>>> session = create_session("rec_2024_03_01", hdf5_path="out/rec.h5", memory_limit="4 GB")
+>>> session = load_recording(cmcr, cmtr, session=session)          # doctest: +SKIP
+>>> session.checkpoint("out/rec.after_load.h5")                     # doctest: +SKIP
+>>> session = compute_sta("out/rec.h5", session=session)            # doctest: +SKIP
+>>> session.save()                                                   # doctest: +SKIP
+>>> resumed = PipelineSession.load("out/rec.after_load.h5")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from h5stream.errors import H5StreamError, WriteError, WriterClaimError
+from h5stream.files import WriterClaim, create_atomic, fsync_directory, fsync_path, open_validated
+from h5stream.names import check_name
+from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, parse_size
+from hdmea.errors import CheckpointError, SessionError
+from hdmea.io import hdf5_store as store
+from hdmea.io.hdf5_store import Dataset, Group, Node
+
+__all__ = ["SaveState", "PipelineSession", "create_session", "DEFAULT_MEMORY_WARNING_BYTES"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: A session whose staged data grows past this size logs a warning (once per crossing).
+DEFAULT_MEMORY_WARNING_BYTES = 10 * 1024**3
+
+_GIB = 1024**3
+_NO_DEFAULT = object()
+
+
+class SaveState(enum.Enum):
+    """Whether a session's content is only staged (DEFERRED) or written to its file (SAVED)."""
+
+    DEFERRED = "deferred"
+    SAVED = "saved"
+
+
+# --------------------------------------------------------------------------- paths inside the tree
+
+
+def split_path(path: str, *, allow_root: bool = True) -> list[str]:
+    """The checked parts of a '/'-separated path relative to the file root."""
+    if not isinstance(path, str):
+        raise TypeError(f"a path must be a str like 'units/unit_000/spike_times' (found {type(path).__name__})")
+    parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
+    for part in parts:
+        check_name(part, what="path component")
+        if store.is_hidden(part):
+            raise store.UnsafeNameError(f"path component {part!r} is reserved for internal use", found=repr(path))
+    if not parts and not allow_root:
+        raise store.UnsafeNameError("the file root cannot be replaced", found=repr(path),
+                                    hint="name a path below the root")
+    return parts
+
+
+class _SourceFile:
+    """A file opened read-only on first access, shared by the lazy arrays that live in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+
+    def __call__(self) -> h5py.File:
+        if self._file is None or not self._file.id.valid:
+            self._file = h5py.File(self.path, "r", locking=False)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._file.id.valid:
+            self._file.close()
+        self._file = None
+
+
+def _walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
+    if isinstance(node, Dataset):
+        yield prefix, node
+        return
+    for name, child in node.children.items():
+        yield from _walk_datasets(child, f"{prefix}/{name}" if prefix else name)
+
+
+def _attrs_nbytes(attrs: Mapping[str, Any]) -> int:
+    total = 0
+    for name, value in attrs.items():
+        total += len(name)
+        if isinstance(value, str):
+            total += len(value.encode("utf-8", "surrogatepass"))
+        elif isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif isinstance(value, (list, tuple)):
+            total += 8 * len(value) + sum(len(v) for v in value if isinstance(v, str))
+        else:
+            total += 8
+    return total
+
+
+def _node_nbytes(node: Node) -> int:
+    total = _attrs_nbytes(node.attrs)
+    if isinstance(node, Dataset):
+        data = node.data
+        if isinstance(data, np.ndarray) and data.dtype.kind == "O":
+            total += sum(len(str(v)) + 16 for v in data.ravel())
+        else:
+            total += int(getattr(data, "nbytes", 0))
+        return total
+    for name, child in node.children.items():
+        total += len(name) + _node_nbytes(child)
+    return total
+
+
+# --------------------------------------------------------------------------- the session
+
+
+class PipelineSession:
+    """Results of pipeline steps, staged for one deferred save.
+
+    Parameters
+    ----------
+    dataset_id
+        The recording's identifier (non-empty text).
+    hdf5_path
+        Where :meth:`save` writes by default; also where spilled arrays go
+        (a partial file beside it).
+    memory_limit
+        Bytes of array data held in memory (an int, or text like ``"512 MB"``);
+        beyond it arrays spill to disk.  ``None`` keeps everything in memory.
+    memory_warning
+        Staged size past which a warning is logged (default 10 GiB).
+
+    Attributes
+    ----------
+    save_state : SaveState
+    completed_steps : list[str]
+    warnings : list[str]
+    checkpoint_name : str or None
+        Name of the checkpoint this session was loaded from.
+    """
+
+    def __init__(
+        self,
+        dataset_id: str,
+        hdf5_path: str | os.PathLike | None = None,
+        memory_limit: int | str | None = None,
+        *,
+        memory_warning: int | str | None = DEFAULT_MEMORY_WARNING_BYTES,
+    ) -> None:
+        self.dataset_id = store.check_dataset_id(dataset_id)
+        self.hdf5_path = Path(hdf5_path) if hdf5_path is not None else None
+        self.memory_limit = parse_size(memory_limit)
+        self.memory_warning = parse_size(memory_warning)
+        self.save_state = SaveState.DEFERRED
+        self.completed_steps: list[str] = []
+        self.warnings: list[str] = []
+        self.checkpoint_name: str | None = None
+        self._root: Group = store.recording_root(dataset_id)
+        self._staging = StagingArea(self.hdf5_path, self.memory_limit)
+        self._sources: list[_SourceFile] = []
+        self._warned_size = False
+        self._broken: str | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def is_saved(self) -> bool:
+        return self.save_state is SaveState.SAVED
+
+    @property
+    def is_deferred(self) -> bool:
+        return self.save_state is SaveState.DEFERRED
+
+    @property
+    def unit_count(self) -> int:
+        units = self._root.children.get("units")
+        return len(units.children) if isinstance(units, Group) else 0
+
+    @property
+    def staged_bytes(self) -> int:
+        """Bytes of everything staged: arrays in memory, spilled or lazily loaded, and attributes."""
+        return _node_nbytes(self._root) + sum(len(s) for s in self.completed_steps + self.warnings)
+
+    @property
+    def memory_estimate_gb(self) -> float:
+        """Size of everything staged, in GiB (see :attr:`staged_bytes`)."""
+        return self.staged_bytes / _GIB
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes of staged arrays held in memory (spilled and lazily loaded arrays excluded)."""
+        return self._staging.resident_bytes
+
+    @property
+    def spilled_bytes(self) -> int:
+        return self._staging.spilled_bytes
+
+    @property
+    def spill_path(self) -> Path | None:
+        """The partial file spilled arrays live in, if any spilled."""
+        return self._staging.spill_path
+
+    def __repr__(self) -> str:
+        return (f"PipelineSession({self.dataset_id!r}, {self.save_state.value}, units={self.unit_count}, "
+                f"steps={self.completed_steps}, staged={self.memory_estimate_gb:.3f} GiB)")
+
+    def _modified(self) -> None:
+        if self._broken is not None:
+            raise SessionError(self._broken)
+        self.save_state = SaveState.DEFERRED
+
+    def _check_size(self) -> None:
+        if self.memory_warning is None:
+            return
+        size = self._staging.resident_bytes + self._staging.spilled_bytes
+        if size > self.memory_warning and not self._warned_size:
+            self._warned_size = True
+            logger.warning(
+                "session %s holds %.2f GiB of staged data (threshold %.2f GiB); "
+                "set memory_limit to spill arrays to disk, or save/checkpoint more often",
+                self.dataset_id, size / _GIB, self.memory_warning / _GIB,
+            )
+        elif size <= self.memory_warning:
+            self._warned_size = False
+
+    # ------------------------------------------------------------------ the tree
+    def _node(self, parts: list[str]) -> Node | None:
+        node: Node = self._root
+        for part in parts:
+            if not isinstance(node, Group):
+                return None
+            node = node.children.get(part)
+            if node is None:
+                return None
+        return node
+
+    def _group(self, parts: list[str]) -> Group:
+        """The group at ``parts``, creating missing groups on the way."""
+        node: Node = self._root
+        for depth, part in enumerate(parts):
+            child = node.children.get(part)
+            if child is None:
+                child = Group()
+                node.children[part] = child
+            elif not isinstance(child, Group):
+                raise store.EncodingError("a dataset stands where a group is needed",
+                                          obj="/" + "/".join(parts[: depth + 1]), expected="a group",
+                                          found="a dataset")
+            node = child
+        return node
+
+    def _release(self, node: Node) -> None:
+        for _, dataset in _walk_datasets(node):
+            self._staging.release(dataset.data)
+
+    def _admit(self, node: Node) -> None:
+        for _, dataset in _walk_datasets(node):
+            if dataset.tag is None:
+                dataset.data = self._staging.admit(dataset.data)
+
+    def _set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
+        self._modified()
+        group = self._group(parent_parts)
+        for name, node in nodes.items():
+            old = group.children.get(name)
+            if old is not None:
+                self._release(old)
+            self._admit(node)
+            group.children[name] = node
+        self._check_size()
+
+    def _set_node(self, parts: list[str], node: Node) -> None:
+        if not parts:
+            raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
+        self._set_children(parts[:-1], {parts[-1]: node})
+
+    # ------------------------------------------------------------------ path access (used by StepTarget)
+    def has(self, path: str) -> bool:
+        return self._node(split_path(path)) is not None
+
+    def get(self, path: str, default=_NO_DEFAULT):
+        node = self._node(split_path(path))
+        if node is None:
+            if default is _NO_DEFAULT:
+                raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
+            return default
+        return store.decode_node(node)
+
+    def keys(self, path: str = "") -> list[str]:
+        node = self._node(split_path(path))
+        if node is None:
+            raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
+        if not isinstance(node, Group):
+            raise TypeError(f"{path!r} is a dataset, not a group")
+        return sorted(node.children)
+
+    def put(self, path: str, value) -> None:
+        self._set_node(split_path(path, allow_root=False), store.put_node(value))
+
+    def attrs(self, path: str = "") -> dict[str, Any]:
+        node = self._node(split_path(path))
+        if node is None:
+            raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
+        return dict(node.attrs)
+
+    def set_attrs(self, path: str, mapping: Mapping[str, Any]) -> None:
+        node = self._node(split_path(path))
+        if node is None:
+            raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
+        self._modified()
+        for name, value in mapping.items():
+            check_name(name, what="attribute name")
+            if name in store.INTERNAL_ATTRS:
+                raise store.UnsafeNameError(f"attribute name {name!r} is reserved", obj=path)
+            node.attrs[name] = store.normalize_attr(value)
+
+    # ------------------------------------------------------------------ adding results
+    def add_units(self, units_data: Mapping[str, Mapping[str, Any]]) -> None:
+        """Stage units (same rules as :func:`hdmea.io.hdf5_store.write_units`)."""
+        self._set_children(["units"], store.units_nodes(units_data))
+        logger.debug("session %s: staged %d units", self.dataset_id, len(units_data))
+
+    def add_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Stage metadata (same rules as :func:`hdmea.io.hdf5_store.write_metadata`)."""
+        self._set_children(["metadata"], store.metadata_nodes(metadata))
+
+    def add_stimulus(self, light_reference=None, frame_times=None, section_times=None) -> None:
+        """Stage stimulus arrays (same rules as :func:`hdmea.io.hdf5_store.write_stimulus`)."""
+        for group_name, nodes in store.stimulus_nodes(light_reference, frame_times, section_times).items():
+            self._set_children(["stimulus", group_name], nodes)
+
+    def add_feature(self, unit_id: str, feature_name: str, feature_data: Mapping[str, Any],
+                    metadata: Mapping[str, Any] | None = None) -> None:
+        """Stage a unit's feature (same rules as :func:`hdmea.io.hdf5_store.write_feature_to_unit`)."""
+        check_name(unit_id, what="unit id")
+        node = store.feature_node(feature_name, feature_data, metadata)
+        if self._node(["units", unit_id]) is None:
+            raise store.UnknownUnitError(
+                f"session {self.dataset_id!r} [/units/{unit_id}]: no such unit; add the units first")
+        self._set_children(["units", unit_id, "features"], {feature_name: node})
+        self._root.attrs["features_extracted"] = store.features_after(
+            self._root.attrs.get("features_extracted"), feature_name)
+
+    def mark_step_complete(self, step: str) -> None:
+        """Record that ``step`` ran (each step once, in the order they completed)."""
+        if not isinstance(step, str) or not step:
+            raise ValueError(f"a step name must be non-empty text (found {step!r})")
+        self._modified()
+        if step not in self.completed_steps:
+            self.completed_steps.append(step)
+
+    def add_warning(self, text: str) -> None:
+        self._modified()
+        self.warnings.append(str(text))
+
+    # ------------------------------------------------------------------ read views
+    @property
+    def units(self) -> dict[str, dict[str, Any]]:
+        """Every unit as a dict (arrays, attributes, features); arrays that live on disk are read."""
+        units = self._node(["units"])
+        return {} if units is None else {uid: store.decode_node(n) for uid, n in units.children.items()}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        node = self._node(["metadata"])
+        return {} if node is None else store.decode_node(node)
+
+    @property
+    def stimulus(self) -> dict[str, Any]:
+        node = self._node(["stimulus"])
+        return {} if node is None else store.decode_node(node)
+
+    def unit_ids(self) -> list[str]:
+        units = self._node(["units"])
+        return [] if units is None else sorted(units.children)
+
+    # ------------------------------------------------------------------ writing
+    def _tree_for_file(self, checkpoint_name: str | None) -> Group:
+        info = store.session_info_node(self.completed_steps, self.warnings, checkpoint_name)
+        if checkpoint_name is not None:
+            info.attrs["target_path"] = os.fspath(self.hdf5_path) if self.hdf5_path is not None else ""
+            info.attrs["memory_limit"] = self.memory_limit if self.memory_limit is not None else -1
+        root = Group(dict(self._root.attrs), dict(self._root.children), self._root.tag, self._root.keys)
+        root.attrs["updated_at"] = store.now_iso()
+        pipeline = self._root.children.get("pipeline")
+        pipeline_children = dict(pipeline.children) if isinstance(pipeline, Group) else {}
+        pipeline_children["session_info"] = info
+        root.children["pipeline"] = Group(dict(pipeline.attrs) if isinstance(pipeline, Group) else {},
+                                          pipeline_children)
+        return root
+
+    def _target(self, path) -> Path:
+        if path is None:
+            path = self.hdf5_path
+        if path is None:
+            raise SessionError(f"session {self.dataset_id!r} has no hdf5_path",
+                               hint="pass save(path) or create the session with hdf5_path=...")
+        return Path(path)
+
+    def save(self, path: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+        """Write everything staged to ``path`` (default: ``hdf5_path``) in one atomic step.
+
+        Returns the path written.  The file appears only when complete (partial
+        file, fsync, rename); a failure leaves any earlier file at ``path``
+        untouched and the session deferred.  Arrays spilled beside ``path`` are
+        moved into place, not copied.
+
+        Raises
+        ------
+        FileExistsError
+            (:class:`hdmea.io.hdf5_store.RecordingExistsError`) ``path`` exists and
+            ``overwrite`` is False.
+        """
+        if self._broken is not None:
+            raise SessionError(self._broken)
+        target = self._target(path)
+        store._check_suffix(target)
+        if target.exists() and not overwrite:
+            raise store.RecordingExistsError(
+                "file already exists", path=target,
+                hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)")
+        tree = self._tree_for_file(None)
+        spill = self._staging
+        if spill.has_spill_file and spill.spill_path is not None and spill.spill_path.parent.resolve() == \
+                target.parent.resolve():
+            self._save_into_spill_file(target, tree)
+        else:
+            self._write_new_file(target, tree, overwrite=True)
+            self._staging.discard()
+        self._after_save(target)
+        logger.info("session %s saved to %s (%d units, steps %s)", self.dataset_id, target, self.unit_count,
+                    self.completed_steps)
+        return target
+
+    def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool) -> None:
+        atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER)
+        try:
+            f = atomic.open()
+        except WriterClaimError as exc:
+            raise store._locked_error(target) from exc
+        try:
+            store.write_root(f, tree)
+        except BaseException:
+            atomic.abort()
+            raise
+        atomic.commit()
+
+    def _save_into_spill_file(self, target: Path, tree: Group) -> None:
+        claim = WriterClaim(target)
+        try:
+            claim.acquire()
+        except WriterClaimError as exc:
+            raise store._locked_error(target) from exc
+        try:
+            opener = self._staging.spill_file
+            f = opener()
+
+            def movable(array: FileArray) -> bool:
+                return array.spilled and array._opener == opener
+
+            handed = self._staging.detach_spill_file()
+            assert handed is not None and handed[0] is f
+            partial = handed[1]
+            try:
+                store.write_root(f, tree, store.WriteContext(f, movable))
+                if STAGING_GROUP in f:
+                    del f[STAGING_GROUP]
+                f.flush()
+                f.close()
+                fsync_path(partial)
+                os.replace(partial, target)
+                fsync_directory(target.parent if str(target.parent) else ".")
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    if f.id.valid:
+                        f.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+                # The spilled arrays were moved inside the discarded file: the session cannot save again.
+                self._broken = (f"session {self.dataset_id!r}: saving to {target} failed ({exc}) after spilled "
+                                "arrays were moved; the earlier file is intact, but this session's spilled data "
+                                "is gone. Resume from the last checkpoint.")
+                if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
+                    raise WriteError(f"saving failed ({exc}); any earlier file is intact", path=target) from exc
+                raise
+        finally:
+            claim.release()
+
+    def _after_save(self, target: Path) -> None:
+        """Point every on-disk array at the saved file; older sources can close."""
+        source = _SourceFile(target)
+        for path, dataset in _walk_datasets(self._root):
+            if isinstance(dataset.data, FileArray):
+                data = dataset.data
+                dataset.data = FileArray(source, "/" + path, data.shape, data.dtype)
+        for old in self._sources:
+            old.close()
+        self._sources = [source]
+        self.hdf5_path = target if self.hdf5_path is None else self.hdf5_path
+        self.save_state = SaveState.SAVED
+
+    def ensure_saved(self) -> Path | None:
+        """Save to ``hdf5_path`` if there is anything unsaved; returns the file or None if nothing to do."""
+        if self.is_saved:
+            return self.hdf5_path
+        target = self._target(None)
+        overwrite = target.exists()
+        if overwrite:
+            logger.warning("session %s: ensure_saved() replaces %s with the session's content",
+                           self.dataset_id, target)
+        else:
+            logger.info("session %s: ensure_saved() writes %s", self.dataset_id, target)
+        return self.save(target, overwrite=overwrite)
+
+    def checkpoint(self, path: str | os.PathLike, checkpoint_name: str | None = None,
+                   overwrite: bool = False) -> Path:
+        """Write an independent, complete copy of the session to ``path``; the session stays deferred.
+
+        ``PipelineSession.load(path)`` resumes from it exactly.
+        """
+        if self._broken is not None:
+            raise SessionError(self._broken)
+        target = Path(path)
+        if self.hdf5_path is not None and target.resolve() == self.hdf5_path.resolve():
+            raise CheckpointError("a checkpoint cannot be written over the session's target file", path=target,
+                                  hint="choose another path for the checkpoint")
+        if target.exists() and not overwrite:
+            raise store.RecordingExistsError(
+                "file already exists", path=target, hint="pass overwrite=True to replace the checkpoint")
+        name = checkpoint_name if checkpoint_name is not None else target.stem
+        state = self.save_state
+        self._write_new_file(target, self._tree_for_file(name), overwrite=True)
+        self.save_state = state
+        logger.info("session %s checkpointed to %s (%s)", self.dataset_id, target, name)
+        return target
+
+    # ------------------------------------------------------------------ resuming
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, memory_limit: int | str | None = None,
+             hdf5_path: str | os.PathLike | None = None) -> PipelineSession:
+        """Resume a session from a checkpoint (or any recording file) written by this package.
+
+        Values come back with their types (text as ``str``, integer keys as
+        ``int``, arrays with their dtypes); ``completed_steps`` and ``warnings``
+        are restored.  Arrays are not read now: they are read on access, or
+        copied by the library when the session is saved.
+        """
+        path = Path(path)
+
+        def check(f: h5py.File) -> None:
+            store._check_recording_format(f, path)
+
+        try:
+            probe = open_validated(path, check=check)
+        except FileNotFoundError:
+            raise
+        except H5StreamError as exc:
+            raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc
+        probe.close()
+        source = _SourceFile(path)
+        f = source()
+        try:
+            from h5stream.files import guard_read
+
+            with guard_read(path, "/"):
+                root = store.node_from_h5(f, lazy=True, opener=source)
+        except H5StreamError as exc:
+            source.close()
+            raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc
+        dataset_id = root.attrs.get("dataset_id")
+        pipeline = root.children.get("pipeline")
+        info = pipeline.children.get("session_info") if isinstance(pipeline, Group) else None
+        info_value = store.decode_node(info) if isinstance(info, Group) else {}
+        target = hdf5_path if hdf5_path is not None else (info_value.get("target_path") or None)
+        if memory_limit is None:
+            stored_limit = info_value.get("memory_limit")
+            memory_limit = stored_limit if isinstance(stored_limit, int) and stored_limit >= 0 else None
+        session = cls(dataset_id, hdf5_path=target, memory_limit=memory_limit)
+        if isinstance(pipeline, Group):
+            pipeline.children.pop("session_info", None)
+        session._root = root
+        session._sources = [source]
+        session.completed_steps = list(info_value.get("completed_steps", []))
+        session.warnings = list(info_value.get("warnings", []))
+        session.checkpoint_name = info_value.get("checkpoint_name")
+        session._admit(root)
+        logger.info("session %s resumed from %s (steps %s)", dataset_id, path, session.completed_steps)
+        return session
+
+    def close(self) -> None:
+        """Release open source files and delete the spill file (the staged content is dropped)."""
+        for source in self._sources:
+            source.close()
+        self._sources = []
+        self._staging.discard()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            staging = self._staging
+            if staging.has_spill_file:
+                staging.discard()
+
+
+def create_session(
+    dataset_id: str,
+    hdf5_path: str | os.PathLike | None = None,
+    memory_limit: int | str | None = None,
+    **kwargs,
+) -> PipelineSession:
+    """A new, empty :class:`PipelineSession` (see its parameters)."""
+    return PipelineSession(dataset_id, hdf5_path=hdf5_path, memory_limit=memory_limit, **kwargs)
