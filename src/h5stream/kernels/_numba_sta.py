@@ -11,54 +11,69 @@ import numba
 import numpy as np
 
 
-def _sta_sums_body(stimulus, frames, offsets, n_lags, first_lag, sums, n_used, n_excluded):
-    # stimulus: (n_frames, n_pixels) C-contiguous.  The window of a spike in frame f
-    # is the contiguous block stimulus[f - first_lag - n_lags + 1 : f - first_lag + 1],
-    # oldest frame first, so one spike is one contiguous multiply-add over
-    # n_lags * n_pixels values.  Consecutive equal frames (sorted input) are merged
-    # into one weighted add: a frame with c spikes counts c times.
-    n_frames = stimulus.shape[0]
-    n_pixels = stimulus.shape[1]
-    n_units = offsets.shape[0] - 1
+@numba.njit(cache=True, nogil=True)
+def _sta_unit(flat, n_frames, n_pixels, frames, begin, end, n_lags, first_lag, acc):
+    # The window of a spike in frame f is the contiguous block of stimulus frames
+    # [f - first_lag - n_lags + 1, f - first_lag], oldest first: one spike is one
+    # contiguous add of n_lags * n_pixels values.  Consecutive equal frames (sorted
+    # input) are merged into one weighted add: a frame with c spikes counts c times.
+    # Returns (used, excluded).
     block = n_lags * n_pixels
+    used = 0
+    excluded = 0
+    i = begin
+    while i < end:
+        f = frames[i]
+        count = 1
+        while i + count < end and frames[i + count] == f:
+            count += 1
+        i += count
+        lo = f - first_lag - n_lags + 1
+        if lo < 0 or f >= n_frames:
+            excluded += count
+            continue
+        used += count
+        # a slice view lets LLVM vectorise the add (about 5x faster than flat[base + k])
+        window = flat[lo * n_pixels : lo * n_pixels + block]
+        if count == 1:
+            for k in range(block):
+                acc[k] += window[k]
+        else:
+            for k in range(block):
+                acc[k] += count * window[k]
+    return used, excluded
+
+
+# The serial and the parallel driver are separate functions on purpose: numba's cache
+# index is keyed by the function, not by its compile flags, so one function compiled
+# twice (serial and parallel) would load whichever build was cached first.
+@numba.njit(cache=True, nogil=True)
+def sta_sums_serial(stimulus, frames, offsets, n_lags, first_lag, sums, n_used, n_excluded):
+    """Add every unit's spike windows into ``sums[u]`` (n_units, n_lags * n_pixels)."""
+    n_frames, n_pixels = stimulus.shape
     flat = stimulus.reshape(n_frames * n_pixels)
-    for u in numba.prange(n_units):
-        acc = sums[u]
-        used = 0
-        excluded = 0
-        i = offsets[u]
-        end = offsets[u + 1]
-        while i < end:
-            f = frames[i]
-            count = 1
-            while i + count < end and frames[i + count] == f:
-                count += 1
-            i += count
-            lo = f - first_lag - n_lags + 1
-            if lo < 0 or f >= n_frames:
-                excluded += count
-                continue
-            used += count
-            # a slice view lets LLVM vectorise the add (about 5x faster than flat[base + k])
-            window = flat[lo * n_pixels : lo * n_pixels + block]
-            if count == 1:
-                for k in range(block):
-                    acc[k] += window[k]
-            else:
-                for k in range(block):
-                    acc[k] += count * window[k]
+    for u in range(offsets.shape[0] - 1):
+        used, excluded = _sta_unit(flat, n_frames, n_pixels, frames, offsets[u], offsets[u + 1], n_lags, first_lag, sums[u])
         n_used[u] = used
         n_excluded[u] = excluded
 
 
-sta_sums_serial = numba.njit(cache=True, nogil=True)(_sta_sums_body)
-sta_sums_parallel = numba.njit(cache=True, nogil=True, parallel=True)(_sta_sums_body)
+@numba.njit(cache=True, nogil=True, parallel=True)
+def sta_sums_parallel(stimulus, frames, offsets, n_lags, first_lag, sums, n_used, n_excluded):
+    """As :func:`sta_sums_serial`, units spread over threads (each thread owns whole units)."""
+    n_frames, n_pixels = stimulus.shape
+    flat = stimulus.reshape(n_frames * n_pixels)
+    for u in numba.prange(offsets.shape[0] - 1):
+        used, excluded = _sta_unit(flat, n_frames, n_pixels, frames, offsets[u], offsets[u + 1], n_lags, first_lag, sums[u])
+        n_used[u] = used
+        n_excluded[u] = excluded
 
 
-def _count_matrix_body(frames, offsets, n_frames, n_lags, first_lag, counts, n_used, n_excluded):
-    # Dense (units x frames) spike counts for the BLAS path; same exclusion rule.
+@numba.njit(cache=True, nogil=True)
+def count_matrix(frames, offsets, n_frames, n_lags, first_lag, counts, n_used, n_excluded):
+    """Dense (units x frames) spike counts for the BLAS path; same exclusion rule."""
     n_units = offsets.shape[0] - 1
-    for u in numba.prange(n_units):
+    for u in range(n_units):
         used = 0
         excluded = 0
         for i in range(offsets[u], offsets[u + 1]):
@@ -71,5 +86,3 @@ def _count_matrix_body(frames, offsets, n_frames, n_lags, first_lag, counts, n_u
         n_used[u] = used
         n_excluded[u] = excluded
 
-
-count_matrix = numba.njit(cache=True, nogil=True)(_count_matrix_body)

@@ -204,7 +204,7 @@ def iter_electrical_images(
     chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
     adc_offset: float = 0.0,
     adc_scale: float = 1.0,
-    n_threads: int | None = 1,
+    n_threads: int | None = None,
     prefetch: bool = True,
 ) -> Iterator[EImageBatch]:
     """Stream ``raw`` and yield the electrical images batch by batch (bounded memory).
@@ -233,7 +233,7 @@ def iter_electrical_images(
     adc_offset, adc_scale : float
         Voltage = (raw - adc_offset) * adc_scale, applied before filtering.
     n_threads : int or None
-        Threads of the compiled kernels (1 runs their serial builds).
+        Threads of the compiled kernels (1 runs their serial builds; None: all of numba's threads).
     prefetch : bool
         Read the next chunk in a background thread while the current one is processed.
     """

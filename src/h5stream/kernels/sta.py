@@ -127,7 +127,7 @@ def spike_triggered_average(
     n_lags: int = 60,
     exclude_current_frame: bool = True,
     method: str = "auto",
-    n_threads: int | None = 1,
+    n_threads: int | None = None,
 ) -> STASums:
     """Count-weighted spike-triggered average of ``stimulus`` for all units at once.
 
@@ -147,7 +147,7 @@ def spike_triggered_average(
         False: it ends with the spike's frame.
     method : {"auto", "sparse", "dense"}
     n_threads : int or None
-        Threads for the sparse kernel (1 runs the serial build).
+        Threads for the sparse kernel (1 runs the serial build; None: all of numba's threads).
 
     Returns
     -------
