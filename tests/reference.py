@@ -18,4 +18,72 @@ import scipy.sparse as sp  # noqa: F401
 
 # ============================================================ STA accumulation (h5stream.kernels.sta)
 
+
+def sta_reference(stimulus, spike_frames_per_unit, n_lags=60, exclude_current_frame=True):
+    """Per-unit fancy-indexing STA: gather every spike's window, then average.
+
+    Returns (sta float64 (n_units, n_lags, *frame_shape), n_used, n_excluded).
+    """
+    stimulus = np.asarray(stimulus)
+    n_frames = stimulus.shape[0]
+    first_lag = 1 if exclude_current_frame else 0
+    # window slot k of a spike in frame f is frame f - first_lag - (n_lags - 1) + k
+    offsets_in_window = np.arange(n_lags) - (n_lags - 1) - first_lag
+    out = np.zeros((len(spike_frames_per_unit), n_lags) + stimulus.shape[1:], dtype=np.float64)
+    used = np.zeros(len(spike_frames_per_unit), dtype=np.int64)
+    excluded = np.zeros(len(spike_frames_per_unit), dtype=np.int64)
+    for u, frames in enumerate(spike_frames_per_unit):
+        frames = np.asarray(frames, dtype=np.int64)
+        ok = (frames + offsets_in_window[0] >= 0) & (frames < n_frames)
+        used[u] = ok.sum()
+        excluded[u] = frames.size - used[u]
+        if used[u]:
+            windows = stimulus[frames[ok][:, None] + offsets_in_window[None, :]].astype(np.float64)
+            out[u] = windows.mean(axis=0)
+    return out, used, excluded
+
+
 # ============================================================ electrical image (h5stream.kernels.eimage)
+
+
+def eimage_reference(raw, spike_times_per_unit, sos, window=(-10, 40), start=0, stop=None, settle_samples=0,
+                     max_spikes_per_unit=None, adc_offset=0.0, adc_scale=1.0):
+    """Filter the whole range at once (scipy.signal.sosfilt, float64), then average each unit's windows.
+
+    The filter starts ``settle_samples`` before ``start`` (clipped at 0) from the steady
+    state of its first sample.  A spike is used when it lies in [start, stop) and its whole
+    window does too; the first ``max_spikes_per_unit`` such spikes in time are used.
+    Returns (images float64 (n_units, window, *electrode_shape), n_used, n_excluded, n_over_cap).
+    """
+    from scipy.signal import sosfilt, sosfilt_zi
+
+    raw = np.asarray(raw)
+    n = raw.shape[0]
+    stop = n if stop is None else min(stop, n)
+    read_start = max(0, start - settle_samples)
+    x = (raw[read_start:stop].reshape(stop - read_start, -1).astype(np.float64) - adc_offset) * adc_scale
+    zi = sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]  # axis 0 replaced by the 2 delays
+    y, _ = sosfilt(sos, x, axis=0, zi=zi)
+    w0, w1 = window
+    images = np.zeros((len(spike_times_per_unit), w1 - w0) + raw.shape[1:], dtype=np.float64)
+    used = np.zeros(len(spike_times_per_unit), dtype=np.int64)
+    excluded = np.zeros_like(used)
+    over_cap = np.zeros_like(used)
+    for u, times in enumerate(spike_times_per_unit):
+        good = []
+        for t in sorted(int(v) for v in times):
+            if not start <= t < stop:
+                continue
+            if t + w0 < start or t + w1 > stop:
+                excluded[u] += 1
+                continue
+            if max_spikes_per_unit is not None and len(good) >= max_spikes_per_unit:
+                over_cap[u] += 1
+                continue
+            good.append(t)
+        used[u] = len(good)
+        if good:
+            windows = np.stack([y[t + w0 - read_start : t + w1 - read_start] for t in good])
+            images[u] = windows.mean(axis=0).reshape((w1 - w0,) + raw.shape[1:])
+    return images, used, excluded, over_cap
+
