@@ -29,6 +29,8 @@ import os
 import shutil
 import socket
 import threading
+import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,11 +58,14 @@ __all__ = [
     "guard_read",
     "check_hdf5_signature",
     "scan_unsafe_objects",
+    "require_attr_format",
     "partial_path",
     "claim_path",
     "fsync_path",
     "fsync_directory",
     "ALLOWED_FILTERS",
+    "verify_file",
+    "verify_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -131,25 +136,83 @@ def fsync_directory(path: str | os.PathLike) -> None:
 
 # --------------------------------------------------------------------------- claims
 
+# A claim younger than this whose content cannot be read may still be in the
+# middle of being written by its creator (only on filesystems without hard links).
+_UNREADABLE_CLAIM_GRACE_SECONDS = 30.0
+_LINK_UNSUPPORTED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives address process groups, never one writer
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    except OSError:
+    except OSError:  # EPERM: it exists but belongs to someone else
         return True
     return True
+
+
+def _holder_pid(holder: dict) -> int:
+    try:
+        return int(holder.get("pid", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _hdf5_lock_holder(target: Path) -> bool:
+    """True when another program holds HDF5's exclusive lock on ``target`` (open for writing).
+
+    HDF5 takes ``flock(LOCK_EX)`` on files it opens for writing and ``LOCK_SH``
+    for reading, so a shared non-blocking probe fails only against a writer.
+    Filesystems without working locks (some NFS/Lustre mounts) answer
+    ENOLCK/ENOSYS, in which case the claim file alone guards the target.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return False
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 class WriterClaim:
     """Exclusive right to write ``target``, held through ``<target>.claim``.
 
-    The claim file is created with ``O_CREAT | O_EXCL`` so exactly one thread or
-    process of any host sharing the directory wins.  It holds JSON with the
-    holder's host, pid, thread and start time, which the loser's error reports.
+    The claim file appears with its full content in one step (hard link of a
+    fully written temporary file, which fails if the claim exists; ``O_EXCL``
+    where hard links are unsupported), so exactly one thread or process of any
+    host sharing the directory wins.  It holds JSON with the holder's host, pid,
+    process start time, thread, start time and a unique token, which the loser's
+    error reports.  When ``target`` exists and another program holds HDF5's write
+    lock on it, the claim is refused as well.
     """
 
     def __init__(self, target: str | os.PathLike) -> None:
@@ -158,9 +221,9 @@ class WriterClaim:
         self.held = False
         self._payload: dict | None = None
 
-    # The holder description used in error messages.
     @staticmethod
     def describe(holder: dict | None) -> str:
+        """The holder as error messages name it."""
         if not holder:
             return "an unknown writer (the claim file is unreadable)"
         return (
@@ -168,28 +231,34 @@ class WriterClaim:
             f"{holder.get('host')!s} since {holder.get('time')}"
         )
 
-    def read_holder(self) -> dict | None:
+    def read_holder(self, path: Path | None = None) -> dict | None:
+        """The claim's content, or None when it is missing or unreadable."""
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                return json.load(fh)
+            with open(path or self.path, encoding="utf-8") as fh:
+                holder = json.load(fh)
         except (OSError, ValueError):
             return None
+        return holder if isinstance(holder, dict) else None
 
     def acquire(self) -> WriterClaim:
+        """Take the claim or raise :class:`WriterClaimError` naming the holder."""
         if self.held:
             raise WriterClaimError(
                 "this claim is already held", path=self.target, hint="release it before acquiring again"
             )
+        pid = os.getpid()
         payload = {
             "host": socket.gethostname(),
-            "pid": os.getpid(),
+            "pid": pid,
+            "pid_start": _process_start_ticks(pid),
             "thread": threading.get_ident(),
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "token": uuid.uuid4().hex,
         }
         data = json.dumps(payload).encode()
-        for _attempt in range(3):
+        for _attempt in range(5):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create(data)
             except FileExistsError:
                 holder = self.read_holder()
                 if self._clear_if_stale(holder):
@@ -197,49 +266,107 @@ class WriterClaim:
                 raise WriterClaimError(
                     "file is already open for writing by " + self.describe(holder),
                     path=self.target,
+                    found=f"claim file {self.path}",
                     hint=self._clear_hint(holder),
                 ) from None
             except OSError as exc:
                 raise WriteError(
-                    f"cannot create the writer claim {self.path.name} ({exc.strerror})",
+                    f"cannot create the writer claim {self.path.name} ({exc.strerror or exc})",
                     path=self.target,
                     hint="check that the directory exists and is writable",
                 ) from exc
+            self.held = True
+            self._payload = payload
+            if self.target.exists() and _hdf5_lock_holder(self.target):
+                self.release()
+                raise WriterClaimError(
+                    "file is open for writing by another program (HDF5 file lock held)",
+                    path=self.target,
+                    hint="close the file in the other program and retry",
+                )
+            return self
+        raise WriterClaimError(
+            "could not claim the file: its claim kept changing while stale claims were cleared",
+            path=self.target,
+            hint="another writer is starting at the same moment; retry",
+        )
+
+    def _create(self, data: bytes) -> None:
+        """Create the claim file with ``data`` or raise FileExistsError."""
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}-{next(_partial_counter)}")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
             try:
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self.held = True
-            self._payload = payload
-            return self
-        raise WriterClaimError(
-            "could not claim the file after clearing stale claims", path=self.target
-        )
-
-    def _clear_if_stale(self, holder: dict | None) -> bool:
-        if holder is None:
-            # A claim being written this instant is unreadable for a moment; only an
-            # old unreadable claim is stale.
             try:
-                age = _dt.datetime.now().timestamp() - self.path.stat().st_mtime
+                os.link(tmp, self.path)
+                return
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in _LINK_UNSUPPORTED:
+                    raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        # No hard links here: O_EXCL creation, content written right after.
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _is_stale(self, holder: dict | None) -> bool:
+        if holder is None:
+            try:
+                age = time.time() - self.path.stat().st_mtime
             except FileNotFoundError:
                 return True
-            if age < 30:
-                return False
-        elif holder.get("host") != socket.gethostname():
+            return age >= _UNREADABLE_CLAIM_GRACE_SECONDS
+        if holder.get("host") != socket.gethostname():
             return False
-        elif _pid_alive(int(holder.get("pid", -1))):
+        pid = _holder_pid(holder)
+        if not _pid_alive(pid):
+            return True
+        recorded = holder.get("pid_start")
+        # A live pid with another start time is a new process that reused the number.
+        return recorded is not None and _process_start_ticks(pid) not in (None, recorded)
+
+    def _clear_if_stale(self, holder: dict | None) -> bool:
+        """Remove a stale claim; True when the caller should retry."""
+        if not self._is_stale(holder):
             return False
+        # Move the claim aside before deleting it, and check that what moved is the
+        # claim judged stale: another process may have replaced it meanwhile.
+        tomb = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}-{next(_partial_counter)}")
+        try:
+            os.rename(self.path, tomb)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        moved = self.read_holder(tomb)
+        if holder is not None and (moved is None or moved.get("token") != holder.get("token")):
+            with contextlib.suppress(OSError):
+                os.link(tomb, self.path)  # put the live claim back
+            with contextlib.suppress(OSError):
+                os.unlink(tomb)
+            return True
+        with contextlib.suppress(OSError):
+            os.unlink(tomb)
         warnings.warn(
             f"{self.target}: cleared a stale writer claim left by {self.describe(holder)}, "
             "which no longer runs",
             StaleClaimWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         logger.warning("cleared stale writer claim %s (%s)", self.path, self.describe(holder))
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if holder is not None:
+            _remove_partials_of(self.target, _holder_pid(holder))
         return True
 
     def _clear_hint(self, holder: dict | None) -> str:
@@ -248,17 +375,19 @@ class WriterClaim:
                 f"wait for that writer to finish; if no writer runs on host {holder.get('host')}, "
                 f"delete {self.path}"
             )
-        return "wait for that writer to finish, or close the file in the other process"
+        if holder is None:
+            return (
+                f"wait for that writer to finish; if none runs, delete {self.path} "
+                f"(it is cleared automatically after {_UNREADABLE_CLAIM_GRACE_SECONDS:.0f} s)"
+            )
+        return "wait for that writer to finish, or close the file in the other thread or process"
 
     def release(self) -> None:
+        """Give the claim up (only removes the claim file if it is still ours)."""
         if not self.held:
             return
         holder = self.read_holder()
-        if holder is None or (
-            holder.get("pid") == self._payload["pid"]
-            and holder.get("thread") == self._payload["thread"]
-            and holder.get("time") == self._payload["time"]
-        ):
+        if holder is not None and holder.get("token") == self._payload["token"]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
         self.held = False
@@ -268,6 +397,20 @@ class WriterClaim:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _remove_partials_of(target: Path, pid: int) -> None:
+    """Delete partial files a dead writer ``pid`` left beside ``target``."""
+    if pid <= 0:
+        return
+    prefix = f"{target.name}.partial-{pid}-"
+    parent = target.parent if str(target.parent) else Path(".")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit():
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    logger.info("removed partial file %s of dead writer pid %d", entry.path, pid)
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -285,12 +428,15 @@ class AtomicFile:
     """Write a new HDF5 file for ``target`` that appears there only when complete.
 
     Use as a context manager; the body receives an ``h5py.File`` open on the
-    partial path.  A clean exit commits (flush, fsync, ``os.replace``, directory
-    fsync); an exception aborts (the partial file is removed, the target is
-    untouched).  ``commit()`` and ``abort()`` may also be called directly.
+    partial path.  A clean exit commits (flush, close, fsync, rename onto the
+    target, directory fsync); an exception aborts (the partial file is removed,
+    the target is untouched).  ``open()``, ``commit()`` and ``abort()`` may also
+    be called directly.
 
-    With ``source`` the partial file starts as a byte copy of ``source`` opened
-    ``r+`` (copy-on-write update of an existing file).
+    With ``overwrite=False`` the rename is a hard link that fails when a target
+    appeared meanwhile, so a file that exists is never replaced.  With ``source``
+    the partial file starts as a byte copy of ``source`` opened ``r+``
+    (copy-on-write update of an existing file).
     """
 
     def __init__(
@@ -313,34 +459,52 @@ class AtomicFile:
         self.partial = partial_path(self.target)
         self.file: h5py.File | None = None
         self.committed = False
+        self.aborted = False
         self._on_commit = on_commit
 
     # -- lifecycle
-    def open(self) -> h5py.File:
-        target = self.target
-        if self.source is None and target.exists() and not self.overwrite:
+    def _refuse_existing_target(self) -> None:
+        if self.source is None and not self.overwrite and os.path.lexists(self.target):
             raise TargetExistsError(
                 "file already exists",
-                path=target,
+                path=self.target,
                 hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)",
             )
+
+    def open(self) -> h5py.File:
+        """Claim the target and open the partial file for writing."""
+        if self.file is not None or self.committed or self.aborted:
+            raise WriteError(
+                "this AtomicFile was already opened", path=self.target,
+                hint="create a new one with create_atomic() or update_atomic()",
+            )
+        target = self.target
+        self._refuse_existing_target()
         parent = target.parent if str(target.parent) else Path(".")
         if not parent.is_dir():
             raise WriteError(
                 "the directory does not exist", path=target, expected="an existing directory",
-                found=f"no directory {parent}",
+                found=f"no directory {parent}", hint="create the directory first",
             )
         if not os.access(parent, os.W_OK | os.X_OK):
             raise WriteError(
                 "the directory is not writable", path=target,
                 hint=f"check the permissions of {parent}",
             )
+        if target.is_dir():
+            raise WriteError(
+                "the target is a directory", path=target, expected="a file path",
+                found="a directory", hint="choose a file name",
+            )
         if self.claim is not None:
             self.claim.acquire()
         try:
+            # Checked again under the claim: another writer may have finished meanwhile.
+            self._refuse_existing_target()
             if self.source is not None:
                 try:
                     shutil.copyfile(self.source, self.partial)
+                    shutil.copymode(self.source, self.partial)
                 except OSError as exc:
                     raise _as_write_error(exc, target, "copying the file for update") from exc
                 self.file = h5py.File(self.partial, "r+")
@@ -354,15 +518,20 @@ class AtomicFile:
         except H5StreamError:
             self._cleanup()
             raise
-        except (OSError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
             self._cleanup()
             raise _as_write_error(exc, target, "creating the file") from exc
+        except BaseException:
+            self._cleanup()
+            raise
         return self.file
 
     def commit(self) -> Path:
         """Make the partial file the target; returns the target path."""
         if self.committed:
             return self.target
+        if self.aborted:
+            raise WriteError("commit() after abort()", path=self.target, hint="write the file again")
         if self.file is None:
             raise WriteError("commit() before open()", path=self.target)
         try:
@@ -370,12 +539,22 @@ class AtomicFile:
                 self.file.flush()
                 self.file.close()
             fsync_path(self.partial)
-            os.replace(self.partial, self.target)
-            fsync_directory(self.target.parent if str(self.target.parent) else ".")
-        except OSError as exc:
+            self._publish()
+        except H5StreamError:
+            self._cleanup()
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:
             self._cleanup()
             raise _as_write_error(exc, self.target, "finishing the file") from exc
+        except BaseException:
+            self._cleanup()
+            raise
         self.committed = True
+        # The new file is in place; a directory that refuses fsync cannot undo that.
+        try:
+            fsync_directory(self.target.parent if str(self.target.parent) else ".")
+        except OSError as exc:
+            logger.warning("directory fsync after committing %s failed: %s", self.target, exc)
         if self.claim is not None:
             self.claim.release()
         logger.debug("committed %s", self.target)
@@ -383,8 +562,31 @@ class AtomicFile:
             self._on_commit(self.target)
         return self.target
 
+    def _publish(self) -> None:
+        """Put the finished partial file at the target path in one atomic step."""
+        if self.overwrite or self.source is not None:
+            os.replace(self.partial, self.target)
+            return
+        try:
+            os.link(self.partial, self.target)  # fails rather than replace a file that exists
+        except FileExistsError:
+            raise TargetExistsError(
+                "file appeared while it was being written",
+                path=self.target,
+                hint="pass overwrite=True to replace it; the new data was discarded",
+            ) from None
+        except OSError as exc:
+            if exc.errno not in _LINK_UNSUPPORTED:
+                raise
+            self._refuse_existing_target()
+            os.replace(self.partial, self.target)
+            return
+        os.unlink(self.partial)
+
     def abort(self) -> None:
         """Discard the partial file; the target is left as it was."""
+        if not self.committed:
+            self.aborted = True
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -392,8 +594,9 @@ class AtomicFile:
             with contextlib.suppress(Exception):
                 if self.file.id.valid:
                     self.file.close()
-        with contextlib.suppress(FileNotFoundError, OSError):
-            os.unlink(self.partial)
+        if not self.committed:
+            with contextlib.suppress(OSError):
+                os.unlink(self.partial)
         if self.claim is not None:
             self.claim.release()
 
@@ -462,35 +665,51 @@ def _plugin_filters_loaded() -> None:
         import hdf5plugin  # noqa: F401  (registers its filters with HDF5)
 
 
-def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
-    """Refuse external links, external storage, virtual datasets and unavailable filters."""
-    plugins_checked = False
+def _link_names(f: h5py.File) -> list[bytes]:
+    """Every link name below the root, each visited once (soft and external links not followed)."""
+    names: list[bytes] = []
+    # The callback only collects: an exception raised inside h5py's visit callback
+    # surfaces as a SystemError, so every check runs after the walk.
+    f.id.links.visit(names.append)
+    return names
 
-    def visit(name: str, link) -> None:
-        nonlocal plugins_checked
-        if isinstance(link, h5py.ExternalLink):
+
+def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
+    """Refuse external links, external storage, virtual datasets and unavailable filters.
+
+    Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
+    :class:`FormatError` naming the offending object.
+    """
+    plugins_checked = False
+    for raw_name in _link_names(f):
+        name = "/" + raw_name.decode("utf-8", errors="replace")
+        info = f.id.links.get_info(raw_name)
+        if info.type == h5py.h5l.TYPE_EXTERNAL:
+            target_file, target_obj = _external_link_target(f, raw_name)
             raise UnsafeFileError(
                 "external link to another file",
                 path=path,
-                obj="/" + name,
-                found=f"link to {link.filename}:{link.path}",
+                obj=name,
+                found=f"link to {target_file}:{target_obj}",
                 hint="external links are refused; copy the data into the file",
             )
-        if isinstance(link, h5py.SoftLink):
-            return
-        oid = h5py.h5o.open(f.id, name.encode())
+        if info.type != h5py.h5l.TYPE_HARD:
+            continue  # soft links name objects of this file, visited through their hard link
+        oid = h5py.h5o.open(f.id, raw_name)
         try:
-            if oid.get_type() != h5py.h5o.TYPE_DATASET:
-                return
+            if not isinstance(oid, h5py.h5d.DatasetID):
+                continue
             plist = oid.get_create_plist()
             if plist.get_layout() == h5py.h5d.VIRTUAL:
                 raise UnsafeFileError(
-                    "virtual dataset", path=path, obj="/" + name,
+                    "virtual dataset", path=path, obj=name,
+                    found="a dataset mapped onto other files",
                     hint="virtual datasets read other files and are refused",
                 )
             if plist.get_external_count() > 0:
                 raise UnsafeFileError(
-                    "dataset with external storage", path=path, obj="/" + name,
+                    "dataset with external storage", path=path, obj=name,
+                    found=f"raw data in {plist.get_external(0)[0].decode(errors='replace')}",
                     hint="external raw storage reads other files and is refused",
                 )
             for i in range(plist.get_nfilters()):
@@ -498,9 +717,10 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
                 if code not in ALLOWED_FILTERS:
                     raise FormatError(
                         "dataset uses a filter that is not allowed",
-                        path=path, obj="/" + name,
+                        path=path, obj=name,
                         expected="one of " + ", ".join(sorted(ALLOWED_FILTERS.values())),
                         found=f"filter {code} ({fname.decode(errors='replace')})",
+                        hint="rewrite the data with an allowed filter",
                     )
                 if code in PLUGIN_FILTERS and not plugins_checked:
                     _plugin_filters_loaded()
@@ -509,34 +729,65 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
                     raise MissingPluginError(
                         f"dataset is compressed with {ALLOWED_FILTERS[code]} (filter {code}), "
                         "which is not available here",
-                        path=path, obj="/" + name,
+                        path=path, obj=name,
                         hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
                     )
         finally:
             oid.close()
 
-    f.visititems_links(visit)
+
+def _external_link_target(f: h5py.File, raw_name: bytes) -> tuple[str, str]:
+    try:
+        link = f.get(raw_name.decode("utf-8", errors="replace"), getlink=True)
+    except Exception:  # noqa: BLE001 - the link is refused either way; its target is only for the message
+        return "?", "?"
+    return getattr(link, "filename", "?"), getattr(link, "path", "?")
+
+
+# Exceptions h5py, numpy and the OS raise for corrupt or truncated content.
+# SystemError appears when libhdf5 fails inside an h5py callback; MemoryError
+# and OverflowError when a corrupted shape or size asks for an impossible array.
+_READ_FAILURES = (
+    OSError,
+    RuntimeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    SystemError,
+    ArithmeticError,
+    MemoryError,
+)
 
 
 @contextlib.contextmanager
 def guard_read(path: str | os.PathLike, obj: str | None = None) -> Iterator[None]:
-    """Turn any low-level failure inside the block into a :class:`FormatError`."""
+    """Turn any low-level failure inside the block into a :class:`FormatError`.
+
+    Our own typed errors pass through unchanged.  A missing decompression
+    filter becomes :class:`MissingPluginError`.
+    """
     try:
         yield
     except H5StreamError:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+    except _READ_FAILURES as exc:
         text = str(exc) or type(exc).__name__
-        hint = None
         if "filter" in text and ("not registered" in text or "can't open" in text or "available" in text):
             raise MissingPluginError(
                 f"cannot decompress data ({text})", path=path, obj=obj,
                 hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
             ) from exc
+        if isinstance(exc, MemoryError):
+            raise FormatError(
+                "the object asks for more memory than is available (corrupted size?)",
+                path=path, obj=obj, hint="the file may be corrupted",
+            ) from exc
         raise FormatError(
             f"cannot read the object ({type(exc).__name__}: {text})",
             path=path, obj=obj,
-            hint=hint or "the file may be corrupted or incomplete",
+            hint="the file may be corrupted or incomplete",
         ) from exc
 
 
@@ -561,7 +812,7 @@ def open_validated(
     check_hdf5_signature(path)
     try:
         f = h5py.File(path, "r", **h5py_kwargs)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except _READ_FAILURES as exc:
         raise FormatError(
             f"cannot open the HDF5 file ({exc})", path=path,
             hint="the file may be corrupted, truncated or still being written",
@@ -614,3 +865,188 @@ def require_attr_format(
             hint="upgrade h5stream to read newer files",
         )
     return version
+
+
+# --------------------------------------------------------------------------- isolated verification
+
+_VERIFY_CHILD = "from h5stream.files import _verify_child; _verify_child()"
+
+
+def _read_everything(f: h5py.File, path: str) -> None:
+    """Read every attribute and every dataset of ``f`` in full, each under :func:`guard_read`."""
+    with guard_read(path, "/"):
+        names = [n.decode("utf-8", errors="replace") for n in _link_names(f)]
+    with guard_read(path, "/@"):
+        for key in f.attrs:
+            f.attrs[key]
+    for name in names:
+        obj_name = "/" + name
+        with guard_read(path, obj_name):
+            if f.id.links.get_info(name.encode()).type != h5py.h5l.TYPE_HARD:
+                continue
+            obj = f[name]
+            for key in obj.attrs:
+                obj.attrs[key]
+            if isinstance(obj, h5py.Dataset):
+                obj[()]
+
+
+def _check_reference(check: Callable | None) -> str | None:
+    if check is None:
+        return None
+    module = getattr(check, "__module__", None)
+    qualname = getattr(check, "__qualname__", "")
+    if not module or "<" in qualname:
+        raise TypeError(
+            "check must be a module-level function so that a separate process can import it, "
+            f"got {check!r}"
+        )
+    return f"{module}:{qualname}"
+
+
+def _resolve_check(reference: str | None) -> Callable | None:
+    if reference is None:
+        return None
+    import importlib
+
+    module_name, qualname = reference.split(":", 1)
+    obj = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _verify_child() -> None:
+    """Child side of :func:`verify_files`: one JSON line per file on stdout."""
+    import sys
+
+    request = json.loads(sys.stdin.readline())
+    check = _resolve_check(request["check"])
+    out = sys.stdout
+    for p in request["paths"]:
+        result: dict = {"path": p, "error": None}
+        try:
+            with open_validated(p, check=check) as f:
+                _read_everything(f, p)
+        except H5StreamError as exc:
+            result["error"] = type(exc).__name__
+            result["message"] = str(exc)
+            result.update(obj=exc.obj, expected=exc.expected, found=exc.found, hint=exc.hint)
+        except Exception as exc:  # noqa: BLE001 - reported as an untyped failure to the parent
+            result["error"] = "untyped:" + type(exc).__name__
+            result["message"] = str(exc)
+        out.write(json.dumps(result) + "\n")
+        out.flush()
+
+
+def _error_class(name: str) -> type[FormatError]:
+    from h5stream import errors
+
+    cls = getattr(errors, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, FormatError) else FormatError
+
+
+def verify_files(
+    paths: list[str | os.PathLike],
+    *,
+    check: Callable[[h5py.File], None] | None = None,
+    timeout: float = 10.0,
+) -> list[FormatError | None]:
+    """Open and read every object of each file in a separate process; return one result per file.
+
+    Each result is None (the file opened with :func:`open_validated` and every
+    attribute and dataset read in full) or the :class:`FormatError` (subclass)
+    that reading raised.  A file whose reading does not finish within
+    ``timeout`` seconds (some corrupted objects make libhdf5 loop) or that makes
+    libhdf5 crash is reported as a :class:`FormatError` saying so, and the
+    caller's process is never affected.  Use it before trusting a file of
+    unknown origin; ``check`` must be a module-level function (it is imported
+    by the child process).
+    """
+    import select
+    import subprocess
+    import sys
+
+    reference = _check_reference(check)
+    pending = [os.fspath(p) for p in paths]
+    results: dict[str, FormatError | None] = {}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    while pending:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _VERIFY_CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            child.stdin.write((json.dumps({"paths": pending, "check": reference}) + "\n").encode())
+            child.stdin.close()
+            fd = child.stdout.fileno()
+            buffer = b""
+            # The child's start (imports) gets its own allowance on top of the first file's.
+            deadline = time.monotonic() + timeout + 30.0
+            while pending:
+                ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    stuck = pending.pop(0)
+                    results[stuck] = FormatError(
+                        f"reading did not finish within {timeout:g} s",
+                        path=stuck,
+                        expected="a file that reads in bounded time",
+                        found="a read that does not end (corrupted object)",
+                        hint="the file is corrupted; restore it from a good copy",
+                    )
+                    break
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    code = child.wait()
+                    crashed = pending.pop(0)
+                    results[crashed] = FormatError(
+                        "the HDF5 library crashed reading this file",
+                        path=crashed,
+                        found=f"reader process ended with code {code}",
+                        hint="the file is corrupted or crafted; do not open it in-process",
+                    )
+                    break
+                buffer += chunk
+                while b"\n" in buffer and pending:
+                    line, buffer = buffer.split(b"\n", 1)
+                    done = json.loads(line)
+                    pending.remove(done["path"])
+                    results[done["path"]] = _child_result(done)
+                    deadline = time.monotonic() + timeout
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            child.stdout.close()
+    return [results[os.fspath(p)] for p in paths]
+
+
+def _child_result(done: dict) -> FormatError | None:
+    if done["error"] is None:
+        return None
+    if done["error"].startswith("untyped:"):
+        return FormatError(
+            f"reading raised an untyped {done['error'][8:]} ({done['message']})", path=done["path"]
+        )
+    cls = _error_class(done["error"])
+    err = cls.__new__(cls)
+    FormatError.__init__(err, done["message"])
+    err.path = done["path"]
+    for key in ("obj", "expected", "found", "hint"):
+        setattr(err, key, done.get(key))
+    return err
+
+
+def verify_file(
+    path: str | os.PathLike,
+    *,
+    check: Callable[[h5py.File], None] | None = None,
+    timeout: float = 10.0,
+) -> None:
+    """Raise the :class:`FormatError` reading ``path`` in full would raise; see :func:`verify_files`."""
+    error = verify_files([path], check=check, timeout=timeout)[0]
+    if error is not None:
+        raise error
