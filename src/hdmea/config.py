@@ -11,19 +11,23 @@ Example
 -------
 .. code-block:: toml
 
-    [stimulus]
-    playlist = ["step_up_5s_5i_3x", "dense_noise"]
-    noise_movie = "noise.npy"            # (frames, h, w) uint8, relative to this file
-    noise_movie_name = "dense_noise"
+    [stimulus]                           # inline, or: file = "{dir}/{name}.stimulus.json"
+    playlist = ["step_up_5s_5i_3x", "dense_noise", "step_up_5s_5i_3x"]
+    pre_margin_frames = 60               # gray frames before and after every movie
+    post_margin_frames = 120
 
     [stimulus.movie_lengths]             # display frames of each movie
-    step_up_5s_5i_3x = 1800
+    step_up_5s_5i_3x = 1860
     dense_noise = 10800
 
     [stimulus.trials.step_up_5s_5i_3x]
-    start_frame = 0
+    start_frame = 240
     trial_length_frame = 600
     repeat = 3
+
+    [stimulus.noise_movies.dense_noise]  # receptive fields (STA) are computed for these
+    path = "noise.npy"                   # (images, h, w) uint8, relative to this file
+    frames_per_image = 4
 
     [steps]
     eimage = false
@@ -37,6 +41,12 @@ Example
     [batch]
     workers = 2
     retries = 2
+
+A stimulus ``file`` is a JSON file as written by
+:meth:`hdmea.stimulus.StimulusConfig.save_json`; ``{name}`` in it stands for
+the recording's name and ``{dir}`` for the directory of its ``.cmcr`` (one
+stimulus file per recording), a relative path is taken from the configuration
+file's directory.
 """
 
 from __future__ import annotations
@@ -55,8 +65,7 @@ from typing import Any
 from hdmea.errors import ConfigError
 
 __all__ = [
-    "TrialConfig",
-    "StimulusConfig",
+    "StimulusSource",
     "StepsConfig",
     "OutputConfig",
     "SlurmConfig",
@@ -179,29 +188,45 @@ _CHECKS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class TrialConfig:
-    """Trial layout of one movie, in display frames relative to the movie's content."""
+class StimulusSource:
+    """Where a recording's stimulus description comes from.
 
-    start_frame: int
-    trial_length_frame: int
-    repeat: int
+    Either ``inline`` (given in the configuration, the same for every recording)
+    or ``file_template``: a JSON file per recording, with ``{name}`` and ``{dir}``
+    standing for the recording's name and the directory of its ``.cmcr``.
+    """
 
-    def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+    inline: Any = None  # hdmea.stimulus.StimulusConfig
+    file_template: str | None = None
+    base_dir: str | None = None
 
+    @property
+    def given(self) -> bool:
+        return self.inline is not None or self.file_template is not None
 
-@dataclasses.dataclass(frozen=True)
-class StimulusConfig:
-    """What the retina saw: the movies in display order and how each is cut into trials."""
+    def resolve(self, name: str, recording_dir: str | os.PathLike) -> Any:
+        """The :class:`hdmea.stimulus.StimulusConfig` of one recording (None when none is configured)."""
+        if self.inline is not None:
+            return self.inline
+        if self.file_template is None:
+            return None
+        from hdmea.stimulus import StimulusConfig
 
-    playlist: tuple[str, ...] = ()
-    movie_lengths: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    trials: Mapping[str, TrialConfig] = dataclasses.field(default_factory=dict)
-    noise_movie: Path | None = None
-    noise_movie_name: str | None = None
+        path = Path(self.file_template.format(name=name, dir=os.fspath(recording_dir)))
+        if not path.is_absolute() and self.base_dir is not None:
+            path = Path(self.base_dir) / path
+        if not path.is_file():
+            raise ConfigError("the stimulus file of the recording does not exist", path=path,
+                              obj=name, hint="check stimulus.file in the configuration")
+        return StimulusConfig.load_json(path)
 
-    def trial_dicts(self) -> dict[str, dict[str, int]]:
-        return {name: t.as_dict() for name, t in self.trials.items()}
+    def digest_payload(self) -> Any:
+        if self.inline is not None:
+            data = self.inline.to_dict()
+            for movie in data.get("noise_movies", {}).values():
+                movie["identity"] = _file_identity(Path(movie["path"]))
+            return data
+        return self.file_template
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,26 +294,16 @@ class BatchConfig:
 class PipelineConfig:
     """The whole configuration of a pipeline run; build it with :func:`load_config`."""
 
-    stimulus: StimulusConfig = dataclasses.field(default_factory=StimulusConfig)
+    stimulus: StimulusSource = dataclasses.field(default_factory=StimulusSource)
     steps: StepsConfig = dataclasses.field(default_factory=StepsConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     batch: BatchConfig = dataclasses.field(default_factory=BatchConfig)
     source: str | None = None
 
-    @property
-    def runs_sta(self) -> bool:
-        return self.steps.sta and self.stimulus.noise_movie is not None
-
     def digest(self) -> str:
         """A hash of everything that changes the results (not batch or output options)."""
         payload = {
-            "stimulus": {
-                "playlist": list(self.stimulus.playlist),
-                "movie_lengths": dict(self.stimulus.movie_lengths),
-                "trials": self.stimulus.trial_dicts(),
-                "noise_movie": _file_identity(self.stimulus.noise_movie),
-                "noise_movie_name": self.stimulus.noise_movie_name,
-            },
+            "stimulus": self.stimulus.digest_payload(),
             "steps": {
                 "sta": self.steps.sta, "eimage": self.steps.eimage,
                 "features": self.steps.features,
@@ -371,9 +386,47 @@ def parse_config(
     return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source)
 
 
-def _parse_stimulus(r: _Reader, base: Path) -> StimulusConfig:
-    playlist = r.get("playlist", "str_list", ())
-    seen: set[str] = set()
+_INLINE_STIMULUS_KEYS = ("playlist", "movie_lengths", "trials", "noise_movies",
+                         "pre_margin_frames", "post_margin_frames")
+
+
+def _parse_stimulus(r: _Reader, base: Path) -> StimulusSource:
+    template = r.get("file", "str", None)
+    inline_keys = [k for k in _INLINE_STIMULUS_KEYS if k in r.table]
+    if template is not None:
+        if inline_keys:
+            raise _fail(r.child_key(inline_keys[0]), "cannot be combined with stimulus.file",
+                        source=r.source, hint="describe the stimulus either inline or in the file")
+        r.reject_unknown()
+        if "{" not in template:
+            path = Path(template) if Path(template).is_absolute() else base / template
+            if not path.is_file():
+                raise _fail("stimulus.file", "file does not exist", source=r.source, found=str(path))
+            from hdmea.stimulus import StimulusConfig
+
+            try:
+                inline = StimulusConfig.load_json(path)
+            except ConfigError as exc:
+                raise _fail("stimulus.file", f"is not a valid stimulus description ({exc})",
+                            source=r.source) from exc
+            return StimulusSource(inline=inline, base_dir=str(base))
+        try:
+            template.format(name="x", dir="y")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise _fail("stimulus.file", f"bad placeholder ({exc!r})", source=r.source,
+                        hint="only {name} and {dir} are known") from exc
+        return StimulusSource(file_template=template, base_dir=str(base))
+    if not inline_keys:
+        r.reject_unknown()
+        return StimulusSource()
+
+    playlist = r.get("playlist", "str_list")
+    pre_margin = r.get("pre_margin_frames", "int", 60)
+    post_margin = r.get("post_margin_frames", "int", 120)
+    for key, value in (("pre_margin_frames", pre_margin), ("post_margin_frames", post_margin)):
+        if value < 0:
+            raise _fail(r.child_key(key), "must be >= 0", source=r.source, found=value)
+    seen = set(playlist)
     lengths_reader = r.table_of("movie_lengths")
     lengths: dict[str, int] = {}
     for name in lengths_reader.table:
@@ -383,58 +436,86 @@ def _parse_stimulus(r: _Reader, base: Path) -> StimulusConfig:
                         source=r.source, found=value)
         lengths[name] = value
     for name in playlist:
-        seen.add(name)
         if name not in lengths:
             raise _fail(f"stimulus.movie_lengths.{name}", "is required for every movie of the playlist",
                         source=r.source, hint="give the movie's length in display frames")
     trials_reader = r.table_of("trials")
-    trials: dict[str, TrialConfig] = {}
+    trials: dict[str, dict[str, int]] = {}
     for name in trials_reader.table:
         t = trials_reader.table_of(name)
-        cfg = TrialConfig(
-            start_frame=t.get("start_frame", "int", 0),
-            trial_length_frame=t.get("trial_length_frame", "int"),
-            repeat=t.get("repeat", "int", 1),
-        )
+        cfg = {
+            "start_frame": t.get("start_frame", "int", 0),
+            "trial_length_frame": t.get("trial_length_frame", "int"),
+            "repeat": t.get("repeat", "int", 1),
+        }
         t.reject_unknown()
-        if cfg.start_frame < 0:
-            raise _fail(t.child_key("start_frame"), "must be >= 0", source=r.source, found=cfg.start_frame)
-        if cfg.trial_length_frame <= 0:
+        if cfg["start_frame"] < 0:
+            raise _fail(t.child_key("start_frame"), "must be >= 0", source=r.source, found=cfg["start_frame"])
+        if cfg["trial_length_frame"] <= 0:
             raise _fail(t.child_key("trial_length_frame"), "must be > 0", source=r.source,
-                        found=cfg.trial_length_frame)
-        if cfg.repeat < 1:
-            raise _fail(t.child_key("repeat"), "must be >= 1", source=r.source, found=cfg.repeat)
-        if playlist and name not in seen:
+                        found=cfg["trial_length_frame"])
+        if cfg["repeat"] < 1:
+            raise _fail(t.child_key("repeat"), "must be >= 1", source=r.source, found=cfg["repeat"])
+        if name not in seen:
             raise _fail(trials_reader.child_key(name), "names a movie that is not in the playlist",
                         source=r.source, hint="playlist: " + ", ".join(playlist))
-        if name in lengths:
-            needed = cfg.start_frame + cfg.repeat * cfg.trial_length_frame
-            if needed > lengths[name]:
-                raise _fail(trials_reader.child_key(name),
-                            "trials run past the end of the movie", source=r.source,
-                            expected=f"start_frame + repeat * trial_length_frame <= {lengths[name]}",
-                            found=needed)
+        needed = cfg["start_frame"] + cfg["repeat"] * cfg["trial_length_frame"]
+        if needed > lengths[name]:
+            raise _fail(trials_reader.child_key(name), "trials run past the end of the movie",
+                        source=r.source,
+                        expected=f"start_frame + repeat * trial_length_frame <= {lengths[name]}",
+                        found=needed)
         trials[name] = cfg
-    noise = r.get("noise_movie", "str", None)
-    noise_path = None
-    if noise is not None:
-        noise_path = Path(noise)
-        if not noise_path.is_absolute():
-            noise_path = (base / noise_path).resolve()
-        if not noise_path.is_file():
-            raise _fail("stimulus.noise_movie", "file does not exist", source=r.source,
-                        found=str(noise_path))
-    noise_name = r.get("noise_movie_name", "str", None)
-    if noise_name is not None and playlist and noise_name not in seen:
-        raise _fail("stimulus.noise_movie_name", "is not in the playlist", source=r.source,
-                    found=noise_name)
-    if noise_name is not None and noise_path is None:
-        raise _fail("stimulus.noise_movie", "is required when noise_movie_name is set", source=r.source)
+    noise_reader = r.table_of("noise_movies")
+    noise: dict[str, dict[str, Any]] = {}
+    for name in noise_reader.table:
+        n = noise_reader.table_of(name)
+        if name not in seen:
+            raise _fail(noise_reader.child_key(name), "names a movie that is not in the playlist",
+                        source=r.source, hint="playlist: " + ", ".join(playlist))
+        path = Path(n.get("path", "str"))
+        if not path.is_absolute():
+            path = (base / path).resolve()
+        frames_per_image = n.get("frames_per_image", "int", 1)
+        n.reject_unknown()
+        if frames_per_image < 1:
+            raise _fail(n.child_key("frames_per_image"), "must be >= 1", source=r.source,
+                        found=frames_per_image)
+        shape = _noise_movie_shape(path, n.child_key("path"), r.source)
+        if shape[0] * frames_per_image > lengths[name]:
+            raise _fail(noise_reader.child_key(name), "the noise images outlast the movie", source=r.source,
+                        expected=f"images * frames_per_image <= {lengths[name]}",
+                        found=shape[0] * frames_per_image)
+        noise[name] = {"path": str(path), "frames_per_image": frames_per_image,
+                       "shape": [shape[1], shape[2]], "n_images": shape[0]}
     r.reject_unknown()
-    return StimulusConfig(
-        playlist=playlist, movie_lengths=lengths, trials=trials,
-        noise_movie=noise_path, noise_movie_name=noise_name,
+    from hdmea.stimulus import StimulusConfig
+
+    inline = StimulusConfig(
+        playlist=list(playlist), movie_lengths=lengths, trial_configs=trials, noise_movies=noise,
+        pre_margin_frames=pre_margin, post_margin_frames=post_margin,
     )
+    return StimulusSource(inline=inline, base_dir=str(base))
+
+
+def _noise_movie_shape(path: Path, key: str, source: str | None) -> tuple[int, int, int]:
+    """Shape of a ``.npy`` noise movie, read from its header only."""
+    import numpy as np
+
+    if not path.is_file():
+        raise _fail(key, "file does not exist", source=source, found=str(path))
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _fortran, dtype = read_header(fh)
+    except (OSError, ValueError) as exc:
+        raise _fail(key, f"is not a .npy array ({exc})", source=source, found=str(path)) from exc
+    if dtype != np.uint8 or len(shape) != 3:
+        raise _fail(key, "noise movie must be a uint8 array (images, height, width)", source=source,
+                    found=f"{dtype} {shape}")
+    return tuple(int(x) for x in shape)
 
 
 def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdmea.config import PipelineConfig, TrialConfig, load_config, parse_config
+from hdmea.config import PipelineConfig, load_config, parse_config
+from hdmea.stimulus import StimulusConfig, TrialConfig
 from hdmea.errors import ConfigError
 
 GOOD = """
 [stimulus]
 playlist = ["step_up", "dense_noise", "step_up"]
-noise_movie = "noise.npy"
-noise_movie_name = "dense_noise"
+pre_margin_frames = 30
 
 [stimulus.movie_lengths]
 step_up = 1800
@@ -25,6 +25,10 @@ dense_noise = 900
 start_frame = 0
 trial_length_frame = 600
 repeat = 3
+
+[stimulus.noise_movies.dense_noise]
+path = "noise.npy"
+frames_per_image = 4
 
 [steps]
 eimage = false
@@ -54,11 +58,15 @@ def _write(tmp_path: Path, text: str, noise: bool = True) -> Path:
 
 def test_good_config_round_trips_values(tmp_path):
     cfg = load_config(_write(tmp_path, GOOD))
-    assert cfg.stimulus.playlist == ("step_up", "dense_noise", "step_up")
-    assert cfg.stimulus.movie_lengths == {"step_up": 1800, "dense_noise": 900}
-    assert cfg.stimulus.trials["step_up"] == TrialConfig(0, 600, 3)
-    assert cfg.stimulus.noise_movie == (tmp_path / "noise.npy").resolve()
-    assert cfg.runs_sta and not cfg.steps.eimage
+    stim = cfg.stimulus.resolve("any", tmp_path)
+    assert stim.playlist == ["step_up", "dense_noise", "step_up"]
+    assert stim.movie_lengths == {"step_up": 1800, "dense_noise": 900}
+    assert stim.trial_configs["step_up"] == TrialConfig(0, 600, 3)
+    assert (stim.pre_margin_frames, stim.post_margin_frames) == (30, 120)
+    noise = stim.noise_movies["dense_noise"]
+    assert noise.path == str((tmp_path / "noise.npy").resolve())
+    assert (noise.frames_per_image, noise.shape, noise.n_images) == (4, (3, 3), 4)
+    assert cfg.steps.sta and not cfg.steps.eimage
     assert cfg.output.checkpoint is False and cfg.output.memory_limit_gb == 1.5
     assert cfg.batch.workers == 2 and cfg.batch.retries == 1
     assert cfg.batch.slurm.cluster_kwargs() == {"cores": 2, "processes": 1, "memory": "4GB",
@@ -88,10 +96,14 @@ def test_digest_tracks_results_not_batch_options(tmp_path):
          "stimulus.trials.step_up.trial_length_frame", "is required"),
         (("dense_noise = 900", "dense_noise = -1"), "stimulus.movie_lengths.dense_noise", "positive"),
         (("step_up = 1800\n", ""), "stimulus.movie_lengths.step_up", "every movie of the playlist"),
-        (('noise_movie = "noise.npy"', 'noise_movie = "missing.npy"'), "stimulus.noise_movie",
+        (('path = "noise.npy"', 'path = "missing.npy"'), "stimulus.noise_movies.dense_noise.path",
          "does not exist"),
-        (('noise_movie_name = "dense_noise"', 'noise_movie_name = "chirp"'),
-         "stimulus.noise_movie_name", "not in the playlist"),
+        (("[stimulus.noise_movies.dense_noise]", "[stimulus.noise_movies.chirp]"),
+         "stimulus.noise_movies.chirp", "not in the playlist"),
+        (("frames_per_image = 4", "frames_per_image = 400"),
+         "stimulus.noise_movies.dense_noise", "outlast the movie"),
+        (("pre_margin_frames = 30", "pre_margin_frames = 30\nfile = 'x.json'"),
+         "stimulus.playlist", "cannot be combined with stimulus.file"),
         (("eimage = false", "eimage = 1"), "steps.eimage", "true or false"),
         (("eimage = false", "eimage = false\n[steps.compute_stta]\nx = 1"), "steps.compute_stta",
          "unknown pipeline step"),
@@ -138,4 +150,20 @@ def test_scheduler_and_slurm_are_exclusive():
 def test_empty_config_is_valid():
     cfg = parse_config({})
     assert cfg == PipelineConfig(source=None)
-    assert not cfg.runs_sta
+    assert cfg.stimulus.resolve("x", ".") is None
+
+
+def test_stimulus_file_per_recording(tmp_path):
+    stim = StimulusConfig(playlist=["a"], movie_lengths={"a": 100},
+                          trial_configs={"a": {"start_frame": 0, "trial_length_frame": 50, "repeat": 2}})
+    stim.save_json(tmp_path / "rec7.stimulus.json")
+    cfg = parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"}}, base_dir=tmp_path)
+    assert cfg.stimulus.resolve("rec7", tmp_path).to_dict() == stim.to_dict()
+    with pytest.raises(ConfigError, match="rec8.stimulus.json"):
+        cfg.stimulus.resolve("rec8", tmp_path)
+    shared = parse_config({"stimulus": {"file": "rec7.stimulus.json"}}, base_dir=tmp_path)
+    assert shared.stimulus.inline.to_dict() == stim.to_dict()
+    with pytest.raises(ConfigError, match="stimulus.file.*does not exist"):
+        parse_config({"stimulus": {"file": "none.json"}}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="placeholder"):
+        parse_config({"stimulus": {"file": "{recording}.json"}}, base_dir=tmp_path)

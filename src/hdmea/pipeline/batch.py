@@ -29,12 +29,13 @@ import logging
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from h5stream.errors import FormatError, SourceNotFoundError, WriteError
-from h5stream.files import fsync_directory
+from h5stream.errors import FormatError, SourceNotFoundError, StaleClaimWarning, WriteError
+from h5stream.files import WriterClaim, fsync_directory
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
 from hdmea.progress import progress, recording_context
@@ -287,9 +288,15 @@ def run_job(recording: Recording, output: str | os.PathLike, config: PipelineCon
             logger.info("finished output was made with another configuration; redoing it")
         started = time.perf_counter()
         logger.info("started (attempt %d)", attempt)
+        _note_left_claims(output)
         try:
             done_marker_path(output).unlink(missing_ok=True)
-            detail = job(recording, output, config) or {}
+            with warnings.catch_warnings():
+                # A worker killed mid-write leaves its writer claim behind; the next
+                # attempt clears it (the claim's pid is gone), which is expected here
+                # and already logged by _note_left_claims.
+                warnings.filterwarnings("ignore", category=StaleClaimWarning)
+                detail = job(recording, output, config) or {}
         except Exception as exc:  # noqa: BLE001 - every failure is reported, sorted by kind
             seconds = time.perf_counter() - started
             kind = classify_error(exc)
@@ -311,6 +318,14 @@ def run_job(recording: Recording, output: str | os.PathLike, config: PipelineCon
         })
         logger.info("finished in %.2f s", seconds)
         return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
+
+
+def _note_left_claims(output: Path) -> None:
+    for target in (output, checkpoint_path_for(output)):
+        claim = WriterClaim(target)
+        if claim.path.exists():
+            logger.warning("a writer claim of an earlier attempt is present on %s: %s; it is cleared "
+                           "if that process has ended", target.name, claim.describe(claim.read_holder()))
 
 
 def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig) -> dict:
