@@ -1,0 +1,129 @@
+"""Interval sectioning of ragged sorted arrays: which values of each row fall in each interval.
+
+The typical use is spike times (one sorted row per unit) cut into trials (one
+half-open interval ``[start, end)`` per trial).  The result is ragged: one
+values array plus offsets, never one small array per (row, interval).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+__all__ = ["SectionedRows", "section_sorted", "rows_to_csr"]
+
+
+@dataclasses.dataclass
+class SectionedRows:
+    """Values of row ``r`` in interval ``t``: ``values[offsets[r * n_intervals + t]:offsets[r * n_intervals + t + 1]]``."""
+
+    values: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, n_rows * n_intervals + 1
+    n_rows: int
+    n_intervals: int
+
+    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """(values, interval offsets relative to them) of row ``r``; offsets have n_intervals + 1 entries."""
+        k = self.n_intervals
+        off = self.offsets[r * k:(r + 1) * k + 1]
+        return self.values[off[0]:off[-1]], off - off[0]
+
+    def interval(self, r: int, t: int) -> np.ndarray:
+        i = r * self.n_intervals + t
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+
+def rows_to_csr(rows) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate 1-D arrays into (uint64 values, int64 row offsets)."""
+    rows = [np.asarray(r) for r in rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([r.size for r in rows], out=offsets[1:])
+    values = np.concatenate(rows).astype(np.uint64, copy=False) if rows else np.zeros(0, np.uint64)
+    return np.ascontiguousarray(values, dtype=np.uint64), offsets
+
+
+def _default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = None,
+                   check_sorted: bool = True) -> SectionedRows:
+    """Cut every sorted row of a CSR array into every half-open interval.
+
+    Parameters
+    ----------
+    values
+        Non-negative integer values (uint64 after conversion), sorted within each row.
+    row_offsets
+        int64, ``n_rows + 1`` non-decreasing offsets into ``values``.
+    intervals
+        ``(n_intervals, 2)`` integer ``[start, end)`` pairs; ``start <= end``.
+        Intervals may overlap and need not be ordered.
+    n_threads
+        Threads of the parallel loop over rows (default: cores, at most 8).
+    check_sorted
+        Verify that each row is sorted (one linear pass).
+
+    Returns
+    -------
+    SectionedRows
+    """
+    from h5stream._ext._section import _section_counts, _section_gather
+
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D, found shape {values.shape}")
+    if values.size and values.dtype.kind == "i" and values.min() < 0:
+        raise ValueError("values must be non-negative")
+    if values.dtype.kind not in "iu" and values.size:
+        raise ValueError(f"values must be integers, found {values.dtype}")
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    row_offsets = np.ascontiguousarray(row_offsets, dtype=np.int64)
+    if row_offsets.ndim != 1 or row_offsets.size < 1:
+        raise ValueError("row_offsets must be 1-D with n_rows + 1 entries")
+    if row_offsets[0] != 0 or row_offsets[-1] != values.size or np.any(np.diff(row_offsets) < 0):
+        raise ValueError(
+            f"row_offsets must rise from 0 to len(values)={values.size}, found {row_offsets[0]}..{row_offsets[-1]}"
+        )
+    intervals = np.asarray(intervals)
+    if intervals.size == 0:
+        intervals = intervals.reshape(0, 2)
+    if intervals.ndim != 2 or intervals.shape[1] != 2:
+        raise ValueError(f"intervals must have shape (n, 2), found {intervals.shape}")
+    if intervals.size and intervals.dtype.kind == "i" and intervals.min() < 0:
+        raise ValueError("interval bounds must be non-negative")
+    starts = np.ascontiguousarray(intervals[:, 0], dtype=np.uint64)
+    ends = np.ascontiguousarray(intervals[:, 1], dtype=np.uint64)
+    if np.any(ends < starts):
+        bad = int(np.flatnonzero(ends < starts)[0])
+        raise ValueError(f"interval {bad} ends before it starts: [{starts[bad]}, {ends[bad]})")
+    if check_sorted and values.size > 1:
+        falls = np.flatnonzero(values[1:] < values[:-1]) + 1
+        if falls.size:
+            # A fall is allowed only where a new row begins.
+            starts_of_rows = row_offsets[1:-1]
+            inside = ~np.isin(falls, starts_of_rows)
+            if inside.any():
+                pos = int(falls[inside][0])
+                row = int(np.searchsorted(row_offsets, pos, side="right") - 1)
+                raise ValueError(f"row {row} is not sorted (value at index {pos} is smaller than the one before)")
+    n_rows = row_offsets.size - 1
+    n_int = starts.size
+    threads = _default_threads() if n_threads is None else max(1, int(n_threads))
+    return _section_kernel(values, row_offsets, starts, ends, n_rows, n_int, threads,
+                           _section_counts, _section_gather)
+
+
+def _section_kernel(values, row_offsets, starts, ends, n_rows, n_int, threads, counts_fn, gather_fn):
+    first = np.zeros((n_rows, n_int), dtype=np.int64)
+    count = np.zeros((n_rows, n_int), dtype=np.int64)
+    if n_rows and n_int:
+        counts_fn(values, row_offsets, starts, ends, first, count, threads)
+    offsets = np.zeros(n_rows * n_int + 1, dtype=np.int64)
+    np.cumsum(count.reshape(-1), out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.uint64)
+    if out.size:
+        gather_fn(values, first, count, offsets, out, threads)
+    return SectionedRows(values=out, offsets=offsets, n_rows=n_rows, n_intervals=n_int)

@@ -1,0 +1,258 @@
+"""The first pipeline step: load a recording's units, light reference and metadata.
+
+``load_recording(cmcr_path, cmtr_path, ...)`` reads units from the ``.cmtr``
+(spike times in samples, mean waveforms, positions, quality measures) and the
+light reference and metadata from the ``.cmcr``, then writes them to the
+recording file (``session=None``: the file is built beside the target and
+renamed over it when complete) or stages them in a :class:`PipelineSession`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from h5stream.errors import H5StreamWarning
+from h5stream.staging import parse_size
+from hdmea.errors import ConfigError
+from hdmea.io.cmcr import CmcrFile
+from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
+from hdmea.io.hdf5_store import source_files_attrs
+from hdmea.pipeline.target import open_target
+
+__all__ = ["LoadResult", "LargeRecordingWarning", "load_recording", "unit_key", "DEFAULT_MEMORY_THRESHOLD"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+STEP = "load_recording"
+DEFAULT_MEMORY_THRESHOLD = 4 * 1024**3
+DEFAULT_SAMPLING_RATE = 20000.0
+
+
+class LargeRecordingWarning(H5StreamWarning):
+    """A step is about to hold more data in memory than the configured threshold."""
+
+
+@dataclasses.dataclass
+class LoadResult:
+    """What :func:`load_recording` did (immediate mode)."""
+
+    hdf5_path: Path
+    dataset_id: str
+    num_units: int
+    stage1_completed: bool
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    skipped: bool = False
+    estimated_bytes: int = 0
+
+
+def unit_key(index: int, n_units: int) -> str:
+    """Unit ids by ascending MCS UnitID: ``unit_000`` ... (at least three digits)."""
+    return f"unit_{index:0{max(3, len(str(max(n_units - 1, 0))))}d}"
+
+
+def _estimate_bytes(cmcr: CmcrFile | None, cmtr: CmtrFile | None) -> tuple[int, dict[str, int]]:
+    """Bytes the step will hold, from dataset shapes only (nothing is read)."""
+    parts = {"light_reference": 0, "units": 0}
+    if cmcr is not None:
+        try:
+            parts["light_reference"] = 2 * cmcr.n_analog_samples() * 4
+        except Exception:  # a file without analog data holds none
+            parts["light_reference"] = 0
+    if cmtr is not None:
+        sorter = cmtr.h5[SORTER_GROUP]
+        for uid in cmtr.unit_ids():
+            ds = sorter[f"Unit {uid}/Peaks"] if f"Unit {uid}/Peaks" in sorter else None
+            if ds is not None:
+                # spike times (8 B per peak at most) plus the peaks table read once per unit
+                parts["units"] += ds.shape[0] * 8 + ds.id.get_storage_size()
+    return sum(parts.values()), parts
+
+
+def _threshold(memory_threshold, session) -> int:
+    if memory_threshold is not None:
+        value = parse_size(memory_threshold)
+        if value is None or value <= 0:
+            raise ConfigError(f"memory_threshold must be a positive size, found {memory_threshold!r}")
+        return value
+    if session is not None:
+        for name in ("memory_limit", "memory_warning"):
+            value = getattr(session, name, None)
+            if value:
+                return int(value)
+    return DEFAULT_MEMORY_THRESHOLD
+
+
+def _memory_warning_text(total: int, parts: dict[str, int], threshold: int, dataset_id: str) -> str:
+    gib = 1024**3
+    return (
+        f"load_recording of {dataset_id!r} will hold about {total / gib:.2f} GiB "
+        f"(units {parts['units'] / gib:.2f} GiB, light reference {parts['light_reference'] / gib:.2f} GiB), "
+        f"above the threshold of {threshold / gib:.2f} GiB; set a memory budget with "
+        f"create_session({dataset_id!r}, memory_limit='8 GB') (staged arrays beyond it spill to disk) "
+        f"or raise the threshold with load_recording(..., memory_threshold='16 GB')"
+    )
+
+
+def _default_output(dataset_id: str, cmcr_path, cmtr_path) -> Path:
+    src = Path(cmtr_path if cmtr_path is not None else cmcr_path)
+    return src.with_name(f"{dataset_id}.h5")
+
+
+def load_recording(
+    cmcr_path: str | os.PathLike | None = None,
+    cmtr_path: str | os.PathLike | None = None,
+    dataset_id: str | None = None,
+    *,
+    output_path: str | os.PathLike | None = None,
+    hdf5_path: str | os.PathLike | None = None,
+    force: bool = False,
+    sampling_rate: float | None = None,
+    memory_threshold: int | str | None = None,
+    waveforms: bool = True,
+    session=None,
+):
+    """Read units, light reference and metadata into the recording file or a session.
+
+    Parameters
+    ----------
+    cmcr_path, cmtr_path
+        The raw (``.cmcr``) and spike-sorting (``.cmtr``) files; at least one.
+    dataset_id
+        Recording id (default: the session's id, else the file stem).
+    output_path, hdf5_path
+        The recording file to create in immediate mode (two names for the same
+        thing; default ``<dataset_id>.h5`` beside the source files).
+    force
+        Immediate mode: rebuild a recording whose ``load_recording`` step has
+        already run (otherwise it is left as it is and reported as skipped).
+    sampling_rate
+        Hz; needed only without a ``.cmcr`` (default 20 kHz then).
+    memory_threshold
+        Bytes (or text like ``"4 GB"``) past which a :class:`LargeRecordingWarning`
+        is issued, logged and recorded; default: the session's ``memory_limit``,
+        else 4 GiB.
+    waveforms
+        Compute mean waveforms from the cutouts (reads the whole ``Peaks`` tables).
+    session
+        Stage into this :class:`~hdmea.pipeline.PipelineSession` instead of writing.
+
+    Returns
+    -------
+    LoadResult or PipelineSession
+    """
+    if cmcr_path is None and cmtr_path is None:
+        raise ConfigError("load_recording needs cmcr_path, cmtr_path or both")
+    if output_path is not None and hdf5_path is not None and Path(output_path) != Path(hdf5_path):
+        raise ConfigError(f"output_path {output_path} and hdf5_path {hdf5_path} differ; pass one")
+    if dataset_id is None:
+        dataset_id = session.dataset_id if session is not None else Path(cmcr_path or cmtr_path).stem
+    target_path = Path(output_path or hdf5_path or _default_output(dataset_id, cmcr_path, cmtr_path))
+
+    if session is None and target_path.exists() and not force and _already_loaded(target_path):
+        logger.info("%s: load_recording already ran; pass force=True to rebuild", target_path)
+        return LoadResult(hdf5_path=target_path, dataset_id=dataset_id, num_units=_count_units(target_path),
+                          stage1_completed=True, skipped=True)
+
+    cmcr = CmcrFile(cmcr_path) if cmcr_path is not None else None
+    try:
+        cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
+        try:
+            return _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate,
+                         memory_threshold, waveforms, session)
+        finally:
+            if cmtr is not None:
+                cmtr.close()
+    finally:
+        if cmcr is not None:
+            cmcr.close()
+
+
+def _already_loaded(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            steps = f.get("pipeline/session_info/completed_steps")
+            if steps is None:
+                return False
+            from hdmea.io import hdf5_store as store
+
+            value = store.decode_node(store.node_from_h5(steps))
+            return STEP in list(value)
+    except (OSError, KeyError, ValueError, TypeError):
+        return False
+
+
+def _count_units(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return len(f["units"]) if "units" in f else 0
+
+
+def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate, memory_threshold,
+          waveforms, session):
+    if cmcr is not None:
+        fs = cmcr.sampling_rate
+        if sampling_rate is not None and abs(float(sampling_rate) - fs) > 1e-6 * fs:
+            raise ConfigError(f"sampling_rate {sampling_rate} disagrees with the .cmcr's {fs} Hz; omit it")
+    else:
+        fs = float(sampling_rate) if sampling_rate is not None else DEFAULT_SAMPLING_RATE
+
+    total, parts = _estimate_bytes(cmcr, cmtr)
+    threshold = _threshold(memory_threshold, session)
+    warning_texts = []
+    if total > threshold:
+        text = _memory_warning_text(total, parts, threshold, dataset_id)
+        logger.warning(text)
+        warnings.warn(text, LargeRecordingWarning, stacklevel=3)
+        warning_texts.append(text)
+
+    units_data = {}
+    if cmtr is not None:
+        units = cmtr.read_units(fs, waveform=waveforms)
+        for i, u in enumerate(units):
+            data = {
+                "spike_times": u.spike_times,
+                "waveform": u.waveform,
+                "row": int(u.row),
+                "col": int(u.col),
+                "global_id": int(u.unit_id),
+                "sensor_id": int(u.sensor_id),
+                "n_peaks": int(u.n_peaks),
+            }
+            for name, value in u.quality.items():
+                data[f"quality_{name}"] = float(value)
+            units_data[unit_key(i, len(units))] = data
+
+    metadata = {"sampling_rate": float(fs), "dataset_id": dataset_id}
+    light = None
+    if cmcr is not None:
+        meta = cmcr.metadata()
+        metadata["acquisition"] = meta
+        if "analog" in meta:
+            light = cmcr.light_reference()
+    if cmtr is not None:
+        metadata["spike_sorting"] = {"n_units": len(units_data), "program": "CMOS-MEA-Tools"}
+
+    with open_target(target_path, session, step=STEP, create=session is None, dataset_id=dataset_id,
+                     overwrite=True) as target:
+        if units_data:
+            target.add_units(units_data)
+        if light is not None:
+            target.add_stimulus(light_reference=light)
+        target.add_metadata(metadata)
+        target.set_attrs("", {**source_files_attrs(cmcr_path, cmtr_path), "stage1_completed": True})
+        for text in warning_texts:
+            target.add_warning(text)
+        target.mark_step_complete(STEP)
+
+    logger.info("loaded %s: %d units at %.0f Hz", dataset_id, len(units_data), fs)
+    if session is not None:
+        return session
+    return LoadResult(hdf5_path=target_path, dataset_id=dataset_id, num_units=len(units_data),
+                      stage1_completed=True, warnings=warning_texts, estimated_bytes=total)
