@@ -16,6 +16,23 @@ import scipy.sparse as sp  # noqa: F401
 
 # ============================================================ spike sectioning (h5stream.kernels.sectioning)
 
+
+def section_trials_naive(spike_rows, intervals):
+    """For every row and every half-open interval [start, end), the values inside (boolean mask per trial).
+
+    Returns a list (rows) of lists (intervals) of uint64 arrays.
+    """
+    out = []
+    for row in spike_rows:
+        row = np.asarray(row, dtype=np.uint64)
+        per_trial = []
+        for start, end in np.asarray(intervals, dtype=np.uint64).reshape(-1, 2):
+            mask = (row >= start) & (row < end)
+            per_trial.append(row[mask])
+        out.append(per_trial)
+    return out
+
+
 # ============================================================ STA accumulation (h5stream.kernels.sta)
 
 
