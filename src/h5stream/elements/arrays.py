@@ -1,0 +1,119 @@
+"""Dense numpy arrays (``array`` 0.2.0) and numpy scalars (``numeric-scalar`` 0.2.0).
+
+An array keeps its dtype, shape and memory order: a Fortran-ordered array
+(not C-contiguous) is stored in logical shape, written block by block, marked
+``h5stream:order = "F"`` and read back Fortran-ordered, column block by column
+block, so neither side makes a full-size temporary copy.  numpy datetime64 and
+timedelta64 arrays are stored as their int64 values under the layered typed
+encoding ``h5stream:numpy-datetime`` 0.1.0 (attribute ``dtype``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+
+from h5stream.elements.registry import (
+    CONTAINER_ATTR,
+    ElementSpec,
+    register_reader,
+    register_writer,
+    stamp,
+)
+from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
+
+__all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset"]
+
+ARRAY = ElementSpec("array", "0.2.0")
+NUMERIC_SCALAR = ElementSpec("numeric-scalar", "0.2.0")
+NUMPY_DATETIME = ElementSpec("h5stream:numpy-datetime", "0.1.0", layered=True)
+ORDER_ATTR = "h5stream:order"
+
+
+def _is_plain_numeric(value: np.ndarray) -> bool:
+    return value.dtype.kind in "biufcS" and not value.dtype.hasobject
+
+
+@register_writer(np.ndarray, ARRAY, match=_is_plain_numeric)
+def _write_array(parent: h5py.Group, key: str, value: np.ndarray, options: WriteOptions) -> h5py.Dataset:
+    ds = write_array(parent, key, value, options)
+    if value.ndim >= 2 and value.flags.f_contiguous and not value.flags.c_contiguous:
+        ds.attrs[ORDER_ATTR] = "F"
+    return ds
+
+
+@register_writer(np.ndarray, NUMPY_DATETIME, match=lambda v: v.dtype.kind in "mM")
+def _write_numpy_datetime(parent: h5py.Group, key: str, value: np.ndarray, options: WriteOptions) -> h5py.Dataset:
+    # The int64 view shares memory with the array: no copy.
+    ds = _write_array(parent, key, value.view(np.int64), options)
+    stamp(ds, ARRAY)
+    ds.attrs["dtype"] = value.dtype.str
+    return ds
+
+
+def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
+    """Read a dataset into an array of its dtype in the memory order it was written in."""
+    if ds.shape is None:
+        return np.empty(0, ds.dtype)
+    order = ds.attrs.get(ORDER_ATTR)
+    if isinstance(order, bytes):
+        order = order.decode()
+    if order != "F" or ds.ndim < 2:
+        if ds.ndim == 0:
+            return ds[()]
+        out = np.empty(ds.shape, ds.dtype)
+        if out.size:
+            ds.read_direct(out)
+        return out
+    out = np.empty(ds.shape, ds.dtype, order="F")
+    # Column blocks keep the temporary copy bounded.
+    col_bytes = math.prod(ds.shape[:-1]) * ds.dtype.itemsize
+    step = max(1, BLOCK_TARGET_BYTES // max(col_bytes, 1))
+    for start in range(0, ds.shape[-1], step):
+        stop = min(ds.shape[-1], start + step)
+        out[..., start:stop] = ds[..., start:stop]
+    return out
+
+
+@register_reader(ARRAY)
+def _read_array(ds: h5py.Dataset, *, series: bool = False):
+    value = read_array_dataset(ds)
+    if CONTAINER_ATTR in ds.attrs and not series:
+        from h5stream.elements.mapping import restore_container
+
+        return restore_container(ds, value)
+    if ds.ndim == 0:
+        # A 0-d array stays a 0-d array.
+        value = np.asarray(value, dtype=ds.dtype)
+    if series:
+        import polars as pl
+
+        return pl.Series(values=value)
+    return value
+
+
+@register_reader(NUMPY_DATETIME)
+def _read_numpy_datetime(ds: h5py.Dataset, *, series: bool = False):
+    dtype = ds.attrs["dtype"]
+    if isinstance(dtype, bytes):
+        dtype = dtype.decode()
+    value = np.asarray(read_array_dataset(ds))
+    return value.view(np.dtype(dtype))
+
+
+def _is_numpy_number(value) -> bool:
+    return isinstance(value, (np.number, np.bool_))
+
+
+@register_writer(np.generic, NUMERIC_SCALAR, match=_is_numpy_number)
+def _write_numpy_scalar(parent: h5py.Group, key: str, value, options: WriteOptions) -> h5py.Dataset:
+    return parent.create_dataset(key, data=np.asarray(value))
+
+
+@register_reader(NUMERIC_SCALAR)
+def _read_numeric_scalar(ds: h5py.Dataset, *, series: bool = False):
+    from h5stream.elements.scalars import restore_python_scalar
+
+    return restore_python_scalar(ds, ds[()])

@@ -1,0 +1,301 @@
+"""polars DataFrames (``dataframe`` 0.2.0) and their spec-encoded columns.
+
+Frame layout (readable by ``anndata.io.read_elem``): a group with one element
+per column, attribute ``column-order`` (the columns' member names) and
+attribute ``_index`` naming the dataset of row labels.  polars has no index:
+
+* with ``index="<column>"`` (a ``write_elem`` option) that column is stored as
+  the row labels dataset;
+* otherwise a synthetic ``_index`` string array "0", "1", ... is stored.
+
+Our own attributes make the round trip exact: ``h5stream:columns`` (JSON list
+of the real column names in frame order, the index column included) and
+``h5stream:index-column`` (JSON: its name, or null for a synthetic index).
+Member names are the column names percent-escaped (``/`` -> ``%2F``, ``%`` ->
+``%25``; the reserved ``_index`` -> ``%5Findex``), never nested groups.
+
+Column encodings (spec ones first, so AnnData reads them):
+
+=====================================  ==========================================
+polars dtype                           encoding
+=====================================  ==========================================
+Int8..Int64, UInt8..UInt64, Float*,    ``array`` (no nulls) /
+Boolean                                ``nullable-integer`` / ``nullable-boolean``
+Float32/Float64 with nulls             ``h5stream:nullable-float`` 0.1.0 (NaN and
+                                       null kept apart)
+String                                 ``string-array`` / ``nullable-string-array``
+Categorical                            ``categorical`` 0.2.0, categories derived
+                                       from this column's values (first
+                                       appearance), never polars' global codes
+Enum                                   ``h5stream:enum`` over ``categorical``
+                                       (all categories, in order)
+Date, Datetime, Duration, Time         see :mod:`h5stream.elements.temporal`
+Decimal, Binary, Null, List, Struct    see :mod:`h5stream.elements.nested`
+=====================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import polars as pl
+
+from h5stream.elements.mapping import escape_name
+from h5stream.elements.registry import (
+    ElementSpec,
+    read_spec,
+    read_with,
+    register_reader,
+    register_writer,
+    stamp,
+    write_with,
+)
+from h5stream.elements.strings import (
+    NULLABLE_STRING_ARRAY,
+    STRING_ARRAY,
+    read_string_values,
+    write_string_values,
+)
+from h5stream.errors import EncodingError
+from h5stream.writer import WriteOptions, write_array
+
+__all__ = [
+    "DATAFRAME",
+    "CATEGORICAL",
+    "ENUM",
+    "NULLABLE_INTEGER",
+    "NULLABLE_BOOLEAN",
+    "NULLABLE_FLOAT",
+    "write_masked_physical",
+    "RESERVED_NAMES",
+]
+
+DATAFRAME = ElementSpec("dataframe", "0.2.0")
+CATEGORICAL = ElementSpec("categorical", "0.2.0")
+ENUM = ElementSpec("h5stream:enum", "0.1.0", layered=True)
+NULLABLE_INTEGER = ElementSpec("nullable-integer", "0.1.0")
+NULLABLE_BOOLEAN = ElementSpec("nullable-boolean", "0.1.0")
+NULLABLE_FLOAT = ElementSpec("h5stream:nullable-float", "0.1.0")
+ARRAY = ElementSpec("array", "0.2.0")
+
+COLUMNS_ATTR = "h5stream:columns"
+INDEX_COLUMN_ATTR = "h5stream:index-column"
+RESERVED_NAMES = frozenset({"_index", "__categories"})
+
+_INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+_FLOAT_DTYPES = (pl.Float32, pl.Float64)
+
+
+def _is(*dtypes):
+    def match(series: pl.Series) -> bool:
+        return series.dtype in dtypes
+
+    return match
+
+
+def _has_nulls(series: pl.Series) -> bool:
+    return series.null_count() > 0
+
+
+# --------------------------------------------------------------------------- plain columns
+
+
+def _series_values(series: pl.Series) -> np.ndarray:
+    values = series.to_numpy()
+    # to_numpy may return a read-only view of polars' buffer: fine for writing.
+    return values
+
+
+@register_writer(pl.Series, ARRAY, match=lambda s: s.dtype in (*_INTEGER_DTYPES, *_FLOAT_DTYPES, pl.Boolean) and not _has_nulls(s))
+def _write_plain_column(parent: h5py.Group, key: str, series: pl.Series, options: WriteOptions) -> h5py.Dataset:
+    return write_array(parent, key, _series_values(series), options)
+
+
+def write_masked_physical(parent: h5py.Group, key: str, series: pl.Series, options: WriteOptions, spec: ElementSpec) -> h5py.Group:
+    """Write ``series`` as a ``values`` + ``mask`` group (mask True = null) stamped with ``spec``."""
+    group = parent.create_group(key)
+    fill = False if series.dtype == pl.Boolean else 0
+    values = series.fill_null(fill).to_numpy()
+    stamp(write_array(group, "values", values, options), ARRAY)
+    stamp(write_array(group, "mask", series.is_null().to_numpy(), options), ARRAY)
+    stamp(group, spec)
+    return group
+
+
+@register_writer(pl.Series, NULLABLE_INTEGER, match=lambda s: s.dtype in _INTEGER_DTYPES)
+def _write_nullable_integer(parent, key, series, options):
+    return write_masked_physical(parent, key, series, options, NULLABLE_INTEGER)
+
+
+@register_writer(pl.Series, NULLABLE_BOOLEAN, match=_is(pl.Boolean))
+def _write_nullable_boolean(parent, key, series, options):
+    return write_masked_physical(parent, key, series, options, NULLABLE_BOOLEAN)
+
+
+@register_writer(pl.Series, NULLABLE_FLOAT, match=lambda s: s.dtype in _FLOAT_DTYPES)
+def _write_nullable_float(parent, key, series, options):
+    return write_masked_physical(parent, key, series, options, NULLABLE_FLOAT)
+
+
+def read_masked(group: h5py.Group) -> pl.Series:
+    """Read a ``values`` + ``mask`` group as a polars Series with nulls."""
+    values = read_with(group["values"], series=True)
+    mask = np.asarray(read_with(group["mask"]), dtype=bool)
+    if mask.any():
+        values = values.scatter(np.flatnonzero(mask), None)
+    return values
+
+
+@register_reader(NULLABLE_INTEGER, NULLABLE_BOOLEAN, NULLABLE_FLOAT)
+def _read_nullable(group: h5py.Group, *, series: bool = False):
+    return read_masked(group)
+
+
+# --------------------------------------------------------------------------- strings
+
+
+@register_writer(pl.Series, STRING_ARRAY, match=lambda s: s.dtype == pl.String and not _has_nulls(s))
+def _write_string_column(parent, key, series, options):
+    return write_string_values(parent, key, series.to_numpy().astype(np.dtypes.StringDType()), options)
+
+
+@register_writer(pl.Series, NULLABLE_STRING_ARRAY, match=_is(pl.String))
+def _write_nullable_string_column(parent, key, series, options):
+    group = parent.create_group(key)
+    values = series.fill_null("").to_numpy().astype(np.dtypes.StringDType())
+    stamp(write_string_values(group, "values", values, options), STRING_ARRAY)
+    stamp(write_array(group, "mask", series.is_null().to_numpy(), options), ARRAY)
+    return group
+
+
+# --------------------------------------------------------------------------- categorical / enum
+
+
+def _codes_dtype(n_categories: int) -> type:
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_categories <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
+def _write_categories(parent: h5py.Group, key: str, codes: pl.Series, categories: list[str], ordered: bool, options: WriteOptions) -> h5py.Group:
+    group = parent.create_group(key)
+    group.attrs["ordered"] = ordered
+    dtype = _codes_dtype(len(categories))
+    code_values = codes.cast(pl.Int64).fill_null(-1).to_numpy().astype(dtype)
+    stamp(write_array(group, "codes", code_values, options), ARRAY)
+    cats = np.array(categories, dtype=np.dtypes.StringDType())
+    stamp(write_string_values(group, "categories", cats, options), STRING_ARRAY)
+    return group
+
+
+@register_writer(pl.Series, CATEGORICAL, match=_is(pl.Categorical))
+def _write_categorical(parent, key, series, options):
+    strings = series.cast(pl.String)
+    # Categories of this column only, in order of first appearance: polars'
+    # physical codes are global to the process and mean nothing on disk.
+    categories = strings.drop_nulls().unique(maintain_order=True).to_list()
+    codes = strings.cast(pl.Enum(categories)).to_physical()
+    return _write_categories(parent, key, codes, categories, False, options)
+
+
+@register_writer(pl.Series, ENUM, match=lambda s: isinstance(s.dtype, pl.Enum))
+def _write_enum(parent, key, series, options):
+    categories = series.dtype.categories.to_list()
+    group = _write_categories(parent, key, series.to_physical(), categories, True, options)
+    stamp(group, CATEGORICAL)
+    return group
+
+
+def _read_category_parts(group: h5py.Group) -> tuple[pl.Series, pl.Series]:
+    codes = np.asarray(read_with(group["codes"])).astype(np.int64, copy=False)
+    categories = pl.Series(values=read_string_values(group["categories"]), dtype=pl.String)
+    index = pl.Series(values=codes).set(pl.Series(values=codes < 0), None)
+    return categories, index
+
+
+@register_reader(CATEGORICAL)
+def _read_categorical(group: h5py.Group, *, series: bool = False):
+    categories, index = _read_category_parts(group)
+    return categories.gather(index).cast(pl.Categorical)
+
+
+@register_reader(ENUM)
+def _read_enum(group: h5py.Group, *, series: bool = False):
+    categories, index = _read_category_parts(group)
+    return categories.gather(index).cast(pl.Enum(categories.to_list()))
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def _json_attr(obj, name):
+    value = obj.attrs.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    return json.loads(value)
+
+
+@register_writer(pl.DataFrame, DATAFRAME)
+def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options: WriteOptions) -> h5py.Group:
+    index_column = options.extra.get("index")
+    columns = frame.columns
+    if index_column is not None and index_column not in columns:
+        raise EncodingError(
+            "index column not in the frame",
+            path=parent.file.filename,
+            obj=f"{parent.name.rstrip('/')}/{key}",
+            expected="one of " + ", ".join(repr(c) for c in columns[:10]),
+            found=repr(index_column),
+        )
+    # Columns of nested elements (list values, struct fields) get no index option.
+    inner = options.with_extra(index=None)
+    group = parent.create_group(key)
+    member = {name: escape_name(name, RESERVED_NAMES) for name in columns}
+    if index_column is None:
+        index_member = "_index"
+        labels = np.arange(frame.height).astype(np.dtypes.StringDType())
+        stamp(write_string_values(group, index_member, labels, inner), STRING_ARRAY)
+    else:
+        index_member = member[index_column]
+    group.attrs["_index"] = index_member
+    order = [member[name] for name in columns if name != index_column]
+    group.attrs.create("column-order", np.array(order, dtype=h5py.string_dtype("utf-8")))
+    group.attrs[COLUMNS_ATTR] = json.dumps(columns, ensure_ascii=False)
+    group.attrs[INDEX_COLUMN_ATTR] = json.dumps(index_column, ensure_ascii=False)
+    for name in columns:
+        write_with(group, member[name], frame.get_column(name), inner)
+    return group
+
+
+def _attr_text(obj, name):
+    value = obj.attrs.get(name)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@register_reader(DATAFRAME)
+def _read_dataframe(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
+    columns = _json_attr(group, COLUMNS_ATTR)
+    index_member = _attr_text(group, "_index")
+    if columns is None:
+        # Written by another tool: the row labels become the first column.
+        order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
+        names = [index_member, *order]
+        members = names
+    else:
+        index_column = _json_attr(group, INDEX_COLUMN_ATTR)
+        names = columns
+        members = [
+            index_member if name == index_column else escape_name(name, RESERVED_NAMES) for name in columns
+        ]
+    series_list = [read_with(group[m], series=True).alias(n) for n, m in zip(names, members)]
+    return pl.DataFrame(series_list)
+
+
+def is_dataframe_spec(obj) -> bool:
+    spec = read_spec(obj)
+    return spec is not None and spec.encoding_type == "dataframe"

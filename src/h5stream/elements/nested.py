@@ -1,0 +1,210 @@
+"""polars columns AnnData cannot express: Decimal, Binary, Null, List, Struct.
+
+=================  ===============================  =========================================
+polars dtype       encoding (0.1.0)                 layout
+=================  ===============================  =========================================
+Decimal(p, s)      ``h5stream:decimal``, layered    exact decimal text as ``string-array`` /
+                   on string arrays                 ``nullable-string-array``; ``precision``,
+                                                    ``scale`` attributes
+Binary             ``h5stream:binary``              group: ``data`` (uint8, all values
+                                                    concatenated), ``offsets`` (int64, n+1),
+                                                    ``mask`` (bool, True = null)
+Null               ``h5stream:null-column``         group with attribute ``length``
+List(inner)        ``h5stream:list``                group: ``offsets`` (int64, n+1), ``mask``,
+                                                    ``values`` (the flattened inner column,
+                                                    itself an element of the inner dtype)
+Struct(fields)     ``h5stream:struct``              group: one element per field (escaped
+                                                    names), ``mask``; ``h5stream:fields``
+                                                    (JSON list of field names)
+=================  ===============================  =========================================
+
+List and Struct nest to any depth through the registry.
+"""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import polars as pl
+
+from h5stream.elements.dataframe import ARRAY
+from h5stream.elements.mapping import escape_name
+from h5stream.elements.registry import (
+    ElementSpec,
+    read_with,
+    register_reader,
+    register_writer,
+    stamp,
+    write_with,
+)
+from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY
+from h5stream.errors import EncodingError
+from h5stream.writer import WriteOptions, write_array
+
+__all__ = ["DECIMAL", "BINARY", "NULL_COLUMN", "LIST", "STRUCT"]
+
+DECIMAL = ElementSpec("h5stream:decimal", "0.1.0", layered=True)
+BINARY = ElementSpec("h5stream:binary", "0.1.0")
+NULL_COLUMN = ElementSpec("h5stream:null-column", "0.1.0")
+LIST = ElementSpec("h5stream:list", "0.1.0")
+STRUCT = ElementSpec("h5stream:struct", "0.1.0")
+FIELDS_ATTR = "h5stream:fields"
+
+
+def _write_mask(group: h5py.Group, series: pl.Series, options: WriteOptions) -> None:
+    stamp(write_array(group, "mask", series.is_null().to_numpy(), options), ARRAY)
+
+
+def _read_mask(group: h5py.Group) -> np.ndarray:
+    return np.asarray(read_with(group["mask"]), dtype=bool)
+
+
+def _apply_mask(series: pl.Series, mask: np.ndarray) -> pl.Series:
+    if not mask.any():
+        return series
+    frame = pl.DataFrame([series.alias("value"), pl.Series("missing", mask)])
+    return frame.select(pl.when(~pl.col("missing")).then(pl.col("value"))).to_series()
+
+
+# --------------------------------------------------------------------------- decimal
+
+
+@register_writer(pl.Series, DECIMAL, match=lambda s: isinstance(s.dtype, pl.Decimal))
+def _write_decimal(parent, key, series, options):
+    # Decimal text is exact (scale digits, no exponent); the dtype lives in attributes.
+    text = series.cast(pl.String)
+    obj = write_with(parent, key, text, options)
+    obj.attrs["precision"] = series.dtype.precision if series.dtype.precision is not None else -1
+    obj.attrs["scale"] = series.dtype.scale
+    return obj
+
+
+@register_reader(DECIMAL)
+def _read_decimal(obj, *, series: bool = False):
+    precision = int(obj.attrs["precision"])
+    scale = int(obj.attrs["scale"])
+    etype = obj.attrs["encoding-type"]
+    etype = etype.decode() if isinstance(etype, bytes) else etype
+    from h5stream.elements.registry import _READERS
+
+    text = _READERS[
+        (NULLABLE_STRING_ARRAY if etype == NULLABLE_STRING_ARRAY.encoding_type else STRING_ARRAY).key
+    ](obj, series=True)
+    return text.cast(pl.Decimal(precision if precision >= 0 else None, scale))
+
+
+# --------------------------------------------------------------------------- binary
+
+
+@register_writer(pl.Series, BINARY, match=lambda s: s.dtype == pl.Binary)
+def _write_binary(parent, key, series, options):
+    items = series.to_list()
+    lengths = np.fromiter((len(b) if b is not None else 0 for b in items), dtype=np.int64, count=len(items))
+    offsets = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.frombuffer(b"".join(b for b in items if b is not None), dtype=np.uint8)
+    group = parent.create_group(key)
+    stamp(write_array(group, "data", data, options), ARRAY)
+    stamp(write_array(group, "offsets", offsets, options), ARRAY)
+    _write_mask(group, series, options)
+    return group
+
+
+@register_reader(BINARY)
+def _read_binary(group, *, series: bool = False):
+    data = np.asarray(read_with(group["data"]), dtype=np.uint8).tobytes()
+    offsets = np.asarray(read_with(group["offsets"]))
+    mask = _read_mask(group)
+    items = [
+        None if missing else data[offsets[i] : offsets[i + 1]] for i, missing in enumerate(mask)
+    ]
+    return pl.Series(values=items, dtype=pl.Binary)
+
+
+# --------------------------------------------------------------------------- null
+
+
+@register_writer(pl.Series, NULL_COLUMN, match=lambda s: s.dtype == pl.Null)
+def _write_null_column(parent, key, series, options):
+    group = parent.create_group(key)
+    group.attrs["length"] = series.len()
+    return group
+
+
+@register_reader(NULL_COLUMN)
+def _read_null_column(group, *, series: bool = False):
+    return pl.Series(values=[None] * int(group.attrs["length"]), dtype=pl.Null)
+
+
+# --------------------------------------------------------------------------- list
+
+
+@register_writer(pl.Series, LIST, match=lambda s: isinstance(s.dtype, pl.List))
+def _write_list(parent, key, series, options):
+    lengths = series.list.len().fill_null(0).cast(pl.Int64).to_numpy()
+    offsets = np.zeros(series.len() + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = series.explode(empty_as_null=False, keep_nulls=False)
+    group = parent.create_group(key)
+    stamp(write_array(group, "offsets", offsets, options), ARRAY)
+    _write_mask(group, series, options)
+    write_with(group, "values", values, options)
+    return group
+
+
+def _require_pyarrow(obj):
+    try:
+        import pyarrow
+    except ImportError as exc:
+        raise EncodingError(
+            "reading list columns needs pyarrow",
+            path=obj.file.filename, obj=obj.name,
+            hint="pip install 'h5stream[interop]'",
+        ) from exc
+    return pyarrow
+
+
+@register_reader(LIST)
+def _read_list(group, *, series: bool = False):
+    pa = _require_pyarrow(group)
+    values = read_with(group["values"], series=True)
+    offsets = np.asarray(read_with(group["offsets"]), dtype=np.int64)
+    mask = _read_mask(group)
+    inner = values.to_arrow()
+    if isinstance(inner, pa.ChunkedArray):
+        inner = inner.combine_chunks()
+    arrow = pa.LargeListArray.from_arrays(
+        pa.array(offsets, type=pa.int64()), inner, mask=pa.array(mask, type=pa.bool_())
+    )
+    out = pl.Series(values=arrow)
+    return out.cast(pl.List(values.dtype))
+
+
+# --------------------------------------------------------------------------- struct
+
+
+@register_writer(pl.Series, STRUCT, match=lambda s: isinstance(s.dtype, pl.Struct))
+def _write_struct(parent, key, series, options):
+    fields = [f.name for f in series.dtype.fields]
+    if not fields:
+        raise EncodingError(
+            "a struct without fields cannot be stored", path=parent.file.filename,
+            obj=f"{parent.name.rstrip('/')}/{key}", found=str(series.dtype),
+        )
+    group = parent.create_group(key)
+    group.attrs[FIELDS_ATTR] = json.dumps(fields, ensure_ascii=False)
+    _write_mask(group, series, options)
+    unnested = series.struct.unnest()
+    for name in fields:
+        write_with(group, escape_name(name), unnested.get_column(name), options)
+    return group
+
+
+@register_reader(STRUCT)
+def _read_struct(group, *, series: bool = False):
+    fields = json.loads(group.attrs[FIELDS_ATTR])
+    columns = [read_with(group[escape_name(name)], series=True).alias(name) for name in fields]
+    out = pl.DataFrame(columns).to_struct()
+    return _apply_mask(out, _read_mask(group))

@@ -1,0 +1,341 @@
+"""The codec registry: writers keyed by Python type, readers keyed by encoding.
+
+Every element on disk says what it is through two attributes,
+``encoding-type`` and ``encoding-version`` (the AnnData on-disk convention).
+The registry stamps them itself after a writer returns, so a codec never writes
+them by hand.
+
+Two kinds of encodings exist:
+
+* **spec encodings** (``array``, ``dataframe``, ``categorical`` ...) are the
+  ones of the AnnData on-disk specification; ``anndata.io.read_elem`` reads them.
+* **typed encodings** of our own (``h5stream:datetime`` ...) carry polars and
+  Python types the specification lacks.  A *layered* typed encoding stores its
+  values in the physical layout of a spec encoding (for example a Datetime
+  column is an ``array`` of int64), stamps that spec encoding in
+  ``encoding-type`` so that other readers still see plain values, and stamps its
+  own name and version in ``h5stream:encoding-type`` /
+  ``h5stream:encoding-version``.  Our reader dispatches on the typed attributes
+  first.  A non-layered typed encoding stamps its name in ``encoding-type``.
+
+Readers are kept for every version ever written; only the current version of
+an encoding has a writer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import h5py
+
+from h5stream.errors import EncodingError, UnknownEncodingError
+from h5stream.files import guard_read
+from h5stream.names import check_name
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+__all__ = [
+    "ElementSpec",
+    "register_writer",
+    "register_reader",
+    "write_elem",
+    "read_elem",
+    "write_with",
+    "read_spec",
+    "read_with",
+    "stamp",
+    "TYPED_TYPE_ATTR",
+    "TYPED_VERSION_ATTR",
+    "CONTAINER_ATTR",
+]
+
+ENCODING_TYPE_ATTR = "encoding-type"
+ENCODING_VERSION_ATTR = "encoding-version"
+TYPED_TYPE_ATTR = "h5stream:encoding-type"
+TYPED_VERSION_ATTR = "h5stream:encoding-version"
+# Which Python/polars container a value came from, when the encoding alone does
+# not say it (a list of str and a numpy string array share ``string-array``).
+CONTAINER_ATTR = "h5stream:container"
+SERIES_CONTAINER = "polars.Series"
+SERIES_NAME_ATTR = "h5stream:series-name"
+
+
+@dataclasses.dataclass(frozen=True)
+class ElementSpec:
+    """An encoding: its type name and version, and whether it is layered.
+
+    ``layered=True`` marks a typed encoding of our own whose physical layout is
+    a spec encoding; the writer of such an encoding writes the spec element
+    first (stamped with its own spec) and the registry then adds the typed
+    attributes.
+    """
+
+    encoding_type: str
+    encoding_version: str
+    layered: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.encoding_type, self.encoding_version)
+
+    def __str__(self) -> str:
+        return f"{self.encoding_type} {self.encoding_version}"
+
+
+WriterFunc = Callable[..., Any]
+ReaderFunc = Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _WriterEntry:
+    spec: ElementSpec
+    func: WriterFunc
+    match: Callable[[Any], bool] | None
+
+
+_WRITERS: dict[type, list[_WriterEntry]] = {}
+_READERS: dict[tuple[str, str], ReaderFunc] = {}
+
+
+def register_writer(
+    python_type: type,
+    spec: ElementSpec,
+    *,
+    match: Callable[[Any], bool] | None = None,
+) -> Callable[[WriterFunc], WriterFunc]:
+    """Register ``func(parent, key, value, options) -> h5py object`` for ``python_type``.
+
+    ``match(value)`` narrows the entry (e.g. to one dtype); entries with a
+    ``match`` are tried before the plain entry of the same type, in the order of
+    registration.  Registering a new writer for an existing (type, match-less)
+    slot replaces it: only the current version of an encoding is written.
+    """
+
+    def decorate(func: WriterFunc) -> WriterFunc:
+        entries = _WRITERS.setdefault(python_type, [])
+        entry = _WriterEntry(spec, func, match)
+        if match is None:
+            entries[:] = [e for e in entries if e.match is not None]
+            entries.append(entry)
+        else:
+            # before the match-less fallback, after earlier specific entries
+            fallback = [e for e in entries if e.match is None]
+            specific = [e for e in entries if e.match is not None]
+            entries[:] = [*specific, entry, *fallback]
+        return func
+
+    return decorate
+
+
+def register_reader(*specs: ElementSpec) -> Callable[[ReaderFunc], ReaderFunc]:
+    """Register ``func(obj, *, series) -> value`` for each encoding in ``specs``.
+
+    ``series=True`` asks for a ``polars.Series`` (the element is a dataframe
+    column); readers of non-column elements ignore it.
+    """
+
+    def decorate(func: ReaderFunc) -> ReaderFunc:
+        for spec in specs:
+            _READERS[spec.key] = func
+        return func
+
+    return decorate
+
+
+def _find_writer(value: Any) -> _WriterEntry | None:
+    for cls in type(value).__mro__:
+        for entry in _WRITERS.get(cls, ()):
+            if entry.match is None or entry.match(value):
+                return entry
+    return None
+
+
+def _describe(value: Any) -> str:
+    dtype = getattr(value, "dtype", None)
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    return f"{name} with dtype {dtype}" if dtype is not None else name
+
+
+def _object_label(parent: h5py.Group, key: str) -> str:
+    base = parent.name if parent.name != "/" else ""
+    return f"{base}/{key}"
+
+
+def stamp(obj, spec: ElementSpec) -> None:
+    """Stamp ``spec`` on ``obj`` (codecs use it for the spec layer under a layered encoding)."""
+    if spec.layered:
+        obj.attrs[TYPED_TYPE_ATTR] = spec.encoding_type
+        obj.attrs[TYPED_VERSION_ATTR] = spec.encoding_version
+    else:
+        obj.attrs[ENCODING_TYPE_ATTR] = spec.encoding_type
+        obj.attrs[ENCODING_VERSION_ATTR] = spec.encoding_version
+
+
+def write_with(parent: h5py.Group, key: str, value: Any, options) -> Any:
+    """Write ``value`` as element ``key`` of ``parent`` through the registry (no name check).
+
+    Codecs call this for their members; it returns the created h5py object.
+    """
+    entry = _find_writer(value)
+    if entry is None:
+        raise EncodingError(
+            "no element codec can store this value exactly",
+            path=parent.file.filename,
+            obj=_object_label(parent, key),
+            found=_describe(value),
+            expected="a polars DataFrame/Series, numpy array or scalar, scipy sparse CSR/CSC, "
+            "str, bytes, bool, int, float, None, list, tuple or dict of these",
+            hint="convert the value to one of these types (values are never pickled)",
+        )
+    obj = entry.func(parent, key, value, options)
+    stamp(obj, entry.spec)
+    return obj
+
+
+def _attr_str(obj, name: str) -> str | None:
+    value = obj.attrs.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def read_spec(obj) -> ElementSpec | None:
+    """The encoding our reader dispatches on (typed attributes first), or None."""
+    typed = _attr_str(obj, TYPED_TYPE_ATTR)
+    if typed is not None:
+        return ElementSpec(typed, _attr_str(obj, TYPED_VERSION_ATTR) or "", layered=True)
+    etype = _attr_str(obj, ENCODING_TYPE_ATTR)
+    if etype is None:
+        return None
+    return ElementSpec(etype, _attr_str(obj, ENCODING_VERSION_ATTR) or "")
+
+
+def read_with(obj, *, series: bool = False) -> Any:
+    """Read one element through the registry (used by codecs for their members)."""
+    spec = read_spec(obj)
+    if spec is None:
+        raise UnknownEncodingError(
+            "object carries no encoding attributes",
+            path=obj.file.filename,
+            obj=obj.name,
+            expected="attributes encoding-type and encoding-version",
+            found="none",
+            hint="the object was not written as an element; read it with h5py",
+        )
+    reader = _READERS.get(spec.key)
+    if reader is None:
+        known = sorted({f"{t} {v}" for t, v in _READERS if t == spec.encoding_type})
+        raise UnknownEncodingError(
+            f"no reader for encoding {spec.encoding_type!r} version {spec.encoding_version!r}",
+            path=obj.file.filename,
+            obj=obj.name,
+            expected="one of: " + (", ".join(known) if known else "a registered encoding"),
+            found=f"{spec.encoding_type} {spec.encoding_version}",
+            hint="the file may come from a newer h5stream; upgrade to read it",
+        )
+    container = obj.attrs.get(CONTAINER_ATTR)
+    if container is not None and _text(container) == SERIES_CONTAINER:
+        return reader(obj, series=True).alias(_text(obj.attrs.get(SERIES_NAME_ATTR, "")))
+    return reader(obj, series=series)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _is_polars_series(value) -> bool:
+    module = type(value).__module__
+    if not module.startswith("polars"):
+        return False
+    import polars as pl
+
+    return isinstance(value, pl.Series)
+
+
+def write_elem(
+    parent: h5py.Group,
+    key: str,
+    value: Any,
+    *,
+    compression: str | None = None,
+    compression_opts: Any = None,
+    chunks: Any = "auto",
+    n_threads: int | None = None,
+    **options: Any,
+) -> None:
+    """Write ``value`` as element ``key`` of ``parent``, stamped with its encoding.
+
+    Parameters
+    ----------
+    parent : h5py.Group
+        Group that receives the element (it must not hold ``key`` yet).
+    key : str
+        Link name; ``/``, NUL, ``.``, ``..`` and the empty name are refused.
+    value
+        A polars DataFrame or Series, a numpy array or scalar, a scipy sparse
+        CSR/CSC matrix or array, a string array or list of str/None, a JSON-like
+        mapping, or a Python scalar.  See :mod:`h5stream.elements`.
+    compression : {None, "gzip", "lzf", "zstd", "lz4", "blosc", "blosc2", "bitshuffle"}
+        Codec of array datasets; the plugin codecs need ``hdf5plugin``.
+    compression_opts
+        Codec level (gzip 0-9, zstd 1-22 ...).
+    chunks : "auto", tuple, or None
+        ``"auto"`` chooses row blocks for matrices and contiguous layout for
+        small uncompressed arrays; a tuple is used as given; ``None`` asks for
+        contiguous layout (compressed data still needs chunks and gets "auto").
+    n_threads : int, optional
+        Threads compressing gzip chunks in parallel (default: all cores).
+    **options
+        ``shuffle`` (bool), ``index`` (dataframe column stored as the row
+        index), ``block_rows`` (rows per block of streamed writes).
+    """
+    from h5stream.writer import WriteOptions
+
+    check_name(key, what="element name", path=parent.file.filename)
+    if key in parent:
+        raise EncodingError(
+            "an object of that name already exists",
+            path=parent.file.filename,
+            obj=_object_label(parent, key),
+            hint="delete it first or choose another name",
+        )
+    opts = WriteOptions.build(
+        compression=compression,
+        level=compression_opts,
+        chunks=chunks,
+        n_threads=n_threads,
+        **options,
+    )
+    try:
+        obj = write_with(parent, key, value, opts)
+        if _is_polars_series(value):
+            # A standalone Series comes back as a Series, named as written.
+            obj.attrs[CONTAINER_ATTR] = SERIES_CONTAINER
+            obj.attrs[SERIES_NAME_ATTR] = value.name
+    except BaseException:
+        # Leave no half-written element behind.
+        if key in parent:
+            try:
+                del parent[key]
+            except Exception:  # pragma: no cover - best effort on a failing file
+                logger.debug("could not remove half-written %s", key)
+        raise
+
+
+def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
+    """Read an element written by :func:`write_elem` (or by AnnData).
+
+    Dispatches on the element's encoding attributes.  Raises
+    :class:`~h5stream.errors.UnknownEncodingError` naming the object and the
+    encoding when no reader is registered, and
+    :class:`~h5stream.errors.FormatError` (or ``MissingPluginError``) for
+    unreadable content.
+    """
+    with guard_read(obj.file.filename, obj.name):
+        return read_with(obj)

@@ -1,0 +1,184 @@
+"""String arrays: ``string-array`` 0.2.0 and ``nullable-string-array`` 0.1.0.
+
+Strings are stored as variable-length UTF-8.  A missing value (``None`` in an
+object array or list, the NA of a ``StringDType(na_object=None)`` array, a
+polars null) makes the element a ``nullable-string-array``: a group with
+``values`` (missing entries stored as "") and a boolean ``mask`` (True =
+missing).
+
+What comes back: a numpy array of the dtype that was written (``<U``, object,
+or ``StringDType``; recorded in ``h5stream:numpy-dtype``), a ``list`` of str
+and None for a list (``h5stream:container = "list"``), a ``polars.Series``
+for a dataframe column.  A string array written by another tool comes back as
+an object array of str, as AnnData returns it.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from h5stream.elements.registry import (
+    CONTAINER_ATTR,
+    ElementSpec,
+    read_with,
+    register_reader,
+    register_writer,
+    stamp,
+)
+from h5stream.writer import WriteOptions, layout_kwargs
+
+__all__ = [
+    "STRING_ARRAY",
+    "NULLABLE_STRING_ARRAY",
+    "write_string_values",
+    "read_string_values",
+    "is_string_list",
+]
+
+STRING_ARRAY = ElementSpec("string-array", "0.2.0")
+NULLABLE_STRING_ARRAY = ElementSpec("nullable-string-array", "0.1.0")
+NUMPY_DTYPE_ATTR = "h5stream:numpy-dtype"
+ARRAY = ElementSpec("array", "0.2.0")
+
+_UTF8 = h5py.string_dtype("utf-8")
+_STRING_DTYPE = np.dtypes.StringDType()
+
+
+def write_string_values(parent: h5py.Group, key: str, values: np.ndarray, options: WriteOptions) -> h5py.Dataset:
+    """Write a string array (``<U``, object of str, or StringDType without NA) as vlen UTF-8."""
+    kwargs = layout_kwargs(values.shape, 16, options)
+    if values.dtype.kind == "U":
+        # h5py converts StringDType directly; a <U array needs one conversion.
+        values = values.astype(_STRING_DTYPE)
+    return parent.create_dataset(key, data=values, dtype=_UTF8, **kwargs)
+
+
+def read_string_values(ds: h5py.Dataset) -> np.ndarray:
+    """Read a vlen string dataset as a StringDType array (fast path of h5py)."""
+    if ds.ndim == 0:
+        return np.asarray(ds.asstr()[()], dtype=_STRING_DTYPE)
+    return ds.astype(_STRING_DTYPE)[()]
+
+
+def _has_na(values: np.ndarray) -> bool:
+    if values.dtype.kind == "O":
+        return any(v is None for v in values.flat)
+    if values.dtype.kind == "T" and hasattr(values.dtype, "na_object"):
+        return bool(_na_mask(values).any()) if values.size else False
+    return False
+
+
+def _is_string_array(value: np.ndarray) -> bool:
+    kind = value.dtype.kind
+    if kind in "UT":
+        return True
+    if kind == "O":
+        return all(isinstance(v, str) or v is None for v in value.flat)
+    return False
+
+
+def _na_mask(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "T":
+        values = values.astype(object)
+    return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
+
+
+def _write_masked(parent: h5py.Group, key: str, values: np.ndarray, mask: np.ndarray, options: WriteOptions) -> h5py.Group:
+    group = parent.create_group(key)
+    filled = values.astype(object)
+    filled[mask] = ""
+    filled = filled.astype(_STRING_DTYPE)
+    ds = write_string_values(group, "values", filled, options)
+    stamp(ds, STRING_ARRAY)
+    from h5stream.writer import write_array
+
+    mds = write_array(group, "mask", np.ascontiguousarray(mask), options)
+    stamp(mds, ARRAY)
+    return group
+
+
+@register_writer(np.ndarray, STRING_ARRAY, match=lambda v: _is_string_array(v) and not _has_na(v))
+def _write_string_array(parent: h5py.Group, key: str, value: np.ndarray, options: WriteOptions) -> h5py.Dataset:
+    ds = write_string_values(parent, key, value, options)
+    ds.attrs[NUMPY_DTYPE_ATTR] = "T" if value.dtype.kind == "T" else value.dtype.str
+    return ds
+
+
+@register_writer(np.ndarray, NULLABLE_STRING_ARRAY, match=lambda v: _is_string_array(v) and _has_na(v))
+def _write_nullable_string_array(parent: h5py.Group, key: str, value: np.ndarray, options: WriteOptions) -> h5py.Group:
+    group = _write_masked(parent, key, value, _na_mask(value), options)
+    group.attrs[NUMPY_DTYPE_ATTR] = "T" if value.dtype.kind == "T" else value.dtype.str
+    return group
+
+
+def is_string_list(value) -> bool:
+    """True for a non-empty list or tuple whose items are all str or None, at least one str."""
+    return (
+        len(value) > 0
+        and all(isinstance(v, str) or v is None for v in value)
+        and any(isinstance(v, str) for v in value)
+    )
+
+
+def write_string_list(parent: h5py.Group, key: str, value, options: WriteOptions):
+    """Write a list or tuple of str/None; returns (object, spec)."""
+    values = np.array(value, dtype=object)
+    if any(v is None for v in value):
+        obj = _write_masked(parent, key, values, _na_mask(values), options)
+        spec = NULLABLE_STRING_ARRAY
+    else:
+        obj = write_string_values(parent, key, values.astype(_STRING_DTYPE), options)
+        spec = STRING_ARRAY
+    obj.attrs[CONTAINER_ATTR] = type(value).__name__
+    return obj, spec
+
+
+def _attr(obj, name):
+    value = obj.attrs.get(name)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _as_numpy(values: np.ndarray, mask: np.ndarray | None, dtype_str: str | None) -> np.ndarray:
+    if dtype_str == "T":
+        if mask is not None and mask.any():
+            out = values.astype(np.dtypes.StringDType(na_object=None))
+            out[mask] = None
+            return out
+        return values
+    out = values.astype(object)
+    if mask is not None and mask.any():
+        out[mask] = None
+    if dtype_str is None or dtype_str in ("|O", "O"):
+        return out
+    return out.astype(np.dtype(dtype_str))
+
+
+def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool):
+    if series:
+        import polars as pl
+
+        out = pl.Series(values=values.ravel(), dtype=pl.String)
+        if mask is not None and mask.any():
+            out = out.scatter(np.flatnonzero(mask.ravel()), None)
+        return out
+    container = _attr(obj, CONTAINER_ATTR)
+    if container in ("list", "tuple"):
+        items = values.astype(object)
+        if mask is not None:
+            items[mask] = None
+        items = items.tolist()
+        return items if container == "list" else tuple(items)
+    return _as_numpy(values, mask, _attr(obj, NUMPY_DTYPE_ATTR))
+
+
+@register_reader(STRING_ARRAY)
+def _read_string_array(ds: h5py.Dataset, *, series: bool = False):
+    return _finish(ds, read_string_values(ds), None, series)
+
+
+@register_reader(NULLABLE_STRING_ARRAY)
+def _read_nullable_string_array(group: h5py.Group, *, series: bool = False):
+    values = read_string_values(group["values"])
+    mask = np.asarray(read_with(group["mask"]), dtype=bool)
+    return _finish(group, values, mask, series)
