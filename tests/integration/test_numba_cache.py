@@ -1,0 +1,68 @@
+"""Numba kernels are cached on disk: the first call in a second process loads them, never compiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from h5stream.kernels import _numba_eimage, _numba_sta
+    from h5stream.kernels.eimage import butter_highpass, electrical_images
+    from h5stream.kernels.sta import spike_triggered_average
+
+    rng = np.random.default_rng(0)
+    stim = rng.integers(0, 2, (200, 3, 3)).astype(np.uint8)
+    frames = [np.sort(rng.integers(0, 200, 50)) for _ in range(3)]
+    raw = rng.normal(0, 1, (3000, 4, 4)).astype(np.float32)
+    times = [np.sort(rng.integers(0, 3000, 40)) for _ in range(3)]
+    sos = butter_highpass(100.0, 20000.0, 2)
+    for n_threads in (1, 2):
+        spike_triggered_average(stim, frames, n_lags=5, method="sparse", n_threads=n_threads)
+        electrical_images(raw, times, sos=sos, n_threads=n_threads, chunk_samples=1000)
+    spike_triggered_average(stim, frames, n_lags=5, method="dense")
+    kernels = {
+        "sta_sums_serial": _numba_sta.sta_sums_serial,
+        "sta_sums_parallel": _numba_sta.sta_sums_parallel,
+        "count_matrix": _numba_sta.count_matrix,
+        "highpass_serial": _numba_eimage.highpass_serial,
+        "highpass_parallel": _numba_eimage.highpass_parallel,
+        "accumulate_serial": _numba_eimage.accumulate_serial,
+        "accumulate_parallel": _numba_eimage.accumulate_parallel,
+    }
+    report = {
+        name: {"hits": sum(k.stats.cache_hits.values()), "misses": sum(k.stats.cache_misses.values()),
+               "parallel": bool(k.targetoptions.get("parallel"))}
+        for name, k in kernels.items()
+    }
+    print(json.dumps(report))
+    """
+)
+
+
+def _run(cache_dir) -> dict:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
+    first = _run(tmp_path)
+    # the first process compiled each kernel (one signature each) and wrote it to the cache
+    for name, stats in first.items():
+        assert stats["misses"] >= 1 and stats["hits"] == 0, (name, stats)
+    assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*")), "no numba index written"
+    second = _run(tmp_path)
+    for name, stats in second.items():
+        assert stats["misses"] == 0 and stats["hits"] >= 1, (name, stats)
+    # serial and parallel builds have their own cache entries (numba keys its cache by
+    # function, not by compile flags, so one function built both ways would share one)
+    index_names = {p.name.split(".")[1].rsplit("-", 1)[0] for p in tmp_path.rglob("*.nbi")}
+    assert set(first) <= index_names, index_names
+    assert second["sta_sums_parallel"]["parallel"] and not second["sta_sums_serial"]["parallel"]

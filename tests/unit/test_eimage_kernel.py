@@ -1,0 +1,150 @@
+"""The streamed electrical-image kernel against its naive twin, at chunk edges and on planted footprints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream.kernels.eimage import butter_highpass, electrical_images, iter_electrical_images, settling_samples
+# the repository root, so that tests.reference imports without a conftest
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.reference import eimage_reference  # noqa: E402
+
+SOS = butter_highpass(100.0, 20_000.0, 2)
+
+
+def _raw(rng, n=12_000, shape=(6, 7)):
+    return (rng.normal(0, 40, (n, *shape)) + 2048).astype(np.uint16)
+
+
+def _check(got, ref, atol=2e-4):
+    images, used, excluded, over_cap = ref
+    scale = max(np.abs(images).max(), 1.0)
+    np.testing.assert_allclose(got.images, images, rtol=0, atol=atol * scale)
+    np.testing.assert_array_equal(got.n_spikes_used, used)
+    np.testing.assert_array_equal(got.n_spikes_excluded, excluded)
+    np.testing.assert_array_equal(got.n_spikes_over_cap, over_cap)
+
+
+def test_equals_reference_on_seeded_data():
+    rng = np.random.default_rng(2)
+    raw = _raw(rng)
+    units = [np.sort(rng.integers(0, raw.shape[0], rng.integers(1, 200))) for _ in range(6)]
+    got = electrical_images(raw, units, sos=SOS, adc_offset=2048.0, adc_scale=0.5)
+    _check(got, eimage_reference(raw, units, SOS, adc_offset=2048.0, adc_scale=0.5))
+    assert got.images.shape == (6, 50, 6, 7) and got.images.dtype == np.float32
+
+
+def test_spikes_at_chunk_edges_first_and_last_samples_and_empty_units():
+    rng = np.random.default_rng(4)
+    raw = _raw(rng, n=5000)
+    chunk = 1000
+    edge = [c + d for c in (1000, 2000, 3000) for d in (-41, -40, -39, -1, 0, 1, 9, 10, 11)]
+    units = [
+        np.array(edge),
+        np.array([0, 5, 9, 10, 11]),  # first samples: windows before sample 0 are excluded
+        np.array([4955, 4959, 4960, 4961, 4999]),  # last samples: 4961 and 4999 run past the end
+        np.array([], dtype=np.int64),
+        np.array([2500, 2500, 2501]),  # repeated spike times count twice
+    ]
+    got = electrical_images(raw, units, sos=SOS, chunk_samples=chunk)
+    ref = eimage_reference(raw, units, SOS)
+    _check(got, ref)
+    assert got.n_spikes_used[0] == len(edge)  # nothing lost at chunk edges
+    assert got.n_spikes_used[1] == 2 and got.n_spikes_excluded[1] == 3
+    assert got.n_spikes_used[2] == 3 and got.n_spikes_excluded[2] == 2
+    assert got.n_spikes_used[3] == 0 and not got.images[3].any()
+    # chunking does not change the result: one chunk for everything gives the same images
+    whole = electrical_images(raw, units, sos=SOS, chunk_samples=raw.shape[0])
+    np.testing.assert_allclose(got.images, whole.images, rtol=0, atol=1e-4)
+
+
+def test_time_range_with_settling_and_cap_after_range():
+    rng = np.random.default_rng(8)
+    raw = _raw(rng)
+    units = [np.sort(rng.integers(0, raw.shape[0], 300)) for _ in range(4)]
+    settle = settling_samples(SOS)
+    got = electrical_images(raw, units, sos=SOS, start=3000, stop=9000, max_spikes_per_unit=25, chunk_samples=700)
+    ref = eimage_reference(raw, units, SOS, start=3000, stop=9000, settle_samples=settle, max_spikes_per_unit=25)
+    _check(got, ref)
+    assert (got.n_spikes_used == 25).all() and (got.n_spikes_over_cap > 0).all()
+    # the filter settled: starting the filter far earlier gives the same images
+    long = eimage_reference(raw, units, SOS, start=3000, stop=9000, settle_samples=3000, max_spikes_per_unit=25)
+    np.testing.assert_allclose(got.images, long[0], rtol=0, atol=1e-3 * np.abs(long[0]).max())
+
+
+def test_memory_budget_splits_units_into_batches_with_equal_results():
+    rng = np.random.default_rng(9)
+    raw = _raw(rng, n=6000)
+    units = [np.sort(rng.integers(0, raw.shape[0], 80)) for _ in range(5)]
+    per_unit = 50 * 42 * 4
+    batches = list(iter_electrical_images(raw, units, sos=SOS, memory_budget_bytes=2 * per_unit))
+    assert [b.units.tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+    together = electrical_images(raw, units, sos=SOS)
+    np.testing.assert_array_equal(np.concatenate([b.images for b in batches]), together.images)
+
+
+def test_serial_equals_parallel_and_hdf5_source_equals_numpy(tmp_path):
+    rng = np.random.default_rng(10)
+    raw = _raw(rng, n=8000, shape=(20, 20))
+    units = [np.sort(rng.integers(0, raw.shape[0], 150)) for _ in range(6)]
+    serial = electrical_images(raw, units, sos=SOS, n_threads=1, chunk_samples=1500)
+    parallel = electrical_images(raw, units, sos=SOS, n_threads=2, chunk_samples=1500)
+    np.testing.assert_array_equal(serial.images, parallel.images)
+    path = tmp_path / "raw.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("data", data=raw, chunks=(1024, 20, 20))
+    with h5py.File(path, "r") as f:
+        from_file = electrical_images(f["data"], units, sos=SOS, chunk_samples=1500, prefetch=True)
+    np.testing.assert_array_equal(from_file.images, serial.images)
+
+
+def test_planted_footprints_are_recovered():
+    rng = np.random.default_rng(12)
+    n, grid = 40_000, (9, 9)
+    raw = rng.normal(0, 20, (n, *grid))
+    footprints = []
+    units = []
+    t = np.arange(50) - 10
+    for u in range(3):
+        centre = rng.integers(2, 7, 2)
+        rr, cc = np.mgrid[: grid[0], : grid[1]]
+        spatial = np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / 2.0)
+        temporal = -np.exp(-(t / 3.0) ** 2) * 60 + 20 * np.exp(-((t - 8) / 5.0) ** 2)
+        fp = temporal[:, None, None] * spatial[None]
+        times = np.sort(rng.choice(np.arange(20, n - 50), 400, replace=False))
+        for s in times:
+            raw[s - 10 : s + 40] += fp
+        footprints.append(fp)
+        units.append(times)
+    got = electrical_images(raw.astype(np.float32), units, sos=SOS)
+    for u, fp in enumerate(footprints):
+        assert np.corrcoef(got.images[u].ravel(), fp.ravel())[0, 1] >= 0.9
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(window=(5, 5)),
+        dict(start=100, stop=50),
+        dict(chunk_samples=0),
+        dict(max_spikes_per_unit=0),
+        dict(sos=np.ones((1, 5))),
+        dict(highpass_hz=20_000.0, sos=None),
+    ],
+)
+def test_bad_arguments_raise_value_errors(kwargs):
+    raw = np.zeros((1000, 2, 2), dtype=np.int16)
+    args = dict(sos=SOS)
+    args.update(kwargs)
+    with pytest.raises(ValueError):
+        electrical_images(raw, [np.array([500])], **args)
+
+
+def test_non_integer_spike_times_rejected():
+    with pytest.raises(TypeError):
+        electrical_images(np.zeros((100, 2)), [np.array([5.5])], sos=SOS)
