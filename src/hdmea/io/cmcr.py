@@ -25,9 +25,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from h5stream.files import guard_read, open_validated
 from hdmea.errors import ConfigError, RecordingFormatError
-from hdmea.io.mcs import PROGRAM_RAW, attr_number, attr_text, check_mcs_root, require_object
+from hdmea.io.mcs import (
+    PROGRAM_RAW,
+    attr_number,
+    attr_text,
+    check_mcs_root,
+    guard_mcs_read,
+    open_mcs_file,
+    require_object,
+)
 
 __all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "LIGHT_ROW", "SYNC_ROW"]
 
@@ -82,7 +89,7 @@ class CmcrFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._f = open_validated(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
+        self._f = open_mcs_file(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
 
     def close(self) -> None:
         if self._f.id.valid:
@@ -106,7 +113,7 @@ class CmcrFile:
         if group not in self._f or name not in self._f[group]:
             return None
         ds = require_object(self._f[group], name, self.path, kind=h5py.Dataset)
-        with guard_read(self.path, ds.name):
+        with guard_mcs_read(self.path, ds.name):
             return ds[()]
 
     def channel_meta(self) -> np.ndarray | None:
@@ -193,7 +200,7 @@ class CmcrFile:
             mrow = meta[row] if row < meta.size else meta[0]
         zero = float(_field(mrow, "ADZero", 0))
         factor = float(_field(mrow, "ConversionFactor", 1))
-        with guard_read(self.path, ds.name):
+        with guard_mcs_read(self.path, ds.name):
             raw = ds[row, start:stop]
         out = raw.astype(np.float64)
         if zero:
@@ -296,7 +303,7 @@ class CmcrFile:
         for b0 in range(start, stop, block_frames):
             b1 = min(stop, b0 + block_frames)
             lo = max(start, b0 - overlap)
-            with guard_read(self.path, info.name):
+            with guard_mcs_read(self.path, info.name):
                 raw = ds[lo:b1]
             if scaled:
                 block = raw.astype(np.float32)

@@ -27,12 +27,14 @@ import numpy as np
 from numpy.lib import recfunctions
 
 from h5stream.errors import FormatError, UnsafeFileError
-from h5stream.files import guard_read, open_validated, scan_unsafe_objects
+from h5stream.files import scan_unsafe_objects
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.mcs import (
     PROGRAM_SORTER,
     attr_number,
     check_mcs_root,
+    guard_mcs_read,
+    open_mcs_file,
     require_object,
     sensor_id_to_row_col,
 )
@@ -80,7 +82,7 @@ class CmtrFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._f = open_validated(self.path, scan=False, check=self._check)
+        self._f = open_mcs_file(self.path, scan=False, check=self._check)
         try:
             self._units_table = self._read_units_table()
             self._groups = self._unit_groups()
@@ -118,7 +120,7 @@ class CmtrFile:
         if "Units" not in sorter:
             return None
         ds = require_object(sorter, "Units", self.path, kind=h5py.Dataset)
-        with guard_read(self.path, ds.name):
+        with guard_mcs_read(self.path, ds.name):
             table = ds[()]
         if table.dtype.names is None or "UnitID" not in table.dtype.names:
             raise RecordingFormatError(
@@ -253,7 +255,7 @@ class CmtrFile:
                 expected="Timestamp, PeakAmplitude, IncludePeak and cutout columns", found=", ".join(names),
             )
         cutout_names = [n for n in names if n not in PEAK_FIELDS]
-        with guard_read(self.path, ds.name):
+        with guard_mcs_read(self.path, ds.name):
             if waveform:
                 peaks = ds[()]
             else:
@@ -291,7 +293,7 @@ class CmtrFile:
         if name is None:
             raise RecordingFormatError(f"no unit with UnitID {unit_id}", path=self.path, obj=f"/{SORTER_GROUP}")
         ds = require_object(self._f[SORTER_GROUP][name], "Source", self.path, kind=h5py.Dataset)
-        with guard_read(self.path, ds.name):
+        with guard_mcs_read(self.path, ds.name):
             return ds[()]
 
 

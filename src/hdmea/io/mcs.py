@@ -13,12 +13,15 @@ The sensor grid is 65 x 65 with 1-based, column-major sensor ids:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
 import h5py
 import numpy as np
 
+from h5stream.errors import FormatError, SourceNotFoundError
+from h5stream.files import guard_read, open_validated
 from hdmea.errors import RecordingFormatError
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "attr_number",
     "check_mcs_root",
     "require_object",
+    "open_mcs_file",
+    "guard_mcs_read",
 ]
 
 GRID_SIZE = 65
@@ -171,3 +176,31 @@ def require_object(parent: h5py.Group, name: str, path: str | os.PathLike, *, ki
             expected=f"an HDF5 {kind.__name__.lower()}", found=type(obj).__name__,
         )
     return obj
+
+
+def open_mcs_file(path: str | os.PathLike, *, check, scan: bool = True) -> h5py.File:
+    """``open_validated`` whose format failures are :class:`RecordingFormatError` (a missing file stays
+    :class:`~h5stream.errors.SourceNotFoundError`)."""
+    try:
+        return open_validated(path, check=check, scan=scan)
+    except (RecordingFormatError, SourceNotFoundError):
+        raise
+    except FormatError as exc:
+        reason = str(exc)
+        prefix = os.fspath(path)
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].lstrip(": ")
+        raise RecordingFormatError(reason, path=path, obj=exc.obj or "/") from exc
+
+
+@contextlib.contextmanager
+def guard_mcs_read(path: str | os.PathLike, obj: str | None = None):
+    """Any low-level read failure inside the block leaves as :class:`RecordingFormatError`."""
+    try:
+        with guard_read(path, obj):
+            yield
+    except RecordingFormatError:
+        raise
+    except FormatError as exc:
+        reason = str(exc).split("]: ", 1)[-1]
+        raise RecordingFormatError(reason, path=path, obj=obj) from exc

@@ -1,0 +1,117 @@
+"""The .cmcr reader: rates, light reference, raw sensor blocks, scaling, errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hdmea.errors import ConfigError, RecordingFormatError
+from hdmea.io.cmcr import CmcrFile, read_light_reference
+from hdmea.synthetic import generate_recording
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.hdmea_fixtures import recording_copy, tiny_recording, tiny_truth  # noqa: E402,F401
+
+
+def test_sampling_rate_and_metadata(tiny_recording, tiny_truth):
+    with CmcrFile(tiny_recording.cmcr_path) as f:
+        assert f.sampling_rate == 20000.0
+        meta = f.metadata()
+    assert meta["analog"]["n_samples"] == tiny_truth.n_samples
+    assert meta["sensor"]["dtype"] == "uint16" and meta["sensor"]["ad_zero"] == 32768.0
+    assert meta["ProgramName"] == "CMOS-MEA-Control"
+
+
+def test_sampling_rate_without_tick_uses_the_duration(recording_copy, tiny_truth):
+    cmcr, _ = recording_copy
+    with h5py.File(cmcr, "a") as f:
+        del f["Acquisition/Analog Data/ChannelMeta"]
+        del f["Acquisition/Sensor Data/SensorMeta"]
+    with CmcrFile(cmcr) as f:
+        assert f.sampling_rate == pytest.approx(20000.0, rel=1e-6)
+
+
+def test_light_reference_is_the_stored_rows(tiny_recording, tiny_truth):
+    light, fs = read_light_reference(tiny_recording.cmcr_path)
+    with h5py.File(tiny_recording.cmcr_path, "r") as f:
+        raw = f["Acquisition/Analog Data/ChannelData 1"][()]
+    assert fs == 20000.0
+    np.testing.assert_array_equal(light["raw_ch1"], raw[0].astype(np.float32))
+    np.testing.assert_array_equal(light["raw_ch2"], raw[1].astype(np.float32))
+    # the sync rises exactly at every planted pulse
+    sync = light["raw_ch2"]
+    pulses = tiny_truth.sync_pulse_samples.astype(np.int64)
+    assert np.all(sync[pulses] > 20000) and np.all(sync[pulses - 1] < 5000)
+
+
+def test_blocks_cover_the_data_exactly(tiny_recording):
+    with CmcrFile(tiny_recording.cmcr_path) as f:
+        info = f.sensor_datasets()[0]
+        whole = f.read_sensor_frames(0, info.n_frames, scaled=False)
+        blocks = list(f.iter_sensor_blocks(block_frames=300, scaled=False))
+        np.testing.assert_array_equal(np.concatenate([b for _s, b in blocks]), whole)
+        assert [s for s, _b in blocks] == list(range(0, info.n_frames, 300))
+        overlapped = list(f.iter_sensor_blocks(block_frames=300, overlap=40, start=100, stop=1000))
+    starts = [s for s, _b in overlapped]
+    assert starts[0] == 100 and starts[1:] == [400 - 40, 700 - 40]
+    for s, b in overlapped:
+        np.testing.assert_array_equal(b, whole[s:s + b.shape[0]].astype(np.float32) - 32768.0)
+    assert overlapped[-1][0] + overlapped[-1][1].shape[0] == 1000
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16"])
+def test_scaling_does_not_wrap_and_shows_footprints(tmp_path, dtype):
+    rec = generate_recording(tmp_path, "r", seed=3, raw_seconds=0.1, raw_dtype=dtype, n_units=3,
+                             n_silent_units=0, base_rate_hz=(60.0, 80.0))
+    truth = rec.truth()
+    with CmcrFile(rec.cmcr_path) as f:
+        info = f.sensor_datasets()[0]
+        assert str(info.dtype) == dtype
+        data = f.read_sensor_frames(0, info.n_frames)
+    assert data.dtype == np.float32
+    assert abs(float(np.median(data))) < 2.0  # zero removed whatever the stored dtype
+    pre = rec.config.cutout_pre_samples
+    for u in truth.units.values():
+        spikes = u.spike_times.astype(np.int64)
+        spikes = spikes[(spikes >= pre) & (spikes + 40 < info.n_frames)]
+        assert spikes.size >= 3
+        trace = data[:, u.row - 1, u.col - 1]
+        mean = np.mean([trace[s - pre:s - pre + 40] for s in spikes], axis=0)
+        planted = u.footprint[u.row - 1, u.col - 1] * u.waveform
+        assert np.corrcoef(mean, planted)[0, 1] > 0.9
+        assert mean.min() < -0.5 * u.footprint[u.row - 1, u.col - 1]
+
+
+def test_bad_block_arguments(tiny_recording):
+    with CmcrFile(tiny_recording.cmcr_path) as f:
+        with pytest.raises(ConfigError):
+            list(f.iter_sensor_blocks(block_frames=0))
+        with pytest.raises(RecordingFormatError) as err:
+            list(f.iter_sensor_blocks("SensorData 9 9"))
+    assert "SensorData 9 9" in str(err.value)
+
+
+def test_missing_analog_data_names_it(recording_copy):
+    cmcr, _ = recording_copy
+    with h5py.File(cmcr, "a") as f:
+        del f["Acquisition/Analog Data/ChannelData 1"]
+    with CmcrFile(cmcr) as f, pytest.raises(RecordingFormatError) as err:
+        f.light_reference()
+    assert "/Acquisition/Analog Data/ChannelData 1" in str(err.value) and str(cmcr) in str(err.value)
+
+
+def test_wrong_program_and_foreign_files(tmp_path, recording_copy):
+    _, cmtr = recording_copy
+    with pytest.raises(RecordingFormatError) as err:
+        CmcrFile(cmtr)  # the sorter's file (its external link is refused before anything else)
+    assert str(cmtr) in str(err.value)
+    other = tmp_path / "x.cmcr"
+    with h5py.File(other, "w") as f:
+        f.attrs["ID.TypeID"] = np.bytes_(b"00000000-0000-0000-0000-000000000000")
+    with pytest.raises(RecordingFormatError) as err:
+        CmcrFile(other)
+    assert "/@ID.TypeID" in str(err.value)

@@ -1,0 +1,146 @@
+"""The .cmtr reader against the planted ground truth of synthetic recordings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream.errors import SourceNotFoundError
+from hdmea.errors import ConfigError, RecordingFormatError
+from hdmea.io.cmtr import CmtrFile, read_units
+from hdmea.io.mcs import sensor_id_to_row_col
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.hdmea_fixtures import recording_copy, tiny_recording, tiny_truth  # noqa: E402,F401
+
+FS = 20000.0
+
+
+def test_units_match_truth(tiny_recording, tiny_truth):
+    units = read_units(tiny_recording.cmtr_path, FS)
+    truth = list(tiny_truth.units.values())
+    assert [u.unit_id for u in units] == [t.mcs_unit_id for t in truth]
+    # UnitIDs are sparse and would sort wrongly as text ("Unit 10" < "Unit 5").
+    assert [u.unit_id for u in units] == sorted(u.unit_id for u in units)
+    for u, t in zip(units, truth):
+        assert u.spike_times.dtype == np.uint64
+        np.testing.assert_array_equal(u.spike_times, t.spike_times)
+        assert (u.sensor_id, u.row, u.col) == (t.sensor_id, t.row, t.col)
+        assert sensor_id_to_row_col(u.sensor_id) == (u.row, u.col)
+        # Excluded (sub-threshold) peaks are present in the file but never counted.
+        assert u.n_peaks == t.spike_times.size + t.excluded_peak_times.size
+        assert not np.isin(t.excluded_peak_times, u.spike_times).any()
+        assert set(u.quality) >= {"SNR", "Separability", "IsoINN"}
+
+
+def test_waveform_is_mean_of_included_cutouts(tiny_recording, tiny_truth):
+    units = read_units(tiny_recording.cmtr_path, FS)
+    with h5py.File(tiny_recording.cmtr_path, "r") as f:
+        for u in units:
+            peaks = f[f"Spike Sorter/Unit {u.unit_id}/Peaks"][()]
+            names = [n for n in peaks.dtype.names if n.startswith("Cutout")]
+            kept = peaks[peaks["IncludePeak"] == 1]
+            if kept.size == 0:
+                assert np.all(u.waveform == 0)
+                continue
+            expected = np.array([kept[n].astype(np.float64).mean() for n in names], dtype=np.float32)
+            np.testing.assert_allclose(u.waveform, expected, rtol=1e-5, atol=1e-4)
+    # and it has the planted shape: amplitude * template at the unit's sensor
+    for u, t in zip(units, tiny_truth.units.values()):
+        if t.kind == "silent":
+            continue
+        planted = t.footprint[t.row - 1, t.col - 1] * t.waveform
+        assert np.corrcoef(u.waveform, planted)[0, 1] > 0.95
+
+
+def test_timestamps_convert_with_the_sampling_rate(tiny_recording, tiny_truth):
+    half = read_units(tiny_recording.cmtr_path, FS / 4)
+    for u, t in zip(half, tiny_truth.units.values()):
+        np.testing.assert_array_equal(u.spike_times, np.rint(t.spike_times / 4.0).astype(np.uint64))
+    with pytest.raises(ConfigError):
+        read_units(tiny_recording.cmtr_path, 0.0)
+
+
+def test_source_is_never_read(tiny_recording, monkeypatch):
+    read = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, args, *rest, **kw):
+        read.append(self.name)
+        return original(self, args, *rest, **kw)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    with CmtrFile(tiny_recording.cmtr_path) as f:
+        f.read_units(FS)
+        assert read and not any(name.endswith("/Source") for name in read)
+        uid = f.unit_ids()[0]
+        source = f.read_source(uid)
+    assert any(name.endswith("/Source") for name in read)
+    assert source.ndim == 1 and source.dtype == np.float32
+
+
+def test_acquisition_link_is_tolerated_not_followed(tiny_recording):
+    with CmtrFile(tiny_recording.cmtr_path) as f:
+        assert f.acquisition_link() == (tiny_recording.cmcr_path.name, "/Acquisition")
+
+
+def test_other_external_link_is_refused(recording_copy):
+    _cmcr, cmtr = recording_copy
+    with h5py.File(cmtr, "a") as f:
+        f["Spike Sorter/Sneaky"] = h5py.ExternalLink("/etc/passwd", "/x")
+    with pytest.raises(RecordingFormatError) as err:
+        CmtrFile(cmtr)
+    assert str(cmtr) in str(err.value) and "/Spike Sorter/Sneaky" in str(err.value)
+
+
+def test_missing_peaks_names_the_object(recording_copy):
+    _cmcr, cmtr = recording_copy
+    with h5py.File(cmtr, "a") as f:
+        name = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))[0]
+        del f[f"Spike Sorter/{name}/Peaks"]
+    with pytest.raises(RecordingFormatError) as err:
+        read_units(cmtr, FS)
+    assert f"/Spike Sorter/{name}/Peaks" in str(err.value) and str(cmtr) in str(err.value)
+
+
+def test_file_of_another_tool(tmp_path, recording_copy):
+    other = tmp_path / "other.cmtr"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.arange(3)
+    with pytest.raises(RecordingFormatError) as err:
+        CmtrFile(other)
+    assert "ID.TypeID" in str(err.value)
+    cmcr, _ = recording_copy
+    with pytest.raises(RecordingFormatError) as err:
+        CmtrFile(cmcr)  # a raw file given as the sorter's file
+    assert "ProgramName" in str(err.value)
+
+
+def test_damaged_and_missing_files(tmp_path, recording_copy):
+    _cmcr, cmtr = recording_copy
+    data = cmtr.read_bytes()
+    cut = tmp_path / "cut.cmtr"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(RecordingFormatError) as err:
+        read_units(cut, FS)
+    assert str(cut) in str(err.value)
+    text = tmp_path / "notes.cmtr"
+    text.write_text("not hdf5")
+    with pytest.raises(RecordingFormatError):
+        CmtrFile(text)
+    with pytest.raises(SourceNotFoundError):
+        CmtrFile(tmp_path / "absent.cmtr")
+
+
+def test_row_col_disagreeing_with_sensor_id(recording_copy):
+    _cmcr, cmtr = recording_copy
+    with h5py.File(cmtr, "a") as f:
+        name = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))[0]
+        g = f[f"Spike Sorter/{name}"]
+        g.attrs["Row"] = np.int32(int(g.attrs["Row"]) % 65 + 1)
+    with pytest.raises(RecordingFormatError) as err:
+        read_units(cmtr, FS)
+    assert "column-major" in str(err.value)
