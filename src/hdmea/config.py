@@ -89,7 +89,7 @@ STEP_FUNCTIONS: dict[str, tuple[str, str]] = {
 
 # Arguments the batch job itself passes to every step; a config must not set them.
 RESERVED_STEP_ARGUMENTS = frozenset(
-    {"session", "hdf5_path", "output_path", "cmcr_path", "cmtr_path", "dataset_id", "self"}
+    {"session", "hdf5_path", "output_path", "cmcr_path", "cmtr_path", "dataset_id", "self", "stimulus"}
 )
 
 
@@ -286,6 +286,7 @@ class BatchConfig:
 
     workers: int | None = None
     retries: int = 2
+    threads_per_job: int | None = None
     scheduler: str | None = None
     slurm: SlurmConfig | None = None
 
@@ -582,6 +583,9 @@ def _parse_batch(r: _Reader) -> BatchConfig:
     retries = r.get("retries", "int", 2)
     if retries < 0:
         raise _fail("batch.retries", "must be >= 0", source=r.source, found=retries)
+    threads = r.get("threads_per_job", "int", None)
+    if threads is not None and threads < 1:
+        raise _fail("batch.threads_per_job", "must be >= 1", source=r.source, found=threads)
     scheduler = r.get("scheduler", "str", None)
     slurm = None
     if "slurm" in r.table:
@@ -604,4 +608,5 @@ def _parse_batch(r: _Reader) -> BatchConfig:
     if scheduler is not None and slurm is not None:
         raise _fail("batch.scheduler", "cannot be combined with batch.slurm", source=r.source,
                     hint="use either a running scheduler or a SLURM cluster built from options")
-    return BatchConfig(workers=workers, retries=retries, scheduler=scheduler, slurm=slurm)
+    return BatchConfig(workers=workers, retries=retries, threads_per_job=threads, scheduler=scheduler,
+                       slurm=slurm)

@@ -57,6 +57,10 @@ __all__ = [
     "read_done_marker",
     "classify_error",
     "slurm_client",
+    "run_pipeline",
+    "PipelineReport",
+    "StepRecord",
+    "PIPELINE_STEPS",
 ]
 
 DONE_SUFFIX = ".done"
@@ -329,11 +333,215 @@ def _note_left_claims(output: Path) -> None:
 
 
 def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig) -> dict:
-    """The default job: the whole pipeline for one recording (see :mod:`hdmea.pipeline.job`)."""
-    from hdmea.pipeline.job import run_pipeline
-
+    """The default job: the whole pipeline for one recording (:func:`run_pipeline`)."""
     report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name)
     return report.as_dict()
+
+
+# --------------------------------------------------------------------------- the pipeline of one recording
+
+
+@dataclasses.dataclass
+class StepRecord:
+    """One step of one recording: ``status`` is "ran", "resumed" (done before a restart) or "off"."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclasses.dataclass
+class PipelineReport:
+    """What :func:`run_pipeline` did for one recording."""
+
+    dataset_id: str
+    output: Path
+    steps: list[StepRecord]
+    n_units: int
+    seconds: float
+    resumed_from: Path | None = None
+    checkpoints: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "dataset_id": self.dataset_id,
+            "output": str(self.output),
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "n_units": self.n_units,
+            "seconds": self.seconds,
+            "resumed_from": None if self.resumed_from is None else str(self.resumed_from),
+            "checkpoints": self.checkpoints,
+        }
+
+
+@dataclasses.dataclass
+class _StepContext:
+    cmcr: Path
+    cmtr: Path
+    output: Path
+    config: PipelineConfig
+    stimulus: Any  # hdmea.stimulus.StimulusConfig or None
+    session: Any  # PipelineSession
+
+
+def _call_step(module: str, function: str, ctx: _StepContext, step: str, *args) -> Any:
+    """Call a step function with the session, the configured parameters and what it accepts of ours."""
+    import importlib
+    import inspect
+
+    func = getattr(importlib.import_module(module), function)
+    accepted = inspect.signature(func).parameters
+    kwargs = ctx.config.steps.kwargs(step)
+    if "stimulus" in accepted and ctx.stimulus is not None:
+        kwargs["stimulus"] = ctx.stimulus
+    if "n_threads" in accepted and "n_threads" not in kwargs and ctx.config.batch.threads_per_job:
+        # Several jobs share the machine: each kernel gets its share of the cores.
+        kwargs["n_threads"] = ctx.config.batch.threads_per_job
+    return func(*args, session=ctx.session, **kwargs)
+
+
+def _step_load(ctx: _StepContext) -> None:
+    _call_step("hdmea.pipeline.runner", "load_recording", ctx, "load_recording",
+               ctx.cmcr, ctx.cmtr, ctx.session.dataset_id)
+
+
+def _step_section_time(ctx: _StepContext) -> None:
+    _call_step("hdmea.io.section_time", "add_section_time", ctx, "add_section_time")
+
+
+def _step_section_spikes(ctx: _StepContext) -> None:
+    _call_step("hdmea.io.spike_sectioning", "section_spike_times", ctx, "section_spike_times")
+
+
+def _step_sta(ctx: _StepContext) -> None:
+    _call_step("hdmea.features.sta", "compute_sta", ctx, "compute_sta")
+
+
+def _step_eimage(ctx: _StepContext) -> None:
+    _call_step("hdmea.pipeline.eimage", "load_recording_with_eimage_sta", ctx, "eimage_sta",
+               ctx.cmcr, ctx.cmtr)
+
+
+def _step_features(ctx: _StepContext) -> None:
+    _call_step("hdmea.features.extract", "extract_features", ctx, "extract_features")
+
+
+def _has_stimulus(ctx: _StepContext) -> bool:
+    return ctx.stimulus is not None
+
+
+def _has_noise_movie(ctx: _StepContext) -> bool:
+    return ctx.config.steps.sta and ctx.stimulus is not None and bool(ctx.stimulus.noise_movies)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PipelineStep:
+    name: str
+    run: Callable[[_StepContext], None]
+    enabled: Callable[[_StepContext], bool]
+    checkpoint_after: bool  # expensive enough that a restart should not redo it
+    off_reason: str = ""
+
+
+#: The pipeline in order.  ``name`` is what the step records in completed_steps.
+PIPELINE_STEPS: tuple[_PipelineStep, ...] = (
+    _PipelineStep("load_recording", _step_load, lambda ctx: True, True),
+    _PipelineStep("add_section_time", _step_section_time, _has_stimulus, False,
+                  "no stimulus in the configuration"),
+    _PipelineStep("section_spike_times", _step_section_spikes, _has_stimulus, False,
+                  "no stimulus in the configuration"),
+    _PipelineStep("compute_sta", _step_sta, _has_noise_movie, True,
+                  "no noise movie in the stimulus (or steps.sta = false)"),
+    _PipelineStep("eimage_sta", _step_eimage, lambda ctx: ctx.config.steps.eimage, True,
+                  "steps.eimage = false"),
+    _PipelineStep("extract_features", _step_features,
+                  lambda ctx: ctx.config.steps.features and ctx.stimulus is not None, False,
+                  "steps.features = false or no stimulus"),
+)
+
+
+def run_pipeline(
+    cmcr: str | os.PathLike,
+    cmtr: str | os.PathLike,
+    output: str | os.PathLike,
+    config: PipelineConfig | None = None,
+    *,
+    dataset_id: str | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+) -> PipelineReport:
+    """Run every configured step for one recording in a deferred session and save once.
+
+    After each expensive step (loading, STA, electrical image) the session is
+    checkpointed to ``<output>.checkpoint.h5``; when that file exists at the
+    start, the run resumes from it and skips the steps it records as done.  The
+    output appears atomically at the end and the checkpoint is removed.
+
+    Parameters
+    ----------
+    cmcr, cmtr
+        The recording's input files.
+    output
+        The recording file to write (``.h5``).
+    config
+        Stimulus, step parameters and output options.
+    dataset_id
+        Recording id (default: the output's stem).
+    on_step
+        Called after each step with its :class:`StepRecord` (progress display).
+    """
+    from hdmea.errors import CheckpointError
+    from hdmea.pipeline.session import PipelineSession, create_session
+
+    config = config if config is not None else PipelineConfig()
+    cmcr, cmtr, output = Path(cmcr), Path(cmtr), Path(output)
+    dataset_id = dataset_id or output.stem
+    started = time.perf_counter()
+    stimulus = config.stimulus.resolve(dataset_id, cmcr.parent)
+    memory_limit = (None if config.output.memory_limit_gb is None
+                    else int(config.output.memory_limit_gb * 1e9))
+    checkpoint = checkpoint_path_for(output)
+    session = None
+    resumed_from = None
+    if checkpoint.exists():
+        try:
+            session = PipelineSession.load(checkpoint, hdf5_path=output, memory_limit=memory_limit)
+            resumed_from = checkpoint
+            logger.info("resuming from %s (steps done: %s)", checkpoint.name,
+                        ", ".join(session.completed_steps) or "none")
+        except CheckpointError as exc:
+            logger.warning("checkpoint %s cannot be resumed (%s); starting over", checkpoint, exc)
+    if session is None:
+        session = create_session(dataset_id, hdf5_path=output, memory_limit=memory_limit)
+    ctx = _StepContext(cmcr=cmcr, cmtr=cmtr, output=output, config=config, stimulus=stimulus,
+                       session=session)
+    records: list[StepRecord] = []
+    checkpoints = 0
+    try:
+        for step in PIPELINE_STEPS:
+            if step.name in session.completed_steps:
+                record = StepRecord(step.name, "resumed")
+            elif not step.enabled(ctx):
+                record = StepRecord(step.name, "off", note=step.off_reason)
+            else:
+                t0 = time.perf_counter()
+                step.run(ctx)
+                record = StepRecord(step.name, "ran", time.perf_counter() - t0)
+                logger.info("%s done in %.2f s", step.name, record.seconds)
+                if step.checkpoint_after and config.output.checkpoint and step is not PIPELINE_STEPS[-1]:
+                    session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}", overwrite=True)
+                    checkpoints += 1
+            records.append(record)
+            if on_step is not None:
+                on_step(record)
+        n_units = session.unit_count
+        session.save(output, overwrite=True)
+    finally:
+        session.close()
+    checkpoint.unlink(missing_ok=True)
+    return PipelineReport(dataset_id=dataset_id, output=output, steps=records, n_units=n_units,
+                          seconds=time.perf_counter() - started, resumed_from=resumed_from,
+                          checkpoints=checkpoints)
 
 
 # --------------------------------------------------------------------------- the summary
@@ -433,6 +641,7 @@ class _Pool:
         self._close = close
         self._rebuild = rebuild
         self.rebuilds = 0
+        self.local_workers: int | None = None  # jobs run side by side on this machine
 
     def can_rebuild(self) -> bool:
         return self._rebuild is not None
@@ -464,8 +673,10 @@ def _process_pool(workers: int) -> _Pool:
     def make() -> cf.Executor:
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
-    return _Pool(make(), owned=True, slots=workers, name=f"process pool, {workers} workers",
+    pool = _Pool(make(), owned=True, slots=workers, name=f"process pool, {workers} workers",
                  rebuild=make)
+    pool.local_workers = workers
+    return pool
 
 
 def _dask_local_cluster(workers: int) -> _Pool | None:
@@ -485,8 +696,10 @@ def _dask_local_cluster(workers: int) -> _Pool | None:
         client.close()
         cluster.close()
 
-    return _Pool(client.get_executor(pure=False), owned=True, slots=None,
+    pool = _Pool(client.get_executor(pure=False), owned=True, slots=None,
                  name=f"dask LocalCluster, {workers} workers", close=close)
+    pool.local_workers = workers
+    return pool
 
 
 def _dask_client_pool(client: Any, *, owned: bool, name: str,
@@ -629,6 +842,10 @@ def run_batch(
     call = _JobCall(job if job is not None else run_pipeline_job, worker_init)
     started = time.perf_counter()
     pool = _make_pool(executor, workers, scheduler)
+    if config.batch.threads_per_job is None and pool.local_workers:
+        # Jobs running side by side on this machine split its cores between them.
+        share = max(1, (os.cpu_count() or 1) // pool.local_workers)
+        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=share))
     logger.info("batch of %d recordings on %s", len(items), pool.name)
     try:
         results = _run_all(pool, call, items, out_dir, config, retries, show_progress)

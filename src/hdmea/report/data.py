@@ -1,0 +1,203 @@
+"""What the report shows, read from a recording file (no plotting here).
+
+Each reader returns plain numpy arrays and dicts so figures can be drawn, and
+tested, without a file open.  Only what exists is returned: a recording without
+receptive fields yields no STA maps, and the report leaves that figure out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+__all__ = ["RecordingData", "UnitMaps", "MovieTrials", "read_recording_data", "sta_spatial_map",
+           "eimage_map"]
+
+DEFAULT_SAMPLING_RATE = 20000.0
+
+
+@dataclasses.dataclass
+class UnitMaps:
+    """A 2-D map per unit plus where the unit sits (its centre on that map)."""
+
+    unit_ids: list[str]
+    maps: list[np.ndarray]
+    centres: list[tuple[float, float]]  # (row, col) in map coordinates
+    peak_lags: list[int]
+    name: str
+
+
+@dataclasses.dataclass
+class MovieTrials:
+    """Sectioned spikes of one movie: per unit, spike times (s) relative to each trial's start."""
+
+    movie: str
+    trial_duration_s: float
+    n_trials: int
+    unit_ids: list[str]
+    spikes: list[list[np.ndarray]]  # [unit][trial] -> seconds from trial start
+    repeated_trials: bool  # the movie has a trial layout with more than one trial per occurrence
+
+
+@dataclasses.dataclass
+class RecordingData:
+    path: Path
+    dataset_id: str
+    sampling_rate: float
+    completed_steps: list[str]
+    unit_ids: list[str]
+    unit_positions: dict[str, tuple[int, int]]
+    spike_counts: dict[str, int]
+    sta: list[UnitMaps]
+    eimage: UnitMaps | None
+    movies: list[MovieTrials]
+    feature_scalars: dict[str, dict[str, dict[str, object]]]  # feature -> unit -> name -> value
+
+
+def sta_spatial_map(sta: np.ndarray) -> tuple[np.ndarray, int]:
+    """The spatial map at the lag of largest deviation from the mean, and that lag."""
+    sta = np.asarray(sta, dtype=np.float64)
+    centred = sta - sta.mean()
+    lag = int(np.argmax(np.abs(centred).reshape(sta.shape[0], -1).max(axis=1)))
+    return centred[lag], lag
+
+
+def eimage_map(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """The electrode map at the time of the largest negative deflection (the spike's trough)."""
+    data = np.asarray(data, dtype=np.float64)
+    baseline = np.median(data, axis=0, keepdims=True)
+    centred = data - baseline
+    t = int(np.argmin(centred.reshape(data.shape[0], -1).min(axis=1)))
+    return centred[t], t
+
+
+def _map_centre(values: np.ndarray) -> tuple[float, float]:
+    """Centre of mass of the strongest lobe (|value| >= half its peak) around the peak."""
+    magnitude = np.abs(values)
+    peak = magnitude.max()
+    if not np.isfinite(peak) or peak == 0:
+        return (float("nan"), float("nan"))
+    weights = np.where(magnitude >= 0.5 * peak, magnitude, 0.0)
+    rows, cols = np.indices(values.shape)
+    total = weights.sum()
+    return (float((rows * weights).sum() / total), float((cols * weights).sum() / total))
+
+
+def _visible(group: h5py.Group) -> list[str]:
+    from hdmea.io.hdf5_store import is_hidden
+
+    return [name for name in group if not is_hidden(name)]
+
+
+def _scalar(value) -> object:
+    """A Python scalar for an attribute value (1-element arrays unwrapped), else the value itself."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _sampling_rate(f: h5py.File) -> float:
+    if "metadata/sampling_rate" in f:
+        value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
+        if value.size and np.isfinite(value[0]) and value[0] > 0:
+            return float(value[0])
+    return DEFAULT_SAMPLING_RATE
+
+
+def _stimulus_trials(f: h5py.File) -> dict[str, int]:
+    """Movie -> trials per occurrence, from the stored stimulus configuration."""
+    if "stimulus/config" not in f:
+        return {}
+    text = f["stimulus/config"].attrs.get("config_json")
+    if text is None:
+        return {}
+    try:
+        data = json.loads(_scalar(text))
+    except (TypeError, ValueError):
+        return {}
+    return {name: int(tc.get("repeat", 1)) for name, tc in (data.get("trial_configs") or {}).items()}
+
+
+def _movie_trials(f: h5py.File, unit_ids: list[str], fs: float, repeats: dict[str, int]) -> list[MovieTrials]:
+    movies: dict[str, MovieTrials] = {}
+    for uid in unit_ids:
+        unit = f["units"][uid]
+        if "spike_times_sectioned" not in unit:
+            continue
+        for movie in _visible(unit["spike_times_sectioned"]):
+            g = unit["spike_times_sectioned"][movie]
+            values = np.asarray(g["spike_times"][()], dtype=np.int64)
+            offsets = np.asarray(g["trial_offsets"][()], dtype=np.int64)
+            bounds = np.asarray(g["trial_bounds"][()], dtype=np.int64).reshape(-1, 2)
+            entry = movies.get(movie)
+            if entry is None:
+                duration = float(np.median(bounds[:, 1] - bounds[:, 0]) / fs) if bounds.size else 0.0
+                entry = movies[movie] = MovieTrials(movie, duration, int(bounds.shape[0]), [], [],
+                                                    repeats.get(movie, 1) > 1)
+            trials = [(values[offsets[i]:offsets[i + 1]] - bounds[i, 0]) / fs for i in range(bounds.shape[0])]
+            entry.unit_ids.append(uid)
+            entry.spikes.append(trials)
+    return list(movies.values())
+
+
+def read_recording_data(path: str | os.PathLike) -> RecordingData:
+    """Read everything the report draws from the recording file ``path``."""
+    from h5stream.files import guard_read
+    from hdmea.io.hdf5_store import open_recording_hdf5
+    from hdmea.report.tree import recording_overview
+
+    path = Path(path)
+    with open_recording_hdf5(path, "r") as f, guard_read(path, "/"):
+        overview = recording_overview(f)
+        fs = _sampling_rate(f)
+        unit_ids = _visible(f["units"]) if "units" in f else []
+        positions, counts = {}, {}
+        sta_maps: dict[str, UnitMaps] = {}
+        eimage = UnitMaps([], [], [], [], "eimage_sta")
+        scalars: dict[str, dict[str, dict[str, object]]] = {}
+        for uid in unit_ids:
+            unit = f["units"][uid]
+            positions[uid] = (int(_scalar(unit.attrs.get("row", 0))), int(_scalar(unit.attrs.get("col", 0))))
+            counts[uid] = int(unit["spike_times"].shape[0]) if "spike_times" in unit else 0
+            features = unit["features"] if "features" in unit else {}
+            for name in (_visible(features) if features else []):
+                group = features[name]
+                if name.startswith("sta_") and "sta" in group:
+                    spatial, lag = sta_spatial_map(group["sta"][()])
+                    maps = sta_maps.setdefault(name, UnitMaps([], [], [], [], name))
+                    maps.unit_ids.append(uid)
+                    maps.maps.append(spatial)
+                    maps.centres.append(_map_centre(spatial))
+                    maps.peak_lags.append(lag)
+                elif name == "eimage_sta" and "data" in group:
+                    spatial, t = eimage_map(group["data"][()])
+                    eimage.unit_ids.append(uid)
+                    eimage.maps.append(spatial)
+                    eimage.centres.append(_map_centre(np.minimum(spatial, 0.0)))
+                    eimage.peak_lags.append(t)
+                else:
+                    values = {}
+                    for key, raw in group.attrs.items():
+                        value = _scalar(raw)
+                        if (key in ("version", "params_hash", "extracted_at", "name")
+                                or key.startswith("h5stream") or isinstance(value, (str, np.ndarray))):
+                            continue
+                        values[key] = value
+                    if values:
+                        scalars.setdefault(name, {})[uid] = values
+        movies = _movie_trials(f, unit_ids, fs, _stimulus_trials(f))
+        dataset_id = str(overview["attrs"].get("dataset_id", path.stem))
+    return RecordingData(
+        path=path, dataset_id=dataset_id, sampling_rate=fs, completed_steps=overview["completed_steps"],
+        unit_ids=unit_ids, unit_positions=positions, spike_counts=counts, sta=list(sta_maps.values()),
+        eimage=eimage if eimage.unit_ids else None, movies=movies, feature_scalars=scalars,
+    )
