@@ -1,0 +1,251 @@
+"""Built-in feature extractors (registered on import).
+
+``firing_rate``
+    Spike counts per display frame (60 Hz on the lab's display) of every trial of
+    a movie, as rates in Hz, and their mean over trials.
+``step_response``
+    ON/OFF measures of a light step from the frame-aligned rates averaged over
+    trials, in the lab's windows (frames of a 600-frame trial: baseline 0-60, ON
+    transient 60-120, ON sustained 239-299, OFF transient 360-420, OFF sustained
+    539-599; scaled to the trial's length when it differs).
+``receptive_field``
+    Centre, size and polarity of the receptive field from a unit's STA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from hdmea.features.registry import register_extractor
+
+__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "step_measures",
+           "receptive_field_measures"]
+
+#: The lab's step-response windows, [start, end) display frames of a 600-frame trial.
+STEP_WINDOWS: dict[str, tuple[int, int]] = {
+    "baseline": (0, 60),
+    "on_transient": (60, 120),
+    "on_sustained": (239, 299),
+    "off_transient": (360, 420),
+    "off_sustained": (539, 599),
+}
+STEP_TRIAL_FRAMES = 600
+
+
+@dataclasses.dataclass
+class RecordingInputs:
+    """Recording-wide inputs shared by every unit (read once per extraction run)."""
+
+    target: Any
+    _cache: dict = dataclasses.field(default_factory=dict)
+
+    def frame_times(self, name: str = "default") -> np.ndarray:
+        key = ("frame_times", name)
+        if key not in self._cache:
+            self._cache[key] = np.asarray(self.target.get(f"stimulus/frame_time/{name}")).astype(np.int64)
+        return self._cache[key]
+
+    def sampling_rate(self) -> float:
+        if "fs" not in self._cache:
+            self._cache["fs"] = float(np.asarray(self.target.get("metadata/sampling_rate")).reshape(-1)[0])
+        return self._cache["fs"]
+
+
+@dataclasses.dataclass
+class UnitInputs:
+    """One unit's stored data, as an extractor sees it (paths relative to ``units/{unit_id}``)."""
+
+    unit_id: str
+    recording: RecordingInputs
+
+    def get(self, path: str):
+        return self.recording.target.get(f"units/{self.unit_id}/{path}")
+
+    def attrs(self, path: str) -> dict:
+        return self.recording.target.attrs(f"units/{self.unit_id}/{path}")
+
+
+def frame_aligned_rates(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate):
+    """Rates (Hz) per display frame of every trial, (n_trials, n_frames) float64.
+
+    A trial's frames are the display frames that start inside its [start, end)
+    bounds; each frame bin runs to the next frame's start.  All trials are cut to
+    the shortest one's frame count.
+    """
+    spike_times = np.asarray(spike_times, dtype=np.int64)
+    offsets = np.asarray(trial_offsets, dtype=np.int64)
+    bounds = np.asarray(trial_bounds, dtype=np.int64).reshape(-1, 2)
+    frame_times = np.asarray(frame_times, dtype=np.int64)
+    if bounds.shape[0] == 0 or frame_times.size < 2:
+        return np.zeros((bounds.shape[0], 0))
+    period = int(round(float(np.median(np.diff(frame_times)))))
+    edges_per_trial = []
+    for start, end in bounds:
+        i0 = np.searchsorted(frame_times, start, side="left")
+        i1 = np.searchsorted(frame_times, end, side="left")
+        edges = frame_times[i0 : i1 + 1]
+        if i1 >= frame_times.size:  # the trial runs past the last frame: close the last bin
+            edges = np.append(edges, edges[-1] + period if edges.size else start)
+        edges_per_trial.append(edges)
+    n_frames = min(max(e.size - 1, 0) for e in edges_per_trial)
+    rates = np.zeros((bounds.shape[0], n_frames))
+    for k, edges in enumerate(edges_per_trial):
+        edges = edges[: n_frames + 1]
+        spikes = spike_times[offsets[k] : offsets[k + 1]]
+        counts = np.histogram(spikes, bins=edges)[0] if n_frames else np.zeros(0)
+        rates[k] = counts / (np.diff(edges) / sampling_rate)
+    return rates
+
+
+@register_extractor(
+    "firing_rate",
+    version="1",
+    requires=("units/{unit}/spike_times_sectioned/{movie}", "stimulus/frame_time/{frame_time}"),
+    defaults={"movie": None, "frame_time": "default"},
+    output_name="firing_rate_{movie}",
+)
+def firing_rate(inputs: UnitInputs, *, movie: str, frame_time: str) -> dict:
+    """Frame-aligned firing rate of every trial of a movie, and its mean over trials."""
+    sec = inputs.get(f"spike_times_sectioned/{movie}")
+    frame_times = inputs.recording.frame_times(frame_time)
+    fs = inputs.recording.sampling_rate()
+    rates = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"], frame_times, fs)
+    mean = rates.mean(axis=0) if rates.shape[0] else np.zeros(rates.shape[1])
+    return {
+        "rate_hz": rates.astype(np.float32),
+        "mean_rate_hz": mean.astype(np.float32),
+        "n_trials": int(rates.shape[0]),
+        "n_frames": int(rates.shape[1]),
+        "display_rate_hz": float(fs / np.median(np.diff(frame_times))) if frame_times.size > 1 else 0.0,
+    }
+
+
+def _scaled_windows(n_frames: int, windows: dict, reference_frames: int) -> dict[str, tuple[int, int]]:
+    scale = n_frames / reference_frames
+    out = {}
+    for key, (a, b) in windows.items():
+        lo = int(round(a * scale))
+        hi = max(lo + 1, int(round(b * scale)))
+        out[key] = (min(lo, n_frames - 1), min(hi, n_frames))
+    return out
+
+
+def step_measures(mean_rate: np.ndarray, windows: dict | None = None,
+                  reference_frames: int = STEP_TRIAL_FRAMES) -> dict:
+    """ON/OFF measures of a trial-averaged, frame-aligned rate (see the module docstring).
+
+    ``on_response`` is the ON transient above the baseline (light off before the
+    step); ``off_response`` the OFF transient above the ON sustained rate (the rate
+    just before the light went off).  ``on_off_index = (on - off) / (|on| + |off|)``
+    is positive for ON units and negative for OFF units.
+    """
+    mean_rate = np.asarray(mean_rate, dtype=np.float64)
+    if mean_rate.size == 0:
+        raise ValueError("step_measures: expected a non-empty rate curve (found no frames)")
+    win = _scaled_windows(mean_rate.size, dict(windows or STEP_WINDOWS), reference_frames)
+    level = {key: float(mean_rate[a:b].mean()) for key, (a, b) in win.items()}
+    on = level["on_transient"] - level["baseline"]
+    off = level["off_transient"] - level["on_sustained"]
+    denom = abs(on) + abs(off)
+    index = (on - off) / denom if denom > 0 else 0.0
+
+    def transience(peak, sustained):
+        total = peak + sustained
+        return (peak - sustained) / total if total > 0 else 0.0
+
+    out = {f"{key}_hz": value for key, value in level.items()}
+    out.update(
+        on_response_hz=on,
+        off_response_hz=off,
+        on_off_index=float(index),
+        polarity="on" if index > 0 else ("off" if index < 0 else "none"),
+        on_transience=transience(level["on_transient"], level["on_sustained"]),
+        off_transience=transience(level["off_transient"], level["off_sustained"]),
+        windows_frames=np.array([win[k] for k in STEP_WINDOWS if k in win], dtype=np.int64),
+    )
+    return out
+
+
+@register_extractor(
+    "step_response",
+    version="1",
+    requires=("units/{unit}/spike_times_sectioned/{movie}", "stimulus/frame_time/{frame_time}"),
+    defaults={"movie": None, "frame_time": "default", "reference_trial_frames": STEP_TRIAL_FRAMES},
+    output_name="step_response_{movie}",
+)
+def step_response(inputs: UnitInputs, *, movie: str, frame_time: str, reference_trial_frames: int) -> dict:
+    """ON/OFF step-response measures from the trial-averaged frame-aligned rate."""
+    rates = firing_rate(inputs, movie=movie, frame_time=frame_time)
+    if rates["n_frames"] == 0:
+        raise ValueError(f"unit {inputs.unit_id}: movie {movie!r} has no whole display frame in its trials")
+    return step_measures(rates["mean_rate_hz"], reference_frames=int(reference_trial_frames))
+
+
+def receptive_field_measures(sta: np.ndarray, *, first_lag: int = 1, threshold: float = 0.5) -> dict:
+    """Centre, size and polarity of the receptive field in an STA (lags, h, w), oldest lag first.
+
+    The deviation from the STA's mean is searched for its largest magnitude; its
+    sign is the polarity (+1: ON, brighter checks precede spikes; -1: OFF), its
+    lag the peak latency.  At that lag, pixels reaching ``threshold`` of the peak
+    (with the polarity's sign) form the centre: their weighted centroid is the
+    centre (row, col in checks, 0-based), ``sigma_checks`` the root-mean-square
+    distance from it, ``radius_checks`` the radius of a disc of the same area.
+    """
+    sta = np.asarray(sta, dtype=np.float64)
+    n_lags = sta.shape[0]
+    dev = sta - sta.mean()
+    if not np.any(dev):
+        nan = float("nan")
+        return dict(polarity=0, polarity_label="none", centre_row=nan, centre_col=nan, sigma_checks=nan,
+                    radius_checks=nan, peak_lag_frames=-1, peak_value=0.0, peak_z=0.0,
+                    temporal_profile=np.zeros(n_lags, np.float32), spatial_map=np.zeros(sta.shape[1:], np.float32))
+    k, y, x = np.unravel_index(np.argmax(np.abs(dev)), dev.shape)
+    polarity = 1 if dev[k, y, x] > 0 else -1
+    spatial = dev[k] * polarity
+    peak = spatial[y, x]
+    mask = spatial >= threshold * peak
+    weights = np.where(mask, spatial, 0.0)
+    rows, cols = np.indices(spatial.shape)
+    total = weights.sum()
+    cy = float((weights * rows).sum() / total)
+    cx = float((weights * cols).sum() / total)
+    sigma = float(np.sqrt((weights * ((rows - cy) ** 2 + (cols - cx) ** 2)).sum() / total / 2.0))
+    mad = float(np.median(np.abs(dev - np.median(dev)))) * 1.4826
+    return dict(
+        polarity=int(polarity),
+        polarity_label="on" if polarity > 0 else "off",
+        centre_row=cy,
+        centre_col=cx,
+        sigma_checks=sigma,
+        radius_checks=float(np.sqrt(mask.sum() / np.pi)),
+        peak_lag_frames=int(first_lag + (n_lags - 1 - k)),
+        peak_value=float(dev[k, y, x]),
+        peak_z=float(abs(dev[k, y, x]) / mad) if mad > 0 else float("inf"),
+        temporal_profile=(dev[:, y, x]).astype(np.float32),
+        spatial_map=(dev[k]).astype(np.float32),
+    )
+
+
+@register_extractor(
+    "receptive_field",
+    version="1",
+    requires=("units/{unit}/features/sta_{movie}",),
+    defaults={"movie": None, "threshold": 0.5},
+    output_name="rf_{movie}",
+)
+def receptive_field(inputs: UnitInputs, *, movie: str, threshold: float) -> dict:
+    """Receptive-field centre, size and polarity from the unit's STA of a noise movie."""
+    feature = inputs.get(f"features/sta_{movie}")
+    attrs = inputs.attrs(f"features/sta_{movie}")
+    first_lag = int(_scalar(attrs.get("first_lag", 1)))
+    out = receptive_field_measures(feature["sta"], first_lag=first_lag, threshold=float(threshold))
+    out["n_spikes_used"] = int(_scalar(attrs.get("n_spikes_used", -1)))
+    return out
+
+
+def _scalar(value):
+    # the store keeps numeric attributes as 1-element arrays
+    return np.asarray(value).reshape(-1)[0].item()

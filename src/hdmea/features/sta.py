@@ -1,0 +1,252 @@
+"""Receptive fields: the spike-triggered average of a dense-noise movie, for all units at once.
+
+For every occurrence of the movie, each spike is mapped to the movie frame on
+screen when it fired; the windows of all occurrences are pooled (every
+occurrence counts).  The average is count-weighted (a frame with two spikes
+counts twice), computed by :func:`h5stream.kernels.sta.spike_triggered_average`.
+
+Stored per unit at ``units/{unit}/features/sta_{movie}``: dataset ``sta``
+(float32, (n_lags, h, w), oldest frame first: index ``k`` shows the frame
+``first_lag + n_lags - 1 - k`` frames before the spike's frame) and attributes
+``n_spikes_used``, ``n_spikes_excluded``, ``n_lags``, ``first_lag``, ``movie``,
+plus ``name``, ``version``, ``params_hash`` and ``extracted_at``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hdmea.errors import ConfigError
+from hdmea.features.registry import params_hash
+
+__all__ = ["STAResult", "compute_sta", "movie_stimulus", "spikes_to_movie_frames"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+STEP = "compute_sta"
+FEATURE_VERSION = "1"
+
+
+@dataclasses.dataclass
+class STAResult:
+    """What :func:`compute_sta` did (immediate mode)."""
+
+    hdf5_path: Path | None
+    movie: str
+    units_processed: int
+    n_lags: int
+    exclude_current_frame: bool
+    n_occurrences: int
+    n_spikes_used: dict[str, int]
+    n_spikes_excluded: dict[str, int]
+    method: str
+    params_hash: str
+    elapsed_s: float = 0.0
+    skipped: bool = False
+
+
+def movie_stimulus(stimulus, config, movie: str) -> np.ndarray:
+    """The movie as shown, one entry per display frame (n_frames, h, w).
+
+    ``stimulus`` may be None (use the noise movie of the stimulus configuration),
+    a path to a ``.npy`` file, or an array: either one image per display frame
+    or one per noise image (then each is repeated ``frames_per_image`` times as
+    the configuration says).
+    """
+    noise = config.noise_movies.get(movie) if config is not None else None
+    length = config.movie_lengths.get(movie) if config is not None else None
+    if stimulus is None:
+        if noise is None:
+            raise ConfigError(
+                f"no stimulus for movie {movie!r}: the recording's stimulus configuration has no noise movie "
+                "of that name", hint="pass stimulus= (an array or a .npy path)")
+        frames = noise.load_frames()
+    elif isinstance(stimulus, (str, os.PathLike)):
+        try:
+            frames = np.load(stimulus, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{stimulus}: cannot read the stimulus movie ({exc})") from exc
+    else:
+        frames = np.asarray(stimulus)
+    if frames.ndim < 2:
+        raise ConfigError(f"stimulus of movie {movie!r} must be (n_frames, ...), found shape {frames.shape}")
+    if length is not None and frames.shape[0] != length:
+        per_image = noise.frames_per_image if noise is not None else None
+        if per_image and frames.shape[0] * per_image == length:
+            frames = np.repeat(frames, per_image, axis=0)
+        else:
+            raise ConfigError(
+                f"stimulus of movie {movie!r} has {frames.shape[0]} frames",
+                expected=f"{length} display frames" + (f" or {length // per_image} images" if per_image else ""),
+                found=str(frames.shape[0]),
+            )
+    return frames
+
+
+def _occurrence_first_frames(target, config, movie: str, frame_times: np.ndarray, pad_frames: int) -> np.ndarray:
+    """Display frame of movie frame 0 in every occurrence."""
+    if config is not None and movie in config.playlist:
+        from hdmea.stimulus import occurrence_frame_ranges
+
+        return occurrence_frame_ranges(config)[movie][:, 0] + config.pre_margin_frames
+    sections = np.asarray(target.get(f"stimulus/section_time/{movie}")).astype(np.int64).reshape(-1, 2)
+    return np.searchsorted(frame_times, sections[:, 0], side="left") + pad_frames
+
+
+def spikes_to_movie_frames(spike_samples, frame_times, first_frames, n_movie_frames) -> np.ndarray:
+    """Movie frame of every spike, pooled over occurrences (spikes outside the movie are dropped).
+
+    A spike belongs to the display frame that started last at or before it.  The
+    movie's last frame ends where the next display frame starts.
+    """
+    spikes = np.asarray(spike_samples, dtype=np.int64)
+    frame = np.searchsorted(frame_times, spikes, side="right") - 1
+    parts = []
+    for first in np.asarray(first_frames, dtype=np.int64):
+        rel = frame - first
+        inside = (frame >= 0) & (rel >= 0) & (rel < n_movie_frames)
+        if first + n_movie_frames >= frame_times.size:
+            inside &= frame < frame_times.size - 1  # the display's last frame has no known end
+        parts.append(rel[inside])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def compute_sta(
+    hdf5_path: str | os.PathLike | None = None,
+    stimulus=None,
+    *,
+    movie_name: str | None = None,
+    n_lags: int = 60,
+    exclude_current_frame: bool = True,
+    section_pad_frames: int = 60,
+    method: str = "auto",
+    n_threads: int | None = None,
+    force: bool = False,
+    session=None,
+):
+    """Spike-triggered average of a noise movie for every unit of a recording.
+
+    Parameters
+    ----------
+    hdf5_path
+        The recording file (immediate mode).
+    stimulus
+        The movie: None (the recording's stimulus configuration names its
+        ``.npy``), a path, or an array (per display frame or per noise image).
+    movie_name
+        Which movie (default: the only noise movie of the stimulus configuration).
+    n_lags
+        Display frames in the window (60 = 1 s at 60 Hz).
+    exclude_current_frame
+        True: the window is the ``n_lags`` frames before the spike's frame.
+    section_pad_frames
+        Without a stimulus configuration: display frames between a section's
+        start and the movie's first frame.
+    method, n_threads
+        Kernel choice and threads (see :func:`h5stream.kernels.sta.spike_triggered_average`).
+    force
+        Recompute units whose STA of this movie has the same parameters already.
+    session
+        Stage into this session instead of writing the file.
+
+    Returns
+    -------
+    STAResult or PipelineSession
+    """
+    from h5stream.kernels.sta import spike_triggered_average
+    from hdmea.io.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
+    from hdmea.pipeline.target import open_target
+
+    if int(n_lags) < 1:
+        raise ConfigError(f"n_lags must be >= 1, found {n_lags}")
+    t0 = time.perf_counter()
+    with open_target(hdf5_path, session, step=STEP) as target:
+        target.require_steps("load_recording", "add_section_time")
+        config = read_stimulus_config(target)
+        movie = movie_name or _default_movie(target, config)
+        if not target.has(f"stimulus/section_time/{movie}") and (config is None or movie not in config.playlist):
+            raise ConfigError(f"the recording never shows movie {movie!r}",
+                              expected="a movie with section times", found=", ".join(_movies(target)) or "none")
+        frames = movie_stimulus(stimulus, config, movie)
+        first_lag = 1 if exclude_current_frame else 0
+        params = {"movie": movie, "n_lags": int(n_lags), "first_lag": first_lag,
+                  "stimulus_shape": list(frames.shape), "stimulus_sum": int(frames.astype(np.int64).sum())
+                  if np.issubdtype(frames.dtype, np.integer) else float(frames.sum())}
+        digest = params_hash("sta", FEATURE_VERSION, params)
+        feature = f"sta_{movie}"
+        unit_ids = target.unit_ids()
+        if not force and unit_ids and all(
+            target.has(f"units/{u}/features/{feature}")
+            and target.attrs(f"units/{u}/features/{feature}").get("params_hash") == digest
+            for u in unit_ids
+        ):
+            logger.info("STA of %s is stored with the same parameters; pass force=True to recompute", movie)
+            result = STAResult(hdf5_path=_path(hdf5_path), movie=movie, units_processed=0, n_lags=int(n_lags),
+                               exclude_current_frame=bool(exclude_current_frame), n_occurrences=0,
+                               n_spikes_used={}, n_spikes_excluded={}, method="", params_hash=digest, skipped=True)
+        else:
+            frame_times = np.asarray(target.get(f"stimulus/frame_time/{DEFAULT_FRAME_TIME}")).astype(np.int64)
+            firsts = _occurrence_first_frames(target, config, movie, frame_times, int(section_pad_frames))
+            per_unit = [
+                spikes_to_movie_frames(np.asarray(target.get(f"units/{u}/spike_times")), frame_times, firsts,
+                                       frames.shape[0])
+                for u in unit_ids
+            ]
+            sums = spike_triggered_average(frames, per_unit, n_lags=int(n_lags),
+                                           exclude_current_frame=bool(exclude_current_frame), method=method,
+                                           n_threads=n_threads)
+            stamp = _now()
+            for i, u in enumerate(unit_ids):
+                target.add_feature(u, feature, {
+                    "sta": sums.sta[i],
+                    "n_spikes_used": int(sums.n_spikes_used[i]),
+                    "n_spikes_excluded": int(sums.n_spikes_excluded[i]),
+                    "n_lags": int(n_lags),
+                    "first_lag": first_lag,
+                    "movie": movie,
+                }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp})
+            target.mark_step_complete(STEP)
+            result = STAResult(
+                hdf5_path=_path(hdf5_path), movie=movie, units_processed=len(unit_ids), n_lags=int(n_lags),
+                exclude_current_frame=bool(exclude_current_frame), n_occurrences=int(len(firsts)),
+                n_spikes_used={u: int(n) for u, n in zip(unit_ids, sums.n_spikes_used)},
+                n_spikes_excluded={u: int(n) for u, n in zip(unit_ids, sums.n_spikes_excluded)},
+                method=sums.method, params_hash=digest,
+            )
+            logger.info("STA of %s for %d units (%d occurrences, %s path)", movie, len(unit_ids), len(firsts),
+                        sums.method)
+    result.elapsed_s = time.perf_counter() - t0
+    return session if session is not None else result
+
+
+def _path(hdf5_path):
+    return Path(hdf5_path) if hdf5_path is not None else None
+
+
+def _now() -> str:
+    from hdmea.io.hdf5_store import now_iso
+
+    return now_iso()
+
+
+def _movies(target) -> list[str]:
+    return target.keys("stimulus/section_time") if target.has("stimulus/section_time") else []
+
+
+def _default_movie(target, config) -> str:
+    noise = sorted(config.noise_movies) if config is not None else []
+    if len(noise) == 1:
+        return noise[0]
+    raise ConfigError(
+        "movie_name is needed: the recording's stimulus configuration has "
+        + (f"several noise movies {noise}" if noise else "no noise movie"),
+        found=", ".join(_movies(target)) or "no sectioned movies",
+        hint="pass movie_name=",
+    )
