@@ -131,7 +131,7 @@ def container_extras(container: ScpContainer) -> dict[str, Any]:
     """History and links as values for ``uns/scptensor``."""
     return {
         "sample_id_col": container.sample_id_col,
-        "history": provenance_to_element(container.history),
+        "history": provenance_to_element(container.history, params_as_json=True),
         "links": {
             str(i): {
                 "source_assay": link.source_assay,

@@ -23,6 +23,7 @@ from scipy import sparse
 
 from h5stream.elements import read_elem, write_elem
 from scptensor.core.structures import ProvenanceLog
+from scptensor.io import json_values
 from scptensor.io.legacy import read_columns_v1, read_history_v1
 
 __all__ = [
@@ -131,8 +132,13 @@ def deserialize_matrix(obj):
     return value
 
 
-def provenance_to_element(history: Sequence[ProvenanceLog]) -> dict[str, Any]:
-    """The history as an element value: a frame of records and a mapping of parameters."""
+def provenance_to_element(history: Sequence[ProvenanceLog], *, params_as_json: bool = False) -> dict[str, Any]:
+    """The history as an element value: a frame of records and a mapping of parameters.
+
+    ``params_as_json`` stores each entry's parameters as exact tagged JSON text
+    (:mod:`scptensor.io.json_values`) instead of a mapping element, for files
+    that AnnData's readers must open whole.
+    """
     records = pl.DataFrame(
         {
             "timestamp": [h.timestamp for h in history],
@@ -142,7 +148,10 @@ def provenance_to_element(history: Sequence[ProvenanceLog]) -> dict[str, Any]:
         },
         schema=_RECORD_SCHEMA,
     )
-    params = {str(i): dict(h.params) for i, h in enumerate(history)}
+    if params_as_json:
+        params = {str(i): json_values.dumps(dict(h.params)) for i, h in enumerate(history)}
+    else:
+        params = {str(i): dict(h.params) for i, h in enumerate(history)}
     return {"records": records, "params": params}
 
 
@@ -152,11 +161,14 @@ def provenance_from_element(value: Mapping[str, Any]) -> list[ProvenanceLog]:
     params = value.get("params", {})
     history = []
     for i, row in enumerate(records.iter_rows(named=True)):
+        entry_params = params.get(str(i), {})
+        if isinstance(entry_params, str):
+            entry_params = json_values.loads(entry_params)
         history.append(
             ProvenanceLog(
                 timestamp=row["timestamp"],
                 action=row["action"],
-                params=dict(params.get(str(i), {})),
+                params=dict(entry_params),
                 software_version=row["software_version"],
                 description=row["description"],
             )

@@ -1,0 +1,343 @@
+"""Save and load of containers through real HDF5 files: round trips, selective saves, bad input."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+from scipy import sparse
+
+from scptensor import ScpContainer
+from scptensor.core.structures import AggregationLink, Assay, MaskCode, ScpMatrix
+from scptensor.io import (
+    IOFormatError,
+    IOPasswordError,
+    IOSourceNotFoundError,
+    IOTargetExistsError,
+    IOWriteError,
+    load_hdf5,
+    save_hdf5,
+)
+from scptensor.testing import assert_container_equal, example_container
+
+FORMATS = [".h5", ".hdf5", ".h5mu"]
+
+
+@pytest.fixture
+def container() -> ScpContainer:
+    return example_container()
+
+
+def _planted_raw(container):
+    return container.assays["proteins"].layers["raw"]
+
+
+# ---------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_full_round_trip(tmp_path, container, ext):
+    path = tmp_path / f"c{ext}"
+    container.save(path)
+    loaded = ScpContainer.load(path)
+    assert_container_equal(loaded, container)
+
+
+def test_round_trip_keeps_masks_exactly(tmp_path, container):
+    path = tmp_path / "m.h5"
+    save_hdf5(container, path)
+    loaded = load_hdf5(path)
+    raw = loaded.assays["proteins"].layers["raw"]
+    assert raw.M.dtype == np.int8
+    assert np.array_equal(raw.M, _planted_raw(container).M)
+    assert (raw.M == MaskCode.LOD).any() and (raw.M == MaskCode.IMPUTED).any()
+    pep = loaded.assays["peptides"].layers["raw"]
+    assert pep.M.format == "csr" and pep.M.dtype == np.int8
+    assert loaded.assays["peptides"].layers["norm"].X.format == "csc"
+    with h5py.File(path, "r") as f:
+        assert f["assays/proteins/layers/raw/M"].dtype == np.int8
+        assert f["assays/proteins/layers/log/X"].dtype == np.float64
+        assert f.attrs["format_version"] == "2.0"
+
+
+def test_round_trip_multi_assay_order_and_ids(tmp_path, container):
+    path = tmp_path / "multi.h5"
+    save_hdf5(container, path)
+    loaded = load_hdf5(path)
+    assert list(loaded.assays) == ["proteins", "peptides"]
+    assert loaded.assays["peptides"].feature_id_col == "peptide_id"
+    assert loaded.links == container.links
+
+
+def test_round_trip_history_with_numpy_params(tmp_path, container):
+    container.log_operation("normalize", {"method": "log", "scale": np.float64(2.5)}, "Log normalize")
+    path = tmp_path / "h.h5"
+    save_hdf5(container, path)
+    loaded = load_hdf5(path)
+    assert len(loaded.history) == 3
+    assert loaded.history[2].action == "normalize"
+    params = loaded.history[1].params
+    assert params["cols"].dtype == np.int32 and np.array_equal(params["cols"], np.arange(3))
+    assert type(params["offset"]) is np.float32 and type(loaded.history[0].params["n_files"]) is np.int64
+    assert loaded.history == container.history
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_empty_container(tmp_path, ext):
+    c = ScpContainer(pl.DataFrame({"_index": ["S1", "S2"]}))
+    path = tmp_path / f"e{ext}"
+    c.save(path)
+    loaded = ScpContainer.load(path)
+    assert loaded.n_samples == 2 and loaded.assays == {} and loaded.history == []
+    assert_container_equal(loaded, c)
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_zero_samples_and_zero_layer_assay(tmp_path, ext):
+    c = ScpContainer(
+        pl.DataFrame({"sid": pl.Series([], dtype=pl.String), "v": pl.Series([], dtype=pl.Float32)}),
+        {"proteins": Assay(pl.DataFrame({"_index": ["P1", "P2"]})),
+         "empty": Assay(pl.DataFrame({"_index": pl.Series([], dtype=pl.String)}), {"raw": ScpMatrix(np.zeros((0, 0), np.float32))})},
+        sample_id_col="sid",
+    )
+    path = tmp_path / f"z{ext}"
+    c.save(path)
+    assert_container_equal(ScpContainer.load(path), c)
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_unicode_and_space_names(tmp_path, ext):
+    obs = pl.DataFrame({"échantillon id": ["s α", "s β"], "température °C": [1.5, None]})
+    var = pl.DataFrame({"名前": ["蛋白 1", "蛋白 2", "蛋白 3"], "gene name": ["A", "B", "C"]})
+    X = np.arange(6, dtype=np.float32).reshape(2, 3)
+    c = ScpContainer(
+        obs,
+        {"protéines ω": Assay(var, {"log 2 ✓": ScpMatrix(X, np.eye(2, 3, dtype=np.int8))}, feature_id_col="名前")},
+        sample_id_col="échantillon id",
+    )
+    path = tmp_path / f"u{ext}"
+    c.save(path)
+    assert_container_equal(ScpContainer.load(path), c)
+
+
+def test_dense_float64_and_uncompressed_and_lzf(tmp_path, container):
+    for compression in (None, "lzf"):
+        path = tmp_path / f"c-{compression}.h5"
+        save_hdf5(container, path, compression=compression)
+        assert_container_equal(load_hdf5(path), container)
+        with h5py.File(path, "r") as f:
+            assert f["assays/proteins/layers/raw/X"].compression == compression
+
+
+# ---------------------------------------------------------------- selective saves
+
+
+@pytest.mark.parametrize("ext", [".h5", ".h5mu"])
+def test_selective_assay_export(tmp_path, container, ext):
+    path = tmp_path / f"sel{ext}"
+    container.save(path, save_assays=["proteins"])
+    loaded = ScpContainer.load(path)
+    assert list(loaded.assays) == ["proteins"]
+    assert loaded.links == []  # the link needs both assays
+    assert_container_equal(
+        loaded,
+        ScpContainer(container.obs, {"proteins": container.assays["proteins"]}, history=container.history),
+    )
+
+
+def test_selective_layers_obs_and_history(tmp_path, container):
+    path = tmp_path / "part.h5"
+    save_hdf5(
+        container, path, save_obs=False, save_layers={"proteins": ["log"]}, save_history=False
+    )
+    loaded = load_hdf5(path)
+    assert loaded.obs.columns == ["_index"]
+    assert loaded.sample_ids.to_list() == container.sample_ids.to_list()
+    assert list(loaded.assays["proteins"].layers) == ["log"]
+    assert list(loaded.assays["peptides"].layers) == ["raw", "norm"]
+    assert loaded.history == []
+    with h5py.File(path, "r") as f:
+        assert not f.attrs["obs_saved"] and not f.attrs["history_saved"]
+
+    path2 = tmp_path / "part2.h5"
+    save_hdf5(container, path2, save_layers=["raw"])
+    loaded2 = load_hdf5(path2)
+    assert {k: list(a.layers) for k, a in loaded2.assays.items()} == {"proteins": ["raw"], "peptides": ["raw"]}
+
+
+def test_selective_unknown_names_rejected(tmp_path, container):
+    with pytest.raises(ValueError, match="lacks.*'nope'"):
+        save_hdf5(container, tmp_path / "x.h5", save_assays=["nope"])
+    with pytest.raises(ValueError, match="'zz'"):
+        save_hdf5(container, tmp_path / "x.h5", save_layers={"proteins": ["zz"]})
+    assert not (tmp_path / "x.h5").exists()
+
+
+# ---------------------------------------------------------------- overwrite and write failures
+
+
+def test_overwrite(tmp_path, container):
+    path = tmp_path / "o.h5"
+    save_hdf5(container, path)
+    other = ScpContainer(pl.DataFrame({"_index": ["only"]}))
+    with pytest.raises(IOWriteError, match="overwrite=True") as info:
+        save_hdf5(other, path)
+    assert isinstance(info.value, IOTargetExistsError) and str(path) in str(info.value)
+    assert_container_equal(load_hdf5(path), container)
+    save_hdf5(other, path, overwrite=True)
+    assert_container_equal(load_hdf5(path), other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.h5"]
+
+
+def test_unwritable_directory(tmp_path, container):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_bytes(b"x")
+    with pytest.raises(IOWriteError) as info:
+        save_hdf5(container, blocker / "c.h5")
+    assert str(blocker / "c.h5") in str(info.value)
+    assert blocker.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("ext", [".h5", ".h5mu", ".h5ad"])
+def test_full_disk_keeps_existing_file(tmp_path, container, monkeypatch, ext):
+    path = tmp_path / f"d{ext}"
+    options = {"assay": "proteins"} if ext == ".h5ad" else {}
+    container.save(path, **options)
+    before = path.read_bytes()
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(IOWriteError, match="free disk space") as info:
+        container.save(path, overwrite=True, **options)
+    monkeypatch.undo()
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_failure_while_writing_data_leaves_no_file(tmp_path, container, monkeypatch):
+    import scptensor.io.exporters as exporters
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(exporters, "serialize_provenance", broken)
+    with pytest.raises(IOWriteError, match="Input/output error"):
+        save_hdf5(container, tmp_path / "io.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_wrong_version(tmp_path, container):
+    path = tmp_path / "v.h5"
+    save_hdf5(container, path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = "9.0"
+    with pytest.raises(IOFormatError, match="unsupported scptensor format version") as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value) and "'9.0'" in str(info.value)
+
+
+def test_seed_style_invalid_version(tmp_path):
+    path = tmp_path / "invalid.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format_version"] = "0.0"
+        f.create_group("obs")
+    with pytest.raises(IOFormatError, match="'0.0'"):
+        load_hdf5(path)
+
+
+@pytest.mark.parametrize("missing", ["assays", "obs", "assays/proteins/layers"])
+def test_missing_group(tmp_path, container, missing):
+    path = tmp_path / "g.h5"
+    save_hdf5(container, path)
+    with h5py.File(path, "r+") as f:
+        del f[missing]
+    with pytest.raises(IOFormatError, match="missing") as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value) and f"/{missing}" in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(IOSourceNotFoundError, match="does not exist"):
+        load_hdf5(tmp_path / "none.h5")
+
+
+def test_not_hdf5(tmp_path):
+    path = tmp_path / "text.h5"
+    path.write_text("sample,value\nS1,1\n")
+    with pytest.raises(IOFormatError, match="not an HDF5 file") as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value)
+
+
+def test_encrypted_file(tmp_path):
+    path = tmp_path / "secret.h5"
+    path.write_bytes(b"Salted__" + bytes(range(64)))
+    with pytest.raises(IOPasswordError, match="password") as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value)
+
+
+def test_file_from_another_tool(tmp_path, container):
+    import anndata as ad
+
+    path = tmp_path / "other.h5"
+    ad.AnnData(np.ones((2, 2), dtype=np.float32)).write_h5ad(path)
+    with pytest.raises(IOFormatError, match="not a scptensor file") as info:
+        load_hdf5(path)
+    assert "anndata" in str(info.value) and str(path) in str(info.value)
+    # our own .h5mu given to the .h5 reader names what it found as well
+    mu = tmp_path / "ours.h5mu"
+    container.save(mu)
+    renamed = tmp_path / "ours_renamed.h5"
+    renamed.write_bytes(mu.read_bytes())
+    with pytest.raises(IOFormatError, match="MuData"):
+        load_hdf5(renamed)
+    # a MuData file not written by us is refused by the .h5mu reader
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f.attrs["encoding-type"] = "MuData"
+    with pytest.raises(IOFormatError, match="not written by scptensor"):
+        ScpContainer.load(plain.rename(tmp_path / "plain.h5mu"))
+
+
+def test_corrupt_element_is_format_error(tmp_path, container):
+    path = tmp_path / "bad.h5"
+    save_hdf5(container, path)
+    with h5py.File(path, "r+") as f:
+        f["assays/proteins/layers/raw/X"].attrs["encoding-type"] = "mystery"
+    with pytest.raises(IOFormatError, match="mystery") as info:
+        load_hdf5(path)
+    assert "/assays/proteins/layers/raw/X" in str(info.value)
+
+
+def test_unsupported_extension(tmp_path, container):
+    with pytest.raises(ValueError, match=r"'\.csv'.*\.h5, \.hdf5, \.h5mu, \.h5ad"):
+        container.save(tmp_path / "c.csv")
+    with pytest.raises(ValueError, match="supported"):
+        ScpContainer.load(tmp_path / "c.unknown")
+
+
+def test_container_methods_return_path(tmp_path, container):
+    assert container.save(tmp_path / "m.h5") == tmp_path / "m.h5"
+    assert ScpContainer.load(tmp_path / "m.h5").n_samples == container.n_samples
+
+
+def test_links_and_metadata_survive(tmp_path):
+    obs = pl.DataFrame({"_index": ["a", "b"]})
+    prot = Assay(pl.DataFrame({"_index": ["P"]}), {"raw": ScpMatrix(np.ones((2, 1)), metadata={"note": "x", "w": np.ones(1, np.float32)})})
+    pep = Assay(pl.DataFrame({"_index": ["p1", "p2"]}), {"raw": ScpMatrix(sparse.csr_matrix(np.eye(2)))})
+    link = AggregationLink("peptides", "proteins", pl.DataFrame({"source_id": ["p1", "p2"], "target_id": ["P", "P"], "weight": [0.5, 0.5]}))
+    c = ScpContainer(obs, {"proteins": prot, "peptides": pep}, links=[link])
+    for ext in FORMATS:
+        c.save(tmp_path / f"l{ext}")
+        assert_container_equal(ScpContainer.load(tmp_path / f"l{ext}"), c)
