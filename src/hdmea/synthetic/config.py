@@ -47,10 +47,10 @@ class SyntheticConfig:
     n_silent_units: int = 1
     base_rate_hz: tuple[float, float] = (6.0, 14.0)
     max_rate_hz: float = 150.0
-    gain: float = 1.6
+    gain: float = 2.5
     full_field_scale: float = 0.35
     filter_lags: int = 30
-    rf_sigma_checks: tuple[float, float] = (0.9, 1.6)
+    rf_sigma_checks: tuple[float, float] = (1.2, 2.0)
     excluded_peak_fraction: float = 0.15
     cutout_samples: int = 40
     cutout_pre_samples: int = 10

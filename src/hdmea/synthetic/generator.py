@@ -117,6 +117,7 @@ def generate_recording(
     noise_display_images = np.broadcast_to(j // cfg.noise_frames_per_image, noise_display_frames.shape).copy()
     write_truth(
         paths["truth"],
+        frames_per_image=cfg.noise_frames_per_image,
         attrs=dict(
             sampling_rate=cfg.sampling_rate, display_rate=cfg.display_rate, n_samples=tl.n_samples,
             raw_frames=raw_frames, lead_pulses=cfg.lead_pulses, frame_period_samples=cfg.frame_period_samples,

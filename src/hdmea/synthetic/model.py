@@ -57,6 +57,15 @@ class PlantedUnit:
         """The planted spatio-temporal filter (lags, h, w); index j is lag j + 1."""
         return (self.temporal_filter[:, None, None] * self.spatial_rf[None]).astype(np.float32)
 
+    def expected_sta(self, frames_per_image: int) -> np.ndarray:
+        """The shape an STA over the noise converges to (up to scale): the filter blurred in time
+        by the noise's autocorrelation (each image is held ``frames_per_image`` display frames)."""
+        m = int(frames_per_image)
+        d = np.arange(-(m - 1), m)
+        autocorrelation = 1.0 - np.abs(d) / m
+        blurred = np.convolve(self.temporal_filter, autocorrelation, mode="same") if m > 1 else self.temporal_filter
+        return (blurred[:, None, None] * self.spatial_rf[None]).astype(np.float32)
+
 
 def build_timeline(cfg: SyntheticConfig, rng: np.random.Generator, noise_path: str) -> DisplayTimeline:
     stimulus = StimulusConfig(

@@ -14,6 +14,8 @@ Layout::
     /units/{unit_id}/      attrs: mcs_unit_id, sensor_id, row, col, kind, base_rate_hz
                            spike_times (uint64, included peaks), excluded_peak_times (uint64),
                            sta_filter (lags, h, w) float32 (index j is lag j + 1 frames),
+                           expected_sta (lags, h, w): sta_filter blurred by the noise's
+                           autocorrelation, the shape an STA converges to (up to scale),
                            temporal_filter, spatial_rf, footprint (65, 65) microvolts [row-1, col-1],
                            waveform (cutout_samples,) peak-normalised template
 """
@@ -42,6 +44,7 @@ class UnitTruth:
     spike_times: np.ndarray
     excluded_peak_times: np.ndarray
     sta_filter: np.ndarray
+    expected_sta: np.ndarray
     temporal_filter: np.ndarray
     spatial_rf: np.ndarray
     footprint: np.ndarray
@@ -74,7 +77,7 @@ def unit_key(index: int, n_units: int) -> str:
     return f"unit_{index:0{max(3, len(str(max(n_units - 1, 0))))}d}"
 
 
-def write_truth(path: Path, *, attrs: dict, frame_times, sync, section_times, section_frames,
+def write_truth(path: Path, *, attrs: dict, frames_per_image: int, frame_times, sync, section_times, section_frames,
                 noise_frames, noise_display_frames, noise_display_images, units, spikes, excluded) -> None:
     with h5py.File(path, "w") as f:
         for k, v in attrs.items():
@@ -94,6 +97,7 @@ def write_truth(path: Path, *, attrs: dict, frame_times, sync, section_times, se
             g["spike_times"] = s.astype(np.uint64)
             g["excluded_peak_times"] = x.astype(np.uint64)
             g["sta_filter"] = u.sta_filter
+            g["expected_sta"] = u.expected_sta(frames_per_image)
             g["temporal_filter"] = u.temporal_filter.astype(np.float32)
             g["spatial_rf"] = u.spatial_rf.astype(np.float32)
             g["footprint"] = u.footprint.astype(np.float32)
@@ -112,7 +116,8 @@ def load_truth(path: str | os.PathLike) -> GroundTruth:
                 row=int(g.attrs["row"]), col=int(g.attrs["col"]), kind=str(g.attrs["kind"]),
                 base_rate_hz=float(g.attrs["base_rate_hz"]),
                 spike_times=g["spike_times"][()], excluded_peak_times=g["excluded_peak_times"][()],
-                sta_filter=g["sta_filter"][()], temporal_filter=g["temporal_filter"][()],
+                sta_filter=g["sta_filter"][()], expected_sta=g["expected_sta"][()],
+                temporal_filter=g["temporal_filter"][()],
                 spatial_rf=g["spatial_rf"][()], footprint=g["footprint"][()], waveform=g["waveform"][()],
             )
         return GroundTruth(

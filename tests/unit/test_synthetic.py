@@ -1,0 +1,134 @@
+"""The synthetic recording generator: layout, determinism, planted structure."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hdmea.errors import ConfigError
+from hdmea.io.mcs import ROOT_TYPE_ID, TYPE_IDS
+from hdmea.stimulus import StimulusConfig
+from hdmea.synthetic import SyntheticConfig, generate_recording
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
+
+
+def test_tiny_generation_is_fast(tmp_path):
+    t0 = time.perf_counter()
+    generate_recording(tmp_path, "fast", seed=1)
+    assert time.perf_counter() - t0 < 10.0
+
+
+def test_vendor_layout(tiny_recording):
+    with h5py.File(tiny_recording.cmtr_path, "r") as f:
+        assert f.attrs["ID.TypeID"] == ROOT_TYPE_ID.encode()
+        assert f.attrs["ProgramName"] == b"CMOS-MEA-Tools"
+        link = f.get("Acquisition", getlink=True)
+        assert isinstance(link, h5py.ExternalLink) and link.path == "/Acquisition"
+        sorter = f["Spike Sorter"]
+        assert sorter.attrs["ID.TypeID"] == TYPE_IDS["SpikeSorter"].encode()
+        assert sorter["Units"].dtype.names[:2] == ("UnitID", "SensorID")
+        for name in sorter:
+            for key in ("ID.Type", "ID.TypeID", "ID.Instance", "ID.InstanceID"):
+                assert isinstance(sorter[name].attrs[key], bytes)
+    with h5py.File(tiny_recording.cmcr_path, "r") as f:
+        assert f["Acquisition/Sensor Data/SensorData 1 1"].shape[1:] == (65, 65)
+        assert f["Acquisition/Analog Data/ChannelData 1"].shape[0] == 2
+
+
+def test_same_seed_same_recording(tmp_path):
+    a = generate_recording(tmp_path / "a", "r", seed=11).truth()
+    b = generate_recording(tmp_path / "b", "r", seed=11).truth()
+    c = generate_recording(tmp_path / "c", "r", seed=12).truth()
+    for key in a.units:
+        np.testing.assert_array_equal(a.units[key].spike_times, b.units[key].spike_times)
+    assert any(not np.array_equal(a.units[k].spike_times, c.units[k].spike_times) for k in a.units if k in c.units)
+
+
+def test_truth_is_consistent(tiny_recording, tiny_truth):
+    t = tiny_truth
+    period = np.diff(t.frame_times.astype(np.int64))
+    assert np.all(np.abs(period - 20000 / 60) <= 1)
+    assert t.sync_pulse_samples.size == t.frame_times.size + t.lead_pulses
+    stim = StimulusConfig.load_json(tiny_recording.stimulus_path)
+    assert stim.total_frames == t.frame_times.size
+    assert stim.playlist.count("step_up_5s_5i_3x") == 2
+    frames = stim.noise_movies["dense_noise_15x15"].load_frames()
+    np.testing.assert_array_equal(frames, t.noise_frames)
+    assert set(np.unique(frames)) == {0, 255}
+    # the noise images advance every frames_per_image display frames
+    assert t.noise_display_images.shape == t.noise_display_frames.shape
+    assert np.all(np.diff(t.noise_display_images[0]) >= 0)
+    assert np.bincount(t.noise_display_images[0]).tolist() == [4] * t.noise_frames.shape[0]
+    kinds = [u.kind for u in t.units.values()]
+    assert "silent" in kinds and "on" in kinds and "off" in kinds
+    for u in t.units.values():
+        assert u.sta_filter.shape == (tiny_recording.config.filter_lags, 15, 15)
+        assert np.all(np.diff(u.spike_times.astype(np.int64)) > 0)
+        if u.kind == "silent":
+            assert u.spike_times.size == 0
+
+
+def test_on_units_fire_more_when_the_light_is_on(tiny_recording, tiny_truth):
+    """Step responses: ON units fire more in the bright half of the trial, OFF units in the dark."""
+    cfg = tiny_recording.config
+    tc = cfg.step_trial
+    ft = tiny_truth.frame_times.astype(np.int64)
+    on_rate, off_rate = {}, {}
+    for first, _ in tiny_truth.section_frames[cfg.step_movie]:
+        for n in range(tc.repeat):
+            t0 = first + cfg.pre_margin_frames + tc.start_frame + n * tc.trial_length_frame
+            on = (ft[t0 + tc.trial_length_frame // 10], ft[t0 + tc.trial_length_frame // 10 + tc.trial_length_frame // 2])
+            off = (on[1], ft[t0 + tc.trial_length_frame])
+            for key, u in tiny_truth.units.items():
+                s = u.spike_times.astype(np.int64)
+                on_rate[key] = on_rate.get(key, 0) + np.count_nonzero((s >= on[0]) & (s < on[1])) / (on[1] - on[0])
+                off_rate[key] = off_rate.get(key, 0) + np.count_nonzero((s >= off[0]) & (s < off[1])) / (off[1] - off[0])
+    for key, u in tiny_truth.units.items():
+        if u.kind == "on":
+            assert on_rate[key] > off_rate[key]
+        elif u.kind == "off":
+            assert off_rate[key] > on_rate[key]
+
+
+def test_noise_sta_recovers_planted_filter(tmp_path):
+    """A count-weighted STA over the noise movie correlates with the planted filter."""
+    rec = generate_recording(tmp_path, "sta", seed=5, noise_images=1200, n_units=2, n_silent_units=0,
+                             base_rate_hz=(20.0, 20.0), raw_seconds=0.0, write_source=False)
+    t = rec.truth()
+    ft = t.frame_times.astype(np.int64)
+    contrast = t.noise_frames.astype(np.float64) / 127.5 - 1
+    display = t.noise_display_frames[0]
+    images = t.noise_display_images[0]
+    lags = rec.config.filter_lags
+    for u in t.units.values():
+        frame_of_spike = np.searchsorted(ft, u.spike_times.astype(np.int64), side="right") - 1
+        frame_of_spike = frame_of_spike[frame_of_spike >= 0]
+        counts = np.bincount(frame_of_spike, minlength=ft.size)
+        sta = np.zeros((lags, 15, 15))
+        for j in range(lags):
+            shown = display[lags:]
+            c = counts[shown]
+            sta[j] = np.tensordot(c, contrast[images[lags - 1 - j:images.size - 1 - j]], axes=1) / c.sum()
+        # Judge where the planted filter lives: its spatial support over the first lags.
+        support = u.spatial_rf > 0.3 * u.spatial_rf.max()
+        expected = u.expected_sta[:15][:, support]
+        got = sta[:15][:, support]
+        assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.8
+        assert np.corrcoef(got.ravel(), u.sta_filter[:15][:, support].ravel())[0, 1] > 0.6
+
+
+def test_bad_parameters(tmp_path):
+    with pytest.raises(ConfigError):
+        generate_recording(tmp_path, "x", no_such_parameter=1)
+    with pytest.raises(ConfigError):
+        SyntheticConfig(raw_dtype="float32")
+    generate_recording(tmp_path, "y", seed=1)
+    with pytest.raises(FileExistsError):
+        generate_recording(tmp_path, "y", seed=1)
