@@ -83,7 +83,7 @@ STEP_FUNCTIONS: dict[str, tuple[str, str]] = {
     "add_section_time": ("hdmea.io.section_time", "add_section_time"),
     "section_spike_times": ("hdmea.io.spike_sectioning", "section_spike_times"),
     "compute_sta": ("hdmea.features.sta", "compute_sta"),
-    "eimage_sta": ("hdmea.pipeline.eimage", "load_recording_with_eimage_sta"),
+    "eimage_sta": ("hdmea.pipeline.eimage", "compute_eimage_sta"),
     "extract_features": ("hdmea.features.extract", "extract_features"),
 }
 

@@ -21,6 +21,11 @@ __all__ = ["DemoResult", "run_demo", "DEMO_NAME"]
 
 DEMO_NAME = "demo"
 
+#: Synthetic recording of the demo: 80 s of dense noise at 14-24 Hz base rates
+#: give each unit enough spikes for a receptive field that matches the planted
+#: one, while generating and processing take a few seconds.
+DEMO_RECORDING = {"noise_images": 1200, "base_rate_hz": (14.0, 24.0), "raw_seconds": 0.5}
+
 _CONFIG_TEMPLATE = """\
 # Configuration written by `hdmea demo`: the stimulus comes from the JSON file
 # that the synthetic generator wrote beside the recording.
@@ -121,8 +126,8 @@ def run_demo(
         raise ConfigError("a demo result exists already", path=output,
                           hint="pass --overwrite or choose another --out")
     t0 = time.perf_counter()
-    recording = generate_recording(out, DEMO_NAME, seed=seed, overwrite=True, n_units=n_units,
-                                   n_silent_units=min(1, n_units - 1))
+    recording = generate_recording(out, DEMO_NAME, seed=seed, overwrite=True, **DEMO_RECORDING,
+                                   n_units=n_units, n_silent_units=min(1, n_units - 1))
     generate_seconds = time.perf_counter() - t0
     config_path = out / f"{DEMO_NAME}.toml"
     use_eimage = _eimage_available() if eimage is None else eimage

@@ -63,3 +63,16 @@ def buggy_job(recording, output, config):
 
 def io_error_job(recording, output, config):
     raise OSError(5, "Input/output error", str(output))
+
+
+def pipeline_job_killed_after_first_checkpoint(recording, output, config):
+    """The real pipeline job; SIGKILLs its worker right after the first checkpoint when marked."""
+    from hdmea.pipeline.batch import run_pipeline
+
+    def maybe_die(step):
+        if step.name == "load_recording":
+            die_if_marked(recording.cmcr)
+
+    report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name,
+                          on_step=maybe_die)
+    return report.as_dict()

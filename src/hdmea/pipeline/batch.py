@@ -385,17 +385,16 @@ class _StepContext:
     session: Any  # PipelineSession
 
 
-def _call_step(module: str, function: str, ctx: _StepContext, step: str, *args) -> Any:
-    """Call a step function with the session, the configured parameters and what it accepts of ours."""
+def _call_step(module: str, function: str, ctx: _StepContext, step: str, *args, **fixed) -> Any:
+    """Call a step function with the session, the configured parameters and ``fixed`` ones."""
     import importlib
     import inspect
 
     func = getattr(importlib.import_module(module), function)
-    accepted = inspect.signature(func).parameters
     kwargs = ctx.config.steps.kwargs(step)
-    if "stimulus" in accepted and ctx.stimulus is not None:
-        kwargs["stimulus"] = ctx.stimulus
-    if "n_threads" in accepted and "n_threads" not in kwargs and ctx.config.batch.threads_per_job:
+    kwargs.update(fixed)
+    if ("n_threads" in inspect.signature(func).parameters and "n_threads" not in kwargs
+            and ctx.config.batch.threads_per_job):
         # Several jobs share the machine: each kernel gets its share of the cores.
         kwargs["n_threads"] = ctx.config.batch.threads_per_job
     return func(*args, session=ctx.session, **kwargs)
@@ -407,7 +406,7 @@ def _step_load(ctx: _StepContext) -> None:
 
 
 def _step_section_time(ctx: _StepContext) -> None:
-    _call_step("hdmea.io.section_time", "add_section_time", ctx, "add_section_time")
+    _call_step("hdmea.io.section_time", "add_section_time", ctx, "add_section_time", stimulus=ctx.stimulus)
 
 
 def _step_section_spikes(ctx: _StepContext) -> None:
@@ -415,12 +414,18 @@ def _step_section_spikes(ctx: _StepContext) -> None:
 
 
 def _step_sta(ctx: _StepContext) -> None:
-    _call_step("hdmea.features.sta", "compute_sta", ctx, "compute_sta")
+    # The step reads the movie named in the stored stimulus configuration; one call per noise movie.
+    configured = ctx.config.steps.kwargs("compute_sta").get("movie_name")
+    movies = [configured] if configured else sorted(ctx.stimulus.noise_movies)
+    for i, movie in enumerate(movies):
+        extra = {"force": True} if i else {}
+        _call_step("hdmea.features.sta", "compute_sta", ctx, "compute_sta", movie_name=movie, **extra)
 
 
 def _step_eimage(ctx: _StepContext) -> None:
-    _call_step("hdmea.pipeline.eimage", "load_recording_with_eimage_sta", ctx, "eimage_sta",
-               ctx.cmcr, ctx.cmtr)
+    # The units are in the session already: only the electrical-image half of
+    # load_recording_with_eimage_sta runs here.
+    _call_step("hdmea.pipeline.eimage", "compute_eimage_sta", ctx, "eimage_sta", None, ctx.cmcr)
 
 
 def _step_features(ctx: _StepContext) -> None:

@@ -76,14 +76,23 @@ def eimage_map(data: np.ndarray) -> tuple[np.ndarray, int]:
     return centred[t], t
 
 
-def _map_centre(values: np.ndarray) -> tuple[float, float]:
-    """Centre of mass of the strongest lobe (|value| >= half its peak) around the peak."""
-    magnitude = np.abs(values)
+def smoothed_magnitude(values: np.ndarray) -> np.ndarray:
+    """|map| averaged over 3 x 3 neighbourhoods: one noisy pixel does not make a centre."""
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(np.abs(np.asarray(values, dtype=np.float64)), size=3, mode="nearest")
+
+
+def _map_centre(values: np.ndarray, radius: int = 2) -> tuple[float, float]:
+    """Centre of mass of the smoothed magnitude (>= half its peak) within ``radius`` of the peak."""
+    magnitude = smoothed_magnitude(values)
     peak = magnitude.max()
     if not np.isfinite(peak) or peak == 0:
         return (float("nan"), float("nan"))
-    weights = np.where(magnitude >= 0.5 * peak, magnitude, 0.0)
+    pr, pc = np.unravel_index(np.argmax(magnitude), magnitude.shape)
     rows, cols = np.indices(values.shape)
+    near = (np.abs(rows - pr) <= radius) & (np.abs(cols - pc) <= radius)
+    weights = np.where(near & (magnitude >= 0.5 * peak), magnitude, 0.0)
     total = weights.sum()
     return (float((rows * weights).sum() / total), float((cols * weights).sum() / total))
 

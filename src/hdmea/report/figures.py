@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdmea.report.data import MovieTrials, UnitMaps
+from hdmea.report.data import MovieTrials, UnitMaps, smoothed_magnitude
 
 __all__ = ["require_matplotlib", "rf_mosaic", "eimage_maps", "raster_and_rate", "step_responses"]
 
@@ -72,12 +72,16 @@ def _centres_panel(ax, maps: UnitMaps, shape: tuple[int, int], title: str) -> No
     ax.set_xlim(-0.5, shape[1] - 0.5)
     ax.set_ylim(shape[0] - 0.5, -0.5)
     ax.set_aspect("equal")
+    rows, cols = np.indices(shape)
     for uid, image, (r, c) in zip(maps.unit_ids, maps.maps, maps.centres):
         if not np.isfinite(r):
             continue
-        peak = np.max(np.abs(image))
+        magnitude = smoothed_magnitude(image)
+        # Only the lobe around the centre: noise elsewhere would draw rings all over the map.
+        magnitude[(np.abs(rows - r) > 3) | (np.abs(cols - c) > 3)] = 0.0
+        peak = magnitude.max()
         if peak > 0:
-            ax.contour(np.abs(image), levels=[0.5 * peak], linewidths=0.8, alpha=0.7)
+            ax.contour(magnitude, levels=[0.5 * peak], linewidths=0.8, alpha=0.7)
         ax.plot([c], [r], "k.", markersize=4)
         ax.annotate(uid.replace("unit_", ""), (c, r), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_title(title, fontsize=9)

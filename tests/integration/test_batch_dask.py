@@ -1,0 +1,98 @@
+"""A real Dask LocalCluster batch of synthetic recordings through the whole pipeline.
+
+Six recordings on two single-threaded worker processes: one has a truncated
+``.cmcr`` (a data error: it fails once, with its reason), one SIGKILLs its worker
+right after its first checkpoint (an infrastructure error: retried, and the retry
+resumes from the checkpoint).  The other four finish, and a rerun skips every
+finished recording.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _batch_jobs as jobs  # noqa: E402
+
+pytest.importorskip("distributed")
+
+from hdmea.config import parse_config  # noqa: E402
+from hdmea.pipeline.batch import Recording, checkpoint_path_for, done_marker_path, run_batch  # noqa: E402
+from hdmea.synthetic import generate_recording, load_truth  # noqa: E402
+
+NAMES = [f"rec{i}" for i in range(6)]
+CORRUPT, KILLED = "rec2", "rec4"
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """One synthetic recording copied under six names (generating six would dominate the run)."""
+    src = tmp_path_factory.mktemp("synthetic")
+    made = generate_recording(src, "base", n_units=4, seed=3)
+    inputs = tmp_path_factory.mktemp("inputs")
+    recs = []
+    for name in NAMES:
+        cmcr, cmtr = inputs / f"{name}.cmcr", inputs / f"{name}.cmtr"
+        shutil.copyfile(made.cmcr_path, cmcr)
+        shutil.copyfile(made.cmtr_path, cmtr)
+        shutil.copyfile(made.stimulus_path, inputs / f"{name}.stimulus.json")
+        recs.append(Recording.from_paths(cmcr, cmtr))
+    return recs, made
+
+
+def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(jobs)  # workers need not import the test helpers
+    recs, made = recordings
+    corrupt = next(r for r in recs if r.name == CORRUPT)
+    data = corrupt.cmcr.read_bytes()
+    corrupt.cmcr.write_bytes(data[: len(data) // 3])  # truncated: HDF5 refuses it
+    killed = next(r for r in recs if r.name == KILLED)
+    jobs.kill_once_marker(killed.cmcr).touch()
+    config = parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"},
+                           "steps": {"features": False}}, base_dir=tmp_path)
+    out = tmp_path / "out"
+
+    summary = run_batch(recs, config, out, workers=2, retries=2,
+                        job=jobs.pipeline_job_killed_after_first_checkpoint, show_progress=False)
+
+    assert "LocalCluster" in summary.executor
+    assert [r.name for r in summary.results] == NAMES
+    bad = summary[CORRUPT]
+    assert bad.status == "failed" and bad.kind == "data" and bad.attempts == 1
+    assert "RecordingFormatError" in bad.error and str(corrupt.cmcr) in bad.error
+    assert not (out / f"{CORRUPT}.h5").exists()
+    retried = summary[KILLED]
+    assert retried.status == "done" and retried.attempts == 2
+    assert "KilledWorker" in retried.errors[0]
+    steps = {s["name"]: s["status"] for s in retried.detail["steps"]}
+    assert steps["load_recording"] == "resumed" and steps["compute_sta"] == "ran"
+    assert retried.detail["resumed_from"] == str(checkpoint_path_for(out / f"{KILLED}.h5"))
+    assert {r.name for r in summary.done} == set(NAMES) - {CORRUPT}
+
+    truth = load_truth(made.truth_path)
+    for name in set(NAMES) - {CORRUPT}:
+        path = out / f"{name}.h5"
+        assert done_marker_path(path).exists() and not checkpoint_path_for(path).exists()
+        with h5py.File(path, "r") as f:
+            steps_done = [s.decode() if isinstance(s, bytes) else s
+                          for s in f["pipeline/session_info/completed_steps"][()]]
+            assert steps_done == ["load_recording", "add_section_time", "section_spike_times", "compute_sta"]
+            for uid, unit in truth.units.items():
+                np.testing.assert_array_equal(f["units"][uid]["spike_times"][()],
+                                              np.asarray(unit.spike_times, dtype=np.uint64))
+                assert f"sta_{truth.noise_movie}" in f["units"][uid]["features"]
+
+    stamps = {n: (out / f"{n}.h5").stat().st_mtime_ns for n in NAMES if n != CORRUPT}
+    again = run_batch(recs, config, out, workers=2, retries=2,
+                      job=jobs.pipeline_job_killed_after_first_checkpoint, show_progress=False)
+    assert {r.name for r in again.skipped} == set(NAMES) - {CORRUPT}
+    assert again[CORRUPT].status == "failed" and again[CORRUPT].attempts == 1
+    assert stamps == {n: (out / f"{n}.h5").stat().st_mtime_ns for n in stamps}
