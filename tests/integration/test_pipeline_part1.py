@@ -1,0 +1,214 @@
+"""load_recording -> add_section_time -> section_spike_times on synthetic recordings, both modes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
+from hdmea.io import hdf5_store as store
+from hdmea.io.section_time import add_section_time
+from hdmea.io.spike_sectioning import SectionResult, section_spike_times
+from hdmea.pipeline import create_session
+from hdmea.pipeline.runner import LargeRecordingWarning, LoadResult, load_recording
+from hdmea.pipeline.session import PipelineSession
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal  # noqa: E402
+from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
+from tests.reference import section_trials_naive  # noqa: E402
+
+PAD = (0.25, 0.1)
+
+
+def _stored(f: h5py.File, path: str):
+    """A value as the recording store reads it back (typed lists of text)."""
+    return store.decode_node(store.node_from_h5(f[path]))
+
+
+def _run_immediate(rec, out: Path, pad=PAD):
+    loaded = load_recording(rec.cmcr_path, rec.cmtr_path, hdf5_path=out)
+    assert isinstance(loaded, LoadResult) and loaded.num_units == len(rec.truth().units)
+    assert add_section_time(out, rec.stimulus_path) is True
+    result = section_spike_times(out, pad_margin=pad)
+    assert isinstance(result, SectionResult)
+    return result
+
+
+def _run_session(rec, out: Path, pad=PAD):
+    session = create_session("rec", hdf5_path=out)
+    s = load_recording(rec.cmcr_path, rec.cmtr_path, session=session)
+    assert s is session
+    assert add_section_time(stimulus=rec.stimulus, session=session) is session
+    assert section_spike_times(pad_margin=pad, session=session) is session
+    session.save(out)
+    return session
+
+
+@pytest.fixture(scope="module")
+def immediate_file(tiny_recording, tmp_path_factory):
+    out = tmp_path_factory.mktemp("immediate") / "rec.h5"
+    _run_immediate(tiny_recording, out)
+    return out
+
+
+def test_units_frame_and_section_times_equal_truth(immediate_file, tiny_truth):
+    with h5py.File(immediate_file, "r") as f:
+        assert sorted(f["units"]) == sorted(tiny_truth.units)
+        for key, u in tiny_truth.units.items():
+            g = f[f"units/{key}"]
+            np.testing.assert_array_equal(g["spike_times"][()], u.spike_times)
+            assert g["spike_times"].dtype == np.uint64 and g["waveform"].dtype == np.float32
+            assert (g.attrs["row"], g.attrs["col"], g.attrs["global_id"]) == (u.row, u.col, u.mcs_unit_id)
+            assert g.attrs["spike_count"] == u.spike_times.size
+        np.testing.assert_array_equal(f["stimulus/frame_time/default"][()], tiny_truth.frame_times)
+        for movie, expected in tiny_truth.section_times.items():
+            got = f[f"stimulus/section_time/{movie}"][()]
+            assert got.dtype == np.uint64
+            np.testing.assert_array_equal(got, expected)
+        assert f["stimulus/light_reference/raw_ch2"].dtype == np.float32
+        steps = _stored(f, "pipeline/session_info/completed_steps")
+    assert list(steps) == ["load_recording", "add_section_time", "section_spike_times"]
+
+
+def test_sectioned_trials_equal_naive_reference(immediate_file, tiny_recording, tiny_truth):
+    cfg = tiny_recording.config
+    tc = cfg.step_trial
+    fs = cfg.sampling_rate
+    ft = tiny_truth.frame_times.astype(np.int64)
+    with h5py.File(immediate_file, "r") as f:
+        for movie, frames in tiny_truth.section_frames.items():
+            bounds = []
+            for first, _ in frames:  # every occurrence of the movie
+                if movie == cfg.step_movie:
+                    for n in range(tc.repeat):
+                        s = first + cfg.pre_margin_frames + tc.start_frame + n * tc.trial_length_frame
+                        bounds.append((ft[s], ft[s + tc.trial_length_frame]))
+                else:
+                    s = first + cfg.pre_margin_frames
+                    bounds.append((ft[s], ft[s + cfg.noise_movie_length]))
+            bounds = np.asarray(bounds, dtype=np.int64)
+            bounds[:, 0] -= int(round(PAD[0] * fs))
+            bounds[:, 1] += int(round(PAD[1] * fs))
+            naive = section_trials_naive([u.spike_times for u in tiny_truth.units.values()], bounds)
+            for r, key in enumerate(tiny_truth.units):
+                g = f[f"units/{key}/spike_times_sectioned/{movie}"]
+                np.testing.assert_array_equal(g["trial_bounds"][()], bounds.astype(np.uint64))
+                off = g["trial_offsets"][()]
+                values = g["spike_times"][()]
+                assert off.size == bounds.shape[0] + 1 and off[-1] == values.size
+                for t in range(bounds.shape[0]):
+                    np.testing.assert_array_equal(values[off[t]:off[t + 1]], naive[r][t])
+                assert g.attrs["n_occurrences"] == frames.shape[0]
+        # the step movie is shown twice: both occurrences are sectioned
+        g = f[f"units/unit_000/spike_times_sectioned/{cfg.step_movie}"]
+        assert g["trial_bounds"].shape[0] == 2 * tc.repeat
+
+
+def test_spikes_on_trial_bounds_and_silent_units(immediate_file, tiny_truth):
+    with h5py.File(immediate_file, "r") as f:
+        silent = [k for k, u in tiny_truth.units.items() if u.kind == "silent"]
+        assert silent
+        for key in silent:
+            for movie in f[f"units/{key}/spike_times_sectioned"]:
+                g = f[f"units/{key}/spike_times_sectioned/{movie}"]
+                assert g["spike_times"].shape == (0,)
+                assert np.all(g["trial_offsets"][()] == 0)
+
+
+def test_immediate_and_deferred_files_are_equal(tiny_recording, tmp_path):
+    a = tmp_path / "immediate.h5"
+    b = tmp_path / "deferred.h5"
+    _run_immediate(tiny_recording, a)
+    _run_session(tiny_recording, b)
+    assert_files_equal(a, b, ignore_attrs=TIMESTAMP_ATTRS)
+
+
+def test_steps_need_their_inputs(tiny_recording, tmp_path):
+    session = create_session("rec")
+    with pytest.raises(MissingStepError, match="load_recording"):
+        add_section_time(stimulus=tiny_recording.stimulus, session=session)
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=session)
+    with pytest.raises(MissingStepError, match="add_section_time"):
+        section_spike_times(session=session)
+    out = tmp_path / "r.h5"
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out)
+    before = out.read_bytes()
+    with pytest.raises(MissingStepError, match="add_section_time"):
+        section_spike_times(out)
+    assert out.read_bytes() == before  # a failed step leaves the file as it was
+
+
+def test_memory_warning_is_logged_recorded_and_says_how_to_budget(tiny_recording, tmp_path, caplog):
+    out = tmp_path / "w.h5"
+    with caplog.at_level(logging.WARNING, logger="hdmea.pipeline.runner"):
+        with pytest.warns(LargeRecordingWarning, match="memory_limit"):
+            result = load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out,
+                                    memory_threshold=1024)
+    assert result.warnings and "memory_limit" in result.warnings[0]
+    assert any("memory_limit" in r.getMessage() for r in caplog.records)
+    session = PipelineSession("rec", memory_limit=1024)
+    with pytest.warns(LargeRecordingWarning):
+        load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=session)
+    assert any("memory_limit" in w for w in session.warnings)
+    with h5py.File(out, "r") as f:
+        stored = _stored(f, "pipeline/session_info/warnings")
+    assert any("memory_limit" in w for w in stored)
+
+
+def test_rerun_skips_unless_forced(tiny_recording, tmp_path):
+    out = tmp_path / "r.h5"
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out)
+    again = load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out)
+    assert again.skipped
+    forced = load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out, force=True)
+    assert not forced.skipped
+    assert add_section_time(out, tiny_recording.stimulus_path) is True
+    assert add_section_time(out, tiny_recording.stimulus_path) is False
+    assert add_section_time(out, tiny_recording.stimulus_path, force=True) is True
+
+
+def test_analog_mode_sections_start_at_the_light_steps(tiny_recording, tiny_truth, tmp_path):
+    out = tmp_path / "a.h5"
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out)
+    assert add_section_time(out, mode="analog", movie_name="flashes", threshold=15000.0,
+                            section_duration_s=0.5) is True
+    cfg = tiny_recording.config
+    tc = cfg.step_trial
+    ft = tiny_truth.frame_times.astype(np.int64)
+    onsets = []
+    for first, _ in tiny_truth.section_frames[cfg.step_movie]:
+        for n in range(tc.repeat):
+            onsets.append(ft[first + cfg.pre_margin_frames + tc.start_frame + n * tc.trial_length_frame
+                             + tc.trial_length_frame // 10])
+    with h5py.File(out, "r") as f:
+        got = f["stimulus/section_time/flashes"][()]
+    np.testing.assert_array_equal(got[:, 0], onsets)
+    np.testing.assert_array_equal(got[:, 1] - got[:, 0], 10000)
+    # analog sections are one trial each
+    section_spike_times(out, movie_names=["flashes"])
+    with h5py.File(out, "r") as f:
+        g = f["units/unit_000/spike_times_sectioned/flashes"]
+        np.testing.assert_array_equal(g["trial_bounds"][()], got)
+
+
+def test_bad_arguments(tiny_recording, tmp_path):
+    with pytest.raises(ConfigError):
+        load_recording(None, None)
+    out = tmp_path / "b.h5"
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out)
+    with pytest.raises(ConfigError):
+        add_section_time(out, tiny_recording.stimulus_path, mode="nonsense")
+    add_section_time(out, tiny_recording.stimulus_path)
+    with pytest.raises(ConfigError):
+        section_spike_times(out, pad_margin=(-1, 0))
+    with pytest.raises(ConfigError, match="no section times"):
+        section_spike_times(out, movie_names=["not_shown"])
+    with pytest.raises(RecordingFormatError):
+        load_recording(tiny_recording.cmtr_path, tiny_recording.cmcr_path, hdf5_path=tmp_path / "swap.h5")
+    assert not (tmp_path / "swap.h5").exists()
