@@ -116,32 +116,40 @@ def _file_type(dtype: np.dtype) -> h5py.h5t.TypeID:
     return tid
 
 
+_space_cache: dict[tuple[int, ...], h5py.h5s.SpaceID] = {}
+
+
 def _space(shape: tuple[int, ...]) -> h5py.h5s.SpaceID:
-    if shape == ():
-        return h5py.h5s.create(h5py.h5s.SCALAR)
-    return h5py.h5s.create_simple(shape)
+    space = _space_cache.get(shape)
+    if space is None:
+        space = h5py.h5s.create(h5py.h5s.SCALAR) if shape == () else h5py.h5s.create_simple(shape)
+        if len(_space_cache) < 4096:  # shapes of spike trains vary; keep the cache bounded
+            _space_cache[shape] = space
+    return space
 
 
-def store_array(parent: h5py.Group, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
+def store_array(parent, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
     """Create dataset ``name`` in ``parent`` holding ``array``; returns the low-level dataset id.
 
-    Numeric, boolean and fixed-size arrays go through h5py's low-level API with
-    reused property lists (compact layout up to :data:`COMPACT_LIMIT` bytes,
-    contiguous beyond); text and object arrays through the high-level API,
-    which knows their variable-length conversions.  ``name`` must already be
-    checked by the caller.
+    ``parent`` is an ``h5py.Group`` or its low-level ``GroupID``.  Numeric,
+    boolean and fixed-size arrays go through h5py's low-level API with reused
+    property lists, types and dataspaces (compact layout up to
+    :data:`COMPACT_LIMIT` bytes, contiguous beyond); text and object arrays
+    through the high-level API, which knows their variable-length conversions.
+    ``name`` must already be checked by the caller.
     """
+    pid = parent.id if isinstance(parent, h5py.Group) else parent
     array = np.asarray(array)
     if array.dtype.kind in "OUT" or h5py.check_string_dtype(array.dtype) is not None:
         if array.dtype.kind == "U":
             array = array.astype(object)
-        ds = parent.create_dataset(name, data=array, dtype=h5py.string_dtype("utf-8"))
+        ds = h5py.Group(pid).create_dataset(name, data=array, dtype=h5py.string_dtype("utf-8"))
         return ds.id
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     compact, contiguous, lcpl = _plists()
     dcpl = compact if 0 < array.nbytes <= COMPACT_LIMIT else contiguous
-    dsid = h5py.h5d.create(parent.id, name.encode("utf-8"), _file_type(array.dtype), _space(array.shape),
+    dsid = h5py.h5d.create(pid, name.encode("utf-8"), _file_type(array.dtype), _space(array.shape),
                            dcpl=dcpl, lcpl=lcpl)
     if array.size:
         dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, array)

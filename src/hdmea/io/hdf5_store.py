@@ -688,80 +688,135 @@ class WriteContext:
         self.movable = movable  # callable(FileArray) -> bool: True when the array lives in ``file``
 
 
-_gcpl = None
+class _LowLevel:
+    """Types, dataspaces and property lists reused across the thousands of objects of a save."""
+
+    def __init__(self) -> None:
+        from h5stream.staging import _plists
+
+        self.lcpl = _plists()[2]
+        self.gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+        self.scalar = h5py.h5s.create(h5py.h5s.SCALAR)
+        self.text_type = h5py.h5t.py_create(h5py.string_dtype("utf-8"), logical=True)
+        self.text_dtype = h5py.string_dtype("utf-8")
+        self.types: dict[np.dtype, h5py.h5t.TypeID] = {}
+        self.spaces: dict[tuple, h5py.h5s.SpaceID] = {}
+
+    def type_of(self, dtype: np.dtype) -> h5py.h5t.TypeID:
+        tid = self.types.get(dtype)
+        if tid is None:
+            tid = h5py.h5t.py_create(dtype, logical=True)
+            self.types[dtype] = tid
+        return tid
+
+    def space_of(self, shape: tuple) -> h5py.h5s.SpaceID:
+        if shape == ():
+            return self.scalar
+        space = self.spaces.get(shape)
+        if space is None:
+            space = h5py.h5s.create_simple(shape)
+            self.spaces[shape] = space
+        return space
 
 
-def _group_create_plist():
-    global _gcpl
-    if _gcpl is None:
-        _gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-    return _gcpl
+_low_level = None
 
 
-def _lcpl():
-    from h5stream.staging import _plists
+def _ll() -> _LowLevel:
+    global _low_level
+    if _low_level is None:
+        _low_level = _LowLevel()
+    return _low_level
 
-    return _plists()[2]
+
+def _create_attr(oid, name: str, stored) -> None:
+    """One attribute through the low-level API (h5py's high-level path costs twice as much)."""
+    ll = _ll()
+    key = name.encode("utf-8")
+    if isinstance(stored, str):
+        attr = h5py.h5a.create(oid, key, ll.text_type, ll.scalar)
+        attr.write(np.array(stored, dtype=ll.text_dtype))
+        return
+    if isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
+        attr = h5py.h5a.create(oid, key, ll.text_type, ll.space_of(stored.shape))
+        attr.write(np.asarray(stored, dtype=ll.text_dtype))
+        return
+    data = np.asarray(stored)
+    if not data.flags.c_contiguous:
+        data = np.ascontiguousarray(data)
+    attr = h5py.h5a.create(oid, key, ll.type_of(data.dtype), ll.space_of(data.shape))
+    attr.write(data)
 
 
-def _write_attrs(obj: h5py.Group | h5py.Dataset, node: Node, ctx: WriteContext) -> None:
-    attrs = obj.attrs
+def _write_attrs_id(oid, node: Node, ctx: WriteContext) -> None:
     tags: dict[str, str] = {}
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
         if _stored_nbytes(stored) > ATTR_LIMIT:
-            if not isinstance(obj, h5py.Group):
+            if not isinstance(oid, h5py.h5g.GroupID):
                 raise EncodingError(
                     f"attribute {name!r} is too large for a dataset attribute",
-                    obj=obj.name, expected=f"at most {ATTR_LIMIT} bytes", found=f"{_stored_nbytes(stored)} bytes",
+                    expected=f"at most {ATTR_LIMIT} bytes", found=f"{_stored_nbytes(stored)} bytes",
                     hint="store it as a dataset or as an attribute of the enclosing group",
                 )
-            write_node(obj, HIDDEN_PREFIX + name, value_node(value), ctx)
+            _write_node_id(oid, HIDDEN_PREFIX + name, value_node(value), ctx)
             tags[name] = "dataset"
             continue
-        attrs.create(name, stored)
+        _create_attr(oid, name, stored)
         if tag is not None:
             tags[name] = tag
     if node.tag is not None:
-        attrs.create(TYPE_ATTR, node.tag)
+        _create_attr(oid, TYPE_ATTR, node.tag)
     if isinstance(node, Group) and node.keys is not None:
-        attrs.create(KEYS_ATTR, typed_json_dumps(node.keys))
+        _create_attr(oid, KEYS_ATTR, typed_json_dumps(node.keys))
     if tags:
-        attrs.create(ATTR_TYPES_ATTR, json.dumps(tags, sort_keys=True))
+        _create_attr(oid, ATTR_TYPES_ATTR, json.dumps(tags, sort_keys=True))
 
 
-def write_node(parent: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
-    """Write ``node`` as ``parent[name]`` (which must not exist); the one writer of the store."""
-    ctx = ctx or WriteContext()
+def _write_attrs(obj, node: Node, ctx: WriteContext) -> None:
+    _write_attrs_id(obj.id, node, ctx)
+
+
+def _write_node_id(pid, name: str, node: Node, ctx: WriteContext) -> None:
     if isinstance(node, Group):
-        gid = h5py.h5g.create(parent.id, name.encode("utf-8"), lcpl=_lcpl(), gcpl=_group_create_plist())
-        group = h5py.Group(gid)
-        write_children(group, node.children, ctx)
-        _write_attrs(group, node, ctx)
+        ll = _ll()
+        gid = h5py.h5g.create(pid, name.encode("utf-8"), lcpl=ll.lcpl, gcpl=ll.gcpl)
+        for child_name, child in node.children.items():
+            _write_node_id(gid, child_name, child, ctx)
+        if node.attrs or node.tag is not None:
+            _write_attrs_id(gid, node, ctx)
         return
     data = node.data
     if isinstance(data, FileArray):
+        parent = h5py.Group(pid)
         if ctx.movable is not None and ctx.movable(data):
             parent.file.move(data.name, f"{parent.name.rstrip('/')}/{name}")
         else:
             copy_dataset(data.dataset, parent, name)
-        dataset = parent[name]
+        dsid = parent[name].id
     else:
-        dataset = h5py.Dataset(store_array(parent, name, data))
+        dsid = store_array(pid, name, data)
     if node.attrs or node.tag is not None:
-        _write_attrs(dataset, node, ctx)
+        _write_attrs_id(dsid, node, ctx)
+
+
+def write_node(parent: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
+    """Write ``node`` as ``parent[name]`` (which must not exist); the one writer of the store."""
+    _write_node_id(parent.id, name, node, ctx or WriteContext())
 
 
 def write_children(group: h5py.Group, children: Mapping[str, Node], ctx: WriteContext | None = None) -> None:
     ctx = ctx or WriteContext()
+    gid = group.id
     for child_name, child in children.items():
-        write_node(group, child_name, child, ctx)
+        _write_node_id(gid, child_name, child, ctx)
 
 
 def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> None:
     """Write a whole tree into an empty file (its root attributes and children)."""
+    ctx = ctx or WriteContext()
     write_children(f, root.children, ctx)
-    _write_attrs(f, root, ctx or WriteContext())
+    _write_attrs(f, root, ctx)
 
 
 def replace_child(group: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
@@ -781,8 +836,8 @@ def require_h5_group(f: h5py.Group, path: str) -> h5py.Group:
                                     obj=child.name, expected="a group", found="a dataset")
             group = child
         else:
-            gid = h5py.h5g.create(group.id, part.encode("utf-8"), lcpl=_lcpl(), gcpl=_group_create_plist())
-            group = h5py.Group(gid)
+            ll = _ll()
+            group = h5py.Group(h5py.h5g.create(group.id, part.encode("utf-8"), lcpl=ll.lcpl, gcpl=ll.gcpl))
     return group
 
 
