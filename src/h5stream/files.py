@@ -870,6 +870,7 @@ def require_attr_format(
 # --------------------------------------------------------------------------- isolated verification
 
 _VERIFY_CHILD = "from h5stream.files import _verify_child; _verify_child()"
+_CHILD_START_SECONDS = 60.0
 
 
 def _read_everything(f: h5py.File, path: str) -> None:
@@ -923,6 +924,8 @@ def _verify_child() -> None:
     request = json.loads(sys.stdin.readline())
     check = _resolve_check(request["check"])
     out = sys.stdout
+    out.write(json.dumps({"ready": True}) + "\n")  # the clock of the first file starts now
+    out.flush()
     for p in request["paths"]:
         result: dict = {"path": p, "error": None}
         try:
@@ -939,11 +942,11 @@ def _verify_child() -> None:
         out.flush()
 
 
-def _error_class(name: str) -> type[FormatError]:
+def _error_class(name: str) -> type[H5StreamError]:
     from h5stream import errors
 
     cls = getattr(errors, name, None)
-    return cls if isinstance(cls, type) and issubclass(cls, FormatError) else FormatError
+    return cls if isinstance(cls, type) and issubclass(cls, H5StreamError) else FormatError
 
 
 def verify_files(
@@ -951,12 +954,13 @@ def verify_files(
     *,
     check: Callable[[h5py.File], None] | None = None,
     timeout: float = 10.0,
-) -> list[FormatError | None]:
+) -> list[H5StreamError | None]:
     """Open and read every object of each file in a separate process; return one result per file.
 
     Each result is None (the file opened with :func:`open_validated` and every
-    attribute and dataset read in full) or the :class:`FormatError` (subclass)
-    that reading raised.  A file whose reading does not finish within
+    attribute and dataset read in full) or the typed error reading raised: a
+    :class:`FormatError` (subclass), or :class:`SourceNotFoundError` for a
+    missing file.  A file whose reading does not finish within
     ``timeout`` seconds (some corrupted objects make libhdf5 loop) or that makes
     libhdf5 crash is reported as a :class:`FormatError` saying so, and the
     caller's process is never affected.  Use it before trusting a file of
@@ -969,7 +973,7 @@ def verify_files(
 
     reference = _check_reference(check)
     pending = [os.fspath(p) for p in paths]
-    results: dict[str, FormatError | None] = {}
+    results: dict[str, H5StreamError | None] = {}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     while pending:
         child = subprocess.Popen(
@@ -984,11 +988,20 @@ def verify_files(
             child.stdin.close()
             fd = child.stdout.fileno()
             buffer = b""
-            # The child's start (imports) gets its own allowance on top of the first file's.
-            deadline = time.monotonic() + timeout + 30.0
+            # Starting the child (imports) has its own allowance; each file then gets ``timeout``.
+            deadline = time.monotonic() + _CHILD_START_SECONDS
+            started = False
             while pending:
                 ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-                if not ready:
+                chunk = os.read(fd, 65536) if ready else None
+                if not chunk and not started:
+                    raise H5StreamError(
+                        "the reader process did not start",
+                        found=f"exit code {child.poll()}" if chunk is not None else "no answer in time",
+                        hint=f"check that `{sys.executable} -c 'import h5stream'` works"
+                        + (f" and that {reference} can be imported" if reference else ""),
+                    )
+                if chunk is None:
                     stuck = pending.pop(0)
                     results[stuck] = FormatError(
                         f"reading did not finish within {timeout:g} s",
@@ -998,7 +1011,6 @@ def verify_files(
                         hint="the file is corrupted; restore it from a good copy",
                     )
                     break
-                chunk = os.read(fd, 65536)
                 if not chunk:
                     code = child.wait()
                     crashed = pending.pop(0)
@@ -1013,9 +1025,12 @@ def verify_files(
                 while b"\n" in buffer and pending:
                     line, buffer = buffer.split(b"\n", 1)
                     done = json.loads(line)
+                    deadline = time.monotonic() + timeout
+                    if done.get("ready"):
+                        started = True
+                        continue
                     pending.remove(done["path"])
                     results[done["path"]] = _child_result(done)
-                    deadline = time.monotonic() + timeout
         finally:
             if child.poll() is None:
                 child.kill()
@@ -1024,7 +1039,7 @@ def verify_files(
     return [results[os.fspath(p)] for p in paths]
 
 
-def _child_result(done: dict) -> FormatError | None:
+def _child_result(done: dict) -> H5StreamError | None:
     if done["error"] is None:
         return None
     if done["error"].startswith("untyped:"):
@@ -1033,7 +1048,7 @@ def _child_result(done: dict) -> FormatError | None:
         )
     cls = _error_class(done["error"])
     err = cls.__new__(cls)
-    FormatError.__init__(err, done["message"])
+    H5StreamError.__init__(err, done["message"])
     err.path = done["path"]
     for key in ("obj", "expected", "found", "hint"):
         setattr(err, key, done.get(key))

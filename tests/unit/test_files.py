@@ -435,3 +435,16 @@ def test_verify_files_reads_everything_in_a_separate_process(tmp_path):
     verify_file(good, check=check_demo_format)
     with pytest.raises(TypeError, match="module-level"):
         verify_files([good], check=lambda f: None)
+
+
+def test_verify_files_reports_a_reader_that_cannot_start(tmp_path):
+    good = tmp_path / "good.h5"
+    write_plain(good, [1])
+
+    def check(f):
+        return None
+
+    check.__module__ = "h5stream_no_such_module"
+    with pytest.raises(files.H5StreamError, match="did not start") as info:
+        verify_files([good], check=check, timeout=10)
+    assert "h5stream_no_such_module:" in str(info.value)
