@@ -12,7 +12,60 @@ import scipy.sparse as sp  # noqa: F401
 
 # ============================================================ CSR encoding (h5stream.kernels.csr)
 
+
+def csr_reference(dense, missing="zero"):
+    """Row-by-row CSR of ``dense``: (data, indices, indptr) with int64 indices.
+
+    ``missing``: "zero" leaves zeros out, "nan" leaves NaN out (zeros stored),
+    "zero_or_nan" leaves both out.
+    """
+    dense = np.asarray(dense)
+    data, indices, indptr = [], [], [0]
+    for row in dense:
+        if missing == "zero":
+            keep = row != 0
+        elif missing == "nan":
+            keep = ~np.isnan(row) if row.dtype.kind == "f" else np.ones(row.shape, bool)
+        else:
+            keep = (row != 0) & ~(np.isnan(row) if row.dtype.kind == "f" else np.zeros(row.shape, bool))
+        cols = [j for j in range(row.size) if keep[j]]
+        indices.extend(cols)
+        data.extend(row[cols].tolist())
+        indptr.append(len(indices))
+    return (
+        np.array(data, dtype=dense.dtype),
+        np.array(indices, dtype=np.int64),
+        np.array(indptr, dtype=np.int64),
+    )
+
+
 # ============================================================ parallel compression (h5stream.writer)
+
+
+def shuffle_reference(raw: bytes, itemsize: int) -> bytes:
+    """HDF5's shuffle filter: byte plane j holds byte j of every element; a tail is copied."""
+    n_items = len(raw) // itemsize
+    body = np.frombuffer(raw[: n_items * itemsize], dtype=np.uint8).reshape(n_items, itemsize)
+    return body.T.tobytes() + raw[n_items * itemsize :]
+
+
+def deflate_chunk_reference(chunk: np.ndarray, level: int, shuffle: bool = False) -> bytes:
+    """What HDF5's (shuffle +) deflate filters store for one full chunk."""
+    import zlib
+
+    raw = np.ascontiguousarray(chunk).tobytes()
+    if shuffle and chunk.dtype.itemsize > 1:
+        raw = shuffle_reference(raw, chunk.dtype.itemsize)
+    return zlib.compress(raw, level)
+
+
+def padded_chunk_reference(array: np.ndarray, origin, chunks) -> np.ndarray:
+    """The chunk of ``array`` at ``origin``, zero-padded to the full chunk shape."""
+    out = np.zeros(chunks, dtype=array.dtype)
+    src = array[tuple(slice(o, o + c) for o, c in zip(origin, chunks))]
+    out[tuple(slice(0, s) for s in src.shape)] = src
+    return out
+
 
 # ============================================================ spike sectioning (h5stream.kernels.sectioning)
 

@@ -293,7 +293,10 @@ def _read_dataframe(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
             index_member if name == index_column else escape_name(name, RESERVED_NAMES) for name in columns
         ]
     series_list = [read_with(group[m], series=True).alias(n) for n, m in zip(names, members)]
-    return pl.DataFrame(series_list)
+    out = pl.DataFrame(series_list)
+    # polars renames an empty column name while building; set the names as written.
+    out.columns = names
+    return out
 
 
 def is_dataframe_spec(obj) -> bool:

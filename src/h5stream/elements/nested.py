@@ -206,5 +206,7 @@ def _write_struct(parent, key, series, options):
 def _read_struct(group, *, series: bool = False):
     fields = json.loads(group.attrs[FIELDS_ATTR])
     columns = [read_with(group[escape_name(name)], series=True).alias(name) for name in fields]
-    out = pl.DataFrame(columns).to_struct()
+    frame = pl.DataFrame(columns)
+    frame.columns = fields
+    out = frame.to_struct()
     return _apply_mask(out, _read_mask(group))

@@ -31,7 +31,7 @@ from typing import Any
 
 import h5py
 
-from h5stream.errors import EncodingError, UnknownEncodingError
+from h5stream.errors import EncodingError, FormatError, MissingPluginError, UnknownEncodingError
 from h5stream.files import guard_read
 from h5stream.names import check_name
 
@@ -337,5 +337,59 @@ def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
     :class:`~h5stream.errors.FormatError` (or ``MissingPluginError``) for
     unreadable content.
     """
-    with guard_read(obj.file.filename, obj.name):
-        return read_with(obj)
+    try:
+        with guard_read(obj.file.filename, obj.name):
+            return read_with(obj)
+    except FormatError as exc:
+        if isinstance(exc, (MissingPluginError, UnknownEncodingError)):
+            raise
+        # A filter HDF5 could not load shows up as a generic read failure:
+        # find out whether a codec is missing; load hdf5plugin once if it helps.
+        if not _diagnose_filters(obj):
+            raise
+        with guard_read(obj.file.filename, obj.name):
+            return read_with(obj)
+
+
+def _missing_filters(obj) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []
+
+    def check(dataset) -> None:
+        plist = dataset.id.get_create_plist()
+        for i in range(plist.get_nfilters()):
+            code = plist.get_filter(i)[0]
+            if not h5py.h5z.filter_avail(code):
+                found.append((dataset.name, code))
+
+    if isinstance(obj, h5py.Dataset):
+        check(obj)
+    else:
+        obj.visititems(lambda _name, item: check(item) if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def _diagnose_filters(obj) -> bool:
+    """True when loading hdf5plugin made a missing filter available (retry the read).
+
+    Raises MissingPluginError naming the dataset when a filter stays unavailable.
+    """
+    missing = _missing_filters(obj)
+    if not missing:
+        return False
+    try:
+        import hdf5plugin  # noqa: F401  (registers its filters)
+    except ImportError:
+        pass
+    still = [(name, code) for name, code in missing if not h5py.h5z.filter_avail(code)]
+    if not still:
+        return True
+    from h5stream.files import ALLOWED_FILTERS
+
+    name, code = still[0]
+    raise MissingPluginError(
+        f"data is compressed with {ALLOWED_FILTERS.get(code, 'an unknown filter')} (filter {code}), "
+        "which is not available here",
+        path=obj.file.filename,
+        obj=name,
+        hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
+    )

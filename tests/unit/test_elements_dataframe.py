@@ -1,0 +1,177 @@
+"""polars DataFrames: every dtype, names, index handling, edge shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
+
+from h5stream.elements import read_elem, write_elem
+from h5stream.errors import EncodingError
+
+
+@pytest.fixture
+def h5(tmp_path):
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        yield f
+
+
+def every_dtype_frame() -> pl.DataFrame:
+    ints = {
+        f"{t.__name__}": pl.Series([1, None, 3], dtype=t)
+        for t in (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+    }
+    extremes = {
+        "u64max": pl.Series([2**64 - 1, 0, 1], dtype=pl.UInt64),
+        "i64min": pl.Series([-(2**63), 0, 2**63 - 1], dtype=pl.Int64),
+    }
+    return pl.DataFrame(
+        {
+            **ints,
+            **extremes,
+            "f32": pl.Series([1.5, float("nan"), None], dtype=pl.Float32),
+            "f64": [float("inf"), float("nan"), None],
+            "f64_plain": [0.1, -0.0, float("nan")],
+            "bool": [True, None, False],
+            "bool_plain": [True, False, True],
+            "str": ["a", None, ""],
+            "str_plain": ["x", "ÿ", "漢字"],
+            "cat": pl.Series(["b", None, "b"], dtype=pl.Categorical),
+            "enum": pl.Series(["lo", None, "hi"], dtype=pl.Enum(["lo", "mid", "hi"])),
+            "date": [dt.date(2020, 2, 29), None, dt.date(1900, 1, 1)],
+            "dt_us": [dt.datetime(2020, 1, 1, 12), None, dt.datetime(1969, 12, 31)],
+            "dt_ns_tz": pl.Series([dt.datetime(2020, 6, 1), None, dt.datetime(2021, 1, 1)]).cast(
+                pl.Datetime("ns", "America/New_York")
+            ),
+            "dt_ms_utc": pl.Series([0, 1, 2]).cast(pl.Datetime("ms", "UTC")),
+            "dur": pl.Series([dt.timedelta(days=1), None, dt.timedelta(microseconds=-3)]),
+            "dur_ms": pl.Series([1, 2, 3]).cast(pl.Duration("ms")),
+            "time": [dt.time(23, 59, 59, 999999), None, dt.time(0)],
+            "dec": pl.Series([decimal.Decimal("1.23"), None, decimal.Decimal("-99999.99")], dtype=pl.Decimal(7, 2)),
+            "bin": [b"\x00\x01", None, b""],
+            "null": pl.Series([None, None, None], dtype=pl.Null),
+            "list_i": [[1, 2], None, []],
+            "list_s": [["a", None], [], None],
+            "list_list": [[[1.0], []], None, [[2.5, None]]],
+            "struct": [{"a": 1, "b": "x"}, None, {"a": None, "b": "z"}],
+            "struct_list": [{"k": [1], "d": dt.date(2020, 1, 1)}, {"k": None, "d": None}, None],
+        }
+    )
+
+
+def test_every_dtype_round_trips_exactly(h5):
+    frame = every_dtype_frame()
+    write_elem(h5, "df", frame)
+    assert_frame_equal(read_elem(h5["df"]), frame, check_dtypes=True, check_exact=True)
+
+
+def test_every_dtype_with_compression_and_index(h5):
+    frame = every_dtype_frame()
+    write_elem(h5, "df", frame, compression="gzip", index="str_plain")
+    assert h5["df"].attrs["_index"] == "str_plain"
+    assert "str_plain" not in list(h5["df"].attrs["column-order"])
+    assert_frame_equal(read_elem(h5["df"]), frame, check_exact=True)
+
+
+def test_null_and_nan_are_kept_apart(h5):
+    frame = pl.DataFrame({"x": [float("nan"), None, 1.0]})
+    write_elem(h5, "df", frame)
+    back = read_elem(h5["df"])["x"]
+    assert back.is_null().to_list() == [False, True, False]
+    assert back.is_nan().to_list() == [True, None, False]
+
+
+def test_categories_are_per_column_not_global_codes(h5):
+    # Populate polars' global category pool so physical codes are far from 0.
+    pl.Series([f"noise{i}" for i in range(500)], dtype=pl.Categorical)
+    frame = pl.DataFrame({"c": pl.Series(["z", "y", None, "z"], dtype=pl.Categorical)})
+    write_elem(h5, "df", frame)
+    cats = h5["df/c/categories"].asstr()[()].tolist()
+    assert sorted(cats) == ["y", "z"]
+    codes = h5["df/c/codes"][()]
+    assert codes.dtype == np.int8 and codes.tolist()[2] == -1 and codes.max() < 2
+    assert_frame_equal(read_elem(h5["df"]), frame)
+
+
+def test_enum_keeps_unused_categories(h5):
+    dtype = pl.Enum(["a", "b", "c"])
+    frame = pl.DataFrame({"e": pl.Series(["c"], dtype=dtype)})
+    write_elem(h5, "df", frame)
+    back = read_elem(h5["df"])
+    assert back["e"].dtype == dtype
+    assert h5["df/e"].attrs["ordered"]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["a/b", "a%2Fb", "%", "_index"],
+        ["", ".", ".."],
+        ["__categories", "名前", "emoji 🧬", "tab\tnew\nline"],
+    ],
+)
+def test_hostile_column_names_are_stored_flat(h5, names):
+    frame = pl.DataFrame({n: [i, i + 1] for i, n in enumerate(names)})
+    write_elem(h5, "df", frame)
+    group = h5["df"]
+    assert all(isinstance(group[m], h5py.Dataset) for m in group)  # never nested groups
+    assert_frame_equal(read_elem(group), frame)
+
+
+def test_index_column_may_have_reserved_name(h5):
+    frame = pl.DataFrame({"_index": ["r1", "r2"], "v": [1, 2]})
+    write_elem(h5, "df", frame, index="_index")
+    assert_frame_equal(read_elem(h5["df"]), frame)
+
+
+def test_missing_index_column_is_an_error(h5):
+    with pytest.raises(EncodingError, match="index column"):
+        write_elem(h5, "df", pl.DataFrame({"a": [1]}), index="b")
+    assert "df" not in h5
+
+
+def test_zero_rows_keep_dtypes(h5):
+    frame = every_dtype_frame().clear()
+    write_elem(h5, "df", frame)
+    assert_frame_equal(read_elem(h5["df"]), frame)
+
+
+def test_zero_columns(h5):
+    frame = pl.DataFrame()
+    write_elem(h5, "df", frame)
+    back = read_elem(h5["df"])
+    assert back.shape == (0, 0)
+
+
+def test_object_column_is_refused(h5):
+    frame = pl.DataFrame({"o": pl.Series([object(), object()], dtype=pl.Object)})
+    with pytest.raises(EncodingError, match="Object"):
+        write_elem(h5, "df", frame)
+    assert "df" not in h5
+
+
+def test_standalone_series_round_trips(h5):
+    for i, series in enumerate(
+        [
+            pl.Series("ints", [1, None], dtype=pl.Int16),
+            pl.Series("plain", [1.0, 2.0]),
+            pl.Series("s", ["a", "b"]),
+            pl.Series("c", ["a", "b"], dtype=pl.Categorical),
+            pl.Series("t", [dt.date(2000, 1, 1)]),
+        ]
+    ):
+        write_elem(h5, f"s{i}", series)
+        assert_series_equal(read_elem(h5[f"s{i}"]), series)
+
+
+def test_frame_inside_mapping(h5):
+    value = {"obs": pl.DataFrame({"a": [1, 2]}), "n": 3}
+    write_elem(h5, "m", value)
+    back = read_elem(h5["m"])
+    assert_frame_equal(back["obs"], value["obs"])
+    assert back["n"] == 3

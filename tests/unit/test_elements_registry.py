@@ -1,0 +1,157 @@
+"""Registry behaviour: stamping, dispatch, unknown encodings, unrepresentable values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream.elements import ElementSpec, read_elem, read_spec, register_reader, register_writer, write_elem
+from h5stream.errors import EncodingError, FormatError, MissingPluginError, UnknownEncodingError, UnsafeNameError
+
+
+@pytest.fixture
+def h5(tmp_path):
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        yield f
+
+
+def test_writer_stamps_encoding_attributes(h5):
+    write_elem(h5, "x", np.arange(3))
+    assert h5["x"].attrs["encoding-type"] == "array"
+    assert h5["x"].attrs["encoding-version"] == "0.2.0"
+
+
+def test_layered_encoding_keeps_spec_attributes_underneath(h5):
+    import polars as pl
+
+    write_elem(h5, "d", pl.Series("d", [1, 2]).cast(pl.Datetime("ms", "UTC")))
+    attrs = h5["d"].attrs
+    assert (attrs["encoding-type"], attrs["encoding-version"]) == ("array", "0.2.0")
+    assert (attrs["h5stream:encoding-type"], attrs["h5stream:encoding-version"]) == ("h5stream:datetime", "0.1.0")
+    assert read_spec(h5["d"]) == ElementSpec("h5stream:datetime", "0.1.0", layered=True)
+
+
+def test_unknown_encoding_names_object_and_encoding(h5):
+    ds = h5.create_dataset("odd/thing", data=[1, 2])
+    ds.attrs["encoding-type"] = "awkward-array"
+    ds.attrs["encoding-version"] = "9.9.9"
+    with pytest.raises(UnknownEncodingError) as info:
+        read_elem(ds)
+    text = str(info.value)
+    assert "/odd/thing" in text and "awkward-array" in text and "9.9.9" in text
+    assert h5.filename in text
+
+
+def test_unknown_version_of_known_type_lists_known_versions(h5):
+    ds = h5.create_dataset("x", data=[1])
+    ds.attrs["encoding-type"] = "array"
+    ds.attrs["encoding-version"] = "7.0.0"
+    with pytest.raises(UnknownEncodingError, match=r"array 0\.2\.0"):
+        read_elem(ds)
+
+
+def test_missing_attributes_raise_unknown_encoding(h5):
+    h5.create_dataset("bare", data=[1])
+    with pytest.raises(UnknownEncodingError, match="no encoding attributes"):
+        read_elem(h5["bare"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1, 2},
+        object(),
+        np.array([object(), 1], dtype=object),
+        {"a": {"b": lambda x: x}},
+        {(1, 2): 3},
+        {True: 1},
+        [1, object()],
+        2**70,
+    ],
+)
+def test_unrepresentable_values_raise_encoding_error(h5, value):
+    with pytest.raises(EncodingError):
+        write_elem(h5, "bad", value)
+    assert "bad" not in h5  # nothing half-written stays behind
+
+
+def test_bad_names_are_refused(h5):
+    for name in ["", "a/b", ".", ".."]:
+        with pytest.raises(UnsafeNameError):
+            write_elem(h5, name, 1)
+
+
+def test_existing_name_is_not_overwritten(h5):
+    write_elem(h5, "x", 1)
+    with pytest.raises(EncodingError, match="already exists"):
+        write_elem(h5, "x", 2)
+    assert read_elem(h5["x"]) == 1
+
+
+def test_custom_codec_registration(h5):
+    class Point:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+    spec = ElementSpec("test:point", "0.1.0")
+
+    @register_writer(Point, spec)
+    def _write(parent, key, value, options):
+        return parent.create_dataset(key, data=np.array([value.x, value.y]))
+
+    @register_reader(spec)
+    def _read(ds, *, series=False):
+        x, y = ds[()]
+        return Point(x, y)
+
+    write_elem(h5, "p", Point(3.0, 4.0))
+    p = read_elem(h5["p"])
+    assert (p.x, p.y) == (3.0, 4.0)
+
+
+def test_corrupt_member_becomes_format_error(h5):
+    write_elem(h5, "m", {"a": [1, 2, 3]})
+    del h5["m/a"]
+    h5["m"].attrs["h5stream:keys"] = '["a"]'
+    with pytest.raises(FormatError, match="/m"):
+        read_elem(h5["m"])
+
+
+def test_plugin_codec_read_without_plugin_says_so(tmp_path):
+    pytest.importorskip("hdf5plugin")
+    path = tmp_path / "z.h5"
+    with h5py.File(path, "w") as f:
+        write_elem(f, "x", np.arange(100_000, dtype=np.float64), compression="zstd")
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["hdf5plugin"] = None  # as if the extra were not installed
+        import h5py
+        from h5stream.elements import read_elem
+        from h5stream.errors import MissingPluginError
+        with h5py.File({str(path)!r}, "r") as f:
+            try:
+                read_elem(f["x"])
+            except MissingPluginError as exc:
+                print("MISSING", exc)
+            else:
+                print("READ")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("MISSING"), done.stdout
+    assert "/x" in done.stdout and "hdf5plugin" in done.stdout
+    # With the plugin installed, read_elem loads it by itself.
+    code_loaded = code.replace('sys.modules["hdf5plugin"] = None', "pass")
+    done = subprocess.run([sys.executable, "-c", code_loaded], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "READ"
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(read_elem(f["x"]), np.arange(100_000, dtype=np.float64))
+    assert issubclass(MissingPluginError, FormatError)
