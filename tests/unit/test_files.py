@@ -445,6 +445,7 @@ def test_verify_files_reports_a_reader_that_cannot_start(tmp_path):
         return None
 
     check.__module__ = "h5stream_no_such_module"
+    check.__qualname__ = "check"
     with pytest.raises(files.H5StreamError, match="did not start") as info:
         verify_files([good], check=check, timeout=10)
     assert "h5stream_no_such_module:" in str(info.value)
