@@ -37,14 +37,13 @@ from h5stream.names import check_name
 from h5stream.staging import LIBVER
 from hdmea.errors import MissingStepError, SessionError
 from hdmea.io import hdf5_store as store
-from hdmea.pipeline.session import PipelineSession, split_path
+from hdmea.pipeline.session import _NO_DEFAULT, PipelineSession, split_path
 
 __all__ = ["StepTarget", "open_target"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
-_NO_DEFAULT = object()
 _INFO = "pipeline/session_info"
 
 
