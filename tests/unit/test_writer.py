@@ -1,0 +1,168 @@
+"""The array writer: parallel gzip through direct chunk writes, chunk policy, batched small objects."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream.errors import EncodingError
+from h5stream.writer import WriteOptions, choose_chunks, write_array, write_many
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.reference import deflate_chunk_reference, padded_chunk_reference  # noqa: E402
+
+
+@pytest.fixture
+def h5(tmp_path):
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        yield f
+
+
+def _chunk_offsets(shape, chunks):
+    grid = [range(0, s, c) for s, c in zip(shape, chunks)]
+    return [tuple(x) for x in np.array(np.meshgrid(*grid, indexing="ij")).reshape(len(shape), -1).T]
+
+
+def _lognormal_with_nan(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.lognormal(size=shape).astype(np.float32)
+    a[rng.random(shape) < 0.3] = np.nan
+    return a
+
+
+CASES = [
+    ((100, 33), np.float32, (7, 5), False, 4),
+    ((100, 33), np.float32, (7, 5), True, 6),
+    ((1000,), np.int16, (64,), True, 1),
+    ((9, 8, 7), np.float64, (4, 3, 7), False, 9),
+    ((50, 20), np.uint8, (50, 20), False, 0),
+    ((3, 2), np.int64, (8, 8), True, 4),
+]
+
+
+@pytest.mark.parametrize("shape,dtype,chunks,shuffle,level", CASES)
+def test_parallel_gzip_chunks_equal_hdf5_filter_and_reference(h5, shape, dtype, chunks, shuffle, level):
+    a = _lognormal_with_nan(shape).astype(np.float64)
+    if np.dtype(dtype).kind != "f":
+        a = np.nan_to_num(a * 10, nan=0.0)
+    a = a.astype(dtype)
+    options = WriteOptions.build(compression="gzip", level=level, chunks=chunks, shuffle=shuffle, n_threads=2)
+    ours = write_array(h5, "ours", a, options)
+    theirs = h5.create_dataset(
+        "theirs", data=a, chunks=ours.chunks, compression="gzip", compression_opts=level, shuffle=shuffle
+    )
+    assert np.array_equal(ours[()], a, equal_nan=True)
+    for origin in _chunk_offsets(a.shape, ours.chunks):
+        mask, raw = ours.id.read_direct_chunk(origin)
+        assert mask == 0
+        assert raw == theirs.id.read_direct_chunk(origin)[1]
+        expected = deflate_chunk_reference(padded_chunk_reference(a, origin, ours.chunks), level, shuffle)
+        assert raw == expected
+
+
+def test_serial_equals_parallel(h5):
+    a = _lognormal_with_nan((300, 70), seed=3)
+    datasets = [
+        write_array(h5, f"t{n}", a, WriteOptions.build(compression="gzip", chunks=(16, 70), n_threads=n))
+        for n in (1, 2, 3)
+    ]
+    for origin in _chunk_offsets(a.shape, (16, 70)):
+        chunks = {ds.id.read_direct_chunk(origin)[1] for ds in datasets}
+        assert len(chunks) == 1
+
+
+def test_batches_and_fortran_input(h5, monkeypatch):
+    import h5stream.writer as writer
+
+    # Small batches exercise the double-buffered pipeline over many batches.
+    monkeypatch.setattr(writer, "BATCH_TARGET_BYTES", 1000)
+    a = np.asfortranarray(_lognormal_with_nan((203, 31), seed=4))
+    ds = write_array(h5, "f", a, WriteOptions.build(compression="gzip", chunks=(5, 8), n_threads=2))
+    assert np.array_equal(ds[()], a, equal_nan=True)
+
+
+def test_gzip_dataset_is_an_ordinary_deflate_dataset(h5):
+    a = _lognormal_with_nan((64, 16))
+    ds = write_array(h5, "x", a, WriteOptions.build(compression="gzip", shuffle=True))
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    assert filters == [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]
+    assert ds.compression == "gzip" and ds.compression_opts == 4
+
+
+@pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump (hdf5-tools) not installed")
+def test_h5dump_reads_parallel_gzip_output(tmp_path):
+    path = tmp_path / "d.h5"
+    a = np.arange(60, dtype=np.int32).reshape(12, 5)
+    with h5py.File(path, "w") as f:
+        write_array(f, "x", a, WriteOptions.build(compression="gzip", chunks=(5, 2), shuffle=True))
+    out = tmp_path / "x.txt"
+    done = subprocess.run(
+        ["h5dump", "-d", "/x", "-o", str(out), "-y", "-w", "0", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    values = [int(v) for v in out.read_text().replace(",", " ").split()]
+    assert values == a.ravel().tolist()
+
+
+def test_choose_chunks_policy():
+    assert choose_chunks((1000, 700), 4) == (374, 700)  # ~1 MiB row blocks
+    assert choose_chunks((10,), 8) == (10,)
+    assert choose_chunks((5, 10_000_000), 4) == (1, 262_144)  # rows wider than a chunk are split
+    assert choose_chunks((10, 10), 4, (3, 30)) == (3, 10)
+    with pytest.raises(ValueError):
+        choose_chunks((10, 10), 4, (3,))
+
+
+def test_uncompressed_is_contiguous_unless_chunks_given(h5):
+    ds = write_array(h5, "a", np.zeros((500, 500)), WriteOptions())
+    assert ds.chunks is None
+    ds = write_array(h5, "b", np.zeros((500, 500)), WriteOptions.build(chunks=(10, 500)))
+    assert ds.chunks == (10, 500)
+
+
+def test_write_array_refuses_objects(h5):
+    with pytest.raises(EncodingError, match="dtype"):
+        write_array(h5, "o", np.array([None]), WriteOptions())
+
+
+def test_write_many_builds_a_tree_in_one_pass(h5):
+    rng = np.random.default_rng(0)
+    spikes = {i: np.sort(rng.random(rng.integers(0, 50))) for i in range(300)}
+    objects = {}
+    attrs = {}
+    for i, s in spikes.items():
+        objects[f"units/unit_{i:03d}/spike_times"] = s
+        objects[f"units/unit_{i:03d}/waveform"] = rng.normal(size=(3, 4)).astype(np.float32)
+        objects[f"units/unit_{i:03d}/features"] = None
+        attrs[f"units/unit_{i:03d}"] = {"row": i // 10, "col": i % 10, "label": f"u{i}"}
+    objects["big"] = np.arange(100_000, dtype=np.int64)
+    objects["meta"] = {"n": np.int32(300), "name": np.array(b"chip")}
+    created = write_many(h5, objects, attrs=attrs)
+    assert created == 1 + 300 * 4 + 1 + 1 + 2
+    for i in (0, 17, 299):
+        g = h5[f"units/unit_{i:03d}"]
+        assert np.array_equal(g["spike_times"][()], spikes[i])
+        assert g["waveform"].shape == (3, 4)
+        assert isinstance(g["features"], h5py.Group) and len(g["features"]) == 0
+        assert g.attrs["row"] == i // 10 and g.attrs["label"] == f"u{i}"
+    layout = h5["units/unit_001/waveform"].id.get_create_plist().get_layout()
+    assert layout == h5py.h5d.COMPACT
+    assert h5["big"].id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS
+    assert h5["meta/n"][()] == 300 and h5["meta/name"][()] == b"chip"
+
+
+def test_write_many_refuses_bad_names_and_objects(h5):
+    from h5stream.errors import UnsafeNameError
+
+    with pytest.raises(UnsafeNameError):
+        write_many(h5, {"a/../b": np.zeros(1)})
+    with pytest.raises(EncodingError):
+        write_many(h5, {"o": np.array([object()])})
