@@ -138,9 +138,26 @@ def test_damaged_and_missing_files(tmp_path, recording_copy):
 def test_row_col_disagreeing_with_sensor_id(recording_copy):
     _cmcr, cmtr = recording_copy
     with h5py.File(cmtr, "a") as f:
+        table = f["Spike Sorter/Units"][()]
+        table["Row"][0] = table["Row"][0] % 65 + 1
+        f["Spike Sorter/Units"][...] = table
+    with pytest.raises(RecordingFormatError) as err:
+        read_units(cmtr, FS)
+    assert "column-major" in str(err.value) and "/Spike Sorter/Units" in str(err.value)
+
+
+def test_positions_from_unit_attributes_without_a_units_table(recording_copy, tiny_truth):
+    _cmcr, cmtr = recording_copy
+    with h5py.File(cmtr, "a") as f:
+        del f["Spike Sorter/Units"]
+    units = read_units(cmtr, FS)
+    for u, t in zip(units, tiny_truth.units.values()):
+        assert (u.sensor_id, u.row, u.col) == (t.sensor_id, t.row, t.col)
+        assert u.quality == {}
+        np.testing.assert_array_equal(u.spike_times, t.spike_times)
+    with h5py.File(cmtr, "a") as f:
         name = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))[0]
         g = f[f"Spike Sorter/{name}"]
         g.attrs["Row"] = np.int32(int(g.attrs["Row"]) % 65 + 1)
-    with pytest.raises(RecordingFormatError) as err:
+    with pytest.raises(RecordingFormatError, match="column-major"):
         read_units(cmtr, FS)
-    assert "column-major" in str(err.value)

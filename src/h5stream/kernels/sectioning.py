@@ -44,8 +44,17 @@ def rows_to_csr(rows) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(values, dtype=np.uint64), offsets
 
 
-def _default_threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+# Below this much work (binary-search steps plus copied values) one thread is
+# faster than waking a team: an OpenMP region costs tens of microseconds, and
+# far more when the cores are shared.
+_PARALLEL_MIN_WORK = 2_000_000
+
+
+def _default_threads(n_rows: int, n_intervals: int, n_values: int) -> int:
+    work = n_rows * n_intervals * 2 * max(1, int(np.log2(max(n_values, 2)))) + n_values
+    if work < _PARALLEL_MIN_WORK:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8, n_rows))
 
 
 def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = None,
@@ -62,7 +71,8 @@ def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = No
         ``(n_intervals, 2)`` integer ``[start, end)`` pairs; ``start <= end``.
         Intervals may overlap and need not be ordered.
     n_threads
-        Threads of the parallel loop over rows (default: cores, at most 8).
+        Threads of the parallel loop over rows (default: one for small inputs, else the
+        cores, at most 8).
     check_sorted
         Verify that each row is sorted (one linear pass).
 
@@ -111,7 +121,7 @@ def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = No
                 raise ValueError(f"row {row} is not sorted (value at index {pos} is smaller than the one before)")
     n_rows = row_offsets.size - 1
     n_int = starts.size
-    threads = _default_threads() if n_threads is None else max(1, int(n_threads))
+    threads = _default_threads(n_rows, n_int, values.size) if n_threads is None else max(1, int(n_threads))
     return _section_kernel(values, row_offsets, starts, ends, n_rows, n_int, threads,
                            _section_counts, _section_gather)
 

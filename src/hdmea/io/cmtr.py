@@ -77,12 +77,64 @@ def _microseconds_to_samples(timestamps_us: np.ndarray, sampling_rate: float) ->
     return np.rint(np.asarray(timestamps_us, dtype=np.float64) * (sampling_rate / 1e6)).astype(np.uint64)
 
 
+def _int_attribute(parent_id, name: bytes, attr: bytes) -> int | None:
+    """An integer attribute of ``parent/name`` read through the low-level API (no Python objects per call)."""
+    if not h5py.h5a.exists(parent_id, attr, obj_name=name):
+        return None
+    aid = h5py.h5a.open(parent_id, attr, obj_name=name)
+    if aid.dtype.kind not in "iu" or aid.shape not in ((), (1,)):
+        return None
+    out = np.zeros(aid.shape, dtype=np.int64)
+    aid.read(out)
+    return int(out.reshape(-1)[0])
+
+
+@dataclasses.dataclass
+class _PeaksLayout:
+    """How to read one Peaks table type: its dtype, its HDF5 memory type, where the cutouts lie."""
+
+    dtype: np.dtype
+    mtype: object
+    cutout_names: list[str]
+    cutout_offset: int | None  # byte offset of a run of float32 cutout columns, or None
+
+    @classmethod
+    def of(cls, dtype: np.dtype) -> _PeaksLayout:
+        names = [n for n in dtype.names if n not in PEAK_FIELDS]
+        offset = None
+        if names:
+            fields = [dtype.fields[n] for n in names]
+            first = fields[0][1]
+            contiguous = all(f[0] == np.dtype("<f4") and f[1] == first + 4 * i for i, f in enumerate(fields))
+            offset = first if contiguous else None
+        return cls(dtype=dtype, mtype=h5py.h5t.py_create(dtype), cutout_names=names, cutout_offset=offset)
+
+    def mean_cutout(self, peaks: np.ndarray, include: np.ndarray) -> np.ndarray:
+        k = int(np.count_nonzero(include))
+        n_cut = len(self.cutout_names)
+        if not n_cut:
+            return np.zeros(0, dtype=np.float32)
+        if k == 0:
+            return np.zeros(n_cut, dtype=np.float32)
+        if self.cutout_offset is not None and peaks.flags.c_contiguous:
+            # The cutout columns seen in place as an (n_peaks, n_cut) float32 array.
+            view = np.ndarray(shape=(peaks.size, n_cut), dtype="<f4", buffer=peaks,
+                              offset=self.cutout_offset, strides=(peaks.dtype.itemsize, 4))
+            total = view[include].sum(axis=0, dtype=np.float64)
+        else:
+            total = recfunctions.structured_to_unstructured(peaks[include][self.cutout_names],
+                                                            dtype=np.float64).sum(axis=0)
+        return (total / k).astype(np.float32)
+
+
 class CmtrFile:
     """An open ``.cmtr``; use as a context manager."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._f = open_mcs_file(self.path, scan=False, check=self._check)
+        self._table_index: dict[int, int] | None = None
+        self._layouts: list = []
         try:
             self._units_table = self._read_units_table()
             self._groups = self._unit_groups()
@@ -135,17 +187,21 @@ class CmtrFile:
         for name in sorter:
             if not _UNIT_GROUP.match(name):
                 continue
-            g = require_object(sorter, name, self.path)
-            uid = attr_number(g.attrs.get("UnitID"))
+            full = f"/{SORTER_GROUP}/{name}"
+            with guard_mcs_read(self.path, full):
+                link = sorter.get(name, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    raise RecordingFormatError("unit group is a link", path=self.path, obj=full,
+                                               expected="a group", found=type(link).__name__)
+                uid = _int_attribute(sorter.id, name.encode(), b"UnitID")
             if uid is None:
                 raise RecordingFormatError(
-                    "unit group has no UnitID attribute", path=self.path, obj=g.name + "/@UnitID",
-                    expected="an integer", found=repr(g.attrs.get("UnitID")),
+                    "unit group has no integer UnitID attribute", path=self.path, obj=full + "/@UnitID",
+                    expected="an integer", found="nothing usable",
                 )
-            uid = int(uid)
             if uid in groups:
                 raise RecordingFormatError(
-                    f"two unit groups carry UnitID {uid}", path=self.path, obj=g.name,
+                    f"two unit groups carry UnitID {uid}", path=self.path, obj=full,
                     found=f"{groups[uid]} and {name}",
                 )
             groups[uid] = name
@@ -185,15 +241,11 @@ class CmtrFile:
         return None if self._units_table is None else self._units_table.copy()
 
     def _quality(self, unit_id: int) -> dict[str, float]:
-        table = self._units_table
-        if table is None:
+        row = self._table_row(unit_id)
+        if row is None:
             return {}
-        hit = np.flatnonzero(table["UnitID"] == unit_id)
-        if hit.size == 0:
-            return {}
-        row = table[hit[0]]
         out = {}
-        for name in table.dtype.names:
+        for name in row.dtype.names:
             if name in _IDENTITY_FIELDS:
                 continue
             value = row[name]
@@ -201,83 +253,109 @@ class CmtrFile:
                 out[name] = float(value)
         return out
 
-    def _position(self, unit_id: int, g: h5py.Group) -> tuple[int, int, int]:
-        sensor = attr_number(g.attrs.get("SensorID"))
-        row = attr_number(g.attrs.get("Row"))
-        col = attr_number(g.attrs.get("Column"))
-        table = self._units_table
-        if table is not None and (sensor is None or row is None or col is None):
-            hit = np.flatnonzero(table["UnitID"] == unit_id)
-            if hit.size:
-                rec = table[hit[0]]
-                names = table.dtype.names
-                sensor = sensor if sensor is not None or "SensorID" not in names else rec["SensorID"]
-                row = row if row is not None or "Row" not in names else rec["Row"]
-                col = col if col is not None or "Column" not in names else rec["Column"]
-        if sensor is None and row is not None and col is not None:
-            sensor = 65 * (int(col) - 1) + int(row)
+    def _table_row(self, unit_id: int):
+        if self._table_index is None:
+            table = self._units_table
+            self._table_index = {} if table is None else {int(u): i for i, u in enumerate(table["UnitID"])}
+        i = self._table_index.get(int(unit_id))
+        return None if i is None else self._units_table[i]
+
+    def _position(self, unit_id: int) -> tuple[int, int, int]:
+        """(sensor id, row, col) from the Units table, else from the unit group's attributes."""
+        group = f"/{SORTER_GROUP}/{self._groups[unit_id]}"
+        rec = self._table_row(unit_id)
+        names = () if rec is None else rec.dtype.names
+        if rec is not None and "SensorID" in names:
+            sensor = int(rec["SensorID"])
+            row = int(rec["Row"]) if "Row" in names else None
+            col = int(rec["Column"]) if "Column" in names else None
+            where = f"/{SORTER_GROUP}/Units"
+        else:
+            gid = self._f[SORTER_GROUP].id
+            name = self._groups[unit_id].encode()
+            with guard_mcs_read(self.path, group):
+                sensor = _int_attribute(gid, name, b"SensorID")
+                row = _int_attribute(gid, name, b"Row")
+                col = _int_attribute(gid, name, b"Column")
+            where = group
+            if sensor is None and row is not None and col is not None:
+                sensor = 65 * (col - 1) + row
         if sensor is None:
             raise RecordingFormatError(
-                "unit has no sensor id", path=self.path, obj=g.name + "/@SensorID",
+                "unit has no sensor id", path=self.path, obj=group + "/@SensorID",
                 expected="SensorID or Row/Column attributes or a Units table entry", found="none",
             )
-        sensor = int(sensor)
         if not 1 <= sensor <= 65 * 65:
             raise RecordingFormatError(
-                "sensor id outside the 65 x 65 grid", path=self.path, obj=g.name + "/@SensorID",
+                f"sensor id of unit {unit_id} outside the 65 x 65 grid", path=self.path, obj=where,
                 expected="1..4225", found=str(sensor),
             )
         r, c = sensor_id_to_row_col(sensor)
-        if (row is not None and int(row) != r) or (col is not None and int(col) != c):
+        if (row is not None and row != r) or (col is not None and col != c):
             raise RecordingFormatError(
-                "unit row/column disagree with its sensor id (column-major 65 x 65 grid)",
-                path=self.path, obj=g.name, expected=f"row {r}, column {c} for sensor {sensor}",
+                f"row/column of unit {unit_id} disagree with its sensor id (column-major 65 x 65 grid)",
+                path=self.path, obj=where, expected=f"row {r}, column {c} for sensor {sensor}",
                 found=f"row {row}, column {col}",
             )
         return sensor, r, c
 
+    def _peaks_layout(self, tid, obj: str) -> _PeaksLayout:
+        """Numpy dtype, memory type and cutout view of a Peaks table type (cached per distinct type)."""
+        for known, layout in self._layouts:
+            if tid.equal(known):
+                return layout
+        dtype = tid.dtype
+        names = dtype.names or ()
+        missing = [n for n in ("Timestamp", "IncludePeak") if n not in names]
+        if missing:
+            raise RecordingFormatError(
+                "peaks table lacks columns", path=self.path, obj=obj,
+                expected="Timestamp, PeakAmplitude, IncludePeak and cutout columns", found=", ".join(names),
+            )
+        layout = _PeaksLayout.of(dtype)
+        self._layouts.append((tid, layout))
+        return layout
+
+    def _read_peaks(self, unit_id: int) -> tuple[np.ndarray, _PeaksLayout]:
+        obj = f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks"
+        with guard_mcs_read(self.path, obj):
+            try:
+                dsid = h5py.h5d.open(self._f.id, obj.encode())
+            except KeyError:
+                raise RecordingFormatError(
+                    "object is missing", path=self.path, obj=obj, expected="the unit's Peaks table",
+                    found="nothing", hint="the file is incomplete or was not written by the MCS software",
+                ) from None
+            layout = self._peaks_layout(dsid.get_type(), obj)
+            shape = dsid.shape
+            if len(shape) != 1:
+                raise RecordingFormatError("peaks table is not 1-D", path=self.path, obj=obj,
+                                           expected="shape (n_peaks,)", found=str(shape))
+            peaks = np.empty(shape[0], dtype=layout.dtype)
+            if shape[0]:
+                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, peaks, mtype=layout.mtype)
+        return peaks, layout
+
     def read_unit(self, unit_id: int, sampling_rate: float, *, waveform: bool = True) -> CmtrUnit:
         """Read one unit; ``sampling_rate`` (Hz) converts timestamps to samples."""
-        name = self._groups.get(int(unit_id))
-        if name is None:
+        unit_id = int(unit_id)
+        if unit_id not in self._groups:
             raise RecordingFormatError(
                 f"no unit with UnitID {unit_id}", path=self.path, obj=f"/{SORTER_GROUP}",
                 expected="one of " + ", ".join(map(str, self._groups)), found=str(unit_id),
             )
-        g = self._f[SORTER_GROUP][name]
-        sensor, row, col = self._position(int(unit_id), g)
-        ds = require_object(g, "Peaks", self.path, kind=h5py.Dataset)
-        names = ds.dtype.names or ()
-        missing = [n for n in ("Timestamp", "IncludePeak") if n not in names]
-        if missing:
-            raise RecordingFormatError(
-                "peaks table lacks columns", path=self.path, obj=ds.name,
-                expected="Timestamp, PeakAmplitude, IncludePeak and cutout columns", found=", ".join(names),
-            )
-        cutout_names = [n for n in names if n not in PEAK_FIELDS]
-        with guard_mcs_read(self.path, ds.name):
-            if waveform:
-                peaks = ds[()]
-            else:
-                peaks = ds.fields([n for n in PEAK_FIELDS if n in names])[()]
+        sensor, row, col = self._position(unit_id)
+        peaks, layout = self._read_peaks(unit_id)
         include = peaks["IncludePeak"] == 1
-        kept = peaks[include]
-        ts = kept["Timestamp"]
-        spikes = _microseconds_to_samples(ts, sampling_rate)
+        spikes = _microseconds_to_samples(peaks["Timestamp"][include], sampling_rate)
         if spikes.size > 1 and np.any(spikes[1:] < spikes[:-1]):
             spikes = np.sort(spikes)
-        amps = kept["PeakAmplitude"].astype(np.float32) if "PeakAmplitude" in names else np.zeros(0, np.float32)
-        if waveform and cutout_names:
-            if kept.size:
-                cut = recfunctions.structured_to_unstructured(kept[cutout_names], dtype=np.float64)
-                wave = cut.mean(axis=0).astype(np.float32)
-            else:
-                wave = np.zeros(len(cutout_names), dtype=np.float32)
-        else:
-            wave = np.zeros(0, dtype=np.float32)
+        amps = (peaks["PeakAmplitude"][include].astype(np.float32) if "PeakAmplitude" in layout.dtype.names
+                else np.zeros(0, np.float32))
+        wave = layout.mean_cutout(peaks, include) if waveform else np.zeros(0, dtype=np.float32)
         return CmtrUnit(
-            unit_id=int(unit_id), sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
-            peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(int(unit_id)),
+            unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
+            peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),
         )
 
     def read_units(self, sampling_rate: float, unit_ids=None, *, waveform: bool = True) -> list[CmtrUnit]:
