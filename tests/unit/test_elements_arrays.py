@@ -160,3 +160,15 @@ def test_bad_compression_options(h5):
     with pytest.raises(ValueError, match="0-9"):
         write_elem(h5, "a", np.arange(3), compression="gzip", compression_opts=11)
     assert "a" not in h5
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a\x00b", np.array(["ok", "x\x00"]), ["a", "b\x00"], np.array(["\x00"], dtype=object)],
+)
+def test_strings_with_nul_are_refused_not_truncated(h5, value):
+    from h5stream.errors import EncodingError
+
+    with pytest.raises(EncodingError, match="NUL"):
+        write_elem(h5, "s", value)
+    assert "s" not in h5

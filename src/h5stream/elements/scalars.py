@@ -81,6 +81,12 @@ def restore_python_scalar(obj, value):
 
 @register_writer(str, STRING)
 def _write_string(parent: h5py.Group, key: str, value: str, options: WriteOptions) -> h5py.Dataset:
+    if "\x00" in value:
+        raise EncodingError(
+            "the string contains a NUL character, which HDF5 strings cannot hold",
+            path=parent.file.filename, obj=f"{parent.name.rstrip('/')}/{key}",
+            hint="store it as bytes",
+        )
     ds = parent.create_dataset(key, data=np.asarray(value, dtype=_UTF8), dtype=_UTF8)
     if isinstance(value, np.str_):
         ds.attrs[PYTHON_TYPE_ATTR] = "numpy.str_"

@@ -26,6 +26,7 @@ from h5stream.elements.registry import (
     register_writer,
     stamp,
 )
+from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions, layout_kwargs
 
 __all__ = [
@@ -48,9 +49,18 @@ _STRING_DTYPE = np.dtypes.StringDType()
 def write_string_values(parent: h5py.Group, key: str, values: np.ndarray, options: WriteOptions) -> h5py.Dataset:
     """Write a string array (``<U``, object of str, or StringDType without NA) as vlen UTF-8."""
     kwargs = layout_kwargs(values.shape, 16, options)
-    if values.dtype.kind == "U":
-        # h5py converts StringDType directly; a <U array needs one conversion.
+    if values.dtype.kind != "T":
+        # h5py converts StringDType directly; other string arrays need one conversion.
         values = values.astype(_STRING_DTYPE)
+    if values.size and "\x00" in "".join(values.ravel().tolist()):
+        # HDF5 strings end at NUL: storing would silently cut the text.
+        raise EncodingError(
+            "a string contains a NUL character, which HDF5 strings cannot hold",
+            path=parent.file.filename,
+            obj=f"{parent.name.rstrip('/')}/{key}",
+            found="a NUL character",
+            hint="store such values as bytes (polars Binary or a list of bytes)",
+        )
     return parent.create_dataset(key, data=values, dtype=_UTF8, **kwargs)
 
 
