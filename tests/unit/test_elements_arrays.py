@@ -164,7 +164,7 @@ def test_bad_compression_options(h5):
 
 @pytest.mark.parametrize(
     "value",
-    ["a\x00b", np.array(["ok", "x\x00"]), ["a", "b\x00"], np.array(["\x00"], dtype=object)],
+    ["a\x00b", np.array(["ok", "x\x00y"]), ["a", "b\x00"], np.array(["\x00"], dtype=object)],
 )
 def test_strings_with_nul_are_refused_not_truncated(h5, value):
     from h5stream.errors import EncodingError
