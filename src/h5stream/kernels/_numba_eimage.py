@@ -9,66 +9,71 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Channels per parallel work item of the filter: each thread owns whole blocks, so
-# filter states are never shared, and a block's states stay in the L1 cache.
-CHANNEL_BLOCK = 256
+@numba.njit(cache=True, nogil=True)
+def _biquad_block(src, offset, scale, sos, state, out, section, c0, c1):
+    # One biquad section in transposed direct form II (scipy.signal.sosfilt's
+    # convention: state[s, 0, c], state[s, 1, c] are the two delays of section s of
+    # channel c) over channels [c0, c1) of every sample.  The delays live in local
+    # arrays during the pass: LLVM then knows nothing aliases them and vectorises the
+    # loop across channels (about 4x faster than updating ``state`` in place).
+    n_samples = src.shape[0]
+    width = c1 - c0
+    b0 = sos[section, 0]
+    b1 = sos[section, 1]
+    b2 = sos[section, 2]
+    a1 = sos[section, 4]
+    a2 = sos[section, 5]
+    z1 = np.empty(width, dtype=np.float64)
+    z2 = np.empty(width, dtype=np.float64)
+    for j in range(width):
+        z1[j] = state[section, 0, c0 + j]
+        z2[j] = state[section, 1, c0 + j]
+    for t in range(n_samples):
+        row = src[t, c0:c1]
+        dst = out[t, c0:c1]
+        for j in range(width):
+            xi = (np.float64(row[j]) - offset) * scale
+            y = b0 * xi + z1[j]
+            z1[j] = b1 * xi - a1 * y + z2[j]
+            z2[j] = b2 * xi - a2 * y
+            dst[j] = np.float32(y)
+    for j in range(width):
+        state[section, 0, c0 + j] = z1[j]
+        state[section, 1, c0 + j] = z2[j]
 
 
 @numba.njit(cache=True, nogil=True)
-def _highpass_block(raw, offset, scale, sos, state, out, c0, c1):
-    # Cascaded biquads in transposed direct form II (scipy.signal.sosfilt's
-    # convention: state[s, 0, c], state[s, 1, c] are the two delays of section s of
-    # channel c) over channels [c0, c1).  The inner loops run across channels, which
-    # are contiguous, so they vectorise; state is updated in place so the next chunk
-    # continues exactly where this one stopped.
-    n_samples = raw.shape[0]
-    n_sections = sos.shape[0]
-    width = c1 - c0
-    x = np.empty(width, dtype=np.float64)
-    for t in range(n_samples):
-        row = raw[t, c0:c1]
-        for j in range(width):
-            x[j] = (np.float64(row[j]) - offset) * scale
-        for s in range(n_sections):
-            b0 = sos[s, 0]
-            b1 = sos[s, 1]
-            b2 = sos[s, 2]
-            a1 = sos[s, 4]
-            a2 = sos[s, 5]
-            z1 = state[s, 0, c0:c1]
-            z2 = state[s, 1, c0:c1]
-            for j in range(width):
-                xi = x[j]
-                y = b0 * xi + z1[j]
-                z1[j] = b1 * xi - a1 * y + z2[j]
-                z2[j] = b2 * xi - a2 * y
-                x[j] = y
-        dst = out[t, c0:c1]
-        for j in range(width):
-            dst[j] = np.float32(x[j])
+def _highpass_columns(raw, offset, scale, sos, state, out, c0, c1):
+    # The first section reads the raw values (offset and scale applied); later
+    # sections filter ``out`` in place.
+    _biquad_block(raw, offset, scale, sos, state, out, 0, c0, c1)
+    for section in range(1, sos.shape[0]):
+        _biquad_block(out, 0.0, 1.0, sos, state, out, section, c0, c1)
 
 
 # Serial and parallel drivers are separate functions: numba's cache index is keyed by
 # the function, not by its compile flags (one function compiled both ways would load
 # whichever build was cached first).
 @numba.njit(cache=True, nogil=True)
-def highpass_serial(raw, offset, scale, sos, state, out):
-    """Filter ``raw`` (samples, channels) into ``out`` float32, carrying ``state``."""
-    n_channels = raw.shape[1]
-    n_blocks = (n_channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-    for blk in range(n_blocks):
-        c0 = blk * CHANNEL_BLOCK
-        _highpass_block(raw, offset, scale, sos, state, out, c0, min(n_channels, c0 + CHANNEL_BLOCK))
+def highpass_serial(raw, offset, scale, sos, state, out, n_blocks):
+    """Filter ``raw`` (samples, channels) into ``out`` float32, carrying ``state``.
+
+    ``n_blocks`` is ignored (one pass over all channels is fastest on one thread);
+    it keeps the signature of :func:`highpass_parallel`.
+    """
+    _highpass_columns(raw, offset, scale, sos, state, out, 0, raw.shape[1])
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def highpass_parallel(raw, offset, scale, sos, state, out):
-    """As :func:`highpass_serial`, channel blocks spread over threads."""
+def highpass_parallel(raw, offset, scale, sos, state, out, n_blocks):
+    """As :func:`highpass_serial`, channels split into ``n_blocks`` column blocks run by threads."""
     n_channels = raw.shape[1]
-    n_blocks = (n_channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
+    width = (n_channels + n_blocks - 1) // n_blocks
     for blk in numba.prange(n_blocks):
-        c0 = blk * CHANNEL_BLOCK
-        _highpass_block(raw, offset, scale, sos, state, out, c0, min(n_channels, c0 + CHANNEL_BLOCK))
+        c0 = blk * width
+        c1 = min(n_channels, c0 + width)
+        if c0 < c1:
+            _highpass_columns(raw, offset, scale, sos, state, out, c0, c1)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -35,7 +35,7 @@ logger.addHandler(logging.NullHandler())
 
 DEFAULT_WINDOW = (-10, 40)
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
-DEFAULT_CHUNK_SAMPLES = 4096
+DEFAULT_CHUNK_SAMPLES = 16384
 
 
 @dataclasses.dataclass
@@ -320,7 +320,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     reader = concurrent.futures.ThreadPoolExecutor(1) if prefetch else None
     try:
         pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels)
-        with numba_threads(n_threads):
+        with numba_threads(n_threads) as n_workers:
             while pos < stop:
                 n = min(chunk, stop - pos)
                 block = pending.result() if reader is not None else pending
@@ -332,7 +332,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
                 keep = min(carry, n_valid)
                 if keep:
                     buffer[:keep] = buffer[n_valid - keep : n_valid]
-                highpass(block, adc_offset, adc_scale, plan.sos, state, buffer[keep : keep + n])
+                highpass(block, adc_offset, adc_scale, plan.sos, state, buffer[keep : keep + n], n_workers)
                 n_valid = keep + n
                 buf_start = pos - keep
                 rows, offsets = _windows_ending_in(ends, pos, nxt, w0 - w1, buf_start)
