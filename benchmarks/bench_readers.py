@@ -30,7 +30,7 @@ from hdmea.synthetic import SyntheticConfig, generate_recording
 SIZES = {
     # units, base rate range (Hz), vendor units timed, rounds (ours), rounds (vendor)
     "small": (12, (8.0, 12.0), 12, 2, 1),
-    "full": (400, (9.0, 13.0), 40, 3, 2),
+    "full": (400, (12.0, 17.0), 40, 3, 2),
 }
 FS = 20000.0
 

@@ -152,10 +152,14 @@ def test_memory_warning_is_logged_recorded_and_says_how_to_budget(tiny_recording
                                     memory_threshold=1024)
     assert result.warnings and "memory_limit" in result.warnings[0]
     assert any("memory_limit" in r.getMessage() for r in caplog.records)
-    session = PipelineSession("rec", memory_limit=1024)
+    session = PipelineSession("rec", memory_warning=1024)
     with pytest.warns(LargeRecordingWarning):
         load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=session)
     assert any("memory_limit" in w for w in session.warnings)
+    # a session with a memory budget spills what passes it: nothing to warn about
+    budgeted = PipelineSession("rec", memory_limit=1024, memory_warning=None)
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=budgeted)
+    assert not any("memory_limit" in w for w in budgeted.warnings)
     with h5py.File(out, "r") as f:
         stored = _stored(f, "pipeline/session_info/warnings")
     assert any("memory_limit" in w for w in stored)
@@ -168,6 +172,11 @@ def test_rerun_skips_unless_forced(tiny_recording, tmp_path):
     assert again.skipped
     forced = load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out, force=True)
     assert not forced.skipped
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"someone else's file")
+    with pytest.raises(FileExistsError):
+        load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=other)
+    assert other.read_bytes() == b"someone else's file"
     assert add_section_time(out, tiny_recording.stimulus_path) is True
     assert add_section_time(out, tiny_recording.stimulus_path) is False
     assert add_section_time(out, tiny_recording.stimulus_path, force=True) is True

@@ -23,7 +23,7 @@ from h5stream.staging import parse_size
 from hdmea.errors import ConfigError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
-from hdmea.io.hdf5_store import source_files_attrs
+from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs
 from hdmea.pipeline.target import open_target
 
 __all__ = ["LoadResult", "LargeRecordingWarning", "load_recording", "unit_key", "DEFAULT_MEMORY_THRESHOLD"]
@@ -76,17 +76,19 @@ def _estimate_bytes(cmcr: CmcrFile | None, cmtr: CmtrFile | None) -> tuple[int, 
     return sum(parts.values()), parts
 
 
-def _threshold(memory_threshold, session) -> int:
+def _threshold(memory_threshold, session) -> int | None:
+    """Bytes past which to warn; None when a session's memory budget already bounds what is held."""
     if memory_threshold is not None:
         value = parse_size(memory_threshold)
         if value is None or value <= 0:
             raise ConfigError(f"memory_threshold must be a positive size, found {memory_threshold!r}")
         return value
     if session is not None:
-        for name in ("memory_limit", "memory_warning"):
-            value = getattr(session, name, None)
-            if value:
-                return int(value)
+        if getattr(session, "memory_limit", None):
+            return None  # staged arrays beyond the budget spill to disk
+        value = getattr(session, "memory_warning", None)
+        if value:
+            return int(value)
     return DEFAULT_MEMORY_THRESHOLD
 
 
@@ -132,13 +134,15 @@ def load_recording(
         thing; default ``<dataset_id>.h5`` beside the source files).
     force
         Immediate mode: rebuild a recording whose ``load_recording`` step has
-        already run (otherwise it is left as it is and reported as skipped).
+        already run (otherwise it is left as it is and reported as skipped), or
+        replace another file at the target path (otherwise refused).
     sampling_rate
         Hz; needed only without a ``.cmcr`` (default 20 kHz then).
     memory_threshold
         Bytes (or text like ``"4 GB"``) past which a :class:`LargeRecordingWarning`
-        is issued, logged and recorded; default: the session's ``memory_limit``,
-        else 4 GiB.
+        is issued, logged and recorded.  Default: none for a session with a
+        ``memory_limit`` (what passes the budget spills to disk), the session's
+        ``memory_warning`` for other sessions, 4 GiB in immediate mode.
     waveforms
         Compute mean waveforms from the cutouts (reads the whole ``Peaks`` tables).
     session
@@ -156,7 +160,12 @@ def load_recording(
         dataset_id = session.dataset_id if session is not None else Path(cmcr_path or cmtr_path).stem
     target_path = Path(output_path or hdf5_path or _default_output(dataset_id, cmcr_path, cmtr_path))
 
-    if session is None and target_path.exists() and not force and _already_loaded(target_path):
+    if session is None and target_path.exists() and not force:
+        if not _already_loaded(target_path):
+            raise RecordingExistsError(
+                "file exists and is not a recording loaded by this step", path=target_path,
+                hint="pass force=True to replace it (the old file stays intact until the new one is complete)",
+            )
         logger.info("%s: load_recording already ran; pass force=True to rebuild", target_path)
         return LoadResult(hdf5_path=target_path, dataset_id=dataset_id, num_units=_count_units(target_path),
                           stage1_completed=True, skipped=True)
@@ -206,7 +215,7 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
     total, parts = _estimate_bytes(cmcr, cmtr)
     threshold = _threshold(memory_threshold, session)
     warning_texts = []
-    if total > threshold:
+    if threshold is not None and total > threshold:
         text = _memory_warning_text(total, parts, threshold, dataset_id)
         logger.warning(text)
         warnings.warn(text, LargeRecordingWarning, stacklevel=3)
