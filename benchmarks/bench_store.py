@@ -1,0 +1,367 @@
+"""Saving a recording: the store's writer against h5py written plainly and against pynwb.
+
+1. A whole recording in the contract layout (units with spike trains and
+   waveforms, 10 features per unit, stimulus, metadata, session info), ~3 million
+   spikes over 20 minutes at 20 kHz, at 400 and at 4,000 units.  Ours: a
+   :class:`PipelineSession` holding everything, timed over ``save()`` (partial
+   file, fsync, rename).  Peer: a straightforward h5py writer of the same layout
+   (one ``create_dataset`` per object, high-level attributes, default settings),
+   fsynced.  Goal: 3x at 4,000 units.
+2. The same spike trains as a pynwb Units table, both ways users write it: one
+   ``add_unit`` per unit, and whole columns at once (flat spike times plus an
+   index; no group per unit, so the floor for this layout).  Ours: a session of
+   units holding only their spike trains.  Goals: 5x faster than per-unit, within
+   2x of whole-column (ratio >= 0.5).
+3. Memory-bounded save: sessions of 1, 2, 4 and 8 GB staged with a 512 MB
+   budget, each in a fresh process: peak resident memory (should stay flat,
+   goal budget + 300 MB) and throughput against the raw disk (``tofile`` +
+   fsync of the same number of bytes).  ``run("huge")`` or ``H5STREAM_BENCH_HUGE=1``
+   adds a 50 GB session.
+
+Every write is timed to durable bytes (fsync) on every side.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from benchmarks._harness import Row, Timing, fsync_file, peak_rss_mb, scratch_dir, time_rounds
+from hdmea.pipeline import create_session
+
+FS = 20_000
+DURATION_S = 20 * 60
+N_FEATURES = 10
+SPIKES_TOTAL = {"small": 40_000, "full": 3_000_000}
+UNIT_COUNTS = {"small": (40, 400), "full": (400, 4000)}
+ROUNDS = {"small": 1, "full": 3}
+BOUNDED = {"small": ((64, 128), 16), "full": ((1024, 2048, 4096, 8192), 512)}  # (session MB, budget MB)
+HUGE_MB = 50 * 1024
+CHUNK_BYTES = 32 * 2**20  # one staged unit in the bounded benchmark
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_recording(n_units: int, total_spikes: int, seed: int = 0) -> dict:
+    """Units, features, stimulus and metadata of a synthetic recording."""
+    rng = np.random.default_rng(seed)
+    rates = rng.lognormal(0.0, 1.0, n_units)
+    counts = rng.multinomial(total_spikes, rates / rates.sum())
+    samples = FS * DURATION_S
+    units = {}
+    for i, count in enumerate(counts):
+        units[f"unit_{i:04d}"] = {
+            "spike_times": np.sort(rng.integers(0, samples, count)).astype(np.uint64),
+            "waveform": rng.normal(size=50).astype(np.float32),
+            "row": int(i % 64), "col": int(i // 64), "global_id": i, "sensor_id": int(rng.integers(0, 4096)),
+        }
+    features = {}
+    for uid in units:
+        features[uid] = {
+            f"feature_{j:02d}": {"response": rng.random(60), "peak": float(rng.random()), "latency": 0.05 * j}
+            for j in range(N_FEATURES)
+        }
+    meta = {"version": "1.0", "params_hash": "0123456789abcdef", "extracted_at": "2026-01-01T00:00:00+00:00"}
+    stimulus = {
+        "light_reference": {"1khz": rng.random(DURATION_S * 1000).astype(np.float32)},
+        "frame_times": {"default": np.arange(0, samples, FS // 60, dtype=np.uint64)},
+        "section_times": {"step_up_5s_5i_3x": np.array([[0, 200_000], [400_000, 600_000]], dtype=np.uint64),
+                          "dense_noise": np.array([[600_000, 4_200_000]], dtype=np.uint64)},
+    }
+    metadata = {"sampling_rate": float(FS), "n_channels": 4225, "operator": "lab",
+                "sys_meta": {f"key_{k}": k * 1.5 for k in range(20)} | {"device": "MEA2100", "gain": 1000}}
+    return {"units": units, "features": features, "feature_meta": meta, "stimulus": stimulus,
+            "metadata": metadata}
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def stage_session(rec: dict, path: Path, *, spikes_only: bool = False):
+    """A session holding the recording (untimed setup of our save)."""
+    s = create_session("bench", hdf5_path=path)
+    if spikes_only:
+        s.add_units({uid: {"spike_times": u["spike_times"]} for uid, u in rec["units"].items()})
+        return s
+    s.add_units(rec["units"])
+    for uid, features in rec["features"].items():
+        for name, data in features.items():
+            s.add_feature(uid, name, data, rec["feature_meta"])
+    st = rec["stimulus"]
+    s.add_stimulus(st["light_reference"], st["frame_times"], st["section_times"])
+    s.add_metadata(rec["metadata"])
+    s.mark_step_complete("load_recording")
+    s.mark_step_complete("extract_features")
+    return s
+
+
+def _plain_metadata(group: h5py.Group, mapping: dict) -> None:
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            _plain_metadata(group.create_group(key), value)
+        elif isinstance(value, str):
+            group.create_dataset(key, data=[value], dtype=h5py.string_dtype())
+        else:
+            group.create_dataset(key, data=[value])
+
+
+def write_plain_h5py(rec: dict, path: Path) -> None:
+    """The same layout, written the straightforward way: one create_dataset per object, defaults."""
+    with h5py.File(path, "w") as f:
+        f.attrs["dataset_id"] = "bench"
+        f.attrs["stage1_completed"] = True
+        f.attrs["features_extracted"] = [f"feature_{j:02d}" for j in range(N_FEATURES)]
+        units = f.create_group("units")
+        for uid, u in rec["units"].items():
+            g = units.create_group(uid)
+            g.create_dataset("spike_times", data=u["spike_times"])
+            g.create_dataset("waveform", data=u["waveform"])
+            for key in ("row", "col", "global_id", "sensor_id"):
+                g.attrs[key] = u[key]
+            g.attrs["spike_count"] = len(u["spike_times"])
+            features = g.create_group("features")
+            for name, data in rec["features"][uid].items():
+                fg = features.create_group(name)
+                fg.create_dataset("response", data=data["response"])
+                fg.attrs["peak"] = data["peak"]
+                fg.attrs["latency"] = data["latency"]
+                for key, value in rec["feature_meta"].items():
+                    fg.attrs[key] = value
+        stim = f.create_group("stimulus")
+        st = rec["stimulus"]
+        for group_name, key in (("light_reference", "light_reference"), ("frame_time", "frame_times"),
+                                ("section_time", "section_times")):
+            g = stim.create_group(group_name)
+            for name, values in st[key].items():
+                g.create_dataset(name, data=values)
+        _plain_metadata(f.create_group("metadata"), rec["metadata"])
+        info = f.create_group("pipeline/session_info")
+        info.create_dataset("completed_steps", data=["load_recording", "extract_features"],
+                            dtype=h5py.string_dtype())
+        info.create_dataset("warnings", data=np.array([], dtype=object), dtype=h5py.string_dtype())
+    fsync_file(path)
+
+
+def _nwbfile():
+    import datetime
+
+    from pynwb import NWBFile
+
+    return NWBFile(session_description="bench", identifier="bench",
+                   session_start_time=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+
+
+def write_nwb_per_unit(spike_trains: list[np.ndarray], path: Path) -> None:
+    from pynwb import NWBHDF5IO
+
+    nwb = _nwbfile()
+    for spikes in spike_trains:
+        nwb.add_unit(spike_times=spikes / FS)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    fsync_file(path)
+
+
+def write_nwb_columns(spike_trains: list[np.ndarray], path: Path) -> None:
+    from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
+    from pynwb import NWBHDF5IO
+    from pynwb.misc import Units
+
+    flat = np.concatenate(spike_trains) / FS
+    ends = np.cumsum([len(s) for s in spike_trains])
+    times = VectorData(name="spike_times", description="spike times (s)", data=flat)
+    index = VectorIndex(name="spike_times_index", data=ends, target=times)
+    nwb = _nwbfile()
+    nwb.units = Units(name="units", description="units", id=ElementIdentifiers(name="id", data=np.arange(len(ends))),
+                      columns=[times, index])
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    fsync_file(path)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+
+
+def _time_ours(rec: dict, path: Path, rounds: int, *, spikes_only: bool = False) -> Timing:
+    holder = {}
+
+    def setup():
+        _remove(path)
+        holder["s"] = stage_session(rec, path, spikes_only=spikes_only)
+
+    return time_rounds(lambda: holder["s"].save(), rounds=rounds, setup=setup)
+
+
+def _time_call(fn, path: Path, rounds: int) -> Timing:
+    return time_rounds(fn, rounds=rounds, setup=lambda: _remove(path))
+
+
+def _details(ours: Timing, peer: Timing, extra: str = "") -> str:
+    text = f"ours {ours}; peer {peer}"
+    return f"{text}; {extra}" if extra else text
+
+
+def store_rows(size: str, workdir: Path) -> list[Row]:
+    rows = []
+    rounds = ROUNDS[size]
+    for n_units in UNIT_COUNTS[size]:
+        rec = make_recording(n_units, SPIKES_TOTAL[size])
+        ours_path, plain_path = workdir / f"ours_{n_units}.h5", workdir / f"plain_{n_units}.h5"
+        ours = _time_ours(rec, ours_path, rounds)
+        plain = _time_call(lambda: write_plain_h5py(rec, plain_path), plain_path, rounds)
+        note = f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit"
+        rows.append(Row(f"save recording, {n_units} units", "h5py plain (create_dataset per object)",
+                        plain.min, ours.min, "s", plain.min / ours.min,
+                        3.0 if n_units == max(UNIT_COUNTS[size]) else None, details=_details(ours, plain, note)))
+
+        trains = [u["spike_times"] for u in rec["units"].values()]
+        spikes_path = workdir / f"spikes_{n_units}.h5"
+        ours_spikes = _time_ours(rec, spikes_path, rounds, spikes_only=True)
+        columns_path = workdir / f"nwb_columns_{n_units}.nwb"
+        columns = _time_call(lambda: write_nwb_columns(trains, columns_path), columns_path, rounds)
+        per_unit_path = workdir / f"nwb_per_unit_{n_units}.nwb"
+        per_unit = _time_call(lambda: write_nwb_per_unit(trains, per_unit_path), per_unit_path, 1)
+        rows.append(Row(f"spike trains, {n_units} units", "pynwb add_unit per unit", per_unit.min,
+                        ours_spikes.min, "s", per_unit.min / ours_spikes.min, 5.0,
+                        details=_details(ours_spikes, per_unit)))
+        rows.append(Row(f"spike trains, {n_units} units", "pynwb whole columns (floor)", columns.min,
+                        ours_spikes.min, "s", columns.min / ours_spikes.min, 0.5,
+                        details=_details(ours_spikes, columns, "ratio >= 0.5 means within 2x")))
+    return rows
+
+
+BOUNDED_CODE = """
+import os, time
+import numpy as np
+from hdmea.pipeline import create_session
+
+target = {target!r}
+n_units = {n_units}
+values_per_unit = {values_per_unit}
+s = create_session("bounded", hdf5_path=target, memory_limit={budget})
+t0 = time.perf_counter()
+for i in range(n_units):
+    spikes = np.arange(i, i + values_per_unit, dtype=np.uint64)
+    s.add_units({{f"unit_{{i:05d}}": {{"spike_times": spikes, "row": i, "col": 0, "global_id": i}}}})
+    del spikes
+t1 = time.perf_counter()
+s.save()
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1, s.staged_bytes, s.spilled_bytes)
+"""
+
+
+def _raw_write_seconds(total: int, path: Path) -> float:
+    """tofile + fsync of ``total`` bytes in 256 MB pieces: the disk's sequential write rate."""
+    piece = np.arange(min(total, 256 * 2**20) // 8, dtype=np.uint64)
+    start = time.perf_counter()
+    with open(path, "wb") as fh:
+        written = 0
+        while written < total:
+            piece.tofile(fh)
+            written += piece.nbytes
+        fh.flush()
+        os.fsync(fh.fileno())
+    return time.perf_counter() - start
+
+
+def bounded_rows(size: str, workdir: Path) -> list[Row]:
+    sizes_mb, budget_mb = BOUNDED["full" if size == "huge" else size]
+    if size == "huge" or os.environ.get("H5STREAM_BENCH_HUGE") == "1":
+        sizes_mb = (*sizes_mb, HUGE_MB)
+    chunk = min(CHUNK_BYTES, sizes_mb[0] * 2**20 // 8)
+    rows = []
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    for session_mb in sizes_mb:
+        target = workdir / f"bounded_{session_mb}.h5"
+        code = BOUNDED_CODE.format(target=str(target), n_units=session_mb * 2**20 // chunk,
+                                   values_per_unit=chunk // 8, budget=budget_mb * 2**20)
+        peak, out = peak_rss_mb(code, env={"PYTHONPATH": src})
+        stage_s, save_s, staged, spilled = out.split()
+        total_s = float(stage_s) + float(save_s)
+        with h5py.File(target, "r") as f:
+            assert len(f["units"]) == session_mb * 2**20 // chunk
+        _remove(target)
+        raw_path = workdir / "raw.bin"
+        raw_s = _raw_write_seconds(int(staged), raw_path)
+        _remove(raw_path)
+        ours_rate = int(staged) / total_s / 1e6
+        raw_rate = int(staged) / raw_s / 1e6
+        rows.append(Row(f"bounded save {session_mb} MB, budget {budget_mb} MB", "budget + 300 MB",
+                        budget_mb + 300, peak, "MB", peak / (budget_mb + 300), 1.0, lower_is_better=True,
+                        details=f"peak RSS {peak:.0f} MB; spilled {int(spilled) / 2**20:.0f} MB"))
+        rows.append(Row(f"bounded save {session_mb} MB throughput", "raw tofile + fsync", raw_rate, ours_rate,
+                        "MB/s", ours_rate / raw_rate, None,
+                        details=f"ours: stage (spills) {float(stage_s):.2f} s + save {float(save_s):.2f} s; "
+                                f"raw {raw_s:.2f} s"))
+    return rows
+
+
+def run(size: str = "small") -> list[Row]:
+    """Rows of the three benchmarks at ``size`` ("small", "full" or "huge")."""
+    with scratch_dir() as tmp:
+        workdir = Path(tmp)
+        return store_rows("full" if size == "huge" else size, workdir) + bounded_rows(size, workdir)
+
+
+# --------------------------------------------------------------------------- pytest
+
+
+def _spike_trains_of(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {uid: g["spike_times"][()] for uid, g in f["units"].items()}
+
+
+def test_store_writers_agree(tmp_path):
+    """Ours, plain h5py and both pynwb ways hold the same spike trains; the layouts match."""
+    rec = make_recording(30, 20_000, seed=3)
+    ours_path, plain_path = tmp_path / "ours.h5", tmp_path / "plain.h5"
+    stage_session(rec, ours_path).save()
+    write_plain_h5py(rec, plain_path)
+    ours, plain = _spike_trains_of(ours_path), _spike_trains_of(plain_path)
+    assert ours.keys() == plain.keys() == rec["units"].keys()
+    for uid, unit in rec["units"].items():
+        np.testing.assert_array_equal(ours[uid], unit["spike_times"])
+        np.testing.assert_array_equal(plain[uid], unit["spike_times"])
+    with h5py.File(ours_path, "r") as a, h5py.File(plain_path, "r") as b:
+        for uid in ("unit_0000", "unit_0029"):
+            assert sorted(a[f"units/{uid}/features"]) == sorted(b[f"units/{uid}/features"])
+            fa, fb = a[f"units/{uid}/features/feature_03"], b[f"units/{uid}/features/feature_03"]
+            np.testing.assert_array_equal(fa["response"][()], fb["response"][()])
+            assert fa.attrs["peak"] == fb.attrs["peak"]
+    trains = [u["spike_times"] for u in rec["units"].values()]
+    from pynwb import NWBHDF5IO
+
+    for writer in (write_nwb_per_unit, write_nwb_columns):
+        path = tmp_path / f"{writer.__name__}.nwb"
+        writer(trains, path)
+        with NWBHDF5IO(str(path), "r") as io:
+            units = io.read().units
+            for i in (0, 17, 29):
+                np.testing.assert_allclose(units["spike_times"][i], trains[i] / FS)
+
+
+def test_bench_store_small():
+    rows = run("small")
+    assert len(rows) == 2 * 3 + 2 * len(BOUNDED["small"][0])
+    for row in rows:
+        assert row.ours > 0 and row.peer_value > 0 and np.isfinite(row.ratio)
+    peaks = [r.ours for r in rows if r.unit == "MB"]
+    assert max(peaks) < 16 + 300 + 200  # bounded even at the smallest budget (interpreter included)
+
+
+if __name__ == "__main__":
+    from benchmarks._harness import format_table
+
+    print(format_table(run(sys.argv[1] if len(sys.argv) > 1 else "small")))
