@@ -26,8 +26,10 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -507,14 +509,14 @@ class AtomicFile:
                     shutil.copymode(self.source, self.partial)
                 except OSError as exc:
                     raise _as_write_error(exc, target, "copying the file for update") from exc
-                self.file = h5py.File(self.partial, "r+")
+                self.file = _open_without_unsupported_locks(h5py.File, self.partial, "r+", {})
             else:
                 kwargs = {}
                 if self.userblock_size:
                     kwargs["userblock_size"] = self.userblock_size
                 if self.libver is not None:
                     kwargs["libver"] = self.libver
-                self.file = h5py.File(self.partial, "x", **kwargs)
+                self.file = _open_without_unsupported_locks(h5py.File, self.partial, "x", kwargs)
         except H5StreamError:
             self._cleanup()
             raise
@@ -805,14 +807,29 @@ def open_validated(
     :func:`scan_unsafe_objects`).  The returned file is read-only.
     """
     path = Path(path)
-    if not path.exists():
-        raise SourceNotFoundError("file does not exist", path=path, hint="check the path")
-    if path.is_dir():
-        raise FormatError("is a directory", path=path, expected="an HDF5 file")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SourceNotFoundError("file does not exist", path=path, hint="check the path") from None
+    except OSError as exc:
+        raise FormatError(f"cannot inspect the file ({exc.strerror or exc})", path=path) from exc
+    if stat.S_ISDIR(mode):
+        raise FormatError("is a directory", path=path, expected="an HDF5 file", found="a directory")
+    if not stat.S_ISREG(mode):
+        # A FIFO or device would block the reader or stream endless bytes.
+        raise FormatError(
+            "is not a regular file", path=path, expected="an HDF5 file",
+            found="a pipe, socket or device", hint="copy the data into a file first",
+        )
     check_hdf5_signature(path)
     try:
-        f = h5py.File(path, "r", **h5py_kwargs)
+        f = _open_read_only(path, h5py_kwargs)
     except _READ_FAILURES as exc:
+        if _lock_errno(exc) in (errno.EAGAIN, errno.EWOULDBLOCK):
+            raise FormatError(
+                "file is open for writing by another program (HDF5 file lock held)", path=path,
+                hint="wait until the writer has closed it",
+            ) from exc
         raise FormatError(
             f"cannot open the HDF5 file ({exc})", path=path,
             hint="the file may be corrupted, truncated or still being written",
@@ -827,6 +844,38 @@ def open_validated(
         f.close()
         raise
     return f
+
+
+def _lock_errno(exc: BaseException) -> int | None:
+    """The errno of an HDF5 file-locking failure, or None for any other error."""
+    match = re.search(r"unable to lock file, errno = (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+# Errors of filesystems that do not support locks (NFS, Lustre): ENOLCK, ENOSYS, ENOTSUP, ENOTSUPP.
+_LOCKS_UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, 524}
+
+
+def _open_without_unsupported_locks(opener: Callable[..., h5py.File], path: Path, mode: str,
+                                    kwargs: dict) -> h5py.File:
+    """Open with HDF5's file lock, or without it where the filesystem has no locks.
+
+    On such filesystems the claim file is the single-writer guard.
+    """
+    try:
+        return opener(path, mode, **kwargs)
+    except OSError as exc:
+        if "locking" in kwargs or _lock_errno(exc) not in _LOCKS_UNSUPPORTED:
+            raise
+    logger.info("%s: the filesystem refuses HDF5 file locks; opening without them", path)
+    if mode == "x":  # our own fresh partial path: drop what the failed attempt created
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return opener(path, mode, locking=False, **kwargs)
+
+
+def _open_read_only(path: Path, kwargs: dict) -> h5py.File:
+    return _open_without_unsupported_locks(h5py.File, path, "r", kwargs)
 
 
 def require_attr_format(

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.errors import StaleClaimWarning, WriterClaimError
+from h5stream.errors import FormatError, StaleClaimWarning, WriterClaimError
 from h5stream.files import WriterClaim, claim_path, create_atomic, open_validated, update_atomic
 
 RACER = textwrap.dedent(
@@ -223,6 +223,8 @@ def test_file_open_for_writing_by_another_program_is_refused(tmp_path):
         with pytest.raises(WriterClaimError, match="HDF5 file lock"):
             update_atomic(target).open()
         assert not claim_path(target).exists()
+        with pytest.raises(FormatError, match="open for writing by another program"):
+            open_validated(target)
     finally:
         holder.communicate("\n", timeout=30)
     with update_atomic(target) as f:

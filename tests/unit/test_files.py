@@ -449,3 +449,35 @@ def test_verify_files_reports_a_reader_that_cannot_start(tmp_path):
     with pytest.raises(files.H5StreamError, match="did not start") as info:
         verify_files([good], check=check, timeout=10)
     assert "h5stream_no_such_module:" in str(info.value)
+
+
+def test_pipes_and_devices_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="not a regular file"):
+        open_validated(fifo)
+
+
+def test_filesystems_without_locks_fall_back_to_the_claim(tmp_path, monkeypatch):
+    real_file = h5py.File
+    calls = []
+
+    def lockless_filesystem(name, mode="r", *args, **kwargs):
+        calls.append(kwargs.get("locking"))
+        if kwargs.get("locking") is not False:
+            raise OSError(
+                "Unable to synchronously open file (unable to lock file, errno = 37, "
+                "error message = 'No locks available')"
+            )
+        return real_file(name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(files.h5py, "File", lockless_filesystem)
+    target = tmp_path / "nfs.h5"
+    with create_atomic(target) as f:
+        f["x"] = np.arange(3)
+    with update_atomic(target) as f:
+        f["x"][0] = 7
+    with open_validated(target) as f:
+        assert f["x"][()].tolist() == [7, 1, 2]
+    assert calls == [None, False] * 3
+    assert leftovers(tmp_path, target) == []
