@@ -59,6 +59,21 @@ def _openmp_flags():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _openmp_state_changed(enabled: bool) -> bool:
+    """True when the last generation of the C sources used the other OpenMP setting.
+
+    The Cython compile-time constant ``OPENMP`` is baked into the generated C, and
+    cythonize only compares timestamps, so a switch must regenerate every source.
+    """
+    stamp = HERE / "build" / "h5stream-openmp-state"
+    state = "1" if enabled else "0"
+    previous = stamp.read_text().strip() if stamp.exists() else None
+    if previous != state:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(state)
+    return previous is not None and previous != state
+
+
 def _extensions():
     omp = _openmp_flags()
     compile_args = ["-O3"]
@@ -86,6 +101,7 @@ def _extensions():
         )
     return cythonize(
         exts,
+        force=_openmp_state_changed(omp is not None),
         compiler_directives={
             "language_level": "3",
             "boundscheck": False,
