@@ -11,14 +11,25 @@ from h5stream.errors import (
     EncodingError,
     FormatError,
     H5StreamError,
+    H5StreamWarning,
+    MissingPluginError,
     SourceNotFoundError,
+    StaleClaimWarning,
     TargetExistsError,
     UnknownEncodingError,
+    UnsafeFileError,
     UnsafeNameError,
     WriteError,
     WriterClaimError,
 )
-from h5stream.files import create_atomic, open_validated, update_atomic
+from h5stream.files import (
+    WriterClaim,
+    create_atomic,
+    guard_read,
+    open_validated,
+    update_atomic,
+    verify_files,
+)
 
 __version__ = "0.1.0"
 
@@ -36,6 +47,9 @@ __all__ = [
     "create_atomic",
     "update_atomic",
     "open_validated",
+    "guard_read",
+    "verify_files",
+    "WriterClaim",
     "H5StreamError",
     "FormatError",
     "UnknownEncodingError",
@@ -45,4 +59,8 @@ __all__ = [
     "WriterClaimError",
     "TargetExistsError",
     "SourceNotFoundError",
+    "MissingPluginError",
+    "UnsafeFileError",
+    "H5StreamWarning",
+    "StaleClaimWarning",
 ]
