@@ -31,6 +31,7 @@ __all__ = [
     "occurrence_frame_ranges",
     "trial_frame_ranges",
     "frames_to_samples",
+    "movie_display_frames",
 ]
 
 
@@ -220,3 +221,15 @@ def frames_to_samples(frame_times: np.ndarray, frames: np.ndarray) -> np.ndarray
         out[beyond] = frame_times[-1] + (frames[beyond] - (n - 1)) * period
         out = np.rint(out).astype(np.int64)
     return out
+
+
+def movie_display_frames(config: StimulusConfig, movie: str) -> np.ndarray:
+    """Display frame of every movie frame of every occurrence, (n_occurrences, movie_length) int64.
+
+    With a noise movie, the image shown on those display frames is
+    ``config.noise_movies[movie].image_of_movie_frame(np.arange(movie_length))``.
+    """
+    if movie not in config.movie_lengths or movie not in config.playlist:
+        raise ConfigError(f"movie {movie!r} is not in the playlist")
+    firsts = occurrence_frame_ranges(config)[movie][:, :1]
+    return firsts + config.pre_margin_frames + np.arange(config.movie_lengths[movie], dtype=np.int64)[None, :]

@@ -11,7 +11,13 @@ import pytest
 from hdmea.errors import ConfigError
 from hdmea.io.cmcr import read_light_reference
 from hdmea.io.section_time import analog_section_times, frame_times_from_sync, playlist_section_times
-from hdmea.stimulus import StimulusConfig, TrialConfig, frames_to_samples, trial_frame_ranges
+from hdmea.stimulus import (
+    StimulusConfig,
+    TrialConfig,
+    frames_to_samples,
+    movie_display_frames,
+    trial_frame_ranges,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
@@ -85,3 +91,14 @@ def test_analog_sections():
     assert s.tolist() == [[100, 300], [400, 600], [999, 999]]
     with pytest.raises(ConfigError):
         analog_section_times(x, 2.5, 0)
+
+
+def test_noise_schedule_matches_truth(tiny_recording, tiny_truth):
+    stim = tiny_recording.stimulus
+    movie = tiny_truth.noise_movie
+    display = movie_display_frames(stim, movie)
+    np.testing.assert_array_equal(display, tiny_truth.noise_display_frames)
+    images = stim.noise_movies[movie].image_of_movie_frame(np.arange(display.shape[1]))
+    np.testing.assert_array_equal(images, tiny_truth.noise_display_images[0])
+    with pytest.raises(ConfigError):
+        movie_display_frames(stim, "absent")

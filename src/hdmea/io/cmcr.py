@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -122,7 +123,7 @@ class CmcrFile:
     def sensor_meta(self) -> np.ndarray | None:
         return self._meta_table(SENSOR_GROUP, "SensorMeta")
 
-    @property
+    @functools.cached_property
     def sampling_rate(self) -> float:
         """Samples per second: from the meta tables' ``Tick``, else samples / recording duration."""
         for table in (self.channel_meta(), self.sensor_meta()):
