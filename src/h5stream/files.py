@@ -402,17 +402,20 @@ class WriterClaim:
 
 
 def _remove_partials_of(target: Path, pid: int) -> None:
-    """Delete partial files a dead writer ``pid`` left beside ``target``."""
+    """Delete the partial files (and half-made claim files) a dead writer ``pid`` left beside ``target``."""
     if pid <= 0:
         return
-    prefix = f"{target.name}.partial-{pid}-"
+    prefixes = tuple(
+        f"{target.name}.{kind}-{pid}-" for kind in ("partial", "claim.tmp", "claim.stale")
+    )
     parent = target.parent if str(target.parent) else Path(".")
     with contextlib.suppress(OSError):
         for entry in os.scandir(parent):
-            if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit():
+            prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+            if prefix is not None and entry.name[len(prefix) :].isdigit():
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
-                    logger.info("removed partial file %s of dead writer pid %d", entry.path, pid)
+                    logger.info("removed %s left by dead writer pid %d", entry.path, pid)
 
 
 # --------------------------------------------------------------------------- atomic writes

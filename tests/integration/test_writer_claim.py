@@ -143,12 +143,15 @@ def test_stale_claim_of_dead_process_is_cleared_with_warning(tmp_path):
     _write_claim(target, pid=pid)
     leftover = tmp_path / f"a.h5.partial-{pid}-0"
     leftover.write_bytes(b"half a file")
+    half_claim = tmp_path / f"a.h5.claim.tmp-{pid}-3"
+    half_claim.write_bytes(b"{")
     unrelated = tmp_path / "a.h5.partial-999999999-0"
     unrelated.write_bytes(b"someone else's")
     with pytest.warns(StaleClaimWarning, match=f"pid {pid}"):
         with create_atomic(target) as f:
             f["x"] = np.arange(3)
     assert not leftover.exists()  # the dead writer's partial file went with its claim
+    assert not half_claim.exists()
     assert unrelated.exists()
     with open_validated(target) as f:
         assert f["x"][()].tolist() == [0, 1, 2]
