@@ -1,8 +1,8 @@
 """Receptive fields, electrical images and features on synthetic recordings with a planted truth.
 
 The ground-truth recording has strongly driven LNP units on 8 x 8 noise at the
-display rate, so that an STA over ~6 minutes is well above its noise floor; the
-equality tests use the tiny recording.
+display rate, so that an STA over ~6 minutes is well above its noise floor, and
+footprints well above the raw noise; the equality tests use the tiny recording.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ from hdmea.synthetic import SyntheticConfig, generate_recording
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.filecompare import assert_files_equal  # noqa: E402
 
+# Planted signal strong enough for the estimates to clear their noise floors: the STA
+# noise is set by the number of distinct noise frames (held frames do not count twice),
+# the electrical image's by the spikes inside the short raw recording.
 GROUND_TRUTH = dict(
-    gain=8.0, n_units=6, n_silent_units=1, raw_seconds=0.5, noise_frames_per_image=1, noise_images=21_600,
-    filter_lags=12, noise_shape=(8, 8), max_rate_hz=300.0,
+    gain=8.0, n_units=6, n_silent_units=1, raw_seconds=1.0, noise_frames_per_image=1, noise_images=21_600,
+    filter_lags=12, noise_shape=(8, 8), max_rate_hz=300.0, noise_uv=4.0, footprint_amplitude_uv=(100.0, 180.0),
 )
 
 

@@ -323,7 +323,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
         with numba_threads(n_threads) as n_workers:
             while pos < stop:
                 n = min(chunk, stop - pos)
-                block = pending.result() if reader is not None else pending
+                block = pending.result()
                 nxt = pos + n
                 if nxt < stop:
                     pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels)
