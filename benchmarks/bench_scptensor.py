@@ -1,0 +1,328 @@
+"""Save then load of an ScpContainer: against AnnData, against the raw disk, and peak memory.
+
+The container: 2 assays (``proteins`` dense float32 with an int8 mask,
+``peptides`` CSR float32 at 5% density) over samples with 8 mixed obs columns.
+Full size: 20,000 samples x 5,000 proteins and 50,000 peptides.
+
+Rows
+----
+* save+load, gzip 4: ``save_hdf5``/``load_hdf5`` against ``AnnData.write_h5ad``
+  /``anndata.read_h5ad`` of the same matrices (one ``.h5ad`` per assay, the
+  mask as a layer) at gzip 4.  Writes fsync, reads start from uncached pages.
+* save+load, uncompressed: ours against the raw disk (``tofile`` + fsync, then
+  ``fromfile`` uncached) of the same number of bytes, measured in the same run.
+* peak memory of the save: a fresh subprocess loads the arrays, builds the
+  container and saves it; (peak RSS - RSS after imports) / container size.
+
+Run at full size: ``python -c "from benchmarks.bench_scptensor import main; main('full')"``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+
+from benchmarks._harness import (
+    Row,
+    drop_page_cache,
+    format_table,
+    fsync_file,
+    peak_rss_mb,
+    raw_read_seconds,
+    raw_write_seconds,
+    scratch_dir,
+)
+
+SIZES = {
+    # samples, proteins, peptides, density, rounds
+    "small": (200, 50, 500, 0.05, 2),
+    "full": (20_000, 5_000, 50_000, 0.05, 2),
+}
+
+
+def make_arrays(n_samples: int, n_proteins: int, n_peptides: int, density: float, seed: int = 0) -> dict:
+    """Planted matrices: log-normal proteins with 30% missing (LOD in the mask), CSR peptides."""
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(mean=2.0, sigma=1.0, size=(n_samples, n_proteins)).astype(np.float32)
+    missing = rng.random((n_samples, n_proteins), dtype=np.float32) < 0.3
+    x[missing] = np.nan
+    m = missing.astype(np.int8) * np.int8(2)
+    del missing
+    indptr = np.zeros(n_samples + 1, dtype=np.int64)
+    indices_parts, block = [], max(1, 4_000_000 // max(n_peptides, 1))
+    for start in range(0, n_samples, block):
+        hit = rng.random((min(block, n_samples - start), n_peptides), dtype=np.float32) < density
+        rows, cols = np.nonzero(hit)
+        indptr[start + 1 : start + 1 + hit.shape[0]] = np.bincount(rows, minlength=hit.shape[0])
+        indices_parts.append(cols.astype(np.int32))
+    indptr = np.cumsum(indptr).astype(np.int64)
+    indices = np.concatenate(indices_parts)
+    data = rng.lognormal(size=indices.size).astype(np.float32)
+    return {"x": x, "m": m, "data": data, "indices": indices, "indptr": indptr, "n_peptides": n_peptides}
+
+
+def make_obs(n_samples: int, seed: int = 1) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "_index": [f"cell_{i:06d}" for i in range(n_samples)],
+            "batch": [f"batch_{i % 12}" for i in range(n_samples)],
+            "cell_type": pl.Series([["T", "B", "NK", "Mono"][i % 4] for i in range(n_samples)], dtype=pl.Categorical),
+            "n_proteins": rng.integers(100, 5000, n_samples).astype(np.int64),
+            "plate_row": rng.integers(0, 16, n_samples).astype(np.int32),
+            "intensity": rng.lognormal(size=n_samples),
+            "purity": rng.random(n_samples).astype(np.float32),
+            "is_blank": rng.random(n_samples) < 0.02,
+        }
+    )
+
+
+def build_container(arrays: dict, obs: pl.DataFrame):
+    from scptensor import Assay, ScpContainer, ScpMatrix
+
+    n_samples, n_proteins = arrays["x"].shape
+    csr = sparse.csr_matrix(
+        (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n_samples, arrays["n_peptides"])
+    )
+    proteins = Assay(
+        pl.DataFrame({"_index": [f"P{j:05d}" for j in range(n_proteins)]}),
+        {"raw": ScpMatrix(arrays["x"], arrays["m"])},
+    )
+    peptides = Assay(
+        pl.DataFrame({"_index": [f"PEP{k:06d}" for k in range(csr.shape[1])]}),
+        {"raw": ScpMatrix(csr)},
+    )
+    return ScpContainer(obs, {"proteins": proteins, "peptides": peptides})
+
+
+def container_nbytes(container) -> int:
+    total = container.obs.estimated_size()
+    for assay in container.assays.values():
+        total += assay.var.estimated_size()
+        for matrix in assay.layers.values():
+            for part in (matrix.X, matrix.M):
+                if part is None:
+                    continue
+                if sparse.issparse(part):
+                    total += part.data.nbytes + part.indices.nbytes + part.indptr.nbytes
+                else:
+                    total += part.nbytes
+    return total
+
+
+def _anndata_objects(container):
+    import anndata as ad
+    import pandas as pd
+
+    obs = container.obs.to_pandas().set_index("_index")
+    out = {}
+    for name, assay in container.assays.items():
+        var = pd.DataFrame(index=assay.var["_index"].to_list())
+        raw = assay.layers["raw"]
+        layers = {"M": raw.M} if raw.M is not None else {}
+        out[name] = ad.AnnData(X=raw.X, obs=obs, var=var, layers=layers)
+    return out
+
+
+def _time(fn) -> float:
+    import time
+
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _ours_round(container, path: Path, compression) -> tuple[float, float]:
+    from scptensor.io import load_hdf5, save_hdf5
+
+    if path.exists():
+        path.unlink()
+    t_save = _time(lambda: save_hdf5(container, path, compression=compression, compression_level=4))
+    drop_page_cache(path)
+    t_load = _time(lambda: load_hdf5(path))
+    return t_save, t_load
+
+
+def _anndata_round(adatas: dict, folder: Path) -> tuple[float, float]:
+    import anndata as ad
+
+    paths = {name: folder / f"peer_{name}.h5ad" for name in adatas}
+    for p in paths.values():
+        if p.exists():
+            p.unlink()
+
+    def save():
+        for name, adata in adatas.items():
+            adata.write_h5ad(paths[name], compression="gzip", compression_opts=4)
+            fsync_file(paths[name])
+
+    def load():
+        for p in paths.values():
+            ad.read_h5ad(p)
+
+    t_save = _time(save)
+    for p in paths.values():
+        drop_page_cache(p)
+    return t_save, _time(load)
+
+
+def _stats(values: list[float]) -> str:
+    return f"min {min(values):.3f} s, median {float(np.median(values)):.3f} s over {len(values)}"
+
+
+_PEAK_CODE = textwrap.dedent(
+    """
+    import os, resource, sys
+    import numpy as np, polars as pl
+    sys.path.insert(0, {root!r})
+    from benchmarks.bench_scptensor import build_container, container_nbytes
+    import tempfile
+    from scptensor import Assay, ScpContainer, ScpMatrix
+    from scptensor.io import save_hdf5
+    def rss_mb():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    # warm up: every module and kernel a save touches is loaded before the baseline
+    with tempfile.TemporaryDirectory() as warm:
+        tiny = ScpContainer(pl.DataFrame({{"_index": ["a"], "v": [1.0]}}), {{"p": Assay(
+            pl.DataFrame({{"_index": ["f"]}}), {{"raw": ScpMatrix(np.ones((1, 1), np.float32), np.zeros((1, 1), np.int8))}})}})
+        save_hdf5(tiny, os.path.join(warm, "w.h5"))
+    base = rss_mb()
+    folder = {folder!r}
+    arrays = {{k: np.load(os.path.join(folder, k + ".npy")) for k in ("x", "m", "data", "indices", "indptr")}}
+    arrays["n_peptides"] = {n_peptides}
+    obs = pl.read_parquet(os.path.join(folder, "obs.parquet"))
+    c = build_container(arrays, obs)
+    del arrays
+    held = rss_mb()
+    save_hdf5(c, os.path.join(folder, "peak.h5"), compression="gzip", compression_level=4)
+    print("BASE", base, "HELD", held, "NBYTES", container_nbytes(c))
+    """
+)
+
+
+def _peak_memory(arrays: dict, obs: pl.DataFrame, n_peptides: int, folder: Path) -> tuple[float, float, float, float]:
+    for key in ("x", "m", "data", "indices", "indptr"):
+        np.save(folder / f"{key}.npy", arrays[key])
+    obs.write_parquet(folder / "obs.parquet")
+    root = str(Path(__file__).resolve().parents[1])
+    peak, out = peak_rss_mb(_PEAK_CODE.format(root=root, folder=str(folder), n_peptides=n_peptides))
+    fields = out.split()
+    base = float(fields[fields.index("BASE") + 1])
+    held = float(fields[fields.index("HELD") + 1])
+    nbytes = float(fields[fields.index("NBYTES") + 1]) / 2**20
+    for key in ("x", "m", "data", "indices", "indptr"):
+        (folder / f"{key}.npy").unlink()
+    return peak, base, held, nbytes
+
+
+def run(size: str = "small") -> list[Row]:
+    """Measure every row at ``size`` ("small" or "full")."""
+    n_samples, n_proteins, n_peptides, density, rounds = SIZES[size]
+    arrays = make_arrays(n_samples, n_proteins, n_peptides, density)
+    obs = make_obs(n_samples)
+    container = build_container(arrays, obs)
+    nbytes = container_nbytes(container)
+    rows = []
+    with scratch_dir("scptensor-bench-") as tmp:
+        folder = Path(tmp)
+        ours_path = folder / "ours.h5"
+        # (a) gzip 4 against AnnData
+        ours = [_ours_round(container, ours_path, "gzip") for _ in range(rounds)]
+        adatas = _anndata_objects(container)
+        peer = [_anndata_round(adatas, folder) for _ in range(rounds)]
+        del adatas
+        ours_total = [s + l for s, l in ours]
+        peer_total = [s + l for s, l in peer]
+        rows.append(
+            Row(
+                "scptensor save+load gzip 4", "anndata write_h5ad+read_h5ad gzip 4",
+                float(np.median(peer_total)), float(np.median(ours_total)), "s",
+                float(np.median(peer_total) / np.median(ours_total)), 1.7,
+                details=(
+                    f"{nbytes / 2**20:.0f} MiB container; ours {_stats(ours_total)} "
+                    f"(save {_stats([s for s, _ in ours])}; load {_stats([l for _, l in ours])}); "
+                    f"anndata {_stats(peer_total)} (save {_stats([s for s, _ in peer])}; "
+                    f"load {_stats([l for _, l in peer])}); cores {os.cpu_count()}"
+                ),
+            )
+        )
+        # (b) uncompressed against the raw disk, same bytes, same run
+        plain = [_ours_round(container, ours_path, None) for _ in range(rounds)]
+        ours_path.unlink()
+        blob = np.zeros(nbytes, dtype=np.uint8)
+        blob[:: 4096] = 1  # touch every page so tofile writes real pages
+        raw_path = folder / "raw.bin"
+        raw = []
+        for _ in range(rounds):
+            if raw_path.exists():
+                raw_path.unlink()
+            w = raw_write_seconds(blob, raw_path)
+            raw.append(w + raw_read_seconds(raw_path, np.uint8))
+        raw_path.unlink()
+        del blob
+        plain_total = [s + l for s, l in plain]
+        rows.append(
+            Row(
+                "scptensor save+load uncompressed", "raw disk write(fsync)+read of the same bytes",
+                float(np.median(raw)), float(np.median(plain_total)), "s",
+                float(np.median(raw) / np.median(plain_total)), 0.7,
+                details=(
+                    f"ours {_stats(plain_total)} (save {_stats([s for s, _ in plain])}; "
+                    f"load {_stats([l for _, l in plain])}); raw {_stats(raw)}; "
+                    f"{nbytes / 2**20 / np.median(plain_total):.0f} MiB/s ours"
+                ),
+            )
+        )
+        # (c) peak memory of a save in a fresh process
+        del container
+        peak, base, held, held_bytes = _peak_memory(arrays, obs, n_peptides, folder)
+        ratio = (peak - base) / held_bytes
+        rows.append(
+            Row(
+                "scptensor save peak memory", "container in-memory size",
+                held_bytes, peak - base, "MiB", ratio, 1.2, lower_is_better=True,
+                details=(
+                    f"peak RSS {peak:.0f} MiB, RSS after imports {base:.0f} MiB, with container "
+                    f"{held:.0f} MiB; container arrays {held_bytes:.0f} MiB; ratio = (peak - after imports) / size"
+                ),
+            )
+        )
+    return rows
+
+
+def main(size: str = "small") -> None:
+    rows = run(size)
+    print(format_table(rows))
+    for row in rows:
+        print(f"- {row.benchmark}: {row.details}")
+
+
+def test_bench_scptensor_small():
+    rows = run("small")
+    assert [r.benchmark for r in rows] == [
+        "scptensor save+load gzip 4", "scptensor save+load uncompressed", "scptensor save peak memory",
+    ]
+    for row in rows:
+        assert np.isfinite(row.ratio) and row.ratio > 0 and row.ours > 0 and row.peer_value > 0
+
+
+def test_bench_container_round_trips_exactly(tmp_path):
+    from scptensor.io import load_hdf5, save_hdf5
+    from scptensor.testing import assert_container_equal
+
+    arrays = make_arrays(30, 7, 40, 0.1)
+    container = build_container(arrays, make_obs(30))
+    assert container.assays["peptides"].layers["raw"].X.shape == (30, 40)
+    save_hdf5(container, tmp_path / "b.h5")
+    assert_container_equal(load_hdf5(tmp_path / "b.h5"), container)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "small")
