@@ -16,16 +16,25 @@ from hdmea.synthetic import SyntheticConfig, generate_recording
 TRUTH_IGNORED_ATTRS = frozenset({"created_at", "updated_at", "saved_at"})
 
 
+# Each test module that imports these fixtures gets its own fixture definitions;
+# the cache makes them share one generated recording per test session.
+_GENERATED: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_recording(tmp_path_factory):
-    """A tiny synthetic recording (6 units, one silent; the step movie shown twice)."""
-    out = tmp_path_factory.mktemp("tiny_recording")
-    return generate_recording(out, "rec", config=SyntheticConfig.tiny(), seed=7)
+    """A tiny synthetic recording (6 units, one silent; the step movie shown twice). Do not modify it."""
+    if "tiny" not in _GENERATED:
+        out = tmp_path_factory.mktemp("tiny_recording")
+        _GENERATED["tiny"] = generate_recording(out, "rec", config=SyntheticConfig.tiny(), seed=7)
+    return _GENERATED["tiny"]
 
 
 @pytest.fixture(scope="session")
 def tiny_truth(tiny_recording):
-    return tiny_recording.truth()
+    if "tiny_truth" not in _GENERATED:
+        _GENERATED["tiny_truth"] = tiny_recording.truth()
+    return _GENERATED["tiny_truth"]
 
 
 @pytest.fixture
