@@ -49,6 +49,7 @@ from h5stream.elements.registry import (
     read_with,
     register_reader,
     register_writer,
+    set_text_attr,
     stamp,
     write_with,
 )
@@ -156,16 +157,26 @@ def _read_nullable(group: h5py.Group, *, series: bool = False):
 # --------------------------------------------------------------------------- strings
 
 
+def _string_values(parent, key, series: pl.Series) -> np.ndarray:
+    if series.len() and series.str.contains("\x00", literal=True).any():
+        raise EncodingError(
+            "a string contains a NUL character, which HDF5 strings cannot hold",
+            path=parent.file.filename, obj=f"{parent.name.rstrip('/')}/{key}",
+            hint="store such values as bytes (polars Binary)",
+        )
+    return series.to_numpy().astype(np.dtypes.StringDType())
+
+
 @register_writer(pl.Series, STRING_ARRAY, match=lambda s: s.dtype == pl.String and not _has_nulls(s))
 def _write_string_column(parent, key, series, options):
-    return write_string_values(parent, key, series.to_numpy().astype(np.dtypes.StringDType()), options)
+    return write_string_values(parent, key, _string_values(parent, key, series), options, checked=True)
 
 
 @register_writer(pl.Series, NULLABLE_STRING_ARRAY, match=_is(pl.String))
 def _write_nullable_string_column(parent, key, series, options):
     group = parent.create_group(key)
-    values = series.fill_null("").to_numpy().astype(np.dtypes.StringDType())
-    stamp(write_string_values(group, "values", values, options), STRING_ARRAY)
+    values = _string_values(parent, key, series.fill_null(""))
+    stamp(write_string_values(group, "values", values, options, checked=True), STRING_ARRAY)
     stamp(write_array(group, "mask", series.is_null().to_numpy(), options), ARRAY)
     return group
 
@@ -259,14 +270,14 @@ def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options:
     if index_column is None:
         index_member = "_index"
         labels = np.arange(frame.height).astype(np.dtypes.StringDType())
-        stamp(write_string_values(group, index_member, labels, inner), STRING_ARRAY)
+        stamp(write_string_values(group, index_member, labels, inner, checked=True), STRING_ARRAY)
     else:
         index_member = member[index_column]
-    group.attrs["_index"] = index_member
+    set_text_attr(group, "_index", index_member)
     order = [member[name] for name in columns if name != index_column]
     group.attrs.create("column-order", np.array(order, dtype=h5py.string_dtype("utf-8")))
-    group.attrs[COLUMNS_ATTR] = json.dumps(columns, ensure_ascii=False)
-    group.attrs[INDEX_COLUMN_ATTR] = json.dumps(index_column, ensure_ascii=False)
+    set_text_attr(group, COLUMNS_ATTR, json.dumps(columns, ensure_ascii=False))
+    set_text_attr(group, INDEX_COLUMN_ATTR, json.dumps(index_column, ensure_ascii=False))
     for name in columns:
         write_with(group, member[name], frame.get_column(name), inner)
     return group

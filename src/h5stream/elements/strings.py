@@ -46,13 +46,18 @@ _UTF8 = h5py.string_dtype("utf-8")
 _STRING_DTYPE = np.dtypes.StringDType()
 
 
-def write_string_values(parent: h5py.Group, key: str, values: np.ndarray, options: WriteOptions) -> h5py.Dataset:
-    """Write a string array (``<U``, object of str, or StringDType without NA) as vlen UTF-8."""
+def write_string_values(
+    parent: h5py.Group, key: str, values: np.ndarray, options: WriteOptions, *, checked: bool = False
+) -> h5py.Dataset:
+    """Write a string array (``<U``, object of str, or StringDType without NA) as vlen UTF-8.
+
+    ``checked=True`` means the caller already made sure no string holds NUL.
+    """
     kwargs = layout_kwargs(values.shape, 16, options)
     if values.dtype.kind != "T":
         # h5py converts StringDType directly; other string arrays need one conversion.
         values = values.astype(_STRING_DTYPE)
-    if values.size and "\x00" in "".join(values.ravel().tolist()):
+    if not checked and values.size and "\x00" in "".join(values.ravel().tolist()):
         # HDF5 strings end at NUL: storing would silently cut the text.
         raise EncodingError(
             "a string contains a NUL character, which HDF5 strings cannot hold",
