@@ -64,27 +64,41 @@ def _root(f: h5py.File, name: str, program: str, duration_us: int, seed_text: st
     f.attrs["LB.RecordingDuration"] = np.array([duration_us], dtype=np.int64)
 
 
+def _footprint_window(u: PlantedUnit, threshold: float = 0.01) -> tuple[slice, slice, np.ndarray]:
+    """The part of a footprint above ``threshold`` microvolts (the rest rounds to zero counts)."""
+    rows, cols = np.nonzero(np.abs(u.footprint) >= threshold)
+    if rows.size == 0:
+        return slice(0, 0), slice(0, 0), np.zeros((0, 0), np.float32)
+    rs, cs = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+    return rs, cs, u.footprint[rs, cs].astype(np.float32)
+
+
 def _sensor_block(start: int, stop: int, units: list[PlantedUnit], spikes: list[np.ndarray],
-                  cfg: SyntheticConfig, bank: np.ndarray, rng_offset: int) -> np.ndarray:
-    """Microvolts on all sensors for frames [start, stop): noise plus every unit's footprint."""
+                  windows: list, cfg: SyntheticConfig, bank: np.ndarray, offset: int) -> np.ndarray:
+    """ADC counts (relative to zero, int32) for frames [start, stop): noise plus every unit's footprint.
+
+    ``bank`` holds pre-rounded noise frames (int16, (frames, 65, 65)); frame ``t`` takes bank
+    frame ``(t + offset) % len(bank)``, so recordings longer than the bank reuse its frames.
+    """
     n = stop - start
-    bank_frames = bank.shape[0]
-    idx = (np.arange(start, stop) * 1 + rng_offset) % bank_frames
-    block = bank[idx].astype(np.float32)  # (n, 4225)
+    first = (start + offset) % bank.shape[0]
+    if first + n <= bank.shape[0]:
+        block = bank[first:first + n].astype(np.int32)
+    else:
+        block = bank[(np.arange(start, stop) + offset) % bank.shape[0]].astype(np.int32)
     pre, length = cfg.cutout_pre_samples, cfg.cutout_samples
-    active = []
-    trains = []
-    for u, s in zip(units, spikes):
+    waveform_cache: dict[int, np.ndarray] = {}
+    for u, s, (rs, cs, local) in zip(units, spikes, windows):
         lo, hi = np.searchsorted(s, [start - length, stop + length])
-        if hi > lo:
-            train = np.zeros(n + 2 * length, dtype=np.float32)
-            np.add.at(train, s[lo:hi] - start + length, 1.0)
-            trains.append(np.convolve(train, u.waveform.astype(np.float32))[pre:pre + n + 2 * length][length:length + n])
-            active.append(u)
-    if active:
-        traces = np.stack(trains, axis=1)  # (n, n_active)
-        footprints = np.stack([u.footprint.T.reshape(-1) for u in active]).astype(np.float32)
-        block += traces @ footprints
+        if hi <= lo or local.size == 0:
+            continue
+        train = np.zeros(n + 2 * length, dtype=np.float32)
+        np.add.at(train, s[lo:hi] - start + length, 1.0)
+        w = waveform_cache.setdefault(id(u.waveform), u.waveform.astype(np.float32))
+        trace = np.convolve(train, w)[pre + length:pre + length + n]
+        busy = np.flatnonzero(trace)
+        if busy.size:
+            block[busy, rs, cs] += np.rint(trace[busy, None, None] * local[None]).astype(np.int32)
     return block
 
 
@@ -164,16 +178,22 @@ def write_cmcr(path: Path, tl: DisplayTimeline, units: list[PlantedUnit], spikes
         _stamp(raw, "SensorData", "SensorData 1 1", seed_text)
         if raw_frames:
             bank_frames = min(cfg.noise_bank_frames, max(raw_frames, 1))
-            bank = (rng.standard_normal((bank_frames, GRID_SIZE * GRID_SIZE), dtype=np.float32)
-                    * np.float32(cfg.noise_uv))
+            bank = np.empty((bank_frames, GRID_SIZE, GRID_SIZE), dtype=np.int16)
+            for k0 in range(0, bank_frames, 1024):
+                k1 = min(bank_frames, k0 + 1024)
+                noise = rng.standard_normal((k1 - k0, GRID_SIZE, GRID_SIZE), dtype=np.float32)
+                bank[k0:k1] = np.rint(noise * np.float32(cfg.noise_uv))
             offset = int(rng.integers(0, bank_frames))
+            windows = [_footprint_window(u) for u in units]
             info = np.iinfo(dtype)
             for b0 in range(0, raw_frames, cfg.raw_block_frames):
                 b1 = min(raw_frames, b0 + cfg.raw_block_frames)
-                uv = _sensor_block(b0, b1, units, spikes, cfg, bank, offset)
-                counts = np.clip(np.rint(uv) + ad_zero, info.min, info.max).astype(dtype)
                 # Sensor (row, col) is stored at [row - 1, col - 1] of each frame.
-                raw[b0:b1] = counts.reshape(b1 - b0, GRID_SIZE, GRID_SIZE).transpose(0, 2, 1)
+                counts = _sensor_block(b0, b1, units, spikes, windows, cfg, bank, offset)
+                if ad_zero:
+                    counts += ad_zero
+                np.clip(counts, info.min, info.max, out=counts)
+                raw[b0:b1] = counts.astype(dtype)
     return raw_frames
 
 
