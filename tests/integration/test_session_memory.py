@@ -33,16 +33,20 @@ def test_session_eight_times_its_limit_saves_in_bounded_memory(tmp_path):
         staged = s.staged_bytes
         spilled = s.spilled_bytes
         s.save()
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(staged, spilled, peak_mb)
+        # Linux carries the launching process's peak into ru_maxrss across exec; VmHWM is
+        # this process's own high-water mark.  Both are printed, the second is judged.
+        maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        hwm_mb = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024
+        print(staged, spilled, maxrss_mb, hwm_mb)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
-    staged, spilled, peak_mb = done.stdout.split()
+    staged, spilled, maxrss_mb, peak_mb = done.stdout.split()
     staged, spilled, peak_mb = int(staged), int(spilled), float(peak_mb)
     assert staged >= 8 * LIMIT_MB * 2**20
     assert spilled >= staged - LIMIT_MB * 2**20 - 2**20
+    print(f"peak resident memory {peak_mb:.0f} MB (ru_maxrss {float(maxrss_mb):.0f} MB)")
     assert peak_mb <= LIMIT_MB + 300, f"peak resident memory {peak_mb:.0f} MB"
     with h5py.File(target, "r") as f:
         assert len(f["units"]) == UNITS
