@@ -195,3 +195,29 @@ def test_registry_names_versions_and_errors(tiny_recording, tmp_path):
     result = extract_features(h5, [{"name": "firing_rate", "params": {"movie": rec.config.step_movie}}])
     assert result.features_missing_inputs == {f"firing_rate_{rec.config.step_movie}": len(again_units(h5))}
     assert not result.features_extracted and result.warnings
+
+
+def test_eimage_cap_counts_included_spikes_only_and_budget_batches_units(tiny_recording, tmp_path):
+    from hdmea.pipeline.eimage import compute_eimage_sta
+
+    rec = tiny_recording
+    truth = rec.truth()
+    h5 = tmp_path / "cap.h5"
+    load_recording(rec.cmcr_path, rec.cmtr_path, output_path=h5, waveforms=False)
+    per_unit = 50 * 65 * 65 * 4
+    result = compute_eimage_sta(h5, max_spikes_per_unit=2, memory_budget=2 * per_unit)
+    n_units = len(truth.units)
+    assert result.n_batches == -(-n_units // 2)
+    for unit_id, unit in truth.units.items():
+        times = unit.spike_times.astype(np.int64)  # included peaks only
+        fits = times[(times - 10 >= 0) & (times + 40 <= truth.raw_frames)]
+        assert result.n_spikes_used[unit_id] == min(2, fits.size)
+        assert result.n_spikes_over_cap[unit_id] == max(0, fits.size - 2)
+    with h5py.File(h5, "r") as f:
+        batched = {u: f[f"units/{u}/features/eimage_sta/data"][()] for u in truth.units}
+    # the same images as one batch with the default budget
+    whole = compute_eimage_sta(h5, max_spikes_per_unit=2, force=True)
+    assert whole.n_batches == 1 and whole.n_spikes_used == result.n_spikes_used
+    with h5py.File(h5, "r") as f:
+        for u, image in batched.items():
+            np.testing.assert_array_equal(f[f"units/{u}/features/eimage_sta/data"][()], image)
