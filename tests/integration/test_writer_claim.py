@@ -27,6 +27,7 @@ RACER = textwrap.dedent(
     from h5stream.files import create_atomic
 
     target, go = sys.argv[1], sys.argv[2]
+    print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.001)
     atomic = create_atomic(target, overwrite=True)
@@ -57,7 +58,8 @@ def test_two_processes_exactly_one_writes_and_the_other_names_it(tmp_path):
         )
         for _ in range(2)
     ]
-    time.sleep(0.8)  # both racers imported and waiting
+    for racer in racers:  # both imported and polling for the start signal
+        assert racer.stdout.readline().strip() == "ready"
     go.touch()
     outputs = [r.communicate(timeout=60) for r in racers]
     assert [r.returncode for r in racers] == [0, 0], [err for _, err in outputs]
