@@ -221,3 +221,26 @@ def test_bad_arguments(tiny_recording, tmp_path):
     with pytest.raises(RecordingFormatError):
         load_recording(tiny_recording.cmtr_path, tiny_recording.cmcr_path, hdf5_path=tmp_path / "swap.h5")
     assert not (tmp_path / "swap.h5").exists()
+
+
+def test_spikes_exactly_on_trial_bounds_in_the_step(tiny_recording, tiny_truth):
+    session = create_session("rec")
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=session)
+    add_section_time(stimulus=tiny_recording.stimulus, session=session)
+    cfg = tiny_recording.config
+    tc = cfg.step_trial
+    ft = tiny_truth.frame_times.astype(np.int64)
+    starts = [ft[first + cfg.pre_margin_frames + tc.start_frame + n * tc.trial_length_frame]
+              for first, _ in tiny_truth.section_frames[cfg.step_movie] for n in range(tc.repeat)]
+    bounds = np.asarray([(s, ft[np.searchsorted(ft, s) + tc.trial_length_frame]) for s in starts])
+    # spikes on every start (kept), one before (dropped), on every end (dropped), one before the end (kept)
+    planted = np.unique(np.concatenate([bounds[:, 0], bounds[:, 0] - 1, bounds[:, 1], bounds[:, 1] - 1]))
+    session.put("units/unit_000/spike_times", planted.astype(np.uint64))
+    section_spike_times(movie_names=[cfg.step_movie], session=session)
+    g = session.get(f"units/unit_000/spike_times_sectioned/{cfg.step_movie}")
+    naive = section_trials_naive([planted], bounds)[0]
+    off = g["trial_offsets"]
+    for t in range(bounds.shape[0]):
+        got = g["spike_times"][off[t]:off[t + 1]]
+        np.testing.assert_array_equal(got, naive[t])
+        np.testing.assert_array_equal(got, [bounds[t, 0], bounds[t, 1] - 1])

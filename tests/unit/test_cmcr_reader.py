@@ -115,3 +115,21 @@ def test_wrong_program_and_foreign_files(tmp_path, recording_copy):
     with pytest.raises(RecordingFormatError) as err:
         CmcrFile(other)
     assert "/@ID.TypeID" in str(err.value)
+
+
+def test_any_sensor_dataset_streams(recording_copy):
+    """A second region of interest (int16, 10 x 12) is listed and streamed on its own."""
+    cmcr, _ = recording_copy
+    roi = np.arange(300 * 10 * 12, dtype=np.int64).reshape(300, 10, 12) % 2000 - 1000
+    with h5py.File(cmcr, "a") as f:
+        ds = f["Acquisition/Sensor Data"].create_dataset("SensorData 2 1", data=roi.astype(np.int16))
+        for key in ("ID.Type", "ID.TypeID", "ID.Instance", "ID.InstanceID"):
+            ds.attrs[key] = f["Acquisition/Sensor Data/SensorData 1 1"].attrs[key]
+    with CmcrFile(cmcr) as f:
+        infos = f.sensor_datasets()
+        assert [(i.roi, i.chunk) for i in infos] == [(1, 1), (2, 1)]
+        assert infos[1].shape == (300, 10, 12) and str(infos[1].dtype) == "int16"
+        blocks = list(f.iter_sensor_blocks("SensorData 2 1", block_frames=128, overlap=16, scaled=False))
+    assert [s for s, _b in blocks] == [0, 128 - 16, 256 - 16]
+    for s, b in blocks:
+        np.testing.assert_array_equal(b, roi[s:s + b.shape[0]])

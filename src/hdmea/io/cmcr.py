@@ -70,10 +70,13 @@ class SensorDataInfo:
 
 
 def _meta_row(table: np.ndarray, key: str, value) -> np.void | None:
-    if table is None or table.dtype.names is None or key not in table.dtype.names:
-        return None if table is None or table.size == 0 else table[0]
+    """The meta row whose ``key`` is ``value``; a table without that column describes all rows by its first."""
+    if table is None or table.size == 0:
+        return None
+    if table.dtype.names is None or key not in table.dtype.names:
+        return table[0]
     hit = np.flatnonzero(table[key] == value)
-    return table[hit[0]] if hit.size else (table[0] if table.size else None)
+    return table[hit[0]] if hit.size else None
 
 
 def _field(row, name, default=None):
