@@ -1,0 +1,158 @@
+"""The ``hdmea`` command line, run as users run it: in subprocesses, on synthetic recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+HDMEA = Path(sys.executable).with_name("hdmea")
+PIPELINE_STEPS = ["load_recording", "add_section_time", "section_spike_times", "compute_sta", "eimage_sta",
+                  "extract_features"]
+
+
+def run_cli(*args, env=None, timeout=180, module=False) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "hdmea", *args] if module or not HDMEA.exists() else [str(HDMEA), *args]
+    full_env = dict(os.environ)
+    for key in [k for k in full_env if k.startswith("SLURM_")]:
+        del full_env[key]
+    full_env.update(env or {})
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def _steps(path: Path) -> list[str]:
+    with h5py.File(path, "r") as f:
+        return [s.decode() if isinstance(s, bytes) else s for s in f["pipeline/session_info/completed_steps"][()]]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    proc = run_cli("--log-level", "WARNING", "demo", "--out", str(out), "--units", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert f"result: {out / 'demo.h5'}" in proc.stdout
+    for step in PIPELINE_STEPS:
+        assert step in proc.stdout
+    assert "units: 5" in proc.stdout
+    assert "units with every planted spike = 5/5" in proc.stdout
+    return out
+
+
+def test_demo_writes_the_whole_pipeline(demo):
+    assert _steps(demo / "demo.h5") == PIPELINE_STEPS
+    # A second demo into the same directory refuses to replace the result.
+    proc = run_cli("demo", "--out", str(demo))
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+
+
+def test_inspect_prints_tree_units_and_steps(demo):
+    proc = run_cli("inspect", str(demo / "demo.h5"), module=True)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "steps completed: " + ", ".join(PIPELINE_STEPS) in text
+    assert "units: 5" in text
+    assert "└── units/  5 members" in text
+    assert "spike_times  uint64" in text and "data  float32 [50x65x65]" in text
+    assert "... " in text and "more" in text  # units beyond --max-children are elided
+    full = run_cli("inspect", "--all", str(demo / "demo.h5"))
+    assert "unit_004/" in full.stdout and "unit_004/" not in text
+    bad = run_cli("inspect", str(demo / "demo.toml"))
+    assert bad.returncode == 1 and "demo.toml" in bad.stderr
+
+
+def test_report_writes_page_and_figures(demo, tmp_path):
+    proc = run_cli("report", str(demo / "demo.h5"), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    page = tmp_path / "report" / "demo.html"
+    text = page.read_text()
+    pngs = sorted((tmp_path / "report").glob("*.png"))
+    assert len(pngs) == 5
+    for png in pngs:
+        assert f"src='{png.name}'" in text
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A small synthetic recording (a fraction of the demo's size) for the commands that process."""
+    from hdmea.synthetic import generate_recording
+
+    out = tmp_path_factory.mktemp("tiny")
+    generate_recording(out, "tiny", n_units=3, seed=5)
+    (out / "tiny.toml").write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
+    return out
+
+
+def test_run_then_rerun_skips(tiny, tmp_path):
+    out = tmp_path / "one.h5"
+    args = ("run", str(tiny / "tiny.cmcr"), str(tiny / "tiny.cmtr"), "--config", str(tiny / "tiny.toml"),
+            "--out", str(out), "--name", "tiny")
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny: done in" in proc.stdout and "compute_sta" in proc.stdout
+    assert _steps(out) == [s for s in PIPELINE_STEPS if s != "eimage_sta"]
+    again = run_cli(*args)
+    assert again.returncode == 0 and "already finished, skipped" in again.stdout
+
+
+def _batch_dir(tiny: Path, tmp_path: Path, names) -> Path:
+    src = tmp_path / "recordings"
+    src.mkdir()
+    for name in names:
+        shutil.copyfile(tiny / "tiny.cmcr", src / f"{name}.cmcr")
+        shutil.copyfile(tiny / "tiny.cmtr", src / f"{name}.cmtr")
+        shutil.copyfile(tiny / "tiny.stimulus.json", src / f"{name}.stimulus.json")
+    return src
+
+
+def test_batch_runs_dir_and_reports_failures(tiny, tmp_path):
+    src = _batch_dir(tiny, tmp_path, ["a", "b", "c"])
+    (src / "b.cmtr").write_bytes(b"\x00" * 100)  # not HDF5
+    config = tmp_path / "batch.toml"
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    proc = run_cli("batch", str(src), "--config", str(config), "--out", str(tmp_path / "out"),
+                   "--workers", "2", timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line[:2] in ("a ", "b ", "c ")}
+    assert "done" in lines["a"] and "done" in lines["c"]
+    assert "failed" in lines["b"] and "[data]" in lines["b"] and "b.cmtr" in lines["b"]
+    summary = json.loads((tmp_path / "out" / "batch_summary.json").read_text())
+    assert [r["status"] for r in summary["results"]] == ["done", "failed", "done"]
+    assert _steps(tmp_path / "out" / "a.h5")[-1] == "section_spike_times"
+
+
+def test_run_one_is_a_slurm_array_task(tiny, tmp_path):
+    src = _batch_dir(tiny, tmp_path, ["x", "y"])
+    config = tmp_path / "c.toml"
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    env = {"SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "1"}
+    proc = run_cli("run-one", str(src), "--config", str(config), "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "y: done" in proc.stdout
+    assert (tmp_path / "out" / "y.h5").exists() and not (tmp_path / "out" / "x.h5").exists()
+    tagged = [line for line in proc.stderr.splitlines() if "slurm=4240_1 [y]" in line]
+    assert any("finished in" in line for line in tagged), proc.stderr
+    missing = run_cli("run-one", str(src), "--out", str(tmp_path / "out"))
+    assert missing.returncode == 2 and "SLURM_ARRAY_TASK_ID" in missing.stderr
+
+
+def test_bad_config_is_rejected_before_any_work(tiny, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps.compute_sta]\nn_lagz = 30\n')
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(tiny), "--config", str(config), "--out", str(out))
+    assert proc.returncode == 2
+    assert "steps.compute_sta.n_lagz" in proc.stderr and "unknown key" in proc.stderr
+    assert "did you mean 'n_lags'" in proc.stderr
+    assert not out.exists()
+    config.write_text("[batch]\nretries = -1\n")
+    proc = run_cli("run", str(tiny / "tiny.cmcr"), str(tiny / "tiny.cmtr"), "--config", str(config),
+                   "--out", str(out / "x.h5"))
+    assert proc.returncode == 2 and "batch.retries: must be >= 0" in proc.stderr
+    assert not out.exists()
