@@ -66,3 +66,15 @@ def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     index_names = {p.name.split(".")[1].rsplit("-", 1)[0] for p in tmp_path.rglob("*.nbi")}
     assert set(first) <= index_names, index_names
     assert second["sta_sums_parallel"]["parallel"] and not second["sta_sums_serial"]["parallel"]
+
+
+def test_numba_is_imported_lazily():
+    code = (
+        "import sys\n"
+        "import hdmea, hdmea.features, hdmea.features.sta, hdmea.features.extract, hdmea.pipeline.eimage\n"
+        "import h5stream.kernels.sta, h5stream.kernels.eimage\n"
+        "print('numba' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
