@@ -244,3 +244,19 @@ def test_spikes_exactly_on_trial_bounds_in_the_step(tiny_recording, tiny_truth):
         got = g["spike_times"][off[t]:off[t + 1]]
         np.testing.assert_array_equal(got, naive[t])
         np.testing.assert_array_equal(got, [bounds[t, 0], bounds[t, 1] - 1])
+
+
+def test_one_source_file_is_enough(tiny_recording, tiny_truth, tmp_path):
+    units_only = load_recording(None, tiny_recording.cmtr_path, hdf5_path=tmp_path / "u.h5", sampling_rate=20000)
+    assert units_only.num_units == len(tiny_truth.units)
+    with h5py.File(tmp_path / "u.h5", "r") as f:
+        assert "light_reference" not in f["stimulus"]
+        np.testing.assert_array_equal(f["units/unit_000/spike_times"][()],
+                                      tiny_truth.units["unit_000"].spike_times)
+    raw_only = load_recording(tiny_recording.cmcr_path, None, hdf5_path=tmp_path / "r.h5")
+    assert raw_only.num_units == 0
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f["stimulus/light_reference/raw_ch1"].shape == (tiny_truth.n_samples,)
+    with pytest.raises(ConfigError, match="disagrees"):
+        load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=tmp_path / "x.h5",
+                       sampling_rate=10000)

@@ -135,7 +135,7 @@ class CmcrFile:
                 if tick > 0:
                     return 1e6 / tick
         duration = self.recording_duration_us()
-        n = self.n_analog_samples() if self._has_analog() else None
+        n = self.n_analog_samples() if self.has_analog() else None
         if duration and n:
             return n / (duration / 1e6)
         raise RecordingFormatError(
@@ -157,7 +157,7 @@ class CmcrFile:
         version = attr_number(self._f.attrs.get("FileVersion"))
         if version is not None:
             out["file_version"] = int(version)
-        if self._has_analog():
+        if self.has_analog():
             meta = self.channel_meta()
             row = _meta_row(meta, "ChannelID", 1)
             out["analog"] = {
@@ -178,7 +178,8 @@ class CmcrFile:
         return out
 
     # -- analog data
-    def _has_analog(self) -> bool:
+    def has_analog(self) -> bool:
+        """True when the file holds the analog channels (light reference, frame sync)."""
         return ANALOG_GROUP in self._f and ANALOG_DATA in self._f[ANALOG_GROUP]
 
     def _analog_dataset(self) -> h5py.Dataset:

@@ -17,6 +17,7 @@ sample pairs (start of the section's first frame, start of its last frame):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -106,8 +107,6 @@ def read_stimulus_config(target) -> StimulusConfig | None:
     """The stimulus configuration stored by :func:`add_section_time` (None if absent)."""
     if not target.has(STIMULUS_CONFIG_PATH):
         return None
-    import json
-
     attrs = target.attrs(STIMULUS_CONFIG_PATH)
     text = attrs.get("config_json")
     if text is None:
@@ -161,7 +160,8 @@ def add_section_time(
         Analog mode: sections of ``movie_name`` start where light-reference
         ``channel`` rises through ``threshold`` and last ``section_duration_s``.
     force
-        Recompute when this step has run already (otherwise the step is skipped).
+        Playlist mode: recompute when this step has run already (otherwise it is
+        skipped).  Analog mode always runs; it adds or replaces ``movie_name``.
     session
         Stage into this session instead of writing the file.
 
@@ -217,8 +217,6 @@ def _playlist_mode(target, *, stimulus, drop_leading_peaks, **_unused) -> None:
 
 
 def _store_config(target, config: StimulusConfig, drop_leading_peaks: int) -> None:
-    import json
-
     movies = {}
     for name, length in config.movie_lengths.items():
         entry = {"length_frames": int(length), "n_occurrences": int(config.playlist.count(name))}

@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from h5stream.errors import H5StreamWarning
 from h5stream.staging import parse_size
@@ -61,11 +60,8 @@ def unit_key(index: int, n_units: int) -> str:
 def _estimate_bytes(cmcr: CmcrFile | None, cmtr: CmtrFile | None) -> tuple[int, dict[str, int]]:
     """Bytes the step will hold, from dataset shapes only (nothing is read)."""
     parts = {"light_reference": 0, "units": 0}
-    if cmcr is not None:
-        try:
-            parts["light_reference"] = 2 * cmcr.n_analog_samples() * 4
-        except Exception:  # a file without analog data holds none
-            parts["light_reference"] = 0
+    if cmcr is not None and cmcr.has_analog():
+        parts["light_reference"] = 2 * cmcr.n_analog_samples() * 4
     if cmtr is not None:
         sorter = cmtr.h5[SORTER_GROUP]
         for uid in cmtr.unit_ids():
@@ -243,7 +239,7 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
     if cmcr is not None:
         meta = cmcr.metadata()
         metadata["acquisition"] = meta
-        if "analog" in meta:
+        if cmcr.has_analog():
             light = cmcr.light_reference()
     if cmtr is not None:
         metadata["spike_sorting"] = {"n_units": len(units_data), "program": "CMOS-MEA-Tools"}
