@@ -106,12 +106,22 @@ def test_anndata_read_elem_reads_our_h5_elements(tmp_path, container):
 
 
 def _cli(*args):
+    """The real command line in a fresh interpreter."""
     return subprocess.run(
         [sys.executable, "-m", "scptensor", *map(str, args)], capture_output=True, text=True, timeout=120
     )
 
 
-def test_cli_convert_and_inspect(tmp_path, container):
+def _main(capsys, *args):
+    """The same entry point in this process (fast); returns (status, stdout, stderr)."""
+    from scptensor.__main__ import main
+
+    status = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_cli_convert_and_inspect(tmp_path, container, capsys):
     src = tmp_path / "c.h5"
     save_hdf5(container, src)
     mu = tmp_path / "c.h5mu"
@@ -119,11 +129,13 @@ def test_cli_convert_and_inspect(tmp_path, container):
     assert done.returncode == 0, done.stderr
     assert_container_equal(ScpContainer.load(mu), container)
     back = tmp_path / "back.hdf5"
-    assert _cli("convert", mu, back, "--compression", "none").returncode == 0
+    assert _main(capsys, "convert", mu, back, "--compression", "none")[0] == 0
     assert_container_equal(ScpContainer.load(back), container)
+    with h5py.File(back, "r") as f:
+        assert f["assays/proteins/layers/raw/X"].compression is None
     ad_path = tmp_path / "prot.h5ad"
-    done = _cli("convert", src, ad_path, "--assay", "proteins", "--layer", "log")
-    assert done.returncode == 0, done.stderr
+    status, _out, err = _main(capsys, "convert", src, ad_path, "--assay", "proteins", "--layer", "log")
+    assert status == 0, err
     assert list(ScpContainer.load(ad_path).assays) == ["proteins"]
 
     done = _cli("inspect", mu)
@@ -135,14 +147,16 @@ def test_cli_convert_and_inspect(tmp_path, container):
     assert "sparse CSC" in out and "history: 2 entries" in out and "peptides -> proteins" in out
 
 
-def test_cli_bad_input(tmp_path, container):
+def test_cli_bad_input(tmp_path, container, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
-    done = _cli("inspect", bad)
-    assert done.returncode == 2 and "not an HDF5 file" in done.stderr and str(bad) in done.stderr
+    status, _out, err = _main(capsys, "inspect", bad)
+    assert status == 2 and "not an HDF5 file" in err and str(bad) in err
     src = tmp_path / "c.h5"
     save_hdf5(container, src)
-    done = _cli("convert", src, tmp_path / "out.txt")
-    assert done.returncode == 2 and "supported" in done.stderr
-    done = _cli("convert", src, src)
-    assert done.returncode == 1 and "overwrite" in done.stderr
+    status, _out, err = _main(capsys, "convert", src, tmp_path / "out.txt")
+    assert status == 2 and "supported" in err
+    status, _out, err = _main(capsys, "convert", src, src)
+    assert status == 1 and "overwrite" in err
+    status, _out, err = _main(capsys, "convert", src, tmp_path / "x.h5mu", "--assay", "proteins")
+    assert status == 2 and "only to .h5ad" in err

@@ -21,6 +21,7 @@ from scptensor.io.exceptions import IOFormatError
 from scptensor.io.serializers import (
     compression_options,
     deserialize_matrix,
+    normalize_sparse,
     provenance_from_element,
     provenance_to_element,
 )
@@ -101,8 +102,9 @@ def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
     if x_layer is not None:
         values[x_layer] = deserialize_matrix(group["X"])
     if "layers" in group:
-        for name in group["layers"]:
-            values[name] = deserialize_matrix(group["layers"][name])
+        # read as one mapping: member names may be escaped forms of the layer names
+        for name, value in read_elem(group["layers"]).items():
+            values[name] = normalize_sparse(value)
     masks = info.get("masks", {})
     metadata = info.get("metadata", {})
     order = list(info.get("layer_order", []))
@@ -114,17 +116,8 @@ def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
     layers = {}
     for name in order:
         M = masks.get(name)
-        layers[name] = ScpMatrix(values[name], deserialize_matrix_value(M), metadata.get(name))
+        layers[name] = ScpMatrix(values[name], normalize_sparse(M), metadata.get(name))
     return Assay(var, layers, feature_id_col=info["feature_id_col"]), info
-
-
-def deserialize_matrix_value(value):
-    """Normalise a sparse matrix read inside a mapping to ``csr_matrix``/``csc_matrix``."""
-    from scipy import sparse
-
-    if value is not None and sparse.issparse(value):
-        return sparse.csr_matrix(value) if value.format == "csr" else sparse.csc_matrix(value)
-    return value
 
 
 def container_extras(container: ScpContainer) -> dict[str, Any]:

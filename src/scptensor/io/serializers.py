@@ -32,6 +32,7 @@ __all__ = [
     "serialize_dense_matrix",
     "serialize_sparse_matrix",
     "deserialize_matrix",
+    "normalize_sparse",
     "serialize_provenance",
     "deserialize_provenance",
     "provenance_to_element",
@@ -126,15 +127,19 @@ def serialize_sparse_matrix(
     write_elem(group, name, X, **options)
 
 
-def deserialize_matrix(obj):
-    """Read a dense or sparse matrix element; sparse results are ``csr_matrix``/``csc_matrix``."""
-    value = read_elem(obj)
+def normalize_sparse(value):
+    """Sparse values as ``csr_matrix``/``csc_matrix`` (the model's types); anything else unchanged."""
     if sparse.issparse(value):
         if value.format == "csr" and not isinstance(value, sparse.csr_matrix):
-            value = sparse.csr_matrix(value)
-        elif value.format == "csc" and not isinstance(value, sparse.csc_matrix):
-            value = sparse.csc_matrix(value)
+            return sparse.csr_matrix(value)
+        if value.format == "csc" and not isinstance(value, sparse.csc_matrix):
+            return sparse.csc_matrix(value)
     return value
+
+
+def deserialize_matrix(obj):
+    """Read a dense or sparse matrix element; sparse results are ``csr_matrix``/``csc_matrix``."""
+    return normalize_sparse(read_elem(obj))
 
 
 def provenance_to_element(history: Sequence[ProvenanceLog], *, params_as_json: bool = False) -> dict[str, Any]:
