@@ -341,3 +341,39 @@ def test_links_and_metadata_survive(tmp_path):
     for ext in FORMATS:
         c.save(tmp_path / f"l{ext}")
         assert_container_equal(ScpContainer.load(tmp_path / f"l{ext}"), c)
+
+
+def test_second_writer_is_refused(tmp_path, container):
+    from h5stream.files import WriterClaim
+
+    from scptensor.io import IOWriterClaimError
+
+    path = tmp_path / "busy.h5"
+    with WriterClaim(path):
+        with pytest.raises(IOWriteError, match="already open for writing") as info:
+            save_hdf5(container, path)
+    assert isinstance(info.value, IOWriterClaimError) and str(path) in str(info.value)
+    assert not path.exists()
+    save_hdf5(container, path)  # the claim is gone with its holder
+    assert_container_equal(load_hdf5(path), container)
+
+
+@pytest.mark.parametrize(("ext", "attr"), [(".h5mu", "scptensor:format_version"), (".h5ad", "scptensor:format_version")])
+def test_anndata_formats_wrong_version_and_foreign(tmp_path, container, ext, attr):
+    path = tmp_path / f"v{ext}"
+    options = {"assay": "proteins"} if ext == ".h5ad" else {}
+    container.save(path, **options)
+    with h5py.File(path, "r+") as f:
+        f.attrs[attr] = "7.1"
+    with pytest.raises(IOFormatError, match="'7.1'") as info:
+        ScpContainer.load(path)
+    assert str(path) in str(info.value)
+    with h5py.File(path, "r+") as f:
+        del f.attrs[attr]
+    with pytest.raises(IOFormatError, match="not written by scptensor"):
+        ScpContainer.load(path)
+    hdf = tmp_path / f"plain{ext}"
+    save_hdf5(container, tmp_path / "plain.h5")
+    (tmp_path / "plain.h5").rename(hdf)
+    with pytest.raises(IOFormatError, match="not an? (MuData|AnnData) file"):
+        ScpContainer.load(hdf)
