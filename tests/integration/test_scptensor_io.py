@@ -377,3 +377,16 @@ def test_anndata_formats_wrong_version_and_foreign(tmp_path, container, ext, att
     (tmp_path / "plain.h5").rename(hdf)
     with pytest.raises(IOFormatError, match="not an? (MuData|AnnData) file"):
         ScpContainer.load(hdf)
+
+
+def test_content_breaking_the_model_is_format_error(tmp_path, container):
+    path = tmp_path / "dup.h5"
+    save_hdf5(container, path)
+    with h5py.File(path, "r+") as f:
+        mask = f["assays/proteins/layers/raw/M"]
+        mask[0, 0] = 42
+    with pytest.raises(IOFormatError, match="breaks the data model.*code 42") as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="no assay holds"):
+        save_hdf5(container, tmp_path / "x.h5", save_layers=["nope"])

@@ -17,7 +17,8 @@ import h5py
 
 from h5stream.errors import H5StreamError
 from h5stream.files import create_atomic, guard_read, open_validated
-from scptensor.io.exceptions import IOPasswordError, IOWriteError, translate_engine_error
+from scptensor.core.exceptions import ValidationError
+from scptensor.io.exceptions import IOFormatError, IOPasswordError, IOWriteError, translate_engine_error
 
 __all__ = ["writing", "reading", "guarded", "root_attr"]
 
@@ -103,10 +104,19 @@ def reading(path: str | os.PathLike, check: Callable[[h5py.File], None]) -> Iter
 
 @contextlib.contextmanager
 def guarded(path: str | os.PathLike, obj: str) -> Iterator[None]:
-    """Any failure inside becomes an ``IOFormatError`` naming ``path`` and ``obj``."""
+    """Any failure inside becomes an ``IOFormatError`` naming ``path`` and ``obj``.
+
+    Content that breaks the data model (duplicate ids, unknown mask codes,
+    shapes that disagree) is a format problem of the file, reported the same way.
+    """
     try:
         with guard_read(path, obj):
             yield
+    except ValidationError as exc:
+        raise IOFormatError(
+            f"file content breaks the data model: {exc}", path=path, obj=obj,
+            hint="the file was modified or written by another tool",
+        ) from exc
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
 

@@ -81,6 +81,13 @@ def select_parts(
         unknown = [a for a in save_layers if a not in container.assays]
         if unknown:
             raise ValueError(f"save_layers names assays the container lacks: {unknown}")
+    elif save_layers is not None:
+        known = {layer for assay in container.assays.values() for layer in assay.layers}
+        unknown = [layer for layer in save_layers if layer not in known]
+        if unknown:
+            raise ValueError(
+                f"save_layers names layers no assay holds: {unknown}; layers present: {sorted(known)}"
+            )
     assays = {}
     for name in kept:
         assay = container.assays[name]

@@ -126,7 +126,8 @@ def load_h5ad(path: str | os.PathLike) -> ScpContainer:
         with guarded(source, "/"):
             assay, info = read_assay_group(f, source)
             obs = read_elem(f["obs"])
-    history, links = apply_container_extras(info)
-    return ScpContainer(
-        obs, {info["assay"]: assay}, history=history, links=links, sample_id_col=info["sample_id_col"]
-    )
+            history, links = apply_container_extras(info)
+            return ScpContainer(
+                obs, {info["assay"]: assay}, history=history, links=links,
+                sample_id_col=info["sample_id_col"],
+            )

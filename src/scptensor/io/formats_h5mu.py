@@ -174,7 +174,8 @@ def load_h5mu(path: str | os.PathLike) -> ScpContainer:
         for name in order:
             with guarded(source, f"/mod/{name}"):
                 assays[name], _info = read_assay_group(mods[name], source)
-    history, links = apply_container_extras(extras)
-    return ScpContainer(
-        obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
-    )
+        with guarded(source, "/"):
+            history, links = apply_container_extras(extras)
+            return ScpContainer(
+                obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
+            )
