@@ -64,7 +64,7 @@ from h5stream.files import (
     scan_unsafe_objects,
     update_atomic,
 )
-from h5stream.names import check_name
+from h5stream.names import check_name as _check_link_name
 from h5stream.staging import LIBVER, FileArray, copy_dataset, store_array
 from hdmea.errors import HdmeaError, RecordingFormatError
 
@@ -162,6 +162,39 @@ def _corrupt_error(path) -> CorruptRecordingError:
     return err
 
 
+# =========================================================================== names
+
+
+def check_name(name, *, what: str = "name", path=None) -> str:
+    """A safe HDF5 link or attribute name (see :func:`h5stream.names.check_name`) that is valid UTF-8."""
+    _check_link_name(name, what=what, path=path)
+    if not _utf8_ok(name):
+        raise UnsafeNameError(f"{what} {name!r} is not valid UTF-8 text", path=path,
+                              expected="text without lone surrogates", found=repr(name), hint="rename it")
+    return name
+
+
+def check_attr_name(name, *, what: str = "attribute name", path=None) -> str:
+    check_name(name, what=what, path=path)
+    if name in INTERNAL_ATTRS:
+        raise UnsafeNameError(f"{what} {name!r} is reserved for type information", path=path,
+                              expected="another name", found=repr(name), hint="rename it")
+    return name
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plain_text(text: str) -> bool:
+    """True when HDF5 can hold ``text`` as a variable-length UTF-8 string (no NUL, valid UTF-8)."""
+    return "\x00" not in text and _utf8_ok(text)
+
+
 # =========================================================================== nodes
 
 
@@ -255,7 +288,8 @@ def _freeze(key):
 
 
 def typed_json_dumps(value) -> str:
-    return json.dumps(_tj_encode(value), ensure_ascii=False, allow_nan=True)
+    # ASCII escapes keep NUL characters and lone surrogates storable as HDF5 text.
+    return json.dumps(_tj_encode(value), ensure_ascii=True, allow_nan=True)
 
 
 def typed_json_loads(text: str):
@@ -276,6 +310,8 @@ def _homogeneous_kind(items) -> str | None:
         return None
     if first is int and any(not (-(2**63) <= v < 2**63) for v in items):
         return None
+    if first is str and not all(_plain_text(v) for v in items):
+        return None
     return first.__name__
 
 
@@ -285,7 +321,7 @@ _KIND_DTYPES = {"bool": np.bool_, "int": np.int64, "float": np.float64, "str": h
 def encode_attr(value) -> tuple[Any, str | None]:
     """(value as stored in an HDF5 attribute, type tag or None)."""
     if isinstance(value, str):
-        return value, None
+        return (value, None) if _plain_text(value) else (typed_json_dumps(value), "json")
     if isinstance(value, (bool, np.bool_)):
         return np.bool_(value), None
     if isinstance(value, int):
@@ -375,10 +411,11 @@ def _tag_dataset(array: np.ndarray, tag: str) -> Dataset:
 
 
 def _is_safe_key(key) -> bool:
+    """True when a mapping key can be a link or attribute name as it is."""
     if not isinstance(key, str):
         return False
     try:
-        check_name(key)
+        check_attr_name(key)
     except UnsafeNameError:
         return False
     return not key.startswith(HIDDEN_PREFIX) and not key.startswith(STAGING_PREFIX)
@@ -396,6 +433,8 @@ def value_node(value) -> Node:
     if isinstance(value, Mapping):
         return _mapping_node(value, value_node, scalars_as_attrs=False)
     if isinstance(value, str):
+        if not _plain_text(value):
+            return _tag_dataset(np.array([typed_json_dumps(value)], dtype=h5py.string_dtype("utf-8")), "json")
         return _tag_dataset(np.array([value], dtype=h5py.string_dtype("utf-8")), "str")
     if type(value) is bool:
         return _tag_dataset(np.array([value], dtype=np.bool_), "bool")
@@ -435,13 +474,14 @@ def array_node(value) -> Dataset:
     if isinstance(value, FileArray):
         return Dataset(value)
     array = np.asarray(value)
-    if array.dtype.kind == "U":
-        return Dataset(array.astype(object), tag="ndarray:U")
-    if array.dtype.kind == "O":
-        if not all(isinstance(v, str) for v in array.ravel()):
+    if array.dtype.kind in "UO":
+        if array.dtype.kind == "O" and not all(isinstance(v, str) for v in array.ravel()):
             raise EncodingError("object arrays may hold only str", found="other objects",
                                 hint="convert the array to a numeric or text dtype")
-        return Dataset(array, tag="ndarray:O")
+        if not all(_plain_text(str(v)) for v in array.ravel()):
+            raise EncodingError("text arrays cannot hold NUL characters or lone surrogates",
+                                found="such text", hint="store the text as a list, which is encoded exactly")
+        return Dataset(array.astype(object), tag="ndarray:U" if array.dtype.kind == "U" else "ndarray:O")
     if array.dtype.kind == "S":
         return Dataset(array)
     if array.dtype.kind not in "biufc" and not array.dtype.names:
@@ -528,8 +568,8 @@ def check_dataset_id(dataset_id) -> str:
     if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise UnsafeNameError("dataset_id must be a non-empty string", expected="e.g. '2024.03.01-12.00.00-Rec'",
                               found=repr(dataset_id))
-    if "\x00" in dataset_id:
-        raise UnsafeNameError("dataset_id contains a NUL character", found=repr(dataset_id))
+    if not _plain_text(dataset_id):
+        raise UnsafeNameError("dataset_id contains a NUL character or is not valid UTF-8", found=repr(dataset_id))
     return dataset_id
 
 
@@ -597,7 +637,7 @@ def unit_node(unit_id: str, data: Mapping) -> Group:
             check_name(key, what="unit field name")
             group.children[key] = put_node(value)
         else:
-            check_name(key, what="unit attribute name")
+            check_attr_name(key, what="unit attribute name")
             group.attrs[key] = normalize_attr(value)
     spikes = group.children["spike_times"].data
     group.attrs["spike_count"] = int(spikes.shape[0]) if spikes.ndim else 1
@@ -655,7 +695,7 @@ def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | N
         raise EncodingError("feature data must be a mapping", obj=feature_name, found=type(feature_data).__name__)
     node = put_node(dict(feature_data))
     for key, value in (metadata or {}).items():
-        check_name(key, what="feature metadata name")
+        check_attr_name(key, what="feature metadata name")
         node.attrs[key] = normalize_attr(value)
     node.attrs.setdefault("name", feature_name)
     return node
@@ -849,9 +889,7 @@ def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> 
     existing_tags = json.loads(_text(obj.attrs[ATTR_TYPES_ATTR])) if ATTR_TYPES_ATTR in obj.attrs else {}
     node = Dataset(None) if isinstance(obj, h5py.Dataset) else Group()
     for name, value in mapping.items():
-        check_name(name, what="attribute name")
-        if name in INTERNAL_ATTRS:
-            raise UnsafeNameError(f"attribute name {name!r} is reserved", obj=obj.name)
+        check_attr_name(name, path=obj.file.filename)
         if name in obj.attrs:
             del obj.attrs[name]
         if isinstance(obj, h5py.Group) and HIDDEN_PREFIX + name in obj:
@@ -974,7 +1012,8 @@ def decode_node(node: Node):
     out = dict(node.attrs)
     for name, child in node.children.items():
         out[name] = decode_node(child)
-    return out
+    # Name order, as HDF5 lists a group's members, so a staged group and a saved one agree.
+    return {name: out[name] for name in sorted(out)}
 
 
 # =========================================================================== file handles

@@ -40,7 +40,6 @@ import numpy as np
 
 from h5stream.errors import H5StreamError, WriteError, WriterClaimError
 from h5stream.files import WriterClaim, create_atomic, fsync_directory, fsync_path, open_validated
-from h5stream.names import check_name
 from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, parse_size
 from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import hdf5_store as store
@@ -74,7 +73,7 @@ def split_path(path: str, *, allow_root: bool = True) -> list[str]:
         raise TypeError(f"a path must be a str like 'units/unit_000/spike_times' (found {type(path).__name__})")
     parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
     for part in parts:
-        check_name(part, what="path component")
+        store.check_name(part, what="path component")
         if store.is_hidden(part):
             raise store.UnsafeNameError(f"path component {part!r} is reserved for internal use", found=repr(path))
     if not parts and not allow_root:
@@ -334,11 +333,8 @@ class PipelineSession:
         if node is None:
             raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
         self._modified()
-        for name, value in mapping.items():
-            check_name(name, what="attribute name")
-            if name in store.INTERNAL_ATTRS:
-                raise store.UnsafeNameError(f"attribute name {name!r} is reserved", obj=path)
-            node.attrs[name] = store.normalize_attr(value)
+        values = {store.check_attr_name(name): store.normalize_attr(value) for name, value in mapping.items()}
+        node.attrs.update(values)
 
     # ------------------------------------------------------------------ adding results
     def add_units(self, units_data: Mapping[str, Mapping[str, Any]]) -> None:
@@ -358,7 +354,7 @@ class PipelineSession:
     def add_feature(self, unit_id: str, feature_name: str, feature_data: Mapping[str, Any],
                     metadata: Mapping[str, Any] | None = None) -> None:
         """Stage a unit's feature (same rules as :func:`hdmea.io.hdf5_store.write_feature_to_unit`)."""
-        check_name(unit_id, what="unit id")
+        store.check_name(unit_id, what="unit id")
         node = store.feature_node(feature_name, feature_data, metadata)
         if self._node(["units", unit_id]) is None:
             raise store.UnknownUnitError(

@@ -33,7 +33,6 @@ import h5py
 
 from h5stream.errors import WriterClaimError
 from h5stream.files import create_atomic, update_atomic
-from h5stream.names import check_name
 from h5stream.staging import LIBVER
 from hdmea.errors import MissingStepError, SessionError
 from hdmea.io import hdf5_store as store
