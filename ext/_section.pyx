@@ -58,3 +58,21 @@ def _section_gather(const uint64_t[::1] values, const int64_t[:, ::1] first,
                 dst = out_offsets[u * n_trials + t]
                 for k in range(n):
                     out[dst + k] = values[src + k]
+
+
+cdef int64_t _first_fall(const uint64_t[::1] values, const int64_t[::1] row_offsets) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef int64_t i
+    for r in range(row_offsets.shape[0] - 1):
+        for i in range(row_offsets[r] + 1, row_offsets[r + 1]):
+            if values[i] < values[i - 1]:
+                return i
+    return -1
+
+
+def _first_unsorted(const uint64_t[::1] values, const int64_t[::1] row_offsets):
+    """Index of the first value smaller than its predecessor within a row, or -1 if every row is sorted."""
+    cdef int64_t pos
+    with nogil:
+        pos = _first_fall(values, row_offsets)
+    return pos

@@ -80,7 +80,7 @@ def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = No
     -------
     SectionedRows
     """
-    from h5stream._ext._section import _section_counts, _section_gather
+    from h5stream._ext._section import _first_unsorted, _section_counts, _section_gather
 
     values = np.asarray(values)
     if values.ndim != 1:
@@ -110,15 +110,10 @@ def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = No
         bad = int(np.flatnonzero(ends < starts)[0])
         raise ValueError(f"interval {bad} ends before it starts: [{starts[bad]}, {ends[bad]})")
     if check_sorted and values.size > 1:
-        falls = np.flatnonzero(values[1:] < values[:-1]) + 1
-        if falls.size:
-            # A fall is allowed only where a new row begins.
-            starts_of_rows = row_offsets[1:-1]
-            inside = ~np.isin(falls, starts_of_rows)
-            if inside.any():
-                pos = int(falls[inside][0])
-                row = int(np.searchsorted(row_offsets, pos, side="right") - 1)
-                raise ValueError(f"row {row} is not sorted (value at index {pos} is smaller than the one before)")
+        pos = _first_unsorted(values, row_offsets)
+        if pos >= 0:
+            row = int(np.searchsorted(row_offsets, pos, side="right") - 1)
+            raise ValueError(f"row {row} is not sorted (value at index {pos} is smaller than the one before)")
     n_rows = row_offsets.size - 1
     n_int = starts.size
     threads = _default_threads(n_rows, n_int, values.size) if n_threads is None else max(1, int(n_threads))
