@@ -335,11 +335,81 @@ def _frames_agree(path: Path, frame) -> bool:
     return list(theirs.columns) == frame.columns and len(theirs) == frame.height
 
 
+# --------------------------------------------------------------------------- 4. many small objects
+
+
+def unit_tree(n_units: int, seed: int = 0):
+    """Per unit: spike times, a small waveform, an empty features group, four attributes."""
+    rng = np.random.default_rng(seed)
+    objects, attrs = {}, {}
+    for i in range(n_units):
+        base = f"units/unit_{i:05d}"
+        objects[f"{base}/spike_times"] = np.sort(rng.random(rng.integers(10, 200)))
+        objects[f"{base}/waveform"] = rng.normal(size=(50,)).astype(np.float32)
+        objects[f"{base}/features"] = None
+        attrs[base] = {"row": i // 64, "col": i % 64, "n_spikes": 0, "label": "good"}
+    return objects, attrs
+
+
+def _write_tree_h5py(path: Path, objects: dict, attrs: dict) -> None:
+    with h5py.File(path, "w") as f:
+        for name, value in objects.items():
+            if value is None:
+                f.create_group(name)
+            else:
+                f.create_dataset(name, data=value)
+        for name, values in attrs.items():
+            for key, value in values.items():
+                f[name].attrs[key] = value
+    fsync_file(path)
+
+
+def _write_tree_ours(path: Path, objects: dict, attrs: dict) -> None:
+    from h5stream.writer import write_many
+
+    with h5py.File(path, "w") as f:
+        write_many(f, objects, attrs=attrs)
+    fsync_file(path)
+
+
+def bench_many(size: str) -> list[Row]:
+    n_units = 5000 if size == "full" else 300
+    objects, attrs = unit_tree(n_units)
+    with scratch_dir() as tmp:
+        ours_path, peer_path = Path(tmp) / "ours.h5", Path(tmp) / "peer.h5"
+        rounds = 3
+        peer = time_rounds(lambda: _write_tree_h5py(peer_path, objects, attrs), rounds,
+                           setup=lambda: peer_path.unlink(missing_ok=True))
+        ours = time_rounds(lambda: _write_tree_ours(ours_path, objects, attrs), rounds,
+                           setup=lambda: ours_path.unlink(missing_ok=True))
+        with h5py.File(ours_path, "r") as f:
+            same = all(
+                np.array_equal(f[name][()], value) for name, value in objects.items() if value is not None
+            ) and f[f"units/unit_{n_units - 1:05d}"].attrs["label"] == "good"
+    return [
+        Row(
+            benchmark=f"write_many: {n_units} unit groups (2 datasets, empty group, 4 attrs), fsync",
+            peer="h5py high-level loop",
+            peer_value=peer.min,
+            ours=ours.min,
+            unit="s",
+            ratio=peer.min / ours.min,
+            goal=None,
+            details=f"ours {ours}; peer {peer}; values identical {same}",
+        )
+    ]
+
+
 # --------------------------------------------------------------------------- entry points
 
 
 def run(size: str = "small") -> list[Row]:
-    return [*bench_gzip(size), *bench_csr(size), *bench_frame(size)]
+    return [*bench_gzip(size), *bench_csr(size), *bench_frame(size), *bench_many(size)]
+
+
+def test_bench_many_small():
+    rows = bench_many("small")
+    assert "values identical True" in rows[0].details
 
 
 def test_bench_gzip_small():
