@@ -41,7 +41,7 @@ from benchmarks._harness import (
 
 SIZES = {
     # samples, proteins, peptides, density, rounds
-    "small": (200, 50, 500, 0.05, 2),
+    "small": (200, 50, 500, 0.05, 1),
     "full": (20_000, 5_000, 50_000, 0.05, 2),
 }
 

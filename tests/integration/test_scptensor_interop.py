@@ -125,8 +125,9 @@ def test_cli_convert_and_inspect(tmp_path, container, capsys):
     src = tmp_path / "c.h5"
     save_hdf5(container, src)
     mu = tmp_path / "c.h5mu"
-    done = _cli("convert", src, mu)
-    assert done.returncode == 0, done.stderr
+    status, out, err = _main(capsys, "convert", src, mu)
+    assert status == 0, err
+    assert f"wrote {mu} (MuData)" in out
     assert_container_equal(ScpContainer.load(mu), container)
     back = tmp_path / "back.hdf5"
     assert _main(capsys, "convert", mu, back, "--compression", "none")[0] == 0
