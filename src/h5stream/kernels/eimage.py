@@ -289,7 +289,12 @@ def electrical_images(raw, spike_times, offsets=None, **kwargs) -> EImageBatch:
     )
 
 
-def _read_rows(raw, a: int, b: int, n_channels: int) -> np.ndarray:
+def _read_rows(raw, a: int, b: int, n_channels: int, out: np.ndarray | None = None) -> np.ndarray:
+    if out is not None and hasattr(raw, "read_direct"):
+        # h5py: read straight into a reused buffer (no fresh allocation and page faults per chunk)
+        view = out[: b - a]
+        raw.read_direct(view.reshape((b - a, *raw.shape[1:])), source_sel=np.s_[a:b])
+        return view
     block = np.asarray(raw[a:b])
     return np.ascontiguousarray(block.reshape(b - a, n_channels))
 
@@ -318,15 +323,22 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     pos = plan.read_start
     stop = min(plan.stop, last_end)
     reader = concurrent.futures.ThreadPoolExecutor(1) if prefetch else None
+    # two read buffers: the reader fills one while the kernels work on the other
+    rows = min(chunk, max(stop - pos, 1))
+    direct = hasattr(raw, "read_direct")
+    spare = [np.empty((rows, n_channels), dtype=raw.dtype) for _ in range(2)] if direct else [None, None]
+    n_read = 0
     try:
-        pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels)
+        pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels, spare[0])
+        n_read = 1
         with numba_threads(n_threads) as n_workers:
             while pos < stop:
                 n = min(chunk, stop - pos)
                 block = pending.result()
                 nxt = pos + n
                 if nxt < stop:
-                    pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels)
+                    pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels, spare[n_read % 2])
+                    n_read += 1
                 if state is None:
                     state = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
                 keep = min(carry, n_valid)
@@ -355,12 +367,12 @@ class _Ready:
         return self.value
 
 
-def _submit(reader, raw, a, b, n_channels):
+def _submit(reader, raw, a, b, n_channels, out=None):
     if b <= a:
         return _Ready(None)
     if reader is None:
-        return _Ready(_read_rows(raw, a, b, n_channels))
-    return reader.submit(_read_rows, raw, a, b, n_channels)
+        return _Ready(_read_rows(raw, a, b, n_channels, out))
+    return reader.submit(_read_rows, raw, a, b, n_channels, out)
 
 
 def _initial_state(sos, first_row, adc_offset, adc_scale):

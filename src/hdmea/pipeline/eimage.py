@@ -71,6 +71,12 @@ class _GuardedSensorData:
         with guard_mcs_read(self._path, self._ds.name):
             return self._ds[key]
 
+    def read_direct(self, dest, source_sel=None):
+        from hdmea.io.mcs import guard_mcs_read
+
+        with guard_mcs_read(self._path, self._ds.name):
+            self._ds.read_direct(dest, source_sel=source_sel)
+
 
 def _parse_bytes(value) -> int:
     if isinstance(value, (int, np.integer)):
