@@ -364,7 +364,9 @@ def _write_gzip_direct(
     dsid = ds.id
 
     def compress(slot: int, n: int) -> int:
-        return kernel._deflate_chunks(raw[slot], packed[slot], sizes[slot], n, level, shuffle_itemsize, n_threads)
+        # A thread per chunk at most: idle OpenMP threads only cost time.
+        threads = max(1, min(n_threads, n))
+        return kernel._deflate_chunks(raw[slot], packed[slot], sizes[slot], n, level, shuffle_itemsize, threads)
 
     def flush(slot: int, batch: list[tuple[int, ...]]) -> None:
         for i, origin in enumerate(batch):

@@ -62,10 +62,11 @@ def test_all_missing_rows_and_all_missing_matrix():
 
 
 def test_serial_equals_parallel_and_block_size_does_not_matter():
-    dense = _matrix((501, 33), np.float32, seed=9)
-    ref = dense_to_csr(dense, n_threads=1, block_rows=501)
-    for threads in (1, 2, 4):
-        for block_rows in (1, 7, 64, 1000):
+    # 400 x 100 blocks run in parallel; small blocks (7 rows) take the serial path.
+    dense = _matrix((400, 100), np.float32, seed=9)
+    ref = dense_to_csr(dense, n_threads=1, block_rows=400)
+    for threads in (1, 2, 3):
+        for block_rows in (1, 7, 400, 1000):
             out = dense_to_csr(dense, n_threads=threads, block_rows=block_rows)
             assert np.array_equal(out.indptr, ref.indptr)
             assert np.array_equal(out.indices, ref.indices)

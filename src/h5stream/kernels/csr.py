@@ -49,6 +49,9 @@ _SUPPORTED = {np.dtype(t) for t in (
     np.uint8, np.uint16, np.uint32, np.uint64,
 )}
 BLOCK_TARGET_BYTES = 16 << 20
+# Blocks smaller than this run on one thread: starting a parallel region costs
+# more than the work, most of all on a busy machine.
+PARALLEL_MIN_ITEMS = 1 << 15
 
 
 @dataclasses.dataclass
@@ -110,11 +113,16 @@ def count_rows(
     if dense.shape[1] == 0:
         return counts
     for start, stop, block in _row_blocks(dense, block_rows):
-        kernel._count_rows(block, counts[start:stop], rule, threads)
+        kernel._count_rows(block, counts[start:stop], rule, _threads_for(block, threads))
     return counts
 
 
+def _threads_for(block: np.ndarray, threads: int) -> int:
+    return threads if block.size >= PARALLEL_MIN_ITEMS else 1
+
+
 def _fill(kernel, block, starts, data, indices, rule, threads) -> None:
+    threads = _threads_for(block, threads)
     failed = np.zeros(1, dtype=np.int32)
     kernel._fill_rows(block, starts, data, indices, rule, threads, failed)
     if failed[0]:
@@ -143,7 +151,7 @@ def iter_csr_blocks(
     for start, stop, block in _row_blocks(dense, block_rows):
         counts = np.zeros(stop - start, dtype=np.int64)
         if dense.shape[1]:
-            kernel._count_rows(block, counts, rule, threads)
+            kernel._count_rows(block, counts, rule, _threads_for(block, threads))
         indptr = np.zeros(stop - start + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         nnz = int(indptr[-1])
