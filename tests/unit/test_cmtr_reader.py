@@ -161,3 +161,55 @@ def test_positions_from_unit_attributes_without_a_units_table(recording_copy, ti
         g.attrs["Row"] = np.int32(int(g.attrs["Row"]) % 65 + 1)
     with pytest.raises(RecordingFormatError, match="column-major"):
         read_units(cmtr, FS)
+
+
+def _rewrite_peaks(cmtr, transform):
+    with h5py.File(cmtr, "a") as f:
+        name = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))[0]
+        path = f"Spike Sorter/{name}/Peaks"
+        attrs = dict(f[path].attrs)
+        peaks = transform(f[path][()])
+        del f[path]
+        f[path] = peaks
+        f[path].attrs.update(attrs)
+    return f"/Spike Sorter/{name}/Peaks"
+
+
+def test_negative_timestamps_are_refused(recording_copy):
+    _cmcr, cmtr = recording_copy
+
+    def negative(peaks):
+        first = np.flatnonzero(peaks["IncludePeak"] == 1)[0]
+        peaks["Timestamp"][first] = -50
+        return peaks
+
+    obj = _rewrite_peaks(cmtr, negative)
+    with pytest.raises(RecordingFormatError) as err:
+        read_units(cmtr, FS)
+    assert obj in str(err.value) and "negative" in str(err.value)
+
+
+def test_text_cutout_columns_are_refused(recording_copy):
+    _cmcr, cmtr = recording_copy
+
+    def texty(peaks):
+        names = list(peaks.dtype.names)
+        dt = np.dtype([(n, "S4" if n == names[-1] else peaks.dtype.fields[n][0]) for n in names])
+        out = np.zeros(peaks.size, dtype=dt)
+        for n in names[:-1]:
+            out[n] = peaks[n]
+        return out
+
+    obj = _rewrite_peaks(cmtr, texty)
+    with pytest.raises(RecordingFormatError) as err:
+        read_units(cmtr, FS)
+    assert obj in str(err.value) and "non-numeric" in str(err.value)
+
+
+def test_oversized_table_is_refused_before_allocation(recording_copy, monkeypatch):
+    import hdmea.io.cmtr as cmtr_module
+
+    _cmcr, cmtr = recording_copy
+    monkeypatch.setattr(cmtr_module, "MAX_TABLE_BYTES", 1000)
+    with pytest.raises(RecordingFormatError, match="too large"):
+        read_units(cmtr, FS)

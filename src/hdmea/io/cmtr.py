@@ -47,6 +47,9 @@ logger.addHandler(logging.NullHandler())
 SORTER_GROUP = "Spike Sorter"
 ACQUISITION_LINK = "Acquisition"
 PEAK_FIELDS = ("Timestamp", "PeakAmplitude", "IncludePeak")
+# A unit's Peaks table is read whole; a declared size past this is refused
+# rather than allocated (a damaged or hostile header can claim any size).
+MAX_TABLE_BYTES = 8 * 1024**3
 # Leading fields of the Units table that identify a unit rather than measure it.
 _IDENTITY_FIELDS = {"UnitID", "SensorID", "Row", "Column", "RoiID"}
 _UNIT_GROUP = re.compile(r"^Unit (\d+)$")
@@ -312,6 +315,13 @@ class CmtrFile:
                 "peaks table lacks columns", path=self.path, obj=obj,
                 expected="Timestamp, PeakAmplitude, IncludePeak and cutout columns", found=", ".join(names),
             )
+        bad = [n for n in names if n not in ("Timestamp",) and dtype.fields[n][0].kind not in "iuf"]
+        if bad or dtype.fields["Timestamp"][0].kind not in "iuf":
+            raise RecordingFormatError(
+                "peaks table has non-numeric columns", path=self.path, obj=obj,
+                expected="numeric Timestamp, PeakAmplitude, IncludePeak and cutouts",
+                found=", ".join(f"{n}: {dtype.fields[n][0]}" for n in (bad or ["Timestamp"])),
+            )
         layout = _PeaksLayout.of(dtype)
         self._layouts.append((tid, layout))
         return layout
@@ -331,6 +341,12 @@ class CmtrFile:
             if len(shape) != 1:
                 raise RecordingFormatError("peaks table is not 1-D", path=self.path, obj=obj,
                                            expected="shape (n_peaks,)", found=str(shape))
+            if shape[0] * layout.dtype.itemsize > MAX_TABLE_BYTES:
+                raise RecordingFormatError(
+                    "peaks table is too large to read", path=self.path, obj=obj,
+                    expected=f"at most {MAX_TABLE_BYTES} bytes", found=f"{shape[0]} rows of {layout.dtype.itemsize} bytes",
+                    hint="raise hdmea.io.cmtr.MAX_TABLE_BYTES if the file is genuine",
+                )
             peaks = np.empty(shape[0], dtype=layout.dtype)
             if shape[0]:
                 dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, peaks, mtype=layout.mtype)
@@ -347,7 +363,14 @@ class CmtrFile:
         sensor, row, col = self._position(unit_id)
         peaks, layout = self._read_peaks(unit_id)
         include = peaks["IncludePeak"] == 1
-        spikes = _microseconds_to_samples(peaks["Timestamp"][include], sampling_rate)
+        timestamps = peaks["Timestamp"][include]
+        if timestamps.size and not (np.all(np.isfinite(timestamps)) and timestamps.min() >= 0):
+            raise RecordingFormatError(
+                "peaks have negative or non-finite timestamps",
+                path=self.path, obj=f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks",
+                expected="microseconds >= 0", found=f"minimum {timestamps.min()}",
+            )
+        spikes = _microseconds_to_samples(timestamps, sampling_rate)
         if spikes.size > 1 and np.any(spikes[1:] < spikes[:-1]):
             spikes = np.sort(spikes)
         amps = (peaks["PeakAmplitude"][include].astype(np.float32) if "PeakAmplitude" in layout.dtype.names
