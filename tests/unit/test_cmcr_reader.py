@@ -133,3 +133,14 @@ def test_any_sensor_dataset_streams(recording_copy):
     assert [s for s, _b in blocks] == [0, 128 - 16, 256 - 16]
     for s, b in blocks:
         np.testing.assert_array_equal(b, roi[s:s + b.shape[0]])
+
+
+def test_oversized_analog_read_is_refused(tiny_recording, monkeypatch):
+    import hdmea.io.cmcr as cmcr_module
+
+    monkeypatch.setattr(cmcr_module, "MAX_READ_BYTES", 1200)
+    with CmcrFile(tiny_recording.cmcr_path) as f:
+        with pytest.raises(RecordingFormatError, match="too large"):
+            f.light_reference()
+        part = f.analog_row(1, 0, 100)
+    assert part.shape == (100,)

@@ -48,6 +48,9 @@ SENSOR_GROUP = "Acquisition/Sensor Data"
 LIGHT_ROW = 0
 SYNC_ROW = 1
 _SENSOR_DATA = re.compile(r"^SensorData (\d+) (\d+)$")
+# A declared size past this is refused rather than allocated (a damaged or
+# hostile header can claim any size).  A 20 kHz channel of 24 h fits.
+MAX_READ_BYTES = 24 * 1024**3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +208,16 @@ class CmcrFile:
             mrow = meta[row] if row < meta.size else meta[0]
         zero = float(_field(mrow, "ADZero", 0))
         factor = float(_field(mrow, "ConversionFactor", 1))
+        if ds.dtype.kind not in "iuf":
+            raise RecordingFormatError("analog data is not numeric", path=self.path, obj=ds.name,
+                                       expected="integer ADC counts", found=str(ds.dtype))
+        n = len(range(*slice(start, stop).indices(ds.shape[1])))
+        if n * 12 > MAX_READ_BYTES:  # the float64 working copy plus the float32 result
+            raise RecordingFormatError(
+                "analog channel is too large to read at once", path=self.path, obj=ds.name,
+                expected=f"at most {MAX_READ_BYTES // 12} samples", found=f"{n} samples",
+                hint="read it in parts with analog_row(row, start, stop), or raise hdmea.io.cmcr.MAX_READ_BYTES",
+            )
         with guard_mcs_read(self.path, ds.name):
             raw = ds[row, start:stop]
         out = raw.astype(np.float64)
