@@ -132,3 +132,12 @@ def test_bad_parameters(tmp_path):
     generate_recording(tmp_path, "y", seed=1)
     with pytest.raises(FileExistsError):
         generate_recording(tmp_path, "y", seed=1)
+
+
+def test_duration_fits_the_noise_movie(tmp_path):
+    rec = generate_recording(tmp_path, "d", seed=2, duration_s=60.0, raw_seconds=0.0, n_units=2)
+    t = rec.truth()
+    shown = (t.frame_times[-1] - t.frame_times[0]) / t.sampling_rate
+    assert abs(shown - 60.0) < 0.5
+    with pytest.raises(ConfigError, match="shorter"):
+        generate_recording(tmp_path, "e", duration_s=2.0)

@@ -38,12 +38,30 @@ class SyntheticRecording:
         return load_truth(self.truth_path)
 
 
+def _fit_duration(cfg: SyntheticConfig, duration_s: float) -> SyntheticConfig:
+    """The config whose noise movie makes the playlist last about ``duration_s`` seconds."""
+    n_noise = cfg.playlist.count(cfg.noise_movie)
+    if n_noise == 0:
+        raise ConfigError("duration_s needs the noise movie in the playlist (its length is what is fitted)")
+    margins = cfg.pre_margin_frames + cfg.post_margin_frames
+    fixed = len(cfg.playlist) * margins + cfg.playlist.count(cfg.step_movie) * cfg.step_movie_length
+    free = duration_s * cfg.display_rate - fixed
+    images = int(round(free / (n_noise * cfg.noise_frames_per_image)))
+    if images < 1:
+        raise ConfigError(
+            f"duration_s={duration_s} is shorter than the playlist without noise "
+            f"({fixed / cfg.display_rate:.1f} s); pass a longer duration or shorten the playlist"
+        )
+    return dataclasses.replace(cfg, noise_images=images)
+
+
 def generate_recording(
     out_dir: str | os.PathLike,
     name: str = "rec",
     *,
     config: SyntheticConfig | None = None,
     seed: int | None = None,
+    duration_s: float | None = None,
     overwrite: bool = False,
     **overrides,
 ) -> SyntheticRecording:
@@ -59,6 +77,9 @@ def generate_recording(
         A :class:`SyntheticConfig` (default: ``SyntheticConfig.tiny()``).
     seed
         Overrides ``config.seed``.
+    duration_s
+        Approximate length of the displayed stimulus in seconds: the dense-noise
+        movie is lengthened or shortened to fit (the step movies keep their size).
     overwrite
         Replace files that exist already.
     **overrides
@@ -76,6 +97,8 @@ def generate_recording(
         if unknown:
             raise ConfigError(f"unknown synthetic recording parameters: {sorted(unknown)}")
         cfg = dataclasses.replace(cfg, **overrides)
+    if duration_s is not None:
+        cfg = _fit_duration(cfg, float(duration_s))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
