@@ -308,3 +308,30 @@ def test_close_removes_spill_file(tmp_path):
     assert spill.exists()
     s.close()
     assert not spill.exists()
+
+
+def test_resume_and_save_over_the_checkpoint_itself(tmp_path):
+    s = create_session("rec")
+    _fill(None, s)
+    ckpt = s.checkpoint(tmp_path / "work.h5")
+    r = PipelineSession.load(ckpt)
+    r.add_metadata({"after": "resume"})
+    r.save(ckpt, overwrite=True)  # its lazy arrays are read from the very file being replaced
+    s.add_metadata({"after": "resume"})
+    s.save(tmp_path / "direct.h5")
+    assert_files_equal(ckpt, tmp_path / "direct.h5")
+    again = PipelineSession.load(ckpt)
+    np.testing.assert_array_equal(again.get("units/unit_001/spike_times"), s.get("units/unit_001/spike_times"))
+
+
+def test_checkpoint_of_a_spilled_session_is_complete(tmp_path):
+    s = create_session("rec", hdf5_path=tmp_path / "final.h5", memory_limit=200)
+    _fill(None, s)
+    assert s.spilled_bytes > 0
+    s.checkpoint(tmp_path / "ckpt.h5")
+    s.close()  # the spill file is gone; the checkpoint must not depend on it
+    r = PipelineSession.load(tmp_path / "ckpt.h5")
+    expected = _units()
+    for uid, unit in expected.items():
+        np.testing.assert_array_equal(r.get(f"units/{uid}/spike_times"), unit["spike_times"])
+    assert r.completed_steps == ["load_recording", "extract_features"]
