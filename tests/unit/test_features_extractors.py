@@ -1,0 +1,135 @@
+"""Feature registry and built-in measures on hand-made inputs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdmea.errors import ConfigError
+from hdmea.features import get_extractor, params_hash, register_extractor
+from hdmea.features.extractors import (
+    STEP_WINDOWS,
+    frame_aligned_rates,
+    receptive_field_measures,
+    step_measures,
+)
+from hdmea.features.sta import movie_stimulus, spikes_to_movie_frames
+from hdmea.stimulus import NoiseMovie, StimulusConfig
+
+
+def test_params_hash_is_stable_order_free_and_sensitive():
+    a = params_hash("x", "1", {"movie": "m", "threshold": 0.5, "w": [1, 2]})
+    b = params_hash("x", "1", {"w": [1, 2], "threshold": 0.5, "movie": "m"})
+    assert a == b and len(a) == 16
+    assert a != params_hash("x", "2", {"movie": "m", "threshold": 0.5, "w": [1, 2]})
+    assert a != params_hash("x", "1", {"movie": "m", "threshold": 0.51, "w": [1, 2]})
+    assert params_hash("x", "1", {"v": np.int64(3)}) == params_hash("x", "1", {"v": 3})
+
+
+def test_register_custom_extractor_and_duplicate_names():
+    @register_extractor("test_spike_count", version="3", requires=("units/{unit}/spike_times",),
+                        defaults={"scale": 1.0}, replace=True)
+    def spike_count(inputs, *, scale):
+        return {"count": float(inputs.get("spike_times").size * scale)}
+
+    ext = get_extractor("test_spike_count")
+    assert ext.version == "3" and ext.required_paths("unit_001", {"scale": 1.0}) == ["units/unit_001/spike_times"]
+    assert ext.resolve({"scale": 2.0}) == {"scale": 2.0}
+    with pytest.raises(ConfigError, match="no parameter"):
+        ext.resolve({"bogus": 1})
+    with pytest.raises(ConfigError, match="registered already"):
+        register_extractor("test_spike_count", version="1")(spike_count)
+    with pytest.raises(ConfigError, match="needs a value"):
+        get_extractor("firing_rate").resolve({})
+
+
+def test_frame_aligned_rates_equal_a_naive_count():
+    rng = np.random.default_rng(0)
+    fs = 20_000.0
+    frame_times = np.cumsum(rng.integers(332, 335, 400))
+    bounds = np.array([[frame_times[10], frame_times[110]], [frame_times[200] + 5, frame_times[300] + 5]])
+    spikes = [np.sort(rng.integers(b0, b1, 300)) for b0, b1 in bounds]
+    values = np.concatenate(spikes)
+    offsets = np.array([0, spikes[0].size, values.size])
+    rates = frame_aligned_rates(values, offsets, bounds, frame_times, fs)
+    assert rates.shape == (2, 100)  # frames starting inside each trial
+    for k, (b0, b1) in enumerate(bounds):
+        first = np.searchsorted(frame_times, b0)
+        for j in range(rates.shape[1]):
+            lo, hi = frame_times[first + j], frame_times[first + j + 1]
+            count = np.count_nonzero((spikes[k] >= lo) & (spikes[k] < hi))
+            assert rates[k, j] == pytest.approx(count * fs / (hi - lo))
+
+
+def _step_curve(kind: str) -> np.ndarray:
+    rate = np.full(600, 5.0)
+    light_on = np.zeros(600, bool)
+    light_on[60:360] = True
+    if kind == "on":
+        rate[60:120] = 40.0
+        rate[120:360] = 15.0
+    else:
+        rate[:60] = 12.0
+        rate[60:360] = 1.0
+        rate[360:420] = 45.0
+        rate[420:] = 12.0
+    return rate
+
+
+def test_step_measures_sign_on_and_off_units_and_scale_short_trials():
+    on = step_measures(_step_curve("on"))
+    off = step_measures(_step_curve("off"))
+    assert on["on_off_index"] > 0.5 and on["polarity"] == "on"
+    assert off["on_off_index"] < -0.5 and off["polarity"] == "off"
+    assert on["on_transient_hz"] == pytest.approx(40.0) and on["baseline_hz"] == pytest.approx(5.0)
+    assert off["off_transient_hz"] == pytest.approx(45.0)
+    np.testing.assert_array_equal(on["windows_frames"], np.array(list(STEP_WINDOWS.values())))
+    # a 60-frame trial: windows scaled by 1/10
+    short = step_measures(_step_curve("on")[::10])
+    assert short["polarity"] == "on"
+    assert short["windows_frames"][1].tolist() == [6, 12]
+    with pytest.raises(ValueError):
+        step_measures(np.zeros(0))
+
+
+def test_receptive_field_measures_find_centre_size_polarity_and_lag():
+    rng = np.random.default_rng(1)
+    rows, cols = np.indices((15, 15))
+    blob = np.exp(-((rows - 4.0) ** 2 + (cols - 9.0) ** 2) / (2 * 1.5**2))
+    temporal = np.zeros(20)
+    temporal[-5] = 1.0  # index 15 of 20 with first_lag 1 -> lag 1 + (19 - 15) = 5 frames
+    for sign, label in ((1, "on"), (-1, "off")):
+        sta = 127.5 + sign * 40 * temporal[:, None, None] * blob[None] + rng.normal(0, 0.5, (20, 15, 15))
+        rf = receptive_field_measures(sta, first_lag=1)
+        assert rf["polarity"] == sign and rf["polarity_label"] == label
+        assert rf["centre_row"] == pytest.approx(4.0, abs=0.3) and rf["centre_col"] == pytest.approx(9.0, abs=0.3)
+        assert rf["peak_lag_frames"] == 5
+        assert 0.5 < rf["sigma_checks"] < 2.0 and rf["radius_checks"] > 1.0
+    empty = receptive_field_measures(np.zeros((5, 3, 3)))
+    assert empty["polarity"] == 0 and np.isnan(empty["centre_row"])
+
+
+def test_spikes_map_to_movie_frames_of_every_occurrence():
+    frame_times = np.arange(0, 1000 * 100, 100)  # 1000 display frames of 100 samples
+    firsts = np.array([100, 500])  # two occurrences of a 50-frame movie
+    spikes = np.array([100 * 100 - 1, 100 * 100, 100 * 100 + 99, 149 * 100 + 50, 150 * 100, 520 * 100 + 1])
+    frames = spikes_to_movie_frames(spikes, frame_times, firsts, 50)
+    # the first spike is before the movie, the fifth after its end
+    assert sorted(frames.tolist()) == [0, 0, 20, 49]
+
+
+def test_movie_stimulus_expands_held_images_and_checks_lengths(tmp_path):
+    images = np.random.default_rng(2).integers(0, 2, (10, 3, 3)).astype(np.uint8) * 255
+    path = tmp_path / "noise.npy"
+    np.save(path, images)
+    config = StimulusConfig(playlist=["noise"], movie_lengths={"noise": 40},
+                            noise_movies={"noise": NoiseMovie(str(path), 4, (3, 3), 10)})
+    shown = movie_stimulus(None, config, "noise")
+    assert shown.shape == (40, 3, 3)
+    np.testing.assert_array_equal(shown[::4], images)
+    np.testing.assert_array_equal(movie_stimulus(str(path), config, "noise"), shown)
+    np.testing.assert_array_equal(movie_stimulus(shown, config, "noise"), shown)
+    with pytest.raises(ConfigError, match="frames"):
+        movie_stimulus(images[:7], config, "noise")
+    with pytest.raises(ConfigError, match="no stimulus"):
+        movie_stimulus(None, None, "noise")
