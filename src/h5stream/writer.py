@@ -363,10 +363,10 @@ def _write_gzip_direct(
     sizes = [np.empty(per_batch, np.int64) for _ in range(2)]
     dsid = ds.id
 
-    def compress(slot: int, n: int) -> int:
+    def compress(source: np.ndarray, slot: int, n: int) -> int:
         # A thread per chunk at most: idle OpenMP threads only cost time.
         threads = max(1, min(n_threads, n))
-        return kernel._deflate_chunks(raw[slot], packed[slot], sizes[slot], n, level, shuffle_itemsize, threads)
+        return kernel._deflate_chunks(source, packed[slot], sizes[slot], n, level, shuffle_itemsize, threads)
 
     def flush(slot: int, batch: list[tuple[int, ...]]) -> None:
         for i, origin in enumerate(batch):
@@ -374,12 +374,22 @@ def _write_gzip_direct(
             dsid.write_direct_chunk(origin, packed[slot][i, :n])
 
     batches = [offsets[i : i + per_batch] for i in range(0, len(offsets), per_batch)]
+    whole_rows = array.flags.c_contiguous and tuple(chunks[1:]) == tuple(array.shape[1:])
+    flat = array.reshape(-1).view(np.uint8) if whole_rows else None
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         pending: tuple[concurrent.futures.Future, int, list] | None = None
         for number, batch in enumerate(batches):
             slot = number % 2
-            _gather(array, batch, chunks, raw[slot])
-            future = pool.submit(compress, slot, len(batch))
+            first, last = batch[0][0], batch[-1][0] + chunks[0]
+            if flat is not None and last <= array.shape[0]:
+                # Chunks spanning whole rows of a C array are consecutive bytes:
+                # hand the kernel a view instead of copying them.
+                start = first * (chunk_nbytes // chunks[0])
+                source = flat[start : start + len(batch) * chunk_nbytes].reshape(len(batch), chunk_nbytes)
+            else:
+                _gather(array, batch, chunks, raw[slot])
+                source = raw[slot]
+            future = pool.submit(compress, source, slot, len(batch))
             if pending is not None:
                 _finish(pending, flush, parent, key)
             pending = (future, slot, batch)
