@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hdmea.errors import ConfigError
 from hdmea.io.cmcr import read_light_reference
@@ -102,3 +104,17 @@ def test_noise_schedule_matches_truth(tiny_recording, tiny_truth):
     np.testing.assert_array_equal(images, tiny_truth.noise_display_images[0])
     with pytest.raises(ConfigError):
         movie_display_frames(stim, "absent")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gaps=st.lists(st.integers(40, 400), min_size=1, max_size=60),
+    width=st.integers(2, 30),
+    drop=st.integers(0, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_property_every_pulse_onset_is_found(gaps, width, drop, seed):
+    starts = 50 + np.cumsum(gaps)
+    starts = starts[np.concatenate([[True], np.diff(starts) > width + 1])]
+    sync = _pulse_train(starts, int(starts[-1]) + 100, width=width, high=500.0, noise=0.5, seed=seed)
+    np.testing.assert_array_equal(frame_times_from_sync(sync, drop_leading_peaks=drop), starts[drop:])
