@@ -44,6 +44,7 @@ INT_RANGES = {
     pl.Int8: (-(2**7), 2**7 - 1), pl.Int16: (-(2**15), 2**15 - 1), pl.Int32: (-(2**31), 2**31 - 1),
     pl.Int64: (-(2**63), 2**63 - 1), pl.UInt8: (0, 2**8 - 1), pl.UInt16: (0, 2**16 - 1),
     pl.UInt32: (0, 2**32 - 1), pl.UInt64: (0, 2**64 - 1),
+    pl.Int128: (-(2**127), 2**127 - 1), pl.UInt128: (0, 2**128 - 1),
 }
 
 
@@ -52,8 +53,8 @@ def column(draw, n: int):
     kind = draw(
         st.sampled_from(
             [
-                *INT_RANGES, pl.Float32, pl.Float64, pl.Boolean, pl.String, pl.Categorical, "enum",
-                pl.Date, "datetime", "duration", pl.Time, "decimal", pl.Binary, pl.Null, "list", "struct",
+                *INT_RANGES, pl.Float16, pl.Float32, pl.Float64, pl.Boolean, pl.String, pl.Categorical, "enum",
+                pl.Date, "datetime", "duration", pl.Time, "decimal", pl.Binary, pl.Null, "list", "array", "struct",
             ]
         )
     )
@@ -62,8 +63,8 @@ def column(draw, n: int):
     if kind in INT_RANGES:
         lo, hi = INT_RANGES[kind]
         return pl.Series(values(st.integers(lo, hi)), dtype=kind)
-    if kind in (pl.Float32, pl.Float64):
-        width = 32 if kind == pl.Float32 else 64
+    if kind in (pl.Float16, pl.Float32, pl.Float64):
+        width = {pl.Float16: 16, pl.Float32: 32, pl.Float64: 64}[kind]
         return pl.Series(values(st.floats(width=width)), dtype=kind)
     if kind == pl.Boolean:
         return pl.Series(values(st.booleans()), dtype=pl.Boolean)
@@ -99,6 +100,9 @@ def column(draw, n: int):
     if kind == "list":
         inner = st.lists(_nullable(st.integers(-5, 5), True), max_size=3)
         return pl.Series(values(inner), dtype=pl.List(pl.Int32))
+    if kind == "array":
+        inner = st.lists(_nullable(st.floats(width=32), True), min_size=2, max_size=2)
+        return pl.Series(values(inner), dtype=pl.Array(pl.Float32, 2))
     inner = st.fixed_dictionaries({"x": _nullable(st.floats(), True), "y": _nullable(TEXT, True)})
     return pl.Series(values(inner), dtype=pl.Struct({"x": pl.Float64, "y": pl.String}))
 

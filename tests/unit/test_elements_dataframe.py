@@ -34,6 +34,12 @@ def every_dtype_frame() -> pl.DataFrame:
         {
             **ints,
             **extremes,
+            "f16": pl.Series([0.5, float("nan"), None], dtype=pl.Float16),
+            "f16_plain": pl.Series([0.5, -2.0, float("inf")], dtype=pl.Float16),
+            "i128": pl.Series([-(2**120), None, 2**126], dtype=pl.Int128),
+            "u128": pl.Series([2**128 - 1, 0, None], dtype=pl.UInt128),
+            "arr": pl.Series([[1, 2], None, [3, None]], dtype=pl.Array(pl.Int16, 2)),
+            "arr2d": pl.Series([[[1.0], [2.0]], [[3.0], [None]], None], dtype=pl.Array(pl.Float32, (2, 1))),
             "f32": pl.Series([1.5, float("nan"), None], dtype=pl.Float32),
             "f64": [float("inf"), float("nan"), None],
             "f64_plain": [0.1, -0.0, float("nan")],

@@ -21,7 +21,7 @@ polars dtype                           encoding
 =====================================  ==========================================
 Int8..Int64, UInt8..UInt64, Float*,    ``array`` (no nulls) /
 Boolean                                ``nullable-integer`` / ``nullable-boolean``
-Float32/Float64 with nulls             ``h5stream:nullable-float`` 0.1.0 (NaN and
+Float16/32/64 with nulls               ``h5stream:nullable-float`` 0.1.0 (NaN and
                                        null kept apart)
 String                                 ``string-array`` / ``nullable-string-array``
 Categorical                            ``categorical`` 0.2.0, categories derived
@@ -30,7 +30,8 @@ Categorical                            ``categorical`` 0.2.0, categories derived
 Enum                                   ``h5stream:enum`` over ``categorical``
                                        (all categories, in order)
 Date, Datetime, Duration, Time         see :mod:`h5stream.elements.temporal`
-Decimal, Binary, Null, List, Struct    see :mod:`h5stream.elements.nested`
+Decimal, Int128, UInt128, Binary,      see :mod:`h5stream.elements.nested`
+Null, List, Array, Struct
 =====================================  ==========================================
 """
 
@@ -86,7 +87,7 @@ INDEX_COLUMN_ATTR = "h5stream:index-column"
 RESERVED_NAMES = frozenset({"_index", "__categories"})
 
 _INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-_FLOAT_DTYPES = (pl.Float32, pl.Float64)
+_FLOAT_DTYPES = (pl.Float16, pl.Float32, pl.Float64)
 
 
 def _is(*dtypes):

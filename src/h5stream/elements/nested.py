@@ -6,6 +6,8 @@ polars dtype       encoding (0.1.0)                 layout
 Decimal(p, s)      ``h5stream:decimal``, layered    exact decimal text as ``string-array`` /
                    on string arrays                 ``nullable-string-array``; ``precision``,
                                                     ``scale`` attributes
+Int128, UInt128    ``h5stream:int128``, layered     exact decimal text as string arrays;
+                   on string arrays                 ``signed`` attribute
 Binary             ``h5stream:binary``              group: ``data`` (uint8, all values
                                                     concatenated), ``offsets`` (int64, n+1),
                                                     ``mask`` (bool, True = null)
@@ -13,6 +15,8 @@ Null               ``h5stream:null-column``         group with attribute ``lengt
 List(inner)        ``h5stream:list``                group: ``offsets`` (int64, n+1), ``mask``,
                                                     ``values`` (the flattened inner column,
                                                     itself an element of the inner dtype)
+Array(inner, n)    ``h5stream:fixed-list``          the ``h5stream:list`` layout plus ``width``
+                                                    (multi-dimensional arrays nest)
 Struct(fields)     ``h5stream:struct``              group: one element per field (escaped
                                                     names), ``mask``; ``h5stream:fields``
                                                     (JSON list of field names)
@@ -33,6 +37,7 @@ from h5stream.elements.dataframe import ARRAY
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
+    read_spec_layer,
     read_with,
     register_reader,
     register_writer,
@@ -43,12 +48,14 @@ from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY
 from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions, write_array
 
-__all__ = ["DECIMAL", "BINARY", "NULL_COLUMN", "LIST", "STRUCT"]
+__all__ = ["DECIMAL", "INT128", "BINARY", "NULL_COLUMN", "LIST", "FIXED_LIST", "STRUCT"]
 
 DECIMAL = ElementSpec("h5stream:decimal", "0.1.0", layered=True)
 BINARY = ElementSpec("h5stream:binary", "0.1.0")
 NULL_COLUMN = ElementSpec("h5stream:null-column", "0.1.0")
 LIST = ElementSpec("h5stream:list", "0.1.0")
+FIXED_LIST = ElementSpec("h5stream:fixed-list", "0.1.0")
+INT128 = ElementSpec("h5stream:int128", "0.1.0", layered=True)
 STRUCT = ElementSpec("h5stream:struct", "0.1.0")
 FIELDS_ATTR = "h5stream:fields"
 
@@ -81,18 +88,35 @@ def _write_decimal(parent, key, series, options):
     return obj
 
 
+def _read_text_layer(obj) -> pl.Series:
+    """The string-array layer under a layered typed encoding, as a String Series."""
+    etype = obj.attrs["encoding-type"]
+    etype = etype.decode() if isinstance(etype, bytes) else etype
+    spec = NULLABLE_STRING_ARRAY if etype == NULLABLE_STRING_ARRAY.encoding_type else STRING_ARRAY
+    return read_spec_layer(obj, spec)
+
+
 @register_reader(DECIMAL)
 def _read_decimal(obj, *, series: bool = False):
     precision = int(obj.attrs["precision"])
     scale = int(obj.attrs["scale"])
-    etype = obj.attrs["encoding-type"]
-    etype = etype.decode() if isinstance(etype, bytes) else etype
-    from h5stream.elements.registry import _READERS
+    return _read_text_layer(obj).cast(pl.Decimal(precision if precision >= 0 else None, scale))
 
-    text = _READERS[
-        (NULLABLE_STRING_ARRAY if etype == NULLABLE_STRING_ARRAY.encoding_type else STRING_ARRAY).key
-    ](obj, series=True)
-    return text.cast(pl.Decimal(precision if precision >= 0 else None, scale))
+
+# --------------------------------------------------------------------------- 128-bit integers
+
+
+@register_writer(pl.Series, INT128, match=lambda s: s.dtype in (pl.Int128, pl.UInt128))
+def _write_int128(parent, key, series, options):
+    # numpy and HDF5 have no 128-bit integers; decimal text is exact.
+    obj = write_with(parent, key, series.cast(pl.String), options)
+    obj.attrs["signed"] = series.dtype == pl.Int128
+    return obj
+
+
+@register_reader(INT128)
+def _read_int128(obj, *, series: bool = False):
+    return _read_text_layer(obj).cast(pl.Int128 if bool(obj.attrs["signed"]) else pl.UInt128)
 
 
 # --------------------------------------------------------------------------- binary
@@ -180,6 +204,22 @@ def _read_list(group, *, series: bool = False):
     )
     out = pl.Series(values=arrow)
     return out.cast(pl.List(values.dtype))
+
+
+# --------------------------------------------------------------------------- fixed-size arrays
+
+
+@register_writer(pl.Series, FIXED_LIST, match=lambda s: isinstance(s.dtype, pl.Array))
+def _write_fixed_list(parent, key, series, options):
+    group = _write_list(parent, key, series.cast(pl.List(series.dtype.inner)), options)
+    group.attrs["width"] = series.dtype.size
+    return group
+
+
+@register_reader(FIXED_LIST)
+def _read_fixed_list(group, *, series: bool = False):
+    values = _read_list(group)
+    return values.cast(pl.Array(values.dtype.inner, int(group.attrs["width"])))
 
 
 # --------------------------------------------------------------------------- struct

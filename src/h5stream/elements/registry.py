@@ -48,6 +48,7 @@ __all__ = [
     "write_with",
     "read_spec",
     "read_with",
+    "read_spec_layer",
     "stamp",
     "set_text_attr",
     "TYPED_TYPE_ATTR",
@@ -245,6 +246,11 @@ def read_with(obj, *, series: bool = False) -> Any:
     if container is not None and _text(container) == SERIES_CONTAINER:
         return reader(obj, series=True).alias(_text(obj.attrs.get(SERIES_NAME_ATTR, "")))
     return reader(obj, series=series)
+
+
+def read_spec_layer(obj, spec: ElementSpec, *, series: bool = True) -> Any:
+    """Read ``obj`` with the reader of ``spec`` (the spec layer under a layered encoding)."""
+    return _READERS[spec.key](obj, series=series)
 
 
 def _text(value) -> str:
