@@ -92,10 +92,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         )
     finally:
         if executor is not None:
-            cluster = getattr(executor, "_hdmea_cluster", None)
             executor.close()
-            if cluster is not None:
-                cluster.close()
+            executor.cluster.close()
     print(summary.table())
     path = summary.write_json(Path(args.out) / (args.summary or "batch_summary.json"))
     print(f"summary: {path}")

@@ -258,7 +258,7 @@ class SlurmConfig:
     queue: str | None = None
     account: str | None = None
     cores: int = 1
-    processes: int = 1
+    processes: int | None = None  # worker processes per SLURM job; default one per core
     memory: str = "8GB"
     walltime: str = "02:00:00"
     jobs: int = 1
@@ -267,7 +267,9 @@ class SlurmConfig:
     def cluster_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "cores": self.cores,
-            "processes": self.processes,
+            # One single-threaded worker per core: a recording's job holds the GIL in
+            # places, so jobs side by side in threads would wait for each other.
+            "processes": self.processes or self.cores,
             "memory": self.memory,
             "walltime": self.walltime,
         }
@@ -594,7 +596,7 @@ def _parse_batch(r: _Reader) -> BatchConfig:
             queue=s.get("queue", "str", None),
             account=s.get("account", "str", None),
             cores=s.get("cores", "int", 1),
-            processes=s.get("processes", "int", 1),
+            processes=s.get("processes", "int", None),
             memory=s.get("memory", "str", "8GB"),
             walltime=s.get("walltime", "str", "02:00:00"),
             jobs=s.get("jobs", "int", 1),
@@ -602,7 +604,7 @@ def _parse_batch(r: _Reader) -> BatchConfig:
         )
         s.reject_unknown()
         for key in ("cores", "processes", "jobs"):
-            if getattr(slurm, key) < 1:
+            if getattr(slurm, key) is not None and getattr(slurm, key) < 1:
                 raise _fail(f"batch.slurm.{key}", "must be >= 1", source=r.source, found=getattr(slurm, key))
     r.reject_unknown()
     if scheduler is not None and slurm is not None:

@@ -156,3 +156,31 @@ def test_bad_config_is_rejected_before_any_work(tiny, tmp_path):
                    "--out", str(out / "x.h5"))
     assert proc.returncode == 2 and "batch.retries: must be >= 0" in proc.stderr
     assert not out.exists()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_slurm_array_example_script(tiny, tmp_path):
+    src = _batch_dir(tiny, tmp_path, ["p", "q"])
+    config = tmp_path / "c.toml"
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    env = dict(os.environ, SLURM_ARRAY_JOB_ID="77", SLURM_JOB_ID="78", SLURM_ARRAY_TASK_ID="0",
+               HDMEA=str(HDMEA) if HDMEA.exists() else f"{sys.executable} -m hdmea")
+    proc = subprocess.run(["bash", str(EXAMPLES / "slurm_array.sh"), str(src), str(tmp_path / "out"), str(config)],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "p: done" in proc.stdout and "slurm=77_0 [p]" in proc.stderr
+    assert _steps(tmp_path / "out" / "p.h5") == ["load_recording", "add_section_time", "section_spike_times"]
+
+
+def test_slurm_batch_example_runs_locally(tiny, tmp_path):
+    src = _batch_dir(tiny, tmp_path, ["r"])
+    config = tmp_path / "c.toml"
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "slurm_batch.py"), str(src), str(tmp_path / "out"),
+                           "--config", str(config), "--local", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 done, 0 skipped, 0 failed" in proc.stdout and "LocalCluster" in proc.stdout
+    assert json.loads((tmp_path / "out" / "batch_summary.json").read_text())["results"][0]["status"] == "done"

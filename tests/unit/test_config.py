@@ -69,7 +69,7 @@ def test_good_config_round_trips_values(tmp_path):
     assert cfg.steps.sta and not cfg.steps.eimage
     assert cfg.output.checkpoint is False and cfg.output.memory_limit_gb == 1.5
     assert cfg.batch.workers == 2 and cfg.batch.retries == 1
-    assert cfg.batch.slurm.cluster_kwargs() == {"cores": 2, "processes": 1, "memory": "4GB",
+    assert cfg.batch.slurm.cluster_kwargs() == {"cores": 2, "processes": 2, "memory": "4GB",
                                                 "walltime": "02:00:00"}
     assert cfg.batch.slurm.jobs == 3
     assert cfg.source == str(tmp_path / "pipeline.toml")
@@ -167,3 +167,20 @@ def test_stimulus_file_per_recording(tmp_path):
         parse_config({"stimulus": {"file": "none.json"}}, base_dir=tmp_path)
     with pytest.raises(ConfigError, match="placeholder"):
         parse_config({"stimulus": {"file": "{recording}.json"}}, base_dir=tmp_path)
+
+
+def test_slurm_cluster_job_script_from_options():
+    pytest.importorskip("dask_jobqueue")
+    from hdmea.pipeline.batch import slurm_cluster
+
+    cfg = parse_config({"batch": {"slurm": {"queue": "normal", "account": "lab", "cores": 2, "memory": "4GB",
+                                            "walltime": "01:00:00", "job_extra_directives": ["--requeue"]}}})
+    cluster = slurm_cluster(cfg.batch.slurm)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p normal", "#SBATCH -A lab", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G",
+                 "#SBATCH -t 01:00:00", "#SBATCH --requeue"):
+        assert line in script
+    assert "--nthreads 1" in script and "--nworkers 2" in script

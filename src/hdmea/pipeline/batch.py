@@ -57,6 +57,7 @@ __all__ = [
     "read_done_marker",
     "classify_error",
     "slurm_client",
+    "slurm_cluster",
     "run_pipeline",
     "PipelineReport",
     "StepRecord",
@@ -721,31 +722,38 @@ def _is_dask_client(obj: Any) -> bool:
     return isinstance(obj, Client)
 
 
-def slurm_client(slurm_options: Any, *, jobs: int | None = None) -> Any:
-    """A dask ``Client`` on a dask-jobqueue ``SLURMCluster`` built from options.
+def slurm_cluster(slurm_options: Any) -> Any:
+    """A dask-jobqueue ``SLURMCluster`` built from options, not yet scaled (no job submitted).
 
     ``slurm_options`` is a :class:`hdmea.config.SlurmConfig` or a dict of
     ``SLURMCluster`` keyword arguments (``cores``, ``memory``, ``walltime``,
-    ``queue``, ``account``, ...).  The cluster is scaled to ``jobs`` SLURM jobs
-    and closes with the client.
+    ``queue``, ``account``, ...).  ``cluster.job_script()`` shows what would be
+    submitted.
     """
     try:
         from dask_jobqueue import SLURMCluster
-        from distributed import Client
     except ImportError as exc:
         raise ImportError(
             "SLURM clusters need dask-jobqueue: pip install 'h5stream[batch]'"
         ) from exc
-    if hasattr(slurm_options, "cluster_kwargs"):
-        kwargs = slurm_options.cluster_kwargs()
-        jobs = jobs or slurm_options.jobs
-    else:
-        kwargs = dict(slurm_options)
-    cluster = SLURMCluster(**kwargs)
-    cluster.scale(jobs=jobs or 1)
-    client = Client(cluster)
-    client._hdmea_cluster = cluster  # closed together in run_batch
-    return client
+    kwargs = slurm_options.cluster_kwargs() if hasattr(slurm_options, "cluster_kwargs") else dict(slurm_options)
+    # Workers run one job at a time in processes (the jobs hold the GIL in places),
+    # and a task whose worker dies comes back to the batch at once.
+    kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
+    return SLURMCluster(**kwargs)
+
+
+def slurm_client(slurm_options: Any, *, jobs: int | None = None) -> Any:
+    """A dask ``Client`` on a :func:`slurm_cluster` scaled to ``jobs`` SLURM jobs.
+
+    ``jobs`` defaults to ``slurm_options.jobs`` (or 1).  Close the client and
+    then ``client.cluster`` when done (the SLURM jobs end with them).
+    """
+    from distributed import Client
+
+    cluster = slurm_cluster(slurm_options)
+    cluster.scale(jobs=jobs or getattr(slurm_options, "jobs", None) or 1)
+    return Client(cluster)
 
 
 def _make_pool(executor: Any, workers: int | None, scheduler: str | None) -> _Pool:
@@ -760,7 +768,7 @@ def _make_pool(executor: Any, workers: int | None, scheduler: str | None) -> _Po
         pool = _dask_local_cluster(n)
         return pool if pool is not None else _process_pool(n)
     if _is_dask_client(executor):
-        cluster = getattr(executor, "_hdmea_cluster", None)
+        cluster = getattr(executor, "cluster", None)
         return _Pool(executor.get_executor(pure=False), owned=False, slots=None,
                      name=f"dask client {executor.scheduler.address if executor.scheduler else ''}"
                      + (f" ({type(cluster).__name__})" if cluster is not None else ""),

@@ -1,0 +1,156 @@
+"""Batch runs: recordings on two Dask workers against the same recordings one after another.
+
+Both sides run the whole pipeline (load, section times, spike sectioning, STA,
+electrical images, features) on the same synthetic recordings, each in a fresh
+Python process so that both pay their imports and JIT-cache loads: the
+sequential side once, the batch side once per worker plus the cluster's start.
+The speed-up is sequential wall time / batch wall time (goal 1.7x on 2 cores).
+
+The engine's own cost per recording is measured with a job that does nothing on
+a running LocalCluster (submission, scheduling, done marker, result transfer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from benchmarks._harness import Row, scratch_dir
+
+SIZES = {
+    # recordings, synthetic parameters, electrical images
+    "small": (4, {"n_units": 4}, False),
+    "full": (10, {"moderate": True}, True),
+}
+
+
+def _make_inputs(root: Path, n: int, params: dict) -> Path:
+    """One synthetic recording hard-linked under ``n`` names (inputs are only read)."""
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+
+    params = dict(params)
+    config = SyntheticConfig.moderate() if params.pop("moderate", False) else None
+    base = generate_recording(root / "base", "base", config=config, seed=1, **params)
+    inputs = root / "inputs"
+    inputs.mkdir()
+    for i in range(n):
+        name = f"rec{i:02d}"
+        for src, suffix in ((base.cmcr_path, ".cmcr"), (base.cmtr_path, ".cmtr")):
+            os.link(src, inputs / f"{name}{suffix}")
+        (inputs / f"{name}.stimulus.json").write_text(base.stimulus_path.read_text())
+    return inputs
+
+
+_SEQUENTIAL = """
+import json, sys, time
+t0 = time.perf_counter()
+from hdmea.config import parse_config
+from hdmea.pipeline.batch import discover_recordings, output_path_for, run_pipeline
+inputs, out, eimage = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
+                        "steps": {{"eimage": eimage}}}})
+jobs = []
+for rec in discover_recordings(inputs):
+    t = time.perf_counter()
+    run_pipeline(rec.cmcr, rec.cmtr, output_path_for(rec, out), config, dataset_id=rec.name)
+    jobs.append(time.perf_counter() - t)
+print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": jobs}}))
+"""
+
+_BATCH = """
+import json, sys, time
+t0 = time.perf_counter()
+from hdmea.config import parse_config
+from hdmea.pipeline.batch import run_batch
+inputs, out, eimage = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
+                        "steps": {{"eimage": eimage}}}})
+summary = run_batch(inputs, config, out, workers=2, show_progress=False)
+assert summary.ok and len(summary.done) == len(summary.results), summary.table()
+print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": [r.seconds for r in summary.results],
+                  "executor": summary.executor}}))
+"""
+
+_OVERHEAD = """
+import json, sys, time
+from distributed import Client, LocalCluster
+from hdmea.pipeline.batch import run_batch
+
+def noop(recording, output, config):
+    return {{}}
+
+inputs, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \\
+        Client(cluster) as client:
+    client.run(lambda: __import__("hdmea.pipeline.batch"))
+    times = []
+    for i in range(rounds):
+        t = time.perf_counter()
+        summary = run_batch(inputs, None, f"{{out}}/round{{i}}", executor=client, job=noop,
+                            show_progress=False)
+        times.append(time.perf_counter() - t)
+        assert len(summary.done) == len(summary.results)
+print(json.dumps({{"times": times, "n": len(summary.results)}}))
+"""
+
+
+def _python(code: str, *args: str) -> dict:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code).format(), *args],
+                          capture_output=True, text=True, env=env, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark subprocess failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(size: str = "small") -> list[Row]:
+    n, params, eimage = SIZES[size]
+    rows = []
+    with scratch_dir() as tmp:
+        tmp = Path(tmp)
+        inputs = _make_inputs(tmp, n, params)
+        flag = "1" if eimage else "0"
+        (tmp / "seq").mkdir()
+        seq = _python(_SEQUENTIAL, str(inputs), str(tmp / "seq"), flag)
+        par = _python(_BATCH, str(inputs), str(tmp / "batch"), flag)
+        cpu_sum = sum(par["jobs"])
+        rows.append(Row(
+            benchmark=f"batch of {n} recordings, 2 Dask workers",
+            peer="same recordings one after another in one process",
+            peer_value=seq["wall"], ours=par["wall"], unit="s",
+            ratio=seq["wall"] / par["wall"], goal=1.7,
+            details=(f"end-to-end wall time of fresh processes (imports, cluster start included); "
+                     f"sequential jobs min {min(seq['jobs']):.2f} s median {sorted(seq['jobs'])[n // 2]:.2f} s; "
+                     f"batch jobs min {min(par['jobs']):.2f} s median {sorted(par['jobs'])[n // 2]:.2f} s "
+                     f"(sum {cpu_sum:.1f} s); cores {os.cpu_count()}; {par['executor']}"),
+        ))
+        over = _python(_OVERHEAD, str(inputs), str(tmp / "noop"), "3")
+        per = [t / over["n"] for t in over["times"]]
+        rows.append(Row(
+            benchmark="engine overhead per recording (no-op job, running LocalCluster)",
+            peer="-", peer_value=float("nan"), ours=min(per) * 1000, unit="ms",
+            ratio=float("nan"), goal=None,
+            details=f"{over['n']} recordings per round; min {min(per) * 1000:.1f} ms, "
+                    f"median {sorted(per)[len(per) // 2] * 1000:.1f} ms per recording over {len(per)} rounds "
+                    "(submission, scheduling, done marker, result transfer)",
+        ))
+    return rows
+
+
+def test_batch_benchmark_small():
+    rows = run("small")
+    speed, overhead = rows
+    assert speed.peer_value > 0 and speed.ours > 0 and speed.ratio == speed.peer_value / speed.ours
+    assert 0 < overhead.ours < 5000
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_batch [small|full]
+    from benchmarks._harness import format_table
+
+    print(format_table(run(sys.argv[1] if len(sys.argv) > 1 else "small")))
