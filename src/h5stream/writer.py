@@ -88,8 +88,9 @@ class WriteOptions:
     level : int or None
         Codec level; gzip defaults to 4.
     chunks : "auto", tuple or None
-        Chunk policy (see :func:`choose_chunks`); None asks for contiguous
-        layout when nothing is compressed.
+        Chunk policy (see :func:`choose_chunks`): "auto" and None store
+        uncompressed arrays contiguously and compressed ones in row blocks; a
+        tuple is used as given (and makes an uncompressed array chunked).
     shuffle : bool
         HDF5's byte-shuffle filter before the codec (standard, readable everywhere).
     n_threads : int or None

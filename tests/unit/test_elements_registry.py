@@ -155,3 +155,13 @@ def test_plugin_codec_read_without_plugin_says_so(tmp_path):
     with h5py.File(path, "r") as f:
         assert np.array_equal(read_elem(f["x"]), np.arange(100_000, dtype=np.float64))
     assert issubclass(MissingPluginError, FormatError)
+
+
+def test_unknown_encoding_inside_a_frame_names_the_column(h5):
+    import polars as pl
+
+    write_elem(h5, "df", pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    h5["df/b"].attrs["encoding-type"] = "future-strings"
+    with pytest.raises(UnknownEncodingError) as info:
+        read_elem(h5["df"])
+    assert "/df/b" in str(info.value) and "future-strings" in str(info.value)

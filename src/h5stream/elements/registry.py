@@ -273,7 +273,7 @@ def write_elem(
     *,
     compression: str | None = None,
     compression_opts: Any = None,
-    chunks: Any = "auto",
+    chunks: Any = None,
     n_threads: int | None = None,
     **options: Any,
 ) -> None:
@@ -293,10 +293,10 @@ def write_elem(
         Codec of array datasets; the plugin codecs need ``hdf5plugin``.
     compression_opts
         Codec level (gzip 0-9, zstd 1-22 ...).
-    chunks : "auto", tuple, or None
-        ``"auto"`` chooses row blocks for matrices and contiguous layout for
-        small uncompressed arrays; a tuple is used as given; ``None`` asks for
-        contiguous layout (compressed data still needs chunks and gets "auto").
+    chunks : None, "auto" or tuple
+        ``None``/``"auto"``: uncompressed arrays are stored contiguously,
+        compressed ones in row-block chunks of about 1 MiB spanning whole rows
+        (one sample's row is read from one chunk); a tuple is used as given.
     n_threads : int, optional
         Threads compressing gzip chunks in parallel (default: all cores).
     **options
