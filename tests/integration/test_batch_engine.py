@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -164,3 +165,18 @@ def test_list_file_and_classification(tmp_path):
     assert classify_error(cf.process.BrokenProcessPool("x")) == "infrastructure"
     assert classify_error(KeyError("x")) == "error"
     assert isinstance(PipelineConfig().digest(), str)
+
+
+def test_without_dask_a_rebuilt_process_pool_is_the_default(tmp_path, monkeypatch):
+    recs, sums = _inputs(tmp_path, 4)
+    jobs.kill_once_marker(recs[1].cmcr).touch()
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask were not installed
+    summary = run_batch(recs, None, tmp_path / "out", workers=2, retries=2, job=jobs.sum_job,
+                        show_progress=False)
+    assert summary.executor == "process pool, 2 workers"
+    assert summary.ok and len(summary.done) == 4
+    assert summary["rec1"].attempts == 2 and "BrokenProcessPool" in summary["rec1"].errors[0]
+    _check_outputs(tmp_path / "out", sums, sums)
+    # Each output was written by a worker process, never by this one.
+    pids = {r.detail["pid"] for r in summary.results}
+    assert os.getpid() not in pids
