@@ -103,6 +103,7 @@ def test_electrical_image_of_every_unit_matches_its_planted_footprint(truth_reco
             g = f[f"units/{unit_id}/features/eimage_sta"]
             image = g["data"][()]
             assert image.shape == (50, 65, 65) and image.dtype == np.float32
+            assert list(np.asarray(g.attrs["window"]).reshape(-1)) == [-10, 40]
             n_used = int(np.asarray(g.attrs["n_spikes_used"]).reshape(-1)[0])
             if unit.kind == "silent":
                 assert n_used == 0 and not image.any()

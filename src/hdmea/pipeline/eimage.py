@@ -208,7 +208,7 @@ def compute_eimage_sta(
                             "n_spikes_used": used[u],
                             "n_spikes_excluded": excluded[u],
                             "n_spikes_over_cap": over_cap[u],
-                            "window": np.array([w0, w1], dtype=np.int64),
+                            "window": [w0, w1],
                             "filter": f"butterworth highpass {float(highpass_hz):g} Hz order {int(filter_order)}",
                             "highpass_hz": float(highpass_hz),
                             "filter_order": int(filter_order),
