@@ -23,23 +23,49 @@ cdef inline int64_t _lower_bound(const uint64_t[::1] values, int64_t lo, int64_t
     return lo
 
 
+cdef inline int64_t _gallop(const uint64_t[::1] values, int64_t lo, int64_t hi,
+                            uint64_t key) noexcept nogil:
+    # First index in [lo, hi) whose value is >= key, searching outward from lo:
+    # cheap when the answer is near lo (keys visited in rising order).
+    cdef int64_t step = 1
+    cdef int64_t probe = lo
+    while probe < hi and values[probe] < key:
+        lo = probe + 1
+        probe = lo + step
+        step <<= 1
+    if probe > hi:
+        probe = hi
+    return _lower_bound(values, lo, probe, key)
+
+
 def _section_counts(const uint64_t[::1] values, const int64_t[::1] unit_offsets,
                     const uint64_t[::1] starts, const uint64_t[::1] ends,
+                    const int64_t[::1] start_order, const int64_t[::1] end_order,
                     int64_t[:, ::1] first, int64_t[:, ::1] count, int n_threads):
-    """Fill first[u, t] (index into values) and count[u, t] (spikes of unit u in trial t)."""
+    """Fill first[u, t] (index into values) and count[u, t] (spikes of unit u in trial t).
+
+    ``start_order``/``end_order`` visit the trials by rising start/end, so each
+    search starts where the previous one ended (a merge walk with galloping).
+    """
     cdef Py_ssize_t n_units = unit_offsets.shape[0] - 1
     cdef Py_ssize_t n_trials = starts.shape[0]
-    cdef Py_ssize_t u, t
-    cdef int64_t a, b, lo, hi
+    cdef Py_ssize_t u, k
+    cdef int64_t a, b, pos, t
     with nogil:
         for u in prange(n_units, num_threads=n_threads, schedule="dynamic", chunksize=4):
             a = unit_offsets[u]
             b = unit_offsets[u + 1]
-            for t in range(n_trials):
-                lo = _lower_bound(values, a, b, starts[t])
-                hi = _lower_bound(values, lo, b, ends[t]) if ends[t] > starts[t] else lo
-                first[u, t] = lo
-                count[u, t] = hi - lo
+            pos = a
+            for k in range(n_trials):
+                t = start_order[k]
+                pos = _gallop(values, pos, b, starts[t])
+                first[u, t] = pos
+            pos = a
+            for k in range(n_trials):
+                t = end_order[k]
+                pos = _gallop(values, pos, b, ends[t])
+                # ends[t] >= starts[t], so the end index is never before the start index
+                count[u, t] = pos - first[u, t]
 
 
 def _section_gather(const uint64_t[::1] values, const int64_t[:, ::1] first,

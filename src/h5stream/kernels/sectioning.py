@@ -125,7 +125,9 @@ def _section_kernel(values, row_offsets, starts, ends, n_rows, n_int, threads, c
     first = np.zeros((n_rows, n_int), dtype=np.int64)
     count = np.zeros((n_rows, n_int), dtype=np.int64)
     if n_rows and n_int:
-        counts_fn(values, row_offsets, starts, ends, first, count, threads)
+        start_order = np.argsort(starts, kind="stable").astype(np.int64)
+        end_order = np.argsort(ends, kind="stable").astype(np.int64)
+        counts_fn(values, row_offsets, starts, ends, start_order, end_order, first, count, threads)
     offsets = np.zeros(n_rows * n_int + 1, dtype=np.int64)
     np.cumsum(count.reshape(-1), out=offsets[1:])
     out = np.empty(int(offsets[-1]), dtype=np.uint64)
