@@ -52,8 +52,9 @@ __all__ = [
 # About 1 MiB per chunk: large enough for codecs to work well, small enough
 # that reading one sample's row decompresses little else.
 CHUNK_TARGET_BYTES = 1 << 20
-# Below this, an uncompressed array is stored contiguously (compact in write_many).
-SMALL_ARRAY_BYTES = 64 << 10
+# Below this an array is stored contiguously even when compression is asked
+# for: a chunk index costs more than compressing a few KiB saves.
+SMALL_ARRAY_BYTES = 4 << 10
 # Bytes of raw chunks gathered per parallel compression batch.
 BATCH_TARGET_BYTES = 32 << 20
 # Rows per block when a non-contiguous array is copied block by block.
@@ -228,9 +229,12 @@ def layout_kwargs(array_shape: tuple[int, ...], itemsize: int, options: WriteOpt
         # Scalars cannot be chunked; empty arrays have nothing to compress.
         return {}
     compressed = options.compression is not None or options.shuffle
-    if not compressed and not isinstance(options.chunks, tuple):
-        # Uncompressed C-order storage already reads a row block in one seek.
-        return {}
+    if not isinstance(options.chunks, tuple):
+        if not compressed:
+            # Uncompressed C-order storage already reads a row block in one seek.
+            return {}
+        if size * itemsize <= SMALL_ARRAY_BYTES:
+            return {}
     kwargs: dict[str, Any] = {
         "chunks": choose_chunks(array_shape, itemsize, options.chunks if options.chunks is not None else "auto")
     }

@@ -88,7 +88,7 @@ def test_batches_and_fortran_input(h5, monkeypatch):
 
 
 def test_gzip_dataset_is_an_ordinary_deflate_dataset(h5):
-    a = _lognormal_with_nan((64, 16))
+    a = _lognormal_with_nan((64, 64))
     ds = write_array(h5, "x", a, WriteOptions.build(compression="gzip", shuffle=True))
     plist = ds.id.get_create_plist()
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
@@ -119,6 +119,13 @@ def test_choose_chunks_policy():
     assert choose_chunks((10, 10), 4, (3, 30)) == (3, 10)
     with pytest.raises(ValueError):
         choose_chunks((10, 10), 4, (3,))
+
+
+def test_tiny_arrays_stay_contiguous_even_when_compressed(h5):
+    ds = write_array(h5, "t", np.arange(100, dtype=np.int32), WriteOptions.build(compression="gzip"))
+    assert ds.chunks is None and ds.compression is None
+    ds = write_array(h5, "u", np.arange(100, dtype=np.int32), WriteOptions.build(compression="gzip", chunks=(10,)))
+    assert ds.chunks == (10,) and ds.compression == "gzip"
 
 
 def test_uncompressed_is_contiguous_unless_chunks_given(h5):
