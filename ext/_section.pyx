@@ -2,8 +2,10 @@
 #
 # Input is CSR: values[unit_offsets[u]:unit_offsets[u + 1]] are the sorted spike
 # times of unit u.  A trial t is the half-open interval [starts[t], ends[t]).
-# Per unit and trial two binary searches find the slice of spikes inside; a
-# second pass copies those slices into one output array.  Units are independent,
+# Per unit, the trials are visited by rising start (then by rising end) and each
+# search gallops on from where the previous one stopped, so finding the slice of
+# spikes inside every trial costs O(trials * log(gap)) rather than a full binary
+# search each; a second pass copies those slices into one output array.  Units are independent,
 # so the unit loop runs in parallel with no shared writes.
 
 from cython.parallel cimport prange
