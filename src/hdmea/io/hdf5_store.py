@@ -58,7 +58,6 @@ from h5stream.errors import (
 )
 from h5stream.files import (
     AtomicFile,
-    WriterClaim,
     check_hdf5_signature,
     create_atomic,
     scan_unsafe_objects,
@@ -954,46 +953,43 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None) -> Node:
     return Dataset(data, attrs, tag)
 
 
+def _text_items(data: np.ndarray) -> list[str]:
+    return [_text(v) for v in data.tolist()]
+
+
+#: How a tagged dataset turns back into its Python value (tag -> decoder of the stored array).
+_DATASET_DECODERS = {
+    "int": lambda data: int(data[0]),
+    "float": lambda data: float(data[0]),
+    "bool": lambda data: bool(data[0]),
+    "str": lambda data: _text(data[0]),
+    "none": lambda data: None,
+    "bytes": lambda data: data.astype(np.uint8).tobytes(),
+    "npscalar": lambda data: data[0],
+    "bigint": lambda data: int(_text(data[0])),
+    "json": lambda data: typed_json_loads(_text(data[0])),
+    "ndarray:U": lambda data: np.array([_text(v) for v in data.ravel()]).reshape(data.shape),
+    "ndarray:O": lambda data: np.array([_text(v) for v in data.ravel()], dtype=object).reshape(data.shape),
+    "list:str": _text_items,
+    "tuple:str": lambda data: tuple(_text_items(data)),
+    **{f"list:{kind}": (lambda data: data.tolist()) for kind in ("bool", "int", "float")},
+    **{f"tuple:{kind}": (lambda data: tuple(data.tolist())) for kind in ("bool", "int", "float")},
+}
+
+
 def _dataset_value(node: Dataset):
-    tag = node.tag
     data = node.data
-    if tag is None:
+    if node.tag is None:
         if isinstance(data, FileArray):
             return data.read()
         if isinstance(data, np.ndarray) and data.dtype.kind == "O":
             return np.array([_text(v) for v in data.ravel()], dtype=object).reshape(data.shape)
         return data
-    data = np.asarray(data)
-    if tag == "int":
-        return int(data[0])
-    if tag == "float":
-        return float(data[0])
-    if tag == "bool":
-        return bool(data[0])
-    if tag == "str":
-        return _text(data[0])
-    if tag == "none":
-        return None
-    if tag == "bytes":
-        return data.astype(np.uint8).tobytes()
-    if tag == "npscalar":
-        return data[0]
-    if tag == "bigint":
-        return int(_text(data[0]))
-    if tag == "json":
-        return typed_json_loads(_text(data[0]))
-    if tag == "ndarray:U":
-        return np.array([_text(v) for v in data.ravel()]).reshape(data.shape)
-    if tag == "ndarray:O":
-        return np.array([_text(v) for v in data.ravel()], dtype=object).reshape(data.shape)
-    container, _, kind = tag.partition(":")
-    if container in ("list", "tuple"):
-        items = data.tolist()
-        if kind == "str":
-            items = [_text(v) for v in items]
-        return items if container == "list" else tuple(items)
-    raise FormatError("unknown dataset type tag", expected="a tag this version writes", found=repr(tag),
-                      hint="upgrade h5stream")
+    decoder = _DATASET_DECODERS.get(node.tag)
+    if decoder is None:
+        raise FormatError("unknown dataset type tag", expected="a tag this version writes", found=repr(node.tag),
+                          hint="upgrade h5stream")
+    return decoder(np.asarray(data))
 
 
 def decode_node(node: Node):
