@@ -1,11 +1,13 @@
 """Read spike-sorted units from an MCS ``.cmtr`` file (CMOS-MEA-Tools).
 
-Units are read in bulk with h5py: one read of the ``Units`` table, then one read
-of each unit's ``Peaks`` table.  A unit's spikes are the peaks with
-``IncludePeak == 1``; their ``Timestamp`` (microseconds) becomes a sample index
-``round(Timestamp * fs / 1e6)``; the waveform is the mean cutout of those peaks.
-Row, column and sensor id come from the unit's attributes (checked against the
-``Units`` table and the column-major 65 x 65 mapping).  The ``Source`` signal
+Units are read in bulk with h5py: one read of the ``Units`` table, then one
+low-level read of each unit's ``Peaks`` table into a preallocated array (the
+table's type is translated once, not per unit).  A unit's spikes are the peaks
+with ``IncludePeak == 1``; their ``Timestamp`` (microseconds) becomes a sample
+index ``round(Timestamp * fs / 1e6)``; the waveform is the mean cutout of those
+peaks.  Sensor id, row and column come from the ``Units`` table (or, for a unit
+it does not list, the unit group's attributes) and must agree with the
+column-major 65 x 65 mapping.  The ``Source`` signal
 (the unit's trace over the whole recording, the largest object in the file) is
 read only by :meth:`CmtrFile.read_source`.
 
