@@ -213,3 +213,17 @@ def test_oversized_table_is_refused_before_allocation(recording_copy, monkeypatc
     monkeypatch.setattr(cmtr_module, "MAX_TABLE_BYTES", 1000)
     with pytest.raises(RecordingFormatError, match="too large"):
         read_units(cmtr, FS)
+
+
+def test_unit_groups_without_or_with_duplicate_ids(recording_copy):
+    _cmcr, cmtr = recording_copy
+    with h5py.File(cmtr, "a") as f:
+        names = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))
+        f[f"Spike Sorter/{names[1]}"].attrs["UnitID"] = f[f"Spike Sorter/{names[0]}"].attrs["UnitID"]
+    with pytest.raises(RecordingFormatError, match="two unit groups"):
+        CmtrFile(cmtr)
+    with h5py.File(cmtr, "a") as f:
+        del f[f"Spike Sorter/{names[1]}"].attrs["UnitID"]
+    with pytest.raises(RecordingFormatError) as err:
+        CmtrFile(cmtr)
+    assert f"/Spike Sorter/{names[1]}/@UnitID" in str(err.value)
