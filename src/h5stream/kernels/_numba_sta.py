@@ -15,12 +15,16 @@ import numpy as np
 def _sta_unit(flat, n_frames, n_pixels, frames, begin, end, n_lags, first_lag, acc):
     # The window of a spike in frame f is the contiguous block of stimulus frames
     # [f - first_lag - n_lags + 1, f - first_lag], oldest first: one spike is one
-    # contiguous add of n_lags * n_pixels values.  Consecutive equal frames (sorted
-    # input) are merged into one weighted add: a frame with c spikes counts c times.
-    # Returns (used, excluded).
+    # contiguous multiply-add of n_lags * n_pixels values.  Consecutive equal frames
+    # (sorted input) are merged into one weighted add (a frame with c spikes counts c
+    # times), and four windows are added per pass so the accumulator, larger than the
+    # L1 cache, is read and written once per four frames.  Returns (used, excluded).
     block = n_lags * n_pixels
     used = 0
     excluded = 0
+    starts = np.empty(4, dtype=np.int64)
+    weights = np.empty(4, dtype=flat.dtype)
+    pending = 0
     i = begin
     while i < end:
         f = frames[i]
@@ -33,14 +37,27 @@ def _sta_unit(flat, n_frames, n_pixels, frames, begin, end, n_lags, first_lag, a
             excluded += count
             continue
         used += count
-        # a slice view lets LLVM vectorise the add (about 5x faster than flat[base + k])
-        window = flat[lo * n_pixels : lo * n_pixels + block]
-        if count == 1:
+        starts[pending] = lo * n_pixels
+        weights[pending] = count
+        pending += 1
+        if pending == 4:
+            # slice views let LLVM vectorise the adds (about 5x faster than flat[base + k])
+            a = flat[starts[0] : starts[0] + block]
+            b = flat[starts[1] : starts[1] + block]
+            c = flat[starts[2] : starts[2] + block]
+            d = flat[starts[3] : starts[3] + block]
+            wa = weights[0]
+            wb = weights[1]
+            wc = weights[2]
+            wd = weights[3]
             for k in range(block):
-                acc[k] += window[k]
-        else:
-            for k in range(block):
-                acc[k] += count * window[k]
+                acc[k] += (wa * a[k] + wb * b[k]) + (wc * c[k] + wd * d[k])
+            pending = 0
+    for j in range(pending):
+        a = flat[starts[j] : starts[j] + block]
+        wa = weights[j]
+        for k in range(block):
+            acc[k] += wa * a[k]
     return used, excluded
 
 
