@@ -165,3 +165,22 @@ def test_unknown_encoding_inside_a_frame_names_the_column(h5):
     with pytest.raises(UnknownEncodingError) as info:
         read_elem(h5["df"])
     assert "/df/b" in str(info.value) and "future-strings" in str(info.value)
+
+
+def test_inconsistent_values_become_format_errors(h5):
+    import polars as pl
+
+    write_elem(h5, "l", pl.Series("l", [[1, 2], [3]]))
+    offsets = h5["l/offsets"]
+    offsets[...] = np.array([0, 5, 1])  # offsets beyond the values and decreasing
+    with pytest.raises(FormatError, match="/l"):
+        read_elem(h5["l"])
+
+
+def test_inconsistent_sparse_arrays_are_refused(h5):
+    import scipy.sparse as sp
+
+    write_elem(h5, "m", sp.csr_matrix(np.eye(4)))
+    h5["m/indices"][0] = 99
+    with pytest.raises(FormatError, match="indices outside"):
+        read_elem(h5["m"])

@@ -45,7 +45,7 @@ from h5stream.elements.registry import (
     write_with,
 )
 from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY
-from h5stream.errors import EncodingError
+from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, write_array
 
 __all__ = ["DECIMAL", "INT128", "BINARY", "NULL_COLUMN", "LIST", "FIXED_LIST", "STRUCT"]
@@ -66,6 +66,24 @@ def _write_mask(group: h5py.Group, series: pl.Series, options: WriteOptions) -> 
 
 def _read_mask(group: h5py.Group) -> np.ndarray:
     return np.asarray(read_with(group["mask"]), dtype=bool)
+
+
+def _check_offsets(group: h5py.Group, offsets: np.ndarray, n_values: int, n_rows: int) -> None:
+    """Refuse offsets that do not partition ``n_values`` values into ``n_rows`` rows."""
+    problem = None
+    if offsets.ndim != 1 or offsets.size != n_rows + 1:
+        problem = f"{offsets.size} offsets for {n_rows} rows"
+    elif offsets[0] != 0 or offsets[-1] != n_values:
+        problem = f"offsets run from {offsets[0]} to {offsets[-1]} over {n_values} values"
+    elif np.any(np.diff(offsets) < 0):
+        problem = "offsets decrease"
+    if problem is not None:
+        raise FormatError(
+            "ragged column offsets are inconsistent",
+            path=group.file.filename, obj=group.name,
+            expected="n+1 non-decreasing offsets from 0 to the number of values",
+            found=problem,
+        )
 
 
 def _apply_mask(series: pl.Series, mask: np.ndarray) -> pl.Series:
@@ -141,6 +159,7 @@ def _read_binary(group, *, series: bool = False):
     data = np.asarray(read_with(group["data"]), dtype=np.uint8).tobytes()
     offsets = np.asarray(read_with(group["offsets"]))
     mask = _read_mask(group)
+    _check_offsets(group, offsets, len(data), mask.size)
     items = [
         None if missing else data[offsets[i] : offsets[i + 1]] for i, missing in enumerate(mask)
     ]
@@ -196,6 +215,7 @@ def _read_list(group, *, series: bool = False):
     values = read_with(group["values"], series=True)
     offsets = np.asarray(read_with(group["offsets"]), dtype=np.int64)
     mask = _read_mask(group)
+    _check_offsets(group, offsets, values.len(), mask.size)
     inner = values.to_arrow()
     if isinstance(inner, pa.ChunkedArray):
         inner = inner.combine_chunks()

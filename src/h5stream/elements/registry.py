@@ -31,7 +31,7 @@ from typing import Any
 
 import h5py
 
-from h5stream.errors import EncodingError, FormatError, MissingPluginError, UnknownEncodingError
+from h5stream.errors import EncodingError, FormatError, H5StreamError, MissingPluginError, UnknownEncodingError
 from h5stream.files import guard_read
 from h5stream.names import check_name
 from h5stream.writer import set_text_attr
@@ -357,6 +357,18 @@ def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
             raise
         with guard_read(obj.file.filename, obj.name):
             return read_with(obj)
+    except H5StreamError:
+        raise
+    except Exception as exc:
+        # Values the file holds but polars refuses (a corrupt offsets array,
+        # an impossible cast) are a format problem of the file too.
+        if type(exc).__module__.startswith("polars"):
+            raise FormatError(
+                f"stored values are inconsistent ({type(exc).__name__}: {exc})",
+                path=obj.file.filename, obj=obj.name,
+                hint="the file may be corrupted or written by an incompatible tool",
+            ) from exc
+        raise
 
 
 def _missing_filters(obj) -> list[tuple[str, int]]:

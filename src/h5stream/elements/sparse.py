@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from h5stream.elements.arrays import read_array_dataset
 from h5stream.elements.registry import ElementSpec, register_reader, register_writer, stamp
+from h5stream.errors import FormatError
 from h5stream.writer import WriteOptions, layout_kwargs, write_array
 
 __all__ = ["CSR", "CSC", "write_dense_as_csr"]
@@ -61,12 +62,38 @@ def _read_compressed(group: h5py.Group, fmt: str):
     data = read_array_dataset(group["data"])
     indices = read_array_dataset(group["indices"])
     indptr = read_array_dataset(group["indptr"])
-    cls = _CLASSES[(fmt, kind)]
+    cls = _CLASSES.get((fmt, kind))
+    if cls is None or len(shape) != 2:
+        raise FormatError(
+            "sparse matrix attributes are invalid", path=group.file.filename, obj=group.name,
+            expected="shape of two ints and sparse class 'matrix' or 'array'",
+            found=f"shape {shape}, class {kind!r}",
+        )
+    _check_compressed(group, data, indices, indptr, shape, fmt)
     out = cls((data, indices, indptr), shape=shape, copy=False)
     # The constructor may narrow index dtypes; keep what was stored.
     out.indices = indices
     out.indptr = indptr
     return out
+
+
+def _check_compressed(group, data, indices, indptr, shape, fmt) -> None:
+    """Refuse index arrays that would make scipy read out of bounds."""
+    n_major, n_minor = shape if fmt == "csr" else shape[::-1]
+    problem = None
+    if indptr.ndim != 1 or indptr.size != n_major + 1:
+        problem = f"indptr has {indptr.size} entries for {n_major} rows/columns"
+    elif data.shape != indices.shape or data.ndim != 1:
+        problem = f"data {data.shape} and indices {indices.shape} differ"
+    elif indptr[0] != 0 or indptr[-1] != data.size or np.any(np.diff(indptr) < 0):
+        problem = "indptr does not run non-decreasing from 0 to nnz"
+    elif indices.size and (indices.min() < 0 or indices.max() >= n_minor):
+        problem = f"indices outside [0, {n_minor})"
+    if problem is not None:
+        raise FormatError(
+            "sparse matrix arrays are inconsistent", path=group.file.filename, obj=group.name,
+            expected=f"a valid {fmt.upper()} structure for shape {tuple(shape)}", found=problem,
+        )
 
 
 @register_reader(CSR)
