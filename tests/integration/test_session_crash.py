@@ -29,15 +29,17 @@ KILLER = textwrap.dedent("""
     s.add_units({f"unit_{i:03d}": {"spike_times": np.arange(i, i + 5000, dtype=np.uint64), "row": i, "col": 0,
                                    "global_id": i} for i in range(40)})
     calls = {"n": 0}
-    real = store._write_node_id
 
-    def dying(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 30:  # well inside the units
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(*args, **kwargs)
+    def dying_version(real):
+        def dying(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 30:  # well inside the units
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        return dying
 
-    store._write_node_id = dying
+    for name in ("_native_node", "_write_node_id"):  # whichever writer path is active
+        setattr(store, name, dying_version(getattr(store, name)))
     if action == "save":
         s.save(overwrite=True)
     else:

@@ -510,3 +510,30 @@ def test_recording_file_abort_discards(rec):
     f.abort()
     assert rec.read_bytes() == before
     assert sorted(os.listdir(rec.parent)) == ["rec.h5"]
+
+
+def test_direct_library_calls_and_h5py_wrappers_write_equal_files(tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from h5stream import staging
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.filecompare import assert_files_equal
+
+    assert staging.native_hdf5() is not None  # h5py's libhdf5 is found on this platform
+    units = {f"unit_{i:03d}": _unit(i, seed=i) for i in range(4)}
+
+    def write(path):
+        with create_recording_hdf5(path, "rec", {"a": 1}) as f:
+            write_units(f, units)
+            write_metadata(f, METADATA)
+            write_feature_to_unit(f, "unit_001", "feat", {"x": np.arange(3.0), "n": 2, "note": "x" * 70_000},
+                                  {"version": "1"})
+            write_stimulus(f, {"raw": np.ones(5)}, {"default": np.arange(4)}, {"m": [[1, 2]]})
+
+    write(tmp_path / "native.h5")
+    monkeypatch.setattr(staging, "_native", None)
+    assert staging.native_hdf5() is None
+    write(tmp_path / "wrapped.h5")
+    assert_files_equal(tmp_path / "native.h5", tmp_path / "wrapped.h5")

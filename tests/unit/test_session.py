@@ -198,18 +198,21 @@ def test_failed_save_keeps_earlier_file_and_state(tmp_path, monkeypatch):
     s.add_units(_units(5, seed=3))
 
     calls = {"n": 0}
-    real = store._write_node_id
 
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
+    def failing_version(real):
+        def failing(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise OSError(28, "No space left on device")
+            return real(*args, **kwargs)
+        return failing
 
-    monkeypatch.setattr(store, "_write_node_id", failing)
+    # Both writer paths (direct library calls and h5py's wrappers) fail the same way.
+    for name in ("_native_node", "_write_node_id"):
+        monkeypatch.setattr(store, name, failing_version(getattr(store, name)))
     with pytest.raises(OSError):
         s.save(overwrite=True)
-    monkeypatch.setattr(store, "_write_node_id", real)
+    monkeypatch.undo()
     assert target.read_bytes() == before
     assert s.is_deferred  # never marked saved unless its file is complete
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]

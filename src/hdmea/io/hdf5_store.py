@@ -44,11 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+from h5py._objects import phil as _h5py_lock
 import numpy as np
 
 from h5stream import __version__ as _h5stream_version
 from h5stream.errors import (
     EncodingError,
+    WriteError,
     FormatError,
     H5StreamWarning,
     SourceNotFoundError,
@@ -64,7 +66,8 @@ from h5stream.files import (
     update_atomic,
 )
 from h5stream.names import check_name as _check_link_name
-from h5stream.staging import LIBVER, FileArray, copy_dataset, store_array
+from h5stream import staging as _staging
+from h5stream.staging import LIBVER, FileArray, copy_dataset, native_hdf5, store_array
 from hdmea.errors import HdmeaError, RecordingFormatError
 
 __all__ = [
@@ -738,6 +741,9 @@ class _LowLevel:
         # No modification times: one header message and one update less per group, and
         # files whose bytes do not depend on the clock.
         self.gcpl.set_obj_track_times(False)
+        # Variable-length text refuses FILL_TIME_NEVER (HDF5 must be able to free unwritten elements).
+        self.text_dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self.text_dcpl.set_obj_track_times(False)
         self.scalar = h5py.h5s.create(h5py.h5s.SCALAR)
         self.text_type = h5py.h5t.py_create(h5py.string_dtype("utf-8"), logical=True)
         self.text_dtype = h5py.string_dtype("utf-8")
@@ -816,10 +822,17 @@ def _write_attrs_id(oid, node: Node, ctx: WriteContext) -> None:
 
 
 def _write_attrs(obj, node: Node, ctx: WriteContext) -> None:
-    _write_attrs_id(obj.id, node, ctx)
+    ctx = _context(ctx, obj)
+    with _h5py_lock:
+        native = native_hdf5()
+        if native is not None:
+            _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group))
+        else:
+            _write_attrs_id(obj.id, node, ctx)
 
 
 def _write_node_id(pid, name: str, node: Node, ctx: WriteContext) -> None:
+    """The writer through h5py's low-level wrappers (used when direct library calls are unavailable)."""
     if isinstance(node, Group):
         ll = _ll()
         gid = h5py.h5g.create(pid, name.encode("utf-8"), lcpl=ll.lcpl, gcpl=ll.gcpl)
@@ -830,33 +843,165 @@ def _write_node_id(pid, name: str, node: Node, ctx: WriteContext) -> None:
         return
     data = node.data
     if isinstance(data, FileArray):
-        parent = h5py.Group(pid)
-        if ctx.movable is not None and ctx.movable(data):
-            parent.file.move(data.name, f"{parent.name.rstrip('/')}/{name}")
-        else:
-            copy_dataset(data.dataset, parent, name)
-        dsid = parent[name].id
+        dsid = _place_file_array(h5py.Group(pid), name, data, ctx).id
     else:
         dsid = store_array(pid, name, data)
     if node.attrs or node.tag is not None:
         _write_attrs_id(dsid, node, ctx)
 
 
+def _place_file_array(parent: h5py.Group, name: str, data: FileArray, ctx: WriteContext) -> h5py.Dataset:
+    """Put an on-disk array at ``parent[name]``: a link rename inside the same file, else a library copy."""
+    if ctx.movable is not None and ctx.movable(data):
+        parent.file.move(data.name, f"{parent.name.rstrip('/')}/{name}")
+    else:
+        copy_dataset(data.dataset, parent, name)
+    return parent[name]
+
+
+# --------------------------------------------------------------------------- direct library calls
+
+
+def _native_failed(action: str, ctx: WriteContext, path: str) -> WriteError:
+    filename = ctx.file.filename if ctx.file is not None else None
+    return WriteError(f"{action} failed inside the HDF5 library", path=filename, obj=path,
+                      hint="check free disk space; an object of that name may already exist")
+
+
+def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx: WriteContext) -> None:
+    path = f"{parent_path.rstrip('/')}/{name}"
+    key = name.encode("utf-8")
+    ll = _ll()
+    if isinstance(node, Group):
+        gid = native.H5Gcreate2(pid, key, ll.lcpl.id, ll.gcpl.id, 0)
+        if gid < 0:
+            raise _native_failed("creating the group", ctx, path)
+        try:
+            for child_name, child in node.children.items():
+                _native_node(native, gid, path, child_name, child, ctx)
+            if node.attrs or node.tag is not None:
+                _native_attrs(native, gid, path, node, ctx, is_group=True)
+        finally:
+            native.H5Gclose(gid)
+        return
+    data = node.data
+    if isinstance(data, FileArray):
+        dataset = _place_file_array(ctx.file[parent_path], name, data, ctx)
+        if node.attrs or node.tag is not None:
+            _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
+        return
+    did = _native_dataset(native, pid, key, data, ctx, path)
+    try:
+        if node.attrs or node.tag is not None:
+            _native_attrs(native, did, path, node, ctx, is_group=False)
+    finally:
+        native.H5Dclose(did)
+
+
+def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path: str) -> int:
+    """Create and fill one dataset (same layout policy as :func:`h5stream.staging.store_array`)."""
+    array = np.asarray(data)
+    compact, contiguous, lcpl = _staging._plists()
+    if array.dtype.kind in "OUT":
+        ll = _ll()
+        tid, space = ll.text_type, ll.space_of(array.shape)
+        did = native.H5Dcreate2(pid, key, tid.id, space.id, lcpl.id, ll.text_dcpl.id, 0)
+        if did < 0:
+            raise _native_failed("creating the dataset", ctx, path)
+        buffer = native.text_buffer([v if isinstance(v, str) else _text(v) for v in array.ravel().tolist()])
+    else:
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        dcpl = compact if 0 < array.nbytes <= _staging.COMPACT_LIMIT else contiguous
+        tid, space = _staging._file_type(array.dtype), _staging._space(array.shape)
+        did = native.H5Dcreate2(pid, key, tid.id, space.id, lcpl.id, dcpl.id, 0)
+        if did < 0:
+            raise _native_failed("creating the dataset", ctx, path)
+        buffer = array.ctypes.data
+    if array.size and native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0, buffer) < 0:
+        native.H5Dclose(did)
+        raise _native_failed("writing the dataset", ctx, path)
+    return did
+
+
+def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: str) -> None:
+    ll = _ll()
+    if isinstance(stored, str):
+        tid, space, buffer, size = ll.text_type, ll.scalar, native.text_buffer([stored]), 1
+    elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
+        tid, space, size = ll.text_type, ll.space_of(stored.shape), stored.size
+        buffer = native.text_buffer([_text(v) for v in stored.ravel().tolist()])
+    else:
+        data = np.asarray(stored)
+        if not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data)
+        tid, space, buffer, size = ll.type_of(data.dtype), ll.space_of(data.shape), data.ctypes.data, data.size
+    aid = native.H5Acreate2(oid, name.encode("utf-8"), tid.id, space.id, 0, 0)
+    if aid < 0:
+        raise _native_failed(f"creating attribute {name!r}", ctx, path)
+    try:
+        if size and native.H5Awrite(aid, tid.id, buffer) < 0:
+            raise _native_failed(f"writing attribute {name!r}", ctx, path)
+    finally:
+        native.H5Aclose(aid)
+
+
+def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool) -> None:
+    tags: dict[str, str] = {}
+    for name, value in node.attrs.items():
+        stored, tag = encode_attr(value)
+        if _stored_nbytes(stored) > ATTR_LIMIT:
+            if not is_group:
+                raise EncodingError(
+                    f"attribute {name!r} is too large for a dataset attribute", obj=path,
+                    expected=f"at most {ATTR_LIMIT} bytes", found=f"{_stored_nbytes(stored)} bytes",
+                    hint="store it as a dataset or as an attribute of the enclosing group",
+                )
+            _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(value), ctx)
+            tags[name] = "dataset"
+            continue
+        _native_attr(native, oid, name, stored, ctx, path)
+        if tag is not None:
+            tags[name] = tag
+    if node.tag is not None:
+        _native_attr(native, oid, TYPE_ATTR, node.tag, ctx, path)
+    if isinstance(node, Group) and node.keys is not None:
+        _native_attr(native, oid, KEYS_ATTR, typed_json_dumps(node.keys), ctx, path)
+    if tags:
+        _native_attr(native, oid, ATTR_TYPES_ATTR, json.dumps(tags, sort_keys=True), ctx, path)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _context(ctx: WriteContext | None, obj) -> WriteContext:
+    if ctx is None:
+        return WriteContext(obj.file)
+    if ctx.file is None:
+        ctx.file = obj.file
+    return ctx
+
+
 def write_node(parent: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
     """Write ``node`` as ``parent[name]`` (which must not exist); the one writer of the store."""
-    _write_node_id(parent.id, name, node, ctx or WriteContext())
+    ctx = _context(ctx, parent)
+    with _h5py_lock:
+        native = native_hdf5()
+        if native is not None:
+            _native_node(native, parent.id.id, parent.name, name, node, ctx)
+        else:
+            _write_node_id(parent.id, name, node, ctx)
 
 
 def write_children(group: h5py.Group, children: Mapping[str, Node], ctx: WriteContext | None = None) -> None:
-    ctx = ctx or WriteContext()
-    gid = group.id
+    ctx = _context(ctx, group)
     for child_name, child in children.items():
-        _write_node_id(gid, child_name, child, ctx)
+        write_node(group, child_name, child, ctx)
 
 
 def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> None:
     """Write a whole tree into an empty file (its root attributes and children)."""
-    ctx = ctx or WriteContext()
+    ctx = _context(ctx, f)
     write_children(f, root.children, ctx)
     _write_attrs(f, root, ctx)
 
