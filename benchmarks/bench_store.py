@@ -370,4 +370,7 @@ def test_bench_store_small():
 if __name__ == "__main__":
     from benchmarks._harness import format_table
 
-    print(format_table(run(sys.argv[1] if len(sys.argv) > 1 else "small")))
+    measured = run(sys.argv[1] if len(sys.argv) > 1 else "small")
+    print(format_table(measured))
+    for row in measured:
+        print(f"{row.benchmark} vs {row.peer}: {row.details}")
