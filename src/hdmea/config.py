@@ -36,7 +36,8 @@ Example
     pad_margin = [0.5, 0.5]
 
     [output]
-    checkpoint = true
+    checkpoint = true                    # after loading, STA and electrical images ...
+    checkpoint_min_seconds = 10.0        # ... once that much work would be lost without one
 
     [batch]
     workers = 2
@@ -247,6 +248,9 @@ class OutputConfig:
     """How results are written."""
 
     checkpoint: bool = True
+    #: A checkpoint is written after an expensive step only when at least this much
+    #: work (seconds) would otherwise be lost: small recordings skip the extra writes.
+    checkpoint_min_seconds: float = 10.0
     overwrite: bool = False
     memory_limit_gb: float | None = None
 
@@ -569,10 +573,14 @@ def _check_step_arguments(step: str, table: _Reader) -> None:
 def _parse_output(r: _Reader) -> OutputConfig:
     cfg = OutputConfig(
         checkpoint=r.get("checkpoint", "bool", True),
+        checkpoint_min_seconds=r.get("checkpoint_min_seconds", "number", 10.0),
         overwrite=r.get("overwrite", "bool", False),
         memory_limit_gb=r.get("memory_limit_gb", "number", None),
     )
     r.reject_unknown()
+    if cfg.checkpoint_min_seconds < 0:
+        raise _fail("output.checkpoint_min_seconds", "must be >= 0", source=r.source,
+                    found=cfg.checkpoint_min_seconds)
     if cfg.memory_limit_gb is not None and cfg.memory_limit_gb <= 0:
         raise _fail("output.memory_limit_gb", "must be > 0", source=r.source, found=cfg.memory_limit_gb)
     return cfg

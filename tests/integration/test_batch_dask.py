@@ -57,7 +57,8 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
     killed = next(r for r in recs if r.name == KILLED)
     jobs.kill_once_marker(killed.cmcr).touch()
     config = parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"},
-                           "steps": {"features": False}}, base_dir=tmp_path)
+                           "steps": {"features": False},
+                           "output": {"checkpoint_min_seconds": 0.0}}, base_dir=tmp_path)
     out = tmp_path / "out"
 
     summary = run_batch(recs, config, out, workers=2, retries=2,
@@ -66,16 +67,17 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
     assert "LocalCluster" in summary.executor
     assert [r.name for r in summary.results] == NAMES
     bad = summary[CORRUPT]
-    assert bad.status == "failed" and bad.kind == "data" and bad.attempts == 1
+    assert bad.status == "failed" and bad.kind == "data" and bad.attempts == 1, summary.table()
     assert "RecordingFormatError" in bad.error and str(corrupt.cmcr) in bad.error
     assert not (out / f"{CORRUPT}.h5").exists()
     retried = summary[KILLED]
-    assert retried.status == "done" and retried.attempts == 2
-    assert "KilledWorker" in retried.errors[0]
+    context = summary.table() + "\n" + "\n".join(f"{r.name}: {r.errors}" for r in summary.results)
+    assert retried.status == "done" and retried.attempts == 2, context
+    assert "[infrastructure] KilledWorker" in retried.errors[0], context
     steps = {s["name"]: s["status"] for s in retried.detail["steps"]}
     assert steps["load_recording"] == "resumed" and steps["compute_sta"] == "ran"
     assert retried.detail["resumed_from"] == str(checkpoint_path_for(out / f"{KILLED}.h5"))
-    assert {r.name for r in summary.done} == set(NAMES) - {CORRUPT}
+    assert {r.name for r in summary.done} == set(NAMES) - {CORRUPT}, context
 
     truth = load_truth(made.truth_path)
     for name in set(NAMES) - {CORRUPT}:

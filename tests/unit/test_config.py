@@ -114,6 +114,7 @@ def test_digest_tracks_results_not_batch_options(tmp_path):
         (('memory = "4GB"', 'memory = "4GB"\nnodes = 2'), "batch.slurm.nodes", "unknown key"),
         (("[output]", "[outptu]"), "outptu", "unknown key"),
         (("memory_limit_gb = 1.5", "memory_limit_gb = nan"), "output.memory_limit_gb", "finite"),
+        (("checkpoint = false", "checkpoint_min_seconds = -1"), "output.checkpoint_min_seconds", "must be >= 0"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, change, key, reason):

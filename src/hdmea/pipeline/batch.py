@@ -479,7 +479,9 @@ def run_pipeline(
     """Run every configured step for one recording in a deferred session and save once.
 
     After each expensive step (loading, STA, electrical image) the session is
-    checkpointed to ``<output>.checkpoint.h5``; when that file exists at the
+    checkpointed to ``<output>.checkpoint.h5`` once at least
+    ``config.output.checkpoint_min_seconds`` of work would otherwise be lost;
+    when that file exists at the
     start, the run resumes from it and skips the steps it records as done.  The
     output appears atomically at the end and the checkpoint is removed.
 
@@ -523,6 +525,7 @@ def run_pipeline(
                        session=session)
     records: list[StepRecord] = []
     checkpoints = 0
+    unsaved_seconds = 0.0  # work done since the last checkpoint
     try:
         for step in PIPELINE_STEPS:
             if step.name in session.completed_steps:
@@ -534,9 +537,12 @@ def run_pipeline(
                 step.run(ctx)
                 record = StepRecord(step.name, "ran", time.perf_counter() - t0)
                 logger.info("%s done in %.2f s", step.name, record.seconds)
-                if step.checkpoint_after and config.output.checkpoint and step is not PIPELINE_STEPS[-1]:
+                unsaved_seconds += record.seconds
+                if (step.checkpoint_after and config.output.checkpoint and step is not PIPELINE_STEPS[-1]
+                        and unsaved_seconds >= config.output.checkpoint_min_seconds):
                     session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}", overwrite=True)
                     checkpoints += 1
+                    unsaved_seconds = 0.0
             records.append(record)
             if on_step is not None:
                 on_step(record)
