@@ -148,3 +148,19 @@ def test_bad_arguments_raise_value_errors(kwargs):
 def test_non_integer_spike_times_rejected():
     with pytest.raises(TypeError):
         electrical_images(np.zeros((100, 2)), [np.array([5.5])], sos=SOS)
+
+
+@pytest.mark.parametrize("order, btype, cutoff", [(4, "highpass", 100.0), (3, "bandpass", [300.0, 3000.0]),
+                                                  (2, "lowpass", 500.0)])
+def test_other_filters_with_a_large_dc_level_equal_reference(order, btype, cutoff):
+    from scipy.signal import butter
+
+    rng = np.random.default_rng(13)
+    raw = (rng.normal(0, 50, (9000, 5, 5)) + 30000).astype(np.uint16)
+    units = [np.sort(rng.integers(0, raw.shape[0], 120)) for _ in range(3)]
+    sos = butter(order, cutoff, btype=btype, fs=20_000.0, output="sos")
+    got = electrical_images(raw, units, sos=sos, chunk_samples=2000, adc_offset=32768.0, adc_scale=0.1,
+                            start=1500, stop=8000)
+    ref = eimage_reference(raw, units, sos, start=1500, stop=8000, settle_samples=settling_samples(sos),
+                           adc_offset=32768.0, adc_scale=0.1)
+    _check(got, ref, atol=1e-5)

@@ -10,21 +10,27 @@ import numba
 import numpy as np
 
 @numba.njit(cache=True, nogil=True)
-def _biquad_block(src, offset, scale, sos, state, out, section, c0, c1):
+def _biquad_block(src, baseline, scale, sos, state, out, section, level, c0, c1):
     # One biquad section in transposed direct form II (scipy.signal.sosfilt's
     # convention: state[s, 0, c], state[s, 1, c] are the two delays of section s of
-    # channel c) over channels [c0, c1) of every sample.  The delays live in local
-    # arrays during the pass: LLVM then knows nothing aliases them and vectorises the
-    # loop across channels (about 4x faster than updating ``state`` in place).
+    # channel c) over channels [c0, c1) of every sample, on (src - baseline) * scale,
+    # plus ``level`` added to the output.  The delays live in local arrays during the
+    # pass: LLVM then knows nothing aliases them and vectorises the loop across
+    # channels (about 4x faster than updating ``state`` in place).  The arithmetic is
+    # float32 (twice the SIMD width of float64); the caller removes each channel's DC
+    # level first, so rounding stays relative to the signal, not to the ADC offset.
     n_samples = src.shape[0]
     width = c1 - c0
-    b0 = sos[section, 0]
-    b1 = sos[section, 1]
-    b2 = sos[section, 2]
-    a1 = sos[section, 4]
-    a2 = sos[section, 5]
-    z1 = np.empty(width, dtype=np.float64)
-    z2 = np.empty(width, dtype=np.float64)
+    b0 = np.float32(sos[section, 0])
+    b1 = np.float32(sos[section, 1])
+    b2 = np.float32(sos[section, 2])
+    a1 = np.float32(sos[section, 4])
+    a2 = np.float32(sos[section, 5])
+    gain = np.float32(scale)
+    base = baseline[c0:c1]
+    add = level[c0:c1]
+    z1 = np.empty(width, dtype=np.float32)
+    z2 = np.empty(width, dtype=np.float32)
     for j in range(width):
         z1[j] = state[section, 0, c0 + j]
         z2[j] = state[section, 1, c0 + j]
@@ -32,40 +38,45 @@ def _biquad_block(src, offset, scale, sos, state, out, section, c0, c1):
         row = src[t, c0:c1]
         dst = out[t, c0:c1]
         for j in range(width):
-            xi = (np.float64(row[j]) - offset) * scale
+            xi = (np.float32(row[j]) - base[j]) * gain
             y = b0 * xi + z1[j]
             z1[j] = b1 * xi - a1 * y + z2[j]
             z2[j] = b2 * xi - a2 * y
-            dst[j] = np.float32(y)
+            dst[j] = y + add[j]
     for j in range(width):
         state[section, 0, c0 + j] = z1[j]
         state[section, 1, c0 + j] = z2[j]
 
 
 @numba.njit(cache=True, nogil=True)
-def _highpass_columns(raw, offset, scale, sos, state, out, c0, c1):
-    # The first section reads the raw values (offset and scale applied); later
-    # sections filter ``out`` in place.
-    _biquad_block(raw, offset, scale, sos, state, out, 0, c0, c1)
-    for section in range(1, sos.shape[0]):
-        _biquad_block(out, 0.0, 1.0, sos, state, out, section, c0, c1)
+def _highpass_columns(raw, baseline, scale, sos, state, out, level, c0, c1):
+    # The first section reads the raw values minus their baseline; later sections
+    # filter ``out`` in place; the last adds the filtered baseline's level back.
+    n_sections = sos.shape[0]
+    zero = np.zeros(raw.shape[1], dtype=np.float32)
+    _biquad_block(raw, baseline, scale, sos, state, out, 0, level if n_sections == 1 else zero, c0, c1)
+    for section in range(1, n_sections):
+        last = section == n_sections - 1
+        _biquad_block(out, zero, 1.0, sos, state, out, section, level if last else zero, c0, c1)
 
 
 # Serial and parallel drivers are separate functions: numba's cache index is keyed by
 # the function, not by its compile flags (one function compiled both ways would load
 # whichever build was cached first).
 @numba.njit(cache=True, nogil=True)
-def highpass_serial(raw, offset, scale, sos, state, out, n_blocks):
-    """Filter ``raw`` (samples, channels) into ``out`` float32, carrying ``state``.
+def highpass_serial(raw, baseline, scale, sos, state, out, level, n_blocks):
+    """Filter ``(raw - baseline) * scale`` (samples, channels) into ``out`` float32, carrying ``state``.
 
-    ``n_blocks`` is ignored (one pass over all channels is fastest on one thread);
-    it keeps the signature of :func:`highpass_parallel`.
+    ``baseline`` and ``level`` are float32 per channel: the value removed before
+    filtering and the constant added after it (the filter's response to the
+    baseline).  ``n_blocks`` is ignored (one pass over all channels is fastest on
+    one thread); it keeps the signature of :func:`highpass_parallel`.
     """
-    _highpass_columns(raw, offset, scale, sos, state, out, 0, raw.shape[1])
+    _highpass_columns(raw, baseline, scale, sos, state, out, level, 0, raw.shape[1])
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def highpass_parallel(raw, offset, scale, sos, state, out, n_blocks):
+def highpass_parallel(raw, baseline, scale, sos, state, out, level, n_blocks):
     """As :func:`highpass_serial`, channels split into ``n_blocks`` column blocks run by threads."""
     n_channels = raw.shape[1]
     width = (n_channels + n_blocks - 1) // n_blocks
@@ -73,7 +84,7 @@ def highpass_parallel(raw, offset, scale, sos, state, out, n_blocks):
         c0 = blk * width
         c1 = min(n_channels, c0 + width)
         if c0 < c1:
-            _highpass_columns(raw, offset, scale, sos, state, out, c0, c1)
+            _highpass_columns(raw, baseline, scale, sos, state, out, level, c0, c1)
 
 
 @numba.njit(cache=True, nogil=True)

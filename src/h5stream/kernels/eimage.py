@@ -340,11 +340,11 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
                     pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels, spare[n_read % 2])
                     n_read += 1
                 if state is None:
-                    state = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
+                    state, baseline, level = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
                 keep = min(carry, n_valid)
                 if keep:
                     buffer[:keep] = buffer[n_valid - keep : n_valid]
-                highpass(block, adc_offset, adc_scale, plan.sos, state, buffer[keep : keep + n], n_workers)
+                highpass(block, baseline, adc_scale, plan.sos, state, buffer[keep : keep + n], level, n_workers)
                 n_valid = keep + n
                 buf_start = pos - keep
                 rows, offsets = _windows_ending_in(ends, pos, nxt, w0 - w1, buf_start)
@@ -376,13 +376,20 @@ def _submit(reader, raw, a, b, n_channels, out=None):
 
 
 def _initial_state(sos, first_row, adc_offset, adc_scale):
-    # Steady state for a constant input equal to the first sample: the electrodes'
-    # DC level then causes no start-up transient.
-    from scipy.signal import sosfilt_zi
+    """(zero delays, per-channel baseline, per-channel output level) for a run starting at ``first_row``.
 
-    zi = sosfilt_zi(sos)  # (n_sections, 2), for a unit step
-    x0 = (first_row.astype(np.float64) - adc_offset) * adc_scale
-    return np.ascontiguousarray(zi[:, :, None] * x0[None, None, :])
+    The filter runs on ``(raw - first_row) * scale`` from rest, and the response to the
+    constant ``(first_row - adc_offset) * scale`` (its DC gain times that value: zero for
+    a high-pass) is added back.  By linearity this equals filtering the voltage from the
+    steady state of its first sample, while float32 rounding stays relative to the
+    signal rather than to the electrodes' DC level.
+    """
+    n_sections = sos.shape[0]
+    baseline = np.ascontiguousarray(first_row, dtype=np.float32)
+    dc_gain = float(np.prod(sos[:, :3].sum(axis=1) / sos[:, 3:].sum(axis=1)))
+    level = (dc_gain * (first_row.astype(np.float64) - adc_offset) * adc_scale).astype(np.float32)
+    state = np.zeros((n_sections, 2, first_row.size), dtype=np.float64)
+    return state, baseline, level
 
 
 def _windows_ending_in(ends, lo, hi, minus_window, buf_start):
