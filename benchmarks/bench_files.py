@@ -27,7 +27,7 @@ from benchmarks._harness import (
 from h5stream.files import create_atomic, open_validated
 
 SIZES_BYTES = {"small": 64 * 2**20, "full": 2**30}
-ROUNDS = {"small": 2, "full": 3}
+ROUNDS = {"small": 2, "full": 5}
 WRITE_GOAL = 0.8
 
 
