@@ -619,22 +619,74 @@ class AtomicFile:
 
 
 def create_atomic(
-    target: str | os.PathLike, *, overwrite: bool = False, **kwargs
+    target: str | os.PathLike,
+    overwrite: bool = False,
+    *,
+    userblock_size: int = 0,
+    libver: str | tuple | None = None,
+    claim: bool = True,
+    on_commit: Callable[[Path], None] | None = None,
 ) -> AtomicFile:
-    """A new file for ``target``; see :class:`AtomicFile`."""
-    return AtomicFile(target, overwrite=overwrite, **kwargs)
+    """A new HDF5 file for ``target`` that appears there only once complete.
+
+    Parameters
+    ----------
+    target : path
+        The final path.  It is never opened for writing.
+    overwrite : bool, default False
+        Replace an existing target on commit.  Without it an existing target
+        raises :class:`TargetExistsError` before any work, and a target that
+        appears while writing is never replaced.
+    userblock_size, libver
+        Passed to ``h5py.File``.
+    claim : bool, default True
+        Hold ``<target>.claim`` while writing (one writer per target).
+    on_commit : callable, optional
+        Called with the target path after a successful commit.
+
+    Returns
+    -------
+    AtomicFile
+        Use ``with create_atomic(p) as f:`` (``f`` is an ``h5py.File`` on the
+        partial path), or ``open()``/``commit()``/``abort()``.
+    """
+    return AtomicFile(
+        target, overwrite=overwrite, userblock_size=userblock_size, libver=libver, claim=claim,
+        on_commit=on_commit,
+    )
 
 
-def update_atomic(target: str | os.PathLike, **kwargs) -> AtomicFile:
-    """Copy-on-write update of an existing ``target``; see :class:`AtomicFile`.
+def update_atomic(
+    target: str | os.PathLike,
+    *,
+    claim: bool = True,
+    on_commit: Callable[[Path], None] | None = None,
+) -> AtomicFile:
+    """Copy-on-write update of an existing HDF5 file.
 
-    The changes become visible all at once on commit; a crash leaves the old file.
+    The body works on a byte copy of ``target`` (opened ``r+``); the changes
+    become visible all at once on commit, and a crash or an exception leaves the
+    old file as it was.
+
+    Parameters
+    ----------
+    target : path
+        An existing HDF5 file.
+    claim, on_commit
+        As for :func:`create_atomic`.
+
+    Raises
+    ------
+    SourceNotFoundError
+        ``target`` does not exist.
+    FormatError
+        ``target`` is not an HDF5 file.
     """
     target = Path(target)
     if not target.exists():
         raise SourceNotFoundError("file does not exist", path=target, hint="create it first")
     check_hdf5_signature(target)
-    return AtomicFile(target, source=target, overwrite=True, **kwargs)
+    return AtomicFile(target, source=target, overwrite=True, claim=claim, on_commit=on_commit)
 
 
 # --------------------------------------------------------------------------- validated reads
