@@ -857,9 +857,29 @@ def open_validated(
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
 
-    ``check(f)`` validates format name and version and raises
-    :class:`FormatError`; ``scan`` refuses unsafe objects (see
-    :func:`scan_unsafe_objects`).  The returned file is read-only.
+    Parameters
+    ----------
+    path : path
+        A regular file; pipes and devices are refused before anything is read.
+    check : callable, optional
+        ``check(f)`` validates the format name and version (see
+        :func:`require_attr_format`) and raises :class:`FormatError`; any raw
+        exception it lets through becomes a :class:`FormatError` too.
+    scan : bool, default True
+        Refuse external links, external storage, virtual datasets and filters
+        that are not allowed or not installed (see :func:`scan_unsafe_objects`).
+        The scan opens every object once (about 0.1 ms each).
+    **h5py_kwargs
+        Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
+
+    Returns
+    -------
+    h5py.File
+        Open read-only; read objects inside :func:`guard_read`.
+
+    Raises
+    ------
+    SourceNotFoundError, FormatError, UnsafeFileError, MissingPluginError
     """
     path = Path(path)
     try:
