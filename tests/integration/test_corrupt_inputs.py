@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import time
 from pathlib import Path
 
@@ -211,3 +212,36 @@ def test_reads_that_hang_or_crash_become_typed_errors(valid_file):
     crashed, = verify_files([valid_file], check=crash_check, timeout=READ_TIMEOUT)
     assert type(crashed) is FormatError and "crashed" in str(crashed)
     assert str(-signal.SIGSEGV) in str(crashed)
+
+
+def corrupt_global_heap_object_size(path: Path) -> None:
+    """Give the second object of the first global heap collection a size it does not have.
+
+    libhdf5 2.0 loops forever reading the variable-length strings of such a file
+    (found by the byte-flip test above).
+    """
+    data = bytearray(path.read_bytes())
+    start = data.find(b"GCOL")
+    assert start >= 0
+    first_size = struct.unpack_from("<Q", data, start + 16 + 8)[0]
+    second = start + 16 + 16 + (first_size + 7) // 8 * 8
+    assert struct.unpack_from("<H", data, second)[0] == 2
+    struct.pack_into("<Q", data, second + 8, 209)
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_that_makes_libhdf5_loop_is_a_typed_error_in_time(tmp_path):
+    path = tmp_path / "looping_heap.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = "1.0"
+        f.create_dataset("labels", data=np.array(["on", "off"], dtype=object), dtype=h5py.string_dtype())
+    corrupt_global_heap_object_size(path)
+    good = tmp_path / "good.h5"
+    write_valid(good)
+    started = time.monotonic()
+    looping, after = verify_files([path, good], check=check_test_format, timeout=3.0)
+    assert time.monotonic() - started < 3.0 + 30  # the limit, plus starting two reader processes
+    assert isinstance(looping, FormatError)
+    assert looping.path == str(path)
+    assert after is None  # the next file is read by a fresh reader
