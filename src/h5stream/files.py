@@ -853,6 +853,7 @@ def open_validated(
     *,
     check: Callable[[h5py.File], None] | None = None,
     scan: bool = True,
+    verify_timeout: float | None = None,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -869,6 +870,11 @@ def open_validated(
         Refuse external links, external storage, virtual datasets and filters
         that are not allowed or not installed (see :func:`scan_unsafe_objects`).
         The scan opens every object once (about 0.1 ms each).
+    verify_timeout : float, optional
+        First read the whole file in a separate process with
+        :func:`verify_file` (``check`` must then be a module-level function):
+        a file that would make libhdf5 loop or crash becomes a typed error
+        within this many seconds instead of hanging this process.
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -897,6 +903,8 @@ def open_validated(
             found="a pipe, socket or device", hint="copy the data into a file first",
         )
     check_hdf5_signature(path)
+    if verify_timeout is not None:
+        verify_file(path, check=check, timeout=verify_timeout)
     try:
         f = _open_read_only(path, h5py_kwargs)
     except _READ_FAILURES as exc:

@@ -245,3 +245,7 @@ def test_a_file_that_makes_libhdf5_loop_is_a_typed_error_in_time(tmp_path):
     assert isinstance(looping, FormatError)
     assert looping.path == str(path)
     assert after is None  # the next file is read by a fresh reader
+    with pytest.raises(FormatError, match="did not finish within 3 s"):
+        open_validated(path, check=check_test_format, verify_timeout=3.0)
+    with open_validated(good, check=check_test_format, verify_timeout=10.0) as f:
+        assert f["ragged/offsets"][()].tolist() == [0, 100, 350, 500]
