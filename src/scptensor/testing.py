@@ -104,7 +104,7 @@ def example_container(
                                 dtype=pl.Float64),
             "is_blank": [i == 0 for i in range(n_samples)],
             "group": pl.Series([["ctrl", "treat"][i % 2] for i in range(n_samples)], dtype=pl.Categorical),
-            "run_date": [_dt.date(2025, 1, 1 + i) for i in range(n_samples)],
+            "run_date": [_dt.date(2025, 1, 1) + _dt.timedelta(days=i) for i in range(n_samples)],
         }
     )
     protein_ids = [f"P{j + 1}" for j in range(n_proteins)]

@@ -60,7 +60,9 @@ def test_plain_column_groups_read_sorted(h5):
 
 def test_dense_matrix_keeps_dtype(h5):
     layer = h5.create_group("layer")
-    x64 = np.array([[1.0 + 1e-12, np.nan]], dtype=np.float64)
+    # above the engine's small-array size, below which data is stored uncompressed
+    x64 = np.random.default_rng(0).normal(size=(64, 32))
+    x64[0, :2] = [1.0 + 1e-12, np.nan]
     serialize_dense_matrix(x64, layer, "X")
     serialize_dense_matrix(np.array([[0, 5]], dtype=np.int8), layer, "M", compression=None)
     assert layer["X"].dtype == np.float64 and layer["X"].compression == "gzip"
