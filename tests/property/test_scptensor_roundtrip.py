@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 import tempfile
 from pathlib import Path
 
@@ -67,12 +68,21 @@ def _column(kind: str, n: int, rng) -> pl.Series:
     if kind == "Binary":
         return pl.Series(_with_nulls([bytes(rng.integers(0, 256, 3, dtype=np.uint8)) for _ in range(n)], rng),
                          dtype=pl.Binary)
+    if kind == "Decimal":
+        return pl.Series(_with_nulls([Decimal(int(x)) / 100 for x in rng.integers(-10**6, 10**6, n)], rng),
+                         dtype=pl.Decimal(12, 2))
+    if kind == "Time":
+        return pl.Series(_with_nulls([dt.time(int(h), int(m)) for h, m in zip(rng.integers(0, 24, n), rng.integers(0, 60, n))], rng),
+                         dtype=pl.Time)
+    if kind == "Null":
+        return pl.Series([None] * n, dtype=pl.Null)
     raise AssertionError(kind)
 
 
 KINDS = [
     "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
     "Boolean", "String", "Categorical", "Enum", "Date", "Datetime", "Duration", "List", "Struct", "Binary",
+    "Decimal", "Time", "Null",
 ]
 
 
@@ -166,3 +176,15 @@ def test_h5_round_trip_is_exact(container):
 @given(containers())
 def test_h5mu_round_trip_is_exact(container):
     assert_container_equal(_round_trip(container, ".h5mu"), container)
+
+
+def test_every_column_kind_round_trips_in_obs_and_var():
+    rng = np.random.default_rng(7)
+    obs = pl.DataFrame({"id": [f"S{i}" for i in range(5)], **{k: _column(k, 5, rng) for k in KINDS}})
+    var = pl.DataFrame({**{k: _column(k, 3, rng) for k in reversed(KINDS)}, "fid": ["a", "b", "c"]})
+    assert [str(obs[k].dtype).split("(")[0] for k in KINDS] == [k for k in KINDS]
+    container = ScpContainer(
+        obs, {"p": Assay(var, {"raw": _matrix("csc", "dense", 5, 3, rng)}, feature_id_col="fid")}, sample_id_col="id"
+    )
+    for ext in (".h5", ".h5mu"):
+        assert_container_equal(_round_trip(container, ext), container)
