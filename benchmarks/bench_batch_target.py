@@ -23,8 +23,9 @@ N_RECORDINGS = 10
 SIZES = {
     # tiny recordings: the steps' own work is small, so per-step file commits dominate
     "small": dict(config="tiny", overrides=dict(raw_seconds=0.2), rounds=1),
-    # lab-sized stimulus (3 min noise, full step trials), 8 units, 1 s of raw data each
-    "full": dict(config="moderate", overrides=dict(), rounds=2),
+    # lab-sized recordings: 3 min noise, full step trials, 135 units (the lab's median),
+    # 1 s of raw data each; one round (about 10 minutes on 2 cores)
+    "full": dict(config="moderate", overrides=dict(n_units=135, n_silent_units=5), rounds=1),
 }
 
 

@@ -35,10 +35,11 @@ METHODS = ("auto", "sparse", "dense")
 
 # The dense path does units*frames*lags*pixels multiply-adds at BLAS speed; the sparse
 # path does spikes*lags*pixels adds at memory speed.  Measured on 2 cores: equal times at
-# about 0.2 spikes per (unit, frame) cell for 400 units, and the sparse path 4x faster at
-# 0.37 for 8 units (small matrix products run far below BLAS peak).  Dense is chosen only
-# for many units with spikes in most cells.
-_DENSE_SHARE = 0.5
+# about 0.2 spikes per (unit, frame) cell for 400 units when the machine is idle, the
+# sparse path 4x faster at 0.37 for 8 units, and on a busy machine the dense path up to
+# 10x slower than its idle time (BLAS threads wait on each other when descheduled).
+# "auto" therefore takes the dense path only when spikes outnumber the cells.
+_DENSE_SHARE = 1.0
 _DENSE_MIN_UNITS = 64
 
 
