@@ -16,7 +16,6 @@ subprocess, which also gives its peak resident memory.
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 import time
 from pathlib import Path
