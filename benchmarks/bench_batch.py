@@ -22,9 +22,9 @@ from pathlib import Path
 from benchmarks._harness import Row, scratch_dir
 
 SIZES = {
-    # recordings, synthetic parameters, electrical images
-    "small": (4, {"n_units": 4}, False),
-    "full": (10, {"moderate": True}, True),
+    # recordings, synthetic parameters, electrical images, no-op jobs for the overhead, rounds
+    "small": (2, {"n_units": 3}, False, 20, 1),
+    "full": (10, {"moderate": True}, True, 200, 3),
 }
 
 
@@ -77,20 +77,23 @@ print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": [r.seconds for r in
 
 _OVERHEAD = """
 import json, sys, time
+from pathlib import Path
 from distributed import Client, LocalCluster
-from hdmea.pipeline.batch import run_batch
+from hdmea.pipeline.batch import Recording, run_batch
 
 def noop(recording, output, config):
     return {{}}
 
-inputs, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# The no-op job never opens its inputs: names are enough.
+recordings = [Recording(f"r{{i:04d}}", Path(f"r{{i:04d}}.cmcr"), Path(f"r{{i:04d}}.cmtr")) for i in range(n)]
 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \\
         Client(cluster) as client:
     client.run(lambda: __import__("hdmea.pipeline.batch"))
     times = []
     for i in range(rounds):
         t = time.perf_counter()
-        summary = run_batch(inputs, None, f"{{out}}/round{{i}}", executor=client, job=noop,
+        summary = run_batch(recordings, None, f"{{out}}/round{{i}}", executor=client, job=noop,
                             show_progress=False)
         times.append(time.perf_counter() - t)
         assert len(summary.done) == len(summary.results)
@@ -110,7 +113,7 @@ def _python(code: str, *args: str) -> dict:
 
 
 def run(size: str = "small") -> list[Row]:
-    n, params, eimage = SIZES[size]
+    n, params, eimage, n_noop, rounds = SIZES[size]
     rows = []
     with scratch_dir() as tmp:
         tmp = Path(tmp)
@@ -130,13 +133,13 @@ def run(size: str = "small") -> list[Row]:
                      f"batch jobs min {min(par['jobs']):.2f} s median {sorted(par['jobs'])[n // 2]:.2f} s "
                      f"(sum {cpu_sum:.1f} s); cores {os.cpu_count()}; {par['executor']}"),
         ))
-        over = _python(_OVERHEAD, str(inputs), str(tmp / "noop"), "3")
+        over = _python(_OVERHEAD, str(tmp / "noop"), str(n_noop), str(rounds))
         per = [t / over["n"] for t in over["times"]]
         rows.append(Row(
-            benchmark="engine overhead per recording (no-op job, running LocalCluster)",
+            benchmark=f"engine overhead per recording ({n_noop} no-op jobs, running LocalCluster)",
             peer="-", peer_value=float("nan"), ours=min(per) * 1000, unit="ms",
             ratio=float("nan"), goal=None,
-            details=f"{over['n']} recordings per round; min {min(per) * 1000:.1f} ms, "
+            details=f"{over['n']} recordings per round, 2 workers; min {min(per) * 1000:.1f} ms, "
                     f"median {sorted(per)[len(per) // 2] * 1000:.1f} ms per recording over {len(per)} rounds "
                     "(submission, scheduling, done marker, result transfer)",
         ))

@@ -51,7 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError("the output must be an .h5 file", found=str(out), hint="e.g. --out results/rec.h5")
     out.parent.mkdir(parents=True, exist_ok=True)
-    recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name or out.stem)
+    recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name)
     outcome = run_job(recording, out, config)
     return _print_outcome(recording.name, out, outcome)
 
@@ -146,27 +146,31 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hdmea",
         description="HD-MEA retina recordings (.cmcr/.cmtr) to one HDF5 file per recording.",
     )
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log lines on stderr, tagged with the recording (and SLURM ids)")
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+    log_help = "log lines on stderr, tagged with the recording (and SLURM ids)"
+    parser.add_argument("--log-level", default="INFO", choices=levels, help=log_help)
+    # The same option after the command name (hdmea run ... --log-level DEBUG).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels, help=log_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = functools.partial(sub.add_parser, parents=[common])
 
-    p = sub.add_parser("demo", help="generate a small synthetic recording and run the whole pipeline")
+    p = add_parser("demo", help="generate a small synthetic recording and run the whole pipeline")
     p.add_argument("--out", default="hdmea-demo", metavar="DIR", help="directory for the files")
     p.add_argument("--units", type=int, default=8, help="units in the synthetic recording")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in DIR")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("run", help="process one recording")
+    p = add_parser("run", help="process one recording")
     p.add_argument("cmcr", help="raw recording (.cmcr)")
     p.add_argument("cmtr", help="spike sorting (.cmtr)")
     _add_config(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output recording file (.h5)")
-    p.add_argument("--name", help="dataset id (default: the output's stem)")
+    p.add_argument("--name", help="dataset id, {name} in the configuration (default: the .cmcr's stem)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("batch", help="process many recordings on a Dask cluster or a process pool")
+    p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool")
     p.add_argument("recordings", metavar="LIST_OR_DIR",
                    help="directory of .cmcr/.cmtr pairs, or a file listing 'CMCR [CMTR]' per line")
     _add_config(p)
@@ -180,21 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", metavar="NAME", help="summary file name in DIR (batch_summary.json)")
     p.set_defaults(func=_cmd_batch)
 
-    p = sub.add_parser("run-one", help="process recording number INDEX of a list (one SLURM array task)")
+    p = add_parser("run-one", help="process recording number INDEX of a list (one SLURM array task)")
     p.add_argument("recordings", metavar="LIST_OR_DIR")
     p.add_argument("--index", type=int, help="0-based; default $SLURM_ARRAY_TASK_ID")
     _add_config(p)
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_run_one)
 
-    p = sub.add_parser("inspect", help="tree of a recording file: sizes, units, steps completed")
+    p = add_parser("inspect", help="tree of a recording file: sizes, units, steps completed")
     p.add_argument("file")
     p.add_argument("--max-children", type=int, default=4, metavar="N",
                    help="members shown per group before eliding (default 4)")
     p.add_argument("--all", action="store_true", help="show every member")
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("report", help="figures and an HTML page of a processed recording")
+    p = add_parser("report", help="figures and an HTML page of a processed recording")
     p.add_argument("file")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_report)
@@ -202,7 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hdmea`` console script; returns the exit status."""
+    """Entry point of the ``hdmea`` console script; returns the exit status.
+
+    Called without ``argv`` (the command line: the console script, ``python -m
+    hdmea``), the process ends as soon as the command is done: the
+    interpreter's teardown after numba has loaded LLVM takes seconds and has
+    nothing left to do (every file written is committed and closed).  With
+    ``argv`` given (from Python), it returns the status like any function.
+    """
+    code = _run(argv)
+    if argv is None and "numba" in sys.modules:
+        from hdmea.pipeline.batch import _exit_without_teardown_code
+
+        _exit_without_teardown_code(code)
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from hdmea.progress import configure_logging
 
     parser = build_parser()

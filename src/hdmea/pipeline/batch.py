@@ -22,11 +22,13 @@ with :func:`slurm_client`; SLURM job arrays need no scheduler at all and run
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -475,6 +477,7 @@ def run_pipeline(
     *,
     dataset_id: str | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
+    show_progress: bool | None = None,
 ) -> PipelineReport:
     """Run every configured step for one recording in a deferred session and save once.
 
@@ -496,7 +499,10 @@ def run_pipeline(
     dataset_id
         Recording id (default: the output's stem).
     on_step
-        Called after each step with its :class:`StepRecord` (progress display).
+        Called after each step with its :class:`StepRecord`.
+    show_progress
+        A bar over the steps on a terminal, coarse log lines elsewhere (None:
+        decided by the terminal; False: neither).
     """
     from hdmea.errors import CheckpointError
     from hdmea.pipeline.session import PipelineSession, create_session
@@ -526,8 +532,12 @@ def run_pipeline(
     records: list[StepRecord] = []
     checkpoints = 0
     unsaved_seconds = 0.0  # work done since the last checkpoint
+    bar = progress(len(PIPELINE_STEPS), dataset_id, unit="step", log=logger, enabled=show_progress) \
+        if show_progress is not False else None
     try:
         for step in PIPELINE_STEPS:
+            if bar is not None:
+                bar.set_postfix(step.name)
             if step.name in session.completed_steps:
                 record = StepRecord(step.name, "resumed")
             elif not step.enabled(ctx):
@@ -544,11 +554,15 @@ def run_pipeline(
                     checkpoints += 1
                     unsaved_seconds = 0.0
             records.append(record)
+            if bar is not None:
+                bar.update(1)
             if on_step is not None:
                 on_step(record)
         n_units = session.unit_count
         session.save(output, overwrite=True)
     finally:
+        if bar is not None:
+            bar.close()
         session.close()
     checkpoint.unlink(missing_ok=True)
     return PipelineReport(dataset_id=dataset_id, output=output, steps=records, n_units=n_units,
@@ -691,6 +705,39 @@ def _process_pool(workers: int) -> _Pool:
     return pool
 
 
+def _exit_without_teardown() -> None:
+    """End this process now, skipping the interpreter's teardown.
+
+    Tearing down a process that loaded numba's LLVM takes seconds (longer than
+    a Dask nanny waits before killing the worker); every file of a finished
+    job is already committed and closed, so there is nothing left to flush but
+    the standard streams and log handlers.
+    """
+    _exit_without_teardown_code(0)
+
+
+def _exit_without_teardown_code(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def _fast_exit_plugin():
+    from distributed import WorkerPlugin
+
+    class FastExit(WorkerPlugin):
+        """Ends a worker process of a cluster the batch owns as soon as the worker has closed."""
+
+        name = "hdmea-fast-exit"
+
+        def teardown(self, worker) -> None:
+            _exit_without_teardown()
+
+    return FastExit()
+
+
 def _dask_local_cluster(workers: int) -> _Pool | None:
     try:
         from distributed import Client, LocalCluster
@@ -703,6 +750,7 @@ def _dask_local_cluster(workers: int) -> _Pool | None:
         dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
     )
     client = Client(cluster)
+    client.register_plugin(_fast_exit_plugin())
 
     def close() -> None:
         client.close()
