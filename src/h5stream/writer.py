@@ -8,9 +8,12 @@
   sample's row is one chunk read), contiguous layout for small uncompressed
   arrays.  Arrays that are not C-contiguous (Fortran order, strided views) are
   written block by block so no full-size temporary copy is made.
-* gzip is compressed in parallel: chunks are gathered in batches, deflated by a
-  compiled OpenMP kernel without the GIL (``h5stream._ext._compress``) while the
-  previous batch is written with ``H5Dwrite_chunk``.  The result is an ordinary
+* gzip is compressed in parallel: chunks are gathered in batches (or viewed in
+  place when they span whole rows), deflated by the compiled zlib kernel
+  (``h5stream._ext._compress``, no GIL) on ``n_threads`` Python threads while
+  the previous batch is written with ``H5Dwrite_chunk``.  Threads pick up
+  slices of chunks as they free up, so a busy machine slows the work without
+  stalling it at barriers.  The result is an ordinary
   deflate-filtered dataset (shuffle optional) that any HDF5 reader decodes; its
   chunks are byte-identical to those of HDF5's own filter at the same level.
 * :func:`write_many` writes many small objects (groups, tiny datasets,
@@ -368,10 +371,11 @@ def _write_gzip_direct(
     sizes = [np.empty(per_batch, np.int64) for _ in range(2)]
     dsid = ds.id
 
-    def compress(source: np.ndarray, slot: int, n: int) -> int:
-        # A thread per chunk at most: idle OpenMP threads only cost time.
-        threads = max(1, min(n_threads, n))
-        return kernel._deflate_chunks(source, packed[slot], sizes[slot], n, level, shuffle_itemsize, threads)
+    def compress(source: np.ndarray, slot: int, lo: int, hi: int) -> int:
+        # One serial kernel call per slice of chunks; the kernel releases the GIL.
+        return kernel._deflate_chunks(
+            source[lo:hi], packed[slot][lo:hi], sizes[slot][lo:hi], hi - lo, level, shuffle_itemsize, 1
+        )
 
     def flush(slot: int, batch: list[tuple[int, ...]]) -> None:
         for i, origin in enumerate(batch):
@@ -381,8 +385,10 @@ def _write_gzip_direct(
     batches = [offsets[i : i + per_batch] for i in range(0, len(offsets), per_batch)]
     whole_rows = array.flags.c_contiguous and tuple(chunks[1:]) == tuple(array.shape[1:])
     flat = array.reshape(-1).view(np.uint8) if whole_rows else None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pending: tuple[concurrent.futures.Future, int, list] | None = None
+    # Slices of a few chunks: a thread the OS pauses delays one slice, not a batch.
+    n_slices = max(1, n_threads * 4)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n_threads) as pool:
+        pending: tuple[list[concurrent.futures.Future], int, list] | None = None
         for number, batch in enumerate(batches):
             slot = number % 2
             first, last = batch[0][0], batch[-1][0] + chunks[0]
@@ -394,18 +400,19 @@ def _write_gzip_direct(
             else:
                 _gather(array, batch, chunks, raw[slot])
                 source = raw[slot]
-            future = pool.submit(compress, source, slot, len(batch))
+            bounds = np.linspace(0, len(batch), min(n_slices, len(batch)) + 1).astype(int)
+            futures = [pool.submit(compress, source, slot, int(lo), int(hi)) for lo, hi in zip(bounds, bounds[1:])]
             if pending is not None:
                 _finish(pending, flush, parent, key)
-            pending = (future, slot, batch)
+            pending = (futures, slot, batch)
         if pending is not None:
             _finish(pending, flush, parent, key)
     return ds
 
 
 def _finish(pending, flush, parent, key) -> None:
-    future, slot, batch = pending
-    failures = future.result()
+    futures, slot, batch = pending
+    failures = sum(f.result() for f in futures)
     if failures:
         raise WriteError(
             f"zlib failed on {failures} chunk(s)", path=parent.file.filename, obj=key,

@@ -2,7 +2,9 @@
 
 The compiled kernel (``h5stream._ext._csr``) works on one block of rows at a
 time, in two passes: count the stored entries per row, then fill ``data`` and
-``indices``.  Peak memory beyond the input and the output is one block (a
+``indices``.  Blocks are spread over Python threads (the kernel releases the
+GIL); a thread takes the next block when it finishes one, which keeps both
+cores busy even when the machine is shared.  Peak memory beyond the input and the output is one block (a
 C-contiguous copy only when the input is not C-contiguous), never the matrix:
 scipy's ``csr_matrix(dense)`` builds full-size coordinate arrays first.
 
@@ -21,8 +23,10 @@ a stream of dense row blocks, e.g. read from disk).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
+from functools import partial
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -49,9 +53,6 @@ _SUPPORTED = {np.dtype(t) for t in (
     np.uint8, np.uint16, np.uint32, np.uint64,
 )}
 BLOCK_TARGET_BYTES = 16 << 20
-# Blocks smaller than this run on one thread: starting a parallel region costs
-# more than the work, most of all on a busy machine.
-PARALLEL_MIN_ITEMS = 1 << 15
 
 
 @dataclasses.dataclass
@@ -92,14 +93,50 @@ def default_block_rows(dense: np.ndarray) -> int:
     return max(1, BLOCK_TARGET_BYTES // row_bytes)
 
 
-def _row_blocks(dense: np.ndarray, block_rows: int | None) -> Iterator[tuple[int, int, np.ndarray]]:
-    step = block_rows or default_block_rows(dense)
+def _row_ranges(n_rows: int, step: int) -> list[tuple[int, int]]:
     if step < 1:
         raise ValueError(f"block_rows must be >= 1, found {step}")
-    for start in range(0, dense.shape[0], step):
-        stop = min(dense.shape[0], start + step)
-        # A view when the input is C-contiguous; otherwise one block is copied.
-        yield start, stop, np.ascontiguousarray(dense[start:stop])
+    return [(start, min(n_rows, start + step)) for start in range(0, n_rows, step)]
+
+
+def _rows(dense: np.ndarray, start: int, stop: int) -> np.ndarray:
+    # A view when the input is C-contiguous; otherwise these rows are copied.
+    return np.ascontiguousarray(dense[start:stop])
+
+
+def _parallel(tasks: list, threads: int) -> None:
+    """Run argument-less callables on ``threads`` Python threads (kernels release the GIL).
+
+    Threads take the next task when they finish one, so a thread the OS
+    pauses on a busy machine delays only its own task, not a barrier every
+    other thread waits at (as an OpenMP loop over rows would).
+    """
+    if threads <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(threads, len(tasks))) as pool:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
+
+
+def _task_rows(dense: np.ndarray, block_rows: int | None, threads: int) -> int:
+    """Rows per task: the block size, split so every thread gets work."""
+    step = block_rows or default_block_rows(dense)
+    if threads > 1 and dense.shape[0] < step * threads * 4:
+        step = max(1, -(-dense.shape[0] // (threads * 4)))
+    return step
+
+
+def _count_range(kernel, dense, counts, rule, start, stop) -> None:
+    kernel._count_rows(_rows(dense, start, stop), counts[start:stop], rule, 1)
+
+
+def _fill_range(kernel, dense, starts, data, indices, rule, start, stop) -> None:
+    failed = np.zeros(1, dtype=np.int32)
+    kernel._fill_rows(_rows(dense, start, stop), starts[start:stop], data, indices, rule, 1, failed)
+    if failed[0]:
+        raise MemoryError("dense-to-CSR kernel could not allocate its scratch row")
 
 
 def count_rows(
@@ -112,21 +149,12 @@ def count_rows(
     counts = np.zeros(dense.shape[0], dtype=np.int64)
     if dense.shape[1] == 0:
         return counts
-    for start, stop, block in _row_blocks(dense, block_rows):
-        kernel._count_rows(block, counts[start:stop], rule, _threads_for(block, threads))
+    step = _task_rows(dense, block_rows, threads)
+    _parallel(
+        [partial(_count_range, kernel, dense, counts, rule, a, b) for a, b in _row_ranges(dense.shape[0], step)],
+        threads,
+    )
     return counts
-
-
-def _threads_for(block: np.ndarray, threads: int) -> int:
-    return threads if block.size >= PARALLEL_MIN_ITEMS else 1
-
-
-def _fill(kernel, block, starts, data, indices, rule, threads) -> None:
-    threads = _threads_for(block, threads)
-    failed = np.zeros(1, dtype=np.int32)
-    kernel._fill_rows(block, starts, data, indices, rule, threads, failed)
-    if failed[0]:
-        raise MemoryError("dense-to-CSR kernel could not allocate its per-thread scratch row")
 
 
 def _index_dtype(nnz: int, n_cols: int) -> type:
@@ -141,25 +169,22 @@ def iter_csr_blocks(
     n_threads: int | None = None,
     index_dtype=np.int32,
 ) -> Iterator[CsrBlock]:
-    """Encode ``dense`` one row block at a time; each block's arrays are fresh."""
-    rule = _validate(dense, missing)
+    """Encode ``dense`` one row block at a time; each block's arrays are fresh.
+
+    Within a block, row ranges are encoded on ``n_threads`` threads.
+    """
+    _validate(dense, missing)
     threads = resolve_threads(n_threads)
     index_dtype = np.dtype(index_dtype)
     if index_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
         raise TypeError(f"index_dtype must be int32 or int64, found {index_dtype}")
-    kernel = _kernel()
-    for start, stop, block in _row_blocks(dense, block_rows):
-        counts = np.zeros(stop - start, dtype=np.int64)
-        if dense.shape[1]:
-            kernel._count_rows(block, counts, rule, _threads_for(block, threads))
-        indptr = np.zeros(stop - start + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        nnz = int(indptr[-1])
-        data = np.empty(nnz, dtype=dense.dtype)
-        indices = np.empty(nnz, dtype=index_dtype)
-        if nnz:
-            _fill(kernel, block, indptr[:-1], data, indices, rule, threads)
-        yield CsrBlock(start, stop, indptr, data, indices)
+    step = block_rows or default_block_rows(dense)
+    for start, stop in _row_ranges(dense.shape[0], step):
+        # Count then fill this block, each pass split over the threads.
+        local = dense_to_csr(
+            dense[start:stop], missing=missing, block_rows=None, n_threads=threads, index_dtype=index_dtype
+        )
+        yield CsrBlock(start, stop, local.indptr.astype(np.int64, copy=False), local.data, local.indices)
 
 
 def dense_to_csr(
@@ -169,6 +194,7 @@ def dense_to_csr(
     block_rows: int | None = None,
     n_threads: int | None = None,
     sparse_array: bool = False,
+    index_dtype=None,
 ) -> sp.csr_matrix | sp.csr_array:
     """CSR of ``dense`` under a missing-value rule, built block by block.
 
@@ -180,21 +206,23 @@ def dense_to_csr(
     block_rows : int, optional
         Rows per block (default about 16 MiB of input).
     n_threads : int, optional
-        Threads of the compiled kernel (default: all cores).
+        Threads running the compiled kernel over blocks (default: all cores).
     sparse_array : bool
         Return ``scipy.sparse.csr_array`` instead of ``csr_matrix``.
+    index_dtype : numpy dtype, optional
+        int32 or int64; default int32 when the matrix allows it, else int64.
 
     Returns
     -------
     scipy.sparse.csr_matrix or csr_array
-        Same dtype as ``dense``; int32 indices when they fit, else int64;
-        column indices sorted within rows.
+        Same dtype as ``dense``; column indices sorted within rows.
 
     Notes
     -----
     The first pass counts every row so ``data`` and ``indices`` are allocated
     once at their exact size; the second fills them block by block.  Extra
-    memory: the output plus one block.
+    memory: the output plus one block per thread (blocks are views of a
+    C-contiguous input).
     """
     rule = _validate(dense, missing)
     threads = resolve_threads(n_threads)
@@ -205,12 +233,19 @@ def dense_to_csr(
     np.cumsum(counts, out=indptr[1:])
     del counts
     nnz = int(indptr[-1])
-    index_dtype = _index_dtype(nnz, n_cols)
+    index_dtype = np.dtype(index_dtype) if index_dtype is not None else np.dtype(_index_dtype(nnz, n_cols))
     data = np.empty(nnz, dtype=dense.dtype)
     indices = np.empty(nnz, dtype=index_dtype)
     if nnz:
-        for start, stop, block in _row_blocks(dense, block_rows):
-            _fill(kernel, block, indptr[start:stop], data, indices, rule, threads)
+        step = _task_rows(dense, block_rows, threads)
+        starts = indptr[:-1]
+        _parallel(
+            [
+                partial(_fill_range, kernel, dense, starts, data, indices, rule, a, b)
+                for a, b in _row_ranges(n_rows, step)
+            ],
+            threads,
+        )
     return _assemble(data, indices, indptr.astype(index_dtype, copy=False), (n_rows, n_cols), sparse_array)
 
 
