@@ -21,6 +21,7 @@ from scptensor.io.exceptions import IOFormatError
 from scptensor.io.serializers import (
     compression_options,
     deserialize_matrix,
+    matrix_options,
     normalize_sparse,
     provenance_from_element,
     provenance_to_element,
@@ -65,10 +66,10 @@ def write_assay_group(
     if x_layer is None and assay.layers:
         x_layer = next(iter(assay.layers))
     if x_layer is not None:
-        write_elem(group, "X", assay.layers[x_layer].X, **options)
-    write_elem(
-        group, "layers", {k: m.X for k, m in assay.layers.items() if k != x_layer}, **options
-    )
+        X = assay.layers[x_layer].X
+        write_elem(group, "X", X, **matrix_options(X, compression, level))
+    others = {k: m.X for k, m in assay.layers.items() if k != x_layer}
+    write_elem(group, "layers", others, **matrix_options(others, compression, level))
     for name in _EMPTY_MAPPINGS:
         if name not in skip_empty_mappings:
             write_elem(group, name, {})
@@ -80,7 +81,16 @@ def write_assay_group(
         "metadata": {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata},
     }
     info.update(uns_extra or {})
-    write_elem(group, "uns", {SCPTENSOR_KEY: info}, **options)
+    masks = info.pop("masks")
+    uns = write_elem_group(group, "uns", {SCPTENSOR_KEY: info}, options)
+    # masks: int8 codes (shuffle is a no-op on them) with sparse index arrays that it shrinks
+    write_elem(uns[SCPTENSOR_KEY], "masks", masks, **matrix_options(masks, compression, level))
+
+
+def write_elem_group(parent: h5py.Group, key: str, value: dict, options: dict) -> h5py.Group:
+    """Write a mapping element and return its group (to add members to it)."""
+    write_elem(parent, key, value, **options)
+    return parent[key]
 
 
 def _info(group: h5py.Group, path) -> dict[str, Any]:

@@ -76,14 +76,17 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     n_obs = container.n_samples
     write_elem(f, "obs", container.obs, index=container.sample_id_col, **options)
     var, membership = _global_var(container)
-    write_elem(f, "var", var, index=_GLOBAL_VAR_INDEX)
-    write_elem(f, "obsm", {name: np.ones(n_obs, dtype=bool) for name in container.assays})
-    write_elem(f, "varm", membership)
-    write_elem(f, "obsmap", {name: np.arange(1, n_obs + 1, dtype=np.uint32) for name in container.assays})
+    write_elem(f, "var", var, index=_GLOBAL_VAR_INDEX, **options)
+    write_elem(f, "obsm", {name: np.ones(n_obs, dtype=bool) for name in container.assays}, **options)
+    write_elem(f, "varm", membership, **options)
+    write_elem(
+        f, "obsmap", {name: np.arange(1, n_obs + 1, dtype=np.uint32) for name in container.assays}, **options
+    )
     write_elem(
         f,
         "varmap",
         {name: np.where(flags, np.cumsum(flags), 0).astype(np.uint32) for name, flags in membership.items()},
+        **options,
     )
     write_elem(f, "obsp", {})
     write_elem(f, "varp", {})

@@ -38,6 +38,7 @@ __all__ = [
     "provenance_to_element",
     "provenance_from_element",
     "compression_options",
+    "matrix_options",
 ]
 
 _RECORD_SCHEMA = {
@@ -54,6 +55,19 @@ def compression_options(compression: str | None, compression_level: int | None) 
         return {"compression": None}
     level = compression_level if compression in ("gzip", "zstd", "blosc", "blosc2") else None
     return {"compression": compression, "compression_opts": level}
+
+
+def matrix_options(values: Any, compression: str | None, compression_level: int | None) -> dict[str, Any]:
+    """``write_elem`` options for a matrix, or a mapping of matrices.
+
+    Compressed sparse matrices get the shuffle filter (see
+    :func:`serialize_sparse_matrix`); a mapping gets it when every member is sparse.
+    """
+    options = compression_options(compression, compression_level)
+    members = list(values.values()) if isinstance(values, Mapping) else [values]
+    if compression is not None and members and all(sparse.issparse(m) for m in members):
+        options["shuffle"] = True
+    return options
 
 
 def _replace_with_element(group: h5py.Group, value: Any, **options: Any) -> h5py.Group:
@@ -121,10 +135,7 @@ def serialize_sparse_matrix(
     """
     if X.format not in ("csr", "csc"):
         X = sparse.csr_matrix(X)
-    options = compression_options(compression, compression_level)
-    if compression is not None:
-        options["shuffle"] = True
-    write_elem(group, name, X, **options)
+    write_elem(group, name, X, **matrix_options(X, compression, compression_level))
 
 
 def normalize_sparse(value):
