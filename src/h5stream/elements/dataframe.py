@@ -158,14 +158,19 @@ def _read_nullable(group: h5py.Group, *, series: bool = False):
 # --------------------------------------------------------------------------- strings
 
 
-def _string_values(parent, key, series: pl.Series) -> np.ndarray:
+def _string_values(parent, key, series: pl.Series, missing: np.ndarray | None = None) -> np.ndarray:
+    """The strings of ``series`` as a StringDType array; nulls (``missing``) become ""."""
     if series.len() and series.str.contains("\x00", literal=True).any():
         raise EncodingError(
             "a string contains a NUL character, which HDF5 strings cannot hold",
             path=parent.file.filename, obj=f"{parent.name.rstrip('/')}/{key}",
             hint="store such values as bytes (polars Binary)",
         )
-    return series.to_numpy().astype(np.dtypes.StringDType())
+    values = series.to_numpy()
+    if missing is not None:
+        values = np.array(values, copy=not values.flags.writeable)
+        values[missing] = ""
+    return values.astype(np.dtypes.StringDType())
 
 
 @register_writer(pl.Series, STRING_ARRAY, match=lambda s: s.dtype == pl.String and not _has_nulls(s))
@@ -176,9 +181,10 @@ def _write_string_column(parent, key, series, options):
 @register_writer(pl.Series, NULLABLE_STRING_ARRAY, match=_is(pl.String))
 def _write_nullable_string_column(parent, key, series, options):
     group = parent.create_group(key)
-    values = _string_values(parent, key, series.fill_null(""))
+    mask = series.is_null().to_numpy()
+    values = _string_values(parent, key, series, missing=mask)
     stamp(write_string_values(group, "values", values, options, checked=True), STRING_ARRAY)
-    stamp(write_array(group, "mask", series.is_null().to_numpy(), options), ARRAY)
+    stamp(write_array(group, "mask", mask, options), ARRAY)
     return group
 
 
@@ -192,11 +198,12 @@ def _codes_dtype(n_categories: int) -> type:
     return np.int64
 
 
-def _write_categories(parent: h5py.Group, key: str, codes: pl.Series, categories: list[str], ordered: bool, options: WriteOptions) -> h5py.Group:
+def _write_categories(parent: h5py.Group, key: str, codes: np.ndarray, categories: list[str], ordered: bool, options: WriteOptions) -> h5py.Group:
+    """``codes``: int64 local codes, -1 for missing."""
     group = parent.create_group(key)
     group.attrs["ordered"] = ordered
     dtype = _codes_dtype(len(categories))
-    code_values = codes.cast(pl.Int64).fill_null(-1).to_numpy().astype(dtype)
+    code_values = codes.astype(dtype)
     stamp(write_array(group, "codes", code_values, options), ARRAY)
     cats = np.array(categories, dtype=np.dtypes.StringDType())
     stamp(write_string_values(group, "categories", cats, options), STRING_ARRAY)
@@ -205,18 +212,24 @@ def _write_categories(parent: h5py.Group, key: str, codes: pl.Series, categories
 
 @register_writer(pl.Series, CATEGORICAL, match=_is(pl.Categorical))
 def _write_categorical(parent, key, series, options):
-    strings = series.cast(pl.String)
     # Categories of this column only, in order of first appearance: polars'
-    # physical codes are global to the process and mean nothing on disk.
-    categories = strings.drop_nulls().unique(maintain_order=True).to_list()
-    codes = strings.cast(pl.Enum(categories)).to_physical()
+    # physical codes are global to the process and mean nothing on disk.  They
+    # are mapped to local codes through a lookup table (no string work per row).
+    present = series.unique(maintain_order=True).drop_nulls()
+    categories = present.cast(pl.String).to_list()
+    global_codes = present.to_physical().to_numpy().astype(np.int64)
+    lookup = np.full(int(global_codes.max()) + 1 if global_codes.size else 1, -1, dtype=np.int64)
+    lookup[global_codes] = np.arange(global_codes.size)
+    codes = lookup[series.to_physical().fill_null(0).to_numpy()]
+    codes[series.is_null().to_numpy()] = -1
     return _write_categories(parent, key, codes, categories, False, options)
 
 
 @register_writer(pl.Series, ENUM, match=lambda s: isinstance(s.dtype, pl.Enum))
 def _write_enum(parent, key, series, options):
     categories = series.dtype.categories.to_list()
-    group = _write_categories(parent, key, series.to_physical(), categories, True, options)
+    codes = series.to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+    group = _write_categories(parent, key, codes, categories, True, options)
     stamp(group, CATEGORICAL)
     return group
 
