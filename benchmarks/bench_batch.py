@@ -158,4 +158,7 @@ def test_batch_benchmark_small():
 if __name__ == "__main__":  # python -m benchmarks.bench_batch [small|full]
     from benchmarks._harness import format_table
 
-    print(format_table(run(sys.argv[1] if len(sys.argv) > 1 else "small")))
+    rows = run(sys.argv[1] if len(sys.argv) > 1 else "small")
+    print(format_table(rows))
+    for row in rows:
+        print(f"- {row.benchmark}: {row.details}")
