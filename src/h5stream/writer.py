@@ -459,16 +459,22 @@ def write_many(
     """Write a tree of many small objects in one pass.
 
     ``objects`` maps relative paths to values: a numpy array (or anything
-    ``numpy.asarray`` turns into a numeric, boolean or bytes array) becomes a
-    dataset, ``None`` or a mapping becomes a group (a mapping's items are
-    written inside it, recursively).  ``attrs`` maps relative paths (``""`` for
-    ``parent``) to attribute dictionaries.  Intermediate groups are created as
-    needed.
+    ``numpy.asarray`` turns into a numeric, boolean or bytes array; ``str``
+    becomes UTF-8 bytes) becomes a plain dataset, ``None`` or a mapping
+    becomes a group (a mapping's items are written inside it, recursively).
+    ``attrs`` maps relative paths (``""`` for ``parent``) to attribute
+    dictionaries (``str`` values become UTF-8 string attributes, others numpy
+    scalars or arrays).  Intermediate groups are created as needed; existing
+    groups are reused.  Nothing here is stamped with an encoding: this is for
+    fixed layouts such as one group per recorded unit.  Use
+    :func:`h5stream.elements.write_elem` for self-describing elements.
 
     Datasets are created through the low-level API with one reused dataset
     creation property list (compact layout up to 16 KiB, contiguous above) and
-    no per-object flush or reopen; it is several times faster than creating
-    thousands of objects one by one with ``h5py.Group.create_dataset``.
+    no per-object flush or reopen; attributes go through the low-level API too.
+    For 5,000 unit groups (two small datasets, an empty group, four
+    attributes each) it was 2.6 times faster than the same tree written with
+    h5py's high-level API (``benchmarks/bench_elements.py``).
 
     Returns
     -------
