@@ -193,3 +193,25 @@ def test_anndata_object_from_our_elements(tmp_path):
     assert list(adata.obs_names) == frame["cell_id"].to_list()
     assert list(adata.var_names) == ["g1", "g2", "g3"]
     assert np.array_equal(adata.X.toarray(), x.toarray())
+
+
+def test_layered_typed_columns_read_with_anndata_as_physical_values(h5):
+    import datetime as dt
+    import decimal
+
+    frame = pl.DataFrame(
+        {
+            "day": [dt.date(1970, 1, 2), dt.date(2000, 1, 1)],
+            "when": pl.Series([0, 1500], dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
+            "took": pl.Series([3, None], dtype=pl.Int64).cast(pl.Duration("us")),
+            "level": pl.Series(["lo", "hi"], dtype=pl.Enum(["lo", "mid", "hi"])),
+            "price": pl.Series([decimal.Decimal("1.50"), decimal.Decimal("-2.25")], dtype=pl.Decimal(6, 2)),
+        }
+    )
+    write_elem(h5, "obs", frame)
+    theirs = ad_io.read_elem(h5["obs"])
+    assert theirs["day"].tolist() == [1, 10957]
+    assert theirs["when"].tolist() == [0, 1500]
+    assert list(theirs["took"]) == [3, pd.NA]
+    assert list(theirs["level"]) == ["lo", "hi"] and list(theirs["level"].cat.categories) == ["lo", "mid", "hi"]
+    assert theirs["price"].tolist() == ["1.50", "-2.25"]

@@ -33,6 +33,12 @@ Date, Datetime, Duration, Time         see :mod:`h5stream.elements.temporal`
 Decimal, Int128, UInt128, Binary,      see :mod:`h5stream.elements.nested`
 Null, List, Array, Struct
 =====================================  ==========================================
+
+Typed encodings layered on spec ones (Enum, temporal, Decimal, Int128) stay
+readable by AnnData, which sees their physical values (codes and categories,
+integers, decimal text).  Nullable floats, Binary, Null, List, Array and
+Struct columns use encodings of our own only: a frame holding them reads
+with ``anndata.io.read_elem`` once those columns are left out.
 """
 
 from __future__ import annotations
