@@ -462,8 +462,10 @@ class PipelineSession:
             raise store._locked_error(target) from exc
         try:
             store.write_root(f, tree)
-        except BaseException:
+        except BaseException as exc:
             atomic.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
+                raise WriteError(f"writing failed ({exc}); any earlier file is intact", path=target) from exc
             raise
         atomic.commit()
 
