@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.errors import TargetExistsError, UnsafeNameError
+from h5stream.errors import TargetExistsError, UnsafeNameError, WriteError
 from h5stream.staging import FileArray
 from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import hdf5_store as store
@@ -210,7 +210,7 @@ def test_failed_save_keeps_earlier_file_and_state(tmp_path, monkeypatch):
     # Both writer paths (direct library calls and h5py's wrappers) fail the same way.
     for name in ("_native_node", "_write_node_id"):
         monkeypatch.setattr(store, name, failing_version(getattr(store, name)))
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="No space left"):
         s.save(overwrite=True)
     monkeypatch.undo()
     assert target.read_bytes() == before
