@@ -136,13 +136,25 @@ def raw_read_seconds(path: str | os.PathLike, dtype) -> float:
 def peak_rss_mb(code: str, *, env: dict | None = None, timeout: float = 3600) -> tuple[float, str]:
     """Run ``code`` in a fresh Python and return (peak resident MB, its stdout).
 
-    The code runs as a script; its peak is ``ru_maxrss`` of the child.
+    The code runs as a script; its peak is the child's own resident high-water mark.
     """
+    # ru_maxrss of a child started by fork+exec inherits the parent's peak on Linux,
+    # so the child's own high-water mark (VmHWM) is read where /proc has it.
     wrapper = textwrap.dedent(
         """
         import resource, sys
         exec(compile(sys.stdin.read(), "<bench>", "exec"))
-        print("__PEAK_RSS_KB__", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        peak = None
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        peak = int(line.split()[1])
+        except OSError:
+            pass
+        if peak is None:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print("__PEAK_RSS_KB__", peak)
         """
     )
     done = subprocess.run(
