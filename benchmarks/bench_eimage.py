@@ -124,9 +124,15 @@ OURS = textwrap.dedent(
 )
 
 
-def run_ours(path: Path, spikes_path: Path, n_units: int, *, chunk: int = 16384, threads: int | None = None,
+def run_ours(path: Path, spikes_path: Path, n_units: int, *, chunk: int = 16384, threads: int | None = 1,
              images: Path | None = None) -> tuple[float, float, int]:
-    """(seconds, peak RSS MB, spikes used) of one uncached run in a fresh subprocess."""
+    """(seconds, peak RSS MB, spikes used) of one uncached run in a fresh subprocess.
+
+    One compute thread by default: on 2 cores the stream is bound by the disk (the
+    serial kernels filter and average faster than it reads), and the second core is
+    left to the read-ahead thread; parallel kernels stall when a busy machine
+    deschedules one of their threads.
+    """
     args = {"path": str(path), "spikes": str(spikes_path), "units": n_units, "dataset": DATASET,
             "chunk": chunk, "threads": threads, "images": str(images) if images else None}
     peak, stdout = peak_rss_mb(OURS, env={"EIMAGE_BENCH_ARGS": json.dumps(args)})
