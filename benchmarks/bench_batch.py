@@ -103,6 +103,56 @@ print(json.dumps({{"times": times, "n": len(summary.results)}}))
 """
 
 
+# The machine's own two-way scaling, without the engine: the same warm job in two
+# plain processes released together, against two such jobs one after another.
+_SCALING = """
+import json, os, sys, time, dataclasses
+from hdmea.config import parse_config
+from hdmea.pipeline.batch import discover_recordings, run_pipeline
+inputs, out, eimage, mode, gate = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
+                        "steps": {{"eimage": eimage}}}})
+config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=1))
+rec = discover_recordings(inputs)[0]
+def job(tag):
+    run_pipeline(rec.cmcr, rec.cmtr, f"{{out}}/{{tag}}-{{os.getpid()}}.h5", config, dataset_id=rec.name)
+job("warm")
+open(gate + f".ready-{{os.getpid()}}", "w").close()
+while not os.path.exists(gate):
+    time.sleep(0.01)
+t = time.perf_counter()
+for i in range(2 if mode == "alone" else 1):
+    job(f"m{{i}}")
+print(json.dumps({{"seconds": time.perf_counter() - t}}))
+os._exit(0)
+"""
+
+
+def _machine_scaling(inputs: Path, out: Path, flag: str) -> tuple[float, float]:
+    """(seconds for two warm jobs one after another, seconds for two at once in two processes)."""
+    import glob
+    import time
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    code = textwrap.dedent(_SCALING).format()
+    results = {}
+    for mode, n in (("alone", 1), ("together", 2)):
+        gate = out / f"gate-{mode}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(inputs), str(out), flag, mode, str(gate)],
+                                  stdout=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+        while len(glob.glob(f"{gate}.ready-*")) < n:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a scaling subprocess ended early")
+            time.sleep(0.05)
+        t = time.perf_counter()
+        gate.touch()
+        for p in procs:
+            p.communicate(timeout=3600)
+        results[mode] = time.perf_counter() - t
+    return results["alone"], results["together"]
+
+
 def _python(code: str, *args: str) -> dict:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
@@ -135,6 +185,15 @@ def run(size: str = "small") -> list[Row]:
                      f"batch jobs min {min(par['jobs']):.2f} s median {statistics.median(par['jobs']):.2f} s "
                      f"(sum {cpu_sum:.1f} s); cores {os.cpu_count()}; {par['executor']}"),
         ))
+        (tmp / "scaling").mkdir()
+        alone, together = _machine_scaling(inputs, tmp / "scaling", flag)
+        rows.append(Row(
+            benchmark="the machine's 2-process scaling (no engine): 2 warm jobs at once",
+            peer="the same 2 jobs one after another", peer_value=alone, ours=together, unit="s",
+            ratio=alone / together, goal=None,
+            details="context for the batch speed-up: what two plain processes gain on this machine now "
+                    f"(ideal 2.0; 1-min load average after it {os.getloadavg()[0]:.1f})",
+        ))
         over = _python(_OVERHEAD, str(tmp / "noop"), str(n_noop), str(rounds))
         per = [t / over["n"] for t in over["times"]]
         rows.append(Row(
@@ -150,7 +209,8 @@ def run(size: str = "small") -> list[Row]:
 
 def test_batch_benchmark_small():
     rows = run("small")
-    speed, overhead = rows
+    speed, scaling, overhead = rows
+    assert scaling.peer_value > 0 and scaling.ours > 0
     assert speed.peer_value > 0 and speed.ours > 0 and speed.ratio == speed.peer_value / speed.ours
     assert 0 < overhead.ours < 5000
 

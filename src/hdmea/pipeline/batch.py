@@ -517,14 +517,22 @@ def run_pipeline(
     checkpoint = checkpoint_path_for(output)
     session = None
     resumed_from = None
+    digest = config.digest()
     if checkpoint.exists():
         try:
             session = PipelineSession.load(checkpoint, hdf5_path=output, memory_limit=memory_limit)
-            resumed_from = checkpoint
-            logger.info("resuming from %s (steps done: %s)", checkpoint.name,
-                        ", ".join(session.completed_steps) or "none")
         except CheckpointError as exc:
             logger.warning("checkpoint %s cannot be resumed (%s); starting over", checkpoint, exc)
+        else:
+            if (session.checkpoint_name or "").rpartition("@")[2] != digest:
+                logger.warning("checkpoint %s was made with another configuration; starting over",
+                               checkpoint.name)
+                session.close()
+                session = None
+            else:
+                resumed_from = checkpoint
+                logger.info("resuming from %s (steps done: %s)", checkpoint.name,
+                            ", ".join(session.completed_steps) or "none")
     if session is None:
         session = create_session(dataset_id, hdf5_path=output, memory_limit=memory_limit)
     ctx = _StepContext(cmcr=cmcr, cmtr=cmtr, output=output, config=config, stimulus=stimulus,
@@ -550,7 +558,10 @@ def run_pipeline(
                 unsaved_seconds += record.seconds
                 if (step.checkpoint_after and config.output.checkpoint and step is not PIPELINE_STEPS[-1]
                         and unsaved_seconds >= config.output.checkpoint_min_seconds):
-                    session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}", overwrite=True)
+                    # The name carries the configuration digest: a resume with other
+                    # parameters must not reuse these results.
+                    session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}@{digest}",
+                                       overwrite=True)
                     checkpoints += 1
                     unsaved_seconds = 0.0
             records.append(record)
@@ -676,6 +687,9 @@ class _Pool:
         old = self.executor
         self.executor = self._rebuild()
         self.rebuilds += 1
+        # The replacement is the batch's own, whoever made the broken one: close it at the end.
+        self.owned = True
+        self._close = None
         logger.warning("a worker died and broke the process pool; started a new pool")
         try:
             old.shutdown(wait=False, cancel_futures=True)
