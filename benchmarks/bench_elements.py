@@ -39,7 +39,7 @@ SIZES = {
     "small": dict(gzip_shape=(1024, 2048), gzip_rounds=2, csr_shape=(2000, 2000), csr_rounds=2,
                   frame_rows=2000, frame_rounds=3),
     "full": dict(gzip_shape=(32768, 8192), gzip_rounds=2, csr_shape=(50_000, 20_000), csr_rounds=3,
-                 frame_rows=20_000, frame_rounds=7),
+                 frame_rows=20_000, frame_rounds=15),
 }
 GZIP_LEVEL = 4
 DENSITY = 0.05
