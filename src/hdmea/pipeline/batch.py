@@ -759,10 +759,14 @@ def _dask_local_cluster(workers: int) -> _Pool | None:
         return None
     # allowed_failures=0: a task whose worker dies comes back to us at once as
     # KilledWorker, so the batch's own retry count applies (the nanny restarts the worker).
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True,
-        dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
-    )
+    try:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True,
+            dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
+        )
+    except (OSError, RuntimeError, TimeoutError) as exc:  # e.g. no local TCP ports
+        logger.warning("a Dask LocalCluster could not start (%s); using a process pool", _describe(exc))
+        return None
     client = Client(cluster)
     client.register_plugin(_fast_exit_plugin())
 
