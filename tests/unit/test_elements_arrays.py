@@ -103,10 +103,13 @@ def test_python_scalars_keep_type(h5, value):
     assert back == value
 
 
-def test_numpy_str_scalar(h5):
+def test_numpy_str_and_bytes_scalars(h5):
     write_elem(h5, "s", np.str_("x"))
     back = read_elem(h5["s"])
     assert type(back) is np.str_ and back == "x"
+    write_elem(h5, "b", np.bytes_(b"a\x00b"))
+    back = read_elem(h5["b"])
+    assert type(back) is np.bytes_ and back == b"a\x00b"
 
 
 def test_string_arrays_keep_dtype(h5):

@@ -5,7 +5,9 @@ as ``numeric-scalar`` 0.2.0 (numpy bool, int64 — uint64 above the int64 range
 —, float64, complex128) with ``h5stream:python-type`` naming the Python type,
 and comes back as that Python type; a numpy scalar has no such attribute and
 comes back as a numpy scalar of the same dtype.  ``str`` is ``string`` 0.2.0
-(UTF-8), ``numpy.str_`` the same plus ``h5stream:python-type = "numpy.str_"``.
+(UTF-8), ``numpy.str_`` the same plus ``h5stream:python-type = "numpy.str_"``
+(likewise ``numpy.bytes_``).  numpy datetime64/timedelta64 *scalars* have no
+encoding (``EncodingError``); store them as 0-d or 1-d arrays.
 ``None`` is ``null`` 0.1.0 (an empty dataset).  ``bytes`` (any content,
 including NUL bytes and the empty string) is ``h5stream:bytes`` 0.1.0, a uint8
 dataset.  Integers beyond the uint64/int64 range raise ``EncodingError``.
@@ -60,7 +62,14 @@ for _python_type in (bool, int, float, complex):
     register_writer(_python_type, NUMERIC_SCALAR)(_write_python_number)
 
 
-_RESTORE = {"bool": bool, "int": int, "float": float, "complex": complex, "numpy.str_": np.str_}
+_RESTORE = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "complex": complex,
+    "numpy.str_": np.str_,
+    "numpy.bytes_": np.bytes_,
+}
 
 
 def restore_python_scalar(obj, value):
@@ -111,9 +120,12 @@ def _read_null(ds, *, series: bool = False):
 
 @register_writer(bytes, BYTES)
 def _write_bytes(parent: h5py.Group, key: str, value: bytes, options: WriteOptions) -> h5py.Dataset:
-    return parent.create_dataset(key, data=np.frombuffer(value, dtype=np.uint8))
+    ds = parent.create_dataset(key, data=np.frombuffer(value, dtype=np.uint8))
+    if isinstance(value, np.bytes_):
+        ds.attrs[PYTHON_TYPE_ATTR] = "numpy.bytes_"
+    return ds
 
 
 @register_reader(BYTES)
 def _read_bytes(ds: h5py.Dataset, *, series: bool = False):
-    return ds[()].tobytes()
+    return restore_python_scalar(ds, ds[()].tobytes())
