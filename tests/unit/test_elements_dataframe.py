@@ -181,3 +181,26 @@ def test_frame_inside_mapping(h5):
     back = read_elem(h5["m"])
     assert_frame_equal(back["obs"], value["obs"])
     assert back["n"] == 3
+
+
+def test_old_anndata_dataframe_version_still_reads(h5):
+    # The AnnData 0.7 layout: plain datasets, categorical codes referring to
+    # __categories/<name>; only a reader exists for this version.
+    group = h5.create_group("obs")
+    group.attrs["encoding-type"] = "dataframe"
+    group.attrs["encoding-version"] = "0.1.0"
+    group.attrs["_index"] = "cell"
+    group.attrs["column-order"] = np.array(["n", "kind"], dtype=h5py.string_dtype())
+    group.create_dataset("cell", data=np.array(["a", "b", "c"], dtype=h5py.string_dtype()))
+    group.create_dataset("n", data=np.array([1, 2, 3], dtype=np.int32))
+    cats = group.create_group("__categories").create_dataset(
+        "kind", data=np.array(["x", "y"], dtype=h5py.string_dtype())
+    )
+    codes = group.create_dataset("kind", data=np.array([1, -1, 0], dtype=np.int8))
+    codes.attrs["categories"] = cats.ref
+    frame = read_elem(group)
+    expected = pl.DataFrame(
+        {"cell": ["a", "b", "c"], "n": pl.Series([1, 2, 3], dtype=pl.Int32),
+         "kind": pl.Series(["y", None, "x"], dtype=pl.Categorical)}
+    )
+    assert_frame_equal(frame, expected)

@@ -34,6 +34,9 @@ Decimal, Int128, UInt128, Binary,      see :mod:`h5stream.elements.nested`
 Null, List, Array, Struct
 =====================================  ==========================================
 
+AnnData's older ``dataframe`` 0.1.0 (plain column datasets, categorical codes
+referring to ``__categories/<name>``) keeps a reader; only 0.2.0 is written.
+
 Typed encodings layered on spec ones (Enum, temporal, Decimal, Int128) stay
 readable by AnnData, which sees their physical values (codes and categories,
 integers, decimal text).  Nullable floats, Binary, Null, List, Array and
@@ -333,3 +336,38 @@ def _read_dataframe(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
 def is_dataframe_spec(obj) -> bool:
     spec = read_spec(obj)
     return spec is not None and spec.encoding_type == "dataframe"
+
+
+# --------------------------------------------------------------------------- old versions (read only)
+
+DATAFRAME_0_1_0 = ElementSpec("dataframe", "0.1.0")
+
+
+def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
+    """A column of an AnnData ``dataframe`` 0.1.0: a plain dataset, categorical
+    when it carries a ``categories`` reference to ``__categories/<name>``."""
+    ds = group[name]
+    if read_spec(ds) is not None:
+        return read_with(ds, series=True)
+    if ds.dtype.kind in "OS" or h5py.check_string_dtype(ds.dtype) is not None:
+        values = pl.Series(values=read_string_values(ds), dtype=pl.String)
+    else:
+        values = pl.Series(values=ds[()])
+    ref = ds.attrs.get("categories")
+    if ref is None:
+        return values
+    categories_ds = group.file[ref] if isinstance(ref, h5py.Reference) else group["__categories"][name]
+    categories = pl.Series(values=read_string_values(categories_ds), dtype=pl.String)
+    codes = values.cast(pl.Int64)
+    index = codes.set(codes < 0, None)
+    return categories.gather(index).cast(pl.Categorical)
+
+
+@register_reader(DATAFRAME_0_1_0)
+def _read_dataframe_0_1_0(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
+    index_member = _attr_text(group, "_index")
+    order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
+    names = [index_member, *order]
+    out = pl.DataFrame([_legacy_column(group, n).alias(n) for n in names])
+    out.columns = names
+    return out
