@@ -215,3 +215,50 @@ def test_layered_typed_columns_read_with_anndata_as_physical_values(h5):
     assert list(theirs["took"]) == [3, pd.NA]
     assert list(theirs["level"]) == ["lo", "hi"] and list(theirs["level"].cat.categories) == ["lo", "mid", "hi"]
     assert theirs["price"].tolist() == ["1.50", "-2.25"]
+
+
+# --------------------------------------------------------------------------- random frames
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=5)
+_INTS = {
+    pl.Int8: (-(2**7), 2**7 - 1), pl.Int32: (-(2**31), 2**31 - 1), pl.Int64: (-(2**63), 2**63 - 1),
+    pl.UInt8: (0, 255), pl.UInt16: (0, 2**16 - 1), pl.UInt64: (0, 2**64 - 1),
+}
+
+
+@st.composite
+def spec_frames(draw):
+    n = draw(st.integers(0, 5))
+    names = draw(st.lists(_TEXT.filter(lambda s: s not in ("", "_index")), max_size=4, unique=True))
+    columns = []
+    for name in names:
+        kind = draw(st.sampled_from([*_INTS, pl.Float32, pl.Float64, pl.Boolean, pl.String, pl.Categorical]))
+        nulls = draw(st.booleans()) and kind not in (pl.Float32, pl.Float64)
+        strategies = {
+            pl.Float32: st.floats(width=32), pl.Float64: st.floats(), pl.Boolean: st.booleans(),
+            pl.String: _TEXT, pl.Categorical: st.sampled_from(["a", "b", "é"]),
+        }
+        item = strategies[kind] if kind in strategies else st.integers(*_INTS[kind])
+        if nulls:
+            item = st.one_of(st.none(), item)
+        columns.append(pl.Series(name, draw(st.lists(item, min_size=n, max_size=n)), dtype=kind))
+    return pl.DataFrame(columns)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=spec_frames())
+def test_random_spec_frames_read_with_anndata(tmp_path_factory, frame):
+    from h5stream.elements.mapping import escape_name
+    from h5stream.elements.dataframe import RESERVED_NAMES
+
+    path = tmp_path_factory.mktemp("interop") / "f.h5"
+    with h5py.File(path, "w") as f:
+        write_elem(f, "obs", frame)
+    with h5py.File(path, "r") as f:
+        theirs = ad_io.read_elem(f["obs"])
+    assert theirs.shape == frame.shape
+    for name in frame.columns:
+        _same_list(frame[name].to_list(), _pandas_values(theirs[escape_name(name, RESERVED_NAMES)]))
