@@ -149,3 +149,40 @@ def test_readme_examples_run(heading, tmp_path, child_env):
                           env=child_env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+# --------------------------------------------------------------------------- benchmark runner
+
+
+def test_benchmark_runner_reports_failing_modules_as_rows(tmp_path, monkeypatch, capsys):
+    import json
+    import types
+
+    from benchmarks import run as runner
+    from benchmarks._harness import Row
+
+    good = types.ModuleType("benchmarks.bench_good")
+    good.run = lambda size: [Row("good thing", "naive", 2.0, 1.0, "s", 2.0, 1.5)]
+    broken = types.ModuleType("benchmarks.bench_broken")
+
+    def explode(size):
+        raise RuntimeError(f"exploded at {size}")
+
+    broken.run = explode
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_good", good)
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_broken", broken)
+    monkeypatch.setattr(runner, "discover", lambda: ["bench_broken", "bench_good", "bench_missing"])
+    out = tmp_path / "table.json"
+    code = runner.main(["--size", "small", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "good thing" in printed and "bench_broken FAILED" in printed and "bench_missing FAILED" in printed
+    table = json.loads(out.read_text())
+    assert table["meta"]["failed"] == ["bench_broken", "bench_missing"]
+    rows = {r["benchmark"]: r for r in table["rows"]}
+    assert rows["good thing"]["holds"] is True
+    assert "exploded at small" in rows["bench_broken FAILED"]["peer"]
+    assert "import failed" in rows["bench_missing FAILED"]["peer"]
+    assert runner.main(["--only", "good", "--json", str(out)]) == 0
+    with pytest.raises(SystemExit, match="unknown benchmark"):
+        runner.main(["--only", "nothing"])
