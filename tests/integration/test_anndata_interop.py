@@ -262,3 +262,32 @@ def test_random_spec_frames_read_with_anndata(tmp_path_factory, frame):
     assert theirs.shape == frame.shape
     for name in frame.columns:
         _same_list(frame[name].to_list(), _pandas_values(theirs[escape_name(name, RESERVED_NAMES)]))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.tuples(st.integers(0, 9), st.integers(0, 9)),
+    dtype=st.sampled_from([np.float32, np.float64, np.int8, np.uint16, np.int64, np.bool_]),
+    fmt=st.sampled_from(["dense", "dense_f", "csr", "csc"]),
+    gzip=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_random_arrays_and_sparse_read_with_anndata(tmp_path_factory, shape, dtype, fmt, gzip, seed):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random(shape) * 10 * (rng.random(shape) < 0.4)).astype(dtype)
+    value = {
+        "dense": dense,
+        "dense_f": np.asfortranarray(dense),
+        "csr": sp.csr_matrix(dense),
+        "csc": sp.csc_matrix(dense),
+    }[fmt]
+    path = tmp_path_factory.mktemp("interop") / "a.h5"
+    with h5py.File(path, "w") as f:
+        write_elem(f, "x", value, compression="gzip" if gzip else None)
+    with h5py.File(path, "r") as f:
+        theirs = ad_io.read_elem(f["x"])
+    if fmt.startswith("dense"):
+        assert theirs.dtype == dense.dtype and np.array_equal(theirs, dense)
+    else:
+        assert theirs.format == fmt and theirs.dtype == dense.dtype
+        assert np.array_equal(theirs.toarray(), dense)
