@@ -164,3 +164,25 @@ def test_other_filters_with_a_large_dc_level_equal_reference(order, btype, cutof
     ref = eimage_reference(raw, units, sos, start=1500, stop=8000, settle_samples=settling_samples(sos),
                            adc_offset=32768.0, adc_scale=0.1)
     _check(got, ref, atol=5e-5)
+
+
+def test_pipelined_streaming_equals_sequential_and_passes_read_errors_on():
+    rng = np.random.default_rng(14)
+    raw = _raw(rng, n=9000, shape=(6, 6))
+    units = [np.sort(rng.integers(0, raw.shape[0], 200)) for _ in range(5)]
+    piped = electrical_images(raw, units, sos=SOS, chunk_samples=700, prefetch=True)
+    sequential = electrical_images(raw, units, sos=SOS, chunk_samples=700, prefetch=False)
+    np.testing.assert_array_equal(piped.images, sequential.images)
+
+    class FailingSource:
+        shape = raw.shape
+        dtype = raw.dtype
+
+        def __getitem__(self, key):
+            if key.start >= 4000:
+                raise OSError("disk went away")
+            return raw[key]
+
+    for prefetch in (True, False):
+        with pytest.raises(OSError, match="disk went away"):
+            electrical_images(FailingSource(), units, sos=SOS, chunk_samples=700, prefetch=prefetch)

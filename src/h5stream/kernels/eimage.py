@@ -13,7 +13,10 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
 * each unit's sum is divided by the spikes actually used (in range, with a whole
   window inside ``[start, stop)``, within the per-unit cap);
 * units whose accumulators would exceed ``memory_budget_bytes`` are processed in
-  batches, one pass over the data per batch.
+  batches, one pass over the data per batch;
+* with ``prefetch`` (the default) a read-ahead thread reads, a producer thread
+  filters, and the caller's thread adds the windows, so reading, filtering and
+  averaging overlap.
 
 numba is imported on first use, not when this module is imported.
 """
@@ -35,7 +38,7 @@ logger.addHandler(logging.NullHandler())
 
 DEFAULT_WINDOW = (-10, 40)
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
-DEFAULT_CHUNK_SAMPLES = 16384
+DEFAULT_CHUNK_SAMPLES = 8192
 
 
 @dataclasses.dataclass
@@ -308,53 +311,161 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
         highpass, accumulate = _numba_eimage.highpass_parallel, _numba_eimage.accumulate_parallel
     w0, w1 = plan.window
     window_len = w1 - w0
-    carry = window_len - 1
-    chunk = plan.chunk_samples
     ends = [plan.selected[u] + w1 for u in batch]
     used = np.array([plan.selected[u].size for u in batch], dtype=np.int64)
     sums = np.zeros((len(batch), window_len * n_channels), dtype=np.float32)
     if not used.any():
         return sums, used
-    last_end = max(int(e[-1]) for e in ends if e.size)
+    stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
+    shape = (window_len - 1 + plan.chunk_samples, n_channels)
 
-    buffer = np.empty((carry + chunk, n_channels), dtype=np.float32)
-    state = None
-    n_valid = 0
-    pos = plan.read_start
-    stop = min(plan.stop, last_end)
-    reader = concurrent.futures.ThreadPoolExecutor(1) if prefetch else None
-    # two read buffers: the reader fills one while the kernels work on the other
-    rows = min(chunk, max(stop - pos, 1))
-    direct = hasattr(raw, "read_direct")
-    spare = [np.empty((rows, n_channels), dtype=raw.dtype) for _ in range(2)] if direct else [None, None]
-    n_read = 0
-    try:
-        pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels, spare[0])
-        n_read = 1
-        with numba_threads(n_threads) as n_workers:
-            while pos < stop:
-                n = min(chunk, stop - pos)
-                block = pending.result()
-                nxt = pos + n
-                if nxt < stop:
-                    pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels, spare[n_read % 2])
-                    n_read += 1
-                if state is None:
-                    state, baseline, level = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
-                keep = min(carry, n_valid)
-                if keep:
-                    buffer[:keep] = buffer[n_valid - keep : n_valid]
-                highpass(block, baseline, adc_scale, plan.sos, state, buffer[keep : keep + n], level, n_workers)
-                n_valid = keep + n
-                buf_start = pos - keep
-                rows, offsets = _windows_ending_in(ends, pos, nxt, w0 - w1, buf_start)
-                if rows.size:
-                    accumulate(buffer[:n_valid], rows, offsets, window_len, sums)
-                pos = nxt
-    finally:
-        if reader is not None:
+    def add_windows(item):
+        buffer, buf_start, n_valid, lo, hi = item
+        rows, offsets = _windows_ending_in(ends, lo, hi, w0 - w1, buf_start)
+        if rows.size:
+            accumulate(buffer[:n_valid], rows, offsets, window_len, sums)
+
+    args = (raw, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads)
+    if not prefetch:
+        buffer = np.empty(shape, dtype=np.float32)
+        with numba_threads(n_threads):
+            for item in _filtered_chunks(*args, take_buffer=lambda: buffer, reader=None):
+                add_windows(item)
+        return sums, used
+    with _Pipeline(shape, n_buffers=3) as pipe:
+        reader = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            pipe.start(lambda: _filtered_chunks(*args, take_buffer=pipe.take_buffer, reader=reader))
+            with numba_threads(n_threads):
+                for item in pipe.items():
+                    add_windows(item)
+                    pipe.give_back(item[0])
+        finally:
+            pipe.stop()
             reader.shutdown(wait=True)
     return sums, used
+
+
+def _filtered_chunks(raw, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads, *, take_buffer,
+                     reader):
+    """Read and filter ``[plan.read_start, stop)`` chunk by chunk.
+
+    Yields ``(buffer, buf_start, n_valid, lo, hi)``: ``buffer[:n_valid]`` holds the
+    filtered samples ``[buf_start, buf_start + n_valid)``, the new ones ``[lo, hi)``
+    preceded by the last ``window - 1`` samples of the previous chunk, so that every
+    window ending in ``(lo, hi]`` lies inside the buffer.
+    """
+    carry = plan.window[1] - plan.window[0] - 1
+    chunk = plan.chunk_samples
+    pos = plan.read_start
+    tail = np.empty((carry, n_channels), dtype=np.float32)
+    n_tail = 0
+    state = baseline = level = None
+    # two read buffers: the reader fills one while the filter works on the other
+    rows = min(chunk, max(stop - pos, 1))
+    spare = ([np.empty((rows, n_channels), dtype=raw.dtype) for _ in range(2)] if hasattr(raw, "read_direct")
+             else [None, None])
+    pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels, spare[0])
+    n_read = 1
+    with numba_threads(n_threads) as n_workers:
+        while pos < stop:
+            n = min(chunk, stop - pos)
+            block = pending.result()
+            nxt = pos + n
+            if nxt < stop:
+                pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels, spare[n_read % 2])
+                n_read += 1
+            if state is None:
+                state, baseline, level = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
+            buffer = take_buffer()
+            if n_tail:
+                buffer[:n_tail] = tail[:n_tail]
+            highpass(block, baseline, adc_scale, plan.sos, state, buffer[n_tail : n_tail + n], level, n_workers)
+            n_valid = n_tail + n
+            item = (buffer, pos - n_tail, n_valid, pos, nxt)
+            n_tail = min(carry, n_valid)
+            tail[:n_tail] = buffer[n_valid - n_tail : n_valid]
+            yield item
+            pos = nxt
+
+
+class _Pipeline:
+    """Filter in a producer thread while the caller adds windows: both cores busy, coarse hand-offs.
+
+    Buffers circulate through a free pool; the producer's items (or its exception)
+    arrive in order through a one-slot queue.  Stopping unblocks the producer.
+    """
+
+    _DONE = object()
+
+    def __init__(self, shape, n_buffers: int):
+        import queue
+        import threading
+
+        self._queue = queue
+        self._free = queue.Queue()
+        for _ in range(n_buffers):
+            self._free.put(np.empty(shape, dtype=np.float32))
+        self._ready = queue.Queue(maxsize=1)
+        self._stopped = threading.Event()
+        self._thread = None
+        self._threading = threading
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _wait(self, fn):
+        while not self._stopped.is_set():
+            try:
+                return fn(timeout=0.1)
+            except (self._queue.Empty, self._queue.Full):
+                continue
+        raise _Stopped()
+
+    def take_buffer(self):
+        return self._wait(self._free.get)
+
+    def give_back(self, buffer):
+        self._free.put(buffer)
+
+    def start(self, make_items):
+        def produce():
+            try:
+                for item in make_items():
+                    self._wait(lambda timeout: self._ready.put(item, timeout=timeout))
+                self._wait(lambda timeout: self._ready.put(self._DONE, timeout=timeout))
+            except _Stopped:
+                return
+            except BaseException as exc:  # handed to the consumer, raised there
+                try:
+                    self._wait(lambda timeout: self._ready.put(exc, timeout=timeout))
+                except _Stopped:
+                    return
+
+        self._thread = self._threading.Thread(target=produce, name="eimage-filter", daemon=True)
+        self._thread.start()
+
+    def items(self):
+        while True:
+            item = self._ready.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self):
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+class _Stopped(Exception):
+    """The pipeline was stopped while a thread waited on it."""
 
 
 class _Ready:
