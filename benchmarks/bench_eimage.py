@@ -124,7 +124,7 @@ OURS = textwrap.dedent(
 )
 
 
-def run_ours(path: Path, spikes_path: Path, n_units: int, *, chunk: int = 16384, threads: int | None = 1,
+def run_ours(path: Path, spikes_path: Path, n_units: int, *, chunk: int = 8192, threads: int | None = 1,
              images: Path | None = None) -> tuple[float, float, int]:
     """(seconds, peak RSS MB, spikes used) of one uncached run in a fresh subprocess.
 
