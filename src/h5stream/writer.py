@@ -385,8 +385,9 @@ def _write_gzip_direct(
     batches = [offsets[i : i + per_batch] for i in range(0, len(offsets), per_batch)]
     whole_rows = array.flags.c_contiguous and tuple(chunks[1:]) == tuple(array.shape[1:])
     flat = array.reshape(-1).view(np.uint8) if whole_rows else None
-    # Slices of a few chunks: a thread the OS pauses delays one slice, not a batch.
-    n_slices = max(1, n_threads * 4)
+    # One chunk per task: a thread the OS pauses delays one chunk, not a batch
+    # (a task costs microseconds, a chunk tens of milliseconds).
+    n_slices = per_batch
     with concurrent.futures.ThreadPoolExecutor(max_workers=n_threads) as pool:
         pending: tuple[list[concurrent.futures.Future], int, list] | None = None
         for number, batch in enumerate(batches):
