@@ -213,7 +213,9 @@ class StimulusSource:
             return None
         from hdmea.stimulus import StimulusConfig
 
-        path = Path(self.file_template.format(name=name, dir=os.fspath(recording_dir)))
+        # {dir} is resolved first so that a relative recording directory is not joined twice
+        # with the configuration's own directory.
+        path = Path(self.file_template.format(name=name, dir=os.fspath(Path(recording_dir).resolve())))
         if not path.is_absolute() and self.base_dir is not None:
             path = Path(self.base_dir) / path
         if not path.is_file():
