@@ -474,8 +474,9 @@ def write_many(
     creation property list (compact layout up to 16 KiB, contiguous above) and
     no per-object flush or reopen; attributes go through the low-level API too.
     For 5,000 unit groups (two small datasets, an empty group, four
-    attributes each) it was 2.6 times faster than the same tree written with
-    h5py's high-level API (``benchmarks/bench_elements.py``).
+    attributes each) it ran 2.3 to 3.3 times faster than the same tree written
+    with h5py's high-level API on a shared 2-core machine
+    (``benchmarks/bench_elements.py``).
 
     Returns
     -------
