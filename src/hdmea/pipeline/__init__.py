@@ -15,6 +15,7 @@ _EXPORTS = {
     "load_recording": "hdmea.pipeline.runner",
     "LoadResult": "hdmea.pipeline.runner",
     "load_recording_with_eimage_sta": "hdmea.pipeline.eimage",
+    "compute_eimage_sta": "hdmea.pipeline.eimage",
     "extract_features": "hdmea.features.extract",
     "ExtractionResult": "hdmea.features.extract",
     "add_section_time": "hdmea.io.section_time",
