@@ -10,6 +10,7 @@ output row, so threads share no state.
 
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cdef extern from "zlib.h" nogil:
     ctypedef unsigned long uLong
@@ -78,3 +79,56 @@ def _deflate_chunks(const unsigned char[:, ::1] src, unsigned char[:, ::1] dst,
                 sizes[i] = -1
                 failures += 1
     return failures
+
+
+cdef extern from "zlib.h" nogil:
+    int uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)
+
+
+cdef inline void _unshuffle(const unsigned char *src, unsigned char *dst,
+                            Py_ssize_t nbytes, Py_ssize_t itemsize) noexcept nogil:
+    # Inverse of _shuffle: plane j holds byte j of every element.
+    cdef Py_ssize_t n_items = nbytes // itemsize
+    cdef Py_ssize_t i, j
+    for j in range(itemsize):
+        for i in range(n_items):
+            dst[i * itemsize + j] = src[j * n_items + i]
+    for i in range(n_items * itemsize, nbytes):
+        dst[i] = src[i]
+
+
+def _inflate_chunk(const unsigned char[::1] src, unsigned char[::1] dst,
+                   unsigned char[::1] scratch, bint inflate, int shuffle_itemsize):
+    """Decode one stored chunk into ``dst`` (exactly the chunk's raw bytes).
+
+    ``inflate`` says whether the stored bytes are deflated (the filter may
+    have been skipped for this chunk); ``shuffle_itemsize > 1`` undoes HDF5's
+    byte shuffle through ``scratch`` (at least ``dst``'s size).  Runs without
+    the GIL so threads decode chunks in parallel.  Returns the number of bytes
+    produced, or a negative zlib status.
+    """
+    cdef Py_ssize_t nbytes = dst.shape[0]
+    cdef Py_ssize_t n_src = src.shape[0]
+    cdef uLongf out_len = <uLongf>nbytes
+    cdef int status = Z_OK
+    cdef unsigned char *target
+    cdef bint unshuffle = shuffle_itemsize > 1
+    if nbytes == 0:
+        return 0
+    if unshuffle and scratch.shape[0] < nbytes:
+        raise ValueError("scratch buffer smaller than the chunk")
+    with nogil:
+        target = &scratch[0] if unshuffle else &dst[0]
+        if inflate:
+            status = uncompress(target, &out_len, &src[0] if n_src > 0 else NULL, <uLong>n_src)
+        elif n_src >= nbytes:
+            memcpy(target, &src[0], nbytes)
+        else:
+            status = -3  # Z_DATA_ERROR: an unfiltered chunk must hold every byte
+        if status == Z_OK and <Py_ssize_t>out_len == nbytes and unshuffle:
+            _unshuffle(target, &dst[0], nbytes, shuffle_itemsize)
+    if status != Z_OK:
+        return status
+    if <Py_ssize_t>out_len != nbytes:
+        return -3
+    return nbytes

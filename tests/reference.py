@@ -67,6 +67,37 @@ def padded_chunk_reference(array: np.ndarray, origin, chunks) -> np.ndarray:
     return out
 
 
+def unshuffle_reference(raw: bytes, itemsize: int) -> bytes:
+    """Inverse of HDF5's shuffle filter."""
+    n_items = len(raw) // itemsize
+    planes = np.frombuffer(raw[: n_items * itemsize], dtype=np.uint8).reshape(itemsize, n_items)
+    return planes.T.tobytes() + raw[n_items * itemsize :]
+
+
+def inflate_dataset_reference(ds) -> np.ndarray:
+    """Read a deflate(+shuffle) chunked dataset chunk by chunk with Python's zlib, serially."""
+    import math
+    import zlib
+
+    import h5py
+
+    dcpl = ds.id.get_create_plist()
+    codes = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+    shuffled = h5py.h5z.FILTER_SHUFFLE in codes
+    out = np.empty(ds.shape, ds.dtype)
+    counts = [math.ceil(s / c) for s, c in zip(ds.shape, ds.chunks)]
+    for index in np.ndindex(*counts):
+        origin = tuple(i * c for i, c in zip(index, ds.chunks))
+        _, stored = ds.id.read_direct_chunk(origin)
+        raw = zlib.decompress(stored)
+        if shuffled:
+            raw = unshuffle_reference(raw, ds.dtype.itemsize)
+        chunk = np.frombuffer(raw, dtype=ds.dtype).reshape(ds.chunks)
+        region = tuple(slice(o, min(o + c, s)) for o, c, s in zip(origin, ds.chunks, ds.shape))
+        out[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
+    return out
+
+
 # ============================================================ spike sectioning (h5stream.kernels.sectioning)
 
 

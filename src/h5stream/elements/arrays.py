@@ -22,6 +22,7 @@ from h5stream.elements.registry import (
     register_writer,
     stamp,
 )
+from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
 __all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset"]
@@ -54,7 +55,12 @@ def _write_numpy_datetime(parent: h5py.Group, key: str, value: np.ndarray, optio
 
 
 def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
-    """Read a dataset into an array of its dtype in the memory order it was written in."""
+    """Read a dataset into an array of its dtype in the memory order it was written in.
+
+    C-ordered gzip datasets (deflate, optionally after shuffle) are inflated
+    in parallel by :mod:`h5stream.elements.parallel_read`; everything else
+    goes through h5py.
+    """
     if ds.shape is None:
         return np.empty(0, ds.dtype)
     order = ds.attrs.get(ORDER_ATTR)
@@ -65,6 +71,10 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
             return ds[()]
         out = np.empty(ds.shape, ds.dtype)
         if out.size:
+            layout = parallel_deflate_layout(ds)
+            if layout is not None:
+                # gzip chunks inflated on all cores instead of h5py's one.
+                return read_deflate_parallel(ds, out, layout=layout)
             ds.read_direct(out)
         return out
     out = np.empty(ds.shape, ds.dtype, order="F")
