@@ -55,11 +55,16 @@ class STAResult:
 def movie_stimulus(stimulus, config, movie: str) -> np.ndarray:
     """The movie as shown, one entry per display frame (n_frames, h, w).
 
-    ``stimulus`` may be None (use the noise movie of the stimulus configuration),
-    a path to a ``.npy`` file, or an array: either one image per display frame
+    ``stimulus`` may be None or a :class:`hdmea.stimulus.StimulusConfig` (use the
+    noise movie of that stimulus configuration), a path to a ``.npy`` file, or an array: either one image per display frame
     or one per noise image (then each is repeated ``frames_per_image`` times as
     the configuration says).
     """
+    from hdmea.stimulus import StimulusConfig
+
+    if isinstance(stimulus, StimulusConfig):
+        # The whole stimulus description was passed (as add_section_time takes it).
+        config, stimulus = stimulus, None
     noise = config.noise_movies.get(movie) if config is not None else None
     length = config.movie_lengths.get(movie) if config is not None else None
     if stimulus is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from h5stream.errors import TargetExistsError
 from hdmea.errors import ConfigError
 from hdmea.stimulus import StimulusConfig
 from hdmea.synthetic.config import SyntheticConfig
@@ -111,7 +112,10 @@ def generate_recording(
     if not overwrite:
         existing = [str(p) for p in paths.values() if p.exists()]
         if existing:
-            raise FileExistsError(f"synthetic recording files exist already: {existing}; pass overwrite=True")
+            raise TargetExistsError(
+                "synthetic recording files exist already", path=out / name, found=", ".join(existing),
+                hint="pass overwrite=True to replace them",
+            )
 
     rng = np.random.default_rng(cfg.seed)
     tl = build_timeline(cfg, rng, str(paths["noise"]))
