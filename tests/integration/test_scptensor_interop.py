@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
+import warnings
+from decimal import Decimal
 import sys
 
 import h5py
@@ -17,10 +20,8 @@ from scptensor.testing import assert_container_equal, example_container
 
 @pytest.fixture
 def container() -> ScpContainer:
-    c = example_container()
-    # the readers below build pandas frames: keep obs to dtypes pandas and AnnData share
-    c.obs = c.obs.drop("run_date").with_columns(pl.col("purity").fill_null(0.5))
-    return c
+    # obs holds a float column with NaN and null and a date column: both must not stop the readers
+    return example_container()
 
 
 def _dense(x):
@@ -33,7 +34,8 @@ def test_mudata_reads_our_h5mu(tmp_path, container):
     path = tmp_path / "c.h5mu"
     container.save(path)
     assert path.read_bytes()[:6] == b"MuData"
-    mdata = mudata.read_h5mu(path)
+    with mudata.set_options(pull_on_update=False):
+        mdata = mudata.read_h5mu(path)
     assert list(mdata.mod) == ["proteins", "peptides"]
     assert list(mdata.obs_names) == container.sample_ids.to_list()
     assert mdata.obs["batch"].tolist() == container.obs["batch"].to_list()
@@ -72,6 +74,7 @@ def test_anndata_reads_our_h5ad(tmp_path, container):
     assert np.array_equal(adata.layers["raw"].toarray(), peptides.layers["raw"].X.toarray())
     assert np.array_equal(adata.uns["scptensor"]["masks"]["raw"].toarray(), peptides.layers["raw"].M.toarray())
     assert adata.obs["purity"].tolist()[3:] == container.obs["purity"].to_list()[3:]
+    assert np.isnan(adata.obs["purity"].tolist()[1:3]).all()  # NaN, and null shown as NaN
     # and it loads back as a one-assay container
     loaded = ScpContainer.load(path)
     assert list(loaded.assays) == ["peptides"]
@@ -90,6 +93,8 @@ def test_h5ad_needs_an_assay_choice(tmp_path, container):
 def test_anndata_read_elem_reads_our_h5_elements(tmp_path, container):
     from anndata.io import read_elem
 
+    # .h5 keeps the exact encodings in the frame: a float column with nulls is ours only
+    container.obs = container.obs.drop("purity")
     path = tmp_path / "c.h5"
     save_hdf5(container, path)
     with h5py.File(path, "r") as f:
@@ -161,3 +166,182 @@ def test_cli_bad_input(tmp_path, container, capsys):
     assert status == 1 and "overwrite" in err
     status, _out, err = _main(capsys, "convert", src, tmp_path / "x.h5mu", "--assay", "proteins")
     assert status == 2 and "only to .h5ad" in err
+
+
+# --------------------------------------------------------------------------- every polars kind
+
+
+def _nulls(values: list) -> list:
+    """Every third row null."""
+    return [None if i % 3 == 2 else v for i, v in enumerate(values)]
+
+
+def _every_kind_container() -> ScpContainer:
+    """The example container with one obs column of every polars kind the codecs store."""
+    c = example_container()
+    n = c.n_samples
+    rows = range(n)
+    utc = dt.timezone.utc
+    kinds = {
+        "f32_nan_null": pl.Series(_nulls([float("nan") if i == 0 else i / 4 for i in rows]), dtype=pl.Float32),
+        "f64": pl.Series([i / 8 for i in rows], dtype=pl.Float64),
+        "f16_null": pl.Series(_nulls([i / 2 for i in rows]), dtype=pl.Float16),
+        "i8_null": pl.Series(_nulls(list(rows)), dtype=pl.Int8),
+        "u64": pl.Series([2**63 + i for i in rows], dtype=pl.UInt64),
+        "bool_null": pl.Series(_nulls([i % 2 == 0 for i in rows]), dtype=pl.Boolean),
+        "str_null": pl.Series(_nulls([f"é {i}" for i in rows]), dtype=pl.String),
+        "list": pl.Series(_nulls([list(range(i)) for i in rows]), dtype=pl.List(pl.Int64)),
+        "struct": pl.Series(_nulls([{"a": i, "b": f"x{i}"} for i in rows]),
+                            dtype=pl.Struct({"a": pl.Int64, "b": pl.String})),
+        "binary": pl.Series(_nulls([bytes([i, 0, 255]) for i in rows]), dtype=pl.Binary),
+        "null": pl.Series([None] * n, dtype=pl.Null),
+        "array": pl.Series(_nulls([[i, i + 1] for i in rows]), dtype=pl.Array(pl.Int16, 2)),
+        "decimal": pl.Series(_nulls([Decimal(i) / 100 for i in rows]), dtype=pl.Decimal(10, 2)),
+        "date": pl.Series(_nulls([dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in rows]), dtype=pl.Date),
+        "datetime_tz": pl.Series(_nulls([dt.datetime(2024, 5, 1, tzinfo=utc) + dt.timedelta(hours=i) for i in rows]),
+                                 dtype=pl.Datetime("us", "Europe/Paris")),
+        "duration": pl.Series(_nulls([dt.timedelta(seconds=i) for i in rows]), dtype=pl.Duration("ms")),
+        "time": pl.Series(_nulls([dt.time(i, 30) for i in rows]), dtype=pl.Time),
+        "enum": pl.Series(_nulls([["a", "b"][i % 2] for i in rows]), dtype=pl.Enum(["a", "b", "c"])),
+        "categorical": pl.Series(_nulls([["x", "y"][i % 2] for i in rows]), dtype=pl.Categorical),
+    }
+    c.obs = c.obs.with_columns(**kinds)
+    proteins = c.assays["proteins"]
+    proteins.var = proteins.var.with_columns(
+        nested=pl.Series([[1.5], None, [], [2.0, float("nan")]], dtype=pl.List(pl.Float64)),
+        blob=pl.Series([b"\x01", b"", None, b"\xff\x00"], dtype=pl.Binary),
+    )
+    return c
+
+
+def _shown(values) -> list:
+    """Values as a pandas-backed reader shows them, missing ones (NA, NaN, None) as None."""
+    import pandas as pd
+
+    return [None if not isinstance(v, (list, dict)) and pd.isna(v) else v for v in values]
+
+
+def _expected_obs(c: ScpContainer) -> dict[str, list]:
+    """What AnnData shows for each obs column, derived by hand from the planted values."""
+    n = c.n_samples
+    rows = range(n)
+    null = [i % 3 == 2 for i in rows]
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+    def masked(values):
+        return [None if missing else v for v, missing in zip(values, null)]
+
+    return {
+        "batch": [f"B{i % 2}" for i in rows],
+        "n_cells": [i if i % 3 else None for i in rows],
+        "purity": [0.0, None, None] + [i / 10 for i in range(3, n)],  # NaN and null both NaN
+        "is_blank": [i == 0 for i in rows],
+        "group": [["ctrl", "treat"][i % 2] for i in rows],
+        "run_date": [(dt.date(2025, 1, 1) - dt.date(1970, 1, 1)).days + i for i in rows],
+        "f32_nan_null": masked([None] + [i / 4 for i in range(1, n)]),
+        "f64": [i / 8 for i in rows],
+        "f16_null": masked([i / 2 for i in rows]),
+        "i8_null": masked(list(rows)),
+        "u64": [2**63 + i for i in rows],
+        "bool_null": masked([i % 2 == 0 for i in rows]),
+        "str_null": masked([f"é {i}" for i in rows]),
+        "list": masked(["[" + ",".join(str(k) for k in range(i)) + "]" for i in rows]),
+        "struct": masked([f'{{"a":{i},"b":"x{i}"}}' for i in rows]),
+        "binary": masked([f"{i:02x}00ff" for i in rows]),
+        "null": [None] * n,
+        "array": masked([f"[{i},{i + 1}]" for i in rows]),
+        "decimal": masked([f"0.{i:02d}" for i in rows]),
+        "date": masked([(dt.date(2020, 1, 1) - dt.date(1970, 1, 1)).days + i for i in rows]),
+        "datetime_tz": masked([int((dt.datetime(2024, 5, 1, i, tzinfo=dt.timezone.utc) - epoch).total_seconds()) * 10**6
+                               for i in rows]),
+        "duration": masked([i * 1000 for i in rows]),
+        "time": masked([(i * 3600 + 1800) * 10**9 for i in rows]),
+        "enum": masked([["a", "b"][i % 2] for i in rows]),
+        "categorical": masked([["x", "y"][i % 2] for i in rows]),
+    }
+
+
+def _check_obs(obs, c: ScpContainer) -> None:
+    expected = _expected_obs(c)
+    assert list(obs.index) == c.sample_ids.to_list()
+    assert list(obs.columns) == [name for name in c.obs.columns if name != c.sample_id_col]
+    for name, values in expected.items():
+        assert _shown(obs[name].tolist()) == values, name
+
+
+@pytest.fixture
+def every_kind() -> ScpContainer:
+    return _every_kind_container()
+
+
+def test_mudata_reads_every_column_kind(tmp_path, every_kind):
+    import mudata
+
+    path = tmp_path / "every.h5mu"
+    every_kind.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stricter than the project filters: nothing at all may warn
+        with mudata.set_options(pull_on_update=False):
+            mdata = mudata.read_h5mu(path)
+    _check_obs(mdata.obs, every_kind)
+    var = mdata.mod["proteins"].var
+    assert _shown(var["nested"].tolist()) == ["[1.5]", None, "[]", "[2.0,NaN]"]
+    assert _shown(var["blob"].tolist()) == ["01", "", None, "ff00"]
+    assert list(var["gene"]) == every_kind.assays["proteins"].var["gene"].to_list()
+    assert_container_equal(ScpContainer.load(path), every_kind)
+
+
+def test_mudata_default_options_warn_only_about_its_own_future_default(tmp_path, every_kind):
+    import mudata
+
+    path = tmp_path / "every.h5mu"
+    every_kind.save(path)
+    # mudata 0.3 announces (FutureWarning, from MuData.update) that 0.4 stops pulling
+    # modality columns; that is the only warning reading our file gives
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mdata = mudata.read_h5mu(path)
+    assert caught, "mudata no longer warns about pull_on_update: drop this test's expectation"
+    for w in caught:
+        assert w.category is FutureWarning and "will not pull obs/var columns" in str(w.message), str(w.message)
+    _check_obs(mdata.obs, every_kind)
+
+
+def test_anndata_reads_every_column_kind(tmp_path, every_kind):
+    import anndata
+
+    path = tmp_path / "every.h5ad"
+    every_kind.save(path, assay="proteins", layer="log")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adata = anndata.read_h5ad(path)
+    _check_obs(adata.obs, every_kind)
+    assert _shown(adata.var["nested"].tolist()) == ["[1.5]", None, "[]", "[2.0,NaN]"]
+    assert adata.X.dtype == np.float64
+    assert np.array_equal(adata.X, every_kind.assays["proteins"].layers["log"].X)
+    loaded = ScpContainer.load(path)
+    expected = ScpContainer(
+        every_kind.obs, {"proteins": every_kind.assays["proteins"]}, history=every_kind.history
+    )
+    assert_container_equal(loaded, expected)
+
+
+def test_exact_columns_restore_position_and_dtype(tmp_path, every_kind):
+    from scptensor.io.exceptions import IOFormatError
+
+    path = tmp_path / "every.h5mu"
+    every_kind.save(path)
+    loaded = ScpContainer.load(path)
+    assert loaded.obs.columns == every_kind.obs.columns
+    assert loaded.obs.schema == every_kind.obs.schema
+    # NaN and null stay apart although the readable column shows both as NaN
+    assert loaded.obs["f32_nan_null"].is_nan().to_list()[:3] == [True, False, None]
+    # a damaged exact copy is refused by name
+    with h5py.File(path, "r+") as f:
+        del f["uns/scptensor/exact_columns/obs"]
+        f["uns/scptensor/exact_columns"].create_dataset("obs", data=np.arange(5, dtype=np.uint8))
+        f["uns/scptensor/exact_columns/obs"].attrs["encoding-type"] = "array"
+        f["uns/scptensor/exact_columns/obs"].attrs["encoding-version"] = "0.2.0"
+    with pytest.raises(IOFormatError, match="exact column copy") as info:
+        ScpContainer.load(path)
+    assert str(path) in str(info.value) and "/obs" in str(info.value)

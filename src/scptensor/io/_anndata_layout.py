@@ -5,7 +5,9 @@ features, row index = feature ids), ``X`` (the first layer, or the one asked
 for), ``layers`` (the other layers), and ``uns/scptensor`` with what AnnData has
 no place for: masks, matrix metadata, the layer order and the id column names.
 Everything is written with the element codecs, so ``anndata`` and ``mudata``
-read the group and scptensor reads back exactly what it wrote.
+read the group and scptensor reads back exactly what it wrote; frame columns
+AnnData cannot read are written as stand-ins with an exact copy under
+``uns/scptensor/exact_columns`` (see :mod:`scptensor.io._anndata_columns`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import polars as pl
 
 from h5stream.elements import read_elem, write_elem
 from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
+from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY, restore_frame, split_frame
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.serializers import (
     compression_options,
@@ -34,6 +37,8 @@ __all__ = [
     "container_extras",
     "apply_container_extras",
     "SCPTENSOR_KEY",
+    "write_anndata_frame",
+    "read_anndata_frame",
 ]
 
 ANNDATA_ENCODING = ("anndata", "0.1.0")
@@ -44,6 +49,23 @@ _EMPTY_MAPPINGS = ("obsm", "varm", "obsp", "varp")
 def stamp_anndata(group: h5py.Group) -> None:
     """Mark a group as an AnnData object (the group itself is no element of the codecs)."""
     group.attrs["encoding-type"], group.attrs["encoding-version"] = ANNDATA_ENCODING
+
+
+def write_anndata_frame(
+    parent: h5py.Group, key: str, frame: pl.DataFrame, index: str, options: dict, exact: dict[str, Any]
+) -> None:
+    """Write ``frame`` as element ``key`` readable by AnnData; exact copies go to ``exact[key]``."""
+    visible, exact_bytes = split_frame(frame)
+    write_elem(parent, key, visible, index=index, **options)
+    if exact_bytes is not None:
+        exact[key] = exact_bytes
+
+
+def read_anndata_frame(group: h5py.Group, key: str, info: dict[str, Any], path) -> pl.DataFrame:
+    """Read frame ``key`` of ``group`` with its stand-ins replaced by the exact columns in ``info``."""
+    frame = read_elem(group[key])
+    exact = info.get(EXACT_COLUMNS_KEY, {}).get(key)
+    return restore_frame(frame, exact, path=path, obj=f"{group.name.rstrip('/')}/{key}")
 
 
 def write_assay_group(
@@ -61,8 +83,9 @@ def write_assay_group(
     """Fill ``group`` (an empty group) with ``assay`` in the AnnData layout."""
     options = compression_options(compression, level)
     stamp_anndata(group)
-    write_elem(group, "obs", sample_ids, index=obs_id_col, **options)
-    write_elem(group, "var", assay.var, index=assay.feature_id_col, **options)
+    exact: dict[str, Any] = {}
+    write_anndata_frame(group, "obs", sample_ids, obs_id_col, options, exact)
+    write_anndata_frame(group, "var", assay.var, assay.feature_id_col, options, exact)
     if x_layer is None and assay.layers:
         x_layer = next(iter(assay.layers))
     if x_layer is not None:
@@ -80,6 +103,8 @@ def write_assay_group(
         "masks": {k: m.M for k, m in assay.layers.items() if m.M is not None},
         "metadata": {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata},
     }
+    if exact:
+        info[EXACT_COLUMNS_KEY] = exact
     info.update(uns_extra or {})
     masks = info.pop("masks")
     uns = write_elem_group(group, "uns", {SCPTENSOR_KEY: info}, options)
@@ -106,7 +131,7 @@ def _info(group: h5py.Group, path) -> dict[str, Any]:
 def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
     """The assay stored in an AnnData group, and its ``uns/scptensor`` annotations."""
     info = _info(group, path)
-    var = read_elem(group["var"])
+    var = read_anndata_frame(group, "var", info, path)
     values = {}
     x_layer = info.get("x_layer") or None
     if x_layer is not None:

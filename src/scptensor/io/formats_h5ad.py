@@ -21,6 +21,7 @@ from scptensor.io._anndata_layout import (
     ANNDATA_ENCODING,
     apply_container_extras,
     container_extras,
+    read_anndata_frame,
     read_assay_group,
     write_assay_group,
 )
@@ -119,13 +120,11 @@ def _check(path):
 
 def load_h5ad(path: str | os.PathLike) -> ScpContainer:
     """Load a one-assay container from a ``.h5ad`` file written by :func:`save_h5ad`."""
-    from h5stream.elements import read_elem
-
     source = Path(path)
     with reading(source, _check(source)) as f:
         with guarded(source, "/"):
             assay, info = read_assay_group(f, source)
-            obs = read_elem(f["obs"])
+            obs = read_anndata_frame(f, "obs", info, source)
             history, links = apply_container_extras(info)
             return ScpContainer(
                 obs, {info["assay"]: assay}, history=history, links=links,

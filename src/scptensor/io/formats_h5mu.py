@@ -21,11 +21,14 @@ import polars as pl
 
 from h5stream.elements import read_elem, write_elem
 from scptensor.core.structures import ScpContainer
+from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY
 from scptensor.io._anndata_layout import (
     SCPTENSOR_KEY,
     container_extras,
     apply_container_extras,
+    read_anndata_frame,
     read_assay_group,
+    write_anndata_frame,
     write_assay_group,
 )
 from scptensor.io._files import guarded, reading, root_attr, writing
@@ -74,7 +77,8 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
 
     n_obs = container.n_samples
-    write_elem(f, "obs", container.obs, index=container.sample_id_col, **options)
+    exact: dict = {}
+    write_anndata_frame(f, "obs", container.obs, container.sample_id_col, options, exact)
     var, membership = _global_var(container)
     write_elem(f, "var", var, index=_GLOBAL_VAR_INDEX, **options)
     write_elem(f, "obsm", {name: np.ones(n_obs, dtype=bool) for name in container.assays}, **options)
@@ -90,7 +94,10 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     )
     write_elem(f, "obsp", {})
     write_elem(f, "varp", {})
-    write_elem(f, "uns", {SCPTENSOR_KEY: container_extras(container)}, **options)
+    extras = container_extras(container)
+    if exact:
+        extras[EXACT_COLUMNS_KEY] = exact
+    write_elem(f, "uns", {SCPTENSOR_KEY: extras}, **options)
 
     mods = f.create_group("mod")
     mods.attrs["mod-order"] = np.array(list(container.assays), dtype=h5py.string_dtype())
@@ -164,7 +171,7 @@ def load_h5mu(path: str | os.PathLike) -> ScpContainer:
         with guarded(source, "/uns/scptensor"):
             extras = read_elem(f["uns"][SCPTENSOR_KEY])
         with guarded(source, "/obs"):
-            obs = read_elem(f["obs"])
+            obs = read_anndata_frame(f, "obs", extras, source)
         mods = f["mod"]
         order = [str(m) for m in mods.attrs.get("mod-order", [])]
         order = [m.decode() if isinstance(m, bytes) else m for m in order]
