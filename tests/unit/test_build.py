@@ -142,7 +142,7 @@ def _readme_python_blocks() -> dict[str, str]:
     return blocks
 
 
-@pytest.mark.parametrize("heading", ["scptensor", "h5stream (the engine)"])
+@pytest.mark.parametrize("heading", ["scptensor", "hdmea", "h5stream (the engine)"])
 def test_readme_examples_run(heading, tmp_path, child_env):
     code = _readme_python_blocks()[heading]
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
