@@ -248,28 +248,153 @@ def _describe(exc: BaseException) -> str:
 JobFunction = Callable[[Recording, Path, PipelineConfig], dict]
 
 
+#: Thread-count variables the numeric libraries read once, when they load.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that cap every numeric library of a worker at ``threads`` threads."""
+    return {name: str(int(threads)) for name in _THREAD_VARIABLES}
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Each of ``workers`` jobs side by side gets an equal share of the cores (at least one)."""
+    return max(1, (cores or available_cores()) // max(1, workers))
+
+
+def _limit_loaded_libraries(threads: int) -> None:
+    """Cap libraries that were loaded before the variables were set (numba, OpenBLAS)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        with contextlib.suppress(Exception):
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    # numpy's OpenBLAS starts its threads when numpy is imported, which a worker
+    # process may already have done (distributed imports numpy): set it at run time.
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            libraries = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return
+    for library in libraries:
+        try:
+            handle = ctypes.CDLL(library)
+        except OSError:
+            continue
+        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                       "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            setter = getattr(handle, symbol, None)
+            if setter is not None:
+                setter(ctypes.c_int(threads))
+                break
+
+
+def _warm_up() -> None:
+    """Import every step and run the whole pipeline once on a tiny synthetic recording.
+
+    A fresh process pays seconds for imports, scipy.signal and loading numba's
+    cached machine code on each kernel's first call; a worker pays that once,
+    here, instead of inside its first recording.
+    """
+    import importlib
+    import tempfile
+
+    for module in ("hdmea.pipeline.runner", "hdmea.io.section_time", "hdmea.io.spike_sectioning",
+                   "hdmea.features.sta", "hdmea.pipeline.eimage", "hdmea.features.extract", "scipy.signal"):
+        importlib.import_module(module)
+    from hdmea.config import parse_config
+    from hdmea.synthetic import generate_recording
+
+    with tempfile.TemporaryDirectory(prefix="hdmea-warm-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        made = generate_recording(tmp, "warm", n_units=3, seed=0)
+        config = parse_config({"stimulus": {"file": str(made.stimulus_path)}, "steps": {"eimage": True},
+                               "output": {"checkpoint": False}})
+        run_pipeline(made.cmcr_path, made.cmtr_path, Path(tmp) / "warm.h5", config, dataset_id="warm",
+                     show_progress=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSetup:
+    """What a batch worker process does once, before its first job.
+
+    ``threads`` caps the numeric libraries (None: leave them alone); ``warm``
+    runs :func:`_warm_up`; ``init`` is the caller's own initialiser (e.g.
+    logging).  Used as the process pool's initializer, run on every Dask worker
+    when the cluster starts, and by each job as a fallback (a worker restarted
+    after a crash); it runs once per process whichever comes first.
+    """
+
+    threads: int | None = None
+    warm: bool = True
+    init: Callable[[], None] | None = None
+
+    def __call__(self) -> float:
+        """Set this process up unless done already; returns the seconds it took (0.0 when done before)."""
+        key = repr(self)  # equal after pickling, unlike the objects themselves
+        if key in _SETUP_SECONDS:
+            return 0.0
+        started = time.perf_counter()
+        if self.threads is not None:
+            os.environ.update(thread_environment(self.threads))
+            _limit_loaded_libraries(self.threads)
+        if self.init is not None:
+            self.init()
+        if self.warm:
+            try:
+                _warm_up()
+            except Exception as exc:  # noqa: BLE001 - warming is an optimisation; the job reports real errors
+                logger.warning("worker warm-up failed (%s); jobs start cold", _describe(exc))
+        _SETUP_SECONDS[key] = time.perf_counter() - started
+        return _SETUP_SECONDS[key]
+
+    def reported_up_front(self) -> float:
+        """Set up now and return the seconds to the caller, so that no job reports them again."""
+        seconds = self()
+        _SETUP_REPORTED.add(repr(self))
+        return seconds
+
+
+_SETUP_SECONDS: dict[str, float] = {}  # setups this process ran, with their seconds
+_SETUP_REPORTED: set[str] = set()  # setups whose seconds went out with a job already
+
+
+def _take_setup_seconds(setup: WorkerSetup | None) -> float:
+    """Run this process's setup if needed; its seconds are reported with the first job only."""
+    if setup is None:
+        return 0.0
+    setup()
+    key = repr(setup)
+    if key in _SETUP_REPORTED:
+        return 0.0
+    _SETUP_REPORTED.add(key)
+    return _SETUP_SECONDS[key]
+
+
 @dataclasses.dataclass(frozen=True)
 class _JobCall:
     """What a worker runs for one recording (picklable; no state of the driver)."""
 
     job: JobFunction
-    worker_init: Callable[[], None] | None = None
+    setup: WorkerSetup | None = None
 
     def __call__(self, recording: Recording, output: Path, config: PipelineConfig,
                  attempt: int) -> dict:
-        if self.worker_init is not None:
-            _init_worker_once(self.worker_init)
-        return run_job(recording, output, config, job=self.job, attempt=attempt)
-
-
-_INITIALISED: set[str] = set()
-
-
-def _init_worker_once(init: Callable[[], None]) -> None:
-    key = repr(init)
-    if key not in _INITIALISED:
-        init()
-        _INITIALISED.add(key)
+        # The worker's one-time setup stays outside the recording's own time.
+        setup_seconds = _take_setup_seconds(self.setup)
+        outcome = run_job(recording, output, config, job=self.job, attempt=attempt)
+        outcome["worker_setup_seconds"] = setup_seconds
+        return outcome
 
 
 def run_job(recording: Recording, output: str | os.PathLike, config: PipelineConfig, *,
@@ -597,6 +722,8 @@ class RecordingResult:
     error: str | None = None
     errors: list[str] = dataclasses.field(default_factory=list)
     detail: dict = dataclasses.field(default_factory=dict)
+    #: one-time setup of the worker (thread limits, warm-up) paid before this job; not in ``seconds``
+    worker_setup_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -611,6 +738,10 @@ class BatchSummary:
     results: list[RecordingResult]
     seconds: float
     executor: str = ""
+    #: starting the executor (and, for a local Dask cluster, setting its workers up); part of ``seconds``
+    startup_seconds: float = 0.0
+    #: each worker's one-time setup (thread limits, warm-up), where it is known
+    worker_setup_seconds: list[float] = dataclasses.field(default_factory=list)
 
     def _with(self, status: str) -> list[RecordingResult]:
         return [r for r in self.results if r.status == status]
@@ -651,7 +782,8 @@ class BatchSummary:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return {"seconds": self.seconds, "executor": self.executor,
+        return {"seconds": self.seconds, "executor": self.executor, "startup_seconds": self.startup_seconds,
+                "worker_setup_seconds": self.worker_setup_seconds,
                 "results": [r.as_dict() for r in self.results]}
 
     def write_json(self, path: str | os.PathLike) -> Path:
@@ -679,6 +811,7 @@ class _Pool:
         self._rebuild = rebuild
         self.rebuilds = 0
         self.local_workers: int | None = None  # jobs run side by side on this machine
+        self.setup_seconds: dict[str, float] = {}  # worker -> seconds of its setup, when known up front
 
     def can_rebuild(self) -> bool:
         return self._rebuild is not None
@@ -703,7 +836,7 @@ class _Pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _process_pool(workers: int) -> _Pool:
+def _process_pool(workers: int, setup: WorkerSetup | None = None) -> _Pool:
     import multiprocessing
 
     # forkserver: workers start from a clean process (no inherited threads or open
@@ -711,7 +844,8 @@ def _process_pool(workers: int) -> _Pool:
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
 
     def make() -> cf.Executor:
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        # The setup runs when a worker starts (also in a rebuilt pool), before any job.
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=setup)
 
     pool = _Pool(make(), owned=True, slots=workers, name=f"process pool, {workers} workers",
                  rebuild=make)
@@ -752,17 +886,20 @@ def _fast_exit_plugin():
     return FastExit()
 
 
-def _dask_local_cluster(workers: int) -> _Pool | None:
+def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> _Pool | None:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         return None
     # allowed_failures=0: a task whose worker dies comes back to us at once as
     # KilledWorker, so the batch's own retry count applies (the nanny restarts the worker).
+    # The nanny sets ``env`` in each worker process before it unpickles any task,
+    # hence before numba or OpenMP load and read their thread counts.
+    env = thread_environment(setup.threads) if setup is not None and setup.threads is not None else None
     try:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True,
-            dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
+            dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0}, env=env,
         )
     except (OSError, RuntimeError, TimeoutError) as exc:  # e.g. no local TCP ports
         logger.warning("a Dask LocalCluster could not start (%s); using a process pool", _describe(exc))
@@ -777,6 +914,10 @@ def _dask_local_cluster(workers: int) -> _Pool | None:
     pool = _Pool(client.get_executor(pure=False), owned=True, slots=None,
                  name=f"dask LocalCluster, {workers} workers", close=close)
     pool.local_workers = workers
+    if setup is not None:
+        # Every worker sets itself up at once, side by side; a worker the nanny
+        # restarts later does it before its first job instead.
+        pool.setup_seconds = {str(k): float(v) for k, v in client.run(setup.reported_up_front).items()}
     return pool
 
 
@@ -828,8 +969,9 @@ def slurm_client(slurm_options: Any, *, jobs: int | None = None) -> Any:
     return Client(cluster)
 
 
-def _make_pool(executor: Any, workers: int | None, scheduler: str | None) -> _Pool:
-    n = workers or os.cpu_count() or 1
+def _make_pool(executor: Any, workers: int | None, scheduler: str | None,
+               setup: WorkerSetup | None = None) -> _Pool:
+    n = workers or available_cores()
     if executor is None and scheduler is not None:
         from distributed import Client
 
@@ -837,8 +979,8 @@ def _make_pool(executor: Any, workers: int | None, scheduler: str | None) -> _Po
         return _dask_client_pool(client, owned=True, name=f"dask scheduler {scheduler}",
                                  close=client.close)
     if executor is None:
-        pool = _dask_local_cluster(n)
-        return pool if pool is not None else _process_pool(n)
+        pool = _dask_local_cluster(n, setup)
+        return pool if pool is not None else _process_pool(n, setup)
     if _is_dask_client(executor):
         cluster = getattr(executor, "cluster", None)
         return _Pool(executor.get_executor(pure=False), owned=False, slots=None,
@@ -906,6 +1048,12 @@ def run_batch(
         (default: the whole pipeline).  Must be picklable.
     worker_init
         Called once in each worker process before its first job (e.g. logging setup).
+        Worker processes of this machine also cap their numeric libraries at
+        their share of the cores (``config.batch.threads_per_job``, default
+        cores // workers) and, for the pipeline job, warm up once (imports and
+        compiled kernels) before their first recording; that setup is not part
+        of a recording's time but is part of the batch's wall time, and the
+        summary reports it (``startup_seconds``, ``worker_setup_seconds``).
     show_progress
         Progress bar / log lines: None decides from the terminal.
 
@@ -924,22 +1072,43 @@ def run_batch(
     items = discover_recordings(recordings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    call = _JobCall(job if job is not None else run_pipeline_job, worker_init)
+    job = job if job is not None else run_pipeline_job
+    # Only the pipeline job gains from a warm-up that runs the pipeline.
+    warm = job is run_pipeline_job
     started = time.perf_counter()
-    pool = _make_pool(executor, workers, scheduler)
-    if config.batch.threads_per_job is None and pool.local_workers:
-        # Jobs running side by side on this machine split its cores between them.
-        share = max(1, (os.cpu_count() or 1) // pool.local_workers)
-        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=share))
+    local_setup = None
+    if executor is None and scheduler is None:
+        # Worker processes of this machine side by side split its cores: each job's
+        # kernels get their share, and each worker's libraries are capped to it.
+        share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
+        local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
+    pool = _make_pool(executor, workers, scheduler, local_setup)
+    setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
+    if isinstance(executor, cf.ThreadPoolExecutor):
+        # Threads of this process: nothing to set up per worker, nothing to warm.
+        setup = WorkerSetup(threads=None, warm=False, init=worker_init)
+    if config.batch.threads_per_job is None and setup.threads is not None:
+        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
+    call = _JobCall(job, setup)
+    startup_seconds = time.perf_counter() - started
     logger.info("batch of %d recordings on %s", len(items), pool.name)
     try:
         results = _run_all(pool, call, items, out_dir, config, retries, show_progress)
     finally:
         pool.close()
-    summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name)
+    summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
+                           startup_seconds=startup_seconds,
+                           worker_setup_seconds=_setup_times(pool.setup_seconds, results))
     logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
                 len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
     return summary
+
+
+def _setup_times(up_front: dict[str, float], results: Sequence[RecordingResult]) -> list[float]:
+    """Seconds each worker spent on its setup: at cluster start, or reported with its first job."""
+    times = [t for t in up_front.values() if t > 0]
+    times += [r.worker_setup_seconds for r in results if r.worker_setup_seconds > 0]
+    return times
 
 
 def _run_all(pool: _Pool, call: _JobCall, items: Sequence[Recording], out_dir: Path,
@@ -960,6 +1129,7 @@ def _run_all(pool: _Pool, call: _JobCall, items: Sequence[Recording], out_dir: P
             outcome = dict(outcome, status="done", seconds=outcome.get("job_seconds", 0.0))
         res.status = outcome["status"]
         res.seconds += outcome.get("seconds", 0.0)
+        res.worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
         res.detail = outcome.get("detail", {}) or {}
         if outcome["status"] == "failed":
             res.kind = outcome.get("kind")
@@ -1019,6 +1189,7 @@ def _run_all(pool: _Pool, call: _JobCall, items: Sequence[Recording], out_dir: P
                     failed_attempt(index, kind, _describe(exc))
                     continue
                 if outcome["status"] == "failed":
+                    results[index].worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
                     failed_attempt(index, outcome.get("kind") or ERROR, outcome.get("error") or "",
                                    outcome.get("seconds", 0.0))
                 else:
