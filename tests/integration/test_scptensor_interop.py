@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from scptensor import ScpContainer
+from scptensor.core.structures import AggregationLink
 from scptensor.io import save_hdf5
 from scptensor.testing import assert_container_equal, example_container
 
@@ -211,6 +212,11 @@ def _every_kind_container() -> ScpContainer:
         nested=pl.Series([[1.5], None, [], [2.0, float("nan")]], dtype=pl.List(pl.Float64)),
         blob=pl.Series([b"\x01", b"", None, b"\xff\x00"], dtype=pl.Binary),
     )
+    # matrix metadata and a link column with no AnnData encoding either
+    proteins.layers["log"].metadata["mixed"] = [1, "x", None]
+    link = c.links[0]
+    weights = pl.Series([None if i % 2 else i / 2 for i in range(link.linkage.height)], dtype=pl.Float64)
+    c.links[0] = AggregationLink(link.source_assay, link.target_assay, link.linkage.with_columns(weight=weights))
     return c
 
 
@@ -288,6 +294,10 @@ def test_mudata_reads_every_column_kind(tmp_path, every_kind):
     assert _shown(var["nested"].tolist()) == ["[1.5]", None, "[]", "[2.0,NaN]"]
     assert _shown(var["blob"].tolist()) == ["01", "", None, "ff00"]
     assert list(var["gene"]) == every_kind.assays["proteins"].var["gene"].to_list()
+    link_weights = mdata.uns["scptensor"]["links"]["0"]["linkage"]["weight"].tolist()
+    assert _shown(link_weights) == [None if i % 2 else i / 2 for i in range(len(link_weights))]
+    metadata = mdata.mod["proteins"].uns["scptensor"]["metadata"]["log"]
+    assert isinstance(metadata, str) and '"mixed": [1, "x", null]' in metadata  # exact JSON text
     assert_container_equal(ScpContainer.load(path), every_kind)
 
 

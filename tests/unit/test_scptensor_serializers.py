@@ -118,12 +118,16 @@ def test_provenance_legacy_layout(h5):
         {"arr": np.array([[1.5, np.nan]], dtype=np.float16), "s": np.array(["a", "bé"]), "e": np.zeros((0, 3))},
         {"bytes": b"\x00\xff", 1: "int key", "__tricky": "tag-like key", ("t", 1): 3},
         {"dt": np.datetime64("2025-01-02T03:04:05", "s"), "c": np.complex64(1 + 2j)},
+        # numpy scalars that are also Python floats/strings keep their numpy type
+        {"f64": np.float64(0.5), "str": np.str_("é"), "plain": 0.5},
     ],
 )
 def test_json_values_exact(value):
     text = json_values.dumps(value)
     assert isinstance(text, str)
-    assert values_equal(json_values.loads(text), value)
+    back = json_values.loads(text)
+    assert values_equal(back, value)
+    assert {k: type(v) for k, v in back.items()} == {k: type(v) for k, v in value.items()}
 
 
 def test_json_values_refuses_what_it_cannot_keep():

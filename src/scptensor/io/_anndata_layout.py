@@ -15,11 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import h5py
+import numpy as np
 import polars as pl
 
 from h5stream.elements import read_elem, write_elem
+from h5stream.elements.mapping import member_name
 from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
 from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY, restore_frame, split_frame
+from scptensor.io import json_values
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.serializers import (
     compression_options,
@@ -44,6 +47,50 @@ __all__ = [
 ANNDATA_ENCODING = ("anndata", "0.1.0")
 SCPTENSOR_KEY = "scptensor"
 _EMPTY_MAPPINGS = ("obsm", "varm", "obsp", "varp")
+# Encodings AnnData's reader registry knows (anndata 0.10 - 0.12); an element
+# holding anything else makes anndata.read_h5ad and mudata.read_h5mu fail whole.
+_ANNDATA_ENCODINGS = frozenset({
+    "array", "categorical", "csc_matrix", "csr_matrix", "dataframe", "dict", "null",
+    "nullable-boolean", "nullable-integer", "nullable-string-array", "numeric-scalar",
+    "string", "string-array",
+})
+
+
+def _text_attr(obj, name: str):
+    value = obj.attrs.get(name)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def anndata_readable(obj: h5py.Group | h5py.Dataset) -> bool:
+    """True when every element in ``obj`` (itself included) has an encoding AnnData reads."""
+    found = []
+
+    def visit(_name, member):
+        etype = _text_attr(member, "encoding-type")
+        if etype is not None and etype not in _ANNDATA_ENCODINGS:
+            found.append(etype)
+            return True  # stop at the first one
+        return None
+
+    if visit(obj.name, obj):
+        return False
+    if isinstance(obj, h5py.Group):
+        obj.visititems(visit)
+    return not found
+
+
+def _write_metadata(parent: h5py.Group, metadata: dict[str, dict], options: dict) -> None:
+    """Matrix metadata per layer; a layer's mapping AnnData cannot read becomes exact JSON text."""
+    group = write_elem_group(parent, "metadata", metadata, options)
+    for layer, value in metadata.items():
+        member = member_name(layer)
+        if not anndata_readable(group[member]):
+            del group[member]
+            write_elem(group, member, json_values.dumps(value))
+
+
+def _read_metadata(value: dict[str, Any]) -> dict[str, dict]:
+    return {k: json_values.loads(v) if isinstance(v, str) else v for k, v in value.items()}
 
 
 def stamp_anndata(group: h5py.Group) -> None:
@@ -98,16 +145,18 @@ def write_assay_group(
             write_elem(group, name, {})
     info: dict[str, Any] = {
         "feature_id_col": assay.feature_id_col,
-        "layer_order": list(assay.layers),
+        # a string array even when empty (an empty list has no spec encoding)
+        "layer_order": np.array(list(assay.layers), dtype=np.dtypes.StringDType()),
         "x_layer": x_layer if x_layer is not None else "",
         "masks": {k: m.M for k, m in assay.layers.items() if m.M is not None},
-        "metadata": {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata},
     }
+    metadata = {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata}
     if exact:
         info[EXACT_COLUMNS_KEY] = exact
     info.update(uns_extra or {})
     masks = info.pop("masks")
     uns = write_elem_group(group, "uns", {SCPTENSOR_KEY: info}, options)
+    _write_metadata(uns[SCPTENSOR_KEY], metadata, options)
     # masks: int8 codes (shuffle is a no-op on them) with sparse index arrays that it shrinks
     write_elem(uns[SCPTENSOR_KEY], "masks", masks, **matrix_options(masks, compression, level))
 
@@ -141,7 +190,7 @@ def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
         for name, value in read_elem(group["layers"]).items():
             values[name] = normalize_sparse(value)
     masks = info.get("masks", {})
-    metadata = info.get("metadata", {})
+    metadata = _read_metadata(info.get("metadata", {}))
     order = list(info.get("layer_order", []))
     if sorted(order) != sorted(values):
         raise IOFormatError(
@@ -157,26 +206,28 @@ def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
 
 def container_extras(container: ScpContainer) -> dict[str, Any]:
     """History and links as values for ``uns/scptensor``."""
+    links = {}
+    for i, link in enumerate(container.links):
+        linkage, exact = split_frame(link.linkage)
+        entry = {"source_assay": link.source_assay, "target_assay": link.target_assay, "linkage": linkage}
+        if exact is not None:
+            entry[EXACT_COLUMNS_KEY] = exact
+        links[str(i)] = entry
     return {
         "sample_id_col": container.sample_id_col,
         "history": provenance_to_element(container.history, params_as_json=True),
-        "links": {
-            str(i): {
-                "source_assay": link.source_assay,
-                "target_assay": link.target_assay,
-                "linkage": link.linkage,
-            }
-            for i, link in enumerate(container.links)
-        },
+        "links": links,
     }
 
 
-def apply_container_extras(info: dict[str, Any]) -> tuple[list, list]:
+def apply_container_extras(info: dict[str, Any], path=None) -> tuple[list, list]:
     """History and links back from ``uns/scptensor``."""
     history = provenance_from_element(info["history"]) if "history" in info else []
     links_value = info.get("links", {})
-    links = [
-        AggregationLink(v["source_assay"], v["target_assay"], v["linkage"])
-        for _k, v in sorted(links_value.items(), key=lambda kv: int(kv[0]))
-    ]
+    links = []
+    for key, v in sorted(links_value.items(), key=lambda kv: int(kv[0])):
+        linkage = restore_frame(
+            v["linkage"], v.get(EXACT_COLUMNS_KEY), path=path, obj=f"uns/{SCPTENSOR_KEY}/links/{key}/linkage"
+        )
+        links.append(AggregationLink(v["source_assay"], v["target_assay"], linkage))
     return history, links

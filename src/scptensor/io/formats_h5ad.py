@@ -125,7 +125,7 @@ def load_h5ad(path: str | os.PathLike) -> ScpContainer:
         with guarded(source, "/"):
             assay, info = read_assay_group(f, source)
             obs = read_anndata_frame(f, "obs", info, source)
-            history, links = apply_container_extras(info)
+            history, links = apply_container_extras(info, source)
             return ScpContainer(
                 obs, {info["assay"]: assay}, history=history, links=links,
                 sample_id_col=info["sample_id_col"],

@@ -185,7 +185,7 @@ def load_h5mu(path: str | os.PathLike) -> ScpContainer:
             with guarded(source, f"/mod/{name}"):
                 assays[name], _info = read_assay_group(mods[name], source)
         with guarded(source, "/"):
-            history, links = apply_container_extras(extras)
+            history, links = apply_container_extras(extras, source)
             return ScpContainer(
                 obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
             )

@@ -40,6 +40,9 @@ def _b64(raw: bytes) -> str:
 
 
 def _encode(value: Any) -> Any:
+    # numpy scalars first: numpy.float64 is also a Python float and would lose its type
+    if isinstance(value, np.generic):
+        return {"__numpy_scalar__": value.dtype.str, "b64": _b64(value.tobytes())}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.ndarray):
@@ -50,8 +53,6 @@ def _encode(value: Any) -> Any:
             )
         return {"__ndarray__": value.dtype.str, "shape": list(value.shape),
                 "b64": _b64(np.ascontiguousarray(value).tobytes())}
-    if isinstance(value, np.generic):
-        return {"__numpy_scalar__": value.dtype.str, "b64": _b64(value.tobytes())}
     if isinstance(value, bytes):
         return {"__bytes__": _b64(value)}
     if isinstance(value, tuple):
