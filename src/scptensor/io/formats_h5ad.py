@@ -4,7 +4,9 @@
 other layers go to ``layers``; ``obs`` holds every sample column; masks,
 metadata, history and the links that stay inside the assay are kept under
 ``uns/scptensor``, so loading the file gives back a container with that one
-assay exactly.
+assay exactly.  Frame columns AnnData has no encoding for are shown as
+readable stand-ins and kept exactly in ``uns/scptensor/exact_columns`` (see
+:mod:`scptensor.io._anndata_columns`).
 """
 
 from __future__ import annotations

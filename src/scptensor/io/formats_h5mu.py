@@ -6,6 +6,9 @@ samples), ``var`` (every assay's feature ids, concatenated), ``obsm``/``varm``
 (membership flags), ``obsmap``/``varmap`` (1-based positions), ``uns`` (the
 history, links and id column under ``uns/scptensor``) and ``mod/<assay>`` each
 an AnnData group (see :mod:`scptensor.io._anndata_layout`), in ``mod-order``.
+Every element has an encoding AnnData reads: obs columns without one are
+written as readable stand-ins, their exact values kept in
+``uns/scptensor/exact_columns/obs`` (see :mod:`scptensor.io._anndata_columns`).
 """
 
 from __future__ import annotations
