@@ -67,6 +67,7 @@ from h5stream.elements.strings import (
     NULLABLE_STRING_ARRAY,
     STRING_ARRAY,
     read_string_values,
+    write_string_series,
     write_string_values,
 )
 from h5stream.errors import EncodingError
@@ -167,32 +168,17 @@ def _read_nullable(group: h5py.Group, *, series: bool = False):
 # --------------------------------------------------------------------------- strings
 
 
-def _string_values(parent, key, series: pl.Series, missing: np.ndarray | None = None) -> np.ndarray:
-    """The strings of ``series`` as a StringDType array; nulls (``missing``) become ""."""
-    if series.len() and series.str.contains("\x00", literal=True).any():
-        raise EncodingError(
-            "a string contains a NUL character, which HDF5 strings cannot hold",
-            path=parent.file.filename, obj=f"{parent.name.rstrip('/')}/{key}",
-            hint="store such values as bytes (polars Binary)",
-        )
-    values = series.to_numpy()
-    if missing is not None:
-        values = np.array(values, copy=not values.flags.writeable)
-        values[missing] = ""
-    return values.astype(np.dtypes.StringDType())
-
-
 @register_writer(pl.Series, STRING_ARRAY, match=lambda s: s.dtype == pl.String and not _has_nulls(s))
 def _write_string_column(parent, key, series, options):
-    return write_string_values(parent, key, _string_values(parent, key, series), options, checked=True)
+    # Straight from the Arrow buffers: no Python str per row.
+    return write_string_series(parent, key, series, options)
 
 
 @register_writer(pl.Series, NULLABLE_STRING_ARRAY, match=_is(pl.String))
 def _write_nullable_string_column(parent, key, series, options):
     group = parent.create_group(key)
     mask = series.is_null().to_numpy()
-    values = _string_values(parent, key, series, missing=mask)
-    stamp(write_string_values(group, "values", values, options, checked=True), STRING_ARRAY)
+    stamp(write_string_series(group, "values", series.fill_null(""), options), STRING_ARRAY)
     stamp(write_array(group, "mask", mask, options), ARRAY)
     return group
 
@@ -292,8 +278,8 @@ def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options:
     member = {name: escape_name(name, RESERVED_NAMES) for name in columns}
     if index_column is None:
         index_member = "_index"
-        labels = np.arange(frame.height).astype(np.dtypes.StringDType())
-        stamp(write_string_values(group, index_member, labels, inner, checked=True), STRING_ARRAY)
+        labels = pl.int_range(0, frame.height, eager=True, dtype=pl.Int64).cast(pl.String)
+        stamp(write_string_series(group, index_member, labels, inner), STRING_ARRAY)
     else:
         index_member = member[index_column]
     set_text_attr(group, "_index", index_member)

@@ -69,6 +69,52 @@ def write_string_values(
     return parent.create_dataset(key, data=values, dtype=_UTF8, **kwargs)
 
 
+_C_UTF8_VLEN = h5py.h5t.C_S1.copy()
+_C_UTF8_VLEN.set_size(h5py.h5t.VARIABLE)
+_C_UTF8_VLEN.set_cset(h5py.h5t.CSET_UTF8)
+
+
+def write_string_series(parent: h5py.Group, key: str, series, options: WriteOptions) -> h5py.Dataset:
+    """Write a polars String Series without nulls as vlen UTF-8, straight from its Arrow buffers.
+
+    No Python str objects are made: the UTF-8 bytes are copied once into a
+    buffer with a NUL after each string and HDF5 is handed one C pointer per
+    string.  The dataset is the same as :func:`write_string_values` makes.
+
+    Raises
+    ------
+    EncodingError
+        A string holds NUL (HDF5 strings end at NUL).
+    """
+    import pyarrow as pa
+
+    kwargs = layout_kwargs((series.len(),), 16, options)
+    ds = parent.create_dataset(key, shape=(series.len(),), dtype=_UTF8, **kwargs)
+    if series.len() == 0:
+        return ds
+    arrow = series.rechunk().to_arrow()
+    if arrow.type != pa.large_string():
+        arrow = arrow.cast(pa.large_string())
+    _, offsets_buffer, data_buffer = arrow.buffers()
+    n = len(arrow)
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[arrow.offset : arrow.offset + n + 1]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[start:stop] if data_buffer is not None else np.empty(0, np.uint8)
+    if data.size and not data.all():
+        raise EncodingError(
+            "a string contains a NUL character, which HDF5 strings cannot hold",
+            path=parent.file.filename, obj=f"{parent.name.rstrip('/')}/{key}",
+            found="a NUL character", hint="store such values as bytes (polars Binary)",
+        )
+    # A NUL after every string, then one pointer per string into that buffer.
+    terminated = np.insert(data, offsets[1:] - start, 0)
+    pointers = (offsets[:-1] - start) + np.arange(n, dtype=np.int64)
+    pointers += terminated.ctypes.data
+    ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, pointers.view(np.uintp), mtype=_C_UTF8_VLEN)
+    del terminated  # kept alive until HDF5 has copied the strings
+    return ds
+
+
 def read_string_values(ds: h5py.Dataset) -> np.ndarray:
     """Read a vlen string dataset as a StringDType array (fast path of h5py)."""
     if ds.ndim == 0:
