@@ -75,4 +75,23 @@ def pipeline_job_killed_after_first_checkpoint(recording, output, config):
 
     report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name,
                           on_step=maybe_die)
-    return report.as_dict()
+    return dict(report.as_dict(), threads=thread_limits(), threads_per_job=config.batch.threads_per_job)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def thread_limits() -> dict:
+    """The thread caps this worker process runs under, as its libraries see them."""
+    import numba
+
+    limits = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    limits["numba_pool"] = int(numba.config.NUMBA_NUM_THREADS)
+    return limits
+
+
+def thread_limits_job(recording, output, config):
+    """``sum_job`` that also reports its worker's thread caps and the job's kernel threads."""
+    detail = sum_job(recording, output, config)
+    detail.update(thread_limits(), threads_per_job=config.batch.threads_per_job)
+    return detail

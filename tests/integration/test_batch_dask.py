@@ -78,6 +78,15 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
     assert steps["load_recording"] == "resumed" and steps["compute_sta"] == "ran"
     assert retried.detail["resumed_from"] == str(checkpoint_path_for(out / f"{KILLED}.h5"))
     assert {r.name for r in summary.done} == set(NAMES) - {CORRUPT}, context
+    # Two workers on this machine: each caps its libraries at its share of the cores,
+    # set by the nanny before numba loaded (also in the worker restarted after the kill).
+    import os
+
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    for r in summary.done:
+        assert r.detail["threads_per_job"] == share
+        assert r.detail["threads"] == {**{name: str(share) for name in jobs.THREAD_VARIABLES},
+                                       "numba_pool": share}, r.detail["threads"]
 
     truth = load_truth(made.truth_path)
     for name in set(NAMES) - {CORRUPT}:

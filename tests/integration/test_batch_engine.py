@@ -180,3 +180,36 @@ def test_without_dask_a_rebuilt_process_pool_is_the_default(tmp_path, monkeypatc
     # Each output was written by a worker process, never by this one.
     pids = {r.detail["pid"] for r in summary.results}
     assert os.getpid() not in pids
+
+
+def test_process_pool_workers_get_their_share_of_the_cores(tmp_path, monkeypatch):
+    from hdmea.pipeline.batch import available_cores, threads_per_worker
+
+    recs, sums = _inputs(tmp_path, 3)
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    cores = available_cores()
+    share = max(1, cores // 2)
+    assert threads_per_worker(2, cores) == share and threads_per_worker(3 * cores, cores) == 1
+    summary = run_batch(recs, None, tmp_path / "out", workers=2, job=jobs.thread_limits_job,
+                        show_progress=False)
+    assert summary.ok and len(summary.done) == 3
+    for r in summary.results:
+        # Set in the worker before numba loaded: numba's pool is the share, not every core.
+        assert {r.detail[name] for name in jobs.THREAD_VARIABLES} == {str(share)}, r.detail
+        assert r.detail["numba_pool"] == share and r.detail["threads_per_job"] == share
+        assert r.detail["pid"] != os.getpid()
+    # A custom job gets no pipeline warm-up, yet each worker's set-up is timed once, not per job.
+    pids = {r.detail["pid"] for r in summary.results}
+    assert 1 <= len(summary.worker_setup_seconds) <= len(pids)
+    assert sum(r.worker_setup_seconds > 0 for r in summary.results) == len(summary.worker_setup_seconds)
+
+
+def test_configured_threads_per_job_wins_and_thread_pools_leave_the_process_alone(tmp_path):
+    recs, sums = _inputs(tmp_path, 2)
+    before = {name: os.environ.get(name) for name in jobs.THREAD_VARIABLES}
+    config = parse_config({"batch": {"threads_per_job": 3}})
+    with cf.ThreadPoolExecutor(2) as ex:
+        summary = run_batch(recs, config, tmp_path / "out", executor=ex, job=jobs.thread_limits_job,
+                            show_progress=False)
+    assert summary.ok and {r.detail["threads_per_job"] for r in summary.results} == {3}
+    assert {name: os.environ.get(name) for name in jobs.THREAD_VARIABLES} == before
