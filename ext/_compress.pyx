@@ -1,11 +1,14 @@
 # cython: language_level=3
-"""Parallel deflate of HDF5 chunks.
+"""Parallel deflate and inflate of HDF5 chunks.
 
 Each chunk is compressed with zlib's ``compress2`` exactly as HDF5's deflate
 filter does (optionally after HDF5's byte shuffle), so the output can be
 written with ``H5Dwrite_chunk`` and read by any HDF5 reader.  The loop over
 chunks runs without the GIL, in parallel under OpenMP; each iteration owns its
 output row, so threads share no state.
+
+``_inflate_chunk`` is the reverse for one stored chunk (inflate, then undo the
+shuffle); it releases the GIL so Python threads decode chunks side by side.
 """
 
 from cython.parallel cimport prange
