@@ -66,12 +66,13 @@ config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}}
                         "steps": {{"eimage": eimage}}}})
 # The fair peer: one process, the same library, every core for each kernel.
 config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=available_cores()))
-jobs = []
+jobs, checkpoints = [], 0
 for rec in discover_recordings(inputs):
     t = time.perf_counter()
-    run_pipeline(rec.cmcr, rec.cmtr, output_path_for(rec, out), config, dataset_id=rec.name)
+    report = run_pipeline(rec.cmcr, rec.cmtr, output_path_for(rec, out), config, dataset_id=rec.name)
     jobs.append(time.perf_counter() - t)
-print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": jobs}}))
+    checkpoints += report.checkpoints
+print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": jobs, "checkpoints": checkpoints}}))
 """
 
 _BATCH = """
@@ -88,7 +89,8 @@ summary = run_batch(inputs, config, out, workers=2, show_progress=False)
 assert summary.ok and len(summary.done) == len(summary.results), summary.table()
 print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": [r.seconds for r in summary.results],
                   "executor": summary.executor, "batch": summary.seconds, "startup": summary.startup_seconds,
-                  "setup": summary.worker_setup_seconds}}))
+                  "setup": summary.worker_setup_seconds,
+                  "checkpoints": sum(r.detail.get("checkpoints", 0) for r in summary.results)}}))
 """
 
 _OVERHEAD = """
@@ -203,7 +205,9 @@ def run(size: str = "small") -> list[Row]:
                          f"{min(par['jobs']):.2f} s median {statistics.median(par['jobs']):.2f} s (sum "
                          f"{sum(par['jobs']):.1f} s); executor start {par['startup']:.2f} s; worker set-up "
                          f"(thread caps + warm-up) " + ", ".join(f"{t:.2f}" for t in setup) + " s; "
-                         f"process start + imports {par['wall'] - par['batch']:.2f} s; 1-min load average "
+                         f"process start + imports {par['wall'] - par['batch']:.2f} s; checkpoints written (a job "
+                         f"checkpoints once 10 s of its work are unsaved): sequential {seq['checkpoints']}, "
+                         f"batch {par['checkpoints']}; 1-min load average "
                          f"after {os.getloadavg()[0]:.1f}"),
             ))
         (tmp / "scaling").mkdir()
