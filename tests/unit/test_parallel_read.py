@@ -139,3 +139,18 @@ def test_out_argument_is_filled_and_checked(h5):
     np.testing.assert_array_equal(out, a)
     with pytest.raises(ValueError, match="C-contiguous"):
         read_deflate_parallel(ds, np.empty((64, 8), "i4", order="F"))
+
+
+def test_in_memory_driver_reads_without_readahead(tmp_path):
+    a = _values((200, 16), "f8")
+    with h5py.File(tmp_path / "core.h5", "w", driver="core", backing_store=False) as f:
+        ds = f.create_dataset("x", data=a, chunks=(16, 16), compression="gzip", shuffle=True)
+        assert read_deflate_parallel(ds, n_threads=2).tobytes() == a.tobytes()
+
+
+def test_userblock_file_reads_equal(tmp_path):
+    a = _values((300, 10), "i4")
+    with h5py.File(tmp_path / "ub.h5", "w", userblock_size=512) as f:
+        f.create_dataset("x", data=a, chunks=(32, 10), compression="gzip")
+    with h5py.File(tmp_path / "ub.h5", "r") as f:
+        assert read_deflate_parallel(f["x"], n_threads=2).tobytes() == a.tobytes()
