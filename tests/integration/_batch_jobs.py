@@ -75,7 +75,8 @@ def pipeline_job_killed_after_first_checkpoint(recording, output, config):
 
     report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name,
                           on_step=maybe_die)
-    return dict(report.as_dict(), threads=thread_limits(), threads_per_job=config.batch.threads_per_job)
+    return dict(report.as_dict(), threads=thread_limits(), threads_per_job=config.batch.threads_per_job,
+                profiling=worker_profiling_enabled())
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -95,3 +96,11 @@ def thread_limits_job(recording, output, config):
     detail = sum_job(recording, output, config)
     detail.update(thread_limits(), threads_per_job=config.batch.threads_per_job)
     return detail
+
+
+
+def worker_profiling_enabled() -> bool:
+    """Whether this Dask worker's configuration has its statistical task profiler on."""
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))

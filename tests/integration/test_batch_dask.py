@@ -85,6 +85,7 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
     share = max(1, len(os.sched_getaffinity(0)) // 2)
     for r in summary.done:
         assert r.detail["threads_per_job"] == share
+        assert r.detail["profiling"] is False  # the workers of the batch's own cluster do not profile
         assert r.detail["threads"] == {**{name: str(share) for name in jobs.THREAD_VARIABLES},
                                        "numba_pool": share}, r.detail["threads"]
 

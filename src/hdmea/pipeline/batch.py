@@ -896,11 +896,17 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> _Pool
     # The nanny sets ``env`` in each worker process before it unpickles any task,
     # hence before numba or OpenMP load and read their thread counts.
     env = thread_environment(setup.threads) if setup is not None and setup.threads is not None else None
+    import dask
+
     try:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True,
-            dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0}, env=env,
-        )
+        # No statistical profiler in the workers: it samples the job's thread every
+        # 10 ms for a dashboard nobody watches, taking the GIL from long numeric jobs.
+        # The nannies keep this configuration for the workers they restart.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0}, env=env,
+            )
     except (OSError, RuntimeError, TimeoutError) as exc:  # e.g. no local TCP ports
         logger.warning("a Dask LocalCluster could not start (%s); using a process pool", _describe(exc))
         return None
