@@ -231,3 +231,44 @@ def apply_container_extras(info: dict[str, Any], path=None) -> tuple[list, list]
         )
         links.append(AggregationLink(v["source_assay"], v["target_assay"], linkage))
     return history, links
+
+
+#: Root attribute that marks an AnnData or MuData file written by scptensor.
+MARK_ATTR = "scptensor:format_version"
+
+
+def interop_format_check(path, *, encoding_type: str, label: str, version: str, required: tuple[str, ...]):
+    """A ``check`` for :func:`h5stream.files.open_validated` of our AnnData/MuData files.
+
+    It verifies the root ``encoding-type``, our format mark and version, and the
+    required top-level groups, raising :class:`IOFormatError` naming what is wrong.
+    """
+    from scptensor.io._files import root_attr
+
+    def check(f: h5py.File) -> None:
+        kind = root_attr(f, "encoding-type")
+        if kind != encoding_type:
+            raise IOFormatError(
+                f"not a {label} file", path=path, obj="/@encoding-type",
+                expected=repr(encoding_type), found=repr(kind),
+            )
+        found_version = root_attr(f, MARK_ATTR)
+        if found_version is None:
+            raise IOFormatError(
+                f"{label} file was not written by scptensor", path=path, obj=f"/@{MARK_ATTR}",
+                expected=f"scptensor format {version}", found="nothing",
+                hint="only files saved by scptensor load back into a container",
+            )
+        if str(found_version) != version:
+            raise IOFormatError(
+                "unsupported scptensor format version", path=path, obj=f"/@{MARK_ATTR}",
+                expected=repr(version), found=repr(found_version),
+            )
+        for group in required:
+            if group not in f:
+                raise IOFormatError(
+                    "required group is missing", path=path, obj=f"/{group}",
+                    expected=f"a group /{group}", found="nothing",
+                )
+
+    return check

@@ -16,26 +16,24 @@ import logging
 import os
 from pathlib import Path
 
-import h5py
-
 from scptensor.core.structures import ScpContainer
 from scptensor.io._anndata_layout import (
     ANNDATA_ENCODING,
+    MARK_ATTR,
     apply_container_extras,
     container_extras,
     read_anndata_frame,
+    interop_format_check,
     read_assay_group,
     write_assay_group,
 )
-from scptensor.io._files import guarded, reading, root_attr, writing
-from scptensor.io.exceptions import IOFormatError
+from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
 
 __all__ = ["save_h5ad", "load_h5ad"]
 
 logger = logging.getLogger(__name__)
 
-_MARK_ATTR = "scptensor:format_version"
 _ASSAY_ATTR = "scptensor:assay"
 
 
@@ -78,7 +76,7 @@ def save_h5ad(
         raise ValueError(f"layer {layer!r} is not saved from assay {assay!r}; layers {list(chosen.layers)}")
     target = Path(path)
     with writing(target, overwrite=overwrite) as f:
-        f.attrs[_MARK_ATTR] = FORMAT_VERSION
+        f.attrs[MARK_ATTR] = FORMAT_VERSION
         f.attrs[_ASSAY_ATTR] = assay
         f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
         write_assay_group(
@@ -91,33 +89,9 @@ def save_h5ad(
 
 
 def _check(path):
-    def check(f: h5py.File) -> None:
-        kind = root_attr(f, "encoding-type")
-        if kind != ANNDATA_ENCODING[0]:
-            raise IOFormatError(
-                "not an AnnData file", path=path, obj="/@encoding-type",
-                expected=repr(ANNDATA_ENCODING[0]), found=repr(kind),
-            )
-        version = root_attr(f, _MARK_ATTR)
-        if version is None:
-            raise IOFormatError(
-                "AnnData file was not written by scptensor", path=path, obj=f"/@{_MARK_ATTR}",
-                expected=f"scptensor format {FORMAT_VERSION}", found="nothing",
-                hint="only files saved by scptensor load back into a container",
-            )
-        if str(version) != FORMAT_VERSION:
-            raise IOFormatError(
-                "unsupported scptensor format version", path=path, obj=f"/@{_MARK_ATTR}",
-                expected=repr(FORMAT_VERSION), found=repr(version),
-            )
-        for required in ("obs", "var", "uns"):
-            if required not in f:
-                raise IOFormatError(
-                    "required group is missing", path=path, obj=f"/{required}",
-                    expected=f"a group /{required}", found="nothing",
-                )
-
-    return check
+    return interop_format_check(
+        path, encoding_type=ANNDATA_ENCODING[0], label="AnnData", version=FORMAT_VERSION, required=("obs", "var", "uns")
+    )
 
 
 def load_h5ad(path: str | os.PathLike) -> ScpContainer:

@@ -26,15 +26,17 @@ from h5stream.elements import read_elem, write_elem
 from scptensor.core.structures import ScpContainer
 from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY
 from scptensor.io._anndata_layout import (
+    MARK_ATTR,
     SCPTENSOR_KEY,
-    container_extras,
     apply_container_extras,
+    container_extras,
+    interop_format_check,
     read_anndata_frame,
     read_assay_group,
     write_anndata_frame,
     write_assay_group,
 )
-from scptensor.io._files import guarded, reading, root_attr, writing
+from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
 from scptensor.io.serializers import compression_options
@@ -45,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 MUDATA_VERSION = "0.1.0"
 USERBLOCK_SIZE = 512
-_MARK_ATTR = "scptensor:format_version"
 _GLOBAL_VAR_INDEX = "_index"
 
 
@@ -76,7 +77,7 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     f.attrs["encoder"] = "scptensor"
     f.attrs["encoder-version"] = __version__
     f.attrs["axis"] = 0
-    f.attrs[_MARK_ATTR] = FORMAT_VERSION
+    f.attrs[MARK_ATTR] = FORMAT_VERSION
     f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
 
     n_obs = container.n_samples
@@ -138,33 +139,9 @@ def save_h5mu(
 
 
 def _check(path):
-    def check(f: h5py.File) -> None:
-        kind = root_attr(f, "encoding-type")
-        if kind != "MuData":
-            raise IOFormatError(
-                "not a MuData file", path=path, obj="/@encoding-type",
-                expected="'MuData'", found=repr(kind),
-            )
-        version = root_attr(f, _MARK_ATTR)
-        if version is None:
-            raise IOFormatError(
-                "MuData file was not written by scptensor", path=path, obj=f"/@{_MARK_ATTR}",
-                expected=f"scptensor format {FORMAT_VERSION}", found="nothing",
-                hint="only files saved by scptensor load back into a container",
-            )
-        if str(version) != FORMAT_VERSION:
-            raise IOFormatError(
-                "unsupported scptensor format version", path=path, obj=f"/@{_MARK_ATTR}",
-                expected=repr(FORMAT_VERSION), found=repr(version),
-            )
-        for required in ("obs", "mod", "uns"):
-            if required not in f:
-                raise IOFormatError(
-                    "required group is missing", path=path, obj=f"/{required}",
-                    expected=f"a group /{required}", found="nothing",
-                )
-
-    return check
+    return interop_format_check(
+        path, encoding_type="MuData", label="MuData", version=FORMAT_VERSION, required=("obs", "mod", "uns")
+    )
 
 
 def load_h5mu(path: str | os.PathLike) -> ScpContainer:
