@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from h5stream.staging import parse_size
 from hdmea.errors import ConfigError
 from hdmea.features.registry import params_hash
 
@@ -78,18 +79,14 @@ class _GuardedSensorData:
             self._ds.read_direct(dest, source_sel=source_sel)
 
 
-def _parse_bytes(value) -> int:
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    text = str(value).strip().upper().replace(" ", "")
-    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
-    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
-        if text.endswith(suffix):
-            try:
-                return int(float(text[: -len(suffix)]) * factor)
-            except ValueError:
-                break
-    raise ConfigError(f"memory_budget must be bytes or text like '512 MB' (found {value!r})")
+def _budget_bytes(value) -> int:
+    try:
+        budget = parse_size(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"memory_budget must be bytes or text like '512 MB' (found {value!r})") from exc
+    if budget is None:
+        raise ConfigError("memory_budget must be bytes or text like '512 MB' (found None)")
+    return budget
 
 
 def compute_eimage_sta(
@@ -147,7 +144,7 @@ def compute_eimage_sta(
     from hdmea.io.cmcr import CmcrFile
     from hdmea.pipeline.target import open_target
 
-    budget = _parse_bytes(memory_budget)
+    budget = _budget_bytes(memory_budget)
     w0, w1 = (int(window[0]), int(window[1]))
     if w1 <= w0:
         raise ConfigError(f"window must be (first, end) with end > first, found {window!r}")
