@@ -26,8 +26,14 @@ Exact types: values that HDF5 cannot tell apart carry a small type tag
 (attribute ``h5stream_type`` on datasets and groups, ``h5stream_attr_types`` for
 attributes), so ints stay ``int``, bools ``bool``, text ``str`` (never bytes),
 lists stay lists, tuples tuples, ``None`` stays ``None`` and integer dict keys
-stay integers.  Attribute values too large for an HDF5 attribute are stored as
-hidden datasets (``__attr__<name>``) and read back as attributes.
+stay integers.  Attribute values too large for an HDF5 attribute (over
+:data:`ATTR_LIMIT` bytes) are stored as hidden objects, written by the same
+writer as any value, and read back as attributes (tag ``dataset`` in
+``h5stream_attr_types``): a group's large attribute ``a`` is its child
+``__attr__a``; a dataset's large attribute ``a`` of dataset ``parent/d`` is
+``parent/__dsattr__d/a`` (a dataset cannot have children).  Hidden names never
+appear in listings, and a dataset is always replaced or removed together with
+its hidden sibling.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,7 +115,11 @@ KEYS_ATTR = "h5stream_keys"
 ATTR_TYPES_ATTR = "h5stream_attr_types"
 INTERNAL_ATTRS = frozenset({TYPE_ATTR, KEYS_ATTR, ATTR_TYPES_ATTR})
 HIDDEN_PREFIX = "__attr__"
+#: Prefix of the hidden group ``__dsattr__<dataset name>`` beside a dataset, holding one
+#: object per attribute of that dataset too large for an HDF5 attribute.
+DATASET_ATTRS_PREFIX = "__dsattr__"
 STAGING_PREFIX = "__h5stream_"
+HIDDEN_PREFIXES = (HIDDEN_PREFIX, DATASET_ATTRS_PREFIX, STAGING_PREFIX)
 #: Attribute payloads above this many bytes go to a hidden dataset (HDF5's
 #: default object header holds at most 64 KiB of attributes).
 ATTR_LIMIT = 60_000
@@ -173,6 +184,16 @@ def check_name(name, *, what: str = "name", path=None) -> str:
     if not _utf8_ok(name):
         raise UnsafeNameError(f"{what} {name!r} is not valid UTF-8 text", path=path,
                               expected="text without lone surrogates", found=repr(name), hint="rename it")
+    return name
+
+
+def check_member_name(name, *, what: str = "name", path=None) -> str:
+    """A safe name (see :func:`check_name`) for a group or dataset, outside the store's reserved names."""
+    check_name(name, what=what, path=path)
+    if is_hidden(name):
+        raise UnsafeNameError(f"{what} {name!r} is reserved for internal use", path=path,
+                              expected="a name not starting with " + " or ".join(map(repr, HIDDEN_PREFIXES)),
+                              found=repr(name), hint="rename it")
     return name
 
 
@@ -420,7 +441,7 @@ def _is_safe_key(key) -> bool:
         check_attr_name(key)
     except UnsafeNameError:
         return False
-    return not key.startswith(HIDDEN_PREFIX) and not key.startswith(STAGING_PREFIX)
+    return not is_hidden(key)
 
 
 def value_node(value) -> Node:
@@ -630,13 +651,13 @@ def unit_node(unit_id: str, data: Mapping) -> Group:
                 raise EncodingError("unit features must be a mapping of feature name -> values",
                                     obj=f"/units/{unit_id}/features", found=type(value).__name__)
             for name, feature in value.items():
-                check_name(name, what="feature name")
+                check_member_name(name, what="feature name")
                 group.children["features"].children[name] = put_node(feature)
         elif isinstance(value, (np.ndarray, FileArray)):
-            check_name(key, what="unit field name")
+            check_member_name(key, what="unit field name")
             group.children[key] = array_node(value)
         elif isinstance(value, Mapping):
-            check_name(key, what="unit field name")
+            check_member_name(key, what="unit field name")
             group.children[key] = put_node(value)
         else:
             check_attr_name(key, what="unit attribute name")
@@ -649,7 +670,7 @@ def unit_node(unit_id: str, data: Mapping) -> Group:
 def units_nodes(units_data: Mapping[str, Mapping]) -> dict[str, Group]:
     if not isinstance(units_data, Mapping):
         raise EncodingError("units_data must be a mapping of unit id -> unit data", found=type(units_data).__name__)
-    return {check_name(uid, what="unit id"): unit_node(uid, data) for uid, data in units_data.items()}
+    return {check_member_name(uid, what="unit id"): unit_node(uid, data) for uid, data in units_data.items()}
 
 
 def _section_times(values, movie: str):
@@ -684,7 +705,7 @@ def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -
             raise EncodingError(f"{group} must be a mapping of name -> array", found=type(mapping).__name__)
         nodes = {}
         for name, values in mapping.items():
-            check_name(name, what="movie name" if group == "section_time" else f"{group} name")
+            check_member_name(name, what="movie name" if group == "section_time" else f"{group} name")
             array = _section_times(values, name) if convert is None else convert(values)
             nodes[name] = Dataset(array)
         out[group] = nodes
@@ -692,7 +713,7 @@ def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -
 
 
 def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | None) -> Group:
-    check_name(feature_name, what="feature name")
+    check_member_name(feature_name, what="feature name")
     if not isinstance(feature_data, Mapping):
         raise EncodingError("feature data must be a mapping", obj=feature_name, found=type(feature_data).__name__)
     node = put_node(dict(feature_data))
@@ -796,18 +817,33 @@ def _create_attr(oid, name: str, stored) -> None:
     attr.write(data)
 
 
+def _dataset_attrs_home(parent: h5py.Group, dataset_name: str) -> h5py.Group:
+    """The hidden group beside ``parent[dataset_name]`` that holds its large attributes, created if needed."""
+    name = DATASET_ATTRS_PREFIX + dataset_name
+    if name in parent:
+        return parent[name]
+    ll = _ll()
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), lcpl=ll.lcpl, gcpl=ll.gcpl))
+
+
+def _existing_dataset_attrs_home(dataset: h5py.Dataset) -> h5py.Group | None:
+    parent = dataset.parent
+    name = DATASET_ATTRS_PREFIX + posixpath.basename(dataset.name)
+    return parent[name] if name in parent else None
+
+
 def _write_attrs_id(oid, node: Node, ctx: WriteContext) -> None:
     tags: dict[str, str] = {}
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
         if _stored_nbytes(stored) > ATTR_LIMIT:
-            if not isinstance(oid, h5py.h5g.GroupID):
-                raise EncodingError(
-                    f"attribute {name!r} is too large for a dataset attribute",
-                    expected=f"at most {ATTR_LIMIT} bytes", found=f"{_stored_nbytes(stored)} bytes",
-                    hint="store it as a dataset or as an attribute of the enclosing group",
-                )
-            _write_node_id(oid, HIDDEN_PREFIX + name, value_node(value), ctx)
+            if isinstance(oid, h5py.h5g.GroupID):
+                _write_node_id(oid, HIDDEN_PREFIX + name, value_node(value), ctx)
+            else:
+                # A dataset has no children: its large attributes live in a hidden sibling group.
+                dataset = h5py.Dataset(oid)
+                home = _dataset_attrs_home(dataset.parent, posixpath.basename(dataset.name))
+                _write_node_id(home.id, name, value_node(value), ctx)
             tags[name] = "dataset"
             continue
         _create_attr(oid, name, stored)
@@ -951,13 +987,13 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
         if _stored_nbytes(stored) > ATTR_LIMIT:
-            if not is_group:
-                raise EncodingError(
-                    f"attribute {name!r} is too large for a dataset attribute", obj=path,
-                    expected=f"at most {ATTR_LIMIT} bytes", found=f"{_stored_nbytes(stored)} bytes",
-                    hint="store it as a dataset or as an attribute of the enclosing group",
-                )
-            _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(value), ctx)
+            if is_group:
+                _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(value), ctx)
+            else:
+                # A dataset has no children: its large attributes live in a hidden sibling group.
+                parent_path, _, dataset_name = path.rpartition("/")
+                home = _dataset_attrs_home(ctx.file[parent_path or "/"], dataset_name)
+                _native_node(native, home.id.id, home.name, name, value_node(value), ctx)
             tags[name] = "dataset"
             continue
         _native_attr(native, oid, name, stored, ctx, path)
@@ -1006,10 +1042,18 @@ def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> No
     _write_attrs(f, root, ctx)
 
 
-def replace_child(group: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
-    """Write ``node`` as ``group[name]``, removing whatever was there."""
+def remove_child(group: h5py.Group, name: str) -> None:
+    """Remove ``group[name]`` and the hidden group of its large attributes, if any."""
     if name in group:
         del group[name]
+    hidden = DATASET_ATTRS_PREFIX + name
+    if hidden in group:
+        del group[hidden]
+
+
+def replace_child(group: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
+    """Write ``node`` as ``group[name]``, removing whatever was there (with its hidden large attributes)."""
+    remove_child(group, name)
     write_node(group, name, node, ctx)
 
 
@@ -1031,19 +1075,28 @@ def require_h5_group(f: h5py.Group, path: str) -> h5py.Group:
 def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> None:
     """Set decoded attribute values on an existing object, keeping its type tags right."""
     existing_tags = json.loads(_text(obj.attrs[ATTR_TYPES_ATTR])) if ATTR_TYPES_ATTR in obj.attrs else {}
-    node = Dataset(None) if isinstance(obj, h5py.Dataset) else Group()
-    for name, value in mapping.items():
+    is_dataset = isinstance(obj, h5py.Dataset)
+    node = Dataset(None) if is_dataset else Group()
+    for name in mapping:
         check_attr_name(name, path=obj.file.filename)
+    home = _existing_dataset_attrs_home(obj) if is_dataset else None
+    for name, value in mapping.items():
         if name in obj.attrs:
             del obj.attrs[name]
-        if isinstance(obj, h5py.Group) and HIDDEN_PREFIX + name in obj:
+        if not is_dataset and HIDDEN_PREFIX + name in obj:
             del obj[HIDDEN_PREFIX + name]
+        if home is not None and name in home:
+            del home[name]
         existing_tags.pop(name, None)
         node.attrs[name] = value
     if ATTR_TYPES_ATTR in obj.attrs:
         del obj.attrs[ATTR_TYPES_ATTR]
     # Write the new values, then merge the tags of the untouched attributes back in.
     _write_attrs(obj, node, WriteContext())
+    if is_dataset:
+        home = _existing_dataset_attrs_home(obj)
+        if home is not None and len(home) == 0:
+            del obj.parent[home.name.rpartition("/")[2]]
     if existing_tags:
         new_tags = json.loads(_text(obj.attrs[ATTR_TYPES_ATTR])) if ATTR_TYPES_ATTR in obj.attrs else {}
         new_tags.update(existing_tags)
@@ -1070,13 +1123,27 @@ def _read_raw_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
         attrs[name] = decode_attr(value, tags.get(name))
     for name, tag_value in tags.items():
         if tag_value == "dataset":
-            hidden = obj[HIDDEN_PREFIX + name]
-            attrs[name] = decode_node(node_from_h5(hidden, lazy=False))
+            attrs[name] = decode_node(node_from_h5(_large_attr_object(obj, name), lazy=False))
     return attrs, tag, keys
 
 
+def _large_attr_object(obj, name: str):
+    """The hidden object holding attribute ``name`` of ``obj`` (see the module docstring)."""
+    if isinstance(obj, h5py.Group):
+        container, member = obj, HIDDEN_PREFIX + name
+    else:
+        container = obj.parent
+        member = f"{DATASET_ATTRS_PREFIX}{posixpath.basename(obj.name)}/{name}"
+    if member not in container:
+        raise FormatError(f"attribute {name!r} is stored as an object that is missing", path=obj.file.filename,
+                          obj=obj.name, expected=f"{container.name.rstrip('/')}/{member}", found="nothing",
+                          hint="the file was damaged or edited by another tool")
+    return container[member]
+
+
 def is_hidden(name: str) -> bool:
-    return name.startswith(HIDDEN_PREFIX) or name.startswith(STAGING_PREFIX)
+    """True for the store's internal members (large attributes, staging), which listings skip."""
+    return name.startswith(HIDDEN_PREFIXES)
 
 
 def node_from_h5(obj, *, lazy: bool = False, opener=None) -> Node:
@@ -1429,7 +1496,7 @@ def write_feature_to_unit(
     KeyError
         (:class:`UnknownUnitError`) the recording has no such unit.
     """
-    check_name(unit_id, what="unit id")
+    check_member_name(unit_id, what="unit id")
     node = feature_node(feature_name, feature_data, metadata)
     f = _root_file(root)
     unit_path = f"units/{unit_id}"
