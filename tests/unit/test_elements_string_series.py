@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import anndata.io
 import h5py
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from h5stream.elements import read_elem, write_elem
+from h5stream.elements.registry import read_with
 from h5stream.elements.strings import write_string_series
 from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions
@@ -71,3 +73,67 @@ def test_index_column_option_keeps_labels(h5):
     write_elem(h5, "df", frame, index="id")
     assert anndata.io.read_elem(h5["df"]).index.tolist() == ["p1", "p2", "p3"]
     assert_series_equal(read_elem(h5["df"])["id"], frame["id"])
+
+
+# --------------------------------------------------------------------------- fixed or variable width
+
+
+def _utf8_sizes(values):
+    sizes = [len(v.encode()) for v in values]
+    return len(sizes), max(sizes), sum(sizes)
+
+
+def _is_fixed(ds) -> bool:
+    return h5py.check_string_dtype(ds.dtype).length is not None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"P{i:05d}" for i in range(100)],  # identifiers of one length
+        ["é", "日本語", "", "✓✓✓✓", "abc"],  # multi-byte text, the widest exactly filling its cell
+        [""] * 7,  # width 1, every cell padding
+        ["x" * 2000] + ["y"] * 99,  # one long outlier
+        ["a" * 40, "b"],  # padding right at the rule's edge
+    ],
+)
+def test_storage_width_follows_the_size_rule_and_values_survive(h5, values):
+    n, widest, total = _utf8_sizes(values)
+    write_elem(h5, "s", pl.Series(values, dtype=pl.String))
+    ds = h5["s"]
+    # Fixed width exactly when padding to the widest string costs no more than
+    # variable-length storage (the text plus 32 bytes per string).
+    assert _is_fixed(ds) == (n * max(1, widest) <= total + 32 * n)
+    if _is_fixed(ds):
+        assert ds.dtype.itemsize == max(1, widest)
+    assert ds.asstr()[()].tolist() == values
+    assert anndata.io.read_elem(ds).tolist() == values
+    assert list(read_elem(ds)) == values
+    assert read_with(ds, series=True).to_list() == values
+
+
+def test_fixed_width_columns_round_trip_in_frames_with_nulls_and_compression(h5):
+    rng_values = [f"gene{i % 13}" if i % 4 else None for i in range(50_000)]
+    frame = pl.DataFrame({"g": rng_values, "id": [f"id{i:05d}" for i in range(50_000)]})
+    write_elem(h5, "df", frame, compression="gzip", compression_opts=4)
+    values = h5["df/g/values"]
+    assert _is_fixed(values) and _is_fixed(h5["df/id"])
+    assert values.compression == "gzip"  # fixed-width text goes through the filter
+    assert_frame_equal(read_elem(h5["df"]), frame)
+    theirs = anndata.io.read_elem(h5["df"])
+    assert [None if pd.isna(v) else v for v in theirs["g"]] == rng_values
+    assert theirs["id"].tolist() == frame["id"].to_list()
+
+
+def test_fixed_width_text_that_is_not_utf8_is_a_format_error(h5):
+    from h5stream.errors import FormatError
+
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(2)
+    tid.set_cset(h5py.h5t.CSET_UTF8)
+    ds = h5.create_dataset("bad", shape=(2,), dtype=h5py.string_dtype("utf-8", 2))
+    ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([b"ok", b"\xff\xfe"], dtype="S2"), mtype=tid)
+    ds.attrs["encoding-type"], ds.attrs["encoding-version"] = "string-array", "0.2.0"
+    with pytest.raises(FormatError, match="UTF-8") as info:
+        read_elem(ds)
+    assert "/bad" in str(info.value)

@@ -1,6 +1,11 @@
 """String arrays: ``string-array`` 0.2.0 and ``nullable-string-array`` 0.1.0.
 
-Strings are stored as variable-length UTF-8.  A missing value (``None`` in an
+Strings are stored as UTF-8: numpy arrays and lists as variable-length
+strings; polars String columns as fixed-width NUL-padded strings when padding
+to the longest costs no more space than variable length would (identifiers,
+labels: written and read as one block, and compressed by the dataset's
+filter), else variable length.  Both are what h5py's ``asstr()`` and AnnData
+read.  HDF5 strings end at NUL, so text holding NUL is refused.  A missing value (``None`` in an
 object array or list, the NA of a ``StringDType(na_object=None)`` array, a
 polars null) makes the element a ``nullable-string-array``: a group with
 ``values`` (missing entries stored as "") and a boolean ``mask`` (True =
@@ -26,7 +31,7 @@ from h5stream.elements.registry import (
     register_writer,
     stamp,
 )
-from h5stream.errors import EncodingError
+from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, layout_kwargs
 
 __all__ = [
@@ -34,6 +39,9 @@ __all__ = [
     "NULLABLE_STRING_ARRAY",
     "write_string_values",
     "read_string_values",
+    "read_string_series",
+    "write_string_series",
+    "fixed_width_for",
     "is_string_list",
 ]
 
@@ -74,12 +82,55 @@ _C_UTF8_VLEN.set_size(h5py.h5t.VARIABLE)
 _C_UTF8_VLEN.set_cset(h5py.h5t.CSET_UTF8)
 
 
-def write_string_series(parent: h5py.Group, key: str, series, options: WriteOptions) -> h5py.Dataset:
-    """Write a polars String Series without nulls as vlen UTF-8, straight from its Arrow buffers.
+#: Bytes a variable-length string costs beyond its text: a 16-byte global-heap
+#: reference in the dataset plus the heap object's own 16-byte header.
+_VLEN_OVERHEAD = 32
 
-    No Python str objects are made: the UTF-8 bytes are copied once into a
-    buffer with a NUL after each string and HDF5 is handed one C pointer per
-    string.  The dataset is the same as :func:`write_string_values` makes.
+
+def fixed_width_for(n: int, max_bytes: int, total_bytes: int) -> int | None:
+    """The fixed width (bytes) to store ``n`` strings with, or None for variable length.
+
+    Fixed width is chosen when it takes no more space than variable-length
+    storage would: padding every string to the longest one costs
+    ``n * max_bytes``; variable length costs the text plus about 32 bytes per
+    string.  Fixed-width strings are written and read as one block (no global
+    heap, one copy) and are compressed by the dataset's filter; variable-length
+    text never is.
+    """
+    if n == 0:
+        return None
+    width = max(1, max_bytes)
+    return width if n * width <= total_bytes + _VLEN_OVERHEAD * n else None
+
+
+def _fixed_utf8(width: int) -> h5py.h5t.TypeID:
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(width)
+    tid.set_cset(h5py.h5t.CSET_UTF8)
+    tid.set_strpad(h5py.h5t.STR_NULLPAD)
+    return tid
+
+
+def _pack_fixed(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int) -> np.ndarray:
+    """Strings given as (UTF-8 bytes, start, length) padded with NUL into an (n, width) block."""
+    n = lengths.size
+    block = np.zeros((n, width), dtype=np.uint8)
+    if data.size:
+        # Destination of every byte: its row's first cell plus its place in the string.
+        row_base = np.arange(n, dtype=np.int64) * width - starts
+        block.reshape(-1)[np.arange(data.size, dtype=np.int64) + np.repeat(row_base, lengths)] = data
+    return block
+
+
+def write_string_series(parent: h5py.Group, key: str, series, options: WriteOptions) -> h5py.Dataset:
+    """Write a polars String Series without nulls as UTF-8, straight from its Arrow buffers.
+
+    No Python str objects are made.  Strings of similar lengths are stored as
+    fixed-width UTF-8 (NUL-padded, see :func:`fixed_width_for`): one block
+    copied from the Arrow buffers and written in one call.  Otherwise they are
+    variable-length UTF-8: the bytes are copied once into a buffer with a NUL
+    after each string and HDF5 is handed one C pointer per string.  Both are
+    the ``string-array`` encoding that h5py (``asstr()``) and AnnData read.
 
     Raises
     ------
@@ -88,15 +139,14 @@ def write_string_series(parent: h5py.Group, key: str, series, options: WriteOpti
     """
     import pyarrow as pa
 
-    kwargs = layout_kwargs((series.len(),), 16, options)
-    ds = parent.create_dataset(key, shape=(series.len(),), dtype=_UTF8, **kwargs)
-    if series.len() == 0:
-        return ds
+    n = series.len()
+    if n == 0:
+        kwargs = layout_kwargs((0,), 16, options)
+        return parent.create_dataset(key, shape=(0,), dtype=_UTF8, **kwargs)
     arrow = series.rechunk().to_arrow()
     if arrow.type != pa.large_string():
         arrow = arrow.cast(pa.large_string())
     _, offsets_buffer, data_buffer = arrow.buffers()
-    n = len(arrow)
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[arrow.offset : arrow.offset + n + 1]
     start, stop = int(offsets[0]), int(offsets[-1])
     data = np.frombuffer(data_buffer, dtype=np.uint8)[start:stop] if data_buffer is not None else np.empty(0, np.uint8)
@@ -106,6 +156,17 @@ def write_string_series(parent: h5py.Group, key: str, series, options: WriteOpti
             path=parent.file.filename, obj=f"{parent.name.rstrip('/')}/{key}",
             found="a NUL character", hint="store such values as bytes (polars Binary)",
         )
+    lengths = np.diff(offsets)
+    width = fixed_width_for(n, int(lengths.max()), data.size)
+    if width is not None:
+        tid = _fixed_utf8(width)
+        kwargs = layout_kwargs((n,), width, options)
+        ds = parent.create_dataset(key, shape=(n,), dtype=h5py.string_dtype("utf-8", width), **kwargs)
+        block = _pack_fixed(data, offsets[:-1] - start, lengths, width)
+        ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, block.view(f"S{width}").reshape(n), mtype=tid)
+        return ds
+    kwargs = layout_kwargs((n,), 16, options)
+    ds = parent.create_dataset(key, shape=(n,), dtype=_UTF8, **kwargs)
     # A NUL after every string, then one pointer per string into that buffer.
     terminated = np.insert(data, offsets[1:] - start, 0)
     pointers = (offsets[:-1] - start) + np.arange(n, dtype=np.int64)
@@ -115,8 +176,46 @@ def write_string_series(parent: h5py.Group, key: str, series, options: WriteOpti
     return ds
 
 
+def _unpack_fixed(raw: np.ndarray, *, path: str, obj: str):
+    """Fixed-width strings (a numpy ``S`` array) as an Arrow large_string array (text to the first NUL)."""
+    import pyarrow as pa
+
+    n, width = raw.size, raw.dtype.itemsize
+    cells = raw.reshape(-1).view(np.uint8).reshape(n, width)
+    filled = cells != 0
+    lengths = np.where(filled.all(axis=1), width, filled.argmin(axis=1)).astype(np.int64)
+    data = cells[np.arange(width) < lengths[:, None]]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    array = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data)))
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise FormatError("fixed-width strings are not valid UTF-8", path=path, obj=obj,
+                          expected="UTF-8 text", found=str(exc)) from exc
+    return array
+
+
+def _fixed_length(ds: h5py.Dataset) -> bool:
+    info = h5py.check_string_dtype(ds.dtype)
+    return info is not None and info.length is not None
+
+
+def read_string_series(ds: h5py.Dataset):
+    """A 1-d string dataset as a polars String Series (fixed width read without Python strings)."""
+    import polars as pl
+
+    if ds.ndim == 1 and _fixed_length(ds) and h5py.check_string_dtype(ds.dtype).encoding == "utf-8":
+        return pl.from_arrow(_unpack_fixed(ds[()], path=ds.file.filename, obj=ds.name))
+    return pl.Series(values=read_string_values(ds).ravel(), dtype=pl.String)
+
+
 def read_string_values(ds: h5py.Dataset) -> np.ndarray:
-    """Read a vlen string dataset as a StringDType array (fast path of h5py)."""
+    """Read a string dataset as a StringDType array (fast path of h5py for variable length)."""
+    if _fixed_length(ds) and ds.ndim > 0 and h5py.check_string_dtype(ds.dtype).encoding == "utf-8":
+        raw = ds[()]
+        text = _unpack_fixed(raw, path=ds.file.filename, obj=ds.name).to_numpy(zero_copy_only=False)
+        return text.astype(_STRING_DTYPE).reshape(raw.shape)
     if ds.ndim == 0:
         return np.asarray(ds.asstr()[()], dtype=_STRING_DTYPE)
     return ds.astype(_STRING_DTYPE)[()]
@@ -219,7 +318,7 @@ def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool):
     if series:
         import polars as pl
 
-        out = pl.Series(values=values.ravel(), dtype=pl.String)
+        out = values if isinstance(values, pl.Series) else pl.Series(values=values.ravel(), dtype=pl.String)
         if mask is not None and mask.any():
             out = out.scatter(np.flatnonzero(mask.ravel()), None)
         return out
@@ -235,11 +334,13 @@ def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool):
 
 @register_reader(STRING_ARRAY)
 def _read_string_array(ds: h5py.Dataset, *, series: bool = False):
-    return _finish(ds, read_string_values(ds), None, series)
+    values = read_string_series(ds) if series and ds.ndim == 1 else read_string_values(ds)
+    return _finish(ds, values, None, series)
 
 
 @register_reader(NULLABLE_STRING_ARRAY)
 def _read_nullable_string_array(group: h5py.Group, *, series: bool = False):
-    values = read_string_values(group["values"])
+    ds = group["values"]
+    values = read_string_series(ds) if series and ds.ndim == 1 else read_string_values(ds)
     mask = np.asarray(read_with(group["mask"]), dtype=bool)
     return _finish(group, values, mask, series)
