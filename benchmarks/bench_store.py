@@ -186,6 +186,42 @@ def write_nwb_columns(spike_trains: list[np.ndarray], path: Path) -> None:
     fsync_file(path)
 
 
+def write_libhdf5_floor(spike_trains: dict[str, np.ndarray], path: Path) -> None:
+    """The units of the contract layout made by bare libhdf5 calls and nothing else.
+
+    Per unit: its group, an empty ``features`` group, the ``spike_times``
+    dataset (same layout and property lists as the store: compact up to
+    16 KiB, contiguous above, no fill, no times) and a ``spike_count``
+    attribute, through the same direct bindings, in the same file format, then
+    fsync.  No staging, no checks, no encoding: what the HDF5 library alone
+    costs for these objects, the floor of any writer of this layout.
+    """
+    from h5stream.staging import COMPACT_LIMIT, LIBVER, _file_type, _plists, native_hdf5
+
+    native = native_hdf5()
+    compact, contiguous, lcpl = _plists()
+    scalar = h5py.h5s.create(h5py.h5s.SCALAR)
+    count_type = _file_type(np.dtype(np.int64))
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        units = f.create_group("units")
+        for uid, spikes in spike_trains.items():
+            tid = _file_type(spikes.dtype)
+            gid = native.H5Gcreate2(units.id.id, uid.encode(), lcpl.id, 0, 0)
+            native.H5Gclose(native.H5Gcreate2(gid, b"features", lcpl.id, 0, 0))
+            space = h5py.h5s.create_simple(spikes.shape)
+            dcpl = compact if 0 < spikes.nbytes <= COMPACT_LIMIT else contiguous
+            did = native.H5Dcreate2(gid, b"spike_times", tid.id, space.id, lcpl.id, dcpl.id, 0)
+            if spikes.size:
+                native.H5Dwrite(did, tid.id, 0, 0, 0, spikes.ctypes.data)
+            native.H5Dclose(did)
+            count = np.array(spikes.size, dtype=np.int64)
+            aid = native.H5Acreate2(gid, b"spike_count", count_type.id, scalar.id, 0, 0)
+            native.H5Awrite(aid, count_type.id, count.ctypes.data)
+            native.H5Aclose(aid)
+            native.H5Gclose(gid)
+    fsync_file(path)
+
+
 # --------------------------------------------------------------------------- measurements
 
 
@@ -239,6 +275,14 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
         rows.append(Row(f"spike trains, {n_units} units", "pynwb whole columns (floor)", columns.min,
                         ours_spikes.min, "s", columns.min / ours_spikes.min, 0.5,
                         details=_details(ours_spikes, columns, "ratio >= 0.5 means within 2x")))
+        floor_path = workdir / f"libhdf5_{n_units}.h5"
+        by_unit = {uid: u["spike_times"] for uid, u in rec["units"].items()}
+        floor = _time_call(lambda: write_libhdf5_floor(by_unit, floor_path), floor_path, rounds)
+        rows.append(Row(f"spike trains, {n_units} units", "bare libhdf5 calls, same objects (layout floor)",
+                        floor.min, ours_spikes.min, "s", floor.min / ours_spikes.min, None,
+                        details=_details(ours_spikes, floor, f"the floor itself is {floor.min / columns.min:.1f}x "
+                                         "pynwb's whole-column time: one group, dataset and attribute per unit "
+                                         "cost that much in libhdf5 alone")))
     return rows
 
 
@@ -344,6 +388,18 @@ def test_store_writers_agree(tmp_path):
     for uid, unit in rec["units"].items():
         np.testing.assert_array_equal(ours[uid], unit["spike_times"])
         np.testing.assert_array_equal(plain[uid], unit["spike_times"])
+    floor_path = tmp_path / "floor.h5"
+    write_libhdf5_floor({uid: u["spike_times"] for uid, u in rec["units"].items()}, floor_path)
+    floor = _spike_trains_of(floor_path)
+    spikes_path = tmp_path / "spikes.h5"
+    stage_session(rec, spikes_path, spikes_only=True).save()
+    with h5py.File(spikes_path, "r") as a, h5py.File(floor_path, "r") as b:
+        # The floor makes the same unit objects as a spikes-only session.
+        for uid in rec["units"]:
+            ga, gb = a[f"units/{uid}"], b[f"units/{uid}"]
+            assert sorted(ga) == sorted(gb) == ["features", "spike_times"]
+            assert dict(ga.attrs) == dict(gb.attrs) == {"spike_count": len(rec["units"][uid]["spike_times"])}
+            np.testing.assert_array_equal(floor[uid], rec["units"][uid]["spike_times"])
     with h5py.File(ours_path, "r") as a, h5py.File(plain_path, "r") as b:
         for uid in ("unit_0000", "unit_0029"):
             assert sorted(a[f"units/{uid}/features"]) == sorted(b[f"units/{uid}/features"])
@@ -364,7 +420,7 @@ def test_store_writers_agree(tmp_path):
 
 def test_bench_store_small():
     rows = run("small")
-    assert len(rows) == 2 * 3 + 2 * len(BOUNDED["small"][0])
+    assert len(rows) == 2 * 4 + 2 * len(BOUNDED["small"][0])
     for row in rows:
         assert row.ours > 0 and row.peer_value > 0 and np.isfinite(row.ratio)
     budget = BOUNDED["small"][1]
