@@ -76,7 +76,7 @@ def pipeline_job_killed_after_first_checkpoint(recording, output, config):
     report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name,
                           on_step=maybe_die)
     return dict(report.as_dict(), threads=thread_limits(), threads_per_job=config.batch.threads_per_job,
-                profiling=worker_profiling_enabled())
+                profiling=worker_profiling_enabled(), malloc_trim=os.environ.get("MALLOC_TRIM_THRESHOLD_"))
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

@@ -86,6 +86,8 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
     for r in summary.done:
         assert r.detail["threads_per_job"] == share
         assert r.detail["profiling"] is False  # the workers of the batch's own cluster do not profile
+        # nor run with the nanny's malloc trim threshold (it disables glibc's adaptive mmap threshold)
+        assert r.detail["malloc_trim"] is None
         assert r.detail["threads"] == {**{name: str(share) for name in jobs.THREAD_VARIABLES},
                                        "numba_pool": share}, r.detail["threads"]
 
