@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import h5py
 import numpy as np
 
-__all__ = ["compare_files", "assert_files_equal", "TIMESTAMP_ATTRS"]
+__all__ = ["compare_files", "assert_files_equal", "assert_same_value", "TIMESTAMP_ATTRS"]
 
 #: Attributes that record when something happened; they differ between runs by nature.
 TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at"})
@@ -135,3 +135,27 @@ def assert_files_equal(
         listed = "\n  ".join(diffs[:show])
         more = f"\n  ... and {len(diffs) - show} more" if len(diffs) > show else ""
         raise AssertionError(f"{first} and {second} differ in {len(diffs)} places:\n  {listed}{more}")
+
+
+def assert_same_value(a, b) -> None:
+    """``a`` and ``b`` are equal with the same types all the way down.
+
+    Arrays: same dtype, shape and values (NaN equal to NaN); dicts: same keys;
+    lists and tuples: same length; every item compared the same way.  A
+    round trip that turns an int key into a str, a tuple into a list or a
+    float32 array into float64 fails here.
+    """
+    assert type(a) is type(b), (type(a), type(b), a, b)
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, dict):
+        assert set(a) == set(b), (sorted(map(repr, a)), sorted(map(repr, b)))
+        for key in a:
+            assert_same_value(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), (a, b)
+        for x, y in zip(a, b):
+            assert_same_value(x, y)
+    else:
+        assert a == b, (a, b)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -30,6 +32,9 @@ from hdmea.io.hdf5_store import (
     write_stimulus,
     write_units,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.filecompare import assert_same_value  # noqa: E402
 
 ROOT_ATTRS = {
     "dataset_id", "hdmea_pipeline_version", "created_at", "updated_at", "stage1_completed",
@@ -362,30 +367,13 @@ def test_write_metadata_layout(rec):
         np.testing.assert_array_equal(m["channels"][()], METADATA["channels"])
 
 
-def _assert_same(a, b):
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
-    elif isinstance(a, dict):
-        assert list(a) == list(b) or set(a) == set(b)
-        for key in a:
-            _assert_same(a[key], b[key])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_same(x, y)
-    else:
-        assert a == b
-
-
 def test_write_metadata_round_trips_types(rec):
     f = open_recording_hdf5(rec, "r+")
     write_metadata(f, METADATA)
     f.close()
     with open_recording_hdf5(rec) as g:
         back = store.decode_node(store.node_from_h5(g["metadata"]))
-    _assert_same(back, METADATA)
+    assert_same_value(back, METADATA)
 
 
 def test_write_metadata_huge_values(rec):
@@ -499,7 +487,7 @@ def test_attributes_round_trip_exact_types(rec):
     with open_recording_hdf5(rec) as g:
         attrs, _, _ = store._read_raw_attrs(g["units/unit_000"])
     for key, value in values.items():
-        _assert_same(attrs[key], value)
+        assert_same_value(attrs[key], value)
     assert attrs["spike_count"] == 5 and type(attrs["spike_count"]) is int
 
 
