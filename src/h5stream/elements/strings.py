@@ -5,11 +5,12 @@ strings; polars String columns as fixed-width NUL-padded strings when padding
 to the longest costs no more space than variable length would (identifiers,
 labels: written and read as one block, and compressed by the dataset's
 filter), else variable length.  Both are what h5py's ``asstr()`` and AnnData
-read.  HDF5 strings end at NUL, so text holding NUL is refused.  A missing value (``None`` in an
-object array or list, the NA of a ``StringDType(na_object=None)`` array, a
-polars null) makes the element a ``nullable-string-array``: a group with
-``values`` (missing entries stored as "") and a boolean ``mask`` (True =
-missing).
+read.  HDF5 strings end at NUL, so text holding NUL is refused.
+
+A missing value (``None`` in an object array or list, the NA of a
+``StringDType(na_object=None)`` array, a polars null) makes the element a
+``nullable-string-array``: a group with ``values`` (missing entries stored as
+"") and a boolean ``mask`` (True = missing).
 
 What comes back: a numpy array of the dtype that was written (``<U``, object,
 or ``StringDType``; recorded in ``h5stream:numpy-dtype``), a ``list`` of str
