@@ -25,3 +25,12 @@ def pytest_report_header(config) -> list[str]:
 def child_env() -> dict[str, str]:
     """Environment for a child Python that must import what this process imports (tests included)."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
+@pytest.fixture
+def h5(tmp_path):
+    """A new HDF5 file open for writing, closed after the test."""
+    import h5py
+
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        yield f

@@ -1,4 +1,4 @@
-"""Object-by-object comparison of two HDF5 files, for equality tests.
+"""Equality checks for tests: HDF5 files object by object, and values with their exact types.
 
 ``compare_files(a, b, ignore_attrs=...)`` walks both trees and returns a list of
 human-readable differences (empty when the files are equal): the same objects
@@ -10,7 +10,8 @@ compression are deliberately not compared: two writers may lay bytes out
 differently and still hold the same content.
 
 ``assert_files_equal(a, b, ...)`` raises ``AssertionError`` listing the first
-differences.
+differences.  ``assert_exact(a, b)`` compares two Python values (what a round
+trip returned against what went in) with their types, dtypes and key order.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 import h5py
 import numpy as np
 
-__all__ = ["compare_files", "assert_files_equal", "assert_same_value", "TIMESTAMP_ATTRS"]
+__all__ = ["compare_files", "assert_files_equal", "assert_exact", "TIMESTAMP_ATTRS"]
 
 #: Attributes that record when something happened; they differ between runs by nature.
 TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at"})
@@ -137,25 +138,32 @@ def assert_files_equal(
         raise AssertionError(f"{first} and {second} differ in {len(diffs)} places:\n  {listed}{more}")
 
 
-def assert_same_value(a, b) -> None:
+def assert_exact(a, b, *, key_order: bool = True) -> None:
     """``a`` and ``b`` are equal with the same types all the way down.
 
-    Arrays: same dtype, shape and values (NaN equal to NaN); dicts: same keys;
-    lists and tuples: same length; every item compared the same way.  A
-    round trip that turns an int key into a str, a tuple into a list or a
-    float32 array into float64 fails here.
+    Arrays: same dtype, shape and values (NaN equal to NaN); dicts: same keys
+    with the same key types, in the same order unless ``key_order=False`` (for
+    stores that list keys by name); lists and tuples: same length;
+    floats: NaN equal to NaN; every item compared the same way.  A round trip
+    that turns an int key into a str, a tuple into a list or a float32 array
+    into float64 fails here.
     """
     assert type(a) is type(b), (type(a), type(b), a, b)
     if isinstance(a, np.ndarray):
         assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-        np.testing.assert_array_equal(a, b)
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), (a, b)
     elif isinstance(a, dict):
-        assert set(a) == set(b), (sorted(map(repr, a)), sorted(map(repr, b)))
+        if key_order:
+            assert [(k, type(k)) for k in a] == [(k, type(k)) for k in b], (list(a), list(b))
+        else:
+            assert {(k, type(k)) for k in a} == {(k, type(k)) for k in b}, (list(a), list(b))
         for key in a:
-            assert_same_value(a[key], b[key])
+            assert_exact(a[key], b[key], key_order=key_order)
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), (a, b)
         for x, y in zip(a, b):
-            assert_same_value(x, y)
+            assert_exact(x, y, key_order=key_order)
+    elif isinstance(a, (float, np.floating)) and np.isnan(a):
+        assert np.isnan(b), (a, b)
     else:
         assert a == b, (a, b)

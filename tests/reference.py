@@ -8,7 +8,6 @@ kernel family.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp  # noqa: F401
 
 # ============================================================ CSR encoding (h5stream.kernels.csr)
 

@@ -14,12 +14,6 @@ ad_io = pytest.importorskip("anndata.io")
 pd = pytest.importorskip("pandas")
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 def spec_frame(n: int = 6) -> pl.DataFrame:
     rng = np.random.default_rng(0)
     return pl.DataFrame(

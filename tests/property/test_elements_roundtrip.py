@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from h5stream.elements import read_elem, write_elem
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.filecompare import assert_exact  # noqa: E402
 
 SETTINGS = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -178,25 +181,6 @@ def json_like():
         ),
         max_leaves=12,
     )
-
-
-def assert_exact(a, b):
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, dict):
-        assert list(a.keys()) == list(b.keys())
-        assert [type(k) for k in a] == [type(k) for k in b]
-        for k in a:
-            assert_exact(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_exact(x, y)
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and np.array_equal(a, b)
-    elif isinstance(a, (float, np.floating)) and math.isnan(a):
-        assert math.isnan(b)
-    else:
-        assert a == b
 
 
 @SETTINGS

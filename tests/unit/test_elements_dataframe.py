@@ -15,12 +15,6 @@ from h5stream.elements import read_elem, write_elem
 from h5stream.errors import EncodingError
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 def every_dtype_frame() -> pl.DataFrame:
     ints = {
         f"{t.__name__}": pl.Series([1, None, 3], dtype=t)

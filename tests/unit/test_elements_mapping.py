@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import math
+import sys
+from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from h5stream.elements import read_elem, write_elem
 from h5stream.errors import EncodingError
 
-
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
-def assert_exact(a, b):
-    """Equal values and identical types all the way down (NaN equals NaN)."""
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, dict):
-        assert list(a) == list(b)
-        for k in a:
-            assert type(k) is type(list(b)[list(a).index(k)])
-            assert_exact(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_exact(x, y)
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-    elif isinstance(a, (float, np.floating)) and math.isnan(a):
-        assert math.isnan(b)
-    else:
-        assert a == b
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.filecompare import assert_exact  # noqa: E402
 
 PARAMS = {
     "method": "knn",

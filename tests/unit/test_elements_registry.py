@@ -14,12 +14,6 @@ from h5stream.elements import ElementSpec, read_elem, read_spec, register_reader
 from h5stream.errors import EncodingError, FormatError, MissingPluginError, UnknownEncodingError, UnsafeNameError
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 def test_writer_stamps_encoding_attributes(h5):
     write_elem(h5, "x", np.arange(3))
     assert h5["x"].attrs["encoding-type"] == "array"

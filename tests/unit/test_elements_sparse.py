@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,12 +12,6 @@ import scipy.sparse as sp
 from h5stream.elements import read_elem, write_dense_as_csr, write_elem
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.reference import csr_reference  # noqa: E402
-
-
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
 
 
 def _same_sparse(a, b):

@@ -17,12 +17,6 @@ from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 SERIES = [
     pl.Series(["a", "", "héllo ✓", "日本語", "x" * 300, ""]),
     pl.Series([""] * 5),

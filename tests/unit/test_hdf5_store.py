@@ -34,7 +34,7 @@ from hdmea.io.hdf5_store import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_same_value  # noqa: E402
+from tests.filecompare import assert_exact  # noqa: E402
 
 ROOT_ATTRS = {
     "dataset_id", "hdmea_pipeline_version", "created_at", "updated_at", "stage1_completed",
@@ -373,7 +373,7 @@ def test_write_metadata_round_trips_types(rec):
     f.close()
     with open_recording_hdf5(rec) as g:
         back = store.decode_node(store.node_from_h5(g["metadata"]))
-    assert_same_value(back, METADATA)
+    assert_exact(back, METADATA, key_order=False)
 
 
 def test_write_metadata_huge_values(rec):
@@ -487,7 +487,7 @@ def test_attributes_round_trip_exact_types(rec):
     with open_recording_hdf5(rec) as g:
         attrs, _, _ = store._read_raw_attrs(g["units/unit_000"])
     for key, value in values.items():
-        assert_same_value(attrs[key], value)
+        assert_exact(attrs[key], value, key_order=False)
     assert attrs["spike_count"] == 5 and type(attrs["spike_count"]) is int
 
 

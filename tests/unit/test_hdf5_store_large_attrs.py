@@ -34,7 +34,7 @@ from hdmea.report.tree import describe_recording
 
 # the repository root, so that tests.filecompare imports without a conftest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_files_equal, assert_same_value  # noqa: E402
+from tests.filecompare import assert_files_equal, assert_exact  # noqa: E402
 
 ARRAY_PATH = "units/unit_000/features/sta/kernel_trace"
 HDF5_ATTR_CEILING = 64 * 1024  # HDF5's default object header holds at most 64 KiB of attributes
@@ -113,9 +113,9 @@ def test_dataset_large_attrs_round_trip(rec, writer):
         feature = store.node_from_h5(g["units/unit_000/features/sta"])
         lazy = store.node_from_h5(g["units/unit_000/features/sta"], lazy=True, opener=lambda: g)
     for key, value in attrs.items():
-        assert_same_value(back[key], value)
-        assert_same_value(feature.children["kernel_trace"].attrs[key], value)
-        assert_same_value(lazy.children["kernel_trace"].attrs[key], value)
+        assert_exact(back[key], value, key_order=False)
+        assert_exact(feature.children["kernel_trace"].attrs[key], value, key_order=False)
+        assert_exact(lazy.children["kernel_trace"].attrs[key], value, key_order=False)
     # The hidden objects are skipped when children are listed.
     assert sorted(feature.children) == ["kernel_trace"]
     assert max(_max_attr_storage(rec), 1) < HDF5_ATTR_CEILING
@@ -151,7 +151,7 @@ def test_listings_do_not_show_hidden_objects(rec, tmp_path):
     with open_target(rec, step="look") as target:
         assert target.keys("units/unit_000/features/sta") == ["kernel_trace"]
         assert target.keys("units/unit_001") == ["features", "spike_times", "waveform"]
-        assert_same_value(target.attrs("units/unit_001/spike_times")["kernel"], np.zeros(20_000))
+        assert_exact(target.attrs("units/unit_001/spike_times")["kernel"], np.zeros(20_000), key_order=False)
     text = describe_recording(rec, max_children=None)
     assert "kernel_trace" in text and "__dsattr__" not in text and "__attr__" not in text
     session = PipelineSession.load(rec)
@@ -168,10 +168,10 @@ def test_replacing_large_attrs_leaves_no_orphans(rec, writer):
     with open_recording_hdf5(rec) as g:
         back, _, _ = store._read_raw_attrs(g[ARRAY_PATH])
         assert sorted(g["units/unit_000/features/sta/__dsattr__kernel_trace"]) == ["notes", "small", "tree"]
-    assert_same_value(back["kernel"], 1.5)
-    assert_same_value(back["small"], "x" * 100_000)
-    assert_same_value(back["notes"], attrs["notes"])
-    assert_same_value(back["tree"], attrs["tree"])
+    assert_exact(back["kernel"], 1.5, key_order=False)
+    assert_exact(back["small"], "x" * 100_000, key_order=False)
+    assert_exact(back["notes"], attrs["notes"], key_order=False)
+    assert_exact(back["tree"], attrs["tree"], key_order=False)
     # Once no large attribute is left, the hidden group goes too.
     with open_recording_hdf5(rec, "r+") as f:
         store.set_h5_attrs(f[ARRAY_PATH], {"notes": "short", "tree": {"k": 1}, "small": 0})
@@ -230,8 +230,8 @@ def test_group_large_attrs_still_stored_as_hidden_children(rec, writer):
         unit_attrs, _, _ = store._read_raw_attrs(g["units/unit_001"])
         assert list_features(g, "unit_000") == ["sta"]
     for key, value in attrs.items():
-        assert_same_value(back[key], value)
-    assert_same_value(unit_attrs["history"], "h" * 90_000)
+        assert_exact(back[key], value, key_order=False)
+    assert_exact(unit_attrs["history"], "h" * 90_000, key_order=False)
     assert max(_max_attr_storage(rec), 1) < HDF5_ATTR_CEILING
 
 
@@ -265,7 +265,7 @@ def test_reserved_member_names_are_refused(rec, name):
         write_feature_to_unit(f, "unit_000", "odd", {"inner": {name: np.arange(2)}})
     with open_recording_hdf5(rec) as g:
         back = store.decode_node(store.node_from_h5(g["units/unit_000/features/odd"]))
-    assert_same_value(back["inner"], {name: np.arange(2)})
+    assert_exact(back["inner"], {name: np.arange(2)}, key_order=False)
 
 
 # --------------------------------------------------------------------------- sessions
@@ -296,8 +296,8 @@ def test_session_save_and_load_keep_large_dataset_attrs(tmp_path, writer):
     loaded = PipelineSession.load(tmp_path / "session.h5")
     back = loaded.attrs(ARRAY_PATH)
     for key, value in attrs.items():
-        assert_same_value(back[key], value)
-    assert_same_value(loaded.attrs("units/unit_000/features/sta")["history"], "h" * 90_000)
+        assert_exact(back[key], value, key_order=False)
+    assert_exact(loaded.attrs("units/unit_000/features/sta")["history"], "h" * 90_000, key_order=False)
     assert loaded.completed_steps == ["sta"]
     np.testing.assert_array_equal(loaded.get(ARRAY_PATH), np.arange(5.0))
     # A loaded session saved again writes the same file.
@@ -327,7 +327,7 @@ def test_checkpoint_resume_equals_uninterrupted_run(tmp_path, memory_limit):
     resumed = PipelineSession.load(tmp_path / "ckpt.h5", hdf5_path=tmp_path / "resumed.h5",
                                    memory_limit=memory_limit)
     for key, value in attrs.items():
-        assert_same_value(resumed.attrs(ARRAY_PATH)[key], value)
+        assert_exact(resumed.attrs(ARRAY_PATH)[key], value, key_order=False)
     finish(resumed)
     resumed.save()
     assert_files_equal(tmp_path / "straight.h5", tmp_path / "resumed.h5")
@@ -351,5 +351,5 @@ def test_session_resave_after_replacing_large_attrs(tmp_path):
     assert not [n for n in _all_names(target_path) if "__dsattr__" in n]
     loaded = PipelineSession.load(target_path)
     back = loaded.attrs(ARRAY_PATH)
-    assert_same_value(back, {"kernel": np.arange(3), "notes": "n", "tree": None, "small": 3})
+    assert_exact(back, {"kernel": np.arange(3), "notes": "n", "tree": None, "small": 3}, key_order=False)
     loaded.close()

@@ -20,12 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.reference import inflate_dataset_reference  # noqa: E402
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 def _values(shape, dtype, seed=0):
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)

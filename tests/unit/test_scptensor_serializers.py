@@ -23,12 +23,6 @@ from scptensor.io.serializers import (
 )
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 def test_dataframe_into_existing_group(h5):
     df = pl.DataFrame(
         {

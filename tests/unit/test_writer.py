@@ -18,12 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.reference import deflate_chunk_reference, padded_chunk_reference  # noqa: E402
 
 
-@pytest.fixture
-def h5(tmp_path):
-    with h5py.File(tmp_path / "t.h5", "w") as f:
-        yield f
-
-
 def _chunk_offsets(shape, chunks):
     grid = [range(0, s, c) for s, c in zip(shape, chunks)]
     return [tuple(x) for x in np.array(np.meshgrid(*grid, indexing="ij")).reshape(len(shape), -1).T]
