@@ -78,6 +78,18 @@ class Timing:
         return f"min {self.min:.3f} s, median {self.median:.3f} s over {len(self.rounds)}"
 
 
+def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, goal: float | None,
+              details: str = "") -> Row:
+    """A row comparing two timings: the fastest rounds, ratio peer / ours.
+
+    ``details`` starts with both timings and the ratio of their medians;
+    ``details`` given here follows.
+    """
+    text = f"ours {ours_time}; peer {peer_time}; median ratio {peer_time.median / ours_time.median:.2f}"
+    return Row(benchmark=benchmark, peer=peer, peer_value=peer_time.min, ours=ours_time.min, unit="s",
+               ratio=peer_time.min / ours_time.min, goal=goal, details=f"{text}; {details}" if details else text)
+
+
 def time_rounds(
     fn: Callable[[], object],
     rounds: int = 3,
@@ -212,6 +224,16 @@ def format_table(rows: list[Row]) -> str:
     for b in body:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(b, widths)))
     return "\n".join(lines)
+
+
+def main(run: Callable[[str], list[Row]]) -> None:
+    """``python -m benchmarks.bench_<area> [small|full]``: one module's table, then each row's details."""
+    started = time.perf_counter()
+    rows = run(sys.argv[1] if len(sys.argv) > 1 else "small")
+    print(format_table(rows))
+    for row in rows:
+        print(f"- {row.benchmark}: {row.details}")
+    print(f"({time.perf_counter() - started:.0f} s)")
 
 
 def write_json(rows: list[Row], path: str | os.PathLike, **meta) -> None:

@@ -282,9 +282,6 @@ def test_batch_benchmark_small():
 
 
 if __name__ == "__main__":  # python -m benchmarks.bench_batch [small|full]
-    from benchmarks._harness import format_table
+    from benchmarks._harness import main
 
-    rows = run(sys.argv[1] if len(sys.argv) > 1 else "small")
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
+    main(run)

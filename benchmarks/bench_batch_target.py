@@ -121,8 +121,7 @@ def test_batch_target_small_runs_and_both_modes_write_equal_files(tmp_path):
         assert_files_equal(run_immediate(rec, tmp_path / "a"), run_deferred(rec, tmp_path / "b"))
 
 
-if __name__ == "__main__":
-    size = sys.argv[1] if len(sys.argv) > 1 else "small"
-    for row in run(size):
-        print(f"{row.benchmark}: immediate {row.peer_value:.2f} s, deferred {row.ours:.2f} s, "
-              f"ratio {row.ratio:.2f} (goal >= {row.goal}); {row.details}")
+if __name__ == "__main__":  # python -m benchmarks.bench_batch_target [small|full]
+    from benchmarks._harness import main
+
+    main(run)

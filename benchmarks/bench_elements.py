@@ -26,16 +26,13 @@ Ratios are peer / ours for times; the memory row reports ours / dense size
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, fsync_file, peak_rss_mb, scratch_dir, time_rounds
+from benchmarks._harness import Row, fsync_file, peak_rss_mb, scratch_dir, time_rounds, timed_row
 
 SIZES = {
     "small": dict(gzip_shape=(1024, 2048), gzip_rounds=2, gzip_read_rounds=2, csr_shape=(2000, 2000), csr_rounds=2,
@@ -95,19 +92,11 @@ def bench_gzip(size: str) -> list[Row]:
         read_rows = _bench_gzip_read(peer_path, matrix, p["gzip_read_rounds"])
     gb = matrix.nbytes / 1e9
     return [
-        Row(
-            benchmark=f"parallel gzip {GZIP_LEVEL} write, {gb:.2f} GB float32 (30% NaN), fsync",
-            peer="h5py gzip filter",
-            peer_value=peer.min,
-            ours=ours.min,
-            unit="s",
-            ratio=peer.min / ours.min,
-            goal=1.8,
-            details=(
-                f"ours {ours}; peer {peer}; median ratio {peer.median / ours.median:.2f}; "
-                f"chunks {chunks}; threads {resolve_threads(None)}; read-back identical {same}; "
-                f"file bytes ours {sizes[0]} peer {sizes[1]}"
-            ),
+        timed_row(
+            f"parallel gzip {GZIP_LEVEL} write, {gb:.2f} GB float32 (30% NaN), fsync", "h5py gzip filter",
+            peer, ours, 1.8,
+            f"chunks {chunks}; threads {resolve_threads(None)}; read-back identical {same}; "
+            f"file bytes ours {sizes[0]} peer {sizes[1]}",
         ),
         *read_rows,
     ]
@@ -145,19 +134,11 @@ def _bench_gzip_read(path: Path, matrix: np.ndarray, rounds: int) -> list[Row]:
     same = np.array_equal(results.pop("ours").view(np.uint32), matrix.view(np.uint32))
     gb = matrix.nbytes / 1e9
     return [
-        Row(
-            benchmark=f"parallel gzip {GZIP_LEVEL} read, {gb:.2f} GB float32 (30% NaN), uncached pages",
-            peer="h5py gzip filter (read_direct)",
-            peer_value=peer.min,
-            ours=ours.min,
-            unit="s",
-            ratio=peer.min / ours.min,
-            goal=1.8,
-            details=(
-                f"ours {ours}; peer {peer}; median ratio {peer.median / ours.median:.2f}; "
-                f"threads {resolve_threads(None)}; parallel path used {parallel}; values identical {same}; "
-                f"file written by h5py's filter, page cache dropped before every round"
-            ),
+        timed_row(
+            f"parallel gzip {GZIP_LEVEL} read, {gb:.2f} GB float32 (30% NaN), uncached pages",
+            "h5py gzip filter (read_direct)", peer, ours, 1.8,
+            f"threads {resolve_threads(None)}; parallel path used {parallel}; values identical {same}; "
+            f"file written by h5py's filter, page cache dropped before every round",
         )
     ]
 
@@ -381,16 +362,9 @@ def bench_frame(size: str) -> list[Row]:
         peer = time_rounds(peer_write, p["frame_rounds"], setup=clear(peer_path), warmup=1)
         same = _frames_agree(ours_path, frame)
     return [
-        Row(
-            benchmark=f"write polars frame {frame.height}x{frame.width} (str+nulls, cat, int, float, bool), fsync",
-            peer="anndata.io.write_elem(pandas)",
-            peer_value=peer.min,
-            ours=ours.min,
-            unit="s",
-            ratio=peer.min / ours.min,
-            goal=2.0,
-            details=f"ours {ours}; peer {peer}; median ratio {peer.median / ours.median:.2f}; "
-            f"round trip exact {same}",
+        timed_row(
+            f"write polars frame {frame.height}x{frame.width} (str+nulls, cat, int, float, bool), fsync",
+            "anndata.io.write_elem(pandas)", peer, ours, 2.0, f"round trip exact {same}",
         )
     ]
 
@@ -459,15 +433,9 @@ def bench_many(size: str) -> list[Row]:
                 np.array_equal(f[name][()], value) for name, value in objects.items() if value is not None
             ) and f[f"units/unit_{n_units - 1:05d}"].attrs["label"] == "good"
     return [
-        Row(
-            benchmark=f"write_many: {n_units} unit groups (2 datasets, empty group, 4 attrs), fsync",
-            peer="h5py high-level loop",
-            peer_value=peer.min,
-            ours=ours.min,
-            unit="s",
-            ratio=peer.min / ours.min,
-            goal=None,
-            details=f"ours {ours}; peer {peer}; values identical {same}",
+        timed_row(
+            f"write_many: {n_units} unit groups (2 datasets, empty group, 4 attrs), fsync",
+            "h5py high-level loop", peer, ours, None, f"values identical {same}",
         )
     ]
 
@@ -504,16 +472,7 @@ def test_bench_frame_small():
     assert "round trip exact True" in rows[0].details
 
 
-def main(size: str) -> None:
-    from benchmarks._harness import format_table
+if __name__ == "__main__":  # python -m benchmarks.bench_elements [small|full]
+    from benchmarks._harness import main
 
-    started = time.time()
-    rows = run(size)
-    print(format_table(rows))
-    for r in rows:
-        print(f"- {r.benchmark}: {r.details}")
-    print(f"({time.time() - started:.0f} s, pid {os.getpid()})")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "small")
+    main(run)

@@ -23,6 +23,7 @@ from benchmarks._harness import (
     raw_read_seconds,
     raw_write_seconds,
     scratch_dir,
+    timed_row,
 )
 from h5stream.files import create_atomic, open_validated
 
@@ -90,37 +91,16 @@ def rows_from(size: str, timings: dict[str, Timing]) -> list[Row]:
     n_mb = SIZES_BYTES[size] / 1e6
     label = "1 GB" if size == "full" else f"{SIZES_BYTES[size] // 2**20} MB"
 
-    def details(ours: Timing, raw: Timing) -> str:
-        return (
-            f"ours min {ours.min:.3f} s / median {ours.median:.3f} s "
-            f"({n_mb / ours.min:.0f} MB/s best); raw min {raw.min:.3f} s / median {raw.median:.3f} s "
-            f"({n_mb / raw.min:.0f} MB/s best); {len(ours.rounds)} rounds; ratio of medians "
-            f"{raw.median / ours.median:.3f}"
-        )
+    def rates(ours: Timing, raw: Timing) -> str:
+        return f"{n_mb / ours.min:.0f} MB/s best; raw {n_mb / raw.min:.0f} MB/s best"
 
     write_ours_t, write_raw_t = timings["ours_write"], timings["raw_write"]
     read_ours_t, read_raw_t = timings["ours_read"], timings["raw_read"]
     return [
-        Row(
-            benchmark=f"files: write {label} float32, create_atomic (fsync)",
-            peer="numpy tofile + fsync",
-            peer_value=write_raw_t.min,
-            ours=write_ours_t.min,
-            unit="s",
-            ratio=write_raw_t.min / write_ours_t.min,
-            goal=WRITE_GOAL,
-            details=details(write_ours_t, write_raw_t),
-        ),
-        Row(
-            benchmark=f"files: read {label} float32, open_validated (uncached)",
-            peer="numpy fromfile (uncached)",
-            peer_value=read_raw_t.min,
-            ours=read_ours_t.min,
-            unit="s",
-            ratio=read_raw_t.min / read_ours_t.min,
-            goal=None,
-            details=details(read_ours_t, read_raw_t),
-        ),
+        timed_row(f"files: write {label} float32, create_atomic (fsync)", "numpy tofile + fsync",
+                  write_raw_t, write_ours_t, WRITE_GOAL, rates(write_ours_t, write_raw_t)),
+        timed_row(f"files: read {label} float32, open_validated (uncached)", "numpy fromfile (uncached)",
+                  read_raw_t, read_ours_t, None, rates(read_ours_t, read_raw_t)),
     ]
 
 

@@ -16,14 +16,13 @@ Run at full size: ``python -c "from benchmarks.bench_readers import main; main('
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, format_table, scratch_dir, time_rounds
+from benchmarks._harness import Row, scratch_dir, time_rounds
 from hdmea.io.cmtr import read_units
 from hdmea.synthetic import SyntheticConfig, generate_recording
 
@@ -118,13 +117,6 @@ def run(size: str = "small") -> list[Row]:
     )]
 
 
-def main(size: str = "small") -> None:
-    rows = run(size)
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
-
-
 def test_bench_readers_small():
     rows = run("small")
     assert len(rows) == 1 and rows[0].ours > 0 and rows[0].peer_value > 0
@@ -135,5 +127,7 @@ def test_bench_readers_agree_with_vendor(tmp_path):
     _check(_ours(rec.cmtr_path), _vendor_units(rec.cmtr_path))
 
 
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "small")
+if __name__ == "__main__":  # python -m benchmarks.bench_readers [small|full]
+    from benchmarks._harness import main
+
+    main(run)

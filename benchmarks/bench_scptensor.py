@@ -20,7 +20,6 @@ Run at full size: ``python -c "from benchmarks.bench_scptensor import main; main
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from scipy import sparse
 from benchmarks._harness import (
     Row,
     drop_page_cache,
-    format_table,
     fsync_file,
     peak_rss_mb,
     raw_read_seconds,
@@ -309,13 +307,6 @@ def run(size: str = "small") -> list[Row]:
     return rows
 
 
-def main(size: str = "small") -> None:
-    rows = run(size)
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
-
-
 def test_bench_scptensor_small():
     rows = run("small")
     assert [r.benchmark for r in rows] == [
@@ -336,5 +327,7 @@ def test_bench_container_round_trips_exactly(tmp_path):
     assert_container_equal(load_hdf5(tmp_path / "b.h5"), container)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "small")
+if __name__ == "__main__":  # python -m benchmarks.bench_scptensor [small|full]
+    from benchmarks._harness import main
+
+    main(run)

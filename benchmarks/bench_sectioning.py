@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import Row, format_table, time_rounds
+from benchmarks._harness import Row, time_rounds, timed_row
 from h5stream.kernels.sectioning import rows_to_csr, section_sorted
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,20 +62,12 @@ def run(size: str = "small") -> list[Row]:
     naive = time_rounds(lambda: section_trials_naive(rows, bounds), rounds=naive_rounds)
     from h5stream._ext._runtime import openmp_max_threads
 
-    return [Row(
-        benchmark=f"spike sectioning {n_units} units x {n_spikes} spikes into {n_movies} x {n_trials} trials",
-        peer="naive per-trial boolean mask",
-        peer_value=naive.min, ours=ours.min, unit="s", ratio=naive.min / ours.min, goal=30.0,
-        details=(f"ours {ours} (CSR build + kernel, default threads, up to {openmp_max_threads()}); "
-                 f"ours with one thread {serial}; naive {naive}; results compared trial by trial"),
+    return [timed_row(
+        f"spike sectioning {n_units} units x {n_spikes} spikes into {n_movies} x {n_trials} trials",
+        "naive per-trial boolean mask", naive, ours, 30.0,
+        f"ours: CSR build + kernel, default threads (up to {openmp_max_threads()}); ours with one thread "
+        f"{serial}; results compared trial by trial",
     )]
-
-
-def main(size: str = "small") -> None:
-    rows = run(size)
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
 
 
 def test_bench_sectioning_small():
@@ -88,5 +80,7 @@ def test_bench_sectioning_results_match_reference():
     _check(_ours(rows, bounds), section_trials_naive(rows, bounds))
 
 
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "small")
+if __name__ == "__main__":  # python -m benchmarks.bench_sectioning [small|full]
+    from benchmarks._harness import main
+
+    main(run)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import Row, time_rounds
+from benchmarks._harness import Row, time_rounds, timed_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.reference import sta_reference  # noqa: E402
@@ -71,17 +71,11 @@ def run(size: str = "small") -> list[Row]:
         flops = used * lags * pixels if method == "sparse" else 2.0 * p["units"] * p["frames"] * lags * pixels
         gflops = flops / timing.min / 1e9
         rates[method] = gflops
-        rows.append(Row(
-            benchmark=f"STA {p['units']} units x {p['frames']} frames {p['side']}x{p['side']}, {lags} lags ({method})",
-            peer="per-unit fancy indexing (numpy)",
-            peer_value=peer.min,
-            ours=timing.min,
-            unit="s",
-            ratio=peer.min / timing.min,
-            goal=30.0 if method == "sparse" else None,
-            details=(f"ours {timing}; peer {peer}; {n_spikes} spikes; {gflops:.1f} GFLOP/s = "
-                     f"{100 * gflops / peak:.1f}% of the measured float32 peak {peak:.0f} GFLOP/s "
-                     f"({matmul_n}^3 float32 matmul, this run)"),
+        rows.append(timed_row(
+            f"STA {p['units']} units x {p['frames']} frames {p['side']}x{p['side']}, {lags} lags ({method})",
+            "per-unit fancy indexing (numpy)", peer, timing, 30.0 if method == "sparse" else None,
+            f"{n_spikes} spikes; {gflops:.1f} GFLOP/s = {100 * gflops / peak:.1f}% of the measured float32 "
+            f"peak {peak:.0f} GFLOP/s ({matmul_n}^3 float32 matmul, this run)",
         ))
     rows.append(Row(
         benchmark="STA share of float32 peak (sparse)",

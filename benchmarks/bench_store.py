@@ -24,14 +24,13 @@ Every write is timed to durable bytes (fsync) on every side.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, Timing, fsync_file, peak_rss_mb, scratch_dir, time_rounds
+from benchmarks._harness import Row, Timing, fsync_file, peak_rss_mb, scratch_dir, time_rounds, timed_row
 from hdmea.pipeline import create_session
 
 FS = 20_000
@@ -244,11 +243,6 @@ def _time_call(fn, path: Path, rounds: int) -> Timing:
     return time_rounds(fn, rounds=rounds, setup=lambda: _remove(path))
 
 
-def _details(ours: Timing, peer: Timing, extra: str = "") -> str:
-    text = f"ours {ours}; peer {peer}"
-    return f"{text}; {extra}" if extra else text
-
-
 def store_rows(size: str, workdir: Path) -> list[Row]:
     rows = []
     rounds = ROUNDS[size]
@@ -258,9 +252,8 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
         ours = _time_ours(rec, ours_path, rounds)
         plain = _time_call(lambda: write_plain_h5py(rec, plain_path), plain_path, rounds)
         note = f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit"
-        rows.append(Row(f"save recording, {n_units} units", "h5py plain (create_dataset per object)",
-                        plain.min, ours.min, "s", plain.min / ours.min,
-                        3.0 if n_units == max(UNIT_COUNTS[size]) else None, details=_details(ours, plain, note)))
+        rows.append(timed_row(f"save recording, {n_units} units", "h5py plain (create_dataset per object)",
+                              plain, ours, 3.0 if n_units == max(UNIT_COUNTS[size]) else None, note))
 
         trains = [u["spike_times"] for u in rec["units"].values()]
         spikes_path = workdir / f"spikes_{n_units}.h5"
@@ -269,20 +262,17 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
         columns = _time_call(lambda: write_nwb_columns(trains, columns_path), columns_path, rounds)
         per_unit_path = workdir / f"nwb_per_unit_{n_units}.nwb"
         per_unit = _time_call(lambda: write_nwb_per_unit(trains, per_unit_path), per_unit_path, 1)
-        rows.append(Row(f"spike trains, {n_units} units", "pynwb add_unit per unit", per_unit.min,
-                        ours_spikes.min, "s", per_unit.min / ours_spikes.min, 5.0,
-                        details=_details(ours_spikes, per_unit)))
-        rows.append(Row(f"spike trains, {n_units} units", "pynwb whole columns (floor)", columns.min,
-                        ours_spikes.min, "s", columns.min / ours_spikes.min, 0.5,
-                        details=_details(ours_spikes, columns, "ratio >= 0.5 means within 2x")))
+        rows.append(timed_row(f"spike trains, {n_units} units", "pynwb add_unit per unit", per_unit,
+                              ours_spikes, 5.0))
+        rows.append(timed_row(f"spike trains, {n_units} units", "pynwb whole columns (floor)", columns,
+                              ours_spikes, 0.5, "ratio >= 0.5 means within 2x"))
         floor_path = workdir / f"libhdf5_{n_units}.h5"
         by_unit = {uid: u["spike_times"] for uid, u in rec["units"].items()}
         floor = _time_call(lambda: write_libhdf5_floor(by_unit, floor_path), floor_path, rounds)
-        rows.append(Row(f"spike trains, {n_units} units", "bare libhdf5 calls, same objects (layout floor)",
-                        floor.min, ours_spikes.min, "s", floor.min / ours_spikes.min, None,
-                        details=_details(ours_spikes, floor, f"the floor itself is {floor.min / columns.min:.1f}x "
-                                         "pynwb's whole-column time: one group, dataset and attribute per unit "
-                                         "cost that much in libhdf5 alone")))
+        rows.append(timed_row(f"spike trains, {n_units} units", "bare libhdf5 calls, same objects (layout floor)",
+                              floor, ours_spikes, None,
+                              f"the floor itself is {floor.min / columns.min:.1f}x pynwb's whole-column time: "
+                              "one group, dataset and attribute per unit cost that much in libhdf5 alone"))
     return rows
 
 
@@ -427,10 +417,7 @@ def test_bench_store_small():
     assert all(r.ours <= budget + 300 for r in rows if r.unit == "MB")  # bounded, interpreter included
 
 
-if __name__ == "__main__":
-    from benchmarks._harness import format_table
+if __name__ == "__main__":  # python -m benchmarks.bench_store [small|full]
+    from benchmarks._harness import main
 
-    measured = run(sys.argv[1] if len(sys.argv) > 1 else "small")
-    print(format_table(measured))
-    for row in measured:
-        print(f"{row.benchmark} vs {row.peer}: {row.details}")
+    main(run)
