@@ -66,7 +66,7 @@ from h5stream.elements.registry import (
 from h5stream.elements.strings import (
     NULLABLE_STRING_ARRAY,
     STRING_ARRAY,
-    read_string_values,
+    read_string_series,
     write_string_series,
     write_string_values,
 )
@@ -231,7 +231,7 @@ def _write_enum(parent, key, series, options):
 
 def _read_category_parts(group: h5py.Group) -> tuple[pl.Series, pl.Series]:
     codes = np.asarray(read_with(group["codes"])).astype(np.int64, copy=False)
-    categories = pl.Series(values=read_string_values(group["categories"]), dtype=pl.String)
+    categories = read_string_series(group["categories"])
     index = pl.Series(values=codes).set(pl.Series(values=codes < 0), None)
     return categories, index
 
@@ -336,14 +336,14 @@ def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
     if read_spec(ds) is not None:
         return read_with(ds, series=True)
     if ds.dtype.kind in "OS" or h5py.check_string_dtype(ds.dtype) is not None:
-        values = pl.Series(values=read_string_values(ds), dtype=pl.String)
+        values = read_string_series(ds)
     else:
         values = pl.Series(values=ds[()])
     ref = ds.attrs.get("categories")
     if ref is None:
         return values
     categories_ds = group.file[ref] if isinstance(ref, h5py.Reference) else group["__categories"][name]
-    categories = pl.Series(values=read_string_values(categories_ds), dtype=pl.String)
+    categories = read_string_series(categories_ds)
     codes = values.cast(pl.Int64)
     index = codes.set(codes < 0, None)
     return categories.gather(index).cast(pl.Categorical)

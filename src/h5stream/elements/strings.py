@@ -197,23 +197,24 @@ def _unpack_fixed(raw: np.ndarray, *, path: str, obj: str):
     return array
 
 
-def _fixed_length(ds: h5py.Dataset) -> bool:
+def _fixed_width_utf8(ds: h5py.Dataset) -> bool:
+    """A fixed-width UTF-8 string dataset (what :func:`write_string_series` writes for similar lengths)."""
     info = h5py.check_string_dtype(ds.dtype)
-    return info is not None and info.length is not None
+    return info is not None and info.length is not None and info.encoding == "utf-8"
 
 
 def read_string_series(ds: h5py.Dataset):
     """A 1-d string dataset as a polars String Series (fixed width read without Python strings)."""
     import polars as pl
 
-    if ds.ndim == 1 and _fixed_length(ds) and h5py.check_string_dtype(ds.dtype).encoding == "utf-8":
+    if ds.ndim == 1 and _fixed_width_utf8(ds):
         return pl.from_arrow(_unpack_fixed(ds[()], path=ds.file.filename, obj=ds.name))
     return pl.Series(values=read_string_values(ds).ravel(), dtype=pl.String)
 
 
 def read_string_values(ds: h5py.Dataset) -> np.ndarray:
     """Read a string dataset as a StringDType array (fast path of h5py for variable length)."""
-    if _fixed_length(ds) and ds.ndim > 0 and h5py.check_string_dtype(ds.dtype).encoding == "utf-8":
+    if ds.ndim > 0 and _fixed_width_utf8(ds):
         raw = ds[()]
         text = _unpack_fixed(raw, path=ds.file.filename, obj=ds.name).to_numpy(zero_copy_only=False)
         return text.astype(_STRING_DTYPE).reshape(raw.shape)
