@@ -441,7 +441,7 @@ class _Pipeline:
                 return
             except BaseException as exc:  # handed to the consumer, raised there
                 try:
-                    self._wait(lambda timeout: self._ready.put(exc, timeout=timeout))
+                    self._wait(lambda timeout, error=exc: self._ready.put(error, timeout=timeout))
                 except _Stopped:
                     return
 
