@@ -56,6 +56,7 @@ __all__ = [
     "WriterClaim",
     "create_atomic",
     "update_atomic",
+    "write_bytes_atomic",
     "open_validated",
     "guard_read",
     "check_hdf5_signature",
@@ -476,13 +477,8 @@ class AtomicFile:
                 hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)",
             )
 
-    def open(self) -> h5py.File:
-        """Claim the target and open the partial file for writing."""
-        if self.file is not None or self.committed or self.aborted:
-            raise WriteError(
-                "this AtomicFile was already opened", path=self.target,
-                hint="create a new one with create_atomic() or update_atomic()",
-            )
+    def _check_target(self) -> None:
+        """Refuse a missing or read-only directory, a directory target and (without overwrite) a file."""
         target = self.target
         self._refuse_existing_target()
         parent = target.parent if str(target.parent) else Path(".")
@@ -501,6 +497,16 @@ class AtomicFile:
                 "the target is a directory", path=target, expected="a file path",
                 found="a directory", hint="choose a file name",
             )
+
+    def open(self) -> h5py.File:
+        """Claim the target and open the partial file for writing."""
+        if self.file is not None or self.committed or self.aborted:
+            raise WriteError(
+                "this AtomicFile was already opened", path=self.target,
+                hint="create a new one with create_atomic() or update_atomic()",
+            )
+        target = self.target
+        self._check_target()
         if self.claim is not None:
             self.claim.acquire()
         try:
@@ -687,6 +693,80 @@ def update_atomic(
         raise SourceNotFoundError("file does not exist", path=target, hint="create it first")
     check_hdf5_signature(target)
     return AtomicFile(target, source=target, overwrite=True, claim=claim, on_commit=on_commit)
+
+
+def write_bytes_atomic(
+    target: str | os.PathLike,
+    data: bytes,
+    *,
+    overwrite: bool = True,
+    claim: bool = False,
+) -> Path:
+    """Durably write a small file (a marker, a JSON summary) that appears whole or not at all.
+
+    ``data`` goes to ``<target>.partial-<pid>-<n>`` beside the target, is
+    fsynced, renamed onto ``target`` and the directory fsynced: a crash at any
+    moment leaves the previous content or the new one, never a part of it.
+
+    Parameters
+    ----------
+    target : path
+        The final path; it is never opened for writing.
+    data : bytes
+        The complete content (encode text first, for example ``text.encode()``).
+    overwrite : bool, default True
+        Replace an existing target.  With False an existing target raises
+        :class:`TargetExistsError` and one appearing meanwhile is never replaced.
+    claim : bool, default False
+        Hold ``<target>.claim`` while writing (one writer per target).
+
+    Returns
+    -------
+    Path
+        The target path.
+
+    Raises
+    ------
+    WriteError
+        The directory is missing or not writable, the target is a directory, or
+        writing failed (full disk, I/O error); any earlier file is intact.
+    TargetExistsError
+        ``overwrite=False`` and the target exists.
+    WriterClaimError
+        ``claim=True`` and another writer holds the target.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    atomic = AtomicFile(target, overwrite=overwrite, claim=claim)
+    atomic._check_target()
+    if atomic.claim is not None:
+        atomic.claim.acquire()
+    try:
+        atomic._refuse_existing_target()
+        try:
+            fd = os.open(atomic.partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            atomic._publish()
+        except H5StreamError:
+            raise
+        except OSError as exc:
+            raise _as_write_error(exc, atomic.target, "writing the file") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(atomic.partial)
+        if atomic.claim is not None:
+            atomic.claim.release()
+    try:
+        fsync_directory(atomic.target.parent if str(atomic.target.parent) else ".")
+    except OSError as exc:
+        logger.warning("directory fsync after writing %s failed: %s", atomic.target, exc)
+    return atomic.target
 
 
 # --------------------------------------------------------------------------- validated reads

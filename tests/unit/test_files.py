@@ -481,3 +481,93 @@ def test_filesystems_without_locks_fall_back_to_the_claim(tmp_path, monkeypatch)
         assert f["x"][()].tolist() == [7, 1, 2]
     assert calls == [None, False] * 3
     assert leftovers(tmp_path, target) == []
+
+
+# --------------------------------------------------------------------------- small files
+
+
+def test_write_bytes_atomic_replaces_whole_content_and_leaves_nothing(tmp_path):
+    target = tmp_path / "job.done"
+    assert files.write_bytes_atomic(target, b"first") == target
+    assert target.read_bytes() == b"first"
+    payload = bytes(range(256)) * 1000
+    files.write_bytes_atomic(target, payload)
+    assert target.read_bytes() == payload
+    assert leftovers(tmp_path, target) == []
+
+
+def test_write_bytes_atomic_order_is_fsync_rename_directory_fsync(tmp_path, monkeypatch):
+    target = tmp_path / "summary.json"
+    events: list[str] = []
+    real_fsync, real_replace, real_dirsync = os.fsync, os.replace, files.fsync_directory
+
+    def fsync(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if not os.path.isdir(name):  # the directory's own fsync is recorded by fsync_directory
+            events.append("fsync " + name.rsplit("/", 1)[1].split("-")[0])
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(f"replace {Path(dst).name}")
+        real_replace(src, dst)
+
+    def fsync_directory(path):
+        events.append(f"dirsync {Path(path) == tmp_path}")
+        real_dirsync(path)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(files.atomic if hasattr(files, "atomic") else files, "fsync_directory",
+                        fsync_directory)
+    files.write_bytes_atomic(target, b"{}")
+    assert events == ["fsync summary.json.partial", "replace summary.json", "dirsync True"]
+
+
+def test_write_bytes_atomic_refuses_existing_target_without_overwrite(tmp_path):
+    target = tmp_path / "m.done"
+    target.write_bytes(b"old")
+    with pytest.raises(TargetExistsError) as info:
+        files.write_bytes_atomic(target, b"new", overwrite=False)
+    assert str(target) in str(info.value)
+    assert target.read_bytes() == b"old"
+    files.write_bytes_atomic(tmp_path / "fresh", b"x", overwrite=False)
+    assert (tmp_path / "fresh").read_bytes() == b"x"
+    assert leftovers(tmp_path, target) == ["fresh"]
+
+
+def test_write_bytes_atomic_failures_are_write_errors_and_keep_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "m.json"
+    target.write_bytes(b"old")
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(WriteError, match="directory"):
+        files.write_bytes_atomic(tmp_path / "dir.json", b"x")
+    with pytest.raises(WriteError, match="directory does not exist"):
+        files.write_bytes_atomic(tmp_path / "missing" / "m.json", b"x")
+
+    real_write = os.write
+
+    def full_disk(fd, data):
+        real_write(fd, bytes(data[:1]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(WriteError) as info:
+        files.write_bytes_atomic(target, b"new content")
+    monkeypatch.undo()
+    assert "No space left" in str(info.value) and "free disk space" in str(info.value)
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path, target) == ["dir.json"]
+    with pytest.raises(TypeError):
+        files.write_bytes_atomic(target, "text")
+
+
+def test_write_bytes_atomic_with_claim_refuses_a_held_target(tmp_path):
+    from h5stream.errors import WriterClaimError
+
+    target = tmp_path / "m.json"
+    with files.WriterClaim(target):
+        with pytest.raises(WriterClaimError):
+            files.write_bytes_atomic(target, b"x", claim=True)
+    assert not target.exists()
+    files.write_bytes_atomic(target, b"x", claim=True)
+    assert target.read_bytes() == b"x" and leftovers(tmp_path, target) == []
