@@ -13,7 +13,6 @@ alternate the order, and the ratio is immediate seconds over deferred seconds
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -92,7 +91,6 @@ def run(size: str = "small") -> list[Row]:
                 outputs[mode] = [fn(rec, out) for rec in recordings]
                 times[mode].append(time.perf_counter() - t0)
         imm, dfr = min(times["immediate"]), min(times["deferred"])
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.filecompare import compare_files
 
         differences = sum(len(compare_files(a, b)) for a, b in zip(outputs["immediate"], outputs["deferred"]))
@@ -111,7 +109,6 @@ def run(size: str = "small") -> list[Row]:
 
 
 def test_batch_target_small_runs_and_both_modes_write_equal_files(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.filecompare import assert_files_equal
 
     recordings = generate("small", tmp_path / "inputs", n=2)

@@ -176,9 +176,8 @@ def _stats(values: list[float]) -> str:
 
 _PEAK_CODE = textwrap.dedent(
     """
-    import os, resource, sys
+    import os, resource
     import numpy as np, polars as pl
-    sys.path.insert(0, {root!r})
     from benchmarks.bench_scptensor import build_container, container_nbytes
     import tempfile
     from scptensor import Assay, ScpContainer, ScpMatrix
@@ -217,7 +216,9 @@ def _peak_memory(
     # ru_maxrss of a child started by a large parent keeps the parent's resident set
     # (Linux carries it across exec), so the child's own high-water mark (VmHWM of
     # its fresh address space) is the peak; ru_maxrss is reported beside it.
-    maxrss, out = peak_rss_mb(_PEAK_CODE.format(root=root, folder=str(folder), n_peptides=n_peptides))
+    # the child imports this module by name: the repository root goes on its path
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    maxrss, out = peak_rss_mb(_PEAK_CODE.format(folder=str(folder), n_peptides=n_peptides), env=env)
     fields = out.split()
     peak = float(fields[fields.index("HWM") + 1])
     base = float(fields[fields.index("BASE") + 1])

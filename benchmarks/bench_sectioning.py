@@ -12,16 +12,13 @@ Run at full size: ``python -c "from benchmarks.bench_sectioning import main; mai
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks._harness import Row, time_rounds, timed_row
 from h5stream.kernels.sectioning import rows_to_csr, section_sorted
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.reference import section_trials_naive  # noqa: E402
+from tests.reference import section_trials_naive
 
 SIZES = {
     # units, spikes per unit, movies, trials per movie, rounds (ours), rounds (naive)

@@ -10,16 +10,13 @@ large float32 matrix product's rate, both measured in this run.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks._harness import Row, time_rounds, timed_row
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.reference import sta_reference  # noqa: E402
+from tests.reference import sta_reference
 
 SIZES = {
     "small": dict(units=16, frames=1_500, side=15, lags=60, rate_hz=10.0, peer_rounds=1, rounds=2),

@@ -1,9 +1,16 @@
-"""Shared test configuration: the build under test in the header, an environment for child processes."""
+"""Shared test configuration and fixtures.
+
+The repository root is on ``sys.path`` through ``pythonpath`` in the pytest
+configuration, so tests import their helpers as ``tests.reference``,
+``tests.filecompare`` and ``tests.integration._batch_jobs``.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +41,41 @@ def h5(tmp_path):
 
     with h5py.File(tmp_path / "t.h5", "w") as f:
         yield f
+
+
+# ----------------------------------------------------------------------------- HD-MEA recordings
+
+
+@pytest.fixture(scope="session")
+def tiny_recording(tmp_path_factory):
+    """A tiny synthetic recording (6 units, one silent; the step movie shown twice). Do not modify it."""
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+
+    out = tmp_path_factory.mktemp("tiny_recording")
+    return generate_recording(out, "rec", config=SyntheticConfig.tiny(), seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_truth(tiny_recording):
+    """The planted ground truth of ``tiny_recording``."""
+    return tiny_recording.truth()
+
+
+@pytest.fixture
+def recording_copy(tiny_recording, tmp_path) -> tuple[Path, Path]:
+    """A private copy of the tiny recording's files (for tests that damage them): (cmcr, cmtr)."""
+    for p in (tiny_recording.cmcr_path, tiny_recording.cmtr_path, tiny_recording.stimulus_path,
+              tiny_recording.noise_movie_path):
+        shutil.copy(p, tmp_path / Path(p).name)
+    return tmp_path / tiny_recording.cmcr_path.name, tmp_path / tiny_recording.cmtr_path.name
+
+
+# ----------------------------------------------------------------------------- scptensor containers
+
+
+@pytest.fixture
+def container():
+    """A small scptensor container with every column kind (obs has NaN, null and a date column)."""
+    from scptensor.testing import example_container
+
+    return example_container()

@@ -10,15 +10,12 @@ finished recording.
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _batch_jobs as jobs  # noqa: E402
+from tests.integration import _batch_jobs as jobs
 
 pytest.importorskip("distributed")
 

@@ -17,11 +17,10 @@ import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _batch_jobs as jobs  # noqa: E402
+from tests.integration import _batch_jobs as jobs
 
-from hdmea.config import PipelineConfig, parse_config  # noqa: E402
-from hdmea.pipeline.batch import (  # noqa: E402
+from hdmea.config import PipelineConfig, parse_config
+from hdmea.pipeline.batch import (
     Recording,
     classify_error,
     discover_recordings,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import sys
 import time
 import traceback
 import warnings
@@ -25,8 +24,7 @@ import pytest
 
 from h5stream.files import open_validated
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _crash_writer import CHUNK_VALUES, expected_values, write_version  # noqa: E402
+from tests.integration._crash_writer import CHUNK_VALUES, expected_values, write_version
 
 N_VALUES = 6 * CHUNK_VALUES  # 24 MB: kills land inside data writes
 N_DATA_PHASES = 6

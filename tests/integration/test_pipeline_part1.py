@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import h5py
@@ -18,10 +17,8 @@ from hdmea.pipeline import create_session
 from hdmea.pipeline.runner import LargeRecordingWarning, LoadResult, load_recording
 from hdmea.pipeline.session import PipelineSession
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal  # noqa: E402
-from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
-from tests.reference import section_trials_naive  # noqa: E402
+from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal
+from tests.reference import section_trials_naive
 
 PAD = (0.25, 0.1)
 

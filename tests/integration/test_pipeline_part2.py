@@ -7,8 +7,6 @@ footprints well above the raw noise; the equality tests use the tiny recording.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -27,8 +25,7 @@ from hdmea.pipeline import (
 )
 from hdmea.synthetic import SyntheticConfig, generate_recording
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_files_equal  # noqa: E402
+from tests.filecompare import assert_files_equal
 
 # Planted signal strong enough for the estimates to clear their noise floors: the STA
 # noise is set by the number of distinct noise frames (held frames do not count twice),

@@ -19,12 +19,6 @@ from scptensor.io import save_hdf5
 from scptensor.testing import assert_container_equal, example_container
 
 
-@pytest.fixture
-def container() -> ScpContainer:
-    # obs holds a float column with NaN and null and a date column: both must not stop the readers
-    return example_container()
-
-
 def _dense(x):
     return x.toarray() if hasattr(x, "toarray") else np.asarray(x)
 

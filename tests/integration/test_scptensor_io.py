@@ -27,11 +27,6 @@ from scptensor.testing import assert_container_equal, example_container
 FORMATS = [".h5", ".hdf5", ".h5mu"]
 
 
-@pytest.fixture
-def container() -> ScpContainer:
-    return example_container()
-
-
 def _planted_raw(container):
     return container.assays["proteins"].layers["raw"]
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import h5py
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 from tests.filecompare import assert_files_equal  # noqa: E402
 
 # Four pipeline steps written against the step target, driven by a mode-agnostic script.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,6 @@ from hdmea.io.mcs import sensor_id_to_row_col
 
 McsCMOSMEA = pytest.importorskip("McsPy.McsCMOSMEA")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
 
 
 def test_units_timestamps_positions_and_measures(tiny_recording, tiny_truth):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from polars.testing import assert_frame_equal
 
 from h5stream.elements import read_elem, write_elem
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_exact  # noqa: E402
+from tests.filecompare import assert_exact
 
 SETTINGS = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -13,8 +11,6 @@ from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.cmcr import CmcrFile, read_light_reference
 from hdmea.synthetic import generate_recording
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.hdmea_fixtures import recording_copy, tiny_recording, tiny_truth  # noqa: E402,F401
 
 
 def test_sampling_rate_and_metadata(tiny_recording, tiny_truth):

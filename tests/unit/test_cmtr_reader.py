@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -13,8 +11,6 @@ from h5stream.errors import SourceNotFoundError
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.cmtr import CmtrFile, read_units
 from hdmea.io.mcs import sensor_id_to_row_col
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.hdmea_fixtures import recording_copy, tiny_recording, tiny_truth  # noqa: E402,F401
 
 FS = 20000.0
 

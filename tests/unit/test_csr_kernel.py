@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from h5stream.kernels.csr import count_rows, csr_from_blocks, dense_to_csr, iter_csr_blocks
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import csr_reference  # noqa: E402
+from tests.reference import csr_reference
 
 DTYPES = [np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 

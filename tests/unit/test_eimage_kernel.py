@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,8 +9,7 @@ import pytest
 
 from h5stream.kernels.eimage import butter_highpass, electrical_images, iter_electrical_images, settling_samples
 # the repository root, so that tests.reference imports without a conftest
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import eimage_reference  # noqa: E402
+from tests.reference import eimage_reference
 
 SOS = butter_highpass(100.0, 20_000.0, 2)
 

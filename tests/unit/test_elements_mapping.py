@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +9,7 @@ import pytest
 from h5stream.elements import read_elem, write_elem
 from h5stream.errors import EncodingError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_exact  # noqa: E402
+from tests.filecompare import assert_exact
 
 PARAMS = {
     "method": "knn",

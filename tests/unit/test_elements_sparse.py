@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from h5stream.elements import read_elem, write_dense_as_csr, write_elem
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import csr_reference  # noqa: E402
+from tests.reference import csr_reference
 
 
 def _same_sparse(a, b):

@@ -33,8 +33,7 @@ from hdmea.io.hdf5_store import (
     write_units,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_exact  # noqa: E402
+from tests.filecompare import assert_exact
 
 ROOT_ATTRS = {
     "dataset_id", "hdmea_pipeline_version", "created_at", "updated_at", "stage1_completed",
@@ -501,12 +500,7 @@ def test_recording_file_abort_discards(rec):
 
 
 def test_direct_library_calls_and_h5py_wrappers_write_equal_files(tmp_path, monkeypatch):
-    import sys
-    from pathlib import Path
-
     from h5stream import staging
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.filecompare import assert_files_equal
 
     assert staging.native_hdf5() is not None  # h5py's libhdf5 is found on this platform

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_files_equal, compare_files  # noqa: E402
+from tests.filecompare import assert_files_equal, compare_files
 
 
 def _write(path: Path, **changes) -> Path:

@@ -9,8 +9,6 @@ sessions, and no listing shows the hidden objects.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -33,8 +31,7 @@ from hdmea.pipeline.target import open_target
 from hdmea.report.tree import describe_recording
 
 # the repository root, so that tests.filecompare imports without a conftest
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_files_equal, assert_exact  # noqa: E402
+from tests.filecompare import assert_files_equal, assert_exact
 
 ARRAY_PATH = "units/unit_000/features/sta/kernel_trace"
 HDF5_ATTR_CEILING = 64 * 1024  # HDF5's default object header holds at most 64 KiB of attributes

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,8 +14,7 @@ from h5stream.elements.arrays import read_array_dataset
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.errors import FormatError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import inflate_dataset_reference  # noqa: E402
+from tests.reference import inflate_dataset_reference
 
 
 def _values(shape, dtype, seed=0):

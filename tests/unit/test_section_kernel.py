@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +10,7 @@ from hypothesis import strategies as st
 
 from h5stream.kernels.sectioning import rows_to_csr, section_sorted
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import section_trials_naive  # noqa: E402
+from tests.reference import section_trials_naive
 
 
 def assert_matches_naive(rows, intervals, **kw):

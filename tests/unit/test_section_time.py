@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +19,6 @@ from hdmea.stimulus import (
     trial_frame_ranges,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
 
 
 def _pulse_train(starts, n, width=80, high=1000.0, noise=1.0, seed=0):

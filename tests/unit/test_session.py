@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -19,8 +17,7 @@ from hdmea.pipeline import PipelineSession, SaveState, create_session
 from hdmea.pipeline.target import open_target
 
 # the repository root, so that tests.filecompare imports without a conftest
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.filecompare import assert_files_equal  # noqa: E402
+from tests.filecompare import assert_files_equal
 
 
 def _units(n=3, spikes=20, seed=0):

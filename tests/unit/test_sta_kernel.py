@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from h5stream.kernels.sta import spike_triggered_average
 # the repository root, so that tests.reference imports without a conftest
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import sta_reference  # noqa: E402
+from tests.reference import sta_reference
 
 
 def _random_units(rng, n_units, n_frames, max_spikes=400):

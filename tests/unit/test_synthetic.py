@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,8 +13,6 @@ from hdmea.io.mcs import ROOT_TYPE_ID, TYPE_IDS
 from hdmea.stimulus import StimulusConfig
 from hdmea.synthetic import SyntheticConfig, generate_recording
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.hdmea_fixtures import tiny_recording, tiny_truth  # noqa: E402,F401
 
 
 def test_tiny_generation_is_fast(tmp_path):

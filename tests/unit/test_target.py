@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -17,9 +16,7 @@ from hdmea.errors import MissingStepError
 from hdmea.pipeline import create_session
 from hdmea.pipeline.target import StepTarget, open_target
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tests.filecompare import assert_files_equal, compare_files  # noqa: E402
+from tests.filecompare import assert_files_equal, compare_files
 
 
 def _load(path, session):
@@ -161,13 +158,12 @@ def test_session_dataset_id_must_match():
             pass
 
 
-def test_crash_in_later_step_keeps_earlier_steps(tmp_path):
+def test_crash_in_later_step_keeps_earlier_steps(tmp_path, child_env):
     """A process killed inside step 2 (immediate mode) leaves step 1's file complete and readable."""
     path = tmp_path / "r.h5"
     script = textwrap.dedent(f"""
-        import os, signal, sys
+        import os, signal
         import numpy as np
-        sys.path.insert(0, {str(ROOT)!r})
         from tests.unit.test_target import _load
         from hdmea.pipeline.target import open_target
         _load({str(path)!r}, None)
@@ -176,7 +172,8 @@ def test_crash_in_later_step_keeps_earlier_steps(tmp_path):
                 t.put(f"units/unit_000/big_{{i}}", np.ones(100_000))
             os.kill(os.getpid(), signal.SIGKILL)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=child_env)
     assert done.returncode == -9, done.stderr
     reference = tmp_path / "ref.h5"
     _load(reference, None)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,8 +12,7 @@ import pytest
 from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions, choose_chunks, write_array, write_many
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.reference import deflate_chunk_reference, padded_chunk_reference  # noqa: E402
+from tests.reference import deflate_chunk_reference, padded_chunk_reference
 
 
 def _chunk_offsets(shape, chunks):
