@@ -103,9 +103,14 @@ def test_custom_codec_registration(h5):
         x, y = ds[()]
         return Point(x, y)
 
-    write_elem(h5, "p", Point(3.0, 4.0))
-    p = read_elem(h5["p"])
-    assert (p.x, p.y) == (3.0, 4.0)
+    try:
+        write_elem(h5, "p", Point(3.0, 4.0))
+        p = read_elem(h5["p"])
+        assert (p.x, p.y) == (3.0, 4.0)
+    finally:
+        from h5stream.elements.registry import unregister
+
+        unregister(Point, spec)  # the encoding can be registered again in this process
 
 
 def test_corrupt_member_becomes_format_error(h5):
@@ -178,3 +183,78 @@ def test_inconsistent_sparse_arrays_are_refused(h5):
     h5["m/indices"][0] = 99
     with pytest.raises(FormatError, match="indices outside"):
         read_elem(h5["m"])
+
+
+# ----------------------------------------------------------------------------- re-registration
+
+
+def test_second_reader_for_an_encoding_is_refused_and_names_the_holder(h5):
+    from h5stream.elements import RegistrationError
+
+    with pytest.raises(RegistrationError) as info:
+        register_reader(ElementSpec("array", "0.2.0"))(lambda obj, *, series=False: None)
+    text = str(info.value)
+    assert "'array'" in text and "'0.2.0'" in text
+    assert "h5stream.elements.arrays." in text  # the reader holding the key
+    assert isinstance(info.value, ValueError)
+    write_elem(h5, "x", np.arange(3))  # the registry is unchanged
+    assert np.array_equal(read_elem(h5["x"]), np.arange(3))
+
+
+def test_reader_registration_is_all_or_nothing():
+    from h5stream.elements import RegistrationError
+    from h5stream.elements.registry import _READERS
+
+    fresh = ElementSpec("test:fresh", "0.1.0")
+    with pytest.raises(RegistrationError, match="string"):
+        register_reader(fresh, ElementSpec("string", "0.2.0"))(lambda obj, *, series=False: None)
+    assert fresh.key not in _READERS
+
+
+def test_second_plain_writer_of_a_type_is_refused():
+    from h5stream.elements import RegistrationError
+
+    with pytest.raises(RegistrationError) as info:
+        register_writer(int, ElementSpec("test:int", "0.1.0"))(lambda parent, key, value, options: None)
+    text = str(info.value)
+    assert "builtins.int" in text and "h5stream.elements.scalars._write_python_number" in text
+    assert "numeric-scalar 0.2.0" in text
+
+
+def test_second_matching_writer_of_an_encoding_is_refused(h5):
+    from h5stream.elements import RegistrationError
+
+    with pytest.raises(RegistrationError, match="numpy.ndarray"):
+        register_writer(np.ndarray, ElementSpec("array", "0.2.0"), match=lambda v: True)(
+            lambda parent, key, value, options: None
+        )
+    write_elem(h5, "x", np.arange(4.0))
+    assert h5["x"].attrs["encoding-type"] == "array"
+
+
+def test_replace_swaps_an_entry_on_purpose(h5):
+    from h5stream.elements import RegistrationError
+    from h5stream.elements.registry import unregister
+
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    spec = ElementSpec("test:box", "0.1.0")
+    try:
+        register_writer(Box, spec)(lambda parent, key, value, options: parent.create_dataset(key, data=value.v))
+        register_reader(spec)(lambda obj, *, series=False: Box(obj[()]))
+        with pytest.raises(RegistrationError):
+            register_writer(Box, spec)(lambda parent, key, value, options: None)
+        register_writer(Box, spec, replace=True)(
+            lambda parent, key, value, options: parent.create_dataset(key, data=value.v * 2)
+        )
+        register_reader(spec, replace=True)(lambda obj, *, series=False: Box(obj[()] + 1))
+        write_elem(h5, "b", Box(5))
+        assert h5["b"][()] == 10 and read_elem(h5["b"]).v == 11
+    finally:
+        unregister(Box, spec)
+    with pytest.raises(EncodingError):
+        write_elem(h5, "c", Box(1))
+    with pytest.raises(UnknownEncodingError):
+        read_elem(h5["b"])

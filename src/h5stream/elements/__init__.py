@@ -32,6 +32,8 @@ and :func:`register_reader`.
 
 from h5stream.elements.registry import (
     ElementSpec,
+    RegistrationError,
+    load_codecs,
     read_elem,
     read_spec,
     register_reader,
@@ -39,20 +41,16 @@ from h5stream.elements.registry import (
     write_elem,
 )
 
-# Importing the codec modules registers their readers and writers.
-from h5stream.elements import scalars as _scalars  # noqa: E402,F401  isort: skip
-from h5stream.elements import arrays as _arrays  # noqa: E402,F401  isort: skip
-from h5stream.elements import strings as _strings  # noqa: E402,F401  isort: skip
-from h5stream.elements import mapping as _mapping  # noqa: E402,F401  isort: skip
-from h5stream.elements import sparse as _sparse  # noqa: E402,F401  isort: skip
-from h5stream.elements import dataframe as _dataframe  # noqa: E402,F401  isort: skip
-from h5stream.elements import temporal as _temporal  # noqa: E402,F401  isort: skip
-from h5stream.elements import nested as _nested  # noqa: E402,F401  isort: skip
+# Importing the codec modules registers their readers and writers (the registry
+# also does it itself before its first dispatch).
+load_codecs()
+
 from h5stream.elements.sparse import write_dense_as_csr  # noqa: E402
 from h5stream.writer import WriteOptions, write_many  # noqa: E402
 
 __all__ = [
     "ElementSpec",
+    "RegistrationError",
     "write_elem",
     "read_elem",
     "read_spec",

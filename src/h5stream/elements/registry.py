@@ -20,11 +20,19 @@ Two kinds of encodings exist:
 
 Readers are kept for every version ever written; only the current version of
 an encoding has a writer.
+
+The registry refuses silent re-registration: mapping an encoding that already
+has a reader, or a (Python type, encoding) writer slot that is already taken,
+raises :class:`RegistrationError` naming the key and the entry holding it
+(``replace=True`` swaps an entry on purpose).  Every dispatch first makes sure
+the codec modules are imported, so reading works whichever module a program
+imported first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -41,8 +49,12 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "ElementSpec",
+    "RegistrationError",
+    "CODEC_MODULES",
+    "load_codecs",
     "register_writer",
     "register_reader",
+    "unregister",
     "write_elem",
     "read_elem",
     "write_with",
@@ -93,6 +105,34 @@ WriterFunc = Callable[..., Any]
 ReaderFunc = Callable[..., Any]
 
 
+class RegistrationError(H5StreamError, ValueError):
+    """A codec registration would silently replace an entry already in the registry."""
+
+
+# The modules whose import registers the codecs, in registration order (the
+# order decides which of two matching writers of one Python type is tried first).
+CODEC_MODULES = ("scalars", "arrays", "strings", "mapping", "sparse", "dataframe", "temporal", "nested")
+_codecs_loaded = False
+
+
+def load_codecs() -> None:
+    """Import every codec module once, so that the registry is complete before any dispatch."""
+    global _codecs_loaded
+    if _codecs_loaded:
+        return
+    for name in CODEC_MODULES:
+        importlib.import_module(f"h5stream.elements.{name}")
+    _codecs_loaded = True
+
+
+def _func_name(func: Callable) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _type_name(python_type: type) -> str:
+    return f"{python_type.__module__}.{python_type.__qualname__}"
+
+
 @dataclasses.dataclass(frozen=True)
 class _WriterEntry:
     spec: ElementSpec
@@ -104,25 +144,53 @@ _WRITERS: dict[type, list[_WriterEntry]] = {}
 _READERS: dict[tuple[str, str], ReaderFunc] = {}
 
 
+def _writer_slot(entries: list[_WriterEntry], spec: ElementSpec, match) -> int | None:
+    """Index of the entry holding the slot of a new writer, or None.
+
+    A type has one match-less (fallback) writer, and at most one matching
+    writer per encoding.
+    """
+    for i, e in enumerate(entries):
+        if (match is None and e.match is None) or (
+            match is not None and e.match is not None and e.spec.key == spec.key
+        ):
+            return i
+    return None
+
+
 def register_writer(
     python_type: type,
     spec: ElementSpec,
     *,
     match: Callable[[Any], bool] | None = None,
+    replace: bool = False,
 ) -> Callable[[WriterFunc], WriterFunc]:
     """Register ``func(parent, key, value, options) -> h5py object`` for ``python_type``.
 
     ``match(value)`` narrows the entry (e.g. to one dtype); entries with a
     ``match`` are tried before the plain entry of the same type, in the order of
-    registration.  Registering a new writer for an existing (type, match-less)
-    slot replaces it: only the current version of an encoding is written.
+    registration.  A type has one plain writer and one matching writer per
+    encoding; registering a second raises :class:`RegistrationError` unless
+    ``replace=True``, which puts the new writer in the old one's place.
     """
 
     def decorate(func: WriterFunc) -> WriterFunc:
         entries = _WRITERS.setdefault(python_type, [])
         entry = _WriterEntry(spec, func, match)
-        if match is None:
-            entries[:] = [e for e in entries if e.match is not None]
+        taken = _writer_slot(entries, spec, match)
+        if taken is not None:
+            if not replace:
+                held = entries[taken]
+                slot = "plain writer" if match is None else f"writer of encoding {spec}"
+                raise RegistrationError(
+                    f"the {slot} of {_type_name(python_type)} is already registered",
+                    obj=f"writer ({_type_name(python_type)}, {spec})",
+                    expected="a free (type, encoding) slot",
+                    found=f"{_func_name(held.func)} writing {held.spec}",
+                    hint="pass replace=True to swap it on purpose, or register another type",
+                )
+            entries[taken] = entry
+        elif match is None:
             entries.append(entry)
         else:
             # before the match-less fallback, after earlier specific entries
@@ -134,14 +202,28 @@ def register_writer(
     return decorate
 
 
-def register_reader(*specs: ElementSpec) -> Callable[[ReaderFunc], ReaderFunc]:
+def register_reader(*specs: ElementSpec, replace: bool = False) -> Callable[[ReaderFunc], ReaderFunc]:
     """Register ``func(obj, *, series) -> value`` for each encoding in ``specs``.
 
     ``series=True`` asks for a ``polars.Series`` (the element is a dataframe
-    column); readers of non-column elements ignore it.
+    column); readers of non-column elements ignore it.  An encoding that has a
+    reader already raises :class:`RegistrationError` unless ``replace=True``;
+    nothing is registered then.
     """
 
     def decorate(func: ReaderFunc) -> ReaderFunc:
+        if not replace:
+            for spec in specs:
+                held = _READERS.get(spec.key)
+                if held is not None:
+                    raise RegistrationError(
+                        f"encoding {spec.encoding_type!r} version {spec.encoding_version!r} already has a reader",
+                        obj=f"reader ({spec})",
+                        expected="an encoding with no reader yet",
+                        found=_func_name(held),
+                        hint="give the new encoding another name or version, or pass replace=True "
+                        "to swap the reader on purpose",
+                    )
         for spec in specs:
             _READERS[spec.key] = func
         return func
@@ -149,7 +231,22 @@ def register_reader(*specs: ElementSpec) -> Callable[[ReaderFunc], ReaderFunc]:
     return decorate
 
 
+def unregister(python_type: type | None = None, spec: ElementSpec | None = None) -> None:
+    """Remove the writers of ``python_type`` for ``spec`` (all encodings if None) and the reader of ``spec``.
+
+    For codecs registered temporarily (tests, plugins being unloaded); a missing
+    entry is not an error.
+    """
+    if python_type is not None and python_type in _WRITERS:
+        _WRITERS[python_type] = [e for e in _WRITERS[python_type] if spec is not None and e.spec.key != spec.key]
+        if not _WRITERS[python_type]:
+            del _WRITERS[python_type]
+    if spec is not None:
+        _READERS.pop(spec.key, None)
+
+
 def _find_writer(value: Any) -> _WriterEntry | None:
+    load_codecs()
     for cls in type(value).__mro__:
         for entry in _WRITERS.get(cls, ()):
             if entry.match is None or entry.match(value):
@@ -231,6 +328,7 @@ def read_with(obj, *, series: bool = False) -> Any:
             found="none",
             hint="the object was not written as an element; read it with h5py",
         )
+    load_codecs()
     reader = _READERS.get(spec.key)
     if reader is None:
         known = sorted({f"{t} {v}" for t, v in _READERS if t == spec.encoding_type})
@@ -250,6 +348,7 @@ def read_with(obj, *, series: bool = False) -> Any:
 
 def read_spec_layer(obj, spec: ElementSpec, *, series: bool = True) -> Any:
     """Read ``obj`` with the reader of ``spec`` (the spec layer under a layered encoding)."""
+    load_codecs()
     return _READERS[spec.key](obj, series=series)
 
 
