@@ -56,7 +56,11 @@ def compose_message(
 
 
 class H5StreamError(Exception):
-    """Base class of every error raised by h5stream, scptensor and hdmea."""
+    """Base class of every error raised by h5stream, scptensor and hdmea.
+
+    Every field is given at construction (``path``, ``obj``, ``expected``,
+    ``found``, ``hint``) and composed into the message, never set afterwards.
+    """
 
     def __init__(
         self,
@@ -67,13 +71,17 @@ class H5StreamError(Exception):
         expected: str | None = None,
         found: str | None = None,
         hint: str | None = None,
+        composed: bool = False,
     ) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.obj = obj
         self.expected = expected
         self.found = found
         self.hint = hint
-        text = compose_message(
+        # ``composed=True``: ``message`` already is the full text (a fixed message a
+        # contract prescribes, or one carried over from another process); the
+        # fields are recorded for programs without being written into it again.
+        text = message if composed else compose_message(
             message, path=path, obj=obj, expected=expected, found=found, hint=hint
         )
         # A single argument keeps OSError subclasses from reinterpreting it as errno.

@@ -45,9 +45,9 @@ def instrument_commit(report: Callable[[str], None]) -> None:
         real_fsync_directory(path)
         report("dirsynced")
 
-    files.fsync_path = fsync_path
-    files.fsync_directory = fsync_directory
-    files.os.replace = replace  # overwrite=True and updates publish with os.replace
+    files.atomic.fsync_path = fsync_path  # the module whose AtomicFile.commit calls them
+    files.atomic.fsync_directory = fsync_directory
+    os.replace = replace  # overwrite=True and updates publish with os.replace
 
 
 def write_version(target: str, version: int, n_values: int, mode: str,

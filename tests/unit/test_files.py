@@ -12,6 +12,7 @@ import pytest
 import h5stream.files as files
 from h5stream.errors import (
     FormatError,
+    H5StreamError,
     MissingPluginError,
     SourceNotFoundError,
     TargetExistsError,
@@ -136,7 +137,7 @@ def test_target_path_is_never_opened_for_writing(tmp_path, monkeypatch):
         opened.append((os.fspath(name), mode))
         return real_file(name, mode, *args, **kwargs)
 
-    monkeypatch.setattr(files.h5py, "File", recording_file)
+    monkeypatch.setattr(h5py, "File", recording_file)
     with create_atomic(target, overwrite=True) as f:
         f["x"] = np.arange(2)
     with update_atomic(target) as f:
@@ -148,6 +149,7 @@ def test_target_path_is_never_opened_for_writing(tmp_path, monkeypatch):
 def test_commit_order_is_close_fsync_rename_directory_fsync(tmp_path, monkeypatch):
     target = tmp_path / "a.h5"
     events: list[str] = []
+    # AtomicFile.commit calls the fsync functions of the module that defines it.
     real_fsync, real_replace, real_dirsync = files.fsync_path, os.replace, files.fsync_directory
     atomic = create_atomic(target, overwrite=True)
 
@@ -163,9 +165,9 @@ def test_commit_order_is_close_fsync_rename_directory_fsync(tmp_path, monkeypatc
         events.append(f"dirsync {Path(path) == tmp_path}")
         real_dirsync(path)
 
-    monkeypatch.setattr(files, "fsync_path", fsync_path)
-    monkeypatch.setattr(files.os, "replace", replace)
-    monkeypatch.setattr(files, "fsync_directory", fsync_directory)
+    monkeypatch.setattr(files.atomic, "fsync_path", fsync_path)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(files.atomic, "fsync_directory", fsync_directory)
     with atomic as f:
         f["x"] = np.arange(4)
     assert events == ["fsync open=False", "replace", "dirsync True"]
@@ -381,7 +383,7 @@ def test_unavailable_filter_is_a_missing_plugin_error(tmp_path, monkeypatch):
     target = tmp_path / "gz.h5"
     with h5py.File(target, "w") as f:
         f.create_dataset("x", data=np.arange(100), chunks=(10,), compression="gzip")
-    monkeypatch.setattr(files.h5py.h5z, "filter_avail", lambda code: code != 1)
+    monkeypatch.setattr(h5py.h5z, "filter_avail", lambda code: code != 1)
     with pytest.raises(MissingPluginError) as info:
         open_validated(target)
     assert "deflate" in str(info.value) and "pip install" in str(info.value)
@@ -446,7 +448,7 @@ def test_verify_files_reports_a_reader_that_cannot_start(tmp_path):
 
     check.__module__ = "h5stream_no_such_module"
     check.__qualname__ = "check"
-    with pytest.raises(files.H5StreamError, match="did not start") as info:
+    with pytest.raises(H5StreamError, match="did not start") as info:
         verify_files([good], check=check, timeout=10)
     assert "h5stream_no_such_module:" in str(info.value)
 
@@ -471,7 +473,7 @@ def test_filesystems_without_locks_fall_back_to_the_claim(tmp_path, monkeypatch)
             )
         return real_file(name, mode, *args, **kwargs)
 
-    monkeypatch.setattr(files.h5py, "File", lockless_filesystem)
+    monkeypatch.setattr(h5py, "File", lockless_filesystem)
     target = tmp_path / "nfs.h5"
     with create_atomic(target) as f:
         f["x"] = np.arange(3)
@@ -517,8 +519,7 @@ def test_write_bytes_atomic_order_is_fsync_rename_directory_fsync(tmp_path, monk
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(files.atomic if hasattr(files, "atomic") else files, "fsync_directory",
-                        fsync_directory)
+    monkeypatch.setattr(files.atomic, "fsync_directory", fsync_directory)
     files.write_bytes_atomic(target, b"{}")
     assert events == ["fsync summary.json.partial", "replace summary.json", "dirsync True"]
 

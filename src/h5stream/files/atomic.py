@@ -1,0 +1,392 @@
+"""Atomic files: a new or updated file appears at its target only when complete.
+
+A file is built at ``<target>.partial-<pid>-<n>`` in the target's directory,
+flushed, fsynced, renamed over the target with ``os.replace`` and the
+directory fsynced.  The target path itself is never opened for writing, so a
+crash at any moment leaves either no target or the previous complete one.
+Updates work on a byte copy that is scanned like a read first: a writer never
+follows what a reader refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+
+from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsError, WriteError
+from h5stream.files.claims import WriterClaim
+from h5stream.files.paths import _LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
+from h5stream.files.validated import (
+    _open_without_unsupported_locks,
+    check_hdf5_signature,
+    check_regular_file,
+    guard_read,
+    scan_unsafe_objects,
+)
+
+__all__ = ["AtomicFile", "create_atomic", "update_atomic", "write_bytes_atomic"]
+
+logger = logging.getLogger("h5stream.files")
+
+
+def _as_write_error(exc: BaseException, path: Path, action: str) -> WriteError:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    hint = "free disk space" if getattr(exc, "errno", None) == errno.ENOSPC else (
+        "check permissions and free space of the directory"
+    )
+    return WriteError(f"{action} failed ({reason}); any earlier file is intact", path=path, hint=hint)
+
+
+class AtomicFile:
+    """Write a new HDF5 file for ``target`` that appears there only when complete.
+
+    Use as a context manager; the body receives an ``h5py.File`` open on the
+    partial path.  A clean exit commits (flush, close, fsync, rename onto the
+    target, directory fsync); an exception aborts (the partial file is removed,
+    the target is untouched).  ``open()``, ``commit()`` and ``abort()`` may also
+    be called directly.
+
+    With ``overwrite=False`` the rename is a hard link that fails when a target
+    appeared meanwhile, so a file that exists is never replaced.  With ``source``
+    the partial file starts as a byte copy of ``source`` opened ``r+``
+    (copy-on-write update of an existing file).
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        source: str | os.PathLike | None = None,
+        userblock_size: int = 0,
+        libver: str | tuple | None = None,
+        claim: bool = True,
+        on_commit: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.target = Path(target)
+        self.overwrite = overwrite
+        self.source = Path(source) if source is not None else None
+        self.userblock_size = userblock_size
+        self.libver = libver
+        self.claim = WriterClaim(self.target) if claim else None
+        self.partial = partial_path(self.target)
+        self.file: h5py.File | None = None
+        self.committed = False
+        self.aborted = False
+        self._on_commit = on_commit
+
+    # -- lifecycle
+    def _refuse_existing_target(self) -> None:
+        if self.source is None and not self.overwrite and os.path.lexists(self.target):
+            raise TargetExistsError(
+                "file already exists",
+                path=self.target,
+                hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)",
+            )
+
+    def _check_target(self) -> None:
+        """Refuse a missing or read-only directory, a directory target and (without overwrite) a file."""
+        target = self.target
+        self._refuse_existing_target()
+        parent = parent_of(target)
+        if not parent.is_dir():
+            raise WriteError(
+                "the directory does not exist", path=target, expected="an existing directory",
+                found=f"no directory {parent}", hint="create the directory first",
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise WriteError(
+                "the directory is not writable", path=target,
+                hint=f"check the permissions of {parent}",
+            )
+        if target.is_dir():
+            raise WriteError(
+                "the target is a directory", path=target, expected="a file path",
+                found="a directory", hint="choose a file name",
+            )
+
+    def open(self) -> h5py.File:
+        """Claim the target and open the partial file for writing."""
+        if self.file is not None or self.committed or self.aborted:
+            raise WriteError(
+                "this AtomicFile was already opened", path=self.target,
+                hint="create a new one with create_atomic() or update_atomic()",
+            )
+        target = self.target
+        self._check_target()
+        if self.claim is not None:
+            self.claim.acquire()
+        try:
+            # Checked again under the claim: another writer may have finished meanwhile.
+            self._refuse_existing_target()
+            if self.source is not None:
+                try:
+                    shutil.copyfile(self.source, self.partial)
+                    shutil.copymode(self.source, self.partial)
+                except OSError as exc:
+                    raise _as_write_error(exc, target, "copying the file for update") from exc
+                self.file = _open_without_unsupported_locks(h5py.File, self.partial, "r+", {})
+                # The copy is what gets written: refuse it as a read would, before any write
+                # could follow an external link or external storage into another file.
+                with guard_read(target, "/"):
+                    scan_unsafe_objects(self.file, target)
+            else:
+                kwargs = {}
+                if self.userblock_size:
+                    kwargs["userblock_size"] = self.userblock_size
+                if self.libver is not None:
+                    kwargs["libver"] = self.libver
+                self.file = _open_without_unsupported_locks(h5py.File, self.partial, "x", kwargs)
+        except H5StreamError:
+            self._cleanup()
+            raise
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            self._cleanup()
+            raise _as_write_error(exc, target, "creating the file") from exc
+        except BaseException:
+            self._cleanup()
+            raise
+        return self.file
+
+    def commit(self) -> Path:
+        """Make the partial file the target; returns the target path."""
+        if self.committed:
+            return self.target
+        if self.aborted:
+            raise WriteError("commit() after abort()", path=self.target, hint="write the file again")
+        if self.file is None:
+            raise WriteError("commit() before open()", path=self.target)
+        try:
+            if self.file.id.valid:
+                self.file.flush()
+                self.file.close()
+            fsync_path(self.partial)
+            self._publish()
+        except H5StreamError:
+            self._cleanup()
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:
+            self._cleanup()
+            raise _as_write_error(exc, self.target, "finishing the file") from exc
+        except BaseException:
+            self._cleanup()
+            raise
+        self.committed = True
+        # The new file is in place; a directory that refuses fsync cannot undo that.
+        try:
+            fsync_directory(parent_of(self.target))
+        except OSError as exc:
+            logger.warning("directory fsync after committing %s failed: %s", self.target, exc)
+        if self.claim is not None:
+            self.claim.release()
+        logger.debug("committed %s", self.target)
+        if self._on_commit is not None:
+            self._on_commit(self.target)
+        return self.target
+
+    def _publish(self) -> None:
+        """Put the finished partial file at the target path in one atomic step."""
+        if self.overwrite or self.source is not None:
+            os.replace(self.partial, self.target)
+            return
+        try:
+            os.link(self.partial, self.target)  # fails rather than replace a file that exists
+        except FileExistsError:
+            raise TargetExistsError(
+                "file appeared while it was being written",
+                path=self.target,
+                hint="pass overwrite=True to replace it; the new data was discarded",
+            ) from None
+        except OSError as exc:
+            if exc.errno not in _LINK_UNSUPPORTED:
+                raise
+            self._refuse_existing_target()
+            os.replace(self.partial, self.target)
+            return
+        os.unlink(self.partial)
+
+    def abort(self) -> None:
+        """Discard the partial file; the target is left as it was."""
+        if not self.committed:
+            self.aborted = True
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(Exception):
+                if self.file.id.valid:
+                    self.file.close()
+        if not self.committed:
+            with contextlib.suppress(OSError):
+                os.unlink(self.partial)
+        if self.claim is not None:
+            self.claim.release()
+
+    def __enter__(self) -> h5py.File:
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+            return False
+        self.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
+            raise _as_write_error(exc, self.target, "writing") from exc
+        return False
+
+
+def create_atomic(
+    target: str | os.PathLike,
+    overwrite: bool = False,
+    *,
+    userblock_size: int = 0,
+    libver: str | tuple | None = None,
+    claim: bool = True,
+    on_commit: Callable[[Path], None] | None = None,
+) -> AtomicFile:
+    """A new HDF5 file for ``target`` that appears there only once complete.
+
+    Parameters
+    ----------
+    target : path
+        The final path.  It is never opened for writing.
+    overwrite : bool, default False
+        Replace an existing target on commit.  Without it an existing target
+        raises :class:`TargetExistsError` before any work, and a target that
+        appears while writing is never replaced.
+    userblock_size, libver
+        Passed to ``h5py.File``.
+    claim : bool, default True
+        Hold ``<target>.claim`` while writing (one writer per target).
+    on_commit : callable, optional
+        Called with the target path after a successful commit.
+
+    Returns
+    -------
+    AtomicFile
+        Use ``with create_atomic(p) as f:`` (``f`` is an ``h5py.File`` on the
+        partial path), or ``open()``/``commit()``/``abort()``.
+    """
+    return AtomicFile(
+        target, overwrite=overwrite, userblock_size=userblock_size, libver=libver, claim=claim,
+        on_commit=on_commit,
+    )
+
+
+def update_atomic(
+    target: str | os.PathLike,
+    *,
+    claim: bool = True,
+    on_commit: Callable[[Path], None] | None = None,
+) -> AtomicFile:
+    """Copy-on-write update of an existing HDF5 file.
+
+    The body works on a byte copy of ``target`` (opened ``r+``); the changes
+    become visible all at once on commit, and a crash or an exception leaves the
+    old file as it was.
+
+    Parameters
+    ----------
+    target : path
+        An existing HDF5 file.
+    claim, on_commit
+        As for :func:`create_atomic`.
+
+    Raises
+    ------
+    SourceNotFoundError
+        ``target`` does not exist.
+    FormatError
+        ``target`` is not a regular HDF5 file.
+    UnsafeFileError, MissingPluginError
+        Raised by ``open()``: the file holds an external link, external storage,
+        a virtual dataset or an unavailable filter, which a read refuses too; the
+        file and whatever it points to are left untouched.
+    """
+    target = Path(target)
+    if not os.path.lexists(target):
+        raise SourceNotFoundError("file does not exist", path=target, hint="create it first")
+    check_regular_file(target)
+    check_hdf5_signature(target)
+    return AtomicFile(target, source=target, overwrite=True, claim=claim, on_commit=on_commit)
+
+
+def write_bytes_atomic(
+    target: str | os.PathLike,
+    data: bytes,
+    *,
+    overwrite: bool = True,
+    claim: bool = False,
+) -> Path:
+    """Durably write a small file (a marker, a JSON summary) that appears whole or not at all.
+
+    ``data`` goes to ``<target>.partial-<pid>-<n>`` beside the target, is
+    fsynced, renamed onto ``target`` and the directory fsynced: a crash at any
+    moment leaves the previous content or the new one, never a part of it.
+
+    Parameters
+    ----------
+    target : path
+        The final path; it is never opened for writing.
+    data : bytes
+        The complete content (encode text first, for example ``text.encode()``).
+    overwrite : bool, default True
+        Replace an existing target.  With False an existing target raises
+        :class:`TargetExistsError` and one appearing meanwhile is never replaced.
+    claim : bool, default False
+        Hold ``<target>.claim`` while writing (one writer per target).
+
+    Returns
+    -------
+    Path
+        The target path.
+
+    Raises
+    ------
+    WriteError
+        The directory is missing or not writable, the target is a directory, or
+        writing failed (full disk, I/O error); any earlier file is intact.
+    TargetExistsError
+        ``overwrite=False`` and the target exists.
+    WriterClaimError
+        ``claim=True`` and another writer holds the target.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    atomic = AtomicFile(target, overwrite=overwrite, claim=claim)
+    atomic._check_target()
+    if atomic.claim is not None:
+        atomic.claim.acquire()
+    try:
+        atomic._refuse_existing_target()
+        try:
+            fd = os.open(atomic.partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            atomic._publish()
+        except H5StreamError:
+            raise
+        except OSError as exc:
+            raise _as_write_error(exc, atomic.target, "writing the file") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(atomic.partial)
+        if atomic.claim is not None:
+            atomic.claim.release()
+    try:
+        fsync_directory(parent_of(atomic.target))
+    except OSError as exc:
+        logger.warning("directory fsync after writing %s failed: %s", atomic.target, exc)
+    return atomic.target

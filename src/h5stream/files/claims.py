@@ -1,0 +1,306 @@
+"""Single-writer claims: ``<target>.claim`` names the one thread or process allowed to write a target.
+
+The claim file appears with its full content in one step, so exactly one writer
+of any host sharing the directory wins.  A claim left by a dead process on this
+host is cleared with a :class:`~h5stream.errors.StaleClaimWarning` (and its
+partial files removed); one from another host is reported with the way to clear it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+from h5stream.errors import StaleClaimWarning, WriteError, WriterClaimError
+from h5stream.files.paths import _LINK_UNSUPPORTED, _partial_counter, claim_path, parent_of
+
+__all__ = ["WriterClaim"]
+
+logger = logging.getLogger("h5stream.files")
+
+# A claim younger than this whose content cannot be read may still be in the
+# middle of being written by its creator (only on filesystems without hard links).
+_UNREADABLE_CLAIM_GRACE_SECONDS = 30.0
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives address process groups, never one writer
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists but belongs to someone else
+        return True
+    return True
+
+
+def _holder_pid(holder: dict) -> int:
+    try:
+        return int(holder.get("pid", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _hdf5_lock_holder(target: Path) -> bool:
+    """True when another program holds HDF5's exclusive lock on ``target`` (open for writing).
+
+    HDF5 takes ``flock(LOCK_EX)`` on files it opens for writing and ``LOCK_SH``
+    for reading, so a shared non-blocking probe fails only against a writer.
+    Filesystems without working locks (some NFS/Lustre mounts) answer
+    ENOLCK/ENOSYS, in which case the claim file alone guards the target.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return False
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class WriterClaim:
+    """Exclusive right to write ``target``, held through ``<target>.claim``.
+
+    The claim file appears with its full content in one step (hard link of a
+    fully written temporary file, which fails if the claim exists; ``O_EXCL``
+    where hard links are unsupported), so exactly one thread or process of any
+    host sharing the directory wins.  It holds JSON with the holder's host, pid,
+    process start time, thread, start time and a unique token, which the loser's
+    error reports.  When ``target`` exists and another program holds HDF5's write
+    lock on it, the claim is refused as well.
+    """
+
+    def __init__(self, target: str | os.PathLike) -> None:
+        self.target = Path(target)
+        self.path = claim_path(self.target)
+        self.held = False
+        self._payload: dict | None = None
+
+    @staticmethod
+    def describe(holder: dict | None) -> str:
+        """The holder as error messages name it."""
+        if not holder:
+            return "an unknown writer (the claim file is unreadable)"
+        return (
+            f"pid {holder.get('pid')} (thread {holder.get('thread')}) on host "
+            f"{holder.get('host')!s} since {holder.get('time')}"
+        )
+
+    def read_holder(self, path: Path | None = None) -> dict | None:
+        """The claim's content, or None when it is missing or unreadable."""
+        try:
+            with open(path or self.path, encoding="utf-8") as fh:
+                holder = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def acquire(self) -> WriterClaim:
+        """Take the claim or raise :class:`WriterClaimError` naming the holder."""
+        if self.held:
+            raise WriterClaimError(
+                "this claim is already held", path=self.target, hint="release it before acquiring again"
+            )
+        pid = os.getpid()
+        payload = {
+            "host": socket.gethostname(),
+            "pid": pid,
+            "pid_start": _process_start_ticks(pid),
+            "thread": threading.get_ident(),
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "token": uuid.uuid4().hex,
+        }
+        data = json.dumps(payload).encode()
+        for _attempt in range(5):
+            try:
+                self._create(data)
+            except FileExistsError:
+                holder = self.read_holder()
+                if self._clear_if_stale(holder):
+                    continue
+                raise WriterClaimError(
+                    "file is already open for writing by " + self.describe(holder),
+                    path=self.target,
+                    found=f"claim file {self.path}",
+                    hint=self._clear_hint(holder),
+                ) from None
+            except OSError as exc:
+                raise WriteError(
+                    f"cannot create the writer claim {self.path.name} ({exc.strerror or exc})",
+                    path=self.target,
+                    hint="check that the directory exists and is writable",
+                ) from exc
+            self.held = True
+            self._payload = payload
+            if self.target.exists() and _hdf5_lock_holder(self.target):
+                self.release()
+                raise WriterClaimError(
+                    "file is open for writing by another program (HDF5 file lock held)",
+                    path=self.target,
+                    hint="close the file in the other program and retry",
+                )
+            return self
+        raise WriterClaimError(
+            "could not claim the file: its claim kept changing while stale claims were cleared",
+            path=self.target,
+            hint="another writer is starting at the same moment; retry",
+        )
+
+    def _create(self, data: bytes) -> None:
+        """Create the claim file with ``data`` or raise FileExistsError."""
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}-{next(_partial_counter)}")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, self.path)
+                return
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in _LINK_UNSUPPORTED:
+                    raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        # No hard links here: O_EXCL creation, content written right after.
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _is_stale(self, holder: dict | None) -> bool:
+        if holder is None:
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return True
+            return age >= _UNREADABLE_CLAIM_GRACE_SECONDS
+        if holder.get("host") != socket.gethostname():
+            return False
+        pid = _holder_pid(holder)
+        if not _pid_alive(pid):
+            return True
+        recorded = holder.get("pid_start")
+        # A live pid with another start time is a new process that reused the number.
+        return recorded is not None and _process_start_ticks(pid) not in (None, recorded)
+
+    def _clear_if_stale(self, holder: dict | None) -> bool:
+        """Remove a stale claim; True when the caller should retry."""
+        if not self._is_stale(holder):
+            return False
+        # Move the claim aside before deleting it, and check that what moved is the
+        # claim judged stale: another process may have replaced it meanwhile.
+        tomb = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}-{next(_partial_counter)}")
+        try:
+            os.rename(self.path, tomb)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        moved = self.read_holder(tomb)
+        if holder is not None and (moved is None or moved.get("token") != holder.get("token")):
+            with contextlib.suppress(OSError):
+                os.link(tomb, self.path)  # put the live claim back
+            with contextlib.suppress(OSError):
+                os.unlink(tomb)
+            return True
+        with contextlib.suppress(OSError):
+            os.unlink(tomb)
+        warnings.warn(
+            f"{self.target}: cleared a stale writer claim left by {self.describe(holder)}, "
+            "which no longer runs",
+            StaleClaimWarning,
+            stacklevel=5,
+        )
+        logger.warning("cleared stale writer claim %s (%s)", self.path, self.describe(holder))
+        if holder is not None:
+            _remove_partials_of(self.target, _holder_pid(holder))
+        return True
+
+    def _clear_hint(self, holder: dict | None) -> str:
+        if holder and holder.get("host") != socket.gethostname():
+            return (
+                f"wait for that writer to finish; if no writer runs on host {holder.get('host')}, "
+                f"delete {self.path}"
+            )
+        if holder is None:
+            return (
+                f"wait for that writer to finish; if none runs, delete {self.path} "
+                f"(it is cleared automatically after {_UNREADABLE_CLAIM_GRACE_SECONDS:.0f} s)"
+            )
+        return "wait for that writer to finish, or close the file in the other thread or process"
+
+    def release(self) -> None:
+        """Give the claim up (only removes the claim file if it is still ours)."""
+        if not self.held:
+            return
+        holder = self.read_holder()
+        if holder is not None and holder.get("token") == self._payload["token"]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self.held = False
+
+    def __enter__(self) -> WriterClaim:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _remove_partials_of(target: Path, pid: int) -> None:
+    """Delete the partial files (and half-made claim files) a dead writer ``pid`` left beside ``target``."""
+    if pid <= 0:
+        return
+    prefixes = tuple(
+        f"{target.name}.{kind}-{pid}-" for kind in ("partial", "claim.tmp", "claim.stale")
+    )
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent_of(target)):
+            prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+            if prefix is not None and entry.name[len(prefix) :].isdigit():
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    logger.info("removed %s left by dead writer pid %d", entry.path, pid)

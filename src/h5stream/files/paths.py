@@ -1,0 +1,57 @@
+"""Paths beside a target (partial files, claim files) and the fsync calls that make files durable."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+from pathlib import Path
+
+__all__ = ["claim_path", "partial_path", "fsync_path", "fsync_directory"]
+
+# One counter per process for every name made beside a target (partials, claim temporaries).
+_partial_counter = itertools.count()
+
+# Errors of filesystems without hard links; callers fall back to rename or O_EXCL creation.
+_LINK_UNSUPPORTED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def parent_of(path: Path) -> Path:
+    """The directory of ``path`` (``.`` for a bare file name)."""
+    return path.parent if str(path.parent) else Path(".")
+
+
+def claim_path(target: str | os.PathLike) -> Path:
+    """The claim file that guards ``target``."""
+    target = Path(target)
+    return target.with_name(target.name + ".claim")
+
+
+def partial_path(target: str | os.PathLike) -> Path:
+    """A fresh partial path beside ``target``, unique to this process and call."""
+    target = Path(target)
+    return target.with_name(f"{target.name}.partial-{os.getpid()}-{next(_partial_counter)}")
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's data and metadata to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_directory(path: str | os.PathLike) -> None:
+    """Make a rename inside ``path`` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on directories
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)

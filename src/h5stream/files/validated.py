@@ -1,0 +1,375 @@
+"""Validated reads: a file is checked before h5py trusts it, and every read failure becomes a typed error.
+
+The HDF5 signature is checked before h5py touches the file; pipes and devices
+are refused; external links, external storage, virtual datasets and
+unavailable filters are refused (:func:`scan_unsafe_objects`), and every
+failure leaves as a typed error naming the path and the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import h5py
+
+from h5stream.errors import (
+    FormatError,
+    H5StreamError,
+    MissingPluginError,
+    SourceNotFoundError,
+    UnsafeFileError,
+)
+
+__all__ = [
+    "ALLOWED_FILTERS",
+    "check_hdf5_signature",
+    "check_regular_file",
+    "scan_unsafe_objects",
+    "guard_read",
+    "open_validated",
+    "require_attr_format",
+]
+
+logger = logging.getLogger("h5stream.files")
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+# Filters a reader accepts.  Standard HDF5 filters are always present; the rest
+# come with hdf5plugin (imported on demand so their filters register).
+ALLOWED_FILTERS = {
+    1: "deflate (gzip)",
+    2: "shuffle",
+    3: "fletcher32",
+    4: "szip",
+    5: "nbit",
+    6: "scaleoffset",
+    32000: "lzf",
+    32001: "blosc",
+    32004: "lz4",
+    32008: "bitshuffle",
+    32015: "zstd",
+    32026: "blosc2",
+}
+PLUGIN_FILTERS = {32001, 32004, 32008, 32015, 32026}
+
+
+def check_regular_file(path: str | os.PathLike) -> Path:
+    """Refuse a missing path, a directory, a pipe, a socket or a device before anything is read."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SourceNotFoundError("file does not exist", path=path, hint="check the path") from None
+    except OSError as exc:
+        raise FormatError(f"cannot inspect the file ({exc.strerror or exc})", path=path) from exc
+    if stat.S_ISDIR(mode):
+        raise FormatError("is a directory", path=path, expected="an HDF5 file", found="a directory")
+    if not stat.S_ISREG(mode):
+        # A FIFO or device would block the reader or stream endless bytes.
+        raise FormatError(
+            "is not a regular file", path=path, expected="an HDF5 file",
+            found="a pipe, socket or device", hint="copy the data into a file first",
+        )
+    return path
+
+
+def check_hdf5_signature(path: str | os.PathLike) -> int:
+    """Return the superblock offset of an HDF5 file, or raise :class:`FormatError`."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                fh.seek(offset)
+                if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return offset
+                offset = 512 if offset == 0 else offset * 2
+    except FileNotFoundError:
+        raise SourceNotFoundError("file does not exist", path=path) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read the file ({exc.strerror})", path=path) from exc
+    raise FormatError(
+        "not an HDF5 file",
+        path=path,
+        expected="the HDF5 signature at offset 0, 512, 1024, ...",
+        found=f"no signature in {size} bytes",
+        hint="check that the path names an HDF5 file",
+    )
+
+
+def _plugin_filters_loaded() -> None:
+    with contextlib.suppress(ImportError):
+        import hdf5plugin  # noqa: F401  (registers its filters with HDF5)
+
+
+def _link_names(f: h5py.File) -> list[bytes]:
+    """Every link name below the root, each visited once (soft and external links not followed)."""
+    names: list[bytes] = []
+    # The callback only collects: an exception raised inside h5py's visit callback
+    # surfaces as a SystemError, so every check runs after the walk.
+    f.id.links.visit(names.append)
+    return names
+
+
+def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
+    """Refuse external links, external storage, virtual datasets and unavailable filters.
+
+    Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
+    :class:`FormatError` naming the offending object.
+    """
+    plugins_checked = False
+    for raw_name in _link_names(f):
+        name = "/" + raw_name.decode("utf-8", errors="replace")
+        info = f.id.links.get_info(raw_name)
+        if info.type == h5py.h5l.TYPE_EXTERNAL:
+            target_file, target_obj = _external_link_target(f, raw_name)
+            raise UnsafeFileError(
+                "external link to another file",
+                path=path,
+                obj=name,
+                found=f"link to {target_file}:{target_obj}",
+                hint="external links are refused; copy the data into the file",
+            )
+        if info.type != h5py.h5l.TYPE_HARD:
+            continue  # soft links name objects of this file, visited through their hard link
+        oid = h5py.h5o.open(f.id, raw_name)
+        try:
+            if not isinstance(oid, h5py.h5d.DatasetID):
+                continue
+            plist = oid.get_create_plist()
+            if plist.get_layout() == h5py.h5d.VIRTUAL:
+                raise UnsafeFileError(
+                    "virtual dataset", path=path, obj=name,
+                    found="a dataset mapped onto other files",
+                    hint="virtual datasets read other files and are refused",
+                )
+            if plist.get_external_count() > 0:
+                raise UnsafeFileError(
+                    "dataset with external storage", path=path, obj=name,
+                    found=f"raw data in {plist.get_external(0)[0].decode(errors='replace')}",
+                    hint="external raw storage reads other files and is refused",
+                )
+            for i in range(plist.get_nfilters()):
+                code, _flags, _vals, fname = plist.get_filter(i)
+                if code not in ALLOWED_FILTERS:
+                    raise FormatError(
+                        "dataset uses a filter that is not allowed",
+                        path=path, obj=name,
+                        expected="one of " + ", ".join(sorted(ALLOWED_FILTERS.values())),
+                        found=f"filter {code} ({fname.decode(errors='replace')})",
+                        hint="rewrite the data with an allowed filter",
+                    )
+                if code in PLUGIN_FILTERS and not plugins_checked:
+                    _plugin_filters_loaded()
+                    plugins_checked = True
+                if not h5py.h5z.filter_avail(code):
+                    raise MissingPluginError(
+                        f"dataset is compressed with {ALLOWED_FILTERS[code]} (filter {code}), "
+                        "which is not available here",
+                        path=path, obj=name,
+                        hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
+                    )
+        finally:
+            oid.close()
+
+
+def _external_link_target(f: h5py.File, raw_name: bytes) -> tuple[str, str]:
+    try:
+        link = f.get(raw_name.decode("utf-8", errors="replace"), getlink=True)
+    except Exception:  # noqa: BLE001 - the link is refused either way; its target is only for the message
+        return "?", "?"
+    return getattr(link, "filename", "?"), getattr(link, "path", "?")
+
+
+# Exceptions h5py, numpy and the OS raise for corrupt or truncated content.
+# SystemError appears when libhdf5 fails inside an h5py callback; MemoryError
+# and OverflowError when a corrupted shape or size asks for an impossible array.
+_READ_FAILURES = (
+    OSError,
+    RuntimeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    SystemError,
+    ArithmeticError,
+    MemoryError,
+)
+
+
+@contextlib.contextmanager
+def guard_read(path: str | os.PathLike, obj: str | None = None) -> Iterator[None]:
+    """Turn any low-level failure inside the block into a :class:`FormatError`.
+
+    Our own typed errors pass through unchanged.  A missing decompression
+    filter becomes :class:`MissingPluginError`.
+    """
+    try:
+        yield
+    except H5StreamError:
+        raise
+    except _READ_FAILURES as exc:
+        text = str(exc) or type(exc).__name__
+        if "filter" in text and ("not registered" in text or "can't open" in text or "available" in text):
+            raise MissingPluginError(
+                f"cannot decompress data ({text})", path=path, obj=obj,
+                hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
+            ) from exc
+        if isinstance(exc, MemoryError):
+            raise FormatError(
+                "the object asks for more memory than is available (corrupted size?)",
+                path=path, obj=obj, hint="the file may be corrupted",
+            ) from exc
+        raise FormatError(
+            f"cannot read the object ({type(exc).__name__}: {text})",
+            path=path, obj=obj,
+            hint="the file may be corrupted or incomplete",
+        ) from exc
+
+
+def open_validated(
+    path: str | os.PathLike,
+    *,
+    check: Callable[[h5py.File], None] | None = None,
+    scan: bool = True,
+    verify_timeout: float | None = None,
+    **h5py_kwargs,
+) -> h5py.File:
+    """Open an HDF5 file for reading after checking it can be trusted.
+
+    Parameters
+    ----------
+    path : path
+        A regular file; pipes and devices are refused before anything is read.
+    check : callable, optional
+        ``check(f)`` validates the format name and version (see
+        :func:`require_attr_format`) and raises :class:`FormatError`; any raw
+        exception it lets through becomes a :class:`FormatError` too.
+    scan : bool, default True
+        Refuse external links, external storage, virtual datasets and filters
+        that are not allowed or not installed (see :func:`scan_unsafe_objects`).
+        The scan opens every object once (about 0.1 ms each).
+    verify_timeout : float, optional
+        First read the whole file in a separate process with
+        :func:`verify_file` (``check`` must then be a module-level function):
+        a file that would make libhdf5 loop or crash becomes a typed error
+        within this many seconds instead of hanging this process.
+    **h5py_kwargs
+        Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
+
+    Returns
+    -------
+    h5py.File
+        Open read-only; read objects inside :func:`guard_read`.
+
+    Raises
+    ------
+    SourceNotFoundError, FormatError, UnsafeFileError, MissingPluginError
+    """
+    path = check_regular_file(path)
+    check_hdf5_signature(path)
+    if verify_timeout is not None:
+        from h5stream.files.verify import verify_file  # verify's child process opens through this module
+
+        verify_file(path, check=check, timeout=verify_timeout)
+    try:
+        f = _open_read_only(path, h5py_kwargs)
+    except _READ_FAILURES as exc:
+        if _lock_errno(exc) in (errno.EAGAIN, errno.EWOULDBLOCK):
+            raise FormatError(
+                "file is open for writing by another program (HDF5 file lock held)", path=path,
+                hint="wait until the writer has closed it",
+            ) from exc
+        raise FormatError(
+            f"cannot open the HDF5 file ({exc})", path=path,
+            hint="the file may be corrupted, truncated or still being written",
+        ) from exc
+    try:
+        with guard_read(path, "/"):
+            if scan:
+                scan_unsafe_objects(f, path)
+            if check is not None:
+                check(f)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _lock_errno(exc: BaseException) -> int | None:
+    """The errno of an HDF5 file-locking failure, or None for any other error."""
+    match = re.search(r"unable to lock file, errno = (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+# Errors of filesystems that do not support locks (NFS, Lustre): ENOLCK, ENOSYS, ENOTSUP, ENOTSUPP.
+_LOCKS_UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, 524}
+
+
+def _open_without_unsupported_locks(opener: Callable[..., h5py.File], path: Path, mode: str,
+                                    kwargs: dict) -> h5py.File:
+    """Open with HDF5's file lock, or without it where the filesystem has no locks.
+
+    On such filesystems the claim file is the single-writer guard.
+    """
+    try:
+        return opener(path, mode, **kwargs)
+    except OSError as exc:
+        if "locking" in kwargs or _lock_errno(exc) not in _LOCKS_UNSUPPORTED:
+            raise
+    logger.info("%s: the filesystem refuses HDF5 file locks; opening without them", path)
+    if mode == "x":  # our own fresh partial path: drop what the failed attempt created
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return opener(path, mode, locking=False, **kwargs)
+
+
+def _open_read_only(path: Path, kwargs: dict) -> h5py.File:
+    return _open_without_unsupported_locks(h5py.File, path, "r", kwargs)
+
+
+def require_attr_format(
+    f: h5py.File,
+    path: str | os.PathLike,
+    *,
+    name_attr: str | None,
+    expected_name: str | None,
+    version_attr: str,
+    supported: tuple[str, ...] | set[str],
+) -> str:
+    """Check a root format-name/version attribute pair and return the version found."""
+    if name_attr is not None:
+        found = f.attrs.get(name_attr)
+        if isinstance(found, bytes):
+            found = found.decode(errors="replace")
+        if found != expected_name:
+            raise FormatError(
+                "file was written by another tool or in another format",
+                path=path, obj=f"/@{name_attr}",
+                expected=repr(expected_name), found=repr(found),
+            )
+    version = f.attrs.get(version_attr)
+    if isinstance(version, bytes):
+        version = version.decode(errors="replace")
+    if version is None:
+        raise FormatError(
+            "format version attribute is missing", path=path, obj=f"/@{version_attr}",
+            expected="one of " + ", ".join(sorted(supported)), found="nothing",
+        )
+    version = str(version)
+    if version not in supported:
+        raise FormatError(
+            "unsupported format version", path=path, obj=f"/@{version_attr}",
+            expected="one of " + ", ".join(sorted(supported)), found=repr(version),
+            hint="upgrade h5stream to read newer files",
+        )
+    return version

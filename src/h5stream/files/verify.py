@@ -1,0 +1,210 @@
+"""Out-of-process verification: read a whole file in a child process, so a crash or a hang stays there."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+
+import h5py
+
+from h5stream.errors import FormatError, H5StreamError
+from h5stream.files.validated import _link_names, guard_read, open_validated
+
+__all__ = ["verify_file", "verify_files"]
+
+_VERIFY_CHILD = "from h5stream.files.verify import _verify_child; _verify_child()"
+_CHILD_START_SECONDS = 60.0
+
+
+def _read_everything(f: h5py.File, path: str) -> None:
+    """Read every attribute and every dataset of ``f`` in full, each under :func:`guard_read`."""
+    with guard_read(path, "/"):
+        names = [n.decode("utf-8", errors="replace") for n in _link_names(f)]
+    with guard_read(path, "/@"):
+        for key in f.attrs:
+            f.attrs[key]
+    for name in names:
+        obj_name = "/" + name
+        with guard_read(path, obj_name):
+            if f.id.links.get_info(name.encode()).type != h5py.h5l.TYPE_HARD:
+                continue
+            obj = f[name]
+            for key in obj.attrs:
+                obj.attrs[key]
+            if isinstance(obj, h5py.Dataset):
+                obj[()]
+
+
+def _check_reference(check: Callable | None) -> str | None:
+    if check is None:
+        return None
+    module = getattr(check, "__module__", None)
+    qualname = getattr(check, "__qualname__", "")
+    if not module or "<" in qualname:
+        raise TypeError(
+            "check must be a module-level function so that a separate process can import it, "
+            f"got {check!r}"
+        )
+    return f"{module}:{qualname}"
+
+
+def _resolve_check(reference: str | None) -> Callable | None:
+    if reference is None:
+        return None
+    import importlib
+
+    module_name, qualname = reference.split(":", 1)
+    obj = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _verify_child() -> None:
+    """Child side of :func:`verify_files`: one JSON line per file on stdout."""
+    import sys
+
+    request = json.loads(sys.stdin.readline())
+    check = _resolve_check(request["check"])
+    out = sys.stdout
+    out.write(json.dumps({"ready": True}) + "\n")  # the clock of the first file starts now
+    out.flush()
+    for p in request["paths"]:
+        result: dict = {"path": p, "error": None}
+        try:
+            with open_validated(p, check=check) as f:
+                _read_everything(f, p)
+        except H5StreamError as exc:
+            result["error"] = type(exc).__name__
+            result["message"] = str(exc)
+            result.update(obj=exc.obj, expected=exc.expected, found=exc.found, hint=exc.hint)
+        except Exception as exc:  # noqa: BLE001 - reported as an untyped failure to the parent
+            result["error"] = "untyped:" + type(exc).__name__
+            result["message"] = str(exc)
+        out.write(json.dumps(result) + "\n")
+        out.flush()
+
+
+def _error_class(name: str) -> type[H5StreamError]:
+    from h5stream import errors
+
+    cls = getattr(errors, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, H5StreamError) else FormatError
+
+
+def verify_files(
+    paths: list[str | os.PathLike],
+    *,
+    check: Callable[[h5py.File], None] | None = None,
+    timeout: float = 10.0,
+) -> list[H5StreamError | None]:
+    """Open and read every object of each file in a separate process; return one result per file.
+
+    Each result is None (the file opened with :func:`open_validated` and every
+    attribute and dataset read in full) or the typed error reading raised: a
+    :class:`FormatError` (subclass), or :class:`SourceNotFoundError` for a
+    missing file.  A file whose reading does not finish within
+    ``timeout`` seconds (some corrupted objects make libhdf5 loop) or that makes
+    libhdf5 crash is reported as a :class:`FormatError` saying so, and the
+    caller's process is never affected.  Use it before trusting a file of
+    unknown origin; ``check`` must be a module-level function (it is imported
+    by the child process).
+    """
+    import select
+    import subprocess
+    import sys
+
+    reference = _check_reference(check)
+    pending = [os.fspath(p) for p in paths]
+    results: dict[str, H5StreamError | None] = {}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    while pending:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _VERIFY_CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            child.stdin.write((json.dumps({"paths": pending, "check": reference}) + "\n").encode())
+            child.stdin.close()
+            fd = child.stdout.fileno()
+            buffer = b""
+            # Starting the child (imports) has its own allowance; each file then gets ``timeout``.
+            deadline = time.monotonic() + _CHILD_START_SECONDS
+            started = False
+            while pending:
+                ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                chunk = os.read(fd, 65536) if ready else None
+                if not chunk and not started:
+                    raise H5StreamError(
+                        "the reader process did not start",
+                        found=f"exit code {child.poll()}" if chunk is not None else "no answer in time",
+                        hint=f"check that `{sys.executable} -c 'import h5stream'` works"
+                        + (f" and that {reference} can be imported" if reference else ""),
+                    )
+                if chunk is None:
+                    stuck = pending.pop(0)
+                    results[stuck] = FormatError(
+                        f"reading did not finish within {timeout:g} s",
+                        path=stuck,
+                        expected="a file that reads in bounded time",
+                        found="a read that does not end (corrupted object)",
+                        hint="the file is corrupted; restore it from a good copy",
+                    )
+                    break
+                if not chunk:
+                    code = child.wait()
+                    crashed = pending.pop(0)
+                    results[crashed] = FormatError(
+                        "the HDF5 library crashed reading this file",
+                        path=crashed,
+                        found=f"reader process ended with code {code}",
+                        hint="the file is corrupted or crafted; do not open it in-process",
+                    )
+                    break
+                buffer += chunk
+                while b"\n" in buffer and pending:
+                    line, buffer = buffer.split(b"\n", 1)
+                    done = json.loads(line)
+                    deadline = time.monotonic() + timeout
+                    if done.get("ready"):
+                        started = True
+                        continue
+                    pending.remove(done["path"])
+                    results[done["path"]] = _child_result(done)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            child.stdout.close()
+    return [results[os.fspath(p)] for p in paths]
+
+
+def _child_result(done: dict) -> H5StreamError | None:
+    if done["error"] is None:
+        return None
+    if done["error"].startswith("untyped:"):
+        return FormatError(
+            f"reading raised an untyped {done['error'][8:]} ({done['message']})", path=done["path"]
+        )
+    cls = _error_class(done["error"])
+    return cls(
+        done["message"], path=done["path"], obj=done.get("obj"), expected=done.get("expected"),
+        found=done.get("found"), hint=done.get("hint"), composed=True,
+    )
+
+
+def verify_file(
+    path: str | os.PathLike,
+    *,
+    check: Callable[[h5py.File], None] | None = None,
+    timeout: float = 10.0,
+) -> None:
+    """Raise the :class:`FormatError` reading ``path`` in full would raise; see :func:`verify_files`."""
+    error = verify_files([path], check=check, timeout=timeout)[0]
+    if error is not None:
+        raise error
