@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from h5stream.errors import FormatError, H5StreamError
+from h5stream.errors import (
+    FormatError,
+    H5StreamError,
+    SourceNotFoundError,
+    TargetExistsError,
+    WriterClaimError,
+)
 
 __all__ = [
     "HdmeaError",
@@ -10,6 +16,11 @@ __all__ = [
     "CheckpointError",
     "MissingStepError",
     "RecordingFormatError",
+    "RecordingExistsError",
+    "RecordingNotFoundError",
+    "RecordingLockedError",
+    "CorruptRecordingError",
+    "UnknownUnitError",
     "ConfigError",
 ]
 
@@ -32,6 +43,29 @@ class MissingStepError(HdmeaError, RuntimeError):
 
 class RecordingFormatError(HdmeaError, FormatError):
     """A .cmcr/.cmtr file (or a recording store) is not what it should be."""
+
+
+class RecordingExistsError(TargetExistsError, HdmeaError):
+    """The recording file exists and ``overwrite`` was not requested."""
+
+
+class RecordingNotFoundError(SourceNotFoundError, HdmeaError):
+    """The recording file does not exist."""
+
+
+class RecordingLockedError(WriterClaimError, HdmeaError):
+    """Another writer holds the recording file."""
+
+
+class CorruptRecordingError(RecordingFormatError):
+    """The recording file cannot be read."""
+
+
+class UnknownUnitError(HdmeaError, KeyError):
+    """A unit id that the recording does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0] if self.args else ""
 
 
 class ConfigError(HdmeaError, ValueError):

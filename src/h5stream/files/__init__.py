@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import logging
 
-from h5stream.files.atomic import AtomicFile, create_atomic, update_atomic, write_bytes_atomic
+from h5stream.files.atomic import (
+    AtomicFile,
+    adopt_partial,
+    create_atomic,
+    update_atomic,
+    write_bytes_atomic,
+)
 from h5stream.files.claims import WriterClaim
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
 from h5stream.files.validated import (
@@ -38,6 +44,7 @@ from h5stream.files.validated import (
     check_regular_file,
     guard_read,
     open_validated,
+    refuse_unsafe_target,
     require_attr_format,
     scan_unsafe_objects,
 )
@@ -49,7 +56,9 @@ __all__ = [
     "create_atomic",
     "update_atomic",
     "write_bytes_atomic",
+    "adopt_partial",
     "open_validated",
+    "refuse_unsafe_target",
     "guard_read",
     "check_hdf5_signature",
     "check_regular_file",

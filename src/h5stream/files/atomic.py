@@ -31,7 +31,7 @@ from h5stream.files.validated import (
     scan_unsafe_objects,
 )
 
-__all__ = ["AtomicFile", "create_atomic", "update_atomic", "write_bytes_atomic"]
+__all__ = ["AtomicFile", "create_atomic", "update_atomic", "adopt_partial", "write_bytes_atomic"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -316,6 +316,65 @@ def update_atomic(
     check_regular_file(target)
     check_hdf5_signature(target)
     return AtomicFile(target, source=target, overwrite=True, claim=claim, on_commit=on_commit)
+
+
+def adopt_partial(
+    target: str | os.PathLike,
+    partial: str | os.PathLike,
+    *,
+    file: h5py.File | None = None,
+    overwrite: bool = True,
+    claim: bool = True,
+    on_commit: Callable[[Path], None] | None = None,
+) -> AtomicFile:
+    """Take over a partial file that is already being written, to finish it as ``target``.
+
+    For a file built beside the target before it was known to be saved (a
+    session's spill file): the returned :class:`AtomicFile` holds the target's
+    claim, and ``commit()`` flushes, closes, fsyncs and renames ``partial``
+    onto ``target`` like any other atomic write; ``abort()`` removes it.
+
+    Parameters
+    ----------
+    target : path
+        The final path.
+    partial : path
+        The file to adopt; it must be in ``target``'s directory (the rename
+        must not cross filesystems).
+    file : h5py.File, optional
+        ``partial`` open for writing; it may also be assigned to ``.file``
+        after this call (for example once the claim is held).
+    overwrite, claim, on_commit
+        As for :func:`create_atomic`.
+
+    Raises
+    ------
+    WriteError
+        The directory is missing or not writable, the target is a directory, or
+        ``partial`` is not a file in the target's directory.
+    TargetExistsError, WriterClaimError
+        As for :func:`create_atomic`.
+    """
+    atomic = AtomicFile(target, overwrite=overwrite, claim=claim, on_commit=on_commit)
+    partial = Path(partial)
+    atomic._check_target()
+    if not partial.is_file() or partial.parent.resolve() != parent_of(atomic.target).resolve():
+        raise WriteError(
+            "the partial file to adopt is not a file beside the target", path=atomic.target,
+            expected=f"a file in {parent_of(atomic.target)}", found=os.fspath(partial),
+            hint="write the partial file in the target's directory",
+        )
+    atomic.partial = partial
+    if atomic.claim is not None:
+        atomic.claim.acquire()
+    try:
+        atomic._refuse_existing_target()
+    except BaseException:
+        if atomic.claim is not None:
+            atomic.claim.release()
+        raise
+    atomic.file = file
+    return atomic
 
 
 def write_bytes_atomic(

@@ -34,6 +34,7 @@ __all__ = [
     "scan_unsafe_objects",
     "guard_read",
     "open_validated",
+    "refuse_unsafe_target",
     "require_attr_format",
 ]
 
@@ -303,6 +304,34 @@ def open_validated(
         f.close()
         raise
     return f
+
+
+def refuse_unsafe_target(path: str | os.PathLike) -> None:
+    """Refuse to replace an HDF5 file whose objects a read refuses.
+
+    A writer about to replace ``path`` calls this first, so that writers never
+    accept what readers refuse: an existing HDF5 file with an external link,
+    external storage or a virtual dataset raises the :class:`UnsafeFileError`
+    that :func:`open_validated` raises for it.  A missing path, a file that is
+    not HDF5 or one that cannot be read is left for the writer to replace.
+    """
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return
+        check_hdf5_signature(path)
+        f = _open_read_only(path, {"locking": False})
+    except (H5StreamError, *_READ_FAILURES):
+        return
+    try:
+        with guard_read(path, "/"):
+            scan_unsafe_objects(f, path)
+    except UnsafeFileError:
+        raise
+    except H5StreamError:
+        return  # unreadable or unknown filters: replaced whole, nothing is read through it
+    finally:
+        f.close()
 
 
 def _lock_errno(exc: BaseException) -> int | None:
