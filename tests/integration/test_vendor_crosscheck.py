@@ -55,7 +55,8 @@ def test_light_reference_and_raw_data(tiny_recording):
             ours_raw = f.read_sensor_frames(0, 500)
         np.testing.assert_array_equal(light["raw_ch1"], vendor_light[0].astype(np.float32))
         np.testing.assert_array_equal(light["raw_ch2"], vendor_light[1].astype(np.float32))
-        np.testing.assert_array_equal(ours_raw, vendor_raw.astype(np.float32) - zero)
+        # the vendor's frames are [col - 1, row - 1]; ours are chip (row, col)
+        np.testing.assert_array_equal(ours_raw, vendor_raw.transpose(0, 2, 1).astype(np.float32) - zero)
     finally:
         vendor.h5_file.close()
 

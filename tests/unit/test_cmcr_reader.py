@@ -114,7 +114,7 @@ def test_wrong_program_and_foreign_files(tmp_path, recording_copy):
 
 
 def test_any_sensor_dataset_streams(recording_copy):
-    """A second region of interest (int16, 10 x 12) is listed and streamed on its own."""
+    """A second region of interest (int16, stored 10 columns x 12 rows) is listed and streamed on its own."""
     cmcr, _ = recording_copy
     roi = np.arange(300 * 10 * 12, dtype=np.int64).reshape(300, 10, 12) % 2000 - 1000
     with h5py.File(cmcr, "a") as f:
@@ -125,10 +125,11 @@ def test_any_sensor_dataset_streams(recording_copy):
         infos = f.sensor_datasets()
         assert [(i.roi, i.chunk) for i in infos] == [(1, 1), (2, 1)]
         assert infos[1].shape == (300, 10, 12) and str(infos[1].dtype) == "int16"
+        assert (infos[1].n_rows, infos[1].n_cols) == (12, 10) and infos[1].scaling == "unscaled"
         blocks = list(f.iter_sensor_blocks("SensorData 2 1", block_frames=128, overlap=16, scaled=False))
     assert [s for s, _b in blocks] == [0, 128 - 16, 256 - 16]
     for s, b in blocks:
-        np.testing.assert_array_equal(b, roi[s:s + b.shape[0]])
+        np.testing.assert_array_equal(b, roi[s:s + b.shape[0]].transpose(0, 2, 1))  # chip (row, col)
 
 
 def test_oversized_analog_read_is_refused(tiny_recording, monkeypatch):

@@ -131,15 +131,23 @@ def test_damaged_and_missing_files(tmp_path, recording_copy):
         CmtrFile(tmp_path / "absent.cmtr")
 
 
-def test_row_col_disagreeing_with_sensor_id(recording_copy):
+def test_row_col_disagreeing_with_sensor_id_follow_the_id_with_one_warning(recording_copy, tiny_truth, caplog):
+    """Zero-based Row/Column in the Units table: SensorID decides, one logged warning for the file."""
     _cmcr, cmtr = recording_copy
     with h5py.File(cmtr, "a") as f:
         table = f["Spike Sorter/Units"][()]
-        table["Row"][0] = table["Row"][0] % 65 + 1
+        table["Row"] -= 1
+        table["Column"] -= 1
         f["Spike Sorter/Units"][...] = table
-    with pytest.raises(RecordingFormatError) as err:
-        read_units(cmtr, FS)
-    assert "column-major" in str(err.value) and "/Spike Sorter/Units" in str(err.value)
+    with caplog.at_level("WARNING", logger="hdmea.io.cmtr"):
+        with CmtrFile(cmtr) as f:
+            units = f.read_units(FS)
+            assert len(f.position_warnings) == len(units)
+    for u, t in zip(units, tiny_truth.units.values()):
+        assert (u.sensor_id, u.row, u.col) == (t.sensor_id, t.row, t.col)
+    logged = [r for r in caplog.records if r.name == "hdmea.io.cmtr"]
+    assert len(logged) == 1 and "/Spike Sorter/Units" in logged[0].getMessage()
+    assert str(cmtr) in logged[0].getMessage() and "SensorID" in logged[0].getMessage()
 
 
 def test_positions_from_unit_attributes_without_a_units_table(recording_copy, tiny_truth):
@@ -155,8 +163,24 @@ def test_positions_from_unit_attributes_without_a_units_table(recording_copy, ti
         name = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))[0]
         g = f[f"Spike Sorter/{name}"]
         g.attrs["Row"] = np.int32(int(g.attrs["Row"]) % 65 + 1)
-    with pytest.raises(RecordingFormatError, match="column-major"):
-        read_units(cmtr, FS)
+        sensor = int(g.attrs["SensorID"])
+        others = sorted(k for k in f["Spike Sorter"] if k.startswith("Unit "))[1:]
+        for other in others:  # no id: Row/Column decide
+            del f[f"Spike Sorter/{other}"].attrs["SensorID"]
+        g = f[f"Spike Sorter/{others[0]}"]
+        zero_based_unit = int(g.attrs["UnitID"])
+        zero_based_row = int(g.attrs["Row"]) - 1
+        g.attrs["Row"], g.attrs["Column"] = np.int32(zero_based_row), np.int32(0)  # a 0 marks zero-based
+    with CmtrFile(cmtr) as f:
+        units = f.read_units(FS)
+        assert len(f.position_warnings) == 2
+    for u, t in zip(units, tiny_truth.units.values()):
+        if u.unit_id == zero_based_unit:
+            assert (u.row, u.col, u.sensor_id) == (zero_based_row + 1, 1, zero_based_row + 1)
+            u.row, u.col, u.sensor_id = t.row, t.col, t.sensor_id
+    assert units[0].sensor_id == sensor  # the id, not the disagreeing Row
+    for u, t in zip(units, tiny_truth.units.values()):
+        assert (u.sensor_id, u.row, u.col) == (t.sensor_id, t.row, t.col)
 
 
 def _rewrite_peaks(cmtr, transform):

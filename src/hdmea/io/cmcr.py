@@ -7,10 +7,35 @@
 * Sampling rate: ``1e6 / Tick`` from the meta tables, else samples divided by the
   root's ``LB.RecordingDuration`` (microseconds).
 * Raw sensor data: every ``Acquisition/Sensor Data/SensorData {roi} {chunk}``
-  dataset, read block by block (:meth:`CmcrFile.iter_sensor_blocks`) with an
-  optional overlap, as the stored dtype or scaled to float32 with the ADC zero
-  removed.  The zero and dtype are checked first: a uint16 store cast straight to
-  int16 would wrap.
+  dataset (one per region of interest ``roi``; ``chunk`` numbers sweeps), read
+  block by block (:meth:`CmcrFile.iter_sensor_blocks`) with an optional overlap,
+  as the stored dtype or scaled to float32 with the ADC zero removed.  The zero
+  and dtype are checked first: a uint16 store cast straight to int16 would wrap.
+
+Orientation.  Everything this module returns is in chip orientation
+``(..., row, col)``: 0-based indices of the 65 x 65 grid, where ``row``/``col``
+are the vendor's 1-based Units-table ``Row``/``Column`` minus one.  The vendor
+stores a frame as ``[col - Region.Left, row - Region.Top]`` (axis 1 is the
+column, x, counted from ``Region.Left``; axis 2 the row, y, from ``Region.Top``;
+flattening a frame gives sensor-id order).  Evidence: the vendor's reader
+documents ``SensorData`` as frames x sensors_Y x sensors_X, where its Y is the
+chip column (its coordinate helpers call ``(id - 1) % 65 + 1`` the row), and scripts reading
+real files match ``data[t, x, y]`` with ``Column == x + 1`` and ``Row == y + 1``.
+This module is the only place that knows the stored order:
+:class:`SensorDataInfo` gives each dataset's region on the chip
+(:attr:`~SensorDataInfo.chip_slices`), maps a stored-layout array to chip
+orientation (:meth:`~SensorDataInfo.to_chip`, :meth:`~SensorDataInfo.place_on_chip`)
+and holds per-sensor gains in chip orientation.  ``sensor_axis_order="row_col"``
+(see :func:`check_sensor_axis_order`) reads files stored ``[row, col]`` instead.
+
+Scaling.  Value = ``(raw - ADZero) * factor * 10**Exponent`` in ``Unit``; when the
+unit is ``V`` it is returned in microvolts (``* 10**(Exponent + 6)``).  ``factor``
+is, per sensor, the ``SensorMeta`` text column ``Conversion Factors`` (one
+number per sensor of the region in sensor-id order, bytes or str, trailing
+spaces allowed; a wrong count is a :class:`RecordingFormatError`), else the
+single ``ConversionFactor``, else 1 with one logged warning per file and
+``scaling = "unscaled"`` (values are ADC counts) in :meth:`CmcrFile.metadata`.
+``ADZero`` defaults to mid-range for unsigned data and 0 for signed data.
 """
 
 from __future__ import annotations
@@ -28,6 +53,7 @@ import numpy as np
 
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.mcs import (
+    GRID_SIZE,
     PROGRAM_RAW,
     attr_number,
     attr_text,
@@ -37,7 +63,8 @@ from hdmea.io.mcs import (
     require_object,
 )
 
-__all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "LIGHT_ROW", "SYNC_ROW"]
+__all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "LIGHT_ROW", "SYNC_ROW",
+           "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -53,23 +80,97 @@ _SENSOR_DATA = re.compile(r"^SensorData (\d+) (\d+)$")
 MAX_READ_BYTES = 24 * 1024**3
 
 
-@dataclasses.dataclass(frozen=True)
+VENDOR_AXIS_ORDER = "col_row"
+SENSOR_AXIS_ORDERS = ("col_row", "row_col")
+
+
+def check_sensor_axis_order(value) -> str:
+    """``value`` if it names a stored frame layout, else a :class:`ConfigError` naming it and the allowed ones.
+
+    ``"col_row"`` (the vendor's, the default): a stored frame is ``[col - 1, row - 1]``
+    relative to the region's ``Region.Left``/``Region.Top``, so axis 1 is the column;
+    ``"row_col"``: a stored frame is ``[row - 1, col - 1]`` (an override for files
+    whose electrical images come out transposed).
+    """
+    if not isinstance(value, str) or value not in SENSOR_AXIS_ORDERS:
+        raise ConfigError(
+            f"sensor_axis_order {value!r} is not a known stored frame layout",
+            expected=" or ".join(repr(v) for v in SENSOR_AXIS_ORDERS), found=repr(value),
+            hint=f"{VENDOR_AXIS_ORDER!r} is the layout the MCS software writes",
+        )
+    return value
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class SensorDataInfo:
-    """One raw sensor dataset: where, how big, how to scale."""
+    """One raw sensor dataset: where it lies on the chip, how big, how to scale.
+
+    Chip coordinates are 0-based ``(row, col)`` indices of the 65 x 65 grid (the
+    vendor's 1-based Units-table ``Row``/``Column`` minus one).  The region covers
+    chip rows ``row_offset .. row_offset + n_rows - 1`` and columns ``col_offset ..
+    col_offset + n_cols - 1``.  ``shape`` is the stored shape; :meth:`to_chip` maps a
+    stored-layout array to ``(..., n_rows, n_cols)``.  ``gains`` (float64,
+    ``(n_rows, n_cols)``, chip orientation) turns ``raw - ad_zero`` into
+    ``value_unit`` (``"uV"`` when the file's unit is volts).
+    """
 
     name: str  # HDF5 path
     roi: int
     chunk: int
-    shape: tuple[int, ...]  # (frames, height, width)
+    shape: tuple[int, ...]  # stored: (frames, axis 1, axis 2)
     dtype: np.dtype
     ad_zero: float
-    conversion_factor: float
+    conversion_factor: float  # the single ConversionFactor (1.0 when per-sensor factors or none)
     exponent: int
     unit: str
+    row_offset: int = 0
+    col_offset: int = 0
+    n_rows: int = GRID_SIZE
+    n_cols: int = GRID_SIZE
+    axis_order: str = VENDOR_AXIS_ORDER
+    gains: np.ndarray | None = None
+    scaling: str = "single"  # "per_sensor", "single" or "unscaled"
+    value_unit: str = "uV"
 
     @property
     def n_frames(self) -> int:
         return int(self.shape[0])
+
+    @property
+    def chip_slices(self) -> tuple[slice, slice]:
+        """(rows, cols) slices of a chip-sized ``(..., 65, 65)`` array that this region covers."""
+        return (slice(self.row_offset, self.row_offset + self.n_rows),
+                slice(self.col_offset, self.col_offset + self.n_cols))
+
+    def contains(self, row: int, col: int) -> bool:
+        """True when 0-based chip sensor ``(row, col)`` lies in this region."""
+        return (self.row_offset <= row < self.row_offset + self.n_rows
+                and self.col_offset <= col < self.col_offset + self.n_cols)
+
+    def to_chip(self, stored: np.ndarray) -> np.ndarray:
+        """A stored-layout array ``(..., axis 1, axis 2)`` as ``(..., n_rows, n_cols)`` (a view)."""
+        return np.swapaxes(stored, -1, -2) if self.axis_order == "col_row" else stored
+
+    @property
+    def uniform_gain(self) -> float | None:
+        """The gain when every sensor has the same one, else None."""
+        g = self.gains
+        if g is None or g.size == 0:
+            return 1.0
+        first = float(g.flat[0])
+        return first if np.all(g == first) else None
+
+    def place_on_chip(self, stored: np.ndarray, chip: np.ndarray, *, scale: bool = False) -> None:
+        """Write a stored-layout ``(..., axis 1, axis 2)`` array into ``chip[..., rows, cols]``.
+
+        ``scale=True`` multiplies each sensor by its gain on the way.
+        """
+        values = self.to_chip(stored)
+        rs, cs = self.chip_slices
+        if scale and self.gains is not None and self.uniform_gain != 1.0:
+            chip[..., rs, cs] = values * self.gains.astype(chip.dtype)
+        else:
+            chip[..., rs, cs] = values
 
 
 def _meta_row(table: np.ndarray, key: str, value) -> np.void | None:
@@ -80,6 +181,14 @@ def _meta_row(table: np.ndarray, key: str, value) -> np.void | None:
         return table[0]
     hit = np.flatnonzero(table[key] == value)
     return table[hit[0]] if hit.size else None
+
+
+def _first_field(row, names, default=None):
+    for name in names:
+        value = _field(row, name, None)
+        if value is not None:
+            return value
+    return default
 
 
 def _field(row, name, default=None):
@@ -94,8 +203,10 @@ def _field(row, name, default=None):
 class CmcrFile:
     """An open ``.cmcr``; use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, sensor_axis_order: str = VENDOR_AXIS_ORDER) -> None:
         self.path = Path(path)
+        self.sensor_axis_order = check_sensor_axis_order(sensor_axis_order)
+        self._sensor_infos: list[SensorDataInfo] | None = None
         self._f = open_mcs_file(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
 
     def close(self) -> None:
@@ -173,10 +284,24 @@ class CmcrFile:
         sensors = self.sensor_datasets()
         if sensors:
             s = sensors[0]
+            scaling = ("unscaled" if any(i.scaling == "unscaled" for i in sensors)
+                       else "per_sensor" if any(i.scaling == "per_sensor" for i in sensors) else "single")
             out["sensor"] = {
                 "n_datasets": len(sensors), "n_frames": int(s.n_frames), "dtype": str(s.dtype),
                 "ad_zero": float(s.ad_zero), "conversion_factor": float(s.conversion_factor),
-                "exponent": int(s.exponent), "unit": s.unit,
+                "exponent": int(s.exponent), "unit": s.unit, "scaling": scaling, "value_unit": s.value_unit,
+                "orientation": "chip arrays (..., row, col), 0-based; stored frames " + (
+                    "[col - Region.Left, row - Region.Top]" if self.sensor_axis_order == "col_row"
+                    else "[row - Region.Top, col - Region.Left]"),
+                "sensor_axis_order": self.sensor_axis_order,
+                "regions": {
+                    i.name.rsplit("/", 1)[-1]: {
+                        "roi": i.roi, "chunk": i.chunk, "row_offset": i.row_offset, "col_offset": i.col_offset,
+                        "n_rows": i.n_rows, "n_cols": i.n_cols, "ad_zero": float(i.ad_zero), "scaling": i.scaling,
+                        "exponent": int(i.exponent), "unit": i.unit, "value_unit": i.value_unit,
+                        "gain_min": float(i.gains.min()), "gain_max": float(i.gains.max()),
+                    } for i in sensors
+                },
             }
         return out
 
@@ -233,7 +358,12 @@ class CmcrFile:
 
     # -- sensor data
     def sensor_datasets(self) -> list[SensorDataInfo]:
-        """Every ``SensorData {roi} {chunk}`` dataset, ordered by (roi, chunk)."""
+        """Every ``SensorData {roi} {chunk}`` dataset, ordered by (roi, chunk), with its region and gains."""
+        if self._sensor_infos is None:
+            self._sensor_infos = self._read_sensor_datasets()
+        return list(self._sensor_infos)
+
+    def _read_sensor_datasets(self) -> list[SensorDataInfo]:
         if SENSOR_GROUP not in self._f:
             return []
         group = require_object(self._f, SENSOR_GROUP, self.path)
@@ -249,7 +379,7 @@ class CmcrFile:
             if ds.ndim != 3:
                 raise RecordingFormatError(
                     "sensor data has the wrong shape", path=self.path, obj=ds.name,
-                    expected="(frames, height, width)", found=str(ds.shape),
+                    expected="(frames, columns, rows)", found=str(ds.shape),
                 )
             if ds.dtype.kind not in "iu":
                 raise RecordingFormatError(
@@ -264,12 +394,100 @@ class CmcrFile:
                     "ADC zero outside the range of the stored dtype", path=self.path, obj=ds.name,
                     expected=f"{info.min}..{info.max} for {ds.dtype}", found=str(zero),
                 )
+            top, left, n_rows, n_cols = self._region(row, ds)
+            factors, single, scaling = self._conversion(row, ds, n_rows * n_cols)
+            exponent = _field(row, "Exponent", None)
+            unit = str(_field(row, "Unit", "") or "")
+            if scaling == "unscaled":
+                multiplier, value_unit = 1.0, "counts"
+            elif unit == "V":
+                multiplier, value_unit = 10.0 ** (int(exponent or 0) + 6), "uV"
+            else:
+                multiplier, value_unit = 10.0 ** int(exponent or 0), unit or "unitless"
+            if factors is None:
+                gains = np.full((n_rows, n_cols), single * multiplier, dtype=np.float64)
+            else:
+                stored = factors.reshape(ds.shape[1], ds.shape[2])
+                chip = np.swapaxes(stored, 0, 1) if self.sensor_axis_order == "col_row" else stored
+                gains = np.ascontiguousarray(chip) * multiplier
             out.append(SensorDataInfo(
                 name=ds.name, roi=roi, chunk=chunk, shape=tuple(ds.shape), dtype=ds.dtype, ad_zero=zero,
-                conversion_factor=float(_field(row, "ConversionFactor", 1)),
-                exponent=int(_field(row, "Exponent", 0)), unit=str(_field(row, "Unit", "")),
+                conversion_factor=float(single), exponent=int(exponent or 0), unit=unit,
+                row_offset=top, col_offset=left, n_rows=n_rows, n_cols=n_cols,
+                axis_order=self.sensor_axis_order, gains=gains, scaling=scaling, value_unit=value_unit,
             ))
+        if any(i.scaling == "unscaled" for i in out):
+            logger.warning(
+                "%s: %s has neither 'Conversion Factors' nor 'ConversionFactor'; sensor data are unscaled ADC "
+                "counts (recorded as scaling='unscaled' in the recording's metadata)",
+                self.path, "/" + SENSOR_GROUP + "/SensorMeta")
         return sorted(out, key=lambda s: (s.roi, s.chunk))
+
+    def _region(self, row, ds) -> tuple[int, int, int, int]:
+        """(0-based chip row offset, col offset, n_rows, n_cols) of one dataset's region.
+
+        ``Region.Left``/``Region.Right`` are 1-based chip columns (x, the stored axis 1
+        in the vendor's layout), ``Region.Top``/``Region.Bottom`` 1-based chip rows
+        (y, axis 2).  Without them the region starts at the chip's corner.
+        """
+        left = _first_field(row, ("Region.Left", "RegionLeft"), 1)
+        top = _first_field(row, ("Region.Top", "RegionTop"), 1)
+        right = _first_field(row, ("Region.Right", "RegionRight"), None)
+        bottom = _first_field(row, ("Region.Bottom", "RegionBottom"), None)
+        a1, a2 = int(ds.shape[1]), int(ds.shape[2])
+        n_cols, n_rows = (a1, a2) if self.sensor_axis_order == "col_row" else (a2, a1)
+        layout = "[frame, col, row]" if self.sensor_axis_order == "col_row" else "[frame, row, col]"
+        if right is not None and bottom is not None:
+            want_cols, want_rows = int(right) - int(left) + 1, int(bottom) - int(top) + 1
+            if (want_cols, want_rows) != (n_cols, n_rows):
+                want = (want_cols, want_rows) if self.sensor_axis_order == "col_row" else (want_rows, want_cols)
+                raise RecordingFormatError(
+                    "sensor data shape disagrees with its region", path=self.path, obj=ds.name,
+                    expected=(f"(frames, {want[0]}, {want[1]}) stored as {layout} for Region.Left..Right "
+                              f"{left}..{right}, Region.Top..Bottom {top}..{bottom}"),
+                    found=str(ds.shape),
+                    hint="check the SensorMeta row of this region, or the sensor_axis_order setting",
+                )
+        left, top = int(left), int(top)
+        if not (1 <= left and left + n_cols - 1 <= GRID_SIZE and 1 <= top and top + n_rows - 1 <= GRID_SIZE):
+            raise RecordingFormatError(
+                "sensor region lies outside the 65 x 65 chip", path=self.path, obj=ds.name,
+                expected="1-based Region.Left/Top with the region inside 1..65",
+                found=f"Region.Left {left}, Region.Top {top}, {n_cols} columns x {n_rows} rows",
+            )
+        return top - 1, left - 1, n_rows, n_cols
+
+    def _conversion(self, row, ds, n_sensors: int) -> tuple[np.ndarray | None, float, str]:
+        """(per-sensor factors in stored element order or None, single factor, scaling kind)."""
+        text = None
+        if row is not None and row.dtype.names is not None and "Conversion Factors" in row.dtype.names:
+            text = row["Conversion Factors"]
+        if text is not None:
+            if isinstance(text, (bytes, np.bytes_)):
+                text = bytes(text).decode("ascii", errors="replace")
+            tokens = str(text).replace("\x00", " ").split()
+            if tokens:
+                try:
+                    factors = np.array(tokens, dtype=np.float64)
+                except ValueError:
+                    raise RecordingFormatError(
+                        "'Conversion Factors' holds something other than numbers", path=self.path,
+                        obj=f"/{SENSOR_GROUP}/SensorMeta (region {row['RegionID'] if 'RegionID' in row.dtype.names else '?'}) "
+                            f"for {ds.name}",
+                        expected="space-separated integers", found=repr(" ".join(tokens[:5]))[:80],
+                    ) from None
+                if factors.size != n_sensors:
+                    raise RecordingFormatError(
+                        "'Conversion Factors' has the wrong number of sensors", path=self.path,
+                        obj=f"/{SENSOR_GROUP}/SensorMeta for {ds.name}",
+                        expected=f"{n_sensors} factors (one per sensor of {ds.shape[1]} x {ds.shape[2]})",
+                        found=f"{factors.size} factors",
+                    )
+                return factors, 1.0, "per_sensor"
+        single = _field(row, "ConversionFactor", None)
+        if single is not None:
+            return None, float(single), "single"
+        return None, 1.0, "unscaled"
 
     def _sensor_info(self, dataset: str | SensorDataInfo | None) -> SensorDataInfo:
         infos = self.sensor_datasets()
@@ -305,8 +523,10 @@ class CmcrFile:
         before them (the first block has none), so a filter or window can settle
         across block edges: a block starting at ``start_frame`` covers frames
         ``start_frame .. start_frame + len(block) - 1`` and ``start_frame`` is
-        the first *overlap* frame.  ``scaled=True`` gives float32
-        ``(raw - ADZero) * ConversionFactor``; ``False`` the stored dtype.
+        the first *overlap* frame.  Blocks are ``(frames, n_rows, n_cols)`` in chip
+        orientation whatever the stored layout.  ``scaled=True`` gives float32
+        ``(raw - ADZero) * gain`` per sensor (microvolts when the unit is V, see
+        :class:`SensorDataInfo`); ``False`` the stored dtype.
         """
         info = self._sensor_info(dataset)
         if block_frames <= 0 or overlap < 0:
@@ -317,28 +537,33 @@ class CmcrFile:
             raise ConfigError(f"start {start} must lie within 0..{stop}")
         ds = self._f[info.name]
         zero = np.float32(info.ad_zero)
-        factor = np.float32(info.conversion_factor)
+        uniform = info.uniform_gain
+        gains = None if uniform is not None else info.gains.astype(np.float32)
+        factor = np.float32(1.0 if uniform is None else uniform)
         for b0 in range(start, stop, block_frames):
             b1 = min(stop, b0 + block_frames)
             lo = max(start, b0 - overlap)
             with guard_mcs_read(self.path, info.name):
                 raw = ds[lo:b1]
+            chip = info.to_chip(raw)
             if scaled:
-                block = raw.astype(np.float32)
+                block = np.array(chip, dtype=np.float32, order="C")
                 block -= zero
-                if factor != 1:
+                if gains is not None:
+                    block *= gains
+                elif factor != 1:
                     block *= factor
                 yield lo, block
             else:
-                yield lo, raw
+                yield lo, np.ascontiguousarray(chip)
 
     def read_sensor_frames(self, start: int, stop: int, dataset=None, *, scaled: bool = True) -> np.ndarray:
-        """Frames ``[start, stop)`` of one sensor dataset."""
+        """Frames ``[start, stop)`` of one sensor dataset, ``(frames, n_rows, n_cols)`` in chip orientation."""
         blocks = [b for _s, b in self.iter_sensor_blocks(dataset, block_frames=max(1, stop - start),
                                                           start=start, stop=stop, scaled=scaled)]
         if not blocks:
             info = self._sensor_info(dataset)
-            return np.zeros((0, *info.shape[1:]), dtype=np.float32 if scaled else info.dtype)
+            return np.zeros((0, info.n_rows, info.n_cols), dtype=np.float32 if scaled else info.dtype)
         return blocks[0]
 
 

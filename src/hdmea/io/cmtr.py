@@ -140,6 +140,7 @@ class CmtrFile:
         self._f = open_mcs_file(self.path, scan=False, check=self._check)
         self._table_index: dict[int, int] | None = None
         self._layouts: list = []
+        self.position_warnings: list[str] = []
         try:
             self._units_table = self._read_units_table()
             self._groups = self._unit_groups()
@@ -284,7 +285,13 @@ class CmtrFile:
                 col = _int_attribute(gid, name, b"Column")
             where = group
             if sensor is None and row is not None and col is not None:
-                sensor = 65 * (col - 1) + row
+                # Without an id, Row/Column decide; a 0 in either means they count from 0.
+                base = 0 if min(row, col) == 0 else 1
+                sensor = 65 * (col - base) + (row - base) + 1
+                if base == 0:
+                    self._warn_positions(f"{where} has no SensorID and a zero-based Row/Column "
+                                         f"({row}, {col}); read as sensor {sensor}")
+                    row = col = None
         if sensor is None:
             raise RecordingFormatError(
                 "unit has no sensor id", path=self.path, obj=group + "/@SensorID",
@@ -297,12 +304,16 @@ class CmtrFile:
             )
         r, c = sensor_id_to_row_col(sensor)
         if (row is not None and row != r) or (col is not None and col != c):
-            raise RecordingFormatError(
-                f"row/column of unit {unit_id} disagree with its sensor id (column-major 65 x 65 grid)",
-                path=self.path, obj=where, expected=f"row {r}, column {c} for sensor {sensor}",
-                found=f"row {row}, column {col}",
-            )
+            self._warn_positions(
+                f"{where}: Row/Column of unit {unit_id} ({row}, {col}) disagree with its SensorID {sensor} "
+                f"(row {r}, column {c} on the column-major 65 x 65 grid); the SensorID is used")
         return sensor, r, c
+
+    def _warn_positions(self, text: str) -> None:
+        """Log the first disagreement of Row/Column with SensorID of this file, count the rest."""
+        self.position_warnings.append(text)
+        if len(self.position_warnings) == 1:
+            logger.warning("%s: %s (further disagreements of this file are not logged)", self.path, text)
 
     def _peaks_layout(self, tid, obj: str) -> _PeaksLayout:
         """Numpy dtype, memory type and cutout view of a Peaks table type (cached per distinct type)."""

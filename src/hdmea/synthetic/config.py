@@ -61,6 +61,12 @@ class SyntheticConfig:
     noise_uv: float = 8.0
     footprint_amplitude_uv: tuple[float, float] = (60.0, 180.0)
     footprint_sigma_sensors: tuple[float, float] = (1.0, 2.0)
+    # Per-sensor gain: factor ~ 1000 * (1 + spread * U(-1, 1)) with Exponent -9 (about 1 uV per
+    # count, written as the 'Conversion Factors' text); 0 writes factor 1 with Exponent -6.
+    sensor_gain_spread: float = 0.0
+    # Regions of interest (top, left, bottom, right), 1-based inclusive chip rows/columns,
+    # one 'SensorData {k} 1' each; None: the whole chip.
+    sensor_regions: tuple[tuple[int, int, int, int], ...] | None = None
     raw_block_frames: int = 2048
     noise_bank_frames: int = 8192
     write_source: bool = True
@@ -76,6 +82,14 @@ class SyntheticConfig:
             raise ConfigError(f"n_silent_units must be within 0..n_units, found {self.n_silent_units}")
         if self.raw_dtype not in ("uint16", "int16"):
             raise ConfigError(f"raw_dtype must be 'uint16' or 'int16', found {self.raw_dtype!r}")
+        if not 0 <= self.sensor_gain_spread < 1:
+            raise ConfigError(f"sensor_gain_spread must be within [0, 1), found {self.sensor_gain_spread}")
+        if self.sensor_regions is not None:
+            if not self.sensor_regions:
+                raise ConfigError("sensor_regions must name at least one region, or be None for the whole chip")
+            for region in self.sensor_regions:
+                if len(region) != 4 or not (1 <= region[0] <= region[2] <= 65 and 1 <= region[1] <= region[3] <= 65):
+                    raise ConfigError(f"sensor_regions: expected (top, left, bottom, right) within 1..65, found {region}")
         if self.raw_seconds < 0:
             raise ConfigError("raw_seconds must be >= 0")
         if not 0 <= self.cutout_pre_samples < self.cutout_samples:

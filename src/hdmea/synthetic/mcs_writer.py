@@ -3,7 +3,12 @@
 String attributes are fixed-length byte strings (the vendor's reader calls
 ``.decode`` on them), numeric root attributes are 1-element arrays and unit
 attributes scalars, as the vendor's reader expects.  Raw sensor data is written
-in blocks so any duration fits in bounded memory.
+in blocks so any duration fits in bounded memory, in the vendor's layout: one
+``SensorData {k} 1`` per region, each frame stored ``[col - Left, row - Top]``
+(axis 1 the column), with a ``SensorMeta`` row per region carrying ``Region.Left``,
+``Region.Top``, ``Region.Right``, ``Region.Bottom`` (1-based), ``ADZero``,
+``Exponent``, ``Tick``, ``Unit`` and the per-sensor ``Conversion Factors`` text
+(sensor-id order, trailing space).  The ground truth stays in chip (row, col).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from hdmea.io.mcs import GRID_SIZE, PROGRAM_RAW, PROGRAM_SORTER, TYPE_IDS
 from hdmea.synthetic.config import SyntheticConfig
 from hdmea.synthetic.model import DisplayTimeline, PlantedUnit
 
-__all__ = ["write_cmcr", "write_cmtr", "CHANNEL_META_DTYPE", "SENSOR_META_DTYPE", "UNITS_DTYPE",
+__all__ = ["write_cmcr", "write_cmtr", "sensor_factors", "CHANNEL_META_DTYPE", "SENSOR_META_DTYPE", "UNITS_DTYPE",
            "peaks_dtype"]
 
 CHANNEL_META_DTYPE = np.dtype([
@@ -28,8 +33,8 @@ CHANNEL_META_DTYPE = np.dtype([
 ])
 SENSOR_META_DTYPE = np.dtype([
     ("GroupID", "<i4"), ("RegionID", "<i4"), ("Label", "S32"), ("Unit", "S8"), ("Exponent", "<i4"),
-    ("ADZero", "<i4"), ("Tick", "<i8"), ("ConversionFactor", "<i8"), ("ADCBits", "<i4"),
-    ("SensorWidth", "<i4"), ("SensorHeight", "<i4"), ("RegionLeft", "<i4"), ("RegionTop", "<i4"),
+    ("ADZero", "<i4"), ("Tick", "<i8"), ("ADCBits", "<i4"), ("Region.Left", "<i4"), ("Region.Top", "<i4"),
+    ("Region.Right", "<i4"), ("Region.Bottom", "<i4"), ("Conversion Factors", h5py.string_dtype("ascii")),
 ])
 UNITS_DTYPE = np.dtype([
     ("UnitID", "<i4"), ("SensorID", "<i4"), ("Row", "<i4"), ("Column", "<i4"), ("RoiID", "<i4"),
@@ -102,6 +107,18 @@ def _sensor_block(start: int, stop: int, units: list[PlantedUnit], spikes: list[
     return block
 
 
+def sensor_factors(cfg: SyntheticConfig) -> np.ndarray:
+    """Per-sensor integer conversion factors of a configuration, chip (row, col) float64 (65, 65).
+
+    Drawn from their own generator (seeded by ``cfg.seed``) so they do not shift the
+    rest of the recording's random draws.
+    """
+    if not cfg.sensor_gain_spread:
+        return np.ones((GRID_SIZE, GRID_SIZE))
+    rng = np.random.default_rng([cfg.seed, 65])
+    return np.rint(1000.0 * (1.0 + cfg.sensor_gain_spread * rng.uniform(-1, 1, (GRID_SIZE, GRID_SIZE))))
+
+
 def write_cmcr(path: Path, tl: DisplayTimeline, units: list[PlantedUnit], spikes: list[np.ndarray],
                cfg: SyntheticConfig, rng: np.random.Generator) -> int:
     """Write the raw file; returns the number of raw frames written."""
@@ -149,33 +166,33 @@ def write_cmcr(path: Path, tl: DisplayTimeline, units: list[PlantedUnit], spikes
             light[0, b0:b1] = photodiode
             light[1, b0:b1] = sync
 
-        # Sensor data: (frames, 65, 65), stored dtype with an ADC zero.
+        # Sensor data: one dataset per region, frames stored [col - Left, row - Top], with an ADC zero.
         sensor = acq.create_group("Sensor Data")
         _stamp(sensor, "SensorStream", "Sensor Data", seed_text)
         sensor.attrs["SubType"] = _text("Sensor")
         raw_frames = int(round(cfg.raw_seconds * fs))
         dtype = np.dtype(cfg.raw_dtype)
         ad_zero = 32768 if dtype == np.uint16 else 0
-        smeta = np.zeros(1, dtype=SENSOR_META_DTYPE)
-        smeta["GroupID"] = 1
-        smeta["RegionID"] = 1
-        smeta["Label"] = b"ROI 1"
-        smeta["Unit"] = b"V"
-        smeta["Exponent"] = -6
-        smeta["ADZero"] = ad_zero
-        smeta["Tick"] = tick_us
-        smeta["ConversionFactor"] = 1
-        smeta["ADCBits"] = 16
-        smeta["SensorWidth"] = GRID_SIZE
-        smeta["SensorHeight"] = GRID_SIZE
-        smeta["RegionLeft"] = 1
-        smeta["RegionTop"] = 1
+        regions = cfg.sensor_regions or ((1, 1, GRID_SIZE, GRID_SIZE),)
+        factors = sensor_factors(cfg)  # chip (row, col)
+        exponent = -9 if cfg.sensor_gain_spread else -6
+        gains_uv = factors * 10.0 ** (exponent + 6)
+        smeta = np.zeros(len(regions), dtype=SENSOR_META_DTYPE)
+        for k, (top, left, bottom, right) in enumerate(regions):
+            region_factors = factors[top - 1:bottom, left - 1:right].T.ravel()  # sensor-id order
+            smeta[k] = (1, k + 1, f"ROI {k + 1}".encode(), b"V", exponent, ad_zero, tick_us, 16, left, top,
+                        right, bottom, " ".join(str(int(v)) for v in region_factors) + " ")
         ds = sensor.create_dataset("SensorMeta", data=smeta)
         _stamp(ds, "SensorMeta", "SensorMeta", seed_text)
         chunk_frames = max(1, min(raw_frames, 256))
-        raw = sensor.create_dataset("SensorData 1 1", shape=(raw_frames, GRID_SIZE, GRID_SIZE), dtype=dtype,
-                                    chunks=(chunk_frames, GRID_SIZE, GRID_SIZE) if raw_frames else None)
-        _stamp(raw, "SensorData", "SensorData 1 1", seed_text)
+        datasets = []
+        for k, (top, left, bottom, right) in enumerate(regions):
+            shape = (raw_frames, right - left + 1, bottom - top + 1)
+            name = f"SensorData {k + 1} 1"
+            raw = sensor.create_dataset(name, shape=shape, dtype=dtype,
+                                        chunks=(chunk_frames, *shape[1:]) if raw_frames else None)
+            _stamp(raw, "SensorData", name, seed_text)
+            datasets.append(raw)
         if raw_frames:
             bank_frames = min(cfg.noise_bank_frames, max(raw_frames, 1))
             bank = np.empty((bank_frames, GRID_SIZE, GRID_SIZE), dtype=np.int16)
@@ -186,14 +203,18 @@ def write_cmcr(path: Path, tl: DisplayTimeline, units: list[PlantedUnit], spikes
             offset = int(rng.integers(0, bank_frames))
             windows = [_footprint_window(u) for u in units]
             info = np.iinfo(dtype)
+            inverse = None if not cfg.sensor_gain_spread else (1.0 / gains_uv).astype(np.float32)
             for b0 in range(0, raw_frames, cfg.raw_block_frames):
                 b1 = min(raw_frames, b0 + cfg.raw_block_frames)
-                # Sensor (row, col) is stored at [row - 1, col - 1] of each frame.
+                # microvolts at chip (row, col) -> counts
                 counts = _sensor_block(b0, b1, units, spikes, windows, cfg, bank, offset)
+                if inverse is not None:
+                    counts = np.rint(counts.astype(np.float32) * inverse).astype(np.int32)
                 if ad_zero:
                     counts += ad_zero
                 np.clip(counts, info.min, info.max, out=counts)
-                raw[b0:b1] = counts.astype(dtype)
+                for raw, (top, left, bottom, right) in zip(datasets, regions):
+                    raw[b0:b1] = counts[:, top - 1:bottom, left - 1:right].transpose(0, 2, 1).astype(dtype)
     return raw_frames
 
 
