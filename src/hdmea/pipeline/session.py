@@ -38,10 +38,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream.errors import H5StreamError, WriteError, WriterClaimError
-from h5stream.files import WriterClaim, create_atomic, fsync_directory, fsync_path, open_validated
+from h5stream.errors import H5StreamError, WriteError
+from h5stream.files import adopt_partial, create_atomic, guard_read, open_validated
 from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, parse_size
 from hdmea.errors import CheckpointError, SessionError
+from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Dataset, Group, Node
 
@@ -430,17 +431,19 @@ class PipelineSession:
         Raises
         ------
         FileExistsError
-            (:class:`hdmea.io.hdf5_store.RecordingExistsError`) ``path`` exists and
+            (:class:`hdmea.errors.RecordingExistsError`) ``path`` exists and
             ``overwrite`` is False.
+        UnsafeFileError
+            ``path`` is an HDF5 file a read refuses (external links, external
+            storage, virtual datasets); it is left as it is.
         """
         if self._broken is not None:
             raise SessionError(self._broken)
         target = self._target(path)
         store._check_suffix(target)
         if target.exists() and not overwrite:
-            raise store.RecordingExistsError(
-                "file already exists", path=target,
-                hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)")
+            raise _files.exists_error(target)
+        _files.check_replace_target(target)
         tree = self._tree_for_file(None)
         spill = self._staging
         if spill.has_spill_file and spill.spill_path is not None and spill.spill_path.parent.resolve() == \
@@ -456,10 +459,8 @@ class PipelineSession:
 
     def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool) -> None:
         atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER)
-        try:
+        with _files.recording_errors(target):
             f = atomic.open()
-        except WriterClaimError as exc:
-            raise store._locked_error(target) from exc
         try:
             store.write_root(f, tree)
         except BaseException as exc:
@@ -470,45 +471,33 @@ class PipelineSession:
         atomic.commit()
 
     def _save_into_spill_file(self, target: Path, tree: Group) -> None:
-        claim = WriterClaim(target)
-        try:
-            claim.acquire()
-        except WriterClaimError as exc:
-            raise store._locked_error(target) from exc
-        try:
-            opener = self._staging.spill_file
-            f = opener()
+        # The engine adopts the spill file as the target's partial file: claim and target
+        # checks come first, so a refused target leaves the spilled arrays where they are.
+        with _files.recording_errors(target):
+            atomic = adopt_partial(target, self._staging.spill_path, overwrite=True)
+        opener = self._staging.spill_file
+        f = opener()
 
-            def movable(array: FileArray) -> bool:
-                return array.spilled and array._opener == opener
+        def movable(array: FileArray) -> bool:
+            return array.spilled and array._opener == opener
 
-            handed = self._staging.detach_spill_file()
-            assert handed is not None and handed[0] is f
-            partial = handed[1]
-            try:
-                store.write_root(f, tree, store.WriteContext(f, movable))
-                if STAGING_GROUP in f:
-                    del f[STAGING_GROUP]
-                f.flush()
-                f.close()
-                fsync_path(partial)
-                os.replace(partial, target)
-                fsync_directory(target.parent if str(target.parent) else ".")
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    if f.id.valid:
-                        f.close()
-                with contextlib.suppress(OSError):
-                    os.unlink(partial)
-                # The spilled arrays were moved inside the discarded file: the session cannot save again.
-                self._broken = (f"session {self.dataset_id!r}: saving to {target} failed ({exc}) after spilled "
-                                "arrays were moved; the earlier file is intact, but this session's spilled data "
-                                "is gone. Resume from the last checkpoint.")
-                if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-                    raise WriteError(f"saving failed ({exc}); any earlier file is intact", path=target) from exc
-                raise
-        finally:
-            claim.release()
+        handed = self._staging.detach_spill_file()
+        assert handed is not None and handed[0] is f and handed[1] == atomic.partial
+        atomic.file = f
+        try:
+            store.write_root(f, tree, store.WriteContext(f, movable))
+            if STAGING_GROUP in f:
+                del f[STAGING_GROUP]
+            atomic.commit()
+        except BaseException as exc:
+            atomic.abort()
+            # The spilled arrays were moved inside the discarded file: the session cannot save again.
+            self._broken = (f"session {self.dataset_id!r}: saving to {target} failed ({exc}) after spilled "
+                            "arrays were moved; the earlier file is intact, but this session's spilled data "
+                            "is gone. Resume from the last checkpoint.")
+            if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
+                raise WriteError(f"saving failed ({exc}); any earlier file is intact", path=target) from exc
+            raise
 
     def _after_save(self, target: Path) -> None:
         """Point every on-disk array at the saved file; older sources can close."""
@@ -549,8 +538,8 @@ class PipelineSession:
             raise CheckpointError("a checkpoint cannot be written over the session's target file", path=target,
                                   hint="choose another path for the checkpoint")
         if target.exists() and not overwrite:
-            raise store.RecordingExistsError(
-                "file already exists", path=target, hint="pass overwrite=True to replace the checkpoint")
+            raise _files.exists_error(target, hint="pass overwrite=True to replace the checkpoint")
+        _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
         state = self.save_state
         self._write_new_file(target, self._tree_for_file(name), overwrite=True)
@@ -584,8 +573,6 @@ class PipelineSession:
         source = _SourceFile(path)
         f = source()
         try:
-            from h5stream.files import guard_read
-
             with guard_read(path, "/"):
                 root = store.node_from_h5(f, lazy=True, opener=source)
         except H5StreamError as exc:

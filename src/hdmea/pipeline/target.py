@@ -15,6 +15,9 @@ A step written against :func:`open_target` runs unchanged in both modes::
   partial of ``hdf5_path`` (or a new file with ``create=True``) that replaces
   the file atomically when the block exits cleanly; on an exception nothing
   changes, so a crash in a later step never loses the results of earlier ones.
+  The file is checked as a read checks it before anything is written: external
+  links, external storage and virtual datasets raise
+  :class:`~h5stream.errors.UnsafeFileError` and nothing outside the file is touched.
 
 Both modes use the builders and the writer of :mod:`hdmea.io.hdf5_store`, so
 they produce files equal object by object.
@@ -31,10 +34,10 @@ from typing import Any
 
 import h5py
 
-from h5stream.errors import WriterClaimError
-from h5stream.files import create_atomic, update_atomic
+from h5stream.files import create_atomic
 from h5stream.staging import LIBVER
 from hdmea.errors import MissingStepError, SessionError
+from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.pipeline.session import _NO_DEFAULT, PipelineSession, split_path
 
@@ -303,20 +306,14 @@ def open_target(
         store._check_suffix(path)
         root = store.recording_root(dataset_id)
         if path.exists() and not overwrite:
-            raise store.RecordingExistsError(
-                "file already exists", path=path,
-                hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)")
+            raise _files.exists_error(path)
+        _files.check_replace_target(path)
         atomic = create_atomic(path, overwrite=overwrite, libver=LIBVER)
+        with _files.recording_errors(path):
+            f = atomic.open()
     else:
-        if not path.exists():
-            err = store.RecordingNotFoundError(f"HDF5 file not found: {path}")
-            err.path = os.fspath(path)
-            raise err
-        atomic = update_atomic(path)
-    try:
-        f = atomic.open()
-    except WriterClaimError as exc:
-        raise store._locked_error(path) from exc
+        atomic = _files.open_update(path)
+        f = atomic.file
     try:
         if create:
             store.write_root(f, root)
