@@ -68,7 +68,7 @@ from hdmea.config import parse_config
 from hdmea.pipeline.batch import available_cores, discover_recordings, output_path_for, run_pipeline
 inputs, out, eimage = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
-                        "steps": {{"eimage": eimage}}}})
+                        "steps": {{"compute_eimage_sta": eimage}}}})
 # The fair peer: one process, the same library, every core for each kernel.
 config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=available_cores()))
 jobs, checkpoints = [], 0
@@ -89,7 +89,7 @@ inputs, out, eimage = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 if sys.argv[4] == "pool":
     sys.modules["distributed"] = None  # the engine's fallback: a process pool rebuilt after crashes
 config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
-                        "steps": {{"eimage": eimage}}}})
+                        "steps": {{"compute_eimage_sta": eimage}}}})
 summary = run_batch(inputs, config, out, workers=2, show_progress=False)
 assert summary.ok and len(summary.done) == len(summary.results), summary.table()
 print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": [r.seconds for r in summary.results],
@@ -132,7 +132,7 @@ from hdmea.config import parse_config
 from hdmea.pipeline.batch import available_cores, discover_recordings, run_pipeline
 inputs, out, eimage, mode, gate = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5]
 config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
-                        "steps": {{"eimage": eimage}}}})
+                        "steps": {{"compute_eimage_sta": eimage}}}})
 threads = available_cores() if mode == "alone-all-cores" else 1
 config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=threads))
 rec = discover_recordings(inputs)[0]

@@ -141,6 +141,20 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="pipeline configuration (TOML)")
 
 
+def steps_help() -> str:
+    """The pipeline's steps as the configuration names them, from :data:`hdmea.pipeline.steps.STEPS`."""
+    from hdmea.pipeline.steps import STEPS
+
+    lines = ["pipeline steps, in order ([steps.NAME] of the configuration holds a step's parameters):"]
+    for step in STEPS:
+        if step.switch:
+            switch = f"[steps] {step.name} = true|false (default {'on' if step.default else 'off'})"
+        else:
+            switch = "no switch"
+        lines.append(f"  {step.name:<22} {switch}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hdmea",
@@ -162,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in DIR")
     p.set_defaults(func=_cmd_demo)
 
-    p = add_parser("run", help="process one recording")
+    p = add_parser("run", help="process one recording", epilog=steps_help(),
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cmcr", help="raw recording (.cmcr)")
     p.add_argument("cmtr", help="spike sorting (.cmtr)")
     _add_config(p)
@@ -170,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset id, {name} in the configuration (default: the .cmcr's stem)")
     p.set_defaults(func=_cmd_run)
 
-    p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool")
+    p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool",
+                   epilog=steps_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recordings", metavar="LIST_OR_DIR",
                    help="directory of .cmcr/.cmtr pairs, or a file listing 'CMCR [CMTR]' per line")
     _add_config(p)
@@ -216,9 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     code = _run(argv)
     if argv is None and "numba" in sys.modules:
-        from hdmea.pipeline.batch import _exit_without_teardown_code
+        from hdmea.pipeline.batch import exit_without_teardown
 
-        _exit_without_teardown_code(code)
+        exit_without_teardown(code)
     return code
 
 

@@ -29,10 +29,10 @@ Example
     path = "noise.npy"                   # (images, h, w) uint8, relative to this file
     frames_per_image = 4
 
-    [steps]
-    eimage = false
+    [steps]                              # switches of the optional steps
+    compute_eimage_sta = false
 
-    [steps.section_spike_times]
+    [steps.section_spike_times]          # a step's parameters (and optionally enabled = ...)
     pad_margin = [0.5, 0.5]
 
     [output]
@@ -42,6 +42,13 @@ Example
     [batch]
     workers = 2
     retries = 2
+
+The keys of ``[steps]`` are the step names of
+:data:`hdmea.pipeline.steps.STEPS`: ``<name> = true|false`` switches an
+optional step, a ``[steps.<name>]`` table holds its keyword arguments (checked
+against the function's signature) and may switch it with ``enabled``.  The
+former keys ``sta``, ``eimage``, ``features`` and ``[steps.eimage_sta]`` are
+still accepted, with a :class:`hdmea.errors.DeprecatedStepNameWarning`.
 
 A stimulus ``file`` is a JSON file as written by
 :meth:`hdmea.stimulus.StimulusConfig.save_json`; ``{name}`` in it stands for
@@ -59,11 +66,13 @@ import json
 import math
 import os
 import tomllib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hdmea.errors import ConfigError
+from hdmea.errors import ConfigError, DeprecatedStepNameWarning
+from hdmea.pipeline.steps import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
 
 __all__ = [
     "StimulusSource",
@@ -74,24 +83,7 @@ __all__ = [
     "PipelineConfig",
     "load_config",
     "parse_config",
-    "STEP_FUNCTIONS",
 ]
-
-#: Pipeline step name -> (module, function) whose keyword arguments a
-#: ``[steps.<name>]`` table may set.  Checked against the real signature.
-STEP_FUNCTIONS: dict[str, tuple[str, str]] = {
-    "load_recording": ("hdmea.pipeline.runner", "load_recording"),
-    "add_section_time": ("hdmea.io.section_time", "add_section_time"),
-    "section_spike_times": ("hdmea.io.spike_sectioning", "section_spike_times"),
-    "compute_sta": ("hdmea.features.sta", "compute_sta"),
-    "eimage_sta": ("hdmea.pipeline.eimage", "compute_eimage_sta"),
-    "extract_features": ("hdmea.features.extract", "extract_features"),
-}
-
-# Arguments the batch job itself passes to every step; a config must not set them.
-RESERVED_STEP_ARGUMENTS = frozenset(
-    {"session", "hdf5_path", "output_path", "cmcr_path", "cmtr_path", "dataset_id", "self", "stimulus"}
-)
 
 
 def _fail(key: str, reason: str, *, source: str | None = None, found: Any = None,
@@ -232,14 +224,20 @@ class StimulusSource:
         return self.file_template
 
 
+def _default_switches() -> dict[str, bool]:
+    return {s.name: s.default for s in STEPS if s.switch}
+
+
 @dataclasses.dataclass(frozen=True)
 class StepsConfig:
-    """Which optional steps run, and the keyword arguments of every step."""
+    """Which optional steps run (``switches``: step name -> on), and the keyword arguments of every step."""
 
-    sta: bool = True
-    eimage: bool = False
-    features: bool = True
+    switches: Mapping[str, bool] = dataclasses.field(default_factory=_default_switches)
     params: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def enabled(self, step: str) -> bool:
+        """Whether the switchable ``step`` runs (steps without a switch always do)."""
+        return bool(self.switches.get(step, True))
 
     def kwargs(self, step: str) -> dict[str, Any]:
         return dict(self.params.get(step, {}))
@@ -309,18 +307,24 @@ class PipelineConfig:
     batch: BatchConfig = dataclasses.field(default_factory=BatchConfig)
     source: str | None = None
 
+    def digest_payload(self) -> dict[str, Any]:
+        """Everything that changes the results (not batch or output options), as plain values."""
+        switches = {_DIGEST_SWITCH_KEYS.get(name, name): on for name, on in self.steps.switches.items()}
+        params = {_DIGEST_PARAM_KEYS.get(name, name): dict(value)
+                  for name, value in sorted(self.steps.params.items())}
+        return {"stimulus": self.stimulus.digest_payload(), "steps": {**switches, "params": params}}
+
     def digest(self) -> str:
-        """A hash of everything that changes the results (not batch or output options)."""
-        payload = {
-            "stimulus": self.stimulus.digest_payload(),
-            "steps": {
-                "sta": self.steps.sta, "eimage": self.steps.eimage,
-                "features": self.steps.features,
-                "params": {k: dict(v) for k, v in sorted(self.steps.params.items())},
-            },
-        }
-        text = json.dumps(payload, sort_keys=True, default=str)
+        """A hash of :meth:`digest_payload`; stored in ``.done`` markers and checkpoint names."""
+        text = json.dumps(self.digest_payload(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Digests are stored in .done markers and checkpoint names: the steps that had
+# other configuration keys when digests were introduced keep those keys in the
+# payload, so outputs finished before the renaming are still recognised.
+_DIGEST_SWITCH_KEYS = {"compute_sta": "sta", "compute_eimage_sta": "eimage", "extract_features": "features"}
+_DIGEST_PARAM_KEYS = {"compute_eimage_sta": "eimage_sta"}
 
 
 def _file_identity(path: Path | None) -> str | None:
@@ -389,9 +393,6 @@ def parse_config(
     output = _parse_output(root.table_of("output"))
     batch = _parse_batch(root.table_of("batch"))
     root.reject_unknown({"stimulus", "steps", "output", "batch"})
-    if steps.eimage is False and "eimage_sta" in steps.params:
-        raise _fail("steps.eimage_sta", "parameters given but the step is off", source=source,
-                    hint="set steps.eimage = true or remove the table")
     return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source)
 
 
@@ -528,48 +529,87 @@ def _noise_movie_shape(path: Path, key: str, source: str | None) -> tuple[int, i
 
 
 def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:
-    sta = r.get("sta", "bool", True)
-    eimage = r.get("eimage", "bool", False)
-    features = r.get("features", "bool", True)
+    """``[steps]``: per step of the table, a switch (``name = bool``) or a parameter table."""
+    switches = _default_switches()
     params: dict[str, dict[str, Any]] = {}
-    for name, value in r.table.items():
-        if name in ("sta", "eimage", "features"):
-            continue
-        if name not in STEP_FUNCTIONS:
-            close = difflib.get_close_matches(name, sorted(STEP_FUNCTIONS), n=1)
-            raise _fail(r.child_key(name), "unknown pipeline step", source=r.source,
-                        hint=f"did you mean {close[0]!r}?" if close
-                        else "steps: " + ", ".join(STEP_FUNCTIONS))
-        table = r.table_of(name)
-        for arg in table.table:
-            if arg in RESERVED_STEP_ARGUMENTS:
-                raise _fail(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
-                            source=r.source)
-        if check_signatures:
-            _check_step_arguments(name, table)
-        params[name] = dict(table.table)
-    return StepsConfig(sta=sta, eimage=eimage, features=features, params=params)
+    switch_key: dict[str, str] = {}  # step -> the key that switched it, for errors
+    table_key: dict[str, str] = {}  # step -> the key of its parameter table
+    for key, value in r.table.items():
+        step = _step_for_key(r, key)
+        if isinstance(value, Mapping):
+            if step.name in table_key:
+                raise _fail(r.child_key(key), f"gives the parameters of {step.name} a second time",
+                            source=r.source, found=f"steps.{table_key[step.name]} and steps.{key}",
+                            hint=f"merge them into [steps.{step.name}]")
+            table_key[step.name] = key
+            table = r.table_of(key)
+            arguments = dict(table.table)
+            if SWITCH_KEY in arguments:
+                _set_switch(r, step, switches, switch_key, f"{key}.{SWITCH_KEY}",
+                            table.get(SWITCH_KEY, "bool"))
+                del arguments[SWITCH_KEY]
+            for arg in arguments:
+                if arg in RESERVED_STEP_ARGUMENTS:
+                    raise _fail(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
+                                source=r.source)
+            if check_signatures:
+                _check_step_arguments(step, table, arguments)
+            if arguments or SWITCH_KEY not in table.table:
+                # A table holding only the switch means what `name = bool` means.
+                params[step.name] = arguments
+        else:
+            _set_switch(r, step, switches, switch_key, key, r.get(key, "bool"))
+    for name, key in table_key.items():
+        if not switches.get(name, True) and name not in switch_key:
+            # A table for a step that is off by default: the user most likely expects it to run.
+            raise _fail(r.child_key(key), "parameters given but the step is off", source=r.source,
+                        hint=f"set steps.{name} = true (or enabled = true in the table) or remove the table")
+    return StepsConfig(switches=switches, params=params)
 
 
-def _check_step_arguments(step: str, table: _Reader) -> None:
-    import importlib
+def _step_for_key(r: _Reader, key: str) -> Step:
+    found = find_step(key)
+    if found is None:
+        names = [s.name for s in STEPS]
+        close = difflib.get_close_matches(key, names, n=1)
+        raise _fail(r.child_key(key), "unknown pipeline step", source=r.source,
+                    hint=f"did you mean {close[0]!r}?" if close else "steps: " + ", ".join(names))
+    step, is_alias = found
+    if is_alias:
+        where = f" in {r.source}" if r.source else ""
+        warnings.warn(f"{r.child_key(key)}{where} is the former name of the step {step.name!r}; "
+                      f"use steps.{step.name}", DeprecatedStepNameWarning, stacklevel=4)
+    return step
+
+
+def _set_switch(r: _Reader, step: Step, switches: dict[str, bool], switch_key: dict[str, str],
+                key: str, on: bool) -> None:
+    if not step.switch:
+        raise _fail(r.child_key(key), f"the step {step.name} always runs and cannot be switched",
+                    source=r.source, hint=f"give its parameters in a [steps.{step.name}] table")
+    if step.name in switch_key:
+        raise _fail(r.child_key(key), f"switches {step.name} a second time", source=r.source,
+                    found=f"steps.{switch_key[step.name]} and steps.{key}", hint="keep one of them")
+    switch_key[step.name] = key
+    switches[step.name] = on
+
+
+def _check_step_arguments(step: Step, table: _Reader, arguments: Mapping[str, Any]) -> None:
     import inspect
 
-    module_name, func_name = STEP_FUNCTIONS[step]
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
+        func = step.resolve()
     except (ImportError, AttributeError) as exc:
-        raise _fail(table.key, f"the step function {module_name}.{func_name} is not available ({exc})",
+        raise _fail(table.key, f"the step function {step.function} is not available ({exc})",
                     source=table.source) from exc
     signature = inspect.signature(func)
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
     names = {
         p.name for p in signature.parameters.values()
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     } - RESERVED_STEP_ARGUMENTS
-    if accepts_any:
-        return
-    table.reject_unknown(names)
+    _Reader(arguments, table.key, table.source).reject_unknown(names)
 
 
 def _parse_output(r: _Reader) -> OutputConfig:

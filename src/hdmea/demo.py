@@ -33,9 +33,9 @@ _CONFIG_TEMPLATE = """\
 file = "{{dir}}/{{name}}.stimulus.json"
 
 [steps]
-sta = true
-eimage = {eimage}
-features = true
+compute_sta = true
+compute_eimage_sta = {eimage}
+extract_features = true
 
 [output]
 checkpoint = true
@@ -114,7 +114,7 @@ def run_demo(
         Compute electrical images (default: when the step is installed).
     """
     from hdmea.config import load_config
-    from hdmea.pipeline.batch import checkpoint_path_for, run_pipeline
+    from hdmea.pipeline.steps import checkpoint_path_for, run_pipeline
     from hdmea.synthetic import generate_recording
 
     if n_units < 1:

@@ -22,6 +22,7 @@ __all__ = [
     "CorruptRecordingError",
     "UnknownUnitError",
     "ConfigError",
+    "DeprecatedStepNameWarning",
 ]
 
 
@@ -70,3 +71,11 @@ class UnknownUnitError(HdmeaError, KeyError):
 
 class ConfigError(HdmeaError, ValueError):
     """A pipeline configuration is invalid; the message names the key and the reason."""
+
+
+class DeprecatedStepNameWarning(FutureWarning):
+    """A configuration names a pipeline step by its former name (``sta``, ``eimage``, ...).
+
+    The step still runs as configured; the message names the key and the current name
+    (see :data:`hdmea.pipeline.steps.STEPS`).
+    """

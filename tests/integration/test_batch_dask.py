@@ -54,7 +54,7 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
     killed = next(r for r in recs if r.name == KILLED)
     jobs.kill_once_marker(killed.cmcr).touch()
     config = parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"},
-                           "steps": {"features": False},
+                           "steps": {"extract_features": False},
                            "output": {"checkpoint_min_seconds": 0.0}}, base_dir=tmp_path)
     out = tmp_path / "out"
 

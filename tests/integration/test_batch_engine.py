@@ -100,7 +100,7 @@ def test_rerun_skips_finished_and_redoes_changed_config(tmp_path):
         third = run_batch(recs, changed, out, executor=ex, job=jobs.sum_job, show_progress=False)
     assert [r.status for r in third.results] == ["done", "skipped", "skipped"]
     # A configuration that changes results redoes everything.
-    other = parse_config({"steps": {"eimage": True}},
+    other = parse_config({"steps": {"compute_eimage_sta": True}},
                          check_step_signatures=False)
     with cf.ThreadPoolExecutor(2) as ex:
         fourth = run_batch(recs, other, out, executor=ex, job=jobs.sum_job, show_progress=False)

@@ -30,7 +30,7 @@ def recording(tmp_path_factory):
 
 def _config(base, **steps):
     return parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"},
-                         "steps": {"features": False, **steps},
+                         "steps": {"extract_features": False, **steps},
                          "output": {"checkpoint_min_seconds": 0.0}}, base_dir=base)
 
 
@@ -46,7 +46,7 @@ def test_resume_skips_the_checkpointed_steps(recording, tmp_path):
     status = {s.name: s.status for s in report.steps}
     # Loading was checkpointed; the cheap steps after it were not, so they run again.
     assert status == {"load_recording": "resumed", "add_section_time": "ran", "section_spike_times": "ran",
-                      "compute_sta": "ran", "eimage_sta": "off", "extract_features": "off"}
+                      "compute_sta": "ran", "compute_eimage_sta": "off", "extract_features": "off"}
     assert report.resumed_from == checkpoint and not checkpoint.exists()
     fresh = run_pipeline(recording.cmcr_path, recording.cmtr_path, tmp_path / "fresh.h5", config,
                          dataset_id="res")
@@ -63,7 +63,7 @@ def test_checkpoint_of_another_configuration_is_not_reused(recording, tmp_path):
     with pytest.raises(Preempted):
         run_pipeline(recording.cmcr_path, recording.cmtr_path, out, _config(tmp_path), dataset_id="res",
                      on_step=_stop_after("load_recording"))
-    other = _config(tmp_path, sta=False)
+    other = _config(tmp_path, compute_sta=False)
     report = run_pipeline(recording.cmcr_path, recording.cmtr_path, out, other, dataset_id="res")
     assert report.resumed_from is None
     assert [s.status for s in report.steps][:3] == ["ran", "ran", "ran"]
@@ -86,3 +86,53 @@ def test_failed_job_keeps_no_done_marker(recording, tmp_path):
     steps = {s["name"]: s["status"] for s in outcome["detail"]["steps"]}
     assert steps["load_recording"] == "resumed"
     assert done_marker_path(out).exists()
+
+
+def _record_former_names(path):
+    """Rewrite a file's completed steps as the pipeline recorded them before the step table (eimage_sta)."""
+    with h5py.File(path, "r+") as f:
+        ds = f["pipeline/session_info/completed_steps"]
+        names = [s.decode() for s in ds[()]]
+        attrs = dict(ds.attrs)
+        del f["pipeline/session_info/completed_steps"]
+        former = [b"eimage_sta" if s == "compute_eimage_sta" else s.encode() for s in names]
+        new = f["pipeline/session_info"].create_dataset("completed_steps", data=former,
+                                                         dtype=h5py.string_dtype())
+        new.attrs.update(attrs)
+    return names
+
+
+def test_checkpoint_that_recorded_former_step_names_resumes(recording, tmp_path):
+    config = _config(tmp_path, compute_eimage_sta={"enabled": True, "max_spikes_per_unit": 50})
+    out = tmp_path / "res.h5"
+    with pytest.raises(Preempted):
+        run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res",
+                     on_step=_stop_after("compute_eimage_sta"))
+    checkpoint = checkpoint_path_for(out)
+    assert "compute_eimage_sta" in _record_former_names(checkpoint)
+    with h5py.File(checkpoint, "r") as f:
+        assert b"eimage_sta" in list(f["pipeline/session_info/completed_steps"][()])
+    report = run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res")
+    status = {s.name: s.status for s in report.steps}
+    assert report.resumed_from == checkpoint
+    assert status["compute_eimage_sta"] == "resumed" and status["compute_sta"] == "resumed"
+    with h5py.File(out, "r") as f:
+        # New files record the current name, once.
+        steps = [s.decode() for s in f["pipeline/session_info/completed_steps"][()]]
+        assert steps.count("compute_eimage_sta") == 1 and "eimage_sta" not in steps
+        assert "eimage_sta" in f["units"][next(iter(f["units"]))]["features"]
+
+
+def test_finished_file_that_recorded_former_step_names_reads_with_the_current_ones(recording, tmp_path):
+    from hdmea.pipeline.target import open_target
+    from hdmea.report.tree import recording_overview
+
+    config = _config(tmp_path, compute_eimage_sta=True)
+    out = tmp_path / "res.h5"
+    run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res")
+    names = _record_former_names(out)
+    with open_target(out, None, step="check") as target:
+        assert target.completed_steps == names
+        target.require_steps("compute_eimage_sta")
+    with h5py.File(out, "r") as f:
+        assert recording_overview(f)["completed_steps"] == names

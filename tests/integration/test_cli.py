@@ -12,9 +12,10 @@ from pathlib import Path
 import h5py
 import pytest
 
+from hdmea.pipeline.steps import STEPS
+
 HDMEA = Path(sys.executable).with_name("hdmea")
-PIPELINE_STEPS = ["load_recording", "add_section_time", "section_spike_times", "compute_sta", "eimage_sta",
-                  "extract_features"]
+PIPELINE_STEPS = [step.name for step in STEPS]
 
 
 def run_cli(*args, env=None, timeout=180, module=False) -> subprocess.CompletedProcess:
@@ -96,7 +97,7 @@ def test_run_then_rerun_skips(tiny, tmp_path):
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     assert "tiny: done in" in proc.stdout and "compute_sta" in proc.stdout
-    assert _steps(out) == [s for s in PIPELINE_STEPS if s != "eimage_sta"]
+    assert _steps(out) == [s for s in PIPELINE_STEPS if s != "compute_eimage_sta"]
     again = run_cli(*args)
     assert again.returncode == 0 and "already finished, skipped" in again.stdout
 
@@ -115,7 +116,7 @@ def test_batch_runs_dir_and_reports_failures(tiny, tmp_path):
     src = _batch_dir(tiny, tmp_path, ["a", "b", "c"])
     (src / "b.cmtr").write_bytes(b"\x00" * 100)  # not HDF5
     config = tmp_path / "batch.toml"
-    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\ncompute_sta = false\nextract_features = false\n')
     proc = run_cli("batch", str(src), "--config", str(config), "--out", str(tmp_path / "out"),
                    "--workers", "2", timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -130,7 +131,7 @@ def test_batch_runs_dir_and_reports_failures(tiny, tmp_path):
 def test_run_one_is_a_slurm_array_task(tiny, tmp_path):
     src = _batch_dir(tiny, tmp_path, ["x", "y"])
     config = tmp_path / "c.toml"
-    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\ncompute_sta = false\nextract_features = false\n')
     env = {"SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "1"}
     proc = run_cli("run-one", str(src), "--config", str(config), "--out", str(tmp_path / "out"), env=env)
     assert proc.returncode == 0, proc.stderr
@@ -164,7 +165,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def test_slurm_array_example_script(tiny, tmp_path):
     src = _batch_dir(tiny, tmp_path, ["p", "q"])
     config = tmp_path / "c.toml"
-    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\ncompute_sta = false\nextract_features = false\n')
     env = dict(os.environ, SLURM_ARRAY_JOB_ID="77", SLURM_JOB_ID="78", SLURM_ARRAY_TASK_ID="0",
                HDMEA=str(HDMEA) if HDMEA.exists() else f"{sys.executable} -m hdmea")
     proc = subprocess.run(["bash", str(EXAMPLES / "slurm_array.sh"), str(src), str(tmp_path / "out"), str(config)],
@@ -177,7 +178,7 @@ def test_slurm_array_example_script(tiny, tmp_path):
 def test_slurm_batch_example_runs_locally(tiny, tmp_path):
     src = _batch_dir(tiny, tmp_path, ["r"])
     config = tmp_path / "c.toml"
-    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nsta = false\nfeatures = false\n')
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\ncompute_sta = false\nextract_features = false\n')
     proc = subprocess.run([sys.executable, str(EXAMPLES / "slurm_batch.py"), str(src), str(tmp_path / "out"),
                            "--config", str(config), "--local", "1"],
                           capture_output=True, text=True, timeout=300)

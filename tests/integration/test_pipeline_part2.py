@@ -144,11 +144,11 @@ def test_steps_are_recorded_and_immediate_equals_deferred(tiny_recording, tmp_pa
     deferred = tmp_path / "deferred.h5"
     _run_immediate(rec, immediate)
     session = _run_deferred(rec, deferred)
-    for step in ("compute_sta", "eimage_sta", "extract_features"):
+    for step in ("compute_sta", "compute_eimage_sta", "extract_features"):
         assert step in session.completed_steps
     with h5py.File(immediate, "r") as f:
         steps = [s.decode() if isinstance(s, bytes) else str(s) for s in f["pipeline/session_info/completed_steps"][()]]
-    assert {"load_recording", "eimage_sta", "add_section_time", "section_spike_times", "compute_sta",
+    assert {"load_recording", "compute_eimage_sta", "add_section_time", "section_spike_times", "compute_sta",
             "extract_features"} <= set(steps)
     assert_files_equal(immediate, deferred)
 

@@ -19,7 +19,7 @@ def processed(tmp_path_factory):
     src = tmp_path_factory.mktemp("report_src")
     made = generate_recording(src, "rep", n_units=6, seed=11, noise_images=1200, base_rate_hz=(14.0, 24.0), raw_seconds=0.5)
     config = parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"},
-                           "steps": {"eimage": True}}, base_dir=src)
+                           "steps": {"compute_eimage_sta": True}}, base_dir=src)
     report = run_pipeline(made.cmcr_path, made.cmtr_path, src / "rep.h5", config, dataset_id="rep")
     assert [s.status for s in report.steps] == ["ran"] * 6
     return src / "rep.h5", made

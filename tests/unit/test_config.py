@@ -31,7 +31,7 @@ path = "noise.npy"
 frames_per_image = 4
 
 [steps]
-eimage = false
+compute_eimage_sta = false
 
 [output]
 checkpoint = false
@@ -66,7 +66,7 @@ def test_good_config_round_trips_values(tmp_path):
     noise = stim.noise_movies["dense_noise"]
     assert noise.path == str((tmp_path / "noise.npy").resolve())
     assert (noise.frames_per_image, noise.shape, noise.n_images) == (4, (3, 3), 4)
-    assert cfg.steps.sta and not cfg.steps.eimage
+    assert cfg.steps.enabled("compute_sta") and not cfg.steps.enabled("compute_eimage_sta")
     assert cfg.output.checkpoint is False and cfg.output.memory_limit_gb == 1.5
     assert cfg.batch.workers == 2 and cfg.batch.retries == 1
     assert cfg.batch.slurm.cluster_kwargs() == {"cores": 2, "processes": 2, "memory": "4GB",
@@ -104,11 +104,17 @@ def test_digest_tracks_results_not_batch_options(tmp_path):
          "stimulus.noise_movies.dense_noise", "outlast the movie"),
         (("pre_margin_frames = 30", "pre_margin_frames = 30\nfile = 'x.json'"),
          "stimulus.playlist", "cannot be combined with stimulus.file"),
-        (("eimage = false", "eimage = 1"), "steps.eimage", "true or false"),
-        (("eimage = false", "eimage = false\n[steps.compute_stta]\nx = 1"), "steps.compute_stta",
-         "unknown pipeline step"),
-        (("eimage = false", "eimage = false\n[steps.compute_sta]\nsession = 1"),
+        (("compute_eimage_sta = false", "compute_eimage_sta = 1"), "steps.compute_eimage_sta", "true or false"),
+        (("compute_eimage_sta = false", "compute_eimage_sta = false\n[steps.compute_stta]\nx = 1"),
+         "steps.compute_stta", "unknown pipeline step"),
+        (("compute_eimage_sta = false", "compute_eimage_sta = false\n[steps.compute_sta]\nsession = 1"),
          "steps.compute_sta.session", "set by the pipeline"),
+        (("compute_eimage_sta = false", "compute_eimage_sta = false\n[steps.compute_sta]\nn_lagz = 3"),
+         "steps.compute_sta.n_lagz", "unknown key"),
+        (("compute_eimage_sta = false", "compute_eimage_sta = false\nload_recording = false"),
+         "steps.load_recording", "cannot be switched"),
+        (("compute_eimage_sta = false", "[steps.compute_eimage_sta]\nwindow = [-5, 20]"),
+         "steps.compute_eimage_sta", "the step is off"),
         (("workers = 2", "workers = 0"), "batch.workers", "must be >= 1"),
         (("retries = 1", "retries = -1"), "batch.retries", "must be >= 0"),
         (('memory = "4GB"', 'memory = "4GB"\nnodes = 2'), "batch.slurm.nodes", "unknown key"),

@@ -1,5 +1,8 @@
 """The pipeline: session, steps and batch runs.
 
+The steps and their order are the table :data:`hdmea.pipeline.steps.STEPS`;
+each step's function is exported here under the step's name.
+
 Names are imported on first use so that ``import hdmea.pipeline`` stays cheap
 (numba and the readers load only when a step needs them).
 """
@@ -8,20 +11,22 @@ from __future__ import annotations
 
 import importlib
 
+from hdmea.pipeline.steps import STEPS
+
 _EXPORTS = {
+    # every step of the table under its own name
+    **{step.name: step.module for step in STEPS},
+    "STEPS": "hdmea.pipeline.steps",
+    "run_pipeline": "hdmea.pipeline.steps",
+    "PipelineReport": "hdmea.pipeline.steps",
+    "StepRecord": "hdmea.pipeline.steps",
     "PipelineSession": "hdmea.pipeline.session",
     "SaveState": "hdmea.pipeline.session",
     "create_session": "hdmea.pipeline.session",
-    "load_recording": "hdmea.pipeline.runner",
     "LoadResult": "hdmea.pipeline.runner",
     "load_recording_with_eimage_sta": "hdmea.pipeline.eimage",
-    "compute_eimage_sta": "hdmea.pipeline.eimage",
-    "extract_features": "hdmea.features.extract",
     "ExtractionResult": "hdmea.features.extract",
-    "add_section_time": "hdmea.io.section_time",
-    "section_spike_times": "hdmea.io.spike_sectioning",
     "SectionResult": "hdmea.io.spike_sectioning",
-    "compute_sta": "hdmea.features.sta",
     "STAResult": "hdmea.features.sta",
     "run_batch": "hdmea.pipeline.batch",
 }

@@ -35,7 +35,7 @@ __all__ = ["EImageResult", "compute_eimage_sta", "load_recording_with_eimage_sta
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
-STEP = "eimage_sta"
+STEP = "compute_eimage_sta"  # recorded in completed_steps; files may hold the former "eimage_sta"
 FEATURE = "eimage_sta"
 FEATURE_VERSION = "1"
 

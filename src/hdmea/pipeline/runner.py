@@ -23,6 +23,7 @@ from hdmea.errors import ConfigError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs
+from hdmea.pipeline.steps import canonical_step_names
 from hdmea.pipeline.target import open_target
 
 __all__ = ["LoadResult", "LargeRecordingWarning", "load_recording", "unit_key", "DEFAULT_MEMORY_THRESHOLD"]
@@ -189,7 +190,7 @@ def _already_loaded(path: Path) -> bool:
             from hdmea.io import hdf5_store as store
 
             value = store.decode_node(store.node_from_h5(steps))
-            return STEP in list(value)
+            return STEP in canonical_step_names(value)
     except (OSError, KeyError, ValueError, TypeError):
         return False
 

@@ -45,6 +45,7 @@ from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Dataset, Group, Node
+from hdmea.pipeline.steps import canonical_step_names
 
 __all__ = ["SaveState", "PipelineSession", "create_session", "DEFAULT_MEMORY_WARNING_BYTES"]
 
@@ -591,7 +592,7 @@ class PipelineSession:
             pipeline.children.pop("session_info", None)
         session._root = root
         session._sources = [source]
-        session.completed_steps = list(info_value.get("completed_steps", []))
+        session.completed_steps = canonical_step_names(info_value.get("completed_steps", []))
         session.warnings = list(info_value.get("warnings", []))
         session.checkpoint_name = info_value.get("checkpoint_name")
         session._admit(root)

@@ -40,6 +40,7 @@ from hdmea.errors import MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.pipeline.session import _NO_DEFAULT, PipelineSession, split_path
+from hdmea.pipeline.steps import canonical_step_names
 
 __all__ = ["StepTarget", "open_target"]
 
@@ -127,10 +128,10 @@ class _FileBackend:
 
     @property
     def completed_steps(self) -> list[str]:
-        return self._info_list("completed_steps")
+        return canonical_step_names(self._info_list("completed_steps"))
 
     def mark_step_complete(self, step: str) -> None:
-        steps = self._info_list("completed_steps")
+        steps = self.completed_steps
         if step not in steps:
             steps.append(step)
             self._set_children(_INFO.split("/"), {"completed_steps": store.value_node(steps)})

@@ -12,6 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hdmea.pipeline.steps import canonical_step_names
+
 __all__ = ["describe_recording", "format_bytes", "recording_overview"]
 
 
@@ -59,7 +61,7 @@ def recording_overview(f: h5py.File) -> dict:
     warnings: list[str] = []
     if "pipeline/session_info" in f:
         decoded = decode_node(node_from_h5(f["pipeline/session_info"]))
-        steps = list(decoded.get("completed_steps", []) or [])
+        steps = canonical_step_names(decoded.get("completed_steps", []) or [])
         warnings = list(decoded.get("warnings", []) or [])
     info["completed_steps"] = steps
     info["warnings"] = warnings

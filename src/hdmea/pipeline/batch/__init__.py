@@ -1,0 +1,94 @@
+"""Batch runs: one idempotent job per recording, on any executor.
+
+:func:`run_batch` sends one job per recording to a ``concurrent.futures``
+executor (a Dask ``Client`` works too; by default a Dask ``LocalCluster`` when
+``distributed`` is installed, else a process pool that is rebuilt when a worker
+dies).  Each job
+
+- skips a recording whose output is already finished: the job writes
+  ``<out>.done`` (atomically, after the output file itself was committed) with
+  the configuration digest; a rerun with the same configuration skips it;
+- resumes a half-finished recording from its checkpoint ``<out>.checkpoint.h5``;
+- reports its own failures, sorted into *data* errors (a bad input file: failed
+  once, with the reason) and *infrastructure* errors (a killed worker, out of
+  memory, I/O): retried up to ``retries`` times.
+
+The same code runs on a cluster: pass a ``Client`` connected to a scheduler
+(``scheduler="tcp://host:8786"``), or build a dask-jobqueue ``SLURMCluster``
+with :func:`slurm_client`; SLURM job arrays need no scheduler at all and run
+:func:`run_one` (``hdmea run-one --index $SLURM_ARRAY_TASK_ID``).
+
+Modules, in the order a batch uses them:
+
+- ``recordings``: :class:`Recording`, discovery, output paths and ``.done`` markers;
+- ``failures``: data or infrastructure error (:func:`classify_error`);
+- ``workers``: a worker process's one-time setup (thread limits, warm-up);
+- ``jobs``: one recording's job (:func:`run_job`), skipped when already finished;
+- ``executors``: local Dask cluster, rebuilt process pool, given executors, SLURM;
+- ``summary``: :class:`RecordingResult`, :class:`BatchSummary` and its file;
+- ``engine``: :func:`run_batch` and :func:`run_one`.
+
+The pipeline of one recording (:func:`run_pipeline`) and its step table live
+in :mod:`hdmea.pipeline.steps`; they are re-exported here.
+"""
+
+from __future__ import annotations
+
+from hdmea.pipeline.batch.engine import run_batch, run_one
+from hdmea.pipeline.batch.executors import slurm_client, slurm_cluster
+from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, classify_error
+from hdmea.pipeline.batch.jobs import JobFunction, run_job, run_pipeline_job
+from hdmea.pipeline.batch.recordings import (
+    DONE_SUFFIX,
+    Recording,
+    checkpoint_path_for,
+    discover_recordings,
+    done_marker_path,
+    output_path_for,
+    read_done_marker,
+)
+from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
+from hdmea.pipeline.batch.workers import (
+    WorkerSetup,
+    available_cores,
+    exit_without_teardown,
+    thread_environment,
+    threads_per_worker,
+)
+from hdmea.pipeline.steps import CHECKPOINT_SUFFIX, STEPS, PipelineReport, StepRecord, run_pipeline
+
+#: The step table under its former name here (see :data:`hdmea.pipeline.steps.STEPS`).
+PIPELINE_STEPS = STEPS
+
+__all__ = [
+    "Recording",
+    "RecordingResult",
+    "BatchSummary",
+    "run_batch",
+    "run_one",
+    "run_job",
+    "discover_recordings",
+    "output_path_for",
+    "done_marker_path",
+    "checkpoint_path_for",
+    "read_done_marker",
+    "classify_error",
+    "slurm_client",
+    "slurm_cluster",
+    "run_pipeline",
+    "PipelineReport",
+    "StepRecord",
+    "PIPELINE_STEPS",
+    "DATA",
+    "INFRASTRUCTURE",
+    "ERROR",
+    "DONE_SUFFIX",
+    "CHECKPOINT_SUFFIX",
+    "JobFunction",
+    "WorkerSetup",
+    "available_cores",
+    "exit_without_teardown",
+    "run_pipeline_job",
+    "thread_environment",
+    "threads_per_worker",
+]

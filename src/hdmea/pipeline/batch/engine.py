@@ -1,0 +1,262 @@
+"""The batch loop: submit one job per recording, collect outcomes, retry infrastructure failures."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hdmea.config import PipelineConfig
+from hdmea.errors import ConfigError
+from hdmea.pipeline.batch.executors import Pool, make_pool
+from hdmea.pipeline.batch.failures import ERROR, INFRASTRUCTURE, classify_error, describe_error
+from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
+from hdmea.pipeline.batch.recordings import Recording, discover_recordings, output_path_for
+from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
+from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, threads_per_worker
+from hdmea.progress import progress
+
+__all__ = ["run_batch", "run_one"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+
+def run_batch(
+    recordings: str | os.PathLike | Iterable[Any],
+    config: PipelineConfig | None,
+    out_dir: str | os.PathLike,
+    executor: Any = None,
+    retries: int | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    job: JobFunction | None = None,
+    worker_init: Callable[[], None] | None = None,
+    show_progress: bool | None = None,
+) -> BatchSummary:
+    """Process many recordings, one idempotent job each, and report how each ended.
+
+    Parameters
+    ----------
+    recordings
+        A directory of ``.cmcr``/``.cmtr`` pairs, a list file, or an iterable of
+        :class:`Recording` / ``(cmcr, cmtr)`` pairs (see :func:`discover_recordings`).
+    config
+        The pipeline configuration (default: an empty :class:`PipelineConfig`).
+    out_dir
+        Directory of the outputs ``<name>.h5`` (created if missing).
+    executor
+        Any ``concurrent.futures.Executor`` or a dask ``Client``.  None: a Dask
+        ``LocalCluster`` with ``workers`` single-threaded worker processes when
+        ``distributed`` is installed, else a process pool that is rebuilt when a
+        worker dies.  The batch never shuts down an executor it was given.
+    retries
+        How many times a recording is tried again after an infrastructure error
+        (killed worker, out of memory, I/O); data errors are never retried.
+        Default: ``config.batch.retries``.
+    workers
+        Worker processes of the default executor (default: ``config.batch.workers``
+        or the number of CPUs).
+    scheduler
+        Address of a running Dask scheduler to use instead of a local cluster.
+    job
+        ``job(recording, output, config) -> dict``: the work for one recording
+        (default: the whole pipeline).  Must be picklable.
+    worker_init
+        Called once in each worker process before its first job (e.g. logging setup).
+        Worker processes of this machine also cap their numeric libraries at
+        their share of the cores (``config.batch.threads_per_job``, default
+        cores // workers) and, for the pipeline job, warm up once (imports and
+        compiled kernels) before their first recording; that setup is not part
+        of a recording's time but is part of the batch's wall time, and the
+        summary reports it (``startup_seconds``, ``worker_setup_seconds``).
+    show_progress
+        Progress bar / log lines: None decides from the terminal.
+
+    Returns
+    -------
+    BatchSummary
+        One :class:`RecordingResult` per recording, in input order.
+    """
+    config = config if config is not None else PipelineConfig()
+    retries = config.batch.retries if retries is None else retries
+    if retries < 0:
+        raise ConfigError("retries must be >= 0", found=repr(retries))
+    workers = workers if workers is not None else config.batch.workers
+    scheduler = scheduler if scheduler is not None else (
+        config.batch.scheduler if executor is None else None)
+    items = discover_recordings(recordings)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job = job if job is not None else run_pipeline_job
+    # Only the pipeline job gains from a warm-up that runs the pipeline.
+    warm = job is run_pipeline_job
+    started = time.perf_counter()
+    local_setup = None
+    if executor is None and scheduler is None:
+        # Worker processes of this machine side by side split its cores: each job's
+        # kernels get their share, and each worker's libraries are capped to it.
+        share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
+        local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
+    pool = make_pool(executor, workers, scheduler, local_setup)
+    setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
+    if isinstance(executor, cf.ThreadPoolExecutor):
+        # Threads of this process: nothing to set up per worker, nothing to warm.
+        setup = WorkerSetup(threads=None, warm=False, init=worker_init)
+    if config.batch.threads_per_job is None and setup.threads is not None:
+        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
+    call = JobCall(job, setup)
+    startup_seconds = time.perf_counter() - started
+    logger.info("batch of %d recordings on %s", len(items), pool.name)
+    try:
+        results = _run_all(pool, call, items, out_dir, config, retries, show_progress)
+    finally:
+        pool.close()
+    summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
+                           startup_seconds=startup_seconds,
+                           worker_setup_seconds=_setup_times(pool.setup_seconds, results))
+    logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
+                len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
+    return summary
+
+
+def _setup_times(up_front: dict[str, float], results: Sequence[RecordingResult]) -> list[float]:
+    """Seconds each worker spent on its setup: at cluster start, or reported with its first job."""
+    times = [t for t in up_front.values() if t > 0]
+    times += [r.worker_setup_seconds for r in results if r.worker_setup_seconds > 0]
+    return times
+
+
+def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Path,
+             config: PipelineConfig, retries: int, show_progress: bool | None) -> list[RecordingResult]:
+    results = [RecordingResult(name=r.name, output=output_path_for(r, out_dir)) for r in items]
+    queue: list[int] = list(range(len(items)))  # indices waiting for a submission
+    running: dict[cf.Future, int] = {}
+    generation: dict[cf.Future, int] = {}  # which incarnation of the pool ran the future
+    max_attempts = 1 + retries
+    batch_started = time.time()
+
+    def finish(index: int, outcome: dict) -> None:
+        res = results[index]
+        finished_unix = outcome.get("finished_unix")
+        if outcome["status"] == "skipped" and finished_unix is not None and finished_unix >= batch_started:
+            # Finished by this batch: a worker died after the job but before its
+            # result was collected, and the rerun found the finished output.
+            outcome = dict(outcome, status="done", seconds=outcome.get("job_seconds", 0.0))
+        res.status = outcome["status"]
+        res.seconds += outcome.get("seconds", 0.0)
+        res.worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
+        res.detail = outcome.get("detail", {}) or {}
+        if outcome["status"] == "failed":
+            res.kind = outcome.get("kind")
+            res.error = outcome.get("error")
+        else:
+            res.kind = None
+            res.error = None
+        bar.update(1)
+
+    def failed_attempt(index: int, kind: str, error: str, seconds: float = 0.0) -> None:
+        res = results[index]
+        res.errors.append(f"attempt {res.attempts}: [{kind}] {error}")
+        res.seconds += seconds
+        if kind == INFRASTRUCTURE and res.attempts < max_attempts:
+            logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, error)
+            queue.append(index)
+            return
+        finish(index, {"status": "failed", "kind": kind, "error": error})
+
+    def submit_more() -> None:
+        while queue and (pool.slots is None or len(running) < pool.slots):
+            index = queue.pop(0)
+            results[index].attempts += 1
+            try:
+                future = pool.executor.submit(call, items[index], results[index].output, config,
+                                              results[index].attempts)
+            except cf.BrokenExecutor as exc:
+                results[index].attempts -= 1
+                queue.insert(0, index)
+                if not pool.can_rebuild():
+                    for i in list(queue):
+                        results[i].attempts += 1
+                        finish(i, {"status": "failed", "kind": INFRASTRUCTURE,
+                                   "error": f"the executor is broken: {describe_error(exc)}"})
+                    queue.clear()
+                    return
+                pool.rebuild()
+                continue
+            running[future] = index
+            generation[future] = pool.rebuilds
+
+    with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar:
+        submit_more()
+        while running:
+            finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            broken = False
+            finished_broken: list[cf.Future] = []
+            for future in finished:
+                index = running.pop(future)
+                try:
+                    outcome = future.result()
+                except BaseException as exc:  # noqa: BLE001 - any way a worker can fail is sorted here
+                    if isinstance(exc, cf.BrokenExecutor):
+                        broken = True
+                        finished_broken.append(future)
+                    kind = classify_error(exc)
+                    failed_attempt(index, kind, describe_error(exc))
+                    continue
+                if outcome["status"] == "failed":
+                    results[index].worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
+                    failed_attempt(index, outcome.get("kind") or ERROR, outcome.get("error") or "",
+                                   outcome.get("seconds", 0.0))
+                else:
+                    finish(index, outcome)
+            if broken and pool.can_rebuild():
+                # Jobs still running on the broken pool come back as broken too
+                # and are retried; rebuild once per broken pool, not per job.
+                if any(generation.get(f) == pool.rebuilds for f in finished_broken):
+                    pool.rebuild()
+            for future in finished:
+                generation.pop(future, None)
+            submit_more()
+    return results
+
+
+# --------------------------------------------------------------------------- job arrays
+
+
+def run_one(
+    recordings: str | os.PathLike | Iterable[Any],
+    index: int,
+    config: PipelineConfig | None,
+    out_dir: str | os.PathLike,
+    *,
+    job: JobFunction | None = None,
+) -> RecordingResult:
+    """Run the job of recording number ``index`` in this process (one SLURM array task).
+
+    The recordings are ordered as :func:`discover_recordings` orders them, so
+    ``--array=0-(N-1)`` covers a directory of N recordings exactly once.
+    """
+    config = config if config is not None else PipelineConfig()
+    items = discover_recordings(recordings)
+    if not 0 <= index < len(items):
+        raise ConfigError("recording index out of range", expected=f"0..{len(items) - 1}",
+                          found=str(index), hint="use --array=0-%d" % (len(items) - 1))
+    recording = items[index]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = output_path_for(recording, out_dir)
+    outcome = run_job(recording, output, config, job=job)
+    result = RecordingResult(name=recording.name, output=output, attempts=1)
+    result.status = outcome["status"]
+    result.seconds = outcome.get("seconds", 0.0)
+    result.detail = outcome.get("detail", {}) or {}
+    result.kind = outcome.get("kind")
+    result.error = outcome.get("error")
+    return result

@@ -1,0 +1,215 @@
+"""The executors a batch submits to: a local Dask cluster, a process pool rebuilt when a worker dies,
+a given ``concurrent.futures`` executor or Dask client, or a SLURM cluster."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from hdmea.pipeline.batch.failures import describe_error
+from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, exit_without_teardown, thread_environment
+
+__all__ = ["Pool", "make_pool", "slurm_cluster", "slurm_client"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+
+class Pool:
+    """The executor a batch submits to, and how to replace it when it breaks."""
+
+    def __init__(self, executor: cf.Executor, *, owned: bool, slots: int | None,
+                 name: str, close: Callable[[], None] | None = None,
+                 rebuild: Callable[[], cf.Executor] | None = None) -> None:
+        self.executor = executor
+        self.owned = owned
+        self.slots = slots
+        self.name = name
+        self._close = close
+        self._rebuild = rebuild
+        self.rebuilds = 0
+        self.local_workers: int | None = None  # jobs run side by side on this machine
+        self.setup_seconds: dict[str, float] = {}  # worker -> seconds of its setup, when known up front
+
+    def can_rebuild(self) -> bool:
+        return self._rebuild is not None
+
+    def rebuild(self) -> None:
+        old = self.executor
+        self.executor = self._rebuild()
+        self.rebuilds += 1
+        # The replacement is the batch's own, whoever made the broken one: close it at the end.
+        self.owned = True
+        self._close = None
+        logger.warning("a worker died and broke the process pool; started a new pool")
+        try:
+            old.shutdown(wait=False, cancel_futures=True)
+        except Exception:  # noqa: BLE001 - a broken pool may fail to shut down; it is replaced anyway
+            logger.debug("shutting down the broken pool failed", exc_info=True)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+        elif self.owned:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
+    import multiprocessing
+
+    # forkserver: workers start from a clean process (no inherited threads or open
+    # HDF5 handles of the driver) yet faster than spawn.
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+
+    def make() -> cf.Executor:
+        # The setup runs when a worker starts (also in a rebuilt pool), before any job.
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=setup)
+
+    pool = Pool(make(), owned=True, slots=workers, name=f"process pool, {workers} workers",
+                 rebuild=make)
+    pool.local_workers = workers
+    return pool
+
+
+def _fast_exit_plugin():
+    from distributed import WorkerPlugin
+
+    class FastExit(WorkerPlugin):
+        """Ends a worker process of a cluster the batch owns as soon as the worker has closed."""
+
+        name = "hdmea-fast-exit"
+
+        def teardown(self, worker) -> None:
+            exit_without_teardown()
+
+    return FastExit()
+
+
+def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool | None:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        return None
+    # allowed_failures=0: a task whose worker dies comes back to us at once as
+    # KilledWorker, so the batch's own retry count applies (the nanny restarts the worker).
+    # The nanny sets ``env`` in each worker process before it unpickles any task,
+    # hence before numba or OpenMP load and read their thread counts.
+    env = thread_environment(setup.threads) if setup is not None and setup.threads is not None else None
+    import dask
+
+    try:
+        # No statistical profiler in the workers: it samples the job's thread every
+        # 10 ms for a dashboard nobody watches, taking the GIL from long numeric jobs.
+        # No MALLOC_TRIM_THRESHOLD_ in the workers' environment either: the nanny sets
+        # it by default, and any value turns off glibc's adaptive mmap threshold, so
+        # every large numpy temporary is mapped and unmapped again (page faults on each
+        # use); jobs ran 5-10% slower with it.  The nannies keep this configuration
+        # for the workers they restart.
+        with dask.config.set({"distributed.worker.profile.enabled": False,
+                              "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0}, env=env,
+            )
+    except (OSError, RuntimeError, TimeoutError) as exc:  # e.g. no local TCP ports
+        logger.warning("a Dask LocalCluster could not start (%s); using a process pool", describe_error(exc))
+        return None
+    client = Client(cluster)
+    client.register_plugin(_fast_exit_plugin())
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    pool = Pool(client.get_executor(pure=False), owned=True, slots=None,
+                 name=f"dask LocalCluster, {workers} workers", close=close)
+    pool.local_workers = workers
+    if setup is not None:
+        # Every worker sets itself up at once, side by side; a worker the nanny
+        # restarts later does it before its first job instead.
+        pool.setup_seconds = {str(k): float(v) for k, v in client.run(setup.reported_up_front).items()}
+    return pool
+
+
+def _dask_client_pool(client: Any, *, owned: bool, name: str,
+                      close: Callable[[], None] | None = None) -> Pool:
+    return Pool(client.get_executor(pure=False), owned=owned, slots=None, name=name,
+                 close=close if owned else (lambda: None))
+
+
+def _is_dask_client(obj: Any) -> bool:
+    try:
+        from distributed import Client
+    except ImportError:
+        return False
+    return isinstance(obj, Client)
+
+
+def slurm_cluster(slurm_options: Any) -> Any:
+    """A dask-jobqueue ``SLURMCluster`` built from options, not yet scaled (no job submitted).
+
+    ``slurm_options`` is a :class:`hdmea.config.SlurmConfig` or a dict of
+    ``SLURMCluster`` keyword arguments (``cores``, ``memory``, ``walltime``,
+    ``queue``, ``account``, ...).  ``cluster.job_script()`` shows what would be
+    submitted.
+    """
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise ImportError(
+            "SLURM clusters need dask-jobqueue: pip install 'h5stream[batch]'"
+        ) from exc
+    kwargs = slurm_options.cluster_kwargs() if hasattr(slurm_options, "cluster_kwargs") else dict(slurm_options)
+    # Workers run one job at a time in processes (the jobs hold the GIL in places),
+    # and a task whose worker dies comes back to the batch at once.
+    kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
+    return SLURMCluster(**kwargs)
+
+
+def slurm_client(slurm_options: Any, *, jobs: int | None = None) -> Any:
+    """A dask ``Client`` on a :func:`slurm_cluster` scaled to ``jobs`` SLURM jobs.
+
+    ``jobs`` defaults to ``slurm_options.jobs`` (or 1).  Close the client and
+    then ``client.cluster`` when done (the SLURM jobs end with them).
+    """
+    from distributed import Client
+
+    cluster = slurm_cluster(slurm_options)
+    cluster.scale(jobs=jobs or getattr(slurm_options, "jobs", None) or 1)
+    return Client(cluster)
+
+
+def make_pool(executor: Any, workers: int | None, scheduler: str | None,
+               setup: WorkerSetup | None = None) -> Pool:
+    n = workers or available_cores()
+    if executor is None and scheduler is not None:
+        from distributed import Client
+
+        client = Client(scheduler)
+        return _dask_client_pool(client, owned=True, name=f"dask scheduler {scheduler}",
+                                 close=client.close)
+    if executor is None:
+        pool = _dask_local_cluster(n, setup)
+        return pool if pool is not None else _process_pool(n, setup)
+    if _is_dask_client(executor):
+        cluster = getattr(executor, "cluster", None)
+        return Pool(executor.get_executor(pure=False), owned=False, slots=None,
+                     name=f"dask client {executor.scheduler.address if executor.scheduler else ''}"
+                     + (f" ({type(cluster).__name__})" if cluster is not None else ""),
+                     close=lambda: None)
+    if isinstance(executor, cf.Executor):
+        slots = getattr(executor, "_max_workers", None)
+        rebuild = None
+        if isinstance(executor, cf.ProcessPoolExecutor):
+            context = getattr(executor, "_mp_context", None)
+
+            def rebuild() -> cf.Executor:  # a replacement of the same size, owned by the batch
+                return cf.ProcessPoolExecutor(max_workers=slots, mp_context=context)
+        return Pool(executor, owned=False, slots=slots, name=type(executor).__name__,
+                     close=lambda: None, rebuild=rebuild)
+    raise TypeError(
+        f"executor must be a concurrent.futures.Executor or a dask Client, not {type(executor).__name__}"
+    )

@@ -1,0 +1,121 @@
+"""One recording's job: skipped when finished, run otherwise, its failure caught and sorted."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from h5stream.errors import StaleClaimWarning
+from h5stream.files import WriterClaim
+from hdmea.config import PipelineConfig
+from hdmea.pipeline.batch.failures import classify_error, describe_error
+from hdmea.pipeline.batch.recordings import (
+    Recording,
+    checkpoint_path_for,
+    done_marker_path,
+    read_done_marker,
+    write_done_marker,
+)
+from hdmea.pipeline.batch.workers import WorkerSetup, take_setup_seconds
+from hdmea.pipeline.steps import run_pipeline
+from hdmea.progress import recording_context
+
+__all__ = ["JobFunction", "JobCall", "run_job", "run_pipeline_job"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: ``job(recording, output, config) -> dict`` of details for the summary.
+JobFunction = Callable[[Recording, Path, PipelineConfig], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCall:
+    """What a worker runs for one recording (picklable; no state of the driver)."""
+
+    job: JobFunction
+    setup: WorkerSetup | None = None
+
+    def __call__(self, recording: Recording, output: Path, config: PipelineConfig,
+                 attempt: int) -> dict:
+        # The worker's one-time setup stays outside the recording's own time.
+        setup_seconds = take_setup_seconds(self.setup)
+        outcome = run_job(recording, output, config, job=self.job, attempt=attempt)
+        outcome["worker_setup_seconds"] = setup_seconds
+        return outcome
+
+
+def run_job(recording: Recording, output: str | os.PathLike, config: PipelineConfig, *,
+            job: JobFunction | None = None, attempt: int = 1) -> dict:
+    """Run ``job`` for one recording unless its output is already finished.
+
+    Returns an outcome dict: ``status`` ("done", "skipped" or "failed"),
+    ``seconds``, ``kind`` and ``error`` for failures, ``detail`` from the job.
+    Exceptions that a worker can survive are caught and returned, sorted by
+    :func:`classify_error`; only the death of the process escapes.
+    """
+    output = Path(output)
+    job = job if job is not None else run_pipeline_job
+    digest = config.digest()
+    with recording_context(recording.name):
+        marker = read_done_marker(output)
+        if marker is not None and marker.get("config_digest") == digest and not config.output.overwrite:
+            logger.info("already finished at %s, skipped", marker.get("finished_at"))
+            return {"status": "skipped", "seconds": 0.0, "detail": marker.get("detail", {}),
+                    "pid": os.getpid(), "finished_unix": marker.get("finished_unix"),
+                    "job_seconds": marker.get("seconds", 0.0)}
+        if marker is not None:
+            logger.info("finished output was made with another configuration; redoing it")
+        started = time.perf_counter()
+        logger.info("started (attempt %d)", attempt)
+        _note_left_claims(output)
+        try:
+            done_marker_path(output).unlink(missing_ok=True)
+            with warnings.catch_warnings():
+                # A worker killed mid-write leaves its writer claim behind; the next
+                # attempt clears it (the claim's pid is gone), which is expected here
+                # and already logged by _note_left_claims.
+                warnings.filterwarnings("ignore", category=StaleClaimWarning)
+                detail = job(recording, output, config) or {}
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, sorted by kind
+            seconds = time.perf_counter() - started
+            kind = classify_error(exc)
+            logger.error("failed after %.2f s (%s error): %s", seconds, kind, describe_error(exc))
+            logger.debug("%s", traceback.format_exc())
+            return {"status": "failed", "seconds": seconds, "kind": kind, "error": describe_error(exc),
+                    "pid": os.getpid()}
+        seconds = time.perf_counter() - started
+        write_done_marker(output, {
+            "recording": recording.name,
+            "cmcr": str(recording.cmcr),
+            "cmtr": str(recording.cmtr),
+            "config_digest": digest,
+            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "finished_unix": time.time(),
+            "seconds": seconds,
+            "attempt": attempt,
+            "detail": detail,
+        })
+        logger.info("finished in %.2f s", seconds)
+        return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
+
+
+def _note_left_claims(output: Path) -> None:
+    for target in (output, checkpoint_path_for(output)):
+        claim = WriterClaim(target)
+        if claim.path.exists():
+            logger.warning("a writer claim of an earlier attempt is present on %s: %s; it is cleared "
+                           "if that process has ended", target.name, claim.describe(claim.read_holder()))
+
+
+def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig) -> dict:
+    """The default job: the whole pipeline for one recording (:func:`run_pipeline`)."""
+    report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name)
+    return report.as_dict()

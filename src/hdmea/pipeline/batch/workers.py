@@ -1,0 +1,171 @@
+"""What a batch worker process does once, before its first job: thread limits and a warm-up.
+
+Also how a worker process ends quickly once its work is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from hdmea.pipeline.batch.failures import describe_error
+
+__all__ = ["WorkerSetup", "thread_environment", "available_cores", "threads_per_worker", "exit_without_teardown"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: Thread-count variables the numeric libraries read once, when they load.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that cap every numeric library of a worker at ``threads`` threads."""
+    return {name: str(int(threads)) for name in _THREAD_VARIABLES}
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Each of ``workers`` jobs side by side gets an equal share of the cores (at least one)."""
+    return max(1, (cores or available_cores()) // max(1, workers))
+
+
+def _limit_loaded_libraries(threads: int) -> None:
+    """Cap libraries that were loaded before the variables were set (numba, OpenBLAS)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        with contextlib.suppress(Exception):
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    # numpy's OpenBLAS starts its threads when numpy is imported, which a worker
+    # process may already have done (distributed imports numpy): set it at run time.
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            libraries = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return
+    for library in libraries:
+        try:
+            handle = ctypes.CDLL(library)
+        except OSError:
+            continue
+        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                       "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            setter = getattr(handle, symbol, None)
+            if setter is not None:
+                setter(ctypes.c_int(threads))
+                break
+
+
+def _warm_up() -> None:
+    """Import every step and run the whole pipeline once on a tiny synthetic recording.
+
+    A fresh process pays seconds for imports, scipy.signal and loading numba's
+    cached machine code on each kernel's first call; a worker pays that once,
+    here, instead of inside its first recording.
+    """
+    import importlib
+    import tempfile
+
+    from hdmea.config import parse_config
+    from hdmea.pipeline.steps import STEPS, run_pipeline
+    from hdmea.synthetic import generate_recording
+
+    for module in [step.module for step in STEPS] + ["scipy.signal"]:
+        importlib.import_module(module)
+
+    with tempfile.TemporaryDirectory(prefix="hdmea-warm-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        made = generate_recording(tmp, "warm", n_units=3, seed=0)
+        config = parse_config({"stimulus": {"file": str(made.stimulus_path)}, "steps": {s.name: True for s in STEPS if s.switch},
+                               "output": {"checkpoint": False}})
+        run_pipeline(made.cmcr_path, made.cmtr_path, Path(tmp) / "warm.h5", config, dataset_id="warm",
+                     show_progress=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSetup:
+    """What a batch worker process does once, before its first job.
+
+    ``threads`` caps the numeric libraries (None: leave them alone); ``warm``
+    runs :func:`_warm_up`; ``init`` is the caller's own initialiser (e.g.
+    logging).  Used as the process pool's initializer, run on every Dask worker
+    when the cluster starts, and by each job as a fallback (a worker restarted
+    after a crash); it runs once per process whichever comes first.
+    """
+
+    threads: int | None = None
+    warm: bool = True
+    init: Callable[[], None] | None = None
+
+    def __call__(self) -> float:
+        """Set this process up unless done already; returns the seconds it took (0.0 when done before)."""
+        key = repr(self)  # equal after pickling, unlike the objects themselves
+        if key in _SETUP_SECONDS:
+            return 0.0
+        started = time.perf_counter()
+        if self.threads is not None:
+            os.environ.update(thread_environment(self.threads))
+            _limit_loaded_libraries(self.threads)
+        if self.init is not None:
+            self.init()
+        if self.warm:
+            try:
+                _warm_up()
+            except Exception as exc:  # noqa: BLE001 - warming is an optimisation; the job reports real errors
+                logger.warning("worker warm-up failed (%s); jobs start cold", describe_error(exc))
+        _SETUP_SECONDS[key] = time.perf_counter() - started
+        return _SETUP_SECONDS[key]
+
+    def reported_up_front(self) -> float:
+        """Set up now and return the seconds to the caller, so that no job reports them again."""
+        seconds = self()
+        _SETUP_REPORTED.add(repr(self))
+        return seconds
+
+
+_SETUP_SECONDS: dict[str, float] = {}  # setups this process ran, with their seconds
+_SETUP_REPORTED: set[str] = set()  # setups whose seconds went out with a job already
+
+
+def take_setup_seconds(setup: WorkerSetup | None) -> float:
+    """Run this process's setup if needed; its seconds are reported with the first job only."""
+    if setup is None:
+        return 0.0
+    setup()
+    key = repr(setup)
+    if key in _SETUP_REPORTED:
+        return 0.0
+    _SETUP_REPORTED.add(key)
+    return _SETUP_SECONDS[key]
+
+
+def exit_without_teardown(code: int = 0) -> None:
+    """End this process now with ``code``, skipping the interpreter's teardown.
+
+    Tearing down a process that loaded numba's LLVM takes seconds (longer than
+    a Dask nanny waits before killing the worker); every file of a finished
+    job is already committed and closed, so there is nothing left to flush but
+    the standard streams and log handlers.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -1,0 +1,361 @@
+"""The pipeline's steps in one table, and :func:`run_pipeline`, which walks it for one recording.
+
+Each row of :data:`STEPS` is a :class:`Step`: its name, the function that
+does the work, whether the configuration may switch it on or off
+(``[steps] <name> = true|false``), whether it runs by default, and whether a
+checkpoint follows it.  The name is the same everywhere: it is the function's
+name, the name the step records in ``pipeline/session_info/completed_steps``
+and its key in the configuration (``[steps.<name>]`` holds its parameters).
+Configuration validation, the batch runner, ``hdmea.pipeline``'s exports and
+the command line all read this table; adding a step is one row here plus its
+function.
+
+Names used before the table existed (configuration keys ``sta``, ``eimage``,
+``features``, ``[steps.eimage_sta]`` and the recorded step ``eimage_sta``) are
+the rows' ``aliases``: a configuration that uses one gets a
+:class:`~hdmea.errors.DeprecatedStepNameWarning`, and files that recorded one
+read as if they had recorded the current name (:func:`canonical_step_name`).
+
+This module imports no step at import time (functions are named
+``"module:function"`` and imported when they run), so the configuration and the
+file layer may import it freely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from hdmea.progress import progress
+
+__all__ = [
+    "Step",
+    "STEPS",
+    "STEP_NAMES",
+    "RESERVED_STEP_ARGUMENTS",
+    "SWITCH_KEY",
+    "find_step",
+    "canonical_step_name",
+    "canonical_step_names",
+    "checkpoint_path_for",
+    "run_pipeline",
+    "PipelineReport",
+    "StepRecord",
+]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: Arguments the pipeline itself passes to every step; a configuration must not set them.
+RESERVED_STEP_ARGUMENTS = frozenset(
+    {"session", "hdf5_path", "output_path", "cmcr_path", "cmtr_path", "dataset_id", "self", "stimulus"}
+)
+#: Key inside ``[steps.<name>]`` that switches a step on or off beside its parameters.
+SWITCH_KEY = "enabled"
+
+CHECKPOINT_SUFFIX = ".checkpoint.h5"
+
+
+def checkpoint_path_for(output: str | os.PathLike) -> Path:
+    """Where :func:`run_pipeline` keeps the checkpoint of ``output`` while it runs."""
+    output = Path(output)
+    return output.with_name(output.name + CHECKPOINT_SUFFIX)
+
+
+@dataclasses.dataclass
+class StepContext:
+    """What a step's call gets besides its configured parameters."""
+
+    cmcr: Path
+    cmtr: Path
+    output: Path
+    config: Any  # hdmea.config.PipelineConfig
+    stimulus: Any  # hdmea.stimulus.StimulusConfig or None
+    session: Any  # hdmea.pipeline.session.PipelineSession
+
+    def call(self, step: Step, *args, **fixed) -> Any:
+        """Call ``step``'s function with the session, its configured parameters and ``fixed`` ones."""
+        func = step.resolve()
+        kwargs = self.config.steps.kwargs(step.name)
+        kwargs.update(fixed)
+        if ("n_threads" in inspect.signature(func).parameters and "n_threads" not in kwargs
+                and self.config.batch.threads_per_job):
+            # Several jobs share the machine: each kernel gets its share of the cores.
+            kwargs["n_threads"] = self.config.batch.threads_per_job
+        return func(*args, session=self.session, **kwargs)
+
+
+def _call_plain(ctx: StepContext, step: Step) -> None:
+    ctx.call(step)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One row of the step table.
+
+    ``function`` is ``"module:function"``; the function's name is the step's
+    name.  ``needs`` returns why the step cannot run for this recording (None:
+    it can); ``call`` runs it (default: the function with the session and the
+    configured parameters).  ``aliases`` are older configuration keys and
+    recorded names of the same step.
+    """
+
+    name: str
+    function: str
+    switch: bool = False
+    default: bool = True
+    checkpoint_after: bool = False
+    needs: Callable[[StepContext], str | None] | None = None
+    call: Callable[[StepContext, Step], None] = _call_plain
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return self.function.partition(":")[0]
+
+    def resolve(self) -> Callable[..., Any]:
+        module, _, name = self.function.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def enabled(self, config: Any) -> bool:
+        return config.steps.enabled(self.name) if self.switch else True
+
+
+def _needs_stimulus(ctx: StepContext) -> str | None:
+    return None if ctx.stimulus is not None else "no stimulus in the configuration"
+
+
+def _needs_noise_movie(ctx: StepContext) -> str | None:
+    if ctx.stimulus is None or not ctx.stimulus.noise_movies:
+        return "no noise movie in the stimulus"
+    return None
+
+
+def _call_load(ctx: StepContext, step: Step) -> None:
+    ctx.call(step, ctx.cmcr, ctx.cmtr, ctx.session.dataset_id)
+
+
+def _call_section_time(ctx: StepContext, step: Step) -> None:
+    ctx.call(step, stimulus=ctx.stimulus)
+
+
+def _call_sta(ctx: StepContext, step: Step) -> None:
+    # The step reads the movie named in the stored stimulus configuration; one call per noise movie.
+    configured = ctx.config.steps.kwargs(step.name).get("movie_name")
+    movies = [configured] if configured else sorted(ctx.stimulus.noise_movies)
+    for i, movie in enumerate(movies):
+        extra = {"force": True} if i else {}
+        ctx.call(step, movie_name=movie, **extra)
+
+
+def _call_eimage(ctx: StepContext, step: Step) -> None:
+    # The units are in the session already: the step streams the raw data of the .cmcr.
+    ctx.call(step, None, ctx.cmcr)
+
+
+#: The pipeline in order.
+STEPS: tuple[Step, ...] = (
+    Step("load_recording", "hdmea.pipeline.runner:load_recording", checkpoint_after=True, call=_call_load),
+    Step("add_section_time", "hdmea.io.section_time:add_section_time", needs=_needs_stimulus,
+         call=_call_section_time),
+    Step("section_spike_times", "hdmea.io.spike_sectioning:section_spike_times", needs=_needs_stimulus),
+    Step("compute_sta", "hdmea.features.sta:compute_sta", switch=True, default=True, checkpoint_after=True,
+         needs=_needs_noise_movie, call=_call_sta, aliases=("sta",)),
+    Step("compute_eimage_sta", "hdmea.pipeline.eimage:compute_eimage_sta", switch=True, default=False,
+         checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta")),
+    Step("extract_features", "hdmea.features.extract:extract_features", switch=True, default=True,
+         needs=_needs_stimulus, aliases=("features",)),
+)
+
+STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
+_BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
+_BY_ALIAS: dict[str, Step] = {alias: s for s in STEPS for alias in s.aliases}
+
+
+def find_step(key: str) -> tuple[Step, bool] | None:
+    """The step named ``key`` and whether ``key`` is an older alias; None for no step."""
+    if key in _BY_NAME:
+        return _BY_NAME[key], False
+    if key in _BY_ALIAS:
+        return _BY_ALIAS[key], True
+    return None
+
+
+def canonical_step_name(name: str) -> str:
+    """The current name of a recorded step (older names map to theirs; unknown names pass through)."""
+    step = _BY_ALIAS.get(name)
+    return step.name if step is not None else name
+
+
+def canonical_step_names(names: Iterable[str]) -> list[str]:
+    """Recorded step names with older names replaced, in order, each once."""
+    seen: dict[str, None] = {}
+    for name in names:
+        seen.setdefault(canonical_step_name(str(name)), None)
+    return list(seen)
+
+
+# --------------------------------------------------------------------------- one recording
+
+
+@dataclasses.dataclass
+class StepRecord:
+    """One step of one recording: ``status`` is "ran", "resumed" (done before a restart) or "off"."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclasses.dataclass
+class PipelineReport:
+    """What :func:`run_pipeline` did for one recording."""
+
+    dataset_id: str
+    output: Path
+    steps: list[StepRecord]
+    n_units: int
+    seconds: float
+    resumed_from: Path | None = None
+    checkpoints: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "dataset_id": self.dataset_id,
+            "output": str(self.output),
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "n_units": self.n_units,
+            "seconds": self.seconds,
+            "resumed_from": None if self.resumed_from is None else str(self.resumed_from),
+            "checkpoints": self.checkpoints,
+        }
+
+
+def _off_reason(step: Step, ctx: StepContext) -> str | None:
+    """Why ``step`` does not run for this recording (None: it runs)."""
+    if not step.enabled(ctx.config):
+        return f"steps.{step.name} is off"
+    return step.needs(ctx) if step.needs is not None else None
+
+
+def _open_session(output: Path, dataset_id: str, digest: str, memory_limit: int | None):
+    """A session resumed from the checkpoint made with the same configuration, else a new one."""
+    from hdmea.errors import CheckpointError
+    from hdmea.pipeline.session import PipelineSession, create_session
+
+    checkpoint = checkpoint_path_for(output)
+    if checkpoint.exists():
+        try:
+            session = PipelineSession.load(checkpoint, hdf5_path=output, memory_limit=memory_limit)
+        except CheckpointError as exc:
+            logger.warning("checkpoint %s cannot be resumed (%s); starting over", checkpoint, exc)
+        else:
+            if (session.checkpoint_name or "").rpartition("@")[2] == digest:
+                logger.info("resuming from %s (steps done: %s)", checkpoint.name,
+                            ", ".join(session.completed_steps) or "none")
+                return session, checkpoint
+            logger.warning("checkpoint %s was made with another configuration; starting over",
+                           checkpoint.name)
+            session.close()
+    return create_session(dataset_id, hdf5_path=output, memory_limit=memory_limit), None
+
+
+def run_pipeline(
+    cmcr: str | os.PathLike,
+    cmtr: str | os.PathLike,
+    output: str | os.PathLike,
+    config: Any = None,
+    *,
+    dataset_id: str | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+    show_progress: bool | None = None,
+) -> PipelineReport:
+    """Run every configured step of :data:`STEPS` for one recording in a deferred session and save once.
+
+    After each expensive step (loading, STA, electrical image) the session is
+    checkpointed to ``<output>.checkpoint.h5`` once at least
+    ``config.output.checkpoint_min_seconds`` of work would otherwise be lost;
+    when that file exists at the start, the run resumes from it and skips the
+    steps it records as done.  The output appears atomically at the end and
+    the checkpoint is removed.
+
+    Parameters
+    ----------
+    cmcr, cmtr
+        The recording's input files.
+    output
+        The recording file to write (``.h5``).
+    config
+        A :class:`hdmea.config.PipelineConfig`: stimulus, step switches and
+        parameters, output options (default: an empty one).
+    dataset_id
+        Recording id (default: the output's stem).
+    on_step
+        Called after each step with its :class:`StepRecord`.
+    show_progress
+        A bar over the steps on a terminal, coarse log lines elsewhere (None:
+        decided by the terminal; False: neither).
+    """
+    from hdmea.config import PipelineConfig
+
+    config = config if config is not None else PipelineConfig()
+    cmcr, cmtr, output = Path(cmcr), Path(cmtr), Path(output)
+    dataset_id = dataset_id or output.stem
+    started = time.perf_counter()
+    stimulus = config.stimulus.resolve(dataset_id, cmcr.parent)
+    memory_limit = (None if config.output.memory_limit_gb is None
+                    else int(config.output.memory_limit_gb * 1e9))
+    digest = config.digest()
+    session, resumed_from = _open_session(output, dataset_id, digest, memory_limit)
+    checkpoint = checkpoint_path_for(output)
+    ctx = StepContext(cmcr=cmcr, cmtr=cmtr, output=output, config=config, stimulus=stimulus, session=session)
+    records: list[StepRecord] = []
+    checkpoints = 0
+    unsaved_seconds = 0.0  # work done since the last checkpoint
+    bar = progress(len(STEPS), dataset_id, unit="step", log=logger, enabled=show_progress) \
+        if show_progress is not False else None
+    try:
+        for step in STEPS:
+            if bar is not None:
+                bar.set_postfix(step.name)
+            if step.name in canonical_step_names(session.completed_steps):
+                record = StepRecord(step.name, "resumed")
+            elif (reason := _off_reason(step, ctx)) is not None:
+                record = StepRecord(step.name, "off", note=reason)
+            else:
+                t0 = time.perf_counter()
+                step.call(ctx, step)
+                record = StepRecord(step.name, "ran", time.perf_counter() - t0)
+                logger.info("%s done in %.2f s", step.name, record.seconds)
+                unsaved_seconds += record.seconds
+                if (step.checkpoint_after and config.output.checkpoint and step is not STEPS[-1]
+                        and unsaved_seconds >= config.output.checkpoint_min_seconds):
+                    # The name carries the configuration digest: a resume with other
+                    # parameters must not reuse these results.
+                    session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}@{digest}",
+                                       overwrite=True)
+                    checkpoints += 1
+                    unsaved_seconds = 0.0
+            records.append(record)
+            if bar is not None:
+                bar.update(1)
+            if on_step is not None:
+                on_step(record)
+        n_units = session.unit_count
+        session.save(output, overwrite=True)
+    finally:
+        if bar is not None:
+            bar.close()
+        session.close()
+    checkpoint.unlink(missing_ok=True)
+    return PipelineReport(dataset_id=dataset_id, output=output, steps=records, n_units=n_units,
+                          seconds=time.perf_counter() - started, resumed_from=resumed_from,
+                          checkpoints=checkpoints)
