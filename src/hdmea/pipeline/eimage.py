@@ -7,13 +7,46 @@ enough for the filter to settle, division by the spikes actually used, units in
 batches within a memory budget).  ``load_recording_with_eimage_sta`` is
 ``load_recording`` followed by it.
 
+Orientation and regions.  Images are chip-sized, ``(window, 65, 65)`` in
+``(row, col)`` order (0-based: the unit attributes ``row``/``col`` minus one),
+whatever the layout of the raw file.  Each region of interest
+(``SensorData {roi} 1``) is filtered and averaged in its stored layout and the
+result is placed on the chip through :class:`hdmea.io.cmcr.SensorDataInfo`
+(the only code that knows the vendor's axis order); sensors no region recorded
+are NaN.  Where regions overlap, the later region's values are kept.  Several
+sweeps (chunks) of one region are refused: the time between sweeps is not
+stored with them, so spike times cannot be placed in them.  A unit whose own
+sensor lies in no region gets an all-NaN image, ``n_spikes_used`` 0 and a
+``coverage`` attribute giving the reason (also logged), never an error.
+
+Scaling: microvolts when the raw file's unit is V (``(raw - ADZero) * factor *
+10**(Exponent + 6)`` per sensor).  Filtering and averaging are linear per
+channel, so with per-sensor factors the kernel works on ``raw - ADZero`` and
+each channel of the mean is multiplied by its gain afterwards (``units x window
+x channels`` products per recording instead of one per sample and channel).
+Without any factor in the file the images are ADC counts (``scaling`` attribute
+``"unscaled"``).
+
+Orientation self-check: among units whose own sensor was recorded and that
+used at least :data:`MIN_SPIKES_FOR_ORIENTATION_CHECK` spikes, the fraction
+whose image peak (largest ``|value|`` over window and sensors, NaN ignored)
+lies within one electrode (Chebyshev distance <= 1) of the unit's ``(row,
+col)``, and of ``(col, row)``.  Both are stored as attributes of the group
+``metadata/eimage_orientation`` (``fraction_own``, ``fraction_transposed``,
+``n_units_checked``, ``min_spikes``, ``max_distance``, ``sensor_axis_order``)
+and on :class:`EImageResult`; when the transposed position fits better a warning
+naming the recording is logged and added to the file's pipeline warnings.
+
 Stored per unit at ``units/{unit}/features/eimage_sta``: dataset ``data``
-(float32, (window, 65, 65), microvolts after scaling) and attributes
-``n_spikes_used``, ``n_spikes_excluded`` (window outside the time range),
-``n_spikes_over_cap``, ``window`` ([first, end) samples around the spike),
-``filter`` (text), ``highpass_hz``, ``filter_order``, ``start_sample``,
-``stop_sample``, ``max_spikes_per_unit``, plus ``name``, ``version``,
-``params_hash``, ``extracted_at``.
+(float32, (window, 65, 65) chip (row, col), NaN where not recorded) and
+attributes ``n_spikes_used``, ``n_spikes_excluded`` (window outside the time
+range), ``n_spikes_over_cap``, ``window`` ([first, end) samples around the
+spike), ``filter`` (text), ``highpass_hz``, ``filter_order``, ``start_sample``,
+``stop_sample``, ``max_spikes_per_unit``, ``value_unit`` (``uV``, the file's
+unit or ``counts``), ``scaling`` (``per_sensor``, ``single`` or ``unscaled``),
+``coverage`` (``recorded`` or the reason the image is empty),
+``sensor_axis_order``, plus ``name``, ``version``, ``params_hash``,
+``extracted_at``.
 """
 
 from __future__ import annotations
@@ -27,17 +60,24 @@ from pathlib import Path
 import numpy as np
 
 from h5stream.staging import parse_size
-from hdmea.errors import ConfigError
+from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.features.registry import params_hash
+from hdmea.io.cmcr import VENDOR_AXIS_ORDER, check_sensor_axis_order
+from hdmea.io.mcs import GRID_SIZE
 
-__all__ = ["EImageResult", "compute_eimage_sta", "load_recording_with_eimage_sta"]
+__all__ = ["EImageResult", "compute_eimage_sta", "load_recording_with_eimage_sta", "check_sensor_axis_order",
+           "orientation_check", "MIN_SPIKES_FOR_ORIENTATION_CHECK", "ORIENTATION_METADATA"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 STEP = "compute_eimage_sta"  # recorded in completed_steps; files may hold the former "eimage_sta"
 FEATURE = "eimage_sta"
-FEATURE_VERSION = "1"
+# 2: chip (row, col) images from the vendor's [frame, col, row] layout, NaN where not recorded,
+# per-sensor gains.
+FEATURE_VERSION = "2"
+MIN_SPIKES_FOR_ORIENTATION_CHECK = 20
+ORIENTATION_METADATA = "metadata/eimage_orientation"
 
 
 @dataclasses.dataclass
@@ -55,6 +95,11 @@ class EImageResult:
     params_hash: str
     elapsed_s: float = 0.0
     skipped: bool = False
+    # orientation self-check (see the module docstring); NaN when no unit qualified
+    orientation_fraction_own: float = float("nan")
+    orientation_fraction_transposed: float = float("nan")
+    orientation_units_checked: int = 0
+    units_not_recorded: list[str] = dataclasses.field(default_factory=list)
 
 
 class _GuardedSensorData:
@@ -102,11 +147,12 @@ def compute_eimage_sta(
     memory_budget: int | str = "512 MiB",
     chunk_samples: int = 8192,
     sensor_dataset: str | None = None,
+    sensor_axis_order: str = VENDOR_AXIS_ORDER,
     n_threads: int | None = None,
     force: bool = False,
     session=None,
 ):
-    """Electrical images of every unit from the raw sensor data.
+    """Electrical images of every unit from the raw sensor data (see the module docstring).
 
     Parameters
     ----------
@@ -124,11 +170,14 @@ def compute_eimage_sta(
         Use at most this many spikes per unit (the first in time, among the
         included spikes whose window fits the time range).
     memory_budget
-        Bytes (or text like ``"512 MiB"``) for the accumulators of one batch of units.
+        Bytes (or text like ``"512 MiB"``) for the chip-sized images of one batch of units.
     chunk_samples
         Samples read per chunk.
     sensor_dataset
-        Which ``SensorData`` dataset (default: the first).
+        Use only this ``SensorData`` dataset (default: every region's).
+    sensor_axis_order
+        Stored frame layout of the raw file: ``"col_row"`` (the vendor's,
+        ``[col, row]``) or ``"row_col"``; see :func:`hdmea.io.cmcr.check_sensor_axis_order`.
     n_threads
         Threads of the compiled kernels.
     force
@@ -144,6 +193,7 @@ def compute_eimage_sta(
     from hdmea.io.cmcr import CmcrFile
     from hdmea.pipeline.target import open_target
 
+    order = check_sensor_axis_order(sensor_axis_order)
     budget = _budget_bytes(memory_budget)
     w0, w1 = (int(window[0]), int(window[1]))
     if w1 <= w0:
@@ -153,15 +203,17 @@ def compute_eimage_sta(
     t0 = time.perf_counter()
     with open_target(hdf5_path, session, step=STEP) as target:
         target.require_steps("load_recording")
+        root_attrs = target.attrs("")
         if cmcr_path is None:
-            sources = target.attrs("").get("source_files") or ["", ""]
+            sources = root_attrs.get("source_files") or ["", ""]
             cmcr_path = sources[0] or None
         if cmcr_path is None:
             raise ConfigError("no raw file: the recording names no .cmcr", hint="pass cmcr_path=")
+        recording = str(root_attrs.get("dataset_id") or hdf5_path or cmcr_path)
         fs = float(np.asarray(target.get("metadata/sampling_rate")).reshape(-1)[0])
-        with CmcrFile(cmcr_path) as cmcr:
-            info = _sensor_info(cmcr, cmcr_path, sensor_dataset)
-            n_samples = info.n_frames
+        with CmcrFile(cmcr_path, sensor_axis_order=order) as cmcr:
+            regions = _regions(cmcr, cmcr_path, sensor_dataset)
+            n_samples = regions[0].n_frames
             start = int(round(start_s * fs))
             stop = n_samples if duration_s is None else min(n_samples, start + int(round(duration_s * fs)))
             if start >= stop:
@@ -169,7 +221,9 @@ def compute_eimage_sta(
                                   found=f"start_s={start_s}", expected=f"start_s < {n_samples / fs:.3f}")
             params = {"window": [w0, w1], "start": start, "stop": stop, "highpass_hz": float(highpass_hz),
                       "filter_order": int(filter_order), "max_spikes_per_unit": max_spikes_per_unit,
-                      "sensor_dataset": info.name, "adc": [info.ad_zero, info.conversion_factor]}
+                      "sensor_datasets": [i.name for i in regions], "sensor_axis_order": order,
+                      "adc": [[i.ad_zero, i.row_offset, i.col_offset, i.n_rows, i.n_cols, i.scaling,
+                               float(i.gains.sum())] for i in regions]}
             digest = params_hash(FEATURE, FEATURE_VERSION, params)
             unit_ids = target.unit_ids()
             if not force and unit_ids and all(
@@ -182,26 +236,46 @@ def compute_eimage_sta(
                                       start_sample=start, stop_sample=stop, n_spikes_used={},
                                       n_spikes_excluded={}, n_spikes_over_cap={}, params_hash=digest, skipped=True)
             else:
-                spikes = [np.asarray(target.get(f"units/{u}/spike_times")).astype(np.int64) for u in unit_ids]
-                raw = _GuardedSensorData(cmcr.h5[info.name], cmcr_path)
+                positions = [_unit_position(target, u) for u in unit_ids]
+                coverage = [_coverage(regions, pos) for pos in positions]
+                not_recorded = [u for u, c in zip(unit_ids, coverage) if c != "recorded"]
+                for u, c in zip(unit_ids, coverage):
+                    if c != "recorded":
+                        logger.warning("%s: unit %s gets an empty electrical image: %s", recording, u, c)
+                empty = np.zeros(0, dtype=np.int64)
+                spikes = [np.asarray(target.get(f"units/{u}/spike_times")).astype(np.int64) if c == "recorded"
+                          else empty for u, c in zip(unit_ids, coverage)]
                 sos = butter_highpass(highpass_hz, fs, filter_order)
+                window_len = w1 - w0
+                per_batch = max(1, budget // (window_len * GRID_SIZE * GRID_SIZE * 4))
+                value_unit = regions[0].value_unit
+                scaling = ("unscaled" if any(i.scaling == "unscaled" for i in regions)
+                           else "per_sensor" if any(i.scaling == "per_sensor" for i in regions) else "single")
                 used, excluded, over_cap = {}, {}, {}
+                check = _OrientationTally()
                 n_batches = 0
                 stamp = _now()
-                for batch in iter_electrical_images(
-                    raw, spikes, sos=sos, window=(w0, w1), start=start, stop=stop,
-                    max_spikes_per_unit=max_spikes_per_unit, memory_budget_bytes=budget,
-                    chunk_samples=int(chunk_samples), adc_offset=info.ad_zero, adc_scale=info.conversion_factor,
-                    n_threads=n_threads,
-                ):
+                for b0 in range(0, len(unit_ids), per_batch):
+                    members = list(range(b0, min(len(unit_ids), b0 + per_batch)))
+                    images = np.full((len(members), window_len, GRID_SIZE, GRID_SIZE), np.nan, dtype=np.float32)
+                    counts = None
+                    kernel_args = dict(sos=sos, window=(w0, w1), start=start, stop=stop,
+                                       max_spikes_per_unit=max_spikes_per_unit, memory_budget_bytes=budget,
+                                       chunk_samples=int(chunk_samples), n_threads=n_threads)
+                    for info in regions:
+                        # Every region shares the time axis: the spike counts of the first stand for all.
+                        got = _region_images(iter_electrical_images, cmcr, cmcr_path, info,
+                                             [spikes[i] for i in members],
+                                             [coverage[i] == "recorded" for i in members], images, kernel_args)
+                        counts = got if counts is None else counts
                     n_batches += 1
-                    for j, u_index in enumerate(batch.units):
-                        u = unit_ids[int(u_index)]
-                        used[u] = int(batch.n_spikes_used[j])
-                        excluded[u] = int(batch.n_spikes_excluded[j])
-                        over_cap[u] = int(batch.n_spikes_over_cap[j])
+                    for j, i in enumerate(members):
+                        u = unit_ids[i]
+                        used[u], excluded[u], over_cap[u] = (int(x[j]) for x in counts)
+                        if coverage[i] == "recorded" and used[u] >= MIN_SPIKES_FOR_ORIENTATION_CHECK:
+                            check.add(images[j], positions[i])
                         target.add_feature(u, FEATURE, {
-                            "data": batch.images[j],
+                            "data": images[j],
                             "n_spikes_used": used[u],
                             "n_spikes_excluded": excluded[u],
                             "n_spikes_over_cap": over_cap[u],
@@ -212,16 +286,109 @@ def compute_eimage_sta(
                             "start_sample": int(start),
                             "stop_sample": int(stop),
                             "max_spikes_per_unit": -1 if max_spikes_per_unit is None else int(max_spikes_per_unit),
+                            "value_unit": value_unit,
+                            "scaling": scaling,
+                            "coverage": coverage[i],
+                            "sensor_axis_order": order,
                         }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp})
+                own, transposed, n_checked = check.fractions()
+                target.put(ORIENTATION_METADATA, {
+                    "fraction_own": own, "fraction_transposed": transposed, "n_units_checked": n_checked,
+                    "min_spikes": MIN_SPIKES_FOR_ORIENTATION_CHECK, "max_distance": 1,
+                    "sensor_axis_order": order,
+                })
+                if n_checked and transposed > own:
+                    other = "row_col" if order == "col_row" else "col_row"
+                    text = (f"{recording}: electrical images peak nearer the units' transposed positions "
+                            f"(col, row) than their own (row, col): {transposed:.0%} against {own:.0%} of "
+                            f"{n_checked} units; the raw file's frames may not be stored as "
+                            f"sensor_axis_order={order!r}; check the file, or rerun with "
+                            f"sensor_axis_order={other!r}")
+                    logger.warning(text)
+                    target.add_warning(text)
                 target.mark_step_complete(STEP)
                 result = EImageResult(hdf5_path=_path(hdf5_path), units_processed=len(unit_ids),
                                       n_batches=n_batches, start_sample=start, stop_sample=stop,
                                       n_spikes_used=used, n_spikes_excluded=excluded, n_spikes_over_cap=over_cap,
-                                      params_hash=digest)
-                logger.info("electrical images of %d units over samples %d..%d in %d batch(es)",
-                            len(unit_ids), start, stop, n_batches)
+                                      params_hash=digest, orientation_fraction_own=own,
+                                      orientation_fraction_transposed=transposed,
+                                      orientation_units_checked=n_checked, units_not_recorded=not_recorded)
+                logger.info("electrical images of %d units over samples %d..%d in %d batch(es); orientation "
+                            "check: %d units, %.2f at (row, col), %.2f at (col, row)", len(unit_ids), start,
+                            stop, n_batches, n_checked, own, transposed)
     result.elapsed_s = time.perf_counter() - t0
     return session if session is not None else result
+
+
+def orientation_check(images, positions, *, max_distance: int = 1) -> tuple[float, float, int]:
+    """(fraction near own (row, col), fraction near (col, row), number of images) of chip-sized images.
+
+    ``images``: iterable of ``(window, 65, 65)`` arrays (NaN ignored); ``positions``:
+    0-based ``(row, col)`` of each image's unit.  An image's peak is its largest
+    ``|value|``; an all-NaN or all-zero image is not counted.
+    """
+    tally = _OrientationTally(max_distance)
+    for image, pos in zip(images, positions):
+        tally.add(np.asarray(image), pos)
+    return tally.fractions()
+
+
+class _OrientationTally:
+    def __init__(self, max_distance: int = 1) -> None:
+        self.max_distance = max_distance
+        self.n = self.own = self.transposed = 0
+
+    def add(self, image: np.ndarray, position: tuple[int, int]) -> None:
+        magnitude = np.abs(image.reshape(image.shape[0], -1))
+        if not np.any(magnitude > 0):  # all NaN or all zero: no peak
+            return
+        flat = int(np.nanargmax(np.nanmax(magnitude, axis=0)))
+        r, c = divmod(flat, image.shape[-1])
+        row, col = position
+        self.n += 1
+        self.own += max(abs(r - row), abs(c - col)) <= self.max_distance
+        self.transposed += max(abs(r - col), abs(c - row)) <= self.max_distance
+
+    def fractions(self) -> tuple[float, float, int]:
+        if not self.n:
+            return float("nan"), float("nan"), 0
+        return self.own / self.n, self.transposed / self.n, self.n
+
+
+def _region_images(iter_electrical_images, cmcr, cmcr_path, info, spikes, recorded, images, kwargs):
+    """Add one region's images of a batch of units into the chip-sized ``images``; returns spike counts."""
+    raw = _GuardedSensorData(cmcr.h5[info.name], cmcr_path)
+    uniform = info.uniform_gain
+    used = np.zeros(len(spikes), dtype=np.int64)
+    excluded = np.zeros(len(spikes), dtype=np.int64)
+    over_cap = np.zeros(len(spikes), dtype=np.int64)
+    for batch in iter_electrical_images(raw, spikes, adc_offset=info.ad_zero,
+                                        adc_scale=1.0 if uniform is None else uniform, **kwargs):
+        for j, k in enumerate(batch.units):
+            used[k], excluded[k], over_cap[k] = (batch.n_spikes_used[j], batch.n_spikes_excluded[j],
+                                                 batch.n_spikes_over_cap[j])
+            if recorded[k]:
+                # Per-sensor gains: the filter and the mean are linear per channel, so the mean
+                # of (raw - ADZero) times each channel's gain equals the mean of the scaled data.
+                info.place_on_chip(batch.images[j], images[k], scale=uniform is None)
+    return used, excluded, over_cap
+
+
+def _unit_position(target, unit_id: str) -> tuple[int, int]:
+    """0-based chip (row, col) of a unit (its 1-based ``row``/``col`` attributes minus one)."""
+    attrs = target.attrs(f"units/{unit_id}")
+    row = int(np.asarray(attrs.get("row", 0)).reshape(-1)[0])
+    col = int(np.asarray(attrs.get("col", 0)).reshape(-1)[0])
+    return row - 1, col - 1
+
+
+def _coverage(regions, position: tuple[int, int]) -> str:
+    row, col = position
+    if not (0 <= row < GRID_SIZE and 0 <= col < GRID_SIZE):
+        return f"not recorded: the unit has no sensor position on the chip (row {row + 1}, col {col + 1})"
+    if any(info.contains(row, col) for info in regions):
+        return "recorded"
+    return f"not recorded: the unit's sensor (row {row + 1}, col {col + 1}) lies in no recorded region"
 
 
 def load_recording_with_eimage_sta(
@@ -240,6 +407,7 @@ def load_recording_with_eimage_sta(
     max_spikes_per_unit: int | None = 10_000,
     memory_budget: int | str = "512 MiB",
     chunk_samples: int = 8192,
+    sensor_axis_order: str = VENDOR_AXIS_ORDER,
     n_threads: int | None = None,
     session=None,
     **load_kwargs,
@@ -251,31 +419,52 @@ def load_recording_with_eimage_sta(
     """
     from hdmea.pipeline.runner import load_recording
 
+    check_sensor_axis_order(sensor_axis_order)
     loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_path=output_path, hdf5_path=hdf5_path,
                             force=force, session=session, **load_kwargs)
     path = None if session is not None else loaded.hdf5_path
     compute_eimage_sta(path, cmcr_path, window=window, start_s=start_s, duration_s=duration_s,
                        highpass_hz=highpass_hz, filter_order=filter_order, max_spikes_per_unit=max_spikes_per_unit,
-                       memory_budget=memory_budget, chunk_samples=chunk_samples, n_threads=n_threads, force=force,
+                       memory_budget=memory_budget, chunk_samples=chunk_samples, sensor_axis_order=sensor_axis_order,
+                       n_threads=n_threads, force=force,
                        session=session)
     return session if session is not None else loaded
 
 
-def _sensor_info(cmcr, cmcr_path, name):
-    from hdmea.errors import RecordingFormatError
-
+def _regions(cmcr, cmcr_path, name):
+    """The sensor datasets to average: ``name`` alone, else one per region (several sweeps refused)."""
     infos = cmcr.sensor_datasets()
     if not infos:
         raise RecordingFormatError("no raw sensor data", path=cmcr_path, obj="Acquisition/Sensor Data",
                                    expected="SensorData datasets", found="none",
                                    hint="electrical images need the raw .cmcr recording")
-    if name is None:
-        return infos[0]
+    if name is not None:
+        for info in infos:
+            if name in (info.name, info.name.rsplit("/", 1)[-1]):
+                return [info]
+        raise ConfigError(f"no sensor dataset {name!r} in {cmcr_path}",
+                          expected="one of " + ", ".join(i.name for i in infos), found=str(name))
+    by_region: dict[int, list] = {}
     for info in infos:
-        if name in (info.name, info.name.rsplit("/", 1)[-1]):
-            return info
-    raise ConfigError(f"no sensor dataset {name!r} in {cmcr_path}",
-                      expected="one of " + ", ".join(i.name for i in infos), found=str(name))
+        by_region.setdefault(info.roi, []).append(info)
+    sweeps = [group for group in by_region.values() if len(group) > 1]
+    if sweeps:
+        raise RecordingFormatError(
+            "several sweeps (chunks) of one region of interest", path=cmcr_path,
+            obj=", ".join(i.name for i in sweeps[0]), expected="one SensorData {roi} {chunk} per region",
+            found=f"{len(sweeps[0])} chunks of region {sweeps[0][0].roi}",
+            hint="the time between sweeps is not stored with them, so spike times cannot be placed in them; "
+                 "pass sensor_dataset= to average one dataset that starts with the recording",
+        )
+    frames = {info.n_frames for info in infos}
+    if len(frames) > 1:
+        raise RecordingFormatError(
+            "regions of interest hold different numbers of frames", path=cmcr_path,
+            obj=", ".join(i.name for i in infos), expected="one time axis for all regions",
+            found=", ".join(f"{i.name.rsplit('/', 1)[-1]}: {i.n_frames}" for i in infos),
+            hint="pass sensor_dataset= to use one region",
+        )
+    return infos
 
 
 def _path(hdf5_path):

@@ -68,19 +68,27 @@ def sta_spatial_map(sta: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def eimage_map(data: np.ndarray) -> tuple[np.ndarray, int]:
-    """The electrode map at the time of the largest negative deflection (the spike's trough)."""
+    """The electrode map at the time of the largest negative deflection (the spike's trough).
+
+    ``data`` is (window, rows, cols) in chip orientation; electrodes that were not
+    recorded (NaN) stay NaN in the map and are ignored when finding the trough.
+    """
     data = np.asarray(data, dtype=np.float64)
-    baseline = np.median(data, axis=0, keepdims=True)
-    centred = data - baseline
+    recorded = np.isfinite(data).any(axis=0)
+    if not recorded.any():
+        return np.full(data.shape[1:], np.nan), 0
+    filled = np.where(recorded[None], data, 0.0)
+    baseline = np.median(filled, axis=0, keepdims=True)
+    centred = filled - baseline
     t = int(np.argmin(centred.reshape(data.shape[0], -1).min(axis=1)))
-    return centred[t], t
+    return np.where(recorded, centred[t], np.nan), t
 
 
 def smoothed_magnitude(values: np.ndarray) -> np.ndarray:
-    """|map| averaged over 3 x 3 neighbourhoods: one noisy pixel does not make a centre."""
+    """|map| averaged over 3 x 3 neighbourhoods: one noisy pixel does not make a centre (NaN counts as 0)."""
     from scipy.ndimage import uniform_filter
 
-    return uniform_filter(np.abs(np.asarray(values, dtype=np.float64)), size=3, mode="nearest")
+    return uniform_filter(np.nan_to_num(np.abs(np.asarray(values, dtype=np.float64))), size=3, mode="nearest")
 
 
 def _map_centre(values: np.ndarray, radius: int = 2) -> tuple[float, float]:

@@ -58,7 +58,10 @@ def _map_panels(fig, outer, maps: UnitMaps, cmap: str, label: str) -> None:
     for i in range(n):
         ax = fig.add_subplot(inner[i // cols, i % cols])
         image = maps.maps[i]
-        limit = float(np.max(np.abs(image))) or 1.0
+        finite = np.abs(image[np.isfinite(image)])
+        limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        # rows down, columns across: the same (row, col) orientation as the recording's arrays;
+        # NaN (electrodes not recorded) is drawn blank
         ax.imshow(image, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
         r, c = maps.centres[i]
         if np.isfinite(r):
