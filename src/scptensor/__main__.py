@@ -20,6 +20,9 @@ from scptensor.core.exceptions import ScpTensorError
 from scptensor.core.structures import ScpContainer
 from scptensor.io.exceptions import IOWriteError
 from scptensor.io.formats import format_for
+from scptensor.io.importers import detect_format
+
+_FORMAT_NAMES = {"scptensor": "scptensor HDF5", "AnnData": "AnnData", "MuData": "MuData"}
 
 __all__ = ["main", "describe"]
 
@@ -44,7 +47,7 @@ def describe(container: ScpContainer, path: str | os.PathLike | None = None) -> 
     lines = []
     if path is not None:
         p = Path(path)
-        lines.append(f"{p}  ({format_for(p).name}, {_human_bytes(p.stat().st_size)})")
+        lines.append(f"{p}  ({_FORMAT_NAMES[detect_format(p)]}, {_human_bytes(p.stat().st_size)})")
     obs = container.obs
     lines.append(
         f"samples: {container.n_samples} (id column {container.sample_id_col!r}); "

@@ -12,7 +12,9 @@ Our own attributes make the round trip exact: ``h5stream:columns`` (JSON list
 of the real column names in frame order, the index column included) and
 ``h5stream:index-column`` (JSON: its name, or null for a synthetic index).
 Member names are the column names percent-escaped (``/`` -> ``%2F``, ``%`` ->
-``%25``; the reserved ``_index`` -> ``%5Findex``), never nested groups.
+``%25``; the reserved ``_index`` -> ``%5Findex``, except for an index column
+named ``_index``, stored as ``_index`` the way AnnData stores unnamed row
+labels; files that stored it as ``%5Findex`` read the same), never nested groups.
 
 Column encodings (spec ones first, so AnnData reads them):
 
@@ -276,6 +278,10 @@ def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options:
     inner = options.with_extra(index=None)
     group = parent.create_group(key)
     member = {name: escape_name(name, RESERVED_NAMES) for name in columns}
+    if index_column == "_index":
+        # AnnData's own name for row labels: readers show the index as the
+        # id column's name instead of an escaped "%5Findex"
+        member[index_column] = "_index"
     if index_column is None:
         index_member = "_index"
         labels = pl.int_range(0, frame.height, eager=True, dtype=pl.Int64).cast(pl.String)

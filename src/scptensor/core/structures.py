@@ -489,7 +489,7 @@ class ScpContainer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, **options) -> ScpContainer:
-        """Load a container from a file of any supported format, chosen by extension."""
+        """Load a container from a scptensor, MuData or AnnData file, the format chosen by content."""
         from scptensor.io.formats import load
 
         return load(path, **options)

@@ -220,14 +220,29 @@ def container_extras(container: ScpContainer) -> dict[str, Any]:
     }
 
 
+def _without_synthetic_index(frame: pl.DataFrame) -> pl.DataFrame:
+    """A link frame without the row numbers AnnData adds as its index when it re-saves our file.
+
+    Link frames are written without an index ("0", "1", ... as row labels); our
+    reader drops those, but a file anndata re-saved lost the attributes that say
+    so, and the labels come back as a leading ``_index`` column.
+    """
+    if frame.width and frame.columns[0] == "_index" and frame.schema["_index"] == pl.String:
+        labels = pl.int_range(0, frame.height, eager=True).cast(pl.String)
+        if frame.get_column("_index").equals(labels.alias("_index")):
+            return frame.drop("_index")
+    return frame
+
+
 def apply_container_extras(info: dict[str, Any], path=None) -> tuple[list, list]:
     """History and links back from ``uns/scptensor``."""
     history = provenance_from_element(info["history"]) if "history" in info else []
     links_value = info.get("links", {})
     links = []
     for key, v in sorted(links_value.items(), key=lambda kv: int(kv[0])):
+        linkage = _without_synthetic_index(v["linkage"])
         linkage = restore_frame(
-            v["linkage"], v.get(EXACT_COLUMNS_KEY), path=path, obj=f"uns/{SCPTENSOR_KEY}/links/{key}/linkage"
+            linkage, v.get(EXACT_COLUMNS_KEY), path=path, obj=f"uns/{SCPTENSOR_KEY}/links/{key}/linkage"
         )
         links.append(AggregationLink(v["source_assay"], v["target_assay"], linkage))
     return history, links
@@ -237,10 +252,20 @@ def apply_container_extras(info: dict[str, Any], path=None) -> tuple[list, list]
 MARK_ATTR = "scptensor:format_version"
 
 
-def interop_format_check(path, *, encoding_type: str, label: str, version: str, required: tuple[str, ...]):
-    """A ``check`` for :func:`h5stream.files.open_validated` of our AnnData/MuData files.
+def written_by_scptensor(group: h5py.Group) -> bool:
+    """True when ``group`` (an AnnData group or a MuData root) holds our annotations.
 
-    It verifies the root ``encoding-type``, our format mark and version, and the
+    The root mark is lost when anndata or mudata re-save one of our files, but
+    ``uns/scptensor`` is kept, so the annotations decide.
+    """
+    return "uns" in group and SCPTENSOR_KEY in group["uns"]
+
+
+def interop_format_check(path, *, encoding_type: str, label: str, version: str, required: tuple[str, ...]):
+    """A ``check`` for :func:`h5stream.files.open_validated` of AnnData/MuData files.
+
+    It verifies the root ``encoding-type``, our format version when the file
+    carries our mark (files of other tools have none and are imported), and the
     required top-level groups, raising :class:`IOFormatError` naming what is wrong.
     """
     from scptensor.io._files import root_attr
@@ -253,13 +278,7 @@ def interop_format_check(path, *, encoding_type: str, label: str, version: str, 
                 expected=repr(encoding_type), found=repr(kind),
             )
         found_version = root_attr(f, MARK_ATTR)
-        if found_version is None:
-            raise IOFormatError(
-                f"{label} file was not written by scptensor", path=path, obj=f"/@{MARK_ATTR}",
-                expected=f"scptensor format {version}", found="nothing",
-                hint="only files saved by scptensor load back into a container",
-            )
-        if str(found_version) != version:
+        if found_version is not None and str(found_version) != version:
             raise IOFormatError(
                 "unsupported scptensor format version", path=path, obj=f"/@{MARK_ATTR}",
                 expected=repr(version), found=repr(found_version),

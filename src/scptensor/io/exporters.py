@@ -169,6 +169,18 @@ def _write_container(
     serialize_provenance(container.history, history_group)
 
 
+#: Extensions of formats other than the scptensor HDF5 format -> (format, what writes it).
+OTHER_FORMAT_EXTENSIONS = {
+    ".h5ad": ("AnnData", "save_h5ad or container.save(path)"),
+    ".h5mu": ("MuData", "save_h5mu or container.save(path)"),
+    ".zarr": ("Zarr", "another tool"),
+    ".parquet": ("Parquet", "another tool"),
+    ".loom": ("Loom", "another tool"),
+    ".csv": ("CSV text", "another tool"),
+    ".tsv": ("TSV text", "another tool"),
+}
+
+
 def save_hdf5(
     container: ScpContainer,
     path: str | os.PathLike,
@@ -216,12 +228,19 @@ def save_hdf5(
     IOWriteError
         The directory is missing or unwritable, the disk is full, or writing failed.
     ValueError
-        ``save_assays``/``save_layers`` name parts the container lacks.
+        ``save_assays``/``save_layers`` name parts the container lacks, or the
+        extension names another format (``.h5ad``, ``.h5mu``, ...).
     """
     if not isinstance(container, ScpContainer):
         raise TypeError(f"container must be an ScpContainer, not {type(container).__name__}")
-    part = select_parts(container, save_obs, save_assays, save_layers, save_history)
     target = Path(path)
+    other = OTHER_FORMAT_EXTENSIONS.get(target.suffix.lower())
+    if other is not None:
+        raise ValueError(
+            f"{target}: save_hdf5 writes the scptensor HDF5 format, but the extension "
+            f"{target.suffix!r} names {other[0]}; use {other[1]}, or a .h5 name"
+        )
+    part = select_parts(container, save_obs, save_assays, save_layers, save_history)
     with writing(target, overwrite=overwrite) as f:
         _write_container(
             f, part, compression, compression_level, obs_saved=save_obs, history_saved=save_history

@@ -1,4 +1,7 @@
-"""Choice of file format by extension, for ``ScpContainer.save``/``load`` and the command line.
+"""Choice of file format: by extension for writing, by content for reading.
+
+``save`` writes the format the extension names; ``load`` (like ``load_hdf5``)
+reads any of the three formats whatever the extension.
 
 | extension        | format                                   | writer / reader            |
 |------------------|------------------------------------------|----------------------------|
@@ -63,5 +66,5 @@ def save(container: ScpContainer, path: str | os.PathLike, **options) -> Path:
 
 
 def load(path: str | os.PathLike, **options) -> ScpContainer:
-    """Load a container from ``path`` in the format of its extension."""
-    return format_for(path).load(path, **options)
+    """Load a container from any of the three formats, chosen by the file's content (not its extension)."""
+    return load_hdf5(path, **options)

@@ -16,6 +16,8 @@ import logging
 import os
 from pathlib import Path
 
+import h5py
+
 from scptensor.core.structures import ScpContainer
 from scptensor.io._anndata_layout import (
     ANNDATA_ENCODING,
@@ -26,11 +28,13 @@ from scptensor.io._anndata_layout import (
     interop_format_check,
     read_assay_group,
     write_assay_group,
+    written_by_scptensor,
 )
 from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
+from scptensor.io.foreign import import_anndata
 
-__all__ = ["save_h5ad", "load_h5ad"]
+__all__ = ["save_h5ad", "load_h5ad", "read_h5ad", "check_h5ad"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,21 +92,33 @@ def save_h5ad(
     return target
 
 
-def _check(path):
+def check_h5ad(path):
+    """The ``check`` of :func:`h5stream.files.open_validated` for AnnData files."""
     return interop_format_check(
-        path, encoding_type=ANNDATA_ENCODING[0], label="AnnData", version=FORMAT_VERSION, required=("obs", "var", "uns")
+        path, encoding_type=ANNDATA_ENCODING[0], label="AnnData", version=FORMAT_VERSION, required=("obs", "var")
     )
 
 
-def load_h5ad(path: str | os.PathLike) -> ScpContainer:
-    """Load a one-assay container from a ``.h5ad`` file written by :func:`save_h5ad`."""
+def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None) -> ScpContainer:
+    """The container in an open AnnData file (see :func:`load_h5ad`)."""
+    if not written_by_scptensor(f):
+        return import_anndata(f, source, assay=assay)
+    with guarded(source, "/"):
+        stored, info = read_assay_group(f, source)
+        obs = read_anndata_frame(f, "obs", info, source)
+        history, links = apply_container_extras(info, source)
+        return ScpContainer(
+            obs, {info["assay"]: stored}, history=history, links=links, sample_id_col=info["sample_id_col"],
+        )
+
+
+def load_h5ad(path: str | os.PathLike, *, assay: str | None = None) -> ScpContainer:
+    """Load a container from a ``.h5ad`` file.
+
+    A file written by :func:`save_h5ad` (also after anndata re-saved it) gives
+    back its assay exactly; an AnnData file of another tool is imported as one
+    assay named ``assay`` (default ``"main"``; see :mod:`scptensor.io.foreign`).
+    """
     source = Path(path)
-    with reading(source, _check(source)) as f:
-        with guarded(source, "/"):
-            assay, info = read_assay_group(f, source)
-            obs = read_anndata_frame(f, "obs", info, source)
-            history, links = apply_container_extras(info, source)
-            return ScpContainer(
-                obs, {info["assay"]: assay}, history=history, links=links,
-                sample_id_col=info["sample_id_col"],
-            )
+    with reading(source, check_h5ad(source)) as f:
+        return read_h5ad(f, source, assay=assay)

@@ -35,13 +35,15 @@ from scptensor.io._anndata_layout import (
     read_assay_group,
     write_anndata_frame,
     write_assay_group,
+    written_by_scptensor,
 )
 from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
+from scptensor.io.foreign import import_mudata
 from scptensor.io.serializers import compression_options
 
-__all__ = ["save_h5mu", "load_h5mu", "MUDATA_VERSION"]
+__all__ = ["save_h5mu", "load_h5mu", "read_h5mu", "check_h5mu", "MUDATA_VERSION"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,34 +140,47 @@ def save_h5mu(
     return target
 
 
-def _check(path):
+def check_h5mu(path):
+    """The ``check`` of :func:`h5stream.files.open_validated` for MuData files."""
     return interop_format_check(
-        path, encoding_type="MuData", label="MuData", version=FORMAT_VERSION, required=("obs", "mod", "uns")
+        path, encoding_type="MuData", label="MuData", version=FORMAT_VERSION, required=("obs", "mod")
     )
 
 
 def load_h5mu(path: str | os.PathLike) -> ScpContainer:
-    """Load a container from a ``.h5mu`` file written by :func:`save_h5mu`."""
+    """Load a container from a ``.h5mu`` file.
+
+    A file written by :func:`save_h5mu` (also after mudata re-saved it) gives
+    back the container exactly; a MuData file of another tool is imported with
+    one assay per modality (see :mod:`scptensor.io.foreign`).
+    """
     source = Path(path)
-    with reading(source, _check(source)) as f:
-        with guarded(source, "/uns/scptensor"):
-            extras = read_elem(f["uns"][SCPTENSOR_KEY])
-        with guarded(source, "/obs"):
-            obs = read_anndata_frame(f, "obs", extras, source)
-        mods = f["mod"]
-        order = [str(m) for m in mods.attrs.get("mod-order", [])]
-        order = [m.decode() if isinstance(m, bytes) else m for m in order]
-        if sorted(order) != sorted(mods):
-            raise IOFormatError(
-                "modalities differ from mod-order", path=source, obj="/mod",
-                expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
-            )
-        assays = {}
-        for name in order:
-            with guarded(source, f"/mod/{name}"):
-                assays[name], _info = read_assay_group(mods[name], source)
-        with guarded(source, "/"):
-            history, links = apply_container_extras(extras, source)
-            return ScpContainer(
-                obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
-            )
+    with reading(source, check_h5mu(source)) as f:
+        return read_h5mu(f, source)
+
+
+def read_h5mu(f: h5py.File, source: Path) -> ScpContainer:
+    """The container in an open MuData file (see :func:`load_h5mu`)."""
+    if not written_by_scptensor(f):
+        return import_mudata(f, source)
+    with guarded(source, "/uns/scptensor"):
+        extras = read_elem(f["uns"][SCPTENSOR_KEY])
+    with guarded(source, "/obs"):
+        obs = read_anndata_frame(f, "obs", extras, source)
+    mods = f["mod"]
+    order = [str(m) for m in mods.attrs.get("mod-order", [])]
+    order = [m.decode() if isinstance(m, bytes) else m for m in order]
+    if sorted(order) != sorted(mods):
+        raise IOFormatError(
+            "modalities differ from mod-order", path=source, obj="/mod",
+            expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
+        )
+    assays = {}
+    for name in order:
+        with guarded(source, f"/mod/{name}"):
+            assays[name], _info = read_assay_group(mods[name], source)
+    with guarded(source, "/"):
+        history, links = apply_container_extras(extras, source)
+        return ScpContainer(
+            obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
+        )

@@ -1,10 +1,11 @@
-"""Reader of scptensor HDF5 files (``.h5``/``.hdf5``): format 2.0 and the original 1.0.
+"""Reader of container files, chosen by content: scptensor HDF5 (2.0 and the original 1.0), MuData, AnnData.
 
 The root attributes decide the reader: ``format_name="scptensor"`` with
 ``format_version="2.0"``, or a bare ``format_version="1.0"`` (the original
-layout, read by :mod:`scptensor.io.legacy`).  Anything else, including files of
-other tools, raises :class:`~scptensor.io.exceptions.IOFormatError` naming the
-path and what was found.
+layout, read by :mod:`scptensor.io.legacy`); ``encoding-type`` ``"MuData"`` or
+``"anndata"`` for the AnnData ecosystem's files (ours, or imported from other
+tools).  Anything else raises :class:`~scptensor.io.exceptions.IOFormatError`
+naming the path and what was found.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpM
 from scptensor.io._files import guarded, reading, root_attr
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.exporters import FORMAT_NAME, FORMAT_VERSION
+from scptensor.io.formats_h5ad import check_h5ad, read_h5ad
+from scptensor.io.formats_h5mu import check_h5mu, read_h5mu
 from scptensor.io.legacy import LEGACY_VERSION, read_container_v1
 from scptensor.io.serializers import deserialize_matrix, deserialize_provenance
 
-__all__ = ["load_hdf5", "read_matrix", "READERS"]
+__all__ = ["load_hdf5", "read_matrix", "file_kind", "detect_format", "READERS"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ READERS: dict[str, Callable[[h5py.File, str | os.PathLike], ScpContainer]] = {
 }
 
 
-def _check_format(path) -> Callable[[h5py.File], None]:
+def _check_scptensor(path) -> Callable[[h5py.File], None]:
     def check(f: h5py.File) -> None:
         name = root_attr(f, "format_name")
         version = root_attr(f, "format_version")
@@ -116,10 +119,10 @@ def _check_format(path) -> Callable[[h5py.File], None]:
                 f"no format attributes; top-level members {sorted(f)[:8]}"
             )
             raise IOFormatError(
-                "not a scptensor file", path=path, obj="/@format_version",
-                expected="root attributes format_name='scptensor' and format_version",
+                "not a scptensor, AnnData or MuData file", path=path, obj="/@format_version",
+                expected="root attributes format_name='scptensor' and format_version, "
+                "or encoding-type 'anndata' or 'MuData'",
                 found=found,
-                hint="load .h5mu/.h5ad files with ScpContainer.load, which picks the reader by extension",
             )
         version = str(version)
         if name not in (None, FORMAT_NAME):
@@ -142,12 +145,47 @@ def _check_format(path) -> Callable[[h5py.File], None]:
     return check
 
 
-def load_hdf5(path: str | os.PathLike) -> ScpContainer:
-    """Load a container from a scptensor HDF5 file (format 2.0, or the original 1.0).
+def file_kind(f: h5py.File) -> str:
+    """Which of the three container formats an open file holds: "scptensor", "AnnData" or "MuData".
+
+    Decided by content (the root attributes), never by the file name.
+    """
+    kind = root_attr(f, "encoding-type")
+    if kind == "anndata":
+        return "AnnData"
+    if kind == "MuData":
+        return "MuData"
+    return "scptensor"
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of a container file by content: "scptensor", "AnnData" or "MuData" (see :func:`file_kind`)."""
+    source = Path(path)
+    with reading(source, lambda f: None) as f:
+        return file_kind(f)
+
+
+def _check_any(path) -> Callable[[h5py.File], None]:
+    checks = {"AnnData": check_h5ad(path), "MuData": check_h5mu(path), "scptensor": _check_scptensor(path)}
+
+    def check(f: h5py.File) -> None:
+        checks[file_kind(f)](f)
+
+    return check
+
+
+def load_hdf5(path: str | os.PathLike, *, assay: str | None = None) -> ScpContainer:
+    """Load a container from any of the three container formats, chosen by content.
+
+    The scptensor HDF5 format (2.0, or the original 1.0), a MuData file or an
+    AnnData file, whatever the file's extension.  AnnData and MuData files
+    written by other tools are imported (see :mod:`scptensor.io.foreign`).
 
     Parameters
     ----------
     path : str or os.PathLike
+    assay : str, optional
+        Name of the assay of an AnnData file written by another tool (default "main").
 
     Returns
     -------
@@ -156,7 +194,7 @@ def load_hdf5(path: str | os.PathLike) -> ScpContainer:
     Raises
     ------
     IOFormatError
-        Not an HDF5 file, a file of another tool, an unsupported version, a
+        Not an HDF5 file, a file of another kind, an unsupported version, a
         missing group or an unreadable object; the message names the path and
         the object.
     IOSourceNotFoundError
@@ -168,9 +206,16 @@ def load_hdf5(path: str | os.PathLike) -> ScpContainer:
         The file is in the 1.0 layout.
     """
     source = Path(path)
-    with reading(source, _check_format(source)) as f:
-        version = str(root_attr(f, "format_version"))
-        with guarded(source, "/"):
-            container = READERS[version](f, source)
-    logger.info("loaded %r from %s (format %s)", container, source, version)
+    with reading(source, _check_any(source)) as f:
+        kind = file_kind(f)
+        if kind == "AnnData":
+            container = read_h5ad(f, source, assay=assay)
+        elif kind == "MuData":
+            container = read_h5mu(f, source)
+        else:
+            version = str(root_attr(f, "format_version"))
+            kind = f"scptensor {version}"
+            with guarded(source, "/"):
+                container = READERS[version](f, source)
+    logger.info("loaded %r from %s (%s)", container, source, kind)
     return container
