@@ -63,7 +63,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
 import os
 import tomllib
 import warnings
@@ -71,6 +70,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hdmea.config_reader import TableReader, config_error
 from hdmea.errors import ConfigError, DeprecatedStepNameWarning
 from hdmea.pipeline.steps import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
 
@@ -84,100 +84,6 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
-
-
-def _fail(key: str, reason: str, *, source: str | None = None, found: Any = None,
-          expected: str | None = None, hint: str | None = None) -> ConfigError:
-    return ConfigError(
-        f"{key}: {reason}",
-        path=source,
-        expected=expected,
-        found=None if found is None else repr(found),
-        hint=hint,
-    )
-
-
-class _Reader:
-    """Typed access to one TOML table that remembers the key path for errors."""
-
-    def __init__(self, table: Any, key: str, source: str | None) -> None:
-        if not isinstance(table, Mapping):
-            raise _fail(key or "<root>", "must be a table", source=source,
-                        expected="a table", found=type(table).__name__)
-        self.table = dict(table)
-        self.key = key
-        self.source = source
-        self.used: set[str] = set()
-
-    def child_key(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def get(self, name: str, kind: str, default: Any = dataclasses.MISSING) -> Any:
-        self.used.add(name)
-        key = self.child_key(name)
-        if name not in self.table:
-            if default is dataclasses.MISSING:
-                raise _fail(key, "is required", source=self.source)
-            return default
-        value = self.table[name]
-        return _CHECKS[kind](value, key, self.source)
-
-    def table_of(self, name: str) -> _Reader:
-        self.used.add(name)
-        return _Reader(self.table.get(name, {}), self.child_key(name), self.source)
-
-    def reject_unknown(self, allowed: set[str] | None = None) -> None:
-        allowed = self.used if allowed is None else allowed
-        for name in self.table:
-            if name not in allowed:
-                close = difflib.get_close_matches(name, sorted(allowed), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else (
-                    "known keys: " + ", ".join(sorted(allowed)) if allowed else None)
-                raise _fail(self.child_key(name), "unknown key", source=self.source, hint=hint)
-
-
-def _check_bool(value, key, source):
-    if not isinstance(value, bool):
-        raise _fail(key, "must be true or false", source=source, found=value)
-    return value
-
-
-def _check_int(value, key, source):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(key, "must be an integer", source=source, found=value)
-    return value
-
-
-def _check_number(value, key, source):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(key, "must be a finite number", source=source, found=value)
-    return float(value)
-
-
-def _check_str(value, key, source):
-    if not isinstance(value, str) or not value:
-        raise _fail(key, "must be a non-empty string", source=source, found=value)
-    return value
-
-
-def _check_str_list(value, key, source):
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail(key, "must be a list of non-empty strings", source=source, found=value)
-    return tuple(value)
-
-
-def _check_any(value, key, source):
-    return value
-
-
-_CHECKS = {
-    "bool": _check_bool,
-    "int": _check_int,
-    "number": _check_number,
-    "str": _check_str,
-    "str_list": _check_str_list,
-    "any": _check_any,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +293,7 @@ def parse_config(
         Check ``[steps.<name>]`` keys against the step functions' keyword arguments.
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    root = _Reader(data, "", source)
+    root = TableReader(data, "", source)
     stimulus = _parse_stimulus(root.table_of("stimulus"), base)
     steps = _parse_steps(root.table_of("steps"), check_step_signatures)
     output = _parse_output(root.table_of("output"))
@@ -400,30 +306,30 @@ _INLINE_STIMULUS_KEYS = ("playlist", "movie_lengths", "trials", "noise_movies",
                          "pre_margin_frames", "post_margin_frames")
 
 
-def _parse_stimulus(r: _Reader, base: Path) -> StimulusSource:
+def _parse_stimulus(r: TableReader, base: Path) -> StimulusSource:
     template = r.get("file", "str", None)
     inline_keys = [k for k in _INLINE_STIMULUS_KEYS if k in r.table]
     if template is not None:
         if inline_keys:
-            raise _fail(r.child_key(inline_keys[0]), "cannot be combined with stimulus.file",
+            raise config_error(r.child_key(inline_keys[0]), "cannot be combined with stimulus.file",
                         source=r.source, hint="describe the stimulus either inline or in the file")
         r.reject_unknown()
         if "{" not in template:
             path = Path(template) if Path(template).is_absolute() else base / template
             if not path.is_file():
-                raise _fail("stimulus.file", "file does not exist", source=r.source, found=str(path))
+                raise config_error("stimulus.file", "file does not exist", source=r.source, found=str(path))
             from hdmea.stimulus import StimulusConfig
 
             try:
                 inline = StimulusConfig.load_json(path)
             except ConfigError as exc:
-                raise _fail("stimulus.file", f"is not a valid stimulus description ({exc})",
+                raise config_error("stimulus.file", f"is not a valid stimulus description ({exc})",
                             source=r.source) from exc
             return StimulusSource(inline=inline, base_dir=str(base))
         try:
             template.format(name="x", dir="y")
         except (KeyError, IndexError, ValueError) as exc:
-            raise _fail("stimulus.file", f"bad placeholder ({exc!r})", source=r.source,
+            raise config_error("stimulus.file", f"bad placeholder ({exc!r})", source=r.source,
                         hint="only {name} and {dir} are known") from exc
         return StimulusSource(file_template=template, base_dir=str(base))
     if not inline_keys:
@@ -435,19 +341,19 @@ def _parse_stimulus(r: _Reader, base: Path) -> StimulusSource:
     post_margin = r.get("post_margin_frames", "int", 120)
     for key, value in (("pre_margin_frames", pre_margin), ("post_margin_frames", post_margin)):
         if value < 0:
-            raise _fail(r.child_key(key), "must be >= 0", source=r.source, found=value)
+            raise config_error(r.child_key(key), "must be >= 0", source=r.source, found=value)
     seen = set(playlist)
     lengths_reader = r.table_of("movie_lengths")
     lengths: dict[str, int] = {}
     for name in lengths_reader.table:
         value = lengths_reader.get(name, "int")
         if value <= 0:
-            raise _fail(lengths_reader.child_key(name), "must be a positive number of frames",
+            raise config_error(lengths_reader.child_key(name), "must be a positive number of frames",
                         source=r.source, found=value)
         lengths[name] = value
     for name in playlist:
         if name not in lengths:
-            raise _fail(f"stimulus.movie_lengths.{name}", "is required for every movie of the playlist",
+            raise config_error(f"stimulus.movie_lengths.{name}", "is required for every movie of the playlist",
                         source=r.source, hint="give the movie's length in display frames")
     trials_reader = r.table_of("trials")
     trials: dict[str, dict[str, int]] = {}
@@ -460,18 +366,18 @@ def _parse_stimulus(r: _Reader, base: Path) -> StimulusSource:
         }
         t.reject_unknown()
         if cfg["start_frame"] < 0:
-            raise _fail(t.child_key("start_frame"), "must be >= 0", source=r.source, found=cfg["start_frame"])
+            raise config_error(t.child_key("start_frame"), "must be >= 0", source=r.source, found=cfg["start_frame"])
         if cfg["trial_length_frame"] <= 0:
-            raise _fail(t.child_key("trial_length_frame"), "must be > 0", source=r.source,
+            raise config_error(t.child_key("trial_length_frame"), "must be > 0", source=r.source,
                         found=cfg["trial_length_frame"])
         if cfg["repeat"] < 1:
-            raise _fail(t.child_key("repeat"), "must be >= 1", source=r.source, found=cfg["repeat"])
+            raise config_error(t.child_key("repeat"), "must be >= 1", source=r.source, found=cfg["repeat"])
         if name not in seen:
-            raise _fail(trials_reader.child_key(name), "names a movie that is not in the playlist",
+            raise config_error(trials_reader.child_key(name), "names a movie that is not in the playlist",
                         source=r.source, hint="playlist: " + ", ".join(playlist))
         needed = cfg["start_frame"] + cfg["repeat"] * cfg["trial_length_frame"]
         if needed > lengths[name]:
-            raise _fail(trials_reader.child_key(name), "trials run past the end of the movie",
+            raise config_error(trials_reader.child_key(name), "trials run past the end of the movie",
                         source=r.source,
                         expected=f"start_frame + repeat * trial_length_frame <= {lengths[name]}",
                         found=needed)
@@ -481,7 +387,7 @@ def _parse_stimulus(r: _Reader, base: Path) -> StimulusSource:
     for name in noise_reader.table:
         n = noise_reader.table_of(name)
         if name not in seen:
-            raise _fail(noise_reader.child_key(name), "names a movie that is not in the playlist",
+            raise config_error(noise_reader.child_key(name), "names a movie that is not in the playlist",
                         source=r.source, hint="playlist: " + ", ".join(playlist))
         path = Path(n.get("path", "str"))
         if not path.is_absolute():
@@ -489,11 +395,11 @@ def _parse_stimulus(r: _Reader, base: Path) -> StimulusSource:
         frames_per_image = n.get("frames_per_image", "int", 1)
         n.reject_unknown()
         if frames_per_image < 1:
-            raise _fail(n.child_key("frames_per_image"), "must be >= 1", source=r.source,
+            raise config_error(n.child_key("frames_per_image"), "must be >= 1", source=r.source,
                         found=frames_per_image)
         shape = _noise_movie_shape(path, n.child_key("path"), r.source)
         if shape[0] * frames_per_image > lengths[name]:
-            raise _fail(noise_reader.child_key(name), "the noise images outlast the movie", source=r.source,
+            raise config_error(noise_reader.child_key(name), "the noise images outlast the movie", source=r.source,
                         expected=f"images * frames_per_image <= {lengths[name]}",
                         found=shape[0] * frames_per_image)
         noise[name] = {"path": str(path), "frames_per_image": frames_per_image,
@@ -513,7 +419,7 @@ def _noise_movie_shape(path: Path, key: str, source: str | None) -> tuple[int, i
     import numpy as np
 
     if not path.is_file():
-        raise _fail(key, "file does not exist", source=source, found=str(path))
+        raise config_error(key, "file does not exist", source=source, found=str(path))
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -521,14 +427,14 @@ def _noise_movie_shape(path: Path, key: str, source: str | None) -> tuple[int, i
                            else np.lib.format.read_array_header_2_0)
             shape, _fortran, dtype = read_header(fh)
     except (OSError, ValueError) as exc:
-        raise _fail(key, f"is not a .npy array ({exc})", source=source, found=str(path)) from exc
+        raise config_error(key, f"is not a .npy array ({exc})", source=source, found=str(path)) from exc
     if dtype != np.uint8 or len(shape) != 3:
-        raise _fail(key, "noise movie must be a uint8 array (images, height, width)", source=source,
+        raise config_error(key, "noise movie must be a uint8 array (images, height, width)", source=source,
                     found=f"{dtype} {shape}")
     return tuple(int(x) for x in shape)
 
 
-def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:
+def _parse_steps(r: TableReader, check_signatures: bool) -> StepsConfig:
     """``[steps]``: per step of the table, a switch (``name = bool``) or a parameter table."""
     switches = _default_switches()
     params: dict[str, dict[str, Any]] = {}
@@ -538,7 +444,7 @@ def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:
         step = _step_for_key(r, key)
         if isinstance(value, Mapping):
             if step.name in table_key:
-                raise _fail(r.child_key(key), f"gives the parameters of {step.name} a second time",
+                raise config_error(r.child_key(key), f"gives the parameters of {step.name} a second time",
                             source=r.source, found=f"steps.{table_key[step.name]} and steps.{key}",
                             hint=f"merge them into [steps.{step.name}]")
             table_key[step.name] = key
@@ -550,7 +456,7 @@ def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:
                 del arguments[SWITCH_KEY]
             for arg in arguments:
                 if arg in RESERVED_STEP_ARGUMENTS:
-                    raise _fail(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
+                    raise config_error(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
                                 source=r.source)
             if check_signatures:
                 _check_step_arguments(step, table, arguments)
@@ -562,17 +468,17 @@ def _parse_steps(r: _Reader, check_signatures: bool) -> StepsConfig:
     for name, key in table_key.items():
         if not switches.get(name, True) and name not in switch_key:
             # A table for a step that is off by default: the user most likely expects it to run.
-            raise _fail(r.child_key(key), "parameters given but the step is off", source=r.source,
+            raise config_error(r.child_key(key), "parameters given but the step is off", source=r.source,
                         hint=f"set steps.{name} = true (or enabled = true in the table) or remove the table")
     return StepsConfig(switches=switches, params=params)
 
 
-def _step_for_key(r: _Reader, key: str) -> Step:
+def _step_for_key(r: TableReader, key: str) -> Step:
     found = find_step(key)
     if found is None:
         names = [s.name for s in STEPS]
         close = difflib.get_close_matches(key, names, n=1)
-        raise _fail(r.child_key(key), "unknown pipeline step", source=r.source,
+        raise config_error(r.child_key(key), "unknown pipeline step", source=r.source,
                     hint=f"did you mean {close[0]!r}?" if close else "steps: " + ", ".join(names))
     step, is_alias = found
     if is_alias:
@@ -582,25 +488,25 @@ def _step_for_key(r: _Reader, key: str) -> Step:
     return step
 
 
-def _set_switch(r: _Reader, step: Step, switches: dict[str, bool], switch_key: dict[str, str],
+def _set_switch(r: TableReader, step: Step, switches: dict[str, bool], switch_key: dict[str, str],
                 key: str, on: bool) -> None:
     if not step.switch:
-        raise _fail(r.child_key(key), f"the step {step.name} always runs and cannot be switched",
+        raise config_error(r.child_key(key), f"the step {step.name} always runs and cannot be switched",
                     source=r.source, hint=f"give its parameters in a [steps.{step.name}] table")
     if step.name in switch_key:
-        raise _fail(r.child_key(key), f"switches {step.name} a second time", source=r.source,
+        raise config_error(r.child_key(key), f"switches {step.name} a second time", source=r.source,
                     found=f"steps.{switch_key[step.name]} and steps.{key}", hint="keep one of them")
     switch_key[step.name] = key
     switches[step.name] = on
 
 
-def _check_step_arguments(step: Step, table: _Reader, arguments: Mapping[str, Any]) -> None:
+def _check_step_arguments(step: Step, table: TableReader, arguments: Mapping[str, Any]) -> None:
     import inspect
 
     try:
         func = step.resolve()
     except (ImportError, AttributeError) as exc:
-        raise _fail(table.key, f"the step function {step.function} is not available ({exc})",
+        raise config_error(table.key, f"the step function {step.function} is not available ({exc})",
                     source=table.source) from exc
     signature = inspect.signature(func)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
@@ -609,10 +515,10 @@ def _check_step_arguments(step: Step, table: _Reader, arguments: Mapping[str, An
         p.name for p in signature.parameters.values()
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     } - RESERVED_STEP_ARGUMENTS
-    _Reader(arguments, table.key, table.source).reject_unknown(names)
+    TableReader(arguments, table.key, table.source).reject_unknown(names)
 
 
-def _parse_output(r: _Reader) -> OutputConfig:
+def _parse_output(r: TableReader) -> OutputConfig:
     cfg = OutputConfig(
         checkpoint=r.get("checkpoint", "bool", True),
         checkpoint_min_seconds=r.get("checkpoint_min_seconds", "number", 10.0),
@@ -621,23 +527,23 @@ def _parse_output(r: _Reader) -> OutputConfig:
     )
     r.reject_unknown()
     if cfg.checkpoint_min_seconds < 0:
-        raise _fail("output.checkpoint_min_seconds", "must be >= 0", source=r.source,
+        raise config_error("output.checkpoint_min_seconds", "must be >= 0", source=r.source,
                     found=cfg.checkpoint_min_seconds)
     if cfg.memory_limit_gb is not None and cfg.memory_limit_gb <= 0:
-        raise _fail("output.memory_limit_gb", "must be > 0", source=r.source, found=cfg.memory_limit_gb)
+        raise config_error("output.memory_limit_gb", "must be > 0", source=r.source, found=cfg.memory_limit_gb)
     return cfg
 
 
-def _parse_batch(r: _Reader) -> BatchConfig:
+def _parse_batch(r: TableReader) -> BatchConfig:
     workers = r.get("workers", "int", None)
     if workers is not None and workers < 1:
-        raise _fail("batch.workers", "must be >= 1", source=r.source, found=workers)
+        raise config_error("batch.workers", "must be >= 1", source=r.source, found=workers)
     retries = r.get("retries", "int", 2)
     if retries < 0:
-        raise _fail("batch.retries", "must be >= 0", source=r.source, found=retries)
+        raise config_error("batch.retries", "must be >= 0", source=r.source, found=retries)
     threads = r.get("threads_per_job", "int", None)
     if threads is not None and threads < 1:
-        raise _fail("batch.threads_per_job", "must be >= 1", source=r.source, found=threads)
+        raise config_error("batch.threads_per_job", "must be >= 1", source=r.source, found=threads)
     scheduler = r.get("scheduler", "str", None)
     slurm = None
     if "slurm" in r.table:
@@ -655,10 +561,10 @@ def _parse_batch(r: _Reader) -> BatchConfig:
         s.reject_unknown()
         for key in ("cores", "processes", "jobs"):
             if getattr(slurm, key) is not None and getattr(slurm, key) < 1:
-                raise _fail(f"batch.slurm.{key}", "must be >= 1", source=r.source, found=getattr(slurm, key))
+                raise config_error(f"batch.slurm.{key}", "must be >= 1", source=r.source, found=getattr(slurm, key))
     r.reject_unknown()
     if scheduler is not None and slurm is not None:
-        raise _fail("batch.scheduler", "cannot be combined with batch.slurm", source=r.source,
+        raise config_error("batch.scheduler", "cannot be combined with batch.slurm", source=r.source,
                     hint="use either a running scheduler or a SLURM cluster built from options")
     return BatchConfig(workers=workers, retries=retries, threads_per_job=threads, scheduler=scheduler,
                        slurm=slurm)
