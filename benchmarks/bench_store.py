@@ -195,20 +195,21 @@ def write_libhdf5_floor(spike_trains: dict[str, np.ndarray], path: Path) -> None
     fsync.  No staging, no checks, no encoding: what the HDF5 library alone
     costs for these objects, the floor of any writer of this layout.
     """
-    from h5stream.staging import COMPACT_LIMIT, LIBVER, _file_type, _plists, native_hdf5
+    from h5stream.tree.lowlevel import LIBVER, file_type, native_hdf5, plists
 
     native = native_hdf5()
-    compact, contiguous, lcpl = _plists()
+    lists = plists()
+    lcpl = lists.link
     scalar = h5py.h5s.create(h5py.h5s.SCALAR)
-    count_type = _file_type(np.dtype(np.int64))
+    count_type = file_type(np.dtype(np.int64))
     with h5py.File(path, "w", libver=LIBVER) as f:
         units = f.create_group("units")
         for uid, spikes in spike_trains.items():
-            tid = _file_type(spikes.dtype)
+            tid = file_type(spikes.dtype)
             gid = native.H5Gcreate2(units.id.id, uid.encode(), lcpl.id, 0, 0)
             native.H5Gclose(native.H5Gcreate2(gid, b"features", lcpl.id, 0, 0))
             space = h5py.h5s.create_simple(spikes.shape)
-            dcpl = compact if 0 < spikes.nbytes <= COMPACT_LIMIT else contiguous
+            dcpl = lists.dataset(spikes.nbytes)
             did = native.H5Dcreate2(gid, b"spike_times", tid.id, space.id, lcpl.id, dcpl.id, 0)
             if spikes.size:
                 native.H5Dwrite(did, tid.id, 0, 0, 0, spikes.ctypes.data)

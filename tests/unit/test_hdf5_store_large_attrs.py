@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream import staging
+from h5stream.tree import lowlevel
 from h5stream.errors import FormatError, UnsafeNameError
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import (
@@ -77,10 +77,9 @@ def _units(n=2):
 def writer(request, monkeypatch):
     """Both writer paths: direct libhdf5 calls, and h5py's wrappers (used when libhdf5 cannot be located)."""
     if request.param == "wrapped":
-        monkeypatch.setattr(staging, "_native", None)
-        assert staging.native_hdf5() is None
+        monkeypatch.setattr(lowlevel, "native_hdf5", lambda: None)
     else:
-        assert staging.native_hdf5() is not None
+        assert lowlevel.native_hdf5() is not None
     return request.param
 
 
@@ -210,7 +209,7 @@ def test_both_writer_paths_write_equal_files(tmp_path, monkeypatch):
         _write_feature_with_large_attrs(path, attrs)
 
     write(tmp_path / "native.h5")
-    monkeypatch.setattr(staging, "_native", None)
+    monkeypatch.setattr(lowlevel, "native_hdf5", lambda: None)
     write(tmp_path / "wrapped.h5")
     assert_files_equal(tmp_path / "native.h5", tmp_path / "wrapped.h5")
 

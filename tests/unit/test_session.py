@@ -205,8 +205,10 @@ def test_failed_save_keeps_earlier_file_and_state(tmp_path, monkeypatch):
         return failing
 
     # Both writer paths (direct library calls and h5py's wrappers) fail the same way.
-    for name in ("_native_node", "_write_node_id"):
-        monkeypatch.setattr(store, name, failing_version(getattr(store, name)))
+    from h5stream.tree import write as tree_write
+
+    for name in ("_native_node", "_wrapped_node"):
+        monkeypatch.setattr(tree_write, name, failing_version(getattr(tree_write, name)))
     with pytest.raises(WriteError, match="No space left"):
         s.save(overwrite=True)
     monkeypatch.undo()

@@ -18,14 +18,11 @@ version and hash match is not recomputed unless forced.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
+from h5stream.jsonvalues import stable_hash
 from hdmea.errors import ConfigError
 
 __all__ = [
@@ -48,26 +45,9 @@ class UnknownFeatureError(ConfigError, KeyError):
         return ConfigError.__str__(self)
 
 
-def _canonical(value: Any):
-    # JSON-able, order-independent form of parameters, so equal parameters hash equally
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return {"__array__": value.dtype.str, "shape": list(value.shape), "data": _canonical(value.tolist())}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return repr(value)
-    return value
-
-
 def params_hash(name: str, version: str, params: Mapping[str, Any]) -> str:
-    """SHA-256 (hex, first 16 characters) of an extractor's name, version and parameters."""
-    text = json.dumps({"name": name, "version": str(version), "params": _canonical(dict(params))},
-                      sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """16 hex digits of :func:`h5stream.jsonvalues.stable_hash` of an extractor's name, version and parameters."""
+    return stable_hash({"name": name, "version": str(version), "params": dict(params)})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,276 @@
+"""The one place that talks to HDF5 below h5py's high-level API.
+
+It owns what every writer of many small objects reuses: the dataset-, group-
+and link-creation property lists, the caches of file types and dataspaces, the
+UTF-8 text type, h5py's global lock, and :class:`NativeHDF5`, direct calls into
+the very libhdf5 that h5py loaded (found through ``/proc/self/maps``).  The
+layout policy lives here too, once: datasets up to :data:`COMPACT_LIMIT` bytes
+are compact, larger ones contiguous.
+
+:func:`store_array` (one dataset), :func:`create_group`, :func:`create_attr`
+and :func:`copy_dataset` are the h5py-level primitives built on them; the
+node-tree writer (:mod:`h5stream.tree.write`), the staging area and
+:func:`h5stream.writer.write_many` all go through them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+
+import h5py
+from h5py._objects import phil
+import numpy as np
+
+__all__ = [
+    "COMPACT_LIMIT",
+    "LIBVER",
+    "TEXT_DTYPE",
+    "NativeHDF5",
+    "native_hdf5",
+    "library_lock",
+    "plists",
+    "file_type",
+    "dataspace",
+    "text_type",
+    "scalar_space",
+    "store_array",
+    "create_group",
+    "create_attr",
+    "copy_dataset",
+]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: Datasets up to this many bytes are stored compact (inside their object header):
+#: one metadata write instead of a separate raw-data block, the fastest layout for
+#: the many tiny arrays of a recording (short spike trains, waveforms, features).
+COMPACT_LIMIT = 16 * 1024
+
+#: File-format bounds of the files the engine creates (new-style groups with
+#: compact link storage: faster to create and smaller for many small groups).
+LIBVER = ("v110", "latest")
+
+TEXT_DTYPE = h5py.string_dtype("utf-8")
+
+#: h5py's global lock: hold it around direct library calls so no other thread enters libhdf5.
+library_lock = phil
+
+
+class PropertyLists:
+    """Creation property lists of one thread (h5py property lists are not shared across threads)."""
+
+    __slots__ = ("compact", "contiguous", "text", "group", "link")
+
+    def __init__(self) -> None:
+        self.compact = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self.compact.set_layout(h5py.h5d.COMPACT)
+        self.contiguous = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self.contiguous.set_layout(h5py.h5d.CONTIGUOUS)
+        for dcpl in (self.compact, self.contiguous):
+            # Every byte is written right after creation, so fill values would be wasted work;
+            # modification times cost an extra header message and update per object.
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            dcpl.set_obj_track_times(False)
+        # Variable-length text refuses FILL_TIME_NEVER (HDF5 must be able to free unwritten elements).
+        self.text = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self.text.set_obj_track_times(False)
+        self.group = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+        # No modification times: one header message and one update less per group, and
+        # files whose bytes do not depend on the clock.
+        self.group.set_obj_track_times(False)
+        self.link = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+        self.link.set_create_intermediate_group(False)
+        self.link.set_char_encoding(h5py.h5t.CSET_UTF8)
+
+    def dataset(self, nbytes: int):
+        """The creation list of a numeric dataset of ``nbytes`` bytes (the layout policy)."""
+        return self.compact if 0 < nbytes <= COMPACT_LIMIT else self.contiguous
+
+
+_per_thread = threading.local()
+
+
+def plists() -> PropertyLists:
+    """This thread's property lists, built on first use and reused."""
+    cached = getattr(_per_thread, "value", None)
+    if cached is None:
+        cached = _per_thread.value = PropertyLists()
+    return cached
+
+
+_type_cache: dict[np.dtype, h5py.h5t.TypeID] = {}
+
+
+def file_type(dtype: np.dtype) -> h5py.h5t.TypeID:
+    """The HDF5 type of a numpy dtype (cached)."""
+    tid = _type_cache.get(dtype)
+    if tid is None:
+        tid = _type_cache[dtype] = h5py.h5t.py_create(dtype, logical=True)
+    return tid
+
+
+_TEXT_TYPE = h5py.h5t.py_create(TEXT_DTYPE, logical=True)
+_SCALAR_SPACE = h5py.h5s.create(h5py.h5s.SCALAR)
+_space_cache: dict[tuple[int, ...], h5py.h5s.SpaceID] = {}
+
+
+def text_type() -> h5py.h5t.TypeID:
+    """The variable-length UTF-8 string type (what h5py writes for ``str``)."""
+    return _TEXT_TYPE
+
+
+def scalar_space() -> h5py.h5s.SpaceID:
+    return _SCALAR_SPACE
+
+
+def dataspace(shape: tuple[int, ...]) -> h5py.h5s.SpaceID:
+    """A simple dataspace of ``shape`` (scalar for ``()``), cached for the shapes seen most."""
+    if shape == ():
+        return _SCALAR_SPACE
+    space = _space_cache.get(shape)
+    if space is None:
+        space = h5py.h5s.create_simple(shape)
+        if len(_space_cache) < 4096:  # shapes of spike trains vary; keep the cache bounded
+            _space_cache[shape] = space
+    return space
+
+
+# --------------------------------------------------------------------------- h5py-level primitives
+
+
+def store_array(parent, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
+    """Create dataset ``name`` in ``parent`` holding ``array``; returns the low-level dataset id.
+
+    ``parent`` is an ``h5py.Group`` or its low-level ``GroupID``.  Numeric,
+    boolean and fixed-size arrays go through the low-level API with the reused
+    property lists, types and dataspaces (compact up to :data:`COMPACT_LIMIT`
+    bytes, contiguous beyond); text and object arrays through the high-level
+    API, which knows their variable-length conversions.  ``name`` must already
+    be checked by the caller.
+    """
+    pid = parent.id if isinstance(parent, h5py.Group) else parent
+    array = np.asarray(array)
+    if array.dtype.kind in "OUT" or h5py.check_string_dtype(array.dtype) is not None:
+        if array.dtype.kind == "U":
+            array = array.astype(object)
+        return h5py.Group(pid).create_dataset(name, data=array, dtype=TEXT_DTYPE).id
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    lists = plists()
+    dsid = h5py.h5d.create(pid, name.encode("utf-8"), file_type(array.dtype), dataspace(array.shape),
+                           dcpl=lists.dataset(array.nbytes), lcpl=lists.link)
+    if array.size:
+        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, array)
+    return dsid
+
+
+def create_group(pid, name: str) -> h5py.h5g.GroupID:
+    """Create group ``name`` under the low-level id ``pid`` (no modification times)."""
+    lists = plists()
+    return h5py.h5g.create(pid, name.encode("utf-8"), lcpl=lists.link, gcpl=lists.group)
+
+
+def create_attr(oid, name: str, stored) -> None:
+    """Create attribute ``name`` on the low-level id ``oid``.
+
+    ``stored`` is ``str`` (a UTF-8 string), an object array of ``str`` (UTF-8
+    strings) or anything ``numpy.asarray`` turns into a plain array.  The
+    attribute must not exist.  h5py's high-level path costs twice as much.
+    """
+    key = name.encode("utf-8")
+    if isinstance(stored, str):
+        attr = h5py.h5a.create(oid, key, _TEXT_TYPE, _SCALAR_SPACE)
+        attr.write(np.array(stored, dtype=TEXT_DTYPE))
+        return
+    if isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
+        attr = h5py.h5a.create(oid, key, _TEXT_TYPE, dataspace(stored.shape))
+        attr.write(np.asarray(stored, dtype=TEXT_DTYPE))
+        return
+    data = np.asarray(stored)
+    if not data.flags.c_contiguous:
+        data = np.ascontiguousarray(data)
+    attr = h5py.h5a.create(oid, key, file_type(data.dtype), dataspace(data.shape))
+    attr.write(data)
+
+
+def copy_dataset(source: h5py.Dataset, parent: h5py.Group, name: str) -> None:
+    """Copy a dataset's values (not its attributes) into ``parent`` inside the HDF5 library.
+
+    The copy streams through the library, so memory stays flat whatever the size.
+    """
+    ocpypl = h5py.h5p.create(h5py.h5p.OBJECT_COPY)
+    ocpypl.set_copy_object(h5py.h5o.COPY_WITHOUT_ATTR_FLAG)
+    h5py.h5o.copy(source.file.id, source.name.encode("utf-8"), parent.id, name.encode("utf-8"),
+                  copypl=ocpypl, lcpl=plists().link)
+
+
+# --------------------------------------------------------------------------- direct library calls
+
+
+class NativeHDF5:
+    """Direct calls into the very libhdf5 that h5py loaded, for writers of many small objects.
+
+    h5py's low-level wrappers cost more than the library itself for a tiny
+    object (an object-id registry entry, a lock and an error-stack guard per
+    call); creating a group, a small dataset or an attribute through these
+    bindings takes less than half the time.  The functions take and return raw
+    ``hid_t`` integers (``h5py_object.id.id``); the caller closes what it
+    creates, checks for negative results, and holds :data:`library_lock` so no
+    other thread enters the library meanwhile.
+    """
+
+    H5P_DEFAULT = 0
+    H5S_ALL = 0
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.CDLL(path)
+        hid, char_p, void_p = ctypes.c_int64, ctypes.c_char_p, ctypes.c_void_p
+        signatures = {
+            "H5Gcreate2": (hid, [hid, char_p, hid, hid, hid]),
+            "H5Gclose": (ctypes.c_int, [hid]),
+            "H5Dcreate2": (hid, [hid, char_p, hid, hid, hid, hid, hid]),
+            "H5Dwrite": (ctypes.c_int, [hid, hid, hid, hid, hid, void_p]),
+            "H5Dclose": (ctypes.c_int, [hid]),
+            "H5Acreate2": (hid, [hid, char_p, hid, hid, hid, hid]),
+            "H5Awrite": (ctypes.c_int, [hid, hid, void_p]),
+            "H5Aclose": (ctypes.c_int, [hid]),
+        }
+        for name, (restype, argtypes) in signatures.items():
+            function = getattr(lib, name)
+            function.restype = restype
+            function.argtypes = argtypes
+            setattr(self, name, function)
+        self.path = path
+
+    @staticmethod
+    def text_buffer(values: list[str]):
+        """A ``char *[]`` holding UTF-8 copies of ``values`` (the variable-length string memory layout)."""
+        return (ctypes.c_char_p * len(values))(*[v.encode("utf-8") for v in values])
+
+
+_native: NativeHDF5 | None | bool = False
+
+
+def native_hdf5() -> NativeHDF5 | None:
+    """The direct bindings, or ``None`` when h5py's libhdf5 cannot be located (then callers use h5py).
+
+    ``H5STREAM_NO_NATIVE=1`` in the environment turns them off.
+    """
+    global _native
+    if _native is False:
+        _native = None
+        if os.environ.get("H5STREAM_NO_NATIVE") != "1":
+            try:
+                with open("/proc/self/maps", encoding="utf-8") as maps:
+                    paths = {line.split()[-1] for line in maps if "/libhdf5" in line and "_hl" not in line}
+                paths = [p for p in paths if os.path.basename(p).startswith("libhdf5")]
+                if len(paths) == 1:
+                    _native = NativeHDF5(paths[0])
+            except (OSError, AttributeError) as exc:
+                logger.debug("direct libhdf5 calls unavailable (%s); using h5py's wrappers", exc)
+                _native = None
+    return _native

@@ -1,0 +1,371 @@
+"""Nodes of the typed tree and the rules that turn values into them.
+
+A :class:`Group` holds attributes (decoded values) and children; a
+:class:`Dataset` holds an array (in memory or a :class:`FileArray`) and
+attributes.  Builders turn values into nodes under two rules:
+:func:`value_node` (every value its own object: dicts groups, scalars
+1-element datasets) and :func:`put_node` (arrays datasets, dicts groups,
+everything else attributes of the enclosing group).
+
+Exact types: values that HDF5 cannot tell apart carry a small type tag
+(attribute ``h5stream_type`` on datasets and groups, ``h5stream_attr_types``
+for attributes), so ints stay ``int``, bools ``bool``, text ``str`` (never
+bytes), lists stay lists, tuples tuples, ``None`` stays ``None`` and integer
+dict keys stay integers.
+
+=================  ==============================================================
+tag                stored as
+=================  ==============================================================
+int float bool     1-element int64 / float64 / bool dataset
+str / bigint       1-element UTF-8 dataset (bigint: its decimal text)
+none               empty float64 dataset
+bytes              uint8 dataset
+npscalar           1-element dataset of the scalar's dtype (bool, numbers)
+json               1-element UTF-8 dataset or text attribute of typed JSON
+                   (:mod:`h5stream.jsonvalues`)
+ndarray:U/O        variable-length UTF-8 array read back as ``<U`` / object array
+list:K tuple:K     1-D array of kind K (bool, int, float, str)
+list tuple dict    group with children ``0..n-1`` (dict: keys in ``h5stream_keys``)
+dataset            (attribute tag) a value too large for an attribute, stored as
+                   a hidden object (see :mod:`h5stream.tree.write`)
+=================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from h5stream import jsonvalues
+from h5stream.errors import EncodingError, FormatError, UnsafeNameError
+from h5stream.names import check_name as _check_link_name
+from h5stream.tree.filearray import FileArray
+from h5stream.tree.lowlevel import TEXT_DTYPE
+
+__all__ = [
+    "Group", "Dataset", "Node",
+    "value_node", "array_node", "put_node", "mapping_node",
+    "encode_attr", "decode_attr", "normalize_attr", "stored_nbytes",
+    "check_name", "check_member_name", "check_attr_name", "is_hidden", "is_safe_key", "plain_text", "text",
+    "TYPE_ATTR", "KEYS_ATTR", "ATTR_TYPES_ATTR", "INTERNAL_ATTRS",
+    "HIDDEN_PREFIX", "DATASET_ATTRS_PREFIX", "STAGING_PREFIX", "HIDDEN_PREFIXES", "ATTR_LIMIT",
+]
+
+TYPE_ATTR = "h5stream_type"
+KEYS_ATTR = "h5stream_keys"
+ATTR_TYPES_ATTR = "h5stream_attr_types"
+INTERNAL_ATTRS = frozenset({TYPE_ATTR, KEYS_ATTR, ATTR_TYPES_ATTR})
+#: A group's attribute ``a`` too large for HDF5 is its hidden child ``__attr__a``.
+HIDDEN_PREFIX = "__attr__"
+#: Prefix of the hidden group ``__dsattr__<dataset name>`` beside a dataset, holding one
+#: object per attribute of that dataset too large for an HDF5 attribute.
+DATASET_ATTRS_PREFIX = "__dsattr__"
+STAGING_PREFIX = "__h5stream_"
+HIDDEN_PREFIXES = (HIDDEN_PREFIX, DATASET_ATTRS_PREFIX, STAGING_PREFIX)
+#: Attribute payloads above this many bytes go to a hidden object (HDF5's
+#: default object header holds at most 64 KiB of attributes).
+ATTR_LIMIT = 60_000
+
+
+class Group:
+    """A group to be written: attributes (decoded values) and children by name."""
+
+    __slots__ = ("attrs", "children", "tag", "keys")
+
+    def __init__(self, attrs=None, children=None, tag: str | None = None, keys: list | None = None):
+        self.attrs: dict[str, Any] = attrs if attrs is not None else {}
+        self.children: dict[str, Group | Dataset] = children if children is not None else {}
+        self.tag = tag
+        self.keys = keys
+
+    def __repr__(self) -> str:
+        return f"Group({len(self.children)} children, {len(self.attrs)} attrs, tag={self.tag!r})"
+
+
+class Dataset:
+    """A dataset to be written: an array (in memory or a :class:`FileArray`) and attributes."""
+
+    __slots__ = ("data", "attrs", "tag")
+
+    def __init__(self, data, attrs=None, tag: str | None = None):
+        self.data = data
+        self.attrs: dict[str, Any] = attrs if attrs is not None else {}
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"Dataset(shape={getattr(self.data, 'shape', None)}, dtype={getattr(self.data, 'dtype', None)})"
+
+
+Node = Group | Dataset
+
+
+# =========================================================================== names and text
+
+
+def _utf8_ok(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def plain_text(value: str) -> bool:
+    """True when HDF5 can hold ``value`` as a variable-length UTF-8 string (no NUL, valid UTF-8)."""
+    return "\x00" not in value and _utf8_ok(value)
+
+
+def text(value) -> str:
+    """A stored string as ``str`` (h5py returns bytes for some string attributes)."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def check_name(name, *, what: str = "name", path=None) -> str:
+    """A safe HDF5 link or attribute name (see :func:`h5stream.names.check_name`) that is valid UTF-8."""
+    _check_link_name(name, what=what, path=path)
+    if not _utf8_ok(name):
+        raise UnsafeNameError(f"{what} {name!r} is not valid UTF-8 text", path=path,
+                              expected="text without lone surrogates", found=repr(name), hint="rename it")
+    return name
+
+
+def is_hidden(name: str) -> bool:
+    """True for the tree's internal members (large attributes, staging), which listings skip."""
+    return name.startswith(HIDDEN_PREFIXES)
+
+
+def check_member_name(name, *, what: str = "name", path=None) -> str:
+    """A safe name (see :func:`check_name`) for a group or dataset, outside the reserved names."""
+    check_name(name, what=what, path=path)
+    if is_hidden(name):
+        raise UnsafeNameError(f"{what} {name!r} is reserved for internal use", path=path,
+                              expected="a name not starting with " + " or ".join(map(repr, HIDDEN_PREFIXES)),
+                              found=repr(name), hint="rename it")
+    return name
+
+
+def check_attr_name(name, *, what: str = "attribute name", path=None) -> str:
+    check_name(name, what=what, path=path)
+    if name in INTERNAL_ATTRS:
+        raise UnsafeNameError(f"{what} {name!r} is reserved for type information", path=path,
+                              expected="another name", found=repr(name), hint="rename it")
+    return name
+
+
+def is_safe_key(key) -> bool:
+    """True when a mapping key can be a link or attribute name as it is."""
+    if not isinstance(key, str):
+        return False
+    try:
+        check_attr_name(key)
+    except UnsafeNameError:
+        return False
+    return not is_hidden(key)
+
+
+# =========================================================================== attribute values
+
+
+def homogeneous_kind(items) -> str | None:
+    """'bool', 'int', 'float' or 'str' when every item is of that Python type, else None."""
+    if not items:
+        return "str"
+    first = type(items[0])
+    if first not in (bool, int, float, str):
+        return None
+    if any(type(v) is not first for v in items):
+        return None
+    if first is int and any(not (-(2**63) <= v < 2**63) for v in items):
+        return None
+    if first is str and not all(plain_text(v) for v in items):
+        return None
+    return first.__name__
+
+
+KIND_DTYPES = {"bool": np.bool_, "int": np.int64, "float": np.float64, "str": TEXT_DTYPE}
+
+
+def encode_attr(value) -> tuple[Any, str | None]:
+    """(value as stored in an HDF5 attribute, type tag or None)."""
+    if isinstance(value, str):
+        return (value, None) if plain_text(value) else (jsonvalues.dumps(value), "json")
+    if isinstance(value, (bool, np.bool_)):
+        return np.bool_(value), None
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return np.int64(value), None
+        return jsonvalues.dumps(value), "json"
+    if isinstance(value, float):
+        return np.float64(value), None
+    if value is None:
+        return "", "none"
+    if isinstance(value, np.generic):
+        if value.dtype.kind in "biufc":
+            return value, "npscalar"
+        return jsonvalues.dumps(value), "json"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf" and value.ndim >= 1:
+            return value, None
+        if value.dtype.kind == "U":
+            return value.astype(object), "ndarray:U"
+        return jsonvalues.dumps(value), "json"
+    if isinstance(value, (list, tuple)):
+        kind = homogeneous_kind(value)
+        if kind is not None:
+            tag = "list" if isinstance(value, list) else "tuple"
+            return np.array(list(value), dtype=KIND_DTYPES[kind]).reshape(len(value)), f"{tag}:{kind}"
+        return jsonvalues.dumps(value), "json"
+    if isinstance(value, os.PathLike):
+        return os.fspath(value), None
+    return jsonvalues.dumps(value), "json"
+
+
+def decode_attr(value, tag: str | None):
+    """The Python value of a stored attribute (inverse of :func:`encode_attr`)."""
+    if tag is None:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "surrogateescape")
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if isinstance(value, np.int64):
+            return int(value)
+        if isinstance(value, np.float64):
+            return float(value)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+            return np.array([text(v) for v in value.ravel()], dtype=object).reshape(value.shape)
+        return value
+    if tag == "none":
+        return None
+    if tag == "json":
+        return jsonvalues.loads(text(value))
+    if tag == "npscalar":
+        return value
+    if tag == "ndarray:U":
+        return np.array([text(v) for v in np.asarray(value).ravel()]).reshape(np.shape(value))
+    container, _, kind = tag.partition(":")
+    if container in ("list", "tuple"):
+        items = np.asarray(value).ravel().tolist()
+        if kind == "str":
+            items = [text(v) for v in items]
+        return items if container == "list" else tuple(items)
+    raise FormatError("unknown attribute type tag", expected="a tag this version writes", found=repr(tag),
+                      hint="upgrade h5stream")
+
+
+def stored_nbytes(stored) -> int:
+    if isinstance(stored, str):
+        return len(stored.encode("utf-8", "surrogatepass"))
+    if isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
+        return sum(len(text(v).encode("utf-8", "surrogatepass")) + 16 for v in stored.ravel())
+    return int(getattr(stored, "nbytes", 8))
+
+
+def normalize_attr(value):
+    """The value as it will read back from a file (what a session stages)."""
+    stored, tag = encode_attr(value)
+    return decode_attr(stored, tag)
+
+
+# =========================================================================== builders
+
+
+def _text_dataset(value: str, tag: str) -> Dataset:
+    return Dataset(np.array([value], dtype=TEXT_DTYPE), tag=tag)
+
+
+def value_node(value) -> Node:
+    """A node for any JSON-like value under the metadata rules.
+
+    Nested mappings become groups, arrays datasets, and scalars 1-element
+    datasets (text as variable-length UTF-8); the type tag restores the exact
+    Python type on read.
+    """
+    if isinstance(value, (np.ndarray, FileArray)):
+        return array_node(value)
+    if isinstance(value, Mapping):
+        return mapping_node(value, value_node, scalars_as_attrs=False)
+    if isinstance(value, str):
+        return _text_dataset(value, "str") if plain_text(value) else _text_dataset(jsonvalues.dumps(value), "json")
+    if type(value) is bool:
+        return Dataset(np.array([value], dtype=np.bool_), tag="bool")
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return Dataset(np.array([value], dtype=np.int64), tag="int")
+        return _text_dataset(str(value), "bigint")
+    if isinstance(value, float):
+        return Dataset(np.array([value], dtype=np.float64), tag="float")
+    if value is None:
+        return Dataset(np.zeros((0,), dtype=np.float64), tag="none")
+    if isinstance(value, np.generic):
+        if value.dtype.kind in "biufc":
+            return Dataset(np.array([value], dtype=value.dtype), tag="npscalar")
+        return _text_dataset(jsonvalues.dumps(value), "json")
+    if isinstance(value, bytes):
+        return Dataset(np.frombuffer(value, dtype=np.uint8).copy(), tag="bytes")
+    if isinstance(value, os.PathLike):
+        return value_node(os.fspath(value))
+    if isinstance(value, (list, tuple)):
+        container = "list" if isinstance(value, list) else "tuple"
+        kind = homogeneous_kind(value)
+        if kind is not None:
+            return Dataset(np.array(list(value), dtype=KIND_DTYPES[kind]).reshape(len(value)),
+                           tag=f"{container}:{kind}")
+        return Group(children={str(i): value_node(v) for i, v in enumerate(value)}, tag=container)
+    raise EncodingError(
+        f"cannot store a value of type {type(value).__name__}",
+        expected="None, bool, int, float, str, bytes, list, tuple, dict or a numpy array/scalar",
+        found=type(value).__name__,
+        hint="convert it to one of those types first",
+    )
+
+
+def array_node(value) -> Dataset:
+    """A dataset node for an array; text arrays keep their numpy kind through a tag."""
+    if isinstance(value, FileArray):
+        return Dataset(value)
+    array = np.asarray(value)
+    if array.dtype.kind in "UO":
+        if array.dtype.kind == "O" and not all(isinstance(v, str) for v in array.ravel()):
+            raise EncodingError("object arrays may hold only str", found="other objects",
+                                hint="convert the array to a numeric or text dtype")
+        if not all(plain_text(str(v)) for v in array.ravel()):
+            raise EncodingError("text arrays cannot hold NUL characters or lone surrogates",
+                                found="such text", hint="store the text as a list, which is encoded exactly")
+        return Dataset(array.astype(object), tag="ndarray:U" if array.dtype.kind == "U" else "ndarray:O")
+    if array.dtype.kind == "S":
+        return Dataset(array)
+    if array.dtype.kind not in "biufc" and not array.dtype.names:
+        raise EncodingError(f"cannot store an array of dtype {array.dtype}",
+                            expected="bool, integer, float, complex, text or structured",
+                            found=str(array.dtype))
+    return Dataset(array)
+
+
+def put_node(value) -> Node:
+    """A node under the feature rules: arrays are datasets, dicts groups, everything else attributes."""
+    if isinstance(value, (np.ndarray, FileArray)):
+        return array_node(value)
+    if isinstance(value, Mapping):
+        return mapping_node(value, put_node, scalars_as_attrs=True)
+    return value_node(value)
+
+
+def mapping_node(mapping: Mapping, child_builder, *, scalars_as_attrs: bool) -> Group:
+    """A group for a mapping; keys that are not safe names are kept in ``h5stream_keys`` (tag ``dict``)."""
+    keys = list(mapping.keys())
+    plain = all(is_safe_key(k) for k in keys)
+    group = Group()
+    if not plain:
+        group.tag = "dict"
+        group.keys = keys
+    for index, key in enumerate(keys):
+        value = mapping[key]
+        name = key if plain else str(index)
+        if scalars_as_attrs and not isinstance(value, (np.ndarray, FileArray, Mapping)):
+            group.attrs[name] = normalize_attr(value)
+        else:
+            group.children[name] = child_builder(value)
+    return group

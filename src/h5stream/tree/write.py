@@ -1,0 +1,363 @@
+"""The one writer of the typed tree: nodes in, HDF5 objects out.
+
+:func:`write_node` writes a node and everything below it in one pass, through
+the direct libhdf5 bindings of :mod:`h5stream.tree.lowlevel` when they are
+available and through h5py's low-level wrappers otherwise; both paths create
+the same objects with the same property lists.
+
+Attribute values too large for an HDF5 attribute (over
+:data:`~h5stream.tree.nodes.ATTR_LIMIT` bytes) are stored as hidden objects,
+written by the same writer as any value, and read back as attributes (tag
+``dataset`` in ``h5stream_attr_types``): a group's large attribute ``a`` is its
+child ``__attr__a``; a large attribute ``a`` of dataset ``parent/d`` is
+``parent/__dsattr__d/a`` (a dataset cannot have children).  Hidden names never
+appear in listings, and a dataset is always replaced or removed together with
+its hidden sibling.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import numpy as np
+
+from h5stream import jsonvalues
+from h5stream.errors import EncodingError, WriteError
+from h5stream.tree.filearray import FileArray
+from h5stream.tree import lowlevel
+from h5stream.tree.lowlevel import copy_dataset, create_attr, create_group, store_array
+from h5stream.tree.nodes import (
+    ATTR_LIMIT,
+    ATTR_TYPES_ATTR,
+    DATASET_ATTRS_PREFIX,
+    HIDDEN_PREFIX,
+    KEYS_ATTR,
+    TYPE_ATTR,
+    Dataset,
+    Group,
+    Node,
+    check_attr_name,
+    encode_attr,
+    stored_nbytes,
+    text,
+    value_node,
+)
+
+__all__ = [
+    "WriteContext",
+    "write_node",
+    "write_children",
+    "write_root",
+    "write_attrs",
+    "remove_child",
+    "replace_child",
+    "require_h5_group",
+    "set_h5_attrs",
+    "dataset_attrs_home",
+]
+
+
+class WriteContext:
+    """What the writer needs to know about the file it writes: spilled arrays it may move."""
+
+    __slots__ = ("file", "movable")
+
+    def __init__(self, file: h5py.File | None = None, movable=None):
+        self.file = file
+        self.movable = movable  # callable(FileArray) -> bool: True when the array lives in ``file``
+
+
+def _context(ctx: WriteContext | None, obj) -> WriteContext:
+    if ctx is None:
+        return WriteContext(obj.file)
+    if ctx.file is None:
+        ctx.file = obj.file
+    return ctx
+
+
+def _attr_entries(node: Node):
+    """(name, stored value, tag or None, large) of every attribute; the type tags come last."""
+    for name, value in node.attrs.items():
+        stored, tag = encode_attr(value)
+        yield name, stored, tag, stored_nbytes(stored) > ATTR_LIMIT
+
+
+def _bookkeeping(node: Node, tags: dict[str, str]):
+    """The internal attributes that carry the node's type information."""
+    if node.tag is not None:
+        yield TYPE_ATTR, node.tag
+    if isinstance(node, Group) and node.keys is not None:
+        yield KEYS_ATTR, jsonvalues.dumps(node.keys)
+    if tags:
+        yield ATTR_TYPES_ATTR, json.dumps(tags, sort_keys=True)
+
+
+def dataset_attrs_home(parent: h5py.Group, dataset_name: str) -> h5py.Group:
+    """The hidden group beside ``parent[dataset_name]`` that holds its large attributes, created if needed."""
+    name = DATASET_ATTRS_PREFIX + dataset_name
+    if name in parent:
+        return parent[name]
+    return h5py.Group(create_group(parent.id, name))
+
+
+def _existing_dataset_attrs_home(dataset: h5py.Dataset) -> h5py.Group | None:
+    parent = dataset.parent
+    name = DATASET_ATTRS_PREFIX + posixpath.basename(dataset.name)
+    return parent[name] if name in parent else None
+
+
+def _place_file_array(parent: h5py.Group, name: str, data: FileArray, ctx: WriteContext) -> h5py.Dataset:
+    """Put an on-disk array at ``parent[name]``: a link rename inside the same file, else a library copy."""
+    if ctx.movable is not None and ctx.movable(data):
+        parent.file.move(data.name, f"{parent.name.rstrip('/')}/{name}")
+    else:
+        copy_dataset(data.dataset, parent, name)
+    return parent[name]
+
+
+# --------------------------------------------------------------------------- through h5py's wrappers
+
+
+def _wrapped_attrs(oid, node: Node, ctx: WriteContext) -> None:
+    tags: dict[str, str] = {}
+    for name, stored, tag, large in _attr_entries(node):
+        if large:
+            if isinstance(oid, h5py.h5g.GroupID):
+                _wrapped_node(oid, HIDDEN_PREFIX + name, value_node(node.attrs[name]), ctx)
+            else:
+                dataset = h5py.Dataset(oid)
+                home = dataset_attrs_home(dataset.parent, posixpath.basename(dataset.name))
+                _wrapped_node(home.id, name, value_node(node.attrs[name]), ctx)
+            tags[name] = "dataset"
+            continue
+        create_attr(oid, name, stored)
+        if tag is not None:
+            tags[name] = tag
+    for name, stored in _bookkeeping(node, tags):
+        create_attr(oid, name, stored)
+
+
+def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
+    """The writer through h5py's low-level wrappers (used when direct library calls are unavailable)."""
+    if isinstance(node, Group):
+        gid = create_group(pid, name)
+        for child_name, child in node.children.items():
+            _wrapped_node(gid, child_name, child, ctx)
+        if node.attrs or node.tag is not None:
+            _wrapped_attrs(gid, node, ctx)
+        return
+    if isinstance(node.data, FileArray):
+        dsid = _place_file_array(h5py.Group(pid), name, node.data, ctx).id
+    else:
+        dsid = store_array(pid, name, node.data)
+    if node.attrs or node.tag is not None:
+        _wrapped_attrs(dsid, node, ctx)
+
+
+# --------------------------------------------------------------------------- direct library calls
+
+
+def _failed(action: str, ctx: WriteContext, path: str) -> WriteError:
+    filename = ctx.file.filename if ctx.file is not None else None
+    return WriteError(f"{action} failed inside the HDF5 library", path=filename, obj=path,
+                      hint="check free disk space; an object of that name may already exist")
+
+
+def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx: WriteContext) -> None:
+    path = f"{parent_path.rstrip('/')}/{name}"
+    key = name.encode("utf-8")
+    lists = lowlevel.plists()
+    if isinstance(node, Group):
+        gid = native.H5Gcreate2(pid, key, lists.link.id, lists.group.id, 0)
+        if gid < 0:
+            raise _failed("creating the group", ctx, path)
+        try:
+            for child_name, child in node.children.items():
+                _native_node(native, gid, path, child_name, child, ctx)
+            if node.attrs or node.tag is not None:
+                _native_attrs(native, gid, path, node, ctx, is_group=True)
+        finally:
+            native.H5Gclose(gid)
+        return
+    if isinstance(node.data, FileArray):
+        dataset = _place_file_array(ctx.file[parent_path], name, node.data, ctx)
+        if node.attrs or node.tag is not None:
+            _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
+        return
+    did = _native_dataset(native, pid, key, node.data, ctx, path)
+    try:
+        if node.attrs or node.tag is not None:
+            _native_attrs(native, did, path, node, ctx, is_group=False)
+    finally:
+        native.H5Dclose(did)
+
+
+def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path: str) -> int:
+    """Create and fill one dataset (the layout policy of :func:`~h5stream.tree.lowlevel.store_array`)."""
+    array = np.asarray(data)
+    lists = lowlevel.plists()
+    if array.dtype.kind in "OUT":
+        tid, space, dcpl = lowlevel.text_type(), lowlevel.dataspace(array.shape), lists.text
+        buffer = native.text_buffer([v if isinstance(v, str) else text(v) for v in array.ravel().tolist()])
+    else:
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        tid, space, dcpl = lowlevel.file_type(array.dtype), lowlevel.dataspace(array.shape), lists.dataset(array.nbytes)
+        buffer = array.ctypes.data
+    did = native.H5Dcreate2(pid, key, tid.id, space.id, lists.link.id, dcpl.id, 0)
+    if did < 0:
+        raise _failed("creating the dataset", ctx, path)
+    if array.size and native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0, buffer) < 0:
+        native.H5Dclose(did)
+        raise _failed("writing the dataset", ctx, path)
+    return did
+
+
+def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: str) -> None:
+    if isinstance(stored, str):
+        tid, space, buffer, size = lowlevel.text_type(), lowlevel.scalar_space(), native.text_buffer([stored]), 1
+    elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
+        tid, space, size = lowlevel.text_type(), lowlevel.dataspace(stored.shape), stored.size
+        buffer = native.text_buffer([text(v) for v in stored.ravel().tolist()])
+    else:
+        data = np.asarray(stored)
+        if not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data)
+        tid, space = lowlevel.file_type(data.dtype), lowlevel.dataspace(data.shape)
+        buffer, size = data.ctypes.data, data.size
+    aid = native.H5Acreate2(oid, name.encode("utf-8"), tid.id, space.id, 0, 0)
+    if aid < 0:
+        raise _failed(f"creating attribute {name!r}", ctx, path)
+    try:
+        if size and native.H5Awrite(aid, tid.id, buffer) < 0:
+            raise _failed(f"writing attribute {name!r}", ctx, path)
+    finally:
+        native.H5Aclose(aid)
+
+
+def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool) -> None:
+    tags: dict[str, str] = {}
+    for name, stored, tag, large in _attr_entries(node):
+        if large:
+            if is_group:
+                _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(node.attrs[name]), ctx)
+            else:
+                parent_path, _, dataset_name = path.rpartition("/")
+                home = dataset_attrs_home(ctx.file[parent_path or "/"], dataset_name)
+                _native_node(native, home.id.id, home.name, name, value_node(node.attrs[name]), ctx)
+            tags[name] = "dataset"
+            continue
+        _native_attr(native, oid, name, stored, ctx, path)
+        if tag is not None:
+            tags[name] = tag
+    for name, stored in _bookkeeping(node, tags):
+        _native_attr(native, oid, name, stored, ctx, path)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def write_node(parent: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
+    """Write ``node`` as ``parent[name]`` (which must not exist)."""
+    ctx = _context(ctx, parent)
+    with lowlevel.library_lock:
+        native = lowlevel.native_hdf5()
+        if native is not None:
+            _native_node(native, parent.id.id, parent.name, name, node, ctx)
+        else:
+            _wrapped_node(parent.id, name, node, ctx)
+
+
+def write_attrs(obj: h5py.Group | h5py.Dataset, node: Node, ctx: WriteContext | None = None) -> None:
+    """Write the attributes of ``node`` (and its type tags) on the existing ``obj``; none of them may exist."""
+    ctx = _context(ctx, obj)
+    with lowlevel.library_lock:
+        native = lowlevel.native_hdf5()
+        if native is not None:
+            _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group))
+        else:
+            _wrapped_attrs(obj.id, node, ctx)
+
+
+def write_children(group: h5py.Group, children: Mapping[str, Node], ctx: WriteContext | None = None) -> None:
+    ctx = _context(ctx, group)
+    for child_name, child in children.items():
+        write_node(group, child_name, child, ctx)
+
+
+def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> None:
+    """Write a whole tree into an empty file (its root attributes and children)."""
+    ctx = _context(ctx, f)
+    write_children(f, root.children, ctx)
+    write_attrs(f, root, ctx)
+
+
+def remove_child(group: h5py.Group, name: str) -> None:
+    """Remove ``group[name]`` and the hidden group of its large attributes, if any."""
+    if name in group:
+        del group[name]
+    hidden = DATASET_ATTRS_PREFIX + name
+    if hidden in group:
+        del group[hidden]
+
+
+def replace_child(group: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
+    """Write ``node`` as ``group[name]``, removing whatever was there (with its hidden large attributes)."""
+    remove_child(group, name)
+    write_node(group, name, node, ctx)
+
+
+def require_h5_group(f: h5py.Group, path: str) -> h5py.Group:
+    """The group at ``path`` under ``f``, created with the tree's property lists where missing."""
+    group = f
+    for part in [p for p in path.split("/") if p]:
+        if part in group:
+            child = group[part]
+            if not isinstance(child, h5py.Group):
+                raise EncodingError("a dataset stands where a group is needed", path=f.file.filename,
+                                    obj=child.name, expected="a group", found="a dataset")
+            group = child
+        else:
+            group = h5py.Group(create_group(group.id, part))
+    return group
+
+
+def _stored_tags(obj) -> dict[str, str]:
+    return json.loads(text(obj.attrs[ATTR_TYPES_ATTR])) if ATTR_TYPES_ATTR in obj.attrs else {}
+
+
+def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> None:
+    """Set decoded attribute values on an existing object, keeping its type tags right."""
+    existing_tags = _stored_tags(obj)
+    is_dataset = isinstance(obj, h5py.Dataset)
+    node = Dataset(None) if is_dataset else Group()
+    for name in mapping:
+        check_attr_name(name, path=obj.file.filename)
+    home = _existing_dataset_attrs_home(obj) if is_dataset else None
+    for name, value in mapping.items():
+        if name in obj.attrs:
+            del obj.attrs[name]
+        if not is_dataset and HIDDEN_PREFIX + name in obj:
+            del obj[HIDDEN_PREFIX + name]
+        if home is not None and name in home:
+            del home[name]
+        existing_tags.pop(name, None)
+        node.attrs[name] = value
+    if ATTR_TYPES_ATTR in obj.attrs:
+        del obj.attrs[ATTR_TYPES_ATTR]
+    # Write the new values, then merge the tags of the untouched attributes back in.
+    write_attrs(obj, node, WriteContext())
+    if is_dataset:
+        home = _existing_dataset_attrs_home(obj)
+        if home is not None and len(home) == 0:
+            del obj.parent[home.name.rpartition("/")[2]]
+    if existing_tags:
+        new_tags = _stored_tags(obj)
+        new_tags.update(existing_tags)
+        if ATTR_TYPES_ATTR in obj.attrs:
+            del obj.attrs[ATTR_TYPES_ATTR]
+        obj.attrs.create(ATTR_TYPES_ATTR, json.dumps(new_tags, sort_keys=True))
