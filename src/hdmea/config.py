@@ -61,8 +61,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import os
 import tomllib
 import warnings
@@ -70,6 +68,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from h5stream.jsonvalues import stable_hash
 from hdmea.config_reader import TableReader, config_error
 from hdmea.errors import ConfigError, DeprecatedStepNameWarning
 from hdmea.pipeline.steps import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
@@ -222,8 +221,8 @@ class PipelineConfig:
 
     def digest(self) -> str:
         """A hash of :meth:`digest_payload`; stored in ``.done`` markers and checkpoint names."""
-        text = json.dumps(self.digest_payload(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        # The spaced JSON form keeps every digest stored before the hash was shared byte-identical.
+        return stable_hash(self.digest_payload(), spaced=True)
 
 
 # Digests are stored in .done markers and checkpoint names: the steps that had

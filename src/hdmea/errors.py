@@ -5,6 +5,7 @@ from __future__ import annotations
 from h5stream.errors import (
     FormatError,
     H5StreamError,
+    H5StreamWarning,
     SourceNotFoundError,
     TargetExistsError,
     WriterClaimError,
@@ -21,6 +22,7 @@ __all__ = [
     "RecordingLockedError",
     "CorruptRecordingError",
     "UnknownUnitError",
+    "SuffixWarning",
     "ConfigError",
     "DeprecatedStepNameWarning",
 ]
@@ -67,6 +69,10 @@ class UnknownUnitError(HdmeaError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0] if self.args else ""
+
+
+class SuffixWarning(H5StreamWarning):
+    """A recording file name does not end with ``.h5``."""
 
 
 class ConfigError(HdmeaError, ValueError):
