@@ -38,8 +38,10 @@ KILLER = textwrap.dedent("""
             return real(*args, **kwargs)
         return dying
 
-    for name in ("_native_node", "_write_node_id"):  # whichever writer path is active
-        setattr(store, name, dying_version(getattr(store, name)))
+    from h5stream.tree import write as tree_write
+
+    for name in ("_native_node", "_wrapped_node"):  # whichever writer path is active
+        setattr(tree_write, name, dying_version(getattr(tree_write, name)))
     if action == "save":
         s.save(overwrite=True)
     else:

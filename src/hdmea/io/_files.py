@@ -128,11 +128,12 @@ def recording_errors(path: str | os.PathLike) -> Iterator[None]:
 # --------------------------------------------------------------------------- write paths
 
 
-def validate_for_update(path: str | os.PathLike, check: Callable[[h5py.File], None] | None = None) -> Path:
+def validate_for_update(path: str | os.PathLike,
+                        check: Callable[[h5py.File, Path], None] | None = None) -> Path:
     """Check the recording ``path`` the way a read does, before it is updated.
 
     The file is opened through :func:`h5stream.files.open_validated`
-    (regular file, HDF5 signature, ``check`` for the format).  The unsafe-object
+    (regular file, HDF5 signature, ``check(f, path)`` for the format).  The unsafe-object
     scan runs once, by :func:`h5stream.files.update_atomic`, on the copy that
     receives the writes.  A missing file is :class:`RecordingNotFoundError`, a
     file that cannot be read :class:`CorruptRecordingError`; format errors from
@@ -144,7 +145,8 @@ def validate_for_update(path: str | os.PathLike, check: Callable[[h5py.File], No
     try:
         # locking=False: a file another program holds open for writing is reported by the
         # writer's claim as locked, not here as unreadable.
-        open_validated(path, check=check, scan=False, locking=False).close()
+        open_validated(path, check=None if check is None else (lambda f: check(f, path)), scan=False,
+                       locking=False).close()
     except SourceNotFoundError as exc:
         raise not_found_error(path) from exc
     except (UnsafeFileError, MissingPluginError, HdmeaError):
@@ -156,7 +158,8 @@ def validate_for_update(path: str | os.PathLike, check: Callable[[h5py.File], No
     return path
 
 
-def open_update(path: str | os.PathLike, check: Callable[[h5py.File], None] | None = None) -> AtomicFile:
+def open_update(path: str | os.PathLike,
+                check: Callable[[h5py.File, Path], None] | None = None) -> AtomicFile:
     """A copy-on-write update of the recording ``path``, validated, claimed and open.
 
     See :func:`validate_for_update`; the copy is then scanned before the first

@@ -15,11 +15,11 @@ import os
 import warnings
 from pathlib import Path
 
-import h5py
-
 from h5stream.errors import H5StreamWarning
+from h5stream.files import guard_read
 from h5stream.staging import parse_size
 from hdmea.errors import ConfigError
+from hdmea.io import _files
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs
@@ -182,22 +182,29 @@ def load_recording(
 
 
 def _already_loaded(path: Path) -> bool:
-    try:
-        with h5py.File(path, "r") as f:
-            steps = f.get("pipeline/session_info/completed_steps")
-            if steps is None:
-                return False
-            from hdmea.io import hdf5_store as store
+    # Probed the way a read opens a file: one that links outside itself raises UnsafeFileError.
+    with _files.probe_output(path) as f:
+        if f is None:
+            return False
+        try:
+            with guard_read(path, "/pipeline/session_info/completed_steps"):
+                steps = f.get("pipeline/session_info/completed_steps")
+                if steps is None:
+                    return False
+                from hdmea.io import hdf5_store as store
 
-            value = store.decode_node(store.node_from_h5(steps))
-            return STEP in canonical_step_names(value)
-    except (OSError, KeyError, ValueError, TypeError):
-        return False
+                value = store.decode_node(store.node_from_h5(steps))
+                return STEP in canonical_step_names(value)
+        except (OSError, KeyError, ValueError, TypeError):
+            return False
 
 
 def _count_units(path: Path) -> int:
-    with h5py.File(path, "r") as f:
-        return len(f["units"]) if "units" in f else 0
+    with _files.probe_output(path) as f:
+        if f is None:
+            raise _files.corrupt_error(path)
+        with guard_read(path, "/units"):
+            return len(f["units"]) if "units" in f else 0
 
 
 def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate, memory_threshold,
