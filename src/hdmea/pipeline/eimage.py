@@ -339,10 +339,11 @@ class _OrientationTally:
         self.n = self.own = self.transposed = 0
 
     def add(self, image: np.ndarray, position: tuple[int, int]) -> None:
-        magnitude = np.abs(image.reshape(image.shape[0], -1))
+        # NaN (not recorded) counts as 0: it never wins against a recorded value
+        magnitude = np.abs(np.nan_to_num(image.reshape(image.shape[0], -1), nan=0.0))
         if not np.any(magnitude > 0):  # all NaN or all zero: no peak
             return
-        flat = int(np.nanargmax(np.nanmax(magnitude, axis=0)))
+        flat = int(np.argmax(magnitude.max(axis=0)))
         r, c = divmod(flat, image.shape[-1])
         row, col = position
         self.n += 1
