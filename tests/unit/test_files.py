@@ -18,6 +18,7 @@ from h5stream.errors import (
     TargetExistsError,
     UnsafeFileError,
     WriteError,
+    WriterClaimError,
 )
 from h5stream.files import (
     check_hdf5_signature,
@@ -563,8 +564,6 @@ def test_write_bytes_atomic_failures_are_write_errors_and_keep_the_old_file(tmp_
 
 
 def test_write_bytes_atomic_with_claim_refuses_a_held_target(tmp_path):
-    from h5stream.errors import WriterClaimError
-
     target = tmp_path / "m.json"
     with files.WriterClaim(target):
         with pytest.raises(WriterClaimError):
@@ -572,3 +571,95 @@ def test_write_bytes_atomic_with_claim_refuses_a_held_target(tmp_path):
     assert not target.exists()
     files.write_bytes_atomic(target, b"x", claim=True)
     assert target.read_bytes() == b"x" and leftovers(tmp_path, target) == []
+
+
+# --------------------------------------------------------------------------- adopting a partial file
+
+
+def test_adopt_partial_commits_the_open_file_under_a_claim(tmp_path):
+    target = tmp_path / "a.h5"
+    write_plain(target, [1])
+    partial = partial_path(target)
+    f = h5py.File(partial, "x")
+    f["x"] = np.arange(5)
+    atomic = files.adopt_partial(target, partial, file=f)
+    assert claim_path(target).exists()
+    with pytest.raises(WriterClaimError):
+        files.WriterClaim(target).acquire()
+    np.testing.assert_array_equal(read_x(target), [1])  # the old file until commit
+    atomic.commit()
+    np.testing.assert_array_equal(read_x(target), np.arange(5))
+    assert leftovers(tmp_path, target) == []
+
+
+def test_adopt_partial_checks_the_target_before_taking_anything(tmp_path):
+    partial = tmp_path / "spill.partial"
+    with h5py.File(partial, "w") as f:
+        f["x"] = np.arange(3)
+    (tmp_path / "d.h5").mkdir()
+    with pytest.raises(WriteError, match="directory"):
+        files.adopt_partial(tmp_path / "d.h5", partial)
+    other = tmp_path / "sub"
+    other.mkdir()
+    with pytest.raises(WriteError, match="beside the target"):
+        files.adopt_partial(other / "a.h5", partial)
+    (tmp_path / "e.h5").write_bytes(b"old")
+    with pytest.raises(TargetExistsError):
+        files.adopt_partial(tmp_path / "e.h5", partial, overwrite=False)
+    with files.WriterClaim(tmp_path / "c.h5"):
+        with pytest.raises(WriterClaimError):
+            files.adopt_partial(tmp_path / "c.h5", partial)
+    assert partial.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "d.h5", "e.h5", "spill.partial", "sub"]
+    atomic = files.adopt_partial(tmp_path / "c.h5", partial)
+    atomic.abort()
+    assert not partial.exists() and not claim_path(tmp_path / "c.h5").exists()
+
+
+# --------------------------------------------------------------------------- writers refuse what readers refuse
+
+
+def _linking_file(tmp_path: Path) -> tuple[Path, Path]:
+    victim = tmp_path / "victim.h5"
+    write_plain(victim, [7, 8, 9])
+    linking = tmp_path / "a.h5"
+    with h5py.File(linking, "w") as f:
+        f["g"] = h5py.ExternalLink(str(victim), "/")
+    return linking, victim
+
+
+def test_update_atomic_refuses_an_external_link_before_any_write(tmp_path):
+    linking, victim = _linking_file(tmp_path)
+    before, linking_before = victim.read_bytes(), linking.read_bytes()
+    with pytest.raises(UnsafeFileError) as read_info:
+        open_validated(linking)
+    with pytest.raises(UnsafeFileError) as info:
+        with update_atomic(linking) as f:
+            f["g"]["x"][0] = 0
+    assert info.value.obj == read_info.value.obj == "/g" and str(victim) in str(info.value)
+    assert victim.read_bytes() == before and linking.read_bytes() == linking_before
+    assert leftovers(tmp_path, linking) == ["victim.h5"]
+
+
+def test_refuse_unsafe_target_only_refuses_what_a_read_refuses(tmp_path):
+    linking, _ = _linking_file(tmp_path)
+    with pytest.raises(UnsafeFileError, match="external link"):
+        files.refuse_unsafe_target(linking)
+    plain = tmp_path / "p.h5"
+    write_plain(plain, [1])
+    files.refuse_unsafe_target(plain)
+    files.refuse_unsafe_target(tmp_path / "missing.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    files.refuse_unsafe_target(tmp_path / "text.h5")
+    (tmp_path / "dir.h5").mkdir()
+    files.refuse_unsafe_target(tmp_path / "dir.h5")
+
+
+def test_errors_carried_from_the_verify_process_are_built_complete(tmp_path):
+    linking, victim = _linking_file(tmp_path)
+    [error] = verify_files([linking])
+    assert isinstance(error, UnsafeFileError)
+    assert (error.path, error.obj) == (os.fspath(linking), "/g")
+    assert str(victim) in error.found
+    assert str(error).startswith(f"{linking} [/g]: external link")
+    assert str(error).count(str(linking)) == 1  # the message is not composed twice
