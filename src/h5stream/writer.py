@@ -10,15 +10,15 @@
   written block by block so no full-size temporary copy is made.
 * gzip is compressed in parallel: chunks are gathered in batches (or viewed in
   place when they span whole rows), deflated by the compiled zlib kernel
-  (``h5stream._ext._compress``, no GIL) on ``n_threads`` Python threads while
+  (:func:`h5stream.codecs.deflate_kernel`, no GIL) on ``n_threads`` Python threads while
   the previous batch is written with ``H5Dwrite_chunk``.  Threads pick up
   slices of chunks as they free up, so a busy machine slows the work without
   stalling it at barriers.  The result is an ordinary
   deflate-filtered dataset (shuffle optional) that any HDF5 reader decodes; its
   chunks are byte-identical to those of HDF5's own filter at the same level.
-* :func:`write_many` writes many small objects (groups, tiny datasets,
-  attributes) in one pass through the low-level API with reused property lists
-  and compact layout, without per-object flushes.
+* :func:`write_many` writes many small untyped objects (groups, tiny datasets,
+  attributes) in one pass through the primitives of :mod:`h5stream.tree.lowlevel`
+  (the typed tree's property lists and layout policy), without per-object flushes.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from h5stream.codecs import deflate_kernel, get_codec
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
+from h5stream.tree import lowlevel
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -62,11 +64,6 @@ SMALL_ARRAY_BYTES = 4 << 10
 BATCH_TARGET_BYTES = 32 << 20
 # Rows per block when a non-contiguous array is copied block by block.
 BLOCK_TARGET_BYTES = 16 << 20
-COMPACT_LIMIT_BYTES = 16 << 10
-
-_PLUGIN_CODECS = ("zstd", "lz4", "blosc", "blosc2", "bitshuffle")
-_CODECS = (None, "gzip", "lzf", *_PLUGIN_CODECS)
-
 
 def resolve_threads(n_threads: int | None) -> int:
     """Threads to use: ``n_threads`` if given, else the cores this process may use."""
@@ -124,25 +121,17 @@ class WriteOptions:
         """Validate and build options (the keyword form used by ``write_elem``)."""
         if isinstance(compression, str):
             compression = compression.lower()
-        if compression not in _CODECS:
-            raise ValueError(
-                f"unknown compression {compression!r}; expected one of "
-                + ", ".join(repr(c) for c in _CODECS)
-            )
-        if compression == "gzip":
-            level = 4 if level is None else int(level)
-            if not 0 <= level <= 9:
-                raise ValueError(f"gzip level must be 0-9, got {level}")
-        elif compression == "lzf" and level is not None:
-            raise ValueError("lzf takes no level")
+        if compression is not None:
+            codec = get_codec(compression)
+            level = codec.resolve_level(level)
+            if codec.plugin is not None:
+                codec.filter_kwargs(level, shuffle)  # fail early without hdf5plugin
         elif level is not None:
             level = int(level)
         if not (chunks == "auto" or chunks is None or isinstance(chunks, tuple)):
             raise ValueError(f"chunks must be 'auto', None or a tuple, got {chunks!r}")
         if n_threads is not None:
             resolve_threads(n_threads)
-        if compression in _PLUGIN_CODECS:
-            _plugin_filter(compression, level, shuffle)  # fail early without hdf5plugin
         return cls(
             compression=compression,
             level=level,
@@ -158,41 +147,6 @@ class WriteOptions:
     @property
     def uncompressed(self) -> WriteOptions:
         return dataclasses.replace(self, compression=None, level=None, shuffle=False)
-
-
-def _plugin_filter(compression: str, level: int | None, shuffle: bool) -> dict:
-    try:
-        import hdf5plugin
-    except ImportError as exc:
-        raise MissingPluginError(
-            f"compression {compression!r} needs the hdf5plugin package",
-            expected="hdf5plugin installed",
-            found="not installed",
-            hint="pip install 'h5stream[fast]', or use gzip or lzf",
-        ) from exc
-    if compression == "zstd":
-        return dict(hdf5plugin.Zstd(clevel=level if level is not None else 1))
-    if compression == "lz4":
-        return dict(hdf5plugin.LZ4())
-    if compression == "bitshuffle":
-        return dict(hdf5plugin.Bitshuffle(cname="lz4"))
-    if compression == "blosc":
-        return dict(
-            hdf5plugin.Blosc(
-                cname="lz4",
-                clevel=level if level is not None else 5,
-                shuffle=hdf5plugin.Blosc.SHUFFLE if shuffle else hdf5plugin.Blosc.NOSHUFFLE,
-            )
-        )
-    if compression == "blosc2":
-        return dict(
-            hdf5plugin.Blosc2(
-                cname="lz4",
-                clevel=level if level is not None else 5,
-                filters=hdf5plugin.Blosc2.SHUFFLE if shuffle else hdf5plugin.Blosc2.NOFILTER,
-            )
-        )
-    raise ValueError(f"unknown plugin codec {compression!r}")  # pragma: no cover
 
 
 def choose_chunks(shape: tuple[int, ...], itemsize: int, requested: Any = "auto") -> tuple[int, ...]:
@@ -241,15 +195,11 @@ def layout_kwargs(array_shape: tuple[int, ...], itemsize: int, options: WriteOpt
     kwargs: dict[str, Any] = {
         "chunks": choose_chunks(array_shape, itemsize, options.chunks if options.chunks is not None else "auto")
     }
-    if options.compression == "gzip":
-        kwargs["compression"] = "gzip"
-        kwargs["compression_opts"] = options.level
-    elif options.compression == "lzf":
-        kwargs["compression"] = "lzf"
-    elif options.compression in _PLUGIN_CODECS:
-        kwargs.update(_plugin_filter(options.compression, options.level, options.shuffle))
-        if options.compression in ("blosc", "blosc2", "bitshuffle"):
-            return kwargs  # these shuffle inside the codec
+    if options.compression is not None:
+        codec = get_codec(options.compression)
+        kwargs.update(codec.filter_kwargs(options.level, options.shuffle))
+        if codec.shuffles_inside:
+            return kwargs
     if options.shuffle:
         kwargs["shuffle"] = True
     return kwargs
@@ -259,14 +209,6 @@ def _row_blocks(n_rows: int, row_bytes: int, target: int = BLOCK_TARGET_BYTES) -
     step = max(1, target // max(row_bytes, 1))
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
-
-
-def _compress_kernel():
-    try:
-        from h5stream._ext import _compress
-    except ImportError:  # pragma: no cover - build without the extension
-        return None
-    return _compress
 
 
 def write_array(parent: h5py.Group, key: str, array: np.ndarray, options: WriteOptions | None = None) -> h5py.Dataset:
@@ -301,12 +243,12 @@ def write_array(parent: h5py.Group, key: str, array: np.ndarray, options: WriteO
         )
     kwargs = layout_kwargs(array.shape, array.dtype.itemsize, options)
     try:
+        parallel = "compression" in kwargs and get_codec(options.compression).parallel_kernel == "deflate"
         if (
-            kwargs.get("compression") == "gzip"
+            parallel
             and array.ndim >= 1
             and array.size > 0
             and array.dtype.kind in "biufc"
-            and _compress_kernel() is not None
         ):
             return _write_gzip_direct(parent, key, array, kwargs, options)
         return _write_plain(parent, key, array, kwargs)
@@ -354,7 +296,7 @@ def _write_gzip_direct(
     parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict, options: WriteOptions
 ) -> h5py.Dataset:
     """gzip through the compiled parallel kernel and direct chunk writes."""
-    kernel = _compress_kernel()
+    kernel = deflate_kernel()
     chunks = tuple(kwargs["chunks"])
     level = int(kwargs["compression_opts"])
     shuffle_itemsize = array.dtype.itemsize if kwargs.get("shuffle") else 0
@@ -424,10 +366,6 @@ def _finish(pending, flush, parent, key) -> None:
 
 # --------------------------------------------------------------------------- many small objects
 
-_TEXT_DTYPE = h5py.string_dtype("utf-8")
-_TEXT_TYPE = h5py.h5t.py_create(_TEXT_DTYPE, logical=True)
-_SCALAR_SPACE = h5py.h5s.create(h5py.h5s.SCALAR)
-
 
 def set_text_attr(obj, name: str, value: str) -> None:
     """Set a UTF-8 string attribute (the same variable-length string h5py writes).
@@ -440,15 +378,7 @@ def set_text_attr(obj, name: str, value: str) -> None:
     bname = name.encode("utf-8")
     if h5py.h5a.exists(oid, bname):
         h5py.h5a.delete(oid, bname)
-    aid = h5py.h5a.create(oid, bname, _TEXT_TYPE, _SCALAR_SPACE)
-    try:
-        aid.write(np.array(value, dtype=_TEXT_DTYPE))
-    finally:
-        aid.close()
-
-
-
-_DATASET = "dataset"
+    lowlevel.create_attr(oid, name, value)
 
 
 def write_many(
@@ -468,15 +398,13 @@ def write_many(
     scalars or arrays).  Intermediate groups are created as needed; existing
     groups are reused.  Nothing here is stamped with an encoding: this is for
     fixed layouts such as one group per recorded unit.  Use
-    :func:`h5stream.elements.write_elem` for self-describing elements.
+    :func:`h5stream.elements.write_elem` for self-describing elements, and the
+    typed tree (:mod:`h5stream.tree`) for exact Python values.
 
-    Datasets are created through the low-level API with one reused dataset
-    creation property list (compact layout up to 16 KiB, contiguous above) and
-    no per-object flush or reopen; attributes go through the low-level API too.
-    For 5,000 unit groups (two small datasets, an empty group, four
-    attributes each) it ran 2.3 to 3.3 times faster than the same tree written
-    with h5py's high-level API on a shared 2-core machine
-    (``benchmarks/bench_elements.py``).
+    Groups, datasets and attributes are created by the primitives of
+    :mod:`h5stream.tree.lowlevel`, with the same property lists and layout
+    policy as the typed tree (compact up to ``COMPACT_LIMIT`` bytes,
+    contiguous above) and no per-object flush or reopen.
 
     Returns
     -------
@@ -490,22 +418,7 @@ def write_many(
     """
     path_label = parent.file.filename
     created = 0
-    compact = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    compact.set_layout(h5py.h5d.COMPACT)
-    contiguous = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    contiguous.set_layout(h5py.h5d.CONTIGUOUS)
-    scalar_space = h5py.h5s.create(h5py.h5s.SCALAR)
-    type_ids: dict[np.dtype, Any] = {}
     groups: dict[str, h5py.h5g.GroupID] = {"": parent.id}
-
-    def type_id(dtype: np.dtype):
-        tid = type_ids.get(dtype)
-        if tid is None:
-            tid = type_ids[dtype] = h5py.h5t.py_create(dtype, logical=True)
-        return tid
-
-    def space_of(array: np.ndarray):
-        return scalar_space if array.ndim == 0 else h5py.h5s.create_simple(array.shape)
 
     def group_id(path: str) -> h5py.h5g.GroupID:
         nonlocal created
@@ -519,7 +432,7 @@ def write_many(
         if owner.links.exists(bname):
             gid = h5py.h5g.open(owner, bname)
         else:
-            gid = h5py.h5g.create(owner, bname)
+            gid = lowlevel.create_group(owner, name)
             created += 1
         groups[path] = gid
         return gid
@@ -534,58 +447,39 @@ def write_many(
                 path=path_label, obj=path, found=str(array.dtype),
                 hint="write other values with write_elem",
             )
-        return np.ascontiguousarray(array)
+        return np.ascontiguousarray(array)  # at least 1-D: a scalar is stored as one element
 
     def put(path: str, value: Any) -> None:
         nonlocal created
-        if value is None:
+        if value is None or isinstance(value, Mapping):
             group_id(path)
-            return
-        if isinstance(value, Mapping):
-            group_id(path)
-            for name, item in value.items():
+            for name, item in (value or {}).items():
                 put(f"{path}/{name}", item)
             return
         array = as_array(path, value)
         head, _, name = path.rpartition("/")
         owner = group_id(head)
         check_name(name, what="object name", path=path_label)
-        plist = compact if 0 < array.nbytes <= COMPACT_LIMIT_BYTES else contiguous
-        did = h5py.h5d.create(owner, name.encode("utf-8"), type_id(array.dtype), space_of(array), dcpl=plist)
-        try:
-            if array.size:
-                did.write(h5py.h5s.ALL, h5py.h5s.ALL, array)
-        finally:
-            did.close()
+        lowlevel.store_fixed(owner, name, array).close()
         created += 1
 
-    def put_attr(gid, path: str, name: str, value: Any) -> None:
+    def put_attr(oid, path: str, name: str, value: Any) -> None:
         if isinstance(value, str):
-            set_text_attr(gid, name, value)
+            set_text_attr(oid, name, value)
             return
         array = as_array(f"{path}@{name}", value)
-        bname = name.encode("utf-8")
-        if h5py.h5a.exists(gid, bname):
-            h5py.h5a.delete(gid, bname)
-        aid = h5py.h5a.create(gid, bname, type_id(array.dtype), space_of(array))
-        try:
-            aid.write(array)
-        finally:
-            aid.close()
+        if h5py.h5a.exists(oid, name.encode("utf-8")):
+            h5py.h5a.delete(oid, name.encode("utf-8"))
+        lowlevel.create_attr(oid, name, array)
 
     try:
         for path, value in objects.items():
             put(path.strip("/"), value)
         for path, attributes in (attrs or {}).items():
             path = path.strip("/")
-            if path in groups:
-                gid = groups[path]
-                for name, value in attributes.items():
-                    put_attr(gid, path, name, value)
-            else:
-                target = parent[path] if path else parent
-                for name, value in attributes.items():
-                    put_attr(target.id, path, name, value)
+            oid = groups[path] if path in groups else (parent[path] if path else parent).id
+            for name, value in attributes.items():
+                put_attr(oid, path, name, value)
     finally:
         for path, gid in groups.items():
             if path:

@@ -3,8 +3,8 @@
 h5py decodes gzip chunks one after the other on the calling thread.  For a
 dataset whose filter pipeline is exactly deflate, or shuffle then deflate, this
 module reads the stored chunks with ``H5Dread_chunk`` (no filters) and decodes
-them on several threads with the compiled zlib kernel of
-``h5stream._ext._compress`` (which releases the GIL), writing each chunk
+them on several threads with the compiled zlib kernel
+(:func:`h5stream.codecs.deflate_kernel`, which releases the GIL), writing each chunk
 straight into the preallocated output array.  A chunk that spans whole rows of
 the output, and is not an edge chunk, is inflated in place (no copy); other
 chunks go through a per-thread scratch buffer of one chunk.  No full-size
@@ -33,6 +33,7 @@ import os
 import h5py
 import numpy as np
 
+from h5stream.codecs import deflate_kernel
 from h5stream.errors import FormatError
 from h5stream.writer import resolve_threads
 
@@ -56,12 +57,6 @@ class DeflateLayout:
     deflate_position: int
 
 
-def _kernel():
-    try:
-        from h5stream._ext import _compress
-    except ImportError:  # pragma: no cover - build without the extension
-        return None
-    return _compress if hasattr(_compress, "_inflate_chunk") else None
 
 
 def parallel_deflate_layout(ds: h5py.Dataset) -> DeflateLayout | None:
@@ -71,7 +66,7 @@ def parallel_deflate_layout(ds: h5py.Dataset) -> DeflateLayout | None:
     pipeline is exactly ``[deflate]`` or ``[shuffle, deflate]`` and whose
     chunks are all allocated.
     """
-    if _kernel() is None or ds.chunks is None or ds.shape is None or ds.ndim == 0 or ds.size == 0:
+    if ds.chunks is None or ds.shape is None or ds.ndim == 0 or ds.size == 0:
         return None
     dtype = ds.dtype
     if dtype.kind not in "biufc" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
@@ -153,7 +148,7 @@ def _chunk_origins(shape: tuple[int, ...], chunks: tuple[int, ...]) -> list[tupl
 
 
 def _read_kernel(ds: h5py.Dataset, out: np.ndarray, layout: DeflateLayout, n_threads: int) -> None:
-    kernel = _kernel()
+    kernel = deflate_kernel()
     shape, chunks, itemsize = layout.shape, layout.chunks, layout.dtype.itemsize
     chunk_nbytes = math.prod(chunks) * itemsize
     row_bytes = math.prod(shape[1:]) * itemsize

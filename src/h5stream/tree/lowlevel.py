@@ -37,6 +37,7 @@ __all__ = [
     "text_type",
     "scalar_space",
     "store_array",
+    "store_fixed",
     "create_group",
     "create_attr",
     "copy_dataset",
@@ -158,6 +159,15 @@ def store_array(parent, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
         if array.dtype.kind == "U":
             array = array.astype(object)
         return h5py.Group(pid).create_dataset(name, data=array, dtype=TEXT_DTYPE).id
+    return store_fixed(pid, name, array)
+
+
+def store_fixed(pid, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
+    """Create dataset ``name`` under the low-level id ``pid`` holding a fixed-size array as it is.
+
+    Numbers, booleans, fixed-width bytes (``S``) and structured arrays keep
+    their dtype; the layout follows :data:`COMPACT_LIMIT`.
+    """
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     lists = plists()

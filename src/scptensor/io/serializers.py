@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from h5stream.codecs import CODECS
 from h5stream.elements import read_elem, write_elem
 from scptensor.core.structures import ProvenanceLog
 from scptensor.io import json_values
@@ -53,7 +54,8 @@ def compression_options(compression: str | None, compression_level: int | None) 
     """Keyword arguments of ``write_elem`` for a compression name and level."""
     if compression is None:
         return {"compression": None}
-    level = compression_level if compression in ("gzip", "zstd", "blosc", "blosc2") else None
+    codec = CODECS.get(str(compression).lower())  # an unknown name is refused by write_elem
+    level = compression_level if codec is None or codec.takes_level else None
     return {"compression": compression, "compression_opts": level}
 
 
