@@ -28,6 +28,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from benchmarks._harness import Row, scratch_dir
 
 SIZES = {
@@ -266,6 +268,7 @@ def run(size: str = "small") -> list[Row]:
     return rows
 
 
+@pytest.mark.slow
 def test_batch_benchmark_small():
     rows = run("small")
     dask_speed, pool_speed, scaling, bound, overhead = rows

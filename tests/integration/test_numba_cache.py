@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -52,6 +54,7 @@ def _run(cache_dir) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     first = _run(tmp_path)
     # the first process compiled each kernel (one signature each) and wrote it to the cache

@@ -72,6 +72,7 @@ def tiny_recording(tmp_path_factory):
     return rec
 
 
+@pytest.mark.slow  # builds the moderate recording of the three ground-truth tests (~5 s)
 def test_sta_of_every_unit_with_2000_spikes_matches_its_planted_filter(truth_recording):
     rec, truth, h5, sta, _ = truth_recording
     movie = rec.config.noise_movie
@@ -92,6 +93,7 @@ def test_sta_of_every_unit_with_2000_spikes_matches_its_planted_filter(truth_rec
     assert checked >= 4
 
 
+@pytest.mark.slow
 def test_electrical_image_of_every_unit_matches_its_planted_footprint(truth_recording):
     _, truth, h5, _, _ = truth_recording
     checked = 0
@@ -113,6 +115,7 @@ def test_electrical_image_of_every_unit_matches_its_planted_footprint(truth_reco
     assert checked >= 4
 
 
+@pytest.mark.slow
 def test_step_and_receptive_field_features_separate_on_and_off_units(truth_recording):
     rec, truth, h5, _, features = truth_recording
     step = f"step_response_{rec.config.step_movie}"

@@ -25,6 +25,7 @@ def processed(tmp_path_factory):
     return src / "rep.h5", made
 
 
+@pytest.mark.slow
 def test_report_files_are_real_images(processed, tmp_path):
     import matplotlib.image as mpimg
 
