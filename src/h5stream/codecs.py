@@ -24,6 +24,7 @@ to the slow path.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any
 
 from h5stream.errors import MissingPluginError
@@ -148,7 +149,7 @@ def deflate_kernel():
     missing or older than this code; nothing falls back silently.
     """
     try:
-        from h5stream._ext import _compress
+        _compress = importlib.import_module("h5stream._ext._compress")
     except ImportError as exc:
         raise ImportError(
             f"the compiled compression kernel h5stream._ext._compress cannot be imported ({exc}); "

@@ -103,7 +103,10 @@ def decode(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     if SCALAR_KEY in value:
-        return np.frombuffer(base64.b64decode(value["b64"]), dtype=np.dtype(value[SCALAR_KEY]))[0]
+        dtype = np.dtype(value[SCALAR_KEY])
+        if dtype.itemsize == 0:  # an empty numpy str_ or bytes_ (``<U0``, ``|S0``)
+            return dtype.type()
+        return np.frombuffer(base64.b64decode(value["b64"]), dtype=dtype)[0]
     if ARRAY_KEY in value:
         dtype = np.dtype(value[ARRAY_KEY])
         if "b64" in value:
