@@ -31,12 +31,11 @@ import contextlib
 import enum
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from h5stream.errors import H5StreamError, WriteError
 from h5stream.files import adopt_partial, create_atomic, guard_read, open_validated
@@ -44,7 +43,8 @@ from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, pars
 from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
-from hdmea.io.hdf5_store import Dataset, Group, Node
+from hdmea.io.hdf5_store import Group, Node
+from hdmea.pipeline._staged_tree import node_nbytes, walk_datasets
 from hdmea.pipeline.steps import canonical_step_names
 
 __all__ = ["SaveState", "PipelineSession", "create_session", "DEFAULT_MEMORY_WARNING_BYTES"]
@@ -100,43 +100,6 @@ class _SourceFile:
         if self._file is not None and self._file.id.valid:
             self._file.close()
         self._file = None
-
-
-def _walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
-    if isinstance(node, Dataset):
-        yield prefix, node
-        return
-    for name, child in node.children.items():
-        yield from _walk_datasets(child, f"{prefix}/{name}" if prefix else name)
-
-
-def _attrs_nbytes(attrs: Mapping[str, Any]) -> int:
-    total = 0
-    for name, value in attrs.items():
-        total += len(name)
-        if isinstance(value, str):
-            total += len(value.encode("utf-8", "surrogatepass"))
-        elif isinstance(value, np.ndarray):
-            total += value.nbytes
-        elif isinstance(value, (list, tuple)):
-            total += 8 * len(value) + sum(len(v) for v in value if isinstance(v, str))
-        else:
-            total += 8
-    return total
-
-
-def _node_nbytes(node: Node) -> int:
-    total = _attrs_nbytes(node.attrs)
-    if isinstance(node, Dataset):
-        data = node.data
-        if isinstance(data, np.ndarray) and data.dtype.kind == "O":
-            total += sum(len(str(v)) + 16 for v in data.ravel())
-        else:
-            total += int(getattr(data, "nbytes", 0))
-        return total
-    for name, child in node.children.items():
-        total += len(name) + _node_nbytes(child)
-    return total
 
 
 # --------------------------------------------------------------------------- the session
@@ -206,7 +169,7 @@ class PipelineSession:
     @property
     def staged_bytes(self) -> int:
         """Bytes of everything staged: arrays in memory, spilled or lazily loaded, and attributes."""
-        return _node_nbytes(self._root) + sum(len(s) for s in self.completed_steps + self.warnings)
+        return node_nbytes(self._root) + sum(len(s) for s in self.completed_steps + self.warnings)
 
     @property
     def memory_estimate_gb(self) -> float:
@@ -277,11 +240,11 @@ class PipelineSession:
         return node
 
     def _release(self, node: Node) -> None:
-        for _, dataset in _walk_datasets(node):
+        for _, dataset in walk_datasets(node):
             self._staging.release(dataset.data)
 
     def _admit(self, node: Node) -> None:
-        for _, dataset in _walk_datasets(node):
+        for _, dataset in walk_datasets(node):
             if dataset.tag is None:
                 dataset.data = self._staging.admit(dataset.data)
 
@@ -503,7 +466,7 @@ class PipelineSession:
     def _after_save(self, target: Path) -> None:
         """Point every on-disk array at the saved file; older sources can close."""
         source = _SourceFile(target)
-        for path, dataset in _walk_datasets(self._root):
+        for path, dataset in walk_datasets(self._root):
             if isinstance(dataset.data, FileArray):
                 data = dataset.data
                 dataset.data = FileArray(source, "/" + path, data.shape, data.dtype)
