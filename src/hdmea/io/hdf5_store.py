@@ -13,18 +13,12 @@ Layout (root attributes ``dataset_id``, ``hdmea_pipeline_version``, ``created_at
     /metadata/...                     nested dicts as groups, scalars as 1-element datasets
     /pipeline/session_info/           completed_steps, warnings (+ saved_at, checkpoint_name)
 
-This module holds the contract: the layout builders below, the file handles
-and the immediate-mode writers.  Every write, in immediate mode (functions
-below on an open file) and in a deferred :class:`hdmea.pipeline.PipelineSession`
-(staged in memory, saved once), goes through the same two stages, which is why
-both modes produce the same file: *builders* turn user values into the
-engine's typed node tree (:mod:`h5stream.tree`: :class:`Group`,
-:class:`Dataset`, exact type tags, large attributes as hidden objects), and its
-one writer (:func:`write_node`) turns nodes into HDF5 objects.  Readers turn
-HDF5 objects back into nodes (:func:`node_from_h5`) and one decoder
-(:func:`decode_node`) turns nodes into values, so a value read from a session
-and the same value read from a file are identical.  The tree's names are
-re-exported here for the pipeline modules built on the store.
+This module holds the contract: layout builders, file handles, immediate-mode
+writers.  Immediate mode (functions below on an open file) and a deferred
+:class:`hdmea.pipeline.PipelineSession` write the same file because both build
+the engine's typed node tree (:mod:`h5stream.tree`) and hand it to its one
+writer; reads go back through :func:`node_from_h5` and :func:`decode_node`.
+The tree's names are re-exported here for the pipeline modules.
 """
 
 from __future__ import annotations
@@ -59,28 +53,11 @@ from hdmea.io import _files
 from hdmea.io._files import corrupt_error, exists_error, locked_error, not_found_error
 
 __all__ = [
-    "create_recording_hdf5",
-    "open_recording_hdf5",
-    "write_units",
-    "write_stimulus",
-    "write_metadata",
-    "write_feature_to_unit",
-    "mark_stage1_complete",
-    "get_stage1_status",
-    "list_units",
-    "list_features",
-    "write_source_files",
-    "params_hash",
-    "RecordingFile",
-    "RecordingExistsError",
-    "RecordingNotFoundError",
-    "RecordingLockedError",
-    "CorruptRecordingError",
-    "UnknownUnitError",
-    "SuffixWarning",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "PIPELINE_VERSION",
+    "create_recording_hdf5", "open_recording_hdf5", "write_units", "write_stimulus", "write_metadata",
+    "write_feature_to_unit", "mark_stage1_complete", "get_stage1_status", "list_units", "list_features",
+    "write_source_files", "params_hash", "RecordingFile", "RecordingExistsError", "RecordingNotFoundError",
+    "RecordingLockedError", "CorruptRecordingError", "UnknownUnitError", "SuffixWarning",
+    "FORMAT_NAME", "FORMAT_VERSION", "PIPELINE_VERSION",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,12 +70,6 @@ PIPELINE_VERSION = _h5stream_version
 
 TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at"})
 
-# Former private names, kept for callers written against them.
-_read_raw_attrs = read_attrs
-_locked_error = locked_error
-_corrupt_error = corrupt_error
-_text = text
-_plain_text = plain_text
 
 
 def now_iso() -> str:
@@ -130,10 +101,8 @@ def recording_root(dataset_id: str, config: Mapping | None = None) -> Group:
         "h5stream_format": FORMAT_NAME,
         "h5stream_format_version": FORMAT_VERSION,
     })
-    root.children["units"] = Group()
-    root.children["stimulus"] = Group()
-    root.children["metadata"] = Group()
-    root.children["pipeline"] = Group(children={"session_info": session_info_node([], [])})
+    root.children.update(units=Group(), stimulus=Group(), metadata=Group(),
+                         pipeline=Group(children={"session_info": session_info_node([], [])}))
     return root
 
 
@@ -246,18 +215,13 @@ def _section_times(values, movie: str):
     return array
 
 
-_STIMULUS_KINDS = {
-    "light_reference": _float32,
-    "frame_time": lambda v: _uint64_samples(v, "frame_times", "stimulus") if not isinstance(v, FileArray) else v,
-}
-
-
 def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -> dict[str, dict[str, Dataset]]:
     """{subgroup: {name: dataset}} for ``/stimulus``; names are checked."""
     out: dict[str, dict[str, Dataset]] = {}
     for group, mapping, convert in (
-        ("light_reference", light_reference, _STIMULUS_KINDS["light_reference"]),
-        ("frame_time", frame_times, _STIMULUS_KINDS["frame_time"]),
+        ("light_reference", light_reference, _float32),
+        ("frame_time", frame_times,
+         lambda v: v if isinstance(v, FileArray) else _uint64_samples(v, "frame_times", "stimulus")),
         ("section_time", section_times, None),
     ):
         if mapping is None:
@@ -304,14 +268,8 @@ def metadata_nodes(metadata: Mapping) -> dict[str, Node]:
 
 def check_suffix(path: Path) -> None:
     if path.suffix != ".h5":
-        warnings.warn(
-            f"{path}: recording files are expected to end with .h5 (found {path.suffix or 'no suffix'!r})",
-            SuffixWarning,
-            stacklevel=3,
-        )
-
-
-_check_suffix = check_suffix
+        warnings.warn(f"{path}: recording files are expected to end with .h5 "
+                      f"(found {path.suffix or 'no suffix'!r})", SuffixWarning, stacklevel=3)
 
 
 class RecordingFile(h5py.File):
@@ -441,8 +399,6 @@ def check_recording_format(f: h5py.File, path: str | os.PathLike | None = None) 
                                    expected="one of " + ", ".join(SUPPORTED_VERSIONS), found=repr(version),
                                    hint="upgrade h5stream to read newer files")
 
-
-_check_recording_format = check_recording_format
 
 
 def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r") -> h5py.File:
@@ -635,3 +591,8 @@ def write_source_files(root: h5py.File, cmcr_path: str | os.PathLike | None,
                        cmtr_path: str | os.PathLike | None) -> None:
     """Record the source paths as strings in ``source_files`` (cmcr, cmtr) with ``cmcr_exists``/``cmtr_exists``."""
     set_h5_attrs(_root_file(root), source_files_attrs(cmcr_path, cmtr_path))
+
+
+# Former private names, kept for callers written against them.
+_read_raw_attrs, _locked_error, _corrupt_error = read_attrs, locked_error, corrupt_error
+_check_suffix, _check_recording_format = check_suffix, check_recording_format
