@@ -484,7 +484,7 @@ def test_attributes_round_trip_exact_types(rec):
     store.set_h5_attrs(f["units/unit_000"], values)
     f.close()
     with open_recording_hdf5(rec) as g:
-        attrs, _, _ = store._read_raw_attrs(g["units/unit_000"])
+        attrs, _, _ = store.read_attrs(g["units/unit_000"])
     for key, value in values.items():
         assert_exact(attrs[key], value, key_order=False)
     assert attrs["spike_count"] == 5 and type(attrs["spike_count"]) is int

@@ -105,7 +105,7 @@ def test_dataset_large_attrs_round_trip(rec, writer):
     attrs = _large_attrs()
     _write_feature_with_large_attrs(rec, attrs)
     with open_recording_hdf5(rec) as g:
-        back, _, _ = store._read_raw_attrs(g[ARRAY_PATH])
+        back, _, _ = store.read_attrs(g[ARRAY_PATH])
         feature = store.node_from_h5(g["units/unit_000/features/sta"])
         lazy = store.node_from_h5(g["units/unit_000/features/sta"], lazy=True, opener=lambda: g)
     for key, value in attrs.items():
@@ -162,7 +162,7 @@ def test_replacing_large_attrs_leaves_no_orphans(rec, writer):
     with open_recording_hdf5(rec, "r+") as f:
         store.set_h5_attrs(f[ARRAY_PATH], {"kernel": 1.5, "small": "x" * 100_000})
     with open_recording_hdf5(rec) as g:
-        back, _, _ = store._read_raw_attrs(g[ARRAY_PATH])
+        back, _, _ = store.read_attrs(g[ARRAY_PATH])
         assert sorted(g["units/unit_000/features/sta/__dsattr__kernel_trace"]) == ["notes", "small", "tree"]
     assert_exact(back["kernel"], 1.5, key_order=False)
     assert_exact(back["small"], "x" * 100_000, key_order=False)
@@ -173,7 +173,7 @@ def test_replacing_large_attrs_leaves_no_orphans(rec, writer):
         store.set_h5_attrs(f[ARRAY_PATH], {"notes": "short", "tree": {"k": 1}, "small": 0})
     assert not [n for n in _all_names(rec) if "__dsattr__" in n]
     with open_recording_hdf5(rec) as g:
-        back, _, _ = store._read_raw_attrs(g[ARRAY_PATH])
+        back, _, _ = store.read_attrs(g[ARRAY_PATH])
     assert back == {"kernel": 1.5, "notes": "short", "tree": {"k": 1}, "small": 0}
 
 
@@ -195,9 +195,9 @@ def test_overwriting_datasets_removes_their_large_attrs(rec, writer):
         target.put("units/unit_001/trace", np.arange(6))
     assert not [n for n in _all_names(rec) if "__dsattr__" in n]
     with open_recording_hdf5(rec) as g:
-        assert store._read_raw_attrs(g[ARRAY_PATH])[0] == {}
-        assert store._read_raw_attrs(g["stimulus/light_reference/raw"])[0] == {}
-        assert store._read_raw_attrs(g["units/unit_001/trace"])[0] == {}
+        assert store.read_attrs(g[ARRAY_PATH])[0] == {}
+        assert store.read_attrs(g["stimulus/light_reference/raw"])[0] == {}
+        assert store.read_attrs(g["units/unit_001/trace"])[0] == {}
 
 
 def test_both_writer_paths_write_equal_files(tmp_path, monkeypatch):
@@ -223,7 +223,7 @@ def test_group_large_attrs_still_stored_as_hidden_children(rec, writer):
         feature = g["units/unit_000/features/sta"]
         assert sorted(feature) == ["__attr__kernel", "__attr__notes", "__attr__tree", "kernel_trace"]
         back = store.decode_node(store.node_from_h5(feature))
-        unit_attrs, _, _ = store._read_raw_attrs(g["units/unit_001"])
+        unit_attrs, _, _ = store.read_attrs(g["units/unit_001"])
         assert list_features(g, "unit_000") == ["sta"]
     for key, value in attrs.items():
         assert_exact(back[key], value, key_order=False)
@@ -236,7 +236,7 @@ def test_missing_hidden_object_is_a_format_error(rec):
     with h5py.File(rec, "r+") as f:  # damage the file behind the store's back
         del f["units/unit_000/features/sta/__dsattr__kernel_trace"]
     with open_recording_hdf5(rec) as g, pytest.raises(FormatError, match="kernel") as info:
-        store._read_raw_attrs(g[ARRAY_PATH])
+        store.read_attrs(g[ARRAY_PATH])
     assert "__dsattr__kernel_trace/kernel" in str(info.value) and str(rec) in str(info.value)
 
 

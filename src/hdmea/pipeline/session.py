@@ -404,7 +404,7 @@ class PipelineSession:
         if self._broken is not None:
             raise SessionError(self._broken)
         target = self._target(path)
-        store._check_suffix(target)
+        store.check_suffix(target)
         if target.exists() and not overwrite:
             raise _files.exists_error(target)
         _files.check_replace_target(target)
@@ -525,7 +525,7 @@ class PipelineSession:
         path = Path(path)
 
         def check(f: h5py.File) -> None:
-            store._check_recording_format(f, path)
+            store.check_recording_format(f, path)
 
         try:
             probe = open_validated(path, check=check)

@@ -99,7 +99,7 @@ class _FileBackend:
         obj = self._obj(split_path(path))
         if obj is None:
             raise KeyError(f"{self.path} has nothing at {path!r}")
-        attrs, _, _ = store._read_raw_attrs(obj)
+        attrs, _, _ = store.read_attrs(obj)
         return attrs
 
     def set_attrs(self, path: str, mapping: Mapping[str, Any]) -> None:
@@ -304,7 +304,7 @@ def open_target(
     if create:
         if dataset_id is None:
             raise ValueError("create=True needs dataset_id")
-        store._check_suffix(path)
+        store.check_suffix(path)
         root = store.recording_root(dataset_id)
         if path.exists() and not overwrite:
             raise _files.exists_error(path)
