@@ -113,6 +113,7 @@ def run_demo(
     eimage
         Compute electrical images (default: when the step is installed).
     """
+    from h5stream.files import write_bytes_atomic
     from hdmea.config import load_config
     from hdmea.pipeline.steps import checkpoint_path_for, run_pipeline
     from hdmea.synthetic import generate_recording
@@ -131,8 +132,8 @@ def run_demo(
     generate_seconds = time.perf_counter() - t0
     config_path = out / f"{DEMO_NAME}.toml"
     use_eimage = _eimage_available() if eimage is None else eimage
-    config_path.write_text(_CONFIG_TEMPLATE.format(eimage="true" if use_eimage else "false"),
-                           encoding="utf-8")
+    write_bytes_atomic(config_path,
+                       _CONFIG_TEMPLATE.format(eimage="true" if use_eimage else "false").encode("utf-8"))
     config = load_config(config_path)
     checkpoint_path_for(output).unlink(missing_ok=True)
     report = run_pipeline(recording.cmcr_path, recording.cmtr_path, output, config, dataset_id=DEMO_NAME)

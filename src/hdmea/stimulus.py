@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from h5stream.files import write_bytes_atomic
 from hdmea.errors import ConfigError
 
 __all__ = [
@@ -164,9 +165,7 @@ class StimulusConfig:
             raise ConfigError(f"stimulus configuration lacks the key {exc.args[0]!r}") from None
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        return path
+        return write_bytes_atomic(Path(path), json.dumps(self.to_dict(), indent=1).encode("utf-8"))
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> StimulusConfig:

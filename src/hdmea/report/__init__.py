@@ -20,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+from h5stream.files import write_bytes_atomic
 from hdmea.report.tree import describe_recording
 
 __all__ = ["Report", "write_report", "describe_recording"]
@@ -80,7 +81,7 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike) -> Report:
             sections.append((f"Step responses: {movie.movie}",
                              "Trial-averaged rate of every unit in display-frame bins.", png))
     page = out / f"{stem}.html"
-    page.write_text(_html_page(data, sections), encoding="utf-8")
+    write_bytes_atomic(page, _html_page(data, sections).encode("utf-8"))
     return Report(html=page, figures=[png for _, _, png in sections])
 
 

@@ -7,11 +7,13 @@ PNG and returns its path.  Large recordings are summarised: at most
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
+from h5stream.files import write_bytes_atomic
 from hdmea.report.data import MovieTrials, UnitMaps, smoothed_magnitude
 
 __all__ = ["require_matplotlib", "rf_mosaic", "eimage_maps", "raster_and_rate", "step_responses"]
@@ -42,8 +44,10 @@ def _new_figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, format="png")
-    return path
+    """Draw ``fig`` as PNG and write it durably: a crash leaves the old image or the new one."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, format="png")
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _grid(n: int) -> tuple[int, int]:

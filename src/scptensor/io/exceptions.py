@@ -74,9 +74,8 @@ def translate_engine_error(exc: H5StreamError) -> BaseException:
         return exc
     for engine_cls, io_cls in _ENGINE_TO_IO:
         if isinstance(exc, engine_cls):
-            new = io_cls.__new__(io_cls)
-            H5StreamError.__init__(new, str(exc))
-            new.path, new.obj = exc.path, exc.obj
-            new.expected, new.found, new.hint = exc.expected, exc.found, exc.hint
-            return new
+            return io_cls(
+                str(exc), path=exc.path, obj=exc.obj, expected=exc.expected, found=exc.found,
+                hint=exc.hint, composed=True,
+            )
     return exc
