@@ -137,3 +137,35 @@ def test_duration_fits_the_noise_movie(tmp_path):
     assert abs(shown - 60.0) < 0.5
     with pytest.raises(ConfigError, match="shorter"):
         generate_recording(tmp_path, "e", duration_s=2.0)
+
+
+def test_raw_data_in_the_vendor_layout_with_gains_and_regions(tmp_path):
+    """Frames stored [col - Left, row - Top], one integer factor per sensor in sensor-id order, read
+    here with plain h5py: a unit's spikes show at its own (row, col), not at (col, row)."""
+    regions = ((3, 5, 60, 62), (7, 2, 7, 2))
+    rec = generate_recording(tmp_path, "layout", seed=4, raw_seconds=0.5, n_units=3, n_silent_units=0,
+                             base_rate_hz=(60.0, 80.0), sensor_gain_spread=0.25, sensor_regions=regions)
+    truth = rec.truth()
+    with h5py.File(rec.cmcr_path, "r") as f:
+        meta = f["Acquisition/Sensor Data/SensorMeta"][()]
+        data = f["Acquisition/Sensor Data/SensorData 1 1"][()].astype(np.float64)
+        one = f["Acquisition/Sensor Data/SensorData 2 1"]
+        assert one.shape[1:] == (1, 1)
+    top, left, bottom, right = regions[0]
+    assert data.shape[1:] == (right - left + 1, bottom - top + 1)
+    assert (meta["Region.Left"][0], meta["Region.Top"][0], meta["Region.Right"][0], meta["Region.Bottom"][0]) == (
+        left, top, right, bottom)
+    assert meta["Exponent"][0] == -9 and meta["ADZero"][0] == 32768 and meta["Tick"][0] == 50
+    text = meta["Conversion Factors"][0]
+    text = text.decode() if isinstance(text, bytes) else text
+    assert text.endswith(" ")
+    factors = np.array(text.split(), dtype=np.int64).reshape(right - left + 1, bottom - top + 1)  # [col, row]
+    assert len(np.unique(factors)) > 100 and 750 <= factors.min() and factors.max() <= 1250
+    uv = (data - 32768) * factors[None] * 1e-3
+    for u in truth.units.values():
+        spikes = u.spike_times.astype(np.int64)
+        spikes = spikes[spikes < data.shape[0]]
+        own = uv[spikes, u.col - left, u.row - top].mean()
+        swapped = uv[spikes, u.row - left, u.col - top].mean() if (
+            u.row - left < data.shape[1] and u.col - top < data.shape[2]) else 0.0
+        assert own < -0.5 * u.footprint[u.row - 1, u.col - 1] and abs(swapped) < 0.5 * abs(own), (own, swapped)
