@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from h5stream.jsonvalues import canonical
 from hdmea.errors import ConfigError
-from hdmea.features.registry import FeatureExtractor, _canonical, get_extractor
+from hdmea.features.registry import FeatureExtractor, get_extractor
 
 __all__ = ["ExtractionResult", "extract_features", "default_features"]
 
@@ -154,7 +155,7 @@ def extract_features(
             name = extractor.feature_name(params)
             digest = extractor.hash(params)
             meta = {"version": extractor.version, "params_hash": digest, "extractor": extractor.name,
-                    "params": json.dumps(_canonical(params), sort_keys=True, default=str)}
+                    "params": json.dumps(canonical(params), sort_keys=True, default=str)}
             for unit_id in unit_ids:
                 path = f"units/{unit_id}/features/{name}"
                 if not force and target.has(path):
