@@ -24,6 +24,7 @@ __all__ = [
     "UnsafeNameError",
     "H5StreamWarning",
     "StaleClaimWarning",
+    "StaleFilesWarning",
 ]
 
 
@@ -137,3 +138,7 @@ class H5StreamWarning(UserWarning):
 
 class StaleClaimWarning(H5StreamWarning):
     """A writer claim left by a dead process on this host was cleared."""
+
+
+class StaleFilesWarning(StaleClaimWarning):
+    """Files a dead writer of this host left beside a target (partial files, half-made claims) were removed."""

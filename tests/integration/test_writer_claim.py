@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.errors import FormatError, StaleClaimWarning, WriterClaimError
+from h5stream.errors import FormatError, StaleClaimWarning, StaleFilesWarning, WriterClaimError
 from h5stream.files import WriterClaim, claim_path, create_atomic, open_validated, update_atomic
 
 RACER = textwrap.dedent(
@@ -147,14 +147,24 @@ def test_stale_claim_of_dead_process_is_cleared_with_warning(tmp_path):
     leftover.write_bytes(b"half a file")
     half_claim = tmp_path / f"a.h5.claim.tmp-{pid}-3"
     half_claim.write_bytes(b"{")
-    unrelated = tmp_path / "a.h5.partial-999999999-0"
-    unrelated.write_bytes(b"someone else's")
-    with pytest.warns(StaleClaimWarning, match=f"pid {pid}"):
+    other_dead = tmp_path / "a.h5.partial-999999999-0"  # no such pid on Linux (pid_max <= 2**22)
+    other_dead.write_bytes(b"another dead writer's")
+    live = tmp_path / f"a.h5.partial-{os.getppid()}-0"  # a running process that started before it
+    live.write_bytes(b"a live writer's")
+    other_target = tmp_path / f"b.h5.partial-{pid}-0"
+    other_target.write_bytes(b"another target's")
+    with pytest.warns(StaleClaimWarning) as record:
         with create_atomic(target) as f:
             f["x"] = np.arange(3)
+    messages = [str(w.message) for w in record]
+    assert [type(w.message) for w in record] == [StaleClaimWarning, StaleFilesWarning]
+    assert f"pid {pid}" in messages[0]
+    for name in (leftover.name, half_claim.name, other_dead.name):
+        assert name in messages[1]
     assert not leftover.exists()  # the dead writer's partial file went with its claim
     assert not half_claim.exists()
-    assert unrelated.exists()
+    assert not other_dead.exists()
+    assert live.exists() and other_target.exists()
     with open_validated(target) as f:
         assert f["x"][()].tolist() == [0, 1, 2]
     assert not claim_path(target).exists()

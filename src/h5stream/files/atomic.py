@@ -15,13 +15,14 @@ import errno
 import logging
 import os
 import shutil
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 
 from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsError, WriteError
-from h5stream.files.claims import WriterClaim
+from h5stream.files.claims import WriterClaim, remove_stale_leftovers
 from h5stream.files.paths import _LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.validated import (
     _open_without_unsupported_locks,
@@ -42,6 +43,63 @@ def _as_write_error(exc: BaseException, path: Path, action: str) -> WriteError:
         "check permissions and free space of the directory"
     )
     return WriteError(f"{action} failed ({reason}); any earlier file is intact", path=path, hint=hint)
+
+
+def _close_file(fid) -> bool:
+    """Close the HDF5 file ``fid`` and every object open in it; True when it is closed.
+
+    Goes through ``h5py.File.close`` itself, never a subclass's committing ``close``.
+    """
+    for _attempt in range(2):
+        if not fid.valid:
+            return True
+        with contextlib.suppress(Exception):
+            h5py.File.close(h5py.File(fid))
+    return not fid.valid
+
+
+def _discard(fid, partial: Path) -> None:
+    """Close and delete a partial file so that its space is free when this returns.
+
+    A file that cannot be closed (libhdf5 failing to flush on a full disk) is
+    truncated first, which frees its space and lets the retried close flush.
+    """
+    if fid is not None and not _close_file(fid):
+        with contextlib.suppress(OSError):
+            os.truncate(partial, 0)
+        if not _close_file(fid):
+            logger.warning("could not close the partial file %s; its space was freed by truncating it", partial)
+    with contextlib.suppress(OSError):
+        os.unlink(partial)
+
+
+class _Pending:
+    """What an unfinished :class:`AtomicFile` holds, released by its finalizer.
+
+    Kept apart from the AtomicFile so that the finalizer keeps no reference to it.
+    """
+
+    __slots__ = ("fid", "partial", "claim")
+
+    def __init__(self, partial: Path, claim: WriterClaim | None) -> None:
+        self.fid = None
+        self.partial = partial
+        self.claim = claim
+
+    def release(self) -> None:
+        if self.fid is not None:
+            _discard(self.fid, self.partial)
+            self.fid = None
+        if self.claim is not None:
+            self.claim.release()
+
+
+def _abandoned(pending: _Pending, target: Path) -> None:
+    """Finalizer of an AtomicFile dropped, or alive at interpreter exit, without commit or abort."""
+    if pending.fid is None and (pending.claim is None or not pending.claim.held):
+        return
+    logger.warning("discarding the unfinished write of %s (neither committed nor aborted)", target)
+    pending.release()
 
 
 class AtomicFile:
@@ -76,11 +134,37 @@ class AtomicFile:
         self.userblock_size = userblock_size
         self.libver = libver
         self.claim = WriterClaim(self.target) if claim else None
-        self.partial = partial_path(self.target)
-        self.file: h5py.File | None = None
+        # Released when this object is collected, or at interpreter exit, while unfinished:
+        # a write without ``with`` never leaves its claim and partial file behind.
+        self._pending = _Pending(partial_path(self.target), self.claim)
+        self._finalizer = weakref.finalize(self, _abandoned, self._pending, self.target)
+        self._file: h5py.File | None = None
         self.committed = False
         self.aborted = False
         self._on_commit = on_commit
+
+    @property
+    def partial(self) -> Path:
+        """The path the file is built at."""
+        return self._pending.partial
+
+    @partial.setter
+    def partial(self, path: str | os.PathLike) -> None:
+        self._pending.partial = Path(path)
+
+    @property
+    def file(self) -> h5py.File | None:
+        """The open partial file (None before ``open()``)."""
+        return self._file
+
+    @file.setter
+    def file(self, handle: h5py.File | None) -> None:
+        self._file = handle
+        self._pending.fid = handle.id if handle is not None else None
+        if handle is not None:
+            # The handle keeps its AtomicFile alive: the finalizer runs only once both are unreachable.
+            with contextlib.suppress(AttributeError):
+                handle._h5stream_atomic = self
 
     # -- lifecycle
     def _refuse_existing_target(self) -> None:
@@ -123,6 +207,8 @@ class AtomicFile:
         self._check_target()
         if self.claim is not None:
             self.claim.acquire()
+        else:
+            remove_stale_leftovers(target)
         try:
             # Checked again under the claim: another writer may have finished meanwhile.
             self._refuse_existing_target()
@@ -179,6 +265,7 @@ class AtomicFile:
             self._cleanup()
             raise
         self.committed = True
+        self._pending.fid = None
         # The new file is in place; a directory that refuses fsync cannot undo that.
         try:
             fsync_directory(parent_of(self.target))
@@ -186,6 +273,7 @@ class AtomicFile:
             logger.warning("directory fsync after committing %s failed: %s", self.target, exc)
         if self.claim is not None:
             self.claim.release()
+        self._finalizer.detach()
         logger.debug("committed %s", self.target)
         if self._on_commit is not None:
             self._on_commit(self.target)
@@ -219,15 +307,15 @@ class AtomicFile:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if self.file is not None:
-            with contextlib.suppress(Exception):
-                if self.file.id.valid:
-                    self.file.close()
+        """Close and delete the partial file (its space is free on return) and release the claim."""
         if not self.committed:
-            with contextlib.suppress(OSError):
-                os.unlink(self.partial)
+            fid = self.file.id if self.file is not None else None
+            _discard(fid, self.partial)
+        self._pending.fid = None
         if self.claim is not None:
             self.claim.release()
+        if self.committed or self.aborted:
+            self._finalizer.detach()
 
     def __enter__(self) -> h5py.File:
         return self.open()

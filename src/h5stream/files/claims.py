@@ -2,8 +2,12 @@
 
 The claim file appears with its full content in one step, so exactly one writer
 of any host sharing the directory wins.  A claim left by a dead process on this
-host is cleared with a :class:`~h5stream.errors.StaleClaimWarning` (and its
-partial files removed); one from another host is reported with the way to clear it.
+host is cleared with a :class:`~h5stream.errors.StaleClaimWarning`; one from
+another host is reported with the way to clear it.  Whoever takes a claim then
+removes every file a dead local writer left beside the target (partial files,
+half-made claim files, claims moved aside by a clearer that was killed), with a
+:class:`~h5stream.errors.StaleFilesWarning` naming them
+(:func:`remove_stale_leftovers`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import errno
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -21,10 +26,10 @@ import uuid
 import warnings
 from pathlib import Path
 
-from h5stream.errors import StaleClaimWarning, WriteError, WriterClaimError
+from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError, WriterClaimError
 from h5stream.files.paths import _LINK_UNSUPPORTED, _partial_counter, claim_path, parent_of
 
-__all__ = ["WriterClaim"]
+__all__ = ["WriterClaim", "remove_stale_leftovers"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -168,6 +173,7 @@ class WriterClaim:
                 ) from exc
             self.held = True
             self._payload = payload
+            remove_stale_leftovers(self.target)
             if self.target.exists() and _hdf5_lock_holder(self.target):
                 self.release()
                 raise WriterClaimError(
@@ -256,8 +262,8 @@ class WriterClaim:
             stacklevel=5,
         )
         logger.warning("cleared stale writer claim %s (%s)", self.path, self.describe(holder))
-        if holder is not None:
-            _remove_partials_of(self.target, _holder_pid(holder))
+        # The files the dead holder left are removed once the claim is ours (see acquire),
+        # together with those of any earlier clearer that was killed.
         return True
 
     def _clear_hint(self, holder: dict | None) -> str:
@@ -290,17 +296,86 @@ class WriterClaim:
         self.release()
 
 
-def _remove_partials_of(target: Path, pid: int) -> None:
-    """Delete the partial files (and half-made claim files) a dead writer ``pid`` left beside ``target``."""
-    if pid <= 0:
-        return
-    prefixes = tuple(
-        f"{target.name}.{kind}-{pid}-" for kind in ("partial", "claim.tmp", "claim.stale")
-    )
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(parent_of(target)):
-            prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
-            if prefix is not None and entry.name[len(prefix) :].isdigit():
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    logger.info("removed %s left by dead writer pid %d", entry.path, pid)
+# ``<target>.partial-<pid>-<n>``, ``<target>.claim.tmp-<pid>-<n>``, ``<target>.claim.stale-<pid>-<n>``
+_LEFTOVER_SUFFIX = re.compile(r"\.(?:partial|claim\.tmp|claim\.stale)-(\d+)-\d+")
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _writer_gone(pid: int, mtime: float) -> bool:
+    """True when no process of this host can still be writing a file named for ``pid``.
+
+    The pid no longer runs, or it was reused by a process started after the
+    file was last modified.
+    """
+    if not _pid_alive(pid):
+        return True
+    ticks, boot = _process_start_ticks(pid), _boot_time()
+    if ticks is None or boot is None:
+        return False
+    started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return started > mtime + 1.0  # start times are rounded to clock ticks and btime to seconds
+
+
+def remove_stale_leftovers(target: str | os.PathLike) -> list[Path]:
+    """Remove the files dead local writers left beside ``target``; returns them.
+
+    These are ``<target>.partial-<pid>-<n>`` (a partial file of a writer killed
+    before it committed, or a session's spill file), ``<target>.claim.tmp-<pid>-<n>``
+    (a claim killed while being created) and ``<target>.claim.stale-<pid>-<n>`` (a
+    stale claim whose clearer was killed), whose ``pid`` no longer runs on this
+    host.  A partial file another program holds HDF5's write lock on is kept.
+    Removed files are named in one :class:`~h5stream.errors.StaleFilesWarning`.
+
+    Called by :meth:`WriterClaim.acquire` once the claim is held, so that no
+    other writer of the target can be at work.  The names carry no host: in a
+    directory that writers on several hosts share, writers of one target must
+    all hold its claim (the default).
+    """
+    target = Path(target)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent_of(target)))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(target.name):
+            continue
+        match = _LEFTOVER_SUFFIX.fullmatch(entry.name, len(target.name))
+        if match is None:
+            continue
+        path = Path(entry.path)
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if not _writer_gone(int(match.group(1)), mtime):
+            continue
+        if ".partial-" in entry.name and _hdf5_lock_holder(path):
+            continue  # a writer elsewhere still has it open
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            logger.warning("cannot remove %s left by a dead writer: %s", path, exc)
+            continue
+        removed.append(path)
+    if removed:
+        names = ", ".join(p.name for p in removed)
+        warnings.warn(
+            f"{target}: removed {len(removed)} file(s) left by writers that no longer run: {names}",
+            StaleFilesWarning,
+            stacklevel=2,
+        )
+        logger.warning("removed files left by dead writers of %s: %s", target, names)
+    return removed
