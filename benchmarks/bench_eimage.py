@@ -22,6 +22,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from benchmarks._harness import Row, drop_page_cache, fsync_file, peak_rss_mb, scratch_dir
 
@@ -190,6 +191,7 @@ def run(size: str = "small") -> list[Row]:
     ]
 
 
+@pytest.mark.slow
 def test_eimage_benchmark_small_images_match_planted_footprints():
     n_units, frames = 6, 24_000
     spikes = spike_trains(n_units, frames, 40.0, seed=5)

@@ -43,6 +43,7 @@ def recordings(tmp_path_factory):
     return recs, made
 
 
+@pytest.mark.slow
 def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_path):
     import cloudpickle
 
