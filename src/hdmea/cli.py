@@ -70,6 +70,10 @@ def _print_outcome(name: str, out: Path, outcome: dict) -> int:
         print(f"  {step['name']:<22} {step['status']:<9} {step['seconds']:7.2f} s")
     if "n_units" in detail:
         print(f"  units: {detail['n_units']}")
+    check = detail.get("orientation")
+    if check and check.get("n_units_checked"):
+        print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {check['n_units_checked']} units "
+              f"peak at their own (row, col), {check['fraction_transposed']:.0%} at (col, row)")
     return EXIT_OK
 
 

@@ -191,3 +191,13 @@ def test_slurm_cluster_job_script_from_options():
                  "#SBATCH -t 01:00:00", "#SBATCH --requeue"):
         assert line in script
     assert "--nthreads 1" in script and "--nworkers 2" in script
+
+
+def test_sensor_axis_order_is_checked_when_the_file_is_read(tmp_path):
+    bad = GOOD.replace("compute_eimage_sta = false", "[steps.compute_eimage_sta]\nenabled = true\nsensor_axis_order = \"xy\"")
+    with pytest.raises(ConfigError, match=r"steps\.compute_eimage_sta\.sensor_axis_order") as info:
+        load_config(_write(tmp_path, bad))
+    assert "'xy'" in str(info.value) and "col_row" in str(info.value)
+    good = bad.replace('"xy"', '"row_col"')
+    cfg = load_config(_write(tmp_path, good))
+    assert cfg.steps.kwargs("compute_eimage_sta")["sensor_axis_order"] == "row_col"

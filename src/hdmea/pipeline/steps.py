@@ -226,6 +226,9 @@ class PipelineReport:
     seconds: float
     resumed_from: Path | None = None
     checkpoints: int = 0
+    #: the electrical images' orientation self-check (fractions of units whose image peaks at
+    #: their own (row, col) and at (col, row)), when the step ran; see hdmea.pipeline.eimage
+    orientation: dict | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -236,6 +239,7 @@ class PipelineReport:
             "seconds": self.seconds,
             "resumed_from": None if self.resumed_from is None else str(self.resumed_from),
             "checkpoints": self.checkpoints,
+            "orientation": self.orientation,
         }
 
 
@@ -350,6 +354,7 @@ def run_pipeline(
             if on_step is not None:
                 on_step(record)
         n_units = session.unit_count
+        orientation = _orientation_summary(session)
         session.save(output, overwrite=True)
     finally:
         if bar is not None:
@@ -358,4 +363,14 @@ def run_pipeline(
     checkpoint.unlink(missing_ok=True)
     return PipelineReport(dataset_id=dataset_id, output=output, steps=records, n_units=n_units,
                           seconds=time.perf_counter() - started, resumed_from=resumed_from,
-                          checkpoints=checkpoints)
+                          checkpoints=checkpoints, orientation=orientation)
+
+
+def _orientation_summary(session) -> dict | None:
+    """The orientation self-check the electrical-image step stored, as plain values (None: not run)."""
+    from hdmea.pipeline.eimage import ORIENTATION_METADATA
+
+    stored = session.get(ORIENTATION_METADATA, None)
+    if not isinstance(stored, dict):
+        return None
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in stored.items()}
