@@ -121,7 +121,18 @@ class SourceNotFoundError(H5StreamError, FileNotFoundError):
 
 
 class WriterClaimError(H5StreamError, OSError):
-    """Another writer (thread, process or host) holds the target."""
+    """Another writer (thread, process or host) holds the target.
+
+    ``holder`` is the claim's content (``host``, ``pid``, ``thread``, ``time``),
+    None when it was unreadable or when ``other_program`` is True: another
+    program holds HDF5's own file lock on the target, not a claim.
+    """
+
+    def __init__(self, message: str, *, holder: dict | None = None, other_program: bool = False,
+                 **fields) -> None:
+        self.holder = dict(holder) if holder else None
+        self.other_program = other_program
+        super().__init__(message, **fields)
 
 
 class EncodingError(H5StreamError, TypeError):

@@ -81,10 +81,11 @@ def test_save_while_another_writer_holds_the_target(tmp_path):
         s.add_units({"unit_001": {"spike_times": np.arange(2)}})
         with pytest.raises(OSError) as info:
             s.save(overwrite=True)
-        assert str(info.value) == (
+        assert str(info.value).startswith(
             f"File is already open for writing: {target}. HDF5 supports single-writer access only. "
-            "Close the file in other processes before writing."
+            "Close the file in other processes before writing. "
         )
+        assert f"It is held by pid {os.getpid()} " in str(info.value)
         assert s.is_deferred
     finally:
         holder.abort()

@@ -235,10 +235,11 @@ def test_file_open_for_writing_by_another_program_is_refused(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(WriterClaimError, match="HDF5 file lock"):
+        with pytest.raises(WriterClaimError, match="held by another program.*HDF5 file lock") as info:
             update_atomic(target).open()
+        assert info.value.other_program and info.value.holder is None
         assert not claim_path(target).exists()
-        with pytest.raises(FormatError, match="open for writing by another program"):
+        with pytest.raises(FormatError, match="held by another program"):
             open_validated(target)
     finally:
         holder.communicate("\n", timeout=30)

@@ -124,10 +124,12 @@ def test_create_while_another_writer_holds_it(tmp_path):
     with pytest.raises(OSError) as info:
         create_recording_hdf5(path, "rec", overwrite=True)
     assert isinstance(info.value, WriterClaimError)
-    assert str(info.value) == (
+    assert str(info.value).startswith(
         f"File is already open for writing: {path}. HDF5 supports single-writer access only. "
-        "Close the file in other processes before writing."
+        "Close the file in other processes before writing. "
     )
+    assert f"It is held by pid {os.getpid()} " in str(info.value)
+    assert info.value.holder["pid"] == os.getpid()
     first.close()
 
 
@@ -169,10 +171,11 @@ def test_open_write_single_writer(rec):
     with pytest.raises(OSError) as info:
         open_recording_hdf5(rec, "a")
     assert isinstance(info.value, WriterClaimError)
-    assert str(info.value) == (
+    assert str(info.value).startswith(
         f"File is already open for writing: {rec}. HDF5 supports single-writer access only. "
-        "Close the file in other processes before writing."
+        "Close the file in other processes before writing. "
     )
+    assert f"It is held by pid {os.getpid()} " in str(info.value)
     write_metadata(f, {"note": "edited"})
     f.close()
     with open_recording_hdf5(rec) as g:

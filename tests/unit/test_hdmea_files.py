@@ -27,10 +27,17 @@ from hdmea.io import _files
 
 def test_contract_texts_with_every_field_set_at_construction(tmp_path):
     p = tmp_path / "r.h5"
-    locked = _files.locked_error(p, WriterClaimError("held by pid 1", path=p))
+    holder = {"pid": 1, "thread": 7, "host": "node-3", "time": "2024-05-01T10:00:00+00:00"}
+    locked = _files.locked_error(p, WriterClaimError("held by pid 1", path=p, holder=holder))
     assert str(locked) == (f"File is already open for writing: {p}. HDF5 supports single-writer access only. "
-                           "Close the file in other processes before writing.")
+                           "Close the file in other processes before writing. It is held by pid 1 "
+                           "(thread 7) on host node-3 since 2024-05-01T10:00:00+00:00.")
     assert locked.path == os.fspath(p) and "held by pid 1" in locked.found and locked.hint
+    assert locked.holder == holder and not locked.other_program
+    other = _files.locked_error(p, WriterClaimError("lock", path=p, other_program=True))
+    assert str(other).startswith(f"File is already open for writing: {p}. HDF5 supports single-writer")
+    assert str(other).endswith("It is held by another program, which has it open for writing (HDF5 file lock).")
+    assert other.other_program and other.holder is None
     corrupt = _files.corrupt_error(p)
     assert str(corrupt) == f"Cannot read HDF5 file: {p}. The file may be corrupted or incomplete."
     assert corrupt.path == os.fspath(p) and corrupt.expected and corrupt.hint

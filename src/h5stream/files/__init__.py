@@ -36,7 +36,7 @@ from h5stream.files.atomic import (
     update_atomic,
     write_bytes_atomic,
 )
-from h5stream.files.claims import WriterClaim
+from h5stream.files.claims import WriterClaim, hdf5_lock_held
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
 from h5stream.files.validated import (
     ALLOWED_FILTERS,
@@ -53,6 +53,7 @@ from h5stream.files.verify import verify_file, verify_files
 __all__ = [
     "AtomicFile",
     "WriterClaim",
+    "hdf5_lock_held",
     "create_atomic",
     "update_atomic",
     "write_bytes_atomic",

@@ -29,7 +29,7 @@ from pathlib import Path
 from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError, WriterClaimError
 from h5stream.files.paths import _LINK_UNSUPPORTED, _partial_counter, claim_path, parent_of
 
-__all__ = ["WriterClaim", "remove_stale_leftovers"]
+__all__ = ["WriterClaim", "remove_stale_leftovers", "hdf5_lock_held"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -72,7 +72,7 @@ def _holder_pid(holder: dict) -> int:
         return -1
 
 
-def _hdf5_lock_holder(target: Path) -> bool:
+def hdf5_lock_held(target: str | os.PathLike) -> bool:
     """True when another program holds HDF5's exclusive lock on ``target`` (open for writing).
 
     HDF5 takes ``flock(LOCK_EX)`` on files it opens for writing and ``LOCK_SH``
@@ -164,6 +164,7 @@ class WriterClaim:
                     path=self.target,
                     found=f"claim file {self.path}",
                     hint=self._clear_hint(holder),
+                    holder=holder,
                 ) from None
             except OSError as exc:
                 raise WriteError(
@@ -174,12 +175,13 @@ class WriterClaim:
             self.held = True
             self._payload = payload
             remove_stale_leftovers(self.target)
-            if self.target.exists() and _hdf5_lock_holder(self.target):
+            if self.target.exists() and hdf5_lock_held(self.target):
                 self.release()
                 raise WriterClaimError(
-                    "file is open for writing by another program (HDF5 file lock held)",
+                    "file is held by another program, which has it open for writing (HDF5 file lock held)",
                     path=self.target,
                     hint="close the file in the other program and retry",
+                    other_program=True,
                 )
             return self
         raise WriterClaimError(
@@ -360,7 +362,7 @@ def remove_stale_leftovers(target: str | os.PathLike) -> list[Path]:
             continue
         if not _writer_gone(int(match.group(1)), mtime):
             continue
-        if ".partial-" in entry.name and _hdf5_lock_holder(path):
+        if ".partial-" in entry.name and hdf5_lock_held(path):
             continue  # a writer elsewhere still has it open
         try:
             os.unlink(path)

@@ -26,6 +26,7 @@ from h5stream.errors import (
     SourceNotFoundError,
     UnsafeFileError,
 )
+from h5stream.files.claims import hdf5_lock_held
 
 __all__ = [
     "ALLOWED_FILTERS",
@@ -285,9 +286,10 @@ def open_validated(
     try:
         f = _open_read_only(path, h5py_kwargs)
     except _READ_FAILURES as exc:
-        if _lock_errno(exc) in (errno.EAGAIN, errno.EWOULDBLOCK):
+        if _lock_errno(exc) in (errno.EAGAIN, errno.EWOULDBLOCK) or _held_elsewhere(path):
             raise FormatError(
-                "file is open for writing by another program (HDF5 file lock held)", path=path,
+                "file is held by another program, which has it open for writing (HDF5 file lock held)",
+                path=path,
                 hint="wait until the writer has closed it",
             ) from exc
         raise FormatError(
@@ -332,6 +334,12 @@ def refuse_unsafe_target(path: str | os.PathLike) -> None:
         return  # unreadable or unknown filters: replaced whole, nothing is read through it
     finally:
         f.close()
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Another program holds HDF5's write lock on ``path`` (seen even when opening without locks,
+    as libhdf5 then refuses the superblock's "open for write" flag)."""
+    return hdf5_lock_held(path)
 
 
 def _lock_errno(exc: BaseException) -> int | None:

@@ -29,7 +29,7 @@ from h5stream.errors import (
     UnsafeFileError,
     WriterClaimError,
 )
-from h5stream.files import AtomicFile, open_validated, refuse_unsafe_target, update_atomic
+from h5stream.files import AtomicFile, WriterClaim, hdf5_lock_held, open_validated, refuse_unsafe_target, update_atomic
 from hdmea.errors import (
     CorruptRecordingError,
     HdmeaError,
@@ -65,18 +65,34 @@ def not_found_error(path: str | os.PathLike) -> RecordingNotFoundError:
     )
 
 
-def locked_error(path: str | os.PathLike, cause: BaseException | None = None) -> RecordingLockedError:
-    """``File is already open for writing: <path>. ...`` (the store's contract text).
+def _holder_sentence(cause: BaseException | None) -> str:
+    """Who holds the file, as the sentence that follows the contract text (empty when unknown)."""
+    if not isinstance(cause, WriterClaimError):
+        return ""
+    if cause.other_program:
+        return " It is held by another program, which has it open for writing (HDF5 file lock)."
+    if cause.holder is None:
+        return " It is held by a writer whose claim file cannot be read."
+    return f" It is held by {WriterClaim.describe(cause.holder)}."
 
-    ``cause`` (the engine's :class:`WriterClaimError`, which names the holder)
-    is kept as the ``found`` field.
+
+def locked_error(path: str | os.PathLike, cause: BaseException | None = None) -> RecordingLockedError:
+    """``File is already open for writing: <path>. ...`` (the store's contract text), then the holder.
+
+    ``cause`` (the engine's :class:`WriterClaimError`) names the holder: its
+    pid, thread, host and start time, or "held by another program" when that
+    program holds HDF5's own file lock; it is also kept as the ``found`` field
+    and its ``holder``/``other_program`` are carried over.
     """
+    claim = cause if isinstance(cause, WriterClaimError) else None
     return RecordingLockedError(
         f"File is already open for writing: {os.fspath(path)}. "
         "HDF5 supports single-writer access only. "
-        "Close the file in other processes before writing.",
+        "Close the file in other processes before writing." + _holder_sentence(cause),
         path=path, expected="no other writer", found=str(cause) if cause is not None else None,
         hint="close the file in the other process, then retry", composed=True,
+        holder=claim.holder if claim is not None else None,
+        other_program=claim.other_program if claim is not None else False,
     )
 
 
@@ -142,6 +158,11 @@ def validate_for_update(path: str | os.PathLike,
     path = Path(path)
     if not os.path.lexists(path):
         raise not_found_error(path)
+    if hdf5_lock_held(path):
+        raise locked_error(path, WriterClaimError(
+            "file is held by another program, which has it open for writing (HDF5 file lock held)",
+            path=path, hint="close the file in the other program and retry", other_program=True,
+        ))
     try:
         # locking=False: a file another program holds open for writing is reported by the
         # writer's claim as locked, not here as unreadable.

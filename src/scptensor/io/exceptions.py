@@ -74,8 +74,12 @@ def translate_engine_error(exc: H5StreamError) -> BaseException:
         return exc
     for engine_cls, io_cls in _ENGINE_TO_IO:
         if isinstance(exc, engine_cls):
+            claim = (
+                {"holder": exc.holder, "other_program": exc.other_program}
+                if isinstance(exc, WriterClaimError) else {}
+            )
             return io_cls(
                 str(exc), path=exc.path, obj=exc.obj, expected=exc.expected, found=exc.found,
-                hint=exc.hint, composed=True,
+                hint=exc.hint, composed=True, **claim,
             )
     return exc
