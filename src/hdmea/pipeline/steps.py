@@ -103,8 +103,9 @@ class Step:
     ``function`` is ``"module:function"``; the function's name is the step's
     name.  ``needs`` returns why the step cannot run for this recording (None:
     it can); ``call`` runs it (default: the function with the session and the
-    configured parameters).  ``aliases`` are older configuration keys and
-    recorded names of the same step.
+    configured parameters).  ``aliases`` are older configuration keys of the
+    step; ``recorded_aliases`` the older names files recorded in
+    ``completed_steps`` for it (read as the step's name).
     """
 
     name: str
@@ -115,6 +116,7 @@ class Step:
     needs: Callable[[StepContext], str | None] | None = None
     call: Callable[[StepContext, Step], None] = _call_plain
     aliases: tuple[str, ...] = ()
+    recorded_aliases: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -169,7 +171,8 @@ STEPS: tuple[Step, ...] = (
     Step("compute_sta", "hdmea.features.sta:compute_sta", switch=True, default=True, checkpoint_after=True,
          needs=_needs_noise_movie, call=_call_sta, aliases=("sta",)),
     Step("compute_eimage_sta", "hdmea.pipeline.eimage:compute_eimage_sta", switch=True, default=False,
-         checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta")),
+         checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta"),
+         recorded_aliases=("eimage_sta",)),
     Step("extract_features", "hdmea.features.extract:extract_features", switch=True, default=True,
          needs=_needs_stimulus, aliases=("features",)),
 )
@@ -177,6 +180,8 @@ STEPS: tuple[Step, ...] = (
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
 _BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
 _BY_ALIAS: dict[str, Step] = {alias: s for s in STEPS for alias in s.aliases}
+# Only names earlier versions wrote into files: a configuration key such as "sta" is no recorded name.
+_BY_RECORDED_ALIAS: dict[str, Step] = {alias: s for s in STEPS for alias in s.recorded_aliases}
 
 
 def find_step(key: str) -> tuple[Step, bool] | None:
@@ -190,7 +195,7 @@ def find_step(key: str) -> tuple[Step, bool] | None:
 
 def canonical_step_name(name: str) -> str:
     """The current name of a recorded step (older names map to theirs; unknown names pass through)."""
-    step = _BY_ALIAS.get(name)
+    step = _BY_RECORDED_ALIAS.get(name)
     return step.name if step is not None else name
 
 
