@@ -32,6 +32,7 @@ __all__ = [
     "ALLOWED_FILTERS",
     "check_hdf5_signature",
     "check_regular_file",
+    "check_declared_size",
     "scan_unsafe_objects",
     "guard_read",
     "open_validated",
@@ -112,13 +113,136 @@ def _plugin_filters_loaded() -> None:
         import hdf5plugin  # noqa: F401  (registers its filters with HDF5)
 
 
-def _link_names(f: h5py.File) -> list[bytes]:
-    """Every link name below the root, each visited once (soft and external links not followed)."""
+# Bounds of the link walk.  Our formats stay far below them (a recording has a few
+# thousand units, nesting follows the data's own dicts); a file past them is refused
+# before the walk spends time or memory on it.  Raise them if a genuine file needs more.
+MAX_DEPTH = 256
+MAX_GROUP_MEMBERS = 100_000
+MAX_LINKS = 1_000_000
+
+
+def _short_name(name: bytes) -> str:
+    text = "/" + name.decode("utf-8", "replace")
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
+
+
+def _link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[bytes]:
+    """Every link name below ``f``, each object visited once (soft and external links not followed).
+
+    The walk is iterative (libhdf5's own recursive visit overflows the C stack on
+    a deeply nested file) and bounded: a group nested more than :data:`MAX_DEPTH`
+    levels, holding more than :data:`MAX_GROUP_MEMBERS` links, or a file of more
+    than :data:`MAX_LINKS` links raises :class:`FormatError` naming the group,
+    before its members are listed.
+    """
+    if path is None:
+        path = f.file.filename
     names: list[bytes] = []
-    # The callback only collects: an exception raised inside h5py's visit callback
-    # surfaces as a SystemError, so every check runs after the walk.
-    f.id.links.visit(names.append)
+    root = f.id
+    top = h5py.h5o.get_info(root)
+    seen: set[tuple[int, int]] = {(top.fileno, top.addr)}
+    stack: list[tuple[bytes, int]] = [(b"", 0)]
+    while stack:
+        prefix, depth = stack.pop()
+        gid = h5py.h5g.open(root, prefix) if prefix else root
+        where = "/" + prefix.decode("utf-8", "replace") if prefix else (f.name or "/")
+        try:
+            count = gid.get_num_objs()
+            if count > MAX_GROUP_MEMBERS:
+                raise FormatError(
+                    "group has too many members", path=path, obj=where,
+                    expected=f"at most {MAX_GROUP_MEMBERS} (h5stream.files.validated.MAX_GROUP_MEMBERS)",
+                    found=f"{count} members", hint="the file is damaged or crafted; raise the limit if it is genuine",
+                )
+            if len(names) + count > MAX_LINKS:
+                raise FormatError(
+                    "file has too many objects", path=path, obj=where,
+                    expected=f"at most {MAX_LINKS} links (h5stream.files.validated.MAX_LINKS)",
+                    found=f"more than {len(names) + count}",
+                    hint="the file is damaged or crafted; raise the limit if it is genuine",
+                )
+            members: list[bytes] = []
+            gid.links.iterate(members.append)
+            children = []
+            for member in members:
+                full = prefix + b"/" + member if prefix else member
+                names.append(full)
+                if gid.links.get_info(member).type != h5py.h5l.TYPE_HARD:
+                    continue
+                info = h5py.h5o.get_info(gid, member)
+                if info.type != h5py.h5o.TYPE_GROUP:
+                    continue
+                key = (info.fileno, info.addr)
+                if key in seen:
+                    continue  # a group reached again through another hard link (or a cycle)
+                seen.add(key)
+                children.append(full)
+        finally:
+            if prefix:
+                gid.close()
+        if children and depth + 1 > MAX_DEPTH:
+            raise FormatError(
+                "groups are nested too deeply", path=path, obj=_short_name(children[0]),
+                expected=f"at most {MAX_DEPTH} levels (h5stream.files.validated.MAX_DEPTH)",
+                found=f"a group at level {depth + 1}",
+                hint="the file is damaged or crafted; raise the limit if it is genuine",
+            )
+        stack.extend((child, depth + 1) for child in reversed(children))
     return names
+
+
+# Bounds on what a dataset may declare (a damaged or crafted header can claim any size).
+#: Bytes a dataset may declare beyond what its storage can hold (unwritten fill values).
+SIZE_FLOOR = 64 * 1024**2
+#: Largest expansion of filtered (compressed) storage that is believed.
+MAX_EXPANSION = 65_536
+#: Largest fixed-length string element.
+MAX_STRING_BYTES = 16 * 1024**2
+
+
+def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: str, *,
+                        filtered: bool | None = None) -> int:
+    """The bytes dataset ``dsid`` declares, or :class:`FormatError` when the file cannot hold them.
+
+    A dataset declares ``elements * element size`` bytes; its storage in the file
+    (never more than the file's size) must hold them: all of them without filters,
+    a :data:`MAX_EXPANSION`-th with compression; up to :data:`SIZE_FLOOR` bytes of
+    unwritten fill are allowed.  A fixed-length string element longer than
+    :data:`MAX_STRING_BYTES` is refused.  Checked before anything is allocated.
+    """
+    tid = dsid.get_type()
+    item = tid.get_size()
+    if isinstance(tid, h5py.h5t.TypeStringID) and not tid.is_variable_str() and item > MAX_STRING_BYTES:
+        raise FormatError(
+            "string elements are too long", path=path, obj=obj,
+            expected=f"at most {MAX_STRING_BYTES} bytes per string (h5stream.files.validated.MAX_STRING_BYTES)",
+            found=f"{item} bytes declared", hint="the file is damaged or crafted",
+        )
+    space = dsid.get_space()
+    if space.get_simple_extent_type() != h5py.h5s.SIMPLE:
+        return 0 if space.get_simple_extent_type() == h5py.h5s.NULL else item
+    declared = 1
+    for extent in space.shape:
+        declared *= int(extent)
+    declared *= item
+    if declared <= SIZE_FLOOR:
+        return declared
+    if filtered is None:
+        filtered = dsid.get_create_plist().get_nfilters() > 0
+    stored = dsid.get_storage_size()
+    try:
+        stored = min(stored, os.stat(path).st_size)
+    except OSError:
+        pass
+    holds = stored * (MAX_EXPANSION if filtered else 1) + SIZE_FLOOR
+    if declared > holds:
+        raise FormatError(
+            "dataset declares more data than the file holds", path=path, obj=obj,
+            expected=f"at most {holds} bytes for {stored} bytes of {'compressed ' if filtered else ''}storage",
+            found=f"shape {tuple(space.shape)} of {item}-byte elements ({declared} bytes)",
+            hint="the file is damaged, truncated or crafted",
+        )
+    return declared
 
 
 def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
@@ -128,7 +252,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
     :class:`FormatError` naming the offending object.
     """
     plugins_checked = False
-    for raw_name in _link_names(f):
+    for raw_name in _link_names(f, path):
         name = "/" + raw_name.decode("utf-8", errors="replace")
         info = f.id.links.get_info(raw_name)
         if info.type == h5py.h5l.TYPE_EXTERNAL:
@@ -159,6 +283,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
                     found=f"raw data in {plist.get_external(0)[0].decode(errors='replace')}",
                     hint="external raw storage reads other files and is refused",
                 )
+            check_declared_size(oid, path, name, filtered=plist.get_nfilters() > 0)
             for i in range(plist.get_nfilters()):
                 code, _flags, _vals, fname = plist.get_filter(i)
                 if code not in ALLOWED_FILTERS:

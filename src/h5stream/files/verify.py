@@ -21,7 +21,7 @@ _CHILD_START_SECONDS = 60.0
 def _read_everything(f: h5py.File, path: str) -> None:
     """Read every attribute and every dataset of ``f`` in full, each under :func:`guard_read`."""
     with guard_read(path, "/"):
-        names = [n.decode("utf-8", errors="replace") for n in _link_names(f)]
+        names = [n.decode("utf-8", errors="replace") for n in _link_names(f, path)]
     with guard_read(path, "/@"):
         for key in f.attrs:
             f.attrs[key]
