@@ -40,6 +40,7 @@ from h5stream.files.claims import WriterClaim, hdf5_lock_held
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
 from h5stream.files.validated import (
     ALLOWED_FILTERS,
+    check_declared_size,
     check_hdf5_signature,
     check_regular_file,
     guard_read,
@@ -48,7 +49,7 @@ from h5stream.files.validated import (
     require_attr_format,
     scan_unsafe_objects,
 )
-from h5stream.files.verify import verify_file, verify_files
+from h5stream.files.verify import link_rule_for, vendor_acquisition_link, verify_file, verify_files
 
 __all__ = [
     "AtomicFile",
@@ -72,6 +73,9 @@ __all__ = [
     "ALLOWED_FILTERS",
     "verify_file",
     "verify_files",
+    "vendor_acquisition_link",
+    "link_rule_for",
+    "check_declared_size",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

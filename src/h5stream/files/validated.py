@@ -245,9 +245,15 @@ def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: 
     return declared
 
 
-def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
+#: ``allow_link(link name, target file, target object) -> bool``: an external link a caller accepts.
+LinkRule = Callable[[str, str, str], bool]
+
+
+def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None) -> None:
     """Refuse external links, external storage, virtual datasets and unavailable filters.
 
+    ``allow_link`` accepts named external links (never followed), for example
+    :func:`h5stream.files.verify.vendor_acquisition_link` for a ``.cmtr``.
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
     """
@@ -257,6 +263,8 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike) -> None:
         info = f.id.links.get_info(raw_name)
         if info.type == h5py.h5l.TYPE_EXTERNAL:
             target_file, target_obj = _external_link_target(f, raw_name)
+            if allow_link is not None and allow_link(name, target_file, target_obj):
+                continue
             raise UnsafeFileError(
                 "external link to another file",
                 path=path,
@@ -369,6 +377,7 @@ def open_validated(
     check: Callable[[h5py.File], None] | None = None,
     scan: bool = True,
     verify_timeout: float | None = None,
+    allow_link: LinkRule | None = None,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -390,6 +399,8 @@ def open_validated(
         :func:`verify_file` (``check`` must then be a module-level function):
         a file that would make libhdf5 loop or crash becomes a typed error
         within this many seconds instead of hanging this process.
+    allow_link : callable, optional
+        External links the scan accepts (see :func:`scan_unsafe_objects`).
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -424,7 +435,7 @@ def open_validated(
     try:
         with guard_read(path, "/"):
             if scan:
-                scan_unsafe_objects(f, path)
+                scan_unsafe_objects(f, path, allow_link=allow_link)
             if check is not None:
                 check(f)
     except BaseException:

@@ -10,12 +10,40 @@ from collections.abc import Callable
 import h5py
 
 from h5stream.errors import FormatError, H5StreamError
-from h5stream.files.validated import _link_names, guard_read, open_validated
+from h5stream.files.validated import LinkRule, _link_names, guard_read, open_validated
 
-__all__ = ["verify_file", "verify_files"]
+__all__ = ["verify_file", "verify_files", "vendor_acquisition_link", "link_rule_for"]
 
 _VERIFY_CHILD = "from h5stream.files.verify import _verify_child; _verify_child()"
 _CHILD_START_SECONDS = 60.0
+
+
+def vendor_acquisition_link(path: str | os.PathLike) -> LinkRule:
+    """The one external link an MCS ``.cmtr`` may hold: ``/Acquisition`` to ``/Acquisition`` of a sibling ``.cmcr``.
+
+    The spike sorter links its file's ``Acquisition`` to the raw recording it
+    sorted.  Accepted only at the root, only to ``/Acquisition``, and only to a
+    ``.cmcr`` file named without a directory or in the ``.cmtr``'s own
+    directory; the link is never followed.
+    """
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+
+    def allow(name: str, target_file: str, target_obj: str) -> bool:
+        if name != "/Acquisition" or target_obj != "/Acquisition":
+            return False
+        if not target_file.lower().endswith(".cmcr"):
+            return False
+        folder, base = os.path.split(target_file)
+        if not base or base in (".", ".."):
+            return False
+        return folder == "" or os.path.normpath(folder) == directory
+
+    return allow
+
+
+def link_rule_for(path: str | os.PathLike) -> LinkRule | None:
+    """The external links a file of this kind may hold (by suffix): :func:`vendor_acquisition_link` for ``.cmtr``."""
+    return vendor_acquisition_link(path) if os.fspath(path).lower().endswith(".cmtr") else None
 
 
 def _read_everything(f: h5py.File, path: str) -> None:
@@ -74,7 +102,7 @@ def _verify_child() -> None:
     for p in request["paths"]:
         result: dict = {"path": p, "error": None}
         try:
-            with open_validated(p, check=check) as f:
+            with open_validated(p, check=check, allow_link=link_rule_for(p)) as f:
                 _read_everything(f, p)
         except H5StreamError as exc:
             result["error"] = type(exc).__name__
@@ -105,7 +133,9 @@ def verify_files(
     Each result is None (the file opened with :func:`open_validated` and every
     attribute and dataset read in full) or the typed error reading raised: a
     :class:`FormatError` (subclass), or :class:`SourceNotFoundError` for a
-    missing file.  A file whose reading does not finish within
+    missing file.  A ``.cmtr`` may hold its vendor's ``/Acquisition`` link to
+    its sibling ``.cmcr`` (:func:`vendor_acquisition_link`, never followed);
+    every other external link is refused.  A file whose reading does not finish within
     ``timeout`` seconds (some corrupted objects make libhdf5 loop) or that makes
     libhdf5 crash is reported as a :class:`FormatError` saying so, and the
     caller's process is never affected.  Use it before trusting a file of

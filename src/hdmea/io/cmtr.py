@@ -28,8 +28,7 @@ import h5py
 import numpy as np
 from numpy.lib import recfunctions
 
-from h5stream.errors import FormatError, UnsafeFileError
-from h5stream.files import scan_unsafe_objects
+from h5stream.files import vendor_acquisition_link
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.mcs import (
     PROGRAM_SORTER,
@@ -137,7 +136,8 @@ class CmtrFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._f = open_mcs_file(self.path, scan=False, check=self._check)
+        # The scan accepts the vendor's /Acquisition link to the sibling .cmcr and nothing else.
+        self._f = open_mcs_file(self.path, check=self._check, allow_link=vendor_acquisition_link(self.path))
         self._table_index: dict[int, int] | None = None
         self._layouts: list = []
         self.position_warnings: list[str] = []
@@ -151,26 +151,6 @@ class CmtrFile:
     # -- opening
     def _check(self, f: h5py.File) -> None:
         check_mcs_root(f, self.path, program=PROGRAM_SORTER)
-        for name in f:
-            link = f.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                if name == ACQUISITION_LINK:
-                    continue
-                raise UnsafeFileError(
-                    "external link to another file", path=self.path, obj="/" + name,
-                    found=f"link to {link.filename}:{link.path}",
-                    hint="only /Acquisition may link to the raw .cmcr file",
-                )
-            if isinstance(link, h5py.SoftLink):
-                continue
-            obj = f[name]
-            if isinstance(obj, h5py.Group):
-                try:
-                    scan_unsafe_objects(obj, self.path)
-                except FormatError as exc:
-                    # The scan names objects from the scanned group; name them from the root.
-                    reason = str(exc).split("]: ", 1)[-1]
-                    raise type(exc)(reason, path=self.path, obj="/" + name + str(exc.obj or "")) from exc
         require_object(f, SORTER_GROUP, self.path)
 
     def _read_units_table(self) -> np.ndarray | None:

@@ -178,11 +178,11 @@ def require_object(parent: h5py.Group, name: str, path: str | os.PathLike, *, ki
     return obj
 
 
-def open_mcs_file(path: str | os.PathLike, *, check, scan: bool = True) -> h5py.File:
+def open_mcs_file(path: str | os.PathLike, *, check, scan: bool = True, allow_link=None) -> h5py.File:
     """``open_validated`` whose format failures are :class:`RecordingFormatError` (a missing file stays
     :class:`~h5stream.errors.SourceNotFoundError`)."""
     try:
-        return open_validated(path, check=check, scan=scan)
+        return open_validated(path, check=check, scan=scan, allow_link=allow_link)
     except (RecordingFormatError, SourceNotFoundError):
         raise
     except FormatError as exc:
