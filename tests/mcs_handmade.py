@@ -121,8 +121,14 @@ def write_cmcr(path, regions: list[Region], chip_counts: np.ndarray, *, dtype="u
             _stamp(ds, "SensorData", SENSOR_DATA_TYPE)
 
 
-def write_cmtr(path, units: list[dict], *, tick_us: int = 50, duration_us: int = 1) -> None:
-    """A ``.cmtr``: ``units`` are dicts with unit_id, sensor_id, row, col (as written) and spike samples."""
+def write_cmtr(path, units: list[dict], *, tick_us: int = 50, duration_us: int | None = None) -> None:
+    """A ``.cmtr``: ``units`` are dicts with unit_id, sensor_id, row, col (as written) and spike samples.
+
+    ``duration_us`` defaults to one tick past the last spike (peaks must lie inside the recording).
+    """
+    if duration_us is None:
+        last = max((int(np.max(u["spikes"])) for u in units if np.size(u["spikes"])), default=0)
+        duration_us = (last + 1) * tick_us
     table = np.zeros(len(units), dtype=[("UnitID", "<i4"), ("SensorID", "<i4"), ("Row", "<i4"), ("Column", "<i4"),
                                         ("SNR", "<f8")])
     peaks_dtype = np.dtype([("Timestamp", "<i8"), ("PeakAmplitude", "<f4"), ("IncludePeak", "u1")])

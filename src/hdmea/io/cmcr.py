@@ -63,8 +63,8 @@ from hdmea.io.mcs import (
     require_object,
 )
 
-__all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "LIGHT_ROW", "SYNC_ROW",
-           "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS"]
+__all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "check_meta_table",
+           "LIGHT_ROW", "SYNC_ROW", "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS", "EXPONENT_RANGE"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -173,6 +173,57 @@ class SensorDataInfo:
             chip[..., rs, cs] = values
 
 
+#: Powers of ten the MCS software writes for a meta table's ``Exponent`` (pV .. kV).
+EXPONENT_RANGE = (-15, 3)
+# Meta-table columns that must hold finite numbers, with the rule each value must follow.
+_META_RULES: dict[str, tuple[str, object]] = {
+    "Tick": ("a positive number of microseconds", lambda v: v > 0),
+    "Exponent": (f"an integer power of ten in {EXPONENT_RANGE[0]}..{EXPONENT_RANGE[1]}",
+                 lambda v: (v == np.rint(v)) & (v >= EXPONENT_RANGE[0]) & (v <= EXPONENT_RANGE[1])),
+    "ConversionFactor": ("a positive factor", lambda v: v > 0),
+    "ADZero": ("a finite ADC zero", lambda v: np.ones(v.shape, dtype=bool)),
+    "ChannelID": ("a positive integer id", lambda v: (v == np.rint(v)) & (v >= 1)),
+    "RegionID": ("a positive integer id", lambda v: (v == np.rint(v)) & (v >= 1)),
+    **{name: ("a 1-based chip coordinate in 1..65", lambda v: (v == np.rint(v)) & (v >= 1) & (v <= GRID_SIZE))
+       for name in ("Region.Left", "Region.Top", "Region.Right", "Region.Bottom",
+                    "RegionLeft", "RegionTop", "RegionRight", "RegionBottom")},
+}
+
+
+def check_meta_table(table: np.ndarray, path: str | os.PathLike, obj: str) -> np.ndarray:
+    """``table`` if its scaling and region columns are plausible, else a :class:`RecordingFormatError`.
+
+    Checked: a compound table; ``Tick > 0``; ``Exponent`` an integer in
+    :data:`EXPONENT_RANGE`; ``ConversionFactor > 0``; ``ADZero`` finite; ids
+    positive integers; ``Region.*`` in 1..65.  Every value must be a finite
+    number.  No checksum protects vendor files, so these catch damaged scaling
+    before it silently rescales the data.
+    """
+    if table.dtype.names is None:
+        raise RecordingFormatError("meta table is not a table", path=path, obj=obj,
+                                   expected="a compound table with named columns", found=str(table.dtype))
+    for name, (expected, rule) in _META_RULES.items():
+        if name not in table.dtype.names:
+            continue
+        column = table[name]
+        if column.dtype.kind not in "iuf" or column.ndim != 1:
+            raise RecordingFormatError(
+                f"meta column {name!r} does not hold numbers", path=path, obj=f"{obj} column {name!r}",
+                expected=expected, found=f"dtype {column.dtype}",
+            )
+        values = column.astype(np.float64)
+        good = np.isfinite(values)
+        good[good] = np.asarray(rule(values[good]), dtype=bool)
+        if not good.all():
+            row = int(np.flatnonzero(~good)[0])
+            raise RecordingFormatError(
+                f"implausible {name} in the meta table", path=path, obj=f"{obj} row {row} column {name!r}",
+                expected=expected, found=repr(column[row].item()),
+                hint="the file is damaged; restore it from the acquisition computer",
+            )
+    return table
+
+
 def _meta_row(table: np.ndarray, key: str, value) -> np.void | None:
     """The meta row whose ``key`` is ``value``; a table without that column describes all rows by its first."""
     if table is None or table.size == 0:
@@ -232,7 +283,8 @@ class CmcrFile:
             return None
         ds = require_object(self._f[group], name, self.path, kind=h5py.Dataset)
         with guard_mcs_read(self.path, ds.name):
-            return ds[()]
+            table = ds[()]
+        return check_meta_table(np.atleast_1d(table), self.path, ds.name)
 
     def channel_meta(self) -> np.ndarray | None:
         return self._meta_table(ANALOG_GROUP, "ChannelMeta")
@@ -249,6 +301,11 @@ class CmcrFile:
                 if tick > 0:
                     return 1e6 / tick
         duration = self.recording_duration_us()
+        if duration is not None and not (np.isfinite(duration) and duration > 0):
+            raise RecordingFormatError(
+                "implausible recording duration", path=self.path, obj="/@LB.RecordingDuration",
+                expected="a positive number of microseconds", found=repr(duration),
+            )
         n = self.n_analog_samples() if self.has_analog() else None
         if duration and n:
             return n / (duration / 1e6)
@@ -278,7 +335,7 @@ class CmcrFile:
                 "n_samples": int(self.n_analog_samples()),
                 "ad_zero": float(_field(row, "ADZero", 0)),
                 "conversion_factor": float(_field(row, "ConversionFactor", 1)),
-                "exponent": int(_field(row, "Exponent", 0)),
+                "exponent": None if _field(row, "Exponent") is None else int(_field(row, "Exponent")),
                 "unit": str(_field(row, "Unit", "")),
             }
         sensors = self.sensor_datasets()
@@ -398,6 +455,14 @@ class CmcrFile:
             factors, single, scaling = self._conversion(row, ds, n_rows * n_cols)
             exponent = _field(row, "Exponent", None)
             unit = str(_field(row, "Unit", "") or "")
+            if exponent is None and scaling != "unscaled":
+                # Without it the scale is unknown: defaulting to 10**0 would misscale by orders of magnitude.
+                raise RecordingFormatError(
+                    "sensor meta table has no Exponent for a scaled region", path=self.path,
+                    obj=f"/{SENSOR_GROUP}/SensorMeta for {ds.name}",
+                    expected=f"an Exponent column ({EXPONENT_RANGE[0]}..{EXPONENT_RANGE[1]})", found="none",
+                    hint="the file is damaged or was not written by the MCS software",
+                )
             if scaling == "unscaled":
                 multiplier, value_unit = 1.0, "counts"
             elif unit == "V":
@@ -476,6 +541,14 @@ class CmcrFile:
                             f"for {ds.name}",
                         expected="space-separated integers", found=repr(" ".join(tokens[:5]))[:80],
                     ) from None
+                bad = ~(np.isfinite(factors) & (factors > 0))
+                if bad.any():
+                    raise RecordingFormatError(
+                        "'Conversion Factors' holds a factor that is not positive", path=self.path,
+                        obj=f"/{SENSOR_GROUP}/SensorMeta for {ds.name}",
+                        expected="positive factors, one per sensor",
+                        found=f"{factors[bad][0]!r} at position {int(np.flatnonzero(bad)[0])}",
+                    )
                 if factors.size != n_sensors:
                     raise RecordingFormatError(
                         "'Conversion Factors' has the wrong number of sensors", path=self.path,

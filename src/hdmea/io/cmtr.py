@@ -165,6 +165,12 @@ class CmtrFile:
                 "units table has no UnitID column", path=self.path, obj=ds.name,
                 expected="a compound table with UnitID", found=str(table.dtype),
             )
+        for name in _IDENTITY_FIELDS & set(table.dtype.names):
+            if table.dtype.fields[name][0].kind not in "iu" or table[name].ndim != 1:
+                raise RecordingFormatError(
+                    f"units table column {name!r} does not hold integers", path=self.path,
+                    obj=f"{ds.name} column {name!r}", expected="integers", found=str(table.dtype.fields[name][0]),
+                )
         return table
 
     def _unit_groups(self) -> dict[int, str]:
@@ -277,6 +283,12 @@ class CmtrFile:
                 "unit has no sensor id", path=self.path, obj=group + "/@SensorID",
                 expected="SensorID or Row/Column attributes or a Units table entry", found="none",
             )
+        for axis, value in (("Row", row), ("Column", col)):
+            if value is not None and not 1 <= value <= 65:
+                raise RecordingFormatError(
+                    f"{axis} of unit {unit_id} outside the 65 x 65 grid", path=self.path, obj=where,
+                    expected="1..65", found=str(value), hint="the file is damaged",
+                )
         if not 1 <= sensor <= 65 * 65:
             raise RecordingFormatError(
                 f"sensor id of unit {unit_id} outside the 65 x 65 grid", path=self.path, obj=where,
@@ -355,17 +367,10 @@ class CmtrFile:
             )
         sensor, row, col = self._position(unit_id)
         peaks, layout = self._read_peaks(unit_id)
+        self._check_peaks(peaks, f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks")
         include = peaks["IncludePeak"] == 1
         timestamps = peaks["Timestamp"][include]
-        if timestamps.size and not (np.all(np.isfinite(timestamps)) and timestamps.min() >= 0):
-            raise RecordingFormatError(
-                "peaks have negative or non-finite timestamps",
-                path=self.path, obj=f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks",
-                expected="microseconds >= 0", found=f"minimum {timestamps.min()}",
-            )
         spikes = _microseconds_to_samples(timestamps, sampling_rate)
-        if spikes.size > 1 and np.any(spikes[1:] < spikes[:-1]):
-            spikes = np.sort(spikes)
         amps = (peaks["PeakAmplitude"][include].astype(np.float32) if "PeakAmplitude" in layout.dtype.names
                 else np.zeros(0, np.float32))
         wave = layout.mean_cutout(peaks, include) if waveform else np.zeros(0, dtype=np.float32)
@@ -373,6 +378,55 @@ class CmtrFile:
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),
         )
+
+    def _check_peaks(self, peaks: np.ndarray, obj: str) -> None:
+        """Refuse a Peaks table whose flags or timestamps are implausible (no checksum protects them).
+
+        ``IncludePeak`` is 0 or 1; ``Timestamp`` (microseconds) is finite, sorted
+        and inside the recording (``0 .. LB.RecordingDuration`` when the file states it).
+        """
+        flags = peaks["IncludePeak"]
+        bad = (flags != 0) & (flags != 1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RecordingFormatError(
+                "peak has an IncludePeak flag other than 0 or 1", path=self.path, obj=f"{obj} row {i}",
+                expected="0 or 1", found=repr(flags[i].item()), hint="the file is damaged",
+            )
+        times = peaks["Timestamp"]
+        if not times.size:
+            return
+        if not np.all(np.isfinite(times)) or times.min() < 0:
+            bad_times = ~np.isfinite(times) | (times < 0)
+            i = int(np.flatnonzero(bad_times)[0])
+            raise RecordingFormatError(
+                "peaks have negative or non-finite timestamps", path=self.path, obj=f"{obj} row {i}",
+                expected="microseconds >= 0", found=repr(times[i].item()),
+            )
+        unsorted = times[1:] < times[:-1]
+        if unsorted.any():
+            i = int(np.flatnonzero(unsorted)[0]) + 1
+            raise RecordingFormatError(
+                "peak timestamps are not sorted", path=self.path, obj=f"{obj} row {i}",
+                expected=f"a timestamp >= {times[i - 1].item()} (the one before it)", found=repr(times[i].item()),
+                hint="the file is damaged",
+            )
+        duration = self._duration_us()
+        if duration is not None and times[-1] > duration:
+            raise RecordingFormatError(
+                "peak timestamps lie past the end of the recording", path=self.path, obj=f"{obj} row {times.size - 1}",
+                expected=f"at most {duration:g} us (/@LB.RecordingDuration)", found=repr(times[-1].item()),
+                hint="the file is damaged, or the .cmtr belongs to another recording",
+            )
+
+    def _duration_us(self) -> float | None:
+        duration = self.recording_duration_us()
+        if duration is not None and not (np.isfinite(duration) and duration > 0):
+            raise RecordingFormatError(
+                "implausible recording duration", path=self.path, obj="/@LB.RecordingDuration",
+                expected="a positive number of microseconds", found=repr(duration),
+            )
+        return duration
 
     def read_units(self, sampling_rate: float, unit_ids=None, *, waveform: bool = True) -> list[CmtrUnit]:
         """Read units (all by default) in ascending UnitID order."""
