@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_report)
+
+    from hdmea.cli_interop import add_commands as add_interop_commands
+
+    add_interop_commands(add_parser)  # export-nwb, migrate
     return parser
 
 

@@ -1,0 +1,104 @@
+"""The ``hdmea`` subcommands that connect to other tools: ``export-nwb`` and ``migrate``.
+
+:func:`add_commands` adds them to the parser of :mod:`hdmea.cli`; errors leave
+through the same handler as every other subcommand (a typed error names the file
+and the object; a missing optional extra names the ``pip install`` to run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hdmea.errors import ConfigError
+
+__all__ = ["add_commands"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def _cmd_export_nwb(args: argparse.Namespace) -> int:
+    from hdmea.interop.nwb import export
+
+    subject = {k: v for k, v in (("subject_id", args.subject_id), ("species", args.species), ("age", args.age),
+                                 ("sex", args.sex)) if v is not None}
+    start = None
+    if args.session_start_time:
+        import datetime as dt
+
+        try:
+            start = dt.datetime.fromisoformat(args.session_start_time)
+        except ValueError:
+            raise ConfigError("--session-start-time is not an ISO 8601 time", found=args.session_start_time,
+                              expected="e.g. 2024-03-01T12:00:00+01:00") from None
+    result = export(
+        args.recording, args.out, overwrite=args.overwrite, session_description=args.description,
+        identifier=args.identifier, session_start_time=start, experimenter=args.experimenter or None,
+        lab=args.lab, institution=args.institution, experiment_description=args.experiment_description,
+        keywords=args.keyword or None, subject=subject or None, pitch_um=args.pitch_um,
+        compression=None if args.no_compression else "gzip", compression_level=args.compression_level,
+    )
+    print(result.describe())
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from hdmea.interop.zarr_migrate import migrate, migrate_folder
+
+    source = Path(args.source)
+    if source.suffix == ".zarr" or (source / ".zgroup").exists():
+        result = migrate(source, args.out, overwrite=args.overwrite)
+        print(result.describe())
+        return EXIT_OK
+    summary = migrate_folder(source, args.out, workers=args.workers, retries=args.retries)
+    print(summary.table())
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``export-nwb`` and ``migrate`` through ``add_parser`` (``subparsers.add_parser``)."""
+    p = add_parser("export-nwb", help="write a recording file as NWB (needs h5stream[nwb])",
+                   description="Write an analysed recording (.h5) as an NWB file: units with spike times, "
+                   "waveforms and features, the chip as electrodes, stimulus sections and trials, the light "
+                   "reference, electrical images and receptive fields. The file appears only when complete.")
+    p.add_argument("recording", help="recording file (.h5)")
+    p.add_argument("out", help="NWB file to write (.nwb)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--identifier", help="NWB identifier (default: dataset id and a hash of the path)")
+    p.add_argument("--description", help="session description")
+    p.add_argument("--session-start-time", metavar="ISO", help="default: the acquisition's DateTime")
+    p.add_argument("--experimenter", action="append", metavar="NAME", help="repeat for several")
+    p.add_argument("--lab")
+    p.add_argument("--institution")
+    p.add_argument("--experiment-description")
+    p.add_argument("--keyword", action="append", metavar="WORD", help="repeat for several")
+    p.add_argument("--subject-id", help="default: the dataset id")
+    p.add_argument("--species", help="e.g. 'Mus musculus' (NWB validators require it)")
+    p.add_argument("--age", help="ISO 8601 duration, e.g. P90D (NWB validators require it)")
+    p.add_argument("--sex", choices=["M", "F", "U", "O"], help="default U (unknown)")
+    p.add_argument("--pitch-um", type=float, help="sensor pitch in micrometres (default 16)")
+    p.add_argument("--no-compression", action="store_true", help="store the large arrays without gzip")
+    p.add_argument("--compression-level", type=int, default=1, metavar="N", help="gzip level (default 1)")
+    p.set_defaults(func=_cmd_export_nwb)
+
+    p = add_parser("migrate", help="convert archives of the previous zarr store to recording files "
+                   "(needs h5stream[zarr])",
+                   description="Convert OLD.zarr (a directory store of the previous pipeline) to NEW.h5, or "
+                   "every *.zarr in a folder to OUT_DIR/<name>.h5 (resumable: finished archives are skipped).")
+    p.add_argument("source", metavar="OLD.zarr|DIR")
+    p.add_argument("out", metavar="NEW.h5|OUT_DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing NEW.h5 (single archive)")
+    p.add_argument("--workers", type=int, default=1, help="processes for a folder (default 1)")
+    p.add_argument("--retries", type=int, default=0, help="retries after infrastructure errors (folder)")
+    p.add_argument("--summary", metavar="FILE", help="write the folder summary as JSON")
+    p.set_defaults(func=_cmd_migrate)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run: hdmea export-nwb ... or hdmea migrate ...")

@@ -1,0 +1,739 @@
+"""Export a recording file to NWB (Neurodata Without Borders), the format the DANDI archive takes.
+
+What goes where (``export(recording, out)``; ``hdmea export-nwb REC.h5 OUT.nwb``):
+
+* ``/general/extracellular_ephys/electrodes``: the 65 x 65 chip, one row per sensor in
+  sensor-id order (row ``i`` is sensor id ``i + 1``), with ``chip_row``/``chip_col``
+  (0-based chip indices, the orientation of every chip array of ours), ``sensor_id``
+  (1-based, column-major) and ``rel_x = chip_col * pitch``, ``rel_y = chip_row * pitch``
+  in micrometres.  The pitch is :data:`PITCH_UM` (16 um between sensor centres on the
+  MCS CMOS-MEA 65 x 65 chip) unless the recording's metadata holds
+  ``metadata/acquisition/pitch_um`` or ``pitch_um=`` is given.
+* ``/units``: one row per unit in the recording's order; ``id`` is the number in the
+  unit id (``unit_007`` -> 7) when every id has a distinct one, else the position;
+  ``unit_name`` holds our id.  ``spike_times`` in seconds (samples / sampling rate,
+  float64: ``round(t * fs)`` gives the samples back exactly), ``electrodes`` the unit's
+  own sensor, ``waveform_mean`` the stored mean waveform when every unit has one of
+  the same length.  Every scalar attribute of a unit (``row``/``col`` as stored:
+  1-based, ``sensor_id``, ``global_id``, quality measures, ``spike_count``) is a column
+  of its name; every scalar of a feature (an attribute of
+  ``units/{u}/features/{name}``) is a column ``{name}__{key}`` (firing rates, step
+  responses, receptive-field centre, size and polarity), and every feature array of
+  one shape across units a column ``{name}__{dataset}`` of shape ``(units, *shape)``.
+  A unit without the feature gets NaN (numbers) or ``""`` (text).  Bookkeeping
+  attributes (``name``, ``version``, ``params``, ``params_hash``, ``extracted_at``,
+  ``extractor``) are not columns; feature arrays whose shape differs between units
+  are listed in the file's ``notes`` and in :attr:`ExportResult.skipped`.
+* ``/intervals/{movie}``: one :class:`~pynwb.epoch.TimeIntervals` per movie of
+  ``stimulus/section_time``.  Rows are the movie's trials (from the units'
+  ``spike_times_sectioned/{movie}/trial_bounds``, pad margins included) with
+  ``occurrence`` and ``trial_index`` (within the occurrence), or the occurrences
+  themselves (``trial_index`` -1) when the movie was not sectioned.
+* ``/acquisition/light_reference_{name}``: each ``stimulus/light_reference`` channel as a
+  ``TimeSeries`` at the sampling rate; ``/acquisition/frame_times_{name}`` the display
+  frames' onsets (``data`` the frame number, ``timestamps`` in seconds).
+* ``/processing/ecephys/eimage_sta`` (electrical images: ``data`` of shape
+  ``(units, window, 65, 65)``, chip row and column 0-based, NaN where not recorded) and
+  ``/processing/misc/sta_{movie}`` (receptive fields, ``(units, lags, height, width)``, oldest frame
+  first), one row per unit that has it, ``unit`` pointing into ``/units``, the
+  feature's scalar attributes as columns.
+* Session: ``identifier`` (``dataset_id``), ``session_start_time`` (the acquisition's
+  ``DateTime``, else the file's ``created_at``), description, lab fields, all
+  overridable by keyword.
+
+Large arrays (spike times, waveforms, feature arrays, images, the light reference)
+stream unit by unit through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`
+into :class:`~pynwb.H5DataIO` with gzip and shuffle, so memory does not grow with the
+number of spikes.  The file is written at a partial path and renamed onto ``out`` when
+complete (:func:`h5stream.files.create_atomic`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from h5stream.files import create_atomic
+from hdmea.errors import RecordingFormatError
+from hdmea.interop._extras import require
+from hdmea.io import hdf5_store as store
+from hdmea.io.mcs import GRID_SIZE
+
+__all__ = ["export", "ExportResult", "PITCH_UM", "BOOKKEEPING_ATTRS"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: Distance between sensor centres of the 65 x 65 MCS CMOS-MEA chip, micrometres.
+PITCH_UM = 16.0
+#: Feature attributes that describe how a feature was made, not the unit: never Units columns.
+BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extracted_at", "extractor"})
+#: Feature arrays written to the processing module rather than to Units columns.
+IMAGE_FEATURES = {"eimage_sta": "data"}
+_STA_FEATURE = re.compile(r"^sta_(.+)$")
+_UNIT_NUMBER = re.compile(r"(\d+)$")
+# Units attributes whose names pynwb reserves for its own columns.
+_RESERVED_UNIT_COLUMNS = frozenset({"spike_times", "electrodes", "electrode_group", "obs_intervals",
+                                    "waveform_mean", "waveform_sd", "waveforms", "id", "unit_name"})
+_SPIKES_PER_BUFFER = 1 << 20
+_SPIKES_PER_CHUNK = 1 << 17
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What :func:`export` wrote."""
+
+    path: Path
+    n_units: int
+    n_spikes: int
+    n_electrodes: int
+    intervals: list[str]
+    processing: list[str]
+    unit_columns: list[str]
+    skipped: list[str]
+
+    def describe(self) -> str:
+        lines = [f"{self.path}: {self.n_units} units, {self.n_spikes} spikes, {self.n_electrodes} electrodes",
+                 f"  intervals: {', '.join(self.intervals) or 'none'}",
+                 f"  processing: {', '.join(self.processing) or 'none'}",
+                 f"  unit columns: {len(self.unit_columns)}"]
+        if self.skipped:
+            lines.append("  not exported: " + "; ".join(self.skipped))
+        return "\n".join(lines)
+
+
+def _pynwb():
+    return require("pynwb", "nwb", "NWB export")
+
+
+# --------------------------------------------------------------------------- streamed arrays
+
+
+def _iterator_class():
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    class StackedUnitArrays(GenericDataChunkIterator):
+        """Per-unit arrays of one shape stacked along a first axis, read a few units at a time.
+
+        ``sources[i]`` is an h5py dataset (or None: filled with ``fill``).
+        """
+
+        def __init__(self, sources, shape, dtype, fill, per_buffer):
+            self._sources = list(sources)
+            self._shape = tuple(int(s) for s in shape)
+            self._dtype = np.dtype(dtype)
+            self._fill = fill
+            n = max(1, min(len(self._sources), per_buffer))
+            super().__init__(buffer_shape=(n, *self._shape), chunk_shape=(1, *self._shape),
+                             display_progress=False)
+
+        def _get_data(self, selection):
+            rows = range(*selection[0].indices(len(self._sources)))
+            out = np.full((len(rows), *self._shape), self._fill, dtype=self._dtype)
+            for k, i in enumerate(rows):
+                source = self._sources[i]
+                if source is not None:
+                    out[k] = source[()]
+            return out[(slice(None), *selection[1:])]
+
+        def _get_maxshape(self):
+            return (len(self._sources), *self._shape)
+
+        def _get_dtype(self):
+            return self._dtype
+
+    class FlatSpikeSeconds(GenericDataChunkIterator):
+        """Every unit's spike samples one after the other, as float64 seconds."""
+
+        def __init__(self, sources, offsets, sampling_rate):
+            self._sources = list(sources)
+            self._offsets = np.asarray(offsets, dtype=np.int64)
+            self._rate = float(sampling_rate)
+            total = int(self._offsets[-1])
+            super().__init__(buffer_shape=(min(total, _SPIKES_PER_BUFFER),),
+                             chunk_shape=(min(total, _SPIKES_PER_CHUNK),), display_progress=False)
+
+        def _get_data(self, selection):
+            lo, hi, _ = selection[0].indices(int(self._offsets[-1]))
+            out = np.empty(hi - lo, dtype=np.float64)
+            first = int(np.searchsorted(self._offsets, lo, side="right")) - 1
+            for i in range(first, len(self._sources)):
+                a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+                if a >= hi:
+                    break
+                s0, s1 = max(a, lo), min(b, hi)
+                if s1 > s0:
+                    samples = self._sources[i][s0 - a:s1 - a]
+                    np.divide(samples, self._rate, out=out[s0 - lo:s1 - lo], casting="unsafe")
+            return out
+
+        def _get_maxshape(self):
+            return (int(self._offsets[-1]),)
+
+        def _get_dtype(self):
+            return np.dtype(np.float64)
+
+    class DatasetSlices(GenericDataChunkIterator):
+        """One 1-D dataset read a buffer at a time."""
+
+        def __init__(self, dataset, per_buffer):
+            self._dataset = dataset
+            n = max(1, min(int(dataset.shape[0]), per_buffer))
+            super().__init__(buffer_shape=(n,), chunk_shape=(min(n, _SPIKES_PER_CHUNK),), display_progress=False)
+
+        def _get_data(self, selection):
+            return self._dataset[selection]
+
+        def _get_maxshape(self):
+            return tuple(self._dataset.shape)
+
+        def _get_dtype(self):
+            return self._dataset.dtype
+
+    return StackedUnitArrays, FlatSpikeSeconds, DatasetSlices
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compression:
+    name: str | None
+    level: int | None
+
+    def wrap(self, data, h5dataio):
+        if self.name is None:
+            return h5dataio(data)
+        return h5dataio(data, compression=self.name, compression_opts=self.level, shuffle=True)
+
+
+# --------------------------------------------------------------------------- reading the recording
+
+
+@dataclasses.dataclass
+class _UnitScan:
+    ids: list[str]
+    groups: list[h5py.Group]
+    attrs: list[dict]
+    features: list[dict[str, tuple[dict, dict[str, h5py.Dataset]]]]
+
+
+def _scan_units(f: h5py.File, path: Path) -> _UnitScan:
+    ids = store.list_units(f)
+    groups, attrs, features = [], [], []
+    for uid in ids:
+        group = f["units"][uid]
+        if "spike_times" not in group or not isinstance(group["spike_times"], h5py.Dataset):
+            raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=f"/units/{uid}",
+                                       expected="a uint64 dataset spike_times", found=", ".join(group) or "nothing")
+        groups.append(group)
+        attrs.append(store.read_attrs(group)[0])
+        per_unit = {}
+        if "features" in group:
+            for name, feature in group["features"].items():
+                if not isinstance(feature, h5py.Group):
+                    continue
+                datasets = {k: v for k, v in feature.items() if isinstance(v, h5py.Dataset)}
+                per_unit[name] = (store.read_attrs(feature)[0], datasets)
+        features.append(per_unit)
+    return _UnitScan(ids, groups, attrs, features)
+
+
+def _numeric_ids(ids: list[str]) -> np.ndarray:
+    numbers = []
+    for uid in ids:
+        m = _UNIT_NUMBER.search(uid)
+        numbers.append(int(m.group(1)) if m else None)
+    if ids and None not in numbers and len(set(numbers)) == len(numbers):
+        return np.asarray(numbers, dtype=np.int64)
+    return np.arange(len(ids), dtype=np.int64)
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, (bool, int, float, str, np.generic)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0)
+
+
+def _scalar_column(values: list, name: str, description: str):
+    """(data, kind) of one column from per-unit values (``_MISSING`` where a unit has none)."""
+    present = [v for v in values if v is not _MISSING]
+    kinds = {("text" if isinstance(v, str) else "bool" if isinstance(v, (bool, np.bool_))
+              else "int" if isinstance(v, (int, np.integer)) else "float") for v in present}
+    complete = len(present) == len(values)
+    if kinds == {"text"}:
+        return [("" if v is _MISSING else v) for v in values]
+    if kinds <= {"bool"} and complete:
+        return np.asarray(values, dtype=bool)
+    if kinds <= {"int", "bool"} and complete:
+        return np.asarray(values, dtype=np.int64)
+    if kinds <= {"int", "float", "bool"}:
+        return np.asarray([np.nan if v is _MISSING else float(v) for v in values], dtype=np.float64)
+    # Mixed text and numbers: the text form keeps every value.
+    return ["" if v is _MISSING else str(v) for v in values]
+
+
+_MISSING = object()
+
+
+def _attr_value(value):
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+    return value
+
+
+def _metadata(f: h5py.File) -> dict:
+    if "metadata" not in f:
+        return {}
+    value = store.decode_node(store.node_from_h5(f["metadata"]))
+    return value if isinstance(value, dict) else {}
+
+
+def _sampling_rate(meta: dict, path: Path) -> float:
+    rate = meta.get("sampling_rate", (meta.get("acquisition") or {}).get("sampling_rate"))
+    rate = np.asarray(rate).reshape(-1)[0] if rate is not None else None
+    if rate is None or not np.isfinite(rate) or rate <= 0:
+        raise RecordingFormatError("the recording has no sampling rate", path=path, obj="/metadata/sampling_rate",
+                                   expected="a positive number of samples per second", found=repr(rate))
+    return float(rate)
+
+
+def _first(value):
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return value[0] if len(value) else None
+    return value
+
+
+def _start_time(meta: dict, root_attrs: dict, given) -> _dt.datetime:
+    candidates = [given, _first((meta.get("acquisition") or {}).get("DateTime")), root_attrs.get("created_at")]
+    for value in candidates:
+        if value is None:
+            continue
+        if isinstance(value, _dt.datetime):
+            stamp = value
+        else:
+            try:
+                stamp = _dt.datetime.fromisoformat(str(value).strip())
+            except ValueError:
+                continue
+        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=_dt.timezone.utc)
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- building the NWB file
+
+
+def export(
+    recording: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    session_description: str | None = None,
+    identifier: str | None = None,
+    session_start_time: _dt.datetime | str | None = None,
+    experimenter: str | list[str] | None = None,
+    lab: str | None = None,
+    institution: str | None = None,
+    experiment_description: str | None = None,
+    session_id: str | None = None,
+    keywords: list[str] | None = None,
+    subject: dict | None = None,
+    pitch_um: float | None = None,
+    compression: str | None = "gzip",
+    compression_level: int = 1,
+    units_per_buffer: int = 64,
+) -> ExportResult:
+    """Write the recording file ``recording`` (an analysed ``.h5``) as the NWB file ``out``.
+
+    Parameters
+    ----------
+    recording
+        A recording file of ours (:mod:`hdmea.io.hdf5_store`).
+    out
+        The NWB file (``.nwb``); it appears only once complete.
+    overwrite
+        Replace an existing ``out`` (kept intact until the new file is complete).
+    session_description, identifier, session_start_time, experimenter, lab, institution,
+    experiment_description, session_id, keywords
+        NWB session fields; by default the identifier is the recording's ``dataset_id``,
+        the start time the acquisition's ``DateTime`` (UTC when it has no zone).
+    subject
+        Keyword arguments of :class:`pynwb.file.Subject` (``subject_id``, ``species``,
+        ``age``, ``sex``, ``description``, ...); by default the recording's
+        ``metadata/subject`` when it holds such fields, else ``subject_id`` = the
+        dataset id (NWB validators ask for species, age and sex: pass them).
+    pitch_um
+        Sensor pitch in micrometres for the electrode positions (default: the
+        recording's ``metadata/acquisition/pitch_um``, else :data:`PITCH_UM`).
+    compression, compression_level
+        HDF5 filter of the large arrays (``"gzip"`` with shuffle, or None).
+    units_per_buffer
+        Units read at a time for per-unit arrays (waveforms, feature arrays, images).
+
+    Raises
+    ------
+    MissingExtraError
+        pynwb is not installed (``pip install "h5stream[nwb]"``).
+    RecordingFormatError
+        the recording lacks what the export needs (the message names the object).
+    TargetExistsError
+        ``out`` exists and ``overwrite`` is False.
+    """
+    pynwb = _pynwb()
+    recording, out = Path(recording), Path(out)
+    if compression not in (None, "gzip"):
+        raise ValueError(f"compression must be 'gzip' or None (found {compression!r})")
+    packer = _Compression(compression, compression_level if compression else None)
+    with store.open_recording_hdf5(recording, "r") as src:
+        # Claim the target before the work, so a second export of the same file fails at once.
+        atomic = create_atomic(out, overwrite=overwrite)
+        with atomic as h5:
+            nwbfile, result = _build(pynwb, src, recording, packer, units_per_buffer, dict(
+                session_description=session_description, identifier=identifier,
+                session_start_time=session_start_time, experimenter=experimenter, lab=lab,
+                institution=institution, experiment_description=experiment_description,
+                session_id=session_id, keywords=keywords, subject=subject, pitch_um=pitch_um))
+            io = pynwb.NWBHDF5IO(file=h5, mode="w")
+            io.write(nwbfile)
+            # The atomic write closes the file on commit; the IO object must not close it first.
+    result.path = out
+    logger.info("exported %s to %s (%d units, %d spikes)", recording, out, result.n_units, result.n_spikes)
+    return result
+
+
+def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: int, options: dict):
+    from hdmf.common import DynamicTable, DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
+    from pynwb.epoch import TimeIntervals
+    from pynwb.file import ElectrodesTable
+
+    StackedUnitArrays, FlatSpikeSeconds, DatasetSlices = _iterator_class()
+    H5DataIO = pynwb.H5DataIO
+    root_attrs = store.read_attrs(src)[0]
+    meta = _metadata(src)
+    fs = _sampling_rate(meta, path)
+    acquisition = meta.get("acquisition") or {}
+    pitch = options["pitch_um"]
+    if pitch is None:
+        pitch = float(np.asarray(acquisition.get("pitch_um", PITCH_UM)).reshape(-1)[0])
+    dataset_id = str(root_attrs.get("dataset_id") or path.stem)
+    description = options["session_description"] or (
+        f"HD-MEA recording {dataset_id} (MCS CMOS-MEA, 65 x 65 sensors), analysed with hdmea "
+        f"{root_attrs.get('hdmea_pipeline_version', '')}".rstrip())
+    skipped: list[str] = []
+
+    nwbfile = pynwb.NWBFile(
+        session_description=description,
+        identifier=options["identifier"] or f"{dataset_id}-{uuid.uuid5(uuid.NAMESPACE_URL, str(path.resolve()))}",
+        session_start_time=_start_time(meta, root_attrs, options["session_start_time"]),
+        experimenter=options["experimenter"], lab=options["lab"], institution=options["institution"],
+        experiment_description=options["experiment_description"],
+        session_id=options["session_id"] or dataset_id, keywords=options["keywords"],
+        source_script=f"hdmea.interop.nwb (h5stream {store.PIPELINE_VERSION})",
+        source_script_file_name=str(path.name),
+        subject=_subject(pynwb, options["subject"], meta, dataset_id),
+    )
+
+    # -- electrodes: the whole chip in sensor-id order (row i is sensor id i + 1)
+    device = nwbfile.create_device(
+        name="CMOS-MEA", description="Multi Channel Systems CMOS-MEA high-density microelectrode array, "
+        f"65 x 65 sensors, {pitch:g} um pitch")
+    group = nwbfile.create_electrode_group(
+        name="chip", description="all 4225 sensors of the chip; rel_x/rel_y in micrometres from sensor (0, 0)",
+        location="retina", device=device)
+    sensor = np.arange(GRID_SIZE * GRID_SIZE, dtype=np.int64)
+    chip_row, chip_col = sensor % GRID_SIZE, sensor // GRID_SIZE
+    n_el = sensor.size
+    electrodes = ElectrodesTable(
+        id=ElementIdentifiers(name="id", data=sensor),
+        columns=[
+            VectorData(name="location", description="the brain region of the electrode",
+                       data=["retina"] * n_el),
+            VectorData(name="group", description="the electrode group of the electrode", data=[group] * n_el),
+            VectorData(name="group_name", description="the name of the electrode group",
+                       data=[group.name] * n_el),
+            VectorData(name="rel_x", description=f"x on the chip in micrometres: chip_col * {pitch:g}",
+                       data=(chip_col * pitch).astype(np.float64)),
+            VectorData(name="rel_y", description=f"y on the chip in micrometres: chip_row * {pitch:g}",
+                       data=(chip_row * pitch).astype(np.float64)),
+            VectorData(name="chip_row", description="0-based chip row (the vendor's Row minus one)",
+                       data=chip_row),
+            VectorData(name="chip_col", description="0-based chip column (the vendor's Column minus one)",
+                       data=chip_col),
+            VectorData(name="sensor_id", description="1-based, column-major sensor id: 65 * chip_col + chip_row + 1",
+                       data=sensor + 1),
+        ],
+    )
+    nwbfile.electrodes = electrodes
+
+    # -- units
+    scan = _scan_units(src, path)
+    n_units = len(scan.ids)
+    spikes = [g["spike_times"] for g in scan.groups]
+    counts = np.asarray([int(s.shape[0]) for s in spikes], dtype=np.int64)
+    offsets = np.zeros(n_units + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    spike_data = (packer.wrap(FlatSpikeSeconds(spikes, offsets, fs), H5DataIO) if total
+                  else np.zeros(0, dtype=np.float64))
+    spike_times = VectorData(name="spike_times", description="spike times of each unit in seconds "
+                             f"(sample index / {fs:g} Hz)", data=spike_data)
+    # The index goes first: hdmf sets iterator-fed columns aside before it looks for an index's target.
+    columns: list = [VectorIndex(name="spike_times_index", data=offsets[1:].astype(np.uint64), target=spike_times),
+                     spike_times]
+    own_electrode = []
+    for uid, attrs in zip(scan.ids, scan.attrs):
+        if "row" in attrs and "col" in attrs:
+            r, c = int(np.asarray(attrs["row"]).reshape(-1)[0]) - 1, int(np.asarray(attrs["col"]).reshape(-1)[0]) - 1
+            if not (0 <= r < GRID_SIZE and 0 <= c < GRID_SIZE):
+                raise RecordingFormatError("unit position lies outside the 65 x 65 chip", path=path,
+                                           obj=f"/units/{uid}", expected="1-based row and col in 1..65",
+                                           found=f"row {r + 1}, col {c + 1}")
+            own_electrode.append(c * GRID_SIZE + r)
+        else:
+            own_electrode.append(-1)
+    if n_units and all(e >= 0 for e in own_electrode):
+        region = DynamicTableRegion(name="electrodes", description="the unit's own sensor (row, col)",
+                                    data=np.asarray(own_electrode, dtype=np.int64), table=electrodes)
+        columns += [region, VectorIndex(name="electrodes_index", data=np.arange(1, n_units + 1, dtype=np.uint64),
+                                        target=region)]
+    elif n_units:
+        skipped.append("electrodes of units (some units have no row/col)")
+    waveform_rate = None
+    shapes = {tuple(g["waveform"].shape) if "waveform" in g else None for g in scan.groups}
+    if n_units and len(shapes) == 1 and None not in shapes:
+        shape = shapes.pop()
+        columns.append(VectorData(
+            name="waveform_mean", description="mean waveform of the unit's included peaks, as stored in the "
+            "spike sorting (.cmtr cutouts)",
+            data=packer.wrap(StackedUnitArrays([g["waveform"] for g in scan.groups], shape, np.float32,
+                                               np.nan, per_buffer), H5DataIO)))
+        waveform_rate = fs
+    elif any(s is not None for s in shapes):
+        skipped.append("waveform_mean (waveforms of different lengths)")
+    columns.append(VectorData(name="unit_name", description="the unit's id in the hdmea recording file",
+                              data=list(scan.ids)))
+    attr_names = sorted({k for a in scan.attrs for k in a if _is_scalar(a[k])} - _RESERVED_UNIT_COLUMNS)
+    for key in attr_names:
+        values = [_attr_value(a[key]) if key in a else _MISSING for a in scan.attrs]
+        columns.append(VectorData(name=key, description=_unit_attr_description(key),
+                                  data=_scalar_column(values, key, "")))
+    columns += _feature_columns(scan, packer, StackedUnitArrays, H5DataIO, VectorData, per_buffer, skipped)
+    units = pynwb.misc.Units(
+        name="units", description=f"spike-sorted units of {dataset_id}", id=ElementIdentifiers(
+            name="id", data=_numeric_ids(scan.ids)),
+        columns=columns, electrode_table=electrodes, resolution=1.0 / fs,
+        waveform_rate=waveform_rate, waveform_unit="as stored in the .cmtr cutouts" if waveform_rate else None,
+    )
+    nwbfile.units = units
+
+    # -- stimulus: sections and trials, light reference, frame times
+    interval_names = _add_intervals(nwbfile, src, scan, fs, TimeIntervals)
+    stimulus = src.get("stimulus")
+    analog_unit = str((acquisition.get("analog") or {}).get("unit") or "") or "a.u."
+    if isinstance(stimulus, h5py.Group) and isinstance(stimulus.get("light_reference"), h5py.Group):
+        for name, ds in stimulus["light_reference"].items():
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.shape[0] == 0:
+                continue
+            nwbfile.add_acquisition(pynwb.TimeSeries(
+                name=f"light_reference_{name}", data=packer.wrap(DatasetSlices(ds, _SPIKES_PER_BUFFER), H5DataIO),
+                unit=analog_unit, rate=fs, starting_time=0.0,
+                description=f"analog input {name} of the acquisition ((raw - ADZero) * ConversionFactor; "
+                "raw_ch1 photodiode, raw_ch2 display frame sync)",
+            ))
+    if isinstance(stimulus, h5py.Group) and isinstance(stimulus.get("frame_time"), h5py.Group):
+        for name, ds in stimulus["frame_time"].items():
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.shape[0] == 0:
+                continue
+            samples = ds[()]
+            nwbfile.add_acquisition(pynwb.TimeSeries(
+                name=f"frame_times_{name}", data=np.arange(samples.size, dtype=np.int64), unit="frame",
+                timestamps=samples.astype(np.float64) / fs,
+                description="onset of each display frame detected on the frame-sync channel; data is the "
+                "frame number",
+            ))
+
+    # -- processing: electrical images and STAs
+    processing = _add_images(nwbfile, scan, units, packer, StackedUnitArrays, H5DataIO, per_buffer, skipped,
+                             DynamicTable, DynamicTableRegion, VectorData)
+    if skipped:
+        nwbfile.notes = "Not exported: " + "; ".join(skipped)
+    result = ExportResult(path=Path(), n_units=n_units, n_spikes=total, n_electrodes=n_el,
+                          intervals=interval_names, processing=processing,
+                          unit_columns=list(units.colnames), skipped=skipped)
+    return nwbfile, result
+
+
+_SUBJECT_FIELDS = ("subject_id", "species", "age", "sex", "description", "genotype", "strain", "weight",
+                   "date_of_birth", "age__reference")
+
+
+def _subject(pynwb, given: dict | None, meta: dict, dataset_id: str):
+    fields = {}
+    stored = meta.get("subject")
+    if isinstance(stored, dict):
+        fields.update({k: str(_first(v)) for k, v in stored.items() if k in _SUBJECT_FIELDS})
+    fields.update(given or {})
+    fields.setdefault("subject_id", dataset_id)
+    fields.setdefault("description", f"the animal whose retina was recorded in {dataset_id}")
+    fields.setdefault("sex", "U")  # NWB's value for "unknown"
+    missing = [k for k in ("species", "age") if k not in fields and not (k == "age" and "date_of_birth" in fields)]
+    if missing:
+        logger.warning("NWB export of %s: the subject has no %s; NWB validators require them (pass subject=... or "
+                       "--species/--age)", dataset_id, " or ".join(missing))
+    return pynwb.file.Subject(**fields)
+
+
+def _unit_attr_description(key: str) -> str:
+    known = {
+        "row": "1-based chip row of the unit's sensor (the vendor's Row)",
+        "col": "1-based chip column of the unit's sensor (the vendor's Column)",
+        "sensor_id": "1-based, column-major sensor id of the unit's sensor",
+        "global_id": "the unit's id in the spike sorting (.cmtr UnitID)",
+        "spike_count": "number of spikes of the unit",
+        "n_peaks": "peaks the spike sorter found for the unit, included or not",
+    }
+    if key in known:
+        return known[key]
+    if key.startswith("quality_"):
+        return f"spike sorter quality measure {key[len('quality_'):]}"
+    return f"unit attribute {key} of the hdmea recording"
+
+
+def _feature_columns(scan: _UnitScan, packer, StackedUnitArrays, H5DataIO, VectorData, per_buffer, skipped):
+    columns = []
+    names = sorted({n for per in scan.features for n in per if n not in IMAGE_FEATURES and not _STA_FEATURE.match(n)})
+    for name in names:
+        attr_keys = sorted({k for per in scan.features if name in per for k, v in per[name][0].items()
+                            if k not in BOOKKEEPING_ATTRS and k != "movie"})
+        for key in attr_keys:
+            values = [_attr_value(per[name][0][key]) if name in per and key in per[name][0] else _MISSING
+                      for per in scan.features]
+            columns.append(VectorData(name=f"{name}__{key}", description=f"feature {name}: {key}",
+                                      data=_scalar_column(values, key, "")))
+        dataset_keys = sorted({k for per in scan.features if name in per for k in per[name][1]})
+        for key in dataset_keys:
+            sources = [per[name][1].get(key) if name in per else None for per in scan.features]
+            shapes = {tuple(s.shape) for s in sources if s is not None}
+            dtypes = {s.dtype for s in sources if s is not None}
+            if len(shapes) != 1 or any(d.kind not in "iuf" for d in dtypes):
+                skipped.append(f"feature array {name}/{key} (shapes {sorted(shapes)} differ between units)"
+                               if len(shapes) != 1 else f"feature array {name}/{key} (not numeric)")
+                continue
+            shape = shapes.pop()
+            dtype = np.result_type(*dtypes)
+            if any(s is None for s in sources) and dtype.kind != "f":
+                dtype = np.dtype(np.float64)
+            fill = np.nan if dtype.kind == "f" else 0
+            data = StackedUnitArrays(sources, shape, dtype, fill, per_buffer) if shape and int(np.prod(shape)) else (
+                np.full((len(sources), *shape), fill, dtype=dtype))
+            columns.append(VectorData(
+                name=f"{name}__{key}", description=f"feature {name}: array {key}, one {shape} array per unit"
+                " (NaN for a unit without the feature)",
+                data=packer.wrap(data, H5DataIO) if not isinstance(data, np.ndarray) else data))
+    return columns
+
+
+def _add_intervals(nwbfile, src: h5py.File, scan: _UnitScan, fs: float, TimeIntervals) -> list[str]:
+    stimulus = src.get("stimulus")
+    if not isinstance(stimulus, h5py.Group) or not isinstance(stimulus.get("section_time"), h5py.Group):
+        return []
+    names = []
+    for movie, ds in stimulus["section_time"].items():
+        if not isinstance(ds, h5py.Dataset):
+            continue
+        sections = np.asarray(ds[()], dtype=np.int64).reshape(-1, 2)
+        table = TimeIntervals(name=movie, description=f"stimulus movie {movie}: one row per trial "
+                              "(per occurrence when the movie has no trials), times in seconds")
+        table.add_column(name="occurrence", description="0-based occurrence of the movie in the playlist")
+        table.add_column(name="trial_index", description="0-based trial within the occurrence; -1 for a row "
+                         "that is a whole occurrence")
+        table.add_column(name="section_start_time", description="start of the occurrence, seconds")
+        table.add_column(name="section_stop_time", description="end of the occurrence, seconds")
+        bounds = repeat = None
+        for group in scan.groups:
+            sec = group.get(f"spike_times_sectioned/{movie}")
+            if isinstance(sec, h5py.Group) and "trial_bounds" in sec:
+                bounds = np.asarray(sec["trial_bounds"][()], dtype=np.int64).reshape(-1, 2)
+                repeat = int(np.asarray(sec.attrs.get("repeat", 0)).reshape(-1)[0]) or None
+                break
+        if bounds is not None and bounds.shape[0] and sections.shape[0]:
+            per_occurrence = repeat or max(1, bounds.shape[0] // sections.shape[0])
+            for k, (start, stop) in enumerate(bounds):
+                occ = min(k // per_occurrence, sections.shape[0] - 1)
+                table.add_row(start_time=start / fs, stop_time=stop / fs, occurrence=occ,
+                              trial_index=k - occ * per_occurrence, section_start_time=sections[occ, 0] / fs,
+                              section_stop_time=sections[occ, 1] / fs)
+        else:
+            for occ, (start, stop) in enumerate(sections):
+                table.add_row(start_time=start / fs, stop_time=stop / fs, occurrence=occ, trial_index=-1,
+                              section_start_time=start / fs, section_stop_time=stop / fs)
+        if len(table):
+            nwbfile.add_time_intervals(table)
+            names.append(movie)
+    return names
+
+
+def _image_description(name: str, attrs: dict) -> tuple[str, str]:
+    if name in IMAGE_FEATURES:
+        unit = attrs.get("value_unit", "uV")
+        return ("electrical images: spike-triggered mean of the high-pass filtered voltage on every sensor, "
+                "one row per unit"), (
+                f"axes (unit, sample in the window, chip row, chip column); rows and columns are 0-based chip "
+                f"indices; sample k is k + window[0] samples from the spike; values in {unit}; NaN where the "
+                "sensor was not recorded")
+    movie = _STA_FEATURE.match(name).group(1)
+    return (f"receptive fields: spike-triggered average of the noise movie {movie}, one row per unit"), (
+        "axes (unit, lag, check row, check column), oldest frame first: index k shows the frame "
+        "first_lag + n_lags - 1 - k frames before the spike's frame; values are the mean stimulus "
+        "intensity of the movie's frames")
+
+
+def _add_images(nwbfile, scan, units, packer, StackedUnitArrays, H5DataIO, per_buffer, skipped,
+                DynamicTable, DynamicTableRegion, VectorData) -> list[str]:
+    names = sorted({n for per in scan.features for n in per if n in IMAGE_FEATURES or _STA_FEATURE.match(n)})
+    if not names:
+        return []
+    modules = {}
+    written = []
+    for name in names:
+        key = IMAGE_FEATURES.get(name, "sta")
+        rows = [i for i, per in enumerate(scan.features) if name in per and key in per[name][1]]
+        sources = [scan.features[i][name][1][key] for i in rows]
+        shapes = {tuple(s.shape) for s in sources}
+        if len(shapes) != 1:
+            skipped.append(f"{name} (image shapes {sorted(shapes)} differ between units)")
+            continue
+        shape = shapes.pop()
+        first_attrs = scan.features[rows[0]][name][0]
+        table_desc, data_desc = _image_description(name, first_attrs)
+        columns = [
+            DynamicTableRegion(name="unit", description="the unit's row in /units", data=np.asarray(rows, np.int64),
+                               table=units),
+            VectorData(name="data", description=data_desc,
+                       data=packer.wrap(StackedUnitArrays(sources, shape, np.float32, np.nan, per_buffer), H5DataIO)),
+        ]
+        attr_keys = sorted({k for i in rows for k, v in scan.features[i][name][0].items()
+                            if k not in BOOKKEEPING_ATTRS})
+        for k in attr_keys:
+            values = [_attr_value(scan.features[i][name][0][k]) if k in scan.features[i][name][0] else _MISSING
+                      for i in rows]
+            columns.append(VectorData(name=k, description=f"{name}: {k}", data=_scalar_column(values, k, "")))
+        module_name = "ecephys" if name in IMAGE_FEATURES else "misc"
+        if module_name not in modules:
+            modules[module_name] = nwbfile.create_processing_module(
+                name=module_name, description="electrical images computed by the hdmea pipeline"
+                if module_name == "ecephys" else "receptive fields computed by the hdmea pipeline")
+        modules[module_name].add(DynamicTable(name=name, description=table_desc,
+                                id=np.arange(len(rows), dtype=np.int64), columns=columns))
+        written.append(f"{module_name}/{name}")
+    return written
