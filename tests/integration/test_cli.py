@@ -73,7 +73,7 @@ def test_report_writes_page_and_figures(demo, tmp_path):
     page = tmp_path / "report" / "demo.html"
     text = page.read_text()
     pngs = sorted((tmp_path / "report").glob("*.png"))
-    assert len(pngs) == 5
+    assert len(pngs) == 7  # STA page and mosaic, eimage page and centres, two movies' spikes, step responses
     for png in pngs:
         assert f"src='{png.name}'" in text
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,12 +18,14 @@ import dataclasses
 import html
 import os
 import re
+import tempfile
 from pathlib import Path
 
+from h5stream.errors import WriteError
 from h5stream.files import write_bytes_atomic
 from hdmea.report.tree import describe_recording
 
-__all__ = ["Report", "write_report", "describe_recording"]
+__all__ = ["Report", "write_report", "report_figures", "describe_recording"]
 
 
 @dataclasses.dataclass
@@ -38,8 +40,106 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
+def _prepare_output(out: Path) -> list[Path]:
+    """Create ``out`` if needed and prove it writable with a probe file; returns the folders created.
+
+    Raises :class:`h5stream.errors.WriteError` (never a bare ``OSError``) naming the
+    folder, what was found and what to do; folders it created are removed again.
+    """
+    created: list[Path] = []
+    missing = out
+    while not missing.exists() and missing != missing.parent:
+        created.insert(0, missing)
+        missing = missing.parent
+    if out.exists() and not out.is_dir():
+        raise WriteError("the report folder is not a folder", path=out, expected="a folder (or a new path)",
+                         found="a file", hint="choose another --out folder")
+    try:
+        for folder in created:
+            folder.mkdir()
+    except OSError as exc:
+        _remove_folders(created)
+        raise WriteError("cannot create the report folder", path=out, expected="a folder that can be created",
+                         found=f"{exc.strerror or exc} at {exc.filename or missing}",
+                         hint="choose another --out folder or create it with write permission first") from exc
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hdmea-report-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        _remove_folders(created)
+        raise WriteError("the report folder is not writable", path=out, expected="a folder this user can write",
+                         found=f"{exc.strerror or exc} creating a file in it",
+                         hint="choose another --out folder or fix its permissions") from exc
+    return created
+
+
+def _remove_folders(created: list[Path]) -> None:
+    """Remove the folders ``_prepare_output`` created, deepest first, if they are still empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def report_figures(data) -> list[tuple[str, str, str, object]]:
+    """The report's figures for ``data`` (:func:`hdmea.report.data.read_recording_data`), in page order.
+
+    Each entry is (file-name suffix, title, caption, matplotlib Figure); the
+    figures are not saved, so a test can inspect exactly what the page shows.
+    """
+    from hdmea.report import figures as fig
+
+    out: list[tuple[str, str, str, object]] = []
+    for maps in data.sta:
+        movie = maps.name[4:]
+        pages = fig.sta_pages(maps, movie)
+        frame = f"{maps.frame_ms:.2f} ms" if maps.frame_ms == maps.frame_ms else "unknown"
+        for number, figure in enumerate(pages, 1):
+            out.append((f"{_slug(maps.name)}_p{number}", f"STA spatial maps ({movie}), page {number} of {len(pages)}",
+                        f"The STA frame at each unit's peak of {len(maps.unit_ids)} units, {fig.PER_PAGE} a page. "
+                        "Each panel is labelled by its time before the spike: peak_lag_frames display frames "
+                        "(the table's convention: frames between the map's frame and the frame in which the "
+                        f"spike fell, 1 = the frame before it) and that many frame periods ({frame}) in ms. "
+                        f"Colour: STA minus its mean in {maps.value_unit}, each panel on its own symmetric scale; "
+                        "+: the receptive-field centre of the table.", figure))
+        mosaic, counts = fig.rf_mosaic(maps, movie)
+        skipped = (f" {counts['without_map']} unit{'s' if counts['without_map'] != 1 else ''} without spikes "
+                   "or without a peak have no outline." if counts["without_map"] else "")
+        out.append((f"{_slug(maps.name)}_mosaic", f"Receptive-field mosaic ({movie})",
+                     f"Half-maximum outlines of the STA at the peak lag, red for ON and blue for OFF units, and "
+                     f"the table's centres (dots) of {counts['drawn']} units; {counts['labelled']} are labelled "
+                     f"(a label is drawn only where it fits without overlapping another).{skipped}", mosaic))
+    if data.eimage is not None:
+        eim = data.eimage
+        pages = fig.eimage_pages(eim, data.unit_positions)
+        for number, figure in enumerate(pages, 1):
+            out.append((f"eimage_p{number}", f"Electrical images, page {number} of {len(pages)}",
+                        f"Mean filtered voltage ({eim.value_unit or 'stored units'}) of {len(eim.unit_ids)} units "
+                        f"at the trough, labelled by its time from the spike in ms; each panel shows "
+                        f"{2 * fig.EIMAGE_HALF_WIDTH + 1} x {2 * fig.EIMAGE_HALF_WIDTH + 1} electrodes around the "
+                        "spike sorter's sensor (x) of the 65 x 65 array, electrode numbers as in the unit "
+                        "table; grey electrodes were not recorded.", figure))
+        out.append(("eimage_centres", "Electrical-image centres",
+                    "Centre of each electrical image (+) joined to the spike sorter's sensor (x) on the whole "
+                    "array.", fig.eimage_centres(eim, data.unit_positions)))
+    for movie in data.movies:
+        is_step = f"step_response_{movie.movie}" in data.feature_scalars
+        figure, caption = fig.movie_rates(movie, is_step=is_step)
+        title = "Raster and firing rate" if movie.repeated_trials else "Firing rate"
+        out.append((f"spikes_{_slug(movie.movie)}", f"{title}: {movie.movie}", caption, figure))
+        if movie.repeated_trials:
+            figure, caption = fig.step_responses(movie)
+            out.append((f"steps_{_slug(movie.movie)}", f"Step responses: {movie.movie}", caption, figure))
+    return out
+
+
 def write_report(path: str | os.PathLike, out_dir: str | os.PathLike) -> Report:
     """Write the figures and ``<dataset_id>.html`` of the recording file ``path`` into ``out_dir``.
+
+    ``out_dir`` is created if needed and checked writable before the file is read;
+    a report that fails leaves no folder it created behind.
 
     Returns
     -------
@@ -50,6 +150,8 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike) -> Report:
     ------
     ImportError
         matplotlib is not installed.
+    h5stream.errors.WriteError
+        ``out_dir`` cannot be created or written (permissions, read-only or full disk).
     hdmea.errors.RecordingFormatError, h5stream.errors.FormatError
         ``path`` is not a readable recording file.
     """
@@ -57,31 +159,19 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike) -> Report:
     from hdmea.report.data import read_recording_data
 
     fig.require_matplotlib()  # fail before reading anything when the extra is missing
-    data = read_recording_data(path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = _slug(data.dataset_id)
-    sections: list[tuple[str, str, Path]] = []  # (title, caption, png)
-    for maps in data.sta:
-        png = fig.rf_mosaic(maps, out / f"{stem}_{_slug(maps.name)}_mosaic.png")
-        sections.append((f"Receptive fields ({maps.name[4:]})",
-                         f"STA spatial maps at the peak lag of {len(maps.unit_ids)} units; "
-                         "crosses and contours mark the centres and half-maximum outlines.", png))
-    if data.eimage is not None:
-        png = fig.eimage_maps(data.eimage, data.unit_positions, out / f"{stem}_eimage.png")
-        sections.append(("Electrical images",
-                         f"Mean filtered voltage of {len(data.eimage.unit_ids)} units at the spike trough "
-                         "on the 65 x 65 array; red crosses: the spike sorter's sensor.", png))
-    for movie in data.movies:
-        png = fig.raster_and_rate(movie, out / f"{stem}_raster_{_slug(movie.movie)}.png")
-        sections.append((f"Raster and firing rate: {movie.movie}",
-                         f"{movie.n_trials} trials of {movie.trial_duration_s:.2f} s.", png))
-        if movie.repeated_trials:
-            png = fig.step_responses(movie, out / f"{stem}_steps_{_slug(movie.movie)}.png")
-            sections.append((f"Step responses: {movie.movie}",
-                             "Trial-averaged rate of every unit in display-frame bins.", png))
-    page = out / f"{stem}.html"
-    write_bytes_atomic(page, _html_page(data, sections).encode("utf-8"))
+    created = _prepare_output(out)
+    try:
+        data = read_recording_data(path)
+        stem = _slug(data.dataset_id)
+        sections: list[tuple[str, str, Path]] = []  # (title, caption, png)
+        for suffix, title, caption, figure in report_figures(data):
+            sections.append((title, caption, fig._save(figure, out / f"{stem}_{suffix}.png")))
+        page = out / f"{stem}.html"
+        write_bytes_atomic(page, _html_page(data, sections).encode("utf-8"))
+    except BaseException:
+        _remove_folders(created)
+        raise
     return Report(html=page, figures=[png for _, _, png in sections])
 
 

@@ -23,13 +23,26 @@ DEFAULT_SAMPLING_RATE = 20000.0
 
 @dataclasses.dataclass
 class UnitMaps:
-    """A 2-D map per unit plus where the unit sits (its centre on that map)."""
+    """A 2-D map per unit plus where the unit sits (its centre on that map).
+
+    ``peak_lags`` are in the table's convention: for an STA, ``peak_lag_frames``
+    (display frames between the map's frame and the spike's frame, 1 = the frame
+    before it); for an electrical image, samples from the spike to the map
+    (negative: before the spike).  ``times_ms`` are the same lags in ms (NaN when
+    the display's frame period is unknown).  ``n_spikes`` is how many spikes the
+    map averages (0: the map is empty and the report says so).
+    """
 
     unit_ids: list[str]
     maps: list[np.ndarray]
     centres: list[tuple[float, float]]  # (row, col) in map coordinates
     peak_lags: list[int]
     name: str
+    times_ms: list[float] = dataclasses.field(default_factory=list)
+    n_spikes: list[int] = dataclasses.field(default_factory=list)
+    polarity: list[int] = dataclasses.field(default_factory=list)  # +1 ON, -1 OFF, 0 none
+    value_unit: str = ""
+    frame_ms: float = float("nan")  # STA: the display's frame period
 
 
 @dataclasses.dataclass
@@ -59,12 +72,20 @@ class RecordingData:
     feature_scalars: dict[str, dict[str, dict[str, object]]]  # feature -> unit -> name -> value
 
 
-def sta_spatial_map(sta: np.ndarray) -> tuple[np.ndarray, int]:
-    """The spatial map at the lag of largest deviation from the mean, and that lag."""
-    sta = np.asarray(sta, dtype=np.float64)
-    centred = sta - sta.mean()
-    lag = int(np.argmax(np.abs(centred).reshape(sta.shape[0], -1).max(axis=1)))
-    return centred[lag], lag
+def sta_spatial_map(sta: np.ndarray, first_lag: int = 1) -> tuple[np.ndarray, int, int]:
+    """The STA's spatial map at its peak, the peak's ``peak_lag_frames`` and its polarity.
+
+    The same measure as the ``receptive_field`` extractor (one function,
+    :func:`hdmea.features.extractors.receptive_field_measures`), so the figure's lag
+    is the table's: ``sta`` is (n_lags, h, w), oldest frame first, and the lag is
+    counted in display frames before the spike's frame.  An STA without any
+    deviation (no spikes) gives a zero map, lag -1 and polarity 0.
+    """
+    from hdmea.features.extractors import receptive_field_measures
+
+    measures = receptive_field_measures(sta, first_lag=int(first_lag))
+    spatial = np.asarray(measures["spatial_map"], dtype=np.float64)
+    return spatial, int(measures["peak_lag_frames"]), int(measures["polarity"])
 
 
 def eimage_map(data: np.ndarray) -> tuple[np.ndarray, int]:
@@ -122,12 +143,44 @@ def _scalar(value) -> object:
     return value
 
 
+def _position(unit, key: str, path) -> int:
+    """A unit's ``row``/``col`` attribute; 0 when absent, a typed error when it is not an integer."""
+    if key not in unit.attrs:
+        return 0
+    value = _scalar(unit.attrs[key])
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        from hdmea.errors import RecordingFormatError
+
+        raise RecordingFormatError(f"unit {key} is not an integer", path=path, obj=f"{unit.name}/@{key}",
+                                   expected="an integer", found=repr(value)[:80], hint="the file is damaged")
+    return int(value)
+
+
 def _sampling_rate(f: h5py.File) -> float:
     if "metadata/sampling_rate" in f:
         value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
         if value.size and np.isfinite(value[0]) and value[0] > 0:
             return float(value[0])
     return DEFAULT_SAMPLING_RATE
+
+
+def _frame_ms(f: h5py.File, fs: float) -> float:
+    """The display's frame period in ms (median interval of ``/stimulus/frame_time/default``), NaN if unknown."""
+    if "stimulus/frame_time/default" not in f:
+        return float("nan")
+    times = np.asarray(f["stimulus/frame_time/default"][()], dtype=np.float64).ravel()
+    if times.size < 2:
+        return float("nan")
+    period = float(np.median(np.diff(times)))
+    return period / fs * 1000.0 if period > 0 else float("nan")
+
+
+def _attr_int(attrs, key: str, default: int) -> int:
+    value = _scalar(attrs.get(key, default))
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _stimulus_trials(f: h5py.File) -> dict[str, int]:
@@ -181,26 +234,49 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
         sta_maps: dict[str, UnitMaps] = {}
         eimage = UnitMaps([], [], [], [], "eimage_sta")
         scalars: dict[str, dict[str, dict[str, object]]] = {}
+        frame_ms = _frame_ms(f, fs)
         for uid in unit_ids:
             unit = f["units"][uid]
-            positions[uid] = (int(_scalar(unit.attrs.get("row", 0))), int(_scalar(unit.attrs.get("col", 0))))
+            positions[uid] = (_position(unit, "row", path), _position(unit, "col", path))
             counts[uid] = int(unit["spike_times"].shape[0]) if "spike_times" in unit else 0
             features = unit["features"] if "features" in unit else {}
-            for name in (_visible(features) if features else []):
+            names = _visible(features) if features else []
+            for name in names:
                 group = features[name]
                 if name.startswith("sta_") and "sta" in group:
-                    spatial, lag = sta_spatial_map(group["sta"][()])
-                    maps = sta_maps.setdefault(name, UnitMaps([], [], [], [], name))
+                    spatial, lag, polarity = sta_spatial_map(group["sta"][()], _attr_int(group.attrs, "first_lag", 1))
+                    centre = _map_centre(spatial)
+                    rf = f"rf_{name[4:]}"
+                    if rf in names:  # draw the table's centre, lag and polarity where the table has them
+                        stored = {k: _scalar(v) for k, v in features[rf].attrs.items()}
+                        if isinstance(stored.get("centre_row"), (int, float)):
+                            centre = (float(stored["centre_row"]), float(stored["centre_col"]))
+                        if isinstance(stored.get("peak_lag_frames"), int):
+                            lag = int(stored["peak_lag_frames"])
+                        if isinstance(stored.get("polarity"), int):
+                            polarity = int(stored["polarity"])
+                    maps = sta_maps.setdefault(name, UnitMaps([], [], [], [], name, frame_ms=frame_ms,
+                                                              value_unit="stimulus values"))
                     maps.unit_ids.append(uid)
                     maps.maps.append(spatial)
-                    maps.centres.append(_map_centre(spatial))
+                    maps.centres.append(centre)
                     maps.peak_lags.append(lag)
+                    maps.times_ms.append(lag * frame_ms if lag >= 0 else float("nan"))
+                    maps.n_spikes.append(_attr_int(group.attrs, "n_spikes_used", counts[uid]))
+                    maps.polarity.append(polarity)
                 elif name == "eimage_sta" and "data" in group:
                     spatial, t = eimage_map(group["data"][()])
+                    window = np.asarray(_scalar(group.attrs.get("window", 0))).ravel()
+                    offset = int(t + (window[0] if window.size else 0))
                     eimage.unit_ids.append(uid)
                     eimage.maps.append(spatial)
                     eimage.centres.append(_map_centre(np.minimum(spatial, 0.0)))
-                    eimage.peak_lags.append(t)
+                    eimage.peak_lags.append(offset)
+                    eimage.times_ms.append(offset / fs * 1000.0)
+                    eimage.n_spikes.append(_attr_int(group.attrs, "n_spikes_used", counts[uid]))
+                    eimage.polarity.append(-1)
+                    unit_text = _scalar(group.attrs.get("value_unit", ""))
+                    eimage.value_unit = unit_text if isinstance(unit_text, str) else ""
                 else:
                     values = {}
                     for key, raw in group.attrs.items():
