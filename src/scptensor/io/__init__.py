@@ -2,8 +2,10 @@
 
 ``save_hdf5``/``load_hdf5`` handle the scptensor HDF5 format (2.0; 1.0 files
 load with a :class:`~scptensor.core.exceptions.LegacyFormatWarning`);
-``save``/``load`` pick the format by extension (``.h5``, ``.hdf5``, ``.h5mu``,
-``.h5ad``).  Writes are atomic: the file appears complete or not at all, and an
+``save_parquet``/``load_parquet`` handle the scptensor Parquet format (a folder
+of long-form Parquet files); ``save`` picks the format by extension (``.h5``,
+``.hdf5``, ``.h5mu``, ``.h5ad``, ``.parquet``) and ``load`` by content, reading
+only the parts asked for (``assays``, ``layers``, ``obs_columns``, ``samples``).  Writes are atomic: the file appears complete or not at all, and an
 existing file stays intact until its replacement is complete.
 
 Example
@@ -24,6 +26,7 @@ from scptensor.io.exporters import save_hdf5
 from scptensor.io.formats import FORMATS, format_for, load, save
 from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
 from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
+from scptensor.io.formats_parquet import load_parquet, save_parquet
 from scptensor.io.importers import load_hdf5
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "load_h5mu",
     "save_h5ad",
     "load_h5ad",
+    "save_parquet",
+    "load_parquet",
     "save",
     "load",
     "format_for",

@@ -174,7 +174,7 @@ OTHER_FORMAT_EXTENSIONS = {
     ".h5ad": ("AnnData", "save_h5ad or container.save(path)"),
     ".h5mu": ("MuData", "save_h5mu or container.save(path)"),
     ".zarr": ("Zarr", "another tool"),
-    ".parquet": ("Parquet", "another tool"),
+    ".parquet": ("scptensor Parquet", "save_parquet or container.save(path)"),
     ".loom": ("Loom", "another tool"),
     ".csv": ("CSV text", "another tool"),
     ".tsv": ("TSV text", "another tool"),

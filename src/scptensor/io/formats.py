@@ -1,13 +1,17 @@
 """Choice of file format: by extension for writing, by content for reading.
 
-``save`` writes the format the extension names; ``load`` (like ``load_hdf5``)
-reads any of the three formats whatever the extension.
+``save`` writes the format the extension names; ``load`` reads any of them by
+content: a folder holding a scptensor Parquet manifest, else one of the three
+HDF5 formats (like ``load_hdf5``), whatever the name.  ``load`` takes the
+partial-load options of every format (``assays``, ``layers``, ``obs_columns``,
+``samples``; see :mod:`scptensor.io.selection`).
 
 | extension        | format                                   | writer / reader            |
 |------------------|------------------------------------------|----------------------------|
 | ``.h5``/``.hdf5`` | scptensor HDF5 format 2.0 (reads 1.0)    | save_hdf5 / load_hdf5      |
 | ``.h5mu``        | MuData, one modality per assay           | save_h5mu / load_h5mu      |
 | ``.h5ad``        | AnnData, one assay (``assay=``)          | save_h5ad / load_h5ad      |
+| ``.parquet``     | scptensor Parquet 1.0 (a folder)         | save_parquet / load_parquet |
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from scptensor.core.structures import ScpContainer
 from scptensor.io.exporters import save_hdf5
 from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
 from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
+from scptensor.io.formats_parquet import is_parquet_dataset, load_parquet, save_parquet
 from scptensor.io.importers import load_hdf5
 
 __all__ = ["FileFormat", "FORMATS", "format_for", "save", "load", "supported_extensions"]
@@ -41,6 +46,7 @@ FORMATS: dict[str, FileFormat] = {
     ".hdf5": _HDF5,
     ".h5mu": FileFormat("MuData", save_h5mu, load_h5mu),
     ".h5ad": FileFormat("AnnData", save_h5ad, load_h5ad),
+    ".parquet": FileFormat("scptensor Parquet", save_parquet, load_parquet),
 }
 
 
@@ -66,5 +72,13 @@ def save(container: ScpContainer, path: str | os.PathLike, **options) -> Path:
 
 
 def load(path: str | os.PathLike, **options) -> ScpContainer:
-    """Load a container from any of the three formats, chosen by the file's content (not its extension)."""
+    """Load a container from any of the four formats, chosen by content (not by the name).
+
+    A folder with a scptensor Parquet manifest is read by :func:`load_parquet`,
+    anything else by :func:`load_hdf5`.  Options: ``assays``, ``layers``,
+    ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools).
+    """
+    if Path(path).is_dir():
+        options.pop("assay", None)
+        return load_parquet(path, **options)
     return load_hdf5(path, **options)

@@ -1,0 +1,225 @@
+"""Atomic writes of a folder (the Parquet dataset), on top of the engine's claim and fsync helpers.
+
+A folder is built at ``<target>.partial-dir-<pid>-<n>`` beside the target,
+every file and directory in it fsynced, then published:
+
+* no target yet: the partial folder is renamed onto the target;
+* ``overwrite=True``: the two folders are swapped in one step
+  (``renameat2(RENAME_EXCHANGE)``, Linux), and the old folder, now at the
+  partial name, is deleted.  Where the exchange is unsupported, the old folder
+  is first renamed to ``<target>.replaced-<pid>-<n>``, the new one renamed in,
+  then the old one deleted; a writer killed between the two renames leaves the
+  target missing and the old folder complete under the ``.replaced-`` name,
+  which the next writer (or :func:`restore_interrupted`) renames back.
+
+A crash therefore leaves the old folder or the new one at the target, never a
+mix.  The engine's :class:`~h5stream.files.WriterClaim` keeps a second writer
+out; whoever takes the claim removes folders dead writers left beside the
+target (:class:`~h5stream.errors.StaleFilesWarning`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import logging
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from h5stream.errors import H5StreamError, StaleFilesWarning
+from h5stream.files import WriterClaim, fsync_directory, fsync_path
+from h5stream.files.claims import _writer_gone
+from h5stream.files.paths import _partial_counter, parent_of
+from scptensor.io.exceptions import IOTargetExistsError, IOWriteError, translate_engine_error
+
+__all__ = ["writing_folder", "restore_interrupted", "fsync_tree"]
+
+logger = logging.getLogger(__name__)
+
+_PARTIAL = ".partial-dir-"
+_REPLACED = ".replaced-"
+_LEFTOVER = re.compile(r"\.(?:partial-dir|replaced)-(\d+)-\d+")
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _renameat2():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        func = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step; False where the system or filesystem cannot."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file, then every directory (deepest first) under ``root``, and ``root``."""
+    dirs = []
+    for here, _subdirs, files in os.walk(root):
+        for name in files:
+            fsync_path(os.path.join(here, name))
+        dirs.append(here)
+    for here in reversed(dirs):
+        fsync_directory(here)
+
+
+def restore_interrupted(target: Path) -> None:
+    """Put back an old folder a killed writer left renamed aside while the target is missing."""
+    if target.exists():
+        return
+    for entry in sorted(_leftovers(target), key=lambda p: p.name):
+        if _REPLACED in entry.name[len(target.name):] and _writer_gone(_pid_of(entry, target), _mtime(entry)):
+            os.rename(entry, target)
+            fsync_directory(parent_of(target))
+            warnings.warn(
+                f"{target}: restored the folder a writer that no longer runs had moved aside "
+                f"({entry.name})", StaleFilesWarning, stacklevel=3,
+            )
+            return
+
+
+def _leftovers(target: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(parent_of(target)))
+    except OSError:
+        return []
+    return [
+        Path(e.path) for e in entries
+        if e.name.startswith(target.name) and _LEFTOVER.fullmatch(e.name, len(target.name))
+    ]
+
+
+def _pid_of(path: Path, target: Path) -> int:
+    return int(_LEFTOVER.fullmatch(path.name, len(target.name)).group(1))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove_dead_leftovers(target: Path) -> None:
+    removed = []
+    for path in _leftovers(target):
+        if not _writer_gone(_pid_of(path, target), _mtime(path)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path.name)
+    if removed:
+        warnings.warn(
+            f"{target}: removed {len(removed)} folder(s) left by writers that no longer run: "
+            + ", ".join(removed), StaleFilesWarning, stacklevel=4,
+        )
+
+
+def _write_error(exc: OSError, target: Path) -> IOWriteError:
+    reason = exc.strerror or str(exc)
+    hint = "free disk space" if exc.errno == errno.ENOSPC else "check the directory and free space"
+    return IOWriteError(f"writing failed ({reason}); any earlier dataset is intact", path=target, hint=hint)
+
+
+@contextlib.contextmanager
+def writing_folder(
+    path: str | os.PathLike, *, overwrite: bool, is_replaceable: Callable[[Path], bool]
+) -> Iterator[Path]:
+    """Yield an empty partial folder that becomes ``path`` only when the block completes.
+
+    ``is_replaceable(existing)`` says whether an existing folder at ``path`` is
+    one ``overwrite=True`` may replace (a dataset of the same format); anything
+    else at the target is refused.
+    """
+    target = Path(path)
+    parent = parent_of(target)
+    if not parent.is_dir():
+        raise IOWriteError(
+            "the target's directory does not exist", path=target, expected="an existing directory",
+            found=f"no directory {parent}", hint="create the directory first",
+        )
+    claim = WriterClaim(target)
+    try:
+        claim.acquire()
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    partial = target.with_name(f"{target.name}{_PARTIAL}{os.getpid()}-{next(_partial_counter)}")
+    try:
+        try:
+            restore_interrupted(target)
+            _remove_dead_leftovers(target)
+        except OSError as exc:
+            raise _write_error(exc, target) from exc
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise IOTargetExistsError(
+                    "target exists", path=target, expected="no file or folder at the path",
+                    found="an existing " + ("folder" if target.is_dir() else "file"),
+                    hint="pass overwrite=True to replace it",
+                )
+            if target.is_symlink() or not target.is_dir() or not is_replaceable(target):
+                raise IOWriteError(
+                    "target is not a dataset of this format and is never replaced", path=target,
+                    expected="a scptensor Parquet dataset folder (with its manifest)",
+                    found="a symbolic link" if target.is_symlink() else (
+                        "a folder without a scptensor Parquet manifest" if target.is_dir() else "a file"),
+                    hint="choose another path or remove it yourself",
+                )
+        try:
+            os.mkdir(partial)
+        except OSError as exc:
+            raise _write_error(exc, target) from exc
+        try:
+            yield partial
+            fsync_tree(partial)
+            _publish(partial, target)
+        except OSError as exc:
+            raise _write_error(exc, target) from exc
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    finally:
+        claim.release()
+
+
+def _publish(partial: Path, target: Path) -> None:
+    parent = parent_of(target)
+    if not target.exists():
+        os.rename(partial, target)
+        fsync_directory(parent)
+        return
+    if _exchange(partial, target):
+        fsync_directory(parent)
+        return  # the old folder is now at ``partial``, removed by the caller
+    aside = target.with_name(f"{target.name}{_REPLACED}{os.getpid()}-{next(_partial_counter)}")
+    os.rename(target, aside)
+    try:
+        os.rename(partial, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    fsync_directory(parent)
+    shutil.rmtree(aside, ignore_errors=True)

@@ -1,0 +1,371 @@
+"""The scptensor Parquet format: exact round trips, third-party readers, layout, atomic folder writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import sparse
+
+from h5stream.errors import StaleClaimWarning, StaleFilesWarning
+from scptensor import ScpContainer
+from scptensor.core.structures import Assay, MaskCode, ScpMatrix
+from scptensor.io import (
+    IOFormatError,
+    IOSourceNotFoundError,
+    IOTargetExistsError,
+    IOWriteError,
+    load,
+    load_parquet,
+    save_parquet,
+)
+from scptensor.io import formats_parquet
+from scptensor.testing import assert_container_equal, example_container
+from tests.unit.test_elements_dataframe import every_dtype_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def container():
+    return example_container(n_samples=9, n_proteins=7)
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+@pytest.mark.parametrize("dense_cells", ["all", "observed"])
+@pytest.mark.parametrize("compression", ["zstd", None, "gzip"])
+def test_round_trip_is_exact(tmp_path, container, layout, dense_cells, compression):
+    path = save_parquet(container, tmp_path / "c.parquet", layout=layout, dense_cells=dense_cells,
+                        compression=compression)
+    assert path.is_dir() and (path / "manifest.json").is_file()
+    assert_container_equal(load_parquet(path), container)
+    assert_container_equal(ScpContainer.load(path), container)
+
+
+def test_container_save_picks_parquet_by_extension(tmp_path, container):
+    path = container.save(tmp_path / "cells.parquet")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["format_name"] == "scptensor-parquet" and manifest["format_version"] == "1.0"
+    assert [h["action"] for h in manifest["history"]] == ["load", "log_transform"]
+    # loading goes by content, whatever the folder is called
+    renamed = tmp_path / "renamed"
+    shutil.copytree(path, renamed)
+    assert_container_equal(load(renamed), container)
+
+
+def test_every_polars_dtype_in_obs_and_var(tmp_path):
+    frame = every_dtype_frame()
+    # column order kept: the id column second, not first
+    obs = frame.insert_column(1, pl.Series("_index", ["a", "b", "c"]))
+    var = frame.with_columns(pl.Series("pid", [10, 20, 30], dtype=pl.Int64))
+    x = np.arange(9, dtype=np.float64).reshape(3, 3)
+    c = ScpContainer(obs, {"p": Assay(var, {"raw": ScpMatrix(x)}, feature_id_col="pid")})
+    save_parquet(c, tmp_path / "c.parquet")
+    back = load_parquet(tmp_path / "c.parquet")
+    assert_container_equal(back, c)
+    # integer feature ids are stored as integers, not text
+    raw = pl.read_parquet(tmp_path / "c.parquet" / "assays/p/layers/raw.parquet")
+    assert raw.schema["feature_id"] == pl.Int64
+
+
+def _odd_sparse() -> ScpContainer:
+    """CSR with unsorted indices, a duplicate and explicit zeros; masks of other patterns."""
+    data = np.array([1.5, 0.0, np.nan, 2.0, 3.0, 4.0], dtype=np.float32)
+    indices = np.array([2, 0, 1, 1, 1, 0], dtype=np.int32)
+    indptr = np.array([0, 3, 3, 5, 6], dtype=np.int32)
+    unsorted = sparse.csr_matrix((data, indices, indptr), shape=(4, 3))
+    assert not unsorted.has_canonical_format
+    other_mask = sparse.csr_matrix(np.array([[0, 0, 0], [3, 0, 0], [0, 0, 1], [0, 4, 0]], dtype=np.int8))
+    other_mask.data[0] = 0  # an explicit stored zero
+    dense_x = np.array([[1, np.nan, 3], [4, 5, np.nan], [7, 8, 9], [np.nan, 0, 1]], dtype=np.float64)
+    dense_m = np.array([[0, 2, 0], [0, 0, 2], [5, 0, 0], [2, 0, 0]], dtype=np.int8)
+    layers = {
+        "unsorted": ScpMatrix(unsorted, other_mask),
+        "unsorted_dense_mask": ScpMatrix(unsorted, dense_m),
+        "csc_sparse_mask": ScpMatrix(sparse.csc_matrix(dense_x), sparse.csc_matrix(dense_m)),
+        "dense_sparse_mask": ScpMatrix(dense_x, sparse.csr_matrix(dense_m)),
+        "dense_no_mask": ScpMatrix(dense_x),
+        "csr_no_mask": ScpMatrix(sparse.csr_matrix(dense_x)),
+    }
+    obs = pl.DataFrame({"_index": ["s1", "s2", "s3", "s4"]})
+    return ScpContainer(obs, {"p": Assay(pl.DataFrame({"_index": ["f1", "f2", "f3"]}), layers)})
+
+
+@pytest.mark.parametrize("dense_cells", ["all", "observed"])
+def test_sparse_storage_kept_exactly(tmp_path, dense_cells):
+    c = _odd_sparse()
+    save_parquet(c, tmp_path / "c.parquet", dense_cells=dense_cells)
+    assert_container_equal(load_parquet(tmp_path / "c.parquet"), c)
+    frame = pl.read_parquet(tmp_path / "c.parquet" / "assays/p/layers/unsorted.parquet")
+    # one row per stored entry of X or M: the duplicate stays, cells stored only in M have null value
+    assert "x_entry" in frame.columns
+    # X stores 6 entries (a duplicate at (s3, f2)); M alone stores (s2, f1), (s3, f3), (s4, f2)
+    assert frame.height == 9 and frame.get_column("value").null_count() == 3
+    only_m = frame.filter(pl.col("value").is_null()).select(pl.col("sample_id", "feature_id").cast(pl.String))
+    assert sorted(only_m.rows()) == [("s2", "f1"), ("s3", "f3"), ("s4", "f2")]
+
+
+def test_observed_cells_rule_is_in_the_manifest(tmp_path):
+    x = np.array([[1.0, np.nan], [np.nan, np.nan]])
+    m = np.array([[0, 2], [2, 3]], dtype=np.int8)  # NaN with LOD twice, with FILTERED once
+    c = ScpContainer(pl.DataFrame({"_index": ["a", "b"]}),
+                     {"p": Assay(pl.DataFrame({"_index": ["x", "y"]}), {"raw": ScpMatrix(x, m)})})
+    path = save_parquet(c, tmp_path / "c.parquet", dense_cells="observed")
+    spec = json.loads((path / "manifest.json").read_text())["assays"][0]["layers"][0]
+    assert spec["cells"] == "observed" and spec["omitted"] == {"value": "NaN", "mask": int(MaskCode.LOD)}
+    rows = pl.read_parquet(path / spec["file"]).sort("sample_id", "feature_id")
+    assert rows.select("sample_id", "feature_id").rows() == [("a", "x"), ("b", "y")]
+    assert_container_equal(load_parquet(path), c)
+
+
+def _planted_cells(c: ScpContainer, assay: str, layer: str) -> dict:
+    """(sample id, feature id) -> (value, mask) of every cell, from the container's numpy arrays."""
+    matrix = c.assays[assay].layers[layer]
+    X = matrix.X.toarray() if sparse.issparse(matrix.X) else matrix.X
+    M = matrix.mask_or_valid()
+    s_ids, f_ids = c.sample_ids.to_list(), c.assays[assay].feature_ids.to_list()
+    return {(s_ids[i], f_ids[j]): (float(X[i, j]), int(M[i, j])) for i in range(X.shape[0]) for j in range(X.shape[1])}
+
+
+def _same(value, expected) -> bool:
+    return (np.isnan(value) and np.isnan(expected)) or value == expected
+
+
+def test_third_party_readers_see_the_same_values(tmp_path, container):
+    import duckdb
+    import pyarrow.dataset as ds
+
+    path = save_parquet(container, tmp_path / "c.parquet")
+    layer_file = path / "assays/proteins/layers/raw.parquet"
+    planted = _planted_cells(container, "proteins", "raw")
+    readers = {
+        "polars": pl.scan_parquet(layer_file).select("sample_id", "feature_id", "value", "mask")
+        .collect().with_columns(pl.col("sample_id", "feature_id").cast(pl.String)).rows(),
+        "pyarrow": [tuple(r.values()) for r in ds.dataset(layer_file).to_table(
+            columns=["sample_id", "feature_id", "value", "mask"]).to_pylist()],
+        "duckdb": duckdb.sql(
+            f"select sample_id::varchar, feature_id::varchar, value, mask from '{layer_file}'"
+        ).fetchall(),
+    }
+    for name, rows in readers.items():
+        assert len(rows) == len(planted), name
+        seen = {(s, f): (v, m) for s, f, v, m in rows}
+        assert seen.keys() == planted.keys(), name
+        for key, (v, m) in seen.items():
+            assert _same(v, planted[key][0]) and m == planted[key][1], (name, key)
+    # obs as plain columns, the same for all three
+    obs_file = path / "obs.parquet"
+    assert ds.dataset(obs_file).to_table().column("n_cells").to_pylist() == container.obs["n_cells"].to_list()
+    assert [r[0] for r in duckdb.sql(f"select _index from '{obs_file}'").fetchall()] == container.sample_ids.to_list()
+    # a sparse layer: only stored entries
+    sparse_file = path / "assays/peptides/layers/raw.parquet"
+    X = container.assays["peptides"].layers["raw"].X
+    assert duckdb.sql(f"select count(*) from '{sparse_file}'").fetchall()[0][0] == X.nnz
+    total = duckdb.sql(f"select sum(value) from '{sparse_file}'").fetchall()[0][0]
+    assert total == pytest.approx(float(X.sum()))
+
+
+def test_wide_form_reads_as_a_matrix_elsewhere(tmp_path, container):
+    import duckdb
+
+    path = save_parquet(container, tmp_path / "c.parquet", layout="wide")
+    wide = path / "assays/proteins/layers/raw.parquet"
+    X = container.assays["proteins"].layers["raw"].X
+    rows = duckdb.sql(f"select * exclude (sample_id) from '{wide}'").fetchnumpy()
+    got = np.column_stack([rows[f] for f in container.assays["proteins"].feature_ids.to_list()])
+    assert np.array_equal(got.astype(np.float32), X, equal_nan=True)
+    masks = pl.read_parquet(path / "assays/proteins/layers/raw.mask.parquet").drop("sample_id").to_numpy()
+    assert np.array_equal(masks, container.assays["proteins"].layers["raw"].M)
+
+
+def test_one_sample_or_one_feature_touches_few_row_groups(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(formats_parquet, "TILE_CELLS", 64)
+    monkeypatch.setattr(formats_parquet, "_TILE_FEATURES", 8)
+    monkeypatch.setattr(formats_parquet, "ROW_GROUP_ROWS", 16)
+    n, f = 48, 40  # tiles of 8 samples x 8 features: 6 sample blocks x 5 feature blocks
+    rng = np.random.default_rng(3)
+    x = rng.random((n, f))
+    c = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(n)]}),
+                     {"p": Assay(pl.DataFrame({"_index": [f"f{j}" for j in range(f)]}), {"raw": ScpMatrix(x)})})
+    path = save_parquet(c, tmp_path / "c.parquet")
+    meta = pq.ParquetFile(path / "assays/p/layers/raw.parquet")
+    groups = [meta.read_row_group(i, columns=["sample_id", "feature_id"]).to_pydict()
+              for i in range(meta.num_row_groups)]
+    assert meta.num_row_groups == n * f // 16
+    for sample in ("s0", "s21", "s47"):
+        touched = sum(sample in g["sample_id"] for g in groups)
+        assert touched <= 5, (sample, touched)  # one run per feature block
+    for feature in ("f0", "f19", "f39"):
+        touched = sum(feature in g["feature_id"] for g in groups)
+        assert touched <= 6 * 4, (feature, touched)  # the tiles of one feature block only
+        assert touched < meta.num_row_groups / 4
+    assert_container_equal(load_parquet(path), c)
+
+
+def test_existing_target_refused_without_overwrite(tmp_path, container):
+    path = save_parquet(container, tmp_path / "c.parquet")
+    with pytest.raises(IOTargetExistsError, match="overwrite=True"):
+        save_parquet(container, path)
+    other = example_container(n_samples=3, seed=4)
+    save_parquet(other, path, overwrite=True)
+    assert_container_equal(load_parquet(path), other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet"]
+
+
+def test_overwrite_never_replaces_a_folder_of_something_else(tmp_path, container):
+    mine = tmp_path / "data.parquet"
+    mine.mkdir()
+    (mine / "part-0.parquet").write_bytes(b"PAR1 user data")
+    with pytest.raises(IOWriteError, match="never replaced") as info:
+        save_parquet(container, mine, overwrite=True)
+    assert "without a scptensor Parquet manifest" in str(info.value)
+    assert (mine / "part-0.parquet").read_bytes() == b"PAR1 user data"
+
+
+def test_failure_while_writing_keeps_the_old_dataset(tmp_path, container, monkeypatch):
+    path = save_parquet(container, tmp_path / "c.parquet")
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+
+    def broken(frame, target, options, row_group_size=None):
+        if "layers" in str(target):
+            raise OSError(28, "No space left on device")
+        frame.write_parquet(target, row_group_size=row_group_size, **options)
+
+    monkeypatch.setattr(formats_parquet, "_write_frame", broken)
+    with pytest.raises(IOWriteError, match="No space left") as info:
+        save_parquet(example_container(n_samples=4, seed=9), path, overwrite=True)
+    assert "free disk space" in str(info.value)
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
+    assert_container_equal(load_parquet(path), container)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet"]
+
+
+def test_replace_without_exchange_and_a_writer_killed_between_the_renames(tmp_path, container, monkeypatch):
+    from scptensor.io import _folders
+
+    path = save_parquet(container, tmp_path / "c.parquet")
+    monkeypatch.setattr(_folders, "_exchange", lambda a, b: False)
+    new = example_container(n_samples=5, seed=2)
+    save_parquet(new, path, overwrite=True)
+    assert_container_equal(load_parquet(path), new)
+    # a writer that died after moving the old folder aside: the next writer puts it back first
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    aside = tmp_path / f"c.parquet.replaced-{dead.stdout.strip()}-0"
+    os.rename(path, aside)
+    with pytest.warns(StaleFilesWarning, match="restored"):
+        with pytest.raises(IOTargetExistsError):
+            save_parquet(container, path)
+    assert_container_equal(load_parquet(path), new)
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, polars as pl
+    from scptensor import Assay, ScpContainer, ScpMatrix
+    from scptensor.io import save_parquet
+    n, f = 3000, 1000
+    x = np.random.default_rng(0).random((n, f))
+    c = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(n)]}),
+                     {"p": Assay(pl.DataFrame({"_index": [f"f{j}" for j in range(f)]}),
+                                 {"a": ScpMatrix(x), "b": ScpMatrix(x), "c": ScpMatrix(x), "d": ScpMatrix(x)})})
+    print("start", flush=True)
+    while True:
+        save_parquet(c, sys.argv[1], overwrite=True, compression="gzip", compression_level=9)
+    """
+)
+
+
+def test_sigkill_during_a_save_leaves_the_old_dataset(tmp_path, container):
+    path = save_parquet(container, tmp_path / "c.parquet")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline().strip() == b"start"
+        # kill the writer while it fills its partial folder
+        deadline = time.monotonic() + 60
+        while not any(".partial-dir-" in p.name for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline, "the writer never started its partial folder"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert any(".partial-dir-" in p.name for p in tmp_path.iterdir())
+    assert_container_equal(load_parquet(path), container)
+    # the next writer clears the dead writer's claim and partial folder
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_parquet(container, path, overwrite=True)
+    kinds = {type(w.message) for w in caught}
+    assert kinds <= {StaleClaimWarning, StaleFilesWarning} and StaleFilesWarning in kinds
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet"]
+    assert_container_equal(load_parquet(path), container)
+
+
+def test_missing_and_foreign_inputs_are_typed_errors(tmp_path, container):
+    with pytest.raises(IOSourceNotFoundError):
+        load_parquet(tmp_path / "nothing.parquet")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(IOFormatError, match="not a scptensor Parquet dataset") as info:
+        load_parquet(plain)
+    assert "manifest.json" in str(info.value)
+    single = tmp_path / "one.parquet"
+    pl.DataFrame({"a": [1]}).write_parquet(single)
+    with pytest.raises(IOFormatError):
+        load(single)
+    with pytest.raises(IOFormatError, match="a file"):
+        load_parquet(single)
+
+
+def _edit_manifest(path: Path, change) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    change(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_hostile_datasets_are_format_errors(tmp_path, container):
+    path = save_parquet(container, tmp_path / "c.parquet")
+    _edit_manifest(path, lambda m: m.update(format_version="9.9"))
+    with pytest.raises(IOFormatError, match="unsupported scptensor Parquet format version.*9.9"):
+        load_parquet(path)
+    path = save_parquet(container, tmp_path / "d.parquet")
+    _edit_manifest(path, lambda m: m["assays"][0]["layers"][0].update(file="../../etc/passwd"))
+    with pytest.raises(IOFormatError, match="outside the dataset"):
+        load_parquet(path)
+    path = save_parquet(container, tmp_path / "e.parquet")
+    raw = path / "assays/proteins/layers/raw.parquet"
+    pl.read_parquet(raw).head(5).write_parquet(raw)
+    with pytest.raises(IOFormatError, match="every cell") as info:
+        load_parquet(path)
+    assert "assays/proteins/layers/raw" in str(info.value)
+    path = save_parquet(container, tmp_path / "f.parquet")
+    raw = path / "assays/peptides/layers/raw.parquet"
+    frame = pl.read_parquet(raw).with_columns(pl.col("sample_id").cast(pl.String).str.replace("S1", "ZZ"))
+    frame.write_parquet(raw)
+    with pytest.raises(IOFormatError, match="ids the dataset does not hold"):
+        load_parquet(path)
+    path = save_parquet(container, tmp_path / "g.parquet")
+    (path / "assays/proteins/var.parquet").unlink()
+    with pytest.raises(IOFormatError, match="missing") as info:
+        load_parquet(path)
+    assert "var.parquet" in str(info.value)
