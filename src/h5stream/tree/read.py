@@ -33,18 +33,119 @@ from h5stream.tree.nodes import (
 __all__ = ["read_attrs", "node_from_h5", "decode_node"]
 
 
+# Raised by h5py, numpy, json and base64 on damaged content; each becomes a FormatError naming the object.
+_DECODE_FAILURES = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
+#: Tags of values stored as a 1-element dataset.
+_SCALAR_TAGS = frozenset({"int", "float", "bool", "str", "npscalar", "bigint", "json"})
+#: Tags whose stored data is text (checked to be valid UTF-8 when read).
+_TEXT_TAGS = frozenset({"str", "bigint", "json", "ndarray:U", "ndarray:O", "list:str", "tuple:str"})
+
+
+def _around(raw: bytes | str, start: int) -> str:
+    return repr(raw[max(0, start - 12):start + 12])
+
+
+def checked_text(value, path, obj: str) -> str:
+    """A stored string as ``str``, or :class:`FormatError` when it is not valid UTF-8.
+
+    Every string the tree writes is valid UTF-8 (text that is not, such as lone
+    surrogates, is stored as ASCII typed JSON), so invalid bytes read back mean
+    damage; h5py would hand them over as lone surrogates.
+    """
+    if isinstance(value, (bytes, np.bytes_)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError("text is not valid UTF-8", path=path, obj=obj, expected="UTF-8 text",
+                              found=f"byte {raw[exc.start]:#04x} at offset {exc.start} in {_around(raw, exc.start)}",
+                              hint="the file is damaged") from None
+    value = str(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise FormatError("text is not valid UTF-8", path=path, obj=obj, expected="UTF-8 text",
+                          found=f"an undecodable byte at offset {exc.start} in {_around(value, exc.start)}",
+                          hint="the file is damaged") from None
+    return value
+
+
+def _check_texts(values, path, obj: str) -> None:
+    """Every string in ``values`` (a string, or an object array of them) is valid UTF-8."""
+    if isinstance(values, (bytes, str)):
+        checked_text(values, path, obj)
+    elif isinstance(values, np.ndarray) and values.dtype.kind == "O":
+        for value in values.ravel().tolist():
+            if isinstance(value, (bytes, str)):
+                checked_text(value, path, obj)
+
+
+def _json_text(value, path, obj: str) -> str:
+    """Typed JSON is written as ASCII (:func:`h5stream.jsonvalues.dumps`); anything else is damage."""
+    stored = checked_text(value, path, obj)
+    if not stored.isascii():
+        i = next(i for i, c in enumerate(stored) if not c.isascii())
+        raise FormatError("typed JSON text holds a character it is never written with", path=path, obj=obj,
+                          expected="ASCII JSON text", found=f"{stored[i]!r} at offset {i} in {_around(stored, i)}",
+                          hint="the file is damaged")
+    return stored
+
+
+def _decoded(decode, path, obj: str, what: str):
+    try:
+        return decode()
+    except FormatError as exc:
+        if exc.path is not None:
+            raise
+        raise FormatError(str(exc), path=path, obj=obj, hint="the file is damaged") from exc
+    except _DECODE_FAILURES as exc:
+        raise FormatError(f"cannot decode {what} ({type(exc).__name__}: {exc})"[:400], path=path, obj=obj,
+                          hint="the file is damaged or was edited by another tool") from exc
+
+
 def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
-    """(decoded attributes, node type tag, dict keys) of an HDF5 object; large attributes included."""
+    """(decoded attributes, node type tag, dict keys) of an HDF5 object; large attributes included.
+
+    Damaged attributes (unreadable, text that is not UTF-8, typed JSON that is
+    not ASCII or does not decode) raise :class:`FormatError` naming the attribute.
+    """
+    path, where = obj.file.filename, obj.name
+    try:
+        names = list(obj.attrs)
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise FormatError(f"cannot list the attributes ({exc})", path=path, obj=where,
+                          hint="the file is damaged") from exc
     raw = {}
-    for name in obj.attrs:
+    for name in names:
         try:
             raw[name] = obj.attrs[name]
-        except (OSError, TypeError, ValueError) as exc:
-            raise FormatError(f"cannot read attribute {name!r} ({exc})", path=obj.file.filename, obj=obj.name) from exc
-    tags = json.loads(text(raw.pop(ATTR_TYPES_ATTR))) if ATTR_TYPES_ATTR in raw else {}
+        except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
+            raise FormatError(f"cannot read attribute {name!r} ({exc})", path=path, obj=where) from exc
+        _check_texts(raw[name], path, f"{where}/@{name}")
+    tags = {}
+    if ATTR_TYPES_ATTR in raw:
+        at = f"{where}/@{ATTR_TYPES_ATTR}"
+        stored = _json_text(raw.pop(ATTR_TYPES_ATTR), path, at)
+        tags = _decoded(lambda: json.loads(stored), path, at, "the attribute types")
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise FormatError("attribute types are not a mapping of name to tag", path=path, obj=at,
+                              expected="a JSON object of strings", found=type(tags).__name__)
     tag = text(raw.pop(TYPE_ATTR)) if TYPE_ATTR in raw else None
-    keys = jsonvalues.loads(text(raw.pop(KEYS_ATTR))) if KEYS_ATTR in raw else None
-    attrs = {name: decode_attr(value, tags.get(name)) for name, value in raw.items()}
+    keys = None
+    if KEYS_ATTR in raw:
+        at = f"{where}/@{KEYS_ATTR}"
+        stored = _json_text(raw.pop(KEYS_ATTR), path, at)
+        keys = _decoded(lambda: jsonvalues.loads(stored), path, at, "the dict keys")
+        if not isinstance(keys, list):
+            raise FormatError("dict keys are not a list", path=path, obj=at, expected="a JSON list",
+                              found=type(keys).__name__)
+    attrs = {}
+    for name, value in raw.items():
+        tag_value = tags.get(name)
+        at = f"{where}/@{name}"
+        if tag_value == "json":
+            value = _json_text(value, path, at)
+        attrs[name] = _decoded(lambda v=value, t=tag_value: decode_attr(v, t), path, at, "the attribute")
     for name, tag_value in tags.items():
         if tag_value == "dataset":
             attrs[name] = decode_node(node_from_h5(_large_attr_object(obj, name), lazy=False))
@@ -81,6 +182,20 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None) -> Node:
         data = FileArray(opener, obj.name, obj.shape, obj.dtype)
     else:
         data = obj[()]
+        if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
+            _check_texts(data, obj.file.filename, obj.name)
+        if tag in _SCALAR_TAGS and np.size(data) != 1:
+            raise FormatError("a stored value has the wrong number of items", path=obj.file.filename,
+                              obj=obj.name, expected="1", found=str(np.size(data)), hint="the file is damaged")
+        if tag in ("json", "bigint"):
+            # Decoded once here, where the file and object are known, so damage is named.
+            flat = np.asarray(data, dtype=object).ravel()
+            if flat.size != 1:
+                raise FormatError("a stored value has the wrong number of items", path=obj.file.filename,
+                                  obj=obj.name, expected="1", found=str(flat.size), hint="the file is damaged")
+            stored = (_json_text if tag == "json" else checked_text)(flat[0], obj.file.filename, obj.name)
+            _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), obj.file.filename,
+                     obj.name, "the stored value")
     return Dataset(data, attrs, tag)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from h5stream import __version__ as _h5stream_version
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError, WriterClaimError  # noqa: F401
-from h5stream.files import AtomicFile, check_hdf5_signature, create_atomic, scan_unsafe_objects, update_atomic
+from h5stream.files import AtomicFile, check_hdf5_signature, create_atomic, guard_read, scan_unsafe_objects, update_atomic
 from h5stream.jsonvalues import stable_hash
 from h5stream.staging import LIBVER, FileArray
 # The tree's names the pipeline modules use through the store.
@@ -555,27 +555,25 @@ def get_stage1_status(root: h5py.File) -> dict[str, Any]:
     }
 
 
-def _visible_children(group) -> list[str]:
-    return [name for name in group if not is_hidden(name)]
+def _visible_children(f: h5py.File, path: str) -> list[str]:
+    """Visible member names of ``f[path]`` ([] when absent); a damaged group is a :class:`FormatError` naming it."""
+    with guard_read(f.filename, "/" + path):
+        if path not in f:
+            return []
+        return [name for name in f[path] if not is_hidden(name)]
 
 
 def list_units(root: h5py.File) -> list[str]:
     """Unit ids in the file (sorted); empty when there are none."""
-    f = _root_file(root)
-    if "units" not in f:
-        return []
-    return _visible_children(f["units"])
+    return _visible_children(_root_file(root), "units")
 
 
 def list_features(root: h5py.File, unit_id: str) -> list[str]:
     """Feature names of a unit (sorted); empty when the unit or its features do not exist."""
     f = _root_file(root)
-    path = f"units/{unit_id}/features"
     if not isinstance(unit_id, str) or "\x00" in unit_id or unit_id in ("", ".", "..") or "/" in unit_id:
         return []
-    if path not in f:
-        return []
-    return _visible_children(f[path])
+    return _visible_children(f, f"units/{unit_id}/features")
 
 
 def source_files_attrs(cmcr_path, cmtr_path) -> dict[str, Any]:
