@@ -1,16 +1,22 @@
 """The ``hdmea`` command line (also ``python -m hdmea``).
 
 Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``.
-Exit status: 0 when everything asked for succeeded, 1 when a recording failed,
-2 for a bad command line or a bad configuration (nothing was started).
+Exit status: 0 when everything asked for succeeded, 1 when a recording (or a
+command) failed, 2 when nothing was started: a bad command line, a bad
+configuration, or a problem the checks before the first step found (an input
+missing or of the wrong kind, an output folder that cannot be written, too
+little free space).  Every error is printed as one message naming the path and
+what to do; no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,29 +51,53 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from hdmea.pipeline.batch import Recording, run_job
+    from hdmea.pipeline.batch.recordings import finished_marker
+    from hdmea.pipeline.preflight import check_run
 
     config = _load_config(args.config)
+    if args.force:
+        config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
     out = Path(args.out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError("the output must be an .h5 file", found=str(out), hint="e.g. --out results/rec.h5")
-    out.parent.mkdir(parents=True, exist_ok=True)
     recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name)
+    if finished_marker(out, config) is None:
+        check_run([recording], [out], config).raise_if_any()
+        if args.config is None:
+            print(_without_config_note(), file=sys.stderr)
     outcome = run_job(recording, out, config)
     return _print_outcome(recording.name, out, outcome)
+
+
+def _without_config_note() -> str:
+    """What ``run`` does without ``--config``: the steps that need a stimulus or are off by default."""
+    from hdmea.pipeline.steps import planned_steps
+
+    plan = planned_steps()
+    runs = [name for name, reason in plan if reason is None]
+    skipped = "; ".join(f"{name}: {reason}" for name, reason in plan if reason is not None)
+    return (f"hdmea run: no --config given, so only {', '.join(runs)} will run ({skipped}). "
+            "A configuration describes the stimulus and switches steps on; `hdmea demo` writes one to start "
+            "from, and `hdmea run --help` lists the steps.")
 
 
 def _print_outcome(name: str, out: Path, outcome: dict) -> int:
     status = outcome["status"]
     if status == "failed":
-        print(f"{name}: failed ({outcome.get('kind')} error): {outcome.get('error')}", file=sys.stderr)
+        text = f"{name}: failed ({outcome.get('kind')} error): {outcome.get('error')}"
+        print(on_command_line(text, "run"), file=sys.stderr)
         return EXIT_FAILED
     detail = outcome.get("detail") or {}
     if status == "skipped":
-        print(f"{name}: already finished, skipped ({out})")
+        print(f"{name}: already finished with this configuration, skipped ({out}); --force runs it again")
         return EXIT_OK
     print(f"{name}: done in {outcome.get('seconds', 0.0):.2f} s -> {out}")
     for step in detail.get("steps", []):
-        print(f"  {step['name']:<22} {step['status']:<9} {step['seconds']:7.2f} s")
+        if step["status"] == "ran":
+            print(f"  {step['name']:<22} {step['status']:<9} {step['seconds']:7.2f} s")
+        else:
+            note = f" ({step['note']})" if step.get("note") else ""
+            print(f"  {step['name']:<22} {step['status']}{note}")
     if "n_units" in detail:
         print(f"  units: {detail['n_units']}")
     check = detail.get("orientation")
@@ -99,7 +129,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             executor.close()
             executor.cluster.close()
     print(summary.table())
-    path = summary.write_json(Path(args.out) / (args.summary or "batch_summary.json"))
+    if summary.results and len(summary.skipped) == len(summary.results):
+        print(f"nothing to do: all {_count(len(summary.results), 'recording')} finished already with this "
+              "configuration (no workers were started)")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)  # the checks found it writable; a batch that started nothing
+    path = summary.write_json(out_dir / (args.summary or "batch_summary.json"))
     print(f"summary: {path}")
     return EXIT_OK if summary.ok else EXIT_FAILED
 
@@ -187,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output recording file (.h5)")
     p.add_argument("--name", help="dataset id, {name} in the configuration (default: the .cmcr's stem)")
+    p.add_argument("--force", action="store_true",
+                   help="run again even when FILE is finished with this configuration")
     p.set_defaults(func=_cmd_run)
 
     p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool",
@@ -247,23 +284,67 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    from hdmea.pipeline.preflight import PreflightError
     from hdmea.progress import configure_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     func: Callable[[argparse.Namespace], int] = args.func
+    command = args.command
     try:
         return func(args)
     except ConfigError as exc:
-        print(f"hdmea {args.command}: configuration error: {exc}", file=sys.stderr)
+        _error(command, f"configuration error: {exc}")
         return EXIT_USAGE
-    except (H5StreamError, OSError, ImportError) as exc:
-        print(f"hdmea {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except PreflightError as exc:
+        _error(command, str(exc))
+        return EXIT_USAGE
+    except H5StreamError as exc:
+        _error(command, f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    except OSError as exc:
+        _error(command, describe_os_error(exc))
+        return EXIT_FAILED
+    except ImportError as exc:
+        _error(command, f"{type(exc).__name__}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"hdmea {args.command}: interrupted", file=sys.stderr)
+        _error(command, "interrupted")
         return 130
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+#: What the library's messages call a keyword argument, on the command line, per subcommand.
+_FLAGS = {
+    "demo": {"overwrite=True": "--overwrite", "out_dir": "--out"},
+    "run": {"overwrite=True": "--force", "force=True": "--force"},
+}
+
+
+def on_command_line(text: str, command: str) -> str:
+    """``text`` with the library's keyword arguments named as ``command``'s flags (``--overwrite``)."""
+    for keyword, flag in _FLAGS.get(command, {}).items():
+        text = re.sub(rf"(?<![\w-]){re.escape(keyword)}(?!\w)", flag, text)
+    return text
+
+
+def _error(command: str, text: str) -> None:
+    print(f"hdmea {command}: {on_command_line(text, command)}", file=sys.stderr)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An operating-system error as one line: what failed, on which path, and what to do."""
+    from hdmea.pipeline.preflight import user_error_hint
+
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(os.fspath(p) for p in paths)
+    hint = user_error_hint(exc) or "check the path and the disk, then try again"
+    return f"{where + ': ' if where else ''}{reason} ({hint})"
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m hdmea.cli

@@ -333,7 +333,8 @@ def _parse_stimulus(r: TableReader, base: Path) -> StimulusSource:
                         hint="only {name} and {dir} are known") from exc
         return StimulusSource(file_template=template, base_dir=str(base))
     if not inline_keys:
-        r.reject_unknown()
+        # Nothing was read but "file": a misspelt key is matched against every key the table accepts.
+        r.reject_unknown({"file", *_INLINE_STIMULUS_KEYS})
         return StimulusSource()
 
     playlist = r.get("playlist", "str_list")
@@ -477,15 +478,32 @@ def _step_for_key(r: TableReader, key: str) -> Step:
     found = find_step(key)
     if found is None:
         names = [s.name for s in STEPS]
-        close = difflib.get_close_matches(key, names, n=1)
+        suggestion = suggest_step(key)
         raise config_error(r.child_key(key), "unknown pipeline step", source=r.source,
-                    hint=f"did you mean {close[0]!r}?" if close else "steps: " + ", ".join(names))
+                    hint=f"did you mean {suggestion!r}?" if suggestion else "steps: " + ", ".join(names))
     step, is_alias = found
     if is_alias:
         where = f" in {r.source}" if r.source else ""
         warnings.warn(f"{r.child_key(key)}{where} is the former name of the step {step.name!r}; "
                       f"use steps.{step.name}", DeprecatedStepNameWarning, stacklevel=4)
     return step
+
+
+def suggest_step(key: str) -> str | None:
+    """The current name of the step ``key`` most likely means, or None.
+
+    A misspelling is matched against every key the configuration accepts (the
+    steps' names and their former names) and answered with the current name,
+    which is always accepted: ``eimgae`` suggests ``compute_eimage_sta``.
+    A key that is a part of exactly one step's name (``features``) suggests it too.
+    """
+    accepted = {s.name: s.name for s in STEPS}
+    accepted.update({alias: s.name for s in STEPS for alias in s.aliases})
+    close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
+    if close:
+        return accepted[close[0]]
+    containing = {s.name for s in STEPS if key and key in s.name}
+    return containing.pop() if len(containing) == 1 else None
 
 
 def _set_switch(r: TableReader, step: Step, switches: dict[str, bool], switch_key: dict[str, str],

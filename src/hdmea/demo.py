@@ -75,10 +75,22 @@ class DemoResult:
             lines.append(f"check against the planted truth: {key} = {value}")
         lines += [
             f"result: {self.output}",
-            f"next: hdmea inspect {self.output}",
-            f"      hdmea report {self.output} --out {self.out_dir / 'report'}",
+            "next:",
+            f"  hdmea inspect {self.output}",
+        ]
+        if not _report_available():
+            lines.append('  pip install ".[report]"     # from the clone\'s root: matplotlib, which hdmea report draws with')
+        lines += [
+            f"  hdmea report {self.output} --out {self.out_dir / 'report'}",
+            f"  hdmea run {self.cmcr} {self.cmtr} --config {self.config} --out {self.out_dir / 'rerun.h5'}",
         ]
         return "\n".join(lines)
+
+
+def _report_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _eimage_available() -> bool:
@@ -113,19 +125,31 @@ def run_demo(
     eimage
         Compute electrical images (default: when the step is installed).
     """
+    from hdmea.pipeline.preflight import CreatedFolders, check_run
+
+    if n_units < 1:
+        raise ConfigError("the demo needs at least one unit", found=str(n_units))
+    out = Path(out_dir)
+    output = out / f"{DEMO_NAME}.h5"
+    if output.exists() and not overwrite:
+        raise ConfigError("a demo result exists already", path=output,
+                          hint="pass overwrite=True or choose another out_dir")
+    # Before anything is generated: the folder must be writable (the pipeline checks the rest).
+    check_run([], [output], None).raise_if_any()
+    folders = CreatedFolders(out)
+    try:
+        return _run(out, output, n_units, seed, eimage)
+    except BaseException:
+        folders.remove_if_empty()
+        raise
+
+
+def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) -> DemoResult:
     from h5stream.files import write_bytes_atomic
     from hdmea.config import load_config
     from hdmea.pipeline.steps import checkpoint_path_for, run_pipeline
     from hdmea.synthetic import generate_recording
 
-    if n_units < 1:
-        raise ConfigError("the demo needs at least one unit", found=str(n_units))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    output = out / f"{DEMO_NAME}.h5"
-    if output.exists() and not overwrite:
-        raise ConfigError("a demo result exists already", path=output,
-                          hint="pass --overwrite or choose another --out")
     t0 = time.perf_counter()
     recording = generate_recording(out, DEMO_NAME, seed=seed, overwrite=True, **DEMO_RECORDING,
                                    n_units=n_units, n_silent_units=min(1, n_units - 1))

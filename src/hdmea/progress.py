@@ -33,8 +33,11 @@ __all__ = [
     "current_recording",
     "configure_logging",
     "RecordingTagFilter",
+    "BarAwareHandler",
     "slurm_tag",
     "LOG_FORMAT",
+    "counted",
+    "plural",
 ]
 
 _current_recording: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -102,8 +105,11 @@ class Progress:
         use_bar = _is_terminal(self._stream) if enabled is None else enabled
         if use_bar:
             self._bar = _make_bar(total, description, unit, self._stream)
+            if self._bar is not None:
+                _ACTIVE_BARS.append(self._bar)
         if self._bar is None:
-            self.log.info("%s: started (%s %s)", description, "?" if total is None else total, unit)
+            self.log.info("%s: started (%s)", description,
+                          f"? {plural(unit)}" if total is None else counted(total, unit))
 
     @property
     def uses_bar(self) -> bool:
@@ -132,14 +138,16 @@ class Progress:
         elapsed = now - self._started
         if self.total:
             pct = 100.0 * self.count / self.total
-            return f"{self.count}/{self.total} {self.unit} ({pct:.0f}%, {elapsed:.1f} s)"
-        return f"{self.count} {self.unit} ({elapsed:.1f} s)"
+            return f"{self.count}/{counted(self.total, self.unit)} ({pct:.0f}%, {elapsed:.1f} s)"
+        return f"{counted(self.count, self.unit)} ({elapsed:.1f} s)"
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
+            with contextlib.suppress(ValueError):
+                _ACTIVE_BARS.remove(self._bar)
             self._bar.close()
         else:
             self.log.info("%s: done, %s", self.description, self._status(time.monotonic()))
@@ -149,6 +157,16 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def plural(word: str) -> str:
+    """The plural of a unit's name (``step`` -> ``steps``; ``it`` and words ending in s stay)."""
+    return word if word == "it" or word.endswith("s") else word + "s"
+
+
+def counted(n: int, word: str) -> str:
+    """``"1 step"``, ``"6 steps"``: the count word agrees with its number."""
+    return f"{n} {word if n == 1 else plural(word)}"
 
 
 def _make_bar(total, description, unit, stream):
@@ -214,6 +232,30 @@ class RecordingTagFilter(logging.Filter):
 
 _HANDLER_MARK = "_hdmea_cli_handler"
 
+#: tqdm bars on screen now; while there is one, log lines are written through tqdm.
+_ACTIVE_BARS: list[Any] = []
+
+
+class BarAwareHandler(logging.StreamHandler):
+    """A stream handler that, while a progress bar is shown, writes through the bar's writer.
+
+    ``tqdm.write`` clears the bars, writes the line and draws the bars again, so
+    a log line never lands in the middle of a bar and a bar never overwrites a
+    log line.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _ACTIVE_BARS:
+            super().emit(record)
+            return
+        try:
+            from tqdm.auto import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise; the handler reports it
+            self.handleError(record)
+
 
 def configure_logging(level: int | str = "INFO", *, stream: IO | None = None) -> logging.Handler:
     """Send log lines of ``hdmea`` and ``h5stream`` to ``stream`` (default stderr), tagged.
@@ -226,7 +268,7 @@ def configure_logging(level: int | str = "INFO", *, stream: IO | None = None) ->
         if not isinstance(numeric, int):
             raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
         level = numeric
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = BarAwareHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(RecordingTagFilter())
     setattr(handler, _HANDLER_MARK, True)

@@ -99,7 +99,7 @@ def test_run_then_rerun_skips(tiny, tmp_path):
     assert "tiny: done in" in proc.stdout and "compute_sta" in proc.stdout
     assert _steps(out) == [s for s in PIPELINE_STEPS if s != "compute_eimage_sta"]
     again = run_cli(*args)
-    assert again.returncode == 0 and "already finished, skipped" in again.stdout
+    assert again.returncode == 0 and "already finished with this configuration, skipped" in again.stdout
 
 
 def _batch_dir(tiny: Path, tmp_path: Path, names) -> Path:

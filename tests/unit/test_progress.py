@@ -31,12 +31,12 @@ def test_without_terminal_logs_coarse_lines(caplog):
                 bar.update()
     lines = [r.getMessage() for r in caplog.records]
     # start, 25/50/75/100 %, done: a handful of lines for 100 updates.
-    assert lines[0] == "work: started (100 item)"
+    assert lines[0] == "work: started (100 items)"
     assert [m for m in lines if "%" in m and "done" not in m] == [
-        f"work: {n}/100 item ({n}%, " + m.split(", ", 1)[1] for n, m in
+        f"work: {n}/100 items ({n}%, " + m.split(", ", 1)[1] for n, m in
         zip((25, 50, 75, 100), [m for m in lines if "%" in m and "done" not in m])
     ]
-    assert lines[-1].startswith("work: done, 100/100 item")
+    assert lines[-1].startswith("work: done, 100/100 items")
     assert len(lines) == 6
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "run_pipeline",
     "PipelineReport",
     "StepRecord",
+    "planned_steps",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,6 +256,19 @@ def _off_reason(step: Step, ctx: StepContext) -> str | None:
     return step.needs(ctx) if step.needs is not None else None
 
 
+def planned_steps(config: Any = None, stimulus: Any = None) -> list[tuple[str, str | None]]:
+    """Each step's name and why it will not run (None: it runs) for ``config`` and ``stimulus``.
+
+    Used to tell a user before a run what it will do, e.g. that without a
+    configuration only loading runs.
+    """
+    from hdmea.config import PipelineConfig
+
+    config = config if config is not None else PipelineConfig()
+    ctx = StepContext(cmcr=Path(), cmtr=Path(), output=Path(), config=config, stimulus=stimulus, session=None)
+    return [(step.name, _off_reason(step, ctx)) for step in STEPS]
+
+
 def _open_session(output: Path, dataset_id: str, digest: str, memory_limit: int | None):
     """A session resumed from the checkpoint made with the same configuration, else a new one."""
     from hdmea.errors import CheckpointError
@@ -286,6 +300,7 @@ def run_pipeline(
     dataset_id: str | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     show_progress: bool | None = None,
+    preflight: bool = True,
 ) -> PipelineReport:
     """Run every configured step of :data:`STEPS` for one recording in a deferred session and save once.
 
@@ -312,12 +327,41 @@ def run_pipeline(
     show_progress
         A bar over the steps on a terminal, coarse log lines elsewhere (None:
         decided by the terminal; False: neither).
+    preflight
+        Before the first step, check that both inputs open as what they should
+        be, that the output folder exists or can be created and is writable,
+        and that its disk has room for the output
+        (:mod:`hdmea.pipeline.preflight`); a problem raises
+        :class:`~hdmea.pipeline.preflight.PreflightError` before any work.  The
+        output folder is created when missing and removed again when the run
+        fails and leaves it empty.
     """
     from hdmea.config import PipelineConfig
+    from hdmea.pipeline.preflight import CreatedFolders, check_run
 
     config = config if config is not None else PipelineConfig()
     cmcr, cmtr, output = Path(cmcr), Path(cmtr), Path(output)
     dataset_id = dataset_id or output.stem
+    if preflight:
+        recording = _Inputs(dataset_id, cmcr, cmtr)
+        check_run([recording], [output], config).raise_if_any()
+    folders = CreatedFolders(output.parent)
+    try:
+        return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
+    except BaseException:
+        folders.remove_if_empty()
+        raise
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    name: str
+    cmcr: Path
+    cmtr: Path
+
+
+def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: str,
+               on_step: Callable[[StepRecord], None] | None, show_progress: bool | None) -> PipelineReport:
     started = time.perf_counter()
     stimulus = config.stimulus.resolve(dataset_id, cmcr.parent)
     memory_limit = (None if config.output.memory_limit_gb is None

@@ -16,9 +16,10 @@ from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import Pool, make_pool
 from hdmea.pipeline.batch.failures import ERROR, INFRASTRUCTURE, classify_error, describe_error
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
-from hdmea.pipeline.batch.recordings import Recording, discover_recordings, output_path_for
+from hdmea.pipeline.batch.recordings import Recording, discover_recordings, finished_marker, output_path_for
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, threads_per_worker
+from hdmea.pipeline.preflight import CreatedFolders, PreflightError, check_run
 from hdmea.progress import progress
 
 __all__ = ["run_batch", "run_one"]
@@ -50,7 +51,8 @@ def run_batch(
     config
         The pipeline configuration (default: an empty :class:`PipelineConfig`).
     out_dir
-        Directory of the outputs ``<name>.h5`` (created if missing).
+        Directory of the outputs ``<name>.h5`` (created if missing, and removed
+        again when the batch fails and leaves it empty).
     executor
         Any ``concurrent.futures.Executor`` or a dask ``Client``.  None: a Dask
         ``LocalCluster`` with ``workers`` single-threaded worker processes when
@@ -58,7 +60,9 @@ def run_batch(
         worker dies.  The batch never shuts down an executor it was given.
     retries
         How many times a recording is tried again after an infrastructure error
-        (killed worker, out of memory, I/O); data errors are never retried.
+        (killed worker, out of memory, a transient I/O error); data errors and
+        the user's errors (permissions, read-only filesystem, full disk) are
+        never retried.
         Default: ``config.batch.retries``.
     workers
         Worker processes of the default executor (default: ``config.batch.workers``
@@ -83,6 +87,18 @@ def run_batch(
     -------
     BatchSummary
         One :class:`RecordingResult` per recording, in input order.
+
+    Before any job is submitted, the driver skips every recording already
+    finished with this configuration (when that is all of them, it returns
+    at once, without starting workers) and checks the rest
+    (:func:`hdmea.pipeline.preflight.check_run`): a recording whose inputs do
+    not exist or do not open as ``.cmcr``/``.cmtr`` files is failed without
+    running (kind ``"user"`` or ``"data"``), every such problem logged at once;
+    an output folder that cannot be created or written, or a disk without
+    room for the outputs, raises :class:`~hdmea.pipeline.preflight.PreflightError`
+    listing every problem, and nothing is started.  Errors of the user's
+    setup met later (permissions, read-only filesystem, full disk) are kind
+    ``"user"`` and never retried.
     """
     config = config if config is not None else PipelineConfig()
     retries = config.batch.retries if retries is None else retries
@@ -91,13 +107,45 @@ def run_batch(
     workers = workers if workers is not None else config.batch.workers
     scheduler = scheduler if scheduler is not None else (
         config.batch.scheduler if executor is None else None)
+    started = time.perf_counter()
     items = discover_recordings(recordings)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     job = job if job is not None else run_pipeline_job
+    outputs = [output_path_for(r, out_dir) for r in items]
+    finished = _finished_results(items, outputs, config)
+    todo = [i for i in range(len(items)) if i not in finished]
+    if not todo:
+        # Nothing to do: no cluster is started, no folder is checked or created.
+        summary = BatchSummary(results=[finished[i] for i in range(len(items))],
+                               seconds=time.perf_counter() - started, executor="none (nothing to do)")
+        logger.info("all %s finished already with this configuration; nothing to do",
+                    _count(len(items), "recording"))
+        return summary
+    # Every check before any job: a batch that cannot succeed says why at once.
+    # The inputs of a custom job may be anything: only the pipeline's are opened.
+    report = check_run([items[i] for i in todo], [outputs[i] for i in todo], config,
+                       open_files=job is run_pipeline_job)
+    if report.shared:
+        raise PreflightError(report.all_problems)
+    refused = {i: report.problems[items[i].name] for i in todo if items[i].name in report.problems}
+    if refused:
+        logger.error("%s cannot start and %s not submitted:\n%s", _count(len(refused), "recording"),
+                     "is" if len(refused) == 1 else "are",
+                     "\n".join(f"  {p}" for problems in refused.values() for p in problems))
+    todo = [i for i in todo if i not in refused]
+    if finished:
+        logger.info("%s finished already, skipped", _count(len(finished), "recording"))
+    results: list[RecordingResult | None] = [finished.get(i) for i in range(len(items))]
+    for i, problems in refused.items():
+        results[i] = RecordingResult(
+            name=items[i].name, output=outputs[i], status="failed", kind=problems[0].kind,
+            error="; ".join(f"{p.path}: {p.what}. {p.hint}" for p in problems))
+    if not todo:
+        return BatchSummary(results=results, seconds=time.perf_counter() - started,
+                            executor="none (nothing could start)")
+    folders = CreatedFolders(out_dir)
     # Only the pipeline job gains from a warm-up that runs the pipeline.
     warm = job is run_pipeline_job
-    started = time.perf_counter()
     local_setup = None
     if executor is None and scheduler is None:
         # Worker processes of this machine side by side split its cores: each job's
@@ -113,17 +161,38 @@ def run_batch(
         config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
     call = JobCall(job, setup)
     startup_seconds = time.perf_counter() - started
-    logger.info("batch of %d recordings on %s", len(items), pool.name)
+    logger.info("batch of %s on %s", _count(len(todo), "recording"), pool.name)
     try:
-        results = _run_all(pool, call, items, out_dir, config, retries, show_progress)
+        ran = _run_all(pool, call, [items[i] for i in todo], out_dir, config, retries, show_progress)
+    except BaseException:
+        folders.remove_if_empty()
+        raise
     finally:
         pool.close()
+    for i, result in zip(todo, ran):
+        results[i] = result
     summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
                            startup_seconds=startup_seconds,
                            worker_setup_seconds=_setup_times(pool.setup_seconds, results))
     logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
                 len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
     return summary
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _finished_results(items: Sequence[Recording], outputs: Sequence[Path],
+                      config: PipelineConfig) -> dict[int, RecordingResult]:
+    """Recordings whose output is finished with this configuration, as skipped results (by index)."""
+    finished = {}
+    for i, (recording, output) in enumerate(zip(items, outputs)):
+        marker = finished_marker(output, config)
+        if marker is not None:
+            finished[i] = RecordingResult(name=recording.name, output=output, status="skipped",
+                                          detail=marker.get("detail", {}) or {})
+    return finished
 
 
 def _setup_times(up_front: dict[str, float], results: Sequence[RecordingResult]) -> list[float]:
@@ -250,9 +319,14 @@ def run_one(
                           found=str(index), hint="use --array=0-%d" % (len(items) - 1))
     recording = items[index]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     output = output_path_for(recording, out_dir)
+    if not _finished_results([recording], [output], config):
+        check_run([recording], [output], config,
+                  open_files=job is None or job is run_pipeline_job).raise_if_any()
+    folders = CreatedFolders(out_dir)
     outcome = run_job(recording, output, config, job=job)
+    if outcome["status"] == "failed":
+        folders.remove_if_empty()
     result = RecordingResult(name=recording.name, output=output, attempts=1)
     result.status = outcome["status"]
     result.seconds = outcome.get("seconds", 0.0)

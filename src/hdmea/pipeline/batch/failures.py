@@ -1,15 +1,26 @@
-"""How a failed attempt is sorted: a data error (bad input, not retried) or an infrastructure error (retried)."""
+"""How a failed attempt is sorted.
+
+- *user*: the user's setup is at fault (a permission, a read-only filesystem,
+  a full disk or quota, a missing output path, or any problem the pre-flight
+  checks found); reported once with what to do, never retried;
+- *data*: a bad input file; reported once, not retried;
+- *infrastructure*: what may pass on retry (a killed worker, a memory error on
+  a busy node, a transient I/O error); retried;
+- *error*: anything else (a bug or a bad parameter); reported once.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
 from collections.abc import Callable
 
 from h5stream.errors import FormatError, SourceNotFoundError, WriteError
 from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
 
-__all__ = ["DATA", "INFRASTRUCTURE", "ERROR", "classify_error", "describe_error"]
+__all__ = ["USER", "DATA", "INFRASTRUCTURE", "ERROR", "classify_error", "describe_error"]
 
+USER = "user"
 DATA = "data"
 INFRASTRUCTURE = "infrastructure"
 ERROR = "error"
@@ -42,7 +53,16 @@ _ERROR_CLASSES: list[tuple[Callable[[], tuple[type[BaseException], ...]], str]] 
 
 
 def classify_error(exc: BaseException) -> str:
-    """``"data"`` (bad input: do not retry), ``"infrastructure"`` (retry) or ``"error"``."""
+    """``"user"``, ``"data"`` (neither retried), ``"infrastructure"`` (retried) or ``"error"``."""
+    from hdmea.pipeline.preflight import PreflightError, user_errno
+
+    if isinstance(exc, PreflightError):
+        return exc.kind
+    number = user_errno(exc)
+    if number is not None and not (number == errno.ENOENT and isinstance(exc, (FormatError, FileNotFoundError))):
+        # A missing input stays a data error below; a missing output path,
+        # permissions, read-only filesystems and full disks are the user's.
+        return USER
     for types, kind in _ERROR_CLASSES:
         if isinstance(exc, types()):
             return kind
@@ -50,5 +70,14 @@ def classify_error(exc: BaseException) -> str:
 
 
 def describe_error(exc: BaseException) -> str:
+    """``Type: message``, and for the user's errors what to do when the message does not say it."""
+    from hdmea.pipeline.preflight import PreflightError, user_error_hint
+
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, PreflightError):
+        return text
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    hint = user_error_hint(exc)
+    if hint and hint not in described:
+        described += f" ({hint})"
+    return described

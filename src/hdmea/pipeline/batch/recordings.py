@@ -22,7 +22,7 @@ from hdmea.errors import ConfigError
 from hdmea.pipeline.steps import checkpoint_path_for
 
 __all__ = ["Recording", "discover_recordings", "output_path_for", "done_marker_path", "checkpoint_path_for",
-           "read_done_marker", "write_done_marker", "DONE_SUFFIX"]
+           "read_done_marker", "write_done_marker", "finished_marker", "DONE_SUFFIX"]
 
 DONE_SUFFIX = ".done"
 
@@ -132,6 +132,16 @@ def read_done_marker(output: str | os.PathLike) -> dict | None:
         return json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def finished_marker(output: str | os.PathLike, config: Any) -> dict | None:
+    """The finished-marker of ``output`` when it was made with ``config`` and no rerun is asked for, else None."""
+    if config.output.overwrite:
+        return None
+    marker = read_done_marker(output)
+    if marker is not None and marker.get("config_digest") == config.digest():
+        return marker
+    return None
 
 
 def write_done_marker(output: str | os.PathLike, record: dict) -> Path:

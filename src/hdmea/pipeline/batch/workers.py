@@ -90,13 +90,27 @@ def _warm_up() -> None:
     for module in [step.module for step in STEPS] + ["scipy.signal"]:
         importlib.import_module(module)
 
-    with tempfile.TemporaryDirectory(prefix="hdmea-warm-") as tmp, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="hdmea-warm-") as tmp, warnings.catch_warnings(), _quiet_logs():
         warnings.simplefilter("ignore")
         made = generate_recording(tmp, "warm", n_units=3, seed=0)
         config = parse_config({"stimulus": {"file": str(made.stimulus_path)}, "steps": {s.name: True for s in STEPS if s.switch},
                                "output": {"checkpoint": False}})
         run_pipeline(made.cmcr_path, made.cmtr_path, Path(tmp) / "warm.h5", config, dataset_id="warm",
                      show_progress=False)
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    """Keep the warm-up's own log lines (its synthetic recording) out of the user's log."""
+    loggers = [logging.getLogger(name) for name in ("hdmea", "h5stream", "scptensor")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 @dataclasses.dataclass(frozen=True)
