@@ -65,7 +65,7 @@ from scptensor.core.exceptions import ValidationError
 from scptensor.core.structures import AggregationLink, Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from scptensor.io._folders import writing_folder
 from scptensor.io.exceptions import IOFormatError, IOSourceNotFoundError
-from scptensor.io.selection import Selection, selection_from
+from scptensor.io.selection import SelectionError, selection_from
 
 __all__ = [
     "FORMAT_NAME",
@@ -590,7 +590,7 @@ def _member(root: Path, rel: Any, obj: str) -> Path:
 def _guard(root: Path, obj: str) -> Iterator[None]:
     try:
         yield
-    except (IOFormatError, IOSourceNotFoundError):
+    except (IOFormatError, IOSourceNotFoundError, SelectionError):
         raise
     except ValidationError as exc:
         raise IOFormatError(f"dataset content breaks the data model: {exc}", path=root, obj=obj,

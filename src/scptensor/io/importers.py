@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import h5py
@@ -27,6 +27,8 @@ from scptensor.io.exporters import FORMAT_NAME, FORMAT_VERSION
 from scptensor.io.formats_h5ad import check_h5ad, read_h5ad
 from scptensor.io.formats_h5mu import check_h5mu, read_h5mu
 from scptensor.io.legacy import LEGACY_VERSION, read_container_v1
+from scptensor.io.partial_hdf5 import read_frame_columns, read_matrix_rows
+from scptensor.io.selection import select_loaded, selection_from
 from scptensor.io.serializers import deserialize_matrix, deserialize_provenance
 
 __all__ = ["load_hdf5", "read_matrix", "file_kind", "detect_format", "READERS"]
@@ -66,26 +68,60 @@ def read_matrix(group: h5py.Group, path) -> ScpMatrix:
     return ScpMatrix(X, M, metadata)
 
 
-def _read_container_v2(f: h5py.File, path) -> ScpContainer:
+def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpContainer:
+    """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options)."""
+    request = request or {}
     sample_id_col = root_attr(f, "sample_id_col", "_index")
-    with guarded(path, "/obs"):
-        obs = read_elem(_require(f, "obs", path, "element"))
-    assays = {}
     assays_group = _require(f, "assays", path)
-    for name in _order(assays_group, path):
+    assay_names = _order(assays_group, path)
+    selection = selection_from(
+        assay_names,
+        {a: _order(assays_group[a]["layers"], path) if "layers" in assays_group[a] else [] for a in assay_names},
+        assays=request.get("assays"), layers=request.get("layers"), path=path,
+    )
+    with guarded(path, "/obs"):
+        obs_group = _require(f, "obs", path, "element")
+        obs = None
+        obs_columns = request.get("obs_columns")
+        if obs_columns is not None:
+            available = json.loads(root_attr(obs_group, "h5stream:columns") or "null")
+            if available is not None:
+                selection.check_obs_columns(available, list(obs_columns), sample_id_col)
+                obs = read_frame_columns(obs_group, [sample_id_col, *obs_columns])
+        if obs is None:
+            obs = read_elem(obs_group)
+            if obs_columns is not None:
+                selection.check_obs_columns(obs.columns, list(obs_columns), sample_id_col)
+                obs = obs.select([c for c in obs.columns if c == sample_id_col or c in obs_columns])
+        positions = None
+        if request.get("samples") is not None:
+            positions = selection.sample_positions(request["samples"], obs.get_column(sample_id_col))
+            obs = obs[positions]
+    assays = {}
+    for name in assay_names:
+        if not selection.wants_assay(name):
+            continue
         group = assays_group[name]
         with guarded(path, group.name):
             feature_id_col = root_attr(group, "feature_id_col", "_index")
             var = read_elem(_require(group, "var", path, "element"))
             layers_group = _require(group, "layers", path)
-            layers = {
-                layer: read_matrix(layers_group[layer], path) for layer in _order(layers_group, path)
-            }
+            layers = {}
+            for layer in _order(layers_group, path):
+                if not selection.wants_layer(name, layer):
+                    continue
+                if positions is None:
+                    layers[layer] = read_matrix(layers_group[layer], path)
+                else:
+                    _require(layers_group[layer], "X", path, "element")
+                    layers[layer] = read_matrix_rows(layers_group[layer], positions)
             assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
     links = []
     if "links" in f:
         for key in sorted(f["links"], key=int):
             group = f["links"][key]
+            if not all(root_attr(group, k) in assays for k in ("source_assay", "target_assay")):
+                continue
             with guarded(path, group.name):
                 linkage = read_elem(group["linkage"])
                 links.append(
@@ -174,8 +210,16 @@ def _check_any(path) -> Callable[[h5py.File], None]:
     return check
 
 
-def load_hdf5(path: str | os.PathLike, *, assay: str | None = None) -> ScpContainer:
-    """Load a container from any of the three container formats, chosen by content.
+def load_hdf5(
+    path: str | os.PathLike,
+    *,
+    assay: str | None = None,
+    assays: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    obs_columns: Sequence[str] | None = None,
+    samples=None,
+) -> ScpContainer:
+    """Load a container, or part of it, from any of the three container formats, chosen by content.
 
     The scptensor HDF5 format (2.0, or the original 1.0), a MuData file or an
     AnnData file, whatever the file's extension.  AnnData and MuData files
@@ -186,6 +230,20 @@ def load_hdf5(path: str | os.PathLike, *, assay: str | None = None) -> ScpContai
     path : str or os.PathLike
     assay : str, optional
         Name of the assay of an AnnData file written by another tool (default "main").
+    assays : list of str, optional
+        Assays to read (default all); links to assays not read are left out.
+    layers : list of str, optional
+        Layers to read in every assay read (default all).
+    obs_columns : list of str, optional
+        obs columns to read besides the sample id column (default all).
+    samples : sequence of sample ids, or boolean mask over the samples, optional
+        Samples to read: ids in the order given, a mask in the saved order.
+
+    In the scptensor 2.0 format only the parts asked for are read: unrequested
+    assays, layers and obs columns are never touched, and ``samples`` reads only
+    the selected rows of dense and CSR layers (CSC layers are read whole, then
+    sliced).  Files of the 1.0 layout, MuData and AnnData are read whole and
+    then cut to the request.
 
     Returns
     -------
@@ -199,6 +257,8 @@ def load_hdf5(path: str | os.PathLike, *, assay: str | None = None) -> ScpContai
         the object.
     IOSourceNotFoundError
         The file does not exist.
+    ValueError
+        A selection names parts the file lacks.
 
     Warns
     -----
@@ -206,6 +266,8 @@ def load_hdf5(path: str | os.PathLike, *, assay: str | None = None) -> ScpContai
         The file is in the 1.0 layout.
     """
     source = Path(path)
+    request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples}
+    partial = any(v is not None for v in request.values())
     with reading(source, _check_any(source)) as f:
         kind = file_kind(f)
         if kind == "AnnData":
@@ -216,6 +278,12 @@ def load_hdf5(path: str | os.PathLike, *, assay: str | None = None) -> ScpContai
             version = str(root_attr(f, "format_version"))
             kind = f"scptensor {version}"
             with guarded(source, "/"):
-                container = READERS[version](f, source)
+                if version == FORMAT_VERSION:
+                    container = _read_container_v2(f, source, request)
+                    partial = False
+                else:
+                    container = READERS[version](f, source)
+    if partial:
+        container = select_loaded(container, path=source, **request)
     logger.info("loaded %r from %s (%s)", container, source, kind)
     return container

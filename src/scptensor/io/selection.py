@@ -3,7 +3,8 @@
 A :class:`Selection` is built from the names a file holds and the caller's
 request; unknown names raise ``ValueError`` naming the file and what it holds.
 ``samples`` is a sequence of sample ids (read in the order given) or a boolean
-mask over the saved samples (read in the saved order).
+mask over the saved samples (read in the saved order).  A request naming parts
+the file lacks raises :class:`SelectionError` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-__all__ = ["Selection", "selection_from", "select_loaded"]
+from scptensor.core.exceptions import ScpTensorError
+
+__all__ = ["Selection", "SelectionError", "selection_from", "select_loaded"]
+
+
+class SelectionError(ScpTensorError, ValueError):
+    """A partial load asks for assays, layers, columns or samples the file does not hold."""
 
 
 def _as_list(value, what: str) -> list[str] | None:
@@ -50,9 +57,10 @@ class Selection:
     def check_obs_columns(self, available: Sequence[str], requested: Sequence[str], id_col: str) -> None:
         unknown = [c for c in requested if c not in available]
         if unknown:
-            raise ValueError(
-                f"{self.path}: obs_columns names columns obs lacks: {unknown}; "
-                f"obs holds {list(available)} (id column {id_col!r} is always read)"
+            raise SelectionError(
+                "obs_columns names columns obs lacks", path=self.path or None, obj="obs",
+                expected=f"some of {list(available)} (id column {id_col!r} is always read)",
+                found=f"{unknown}",
             )
 
     def sample_positions(self, samples, ids: pl.Series) -> np.ndarray | None:
@@ -66,8 +74,9 @@ class Selection:
         ):
             mask = np.asarray(samples, dtype=bool)
             if mask.ndim != 1 or mask.size != ids.len():
-                raise ValueError(
-                    f"{self.path}: the samples mask has {mask.size} entries; the file holds {ids.len()} samples"
+                raise SelectionError(
+                    "the samples mask does not match the samples", path=self.path or None, obj="samples",
+                    expected=f"{ids.len()} booleans", found=f"{mask.size} entries",
                 )
             return np.flatnonzero(mask)
         wanted = pl.Series("id", [samples] if isinstance(samples, (str, bytes)) else list(samples))
@@ -75,20 +84,23 @@ class Selection:
             return np.zeros(0, dtype=np.int64)
         if wanted.n_unique() != wanted.len():
             dupes = wanted.filter(wanted.is_duplicated()).unique(maintain_order=True).head(5).to_list()
-            raise ValueError(f"{self.path}: samples names ids more than once: {dupes}")
+            raise SelectionError("samples names ids more than once", path=self.path or None,
+                                 obj="samples", expected="each id once", found=f"repeated {dupes}")
         if wanted.dtype != ids.dtype:
             try:
                 wanted = wanted.cast(ids.dtype)
             except pl.exceptions.PolarsError:
-                raise ValueError(
-                    f"{self.path}: samples are {wanted.dtype} but the sample ids are {ids.dtype}"
+                raise SelectionError(
+                    "samples are of another type than the sample ids", path=self.path or None,
+                    obj="samples", expected=str(ids.dtype), found=str(wanted.dtype),
                 ) from None
         table = pl.DataFrame({"id": ids, "pos": np.arange(ids.len(), dtype=np.int64)})
         found = pl.DataFrame({"id": wanted}).join(table, on="id", how="left", maintain_order="left")
         pos = found.get_column("pos")
         if pos.null_count():
             missing = wanted.filter(pos.is_null()).head(5).to_list()
-            raise ValueError(f"{self.path}: samples names ids the file lacks: {missing}")
+            raise SelectionError("samples names ids the file lacks", path=self.path or None,
+                                 obj="samples", expected="sample ids of the file", found=f"{missing}")
         return pos.to_numpy()
 
 
@@ -106,16 +118,15 @@ def selection_from(
     if assays is not None:
         unknown = [a for a in assays if a not in assay_names]
         if unknown:
-            raise ValueError(f"{where}: assays names assays the file lacks: {unknown}; it holds {list(assay_names)}")
+            raise SelectionError("assays names assays the file lacks", path=where or None, obj="assays",
+                                 expected=f"some of {list(assay_names)}", found=f"{unknown}")
     if layers is not None:
         kept = [a for a in assay_names if assays is None or a in assays]
         present = {layer for a in kept for layer in layers_by_assay.get(a, [])}
         unknown = [layer for layer in layers if layer not in present]
         if unknown:
-            raise ValueError(
-                f"{where}: layers names layers no selected assay holds: {unknown}; "
-                f"layers present: {sorted(present)}"
-            )
+            raise SelectionError("layers names layers no selected assay holds", path=where or None,
+                                 obj="layers", expected=f"some of {sorted(present)}", found=f"{unknown}")
     return Selection(where, assays, layers)
 
 

@@ -1,0 +1,119 @@
+"""Partial reads of scptensor HDF5 files: some obs columns, some samples' rows of a layer.
+
+* ``read_frame_columns``: only the named columns' datasets of a dataframe element.
+* ``read_matrix_rows``: a dense layer reads the selected rows through HDF5
+  hyperslabs (only the chunks holding them); a CSR layer reads ``indptr``, then
+  only the selected rows' runs of ``data`` and ``indices``; a CSC layer has no
+  row layout and is read whole, then sliced.  Rows come back in the order asked.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import polars as pl
+from scipy import sparse
+
+from h5stream.elements import read_elem
+from h5stream.elements.dataframe import COLUMNS_ATTR, INDEX_COLUMN_ATTR, RESERVED_NAMES
+from h5stream.elements.mapping import escape_name
+from h5stream.elements.registry import read_spec, read_with
+from scptensor.core.structures import ScpMatrix
+from scptensor.io._files import root_attr
+from scptensor.io.serializers import deserialize_matrix
+
+__all__ = ["read_frame_columns", "read_matrix_rows", "row_runs"]
+
+
+def read_frame_columns(group: h5py.Group, wanted: list[str]) -> pl.DataFrame | None:
+    """The ``wanted`` columns (in saved order) of a dataframe element of ours; None for others."""
+    raw = root_attr(group, COLUMNS_ATTR)
+    if raw is None:
+        return None
+    import json
+
+    names = json.loads(raw)
+    index_column = root_attr(group, INDEX_COLUMN_ATTR)
+    index_column = json.loads(index_column) if index_column is not None else None
+    index_member = root_attr(group, "_index")
+    keep = [n for n in names if n in wanted]
+    series = []
+    for name in keep:
+        member = index_member if name == index_column else escape_name(name, RESERVED_NAMES)
+        series.append(read_with(group[member], series=True).alias(name))
+    out = pl.DataFrame(series)
+    out.columns = keep
+    return out
+
+
+def row_runs(positions: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted unique positions as half-open runs of consecutive rows."""
+    if positions.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [positions.size]])
+    return [(int(positions[a]), int(positions[b - 1]) + 1) for a, b in zip(starts, stops)]
+
+
+def _dense_rows(ds: h5py.Dataset, wanted: np.ndarray) -> np.ndarray:
+    out = np.empty((wanted.size, ds.shape[1]), dtype=ds.dtype)
+    at = 0
+    for a, b in row_runs(wanted):
+        ds.read_direct(out, np.s_[a:b, :], np.s_[at : at + b - a, :])
+        at += b - a
+    return out
+
+
+def _csr_rows(group: h5py.Group, wanted: np.ndarray):
+    indptr_all = group["indptr"][()]
+    shape = tuple(int(s) for s in group.attrs["shape"])
+    data_ds, indices_ds = group["data"], group["indices"]
+    parts_data, parts_indices, counts = [], [], []
+    for a, b in row_runs(wanted):
+        lo, hi = int(indptr_all[a]), int(indptr_all[b])
+        if not (0 <= lo <= hi <= data_ds.shape[0]):
+            raise ValueError(f"{group.name}: indptr points outside data")
+        parts_data.append(data_ds[lo:hi])
+        parts_indices.append(indices_ds[lo:hi])
+        counts.append(np.diff(indptr_all[a : b + 1]))
+    data = np.concatenate(parts_data) if parts_data else np.empty(0, data_ds.dtype)
+    indices = np.concatenate(parts_indices) if parts_indices else np.empty(0, indices_ds.dtype)
+    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
+        raise ValueError(f"{group.name}: indices outside [0, {shape[1]})")
+    indptr = np.zeros(wanted.size + 1, dtype=indptr_all.dtype)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    out = sparse.csr_matrix((data, indices, indptr), shape=(wanted.size, shape[1]), copy=False)
+    out.indices, out.indptr = indices, indptr  # keep the stored index dtypes
+    return out
+
+
+def _element_rows(obj, wanted: np.ndarray):
+    """Rows ``wanted`` (sorted, unique) of a matrix element."""
+    spec = read_spec(obj)
+    kind = spec.encoding_type if spec is not None else None
+    if kind == "array" and isinstance(obj, h5py.Dataset) and obj.ndim == 2 and obj.dtype.kind in "biuf":
+        return _dense_rows(obj, wanted)
+    if kind == "csr_matrix" and isinstance(obj, h5py.Group):
+        return _csr_rows(obj, wanted)
+    whole = deserialize_matrix(obj)
+    return whole[wanted]
+
+
+def read_matrix_rows(group: h5py.Group, positions: np.ndarray) -> ScpMatrix:
+    """One layer group's ``X``, ``M`` and ``metadata`` for the samples at ``positions`` (in that order)."""
+    wanted, back = np.unique(positions, return_inverse=True)
+    in_order = wanted.size == positions.size and np.array_equal(wanted, positions)
+    parts = []
+    for name in ("X", "M"):
+        if name not in group:
+            parts.append(None)
+            continue
+        rows = _element_rows(group[name], wanted)
+        parts.append(rows if in_order else rows[back])
+    X, M = parts
+    if sparse.issparse(X) and X.format == "csr" and not isinstance(X, sparse.csr_matrix):
+        X = sparse.csr_matrix(X)
+    metadata = read_elem(group["metadata"]) if "metadata" in group else None
+    return ScpMatrix(X, M, metadata)
