@@ -1,9 +1,10 @@
 """Command line of scptensor: ``python -m scptensor inspect FILE`` and ``convert IN OUT``.
 
-``inspect`` prints what a container file holds (format, samples, assays with
-their layers, masks and storage, history, links).  ``convert`` reads a file in
-one format and writes it in the format of the output's extension (``.h5``,
-``.hdf5``, ``.h5mu``, ``.h5ad``).  Exit status: 0 on success, 2 on bad input
+``inspect`` prints what a container file or Parquet dataset holds (format,
+samples, assays with their layers, masks and storage, history, links).
+``convert`` reads a container in any format (chosen by content) and writes it
+in the format of the output's extension (``.h5``, ``.hdf5``, ``.h5mu``,
+``.h5ad``, ``.parquet``).  Exit status: 0 on success, 2 on bad input
 (unreadable file, unsupported extension), 1 on a failed write.
 """
 
@@ -20,6 +21,7 @@ from scptensor.core.exceptions import ScpTensorError
 from scptensor.core.structures import ScpContainer
 from scptensor.io.exceptions import IOWriteError
 from scptensor.io.formats import format_for
+from scptensor.io.formats_parquet import is_parquet_dataset
 from scptensor.io.importers import detect_format
 
 _FORMAT_NAMES = {"scptensor": "scptensor HDF5", "AnnData": "AnnData", "MuData": "MuData"}
@@ -47,7 +49,11 @@ def describe(container: ScpContainer, path: str | os.PathLike | None = None) -> 
     lines = []
     if path is not None:
         p = Path(path)
-        lines.append(f"{p}  ({_FORMAT_NAMES[detect_format(p)]}, {_human_bytes(p.stat().st_size)})")
+        if is_parquet_dataset(p):
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            lines.append(f"{p}  (scptensor Parquet, {_human_bytes(size)})")
+        else:
+            lines.append(f"{p}  ({_FORMAT_NAMES[detect_format(p)]}, {_human_bytes(p.stat().st_size)})")
     obs = container.obs
     lines.append(
         f"samples: {container.n_samples} (id column {container.sample_id_col!r}); "
@@ -87,7 +93,9 @@ def _convert(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     writer_format = format_for(target)  # a bad extension fails before any reading
     container = ScpContainer.load(source)
-    options = {"overwrite": args.overwrite, "compression": None if args.compression == "none" else args.compression}
+    options = {"overwrite": args.overwrite}
+    if args.compression is not None:  # else the output format's default (gzip for HDF5, zstd for Parquet)
+        options["compression"] = None if args.compression == "none" else args.compression
     if args.level is not None:
         options["compression_level"] = args.level
     if writer_format.name == "AnnData":
@@ -95,6 +103,11 @@ def _convert(args: argparse.Namespace) -> int:
         options["layer"] = args.layer
     elif args.assay is not None or args.layer is not None:
         raise ValueError("--assay and --layer apply only to .h5ad output")
+    if writer_format.name == "scptensor Parquet":
+        options["layout"] = args.layout or "long"
+        options["dense_cells"] = args.dense_cells or "all"
+    elif args.layout is not None or args.dense_cells is not None:
+        raise ValueError("--layout and --dense-cells apply only to .parquet output")
     writer_format.save(container, target, **options)
     print(f"wrote {target} ({writer_format.name}) from {source}")
     return 0
@@ -107,13 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print what a container file holds")
     p.add_argument("file")
     p.set_defaults(run=_inspect)
-    p = sub.add_parser("convert", help="convert between .h5, .hdf5, .h5mu and .h5ad")
+    p = sub.add_parser("convert", help="convert between .h5, .hdf5, .h5mu, .h5ad and .parquet")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--assay", help="assay written to an .h5ad file (needed when there are several)")
     p.add_argument("--layer", help="layer stored as X in an .h5ad file (default: the first)")
-    p.add_argument("--compression", default="gzip", help="gzip (default), lzf, none, or an hdf5plugin codec")
-    p.add_argument("--level", type=int, help="compression level (gzip default 4)")
+    p.add_argument("--compression",
+                   help="HDF5: gzip (default), lzf, none or an hdf5plugin codec; "
+                   "Parquet: zstd (default), lz4, snappy, gzip, brotli or none")
+    p.add_argument("--level", type=int, help="compression level (HDF5 gzip default 4)")
+    p.add_argument("--layout", choices=("long", "wide"), help="form of dense layers in .parquet output (default long)")
+    p.add_argument("--dense-cells", choices=("all", "observed"),
+                   help="cells of dense layers in .parquet output: all (default), or only those not NaN "
+                   "with the layer's most common NaN mask code")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(run=_convert)
     return parser

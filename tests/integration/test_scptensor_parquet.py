@@ -369,3 +369,35 @@ def test_hostile_datasets_are_format_errors(tmp_path, container):
     with pytest.raises(IOFormatError, match="missing") as info:
         load_parquet(path)
     assert "var.parquet" in str(info.value)
+
+
+def test_convert_to_and_from_parquet(tmp_path, container, capsys):
+    from scptensor.__main__ import main
+
+    src = tmp_path / "c.h5"
+    container.save(src)
+    out = tmp_path / "c.parquet"
+    done = subprocess.run([sys.executable, "-m", "scptensor", "convert", str(src), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out} (scptensor Parquet)" in done.stdout
+    assert_container_equal(load_parquet(out), container)
+    back = tmp_path / "back.h5"
+    assert main(["convert", str(out), str(back)]) == 0
+    assert_container_equal(ScpContainer.load(back), container)
+    wide = tmp_path / "wide.parquet"
+    assert main(["convert", str(back), str(wide), "--layout", "wide", "--compression", "none"]) == 0
+    spec = json.loads((wide / "manifest.json").read_text())["assays"][0]["layers"][0]
+    assert spec["form"] == "wide"
+    assert_container_equal(load_parquet(wide), container)
+    mu = tmp_path / "c.h5mu"
+    assert main(["convert", str(wide), str(mu)]) == 0
+    assert_container_equal(ScpContainer.load(mu), container)
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "scptensor Parquet" in text and "samples: 9" in text and "history: 2 entries" in text
+    assert main(["convert", str(src), str(out)]) == 1  # exists
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["convert", str(src), str(tmp_path / "x.h5"), "--layout", "wide"]) == 2
+    assert "only to .parquet" in capsys.readouterr().err
