@@ -134,7 +134,9 @@ def _iterator_class():
             self._dtype = np.dtype(dtype)
             self._fill = fill
             n = max(1, min(len(self._sources), per_buffer))
-            super().__init__(buffer_shape=(n, *self._shape), chunk_shape=(1, *self._shape),
+            # Small per-unit arrays (waveforms, curves) share chunks of up to ~1 MiB; an image is a chunk.
+            per_chunk = max(1, min(n, (1 << 20) // max(1, self._dtype.itemsize * int(np.prod(self._shape)))))
+            super().__init__(buffer_shape=(n, *self._shape), chunk_shape=(per_chunk, *self._shape),
                              display_progress=False)
 
         def _get_data(self, selection):

@@ -1,0 +1,163 @@
+"""NWB export of a large recording against pynwb writing the same Units table from whole columns.
+
+Recording: ``full`` 4,000 units and 20 M spikes (5,000 per unit, uint64 samples at
+20 kHz), each unit with a 40-sample waveform, row/col/sensor id and two scalar
+features; ``small`` 200 units and 1 M spikes.  Ours: :func:`hdmea.interop.nwb.export`
+from the recording file to a new NWB file, durable on return (the atomic write
+fsyncs); rows with gzip level 1 + shuffle (the default) and without compression.
+Peer (the best case of pynwb alone): the flat spike times in seconds, the index and
+the waveforms already in memory as whole numpy columns, one ``Units`` table built
+from them, written uncompressed by ``NWBHDF5IO`` and fsynced.  Rounds interleave.
+Goal: the export within 1.5 x the peer's time (ratio peer / ours >= 0.67).
+Memory: the export's peak resident set in a fresh process (VmHWM), goal under 2 GB.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._harness import Row, Timing, fsync_file, peak_rss_mb, scratch_dir, timed_row
+
+SIZES_UNITS = {"small": (200, 1_000_000), "full": (4_000, 20_000_000)}
+ROUNDS = {"small": 2, "full": 3}
+FS = 20_000.0
+TIME_GOAL = 1 / 1.5
+MEMORY_LIMIT_MB = 2048.0
+
+
+def make_recording(path: Path, n_units: int, n_spikes: int, seed: int = 0) -> None:
+    """A recording file with ``n_units`` units sharing ``n_spikes`` spikes, written through the store."""
+    from hdmea.io import hdf5_store as store
+
+    rng = np.random.default_rng(seed)
+    per_unit = n_spikes // n_units
+    duration = int(FS * 1200)
+    units = {}
+    for k in range(n_units):
+        spikes = np.sort(rng.integers(0, duration, per_unit, dtype=np.int64)).astype(np.uint64)
+        sensor = int(rng.integers(1, 65 * 65 + 1))
+        units[f"unit_{k:04d}"] = {
+            "spike_times": spikes, "waveform": rng.normal(size=40).astype(np.float32),
+            "row": (sensor - 1) % 65 + 1, "col": (sensor - 1) // 65 + 1, "sensor_id": sensor, "global_id": k + 1,
+        }
+    with store.create_recording_hdf5(path, "bench", overwrite=True) as f:
+        store.write_units(f, units)
+        store.write_metadata(f, {"sampling_rate": FS, "dataset_id": "bench"})
+        for uid in units:
+            store.write_feature_to_unit(f, uid, "rf_noise", {"centre_row": float(rng.random()),
+                                                            "centre_col": float(rng.random()), "polarity": 1})
+
+
+def _peer_columns(recording: Path) -> dict:
+    """Flat spike times (s), index and waveforms as whole columns: what the peer starts from."""
+    import h5py
+
+    with h5py.File(recording, "r") as f:
+        ids = sorted(f["units"])
+        spikes = [f["units"][u]["spike_times"][()] for u in ids]
+        waveforms = np.stack([f["units"][u]["waveform"][()] for u in ids])
+    counts = np.fromiter((s.size for s in spikes), dtype=np.int64, count=len(spikes))
+    return {"spike_times": np.concatenate(spikes) / FS, "index": np.cumsum(counts), "waveforms": waveforms,
+            "ids": np.arange(len(ids))}
+
+
+def write_peer(columns: dict, path: Path) -> float:
+    """Seconds for pynwb to build a Units table from whole columns and write it, fsynced."""
+    import pynwb
+    from hdmf.common import VectorData, VectorIndex
+
+    start = time.perf_counter()
+    nwbfile = pynwb.NWBFile(session_description="benchmark", identifier="peer",
+                            session_start_time=_dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc))
+    spike_times = VectorData(name="spike_times", description="s", data=columns["spike_times"])
+    units = pynwb.misc.Units(name="units", id=columns["ids"], columns=[
+        spike_times, VectorIndex(name="spike_times_index", data=columns["index"], target=spike_times),
+        VectorData(name="waveform_mean", description="w", data=columns["waveforms"]),
+    ], waveform_rate=FS)
+    nwbfile.units = units
+    with pynwb.NWBHDF5IO(path, "w") as io:
+        io.write(nwbfile)
+    fsync_file(path)
+    return time.perf_counter() - start
+
+
+def write_ours(recording: Path, path: Path, compression: str | None) -> float:
+    from hdmea.interop.nwb import export
+
+    start = time.perf_counter()
+    export(recording, path, overwrite=True, compression=compression,
+           subject={"species": "Mus musculus", "age": "P60D"})
+    return time.perf_counter() - start
+
+
+def check_export(recording: Path, path: Path, n_spikes: int) -> None:
+    import pynwb
+
+    with pynwb.NWBHDF5IO(path, "r") as io:
+        units = io.read().units
+        if units["spike_times"].target.data.shape[0] != n_spikes:
+            raise AssertionError("the exported file does not hold every spike")
+
+
+def measure(size: str, rounds: int | None = None) -> dict:
+    n_units, n_spikes = SIZES_UNITS[size]
+    rounds = rounds or ROUNDS[size]
+    times: dict[str, list[float]] = {"peer": [], "gzip": [], "none": []}
+    with scratch_dir("hdmea-bench-nwb-") as scratch:
+        scratch = Path(scratch)
+        recording = scratch / "rec.h5"
+        make_recording(recording, n_units, n_spikes)
+        columns = _peer_columns(recording)
+        for _ in range(rounds):
+            for key in times:
+                out = scratch / f"{key}.nwb"
+                if out.exists():
+                    out.unlink()
+                if key == "peer":
+                    times[key].append(write_peer(columns, out))
+                else:
+                    times[key].append(write_ours(recording, out, "gzip" if key == "gzip" else None))
+                    check_export(recording, out, n_spikes)
+        del columns
+        sizes = {key: os.path.getsize(scratch / f"{key}.nwb") / 1e6 for key in times}
+        code = (f"from hdmea.interop.nwb import export\n"
+                f"export({str(recording)!r}, {str(scratch / 'rss.nwb')!r}, overwrite=True)\n")
+        peak_mb, _ = peak_rss_mb(code)
+    return {"timings": {k: Timing(v) for k, v in times.items()}, "sizes_mb": sizes, "peak_mb": peak_mb,
+            "n_units": n_units, "n_spikes": n_spikes}
+
+
+def rows_from(size: str, measured: dict) -> list[Row]:
+    t, mb = measured["timings"], measured["sizes_mb"]
+    label = f"{measured['n_units']} units, {measured['n_spikes'] / 1e6:g} M spikes"
+    peer = "pynwb Units from whole columns (uncompressed)"
+    return [
+        timed_row(f"nwb: export {label}, gzip 1 + shuffle", peer, t["peer"], t["gzip"], TIME_GOAL,
+                  f"file {mb['gzip']:.0f} MB; peer {mb['peer']:.0f} MB"),
+        timed_row(f"nwb: export {label}, uncompressed", peer, t["peer"], t["none"], TIME_GOAL,
+                  f"file {mb['none']:.0f} MB; peer {mb['peer']:.0f} MB"),
+        Row(benchmark=f"nwb: export {label}, peak resident memory", peer="limit 2 GB",
+            peer_value=MEMORY_LIMIT_MB, ours=measured["peak_mb"], unit="MB",
+            ratio=measured["peak_mb"] / MEMORY_LIMIT_MB, goal=1.0, lower_is_better=True,
+            details="VmHWM of a fresh process running export() with the defaults"),
+    ]
+
+
+def run(size: str) -> list[Row]:
+    """Benchmark rows at ``size`` ("small" or "full")."""
+    return rows_from(size, measure(size))
+
+
+def test_rows_at_small_size(monkeypatch):
+    monkeypatch.setitem(SIZES_UNITS, "small", (50, 100_000))
+    measured = measure("small", rounds=1)
+    rows = rows_from("small", measured)
+    assert [r.goal for r in rows] == [TIME_GOAL, TIME_GOAL, 1.0]
+    for row in rows:
+        assert row.ours > 0 and row.peer_value > 0
+    assert rows[2].ours < MEMORY_LIMIT_MB
