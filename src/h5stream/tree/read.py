@@ -121,10 +121,10 @@ def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
             raw[name] = obj.attrs[name]
         except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
             raise FormatError(f"cannot read attribute {name!r} ({exc})", path=path, obj=where) from exc
-        _check_texts(raw[name], path, f"{where}/@{name}")
+        _check_texts(raw[name], path, f"{where.rstrip('/')}/@{name}")
     tags = {}
     if ATTR_TYPES_ATTR in raw:
-        at = f"{where}/@{ATTR_TYPES_ATTR}"
+        at = f"{where.rstrip('/')}/@{ATTR_TYPES_ATTR}"
         stored = _json_text(raw.pop(ATTR_TYPES_ATTR), path, at)
         tags = _decoded(lambda: json.loads(stored), path, at, "the attribute types")
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
@@ -133,7 +133,7 @@ def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
     tag = text(raw.pop(TYPE_ATTR)) if TYPE_ATTR in raw else None
     keys = None
     if KEYS_ATTR in raw:
-        at = f"{where}/@{KEYS_ATTR}"
+        at = f"{where.rstrip('/')}/@{KEYS_ATTR}"
         stored = _json_text(raw.pop(KEYS_ATTR), path, at)
         keys = _decoded(lambda: jsonvalues.loads(stored), path, at, "the dict keys")
         if not isinstance(keys, list):
@@ -142,7 +142,7 @@ def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
     attrs = {}
     for name, value in raw.items():
         tag_value = tags.get(name)
-        at = f"{where}/@{name}"
+        at = f"{where.rstrip('/')}/@{name}"
         if tag_value == "json":
             value = _json_text(value, path, at)
         attrs[name] = _decoded(lambda v=value, t=tag_value: decode_attr(v, t), path, at, "the attribute")

@@ -547,7 +547,7 @@ class CmcrFile:
                         "'Conversion Factors' holds a factor that is not positive", path=self.path,
                         obj=f"/{SENSOR_GROUP}/SensorMeta for {ds.name}",
                         expected="positive factors, one per sensor",
-                        found=f"{factors[bad][0]!r} at position {int(np.flatnonzero(bad)[0])}",
+                        found=f"{float(factors[bad][0])!r} at position {int(np.flatnonzero(bad)[0])} (sensor-id order)",
                     )
                 if factors.size != n_sensors:
                     raise RecordingFormatError(

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from h5stream.errors import FormatError, SourceNotFoundError
-from h5stream.files import guard_read, open_validated
+from h5stream.files import guard_read, open_validated, verify_files
 from hdmea.errors import RecordingFormatError
 
 __all__ = [
@@ -39,6 +39,10 @@ __all__ = [
     "require_object",
     "open_mcs_file",
     "guard_mcs_read",
+    "check_vendor_root",
+    "verify_inputs",
+    "VERIFY_TIMEOUT",
+    "VERIFY_READ_BYTES",
 ]
 
 GRID_SIZE = 65
@@ -190,6 +194,8 @@ def open_mcs_file(path: str | os.PathLike, *, check, scan: bool = True, allow_li
         prefix = os.fspath(path)
         if reason.startswith(prefix):
             reason = reason[len(prefix):].lstrip(": ")
+            if exc.obj is not None and reason.startswith(f"[{exc.obj}]: "):
+                reason = reason[len(exc.obj) + 4:]
         raise RecordingFormatError(reason, path=path, obj=exc.obj or "/") from exc
 
 
@@ -204,3 +210,47 @@ def guard_mcs_read(path: str | os.PathLike, obj: str | None = None):
     except FormatError as exc:
         reason = str(exc).split("]: ", 1)[-1]
         raise RecordingFormatError(reason, path=path, obj=obj) from exc
+
+
+# --------------------------------------------------------------------------- crash isolation
+
+#: Seconds one input may take to read in the checking process before it is reported as hanging.
+VERIFY_TIMEOUT = 120.0
+#: Raw data read per dataset when checking an input (its first and last rows): tables are read
+#: whole, raw sensor data of many gigabytes only at both ends.
+VERIFY_READ_BYTES = 256 * 1024**2
+
+
+def check_vendor_root(f: h5py.File) -> None:
+    """The root check of an MCS input in a checking process: ``.cmtr`` from the sorter, else raw data."""
+    program = PROGRAM_SORTER if str(f.filename).lower().endswith(".cmtr") else PROGRAM_RAW
+    check_mcs_root(f, f.filename, program=program)
+
+
+def verify_inputs(paths, *, timeout: float = VERIFY_TIMEOUT,
+                  max_read_bytes: int | None = VERIFY_READ_BYTES) -> list[RecordingFormatError | None]:
+    """Open and read each ``.cmcr``/``.cmtr`` in a separate process first; one result per path.
+
+    A file that makes libhdf5 crash or hang, or that a read refuses, becomes a
+    :class:`RecordingFormatError` naming it (a missing file a
+    :class:`~h5stream.errors.SourceNotFoundError`), and this process is never
+    affected.  A ``.cmtr``'s own ``/Acquisition`` link to its sibling ``.cmcr`` is
+    accepted (:func:`h5stream.files.vendor_acquisition_link`); every attribute,
+    table and the ends of the raw data are read (see ``max_read_bytes``).
+    """
+    paths = [os.fspath(p) for p in paths]
+    results = verify_files(paths, check=check_vendor_root, timeout=timeout, max_read_bytes=max_read_bytes)
+    out: list[RecordingFormatError | None] = []
+    for path, error in zip(paths, results):
+        if error is None or isinstance(error, (RecordingFormatError, SourceNotFoundError)):
+            out.append(error)
+            continue
+        reason = str(error)
+        if reason.startswith(path):
+            reason = reason[len(path):].lstrip(": ")
+            reason = reason.split("]: ", 1)[-1] if reason.startswith("[") else reason
+        out.append(RecordingFormatError(
+            f"input refused by the pre-check in a separate process: {reason}", path=path, obj=error.obj,
+            hint=None if error.hint else "the file is damaged; restore it from the acquisition computer",
+        ))
+    return out

@@ -1,0 +1,233 @@
+"""Hostile files: every reader gives a typed error within 2 s and under 500 MB, never a crash.
+
+Each file is built here with plain h5py and is small on disk; what it declares is
+not: a group nested 10,000 levels deep, a group of 10^6 members, a dataset of
+10^11 elements, a 1 GB string, text that is not UTF-8.  Each file is read by
+every reader that accepts its kind (the recording store, a resumed session, the
+report, the out-of-process verifier; the ``.cmcr``/``.cmtr`` readers and their
+pre-check for vendor files) in a fresh child process, which reports per reader
+the error's class, whether it is one of ours, and the seconds it took, and at
+the end its peak resident memory (``ru_maxrss``).  A crash of the child fails
+the test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.mcs_handmade import Region, sensor_id, write_cmcr, write_cmtr
+
+SECONDS = 2.0
+PEAK_MB = 500
+
+# The child: read ``path`` with each named reader, one JSON line of results.
+CHILD = textwrap.dedent('''
+    import json, resource, sys, time
+    import numpy as np
+    from h5stream.errors import H5StreamError
+
+    def verify(path):
+        from h5stream.files import verify_files
+        error = verify_files([path], timeout=30)[0]
+        if error is not None:
+            raise error
+
+    def recording(path):
+        from hdmea.io.hdf5_store import decode_node, get_stage1_status, list_units, node_from_h5, open_recording_hdf5
+        with open_recording_hdf5(path) as f:
+            get_stage1_status(f)
+            for name in ("metadata", "pipeline"):
+                if name in f:
+                    decode_node(node_from_h5(f[name]))
+            for uid in list_units(f):
+                decode_node(node_from_h5(f["units"][uid]))
+
+    def session(path):
+        from hdmea.pipeline import PipelineSession
+        s = PipelineSession.load(path)
+        try:
+            s.metadata()
+            for uid in s.unit_ids():
+                np.asarray(s.get(f"units/{uid}/spike_times"))
+        finally:
+            s.close()
+
+    def report(path):
+        from hdmea.report.data import read_recording_data
+        read_recording_data(path)
+
+    def vendor_check(path):
+        from hdmea.io.mcs import verify_inputs
+        error = verify_inputs([path], timeout=30)[0]
+        if error is not None:
+            raise error
+
+    def cmcr(path):
+        from hdmea.io.cmcr import CmcrFile
+        with CmcrFile(path) as f:
+            f.metadata()
+            for _start, _block in f.iter_sensor_blocks():
+                pass
+
+    def cmtr(path):
+        from hdmea.io.cmtr import CmtrFile
+        with CmtrFile(path) as f:
+            f.read_units(20000.0)
+
+    import hdmea.io.cmcr, hdmea.io.cmtr, hdmea.io.hdf5_store, hdmea.pipeline, hdmea.report.data  # imports off the clock
+    path, readers = sys.argv[1], sys.argv[2].split(",")
+    out = {}
+    for name in readers:
+        started = time.perf_counter()
+        try:
+            globals()[name](path)
+            result = {"error": None}
+        except BaseException as exc:
+            result = {"error": type(exc).__name__, "typed": isinstance(exc, H5StreamError), "message": str(exc)[:600]}
+        result["seconds"] = time.perf_counter() - started
+        out[name] = result
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+''')
+
+RECORDING_READERS = ("verify", "recording", "session", "report")
+
+
+def read_in_child(path: Path, readers) -> dict:
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), ",".join(readers)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, f"reader process ended with {done.returncode}: {done.stderr[-2000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assert_refused(results: dict, readers, words: str) -> None:
+    """Every reader raised one of our errors, mentioning ``words``, in time; the process stayed small."""
+    for name in readers:
+        r = results[name]
+        assert r["error"] is not None, f"{name} read the hostile file without an error"
+        assert r["typed"], f"{name} raised an untyped {r['error']}: {r['message']}"
+        assert words in r["message"], f"{name}: {r['message']}"
+        assert r["seconds"] < SECONDS, f"{name} took {r['seconds']:.2f} s"
+    assert results["peak_mb"] < PEAK_MB, f"peak memory {results['peak_mb']:.0f} MB"
+
+
+def recording_root(f: h5py.File) -> None:
+    """The root attributes and groups of a recording file, written out by hand."""
+    f.attrs["h5stream_format"] = "hdmea-recording"
+    f.attrs["h5stream_format_version"] = "1"
+    f.attrs["dataset_id"] = "hostile"
+    f.attrs["stage1_completed"] = False
+    for name in ("units", "stimulus", "metadata", "pipeline/session_info"):
+        f.require_group(name)
+
+
+# --------------------------------------------------------------------------- our own formats
+
+
+def test_group_nested_10000_levels_deep(tmp_path):
+    path = tmp_path / "deep.h5"
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        gid = f["metadata"].id
+        for _ in range(10_000):
+            gid = h5py.h5g.create(gid, b"a")
+    assert_refused(read_in_child(path, RECORDING_READERS), RECORDING_READERS, "nested too deeply")
+
+
+@pytest.mark.slow
+def test_group_of_a_million_members(tmp_path):
+    path = tmp_path / "many.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        recording_root(f)
+        gid = f["units"].id
+        for i in range(1_000_000):  # soft links: the cheapest members to create (about 10 s)
+            gid.links.create_soft(b"u%07d" % i, b"/metadata")
+    assert_refused(read_in_child(path, RECORDING_READERS), RECORDING_READERS, "too many members")
+
+
+def test_dataset_declaring_1e11_elements(tmp_path):
+    path = tmp_path / "bomb.h5"
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        unit = f["units"].create_group("u1")
+        unit.create_dataset("spike_times", shape=(10**11,), dtype="<u8", chunks=(2**20,))
+        unit.attrs["row"], unit.attrs["col"] = 3, 4
+    assert path.stat().st_size < 100_000
+    assert_refused(read_in_child(path, RECORDING_READERS), RECORDING_READERS, "declares more data than the file holds")
+
+
+def test_string_declaring_1_gb(tmp_path):
+    path = tmp_path / "long_string.h5"
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        ds = f["metadata"].create_dataset("note", shape=(1,), dtype="S1000000000")
+        ds.attrs["h5stream_type"] = "str"
+    assert_refused(read_in_child(path, RECORDING_READERS), RECORDING_READERS, "string elements are too long")
+
+
+def test_text_that_is_not_utf8(tmp_path):
+    """h5py hands invalid UTF-8 over as lone surrogates; our readers refuse it, naming the object."""
+    path = tmp_path / "not_utf8.h5"
+    utf8 = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        info = f["pipeline/session_info"]
+        ds = info.create_dataset("warnings", data=np.array([b"m\xf3vil"], dtype=object), dtype=utf8)
+        ds.attrs["h5stream_type"] = "list:str"
+        f.attrs.create("created_at", np.array(b"2026-01-01 \xff", dtype=utf8))
+    readers = ("recording", "session", "report")  # the verifier reads bytes, not text
+    results = read_in_child(path, readers)
+    assert_refused(results, readers, "not valid UTF-8")
+    # Not silently the same text with the bad byte replaced or escaped
+    assert all("[/pipeline/session_info/warnings]" in results[r]["message"] or "created_at" in results[r]["message"]
+               for r in readers)
+
+
+# --------------------------------------------------------------------------- vendor files
+
+
+def _small_cmcr(path: Path) -> None:
+    region = Region(top=1, left=1, bottom=4, right=3, factors=np.full((4, 3), 1000))
+    write_cmcr(path, [region], np.zeros((8, 65, 65), dtype=np.int64))
+
+
+def test_cmcr_sensor_data_declaring_1e11_samples(tmp_path):
+    path = tmp_path / "rec.cmcr"
+    _small_cmcr(path)
+    with h5py.File(path, "a") as f:
+        group = f["Acquisition/Sensor Data"]
+        attrs = dict(group["SensorData 1 1"].attrs)
+        del group["SensorData 1 1"]
+        ds = group.create_dataset("SensorData 1 1", shape=(10**11 // 12, 3, 4), dtype="<u2", chunks=(4096, 3, 4))
+        for key, value in attrs.items():
+            ds.attrs[key] = value
+    readers = ("vendor_check", "cmcr")
+    assert_refused(read_in_child(path, readers), readers, "declares more data than the file holds")
+
+
+def test_cmtr_peaks_declaring_1e11_rows_and_deep_nesting(tmp_path):
+    path = tmp_path / "rec.cmtr"
+    write_cmtr(path, [dict(unit_id=1, sensor_id=sensor_id(2, 3), row=2, col=3, spikes=[5, 9])])
+    with h5py.File(path, "a") as f:
+        unit = f["Spike Sorter/Unit 1"]
+        dtype = unit["Peaks"].dtype
+        del unit["Peaks"]
+        unit.create_dataset("Peaks", shape=(10**11,), dtype=dtype, chunks=(65536,))
+    readers = ("vendor_check", "cmtr")
+    assert_refused(read_in_child(path, readers), readers, "declares more data than the file holds")
+
+    deep = tmp_path / "deep.cmtr"
+    write_cmtr(deep, [dict(unit_id=1, sensor_id=sensor_id(2, 3), row=2, col=3, spikes=[5, 9])])
+    with h5py.File(deep, "a") as f:
+        gid = f["Spike Sorter/Unit 1"].id
+        for _ in range(10_000):
+            gid = h5py.h5g.create(gid, b"a")
+    assert_refused(read_in_child(deep, readers), readers, "nested too deeply")
