@@ -301,7 +301,7 @@ def _run(argv: Sequence[str] | None) -> int:
         _error(command, str(exc))
         return EXIT_USAGE
     except H5StreamError as exc:
-        _error(command, f"{type(exc).__name__}: {exc}")
+        _error(command, f"{type(exc).__name__}: {exc}{_underlying(exc)}")
         return EXIT_FAILED
     except OSError as exc:
         _error(command, describe_os_error(exc))
@@ -334,6 +334,17 @@ def on_command_line(text: str, command: str) -> str:
 
 def _error(command: str, text: str) -> None:
     print(f"hdmea {command}: {on_command_line(text, command)}", file=sys.stderr)
+
+
+def _underlying(exc: H5StreamError) -> str:
+    """What was found, when a fixed message leaves it out (``Cannot read HDF5 file``: why not)."""
+    from hdmea.errors import CorruptRecordingError
+    from hdmea.pipeline.preflight import reason_text
+
+    cause = exc.__cause__
+    if not isinstance(exc, CorruptRecordingError) or cause is None:
+        return ""
+    return f" Found: {reason_text(cause)}"
 
 
 def describe_os_error(exc: OSError) -> str:

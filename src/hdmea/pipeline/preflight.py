@@ -66,6 +66,7 @@ __all__ = [
     "check_free_space",
     "check_run",
     "user_error_hint",
+    "reason_text",
     "format_bytes",
     "TIGHT_FACTOR",
     "CreatedFolders",
@@ -243,7 +244,7 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
     try:
         stimulus = config.stimulus.resolve(name, Path(recording.cmcr).parent)
     except H5StreamError as exc:
-        problems.append(Problem(Path(exc.path or recording.cmcr), "the stimulus cannot be read: " + _reason(exc),
+        problems.append(Problem(Path(exc.path or recording.cmcr), "the stimulus cannot be read: " + reason_text(exc),
                                 exc.hint or "check stimulus.file in the configuration", name))
     opened: dict[str, Any] = {}
     try:
@@ -252,8 +253,8 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
                 opened[key] = opener(path)
             except (H5StreamError, OSError) as exc:
                 kind = "user" if user_errno(exc) is not None or isinstance(exc, FileNotFoundError) else "data"
-                problems.append(Problem(Path(path), f"{type(exc).__name__}: {_reason(exc)}",
-                                        _hint(exc, f"give the recording's .{key} file"), name, kind))
+                problems.append(Problem(Path(path), f"{type(exc).__name__}: {reason_text(exc)}",
+                                        _hint(exc, _ORDER_HINT), name, kind))
         if problems:
             return problems, None
         return problems, estimate_output(opened["cmcr"], opened["cmtr"], config, stimulus)
@@ -262,8 +263,11 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
             f.close()
 
 
-def _reason(exc: BaseException) -> str:
-    """An error's text without the path in front (the problem names it already)."""
+_ORDER_HINT = "give the raw recording (.cmcr) first and its spike sorting (.cmtr) second"
+
+
+def reason_text(exc: BaseException) -> str:
+    """An error's text without the path in front (the caller names it already)."""
     text = str(exc)
     path = getattr(exc, "path", None) or getattr(exc, "filename", None)
     if path and text.startswith(os.fspath(path)):

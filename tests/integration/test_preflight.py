@@ -1,0 +1,346 @@
+"""Fail before the work: every check before the first step, and the user's errors never retried.
+
+The commands run in this process (``hdmea.cli.main(argv)`` returns the exit
+status) so that a read-only folder can be simulated for root, who bypasses
+permissions: the probe file's creation is made to fail the way the kernel
+fails it.  A really read-only filesystem (a read-only tmpfs) is used too when
+this process may mount one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections import namedtuple
+from pathlib import Path
+
+import h5py
+import pytest
+
+from h5stream.errors import WriteError
+from hdmea import cli
+from hdmea.config import parse_config
+from hdmea.pipeline import preflight
+from hdmea.pipeline.batch import Recording, run_batch, run_one
+from hdmea.pipeline.preflight import LowSpaceWarning, PreflightError, check_run
+from hdmea.pipeline.steps import run_pipeline
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The command line installs its log handler on these loggers; put them back as they were."""
+    names = ("hdmea", "h5stream", "scptensor")
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
+             for n in names}
+    yield
+    for n, (level, handlers, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from hdmea.synthetic import generate_recording
+
+    out = tmp_path_factory.mktemp("tiny")
+    generate_recording(out, "tiny", n_units=3, seed=5)
+    (out / "tiny.toml").write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
+    return out
+
+
+def _config(**steps):
+    return parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"}, "steps": steps})
+
+
+def _copies(tiny: Path, folder: Path, names) -> Path:
+    folder.mkdir()
+    for name in names:
+        for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
+            shutil.copyfile(tiny / f"tiny{suffix}", folder / f"{name}{suffix}")
+    return folder
+
+
+def _probe_denied(monkeypatch, number=errno.EACCES):
+    """The probe file cannot be created, as in a folder without write permission (or read-only)."""
+    def refuse(*args, **kwargs):
+        raise PermissionError(number, os.strerror(number), kwargs.get("dir"))
+
+    monkeypatch.setattr(preflight.tempfile, "mkstemp", refuse)
+
+
+# --------------------------------------------------------------------------- read-only output folder
+
+
+def test_unwritable_output_folder_refuses_run_pipeline_before_the_first_step(tiny, tmp_path, monkeypatch):
+    _probe_denied(monkeypatch)
+    ran = []
+    out = tmp_path / "new" / "deeper" / "rec.h5"
+    with pytest.raises(PreflightError) as info:
+        run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", out, _config(), on_step=ran.append)
+    assert ran == []
+    text = str(info.value)
+    assert "nothing was started" in text and str(tmp_path / "new" / "deeper") in text
+    assert "Permission denied" in text and "permissions" in text
+    assert not (tmp_path / "new").exists()  # no folder left behind
+
+
+def test_unwritable_output_folder_on_every_command(tiny, tmp_path, monkeypatch, capsys):
+    _probe_denied(monkeypatch)
+    src = _copies(tiny, tmp_path / "recs", ["a", "b"])
+    config = str(tiny / "tiny.toml")
+    commands = {
+        "run": ["run", str(tiny / "tiny.cmcr"), str(tiny / "tiny.cmtr"), "--config", config,
+                "--out", str(tmp_path / "o1" / "x.h5")],
+        "batch": ["batch", str(src), "--config", config, "--out", str(tmp_path / "o2"), "--workers", "1"],
+        "run-one": ["run-one", str(src), "--index", "1", "--config", config, "--out", str(tmp_path / "o3")],
+        "demo": ["demo", "--out", str(tmp_path / "o4")],
+    }
+    for name, argv in commands.items():
+        started = time.perf_counter()
+        code = cli.main(argv)
+        seconds = time.perf_counter() - started
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USAGE, (name, err)
+        assert f"hdmea {name}: nothing was started" in err and "Permission denied" in err, err
+        assert "Traceback" not in err and "[Errno" not in err
+        assert seconds < 5, (name, seconds)  # no cluster, no synthetic recording, no step
+    for folder in ("o1", "o2", "o3", "o4"):
+        assert not (tmp_path / folder).exists()
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A really read-only filesystem (a read-only tmpfs); skipped where this process may not mount."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a filesystem needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_read_only_filesystem_every_command(tiny, tmp_path, read_only_mount, capsys):
+    src = _copies(tiny, tmp_path / "recs", ["a"])
+    config = str(tiny / "tiny.toml")
+    for argv in (["run", str(tiny / "tiny.cmcr"), str(tiny / "tiny.cmtr"), "--config", config,
+                  "--out", str(read_only_mount / "x.h5")],
+                 ["batch", str(src), "--config", config, "--out", str(read_only_mount / "b"), "--workers", "1"],
+                 ["run-one", str(src), "--index", "0", "--out", str(read_only_mount / "c")],
+                 ["demo", "--out", str(read_only_mount / "d")]):
+        assert cli.main(argv) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "Read-only file system" in err and "writable disk" in err, err
+        assert "Traceback" not in err
+    # report into the read-only filesystem: one message naming the folder, exit status 1, no traceback
+    done = tmp_path / "done.h5"
+    run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", done, _config(compute_sta=False, extract_features=False),
+                 dataset_id="tiny")
+    assert cli.main(["report", str(done), "--out", str(read_only_mount / "report")]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert str(read_only_mount / "report") in err and "Read-only file system" in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("hdmea report:")]) == 1
+    assert os.listdir(read_only_mount) == []
+
+
+# --------------------------------------------------------------------------- missing and wrong inputs
+
+
+def test_missing_cmcr_is_reported_before_the_first_step(tiny, tmp_path, capsys):
+    ran = []
+    with pytest.raises(PreflightError) as info:
+        run_pipeline(tmp_path / "gone.cmcr", tiny / "tiny.cmtr", tmp_path / "out" / "x.h5", _config(),
+                     on_step=ran.append)
+    assert ran == [] and "gone.cmcr: the .cmcr file does not exist" in str(info.value)
+    assert info.value.kind == "user"
+    code = cli.main(["run", str(tmp_path / "gone.cmcr"), str(tiny / "tiny.cmtr"), "--out", str(tmp_path / "o.h5")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and "gone.cmcr: the .cmcr file does not exist" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o.h5").exists()
+
+
+def test_batch_reports_every_bad_input_at_once_and_retries_none(tiny, tmp_path, caplog):
+    src = _copies(tiny, tmp_path / "recs", ["a", "b", "c", "d"])
+    (src / "b.cmcr").unlink()  # missing
+    (src / "c.cmtr").write_bytes(b"\x00" * 100)  # not HDF5
+    shutil.copyfile(tiny / "tiny.cmcr", src / "d.cmtr")  # a .cmcr given as the spike sorting
+    submitted = []
+
+    class Recorder(cf.ThreadPoolExecutor):
+        def submit(self, fn, recording, *args, **kwargs):
+            submitted.append(recording.name)
+            return super().submit(fn, recording, *args, **kwargs)
+
+    recs = [Recording.from_paths(src / f"{n}.cmcr", src / f"{n}.cmtr") for n in "abcd"]
+    with caplog.at_level(logging.ERROR, logger="hdmea"), Recorder(1) as ex:
+        summary = run_batch(recs, _config(compute_sta=False, extract_features=False), tmp_path / "out",
+                            executor=ex, retries=3, show_progress=False)
+    assert submitted == ["a"]
+    assert summary["a"].status == "done"
+    for name, kind, text in (("b", "user", "b.cmcr: the .cmcr file does not exist"),
+                             ("c", "data", "c.cmtr: RecordingFormatError: not an HDF5 file"),
+                             ("d", "data", "not a CMOS-MEA-Tools file")):
+        res = summary[name]
+        assert res.status == "failed" and res.kind == kind and res.attempts == 0, res
+        assert text in res.error
+    # one log record lists all three before any job
+    listing = [r.getMessage() for r in caplog.records if "cannot start" in r.getMessage()]
+    assert len(listing) == 1 and all(f"{n}.cm" in listing[0] for n in "bcd"), listing
+
+
+# --------------------------------------------------------------------------- free space
+
+
+def _free(monkeypatch, free: int):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10 * free + 1, 9 * free + 1, free))
+
+
+def test_full_disk_is_refused_naming_both_figures(tiny, tmp_path, monkeypatch):
+    config = _config(compute_eimage_sta=True)
+    rec = Recording.from_paths(tiny / "tiny.cmcr", tiny / "tiny.cmtr", name="tiny")
+    estimate = check_run([rec], [tmp_path / "x.h5"], config).estimates["tiny"]
+    _free(monkeypatch, 1000)
+    ran = []
+    with pytest.raises(PreflightError) as info:
+        run_pipeline(rec.cmcr, rec.cmtr, tmp_path / "x.h5", config, dataset_id="tiny", on_step=ran.append)
+    text = str(info.value)
+    assert ran == []
+    assert f"needs about {preflight.format_bytes(estimate.peak)}" in text and "1.0 kB are free" in text
+    # the batch: refused before any job, for every recording at once
+    submitted = []
+
+    class Recorder(cf.ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):
+            submitted.append(args)
+            return super().submit(*args, **kwargs)
+
+    src = _copies(tiny, tmp_path / "recs", ["a", "b"])
+    with Recorder(1) as ex, pytest.raises(PreflightError, match="outputs of 2 recordings"):
+        run_batch(src, config, tmp_path / "out", executor=ex, show_progress=False)
+    assert submitted == [] and not (tmp_path / "out").exists()
+    # tight: the run goes ahead with a warning naming both figures
+    _free(monkeypatch, int(estimate.peak * 1.2))
+    with pytest.warns(LowSpaceWarning, match="free space is tight"):
+        check_run([rec], [tmp_path / "x.h5"], config)
+
+
+def test_output_estimate_covers_the_real_output(tiny, tmp_path):
+    config = _config(compute_eimage_sta=True)
+    rec = Recording.from_paths(tiny / "tiny.cmcr", tiny / "tiny.cmtr", name="tiny")
+    estimate = check_run([rec], [tmp_path / "x.h5"], config).estimates["tiny"]
+    run_pipeline(rec.cmcr, rec.cmtr, tmp_path / "x.h5", config, dataset_id="tiny")
+    size = os.path.getsize(tmp_path / "x.h5")
+    with h5py.File(tmp_path / "x.h5", "r") as f:  # the parts the estimate names are really there
+        assert f["units/unit_000/features/eimage_sta/data"].size * 4 * 3 <= estimate.parts["electrical images"]
+    assert size <= estimate.total <= 4 * size, (size, estimate.describe())
+
+
+# --------------------------------------------------------------------------- the user's errors are not retried
+
+
+def _raising_job(exc):
+    def job(recording, output, config):
+        raise exc
+    return job
+
+
+@pytest.mark.parametrize("exc", [
+    PermissionError(errno.EACCES, "Permission denied", "/data/out/a.h5"),
+    OSError(errno.EROFS, "Read-only file system", "/data/out/a.h5"),
+    OSError(errno.ENOSPC, "No space left on device", "/data/out/a.h5"),
+])
+def test_user_errors_met_during_a_job_are_not_retried(tiny, tmp_path, exc):
+    src = _copies(tiny, tmp_path / "recs", ["a"])
+    with cf.ThreadPoolExecutor(1) as ex:
+        summary = run_batch(src, None, tmp_path / "out", executor=ex, retries=3, job=_raising_job(exc),
+                            show_progress=False)
+    res = summary["a"]
+    assert res.status == "failed" and res.kind == "user" and res.attempts == 1 and len(res.errors) == 1
+    assert "/data/out/a.h5" in res.error and ("choose" in res.error or "free space" in res.error)
+    # the engine's own write error wrapping such an error is the user's too
+    wrapped = WriteError("writing a.h5 failed", path="/data/out/a.h5")
+    wrapped.__cause__ = exc
+    from hdmea.pipeline.batch import classify_error
+
+    assert classify_error(wrapped) == "user"
+    assert classify_error(OSError(errno.EIO, "Input/output error")) == "infrastructure"
+
+
+def test_failed_run_leaves_no_folder_it_created(tiny, tmp_path):
+    def fail_after_load(record):
+        raise RuntimeError("stop after " + record.name)
+
+    out = tmp_path / "made" / "by" / "run" / "x.h5"
+    (tmp_path / "made").mkdir()
+    with pytest.raises(RuntimeError, match="stop after load_recording"):
+        run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", out, _config(), dataset_id="tiny",
+                     on_step=fail_after_load)
+    assert (tmp_path / "made").is_dir() and os.listdir(tmp_path / "made") == []  # it existed before
+    result = run_one([(tiny / "tiny.cmcr", tiny / "tiny.cmtr")], 0, None, tmp_path / "one" / "two",
+                     job=_raising_job(ValueError("bad")))
+    assert result.status == "failed" and not (tmp_path / "one").exists()
+
+
+# --------------------------------------------------------------------------- reruns
+
+
+def test_all_finished_batch_rerun_is_immediate(tiny, tmp_path, caplog):
+    src = _copies(tiny, tmp_path / "recs", ["a", "b", "c"])
+    config = _config(compute_sta=False, extract_features=False)
+    with cf.ThreadPoolExecutor(2) as ex:
+        first = run_batch(src, config, tmp_path / "out", executor=ex, show_progress=False)
+    assert len(first.done) == 3
+    with caplog.at_level(logging.INFO, logger="hdmea"):
+        started = time.perf_counter()
+        # no executor given: a Dask cluster would be started if there were anything to do
+        again = run_batch(src, config, tmp_path / "out", show_progress=False)
+        seconds = time.perf_counter() - started
+    assert seconds < 1.0, seconds
+    assert [r.status for r in again.results] == ["skipped"] * 3
+    assert again.executor == "none (nothing to do)"
+    assert any("all 3 recordings finished already" in r.getMessage() for r in caplog.records)
+
+
+def test_run_force_reruns_and_without_config_says_what_runs(tiny, tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    argv = ["run", str(tiny / "tiny.cmcr"), str(tiny / "tiny.cmtr"), "--out", str(out)]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "no --config given, so only load_recording will run" in captured.err
+    assert "add_section_time: no stimulus in the configuration" in captured.err
+    assert "compute_eimage_sta: steps.compute_eimage_sta is off" in captured.err
+    stamp = out.stat().st_mtime_ns
+    assert cli.main(argv) == 0
+    assert "already finished with this configuration, skipped" in capsys.readouterr().out
+    assert out.stat().st_mtime_ns == stamp
+    assert cli.main(argv + ["--force"]) == 0
+    assert "tiny: done in" in capsys.readouterr().out
+    assert out.stat().st_mtime_ns != stamp
+
+
+def test_worker_warm_up_writes_no_log_lines(tmp_path):
+    import io
+
+    from hdmea.pipeline.batch import workers
+    from hdmea.progress import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    workers._warm_up()
+    assert stream.getvalue() == ""
+    logging.getLogger("hdmea.pipeline").info("after the warm-up")
+    assert "after the warm-up" in stream.getvalue()  # levels are restored
