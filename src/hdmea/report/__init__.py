@@ -51,9 +51,9 @@ def _prepare_output(out: Path) -> list[Path]:
     while not missing.exists() and missing != missing.parent:
         created.insert(0, missing)
         missing = missing.parent
-    if out.exists() and not out.is_dir():
+    if not missing.is_dir():
         raise WriteError("the report folder is not a folder", path=out, expected="a folder (or a new path)",
-                         found="a file", hint="choose another --out folder")
+                         found=f"a file at {missing}", hint="choose another --out folder")
     try:
         for folder in created:
             folder.mkdir()

@@ -84,7 +84,8 @@ def _symmetric_limit(image: np.ndarray) -> float:
 
 
 def _colourbar(fig, image, ax, label: str, limit: float):
-    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03)
+    # an inset beside the panel: every panel, drawn or blank, keeps the same size
+    bar = fig.colorbar(image, cax=ax.inset_axes((1.04, 0.0, 0.06, 1.0)))
     bar.set_ticks([-limit, 0.0, limit])
     bar.ax.set_yticklabels([f"{-limit:.3g}", "0", f"{limit:.3g}"], fontsize=TICK_SIZE)
     bar.set_label(label, fontsize=TICK_SIZE, labelpad=1)
@@ -93,10 +94,6 @@ def _colourbar(fig, image, ax, label: str, limit: float):
 
 
 def _blank_panel(ax, text: str) -> None:
-    from matplotlib.colorbar import make_axes
-
-    spacer, _ = make_axes(ax, fraction=0.05, pad=0.03)  # the room a colour bar takes in drawn panels
-    spacer.set_axis_off()
     ax.set_box_aspect(1)
     ax.set_facecolor("0.96")
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=6, wrap=True,
@@ -108,7 +105,7 @@ def _blank_panel(ax, text: str) -> None:
 def _page_figure(n_panels: int):
     rows = max(1, math.ceil(n_panels / PAGE_COLS))
     fig = _new_figure(14, 1.0 + 2.25 * rows)
-    grid = fig.add_gridspec(rows, PAGE_COLS, wspace=0.55, hspace=0.55, left=0.04, right=0.97,
+    grid = fig.add_gridspec(rows, PAGE_COLS, wspace=0.6, hspace=0.55, left=0.03, right=0.94,
                             top=1 - 0.75 / (1.0 + 2.25 * rows), bottom=0.35 / (1.0 + 2.25 * rows))
     return fig, grid
 
