@@ -49,7 +49,44 @@ def test_demo_writes_the_whole_pipeline(demo):
     assert _steps(demo / "demo.h5") == PIPELINE_STEPS
     # A second demo into the same directory refuses to replace the result.
     proc = run_cli("demo", "--out", str(demo))
-    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "--out" in proc.stderr
+    assert "overwrite=True" not in proc.stderr and "out_dir" not in proc.stderr
+
+
+def test_demo_next_steps_work_as_printed(demo, tmp_path):
+    import shlex
+
+    from hdmea.demo import DEMO_NAME
+
+    # the demo's own printout (the fixture's run) is rebuilt from the files it left
+    proc = run_cli("--log-level", "WARNING", "demo", "--out", str(tmp_path / "d"), "--units", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    steps = [line.strip() for line in lines[lines.index("next:") + 1:]]
+    assert [s.split()[:2] for s in steps if s.startswith("hdmea")] == [
+        ["hdmea", "inspect"], ["hdmea", "report"], ["hdmea", "run"]]
+    for step in steps:
+        command = shlex.split(step.split("#")[0])
+        if command[0] == "pip":
+            assert command == ["pip", "install", ".[report]"]
+            continue
+        done = run_cli(*command[1:], module=True)
+        assert done.returncode == 0, (step, done.stderr)
+    assert (tmp_path / "d" / "rerun.h5").exists() and (tmp_path / "d" / "report" / f"{DEMO_NAME}.html").exists()
+
+
+def test_demo_says_what_to_install_for_the_report(monkeypatch, tmp_path):
+    from hdmea import demo as demo_module
+
+    result = demo_module.DemoResult(out_dir=tmp_path, cmcr=tmp_path / "demo.cmcr", cmtr=tmp_path / "demo.cmtr",
+                                    config=tmp_path / "demo.toml", output=tmp_path / "demo.h5",
+                                    generate_seconds=0.0, pipeline={"steps": [], "n_units": 1, "seconds": 0.0,
+                                                                    "checkpoints": 0}, truth_check={})
+    monkeypatch.setattr(demo_module, "_report_available", lambda: False)
+    text = result.describe()
+    assert text.index('pip install ".[report]"') < text.index("hdmea report")
+    monkeypatch.setattr(demo_module, "_report_available", lambda: True)
+    assert "pip install" not in result.describe()
 
 
 def test_inspect_prints_tree_units_and_steps(demo):
@@ -65,6 +102,9 @@ def test_inspect_prints_tree_units_and_steps(demo):
     assert "unit_004/" in full.stdout and "unit_004/" not in text
     bad = run_cli("inspect", str(demo / "demo.toml"))
     assert bad.returncode == 1 and "demo.toml" in bad.stderr
+    # as precise as scptensor: the signature was looked for and what was found instead
+    assert "not an HDF5 file" in bad.stderr and "HDF5 signature" in bad.stderr
+    assert f"found no signature in {(demo / 'demo.toml').stat().st_size} bytes" in bad.stderr
 
 
 def test_report_writes_page_and_figures(demo, tmp_path):
@@ -126,6 +166,16 @@ def test_batch_runs_dir_and_reports_failures(tiny, tmp_path):
     summary = json.loads((tmp_path / "out" / "batch_summary.json").read_text())
     assert [r["status"] for r in summary["results"]] == ["done", "failed", "done"]
     assert _steps(tmp_path / "out" / "a.h5")[-1] == "section_spike_times"
+    assert "leaked semaphore" not in proc.stderr and "Traceback" not in proc.stderr
+    # a rerun: a, c finished; b is reported again before any job, nothing is retried
+    again = run_cli("batch", str(src), "--config", str(config), "--out", str(tmp_path / "out"), "--workers", "2")
+    assert again.returncode == 1
+    assert "b.cmtr" in again.stderr and "not an HDF5 file" in again.stderr
+    assert "0 done, 2 skipped, 1 failed" in again.stdout and "LocalCluster" not in again.stdout
+    (src / "b.cmtr").write_bytes((tiny / "tiny.cmtr").read_bytes())
+    run_cli("batch", str(src), "--config", str(config), "--out", str(tmp_path / "out"), "--workers", "1")
+    last = run_cli("batch", str(src), "--config", str(config), "--out", str(tmp_path / "out"))
+    assert last.returncode == 0 and "nothing to do: all 3 recordings finished already" in last.stdout
 
 
 def test_run_one_is_a_slurm_array_task(tiny, tmp_path):

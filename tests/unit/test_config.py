@@ -201,3 +201,47 @@ def test_sensor_axis_order_is_checked_when_the_file_is_read(tmp_path):
     good = bad.replace('"xy"', '"row_col"')
     cfg = load_config(_write(tmp_path, good))
     assert cfg.steps.kwargs("compute_eimage_sta")["sensor_axis_order"] == "row_col"
+
+
+def _misspellings(key: str) -> list[str]:
+    """Keys one slip away from ``key``: a letter dropped, two neighbours swapped."""
+    dropped = [key[:i] + key[i + 1:] for i in range(len(key))]
+    swapped = [key[:i] + key[i + 1] + key[i] + key[i + 2:] for i in range(len(key) - 1) if key[i] != key[i + 1]]
+    return [k for k in dropped + swapped if k and k != key]
+
+
+def test_every_step_hint_names_a_key_that_is_accepted():
+    import re
+    import warnings
+
+    from hdmea.pipeline.steps import STEPS, find_step
+
+    accepted = {s.name for s in STEPS} | {a for s in STEPS for a in s.aliases}
+    checked = 0
+    for key in sorted(accepted):
+        for wrong in _misspellings(key):
+            if find_step(wrong) is not None:
+                continue
+            with pytest.raises(ConfigError) as info:
+                parse_config({"steps": {wrong: {}}}, check_step_signatures=False)
+            hint = re.search(r"did you mean '([^']+)'\?", str(info.value))
+            if hint is None:
+                continue
+            suggested = hint.group(1)
+            # The suggestion is the current name (not a former one) and is accepted as it stands.
+            assert suggested in {s.name for s in STEPS}, (wrong, suggested)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no DeprecatedStepNameWarning either
+                parse_config({"steps": {suggested: {"enabled": True}} if find_step(suggested)[0].switch
+                              else {suggested: {}}}, check_step_signatures=False)
+            checked += 1
+    assert checked > 50
+    # the misspelling from the issue, and one of a former name
+    for wrong, meant in (("eimgae", "compute_eimage_sta"), ("featurs", "extract_features"), ("stta", "compute_sta")):
+        with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
+            parse_config({"steps": {wrong: True}})
+
+
+def test_misspelt_stimulus_key_suggests_an_inline_key():
+    with pytest.raises(ConfigError, match="stimulus.playlst: unknown key. did you mean 'playlist'"):
+        parse_config({"stimulus": {"playlst": ["a"]}})

@@ -92,3 +92,45 @@ def test_configure_logging_tags_lines_and_does_not_double(monkeypatch):
     assert "slurm=1234_9 [rec_B] hdmea.pipeline.batch: hello 5" in lines[0]
     with pytest.raises(ValueError, match="unknown log level"):
         configure_logging("LOUD")
+
+
+def test_log_lines_and_a_bar_share_a_terminal_without_breaking_lines():
+    stream = _Tty()
+    lg = logging.getLogger("hdmea")
+    before = (list(lg.handlers), lg.level, lg.propagate)
+    try:
+        configure_logging("INFO", stream=stream)
+        log = logging.getLogger("hdmea.test_progress")
+        with progress(4, "work", unit="step", log=log, stream=stream) as bar:
+            for i in range(4):
+                bar.update(1)
+                log.info("line %d while the bar shows", i)
+        log.info("after the bar")
+    finally:
+        lg.handlers[:] = before[0]
+        lg.setLevel(before[1])
+        lg.propagate = before[2]
+        for name in ("h5stream", "scptensor"):
+            other = logging.getLogger(name)
+            other.handlers[:] = [h for h in other.handlers if not hasattr(h, "_hdmea_cli_handler")]
+            other.propagate = True
+            other.setLevel(logging.NOTSET)
+    text = stream.getvalue()
+    for i in range(4):
+        assert f"line {i} while the bar shows" in text
+    # What a terminal shows of each line is what follows its last carriage return: every
+    # log line must be there whole, starting with its time stamp, with no bar drawn before it.
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    logged = [line for line in shown if "while the bar shows" in line or "after the bar" in line]
+    assert len(logged) == 5, shown
+    for line in logged:
+        assert line[:4].isdigit() and "work:" not in line and "|" not in line, line
+
+
+def test_count_words_agree_with_their_numbers():
+    from hdmea.progress import counted
+
+    assert counted(1, "step") == "1 step"
+    assert counted(6, "step") == "6 steps"
+    assert counted(0, "recording") == "0 recordings"
+    assert counted(3, "it") == "3 it"
