@@ -1,10 +1,15 @@
 """Visual report of a processed recording: PNG figures and one HTML page.
 
-``write_report(file, out_dir)`` draws what the file holds: a receptive-field
-mosaic per noise movie (STA spatial maps at the peak lag, centres and
-half-maximum contours), electrical-image maps, a raster and firing-rate plot
-per movie, and step-response summaries for movies made of repeated trials; the
-page lists the steps completed and the scalar features per unit.
+``write_report(file, out_dir)`` draws what the file holds: per noise movie,
+pages of every unit's STA at its peak lag (labelled in the table's
+``peak_lag_frames`` and in ms) and a receptive-field mosaic; pages of
+electrical images at their trough (time from the spike in ms) and their
+centres on the array; per movie, a firing-rate image of all units (or, for
+movies of repeated trials, a raster of the first units over the mean rate);
+and step-response heat maps with light on and off marked.  Every heat map has
+a colour bar naming its unit; each caption on the page says which units a
+figure shows.  The page lists the steps completed and the scalar features per
+unit.  :func:`report_figures` returns the figures unsaved, for inspection.
 
 matplotlib is an optional extra (``pip install 'h5stream[report]'``) imported
 only when a report is drawn; without it :func:`write_report` raises an
@@ -98,19 +103,22 @@ def report_figures(data) -> list[tuple[str, str, str, object]]:
         frame = f"{maps.frame_ms:.2f} ms" if maps.frame_ms == maps.frame_ms else "unknown"
         for number, figure in enumerate(pages, 1):
             out.append((f"{_slug(maps.name)}_p{number}", f"STA spatial maps ({movie}), page {number} of {len(pages)}",
-                        f"The STA frame at each unit's peak of {len(maps.unit_ids)} units, {fig.PER_PAGE} a page. "
-                        "Each panel is labelled by its time before the spike: peak_lag_frames display frames "
-                        "(the table's convention: frames between the map's frame and the frame in which the "
-                        f"spike fell, 1 = the frame before it) and that many frame periods ({frame}) in ms. "
+                        f"The STA of each of the {len(maps.unit_ids)} units at its peak lag, {fig.PER_PAGE} units "
+                        "a page. Each panel is labelled by the time of that frame before the spike, in display "
+                        "frames as the table's peak_lag_frames (frames between the map's frame and the frame in "
+                        "which the spike fell, 1 = the frame before it) and in ms (those frames times the "
+                        f"display's frame period, {frame}). "
                         f"Colour: STA minus its mean in {maps.value_unit}, each panel on its own symmetric scale; "
                         "+: the receptive-field centre of the table.", figure))
         mosaic, counts = fig.rf_mosaic(maps, movie)
-        skipped = (f" {counts['without_map']} unit{'s' if counts['without_map'] != 1 else ''} without spikes "
-                   "or without a peak have no outline." if counts["without_map"] else "")
+        n = counts["without_map"]
+        skipped = (f" {n} unit{'s' if n != 1 else ''} without spikes or without a peak "
+                   f"{'have' if n != 1 else 'has'} no outline." if n else "")
         out.append((f"{_slug(maps.name)}_mosaic", f"Receptive-field mosaic ({movie})",
-                     f"Half-maximum outlines of the STA at the peak lag, red for ON and blue for OFF units, and "
-                     f"the table's centres (dots) of {counts['drawn']} units; {counts['labelled']} are labelled "
-                     f"(a label is drawn only where it fits without overlapping another).{skipped}", mosaic))
+                     f"Half-maximum outlines of the STA at the peak lag, red for ON and blue for OFF units (the "
+                     f"table's polarity), and the table's centres (dots) of {counts['drawn']} units; "
+                     f"{counts['labelled']} are labelled (a label is drawn only where it fits without overlapping "
+                     f"another).{skipped}", mosaic))
     if data.eimage is not None:
         eim = data.eimage
         pages = fig.eimage_pages(eim, data.unit_positions)

@@ -444,7 +444,7 @@ def movie_rates(movie: MovieTrials, is_step: bool = False):
                    "percentile of the rates).")
         if silent:
             caption += (f" {len(silent)} unit{'s' if len(silent) != 1 else ''} without spikes in this movie "
-                        "(black rows).")
+                        f"(black row{'s' if len(silent) != 1 else ''}).")
     plt_rate = fig.add_subplot(grid[1, 0], sharex=ax, label="mean rate")
     all_trials = [t for unit in movie.spikes for t in unit]
     edges, rate = _rate(all_trials, duration, bin_s)
