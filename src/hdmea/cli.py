@@ -62,6 +62,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("the output must be an .h5 file", found=str(out), hint="e.g. --out results/rec.h5")
     recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name)
     if finished_marker(out, config) is None:
+        if args.verify_inputs:
+            from hdmea.io.mcs import verify_recordings
+
+            refused = verify_recordings([recording])
+            if refused:
+                raise refused[recording.name]
         check_run([recording], [out], config).raise_if_any()
         if args.config is None:
             print(_without_config_note(), file=sys.stderr)
@@ -102,7 +108,7 @@ def _print_outcome(name: str, out: Path, outcome: dict) -> int:
         print(f"  units: {detail['n_units']}")
     check = detail.get("orientation")
     if check and check.get("n_units_checked"):
-        print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {check['n_units_checked']} units "
+        print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {_count(check['n_units_checked'], 'unit')} "
               f"peak at their own (row, col), {check['fraction_transposed']:.0%} at (col, row)")
     return EXIT_OK
 
@@ -123,6 +129,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.recordings, config, args.out, executor=executor, retries=args.retries,
             workers=args.workers, scheduler=args.scheduler, worker_init=worker_init,
+            verify_inputs=args.verify_inputs,
         )
     finally:
         if executor is not None:
@@ -224,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset id, {name} in the configuration (default: the .cmcr's stem)")
     p.add_argument("--force", action="store_true",
                    help="run again even when FILE is finished with this configuration")
+    p.add_argument("--verify-inputs", action=argparse.BooleanOptionalAction, default=False,
+                   help="read the inputs in a separate process first, so a file that crashes the HDF5 "
+                        "library is reported instead (default: off)")
     p.set_defaults(func=_cmd_run)
 
     p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool",
@@ -239,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start a dask-jobqueue SLURM cluster from [batch.slurm] of the config")
     p.add_argument("--retries", type=int, help="retries after infrastructure errors (default 2)")
     p.add_argument("--summary", metavar="NAME", help="summary file name in DIR (batch_summary.json)")
+    p.add_argument("--verify-inputs", action=argparse.BooleanOptionalAction, default=True,
+                   help="read every input in a separate process first: a file that crashes the HDF5 library "
+                        "fails its own recording and the batch goes on (default: on)")
     p.set_defaults(func=_cmd_batch)
 
     p = add_parser("run-one", help="process recording number INDEX of a list (one SLURM array task)")

@@ -22,6 +22,7 @@ from typing import Any
 from h5stream.jsonvalues import canonical
 from hdmea.errors import ConfigError
 from hdmea.features.registry import FeatureExtractor, get_extractor
+from hdmea.progress import counted
 
 __all__ = ["ExtractionResult", "extract_features", "default_features"]
 
@@ -182,5 +183,5 @@ def extract_features(
         features_extracted=extracted, features_cached=cached, features_missing_inputs=missing,
         warnings=warnings, elapsed_s=time.perf_counter() - t0,
     )
-    logger.info("extracted %s (cached %s) for %d units", extracted, cached, len(unit_ids))
+    logger.info("extracted %s (cached %s) for %s", extracted, cached, counted(len(unit_ids), "unit"))
     return session if session is not None else result

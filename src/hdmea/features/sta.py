@@ -24,6 +24,7 @@ import numpy as np
 
 from hdmea.errors import ConfigError
 from hdmea.features.registry import params_hash
+from hdmea.progress import counted
 
 __all__ = ["STAResult", "compute_sta", "movie_stimulus", "spikes_to_movie_frames"]
 
@@ -225,8 +226,8 @@ def compute_sta(
                 n_spikes_excluded={u: int(n) for u, n in zip(unit_ids, sums.n_spikes_excluded)},
                 method=sums.method, params_hash=digest,
             )
-            logger.info("STA of %s for %d units (%d occurrences, %s path)", movie, len(unit_ids), len(firsts),
-                        sums.method)
+            logger.info("STA of %s for %s (%s, %s path)", movie, counted(len(unit_ids), "unit"),
+                        counted(len(firsts), "occurrence"), sums.method)
     result.elapsed_s = time.perf_counter() - t0
     return session if session is not None else result
 

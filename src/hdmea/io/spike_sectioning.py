@@ -33,6 +33,7 @@ from h5stream.kernels.sectioning import rows_to_csr, section_sorted
 from hdmea.errors import ConfigError
 from hdmea.io.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
 from hdmea.pipeline.target import open_target
+from hdmea.progress import counted
 from hdmea.stimulus import StimulusConfig, frames_to_samples, occurrence_frame_ranges, trial_frame_ranges
 
 __all__ = ["SectionResult", "section_spike_times", "movie_trial_bounds"]
@@ -182,7 +183,8 @@ def _section(target, movie_names, pad_margin, n_threads) -> SectionResult:
                 "n_occurrences": int(n_occ),
                 "repeat": int(repeat),
             })
-    logger.info("sectioned %d units into %d trials of %d movies", len(unit_ids), n_total, len(movies))
+    logger.info("sectioned %s into %s of %s", counted(len(unit_ids), "unit"), counted(n_total, "trial"),
+                counted(len(movies), "movie"))
     return SectionResult(hdf5_path=None, units_processed=len(unit_ids), movies_processed=movies,
                          trials_per_movie={m: int(b.shape[0]) for m, (b, _, _) in per_movie.items()},
                          pad_margin=pad_margin)

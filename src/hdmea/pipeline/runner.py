@@ -25,6 +25,7 @@ from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs
 from hdmea.pipeline.steps import canonical_step_names
 from hdmea.pipeline.target import open_target
+from hdmea.progress import counted
 
 __all__ = ["LoadResult", "LargeRecordingWarning", "load_recording", "unit_key", "DEFAULT_MEMORY_THRESHOLD"]
 
@@ -264,7 +265,7 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
             target.add_warning(text)
         target.mark_step_complete(STEP)
 
-    logger.info("loaded %s: %d units at %.0f Hz", dataset_id, len(units_data), fs)
+    logger.info("loaded %s: %s at %.0f Hz", dataset_id, counted(len(units_data), "unit"), fs)
     if session is not None:
         return session
     return LoadResult(hdf5_path=target_path, dataset_id=dataset_id, num_units=len(units_data),

@@ -46,6 +46,7 @@ from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
 from hdmea.pipeline._staged_tree import node_nbytes, walk_datasets
 from hdmea.pipeline.steps import canonical_step_names
+from hdmea.progress import counted
 
 __all__ = ["SaveState", "PipelineSession", "create_session", "DEFAULT_MEMORY_WARNING_BYTES"]
 
@@ -417,8 +418,8 @@ class PipelineSession:
             self._write_new_file(target, tree, overwrite=True)
             self._staging.discard()
         self._after_save(target)
-        logger.info("session %s saved to %s (%d units, steps %s)", self.dataset_id, target, self.unit_count,
-                    self.completed_steps)
+        logger.info("session %s saved to %s (%s, steps %s)", self.dataset_id, target,
+                    counted(self.unit_count, "unit"), self.completed_steps)
         return target
 
     def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool) -> None:
