@@ -462,9 +462,11 @@ def movie_rates(movie: MovieTrials, is_step: bool = False):
 def step_responses(movie: MovieTrials):
     """Trial-averaged rate of every unit (heat map, each unit scaled to its peak) over the mean, light on/off marked."""
     n_units = len(movie.unit_ids)
-    fig = _new_figure(11, max(6.0, 3.0 + 0.09 * n_units))
+    height = max(6.0, 3.0 + 0.09 * n_units)
+    fig = _new_figure(11, height)
     grid = fig.add_gridspec(2, 2, height_ratios=[max(2.5, 0.09 * n_units), 1.2], width_ratios=[1, 0.025],
-                            hspace=0.12, wspace=0.03, left=0.11, right=0.93, top=0.91, bottom=0.07)
+                            hspace=0.12, wspace=0.03, left=0.11, right=0.93, top=1 - 0.55 / height,
+                            bottom=0.45 / height)
     bin_s = 1 / 60
     duration = movie.trial_duration_s
     rates = [_rate(trials, duration, bin_s) for trials in movie.spikes]
