@@ -54,7 +54,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         result = migrate(source, args.out, overwrite=args.overwrite)
         print(result.describe())
         return EXIT_OK
-    summary = migrate_folder(source, args.out, workers=args.workers, retries=args.retries)
+    summary = migrate_folder(source, args.out)
     print(summary.table())
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))
@@ -94,8 +94,6 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("source", metavar="OLD.zarr|DIR")
     p.add_argument("out", metavar="NEW.h5|OUT_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing NEW.h5 (single archive)")
-    p.add_argument("--workers", type=int, default=1, help="processes for a folder (default 1)")
-    p.add_argument("--retries", type=int, default=0, help="retries after infrastructure errors (folder)")
     p.add_argument("--summary", metavar="FILE", help="write the folder summary as JSON")
     p.set_defaults(func=_cmd_migrate)
 

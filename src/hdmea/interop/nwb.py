@@ -58,7 +58,6 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
