@@ -231,3 +231,72 @@ def test_cmtr_peaks_declaring_1e11_rows_and_deep_nesting(tmp_path):
         for _ in range(10_000):
             gid = h5py.h5g.create(gid, b"a")
     assert_refused(read_in_child(deep, readers), readers, "nested too deeply")
+
+
+# --------------------------------------------------------------------------- crash isolation in batches
+
+# A pre-check process that dies as libhdf5 does on some damaged .cmtr files, for files named crash*.
+CRASHING_CHILD = textwrap.dedent('''
+    import os, signal
+    import h5stream.files.verify as v
+    real = v.open_validated
+    def opener(p, **kw):
+        if os.path.basename(p).startswith("crash"):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(p, **kw)
+    v.open_validated = opener
+    v._verify_child()
+''')
+
+
+def _copy_pair(tiny_recording, folder: Path, name: str) -> tuple[Path, Path]:
+    import shutil
+
+    cmcr, cmtr = folder / f"{name}.cmcr", folder / f"{name}.cmtr"
+    shutil.copy(tiny_recording.cmcr_path, cmcr)
+    shutil.copy(tiny_recording.cmtr_path, cmtr)
+    return cmcr, cmtr
+
+
+def test_batch_input_that_crashes_the_reader_fails_alone(tiny_recording, tmp_path, monkeypatch):
+    """--verify-inputs (on by default): the crashing recording fails with a typed error, the others run."""
+    import concurrent.futures as cf
+
+    import h5stream.files.verify as verify
+    from hdmea.pipeline.batch import engine, run_batch
+
+    ran = []
+
+    def job(recording, output, config):  # the pipeline's place, so that its inputs are checked
+        ran.append(recording.name)
+        return {}
+
+    monkeypatch.setattr(verify, "_VERIFY_CHILD", CRASHING_CHILD)
+    monkeypatch.setattr(engine, "run_pipeline_job", job)
+    pairs = [_copy_pair(tiny_recording, tmp_path, name) for name in ("a", "crash_b", "c")]
+    with cf.ThreadPoolExecutor(1) as ex:
+        summary = run_batch(pairs, None, tmp_path / "out", executor=ex)
+    by_name = {r.name: r for r in summary.results}
+    assert sorted(ran) == ["a", "c"]
+    assert by_name["a"].status == by_name["c"].status == "done"
+    failed = by_name["crash_b"]
+    assert failed.status == "failed" and failed.kind == "data"
+    assert "crash_b.cmcr" in failed.error and "crashed" in failed.error
+
+    # Without the pre-check the recording is submitted (here the driver's own checks open it in-process).
+    ran.clear()
+    with cf.ThreadPoolExecutor(1) as ex:
+        summary = run_batch(pairs, None, tmp_path / "out2", executor=ex, verify_inputs=False)
+    assert sorted(ran) == ["a", "c", "crash_b"]
+
+
+def test_run_verify_inputs_option(tiny_recording, tmp_path, monkeypatch, capsys):
+    import h5stream.files.verify as verify
+    from hdmea.cli import main
+
+    monkeypatch.setattr(verify, "_VERIFY_CHILD", CRASHING_CHILD)
+    cmcr, cmtr = _copy_pair(tiny_recording, tmp_path, "crash_r")
+    code = main(["run", str(cmcr), str(cmtr), "--out", str(tmp_path / "r.h5"), "--verify-inputs"])
+    err = capsys.readouterr().err
+    assert code != 0 and "crash_r.cmcr" in err and "crashed" in err
+    assert not (tmp_path / "r.h5").exists()

@@ -41,6 +41,7 @@ __all__ = [
     "guard_mcs_read",
     "check_vendor_root",
     "verify_inputs",
+    "verify_recordings",
     "VERIFY_TIMEOUT",
     "VERIFY_READ_BYTES",
 ]
@@ -245,12 +246,31 @@ def verify_inputs(paths, *, timeout: float = VERIFY_TIMEOUT,
         if error is None or isinstance(error, (RecordingFormatError, SourceNotFoundError)):
             out.append(error)
             continue
-        reason = str(error)
-        if reason.startswith(path):
-            reason = reason[len(path):].lstrip(": ")
-            reason = reason.split("]: ", 1)[-1] if reason.startswith("[") else reason
+        # The reader's own message (a crash or hang says so), as the recording face's error.
         out.append(RecordingFormatError(
-            f"input refused by the pre-check in a separate process: {reason}", path=path, obj=error.obj,
-            hint=None if error.hint else "the file is damaged; restore it from the acquisition computer",
+            str(error), path=path, obj=error.obj, expected=error.expected, found=error.found,
+            hint=error.hint, composed=True,
         ))
+    return out
+
+
+def verify_recordings(recordings, *, timeout: float = VERIFY_TIMEOUT) -> dict[str, RecordingFormatError]:
+    """``{recording name: error}`` for the recordings whose ``.cmcr`` or ``.cmtr`` fails :func:`verify_inputs`.
+
+    ``recordings`` have ``name``, ``cmcr`` and ``cmtr``.  All files are checked
+    in one separate process (restarted after a crash), so a file that makes
+    libhdf5 crash or hang fails only its own recording.  Files that do not
+    exist are left to the caller's own checks.
+    """
+    recordings = list(recordings)
+    paths = [os.fspath(p) for r in recordings for p in (r.cmcr, r.cmtr) if os.path.isfile(p)]
+    if not paths:
+        return {}
+    errors = dict(zip(paths, verify_inputs(paths, timeout=timeout)))
+    out: dict[str, RecordingFormatError] = {}
+    for r in recordings:
+        for p in (os.fspath(r.cmcr), os.fspath(r.cmtr)):
+            error = errors.get(p)
+            if isinstance(error, RecordingFormatError) and r.name not in out:
+                out[r.name] = error
     return out

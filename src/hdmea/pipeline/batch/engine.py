@@ -14,12 +14,12 @@ from typing import Any
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import Pool, make_pool
-from hdmea.pipeline.batch.failures import ERROR, INFRASTRUCTURE, classify_error, describe_error
+from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, classify_error, describe_error
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
 from hdmea.pipeline.batch.recordings import Recording, discover_recordings, finished_marker, output_path_for
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, threads_per_worker
-from hdmea.pipeline.preflight import CreatedFolders, PreflightError, check_run
+from hdmea.pipeline.preflight import CreatedFolders, PreflightError, Problem, check_run, reason_text
 from hdmea.progress import progress
 
 __all__ = ["run_batch", "run_one"]
@@ -40,6 +40,7 @@ def run_batch(
     job: JobFunction | None = None,
     worker_init: Callable[[], None] | None = None,
     show_progress: bool | None = None,
+    verify_inputs: bool = True,
 ) -> BatchSummary:
     """Process many recordings, one idempotent job each, and report how each ended.
 
@@ -82,6 +83,11 @@ def run_batch(
         summary reports it (``startup_seconds``, ``worker_setup_seconds``).
     show_progress
         Progress bar / log lines: None decides from the terminal.
+    verify_inputs
+        Read each recording's ``.cmcr``/``.cmtr`` in a separate process first
+        (:func:`hdmea.io.mcs.verify_recordings`, pipeline job only): a file that
+        crashes or hangs libhdf5, or that a read refuses, fails its own recording
+        (kind ``"data"``) and the batch goes on.
 
     Returns
     -------
@@ -121,6 +127,9 @@ def run_batch(
         logger.info("all %s finished already with this configuration; nothing to do",
                     _count(len(items), "recording"))
         return summary
+    # Inputs that crash or hang libhdf5 are found in a separate process, before this process opens them.
+    unverified = _unverified_inputs(items, todo) if verify_inputs and job is run_pipeline_job else {}
+    todo = [i for i in todo if i not in unverified]
     # Every check before any job: a batch that cannot succeed says why at once.
     # The inputs of a custom job may be anything: only the pipeline's are opened.
     report = check_run([items[i] for i in todo], [outputs[i] for i in todo], config,
@@ -128,6 +137,7 @@ def run_batch(
     if report.shared:
         raise PreflightError(report.all_problems)
     refused = {i: report.problems[items[i].name] for i in todo if items[i].name in report.problems}
+    refused.update(unverified)
     if refused:
         logger.error("%s cannot start and %s not submitted:\n%s", _count(len(refused), "recording"),
                      "is" if len(refused) == 1 else "are",
@@ -297,6 +307,21 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
 
 
 # --------------------------------------------------------------------------- job arrays
+
+
+def _unverified_inputs(items: Sequence[Recording], todo: list[int]) -> dict[int, list[Problem]]:
+    """Index -> problem of the recordings whose inputs fail :func:`hdmea.io.mcs.verify_recordings`."""
+    from hdmea.io.mcs import verify_recordings
+
+    errors = verify_recordings([items[i] for i in todo])
+    out = {}
+    for i in todo:
+        error = errors.get(items[i].name)
+        if error is not None:
+            what = f"{type(error).__name__}: {reason_text(error)}"
+            out[i] = [Problem(Path(error.path), what, error.hint or "restore the file from a good copy",
+                              items[i].name, DATA)]
+    return out
 
 
 def run_one(
