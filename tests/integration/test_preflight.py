@@ -116,6 +116,55 @@ def test_unwritable_output_folder_on_every_command(tiny, tmp_path, monkeypatch, 
 
 
 @pytest.fixture
+def unprivileged():
+    """A folder every user may enter, and the command prefix that runs a program as ``nobody``."""
+    import sys
+    import tempfile
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("running a command as another user needs root and setpriv")
+    folder = Path(tempfile.mkdtemp(prefix="hdmea-unprivileged-", dir="/tmp"))
+    folder.chmod(0o755)
+    hdmea = Path(sys.executable).with_name("hdmea")
+    command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(hdmea)]
+    try:
+        yield folder, command
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_read_only_folder_as_a_user_without_override_rights(tiny, unprivileged):
+    folder, hdmea = unprivileged
+    recs = folder / "recs"
+    recs.mkdir()
+    for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
+        shutil.copyfile(tiny / f"tiny{suffix}", recs / f"tiny{suffix}")
+    shutil.copyfile(tiny / "tiny.toml", folder / "tiny.toml")
+    for path in [recs, *recs.iterdir(), folder / "tiny.toml"]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    locked = folder / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # nobody may not write here
+    runs = {
+        "run": [*hdmea, "run", str(recs / "tiny.cmcr"), str(recs / "tiny.cmtr"), "--config",
+                str(folder / "tiny.toml"), "--out", str(locked / "x.h5")],
+        "batch": [*hdmea, "batch", str(recs), "--config", str(folder / "tiny.toml"), "--out", str(locked / "b"),
+                  "--workers", "1"],
+    }
+    for name, command in runs.items():
+        started = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        seconds = time.perf_counter() - started
+        assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
+        assert f"hdmea {name}: nothing was started" in proc.stderr and "Permission denied" in proc.stderr
+        assert str(locked) in proc.stderr and "Traceback" not in proc.stderr
+        assert "attempt" not in proc.stderr and "started (attempt" not in proc.stderr  # no job, no retry
+        assert seconds < 10, (name, seconds)
+    assert os.listdir(locked) == []
+
+
+@pytest.fixture
 def read_only_mount(tmp_path):
     """A really read-only filesystem (a read-only tmpfs); skipped where this process may not mount."""
     mount = tmp_path / "ro"

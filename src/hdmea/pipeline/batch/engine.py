@@ -19,7 +19,14 @@ from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipelin
 from hdmea.pipeline.batch.recordings import Recording, discover_recordings, finished_marker, output_path_for
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, threads_per_worker
-from hdmea.pipeline.preflight import CreatedFolders, PreflightError, Problem, check_run, reason_text
+from hdmea.pipeline.preflight import (
+    CreatedFolders,
+    PreflightError,
+    Problem,
+    check_output_folder,
+    check_run,
+    reason_text,
+)
 from hdmea.progress import progress
 
 __all__ = ["run_batch", "run_one"]
@@ -127,6 +134,10 @@ def run_batch(
         logger.info("all %s finished already with this configuration; nothing to do",
                     _count(len(items), "recording"))
         return summary
+    # The output folder first: a batch that cannot write its results starts nothing at all.
+    unwritable = check_output_folder(out_dir)
+    if unwritable:
+        raise PreflightError(unwritable)
     # Inputs that crash or hang libhdf5 are found in a separate process, before this process opens them.
     unverified = _unverified_inputs(items, todo) if verify_inputs and job is run_pipeline_job else {}
     todo = [i for i in todo if i not in unverified]
