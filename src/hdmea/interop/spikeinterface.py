@@ -7,8 +7,10 @@
   properties ``chip_row``/``chip_col`` are the 0-based chip indices (the orientation
   of every chip array of ours, whatever the stored frame layout) and locations are
   ``(chip_col * pitch, chip_row * pitch)`` micrometres (:data:`PITCH_UM`, 16 um).
-  Traces are the stored ADC counts; gains and offsets come from the file
-  (``value = raw * gain + offset``, ``offset = -ADZero * gain``), so
+  Traces are the stored ADC counts, shifted to the signed type of the same width when
+  they are stored unsigned (``uint16 - 32768`` as ``int16``, exact: SpikeInterface's
+  filters refuse unsigned data); gains and offsets come from the file
+  (``value = trace * gain + offset``, ``offset = (shift - ADZero) * gain``), so
   ``get_traces(return_in_uV=True)`` (``return_scaled=True`` before SpikeInterface 0.103) gives
   microvolts when the file's unit is volts.
   Each sweep (``SensorData {roi} {chunk}``: same chunk number) is one segment.
@@ -91,21 +93,25 @@ class CmcrRecordingExtractor(BaseRecording):
             rows.append(order_r)
             cols.append(order_c)
             gains.append(g)
-            offsets.append(-info.ad_zero * g)
+            offsets.append(-info.ad_zero * g)  # the unsigned shift is added below
         chip_row, chip_col = np.concatenate(rows), np.concatenate(cols)
         sensor_ids = GRID_SIZE * chip_col + chip_row + 1
         if np.unique(sensor_ids).size != sensor_ids.size:
             raise RecordingFormatError("regions overlap on the chip", path=path, obj="/Acquisition/Sensor Data",
                                        expected="each sensor in one region", found="a sensor in several regions")
         fs = float(self._cmcr.sampling_rate)
-        super().__init__(sampling_frequency=fs, channel_ids=sensor_ids.astype(np.int64), dtype=dtypes.pop())
-        self.set_channel_gains(np.concatenate(gains).astype(np.float32))
-        self.set_channel_offsets(np.concatenate(offsets).astype(np.float32))
+        stored = np.dtype(dtypes.pop())
+        shift = 2 ** (8 * stored.itemsize - 1) if stored.kind == "u" else 0
+        dtype = np.dtype(f"int{8 * stored.itemsize}") if shift else stored
+        super().__init__(sampling_frequency=fs, channel_ids=sensor_ids.astype(np.int64), dtype=dtype)
+        gains = np.concatenate(gains)
+        self.set_channel_gains(gains.astype(np.float32))
+        self.set_channel_offsets((np.concatenate(offsets) + shift * gains).astype(np.float32))
         self.set_dummy_probe_from_locations(np.column_stack([chip_col * pitch_um, chip_row * pitch_um]).astype(np.float64))
         self.set_property("chip_row", chip_row.astype(np.int64))
         self.set_property("chip_col", chip_col.astype(np.int64))
         for chunk in chunks:
-            self.add_recording_segment(_CmcrSegment(self._cmcr, layout[chunk], fs))
+            self.add_recording_segment(_CmcrSegment(self._cmcr, layout[chunk], fs, shift, dtype))
         self._kwargs = {"file_path": str(path.absolute()), "sensor_axis_order": sensor_axis_order,
                         "pitch_um": float(pitch_um)}
         self.extra_requirements.append("h5py")
@@ -117,10 +123,12 @@ class CmcrRecordingExtractor(BaseRecording):
 
 
 class _CmcrSegment(BaseRecordingSegment):
-    def __init__(self, cmcr, infos, fs):
+    def __init__(self, cmcr, infos, fs, shift, dtype):
         super().__init__(sampling_frequency=fs, t_start=None)
         self._cmcr = cmcr
         self._infos = infos
+        self._shift = int(shift)
+        self._dtype = dtype
         self._sizes = [i.n_rows * i.n_cols for i in infos]
 
     def get_num_samples(self) -> int:
@@ -136,6 +144,8 @@ class _CmcrSegment(BaseRecordingSegment):
         traces = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if channel_indices is not None:
             traces = traces[:, channel_indices]
+        if self._shift:
+            traces = (traces.astype(np.int32) - self._shift).astype(self._dtype)
         return traces
 
 
