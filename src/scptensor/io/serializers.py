@@ -51,12 +51,20 @@ _RECORD_SCHEMA = {
 
 
 def compression_options(compression: str | None, compression_level: int | None) -> dict[str, Any]:
-    """Keyword arguments of ``write_elem`` for a compression name and level."""
+    """Keyword arguments of ``write_elem`` for a compression name and level.
+
+    gzip chunks are deflated by libdeflate when it is installed (``deflate="auto"``):
+    the same zlib streams HDF5's built-in filter reads, at the same level, about
+    twice as fast as zlib and at least as small.
+    """
     if compression is None:
         return {"compression": None}
     codec = CODECS.get(str(compression).lower())  # an unknown name is refused by write_elem
     level = compression_level if codec is None or codec.takes_level else None
-    return {"compression": compression, "compression_opts": level}
+    options: dict[str, Any] = {"compression": compression, "compression_opts": level}
+    if codec is not None and codec.parallel_kernel == "deflate":
+        options["deflate"] = "auto"
+    return options
 
 
 def matrix_options(values: Any, compression: str | None, compression_level: int | None) -> dict[str, Any]:
