@@ -14,7 +14,22 @@ Rows
 * peak memory of the save: a fresh subprocess loads the arrays, builds the
   container and saves it; (peak RSS - RSS after imports) / container size.
 
-Run at full size: ``python -c "from benchmarks.bench_scptensor import main; main('full')"``.
+Against the original ScpTensor writer (its settings reproduced with plain h5py:
+dense X cast to float32 with gzip 4, the mask as uncompressed float32, one
+dataset per obs column, sparse parts gzip 4, no fsync; read back with h5py),
+on two containers: 5,000 samples x 2,000 proteins float64 with 30% NaN, an
+int8 mask and 8 obs columns ("5000x2000 f64"), and the container above:
+
+* (a) save+load at the defaults (gzip 4; ours exact float64, fsynced): goal >= 1;
+* (b) ours with ``compression_level=1`` against the peer at gzip 4: goal >= 1.5;
+* (c) both at the defaults while another process keeps one core busy: goal >= 1/1.2;
+* (d) Parquet: ``save_parquet``+``load_parquet`` against ``polars.write_parquet``
+  /``read_parquet`` of the same long-form frames (fsynced, read uncached): goal >= 1/1.2.
+
+Reads start from uncached pages on every side.  File sizes and the load average
+are in each row's details.
+
+Run at full size: ``python -m benchmarks --size full --only scptensor``.
 """
 
 from __future__ import annotations
@@ -42,6 +57,8 @@ SIZES = {
     "small": (200, 50, 500, 0.05, 1),
     "full": (20_000, 5_000, 50_000, 0.05, 2),
 }
+# the float64 container of the rows against the original writer: samples, proteins, rounds
+ORIGINAL_SIZES = {"small": (300, 120, 1), "full": (5_000, 2_000, 3)}
 
 
 def make_arrays(n_samples: int, n_proteins: int, n_peptides: int, density: float, seed: int = 0) -> dict:
@@ -305,14 +322,217 @@ def run(size: str = "small") -> list[Row]:
                 ),
             )
         )
+        # against the original writer, and Parquet
+        n_f64, p_f64, f64_rounds = ORIGINAL_SIZES[size]
+        f64 = make_float64_container(n_f64, p_f64)
+        big = build_container(arrays, obs)
+        del arrays
+        rows += original_writer_rows({f"{n_f64}x{p_f64} f64": f64, f"{nbytes / 2**20:.0f} MiB": big},
+                                     {f"{n_f64}x{p_f64} f64": f64_rounds, f"{nbytes / 2**20:.0f} MiB": rounds},
+                                     folder)
+        del big
+        rows.append(parquet_row(f64, f64_rounds, folder))
     return rows
+
+
+# --------------------------------------------------------------------------- the original writer
+
+
+def make_float64_container(n_samples: int, n_proteins: int, seed: int = 0):
+    """Log-normal float64 proteins with 30% NaN (LOD in an int8 mask) and the 8 obs columns."""
+    from scptensor import Assay, ScpContainer, ScpMatrix
+
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(mean=2.0, sigma=1.0, size=(n_samples, n_proteins))
+    missing = rng.random((n_samples, n_proteins)) < 0.3
+    x[missing] = np.nan
+    m = missing.astype(np.int8) * np.int8(2)
+    proteins = Assay(pl.DataFrame({"_index": [f"P{j:05d}" for j in range(n_proteins)]}), {"raw": ScpMatrix(x, m)})
+    return ScpContainer(make_obs(n_samples), {"proteins": proteins})
+
+
+def _h5py_column(series: pl.Series) -> np.ndarray:
+    import h5py
+
+    if series.dtype == pl.String or isinstance(series.dtype, (pl.Categorical, pl.Enum)):
+        return np.array(series.cast(pl.String).to_list(), dtype=h5py.string_dtype())
+    return series.to_numpy()
+
+
+def original_writer_save(container, path: Path) -> None:
+    """The original ``save_hdf5`` settings with plain h5py: float32 X at gzip 4, float32 mask, no fsync."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["format_version"] = "1.0"
+        obs = f.create_group("obs")
+        for name in container.obs.columns:
+            obs.create_dataset(name, data=_h5py_column(container.obs.get_column(name)))
+        for assay_name, assay in container.assays.items():
+            group = f.create_group(f"assays/{assay_name}")
+            var = group.create_group("var")
+            for name in assay.var.columns:
+                var.create_dataset(name, data=_h5py_column(assay.var.get_column(name)))
+            for layer_name, matrix in assay.layers.items():
+                layer = group.create_group(f"layers/{layer_name}")
+                if sparse.issparse(matrix.X):
+                    X = matrix.X.tocsr()
+                    for part, values in (("data", X.data.astype(np.float32)), ("indices", X.indices),
+                                         ("indptr", X.indptr)):
+                        layer.create_dataset(f"X_{part}", data=values, compression="gzip", compression_opts=4)
+                    layer.attrs["X_format"] = "csr"
+                    layer.attrs["X_shape"] = X.shape
+                else:
+                    layer.create_dataset("X", data=matrix.X.astype(np.float32), compression="gzip",
+                                         compression_opts=4)
+                if matrix.M is not None:
+                    M = matrix.M.toarray() if sparse.issparse(matrix.M) else matrix.M
+                    layer.create_dataset("M", data=M.astype(np.float32))
+
+
+def original_writer_load(path: Path) -> dict:
+    """Every dataset of an original-layout file, read with h5py."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def _round(save, load, path: Path) -> tuple[float, float, int]:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    t_save = _time(save)
+    files = [path] if path.is_file() else [q for q in path.rglob("*") if q.is_file()]
+    for p in files:
+        drop_page_cache(p)
+    t_load = _time(load)
+    return t_save, t_load, sum(p.stat().st_size for p in files)
+
+
+class _BusyCore:
+    """Another process spinning on one core for the duration of the block."""
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _versus(name: str, peer_name: str, ours: list, peer: list, goal: float, extra: str) -> Row:
+    ours_total = [s + l for s, l, _ in ours]
+    peer_total = [s + l for s, l, _ in peer]
+    best_ours, best_peer = min(ours_total), min(peer_total)
+    return Row(
+        name, peer_name, best_peer, best_ours, "s", best_peer / best_ours, goal,
+        details=(
+            f"ours {_stats(ours_total)} (save {_stats([s for s, _, _ in ours])}; load {_stats([l for _, l, _ in ours])}; "
+            f"{ours[-1][2] / 2**20:.1f} MiB); peer {_stats(peer_total)} (save {_stats([s for s, _, _ in peer])}; "
+            f"load {_stats([l for _, l, _ in peer])}; {peer[-1][2] / 2**20:.1f} MiB); ratio of the minima; {extra}"
+        ),
+    )
+
+
+def _load_text(before: float) -> str:
+    return f"cores {os.cpu_count()}, load average {before:.1f} before / {os.getloadavg()[0]:.1f} after"
+
+
+def original_writer_rows(containers: dict, rounds: dict, folder: Path) -> list[Row]:
+    """Ours against the original writer's settings, for every container: (a) defaults,
+    (b) ``compression_level=1``, (c) defaults with one core busy."""
+    from scptensor.io import load_hdf5, save_hdf5
+
+    rows = []
+    for label, container in containers.items():
+        ours_path, peer_path = folder / "ours.h5", folder / "peer.h5"
+
+        def peer_round():
+            return _round(lambda: original_writer_save(container, peer_path),
+                          lambda: original_writer_load(peer_path), peer_path)
+
+        def ours_round(**options):
+            return _round(lambda: save_hdf5(container, ours_path, **options), lambda: load_hdf5(ours_path), ours_path)
+
+        before = os.getloadavg()[0]
+        peer, ours, fast = [], [], []
+        for _ in range(rounds[label]):  # interleaved: a change of machine load hits all three alike
+            peer.append(peer_round())
+            ours.append(ours_round())
+            fast.append(ours_round(compression_level=1))
+        text = _load_text(before)
+        rows.append(_versus(f"scptensor {label} save+load defaults (gzip 4, float64)",
+                            "original writer (float32 gzip 4, float32 mask, no fsync)", ours, peer, 1.0, text))
+        rows.append(_versus(f"scptensor {label} save+load compression_level=1",
+                            "original writer at gzip 4", fast, peer, 1.5, text))
+        before = os.getloadavg()[0]
+        busy_ours, busy_peer = [], []
+        with _BusyCore():
+            for _ in range(rounds[label]):
+                busy_peer.append(peer_round())
+                busy_ours.append(ours_round())
+        rows.append(_versus(f"scptensor {label} save+load defaults, one core busy",
+                            "original writer, one core busy", busy_ours, busy_peer, 1 / 1.2,
+                            _load_text(before) + "; another process spins on one core"))
+        for p in (ours_path, peer_path):
+            p.unlink()
+    return rows
+
+
+def parquet_row(container, rounds: int, folder: Path) -> Row:
+    """(d) save_parquet+load_parquet against polars writing and reading the same long-form frames."""
+    import shutil
+
+    from scptensor.io import load_parquet, save_parquet
+    from scptensor.io.formats_parquet import ROW_GROUP_ROWS
+
+    ours_path = folder / "ours.parquet"
+    save_parquet(container, ours_path)
+    # the peer's frames: exactly the files ours writes, read back once, untimed
+    frames = {p.relative_to(ours_path): pl.read_parquet(p) for p in ours_path.rglob("*.parquet")}
+    peer_path = folder / "peer"
+
+    def peer_save():
+        for rel, frame in frames.items():
+            target = peer_path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(target, row_group_size=ROW_GROUP_ROWS)
+            fsync_file(target)
+
+    def peer_load():
+        for rel in frames:
+            pl.read_parquet(peer_path / rel)
+
+    before = os.getloadavg()[0]
+    ours, peer = [], []
+    for _ in range(rounds):
+        peer.append(_round(peer_save, peer_load, peer_path))
+        ours.append(_round(lambda: save_parquet(container, ours_path, overwrite=True), lambda: load_parquet(ours_path),
+                           ours_path))
+    shutil.rmtree(ours_path)
+    shutil.rmtree(peer_path)
+    n = sum(f.height for f in frames.values())
+    return _versus("scptensor save_parquet+load_parquet (long form)",
+                   "polars write_parquet+read_parquet of the same frames", ours, peer, 1 / 1.2,
+                   f"{n} rows in {len(frames)} files; " + _load_text(before))
 
 
 def test_bench_scptensor_small():
     rows = run("small")
-    assert [r.benchmark for r in rows] == [
+    assert [r.benchmark for r in rows][:3] == [
         "scptensor save+load gzip 4", "scptensor save+load uncompressed", "scptensor save peak memory",
     ]
+    assert len(rows) == 3 + 2 * 3 + 1 and rows[-1].benchmark.startswith("scptensor save_parquet")
     for row in rows:
         assert np.isfinite(row.ratio) and row.ratio > 0 and row.ours > 0 and row.peer_value > 0
 
@@ -332,3 +552,16 @@ if __name__ == "__main__":  # python -m benchmarks.bench_scptensor [small|full]
     from benchmarks._harness import main
 
     main(run)
+
+
+def test_original_writer_peer_keeps_what_it_should(tmp_path):
+    """The peer stores float32 X and a float32 mask: the values read back equal the float32 cast."""
+    c = make_float64_container(20, 7)
+    path = tmp_path / "peer.h5"
+    original_writer_save(c, path)
+    back = original_writer_load(path)
+    matrix = c.assays["proteins"].layers["raw"]
+    assert back["assays/proteins/layers/raw/X"].dtype == np.float32
+    assert np.array_equal(back["assays/proteins/layers/raw/X"], matrix.X.astype(np.float32), equal_nan=True)
+    assert np.array_equal(back["assays/proteins/layers/raw/M"], matrix.M.astype(np.float32))
+    assert back["obs/n_proteins"].tolist() == c.obs["n_proteins"].to_list()
