@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pytest
 
+from h5stream.errors import FormatError
 from tests.mcs_handmade import Region, sensor_id, write_cmcr, write_cmtr
 
 SECONDS = 2.0
@@ -300,3 +301,72 @@ def test_run_verify_inputs_option(tiny_recording, tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert code != 0 and "crash_r.cmcr" in err and "crashed" in err
     assert not (tmp_path / "r.h5").exists()
+
+
+# --------------------------------------------------------------------------- damaged text in attributes
+
+
+def test_attribute_string_declaring_1_gb(tmp_path):
+    """A text attribute whose stored type claims 10^9 bytes (libhdf5 fails while listing attributes)."""
+    import re
+    import struct
+
+    path = tmp_path / "long_attribute.h5"
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        f["units"].create_group("u1").attrs["label"] = np.bytes_(b"x" * 1000)
+    raw = bytearray(path.read_bytes())
+    # The attribute's datatype message: a version-1 string type (0x13), its flags, its size 1000.
+    [at] = [m.start() for m in re.finditer(rb"\x13[\x00-\xff]\x00\x00\xe8\x03\x00\x00", bytes(raw))]
+    raw[at + 4:at + 8] = struct.pack("<I", 10**9)
+    path.write_bytes(bytes(raw))
+    readers = ("recording", "session")  # the report lists units without reading their attributes
+    results = read_in_child(path, readers)
+    assert_refused(results, readers, "/units/u1")
+
+
+def _metadata_file(path: Path, stored: str | bytes, *, as_dataset: bool = False) -> None:
+    """A recording whose /metadata/extra holds the typed JSON text ``stored`` (bytes: stored as they are)."""
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        group = f["metadata"].create_group("extra")
+        if as_dataset:
+            ds = group.create_dataset("note", data=np.array([stored], dtype=object), dtype=h5py.string_dtype())
+            ds.attrs["h5stream_type"] = "json"
+        else:
+            group.attrs["h5stream_attr_types"] = json.dumps({"note": "json"})
+            group.attrs.create("note", np.array(stored, dtype=h5py.string_dtype()))
+
+
+GOOD_JSON = '{"__tuple__": ["m\\u00f3vil", 1, {"__bytes__": "AAH/"}]}'
+GOOD_VALUE = ("m\u00f3vil", 1, b"\x00\x01\xff")
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+@pytest.mark.parametrize(("stored", "expected", "words"), [
+    (GOOD_JSON, GOOD_VALUE, None),  # undamaged: read exactly
+    # a lone surrogate stored on purpose (as an ASCII escape) reads back as that text
+    (GOOD_JSON.replace("m\\u00f3", "m\\udcf3"), ("m\udcf3vil", 1, b"\x00\x01\xff"), None),
+    (GOOD_JSON.replace("\\u00f3", "\u00f3"), None, "never written with"),  # a byte typed JSON never holds
+    (GOOD_JSON.encode().replace(b"\\u00f3", b"\xf3"), None, "not valid UTF-8"),  # not UTF-8 at all
+    (GOOD_JSON[:-1], None, "cannot decode"),  # truncated JSON
+    (GOOD_JSON.replace("AAH/", "AAH"), None, "cannot decode"),  # base64 cut short
+])
+def test_typed_json_is_read_exactly_or_refused(tmp_path, stored, expected, words, as_dataset):
+    """Damage that typed JSON cannot hold is refused naming the object; what it can hold is read exactly.
+
+    A flip that leaves other valid ASCII JSON (``"mobil"`` to ``"movil"``) reads as that
+    text: only the end-to-end checksums of the files we write can see it.
+    """
+    from hdmea.io.hdf5_store import decode_node, node_from_h5, open_recording_hdf5
+
+    path = tmp_path / "meta.h5"
+    _metadata_file(path, stored, as_dataset=as_dataset)
+    with open_recording_hdf5(path) as f:
+        if words is None:
+            assert decode_node(node_from_h5(f["metadata/extra"]))["note"] == expected
+            return
+        with pytest.raises(FormatError) as err:
+            decode_node(node_from_h5(f["metadata/extra"]))
+    message = str(err.value)
+    assert words in message and str(path) in message and "/metadata/extra" in message
