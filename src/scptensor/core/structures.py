@@ -479,7 +479,7 @@ class ScpContainer:
 
     # -- files
     def save(self, path: str | os.PathLike, **options) -> Path:
-        """Save to ``path`` in the format its extension names (``.h5``/``.hdf5``, ``.h5mu``, ``.h5ad``).
+        """Save to ``path`` in the format its extension names (``.h5``/``.hdf5``, ``.h5mu``, ``.h5ad``, ``.parquet``).
 
         ``options`` go to the format's writer (see :func:`scptensor.io.save`).
         """
@@ -489,7 +489,11 @@ class ScpContainer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, **options) -> ScpContainer:
-        """Load a container from a scptensor, MuData or AnnData file, the format chosen by content."""
+        """Load a container from a scptensor HDF5, MuData, AnnData file or Parquet dataset, chosen by content.
+
+        ``options`` go to :func:`scptensor.io.load`; every format takes the partial-load
+        options ``assays``, ``layers``, ``obs_columns`` and ``samples`` (ids or a boolean mask).
+        """
         from scptensor.io.formats import load
 
         return load(path, **options)
