@@ -145,7 +145,7 @@ def _link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[by
     while stack:
         prefix, depth = stack.pop()
         gid = h5py.h5g.open(root, prefix) if prefix else root
-        where = "/" + prefix.decode("utf-8", "replace") if prefix else (f.name or "/")
+        where = _short_name(prefix) if prefix else (f.name or "/")
         try:
             count = gid.get_num_objs()
             if count > MAX_GROUP_MEMBERS:
