@@ -370,3 +370,22 @@ def test_typed_json_is_read_exactly_or_refused(tmp_path, stored, expected, words
             decode_node(node_from_h5(f["metadata/extra"]))
     message = str(err.value)
     assert words in message and str(path) in message and "/metadata/extra" in message
+
+
+def test_report_refuses_a_unit_position_that_is_not_a_number(tmp_path):
+    """The report used to draw a unit whose row it could not read at row 0."""
+    from hdmea.errors import RecordingFormatError
+    from hdmea.report.data import read_recording_data
+
+    path = tmp_path / "rowless.h5"
+    with h5py.File(path, "w") as f:
+        recording_root(f)
+        unit = f["units"].create_group("u1")
+        unit.create_dataset("spike_times", data=np.arange(5, dtype=np.uint64))
+        unit.attrs["row"], unit.attrs["col"] = 3, 4
+    assert read_recording_data(path).unit_positions == {"u1": (3, 4)}
+    with h5py.File(path, "a") as f:
+        f["units/u1"].attrs["row"] = "three"
+    with pytest.raises(RecordingFormatError) as err:
+        read_recording_data(path)
+    assert "/units/u1/@row" in str(err.value) and "'three'" in str(err.value)
