@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hdmea.pipeline.batch import Recording, run_job
+    from hdmea.pipeline.batch import Recording, run_job, run_pipeline_job
     from hdmea.pipeline.batch.recordings import finished_marker
     from hdmea.pipeline.preflight import check_run
 
@@ -61,6 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError("the output must be an .h5 file", found=str(out), hint="e.g. --out results/rec.h5")
     recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name)
+    job = None
     if finished_marker(out, config) is None:
         if args.verify_inputs:
             from hdmea.io.mcs import verify_recordings
@@ -69,9 +71,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if refused:
                 raise refused[recording.name]
         check_run([recording], [out], config).raise_if_any()
+        job = functools.partial(run_pipeline_job, preflight=False)  # checked just now
         if args.config is None:
             print(_without_config_note(), file=sys.stderr)
-    outcome = run_job(recording, out, config)
+    outcome = run_job(recording, out, config, job=job)
     return _print_outcome(recording.name, out, outcome)
 
 
@@ -306,7 +309,10 @@ def _run(argv: Sequence[str] | None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     command = args.command
     try:
-        return func(args)
+        with warnings.catch_warnings():
+            # A warning is one line addressed to the user, not a source location.
+            warnings.showwarning = functools.partial(_show_warning, command)
+            return func(args)
     except ConfigError as exc:
         _error(command, f"configuration error: {exc}")
         return EXIT_USAGE
@@ -343,6 +349,11 @@ def on_command_line(text: str, command: str) -> str:
     for keyword, flag in _FLAGS.get(command, {}).items():
         text = re.sub(rf"(?<![\w-]){re.escape(keyword)}(?!\w)", flag, text)
     return text
+
+
+def _show_warning(command: str, message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"hdmea {command}: warning: {on_command_line(str(message), command)} ({category.__name__})",
+          file=sys.stderr)
 
 
 def _error(command: str, text: str) -> None:

@@ -396,3 +396,24 @@ def test_worker_warm_up_writes_no_log_lines(tmp_path):
     assert stream.getvalue() == ""
     logging.getLogger("hdmea.pipeline").info("after the warm-up")
     assert "after the warm-up" in stream.getvalue()  # levels are restored
+
+
+def test_tight_space_warns_on_the_command_line_and_runs(tiny, tmp_path, monkeypatch, capsys):
+    import warnings
+
+    from hdmea.config import load_config
+
+    config = load_config(tiny / "tiny.toml")  # what the command reads
+    rec = Recording.from_paths(tiny / "tiny.cmcr", tiny / "tiny.cmtr", name="tiny")
+    estimate = check_run([rec], [tmp_path / "x.h5"], config).estimates["tiny"]
+    _free(monkeypatch, int(estimate.peak * 1.2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LowSpaceWarning)  # as outside the test suite
+        code = cli.main(["run", str(rec.cmcr), str(rec.cmtr), "--config", str(tiny / "tiny.toml"),
+                         "--out", str(tmp_path / "x.h5"), "--name", "tiny"])
+    captured = capsys.readouterr()
+    assert code == 0 and "tiny: done in" in captured.out
+    lines = [line for line in captured.err.splitlines() if "free space is tight" in line]
+    assert len(lines) == 1 and lines[0].startswith("hdmea run: warning: ")
+    assert f"needs about {preflight.format_bytes(estimate.peak)}" in lines[0]
+    assert lines[0].endswith("(LowSpaceWarning)")

@@ -115,7 +115,13 @@ def _note_left_claims(output: Path) -> None:
                            "if that process has ended", target.name, claim.describe(claim.read_holder()))
 
 
-def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig) -> dict:
-    """The default job: the whole pipeline for one recording (:func:`run_pipeline`)."""
-    report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name)
+def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig, *,
+                     preflight: bool = True) -> dict:
+    """The default job: the whole pipeline for one recording (:func:`run_pipeline`).
+
+    ``preflight=False`` when the caller has just made the checks before the
+    first step itself (``hdmea run``), so that they run, and warn, once.
+    """
+    report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name,
+                          preflight=preflight)
     return report.as_dict()
