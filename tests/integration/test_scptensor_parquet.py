@@ -401,3 +401,15 @@ def test_convert_to_and_from_parquet(tmp_path, container, capsys):
     assert "overwrite" in capsys.readouterr().err
     assert main(["convert", str(src), str(tmp_path / "x.h5"), "--layout", "wide"]) == 2
     assert "only to .parquet" in capsys.readouterr().err
+
+
+def test_names_that_are_not_plain_file_names(tmp_path):
+    x = np.ones((2, 2))
+    layers = {"layer.1": ScpMatrix(x), "Raw": ScpMatrix(x * 2), "raw": ScpMatrix(x * 3), "..up": ScpMatrix(x * 4),
+              "é sp": ScpMatrix(x * 5)}
+    c = ScpContainer(pl.DataFrame({"_index": ["a", "b"]}),
+                     {"a/b".replace("/", "|"): Assay(pl.DataFrame({"_index": ["x", "y"]}), layers)})
+    path = save_parquet(c, tmp_path / "c.parquet")
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*.parquet"))
+    assert all(".." not in f for f in files) and len(files) == 2 + len(layers)
+    assert_container_equal(load_parquet(path), c)

@@ -11,7 +11,8 @@ Layout of ``cells.parquet/``::
     links/<i>.parquet              peptide -> protein linkage frames
 
 Folder names are the assay and layer names when they are plain
-(``[A-Za-z0-9_-]``, not starting with ``-``), else ``assay-<i>``/``layer-<j>``;
+(``[A-Za-z0-9_-]``, not starting with ``-``, unique ignoring case), else
+``assay.<i>``/``layer.<j>``;
 the manifest maps names to files.
 
 Long form (the default): columns ``sample_id, feature_id, value, mask``.
@@ -323,7 +324,6 @@ def _matrix_from_long(
     if value.dtype != pl.Float32 and value.dtype != pl.Float64:
         raise IOFormatError("value column is not floating point", path=path, obj=obj,
                             expected=str(dtype), found=str(value.dtype))
-    n, f = shape
     if x_spec["storage"] == "dense":
         return _dense_from_long(frame, spec, value, mask, rows, cols, shape, dtype, path, obj)
     present = value.is_not_null().to_numpy()
@@ -350,8 +350,8 @@ def _file_names(names: Sequence[str], prefix: str) -> list[str]:
     used: set[str] = set()
     out = []
     for i, name in enumerate(names):
-        plain = _PLAIN_NAME.fullmatch(name) and name.lower() not in used and not name.endswith("-mask")
-        chosen = name if plain else f"{prefix}-{i}"
+        plain = _PLAIN_NAME.fullmatch(name) and name.lower() not in used
+        chosen = name if plain else f"{prefix}.{i}"  # "." never occurs in a plain name
         used.add(chosen.lower())
         out.append(chosen)
     return out
