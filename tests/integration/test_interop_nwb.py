@@ -200,3 +200,33 @@ def test_cli_export_nwb(analysed, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "missing.h5" in err
     assert not (tmp_path / "m.nwb").exists()
+
+
+def test_partial_features_fill_with_nan_and_uneven_arrays_are_listed(tmp_path):
+    """A feature on some units only: NaN (numbers) or "" (text) elsewhere; arrays of differing shapes are named."""
+    from hdmea.io import hdf5_store as store
+
+    rec = tmp_path / "partial.h5"
+    with store.create_recording_hdf5(rec, "partial") as f:
+        store.write_units(f, {
+            "a": {"spike_times": np.array([10, 20_000], np.uint64), "row": 1, "col": 1},
+            "b": {"spike_times": np.array([5], np.uint64), "row": 65, "col": 65},
+        })
+        store.write_metadata(f, {"sampling_rate": 20_000.0})
+        store.write_feature_to_unit(f, "a", "extra", {"score": 0.5, "label": "x", "curve": np.arange(3.0)})
+        store.write_feature_to_unit(f, "b", "other", {"trace": np.arange(4.0)})
+        store.write_feature_to_unit(f, "a", "other", {"trace": np.arange(2.0)})
+    out = tmp_path / "partial.nwb"
+    result = export(rec, out, **SESSION)
+    assert any("other/trace" in s for s in result.skipped)
+    with pynwb.NWBHDF5IO(out, "r") as io:
+        nwb = io.read()
+        assert list(nwb.units["unit_name"].data[:]) == ["a", "b"]
+        assert list(nwb.units.id[:]) == [0, 1]  # no number in the ids: positions
+        assert nwb.units["extra__score"][0] == 0.5 and np.isnan(nwb.units["extra__score"][1])
+        assert list(nwb.units["extra__label"].data[:]) == ["x", ""]
+        np.testing.assert_array_equal(nwb.units["extra__curve"][0], np.arange(3.0))
+        assert np.isnan(nwb.units["extra__curve"][1]).all()
+        assert "other/trace" in nwb.notes
+        np.testing.assert_array_equal(nwb.units["spike_times"][0], [10 / 20_000, 1.0])
+        assert list(nwb.units["electrodes"][1]["sensor_id"]) == [65 * 65]

@@ -222,29 +222,38 @@ class _Compression:
 class _UnitScan:
     ids: list[str]
     groups: list[h5py.Group]
+    spikes: list[h5py.Dataset]
+    waveforms: list[h5py.Dataset | None]
     attrs: list[dict]
     features: list[dict[str, tuple[dict, dict[str, h5py.Dataset]]]]
 
 
 def _scan_units(f: h5py.File, path: Path) -> _UnitScan:
     ids = store.list_units(f)
-    groups, attrs, features = [], [], []
+    units = f["units"] if ids else None
+    scan = _UnitScan(ids, [], [], [], [], [])
     for uid in ids:
-        group = f["units"][uid]
-        if "spike_times" not in group or not isinstance(group["spike_times"], h5py.Dataset):
+        group = units[uid]
+        # Each member is looked up once: h5py's lookups dominate for thousands of units.
+        spikes = group.get("spike_times")
+        if not isinstance(spikes, h5py.Dataset):
             raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=f"/units/{uid}",
                                        expected="a uint64 dataset spike_times", found=", ".join(group) or "nothing")
-        groups.append(group)
-        attrs.append(store.read_attrs(group)[0])
+        waveform = group.get("waveform")
+        scan.groups.append(group)
+        scan.spikes.append(spikes)
+        scan.waveforms.append(waveform if isinstance(waveform, h5py.Dataset) else None)
+        scan.attrs.append(store.read_attrs(group)[0])
         per_unit = {}
-        if "features" in group:
-            for name, feature in group["features"].items():
+        features = group.get("features")
+        if isinstance(features, h5py.Group):
+            for name, feature in features.items():
                 if not isinstance(feature, h5py.Group):
                     continue
                 datasets = {k: v for k, v in feature.items() if isinstance(v, h5py.Dataset)}
                 per_unit[name] = (store.read_attrs(feature)[0], datasets)
-        features.append(per_unit)
-    return _UnitScan(ids, groups, attrs, features)
+        scan.features.append(per_unit)
+    return scan
 
 
 def _numeric_ids(ids: list[str]) -> np.ndarray:
@@ -479,7 +488,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     # -- units
     scan = _scan_units(src, path)
     n_units = len(scan.ids)
-    spikes = [g["spike_times"] for g in scan.groups]
+    spikes = scan.spikes
     counts = np.asarray([int(s.shape[0]) for s in spikes], dtype=np.int64)
     offsets = np.zeros(n_units + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -510,13 +519,13 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     elif n_units:
         skipped.append("electrodes of units (some units have no row/col)")
     waveform_rate = None
-    shapes = {tuple(g["waveform"].shape) if "waveform" in g else None for g in scan.groups}
+    shapes = {tuple(w.shape) if w is not None else None for w in scan.waveforms}
     if n_units and len(shapes) == 1 and None not in shapes:
         shape = shapes.pop()
         columns.append(VectorData(
             name="waveform_mean", description="mean waveform of the unit's included peaks, as stored in the "
             "spike sorting (.cmtr cutouts)",
-            data=packer.wrap(StackedUnitArrays([g["waveform"] for g in scan.groups], shape, np.float32,
+            data=packer.wrap(StackedUnitArrays(scan.waveforms, shape, np.float32,
                                                np.nan, per_buffer), H5DataIO)))
         waveform_rate = fs
     elif any(s is not None for s in shapes):
@@ -533,7 +542,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
         name="units", description=f"spike-sorted units of {dataset_id}", id=ElementIdentifiers(
             name="id", data=_numeric_ids(scan.ids)),
         columns=columns, electrode_table=electrodes, resolution=1.0 / fs,
-        waveform_rate=waveform_rate, waveform_unit="as stored in the .cmtr cutouts" if waveform_rate else None,
+        **({"waveform_rate": waveform_rate, "waveform_unit": "as stored in the .cmtr cutouts"} if waveform_rate else {}),
     )
     nwbfile.units = units
 
