@@ -159,6 +159,8 @@ def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) 
     write_bytes_atomic(config_path,
                        _CONFIG_TEMPLATE.format(eimage="true" if use_eimage else "false").encode("utf-8"))
     config = load_config(config_path)
+    # Asked to replace an earlier demo: whatever is at the output path goes.
+    config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
     checkpoint_path_for(output).unlink(missing_ok=True)
     report = run_pipeline(recording.cmcr_path, recording.cmtr_path, output, config, dataset_id=DEMO_NAME)
     return DemoResult(

@@ -417,3 +417,26 @@ def test_tight_space_warns_on_the_command_line_and_runs(tiny, tmp_path, monkeypa
     assert len(lines) == 1 and lines[0].startswith("hdmea run: warning: ")
     assert f"needs about {preflight.format_bytes(estimate.peak)}" in lines[0]
     assert lines[0].endswith("(LowSpaceWarning)")
+
+
+def test_a_file_that_is_not_ours_at_the_output_path_is_kept(tiny, tmp_path):
+    import dataclasses
+
+    out = tmp_path / "x.h5"
+    out.write_bytes(b"someone's notes, not a recording\n")
+    config = _config(compute_sta=False, extract_features=False)
+    ran = []
+    with pytest.raises(PreflightError, match="not a recording of this pipeline is in the way") as info:
+        run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", out, config, dataset_id="tiny", on_step=ran.append)
+    assert ran == [] and "output.overwrite" in str(info.value)
+    assert out.read_bytes() == b"someone's notes, not a recording\n"
+    with h5py.File(out, "w") as f:  # an HDF5 file of another program: kept too
+        f["x"] = 1
+    with pytest.raises(PreflightError, match="without pipeline/session_info"):
+        run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", out, config, dataset_id="tiny")
+    # asked to replace it: replaced; and a recording of ours is rerun over without asking
+    replace = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
+    run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", out, replace, dataset_id="tiny")
+    run_pipeline(tiny / "tiny.cmcr", tiny / "tiny.cmtr", out, config, dataset_id="tiny")
+    with h5py.File(out, "r") as f:
+        assert "pipeline/session_info" in f and "x" not in f

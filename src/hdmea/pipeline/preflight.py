@@ -64,6 +64,7 @@ __all__ = [
     "check_inputs",
     "check_output_folder",
     "check_free_space",
+    "check_output_target",
     "check_run",
     "user_error_hint",
     "reason_text",
@@ -341,6 +342,33 @@ def check_free_space(folder: str | os.PathLike, needed: int, what: str = "the ou
     return []
 
 
+def check_output_target(output: str | os.PathLike, overwrite: bool, recording: str | None = None) -> list[Problem]:
+    """A problem when ``output`` exists and is not a recording file this pipeline wrote.
+
+    A recording of ours (it holds ``pipeline/session_info``) is replaced by a
+    rerun; anything else in the way (another program's file, a folder) is
+    refused unless ``overwrite`` (``output.overwrite`` of the configuration).
+    """
+    output = Path(output)
+    if overwrite or not os.path.lexists(output):
+        return []
+    if output.is_dir():
+        return [Problem(output, "the output path is a folder", "give the path of an .h5 file", recording)]
+    from hdmea.io import _files
+
+    try:
+        with _files.probe_output(output) as f:
+            ours = f is not None and "pipeline/session_info" in f
+            found = "an HDF5 file without pipeline/session_info" if f is not None else "a file that is not HDF5"
+    except (H5StreamError, OSError) as exc:
+        ours, found = False, f"a file that cannot be read safely ({reason_text(exc)})"
+    if ours:
+        return []
+    return [Problem(output, f"a file that is not a recording of this pipeline is in the way ({found})",
+                    "remove it or choose another output path; to replace it, set output.overwrite = true in the "
+                    "configuration (hdmea run --force)", recording)]
+
+
 @dataclasses.dataclass
 class PreflightReport:
     """What the checks found: problems per recording (by name) and the output estimates."""
@@ -362,7 +390,8 @@ def check_run(recordings: Iterable[Any], outputs: Sequence[str | os.PathLike], c
               open_files: bool = True) -> PreflightReport:
     """Every check for ``recordings`` writing to ``outputs`` (one output file per recording).
 
-    Input problems are listed per recording; the output folders' problems and
+    Input problems (and, with ``open_files``, an output path held by a file that
+    is not a recording of this pipeline) are listed per recording; the output folders' problems and
     the free space (for the sum of the estimates plus the largest checkpoint)
     are shared.  Nothing is raised: see :meth:`PreflightReport.raise_if_any`.
     """
@@ -374,6 +403,12 @@ def check_run(recordings: Iterable[Any], outputs: Sequence[str | os.PathLike], c
             report.problems[recording.name] = problems
         if estimate is not None:
             report.estimates[recording.name] = estimate
+    overwrite = bool(config is not None and config.output.overwrite)
+    # What a custom job writes is its own business: only the pipeline's outputs are probed.
+    for recording, output in zip(recordings, outputs) if open_files else ():
+        in_the_way = check_output_target(output, overwrite, recording.name)
+        if in_the_way:
+            report.problems.setdefault(recording.name, []).extend(in_the_way)
     folders = list(dict.fromkeys(Path(os.path.abspath(Path(o).parent)) for o in outputs))
     for folder in folders:
         report.shared += check_output_folder(folder)
