@@ -9,9 +9,15 @@ dies).  Each job
   ``<out>.done`` (atomically, after the output file itself was committed) with
   the configuration digest; a rerun with the same configuration skips it;
 - resumes a half-finished recording from its checkpoint ``<out>.checkpoint.h5``;
-- reports its own failures, sorted into *data* errors (a bad input file: failed
-  once, with the reason) and *infrastructure* errors (a killed worker, out of
-  memory, I/O): retried up to ``retries`` times.
+- reports its own failures, sorted into *user* errors (permissions, a
+  read-only filesystem, a full disk, a missing path: failed once, with what to
+  do), *data* errors (a bad input file: failed once, with the reason) and
+  *infrastructure* errors (a killed worker, out of memory, a transient I/O
+  error): retried up to ``retries`` times.
+
+Before any job, the driver skips the recordings already finished (returning at
+once, without starting workers, when that is all of them) and checks the rest
+(:mod:`hdmea.pipeline.preflight`): inputs, output folder, free space.
 
 The same code runs on a cluster: pass a ``Client`` connected to a scheduler
 (``scheduler="tcp://host:8786"``), or build a dask-jobqueue ``SLURMCluster``
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 from hdmea.pipeline.batch.engine import run_batch, run_one
 from hdmea.pipeline.batch.executors import slurm_client, slurm_cluster
-from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, classify_error
+from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, USER, classify_error
 from hdmea.pipeline.batch.jobs import JobFunction, run_job, run_pipeline_job
 from hdmea.pipeline.batch.recordings import (
     DONE_SUFFIX,
@@ -44,6 +50,7 @@ from hdmea.pipeline.batch.recordings import (
     checkpoint_path_for,
     discover_recordings,
     done_marker_path,
+    finished_marker,
     output_path_for,
     read_done_marker,
 )
@@ -70,6 +77,7 @@ __all__ = [
     "discover_recordings",
     "output_path_for",
     "done_marker_path",
+    "finished_marker",
     "checkpoint_path_for",
     "read_done_marker",
     "classify_error",
@@ -79,6 +87,7 @@ __all__ = [
     "PipelineReport",
     "StepRecord",
     "PIPELINE_STEPS",
+    "USER",
     "DATA",
     "INFRASTRUCTURE",
     "ERROR",
