@@ -268,3 +268,24 @@ def test_a_file_that_crashes_the_reader_is_a_typed_error(tiny_recording, tmp_pat
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], RecordingFormatError)
     assert str(crash) in str(results[1]) and "crashed" in str(results[1])
+
+
+def test_tick_must_agree_across_tables_and_with_the_duration(tiny_recording, tmp_path):
+    """A Tick of 51 instead of 50 is positive, but it would shift every time by 2%."""
+    path = tmp_path / "rec.cmcr"
+    shutil.copy(tiny_recording.cmcr_path, path)
+    with h5py.File(path, "r") as f:
+        tick = int(f[CHANNEL_META]["Tick"][0])
+    _rewrite_table(path, SENSOR_META, _set("Tick", tick + 1))
+    error = _refused(path, f"/{SENSOR_META} row 0 column 'Tick'", read=lambda f: f.sampling_rate)
+    assert "disagree" in str(error) and f"{tick + 1} us" in str(error)
+    for name in (SENSOR_META, CHANNEL_META):
+        _rewrite_table(path, name, _set("Tick", tick + 1))
+    error = _refused(path, f"/{CHANNEL_META} column 'Tick'", read=lambda f: f.sampling_rate)
+    assert "disagrees with the recording's duration" in str(error)
+
+
+def test_unknown_unit_is_refused(cmcr):
+    _rewrite_table(cmcr, SENSOR_META, _set("Unit", b"W"))  # 'V' with one bit flipped
+    error = _refused(cmcr, f"/{SENSOR_META} row 0 column 'Unit'")
+    assert "'W'" in str(error)

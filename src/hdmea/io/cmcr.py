@@ -175,6 +175,10 @@ class SensorDataInfo:
 
 #: Powers of ten the MCS software writes for a meta table's ``Exponent`` (pV .. kV).
 EXPONENT_RANGE = (-15, 3)
+#: Units of analog and sensor streams this reader scales ("" for none).
+KNOWN_UNITS = ("V", "A", "Hz", "s", "")
+#: How far samples x Tick may be from ``LB.RecordingDuration`` (besides two ticks).
+DURATION_TOLERANCE = 0.01
 # Meta-table columns that must hold finite numbers, with the rule each value must follow.
 _META_RULES: dict[str, tuple[str, object]] = {
     "Tick": ("a positive number of microseconds", lambda v: v > 0),
@@ -202,6 +206,15 @@ def check_meta_table(table: np.ndarray, path: str | os.PathLike, obj: str) -> np
     if table.dtype.names is None:
         raise RecordingFormatError("meta table is not a table", path=path, obj=obj,
                                    expected="a compound table with named columns", found=str(table.dtype))
+    if "Unit" in table.dtype.names:
+        for row, unit in enumerate(table["Unit"]):
+            text = attr_text(unit) if isinstance(unit, (bytes, np.bytes_)) else str(unit)
+            if text not in KNOWN_UNITS:
+                raise RecordingFormatError(
+                    "unknown unit in the meta table", path=path, obj=f"{obj} row {row} column 'Unit'",
+                    expected=" or ".join(repr(u) for u in KNOWN_UNITS), found=repr(text),
+                    hint="the file is damaged, or its unit is one this reader does not scale",
+                )
     for name, (expected, rule) in _META_RULES.items():
         if name not in table.dtype.names:
             continue
@@ -294,12 +307,30 @@ class CmcrFile:
 
     @functools.cached_property
     def sampling_rate(self) -> float:
-        """Samples per second: from the meta tables' ``Tick``, else samples / recording duration."""
-        for table in (self.channel_meta(), self.sensor_meta()):
-            if table is not None and table.dtype.names and "Tick" in table.dtype.names and table.size:
-                tick = float(table["Tick"][0])
-                if tick > 0:
-                    return 1e6 / tick
+        """Samples per second: from the meta tables' ``Tick``, else samples / recording duration.
+
+        Every ``Tick`` of the meta tables must agree, and with analog data and
+        ``LB.RecordingDuration`` both known, samples x Tick must match the
+        duration within :data:`DURATION_TOLERANCE` (a damaged Tick would
+        otherwise silently rescale every time).
+        """
+        ticks = []
+        for name, table in ((f"/{ANALOG_GROUP}/ChannelMeta", self.channel_meta()),
+                            (f"/{SENSOR_GROUP}/SensorMeta", self.sensor_meta())):
+            if table is not None and "Tick" in table.dtype.names and table.size:
+                ticks += [(name, row, float(tick)) for row, tick in enumerate(table["Tick"])]
+        if ticks:
+            name, row, tick = ticks[0]
+            for other_name, other_row, other in ticks[1:]:
+                if other != tick:
+                    raise RecordingFormatError(
+                        "meta tables disagree on the sampling tick", path=self.path,
+                        obj=f"{other_name} row {other_row} column 'Tick'",
+                        expected=f"{tick:g} us, as {name} row {row}", found=f"{other:g} us",
+                        hint="the file is damaged; restore it from the acquisition computer",
+                    )
+            self._check_duration(tick, name)
+            return 1e6 / tick
         duration = self.recording_duration_us()
         if duration is not None and not (np.isfinite(duration) and duration > 0):
             raise RecordingFormatError(
@@ -313,6 +344,26 @@ class CmcrFile:
             "cannot determine the sampling rate", path=self.path, obj="/" + ANALOG_GROUP + "/ChannelMeta",
             expected="a Tick column or LB.RecordingDuration with analog data", found="neither",
         )
+
+    def _check_duration(self, tick: float, where: str) -> None:
+        duration = self.recording_duration_us()
+        if duration is None or not self.has_analog():
+            return
+        if not (np.isfinite(duration) and duration > 0):
+            raise RecordingFormatError(
+                "implausible recording duration", path=self.path, obj="/@LB.RecordingDuration",
+                expected="a positive number of microseconds", found=repr(duration),
+            )
+        spanned = self.n_analog_samples() * tick
+        if abs(spanned - duration) > max(2 * tick, DURATION_TOLERANCE * duration):
+            raise RecordingFormatError(
+                "sampling tick disagrees with the recording's duration", path=self.path,
+                obj=f"{where} column 'Tick'",
+                expected=(f"samples x Tick = {self.n_analog_samples()} x Tick within {DURATION_TOLERANCE:.0%} of "
+                          f"/@LB.RecordingDuration {duration:g} us"),
+                found=f"Tick {tick:g} us ({spanned:g} us)",
+                hint="the file is damaged; restore it from the acquisition computer",
+            )
 
     def metadata(self) -> dict:
         """Recording metadata (root attributes, rates, scaling) as plain python values."""
@@ -330,7 +381,7 @@ class CmcrFile:
             out["file_version"] = int(version)
         if self.has_analog():
             meta = self.channel_meta()
-            row = _meta_row(meta, "ChannelID", 1)
+            row = meta[LIGHT_ROW] if meta is not None and meta.size > LIGHT_ROW else None  # rows follow data rows
             out["analog"] = {
                 "n_samples": int(self.n_analog_samples()),
                 "ad_zero": float(_field(row, "ADZero", 0)),
