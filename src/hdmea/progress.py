@@ -19,6 +19,7 @@ import contextvars
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import IO, Any
@@ -174,6 +175,12 @@ def _make_bar(total, description, unit, stream):
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is an optional extra: fall back to log lines
         return None
+    if "_lock" not in vars(tqdm):
+        # tqdm's default lock includes a multiprocessing semaphore, which a process
+        # ending without teardown (see exit_without_teardown) leaves to the resource
+        # tracker's "leaked semaphore" warning.  Bars are drawn by one process only
+        # (workers log instead), so a thread lock is all they need.
+        tqdm.set_lock(threading.RLock())
     # disable=None: tqdm itself turns off when the stream is not a terminal.
     return tqdm(total=total, desc=description, unit=unit, file=stream, disable=None,
                 dynamic_ncols=True, leave=False)

@@ -134,3 +134,50 @@ def test_count_words_agree_with_their_numbers():
     assert counted(6, "step") == "6 steps"
     assert counted(0, "recording") == "0 recordings"
     assert counted(3, "it") == "3 it"
+
+
+def test_a_bar_leaves_no_leaked_semaphore_when_the_process_ends_without_teardown():
+    """A bar on a terminal, then the command line's fast exit: the resource tracker finds nothing left.
+
+    The batch's Dask cluster makes ``spawn`` the start method, under which a
+    multiprocessing lock is a named semaphore that only an orderly exit removes.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import multiprocessing, sys\n"
+        "multiprocessing.set_start_method('spawn')\n"
+        "from hdmea.progress import progress\n"
+        "from hdmea.pipeline.batch import exit_without_teardown\n"
+        "with progress(3, 'work', stream=sys.stderr) as bar:\n"
+        "    assert bar.uses_bar\n"
+        "    bar.update(3)\n"
+        "exit_without_teardown(0)\n"
+    )
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100 characters
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL,
+                                stdout=follower, stderr=follower, close_fds=True)
+        os.close(follower)
+        chunks = []
+        while True:  # until every holder of the terminal (the tracker too) has closed it
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    text = b"".join(chunks).decode(errors="replace")
+    assert "work:" in text  # the bar was drawn
+    assert "leaked semaphore" not in text and "resource_tracker" not in text, text

@@ -11,6 +11,7 @@ from typing import Any
 
 from hdmea.pipeline.batch.failures import describe_error
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, exit_without_teardown, thread_environment
+from hdmea.progress import counted
 
 __all__ = ["Pool", "make_pool", "slurm_cluster", "slurm_client"]
 
@@ -68,7 +69,7 @@ def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
         # The setup runs when a worker starts (also in a rebuilt pool), before any job.
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=setup)
 
-    pool = Pool(make(), owned=True, slots=workers, name=f"process pool, {workers} workers",
+    pool = Pool(make(), owned=True, slots=workers, name=f"process pool, {counted(workers, 'worker')}",
                  rebuild=make)
     pool.local_workers = workers
     return pool
@@ -125,7 +126,7 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
         cluster.close()
 
     pool = Pool(client.get_executor(pure=False), owned=True, slots=None,
-                 name=f"dask LocalCluster, {workers} workers", close=close)
+                 name=f"dask LocalCluster, {counted(workers, 'worker')}", close=close)
     pool.local_workers = workers
     if setup is not None:
         # Every worker sets itself up at once, side by side; a worker the nanny
