@@ -113,6 +113,14 @@ def test_unwritable_output_folder_on_every_command(tiny, tmp_path, monkeypatch, 
         assert seconds < 5, (name, seconds)  # no cluster, no synthetic recording, no step
     for folder in ("o1", "o2", "o3", "o4"):
         assert not (tmp_path / folder).exists()
+    # a batch reports every problem at once: the folder and each recording's missing input
+    (src / "a.cmtr").unlink()
+    (src / "b.cmcr").rename(tmp_path / "b.cmcr")
+    with pytest.raises(PreflightError) as info:
+        run_batch(src, None, tmp_path / "o5", show_progress=False)
+    problems = info.value.problems
+    assert [(p.recording, p.path.name) for p in problems] == [(None, "o5"), ("a", "a.cmtr")]
+    assert str(info.value).startswith("nothing was started: 2 problems found before the first step")
 
 
 @pytest.fixture

@@ -134,10 +134,12 @@ def run_batch(
         logger.info("all %s finished already with this configuration; nothing to do",
                     _count(len(items), "recording"))
         return summary
-    # The output folder first: a batch that cannot write its results starts nothing at all.
+    # The output folder first: a batch that cannot write its results starts nothing at all,
+    # not even the input checks in another process; the inputs' existence is reported with it.
     unwritable = check_output_folder(out_dir)
     if unwritable:
-        raise PreflightError(unwritable)
+        missing = check_run([items[i] for i in todo], [], config, open_files=False)
+        raise PreflightError(unwritable + missing.all_problems)
     # Inputs that crash or hang libhdf5 are found in a separate process, before this process opens them.
     unverified = _unverified_inputs(items, todo) if verify_inputs and job is run_pipeline_job else {}
     todo = [i for i in todo if i not in unverified]
