@@ -34,8 +34,8 @@ __all__ = [
     "plists",
     "file_type",
     "dataspace",
-    "text_type",
-    "scalar_space",
+    "TEXT_TYPE",
+    "SCALAR_SPACE",
     "store_array",
     "store_fixed",
     "create_group",
@@ -114,24 +114,16 @@ def file_type(dtype: np.dtype) -> h5py.h5t.TypeID:
     return tid
 
 
-_TEXT_TYPE = h5py.h5t.py_create(TEXT_DTYPE, logical=True)
-_SCALAR_SPACE = h5py.h5s.create(h5py.h5s.SCALAR)
+#: The variable-length UTF-8 string type (what h5py writes for ``str``).
+TEXT_TYPE = h5py.h5t.py_create(TEXT_DTYPE, logical=True)
+SCALAR_SPACE = h5py.h5s.create(h5py.h5s.SCALAR)
 _space_cache: dict[tuple[int, ...], h5py.h5s.SpaceID] = {}
-
-
-def text_type() -> h5py.h5t.TypeID:
-    """The variable-length UTF-8 string type (what h5py writes for ``str``)."""
-    return _TEXT_TYPE
-
-
-def scalar_space() -> h5py.h5s.SpaceID:
-    return _SCALAR_SPACE
 
 
 def dataspace(shape: tuple[int, ...]) -> h5py.h5s.SpaceID:
     """A simple dataspace of ``shape`` (scalar for ``()``), cached for the shapes seen most."""
     if shape == ():
-        return _SCALAR_SPACE
+        return SCALAR_SPACE
     space = _space_cache.get(shape)
     if space is None:
         space = h5py.h5s.create_simple(shape)
@@ -193,11 +185,11 @@ def create_attr(oid, name: str, stored) -> None:
     """
     key = name.encode("utf-8")
     if isinstance(stored, str):
-        attr = h5py.h5a.create(oid, key, _TEXT_TYPE, _SCALAR_SPACE)
+        attr = h5py.h5a.create(oid, key, TEXT_TYPE, SCALAR_SPACE)
         attr.write(np.array(stored, dtype=TEXT_DTYPE))
         return
     if isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
-        attr = h5py.h5a.create(oid, key, _TEXT_TYPE, dataspace(stored.shape))
+        attr = h5py.h5a.create(oid, key, TEXT_TYPE, dataspace(stored.shape))
         attr.write(np.asarray(stored, dtype=TEXT_DTYPE))
         return
     data = np.asarray(stored)

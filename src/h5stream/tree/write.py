@@ -79,13 +79,6 @@ def _context(ctx: WriteContext | None, obj) -> WriteContext:
     return ctx
 
 
-def _attr_entries(node: Node):
-    """(name, stored value, tag or None, large) of every attribute; the type tags come last."""
-    for name, value in node.attrs.items():
-        stored, tag = encode_attr(value)
-        yield name, stored, tag, stored_nbytes(stored) > ATTR_LIMIT
-
-
 def _bookkeeping(node: Node, tags: dict[str, str]):
     """The internal attributes that carry the node's type information."""
     if node.tag is not None:
@@ -124,14 +117,15 @@ def _place_file_array(parent: h5py.Group, name: str, data: FileArray, ctx: Write
 
 def _wrapped_attrs(oid, node: Node, ctx: WriteContext) -> None:
     tags: dict[str, str] = {}
-    for name, stored, tag, large in _attr_entries(node):
-        if large:
+    for name, value in node.attrs.items():
+        stored, tag = encode_attr(value)
+        if stored_nbytes(stored) > ATTR_LIMIT:
             if isinstance(oid, h5py.h5g.GroupID):
-                _wrapped_node(oid, HIDDEN_PREFIX + name, value_node(node.attrs[name]), ctx)
+                _wrapped_node(oid, HIDDEN_PREFIX + name, value_node(value), ctx)
             else:
                 dataset = h5py.Dataset(oid)
                 home = dataset_attrs_home(dataset.parent, posixpath.basename(dataset.name))
-                _wrapped_node(home.id, name, value_node(node.attrs[name]), ctx)
+                _wrapped_node(home.id, name, value_node(value), ctx)
             tags[name] = "dataset"
             continue
         create_attr(oid, name, stored)
@@ -201,7 +195,7 @@ def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path:
     array = np.asarray(data)
     lists = lowlevel.plists()
     if array.dtype.kind in "OUT":
-        tid, space, dcpl = lowlevel.text_type(), lowlevel.dataspace(array.shape), lists.text
+        tid, space, dcpl = lowlevel.TEXT_TYPE, lowlevel.dataspace(array.shape), lists.text
         buffer = native.text_buffer([v if isinstance(v, str) else text(v) for v in array.ravel().tolist()])
     else:
         if not array.flags.c_contiguous:
@@ -219,9 +213,9 @@ def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path:
 
 def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: str) -> None:
     if isinstance(stored, str):
-        tid, space, buffer, size = lowlevel.text_type(), lowlevel.scalar_space(), native.text_buffer([stored]), 1
+        tid, space, buffer, size = lowlevel.TEXT_TYPE, lowlevel.SCALAR_SPACE, native.text_buffer([stored]), 1
     elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
-        tid, space, size = lowlevel.text_type(), lowlevel.dataspace(stored.shape), stored.size
+        tid, space, size = lowlevel.TEXT_TYPE, lowlevel.dataspace(stored.shape), stored.size
         buffer = native.text_buffer([text(v) for v in stored.ravel().tolist()])
     else:
         data = np.asarray(stored)
@@ -241,14 +235,15 @@ def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: s
 
 def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool) -> None:
     tags: dict[str, str] = {}
-    for name, stored, tag, large in _attr_entries(node):
-        if large:
+    for name, value in node.attrs.items():
+        stored, tag = encode_attr(value)
+        if stored_nbytes(stored) > ATTR_LIMIT:
             if is_group:
-                _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(node.attrs[name]), ctx)
+                _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(value), ctx)
             else:
                 parent_path, _, dataset_name = path.rpartition("/")
                 home = dataset_attrs_home(ctx.file[parent_path or "/"], dataset_name)
-                _native_node(native, home.id.id, home.name, name, value_node(node.attrs[name]), ctx)
+                _native_node(native, home.id.id, home.name, name, value_node(value), ctx)
             tags[name] = "dataset"
             continue
         _native_attr(native, oid, name, stored, ctx, path)
