@@ -289,3 +289,81 @@ def test_unknown_unit_is_refused(cmcr):
     _rewrite_table(cmcr, SENSOR_META, _set("Unit", b"W"))  # 'V' with one bit flipped
     error = _refused(cmcr, f"/{SENSOR_META} row 0 column 'Unit'")
     assert "'W'" in str(error)
+
+
+# --------------------------------------------------------------------------- byte flips
+
+FLIP_CHILD = '''
+import json, sys, warnings, logging
+import numpy as np
+warnings.simplefilter("ignore")
+logging.disable(logging.CRITICAL)
+from h5stream.errors import H5StreamError
+from hdmea.io.cmcr import CmcrFile
+from hdmea.io.cmtr import CmtrFile
+
+src, work, positions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+
+def read(path):
+    if path.endswith(".cmtr"):
+        with CmtrFile(path) as f:
+            return [(u.unit_id, u.sensor_id, u.spike_times.tobytes(), u.waveform.tobytes())
+                    for u in f.read_units(20000.0)]
+    with CmcrFile(path) as f:
+        light = f.light_reference()
+        return (json.dumps(f.metadata(), sort_keys=True, default=str), f.sampling_rate,
+                light["raw_ch1"].tobytes(), [b.tobytes() for _s, b in f.iter_sensor_blocks(block_frames=64, stop=64)])
+
+reference = read(src)
+raw = open(src, "rb").read()
+counts = {"same": 0, "typed": 0, "silent": 0, "raw": []}
+for k, (pos, bit) in enumerate(positions):
+    damaged = bytearray(raw)
+    damaged[pos] ^= 1 << bit
+    with open(work, "wb") as fh:
+        fh.write(damaged)
+    try:
+        counts["same" if read(work) == reference else "silent"] += 1
+    except H5StreamError:
+        counts["typed"] += 1
+    except Exception as exc:
+        counts["raw"].append([pos, bit, type(exc).__name__, str(exc)[:200]])
+print(json.dumps(counts))
+'''
+
+
+def _flips(src, work, positions) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FLIP_CHILD, str(src), str(work), json.dumps(positions)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"reader crashed ({done.returncode}): {done.stderr[-2000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_byte_flips_in_vendor_metadata_give_no_raw_exception_and_no_crash(tiny_recording, tmp_path):
+    """Every byte of the .cmcr meta tables and 150 random bytes of its headers, 150 random bytes of the .cmtr.
+
+    Vendor files carry no checksum, so flips in values no plausibility rule can bound
+    (an ADC zero of 1 instead of 0, a factor of 3 instead of 1, a cutout sample, a
+    timestamp that stays sorted) still read as data; the rest are typed errors.
+    None may escape as a raw exception or crash the reader.
+    """
+    rng = np.random.default_rng(19)
+    with h5py.File(tiny_recording.cmcr_path, "r") as f:
+        tables = [f[name].id for name in (CHANNEL_META, SENSOR_META)]
+        meta_bytes = [p for t in tables for p in range(t.get_offset(), t.get_offset() + t.get_storage_size())]
+        header_end = min(t.get_offset() for t in tables)
+    cmcr = [(p, int(rng.integers(0, 8))) for p in meta_bytes]
+    cmcr += [(int(p), int(rng.integers(0, 8))) for p in rng.integers(0, header_end, 150)]
+    size = tiny_recording.cmtr_path.stat().st_size
+    cmtr = [(int(p), int(rng.integers(0, 8))) for p in rng.integers(0, size, 150)]
+
+    cmcr_counts = _flips(tiny_recording.cmcr_path, tmp_path / "rec.cmcr", cmcr)
+    cmtr_counts = _flips(tiny_recording.cmtr_path, tmp_path / "rec.cmtr", cmtr)
+    assert cmcr_counts["raw"] == [] and cmtr_counts["raw"] == [], (cmcr_counts["raw"], cmtr_counts["raw"])
+    # Most damaged meta values are refused (Tick, Exponent, Unit, ids, regions, factors' signs).
+    assert cmcr_counts["typed"] > cmcr_counts["silent"], cmcr_counts

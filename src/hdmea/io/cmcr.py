@@ -60,6 +60,7 @@ from hdmea.io.mcs import (
     check_mcs_root,
     guard_mcs_read,
     open_mcs_file,
+    read_attr,
     require_object,
 )
 
@@ -289,7 +290,7 @@ class CmcrFile:
 
     # -- metadata
     def recording_duration_us(self) -> float | None:
-        return attr_number(self._f.attrs.get("LB.RecordingDuration"))
+        return attr_number(read_attr(self._f, "LB.RecordingDuration", self.path))
 
     def _meta_table(self, group: str, name: str) -> np.ndarray | None:
         if group not in self._f or name not in self._f[group]:
@@ -369,14 +370,14 @@ class CmcrFile:
         """Recording metadata (root attributes, rates, scaling) as plain python values."""
         out: dict = {}
         for key in ("DateTime", "ProgramName", "ProgramVersion", "ID.Instance"):
-            value = attr_text(self._f.attrs.get(key))
+            value = attr_text(read_attr(self._f, key, self.path))
             if value is not None:
                 out[key.replace(".", "_")] = value
         duration = self.recording_duration_us()
         if duration is not None:
             out["recording_duration_us"] = float(duration)
         out["sampling_rate"] = float(self.sampling_rate)
-        version = attr_number(self._f.attrs.get("FileVersion"))
+        version = attr_number(read_attr(self._f, "FileVersion", self.path))
         if version is not None:
             out["file_version"] = int(version)
         if self.has_analog():

@@ -36,6 +36,7 @@ from hdmea.io.mcs import (
     check_mcs_root,
     guard_mcs_read,
     open_mcs_file,
+    read_attr,
     require_object,
     sensor_id_to_row_col,
 )
@@ -227,7 +228,7 @@ class CmtrFile:
         return None
 
     def recording_duration_us(self) -> float | None:
-        return attr_number(self._f.attrs.get("LB.RecordingDuration"))
+        return attr_number(read_attr(self._f, "LB.RecordingDuration", self.path))
 
     def units_table(self) -> np.ndarray | None:
         return None if self._units_table is None else self._units_table.copy()

@@ -39,6 +39,7 @@ __all__ = [
     "require_object",
     "open_mcs_file",
     "guard_mcs_read",
+    "read_attr",
     "check_vendor_root",
     "verify_inputs",
     "verify_recordings",
@@ -198,6 +199,12 @@ def open_mcs_file(path: str | os.PathLike, *, check, scan: bool = True, allow_li
             if exc.obj is not None and reason.startswith(f"[{exc.obj}]: "):
                 reason = reason[len(exc.obj) + 4:]
         raise RecordingFormatError(reason, path=path, obj=exc.obj or "/") from exc
+
+
+def read_attr(obj: h5py.HLObject, key: str, path: str | os.PathLike):
+    """``obj.attrs.get(key)``; an attribute libhdf5 cannot read is a :class:`RecordingFormatError` naming it."""
+    with guard_mcs_read(path, f"{obj.name.rstrip('/')}/@{key}"):
+        return obj.attrs.get(key)
 
 
 @contextlib.contextmanager
