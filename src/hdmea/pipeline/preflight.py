@@ -431,8 +431,8 @@ USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUO
                errno.EISDIR}
 
 _ERRNO_HINTS = {
-    errno.EACCES: "check the permissions of the path (or choose another output folder)",
-    errno.EPERM: "check the permissions of the path (or choose another output folder)",
+    errno.EACCES: "check the permissions of the path, or choose another output folder",
+    errno.EPERM: "check the permissions of the path, or choose another output folder",
     errno.EROFS: "the filesystem is read-only: choose an output folder on a writable disk",
     errno.ENOSPC: "free space or choose an output folder on another disk",
     errno.EDQUOT: "your disk quota is used up: free space or choose an output folder on another disk",

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import errno
+import os
 from collections.abc import Callable
 
-from h5stream.errors import FormatError, SourceNotFoundError, WriteError
+from h5stream.errors import FormatError, H5StreamError, SourceNotFoundError, WriteError
 from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
 
 __all__ = ["USER", "DATA", "INFRASTRUCTURE", "ERROR", "classify_error", "describe_error"]
@@ -76,6 +77,10 @@ def describe_error(exc: BaseException) -> str:
     text = str(exc).strip()
     if isinstance(exc, PreflightError):
         return text
+    if isinstance(exc, OSError) and not isinstance(exc, H5StreamError) and exc.strerror:
+        # "[Errno 13] Permission denied: 'x'" as the path and the reason
+        where = " -> ".join(os.fspath(p) for p in (exc.filename, exc.filename2) if p is not None)
+        text = f"{where}: {exc.strerror}" if where else exc.strerror
     described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     hint = user_error_hint(exc)
     if hint and hint not in described:
