@@ -258,7 +258,13 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
                                         _hint(exc, _ORDER_HINT), name, kind))
         if problems:
             return problems, None
-        return problems, estimate_output(opened["cmcr"], opened["cmtr"], config, stimulus)
+        try:
+            return problems, estimate_output(opened["cmcr"], opened["cmtr"], config, stimulus)
+        except (H5StreamError, OSError) as exc:  # a damaged unit table or analog stream
+            path = Path(getattr(exc, "path", None) or recording.cmtr)
+            return [Problem(path, f"{type(exc).__name__}: {reason_text(exc)}",
+                            getattr(exc, "hint", None) or "the file may be damaged: restore it from a good copy",
+                            name, "data")], None
     finally:
         for f in opened.values():
             f.close()
