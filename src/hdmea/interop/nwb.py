@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import logging
 import os
 import re
@@ -65,6 +64,10 @@ import numpy as np
 from h5stream.files import create_atomic
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
+from hdmea.interop._units import (
+    BOOKKEEPING_ATTRS, MISSING, UnitScan, attr_value, column_values, first_value, is_scalar, recording_metadata,
+    sampling_rate, scan_units,
+)
 from hdmea.io import hdf5_store as store
 from hdmea.io.mcs import GRID_SIZE
 
@@ -75,8 +78,6 @@ logger.addHandler(logging.NullHandler())
 
 #: Distance between sensor centres of the 65 x 65 MCS CMOS-MEA chip, micrometres.
 PITCH_UM = 16.0
-#: Feature attributes that describe how a feature was made, not the unit: never Units columns.
-BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extracted_at", "extractor"})
 #: Feature arrays written to the processing module rather than to Units columns.
 IMAGE_FEATURES = {"eimage_sta": "data"}
 _STA_FEATURE = re.compile(r"^sta_(.+)$")
@@ -218,44 +219,6 @@ class _Compression:
 # --------------------------------------------------------------------------- reading the recording
 
 
-@dataclasses.dataclass
-class _UnitScan:
-    ids: list[str]
-    groups: list[h5py.Group]
-    spikes: list[h5py.Dataset]
-    waveforms: list[h5py.Dataset | None]
-    attrs: list[dict]
-    features: list[dict[str, tuple[dict, dict[str, h5py.Dataset]]]]
-
-
-def _scan_units(f: h5py.File, path: Path) -> _UnitScan:
-    ids = store.list_units(f)
-    units = f["units"] if ids else None
-    scan = _UnitScan(ids, [], [], [], [], [])
-    for uid in ids:
-        group = units[uid]
-        # Each member is looked up once: h5py's lookups dominate for thousands of units.
-        spikes = group.get("spike_times")
-        if not isinstance(spikes, h5py.Dataset):
-            raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=f"/units/{uid}",
-                                       expected="a uint64 dataset spike_times", found=", ".join(group) or "nothing")
-        waveform = group.get("waveform")
-        scan.groups.append(group)
-        scan.spikes.append(spikes)
-        scan.waveforms.append(waveform if isinstance(waveform, h5py.Dataset) else None)
-        scan.attrs.append(store.read_attrs(group)[0])
-        per_unit = {}
-        features = group.get("features")
-        if isinstance(features, h5py.Group):
-            for name, feature in features.items():
-                if not isinstance(feature, h5py.Group):
-                    continue
-                datasets = {k: v for k, v in feature.items() if isinstance(v, h5py.Dataset)}
-                per_unit[name] = (store.read_attrs(feature)[0], datasets)
-        scan.features.append(per_unit)
-    return scan
-
-
 def _numeric_ids(ids: list[str]) -> np.ndarray:
     numbers = []
     for uid in ids:
@@ -266,66 +229,8 @@ def _numeric_ids(ids: list[str]) -> np.ndarray:
     return np.arange(len(ids), dtype=np.int64)
 
 
-def _is_scalar(value) -> bool:
-    return isinstance(value, (bool, int, float, str, np.generic)) or (
-        isinstance(value, np.ndarray) and value.ndim == 0)
-
-
-def _scalar_column(values: list, name: str, description: str):
-    """(data, kind) of one column from per-unit values (``_MISSING`` where a unit has none)."""
-    present = [v for v in values if v is not _MISSING]
-    kinds = {("text" if isinstance(v, str) else "bool" if isinstance(v, (bool, np.bool_))
-              else "int" if isinstance(v, (int, np.integer)) else "float") for v in present}
-    complete = len(present) == len(values)
-    if kinds == {"text"}:
-        return [("" if v is _MISSING else v) for v in values]
-    if kinds <= {"bool"} and complete:
-        return np.asarray(values, dtype=bool)
-    if kinds <= {"int", "bool"} and complete:
-        return np.asarray(values, dtype=np.int64)
-    if kinds <= {"int", "float", "bool"}:
-        return np.asarray([np.nan if v is _MISSING else float(v) for v in values], dtype=np.float64)
-    # Mixed text and numbers: the text form keeps every value.
-    return ["" if v is _MISSING else str(v) for v in values]
-
-
-_MISSING = object()
-
-
-def _attr_value(value):
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (list, tuple, dict, np.ndarray)):
-        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
-    return value
-
-
-def _metadata(f: h5py.File) -> dict:
-    if "metadata" not in f:
-        return {}
-    value = store.decode_node(store.node_from_h5(f["metadata"]))
-    return value if isinstance(value, dict) else {}
-
-
-def _sampling_rate(meta: dict, path: Path) -> float:
-    rate = meta.get("sampling_rate", (meta.get("acquisition") or {}).get("sampling_rate"))
-    rate = np.asarray(rate).reshape(-1)[0] if rate is not None else None
-    if rate is None or not np.isfinite(rate) or rate <= 0:
-        raise RecordingFormatError("the recording has no sampling rate", path=path, obj="/metadata/sampling_rate",
-                                   expected="a positive number of samples per second", found=repr(rate))
-    return float(rate)
-
-
-def _first(value):
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return value[0] if len(value) else None
-    return value
-
-
 def _start_time(meta: dict, root_attrs: dict, given) -> _dt.datetime:
-    candidates = [given, _first((meta.get("acquisition") or {}).get("DateTime")), root_attrs.get("created_at")]
+    candidates = [given, first_value((meta.get("acquisition") or {}).get("DateTime")), root_attrs.get("created_at")]
     for value in candidates:
         if value is None:
             continue
@@ -429,8 +334,8 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     StackedUnitArrays, FlatSpikeSeconds, DatasetSlices = _iterator_class()
     H5DataIO = pynwb.H5DataIO
     root_attrs = store.read_attrs(src)[0]
-    meta = _metadata(src)
-    fs = _sampling_rate(meta, path)
+    meta = recording_metadata(src)
+    fs = sampling_rate(meta, path)
     acquisition = meta.get("acquisition") or {}
     pitch = options["pitch_um"]
     if pitch is None:
@@ -486,7 +391,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     nwbfile.electrodes = electrodes
 
     # -- units
-    scan = _scan_units(src, path)
+    scan = scan_units(src, path)
     n_units = len(scan.ids)
     spikes = scan.spikes
     counts = np.asarray([int(s.shape[0]) for s in spikes], dtype=np.int64)
@@ -532,11 +437,11 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
         skipped.append("waveform_mean (waveforms of different lengths)")
     columns.append(VectorData(name="unit_name", description="the unit's id in the hdmea recording file",
                               data=list(scan.ids)))
-    attr_names = sorted({k for a in scan.attrs for k in a if _is_scalar(a[k])} - _RESERVED_UNIT_COLUMNS)
+    attr_names = sorted({k for a in scan.attrs for k in a if is_scalar(a[k])} - _RESERVED_UNIT_COLUMNS)
     for key in attr_names:
-        values = [_attr_value(a[key]) if key in a else _MISSING for a in scan.attrs]
+        values = [attr_value(a[key]) if key in a else MISSING for a in scan.attrs]
         columns.append(VectorData(name=key, description=_unit_attr_description(key),
-                                  data=_scalar_column(values, key, "")))
+                                  data=column_values(values)))
     columns += _feature_columns(scan, packer, StackedUnitArrays, H5DataIO, VectorData, per_buffer, skipped)
     units = pynwb.misc.Units(
         name="units", description=f"spike-sorted units of {dataset_id}", id=ElementIdentifiers(
@@ -591,7 +496,7 @@ def _subject(pynwb, given: dict | None, meta: dict, dataset_id: str):
     fields = {}
     stored = meta.get("subject")
     if isinstance(stored, dict):
-        fields.update({k: str(_first(v)) for k, v in stored.items() if k in _SUBJECT_FIELDS})
+        fields.update({k: str(first_value(v)) for k, v in stored.items() if k in _SUBJECT_FIELDS})
     fields.update(given or {})
     fields.setdefault("subject_id", dataset_id)
     fields.setdefault("description", f"the animal whose retina was recorded in {dataset_id}")
@@ -619,17 +524,17 @@ def _unit_attr_description(key: str) -> str:
     return f"unit attribute {key} of the hdmea recording"
 
 
-def _feature_columns(scan: _UnitScan, packer, StackedUnitArrays, H5DataIO, VectorData, per_buffer, skipped):
+def _feature_columns(scan: UnitScan, packer, StackedUnitArrays, H5DataIO, VectorData, per_buffer, skipped):
     columns = []
     names = sorted({n for per in scan.features for n in per if n not in IMAGE_FEATURES and not _STA_FEATURE.match(n)})
     for name in names:
         attr_keys = sorted({k for per in scan.features if name in per for k, v in per[name][0].items()
                             if k not in BOOKKEEPING_ATTRS and k != "movie"})
         for key in attr_keys:
-            values = [_attr_value(per[name][0][key]) if name in per and key in per[name][0] else _MISSING
+            values = [attr_value(per[name][0][key]) if name in per and key in per[name][0] else MISSING
                       for per in scan.features]
             columns.append(VectorData(name=f"{name}__{key}", description=f"feature {name}: {key}",
-                                      data=_scalar_column(values, key, "")))
+                                      data=column_values(values)))
         dataset_keys = sorted({k for per in scan.features if name in per for k in per[name][1]})
         for key in dataset_keys:
             sources = [per[name][1].get(key) if name in per else None for per in scan.features]
@@ -653,7 +558,7 @@ def _feature_columns(scan: _UnitScan, packer, StackedUnitArrays, H5DataIO, Vecto
     return columns
 
 
-def _add_intervals(nwbfile, src: h5py.File, scan: _UnitScan, fs: float, TimeIntervals) -> list[str]:
+def _add_intervals(nwbfile, src: h5py.File, scan: UnitScan, fs: float, TimeIntervals) -> list[str]:
     stimulus = src.get("stimulus")
     if not isinstance(stimulus, h5py.Group) or not isinstance(stimulus.get("section_time"), h5py.Group):
         return []
@@ -735,9 +640,9 @@ def _add_images(nwbfile, scan, units, packer, StackedUnitArrays, H5DataIO, per_b
         attr_keys = sorted({k for i in rows for k, v in scan.features[i][name][0].items()
                             if k not in BOOKKEEPING_ATTRS})
         for k in attr_keys:
-            values = [_attr_value(scan.features[i][name][0][k]) if k in scan.features[i][name][0] else _MISSING
+            values = [attr_value(scan.features[i][name][0][k]) if k in scan.features[i][name][0] else MISSING
                       for i in rows]
-            columns.append(VectorData(name=k, description=f"{name}: {k}", data=_scalar_column(values, k, "")))
+            columns.append(VectorData(name=k, description=f"{name}: {k}", data=column_values(values)))
         module_name = "ecephys" if name in IMAGE_FEATURES else "misc"
         if module_name not in modules:
             modules[module_name] = nwbfile.create_processing_module(

@@ -236,31 +236,33 @@ class RecordingFileSortingExtractor(BaseSorting):
     name = "hdmea_recording_file"
 
     def __init__(self, file_path):
-        from hdmea.interop.nwb import _MISSING, _attr_value, _is_scalar, _metadata, _sampling_rate, _scalar_column
-        from hdmea.interop.nwb import BOOKKEEPING_ATTRS, _scan_units
+        from hdmea.interop._units import (
+            BOOKKEEPING_ATTRS, MISSING, attr_value, column_values, is_scalar, recording_metadata, sampling_rate,
+            scan_units,
+        )
         from hdmea.io import hdf5_store as store
 
         path = Path(file_path)
         self._h5 = store.open_recording_hdf5(path, "r")
-        fs = _sampling_rate(_metadata(self._h5), path)
-        scan = _scan_units(self._h5, path)
+        fs = sampling_rate(recording_metadata(self._h5), path)
+        scan = scan_units(self._h5, path)
         super().__init__(sampling_frequency=fs, unit_ids=np.asarray(scan.ids))
         units = self._h5["units"]
         self.add_sorting_segment(_TrainsSegment(lambda uid: units[uid]["spike_times"][()]))
-        for key in sorted({k for a in scan.attrs for k in a if _is_scalar(a[k])}):
-            values = [_attr_value(a[key]) if key in a else _MISSING for a in scan.attrs]
-            self.set_property(key, np.asarray(_scalar_column(values, key, "")))
+        for key in sorted({k for a in scan.attrs for k in a if is_scalar(a[k])}):
+            values = [attr_value(a[key]) if key in a else MISSING for a in scan.attrs]
+            self.set_property(key, np.asarray(column_values(values)))
         if all("row" in a and "col" in a for a in scan.attrs) and scan.ids:
             self.set_property("chip_row", np.asarray([int(np.asarray(a["row"]).reshape(-1)[0]) - 1 for a in scan.attrs]))
             self.set_property("chip_col", np.asarray([int(np.asarray(a["col"]).reshape(-1)[0]) - 1 for a in scan.attrs]))
         names = sorted({n for per in scan.features for n in per})
         for name in names:
             keys = sorted({k for per in scan.features if name in per for k, v in per[name][0].items()
-                           if k not in BOOKKEEPING_ATTRS and k != "movie" and _is_scalar(v)})
+                           if k not in BOOKKEEPING_ATTRS and k != "movie" and is_scalar(v)})
             for key in keys:
-                values = [_attr_value(per[name][0][key]) if name in per and key in per[name][0] else _MISSING
+                values = [attr_value(per[name][0][key]) if name in per and key in per[name][0] else MISSING
                           for per in scan.features]
-                self.set_property(f"{name}__{key}", np.asarray(_scalar_column(values, key, "")))
+                self.set_property(f"{name}__{key}", np.asarray(column_values(values)))
         self._kwargs = {"file_path": str(path.absolute())}
 
     def __del__(self):
