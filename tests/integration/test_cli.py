@@ -53,6 +53,7 @@ def test_demo_writes_the_whole_pipeline(demo):
     assert "overwrite=True" not in proc.stderr and "out_dir" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_next_steps_work_as_printed(demo, tmp_path):
     import shlex
 
@@ -152,6 +153,7 @@ def _batch_dir(tiny: Path, tmp_path: Path, names) -> Path:
     return src
 
 
+@pytest.mark.slow
 def test_batch_runs_dir_and_reports_failures(tiny, tmp_path):
     src = _batch_dir(tiny, tmp_path, ["a", "b", "c"])
     (src / "b.cmtr").write_bytes(b"\x00" * 100)  # not HDF5
