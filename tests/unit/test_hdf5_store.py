@@ -243,6 +243,15 @@ def test_write_units_zero_spikes_and_one_unit(tmp_path):
         assert list_units(f) == ["unit_000"]
 
 
+def test_write_units_keeps_extra_unit_arrays(tmp_path):
+    extra = np.arange(12, dtype=np.float32).reshape(3, 4)
+    with create_recording_hdf5(tmp_path / "u.h5", "rec") as f:
+        write_units(f, {"unit_000": {**_unit(0), "template": extra}})
+    with h5py.File(tmp_path / "u.h5", "r") as f:
+        stored = f["units/unit_000/template"]
+        assert stored.dtype == np.float32 and np.array_equal(stored[()], extra)
+
+
 def test_write_units_replaces_same_id_and_keeps_others(rec):
     f = open_recording_hdf5(rec, "r+")
     write_units(f, {"unit_001": _unit(2, seed=9)})

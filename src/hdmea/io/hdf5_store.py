@@ -41,7 +41,7 @@ from h5stream.jsonvalues import stable_hash
 from h5stream.staging import LIBVER, FileArray
 # The tree's names the pipeline modules use through the store.
 from h5stream.tree import (  # noqa: F401
-    Dataset, Group, Node, WriteContext, check_attr_name, check_member_name, check_name, decode_attr,
+    Dataset, Group, array_node, Node, WriteContext, check_attr_name, check_member_name, check_name, decode_attr,
     decode_node, is_hidden, is_safe_key, mapping_node, node_from_h5, normalize_attr, plain_text, put_node,
     read_attrs, replace_child, require_h5_group, set_h5_attrs, text, value_node, write_node, write_root,
 )
