@@ -29,6 +29,8 @@ _EXPORTS = {
     "SectionResult": "hdmea.io.spike_sectioning",
     "STAResult": "hdmea.features.sta",
     "run_batch": "hdmea.pipeline.batch",
+    "PreflightError": "hdmea.pipeline.preflight",
+    "LowSpaceWarning": "hdmea.pipeline.preflight",
 }
 
 __all__ = sorted(_EXPORTS)
