@@ -7,12 +7,23 @@ and pytest functions that run the same code once at small size.
 Fairness rules: a write is timed to durable bytes (fsync) on both sides; a read
 is timed from uncached pages (``posix_fadvise(DONTNEED)`` first) on both sides.
 Peak memory is the resident set of a fresh subprocess (``ru_maxrss``).
+
+Rounds: :func:`interleave` times ours and the peer in alternating rounds (the
+order rotates each round, so a slow spell of the machine falls on both sides).
+Under the runner (``python -m benchmarks``) every interleaved row takes at least
+:data:`MIN_ROUNDS_SHORT` rounds when each side's round lasts under a minute and
+:data:`MIN_ROUNDS_LONG` otherwise; ``--rounds N`` sets the count outright.  A row
+records the 1-minute load average and the disk's busy share (the device holding
+the scratch folder, from ``/proc/diskstats``) just before and just after it, and
+is marked noisy when either side's median is more than :data:`NOISE_MARGIN`
+above its minimum.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -28,6 +39,110 @@ import numpy as np
 from h5stream.files import fsync_path as fsync_file  # noqa: F401  (the benchmark modules' fsync)
 
 SIZES = ("small", "full")
+
+#: a row is noisy when a side's median exceeds its minimum by more than this share
+NOISE_MARGIN = 0.15
+#: fewest interleaved rounds when every side's round lasts under :data:`LONG_ROUND_SECONDS`
+MIN_ROUNDS_SHORT = 3
+#: fewest interleaved rounds for longer rounds
+MIN_ROUNDS_LONG = 2
+LONG_ROUND_SECONDS = 60.0
+#: seconds over which the disk's busy share is sampled before and after a row
+DISK_SAMPLE_SECONDS = 0.5
+
+
+@dataclasses.dataclass
+class RoundPolicy:
+    """How many rounds :func:`interleave` runs.
+
+    ``rounds`` (``--rounds N``) overrides everything; otherwise, with ``enforce_minimum``
+    (the runner), a row runs at least the minimum for its round length; without it (a
+    pytest smoke run) the count the benchmark asks for.
+    """
+
+    rounds: int | None = None
+    enforce_minimum: bool = False
+
+    def count(self, requested: int, first_round_seconds: float) -> int:
+        if self.rounds is not None:
+            return self.rounds
+        if not self.enforce_minimum:
+            return max(1, requested)
+        floor = MIN_ROUNDS_SHORT if first_round_seconds < LONG_ROUND_SECONDS else MIN_ROUNDS_LONG
+        return max(requested, floor)
+
+
+POLICY = RoundPolicy()
+
+
+def set_round_policy(rounds: int | None = None, enforce_minimum: bool = True) -> None:
+    """Set the process-wide round policy (the runner calls this once)."""
+    if rounds is not None and rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    POLICY.rounds = rounds
+    POLICY.enforce_minimum = enforce_minimum
+
+
+def bench_parent() -> str:
+    """The folder holding the benchmark's scratch files."""
+    return os.environ.get("H5STREAM_BENCH_DIR") or tempfile.gettempdir()
+
+
+def _disk_name(path: str | os.PathLike) -> str | None:
+    """The block device (``/proc/diskstats`` name) holding ``path``; None when it has none."""
+    try:
+        dev = os.stat(path).st_dev
+        link = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+        return link.resolve().name if link.exists() else None
+    except OSError:
+        return None
+
+
+def _io_ticks(device: str) -> int | None:
+    """Milliseconds the device has spent doing I/O since boot."""
+    try:
+        with open("/proc/diskstats", encoding="ascii") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) >= 13 and fields[2] == device:
+                    return int(fields[12])
+    except OSError:
+        return None
+    return None
+
+
+def disk_busy_share(path: str | os.PathLike | None = None, seconds: float | None = None) -> float | None:
+    """Share of the next ``seconds`` the disk holding ``path`` was busy (io_ticks delta / wall time)."""
+    device = _disk_name(path or bench_parent())
+    if device is None:
+        return None
+    seconds = DISK_SAMPLE_SECONDS if seconds is None else seconds
+    t0, a = time.perf_counter(), _io_ticks(device)
+    if a is None:
+        return None
+    time.sleep(seconds)
+    b, t1 = _io_ticks(device), time.perf_counter()
+    if b is None or t1 <= t0:
+        return None
+    return min(1.0, (b - a) / 1000.0 / (t1 - t0))
+
+
+@dataclasses.dataclass
+class MachineState:
+    """The 1-minute load average and the disk's busy share at one moment."""
+
+    load_1min: float | None
+    disk_busy: float | None
+
+    @classmethod
+    def now(cls) -> "MachineState":
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        return cls(load_1min=load, disk_busy=disk_busy_share())
+
+    def __str__(self) -> str:
+        load = "n/a" if self.load_1min is None else f"{self.load_1min:.2f}"
+        disk = "n/a" if self.disk_busy is None else f"{self.disk_busy:.0%}"
+        return f"load {load}, disk busy {disk}"
 
 
 @dataclasses.dataclass
@@ -49,6 +164,13 @@ class Row:
     goal: float | None
     lower_is_better: bool = False
     details: str = ""
+    #: medians of the two sides (None when the row is not made of rounds)
+    peer_median: float | None = None
+    ours_median: float | None = None
+    rounds: int | None = None
+    noisy: bool = False
+    before: MachineState | None = None
+    after: MachineState | None = None
 
     @property
     def holds(self) -> bool | None:
@@ -59,6 +181,7 @@ class Row:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["holds"] = self.holds
+        d["noise_margin"] = NOISE_MARGIN
         return d
 
 
@@ -67,6 +190,9 @@ class Timing:
     """Seconds of repeated rounds."""
 
     rounds: list[float]
+    #: the machine just before and just after the rounds (set by :func:`interleave`)
+    before: MachineState | None = None
+    after: MachineState | None = None
 
     @property
     def min(self) -> float:
@@ -76,8 +202,73 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.rounds)
 
+    @property
+    def spread(self) -> float:
+        """How far the median lies above the minimum, as a share of the minimum."""
+        return self.median / self.min - 1.0 if self.min > 0 else math.inf
+
     def __str__(self) -> str:
         return f"min {self.min:.3f} s, median {self.median:.3f} s over {len(self.rounds)}"
+
+
+def is_noisy(*timings: Timing) -> bool:
+    """Whether any side's median lies more than :data:`NOISE_MARGIN` above its minimum."""
+    return any(t.spread > NOISE_MARGIN for t in timings)
+
+
+def interleave(
+    sides: dict[str, Callable[[], object]],
+    rounds: int = MIN_ROUNDS_SHORT,
+    *,
+    setup: dict[str, Callable[[], object]] | None = None,
+    warmup: int = 0,
+    self_timed: bool = False,
+    log: list[str] | None = None,
+) -> dict[str, Timing]:
+    """Time every side in alternating rounds; return each side's :class:`Timing`.
+
+    Round ``r`` runs the sides in their given order rotated by ``r`` (two sides:
+    AB, BA, AB, ...).  ``setup[name]`` runs untimed before each of that side's
+    rounds; ``warmup`` untimed rounds of every side come first.  With
+    ``self_timed`` each side returns its own seconds (e.g. a subprocess's wall
+    time) instead of being timed here.  The number of rounds follows
+    :data:`POLICY` (decided after the first round, whose length it needs).
+    ``log`` collects the order the sides ran in (for tests).
+    """
+    names = list(sides)
+    if not names:
+        raise ValueError("interleave needs at least one side")
+    setup = setup or {}
+    unknown = set(setup) - set(names)
+    if unknown:
+        raise ValueError(f"setup names unknown sides {sorted(unknown)}; sides are {names}")
+
+    def one(name: str) -> float:
+        if name in setup:
+            setup[name]()
+        t0 = time.perf_counter()
+        result = sides[name]()
+        elapsed = time.perf_counter() - t0
+        if log is not None:
+            log.append(name)
+        return float(result) if self_timed else elapsed
+
+    for _ in range(warmup):
+        for name in names:
+            one(name)
+    before = MachineState.now()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    r = 0
+    total = None
+    while total is None or r < total:
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            times[name].append(one(name))
+        if total is None:
+            total = POLICY.count(rounds, max(t[0] for t in times.values()))
+        r += 1
+    after = MachineState.now()
+    return {name: Timing(t, before=before, after=after) for name, t in times.items()}
 
 
 def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, goal: float | None,
@@ -89,7 +280,10 @@ def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, g
     """
     text = f"ours {ours_time}; peer {peer_time}; median ratio {peer_time.median / ours_time.median:.2f}"
     return Row(benchmark=benchmark, peer=peer, peer_value=peer_time.min, ours=ours_time.min, unit="s",
-               ratio=peer_time.min / ours_time.min, goal=goal, details=f"{text}; {details}" if details else text)
+               ratio=peer_time.min / ours_time.min, goal=goal, details=f"{text}; {details}" if details else text,
+               peer_median=peer_time.median, ours_median=ours_time.median,
+               rounds=min(len(peer_time.rounds), len(ours_time.rounds)), noisy=is_noisy(peer_time, ours_time),
+               before=ours_time.before or peer_time.before, after=ours_time.after or peer_time.after)
 
 
 def time_rounds(
@@ -98,7 +292,10 @@ def time_rounds(
     setup: Callable[[], object] | None = None,
     warmup: int = 0,
 ) -> Timing:
-    """Time ``fn`` ``rounds`` times; ``setup`` runs untimed before each round."""
+    """Time ``fn`` ``rounds`` times; ``setup`` runs untimed before each round.
+
+    One side alone, for figures without a peer; a comparison uses :func:`interleave`.
+    """
     for _ in range(warmup):
         if setup is not None:
             setup()
@@ -195,28 +392,55 @@ def scratch_dir(prefix: str = "h5stream-bench-") -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=prefix, dir=parent)
 
 
+def _value(minimum: float, median: float | None, unit: str) -> str:
+    if median is None:
+        return f"{minimum:.4g} {unit}".strip()
+    return f"{minimum:.4g} / {median:.4g} {unit}".strip()
+
+
+def _states(before: MachineState | None, after: MachineState | None) -> tuple[str, str]:
+    def load(s):
+        return "?" if s is None or s.load_1min is None else f"{s.load_1min:.1f}"
+
+    def disk(s):
+        return "?" if s is None or s.disk_busy is None else f"{s.disk_busy:.0%}"
+
+    return f"{load(before)} > {load(after)}", f"{disk(before)} > {disk(after)}"
+
+
 def format_table(rows: list[Row]) -> str:
-    head = ["benchmark", "peer or limit", "peer", "ours", "ratio", "goal", "holds"]
+    """The table: figures as ``min / median``, the ratio of minima, rounds, noise and the
+    machine's load and disk busy share before > after each row."""
+    head = ["benchmark", "peer or limit", "peer min / med", "ours min / med", "ratio", "goal", "holds",
+            "rounds", "noisy", "load", "disk busy"]
     body = []
     for r in rows:
-        goal = "-" if r.goal is None else (f"<= {r.goal:g}" if r.lower_is_better else f">= {r.goal:g}")
+        goal = "-" if r.goal is None else (f"<= {r.goal:.3g}" if r.lower_is_better else f">= {r.goal:.3g}")
         holds = {True: "yes", False: "NO", None: "-"}[r.holds]
+        load, disk = _states(r.before, r.after)
         body.append(
             [
                 r.benchmark,
                 r.peer,
-                f"{r.peer_value:.4g} {r.unit}",
-                f"{r.ours:.4g} {r.unit}",
+                _value(r.peer_value, r.peer_median, r.unit),
+                _value(r.ours, r.ours_median, r.unit),
                 f"{r.ratio:.3g}",
                 goal,
                 holds,
+                "-" if r.rounds is None else str(r.rounds),
+                "NOISY" if r.noisy else "-",
+                load,
+                disk,
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for b in body:
-        lines.append("  ".join(str(x).ljust(w) for x, w in zip(b, widths)))
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(b, widths)).rstrip())
+    lines.append(f"(min / median over interleaved rounds; ratio of minima; noisy: a side's median over "
+                 f"{NOISE_MARGIN:.0%} above its minimum; load: 1-minute load average, disk busy: share of "
+                 f"{DISK_SAMPLE_SECONDS:g} s the disk was busy, each before > after the row)")
     return "\n".join(lines)
 
 

@@ -1,9 +1,13 @@
 """Run every benchmark module of the project and print one table.
 
-``python -m benchmarks --size small|full [--only NAME ...] [--json PATH]`` from the
-repository root.  Each ``benchmarks/bench_*.py`` exposes ``run(size) -> list[Row]``.
-A module whose import or run fails is reported as a failed row with its error; the
-runner goes on with the others and exits non-zero at the end.
+``python -m benchmarks --size small|full [--only NAME ...] [--rounds N] [--check]
+[--json PATH]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
+``run(size) -> list[Row]``.  Comparisons run as interleaved rounds of ours and the
+peer, at least 3 rounds when a side's round lasts under a minute and 2 otherwise
+(``--rounds N`` sets the count); see :mod:`benchmarks._harness`.  A module whose
+import or run fails is reported as a failed row with its error; the runner goes on
+with the others and exits non-zero at the end.  ``--check`` prints only the rows
+that miss their goal (and failed modules) and exits non-zero when there is any.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks._harness import SIZES, Row, format_table, write_json
+from benchmarks._harness import (
+    NOISE_MARGIN,
+    SIZES,
+    MachineState,
+    Row,
+    format_table,
+    set_round_policy,
+    write_json,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -75,6 +87,25 @@ def run_module(module: str, size: str) -> tuple[list[Row], bool]:
     return rows, True
 
 
+def run_module_observed(module: str, size: str) -> tuple[list[Row], bool]:
+    """:func:`run_module`, with the machine's state before and after the module given to every
+    row that did not record its own (rows not made of interleaved rounds)."""
+    before = MachineState.now()
+    rows, ok = run_module(module, size)
+    after = MachineState.now()
+    for row in rows:
+        if row.before is None:
+            row.before = before
+        if row.after is None:
+            row.after = after
+    return rows, ok
+
+
+def missed(rows: list[Row]) -> list[Row]:
+    """Rows that miss their goal, and failed modules' rows."""
+    return [r for r in rows if r.holds is False or r.benchmark.endswith("FAILED")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZES, default="small",
@@ -83,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only this module (e.g. files); repeatable")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="where to write the table as JSON (default benchmarks/results/<size>.json)")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help="interleaved rounds per comparison (default: at least 3, 2 for rounds over a minute)")
+    parser.add_argument("--check", action="store_true",
+                        help="print only the rows that miss their goal; exit non-zero when any does")
     args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    set_round_policy(args.rounds, enforce_minimum=True)
     modules = select(discover(), args.only)
     json_path = args.json or BENCH_DIR / "results" / f"{args.size}.json"
 
@@ -93,17 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     for module in modules:
         print(f"[{module}] running at size {args.size} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        module_rows, ok = run_module(module, args.size)
+        module_rows, ok = run_module_observed(module, args.size)
         seconds[module] = round(time.perf_counter() - start, 3)
         rows += module_rows
         if not ok:
             failed.append(module)
             print(module_rows[0].details, file=sys.stderr)
 
-    print(format_table(rows))
-    for row in rows:
-        if row.details and not row.benchmark.endswith("FAILED"):
-            print(f"  {row.benchmark}: {row.details}")
+    misses = missed(rows)
+    if args.check:
+        if misses:
+            print(format_table(misses))
+            for row in misses:
+                print(f"  {row.benchmark}: {row.details}")
+    else:
+        print(format_table(rows))
+        for row in rows:
+            if row.details and not row.benchmark.endswith("FAILED"):
+                print(f"  {row.benchmark}: {row.details}")
     write_json(
         rows,
         json_path,
@@ -116,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         cpus=os.cpu_count(),
         python=platform.python_version(),
         load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        rounds=args.rounds,
+        noise_margin=NOISE_MARGIN,
     )
-    print(f"table written to {json_path}")
+    print(f"table written to {json_path}", file=sys.stderr if args.check else sys.stdout)
     if failed:
         print(f"FAILED benchmark modules: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    if args.check:
+        return 1 if misses else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

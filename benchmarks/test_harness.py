@@ -1,0 +1,221 @@
+"""The benchmark harness and runner: interleaved rounds, min and median, noise, ``--check``."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import types
+
+import pytest
+
+from benchmarks import _harness, run as runner
+from benchmarks._harness import (
+    NOISE_MARGIN,
+    MachineState,
+    Row,
+    Timing,
+    format_table,
+    interleave,
+    is_noisy,
+    set_round_policy,
+    timed_row,
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_policy():
+    saved = (_harness.POLICY.rounds, _harness.POLICY.enforce_minimum)
+    yield
+    _harness.POLICY.rounds, _harness.POLICY.enforce_minimum = saved
+
+
+@pytest.fixture(autouse=True)
+def _quick_disk_sample(monkeypatch):
+    monkeypatch.setattr(_harness, "DISK_SAMPLE_SECONDS", 0.01)
+
+
+def _clock(monkeypatch, durations: dict[str, list[float]], log: list[str]):
+    """Sides that advance a fake clock by planted durations, so timings are exact."""
+    now = [0.0]
+    monkeypatch.setattr(_harness.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(_harness.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls: cls(0.0, 0.0)))
+
+    def side(name):
+        def go():
+            now[0] += durations[name][sum(1 for x in log if x == name)]
+            log.append(name)
+        return go
+
+    return {name: side(name) for name in durations}
+
+
+def test_rounds_alternate_the_order_of_the_sides(monkeypatch):
+    set_round_policy(4, enforce_minimum=True)
+    log: list[str] = []
+    sides = _clock(monkeypatch, {"ours": [1.0] * 4, "peer": [2.0] * 4}, log)
+    interleave(sides)
+    assert log == ["ours", "peer", "peer", "ours", "ours", "peer", "peer", "ours"]
+    log.clear()
+    sides = _clock(monkeypatch, {"a": [1.0] * 3, "b": [1.0] * 3, "c": [1.0] * 3}, log)
+    set_round_policy(3)
+    interleave(sides)
+    assert log == list("abc") + list("bca") + list("cab")
+
+
+def test_min_and_median_of_each_side(monkeypatch):
+    set_round_policy(5)
+    log: list[str] = []
+    sides = _clock(monkeypatch, {"ours": [3.0, 1.0, 2.0, 9.0, 1.5], "peer": [4.0, 8.0, 4.4, 4.2, 5.0]}, log)
+    t = interleave(sides)
+    assert t["ours"].rounds == pytest.approx([3.0, 1.0, 2.0, 9.0, 1.5])
+    assert (t["ours"].min, t["ours"].median) == pytest.approx((1.0, 2.0))
+    assert (t["peer"].min, t["peer"].median) == pytest.approx((4.0, 4.4))
+    row = timed_row("x", "p", t["peer"], t["ours"], goal=3.0)
+    assert (row.peer_value, row.ours, row.peer_median, row.ours_median) == pytest.approx((4.0, 1.0, 4.4, 2.0))
+    assert row.ratio == pytest.approx(4.0) and row.holds is True and row.rounds == 5
+    # ours' median is 100% above its minimum: noisy
+    assert row.noisy
+
+
+def test_round_policy_minimum_by_round_length(monkeypatch):
+    log: list[str] = []
+    set_round_policy(None, enforce_minimum=True)
+    interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [1.0] * 9}, log), rounds=1)
+    assert len(log) == 2 * _harness.MIN_ROUNDS_SHORT
+    log.clear()
+    interleave(_clock(monkeypatch, {"ours": [70.0] * 9, "peer": [1.0] * 9}, log), rounds=1)
+    assert len(log) == 2 * _harness.MIN_ROUNDS_LONG
+    log.clear()
+    interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [1.0] * 9}, log), rounds=5)
+    assert len(log) == 10
+    # --rounds N overrides the minimum
+    set_round_policy(1, enforce_minimum=True)
+    log.clear()
+    interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [1.0] * 9}, log), rounds=4)
+    assert len(log) == 2
+    # a pytest smoke run (no minimum) takes what the benchmark asks for
+    set_round_policy(None, enforce_minimum=False)
+    log.clear()
+    interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [1.0] * 9}, log), rounds=2)
+    assert len(log) == 4
+    with pytest.raises(ValueError, match="at least 1"):
+        set_round_policy(0)
+
+
+def test_setup_warmup_and_self_timed_sides():
+    set_round_policy(2)
+    calls: list[str] = []
+    t = interleave({"a": lambda: calls.append("a") or 0.25, "b": lambda: calls.append("b") or 0.5},
+                   setup={"a": lambda: calls.append("setup-a")}, warmup=1, self_timed=True)
+    assert calls == ["setup-a", "a", "b", "setup-a", "a", "b", "b", "setup-a", "a"]
+    assert t["a"].rounds == [0.25, 0.25] and t["b"].rounds == [0.5, 0.5]
+    with pytest.raises(ValueError, match="unknown sides"):
+        interleave({"a": lambda: None}, setup={"z": lambda: None})
+
+
+def test_noisy_margin():
+    assert not is_noisy(Timing([1.0, 1.0 + NOISE_MARGIN * 0.9, 1.2]), Timing([2.0, 2.0, 2.0]))
+    assert is_noisy(Timing([1.0, 1.0 + NOISE_MARGIN * 1.1, 1.3]), Timing([2.0, 2.0, 2.0]))
+    assert is_noisy(Timing([1.0]), Timing([2.0, 2.0 * (1 + NOISE_MARGIN) + 0.01, 3.0]))
+
+
+def test_machine_state_is_recorded_before_and_after():
+    set_round_policy(2)
+    t = interleave({"ours": lambda: None, "peer": lambda: None})
+    for timing in t.values():
+        assert timing.before is not None and timing.after is not None
+        assert timing.before.load_1min is not None and timing.before.load_1min >= 0
+        assert timing.before.disk_busy is None or 0.0 <= timing.before.disk_busy <= 1.0
+
+
+def test_disk_busy_share_from_io_ticks(monkeypatch):
+    ticks = iter([1000, 1250])
+    monkeypatch.setattr(_harness, "_disk_name", lambda path: "vdz")
+    monkeypatch.setattr(_harness, "_io_ticks", lambda device: next(ticks))
+    clock = iter([10.0, 10.5])
+    monkeypatch.setattr(_harness.time, "perf_counter", lambda: next(clock))
+    # 250 ms busy over 0.5 s of wall time
+    assert _harness.disk_busy_share("/", 0.5) == pytest.approx(0.5)
+    monkeypatch.setattr(_harness, "_disk_name", lambda path: None)
+    assert _harness.disk_busy_share("/", 0.5) is None
+
+
+def _row(name, ratio, goal, lower=False):
+    return Row(benchmark=name, peer="p", peer_value=ratio, ours=1.0, unit="s", ratio=ratio, goal=goal,
+               lower_is_better=lower, before=MachineState(1.0, 0.1), after=MachineState(2.0, 0.2))
+
+
+def test_table_shows_min_median_noise_and_machine_state():
+    row = timed_row("compare", "peer", Timing([2.0, 2.1, 2.2]), Timing([1.0, 1.5, 1.6]), goal=1.5)
+    row.before, row.after = MachineState(0.5, 0.0), MachineState(1.25, 0.4)
+    text = format_table([row])
+    line = text.splitlines()[2]
+    assert "2 / 2.1 s" in line and "1 / 1.5 s" in line and "NOISY" in line
+    assert "0.5 > 1.2" in line and "0% > 40%" in line
+    assert f"{NOISE_MARGIN:.0%}" in text.splitlines()[-1]
+
+
+@pytest.fixture
+def fake_modules(monkeypatch, tmp_path):
+    rows = {
+        "bench_fake_ok": [_row("fine row", 2.0, 1.5),
+                          Row(benchmark="report only", peer="p", peer_value=1.0, ours=1.0, unit="s", ratio=1.0,
+                              goal=None)],
+        "bench_fake_miss": [_row("slow row", 1.1, 1.5), _row("memory row", 3.0, 2.0, lower=True)],
+    }
+    for name, made in rows.items():
+        monkeypatch.setitem(sys.modules, f"benchmarks.{name}",
+                            types.SimpleNamespace(run=lambda size, made=made: list(made)))
+    monkeypatch.setattr(runner, "discover", lambda: sorted(rows))
+    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls: cls(0.0, 0.0)))
+    return tmp_path
+
+
+def test_check_prints_only_missed_rows_and_exits_non_zero(fake_modules, capsys):
+    code = runner.main(["--check", "--json", str(fake_modules / "t.json")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "slow row" in out and "memory row" in out
+    assert "fine row" not in out and "report only" not in out
+    saved = json.loads((fake_modules / "t.json").read_text())
+    assert [r["benchmark"] for r in saved["rows"]] == ["slow row", "memory row", "fine row", "report only"]
+    assert saved["meta"]["noise_margin"] == NOISE_MARGIN
+
+
+def test_check_passes_quietly_when_every_goal_holds(fake_modules, capsys):
+    code = runner.main(["--check", "--only", "fake_ok", "--json", str(fake_modules / "t.json")])
+    assert code == 0 and capsys.readouterr().out == ""
+
+
+def test_full_table_and_rounds_option(fake_modules, capsys):
+    code = runner.main(["--rounds", "2", "--json", str(fake_modules / "t.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "fine row" in out and "slow row" in out
+    assert _harness.POLICY.rounds == 2 and _harness.POLICY.enforce_minimum
+    saved = json.loads((fake_modules / "t.json").read_text())
+    assert saved["meta"]["rounds"] == 2
+    states = {r["benchmark"]: (r["before"], r["after"]) for r in saved["rows"]}
+    # a row that recorded its own machine state keeps it; the runner fills in the others
+    assert states["fine row"] == ({"load_1min": 1.0, "disk_busy": 0.1}, {"load_1min": 2.0, "disk_busy": 0.2})
+    assert states["report only"] == ({"load_1min": 0.0, "disk_busy": 0.0},) * 2
+    with pytest.raises(SystemExit):
+        runner.main(["--rounds", "0"])
+
+
+def test_failed_module_is_a_miss(monkeypatch, fake_modules, capsys):
+    def broken(size):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=broken))
+    code = runner.main(["--check", "--only", "fake_ok", "--json", str(fake_modules / "t.json")])
+    assert code == 1 and "bench_fake_ok FAILED" in capsys.readouterr().out
+    assert math.isnan(json.loads((fake_modules / "t.json").read_text(), parse_constant=float)["rows"][0]["ratio"])
+
+
+def test_real_timing_smoke():
+    set_round_policy(3)
+    t = interleave({"ours": lambda: time.sleep(0.001), "peer": lambda: time.sleep(0.002)})
+    assert len(t["ours"].rounds) == 3 and t["peer"].min >= 0.002
