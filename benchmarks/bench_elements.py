@@ -32,7 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, fsync_file, peak_rss_mb, scratch_dir, time_rounds, timed_row
+from benchmarks._harness import Row, fsync_file, interleave, peak_rss_mb, scratch_dir, timed_row
 
 SIZES = {
     "small": dict(gzip_shape=(1024, 2048), gzip_rounds=2, gzip_read_rounds=2, csr_shape=(2000, 2000), csr_rounds=2,
@@ -85,8 +85,10 @@ def bench_gzip(size: str) -> list[Row]:
         def fresh(path):
             return lambda: path.unlink(missing_ok=True)
 
-        peer = time_rounds(lambda: _write_h5py(peer_path, matrix, chunks), p["gzip_rounds"], setup=fresh(peer_path))
-        ours = time_rounds(lambda: _write_ours(ours_path, matrix, chunks), p["gzip_rounds"], setup=fresh(ours_path))
+        t = interleave({"ours": lambda: _write_ours(ours_path, matrix, chunks),
+                        "peer": lambda: _write_h5py(peer_path, matrix, chunks)},
+                       p["gzip_rounds"], setup={"ours": fresh(ours_path), "peer": fresh(peer_path)})
+        peer, ours = t["peer"], t["ours"]
         same = _same_on_read_back(ours_path, peer_path, matrix)
         sizes = (ours_path.stat().st_size, peer_path.stat().st_size)
         read_rows = _bench_gzip_read(peer_path, matrix, p["gzip_read_rounds"])
@@ -127,10 +129,15 @@ def _bench_gzip_read(path: Path, matrix: np.ndarray, rounds: int) -> list[Row]:
 
     with h5py.File(path, "r") as f:
         parallel = parallel_deflate_layout(f["X"]) is not None
-    uncached = lambda: drop_page_cache(path)  # noqa: E731
-    peer = time_rounds(peer_read, rounds, setup=uncached)
-    results.pop("peer", None)
-    ours = time_rounds(ours_read, rounds, setup=uncached)
+    def uncached():
+        results.clear()  # one side's array at a time in memory
+        drop_page_cache(path)
+
+    t = interleave({"ours": ours_read, "peer": peer_read}, rounds, setup={"ours": uncached, "peer": uncached})
+    peer, ours = t["peer"], t["ours"]
+    if "ours" not in results:
+        results.clear()
+        ours_read()
     same = np.array_equal(results.pop("ours").view(np.uint32), matrix.view(np.uint32))
     gb = matrix.nbytes / 1e9
     return [
@@ -358,8 +365,9 @@ def bench_frame(size: str) -> list[Row]:
         def clear(path):
             return lambda: path.unlink(missing_ok=True)
 
-        ours = time_rounds(ours_write, p["frame_rounds"], setup=clear(ours_path), warmup=1)
-        peer = time_rounds(peer_write, p["frame_rounds"], setup=clear(peer_path), warmup=1)
+        t = interleave({"ours": ours_write, "peer": peer_write}, p["frame_rounds"],
+                       setup={"ours": clear(ours_path), "peer": clear(peer_path)}, warmup=1)
+        peer, ours = t["peer"], t["ours"]
         same = _frames_agree(ours_path, frame)
     return [
         timed_row(
@@ -424,10 +432,11 @@ def bench_many(size: str) -> list[Row]:
     with scratch_dir() as tmp:
         ours_path, peer_path = Path(tmp) / "ours.h5", Path(tmp) / "peer.h5"
         rounds = 3
-        peer = time_rounds(lambda: _write_tree_h5py(peer_path, objects, attrs), rounds,
-                           setup=lambda: peer_path.unlink(missing_ok=True))
-        ours = time_rounds(lambda: _write_tree_ours(ours_path, objects, attrs), rounds,
-                           setup=lambda: ours_path.unlink(missing_ok=True))
+        t = interleave({"ours": lambda: _write_tree_ours(ours_path, objects, attrs),
+                        "peer": lambda: _write_tree_h5py(peer_path, objects, attrs)}, rounds,
+                       setup={"ours": lambda: ours_path.unlink(missing_ok=True),
+                              "peer": lambda: peer_path.unlink(missing_ok=True)})
+        peer, ours = t["peer"], t["ours"]
         with h5py.File(ours_path, "r") as f:
             same = all(
                 np.array_equal(f[name][()], value) for name, value in objects.items() if value is not None

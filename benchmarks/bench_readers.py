@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, scratch_dir, time_rounds
+from benchmarks._harness import Row, interleave, is_noisy, scratch_dir
 from hdmea.io.cmtr import read_units
 from hdmea.synthetic import SyntheticConfig, generate_recording
 
@@ -101,8 +101,8 @@ def run(size: str = "small") -> list[Row]:
 
         ours = _ours(path)  # warms the page cache
         _check(ours, _vendor_units(path, subset))
-        ours_t = time_rounds(lambda: _ours(path), rounds=rounds)
-        vendor_t = time_rounds(lambda: _vendor_units(path, subset), rounds=vendor_rounds)
+        t = interleave({"ours": lambda: _ours(path), "vendor": lambda: _vendor_units(path, subset)}, vendor_rounds)
+        ours_t, vendor_t = t["ours"], t["vendor"]
     scale = total_peaks / subset_peaks
     vendor_all = vendor_t.min * scale
     scaled = len(subset) < len(ids)
@@ -114,6 +114,8 @@ def run(size: str = "small") -> list[Row]:
         peer_value=vendor_all, ours=ours_t.min, unit="s", ratio=vendor_all / ours_t.min, goal=20.0,
         details=(note + f"ours {ours_t}; vendor {vendor_t} (unscaled); warm page cache; "
                  f"generating the file took {generate_s:.1f} s; results compared unit by unit"),
+        peer_median=vendor_t.median * scale, ours_median=ours_t.median, rounds=len(ours_t.rounds),
+        noisy=is_noisy(ours_t, vendor_t), before=ours_t.before, after=ours_t.after,
     )]
 
 
