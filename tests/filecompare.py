@@ -165,5 +165,10 @@ def assert_exact(a, b, *, key_order: bool = True) -> None:
             assert_exact(x, y, key_order=key_order)
     elif isinstance(a, (float, np.floating)) and np.isnan(a):
         assert np.isnan(b), (a, b)
+    elif isinstance(a, (complex, np.complexfloating)):
+        # real and imaginary parts compared apart, NaN equal to NaN
+        same_real = np.array_equal(np.asarray(a.real), np.asarray(b.real), equal_nan=True)
+        same_imag = np.array_equal(np.asarray(a.imag), np.asarray(b.imag), equal_nan=True)
+        assert same_real and same_imag, (a, b)
     else:
         assert a == b, (a, b)
