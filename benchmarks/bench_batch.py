@@ -4,15 +4,20 @@ Both sides run the whole pipeline (load, section times, spike sectioning, STA,
 electrical images, features) on the same synthetic recordings, each in a fresh
 Python process so that both pay their imports and JIT-cache loads: the
 sequential side once, the batch side once per worker plus the cluster's start.
-The speed-up is sequential wall time / batch wall time (goal 1.7x on 2 cores; best
-of interleaved rounds, medians in the details),
-measured on the default executor (a Dask LocalCluster) and on the engine's
-fallback (a process pool).  A third row gives the machine's own two-process
+The speed-up is sequential wall time / batch wall time (best of interleaved
+rounds, medians in the details), measured on the default executor (a Dask
+LocalCluster) and on the engine's fallback (a process pool).  A third row gives the machine's own two-process
 scaling at the time (the same warm job in two plain processes at once).  A
 fourth bounds what any engine can reach against this peer: the sequential side
 runs every kernel of a job on all cores, so two jobs at once on one core each
 gain only what those kernels leave idle (two warm jobs at once, one core each,
 against the same two one after another on all cores each).
+
+Goals: the Dask batch's speed-up within 10% of that bound (so the goal is 0.9 x
+the bound measured in the same run) and within 5% of the process pool's (Dask
+wall time at most 1/0.95 of the pool's); the engine's own cost under 5 ms per
+recording.  A fixed speed-up goal (say 1.7x on 2 workers) cannot be met here:
+the peer's kernels already use both cores.
 
 The engine's own cost per recording is measured with a job that does nothing on
 a running LocalCluster (submission, scheduling, done marker, result transfer).
@@ -30,7 +35,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import Row, scratch_dir
+from benchmarks._harness import POLICY, Row, interleave, scratch_dir, timed_row
+
+#: the Dask batch's speed-up reaches at least this share of the measured bound
+BOUND_SHARE = 0.9
+#: the Dask batch's wall time is at most 1 / this share of the process pool's
+POOL_SHARE = 0.95
+#: the engine's own cost per recording, milliseconds
+OVERHEAD_MS = 5.0
 
 SIZES = {
     # recordings, synthetic parameters, electrical images, no-op jobs for the overhead, rounds of
@@ -110,8 +122,13 @@ def noop(recording, output, config):
     return {{}}
 
 out, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-# The no-op job never opens its inputs: names are enough.
-recordings = [Recording(f"r{{i:04d}}", Path(f"r{{i:04d}}.cmcr"), Path(f"r{{i:04d}}.cmtr")) for i in range(n)]
+# The no-op job never opens its inputs; the batch checks only that they exist.
+inputs = Path(out) / "inputs"
+inputs.mkdir(parents=True, exist_ok=True)
+recordings = [Recording(f"r{{i:04d}}", inputs / f"r{{i:04d}}.cmcr", inputs / f"r{{i:04d}}.cmtr") for i in range(n)]
+for r in recordings:
+    r.cmcr.touch()
+    r.cmtr.touch()
 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \\
         Client(cluster) as client:
     client.run(lambda: __import__("hdmea.pipeline.batch"))
@@ -198,32 +215,36 @@ def run(size: str = "small") -> list[Row]:
         flag = "1" if eimage else "0"
         # Rounds interleave the three sides (sequential, Dask, pool) so that a slow spell of
         # the machine falls on all of them; each row compares the fastest run of each side.
-        walls: dict[str, list[float]] = {"seq": [], "dask": [], "pool": []}
-        best: dict[str, dict] = {}
-        for r in range(batch_rounds):
-            for kind in ("seq", "dask", "pool"):
-                out = tmp / f"{kind}-{r}"
+        results: dict[str, list[dict]] = {"seq": [], "dask": [], "pool": []}
+
+        def side(kind: str):
+            def go() -> float:
+                out = tmp / f"{kind}-{len(results[kind])}"
                 out.mkdir()
                 result = (_python(_SEQUENTIAL, str(inputs), str(out), flag) if kind == "seq"
                           else _python(_BATCH, str(inputs), str(out), flag, kind))
-                walls[kind].append(result["wall"])
-                if kind not in best or result["wall"] < best[kind]["wall"]:
-                    best[kind] = result
+                results[kind].append(result)
+                return result["wall"]
+            return go
+
+        timings = interleave({kind: side(kind) for kind in results}, batch_rounds, self_timed=True)
+        best = {kind: min(runs, key=lambda r: r["wall"]) for kind, runs in results.items()}
+        (tmp / "scaling").mkdir()
+        scaling = _machine_scaling(inputs, tmp / "scaling", flag)
+        alone, together, all_cores = scaling["alone"], scaling["together"], scaling["alone-all-cores"]
+        bound = all_cores / together
         seq = best["seq"]
         for kind, label in (("dask", "2 Dask workers (LocalCluster)"), ("pool", "2-process pool (no dask)")):
             par = best[kind]
             setup = par["setup"]
-            median_ratio = statistics.median(walls["seq"]) / statistics.median(walls[kind])
-            rows.append(Row(
-                benchmark=f"batch of {n} recordings, {label}",
-                peer="same recordings one after another in one process",
-                peer_value=seq["wall"], ours=par["wall"], unit="s",
-                ratio=seq["wall"] / par["wall"], goal=1.7,
+            goal = BOUND_SHARE * bound if kind == "dask" else None
+            rows.append(timed_row(
+                f"batch of {n} recordings, {label}", "same recordings one after another in one process",
+                timings["seq"], timings[kind], goal,
                 details=(f"end-to-end wall time of fresh processes (imports, cluster start and worker warm-up "
-                         f"included), best of {batch_rounds} interleaved rounds (sequential "
-                         + ", ".join(f"{w:.2f}" for w in walls["seq"]) + " s; batch "
-                         + ", ".join(f"{w:.2f}" for w in walls[kind]) + f" s; median ratio {median_ratio:.2f}); "
-                         f"in the best runs: sequential (all {os.cpu_count()} cores per kernel) jobs min "
+                         f"included); "
+                         + (f"goal {BOUND_SHARE:g} x the measured bound {bound:.2f}; " if goal else "")
+                         + f"in the best runs: sequential (all {os.cpu_count()} cores per kernel) jobs min "
                          f"{min(seq['jobs']):.2f} s median {statistics.median(seq['jobs']):.2f} s, first (cold) "
                          f"{seq['jobs'][0]:.2f} s; batch ({par['executor']}, kernels capped at "
                          f"{max(1, (os.cpu_count() or 1) // 2)} thread per worker) jobs min "
@@ -232,12 +253,13 @@ def run(size: str = "small") -> list[Row]:
                          f"(thread caps + warm-up) " + ", ".join(f"{t:.2f}" for t in setup) + " s; "
                          f"process start + imports {par['wall'] - par['batch']:.2f} s; checkpoints written (a job "
                          f"checkpoints once 10 s of its work are unsaved): sequential {seq['checkpoints']}, "
-                         f"batch {par['checkpoints']}; 1-min load average "
-                         f"after {os.getloadavg()[0]:.1f}"),
+                         f"batch {par['checkpoints']}"),
             ))
-        (tmp / "scaling").mkdir()
-        scaling = _machine_scaling(inputs, tmp / "scaling", flag)
-        alone, together, all_cores = scaling["alone"], scaling["together"], scaling["alone-all-cores"]
+        rows.append(timed_row(
+            f"batch of {n} recordings, 2 Dask workers against the 2-process pool", "2-process pool (no dask)",
+            timings["pool"], timings["dask"], POOL_SHARE,
+            details=f"the default executor within {1 - POOL_SHARE:.0%} of the engine's fallback",
+        ))
         rows.append(Row(
             benchmark="the machine's 2-process scaling (no engine): 2 warm jobs at once",
             peer="the same 2 jobs one after another", peer_value=alone, ours=together, unit="s",
@@ -248,19 +270,21 @@ def run(size: str = "small") -> list[Row]:
         rows.append(Row(
             benchmark="bound on any batch speed-up here (no engine): 2 warm jobs at once, 1 core each",
             peer="the same 2 jobs one after another, all cores each", peer_value=all_cores, ours=together,
-            unit="s", ratio=all_cores / together, goal=None,
+            unit="s", ratio=bound, goal=None,
             details="the sequential side runs each job's kernels on every core, so a batch can only gain what "
                     f"those kernels leave idle: one job takes {alone / 2:.2f} s on 1 core and {all_cores / 2:.2f} s "
                     f"on {os.cpu_count()} (in-job speed-up {alone / all_cores:.2f}x), and two at once on 1 core each "
                     f"take {together:.2f} s; no engine, warm and free of start-up costs, exceeds this ratio "
                     f"(1-min load average after it {os.getloadavg()[0]:.1f})",
         ))
-        over = _python(_OVERHEAD, str(tmp / "noop"), str(n_noop), str(rounds))
+        # the no-op rounds are short: they follow the round policy like any short comparison
+        over = _python(_OVERHEAD, str(tmp / "noop"), str(n_noop), str(POLICY.count(rounds, 0.0)))
         per = [t / over["n"] for t in over["times"]]
         rows.append(Row(
             benchmark=f"engine overhead per recording ({n_noop} no-op jobs, running LocalCluster)",
             peer="-", peer_value=float("nan"), ours=min(per) * 1000, unit="ms",
-            ratio=float("nan"), goal=None,
+            ratio=min(per) * 1000, goal=OVERHEAD_MS, lower_is_better=True, ours_median=statistics.median(per) * 1000,
+            rounds=len(per),
             details=f"{over['n']} recordings per round, 2 workers; min {min(per) * 1000:.1f} ms, "
                     f"median {statistics.median(per) * 1000:.1f} ms per recording over {len(per)} rounds "
                     "(submission, scheduling, done marker, result transfer)",
@@ -271,7 +295,10 @@ def run(size: str = "small") -> list[Row]:
 @pytest.mark.slow
 def test_batch_benchmark_small():
     rows = run("small")
-    dask_speed, pool_speed, scaling, bound, overhead = rows
+    dask_speed, pool_speed, dask_pool, scaling, bound, overhead = rows
+    assert dask_speed.goal == pytest.approx(BOUND_SHARE * bound.ratio) and pool_speed.goal is None
+    assert dask_pool.peer_value == pool_speed.ours and dask_pool.ours == dask_speed.ours and dask_pool.goal == POOL_SHARE
+    assert overhead.goal == OVERHEAD_MS and overhead.lower_is_better and overhead.ratio == overhead.ours
     assert "LocalCluster" in dask_speed.details and "process pool" in pool_speed.details
     for speed in (dask_speed, pool_speed):
         # every worker set itself up (thread caps, warm-up) once, outside the recordings' times
