@@ -184,15 +184,55 @@ def step_response(inputs: UnitInputs, *, movie: str, frame_time: str, reference_
     return step_measures(rates["mean_rate_hz"], reference_frames=int(reference_trial_frames))
 
 
-def receptive_field_measures(sta: np.ndarray, *, first_lag: int = 1, threshold: float = 0.5) -> dict:
+#: A lobe of the centre's time course counts when its peak reaches this fraction of the largest lobe's.
+RF_LOBE_FRACTION = 0.5
+
+
+def _lobes(course: np.ndarray) -> list[tuple[int, int, float]]:
+    """(start, stop, peak value) of every run of one sign in ``course`` (zeros end a run), in order."""
+    signs = np.sign(course)
+    out = []
+    start = 0
+    for i in range(1, course.size + 1):
+        if i == course.size or signs[i] != signs[start]:
+            if signs[start] != 0:
+                j = start + int(np.argmax(np.abs(course[start:i])))
+                out.append((start, i, float(course[j])))
+            start = i
+    return out
+
+
+def receptive_field_measures(sta: np.ndarray, *, first_lag: int = 1, threshold: float = 0.5,
+                             lobe_fraction: float = RF_LOBE_FRACTION) -> dict:
     """Centre, size and polarity of the receptive field in an STA (lags, h, w), oldest lag first.
 
-    The deviation from the STA's mean is searched for its largest magnitude; its
-    sign is the polarity (+1: ON, brighter checks precede spikes; -1: OFF), its
-    lag the peak latency.  At that lag, pixels reaching ``threshold`` of the peak
-    (with the polarity's sign) form the centre: their weighted centroid is the
-    centre (row, col in checks, 0-based), ``sigma_checks`` the root-mean-square
-    distance from it, ``radius_checks`` the radius of a disc of the same area.
+    The rule, on the deviation from the STA's mean:
+
+    1. Spatial centre: the pixel of largest magnitude (any lag) and, at its lag,
+       the pixels reaching ``threshold`` of it with its sign.
+    2. The centre's time course: the mean of those pixels' time courses,
+       weighted by their deviation at that lag (``temporal_profile``), smoothed
+       with the 3-frame kernel (1, 2, 1) / 4.
+    3. Lobes: the runs of one sign of the smoothed course, each with its peak.
+       The chosen lobe is the one closest to the spike among the lobes whose
+       peak reaches ``lobe_fraction`` (default 0.5) of the largest lobe's peak.
+       Its sign is the polarity (+1: ON, brighter checks precede spikes; -1:
+       OFF).
+    4. Peak: within the chosen lobe's frames, the frame of the STA's largest
+       deviation with the polarity's sign (any pixel; unsmoothed).  Its lag is
+       ``peak_lag_frames``: display frames between the STA frame and the
+       spike's frame (index ``k`` is lag ``first_lag + n_lags - 1 - k``; 1 = the
+       frame before the spike's).  When the chosen lobe holds the STA's largest
+       deviation, this is that deviation's frame.
+
+    A biphasic filter thus reports its first lobe even when the later, opposite
+    lobe of the STA is larger (the noise's frame hold blurs a narrow first lobe
+    more than a wide second one).  At the chosen lag, pixels reaching
+    ``threshold`` of the strongest pixel with the polarity's sign form the
+    centre: their weighted centroid is the centre (row, col in checks, 0-based),
+    ``sigma_checks`` the root-mean-square distance from it, ``radius_checks`` the
+    radius of a disc of the same area.  ``peak_value`` is that strongest pixel's
+    deviation, ``peak_z`` its magnitude over the STA's robust spread (1.4826 MAD).
     """
     sta = np.asarray(sta, dtype=np.float64)
     n_lags = sta.shape[0]
@@ -202,9 +242,19 @@ def receptive_field_measures(sta: np.ndarray, *, first_lag: int = 1, threshold: 
         return dict(polarity=0, polarity_label="none", centre_row=nan, centre_col=nan, sigma_checks=nan,
                     radius_checks=nan, peak_lag_frames=-1, peak_value=0.0, peak_z=0.0,
                     temporal_profile=np.zeros(n_lags, np.float32), spatial_map=np.zeros(sta.shape[1:], np.float32))
-    k, y, x = np.unravel_index(np.argmax(np.abs(dev)), dev.shape)
-    polarity = 1 if dev[k, y, x] > 0 else -1
+    k0, y0, x0 = np.unravel_index(np.argmax(np.abs(dev)), dev.shape)
+    strongest = dev[k0] * np.sign(dev[k0, y0, x0])
+    centre_weights = np.where(strongest >= threshold * strongest[y0, x0], strongest, 0.0)
+    course = np.tensordot(dev, centre_weights, axes=([1, 2], [0, 1])) / centre_weights.sum()
+    smooth = np.convolve(np.pad(course, 1, mode="edge"), [0.25, 0.5, 0.25], mode="valid")
+    lobes = _lobes(smooth) or _lobes(course)  # the raw course has a lobe at the strongest pixel's lag
+    largest = max(abs(v) for _, _, v in lobes)
+    # oldest first: the last qualifying lobe is the one closest to the spike
+    start, stop, value = [lobe for lobe in lobes if abs(lobe[2]) >= lobe_fraction * largest][-1]
+    polarity = 1 if value > 0 else -1
+    k = start + int(np.argmax((dev[start:stop] * polarity).reshape(stop - start, -1).max(axis=1)))
     spatial = dev[k] * polarity
+    y, x = np.unravel_index(np.argmax(spatial), spatial.shape)
     peak = spatial[y, x]
     mask = spatial >= threshold * peak
     weights = np.where(mask, spatial, 0.0)
@@ -224,14 +274,14 @@ def receptive_field_measures(sta: np.ndarray, *, first_lag: int = 1, threshold: 
         peak_lag_frames=int(first_lag + (n_lags - 1 - k)),
         peak_value=float(dev[k, y, x]),
         peak_z=float(abs(dev[k, y, x]) / mad) if mad > 0 else float("inf"),
-        temporal_profile=(dev[:, y, x]).astype(np.float32),
+        temporal_profile=course.astype(np.float32),
         spatial_map=(dev[k]).astype(np.float32),
     )
 
 
 @register_extractor(
     "receptive_field",
-    version="1",
+    version="2",
     requires=("units/{unit}/features/sta_{movie}",),
     defaults={"movie": None, "threshold": 0.5},
     output_name="rf_{movie}",
