@@ -57,8 +57,8 @@ def test_first_lobe_of_blurred_biphasic_filters_even_when_the_later_lobe_is_larg
     for peak in np.linspace(3.0, 6.0, 7):
         filt = _planted_filter(peak)
         lag, sign = _first_lobe(filt)
-        first, second = np.where(np.arange(filt.size) < 1.6 * peak, filt, 0.0), np.where(
-            np.arange(filt.size) < 1.6 * peak, 0.0, filt)
+        early = np.arange(filt.size) < 1.6 * peak  # the first lobe's frames (0-based index < 1.6 x its peak)
+        first, second = np.where(early, filt, 0.0), np.where(early, 0.0, filt)
         for later_gain in (1.0, 1.6, 2.2):  # the STA's later lobe from ~0.6 to ~1.4 of the first
             for polarity in (1, -1):
                 shape = np.convolve(first + later_gain * second, triangle, mode="same") * polarity
