@@ -13,10 +13,9 @@ alternate the order, and the ratio is immediate seconds over deferred seconds
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from benchmarks._harness import Row, scratch_dir
+from benchmarks._harness import Row, interleave, scratch_dir, timed_row
 
 N_RECORDINGS = 10
 SIZES = {
@@ -79,32 +78,30 @@ def run(size: str = "small") -> list[Row]:
         warm = tmp / "warm"
         warm.mkdir()
         run_deferred(recordings[0], warm)
-        times = {"immediate": [], "deferred": []}
         outputs = {}
-        for r in range(p["rounds"]):
-            order = ("immediate", "deferred") if r % 2 == 0 else ("deferred", "immediate")
-            for mode in order:
-                out = tmp / f"{mode}{r}"
+        made = {"immediate": 0, "deferred": 0}
+
+        def side(mode: str):
+            fn = run_immediate if mode == "immediate" else run_deferred
+
+            def go() -> None:
+                out = tmp / f"{mode}{made[mode]}"
+                made[mode] += 1
                 out.mkdir()
-                fn = run_immediate if mode == "immediate" else run_deferred
-                t0 = time.perf_counter()
                 outputs[mode] = [fn(rec, out) for rec in recordings]
-                times[mode].append(time.perf_counter() - t0)
-        imm, dfr = min(times["immediate"]), min(times["deferred"])
+            return go
+
+        t = interleave({"immediate": side("immediate"), "deferred": side("deferred")}, p["rounds"])
+        times = {mode: t[mode].rounds for mode in t}
+        imm, dfr = t["immediate"].min, t["deferred"].min
         from tests.filecompare import compare_files
 
         differences = sum(len(compare_files(a, b)) for a, b in zip(outputs["immediate"], outputs["deferred"]))
-    ratio = imm / dfr
-    return [Row(
-        benchmark=f"batch of {N_RECORDINGS} {SIZES[size]['config']} recordings, whole pipeline",
-        peer="immediate (commit after every step)",
-        peer_value=imm,
-        ours=dfr,
-        unit="s",
-        ratio=ratio,
-        goal=1.25,
-        details=(f"deferred {100 * (1 - dfr / imm):.0f}% faster; immediate s: {times['immediate']}; deferred s: "
-                 f"{times['deferred']}; files equal: {differences == 0}"),
+    return [timed_row(
+        f"batch of {N_RECORDINGS} {SIZES[size]['config']} recordings, whole pipeline",
+        "immediate (commit after every step)", t["immediate"], t["deferred"], 1.25,
+        f"deferred {100 * (1 - dfr / imm):.0f}% faster; immediate s: {times['immediate']}; deferred s: "
+        f"{times['deferred']}; files equal: {differences == 0}",
     )]
 
 

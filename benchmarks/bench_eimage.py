@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import pytest
 
-from benchmarks._harness import Row, drop_page_cache, fsync_file, peak_rss_mb, scratch_dir
+from benchmarks._harness import Row, drop_page_cache, fsync_file, interleave, is_noisy, peak_rss_mb, scratch_dir
 
 GRID = 65
 N_CHANNELS = GRID * GRID
@@ -153,13 +153,16 @@ def run(size: str = "small") -> list[Row]:
         write_s = time.perf_counter() - t0
         spikes_path = tmp / "spikes.npz"
         np.savez(spikes_path, **{f"u{i}": s for i, s in enumerate(spikes)})
-        peer, ours, peaks = [], [], []
-        used = 0
-        for _ in range(p["rounds"]):
-            peer.append(raw_read_seconds(path))
-            seconds, peak, used = run_ours(path, spikes_path, p["units"])
-            ours.append(seconds)
+        peaks = []
+        state = {"used": 0}
+
+        def ours_round() -> float:
+            seconds, peak, state["used"] = run_ours(path, spikes_path, p["units"])
             peaks.append(peak)
+            return seconds
+
+        t = interleave({"peer": lambda: raw_read_seconds(path), "ours": ours_round}, p["rounds"], self_timed=True)
+        peer, ours, used = t["peer"].rounds, t["ours"].rounds, state["used"]
     gb = nbytes / 1e9
     raw_bw = gb / min(peer)
     our_bw = gb / min(ours)
@@ -174,6 +177,12 @@ def run(size: str = "small") -> list[Row]:
             unit="GB/s",
             ratio=our_bw / raw_bw,
             goal=0.5,
+            peer_median=gb / float(np.median(peer)),
+            ours_median=gb / float(np.median(ours)),
+            rounds=len(ours),
+            noisy=is_noisy(t["peer"], t["ours"]),
+            before=t["ours"].before,
+            after=t["ours"].after,
             details=(f"ours s: min {min(ours):.2f}, median {np.median(ours):.2f}; raw read s: min {min(peer):.2f}, "
                      f"median {np.median(peer):.2f}; {common}"),
         ),

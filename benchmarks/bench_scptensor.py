@@ -44,7 +44,10 @@ from scipy import sparse
 
 from benchmarks._harness import (
     Row,
+    Timing,
     drop_page_cache,
+    interleave,
+    is_noisy,
     fsync_file,
     peak_rss_mb,
     raw_read_seconds,
@@ -187,6 +190,12 @@ def _anndata_round(adatas: dict, folder: Path) -> tuple[float, float]:
     return t_save, _time(load)
 
 
+def _round_fields(peer: Timing, ours: Timing) -> dict:
+    """The interleaved rounds' fields of a row (its figures and ratio are the medians)."""
+    return dict(peer_median=peer.median, ours_median=ours.median, rounds=len(ours.rounds),
+                noisy=is_noisy(peer, ours), before=ours.before, after=ours.after)
+
+
 def _stats(values: list[float]) -> str:
     return f"min {min(values):.3f} s, median {float(np.median(values)):.3f} s over {len(values)}"
 
@@ -259,9 +268,12 @@ def run(size: str = "small") -> list[Row]:
         ours_path = folder / "ours.h5"
         # (a) gzip 4 against AnnData
         load_before = os.getloadavg()[0]
-        ours = [_ours_round(container, ours_path, "gzip") for _ in range(rounds)]
         adatas = _anndata_objects(container)
-        peer = [_anndata_round(adatas, folder) for _ in range(rounds)]
+        ours, peer = [], []
+        t = interleave({
+            "ours": lambda: sum(ours.append(_ours_round(container, ours_path, "gzip")) or ours[-1]),
+            "peer": lambda: sum(peer.append(_anndata_round(adatas, folder)) or peer[-1]),
+        }, rounds, self_timed=True)
         del adatas
         ours_total = [s + l for s, l in ours]
         peer_total = [s + l for s, l in peer]
@@ -270,6 +282,7 @@ def run(size: str = "small") -> list[Row]:
                 "scptensor save+load gzip 4", "anndata write_h5ad+read_h5ad gzip 4",
                 float(np.median(peer_total)), float(np.median(ours_total)), "s",
                 float(np.median(peer_total) / np.median(ours_total)), 1.7,
+                **_round_fields(t["peer"], t["ours"]),
                 details=(
                     f"{nbytes / 2**20:.0f} MiB container; ours {_stats(ours_total)} "
                     f"(save {_stats([s for s, _ in ours])}; load {_stats([l for _, l in ours])}); "
@@ -281,17 +294,22 @@ def run(size: str = "small") -> list[Row]:
             )
         )
         # (b) uncompressed against the raw disk, same bytes, same run
-        plain = [_ours_round(container, ours_path, None) for _ in range(rounds)]
-        ours_path.unlink()
         blob = np.zeros(nbytes, dtype=np.uint8)
         blob[:: 4096] = 1  # touch every page so tofile writes real pages
         raw_path = folder / "raw.bin"
-        raw = []
-        for _ in range(rounds):
+        plain = []
+
+        def raw_round() -> float:
             if raw_path.exists():
                 raw_path.unlink()
-            w = raw_write_seconds(blob, raw_path)
-            raw.append(w + raw_read_seconds(raw_path, np.uint8))
+            return raw_write_seconds(blob, raw_path) + raw_read_seconds(raw_path, np.uint8)
+
+        t_plain = interleave({
+            "ours": lambda: sum(plain.append(_ours_round(container, ours_path, None)) or plain[-1]),
+            "raw": raw_round,
+        }, rounds, self_timed=True)
+        raw = t_plain["raw"].rounds
+        ours_path.unlink()
         raw_path.unlink()
         del blob
         plain_total = [s + l for s, l in plain]
@@ -300,6 +318,7 @@ def run(size: str = "small") -> list[Row]:
                 "scptensor save+load uncompressed", "raw disk write(fsync)+read of the same bytes",
                 float(np.median(raw)), float(np.median(plain_total)), "s",
                 float(np.median(raw) / np.median(plain_total)), 0.7,
+                **_round_fields(t_plain["raw"], t_plain["ours"]),
                 details=(
                     f"ours {_stats(plain_total)} (save {_stats([s for s, _ in plain])}; "
                     f"load {_stats([l for _, l in plain])}); raw {_stats(raw)}; "
