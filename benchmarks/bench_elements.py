@@ -26,13 +26,24 @@ Ratios are peer / ours for times; the memory row reports ours / dense size
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, fsync_file, interleave, peak_rss_mb, scratch_dir, timed_row
+from benchmarks._harness import (
+    POLICY,
+    MachineState,
+    Row,
+    Timing,
+    fsync_file,
+    interleave,
+    peak_rss_mb,
+    scratch_dir,
+    timed_row,
+)
 
 SIZES = {
     "small": dict(gzip_shape=(1024, 2048), gzip_rounds=2, gzip_read_rounds=2, csr_shape=(2000, 2000), csr_rounds=2,
@@ -192,6 +203,42 @@ print(json.dumps({{"times": times, "nnz": int(nnz)}}))
 """
 
 
+# Timing: both sides in one fresh process, in interleaved rounds (the memory figures come from
+# separate processes, one per side, above).
+_CSR_INTERLEAVED = """
+import gc
+import scipy.sparse
+from h5stream.kernels.csr import dense_to_csr
+from benchmarks._harness import interleave, set_round_policy
+set_round_policy({rounds}, enforce_minimum=False)
+nnz = {{}}
+
+def side(name, call):
+    def go():
+        out = call(dense)
+        nnz[name] = int(out.nnz)
+        del out
+        gc.collect()
+    return go
+
+t = interleave({{"ours": side("ours", dense_to_csr), "peer": side("peer", scipy.sparse.csr_matrix)}})
+print(json.dumps({{"ours": t["ours"].rounds, "peer": t["peer"].rounds, "nnz": nnz}}))
+"""
+
+
+def _csr_timing_subprocess(shape, rounds: int) -> tuple[Timing, Timing, dict]:
+    """Interleaved rounds of ours and scipy on the same dense matrix in one fresh process."""
+    code = textwrap.dedent(_CSR_SETUP.format(rows=shape[0], cols=shape[1], density=DENSITY))
+    code += textwrap.dedent(_CSR_INTERLEAVED.format(rounds=rounds))
+    root = str(Path(__file__).resolve().parent.parent)
+    before = MachineState.now()
+    _, out = peak_rss_mb(code, env={"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    after = MachineState.now()
+    result = json.loads(out.strip().splitlines()[-1])
+    return (Timing(result["ours"], before=before, after=after), Timing(result["peer"], before=before, after=after),
+            result["nnz"])
+
+
 def _csr_subprocess(shape, rounds: int, imports: str, call: str, nnz: str) -> tuple[float, dict]:
     code = textwrap.dedent(_CSR_SETUP.format(rows=shape[0], cols=shape[1], density=DENSITY))
     code += textwrap.dedent(_CSR_RUN.format(imports=imports, rounds=rounds, call=call, nnz=nnz))
@@ -205,39 +252,30 @@ def bench_csr(size: str) -> list[Row]:
     dense_mb = shape[0] * shape[1] * 4 / 2**20
     baseline, _ = peak_rss_mb(textwrap.dedent(_CSR_SETUP.format(rows=shape[0], cols=shape[1], density=DENSITY))
                               + "\nimport scipy.sparse, h5py\nimport h5stream.kernels.csr, h5stream.elements\n")
+    ours_time, peer_time, timed_nnz = _csr_timing_subprocess(shape, POLICY.count(p["csr_rounds"], 0.0))
     ours_peak, ours = _csr_subprocess(
-        shape, p["csr_rounds"], "import scipy.sparse, h5py\nimport h5stream.elements\nfrom h5stream.kernels.csr import dense_to_csr",
+        shape, 1, "import scipy.sparse, h5py\nimport h5stream.elements\nfrom h5stream.kernels.csr import dense_to_csr",
         "dense_to_csr(dense)", "out.nnz",
     )
     peer_peak, peer = _csr_subprocess(
-        shape, max(1, p["csr_rounds"] - 1), "import scipy.sparse, h5py\nimport h5stream.elements",
+        shape, 1, "import scipy.sparse, h5py\nimport h5stream.elements",
         "scipy.sparse.csr_matrix(dense)", "out.nnz",
     )
     with scratch_dir() as tmp:
         target = Path(tmp) / "csr.h5"
         stream_peak, stream = _stream_subprocess(shape, target)
-    t_ours, t_peer = min(ours["times"]), min(peer["times"])
     extra_ours = ours_peak - baseline
     extra_stream = stream_peak - baseline
     extra_peer = peer_peak - baseline
-    same_nnz = ours["nnz"] == peer["nnz"] == stream["nnz"]
+    same_nnz = ours["nnz"] == peer["nnz"] == stream["nnz"] == timed_nnz["ours"] == timed_nnz["peer"]
     output_mb = (ours["nnz"] * (4 + 4) + (shape[0] + 1) * 4) / 2**20
     details = (
-        f"ours min {t_ours:.3f} s median {np.median(ours['times']):.3f} s over {len(ours['times'])}; "
-        f"scipy min {t_peer:.3f} s median {np.median(peer['times']):.3f} s over {len(peer['times'])}; "
-        f"nnz equal {same_nnz} ({ours['nnz']}); baseline RSS {baseline:.0f} MB"
+        f"both sides timed in one fresh process; nnz equal {same_nnz} ({ours['nnz']}); "
+        f"baseline RSS {baseline:.0f} MB"
     )
     return [
-        Row(
-            benchmark=f"dense->CSR {shape[0]}x{shape[1]} float32 5%",
-            peer="scipy.sparse.csr_matrix(dense)",
-            peer_value=t_peer,
-            ours=t_ours,
-            unit="s",
-            ratio=t_peer / t_ours,
-            goal=3.0,
-            details=details,
-        ),
+        timed_row(f"dense->CSR {shape[0]}x{shape[1]} float32 5%", "scipy.sparse.csr_matrix(dense)",
+                  peer_time, ours_time, 3.0, details),
         Row(
             benchmark="dense->CSR in memory: peak extra RSS, CSR result included / dense size",
             peer="dense matrix",
