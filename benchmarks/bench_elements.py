@@ -221,7 +221,7 @@ def side(name, call):
         gc.collect()
     return go
 
-t = interleave({{"ours": side("ours", dense_to_csr), "peer": side("peer", scipy.sparse.csr_matrix)}})
+t = interleave({{"ours": side("ours", dense_to_csr), "peer": side("peer", scipy.sparse.csr_matrix)}}, warmup=1)
 print(json.dumps({{"ours": t["ours"].rounds, "peer": t["peer"].rounds, "nnz": nnz}}))
 """
 
