@@ -25,6 +25,7 @@ from pathlib import Path
 
 from benchmarks._harness import (
     NOISE_MARGIN,
+    POLICY,
     SIZES,
     MachineState,
     Row,
@@ -121,7 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    saved = (POLICY.rounds, POLICY.enforce_minimum)
     set_round_policy(args.rounds, enforce_minimum=True)
+    try:
+        return _run(args)
+    finally:  # the policy is the runner's: a caller in the same process (pytest) keeps its own
+        set_round_policy(*saved)
+
+
+def _run(args: argparse.Namespace) -> int:
     modules = select(discover(), args.only)
     json_path = args.json or BENCH_DIR / "results" / f"{args.size}.json"
 

@@ -158,17 +158,27 @@ def test_table_shows_min_median_noise_and_machine_state():
     assert f"{NOISE_MARGIN:.0%}" in text.splitlines()[-1]
 
 
+fake_policies: list = []
+
+
 @pytest.fixture
 def fake_modules(monkeypatch, tmp_path):
+    fake_policies.clear()
     rows = {
         "bench_fake_ok": [_row("fine row", 2.0, 1.5),
                           Row(benchmark="report only", peer="p", peer_value=1.0, ours=1.0, unit="s", ratio=1.0,
                               goal=None)],
         "bench_fake_miss": [_row("slow row", 1.1, 1.5), _row("memory row", 3.0, 2.0, lower=True)],
     }
+    def seen_policy(made):
+        def run(size):
+            policies.append((_harness.POLICY.rounds, _harness.POLICY.enforce_minimum))
+            return list(made)
+        return run
+
+    policies = fake_policies
     for name, made in rows.items():
-        monkeypatch.setitem(sys.modules, f"benchmarks.{name}",
-                            types.SimpleNamespace(run=lambda size, made=made: list(made)))
+        monkeypatch.setitem(sys.modules, f"benchmarks.{name}", types.SimpleNamespace(run=seen_policy(made)))
     monkeypatch.setattr(runner, "discover", lambda: sorted(rows))
     monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls: cls(0.0, 0.0)))
     return tmp_path
@@ -191,10 +201,13 @@ def test_check_passes_quietly_when_every_goal_holds(fake_modules, capsys):
 
 
 def test_full_table_and_rounds_option(fake_modules, capsys):
+    set_round_policy(None, enforce_minimum=False)
     code = runner.main(["--rounds", "2", "--json", str(fake_modules / "t.json")])
     out = capsys.readouterr().out
+    assert fake_policies == [(2, True), (2, True)]
     assert code == 0 and "fine row" in out and "slow row" in out
-    assert _harness.POLICY.rounds == 2 and _harness.POLICY.enforce_minimum
+    # the runner's policy holds while it runs, and the caller's comes back afterwards
+    assert _harness.POLICY.rounds is None and not _harness.POLICY.enforce_minimum
     saved = json.loads((fake_modules / "t.json").read_text())
     assert saved["meta"]["rounds"] == 2
     states = {r["benchmark"]: (r["before"], r["after"]) for r in saved["rows"]}
