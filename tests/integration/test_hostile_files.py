@@ -7,7 +7,7 @@ every reader that accepts its kind (the recording store, a resumed session, the
 report, the out-of-process verifier; the ``.cmcr``/``.cmtr`` readers and their
 pre-check for vendor files) in a fresh child process, which reports per reader
 the error's class, whether it is one of ours, and the seconds it took, and at
-the end its peak resident memory (``ru_maxrss``).  A crash of the child fails
+the end its peak resident memory (``VmHWM``).  A crash of the child fails
 the test.
 """
 
@@ -31,7 +31,7 @@ PEAK_MB = 500
 
 # The child: read ``path`` with each named reader, one JSON line of results.
 CHILD = textwrap.dedent('''
-    import json, resource, sys, time
+    import json, sys, time
     import numpy as np
     from h5stream.errors import H5StreamError
 
@@ -95,7 +95,11 @@ CHILD = textwrap.dedent('''
             result = {"error": type(exc).__name__, "typed": isinstance(exc, H5StreamError), "message": str(exc)[:600]}
         result["seconds"] = time.perf_counter() - started
         out[name] = result
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM belongs to this process's own memory; ru_maxrss would carry the forking
+    # parent's peak over the exec (Linux keeps it in the process's signal state)
+    with open("/proc/self/status") as status:
+        hwm = next(line for line in status if line.startswith("VmHWM:"))
+    out["peak_mb"] = int(hwm.split()[1]) / 1024
     print(json.dumps(out))
 ''')
 
