@@ -24,6 +24,7 @@ from pathlib import Path
 
 from h5stream.errors import H5StreamError
 from hdmea.errors import ConfigError
+from hdmea.progress import counted
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -111,7 +112,7 @@ def _print_outcome(name: str, out: Path, outcome: dict) -> int:
         print(f"  units: {detail['n_units']}")
     check = detail.get("orientation")
     if check and check.get("n_units_checked"):
-        print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {_count(check['n_units_checked'], 'unit')} "
+        print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {counted(check['n_units_checked'], 'unit')} "
               f"peak at their own (row, col), {check['fraction_transposed']:.0%} at (col, row)")
     return EXIT_OK
 
@@ -140,7 +141,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             executor.cluster.close()
     print(summary.table())
     if summary.results and len(summary.skipped) == len(summary.results):
-        print(f"nothing to do: all {_count(len(summary.results), 'recording')} finished already with this "
+        print(f"nothing to do: all {counted(len(summary.results), 'recording')} finished already with this "
               "configuration (no workers were started)")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)  # the checks found it writable; a batch that started nothing
@@ -331,10 +332,6 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         _error(command, "interrupted")
         return 130
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 #: What the library's messages call a keyword argument, on the command line, per subcommand.

@@ -70,6 +70,7 @@ from hdmea.interop._units import (
 )
 from hdmea.io import hdf5_store as store
 from hdmea.io.mcs import GRID_SIZE
+from hdmea.progress import counted
 
 __all__ = ["export", "ExportResult", "PITCH_UM", "BOOKKEEPING_ATTRS"]
 
@@ -103,7 +104,8 @@ class ExportResult:
     skipped: list[str]
 
     def describe(self) -> str:
-        lines = [f"{self.path}: {self.n_units} units, {self.n_spikes} spikes, {self.n_electrodes} electrodes",
+        lines = [f"{self.path}: {counted(self.n_units, 'unit')}, {counted(self.n_spikes, 'spike')}, "
+                 f"{counted(self.n_electrodes, 'electrode')}",
                  f"  intervals: {', '.join(self.intervals) or 'none'}",
                  f"  processing: {', '.join(self.processing) or 'none'}",
                  f"  unit columns: {len(self.unit_columns)}"]

@@ -56,6 +56,7 @@ from h5stream.errors import H5StreamError
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
 from hdmea.io import hdf5_store as store
+from hdmea.progress import counted
 
 __all__ = ["migrate", "migrate_folder", "MigrationResult", "MigrationSummary", "ArchiveFormatError",
            "archive_fingerprint", "MIGRATION_GROUP"]
@@ -87,7 +88,7 @@ class MigrationResult:
     unmapped: list[str]
 
     def describe(self) -> str:
-        text = (f"{self.source} -> {self.output}: dataset {self.dataset_id}, {self.n_units} units, "
+        text = (f"{self.source} -> {self.output}: dataset {self.dataset_id}, {counted(self.n_units, 'unit')}, "
                 f"{self.n_features} unit features")
         if self.unmapped:
             text += f"; kept under /{MIGRATION_GROUP}/unmapped: {', '.join(self.unmapped)}"

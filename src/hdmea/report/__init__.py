@@ -29,6 +29,7 @@ from pathlib import Path
 from h5stream.errors import WriteError
 from h5stream.files import write_bytes_atomic
 from hdmea.report.tree import describe_recording
+from hdmea.progress import counted
 
 __all__ = ["Report", "write_report", "report_figures", "describe_recording"]
 
@@ -103,7 +104,7 @@ def report_figures(data) -> list[tuple[str, str, str, object]]:
         frame = f"{maps.frame_ms:.2f} ms" if maps.frame_ms == maps.frame_ms else "unknown"
         for number, figure in enumerate(pages, 1):
             out.append((f"{_slug(maps.name)}_p{number}", f"STA spatial maps ({movie}), page {number} of {len(pages)}",
-                        f"The STA of each of the {len(maps.unit_ids)} units at its peak lag, {fig.PER_PAGE} units "
+                        f"The STA of each of the {counted(len(maps.unit_ids), 'unit')} at its peak lag, {counted(fig.PER_PAGE, 'unit')} "
                         "a page. Each panel is labelled by the time of that frame before the spike, in display "
                         "frames as the table's peak_lag_frames (frames between the map's frame and the frame in "
                         "which the spike fell, 1 = the frame before it) and in ms (those frames times the "

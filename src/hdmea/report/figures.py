@@ -26,6 +26,7 @@ import numpy as np
 
 from h5stream.files import write_bytes_atomic
 from hdmea.report.data import MovieTrials, UnitMaps
+from hdmea.progress import counted
 
 __all__ = ["require_matplotlib", "sta_pages", "rf_mosaic", "eimage_pages", "eimage_centres",
            "movie_rates", "step_responses", "step_on_off", "PER_PAGE", "RASTER_UNITS"]
@@ -241,7 +242,7 @@ def rf_mosaic(maps: UnitMaps, movie: str):
         legend.insert(2, Line2D([], [], color=NONE_COLOUR, label=f"no polarity ({counts[0]})"))
     ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=len(legend), fontsize=7,
               frameon=False)
-    fig.suptitle(f"{movie}: receptive-field mosaic, {len(drawn)} of {len(maps.unit_ids)} units\n"
+    fig.suptitle(f"{movie}: receptive-field mosaic, {len(drawn)} of {counted(len(maps.unit_ids), 'unit')}\n"
                  f"half-maximum outlines; {labelled} labelled where the label fits", fontsize=9)
     return fig, {"drawn": len(drawn), "labelled": labelled, "without_map": len(maps.unit_ids) - len(drawn)}
 
@@ -326,7 +327,7 @@ def eimage_centres(maps: UnitMaps, positions: dict[str, tuple[int, int]], orient
     ax.legend(handles=[Line2D([], [], linestyle="none", marker="+", color=ON_COLOUR, label="image centre"),
                        Line2D([], [], linestyle="none", marker="x", color=OFF_COLOUR, label="sorter's sensor")],
               loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7, frameon=False)
-    fig.suptitle(f"electrical-image centres of {shown} of {len(maps.unit_ids)} units on the 65 x 65 array"
+    fig.suptitle(f"electrical-image centres of {shown} of {counted(len(maps.unit_ids), 'unit')} on the 65 x 65 array"
                  + (f"\n{orientation}" if orientation else ""), fontsize=9)
     return fig
 
@@ -410,13 +411,13 @@ def movie_rates(movie: MovieTrials, is_step: bool = False):
         ax.set_yticks(ticks)
         ax.set_yticklabels(labels, fontsize=7)
         _mark_step(ax, on_off, shade=True)
-        ax.set_title(f"{movie.movie}: raster of {len(shown)} of {n_units} units, {movie.n_trials} trials each",
+        ax.set_title(f"{movie.movie}: raster of {len(shown)} of {counted(n_units, 'unit')}, {counted(movie.n_trials, 'trial')} each",
                      fontsize=10)
         fig.add_subplot(grid[0, 1]).set_axis_off()
-        subset = (f"the raster shows the first {len(shown)} of {n_units} units in unit order (a raster of more "
+        subset = (f"the raster shows the first {len(shown)} of {counted(n_units, 'unit')} in unit order (a raster of more "
                   "would be unreadable); the rate below averages all units" if len(shown) < n_units
-                  else f"all {n_units} units")
-        caption = f"{movie.n_trials} trials of {duration:.2f} s; {subset}."
+                  else f"all {counted(n_units, 'unit')}")
+        caption = f"{counted(movie.n_trials, 'trial')} of {duration:.2f} s; {subset}."
         bin_s = 0.05
     else:
         bin_s = max(0.25, round(duration / 200.0 * 4) / 4)
@@ -437,10 +438,10 @@ def movie_rates(movie: MovieTrials, is_step: bool = False):
                 ax.text(duration / 2, i + 0.5, "no spikes in this movie", ha="center", va="center", fontsize=7,
                         color="w")
         ax.set_ylabel("unit")
-        ax.set_title(f"{movie.movie}: firing rate of all {n_units} units"
+        ax.set_title(f"{movie.movie}: firing rate of all {counted(n_units, 'unit')}"
                      + (f", mean of {movie.n_trials} occurrences" if movie.n_trials > 1 else ""), fontsize=10)
         caption = (f"{movie.n_trials} occurrence{'s' if movie.n_trials != 1 else ''} of {duration:.2f} s; "
-                   f"rate image of all {n_units} units in {bin_s:g} s bins (colour scale up to the 99th "
+                   f"rate image of all {counted(n_units, 'unit')} in {bin_s:g} s bins (colour scale up to the 99th "
                    "percentile of the rates).")
         if silent:
             caption += (f" {len(silent)} unit{'s' if len(silent) != 1 else ''} without spikes in this movie "
@@ -489,7 +490,7 @@ def step_responses(movie: MovieTrials):
     on_off = step_on_off(duration)
     _mark_step(ax, on_off, shade=False)
     ax.tick_params(labelbottom=False)
-    ax.set_title(f"{movie.movie}: trial-averaged rate of all {n_units} units ({movie.n_trials} trials)", fontsize=10,
+    ax.set_title(f"{movie.movie}: trial-averaged rate of all {counted(n_units, 'unit')} ({counted(movie.n_trials, 'trial')})", fontsize=10,
                  pad=14)
     ax_mean = fig.add_subplot(grid[1, 0], sharex=ax, label="mean rate")
     if matrix.size:
@@ -498,7 +499,7 @@ def step_responses(movie: MovieTrials):
     ax_mean.set_xlabel("time from trial start (s)")
     ax_mean.set_ylabel("mean rate (Hz)", fontsize=8)
     fig.add_subplot(grid[1, 1]).set_axis_off()
-    caption = (f"Rate of every unit averaged over {movie.n_trials} trials in display-frame bins (1/60 s), each row "
+    caption = (f"Rate of every unit averaged over {counted(movie.n_trials, 'trial')} in display-frame bins (1/60 s), each row "
                f"scaled to its own peak; dashed lines and shading: light on at {on_off[0]:.2f} s and off at "
                f"{on_off[1]:.2f} s (the step-response windows' convention).")
     if silent:

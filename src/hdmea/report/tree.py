@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from hdmea.pipeline.steps import canonical_step_names
+from hdmea.progress import counted
 
 __all__ = ["describe_recording", "format_bytes", "recording_overview"]
 
@@ -154,7 +155,7 @@ def describe_recording(path: str | os.PathLike, *, max_children: int | None = 4)
                 f"{m} ({shape[0]} occurrence{'s' if shape[0] != 1 else ''})"
                 for m, shape in info["section_time"].items()))
         if info["features"]:
-            lines.append("features: " + ", ".join(f"{k} ({v} units)" for k, v in sorted(info["features"].items())))
+            lines.append("features: " + ", ".join(f"{k} ({counted(v, 'unit')})" for k, v in sorted(info["features"].items())))
         for text in info["warnings"]:
             lines.append(f"warning: {text}")
         lines.append("/")

@@ -27,7 +27,7 @@ from hdmea.pipeline.preflight import (
     check_run,
     reason_text,
 )
-from hdmea.progress import progress
+from hdmea.progress import counted, progress
 
 __all__ = ["run_batch", "run_one"]
 
@@ -132,7 +132,7 @@ def run_batch(
         summary = BatchSummary(results=[finished[i] for i in range(len(items))],
                                seconds=time.perf_counter() - started, executor="none (nothing to do)")
         logger.info("all %s finished already with this configuration; nothing to do",
-                    _count(len(items), "recording"))
+                    counted(len(items), "recording"))
         return summary
     # The output folder first: a batch that cannot write its results starts nothing at all,
     # not even the input checks in another process; the inputs' existence is reported with it.
@@ -152,12 +152,12 @@ def run_batch(
     refused = {i: report.problems[items[i].name] for i in todo if items[i].name in report.problems}
     refused.update(unverified)
     if refused:
-        logger.error("%s cannot start and %s not submitted:\n%s", _count(len(refused), "recording"),
+        logger.error("%s cannot start and %s not submitted:\n%s", counted(len(refused), "recording"),
                      "is" if len(refused) == 1 else "are",
                      "\n".join(f"  {p}" for problems in refused.values() for p in problems))
     todo = [i for i in todo if i not in refused]
     if finished:
-        logger.info("%s finished already, skipped", _count(len(finished), "recording"))
+        logger.info("%s finished already, skipped", counted(len(finished), "recording"))
     results: list[RecordingResult | None] = [finished.get(i) for i in range(len(items))]
     for i, problems in refused.items():
         results[i] = RecordingResult(
@@ -184,7 +184,7 @@ def run_batch(
         config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
     call = JobCall(job, setup)
     startup_seconds = time.perf_counter() - started
-    logger.info("batch of %s on %s", _count(len(todo), "recording"), pool.name)
+    logger.info("batch of %s on %s", counted(len(todo), "recording"), pool.name)
     try:
         ran = _run_all(pool, call, [items[i] for i in todo], out_dir, config, retries, show_progress)
     except BaseException:
@@ -200,10 +200,6 @@ def run_batch(
     logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
                 len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
     return summary
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _finished_results(items: Sequence[Recording], outputs: Sequence[Path],
