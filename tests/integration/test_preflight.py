@@ -125,17 +125,19 @@ def test_unwritable_output_folder_on_every_command(tiny, tmp_path, monkeypatch, 
 
 @pytest.fixture
 def unprivileged():
-    """A folder every user may enter, and the command prefix that runs a program as ``nobody``."""
+    """A folder for the test, and the command prefix that runs ``hdmea`` without permission overrides."""
     import sys
     import tempfile
 
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("running a command as another user needs root and setpriv")
+        pytest.skip("dropping the permission-override capabilities needs root and setpriv")
     folder = Path(tempfile.mkdtemp(prefix="hdmea-unprivileged-", dir="/tmp"))
     folder.chmod(0o755)
     hdmea = Path(sys.executable).with_name("hdmea")
-    command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(hdmea)]
+    # root without the capabilities that override file permissions: the folder's mode decides,
+    # while the test's own 0700 folders (and a virtual environment in one) stay readable
+    command = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", str(hdmea)]
     try:
         yield folder, command
     finally:
