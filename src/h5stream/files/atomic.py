@@ -23,7 +23,7 @@ import h5py
 
 from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsError, WriteError
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
-from h5stream.files.paths import _LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
+from h5stream.files.paths import LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.validated import (
     _open_without_unsupported_locks,
     check_hdf5_signature,
@@ -293,7 +293,7 @@ class AtomicFile:
                 hint="pass overwrite=True to replace it; the new data was discarded",
             ) from None
         except OSError as exc:
-            if exc.errno not in _LINK_UNSUPPORTED:
+            if exc.errno not in LINK_UNSUPPORTED:
                 raise
             self._refuse_existing_target()
             os.replace(self.partial, self.target)

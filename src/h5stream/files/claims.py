@@ -27,9 +27,9 @@ import warnings
 from pathlib import Path
 
 from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError, WriterClaimError
-from h5stream.files.paths import _LINK_UNSUPPORTED, _partial_counter, claim_path, parent_of
+from h5stream.files.paths import LINK_UNSUPPORTED, claim_path, parent_of, sibling_path
 
-__all__ = ["WriterClaim", "remove_stale_leftovers", "hdf5_lock_held"]
+__all__ = ["WriterClaim", "remove_stale_leftovers", "hdf5_lock_held", "writer_gone"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -192,7 +192,7 @@ class WriterClaim:
 
     def _create(self, data: bytes) -> None:
         """Create the claim file with ``data`` or raise FileExistsError."""
-        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}-{next(_partial_counter)}")
+        tmp = sibling_path(self.path, ".tmp-")
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         try:
             try:
@@ -206,7 +206,7 @@ class WriterClaim:
             except FileExistsError:
                 raise
             except OSError as exc:
-                if exc.errno not in _LINK_UNSUPPORTED:
+                if exc.errno not in LINK_UNSUPPORTED:
                     raise
         finally:
             with contextlib.suppress(OSError):
@@ -241,7 +241,7 @@ class WriterClaim:
             return False
         # Move the claim aside before deleting it, and check that what moved is the
         # claim judged stale: another process may have replaced it meanwhile.
-        tomb = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}-{next(_partial_counter)}")
+        tomb = sibling_path(self.path, ".stale-")
         try:
             os.rename(self.path, tomb)
         except FileNotFoundError:
@@ -313,7 +313,7 @@ def _boot_time() -> float | None:
     return None
 
 
-def _writer_gone(pid: int, mtime: float) -> bool:
+def writer_gone(pid: int, mtime: float) -> bool:
     """True when no process of this host can still be writing a file named for ``pid``.
 
     The pid no longer runs, or it was reused by a process started after the
@@ -360,7 +360,7 @@ def remove_stale_leftovers(target: str | os.PathLike) -> list[Path]:
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if not _writer_gone(int(match.group(1)), mtime):
+        if not writer_gone(int(match.group(1)), mtime):
             continue
         if ".partial-" in entry.name and hdf5_lock_held(path):
             continue  # a writer elsewhere still has it open

@@ -7,13 +7,13 @@ import itertools
 import os
 from pathlib import Path
 
-__all__ = ["claim_path", "partial_path", "fsync_path", "fsync_directory"]
+__all__ = ["claim_path", "partial_path", "sibling_path", "fsync_path", "fsync_directory", "LINK_UNSUPPORTED"]
 
 # One counter per process for every name made beside a target (partials, claim temporaries).
 _partial_counter = itertools.count()
 
 # Errors of filesystems without hard links; callers fall back to rename or O_EXCL creation.
-_LINK_UNSUPPORTED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+LINK_UNSUPPORTED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
 def parent_of(path: Path) -> Path:
@@ -30,7 +30,7 @@ def claim_path(target: str | os.PathLike) -> Path:
 def partial_path(target: str | os.PathLike) -> Path:
     """A fresh partial path beside ``target``, unique to this process and call."""
     target = Path(target)
-    return target.with_name(f"{target.name}.partial-{os.getpid()}-{next(_partial_counter)}")
+    return sibling_path(target, ".partial-")
 
 
 def fsync_path(path: str | os.PathLike) -> None:
@@ -55,3 +55,11 @@ def fsync_directory(path: str | os.PathLike) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def sibling_path(target: Path, marker: str) -> Path:
+    """A new name beside ``target``: ``<name><marker><pid>-<n>``, unique within this process.
+
+    The pid in the name lets the next writer tell leftovers of dead processes apart.
+    """
+    return target.with_name(f"{target.name}{marker}{os.getpid()}-{next(_partial_counter)}")

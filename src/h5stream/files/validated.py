@@ -30,6 +30,7 @@ from h5stream.files.claims import hdf5_lock_held
 
 __all__ = [
     "ALLOWED_FILTERS",
+    "link_names",
     "check_hdf5_signature",
     "check_regular_file",
     "check_declared_size",
@@ -126,7 +127,7 @@ def _short_name(name: bytes) -> str:
     return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
-def _link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[bytes]:
+def link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[bytes]:
     """Every link name below ``f``, each object visited once (soft and external links not followed).
 
     The walk is iterative (libhdf5's own recursive visit overflows the C stack on
@@ -258,7 +259,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     :class:`FormatError` naming the offending object.
     """
     plugins_checked = False
-    for raw_name in _link_names(f, path):
+    for raw_name in link_names(f, path):
         name = "/" + raw_name.decode("utf-8", errors="replace")
         info = f.id.links.get_info(raw_name)
         if info.type == h5py.h5l.TYPE_EXTERNAL:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import h5py
 
 from h5stream.errors import FormatError, H5StreamError
-from h5stream.files.validated import LinkRule, _link_names, guard_read, open_validated
+from h5stream.files.validated import LinkRule, link_names, guard_read, open_validated
 
 __all__ = ["verify_file", "verify_files", "vendor_acquisition_link", "link_rule_for"]
 
@@ -54,7 +54,7 @@ def _read_everything(f: h5py.File, path: str, max_read_bytes: int | None = None)
     is still parsed; the raw data in between is left for the reader).
     """
     with guard_read(path, "/"):
-        names = [n.decode("utf-8", errors="replace") for n in _link_names(f, path)]
+        names = [n.decode("utf-8", errors="replace") for n in link_names(f, path)]
     with guard_read(path, "/@"):
         for key in f.attrs:
             f.attrs[key]

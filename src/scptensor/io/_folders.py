@@ -34,8 +34,8 @@ from pathlib import Path
 
 from h5stream.errors import H5StreamError, StaleFilesWarning
 from h5stream.files import WriterClaim, fsync_directory, fsync_path
-from h5stream.files.claims import _writer_gone
-from h5stream.files.paths import _partial_counter, parent_of
+from h5stream.files.claims import writer_gone
+from h5stream.files.paths import parent_of, sibling_path
 from scptensor.io.exceptions import IOTargetExistsError, IOWriteError, translate_engine_error
 
 __all__ = ["writing_folder", "restore_interrupted", "fsync_tree"]
@@ -92,7 +92,7 @@ def restore_interrupted(target: Path) -> None:
     if target.exists():
         return
     for entry in sorted(_leftovers(target), key=lambda p: p.name):
-        if _REPLACED in entry.name[len(target.name):] and _writer_gone(_pid_of(entry, target), _mtime(entry)):
+        if _REPLACED in entry.name[len(target.name):] and writer_gone(_pid_of(entry, target), _mtime(entry)):
             os.rename(entry, target)
             fsync_directory(parent_of(target))
             warnings.warn(
@@ -127,7 +127,7 @@ def _mtime(path: Path) -> float:
 def _remove_dead_leftovers(target: Path) -> None:
     removed = []
     for path in _leftovers(target):
-        if not _writer_gone(_pid_of(path, target), _mtime(path)):
+        if not writer_gone(_pid_of(path, target), _mtime(path)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
@@ -167,7 +167,7 @@ def writing_folder(
         claim.acquire()
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
-    partial = target.with_name(f"{target.name}{_PARTIAL}{os.getpid()}-{next(_partial_counter)}")
+    partial = sibling_path(target, _PARTIAL)
     try:
         try:
             restore_interrupted(target)
@@ -214,7 +214,7 @@ def _publish(partial: Path, target: Path) -> None:
     if _exchange(partial, target):
         fsync_directory(parent)
         return  # the old folder is now at ``partial``, removed by the caller
-    aside = target.with_name(f"{target.name}{_REPLACED}{os.getpid()}-{next(_partial_counter)}")
+    aside = sibling_path(target, _REPLACED)
     os.rename(target, aside)
     try:
         os.rename(partial, target)
