@@ -36,6 +36,8 @@ spaces allowed; a wrong count is a :class:`RecordingFormatError`), else the
 single ``ConversionFactor``, else 1 with one logged warning per file and
 ``scaling = "unscaled"`` (values are ADC counts) in :meth:`CmcrFile.metadata`.
 ``ADZero`` defaults to mid-range for unsigned data and 0 for signed data.
+The meta tables' plausibility checks and the parsing of regions and
+conversion factors are in :mod:`hdmea.io.cmcr_meta`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ import h5py
 import numpy as np
 
 from hdmea.errors import ConfigError, RecordingFormatError
+from hdmea.io.cmcr_meta import (  # noqa: F401  (KNOWN_UNITS re-exported)
+    DURATION_TOLERANCE,
+    EXPONENT_RANGE,
+    KNOWN_UNITS,
+    check_meta_table,
+    conversion_factors,
+    meta_field,
+    meta_row,
+    sensor_region,
+)
 from hdmea.io.mcs import (
     GRID_SIZE,
     PROGRAM_RAW,
@@ -174,97 +186,6 @@ class SensorDataInfo:
             chip[..., rs, cs] = values
 
 
-#: Powers of ten the MCS software writes for a meta table's ``Exponent`` (pV .. kV).
-EXPONENT_RANGE = (-15, 3)
-#: Units of analog and sensor streams this reader scales ("" for none).
-KNOWN_UNITS = ("V", "A", "Hz", "s", "")
-#: How far samples x Tick may be from ``LB.RecordingDuration`` (besides two ticks).
-DURATION_TOLERANCE = 0.01
-# Meta-table columns that must hold finite numbers, with the rule each value must follow.
-_META_RULES: dict[str, tuple[str, object]] = {
-    "Tick": ("a positive number of microseconds", lambda v: v > 0),
-    "Exponent": (f"an integer power of ten in {EXPONENT_RANGE[0]}..{EXPONENT_RANGE[1]}",
-                 lambda v: (v == np.rint(v)) & (v >= EXPONENT_RANGE[0]) & (v <= EXPONENT_RANGE[1])),
-    "ConversionFactor": ("a positive factor", lambda v: v > 0),
-    "ADZero": ("a finite ADC zero", lambda v: np.ones(v.shape, dtype=bool)),
-    "ChannelID": ("a positive integer id", lambda v: (v == np.rint(v)) & (v >= 1)),
-    "RegionID": ("a positive integer id", lambda v: (v == np.rint(v)) & (v >= 1)),
-    **{name: ("a 1-based chip coordinate in 1..65", lambda v: (v == np.rint(v)) & (v >= 1) & (v <= GRID_SIZE))
-       for name in ("Region.Left", "Region.Top", "Region.Right", "Region.Bottom",
-                    "RegionLeft", "RegionTop", "RegionRight", "RegionBottom")},
-}
-
-
-def check_meta_table(table: np.ndarray, path: str | os.PathLike, obj: str) -> np.ndarray:
-    """``table`` if its scaling and region columns are plausible, else a :class:`RecordingFormatError`.
-
-    Checked: a compound table; ``Tick > 0``; ``Exponent`` an integer in
-    :data:`EXPONENT_RANGE`; ``ConversionFactor > 0``; ``ADZero`` finite; ids
-    positive integers; ``Region.*`` in 1..65.  Every value must be a finite
-    number.  No checksum protects vendor files, so these catch damaged scaling
-    before it silently rescales the data.
-    """
-    if table.dtype.names is None:
-        raise RecordingFormatError("meta table is not a table", path=path, obj=obj,
-                                   expected="a compound table with named columns", found=str(table.dtype))
-    if "Unit" in table.dtype.names:
-        for row, unit in enumerate(table["Unit"]):
-            text = attr_text(unit) if isinstance(unit, (bytes, np.bytes_)) else str(unit)
-            if text not in KNOWN_UNITS:
-                raise RecordingFormatError(
-                    "unknown unit in the meta table", path=path, obj=f"{obj} row {row} column 'Unit'",
-                    expected=" or ".join(repr(u) for u in KNOWN_UNITS), found=repr(text),
-                    hint="the file is damaged, or its unit is one this reader does not scale",
-                )
-    for name, (expected, rule) in _META_RULES.items():
-        if name not in table.dtype.names:
-            continue
-        column = table[name]
-        if column.dtype.kind not in "iuf" or column.ndim != 1:
-            raise RecordingFormatError(
-                f"meta column {name!r} does not hold numbers", path=path, obj=f"{obj} column {name!r}",
-                expected=expected, found=f"dtype {column.dtype}",
-            )
-        values = column.astype(np.float64)
-        good = np.isfinite(values)
-        good[good] = np.asarray(rule(values[good]), dtype=bool)
-        if not good.all():
-            row = int(np.flatnonzero(~good)[0])
-            raise RecordingFormatError(
-                f"implausible {name} in the meta table", path=path, obj=f"{obj} row {row} column {name!r}",
-                expected=expected, found=repr(column[row].item()),
-                hint="the file is damaged; restore it from the acquisition computer",
-            )
-    return table
-
-
-def _meta_row(table: np.ndarray, key: str, value) -> np.void | None:
-    """The meta row whose ``key`` is ``value``; a table without that column describes all rows by its first."""
-    if table is None or table.size == 0:
-        return None
-    if table.dtype.names is None or key not in table.dtype.names:
-        return table[0]
-    hit = np.flatnonzero(table[key] == value)
-    return table[hit[0]] if hit.size else None
-
-
-def _first_field(row, names, default=None):
-    for name in names:
-        value = _field(row, name, None)
-        if value is not None:
-            return value
-    return default
-
-
-def _field(row, name, default=None):
-    if row is None or row.dtype.names is None or name not in row.dtype.names:
-        return default
-    value = row[name]
-    if isinstance(value, (bytes, np.bytes_)):
-        return attr_text(value)
-    return value.item() if hasattr(value, "item") else value
-
-
 class CmcrFile:
     """An open ``.cmcr``; use as a context manager."""
 
@@ -385,10 +306,10 @@ class CmcrFile:
             row = meta[LIGHT_ROW] if meta is not None and meta.size > LIGHT_ROW else None  # rows follow data rows
             out["analog"] = {
                 "n_samples": int(self.n_analog_samples()),
-                "ad_zero": float(_field(row, "ADZero", 0)),
-                "conversion_factor": float(_field(row, "ConversionFactor", 1)),
-                "exponent": None if _field(row, "Exponent") is None else int(_field(row, "Exponent")),
-                "unit": str(_field(row, "Unit", "")),
+                "ad_zero": float(meta_field(row, "ADZero", 0)),
+                "conversion_factor": float(meta_field(row, "ConversionFactor", 1)),
+                "exponent": None if meta_field(row, "Exponent") is None else int(meta_field(row, "Exponent")),
+                "unit": str(meta_field(row, "Unit", "")),
             }
         sensors = self.sensor_datasets()
         if sensors:
@@ -440,8 +361,8 @@ class CmcrFile:
         mrow = None
         if meta is not None and meta.dtype.names and meta.size:
             mrow = meta[row] if row < meta.size else meta[0]
-        zero = float(_field(mrow, "ADZero", 0))
-        factor = float(_field(mrow, "ConversionFactor", 1))
+        zero = float(meta_field(mrow, "ADZero", 0))
+        factor = float(meta_field(mrow, "ConversionFactor", 1))
         if ds.dtype.kind not in "iuf":
             raise RecordingFormatError("analog data is not numeric", path=self.path, obj=ds.name,
                                        expected="integer ADC counts", found=str(ds.dtype))
@@ -484,7 +405,7 @@ class CmcrFile:
                 continue
             ds = require_object(group, name, self.path, kind=h5py.Dataset)
             roi, chunk = int(m.group(1)), int(m.group(2))
-            row = _meta_row(meta, "RegionID", roi)
+            row = meta_row(meta, "RegionID", roi)
             if ds.ndim != 3:
                 raise RecordingFormatError(
                     "sensor data has the wrong shape", path=self.path, obj=ds.name,
@@ -496,17 +417,18 @@ class CmcrFile:
                     expected="int16 or uint16", found=str(ds.dtype),
                 )
             default_zero = 2 ** (8 * ds.dtype.itemsize - 1) if ds.dtype.kind == "u" else 0
-            zero = float(_field(row, "ADZero", default_zero))
+            zero = float(meta_field(row, "ADZero", default_zero))
             info = np.iinfo(ds.dtype)
             if not info.min <= zero <= info.max:
                 raise RecordingFormatError(
                     "ADC zero outside the range of the stored dtype", path=self.path, obj=ds.name,
                     expected=f"{info.min}..{info.max} for {ds.dtype}", found=str(zero),
                 )
-            top, left, n_rows, n_cols = self._region(row, ds)
-            factors, single, scaling = self._conversion(row, ds, n_rows * n_cols)
-            exponent = _field(row, "Exponent", None)
-            unit = str(_field(row, "Unit", "") or "")
+            top, left, n_rows, n_cols = sensor_region(row, ds, self.sensor_axis_order, self.path)
+            factors, single, scaling = conversion_factors(row, ds, n_rows * n_cols, self.path,
+                                                          f"/{SENSOR_GROUP}/SensorMeta")
+            exponent = meta_field(row, "Exponent", None)
+            unit = str(meta_field(row, "Unit", "") or "")
             if exponent is None and scaling != "unscaled":
                 # Without it the scale is unknown: defaulting to 10**0 would misscale by orders of magnitude.
                 raise RecordingFormatError(
@@ -539,80 +461,6 @@ class CmcrFile:
                 "counts (recorded as scaling='unscaled' in the recording's metadata)",
                 self.path, "/" + SENSOR_GROUP + "/SensorMeta")
         return sorted(out, key=lambda s: (s.roi, s.chunk))
-
-    def _region(self, row, ds) -> tuple[int, int, int, int]:
-        """(0-based chip row offset, col offset, n_rows, n_cols) of one dataset's region.
-
-        ``Region.Left``/``Region.Right`` are 1-based chip columns (x, the stored axis 1
-        in the vendor's layout), ``Region.Top``/``Region.Bottom`` 1-based chip rows
-        (y, axis 2).  Without them the region starts at the chip's corner.
-        """
-        left = _first_field(row, ("Region.Left", "RegionLeft"), 1)
-        top = _first_field(row, ("Region.Top", "RegionTop"), 1)
-        right = _first_field(row, ("Region.Right", "RegionRight"), None)
-        bottom = _first_field(row, ("Region.Bottom", "RegionBottom"), None)
-        a1, a2 = int(ds.shape[1]), int(ds.shape[2])
-        n_cols, n_rows = (a1, a2) if self.sensor_axis_order == "col_row" else (a2, a1)
-        layout = "[frame, col, row]" if self.sensor_axis_order == "col_row" else "[frame, row, col]"
-        if right is not None and bottom is not None:
-            want_cols, want_rows = int(right) - int(left) + 1, int(bottom) - int(top) + 1
-            if (want_cols, want_rows) != (n_cols, n_rows):
-                want = (want_cols, want_rows) if self.sensor_axis_order == "col_row" else (want_rows, want_cols)
-                raise RecordingFormatError(
-                    "sensor data shape disagrees with its region", path=self.path, obj=ds.name,
-                    expected=(f"(frames, {want[0]}, {want[1]}) stored as {layout} for Region.Left..Right "
-                              f"{left}..{right}, Region.Top..Bottom {top}..{bottom}"),
-                    found=str(ds.shape),
-                    hint="check the SensorMeta row of this region, or the sensor_axis_order setting",
-                )
-        left, top = int(left), int(top)
-        if not (1 <= left and left + n_cols - 1 <= GRID_SIZE and 1 <= top and top + n_rows - 1 <= GRID_SIZE):
-            raise RecordingFormatError(
-                "sensor region lies outside the 65 x 65 chip", path=self.path, obj=ds.name,
-                expected="1-based Region.Left/Top with the region inside 1..65",
-                found=f"Region.Left {left}, Region.Top {top}, {n_cols} columns x {n_rows} rows",
-            )
-        return top - 1, left - 1, n_rows, n_cols
-
-    def _conversion(self, row, ds, n_sensors: int) -> tuple[np.ndarray | None, float, str]:
-        """(per-sensor factors in stored element order or None, single factor, scaling kind)."""
-        text = None
-        if row is not None and row.dtype.names is not None and "Conversion Factors" in row.dtype.names:
-            text = row["Conversion Factors"]
-        if text is not None:
-            if isinstance(text, (bytes, np.bytes_)):
-                text = bytes(text).decode("ascii", errors="replace")
-            tokens = str(text).replace("\x00", " ").split()
-            if tokens:
-                try:
-                    factors = np.array(tokens, dtype=np.float64)
-                except ValueError:
-                    raise RecordingFormatError(
-                        "'Conversion Factors' holds something other than numbers", path=self.path,
-                        obj=f"/{SENSOR_GROUP}/SensorMeta (region {row['RegionID'] if 'RegionID' in row.dtype.names else '?'}) "
-                            f"for {ds.name}",
-                        expected="space-separated integers", found=repr(" ".join(tokens[:5]))[:80],
-                    ) from None
-                bad = ~(np.isfinite(factors) & (factors > 0))
-                if bad.any():
-                    raise RecordingFormatError(
-                        "'Conversion Factors' holds a factor that is not positive", path=self.path,
-                        obj=f"/{SENSOR_GROUP}/SensorMeta for {ds.name}",
-                        expected="positive factors, one per sensor",
-                        found=f"{float(factors[bad][0])!r} at position {int(np.flatnonzero(bad)[0])} (sensor-id order)",
-                    )
-                if factors.size != n_sensors:
-                    raise RecordingFormatError(
-                        "'Conversion Factors' has the wrong number of sensors", path=self.path,
-                        obj=f"/{SENSOR_GROUP}/SensorMeta for {ds.name}",
-                        expected=f"{n_sensors} factors (one per sensor of {ds.shape[1]} x {ds.shape[2]})",
-                        found=f"{factors.size} factors",
-                    )
-                return factors, 1.0, "per_sensor"
-        single = _field(row, "ConversionFactor", None)
-        if single is not None:
-            return None, float(single), "single"
-        return None, 1.0, "unscaled"
 
     def _sensor_info(self, dataset: str | SensorDataInfo | None) -> SensorDataInfo:
         infos = self.sensor_datasets()
