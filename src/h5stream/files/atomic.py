@@ -25,7 +25,7 @@ from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsErro
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
 from h5stream.files.paths import LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.validated import (
-    _open_without_unsupported_locks,
+    open_without_unsupported_locks,
     check_hdf5_signature,
     check_regular_file,
     guard_read,
@@ -218,7 +218,7 @@ class AtomicFile:
                     shutil.copymode(self.source, self.partial)
                 except OSError as exc:
                     raise _as_write_error(exc, target, "copying the file for update") from exc
-                self.file = _open_without_unsupported_locks(h5py.File, self.partial, "r+", {})
+                self.file = open_without_unsupported_locks(h5py.File, self.partial, "r+", {})
                 # The copy is what gets written: refuse it as a read would, before any write
                 # could follow an external link or external storage into another file.
                 with guard_read(target, "/"):
@@ -229,7 +229,7 @@ class AtomicFile:
                     kwargs["userblock_size"] = self.userblock_size
                 if self.libver is not None:
                     kwargs["libver"] = self.libver
-                self.file = _open_without_unsupported_locks(h5py.File, self.partial, "x", kwargs)
+                self.file = open_without_unsupported_locks(h5py.File, self.partial, "x", kwargs)
         except H5StreamError:
             self._cleanup()
             raise

@@ -489,7 +489,7 @@ def _lock_errno(exc: BaseException) -> int | None:
 _LOCKS_UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, 524}
 
 
-def _open_without_unsupported_locks(opener: Callable[..., h5py.File], path: Path, mode: str,
+def open_without_unsupported_locks(opener: Callable[..., h5py.File], path: Path, mode: str,
                                     kwargs: dict) -> h5py.File:
     """Open with HDF5's file lock, or without it where the filesystem has no locks.
 
@@ -508,7 +508,7 @@ def _open_without_unsupported_locks(opener: Callable[..., h5py.File], path: Path
 
 
 def _open_read_only(path: Path, kwargs: dict) -> h5py.File:
-    return _open_without_unsupported_locks(h5py.File, path, "r", kwargs)
+    return open_without_unsupported_locks(h5py.File, path, "r", kwargs)
 
 
 def require_attr_format(

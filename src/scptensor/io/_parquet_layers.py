@@ -15,7 +15,7 @@ import polars as pl
 from scipy import sparse
 
 from scptensor.core.structures import ScpMatrix
-from scptensor.io._parquet_manifest import _member
+from scptensor.io._parquet_manifest import dataset_member
 from scptensor.io.exceptions import IOFormatError
 
 _MAX_RANGES = 512
@@ -322,7 +322,7 @@ def _read_layer(
                             expected=f"({sample_ids.len()}, {feature_ids.len()})", found=str(shape))
     if spec.get("form") == "wide":
         return _read_wide(root, spec, sample_ids, sel, obj)
-    path = _member(root, spec["file"], obj)
+    path = dataset_member(root, spec["file"], obj)
     frame = _scan_rows(path, _row_ranges(spec, sel))
     if sel is None:
         matrix = _dense_tiles(frame, spec, sample_ids, feature_ids, shape)
@@ -422,7 +422,7 @@ def _read_wide(root: Path, spec: dict, sample_ids: pl.Series, sel: np.ndarray | 
     n, f = (int(v) for v in spec["shape"])
     wanted = np.arange(n) if sel is None else np.unique(sel)
     runs = None if sel is None else _merge_runs([(int(s), int(s) + 1) for s in wanted])
-    path = _member(root, spec["file"], obj)
+    path = dataset_member(root, spec["file"], obj)
     frame = _scan_rows(path, runs)
     pos = _positions(frame.get_column("sample_id"), sample_ids, path, f"{obj} sample_id")
     if not np.array_equal(pos, wanted):
@@ -432,7 +432,7 @@ def _read_wide(root: Path, spec: dict, sample_ids: pl.Series, sel: np.ndarray | 
     X = _wide_values(frame, f, dtype, pl.Float32 if dtype == np.float32 else pl.Float64, root, obj)
     M = None
     if "mask_file" in spec:
-        masks = _scan_rows(_member(root, spec["mask_file"], obj), runs)
+        masks = _scan_rows(dataset_member(root, spec["mask_file"], obj), runs)
         M = _wide_values(masks, f, np.dtype(np.int8), pl.Int8, root, f"{obj} mask")
     if sel is not None:
         order = np.searchsorted(wanted, sel)

@@ -101,7 +101,7 @@ def is_parquet_dataset(path: str | os.PathLike) -> bool:
     return True
 
 
-def _member(root: Path, rel: Any, obj: str) -> Path:
+def dataset_member(root: Path, rel: Any, obj: str) -> Path:
     """A file named by the manifest, refused when it would leave the dataset folder."""
     if not isinstance(rel, str) or not rel or os.path.isabs(rel) or ".." in Path(rel).parts:
         raise IOFormatError("manifest names a file outside the dataset", path=root, obj=obj,

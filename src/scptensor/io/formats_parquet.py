@@ -98,7 +98,7 @@ from scptensor.io._parquet_manifest import (  # noqa: F401  (the helpers stay im
     _file_names,
     _guard,
     _history_json,
-    _member,
+    dataset_member,
     _read_manifest,
     is_parquet_dataset,
 )
@@ -346,7 +346,7 @@ def load_parquet(
     selection = selection_from(names, {a["name"]: [l["name"] for l in a["layers"]] for a in assay_entries},
                                assays=assays, layers=layers, path=root)
     with _guard(root, manifest["obs"]):
-        obs_path = _member(root, manifest["obs"], "obs")
+        obs_path = dataset_member(root, manifest["obs"], "obs")
         if obs_columns is not None:
             schema = pl.read_parquet_schema(obs_path)
             selection.check_obs_columns(list(schema), obs_columns, sample_id_col)
@@ -364,7 +364,7 @@ def load_parquet(
             continue
         obj = f"assays/{entry['name']}"
         with _guard(root, obj):
-            var = pl.read_parquet(_member(root, entry["var"], f"{obj}/var"))
+            var = pl.read_parquet(dataset_member(root, entry["var"], f"{obj}/var"))
             feature_ids = var.get_column(entry["feature_id_col"])
             layer_map = {}
             for spec in entry["layers"]:
@@ -380,7 +380,7 @@ def load_parquet(
     with _guard(root, "links"):
         for i, link in enumerate(manifest.get("links", [])):
             if link["source_assay"] in container_assays and link["target_assay"] in container_assays:
-                linkage = pl.read_parquet(_member(root, link["file"], f"links/{i}"))
+                linkage = pl.read_parquet(dataset_member(root, link["file"], f"links/{i}"))
                 links.append(AggregationLink(link["source_assay"], link["target_assay"], linkage))
     with _guard(root, "history"):
         history = [
