@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import os
 import tomllib
 import warnings
@@ -70,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from h5stream.jsonvalues import stable_hash
-from hdmea.config_reader import TableReader, config_error
+from hdmea.config_reader import TableReader, check_parameter_values, config_error
 from hdmea.errors import ConfigError, DeprecatedStepNameWarning
 from hdmea.pipeline.steps import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
 
@@ -534,22 +533,7 @@ def _check_step_arguments(step: Step, table: TableReader, arguments: Mapping[str
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     } - RESERVED_STEP_ARGUMENTS
     TableReader(arguments, table.key, table.source).reject_unknown(names)
-    for name, value in arguments.items():
-        check = _VALUE_CHECKS.get(name)
-        if check is None:
-            continue
-        module, function = check.split(":")
-        try:
-            getattr(importlib.import_module(module), function)(value)
-        except ConfigError as exc:
-            raise config_error(f"{table.key}.{name}", exc.args[0] if exc.args else str(exc), source=table.source,
-                               found=value, expected=getattr(exc, "expected", None),
-                               hint=getattr(exc, "hint", None)) from exc
-
-
-#: Step parameters whose values are checked when the configuration is read (before any work):
-#: parameter name -> "module:function" raising ConfigError for a bad value.
-_VALUE_CHECKS = {"sensor_axis_order": "hdmea.io.cmcr:check_sensor_axis_order"}
+    check_parameter_values(arguments, table.key, table.source)
 
 
 def _parse_output(r: TableReader) -> OutputConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -112,3 +113,22 @@ _CHECKS = {
     "str_list": _check_str_list,
     "any": _check_any,
 }
+
+
+#: Step parameters whose values are checked when the configuration is read (before any work):
+#: parameter name -> "module:function" raising ConfigError for a bad value.
+PARAMETER_CHECKS = {"sensor_axis_order": "hdmea.io.cmcr:check_sensor_axis_order"}
+
+
+def check_parameter_values(arguments: Mapping[str, Any], key: str, source: str | None) -> None:
+    """Run the value check of every parameter in :data:`PARAMETER_CHECKS`; a bad value names ``key.name``."""
+    for name, value in arguments.items():
+        check = PARAMETER_CHECKS.get(name)
+        if check is None:
+            continue
+        module, function = check.split(":")
+        try:
+            getattr(importlib.import_module(module), function)(value)
+        except ConfigError as exc:
+            raise config_error(f"{key}.{name}", exc.args[0] if exc.args else str(exc), source=source, found=value,
+                               expected=getattr(exc, "expected", None), hint=getattr(exc, "hint", None)) from exc
