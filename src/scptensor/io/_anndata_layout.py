@@ -24,11 +24,10 @@ from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpM
 from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY, restore_frame, split_frame
 from scptensor.io import json_values
 from scptensor.io.exceptions import IOFormatError
+from scptensor.io.partial_hdf5 import read_obs_part, read_rows
 from scptensor.io.serializers import (
     compression_options,
-    deserialize_matrix,
     matrix_options,
-    normalize_sparse,
     provenance_from_element,
     provenance_to_element,
 )
@@ -42,6 +41,9 @@ __all__ = [
     "SCPTENSOR_KEY",
     "write_anndata_frame",
     "read_anndata_frame",
+    "read_anndata_obs",
+    "read_info",
+    "layer_order",
 ]
 
 ANNDATA_ENCODING = ("anndata", "0.1.0")
@@ -167,41 +169,63 @@ def write_elem_group(parent: h5py.Group, key: str, value: dict, options: dict) -
     return parent[key]
 
 
-def _info(group: h5py.Group, path) -> dict[str, Any]:
+def read_info(group: h5py.Group, path) -> dict[str, Any]:
+    """The ``uns/scptensor`` annotations of an AnnData group, without the masks (read per layer)."""
     if "uns" not in group or SCPTENSOR_KEY not in group["uns"]:
         raise IOFormatError(
             "AnnData group was not written by scptensor", path=path, obj=f"{group.name}/uns/{SCPTENSOR_KEY}",
             expected="the scptensor annotations (masks, layer order, id columns)", found="nothing",
             hint="only files saved by scptensor load back into a container",
         )
-    return read_elem(group["uns"][SCPTENSOR_KEY])
+    # the keys are plain names (no escaping): member name == key
+    stored = group["uns"][SCPTENSOR_KEY]
+    return {key: read_elem(stored[key]) for key in stored if key != "masks"}
 
 
-def read_assay_group(group: h5py.Group, path) -> tuple[Assay, dict[str, Any]]:
-    """The assay stored in an AnnData group, and its ``uns/scptensor`` annotations."""
-    info = _info(group, path)
+def layer_order(info: dict[str, Any]) -> list[str]:
+    return [str(v) for v in info.get("layer_order", [])]
+
+
+def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, request: dict):
+    """The requested obs columns and rows of an AnnData group or MuData root, and the positions."""
+    return read_obs_part(
+        selection, group["obs"], info["sample_id_col"], request.get("obs_columns"), request.get("samples"),
+        lambda: read_anndata_frame(group, "obs", info, path),
+        by_column="obs" not in info.get(EXACT_COLUMNS_KEY, {}),
+    )
+
+
+def read_assay_group(
+    group: h5py.Group, path, info: dict[str, Any] | None = None, *, layers=None, positions=None
+) -> tuple[Assay, dict[str, Any]]:
+    """The assay stored in an AnnData group (only ``layers``, only rows ``positions``) and its annotations."""
+    info = read_info(group, path) if info is None else info
     var = read_anndata_frame(group, "var", info, path)
-    values = {}
     x_layer = info.get("x_layer") or None
-    if x_layer is not None:
-        values[x_layer] = deserialize_matrix(group["X"])
-    if "layers" in group:
-        # read as one mapping: member names may be escaped forms of the layer names
-        for name, value in read_elem(group["layers"]).items():
-            values[name] = normalize_sparse(value)
-    masks = info.get("masks", {})
-    metadata = _read_metadata(info.get("metadata", {}))
-    order = list(info.get("layer_order", []))
-    if sorted(order) != sorted(values):
+    order = layer_order(info)
+    stored = group["layers"] if "layers" in group else {}
+    present = ([x_layer] if x_layer is not None and "X" in group else []) + [
+        name for name in order if name != x_layer and member_name(name) in stored
+    ]
+    if sorted(order) != sorted(present) or len(stored) != len(order) - (x_layer is not None):
         raise IOFormatError(
             "layers differ from the recorded layer order", path=path, obj=group.name,
-            expected=f"layers {order}", found=f"layers {sorted(values)}",
+            expected=f"layers {order}", found=f"{len(stored)} members of layers besides X {x_layer!r}",
         )
-    layers = {}
+    uns = group["uns"][SCPTENSOR_KEY]
+    masks = uns["masks"] if "masks" in uns else {}
+    metadata = _read_metadata(info.get("metadata", {}))
+    result = {}
     for name in order:
-        M = masks.get(name)
-        layers[name] = ScpMatrix(values[name], normalize_sparse(M), metadata.get(name))
-    return Assay(var, layers, feature_id_col=info["feature_id_col"]), info
+        if layers is not None and name not in layers:
+            continue
+        values = group["X"] if name == x_layer else stored[member_name(name)]
+        mask = masks[member_name(name)] if member_name(name) in masks else None
+        result[name] = ScpMatrix(
+            read_rows(values, positions), None if mask is None else read_rows(mask, positions),
+            metadata.get(name),
+        )
+    return Assay(var, result, feature_id_col=info["feature_id_col"]), info
 
 
 def container_extras(container: ScpContainer) -> dict[str, Any]:

@@ -24,6 +24,7 @@ matched to the global ``obs`` by id (every modality must hold every sample).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,12 @@ import numpy as np
 import polars as pl
 
 from h5stream.elements import read_elem
+from h5stream.elements.mapping import KEYS_ATTR, member_name
 from scptensor.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from scptensor.io._files import guarded, root_attr
 from scptensor.io.exceptions import IOFormatError
-from scptensor.io.serializers import deserialize_matrix, normalize_sparse
+from scptensor.io.partial_hdf5 import frame_columns, read_frame_columns, read_obs_part, read_rows
+from scptensor.io.selection import selection_from
 
 __all__ = ["import_anndata", "import_mudata", "DEFAULT_ASSAY", "X_LAYER"]
 
@@ -47,13 +50,26 @@ X_LAYER = "X"
 _UNMAPPED_GROUPS = ("obsm", "varm", "obsp", "varp", "raw")
 
 
-def _frame(group: h5py.Group, key: str, path: Path) -> tuple[pl.DataFrame, str]:
-    """A foreign data frame and the name of its id column (the AnnData index, first column)."""
+def _require_frame(group: h5py.Group, key: str, path: Path) -> None:
     if key not in group:
         raise IOFormatError(
             "required element is missing", path=path, obj=f"{group.name.rstrip('/')}/{key}",
             expected="an AnnData dataframe", found="nothing",
         )
+
+
+def _frame_ids(f: h5py.File, path: Path) -> pl.Series:
+    """The global sample ids (the row labels of ``/obs``), reading only them when the frame allows."""
+    labels = frame_columns(f["obs"])
+    if labels is not None:
+        return read_frame_columns(f["obs"], labels[:1]).to_series(0)
+    obs, id_col = _frame(f, "obs", path)
+    return obs.get_column(id_col)
+
+
+def _frame(group: h5py.Group, key: str, path: Path) -> tuple[pl.DataFrame, str]:
+    """A foreign data frame and the name of its id column (the AnnData index, first column)."""
+    _require_frame(group, key, path)
     with guarded(path, f"{group.name.rstrip('/')}/{key}"):
         frame = read_elem(group[key])
     if not isinstance(frame, pl.DataFrame) or not frame.columns:
@@ -96,25 +112,40 @@ def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str]) -> dict
     return kept
 
 
-def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str]) -> Assay:
+def _layer_members(group: h5py.Group) -> dict[str, str]:
+    """Layer name -> member name of ``layers`` (names kept by our codecs, else the members' own)."""
+    if "layers" not in group:
+        return {}
+    keys = root_attr(group["layers"], KEYS_ATTR)
+    if keys is None:
+        return {m: m for m in group["layers"]}
+    return {str(k): member_name(k) for k in json.loads(keys)}
+
+
+def _layer_names(group: h5py.Group) -> list[str]:
+    """The layers a foreign AnnData group holds: ``X`` first, then ``layers/*`` (not reading them)."""
+    names = [X_LAYER] if "X" in group else []
+    return names + [n for n in _layer_members(group) if n not in names]
+
+
+def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layers=None, positions=None) -> Assay:
+    """One foreign AnnData group as an assay: only ``layers`` (None: all), only the rows at ``positions``."""
     var, feature_id_col = _frame(group, "var", path)
-    layers: dict[str, ScpMatrix] = {}
+    kept: dict[str, ScpMatrix] = {}
     with guarded(path, f"{group.name.rstrip('/')}/X"):
-        if "X" in group:
-            layers[X_LAYER] = ScpMatrix(deserialize_matrix(group["X"]))
-        if "layers" in group:
-            for name, value in read_elem(group["layers"]).items():
-                if name in layers:
-                    skipped.append(f"{prefix}layers/{name} (name taken by X)")
-                    continue
-                layers[name] = ScpMatrix(normalize_sparse(value))
+        for name in _layer_names(group):
+            if layers is None or name in layers:
+                obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
+                kept[name] = ScpMatrix(read_rows(obj, positions))
+        if "X" in group and X_LAYER in _layer_members(group):
+            skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
     for name in _UNMAPPED_GROUPS:
         if name in group:
             member = group[name]
             members = list(member) if isinstance(member, h5py.Group) and name != "raw" else [""]
             skipped.extend(f"{prefix}{name}/{m}".rstrip("/") for m in members)
     with guarded(path, group.name):
-        return Assay(var, layers, feature_id_col=feature_id_col)
+        return Assay(var, kept, feature_id_col=feature_id_col)
 
 
 def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> list[ProvenanceLog]:
@@ -131,22 +162,39 @@ def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> 
                           f"imported from {path.name}; {len(skipped)} element(s) not imported")]
 
 
-def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None) -> ScpContainer:
-    """A one-assay container from an AnnData file of another tool (see the module docstring)."""
+def _obs(selection, f: h5py.File, path: Path, request: dict):
+    with guarded(path, "/obs"):
+        _require_frame(f, "obs", path)
+        obs, positions = read_obs_part(selection, f["obs"], None, request.get("obs_columns"),
+                                       request.get("samples"), lambda: _frame(f, "obs", path)[0])
+    return obs, obs.columns[0], positions
+
+
+def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, request: dict | None = None) -> ScpContainer:
+    """A one-assay container from an AnnData file of another tool (see the module docstring).
+
+    ``request`` holds the partial options of :func:`scptensor.io.load`: only the
+    requested layers and obs columns, and the selected rows of dense and CSR
+    matrices, are read.
+    """
+    request = request or {}
     skipped: list[str] = []
-    obs, sample_id_col = _frame(f, "obs", path)
-    data = _assay(f, path, "", skipped)
+    name = assay or DEFAULT_ASSAY
+    selection = selection_from([name], {name: _layer_names(f)}, assays=request.get("assays"),
+                               layers=request.get("layers"), path=path)
+    obs, sample_id_col, positions = _obs(selection, f, path, request)
+    data = _assay(f, path, "", skipped, selection.layers, positions)
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
-        return ScpContainer(obs, {assay or DEFAULT_ASSAY: data}, history=_history("AnnData", path, uns, skipped),
+        return ScpContainer(obs, {name: data}, history=_history("AnnData", path, uns, skipped),
                             sample_id_col=sample_id_col)
 
 
-def _aligned(assay: Assay, mod_obs: pl.DataFrame, ids: pl.Series, path: Path, name: str) -> Assay:
-    """The assay's layers in the order of the global sample ids."""
+def _mod_rows(mod_obs: pl.DataFrame, ids: pl.Series, path: Path, name: str) -> np.ndarray | None:
+    """Rows of a modality in the order of the global sample ids (None: already that order)."""
     own = mod_obs.get_column(mod_obs.columns[0])
     if own.len() == ids.len() and own.equals(ids):
-        return assay
+        return None
     position = {v: i for i, v in enumerate(own.to_list())}
     missing = [v for v in ids.to_list() if v not in position]
     if missing or own.len() != ids.len():
@@ -155,32 +203,42 @@ def _aligned(assay: Assay, mod_obs: pl.DataFrame, ids: pl.Series, path: Path, na
             expected=f"the {ids.len()} samples of /obs", found=f"{own.len()} samples, {len(missing)} of /obs missing",
             hint="a container's assays share their samples; subset the MuData object to common samples first",
         )
-    order = np.array([position[v] for v in ids.to_list()], dtype=np.int64)
-    layers = {k: ScpMatrix(m.X[order]) for k, m in assay.layers.items()}
-    return Assay(assay.var, layers, feature_id_col=assay.feature_id_col)
+    return np.array([position[v] for v in ids.to_list()], dtype=np.int64)
 
 
-def import_mudata(f: h5py.File, path: Path) -> ScpContainer:
-    """A container from a MuData file of another tool: one assay per modality, in ``mod-order``."""
+def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> ScpContainer:
+    """A container from a MuData file of another tool: one assay per modality, in ``mod-order``.
+
+    With ``request`` only the requested modalities, layers, obs columns and rows are read.
+    """
+    request = request or {}
     if root_attr(f, "axis", 0) not in (0, None):
         raise IOFormatError(
             "MuData file shares features instead of samples", path=path, obj="/@axis",
             expected="axis 0 (modalities share samples)", found=repr(root_attr(f, "axis")),
         )
     skipped: list[str] = []
-    obs, sample_id_col = _frame(f, "obs", path)
-    ids = obs.get_column(sample_id_col)
     if "mod" not in f:
         raise IOFormatError("MuData file has no modalities", path=path, obj="/mod",
                             expected="a group /mod", found="nothing")
     mods = f["mod"]
     order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])] or list(mods)
+    selection = selection_from(order, {n: _layer_names(mods[n]) for n in order}, assays=request.get("assays"),
+                               layers=request.get("layers"), path=path)
+    _require_frame(f, "obs", path)
+    ids = _frame_ids(f, path)
+    obs, sample_id_col, positions = _obs(selection, f, path, request)
     assays = {}
     for name in order:
         group = mods[name]
         mod_obs, _ = _frame(group, "obs", path)
-        assays[name] = _aligned(_assay(group, path, f"mod/{name}/", skipped), mod_obs, ids, path, name)
         skipped.extend(f"mod/{name}/obs/{c}" for c in mod_obs.columns[1:])
+        if not selection.wants_assay(name):
+            continue
+        rows = _mod_rows(mod_obs, ids, path, name)
+        if positions is not None:
+            rows = positions if rows is None else rows[positions]
+        assays[name] = _assay(group, path, f"mod/{name}/", skipped, selection.layers, rows)
     for name in _UNMAPPED_GROUPS:  # obsmap/varmap are MuData's own bookkeeping
         if name in f and isinstance(f[name], h5py.Group):
             skipped.extend(f"{name}/{m}" for m in f[name])

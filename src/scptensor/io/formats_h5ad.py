@@ -24,15 +24,18 @@ from scptensor.io._anndata_layout import (
     MARK_ATTR,
     apply_container_extras,
     container_extras,
-    read_anndata_frame,
     interop_format_check,
+    layer_order,
+    read_anndata_obs,
     read_assay_group,
+    read_info,
     write_assay_group,
     written_by_scptensor,
 )
 from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
 from scptensor.io.foreign import import_anndata
+from scptensor.io.selection import selection_from
 
 __all__ = ["save_h5ad", "load_h5ad", "read_h5ad", "check_h5ad"]
 
@@ -99,16 +102,26 @@ def check_h5ad(path):
     )
 
 
-def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None) -> ScpContainer:
-    """The container in an open AnnData file (see :func:`load_h5ad`)."""
+def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: dict | None = None) -> ScpContainer:
+    """The container in an open AnnData file (see :func:`load_h5ad`), or the part ``request`` names.
+
+    ``request`` holds :func:`scptensor.io.load`'s partial options; only the
+    requested layers, masks and obs columns, and only the selected rows of
+    dense and CSR matrices, are read.
+    """
+    request = request or {}
     if not written_by_scptensor(f):
-        return import_anndata(f, source, assay=assay)
+        return import_anndata(f, source, assay=assay, request=request)
     with guarded(source, "/"):
-        stored, info = read_assay_group(f, source)
-        obs = read_anndata_frame(f, "obs", info, source)
+        info = read_info(f, source)
+        name = info["assay"]
+        selection = selection_from([name], {name: layer_order(info)}, assays=request.get("assays"),
+                                   layers=request.get("layers"), path=source)
+        obs, positions = read_anndata_obs(selection, f, info, source, request)
+        stored, info = read_assay_group(f, source, info, layers=selection.layers, positions=positions)
         history, links = apply_container_extras(info, source)
         return ScpContainer(
-            obs, {info["assay"]: stored}, history=history, links=links, sample_id_col=info["sample_id_col"],
+            obs, {name: stored}, history=history, links=links, sample_id_col=info["sample_id_col"],
         )
 
 

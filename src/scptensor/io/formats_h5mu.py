@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import polars as pl
 
-from h5stream.elements import read_elem, write_elem
+from h5stream.elements import write_elem
 from scptensor.core.structures import ScpContainer
 from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY
 from scptensor.io._anndata_layout import (
@@ -31,8 +31,10 @@ from scptensor.io._anndata_layout import (
     apply_container_extras,
     container_extras,
     interop_format_check,
-    read_anndata_frame,
+    layer_order,
+    read_anndata_obs,
     read_assay_group,
+    read_info,
     write_anndata_frame,
     write_assay_group,
     written_by_scptensor,
@@ -41,6 +43,7 @@ from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
 from scptensor.io.foreign import import_mudata
+from scptensor.io.selection import selection_from
 from scptensor.io.serializers import compression_options
 
 __all__ = ["save_h5mu", "load_h5mu", "read_h5mu", "check_h5mu", "MUDATA_VERSION"]
@@ -159,28 +162,49 @@ def load_h5mu(path: str | os.PathLike) -> ScpContainer:
         return read_h5mu(f, source)
 
 
-def read_h5mu(f: h5py.File, source: Path) -> ScpContainer:
-    """The container in an open MuData file (see :func:`load_h5mu`)."""
-    if not written_by_scptensor(f):
-        return import_mudata(f, source)
-    with guarded(source, "/uns/scptensor"):
-        extras = read_elem(f["uns"][SCPTENSOR_KEY])
-    with guarded(source, "/obs"):
-        obs = read_anndata_frame(f, "obs", extras, source)
+def mod_order(f: h5py.File, source: Path) -> list[str]:
+    """The modality names in ``mod-order`` (all of ``/mod`` when the attribute is absent)."""
     mods = f["mod"]
-    order = [str(m) for m in mods.attrs.get("mod-order", [])]
-    order = [m.decode() if isinstance(m, bytes) else m for m in order]
+    order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])]
+    return order or list(mods)
+
+
+def read_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> ScpContainer:
+    """The container in an open MuData file (see :func:`load_h5mu`), or the part ``request`` names.
+
+    Only the requested modalities, layers, masks and obs columns, and only the
+    selected rows of dense and CSR matrices, are read.
+    """
+    request = request or {}
+    if not written_by_scptensor(f):
+        return import_mudata(f, source, request=request)
+    with guarded(source, "/uns/scptensor"):
+        extras = read_info(f, source)
+    mods = f["mod"]
+    order = mod_order(f, source)
     if sorted(order) != sorted(mods):
         raise IOFormatError(
             "modalities differ from mod-order", path=source, obj="/mod",
             expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
         )
-    assays = {}
+    infos = {}
     for name in order:
         with guarded(source, f"/mod/{name}"):
-            assays[name], _info = read_assay_group(mods[name], source)
+            infos[name] = read_info(mods[name], source)
+    selection = selection_from(order, {n: layer_order(i) for n, i in infos.items()},
+                               assays=request.get("assays"), layers=request.get("layers"), path=source)
+    with guarded(source, "/obs"):
+        obs, positions = read_anndata_obs(selection, f, extras, source, request)
+    assays = {}
+    for name in order:
+        if selection.wants_assay(name):
+            with guarded(source, f"/mod/{name}"):
+                assays[name], _info = read_assay_group(
+                    mods[name], source, infos[name], layers=selection.layers, positions=positions
+                )
     with guarded(source, "/"):
         history, links = apply_container_extras(extras, source)
+        links = [l for l in links if l.source_assay in assays and l.target_assay in assays]
         return ScpContainer(
             obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
         )

@@ -27,7 +27,7 @@ from scptensor.io.exporters import FORMAT_NAME, FORMAT_VERSION
 from scptensor.io.formats_h5ad import check_h5ad, read_h5ad
 from scptensor.io.formats_h5mu import check_h5mu, read_h5mu
 from scptensor.io.legacy import LEGACY_VERSION, read_container_v1
-from scptensor.io.partial_hdf5 import read_frame_columns, read_matrix_rows
+from scptensor.io.partial_hdf5 import read_matrix_rows, read_obs_part
 from scptensor.io.selection import select_loaded, selection_from
 from scptensor.io.serializers import deserialize_matrix, deserialize_provenance
 
@@ -81,22 +81,10 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
     )
     with guarded(path, "/obs"):
         obs_group = _require(f, "obs", path, "element")
-        obs = None
-        obs_columns = request.get("obs_columns")
-        if obs_columns is not None:
-            available = json.loads(root_attr(obs_group, "h5stream:columns") or "null")
-            if available is not None:
-                selection.check_obs_columns(available, list(obs_columns), sample_id_col)
-                obs = read_frame_columns(obs_group, [sample_id_col, *obs_columns])
-        if obs is None:
-            obs = read_elem(obs_group)
-            if obs_columns is not None:
-                selection.check_obs_columns(obs.columns, list(obs_columns), sample_id_col)
-                obs = obs.select([c for c in obs.columns if c == sample_id_col or c in obs_columns])
-        positions = None
-        if request.get("samples") is not None:
-            positions = selection.sample_positions(request["samples"], obs.get_column(sample_id_col))
-            obs = obs[positions]
+        obs, positions = read_obs_part(
+            selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
+            lambda: read_elem(obs_group),
+        )
     assays = {}
     for name in assay_names:
         if not selection.wants_assay(name):
@@ -242,8 +230,10 @@ def load_hdf5(
     In the scptensor 2.0 format only the parts asked for are read: unrequested
     assays, layers and obs columns are never touched, and ``samples`` reads only
     the selected rows of dense and CSR layers (CSC layers are read whole, then
-    sliced).  Files of the 1.0 layout, MuData and AnnData are read whole and
-    then cut to the request.
+    sliced).  MuData and AnnData files (ours and other tools') read likewise only
+    the requested modalities, layers (``X`` or ``layers/``), masks and obs
+    columns, and the selected rows of dense and CSR matrices.  Files of the 1.0
+    layout are read whole and then cut to the request.
 
     Returns
     -------
@@ -271,9 +261,11 @@ def load_hdf5(
     with reading(source, _check_any(source)) as f:
         kind = file_kind(f)
         if kind == "AnnData":
-            container = read_h5ad(f, source, assay=assay)
+            container = read_h5ad(f, source, assay=assay, request=request)
+            partial = False
         elif kind == "MuData":
-            container = read_h5mu(f, source)
+            container = read_h5mu(f, source, request=request)
+            partial = False
         else:
             version = str(root_attr(f, "format_version"))
             kind = f"scptensor {version}"

@@ -20,27 +20,44 @@ from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import read_spec, read_with
 from scptensor.core.structures import ScpMatrix
 from scptensor.io._files import root_attr
-from scptensor.io.serializers import deserialize_matrix
+from scptensor.io.serializers import deserialize_matrix, normalize_sparse
 
-__all__ = ["read_frame_columns", "read_matrix_rows", "row_runs"]
+__all__ = ["frame_columns", "read_frame_columns", "read_matrix_rows", "read_obs_part", "read_rows", "row_runs"]
+
+
+def _frame_members(group: h5py.Group) -> dict[str, str] | None:
+    """Column name -> member name of a dataframe element (ours or AnnData's 0.2.0); None for others."""
+    index_member = root_attr(group, "_index")
+    raw = root_attr(group, COLUMNS_ATTR)
+    if raw is None:
+        spec = read_spec(group)
+        if spec is None or spec.encoding_type != "dataframe" or spec.encoding_version != "0.2.0":
+            return None
+        order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
+        return {name: name for name in [index_member, *order]}
+    import json
+
+    index_column = root_attr(group, INDEX_COLUMN_ATTR)
+    index_column = json.loads(index_column) if index_column is not None else None
+    return {
+        name: index_member if name == index_column else escape_name(name, RESERVED_NAMES)
+        for name in json.loads(raw)
+    }
+
+
+def frame_columns(group: h5py.Group) -> list[str] | None:
+    """The column names of a dataframe element (first the row labels of a foreign one), without reading it."""
+    members = _frame_members(group)
+    return None if members is None else list(members)
 
 
 def read_frame_columns(group: h5py.Group, wanted: list[str]) -> pl.DataFrame | None:
-    """The ``wanted`` columns (in saved order) of a dataframe element of ours; None for others."""
-    raw = root_attr(group, COLUMNS_ATTR)
-    if raw is None:
+    """The ``wanted`` columns (in saved order) of a dataframe element; None when it cannot be read by column."""
+    members = _frame_members(group)
+    if members is None:
         return None
-    import json
-
-    names = json.loads(raw)
-    index_column = root_attr(group, INDEX_COLUMN_ATTR)
-    index_column = json.loads(index_column) if index_column is not None else None
-    index_member = root_attr(group, "_index")
-    keep = [n for n in names if n in wanted]
-    series = []
-    for name in keep:
-        member = index_member if name == index_column else escape_name(name, RESERVED_NAMES)
-        series.append(read_with(group[member], series=True).alias(name))
+    keep = [n for n in members if n in wanted]
+    series = [read_with(group[members[name]], series=True).alias(name) for name in keep]
     out = pl.DataFrame(series)
     out.columns = keep
     return out
@@ -101,19 +118,47 @@ def _element_rows(obj, wanted: np.ndarray):
     return whole[wanted]
 
 
+def read_rows(obj, positions: np.ndarray | None):
+    """A matrix element whole (``positions`` None) or its rows at ``positions``, in that order."""
+    if positions is None:
+        return deserialize_matrix(obj)
+    wanted, back = np.unique(positions, return_inverse=True)
+    rows = _element_rows(obj, wanted)
+    if not (wanted.size == positions.size and np.array_equal(wanted, positions)):
+        rows = rows[back]
+    return normalize_sparse(rows)
+
+
 def read_matrix_rows(group: h5py.Group, positions: np.ndarray) -> ScpMatrix:
     """One layer group's ``X``, ``M`` and ``metadata`` for the samples at ``positions`` (in that order)."""
-    wanted, back = np.unique(positions, return_inverse=True)
-    in_order = wanted.size == positions.size and np.array_equal(wanted, positions)
-    parts = []
-    for name in ("X", "M"):
-        if name not in group:
-            parts.append(None)
-            continue
-        rows = _element_rows(group[name], wanted)
-        parts.append(rows if in_order else rows[back])
-    X, M = parts
-    if sparse.issparse(X) and X.format == "csr" and not isinstance(X, sparse.csr_matrix):
-        X = sparse.csr_matrix(X)
+    X, M = (read_rows(group[name], positions) if name in group else None for name in ("X", "M"))
     metadata = read_elem(group["metadata"]) if "metadata" in group else None
     return ScpMatrix(X, M, metadata)
+
+
+def read_obs_part(selection, group: h5py.Group, id_col: str | None, obs_columns, samples, read_whole,
+                  by_column: bool = True):
+    """The requested columns and rows of an obs frame, and the sample positions (None: all).
+
+    Only the requested columns' datasets are read when the frame allows it;
+    otherwise (or with ``by_column`` False) ``read_whole()`` gives the frame, then it is cut.  ``id_col``
+    None means the frame's first column (the row labels of a foreign file).
+    """
+    obs = None
+    if obs_columns is not None and by_column:
+        available = frame_columns(group)
+        if available is not None:
+            id_col = available[0] if id_col is None else id_col
+            selection.check_obs_columns(available, list(obs_columns), id_col)
+            obs = read_frame_columns(group, [id_col, *obs_columns])
+    if obs is None:
+        obs = read_whole()
+        id_col = obs.columns[0] if id_col is None else id_col
+        if obs_columns is not None:
+            selection.check_obs_columns(obs.columns, list(obs_columns), id_col)
+            obs = obs.select([c for c in obs.columns if c == id_col or c in obs_columns])
+    positions = None
+    if samples is not None:
+        positions = selection.sample_positions(samples, obs.get_column(id_col))
+        obs = obs[positions]
+    return obs, positions
