@@ -227,3 +227,47 @@ def test_unrequested_parquet_files_are_never_opened(tmp_path, container):
         load(path)
     got = load(path, layers=["raw"])
     assert list(got.assays["peptides"].layers) == ["raw"]
+
+
+def _spoil(obj) -> None:
+    obj.attrs["encoding-type"] = "mystery"
+
+
+@pytest.mark.parametrize("foreign", [False, True], ids=["ours", "foreign"])
+def test_unrequested_h5mu_parts_are_never_read(tmp_path, container, foreign):
+    path = tmp_path / "c.h5mu"
+    container.save(path)
+    if foreign:
+        _make_foreign(path)
+    with h5py.File(path, "r+") as f:
+        _spoil(f["mod/peptides/layers/norm"])  # an unrequested layer
+        _spoil(f["mod/proteins/X"])  # every layer of an unrequested modality
+        _spoil(f["mod/proteins/layers/log"])
+        if not foreign:
+            _spoil(f["mod/proteins/uns/scptensor/masks/raw"])  # a mask of an unrequested modality
+        member = [k for k in f["obs"] if k.startswith("purity")][0]
+        _spoil(f["obs"][member])  # an unrequested obs column
+    with pytest.raises(IOFormatError, match="mystery"):
+        load(path)
+    full_layer = "X" if foreign else "raw"
+    got = load(path, assays=["peptides"], layers=[full_layer], obs_columns=["batch"], samples=["S2", "S7"])
+    assert list(got.assays) == ["peptides"] and list(got.assays["peptides"].layers) == [full_layer]
+    assert got.obs.columns == ["_index", "batch"] and got.sample_ids.to_list() == ["S2", "S7"]
+    expected = container.assays["peptides"].layers["raw"]
+    matrix = got.assays["peptides"].layers[full_layer]
+    assert np.array_equal(matrix.X.toarray(), expected.X.toarray()[[1, 6]])
+    if not foreign:
+        assert np.array_equal(_dense(matrix.M), _dense(expected.M)[[1, 6]])
+
+
+def test_unrequested_h5ad_masks_and_layers_are_never_read(tmp_path, container):
+    path = tmp_path / "c.h5ad"
+    container.save(path, assay="proteins", layer="log")  # X: log, layers/raw with a mask
+    with h5py.File(path, "r+") as f:
+        _spoil(f["layers/raw"])
+        _spoil(f["uns/scptensor/masks/raw"])
+    with pytest.raises(IOFormatError, match="mystery"):
+        load(path)
+    got = load(path, layers=["log"], samples=np.arange(9) < 3)
+    assert np.array_equal(got.assays["proteins"].layers["log"].X, container.assays["proteins"].layers["log"].X[:3],
+                          equal_nan=True)

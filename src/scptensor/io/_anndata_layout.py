@@ -12,6 +12,7 @@ AnnData cannot read are written as stand-ins with an exact copy under
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import h5py
@@ -188,10 +189,23 @@ def layer_order(info: dict[str, Any]) -> list[str]:
 
 def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, request: dict):
     """The requested obs columns and rows of an AnnData group or MuData root, and the positions."""
+    restore = None
+    exact = info.get(EXACT_COLUMNS_KEY, {}).get("obs")
+    if exact is not None:
+        try:
+            names = list(pl.read_ipc_schema(io.BytesIO(np.asarray(exact).tobytes())))
+        except Exception:  # a damaged copy: restore_frame names what is wrong
+            names = ()
+
+        def finish(frame: pl.DataFrame) -> pl.DataFrame:
+            # stand-ins not read are given as null placeholders, replaced, then left out
+            unread = [pl.lit(None).alias(n) for n in names if n not in frame.columns]
+            return restore_frame(frame.with_columns(unread), exact, path=path, obj=f"{group.name.rstrip('/')}/obs")
+
+        restore = finish
     return read_obs_part(
         selection, group["obs"], info["sample_id_col"], request.get("obs_columns"), request.get("samples"),
-        lambda: read_anndata_frame(group, "obs", info, path),
-        by_column="obs" not in info.get(EXACT_COLUMNS_KEY, {}),
+        lambda: read_anndata_frame(group, "obs", info, path), restore,
     )
 
 

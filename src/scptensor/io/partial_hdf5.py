@@ -137,20 +137,23 @@ def read_matrix_rows(group: h5py.Group, positions: np.ndarray) -> ScpMatrix:
 
 
 def read_obs_part(selection, group: h5py.Group, id_col: str | None, obs_columns, samples, read_whole,
-                  by_column: bool = True):
+                  restore=None):
     """The requested columns and rows of an obs frame, and the sample positions (None: all).
 
     Only the requested columns' datasets are read when the frame allows it;
-    otherwise (or with ``by_column`` False) ``read_whole()`` gives the frame, then it is cut.  ``id_col``
+    otherwise ``read_whole()`` gives the frame, then it is cut.  ``restore``
+    turns the columns read into their exact values (see ``read_anndata_obs``).  ``id_col``
     None means the frame's first column (the row labels of a foreign file).
     """
     obs = None
-    if obs_columns is not None and by_column:
+    if obs_columns is not None:
         available = frame_columns(group)
         if available is not None:
             id_col = available[0] if id_col is None else id_col
             selection.check_obs_columns(available, list(obs_columns), id_col)
             obs = read_frame_columns(group, [id_col, *obs_columns])
+            if restore is not None:
+                obs = restore(obs).select(obs.columns)
     if obs is None:
         obs = read_whole()
         id_col = obs.columns[0] if id_col is None else id_col
