@@ -271,3 +271,34 @@ def test_unrequested_h5ad_masks_and_layers_are_never_read(tmp_path, container):
     got = load(path, layers=["log"], samples=np.arange(9) < 3)
     assert np.array_equal(got.assays["proteins"].layers["log"].X, container.assays["proteins"].layers["log"].X[:3],
                           equal_nan=True)
+
+
+def test_foreign_h5mu_samples_follow_each_modality_own_row_order(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    mudata = pytest.importorskip("mudata")
+    import pandas as pd
+
+    ids = [f"c{i}" for i in range(6)]
+    rng = np.random.default_rng(3)
+    dense = rng.random((6, 3))
+    order = [4, 0, 5, 2, 1, 3]  # the second modality stores the cells in another order
+    csr = sparse.random(6, 4, density=0.5, format="csr", random_state=1)
+    mods = {
+        "a": anndata.AnnData(X=dense, obs=pd.DataFrame(index=ids), var=pd.DataFrame(index=["f1", "f2", "f3"])),
+        "b": anndata.AnnData(X=csr[order], obs=pd.DataFrame(index=[ids[i] for i in order]),
+                             var=pd.DataFrame(index=["g1", "g2", "g3", "g4"])),
+    }
+    with mudata.set_options(pull_on_update=False):
+        mdata = mudata.MuData(mods)
+    path = tmp_path / "m.h5mu"
+    mdata.write(path)
+    full = load(path)
+    wanted = ["c5", "c1", "c2"]
+    got = load(path, samples=wanted)
+    rows = np.array([ids.index(s) for s in wanted])
+    assert got.sample_ids.to_list() == wanted
+    assert np.array_equal(got.assays["a"].layers["X"].X, dense[rows])
+    assert np.array_equal(got.assays["b"].layers["X"].X.toarray(), csr.toarray()[rows])
+    _check(got, full, assays=None, layers=None, obs_columns=None, rows=rows)
+    only_b = load(path, assays=["b"], samples=np.array([True, False, True, False, False, True]))
+    assert np.array_equal(only_b.assays["b"].layers["X"].X.toarray(), csr.toarray()[[0, 2, 5]])

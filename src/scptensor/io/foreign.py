@@ -58,13 +58,15 @@ def _require_frame(group: h5py.Group, key: str, path: Path) -> None:
         )
 
 
-def _frame_ids(f: h5py.File, path: Path) -> pl.Series:
-    """The global sample ids (the row labels of ``/obs``), reading only them when the frame allows."""
-    labels = frame_columns(f["obs"])
-    if labels is not None:
-        return read_frame_columns(f["obs"], labels[:1]).to_series(0)
-    obs, id_col = _frame(f, "obs", path)
-    return obs.get_column(id_col)
+def _frame_ids(group: h5py.Group, path: Path) -> tuple[pl.Series, list[str]]:
+    """The row labels of ``group/obs`` and its other column names, reading only the labels when it can."""
+    _require_frame(group, "obs", path)
+    names = frame_columns(group["obs"])
+    if names is not None:
+        with guarded(path, f"{group.name.rstrip('/')}/obs"):
+            return read_frame_columns(group["obs"], names[:1]).to_series(0), names[1:]
+    obs, id_col = _frame(group, "obs", path)
+    return obs.get_column(id_col), obs.columns[1:]
 
 
 def _frame(group: h5py.Group, key: str, path: Path) -> tuple[pl.DataFrame, str]:
@@ -190,9 +192,8 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
                             sample_id_col=sample_id_col)
 
 
-def _mod_rows(mod_obs: pl.DataFrame, ids: pl.Series, path: Path, name: str) -> np.ndarray | None:
-    """Rows of a modality in the order of the global sample ids (None: already that order)."""
-    own = mod_obs.get_column(mod_obs.columns[0])
+def _mod_rows(own: pl.Series, ids: pl.Series, path: Path, name: str) -> np.ndarray | None:
+    """Rows of a modality (row labels ``own``) in the order of the global sample ids (None: that order)."""
     if own.len() == ids.len() and own.equals(ids):
         return None
     position = {v: i for i, v in enumerate(own.to_list())}
@@ -225,17 +226,16 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
     order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])] or list(mods)
     selection = selection_from(order, {n: _layer_names(mods[n]) for n in order}, assays=request.get("assays"),
                                layers=request.get("layers"), path=path)
-    _require_frame(f, "obs", path)
-    ids = _frame_ids(f, path)
+    ids, _ = _frame_ids(f, path)
     obs, sample_id_col, positions = _obs(selection, f, path, request)
     assays = {}
     for name in order:
         group = mods[name]
-        mod_obs, _ = _frame(group, "obs", path)
-        skipped.extend(f"mod/{name}/obs/{c}" for c in mod_obs.columns[1:])
+        own, columns = _frame_ids(group, path)
+        skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
         if not selection.wants_assay(name):
             continue
-        rows = _mod_rows(mod_obs, ids, path, name)
+        rows = _mod_rows(own, ids, path, name)
         if positions is not None:
             rows = positions if rows is None else rows[positions]
         assays[name] = _assay(group, path, f"mod/{name}/", skipped, selection.layers, rows)
