@@ -7,6 +7,7 @@ configuration, so tests import their helpers as ``tests.reference``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -43,7 +44,37 @@ def h5(tmp_path):
         yield f
 
 
+@contextlib.contextmanager
+def tmpfs_mount(folder: Path, options: str):
+    """Mount a tmpfs with ``options`` (e.g. ``"size=2m"``) at ``folder``; skip where this process may not mount."""
+    import subprocess
+
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a filesystem needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 # ----------------------------------------------------------------------------- HD-MEA recordings
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """A folder with a small synthetic recording ``tiny.cmcr``/``.cmtr``/``.stimulus.json`` and a
+    configuration ``tiny.toml`` for the commands that process (do not modify it)."""
+    from hdmea.synthetic import generate_recording
+
+    out = tmp_path_factory.mktemp("tiny")
+    generate_recording(out, "tiny", n_units=3, seed=5)
+    (out / "tiny.toml").write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
+    return out
 
 
 @pytest.fixture(scope="session")

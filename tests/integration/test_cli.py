@@ -120,16 +120,6 @@ def test_report_writes_page_and_figures(demo, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """A small synthetic recording (a fraction of the demo's size) for the commands that process."""
-    from hdmea.synthetic import generate_recording
-
-    out = tmp_path_factory.mktemp("tiny")
-    generate_recording(out, "tiny", n_units=3, seed=5)
-    (out / "tiny.toml").write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
-    return out
-
 
 def test_run_then_rerun_skips(tiny, tmp_path):
     out = tmp_path / "one.h5"

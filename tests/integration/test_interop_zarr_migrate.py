@@ -219,6 +219,20 @@ def test_folder_migration_is_idempotent_and_resumes(tmp_path):
         assert f.attrs["dataset_id"] == "rec2"
 
 
+def test_folder_migration_checks_the_output_folder_before_any_archive(tmp_path):
+    from hdmea.pipeline.preflight import PreflightError
+
+    src = tmp_path / "archives"
+    src.mkdir()
+    write_old_archive(src / "rec0.zarr", seed=0, dataset_id="rec0")
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder's parent should be")
+    with pytest.raises(PreflightError, match="cannot be created") as info:
+        migrate_folder(src, blocker / "h5")
+    assert str(blocker) in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archives", "taken"]
+
+
 def test_cli_migrate(archive, tmp_path, capsys):
     path, truth = archive
     with pytest.raises(SystemExit) as exc:

@@ -29,6 +29,7 @@ import pytest
 
 from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError
 from h5stream.files import create_atomic, open_validated
+from tests.conftest import tmpfs_mount
 
 HELPER = Path(__file__).with_name("_claim_phases.py")
 
@@ -180,18 +181,8 @@ def test_full_disk_in_an_atomic_write_frees_the_partial_before_the_error(tmp_pat
 @pytest.fixture
 def small_filesystem(tmp_path):
     """A 2 MB tmpfs (needs root and a kernel that lets this process mount)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs_mount(tmp_path / "small", "size=2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _used_bytes(path: Path) -> int:

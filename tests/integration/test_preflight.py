@@ -29,6 +29,7 @@ from hdmea.pipeline import preflight
 from hdmea.pipeline.batch import Recording, run_batch, run_one
 from hdmea.pipeline.preflight import LowSpaceWarning, PreflightError, check_run
 from hdmea.pipeline.steps import run_pipeline
+from tests.conftest import tmpfs_mount
 
 
 @pytest.fixture(autouse=True)
@@ -44,15 +45,6 @@ def _restore_logging():
         lg.handlers[:] = handlers
         lg.propagate = propagate
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from hdmea.synthetic import generate_recording
-
-    out = tmp_path_factory.mktemp("tiny")
-    generate_recording(out, "tiny", n_units=3, seed=5)
-    (out / "tiny.toml").write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
-    return out
 
 
 def _config(**steps):
@@ -177,18 +169,8 @@ def test_read_only_folder_as_a_user_without_override_rights(tiny, unprivileged):
 @pytest.fixture
 def read_only_mount(tmp_path):
     """A really read-only filesystem (a read-only tmpfs); skipped where this process may not mount."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a filesystem needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs_mount(tmp_path / "ro", "size=1m,ro") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_read_only_filesystem_every_command(tiny, tmp_path, read_only_mount, capsys):

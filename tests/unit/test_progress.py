@@ -66,27 +66,31 @@ def test_slurm_tag_and_recording_filter():
     assert record.recording == "rec_A" and record.slurm == "slurm=5_2 "
 
 
-def test_configure_logging_tags_lines_and_does_not_double(monkeypatch):
+@pytest.fixture
+def restore_logging():
+    """Undo what configure_logging does to the package loggers, after the test."""
+    lg = logging.getLogger("hdmea")
+    before = (list(lg.handlers), lg.level, lg.propagate)
+    yield
+    lg.handlers[:] = before[0]
+    lg.setLevel(before[1])
+    lg.propagate = before[2]
+    for name in ("h5stream", "scptensor"):
+        other = logging.getLogger(name)
+        other.handlers[:] = [h for h in other.handlers if not hasattr(h, "_hdmea_cli_handler")]
+        other.propagate = True
+        other.setLevel(logging.NOTSET)
+
+
+def test_configure_logging_tags_lines_and_does_not_double(monkeypatch, restore_logging):
     monkeypatch.setenv("SLURM_JOB_ID", "1234")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "9")
     stream = io.StringIO()
-    lg = logging.getLogger("hdmea")
-    before = (list(lg.handlers), lg.level, lg.propagate)
-    try:
-        configure_logging("INFO", stream=stream)
-        configure_logging("INFO", stream=stream)
-        with recording_context("rec_B"):
-            logging.getLogger("hdmea.pipeline.batch").info("hello %d", 5)
-        logging.getLogger("hdmea.pipeline.batch").debug("hidden")
-    finally:
-        lg.handlers[:] = before[0]
-        lg.setLevel(before[1])
-        lg.propagate = before[2]
-        for name in ("h5stream", "scptensor"):
-            other = logging.getLogger(name)
-            other.handlers[:] = [h for h in other.handlers if not hasattr(h, "_hdmea_cli_handler")]
-            other.propagate = True
-            other.setLevel(logging.NOTSET)
+    configure_logging("INFO", stream=stream)
+    configure_logging("INFO", stream=stream)
+    with recording_context("rec_B"):
+        logging.getLogger("hdmea.pipeline.batch").info("hello %d", 5)
+    logging.getLogger("hdmea.pipeline.batch").debug("hidden")
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     assert "slurm=1234_9 [rec_B] hdmea.pipeline.batch: hello 5" in lines[0]
@@ -94,27 +98,15 @@ def test_configure_logging_tags_lines_and_does_not_double(monkeypatch):
         configure_logging("LOUD")
 
 
-def test_log_lines_and_a_bar_share_a_terminal_without_breaking_lines():
+def test_log_lines_and_a_bar_share_a_terminal_without_breaking_lines(restore_logging):
     stream = _Tty()
-    lg = logging.getLogger("hdmea")
-    before = (list(lg.handlers), lg.level, lg.propagate)
-    try:
-        configure_logging("INFO", stream=stream)
-        log = logging.getLogger("hdmea.test_progress")
-        with progress(4, "work", unit="step", log=log, stream=stream) as bar:
-            for i in range(4):
-                bar.update(1)
-                log.info("line %d while the bar shows", i)
-        log.info("after the bar")
-    finally:
-        lg.handlers[:] = before[0]
-        lg.setLevel(before[1])
-        lg.propagate = before[2]
-        for name in ("h5stream", "scptensor"):
-            other = logging.getLogger(name)
-            other.handlers[:] = [h for h in other.handlers if not hasattr(h, "_hdmea_cli_handler")]
-            other.propagate = True
-            other.setLevel(logging.NOTSET)
+    configure_logging("INFO", stream=stream)
+    log = logging.getLogger("hdmea.test_progress")
+    with progress(4, "work", unit="step", log=log, stream=stream) as bar:
+        for i in range(4):
+            bar.update(1)
+            log.info("line %d while the bar shows", i)
+    log.info("after the bar")
     text = stream.getvalue()
     for i in range(4):
         assert f"line {i} while the bar shows" in text

@@ -56,6 +56,7 @@ from h5stream.errors import H5StreamError
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
 from hdmea.io import hdf5_store as store
+from hdmea.pipeline.preflight import PreflightError, check_output_folder
 from hdmea.progress import counted
 
 __all__ = ["migrate", "migrate_folder", "MigrationResult", "MigrationSummary", "ArchiveFormatError",
@@ -441,12 +442,17 @@ def migrate_folder(source_dir: str | os.PathLike, output_dir: str | os.PathLike)
 
     An archive whose output already records its current fingerprint is skipped; one that
     changed since is migrated again (the old output stays until the new one is complete).
-    A failing archive is reported and the others go on.
+    A failing archive is reported and the others go on; an output folder that cannot be
+    created or written raises :class:`~hdmea.pipeline.preflight.PreflightError` before any archive.
     """
     source_dir, output_dir = Path(source_dir), Path(output_dir)
     if not source_dir.is_dir():
         raise ArchiveFormatError("not a folder of archives", path=source_dir, obj="/",
                                  expected="a directory holding *.zarr archives", found="no such directory")
+    # A folder that cannot take the outputs fails every archive: say so once, before any work.
+    problems = check_output_folder(output_dir)
+    if problems:
+        raise PreflightError(problems)
     output_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     for archive in sorted(p for p in source_dir.iterdir() if p.suffix == ".zarr" and p.is_dir()):
