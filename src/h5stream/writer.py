@@ -27,7 +27,6 @@ import concurrent.futures
 import dataclasses
 import logging
 import math
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ import h5py
 import numpy as np
 
 from h5stream.codecs import DEFLATE_IMPLEMENTATIONS, deflate_kernel, get_codec
+from h5stream.cores import free_cores
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
 from h5stream.tree import lowlevel
@@ -66,12 +66,10 @@ BATCH_TARGET_BYTES = 32 << 20
 BLOCK_TARGET_BYTES = 16 << 20
 
 def resolve_threads(n_threads: int | None) -> int:
-    """Threads to use: ``n_threads`` if given, else the cores this process may use."""
+    """Threads to use: ``n_threads`` if given, else the cores free now (:func:`h5stream.cores.free_cores`:
+    the allowed cores less those other processes keep busy; ``H5STREAM_THREADS`` overrides)."""
     if n_threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - non-Linux
-            return max(1, os.cpu_count() or 1)
+        return free_cores()
     if int(n_threads) < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     return int(n_threads)
@@ -95,7 +93,7 @@ class WriteOptions:
     shuffle : bool
         HDF5's byte-shuffle filter before the codec (standard, readable everywhere).
     n_threads : int or None
-        Threads for parallel gzip (None: all available cores).
+        Threads for parallel gzip (None: the cores free at the time, see :mod:`h5stream.cores`).
     deflate : {"zlib", "libdeflate", "auto"}
         Encoder of gzip chunks (:func:`h5stream.codecs.deflate_kernel`): zlib,
         byte-identical to HDF5's filter (default), or libdeflate, the same

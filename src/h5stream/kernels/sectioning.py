@@ -8,9 +8,10 @@ values array plus offsets, never one small array per (row, interval).
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
+
+from h5stream.cores import free_cores
 
 __all__ = ["SectionedRows", "section_sorted", "rows_to_csr"]
 
@@ -54,7 +55,8 @@ def _default_threads(n_rows: int, n_intervals: int, n_values: int) -> int:
     work = n_rows * n_intervals * 2 * max(1, int(np.log2(max(n_values, 2)))) + n_values
     if work < _PARALLEL_MIN_WORK:
         return 1
-    return max(1, min(os.cpu_count() or 1, 8, n_rows))
+    # the cores free now: an OpenMP team meets at barriers, so a core another process holds stalls it
+    return max(1, min(free_cores(), 8, n_rows))
 
 
 def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = None,

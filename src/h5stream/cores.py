@@ -1,0 +1,206 @@
+"""How many threads a parallel kernel should use: the cores free right now.
+
+The parallel paths (gzip writes, the deflate reader, the dense-to-CSR encoder,
+interval sectioning) used to take every core the process may run on.  On a
+shared machine that is wrong in a costly way: when another process keeps one of
+two cores busy, a second thread cannot add CPU time (the scheduler splits the
+cores between sessions), it only adds hand-offs, and a kernel whose threads meet
+at barriers waits for the one the scheduler paused.  A parallel path that
+cannot pay must fall back to the serial one.
+
+:func:`free_cores` counts the cores free now:
+
+* the cores this process may use: its CPU affinity, lowered by a cgroup v2 CPU
+  quota (``cpu.max``) when there is one (:func:`allowed_cores`);
+* minus the cores other processes keep busy: the number of runnable threads on
+  the machine (``/proc/loadavg``'s fourth field, an instantaneous count, not the
+  lagging 1-minute average) minus this process's own running threads
+  (``/proc/self/task/*/stat``), averaged over :data:`SAMPLES` readings
+  :data:`SAMPLE_GAP` seconds apart (about 5 ms in all) and scaled to our share
+  of the machine when the affinity allows fewer cores than are online
+  (:func:`others_running`);
+* rounded to the nearest whole core, at least 1 (:func:`threads_for`): with
+  half a core or more taken by others on a 2-core machine, one thread.
+
+The figure is kept :data:`CACHE_SECONDS` so that a save writing many arrays
+measures once.  Where ``/proc`` cannot be read (not Linux) the allowed cores
+are used as they are.
+
+Overrides: the ``n_threads`` argument of the callers, or the environment
+variable :data:`ENV_VAR` (``H5STREAM_THREADS``): a whole number of threads, or
+``all`` for every allowed core whatever the load (the behaviour before this
+module).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+__all__ = [
+    "ENV_VAR",
+    "SAMPLES",
+    "SAMPLE_GAP",
+    "CACHE_SECONDS",
+    "allowed_cores",
+    "others_running",
+    "threads_for",
+    "free_cores",
+]
+
+#: environment override: a thread count, or "all" for every allowed core
+ENV_VAR = "H5STREAM_THREADS"
+#: readings of the runnable-thread count averaged per measurement
+SAMPLES = 5
+#: seconds between two readings
+SAMPLE_GAP = 0.001
+#: seconds a measurement is reused
+CACHE_SECONDS = 1.0
+
+_LOADAVG = Path("/proc/loadavg")
+_TASKS = Path("/proc/self/task")
+_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+_cache_lock = threading.Lock()
+_cache: tuple[float, int] | None = None
+
+
+def _affinity() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _quota(text: str | None) -> float | None:
+    """Cores granted by a cgroup v2 ``cpu.max`` line ("max 100000" or "150000 100000"); None: no quota."""
+    if not text:
+        return None
+    fields = text.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def allowed_cores() -> int:
+    """Cores this process may use: its affinity, lowered to a cgroup CPU quota (rounded up)."""
+    cores = _affinity()
+    try:
+        quota = _quota(_CPU_MAX.read_text(encoding="ascii"))
+    except OSError:
+        quota = None
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return cores
+
+
+def _runnable(text: str) -> int | None:
+    """Runnable threads on the machine from a ``/proc/loadavg`` line ("0.50 0.40 0.30 3/120 4567")."""
+    fields = text.split()
+    if len(fields) < 4 or "/" not in fields[3]:
+        return None
+    try:
+        return int(fields[3].split("/", 1)[0])
+    except ValueError:
+        return None
+
+
+def _own_running() -> int:
+    """Threads of this process in the running state (the caller's own thread among them)."""
+    count = 0
+    try:
+        tasks = list(_TASKS.iterdir())
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:  # the thread ended meanwhile
+            continue
+        # "tid (name) S ...": the name may hold spaces and parentheses, the state follows the last ")"
+        state = stat.rsplit(")", 1)[-1].split(None, 1)[:1]
+        if state == ["R"]:
+            count += 1
+    return max(1, count)
+
+
+def others_running(samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> float | None:
+    """Cores of this process's share that other processes keep busy now (None: not measurable).
+
+    Mean over ``samples`` readings of (runnable threads on the machine - this
+    process's running threads), scaled by allowed / online cores.
+    """
+    readings = []
+    for i in range(max(1, samples)):
+        if i:
+            time.sleep(gap)
+        try:
+            runnable = _runnable(_LOADAVG.read_text(encoding="ascii"))
+        except OSError:
+            return None
+        if runnable is None:
+            return None
+        readings.append(max(0, runnable - _own_running()))
+    others = sum(readings) / len(readings)
+    online = os.cpu_count() or 1
+    allowed = allowed_cores()
+    if online > allowed:
+        others *= allowed / online
+    return others
+
+
+def threads_for(allowed: int, others: float | None) -> int:
+    """The decision: ``allowed`` cores less those ``others`` keep busy, to the nearest core, at least 1.
+
+    ``others`` None (unmeasurable) leaves ``allowed`` as it is.
+    """
+    allowed = max(1, int(allowed))
+    if others is None or not math.isfinite(others):
+        return allowed
+    free = allowed - max(0.0, float(others))
+    return max(1, min(allowed, math.floor(free + 0.5)))
+
+
+def _from_environment() -> int | None:
+    """The override of :data:`ENV_VAR`: a thread count, ``all`` (every allowed core), or None when unset."""
+    raw = os.environ.get(ENV_VAR, "").strip()
+    if not raw:
+        return None
+    if raw.lower() == "all":
+        return allowed_cores()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"environment variable {ENV_VAR}: expected a whole number of threads >= 1 or 'all', found {raw!r}; "
+            f"unset it to use the cores free at the time"
+        )
+    return value
+
+
+def free_cores(*, refresh: bool = False) -> int:
+    """Threads a parallel kernel should use now (see the module's text); :data:`ENV_VAR` overrides.
+
+    The measurement is reused for :data:`CACHE_SECONDS`; ``refresh`` measures anew.
+    """
+    global _cache
+    override = _from_environment()
+    if override is not None:
+        return override
+    now = time.monotonic()
+    with _cache_lock:
+        if not refresh and _cache is not None and now - _cache[0] < CACHE_SECONDS:
+            return _cache[1]
+    threads = threads_for(allowed_cores(), others_running())
+    with _cache_lock:
+        _cache = (time.monotonic(), threads)
+    return threads
