@@ -17,6 +17,10 @@ records the 1-minute load average and the disk's busy share (the device holding
 the scratch folder, from ``/proc/diskstats``) just before and just after it, and
 is marked noisy when either side's median is more than :data:`NOISE_MARGIN`
 above its minimum.
+
+One core busy: :class:`busy_core` keeps another process (in its own session, as
+another user's job) spinning on one core while a block runs; rows that depend on
+both cores have a variant measured inside it.
 """
 
 from __future__ import annotations
@@ -269,6 +273,47 @@ def interleave(
         r += 1
     after = MachineState.now()
     return {name: Timing(t, before=before, after=after) for name, t in times.items()}
+
+
+class busy_core:
+    """Context manager: another process spins on one core while the block runs.
+
+    The spinner is started in a session of its own (``start_new_session``), as another
+    user's job would be: Linux's session autogrouping then shares the cores between
+    that session and ours, not between threads, so a benchmark's extra threads cannot
+    out-vote it.  It is killed and reaped on exit, also when the block fails.
+    """
+
+    #: what the spinner runs
+    CODE = "while True: pass"
+
+    def __enter__(self) -> "busy_core":
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE], start_new_session=True,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # the interpreter's start-up is not yet a busy core: wait until it runs the loop
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            ticks = _cpu_ticks(self.proc.pid)
+            if ticks is None or ticks >= 5:
+                break
+            time.sleep(0.02)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the busy-core process ended at once (exit code {self.proc.returncode})")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system clock ticks a process has used (None when /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[-1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, goal: float | None,

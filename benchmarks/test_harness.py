@@ -232,3 +232,25 @@ def test_real_timing_smoke():
     set_round_policy(3)
     t = interleave({"ours": lambda: time.sleep(0.001), "peer": lambda: time.sleep(0.002)})
     assert len(t["ours"].rounds) == 3 and t["peer"].min >= 0.002
+
+
+def test_busy_core_spins_in_its_own_session_and_is_reaped():
+    import os
+
+    with _harness.busy_core() as busy:
+        pid = busy.proc.pid
+        assert busy.proc.poll() is None
+        assert os.getsid(pid) == pid != os.getsid(0)  # a session of its own, as another user's job
+        assert _harness._cpu_ticks(pid) >= 5  # already spinning when the block starts
+    assert busy.proc.returncode is not None
+
+
+def test_busy_core_is_reaped_when_the_block_fails():
+    with pytest.raises(KeyError):
+        with _harness.busy_core() as busy:
+            raise KeyError("x")
+    assert busy.proc.returncode is not None
+
+
+def test_cpu_ticks_of_a_missing_process():
+    assert _harness._cpu_ticks(2**22 + 12345) is None
