@@ -95,8 +95,10 @@ def add_intervals(nwbfile, src: h5py.File, scan: UnitScan, fs: float, TimeInterv
         table.add_column(name="section_start_time", description="start of the occurrence, seconds")
         table.add_column(name="section_stop_time", description="end of the occurrence, seconds")
         bounds = repeat = None
-        for group in scan.groups:
-            sec = group.get(f"spike_times_sectioned/{movie}")
+        for uid, members in zip(scan.ids, scan.members):
+            if "spike_times_sectioned" not in members:
+                continue
+            sec = src.get(f"units/{uid}/spike_times_sectioned/{movie}")
             if isinstance(sec, h5py.Group) and "trial_bounds" in sec:
                 bounds = np.asarray(sec["trial_bounds"][()], dtype=np.int64).reshape(-1, 2)
                 repeat = int(np.asarray(sec.attrs.get("repeat", 0)).reshape(-1)[0]) or None

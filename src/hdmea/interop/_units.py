@@ -13,7 +13,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from h5py import h5a, h5d, h5g, h5o, h5s, h5t
+from h5py._objects import phil
 
+from h5stream.errors import H5StreamError
+from h5stream.tree import INTERNAL_ATTRS, decode_attr, is_hidden
 from hdmea.errors import RecordingFormatError
 from hdmea.io import hdf5_store as store
 
@@ -26,47 +30,252 @@ BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extr
 
 MISSING = object()
 
+#: Attribute names the tree writer keeps for itself (type tags, dict keys, attribute types).
+_INTERNAL = frozenset(INTERNAL_ATTRS)
+#: numpy dtypes (and their h5py memory types) of plain scalar attributes, by the file type's class and layout.
+_SCALAR_TYPES: dict[tuple, tuple[np.dtype, h5t.TypeID]] = {}
+
 
 @dataclasses.dataclass
 class UnitScan:
-    """Every unit of a recording file in its order: the group, its datasets, decoded attributes and features
-    (``{feature name: (decoded attributes, {dataset name: h5py dataset})}``)."""
+    """Every unit of a recording file in its order, read in one pass over ``/units``.
+
+    ``attrs[i]`` holds the decoded attributes of unit ``i``; ``features[i]`` maps a feature
+    name to ``(decoded attributes, {dataset name: h5py dataset})``; ``members[i]`` the
+    unit group's member names.  Spike trains and waveforms stay on disk as low-level
+    dataset ids with their lengths and dtypes (:meth:`spike_seconds` reads every train at
+    once; :meth:`spike_datasets` and :meth:`waveform_datasets` give h5py datasets).
+    """
 
     ids: list[str]
-    groups: list[h5py.Group]
-    spikes: list[h5py.Dataset]
-    waveforms: list[h5py.Dataset | None]
     attrs: list[dict]
     features: list[dict[str, tuple[dict, dict[str, h5py.Dataset]]]]
+    members: list[frozenset[str]]
+    spike_ids: list[h5py.h5d.DatasetID]
+    spike_counts: np.ndarray
+    spike_dtypes: set[np.dtype]
+    waveform_ids: list[h5py.h5d.DatasetID | None]
+    waveform_shapes: list[tuple[int, ...] | None]
+    waveform_dtypes: set[np.dtype]
+    path: Path
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.spike_counts.sum())
+
+    def spike_datasets(self) -> list[h5py.Dataset]:
+        return [h5py.Dataset(d) for d in self.spike_ids]
+
+    def waveform_datasets(self) -> list[h5py.Dataset | None]:
+        return [None if d is None else h5py.Dataset(d) for d in self.waveform_ids]
+
+    def spike_seconds(self, rate: float) -> np.ndarray | None:
+        """Every unit's spike samples one after the other divided by ``rate`` (float64 seconds), read at once.
+
+        ``samples / rate`` exactly as numpy divides the stored integers.  None when the
+        trains are not all 64-bit integers (then read them one by one).
+        """
+        if not self.spike_dtypes <= {np.dtype(np.uint64), np.dtype(np.int64)} or len(self.spike_dtypes) > 1:
+            return None
+        dtype = next(iter(self.spike_dtypes), np.dtype(np.uint64))
+        buffer = np.empty(self.n_spikes, dtype=dtype)
+        mtype = h5t.py_create(dtype)
+        start = 0
+        uid = None
+        try:
+            for uid, dsid, count in zip(self.ids, self.spike_ids, self.spike_counts.tolist()):
+                if count:
+                    dsid.read(h5s.ALL, h5s.ALL, buffer[start:start + count], mtype=mtype)
+                    start += count
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            raise RecordingFormatError(f"cannot read the spike times ({type(exc).__name__}: {exc})",
+                                       path=self.path, obj=f"/units/{uid}/spike_times",
+                                       hint="the file may be corrupted or incomplete") from exc
+        seconds = buffer.view(np.float64)
+        signed = buffer.view(np.int64)
+        if dtype == np.uint64 and buffer.size and int(signed.min()) < 0:
+            # Samples past 2**63 (never written by us): the slower unsigned conversion.
+            return np.divide(buffer, rate)
+        # int64 to float64 is the fast conversion; every sample here is below 2**63, so the
+        # values are those of dividing the unsigned samples.  In place: one buffer of memory.
+        np.divide(signed, rate, out=seconds)
+        return seconds
+
+    def stacked_waveforms(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Every unit's waveform (all of ``shape``) as one float32 array, NaN rows for units without one."""
+        out = np.full((len(self.ids), *shape), np.nan, dtype=np.float32)
+        mtype = h5t.py_create(np.dtype(np.float32))
+        uid = None
+        try:
+            for k, (uid, dsid) in enumerate(zip(self.ids, self.waveform_ids)):
+                if dsid is None:
+                    continue
+                if self.waveform_dtypes == {np.dtype(np.float32)}:
+                    dsid.read(h5s.ALL, h5s.ALL, out[k], mtype=mtype)
+                else:
+                    out[k] = h5py.Dataset(dsid)[()]
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            raise RecordingFormatError(f"cannot read the waveform ({type(exc).__name__}: {exc})",
+                                       path=self.path, obj=f"/units/{uid}/waveform",
+                                       hint="the file may be corrupted or incomplete") from exc
+        return out
+
+
+def _scalar_type(tid: h5t.TypeID):
+    """(numpy dtype, memory type) of a plain number or variable-length text type, else None."""
+    cls = tid.get_class()
+    if cls == h5t.INTEGER:
+        key = (cls, tid.get_size(), tid.get_order(), tid.get_sign())
+    elif cls == h5t.FLOAT:
+        key = (cls, tid.get_size(), tid.get_order())
+    elif cls == h5t.STRING and tid.is_variable_str():
+        key = (cls, tid.get_cset())
+    else:
+        return None
+    known = _SCALAR_TYPES.get(key)
+    if known is None:
+        dtype = tid.dtype
+        known = _SCALAR_TYPES[key] = (dtype, h5t.py_create(dtype))
+    return known
+
+
+def _plain_attrs(oid) -> dict | None:
+    """The decoded attributes of a low-level object when each is a plain scalar (a number or a text).
+
+    The values equal :func:`h5stream.tree.read_attrs`'s: h5py's reading of the attribute
+    (the same numpy type, text as ``str``), then :func:`h5stream.tree.decode_attr` without a
+    tag.  None when any attribute needs more (an array, a type tag of the tree, a large
+    attribute stored as an object, text that is not UTF-8): the caller reads them with
+    :func:`h5stream.tree.read_attrs`, which also names any damage.
+    """
+    names: list[bytes] = []
+    h5a.iterate(oid, names.append)
+    out = {}
+    for raw in names:
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if name in _INTERNAL:
+            return None
+        attr = h5a.open(oid, raw)
+        if attr.get_space().get_simple_extent_type() != h5s.SCALAR:
+            return None
+        known = _scalar_type(attr.get_type())
+        if known is None:
+            return None
+        dtype, mtype = known
+        value = np.empty((), dtype=dtype)
+        attr.read(value, mtype=mtype)
+        value = value[()]
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        out[name] = decode_attr(value, None)
+    return out
+
+
+def _attrs(oid, path: Path, where: str) -> dict:
+    plain = _plain_attrs(oid)
+    if plain is not None:
+        return plain
+    with phil:
+        obj = h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
+    return store.read_attrs(obj)[0]
 
 
 def scan_units(f: h5py.File, path: Path) -> UnitScan:
-    """Read every unit's attributes and list its datasets and features (data stay on disk)."""
+    """Read every unit's attributes and features' attributes, list its datasets (data stay on disk).
+
+    One pass through h5py's low-level API: each unit group and each feature group is
+    opened once, its attributes read directly (see :func:`_plain_attrs`); h5py's
+    high-level objects cost more than the library's own work for thousands of units.
+    """
     ids = store.list_units(f)
-    units = f["units"] if ids else None
-    scan = UnitScan(ids, [], [], [], [], [])
-    for uid in ids:
-        group = units[uid]
-        # Each member is looked up once: h5py's lookups dominate for thousands of units.
-        spikes = group.get("spike_times")
-        if not isinstance(spikes, h5py.Dataset):
-            raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=f"/units/{uid}",
-                                       expected="a uint64 dataset spike_times", found=", ".join(group) or "nothing")
-        waveform = group.get("waveform")
-        scan.groups.append(group)
-        scan.spikes.append(spikes)
-        scan.waveforms.append(waveform if isinstance(waveform, h5py.Dataset) else None)
-        scan.attrs.append(store.read_attrs(group)[0])
-        per_unit = {}
-        features = group.get("features")
-        if isinstance(features, h5py.Group):
-            for name, feature in features.items():
-                if not isinstance(feature, h5py.Group):
-                    continue
-                datasets = {k: v for k, v in feature.items() if isinstance(v, h5py.Dataset)}
-                per_unit[name] = (store.read_attrs(feature)[0], datasets)
-        scan.features.append(per_unit)
+    scan = UnitScan(ids, [], [], [], [], np.zeros(len(ids), dtype=np.int64), set(), [], [], set(), Path(path))
+    if not ids:
+        return scan
+    where = "/units"
+    dtypes: dict = {}
+    try:
+        with phil:
+            units = h5g.open(f.id, b"units")
+            counts = scan.spike_counts
+            for i, uid in enumerate(ids):
+                where = f"/units/{uid}"
+                group = h5g.open(units, uid.encode("utf-8", "surrogateescape"))
+                members: list[bytes] = []
+                group.links.iterate(members.append)
+                names = frozenset(m.decode("utf-8", "surrogateescape") for m in members)
+                spikes = h5o.open(group, b"spike_times") if "spike_times" in names else None
+                if not isinstance(spikes, h5d.DatasetID):
+                    raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=where,
+                                               expected="a uint64 dataset spike_times",
+                                               found=", ".join(sorted(names)) or "nothing")
+                shape = spikes.shape
+                if len(shape) != 1:
+                    raise RecordingFormatError("spike times are not a 1-D array", path=path,
+                                               obj=f"{where}/spike_times", expected="one sample index per spike",
+                                               found=f"shape {shape}")
+                counts[i] = shape[0]
+                scan.spike_ids.append(spikes)
+                scan.spike_dtypes.add(_dtype(spikes, dtypes))
+                waveform = h5o.open(group, b"waveform") if "waveform" in names else None
+                if isinstance(waveform, h5d.DatasetID):
+                    scan.waveform_ids.append(waveform)
+                    scan.waveform_shapes.append(waveform.shape)
+                    scan.waveform_dtypes.add(_dtype(waveform, dtypes))
+                else:
+                    scan.waveform_ids.append(None)
+                    scan.waveform_shapes.append(None)
+                scan.members.append(names)
+                scan.attrs.append(_attrs(group, path, where))
+                per_unit = {}
+                features = h5o.open(group, b"features") if "features" in names else None
+                if isinstance(features, h5g.GroupID):
+                    feature_names: list[bytes] = []
+                    features.links.iterate(feature_names.append)
+                    for raw in feature_names:
+                        name = raw.decode("utf-8", "surrogateescape")
+                        if is_hidden(name):
+                            continue
+                        where = f"/units/{uid}/features/{name}"
+                        feature = h5o.open(features, raw)
+                        if not isinstance(feature, h5g.GroupID):
+                            continue
+                        member_names: list[bytes] = []
+                        feature.links.iterate(member_names.append)
+                        datasets = {}
+                        for member in member_names:
+                            key = member.decode("utf-8", "surrogateescape")
+                            if is_hidden(key):
+                                continue  # a large attribute of the feature, read with its attributes
+                            obj = h5o.open(feature, member)
+                            if isinstance(obj, h5d.DatasetID):
+                                datasets[key] = h5py.Dataset(obj)
+                        per_unit[name] = (_attrs(feature, path, where), datasets)
+                scan.features.append(per_unit)
+    except H5StreamError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError) as exc:
+        raise RecordingFormatError(f"cannot read the unit ({type(exc).__name__}: {exc})"[:400], path=path,
+                                   obj=where, hint="the file may be corrupted or incomplete") from exc
     return scan
+
+
+def _dtype(dsid: h5d.DatasetID, known: dict) -> np.dtype:
+    """A dataset's numpy dtype, converted once per distinct file type."""
+    tid = dsid.get_type()
+    key = (tid.get_class(), tid.get_size(), tid.get_order(),
+           tid.get_sign() if tid.get_class() == h5t.INTEGER else None)
+    if key[0] not in (h5t.INTEGER, h5t.FLOAT):
+        return tid.dtype
+    dtype = known.get(key)
+    if dtype is None:
+        dtype = known[key] = tid.dtype
+    return dtype
 
 
 def is_scalar(value) -> bool:

@@ -41,10 +41,13 @@ What goes where (``export(recording, out)``; ``hdmea export-nwb REC.h5 OUT.nwb``
   ``DateTime``, else the file's ``created_at``), description, lab fields, all
   overridable by keyword.
 
-Large arrays (spike times, waveforms, feature arrays, images, the light reference)
-stream unit by unit through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`
-into :class:`~pynwb.H5DataIO` with gzip and shuffle, so memory does not grow with the
-number of spikes.  The file is written at a partial path and renamed onto ``out`` when
+The units are read in one pass (:func:`hdmea.interop._units.scan_units`).  Spike times
+and mean waveforms up to :data:`WHOLE_COLUMN_BYTES` are read at once into whole columns
+(the spike trains one after the other into one buffer, divided in place) and written as
+such, gzip and shuffle through :class:`~pynwb.H5DataIO` in 1 MiB chunks (or uncompressed);
+larger ones, and feature arrays, images and the light reference, stream a buffer at a
+time through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`, so memory stays
+bounded whatever the number of spikes.  The file is written at a partial path and renamed onto ``out`` when
 complete (:func:`h5stream.files.create_atomic`).
 """
 
@@ -74,7 +77,7 @@ from hdmea.io import hdf5_store as store
 from hdmea.io.mcs import GRID_SIZE
 from hdmea.progress import counted
 
-__all__ = ["export", "ExportResult", "PITCH_UM", "BOOKKEEPING_ATTRS"]
+__all__ = ["export", "ExportResult", "PITCH_UM", "BOOKKEEPING_ATTRS", "WHOLE_COLUMN_BYTES"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -86,6 +89,9 @@ _UNIT_NUMBER = re.compile(r"(\d+)$")
 _RESERVED_UNIT_COLUMNS = frozenset({"spike_times", "electrodes", "electrode_group", "obs_intervals",
                                     "waveform_mean", "waveform_sd", "waveforms", "id", "unit_name"})
 _SPIKES_PER_BUFFER = 1 << 20
+#: Spike times and waveforms up to this many bytes are read at once and written as whole columns
+#: (one numpy array each); larger ones stream through iterators so memory stays bounded.
+WHOLE_COLUMN_BYTES = 512 * 1024**2
 _SPIKES_PER_CHUNK = 1 << 17
 
 
@@ -215,6 +221,12 @@ class _Compression:
         if self.name is None:
             return h5dataio(data)
         return h5dataio(data, compression=self.name, compression_opts=self.level, shuffle=True)
+
+    def whole(self, array: np.ndarray, chunks: tuple[int, ...], h5dataio):
+        """A column held whole in memory: as it is without compression, else compressed in ``chunks``."""
+        if self.name is None or not array.size:
+            return array
+        return h5dataio(array, compression=self.name, compression_opts=self.level, shuffle=True, chunks=chunks)
 
 
 # --------------------------------------------------------------------------- reading the recording
@@ -394,13 +406,18 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     # -- units
     scan = scan_units(src, path)
     n_units = len(scan.ids)
-    spikes = scan.spikes
-    counts = np.asarray([int(s.shape[0]) for s in spikes], dtype=np.int64)
     offsets = np.zeros(n_units + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    np.cumsum(scan.spike_counts, out=offsets[1:])
     total = int(offsets[-1])
-    spike_data = (packer.wrap(FlatSpikeSeconds(spikes, offsets, fs), H5DataIO) if total
-                  else np.zeros(0, dtype=np.float64))
+    # Up to WHOLE_COLUMN_BYTES the trains are read at once and written as one column (what
+    # pynwb writes fastest); beyond, they stream a buffer at a time.
+    seconds = scan.spike_seconds(fs) if 0 < total * 8 <= WHOLE_COLUMN_BYTES else None
+    if seconds is not None:
+        spike_data = packer.whole(seconds, (min(total, _SPIKES_PER_CHUNK),), H5DataIO)
+    elif total:
+        spike_data = packer.wrap(FlatSpikeSeconds(scan.spike_datasets(), offsets, fs), H5DataIO)
+    else:
+        spike_data = np.zeros(0, dtype=np.float64)
     spike_times = VectorData(name="spike_times", description="spike times of each unit in seconds "
                              f"(sample index / {fs:g} Hz)", data=spike_data)
     # The index goes first: hdmf sets iterator-fed columns aside before it looks for an index's target.
@@ -425,14 +442,19 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     elif n_units:
         skipped.append("electrodes of units (some units have no row/col)")
     waveform_rate = None
-    shapes = {tuple(w.shape) if w is not None else None for w in scan.waveforms}
+    shapes = {None if w is None else tuple(w) for w in scan.waveform_shapes}
     if n_units and len(shapes) == 1 and None not in shapes:
         shape = shapes.pop()
+        row_bytes = 4 * int(np.prod(shape))
+        if n_units * row_bytes <= WHOLE_COLUMN_BYTES:
+            waveforms = packer.whole(scan.stacked_waveforms(shape),
+                                     (max(1, min(n_units, (1 << 20) // max(1, row_bytes))), *shape), H5DataIO)
+        else:
+            waveforms = packer.wrap(StackedUnitArrays(scan.waveform_datasets(), shape, np.float32, np.nan,
+                                                      per_buffer), H5DataIO)
         columns.append(VectorData(
             name="waveform_mean", description="mean waveform of the unit's included peaks, as stored in the "
-            "spike sorting (.cmtr cutouts)",
-            data=packer.wrap(StackedUnitArrays(scan.waveforms, shape, np.float32,
-                                               np.nan, per_buffer), H5DataIO)))
+            "spike sorting (.cmtr cutouts)", data=waveforms))
         waveform_rate = fs
     elif any(s is not None for s in shapes):
         skipped.append("waveform_mean (waveforms of different lengths)")

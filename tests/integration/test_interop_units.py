@@ -1,0 +1,126 @@
+"""The exporters' one-pass reading of a recording's units against plain h5py and the tree's own reader."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from hdmea.errors import RecordingFormatError
+from hdmea.interop._units import scan_units
+from hdmea.io import hdf5_store as store
+
+FS = 20_000.0
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    return type(a) is type(b) and a == b
+
+
+@pytest.fixture()
+def recording(tmp_path):
+    """Units with attributes of every kind the store writes, features with scalars and arrays, a silent unit."""
+    rec = tmp_path / "attrs.h5"
+    with store.create_recording_hdf5(rec, "attrs") as f:
+        store.write_units(f, {
+            "unit_1": {"spike_times": np.array([3, 9, 2**40], np.uint64), "row": 2, "col": 3, "flag": True,
+                       "label": "\u00fcn\u00eft", "vals": [1, 2, 3], "i32": np.int32(7), "f32": np.float32(1.5),
+                       "none": None, "big": list(range(20_000)), "waveform": np.arange(5, dtype=np.float32)},
+            "unit_2": {"spike_times": np.zeros(0, np.uint64), "row": 1, "col": 1, "x": 0.25,
+                       "waveform": -np.arange(5, dtype=np.float32)},
+            "unit_3": {"spike_times": np.array([1], np.uint64), "row": 65, "col": 65,
+                       "waveform": np.full(5, 0.125, dtype=np.float32)},
+        })
+        store.write_metadata(f, {"sampling_rate": FS})
+        store.write_feature_to_unit(f, "unit_1", "feat", {"score": 0.5, "text": "x", "ok": False, "tags": ["a", "b"],
+                                                         "curve": np.arange(3.0), "nested": {"k": 1}})
+        store.write_feature_to_unit(f, "unit_3", "feat", {"score": 2.0, "long": "y" * 100_000})
+    return rec
+
+
+def test_attributes_equal_the_tree_reader_and_h5py(recording):
+    with h5py.File(recording, "r") as f:
+        scan = scan_units(f, recording)
+        assert scan.ids == ["unit_1", "unit_2", "unit_3"]
+        for uid, attrs, features in zip(scan.ids, scan.attrs, scan.features):
+            group = f["units"][uid]
+            reference = store.read_attrs(group)[0]
+            assert attrs.keys() == reference.keys()
+            assert all(_same(attrs[k], reference[k]) for k in reference), uid
+            assert sorted(features) == sorted(group["features"])
+            for name, (feature_attrs, datasets) in features.items():
+                stored = group["features"][name]
+                reference = store.read_attrs(stored)[0]
+                assert feature_attrs.keys() == reference.keys()
+                assert all(_same(feature_attrs[k], reference[k]) for k in reference), name
+                # Hidden members hold large attributes (read with the attributes), never feature arrays.
+                assert sorted(datasets) == sorted(k for k, v in stored.items()
+                                                  if isinstance(v, h5py.Dataset) and not k.startswith("__"))
+        # Plain h5py's values of the plain attributes.
+        assert scan.attrs[0]["row"] == f["units/unit_1"].attrs["row"] and type(scan.attrs[0]["row"]) is int
+        assert scan.attrs[0]["label"] == "\u00fcn\u00eft" and scan.attrs[0]["flag"] is True
+        assert scan.attrs[0]["big"] == list(range(20_000))  # stored as a hidden object, read back
+        assert scan.features[2]["feat"][0]["long"] == "y" * 100_000
+        assert list(scan.spike_counts) == [3, 0, 1]
+        assert scan.members[0] >= {"spike_times", "waveform", "features"}
+
+
+def test_spike_seconds_and_waveforms_equal_plain_h5py(recording):
+    with h5py.File(recording, "r") as f:
+        scan = scan_units(f, recording)
+        trains = [f["units"][u]["spike_times"][()] for u in scan.ids]
+        np.testing.assert_array_equal(scan.spike_seconds(FS), np.concatenate(trains) / FS)
+        np.testing.assert_array_equal(scan.stacked_waveforms((5,)),
+                                      [f["units"][u]["waveform"][()] for u in scan.ids])
+
+
+def test_spike_seconds_of_other_integer_files(tmp_path):
+    """Samples past 2**63 take the unsigned conversion; int64 trains divide as numpy does; mixed types stream."""
+    rec = tmp_path / "ints.h5"
+    with h5py.File(rec, "w") as f:
+        f.create_dataset("units/a/spike_times", data=np.array([1, 2**63 + 5, 2**64 - 1], np.uint64))
+        f.create_dataset("units/b/spike_times", data=np.array([7, 2**62], np.uint64))
+    with h5py.File(rec, "r") as f:
+        scan = scan_units(f, rec)
+        expected = np.concatenate([f["units/a/spike_times"][()], f["units/b/spike_times"][()]]) / FS
+        np.testing.assert_array_equal(scan.spike_seconds(FS), expected)
+    with h5py.File(rec, "a") as f:
+        del f["units/b/spike_times"]
+        f.create_dataset("units/b/spike_times", data=np.array([-3, 11], np.int64))
+    with h5py.File(rec, "r") as f:
+        scan = scan_units(f, rec)
+        assert scan.spike_dtypes == {np.dtype(np.uint64), np.dtype(np.int64)}
+        assert scan.spike_seconds(FS) is None  # one of each: the export reads them train by train
+
+
+def test_unit_without_spike_times_is_named(tmp_path):
+    rec = tmp_path / "bad.h5"
+    with h5py.File(rec, "w") as f:
+        f.create_dataset("units/a/spike_times", data=np.array([1], np.uint64))
+        f.create_group("units/b/features")
+    with h5py.File(rec, "r") as f, pytest.raises(RecordingFormatError, match="spike_times") as info:
+        scan_units(f, rec)
+    assert info.value.obj == "/units/b" and str(rec) in str(info.value)
+
+
+def test_whole_columns_and_streamed_columns_write_the_same_values(recording, tmp_path, monkeypatch):
+    """The export's two ways of writing spike times and waveforms, read back with pynwb, equal plain h5py's."""
+    pynwb = pytest.importorskip("pynwb")
+    from hdmea.interop import nwb
+
+    subject = {"species": "Mus musculus", "age": "P60D"}
+    whole = nwb.export(recording, tmp_path / "whole.nwb", subject=subject)
+    monkeypatch.setattr(nwb, "WHOLE_COLUMN_BYTES", 0)
+    streamed = nwb.export(recording, tmp_path / "streamed.nwb", subject=subject, compression=None)
+    assert whole.n_spikes == streamed.n_spikes == 4
+    with h5py.File(recording, "r") as f:
+        trains = [f["units"][u]["spike_times"][()] / FS for u in ("unit_1", "unit_2", "unit_3")]
+        waveforms = [f["units"][u]["waveform"][()] for u in ("unit_1", "unit_2", "unit_3")]
+    for out in ("whole.nwb", "streamed.nwb"):
+        with pynwb.NWBHDF5IO(tmp_path / out, "r") as io:
+            units = io.read().units
+            for i, train in enumerate(trains):
+                np.testing.assert_array_equal(units["spike_times"][i], train)
+            np.testing.assert_array_equal(units["waveform_mean"].data[:], waveforms)
