@@ -1,6 +1,6 @@
 """The ``hdmea`` command line (also ``python -m hdmea``).
 
-Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``.
+Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``, ``view``.
 Exit status: 0 when everything asked for succeeded, 1 when a recording (or a
 command) failed, 2 when nothing was started: a bad command line, a bad
 configuration, or a problem the checks before the first step found (an input
@@ -174,6 +174,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from hdmea.view import serve
+
+    serve(args.paths, host=args.host, port=args.port)
+    return EXIT_OK
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from hdmea.report import write_report
 
@@ -276,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_report)
+
+    p = add_parser("view", help="browse recording files in a local web browser (read-only)")
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR",
+                   help="recording files (.h5) or folders of them; only these folders are served")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; anything else warns: others may connect)")
+    p.set_defaults(func=_cmd_view)
 
     from hdmea.cli_interop import add_commands as add_interop_commands
 
