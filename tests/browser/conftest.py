@@ -55,7 +55,8 @@ def served(tmp_path_factory) -> dict:
     with h5py.File(big, "r+") as f:
         ds = f.create_dataset("raw/trace", shape=BIG_SHAPE, dtype="int16", chunks=(BIG_CHUNK,),
                               compression="gzip", compression_opts=1)
-        written = rng.integers(-2000, 2000, size=BIG_WRITTEN * BIG_CHUNK, dtype=np.int16)
+        t = np.arange(BIG_WRITTEN * BIG_CHUNK)
+        written = (1500 * np.sin(2 * np.pi * t / 250_000) + rng.normal(0, 150, t.size)).astype(np.int16)
         ds[: written.size] = written
         ds2 = f.create_dataset("raw/frames", shape=BIG2_SHAPE, dtype="int16", chunks=BIG2_CHUNK,
                                compression="gzip", compression_opts=1)

@@ -32,7 +32,7 @@ import numpy as np
 from hdmea.view.access import NodeMissing
 from hdmea.view.tree import clean_node, dataset_kind, get_dataset
 
-__all__ = ["dataset_plot", "dataset_slice", "LINE_WINDOW", "LINE_BINS", "IMAGE_READ", "IMAGE_PIXELS",
+__all__ = ["trial_axis", "dataset_plot", "dataset_slice", "LINE_WINDOW", "LINE_BINS", "IMAGE_READ", "IMAGE_PIXELS",
            "MAX_SPIKES", "TOOLS", "new_figure", "image_renderer", "encode"]
 
 LINE_WINDOW = 1_000_000
@@ -135,9 +135,9 @@ def image_block(ds: h5py.Dataset, index: int, start: int) -> dict:
 
 
 def _fs(f: h5py.File) -> float:
-    from hdmea.report.data import _sampling_rate
+    from hdmea.view.tree import sampling_rate
 
-    return _sampling_rate(f)
+    return sampling_rate(f)
 
 
 def raster_data(f: h5py.File, ds: h5py.Dataset) -> dict:
@@ -165,6 +165,18 @@ def raster_data(f: h5py.File, ds: h5py.Dataset) -> dict:
 # --------------------------------------------------------------------------- figures
 
 
+def trial_axis(fig, n_rows: int, label: str = "trial") -> None:
+    """Rows of a raster: row ``i`` spans ``i``-``i + 1`` and is labelled ``i + 1``, first row at the top."""
+    from bokeh.models import FixedTicker
+
+    step = max(1, math.ceil(n_rows / 20))
+    ticks = [i + 0.5 for i in range(0, n_rows, step)]
+    fig.yaxis.ticker = FixedTicker(ticks=ticks)
+    fig.yaxis.major_label_overrides = {t: str(int(t - 0.5) + 1) for t in ticks}
+    fig.yaxis.axis_label = label
+    fig.y_range.start, fig.y_range.end = n_rows, 0
+
+
 def image_renderer(fig, image: np.ndarray, *, x: float, y: float, dw: float, dh: float, label: str,
                    symmetric: bool = False, palette: str | None = None):
     """An image with a colour bar named ``label`` and hover showing row, column and value."""
@@ -181,9 +193,9 @@ def image_renderer(fig, image: np.ndarray, *, x: float, y: float, dw: float, dh:
         if high <= low:
             high = low + 1.0
     if palette == "RdBu11":
-        from bokeh.palettes import RdBu11
+        from bokeh.palettes import RdBu11, interp_palette
 
-        colours = list(reversed(RdBu11))  # red positive, blue negative, as the report's RdBu_r
+        colours = interp_palette(RdBu11, 255)  # blue negative to red positive, as the report's RdBu_r
     else:
         from bokeh.palettes import Viridis256
 
@@ -252,11 +264,11 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
     info = {"kind": kind, "title": node, "shape": list(ds.shape), "dtype": str(ds.dtype)}
     if kind == "text":
         value = ds[()] if ds.size <= 64 else ds[(slice(0, 64),) + (0,) * (ds.ndim - 1)] if ds.ndim else ds[()]
-        from hdmea.report.tree import _text
+        from hdmea.view.tree import text
 
-        info["text"] = _text(np.asarray(value)) if not isinstance(value, (bytes, str)) else _text(value)
+        info["text"] = text(value)
         if isinstance(value, np.ndarray) and value.dtype.kind in "OSU" and value.size <= 64:
-            info["text"] = ", ".join(_text(v) for v in value.ravel().tolist())
+            info["text"] = ", ".join(text(v) for v in value.ravel().tolist())
         return None, info
     if kind == "line":
         w = line_window(ds, 0)
@@ -282,12 +294,12 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
         info["title"] = title
         x_label = "time from trial start (s)" if r["sectioned"] else "time from recording start (s)"
         fig = new_figure(title, backend, x_axis_label=x_label, y_axis_label=what,
-                         height=max(200, min(600, 60 + 24 * r["n_trials"])))
+                         height=max(200, min(600, 60 + 24 * r["n_trials"])), y_range=(r["n_trials"], 0))
         source = ColumnDataSource({"x": r["x"], "y0": r["trial"] + 0.1, "y1": r["trial"] + 0.9,
-                                   "trial": r["trial"]})
+                                   "number": (r["trial"] + 1).astype(np.int64)})
         seg = fig.segment(x0="x", x1="x", y0="y0", y1="y1", source=source, line_width=1, color="#222222")
-        fig.add_tools(HoverTool(renderers=[seg], tooltips=[("time (s)", "@x{0.0000}"), (what, "@trial{0}")]))
-        fig.y_range.flipped = True
+        fig.add_tools(HoverTool(renderers=[seg], tooltips=[("time (s)", "@x{0.0000}"), (what, "@number")]))
+        trial_axis(fig, r["n_trials"], what)
         return fig, info
     b = image_block(ds, 0, 0)
     title = _image_title(node, b)

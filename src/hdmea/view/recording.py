@@ -24,7 +24,8 @@ import numpy as np
 
 from hdmea.report import data as rdata
 from hdmea.report import figures as rfig
-from hdmea.view.plots import image_renderer, new_figure
+from hdmea.view.plots import image_renderer, new_figure, trial_axis
+from hdmea.view.tree import attr_int, sampling_rate, scalar, stimulus_repeats, text
 
 __all__ = ["RecordingSummary", "recording_summary", "mosaic_plot", "unit_page", "UnitFilter"]
 
@@ -131,7 +132,7 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
     from hdmea.report.tree import recording_overview
 
     overview = recording_overview(f)
-    fs = rdata._sampling_rate(f)
+    fs = sampling_rate(f)
     frame_ms = rdata._frame_ms(f, fs)
     unit_ids = rdata._visible(f["units"]) if "units" in f else []
     movies = sorted({name[4:] for uid in unit_ids if "features" in f["units"][uid]
@@ -145,7 +146,7 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
         count = int(unit["spike_times"].shape[0]) if "spike_times" in unit else 0
         if count:
             last_spike = max(last_spike, int(unit["spike_times"][count - 1]))
-        snr = rdata._scalar(unit.attrs.get("quality_SNR", float("nan")))
+        snr = scalar(unit.attrs.get("quality_SNR", float("nan")))
         row = UnitRow(uid, rdata._position(unit, "row", f.filename), rdata._position(unit, "col", f.filename),
                       count, float("nan"), float(snr) if isinstance(snr, (int, float)) else float("nan"))
         features = unit["features"] if "features" in unit else None
@@ -153,12 +154,12 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
             group = features[f"sta_{movie}"]
             if "sta" in group:
                 spatial, lag, polarity = rdata.sta_spatial_map(group["sta"][()],
-                                                               rdata._attr_int(group.attrs, "first_lag", 1))
+                                                               attr_int(group.attrs, "first_lag", 1))
                 shape = spatial.shape
                 centre = rdata._map_centre(spatial)
                 rf = f"rf_{movie}"
                 if rf in features:  # the table's centre, lag and polarity, as the report draws them
-                    stored = {k: rdata._scalar(v) for k, v in features[rf].attrs.items()}
+                    stored = {k: scalar(v) for k, v in features[rf].attrs.items()}
                     if isinstance(stored.get("centre_row"), (int, float)):
                         centre = (float(stored["centre_row"]), float(stored["centre_col"]))
                     if isinstance(stored.get("peak_lag_frames"), int):
@@ -166,7 +167,7 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
                     if isinstance(stored.get("polarity"), int):
                         polarity = int(stored["polarity"])
                 row.centre, row.peak_lag, row.polarity = centre, lag, polarity
-                row.n_spikes = rdata._attr_int(group.attrs, "n_spikes_used", count)
+                row.n_spikes = attr_int(group.attrs, "n_spikes_used", count)
                 if row.n_spikes > 0 and np.isfinite(centre[0]):
                     row.outline = _outline(spatial, centre, polarity)
         units.append(row)
@@ -235,19 +236,17 @@ if (i !== undefined && window.hdmeaOpenUnit) window.hdmeaOpenUnit(source.data.ui
 
 def _features_table(unit: h5py.Group) -> list[list[str]]:
     """(feature, name, value) rows: the unit's attributes and every feature's scalar attributes."""
-    from hdmea.report.tree import _text
-
-    rows = [["unit", key, _text(value)] for key, value in unit.attrs.items() if not key.startswith("h5stream")]
+    rows = [["unit", key, text(value)] for key, value in unit.attrs.items() if not key.startswith("h5stream")]
     if "features" in unit:
         for name in rdata._visible(unit["features"]):
             for key, raw in unit["features"][name].attrs.items():
-                value = rdata._scalar(raw)
+                value = scalar(raw)
                 if key in ("version", "params_hash", "extracted_at", "name") or key.startswith("h5stream"):
                     continue
                 if isinstance(value, np.ndarray) and value.size > 8:
                     continue
-                text = f"{value:.4g}" if isinstance(value, float) else _text(raw)
-                rows.append([name, key, text])
+                shown = f"{value:.4g}" if isinstance(value, float) else text(raw)
+                rows.append([name, key, shown])
     return rows
 
 
@@ -259,7 +258,7 @@ def _sta_figures(f, unit, uid: str, summary: RecordingSummary, backend: str) -> 
             continue
         group = features[name]
         sta = np.asarray(group["sta"][()], dtype=np.float64)
-        first_lag = rdata._attr_int(group.attrs, "first_lag", 1)
+        first_lag = attr_int(group.attrs, "first_lag", 1)
         spatial, lag, polarity = rdata.sta_spatial_map(sta, first_lag)
         movie = name[4:]
         match = next((u for u in summary.units if u.uid == uid), None) if movie == summary.movie else None
@@ -319,13 +318,13 @@ def _eimage_figure(f, unit, uid: str, summary: RecordingSummary, backend: str):
     recorded = np.isfinite(data).any(axis=0)
     filled = np.where(recorded[None], data, 0.0)
     centred = np.where(recorded[None], filled - np.median(filled, axis=0, keepdims=True), np.nan)
-    window = np.asarray(rdata._scalar(group.attrs.get("window", 0))).ravel()
+    window = np.asarray(scalar(group.attrs.get("window", 0))).ravel()
     first = int(window[0]) if window.size else 0
     fs = summary.sampling_rate
     position = (rdata._position(unit, "row", f.filename), rdata._position(unit, "col", f.filename))
     rows, cols = rfig._zoom(position, rdata._map_centre(np.minimum(spatial, 0.0)), spatial.shape)
     crop = centred[:, rows, cols].astype(np.float32)
-    unit_text = rdata._scalar(group.attrs.get("value_unit", "")) or "stored units"
+    unit_text = scalar(group.attrs.get("value_unit", "")) or "stored units"
     ms = [(t + first) / fs * 1000.0 for t in range(crop.shape[0])]
     title = f"{uid}: electrical image at {ms[trough]:+.2f} ms from spike"
     fig = new_figure(title, backend, x_axis_label="electrode column", y_axis_label="electrode row",
@@ -359,7 +358,7 @@ def _movie_figures(f, uid: str, summary: RecordingSummary, backend: str) -> list
     out = []
     fs = summary.sampling_rate
     features = f["units"][uid]["features"] if "features" in f["units"][uid] else {}
-    for movie in rdata._movie_trials(f, [uid], fs, rdata._stimulus_trials(f)):
+    for movie in rdata._movie_trials(f, [uid], fs, stimulus_repeats(f)):
         trials = movie.spikes[0]
         duration = movie.trial_duration_s
         is_step = f"step_response_{movie.movie}" in features
@@ -369,11 +368,11 @@ def _movie_figures(f, uid: str, summary: RecordingSummary, backend: str) -> list
         n = len(trials)
         raster = new_figure(f"{uid}: {movie.movie}, raster of {n} trial{'s' if n != 1 else ''} of {duration:.2f} s",
                             backend, x_axis_label="time from trial start (s)", y_axis_label="trial",
-                            height=max(180, min(420, 80 + 22 * n)), x_range=(0, duration))
-        raster.y_range.flipped = True
-        source = ColumnDataSource({"x": x, "y0": trial + 0.1, "y1": trial + 0.9, "trial": trial})
+                            height=max(180, min(420, 80 + 22 * n)), x_range=(0, duration), y_range=(max(n, 1), 0))
+        trial_axis(raster, max(n, 1))
+        source = ColumnDataSource({"x": x, "y0": trial + 0.1, "y1": trial + 0.9, "number": (trial + 1).astype(np.int64)})
         seg = raster.segment(x0="x", x1="x", y0="y0", y1="y1", source=source, color="#222222", line_width=1)
-        raster.add_tools(HoverTool(renderers=[seg], tooltips=[("time (s)", "@x{0.000}"), ("trial", "@trial{0}")]))
+        raster.add_tools(HoverTool(renderers=[seg], tooltips=[("time (s)", "@x{0.000}"), ("trial", "@number")]))
         bin_s = 0.05 if movie.repeated_trials or duration <= 20 else max(0.25, round(duration / 200.0 * 4) / 4)
         edges, rate = rfig._rate(trials, duration, bin_s)
         psth = new_figure(f"{uid}: {movie.movie}, PSTH ({bin_s * 1000:.0f} ms bins, mean of {n} trial"

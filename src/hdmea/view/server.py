@@ -82,6 +82,9 @@ def _jsonable(value):
 def make_app(folders: ServedFolders, allowed_hosts: set[str] | None):
     """The tornado application serving ``folders``; ``allowed_hosts`` None accepts any Host header."""
     require_bokeh()
+    import bokeh.layouts  # noqa: F401 - imported once here, so no request pays for it
+    import bokeh.models  # noqa: F401
+    import bokeh.plotting  # noqa: F401
     import tornado.web
     from bokeh.embed import json_item
     from bokeh.util.paths import bokehjs_path

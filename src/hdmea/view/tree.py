@@ -11,15 +11,67 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from hdmea.report.tree import _stored_bytes, _text, format_bytes
+from hdmea.report.tree import _stored_bytes, format_bytes
 from hdmea.view.access import NodeMissing
 
-__all__ = ["children", "node_info", "MAX_MEMBERS", "clean_node", "get_dataset"]
+__all__ = ["children", "node_info", "MAX_MEMBERS", "clean_node", "get_dataset", "text", "scalar", "attr_int",
+           "sampling_rate", "stimulus_repeats"]
 
 #: Members listed per group; the rest are counted ("N more").
 MAX_MEMBERS = 2000
 #: Attributes shown per object.
 MAX_ATTRS = 100
+
+
+def scalar(value) -> object:
+    """A Python scalar for an attribute value (1-element arrays unwrapped, bytes decoded for display)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def text(value) -> str:
+    """An attribute or small dataset value as short display text."""
+    value = scalar(value)
+    if isinstance(value, np.ndarray):
+        if value.size <= 8:
+            return "[" + ", ".join(text(v) for v in value.ravel().tolist()) + "]"
+        return f"<{value.dtype} array {value.shape}>"
+    return str(value)
+
+
+def attr_int(attrs, key: str, default: int) -> int:
+    try:
+        return int(scalar(attrs.get(key, default)))
+    except (TypeError, ValueError):
+        return default
+
+
+def sampling_rate(f: h5py.File) -> float:
+    """``/metadata/sampling_rate`` in Hz, else the report's default."""
+    from hdmea.report.data import DEFAULT_SAMPLING_RATE
+
+    if "metadata/sampling_rate" in f:
+        value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
+        if value.size and value.dtype.kind in "iuf" and np.isfinite(value[0]) and value[0] > 0:
+            return float(value[0])
+    return DEFAULT_SAMPLING_RATE
+
+
+def stimulus_repeats(f: h5py.File) -> dict[str, int]:
+    """Movie -> trials per occurrence, from the stored stimulus configuration (empty when unknown)."""
+    import json
+
+    raw = f["stimulus/config"].attrs.get("config_json") if "stimulus/config" in f else None
+    try:
+        data = json.loads(scalar(raw)) if raw is not None else {}
+        return {name: int(tc.get("repeat", 1)) for name, tc in (data.get("trial_configs") or {}).items()}
+    except (TypeError, ValueError, AttributeError):
+        return {}
 
 
 def clean_node(node: str) -> str:
@@ -39,10 +91,10 @@ def _attrs(obj) -> dict[str, str]:
         if key.startswith("h5stream_attr"):
             continue
         try:
-            text = _text(obj.attrs[key])
+            shown = text(obj.attrs[key])
         except (OSError, TypeError, ValueError) as exc:
-            text = f"<unreadable: {exc}>"
-        out[key] = text if len(text) <= 300 else text[:297] + "..."
+            shown = f"<unreadable: {exc}>"
+        out[key] = shown if len(shown) <= 300 else shown[:297] + "..."
     return out
 
 
