@@ -17,6 +17,7 @@ from h5py import h5a, h5d, h5g, h5o, h5s, h5t
 from h5py._objects import phil
 
 from h5stream.errors import H5StreamError
+from h5stream.files import guard_read
 from h5stream.tree import INTERNAL_ATTRS, decode_attr, is_hidden
 from hdmea.errors import RecordingFormatError
 from hdmea.io import hdf5_store as store
@@ -34,6 +35,8 @@ MISSING = object()
 _INTERNAL = frozenset(INTERNAL_ATTRS)
 #: numpy dtypes (and their h5py memory types) of plain scalar attributes, by the file type's class and layout.
 _SCALAR_TYPES: dict[tuple, tuple[np.dtype, h5t.TypeID]] = {}
+#: What h5py and numpy raise on damaged content (turned into the engine's typed errors).
+_READ_FAILURES = (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError, MemoryError)
 
 
 @dataclasses.dataclass
@@ -87,10 +90,9 @@ class UnitScan:
                 if count:
                     dsid.read(h5s.ALL, h5s.ALL, buffer[start:start + count], mtype=mtype)
                     start += count
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            raise RecordingFormatError(f"cannot read the spike times ({type(exc).__name__}: {exc})",
-                                       path=self.path, obj=f"/units/{uid}/spike_times",
-                                       hint="the file may be corrupted or incomplete") from exc
+        except _READ_FAILURES:
+            with guard_read(self.path, f"/units/{uid}/spike_times"):
+                raise
         seconds = buffer.view(np.float64)
         signed = buffer.view(np.int64)
         if dtype == np.uint64 and buffer.size and int(signed.min()) < 0:
@@ -114,10 +116,9 @@ class UnitScan:
                     dsid.read(h5s.ALL, h5s.ALL, out[k], mtype=mtype)
                 else:
                     out[k] = h5py.Dataset(dsid)[()]
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            raise RecordingFormatError(f"cannot read the waveform ({type(exc).__name__}: {exc})",
-                                       path=self.path, obj=f"/units/{uid}/waveform",
-                                       hint="the file may be corrupted or incomplete") from exc
+        except _READ_FAILURES:
+            with guard_read(self.path, f"/units/{uid}/waveform"):
+                raise
         return out
 
 
@@ -259,9 +260,9 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
                 scan.features.append(per_unit)
     except H5StreamError:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError) as exc:
-        raise RecordingFormatError(f"cannot read the unit ({type(exc).__name__}: {exc})"[:400], path=path,
-                                   obj=where, hint="the file may be corrupted or incomplete") from exc
+    except _READ_FAILURES:
+        with guard_read(path, where):  # the engine's typed error (damage, a missing filter, a checksum)
+            raise
     return scan
 
 

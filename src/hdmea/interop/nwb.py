@@ -44,11 +44,12 @@ What goes where (``export(recording, out)``; ``hdmea export-nwb REC.h5 OUT.nwb``
 The units are read in one pass (:func:`hdmea.interop._units.scan_units`).  Spike times
 and mean waveforms up to :data:`WHOLE_COLUMN_BYTES` are read at once into whole columns
 (the spike trains one after the other into one buffer, divided in place) and written as
-such, gzip and shuffle through :class:`~pynwb.H5DataIO` in 1 MiB chunks (or uncompressed);
-larger ones, and feature arrays, images and the light reference, stream a buffer at a
-time through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`, so memory stays
-bounded whatever the number of spikes.  The file is written at a partial path and renamed onto ``out`` when
-complete (:func:`h5stream.files.create_atomic`).
+such, gzip and shuffle in 1 MiB chunks (or uncompressed): pynwb creates the spike
+times' dataset and :mod:`hdmea.interop._gzip_column` compresses its chunks on several
+threads.  Larger ones, and feature arrays, images and the light reference, stream a
+buffer at a time through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`, so
+memory stays bounded whatever the number of spikes.  The file is written at a partial
+path and renamed onto ``out`` when complete (:func:`h5stream.files.create_atomic`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ import numpy as np
 from h5stream.files import create_atomic
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
+from hdmea.interop._gzip_column import fill_column, gzip_column
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description
 from hdmea.interop._units import (
@@ -326,13 +328,15 @@ def export(
         # Claim the target before the work, so a second export of the same file fails at once.
         atomic = create_atomic(out, overwrite=overwrite)
         with atomic as h5:
-            nwbfile, result = _build(pynwb, src, recording, packer, units_per_buffer, dict(
+            nwbfile, result, fills = _build(pynwb, src, recording, packer, units_per_buffer, dict(
                 session_description=session_description, identifier=identifier,
                 session_start_time=session_start_time, experimenter=experimenter, lab=lab,
                 institution=institution, experiment_description=experiment_description,
                 session_id=session_id, keywords=keywords, subject=subject, pitch_um=pitch_um))
             io = pynwb.NWBHDF5IO(file=h5, mode="w")
             io.write(nwbfile)
+            for name, column in fills:
+                fill_column(h5[name], column, packer.level)
             # The atomic write closes the file on commit; the IO object must not close it first.
     result.path = out
     logger.info("exported %s to %s (%d units, %d spikes)", recording, out, result.n_units, result.n_spikes)
@@ -412,8 +416,13 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     # Up to WHOLE_COLUMN_BYTES the trains are read at once and written as one column (what
     # pynwb writes fastest); beyond, they stream a buffer at a time.
     seconds = scan.spike_seconds(fs) if 0 < total * 8 <= WHOLE_COLUMN_BYTES else None
-    if seconds is not None:
-        spike_data = packer.whole(seconds, (min(total, _SPIKES_PER_CHUNK),), H5DataIO)
+    fills = []
+    if seconds is not None and packer.name == "gzip":
+        # Compressed on several threads once pynwb has created the dataset (see export).
+        spike_data = gzip_column(seconds, min(total, _SPIKES_PER_CHUNK), packer.level, H5DataIO)
+        fills.append(("units/spike_times", seconds))
+    elif seconds is not None:
+        spike_data = seconds
     elif total:
         spike_data = packer.wrap(FlatSpikeSeconds(scan.spike_datasets(), offsets, fs), H5DataIO)
     else:
@@ -508,7 +517,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     result = ExportResult(path=Path(), n_units=n_units, n_spikes=total, n_electrodes=n_el,
                           intervals=interval_names, processing=processing,
                           unit_columns=list(units.colnames), skipped=skipped)
-    return nwbfile, result
+    return nwbfile, result, fills
 
 
 _SUBJECT_FIELDS = ("subject_id", "species", "age", "sex", "description", "genotype", "strain", "weight",
