@@ -16,6 +16,7 @@ __all__ = [
     "UnknownEncodingError",
     "MissingPluginError",
     "UnsafeFileError",
+    "ChecksumError",
     "WriteError",
     "TargetExistsError",
     "SourceNotFoundError",
@@ -106,6 +107,10 @@ class MissingPluginError(FormatError):
 
 class UnsafeFileError(FormatError):
     """A file would make the reader touch other files (external links, external storage, VDS)."""
+
+
+class ChecksumError(FormatError):
+    """Stored data do not match the checksum written with them (Fletcher32 or the file's manifest)."""
 
 
 class WriteError(H5StreamError, OSError):

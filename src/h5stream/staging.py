@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from h5stream import checksums
 from h5stream.errors import WriteError
 from h5stream.files import partial_path
 from h5stream.tree.filearray import FileArray
@@ -148,7 +149,9 @@ class StagingArea:
             raise WriteError(f"spilling an array failed ({exc})", path=self.spill_path,
                              hint="free disk space beside the target") from exc
         self.spilled_bytes += array.nbytes
-        return FileArray(self.spill_file, "/" + name, array.shape, array.dtype, spilled=True)
+        # The digest travels with the array into the saved file's checksum manifest.
+        return FileArray(self.spill_file, "/" + name, array.shape, array.dtype, spilled=True,
+                         digest=checksums.value_digest(array))
 
     def release(self, value) -> None:
         """Forget a staged value that was replaced or removed (its bytes leave the budget)."""

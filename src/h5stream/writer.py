@@ -33,6 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from h5stream import checksums
 from h5stream.codecs import DEFLATE_IMPLEMENTATIONS, deflate_kernel, get_codec
 from h5stream.cores import free_cores
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
@@ -187,7 +188,11 @@ def choose_chunks(shape: tuple[int, ...], itemsize: int, requested: Any = "auto"
 
 
 def layout_kwargs(array_shape: tuple[int, ...], itemsize: int, options: WriteOptions) -> dict:
-    """h5py ``create_dataset`` keywords for layout and filters."""
+    """h5py ``create_dataset`` keywords for layout and filters.
+
+    Every chunked layout ends its filter pipeline with HDF5's Fletcher32
+    checksum (:mod:`h5stream.checksums`), which every HDF5 reader checks.
+    """
     size = math.prod(array_shape)
     if len(array_shape) == 0 or size == 0:
         # Scalars cannot be chunked; empty arrays have nothing to compress.
@@ -200,7 +205,8 @@ def layout_kwargs(array_shape: tuple[int, ...], itemsize: int, options: WriteOpt
         if size * itemsize <= SMALL_ARRAY_BYTES:
             return {}
     kwargs: dict[str, Any] = {
-        "chunks": choose_chunks(array_shape, itemsize, options.chunks if options.chunks is not None else "auto")
+        "chunks": choose_chunks(array_shape, itemsize, options.chunks if options.chunks is not None else "auto"),
+        "fletcher32": True,
     }
     if options.compression is not None:
         codec = get_codec(options.compression)
@@ -268,17 +274,28 @@ def write_array(parent: h5py.Group, key: str, array: np.ndarray, options: WriteO
 
 
 def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) -> h5py.Dataset:
+    # A dataset without Fletcher32 gets its digest in the file's checksum manifest, when it keeps one.
+    recorder = None if "fletcher32" in kwargs else checksums.recorder_for(parent)
     if array.ndim == 0 or array.flags.c_contiguous:
         if array.ndim == 0 or array.size == 0:
-            return parent.create_dataset(key, data=array, **kwargs)
-        ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
-        ds.write_direct(array)
+            ds = parent.create_dataset(key, data=array, **kwargs)
+        else:
+            ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
+            ds.write_direct(array)
+        if recorder is not None:
+            recorder.dataset(ds.name, checksums.array_digest(array))
         return ds
     ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
     row_bytes = math.prod(array.shape[1:]) * array.dtype.itemsize
+    crc = checksums.digest_start(array.dtype, array.shape)
     for rows in _row_blocks(array.shape[0], row_bytes):
         # Bounded copy of one block; the full array is never copied.
-        ds[rows] = np.ascontiguousarray(array[rows])
+        block = np.ascontiguousarray(array[rows])
+        ds[rows] = block
+        if recorder is not None:
+            crc = checksums.digest_update(crc, block)
+    if recorder is not None:
+        recorder.dataset(ds.name, checksums.digest_end(crc))
     return ds
 
 
@@ -316,15 +333,24 @@ def _write_gzip_direct(
     per_batch = min(per_batch, len(offsets))
     # Two sets of buffers: one is compressed by the kernel while the other is written.
     raw = [np.empty((per_batch, chunk_nbytes), np.uint8) for _ in range(2)]
-    packed = [np.empty((per_batch, bound), np.uint8) for _ in range(2)]
+    # Room for the Fletcher32 checksum HDF5's filter appends to each stored chunk.
+    fletcher = bool(kwargs.get("fletcher32"))
+    packed = [np.empty((per_batch, bound + 4), np.uint8) for _ in range(2)]
     sizes = [np.empty(per_batch, np.int64) for _ in range(2)]
     dsid = ds.id
 
     def compress(source: np.ndarray, slot: int, lo: int, hi: int) -> int:
         # One serial kernel call per slice of chunks; the kernel releases the GIL.
-        return kernel._deflate_chunks(
+        failures = kernel._deflate_chunks(
             source[lo:hi], packed[slot][lo:hi], sizes[slot][lo:hi], hi - lo, level, shuffle_itemsize, 1
         )
+        if fletcher and not failures:
+            for i in range(lo, hi):
+                n = int(sizes[slot][i])
+                row = packed[slot][i]
+                row[n : n + 4] = np.frombuffer(checksums.fletcher32(row[:n]).to_bytes(4, "little"), np.uint8)
+                sizes[slot][i] = n + 4
+        return failures
 
     def flush(slot: int, batch: list[tuple[int, ...]]) -> None:
         for i, origin in enumerate(batch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from h5stream.errors import (
+    ChecksumError,
     FormatError,
     H5StreamError,
     H5StreamWarning,
@@ -12,6 +13,7 @@ from h5stream.errors import (
 )
 
 __all__ = [
+    "ChecksumError",
     "HdmeaError",
     "SessionError",
     "CheckpointError",

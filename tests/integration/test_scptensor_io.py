@@ -307,8 +307,12 @@ def test_corrupt_element_is_format_error(tmp_path, container):
     save_hdf5(container, path)
     with h5py.File(path, "r+") as f:
         f["assays/proteins/layers/raw/X"].attrs["encoding-type"] = "mystery"
-    with pytest.raises(IOFormatError, match="mystery") as info:
+    # The edit breaks the attribute's checksum, which a default load checks first.
+    with pytest.raises(IOFormatError, match="checksum mismatch") as info:
         load_hdf5(path)
+    assert "/assays/proteins/layers/raw/X/@encoding-type" in str(info.value)
+    with pytest.raises(IOFormatError, match="mystery") as info:
+        load_hdf5(path, verify=False)
     assert "/assays/proteins/layers/raw/X" in str(info.value)
 
 
@@ -380,8 +384,11 @@ def test_content_breaking_the_model_is_format_error(tmp_path, container):
     with h5py.File(path, "r+") as f:
         mask = f["assays/proteins/layers/raw/M"]
         mask[0, 0] = 42
-    with pytest.raises(IOFormatError, match="breaks the data model.*code 42") as info:
+    with pytest.raises(IOFormatError, match="checksum mismatch"):
         load_hdf5(path)
+    # Read as stored, the value is refused by the data model.
+    with pytest.raises(IOFormatError, match="breaks the data model.*code 42") as info:
+        load_hdf5(path, verify=False)
     assert str(path) in str(info.value)
     with pytest.raises(ValueError, match="no assay holds"):
         save_hdf5(container, tmp_path / "x.h5", save_layers=["nope"])

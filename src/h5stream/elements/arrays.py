@@ -15,6 +15,7 @@ import math
 import h5py
 import numpy as np
 
+from h5stream import checksums
 from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
@@ -63,6 +64,11 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
     """
     if ds.shape is None:
         return np.empty(0, ds.dtype)
+    with checksums.checked_read(ds.file.filename, ds.name):
+        return checksums.check_dataset(ds, _read_array_dataset(ds))
+
+
+def _read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
     order = ds.attrs.get(ORDER_ATTR)
     if isinstance(order, bytes):
         order = order.decode()
@@ -126,4 +132,4 @@ def _write_numpy_scalar(parent: h5py.Group, key: str, value, options: WriteOptio
 def _read_numeric_scalar(ds: h5py.Dataset, *, series: bool = False):
     from h5stream.elements.scalars import restore_python_scalar
 
-    return restore_python_scalar(ds, ds[()])
+    return restore_python_scalar(ds, checksums.check_dataset(ds, ds[()]))

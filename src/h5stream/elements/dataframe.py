@@ -54,6 +54,7 @@ import h5py
 import numpy as np
 import polars as pl
 
+from h5stream import checksums
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
@@ -344,7 +345,7 @@ def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
     if ds.dtype.kind in "OS" or h5py.check_string_dtype(ds.dtype) is not None:
         values = read_string_series(ds)
     else:
-        values = pl.Series(values=ds[()])
+        values = pl.Series(values=checksums.check_dataset(ds, ds[()]))
     ref = ds.attrs.get("categories")
     if ref is None:
         return values

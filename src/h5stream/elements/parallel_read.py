@@ -33,6 +33,7 @@ import os
 import h5py
 import numpy as np
 
+from h5stream import checksums
 from h5stream.codecs import deflate_kernel
 from h5stream.errors import FormatError
 from h5stream.writer import resolve_threads
@@ -55,6 +56,7 @@ class DeflateLayout:
     dtype: np.dtype
     shuffle_position: int | None  # index of the shuffle filter in the pipeline, if any
     deflate_position: int
+    fletcher32: bool = False  # the pipeline ends with Fletcher32: each stored chunk ends with its checksum
 
 
 
@@ -63,8 +65,8 @@ def parallel_deflate_layout(ds: h5py.Dataset) -> DeflateLayout | None:
     """The layout of ``ds`` when it can be read in parallel, else None.
 
     Accepted: a chunked dataset of a plain numeric or boolean type whose filter
-    pipeline is exactly ``[deflate]`` or ``[shuffle, deflate]`` and whose
-    chunks are all allocated.
+    pipeline is exactly ``[deflate]`` or ``[shuffle, deflate]`` (either followed
+    by Fletcher32, checked here as HDF5 would) and whose chunks are all allocated.
     """
     if ds.chunks is None or ds.shape is None or ds.ndim == 0 or ds.size == 0:
         return None
@@ -74,6 +76,9 @@ def parallel_deflate_layout(ds: h5py.Dataset) -> DeflateLayout | None:
     dsid = ds.id
     dcpl = dsid.get_create_plist()
     codes = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+    fletcher = bool(codes) and codes[-1] == h5py.h5z.FILTER_FLETCHER32
+    if fletcher:
+        codes = codes[:-1]
     if codes == [h5py.h5z.FILTER_DEFLATE]:
         shuffle_position = None
     elif codes == [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]:
@@ -91,6 +96,7 @@ def parallel_deflate_layout(ds: h5py.Dataset) -> DeflateLayout | None:
         dtype=dtype,
         shuffle_position=shuffle_position,
         deflate_position=len(codes) - 1,
+        fletcher32=fletcher,
     )
 
 
@@ -159,7 +165,8 @@ def _read_kernel(ds: h5py.Dataset, out: np.ndarray, layout: DeflateLayout, n_thr
     deflate_bit = 1 << layout.deflate_position
     shuffle_bit = 0 if layout.shuffle_position is None else 1 << layout.shuffle_position
     origins = _chunk_origins(shape, chunks)
-    read_capacity = max(int(kernel.deflate_bound(chunk_nbytes)), chunk_nbytes)
+    read_capacity = max(int(kernel.deflate_bound(chunk_nbytes)), chunk_nbytes) + 4
+    fletcher_bit = 1 << (layout.deflate_position + 1)
     dsid = ds.id
 
     def decode_chunks(lo: int, hi: int) -> None:
@@ -170,6 +177,9 @@ def _read_kernel(ds: h5py.Dataset, out: np.ndarray, layout: DeflateLayout, n_thr
         planes = np.empty(chunk_nbytes if shuffle_itemsize else 0, np.uint8)
         for origin in origins[lo:hi]:
             mask, raw = dsid.read_direct_chunk(origin, out=stored)
+            if layout.fletcher32 and not mask & fletcher_bit:
+                raw = checksums.strip_fletcher32(raw, path=ds.file.filename, obj=ds.name,
+                                                 where=f" in the chunk at {origin}")
             stops = tuple(min(o + c, s) for o, c, s in zip(origin, chunks, shape))
             in_place = whole_rows and stops[0] - origin[0] == chunks[0]
             if in_place:

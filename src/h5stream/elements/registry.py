@@ -39,6 +39,7 @@ from typing import Any
 
 import h5py
 
+from h5stream import checksums
 from h5stream.errors import EncodingError, FormatError, H5StreamError, MissingPluginError, UnknownEncodingError
 from h5stream.files import guard_read
 from h5stream.names import check_name
@@ -446,6 +447,7 @@ def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
     """
     try:
         with guard_read(obj.file.filename, obj.name):
+            checksums.check_attrs(obj)  # digests of the element's attributes, when the file has them
             return read_with(obj)
     except FormatError as exc:
         if isinstance(exc, (MissingPluginError, UnknownEncodingError)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from h5stream import checksums
 from h5stream.elements.registry import ElementSpec, register_reader, register_writer
 from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions
@@ -104,7 +105,7 @@ def _write_string(parent: h5py.Group, key: str, value: str, options: WriteOption
 
 @register_reader(STRING)
 def _read_string(ds: h5py.Dataset, *, series: bool = False):
-    value = ds.asstr()[()]
+    value = checksums.check_dataset(ds, ds.asstr()[()])
     return restore_python_scalar(ds, value)
 
 
@@ -128,4 +129,4 @@ def _write_bytes(parent: h5py.Group, key: str, value: bytes, options: WriteOptio
 
 @register_reader(BYTES)
 def _read_bytes(ds: h5py.Dataset, *, series: bool = False):
-    return restore_python_scalar(ds, ds[()].tobytes())
+    return restore_python_scalar(ds, checksums.check_dataset(ds, ds[()]).tobytes())

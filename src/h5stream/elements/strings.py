@@ -24,6 +24,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from h5stream import checksums
 from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
@@ -208,19 +209,20 @@ def read_string_series(ds: h5py.Dataset):
     import polars as pl
 
     if ds.ndim == 1 and _fixed_width_utf8(ds):
-        return pl.from_arrow(_unpack_fixed(ds[()], path=ds.file.filename, obj=ds.name))
+        raw = checksums.check_dataset(ds, ds[()])
+        return pl.from_arrow(_unpack_fixed(raw, path=ds.file.filename, obj=ds.name))
     return pl.Series(values=read_string_values(ds).ravel(), dtype=pl.String)
 
 
 def read_string_values(ds: h5py.Dataset) -> np.ndarray:
     """Read a string dataset as a StringDType array (fast path of h5py for variable length)."""
     if ds.ndim > 0 and _fixed_width_utf8(ds):
-        raw = ds[()]
+        raw = checksums.check_dataset(ds, ds[()])
         text = _unpack_fixed(raw, path=ds.file.filename, obj=ds.name).to_numpy(zero_copy_only=False)
         return text.astype(_STRING_DTYPE).reshape(raw.shape)
     if ds.ndim == 0:
-        return np.asarray(ds.asstr()[()], dtype=_STRING_DTYPE)
-    return ds.astype(_STRING_DTYPE)[()]
+        return np.asarray(checksums.check_dataset(ds, ds.asstr()[()]), dtype=_STRING_DTYPE)
+    return checksums.check_dataset(ds, ds.astype(_STRING_DTYPE)[()])
 
 
 def _has_na(values: np.ndarray) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import h5py
 
+from h5stream import checksums as _checksums
 from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsError, WriteError
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
 from h5stream.files.paths import LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
@@ -115,6 +116,12 @@ class AtomicFile:
     appeared meanwhile, so a file that exists is never replaced.  With ``source``
     the partial file starts as a byte copy of ``source`` opened ``r+``
     (copy-on-write update of an existing file).
+
+    With ``checksums`` the engine's writers record a digest of everything they
+    write into the file and :meth:`seal` (called by ``commit``) stores them as
+    the file's checksum manifest (:mod:`h5stream.checksums`); an update starts
+    from the source's manifest.  ``checksums="walk"`` also digests, by reading
+    them back at commit, the objects written through plain h5py.
     """
 
     def __init__(
@@ -127,7 +134,12 @@ class AtomicFile:
         libver: str | tuple | None = None,
         claim: bool = True,
         on_commit: Callable[[Path], None] | None = None,
+        checksums: bool | str = False,
     ) -> None:
+        if checksums not in (False, True, "walk"):
+            raise ValueError(f"checksums must be False, True or 'walk', got {checksums!r}")
+        self.checksums = checksums
+        self._recorder: _checksums.Recorder | None = None
         self.target = Path(target)
         self.overwrite = overwrite
         self.source = Path(source) if source is not None else None
@@ -161,6 +173,13 @@ class AtomicFile:
     def file(self, handle: h5py.File | None) -> None:
         self._file = handle
         self._pending.fid = handle.id if handle is not None else None
+        if handle is not None and self.checksums and self._recorder is None and handle.id.valid:
+            recorder = _checksums.Recorder(walk=self.checksums == "walk")
+            if self.source is not None:
+                manifest = _checksums.read_manifest(handle, self.target)
+                if manifest is not None:
+                    recorder.seed(manifest)
+            self._recorder = _checksums.start_recording(handle, recorder)
         if handle is not None:
             # The handle keeps its AtomicFile alive: the finalizer runs only once both are unreachable.
             with contextlib.suppress(AttributeError):
@@ -241,6 +260,20 @@ class AtomicFile:
             raise
         return self.file
 
+    def seal(self) -> None:
+        """Write the checksum manifest into the open partial file (once; nothing without ``checksums``).
+
+        ``commit`` calls it; call it yourself before closing the file by other means.
+        """
+        recorder = self._recorder
+        if recorder is None or self.file is None or not self.file.id.valid:
+            return
+        try:
+            _checksums.seal(self.file, recorder)
+        finally:
+            _checksums.stop_recording(self.file)
+            self._recorder = None
+
     def commit(self) -> Path:
         """Make the partial file the target; returns the target path."""
         if self.committed:
@@ -251,6 +284,7 @@ class AtomicFile:
             raise WriteError("commit() before open()", path=self.target)
         try:
             if self.file.id.valid:
+                self.seal()
                 self.file.flush()
                 self.file.close()
             fsync_path(self.partial)
@@ -310,6 +344,10 @@ class AtomicFile:
         """Close and delete the partial file (its space is free on return) and release the claim."""
         if not self.committed:
             fid = self.file.id if self.file is not None else None
+            if self._recorder is not None and fid is not None:
+                with contextlib.suppress(Exception):
+                    _checksums.stop_recording(fid)
+            self._recorder = None
             _discard(fid, self.partial)
         self._pending.fid = None
         if self.claim is not None:
@@ -338,6 +376,7 @@ def create_atomic(
     libver: str | tuple | None = None,
     claim: bool = True,
     on_commit: Callable[[Path], None] | None = None,
+    checksums: bool | str = False,
 ) -> AtomicFile:
     """A new HDF5 file for ``target`` that appears there only once complete.
 
@@ -355,6 +394,9 @@ def create_atomic(
         Hold ``<target>.claim`` while writing (one writer per target).
     on_commit : callable, optional
         Called with the target path after a successful commit.
+    checksums : bool or "walk", default False
+        Store the checksum manifest of what the engine's writers wrote
+        (see :class:`AtomicFile`).
 
     Returns
     -------
@@ -364,7 +406,7 @@ def create_atomic(
     """
     return AtomicFile(
         target, overwrite=overwrite, userblock_size=userblock_size, libver=libver, claim=claim,
-        on_commit=on_commit,
+        on_commit=on_commit, checksums=checksums,
     )
 
 
@@ -373,6 +415,7 @@ def update_atomic(
     *,
     claim: bool = True,
     on_commit: Callable[[Path], None] | None = None,
+    checksums: bool | str = False,
 ) -> AtomicFile:
     """Copy-on-write update of an existing HDF5 file.
 
@@ -384,8 +427,9 @@ def update_atomic(
     ----------
     target : path
         An existing HDF5 file.
-    claim, on_commit
-        As for :func:`create_atomic`.
+    claim, on_commit, checksums
+        As for :func:`create_atomic`; the update keeps the digests of the
+        source's manifest for what it does not change.
 
     Raises
     ------
@@ -403,7 +447,8 @@ def update_atomic(
         raise SourceNotFoundError("file does not exist", path=target, hint="create it first")
     check_regular_file(target)
     check_hdf5_signature(target)
-    return AtomicFile(target, source=target, overwrite=True, claim=claim, on_commit=on_commit)
+    return AtomicFile(target, source=target, overwrite=True, claim=claim, on_commit=on_commit,
+                      checksums=checksums)
 
 
 def adopt_partial(
@@ -414,6 +459,7 @@ def adopt_partial(
     overwrite: bool = True,
     claim: bool = True,
     on_commit: Callable[[Path], None] | None = None,
+    checksums: bool | str = False,
 ) -> AtomicFile:
     """Take over a partial file that is already being written, to finish it as ``target``.
 
@@ -432,8 +478,9 @@ def adopt_partial(
     file : h5py.File, optional
         ``partial`` open for writing; it may also be assigned to ``.file``
         after this call (for example once the claim is held).
-    overwrite, claim, on_commit
-        As for :func:`create_atomic`.
+    overwrite, claim, on_commit, checksums
+        As for :func:`create_atomic` (with ``checksums``, recording starts when
+        the file is handed over: arrays already in it bring their own digests).
 
     Raises
     ------
@@ -443,7 +490,7 @@ def adopt_partial(
     TargetExistsError, WriterClaimError
         As for :func:`create_atomic`.
     """
-    atomic = AtomicFile(target, overwrite=overwrite, claim=claim, on_commit=on_commit)
+    atomic = AtomicFile(target, overwrite=overwrite, claim=claim, on_commit=on_commit, checksums=checksums)
     partial = Path(partial)
     atomic._check_target()
     if not partial.is_file() or partial.parent.resolve() != parent_of(atomic.target).resolve():

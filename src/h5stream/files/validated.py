@@ -355,6 +355,11 @@ def guard_read(path: str | os.PathLike, obj: str | None = None) -> Iterator[None
         raise
     except _READ_FAILURES as exc:
         text = str(exc) or type(exc).__name__
+        from h5stream.checksums import fletcher32_failure  # the checksums module imports this package
+
+        mismatch = fletcher32_failure(exc, path, obj)
+        if mismatch is not None:
+            raise mismatch from exc
         if "filter" in text and ("not registered" in text or "can't open" in text or "available" in text):
             raise MissingPluginError(
                 f"cannot decompress data ({text})", path=path, obj=obj,

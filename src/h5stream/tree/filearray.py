@@ -10,6 +10,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from h5stream import checksums
+
 __all__ = ["FileArray"]
 
 
@@ -20,16 +22,24 @@ class FileArray:
     ``dtype`` and ``nbytes`` are known without reading.  ``opener`` returns the
     open ``h5py.File`` holding the dataset (shared with other references to
     the same file).
+
+    ``digest`` is the checksum of the values (:func:`h5stream.checksums.array_digest`)
+    when known: carried into the files the array is copied to, and checked on
+    every :meth:`read` when ``verify`` (a :class:`~h5stream.checksums.Manifest`
+    naming the source file) is set.
     """
 
-    __slots__ = ("_opener", "name", "shape", "dtype", "spilled")
+    __slots__ = ("_opener", "name", "shape", "dtype", "spilled", "digest", "verify")
 
-    def __init__(self, opener, name: str, shape: tuple[int, ...], dtype: np.dtype, *, spilled: bool = False):
+    def __init__(self, opener, name: str, shape: tuple[int, ...], dtype: np.dtype, *, spilled: bool = False,
+                 digest: str | None = None, verify=None):
         self._opener = opener
         self.name = name
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.spilled = spilled
+        self.digest = digest
+        self.verify = verify
 
     @property
     def file(self) -> h5py.File:
@@ -53,7 +63,10 @@ class FileArray:
             return np.empty((0,), dtype=self.dtype)
         out = np.empty(self.shape, dtype=self.dtype)
         if out.size:
-            ds.read_direct(out)
+            with checksums.checked_read(ds.file.filename, self.name):
+                ds.read_direct(out)
+        if self.verify is not None:
+            checksums.check_value(self.verify, self.name, self.digest, out)
         return out
 
     def __array__(self, dtype=None, copy=None):

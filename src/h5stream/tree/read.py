@@ -13,7 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream import jsonvalues
+from h5stream import checksums, jsonvalues
 from h5stream.errors import FormatError
 from h5stream.tree.filearray import FileArray
 from h5stream.tree.nodes import (
@@ -103,12 +103,20 @@ def _decoded(decode, path, obj: str, what: str):
                           hint="the file is damaged or was edited by another tool") from exc
 
 
-def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
+_LOOKUP = object()
+
+
+def read_attrs(obj, *, manifest=_LOOKUP) -> tuple[dict[str, Any], str | None, list | None]:
     """(decoded attributes, node type tag, dict keys) of an HDF5 object; large attributes included.
 
     Damaged attributes (unreadable, text that is not UTF-8, typed JSON that is
-    not ASCII or does not decode) raise :class:`FormatError` naming the attribute.
+    not ASCII or does not decode) raise :class:`FormatError` naming the attribute;
+    an attribute that does not match its digest in the file's checksum manifest
+    (``manifest``, by default the one attached to the file) raises
+    :class:`~h5stream.errors.ChecksumError`.
     """
+    if manifest is _LOOKUP:
+        manifest = checksums.manifest_for(obj)
     path, where = obj.file.filename, obj.name
     try:
         names = list(obj.attrs)
@@ -121,7 +129,12 @@ def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
             raw[name] = obj.attrs[name]
         except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
             raise FormatError(f"cannot read attribute {name!r} ({exc})", path=path, obj=where) from exc
+    if manifest is not None:
+        checksums.check_attrs(obj, raw, manifest)
+    for name in names:
         _check_texts(raw[name], path, f"{where.rstrip('/')}/@{name}")
+    if where == "/":
+        raw.pop(checksums.MANIFEST_ATTR, None)  # the file's digests, not a value
     tags = {}
     if ATTR_TYPES_ATTR in raw:
         at = f"{where.rstrip('/')}/@{ATTR_TYPES_ATTR}"
@@ -148,7 +161,7 @@ def read_attrs(obj) -> tuple[dict[str, Any], str | None, list | None]:
         attrs[name] = _decoded(lambda v=value, t=tag_value: decode_attr(v, t), path, at, "the attribute")
     for name, tag_value in tags.items():
         if tag_value == "dataset":
-            attrs[name] = decode_node(node_from_h5(_large_attr_object(obj, name), lazy=False))
+            attrs[name] = decode_node(node_from_h5(_large_attr_object(obj, name), lazy=False, manifest=manifest))
     return attrs, tag, keys
 
 
@@ -166,22 +179,34 @@ def _large_attr_object(obj, name: str):
     return container[member]
 
 
-def node_from_h5(obj, *, lazy: bool = False, opener=None) -> Node:
-    """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``."""
-    attrs, tag, keys = read_attrs(obj)
+def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> Node:
+    """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
+
+    Values with a digest in the file's checksum manifest (``manifest``, by
+    default the one attached to the file) are checked as they are read; a lazy
+    array carries its digest and is checked when it is read.
+    """
+    if manifest is _LOOKUP:
+        manifest = checksums.manifest_for(obj)
+    attrs, tag, keys = read_attrs(obj, manifest=manifest)
     if isinstance(obj, h5py.Group):
         children = {}
         for name in obj:
             if is_hidden(name):
                 continue
-            children[name] = node_from_h5(obj[name], lazy=lazy, opener=opener)
+            children[name] = node_from_h5(obj[name], lazy=lazy, opener=opener, manifest=manifest)
         return Group(attrs, children, tag, keys)
+    expected = manifest.datasets.get(obj.name) if manifest is not None else None
     if obj.shape is None:
         data = np.empty((0,), dtype=obj.dtype)
     elif lazy and tag is None and obj.dtype.kind in "biufc":
-        data = FileArray(opener, obj.name, obj.shape, obj.dtype)
+        data = FileArray(opener, obj.name, obj.shape, obj.dtype, digest=expected,
+                         verify=manifest if expected is not None else None)
     else:
-        data = obj[()]
+        with checksums.checked_read(obj.file.filename, obj.name):
+            data = obj[()]
+        if expected is not None:
+            checksums.check_value(manifest, obj.name, expected, data, text=checksums.is_text_dataset(obj))
         if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
             _check_texts(data, obj.file.filename, obj.name)
         if tag in _SCALAR_TAGS and np.size(data) != 1:

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream import jsonvalues
+from h5stream import checksums, jsonvalues
 from h5stream.errors import EncodingError, WriteError
 from h5stream.tree.filearray import FileArray
 from h5stream.tree import lowlevel
@@ -61,22 +61,60 @@ __all__ = [
 ]
 
 
-class WriteContext:
-    """What the writer needs to know about the file it writes: spilled arrays it may move."""
+_UNSET = object()
 
-    __slots__ = ("file", "movable")
+
+class WriteContext:
+    """What the writer needs to know about the file it writes: spilled arrays it may move, and the
+    :class:`~h5stream.checksums.Recorder` of the file's digests (None when the file keeps none)."""
+
+    __slots__ = ("file", "movable", "recorder")
 
     def __init__(self, file: h5py.File | None = None, movable=None):
         self.file = file
         self.movable = movable  # callable(FileArray) -> bool: True when the array lives in ``file``
+        self.recorder = _UNSET
 
 
 def _context(ctx: WriteContext | None, obj) -> WriteContext:
     if ctx is None:
-        return WriteContext(obj.file)
-    if ctx.file is None:
+        ctx = WriteContext(obj.file)
+    elif ctx.file is None:
         ctx.file = obj.file
+    if ctx.recorder is _UNSET:
+        ctx.recorder = checksums.recorder_for(obj)
     return ctx
+
+
+def _text_items(array: np.ndarray) -> list[str]:
+    return [v if isinstance(v, str) else text(v) for v in array.ravel().tolist()]
+
+
+def _record_dataset(ctx: WriteContext, path: str, array: np.ndarray, items: list[str] | None = None) -> None:
+    """Record the digest of a dataset just written from ``array`` (``items``: its text, if text)."""
+    if items is not None:
+        ctx.recorder.dataset(path, checksums.text_digest(np.array(items, dtype=object).reshape(array.shape)
+                                                         if array.ndim else items[0]))
+    else:
+        ctx.recorder.dataset(path, checksums.array_digest(array))
+
+
+def _record_attr(ctx: WriteContext, path: str, name: str, stored) -> None:
+    """Record the digest of a text attribute (numbers live in the object header, which HDF5 checksums)."""
+    if isinstance(stored, str):
+        ctx.recorder.attribute(path, name, checksums.text_digest(stored))
+    elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
+        ctx.recorder.attribute(path, name, checksums.text_digest(
+            np.array([text(v) for v in stored.ravel().tolist()], dtype=object).reshape(stored.shape)))
+
+
+def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h5py.Dataset) -> None:
+    digest = data.digest
+    if digest is None:
+        # Copied from a file without digests: digest what was copied.
+        digest = checksums.dataset_digest(dataset, dataset[()]) if dataset.shape is not None else None
+    if digest is not None:
+        ctx.recorder.dataset(path, digest)
 
 
 def _bookkeeping(node: Node, tags: dict[str, str]):
@@ -129,10 +167,18 @@ def _wrapped_attrs(oid, node: Node, ctx: WriteContext) -> None:
             tags[name] = "dataset"
             continue
         create_attr(oid, name, stored)
+        if ctx.recorder is not None:
+            _record_attr(ctx, _object_path(oid), name, stored)
         if tag is not None:
             tags[name] = tag
     for name, stored in _bookkeeping(node, tags):
         create_attr(oid, name, stored)
+        if ctx.recorder is not None:
+            _record_attr(ctx, _object_path(oid), name, stored)
+
+
+def _object_path(oid) -> str:
+    return h5py.h5i.get_name(oid).decode("utf-8")
 
 
 def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
@@ -145,9 +191,16 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
             _wrapped_attrs(gid, node, ctx)
         return
     if isinstance(node.data, FileArray):
-        dsid = _place_file_array(h5py.Group(pid), name, node.data, ctx).id
+        dataset = _place_file_array(h5py.Group(pid), name, node.data, ctx)
+        dsid = dataset.id
+        if ctx.recorder is not None:
+            _record_file_array(ctx, dataset.name, node.data, dataset)
     else:
         dsid = store_array(pid, name, node.data)
+        if ctx.recorder is not None:
+            array = np.asarray(node.data)
+            text_data = array.dtype.kind in "OUT"
+            _record_dataset(ctx, _object_path(dsid), array, _text_items(array) if text_data else None)
     if node.attrs or node.tag is not None:
         _wrapped_attrs(dsid, node, ctx)
 
@@ -179,6 +232,8 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
         return
     if isinstance(node.data, FileArray):
         dataset = _place_file_array(ctx.file[parent_path], name, node.data, ctx)
+        if ctx.recorder is not None:
+            _record_file_array(ctx, path, node.data, dataset)
         if node.attrs or node.tag is not None:
             _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
         return
@@ -194,9 +249,11 @@ def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path:
     """Create and fill one dataset (the layout policy of :func:`~h5stream.tree.lowlevel.store_array`)."""
     array = np.asarray(data)
     lists = lowlevel.plists()
+    items = None
     if array.dtype.kind in "OUT":
         tid, space, dcpl = lowlevel.TEXT_TYPE, lowlevel.dataspace(array.shape), lists.text
-        buffer = native.text_buffer([v if isinstance(v, str) else text(v) for v in array.ravel().tolist()])
+        items = _text_items(array)
+        buffer = native.text_buffer(items)
     else:
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
@@ -208,6 +265,8 @@ def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path:
     if array.size and native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0, buffer) < 0:
         native.H5Dclose(did)
         raise _failed("writing the dataset", ctx, path)
+    if ctx.recorder is not None:
+        _record_dataset(ctx, path, array, items)
     return did
 
 
@@ -231,6 +290,8 @@ def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: s
             raise _failed(f"writing attribute {name!r}", ctx, path)
     finally:
         native.H5Aclose(aid)
+    if ctx.recorder is not None:
+        _record_attr(ctx, path or "/", name, stored)
 
 
 def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool) -> None:
@@ -293,11 +354,17 @@ def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> No
 
 def remove_child(group: h5py.Group, name: str) -> None:
     """Remove ``group[name]`` and the hidden group of its large attributes, if any."""
+    recorder = checksums.recorder_for(group)
+    base = group.name.rstrip("/")
     if name in group:
         del group[name]
+        if recorder is not None:
+            recorder.removed(f"{base}/{name}")
     hidden = DATASET_ATTRS_PREFIX + name
     if hidden in group:
         del group[hidden]
+        if recorder is not None:
+            recorder.removed(f"{base}/{hidden}")
 
 
 def replace_child(group: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
@@ -333,17 +400,27 @@ def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> 
     for name in mapping:
         check_attr_name(name, path=obj.file.filename)
     home = _existing_dataset_attrs_home(obj) if is_dataset else None
+    recorder = checksums.recorder_for(obj)
+    where = obj.name
     for name, value in mapping.items():
         if name in obj.attrs:
             del obj.attrs[name]
+            if recorder is not None:
+                recorder.attribute_removed(where, name)
         if not is_dataset and HIDDEN_PREFIX + name in obj:
             del obj[HIDDEN_PREFIX + name]
+            if recorder is not None:
+                recorder.removed(f"{where.rstrip('/')}/{HIDDEN_PREFIX}{name}")
         if home is not None and name in home:
             del home[name]
+            if recorder is not None:
+                recorder.removed(f"{home.name}/{name}")
         existing_tags.pop(name, None)
         node.attrs[name] = value
     if ATTR_TYPES_ATTR in obj.attrs:
         del obj.attrs[ATTR_TYPES_ATTR]
+        if recorder is not None:
+            recorder.attribute_removed(where, ATTR_TYPES_ATTR)
     # Write the new values, then merge the tags of the untouched attributes back in.
     write_attrs(obj, node, WriteContext())
     if is_dataset:
@@ -355,4 +432,7 @@ def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> 
         new_tags.update(existing_tags)
         if ATTR_TYPES_ATTR in obj.attrs:
             del obj.attrs[ATTR_TYPES_ATTR]
-        obj.attrs.create(ATTR_TYPES_ATTR, json.dumps(new_tags, sort_keys=True))
+        stored = json.dumps(new_tags, sort_keys=True)
+        obj.attrs.create(ATTR_TYPES_ATTR, stored)
+        if recorder is not None:
+            recorder.attribute(where, ATTR_TYPES_ATTR, checksums.text_digest(stored))

@@ -190,7 +190,7 @@ def open_update(path: str | os.PathLike,
     """
     path = validate_for_update(path, check)
     with recording_errors(path):
-        atomic = update_atomic(path)
+        atomic = update_atomic(path, checksums=True)
         atomic.open()
     return atomic
 

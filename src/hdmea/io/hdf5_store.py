@@ -302,7 +302,12 @@ class RecordingFile(h5py.File):
             super().close()
             return
         if self.id.valid:
-            _stamp_updated(self)
+            try:
+                _stamp_updated(self)
+                atomic.seal()  # the checksum manifest of everything written, in the same atomic save
+            except BaseException:
+                atomic.abort()
+                raise
             self.flush()
             super().close()
         atomic.commit()
@@ -321,7 +326,7 @@ class RecordingFile(h5py.File):
 
 def _stamp_updated(f: h5py.File) -> None:
     if "updated_at" in f.attrs:
-        f.attrs["updated_at"] = now_iso()
+        set_h5_attrs(f, {"updated_at": now_iso()})
 
 
 def _claim_or_locked(path: Path, atomic: AtomicFile) -> RecordingFile:
@@ -370,7 +375,7 @@ def create_recording_hdf5(
     root = recording_root(dataset_id, config)
     if path.exists() and not overwrite:
         raise exists_error(path)
-    handle = _claim_or_locked(path, create_atomic(path, overwrite=overwrite, libver=LIBVER))
+    handle = _claim_or_locked(path, create_atomic(path, overwrite=overwrite, libver=LIBVER, checksums=True))
     try:
         write_root(handle, root)
     except BaseException:
@@ -445,7 +450,7 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r") -> h5py.F
     # Writers never follow what readers refuse: validated like a read, and the copy that
     # receives the writes is scanned for external links, storage and virtual datasets.
     _files.validate_for_update(path, check_recording_format)
-    return _claim_or_locked(path, update_atomic(path))
+    return _claim_or_locked(path, update_atomic(path, checksums=True))
 
 
 # =========================================================================== immediate-mode writers

@@ -37,7 +37,8 @@ from typing import Any
 
 import h5py
 
-from h5stream.errors import H5StreamError, WriteError
+from h5stream import checksums
+from h5stream.errors import ChecksumError, H5StreamError, WriteError
 from h5stream.files import adopt_partial, create_atomic, guard_read, open_validated
 from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, parse_size
 from hdmea.errors import CheckpointError, SessionError
@@ -423,7 +424,7 @@ class PipelineSession:
         return target
 
     def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool) -> None:
-        atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER)
+        atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True)
         with _files.recording_errors(target):
             f = atomic.open()
         try:
@@ -439,7 +440,7 @@ class PipelineSession:
         # The engine adopts the spill file as the target's partial file: claim and target
         # checks come first, so a refused target leaves the spilled arrays where they are.
         with _files.recording_errors(target):
-            atomic = adopt_partial(target, self._staging.spill_path, overwrite=True)
+            atomic = adopt_partial(target, self._staging.spill_path, overwrite=True, checksums=True)
         opener = self._staging.spill_file
         f = opener()
 
@@ -515,13 +516,18 @@ class PipelineSession:
     # ------------------------------------------------------------------ resuming
     @classmethod
     def load(cls, path: str | os.PathLike, *, memory_limit: int | str | None = None,
-             hdf5_path: str | os.PathLike | None = None) -> PipelineSession:
+             hdf5_path: str | os.PathLike | None = None, verify: bool = True) -> PipelineSession:
         """Resume a session from a checkpoint (or any recording file) written by this package.
 
         Values come back with their types (text as ``str``, integer keys as
         ``int``, arrays with their dtypes); ``completed_steps`` and ``warnings``
         are restored.  Arrays are not read now: they are read on access, or
-        copied by the library when the session is saved.
+        copied by the library when the session is saved (carrying their digests).
+
+        With ``verify`` (default) every value is checked against the file's
+        checksum manifest when it is read (:mod:`h5stream.checksums`): a
+        mismatch raises :class:`~h5stream.errors.ChecksumError` naming the
+        object.  A file written before checksums existed loads unchecked.
         """
         path = Path(path)
 
@@ -539,7 +545,11 @@ class PipelineSession:
         f = source()
         try:
             with guard_read(path, "/"):
-                root = store.node_from_h5(f, lazy=True, opener=source)
+                manifest = checksums.attach(f, verify=verify, path=path)
+                root = store.node_from_h5(f, lazy=True, opener=source, manifest=manifest)
+        except ChecksumError:
+            source.close()
+            raise
         except H5StreamError as exc:
             source.close()
             raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc

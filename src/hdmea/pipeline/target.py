@@ -309,7 +309,7 @@ def open_target(
         if path.exists() and not overwrite:
             raise _files.exists_error(path)
         _files.check_replace_target(path)
-        atomic = create_atomic(path, overwrite=overwrite, libver=LIBVER)
+        atomic = create_atomic(path, overwrite=overwrite, libver=LIBVER, checksums=True)
         with _files.recording_errors(path):
             f = atomic.open()
     else:

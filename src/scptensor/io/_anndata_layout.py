@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import polars as pl
 
+from h5stream import checksums
 from h5stream.elements import read_elem, write_elem
 from h5stream.elements.mapping import member_name
 from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
@@ -60,7 +61,7 @@ _ANNDATA_ENCODINGS = frozenset({
 
 
 def _text_attr(obj, name: str):
-    value = obj.attrs.get(name)
+    value = checksums.attr_value(obj, name)
     return value.decode() if isinstance(value, bytes) else value
 
 

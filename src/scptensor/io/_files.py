@@ -15,6 +15,7 @@ from pathlib import Path
 
 import h5py
 
+from h5stream import checksums
 from h5stream.errors import H5StreamError
 from h5stream.files import create_atomic, guard_read, open_validated
 from scptensor.core.exceptions import ValidationError
@@ -42,15 +43,19 @@ def writing(
 
     ``userblock`` is written into the file's user block (of ``userblock_size``
     bytes) after HDF5 closed the file and before it is renamed into place.
+    The file carries the engine's checksums (:mod:`h5stream.checksums`):
+    Fletcher32 on chunked datasets, and a manifest of the digests of every
+    other dataset and of every attribute, written before the file is closed.
     """
     target = Path(path)
-    atomic = create_atomic(target, overwrite=overwrite, userblock_size=userblock_size)
+    atomic = create_atomic(target, overwrite=overwrite, userblock_size=userblock_size, checksums="walk")
     try:
         f = atomic.open()
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
     try:
         yield f
+        atomic.seal()
         f.close()
         if userblock is not None:
             with open(atomic.partial, "r+b") as raw:
@@ -87,8 +92,14 @@ def _refuse_encrypted(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def reading(path: str | os.PathLike, check: Callable[[h5py.File], None]) -> Iterator[h5py.File]:
-    """Open ``path`` read-only after the engine's safety checks and ``check(f)``."""
+def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, verify: bool = True) -> Iterator[h5py.File]:
+    """Open ``path`` read-only after the engine's safety checks and ``check(f)``.
+
+    With ``verify`` every object read from the file is checked against its
+    checksum (:mod:`h5stream.checksums`); a mismatch raises
+    :class:`~scptensor.io.exceptions.IOChecksumError`.  Files written before
+    checksums existed are read unchecked (one INFO log record says so).
+    """
     source = Path(path)
     _refuse_encrypted(source)
     try:
@@ -97,6 +108,7 @@ def reading(path: str | os.PathLike, check: Callable[[h5py.File], None]) -> Iter
         raise translate_engine_error(exc) from exc
     try:
         with f:
+            checksums.attach(f, verify=verify, path=source)
             yield f
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
@@ -122,8 +134,11 @@ def guarded(path: str | os.PathLike, obj: str) -> Iterator[None]:
 
 
 def root_attr(f: h5py.Group, name: str, default=None):
-    """An attribute as a Python value; bytes become str."""
-    value = f.attrs.get(name, default)
+    """An attribute as a Python value; bytes become str.
+
+    Checked against its digest when the file is read with verification.
+    """
+    value = checksums.attr_value(f, name, default)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from h5stream.errors import (
+    ChecksumError,
     FormatError,
     H5StreamError,
     SourceNotFoundError,
@@ -17,6 +18,8 @@ from h5stream.errors import (
 from scptensor.core.exceptions import ScpTensorError
 
 __all__ = [
+    "ChecksumError",
+    "IOChecksumError",
     "IOFormatError",
     "IOPasswordError",
     "IOWriteError",
@@ -29,6 +32,10 @@ __all__ = [
 
 class IOFormatError(ScpTensorError, FormatError):
     """A file is not a readable ``scptensor`` file: wrong format or version, missing group, corrupt."""
+
+
+class IOChecksumError(IOFormatError, ChecksumError):
+    """Stored data do not match the checksum written with them (the file is damaged)."""
 
 
 class IOPasswordError(ScpTensorError, FormatError):
@@ -60,6 +67,7 @@ _ENGINE_TO_IO: tuple[tuple[type[H5StreamError], type[ScpTensorError]], ...] = (
     (WriterClaimError, IOWriterClaimError),
     (WriteError, IOWriteError),
     (SourceNotFoundError, IOSourceNotFoundError),
+    (ChecksumError, IOChecksumError),
     (FormatError, IOFormatError),
 )
 

@@ -125,7 +125,7 @@ def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: 
         )
 
 
-def load_h5ad(path: str | os.PathLike, *, assay: str | None = None) -> ScpContainer:
+def load_h5ad(path: str | os.PathLike, *, assay: str | None = None, verify: bool = True) -> ScpContainer:
     """Load a container from a ``.h5ad`` file.
 
     A file written by :func:`save_h5ad` (also after anndata re-saved it) gives
@@ -133,5 +133,5 @@ def load_h5ad(path: str | os.PathLike, *, assay: str | None = None) -> ScpContai
     assay named ``assay`` (default ``"main"``; see :mod:`scptensor.io.foreign`).
     """
     source = Path(path)
-    with reading(source, check_h5ad(source)) as f:
+    with reading(source, check_h5ad(source), verify=verify) as f:
         return read_h5ad(f, source, assay=assay)

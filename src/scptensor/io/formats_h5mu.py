@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 import polars as pl
 
+from h5stream import checksums
 from h5stream.elements import write_elem
 from scptensor.core.structures import ScpContainer
 from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY
@@ -150,7 +151,7 @@ def check_h5mu(path):
     )
 
 
-def load_h5mu(path: str | os.PathLike) -> ScpContainer:
+def load_h5mu(path: str | os.PathLike, *, verify: bool = True) -> ScpContainer:
     """Load a container from a ``.h5mu`` file.
 
     A file written by :func:`save_h5mu` (also after mudata re-saved it) gives
@@ -158,14 +159,14 @@ def load_h5mu(path: str | os.PathLike) -> ScpContainer:
     one assay per modality (see :mod:`scptensor.io.foreign`).
     """
     source = Path(path)
-    with reading(source, check_h5mu(source)) as f:
+    with reading(source, check_h5mu(source), verify=verify) as f:
         return read_h5mu(f, source)
 
 
 def mod_order(f: h5py.File, source: Path) -> list[str]:
     """The modality names in ``mod-order`` (all of ``/mod`` when the attribute is absent)."""
     mods = f["mod"]
-    order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])]
+    order = [m.decode() if isinstance(m, bytes) else str(m) for m in checksums.attr_value(mods, "mod-order", [])]
     return order or list(mods)
 
 

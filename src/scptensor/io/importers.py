@@ -206,6 +206,7 @@ def load_hdf5(
     layers: Sequence[str] | None = None,
     obs_columns: Sequence[str] | None = None,
     samples=None,
+    verify: bool = True,
 ) -> ScpContainer:
     """Load a container, or part of it, from any of the three container formats, chosen by content.
 
@@ -226,6 +227,9 @@ def load_hdf5(
         obs columns to read besides the sample id column (default all).
     samples : sequence of sample ids, or boolean mask over the samples, optional
         Samples to read: ids in the order given, a mask in the saved order.
+    verify : bool, default True
+        Check every object read against the checksum the file was written with
+        (:mod:`h5stream.checksums`); False reads the data as stored.
 
     In the scptensor 2.0 format only the parts asked for are read: unrequested
     assays, layers and obs columns are never touched, and ``samples`` reads only
@@ -247,6 +251,9 @@ def load_hdf5(
         the object.
     IOSourceNotFoundError
         The file does not exist.
+    IOChecksumError
+        (with ``verify``) an object read does not match its checksum; the
+        message names the object, the expected and the found digest.
     ValueError
         A selection names parts the file lacks.
 
@@ -258,7 +265,7 @@ def load_hdf5(
     source = Path(path)
     request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples}
     partial = any(v is not None for v in request.values())
-    with reading(source, _check_any(source)) as f:
+    with reading(source, _check_any(source), verify=verify) as f:
         kind = file_kind(f)
         if kind == "AnnData":
             container = read_h5ad(f, source, assay=assay, request=request)

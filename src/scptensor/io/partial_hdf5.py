@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from h5stream import checksums
 from h5stream.elements import read_elem
 from h5stream.elements.dataframe import COLUMNS_ATTR, INDEX_COLUMN_ATTR, RESERVED_NAMES
 from h5stream.elements.mapping import escape_name
@@ -33,7 +34,8 @@ def _frame_members(group: h5py.Group) -> dict[str, str] | None:
         spec = read_spec(group)
         if spec is None or spec.encoding_type != "dataframe" or spec.encoding_version != "0.2.0":
             return None
-        order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
+        order = [c.decode() if isinstance(c, bytes) else str(c)
+                 for c in checksums.attr_value(group, "column-order", [])]
         return {name: name for name in [index_member, *order]}
     import json
 
@@ -76,23 +78,31 @@ def row_runs(positions: np.ndarray) -> list[tuple[int, int]]:
 def _dense_rows(ds: h5py.Dataset, wanted: np.ndarray) -> np.ndarray:
     out = np.empty((wanted.size, ds.shape[1]), dtype=ds.dtype)
     at = 0
-    for a, b in row_runs(wanted):
-        ds.read_direct(out, np.s_[a:b, :], np.s_[at : at + b - a, :])
-        at += b - a
+    # Chunked layers are checked chunk by chunk (Fletcher32); a contiguous layer's digest covers
+    # the whole dataset, so it is checked only when every row is read.
+    with checksums.checked_read(ds.file.filename, ds.name):
+        for a, b in row_runs(wanted):
+            ds.read_direct(out, np.s_[a:b, :], np.s_[at : at + b - a, :])
+            at += b - a
+    if wanted.size == ds.shape[0] and np.array_equal(wanted, np.arange(ds.shape[0])):
+        checksums.check_dataset(ds, out)
     return out
 
 
 def _csr_rows(group: h5py.Group, wanted: np.ndarray):
-    indptr_all = group["indptr"][()]
-    shape = tuple(int(s) for s in group.attrs["shape"])
+    indptr = group["indptr"]
+    with checksums.checked_read(group.file.filename, indptr.name):
+        indptr_all = checksums.check_dataset(indptr, indptr[()])
+    shape = tuple(int(s) for s in checksums.attr_value(group, "shape"))
     data_ds, indices_ds = group["data"], group["indices"]
     parts_data, parts_indices, counts = [], [], []
     for a, b in row_runs(wanted):
         lo, hi = int(indptr_all[a]), int(indptr_all[b])
         if not (0 <= lo <= hi <= data_ds.shape[0]):
             raise ValueError(f"{group.name}: indptr points outside data")
-        parts_data.append(data_ds[lo:hi])
-        parts_indices.append(indices_ds[lo:hi])
+        with checksums.checked_read(group.file.filename, group.name):
+            parts_data.append(data_ds[lo:hi])
+            parts_indices.append(indices_ds[lo:hi])
         counts.append(np.diff(indptr_all[a : b + 1]))
     data = np.concatenate(parts_data) if parts_data else np.empty(0, data_ds.dtype)
     indices = np.concatenate(parts_indices) if parts_indices else np.empty(0, indices_ds.dtype)
