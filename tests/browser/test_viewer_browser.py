@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import h5py
+import numpy as np
 import pytest
 
 from tests.browser.conftest import BIG2_SHAPE, BIG_SHAPE
@@ -94,6 +95,7 @@ def _show_plot(browser, path: str) -> str:
     return browser.find_element("id", "plot-title").text
 
 
+@pytest.mark.slow
 def test_tree_and_dataset_plots(browser, viewer, served, shots):
     started = time.perf_counter()
     _open(browser, viewer)
@@ -154,7 +156,29 @@ return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.
     assert title.startswith("/stimulus/light_reference/raw_ch1, elements 0-999,999 of ")
     assert _bokeh_titles(browser, "dataset_plot") == []
     browser.save_screenshot(str(shots / "dataset_line.png"))
+
+    # SVG export: the same plot drawn by the SVG backend, so the save tool writes SVG
+    browser.find_element("id", "svg").click()
+    _show_plot(browser, "/stimulus/light_reference/raw_ch2")
+    assert browser.execute_script("""
+const found = [];
+const walk = (root) => { for (const e of root.querySelectorAll('*')) {
+  if (e.tagName === 'svg' && e.getBoundingClientRect().width > 300) found.push(e);
+  if (e.shadowRoot) walk(e.shadowRoot); } };
+walk(document.getElementById('plot'));
+return found.length;""") >= 1
+    output_backend = browser.execute_script("""
+return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.output_backend !== undefined).map(m => m.output_backend);""")
+    assert set(output_backend) == {"svg"}
+    browser.find_element("id", "svg").click()
     assert time.perf_counter() - started < 30
+
+
+def _budget(seconds: float) -> float:
+    """``seconds``, stretched by how much more work than cores the machine has (shared CI runners)."""
+    import os
+
+    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
 
 
 def test_large_dataset_first_plot(browser, viewer, served, shots):
@@ -166,16 +190,18 @@ def test_large_dataset_first_plot(browser, viewer, served, shots):
     title = _show_plot(browser, "/raw/trace")
     seconds = time.perf_counter() - clicked
     assert title.startswith(f"/raw/trace, elements 0-999,999 of {BIG_SHAPE[0]:,} (min/max of 500 samples per point)")
-    assert seconds < 2.0, f"first plot of a 10 GB dataset took {seconds:.2f} s"
+    assert seconds < _budget(2.0), f"first plot of a 10 GB dataset took {seconds:.2f} s"
     browser.save_screenshot(str(shots / "dataset_large_line.png"))
     clicked = time.perf_counter()
     title = _show_plot(browser, "/raw/frames")
-    assert time.perf_counter() - clicked < 2.0
+    seconds = time.perf_counter() - clicked
+    assert seconds < _budget(2.0), f"first plot of an 11 GB image took {seconds:.2f} s"
     rows = 4_000_000 // BIG2_SHAPE[1]  # plots.IMAGE_READ elements of whole rows
     assert title == f"/raw/frames, rows 0-{rows - 1} of 1,300,000 (mean of 2x6 blocks)"
     browser.save_screenshot(str(shots / "dataset_large_image.png"))
 
 
+@pytest.mark.slow
 def test_mosaic_and_unit_page(browser, viewer, served, shots):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -230,6 +256,21 @@ return [box.left + x, box.top + y];""", uid)
     assert ("ON" if polarity[uid] > 0 else "OFF") in heading
     browser.execute_script("document.getElementById('unit-title').scrollIntoView();")
     browser.save_screenshot(str(shots / "unit_page_top.png"))
+    # the electrical image opens at its trough (reference: numpy on the stored data)
+    with h5py.File(served["rec"], "r", locking=False) as f:
+        group = f[f"units/{uid}/features/eimage_sta"]
+        data = group["data"][()].astype(np.float64)
+        first = int(np.ravel(group.attrs["window"])[0])
+        fs = float(np.ravel(f["metadata/sampling_rate"][()])[0])
+    centred = data - np.median(data, axis=0, keepdims=True)
+    trough = int(np.unravel_index(np.nanargmin(centred), centred.shape)[0])
+    title = _bokeh_titles(browser, "unit_eimage")
+    figure_titles = browser.execute_script("""
+return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.title.text !== undefined)
+  .map(m => m.title.text).filter(t => t.includes('electrical image'));""")
+    assert title == [] and figure_titles == [f"{uid}: electrical image at {(trough + first) / fs * 1000:+.2f} ms from spike"]
+    browser.execute_script("document.getElementById('unit-fig-2').scrollIntoView();")
+    browser.save_screenshot(str(shots / "unit_page_eimage.png"))
     # the electrical image's time slider redraws the image at another time
     browser.execute_script("""
 const doc = Bokeh.documents.find(d => d.get_model_by_name('eimage_slider'));
@@ -237,9 +278,7 @@ const s = doc.get_model_by_name('eimage_slider'); s.value = s.start;""")
     titles = browser.execute_script("""
 return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.title.text !== undefined)
   .map(m => m.title.text).filter(t => t.includes('electrical image'));""")
-    assert titles == [f"{uid}: electrical image at -0.50 ms from spike"]
-    browser.execute_script("document.getElementById('unit-fig-2').scrollIntoView();")
-    browser.save_screenshot(str(shots / "unit_page_eimage.png"))
+    assert titles == [f"{uid}: electrical image at {first / fs * 1000:+.2f} ms from spike"]
     browser.execute_script("document.getElementById('unit-fig-4').scrollIntoView();")
     browser.save_screenshot(str(shots / "unit_page_raster.png"))
 

@@ -72,7 +72,7 @@ def test_first_plot_of_10_gb_dataset_reads_only_what_is_shown(served):
     with folders.open("0/big.h5") as (f, _path):
         model, info = dataset_plot(f, "/raw/trace", "0/big.h5")
     seconds, read = time.perf_counter() - started, _rchar() - before
-    assert seconds < 2.0
+    assert seconds < 2.0 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
     assert read < 16 * 1024**2, f"{read} bytes read for a plot of {LINE_WINDOW} values"
     # what is drawn: the min/max of each 500 values of the first million, as numpy computes them
     source = next(m for m in model.references() if m.name == "line_source")
@@ -85,7 +85,7 @@ def test_first_plot_of_10_gb_dataset_reads_only_what_is_shown(served):
     with folders.open("0/big.h5") as (f, _path):
         _model, info = dataset_plot(f, "/raw/frames", "0/big.h5")
     seconds, read = time.perf_counter() - started, _rchar() - before
-    assert seconds < 2.0 and read < 32 * 1024**2, (seconds, read)
+    assert seconds < 2.0 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)) and read < 32 * 1024**2, (seconds, read)
     assert BIG2_SHAPE[0] * BIG2_SHAPE[1] * 2 >= 10 * 1024**3
 
 

@@ -47,6 +47,9 @@ def serve(paths: list[str | os.PathLike], *, host: str = "127.0.0.1", port: int 
             f"the viewer listens on {host}, not on this machine's loopback address: anyone who can reach "
             "this address can read the served files (it serves them read-only and nothing else)",
             NonLoopbackWarning, stacklevel=2)
+    import logging
+
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)  # refusals and errors only, not every request
     server = ViewerServer(list(paths), host=host, port=port)
     folders = ", ".join(str(r) for r in server.folders.roots)
     print(f"hdmea view: serving {folders} at {server.url}  (Ctrl-C to stop)", file=out, flush=True)

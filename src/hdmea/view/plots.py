@@ -304,8 +304,11 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
     b = image_block(ds, 0, 0)
     title = _image_title(node, b)
     info["title"] = title
+    # square pixels when that fits in 300-900 pixels of width, else the page's width; the ranges follow the data
+    width = int(max(300, 440 * b["dw"] / max(b["dh"], 1) + 170))
+    size = {"sizing_mode": "fixed", "width": width} if width <= 900 else {"sizing_mode": "stretch_width"}
     fig = new_figure(title, backend, x_axis_label=f"column (axis {ds.ndim - 1})",
-                     y_axis_label=f"row (axis {ds.ndim - 2})", match_aspect=True, height=520)
+                     y_axis_label=f"row (axis {ds.ndim - 2})", height=520, **size)
     source, _ = image_renderer(fig, b["image"], x=0, y=b["row0"], dw=b["dw"], dh=b["dh"],
                                label=f"value ({ds.dtype})")
     fig.x_range.range_padding = 0

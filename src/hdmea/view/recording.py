@@ -236,7 +236,11 @@ if (i !== undefined && window.hdmeaOpenUnit) window.hdmeaOpenUnit(source.data.ui
 
 def _features_table(unit: h5py.Group) -> list[list[str]]:
     """(feature, name, value) rows: the unit's attributes and every feature's scalar attributes."""
-    rows = [["unit", key, text(value)] for key, value in unit.attrs.items() if not key.startswith("h5stream")]
+    def shown(raw) -> str:
+        value = scalar(raw)
+        return f"{value:.4g}" if isinstance(value, float) else text(raw)
+
+    rows = [["unit", key, shown(value)] for key, value in unit.attrs.items() if not key.startswith("h5stream")]
     if "features" in unit:
         for name in rdata._visible(unit["features"]):
             for key, raw in unit["features"][name].attrs.items():
@@ -245,8 +249,7 @@ def _features_table(unit: h5py.Group) -> list[list[str]]:
                     continue
                 if isinstance(value, np.ndarray) and value.size > 8:
                     continue
-                shown = f"{value:.4g}" if isinstance(value, float) else text(raw)
-                rows.append([name, key, shown])
+                rows.append([name, key, shown(raw)])
     return rows
 
 
