@@ -109,7 +109,9 @@ def run_batch(
     running (kind ``"user"`` or ``"data"``), every such problem logged at once;
     an output folder that cannot be created or written, or a disk without
     room for the outputs, raises :class:`~hdmea.pipeline.preflight.PreflightError`
-    listing every problem, and nothing is started.  Errors of the user's
+    listing every problem, and no job is started.  The inputs are checked while
+    the executor starts and its workers warm up (a default executor started
+    meanwhile is closed again when nothing can run).  Errors of the user's
     setup met later (permissions, read-only filesystem, full disk) are kind
     ``"user"`` and never retried.
     """
@@ -140,15 +142,28 @@ def run_batch(
     if unwritable:
         missing = check_run([items[i] for i in todo], [], config, open_files=False)
         raise PreflightError(unwritable + missing.all_problems)
-    # Inputs that crash or hang libhdf5 are found in a separate process, before this process opens them.
-    unverified = _unverified_inputs(items, todo) if verify_inputs and job is run_pipeline_job else {}
+    # The inputs' checks (reading them in a separate process, then opening them here) take
+    # about as long per recording as a small recording's work; they run on a thread while
+    # the executor starts and its workers warm up, which take seconds and need none of them.
+    # No job is submitted before every check is done.
+    pipeline = job is run_pipeline_job
+    with cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks") as checker:
+        checked = checker.submit(_check_inputs, items, outputs, todo, config,
+                                 verify=verify_inputs and pipeline, open_files=pipeline)
+        try:
+            pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
+                                              worker_init=worker_init)
+        except BaseException:
+            checked.cancel()
+            raise
+        try:
+            unverified, report = checked.result()
+            if report.shared:
+                raise PreflightError(report.all_problems)
+        except BaseException:
+            pool.close()
+            raise
     todo = [i for i in todo if i not in unverified]
-    # Every check before any job: a batch that cannot succeed says why at once.
-    # The inputs of a custom job may be anything: only the pipeline's are opened.
-    report = check_run([items[i] for i in todo], [outputs[i] for i in todo], config,
-                       open_files=job is run_pipeline_job)
-    if report.shared:
-        raise PreflightError(report.all_problems)
     refused = {i: report.problems[items[i].name] for i in todo if items[i].name in report.problems}
     refused.update(unverified)
     if refused:
@@ -164,24 +179,10 @@ def run_batch(
             name=items[i].name, output=outputs[i], status="failed", kind=problems[0].kind,
             error="; ".join(f"{p.path}: {p.what}. {p.hint}" for p in problems))
     if not todo:
+        pool.close()
         return BatchSummary(results=results, seconds=time.perf_counter() - started,
                             executor="none (nothing could start)")
     folders = CreatedFolders(out_dir)
-    # Only the pipeline job gains from a warm-up that runs the pipeline.
-    warm = job is run_pipeline_job
-    local_setup = None
-    if executor is None and scheduler is None:
-        # Worker processes of this machine side by side split its cores: each job's
-        # kernels get their share, and each worker's libraries are capped to it.
-        share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
-        local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
-    pool = make_pool(executor, workers, scheduler, local_setup)
-    setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
-    if isinstance(executor, cf.ThreadPoolExecutor):
-        # Threads of this process: nothing to set up per worker, nothing to warm.
-        setup = WorkerSetup(threads=None, warm=False, init=worker_init)
-    if config.batch.threads_per_job is None and setup.threads is not None:
-        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
     call = JobCall(job, setup)
     startup_seconds = time.perf_counter() - started
     logger.info("batch of %s on %s", counted(len(todo), "recording"), pool.name)
@@ -200,6 +201,40 @@ def run_batch(
     logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
                 len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
     return summary
+
+
+def _check_inputs(items: Sequence[Recording], outputs: Sequence[Path], todo: list[int], config: PipelineConfig,
+                  *, verify: bool, open_files: bool):
+    """(index -> problems of inputs that fail the separate reading process, the report of
+    :func:`check_run` for the other recordings of ``todo``)."""
+    # Inputs that crash or hang libhdf5 are found in a separate process, before this process opens them.
+    unverified = _unverified_inputs(items, todo) if verify else {}
+    rest = [i for i in todo if i not in unverified]
+    # The inputs of a custom job may be anything: only the pipeline's are opened.
+    report = check_run([items[i] for i in rest], [outputs[i] for i in rest], config, open_files=open_files)
+    return unverified, report
+
+
+def _start_pool(executor: Any, workers: int | None, scheduler: str | None, config: PipelineConfig, *,
+                warm: bool, worker_init: Callable[[], None] | None) -> tuple[Pool, WorkerSetup, PipelineConfig]:
+    """The executor, what each of its workers does before its first job, and the configuration the jobs get.
+
+    Only the pipeline job gains from a warm-up that runs the pipeline (``warm``).
+    """
+    local_setup = None
+    if executor is None and scheduler is None:
+        # Worker processes of this machine side by side split its cores: each job's
+        # kernels get their share, and each worker's libraries are capped to it.
+        share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
+        local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
+    pool = make_pool(executor, workers, scheduler, local_setup)
+    setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
+    if isinstance(executor, cf.ThreadPoolExecutor):
+        # Threads of this process: nothing to set up per worker, nothing to warm.
+        setup = WorkerSetup(threads=None, warm=False, init=worker_init)
+    if config.batch.threads_per_job is None and setup.threads is not None:
+        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
+    return pool, setup, config
 
 
 def _finished_results(items: Sequence[Recording], outputs: Sequence[Path],
