@@ -40,7 +40,14 @@ def recording(tmp_path):
     return rec
 
 
-def test_attributes_equal_the_tree_reader_and_h5py(recording):
+@pytest.mark.parametrize("native", [True, False], ids=["direct-calls", "h5py"])
+def test_attributes_equal_the_tree_reader_and_h5py(recording, native, monkeypatch):
+    from hdmea.interop import _native_attrs
+
+    if native:
+        assert _native_attrs.bindings() is not None  # h5py's libhdf5 is found on the platforms we test
+    else:
+        monkeypatch.setattr(_native_attrs, "_bindings", None)
     with h5py.File(recording, "r") as f:
         scan = scan_units(f, recording)
         assert scan.ids == ["unit_1", "unit_2", "unit_3"]

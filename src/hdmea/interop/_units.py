@@ -20,6 +20,8 @@ from h5stream.errors import H5StreamError
 from h5stream.files import guard_read
 from h5stream.tree import INTERNAL_ATTRS, decode_attr, is_hidden
 from hdmea.errors import RecordingFormatError
+from hdmea.interop import _native_attrs as native_attrs
+from hdmea.interop._native_attrs import LEFT
 from hdmea.io import hdf5_store as store
 
 __all__ = ["UnitScan", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values", "recording_metadata",
@@ -140,15 +142,55 @@ def _scalar_type(tid: h5t.TypeID):
     return known
 
 
+def _h5py_value(oid, raw: bytes):
+    """The decoded value of a plain scalar attribute through h5py's low-level API, or :data:`LEFT`."""
+    attr = h5a.open(oid, raw)
+    if attr.get_space().get_simple_extent_type() != h5s.SCALAR:
+        return LEFT
+    tid = attr.get_type()
+    if tid.get_class() == h5t.ENUM:
+        dtype = tid.dtype  # h5py's booleans are an enum; other enums are left to the tree reader
+        if dtype.kind != "b":
+            return LEFT
+        known = (dtype, h5t.py_create(dtype))
+    else:
+        known = _scalar_type(tid)
+    if known is None:
+        return LEFT
+    dtype, mtype = known
+    value = np.empty((), dtype=dtype)
+    attr.read(value, mtype=mtype)
+    value = value[()]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return LEFT
+    return decode_attr(value, None)
+
+
 def _plain_attrs(oid) -> dict | None:
-    """The decoded attributes of a low-level object when each is a plain scalar (a number or a text).
+    """The decoded attributes of a low-level object when each is a plain scalar (a number, a text, a boolean).
 
     The values equal :func:`h5stream.tree.read_attrs`'s: h5py's reading of the attribute
     (the same numpy type, text as ``str``), then :func:`h5stream.tree.decode_attr` without a
-    tag.  None when any attribute needs more (an array, a type tag of the tree, a large
-    attribute stored as an object, text that is not UTF-8): the caller reads them with
-    :func:`h5stream.tree.read_attrs`, which also names any damage.
+    tag.  Read by direct library calls (:mod:`hdmea.interop._native_attrs`) where they
+    can be, else through h5py's low-level API.  None when any attribute needs more (an
+    array, a type tag of the tree, a large attribute stored as an object, text that is not
+    UTF-8): the caller reads them with :func:`h5stream.tree.read_attrs`, which also names
+    any damage.
     """
+    lib = native_attrs.bindings()
+    if lib is not None:
+        out = native_attrs.read_plain(lib, oid.id, _INTERNAL)
+        if out is None:
+            return None
+        for name, value in out.items():
+            if value is LEFT:
+                value = out[name] = _h5py_value(oid, name.encode("utf-8"))
+                if value is LEFT:
+                    return None
+        return out
     names: list[bytes] = []
     h5a.iterate(oid, names.append)
     out = {}
@@ -159,22 +201,10 @@ def _plain_attrs(oid) -> dict | None:
             return None
         if name in _INTERNAL:
             return None
-        attr = h5a.open(oid, raw)
-        if attr.get_space().get_simple_extent_type() != h5s.SCALAR:
+        value = _h5py_value(oid, raw)
+        if value is LEFT:
             return None
-        known = _scalar_type(attr.get_type())
-        if known is None:
-            return None
-        dtype, mtype = known
-        value = np.empty((), dtype=dtype)
-        attr.read(value, mtype=mtype)
-        value = value[()]
-        if isinstance(value, bytes):
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        out[name] = decode_attr(value, None)
+        out[name] = value
     return out
 
 
