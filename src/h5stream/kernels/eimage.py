@@ -16,7 +16,11 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
   batches, one pass over the data per batch;
 * with ``prefetch`` (the default) a read-ahead thread reads, a producer thread
   filters, and the caller's thread adds the windows, so reading, filtering and
-  averaging overlap.
+  averaging overlap;
+* an h5py dataset stored as one plain run of bytes (contiguous, uncompressed,
+  file opened read-only) is read with ``O_DIRECT``
+  (:mod:`h5stream.kernels.direct_rows`): no page-cache copy, which leaves the
+  CPU to the filter and the averaging; other sources are sliced as before.
 
 numba is imported on first use, not when this module is imported.
 """
@@ -27,10 +31,12 @@ import concurrent.futures
 import dataclasses
 import logging
 import math
+import sys
 from collections.abc import Iterator
 
 import numpy as np
 
+from h5stream.kernels.direct_rows import open_direct_rows
 from h5stream.kernels.sta import numba_threads
 
 logger = logging.getLogger(__name__)
@@ -325,29 +331,44 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
         if rows.size:
             accumulate(buffer[:n_valid], rows, offsets, window_len, sums)
 
-    args = (raw, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads)
-    if not prefetch:
-        buffer = np.empty(shape, dtype=np.float32)
-        with numba_threads(n_threads):
-            for item in _filtered_chunks(*args, take_buffer=lambda: buffer, reader=None):
-                add_windows(item)
-        return sums, used
-    with _Pipeline(shape, n_buffers=3) as pipe:
-        reader = concurrent.futures.ThreadPoolExecutor(1)
-        try:
-            pipe.start(lambda: _filtered_chunks(*args, take_buffer=pipe.take_buffer, reader=reader))
+    direct = _open_direct(raw)
+    try:
+        args = (raw, direct, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads)
+        if not prefetch:
+            buffer = np.empty(shape, dtype=np.float32)
             with numba_threads(n_threads):
-                for item in pipe.items():
+                for item in _filtered_chunks(*args, take_buffer=lambda: buffer, reader=None):
                     add_windows(item)
-                    pipe.give_back(item[0])
-        finally:
-            pipe.stop()
-            reader.shutdown(wait=True)
-    return sums, used
+            return sums, used
+        with _Pipeline(shape, n_buffers=3) as pipe:
+            reader = concurrent.futures.ThreadPoolExecutor(1)
+            try:
+                pipe.start(lambda: _filtered_chunks(*args, take_buffer=pipe.take_buffer, reader=reader))
+                with numba_threads(n_threads):
+                    for item in pipe.items():
+                        add_windows(item)
+                        pipe.give_back(item[0])
+            finally:
+                pipe.stop()
+                reader.shutdown(wait=True)
+        return sums, used
+    finally:
+        if direct is not None:
+            direct.close()
 
 
-def _filtered_chunks(raw, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads, *, take_buffer,
-                     reader):
+def _open_direct(raw):
+    """A direct row reader for an h5py dataset stored as one plain run of bytes (or for a source
+    offering ``open_direct_rows()``), else None: the source is then read by slicing."""
+    h5py = sys.modules.get("h5py")
+    if h5py is not None and isinstance(raw, h5py.Dataset):
+        return open_direct_rows(raw)
+    opener = getattr(raw, "open_direct_rows", None)
+    return opener() if callable(opener) else None
+
+
+def _filtered_chunks(raw, direct, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads, *,
+                     take_buffer, reader):
     """Read and filter ``[plan.read_start, stop)`` chunk by chunk.
 
     Yields ``(buffer, buf_start, n_valid, lo, hi)``: ``buffer[:n_valid]`` holds the
@@ -363,9 +384,19 @@ def _filtered_chunks(raw, n_channels, plan, stop, adc_offset, adc_scale, highpas
     state = baseline = level = None
     # two read buffers: the reader fills one while the filter works on the other
     rows = min(chunk, max(stop - pos, 1))
-    spare = ([np.empty((rows, n_channels), dtype=raw.dtype) for _ in range(2)] if hasattr(raw, "read_direct")
-             else [None, None])
-    pending = _submit(reader, raw, pos, min(pos + chunk, stop), n_channels, spare[0])
+    if direct is not None:
+        # straight from the disk into aligned buffers (no page-cache copy)
+        spare = [direct.buffer(rows) for _ in range(2)]
+
+        def read(a, b, out):
+            return direct.read(a, b, out).reshape(b - a, n_channels)
+    else:
+        spare = ([np.empty((rows, n_channels), dtype=raw.dtype) for _ in range(2)] if hasattr(raw, "read_direct")
+                 else [None, None])
+
+        def read(a, b, out):
+            return _read_rows(raw, a, b, n_channels, out)
+    pending = _submit(reader, read, pos, min(pos + chunk, stop), spare[0])
     n_read = 1
     with numba_threads(n_threads) as n_workers:
         while pos < stop:
@@ -373,7 +404,7 @@ def _filtered_chunks(raw, n_channels, plan, stop, adc_offset, adc_scale, highpas
             block = pending.result()
             nxt = pos + n
             if nxt < stop:
-                pending = _submit(reader, raw, nxt, min(nxt + chunk, stop), n_channels, spare[n_read % 2])
+                pending = _submit(reader, read, nxt, min(nxt + chunk, stop), spare[n_read % 2])
                 n_read += 1
             if state is None:
                 state, baseline, level = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
@@ -478,12 +509,12 @@ class _Ready:
         return self.value
 
 
-def _submit(reader, raw, a, b, n_channels, out=None):
+def _submit(reader, read, a, b, out=None):
     if b <= a:
         return _Ready(None)
     if reader is None:
-        return _Ready(_read_rows(raw, a, b, n_channels, out))
-    return reader.submit(_read_rows, raw, a, b, n_channels, out)
+        return _Ready(read(a, b, out))
+    return reader.submit(read, a, b, out)
 
 
 def _initial_state(sos, first_row, adc_offset, adc_scale):

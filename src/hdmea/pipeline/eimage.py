@@ -123,6 +123,12 @@ class _GuardedSensorData:
         with guard_mcs_read(self._path, self._ds.name):
             self._ds.read_direct(dest, source_sel=source_sel)
 
+    def open_direct_rows(self):
+        """Rows read straight from the disk when the dataset is one plain run of bytes, else None."""
+        from h5stream.kernels.direct_rows import open_direct_rows
+
+        return open_direct_rows(self._ds)
+
 
 def _budget_bytes(value) -> int:
     try:

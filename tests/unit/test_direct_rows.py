@@ -1,0 +1,125 @@
+"""Direct (O_DIRECT) row reads of contiguous datasets against plain numpy and h5py reads of the same bytes."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream.kernels.direct_rows import DirectRows, open_direct_rows
+from h5stream.kernels.eimage import butter_highpass, electrical_images
+
+
+@pytest.fixture
+def direct_ok(tmp_path):
+    """Skip where the file system of tmp_path refuses O_DIRECT (e.g. tmpfs)."""
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this system")
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"\0" * 8192)
+    try:
+        fd = os.open(probe, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        pytest.skip("the file system refuses O_DIRECT")
+    os.close(fd)
+    return tmp_path
+
+
+@pytest.mark.parametrize("offset", [0, 6, 4094, 4096, 10_002])
+def test_rows_equal_numpy_at_any_offset_and_piece_boundary(direct_ok, offset):
+    rng = np.random.default_rng(offset)
+    rows = rng.integers(0, 2**16, (997, 3, 7), dtype=np.uint16)
+    path = direct_ok / "plain.bin"
+    with open(path, "wb") as fh:
+        fh.write(rng.integers(0, 256, offset, dtype=np.uint8).tobytes())
+        fh.write(rows.tobytes())
+        fh.write(b"tail")
+    with DirectRows(str(path), offset, rows.shape[0], rows.shape[1:], rows.dtype, piece_bytes=4096, depth=3) as r:
+        buf = r.buffer(400)
+        for a, b in [(0, 1), (0, 400), (5, 6), (300, 700), (597, 997), (996, 997), (123, 124)]:
+            got = r.read(a, b, buf)
+            np.testing.assert_array_equal(got, rows[a:b])
+            assert got.flags.c_contiguous and got.flags.aligned
+        with pytest.raises(ValueError, match="buffer"):
+            r.read(0, 997, buf)
+
+
+def test_reading_past_the_end_of_the_file_raises(direct_ok):
+    path = direct_ok / "short.bin"
+    path.write_bytes(np.arange(1000, dtype=np.uint16).tobytes())
+    with DirectRows(str(path), 0, 2000, (1,), np.uint16, piece_bytes=4096) as r:
+        np.testing.assert_array_equal(r.read(10, 1000, r.buffer(2000))[:, 0], np.arange(10, 1000))
+        with pytest.raises(OSError, match="short.bin"):
+            r.read(500, 2000, r.buffer(2000))
+
+
+def test_contiguous_dataset_with_userblock_reads_like_h5py(direct_ok):
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 2**16, (3000, 5, 6), dtype=np.uint16)
+    path = direct_ok / "ub.h5"
+    with h5py.File(path, "w", userblock_size=4096) as f:
+        f.create_dataset("pad", data=np.arange(7, dtype=np.int8))
+        f.create_dataset("a/raw", data=data)
+    with h5py.File(path, "r") as f:
+        reader = open_direct_rows(f["a/raw"], piece_bytes=8192, depth=2)
+        assert reader is not None
+        with reader:
+            buf = reader.buffer(1000)
+            for a, b in [(0, 1000), (1000, 2000), (2999, 3000), (17, 1017)]:
+                np.testing.assert_array_equal(reader.read(a, b, buf), f["a/raw"][a:b])
+
+
+def test_datasets_that_are_not_one_plain_run_of_bytes_are_refused(direct_ok):
+    path = direct_ok / "kinds.h5"
+    data = np.arange(4000, dtype=np.uint16).reshape(1000, 4)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("contiguous", data=data)
+        f.create_dataset("chunked", data=data, chunks=(100, 4))
+        f.create_dataset("compressed", data=data, compression="gzip")
+        f.create_dataset("big_endian", data=data.astype(">u2"))
+        f.create_dataset("unallocated", shape=(1000, 4), dtype=np.uint16)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple((10, 4))
+        h5py.h5d.create(f.id, b"compact", h5py.h5t.NATIVE_UINT16, space, dcpl=dcpl).write(
+            h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(data[:10]))
+    with h5py.File(path, "r") as f:
+        with open_direct_rows(f["contiguous"]) as reader:
+            np.testing.assert_array_equal(reader.read(0, 1000, reader.buffer(1000)), data)
+        for name in ("chunked", "compressed", "big_endian", "unallocated", "compact"):
+            assert open_direct_rows(f[name]) is None, name
+    with h5py.File(path, "r+") as f:  # a writable handle may hold data not yet on disk
+        assert open_direct_rows(f["contiguous"]) is None
+    with h5py.File(path, "r", driver="core") as f:
+        assert open_direct_rows(f["contiguous"]) is None
+    assert open_direct_rows(data) is None
+
+
+def test_electrical_images_from_a_contiguous_file_equal_the_in_memory_result(direct_ok, monkeypatch):
+    import h5stream.kernels.eimage as eimage
+
+    opened = []
+
+    def spy(raw, **kwargs):
+        reader = open_direct_rows(raw, **kwargs)
+        opened.append(reader)
+        return reader
+
+    monkeypatch.setattr(eimage, "open_direct_rows", spy)
+    rng = np.random.default_rng(3)
+    raw = (rng.normal(0, 40, (7000, 6, 5)) + 32768).astype(np.uint16)
+    units = [np.sort(rng.integers(0, raw.shape[0], 150)) for _ in range(4)]
+    sos = butter_highpass(100.0, 20_000.0, 2)
+    path = direct_ok / "raw.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw", data=raw)
+    expected = electrical_images(raw, units, sos=sos, chunk_samples=900, adc_offset=32768.0)
+    with h5py.File(path, "r") as f:
+        for prefetch in (True, False):
+            got = electrical_images(f["raw"], units, sos=sos, chunk_samples=900, adc_offset=32768.0,
+                                    prefetch=prefetch)
+            np.testing.assert_array_equal(got.images, expected.images)
+            np.testing.assert_array_equal(got.n_spikes_used, expected.n_spikes_used)
+    assert len(opened) == 2 and all(r is not None and r._fd is None for r in opened)  # direct path, closed
