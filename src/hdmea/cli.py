@@ -66,17 +66,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     job = None
     if finished_marker(out, config) is None:
         if args.verify_inputs:
-            from hdmea.io.mcs import verify_recordings
-
-            refused = verify_recordings([recording])
-            if refused:
-                raise refused[recording.name]
+            _refuse_unverified(recording)
         check_run([recording], [out], config).raise_if_any()
         job = functools.partial(run_pipeline_job, preflight=False)  # checked just now
         if args.config is None:
             print(_without_config_note(), file=sys.stderr)
     outcome = run_job(recording, out, config, job=job)
     return _print_outcome(recording.name, out, outcome)
+
+
+def _refuse_unverified(recording) -> None:
+    """Read the recording's ``.cmcr`` and ``.cmtr`` in a separate process first (``--verify-inputs``).
+
+    A file that a read refuses, or that makes libhdf5 crash or hang, raises its
+    :class:`~hdmea.errors.RecordingFormatError` here, before this process opens it.
+    """
+    from hdmea.io.mcs import verify_recordings
+
+    refused = verify_recordings([recording])
+    if refused:
+        raise refused[recording.name]
 
 
 def _without_config_note() -> str:
@@ -161,6 +170,12 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
                               hint="pass --index N (0-based) or run inside a SLURM job array")
         index = int(task)
     config = _load_config(args.config)
+    if args.verify_inputs:
+        from hdmea.pipeline.batch import discover_recordings, finished_marker, output_path_for
+
+        items = discover_recordings(args.recordings)
+        if 0 <= index < len(items) and finished_marker(output_path_for(items[index], args.out), config) is None:
+            _refuse_unverified(items[index])  # out-of-range indexes are refused by run_one, naming the range
     result = run_one(args.recordings, index, config, args.out)
     outcome = {"status": result.status, "seconds": result.seconds, "detail": result.detail,
                "kind": result.kind, "error": result.error}
@@ -270,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, help="0-based; default $SLURM_ARRAY_TASK_ID")
     _add_config(p)
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--verify-inputs", action=argparse.BooleanOptionalAction, default=True,
+                   help="read the recording's inputs in a separate process first, as `hdmea batch` does: a file "
+                        "that crashes the HDF5 library fails this task with an error (default: on)")
     p.set_defaults(func=_cmd_run_one)
 
     p = add_parser("inspect", help="tree of a recording file: sizes, units, steps completed")

@@ -187,7 +187,9 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike) -> Report:
 def _html_page(data, sections) -> str:
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{esc(uid)}</td><td>{data.unit_positions[uid][0]}</td><td>{data.unit_positions[uid][1]}</td>"
+        # a position the file does not store is said so, never shown as a row or column number
+        f"<tr><td>{esc(uid)}</td><td>{data.unit_positions[uid][0] or 'not stored'}</td>"
+        f"<td>{data.unit_positions[uid][1] or 'not stored'}</td>"
         f"<td>{data.spike_counts[uid]}</td></tr>"
         for uid in data.unit_ids
     )

@@ -132,36 +132,72 @@ def _visible(group: h5py.Group) -> list[str]:
     return [name for name in group if not is_hidden(name)]
 
 
-def _scalar(value) -> object:
-    """A Python scalar for an attribute value (1-element arrays unwrapped), else the value itself."""
+def _scalar(value, path, obj: str) -> object:
+    """A Python scalar for an attribute value (1-element arrays unwrapped), else the value itself.
+
+    Text must be valid UTF-8: anything else is damage, a typed error naming ``obj``
+    (never replacement characters or lone surrogates).
+    """
+    from h5stream.tree.read import checked_text
+
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(()).item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    if isinstance(value, (bytes, str)):
+        return checked_text(value, path, obj)
     if isinstance(value, np.generic):
         return value.item()
     return value
 
 
+def _attr(obj, key: str, path):
+    """Attribute ``key`` of ``obj`` (None when absent); an attribute that cannot be read is a typed error."""
+    from hdmea.errors import RecordingFormatError
+
+    where = f"{obj.name.rstrip('/')}/@{key}"
+    try:
+        if key not in obj.attrs:
+            return None
+        raw = obj.attrs[key]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise RecordingFormatError("attribute cannot be read", path=path, obj=where, expected="a readable value",
+                                   found=f"{type(exc).__name__}: {exc}", hint="the file is damaged") from exc
+    return _scalar(raw, path, where)
+
+
+#: A unit's ``row``/``col`` when the file does not store it (stored positions are the vendor's 1..65).
+NO_POSITION = 0
+
+
 def _position(unit, key: str, path) -> int:
-    """A unit's ``row``/``col`` attribute; 0 when absent, a typed error when it is not an integer."""
-    if key not in unit.attrs:
-        return 0
-    value = _scalar(unit.attrs[key])
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    """A unit's ``row``/``col`` attribute (1..65); :data:`NO_POSITION` when the file has none.
+
+    A value that cannot be read, is not an integer or lies off the chip is a typed
+    error naming the attribute, never drawn as a position.
+    """
+    value = _attr(unit, key, path)
+    if value is None:
+        return NO_POSITION
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 65:
         from hdmea.errors import RecordingFormatError
 
-        raise RecordingFormatError(f"unit {key} is not an integer", path=path, obj=f"{unit.name}/@{key}",
-                                   expected="an integer", found=repr(value)[:80], hint="the file is damaged")
+        raise RecordingFormatError(f"unit {key} is not an electrode {key}", path=path, obj=f"{unit.name}/@{key}",
+                                   expected="an integer in 1..65", found=repr(value)[:80], hint="the file is damaged")
     return int(value)
 
 
-def _sampling_rate(f: h5py.File) -> float:
-    if "metadata/sampling_rate" in f:
-        value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
-        if value.size and np.isfinite(value[0]) and value[0] > 0:
-            return float(value[0])
-    return DEFAULT_SAMPLING_RATE
+def _sampling_rate(f: h5py.File, path) -> float:
+    """``/metadata/sampling_rate`` (Hz); the default when the file has none, a typed error when it is not a rate."""
+    if "metadata/sampling_rate" not in f:
+        return DEFAULT_SAMPLING_RATE
+    value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
+    if value.size != 1 or value.dtype.kind not in "iuf" or not np.isfinite(value[0]) or value[0] <= 0:
+        from hdmea.errors import RecordingFormatError
+
+        raise RecordingFormatError("the sampling rate is not a positive number", path=path,
+                                   obj="/metadata/sampling_rate", expected="one positive number (Hz)",
+                                   found=f"{value.size} value(s) of {value.dtype}: {value[:3].tolist()!r}",
+                                   hint="the file is damaged")
+    return float(value[0])
 
 
 def _frame_ms(f: h5py.File, fs: float) -> float:
@@ -175,26 +211,38 @@ def _frame_ms(f: h5py.File, fs: float) -> float:
     return period / fs * 1000.0 if period > 0 else float("nan")
 
 
-def _attr_int(attrs, key: str, default: int) -> int:
-    value = _scalar(attrs.get(key, default))
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+def _attr_int(obj, key: str, default: int, path) -> int:
+    """Integer attribute ``key`` of ``obj``; ``default`` when absent, a typed error when it is not an integer."""
+    value = _attr(obj, key, path)
+    if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        from hdmea.errors import RecordingFormatError
+
+        raise RecordingFormatError("attribute is not an integer", path=path, obj=f"{obj.name.rstrip('/')}/@{key}",
+                                   expected="an integer", found=repr(value)[:80], hint="the file is damaged")
+    return value
 
 
-def _stimulus_trials(f: h5py.File) -> dict[str, int]:
+def _stimulus_trials(f: h5py.File, path) -> dict[str, int]:
     """Movie -> trials per occurrence, from the stored stimulus configuration."""
     if "stimulus/config" not in f:
         return {}
-    text = f["stimulus/config"].attrs.get("config_json")
+    text = _attr(f["stimulus/config"], "config_json", path)
     if text is None:
         return {}
+    obj = "/stimulus/config/@config_json"
     try:
-        data = json.loads(_scalar(text))
-    except (TypeError, ValueError):
-        return {}
-    return {name: int(tc.get("repeat", 1)) for name, tc in (data.get("trial_configs") or {}).items()}
+        data = json.loads(text)
+        return {str(name): int(tc.get("repeat", 1)) for name, tc in (data.get("trial_configs") or {}).items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        from hdmea.errors import RecordingFormatError
+
+        raise RecordingFormatError("the stored stimulus configuration cannot be read", path=path, obj=obj,
+                                   expected="JSON with trial_configs of integer repeats",
+                                   found=f"{type(exc).__name__}: {exc}"[:200], hint="the file is damaged") from exc
 
 
 def _movie_trials(f: h5py.File, unit_ids: list[str], fs: float, repeats: dict[str, int]) -> list[MovieTrials]:
@@ -228,7 +276,7 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
     path = Path(path)
     with open_recording_hdf5(path, "r") as f, guard_read(path, "/"):
         overview = recording_overview(f)
-        fs = _sampling_rate(f)
+        fs = _sampling_rate(f, path)
         unit_ids = _visible(f["units"]) if "units" in f else []
         positions, counts = {}, {}
         sta_maps: dict[str, UnitMaps] = {}
@@ -244,11 +292,11 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
             for name in names:
                 group = features[name]
                 if name.startswith("sta_") and "sta" in group:
-                    spatial, lag, polarity = sta_spatial_map(group["sta"][()], _attr_int(group.attrs, "first_lag", 1))
+                    spatial, lag, polarity = sta_spatial_map(group["sta"][()], _attr_int(group, "first_lag", 1, path))
                     centre = _map_centre(spatial)
                     rf = f"rf_{name[4:]}"
                     if rf in names:  # draw the table's centre, lag and polarity where the table has them
-                        stored = {k: _scalar(v) for k, v in features[rf].attrs.items()}
+                        stored = {k: _attr(features[rf], k, path) for k in features[rf].attrs}
                         if isinstance(stored.get("centre_row"), (int, float)):
                             centre = (float(stored["centre_row"]), float(stored["centre_col"]))
                         if isinstance(stored.get("peak_lag_frames"), int):
@@ -262,32 +310,33 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
                     maps.centres.append(centre)
                     maps.peak_lags.append(lag)
                     maps.times_ms.append(lag * frame_ms if lag >= 0 else float("nan"))
-                    maps.n_spikes.append(_attr_int(group.attrs, "n_spikes_used", counts[uid]))
+                    maps.n_spikes.append(_attr_int(group, "n_spikes_used", counts[uid], path))
                     maps.polarity.append(polarity)
                 elif name == "eimage_sta" and "data" in group:
                     spatial, t = eimage_map(group["data"][()])
-                    window = np.asarray(_scalar(group.attrs.get("window", 0))).ravel()
+                    window = _attr(group, "window", path)
+                    window = np.asarray(0 if window is None else window).ravel()
                     offset = int(t + (window[0] if window.size else 0))
                     eimage.unit_ids.append(uid)
                     eimage.maps.append(spatial)
                     eimage.centres.append(_map_centre(np.minimum(spatial, 0.0)))
                     eimage.peak_lags.append(offset)
                     eimage.times_ms.append(offset / fs * 1000.0)
-                    eimage.n_spikes.append(_attr_int(group.attrs, "n_spikes_used", counts[uid]))
+                    eimage.n_spikes.append(_attr_int(group, "n_spikes_used", counts[uid], path))
                     eimage.polarity.append(-1)
-                    unit_text = _scalar(group.attrs.get("value_unit", ""))
+                    unit_text = _attr(group, "value_unit", path) or ""
                     eimage.value_unit = unit_text if isinstance(unit_text, str) else ""
                 else:
                     values = {}
-                    for key, raw in group.attrs.items():
-                        value = _scalar(raw)
+                    for key in group.attrs:
+                        value = _attr(group, key, path)
                         if (key in ("version", "params_hash", "extracted_at", "name")
                                 or key.startswith("h5stream") or isinstance(value, (str, np.ndarray))):
                             continue
                         values[key] = value
                     if values:
                         scalars.setdefault(name, {})[uid] = values
-        movies = _movie_trials(f, unit_ids, fs, _stimulus_trials(f))
+        movies = _movie_trials(f, unit_ids, fs, _stimulus_trials(f, path))
         dataset_id = str(overview["attrs"].get("dataset_id", path.stem))
     return RecordingData(
         path=path, dataset_id=dataset_id, sampling_rate=fs, completed_steps=overview["completed_steps"],

@@ -26,13 +26,16 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _text(value) -> str:
+def _text(value, path, obj: str) -> str:
+    """An attribute value as display text; text that is not valid UTF-8 is a typed error naming ``obj``."""
+    from h5stream.tree.read import checked_text
+
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(()).item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    if isinstance(value, (bytes, str)):
+        return checked_text(value, path, obj)
     if isinstance(value, np.ndarray) and value.size <= 8:
-        return "[" + ", ".join(_text(v) for v in value.tolist()) + "]"
+        return "[" + ", ".join(_text(v, path, obj) for v in value.tolist()) + "]"
     if isinstance(value, np.ndarray):
         return f"<{value.dtype} array {value.shape}>"
     return str(value)
@@ -57,7 +60,8 @@ def recording_overview(f: h5py.File) -> dict:
     """Counts and lists a reader wants first: units, spikes, steps, features, movies."""
     from hdmea.io.hdf5_store import decode_node, node_from_h5
 
-    info: dict = {"attrs": {k: _text(v) for k, v in f.attrs.items() if not k.startswith("h5stream_attr")}}
+    info: dict = {"attrs": {k: _text(v, f.filename, f"/@{k}") for k, v in f.attrs.items()
+                            if not k.startswith("h5stream_attr")}}
     steps: list[str] = []
     warnings: list[str] = []
     if "pipeline/session_info" in f:
@@ -101,7 +105,7 @@ def _group_line(name: str, group: h5py.Group) -> str:
     attrs = []
     for key in ("row", "col", "spike_count", "version", "n_spikes_used"):
         if key in group.attrs:
-            attrs.append(f"{key}={_text(group.attrs[key])}")
+            attrs.append(f"{key}={_text(group.attrs[key], group.file.filename, f'{group.name}/@{key}')}")
     members = len(_visible(group))
     text = f"{name}/  {members} member{'s' if members != 1 else ''}, {format_bytes(_stored_bytes(group))}"
     return text + (f"  {' '.join(attrs)}" if attrs else "")
