@@ -137,7 +137,8 @@ def restore_frame(frame: pl.DataFrame, exact_bytes: Any, *, path, obj: str) -> p
         )
     try:
         exact = pl.read_ipc(io.BytesIO(raw.tobytes()))
-    except Exception as exc:  # polars raises several kinds for damaged streams
+    # polars raises several kinds for damaged streams, and its Rust code may panic (a BaseException)
+    except (Exception, pl.exceptions.PanicException) as exc:
         raise IOFormatError(
             "exact column copy cannot be read", path=path, obj=obj,
             expected="an Arrow IPC stream", found=f"{type(exc).__name__}: {exc}",

@@ -122,6 +122,8 @@ def _guard(root: Path, obj: str) -> Iterator[None]:
     except ValidationError as exc:
         raise IOFormatError(f"dataset content breaks the data model: {exc}", path=root, obj=obj,
                             hint="the dataset was modified or written by another tool") from exc
-    except (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError, IndexError) as exc:
+    # a damaged Parquet file can make polars' Rust code panic: PanicException is a BaseException
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, KeyError, TypeError, ValueError,
+            IndexError) as exc:
         raise IOFormatError(f"unreadable part of the dataset ({type(exc).__name__}: {exc})",
                             path=root, obj=obj) from exc

@@ -181,8 +181,9 @@ def read_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> Scp
         return import_mudata(f, source, request=request)
     with guarded(source, "/uns/scptensor"):
         extras = read_info(f, source)
-    mods = f["mod"]
-    order = mod_order(f, source)
+    with guarded(source, "/mod/@mod-order"):
+        mods = f["mod"]
+        order = mod_order(f, source)
     if sorted(order) != sorted(mods):
         raise IOFormatError(
             "modalities differ from mod-order", path=source, obj="/mod",
