@@ -11,7 +11,10 @@ sequential side once, the batch side once per worker plus the cluster's start.
 
 Goal: the batch (default executor, a Dask LocalCluster with 2 workers) at least
 :data:`GOAL`x faster than the sequential process, best of interleaved rounds
-(medians in the details).
+(medians in the details).  A second row, without a goal, runs the batch without
+the inputs' pre-check in a separate process (``verify_inputs=False``): the
+sequential side does not make it, and for small recordings it costs about as
+much as their work.
 
 Run: ``python -m benchmarks --size full --only batch_many``.
 """
@@ -23,7 +26,24 @@ import statistics
 from pathlib import Path
 
 from benchmarks._harness import Row, interleave, scratch_dir, timed_row
-from benchmarks.bench_batch import _BATCH, _SEQUENTIAL, _make_inputs, _python
+from benchmarks.bench_batch import _SEQUENTIAL, _make_inputs, _python
+
+# The batch side: the default executor (a Dask LocalCluster), with or without the inputs'
+# pre-check in a separate process (``verify_inputs``, on by default).
+_BATCH = """
+import json, sys, time
+t0 = time.perf_counter()
+from hdmea.config import parse_config
+from hdmea.pipeline.batch import run_batch
+inputs, out, verify = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+config = parse_config({{"stimulus": {{"file": "{{dir}}/{{name}}.stimulus.json"}},
+                        "steps": {{"compute_eimage_sta": True}}}})
+summary = run_batch(inputs, config, out, workers=2, show_progress=False, verify_inputs=verify)
+assert summary.ok and len(summary.done) == len(summary.results), summary.table()
+print(json.dumps({{"wall": time.perf_counter() - t0, "jobs": [r.seconds for r in summary.results],
+                  "executor": summary.executor, "batch": summary.seconds, "startup": summary.startup_seconds,
+                  "setup": summary.worker_setup_seconds}}))
+"""
 
 #: the batch of small recordings is at least this many times faster than one after another
 GOAL = 1.5
@@ -42,45 +62,57 @@ def run(size: str = "small") -> list[Row]:
     with scratch_dir() as tmp:
         tmp = Path(tmp)
         inputs = _make_inputs(tmp, n, params)
-        results: dict[str, list[dict]] = {"seq": [], "dask": []}
+        results: dict[str, list[dict]] = {"seq": [], "dask": [], "unverified": []}
 
         def side(kind: str):
             def go() -> float:
                 out = tmp / f"{kind}-{len(results[kind])}"
                 out.mkdir()
                 result = (_python(_SEQUENTIAL, str(inputs), str(out), "1") if kind == "seq"
-                          else _python(_BATCH, str(inputs), str(out), "1", kind))
+                          else _python(_BATCH, str(inputs), str(out), "1" if kind == "dask" else "0"))
                 results[kind].append(result)
                 return result["wall"]
             return go
 
         timings = interleave({kind: side(kind) for kind in results}, rounds, self_timed=True)
     seq = min(results["seq"], key=lambda r: r["wall"])
-    par = min(results["dask"], key=lambda r: r["wall"])
-    per_job = statistics.median(par["jobs"])
+    return [
+        timed_row(
+            f"batch of {n} small recordings (~1 s of work each), 2 Dask workers",
+            "same recordings one after another in one process", timings["seq"], timings["dask"], GOAL,
+            details=_details(seq, min(results["dask"], key=lambda r: r["wall"]), n),
+        ),
+        timed_row(
+            f"batch of {n} small recordings, 2 Dask workers, without the inputs' pre-check (verify_inputs=False)",
+            "same recordings one after another in one process", timings["seq"], timings["unverified"], None,
+            details="what the separate reading of every input before the first job costs (on by default): "
+                    + _details(seq, min(results["unverified"], key=lambda r: r["wall"]), n),
+        ),
+    ]
+
+
+def _details(seq: dict, par: dict, n: int) -> str:
+    """Where the time of the best sequential and batch runs went."""
     # what the batch spends beyond its jobs, shared by 2 workers, per recording
-    engine = (par["batch"] - par["startup"] - max(par["setup"] or [0.0]) - sum(par["jobs"]) / 2) / n
-    return [timed_row(
-        f"batch of {n} small recordings (~1 s of work each), 2 Dask workers",
-        "same recordings one after another in one process", timings["seq"], timings["dask"], GOAL,
-        details=(f"end-to-end wall time of fresh processes (imports, cluster start, worker warm-up included); "
-                 f"in the best runs: sequential (all {os.cpu_count()} cores per kernel) jobs median "
-                 f"{statistics.median(seq['jobs']):.2f} s, first (cold) {seq['jobs'][0]:.2f} s, sum "
-                 f"{sum(seq['jobs']):.1f} s, wall {seq['wall']:.1f} s; batch ({par['executor']}) jobs median "
-                 f"{per_job:.2f} s, sum {sum(par['jobs']):.1f} s, wall {par['wall']:.1f} s: process start + "
-                 f"imports {par['wall'] - par['batch']:.2f} s, executor start and checks {par['startup']:.2f} s, "
-                 f"worker set-up " + ", ".join(f"{t:.2f}" for t in par["setup"]) + " s, beyond the jobs "
-                 f"{engine * 1000:.0f} ms per recording"),
-    )]
+    engine = (par["batch"] - par["startup"] - sum(par["jobs"]) / 2) / n
+    return (f"end-to-end wall time of fresh processes (imports, cluster start, worker warm-up included); "
+            f"in the best runs: sequential (all {os.cpu_count()} cores per kernel) jobs median "
+            f"{statistics.median(seq['jobs']):.2f} s, first (cold) {seq['jobs'][0]:.2f} s, sum "
+            f"{sum(seq['jobs']):.1f} s, wall {seq['wall']:.1f} s; batch ({par['executor']}) jobs median "
+            f"{statistics.median(par['jobs']):.2f} s, sum {sum(par['jobs']):.1f} s, wall {par['wall']:.1f} s: "
+            f"process start + imports {par['wall'] - par['batch']:.2f} s, until the first job (executor start, "
+            f"worker set-up " + ", ".join(f"{t:.2f}" for t in par["setup"]) + f" s, input checks) "
+            f"{par['startup']:.2f} s, beyond the jobs after that {engine * 1000:.0f} ms per recording")
 
 
 def test_batch_many_small():
     rows = run("small")
-    assert len(rows) == 1
-    row = rows[0]
+    assert len(rows) == 2
+    row, unverified = rows
     assert row.goal == GOAL and row.ours > 0 and row.peer_value > 0
     assert row.ratio == row.peer_value / row.ours
-    assert "LocalCluster" in row.details
+    assert unverified.goal is None and unverified.peer_value == row.peer_value and unverified.ours > 0
+    assert "LocalCluster" in row.details and "LocalCluster" in unverified.details
 
 
 if __name__ == "__main__":  # python -m benchmarks.bench_batch_many [small|full]
