@@ -55,6 +55,12 @@ return found.length > 0;
 """, selector))
 
 
+def _no_script_errors(browser) -> None:
+    """The page's scripts (ours and BokehJS) logged no error since the last call."""
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+
+
 def _click_node(browser, path: str):
     from selenium.webdriver.common.by import By
 
@@ -132,6 +138,7 @@ const s = doc.get_model_by_name('index_slider'); s.value = 7; s.value_throttled 
     _wait(browser, lambda b: f"{node}[7]" in b.execute_script("""
 return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.title.text !== undefined)
   .map(m => m.title.text);"""), "the slider's frame")
+    assert browser.find_element("id", "plot-title").text == f"{node}[7]"
     browser.save_screenshot(str(shots / "dataset_stack.png"))
 
     # ragged spike data: the sectioned spikes of a movie as a raster, one row per trial
@@ -171,6 +178,7 @@ return found.length;""") >= 1
 return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.output_backend !== undefined).map(m => m.output_backend);""")
     assert set(output_backend) == {"svg"}
     browser.find_element("id", "svg").click()
+    _no_script_errors(browser)
     assert time.perf_counter() - started < 30
 
 
@@ -192,6 +200,22 @@ def test_large_dataset_first_plot(browser, viewer, served, shots):
     assert title.startswith(f"/raw/trace, elements 0-999,999 of {BIG_SHAPE[0]:,} (min/max of 500 samples per point)")
     assert seconds < _budget(2.0), f"first plot of a 10 GB dataset took {seconds:.2f} s"
     browser.save_screenshot(str(shots / "dataset_large_line.png"))
+    # the window slider reads the window at its position: the first written chunks, then unwritten fill
+    start = 3_000_000
+    browser.execute_script("""
+const doc = Bokeh.documents[Bokeh.documents.length - 1];
+const s = doc.get_model_by_name('window_slider'); s.value = arguments[0]; s.value_throttled = arguments[0];""", start)
+    expected = f"/raw/trace, elements {start:,}-{start + 999_999:,} of {BIG_SHAPE[0]:,} (min/max of 500 samples per point)"
+    _wait(browser, lambda b: b.find_element("id", "plot-title").text == expected, "the moved window")
+    ys = browser.execute_script("""
+const doc = Bokeh.documents[Bokeh.documents.length - 1];
+return Array.from(doc.get_model_by_name('line_source').data.y);""")
+    values = np.zeros(1_000_000)
+    written = served["big_values"][start:start + 1_000_000]
+    values[: written.size] = written
+    blocks = values.reshape(-1, 500)
+    np.testing.assert_array_equal(ys, np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel())
+    _no_script_errors(browser)
     clicked = time.perf_counter()
     title = _show_plot(browser, "/raw/frames")
     seconds = time.perf_counter() - clicked
@@ -289,6 +313,7 @@ return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.
         "return document.getElementById('mosaic').dataset.title;") or ""), "the filtered mosaic")
     shown_off = browser.execute_script("return document.getElementById('mosaic').dataset.shown.split(' ').filter(Boolean);")
     assert shown_off == [u for u in shown if polarity[u] < 0]
+    _no_script_errors(browser)
 
 
 def _status(url: str) -> tuple[int, dict]:

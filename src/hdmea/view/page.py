@@ -284,6 +284,11 @@ async function openUnit(uid) {
   } catch (error) { unit.dataset.state = "error"; status(error.message, true); }
 }
 window.hdmeaOpenUnit = openUnit;
+document.addEventListener("hdmea-slice", (event) => {
+  // a slider of the dataset plot moved: the heading names what is shown now
+  $("plot-title").textContent = event.detail.title;
+  $("plot").dataset.title = event.detail.title;
+});
 
 async function selectFile(id) {
   state.file = id;

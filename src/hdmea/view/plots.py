@@ -224,9 +224,10 @@ fetch(url).then(r => r.json()).then(d => {{
     const n = flat.length / 2;
     source.data = {{x: Array.from(flat.subarray(0, n)), y: Array.from(flat.subarray(n))}};
   }} else {{
-    const [h, w] = d.shape; const rows = [];
-    for (let i = 0; i < h; i++) rows.push(Array.from(flat.subarray(i * w, (i + 1) * w)));
-    source.data = {{image: [rows], x: [0], y: [d.row0], dw: [d.cols], dh: [d.rows]}};
+    const {{ndarray}} = Bokeh.require("core/util/ndarray");
+    const image = ndarray(flat, {{dtype: "float32", shape: d.shape}});
+    source.data = {{image: [image], x: [0], y: [d.row0], dw: [d.cols], dh: [d.rows]}};
+    if (mapper && d.low !== null) {{ mapper.setv({{low: d.low, high: d.high}}); }}
   }}
   title.text = d.title;
   document.dispatchEvent(new CustomEvent("hdmea-slice", {{detail: d}}));
@@ -282,7 +283,7 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
             slider = Slider(start=0, end=max(w["n"] - LINE_WINDOW, 0), value=0, step=max(1, LINE_WINDOW // 10),
                             title=f"first element shown (window of {LINE_WINDOW:,})", sizing_mode="stretch_width",
                             name="window_slider")
-            slider.js_on_change("value_throttled", CustomJS(args={"source": source, "title": fig.title},
+            slider.js_on_change("value_throttled", CustomJS(args={"source": source, "title": fig.title, "mapper": None},
                                                             code=_slider_js(file_id, node, "start")))
             return column(slider, fig, sizing_mode="stretch_width"), info
         return fig, info
@@ -309,7 +310,7 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
     size = {"sizing_mode": "fixed", "width": width} if width <= 900 else {"sizing_mode": "stretch_width"}
     fig = new_figure(title, backend, x_axis_label=f"column (axis {ds.ndim - 1})",
                      y_axis_label=f"row (axis {ds.ndim - 2})", height=520, **size)
-    source, _ = image_renderer(fig, b["image"], x=0, y=b["row0"], dw=b["dw"], dh=b["dh"],
+    source, mapper = image_renderer(fig, b["image"], x=0, y=b["row0"], dw=b["dw"], dh=b["dh"],
                                label=f"value ({ds.dtype})")
     fig.x_range.range_padding = 0
     fig.y_range.range_padding = 0
@@ -318,13 +319,13 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
     if kind == "stack":
         slider = Slider(start=0, end=ds.shape[0] - 1, value=0, step=1, title=f"index along axis 0 (of {ds.shape[0]})",
                         sizing_mode="stretch_width", name="index_slider")
-        slider.js_on_change("value_throttled", CustomJS(args={"source": source, "title": fig.title},
+        slider.js_on_change("value_throttled", CustomJS(args={"source": source, "title": fig.title, "mapper": mapper},
                                                         code=_slider_js(file_id, node, "index")))
         widgets.append(slider)
     elif b["rows"] < b["rows_total"]:
         slider = Slider(start=0, end=b["rows_total"] - b["rows"], value=0, step=1, title="first row shown",
                         sizing_mode="stretch_width", name="window_slider")
-        slider.js_on_change("value_throttled", CustomJS(args={"source": source, "title": fig.title},
+        slider.js_on_change("value_throttled", CustomJS(args={"source": source, "title": fig.title, "mapper": mapper},
                                                         code=_slider_js(file_id, node, "start")))
         widgets.append(slider)
     if widgets:
@@ -345,6 +346,11 @@ def dataset_slice(f: h5py.File, node: str, index: int = 0, start: int = 0) -> di
     if kind in ("image", "stack"):
         b = image_block(ds, index, start)
         out = encode(b["image"])
-        out.update(kind="image", title=_image_title(node, b), row0=b["row0"], rows=b["dh"], cols=b["dw"])
+        finite = b["image"][np.isfinite(b["image"])]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
+        if low is not None and high <= low:
+            high = low + 1.0
+        out.update(kind="image", title=_image_title(node, b), row0=b["row0"], rows=b["dh"], cols=b["dw"], low=low,
+                   high=high)
         return out
     raise NodeMissing(f"{node} has no slices (drawn as {kind})")
