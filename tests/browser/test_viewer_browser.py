@@ -313,6 +313,13 @@ return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.
         "return document.getElementById('mosaic').dataset.title;") or ""), "the filtered mosaic")
     shown_off = browser.execute_script("return document.getElementById('mosaic').dataset.shown.split(' ').filter(Boolean);")
     assert shown_off == [u for u in shown if polarity[u] < 0]
+    # a unit the mosaic does not draw (no receptive field) opens from the unit list
+    other = next(u for u in units if u not in shown)
+    Select(browser.find_element("id", "unit-select")).select_by_value(other)
+    _wait(browser, lambda b: b.execute_script(
+        "const u = document.getElementById('unit'); return u.dataset.uid === arguments[0] && u.dataset.state === 'ready';",
+        other), f"the page of {other}")
+    assert browser.find_element("id", "unit-title").text.startswith(f"{other} (electrode row ")
     _no_script_errors(browser)
 
 

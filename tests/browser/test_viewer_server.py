@@ -161,7 +161,17 @@ def test_viewing_reads_only_and_a_writer_replaces_the_file_meanwhile(served, tmp
                       "slice?file=0/rec.h5&node=/units/unit_000/features/eimage_sta/data&index=3"):
             code, body = _get(base + query)
             assert code == 200, (query, body)
+        code, body = _get(base + "recording?file=0/rec.h5")
+        import h5py
+
+        with h5py.File(rec, "r", locking=False) as f:
+            units = sorted(f["units"])
+        assert body["units"] == units
+        for uid in units:  # every unit has a page, with or without a receptive field
+            code, page = _get(base + f"unit?file=0/rec.h5&unit={uid}")
+            assert code == 200 and page["unit"]["uid"] == uid and page["features"], (uid, page)
         assert sorted(p.name for p in folder.iterdir()) == ["rec.h5"]  # no claim, no partial, no lock file
+
         assert (rec.stat().st_mtime_ns, rec.stat().st_ino, _digest(rec)) == (stat.st_mtime_ns, stat.st_ino, digest)
 
         # a pipeline's writer opens the file while the viewer is serving it (the viewer holds no lock) ...

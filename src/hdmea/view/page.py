@@ -47,6 +47,7 @@ _HTML = """<!doctype html>
         <label>rate from <input name="min_rate" type="number" step="any" min="0" size="5"> to <input name="max_rate" type="number" step="any" min="0" size="5"> Hz</label>
         <label>SNR at least <input name="min_snr" type="number" step="any" size="5"></label>
         <button type="submit" id="apply">apply</button>
+        <label>open unit <select id="unit-select"><option value="">choose</option></select></label>
       </form>
       <div id="rec-summary"></div>
       <div id="mosaic"></div>
@@ -240,6 +241,9 @@ async function showRecording() {
       (body.item ? ". Click a unit's centre to open its page." : "");
     if (body.item) await embed(body.item, "mosaic", "mosaic");
     else mosaic.textContent = body.title;
+    const select = $("unit-select");
+    while (select.options.length > 1) select.remove(1);
+    for (const uid of body.units) { const o = document.createElement("option"); o.value = uid; o.textContent = uid; select.append(o); }
     mosaic.dataset.state = "ready";
     mosaic.dataset.title = body.title;
     mosaic.dataset.shown = (body.shown || []).join(" ");
@@ -303,6 +307,7 @@ async function start() {
   $("tab-rec").addEventListener("click", () => showRecording());
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); showRecording(); });
   $("file").addEventListener("change", () => selectFile($("file").value));
+  $("unit-select").addEventListener("change", () => { if ($("unit-select").value) openUnit($("unit-select").value); });
   try {
     const body = await api("files", {});
     const select = $("file");

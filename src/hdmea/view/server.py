@@ -180,11 +180,11 @@ def make_app(folders: ServedFolders, allowed_hosts: set[str] | None):
         with folders.open(_file(args)) as (f, _path):
             summary = recording.recording_summary(f, file_version(f))
             out = {"dataset_id": summary.dataset_id, "steps": summary.completed_steps, "movie": summary.movie,
-                   "n_units": len(summary.units), "duration_s": summary.duration_s}
+                   "n_units": len(summary.units), "duration_s": summary.duration_s,
+                   "units": [u.uid for u in summary.units]}
             if summary.movie is None:
                 out["item"] = None
                 out["title"] = "no receptive fields in this file (compute_sta has not run)"
-                out["units"] = [u.uid for u in summary.units]
                 return out
             fig, info = recording.mosaic_plot(summary, keep, backend)
             fig.name = "mosaic"
