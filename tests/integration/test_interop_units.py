@@ -154,3 +154,46 @@ def test_threaded_gzip_chunks_are_the_bytes_hdf5_writes(tmp_path, n):
                                  compression="gzip", compression_opts=4)  # not our pipeline: h5py writes it
         fill_column(other, column, 1)
         np.testing.assert_array_equal(other[()], column)
+
+
+def _seal(path) -> None:
+    """Give the file a checksum manifest of everything in it (digests read back by the checksums module)."""
+    from h5stream import checksums
+
+    with h5py.File(path, "a") as f:
+        checksums.seal(f, checksums.Recorder(walk=True))
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-columns", "streamed"])
+@pytest.mark.parametrize("damage", ["spike_times", "waveform", "attribute", "feature attribute"])
+def test_export_checks_what_it_reads_against_the_checksum_manifest(recording, tmp_path, monkeypatch, whole, damage):
+    """A value changed after the manifest was written is a ChecksumError naming it; nothing is written."""
+    pytest.importorskip("pynwb")
+    from h5stream.errors import ChecksumError
+    from hdmea.interop import nwb
+
+    if not whole:
+        monkeypatch.setattr(nwb, "WHOLE_COLUMN_BYTES", 0)
+    subject = {"species": "Mus musculus", "age": "P60D"}
+    _seal(recording)
+    nwb.export(recording, tmp_path / "intact.nwb", subject=subject)  # the sealed file passes
+    with h5py.File(recording, "a") as f:
+        if damage == "spike_times":
+            f["units/unit_1/spike_times"][1] = 10
+            obj = "/units/unit_1/spike_times"
+        elif damage == "waveform":
+            f["units/unit_3/waveform"][2] = 0.25
+            obj = "/units/unit_3/waveform"
+        elif damage == "attribute":
+            f["units/unit_2"].attrs["x"] = 0.5
+            obj = "/units/unit_2/@x"
+        else:
+            f["units/unit_1/features/feat"].attrs["score"] = 0.75
+            obj = "/units/unit_1/features/feat/@score"
+    out = tmp_path / "damaged.nwb"
+    with pytest.raises(ChecksumError) as info:
+        nwb.export(recording, out, subject=subject)
+    assert info.value.obj == obj and str(recording) in str(info.value)
+    assert not out.exists() and list(tmp_path.glob("damaged*")) == []
+    nwb.export(recording, out, subject=subject, verify=False)  # the data as stored
+    assert out.exists()

@@ -3,8 +3,8 @@
 A recording's units carry tens of thousands of small attributes; through h5py each
 read creates several wrapper objects (attribute, type, dataspace), which costs three
 times what the library itself does.  :func:`read_plain` reads a whole object's
-attributes through ``ctypes`` with raw ids and returns them decoded as
-:func:`h5stream.tree.read_attrs` would, or says which attributes it left (arrays,
+attributes through ``ctypes`` with raw ids and returns them as h5py reads them (the
+values :func:`h5stream.tree.read_attrs` decodes and checks), or says which it left (arrays,
 enums such as booleans, anything unusual) so the caller reads those through h5py.
 The library is found by :func:`h5stream.tree.lowlevel.native_hdf5`; without it (or
 with ``H5STREAM_NO_NATIVE=1``) :func:`bindings` returns None and callers use h5py.
@@ -18,7 +18,6 @@ import ctypes
 import h5py
 import numpy as np
 
-from h5stream.tree import decode_attr
 from h5stream.tree.lowlevel import native_hdf5
 
 __all__ = ["bindings", "read_plain", "LEFT"]
@@ -95,7 +94,7 @@ def _check(value: int, what: str) -> int:
 
 
 def _value(lib: _Bindings, aid: int):
-    """The decoded value of attribute ``aid``, or :data:`LEFT`."""
+    """The value of attribute ``aid`` as h5py reads it (a numpy scalar, or ``str``), or :data:`LEFT`."""
     sid = _check(lib.H5Aget_space(aid), "get an attribute's dataspace")
     try:
         scalar = lib.H5Sget_simple_extent_type(sid) == _H5S_SCALAR
@@ -137,15 +136,14 @@ def _value(lib: _Bindings, aid: int):
     dtype, memtype = known
     value = np.empty((), dtype=dtype)
     _check(lib.H5Aread(aid, memtype, value.ctypes.data), "read an attribute")
-    return decode_attr(value[()], None)
+    return value[()]
 
 
 def read_plain(lib: _Bindings, oid: int, internal: frozenset[str]) -> dict | None:
     """``{name: value or LEFT}`` of every attribute of the object ``oid`` (a raw id); None when one is ``internal``.
 
-    Values equal :func:`h5stream.tree.read_attrs`'s for attributes without a type tag:
-    numbers as h5py reads them (the numpy type of the stored kind and size, int64 and
-    float64 as ``int`` and ``float``), variable-length text as ``str``.
+    Values are h5py's: numbers as numpy scalars of the stored kind and size,
+    variable-length text as ``str``.
     """
     count = _check(lib.H5Aget_num_attrs(oid), "count the attributes")
     out = {}

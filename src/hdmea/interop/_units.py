@@ -16,6 +16,7 @@ import numpy as np
 from h5py import h5a, h5d, h5g, h5o, h5s, h5t
 from h5py._objects import phil
 
+from h5stream import checksums
 from h5stream.errors import H5StreamError
 from h5stream.files import guard_read
 from h5stream.tree import INTERNAL_ATTRS, decode_attr, is_hidden
@@ -63,6 +64,7 @@ class UnitScan:
     waveform_shapes: list[tuple[int, ...] | None]
     waveform_dtypes: set[np.dtype]
     path: Path
+    manifest: checksums.Manifest | None = None
 
     @property
     def n_spikes(self) -> int:
@@ -87,11 +89,15 @@ class UnitScan:
         mtype = h5t.py_create(dtype)
         start = 0
         uid = None
+        digests = self.manifest.datasets if self.manifest is not None else {}
         try:
             for uid, dsid, count in zip(self.ids, self.spike_ids, self.spike_counts.tolist()):
                 if count:
                     dsid.read(h5s.ALL, h5s.ALL, buffer[start:start + count], mtype=mtype)
-                    start += count
+                name = f"/units/{uid}/spike_times"
+                if name in digests:
+                    checksums.check_value(self.manifest, name, digests[name], buffer[start:start + count])
+                start += count
         except _READ_FAILURES:
             with guard_read(self.path, f"/units/{uid}/spike_times"):
                 raise
@@ -116,8 +122,13 @@ class UnitScan:
                     continue
                 if self.waveform_dtypes == {np.dtype(np.float32)}:
                     dsid.read(h5s.ALL, h5s.ALL, out[k], mtype=mtype)
+                    stored = out[k]
                 else:
-                    out[k] = h5py.Dataset(dsid)[()]
+                    stored = h5py.Dataset(dsid)[()]
+                    out[k] = stored
+                name = f"/units/{uid}/waveform"
+                if self.manifest is not None and name in self.manifest.datasets:
+                    checksums.check_value(self.manifest, name, self.manifest.datasets[name], stored)
         except _READ_FAILURES:
             with guard_read(self.path, f"/units/{uid}/waveform"):
                 raise
@@ -143,7 +154,7 @@ def _scalar_type(tid: h5t.TypeID):
 
 
 def _h5py_value(oid, raw: bytes):
-    """The decoded value of a plain scalar attribute through h5py's low-level API, or :data:`LEFT`."""
+    """A plain scalar attribute as h5py reads it, through h5py's low-level API, or :data:`LEFT`."""
     attr = h5a.open(oid, raw)
     if attr.get_space().get_simple_extent_type() != h5s.SCALAR:
         return LEFT
@@ -166,15 +177,14 @@ def _h5py_value(oid, raw: bytes):
             value = value.decode("utf-8")
         except UnicodeDecodeError:
             return LEFT
-    return decode_attr(value, None)
+    return value
 
 
 def _plain_attrs(oid) -> dict | None:
-    """The decoded attributes of a low-level object when each is a plain scalar (a number, a text, a boolean).
+    """The attributes of a low-level object as h5py reads them when each is a plain scalar (a number, a
+    text, a boolean).
 
-    The values equal :func:`h5stream.tree.read_attrs`'s: h5py's reading of the attribute
-    (the same numpy type, text as ``str``), then :func:`h5stream.tree.decode_attr` without a
-    tag.  Read by direct library calls (:mod:`hdmea.interop._native_attrs`) where they
+    Read by direct library calls (:mod:`hdmea.interop._native_attrs`) where they
     can be, else through h5py's low-level API.  None when any attribute needs more (an
     array, a type tag of the tree, a large attribute stored as an object, text that is not
     UTF-8): the caller reads them with :func:`h5stream.tree.read_attrs`, which also names
@@ -208,13 +218,22 @@ def _plain_attrs(oid) -> dict | None:
     return out
 
 
-def _attrs(oid, path: Path, where: str) -> dict:
-    plain = _plain_attrs(oid)
-    if plain is not None:
-        return plain
-    with phil:
-        obj = h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
-    return store.read_attrs(obj)[0]
+def _wrap(oid):
+    return h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
+
+
+def _attrs(oid, where: str, manifest) -> dict:
+    """The decoded attributes of object ``where``, each checked against its digest in ``manifest``.
+
+    The values and checks are those of :func:`h5stream.tree.read_attrs`: h5py's values
+    checked (:func:`h5stream.checksums.check_attrs`), then decoded without a type tag.
+    """
+    raw = _plain_attrs(oid)
+    if raw is None:
+        return store.read_attrs(_wrap(oid), manifest=manifest)[0]
+    if manifest is not None and where in manifest.attributes:
+        checksums.check_attrs(_wrap(oid), raw, manifest)
+    return {name: decode_attr(value, None) for name, value in raw.items()}
 
 
 def scan_units(f: h5py.File, path: Path) -> UnitScan:
@@ -225,7 +244,9 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
     high-level objects cost more than the library's own work for thousands of units.
     """
     ids = store.list_units(f)
-    scan = UnitScan(ids, [], [], [], [], np.zeros(len(ids), dtype=np.int64), set(), [], [], set(), Path(path))
+    manifest = checksums.manifest_for(f)
+    scan = UnitScan(ids, [], [], [], [], np.zeros(len(ids), dtype=np.int64), set(), [], [], set(), Path(path),
+                    manifest)
     if not ids:
         return scan
     where = "/units"
@@ -262,7 +283,7 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
                     scan.waveform_ids.append(None)
                     scan.waveform_shapes.append(None)
                 scan.members.append(names)
-                scan.attrs.append(_attrs(group, path, where))
+                scan.attrs.append(_attrs(group, where, manifest))
                 per_unit = {}
                 features = h5o.open(group, b"features") if "features" in names else None
                 if isinstance(features, h5g.GroupID):
@@ -286,7 +307,7 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
                             obj = h5o.open(feature, member)
                             if isinstance(obj, h5d.DatasetID):
                                 datasets[key] = h5py.Dataset(obj)
-                        per_unit[name] = (_attrs(feature, path, where), datasets)
+                        per_unit[name] = (_attrs(feature, where, manifest), datasets)
                 scan.features.append(per_unit)
     except H5StreamError:
         raise

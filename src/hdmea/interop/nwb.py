@@ -65,6 +65,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from h5stream import checksums
+from h5stream.errors import ChecksumError
 from h5stream.files import create_atomic
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
@@ -128,6 +130,48 @@ def _pynwb():
 # --------------------------------------------------------------------------- streamed arrays
 
 
+class _RunningDigests:
+    """Digests of 1-D datasets read front to back in pieces, checked when each is read to its end.
+
+    The checksum manifest holds one digest per whole dataset; a dataset read in order
+    gets its digest fed piece by piece.  A piece out of order (a second pass) stops the
+    check of that dataset, as for any partial read.
+    """
+
+    def __init__(self, datasets) -> None:
+        self._datasets = list(datasets)
+        manifest = checksums.manifest_for(self._datasets[0]) if self._datasets else None
+        self._manifest = manifest
+        self._state: dict[int, tuple[int, int]] = {}  # index -> (next offset, running crc)
+
+    def update(self, index: int, offset: int, block: np.ndarray) -> None:
+        if self._manifest is None:
+            return
+        ds = self._datasets[index]
+        expected = self._manifest.datasets.get(ds.name)
+        if expected is None:
+            return
+        position, crc = self._state.get(index, (0, None))
+        if crc is None:
+            if offset != 0:
+                return
+            crc = checksums.digest_start(ds.dtype, ds.shape)
+        elif offset != position:
+            self._state[index] = (-1, None)
+            return
+        crc = checksums.digest_update(crc, np.asarray(block, dtype=ds.dtype))
+        position = offset + int(np.shape(block)[0])
+        self._state[index] = (position, crc)
+        if position == int(ds.shape[0]):
+            found = checksums.digest_end(crc)
+            if found != expected:
+                raise ChecksumError("checksum mismatch: the stored value differs from what was written",
+                                    path=self._manifest.path, obj=ds.name,
+                                    expected=f"{checksums.ALGORITHM} {expected}",
+                                    found=f"{checksums.ALGORITHM} {found}", hint="the file is damaged; restore it from a copy, "
+                                    "or export with verify=False to get the data as stored")
+
+
 def _iterator_class():
     from hdmf.data_utils import GenericDataChunkIterator
 
@@ -154,7 +198,7 @@ def _iterator_class():
             for k, i in enumerate(rows):
                 source = self._sources[i]
                 if source is not None:
-                    out[k] = source[()]
+                    out[k] = checksums.check_dataset(source, source[()])
             return out[(slice(None), *selection[1:])]
 
         def _get_maxshape(self):
@@ -170,6 +214,8 @@ def _iterator_class():
             self._sources = list(sources)
             self._offsets = np.asarray(offsets, dtype=np.int64)
             self._rate = float(sampling_rate)
+            # Each train is read in order, a buffer at a time: its digest runs along (None: not checked).
+            self._digests = _RunningDigests(self._sources)
             total = int(self._offsets[-1])
             super().__init__(buffer_shape=(min(total, _SPIKES_PER_BUFFER),),
                              chunk_shape=(min(total, _SPIKES_PER_CHUNK),), display_progress=False)
@@ -185,6 +231,7 @@ def _iterator_class():
                 s0, s1 = max(a, lo), min(b, hi)
                 if s1 > s0:
                     samples = self._sources[i][s0 - a:s1 - a]
+                    self._digests.update(i, s0 - a, samples)
                     np.divide(samples, self._rate, out=out[s0 - lo:s1 - lo], casting="unsafe")
             return out
 
@@ -199,11 +246,14 @@ def _iterator_class():
 
         def __init__(self, dataset, per_buffer):
             self._dataset = dataset
+            self._digests = _RunningDigests([dataset])
             n = max(1, min(int(dataset.shape[0]), per_buffer))
             super().__init__(buffer_shape=(n,), chunk_shape=(min(n, _SPIKES_PER_CHUNK),), display_progress=False)
 
         def _get_data(self, selection):
-            return self._dataset[selection]
+            data = self._dataset[selection]
+            self._digests.update(0, selection[0].indices(int(self._dataset.shape[0]))[0], data)
+            return data
 
         def _get_maxshape(self):
             return tuple(self._dataset.shape)
@@ -282,6 +332,7 @@ def export(
     compression: str | None = "gzip",
     compression_level: int = 1,
     units_per_buffer: int = 64,
+    verify: bool = True,
 ) -> ExportResult:
     """Write the recording file ``recording`` (an analysed ``.h5``) as the NWB file ``out``.
 
@@ -309,6 +360,9 @@ def export(
         HDF5 filter of the large arrays (``"gzip"`` with shuffle, or None).
     units_per_buffer
         Units read at a time for per-unit arrays (waveforms, feature arrays, images).
+    verify
+        Check what is read against the recording's checksum manifest
+        (:mod:`h5stream.checksums`); False reads the data as stored.
 
     Raises
     ------
@@ -316,6 +370,8 @@ def export(
         pynwb is not installed (``pip install "h5stream[nwb]"``).
     RecordingFormatError
         the recording lacks what the export needs (the message names the object).
+    ChecksumError
+        a value read differs from its digest (``verify``); nothing is written.
     TargetExistsError
         ``out`` exists and ``overwrite`` is False.
     """
@@ -325,6 +381,7 @@ def export(
         raise ValueError(f"compression must be 'gzip' or None (found {compression!r})")
     packer = _Compression(compression, compression_level if compression else None)
     with store.open_recording_hdf5(recording, "r") as src:
+        checksums.attach(src, verify=verify, path=recording)
         # Claim the target before the work, so a second export of the same file fails at once.
         atomic = create_atomic(out, overwrite=overwrite)
         with atomic as h5:
@@ -501,7 +558,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
         for name, ds in stimulus["frame_time"].items():
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.shape[0] == 0:
                 continue
-            samples = ds[()]
+            samples = checksums.check_dataset(ds, ds[()])
             nwbfile.add_acquisition(pynwb.TimeSeries(
                 name=f"frame_times_{name}", data=np.arange(samples.size, dtype=np.int64), unit="frame",
                 timestamps=samples.astype(np.float64) / fs,
