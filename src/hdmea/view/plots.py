@@ -236,7 +236,9 @@ fetch(url).then(r => r.json()).then(d => {{
 
 
 def _line_title(node: str, w: dict) -> str:
-    part = "" if w["start"] == 0 and w["stop"] == w["n"] else f", elements {w['start']:,}-{w['stop'] - 1:,} of {w['n']:,}"
+    part = ""
+    if w["start"] > 0 or w["stop"] < w["n"]:
+        part = f", elements {w['start']:,}-{w['stop'] - 1:,} of {w['n']:,}"
     return f"{node}{part}" + (f" ({w['note']})" if w["note"] else "")
 
 

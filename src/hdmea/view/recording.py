@@ -373,7 +373,8 @@ def _movie_figures(f, uid: str, summary: RecordingSummary, backend: str) -> list
                             backend, x_axis_label="time from trial start (s)", y_axis_label="trial",
                             height=max(180, min(420, 80 + 22 * n)), x_range=(0, duration), y_range=(max(n, 1), 0))
         trial_axis(raster, max(n, 1))
-        source = ColumnDataSource({"x": x, "y0": trial + 0.1, "y1": trial + 0.9, "number": (trial + 1).astype(np.int64)})
+        source = ColumnDataSource({"x": x, "y0": trial + 0.1, "y1": trial + 0.9,
+                                   "number": (trial + 1).astype(np.int64)})
         seg = raster.segment(x0="x", x1="x", y0="y0", y1="y1", source=source, color="#222222", line_width=1)
         raster.add_tools(HoverTool(renderers=[seg], tooltips=[("time (s)", "@x{0.000}"), ("trial", "@number")]))
         bin_s = 0.05 if movie.repeated_trials or duration <= 20 else max(0.25, round(duration / 200.0 * 4) / 4)
