@@ -144,6 +144,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_viewing_reads_only_and_a_writer_replaces_the_file_meanwhile(served, tmp_path):
     from hdmea.io.hdf5_store import open_recording_hdf5
     from hdmea.view import ViewerServer
