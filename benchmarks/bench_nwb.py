@@ -13,6 +13,8 @@ with the export's compression (spike times and waveforms through ``H5DataIO``, g
 shuffle, 1 MiB chunks) is the like-for-like peer of the compressed export, with the same
 goal.  Two more rows, without a goal, add to each peer its own reading of those columns
 from the recording file with plain h5py (what the export has to read too).
+The recording carries a complete checksum manifest (as a pipeline's output does) and the
+export checks every value it reads against it (``verify=True``, the default).
 Memory: the export's peak resident set in a fresh process (VmHWM), goal under 2 GB.
 """
 
@@ -55,6 +57,28 @@ def make_recording(path: Path, n_units: int, n_spikes: int, seed: int = 0) -> No
         for uid in units:
             store.write_feature_to_unit(f, uid, "rf_noise", {"centre_row": float(rng.random()),
                                                             "centre_col": float(rng.random()), "polarity": 1})
+    _complete_manifest(path)
+
+
+def _complete_manifest(path: Path) -> None:
+    """Digests of every value in the file's checksum manifest, as a pipeline's output carries them.
+
+    The export checks what it reads against them; the store's immediate-mode writers
+    used here may leave objects out of the manifest, so they are digested by reading back.
+    """
+    import h5py
+
+    from h5stream import checksums
+
+    with h5py.File(path, "r") as f:
+        manifest = checksums.read_manifest(f)
+        complete = manifest is not None and all(f"/units/{u}/spike_times" in manifest.datasets for u in f["units"])
+    if not complete:
+        with h5py.File(path, "a") as f:
+            recorder = checksums.Recorder(walk=True)
+            if manifest is not None:
+                recorder.seed(manifest)
+            checksums.seal(f, recorder)
 
 
 def _peer_columns(recording: Path) -> dict:
