@@ -279,6 +279,9 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
         fig = new_figure(title, backend, x_axis_label="index", y_axis_label=f"value ({ds.dtype})")
         source = ColumnDataSource({"x": w["x"], "y": w["y"]}, name="line_source")
         fig.line("x", "y", source=source, line_width=1)
+        from bokeh.models import NumeralTickFormatter
+
+        fig.xaxis.formatter = NumeralTickFormatter(format="0,0")
         fig.add_tools(HoverTool(tooltips=[("index", "@x{0,0}"), ("value", "@y{0.000g}")], mode="vline"))
         info["title"] = title
         if w["stop"] - w["start"] < w["n"]:
