@@ -89,6 +89,27 @@ def _fast_exit_plugin():
     return FastExit()
 
 
+def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
+    """Modules the workers' fork server imports once, so that no worker imports them itself.
+
+    Every worker process of a warmed-up batch imports distributed, numpy, h5py,
+    numba, scipy and every step's module before its first job: seconds each, paid
+    by each worker at the same time (twice the CPU of one start on two cores, and
+    twice the wait on a machine other users keep busy).  On POSIX the workers
+    fork from one server process that imported them once (the same modules of
+    the same files: forking copies them).  Nothing runs in the server but
+    imports: no thread pool of numba or OpenMP has started, and each worker still
+    sets its own thread limits (:class:`WorkerSetup`).  Empty (the default spawn
+    start) elsewhere, and for jobs that are not warmed up.
+    """
+    if os.name != "posix" or setup is None or not setup.warm:
+        return []
+    from hdmea.pipeline.steps import STEPS
+
+    return list(dict.fromkeys(["distributed", "numpy", "h5py", "hdmea.pipeline.batch",
+                               *(step.module for step in STEPS), "scipy.signal"]))
+
+
 def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool | None:
     try:
         from distributed import Client, LocalCluster
@@ -101,6 +122,11 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
     env = thread_environment(setup.threads) if setup is not None and setup.threads is not None else None
     import dask
 
+    settings = {"distributed.worker.profile.enabled": False,
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    preload = _forkserver_preload(setup)
+    if preload:
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
     try:
         # No statistical profiler in the workers: it samples the job's thread every
         # 10 ms for a dashboard nobody watches, taking the GIL from long numeric jobs.
@@ -109,8 +135,11 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
         # every large numpy temporary is mapped and unmapped again (page faults on each
         # use); jobs ran 5-10% slower with it.  The nannies keep this configuration
         # for the workers they restart.
-        with dask.config.set({"distributed.worker.profile.enabled": False,
-                              "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        with dask.config.set(settings):
+            if preload:
+                from distributed.utils import get_mp_context
+
+                get_mp_context().set_forkserver_preload(preload)
             cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
                 dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0}, env=env,

@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 #: Thread-count variables the numeric libraries read once, when they load.
+#: (``H5STREAM_THREADS``: h5stream's compression and sectioning threads, :mod:`h5stream.cores`)
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "H5STREAM_THREADS")
 
 
 def thread_environment(threads: int) -> dict[str, str]:
