@@ -90,9 +90,11 @@ def highpass_parallel(raw, baseline, scale, sos, state, out, level, n_blocks):
 @numba.njit(cache=True, nogil=True)
 def _accumulate_unit(flat, n_channels, window_rows, begin, end, window, dst):
     # The window of a spike starting at buffer row r is the contiguous block
-    # flat[r * channels : (r + window) * channels].  Spikes are added four at a time
-    # so the accumulator (window * channels values, larger than the L2 cache share of
-    # one unit) is read and written once per four spikes instead of once per spike.
+    # flat[r * channels : (r + window) * channels].  Spikes are added four at a time,
+    # and the last one to three together, so the accumulator (window * channels
+    # values, larger than the L2 cache share of one unit) is read and written once
+    # per four spikes instead of once per spike: a unit with five spikes in a chunk
+    # costs two passes over it, not five.
     block = window * n_channels
     i = begin
     while i + 4 <= end:
@@ -103,11 +105,22 @@ def _accumulate_unit(flat, n_channels, window_rows, begin, end, window, dst):
         for k in range(block):
             dst[k] += (a[k] + b[k]) + (c[k] + d[k])
         i += 4
-    while i < end:
+    left = end - i
+    if left == 3:
+        a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
+        b = flat[window_rows[i + 1] * n_channels : window_rows[i + 1] * n_channels + block]
+        c = flat[window_rows[i + 2] * n_channels : window_rows[i + 2] * n_channels + block]
+        for k in range(block):
+            dst[k] += (a[k] + b[k]) + c[k]
+    elif left == 2:
+        a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
+        b = flat[window_rows[i + 1] * n_channels : window_rows[i + 1] * n_channels + block]
+        for k in range(block):
+            dst[k] += a[k] + b[k]
+    elif left == 1:
         a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
         for k in range(block):
             dst[k] += a[k]
-        i += 1
 
 
 @numba.njit(cache=True, nogil=True)
