@@ -3,10 +3,11 @@
 The parallel paths (gzip writes, the deflate reader, the dense-to-CSR encoder,
 interval sectioning) used to take every core the process may run on.  On a
 shared machine that is wrong in a costly way: when another process keeps one of
-two cores busy, a second thread cannot add CPU time (the scheduler splits the
-cores between sessions), it only adds hand-offs, and a kernel whose threads meet
-at barriers waits for the one the scheduler paused.  A parallel path that
-cannot pay must fall back to the serial one.
+two cores busy, a second thread adds little or no CPU time (with session
+autogrouping, Linux's default, the scheduler shares the cores between sessions,
+not threads), it adds hand-offs, and a kernel whose threads meet at barriers
+waits for the one the scheduler paused.  A parallel path that cannot pay must
+fall back to the serial one.
 
 :func:`free_cores` counts the cores free now:
 
