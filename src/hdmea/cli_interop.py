@@ -41,6 +41,7 @@ def _cmd_export_nwb(args: argparse.Namespace) -> int:
         lab=args.lab, institution=args.institution, experiment_description=args.experiment_description,
         keywords=args.keyword or None, subject=subject or None, pitch_um=args.pitch_um,
         compression=None if args.no_compression else "gzip", compression_level=args.compression_level,
+        verify=not args.no_verify,
     )
     print(result.describe())
     return EXIT_OK
@@ -85,6 +86,8 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--pitch-um", type=float, help="sensor pitch in micrometres (default 16)")
     p.add_argument("--no-compression", action="store_true", help="store the large arrays without gzip")
     p.add_argument("--compression-level", type=int, default=1, metavar="N", help="gzip level (default 1)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not check the values read against the recording's checksums (export them as stored)")
     p.set_defaults(func=_cmd_export_nwb)
 
     p = add_parser("migrate", help="convert archives of the previous zarr store to recording files "

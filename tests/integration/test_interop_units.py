@@ -197,3 +197,17 @@ def test_export_checks_what_it_reads_against_the_checksum_manifest(recording, tm
     assert not out.exists() and list(tmp_path.glob("damaged*")) == []
     nwb.export(recording, out, subject=subject, verify=False)  # the data as stored
     assert out.exists()
+
+
+def test_cli_export_refuses_a_damaged_value_unless_told_not_to_verify(recording, tmp_path, capsys):
+    pytest.importorskip("pynwb")
+    from hdmea.cli import main
+
+    _seal(recording)
+    with h5py.File(recording, "a") as f:
+        f["units/unit_1/spike_times"][0] = 4
+    out = tmp_path / "cli.nwb"
+    args = ["export-nwb", str(recording), str(out), "--species", "Mus musculus", "--age", "P60D"]
+    assert main(args) != 0
+    assert "/units/unit_1/spike_times" in capsys.readouterr().err and not out.exists()
+    assert main(args + ["--no-verify"]) == 0 and out.exists()
