@@ -10,7 +10,11 @@ Both sides read uncached: the file's pages are dropped (``posix_fadvise
 DONTNEED``) before every round.  The peer reads the file sequentially in 64 MiB
 blocks into one reused buffer (the disk's limit); ours runs
 ``h5stream.kernels.eimage.electrical_images`` on the h5py dataset in a fresh
-subprocess, which also gives its peak resident memory.
+subprocess, which also gives its peak resident memory.  The dataset is
+contiguous, so ours reads it with ``O_DIRECT`` (``h5stream.kernels.direct_rows``:
+no page-cache copy) while the peer reads through the page cache; the peer's copy
+costs it CPU time, so on a busy machine the peer slows more than ours and the
+ratio rises with the load (record the load beside the figure).
 """
 
 from __future__ import annotations
