@@ -94,6 +94,10 @@ def test_datasets_that_are_not_one_plain_run_of_bytes_are_refused(direct_ok):
         assert open_direct_rows(f["contiguous"]) is None
     with h5py.File(path, "r", driver="core") as f:
         assert open_direct_rows(f["contiguous"]) is None
+    with h5py.File(path, "r") as f:  # the name now leads to another file
+        os.replace(path, direct_ok / "moved.h5")
+        path.write_bytes((direct_ok / "moved.h5").read_bytes())
+        assert open_direct_rows(f["contiguous"]) is None
     assert open_direct_rows(data) is None
 
 

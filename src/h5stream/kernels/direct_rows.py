@@ -139,6 +139,14 @@ def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
         reader = DirectRows(path, offset, dataset.shape[0], dataset.shape[1:], dtype, **kwargs)
     except OSError:  # the file system refuses O_DIRECT
         return None
+    try:  # the name must still lead to the file h5py has open (not moved or replaced since)
+        ours, theirs = os.fstat(reader._fd), os.fstat(file.id.get_vfd_handle())
+        same = (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+    except (OSError, TypeError, ValueError):
+        same = False
+    if not same:
+        reader.close()
+        return None
     try:  # some file systems accept the flag but refuse the reads
         reader.read(0, 1, reader.buffer(1))
     except OSError:
