@@ -432,10 +432,10 @@ class Manifest:
 def read_manifest(f: h5py.File, path=None) -> Manifest | None:
     """The manifest of an open file; None when it has none.  A damaged manifest is a ChecksumError."""
     path = f.filename if path is None else path
-    if MANIFEST_ATTR not in f.attrs:
-        return None
     where = f"/@{MANIFEST_ATTR}"
     try:
+        if MANIFEST_ATTR not in f.attrs:  # a damaged attribute header fails here already
+            return None
         stored = f.attrs[MANIFEST_ATTR]
         if isinstance(stored, bytes):
             stored = stored.decode("utf-8")

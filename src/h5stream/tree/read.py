@@ -203,7 +203,9 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> N
         data = FileArray(opener, obj.name, obj.shape, obj.dtype, digest=expected,
                          verify=manifest if expected is not None else None)
     else:
-        with checksums.checked_read(obj.file.filename, obj.name):
+        from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
+
+        with guard_read(obj.file.filename, obj.name), checksums.checked_read(obj.file.filename, obj.name):
             data = obj[()]
         if expected is not None:
             checksums.check_value(manifest, obj.name, expected, data, text=checksums.is_text_dataset(obj))

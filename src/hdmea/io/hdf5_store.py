@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from h5stream import __version__ as _h5stream_version
+from h5stream import checksums
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError, WriterClaimError  # noqa: F401
 from h5stream.files import AtomicFile, check_hdf5_signature, create_atomic, guard_read, scan_unsafe_objects, update_atomic
 from h5stream.jsonvalues import stable_hash
@@ -440,6 +441,7 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r") -> h5py.F
         try:
             scan_unsafe_objects(f, path)
             check_recording_format(f, path)
+            checksums.attach(f, path=path)  # reads of the returned file check the file's digests
         except FormatError:
             f.close()
             raise

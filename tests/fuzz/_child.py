@@ -1,0 +1,97 @@
+"""The reader process of the fuzz tests: ``python -m tests.fuzz._child SPEC.json``.
+
+Reads the original once through the format's public reader, then, for each planned
+mutation, writes the mutated file (a new inode each time) in its own folder, reads it
+through the same reader and prints one JSON line: the mutation's index and its outcome
+(``identical``, ``typed``, ``raw`` or ``silent``, with the error or the first
+difference).  A crash of libhdf5 ends this process; faulthandler writes the stack to
+stderr and the parent counts the mutation it was reading as a crash.  A read that
+runs past ``hang_seconds`` (libhdf5 looping on a damaged file) has its stack dumped
+by faulthandler, which ends the process; the parent counts it as a hang.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import shutil
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.unlink(missing_ok=True)  # a new inode: nothing cached for the old file can apply
+    path.write_bytes(content)
+
+
+def main(spec_path: str) -> int:
+    faulthandler.enable()
+    from h5stream.errors import H5StreamError
+    from tests.fuzz._compare import difference
+    from tests.fuzz._formats import FORMATS
+    from tests.fuzz._mutations import Mutation
+
+    spec = json.loads(Path(spec_path).read_text())
+    fmt = FORMATS[spec["format"]]
+    originals, work = Path(spec["originals"]), Path(spec["workdir"])
+    work.mkdir(parents=True, exist_ok=True)
+    root = work / fmt.root
+    if not root.exists():
+        (shutil.copytree if (originals / fmt.root).is_dir() else shutil.copy)(originals / fmt.root, root)
+        for sibling in fmt.siblings:
+            shutil.copy(originals / sibling, work / sibling)
+    target = root / fmt.target if fmt.target else root
+    original = (originals / fmt.root / fmt.target if fmt.target else originals / fmt.root).read_bytes()
+    _write(target, original)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the original reads without any warning
+        reference = fmt.load(root)
+    # The error paths' first use imports and compiles code: done here, off the hang watchdog's clock.
+    _write(target, original[:len(original) // 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fmt.load(root)
+        except BaseException as exc:  # noqa: BLE001 - only warming up
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+    assert difference(reference, reference) is None  # imports the comparison's modules now
+    print(json.dumps({"ready": True}), flush=True)
+    hang_seconds = float(spec["hang_seconds"])
+    for item in spec["mutations"]:
+        mutation = Mutation(**item)
+        _write(target, mutation.apply(original))
+        result: dict = {"index": mutation.index}
+        started = time.perf_counter()
+        # A read still running after hang_seconds dumps every thread's stack and ends this process.
+        faulthandler.dump_traceback_later(hang_seconds, exit=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                loaded = fmt.load(root)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except H5StreamError as exc:
+                result.update(outcome="typed", error=type(exc).__name__, message=str(exc)[:400])
+            except BaseException as exc:  # noqa: BLE001 - an untyped exception (a Rust panic too) is counted
+                tb = traceback.extract_tb(exc.__traceback__)
+                frame = next((f for f in reversed(tb) if "/src/" in f.filename), tb[-1] if tb else None)
+                where = f"{frame.filename.rsplit('/src/', 1)[-1]}:{frame.lineno}" if frame else "?"
+                result.update(outcome="raw", error=type(exc).__name__, message=str(exc)[:400], where=where)
+            else:
+                faulthandler.cancel_dump_traceback_later()  # the watchdog times the read only
+                found = difference(reference, loaded)
+                result.update(outcome="identical" if found is None else "silent", difference=found)
+        faulthandler.cancel_dump_traceback_later()
+        result["seconds"] = round(time.perf_counter() - started, 4)
+        if caught:
+            result["warnings"] = sorted({w.category.__name__ for w in caught})
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,120 @@
+"""Where a file's data and metadata lie, and a seeded plan of byte flips and zeroed blocks.
+
+For HDF5 files the data are the byte ranges of every contiguous dataset and every
+chunk (from libhdf5's own storage map); everything else is metadata (superblock,
+object headers with their attributes and compact datasets, B-trees, heaps) or unused
+space.  For Parquet files the data are the column chunks (pages) and the metadata the
+footer (Thrift file metadata, its length and the magic numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+DATA, METADATA, ZEROED = "data", "metadata", "zeroed"
+ZERO_BLOCKS = (512, 4096)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    index: int
+    kind: str  # DATA, METADATA or ZEROED
+    offset: int
+    size: int  # bytes changed (1 for a flip, the block's size when zeroed)
+    xor: int = 0  # the value a flipped byte is XORed with (1..255)
+
+    def apply(self, original: bytes) -> bytes:
+        data = bytearray(original)
+        if self.kind == ZEROED:
+            data[self.offset:self.offset + self.size] = bytes(len(data[self.offset:self.offset + self.size]))
+        else:
+            data[self.offset] ^= self.xor
+        return bytes(data)
+
+    def describe(self) -> str:
+        if self.kind == ZEROED:
+            return f"{self.size} B zeroed at {self.offset}"
+        return f"{self.kind} byte {self.offset} ^ 0x{self.xor:02x}"
+
+
+def hdf5_data_ranges(path: Path) -> list[tuple[int, int]]:
+    """``(start, stop)`` byte ranges of every dataset's raw data (contiguous storage and chunks)."""
+    import h5py
+
+    ranges: list[tuple[int, int]] = []
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        dcpl = obj.id.get_create_plist()
+        layout = dcpl.get_layout()
+        if layout == h5py.h5d.CONTIGUOUS:
+            offset, size = obj.id.get_offset(), obj.id.get_storage_size()
+            if offset is not None and size:
+                ranges.append((offset, offset + size))
+        elif layout == h5py.h5d.CHUNKED:
+            for i in range(obj.id.get_num_chunks()):
+                info = obj.id.get_chunk_info(i)
+                ranges.append((info.byte_offset, info.byte_offset + info.size))
+        # compact data lives inside the object header: metadata
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return sorted(ranges)
+
+
+def parquet_data_ranges(path: Path) -> list[tuple[int, int]]:
+    """``(start, stop)`` byte ranges of every column chunk of a Parquet file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    ranges = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            start = column.data_page_offset
+            if column.has_dictionary_page and column.dictionary_page_offset:
+                start = min(start, column.dictionary_page_offset)
+            ranges.append((start, start + column.total_compressed_size))
+    return sorted(ranges)
+
+
+def data_ranges(path: Path) -> list[tuple[int, int]]:
+    head = Path(path).read_bytes()[:8]
+    if head.startswith(b"PAR1"):
+        return parquet_data_ranges(path)
+    return hdf5_data_ranges(path)
+
+
+def _positions(ranges: list[tuple[int, int]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(data offsets, metadata offsets): every byte of the file in one of the two."""
+    is_data = np.zeros(size, dtype=bool)
+    for start, stop in ranges:
+        is_data[max(start, 0):min(stop, size)] = True
+    return np.flatnonzero(is_data), np.flatnonzero(~is_data)
+
+
+def plan_mutations(path: Path, n: int, seed: int) -> list[Mutation]:
+    """``n`` mutations of ``path``: 40% flips in data, 40% in metadata, 20% zeroed blocks (512 B and 4 KiB).
+
+    A file without raw data (all of it in object headers) gets metadata flips instead.
+    """
+    size = Path(path).stat().st_size
+    data, metadata = _positions(data_ranges(path), size)
+    rng = np.random.default_rng(seed)
+    n_zeroed = n // 5
+    n_data = (n - n_zeroed) // 2 if data.size else 0
+    n_metadata = n - n_zeroed - n_data
+    mutations: list[Mutation] = []
+    for kind, count, where in ((DATA, n_data, data), (METADATA, n_metadata, metadata)):
+        for offset in rng.choice(where, size=count, replace=count > where.size):
+            mutations.append(Mutation(len(mutations), kind, int(offset), 1, int(rng.integers(1, 256))))
+    for i in range(n_zeroed):
+        block = ZERO_BLOCKS[i % 2]
+        offset = int(rng.integers(0, max(size - block // 2, 1)))
+        mutations.append(Mutation(len(mutations), ZEROED, offset, min(block, size - offset)))
+    return mutations
