@@ -353,11 +353,26 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
 # --------------------------------------------------------------------------- job arrays
 
 
-def _unverified_inputs(items: Sequence[Recording], todo: list[int]) -> dict[int, list[Problem]]:
-    """Index -> problem of the recordings whose inputs fail :func:`hdmea.io.mcs.verify_recordings`."""
+def _unverified_inputs(items: Sequence[Recording], todo: list[int],
+                       processes: int | None = None) -> dict[int, list[Problem]]:
+    """Index -> problem of the recordings whose inputs fail :func:`hdmea.io.mcs.verify_recordings`.
+
+    The recordings are dealt out to ``processes`` reading processes side by side
+    (default: the cores free now, :func:`h5stream.cores.free_cores`): each reads its
+    files whole, which for small recordings costs about as much as their work.
+    """
+    from h5stream.cores import free_cores
     from hdmea.io.mcs import verify_recordings
 
-    errors = verify_recordings([items[i] for i in todo])
+    recordings = [items[i] for i in todo]
+    n = max(1, min(processes or free_cores(), len(recordings)))
+    if n == 1:
+        errors = verify_recordings(recordings)
+    else:
+        errors = {}
+        with cf.ThreadPoolExecutor(n, thread_name_prefix="hdmea-batch-verify") as readers:
+            for part in readers.map(verify_recordings, [recordings[k::n] for k in range(n)]):
+                errors.update(part)
     out = {}
     for i in todo:
         error = errors.get(items[i].name)

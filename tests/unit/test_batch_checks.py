@@ -1,0 +1,52 @@
+"""The batch's input pre-check dealt out to several reading processes (the reading itself replaced)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import hdmea.io.mcs as mcs
+from hdmea.errors import RecordingFormatError
+from hdmea.pipeline.batch import Recording, engine
+
+
+def _recordings(tmp_path: Path, n: int) -> list[Recording]:
+    return [Recording(f"r{i}", tmp_path / f"r{i}.cmcr", tmp_path / f"r{i}.cmtr") for i in range(n)]
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3, 7])
+def test_every_recording_is_read_once_and_every_error_kept(tmp_path, monkeypatch, processes):
+    items = _recordings(tmp_path, 7)
+    calls: list[list[str]] = []
+
+    def fake_verify(recordings, **kwargs):
+        names = [r.name for r in recordings]
+        calls.append(names)
+        return {name: RecordingFormatError("bad", path=str(tmp_path / f"{name}.cmtr"), hint="restore it")
+                for name in names if name in ("r1", "r4")}
+
+    monkeypatch.setattr(mcs, "verify_recordings", fake_verify)
+    todo = [0, 1, 2, 4, 5, 6]  # r3 finished already: not read
+    out = engine._unverified_inputs(items, todo, processes=processes)
+    assert len(calls) == min(processes, len(todo))
+    assert sorted(name for names in calls for name in names) == ["r0", "r1", "r2", "r4", "r5", "r6"]
+    assert sorted(out) == [1, 4]
+    for i in (1, 4):
+        (problem,) = out[i]
+        assert problem.recording == f"r{i}" and problem.kind == "data"
+        assert problem.path == tmp_path / f"r{i}.cmtr" and "restore it" in problem.hint
+
+
+def test_default_processes_follow_the_free_cores(tmp_path, monkeypatch):
+    import h5stream.cores as cores
+
+    calls = []
+    monkeypatch.setattr(mcs, "verify_recordings", lambda recordings, **kw: calls.append(len(recordings)) or {})
+    monkeypatch.setattr(cores, "free_cores", lambda: 2)
+    engine._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
+    assert sorted(calls) == [2, 3]
+    calls.clear()
+    monkeypatch.setattr(cores, "free_cores", lambda: 1)
+    engine._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
+    assert calls == [5]
