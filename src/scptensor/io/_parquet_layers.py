@@ -393,9 +393,11 @@ def _dense_tiles(frame: pl.DataFrame, spec: dict, sample_ids: pl.Series, feature
     cols = _codes(frame.get_column("feature_id"), feature_ids)
     value, mask = frame.get_column("value"), frame.get_column("mask")
     dtype = np.dtype(spec["X"]["dtype"])
-    if rows is None or cols is None or value.null_count() or mask.null_count() or value.to_numpy().dtype != dtype:
+    if rows is None or cols is None or value.null_count() or mask.null_count():
         return None
-    values = value.to_numpy()
+    values = value.to_numpy()  # a copy when the column comes in several chunks: made once
+    if values.dtype != dtype:
+        return None
     masks = mask.to_numpy() if spec["M"]["storage"] == "dense" else None
     if masks is not None and masks.dtype != np.int8:
         return None
