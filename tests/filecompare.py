@@ -89,8 +89,7 @@ def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str]) -> N
             out.append(f"{path}@{name}: dtype {dtype_a} != {dtype_b}")
             continue
         if path == "/" and name == _MANIFEST:
-            if _manifest(a, ignore) != _manifest(b, ignore):
-                out.append(f"{path}@{name}: the checksum manifests differ")
+            out.extend(_manifest_differences(a, b, ignore))
             continue
         if not _values_equal(a.attrs[name], b.attrs[name]):
             out.append(f"{path}@{name}: values differ ({a.attrs[name]!r} != {b.attrs[name]!r})")
@@ -99,14 +98,27 @@ def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str]) -> N
 _MANIFEST = "h5stream_checksums"
 
 
-def _manifest(f, ignore: frozenset[str]) -> dict:
-    """A file's checksum manifest without the digests of ignored attributes (their values differ)."""
-    document = json.loads(f.attrs[_MANIFEST])
-    document["attributes"] = {
-        path: {name: digest for name, digest in names.items() if name not in ignore}
-        for path, names in document["attributes"].items()
-    }
-    return document
+def _manifest_differences(a, b, ignore: frozenset[str]) -> list[str]:
+    """Digests both checksum manifests hold for the same object and differ on (ignored attributes aside).
+
+    A manifest may hold digests the other does not need (data in checksummed
+    HDF5 headers are listed only where the header is not checksummed); each
+    file's digests are checked against its own content by ``check_file``.
+    """
+    from h5stream.checksums import check_file
+
+    first, second = json.loads(a.attrs[_MANIFEST]), json.loads(b.attrs[_MANIFEST])
+    out = [f"/@{_MANIFEST}: dataset {path} has digest {first['datasets'][path]} != {second['datasets'][path]}"
+           for path in sorted(set(first["datasets"]) & set(second["datasets"]))
+           if first["datasets"][path] != second["datasets"][path]]
+    for path in sorted(set(first["attributes"]) & set(second["attributes"])):
+        names_a, names_b = first["attributes"][path], second["attributes"][path]
+        for name in sorted((set(names_a) & set(names_b)) - ignore):
+            if names_a[name] != names_b[name]:
+                out.append(f"/@{_MANIFEST}: attribute {path}@{name} has digest {names_a[name]} != {names_b[name]}")
+    for f in (a.file, b.file):
+        check_file(f.filename, f=f)
+    return out
 
 
 def compare_files(

@@ -79,6 +79,7 @@ __all__ = [
     "strip_fletcher32",
     "recorder_for",
     "start_recording",
+    "headers_checksummed",
     "stop_recording",
     "seal",
     "attach",
@@ -92,7 +93,8 @@ __all__ = [
     "fletcher32_failure",
     "checked_read",
     "has_fletcher32",
-    "verify_file",
+    "check_file",
+    "check_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,21 +113,34 @@ def _hex(value: int) -> str:
     return f"{value & 0xFFFFFFFF:08x}"
 
 
+_HEADERS: dict[tuple[str, tuple[int, ...]], int] = {}
+
+
+def _header_crc(kind: str, shape: tuple[int, ...]) -> int:
+    """CRC-32 of the header ``"<kind>|<shape>"`` (cached: the same few shapes recur)."""
+    key = (kind, shape)
+    crc = _HEADERS.get(key)
+    if crc is None:
+        crc = zlib.crc32(f"{kind}|{tuple(int(s) for s in shape)}".encode("ascii"))
+        if len(_HEADERS) < 65536:
+            _HEADERS[key] = crc
+    return crc
+
+
 def array_digest(array: np.ndarray) -> str:
     """CRC-32 of ``"<dtype.str>|<shape>"`` and the raw bytes of a fixed-size array in C order."""
     array = np.asarray(array)
-    header = f"{array.dtype.str}|{tuple(int(s) for s in array.shape)}".encode("ascii")
-    crc = zlib.crc32(header)
+    crc = _header_crc(array.dtype.str, array.shape)
     if array.size:
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
         crc = zlib.crc32(array.reshape(-1).view(np.uint8), crc)
-    return _hex(crc)
+    return f"{crc:08x}"
 
 
 def digest_start(dtype: np.dtype, shape: tuple[int, ...]) -> int:
     """The running CRC of an array digest after its header (feed C-order blocks to :func:`digest_update`)."""
-    return zlib.crc32(f"{np.dtype(dtype).str}|{tuple(int(s) for s in shape)}".encode("ascii"))
+    return _header_crc(np.dtype(dtype).str, tuple(shape))
 
 
 def digest_update(crc: int, block: np.ndarray) -> int:
@@ -143,19 +158,26 @@ def _utf8(item) -> bytes:
     return str(item).encode("utf-8", "surrogatepass")
 
 
+_SCALAR_TEXT = zlib.crc32(b"text|()")
+
+
 def text_digest(values, shape: tuple[int, ...] | None = None) -> str:
     """CRC-32 of ``"text|<shape>"`` and each string's UTF-8 length (8 bytes LE) and bytes."""
+    if isinstance(values, (str, bytes)) and shape is None:
+        raw = values if isinstance(values, bytes) else values.encode("utf-8", "surrogatepass")
+        crc = zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, "little"), _SCALAR_TEXT))
+        return f"{crc:08x}"
     if isinstance(values, (str, bytes, np.str_, np.bytes_)):
         items, shape = [values], () if shape is None else shape
     else:
         array = np.asarray(values, dtype=object)
         items, shape = array.ravel().tolist(), array.shape
-    crc = zlib.crc32(f"text|{tuple(int(s) for s in shape)}".encode("ascii"))
+    crc = _header_crc("text", tuple(shape))
     for item in items:
         raw = _utf8(item)
         crc = zlib.crc32(len(raw).to_bytes(8, "little"), crc)
         crc = zlib.crc32(raw, crc)
-    return _hex(crc)
+    return f"{crc:08x}"
 
 
 def _is_text(value) -> bool:
@@ -263,16 +285,20 @@ def _file_key(oid) -> Any:
 class Recorder:
     """Digests recorded while a file is written, keyed by object path (and attribute name).
 
-    Removals are remembered with a sequence number so an object written again
-    after its removal keeps its new digest.
+    ``headers_checksummed``: the file writes version-2 object headers, which
+    HDF5 checksums itself; compact datasets and numeric attributes, which live
+    in the header, then need no digest of their own (text attributes do: their
+    bytes live in the global heap, which has no checksum).  Removals are
+    remembered with a sequence number so an object written again after its
+    removal keeps its new digests.
     """
 
-    def __init__(self, *, walk: bool = False) -> None:
+    def __init__(self, *, walk: bool = False, headers_checksummed: bool = False) -> None:
         self.datasets: dict[str, tuple[str, int]] = {}
-        self.attributes: dict[tuple[str, str], tuple[str, int]] = {}
+        self.attributes: dict[str, tuple[int, dict[str, str]]] = {}
         self.removed_objects: dict[str, int] = {}
-        self.removed_attrs: dict[tuple[str, str], int] = {}
         self.walk = walk
+        self.headers_checksummed = headers_checksummed
         self._seq = 0
 
     def _next(self) -> int:
@@ -280,25 +306,36 @@ class Recorder:
         return self._seq
 
     def dataset(self, path: str, digest: str) -> None:
-        self.datasets[path] = (digest, self._next())
+        self._seq += 1
+        self.datasets[path] = (digest, self._seq)
+
+    def object_attrs(self, path: str, digests: dict[str, str], *, fresh: bool) -> None:
+        """The attribute digests of the object at ``path``: all of them (``fresh``) or some more."""
+        self._seq += 1
+        entry = self.attributes.get(path)
+        if fresh or entry is None or not self._alive(path, entry[0]):
+            self.attributes[path] = (self._seq, digests)
+        else:
+            entry[1].update(digests)
 
     def attribute(self, path: str, name: str, digest: str) -> None:
-        self.attributes[(path, name)] = (digest, self._next())
+        self.object_attrs(path, {name: digest}, fresh=False)
 
     def removed(self, path: str) -> None:
         """The object at ``path`` and everything below it were removed."""
         self.removed_objects[path] = self._next()
 
     def attribute_removed(self, path: str, name: str) -> None:
-        self.removed_attrs[(path, name)] = self._next()
+        entry = self.attributes.get(path)
+        if entry is not None:
+            entry[1].pop(name, None)
 
     def seed(self, manifest: Manifest) -> None:
         """Start from the digests of an existing file (an update keeps what it does not change)."""
         for path, digest in manifest.datasets.items():
             self.datasets[path] = (digest, 0)
         for path, names in manifest.attributes.items():
-            for name, digest in names.items():
-                self.attributes[(path, name)] = (digest, 0)
+            self.attributes[path] = (0, dict(names))
 
     def _alive(self, path: str, seq: int) -> bool:
         removed = self.removed_objects
@@ -314,24 +351,38 @@ class Recorder:
 
     def current(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         """The digests of the objects still present, as stored in the manifest."""
-        datasets = {p: d for p, (d, s) in self.datasets.items() if self._alive(p, s)}
-        attributes: dict[str, dict[str, str]] = {}
-        for (path, name), (digest, seq) in self.attributes.items():
-            if self.removed_attrs.get((path, name), -1) > seq or not self._alive(path, seq):
-                continue
-            attributes.setdefault(path, {})[name] = digest
+        if not self.removed_objects:
+            datasets = {p: d for p, (d, _s) in self.datasets.items()}
+            attributes = {p: a for p, (_s, a) in self.attributes.items() if a}
+        else:
+            datasets = {p: d for p, (d, s) in self.datasets.items() if self._alive(p, s)}
+            attributes = {p: a for p, (s, a) in self.attributes.items() if a and self._alive(p, s)}
         return datasets, attributes
 
 
-_recorders: dict[Any, tuple[weakref.ref, Recorder]] = {}
+# The file id is held strongly: h5py hands out new id objects for the same open file
+# (``h5py.File(fid)``), and closing the file invalidates every one of them.
+_recorders: dict[Any, tuple[Any, Recorder]] = {}
 _registry_lock = threading.Lock()
+
+
+def headers_checksummed(f: h5py.File) -> bool:
+    """True when new objects of the open file get version-2 headers (libver low bound v1.8 or later)."""
+    try:
+        low = f.id.get_access_plist().get_libver_bounds()[0]
+    except (AttributeError, ValueError, RuntimeError):
+        return False
+    return low >= h5py.h5f.LIBVER_V18
 
 
 def start_recording(f: h5py.File, recorder: Recorder | None = None) -> Recorder:
     """Record the digests of what the engine's writers put into ``f`` (an open, writable file)."""
     recorder = recorder or Recorder()
+    recorder.headers_checksummed = headers_checksummed(f)
     with _registry_lock:
-        _recorders[_file_key(f.id)] = (weakref.ref(f.id), recorder)
+        for key in [k for k, (fid, _r) in _recorders.items() if not fid.valid]:
+            del _recorders[key]
+        _recorders[_file_key(f.id)] = (f.id, recorder)
     return recorder
 
 
@@ -352,8 +403,7 @@ def recorder_for(obj) -> Recorder | None:
         return None
     if entry is None:
         return None
-    fid = entry[0]()
-    if fid is None or not fid.valid:
+    if not entry[0].valid:
         with _registry_lock:
             _recorders.pop(_file_key(oid), None)
         return None
@@ -381,15 +431,11 @@ def seal(f: h5py.File, recorder: Recorder) -> dict:
     attributes.get("/", {}).pop(MANIFEST_ATTR, None)
     manifest = {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "algorithm": ALGORITHM,
-        "datasets": dict(sorted(datasets.items())),
-        "attributes": {p: dict(sorted(a.items())) for p, a in sorted(attributes.items()) if a},
+        "datasets": datasets,
+        "attributes": {p: a for p, a in attributes.items() if a},
     }
     _write_text_attr(f.id, MANIFEST_ATTR, json.dumps(manifest, separators=(",", ":"), ensure_ascii=True))
     return manifest
-
-
-def _read_attr_value(oid, name: str):
-    return h5py.AttributeManager(h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid))[name]
 
 
 def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
@@ -605,12 +651,31 @@ def fletcher32_failure(exc: BaseException, path, obj: str | None) -> ChecksumErr
 
 
 @contextlib.contextmanager
-def checked_read(path, obj: str | None) -> Iterator[None]:
-    """Turn HDF5's checksum failures inside the block into :class:`ChecksumError` naming ``obj``."""
+def checked_read(path, obj: str | None, *, dataset=None) -> Iterator[None]:
+    """Turn HDF5's checksum failures inside the block into :class:`ChecksumError` naming ``obj``.
+
+    ``path`` is the file's path, or an h5py object of the file (its name is then
+    looked up only when something fails).  With ``dataset`` (the h5py dataset
+    being read), a filter failure of a dataset whose pipeline ends with
+    Fletcher32 is a ChecksumError too: HDF5 undoes Fletcher32 first, so a
+    damaged stored chunk fails there (HDF5 reports it as a filter failure).
+    """
     try:
         yield
     except (OSError, RuntimeError) as exc:
+        if isinstance(path, (h5py.HLObject, h5py._objects.ObjectID)):
+            try:
+                path = (path if isinstance(path, h5py.HLObject) else h5py.Group(path)).file.filename
+            except Exception:  # noqa: BLE001 - the name is only for the message
+                path = None
         mapped = fletcher32_failure(exc, path, obj)
+        if mapped is None and dataset is not None and "filter" in str(exc).lower():
+            with contextlib.suppress(Exception):
+                if dataset.chunks is not None and has_fletcher32(dataset.id):
+                    mapped = ChecksumError(
+                        f"a stored chunk fails its Fletcher32 checksum ({str(exc)[:200]})", path=path, obj=obj,
+                        expected="the Fletcher32 checksum stored with each chunk", found="a chunk that differs",
+                        hint="the file is damaged; restore it from a copy")
         if mapped is None or mapped is exc:
             raise
         raise mapped from exc
@@ -618,46 +683,103 @@ def checked_read(path, obj: str | None) -> Iterator[None]:
 
 # --------------------------------------------------------------------------- whole-file check
 
+_BLOCK_BYTES = 16 << 20
 
-def verify_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
-    """Check every digest of the manifest and every Fletcher32 chunk of a file by reading it all.
 
-    Returns ``{"objects": n, "bytes": n, "manifest": bool, "fletcher32": n}``.
-    Raises :class:`ChecksumError` at the first mismatch.
+def _read_blocks(ds) -> Iterator[np.ndarray]:
+    """All of a fixed-size dataset in C-order row blocks of about 16 MiB."""
+    if ds.ndim == 0:
+        yield np.asarray(ds[()])
+        return
+    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+    step = max(1, _BLOCK_BYTES // row_bytes)
+    if ds.chunks is not None:
+        step = max(ds.chunks[0], step // ds.chunks[0] * ds.chunks[0])  # whole chunks per block
+    for start in range(0, ds.shape[0], step):
+        yield ds[start:start + step]
+
+
+def _in_checksummed_header(ds) -> bool:
+    """True for a compact dataset in a version-2 object header (HDF5 checksums the header and its data)."""
+    if ds.id.get_create_plist().get_layout() != h5py.h5d.COMPACT:
+        return False
+    return h5py.h5o.get_info(ds.id).hdr.version >= 2
+
+
+def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
+    """Check a whole file: every digest of its manifest, and every Fletcher32 chunk by reading it.
+
+    Datasets are read in blocks, so memory stays bounded.  Returns
+    ``{"manifest": bool, "datasets": n, "fletcher32": n, "header": n,
+    "attributes": n, "unchecked": n, "bytes": n}`` (``header``: compact
+    datasets inside version-2 object headers, which HDF5 checksums;
+    ``unchecked``: datasets with no checksum at all).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
     """
     own = f is None
     if own:
         from h5stream.files.validated import open_validated
 
         f = open_validated(path)
+    label = os.fspath(path)
     try:
-        manifest = read_manifest(f, os.fspath(path))
-        stats = {"objects": 0, "bytes": 0, "manifest": manifest is not None, "fletcher32": 0, "unchecked": 0}
-        names: list[tuple[str, int]] = []
+        manifest = read_manifest(f, label)
+        stats = {"manifest": manifest is not None, "datasets": 0, "fletcher32": 0, "header": 0, "attributes": 0,
+                 "unchecked": 0, "bytes": 0}
+        names: list[tuple[bytes, int]] = []
         h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type)), info=True)
-        for raw, kind in [(b"", h5py.h5o.TYPE_GROUP)] + names:
+        for raw, kind in [(b".", h5py.h5o.TYPE_GROUP)] + names:
             name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            where = "/" + name
-            with checked_read(os.fspath(path), where):
+            where = "/" if name == "." else "/" + name
+            obj = None
+            try:
                 obj = f[where]
                 if manifest is not None:
                     check_attrs(obj, manifest=manifest)
-                    stats["objects"] += len(manifest.attributes.get(where, {}))
+                    stats["attributes"] += len(manifest.attributes.get(where, {}))
                 if kind != h5py.h5o.TYPE_DATASET or obj.shape is None:
                     continue
                 fletcher = obj.chunks is not None and has_fletcher32(obj.id)
                 expected = manifest.datasets.get(where) if manifest is not None else None
                 if not fletcher and expected is None:
-                    stats["unchecked"] += 1
+                    if _in_checksummed_header(obj):
+                        # HDF5 checked the header holding the data when the object was opened.
+                        stats["header"] += 1
+                        stats["bytes"] += obj.id.get_storage_size()
+                    else:
+                        stats["unchecked"] += 1
                     continue
-                data = obj[()]
-                stats["bytes"] += int(getattr(data, "nbytes", 0))
-                stats["objects"] += 1
-                if fletcher:
-                    stats["fletcher32"] += 1
-                if expected is not None:
-                    check_value(manifest, where, expected, data, text=is_text_dataset(obj))
+                if is_text_dataset(obj) or obj.dtype.hasobject:
+                    data = obj[()]
+                    stats["bytes"] += sum(len(_utf8(v)) for v in np.asarray(data, dtype=object).ravel().tolist())
+                    if expected is not None:
+                        check_value(manifest, where, expected, data, text=is_text_dataset(obj))
+                else:
+                    crc = digest_start(obj.dtype, obj.shape)
+                    for block in _read_blocks(obj):
+                        crc = digest_update(crc, block)
+                        stats["bytes"] += block.nbytes
+                    if expected is not None and digest_end(crc) != expected:
+                        raise _mismatch(manifest, where, expected, digest_end(crc))
+                stats["fletcher32" if fletcher else "datasets"] += 1
+            except (OSError, RuntimeError) as exc:
+                with checked_read(label, where, dataset=obj if isinstance(obj, h5py.Dataset) else None):
+                    raise
         return stats
     finally:
         if own:
             f.close()
+
+
+def check_summary(path, stats: dict, seconds: float) -> str:
+    """One line saying what :func:`check_file` checked (for the ``verify`` commands)."""
+    checked = stats["datasets"] + stats["fletcher32"] + stats["header"]
+    mb = stats["bytes"] / 1e6
+    text = (f"{os.fspath(path)}: OK, {checked} datasets ({stats['datasets']} by digest, "
+            f"{stats['fletcher32']} by Fletcher32, {stats['header']} in checksummed headers) and "
+            f"{stats['attributes']} attributes checked, "
+            f"{mb:.1f} MB read in {seconds:.2f} s")
+    if stats["unchecked"]:
+        text += f"; {stats['unchecked']} datasets carry no checksum"
+    if not stats["manifest"]:
+        text += "; no checksum manifest (written before checksums or by another tool)"
+    return text

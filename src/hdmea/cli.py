@@ -189,6 +189,17 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import time
+
+    from h5stream.checksums import check_file, check_summary
+
+    start = time.perf_counter()
+    stats = check_file(args.file)  # a mismatch is a ChecksumError: reported by _run, non-zero exit
+    print(check_summary(args.file, stats, time.perf_counter() - start))
+    return EXIT_OK
+
+
 def _cmd_view(args: argparse.Namespace) -> int:
     from hdmea.view import serve
 
@@ -296,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="members shown per group before eliding (default 4)")
     p.add_argument("--all", action="store_true", help="show every member")
     p.set_defaults(func=_cmd_inspect)
+
+    p = add_parser("verify", help="check every checksum of a recording file by reading all of it")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_verify)
 
     p = add_parser("report", help="figures and an HTML page of a processed recording")
     p.add_argument("file")

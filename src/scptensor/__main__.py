@@ -89,6 +89,22 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    import time
+
+    from h5stream.checksums import check_file, check_summary
+    from h5stream.errors import H5StreamError
+    from scptensor.io.exceptions import translate_engine_error
+
+    start = time.perf_counter()
+    try:
+        stats = check_file(args.file)
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    print(check_summary(args.file, stats, time.perf_counter() - start))
+    return 0
+
+
 def _convert(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     writer_format = format_for(target)  # a bad extension fails before any reading
@@ -120,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print what a container file holds")
     p.add_argument("file")
     p.set_defaults(run=_inspect)
+    p = sub.add_parser("verify", help="check every checksum of a .h5, .h5ad or .h5mu file by reading all of it")
+    p.add_argument("file")
+    p.set_defaults(run=_verify)
     p = sub.add_parser("convert", help="convert between .h5, .hdf5, .h5mu, .h5ad and .parquet")
     p.add_argument("input")
     p.add_argument("output")

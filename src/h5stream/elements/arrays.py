@@ -64,7 +64,7 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
     """
     if ds.shape is None:
         return np.empty(0, ds.dtype)
-    with checksums.checked_read(ds.file.filename, ds.name):
+    with checksums.checked_read(ds, ds.name, dataset=ds):
         return checksums.check_dataset(ds, _read_array_dataset(ds))
 
 

@@ -170,7 +170,10 @@ def link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[byt
                 names.append(full)
                 if gid.links.get_info(member).type != h5py.h5l.TYPE_HARD:
                     continue
-                info = h5py.h5o.get_info(gid, member)
+                from h5stream.checksums import checked_read  # the checksums module imports this package
+
+                with checked_read(path, _short_name(full)):  # a damaged object header is named
+                    info = h5py.h5o.get_info(gid, member)
                 if info.type != h5py.h5o.TYPE_GROUP:
                     continue
                 key = (info.fileno, info.addr)
@@ -275,7 +278,10 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
             )
         if info.type != h5py.h5l.TYPE_HARD:
             continue  # soft links name objects of this file, visited through their hard link
-        oid = h5py.h5o.open(f.id, raw_name)
+        from h5stream.checksums import checked_read  # the checksums module imports this package
+
+        with checked_read(path, name):  # a damaged object header is named
+            oid = h5py.h5o.open(f.id, raw_name)
         try:
             if not isinstance(oid, h5py.h5d.DatasetID):
                 continue

@@ -63,7 +63,7 @@ class FileArray:
             return np.empty((0,), dtype=self.dtype)
         out = np.empty(self.shape, dtype=self.dtype)
         if out.size:
-            with checksums.checked_read(ds.file.filename, self.name):
+            with checksums.checked_read(ds, self.name, dataset=ds):
                 ds.read_direct(out)
         if self.verify is not None:
             checksums.check_value(self.verify, self.name, self.digest, out)

@@ -191,10 +191,13 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> N
     attrs, tag, keys = read_attrs(obj, manifest=manifest)
     if isinstance(obj, h5py.Group):
         children = {}
+        base = obj.name.rstrip("/")
         for name in obj:
             if is_hidden(name):
                 continue
-            children[name] = node_from_h5(obj[name], lazy=lazy, opener=opener, manifest=manifest)
+            with checksums.checked_read(obj, f"{base}/{name}"):  # a damaged header is named
+                child = obj[name]
+            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest)
         return Group(attrs, children, tag, keys)
     expected = manifest.datasets.get(obj.name) if manifest is not None else None
     if obj.shape is None:
@@ -205,7 +208,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> N
     else:
         from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
-        with guard_read(obj.file.filename, obj.name), checksums.checked_read(obj.file.filename, obj.name):
+        with guard_read(obj.file.filename, obj.name), checksums.checked_read(obj, obj.name, dataset=obj):
             data = obj[()]
         if expected is not None:
             checksums.check_value(manifest, obj.name, expected, data, text=checksums.is_text_dataset(obj))

@@ -99,16 +99,42 @@ def _record_dataset(ctx: WriteContext, path: str, array: np.ndarray, items: list
         ctx.recorder.dataset(path, checksums.array_digest(array))
 
 
-def _record_attr(ctx: WriteContext, path: str, name: str, stored) -> None:
-    """Record the digest of a text attribute (numbers live in the object header, which HDF5 checksums)."""
+def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> None:
+    """Add the digest of an attribute just written to ``digests``.
+
+    Text always (its bytes live in HDF5's global heap, which has no checksum);
+    numbers only when ``numbers`` (they live in the object header, which HDF5
+    checksums itself in version-2 headers).
+    """
     if isinstance(stored, str):
-        ctx.recorder.attribute(path, name, checksums.text_digest(stored))
+        digests[name] = checksums.text_digest(stored)
     elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
-        ctx.recorder.attribute(path, name, checksums.text_digest(
-            np.array([text(v) for v in stored.ravel().tolist()], dtype=object).reshape(stored.shape)))
+        digests[name] = checksums.text_digest(
+            np.array([text(v) for v in stored.ravel().tolist()], dtype=object).reshape(stored.shape))
+    elif numbers:
+        digests[name] = checksums.array_digest(np.asarray(stored))
+
+
+def _record_existing_attrs(recorder, obj) -> None:
+    """Record the digests of every attribute of an existing object, as stored (after an in-place edit)."""
+    numbers = not recorder.headers_checksummed
+    digests = {}
+    for name in obj.attrs:
+        if obj.name == "/" and name == checksums.MANIFEST_ATTR:
+            continue
+        value = obj.attrs[name]
+        if numbers or isinstance(value, str) or (isinstance(value, np.ndarray) and value.dtype.kind == "O"):
+            digests[name] = checksums.value_digest(value)
+    recorder.object_attrs(obj.name, digests, fresh=True)
+
+
+def _compact(array: np.ndarray) -> bool:
+    return array.dtype.kind not in "OUT" and 0 < array.nbytes <= lowlevel.COMPACT_LIMIT
 
 
 def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h5py.Dataset) -> None:
+    if ctx.recorder.headers_checksummed and dataset.id.get_create_plist().get_layout() == h5py.h5d.COMPACT:
+        return  # the data sit in a version-2 object header, which HDF5 checksums
     digest = data.digest
     if digest is None:
         # Copied from a file without digests: digest what was copied.
@@ -153,8 +179,11 @@ def _place_file_array(parent: h5py.Group, name: str, data: FileArray, ctx: Write
 # --------------------------------------------------------------------------- through h5py's wrappers
 
 
-def _wrapped_attrs(oid, node: Node, ctx: WriteContext) -> None:
+def _wrapped_attrs(oid, node: Node, ctx: WriteContext, *, record: bool = True) -> None:
     tags: dict[str, str] = {}
+    recorder = ctx.recorder if record else None
+    digests: dict[str, str] | None = {} if recorder is not None else None
+    numbers = recorder is not None and not recorder.headers_checksummed
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
         if stored_nbytes(stored) > ATTR_LIMIT:
@@ -167,14 +196,16 @@ def _wrapped_attrs(oid, node: Node, ctx: WriteContext) -> None:
             tags[name] = "dataset"
             continue
         create_attr(oid, name, stored)
-        if ctx.recorder is not None:
-            _record_attr(ctx, _object_path(oid), name, stored)
+        if digests is not None:
+            _attr_digest(digests, name, stored, numbers)
         if tag is not None:
             tags[name] = tag
     for name, stored in _bookkeeping(node, tags):
         create_attr(oid, name, stored)
-        if ctx.recorder is not None:
-            _record_attr(ctx, _object_path(oid), name, stored)
+        if digests is not None:
+            _attr_digest(digests, name, stored, numbers)
+    if digests is not None:
+        recorder.object_attrs(_object_path(oid), digests, fresh=True)
 
 
 def _object_path(oid) -> str:
@@ -197,8 +228,8 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
             _record_file_array(ctx, dataset.name, node.data, dataset)
     else:
         dsid = store_array(pid, name, node.data)
-        if ctx.recorder is not None:
-            array = np.asarray(node.data)
+        array = np.asarray(node.data)
+        if ctx.recorder is not None and not (ctx.recorder.headers_checksummed and _compact(array)):
             text_data = array.dtype.kind in "OUT"
             _record_dataset(ctx, _object_path(dsid), array, _text_items(array) if text_data else None)
     if node.attrs or node.tag is not None:
@@ -265,7 +296,9 @@ def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path:
     if array.size and native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0, buffer) < 0:
         native.H5Dclose(did)
         raise _failed("writing the dataset", ctx, path)
-    if ctx.recorder is not None:
+    recorder = ctx.recorder
+    # Compact data sit in the object header, which HDF5 checksums itself in version-2 headers.
+    if recorder is not None and not (recorder.headers_checksummed and dcpl is lists.compact):
         _record_dataset(ctx, path, array, items)
     return did
 
@@ -290,12 +323,14 @@ def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: s
             raise _failed(f"writing attribute {name!r}", ctx, path)
     finally:
         native.H5Aclose(aid)
-    if ctx.recorder is not None:
-        _record_attr(ctx, path or "/", name, stored)
 
 
-def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool) -> None:
+def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool,
+                  record: bool = True) -> None:
     tags: dict[str, str] = {}
+    recorder = ctx.recorder if record else None
+    digests: dict[str, str] | None = {} if recorder is not None else None
+    numbers = recorder is not None and not recorder.headers_checksummed
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
         if stored_nbytes(stored) > ATTR_LIMIT:
@@ -308,10 +343,16 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
             tags[name] = "dataset"
             continue
         _native_attr(native, oid, name, stored, ctx, path)
+        if digests is not None:
+            _attr_digest(digests, name, stored, numbers)
         if tag is not None:
             tags[name] = tag
     for name, stored in _bookkeeping(node, tags):
         _native_attr(native, oid, name, stored, ctx, path)
+        if digests is not None:
+            _attr_digest(digests, name, stored, numbers)
+    if digests is not None:
+        recorder.object_attrs(path or "/", digests, fresh=True)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -334,9 +375,13 @@ def write_attrs(obj: h5py.Group | h5py.Dataset, node: Node, ctx: WriteContext | 
     with lowlevel.library_lock:
         native = lowlevel.native_hdf5()
         if native is not None:
-            _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group))
+            _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group),
+                          record=False)
         else:
-            _wrapped_attrs(obj.id, node, ctx)
+            _wrapped_attrs(obj.id, node, ctx, record=False)
+    if ctx.recorder is not None:
+        # The object may hold other attributes: digest what it holds now.
+        _record_existing_attrs(ctx.recorder, obj)
 
 
 def write_children(group: h5py.Group, children: Mapping[str, Node], ctx: WriteContext | None = None) -> None:
@@ -405,8 +450,6 @@ def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> 
     for name, value in mapping.items():
         if name in obj.attrs:
             del obj.attrs[name]
-            if recorder is not None:
-                recorder.attribute_removed(where, name)
         if not is_dataset and HIDDEN_PREFIX + name in obj:
             del obj[HIDDEN_PREFIX + name]
             if recorder is not None:
@@ -419,8 +462,6 @@ def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> 
         node.attrs[name] = value
     if ATTR_TYPES_ATTR in obj.attrs:
         del obj.attrs[ATTR_TYPES_ATTR]
-        if recorder is not None:
-            recorder.attribute_removed(where, ATTR_TYPES_ATTR)
     # Write the new values, then merge the tags of the untouched attributes back in.
     write_attrs(obj, node, WriteContext())
     if is_dataset:
@@ -432,7 +473,6 @@ def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> 
         new_tags.update(existing_tags)
         if ATTR_TYPES_ATTR in obj.attrs:
             del obj.attrs[ATTR_TYPES_ATTR]
-        stored = json.dumps(new_tags, sort_keys=True)
-        obj.attrs.create(ATTR_TYPES_ATTR, stored)
-        if recorder is not None:
-            recorder.attribute(where, ATTR_TYPES_ATTR, checksums.text_digest(stored))
+        obj.attrs.create(ATTR_TYPES_ATTR, json.dumps(new_tags, sort_keys=True))
+    if recorder is not None:
+        _record_existing_attrs(recorder, obj)

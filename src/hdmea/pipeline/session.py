@@ -536,7 +536,7 @@ class PipelineSession:
 
         try:
             probe = open_validated(path, check=check)
-        except FileNotFoundError:
+        except (FileNotFoundError, ChecksumError):
             raise
         except H5StreamError as exc:
             raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc

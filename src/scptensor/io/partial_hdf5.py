@@ -80,7 +80,7 @@ def _dense_rows(ds: h5py.Dataset, wanted: np.ndarray) -> np.ndarray:
     at = 0
     # Chunked layers are checked chunk by chunk (Fletcher32); a contiguous layer's digest covers
     # the whole dataset, so it is checked only when every row is read.
-    with checksums.checked_read(ds.file.filename, ds.name):
+    with checksums.checked_read(ds, ds.name, dataset=ds):
         for a, b in row_runs(wanted):
             ds.read_direct(out, np.s_[a:b, :], np.s_[at : at + b - a, :])
             at += b - a
@@ -91,7 +91,7 @@ def _dense_rows(ds: h5py.Dataset, wanted: np.ndarray) -> np.ndarray:
 
 def _csr_rows(group: h5py.Group, wanted: np.ndarray):
     indptr = group["indptr"]
-    with checksums.checked_read(group.file.filename, indptr.name):
+    with checksums.checked_read(group, indptr.name, dataset=indptr):
         indptr_all = checksums.check_dataset(indptr, indptr[()])
     shape = tuple(int(s) for s in checksums.attr_value(group, "shape"))
     data_ds, indices_ds = group["data"], group["indices"]
@@ -100,8 +100,9 @@ def _csr_rows(group: h5py.Group, wanted: np.ndarray):
         lo, hi = int(indptr_all[a]), int(indptr_all[b])
         if not (0 <= lo <= hi <= data_ds.shape[0]):
             raise ValueError(f"{group.name}: indptr points outside data")
-        with checksums.checked_read(group.file.filename, group.name):
+        with checksums.checked_read(group, data_ds.name, dataset=data_ds):
             parts_data.append(data_ds[lo:hi])
+        with checksums.checked_read(group, indices_ds.name, dataset=indices_ds):
             parts_indices.append(indices_ds[lo:hi])
         counts.append(np.diff(indptr_all[a : b + 1]))
     data = np.concatenate(parts_data) if parts_data else np.empty(0, data_ds.dtype)

@@ -1,0 +1,96 @@
+"""``hdmea verify FILE`` and ``python -m scptensor verify FILE``: whole-file checks, as users run them.
+
+Files are written by the public saves, damaged by flipping one byte on disk,
+and checked by the commands in subprocesses: exit status 0 with a summary for
+a good file, non-zero with the typed error naming the object for a damaged one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from hdmea.pipeline import create_session
+from scptensor.io import save
+from scptensor.testing import example_container
+from tests.data.golden import golden_cases as cases
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+
+
+def flip_copy(path, target, offset: int):
+    shutil.copyfile(path, target)
+    with open(target, "r+b") as raw:
+        raw.seek(offset)
+        byte = raw.read(1)
+        raw.seek(offset)
+        raw.write(bytes([byte[0] ^ 0x01]))
+    return target
+
+
+@pytest.fixture()
+def recording(tmp_path):
+    path = tmp_path / "rec.h5"
+    s = create_session("rec", hdf5_path=path)
+    s.add_units({f"u{i}": {"spike_times": np.arange(i, 40_000, 7, dtype=np.uint64), "row": 1, "col": i}
+                 for i in range(3)})
+    s.add_metadata({"trace": np.arange(30_000, dtype=np.float32)})
+    s.save()
+    s.close()
+    return path
+
+
+def test_hdmea_verify_good_and_damaged(tmp_path, recording):
+    good = run("-m", "hdmea", "verify", recording)
+    assert good.returncode == 0, good.stderr
+    line = good.stdout.strip()
+    assert line.startswith(f"{recording}: OK, ") and "datasets" in line and "attributes checked" in line
+    assert " MB read in " in line and "no checksum manifest" not in line
+    with h5py.File(recording, "r") as f:
+        offset = f["units/u1/spike_times"].id.get_offset() + 100
+    bad = flip_copy(recording, tmp_path / "bad.h5", offset)
+    result = run("-m", "hdmea", "verify", bad)
+    assert result.returncode != 0 and result.stdout == ""
+    assert "ChecksumError" in result.stderr and "[/units/u1/spike_times]" in result.stderr
+    assert "expected crc32 " in result.stderr and "found crc32 " in result.stderr
+
+
+@pytest.mark.parametrize("ext", [".h5", ".h5ad", ".h5mu"])
+def test_scptensor_verify_good_and_damaged_chunk(tmp_path, ext):
+    container = example_container(n_samples=300, n_proteins=40, peptides_per_protein=3, seed=5)
+    path = tmp_path / f"c{ext}"
+    save(container, path, **({"assay": "proteins"} if ext == ".h5ad" else {}))
+    good = run("-m", "scptensor", "verify", path)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith(f"{path}: OK, ") and "by Fletcher32" in good.stdout
+    with h5py.File(path, "r") as f:
+        chunked = []
+        f.visititems(lambda n, o: chunked.append("/" + n) if isinstance(o, h5py.Dataset) and o.chunks else None)
+        name = chunked[0]
+        offset = f[name].id.get_chunk_info(0).byte_offset + 20
+    bad = flip_copy(path, tmp_path / f"bad{ext}", offset)
+    result = run("-m", "scptensor", "verify", bad)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and f"[{name}]" in result.stderr and "checksum" in result.stderr
+
+
+def test_scptensor_verify_legacy_file_says_it_has_no_checksums():
+    legacy = cases.HERE.parent / "scptensor_legacy_v1.h5"
+    result = run("-m", "scptensor", "verify", legacy)
+    assert result.returncode == 0, result.stderr
+    assert "no checksum manifest" in result.stdout and "datasets carry no checksum" in result.stdout
+
+
+def test_verify_missing_file_fails(tmp_path):
+    for module in ("hdmea", "scptensor"):
+        result = run("-m", module, "verify", tmp_path / "nothing.h5")
+        assert result.returncode != 0 and "nothing.h5" in result.stderr

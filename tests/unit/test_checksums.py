@@ -1,0 +1,358 @@
+"""End-to-end checksums (h5stream.checksums): flipped bytes in files our writers produce are caught.
+
+Each test writes a file through a public save, flips one byte of its raw
+storage on disk (found with HDF5's own offsets for contiguous data and chunks,
+or by searching the file for planted bytes), and checks that the default load
+raises ChecksumError naming the object, while ``verify=False`` returns the
+damaged value as stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream import checksums
+from h5stream.errors import ChecksumError, FormatError
+from hdmea.io.hdf5_store import create_recording_hdf5, open_recording_hdf5, write_metadata, write_units
+from hdmea.pipeline import PipelineSession, create_session
+from scptensor.io import load, save
+from scptensor.io.exceptions import IOChecksumError
+from scptensor.testing import example_container
+from tests.data.golden import golden_cases as cases
+
+LEGACY_CONTAINER = cases.HERE.parent / "scptensor_legacy_v1.h5"
+
+
+def flip(path, offset: int, mask: int = 0x40) -> None:
+    """XOR one byte of the file at ``offset`` (the file is damaged on disk, nothing else changes)."""
+    with open(path, "r+b") as raw:
+        raw.seek(offset)
+        byte = raw.read(1)
+        raw.seek(offset)
+        raw.write(bytes([byte[0] ^ mask]))
+
+
+def damaged_copy(path, tmp_path, offset: int, name: str = "damaged"):
+    target = tmp_path / f"{name}{path.suffix}"
+    shutil.copyfile(path, target)
+    flip(target, offset)
+    return target
+
+
+def manifest_of(path) -> dict:
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs[checksums.MANIFEST_ATTR])
+
+
+def contiguous_offset(path, name: str) -> int:
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        assert ds.id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS
+        return ds.id.get_offset()
+
+
+def chunk_offset(path, name: str, index: int = 0) -> int:
+    with h5py.File(path, "r") as f:
+        info = f[name].id.get_chunk_info(index)
+        return info.byte_offset
+
+
+def find_bytes(path, needle: bytes) -> int:
+    data = path.read_bytes()
+    at = data.find(needle)
+    assert at >= 0 and data.find(needle, at + 1) < 0, "the planted bytes occur exactly once"
+    return at
+
+
+# --------------------------------------------------------------------------- the digests
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x01", b"ab", b"abc", bytes(720), b"\xff" * 721,
+                                     bytes(range(256)) * 9 + b"\x07"])
+def test_fletcher32_equals_hdf5_filter(tmp_path, payload):
+    data = np.frombuffer(payload, np.uint8) if payload else np.zeros(1, np.uint8)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        ds = f.create_dataset("d", data=data, chunks=(data.size,), fletcher32=True)
+        _mask, stored = ds.id.read_direct_chunk((0,))
+    assert stored[:-4] == data.tobytes()
+    assert int.from_bytes(stored[-4:], "little") == checksums.fletcher32(data.tobytes())
+    assert bytes(checksums.strip_fletcher32(stored)) == data.tobytes()
+    damaged = bytearray(stored)
+    damaged[0] ^= 0x10
+    with pytest.raises(ChecksumError, match="Fletcher32"):
+        checksums.strip_fletcher32(bytes(damaged), path="x.h5", obj="/d")
+
+
+def test_digests_cover_dtype_shape_and_bytes():
+    a = np.arange(12, dtype="<f4").reshape(3, 4)
+    expected = zlib.crc32(a.tobytes(), zlib.crc32(b"<f4|(3, 4)"))
+    assert checksums.array_digest(a) == f"{expected:08x}"
+    assert checksums.array_digest(np.asfortranarray(a)) == checksums.array_digest(a)  # C order, always
+    assert checksums.array_digest(a.reshape(4, 3)) != checksums.array_digest(a)
+    assert checksums.array_digest(a.astype("<i4")) != checksums.array_digest(a.view("<i4"))
+    crc = zlib.crc32(b"text|(2,)")
+    for item in ("é", "ab"):
+        raw = item.encode("utf-8")
+        crc = zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, "little"), crc))
+    assert checksums.text_digest(np.array(["é", "ab"], dtype=object)) == f"{crc:08x}"
+    # text digests agree however h5py hands the strings back (str, bytes)
+    assert checksums.text_digest(np.array([b"\xc3\xa9", b"ab"], dtype=object)) == f"{crc:08x}"
+
+
+# --------------------------------------------------------------------------- the recording store
+
+
+def _saved_session(tmp_path, **session_kwargs):
+    path = tmp_path / "rec.h5"
+    s = create_session("rec", hdf5_path=path, **session_kwargs)
+    s.add_units({"u1": {"spike_times": np.arange(1000, 1100, dtype=np.uint64) * np.uint64(0x0101010101),
+                        "waveform": np.linspace(0, 1, 50, dtype=np.float32), "row": 3, "col": 4}})
+    s.add_feature("u1", "sta", {"kernel": np.arange(10.0)},
+                  {"params": '{"city": "mobile-checksum-probe"}', "version": "1"})
+    s.add_metadata({"trace": np.arange(20_000, dtype=np.float64), "operator": "lab"})
+    s.save()
+    s.close()
+    return path
+
+
+def _datasets(path) -> dict[str, str]:
+    """Every dataset of a file -> its layout: "compact", "contiguous" or "chunked"."""
+    names = {h5py.h5d.COMPACT: "compact", h5py.h5d.CONTIGUOUS: "contiguous", h5py.h5d.CHUNKED: "chunked"}
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__("/" + n, names[o.id.get_create_plist().get_layout()])
+                     if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def test_recording_manifest_lists_every_dataset_and_text_attribute(tmp_path):
+    path = _saved_session(tmp_path)
+    manifest = manifest_of(path)
+    assert manifest["format"] == "h5stream-checksums" and manifest["algorithm"] == "crc32"
+    layouts = _datasets(path)
+    with h5py.File(path, "r") as f:
+        trace = f["metadata/trace"][()]
+        # compact data live in version-2 object headers, which HDF5 checksums itself
+        assert all(h5py.h5o.get_info(f[n].id).hdr.version == 2 for n, kind in layouts.items() if kind == "compact")
+    assert set(manifest["datasets"]) == {n for n, kind in layouts.items() if kind != "compact"}
+    assert "/units/u1/spike_times" in layouts and layouts["/metadata/trace"] == "contiguous"
+    assert manifest["datasets"]["/metadata/trace"] == checksums.array_digest(trace)
+    assert manifest["attributes"]["/units/u1/features/sta"]["params"] == checksums.text_digest(
+        '{"city": "mobile-checksum-probe"}')
+    stats = checksums.check_file(path)
+    assert stats["datasets"] + stats["header"] == len(layouts) and stats["unchecked"] == 0
+
+
+def test_recording_contiguous_flip_is_a_checksum_error(tmp_path):
+    path = _saved_session(tmp_path)
+    offset = contiguous_offset(path, "metadata/trace") + 8 * 123 + 7  # high byte of trace[123]
+    bad = damaged_copy(path, tmp_path, offset)
+    expected = manifest_of(path)["datasets"]["/metadata/trace"]
+    session = PipelineSession.load(bad)
+    with pytest.raises(ChecksumError) as info:
+        session.metadata  # noqa: B018 - the lazy array is read (and checked) here
+    message = str(info.value)
+    assert str(bad) in message and "[/metadata/trace]" in message and f"expected crc32 {expected}" in message
+    assert "found crc32 " in message
+    session.close()
+    # verify=False hands over the damaged values
+    unchecked = PipelineSession.load(bad, verify=False)
+    trace = unchecked.metadata["trace"]
+    unchecked.close()
+    wrong = np.flatnonzero(trace != np.arange(20_000, dtype=np.float64))
+    assert wrong.tolist() == [123]
+    with pytest.raises(ChecksumError, match=r"\[/metadata/trace\]"):
+        checksums.check_file(bad)
+
+
+def test_recording_compact_flip_is_a_checksum_error(tmp_path):
+    path = _saved_session(tmp_path)
+    spikes = np.arange(1000, 1100, dtype=np.uint64) * np.uint64(0x0101010101)
+    bad = damaged_copy(path, tmp_path, find_bytes(path, spikes.tobytes()[:64]) + 9)
+    # compact data live in the object header, which HDF5 checksums itself (v2 headers)
+    with pytest.raises(ChecksumError, match=r"\[/units/u1/spike_times\]"):
+        PipelineSession.load(bad)
+    with pytest.raises(ChecksumError, match=r"\[/units/u1/spike_times\]"):
+        checksums.check_file(bad)
+
+
+def test_recording_json_attribute_flip_is_a_checksum_error(tmp_path):
+    path = _saved_session(tmp_path)
+    bad = damaged_copy(path, tmp_path, find_bytes(path, b"mobile-checksum-probe"), name="attr")
+    with pytest.raises(ChecksumError) as info:
+        PipelineSession.load(bad)
+    assert "[/units/u1/features/sta/@params]" in str(info.value)
+    unchecked = PipelineSession.load(bad, verify=False)
+    params = unchecked.units["u1"]["features"]["sta"]["params"]
+    unchecked.close()
+    assert params != '{"city": "mobile-checksum-probe"}' and params.startswith('{"city": "')
+
+
+def test_recording_updates_keep_the_manifest_right(tmp_path):
+    path = tmp_path / "imm.h5"
+    with create_recording_hdf5(path, "rec") as f:
+        write_units(f, {"a": {"spike_times": np.arange(5000), "row": 1, "col": 1},
+                        "b": {"spike_times": np.arange(3), "row": 1, "col": 2}})
+    with open_recording_hdf5(path, "r+") as f:
+        write_units(f, {"a": {"spike_times": np.arange(10, 6000), "row": 2, "col": 2}})
+        write_metadata(f, {"note": "second pass"})
+    manifest = manifest_of(path)
+    with h5py.File(path, "r") as f:
+        assert manifest["datasets"]["/units/a/spike_times"] == checksums.array_digest(f["units/a/spike_times"][()])
+        assert "/units/b/spike_times" not in f or "/units/b/spike_times" not in manifest["datasets"]
+        # the update wrote version-1 headers (no HDF5 checksum): its compact data have digests
+        assert h5py.h5o.get_info(f["metadata/note"].id).hdr.version == 1
+    assert "/metadata/note" in manifest["datasets"]
+    assert manifest["attributes"]["/units/a"]["row"] == checksums.array_digest(np.asarray(2))
+    stats = checksums.check_file(path)
+    assert stats["datasets"] + stats["header"] == len(_datasets(path)) and stats["unchecked"] == 0
+    session = PipelineSession.load(path)
+    assert session.units["a"]["spike_times"].tolist() == list(range(10, 6000))
+    session.close()
+
+
+def test_spilled_and_copied_arrays_carry_their_digests(tmp_path):
+    path = _saved_session(tmp_path, memory_limit=1024)  # every array spills, then moves into the file
+    assert checksums.check_file(path)["unchecked"] == 0
+    assert "/metadata/trace" in manifest_of(path)["datasets"]
+    copy = tmp_path / "checkpoint.h5"
+    session = PipelineSession.load(path)
+    session.checkpoint(copy)  # lazy arrays are copied by the library, digests carried over
+    session.close()
+    assert manifest_of(copy)["datasets"] == manifest_of(path)["datasets"]
+    checksums.check_file(copy)
+    # a damaged source copied as it is keeps the digest of the original data: the copy fails too
+    bad = damaged_copy(path, tmp_path, contiguous_offset(path, "metadata/trace") + 5)
+    session = PipelineSession.load(bad)
+    session.checkpoint(tmp_path / "from_bad.h5")
+    session.close()
+    with pytest.raises(ChecksumError, match=r"\[/metadata/trace\]"):
+        checksums.check_file(tmp_path / "from_bad.h5")
+
+
+def test_legacy_recording_loads_unchecked_with_one_note(caplog):
+    path = cases.HERE / "hdmea_checkpoint.h5"
+    with h5py.File(path, "r") as f:
+        assert checksums.MANIFEST_ATTR not in f.attrs
+    checksums._noted.discard(str(path))
+    with caplog.at_level(logging.INFO, logger="h5stream.checksums"):
+        for _ in range(2):
+            PipelineSession.load(path).close()
+    notes = [r for r in caplog.records if r.name == "h5stream.checksums"]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO and "without verification" in notes[0].message
+
+
+# --------------------------------------------------------------------------- the container formats
+
+
+def _big_container():
+    return example_container(n_samples=300, n_proteins=40, peptides_per_protein=3, seed=3)
+
+
+def test_container_contiguous_flip(tmp_path):
+    path = tmp_path / "c.h5"
+    container = example_container()
+    save(container, path, compression=None)
+    name = "/assays/proteins/layers/log/X"
+    bad = damaged_copy(path, tmp_path, contiguous_offset(path, name) + 8 * 2 + 6)
+    with pytest.raises(IOChecksumError) as info:
+        load(bad)
+    assert isinstance(info.value, ChecksumError) and f"[{name}]" in str(info.value)
+    assert manifest_of(path)["datasets"][name] in str(info.value)
+    got = load(bad, verify=False).assays["proteins"].layers["log"].X
+    want = container.assays["proteins"].layers["log"].X
+    differs = ~((got == want) | (np.isnan(got) & np.isnan(want)))
+    assert np.argwhere(differs).tolist() == [[0, 2]]
+    assert "checksum" in str(pytest.raises(ChecksumError, checksums.check_file, bad).value)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf"])
+def test_container_chunk_flip_fletcher32(tmp_path, compression):
+    path = tmp_path / "c.h5"
+    save(_big_container(), path, compression=compression)
+    name = "/assays/proteins/layers/log/X"
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        assert ds.chunks is not None and checksums.has_fletcher32(ds.id)
+        assert name not in manifest_of(path)["datasets"]  # the chunks carry the checksum
+    bad = damaged_copy(path, tmp_path, chunk_offset(path, name) + 40)
+    with pytest.raises(ChecksumError, match=rf"\[{name}\]"):
+        load(bad)
+    with pytest.raises(ChecksumError, match=rf"\[{name}\]"):
+        checksums.check_file(bad)
+    # the other layers load: a partial load reads (and checks) only what it asks for
+    got = load(bad, layers=["raw"], assays=["proteins"])
+    assert list(got.assays["proteins"].layers) == ["raw"]
+
+
+def test_container_json_attribute_flip(tmp_path):
+    path = tmp_path / "c.h5"
+    save(example_container(), path)
+    with h5py.File(path, "r") as f:
+        order = f["assays"].attrs["order"]
+    bad = damaged_copy(path, tmp_path, find_bytes(path, order.encode()) + 3)
+    with pytest.raises(ChecksumError, match=r"\[/assays/@order\]"):
+        load(bad)
+    with pytest.raises(ChecksumError, match=r"\[/assays/@order\]"):
+        checksums.check_file(bad)
+
+
+@pytest.mark.parametrize("ext", [".h5ad", ".h5mu"])
+def test_anndata_and_mudata_read_our_checksummed_files(tmp_path, ext):
+    container = _big_container()
+    path = tmp_path / f"c{ext}"
+    want = container.assays["proteins"].layers["log"].X
+    if ext == ".h5ad":
+        save(container, path, assay="proteins", layer="log")
+        import anndata
+
+        adata = anndata.read_h5ad(path)
+        got = adata.X
+    else:
+        save(container, path)
+        import mudata
+
+        with mudata.set_options(pull_on_update=False):
+            adata = mudata.read_h5mu(path).mod["proteins"]
+        got = adata.layers["log"]
+    with h5py.File(path, "r") as f:
+        chunked = []
+        f.visititems(lambda n, o: chunked.append(n) if isinstance(o, h5py.Dataset) and o.chunks else None)
+        assert chunked and all(checksums.has_fletcher32(f[n].id) for n in chunked)
+    assert np.array_equal(np.asarray(got), want, equal_nan=True)
+    assert list(adata.obs_names) == container.sample_ids.to_list()
+    stats = checksums.check_file(path)
+    assert stats["fletcher32"] >= 1 and stats["unchecked"] == 0
+
+
+def test_legacy_container_loads_unchecked(caplog):
+    from scptensor.core.exceptions import LegacyFormatWarning
+
+    path = LEGACY_CONTAINER
+    checksums._noted.discard(str(path))
+    with caplog.at_level(logging.INFO, logger="h5stream.checksums"), pytest.warns(LegacyFormatWarning):
+        load(path)
+    assert [r.levelno for r in caplog.records if r.name == "h5stream.checksums"] == [logging.INFO]
+
+
+def test_damaged_manifest_is_a_checksum_error(tmp_path):
+    path = tmp_path / "c.h5"
+    save(example_container(), path)
+    bad = damaged_copy(path, tmp_path, find_bytes(path, b'"format":"h5stream-checksums"') + 2)
+    with pytest.raises(ChecksumError, match="h5stream_checksums"):
+        load(bad)
+    assert isinstance(load(bad, verify=False), type(example_container()))
+
+
+def test_checksum_error_is_a_format_error():
+    assert issubclass(ChecksumError, FormatError) and issubclass(IOChecksumError, ChecksumError)
+    from hdmea.errors import ChecksumError as hdmea_checksum_error
+
+    assert hdmea_checksum_error is ChecksumError
