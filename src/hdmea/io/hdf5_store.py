@@ -407,12 +407,15 @@ def check_recording_format(f: h5py.File, path: str | os.PathLike | None = None) 
 
 
 
-def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r") -> h5py.File:
+def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify: bool = True) -> h5py.File:
     """Open an existing recording file.
 
     ``mode="r"`` returns a read-only, lazy ``h5py.File`` after checking the file
     (HDF5 signature, format attributes, no external links, external storage or
-    virtual datasets).  ``"r+"`` and ``"a"`` return a :class:`RecordingFile`:
+    virtual datasets).  With ``verify`` (default) the file's checksum manifest
+    is attached: values read through :func:`node_from_h5` are checked against
+    their digests (:class:`~h5stream.errors.ChecksumError`); ``verify=False``
+    reads them as stored.  ``"r+"`` and ``"a"`` return a :class:`RecordingFile`:
     a copy-on-write handle whose changes replace the file atomically on
     ``close()``, held by a single-writer claim.
 
@@ -441,7 +444,7 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r") -> h5py.F
         try:
             scan_unsafe_objects(f, path)
             check_recording_format(f, path)
-            checksums.attach(f, path=path)  # reads of the returned file check the file's digests
+            checksums.attach(f, verify=verify, path=path)  # reads of the returned file check the file's digests
         except FormatError:
             f.close()
             raise
