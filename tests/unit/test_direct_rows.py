@@ -127,3 +127,7 @@ def test_electrical_images_from_a_contiguous_file_equal_the_in_memory_result(dir
             np.testing.assert_array_equal(got.images, expected.images)
             np.testing.assert_array_equal(got.n_spikes_used, expected.n_spikes_used)
     assert len(opened) == 2 and all(r is not None and r._fd is None for r in opened)  # direct path, closed
+    with h5py.File(path, "r") as f:  # direct_io=False reads through h5py
+        got = electrical_images(f["raw"], units, sos=sos, chunk_samples=900, adc_offset=32768.0, direct_io=False)
+    np.testing.assert_array_equal(got.images, expected.images)
+    assert len(opened) == 2

@@ -215,6 +215,7 @@ def iter_electrical_images(
     adc_scale: float = 1.0,
     n_threads: int | None = None,
     prefetch: bool = True,
+    direct_io: bool = True,
 ) -> Iterator[EImageBatch]:
     """Stream ``raw`` and yield the electrical images batch by batch (bounded memory).
 
@@ -245,6 +246,9 @@ def iter_electrical_images(
         Threads of the compiled kernels (1 runs their serial builds; None: all of numba's threads).
     prefetch : bool
         Read the next chunk in a background thread while the current one is processed.
+    direct_io : bool
+        Read an h5py dataset stored as one plain run of bytes with ``O_DIRECT``
+        (see :mod:`h5stream.kernels.direct_rows`); False reads it through h5py.
     """
     shape = tuple(raw.shape)
     if len(shape) < 2:
@@ -268,7 +272,8 @@ def iter_electrical_images(
         chunk_samples=chunk_samples,
     )
     for batch in plan.batches:
-        sums, used = _stream_batch(raw, n_channels, plan, batch, float(adc_offset), float(adc_scale), n_threads, prefetch)
+        sums, used = _stream_batch(raw, n_channels, plan, batch, float(adc_offset), float(adc_scale), n_threads, prefetch,
+                                   direct_io)
         window_len = plan.window[1] - plan.window[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(used > 0, 1.0 / np.maximum(used, 1), 0.0).astype(np.float32)
@@ -308,7 +313,7 @@ def _read_rows(raw, a: int, b: int, n_channels: int, out: np.ndarray | None = No
     return np.ascontiguousarray(block.reshape(b - a, n_channels))
 
 
-def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch):
+def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch, direct_io):
     from h5stream.kernels import _numba_eimage
 
     if n_threads == 1:
@@ -331,7 +336,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
         if rows.size:
             accumulate(buffer[:n_valid], rows, offsets, window_len, sums)
 
-    direct = _open_direct(raw)
+    direct = _open_direct(raw) if direct_io else None
     try:
         args = (raw, direct, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads)
         if not prefetch:
