@@ -272,8 +272,8 @@ def iter_electrical_images(
         chunk_samples=chunk_samples,
     )
     for batch in plan.batches:
-        sums, used = _stream_batch(raw, n_channels, plan, batch, float(adc_offset), float(adc_scale), n_threads, prefetch,
-                                   direct_io)
+        sums, used = _stream_batch(raw, n_channels, plan, batch, float(adc_offset), float(adc_scale), n_threads,
+                                   prefetch, direct_io)
         window_len = plan.window[1] - plan.window[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(used > 0, 1.0 / np.maximum(used, 1), 0.0).astype(np.float32)
