@@ -25,6 +25,8 @@ import os
 import statistics
 from pathlib import Path
 
+import pytest
+
 from benchmarks._harness import Row, interleave, scratch_dir, timed_row
 from benchmarks.bench_batch import _SEQUENTIAL, _make_inputs, _python
 
@@ -105,6 +107,7 @@ def _details(seq: dict, par: dict, n: int) -> str:
             f"{par['startup']:.2f} s, beyond the jobs after that {engine * 1000:.0f} ms per recording")
 
 
+@pytest.mark.slow
 def test_batch_many_small():
     rows = run("small")
     assert len(rows) == 2
