@@ -15,6 +15,7 @@ array written directly end up with the same dtype, shape, layout and values.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -28,6 +29,18 @@ from h5stream.errors import WriteError
 from h5stream.files import partial_path
 from h5stream.tree.filearray import FileArray
 from h5stream.tree.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array
+
+
+_digest_thread: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+
+
+def _digests() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's thread that digests spilled arrays while the main thread writes them (new after a fork)."""
+    global _digest_thread
+    if _digest_thread is None or _digest_thread[0] != os.getpid():
+        _digest_thread = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="h5stream-digest"))
+    return _digest_thread[1]
 
 __all__ = [
     "FileArray",
@@ -143,15 +156,17 @@ class StagingArea:
         f = self.spill_file()
         name = f"{STAGING_GROUP}/{self._counter}"
         self._counter += 1
+        # The digest (which travels with the array into the saved file's checksum manifest) is
+        # computed on another thread while HDF5 writes: zlib releases the GIL for large buffers.
+        digest = _digests().submit(checksums.value_digest, array) if array.nbytes >= (1 << 20) else None
         try:
             store_array(f[STAGING_GROUP], str(self._counter - 1), array)
         except OSError as exc:
             raise WriteError(f"spilling an array failed ({exc})", path=self.spill_path,
                              hint="free disk space beside the target") from exc
         self.spilled_bytes += array.nbytes
-        # The digest travels with the array into the saved file's checksum manifest.
         return FileArray(self.spill_file, "/" + name, array.shape, array.dtype, spilled=True,
-                         digest=checksums.value_digest(array))
+                         digest=digest.result() if digest is not None else checksums.value_digest(array))
 
     def release(self, value) -> None:
         """Forget a staged value that was replaced or removed (its bytes leave the budget)."""
