@@ -89,3 +89,23 @@ def test_numbers_that_are_not_numbers_are_refused(tmp_path):
     with pytest.raises(RecordingFormatError) as err:
         read_recording_data(path)
     assert "/stimulus/config/@config_json" in str(err.value)
+
+
+def test_values_that_differ_from_their_checksum_are_refused(tmp_path):
+    """A file of ours carries digests of its text attributes: the report and inspect check what they show."""
+    from h5stream.errors import ChecksumError
+    from hdmea.io.hdf5_store import create_recording_hdf5, write_units
+
+    path = tmp_path / "r.h5"
+    with create_recording_hdf5(path, "rec") as f:
+        write_units(f, {"u1": {"spike_times": np.arange(5, dtype=np.uint64), "row": 7, "col": 9}})
+    assert read_recording_data(path).dataset_id == "rec"
+    assert "dataset_id: rec" in describe_recording(path)
+    damaged = tmp_path / "edited.h5"
+    damaged.write_bytes(path.read_bytes())
+    with h5py.File(damaged, "a") as f:  # another tool edits one value; its digest stays
+        f.attrs["dataset_id"] = "rex"
+    for read in (read_recording_data, describe_recording):
+        with pytest.raises(ChecksumError) as err:
+            read(damaged)
+        assert "/@dataset_id" in str(err.value) and str(damaged) in str(err.value)

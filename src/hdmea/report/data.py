@@ -150,14 +150,21 @@ def _scalar(value, path, obj: str) -> object:
 
 
 def _attr(obj, key: str, path):
-    """Attribute ``key`` of ``obj`` (None when absent); an attribute that cannot be read is a typed error."""
+    """Attribute ``key`` of ``obj`` (None when absent), checked against the file's checksum manifest.
+
+    An attribute that cannot be read, or differs from its digest, is a typed error naming it.
+    """
+    from h5stream import checksums
+    from h5stream.errors import H5StreamError
     from hdmea.errors import RecordingFormatError
 
     where = f"{obj.name.rstrip('/')}/@{key}"
     try:
-        if key not in obj.attrs:
+        raw = checksums.attr_value(obj, key)
+        if raw is None:
             return None
-        raw = obj.attrs[key]
+    except H5StreamError:
+        raise
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise RecordingFormatError("attribute cannot be read", path=path, obj=where, expected="a readable value",
                                    found=f"{type(exc).__name__}: {exc}", hint="the file is damaged") from exc

@@ -60,8 +60,11 @@ def recording_overview(f: h5py.File) -> dict:
     """Counts and lists a reader wants first: units, spikes, steps, features, movies."""
     from hdmea.io.hdf5_store import decode_node, node_from_h5
 
-    info: dict = {"attrs": {k: _text(v, f.filename, f"/@{k}") for k, v in f.attrs.items()
-                            if not k.startswith("h5stream_attr")}}
+    from h5stream import checksums
+
+    # checked against the file's checksum manifest (when it has one): the summary shows these values
+    info: dict = {"attrs": {k: _text(checksums.attr_value(f, k), f.filename, f"/@{k}") for k in f.attrs
+                            if not k.startswith("h5stream_attr") and k != checksums.MANIFEST_ATTR}}
     steps: list[str] = []
     warnings: list[str] = []
     if "pipeline/session_info" in f:
