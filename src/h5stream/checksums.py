@@ -482,7 +482,9 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
     for path, kind in objects:
         obj = f if path == "/" else f[path]
         if path != "/" and kind == h5py.h5o.TYPE_DATASET and path not in datasets:
-            if obj.shape is not None and not (obj.chunks is not None and has_fletcher32(obj.id)):
+            # Fletcher32 covers the stored chunks; variable-length strings live outside them (global heap).
+            covered = obj.chunks is not None and has_fletcher32(obj.id) and not is_text_dataset(obj)
+            if obj.shape is not None and not covered:
                 recorder.dataset(path, dataset_digest(obj, obj[()]))
         known = attributes.get(path, {})
         for name in obj.attrs:

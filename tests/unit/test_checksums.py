@@ -358,3 +358,27 @@ def test_checksum_error_is_a_format_error():
     from hdmea.errors import ChecksumError as hdmea_checksum_error
 
     assert hdmea_checksum_error is ChecksumError
+
+
+def test_chunked_text_dataset_digest_covers_the_strings(tmp_path):
+    """Variable-length strings live outside their chunks (HDF5 refuses Fletcher32 on them): the manifest covers them."""
+    from h5stream.elements import read_elem, write_elem
+    from h5stream.files import create_atomic, open_validated
+
+    values = np.array([f"name-{i}-" + "x" * (i * 7 % 900) for i in range(3000)], dtype=object)
+    values[1234] = "planted-unique-text-probe"
+    path = tmp_path / "s.h5"
+    with create_atomic(path, checksums="walk") as f:
+        write_elem(f, "s", values, compression="gzip")
+    with h5py.File(path, "r") as f:
+        assert f["s"].chunks is not None and checksums.is_text_dataset(f["s"])
+        assert not checksums.has_fletcher32(f["s"].id)
+    assert "/s" in manifest_of(path)["datasets"]
+    bad = damaged_copy(path, tmp_path, find_bytes(path, b"planted-unique-text-probe") + 3)
+    with open_validated(bad) as f:
+        checksums.attach(f, path=bad)
+        with pytest.raises(ChecksumError, match=r"\[/s\]"):
+            read_elem(f["s"])
+    with open_validated(bad) as f:
+        checksums.attach(f, verify=False)
+        assert read_elem(f["s"])[1234] != "planted-unique-text-probe"

@@ -56,6 +56,18 @@ _UTF8 = h5py.string_dtype("utf-8")
 _STRING_DTYPE = np.dtypes.StringDType()
 
 
+def _vlen_kwargs(shape: tuple[int, ...], options: WriteOptions) -> dict:
+    """Layout keywords of a variable-length string dataset.
+
+    Without Fletcher32, which HDF5 refuses on variable-length data (its chunks
+    hold only references to the strings): the text is covered by the file's
+    checksum manifest (:mod:`h5stream.checksums`) instead.
+    """
+    kwargs = layout_kwargs(shape, 16, options)
+    kwargs.pop("fletcher32", None)
+    return kwargs
+
+
 def write_string_values(
     parent: h5py.Group, key: str, values: np.ndarray, options: WriteOptions, *, checked: bool = False
 ) -> h5py.Dataset:
@@ -63,7 +75,7 @@ def write_string_values(
 
     ``checked=True`` means the caller already made sure no string holds NUL.
     """
-    kwargs = layout_kwargs(values.shape, 16, options)
+    kwargs = _vlen_kwargs(values.shape, options)
     if values.dtype.kind != "T":
         # h5py converts StringDType directly; other string arrays need one conversion.
         values = values.astype(_STRING_DTYPE)
@@ -143,7 +155,7 @@ def write_string_series(parent: h5py.Group, key: str, series, options: WriteOpti
 
     n = series.len()
     if n == 0:
-        kwargs = layout_kwargs((0,), 16, options)
+        kwargs = _vlen_kwargs((0,), options)
         return parent.create_dataset(key, shape=(0,), dtype=_UTF8, **kwargs)
     arrow = series.rechunk().to_arrow()
     if arrow.type != pa.large_string():
@@ -167,7 +179,7 @@ def write_string_series(parent: h5py.Group, key: str, series, options: WriteOpti
         block = _pack_fixed(data, offsets[:-1] - start, lengths, width)
         ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, block.view(f"S{width}").reshape(n), mtype=tid)
         return ds
-    kwargs = layout_kwargs((n,), 16, options)
+    kwargs = _vlen_kwargs((n,), options)
     ds = parent.create_dataset(key, shape=(n,), dtype=_UTF8, **kwargs)
     # A NUL after every string, then one pointer per string into that buffer.
     terminated = np.insert(data, offsets[1:] - start, 0)
