@@ -66,12 +66,20 @@ def _child_env() -> dict[str, str]:
 
 
 def _hang_frame(stderr_tail: str) -> str:
-    """The innermost Python frame of the main thread in faulthandler's dump ("file:line in function")."""
-    frames = re.findall(r'File "([^"]+)", line (\d+) in (\S+)', stderr_tail.split("most recent call first", 1)[-1])
-    if not frames:
+    """Where faulthandler's dump found the reader: the innermost Python frame ("file:line in function").
+
+    Every thread is dumped; a thread inside h5py (a libhdf5 call) is the one that hangs
+    or crashed, so its frame is chosen when there is one, else the first thread's.
+    """
+    innermost = []
+    for block in stderr_tail.split("most recent call first")[1:]:
+        frames = re.findall(r'File "([^"]+)", line (\d+) in (\S+)', block)
+        if frames:
+            path, line, function = frames[0]
+            innermost.append(f"{path.rsplit('/site-packages/', 1)[-1].rsplit('/src/', 1)[-1]}:{line} in {function}")
+    if not innermost:
         return "?"
-    path, line, function = frames[0]
-    return f"{path.rsplit('/site-packages/', 1)[-1].rsplit('/src/', 1)[-1]}:{line} in {function}"
+    return next((where for where in innermost if where.startswith("h5py/")), innermost[0])
 
 
 def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], hang_seconds: float,
