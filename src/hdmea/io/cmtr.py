@@ -328,6 +328,16 @@ class CmtrFile:
                 expected="numeric Timestamp, PeakAmplitude, IncludePeak and cutouts",
                 found=", ".join(f"{n}: {dtype.fields[n][0]}" for n in (bad or ["Timestamp"])),
             )
+        # Cutout samples follow the named fields; a column before them that is not one of them
+        # is a damaged name (a flipped byte in 'PeakAmplitude' would pass for one more sample).
+        last_named = max(dtype.fields[n][1] for n in PEAK_FIELDS if n in names)
+        stray = [n for n in names if n not in PEAK_FIELDS and dtype.fields[n][1] < last_named]
+        if stray:
+            raise RecordingFormatError(
+                "peaks table has an unknown column among its named columns", path=self.path, obj=obj,
+                expected="Timestamp, PeakAmplitude, IncludePeak, then the cutout samples",
+                found=", ".join(names[:6]) + (", ..." if len(names) > 6 else ""),
+            )
         layout = _PeaksLayout.of(dtype)
         self._layouts.append((tid, layout))
         return layout
