@@ -469,6 +469,8 @@ def _versus(name: str, peer_name: str, ours: list, peer: list, goal: float, extr
     best_ours, best_peer = min(ours_total), min(peer_total)
     return Row(
         name, peer_name, best_peer, best_ours, "s", best_peer / best_ours, goal,
+        peer_median=float(np.median(peer_total)), ours_median=float(np.median(ours_total)),
+        rounds=min(len(ours_total), len(peer_total)), noisy=is_noisy(Timing(ours_total), Timing(peer_total)),
         details=(
             f"ours {_stats(ours_total)} (save {_stats([s for s, _, _ in ours])}; load {_stats([l for _, l, _ in ours])}; "
             f"{ours[-1][2] / 2**20:.1f} MiB); peer {_stats(peer_total)} (save {_stats([s for s, _, _ in peer])}; "
