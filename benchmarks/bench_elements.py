@@ -6,7 +6,7 @@
    round writes a fresh file, closes it and fsyncs it.  Read-back of both files
    must give the input bit for bit.  A second row times the same writes while
    another process keeps one core busy (goal: not slower than the serial filter;
-   the writer takes the cores free at the time, :mod:`h5stream.cores`).  A third row reads h5py's file back
+   the writer's threads take one chunk at a time, :func:`h5stream.cores.sharing_threads`).  A third row reads h5py's file back
    (page cache dropped before every round) with h5py's filter and with
    ``read_elem``'s parallel inflate path.
 2. Chunked dense-to-CSR (``h5stream.kernels.csr.dense_to_csr``) against
@@ -88,7 +88,7 @@ def _write_h5py(path: Path, matrix: np.ndarray, chunks) -> None:
 
 
 def bench_gzip(size: str) -> list[Row]:
-    from h5stream.cores import allowed_cores, free_cores
+    from h5stream.cores import allowed_cores, free_cores, sharing_threads
     from h5stream.writer import choose_chunks
 
     p = SIZES[size]
@@ -103,7 +103,7 @@ def bench_gzip(size: str) -> list[Row]:
         sides = {"ours": lambda: _write_ours(ours_path, matrix, chunks),
                  "peer": lambda: _write_h5py(peer_path, matrix, chunks)}
         setup = {"ours": fresh(ours_path), "peer": fresh(peer_path)}
-        quiet_threads = free_cores(refresh=True)
+        quiet_free = free_cores(refresh=True)
         t = interleave(sides, p["gzip_rounds"], setup=setup)
         peer, ours = t["peer"], t["ours"]
         same = _same_on_read_back(ours_path, peer_path, matrix)
@@ -111,7 +111,7 @@ def bench_gzip(size: str) -> list[Row]:
         # the same write while another process keeps one core busy: the writer must see
         # that the second core is taken and not lose to the serial filter
         with busy_core():
-            busy_threads = free_cores(refresh=True)
+            busy_free = free_cores(refresh=True)
             busy = interleave(sides, p["gzip_rounds"], setup=setup)
         busy_same = _same_on_read_back(ours_path, peer_path, matrix)
         read_rows = _bench_gzip_read(peer_path, matrix, p["gzip_read_rounds"])
@@ -120,14 +120,15 @@ def bench_gzip(size: str) -> list[Row]:
         timed_row(
             f"parallel gzip {GZIP_LEVEL} write, {gb:.2f} GB float32 (30% NaN), fsync", "h5py gzip filter",
             peer, ours, 1.8,
-            f"chunks {chunks}; threads {quiet_threads} of {allowed_cores()} (free cores at the start); "
+            f"chunks {chunks}; threads {sharing_threads()} (every allowed core; free cores at the start "
+            f"{quiet_free}); "
             f"read-back identical {same}; file bytes ours {sizes[0]} peer {sizes[1]}",
         ),
         timed_row(
             f"parallel gzip {GZIP_LEVEL} write, {gb:.2f} GB float32 (30% NaN), fsync, one core busy",
             "h5py gzip filter (serial), one core busy", busy["peer"], busy["ours"], 1.0,
-            f"another process spins on one core (own session); threads {busy_threads} of {allowed_cores()} "
-            f"(free cores with it running); read-back identical {busy_same}",
+            f"another process spins on one core (own session); threads {sharing_threads()} (free cores with "
+            f"it running {busy_free} of {allowed_cores()}); read-back identical {busy_same}",
         ),
         *read_rows,
     ]

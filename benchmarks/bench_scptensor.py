@@ -11,7 +11,7 @@ Rows
   mask as a layer) at gzip 4.  Writes fsync, reads start from uncached pages.
 * save+load, gzip 4, one core busy: the same while another process (in its own
   session) spins on one core: goal not slower than AnnData's serial filter (the
-  writer takes the cores free at the time, :mod:`h5stream.cores`).
+  writer's threads take one chunk at a time, :func:`h5stream.cores.sharing_threads`).
 * save+load, uncompressed: ours against the raw disk (``tofile`` + fsync, then
   ``fromfile`` uncached) of the same number of bytes, measured in the same run.
 * peak memory of the save: a fresh subprocess loads the arrays, builds the
@@ -45,7 +45,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from h5stream.cores import allowed_cores, free_cores
+from h5stream.cores import allowed_cores, free_cores, sharing_threads
 
 from benchmarks._harness import (
     POLICY,
@@ -303,8 +303,8 @@ def run(size: str = "small") -> list[Row]:
         }, rounds, self_timed=True)
         rows.append(_anndata_row("scptensor save+load gzip 4", "anndata write_h5ad+read_h5ad gzip 4", 1.7,
                                  ours, peer, t, nbytes, load_before, "ours adds the shuffle filter to sparse "
-                                 f"parts (same gzip level); compression threads {free_cores(refresh=True)} of "
-                                 f"{allowed_cores()} (free cores at the end)"))
+                                 f"parts (same gzip level); compression threads {sharing_threads()} (free cores "
+                                 f"at the end {free_cores(refresh=True)} of {allowed_cores()})"))
         # the same with another process keeping one core busy: not slower than anndata's serial filter
         load_before = os.getloadavg()[0]
         ours, peer = [], []
@@ -318,8 +318,8 @@ def run(size: str = "small") -> list[Row]:
         rows.append(_anndata_row("scptensor save+load gzip 4, one core busy",
                                  "anndata write_h5ad+read_h5ad gzip 4 (serial), one core busy", 1.0,
                                  ours, peer, t, nbytes, load_before, "another process spins on one core (own "
-                                 f"session); compression threads {busy_threads} of {allowed_cores()} (free "
-                                 "cores with it running)"))
+                                 f"session); compression threads {sharing_threads()} (free cores with it "
+                                 f"running {busy_threads} of {allowed_cores()})"))
         # (b) uncompressed against the raw disk, same bytes, same run
         blob = np.zeros(nbytes, dtype=np.uint8)
         blob[:: 4096] = 1  # touch every page so tofile writes real pages

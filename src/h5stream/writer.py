@@ -35,7 +35,7 @@ import numpy as np
 
 from h5stream import checksums
 from h5stream.codecs import DEFLATE_IMPLEMENTATIONS, deflate_kernel, get_codec
-from h5stream.cores import free_cores
+from h5stream.cores import free_cores, sharing_threads
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
 from h5stream.tree import lowlevel
@@ -94,7 +94,7 @@ class WriteOptions:
     shuffle : bool
         HDF5's byte-shuffle filter before the codec (standard, readable everywhere).
     n_threads : int or None
-        Threads for parallel gzip (None: the cores free at the time, see :mod:`h5stream.cores`).
+        Threads for parallel gzip (None: every allowed core, see :func:`h5stream.cores.sharing_threads`).
     deflate : {"zlib", "libdeflate", "auto"}
         Encoder of gzip chunks (:func:`h5stream.codecs.deflate_kernel`): zlib,
         byte-identical to HDF5's filter (default), or libdeflate, the same
@@ -324,7 +324,8 @@ def _write_gzip_direct(
     chunks = tuple(kwargs["chunks"])
     level = int(kwargs["compression_opts"])
     shuffle_itemsize = array.dtype.itemsize if kwargs.get("shuffle") else 0
-    n_threads = resolve_threads(options.n_threads)
+    # threads take one chunk at a time from a queue: every allowed core pays, even on a busy machine
+    n_threads = resolve_threads(options.n_threads) if options.n_threads is not None else sharing_threads()
     ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
     chunk_nbytes = math.prod(chunks) * array.dtype.itemsize
     bound = int(kernel.deflate_bound(chunk_nbytes))

@@ -179,3 +179,39 @@ def test_resolve_threads_argument_wins(monkeypatch):
 
 def test_free_cores_on_this_machine_is_within_the_allowed_cores():
     assert 1 <= cores.free_cores(refresh=True) <= cores.allowed_cores()
+
+
+def test_sharing_threads_take_every_allowed_core_whatever_the_load(monkeypatch):
+    monkeypatch.setattr(cores, "allowed_cores", lambda: 4)
+    monkeypatch.setattr(cores, "others_running", lambda: 3.0)  # free_cores would say 1
+    assert cores.free_cores(refresh=True) == 1
+    assert cores.sharing_threads() == 4
+    monkeypatch.setenv(cores.ENV_VAR, "2")
+    assert cores.sharing_threads() == 2
+
+
+def test_gzip_writer_threads_follow_sharing_threads(monkeypatch, tmp_path):
+    import h5py
+    import numpy as np
+
+    import h5stream.writer as writer
+    from h5stream.writer import WriteOptions, write_array
+
+    pools = []
+    real = writer.concurrent.futures.ThreadPoolExecutor
+
+    class Recorder(real):
+        def __init__(self, max_workers=None, *args, **kwargs):
+            pools.append(max_workers)
+            super().__init__(max_workers, *args, **kwargs)
+
+    monkeypatch.setattr(writer.concurrent.futures, "ThreadPoolExecutor", Recorder)
+    monkeypatch.setattr(cores, "allowed_cores", lambda: 3)
+    monkeypatch.setattr(cores, "others_running", lambda: 5.0)
+    data = np.arange(64 * 1024, dtype=np.float64).reshape(256, 256)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        write_array(f, "x", data, WriteOptions.build(compression="gzip", level=1))
+        write_array(f, "y", data, WriteOptions.build(compression="gzip", level=1, n_threads=1))
+    assert pools == [3, 1]
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert np.array_equal(f["x"][()], data) and np.array_equal(f["y"][()], data)
