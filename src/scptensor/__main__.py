@@ -97,6 +97,12 @@ def _verify(args: argparse.Namespace) -> int:
     from scptensor.io.exceptions import translate_engine_error
 
     start = time.perf_counter()
+    if Path(args.file).is_dir():  # a scptensor Parquet dataset: every file against the manifest's digests
+        from scptensor.io.formats_parquet import verify_parquet, verify_summary
+
+        stats = verify_parquet(args.file)
+        print(verify_summary(args.file, stats, time.perf_counter() - start))
+        return 0
     try:
         stats = check_file(args.file)
     except H5StreamError as exc:
@@ -136,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print what a container file holds")
     p.add_argument("file")
     p.set_defaults(run=_inspect)
-    p = sub.add_parser("verify", help="check every checksum of a .h5, .h5ad or .h5mu file by reading all of it")
+    p = sub.add_parser("verify", help="check every checksum of a .h5, .h5ad or .h5mu file or a .parquet "
+                       "dataset by reading all of it")
     p.add_argument("file")
     p.set_defaults(run=_verify)
     p = sub.add_parser("convert", help="convert between .h5, .hdf5, .h5mu, .h5ad and .parquet")

@@ -32,10 +32,7 @@ OWN = [name for name, fmt in FORMATS.items() if fmt.own]
 VENDOR = [name for name, fmt in FORMATS.items() if not fmt.own]
 
 #: (test, format) -> why it fails today.
-KNOWN = {
-    ("silent", "scptensor-parquet"): "Parquet layer files carry no checksum: flipped values read back",
-    ("crash", "scptensor-parquet"): "polars aborts the process on a damaged data page (pyarrow raises OSError)",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _cases(test: str, names: list[str]) -> list:
@@ -56,8 +53,10 @@ def test_mutations_cover_data_metadata_and_zeroed_blocks(fuzz_report, name):
     kinds = report.by_kind()
     assert set(kinds) == {"data", "metadata", "zeroed"}
     assert sum(kinds["data"].values()) == sum(kinds["metadata"].values()) >= 0.4 * len(report.mutations)
-    # The flips reached the reader: damage was found, and some bytes were unused.
-    assert report.count("typed") > 0 and report.count("identical") > 0
+    # The flips reached the reader: damage was found, and some bytes were unused (except in the
+    # Parquet folder, whose digests cover every byte of every file).
+    assert report.count("typed") > 0
+    assert report.count("identical") > 0 or name == "scptensor-parquet"
 
 
 @pytest.mark.slow

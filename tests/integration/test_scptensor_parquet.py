@@ -31,6 +31,7 @@ from scptensor.io import (
     save_parquet,
 )
 from scptensor.io import formats_parquet
+from scptensor.io.exceptions import IOChecksumError
 from scptensor.testing import assert_container_equal, example_container
 from tests.unit.test_elements_dataframe import every_dtype_frame
 
@@ -344,30 +345,35 @@ def _edit_manifest(path: Path, change) -> None:
 
 
 def test_hostile_datasets_are_format_errors(tmp_path, container):
+    # files changed after the save: checksum errors by default, parsed as stored with verify=False
     path = save_parquet(container, tmp_path / "c.parquet")
     _edit_manifest(path, lambda m: m.update(format_version="9.9"))
-    with pytest.raises(IOFormatError, match="unsupported scptensor Parquet format version.*9.9"):
+    with pytest.raises(IOChecksumError, match=r"manifest\.json.*checksum mismatch"):
         load_parquet(path)
+    with pytest.raises(IOFormatError, match="unsupported scptensor Parquet format version.*9.9"):
+        load_parquet(path, verify=False)
     path = save_parquet(container, tmp_path / "d.parquet")
     _edit_manifest(path, lambda m: m["assays"][0]["layers"][0].update(file="../../etc/passwd"))
     with pytest.raises(IOFormatError, match="outside the dataset"):
-        load_parquet(path)
+        load_parquet(path, verify=False)
     path = save_parquet(container, tmp_path / "e.parquet")
     raw = path / "assays/proteins/layers/raw.parquet"
     pl.read_parquet(raw).head(5).write_parquet(raw)
-    with pytest.raises(IOFormatError, match="every cell") as info:
+    with pytest.raises(IOChecksumError, match=r"raw\.parquet.*another size"):
         load_parquet(path)
+    with pytest.raises(IOFormatError, match="every cell") as info:
+        load_parquet(path, verify=False)
     assert "assays/proteins/layers/raw" in str(info.value)
     path = save_parquet(container, tmp_path / "f.parquet")
     raw = path / "assays/peptides/layers/raw.parquet"
     frame = pl.read_parquet(raw).with_columns(pl.col("sample_id").cast(pl.String).str.replace("S1", "ZZ"))
     frame.write_parquet(raw)
     with pytest.raises(IOFormatError, match="ids the dataset does not hold"):
-        load_parquet(path)
+        load_parquet(path, verify=False)
     path = save_parquet(container, tmp_path / "g.parquet")
     (path / "assays/proteins/var.parquet").unlink()
     with pytest.raises(IOFormatError, match="missing") as info:
-        load_parquet(path)
+        load_parquet(path, verify=False)
     assert "var.parquet" in str(info.value)
 
 
@@ -413,3 +419,202 @@ def test_names_that_are_not_plain_file_names(tmp_path):
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*.parquet"))
     assert all(".." not in f for f in files) and len(files) == 2 + len(layers)
     assert_container_equal(load_parquet(path), c)
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def _flip(path: Path, at: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[at] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def test_every_file_and_the_manifest_carry_their_crc32(tmp_path, container):
+    import zlib
+
+    path = save_parquet(container, tmp_path / "c.parquet")
+    manifest = json.loads((path / "manifest.json").read_text())
+    listed = manifest["checksums"]["files"]
+    on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    assert set(listed) == on_disk - {"manifest.json", "manifest.json.crc32"}
+    for rel, entry in listed.items():
+        raw = (path / rel).read_bytes()
+        assert entry == {"size": len(raw), "crc32": f"{zlib.crc32(raw):08x}"}
+    raw = (path / "manifest.json").read_bytes()
+    assert (path / "manifest.json.crc32").read_text() == f"crc32 {zlib.crc32(raw):08x} {len(raw)}\n"
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_flipped_byte_in_a_layer_is_a_checksum_error_naming_the_file(tmp_path, container, layout):
+    import zlib
+
+    path = save_parquet(container, tmp_path / "c.parquet", layout=layout, compression=None)
+    rel = "assays/proteins/layers/raw.parquet"
+    stored = json.loads((path / "manifest.json").read_text())["checksums"]["files"][rel]["crc32"]
+    layer = path / rel
+    # a byte inside the first value column's data: the file still parses
+    x = container.assays["proteins"].layers["raw"].X
+    needle = np.ascontiguousarray(x[0, :1]).tobytes()
+    at = layer.read_bytes().find(needle)
+    assert at > 0
+    _flip(layer, at)
+    found = f"{zlib.crc32(layer.read_bytes()):08x}"
+    with pytest.raises(IOChecksumError) as info:
+        load_parquet(path)
+    text = str(info.value)
+    assert str(path) in text and rel in text and stored in text and found in text
+    with pytest.raises(IOChecksumError, match=rel):  # a partial load checks the file too
+        load_parquet(path, samples=[container.obs["_index"][0]] if "_index" in container.obs.columns
+                     else container.obs[:, 0][:1].to_list())
+    with pytest.raises(IOChecksumError, match=rel):
+        load(path)
+    # verify=False returns what is stored: the flipped value, compared with pyarrow's reading of the file
+    import pyarrow.parquet as pq
+
+    got = load_parquet(path, verify=False).assays["proteins"].layers["raw"].X
+    assert not np.array_equal(got, x, equal_nan=True)
+    table = pq.read_table(layer).to_pandas()
+    if layout == "wide":
+        expected = table.drop(columns="sample_id").to_numpy()
+        np.testing.assert_array_equal(got, expected)
+    else:
+        assert got[0, 0] == table["value"].iloc[0] != x[0, 0]
+    # the other layers and files are untouched
+    other = load_parquet(path, verify=False, layers=["raw"], assays=["peptides"])
+    assert_container_equal(other, load_parquet(path, layers=["raw"], assays=["peptides"]))
+
+
+def test_flipped_byte_in_the_manifest_is_a_checksum_error(tmp_path, container):
+    path = save_parquet(container, tmp_path / "c.parquet")
+    text = (path / "manifest.json").read_text()
+    at = text.index('"n_samples"') + 3  # a flip that keeps valid JSON and a readable manifest
+    _flip(path / "manifest.json", at)
+    with pytest.raises(IOChecksumError) as info:
+        load_parquet(path)
+    assert "manifest.json" in str(info.value) and str(path) in str(info.value)
+    assert "checksum mismatch" in str(info.value)
+    from scptensor.__main__ import main
+
+    assert main(["verify", str(path)]) == 2
+    # the digest file itself damaged, or gone while the manifest lists checksums
+    path = save_parquet(container, tmp_path / "d.parquet")
+    (path / "manifest.json.crc32").write_text("crc32 zz\n")
+    with pytest.raises(IOChecksumError, match=r"manifest\.json\.crc32.*damaged"):
+        load_parquet(path)
+    (path / "manifest.json.crc32").unlink()
+    with pytest.raises(IOChecksumError, match=r"digest file is missing"):
+        load_parquet(path)
+    assert_container_equal(load_parquet(path, verify=False), container)
+
+
+def test_file_missing_from_the_digests_is_a_checksum_error(tmp_path, container):
+    import zlib
+
+    path = save_parquet(container, tmp_path / "c.parquet")
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["checksums"]["files"]["obs.parquet"]
+    raw = json.dumps(manifest).encode()
+    (path / "manifest.json").write_bytes(raw)
+    (path / "manifest.json.crc32").write_text(f"crc32 {zlib.crc32(raw):08x} {len(raw)}\n")
+    with pytest.raises(IOChecksumError, match=r"obs\.parquet.*no checksum"):
+        load_parquet(path)
+
+
+def test_folder_without_checksums_loads_with_a_note(tmp_path, container, caplog):
+    import logging
+
+    path = save_parquet(container, tmp_path / "c.parquet")
+    # as folders were written before checksums: no digest file, no "checksums" in the manifest
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["checksums"]
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (path / "manifest.json.crc32").unlink()
+    with caplog.at_level(logging.INFO, logger="scptensor.io._parquet_manifest"):
+        assert_container_equal(load_parquet(path), container)
+    assert any("without verification" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+    from scptensor.__main__ import main
+
+    assert main(["verify", str(path)]) == 0
+
+
+def test_verify_command_checks_a_parquet_dataset(tmp_path, container):
+    path = save_parquet(container, tmp_path / "c.parquet")
+    done = subprocess.run([sys.executable, "-m", "scptensor", "verify", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    n_files = sum(1 for p in path.rglob("*.parquet")) + 1
+    assert f"OK, {n_files} files checked" in done.stdout
+    _flip(path / "obs.parquet", 100)
+    done = subprocess.run([sys.executable, "-m", "scptensor", "verify", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "obs.parquet" in done.stderr and "checksum mismatch" in done.stderr
+
+
+@pytest.fixture()
+def many_row_groups(tmp_path, monkeypatch):
+    monkeypatch.setattr(formats_parquet, "TILE_CELLS", 64)
+    monkeypatch.setattr(formats_parquet, "_TILE_FEATURES", 8)
+    monkeypatch.setattr(formats_parquet, "ROW_GROUP_ROWS", 16)
+    n, f = 48, 40
+    x = np.random.default_rng(5).random((n, f))
+    c = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(n)]}),
+                     {"p": Assay(pl.DataFrame({"_index": [f"f{j}" for j in range(f)]}), {"raw": ScpMatrix(x)})})
+    return c, save_parquet(c, tmp_path / "c.parquet", compression=None)
+
+
+def test_row_group_digests_follow_the_parquet_footer(many_row_groups):
+    import zlib
+
+    import pyarrow.parquet as pq
+
+    c, path = many_row_groups
+    rel = "assays/p/layers/raw.parquet"
+    entry = json.loads((path / "manifest.json").read_text())["checksums"]["files"][rel]
+    raw = (path / rel).read_bytes()
+    meta = pq.read_metadata(path / rel)
+    assert len(entry["row_groups"]) == meta.num_row_groups == 48 * 40 // 16
+    starts, ends = [], []
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        chunks = [group.column(j) for j in range(group.num_columns)]
+        first = [ch.dictionary_page_offset if ch.has_dictionary_page else ch.data_page_offset for ch in chunks]
+        starts.append(min(first))
+        ends.append(max(a + ch.total_compressed_size for a, ch in zip(first, chunks)))
+        assert entry["row_groups"][i][1] == group.num_rows
+    assert [g[0] for g in entry["row_groups"]] == [0] + starts[1:]
+    assert entry["footer"][0] == ends[-1] and entry["size"] == len(raw)
+    edges = [g[0] for g in entry["row_groups"]] + [entry["footer"][0], len(raw)]
+    digests = [g[2] for g in entry["row_groups"]] + [entry["footer"][1]]
+    assert digests == [f"{zlib.crc32(raw[a:b]):08x}" for a, b in zip(edges[:-1], edges[1:])]
+
+
+def test_partial_loads_check_the_row_groups_they_read(many_row_groups):
+    c, path = many_row_groups
+    rel = "assays/p/layers/raw.parquet"
+    entry = json.loads((path / "manifest.json").read_text())["checksums"]["files"][rel]
+    x = c.assays["p"].layers["raw"].X
+    # row group 1 holds rows 16-31 of the first tile (8 x 8 cells, sample-major): samples 2 and 3, f0-f7
+    g = 1
+    start, end = entry["row_groups"][g][0], entry["row_groups"][g + 1][0]
+    layer = path / rel
+    col = int(np.argsort(x[2, :8])[3])  # neither minimum nor maximum: not in the page statistics
+    at = layer.read_bytes().find(np.ascontiguousarray(x[2, col:col + 1]).tobytes(), start, end)
+    assert start <= at < end
+    _flip(layer, at)
+    for other in ("s0", "s47"):  # samples outside row group 1
+        part = load_parquet(path, samples=[other])
+        np.testing.assert_array_equal(part.assays["p"].layers["raw"].X, x[[int(other[1:])]])
+    with pytest.raises(IOChecksumError, match=rf"{rel}.*row group {g}, bytes {start}-{end}"):
+        load_parquet(path, samples=["s2"])
+    with pytest.raises(IOChecksumError, match=rf"{rel}.*row group {g}\b"):
+        load_parquet(path)
+    got = load_parquet(path, samples=["s2"], verify=False).assays["p"].layers["raw"].X
+    assert got[0, col] != x[2, col] and np.array_equal(np.delete(got[0], col), np.delete(x[2], col))
+    # the footer is checked by every read of the file
+    _flip(layer, at)  # restored
+    footer = entry["footer"][0]
+    _flip(layer, footer + 2)
+    with pytest.raises(IOChecksumError, match=rf"{rel}.*footer"):
+        load_parquet(path, samples=["s47"])

@@ -313,7 +313,8 @@ def _scan_rows(path: Path, ranges: list[tuple[int, int]] | None, columns=None) -
 
 
 def _read_layer(
-    root: Path, spec: dict, sample_ids: pl.Series, feature_ids: pl.Series, sel: np.ndarray | None, obj: str
+    root: Path, spec: dict, sample_ids: pl.Series, feature_ids: pl.Series, sel: np.ndarray | None, obj: str,
+    digests: dict | None = None,
 ) -> ScpMatrix:
     shape = tuple(int(v) for v in spec["shape"])
     n, f = shape
@@ -321,9 +322,10 @@ def _read_layer(
         raise IOFormatError("layer shape differs from obs/var", path=root, obj=obj,
                             expected=f"({sample_ids.len()}, {feature_ids.len()})", found=str(shape))
     if spec.get("form") == "wide":
-        return _read_wide(root, spec, sample_ids, sel, obj)
-    path = dataset_member(root, spec["file"], obj)
-    frame = _scan_rows(path, _row_ranges(spec, sel))
+        return _read_wide(root, spec, sample_ids, sel, obj, digests)
+    ranges = _row_ranges(spec, sel)
+    path = dataset_member(root, spec["file"], obj, digests, ranges)
+    frame = _scan_rows(path, ranges)
     if sel is None:
         matrix = _dense_tiles(frame, spec, sample_ids, feature_ids, shape)
         if matrix is not None:
@@ -419,12 +421,14 @@ def _dense_tiles(frame: pl.DataFrame, spec: dict, sample_ids: pl.Series, feature
     return ScpMatrix(X, M)
 
 
-def _read_wide(root: Path, spec: dict, sample_ids: pl.Series, sel: np.ndarray | None, obj: str) -> ScpMatrix:
+def _read_wide(
+    root: Path, spec: dict, sample_ids: pl.Series, sel: np.ndarray | None, obj: str, digests: dict | None = None,
+) -> ScpMatrix:
     """A wide layer: row i holds sample i, so a selection reads only its rows."""
     n, f = (int(v) for v in spec["shape"])
     wanted = np.arange(n) if sel is None else np.unique(sel)
     runs = None if sel is None else _merge_runs([(int(s), int(s) + 1) for s in wanted])
-    path = dataset_member(root, spec["file"], obj)
+    path = dataset_member(root, spec["file"], obj, digests, runs)
     frame = _scan_rows(path, runs)
     pos = _positions(frame.get_column("sample_id"), sample_ids, path, f"{obj} sample_id")
     if not np.array_equal(pos, wanted):
@@ -434,7 +438,7 @@ def _read_wide(root: Path, spec: dict, sample_ids: pl.Series, sel: np.ndarray | 
     X = _wide_values(frame, f, dtype, pl.Float32 if dtype == np.float32 else pl.Float64, root, obj)
     M = None
     if "mask_file" in spec:
-        masks = _scan_rows(dataset_member(root, spec["mask_file"], obj), runs)
+        masks = _scan_rows(dataset_member(root, spec["mask_file"], obj, digests, runs), runs)
         M = _wide_values(masks, f, np.dtype(np.int8), pl.Int8, root, f"{obj} mask")
     if sel is not None:
         order = np.searchsorted(wanted, sel)

@@ -80,6 +80,5 @@ def load(path: str | os.PathLike, **options) -> ScpContainer:
     """
     if Path(path).is_dir():
         options.pop("assay", None)
-        options.pop("verify", None)  # HDF5 checksums; Parquet pages carry their own
         return load_parquet(path, **options)
     return load_hdf5(path, **options)

@@ -52,7 +52,6 @@ reads the folder.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -95,12 +94,16 @@ from scptensor.io._parquet_manifest import (  # noqa: F401  (the helpers stay im
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
+    MANIFEST_DIGEST,
     _file_names,
     _guard,
     _history_json,
     dataset_member,
     _read_manifest,
+    check_member,
+    file_digests,
     is_parquet_dataset,
+    seal_folder,
 )
 from scptensor.io.exceptions import IOFormatError, IOSourceNotFoundError
 from scptensor.io.selection import SelectionError, selection_from  # noqa: F401
@@ -112,6 +115,7 @@ __all__ = [
     "save_parquet",
     "load_parquet",
     "is_parquet_dataset",
+    "verify_parquet",
 ]
 
 logger = logging.getLogger(__name__)
@@ -288,8 +292,8 @@ def save_parquet(
             manifest["links"].append(
                 {"source_assay": link.source_assay, "target_assay": link.target_assay, "file": rel}
             )
-        # the manifest comes last: a folder without it is never a dataset
-        (root / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=True, indent=1), encoding="utf-8")
+        # the manifest comes last, with the digests of every file written before it
+        seal_folder(root, manifest)
     logger.info("saved %r to %s", container, target)
     return target
 
@@ -304,6 +308,7 @@ def load_parquet(
     layers: Sequence[str] | None = None,
     obs_columns: Sequence[str] | None = None,
     samples=None,
+    verify: bool = True,
 ) -> ScpContainer:
     """Load a scptensor Parquet dataset, or the parts of it named.
 
@@ -320,6 +325,11 @@ def load_parquet(
     samples : sequence of sample ids, or boolean mask over the samples, optional
         Samples to read, in the order given (a mask keeps the saved order).  Only
         the tiles (long form) or rows (wide form) holding them are read.
+    verify : bool, default True
+        Check the manifest and every file read against the digests written with
+        them, before parsing (whole files, also for partial loads).  ``False``
+        reads what is stored.  Datasets written before checksums load without
+        verification (an INFO log record says so).
 
     Raises
     ------
@@ -328,6 +338,9 @@ def load_parquet(
     IOFormatError
         Not a scptensor Parquet dataset, an unsupported version, a missing or
         unreadable file; the message names the folder and the file.
+    IOChecksumError
+        (with ``verify``) the manifest or a file read differs from its digest;
+        the message names the folder, the file and both digests.
     ValueError
         A selection names parts the dataset lacks.
     """
@@ -338,7 +351,8 @@ def load_parquet(
     if not root.is_dir():
         raise IOFormatError("not a scptensor Parquet dataset", path=root, expected="a folder with "
                             f"{MANIFEST}", found="a file", hint="a single Parquet file reads with polars")
-    manifest = _read_manifest(root)
+    manifest = _read_manifest(root, verify=verify)
+    digests = file_digests(root, manifest, verify=verify)
     with _guard(root, MANIFEST):
         sample_id_col = manifest["sample_id_col"]
         assay_entries = list(manifest["assays"])
@@ -346,7 +360,7 @@ def load_parquet(
     selection = selection_from(names, {a["name"]: [l["name"] for l in a["layers"]] for a in assay_entries},
                                assays=assays, layers=layers, path=root)
     with _guard(root, manifest["obs"]):
-        obs_path = dataset_member(root, manifest["obs"], "obs")
+        obs_path = dataset_member(root, manifest["obs"], "obs", digests)
         if obs_columns is not None:
             schema = pl.read_parquet_schema(obs_path)
             selection.check_obs_columns(list(schema), obs_columns, sample_id_col)
@@ -364,14 +378,14 @@ def load_parquet(
             continue
         obj = f"assays/{entry['name']}"
         with _guard(root, obj):
-            var = pl.read_parquet(dataset_member(root, entry["var"], f"{obj}/var"))
+            var = pl.read_parquet(dataset_member(root, entry["var"], f"{obj}/var", digests))
             feature_ids = var.get_column(entry["feature_id_col"])
             layer_map = {}
             for spec in entry["layers"]:
                 if not selection.wants_layer(entry["name"], spec["name"]):
                     continue
                 lobj = f"{obj}/layers/{spec['name']}"
-                matrix = _read_layer(root, spec, all_ids, feature_ids, sel, lobj)
+                matrix = _read_layer(root, spec, all_ids, feature_ids, sel, lobj, digests)
                 if "metadata" in spec:
                     matrix.metadata = dict(jsonvalues.decode(spec["metadata"]))
                 layer_map[spec["name"]] = matrix
@@ -380,7 +394,7 @@ def load_parquet(
     with _guard(root, "links"):
         for i, link in enumerate(manifest.get("links", [])):
             if link["source_assay"] in container_assays and link["target_assay"] in container_assays:
-                linkage = pl.read_parquet(dataset_member(root, link["file"], f"links/{i}"))
+                linkage = pl.read_parquet(dataset_member(root, link["file"], f"links/{i}", digests))
                 links.append(AggregationLink(link["source_assay"], link["target_assay"], linkage))
     with _guard(root, "history"):
         history = [
@@ -395,3 +409,39 @@ def load_parquet(
                                  sample_id_col=sample_id_col)
     logger.info("loaded %r from %s (scptensor Parquet %s)", container, root, FORMAT_VERSION)
     return container
+
+
+def verify_parquet(path: str | os.PathLike) -> dict:
+    """Check a whole scptensor Parquet dataset against its digests, without parsing any Parquet file.
+
+    Returns ``{"manifest": bool, "files": n, "bytes": n}`` (``manifest``: the
+    dataset carries checksums; ``files``: files checked, the manifest included).
+    Raises :class:`~scptensor.io.exceptions.IOChecksumError` at the first file
+    that differs from its digest, naming it, and
+    :class:`~scptensor.io.exceptions.IOFormatError` when a file the manifest
+    lists is missing.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise IOFormatError("not a scptensor Parquet dataset", path=root, expected=f"a folder with {MANIFEST}",
+                            found="a file" if root.exists() else "nothing")
+    manifest = _read_manifest(root)
+    digests = file_digests(root, manifest)
+    stats = {"manifest": digests is not None, "files": 0, "bytes": 0}
+    if digests is None:
+        return stats
+    stats["files"] = 1
+    stats["bytes"] = (root / MANIFEST).stat().st_size
+    for rel in digests:
+        stats["bytes"] += check_member(root, rel, dataset_member(root, rel, rel), digests)
+        stats["files"] += 1
+    return stats
+
+
+def verify_summary(path, stats: dict, seconds: float) -> str:
+    """One line saying what :func:`verify_parquet` checked (for ``python -m scptensor verify``)."""
+    if not stats["manifest"]:
+        return (f"{os.fspath(path)}: no checksums (written before checksums or by another tool); "
+                "nothing checked")
+    return (f"{os.fspath(path)}: OK, {stats['files']} files checked by CRC-32, "
+            f"{stats['bytes'] / 1e6:.1f} MB read in {seconds:.2f} s")
