@@ -284,8 +284,9 @@ class busy_core:
     out-vote it.  It is killed and reaped on exit, also when the block fails.
     """
 
-    #: what the spinner runs
-    CODE = "while True: pass"
+    #: what the spinner runs: it spins until its parent is gone, so a benchmark killed by a
+    #: signal (``timeout``), which cannot run ``__exit__``, leaves no spinner behind
+    CODE = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"
 
     def __enter__(self) -> "busy_core":
         self.proc = subprocess.Popen([sys.executable, "-c", self.CODE], start_new_session=True,

@@ -254,3 +254,43 @@ def test_busy_core_is_reaped_when_the_block_fails():
 
 def test_cpu_ticks_of_a_missing_process():
     assert _harness._cpu_ticks(2**22 + 12345) is None
+
+
+
+def _state(pid: int) -> str:
+    """A process's state letter ("gone" once /proc no longer lists it)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_busy_core_spinner_ends_with_a_killed_parent():
+    """A benchmark killed by a signal cannot reap its spinner: the spinner ends by itself."""
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    code = (
+        "import time\n"
+        "from benchmarks._harness import busy_core\n"
+        "with busy_core() as b:\n"
+        "    print(b.proc.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) as parent:
+        spinner = int(parent.stdout.readline())
+        assert _state(spinner) in ("R", "S")
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _state(spinner) not in ("Z", "gone"):
+        time.sleep(0.05)
+    state = _state(spinner)
+    if state not in ("Z", "gone"):
+        os.kill(spinner, signal.SIGKILL)
+    assert state in ("Z", "gone"), f"the spinner outlived its killed parent (state {state})"
