@@ -183,4 +183,12 @@ def exit_without_teardown(code: int = 0) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     logging.shutdown()
+    # multiprocessing's own finalizers still run: they release the semaphores
+    # this process registered with the parent's resource tracker (a worker forked
+    # from the batch's fork server shares that tracker, which otherwise reports
+    # them as leaked when the batch ends).  The standard library has no public
+    # name for this step of its exit handler.
+    import multiprocessing.util as mp_util
+
+    mp_util._run_finalizers()
     os._exit(code)
