@@ -618,3 +618,17 @@ def test_partial_loads_check_the_row_groups_they_read(many_row_groups):
     _flip(layer, footer + 2)
     with pytest.raises(IOChecksumError, match=rf"{rel}.*footer"):
         load_parquet(path, samples=["s47"])
+
+
+def test_digests_are_zlib_crc32_with_or_without_libdeflate(tmp_path, monkeypatch):
+    import zlib
+
+    from scptensor.io import _parquet_manifest
+
+    data = np.random.default_rng(2).integers(0, 256, 9 * 2**20 + 77, dtype=np.uint8).tobytes()
+    target = tmp_path / "blob.bin"
+    target.write_bytes(data)
+    expected = (len(data), f"{zlib.crc32(data):08x}")
+    assert _parquet_manifest.file_crc(target) == expected
+    monkeypatch.setattr(_parquet_manifest, "_FAST_CRC32", None)
+    assert _parquet_manifest.file_crc(target) == expected

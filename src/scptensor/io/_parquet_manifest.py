@@ -6,8 +6,9 @@ metadata, links and the history, and maps assay and layer names to their files.
 Used by :mod:`scptensor.io.formats_parquet` (the format's layout is described there).
 
 End-to-end checksums: the manifest's ``"checksums"`` entry holds the size and
-CRC-32 (``zlib.crc32``, 8 lowercase hex digits) of the bytes of every other
-file of the folder::
+CRC-32 (``zlib.crc32``'s value, 8 lowercase hex digits; computed by libdeflate
+when installed, about seven times faster) of the bytes of every other file of
+the folder::
 
     "checksums": {"algorithm": "crc32",
                   "files": {"obs.parquet": {"size": 5120, "crc32": "3a1f09c2"}, ...}}
@@ -34,8 +35,11 @@ without verification, with one INFO log record per folder.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
+import mmap
 import os
 import re
 import zlib
@@ -64,6 +68,23 @@ _HINT = "the dataset is damaged; restore it from a copy, or load with verify=Fal
 
 logger = logging.getLogger(__name__)
 _noted: set[str] = set()
+
+
+def _libdeflate_crc32():
+    """libdeflate's CRC-32 (the same value as ``zlib.crc32``, several times faster); None without it."""
+    name = ctypes.util.find_library("deflate")
+    if name is None:
+        return None
+    try:
+        func = ctypes.CDLL(name).libdeflate_crc32
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    func.restype = ctypes.c_uint32
+    return func
+
+
+_FAST_CRC32 = _libdeflate_crc32()
 
 
 # --------------------------------------------------------------------------- writing
@@ -106,6 +127,7 @@ def _range_crcs(fd: int, ranges: list[tuple[int, int]]) -> list[str]:
     """CRC-32 of each byte range ``[start, end)`` of an open file (a short file gives a short range)."""
     buffer = bytearray(min(_BLOCK, max((b - a for a, b in ranges), default=0)) or 1)
     view = memoryview(buffer)
+    address = ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer)) if _FAST_CRC32 else 0
     out = []
     for start, end in ranges:
         crc, at = 0, start
@@ -114,7 +136,7 @@ def _range_crcs(fd: int, ranges: list[tuple[int, int]]) -> list[str]:
             n = os.preadv(fd, [view[:want]], at)
             if not n:
                 break
-            crc = zlib.crc32(view[:n], crc)
+            crc = _FAST_CRC32(crc, address, n) if _FAST_CRC32 else zlib.crc32(view[:n], crc)
             at += n
         out.append(f"{crc:08x}")
     return out
@@ -125,77 +147,121 @@ def _range_crcs(fd: int, ranges: list[tuple[int, int]]) -> list[str]:
  _T_LIST, _T_SET, _T_MAP, _T_STRUCT) = range(1, 13)
 
 
-class _Thrift:
-    __slots__ = ("raw", "at")
+def _varint(raw: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = raw[at]
+        at += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, at
+        shift += 7
+        if shift > 70:
+            raise ValueError("varint too long")
 
-    def __init__(self, raw: bytes) -> None:
-        self.raw, self.at = raw, 0
 
-    def byte(self) -> int:
-        value = self.raw[self.at]
-        self.at += 1
-        return value
+def _skip(raw: bytes, at: int, kind: int, depth: int) -> int:
+    """Position after a Thrift value of type ``kind`` starting at ``at``."""
+    if kind in (_T_TRUE, _T_FALSE):
+        return at
+    if kind == _T_I8:
+        return at + 1
+    if kind in (_T_I16, _T_I32, _T_I64):
+        while raw[at] >= 0x80:
+            at += 1
+        return at + 1
+    if kind == _T_DOUBLE:
+        return at + 8
+    if kind == _T_BINARY:
+        n, at = _varint(raw, at)
+        return at + n
+    if depth > 16:
+        raise ValueError("nesting too deep")
+    if kind in (_T_LIST, _T_SET):
+        head = raw[at]
+        at += 1
+        n, elem = head >> 4, head & 0x0F
+        if n == 15:
+            n, at = _varint(raw, at)
+        if elem in (_T_TRUE, _T_FALSE):  # booleans in a list: one byte each
+            return at + n
+        for _ in range(n):
+            at = _skip(raw, at, elem, depth + 1)
+        return at
+    if kind == _T_MAP:
+        n, at = _varint(raw, at)
+        if n:
+            types = raw[at]
+            at += 1
+            for _ in range(n):
+                at = _skip(raw, at, types >> 4, depth + 1)
+                at = _skip(raw, at, types & 0x0F, depth + 1)
+        return at
+    if kind == _T_STRUCT:
+        return _struct(raw, at, None, depth + 1)[1]
+    raise ValueError(f"unknown Thrift type {kind}")
 
-    def varint(self) -> int:
-        shift = value = 0
-        while True:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-            if shift > 70:
-                raise ValueError("varint too long")
 
-    def zigzag(self) -> int:
-        v = self.varint()
-        return (v >> 1) ^ -(v & 1)
+def _struct(raw: bytes, at: int, spec: dict | None, depth: int = 0) -> tuple[dict, int]:
+    """The fields of a Thrift compact struct named by ``spec`` (field id -> None for an integer,
+    a spec for a struct, a one-item list holding a spec for a list of structs); others are skipped."""
+    fields: dict = {}
+    last = 0
+    while True:
+        head = raw[at]
+        at += 1
+        if head == 0:
+            return fields, at
+        delta, kind = head >> 4, head & 0x0F
+        if delta:
+            last += delta
+        else:
+            v, at = _varint(raw, at)
+            last = (v >> 1) ^ -(v & 1)
+        want = spec.get(last, False) if spec is not None else False
+        if want is None and kind in (_T_I16, _T_I32, _T_I64):
+            v, at = _varint(raw, at)
+            fields[last] = (v >> 1) ^ -(v & 1)
+        elif isinstance(want, dict) and kind == _T_STRUCT:
+            fields[last], at = _struct(raw, at, want, depth + 1)
+        elif isinstance(want, list) and kind in (_T_LIST, _T_SET):
+            head = raw[at]
+            at += 1
+            n, elem = head >> 4, head & 0x0F
+            if n == 15:
+                n, at = _varint(raw, at)
+            if elem != _T_STRUCT:
+                raise ValueError("a list of structs was expected")
+            items = []
+            for _ in range(n):
+                item, at = _struct(raw, at, want[0], depth + 1)
+                items.append(item)
+            fields[last] = items
+        else:
+            at = _skip(raw, at, kind, depth)
 
-    def value(self, kind: int, depth: int):
-        if depth > 16:
-            raise ValueError("nesting too deep")
-        if kind in (_T_TRUE, _T_FALSE):
-            return kind == _T_TRUE
-        if kind == _T_I8:
-            return self.byte()
-        if kind in (_T_I16, _T_I32, _T_I64):
-            return self.zigzag()
-        if kind == _T_DOUBLE:
-            self.at += 8
-            return None
-        if kind == _T_BINARY:
-            n = self.varint()
-            self.at += n
-            return self.raw[self.at - n:self.at]
-        if kind in (_T_LIST, _T_SET):
-            head = self.byte()
-            n = head >> 4 if head >> 4 != 15 else self.varint()
-            elem = head & 0x0F
-            if elem in (_T_TRUE, _T_FALSE):  # booleans in a list: one byte each
-                self.at += n
-                return []
-            return [self.value(elem, depth + 1) for _ in range(n)]
-        if kind == _T_MAP:
-            n = self.varint()
-            if n:
-                types = self.byte()
-                for _ in range(n):
-                    self.value(types >> 4, depth + 1)
-                    self.value(types & 0x0F, depth + 1)
-            return None
-        if kind == _T_STRUCT:
-            return self.struct(depth + 1)
-        raise ValueError(f"unknown Thrift type {kind}")
 
-    def struct(self, depth: int = 0) -> dict:
-        fields, last = {}, 0
-        while True:
-            head = self.byte()
-            if head == 0:
-                return fields
-            delta, kind = head >> 4, head & 0x0F
-            last = last + delta if delta else self.zigzag()
-            fields[last] = self.value(kind, depth)
+# FileMetaData.row_groups (4) -> RowGroup.columns (1), num_rows (3) -> ColumnChunk.meta_data (3)
+# -> ColumnMetaData.total_compressed_size (7), data_page_offset (9), dictionary_page_offset (11)
+_FOOTER_SPEC = {4: [{1: [{3: {7: None, 9: None, 11: None}}], 3: None}]}
+
+
+def _mapped_crcs(path: str | os.PathLike, ranges: list[tuple[int, int]]) -> list[str]:
+    """:func:`_range_crcs` through a read-only mapping (no copy): only for files of the folder being
+    written, which no one else can truncate while they are mapped."""
+    if _FAST_CRC32 is None or not ranges or ranges[-1][1] == 0:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return _range_crcs(fd, ranges)
+        finally:
+            os.close(fd)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        data = np.frombuffer(mapped, dtype=np.uint8)
+        try:
+            base = data.ctypes.data
+            return [f"{_FAST_CRC32(0, base + a, b - a):08x}" for a, b in ranges]
+        finally:
+            del data
 
 
 def parquet_segments(path: str | os.PathLike, size: int) -> tuple[list[tuple[int, int]], int] | None:
@@ -215,7 +281,7 @@ def parquet_segments(path: str | os.PathLike, size: int) -> tuple[list[tuple[int
         if tail[4:] != b"PAR1" or length > size - 12:
             return None
         fh.seek(size - 8 - length)
-        meta = _Thrift(fh.read(length)).struct()
+        meta, _end = _struct(fh.read(length), 0, _FOOTER_SPEC)
     groups = meta.get(4) or []
     if len(groups) < 2:
         return None
@@ -238,22 +304,18 @@ def parquet_segments(path: str | os.PathLike, size: int) -> tuple[list[tuple[int
 
 
 def digest_entry(path: str | os.PathLike) -> dict:
-    """The manifest's checksum entry of one file (see the module text)."""
+    """The manifest's checksum entry of one file of a folder being written (see the module text)."""
     size = os.path.getsize(path)
     layout = None
     if os.fspath(path).endswith(".parquet"):
         with contextlib.suppress(ValueError, IndexError, TypeError, AttributeError):
             layout = parquet_segments(path, size)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if layout is None:
-            (digest,) = _range_crcs(fd, [(0, size)])
-            return {"size": size, "crc32": digest}
-        groups, footer = layout
-        edges = [start for start, _rows in groups] + [footer, size]
-        crcs = _range_crcs(fd, list(zip(edges[:-1], edges[1:])))
-    finally:
-        os.close(fd)
+    if layout is None:
+        (digest,) = _mapped_crcs(path, [(0, size)])
+        return {"size": size, "crc32": digest}
+    groups, footer = layout
+    edges = [start for start, _rows in groups] + [footer, size]
+    crcs = _mapped_crcs(path, list(zip(edges[:-1], edges[1:])))
     return {"size": size, "row_groups": [[start, rows, crc] for (start, rows), crc in zip(groups, crcs)],
             "footer": [footer, crcs[-1]]}
 

@@ -3,7 +3,9 @@
 Layout of ``cells.parquet/``::
 
     manifest.json                  format name and version, ids, shapes, storage of every
-                                   layer, matrix metadata, links and the history (typed JSON)
+                                   layer, matrix metadata, links, the history (typed JSON)
+                                   and the CRC-32 digests of every other file
+    manifest.json.crc32            the CRC-32 and size of manifest.json
     obs.parquet                    the samples, every column in its polars dtype
     assays/<a>/var.parquet         the features of assay <a>
     assays/<a>/layers/<l>.parquet  one layer in long form (or wide form, see below)
@@ -43,6 +45,11 @@ its id; the mask goes to ``<l>.mask.parquet`` with the same shape as int8.
 
 Writes are atomic (:mod:`scptensor.io._folders`): the dataset appears complete
 or not at all, and an existing one stays whole until its replacement is.
+
+Reads check the manifest and the bytes of every file they read against the
+digests before polars parses them (per row group for layers, so a partial load
+checks only what it reads); ``verify=False`` skips it.  See
+:mod:`scptensor.io._parquet_manifest` for the digests.
 
 The manifest lives in :mod:`scptensor.io._parquet_manifest`, the encoding and
 decoding of layers in :mod:`scptensor.io._parquet_layers`; this module writes and
