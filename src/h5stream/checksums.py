@@ -735,11 +735,58 @@ def _read_blocks(ds) -> Iterator[np.ndarray]:
         yield ds[start:start + step]
 
 
-def _in_checksummed_header(ds) -> bool:
+def _in_checksummed_header(dsid, layout: int) -> bool:
     """True for a compact dataset in a version-2 object header (HDF5 checksums the header and its data)."""
-    if ds.id.get_create_plist().get_layout() != h5py.h5d.COMPACT:
+    if layout != h5py.h5d.COMPACT:
         return False
-    return h5py.h5o.get_info(ds.id).hdr.version >= 2
+    return h5py.h5o.get_info(dsid).hdr.version >= 2
+
+
+_VLEN_READ_TYPES: dict[int, Any] = {}
+
+
+def _vlen_read_type(cset: int):
+    """The memory type h5py reads a variable-length string attribute of character set ``cset`` with."""
+    entry = _VLEN_READ_TYPES.get(cset)
+    if entry is None:
+        dtype = h5py.string_dtype("utf-8" if cset == h5py.h5t.CSET_UTF8 else "ascii")
+        entry = _VLEN_READ_TYPES[cset] = (dtype, h5py.h5t.py_create(dtype))
+    return entry
+
+
+def _read_attr(oid, name: str):
+    """Attribute ``name`` of the object ``oid`` as ``obj.attrs[name]`` returns it (KeyError: missing).
+
+    A scalar variable-length string (most digested attributes) is read directly
+    through the low-level API, as h5py reads it (a ``str``, undecodable bytes
+    kept by ``surrogateescape``); any other attribute through h5py itself.
+    """
+    aid = h5py.h5a.open(oid, name.encode("utf-8"))
+    tid = aid.get_type()
+    if (isinstance(tid, h5py.h5t.TypeStringID) and tid.is_variable_str()
+            and aid.get_space().get_simple_extent_type() == h5py.h5s.SCALAR):
+        dtype, mtype = _vlen_read_type(tid.get_cset())
+        buffer = np.zeros((), dtype=dtype)
+        aid.read(buffer, mtype=mtype)
+        item = buffer[()]
+        return item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else item
+    holder = h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
+    return holder.attrs[name]
+
+
+def _check_object_attrs(manifest: Manifest, oid, where: str, expected: Mapping[str, str]) -> None:
+    """:func:`check_attrs` of the object ``oid`` at ``where``, reading each attribute once by its id."""
+    for name, digest in expected.items():
+        if where == "/" and name == MANIFEST_ATTR:
+            continue
+        at = f"{where.rstrip('/')}/@{name}"
+        try:
+            value = _read_attr(oid, name)
+        except KeyError:
+            raise ChecksumError("an attribute listed in the checksum manifest is missing",
+                                path=manifest.path, obj=at, expected="the attribute", found="nothing",
+                                hint="the file is damaged or was edited by another tool") from None
+        check_value(manifest, at, digest, value)
 
 
 def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
@@ -750,6 +797,10 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
     "attributes": n, "unchecked": n, "bytes": n}`` (``header``: compact
     datasets inside version-2 object headers, which HDF5 checksums;
     ``unchecked``: datasets with no checksum at all).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
+
+    Objects are opened once each through the low-level API (a group only when
+    the manifest lists attributes of it); the h5py dataset is made only for the
+    datasets whose values are read.
     """
     own = f is None
     if own:
@@ -761,29 +812,41 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
         manifest = read_manifest(f, label)
         stats = {"manifest": manifest is not None, "datasets": 0, "fletcher32": 0, "header": 0, "attributes": 0,
                  "unchecked": 0, "bytes": 0}
+        attributes = manifest.attributes if manifest is not None else {}
+        digests = manifest.datasets if manifest is not None else {}
         names: list[tuple[bytes, int]] = []
         h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type)), info=True)
+        is_dataset = h5py.h5o.TYPE_DATASET
         for raw, kind in [(b".", h5py.h5o.TYPE_GROUP)] + names:
             name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             where = "/" if name == "." else "/" + name
-            obj = None
+            expected_attrs = attributes.get(where)
+            if kind != is_dataset and not expected_attrs:
+                continue  # nothing of this object to check
+            oid = None
             try:
-                obj = f[where]
-                if manifest is not None:
-                    check_attrs(obj, manifest=manifest)
-                    stats["attributes"] += len(manifest.attributes.get(where, {}))
-                if kind != h5py.h5o.TYPE_DATASET or obj.shape is None:
+                oid = h5py.h5o.open(f.id, raw)
+                if expected_attrs:
+                    _check_object_attrs(manifest, oid, where, expected_attrs)
+                    stats["attributes"] += len(expected_attrs)
+                if kind != is_dataset or not isinstance(oid, h5py.h5d.DatasetID):
                     continue
-                fletcher = obj.chunks is not None and has_fletcher32(obj.id)
-                expected = manifest.datasets.get(where) if manifest is not None else None
+                if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
+                    continue  # no value (h5py's shape None)
+                dcpl = oid.get_create_plist()
+                layout = dcpl.get_layout()
+                fletcher = layout == h5py.h5d.CHUNKED and any(
+                    dcpl.get_filter(i)[0] == h5py.h5z.FILTER_FLETCHER32 for i in range(dcpl.get_nfilters()))
+                expected = digests.get(where)
                 if not fletcher and expected is None:
-                    if _in_checksummed_header(obj):
+                    if _in_checksummed_header(oid, layout):
                         # HDF5 checked the header holding the data when the object was opened.
                         stats["header"] += 1
-                        stats["bytes"] += obj.id.get_storage_size()
+                        stats["bytes"] += oid.get_storage_size()
                     else:
                         stats["unchecked"] += 1
                     continue
+                obj = h5py.Dataset(oid)
                 if is_text_dataset(obj) or obj.dtype.hasobject:
                     data = obj[()]
                     stats["bytes"] += sum(len(_utf8(v)) for v in np.asarray(data, dtype=object).ravel().tolist())
@@ -798,7 +861,8 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
                         raise _mismatch(manifest, where, expected, digest_end(crc))
                 stats["fletcher32" if fletcher else "datasets"] += 1
             except (OSError, RuntimeError) as exc:
-                with checked_read(label, where, dataset=obj if isinstance(obj, h5py.Dataset) else None):
+                dataset = h5py.Dataset(oid) if isinstance(oid, h5py.h5d.DatasetID) else None
+                with checked_read(label, where, dataset=dataset):
                     raise
         return stats
     finally:
