@@ -735,11 +735,9 @@ def _read_blocks(ds) -> Iterator[np.ndarray]:
         yield ds[start:start + step]
 
 
-def _in_checksummed_header(dsid, layout: int) -> bool:
+def _in_checksummed_header(layout: int, header_version: int) -> bool:
     """True for a compact dataset in a version-2 object header (HDF5 checksums the header and its data)."""
-    if layout != h5py.h5d.COMPACT:
-        return False
-    return h5py.h5o.get_info(dsid).hdr.version >= 2
+    return layout == h5py.h5d.COMPACT and header_version >= 2
 
 
 _VLEN_READ_TYPES: dict[int, Any] = {}
@@ -814,10 +812,11 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
                  "unchecked": 0, "bytes": 0}
         attributes = manifest.attributes if manifest is not None else {}
         digests = manifest.datasets if manifest is not None else {}
-        names: list[tuple[bytes, int]] = []
-        h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type)), info=True)
+        # (name, object type, object header version) of every object, from one visit of the file.
+        names: list[tuple[bytes, int, int]] = []
+        h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type, info.hdr.version)), info=True)
         is_dataset = h5py.h5o.TYPE_DATASET
-        for raw, kind in [(b".", h5py.h5o.TYPE_GROUP)] + names:
+        for raw, kind, header_version in [(b".", h5py.h5o.TYPE_GROUP, 0)] + names:
             name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             where = "/" if name == "." else "/" + name
             expected_attrs = attributes.get(where)
@@ -839,7 +838,7 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
                     dcpl.get_filter(i)[0] == h5py.h5z.FILTER_FLETCHER32 for i in range(dcpl.get_nfilters()))
                 expected = digests.get(where)
                 if not fletcher and expected is None:
-                    if _in_checksummed_header(oid, layout):
+                    if _in_checksummed_header(layout, header_version):
                         # HDF5 checked the header holding the data when the object was opened.
                         stats["header"] += 1
                         stats["bytes"] += oid.get_storage_size()
