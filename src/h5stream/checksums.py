@@ -51,13 +51,21 @@ import os
 import threading
 import weakref
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import h5py
 import numpy as np
 
 from h5stream.errors import ChecksumError, FormatError
+from h5stream.fletcher32 import (
+    append_fletcher32,
+    checked_read,
+    fletcher32,
+    fletcher32_failure,
+    has_fletcher32,
+    strip_fletcher32,
+)
 
 __all__ = [
     "ALGORITHM",
@@ -93,8 +101,8 @@ __all__ = [
     "fletcher32_failure",
     "checked_read",
     "has_fletcher32",
-    "check_file",
-    "check_summary",
+    "mismatch_error",
+    "utf8_bytes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -152,7 +160,7 @@ def digest_end(crc: int) -> str:
     return _hex(crc)
 
 
-def _utf8(item) -> bytes:
+def utf8_bytes(item) -> bytes:
     if isinstance(item, (bytes, np.bytes_)):
         return bytes(item)
     return str(item).encode("utf-8", "surrogatepass")
@@ -174,7 +182,7 @@ def text_digest(values, shape: tuple[int, ...] | None = None) -> str:
         items, shape = array.ravel().tolist(), array.shape
     crc = _header_crc("text", tuple(shape))
     for item in items:
-        raw = _utf8(item)
+        raw = utf8_bytes(item)
         crc = zlib.crc32(len(raw).to_bytes(8, "little"), crc)
         crc = zlib.crc32(raw, crc)
     return f"{crc:08x}"
@@ -210,102 +218,6 @@ def dataset_digest(ds, data) -> str:
     if is_text_dataset(ds):
         return text_digest(data)
     return array_digest(np.asarray(data))
-
-
-# --------------------------------------------------------------------------- Fletcher32 (HDF5's filter)
-
-_WEIGHTS = np.arange(1 << 20, dtype=np.int64)
-
-
-def _fold(total: int) -> int:
-    # HDF5 reduces its sums with end-around carry: 0 only for all-zero data, else 1..65535.
-    return 0 if total == 0 else (total - 1) % 65535 + 1
-
-
-_library_fletcher32: Any = False
-
-
-def _library_checksum():
-    """``H5_checksum_fletcher32`` of the libhdf5 h5py loaded (C speed, the GIL released), or None."""
-    global _library_fletcher32
-    if _library_fletcher32 is False:
-        _library_fletcher32 = None
-        from h5stream.tree.lowlevel import native_hdf5
-
-        native = native_hdf5()
-        if native is not None:
-            import ctypes
-
-            try:
-                function = ctypes.CDLL(native.path).H5_checksum_fletcher32
-            except (OSError, AttributeError):
-                function = None
-            if function is not None:
-                function.restype = ctypes.c_uint32
-                function.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-                _library_fletcher32 = function
-    return _library_fletcher32
-
-
-def fletcher32(data) -> int:
-    """HDF5's Fletcher32 checksum (``H5_checksum_fletcher32``) of ``data`` (bytes-like).
-
-    Big-endian 16-bit words; an odd last byte counts as the high byte of a word.
-    Computed by libhdf5's own function when it can be called directly, else by
-    the same arithmetic in numpy.
-    """
-    raw = np.frombuffer(memoryview(data).cast("B"), np.uint8)
-    library = _library_checksum()
-    if library is not None:
-        return int(library(raw.ctypes.data, raw.size)) if raw.size else 0
-    return _fletcher32_numpy(raw)
-
-
-def _fletcher32_numpy(raw: np.ndarray) -> int:
-    n = raw.size // 2
-    words = raw[: 2 * n].view(">u2").astype(np.int64)
-    if raw.size % 2:
-        words = np.append(words, np.int64(raw[-1]) << 8)
-        n += 1
-    if n == 0:
-        return 0
-    weights = _WEIGHTS[:n] if n <= _WEIGHTS.size else np.arange(n, dtype=np.int64)
-    sum1 = int(words.sum())
-    # sum2 = sum over i of (sum of words[0..i]) = n * sum1 - sum(j * words[j])
-    sum2 = n * sum1 - int(np.dot(weights, words))
-    return (_fold(sum2) << 16) | _fold(sum1)
-
-
-def append_fletcher32(chunk) -> bytes:
-    """A filtered chunk followed by its Fletcher32 checksum, as HDF5's filter stores it."""
-    return bytes(chunk) + fletcher32(chunk).to_bytes(4, "little")
-
-
-def strip_fletcher32(stored, *, path=None, obj: str | None = None, where: str = "") -> memoryview:
-    """The chunk bytes before the Fletcher32 checksum, after checking it.
-
-    HDF5 accepts the checksum in either byte order (old libraries wrote it swapped).
-    """
-    view = memoryview(stored).cast("B")
-    if len(view) < 4:
-        raise ChecksumError("a stored chunk is shorter than its checksum", path=path, obj=obj,
-                            expected="at least 4 bytes", found=f"{len(view)} bytes{where}")
-    body = view[:-4]
-    expected = int.from_bytes(view[-4:], "little")
-    found = fletcher32(body)
-    swapped = int.from_bytes(found.to_bytes(4, "little"), "big")
-    if expected not in (found, swapped):
-        raise ChecksumError("a stored chunk does not match its Fletcher32 checksum", path=path, obj=obj,
-                            expected=f"fletcher32 {expected:08x}", found=f"fletcher32 {found:08x}{where}",
-                            hint="the file is damaged; restore it from a copy")
-    return body
-
-
-def has_fletcher32(dsid) -> bool:
-    """True when the dataset's filter pipeline ends with Fletcher32."""
-    dcpl = dsid.get_create_plist()
-    n = dcpl.get_nfilters()
-    return any(dcpl.get_filter(i)[0] == h5py.h5z.FILTER_FLETCHER32 for i in range(n))
 
 
 # --------------------------------------------------------------------------- recording while writing
@@ -591,7 +503,7 @@ def manifest_for(obj) -> Manifest | None:
     return entry[1]
 
 
-def _mismatch(manifest: Manifest, obj: str, expected: str, found: str) -> ChecksumError:
+def mismatch_error(manifest: Manifest, obj: str, expected: str, found: str) -> ChecksumError:
     return ChecksumError("checksum mismatch: the stored value differs from what was written",
                          path=manifest.path, obj=obj, expected=f"{ALGORITHM} {expected}",
                          found=f"{ALGORITHM} {found}",
@@ -611,7 +523,7 @@ def check_value(manifest: Manifest | None, obj: str, expected: str | None, value
     else:
         found = text_digest(value) if text else array_digest(np.asarray(value))
     if found != expected:
-        raise _mismatch(manifest, obj, expected, found)
+        raise mismatch_error(manifest, obj, expected, found)
 
 
 def check_dataset(ds, data, manifest: Manifest | None | bool = True) -> Any:
@@ -667,218 +579,3 @@ def attr_value(obj, name: str, default=None):
         expected = manifest.attributes.get(obj.name, {}).get(name)
         check_value(manifest, f"{obj.name.rstrip('/')}/@{name}", expected, value)
     return value
-
-
-_FLETCHER_WORDS = ("checksum", "fletcher", "data error detected by")
-
-
-def fletcher32_failure(exc: BaseException, path, obj: str | None) -> ChecksumError | None:
-    """HDF5's checksum failure (a chunk's Fletcher32, a header's checksum) as a ChecksumError; else None."""
-    if isinstance(exc, ChecksumError):
-        return exc
-    text = str(exc)
-    lowered = text.lower()
-    if not any(word in lowered for word in _FLETCHER_WORDS):
-        return None
-    what = "the object header" if "metadata" in lowered else "a stored chunk"
-    return ChecksumError(f"HDF5 found that {what} does not match its checksum ({text[:200]})", path=path, obj=obj,
-                         expected="the checksum stored with the data", found="different data",
-                         hint="the file is damaged; restore it from a copy")
-
-
-@contextlib.contextmanager
-def checked_read(path, obj: str | None, *, dataset=None) -> Iterator[None]:
-    """Turn HDF5's checksum failures inside the block into :class:`ChecksumError` naming ``obj``.
-
-    ``path`` is the file's path, or an h5py object of the file (its name is then
-    looked up only when something fails).  With ``dataset`` (the h5py dataset
-    being read), a filter failure of a dataset whose pipeline ends with
-    Fletcher32 is a ChecksumError too: HDF5 undoes Fletcher32 first, so a
-    damaged stored chunk fails there (HDF5 reports it as a filter failure).
-    """
-    try:
-        yield
-    except (OSError, RuntimeError) as exc:
-        if isinstance(path, (h5py.HLObject, h5py._objects.ObjectID)):
-            try:
-                path = (path if isinstance(path, h5py.HLObject) else h5py.Group(path)).file.filename
-            except Exception:  # noqa: BLE001 - the name is only for the message
-                path = None
-        mapped = fletcher32_failure(exc, path, obj)
-        if mapped is None and dataset is not None and "filter" in str(exc).lower():
-            with contextlib.suppress(Exception):
-                if dataset.chunks is not None and has_fletcher32(dataset.id):
-                    mapped = ChecksumError(
-                        f"a stored chunk fails its Fletcher32 checksum ({str(exc)[:200]})", path=path, obj=obj,
-                        expected="the Fletcher32 checksum stored with each chunk", found="a chunk that differs",
-                        hint="the file is damaged; restore it from a copy")
-        if mapped is None or mapped is exc:
-            raise
-        raise mapped from exc
-
-
-# --------------------------------------------------------------------------- whole-file check
-
-_BLOCK_BYTES = 16 << 20
-
-
-def _read_blocks(ds) -> Iterator[np.ndarray]:
-    """All of a fixed-size dataset in C-order row blocks of about 16 MiB."""
-    if ds.ndim == 0:
-        yield np.asarray(ds[()])
-        return
-    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
-    step = max(1, _BLOCK_BYTES // row_bytes)
-    if ds.chunks is not None:
-        step = max(ds.chunks[0], step // ds.chunks[0] * ds.chunks[0])  # whole chunks per block
-    for start in range(0, ds.shape[0], step):
-        yield ds[start:start + step]
-
-
-def _in_checksummed_header(layout: int, header_version: int) -> bool:
-    """True for a compact dataset in a version-2 object header (HDF5 checksums the header and its data)."""
-    return layout == h5py.h5d.COMPACT and header_version >= 2
-
-
-_VLEN_READ_TYPES: dict[int, Any] = {}
-
-
-def _vlen_read_type(cset: int):
-    """The memory type h5py reads a variable-length string attribute of character set ``cset`` with."""
-    entry = _VLEN_READ_TYPES.get(cset)
-    if entry is None:
-        dtype = h5py.string_dtype("utf-8" if cset == h5py.h5t.CSET_UTF8 else "ascii")
-        entry = _VLEN_READ_TYPES[cset] = (dtype, h5py.h5t.py_create(dtype))
-    return entry
-
-
-def _read_attr(oid, name: str):
-    """Attribute ``name`` of the object ``oid`` as ``obj.attrs[name]`` returns it (KeyError: missing).
-
-    A scalar variable-length string (most digested attributes) is read directly
-    through the low-level API, as h5py reads it (a ``str``, undecodable bytes
-    kept by ``surrogateescape``); any other attribute through h5py itself.
-    """
-    aid = h5py.h5a.open(oid, name.encode("utf-8"))
-    tid = aid.get_type()
-    if (isinstance(tid, h5py.h5t.TypeStringID) and tid.is_variable_str()
-            and aid.get_space().get_simple_extent_type() == h5py.h5s.SCALAR):
-        dtype, mtype = _vlen_read_type(tid.get_cset())
-        buffer = np.zeros((), dtype=dtype)
-        aid.read(buffer, mtype=mtype)
-        item = buffer[()]
-        return item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else item
-    holder = h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
-    return holder.attrs[name]
-
-
-def _check_object_attrs(manifest: Manifest, oid, where: str, expected: Mapping[str, str]) -> None:
-    """:func:`check_attrs` of the object ``oid`` at ``where``, reading each attribute once by its id."""
-    for name, digest in expected.items():
-        if where == "/" and name == MANIFEST_ATTR:
-            continue
-        at = f"{where.rstrip('/')}/@{name}"
-        try:
-            value = _read_attr(oid, name)
-        except KeyError:
-            raise ChecksumError("an attribute listed in the checksum manifest is missing",
-                                path=manifest.path, obj=at, expected="the attribute", found="nothing",
-                                hint="the file is damaged or was edited by another tool") from None
-        check_value(manifest, at, digest, value)
-
-
-def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
-    """Check a whole file: every digest of its manifest, and every Fletcher32 chunk by reading it.
-
-    Datasets are read in blocks, so memory stays bounded.  Returns
-    ``{"manifest": bool, "datasets": n, "fletcher32": n, "header": n,
-    "attributes": n, "unchecked": n, "bytes": n}`` (``header``: compact
-    datasets inside version-2 object headers, which HDF5 checksums;
-    ``unchecked``: datasets with no checksum at all).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
-
-    Objects are opened once each through the low-level API (a group only when
-    the manifest lists attributes of it); the h5py dataset is made only for the
-    datasets whose values are read.
-    """
-    own = f is None
-    if own:
-        from h5stream.files.validated import open_validated
-
-        f = open_validated(path)
-    label = os.fspath(path)
-    try:
-        manifest = read_manifest(f, label)
-        stats = {"manifest": manifest is not None, "datasets": 0, "fletcher32": 0, "header": 0, "attributes": 0,
-                 "unchecked": 0, "bytes": 0}
-        attributes = manifest.attributes if manifest is not None else {}
-        digests = manifest.datasets if manifest is not None else {}
-        # (name, object type, object header version) of every object, from one visit of the file.
-        names: list[tuple[bytes, int, int]] = []
-        h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type, info.hdr.version)), info=True)
-        is_dataset = h5py.h5o.TYPE_DATASET
-        for raw, kind, header_version in [(b".", h5py.h5o.TYPE_GROUP, 0)] + names:
-            name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            where = "/" if name == "." else "/" + name
-            expected_attrs = attributes.get(where)
-            if kind != is_dataset and not expected_attrs:
-                continue  # nothing of this object to check
-            oid = None
-            try:
-                oid = h5py.h5o.open(f.id, raw)
-                if expected_attrs:
-                    _check_object_attrs(manifest, oid, where, expected_attrs)
-                    stats["attributes"] += len(expected_attrs)
-                if kind != is_dataset or not isinstance(oid, h5py.h5d.DatasetID):
-                    continue
-                if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
-                    continue  # no value (h5py's shape None)
-                dcpl = oid.get_create_plist()
-                layout = dcpl.get_layout()
-                fletcher = layout == h5py.h5d.CHUNKED and any(
-                    dcpl.get_filter(i)[0] == h5py.h5z.FILTER_FLETCHER32 for i in range(dcpl.get_nfilters()))
-                expected = digests.get(where)
-                if not fletcher and expected is None:
-                    if _in_checksummed_header(layout, header_version):
-                        # HDF5 checked the header holding the data when the object was opened.
-                        stats["header"] += 1
-                        stats["bytes"] += oid.get_storage_size()
-                    else:
-                        stats["unchecked"] += 1
-                    continue
-                obj = h5py.Dataset(oid)
-                if is_text_dataset(obj) or obj.dtype.hasobject:
-                    data = obj[()]
-                    stats["bytes"] += sum(len(_utf8(v)) for v in np.asarray(data, dtype=object).ravel().tolist())
-                    if expected is not None:
-                        check_value(manifest, where, expected, data, text=is_text_dataset(obj))
-                else:
-                    crc = digest_start(obj.dtype, obj.shape)
-                    for block in _read_blocks(obj):
-                        crc = digest_update(crc, block)
-                        stats["bytes"] += block.nbytes
-                    if expected is not None and digest_end(crc) != expected:
-                        raise _mismatch(manifest, where, expected, digest_end(crc))
-                stats["fletcher32" if fletcher else "datasets"] += 1
-            except (OSError, RuntimeError) as exc:
-                dataset = h5py.Dataset(oid) if isinstance(oid, h5py.h5d.DatasetID) else None
-                with checked_read(label, where, dataset=dataset):
-                    raise
-        return stats
-    finally:
-        if own:
-            f.close()
-
-
-def check_summary(path, stats: dict, seconds: float) -> str:
-    """One line saying what :func:`check_file` checked (for the ``verify`` commands)."""
-    checked = stats["datasets"] + stats["fletcher32"] + stats["header"]
-    mb = stats["bytes"] / 1e6
-    text = (f"{os.fspath(path)}: OK, {checked} datasets ({stats['datasets']} by digest, "
-            f"{stats['fletcher32']} by Fletcher32, {stats['header']} in checksummed headers) and "
-            f"{stats['attributes']} attributes checked, "
-            f"{mb:.1f} MB read in {seconds:.2f} s")
-    if stats["unchecked"]:
-        text += f"; {stats['unchecked']} datasets carry no checksum"
-    if not stats["manifest"]:
-        text += "; no checksum manifest (written before checksums or by another tool)"
-    return text

@@ -1,0 +1,198 @@
+"""Whole-file checks of the end-to-end checksums (the ``verify`` commands).
+
+:func:`check_file` reads every dataset of a file (Fletcher32 chunks by reading
+them, the others against the digests of the file's checksum manifest) and
+every attribute the manifest lists; :func:`check_summary` says what it
+checked in one line.  The digests themselves and the checks made while
+loading are in :mod:`h5stream.checksums`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import h5py
+import numpy as np
+
+from h5stream.checksums import (
+    MANIFEST_ATTR,
+    Manifest,
+    check_value,
+    checked_read,
+    digest_end,
+    digest_start,
+    digest_update,
+    is_text_dataset,
+    mismatch_error,
+    read_manifest,
+    utf8_bytes,
+)
+from h5stream.errors import ChecksumError
+
+__all__ = ["check_file", "check_summary"]
+
+_BLOCK_BYTES = 16 << 20
+
+
+def _read_blocks(ds) -> Iterator[np.ndarray]:
+    """All of a fixed-size dataset in C-order row blocks of about 16 MiB."""
+    if ds.ndim == 0:
+        yield np.asarray(ds[()])
+        return
+    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+    step = max(1, _BLOCK_BYTES // row_bytes)
+    if ds.chunks is not None:
+        step = max(ds.chunks[0], step // ds.chunks[0] * ds.chunks[0])  # whole chunks per block
+    for start in range(0, ds.shape[0], step):
+        yield ds[start:start + step]
+
+
+def _in_checksummed_header(layout: int, header_version: int) -> bool:
+    """True for a compact dataset in a version-2 object header (HDF5 checksums the header and its data)."""
+    return layout == h5py.h5d.COMPACT and header_version >= 2
+
+
+_VLEN_READ_TYPES: dict[int, Any] = {}
+
+
+def _vlen_read_type(cset: int):
+    """The memory type h5py reads a variable-length string attribute of character set ``cset`` with."""
+    entry = _VLEN_READ_TYPES.get(cset)
+    if entry is None:
+        dtype = h5py.string_dtype("utf-8" if cset == h5py.h5t.CSET_UTF8 else "ascii")
+        entry = _VLEN_READ_TYPES[cset] = (dtype, h5py.h5t.py_create(dtype))
+    return entry
+
+
+def _read_attr(oid, name: str):
+    """Attribute ``name`` of the object ``oid`` as ``obj.attrs[name]`` returns it (KeyError: missing).
+
+    A scalar variable-length string (most digested attributes) is read directly
+    through the low-level API, as h5py reads it (a ``str``, undecodable bytes
+    kept by ``surrogateescape``); any other attribute through h5py itself.
+    """
+    aid = h5py.h5a.open(oid, name.encode("utf-8"))
+    tid = aid.get_type()
+    if (isinstance(tid, h5py.h5t.TypeStringID) and tid.is_variable_str()
+            and aid.get_space().get_simple_extent_type() == h5py.h5s.SCALAR):
+        dtype, mtype = _vlen_read_type(tid.get_cset())
+        buffer = np.zeros((), dtype=dtype)
+        aid.read(buffer, mtype=mtype)
+        item = buffer[()]
+        return item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else item
+    holder = h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
+    return holder.attrs[name]
+
+
+def _check_object_attrs(manifest: Manifest, oid, where: str, expected: Mapping[str, str]) -> None:
+    """:func:`check_attrs` of the object ``oid`` at ``where``, reading each attribute once by its id."""
+    for name, digest in expected.items():
+        if where == "/" and name == MANIFEST_ATTR:
+            continue
+        at = f"{where.rstrip('/')}/@{name}"
+        try:
+            value = _read_attr(oid, name)
+        except KeyError:
+            raise ChecksumError("an attribute listed in the checksum manifest is missing",
+                                path=manifest.path, obj=at, expected="the attribute", found="nothing",
+                                hint="the file is damaged or was edited by another tool") from None
+        check_value(manifest, at, digest, value)
+
+
+def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
+    """Check a whole file: every digest of its manifest, and every Fletcher32 chunk by reading it.
+
+    Datasets are read in blocks, so memory stays bounded.  Returns
+    ``{"manifest": bool, "datasets": n, "fletcher32": n, "header": n,
+    "attributes": n, "unchecked": n, "bytes": n}`` (``header``: compact
+    datasets inside version-2 object headers, which HDF5 checksums;
+    ``unchecked``: datasets with no checksum at all).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
+
+    Objects are opened once each through the low-level API (a group only when
+    the manifest lists attributes of it); the h5py dataset is made only for the
+    datasets whose values are read.
+    """
+    own = f is None
+    if own:
+        from h5stream.files.validated import open_validated
+
+        f = open_validated(path)
+    label = os.fspath(path)
+    try:
+        manifest = read_manifest(f, label)
+        stats = {"manifest": manifest is not None, "datasets": 0, "fletcher32": 0, "header": 0, "attributes": 0,
+                 "unchecked": 0, "bytes": 0}
+        attributes = manifest.attributes if manifest is not None else {}
+        digests = manifest.datasets if manifest is not None else {}
+        # (name, object type, object header version) of every object, from one visit of the file.
+        names: list[tuple[bytes, int, int]] = []
+        h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type, info.hdr.version)), info=True)
+        is_dataset = h5py.h5o.TYPE_DATASET
+        for raw, kind, header_version in [(b".", h5py.h5o.TYPE_GROUP, 0)] + names:
+            name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            where = "/" if name == "." else "/" + name
+            expected_attrs = attributes.get(where)
+            if kind != is_dataset and not expected_attrs:
+                continue  # nothing of this object to check
+            oid = None
+            try:
+                oid = h5py.h5o.open(f.id, raw)
+                if expected_attrs:
+                    _check_object_attrs(manifest, oid, where, expected_attrs)
+                    stats["attributes"] += len(expected_attrs)
+                if kind != is_dataset or not isinstance(oid, h5py.h5d.DatasetID):
+                    continue
+                if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
+                    continue  # no value (h5py's shape None)
+                dcpl = oid.get_create_plist()
+                layout = dcpl.get_layout()
+                fletcher = layout == h5py.h5d.CHUNKED and any(
+                    dcpl.get_filter(i)[0] == h5py.h5z.FILTER_FLETCHER32 for i in range(dcpl.get_nfilters()))
+                expected = digests.get(where)
+                if not fletcher and expected is None:
+                    if _in_checksummed_header(layout, header_version):
+                        # HDF5 checked the header holding the data when the object was opened.
+                        stats["header"] += 1
+                        stats["bytes"] += oid.get_storage_size()
+                    else:
+                        stats["unchecked"] += 1
+                    continue
+                obj = h5py.Dataset(oid)
+                if is_text_dataset(obj) or obj.dtype.hasobject:
+                    data = obj[()]
+                    stats["bytes"] += sum(len(utf8_bytes(v)) for v in np.asarray(data, dtype=object).ravel().tolist())
+                    if expected is not None:
+                        check_value(manifest, where, expected, data, text=is_text_dataset(obj))
+                else:
+                    crc = digest_start(obj.dtype, obj.shape)
+                    for block in _read_blocks(obj):
+                        crc = digest_update(crc, block)
+                        stats["bytes"] += block.nbytes
+                    if expected is not None and digest_end(crc) != expected:
+                        raise mismatch_error(manifest, where, expected, digest_end(crc))
+                stats["fletcher32" if fletcher else "datasets"] += 1
+            except (OSError, RuntimeError) as exc:
+                dataset = h5py.Dataset(oid) if isinstance(oid, h5py.h5d.DatasetID) else None
+                with checked_read(label, where, dataset=dataset):
+                    raise
+        return stats
+    finally:
+        if own:
+            f.close()
+
+
+def check_summary(path, stats: dict, seconds: float) -> str:
+    """One line saying what :func:`check_file` checked (for the ``verify`` commands)."""
+    checked = stats["datasets"] + stats["fletcher32"] + stats["header"]
+    mb = stats["bytes"] / 1e6
+    text = (f"{os.fspath(path)}: OK, {checked} datasets ({stats['datasets']} by digest, "
+            f"{stats['fletcher32']} by Fletcher32, {stats['header']} in checksummed headers) and "
+            f"{stats['attributes']} attributes checked, "
+            f"{mb:.1f} MB read in {seconds:.2f} s")
+    if stats["unchecked"]:
+        text += f"; {stats['unchecked']} datasets carry no checksum"
+    if not stats["manifest"]:
+        text += "; no checksum manifest (written before checksums or by another tool)"
+    return text
