@@ -79,6 +79,7 @@ __all__ = [
     "is_text_dataset",
     "array_digest",
     "text_digest",
+    "scalar_text_digest",
     "digest_start",
     "digest_update",
     "digest_end",
@@ -169,12 +170,16 @@ def utf8_bytes(item) -> bytes:
 _SCALAR_TEXT = zlib.crc32(b"text|()")
 
 
+def scalar_text_digest(value: str | bytes) -> str:
+    """:func:`text_digest` of one string (the common case of attributes, kept cheap)."""
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+    return f"{zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, 'little'), _SCALAR_TEXT)):08x}"
+
+
 def text_digest(values, shape: tuple[int, ...] | None = None) -> str:
     """CRC-32 of ``"text|<shape>"`` and each string's UTF-8 length (8 bytes LE) and bytes."""
     if isinstance(values, (str, bytes)) and shape is None:
-        raw = values if isinstance(values, bytes) else values.encode("utf-8", "surrogatepass")
-        crc = zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, "little"), _SCALAR_TEXT))
-        return f"{crc:08x}"
+        return scalar_text_digest(values)
     if isinstance(values, (str, bytes, np.str_, np.bytes_)):
         items, shape = [values], () if shape is None else shape
     else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,9 +100,6 @@ def _record_dataset(ctx: WriteContext, path: str, array: np.ndarray, items: list
 
 
 #: CRC-32 of the header of a scalar text digest (see :func:`h5stream.checksums.text_digest`).
-_TEXT_SCALAR = zlib.crc32(b"text|()")
-
-
 def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> None:
     """Add the digest of an attribute just written to ``digests``.
 
@@ -111,8 +107,8 @@ def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> N
     numbers only when ``numbers`` (they live in the object header, which HDF5
     checksums itself in version-2 headers).
     """
-    if isinstance(stored, str):
-        digests[name] = checksums.text_digest(stored)
+    if isinstance(stored, str):  # most attributes (hundreds of thousands per save): the cheap path first
+        digests[name] = checksums.scalar_text_digest(stored)
     elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
         digests[name] = checksums.text_digest(
             np.array([text(v) for v in stored.ravel().tolist()], dtype=object).reshape(stored.shape))
@@ -349,21 +345,13 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
             continue
         _native_attr(native, oid, name, stored, ctx, path)
         if digests is not None:
-            if type(stored) is str:  # most attributes: digest inline (hundreds of thousands per save)
-                raw = stored.encode("utf-8", "surrogatepass")
-                digests[name] = f"{zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, 'little'), _TEXT_SCALAR)):08x}"
-            elif numbers or type(stored) is np.ndarray:
-                _attr_digest(digests, name, stored, numbers)
+            _attr_digest(digests, name, stored, numbers)
         if tag is not None:
             tags[name] = tag
     for name, stored in _bookkeeping(node, tags):
         _native_attr(native, oid, name, stored, ctx, path)
         if digests is not None:
-            if type(stored) is str:  # most attributes: digest inline (hundreds of thousands per save)
-                raw = stored.encode("utf-8", "surrogatepass")
-                digests[name] = f"{zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, 'little'), _TEXT_SCALAR)):08x}"
-            elif numbers or type(stored) is np.ndarray:
-                _attr_digest(digests, name, stored, numbers)
+            _attr_digest(digests, name, stored, numbers)
     if digests is not None:
         recorder.object_attrs(path or "/", digests, fresh=True)
 
