@@ -518,12 +518,19 @@ def write_bytes_atomic(
     *,
     overwrite: bool = True,
     claim: bool = False,
+    durable: bool = True,
 ) -> Path:
     """Durably write a small file (a marker, a JSON summary) that appears whole or not at all.
 
     ``data`` goes to ``<target>.partial-<pid>-<n>`` beside the target, is
     fsynced, renamed onto ``target`` and the directory fsynced: a crash at any
     moment leaves the previous content or the new one, never a part of it.
+    With ``durable=False`` both fsyncs are left out: readers still see the old
+    content or the new one, never a part of it (the rename is atomic), but a
+    crash of the machine soon after may lose the file or leave it empty, as
+    the kernel had not yet written it.  For files whose loss only costs work
+    done again (a job's done-marker that its reader takes as "not done" when
+    missing, empty or unparsable); each fsync costs milliseconds.
 
     Parameters
     ----------
@@ -536,6 +543,9 @@ def write_bytes_atomic(
         :class:`TargetExistsError` and one appearing meanwhile is never replaced.
     claim : bool, default False
         Hold ``<target>.claim`` while writing (one writer per target).
+    durable : bool, default True
+        Fsync the file before the rename and the directory after it.  False:
+        atomic for readers, not durable across a machine crash.
 
     Returns
     -------
@@ -566,7 +576,8 @@ def write_bytes_atomic(
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             atomic._publish()
@@ -579,8 +590,9 @@ def write_bytes_atomic(
             os.unlink(atomic.partial)
         if atomic.claim is not None:
             atomic.claim.release()
-    try:
-        fsync_directory(parent_of(atomic.target))
-    except OSError as exc:
-        logger.warning("directory fsync after writing %s failed: %s", atomic.target, exc)
+    if durable:
+        try:
+            fsync_directory(parent_of(atomic.target))
+        except OSError as exc:
+            logger.warning("directory fsync after writing %s failed: %s", atomic.target, exc)
     return atomic.target

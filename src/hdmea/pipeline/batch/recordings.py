@@ -3,8 +3,9 @@
 A :class:`Recording` is a name (the output file's stem) and its two input
 files; :func:`discover_recordings` finds them in a directory or a list file in
 a stable order.  A finished job leaves ``<out>.done`` beside its output, a small
-JSON record with the configuration digest (written atomically after the output
-itself was committed): a rerun with the same configuration skips it.
+JSON record with the configuration digest (written atomically, not fsynced,
+after the output itself was committed): a rerun with the same configuration
+skips it.
 """
 
 from __future__ import annotations
@@ -124,14 +125,20 @@ def done_marker_path(output: str | os.PathLike) -> Path:
 
 
 def read_done_marker(output: str | os.PathLike) -> dict | None:
-    """The finished-marker of ``output`` (None when absent, unreadable or the output is gone)."""
+    """The finished-marker of ``output`` (None when absent, empty, unparsable or the output is gone).
+
+    None means "not done": the job runs again.  A marker is not fsynced
+    (:func:`write_done_marker`), so after a machine crash it may be missing or
+    empty; that only costs the job's work again.
+    """
     marker = done_marker_path(output)
     if not Path(output).exists():
         return None
     try:
-        return json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = json.loads(marker.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
+    return record if isinstance(record, dict) else None
 
 
 def finished_marker(output: str | os.PathLike, config: Any) -> dict | None:
@@ -145,6 +152,13 @@ def finished_marker(output: str | os.PathLike, config: Any) -> dict | None:
 
 
 def write_done_marker(output: str | os.PathLike, record: dict) -> Path:
-    """Write the finished-marker of ``output`` durably: the whole record or none of it."""
+    """Write the finished-marker of ``output``: readers see the whole record or none of it.
+
+    Atomic (a rename) but not fsynced: jobs are idempotent, so a marker lost in
+    a machine crash only makes its job run again (:func:`read_done_marker`
+    takes a missing, empty or torn marker as "not done"), while the two fsyncs
+    of a durable write cost milliseconds per recording.  The output itself was
+    committed durably before.
+    """
     text = json.dumps(record, indent=1, sort_keys=True, default=str)
-    return write_bytes_atomic(done_marker_path(output), text.encode("utf-8"))
+    return write_bytes_atomic(done_marker_path(output), text.encode("utf-8"), durable=False)
