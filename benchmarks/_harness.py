@@ -282,13 +282,24 @@ class busy_core:
     user's job would be: Linux's session autogrouping then shares the cores between
     that session and ours, not between threads, so a benchmark's extra threads cannot
     out-vote it.  It is killed and reaped on exit, also when the block fails.
+
+    Nested blocks share the outermost spinner: a row measured "with one core busy"
+    inside a whole run with one core busy (``python -m benchmarks --busy-core``)
+    still has one busy core, not two.
     """
 
     #: what the spinner runs: it spins until its parent is gone, so a benchmark killed by a
     #: signal (``timeout``), which cannot run ``__exit__``, leaves no spinner behind
     CODE = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"
 
+    #: the spinner of the outermost block running now (None when no block runs)
+    active: "subprocess.Popen | None" = None
+
     def __enter__(self) -> "busy_core":
+        if busy_core.active is not None and busy_core.active.poll() is None:
+            self.proc, self.owner = busy_core.active, False
+            return self
+        self.owner = True
         self.proc = subprocess.Popen([sys.executable, "-c", self.CODE], start_new_session=True,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         # the interpreter's start-up is not yet a busy core: wait until it runs the loop
@@ -300,9 +311,13 @@ class busy_core:
             time.sleep(0.02)
         if self.proc.poll() is not None:
             raise RuntimeError(f"the busy-core process ended at once (exit code {self.proc.returncode})")
+        busy_core.active = self.proc
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.owner:
+            return
+        busy_core.active = None
         self.proc.kill()
         self.proc.wait()
 
@@ -454,9 +469,9 @@ def _states(before: MachineState | None, after: MachineState | None) -> tuple[st
     return f"{load(before)} > {load(after)}", f"{disk(before)} > {disk(after)}"
 
 
-def format_table(rows: list[Row]) -> str:
+def format_table(rows: list[Row], title: str | None = None) -> str:
     """The table: figures as ``min / median``, the ratio of minima, rounds, noise and the
-    machine's load and disk busy share before > after each row."""
+    machine's load and disk busy share before > after each row; ``title`` is its first line."""
     head = ["benchmark", "peer or limit", "peer min / med", "ours min / med", "ratio", "goal", "holds",
             "rounds", "noisy", "load", "disk busy"]
     body = []
@@ -480,7 +495,8 @@ def format_table(rows: list[Row]) -> str:
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    lines = [title] if title else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
     for b in body:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(b, widths)).rstrip())

@@ -1,18 +1,22 @@
 """Run every benchmark module of the project and print one table.
 
 ``python -m benchmarks --size small|full [--only NAME ...] [--rounds N] [--check]
-[--json PATH]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
+[--busy-core] [--json PATH]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
 ``run(size) -> list[Row]``.  Comparisons run as interleaved rounds of ours and the
 peer, at least 3 rounds when a side's round lasts under a minute and 2 otherwise
 (``--rounds N`` sets the count); see :mod:`benchmarks._harness`.  A module whose
 import or run fails is reported as a failed row with its error; the runner goes on
 with the others and exits non-zero at the end.  ``--check`` prints only the rows
 that miss their goal (and failed modules) and exits non-zero when there is any.
+``--busy-core`` runs the whole suite while a process the runner starts keeps one core
+busy (:class:`benchmarks._harness.busy_core`; rows that make their own one-core-busy
+variant share it); the table's header and the JSON's ``meta.busy_core`` say so.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import importlib
 import math
@@ -29,6 +33,7 @@ from benchmarks._harness import (
     SIZES,
     MachineState,
     Row,
+    busy_core,
     format_table,
     set_round_policy,
     write_json,
@@ -119,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="interleaved rounds per comparison (default: at least 3, 2 for rounds over a minute)")
     parser.add_argument("--check", action="store_true",
                         help="print only the rows that miss their goal; exit non-zero when any does")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy with a spinning process (started by the runner) for the whole run")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
@@ -137,24 +144,32 @@ def _run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     failed: list[str] = []
     seconds: dict[str, float] = {}
-    for module in modules:
-        print(f"[{module}] running at size {args.size} ...", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        module_rows, ok = run_module_observed(module, args.size)
-        seconds[module] = round(time.perf_counter() - start, 3)
-        rows += module_rows
-        if not ok:
-            failed.append(module)
-            print(module_rows[0].details, file=sys.stderr)
+    with busy_core() if args.busy_core else contextlib.nullcontext() as spinner:
+        if spinner is not None:
+            print(f"one core kept busy by a spinning process (pid {spinner.proc.pid}) for the whole run",
+                  file=sys.stderr, flush=True)
+        for module in modules:
+            print(f"[{module}] running at size {args.size} ...", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            module_rows, ok = run_module_observed(module, args.size)
+            seconds[module] = round(time.perf_counter() - start, 3)
+            rows += module_rows
+            if not ok:
+                failed.append(module)
+                print(module_rows[0].details, file=sys.stderr)
 
+    title = (f"size {args.size}, "
+             + ("ONE CORE BUSY: a spinning process started by the runner ran for the whole suite"
+                if args.busy_core else "no core kept busy by the runner")
+             + f", {os.cpu_count()} cores")
     misses = missed(rows)
     if args.check:
         if misses:
-            print(format_table(misses))
+            print(format_table(misses, title))
             for row in misses:
                 print(f"  {row.benchmark}: {row.details}")
     else:
-        print(format_table(rows))
+        print(format_table(rows, title))
         for row in rows:
             if row.details and not row.benchmark.endswith("FAILED"):
                 print(f"  {row.benchmark}: {row.details}")
@@ -172,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         rounds=args.rounds,
         noise_margin=NOISE_MARGIN,
+        busy_core=args.busy_core,
     )
     print(f"table written to {json_path}", file=sys.stderr if args.check else sys.stdout)
     if failed:

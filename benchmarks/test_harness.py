@@ -294,3 +294,58 @@ def test_busy_core_spinner_ends_with_a_killed_parent():
     if state not in ("Z", "gone"):
         os.kill(spinner, signal.SIGKILL)
     assert state in ("Z", "gone"), f"the spinner outlived its killed parent (state {state})"
+
+
+def _spinners() -> list[int]:
+    """Pids of this process's children that run the busy-core spinner (read from /proc)."""
+    import os
+
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children", encoding="ascii") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    found = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if _harness.busy_core.CODE.encode() in args:
+            found.append(pid)
+    return found
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_busy_core_option_spins_for_the_whole_run_and_says_so(monkeypatch, fake_modules, capsys, flag):
+    seen: list[tuple[list[int], list[int]]] = []
+
+    def run(size):
+        outside = _spinners()
+        # a row's own one-core-busy variant shares the runner's spinner: still one busy core
+        with _harness.busy_core() as busy:
+            inside = _spinners()
+            assert busy.proc.poll() is None and busy.proc.pid in inside
+        assert _spinners() == outside
+        seen.append((outside, inside))
+        return [_row("fine row", 2.0, 1.5)]
+
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
+    code = runner.main(["--only", "fake_ok", "--json", str(fake_modules / "t.json")]
+                       + (["--busy-core"] if flag else []))
+    out = capsys.readouterr().out
+    assert code == 0 and len(seen) == 1
+    outside, inside = seen[0]
+    if flag:
+        assert len(outside) == 1 and inside == outside
+        assert out.splitlines()[0].startswith("size small, ONE CORE BUSY")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _state(outside[0]) != "gone":
+            time.sleep(0.01)
+        assert _state(outside[0]) == "gone"  # killed and reaped when the run ends
+    else:
+        assert outside == [] and len(inside) == 1
+        assert out.splitlines()[0].startswith("size small, no core kept busy")
+    assert _spinners() == [] and _harness.busy_core.active is None
+    saved = json.loads((fake_modules / "t.json").read_text())
+    assert saved["meta"]["busy_core"] is flag
