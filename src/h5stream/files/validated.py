@@ -35,6 +35,7 @@ __all__ = [
     "check_regular_file",
     "check_declared_size",
     "scan_unsafe_objects",
+    "ObjectVisitor",
     "guard_read",
     "open_validated",
     "refuse_unsafe_target",
@@ -127,6 +128,110 @@ def _short_name(name: bytes) -> str:
     return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
+#: ``visit(name, oid) -> bool`` of :func:`scan_unsafe_objects`: called for every link below the
+#: file's root, ``name`` its full path without the leading ``/`` (bytes), ``oid`` the object's open
+#: low-level id once the scan has checked it (None for a link the scan does not open: soft,
+#: accepted external, or a group already reached through another link).  Returning True keeps
+#: ``oid`` open for the caller, who then owns it; otherwise the scan closes it.
+ObjectVisitor = Callable[[bytes, "h5py.h5o.ObjectID | None"], bool]
+
+
+def _collect(into: list) -> Callable[[bytes, h5py.h5l.LinkInfo], None]:
+    append = into.append
+
+    def member(name: bytes, info: h5py.h5l.LinkInfo) -> None:
+        append((name, info.type, info.u))
+
+    return member
+
+
+def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | None]) -> None:
+    """Visit every link below ``f`` once in one iterative walk (soft and external links not followed).
+
+    ``on_member(full name, link type, oid)`` is called for each link, ``oid`` the
+    object opened from its group for a hard link (None otherwise, and for a group
+    reached again through another hard link or a cycle); it returns True to keep
+    ``oid`` open (it then owns it).  Groups are walked depth first, each opened once
+    from its parent and listed once with its links' types and addresses.  Bounds:
+    see :func:`link_names`.  A damaged object header raises the checksum error of
+    :func:`h5stream.fletcher32.fletcher32_failure` naming the object, or the library's error.
+    """
+    from h5stream.fletcher32 import fletcher32_failure  # the checksums module imports this package
+
+    group_id, hard = h5py.h5g.GroupID, h5py.h5l.TYPE_HARD
+    root = f.id
+    seen: set[int] = {h5py.h5o.get_info(root).addr}
+    total = 0
+    # (full name, open group id, depth, closed here); the root is the caller's, a kept group the visitor's.
+    stack: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = [(b"", root, 0, False)]
+    try:
+        while stack:
+            prefix, gid, depth, owned = stack.pop()
+            where = _short_name(prefix) if prefix else (f.name or "/")
+            try:
+                count = gid.get_num_objs()
+                if count > MAX_GROUP_MEMBERS:
+                    raise FormatError(
+                        "group has too many members", path=path, obj=where,
+                        expected=f"at most {MAX_GROUP_MEMBERS} (h5stream.files.validated.MAX_GROUP_MEMBERS)",
+                        found=f"{count} members",
+                        hint="the file is damaged or crafted; raise the limit if it is genuine",
+                    )
+                if total + count > MAX_LINKS:
+                    raise FormatError(
+                        "file has too many objects", path=path, obj=where,
+                        expected=f"at most {MAX_LINKS} links (h5stream.files.validated.MAX_LINKS)",
+                        found=f"more than {total + count}",
+                        hint="the file is damaged or crafted; raise the limit if it is genuine",
+                    )
+                links: list[tuple[bytes, int, int]] = []
+                gid.links.iterate(_collect(links), info=True)
+                total += len(links)
+                children: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = []
+                for member, kind, address in links:
+                    full = prefix + b"/" + member if prefix else member
+                    if kind != hard:
+                        on_member(full, kind, None)
+                        continue
+                    if address in seen:
+                        on_member(full, kind, None)  # a group reached again through another hard link, or a cycle
+                        continue
+                    try:
+                        oid = h5py.h5o.open(gid, member)
+                    except (OSError, RuntimeError) as exc:
+                        mapped = fletcher32_failure(exc, path, _short_name(full))  # a damaged object header
+                        if mapped is None or mapped is exc:
+                            raise
+                        raise mapped from exc
+                    keep = False
+                    try:
+                        keep = on_member(full, kind, oid)
+                    finally:
+                        if isinstance(oid, group_id):
+                            seen.add(address)
+                            children.append((full, oid, depth + 1, not keep))
+                        elif not keep:
+                            oid.close()
+            finally:
+                if owned:
+                    gid.close()
+            if children and depth + 1 > MAX_DEPTH:
+                for _name, child, _depth, closed_here in children:
+                    if closed_here:
+                        child.close()
+                raise FormatError(
+                    "groups are nested too deeply", path=path, obj=_short_name(children[0][0]),
+                    expected=f"at most {MAX_DEPTH} levels (h5stream.files.validated.MAX_DEPTH)",
+                    found=f"a group at level {depth + 1}",
+                    hint="the file is damaged or crafted; raise the limit if it is genuine",
+                )
+            stack.extend(reversed(children))
+    finally:
+        for _prefix, gid, _depth, owned in stack:
+            if owned:
+                gid.close()
+
+
 def link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[bytes]:
     """Every link name below ``f``, each object visited once (soft and external links not followed).
 
@@ -139,59 +244,13 @@ def link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[byt
     if path is None:
         path = f.file.filename
     names: list[bytes] = []
-    root = f.id
-    top = h5py.h5o.get_info(root)
-    seen: set[tuple[int, int]] = {(top.fileno, top.addr)}
-    stack: list[tuple[bytes, int]] = [(b"", 0)]
-    while stack:
-        prefix, depth = stack.pop()
-        gid = h5py.h5g.open(root, prefix) if prefix else root
-        where = _short_name(prefix) if prefix else (f.name or "/")
-        try:
-            count = gid.get_num_objs()
-            if count > MAX_GROUP_MEMBERS:
-                raise FormatError(
-                    "group has too many members", path=path, obj=where,
-                    expected=f"at most {MAX_GROUP_MEMBERS} (h5stream.files.validated.MAX_GROUP_MEMBERS)",
-                    found=f"{count} members", hint="the file is damaged or crafted; raise the limit if it is genuine",
-                )
-            if len(names) + count > MAX_LINKS:
-                raise FormatError(
-                    "file has too many objects", path=path, obj=where,
-                    expected=f"at most {MAX_LINKS} links (h5stream.files.validated.MAX_LINKS)",
-                    found=f"more than {len(names) + count}",
-                    hint="the file is damaged or crafted; raise the limit if it is genuine",
-                )
-            members: list[bytes] = []
-            gid.links.iterate(members.append)
-            children = []
-            for member in members:
-                full = prefix + b"/" + member if prefix else member
-                names.append(full)
-                if gid.links.get_info(member).type != h5py.h5l.TYPE_HARD:
-                    continue
-                from h5stream.checksums import checked_read  # the checksums module imports this package
+    append = names.append
 
-                with checked_read(path, _short_name(full)):  # a damaged object header is named
-                    info = h5py.h5o.get_info(gid, member)
-                if info.type != h5py.h5o.TYPE_GROUP:
-                    continue
-                key = (info.fileno, info.addr)
-                if key in seen:
-                    continue  # a group reached again through another hard link (or a cycle)
-                seen.add(key)
-                children.append(full)
-        finally:
-            if prefix:
-                gid.close()
-        if children and depth + 1 > MAX_DEPTH:
-            raise FormatError(
-                "groups are nested too deeply", path=path, obj=_short_name(children[0]),
-                expected=f"at most {MAX_DEPTH} levels (h5stream.files.validated.MAX_DEPTH)",
-                found=f"a group at level {depth + 1}",
-                hint="the file is damaged or crafted; raise the limit if it is genuine",
-            )
-        stack.extend((child, depth + 1) for child in reversed(children))
+    def on_member(full: bytes, _kind: int, _oid) -> bool:
+        append(full)
+        return False
+
+    _walk(f, path, on_member)
     return names
 
 
@@ -253,74 +312,82 @@ def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: 
 LinkRule = Callable[[str, str, str], bool]
 
 
-def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None) -> None:
+def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None,
+                        visit: ObjectVisitor | None = None) -> None:
     """Refuse external links, external storage, virtual datasets and unavailable filters.
 
+    One walk of the file (:func:`link_names`' walk, with its bounds) opens each
+    object once from its group and checks each dataset as it goes.
     ``allow_link`` accepts named external links (never followed), for example
     :func:`h5stream.files.verify.vendor_acquisition_link` for a ``.cmtr``.
+    ``visit`` sees every link and its checked object on the way and may keep the
+    object open (see :data:`ObjectVisitor`), so a reader that walks the same
+    objects next need not open them again.
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
     """
-    plugins_checked = False
-    for raw_name in link_names(f, path):
-        name = "/" + raw_name.decode("utf-8", errors="replace")
-        info = f.id.links.get_info(raw_name)
-        if info.type == h5py.h5l.TYPE_EXTERNAL:
-            target_file, target_obj = _external_link_target(f, raw_name)
-            if allow_link is not None and allow_link(name, target_file, target_obj):
-                continue
-            raise UnsafeFileError(
-                "external link to another file",
-                path=path,
-                obj=name,
-                found=f"link to {target_file}:{target_obj}",
-                hint="external links are refused; copy the data into the file",
-            )
-        if info.type != h5py.h5l.TYPE_HARD:
-            continue  # soft links name objects of this file, visited through their hard link
-        from h5stream.checksums import checked_read  # the checksums module imports this package
+    plugins = [False]  # hdf5plugin imported (its filters registered)
+    external, dataset_id = h5py.h5l.TYPE_EXTERNAL, h5py.h5d.DatasetID
 
-        with checked_read(path, name):  # a damaged object header is named
-            oid = h5py.h5o.open(f.id, raw_name)
-        try:
-            if not isinstance(oid, h5py.h5d.DatasetID):
-                continue
-            plist = oid.get_create_plist()
-            if plist.get_layout() == h5py.h5d.VIRTUAL:
+    def on_member(full: bytes, kind: int, oid) -> bool:
+        if kind == external:
+            name = "/" + full.decode("utf-8", errors="replace")
+            target_file, target_obj = _external_link_target(f, full)
+            if allow_link is None or not allow_link(name, target_file, target_obj):
                 raise UnsafeFileError(
-                    "virtual dataset", path=path, obj=name,
-                    found="a dataset mapped onto other files",
-                    hint="virtual datasets read other files and are refused",
+                    "external link to another file",
+                    path=path,
+                    obj=name,
+                    found=f"link to {target_file}:{target_obj}",
+                    hint="external links are refused; copy the data into the file",
                 )
-            if plist.get_external_count() > 0:
-                raise UnsafeFileError(
-                    "dataset with external storage", path=path, obj=name,
-                    found=f"raw data in {plist.get_external(0)[0].decode(errors='replace')}",
-                    hint="external raw storage reads other files and is refused",
-                )
-            check_declared_size(oid, path, name, filtered=plist.get_nfilters() > 0)
-            for i in range(plist.get_nfilters()):
-                code, _flags, _vals, fname = plist.get_filter(i)
-                if code not in ALLOWED_FILTERS:
-                    raise FormatError(
-                        "dataset uses a filter that is not allowed",
-                        path=path, obj=name,
-                        expected="one of " + ", ".join(sorted(ALLOWED_FILTERS.values())),
-                        found=f"filter {code} ({fname.decode(errors='replace')})",
-                        hint="rewrite the data with an allowed filter",
-                    )
-                if code in PLUGIN_FILTERS and not plugins_checked:
-                    _plugin_filters_loaded()
-                    plugins_checked = True
-                if not h5py.h5z.filter_avail(code):
-                    raise MissingPluginError(
-                        f"dataset is compressed with {ALLOWED_FILTERS[code]} (filter {code}), "
-                        "which is not available here",
-                        path=path, obj=name,
-                        hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
-                    )
-        finally:
-            oid.close()
+        elif isinstance(oid, dataset_id):
+            _check_dataset(oid, path, full, plugins)
+        # Soft links name objects of this file, visited through their hard link.
+        return visit(full, oid) if visit is not None else False
+
+    _walk(f, path, on_member)
+
+
+def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool]) -> None:
+    """Refuse a virtual dataset, external raw storage, an implausible declared size or a filter not allowed or
+    not available."""
+    name = "/" + full.decode("utf-8", errors="replace")
+    plist = oid.get_create_plist()
+    if plist.get_layout() == h5py.h5d.VIRTUAL:
+        raise UnsafeFileError(
+            "virtual dataset", path=path, obj=name,
+            found="a dataset mapped onto other files",
+            hint="virtual datasets read other files and are refused",
+        )
+    if plist.get_external_count() > 0:
+        raise UnsafeFileError(
+            "dataset with external storage", path=path, obj=name,
+            found=f"raw data in {plist.get_external(0)[0].decode(errors='replace')}",
+            hint="external raw storage reads other files and is refused",
+        )
+    nfilters = plist.get_nfilters()
+    check_declared_size(oid, path, name, filtered=nfilters > 0)
+    for i in range(nfilters):
+        code, _flags, _vals, fname = plist.get_filter(i)
+        if code not in ALLOWED_FILTERS:
+            raise FormatError(
+                "dataset uses a filter that is not allowed",
+                path=path, obj=name,
+                expected="one of " + ", ".join(sorted(ALLOWED_FILTERS.values())),
+                found=f"filter {code} ({fname.decode(errors='replace')})",
+                hint="rewrite the data with an allowed filter",
+            )
+        if code in PLUGIN_FILTERS and not plugins[0]:
+            _plugin_filters_loaded()
+            plugins[0] = True
+        if not h5py.h5z.filter_avail(code):
+            raise MissingPluginError(
+                f"dataset is compressed with {ALLOWED_FILTERS[code]} (filter {code}), "
+                "which is not available here",
+                path=path, obj=name,
+                hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
+            )
 
 
 def _external_link_target(f: h5py.File, raw_name: bytes) -> tuple[str, str]:
