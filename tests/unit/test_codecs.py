@@ -54,3 +54,26 @@ def test_a_broken_kernel_raises_instead_of_falling_back(monkeypatch, h5):
         deflate_kernel()
     with pytest.raises(ImportError, match="_compress"):
         write_array(h5, "x", np.zeros((1000, 100)), WriteOptions.build(compression="gzip"))
+
+
+def _hdf5_filter_checksum(tmp_path, data: np.ndarray) -> int:
+    """The Fletcher32 value HDF5's own filter stores after a one-chunk dataset of ``data``."""
+    with h5py.File(tmp_path / "f32.h5", "w") as f:
+        ds = f.create_dataset("d", data=data, chunks=(data.size,), fletcher32=True)
+        _, stored = ds.id.read_direct_chunk((0,))
+    return int.from_bytes(stored[-4:], "little")
+
+
+def test_compiled_fletcher32_equals_the_hdf5_filter(tmp_path):
+    from h5stream._ext._compress import fletcher32
+
+    rng = np.random.default_rng(7)
+    payloads = [np.zeros(n, np.uint8) for n in (1, 2, 31, 32, 33, 4096)]
+    payloads += [np.full(n, 255, np.uint8) for n in (1, 3, 32, 513, 2 * 65535, (1 << 20) + 1)]
+    payloads += [rng.integers(0, 256, int(n), dtype=np.uint8) for n in (5, 63, 64, 65, 8191, 8193, 300_001)]
+    payloads += [(rng.random(50_001) < 0.001).astype(np.uint8) * np.uint8(255)]  # sparse, odd length
+    for data in payloads:
+        expected = _hdf5_filter_checksum(tmp_path, data)
+        assert fletcher32(data) == expected, data.size
+        assert fletcher32(data, False) == expected, data.size  # the portable loop, where AVX2 exists
+    assert fletcher32(np.zeros(0, np.uint8)) == 0
