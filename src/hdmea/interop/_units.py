@@ -25,7 +25,7 @@ from hdmea.interop import _native_attrs as native_attrs
 from hdmea.interop._native_attrs import LEFT
 from hdmea.io import hdf5_store as store
 
-__all__ = ["UnitScan", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values", "recording_metadata",
+__all__ = ["UnitScan", "UnitObjects", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values", "recording_metadata",
            "sampling_rate", "first_value", "BOOKKEEPING_ATTRS"]
 
 #: Feature attributes that describe how a feature was made, not the unit: never columns.
@@ -33,6 +33,9 @@ BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extr
 
 
 MISSING = object()
+#: Spike samples converted to seconds at a time in place (small enough that numpy's copy of an
+#: input overlapping its output stays in cache).
+_DIVIDE_BLOCK = 1 << 16
 
 #: Attribute names the tree writer keeps for itself (type tags, dict keys, attribute types).
 _INTERNAL = frozenset(INTERNAL_ATTRS)
@@ -107,8 +110,11 @@ class UnitScan:
             # Samples past 2**63 (never written by us): the slower unsigned conversion.
             return np.divide(buffer, rate)
         # int64 to float64 is the fast conversion; every sample here is below 2**63, so the
-        # values are those of dividing the unsigned samples.  In place: one buffer of memory.
-        np.divide(signed, rate, out=seconds)
+        # values are those of dividing the unsigned samples.  In place: one buffer of memory,
+        # a block at a time (numpy copies a whole input that overlaps its output first).
+        for start in range(0, buffer.size, _DIVIDE_BLOCK):
+            block = slice(start, start + _DIVIDE_BLOCK)
+            np.divide(signed[block], rate, out=seconds[block])
         return seconds
 
     def stacked_waveforms(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -133,6 +139,66 @@ class UnitScan:
             with guard_read(self.path, f"/units/{uid}/waveform"):
                 raise
         return out
+
+
+class UnitObjects:
+    """The objects of ``/units`` that :func:`scan_units` reads, kept open by the open-time safety scan.
+
+    Passed as ``visit`` to :func:`hdmea.io.hdf5_store.open_recording_hdf5` (see
+    :data:`h5stream.files.validated.ObjectVisitor`): the scan opens every object once and
+    checks it; this keeps the unit groups, their ``spike_times``, ``waveform`` and
+    ``features`` and the features' groups and datasets, and records each group's member
+    names in the scan's listing order, so the unit walk opens nothing again.  Anything
+    it does not hold (a link the scan did not open) :func:`scan_units` opens itself.
+    """
+
+    _UNIT_DATASETS = (b"spike_times", b"waveform")
+
+    def __init__(self) -> None:
+        self.objects: dict[bytes, object] = {}
+        self.members: dict[bytes, list[bytes]] = {}
+
+    def __call__(self, full: bytes, oid) -> bool:
+        if not full.startswith(b"units/"):
+            return False
+        parts = full.split(b"/")
+        depth = len(parts) - 1  # 1: a unit, 2: its member, 3: a feature, 4: a feature's member
+        if depth > 4 or (depth > 2 and parts[2] != b"features"):
+            return False
+        parent, _, member = full.rpartition(b"/")
+        if depth > 1:
+            self.members.setdefault(parent, []).append(member)
+        if oid is None:
+            return False
+        if depth == 1 or depth == 3 or (depth == 2 and member == b"features"):
+            keep = isinstance(oid, h5g.GroupID)
+        else:
+            keep = isinstance(oid, h5d.DatasetID) and (depth == 4 or member in self._UNIT_DATASETS)
+        if keep:
+            self.objects[full] = oid
+        return keep
+
+    def open(self, parent, parent_key: bytes, member: bytes):
+        """The object ``member`` of group ``parent`` (full name ``parent_key``), held or opened now."""
+        held = self.objects.pop(parent_key + b"/" + member, None)
+        return held if held is not None else h5o.open(parent, member)
+
+    def names(self, group, key: bytes) -> list[bytes]:
+        """The member names of ``group`` (full name ``key``) in listing order."""
+        held = self.members.get(key)
+        if held is not None:
+            return held
+        names: list[bytes] = []
+        group.links.iterate(names.append)
+        return names
+
+    def close(self) -> None:
+        """Close what :func:`scan_units` did not take."""
+        for oid in self.objects.values():
+            if oid.valid:
+                oid.close()
+        self.objects.clear()
+        self.members.clear()
 
 
 def _scalar_type(tid: h5t.TypeID):
@@ -236,12 +302,13 @@ def _attrs(oid, where: str, manifest) -> dict:
     return {name: decode_attr(value, None) for name, value in raw.items()}
 
 
-def scan_units(f: h5py.File, path: Path) -> UnitScan:
+def scan_units(f: h5py.File, path: Path, held: UnitObjects | None = None) -> UnitScan:
     """Read every unit's attributes and features' attributes, list its datasets (data stay on disk).
 
     One pass through h5py's low-level API: each unit group and each feature group is
-    opened once, its attributes read directly (see :func:`_plain_attrs`); h5py's
-    high-level objects cost more than the library's own work for thousands of units.
+    opened once (or taken from ``held``, what the open-time scan kept open), its
+    attributes read directly (see :func:`_plain_attrs`); h5py's high-level objects cost
+    more than the library's own work for thousands of units.
     """
     ids = store.list_units(f)
     manifest = checksums.manifest_for(f)
@@ -249,6 +316,8 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
                     manifest)
     if not ids:
         return scan
+    if held is None:
+        held = UnitObjects()
     where = "/units"
     dtypes: dict = {}
     try:
@@ -257,11 +326,12 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
             counts = scan.spike_counts
             for i, uid in enumerate(ids):
                 where = f"/units/{uid}"
-                group = h5g.open(units, uid.encode("utf-8", "surrogateescape"))
-                members: list[bytes] = []
-                group.links.iterate(members.append)
+                raw_uid = uid.encode("utf-8", "surrogateescape")
+                key = b"units/" + raw_uid
+                group = held.open(units, b"units", raw_uid)
+                members = held.names(group, key)
                 names = frozenset(m.decode("utf-8", "surrogateescape") for m in members)
-                spikes = h5o.open(group, b"spike_times") if "spike_times" in names else None
+                spikes = held.open(group, key, b"spike_times") if "spike_times" in names else None
                 if not isinstance(spikes, h5d.DatasetID):
                     raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=where,
                                                expected="a uint64 dataset spike_times",
@@ -274,7 +344,7 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
                 counts[i] = shape[0]
                 scan.spike_ids.append(spikes)
                 scan.spike_dtypes.add(_dtype(spikes, dtypes))
-                waveform = h5o.open(group, b"waveform") if "waveform" in names else None
+                waveform = held.open(group, key, b"waveform") if "waveform" in names else None
                 if isinstance(waveform, h5d.DatasetID):
                     scan.waveform_ids.append(waveform)
                     scan.waveform_shapes.append(waveform.shape)
@@ -285,28 +355,26 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
                 scan.members.append(names)
                 scan.attrs.append(_attrs(group, where, manifest))
                 per_unit = {}
-                features = h5o.open(group, b"features") if "features" in names else None
+                features = held.open(group, key, b"features") if "features" in names else None
                 if isinstance(features, h5g.GroupID):
-                    feature_names: list[bytes] = []
-                    features.links.iterate(feature_names.append)
-                    for raw in feature_names:
+                    features_key = key + b"/features"
+                    for raw in held.names(features, features_key):
                         name = raw.decode("utf-8", "surrogateescape")
                         if is_hidden(name):
                             continue
                         where = f"/units/{uid}/features/{name}"
-                        feature = h5o.open(features, raw)
+                        feature_key = features_key + b"/" + raw
+                        feature = held.open(features, features_key, raw)
                         if not isinstance(feature, h5g.GroupID):
                             continue
-                        member_names: list[bytes] = []
-                        feature.links.iterate(member_names.append)
                         datasets = {}
-                        for member in member_names:
-                            key = member.decode("utf-8", "surrogateescape")
-                            if is_hidden(key):
+                        for member in held.names(feature, feature_key):
+                            key_name = member.decode("utf-8", "surrogateescape")
+                            if is_hidden(key_name):
                                 continue  # a large attribute of the feature, read with its attributes
-                            obj = h5o.open(feature, member)
+                            obj = held.open(feature, feature_key, member)
                             if isinstance(obj, h5d.DatasetID):
-                                datasets[key] = h5py.Dataset(obj)
+                                datasets[key_name] = h5py.Dataset(obj)
                         per_unit[name] = (_attrs(feature, where, manifest), datasets)
                 scan.features.append(per_unit)
     except H5StreamError:
@@ -314,6 +382,8 @@ def scan_units(f: h5py.File, path: Path) -> UnitScan:
     except _READ_FAILURES:
         with guard_read(path, where):  # the engine's typed error (damage, a missing filter, a checksum)
             raise
+    finally:
+        held.close()
     return scan
 
 

@@ -74,8 +74,8 @@ from hdmea.interop._gzip_column import fill_column, gzip_column
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description
 from hdmea.interop._units import (
-    BOOKKEEPING_ATTRS, MISSING, attr_value, column_values, first_value, is_scalar, recording_metadata, sampling_rate,
-    scan_units,
+    BOOKKEEPING_ATTRS, MISSING, UnitObjects, attr_value, column_values, first_value, is_scalar, recording_metadata,
+    sampling_rate, scan_units,
 )
 from hdmea.io import hdf5_store as store
 from hdmea.io.mcs import GRID_SIZE
@@ -380,12 +380,13 @@ def export(
     if compression not in (None, "gzip"):
         raise ValueError(f"compression must be 'gzip' or None (found {compression!r})")
     packer = _Compression(compression, compression_level if compression else None)
-    with store.open_recording_hdf5(recording, "r") as src:
-        checksums.attach(src, verify=verify, path=recording)
+    # The open-time safety scan opens every object once; the units' objects stay open for the unit walk.
+    held = UnitObjects()
+    with store.open_recording_hdf5(recording, "r", verify=verify, visit=held) as src:
         # Claim the target before the work, so a second export of the same file fails at once.
         atomic = create_atomic(out, overwrite=overwrite)
         with atomic as h5:
-            nwbfile, result, fills = _build(pynwb, src, recording, packer, units_per_buffer, dict(
+            nwbfile, result, fills = _build(pynwb, src, recording, packer, units_per_buffer, held, dict(
                 session_description=session_description, identifier=identifier,
                 session_start_time=session_start_time, experimenter=experimenter, lab=lab,
                 institution=institution, experiment_description=experiment_description,
@@ -400,7 +401,8 @@ def export(
     return result
 
 
-def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: int, options: dict):
+def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: int, held: UnitObjects,
+           options: dict):
     from hdmf.common import DynamicTable, DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
     from pynwb.epoch import TimeIntervals
     from pynwb.file import ElectrodesTable
@@ -465,7 +467,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     nwbfile.electrodes = electrodes
 
     # -- units
-    scan = scan_units(src, path)
+    scan = scan_units(src, path, held)
     n_units = len(scan.ids)
     offsets = np.zeros(n_units + 1, dtype=np.int64)
     np.cumsum(scan.spike_counts, out=offsets[1:])

@@ -237,15 +237,16 @@ class RecordingFileSortingExtractor(BaseSorting):
 
     def __init__(self, file_path):
         from hdmea.interop._units import (
-            BOOKKEEPING_ATTRS, MISSING, attr_value, column_values, is_scalar, recording_metadata, sampling_rate,
-            scan_units,
+            BOOKKEEPING_ATTRS, MISSING, UnitObjects, attr_value, column_values, is_scalar, recording_metadata,
+            sampling_rate, scan_units,
         )
         from hdmea.io import hdf5_store as store
 
         path = Path(file_path)
-        self._h5 = store.open_recording_hdf5(path, "r")
+        held = UnitObjects()  # the units' objects the open-time scan opened, kept for the unit walk
+        self._h5 = store.open_recording_hdf5(path, "r", visit=held)
         fs = sampling_rate(recording_metadata(self._h5), path)
-        scan = scan_units(self._h5, path)
+        scan = scan_units(self._h5, path, held)
         super().__init__(sampling_frequency=fs, unit_ids=np.asarray(scan.ids))
         units = self._h5["units"]
         self.add_sorting_segment(_TrainsSegment(lambda uid: units[uid]["spike_times"][()]))

@@ -407,7 +407,8 @@ def check_recording_format(f: h5py.File, path: str | os.PathLike | None = None) 
 
 
 
-def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify: bool = True) -> h5py.File:
+def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify: bool = True,
+                        visit=None) -> h5py.File:
     """Open an existing recording file.
 
     ``mode="r"`` returns a read-only, lazy ``h5py.File`` after checking the file
@@ -415,7 +416,9 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
     virtual datasets).  With ``verify`` (default) the file's checksum manifest
     is attached: values read through :func:`node_from_h5` are checked against
     their digests (:class:`~h5stream.errors.ChecksumError`); ``verify=False``
-    reads them as stored.  ``"r+"`` and ``"a"`` return a :class:`RecordingFile`:
+    reads them as stored.  ``visit`` (read mode) sees every object of the open-time
+    scan and may keep it open (:data:`h5stream.files.validated.ObjectVisitor`).
+    ``"r+"`` and ``"a"`` return a :class:`RecordingFile`:
     a copy-on-write handle whose changes replace the file atomically on
     ``close()``, held by a single-writer claim.
 
@@ -442,7 +445,7 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
         except (OSError, RuntimeError, ValueError) as exc:
             raise corrupt_error(path, exc) from exc
         try:
-            scan_unsafe_objects(f, path)
+            scan_unsafe_objects(f, path, visit=visit)
             check_recording_format(f, path)
             checksums.attach(f, verify=verify, path=path)  # reads of the returned file check the file's digests
         except FormatError:
