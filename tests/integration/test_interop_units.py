@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hdmea.errors import RecordingFormatError
-from hdmea.interop._units import scan_units
+from hdmea.interop._units import UnitObjects, scan_units
 from hdmea.io import hdf5_store as store
 
 FS = 20_000.0
@@ -81,6 +81,56 @@ def test_spike_seconds_and_waveforms_equal_plain_h5py(recording):
         np.testing.assert_array_equal(scan.spike_seconds(FS), np.concatenate(trains) / FS)
         np.testing.assert_array_equal(scan.stacked_waveforms((5,)),
                                       [f["units"][u]["waveform"][()] for u in scan.ids])
+
+
+def _scan_through_the_open_time_walk(path):
+    """scan_units fed by the objects the open-time safety scan kept open, and the file (to close)."""
+    held = UnitObjects()
+    f = store.open_recording_hdf5(path, "r", verify=False, visit=held)
+    assert held.objects, "the scan's visitor kept the units' objects"
+    return scan_units(f, path, held), f, held
+
+
+def _assert_same_scan(a, b) -> None:
+    assert a.ids == b.ids and a.members == b.members
+    assert list(a.spike_counts) == list(b.spike_counts) and a.waveform_shapes == b.waveform_shapes
+    for x, y in zip(a.attrs, b.attrs):
+        assert x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    for x, y in zip(a.features, b.features):
+        assert x.keys() == y.keys()
+        for name in x:
+            assert x[name][0].keys() == y[name][0].keys()
+            assert all(_same(x[name][0][k], y[name][0][k]) for k in x[name][0])
+            assert {k: (d.name, d[()].tolist()) for k, d in x[name][1].items()} == {
+                k: (d.name, d[()].tolist()) for k, d in y[name][1].items()}
+
+
+def test_units_taken_from_the_safety_scan_equal_a_fresh_walk(recording):
+    """The objects the open-time scan keeps open give what scan_units reads on its own, and nothing stays open."""
+    via_scan, f, held = _scan_through_the_open_time_walk(recording)
+    with f, h5py.File(recording, "r", locking=False) as plain:
+        fresh = scan_units(plain, recording)
+        _assert_same_scan(via_scan, fresh)
+        np.testing.assert_array_equal(via_scan.spike_seconds(FS), fresh.spike_seconds(FS))
+        np.testing.assert_array_equal(via_scan.stacked_waveforms((5,)), fresh.stacked_waveforms((5,)))
+        assert not held.objects  # taken by the walk or closed by it
+
+
+def test_units_reached_through_extra_links_are_opened_by_the_walk(recording, tmp_path):
+    """A unit whose group or dataset the scan reached first under another name, and soft links, still read."""
+    rec = tmp_path / "links.h5"
+    rec.write_bytes(recording.read_bytes())
+    with h5py.File(rec, "a") as f:
+        f["aaa_first"] = f["units/unit_3"]  # a second hard link, walked before /units: unit_3 is not held
+        f["units/unit_1/alias"] = h5py.SoftLink("/units/unit_1/waveform")
+        del f["units/unit_2/features"]
+        f["units/unit_2/features"] = f["units/unit_1/features"]  # the same features group twice
+    via_scan, f, _held = _scan_through_the_open_time_walk(rec)
+    with f, h5py.File(rec, "r", locking=False) as plain:
+        fresh = scan_units(plain, rec)
+        _assert_same_scan(via_scan, fresh)
+        assert "alias" in via_scan.members[0] and "feat" in via_scan.features[1]
+        assert via_scan.attrs[2]["row"] == 65 and via_scan.features[2]["feat"][0]["score"] == 2.0
 
 
 def test_spike_seconds_of_other_integer_files(tmp_path):
