@@ -130,6 +130,24 @@ def test_dense_float64_and_uncompressed_and_lzf(tmp_path):
             assert f["assays/proteins/layers/raw/X"].compression == compression
 
 
+@pytest.mark.parametrize("level, mask_at", [(4, 1), (9, 1), (1, 1), (0, 0)])
+def test_masks_are_deflated_at_level_one_at_most(tmp_path, level, mask_at):
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=(300, 200))
+    m = (rng.random((300, 200)) < 0.3).astype(np.int8) * np.int8(MaskCode.LOD)
+    x[m != 0] = np.nan
+    assay = Assay(pl.DataFrame({"_index": [f"P{j}" for j in range(200)]}), {"raw": ScpMatrix(x, m)})
+    container = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(300)]}), {"proteins": assay})
+    path = tmp_path / f"l{level}.h5"
+    save_hdf5(container, path, compression_level=level)
+    with h5py.File(path, "r") as f:  # plain h5py, HDF5's own filters
+        X, M = f["assays/proteins/layers/raw/X"], f["assays/proteins/layers/raw/M"]
+        assert X.compression == "gzip" and X.compression_opts == level
+        assert M.compression == "gzip" and M.compression_opts == mask_at
+        assert np.array_equal(M[()], m) and np.array_equal(X[()], x, equal_nan=True)
+    assert_container_equal(load_hdf5(path), container)
+
+
 # ---------------------------------------------------------------- selective saves
 
 

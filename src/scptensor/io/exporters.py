@@ -11,7 +11,7 @@ Layout::
     /assays/<a>/var        dataframe element (row index = feature ids)
     /assays/<a>/layers     @order
     /assays/<a>/layers/<l>/X         array, csr_matrix or csc_matrix element
-    /assays/<a>/layers/<l>/M         int8 mask (absent = all VALID)
+    /assays/<a>/layers/<l>/M         int8 mask (absent = all VALID; gzip at level 1 at most)
     /assays/<a>/layers/<l>/metadata  dict element (absent = no metadata)
     /links/<i>             @source_assay @target_assay, linkage dataframe element
     /provenance/history    records (dataframe) + params (dict of per-entry dicts)
@@ -37,6 +37,7 @@ from scptensor.core.structures import Assay, ScpContainer, ScpMatrix
 from scptensor.io._files import writing
 from scptensor.io.serializers import (
     compression_options,
+    mask_level,
     serialize_dense_matrix,
     serialize_provenance,
     serialize_sparse_matrix,
@@ -118,14 +119,17 @@ def select_parts(
 
 
 def write_matrix(group: h5py.Group, matrix: ScpMatrix, compression: str | None, level: int | None) -> None:
-    """Write ``X``, ``M`` and ``metadata`` of one matrix as elements of ``group``."""
-    for name, values in (("X", matrix.X), ("M", matrix.M)):
+    """Write ``X``, ``M`` and ``metadata`` of one matrix as elements of ``group``.
+
+    The mask's gzip level is :func:`~scptensor.io.serializers.mask_level` (level 1 at most).
+    """
+    for name, values, at in (("X", matrix.X, level), ("M", matrix.M, mask_level(compression, level))):
         if values is None:
             continue
         if sparse.issparse(values):
-            serialize_sparse_matrix(values, group, name, compression, level)
+            serialize_sparse_matrix(values, group, name, compression, at)
         else:
-            serialize_dense_matrix(values, group, name, compression, level)
+            serialize_dense_matrix(values, group, name, compression, at)
     if matrix.metadata:
         write_elem(group, "metadata", dict(matrix.metadata), **compression_options(compression, level))
 
