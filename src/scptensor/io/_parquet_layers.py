@@ -130,6 +130,45 @@ def _dense_long(matrix: ScpMatrix, ts: int, tf: int, observed: bool) -> tuple[di
     return {"rows": rows, "cols": cols, "value": values, "mask": masks}, [int(s) for s in starts], extra
 
 
+def _dense_tiled_frame(
+    matrix: ScpMatrix, sample_ids: pl.Series, feature_ids: pl.Series, dtype, ts: int, tf: int,
+) -> tuple[pl.DataFrame, list[int], dict] | None:
+    """The long frame of a dense layer holding every cell, one tile per chunk of its columns.
+
+    The same rows as :func:`_dense_long` then :func:`_long_frame` with ``observed=False``,
+    without full-size index arrays: each tile's columns are made in tile-sized buffers
+    and the frame's columns are their chunks (no rechunk).  None when X's dtype is not
+    the value column's (the general path converts it).
+    """
+    X, M = matrix.X, matrix.M
+    if X.dtype != (np.float32 if dtype == pl.Float32 else np.float64):
+        return None
+    n, f = X.shape
+    index_dtype = np.uint32 if max(n, f) < 2**32 else np.int64
+    sample_range = np.arange(n, dtype=index_dtype)
+    feature_range = np.arange(f, dtype=index_dtype)
+    as_enum = {}
+    for key, ids in (("sample_id", sample_ids), ("feature_id", feature_ids)):
+        as_enum[key] = pl.Series(key, ids, dtype=pl.Enum(ids)) if ids.dtype == pl.String else ids.alias(key)
+    parts: dict[str, list[pl.Series]] = {"sample_id": [], "feature_id": [], "value": [], "mask": []}
+    starts, at = [], 0
+    for r0, r1, c0, c1 in _tile_order_dense(n, f, ts, tf):
+        h, w = r1 - r0, c1 - c0
+        starts.append(at)
+        at += h * w
+        rows = np.repeat(sample_range[r0:r1], w)
+        cols = np.tile(feature_range[c0:c1], h)
+        parts["sample_id"].append(as_enum["sample_id"].gather(pl.Series(rows)))
+        parts["feature_id"].append(as_enum["feature_id"].gather(pl.Series(cols)))
+        parts["value"].append(pl.Series("value", np.ascontiguousarray(X[r0:r1, c0:c1]).reshape(-1)))
+        mask = np.zeros(h * w, np.int8) if M is None else np.ascontiguousarray(M[r0:r1, c0:c1], np.int8).reshape(-1)
+        parts["mask"].append(pl.Series("mask", mask))
+    if not starts:
+        return None
+    frame = pl.DataFrame([pl.concat(chunks, rechunk=False) for chunks in parts.values()])
+    return frame, starts, {"cells": "all"}
+
+
 def _general_long(matrix: ScpMatrix, ts: int, tf: int) -> tuple[dict, list[int], dict]:
     """Columns of a layer with a sparse X or M: the union of X's and M's stored entries."""
     n, f = matrix.shape

@@ -79,6 +79,7 @@ from scptensor.io._parquet_layers import (  # noqa: F401  (the helpers stay impo
     _compressed,
     _dense_from_long,
     _dense_long,
+    _dense_tiled_frame,
     _dense_tiles,
     _entries,
     _general_long,
@@ -183,14 +184,19 @@ def _write_layer(
             _write_frame(masks, root / spec["mask_file"], options)
         return spec
     ts, tf = _tiles(n, f)
-    if dense:
-        columns, starts, extra = _dense_long(matrix, ts, tf, dense_cells == "observed")
+    tiled = _dense_tiled_frame(matrix, sample_ids, feature_ids, dtype, ts, tf) \
+        if dense and dense_cells != "observed" else None
+    if tiled is not None:
+        frame, starts, extra = tiled
     else:
-        columns, starts, extra = _general_long(matrix, ts, tf)
+        if dense:
+            columns, starts, extra = _dense_long(matrix, ts, tf, dense_cells == "observed")
+        else:
+            columns, starts, extra = _general_long(matrix, ts, tf)
+        frame = _long_frame(columns, sample_ids, feature_ids, dtype)
+        del columns
     spec.update(form="long", file=f"{rel}.parquet", tile_samples=ts, tile_features=tf,
-                tile_rows=starts, n_rows=int(len(columns["rows"])), **extra)
-    frame = _long_frame(columns, sample_ids, feature_ids, dtype)
-    del columns
+                tile_rows=starts, n_rows=int(frame.height), **extra)
     _write_frame(frame, root / spec["file"], options, row_group_size=ROW_GROUP_ROWS)
     return spec
 
