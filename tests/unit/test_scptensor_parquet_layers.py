@@ -63,3 +63,35 @@ def test_tiled_frame_leaves_other_value_dtypes_to_the_general_encoder():
     X = np.arange(12, dtype=np.int64).reshape(3, 4)
     ids = pl.Series(["a", "b", "c"]), pl.Series(["w", "x", "y", "z"])
     assert _dense_tiled_frame(ScpMatrix(X.astype(np.float64)), *ids, pl.Float32, 2, 2) is None
+
+
+def _rechunked(frame: pl.DataFrame, size: int) -> pl.DataFrame:
+    """The same rows with every column cut into chunks of ``size`` rows (as row groups come back)."""
+    pieces = [frame.slice(i, size) for i in range(0, frame.height, size)]
+    return pl.concat(pieces, rechunk=False)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 12, 1000])
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_dense_tiles_rebuild_the_matrix_from_any_chunking(chunk_rows, with_mask):
+    from scptensor.io._parquet_layers import _dense_tiles
+
+    rng = np.random.default_rng(9)
+    n, f, ts, tf = 11, 7, 4, 3
+    X = rng.normal(size=(n, f))
+    X[rng.random((n, f)) < 0.3] = np.nan
+    M = rng.integers(0, 5, size=(n, f)).astype(np.int8) if with_mask else None
+    sample_ids = pl.Series([f"s{i}" for i in range(n)])
+    feature_ids = pl.Series([f"f{j}" for j in range(f)])
+    frame, _, _ = _dense_tiled_frame(ScpMatrix(X, M), sample_ids, feature_ids, pl.Float64, ts, tf)
+    frame = _rechunked(frame, chunk_rows)
+    spec = {"X": {"storage": "dense", "dtype": "float64"}, "M": {"storage": "dense" if with_mask else "none"},
+            "cells": "all", "tile_samples": ts, "tile_features": tf}
+    got = _dense_tiles(frame, spec, sample_ids, feature_ids, (n, f))
+    assert np.array_equal(got.X, X, equal_nan=True)
+    assert (got.M is None) if M is None else np.array_equal(got.M, M)
+    # a cell of s0 (row 2 of the first tile) named s1: not the writer's layout, so the general rebuild must run
+    swapped = frame.with_row_index().with_columns(
+        pl.when(pl.col("index") == 2).then(pl.lit("s1")).otherwise(pl.col("sample_id").cast(pl.String))
+        .cast(pl.Enum(sample_ids)).alias("sample_id")).drop("index")
+    assert _dense_tiles(_rechunked(swapped, chunk_rows), spec, sample_ids, feature_ids, (n, f)) is None

@@ -408,21 +408,67 @@ def _wide_values(frame: pl.DataFrame, f: int, dtype: np.dtype, pl_dtype, root: P
     return values.to_numpy().astype(dtype, copy=False)
 
 
-def _codes(column: pl.Series, ids: pl.Series) -> np.ndarray | None:
-    """The positions an Enum id column stores as its codes (no copy), when its categories are ``ids``."""
+def _enum_ok(column: pl.Series, ids: pl.Series) -> bool:
+    """True when ``column`` is an Enum whose categories are the String ``ids`` (codes = positions), without nulls."""
     if not isinstance(column.dtype, pl.Enum) or ids.dtype != pl.String:
-        return None
+        return False
     categories = column.dtype.categories
-    if categories.len() != ids.len() or not categories.equals(ids) or column.null_count():
+    return categories.len() == ids.len() and categories.equals(ids) and not column.null_count()
+
+
+def _codes(column: pl.Series, ids: pl.Series) -> np.ndarray | None:
+    """The positions an Enum id column stores as its codes, when its categories are ``ids``."""
+    if not _enum_ok(column, ids):
         return None
     return column.to_physical().to_numpy()
+
+
+class _Chunks:
+    """The arrays of a column's chunks (views, no copy), read in order as consecutive pieces."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        self._arrays = [a for a in arrays if a.size]
+        self._index = 0
+        self._offset = 0
+
+    def take(self, count: int):
+        """Yield (position within the ``count`` items, piece) until ``count`` items were taken."""
+        done = 0
+        while done < count:
+            array = self._arrays[self._index]
+            piece = array[self._offset : self._offset + count - done]
+            yield done, piece
+            done += piece.size
+            self._offset += piece.size
+            if self._offset == array.size:
+                self._index += 1
+                self._offset = 0
+
+
+def _place(tile: np.ndarray, start: int, piece: np.ndarray) -> None:
+    """Copy ``piece``, items ``start..`` of ``tile`` in C order, into the 2-D ``tile`` (rows at most three copies)."""
+    w = tile.shape[1]
+    row, col = divmod(start, w)
+    at = 0
+    if col:
+        k = min(w - col, piece.size)
+        tile[row, col : col + k] = piece[:k]
+        at, row = k, row + 1
+    full = (piece.size - at) // w
+    if full:
+        tile[row : row + full] = piece[at : at + full * w].reshape(full, w)
+        at, row = at + full * w, row + full
+    if at < piece.size:
+        tile[row, : piece.size - at] = piece[at:]
 
 
 def _dense_tiles(frame: pl.DataFrame, spec: dict, sample_ids: pl.Series, feature_ids: pl.Series, shape):
     """A dense layer holding every cell in the writer's tile order, rebuilt by block copies.
 
-    Every tile's ids are checked against the cells it must hold; None (the
-    general rebuild then runs) when the layer is not in that layout.
+    The columns' chunks (one per row group) are read in place, without making
+    each column one array first.  Every tile's ids are checked against the cells
+    it must hold; None (the general rebuild then runs) when the layer is not in
+    that layout.
     """
     if spec["X"]["storage"] != "dense" or spec.get("cells") != "all" or spec["M"]["storage"] == "csr" \
             or spec["M"]["storage"] == "csc":
@@ -430,33 +476,38 @@ def _dense_tiles(frame: pl.DataFrame, spec: dict, sample_ids: pl.Series, feature
     n, f = shape
     if frame.height != n * f or "x_entry" in frame.columns or "m_entry" in frame.columns:
         return None
-    rows = _codes(frame.get_column("sample_id"), sample_ids)
-    cols = _codes(frame.get_column("feature_id"), feature_ids)
+    sample_col, feature_col = frame.get_column("sample_id"), frame.get_column("feature_id")
     value, mask = frame.get_column("value"), frame.get_column("mask")
     dtype = np.dtype(spec["X"]["dtype"])
-    if rows is None or cols is None or value.null_count() or mask.null_count():
+    if not _enum_ok(sample_col, sample_ids) or not _enum_ok(feature_col, feature_ids) \
+            or value.null_count() or mask.null_count():
         return None
-    values = value.to_numpy()  # a copy when the column comes in several chunks: made once
-    if values.dtype != dtype:
+    with_mask = spec["M"]["storage"] == "dense"
+    if value.dtype != (pl.Float32 if dtype == np.float32 else pl.Float64 if dtype == np.float64 else None):
         return None
-    masks = mask.to_numpy() if spec["M"]["storage"] == "dense" else None
-    if masks is not None and masks.dtype != np.int8:
+    if with_mask and mask.dtype != pl.Int8:
         return None
+    values = _Chunks([c.to_numpy() for c in value.get_chunks()])
+    masks = _Chunks([c.to_numpy() for c in mask.get_chunks()]) if with_mask else None
+    rows = _Chunks([c.to_numpy() for c in sample_col.to_physical().get_chunks()])
+    cols = _Chunks([c.to_numpy() for c in feature_col.to_physical().get_chunks()])
     ts, tf = int(spec["tile_samples"]), int(spec["tile_features"])
     X = np.empty(shape, dtype=dtype)
-    M = np.empty(shape, dtype=np.int8) if masks is not None else None
-    at = 0
+    M = np.empty(shape, dtype=np.int8) if with_mask else None
+    # tile-sized buffers for the ids, reused by every tile
+    row_ids = np.empty(min(ts, n) * min(tf, f), dtype=np.int64)
+    col_ids = np.empty_like(row_ids)
     for r0, r1, c0, c1 in _tile_order_dense(n, f, ts, tf):
         h, w = r1 - r0, c1 - c0
-        block = slice(at, at + h * w)
-        if not (np.array_equal(rows[block].reshape(h, w)[:, 0], np.arange(r0, r1))
-                and (rows[block].reshape(h, w) == rows[block].reshape(h, w)[:, :1]).all()
-                and (cols[block].reshape(h, w) == np.arange(c0, c1)[None, :]).all()):
+        r_tile, c_tile = row_ids[: h * w].reshape(h, w), col_ids[: h * w].reshape(h, w)
+        for source, target in ((rows, r_tile), (cols, c_tile), (values, X[r0:r1, c0:c1]),
+                               (masks, None if M is None else M[r0:r1, c0:c1])):
+            if source is None:
+                continue
+            for start, piece in source.take(h * w):
+                _place(target, start, piece)
+        if not ((r_tile == np.arange(r0, r1)[:, None]).all() and (c_tile == np.arange(c0, c1)[None, :]).all()):
             return None
-        X[r0:r1, c0:c1] = values[block].reshape(h, w)
-        if M is not None:
-            M[r0:r1, c0:c1] = masks[block].reshape(h, w)
-        at += h * w
     return ScpMatrix(X, M)
 
 
