@@ -9,6 +9,9 @@ output row, so threads share no state.
 
 ``_inflate_chunk`` is the reverse for one stored chunk (inflate, then undo the
 shuffle); it releases the GIL so Python threads decode chunks side by side.
+
+``fletcher32`` is the checksum HDF5's Fletcher32 filter appends to each stored
+chunk (``_fletcher32.h``: 16 lanes of 32-bit sums, AVX2 when the CPU has it).
 """
 
 from cython.parallel cimport prange
