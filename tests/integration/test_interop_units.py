@@ -209,6 +209,33 @@ def test_threaded_gzip_chunks_are_the_bytes_hdf5_writes(tmp_path, n, implementat
         np.testing.assert_array_equal(other[()], column)
 
 
+def test_background_compression_stops_when_the_export_fails(recording, tmp_path, monkeypatch):
+    """An export that fails after the spike times' compression started leaves no thread and no file behind;
+    the next export writes the values."""
+    pynwb = pytest.importorskip("pynwb")
+    import threading
+
+    from hdmea.interop import nwb
+
+    def failing_write(self, *args, **kwargs):
+        raise RuntimeError("write failed")
+
+    out = tmp_path / "out.nwb"
+    subject = {"species": "Mus musculus", "age": "P60D"}
+    with monkeypatch.context() as patch:
+        patch.setattr(pynwb.NWBHDF5IO, "write", failing_write)
+        with pytest.raises(RuntimeError, match="write failed"):
+            nwb.export(recording, out, subject=subject)
+    assert not [t for t in threading.enumerate() if t.name.startswith("gzip-column")]
+    assert not out.exists() and not list(tmp_path.glob("out.nwb*"))
+    nwb.export(recording, out, subject=subject)
+    with h5py.File(recording, "r") as f, pynwb.NWBHDF5IO(out, "r") as io:
+        expected = np.concatenate([f["units"][u]["spike_times"][()] for u in ("unit_1", "unit_2", "unit_3")]) / FS
+        stored = io.read().units["spike_times"].target.data
+        assert stored.compression == "gzip" and stored.shuffle
+        np.testing.assert_array_equal(stored[()], expected)
+
+
 def _seal(path) -> None:
     """Give the file a checksum manifest of everything in it (digests read back by the checksums module)."""
     from h5stream import checksums

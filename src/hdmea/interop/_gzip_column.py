@@ -10,6 +10,10 @@ cores free at the time, and stores each one with ``write_direct_chunk``.  A chun
 HDF5's own pipeline stores: the shuffle filter's byte planes, then a zlib stream (with the
 zlib kernel byte for byte the same; libdeflate's stream may differ in its bytes and
 decodes to the same data), an edge chunk padded to the full chunk size.
+
+:class:`CompressedColumn` starts that compression at once on background threads, so it runs
+while pynwb builds and writes the rest of the file, and its :meth:`~CompressedColumn.fill`
+then only stores the chunks.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from h5stream.codecs import deflate_kernel
 from h5stream.cores import free_cores
 
-__all__ = ["gzip_column", "fill_column"]
+__all__ = ["gzip_column", "fill_column", "CompressedColumn"]
 
 #: Bytes of chunks compressed per batch (each batch's chunks are shared among the threads).
 BATCH_BYTES = 16 << 20
@@ -64,6 +68,90 @@ def _pipeline(dset: h5py.Dataset) -> list[tuple[int, tuple]]:
             (plist.get_filter(i) for i in range(plist.get_nfilters()))]
 
 
+class CompressedColumn:
+    """The chunks of a whole 1-D column, gzip ``level`` + shuffle, compressed on background threads from now on.
+
+    ``chunk`` elements per chunk (the dataset's chunk shape, as given to :func:`gzip_column`);
+    ``threads``: default the cores free now (:func:`h5stream.cores.free_cores`);
+    ``implementation``: the deflate kernel (``"auto"``, ``"zlib"``, ``"libdeflate"``).
+    Each batch of :data:`BATCH_BYTES` is one task; :meth:`fill` stores them in order as they
+    complete.  :meth:`close` stops what has not started (call it when the column is not written).
+    """
+
+    def __init__(self, array: np.ndarray, chunk: int, level: int, threads: int | None = None,
+                 implementation: str = "auto") -> None:
+        if array.ndim != 1 or chunk < 1:
+            raise ValueError(f"a 1-D column and a positive chunk length are needed (found shape {array.shape}, "
+                             f"chunk {chunk})")
+        self.array = np.ascontiguousarray(array)
+        self.chunk, self.level = int(chunk), int(level)
+        self._kernel = deflate_kernel(implementation)
+        item = self.array.dtype.itemsize
+        nbytes = self.chunk * item
+        self._n_chunks = -(-self.array.shape[0] // self.chunk)
+        self._bound = int(self._kernel.deflate_bound(nbytes))
+        threads = threads or free_cores()
+        per_batch = max(1, min(self._n_chunks, BATCH_BYTES // nbytes))
+        # Enough batches to keep every thread busy, each a few MiB.
+        per_batch = max(1, min(per_batch, -(-self._n_chunks // threads)))
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip-column")
+        self._batches = [(first, min(per_batch, self._n_chunks - first),
+                          self._pool.submit(self._compress, first, min(per_batch, self._n_chunks - first)))
+                         for first in range(0, self._n_chunks, per_batch)]
+
+    def _compress(self, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        item = self.array.dtype.itemsize
+        nbytes = self.chunk * item
+        flat = self.array.view(np.uint8)
+        stop = (first + count) * nbytes
+        if stop <= flat.size:
+            source = flat[first * nbytes:stop].reshape(count, nbytes)  # whole chunks: a view
+        else:
+            source = np.zeros((count, nbytes), np.uint8)  # the edge chunk, zero-padded as HDF5 stores it
+            tail = flat[first * nbytes:]
+            source.reshape(-1)[:tail.size] = tail
+        packed = np.empty((count, self._bound), np.uint8)
+        sizes = np.empty(count, np.int64)
+        # One serial kernel call per batch; the kernel releases the GIL.
+        failures = self._kernel._deflate_chunks(source, packed, sizes, count, self.level, item, 1)
+        if failures:
+            raise OSError(f"the deflate kernel failed on {failures} chunk(s)")
+        return packed, sizes
+
+    def fill(self, dset: h5py.Dataset) -> None:
+        """Store the column in ``dset`` (created by :func:`gzip_column` with this column's chunk and level).
+
+        A dataset whose chunks or filters are not exactly these (shuffle then gzip
+        ``level``) is written through h5py instead (HDF5 compresses it).
+        """
+        try:
+            if dset.shape != self.array.shape:
+                raise ValueError(f"{dset.name}: shape {dset.shape} does not fit the column of shape "
+                                 f"{self.array.shape}")
+            item = self.array.dtype.itemsize
+            if dset.chunks != (self.chunk,) or _pipeline(dset) != [(h5py.h5z.FILTER_SHUFFLE, (item,)),
+                                                                   (h5py.h5z.FILTER_DEFLATE, (self.level,))]:
+                self.close()
+                dset[...] = self.array
+                return
+            dsid = dset.id
+            for first, count, future in self._batches:
+                try:
+                    packed, sizes = future.result()
+                except OSError as exc:
+                    raise OSError(f"{dset.name}: {exc}") from exc
+                for i in range(count):
+                    dsid.write_direct_chunk(((first + i) * self.chunk,), packed[i, :int(sizes[i])], 0)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cancel the batches not started and wait for the running ones."""
+        for _first, _count, future in self._batches:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
 def fill_column(dset: h5py.Dataset, array: np.ndarray, level: int, threads: int | None = None,
                 implementation: str = "auto") -> None:
     """Write the 1-D ``array`` into ``dset`` (created by :func:`gzip_column`), compressing on ``threads``.
@@ -76,39 +164,4 @@ def fill_column(dset: h5py.Dataset, array: np.ndarray, level: int, threads: int 
     if dset.shape != array.shape or array.ndim != 1 or dset.chunks is None:
         raise ValueError(f"{dset.name}: shape {dset.shape}, chunks {dset.chunks} do not fit the column "
                          f"of shape {array.shape}")
-    item = array.dtype.itemsize
-    if _pipeline(dset) != [(h5py.h5z.FILTER_SHUFFLE, (item,)), (h5py.h5z.FILTER_DEFLATE, (level,))]:
-        dset[...] = array
-        return
-    kernel = deflate_kernel(implementation)
-    chunk = dset.chunks[0]
-    nbytes = chunk * item
-    n_chunks = -(-array.shape[0] // chunk)
-    flat = np.ascontiguousarray(array).view(np.uint8)
-    threads = threads or free_cores()
-    per_batch = max(threads, min(n_chunks, BATCH_BYTES // nbytes))
-    packed = np.empty((per_batch, int(kernel.deflate_bound(nbytes))), np.uint8)
-    sizes = np.empty(per_batch, np.int64)
-    dsid = dset.id
-
-    def compress(source: np.ndarray, lo: int, hi: int) -> int:
-        # One serial kernel call per share of a batch; the kernel releases the GIL.
-        return kernel._deflate_chunks(source[lo:hi], packed[lo:hi], sizes[lo:hi], hi - lo, level, item, 1)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for first in range(0, n_chunks, per_batch):
-            count = min(per_batch, n_chunks - first)
-            stop = (first + count) * nbytes
-            if stop <= flat.size:
-                source = flat[first * nbytes:stop].reshape(count, nbytes)  # whole chunks: a view
-            else:
-                source = np.zeros((count, nbytes), np.uint8)  # the edge chunk, zero-padded as HDF5 stores it
-                tail = flat[first * nbytes:]
-                source.reshape(-1)[:tail.size] = tail
-            bounds = np.linspace(0, count, min(threads, count) + 1).astype(int)
-            failures = sum(f.result() for f in [pool.submit(compress, source, int(lo), int(hi))
-                                                for lo, hi in zip(bounds, bounds[1:])])
-            if failures:
-                raise OSError(f"{dset.name}: the deflate kernel failed on {failures} chunk(s)")
-            for i in range(count):
-                dsid.write_direct_chunk(((first + i) * chunk,), packed[i, :int(sizes[i])], 0)
+    CompressedColumn(array, dset.chunks[0], level, threads, implementation).fill(dset)

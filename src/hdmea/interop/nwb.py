@@ -41,12 +41,13 @@ What goes where (``export(recording, out)``; ``hdmea export-nwb REC.h5 OUT.nwb``
   ``DateTime``, else the file's ``created_at``), description, lab fields, all
   overridable by keyword.
 
-The units are read in one pass (:func:`hdmea.interop._units.scan_units`).  Spike times
+The recording's open-time safety scan keeps the units' objects open and the units are
+read from them in one pass (:func:`hdmea.interop._units.scan_units`).  Spike times
 and mean waveforms up to :data:`WHOLE_COLUMN_BYTES` are read at once into whole columns
 (the spike trains one after the other into one buffer, divided in place) and written as
-such, gzip and shuffle in 1 MiB chunks (or uncompressed): pynwb creates the spike
-times' dataset and :mod:`hdmea.interop._gzip_column` compresses its chunks on several
-threads.  Larger ones, and feature arrays, images and the light reference, stream a
+such, gzip and shuffle in 1 MiB chunks (or uncompressed): :mod:`hdmea.interop._gzip_column`
+compresses the spike times' chunks on background threads while pynwb builds and writes
+the file, then stores them in the dataset pynwb created.  Larger ones, and feature arrays, images and the light reference, stream a
 buffer at a time through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`, so
 memory stays bounded whatever the number of spikes.  The file is written at a partial
 path and renamed onto ``out`` when complete (:func:`h5stream.files.create_atomic`).
@@ -70,7 +71,7 @@ from h5stream.errors import ChecksumError
 from h5stream.files import create_atomic
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
-from hdmea.interop._gzip_column import fill_column, gzip_column
+from hdmea.interop._gzip_column import CompressedColumn, gzip_column
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description
 from hdmea.interop._units import (
@@ -385,24 +386,29 @@ def export(
     with store.open_recording_hdf5(recording, "r", verify=verify, visit=held) as src:
         # Claim the target before the work, so a second export of the same file fails at once.
         atomic = create_atomic(out, overwrite=overwrite)
-        with atomic as h5:
-            nwbfile, result, fills = _build(pynwb, src, recording, packer, units_per_buffer, held, dict(
-                session_description=session_description, identifier=identifier,
-                session_start_time=session_start_time, experimenter=experimenter, lab=lab,
-                institution=institution, experiment_description=experiment_description,
-                session_id=session_id, keywords=keywords, subject=subject, pitch_um=pitch_um))
-            io = pynwb.NWBHDF5IO(file=h5, mode="w")
-            io.write(nwbfile)
-            for name, column in fills:
-                fill_column(h5[name], column, packer.level)
-            # The atomic write closes the file on commit; the IO object must not close it first.
+        fills: list[tuple[str, CompressedColumn]] = []  # compressing in the background while pynwb writes
+        try:
+            with atomic as h5:
+                nwbfile, result = _build(pynwb, src, recording, packer, units_per_buffer, held, fills, dict(
+                    session_description=session_description, identifier=identifier,
+                    session_start_time=session_start_time, experimenter=experimenter, lab=lab,
+                    institution=institution, experiment_description=experiment_description,
+                    session_id=session_id, keywords=keywords, subject=subject, pitch_um=pitch_um))
+                io = pynwb.NWBHDF5IO(file=h5, mode="w")
+                io.write(nwbfile)
+                for name, column in fills:
+                    column.fill(h5[name])
+                # The atomic write closes the file on commit; the IO object must not close it first.
+        finally:
+            for _name, column in fills:
+                column.close()
     result.path = out
     logger.info("exported %s to %s (%d units, %d spikes)", recording, out, result.n_units, result.n_spikes)
     return result
 
 
 def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: int, held: UnitObjects,
-           options: dict):
+           fills: list, options: dict):
     from hdmf.common import DynamicTable, DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
     from pynwb.epoch import TimeIntervals
     from pynwb.file import ElectrodesTable
@@ -475,11 +481,11 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     # Up to WHOLE_COLUMN_BYTES the trains are read at once and written as one column (what
     # pynwb writes fastest); beyond, they stream a buffer at a time.
     seconds = scan.spike_seconds(fs) if 0 < total * 8 <= WHOLE_COLUMN_BYTES else None
-    fills = []
     if seconds is not None and packer.name == "gzip":
-        # Compressed on several threads once pynwb has created the dataset (see export).
-        spike_data = gzip_column(seconds, min(total, _SPIKES_PER_CHUNK), packer.level, H5DataIO)
-        fills.append(("units/spike_times", seconds))
+        # Compressed from now on, on background threads, and stored once pynwb has created the dataset (see export).
+        chunk = min(total, _SPIKES_PER_CHUNK)
+        fills.append(("units/spike_times", CompressedColumn(seconds, chunk, packer.level)))
+        spike_data = gzip_column(seconds, chunk, packer.level, H5DataIO)
     elif seconds is not None:
         spike_data = seconds
     elif total:
@@ -576,7 +582,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     result = ExportResult(path=Path(), n_units=n_units, n_spikes=total, n_electrodes=n_el,
                           intervals=interval_names, processing=processing,
                           unit_columns=list(units.colnames), skipped=skipped)
-    return nwbfile, result, fills
+    return nwbfile, result
 
 
 _SUBJECT_FIELDS = ("subject_id", "species", "age", "sex", "description", "genotype", "strain", "weight",
