@@ -14,7 +14,13 @@ Goal: the batch (default executor, a Dask LocalCluster with 2 workers) at least
 (medians in the details).  A second row, without a goal, runs the batch without
 the inputs' pre-check in a separate process (``verify_inputs=False``): the
 sequential side does not make it, and for small recordings it costs about as
-much as their work.
+much as their work.  A third row, also without a goal, is the bound of any
+batch on this machine at the time (as in :mod:`benchmarks.bench_batch`): two
+warm jobs at once on one core each against the same two one after another on
+all cores each; a batch free of every start-up cost reaches at most this
+ratio, so a goal above it cannot hold here.  The details of each batch row
+also give the CPU seconds of both sides (the processes and every child they
+waited for), whose ratio bounds the speed-up on two free cores.
 
 Run: ``python -m benchmarks --size full --only batch_many``.
 """
@@ -28,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks._harness import Row, interleave, scratch_dir, timed_row
-from benchmarks.bench_batch import _SEQUENTIAL, _make_inputs, _python
+from benchmarks.bench_batch import _SEQUENTIAL, _machine_scaling, _make_inputs, _python
 
 # The batch side: the default executor (a Dask LocalCluster), with or without the inputs'
 # pre-check in a separate process (``verify_inputs``, on by default).
@@ -77,7 +83,10 @@ def run(size: str = "small") -> list[Row]:
             return go
 
         timings = interleave({kind: side(kind) for kind in results}, rounds, self_timed=True)
+        (tmp / "scaling").mkdir()
+        scaling = _machine_scaling(inputs, tmp / "scaling", "1")
     seq = min(results["seq"], key=lambda r: r["wall"])
+    together, all_cores = scaling["together"], scaling["alone-all-cores"]
     return [
         timed_row(
             f"batch of {n} small recordings (~1 s of work each), 2 Dask workers",
@@ -89,6 +98,15 @@ def run(size: str = "small") -> list[Row]:
             "same recordings one after another in one process", timings["seq"], timings["unverified"], None,
             details="what the separate reading of every input before the first job costs (on by default): "
                     + _details(seq, min(results["unverified"], key=lambda r: r["wall"]), n),
+        ),
+        Row(
+            benchmark="bound on any batch speed-up here (no engine): 2 warm small jobs at once, 1 core each",
+            peer="the same 2 jobs one after another, all cores each", peer_value=all_cores, ours=together,
+            unit="s", ratio=all_cores / together, goal=None,
+            details=f"one small job takes {scaling['alone'] / 2:.2f} s on 1 core and {all_cores / 2:.2f} s on "
+                    f"{os.cpu_count()} (in-job speed-up {scaling['alone'] / all_cores:.2f}x); two at once on 1 core "
+                    f"each take {together:.2f} s; a batch without start-up costs reaches at most this ratio "
+                    f"(1-min load average after it {os.getloadavg()[0]:.1f})",
         ),
     ]
 
@@ -104,14 +122,18 @@ def _details(seq: dict, par: dict, n: int) -> str:
             f"{statistics.median(par['jobs']):.2f} s, sum {sum(par['jobs']):.1f} s, wall {par['wall']:.1f} s: "
             f"process start + imports {par['wall'] - par['batch']:.2f} s, until the first job (executor start, "
             f"worker set-up " + ", ".join(f"{t:.2f}" for t in par["setup"]) + f" s, input checks) "
-            f"{par['startup']:.2f} s, beyond the jobs after that {engine * 1000:.0f} ms per recording")
+            f"{par['startup']:.2f} s, beyond the jobs after that {engine * 1000:.0f} ms per recording; CPU "
+            f"seconds (processes and the children they waited for): sequential {seq['cpu']:.1f}, batch "
+            f"{par['cpu']:.1f}: with 2 cores the batch cannot end before {par['cpu'] / 2:.1f} s, a speed-up of at most "
+            f"{2 * seq['wall'] / par['cpu']:.2f}x over this sequential run")
 
 
 @pytest.mark.slow
 def test_batch_many_small():
     rows = run("small")
-    assert len(rows) == 2
-    row, unverified = rows
+    assert len(rows) == 3
+    row, unverified, bound = rows
+    assert bound.goal is None and bound.peer_value > 0 and bound.ratio == bound.peer_value / bound.ours
     assert row.goal == GOAL and row.ours > 0 and row.peer_value > 0
     assert row.ratio == row.peer_value / row.ours
     assert unverified.goal is None and unverified.peer_value == row.peer_value and unverified.ours > 0
