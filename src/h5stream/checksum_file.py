@@ -17,8 +17,10 @@ import h5py
 import numpy as np
 
 from h5stream.checksums import (
+    ALL_ATTRS,
     MANIFEST_ATTR,
     Manifest,
+    check_attribute_set,
     check_value,
     checked_read,
     digest_end,
@@ -66,14 +68,15 @@ def _vlen_read_type(cset: int):
     return entry
 
 
-def _read_attr(oid, name: str):
+def _read_attr(oid, name: str, aid=None):
     """Attribute ``name`` of the object ``oid`` as ``obj.attrs[name]`` returns it (KeyError: missing).
 
     A scalar variable-length string (most digested attributes) is read directly
     through the low-level API, as h5py reads it (a ``str``, undecodable bytes
     kept by ``surrogateescape``); any other attribute through h5py itself.
     """
-    aid = h5py.h5a.open(oid, name.encode("utf-8"))
+    if aid is None:
+        aid = h5py.h5a.open(oid, name.encode("utf-8"))
     tid = aid.get_type()
     if (isinstance(tid, h5py.h5t.TypeStringID) and tid.is_variable_str()
             and aid.get_space().get_simple_extent_type() == h5py.h5s.SCALAR):
@@ -86,8 +89,9 @@ def _read_attr(oid, name: str):
     return holder.attrs[name]
 
 
-def _check_object_attrs(manifest: Manifest, oid, where: str, expected: Mapping[str, str]) -> None:
-    """:func:`check_attrs` of the object ``oid`` at ``where``, reading each attribute once by its id."""
+def _check_legacy_attrs(manifest: Manifest, oid, where: str, expected: Mapping[str, str]) -> int:
+    """Version-1 digests of the object ``oid`` at ``where``: each listed attribute, read once by its id."""
+    count = 0
     for name, digest in expected.items():
         if where == "/" and name == MANIFEST_ATTR:
             continue
@@ -99,6 +103,46 @@ def _check_object_attrs(manifest: Manifest, oid, where: str, expected: Mapping[s
                                 path=manifest.path, obj=at, expected="the attribute", found="nothing",
                                 hint="the file is damaged or was edited by another tool") from None
         check_value(manifest, at, digest, value)
+        count += 1
+    return count
+
+
+_MAYBE_TEXT_CLASSES = (h5py.h5t.STRING, h5py.h5t.VLEN)
+
+
+def _attr_names(oid) -> list[str]:
+    names: list[bytes] = []
+    h5py.h5a.iterate(oid, names.append)
+    return [n.decode("utf-8") if isinstance(n, bytes) else n for n in names]
+
+
+def _check_attr_set(manifest: Manifest, oid, where: str, kind: str, packed: str) -> int:
+    """The attribute set of the object ``oid`` at ``where``; only attributes that may be text are read for
+    a ``"text"`` set (a string or variable-length type: what h5py can read back as text)."""
+    values = {}
+    root = where == "/"
+    for name in _attr_names(oid):
+        if root and name == MANIFEST_ATTR:
+            continue
+        aid = None
+        if kind != ALL_ATTRS:
+            aid = h5py.h5a.open(oid, name.encode("utf-8"))
+            if aid.get_type().get_class() not in _MAYBE_TEXT_CLASSES:
+                continue
+        values[name] = _read_attr(oid, name, aid)
+    return check_attribute_set(manifest, where, kind, packed, values)
+
+
+def _check_object_attrs(manifest: Manifest, oid, where: str) -> int:
+    """Every digest of the attributes of the object ``oid`` at ``where``; returns how many were checked."""
+    count = 0
+    legacy = manifest.attributes.get(where)
+    if legacy:
+        count += _check_legacy_attrs(manifest, oid, where, legacy)
+    kind, packed = manifest.attribute_set(where)
+    if packed is not None:
+        count += _check_attr_set(manifest, oid, where, kind, packed)
+    return count
 
 
 def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
@@ -124,7 +168,6 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
         manifest = read_manifest(f, label)
         stats = {"manifest": manifest is not None, "datasets": 0, "fletcher32": 0, "header": 0, "attributes": 0,
                  "unchecked": 0, "bytes": 0}
-        attributes = manifest.attributes if manifest is not None else {}
         digests = manifest.datasets if manifest is not None else {}
         # (name, object type, object header version) of every object, from one visit of the file.
         names: list[tuple[bytes, int, int]] = []
@@ -133,15 +176,14 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
         for raw, kind, header_version in [(b".", h5py.h5o.TYPE_GROUP, 0)] + names:
             name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             where = "/" if name == "." else "/" + name
-            expected_attrs = attributes.get(where)
+            expected_attrs = manifest is not None and manifest.covers_attrs(where)
             if kind != is_dataset and not expected_attrs:
                 continue  # nothing of this object to check
             oid = None
             try:
                 oid = h5py.h5o.open(f.id, raw)
                 if expected_attrs:
-                    _check_object_attrs(manifest, oid, where, expected_attrs)
-                    stats["attributes"] += len(expected_attrs)
+                    stats["attributes"] += _check_object_attrs(manifest, oid, where)
                 if kind != is_dataset or not isinstance(oid, h5py.h5d.DatasetID):
                     continue
                 if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:

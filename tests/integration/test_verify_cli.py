@@ -94,3 +94,31 @@ def test_verify_missing_file_fails(tmp_path):
     for module in ("hdmea", "scptensor"):
         result = run("-m", module, "verify", tmp_path / "nothing.h5")
         assert result.returncode != 0 and "nothing.h5" in result.stderr
+
+
+def test_hdmea_verify_attribute_flip_names_the_attribute(tmp_path, recording):
+    """Attributes are listed per object (manifest version 2): the command still names the damaged one."""
+    with h5py.File(recording, "r") as f:
+        dataset_id = f.attrs["dataset_id"]
+    data = recording.read_bytes()
+    needle = b"\x00rec\x00"  # the 3-byte dataset id in the global heap, unique in the file
+    assert dataset_id == "rec" and data.count(needle) == 1
+    bad = flip_copy(recording, tmp_path / "bad.h5", data.find(needle) + 2)
+    result = run("-m", "hdmea", "verify", bad)
+    assert result.returncode != 0 and "ChecksumError" in result.stderr and "[/@dataset_id]" in result.stderr
+
+
+def test_hdmea_verify_version_1_manifest(tmp_path):
+    """A file whose manifest is in its version-1 form (made with plain h5py and zlib) verifies as before."""
+    from tests import manifest_v1
+
+    path = tmp_path / "v1.h5"
+    manifest = manifest_v1.write_v1_recording(path)
+    good = run("-m", "hdmea", "verify", path)
+    assert good.returncode == 0, good.stderr
+    count = sum(len(a) for a in manifest["attributes"].values())
+    assert "2 datasets (2 by digest" in good.stdout and f"{count} attributes checked" in good.stdout
+    bad = flip_copy(path, tmp_path / "bad.h5", path.read_bytes().find(manifest_v1.LABEL.encode()) + 3)
+    result = run("-m", "hdmea", "verify", bad)
+    assert result.returncode != 0 and "[/units/u1/@label]" in result.stderr
+    assert f"expected crc32 {manifest['attributes']['/units/u1']['label']}" in result.stderr

@@ -27,6 +27,7 @@ from scptensor.io import load, save
 from scptensor.io.exceptions import IOChecksumError
 from scptensor.testing import example_container
 from tests.data.golden import golden_cases as cases
+from tests import manifest_v1
 
 LEGACY_CONTAINER = cases.HERE.parent / "scptensor_legacy_v1.h5"
 
@@ -63,6 +64,12 @@ def chunk_offset(path, name: str, index: int = 0) -> int:
     with h5py.File(path, "r") as f:
         info = f[name].id.get_chunk_info(index)
         return info.byte_offset
+
+
+def _text_crc(value: str) -> str:
+    """The digest of one text attribute, computed here from the documented formula."""
+    raw = value.encode("utf-8")
+    return f"{zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, 'little'), zlib.crc32(b'text|()'))):08x}"
 
 
 def find_bytes(path, needle: bytes) -> int:
@@ -147,8 +154,10 @@ def test_recording_manifest_lists_every_dataset_and_text_attribute(tmp_path):
     assert set(manifest["datasets"]) == {n for n, kind in layouts.items() if kind != "compact"}
     assert "/units/u1/spike_times" in layouts and layouts["/metadata/trace"] == "contiguous"
     assert manifest["datasets"]["/metadata/trace"] == checksums.array_digest(trace)
-    assert manifest["attributes"]["/units/u1/features/sta"]["params"] == checksums.text_digest(
-        '{"city": "mobile-checksum-probe"}')
+    # one string per object: the digests of its text attributes in name order (numbers sit in checksummed headers)
+    assert manifest["version"] == 2 and manifest["attributes"] == {}
+    assert manifest["attribute_digests"]["text"]["/units/u1/features/sta"] == (
+        _text_crc("sta") + _text_crc('{"city": "mobile-checksum-probe"}') + _text_crc("1"))  # name, params, version
     stats = checksum_file.check_file(path)
     assert stats["datasets"] + stats["header"] == len(layouts) and stats["unchecked"] == 0
 
@@ -213,7 +222,11 @@ def test_recording_updates_keep_the_manifest_right(tmp_path):
         # the update wrote version-1 headers (no HDF5 checksum): its compact data have digests
         assert h5py.h5o.get_info(f["metadata/note"].id).hdr.version == 1
     assert "/metadata/note" in manifest["datasets"]
-    assert manifest["attributes"]["/units/a"]["row"] == checksums.array_digest(np.asarray(2))
+    # ... and the objects it wrote list all their attributes, numbers too: col, global_id?, row, spike_count
+    with h5py.File(path, "r") as f:
+        names = sorted(f["units/a"].attrs)
+        want = "".join(f"{zlib.crc32(f['units/a'].attrs[n].tobytes(), zlib.crc32(b'<i8|()')):08x}" for n in names)
+    assert names == ["col", "row", "spike_count"] and manifest["attribute_digests"]["all"]["/units/a"] == want
     stats = checksum_file.check_file(path)
     assert stats["datasets"] + stats["header"] == len(_datasets(path)) and stats["unchecked"] == 0
     session = PipelineSession.load(path)
@@ -383,3 +396,110 @@ def test_chunked_text_dataset_digest_covers_the_strings(tmp_path):
     with open_validated(bad) as f:
         checksums.attach(f, verify=False)
         assert read_elem(f["s"])[1234] != "planted-unique-text-probe"
+
+
+# --------------------------------------------------------------------------- manifest versions
+
+
+def test_version_1_manifest_made_by_hand_still_verifies_and_names_the_attribute(tmp_path):
+    """A file whose manifest lists attributes by name (version 1) loads and verifies as before."""
+    path = tmp_path / "v1.h5"
+    manifest = manifest_v1.write_v1_recording(path)
+    stats = checksum_file.check_file(path)
+    assert stats["manifest"] and stats["datasets"] == 2 and stats["unchecked"] == 0
+    assert stats["attributes"] == sum(len(a) for a in manifest["attributes"].values())
+    session = PipelineSession.load(path)
+    unit = session.units["u1"]
+    assert unit["label"] == manifest_v1.LABEL and unit["row"] == 3
+    np.testing.assert_array_equal(unit["spike_times"], manifest_v1.SPIKES)
+    np.testing.assert_array_equal(session.metadata["trace"], manifest_v1.TRACE)
+    session.close()
+    bad = damaged_copy(path, tmp_path, find_bytes(path, manifest_v1.LABEL.encode()) + 4)
+    for read in (lambda p: PipelineSession.load(p).units, checksum_file.check_file):
+        with pytest.raises(ChecksumError) as info:
+            read(bad)
+        assert info.value.obj == "/units/u1/@label" and manifest["attributes"]["/units/u1"]["label"] in str(info.value)
+    unchecked = PipelineSession.load(bad, verify=False)
+    assert unchecked.units["u1"]["label"] != manifest_v1.LABEL
+    unchecked.close()
+
+
+def test_update_of_a_version_1_file_keeps_its_digests_by_name(tmp_path):
+    path = tmp_path / "v1.h5"
+    old = manifest_v1.write_v1_recording(path)
+    with open_recording_hdf5(path, "r+") as f:
+        write_units(f, {"u2": {"spike_times": np.arange(9, dtype=np.uint64), "row": 1, "col": 2, "label": "new"}})
+    manifest = manifest_of(path)
+    assert manifest["version"] == 2
+    # untouched objects keep their version-1 digests; rewritten ones (the root's updated_at, u2) are sets
+    assert manifest["attributes"] == {p: old["attributes"][p] for p in ("/units/u1", "/metadata")}
+    with h5py.File(path, "r") as f:
+        u2 = f["units/u2"].attrs
+        want = "".join(manifest_v1.text_crc(u2[n]) if n == "label" else manifest_v1.array_crc(u2[n])
+                       for n in sorted(u2))  # col, label, row, spike_count: every attribute (version-1 headers)
+    assert manifest["attribute_digests"]["all"]["/units/u2"] == want
+    assert "/" in manifest["attribute_digests"]["all"] and manifest["attribute_digests"]["text"] == {}
+    checksum_file.check_file(path)
+    bad = damaged_copy(path, tmp_path, find_bytes(path, manifest_v1.OPERATOR.encode()) + 2)
+    with pytest.raises(ChecksumError) as info:
+        PipelineSession.load(bad).metadata  # noqa: B018
+    assert info.value.obj == "/metadata/@operator"
+
+
+def test_version_2_attribute_set_names_the_object_and_its_attributes(tmp_path):
+    """Under version 2 a flipped byte names the attribute; an added or removed text attribute the object's set."""
+    path = tmp_path / "rec.h5"
+    s = create_session("rec", hdf5_path=path)
+    s.add_units({"u1": {"spike_times": np.arange(50, dtype=np.uint64), "row": 3, "col": 4}})
+    s.add_feature("u1", "sta", {"kernel": np.arange(10.0)}, {"params": "planted-v2-params-probe", "version": "1"})
+    s.save()
+    s.close()
+    packed = manifest_of(path)["attribute_digests"]["text"]["/units/u1/features/sta"]
+    assert packed == "".join(_text_crc(v) for v in ("sta", "planted-v2-params-probe", "1"))  # name, params, version
+    bad = damaged_copy(path, tmp_path, find_bytes(path, b"planted-v2-params-probe") + 9)
+    for read in (lambda p: PipelineSession.load(p), checksum_file.check_file, check_open_file):
+        with pytest.raises(ChecksumError) as info:
+            read(bad)
+        assert info.value.obj == "/units/u1/features/sta/@params" and _text_crc("planted-v2-params-probe") in str(
+            info.value)
+    for n, edit in enumerate(["add text", "remove", "add number"]):
+        edited = tmp_path / f"edited{n}.h5"
+        shutil.copyfile(path, edited)
+        with h5py.File(edited, "r+") as f:
+            attrs = f["units/u1/features/sta"].attrs
+            if edit == "add text":
+                attrs["note"] = "added later"
+            elif edit == "remove":
+                del attrs["version"]
+            else:
+                attrs["score"] = 0.5  # numbers sit in the checksummed object header: not part of a text set
+        if edit == "add number":
+            assert PipelineSession.load(edited).units["u1"]["features"]["sta"]["score"] == 0.5
+            assert checksum_file.check_file(edited)["attributes"] >= 3
+            continue
+        found = "name, note, params, version" if edit == "add text" else "name, params"
+        for read in (lambda p: PipelineSession.load(p), checksum_file.check_file):
+            with pytest.raises(ChecksumError) as info:
+                read(edited)
+            assert info.value.obj == "/units/u1/features/sta" and "expected 3 text attributes" in str(info.value)
+            assert found in str(info.value)
+
+
+def check_open_file(path):
+    """check_file of a file the caller opened through the validated path."""
+    from h5stream.files import open_validated
+
+    with open_validated(path) as f:
+        return checksum_file.check_file(path, f=f)
+
+
+def test_unknown_manifest_version_asks_for_a_newer_h5stream(tmp_path):
+    path = tmp_path / "v9.h5"
+    manifest_v1.write_v1_recording(path)
+    with h5py.File(path, "r+") as f:
+        document = json.loads(f.attrs[checksums.MANIFEST_ATTR])
+        document["version"] = 9
+        f.attrs[checksums.MANIFEST_ATTR] = json.dumps(document)
+    with pytest.raises(FormatError, match="upgrade h5stream") as info:
+        checksum_file.check_file(path)
+    assert "version 9" in str(info.value) and not isinstance(info.value, ChecksumError)

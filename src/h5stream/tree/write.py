@@ -99,13 +99,13 @@ def _record_dataset(ctx: WriteContext, path: str, array: np.ndarray, items: list
         ctx.recorder.dataset(path, checksums.array_digest(array))
 
 
-#: CRC-32 of the header of a scalar text digest (see :func:`h5stream.checksums.text_digest`).
 def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> None:
-    """Add the digest of an attribute just written to ``digests``.
+    """Add the digest of an attribute just written to ``digests`` (the object's attribute set).
 
     Text always (its bytes live in HDF5's global heap, which has no checksum);
     numbers only when ``numbers`` (they live in the object header, which HDF5
-    checksums itself in version-2 headers).
+    checksums itself in version-2 headers): the set is a ``"text"`` or an
+    ``"all"`` set of :mod:`h5stream.checksums`.
     """
     if isinstance(stored, str):  # most attributes (hundreds of thousands per save): the cheap path first
         digests[name] = checksums.scalar_text_digest(stored)
@@ -118,15 +118,15 @@ def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> N
 
 def _record_existing_attrs(recorder, obj) -> None:
     """Record the digests of every attribute of an existing object, as stored (after an in-place edit)."""
-    numbers = not recorder.headers_checksummed
+    text_only = recorder.attribute_kind == checksums.TEXT_ATTRS
     digests = {}
     for name in obj.attrs:
         if obj.name == "/" and name == checksums.MANIFEST_ATTR:
             continue
         value = obj.attrs[name]
-        if numbers or isinstance(value, str) or (isinstance(value, np.ndarray) and value.dtype.kind == "O"):
+        if not text_only or checksums.is_text_value(value):
             digests[name] = checksums.value_digest(value)
-    recorder.object_attrs(obj.name, digests, fresh=True)
+    recorder.attribute_set(obj.name, digests)
 
 
 def _compact(array: np.ndarray) -> bool:
@@ -206,7 +206,7 @@ def _wrapped_attrs(oid, node: Node, ctx: WriteContext, *, record: bool = True) -
         if digests is not None:
             _attr_digest(digests, name, stored, numbers)
     if digests is not None:
-        recorder.object_attrs(_object_path(oid), digests, fresh=True)
+        recorder.attribute_set(_object_path(oid), digests)
 
 
 def _object_path(oid) -> str:
@@ -332,6 +332,7 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
     recorder = ctx.recorder if record else None
     digests: dict[str, str] | None = {} if recorder is not None else None
     numbers = recorder is not None and not recorder.headers_checksummed
+    known = checksums.known_text_digest
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
         if stored_nbytes(stored) > ATTR_LIMIT:
@@ -345,7 +346,10 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
             continue
         _native_attr(native, oid, name, stored, ctx, path)
         if digests is not None:
-            _attr_digest(digests, name, stored, numbers)
+            if isinstance(stored, str):  # the common case, inline: hundreds of thousands per save
+                digests[name] = known(stored) or checksums.scalar_text_digest(stored)
+            elif numbers or isinstance(stored, np.ndarray):  # numbers in checksummed headers need none
+                _attr_digest(digests, name, stored, numbers)
         if tag is not None:
             tags[name] = tag
     for name, stored in _bookkeeping(node, tags):
@@ -353,7 +357,7 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
         if digests is not None:
             _attr_digest(digests, name, stored, numbers)
     if digests is not None:
-        recorder.object_attrs(path or "/", digests, fresh=True)
+        recorder.attribute_set(path or "/", digests)
 
 
 # --------------------------------------------------------------------------- entry points

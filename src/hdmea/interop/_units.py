@@ -297,7 +297,7 @@ def _attrs(oid, where: str, manifest) -> dict:
     raw = _plain_attrs(oid)
     if raw is None:
         return store.read_attrs(_wrap(oid), manifest=manifest)[0]
-    if manifest is not None and where in manifest.attributes:
+    if manifest is not None and manifest.covers_attrs(where):
         checksums.check_attrs(_wrap(oid), raw, manifest)
     return {name: decode_attr(value, None) for name, value in raw.items()}
 
