@@ -304,6 +304,48 @@ def run(size: str) -> list[Row]:
     return rows_from(size, measure(size))
 
 
+def measure_floor(size: str = "full", rounds: int = 7) -> str:
+    """The floor alone: :func:`read_floor` and pynwb alone (uncompressed peer), interleaved, wall and CPU seconds.
+
+    ``python -m benchmarks.bench_nwb [ROUNDS]``.  The goal (ours within 1.5 x pynwb alone) is
+    out of reach from this layout when floor + pynwb alone exceeds 1.5 x pynwb alone.
+    """
+    n_units, n_spikes = SIZES_UNITS[size]
+    walls: dict[str, list[float]] = {"floor": [], "peer": []}
+    cpus: dict[str, list[float]] = {"floor": [], "peer": []}
+    loads = [os.getloadavg()[0]]
+    with scratch_dir("hdmea-bench-nwb-floor-") as scratch:
+        recording = Path(scratch) / "rec.h5"
+        make_recording(recording, n_units, n_spikes)
+        columns = _peer_columns(recording)
+        out = Path(scratch) / "peer.nwb"
+        for _ in range(rounds):
+            cpu = time.process_time()
+            wall, samples, waveforms, n_attrs = read_floor(recording)
+            cpus["floor"].append(time.process_time() - cpu)
+            walls["floor"].append(wall)
+            if samples.size != n_spikes or waveforms.shape[0] != n_units:
+                raise AssertionError("the floor's reading missed spikes or units")
+            del samples, waveforms
+            if out.exists():
+                out.unlink()
+            cpu = time.process_time()
+            walls["peer"].append(write_peer(columns, out))
+            cpus["peer"].append(time.process_time() - cpu)
+        loads.append(os.getloadavg()[0])
+    floor, peer = Timing(walls["floor"]), Timing(walls["peer"])
+    cfloor, cpeer = Timing(cpus["floor"]), Timing(cpus["peer"])
+    verdict = "blocked by the layout" if floor.min + peer.min > 1.5 * peer.min else "reachable"
+    return "\n".join([
+        f"{n_units} units, {n_spikes} spikes, {n_attrs} attributes; 1-minute load {loads[0]:.1f} > {loads[1]:.1f}",
+        f"floor (read_floor) wall {floor}; CPU {cfloor}",
+        f"pynwb alone        wall {peer}; CPU {cpeer}",
+        f"floor + pynwb alone = {floor.min + peer.min:.3f} s against 1.5 x pynwb alone = {1.5 * peer.min:.3f} s "
+        f"(CPU {cfloor.min + cpeer.min:.3f} s against {1.5 * cpeer.min:.3f} s): the goal is {verdict}",
+    ])
+
+
+
 def test_rows_at_small_size(monkeypatch):
     monkeypatch.setitem(SIZES_UNITS, "small", (50, 100_000))
     measured = measure("small", rounds=1)
@@ -312,6 +354,12 @@ def test_rows_at_small_size(monkeypatch):
     for row in rows:
         assert row.ours > 0 and row.peer_value > 0
     assert rows[6].ours < MEMORY_LIMIT_MB
+
+
+def test_floor_summary_at_small_size(monkeypatch):
+    monkeypatch.setitem(SIZES_UNITS, "small", (20, 200_000))
+    text = measure_floor("small", rounds=1)
+    assert "20 units, 200000 spikes, 180 attributes" in text and "the goal is" in text
 
 
 def test_floor_reads_every_value(tmp_path):
@@ -326,3 +374,9 @@ def test_floor_reads_every_value(tmp_path):
         np.testing.assert_array_equal(samples, np.concatenate([f["units"][u]["spike_times"][()] for u in ids]))
         np.testing.assert_array_equal(waveforms, [f["units"][u]["waveform"][()] for u in ids])
         assert n_attrs == sum(len(f["units"][u].attrs) + len(f["units"][u]["features/rf_noise"].attrs) for u in ids)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(measure_floor("full", int(sys.argv[1]) if len(sys.argv) > 1 else 7))
