@@ -29,6 +29,7 @@ from h5stream.checksums import (
     is_text_dataset,
     mismatch_error,
     read_manifest,
+    refuse_sequence_attr,
     utf8_bytes,
 )
 from h5stream.errors import ChecksumError
@@ -78,6 +79,9 @@ def _read_attr(oid, name: str, aid=None):
     if aid is None:
         aid = h5py.h5a.open(oid, name.encode("utf-8"))
     tid = aid.get_type()
+    if tid.get_class() == h5py.h5t.VLEN:  # variable-length strings are class STRING
+        holder = h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)
+        refuse_sequence_attr(holder, name)  # raises: reading it could crash libhdf5
     if (isinstance(tid, h5py.h5t.TypeStringID) and tid.is_variable_str()
             and aid.get_space().get_simple_extent_type() == h5py.h5s.SCALAR):
         dtype, mtype = _vlen_read_type(tid.get_cset())

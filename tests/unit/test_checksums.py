@@ -503,3 +503,21 @@ def test_unknown_manifest_version_asks_for_a_newer_h5stream(tmp_path):
     with pytest.raises(FormatError, match="upgrade h5stream") as info:
         checksum_file.check_file(path)
     assert "version 9" in str(info.value) and not isinstance(info.value, ChecksumError)
+
+
+def test_sequence_attribute_is_refused_before_it_is_read(tmp_path):
+    """A variable-length sequence attribute (what a damaged string type becomes) is a typed error, never read."""
+    from h5stream.elements import read_elem
+
+    path = tmp_path / "seq.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("g")
+        sequences = np.empty(1, dtype=object)
+        sequences[0] = np.arange(3, dtype=np.uint8)
+        g.attrs.create("encoding-type", sequences, dtype=h5py.vlen_dtype(np.uint8))
+        g.attrs["encoding-version"] = "0.2.0"
+    with h5py.File(path, "r") as f:
+        with pytest.raises(FormatError) as info:
+            read_elem(f["g"])
+        assert info.value.obj == "/g/@encoding-type" and "variable-length sequence" in str(info.value)
+        checksums.refuse_sequence_attr(f["g"], "encoding-version")  # text passes

@@ -298,7 +298,10 @@ def write_with(parent: h5py.Group, key: str, value: Any, options) -> Any:
 
 
 def _attr_str(obj, name: str) -> str | None:
-    value = obj.attrs.get(name)
+    if name not in obj.attrs:
+        return None
+    checksums.refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
+    value = obj.attrs[name]
     if value is None:
         return None
     if isinstance(value, bytes):
