@@ -19,11 +19,20 @@
    adds a 50 GB session.
 
 Every write is timed to durable bytes (fsync) on every side.
+
+The cost of the end-to-end checksums is measured alongside (goal: under 5%):
+the same save with checksums off (:func:`checksums_off`: no digests recorded,
+no manifest written) in the same interleaved rounds as the save of (1), and
+the load of the saved file (``PipelineSession.load`` and every unit's arrays)
+with and without ``verify``.  Both compare the process's CPU time (the
+machine is shared: CPU time is steadier than wall time under other load).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -31,7 +40,8 @@ import h5py
 import numpy as np
 
 from benchmarks._harness import Row, Timing, fsync_file, interleave, peak_rss_mb, scratch_dir, timed_row
-from hdmea.pipeline import create_session
+from h5stream.files import atomic as _atomic
+from hdmea.pipeline import PipelineSession, create_session
 
 FS = 20_000
 DURATION_S = 20 * 60
@@ -230,15 +240,85 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _ours_side(rec: dict, path: Path, *, spikes_only: bool = False):
-    """(save, setup) of our session: staging happens untimed before each round."""
+@contextlib.contextmanager
+def checksums_off():
+    """Atomic writes made inside record no digests and write no checksum manifest (for the cost figure)."""
+    original = _atomic.AtomicFile.__init__
+
+    def without(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "checksums": False})
+
+    _atomic.AtomicFile.__init__ = without
+    try:
+        yield
+    finally:
+        _atomic.AtomicFile.__init__ = original
+
+
+def _ours_side(rec: dict, path: Path, *, spikes_only: bool = False, checksums: bool = True,
+               cpu: list[float] | None = None):
+    """(save, setup) of our session: staging happens untimed before each round.
+
+    ``cpu`` collects the CPU seconds of each save; ``checksums=False`` saves without them.
+    """
     holder = {}
 
     def setup():
         _remove(path)
         holder["s"] = stage_session(rec, path, spikes_only=spikes_only)
 
-    return (lambda: holder["s"].save()), setup
+    def save():
+        start = time.process_time()
+        with contextlib.nullcontext() if checksums else checksums_off():
+            holder["s"].save()
+        if cpu is not None:
+            cpu.append(time.process_time() - start)
+
+    return save, setup
+
+
+def _load_side(path: Path, verify: bool, cpu: list[float]):
+    """Load the saved recording and read every unit's arrays (checked against their digests with ``verify``)."""
+    def load():
+        start = time.process_time()
+        session = PipelineSession.load(path, verify=verify)
+        try:
+            arrays = sum(len(unit) for unit in session.units.values())
+        finally:
+            session.close()
+        cpu.append(time.process_time() - start)
+        return arrays
+
+    return load
+
+
+def _cost(on: list[float], off: list[float]) -> str:
+    """The checksums' cost from CPU seconds with and without them: min and median."""
+    return (f"{min(on) / min(off) - 1:+.1%} (min), {statistics.median(on) / statistics.median(off) - 1:+.1%} "
+            f"(median) of {len(on)} rounds")
+
+
+def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list[float], wall: dict[str, Timing],
+                  rounds: int) -> list[Row]:
+    """Rows of the checksums' cost: the save timed with (1), the load of its file timed here."""
+    load_on: list[float] = []
+    load_off: list[float] = []
+    load = interleave({"verify": _load_side(path, True, load_on), "no verify": _load_side(path, False, load_off)},
+                      rounds)
+    rows = []
+    for what, on, off, timings, peer in (
+        ("save", save_on, save_off, (wall["ours"], wall["ours, no checksums"]), "same save, checksums off"),
+        ("load", load_on, load_off, (load["verify"], load["no verify"]), "same load, verify=False"),
+    ):
+        rows.append(Row(f"checksums on {what}, {n_units} units", peer, min(off), min(on), "s CPU",
+                        min(off) / min(on), 1 / 1.05, peer_median=statistics.median(off),
+                        ours_median=statistics.median(on), rounds=len(on),
+                        details=f"checksum cost on {what}: CPU {_cost(on, off)}; wall "
+                                f"{timings[0].min / timings[1].min - 1:+.1%} (min), "
+                                f"{timings[0].median / timings[1].median - 1:+.1%} (median); "
+                                f"ratio >= {1 / 1.05:.3f} means under 5%", before=timings[0].before,
+                        after=timings[0].after))
+    return rows
 
 
 def _interleave_sides(sides: dict, rounds: int) -> dict[str, Timing]:
@@ -256,12 +336,20 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
     for n_units in UNIT_COUNTS[size]:
         rec = make_recording(n_units, SPIKES_TOTAL[size])
         ours_path, plain_path = workdir / f"ours_{n_units}.h5", workdir / f"plain_{n_units}.h5"
-        t = _interleave_sides({"ours": _ours_side(rec, ours_path),
-                               "plain": _call_side(lambda: write_plain_h5py(rec, plain_path), plain_path)}, rounds)
+        bare_path = workdir / f"ours_no_checksums_{n_units}.h5"
+        save_on: list[float] = []
+        save_off: list[float] = []
+        t = _interleave_sides({"ours": _ours_side(rec, ours_path, cpu=save_on),
+                               "plain": _call_side(lambda: write_plain_h5py(rec, plain_path), plain_path),
+                               "ours, no checksums": _ours_side(rec, bare_path, checksums=False, cpu=save_off)},
+                              rounds)
         ours, plain = t["ours"], t["plain"]
-        note = f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit"
+        note = (f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit; checksum cost on save: "
+                f"CPU {_cost(save_on, save_off)}")
         rows.append(timed_row(f"save recording, {n_units} units", "h5py plain (create_dataset per object)",
                               plain, ours, 3.0 if n_units == max(UNIT_COUNTS[size]) else None, note))
+        _remove(bare_path)
+        rows.extend(checksum_rows(n_units, ours_path, save_on, save_off, t, rounds))
 
         trains = [u["spike_times"] for u in rec["units"].values()]
         spikes_path = workdir / f"spikes_{n_units}.h5"
@@ -426,7 +514,7 @@ def test_store_writers_agree(tmp_path):
 
 def test_bench_store_small():
     rows = run("small")
-    assert len(rows) == 2 * 4 + 2 * len(BOUNDED["small"][0])
+    assert len(rows) == 2 * 6 + 2 * len(BOUNDED["small"][0])
     for row in rows:
         assert row.ours > 0 and row.peer_value > 0 and np.isfinite(row.ratio)
     budget = BOUNDED["small"][1]
