@@ -73,6 +73,8 @@ INFO log record per file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -176,6 +178,31 @@ def _header_crc(kind: str, shape: tuple[int, ...]) -> int:
     return crc
 
 
+def _libdeflate_crc32():
+    """libdeflate's CRC-32 (``zlib.crc32``'s value, over twice as fast here); None without the library."""
+    name = ctypes.util.find_library("deflate")
+    if name is None:
+        return None
+    try:
+        func = ctypes.CDLL(name).libdeflate_crc32
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    func.restype = ctypes.c_uint32
+    return func
+
+
+_FAST_CRC32 = _libdeflate_crc32()
+_FAST_CRC32_MIN = 16384  # below this the foreign call costs more than it saves
+
+
+def _crc32_bytes(data: np.ndarray, crc: int) -> int:
+    """CRC-32 of a C-contiguous array's bytes, continuing ``crc`` (libdeflate for large arrays)."""
+    if _FAST_CRC32 is not None and data.nbytes >= _FAST_CRC32_MIN:
+        return _FAST_CRC32(crc, data.ctypes.data, data.nbytes)
+    return zlib.crc32(data.reshape(-1).view(np.uint8), crc)
+
+
 def array_digest(array: np.ndarray) -> str:
     """CRC-32 of ``"<dtype.str>|<shape>"`` and the raw bytes of a fixed-size array in C order."""
     array = np.asarray(array)
@@ -183,7 +210,7 @@ def array_digest(array: np.ndarray) -> str:
     if array.size:
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
-        crc = zlib.crc32(array.reshape(-1).view(np.uint8), crc)
+        crc = _crc32_bytes(array, crc)
     return f"{crc:08x}"
 
 
@@ -194,7 +221,7 @@ def digest_start(dtype: np.dtype, shape: tuple[int, ...]) -> int:
 
 def digest_update(crc: int, block: np.ndarray) -> int:
     block = np.ascontiguousarray(block)
-    return zlib.crc32(block.reshape(-1).view(np.uint8), crc) if block.size else crc
+    return _crc32_bytes(block, crc) if block.size else crc
 
 
 def digest_end(crc: int) -> str:

@@ -116,6 +116,18 @@ def test_digests_cover_dtype_shape_and_bytes():
     assert checksums.text_digest(np.array([b"\xc3\xa9", b"ab"], dtype=object)) == f"{crc:08x}"
 
 
+@pytest.mark.parametrize("n", [0, 1, 2047, 2048, 100_003])
+def test_large_array_digests_equal_zlib(n):
+    """Large arrays go through libdeflate's CRC-32 when installed: the value is zlib's, in one piece or in blocks."""
+    a = np.random.default_rng(n).integers(0, 2**63, n, dtype=np.uint64)[::-1]  # not contiguous: copied first
+    want = zlib.crc32(np.ascontiguousarray(a).tobytes(), zlib.crc32(f"<u8|({n},)".encode()))
+    assert checksums.array_digest(a) == f"{want:08x}"
+    crc = checksums.digest_start(a.dtype, a.shape)
+    for start in range(0, n, 30_000):
+        crc = checksums.digest_update(crc, a[start:start + 30_000])
+    assert checksums.digest_end(crc) == f"{want:08x}"
+
+
 # --------------------------------------------------------------------------- the recording store
 
 
