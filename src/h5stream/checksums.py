@@ -338,9 +338,15 @@ class Recorder:
     """
 
     def __init__(self, *, walk: bool = False, headers_checksummed: bool = False) -> None:
-        self.datasets: dict[str, tuple[str, int]] = {}
-        # path -> (sequence, kind, covered names in order or None when seeded from a file, packed digests)
-        self.attribute_sets: dict[str, tuple[int, str, list[str] | None, str]] = {}
+        self.datasets: dict[str, str] = {}
+        self._dataset_seq: dict[str, int] = {}
+        # Attribute sets, one entry per object in dicts of plain values (hundreds of thousands of
+        # objects: no container per object, which would also wake the garbage collector): the packed
+        # digests, the sequence number, the kind, and (walking recorders) the covered names in order.
+        self.attribute_sets: dict[str, str] = {}
+        self._set_seq: dict[str, int] = {}
+        self._set_kind: dict[str, str] = {}
+        self._set_names: dict[str, list[str]] = {}
         # path -> (sequence, {name: digest}): version-1 digests kept from the file an update started from
         self.attributes: dict[str, tuple[int, dict[str, str]]] = {}
         self.removed_objects: dict[str, int] = {}
@@ -359,7 +365,8 @@ class Recorder:
 
     def dataset(self, path: str, digest: str) -> None:
         self._seq += 1
-        self.datasets[path] = (digest, self._seq)
+        self.datasets[path] = digest
+        self._dataset_seq[path] = self._seq
 
     def attribute_set(self, path: str, digests: Mapping[str, str], kind: str | None = None) -> None:
         """The digests of every attribute of the object at ``path`` that a set of ``kind`` covers.
@@ -374,7 +381,11 @@ class Recorder:
         else:
             names = list(digests)
             packed = digests[names[0]] if names else ""
-        self.attribute_sets[path] = (self._seq, kind or self.attribute_kind, names, packed)
+        self.attribute_sets[path] = packed
+        self._set_seq[path] = self._seq
+        self._set_kind[path] = kind or self.attribute_kind
+        if self.walk:
+            self._set_names[path] = names
         if self.attributes:
             self.attributes.pop(path, None)
 
@@ -393,12 +404,16 @@ class Recorder:
     def seed(self, manifest: Manifest) -> None:
         """Start from the digests of an existing file (an update keeps what it does not change)."""
         for path, digest in manifest.datasets.items():
-            self.datasets[path] = (digest, 0)
+            self.datasets[path] = digest
+            self._dataset_seq[path] = 0
         for path, names in manifest.attributes.items():
             self.attributes[path] = (0, dict(names))
         for kind, sets in ((TEXT_ATTRS, manifest.text_sets), (ALL_ATTRS, manifest.all_sets)):
             for path, packed in sets.items():
-                self.attribute_sets[path] = (0, kind, None, packed)
+                self.attribute_sets[path] = packed
+                self._set_seq[path] = 0
+                self._set_kind[path] = kind
+                self._set_names.pop(path, None)
 
     def _alive(self, path: str, seq: int) -> bool:
         removed = self.removed_objects
@@ -414,13 +429,15 @@ class Recorder:
 
     def current(self) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """(datasets, attribute sets by kind, version-1 attribute digests) of the objects still present."""
-        alive = self._alive if self.removed_objects else (lambda _p, _s: True)
-        datasets = {p: d for p, (d, s) in self.datasets.items() if alive(p, s)}
+        check, alive = bool(self.removed_objects), self._alive
+        seqs = self._dataset_seq
+        datasets = {p: d for p, d in self.datasets.items() if not check or alive(p, seqs[p])}
         sets: dict[str, dict[str, str]] = {TEXT_ATTRS: {}, ALL_ATTRS: {}}
-        for path, (seq, kind, _names, packed) in self.attribute_sets.items():
-            if packed and alive(path, seq):
-                sets[kind][path] = packed
-        attributes = {p: a for p, (s, a) in self.attributes.items() if a and alive(p, s)}
+        seqs, kinds = self._set_seq, self._set_kind
+        for path, packed in self.attribute_sets.items():
+            if packed and (not check or alive(path, seqs[path])):
+                sets[kinds[path]][path] = packed
+        attributes = {p: a for p, (s, a) in self.attributes.items() if a and (not check or alive(p, s))}
         return datasets, sets, attributes
 
 
@@ -539,11 +556,12 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
                 recorder.legacy_attribute(path, name, value_digest(obj.attrs[name]))
         return
     present = _own_attr_names(path, obj)
-    entry = recorder.attribute_sets.get(path)
-    if entry is None or not recorder._alive(path, entry[0]):
+    packed = recorder.attribute_sets.get(path)
+    entry = packed is not None and recorder._alive(path, recorder._set_seq[path])
+    if not entry:
         kind, digests = recorder.attribute_kind, {}
     else:
-        _seq, kind, recorded, packed = entry
+        kind, recorded = recorder._set_kind[path], recorder._set_names.get(path)
         if recorded is None:  # seeded from the file: keep the stored digests while the set is unchanged
             values = {n: obj.attrs[n] for n in present}
             covered = [n for n in present if kind == ALL_ATTRS or _is_text(values[n])]
@@ -560,7 +578,7 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
             value = obj.attrs[name]
             if kind == ALL_ATTRS or _is_text(value):
                 digests[name] = value_digest(value)
-    if digests or entry is not None:
+    if digests or entry:
         recorder.attribute_set(path, digests, kind)
 
 
