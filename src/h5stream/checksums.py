@@ -77,6 +77,7 @@ import ctypes
 import ctypes.util
 import json
 import logging
+import operator
 import os
 import threading
 import weakref
@@ -325,6 +326,12 @@ def _file_key(oid) -> Any:
     return oid.fileno
 
 
+# The digests of an object's attributes in name order, by the order the writer gave them in: objects
+# written by the same code carry the same names (every feature of every unit), so the sort is done once.
+_NAME_ORDERS: dict[tuple[str, ...], Any] = {}
+_NAME_ORDERS_MAX = 4096
+
+
 class Recorder:
     """Digests recorded while a file is written, keyed by object path.
 
@@ -341,8 +348,8 @@ class Recorder:
         self.datasets: dict[str, str] = {}
         self._dataset_seq: dict[str, int] = {}
         # Attribute sets, one entry per object in dicts of plain values (hundreds of thousands of
-        # objects: no container per object, which would also wake the garbage collector): the packed
-        # digests, the sequence number, the kind, and (walking recorders) the covered names in order.
+        # objects: no container per object): the packed digests, the sequence number, the kind, and
+        # (walking recorders only) the covered names in order.
         self.attribute_sets: dict[str, str] = {}
         self._set_seq: dict[str, int] = {}
         self._set_kind: dict[str, str] = {}
@@ -376,16 +383,20 @@ class Recorder:
         """
         self._seq += 1
         if len(digests) > 1:
-            names = sorted(digests)
-            packed = "".join([digests[n] for n in names])
+            order = tuple(digests)
+            pick = _NAME_ORDERS.get(order)
+            if pick is None:
+                pick = operator.itemgetter(*sorted(order))
+                if len(_NAME_ORDERS) < _NAME_ORDERS_MAX:
+                    _NAME_ORDERS[order] = pick
+            packed = "".join(pick(digests))
         else:
-            names = list(digests)
-            packed = digests[names[0]] if names else ""
+            packed = "".join(digests.values())
         self.attribute_sets[path] = packed
         self._set_seq[path] = self._seq
         self._set_kind[path] = kind or self.attribute_kind
         if self.walk:
-            self._set_names[path] = names
+            self._set_names[path] = sorted(digests)
         if self.attributes:
             self.attributes.pop(path, None)
 
