@@ -2,8 +2,9 @@
 
 The HDF5 signature is checked before h5py touches the file; pipes and devices
 are refused; external links, external storage, virtual datasets and
-unavailable filters are refused (:func:`scan_unsafe_objects`), and every
-failure leaves as a typed error naming the path and the object.
+unavailable filters are refused (:func:`scan_unsafe_objects`, over the bounded walk of
+:mod:`h5stream.files._walk`), and every failure leaves as a typed error naming
+the path and the object.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from h5stream.errors import (
     SourceNotFoundError,
     UnsafeFileError,
 )
+from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, _walk, link_names  # noqa: F401  (re-exported)
 from h5stream.files.claims import hdf5_lock_held
 
 __all__ = [
@@ -115,143 +117,12 @@ def _plugin_filters_loaded() -> None:
         import hdf5plugin  # noqa: F401  (registers its filters with HDF5)
 
 
-# Bounds of the link walk.  Our formats stay far below them (a recording has a few
-# thousand units, nesting follows the data's own dicts); a file past them is refused
-# before the walk spends time or memory on it.  Raise them if a genuine file needs more.
-MAX_DEPTH = 256
-MAX_GROUP_MEMBERS = 100_000
-MAX_LINKS = 1_000_000
-
-
-def _short_name(name: bytes) -> str:
-    text = "/" + name.decode("utf-8", "replace")
-    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
-
-
 #: ``visit(name, oid) -> bool`` of :func:`scan_unsafe_objects`: called for every link below the
 #: file's root, ``name`` its full path without the leading ``/`` (bytes), ``oid`` the object's open
 #: low-level id once the scan has checked it (None for a link the scan does not open: soft,
 #: accepted external, or a group already reached through another link).  Returning True keeps
 #: ``oid`` open for the caller, who then owns it; otherwise the scan closes it.
 ObjectVisitor = Callable[[bytes, "h5py.h5o.ObjectID | None"], bool]
-
-
-def _collect(into: list) -> Callable[[bytes, h5py.h5l.LinkInfo], None]:
-    append = into.append
-
-    def member(name: bytes, info: h5py.h5l.LinkInfo) -> None:
-        append((name, info.type, info.u))
-
-    return member
-
-
-def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | None]) -> None:
-    """Visit every link below ``f`` once in one iterative walk (soft and external links not followed).
-
-    ``on_member(full name, link type, oid)`` is called for each link, ``oid`` the
-    object opened from its group for a hard link (None otherwise, and for a group
-    reached again through another hard link or a cycle); it returns True to keep
-    ``oid`` open (it then owns it).  Groups are walked depth first, each opened once
-    from its parent and listed once with its links' types and addresses.  Bounds:
-    see :func:`link_names`.  A damaged object header raises the checksum error of
-    :func:`h5stream.fletcher32.fletcher32_failure` naming the object, or the library's error.
-    """
-    from h5stream.fletcher32 import fletcher32_failure  # the checksums module imports this package
-
-    group_id, hard = h5py.h5g.GroupID, h5py.h5l.TYPE_HARD
-    root = f.id
-    seen: set[int] = {h5py.h5o.get_info(root).addr}
-    total = 0
-    # (full name, open group id, depth, closed here); the root is the caller's, a kept group the visitor's.
-    stack: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = [(b"", root, 0, False)]
-    try:
-        while stack:
-            prefix, gid, depth, owned = stack.pop()
-            where = _short_name(prefix) if prefix else (f.name or "/")
-            try:
-                count = gid.get_num_objs()
-                if count > MAX_GROUP_MEMBERS:
-                    raise FormatError(
-                        "group has too many members", path=path, obj=where,
-                        expected=f"at most {MAX_GROUP_MEMBERS} (h5stream.files.validated.MAX_GROUP_MEMBERS)",
-                        found=f"{count} members",
-                        hint="the file is damaged or crafted; raise the limit if it is genuine",
-                    )
-                if total + count > MAX_LINKS:
-                    raise FormatError(
-                        "file has too many objects", path=path, obj=where,
-                        expected=f"at most {MAX_LINKS} links (h5stream.files.validated.MAX_LINKS)",
-                        found=f"more than {total + count}",
-                        hint="the file is damaged or crafted; raise the limit if it is genuine",
-                    )
-                links: list[tuple[bytes, int, int]] = []
-                gid.links.iterate(_collect(links), info=True)
-                total += len(links)
-                children: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = []
-                for member, kind, address in links:
-                    full = prefix + b"/" + member if prefix else member
-                    if kind != hard:
-                        on_member(full, kind, None)
-                        continue
-                    if address in seen:
-                        on_member(full, kind, None)  # a group reached again through another hard link, or a cycle
-                        continue
-                    try:
-                        oid = h5py.h5o.open(gid, member)
-                    except (OSError, RuntimeError) as exc:
-                        mapped = fletcher32_failure(exc, path, _short_name(full))  # a damaged object header
-                        if mapped is None or mapped is exc:
-                            raise
-                        raise mapped from exc
-                    keep = False
-                    try:
-                        keep = on_member(full, kind, oid)
-                    finally:
-                        if isinstance(oid, group_id):
-                            seen.add(address)
-                            children.append((full, oid, depth + 1, not keep))
-                        elif not keep:
-                            oid.close()
-            finally:
-                if owned:
-                    gid.close()
-            if children and depth + 1 > MAX_DEPTH:
-                for _name, child, _depth, closed_here in children:
-                    if closed_here:
-                        child.close()
-                raise FormatError(
-                    "groups are nested too deeply", path=path, obj=_short_name(children[0][0]),
-                    expected=f"at most {MAX_DEPTH} levels (h5stream.files.validated.MAX_DEPTH)",
-                    found=f"a group at level {depth + 1}",
-                    hint="the file is damaged or crafted; raise the limit if it is genuine",
-                )
-            stack.extend(reversed(children))
-    finally:
-        for _prefix, gid, _depth, owned in stack:
-            if owned:
-                gid.close()
-
-
-def link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[bytes]:
-    """Every link name below ``f``, each object visited once (soft and external links not followed).
-
-    The walk is iterative (libhdf5's own recursive visit overflows the C stack on
-    a deeply nested file) and bounded: a group nested more than :data:`MAX_DEPTH`
-    levels, holding more than :data:`MAX_GROUP_MEMBERS` links, or a file of more
-    than :data:`MAX_LINKS` links raises :class:`FormatError` naming the group,
-    before its members are listed.
-    """
-    if path is None:
-        path = f.file.filename
-    names: list[bytes] = []
-    append = names.append
-
-    def on_member(full: bytes, _kind: int, _oid) -> bool:
-        append(full)
-        return False
-
-    _walk(f, path, on_member)
-    return names
 
 
 # Bounds on what a dataset may declare (a damaged or crafted header can claim any size).
