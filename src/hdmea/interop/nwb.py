@@ -67,11 +67,11 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
-from h5stream.errors import ChecksumError
 from h5stream.files import create_atomic
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
 from hdmea.interop._gzip_column import CompressedColumn, gzip_column
+from hdmea.interop._nwb_streams import _SPIKES_PER_BUFFER, _SPIKES_PER_CHUNK, _iterator_class
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description
 from hdmea.interop._units import (
@@ -93,11 +93,9 @@ _UNIT_NUMBER = re.compile(r"(\d+)$")
 # Units attributes whose names pynwb reserves for its own columns.
 _RESERVED_UNIT_COLUMNS = frozenset({"spike_times", "electrodes", "electrode_group", "obs_intervals",
                                     "waveform_mean", "waveform_sd", "waveforms", "id", "unit_name"})
-_SPIKES_PER_BUFFER = 1 << 20
 #: Spike times and waveforms up to this many bytes are read at once and written as whole columns
 #: (one numpy array each); larger ones stream through iterators so memory stays bounded.
 WHOLE_COLUMN_BYTES = 512 * 1024**2
-_SPIKES_PER_CHUNK = 1 << 17
 
 
 @dataclasses.dataclass
@@ -126,143 +124,6 @@ class ExportResult:
 
 def _pynwb():
     return require("pynwb", "nwb", "NWB export")
-
-
-# --------------------------------------------------------------------------- streamed arrays
-
-
-class _RunningDigests:
-    """Digests of 1-D datasets read front to back in pieces, checked when each is read to its end.
-
-    The checksum manifest holds one digest per whole dataset; a dataset read in order
-    gets its digest fed piece by piece.  A piece out of order (a second pass) stops the
-    check of that dataset, as for any partial read.
-    """
-
-    def __init__(self, datasets) -> None:
-        self._datasets = list(datasets)
-        manifest = checksums.manifest_for(self._datasets[0]) if self._datasets else None
-        self._manifest = manifest
-        self._state: dict[int, tuple[int, int]] = {}  # index -> (next offset, running crc)
-
-    def update(self, index: int, offset: int, block: np.ndarray) -> None:
-        if self._manifest is None:
-            return
-        ds = self._datasets[index]
-        expected = self._manifest.datasets.get(ds.name)
-        if expected is None:
-            return
-        position, crc = self._state.get(index, (0, None))
-        if crc is None:
-            if offset != 0:
-                return
-            crc = checksums.digest_start(ds.dtype, ds.shape)
-        elif offset != position:
-            self._state[index] = (-1, None)
-            return
-        crc = checksums.digest_update(crc, np.asarray(block, dtype=ds.dtype))
-        position = offset + int(np.shape(block)[0])
-        self._state[index] = (position, crc)
-        if position == int(ds.shape[0]):
-            found = checksums.digest_end(crc)
-            if found != expected:
-                raise ChecksumError("checksum mismatch: the stored value differs from what was written",
-                                    path=self._manifest.path, obj=ds.name,
-                                    expected=f"{checksums.ALGORITHM} {expected}",
-                                    found=f"{checksums.ALGORITHM} {found}", hint="the file is damaged; restore it from a copy, "
-                                    "or export with verify=False to get the data as stored")
-
-
-def _iterator_class():
-    from hdmf.data_utils import GenericDataChunkIterator
-
-    class StackedUnitArrays(GenericDataChunkIterator):
-        """Per-unit arrays of one shape stacked along a first axis, read a few units at a time.
-
-        ``sources[i]`` is an h5py dataset (or None: filled with ``fill``).
-        """
-
-        def __init__(self, sources, shape, dtype, fill, per_buffer):
-            self._sources = list(sources)
-            self._shape = tuple(int(s) for s in shape)
-            self._dtype = np.dtype(dtype)
-            self._fill = fill
-            n = max(1, min(len(self._sources), per_buffer))
-            # Small per-unit arrays (waveforms, curves) share chunks of up to ~1 MiB; an image is a chunk.
-            per_chunk = max(1, min(n, (1 << 20) // max(1, self._dtype.itemsize * int(np.prod(self._shape)))))
-            super().__init__(buffer_shape=(n, *self._shape), chunk_shape=(per_chunk, *self._shape),
-                             display_progress=False)
-
-        def _get_data(self, selection):
-            rows = range(*selection[0].indices(len(self._sources)))
-            out = np.full((len(rows), *self._shape), self._fill, dtype=self._dtype)
-            for k, i in enumerate(rows):
-                source = self._sources[i]
-                if source is not None:
-                    out[k] = checksums.check_dataset(source, source[()])
-            return out[(slice(None), *selection[1:])]
-
-        def _get_maxshape(self):
-            return (len(self._sources), *self._shape)
-
-        def _get_dtype(self):
-            return self._dtype
-
-    class FlatSpikeSeconds(GenericDataChunkIterator):
-        """Every unit's spike samples one after the other, as float64 seconds."""
-
-        def __init__(self, sources, offsets, sampling_rate):
-            self._sources = list(sources)
-            self._offsets = np.asarray(offsets, dtype=np.int64)
-            self._rate = float(sampling_rate)
-            # Each train is read in order, a buffer at a time: its digest runs along (None: not checked).
-            self._digests = _RunningDigests(self._sources)
-            total = int(self._offsets[-1])
-            super().__init__(buffer_shape=(min(total, _SPIKES_PER_BUFFER),),
-                             chunk_shape=(min(total, _SPIKES_PER_CHUNK),), display_progress=False)
-
-        def _get_data(self, selection):
-            lo, hi, _ = selection[0].indices(int(self._offsets[-1]))
-            out = np.empty(hi - lo, dtype=np.float64)
-            first = int(np.searchsorted(self._offsets, lo, side="right")) - 1
-            for i in range(first, len(self._sources)):
-                a, b = int(self._offsets[i]), int(self._offsets[i + 1])
-                if a >= hi:
-                    break
-                s0, s1 = max(a, lo), min(b, hi)
-                if s1 > s0:
-                    samples = self._sources[i][s0 - a:s1 - a]
-                    self._digests.update(i, s0 - a, samples)
-                    np.divide(samples, self._rate, out=out[s0 - lo:s1 - lo], casting="unsafe")
-            return out
-
-        def _get_maxshape(self):
-            return (int(self._offsets[-1]),)
-
-        def _get_dtype(self):
-            return np.dtype(np.float64)
-
-    class DatasetSlices(GenericDataChunkIterator):
-        """One 1-D dataset read a buffer at a time."""
-
-        def __init__(self, dataset, per_buffer):
-            self._dataset = dataset
-            self._digests = _RunningDigests([dataset])
-            n = max(1, min(int(dataset.shape[0]), per_buffer))
-            super().__init__(buffer_shape=(n,), chunk_shape=(min(n, _SPIKES_PER_CHUNK),), display_progress=False)
-
-        def _get_data(self, selection):
-            data = self._dataset[selection]
-            self._digests.update(0, selection[0].indices(int(self._dataset.shape[0]))[0], data)
-            return data
-
-        def _get_maxshape(self):
-            return tuple(self._dataset.shape)
-
-        def _get_dtype(self):
-            return self._dataset.dtype
-
-    return StackedUnitArrays, FlatSpikeSeconds, DatasetSlices
 
 
 @dataclasses.dataclass(frozen=True)
