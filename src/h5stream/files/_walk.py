@@ -92,7 +92,7 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
                         continue
                     try:
                         oid = h5py.h5o.open(gid, member)
-                    except (OSError, RuntimeError) as exc:
+                    except (OSError, RuntimeError, KeyError) as exc:  # h5py raises KeyError for a damaged header
                         mapped = fletcher32_failure(exc, path, _short_name(full))  # a damaged object header
                         if mapped is None or mapped is exc:
                             raise
