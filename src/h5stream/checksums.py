@@ -193,7 +193,10 @@ def _libdeflate_crc32():
     return func
 
 
-_FAST_CRC32 = _libdeflate_crc32()
+#: libdeflate's ``crc32(crc, address, size)`` through ctypes, or None without the library
+#: (the one lookup of it: the Parquet manifest uses it too)
+LIBDEFLATE_CRC32 = _libdeflate_crc32()
+_FAST_CRC32 = LIBDEFLATE_CRC32
 _FAST_CRC32_MIN = 16384  # below this the foreign call costs more than it saves
 
 

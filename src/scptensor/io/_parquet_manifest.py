@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import json
 import logging
 import mmap
@@ -51,6 +50,7 @@ import numpy as np
 import polars as pl
 
 from h5stream import jsonvalues
+from h5stream.checksums import LIBDEFLATE_CRC32
 from scptensor.core.exceptions import ValidationError
 from scptensor.core.structures import ProvenanceLog
 from scptensor.io.exceptions import IOChecksumError, IOFormatError, IOSourceNotFoundError
@@ -68,23 +68,7 @@ _HINT = "the dataset is damaged; restore it from a copy, or load with verify=Fal
 
 logger = logging.getLogger(__name__)
 _noted: set[str] = set()
-
-
-def _libdeflate_crc32():
-    """libdeflate's CRC-32 (the same value as ``zlib.crc32``, several times faster); None without it."""
-    name = ctypes.util.find_library("deflate")
-    if name is None:
-        return None
-    try:
-        func = ctypes.CDLL(name).libdeflate_crc32
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
-    func.restype = ctypes.c_uint32
-    return func
-
-
-_FAST_CRC32 = _libdeflate_crc32()
+_FAST_CRC32 = LIBDEFLATE_CRC32
 
 
 # --------------------------------------------------------------------------- writing
