@@ -13,8 +13,9 @@ Layout (root attributes ``dataset_id``, ``hdmea_pipeline_version``, ``created_at
     /metadata/...                     nested dicts as groups, scalars as 1-element datasets
     /pipeline/session_info/           completed_steps, warnings (+ saved_at, checkpoint_name)
 
-This module holds the contract: layout builders, file handles, immediate-mode
-writers.  Immediate mode (functions below on an open file) and a deferred
+This module holds the contract: the root's layout, file handles, immediate-mode
+writers; the builders of units, stimulus arrays, features and metadata live in
+:mod:`hdmea.io._store_nodes` and are re-exported here.  Immediate mode (functions below on an open file) and a deferred
 :class:`hdmea.pipeline.PipelineSession` write the same file because both build
 the engine's typed node tree (:mod:`h5stream.tree`) and hand it to its one
 writer; reads go back through :func:`node_from_h5` and :func:`decode_node`.
@@ -39,7 +40,7 @@ from h5stream import checksums
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError, WriterClaimError  # noqa: F401
 from h5stream.files import AtomicFile, check_hdf5_signature, create_atomic, guard_read, scan_unsafe_objects, update_atomic
 from h5stream.jsonvalues import stable_hash
-from h5stream.staging import LIBVER, FileArray
+from h5stream.staging import LIBVER
 # The tree's names the pipeline modules use through the store.
 from h5stream.tree import (  # noqa: F401
     Dataset, Group, array_node, Node, WriteContext, check_attr_name, check_member_name, check_name, decode_attr,
@@ -52,6 +53,8 @@ from hdmea.errors import (  # noqa: F401  (the store's errors, re-exported)
 )
 from hdmea.io import _files
 from hdmea.io._files import corrupt_error, exists_error, locked_error, not_found_error
+# The builders of units, stimulus, features and metadata (used by the pipeline session through the store).
+from hdmea.io._store_nodes import feature_node, metadata_nodes, stimulus_nodes, unit_node, units_nodes  # noqa: F401
 
 __all__ = [
     "create_recording_hdf5", "open_recording_hdf5", "write_units", "write_stimulus", "write_metadata",
@@ -125,143 +128,6 @@ def check_dataset_id(dataset_id) -> str:
     if not plain_text(dataset_id):
         raise UnsafeNameError("dataset_id contains a NUL character or is not valid UTF-8", found=repr(dataset_id))
     return dataset_id
-
-
-def _uint64_samples(values, what: str, unit_id: str) -> np.ndarray:
-    if isinstance(values, FileArray):
-        if values.dtype != np.uint64:
-            raise EncodingError(f"{what} must be uint64 samples", obj=f"/units/{unit_id}",
-                                found=str(values.dtype))
-        return values
-    array = np.asarray(values)
-    if array.dtype == np.uint64:
-        return array
-    if array.size and array.dtype.kind in "iu" and array.min() < 0:
-        raise EncodingError(f"{what} holds negative sample indices", obj=f"/units/{unit_id}",
-                            expected="sample indices >= 0", found=f"minimum {array.min()}")
-    if array.dtype.kind == "f":
-        if array.size and (not np.all(np.isfinite(array)) or array.min() < 0
-                           or np.any(array != np.floor(array))):
-            raise EncodingError(f"{what} must hold whole, non-negative sample indices", obj=f"/units/{unit_id}",
-                                found="fractional, negative or non-finite values")
-    elif array.dtype.kind not in "iu" and array.size:
-        raise EncodingError(f"{what} must be integer sample indices", obj=f"/units/{unit_id}",
-                            found=str(array.dtype))
-    return array.astype(np.uint64)
-
-
-def _float32(values) -> np.ndarray:
-    if isinstance(values, FileArray):
-        return values
-    return np.asarray(values, dtype=np.float32)
-
-
-_UNIT_ARRAYS = {
-    "spike_times": lambda v, uid: _uint64_samples(v, "spike_times", uid),
-    "waveform": lambda v, uid: _float32(v),
-    "firing_rate_10hz": lambda v, uid: _float32(v),
-}
-
-
-def unit_node(unit_id: str, data: Mapping) -> Group:
-    """The node of one unit: spike_times (uint64), waveform (float32), attributes, empty features."""
-    if not isinstance(data, Mapping):
-        raise EncodingError("unit data must be a mapping", obj=f"/units/{unit_id}",
-                            expected="a dict with spike_times, waveform, row, col, global_id",
-                            found=type(data).__name__)
-    if "spike_times" not in data:
-        raise EncodingError("unit data has no spike_times", obj=f"/units/{unit_id}",
-                            expected="a 'spike_times' array", found=", ".join(map(str, data)) or "no keys")
-    group = Group(children={"features": Group()})
-    for key, value in data.items():
-        if key in _UNIT_ARRAYS:
-            array = _UNIT_ARRAYS[key](value, unit_id)
-            group.children[key] = Dataset(array)
-        elif key == "features":
-            if not isinstance(value, Mapping):
-                raise EncodingError("unit features must be a mapping of feature name -> values",
-                                    obj=f"/units/{unit_id}/features", found=type(value).__name__)
-            for name, feature in value.items():
-                check_member_name(name, what="feature name")
-                group.children["features"].children[name] = put_node(feature)
-        elif isinstance(value, (np.ndarray, FileArray)):
-            check_member_name(key, what="unit field name")
-            group.children[key] = array_node(value)
-        elif isinstance(value, Mapping):
-            check_member_name(key, what="unit field name")
-            group.children[key] = put_node(value)
-        else:
-            check_attr_name(key, what="unit attribute name")
-            group.attrs[key] = normalize_attr(value)
-    spikes = group.children["spike_times"].data
-    group.attrs["spike_count"] = int(spikes.shape[0]) if spikes.ndim else 1
-    return group
-
-
-def units_nodes(units_data: Mapping[str, Mapping]) -> dict[str, Group]:
-    if not isinstance(units_data, Mapping):
-        raise EncodingError("units_data must be a mapping of unit id -> unit data", found=type(units_data).__name__)
-    return {check_member_name(uid, what="unit id"): unit_node(uid, data) for uid, data in units_data.items()}
-
-
-def _section_times(values, movie: str):
-    if isinstance(values, FileArray):
-        return values
-    array = _uint64_samples(values, "section_times", movie)
-    if array.ndim == 1 and array.size == 2:
-        array = array.reshape(1, 2)
-    if array.ndim != 2 or array.shape[1] != 2:
-        raise EncodingError("section times must be (n, 2) start/end samples", obj=f"/stimulus/section_time/{movie}",
-                            expected="shape (n, 2)", found=f"shape {array.shape}")
-    return array
-
-
-def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -> dict[str, dict[str, Dataset]]:
-    """{subgroup: {name: dataset}} for ``/stimulus``; names are checked."""
-    out: dict[str, dict[str, Dataset]] = {}
-    for group, mapping, convert in (
-        ("light_reference", light_reference, _float32),
-        ("frame_time", frame_times,
-         lambda v: v if isinstance(v, FileArray) else _uint64_samples(v, "frame_times", "stimulus")),
-        ("section_time", section_times, None),
-    ):
-        if mapping is None:
-            continue
-        if not isinstance(mapping, Mapping):
-            raise EncodingError(f"{group} must be a mapping of name -> array", found=type(mapping).__name__)
-        nodes = {}
-        for name, values in mapping.items():
-            check_member_name(name, what="movie name" if group == "section_time" else f"{group} name")
-            array = _section_times(values, name) if convert is None else convert(values)
-            nodes[name] = Dataset(array)
-        out[group] = nodes
-    return out
-
-
-def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | None) -> Group:
-    check_member_name(feature_name, what="feature name")
-    if not isinstance(feature_data, Mapping):
-        raise EncodingError("feature data must be a mapping", obj=feature_name, found=type(feature_data).__name__)
-    node = put_node(dict(feature_data))
-    for key, value in (metadata or {}).items():
-        check_attr_name(key, what="feature metadata name")
-        node.attrs[key] = normalize_attr(value)
-    node.attrs.setdefault("name", feature_name)
-    return node
-
-
-def metadata_nodes(metadata: Mapping) -> dict[str, Node]:
-    if not isinstance(metadata, Mapping):
-        raise EncodingError("metadata must be a mapping", found=type(metadata).__name__)
-    group = mapping_node(metadata, value_node, scalars_as_attrs=False)
-    if group.tag == "dict":
-        raise UnsafeNameError(
-            "top-level metadata keys must be safe names",
-            expected="non-empty str without '/' or NUL, other than '.' and '..'",
-            found=", ".join(repr(k) for k in metadata if not is_safe_key(k)),
-            hint="nest such keys one level down, where any key is stored exactly",
-        )
-    return group.children
 
 
 # =========================================================================== file handles

@@ -1,0 +1,158 @@
+"""The store's layout builders for what a recording holds: units, stimulus arrays, features, metadata.
+
+Each builder checks its input (names, dtypes, shapes) and returns the engine's typed nodes
+(:mod:`h5stream.tree`) that :mod:`hdmea.io.hdf5_store` writes in immediate mode and
+:class:`hdmea.pipeline.PipelineSession` writes when deferred; the store re-exports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from h5stream.errors import EncodingError, UnsafeNameError
+from h5stream.staging import FileArray
+from h5stream.tree import (
+    Dataset, Group, Node, array_node, check_attr_name, check_member_name, is_safe_key, mapping_node, normalize_attr,
+    put_node, value_node,
+)
+
+__all__ = ["unit_node", "units_nodes", "stimulus_nodes", "feature_node", "metadata_nodes"]
+
+
+def _uint64_samples(values, what: str, unit_id: str) -> np.ndarray:
+    if isinstance(values, FileArray):
+        if values.dtype != np.uint64:
+            raise EncodingError(f"{what} must be uint64 samples", obj=f"/units/{unit_id}",
+                                found=str(values.dtype))
+        return values
+    array = np.asarray(values)
+    if array.dtype == np.uint64:
+        return array
+    if array.size and array.dtype.kind in "iu" and array.min() < 0:
+        raise EncodingError(f"{what} holds negative sample indices", obj=f"/units/{unit_id}",
+                            expected="sample indices >= 0", found=f"minimum {array.min()}")
+    if array.dtype.kind == "f":
+        if array.size and (not np.all(np.isfinite(array)) or array.min() < 0
+                           or np.any(array != np.floor(array))):
+            raise EncodingError(f"{what} must hold whole, non-negative sample indices", obj=f"/units/{unit_id}",
+                                found="fractional, negative or non-finite values")
+    elif array.dtype.kind not in "iu" and array.size:
+        raise EncodingError(f"{what} must be integer sample indices", obj=f"/units/{unit_id}",
+                            found=str(array.dtype))
+    return array.astype(np.uint64)
+
+
+def _float32(values) -> np.ndarray:
+    if isinstance(values, FileArray):
+        return values
+    return np.asarray(values, dtype=np.float32)
+
+
+_UNIT_ARRAYS = {
+    "spike_times": lambda v, uid: _uint64_samples(v, "spike_times", uid),
+    "waveform": lambda v, uid: _float32(v),
+    "firing_rate_10hz": lambda v, uid: _float32(v),
+}
+
+
+def unit_node(unit_id: str, data: Mapping) -> Group:
+    """The node of one unit: spike_times (uint64), waveform (float32), attributes, empty features."""
+    if not isinstance(data, Mapping):
+        raise EncodingError("unit data must be a mapping", obj=f"/units/{unit_id}",
+                            expected="a dict with spike_times, waveform, row, col, global_id",
+                            found=type(data).__name__)
+    if "spike_times" not in data:
+        raise EncodingError("unit data has no spike_times", obj=f"/units/{unit_id}",
+                            expected="a 'spike_times' array", found=", ".join(map(str, data)) or "no keys")
+    group = Group(children={"features": Group()})
+    for key, value in data.items():
+        if key in _UNIT_ARRAYS:
+            array = _UNIT_ARRAYS[key](value, unit_id)
+            group.children[key] = Dataset(array)
+        elif key == "features":
+            if not isinstance(value, Mapping):
+                raise EncodingError("unit features must be a mapping of feature name -> values",
+                                    obj=f"/units/{unit_id}/features", found=type(value).__name__)
+            for name, feature in value.items():
+                check_member_name(name, what="feature name")
+                group.children["features"].children[name] = put_node(feature)
+        elif isinstance(value, (np.ndarray, FileArray)):
+            check_member_name(key, what="unit field name")
+            group.children[key] = array_node(value)
+        elif isinstance(value, Mapping):
+            check_member_name(key, what="unit field name")
+            group.children[key] = put_node(value)
+        else:
+            check_attr_name(key, what="unit attribute name")
+            group.attrs[key] = normalize_attr(value)
+    spikes = group.children["spike_times"].data
+    group.attrs["spike_count"] = int(spikes.shape[0]) if spikes.ndim else 1
+    return group
+
+
+def units_nodes(units_data: Mapping[str, Mapping]) -> dict[str, Group]:
+    if not isinstance(units_data, Mapping):
+        raise EncodingError("units_data must be a mapping of unit id -> unit data", found=type(units_data).__name__)
+    return {check_member_name(uid, what="unit id"): unit_node(uid, data) for uid, data in units_data.items()}
+
+
+def _section_times(values, movie: str):
+    if isinstance(values, FileArray):
+        return values
+    array = _uint64_samples(values, "section_times", movie)
+    if array.ndim == 1 and array.size == 2:
+        array = array.reshape(1, 2)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise EncodingError("section times must be (n, 2) start/end samples", obj=f"/stimulus/section_time/{movie}",
+                            expected="shape (n, 2)", found=f"shape {array.shape}")
+    return array
+
+
+def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -> dict[str, dict[str, Dataset]]:
+    """{subgroup: {name: dataset}} for ``/stimulus``; names are checked."""
+    out: dict[str, dict[str, Dataset]] = {}
+    for group, mapping, convert in (
+        ("light_reference", light_reference, _float32),
+        ("frame_time", frame_times,
+         lambda v: v if isinstance(v, FileArray) else _uint64_samples(v, "frame_times", "stimulus")),
+        ("section_time", section_times, None),
+    ):
+        if mapping is None:
+            continue
+        if not isinstance(mapping, Mapping):
+            raise EncodingError(f"{group} must be a mapping of name -> array", found=type(mapping).__name__)
+        nodes = {}
+        for name, values in mapping.items():
+            check_member_name(name, what="movie name" if group == "section_time" else f"{group} name")
+            array = _section_times(values, name) if convert is None else convert(values)
+            nodes[name] = Dataset(array)
+        out[group] = nodes
+    return out
+
+
+def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | None) -> Group:
+    check_member_name(feature_name, what="feature name")
+    if not isinstance(feature_data, Mapping):
+        raise EncodingError("feature data must be a mapping", obj=feature_name, found=type(feature_data).__name__)
+    node = put_node(dict(feature_data))
+    for key, value in (metadata or {}).items():
+        check_attr_name(key, what="feature metadata name")
+        node.attrs[key] = normalize_attr(value)
+    node.attrs.setdefault("name", feature_name)
+    return node
+
+
+def metadata_nodes(metadata: Mapping) -> dict[str, Node]:
+    if not isinstance(metadata, Mapping):
+        raise EncodingError("metadata must be a mapping", found=type(metadata).__name__)
+    group = mapping_node(metadata, value_node, scalars_as_attrs=False)
+    if group.tag == "dict":
+        raise UnsafeNameError(
+            "top-level metadata keys must be safe names",
+            expected="non-empty str without '/' or NUL, other than '.' and '..'",
+            found=", ".join(repr(k) for k in metadata if not is_safe_key(k)),
+            hint="nest such keys one level down, where any key is stored exactly",
+        )
+    return group.children
