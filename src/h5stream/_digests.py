@@ -1,0 +1,201 @@
+"""The digests of :mod:`h5stream.checksums`: CRC-32 of values as written, or as h5py reads them back.
+
+What a digest covers (:func:`value_digest`): for numbers, booleans and
+fixed-width bytes the text ``"<dtype.str>|<shape>"`` followed by the raw bytes
+in C order; for text (a string, or an array of strings) the text
+``"text|<shape>"`` followed by, per string, its UTF-8 length (8 bytes, little
+endian) and its UTF-8 bytes.  The stored digest is the CRC-32 of that stream,
+as 8 lowercase hex digits.
+
+A digest of a short text is the same whatever object holds it, so repeated
+texts (feature metadata shared by all units) are digested once per process
+(:func:`scalar_text_digest`).  :mod:`h5stream.checksums` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import zlib
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "LIBDEFLATE_CRC32",
+    "array_digest",
+    "digest_start",
+    "digest_update",
+    "digest_end",
+    "utf8_bytes",
+    "known_text_digest",
+    "scalar_text_digest",
+    "text_digest",
+    "value_digest",
+    "is_text_value",
+    "is_text_dataset",
+    "dataset_digest",
+]
+
+#: the array kinds digested as text (str, object and StringDType arrays)
+_TEXT_KINDS = "OUT"
+
+
+def _hex(value: int) -> str:
+    return f"{value & 0xFFFFFFFF:08x}"
+
+
+_HEADERS: dict[tuple[str, tuple[int, ...]], int] = {}
+
+
+def _header_crc(kind: str, shape: tuple[int, ...]) -> int:
+    """CRC-32 of the header ``"<kind>|<shape>"`` (cached: the same few shapes recur)."""
+    key = (kind, shape)
+    crc = _HEADERS.get(key)
+    if crc is None:
+        crc = zlib.crc32(f"{kind}|{tuple(int(s) for s in shape)}".encode("ascii"))
+        if len(_HEADERS) < 65536:
+            _HEADERS[key] = crc
+    return crc
+
+
+def _libdeflate_crc32():
+    """libdeflate's CRC-32 (``zlib.crc32``'s value, over twice as fast here); None without the library."""
+    name = ctypes.util.find_library("deflate")
+    if name is None:
+        return None
+    try:
+        func = ctypes.CDLL(name).libdeflate_crc32
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    func.restype = ctypes.c_uint32
+    return func
+
+
+#: libdeflate's ``crc32(crc, address, size)`` through ctypes, or None without the library
+#: (the one lookup of it: the Parquet manifest uses it too)
+LIBDEFLATE_CRC32 = _libdeflate_crc32()
+_FAST_CRC32 = LIBDEFLATE_CRC32
+_FAST_CRC32_MIN = 16384  # below this the foreign call costs more than it saves
+
+
+def _crc32_bytes(data: np.ndarray, crc: int) -> int:
+    """CRC-32 of a C-contiguous array's bytes, continuing ``crc`` (libdeflate for large arrays)."""
+    if _FAST_CRC32 is not None and data.nbytes >= _FAST_CRC32_MIN:
+        return _FAST_CRC32(crc, data.ctypes.data, data.nbytes)
+    return zlib.crc32(data.reshape(-1).view(np.uint8), crc)
+
+
+def array_digest(array: np.ndarray) -> str:
+    """CRC-32 of ``"<dtype.str>|<shape>"`` and the raw bytes of a fixed-size array in C order."""
+    array = np.asarray(array)
+    crc = _header_crc(array.dtype.str, array.shape)
+    if array.size:
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        crc = _crc32_bytes(array, crc)
+    return f"{crc:08x}"
+
+
+def digest_start(dtype: np.dtype, shape: tuple[int, ...]) -> int:
+    """The running CRC of an array digest after its header (feed C-order blocks to :func:`digest_update`)."""
+    return _header_crc(np.dtype(dtype).str, tuple(shape))
+
+
+def digest_update(crc: int, block: np.ndarray) -> int:
+    block = np.ascontiguousarray(block)
+    return _crc32_bytes(block, crc) if block.size else crc
+
+
+def digest_end(crc: int) -> str:
+    return _hex(crc)
+
+
+def utf8_bytes(item) -> bytes:
+    if isinstance(item, (bytes, np.bytes_)):
+        return bytes(item)
+    return str(item).encode("utf-8", "surrogatepass")
+
+
+_SCALAR_TEXT = zlib.crc32(b"text|()")
+# Digests of short texts already seen: attribute texts repeat (the same feature metadata on every
+# unit, a handful of names), and a lookup costs a fraction of encoding and digesting again.
+_TEXT_DIGESTS: dict[str, str] = {}
+_TEXT_DIGESTS_MAX = 1 << 16
+_CACHED_TEXT_MAX = 256
+
+
+#: the digest of a text seen before, or None: ``known_text_digest(value)`` (a lookup, for hot loops)
+known_text_digest = _TEXT_DIGESTS.get
+
+
+def scalar_text_digest(value: str | bytes) -> str:
+    """:func:`text_digest` of one string (the common case of attributes, kept cheap)."""
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        digest = _TEXT_DIGESTS.get(value)
+        if digest is not None:
+            return digest
+        raw = value.encode("utf-8", "surrogatepass")
+    digest = f"{zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, 'little'), _SCALAR_TEXT)):08x}"
+    if not isinstance(value, bytes) and len(value) <= _CACHED_TEXT_MAX and len(_TEXT_DIGESTS) < _TEXT_DIGESTS_MAX:
+        _TEXT_DIGESTS[str(value)] = digest
+    return digest
+
+
+def text_digest(values, shape: tuple[int, ...] | None = None) -> str:
+    """CRC-32 of ``"text|<shape>"`` and each string's UTF-8 length (8 bytes LE) and bytes."""
+    if isinstance(values, (str, bytes)) and shape is None:
+        return scalar_text_digest(values)
+    if isinstance(values, (str, bytes, np.str_, np.bytes_)):
+        items, shape = [values], () if shape is None else shape
+    else:
+        array = np.asarray(values, dtype=object)
+        items, shape = array.ravel().tolist(), array.shape
+    crc = _header_crc("text", tuple(shape))
+    for item in items:
+        raw = utf8_bytes(item)
+        crc = zlib.crc32(len(raw).to_bytes(8, "little"), crc)
+        crc = zlib.crc32(raw, crc)
+    return f"{crc:08x}"
+
+
+def _is_text(value) -> bool:
+    if isinstance(value, (str, np.str_)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in _TEXT_KINDS
+    return False
+
+
+def value_digest(value) -> str:
+    """The digest of a value as written, or of an attribute as h5py reads it back.
+
+    ``str`` and arrays of strings (object, ``U`` or StringDType) are text;
+    anything else (``np.bytes_`` from fixed-width strings included) is an array.
+    """
+    if isinstance(value, str):
+        return scalar_text_digest(value)
+    if _is_text(value):
+        return text_digest(value)
+    return array_digest(np.asarray(value))
+
+
+def is_text_value(value) -> bool:
+    """True for a value :func:`value_digest` digests as text (what a ``"text"`` attribute set covers)."""
+    return _is_text(value)
+
+
+def is_text_dataset(ds) -> bool:
+    """True for a variable-length string dataset (its values are digested as text)."""
+    info = h5py.check_string_dtype(ds.dtype)
+    return info is not None and info.length is None
+
+
+def dataset_digest(ds, data) -> str:
+    """The digest of ``data``, all of ``ds`` however it was read (bytes, str or StringDType for text)."""
+    if is_text_dataset(ds):
+        return text_digest(data)
+    return array_digest(np.asarray(data))
