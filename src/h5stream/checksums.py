@@ -489,17 +489,19 @@ def check_dataset(ds, data, manifest: Manifest | None | bool = True) -> Any:
 
 
 def check_attrs(obj, values: Mapping[str, Any] | None = None, manifest: Manifest | None | bool = True, *,
-                complete: bool = False) -> None:
+                complete: bool = False, where: str | None = None) -> None:
     """Check the attributes of ``obj`` that have digests.
 
     ``values``: those already read, as h5py reads them (``complete``: all of
-    them); the others are read here when the check needs them.
+    them); the others are read here when the check needs them.  ``where``:
+    ``obj.name`` when the caller has it (asking HDF5 for it costs more than the check).
     """
     if manifest is True:
         manifest = manifest_for(obj)
     if manifest is None or manifest is False:
         return
-    where = obj.name
+    if where is None:
+        where = obj.name
     expected = manifest.attributes.get(where)
     if expected:
         _check_legacy_attrs(manifest, obj, where, expected, values)

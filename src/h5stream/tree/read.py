@@ -130,7 +130,7 @@ def read_attrs(obj, *, manifest=_LOOKUP) -> tuple[dict[str, Any], str | None, li
         except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
             raise FormatError(f"cannot read attribute {name!r} ({exc})", path=path, obj=where) from exc
     if manifest is not None:
-        checksums.check_attrs(obj, raw, manifest, complete=True)
+        checksums.check_attrs(obj, raw, manifest, complete=True, where=where)
     for name in names:
         _check_texts(raw[name], path, f"{where.rstrip('/')}/@{name}")
     if where == "/":
