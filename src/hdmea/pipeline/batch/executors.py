@@ -151,8 +151,16 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
     client.register_plugin(_fast_exit_plugin())
 
     def close() -> None:
-        client.close()
-        cluster.close()
+        # Workers end at once when they close (FastExit), so the scheduler's last send to one may
+        # find its connection gone: distributed logs that as an INFO record with a traceback.
+        batched = logging.getLogger("distributed.batched")
+        level = batched.level
+        batched.setLevel(logging.WARNING)
+        try:
+            client.close()
+            cluster.close()
+        finally:
+            batched.setLevel(level)
 
     pool = Pool(client.get_executor(pure=False), owned=True, slots=None,
                  name=f"dask LocalCluster, {counted(workers, 'worker')}", close=close)
