@@ -39,7 +39,6 @@ INFO log record per file.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import operator
 import os
@@ -81,6 +80,7 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
     _check_legacy_attrs,
     check_attribute_set,
     check_value,
+    encode_manifest,
     mismatch_error,
     read_manifest,
     refuse_sequence_attr,
@@ -174,8 +174,9 @@ class Recorder:
         self.datasets: dict[str, str] = {}
         self._dataset_seq: dict[str, int] = {}
         # Attribute sets, one entry per object in dicts of plain values (hundreds of thousands of
-        # objects: no container per object): the packed digests, the sequence number, the kind, and
-        # (walking recorders only) the covered names in order.
+        # objects: no container per object): the packed digests, the sequence number, the kind when
+        # given explicitly (else :attr:`attribute_kind`), and (walking recorders only) the covered
+        # names in order.  An object with nothing covered has no entry unless it had one before.
         self.attribute_sets: dict[str, str] = {}
         self._set_seq: dict[str, int] = {}
         self._set_kind: dict[str, str] = {}
@@ -216,15 +217,26 @@ class Recorder:
                 if len(_NAME_ORDERS) < _NAME_ORDERS_MAX:
                     _NAME_ORDERS[order] = pick
             packed = "".join(pick(digests))
-        else:
+        elif digests:
             packed = "".join(digests.values())
+        elif self.walk or path in self.attribute_sets:
+            packed = ""
+        else:  # nothing covered, nothing recorded before (most objects of a file with checksummed headers)
+            return
         self.attribute_sets[path] = packed
         self._set_seq[path] = self._seq
-        self._set_kind[path] = kind or self.attribute_kind
+        if kind is not None:
+            self._set_kind[path] = kind
+        elif self._set_kind:
+            self._set_kind.pop(path, None)
         if self.walk:
             self._set_names[path] = sorted(digests)
         if self.attributes:
             self.attributes.pop(path, None)
+
+    def set_kind(self, path: str) -> str:
+        """The kind of the attribute set recorded for ``path``."""
+        return self._set_kind.get(path) or self.attribute_kind
 
     def legacy_attribute(self, path: str, name: str, digest: str) -> None:
         """One more version-1 digest of an object whose digests came from a version-1 manifest."""
@@ -270,10 +282,13 @@ class Recorder:
         seqs = self._dataset_seq
         datasets = {p: d for p, d in self.datasets.items() if not check or alive(p, seqs[p])}
         sets: dict[str, dict[str, str]] = {TEXT_ATTRS: {}, ALL_ATTRS: {}}
-        seqs, kinds = self._set_seq, self._set_kind
-        for path, packed in self.attribute_sets.items():
-            if packed and (not check or alive(path, seqs[path])):
-                sets[kinds[path]][path] = packed
+        seqs, kinds, default = self._set_seq, self._set_kind, self.attribute_kind
+        if not check and not kinds:  # the common case of a new file: one kind, nothing removed
+            sets[default] = {path: packed for path, packed in self.attribute_sets.items() if packed}
+        else:
+            for path, packed in self.attribute_sets.items():
+                if packed and (not check or alive(path, seqs[path])):
+                    sets[kinds.get(path) or default][path] = packed
         attributes = {p: a for p, (s, a) in self.attributes.items() if a and (not check or alive(p, s))}
         return datasets, sets, attributes
 
@@ -355,7 +370,7 @@ def seal(f: h5py.File, recorder: Recorder) -> dict:
         "attribute_digests": sets,
         "attributes": {p: a for p, a in attributes.items() if a},
     }
-    _write_text_attr(f.id, MANIFEST_ATTR, json.dumps(manifest, separators=(",", ":"), ensure_ascii=True))
+    _write_text_attr(f.id, MANIFEST_ATTR, encode_manifest(manifest))
     return manifest
 
 
@@ -398,7 +413,7 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
     if not entry:
         kind, digests = recorder.attribute_kind, {}
     else:
-        kind, recorded = recorder._set_kind[path], recorder._set_names.get(path)
+        kind, recorded = recorder.set_kind(path), recorder._set_names.get(path)
         if recorded is None:  # seeded from the file: keep the stored digests while the set is unchanged
             values = {n: obj.attrs[n] for n in present}
             covered = [n for n in present if kind == ALL_ATTRS or _is_text(values[n])]

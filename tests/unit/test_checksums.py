@@ -505,6 +505,44 @@ def check_open_file(path):
         return checksum_file.check_file(path, f=f)
 
 
+def _tricky_text(rng: np.random.Generator) -> str:
+    alphabet = ["a", "/", "_", "0", "~", " ", '"', "\\", "\x00", "\t", "\x1f", "\x7f", "\x85", "\xa0", "é",
+                "\u2028", "\ud800", "\U0001f600"]
+    plain = rng.random() < 0.5
+    return "".join(alphabet[i] for i in rng.integers(0, 6 if plain else len(alphabet), rng.integers(0, 7)))
+
+
+def test_manifest_text_is_exactly_what_json_dumps_writes():
+    """The manifest encoder's fast path for maps of plain paths gives json.dumps's text, escapes included."""
+    rng = np.random.default_rng(19)
+    for _ in range(2000):
+        def strings(n):
+            return {_tricky_text(rng): _tricky_text(rng) for _ in range(n)}
+        document = {"format": "h5stream-checksums", "version": 2, "datasets": strings(int(rng.integers(0, 6))),
+                    "attribute_digests": {"text": strings(3), "all": {}}, "attributes": {"/a": strings(2)},
+                    "other": [1, 2.5, None, True]}
+        assert checksums.encode_manifest(document) == json.dumps(document, separators=(",", ":"), ensure_ascii=True)
+    for code in [*range(0x800), 0x2028, 0xD800, 0xDFFF, 0xFFFF, 0x10000, 0x10FFFF]:
+        one = {f"/x{chr(code)}": "0badf00d"}
+        assert checksums.encode_manifest(one) == json.dumps(one, separators=(",", ":"), ensure_ascii=True)
+
+
+def test_recorder_keeps_no_empty_sets_and_resolves_the_default_kind():
+    recorder = checksums.Recorder(headers_checksummed=True)
+    recorder.seed(checksums.Manifest("f.h5", {}, {}, text_sets={"/t": "00000001"}, all_sets={"/x": "00000002"}))
+    recorder.attribute_set("/numbers_only", {})  # nothing covered, nothing recorded before: no entry at all
+    assert "/numbers_only" not in recorder.attribute_sets
+    datasets, sets, legacy = recorder.current()
+    assert sets == {"text": {"/t": "00000001"}, "all": {"/x": "00000002"}} and datasets == {} and legacy == {}
+    recorder.attribute_set("/t", {})  # the object lost its text attributes: its set leaves the manifest
+    recorder.attribute_set("/x", {"b": "0000000b", "a": "0000000a"})  # rewritten: the file's kind, name order
+    recorder.attribute_set("/y", {"n": "0000000c"}, checksums.ALL_ATTRS)  # an explicit kind is kept
+    _datasets, sets, _legacy = recorder.current()
+    assert sets == {"text": {"/x": "0000000a0000000b"}, "all": {"/y": "0000000c"}}
+    recorder.removed("/y")
+    assert recorder.current()[1] == {"text": {"/x": "0000000a0000000b"}, "all": {}}
+
+
 def test_unknown_manifest_version_asks_for_a_newer_h5stream(tmp_path):
     path = tmp_path / "v9.h5"
     manifest_v1.write_v1_recording(path)
