@@ -20,7 +20,7 @@ from setuptools import Extension, setup
 HERE = Path(__file__).parent.resolve()
 
 # Extra libraries per kernel module (module stem -> libraries to link).
-EXTRA_LIBRARIES = {"_compress": ["z"]}
+EXTRA_LIBRARIES = {"_compress": ["z"], "_h5attrs": ["z"]}
 
 OPENMP_PROBE = r"""
 #include <omp.h>

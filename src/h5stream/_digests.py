@@ -21,6 +21,8 @@ import zlib
 import h5py
 import numpy as np
 
+from h5stream._ext import _h5attrs
+
 __all__ = [
     "LIBDEFLATE_CRC32",
     "array_digest",
@@ -128,6 +130,10 @@ _CACHED_TEXT_MAX = 256
 
 #: the digest of a text seen before, or None: ``known_text_digest(value)`` (a lookup, for hot loops)
 known_text_digest = _TEXT_DIGESTS.get
+
+
+# The compiled attribute writer and checker digest strings the same way and share the cache.
+_h5attrs.configure_digests(_TEXT_DIGESTS, _CACHED_TEXT_MAX, _TEXT_DIGESTS_MAX, _SCALAR_TEXT)
 
 
 def scalar_text_digest(value: str | bytes) -> str:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import operator
 import os
 import threading
 import weakref
@@ -85,6 +84,7 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
     read_manifest,
     refuse_sequence_attr,
 )
+from h5stream._ext._h5attrs import pack_digests, record_sets
 from h5stream.fletcher32 import (
     append_fletcher32,
     checked_read,
@@ -152,12 +152,6 @@ def _file_key(oid) -> Any:
     return oid.fileno
 
 
-# The digests of an object's attributes in name order, by the order the writer gave them in: objects
-# written by the same code carry the same names (every feature of every unit), so the sort is done once.
-_NAME_ORDERS: dict[tuple[str, ...], Any] = {}
-_NAME_ORDERS_MAX = 4096
-
-
 class Recorder:
     """Digests recorded while a file is written, keyed by object path.
 
@@ -187,6 +181,9 @@ class Recorder:
         self.walk = walk
         self.headers_checksummed = headers_checksummed
         self._seq = 0
+        #: attribute sets of the default kind queued by the tree writer (path, digests, path, digests, ...):
+        #: two appends per object while writing, moved into the dicts above in one compiled pass
+        self.pending: list = []
 
     @property
     def attribute_kind(self) -> str:
@@ -196,6 +193,12 @@ class Recorder:
     def _next(self) -> int:
         self._seq += 1
         return self._seq
+
+    def flush(self) -> None:
+        """Record the queued attribute sets (before anything that reads or orders the recorded ones)."""
+        if self.pending:
+            record_sets(self.pending, self.attribute_sets, self._set_seq, self._next(), self._set_kind,
+                        self._set_names if self.walk else None, self.attributes)
 
     def dataset(self, path: str, digest: str) -> None:
         self._seq += 1
@@ -208,17 +211,11 @@ class Recorder:
         ``kind`` defaults to :attr:`attribute_kind`; the set replaces whatever
         was recorded for the object before.
         """
+        if self.pending:
+            self.flush()
         self._seq += 1
-        if len(digests) > 1:
-            order = tuple(digests)
-            pick = _NAME_ORDERS.get(order)
-            if pick is None:
-                pick = operator.itemgetter(*sorted(order))
-                if len(_NAME_ORDERS) < _NAME_ORDERS_MAX:
-                    _NAME_ORDERS[order] = pick
-            packed = "".join(pick(digests))
-        elif digests:
-            packed = "".join(digests.values())
+        if digests:
+            packed = pack_digests(digests if type(digests) is dict else dict(digests))
         elif self.walk or path in self.attribute_sets:
             packed = ""
         else:  # nothing covered, nothing recorded before (most objects of a file with checksummed headers)
@@ -240,6 +237,7 @@ class Recorder:
 
     def legacy_attribute(self, path: str, name: str, digest: str) -> None:
         """One more version-1 digest of an object whose digests came from a version-1 manifest."""
+        self.flush()
         entry = self.attributes.get(path)
         if entry is None or not self._alive(path, entry[0]):
             self.attributes[path] = (self._next(), {name: digest})
@@ -248,10 +246,12 @@ class Recorder:
 
     def removed(self, path: str) -> None:
         """The object at ``path`` and everything below it were removed."""
+        self.flush()
         self.removed_objects[path] = self._next()
 
     def seed(self, manifest: Manifest) -> None:
         """Start from the digests of an existing file (an update keeps what it does not change)."""
+        self.flush()
         for path, digest in manifest.datasets.items():
             self.datasets[path] = digest
             self._dataset_seq[path] = 0
@@ -278,6 +278,7 @@ class Recorder:
 
     def current(self) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """(datasets, attribute sets by kind, version-1 attribute digests) of the objects still present."""
+        self.flush()
         check, alive = bool(self.removed_objects), self._alive
         seqs = self._dataset_seq
         datasets = {p: d for p, d in self.datasets.items() if not check or alive(p, seqs[p])}

@@ -247,6 +247,20 @@ class NativeHDF5:
             function.argtypes = argtypes
             setattr(self, name, function)
         self.path = path
+        # Whole lists of small attributes in one compiled call (h5stream._ext._h5attrs), through the same
+        # library functions; strings are digested there with the digest cache of h5stream._digests.
+        from h5stream import _digests  # noqa: F401  (configures the compiled writer's digests)
+        from h5stream._ext import _h5attrs
+
+        def address(function) -> int:
+            return ctypes.cast(function, ctypes.c_void_p).value
+
+        for scalar in _SCALAR_TYPES:
+            _scalar_type_ids[scalar] = file_type(np.dtype(scalar)).id
+        _h5attrs.configure(address(self.H5Acreate2), address(self.H5Awrite), address(self.H5Aclose),
+                           TEXT_TYPE.id, SCALAR_SPACE.id, _scalar_type_ids)
+        self.write_attrs = _h5attrs.write_attrs
+        self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = _h5attrs.DONE, _h5attrs.YOURS, _h5attrs.CREATE_FAILED
 
     @staticmethod
     def text_buffer(values: list[str]):
@@ -255,6 +269,11 @@ class NativeHDF5:
 
 
 _native: NativeHDF5 | None | bool = False
+
+#: numpy scalar types whose attributes the compiled attribute writer takes (-> their HDF5 type ids)
+_SCALAR_TYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+                 np.float16, np.float32, np.float64, np.complex64, np.complex128)
+_scalar_type_ids: dict[type, int] = {}
 
 
 def native_hdf5() -> NativeHDF5 | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,6 +63,8 @@ __all__ = [
 
 
 _UNSET = object()
+#: attribute sets queued (two entries each) before the recorder takes them in
+_PENDING_SETS = 2 * 8192
 
 
 class WriteContext:
@@ -326,38 +329,66 @@ def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: s
         native.H5Aclose(aid)
 
 
+def _native_attr_list(native, oid: int, path: str, names: list[str], values: list, ctx: WriteContext,
+                      digests: dict[str, str] | None, numbers: bool, node: Node | None, tags: dict[str, str],
+                      is_group: bool) -> None:
+    """Write ``names[i] = values[i]`` (stored values) in order: the compiled writer takes what it can
+    (strings and numpy scalars, see ``h5stream._ext._h5attrs``) and hands back the rest, written here.
+
+    ``node`` is the node whose attributes these are, or None for the
+    bookkeeping attributes, which are never moved out to hidden objects; a
+    node's attribute over :data:`ATTR_LIMIT` bytes is, and its tag becomes
+    ``"dataset"``.
+    """
+    limit = ATTR_LIMIT if node is not None else sys.maxsize
+    i, n = 0, len(names)
+    while i < n:
+        i, status = native.write_attrs(oid, names, values, i, digests, numbers, limit)
+        if status == native.ATTRS_DONE:
+            return
+        name, stored = names[i], values[i]
+        if status != native.ATTR_YOURS:
+            verb = "creating" if status == native.ATTR_CREATE_FAILED else "writing"
+            raise _failed(f"{verb} attribute {name!r}", ctx, path)
+        if node is not None and stored_nbytes(stored) > ATTR_LIMIT:
+            if is_group:
+                _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(node.attrs[name]), ctx)
+            else:
+                parent_path, _, dataset_name = path.rpartition("/")
+                home = dataset_attrs_home(ctx.file[parent_path or "/"], dataset_name)
+                _native_node(native, home.id.id, home.name, name, value_node(node.attrs[name]), ctx)
+            tags[name] = "dataset"
+        else:
+            _native_attr(native, oid, name, stored, ctx, path)
+            if digests is not None:
+                _attr_digest(digests, name, stored, numbers)
+        i += 1
+
+
 def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *, is_group: bool,
                   record: bool = True) -> None:
     tags: dict[str, str] = {}
     recorder = ctx.recorder if record else None
     digests: dict[str, str] | None = {} if recorder is not None else None
     numbers = recorder is not None and not recorder.headers_checksummed
-    known = checksums.known_text_digest
+    names, values = list(node.attrs), []
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
-        if stored_nbytes(stored) > ATTR_LIMIT:
-            if is_group:
-                _native_node(native, oid, path, HIDDEN_PREFIX + name, value_node(value), ctx)
-            else:
-                parent_path, _, dataset_name = path.rpartition("/")
-                home = dataset_attrs_home(ctx.file[parent_path or "/"], dataset_name)
-                _native_node(native, home.id.id, home.name, name, value_node(value), ctx)
-            tags[name] = "dataset"
-            continue
-        _native_attr(native, oid, name, stored, ctx, path)
-        if digests is not None:
-            if isinstance(stored, str):  # the common case, inline: hundreds of thousands per save
-                digests[name] = known(stored) or checksums.scalar_text_digest(stored)
-            elif numbers or isinstance(stored, np.ndarray):  # numbers in checksummed headers need none
-                _attr_digest(digests, name, stored, numbers)
+        values.append(stored)
         if tag is not None:
             tags[name] = tag
-    for name, stored in _bookkeeping(node, tags):
-        _native_attr(native, oid, name, stored, ctx, path)
-        if digests is not None:
-            _attr_digest(digests, name, stored, numbers)
-    if digests is not None:
-        recorder.attribute_set(path or "/", digests)
+    if names:
+        _native_attr_list(native, oid, path, names, values, ctx, digests, numbers, node, tags, is_group)
+    bookkeeping = list(_bookkeeping(node, tags))
+    if bookkeeping:
+        _native_attr_list(native, oid, path, [b[0] for b in bookkeeping], [b[1] for b in bookkeeping], ctx,
+                          digests, numbers, None, tags, is_group)
+    if digests is not None:  # queued: recorded in one compiled pass (Recorder.flush)
+        pending = recorder.pending
+        pending.append(path or "/")
+        pending.append(digests)
+        if len(pending) > _PENDING_SETS:
+            recorder.flush()
 
 
 # --------------------------------------------------------------------------- entry points

@@ -1,0 +1,120 @@
+"""The compiled attribute writer (``h5stream._ext._h5attrs``) against plain h5py and zlib."""
+
+from __future__ import annotations
+
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream import checksums
+from h5stream._ext import _h5attrs
+from h5stream.tree import lowlevel
+
+native = lowlevel.native_hdf5()
+pytestmark = pytest.mark.skipif(native is None, reason="h5py's libhdf5 could not be located")
+
+
+def _crc_digest(text: str) -> str:
+    """The scalar-text digest, computed here with zlib alone."""
+    raw = text.encode("utf-8")
+    return f"{zlib.crc32(raw, zlib.crc32(len(raw).to_bytes(8, 'little'), zlib.crc32(b'text|()'))):08x}"
+
+
+def _write(group: h5py.Group, names, values, start=0, digests=None, numbers=False, limit=1 << 20):
+    with lowlevel.library_lock:
+        return native.write_attrs(group.id.id, list(names), list(values), start, digests, numbers, limit)
+
+
+@pytest.fixture
+def group(tmp_path):
+    with h5py.File(tmp_path / "attrs.h5", "w", libver=lowlevel.LIBVER) as f:
+        yield f.create_group("g")
+
+
+def test_strings_and_numpy_scalars_read_back_and_digest_like_zlib(group):
+    texts = {"plain": "x", "empty": "", "accents": "h\u00e9llo", "emoji": "\U0001f600 ok", "long": "z" * 5000,
+             "é name": "value of a non-ASCII name"}
+    numbers = {"f64": np.float64(1.5), "f32": np.float32(-2.25), "f16": np.float16(0.5), "i8": np.int8(-7),
+               "i64": np.int64(-(2**62)), "u64": np.uint64(2**64 - 1), "u16": np.uint16(65535),
+               "bool": np.bool_(True), "c128": np.complex128(1 + 2j), "c64": np.complex64(-3 - 0.5j)}
+    names, values = [*texts, *numbers], [*texts.values(), *numbers.values()]
+    digests: dict[str, str] = {}
+    assert _write(group, names, values, digests=digests) == (len(names), _h5attrs.DONE)
+    stored = dict(group.attrs)
+    for name, text in texts.items():
+        assert stored[name] == text and isinstance(stored[name], str)
+        assert digests[name] == _crc_digest(text) == checksums.scalar_text_digest(text)
+    for name, number in numbers.items():
+        assert stored[name] == number and stored[name].dtype == number.dtype, name
+    assert set(digests) == set(texts)  # numbers are not digested (they sit in checksummed headers)
+    assert h5py.h5a.open(group.id, b"plain").get_type().get_cset() == h5py.h5t.CSET_UTF8
+
+
+def test_values_it_does_not_take_are_handed_back_in_order(group):
+    names = ["a", "big", "b", "array", "c", "py_int", "d"]
+    values = ["1", "y" * 101, np.float64(2.0), np.arange(3), "3", 7, np.int64(4)]
+    handed = []
+    i = 0
+    while True:
+        i, status = _write(group, names, values, start=i, limit=100)
+        if status == _h5attrs.DONE:
+            break
+        assert status == _h5attrs.YOURS
+        handed.append(names[i])
+        i += 1
+    assert handed == ["big", "array", "py_int"]
+    assert sorted(group.attrs) == ["a", "b", "c", "d"]
+    # with numbers digested by the caller, every number is handed back too
+    assert _write(group, ["n", "t"], [np.int64(1), "t"], numbers=True) == (0, _h5attrs.YOURS)
+    assert "n" not in group.attrs
+
+
+def test_an_existing_name_is_a_create_failure_and_nothing_is_replaced(group):
+    group.attrs["taken"] = "before"
+    assert _write(group, ["new", "taken", "after"], ["1", "2", "3"]) == (1, _h5attrs.CREATE_FAILED)
+    assert dict(group.attrs) == {"new": "1", "taken": "before"}
+
+
+def test_strings_that_are_not_utf8_raise_and_write_nothing(group):
+    with pytest.raises(UnicodeEncodeError):
+        _write(group, ["bad"], ["lone \udc80 surrogate"])
+    assert "bad" not in group.attrs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pack_digests_orders_by_code_point(seed):
+    rng = np.random.default_rng(seed)
+    alphabet = list("abcXYZ_09") + ["\u00e9", "\u00e0", "\U0001f600", "\uffff", "\u0100"]
+    names = {"".join(rng.choice(alphabet, size=int(rng.integers(1, 5)))) for _ in range(int(rng.integers(0, 12)))}
+    digests = {name: f"{int(rng.integers(0, 2**32)):08x}" for name in names}
+    expected = "".join(digests[n] for n in sorted(names, key=lambda n: [ord(c) for c in n]))
+    assert _h5attrs.pack_digests(digests) == expected
+
+
+def test_queued_sets_are_recorded_in_order_with_removals():
+    recorder = checksums.Recorder(headers_checksummed=True)
+    recorder.pending += ["/a", {"y": "00000002", "x": "00000001"}, "/n", {}]
+    recorder.removed("/a")  # queued before the removal: gone with it
+    recorder.pending += ["/a", {"z": "00000003"}, "/b", {"k": "0000000b"}]
+    recorder.attribute_set("/b", {"k": "000000bb"})  # a later direct set wins over the queued one
+    _datasets, sets, _legacy = recorder.current()
+    assert sets == {"text": {"/a": "00000003", "/b": "000000bb"}, "all": {}}
+    assert recorder.pending == [] and "/n" not in recorder.attribute_sets
+
+
+def test_text_set_digests_match_an_independent_packing():
+    values = {"b": "beta", "a": "alpha", "n": np.float64(1.0), "raw": np.bytes_(b"fixed"), "é": "\u00e9t\u00e9",
+              "h5stream_checksums": "{}", "empty": ""}
+    text = sorted((n for n, v in values.items() if isinstance(v, str) and n != "h5stream_checksums"),
+                  key=lambda n: [ord(c) for c in n])
+    assert _h5attrs.text_set_digests(values, "h5stream_checksums") == "".join(_crc_digest(values[n]) for n in text)
+    with_root = sorted([*text, "h5stream_checksums"], key=lambda n: [ord(c) for c in n])
+    assert _h5attrs.text_set_digests(values) == "".join(_crc_digest(values[n]) for n in with_root)
+    assert _h5attrs.text_set_digests({"n": np.int64(3)}) == ""
+    # other forms of text, and strings that are not UTF-8, are left to the exact check
+    assert _h5attrs.text_set_digests({"s": np.str_("numpy string")}) is None
+    assert _h5attrs.text_set_digests({"s": np.array(["a", "b"], dtype=object)}) is None
+    assert _h5attrs.text_set_digests({"s": "lone \udc80"}) is None
+    assert _h5attrs.text_set_digests({"a": np.arange(3)}) == ""
