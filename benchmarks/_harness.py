@@ -25,6 +25,7 @@ both cores have a variant measured inside it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -369,6 +370,29 @@ def time_rounds(
         fn()
         out.append(time.perf_counter() - t0)
     return Timing(out)
+
+
+@contextlib.contextmanager
+def checksums_off():
+    """Atomic writes made inside record no digests and write no checksum manifest (for the cost figures)."""
+    from h5stream.files import atomic
+
+    original = atomic.AtomicFile.__init__
+
+    def without(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "checksums": False})
+
+    atomic.AtomicFile.__init__ = without
+    try:
+        yield
+    finally:
+        atomic.AtomicFile.__init__ = original
+
+
+def checksum_cost(on: list[float], off: list[float]) -> str:
+    """The checksums' cost from CPU seconds with and without them: min and median."""
+    return (f"{min(on) / min(off) - 1:+.1%} (min), {statistics.median(on) / statistics.median(off) - 1:+.1%} "
+            f"(median) of {len(on)} rounds")
 
 
 def drop_page_cache(path: str | os.PathLike) -> None:

@@ -49,9 +49,12 @@ from h5stream.cores import allowed_cores, free_cores, sharing_threads
 
 from benchmarks._harness import (
     POLICY,
+    MachineState,
     Row,
     Timing,
     busy_core,
+    checksum_cost,
+    checksums_off,
     drop_page_cache,
     interleave,
     is_noisy,
@@ -381,6 +384,56 @@ def run(size: str = "small") -> list[Row]:
                                      folder)
         del big
         rows.append(parquet_row(f64, f64_rounds, folder))
+        rows += checksum_rows(f64, f"{n_f64}x{p_f64} f64", POLICY.count(5, 0.0), folder)
+    return rows
+
+
+def checksum_rows(container, label: str, rounds: int, folder: Path) -> list[Row]:
+    """The end-to-end checksums' cost on the container's save and load, in CPU seconds of the process
+    (compression threads included): the same save with checksums off (no digests, no manifest), the
+    same load with ``verify=False``; interleaved rounds, the page cache dropped before each load."""
+    import time
+
+    from scptensor.io import load_hdf5, save_hdf5
+
+    path = folder / "checksums.h5"
+    cpu = {"save on": [], "save off": [], "load on": [], "load off": []}
+
+    def measured(key, fn):
+        t0 = time.process_time()
+        fn()
+        cpu[key].append(time.process_time() - t0)
+
+    def save(on: bool):
+        if path.exists():
+            path.unlink()
+        if on:
+            measured("save on", lambda: save_hdf5(container, path))
+        else:
+            with checksums_off():
+                measured("save off", lambda: save_hdf5(container, path))
+
+    before = MachineState.now()
+    for i in range(rounds):
+        for on in ((True, False) if i % 2 == 0 else (False, True)):
+            save(on)
+        if not on:  # the file loaded next carries its manifest
+            path.unlink()
+            save_hdf5(container, path)
+        for verify in ((True, False) if i % 2 == 0 else (False, True)):
+            drop_page_cache(path)
+            measured("load on" if verify else "load off", lambda: load_hdf5(path, verify=verify))
+    after = MachineState.now()
+    path.unlink()
+    rows = []
+    for what, peer in (("save", "same save, checksums off"), ("load", "same load, verify=False")):
+        on, off = cpu[f"{what} on"], cpu[f"{what} off"]
+        rows.append(Row(f"checksums on {what}, scptensor {label}", peer, min(off), min(on), "s CPU",
+                        min(off) / min(on), 1 / 1.05, peer_median=float(np.median(off)),
+                        ours_median=float(np.median(on)), rounds=len(on),
+                        noisy=is_noisy(Timing(on), Timing(off)),
+                        details=f"checksum cost on {what}: CPU {checksum_cost(on, off)}; "
+                                f"ratio >= {1 / 1.05:.3f} means under 5%", before=before, after=after))
     return rows
 
 
@@ -521,7 +574,9 @@ def test_bench_scptensor_small():
         "scptensor save+load uncompressed", "scptensor save peak memory",
     ]
     assert rows[1].goal == 1.0 and "another process spins on one core" in rows[1].details
-    assert len(rows) == 4 + 2 * 3 + 1 and rows[-1].benchmark.startswith("scptensor save_parquet")
+    assert len(rows) == 4 + 2 * 3 + 1 + 2 and rows[-3].benchmark.startswith("scptensor save_parquet")
+    assert [r.benchmark.split(",")[0] for r in rows[-2:]] == ["checksums on save", "checksums on load"]
+    assert all(r.goal == 1 / 1.05 and r.rounds == POLICY.count(5, 0.0) and r.unit == "s CPU" for r in rows[-2:])
     for row in rows:
         assert np.isfinite(row.ratio) and row.ratio > 0 and row.ours > 0 and row.peer_value > 0
 

@@ -39,8 +39,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, Timing, fsync_file, interleave, peak_rss_mb, scratch_dir, timed_row
-from h5stream.files import atomic as _atomic
+from benchmarks._harness import (
+    Row,
+    Timing,
+    checksum_cost,
+    checksums_off,
+    fsync_file,
+    interleave,
+    peak_rss_mb,
+    scratch_dir,
+    timed_row,
+)
 from hdmea.pipeline import PipelineSession, create_session
 
 FS = 20_000
@@ -240,21 +249,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-@contextlib.contextmanager
-def checksums_off():
-    """Atomic writes made inside record no digests and write no checksum manifest (for the cost figure)."""
-    original = _atomic.AtomicFile.__init__
-
-    def without(self, *args, **kwargs):
-        original(self, *args, **{**kwargs, "checksums": False})
-
-    _atomic.AtomicFile.__init__ = without
-    try:
-        yield
-    finally:
-        _atomic.AtomicFile.__init__ = original
-
-
 def _ours_side(rec: dict, path: Path, *, spikes_only: bool = False, checksums: bool = True,
                cpu: list[float] | None = None):
     """(save, setup) of our session: staging happens untimed before each round.
@@ -292,12 +286,6 @@ def _load_side(path: Path, verify: bool, cpu: list[float]):
     return load
 
 
-def _cost(on: list[float], off: list[float]) -> str:
-    """The checksums' cost from CPU seconds with and without them: min and median."""
-    return (f"{min(on) / min(off) - 1:+.1%} (min), {statistics.median(on) / statistics.median(off) - 1:+.1%} "
-            f"(median) of {len(on)} rounds")
-
-
 def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list[float], wall: dict[str, Timing],
                   rounds: int) -> list[Row]:
     """Rows of the checksums' cost: the save timed with (1), the load of its file timed here."""
@@ -313,7 +301,7 @@ def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list
         rows.append(Row(f"checksums on {what}, {n_units} units", peer, min(off), min(on), "s CPU",
                         min(off) / min(on), 1 / 1.05, peer_median=statistics.median(off),
                         ours_median=statistics.median(on), rounds=len(on),
-                        details=f"checksum cost on {what}: CPU {_cost(on, off)}; wall "
+                        details=f"checksum cost on {what}: CPU {checksum_cost(on, off)}; wall "
                                 f"{timings[0].min / timings[1].min - 1:+.1%} (min), "
                                 f"{timings[0].median / timings[1].median - 1:+.1%} (median); "
                                 f"ratio >= {1 / 1.05:.3f} means under 5%", before=timings[0].before,
@@ -345,7 +333,7 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
                               rounds)
         ours, plain = t["ours"], t["plain"]
         note = (f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit; checksum cost on save: "
-                f"CPU {_cost(save_on, save_off)}")
+                f"CPU {checksum_cost(save_on, save_off)}")
         rows.append(timed_row(f"save recording, {n_units} units", "h5py plain (create_dataset per object)",
                               plain, ours, 3.0 if n_units == max(UNIT_COUNTS[size]) else None, note))
         _remove(bare_path)
