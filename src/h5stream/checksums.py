@@ -345,9 +345,18 @@ def recorder_for(obj) -> Recorder | None:
 
 
 def _write_text_attr(oid, name: str, value: str) -> None:
+    from h5stream.tree import lowlevel
+
     key = name.encode("utf-8")
     if h5py.h5a.exists(oid, key):
         h5py.h5a.delete(oid, key)
+    native = lowlevel.native_hdf5()
+    if native is not None:  # the compiled writer: no object-array copy of a text of megabytes
+        with lowlevel.library_lock:
+            _done, status = native.write_attrs(oid.id, [name], [value], 0, None, False, len(value) * 4 + 1)
+        if status == native.ATTRS_DONE:
+            return
+        raise OSError(f"writing the attribute {name!r} failed inside the HDF5 library")
     tid = h5py.h5t.py_create(h5py.string_dtype("utf-8"), logical=True)
     attr = h5py.h5a.create(oid, key, tid, h5py.h5s.create(h5py.h5s.SCALAR))
     attr.write(np.array(value, dtype=h5py.string_dtype("utf-8")))
