@@ -369,7 +369,7 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
         _remove(bare_path)
         repeat = min(MAX_REPEAT, math.ceil(SHORT_ROUND_CPU / min(save_off)))
         if repeat > 1:  # short saves: each round of the cost figure sums several, as timeit does
-            save_on, save_off = _repeated_cost_rounds(rec, ours_path, bare_path, rounds, repeat)
+            save_on, save_off = _repeated_cost_rounds(rec, ours_path, bare_path, len(save_off), repeat)
         rows.extend(checksum_rows(n_units, ours_path, save_on, save_off, t, rounds, repeat))
 
         trains = [u["spike_times"] for u in rec["units"].values()]
