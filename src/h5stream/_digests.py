@@ -21,7 +21,10 @@ import zlib
 import h5py
 import numpy as np
 
-from h5stream._ext import _h5attrs
+try:
+    from h5stream._ext import _h5attrs
+except ImportError:  # a source tree without its compiled kernels: the Python paths only
+    _h5attrs = None
 
 __all__ = [
     "LIBDEFLATE_CRC32",
@@ -133,7 +136,8 @@ known_text_digest = _TEXT_DIGESTS.get
 
 
 # The compiled attribute writer and checker digest strings the same way and share the cache.
-_h5attrs.configure_digests(_TEXT_DIGESTS, _CACHED_TEXT_MAX, _TEXT_DIGESTS_MAX, _SCALAR_TEXT)
+if _h5attrs is not None:
+    _h5attrs.configure_digests(_TEXT_DIGESTS, _CACHED_TEXT_MAX, _TEXT_DIGESTS_MAX, _SCALAR_TEXT)
 
 
 def scalar_text_digest(value: str | bytes) -> str:

@@ -84,7 +84,26 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
     read_manifest,
     refuse_sequence_attr,
 )
-from h5stream._ext._h5attrs import pack_digests, record_sets
+
+try:
+    from h5stream._ext._h5attrs import pack_digests, record_sets
+except ImportError:  # a source tree without its compiled kernels: the same in Python
+
+    def pack_digests(digests: dict[str, str]) -> str:
+        return "".join(digests[name] for name in sorted(digests))
+
+    def record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
+        for i in range(0, len(pending), 2):
+            path, digests = pending[i], pending[i + 1]
+            if not digests and names is None and path not in sets:
+                continue
+            sets[path] = pack_digests(digests)
+            seqs[path] = seq
+            kinds.pop(path, None)
+            if names is not None:
+                names[path] = sorted(digests)
+            legacy.pop(path, None)
+        del pending[:]
 from h5stream.fletcher32 import (
     append_fletcher32,
     checked_read,
@@ -356,7 +375,8 @@ def _write_text_attr(oid, name: str, value: str) -> None:
             _done, status = native.write_attrs(oid.id, [name], [value], 0, None, False, len(value) * 4 + 1)
         if status == native.ATTRS_DONE:
             return
-        raise OSError(f"writing the attribute {name!r} failed inside the HDF5 library")
+        if status != native.ATTR_YOURS:
+            raise OSError(f"writing the attribute {name!r} failed inside the HDF5 library")
     tid = h5py.h5t.py_create(h5py.string_dtype("utf-8"), logical=True)
     attr = h5py.h5a.create(oid, key, tid, h5py.h5s.create(h5py.h5s.SCALAR))
     attr.write(np.array(value, dtype=h5py.string_dtype("utf-8")))

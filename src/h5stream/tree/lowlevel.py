@@ -249,8 +249,13 @@ class NativeHDF5:
         self.path = path
         # Whole lists of small attributes in one compiled call (h5stream._ext._h5attrs), through the same
         # library functions; strings are digested there with the digest cache of h5stream._digests.
+        self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = 0, 1, 2
         from h5stream import _digests  # noqa: F401  (configures the compiled writer's digests)
-        from h5stream._ext import _h5attrs
+        try:
+            from h5stream._ext import _h5attrs
+        except ImportError:  # a source tree without its compiled kernels: every value goes back to the caller
+            self.write_attrs = _hand_back
+            return
 
         def address(function) -> int:
             return ctypes.cast(function, ctypes.c_void_p).value
@@ -260,7 +265,6 @@ class NativeHDF5:
         _h5attrs.configure(address(self.H5Acreate2), address(self.H5Awrite), address(self.H5Aclose),
                            TEXT_TYPE.id, SCALAR_SPACE.id, _scalar_type_ids)
         self.write_attrs = _h5attrs.write_attrs
-        self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = _h5attrs.DONE, _h5attrs.YOURS, _h5attrs.CREATE_FAILED
 
     @staticmethod
     def text_buffer(values: list[str]):
@@ -269,6 +273,11 @@ class NativeHDF5:
 
 
 _native: NativeHDF5 | None | bool = False
+
+
+def _hand_back(oid, names, values, start, digests, numbers, limit) -> tuple[int, int]:
+    """``write_attrs`` without the compiled kernel: each value is handed back to the caller, who writes it."""
+    return (start, 1) if start < len(names) else (len(names), 0)
 
 #: numpy scalar types whose attributes the compiled attribute writer takes (-> their HDF5 type ids)
 _SCALAR_TYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
