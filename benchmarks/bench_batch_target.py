@@ -52,13 +52,13 @@ RECORDINGS_VARIABLE = "H5STREAM_BATCH_TARGET_RECORDINGS"
 
 SIZES = {
     # tiny recordings: the steps' own work is small, so per-step file commits dominate
-    "small": dict(config="tiny", overrides=dict(raw_seconds=0.2), rounds=1, shared=False),
+    "small": dict(config="tiny", overrides=dict(raw_seconds=0.2), rounds=1, shared=False, output_bytes=64 << 20),
     # a lab's recording: 310 units (10 silent), 30 min (15-min dense noise at 15 Hz, 2 step
     # movies of 44 trials), 2 min of raw data of the full chip; 2 rounds (each side's round
     # lasts well over a minute)
     "full": dict(config="moderate", overrides=dict(n_units=310, n_silent_units=10, noise_images=13_500,
                                                    step_repeats=44, raw_seconds=120.0),
-                 rounds=2, shared=True),
+                 rounds=2, shared=True, output_bytes=5 << 28),
 }
 
 STEPS = ("load + electrical images", "section times", "section spikes", "STA", "features", "save")
@@ -181,6 +181,29 @@ def generate(size: str, where: Path, n: int = N_RECORDINGS) -> list:
     return recordings
 
 
+#: raw sensor data of the full chip: 65 x 65 sensors of 2 bytes per sample
+CHIP_SENSORS = 65 * 65
+
+
+def space_needed(size: str, n: int) -> int:
+    """Bytes a run needs on the scratch disk at its peak, with a margin: the shared raw file (the full
+    chip over ``raw_seconds``), its sorter file (at most 40% of it here), and both modes' outputs
+    of every recording (at most the size's ``output_bytes`` each), plus a tenth."""
+    cfg = _config(size)
+    raw = int(cfg.sampling_rate * cfg.raw_seconds) * CHIP_SENSORS * 2
+    copies = 1 if SIZES[size]["shared"] else n
+    return int((copies * raw * 1.4 + n * 2 * SIZES[size]["output_bytes"]) * 1.1)
+
+
+def check_free_space(size: str, n: int, where: Path) -> None:
+    """Refuse a run the scratch disk cannot hold, in a second rather than after an hour of work."""
+    needed, free = space_needed(size, n), shutil.disk_usage(where).free
+    if free < needed:
+        raise OSError(f"batch target at size {size!r} with {n} recordings needs about {needed / 2**30:.1f} GiB "
+                      f"in {where.parent}, found {free / 2**30:.1f} GiB free; set H5STREAM_BENCH_DIR to a "
+                      "larger disk or pass --recordings N")
+
+
 def _recordings_count(recordings: int | None) -> int:
     if recordings is not None:
         return recordings
@@ -220,6 +243,7 @@ def run(size: str = "small", *, recordings: int | None = None, rounds: int | Non
     n = _recordings_count(recordings)
     with scratch_dir() as tmp:
         tmp = Path(tmp)
+        check_free_space(size, n, tmp)
         t0 = time.perf_counter()
         made_inputs = generate(size, tmp / "inputs", n)
         generated = time.perf_counter() - t0
@@ -306,6 +330,22 @@ def test_batch_target_small_runs_and_both_modes_write_equal_files(tmp_path):
         assert_files_equal(run_immediate(rec, tmp_path / "a"), run_deferred(rec, tmp_path / "b", clock))
         assert list(clock.steps) == list(STEPS)
         assert all(c.wall > 0 and c.cpu >= 0 for c in clock.steps.values())
+
+
+def test_a_run_the_disk_cannot_hold_is_refused_before_any_work(tmp_path, monkeypatch):
+    import collections
+
+    import pytest
+
+    usage = collections.namedtuple("usage", "total used free")
+    needed = space_needed("full", 10)
+    # the full size: one 20 GB raw file shared by hard links, outputs of both modes for 10 recordings
+    assert 40 * 2**30 < needed < 64 * 2**30
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(needed * 2, 0, needed - 1))
+    with pytest.raises(OSError, match=r"needs about .* GiB in .*found .* GiB free"):
+        check_free_space("full", 10, tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(needed * 2, 0, needed))
+    check_free_space("full", 10, tmp_path)
 
 
 def test_full_size_shape_and_shared_inputs(tmp_path, monkeypatch):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,6 @@ from h5stream.cores import allowed_cores, free_cores, sharing_threads
 
 from benchmarks._harness import (
     POLICY,
-    MachineState,
     Row,
     Timing,
     busy_core,
@@ -396,44 +396,40 @@ def checksum_rows(container, label: str, rounds: int, folder: Path) -> list[Row]
 
     from scptensor.io import load_hdf5, save_hdf5
 
-    path = folder / "checksums.h5"
-    cpu = {"save on": [], "save off": [], "load on": [], "load off": []}
+    saved, loaded = folder / "checksums_saved.h5", folder / "checksums_loaded.h5"
+    save_hdf5(container, loaded)  # with its manifest: the file both load sides read
 
-    def measured(key, fn):
-        t0 = time.process_time()
-        fn()
-        cpu[key].append(time.process_time() - t0)
+    def cpu_of(fn) -> Callable[[], float]:
+        def timed() -> float:
+            t0 = time.process_time()
+            fn()
+            return time.process_time() - t0
+        return timed
 
-    def save(on: bool):
-        if path.exists():
-            path.unlink()
-        if on:
-            measured("save on", lambda: save_hdf5(container, path))
-        else:
-            with checksums_off():
-                measured("save off", lambda: save_hdf5(container, path))
+    def save_without():
+        with checksums_off():
+            save_hdf5(container, saved)
 
-    before = MachineState.now()
-    for i in range(rounds):
-        for on in ((True, False) if i % 2 == 0 else (False, True)):
-            save(on)
-        if not on:  # the file loaded next carries its manifest
-            path.unlink()
-            save_hdf5(container, path)
-        for verify in ((True, False) if i % 2 == 0 else (False, True)):
-            drop_page_cache(path)
-            measured("load on" if verify else "load off", lambda: load_hdf5(path, verify=verify))
-    after = MachineState.now()
-    path.unlink()
+    def remove_saved():
+        if saved.exists():
+            saved.unlink()
+
+    t = interleave({"save on": cpu_of(lambda: save_hdf5(container, saved)), "save off": cpu_of(save_without),
+                    "load on": cpu_of(lambda: load_hdf5(loaded, verify=True)),
+                    "load off": cpu_of(lambda: load_hdf5(loaded, verify=False))},
+                   rounds, self_timed=True,
+                   setup={"save on": remove_saved, "save off": remove_saved,
+                          "load on": lambda: drop_page_cache(loaded), "load off": lambda: drop_page_cache(loaded)})
+    remove_saved()
+    loaded.unlink()
     rows = []
     for what, peer in (("save", "same save, checksums off"), ("load", "same load, verify=False")):
-        on, off = cpu[f"{what} on"], cpu[f"{what} off"]
-        rows.append(Row(f"checksums on {what}, scptensor {label}", peer, min(off), min(on), "s CPU",
-                        min(off) / min(on), 1 / 1.05, peer_median=float(np.median(off)),
-                        ours_median=float(np.median(on)), rounds=len(on),
-                        noisy=is_noisy(Timing(on), Timing(off)),
-                        details=f"checksum cost on {what}: CPU {checksum_cost(on, off)}; "
-                                f"ratio >= {1 / 1.05:.3f} means under 5%", before=before, after=after))
+        on, off = t[f"{what} on"], t[f"{what} off"]
+        rows.append(Row(f"checksums on {what}, scptensor {label}", peer, off.min, on.min, "s CPU",
+                        off.min / on.min, 1 / 1.05, peer_median=off.median, ours_median=on.median,
+                        rounds=len(on.rounds), noisy=is_noisy(on, off),
+                        details=f"checksum cost on {what}: CPU {checksum_cost(on.rounds, off.rounds)}; "
+                                f"ratio >= {1 / 1.05:.3f} means under 5%", before=on.before, after=on.after))
     return rows
 
 

@@ -330,22 +330,24 @@ MAX_REPEAT = 8
 
 
 def _repeated_cost_rounds(rec: dict, path: Path, bare_path: Path, rounds: int, repeat: int):
-    """CPU seconds per save with and without checksums, each round the mean of ``repeat`` saves per side
-    (staged untimed before each), the sides alternating as in :func:`interleave`."""
-    sides = {True: _ours_side(rec, path), False: _ours_side(rec, bare_path, checksums=False)}
-    cpu: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(rounds):
-        for on in ((True, False) if i % 2 == 0 else (False, True)):
-            save, setup = sides[on]
-            total = 0.0
+    """CPU seconds per save with and without checksums in interleaved rounds, each round the mean of
+    ``repeat`` saves per side (each staged untimed before it)."""
+    def side(target: Path, checksums: bool):
+        cpu: list[float] = []
+        save, setup = _ours_side(rec, target, checksums=checksums, cpu=cpu)
+
+        def mean_cpu() -> float:
+            del cpu[:]
             for _ in range(repeat):
                 setup()
-                start = time.process_time()
                 save()
-                total += time.process_time() - start
-            cpu[on].append(total / repeat)
+            return sum(cpu) / repeat
+
+        return mean_cpu
+
+    t = interleave({"on": side(path, True), "off": side(bare_path, False)}, rounds, self_timed=True)
     _remove(bare_path)
-    return cpu[True], cpu[False]
+    return t["on"].rounds, t["off"].rounds
 
 
 def store_rows(size: str, workdir: Path) -> list[Row]:

@@ -21,9 +21,9 @@ import zlib
 import h5py
 import numpy as np
 
-try:
+try:  # the one import of the compiled attribute kernel (None in a source tree without compiled kernels)
     from h5stream._ext import _h5attrs
-except ImportError:  # a source tree without its compiled kernels: the Python paths only
+except ImportError:
     _h5attrs = None
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "digest_update",
     "digest_end",
     "utf8_bytes",
-    "known_text_digest",
     "scalar_text_digest",
     "text_digest",
     "value_digest",
@@ -129,10 +128,6 @@ _SCALAR_TEXT = zlib.crc32(b"text|()")
 _TEXT_DIGESTS: dict[str, str] = {}
 _TEXT_DIGESTS_MAX = 1 << 16
 _CACHED_TEXT_MAX = 256
-
-
-#: the digest of a text seen before, or None: ``known_text_digest(value)`` (a lookup, for hot loops)
-known_text_digest = _TEXT_DIGESTS.get
 
 
 # The compiled attribute writer and checker digest strings the same way and share the cache.

@@ -49,12 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream._digests import _is_text, array_digest, scalar_text_digest, text_digest, value_digest
-
-try:
-    from h5stream._ext._h5attrs import text_set_digests
-except ImportError:  # a source tree without its compiled kernels: the exact check only
-    text_set_digests = None
+from h5stream._digests import _h5attrs, _is_text, array_digest, scalar_text_digest, text_digest, value_digest
 from h5stream.errors import ChecksumError, FormatError
 
 __all__ = [
@@ -307,8 +302,8 @@ def check_attribute_set(manifest: Manifest, where: str, kind: str, packed: str, 
     whose value differs is a ChecksumError naming it; a covered attribute
     added or removed is a ChecksumError naming the object and the attributes found.
     """
-    if kind == TEXT_ATTRS and text_set_digests is not None:  # compiled; anything else is checked below
-        found = text_set_digests(values if type(values) is dict else dict(values),
+    if kind == TEXT_ATTRS and _h5attrs is not None:  # compiled; anything else is checked below
+        found = _h5attrs.text_set_digests(values if type(values) is dict else dict(values),
                                  MANIFEST_ATTR if where == "/" else None)
         if found == packed:
             return len(packed) // 8

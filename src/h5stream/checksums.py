@@ -51,6 +51,7 @@ import numpy as np
 
 from h5stream._digests import (  # the digests, re-exported
     LIBDEFLATE_CRC32,  # noqa: F401  (the Parquet manifest imports it from here)
+    _h5attrs,
     _is_text,
     array_digest,
     dataset_digest,
@@ -59,7 +60,6 @@ from h5stream._digests import (  # the digests, re-exported
     digest_update,
     is_text_dataset,
     is_text_value,
-    known_text_digest,
     scalar_text_digest,
     text_digest,
     utf8_bytes,
@@ -85,25 +85,23 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
     refuse_sequence_attr,
 )
 
-try:
-    from h5stream._ext._h5attrs import pack_digests, record_sets
-except ImportError:  # a source tree without its compiled kernels: the same in Python
 
-    def pack_digests(digests: dict[str, str]) -> str:
-        return "".join(digests[name] for name in sorted(digests))
+def _record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
+    """``h5stream._ext._h5attrs.record_sets`` in Python (a source tree without compiled kernels)."""
+    for i in range(0, len(pending), 2):
+        path, digests = pending[i], pending[i + 1]
+        if not digests and names is None and path not in sets:
+            continue
+        sets[path] = "".join(digests[name] for name in sorted(digests))
+        seqs[path] = seq
+        kinds.pop(path, None)
+        if names is not None:
+            names[path] = sorted(digests)
+        legacy.pop(path, None)
+    del pending[:]
 
-    def record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
-        for i in range(0, len(pending), 2):
-            path, digests = pending[i], pending[i + 1]
-            if not digests and names is None and path not in sets:
-                continue
-            sets[path] = pack_digests(digests)
-            seqs[path] = seq
-            kinds.pop(path, None)
-            if names is not None:
-                names[path] = sorted(digests)
-            legacy.pop(path, None)
-        del pending[:]
+
+record_sets = _record_sets if _h5attrs is None else _h5attrs.record_sets
 from h5stream.fletcher32 import (
     append_fletcher32,
     checked_read,
@@ -130,7 +128,6 @@ __all__ = [
     "array_digest",
     "text_digest",
     "scalar_text_digest",
-    "known_text_digest",
     "digest_start",
     "digest_update",
     "digest_end",
@@ -230,25 +227,10 @@ class Recorder:
         ``kind`` defaults to :attr:`attribute_kind`; the set replaces whatever
         was recorded for the object before.
         """
-        if self.pending:
-            self.flush()
-        self._seq += 1
-        if digests:
-            packed = pack_digests(digests if type(digests) is dict else dict(digests))
-        elif self.walk or path in self.attribute_sets:
-            packed = ""
-        else:  # nothing covered, nothing recorded before (most objects of a file with checksummed headers)
-            return
-        self.attribute_sets[path] = packed
-        self._set_seq[path] = self._seq
-        if kind is not None:
+        self.pending += (path, digests if type(digests) is dict else dict(digests))
+        self.flush()
+        if kind is not None and path in self.attribute_sets:
             self._set_kind[path] = kind
-        elif self._set_kind:
-            self._set_kind.pop(path, None)
-        if self.walk:
-            self._set_names[path] = sorted(digests)
-        if self.attributes:
-            self.attributes.pop(path, None)
 
     def set_kind(self, path: str) -> str:
         """The kind of the attribute set recorded for ``path``."""

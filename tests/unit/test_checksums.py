@@ -543,6 +543,30 @@ def test_recorder_keeps_no_empty_sets_and_resolves_the_default_kind():
     assert recorder.current()[1] == {"text": {"/x": "0000000a0000000b"}, "all": {}}
 
 
+def test_version_2_manifest_made_by_hand_verifies_and_names_a_changed_attribute(tmp_path):
+    """A file and its version-2 "text" manifest written with plain h5py and zlib, read by our checker."""
+    path = tmp_path / "v2_by_hand.h5"
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w", libver=("v110", "latest")) as f:  # version-2 headers: numbers need no digest
+        unit = f.create_group("units/u1")
+        unit.attrs.create("zeta", "last by name", dtype=text)
+        unit.attrs.create("label", manifest_v1.LABEL, dtype=text)
+        unit.attrs.create("\u00e9t\u00e9", "non-ASCII name", dtype=text)
+        unit.attrs["row"] = np.int64(3)
+        unit.create_dataset("spike_times", data=manifest_v1.SPIKES)
+        packed = "".join(manifest_v1.text_crc(unit.attrs[n]) for n in sorted(["zeta", "label", "\u00e9t\u00e9"]))
+        manifest = {"format": "h5stream-checksums", "version": 2, "algorithm": "crc32",
+                    "datasets": {"/units/u1/spike_times": manifest_v1.array_crc(manifest_v1.SPIKES)},
+                    "attribute_digests": {"text": {"/units/u1": packed}, "all": {}}, "attributes": {}}
+        f.attrs.create(checksums.MANIFEST_ATTR, json.dumps(manifest), dtype=text)
+    stats = checksum_file.check_file(path)
+    assert stats["manifest"] and stats["unchecked"] == 0
+    with h5py.File(path, "r+") as f:
+        f["units/u1"].attrs.modify("label", "changed-label-probe")
+    with pytest.raises(ChecksumError, match=r"\[/units/u1/@label\]"):
+        checksum_file.check_file(path)
+
+
 def test_unknown_manifest_version_asks_for_a_newer_h5stream(tmp_path):
     path = tmp_path / "v9.h5"
     manifest_v1.write_v1_recording(path)

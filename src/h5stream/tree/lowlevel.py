@@ -249,11 +249,10 @@ class NativeHDF5:
         self.path = path
         # Whole lists of small attributes in one compiled call (h5stream._ext._h5attrs), through the same
         # library functions; strings are digested there with the digest cache of h5stream._digests.
-        self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = 0, 1, 2
-        from h5stream import _digests  # noqa: F401  (configures the compiled writer's digests)
-        try:
-            from h5stream._ext import _h5attrs
-        except ImportError:  # a source tree without its compiled kernels: every value goes back to the caller
+        self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = ATTRS_DONE, ATTR_YOURS, ATTR_CREATE_FAILED
+        from h5stream._digests import _h5attrs  # configured there with the digests' cache
+
+        if _h5attrs is None:  # a source tree without its compiled kernels: every value goes back to the caller
             self.write_attrs = _hand_back
             return
 
@@ -275,9 +274,14 @@ class NativeHDF5:
 _native: NativeHDF5 | None | bool = False
 
 
+#: the statuses ``write_attrs`` returns (those of ``h5stream._ext._h5attrs``)
+ATTRS_DONE, ATTR_YOURS, ATTR_CREATE_FAILED = 0, 1, 2
+
+
 def _hand_back(oid, names, values, start, digests, numbers, limit) -> tuple[int, int]:
     """``write_attrs`` without the compiled kernel: each value is handed back to the caller, who writes it."""
-    return (start, 1) if start < len(names) else (len(names), 0)
+    return (start, ATTR_YOURS) if start < len(names) else (len(names), ATTRS_DONE)
+
 
 #: numpy scalar types whose attributes the compiled attribute writer takes (-> their HDF5 type ids)
 _SCALAR_TYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
