@@ -28,6 +28,16 @@ import numpy as np
 cimport numpy as cnp
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    bint PyUnicode_IS_COMPACT_ASCII(object text)
+
+cdef extern from "string.h" nogil:
+    void *memcpy(void *dest, const void *src, size_t n)
+    int memcmp(const void *a, const void *b, size_t n)
+
 cnp.import_array()
 
 cdef extern from "zlib.h" nogil:
@@ -164,20 +174,76 @@ def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, dict diges
     return n, DONE
 
 
+from cpython.object cimport PyObject
+
+
+cdef extern from "Python.h":
+    int PyDict_Next(object mapping, Py_ssize_t *pos, PyObject **key, PyObject **value)
+    int PyUnicode_Compare(object left, object right) except? -1
+
+#: attribute sets up to this size are ordered here, in C; larger ones by list.sort
+cdef enum:
+    _SMALL_SET = 64
+
+
+cdef int _name_cmp(PyObject *a, PyObject *b) except? -2:
+    """The order of two names by code points (-1, 0, 1): bytes for ASCII names, else unicode's compare."""
+    cdef Py_ssize_t na, nb
+    cdef int c
+    if PyUnicode_IS_COMPACT_ASCII(<object>a) and PyUnicode_IS_COMPACT_ASCII(<object>b):
+        na = PyUnicode_GET_LENGTH(<object>a)
+        nb = PyUnicode_GET_LENGTH(<object>b)
+        c = memcmp(PyUnicode_DATA(<object>a), PyUnicode_DATA(<object>b), na if na < nb else nb)
+        if c != 0:
+            return -1 if c < 0 else 1
+        return (na > nb) - (na < nb)
+    return PyUnicode_Compare(<object>a, <object>b)
+
+
+cdef str _joined(dict digests):
+    names = sorted(digests)
+    return "".join([digests[name] for name in names])
+
+
+cdef str _pack(dict digests):
+    """The digests of ``digests`` joined in the order of the names' code points.  A set of plain digests
+    (8 ASCII characters, always so from the writers here) with string names is ordered in a C array
+    and copied into one new string; anything else is sorted and joined."""
+    cdef Py_ssize_t i, j, pos = 0, n = len(digests)
+    cdef PyObject *names[_SMALL_SET]
+    cdef PyObject *values[_SMALL_SET]
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef char *out
+    if n == 0:
+        return ""
+    if n > _SMALL_SET:
+        return _joined(digests)
+    i = 0
+    while PyDict_Next(digests, &pos, &key, &value):
+        if (type(<object>key) is not str or type(<object>value) is not str
+                or not PyUnicode_IS_COMPACT_ASCII(<object>value) or PyUnicode_GET_LENGTH(<object>value) != 8):
+            return _joined(digests)
+        # insertion sort (a set holds a few names, mostly in order already)
+        j = i
+        while j > 0 and _name_cmp(names[j - 1], key) > 0:
+            names[j] = names[j - 1]
+            values[j] = values[j - 1]
+            j -= 1
+        names[j] = key
+        values[j] = value
+        i += 1
+    packed = PyUnicode_New(8 * n, 127)
+    out = <char *>PyUnicode_DATA(packed)
+    for i in range(n):
+        memcpy(out + 8 * i, PyUnicode_DATA(<object>values[i]), 8)
+    return <str>packed
+
+
 def pack_digests(dict digests):
     """The digests of ``digests`` (name -> 8 hex digits) joined in the order of the names' code points
     (one object's attribute set of :mod:`h5stream._manifest`)."""
-    cdef list names = list(digests)
-    cdef Py_ssize_t i, n = len(names)
-    if n == 0:
-        return ""
-    if n == 1:
-        return digests[names[0]]
-    for i in range(1, n):
-        if <str>names[i - 1] > <str>names[i]:
-            names.sort()
-            break
-    return "".join([digests[name] for name in names])
+    return _pack(digests)
 
 
 def record_sets(list pending, dict sets, dict seqs, Py_ssize_t seq, dict kinds, dict names, dict legacy):
@@ -192,17 +258,18 @@ def record_sets(list pending, dict sets, dict seqs, Py_ssize_t seq, dict kinds, 
     cdef Py_ssize_t i, n = len(pending)
     if n % 2:
         raise ValueError("record_sets: pending holds path and digests pairs")
+    number = seq  # one int object for every entry
     for i in range(0, n, 2):
         path = pending[i]
         digests = <dict>pending[i + 1]
         if digests:
-            packed = pack_digests(digests)
+            packed = _pack(digests)
         elif names is not None or path in sets:
             packed = ""
         else:
             continue
         sets[path] = packed
-        seqs[path] = seq
+        seqs[path] = number
         if kinds:
             kinds.pop(path, None)
         if names is not None:
@@ -248,3 +315,56 @@ def text_set_digests(dict values, str skip=None):
             digest = _text_digest(<str>value, data, size)
         parts.append(digest)
     return "".join(parts)
+
+
+cdef bint _plain_text(str text):
+    """True when ``json.dumps(text, ensure_ascii=True)`` is ``text`` in quotes: ASCII from the space to
+    ``~``, without the quote and the backslash."""
+    cdef const unsigned char *data
+    cdef Py_ssize_t i, n
+    cdef unsigned char c
+    if not PyUnicode_IS_COMPACT_ASCII(text):
+        return False
+    data = <const unsigned char *>PyUnicode_DATA(text)
+    n = PyUnicode_GET_LENGTH(text)
+    for i in range(n):
+        c = data[i]
+        if c < 0x20 or c > 0x7E or c == 0x22 or c == 0x5C:
+            return False
+    return True
+
+
+def plain_map_json(dict mapping):
+    """``json.dumps(mapping, separators=(",", ":"), ensure_ascii=True)`` of a map of strings to strings
+    that JSON writes as they are (see :func:`_plain_text`), built in one string; None for any other map
+    (a key or a value of another type, or text JSON escapes), for the caller's general encoder."""
+    cdef Py_ssize_t total = 2, pos = 1, size
+    cdef char *out
+    for key, value in mapping.items():
+        if type(key) is not str or type(value) is not str or not _plain_text(key) or not _plain_text(value):
+            return None
+        total += PyUnicode_GET_LENGTH(key) + PyUnicode_GET_LENGTH(value) + 6  # "k":"v",
+    if mapping:
+        total -= 1  # no comma after the last entry
+    text = PyUnicode_New(total, 127)
+    out = <char *>PyUnicode_DATA(text)
+    out[0] = c'{'
+    # No Python code runs between the two passes (the GIL is held throughout), so the map is the same.
+    for key, value in mapping.items():
+        if pos > 1:
+            out[pos] = c','
+            pos += 1
+        out[pos] = c'"'
+        size = PyUnicode_GET_LENGTH(key)
+        memcpy(out + pos + 1, PyUnicode_DATA(key), size)
+        pos += size + 1
+        out[pos] = c'"'
+        out[pos + 1] = c':'
+        out[pos + 2] = c'"'
+        size = PyUnicode_GET_LENGTH(value)
+        memcpy(out + pos + 3, PyUnicode_DATA(value), size)
+        pos += size + 3
+        out[pos] = c'"'
+        pos += 1
+    out[pos] = c'}'
+    return text

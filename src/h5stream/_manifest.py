@@ -188,6 +188,10 @@ def _json(value) -> str:
 def _encode(value) -> str:
     if not isinstance(value, dict):
         return _json(value)
+    if _h5attrs is not None:  # compiled: a map of plain strings in one pass, no string per entry
+        text = _h5attrs.plain_map_json(value)
+        if text is not None:
+            return text
     try:
         keys, values = "".join(value), "".join(value.values())
     except TypeError:  # not a map of strings to strings: a map of maps, or other values

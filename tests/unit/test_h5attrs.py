@@ -118,3 +118,38 @@ def test_text_set_digests_match_an_independent_packing():
     assert _h5attrs.text_set_digests({"s": np.array(["a", "b"], dtype=object)}) is None
     assert _h5attrs.text_set_digests({"s": "lone \udc80"}) is None
     assert _h5attrs.text_set_digests({"a": np.arange(3)}) == ""
+
+
+def test_pack_digests_joins_values_of_other_lengths_as_they_are():
+    assert _h5attrs.pack_digests({"b": "22", "a": "1", "c": "0000000c"}) == "1220000000c"
+    assert _h5attrs.pack_digests({"b": "0000000b", "a": "é000000a"}) == "é000000a0000000b"
+    assert _h5attrs.pack_digests({}) == ""
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_plain_map_json_is_json_dumps_text(seed):
+    import json
+
+    rng = np.random.default_rng(seed)
+    plain = [chr(c) for c in range(0x20, 0x7F) if chr(c) not in '"\\']
+    for _ in range(300):
+        mapping = {"".join(rng.choice(plain, size=int(rng.integers(0, 30)))): "".join(rng.choice(plain, size=8))
+                   for _ in range(int(rng.integers(0, 20)))}
+        assert _h5attrs.plain_map_json(mapping) == json.dumps(mapping, separators=(",", ":"), ensure_ascii=True)
+
+
+@pytest.mark.parametrize("mapping", [
+    {"/a": 'quote "'}, {'/"a': "x"}, {"/a\\": "x"}, {"/a": "tab\t"}, {"/a": "del\x7f"}, {"/a": "\x00"},
+    {"/é": "x"}, {"/a": "\U0001f600"}, {"/a": 1}, {1: "x"}, {"/a": {"b": "c"}}, {"/a": None},
+])
+def test_plain_map_json_leaves_anything_json_would_escape_to_the_caller(mapping):
+    assert _h5attrs.plain_map_json(mapping) is None
+
+
+def test_plain_map_json_takes_only_exact_strings():
+    class Text(str):
+        pass
+
+    assert _h5attrs.plain_map_json({Text("/a"): "x"}) is None
+    assert _h5attrs.plain_map_json({"/a": Text("x")}) is None
+    assert _h5attrs.plain_map_json({}) == "{}"
