@@ -117,15 +117,15 @@ cdef str _text_digest(str value, const char *data, Py_ssize_t n):
     return text
 
 
-def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, dict digests, bint numbers,
+def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, list digests, bint numbers,
                 Py_ssize_t text_limit):
     """Create attribute ``names[i]`` holding ``values[i]`` on ``oid``, for ``i`` from ``start`` on.
 
     Taken here: a ``str`` of at most ``text_limit`` UTF-8 bytes (a scalar
     variable-length string), and a numpy scalar of a configured type (not when
     ``numbers``: then the caller digests numbers, so it writes them too).  The
-    digest of each string goes into ``digests`` (unless it is None) under its
-    name.  Returns ``(i, status)``: where it stopped and why (:data:`DONE`,
+    name and the digest of each string are appended to ``digests`` (unless it is
+    None): an attribute set as a flat list, name, digest, name, digest, ...  Returns ``(i, status)``: where it stopped and why (:data:`DONE`,
     :data:`YOURS`, :data:`CREATE_FAILED`, :data:`WRITE_FAILED`).  An attribute
     name or a string that is not valid UTF-8 raises ``UnicodeEncodeError``.
     """
@@ -154,7 +154,8 @@ def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, dict diges
             if status < 0:
                 return i, WRITE_FAILED
             if digests is not None:
-                digests[names[i]] = _text_digest(<str>value, data, size)
+                digests.append(names[i])
+                digests.append(_text_digest(<str>value, data, size))
             continue
         if numbers:
             return i, YOURS
@@ -178,7 +179,6 @@ from cpython.object cimport PyObject
 
 
 cdef extern from "Python.h":
-    int PyDict_Next(object mapping, Py_ssize_t *pos, PyObject **key, PyObject **value)
     int PyUnicode_Compare(object left, object right) except? -1
 
 #: attribute sets up to this size are ordered here, in C; larger ones by list.sort
@@ -200,16 +200,17 @@ cdef int _name_cmp(PyObject *a, PyObject *b) except? -2:
     return PyUnicode_Compare(<object>a, <object>b)
 
 
-cdef str _joined(dict digests):
-    names = sorted(digests)
-    return "".join([digests[name] for name in names])
+cdef str _joined(list pairs):
+    order = sorted(range(0, len(pairs), 2), key=pairs.__getitem__)
+    return "".join([pairs[i + 1] for i in order])
 
 
-cdef str _pack(dict digests):
-    """The digests of ``digests`` joined in the order of the names' code points.  A set of plain digests
-    (8 ASCII characters, always so from the writers here) with string names is ordered in a C array
-    and copied into one new string; anything else is sorted and joined."""
-    cdef Py_ssize_t i, j, pos = 0, n = len(digests)
+cdef str _pack(list pairs):
+    """The digests of an attribute set (``pairs``: name, digest, name, digest, ...; the names distinct)
+    joined in the order of the names' code points.  A set of plain digests (8 ASCII characters, always
+    so from the writers here) with string names is ordered in a C array and copied into one new string;
+    anything else is sorted and joined."""
+    cdef Py_ssize_t i, j, n = len(pairs) // 2
     cdef PyObject *names[_SMALL_SET]
     cdef PyObject *values[_SMALL_SET]
     cdef PyObject *key
@@ -218,12 +219,13 @@ cdef str _pack(dict digests):
     if n == 0:
         return ""
     if n > _SMALL_SET:
-        return _joined(digests)
-    i = 0
-    while PyDict_Next(digests, &pos, &key, &value):
+        return _joined(pairs)
+    for i in range(n):
+        key = <PyObject *>pairs[2 * i]
+        value = <PyObject *>pairs[2 * i + 1]
         if (type(<object>key) is not str or type(<object>value) is not str
                 or not PyUnicode_IS_COMPACT_ASCII(<object>value) or PyUnicode_GET_LENGTH(<object>value) != 8):
-            return _joined(digests)
+            return _joined(pairs)
         # insertion sort (a set holds a few names, mostly in order already)
         j = i
         while j > 0 and _name_cmp(names[j - 1], key) > 0:
@@ -232,7 +234,6 @@ cdef str _pack(dict digests):
             j -= 1
         names[j] = key
         values[j] = value
-        i += 1
     packed = PyUnicode_New(8 * n, 127)
     out = <char *>PyUnicode_DATA(packed)
     for i in range(n):
@@ -240,15 +241,18 @@ cdef str _pack(dict digests):
     return <str>packed
 
 
-def pack_digests(dict digests):
-    """The digests of ``digests`` (name -> 8 hex digits) joined in the order of the names' code points
-    (one object's attribute set of :mod:`h5stream._manifest`)."""
-    return _pack(digests)
+def pack_digests(digests):
+    """The digests of an attribute set (a dict name -> 8 hex digits, or a flat list name, digest, ...)
+    joined in the order of the names' code points (one object's set of :mod:`h5stream._manifest`)."""
+    if type(digests) is list:
+        return _pack(<list>digests)
+    return _pack([x for item in dict(digests).items() for x in item])
 
 
 def record_sets(list pending, dict sets, dict seqs, Py_ssize_t seq, dict kinds, dict names, dict legacy):
-    """Move the attribute sets queued in ``pending`` (path, digests, path, digests, ...) into a recorder's
-    dicts (:class:`h5stream.checksums.Recorder`), in order, all with sequence number ``seq``, then empty it.
+    """Move the attribute sets queued in ``pending`` (path, set, path, set, ...; each set a flat list
+    name, digest, name, digest, ...) into a recorder's dicts (:class:`h5stream.checksums.Recorder`), in
+    order, all with sequence number ``seq`` (kept in ``seqs`` unless it is None), then empty it.
 
     As ``Recorder.attribute_set`` with the default kind: an object with no
     digest gets no entry unless it had one (or ``names`` is not None: a
@@ -261,19 +265,20 @@ def record_sets(list pending, dict sets, dict seqs, Py_ssize_t seq, dict kinds, 
     number = seq  # one int object for every entry
     for i in range(0, n, 2):
         path = pending[i]
-        digests = <dict>pending[i + 1]
-        if digests:
-            packed = _pack(digests)
+        pairs = <list>pending[i + 1]
+        if pairs:
+            packed = _pack(pairs)
         elif names is not None or path in sets:
             packed = ""
         else:
             continue
         sets[path] = packed
-        seqs[path] = number
+        if seqs is not None:
+            seqs[path] = number
         if kinds:
             kinds.pop(path, None)
         if names is not None:
-            names[path] = sorted(digests)
+            names[path] = sorted(pairs[0::2])
         if legacy:
             legacy.pop(path, None)
     del pending[:]
@@ -317,21 +322,24 @@ def text_set_digests(dict values, str skip=None):
     return "".join(parts)
 
 
+# 1 for the bytes JSON writes as they are: ASCII from the space to "~", but the quote and the backslash
+cdef unsigned char _PLAIN[256]
+for _c in range(256):
+    _PLAIN[_c] = 0x20 <= _c <= 0x7E and _c != 0x22 and _c != 0x5C
+
+
 cdef bint _plain_text(str text):
-    """True when ``json.dumps(text, ensure_ascii=True)`` is ``text`` in quotes: ASCII from the space to
-    ``~``, without the quote and the backslash."""
+    """True when ``json.dumps(text, ensure_ascii=True)`` is ``text`` in quotes (see :data:`_PLAIN`)."""
     cdef const unsigned char *data
     cdef Py_ssize_t i, n
-    cdef unsigned char c
+    cdef unsigned char ok = 1
     if not PyUnicode_IS_COMPACT_ASCII(text):
         return False
     data = <const unsigned char *>PyUnicode_DATA(text)
     n = PyUnicode_GET_LENGTH(text)
     for i in range(n):
-        c = data[i]
-        if c < 0x20 or c > 0x7E or c == 0x22 or c == 0x5C:
-            return False
-    return True
+        ok &= _PLAIN[data[i]]
+    return ok
 
 
 def plain_map_json(dict mapping):

@@ -89,14 +89,16 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
 def _record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
     """``h5stream._ext._h5attrs.record_sets`` in Python (a source tree without compiled kernels)."""
     for i in range(0, len(pending), 2):
-        path, digests = pending[i], pending[i + 1]
-        if not digests and names is None and path not in sets:
+        path, pairs = pending[i], pending[i + 1]
+        if not pairs and names is None and path not in sets:
             continue
-        sets[path] = "".join(digests[name] for name in sorted(digests))
-        seqs[path] = seq
+        order = sorted(range(0, len(pairs), 2), key=pairs.__getitem__)
+        sets[path] = "".join(pairs[j + 1] for j in order)
+        if seqs is not None:
+            seqs[path] = seq
         kinds.pop(path, None)
         if names is not None:
-            names[path] = sorted(digests)
+            names[path] = sorted(pairs[0::2])
         legacy.pop(path, None)
     del pending[:]
 
@@ -188,6 +190,8 @@ class Recorder:
         # given explicitly (else :attr:`attribute_kind`), and (walking recorders only) the covered
         # names in order.  An object with nothing covered has no entry unless it had one before.
         self.attribute_sets: dict[str, str] = {}
+        # Sequence numbers are kept only once something was removed: anything recorded before the first
+        # removal counts as 0, older than every removal.
         self._set_seq: dict[str, int] = {}
         self._set_kind: dict[str, str] = {}
         self._set_names: dict[str, list[str]] = {}
@@ -197,8 +201,9 @@ class Recorder:
         self.walk = walk
         self.headers_checksummed = headers_checksummed
         self._seq = 0
-        #: attribute sets of the default kind queued by the tree writer (path, digests, path, digests, ...):
-        #: two appends per object while writing, moved into the dicts above in one compiled pass
+        #: attribute sets of the default kind queued by the tree writer (path, set, path, set, ...; each
+        #: set a flat list name, digest, name, digest, ...): two appends per object while writing, moved
+        #: into the dicts above in one compiled pass
         self.pending: list = []
 
     @property
@@ -213,13 +218,15 @@ class Recorder:
     def flush(self) -> None:
         """Record the queued attribute sets (before anything that reads or orders the recorded ones)."""
         if self.pending:
-            record_sets(self.pending, self.attribute_sets, self._set_seq, self._next(), self._set_kind,
+            record_sets(self.pending, self.attribute_sets, self._set_seq if self.removed_objects else None,
+                        self._next(), self._set_kind,
                         self._set_names if self.walk else None, self.attributes)
 
     def dataset(self, path: str, digest: str) -> None:
         self._seq += 1
         self.datasets[path] = digest
-        self._dataset_seq[path] = self._seq
+        if self.removed_objects:
+            self._dataset_seq[path] = self._seq
 
     def attribute_set(self, path: str, digests: Mapping[str, str], kind: str | None = None) -> None:
         """The digests of every attribute of the object at ``path`` that a set of ``kind`` covers.
@@ -227,7 +234,7 @@ class Recorder:
         ``kind`` defaults to :attr:`attribute_kind`; the set replaces whatever
         was recorded for the object before.
         """
-        self.pending += (path, digests if type(digests) is dict else dict(digests))
+        self.pending += (path, [x for item in dict(digests).items() for x in item])
         self.flush()
         if kind is not None and path in self.attribute_sets:
             self._set_kind[path] = kind
@@ -282,14 +289,14 @@ class Recorder:
         self.flush()
         check, alive = bool(self.removed_objects), self._alive
         seqs = self._dataset_seq
-        datasets = {p: d for p, d in self.datasets.items() if not check or alive(p, seqs[p])}
+        datasets = {p: d for p, d in self.datasets.items() if not check or alive(p, seqs.get(p, 0))}
         sets: dict[str, dict[str, str]] = {TEXT_ATTRS: {}, ALL_ATTRS: {}}
         seqs, kinds, default = self._set_seq, self._set_kind, self.attribute_kind
         if not check and not kinds:  # the common case of a new file: one kind, nothing removed
             sets[default] = {path: packed for path, packed in self.attribute_sets.items() if packed}
         else:
             for path, packed in self.attribute_sets.items():
-                if packed and (not check or alive(path, seqs[path])):
+                if packed and (not check or alive(path, seqs.get(path, 0))):
                     sets[kinds.get(path) or default][path] = packed
         attributes = {p: a for p, (s, a) in self.attributes.items() if a and (not check or alive(p, s))}
         return datasets, sets, attributes
@@ -421,7 +428,7 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
         return
     present = _own_attr_names(path, obj)
     packed = recorder.attribute_sets.get(path)
-    entry = packed is not None and recorder._alive(path, recorder._set_seq[path])
+    entry = packed is not None and recorder._alive(path, recorder._set_seq.get(path, 0))
     if not entry:
         kind, digests = recorder.attribute_kind, {}
     else:

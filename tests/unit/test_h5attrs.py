@@ -40,8 +40,10 @@ def test_strings_and_numpy_scalars_read_back_and_digest_like_zlib(group):
                "i64": np.int64(-(2**62)), "u64": np.uint64(2**64 - 1), "u16": np.uint16(65535),
                "bool": np.bool_(True), "c128": np.complex128(1 + 2j), "c64": np.complex64(-3 - 0.5j)}
     names, values = [*texts, *numbers], [*texts.values(), *numbers.values()]
-    digests: dict[str, str] = {}
-    assert _write(group, names, values, digests=digests) == (len(names), _h5attrs.DONE)
+    pairs: list[str] = []
+    assert _write(group, names, values, digests=pairs) == (len(names), _h5attrs.DONE)
+    assert pairs[0::2] == list(texts)  # in the order written, name then digest
+    digests = dict(zip(pairs[0::2], pairs[1::2]))
     stored = dict(group.attrs)
     for name, text in texts.items():
         assert stored[name] == text and isinstance(stored[name], str)
@@ -91,13 +93,14 @@ def test_pack_digests_orders_by_code_point(seed):
     digests = {name: f"{int(rng.integers(0, 2**32)):08x}" for name in names}
     expected = "".join(digests[n] for n in sorted(names, key=lambda n: [ord(c) for c in n]))
     assert _h5attrs.pack_digests(digests) == expected
+    assert _h5attrs.pack_digests([x for item in digests.items() for x in item]) == expected
 
 
 def test_queued_sets_are_recorded_in_order_with_removals():
     recorder = checksums.Recorder(headers_checksummed=True)
-    recorder.pending += ["/a", {"y": "00000002", "x": "00000001"}, "/n", {}]
+    recorder.pending += ["/a", ["y", "00000002", "x", "00000001"], "/n", []]
     recorder.removed("/a")  # queued before the removal: gone with it
-    recorder.pending += ["/a", {"z": "00000003"}, "/b", {"k": "0000000b"}]
+    recorder.pending += ["/a", ["z", "00000003"], "/b", ["k", "0000000b"]]
     recorder.attribute_set("/b", {"k": "000000bb"})  # a later direct set wins over the queued one
     _datasets, sets, _legacy = recorder.current()
     assert sets == {"text": {"/a": "00000003", "/b": "000000bb"}, "all": {}}
@@ -124,6 +127,8 @@ def test_pack_digests_joins_values_of_other_lengths_as_they_are():
     assert _h5attrs.pack_digests({"b": "22", "a": "1", "c": "0000000c"}) == "1220000000c"
     assert _h5attrs.pack_digests({"b": "0000000b", "a": "é000000a"}) == "é000000a0000000b"
     assert _h5attrs.pack_digests({}) == ""
+    many = {f"n{i:03d}": f"{i:08x}" for i in range(200, 0, -1)}  # over the C array: sorted and joined
+    assert _h5attrs.pack_digests(many) == "".join(f"{i:08x}" for i in range(1, 201))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -153,3 +158,52 @@ def test_plain_map_json_takes_only_exact_strings():
     assert _h5attrs.plain_map_json({Text("/a"): "x"}) is None
     assert _h5attrs.plain_map_json({"/a": Text("x")}) is None
     assert _h5attrs.plain_map_json({}) == "{}"
+
+
+def test_datasets_and_sets_recorded_before_and_after_a_removal():
+    recorder = checksums.Recorder(headers_checksummed=True)
+    recorder.dataset("/g/d", "0000000d")
+    recorder.pending += ["/g/d", ["t", "00000001"], "/k", ["t", "00000002"]]
+    recorder.removed("/g")
+    recorder.dataset("/g/e", "0000000e")
+    recorder.pending += ["/g/e", ["t", "00000003"]]
+    datasets, sets, _legacy = recorder.current()
+    assert datasets == {"/g/e": "0000000e"}
+    assert sets["text"] == {"/k": "00000002", "/g/e": "00000003"}
+    recorder.dataset("/g/d", "000000dd")  # written again after the removal: present again
+    recorder.removed("/g/e")
+    datasets, sets, _legacy = recorder.current()
+    assert datasets == {"/g/d": "000000dd"} and sets["text"] == {"/k": "00000002"}
+
+
+def test_a_save_without_the_compiled_kernel_records_the_same_manifest(tmp_path, monkeypatch):
+    """The Python fallbacks (values handed back, sets packed in Python, the general JSON encoder) record
+    what the compiled kernel records: a session saved both ways has the same manifest."""
+    import json
+
+    from h5stream import _manifest
+    from hdmea.pipeline import create_session
+
+    rng = np.random.default_rng(7)
+    units = {f"unit_{i:03d}": {"spike_times": np.sort(rng.integers(0, 10**9, 9000 + i)).astype(np.uint64),
+                               "row": i % 65 + 1, "col": 3, "global_id": i, "label": f"cell {i} é"}
+             for i in range(12)}
+
+    def save(path):
+        session = create_session("both_ways", hdf5_path=path)
+        session.add_units(units)
+        session.save()
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs[checksums.MANIFEST_ATTR])
+
+    compiled = save(tmp_path / "compiled.h5")
+    monkeypatch.setattr(native, "write_attrs", lowlevel._hand_back)
+    monkeypatch.setattr(checksums, "record_sets", checksums._record_sets)
+    monkeypatch.setattr(_manifest, "_h5attrs", None)
+    fallback = save(tmp_path / "fallback.h5")
+    assert compiled["datasets"] == fallback["datasets"] and len(compiled["datasets"]) >= 12
+    sets_c, sets_f = compiled["attribute_digests"]["text"], fallback["attribute_digests"]["text"]
+    assert sets_c.keys() == sets_f.keys() and len(sets_c) >= 12 + 1
+    differ = [path for path in sets_c if sets_c[path] != sets_f[path]]
+    assert set(differ) <= {"/", "/pipeline/session_info"}, differ  # only the objects holding save times
+    assert all(len(sets_c[path]) == len(sets_f[path]) for path in differ)

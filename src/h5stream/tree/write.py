@@ -102,8 +102,9 @@ def _record_dataset(ctx: WriteContext, path: str, array: np.ndarray, items: list
         ctx.recorder.dataset(path, checksums.array_digest(array))
 
 
-def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> None:
-    """Add the digest of an attribute just written to ``digests`` (the object's attribute set).
+def _attr_digest(digests: list[str], name: str, stored, numbers: bool) -> None:
+    """Add the name and digest of an attribute just written to ``digests`` (the object's attribute set,
+    a flat list name, digest, ...).
 
     Text always (its bytes live in HDF5's global heap, which has no checksum);
     numbers only when ``numbers`` (they live in the object header, which HDF5
@@ -111,12 +112,21 @@ def _attr_digest(digests: dict[str, str], name: str, stored, numbers: bool) -> N
     ``"all"`` set of :mod:`h5stream.checksums`.
     """
     if isinstance(stored, str):  # most attributes (hundreds of thousands per save): the cheap path first
-        digests[name] = checksums.scalar_text_digest(stored)
+        digests += (name, checksums.scalar_text_digest(stored))
     elif isinstance(stored, np.ndarray) and stored.dtype.kind == "O":
-        digests[name] = checksums.text_digest(
-            np.array([text(v) for v in stored.ravel().tolist()], dtype=object).reshape(stored.shape))
+        digests += (name, checksums.text_digest(
+            np.array([text(v) for v in stored.ravel().tolist()], dtype=object).reshape(stored.shape)))
     elif numbers:
-        digests[name] = checksums.array_digest(np.asarray(stored))
+        digests += (name, checksums.array_digest(np.asarray(stored)))
+
+
+def _queue_set(recorder, path: str, digests: list[str]) -> None:
+    """Queue the attribute set of the object at ``path`` (recorded in one compiled pass: Recorder.flush)."""
+    pending = recorder.pending
+    pending.append(path)
+    pending.append(digests)
+    if len(pending) > _PENDING_SETS:
+        recorder.flush()
 
 
 def _record_existing_attrs(recorder, obj) -> None:
@@ -186,7 +196,7 @@ def _place_file_array(parent: h5py.Group, name: str, data: FileArray, ctx: Write
 def _wrapped_attrs(oid, node: Node, ctx: WriteContext, *, record: bool = True) -> None:
     tags: dict[str, str] = {}
     recorder = ctx.recorder if record else None
-    digests: dict[str, str] | None = {} if recorder is not None else None
+    digests: list[str] | None = [] if recorder is not None else None
     numbers = recorder is not None and not recorder.headers_checksummed
     for name, value in node.attrs.items():
         stored, tag = encode_attr(value)
@@ -209,7 +219,7 @@ def _wrapped_attrs(oid, node: Node, ctx: WriteContext, *, record: bool = True) -
         if digests is not None:
             _attr_digest(digests, name, stored, numbers)
     if digests is not None:
-        recorder.attribute_set(_object_path(oid), digests)
+        _queue_set(recorder, _object_path(oid), digests)
 
 
 def _object_path(oid) -> str:
@@ -330,7 +340,7 @@ def _native_attr(native, oid: int, name: str, stored, ctx: WriteContext, path: s
 
 
 def _native_attr_list(native, oid: int, path: str, names: list[str], values: list, ctx: WriteContext,
-                      digests: dict[str, str] | None, numbers: bool, node: Node | None, tags: dict[str, str],
+                      digests: list[str] | None, numbers: bool, node: Node | None, tags: dict[str, str],
                       is_group: bool) -> None:
     """Write ``names[i] = values[i]`` (stored values) in order: the compiled writer takes what it can
     (strings and numpy scalars, see ``h5stream._ext._h5attrs``) and hands back the rest, written here.
@@ -369,7 +379,7 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
                   record: bool = True) -> None:
     tags: dict[str, str] = {}
     recorder = ctx.recorder if record else None
-    digests: dict[str, str] | None = {} if recorder is not None else None
+    digests: list[str] | None = [] if recorder is not None else None
     numbers = recorder is not None and not recorder.headers_checksummed
     names, values = list(node.attrs), []
     for name, value in node.attrs.items():
@@ -383,12 +393,8 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
     if bookkeeping:
         _native_attr_list(native, oid, path, [b[0] for b in bookkeeping], [b[1] for b in bookkeeping], ctx,
                           digests, numbers, None, tags, is_group)
-    if digests is not None:  # queued: recorded in one compiled pass (Recorder.flush)
-        pending = recorder.pending
-        pending.append(path or "/")
-        pending.append(digests)
-        if len(pending) > _PENDING_SETS:
-            recorder.flush()
+    if digests is not None:
+        _queue_set(recorder, path or "/", digests)
 
 
 # --------------------------------------------------------------------------- entry points
