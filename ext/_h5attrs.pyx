@@ -19,6 +19,12 @@ The digest of a string is :func:`h5stream._digests.scalar_text_digest`'s:
 CRC-32 of the 8-byte little-endian length of its UTF-8 bytes and the bytes,
 started from the CRC of ``text|()``, as 8 hex digits, looked up in and added
 to the same cache of short strings.
+
+The checksum recorder's bookkeeping is here too: :func:`record_sets` orders
+each object's queued attribute set and packs its digests, and
+:func:`plain_map_json` writes the manifest's large maps of plain paths to
+digests as JSON in one pass (``json.dumps``'s text, without a Python string per
+entry).
 """
 
 from libc.stdint cimport int64_t, uint64_t
