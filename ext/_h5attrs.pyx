@@ -211,12 +211,12 @@ cdef str _joined(list pairs):
     return "".join([pairs[i + 1] for i in order])
 
 
-cdef str _pack(list pairs):
-    """The digests of an attribute set (``pairs``: name, digest, name, digest, ...; the names distinct)
-    joined in the order of the names' code points.  A set of plain digests (8 ASCII characters, always
-    so from the writers here) with string names is ordered in a C array and copied into one new string;
-    anything else is sorted and joined."""
-    cdef Py_ssize_t i, j, n = len(pairs) // 2
+cdef str _pack(list items, Py_ssize_t start, Py_ssize_t n):
+    """The digests of an attribute set, the ``n`` pairs name, digest at ``items[start:]`` (the names
+    distinct), joined in the order of the names' code points.  A set of plain digests (8 ASCII
+    characters, always so from the writers here) with string names is ordered in a C array and copied
+    into one new string; anything else is sorted and joined."""
+    cdef Py_ssize_t i, j
     cdef PyObject *names[_SMALL_SET]
     cdef PyObject *values[_SMALL_SET]
     cdef PyObject *key
@@ -225,13 +225,13 @@ cdef str _pack(list pairs):
     if n == 0:
         return ""
     if n > _SMALL_SET:
-        return _joined(pairs)
+        return _joined(items[start:start + 2 * n])
     for i in range(n):
-        key = <PyObject *>pairs[2 * i]
-        value = <PyObject *>pairs[2 * i + 1]
+        key = <PyObject *>items[start + 2 * i]
+        value = <PyObject *>items[start + 2 * i + 1]
         if (type(<object>key) is not str or type(<object>value) is not str
                 or not PyUnicode_IS_COMPACT_ASCII(<object>value) or PyUnicode_GET_LENGTH(<object>value) != 8):
-            return _joined(pairs)
+            return _joined(items[start:start + 2 * n])
         # insertion sort (a set holds a few names, mostly in order already)
         j = i
         while j > 0 and _name_cmp(names[j - 1], key) > 0:
@@ -250,33 +250,41 @@ cdef str _pack(list pairs):
 def pack_digests(digests):
     """The digests of an attribute set (a dict name -> 8 hex digits, or a flat list name, digest, ...)
     joined in the order of the names' code points (one object's set of :mod:`h5stream._manifest`)."""
+    cdef list items
     if type(digests) is list:
-        return _pack(<list>digests)
-    return _pack([x for item in dict(digests).items() for x in item])
+        items = <list>digests
+    else:
+        items = [x for item in dict(digests).items() for x in item]
+    return _pack(items, 0, len(items) // 2)
 
 
 def record_sets(list pending, dict sets, dict seqs, Py_ssize_t seq, dict kinds, dict names, dict legacy):
-    """Move the attribute sets queued in ``pending`` (path, set, path, set, ...; each set a flat list
-    name, digest, name, digest, ...) into a recorder's dicts (:class:`h5stream.checksums.Recorder`), in
-    order, all with sequence number ``seq`` (kept in ``seqs`` unless it is None), then empty it.
+    """Move the attribute sets queued in ``pending`` into a recorder's dicts
+    (:class:`h5stream.checksums.Recorder`), in order, all with sequence number ``seq`` (kept in
+    ``seqs`` unless it is None), then empty it.
 
-    As ``Recorder.attribute_set`` with the default kind: an object with no
-    digest gets no entry unless it had one (or ``names`` is not None: a
-    walking recorder, which also keeps each set's names in order); ``kinds``
-    and ``legacy`` lose the object's entries.
+    ``pending`` is one flat list, so that no container per object outlives
+    the object's write: per object its path, the number of pairs ``k``, then
+    ``k`` pairs name, digest.  As ``Recorder.attribute_set`` with the default
+    kind: an object with no digest gets no entry unless it had one (or
+    ``names`` is not None: a walking recorder, which also keeps each set's
+    names in order); ``kinds`` and ``legacy`` lose the object's entries.
     """
-    cdef Py_ssize_t i, n = len(pending)
-    if n % 2:
-        raise ValueError("record_sets: pending holds path and digests pairs")
+    cdef Py_ssize_t i = 0, n = len(pending), k
     number = seq  # one int object for every entry
-    for i in range(0, n, 2):
+    while i < n:
+        if i + 2 > n:
+            raise ValueError("record_sets: the queue ends inside an entry")
         path = pending[i]
-        pairs = <list>pending[i + 1]
-        if pairs:
-            packed = _pack(pairs)
+        k = pending[i + 1]
+        if k < 0 or i + 2 + 2 * k > n:
+            raise ValueError(f"record_sets: the set of {path!r} runs past the queue")
+        if k:
+            packed = _pack(pending, i + 2, k)
         elif names is not None or path in sets:
             packed = ""
         else:
+            i += 2
             continue
         sets[path] = packed
         if seqs is not None:
@@ -284,9 +292,10 @@ def record_sets(list pending, dict sets, dict seqs, Py_ssize_t seq, dict kinds, 
         if kinds:
             kinds.pop(path, None)
         if names is not None:
-            names[path] = sorted(pairs[0::2])
+            names[path] = sorted(pending[i + 2:i + 2 + 2 * k:2])
         if legacy:
             legacy.pop(path, None)
+        i += 2 + 2 * k
     del pending[:]
 
 

@@ -88,8 +88,11 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
 
 def _record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
     """``h5stream._ext._h5attrs.record_sets`` in Python (a source tree without compiled kernels)."""
-    for i in range(0, len(pending), 2):
-        path, pairs = pending[i], pending[i + 1]
+    i = 0
+    while i < len(pending):
+        path, k = pending[i], pending[i + 1]
+        pairs = pending[i + 2:i + 2 + 2 * k]
+        i += 2 + 2 * k
         if not pairs and names is None and path not in sets:
             continue
         order = sorted(range(0, len(pairs), 2), key=pairs.__getitem__)
@@ -201,10 +204,13 @@ class Recorder:
         self.walk = walk
         self.headers_checksummed = headers_checksummed
         self._seq = 0
-        #: attribute sets of the default kind queued by the tree writer (path, set, path, set, ...; each
-        #: set a flat list name, digest, name, digest, ...): two appends per object while writing, moved
-        #: into the dicts above in one compiled pass
+        #: attribute sets of the default kind queued by the tree writer, in one flat list (no container
+        #: per object outlives its write, so writing sets off no garbage collection): per object its
+        #: path, the number of pairs k, then k pairs name, digest; moved into the dicts above in one
+        #: compiled pass (``h5stream._ext._h5attrs.record_sets``)
         self.pending: list = []
+        #: the tree writer's list for one object's pairs while its attributes are written
+        self.scratch: list = []
 
     @property
     def attribute_kind(self) -> str:
@@ -234,7 +240,8 @@ class Recorder:
         ``kind`` defaults to :attr:`attribute_kind`; the set replaces whatever
         was recorded for the object before.
         """
-        self.pending += (path, [x for item in dict(digests).items() for x in item])
+        pairs = [x for item in dict(digests).items() for x in item]
+        self.pending += (path, len(pairs) // 2, *pairs)
         self.flush()
         if kind is not None and path in self.attribute_sets:
             self._set_kind[path] = kind

@@ -98,9 +98,9 @@ def test_pack_digests_orders_by_code_point(seed):
 
 def test_queued_sets_are_recorded_in_order_with_removals():
     recorder = checksums.Recorder(headers_checksummed=True)
-    recorder.pending += ["/a", ["y", "00000002", "x", "00000001"], "/n", []]
+    recorder.pending += ["/a", 2, "y", "00000002", "x", "00000001", "/n", 0]
     recorder.removed("/a")  # queued before the removal: gone with it
-    recorder.pending += ["/a", ["z", "00000003"], "/b", ["k", "0000000b"]]
+    recorder.pending += ["/a", 1, "z", "00000003", "/b", 1, "k", "0000000b"]
     recorder.attribute_set("/b", {"k": "000000bb"})  # a later direct set wins over the queued one
     _datasets, sets, _legacy = recorder.current()
     assert sets == {"text": {"/a": "00000003", "/b": "000000bb"}, "all": {}}
@@ -163,10 +163,10 @@ def test_plain_map_json_takes_only_exact_strings():
 def test_datasets_and_sets_recorded_before_and_after_a_removal():
     recorder = checksums.Recorder(headers_checksummed=True)
     recorder.dataset("/g/d", "0000000d")
-    recorder.pending += ["/g/d", ["t", "00000001"], "/k", ["t", "00000002"]]
+    recorder.pending += ["/g/d", 1, "t", "00000001", "/k", 1, "t", "00000002"]
     recorder.removed("/g")
     recorder.dataset("/g/e", "0000000e")
-    recorder.pending += ["/g/e", ["t", "00000003"]]
+    recorder.pending += ["/g/e", 1, "t", "00000003"]
     datasets, sets, _legacy = recorder.current()
     assert datasets == {"/g/e": "0000000e"}
     assert sets["text"] == {"/k": "00000002", "/g/e": "00000003"}
@@ -207,3 +207,37 @@ def test_a_save_without_the_compiled_kernel_records_the_same_manifest(tmp_path, 
     differ = [path for path in sets_c if sets_c[path] != sets_f[path]]
     assert set(differ) <= {"/", "/pipeline/session_info"}, differ  # only the objects holding save times
     assert all(len(sets_c[path]) == len(sets_f[path]) for path in differ)
+
+
+def test_record_sets_refuses_a_queue_that_ends_inside_a_set():
+    with pytest.raises(ValueError, match="runs past the queue"):
+        _h5attrs.record_sets(["/a", 2, "x", "00000001"], {}, {}, 1, {}, None, {})
+    with pytest.raises(ValueError, match="ends inside an entry"):
+        _h5attrs.record_sets(["/a", 1, "x", "00000001", "/b"], {}, {}, 1, {}, None, {})
+
+
+def test_a_large_attribute_written_between_others_keeps_every_set(tmp_path):
+    """A large attribute goes to a hidden dataset, written (with its own attributes) in the middle of
+    its owner's attributes: both objects' sets are recorded whole, and the file checks out."""
+    import json
+
+    from h5stream import checksum_file
+    from h5stream.files import create_atomic
+    from h5stream.tree.nodes import Dataset, Group
+    from h5stream.tree.write import write_node
+
+    path = tmp_path / "large.h5"
+    big = "x" * 200_000
+    node = Group(attrs={"a": "first", "big": big, "c": "last"},
+                 children={"d": Dataset(np.arange(5000.0), attrs={"u": "unit", "big2": big, "w": "after"})})
+    with create_atomic(path, checksums=True) as f:
+        write_node(f, "g", node)
+    assert checksum_file.check_file(path)["attributes"] >= 6
+    with h5py.File(path, "r") as f:
+        digests = json.loads(f.attrs[checksums.MANIFEST_ATTR])["attribute_digests"]
+        sets = {**digests["text"], **digests["all"]}
+        # every object's set against its attributes as plain h5py reads them (all text here)
+        for where in ("/g", "/g/d", "/g/__attr__big", "/g/__dsattr__d/big2"):
+            attrs = f[where].attrs
+            assert sets[where] == "".join(_crc_digest(attrs[n]) for n in sorted(attrs)), where
+        assert {"a", "c"} <= set(f["g"].attrs) and {"u", "w"} <= set(f["g/d"].attrs)

@@ -63,8 +63,8 @@ __all__ = [
 
 
 _UNSET = object()
-#: attribute sets queued (two entries each) before the recorder takes them in
-_PENDING_SETS = 2 * 8192
+#: entries of the recorder's queue (path, count and pairs of each object) before it takes them in
+_PENDING_ITEMS = 1 << 17
 
 
 class WriteContext:
@@ -121,11 +121,13 @@ def _attr_digest(digests: list[str], name: str, stored, numbers: bool) -> None:
 
 
 def _queue_set(recorder, path: str, digests: list[str]) -> None:
-    """Queue the attribute set of the object at ``path`` (recorded in one compiled pass: Recorder.flush)."""
+    """Queue the attribute set of the object at ``path``, ``digests`` (name, digest, ...), in the
+    recorder's flat queue (recorded in one compiled pass: Recorder.flush)."""
     pending = recorder.pending
     pending.append(path)
-    pending.append(digests)
-    if len(pending) > _PENDING_SETS:
+    pending.append(len(digests) >> 1)
+    pending += digests
+    if len(pending) > _PENDING_ITEMS:
         recorder.flush()
 
 
@@ -379,7 +381,13 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
                   record: bool = True) -> None:
     tags: dict[str, str] = {}
     recorder = ctx.recorder if record else None
-    digests: list[str] | None = [] if recorder is not None else None
+    digests: list[str] | None = None
+    if recorder is not None:
+        # The recorder's one scratch list, emptied after each object; an object written while another
+        # one's pairs are in it (a hidden dataset for a large attribute) gets a list of its own.
+        digests = recorder.scratch
+        if digests:
+            digests = []
     numbers = recorder is not None and not recorder.headers_checksummed
     names, values = list(node.attrs), []
     for name, value in node.attrs.items():
@@ -395,6 +403,7 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
                           digests, numbers, None, tags, is_group)
     if digests is not None:
         _queue_set(recorder, path or "/", digests)
+        del digests[:]
 
 
 # --------------------------------------------------------------------------- entry points
