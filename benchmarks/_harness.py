@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -475,6 +476,15 @@ def scratch_dir(prefix: str = "h5stream-bench-") -> tempfile.TemporaryDirectory:
     if parent:
         Path(parent).mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=prefix, dir=parent)
+
+
+def require_free_space(where: str | os.PathLike, needed: int, what: str, smaller: str = "run a smaller size") -> None:
+    """Refuse a run the scratch disk at ``where`` cannot hold (``needed`` bytes), in a second rather than
+    after an hour of work; ``what`` names the run and ``smaller`` how to ask for less, in the message."""
+    free = shutil.disk_usage(where).free
+    if free < needed:
+        raise OSError(f"{what} needs about {needed / 2**30:.1f} GiB in {Path(where).parent}, found "
+                      f"{free / 2**30:.1f} GiB free; set H5STREAM_BENCH_DIR to a larger disk or {smaller}")
 
 
 def _value(minimum: float, median: float | None, unit: str) -> str:

@@ -42,7 +42,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks._harness import Row, busy_core, drop_page_cache, interleave, scratch_dir, timed_row
+from benchmarks._harness import (
+    Row,
+    busy_core,
+    drop_page_cache,
+    interleave,
+    require_free_space,
+    scratch_dir,
+    timed_row,
+)
 
 N_RECORDINGS = 10
 #: deferred is at least this many times faster than immediate
@@ -197,11 +205,8 @@ def space_needed(size: str, n: int) -> int:
 
 def check_free_space(size: str, n: int, where: Path) -> None:
     """Refuse a run the scratch disk cannot hold, in a second rather than after an hour of work."""
-    needed, free = space_needed(size, n), shutil.disk_usage(where).free
-    if free < needed:
-        raise OSError(f"batch target at size {size!r} with {n} recordings needs about {needed / 2**30:.1f} GiB "
-                      f"in {where.parent}, found {free / 2**30:.1f} GiB free; set H5STREAM_BENCH_DIR to a "
-                      "larger disk or pass --recordings N")
+    require_free_space(where, space_needed(size, n), f"batch target at size {size!r} with {n} recordings",
+                       "pass --recordings N")
 
 
 def _recordings_count(recordings: int | None) -> int:

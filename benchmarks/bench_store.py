@@ -40,6 +40,7 @@ import contextlib
 import math
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -54,6 +55,7 @@ from benchmarks._harness import (
     fsync_file,
     interleave,
     peak_rss_mb,
+    require_free_space,
     scratch_dir,
     timed_row,
 )
@@ -451,9 +453,7 @@ def _raw_write_seconds(total: int, path: Path) -> float:
 
 
 def bounded_rows(size: str, workdir: Path) -> list[Row]:
-    sizes_mb, budget_mb = BOUNDED["full" if size == "huge" else size]
-    if size == "huge" or os.environ.get("H5STREAM_BENCH_HUGE") == "1":
-        sizes_mb = (*sizes_mb, HUGE_MB)
+    sizes_mb, budget_mb = bounded_sizes(size), BOUNDED["full" if size == "huge" else size][1]
     chunk = min(CHUNK_BYTES, sizes_mb[0] * 2**20 // 8)
     rows = []
     src = str(Path(__file__).resolve().parents[1] / "src")
@@ -484,10 +484,26 @@ def bounded_rows(size: str, workdir: Path) -> list[Row]:
     return rows
 
 
+def bounded_sizes(size: str) -> tuple[int, ...]:
+    """The sessions (MB) of the memory-bounded rows at ``size`` (the 50 GB one with "huge" or
+    ``H5STREAM_BENCH_HUGE=1``)."""
+    sizes_mb = BOUNDED["full" if size == "huge" else size][0]
+    if size == "huge" or os.environ.get("H5STREAM_BENCH_HUGE") == "1":
+        sizes_mb = (*sizes_mb, HUGE_MB)
+    return sizes_mb
+
+
+def space_needed(size: str) -> int:
+    """Bytes the run needs on the scratch disk at its peak, with a tenth more: the largest bounded
+    session's spill file and its saved copy (each at most the session), plus 1 GB for the other rows."""
+    return int((2 * max(bounded_sizes(size)) * 2**20 + 2**30) * 1.1)
+
+
 def run(size: str = "small") -> list[Row]:
     """Rows of the three benchmarks at ``size`` ("small", "full" or "huge")."""
     with scratch_dir() as tmp:
         workdir = Path(tmp)
+        require_free_space(workdir, space_needed(size), f"the store benchmark at size {size!r}")
         return store_rows("full" if size == "huge" else size, workdir) + bounded_rows(size, workdir)
 
 
@@ -553,3 +569,24 @@ if __name__ == "__main__":  # python -m benchmarks.bench_store [small|full]
     from benchmarks._harness import main
 
     main(run)
+
+
+def test_a_run_the_disk_cannot_hold_is_refused_before_any_work(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    import pytest
+
+    usage = collections.namedtuple("usage", "total used free")
+    # full size: the 8 GB session spilled and saved; with the 50 GB session, twice that
+    assert 16 * 2**30 < space_needed("full") < 20 * 2**30
+    monkeypatch.setenv("H5STREAM_BENCH_HUGE", "1")
+    assert 100 * 2**30 < space_needed("full") < 112 * 2**30
+    monkeypatch.setenv("H5STREAM_BENCH_DIR", str(tmp_path))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**50, 0, space_needed("full") - 1))
+    called = []
+    for rows in ("store_rows", "bounded_rows"):
+        monkeypatch.setattr(sys.modules[__name__], rows, lambda *a, rows=rows: called.append(rows) or [])
+    with pytest.raises(OSError, match=r"store benchmark at size 'full' needs about .* GiB in .*found .* GiB free"):
+        run("full")
+    assert called == []  # refused before the first row

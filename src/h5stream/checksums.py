@@ -84,29 +84,6 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
     read_manifest,
     refuse_sequence_attr,
 )
-
-
-def _record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
-    """``h5stream._ext._h5attrs.record_sets`` in Python (a source tree without compiled kernels)."""
-    i = 0
-    while i < len(pending):
-        path, k = pending[i], pending[i + 1]
-        pairs = pending[i + 2:i + 2 + 2 * k]
-        i += 2 + 2 * k
-        if not pairs and names is None and path not in sets:
-            continue
-        order = sorted(range(0, len(pairs), 2), key=pairs.__getitem__)
-        sets[path] = "".join(pairs[j + 1] for j in order)
-        if seqs is not None:
-            seqs[path] = seq
-        kinds.pop(path, None)
-        if names is not None:
-            names[path] = sorted(pairs[0::2])
-        legacy.pop(path, None)
-    del pending[:]
-
-
-record_sets = _record_sets if _h5attrs is None else _h5attrs.record_sets
 from h5stream.fletcher32 import (
     append_fletcher32,
     checked_read,
@@ -166,6 +143,29 @@ logger.addHandler(logging.NullHandler())
 
 
 # --------------------------------------------------------------------------- recording while writing
+
+
+def _record_sets(pending, sets, seqs, seq, kinds, names, legacy) -> None:
+    """``h5stream._ext._h5attrs.record_sets`` in Python (a source tree without compiled kernels)."""
+    i = 0
+    while i < len(pending):
+        path, k = pending[i], pending[i + 1]
+        pairs = pending[i + 2:i + 2 + 2 * k]
+        i += 2 + 2 * k
+        if not pairs and names is None and path not in sets:
+            continue
+        order = sorted(range(0, len(pairs), 2), key=pairs.__getitem__)
+        sets[path] = "".join(pairs[j + 1] for j in order)
+        if seqs is not None:
+            seqs[path] = seq
+        kinds.pop(path, None)
+        if names is not None:
+            names[path] = sorted(pairs[0::2])
+        legacy.pop(path, None)
+    del pending[:]
+
+
+record_sets = _record_sets if _h5attrs is None else _h5attrs.record_sets
 
 
 def _file_key(oid) -> Any:
