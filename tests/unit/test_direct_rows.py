@@ -1,4 +1,4 @@
-"""Direct (O_DIRECT) row reads of contiguous datasets against plain numpy and h5py reads of the same bytes."""
+"""Direct (O_DIRECT) row reads of datasets stored in plain runs, against plain numpy and h5py reads of the same bytes."""
 
 from __future__ import annotations
 
@@ -71,12 +71,91 @@ def test_contiguous_dataset_with_userblock_reads_like_h5py(direct_ok):
                 np.testing.assert_array_equal(reader.read(a, b, buf), f["a/raw"][a:b])
 
 
+def test_chunks_of_whole_rows_stored_back_to_back_read_like_h5py(direct_ok):
+    # written with plain h5py the way a recorder streams frames: one block of rows after another
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 2**16, (2050, 5, 7), dtype=np.uint16)
+    path = direct_ok / "stream.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("meta", data=np.arange(3))
+        ds = f.create_dataset("raw", shape=(0, 5, 7), maxshape=(None, 5, 7), chunks=(64, 5, 7), dtype=np.uint16)
+        for a in range(0, data.shape[0], 100):  # blocks that do not match the chunks
+            b = min(data.shape[0], a + 100)
+            ds.resize(b, axis=0)
+            ds[a:b] = data[a:b]
+    with h5py.File(path, "r") as f:
+        reader = open_direct_rows(f["raw"], piece_bytes=8192, depth=2)
+        assert reader is not None
+        with reader:
+            buf = reader.buffer(700)
+            for a, b in [(0, 64), (0, 700), (63, 65), (1350, 2050), (2049, 2050), (611, 1000)]:
+                np.testing.assert_array_equal(reader.read(a, b, buf), data[a:b])
+
+
+def test_rows_spanning_runs_are_moved_next_to_each_other(direct_ok):
+    # three runs at offsets of every alignment, in a file of noise
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 2**16, (900, 3, 7), dtype=np.uint16)
+    row_bytes = rows[0].nbytes
+    path = direct_ok / "runs.bin"
+    blob = bytearray(rng.integers(0, 256, 60_000, dtype=np.uint8).tobytes())
+    runs = [(0, 4094), (250, 15_001), (260, 30_000)]
+    ends = [250, 260, 900]
+    for (r0, off), r1 in zip(runs, ends):
+        blob[off : off + (r1 - r0) * row_bytes] = rows[r0:r1].tobytes()
+    path.write_bytes(bytes(blob))
+    with DirectRows(str(path), 0, rows.shape[0], rows.shape[1:], rows.dtype, runs=runs, piece_bytes=4096,
+                    depth=2) as r:
+        buf = r.buffer(700)
+        for a, b in [(0, 700), (249, 251), (250, 260), (255, 265), (200, 900), (259, 260), (899, 900), (0, 1)]:
+            got = r.read(a, b, buf)
+            np.testing.assert_array_equal(got, rows[a:b])
+            assert got.flags.c_contiguous
+    with pytest.raises(ValueError, match="runs"):
+        DirectRows(str(path), 0, 900, (3, 7), np.uint16, runs=[(10, 0)])
+
+
+def test_chunks_of_two_interleaved_streams_read_like_h5py(direct_ok):
+    # two streams written in turn with plain h5py: each one's chunks are runs with gaps between
+    rng = np.random.default_rng(6)
+    data = rng.integers(0, 2**16, (1000, 40, 41), dtype=np.uint16)
+    path = direct_ok / "two.h5"
+    with h5py.File(path, "w") as f:
+        a = f.create_dataset("a", shape=data.shape, chunks=(50, 40, 41), dtype=np.uint16)
+        b = f.create_dataset("b", shape=data.shape, chunks=(50, 40, 41), dtype=np.uint16)
+        for i in range(0, 1000, 150):
+            a[i:i + 150] = data[i:i + 150]
+            f.flush()  # the chunks go to the file now, not when the chunk cache is evicted at close
+            b[i:i + 150] = data[::-1][i:i + 150]
+            f.flush()
+    with h5py.File(path, "r") as f:
+        for name, expected in (("a", data), ("b", data[::-1])):
+            reader = open_direct_rows(f[name], piece_bytes=8192, depth=3)
+            assert reader is not None and len(reader._run_offsets) > 1
+            with reader:
+                buf = reader.buffer(400)
+                for lo, hi in [(0, 400), (140, 160), (149, 451), (600, 1000), (999, 1000)]:
+                    np.testing.assert_array_equal(reader.read(lo, hi, buf), expected[lo:hi])
+
+
 def test_datasets_that_are_not_one_plain_run_of_bytes_are_refused(direct_ok):
     path = direct_ok / "kinds.h5"
     data = np.arange(4000, dtype=np.uint16).reshape(1000, 4)
     with h5py.File(path, "w") as f:
         f.create_dataset("contiguous", data=data)
-        f.create_dataset("chunked", data=data, chunks=(100, 4))
+        f.create_dataset("chunked_columns", data=data, chunks=(100, 2))  # chunks split the rows
+        backwards = f.create_dataset("backwards", shape=(1000, 4), chunks=(100, 4), dtype=np.uint16)
+        for i in range(900, -1, -100):  # back to back, but the last rows first
+            backwards[i:i + 100] = data[i:i + 100]
+        # two streams of small chunks written in turn: runs too short to pay
+        a = f.create_dataset("interleaved", shape=(1000, 4), chunks=(100, 4), dtype=np.uint16)
+        b = f.create_dataset("other", shape=(1000, 4), chunks=(100, 4), dtype=np.uint16)
+        for i in range(0, 1000, 100):
+            a[i:i + 100] = data[i:i + 100]
+            f.flush()
+            b[i:i + 100] = data[i:i + 100]
+            f.flush()
+        f.create_dataset("chunked_partial", shape=(1000, 4), chunks=(100, 4), dtype=np.uint16)[:300] = data[:300]
         f.create_dataset("compressed", data=data, compression="gzip")
         f.create_dataset("big_endian", data=data.astype(">u2"))
         f.create_dataset("unallocated", shape=(1000, 4), dtype=np.uint16)
@@ -88,7 +167,8 @@ def test_datasets_that_are_not_one_plain_run_of_bytes_are_refused(direct_ok):
     with h5py.File(path, "r") as f:
         with open_direct_rows(f["contiguous"]) as reader:
             np.testing.assert_array_equal(reader.read(0, 1000, reader.buffer(1000)), data)
-        for name in ("chunked", "compressed", "big_endian", "unallocated", "compact"):
+        for name in ("chunked_columns", "backwards", "interleaved", "chunked_partial", "compressed",
+                     "big_endian", "unallocated", "compact"):
             assert open_direct_rows(f[name]) is None, name
     with h5py.File(path, "r+") as f:  # a writable handle may hold data not yet on disk
         assert open_direct_rows(f["contiguous"]) is None

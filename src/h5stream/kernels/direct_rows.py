@@ -7,8 +7,11 @@ CPU that the filter and the averaging then lack.  With ``O_DIRECT`` the device
 writes into the buffer itself; several requests are kept in flight so the disk
 stays busy.
 
-Only a dataset whose bytes are one plain run in the file qualifies: contiguous
-layout, allocated, no external storage, native byte order, the file opened
+Only a dataset whose rows lie in plain runs of bytes qualifies: contiguous layout
+(one run), or chunked without filters in chunks of whole rows (each chunk a run;
+chunks back to back in row order, as a raw stream written block by block lies in
+the file, merge into one; a read spanning runs moves the later ones next to the
+first); allocated, no external storage, native byte order, the file opened
 read-only (not SWMR) with the default ``sec2`` driver.  Anything else, and any
 system without ``O_DIRECT`` (or a file system refusing it), returns ``None`` from
 :func:`open_direct_rows` and the caller reads through h5py as before.  Linux
@@ -19,6 +22,7 @@ written just before is read correctly.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import os
 
 import numpy as np
@@ -31,20 +35,32 @@ DEFAULT_DEPTH = 16
 class DirectRows:
     """Reads rows ``[a, b)`` of one dataset into page-aligned buffers, ``depth`` pieces in flight.
 
-    Use :func:`open_direct_rows` to build one; close it (or use it as a context
-    manager) to release the file descriptor and the reader threads.
+    ``offset`` is the file offset of row 0 when the rows are one plain run; ``runs``
+    (``(first_row, file_offset)`` pairs, the first at row 0, rows ascending) describes
+    rows stored as several plain runs, each holding the rows up to the next run's
+    first.  Use :func:`open_direct_rows` to build one; close it (or use it as a
+    context manager) to release the file descriptor and the reader threads.
     """
 
     def __init__(self, path: str, offset: int, n_rows: int, row_shape: tuple[int, ...], dtype: np.dtype, *,
-                 piece_bytes: int = DEFAULT_PIECE_BYTES, depth: int = DEFAULT_DEPTH):
+                 piece_bytes: int = DEFAULT_PIECE_BYTES, depth: int = DEFAULT_DEPTH,
+                 runs: list[tuple[int, int]] | None = None):
         self.path = path
-        self.offset = int(offset)
         self.n_rows = int(n_rows)
         self.row_shape = tuple(row_shape)
         self.dtype = np.dtype(dtype)
         self.row_bytes = int(np.prod(row_shape, dtype=np.int64)) * self.dtype.itemsize
         self.piece_bytes = max(ALIGN, int(piece_bytes) // ALIGN * ALIGN)
         self.depth = max(1, int(depth))
+        runs = [(0, int(offset))] if runs is None else [(int(r), int(o)) for r, o in runs]
+        if not runs or runs[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(runs, runs[1:])):
+            raise ValueError(f"runs: expected first rows ascending from 0 (found {runs[:3]}...)")
+        self.offset = runs[0][1]
+        self._run_rows = np.array([r for r, _ in runs], dtype=np.int64)
+        self._run_offsets = [o for _, o in runs]
+        # rows of the shortest run but the last: a read of n rows spans at most n // that + 2 runs
+        lengths = np.diff(np.append(self._run_rows, max(self.n_rows, int(self._run_rows[-1]) + 1)))
+        self._min_run_rows = int(lengths[:-1].min()) if lengths.size > 1 else None
         self._fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
         self._pool = None
 
@@ -62,41 +78,70 @@ class DirectRows:
             os.close(self._fd)
             self._fd = None
 
+    def _max_segments(self, n_rows: int) -> int:
+        return 1 if self._min_run_rows is None else n_rows // self._min_run_rows + 2
+
     def buffer(self, max_rows: int) -> np.ndarray:
         """A byte buffer able to take any ``max_rows`` consecutive rows (aligned at both ends)."""
-        n = (int(max_rows) * self.row_bytes + 2 * ALIGN + ALIGN - 1) // ALIGN * ALIGN
+        pad = self._max_segments(int(max_rows)) * 2 * ALIGN
+        n = (int(max_rows) * self.row_bytes + pad + ALIGN - 1) // ALIGN * ALIGN
         raw = np.empty(n + ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % ALIGN
         return raw[skip : skip + n]
 
+    def _segments(self, a: int, b: int) -> list[tuple[int, int, int]]:
+        """``(first_row, end_row, file_offset_of_first_row)`` of each run's share of rows ``[a, b)``."""
+        k = int(np.searchsorted(self._run_rows, a, side="right")) - 1
+        out = []
+        row = a
+        while row < b:
+            end = b if k + 1 >= self._run_rows.size else min(b, int(self._run_rows[k + 1]))
+            out.append((row, end, self._run_offsets[k] + (row - int(self._run_rows[k])) * self.row_bytes))
+            row = end
+            k += 1
+        return out
+
     def read(self, a: int, b: int, buffer: np.ndarray) -> np.ndarray:
         """Rows ``[a, b)`` as an array of shape ``(b - a, *row_shape)`` viewing ``buffer``."""
-        lo = self.offset + a * self.row_bytes
-        hi = self.offset + b * self.row_bytes
-        first = lo - lo % ALIGN
-        end = -(-hi // ALIGN) * ALIGN
-        if end - first > buffer.size:
-            raise ValueError(f"buffer: expected at least {end - first} bytes (found {buffer.size})")
-        pieces = [(p, min(end, p + self.piece_bytes)) for p in range(first, end, self.piece_bytes)]
+        segments = self._segments(a, b)
+        # each run's share is read at its own page alignment, one after the other, then
+        # moved left so the rows follow each other (a single run needs no move)
+        jobs = []
+        pos = 0
+        for r0, r1, lo in segments:
+            hi = lo + (r1 - r0) * self.row_bytes
+            first = lo - lo % ALIGN
+            end = -(-hi // ALIGN) * ALIGN
+            jobs.append((pos, first, end, hi, pos + lo - first, (r1 - r0) * self.row_bytes))
+            pos += end - first
+        if pos > buffer.size:
+            raise ValueError(f"buffer: expected at least {pos} bytes (found {buffer.size})")
+        pieces = [(at + p0 - first, p0, min(end, p0 + self.piece_bytes), hi)
+                  for at, first, end, hi, _, _ in jobs for p0 in range(first, end, self.piece_bytes)]
         view = memoryview(buffer)
         if len(pieces) == 1:
-            self._read_piece(view, first, *pieces[0], hi)
+            self._read_piece(view, *pieces[0])
         else:
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(self.depth, thread_name_prefix="direct-rows")
-            futures = [self._pool.submit(self._read_piece, view, first, p0, p1, hi) for p0, p1 in pieces]
+            futures = [self._pool.submit(self._read_piece, view, *piece) for piece in pieces]
             for future in futures:
                 future.result()
-        start = lo - first
+        start = jobs[0][4]
+        dest = start + jobs[0][5]
+        base = buffer.ctypes.data
+        for _, _, _, _, source, n in jobs[1:]:
+            ctypes.memmove(base + dest, base + source, n)  # leftwards, possibly overlapping
+            dest += n
         rows = buffer[start : start + (b - a) * self.row_bytes].view(self.dtype)
         return rows.reshape((b - a, *self.row_shape))
 
-    def _read_piece(self, view: memoryview, first: int, p0: int, p1: int, needed_end: int) -> None:
-        # Reads [p0, p1) of the file into view[p0 - first : p1 - first]; a short read is
-        # only acceptable past ``needed_end`` (the end of the file lies inside the last page).
+    def _read_piece(self, view: memoryview, at: int, p0: int, p1: int, needed_end: int) -> None:
+        # Reads [p0, p1) of the file into view[at : at + p1 - p0]; a short read is only
+        # acceptable past ``needed_end`` (the end of the file lies inside the last page).
         pos = p0
         while pos < p1:
-            n = os.preadv(self._fd, [view[pos - first : p1 - first]], pos)
+            n = os.preadv(self._fd, [view[at + pos - p0 : at + p1 - p0]], pos)
             if n <= 0:
                 if pos >= needed_end:
                     return
@@ -106,6 +151,46 @@ class DirectRows:
                 if pos >= needed_end:
                     return
                 raise OSError(f"{self.path}: short read at byte {pos}, expected data up to byte {needed_end}")
+
+
+#: a run shorter than this (but the last) makes a chunked dataset too scattered to read directly
+MIN_RUN_BYTES = 64 * 2**10
+
+
+def _plain_runs(dsid, plist, shape: tuple[int, ...], itemsize: int) -> list[tuple[int, int]] | None:
+    """``(first_row, file_offset)`` of the plain runs of a chunked dataset's rows, else None.
+
+    A chunked dataset is read directly when no filter is set, each chunk spans whole
+    rows (``chunk[1:] == shape[1:]``), and every chunk is allocated: each chunk is
+    then a plain run of rows, and chunks lying back to back in row order (how a raw
+    stream written block by block lies in the file) merge into one run.  Runs
+    shorter than :data:`MIN_RUN_BYTES` (but the last) refuse it.
+    """
+    if plist.get_nfilters() or not hasattr(dsid, "chunk_iter"):
+        return None
+    chunk = tuple(plist.get_chunk())
+    if len(chunk) != len(shape) or chunk[1:] != tuple(shape[1:]) or chunk[0] < 1:
+        return None
+    row_bytes = int(np.prod(chunk[1:], dtype=np.int64)) * itemsize
+    chunk_bytes = chunk[0] * row_bytes
+    n_chunks = -(-int(shape[0]) // chunk[0])
+    if dsid.get_num_chunks() != n_chunks:
+        return None
+    found: list[tuple[int, int, int, int]] = []
+    dsid.chunk_iter(lambda info: found.append((info.chunk_offset[0], info.byte_offset, info.size,
+                                               info.filter_mask)))
+    found.sort()
+    if len(found) != n_chunks:
+        return None
+    runs: list[tuple[int, int]] = []
+    for i, (row, byte_offset, size, mask) in enumerate(found):
+        if row != i * chunk[0] or size != chunk_bytes or mask or byte_offset is None:
+            return None
+        if not runs or byte_offset != runs[-1][1] + (row - runs[-1][0]) * row_bytes:
+            if runs and (row - runs[-1][0]) * row_bytes < MIN_RUN_BYTES:
+                return None
+            runs.append((row, int(byte_offset)))
+    return runs
 
 
 def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
@@ -120,7 +205,8 @@ def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
         if not isinstance(dsid, h5py.h5d.DatasetID) or dataset.is_virtual:
             return None
         plist = dsid.get_create_plist()
-        if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_external_count():
+        layout = plist.get_layout()
+        if layout not in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED) or plist.get_external_count():
             return None
         if file.driver != "sec2" or file.mode != "r" or file.swmr_mode:
             return None
@@ -128,15 +214,22 @@ def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
         if dtype.hasobject or dtype.fields is not None or not dtype.isnative or len(dataset.shape) < 1:
             return None
         n_bytes = int(np.prod(dataset.shape, dtype=np.int64)) * dtype.itemsize
-        offset = dsid.get_offset()
+        if layout == h5py.h5d.CONTIGUOUS:
+            offset = dsid.get_offset() if dsid.get_storage_size() == n_bytes else None
+            runs = None if offset is None else [(0, offset)]
+        else:
+            runs = _plain_runs(dsid, plist, dataset.shape, dtype.itemsize)
         path = file.filename
-        if (offset is None or n_bytes == 0 or dsid.get_storage_size() != n_bytes or offset % dtype.itemsize
-                or offset + n_bytes > os.path.getsize(path)):
+        if runs is None or n_bytes == 0:
             return None
-    except (AttributeError, TypeError, ValueError, OSError):
+        row_bytes = n_bytes // dataset.shape[0]
+        ends = [(r1 - r0) * row_bytes + o for (r0, o), (r1, _) in zip(runs, runs[1:] + [(dataset.shape[0], 0)])]
+        if any(o % dtype.itemsize for _, o in runs) or max(ends) > os.path.getsize(path):
+            return None
+    except (AttributeError, TypeError, ValueError, OSError, RuntimeError):
         return None
     try:
-        reader = DirectRows(path, offset, dataset.shape[0], dataset.shape[1:], dtype, **kwargs)
+        reader = DirectRows(path, runs[0][1], dataset.shape[0], dataset.shape[1:], dtype, runs=runs, **kwargs)
     except OSError:  # the file system refuses O_DIRECT
         return None
     try:  # the name must still lead to the file h5py has open (not moved or replaced since)
