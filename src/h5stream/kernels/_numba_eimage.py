@@ -60,82 +60,186 @@ def _highpass_columns(raw, baseline, scale, sos, state, out, level, c0, c1):
         _biquad_block(out, zero, 1.0, sos, state, out, section, level if last else zero, c0, c1)
 
 
+#: channels per tile of the filtered buffer and the accumulators (one 64-byte cache line of float32)
+TILE = 16
+#: rows filtered into a row-major strip before they are spread over the tiles
+STRIP = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def _biquad_into_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c1):
+    # A one-section filter straight from the raw rows into the tiles: the arithmetic of
+    # _biquad_block (same float32 operations in the same order), the output written
+    # tile by tile (16 lanes of one tile per inner loop).
+    n_samples = raw.shape[0]
+    width = c1 - c0
+    b0 = np.float32(sos[0, 0])
+    b1 = np.float32(sos[0, 1])
+    b2 = np.float32(sos[0, 2])
+    a1 = np.float32(sos[0, 4])
+    a2 = np.float32(sos[0, 5])
+    gain = np.float32(scale)
+    base = baseline[c0:c1]
+    add = level[c0:c1]
+    z1 = np.empty(width, dtype=np.float32)
+    z2 = np.empty(width, dtype=np.float32)
+    for j in range(width):
+        z1[j] = state[0, 0, c0 + j]
+        z2[j] = state[0, 1, c0 + j]
+    k0 = c0 // TILE
+    n_full = width // TILE
+    rest = width - n_full * TILE
+    for t in range(n_samples):
+        row = raw[t, c0:c1]
+        for k in range(n_full):
+            dst = out[k0 + k, row0 + t]
+            first = k * TILE
+            for j in range(TILE):
+                i = first + j
+                xi = (np.float32(row[i]) - base[i]) * gain
+                y = b0 * xi + z1[i]
+                z1[i] = b1 * xi - a1 * y + z2[i]
+                z2[i] = b2 * xi - a2 * y
+                dst[j] = y + add[i]
+        if rest:
+            dst = out[k0 + n_full, row0 + t]
+            first = n_full * TILE
+            for j in range(rest):
+                i = first + j
+                xi = (np.float32(row[i]) - base[i]) * gain
+                y = b0 * xi + z1[i]
+                z1[i] = b1 * xi - a1 * y + z2[i]
+                z2[i] = b2 * xi - a2 * y
+                dst[j] = y + add[i]
+            for j in range(rest, TILE):
+                dst[j] = 0.0
+    for j in range(width):
+        state[0, 0, c0 + j] = z1[j]
+        state[0, 1, c0 + j] = z2[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _highpass_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c1):
+    if sos.shape[0] == 1:
+        _biquad_into_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c1)
+        return
+    # Channels [c0, c1) (c0 a multiple of TILE) of every sample, filtered a strip of
+    # rows at a time into a small row-major scratch (cache-resident), then spread over
+    # the tiles: out[k, row0 + t, j] holds channel k * TILE + j; lanes past the last
+    # channel are zero.
+    n_samples = raw.shape[0]
+    n_channels = raw.shape[1]
+    strip = np.empty((STRIP, n_channels), dtype=np.float32)
+    k0 = c0 // TILE
+    k1 = (c1 + TILE - 1) // TILE
+    for t0 in range(0, n_samples, STRIP):
+        t1 = min(n_samples, t0 + STRIP)
+        _highpass_columns(raw[t0:t1], baseline, scale, sos, state, strip[: t1 - t0], level, c0, c1)
+        for t in range(t1 - t0):
+            row = strip[t]
+            for k in range(k0, k1):
+                dst = out[k, row0 + t0 + t]
+                first = k * TILE
+                if first + TILE <= c1:
+                    for j in range(TILE):
+                        dst[j] = row[first + j]
+                else:
+                    for j in range(c1 - first):
+                        dst[j] = row[first + j]
+                    for j in range(c1 - first, TILE):
+                        dst[j] = 0.0
+
+
 # Serial and parallel drivers are separate functions: numba's cache index is keyed by
 # the function, not by its compile flags (one function compiled both ways would load
 # whichever build was cached first).
 @numba.njit(cache=True, nogil=True)
-def highpass_serial(raw, baseline, scale, sos, state, out, level, n_blocks):
-    """Filter ``(raw - baseline) * scale`` (samples, channels) into ``out`` float32, carrying ``state``.
+def highpass_serial(raw, baseline, scale, sos, state, out, row0, level, n_blocks):
+    """Filter ``(raw - baseline) * scale`` (samples, channels) into the tiled ``out``, carrying ``state``.
 
-    ``baseline`` and ``level`` are float32 per channel: the value removed before
-    filtering and the constant added after it (the filter's response to the
-    baseline).  ``n_blocks`` is ignored (one pass over all channels is fastest on
-    one thread); it keeps the signature of :func:`highpass_parallel`.
+    ``out`` is float32 of shape ``(n_tiles, rows, TILE)``; sample ``t`` of channel
+    ``c`` goes to ``out[c // TILE, row0 + t, c % TILE]``.  ``baseline`` and ``level``
+    are float32 per channel: the value removed before filtering and the constant
+    added after it (the filter's response to the baseline).  ``n_blocks`` is ignored
+    (one pass over all channels is fastest on one thread); it keeps the signature of
+    :func:`highpass_parallel`.
     """
-    _highpass_columns(raw, baseline, scale, sos, state, out, level, 0, raw.shape[1])
+    _highpass_tiles(raw, baseline, scale, sos, state, out, row0, level, 0, raw.shape[1])
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def highpass_parallel(raw, baseline, scale, sos, state, out, level, n_blocks):
-    """As :func:`highpass_serial`, channels split into ``n_blocks`` column blocks run by threads."""
+def highpass_parallel(raw, baseline, scale, sos, state, out, row0, level, n_blocks):
+    """As :func:`highpass_serial`, channels split into ``n_blocks`` blocks of whole tiles run by threads."""
     n_channels = raw.shape[1]
-    width = (n_channels + n_blocks - 1) // n_blocks
+    n_tiles = (n_channels + TILE - 1) // TILE
+    width = (n_tiles + n_blocks - 1) // n_blocks * TILE
     for blk in numba.prange(n_blocks):
         c0 = blk * width
         c1 = min(n_channels, c0 + width)
         if c0 < c1:
-            _highpass_columns(raw, baseline, scale, sos, state, out, level, c0, c1)
+            _highpass_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c1)
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate_unit(flat, n_channels, window_rows, begin, end, window, dst):
-    # The window of a spike starting at buffer row r is the contiguous block
-    # flat[r * channels : (r + window) * channels].  Spikes are added four at a time,
-    # and the last one to three together, so the accumulator (window * channels
-    # values, larger than the L2 cache share of one unit) is read and written once
-    # per four spikes instead of once per spike: a unit with five spikes in a chunk
-    # costs two passes over it, not five.
-    block = window * n_channels
-    i = begin
-    while i + 4 <= end:
-        a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
-        b = flat[window_rows[i + 1] * n_channels : window_rows[i + 1] * n_channels + block]
-        c = flat[window_rows[i + 2] * n_channels : window_rows[i + 2] * n_channels + block]
-        d = flat[window_rows[i + 3] * n_channels : window_rows[i + 3] * n_channels + block]
-        for k in range(block):
-            dst[k] += (a[k] + b[k]) + (c[k] + d[k])
-        i += 4
-    left = end - i
-    if left == 3:
-        a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
-        b = flat[window_rows[i + 1] * n_channels : window_rows[i + 1] * n_channels + block]
-        c = flat[window_rows[i + 2] * n_channels : window_rows[i + 2] * n_channels + block]
-        for k in range(block):
-            dst[k] += (a[k] + b[k]) + c[k]
-    elif left == 2:
-        a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
-        b = flat[window_rows[i + 1] * n_channels : window_rows[i + 1] * n_channels + block]
-        for k in range(block):
-            dst[k] += a[k] + b[k]
-    elif left == 1:
-        a = flat[window_rows[i] * n_channels : window_rows[i] * n_channels + block]
-        for k in range(block):
-            dst[k] += a[k]
+def _accumulate_tile(tile, window_rows, offsets, window, acc, k):
+    # Tile ``k`` of every unit: the window of a spike starting at buffer row r is the
+    # contiguous block tile[r * TILE : (r + window) * TILE], added into the unit's
+    # contiguous acc[u, k].  A tile of the buffer (rows x 64 bytes) stays in the L2
+    # cache while every unit's spikes are added from it, and a unit's accumulator tile
+    # (window x 64 bytes) in L1 while its spikes are added; spikes go two at a time.
+    flat = tile.reshape(tile.shape[0] * TILE)
+    block = window * TILE
+    for u in range(offsets.shape[0] - 1):
+        end = offsets[u + 1]
+        i = offsets[u]
+        if i == end:
+            continue
+        dst = acc[u, k].reshape(block)
+        while i + 2 <= end:
+            a = flat[window_rows[i] * TILE : window_rows[i] * TILE + block]
+            b = flat[window_rows[i + 1] * TILE : window_rows[i + 1] * TILE + block]
+            for j in range(block):
+                dst[j] += a[j] + b[j]
+            i += 2
+        if i < end:
+            a = flat[window_rows[i] * TILE : window_rows[i] * TILE + block]
+            for j in range(block):
+                dst[j] += a[j]
 
 
 @numba.njit(cache=True, nogil=True)
 def accumulate_serial(filtered, window_rows, offsets, window, acc):
-    """Add each unit's spike windows of ``filtered`` (rows, channels) into ``acc[u]``."""
-    n_channels = filtered.shape[1]
-    flat = filtered.reshape(filtered.shape[0] * n_channels)
-    for u in range(offsets.shape[0] - 1):
-        _accumulate_unit(flat, n_channels, window_rows, offsets[u], offsets[u + 1], window, acc[u])
+    """Add each unit's spike windows of the tiled ``filtered`` (tiles, rows, TILE) into ``acc[u]``.
+
+    ``acc`` is float32 of shape ``(units, tiles, window, TILE)``; see :func:`untile`.
+    """
+    for k in range(filtered.shape[0]):
+        _accumulate_tile(filtered[k], window_rows, offsets, window, acc, k)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def accumulate_parallel(filtered, window_rows, offsets, window, acc):
-    """As :func:`accumulate_serial`, units spread over threads (each owns whole units)."""
-    n_channels = filtered.shape[1]
-    flat = filtered.reshape(filtered.shape[0] * n_channels)
-    for u in numba.prange(offsets.shape[0] - 1):
-        _accumulate_unit(flat, n_channels, window_rows, offsets[u], offsets[u + 1], window, acc[u])
+    """As :func:`accumulate_serial`, tiles spread over threads (each owns whole tiles of every unit)."""
+    for k in numba.prange(filtered.shape[0]):
+        _accumulate_tile(filtered[k], window_rows, offsets, window, acc, k)
+
+
+@numba.njit(cache=True, nogil=True)
+def untile(acc, n_channels):
+    """Rewrite each unit's tiled sums ``acc[u]`` (tiles, window, TILE) in place as (window, channels).
+
+    Returns a view of shape ``(units, window * n_channels)`` on ``acc``'s memory (row
+    ``u`` is unit ``u``'s image, samples by channels); only one unit's worth of
+    scratch is used.
+    """
+    n_units, n_tiles, window, _ = acc.shape
+    size = n_tiles * window * TILE
+    flat = acc.reshape(n_units, size)
+    scratch = np.empty(size, dtype=np.float32)
+    for u in range(n_units):
+        scratch[:] = flat[u]
+        dst = flat[u]
+        for w in range(window):
+            for c in range(n_channels):
+                dst[w * n_channels + c] = scratch[((c // TILE) * window + w) * TILE + c % TILE]
+    return flat[:, : window * n_channels]

@@ -108,6 +108,15 @@ def settling_samples(sos: np.ndarray, tolerance: float = 1e-7) -> int:
     return max(1, math.ceil(math.log(tolerance) / math.log(radius)))
 
 
+#: channels per tile of the filtered buffer and the accumulators (see :mod:`h5stream.kernels._numba_eimage`)
+TILE = 16
+
+
+def accumulator_bytes(window_len: int, n_channels: int) -> int:
+    """Bytes of one unit's sums: float32, ``window_len`` samples of the channels padded to whole tiles."""
+    return int(window_len) * (-(-int(n_channels) // TILE) * TILE) * 4
+
+
 def _ragged_samples(spike_times, offsets):
     if offsets is None:
         parts = [np.asarray(p).reshape(-1) for p in spike_times]
@@ -176,7 +185,7 @@ def plan_electrical_images(
             fits = fits[:max_spikes_per_unit]
         selected.append(fits)
 
-    per_unit = (w1 - w0) * n_channels * 4
+    per_unit = accumulator_bytes(w1 - w0, n_channels)
     per_batch = max(1, int(memory_budget_bytes) // max(per_unit, 1))
     order = np.arange(len(units), dtype=np.int64)
     batches = [order[i : i + per_batch] for i in range(0, len(units), per_batch)] if len(units) else []
@@ -324,17 +333,19 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     window_len = w1 - w0
     ends = [plan.selected[u] + w1 for u in batch]
     used = np.array([plan.selected[u].size for u in batch], dtype=np.int64)
-    sums = np.zeros((len(batch), window_len * n_channels), dtype=np.float32)
+    n_tiles = -(-n_channels // TILE)
+    # the sums tiled like the filtered buffer: a unit's share of one tile is contiguous
+    sums = np.zeros((len(batch), n_tiles, window_len, TILE), dtype=np.float32)
     if not used.any():
-        return sums, used
+        return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
-    shape = (window_len - 1 + plan.chunk_samples, n_channels)
+    shape = (n_tiles, window_len - 1 + plan.chunk_samples, TILE)
 
     def add_windows(item):
         buffer, buf_start, n_valid, lo, hi = item
         rows, offsets = _windows_ending_in(ends, lo, hi, w0 - w1, buf_start)
         if rows.size:
-            accumulate(buffer[:n_valid], rows, offsets, window_len, sums)
+            accumulate(buffer, rows, offsets, window_len, sums)  # windows lie in its first n_valid rows
 
     direct = _open_direct(raw) if direct_io else None
     try:
@@ -344,7 +355,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             with numba_threads(n_threads):
                 for item in _filtered_chunks(*args, take_buffer=lambda: buffer, reader=None):
                     add_windows(item)
-            return sums, used
+            return _numba_eimage.untile(sums, n_channels), used
         with _Pipeline(shape, n_buffers=3) as pipe:
             reader = concurrent.futures.ThreadPoolExecutor(1)
             try:
@@ -356,7 +367,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             finally:
                 pipe.stop()
                 reader.shutdown(wait=True)
-        return sums, used
+        return _numba_eimage.untile(sums, n_channels), used
     finally:
         if direct is not None:
             direct.close()
@@ -376,15 +387,15 @@ def _filtered_chunks(raw, direct, n_channels, plan, stop, adc_offset, adc_scale,
                      take_buffer, reader):
     """Read and filter ``[plan.read_start, stop)`` chunk by chunk.
 
-    Yields ``(buffer, buf_start, n_valid, lo, hi)``: ``buffer[:n_valid]`` holds the
-    filtered samples ``[buf_start, buf_start + n_valid)``, the new ones ``[lo, hi)``
-    preceded by the last ``window - 1`` samples of the previous chunk, so that every
-    window ending in ``(lo, hi]`` lies inside the buffer.
+    Yields ``(buffer, buf_start, n_valid, lo, hi)``: ``buffer[:, :n_valid]`` (tiles,
+    rows, TILE) holds the filtered samples ``[buf_start, buf_start + n_valid)``, the
+    new ones ``[lo, hi)`` preceded by the last ``window - 1`` samples of the previous
+    chunk, so that every window ending in ``(lo, hi]`` lies inside the buffer.
     """
     carry = plan.window[1] - plan.window[0] - 1
     chunk = plan.chunk_samples
     pos = plan.read_start
-    tail = np.empty((carry, n_channels), dtype=np.float32)
+    tail = np.empty((-(-n_channels // TILE), carry, TILE), dtype=np.float32)
     n_tail = 0
     state = baseline = level = None
     # two read buffers: the reader fills one while the filter works on the other
@@ -415,12 +426,12 @@ def _filtered_chunks(raw, direct, n_channels, plan, stop, adc_offset, adc_scale,
                 state, baseline, level = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
             buffer = take_buffer()
             if n_tail:
-                buffer[:n_tail] = tail[:n_tail]
-            highpass(block, baseline, adc_scale, plan.sos, state, buffer[n_tail : n_tail + n], level, n_workers)
+                buffer[:, :n_tail] = tail[:, :n_tail]
+            highpass(block, baseline, adc_scale, plan.sos, state, buffer, n_tail, level, n_workers)
             n_valid = n_tail + n
             item = (buffer, pos - n_tail, n_valid, pos, nxt)
             n_tail = min(carry, n_valid)
-            tail[:n_tail] = buffer[n_valid - n_tail : n_valid]
+            tail[:, :n_tail] = buffer[:, n_valid - n_tail : n_valid]
             yield item
             pos = nxt
 

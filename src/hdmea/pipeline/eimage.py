@@ -195,7 +195,7 @@ def compute_eimage_sta(
     -------
     EImageResult or PipelineSession
     """
-    from h5stream.kernels.eimage import butter_highpass, iter_electrical_images
+    from h5stream.kernels.eimage import accumulator_bytes, butter_highpass, iter_electrical_images
     from hdmea.io.cmcr import CmcrFile
     from hdmea.pipeline.target import open_target
 
@@ -253,7 +253,8 @@ def compute_eimage_sta(
                           else empty for u, c in zip(unit_ids, coverage)]
                 sos = butter_highpass(highpass_hz, fs, filter_order)
                 window_len = w1 - w0
-                per_batch = max(1, budget // (window_len * GRID_SIZE * GRID_SIZE * 4))
+                # no more units than one pass of the kernel takes (its sums are padded to whole tiles)
+                per_batch = max(1, budget // accumulator_bytes(window_len, GRID_SIZE * GRID_SIZE))
                 value_unit = regions[0].value_unit
                 scaling = ("unscaled" if any(i.scaling == "unscaled" for i in regions)
                            else "per_sensor" if any(i.scaling == "per_sensor" for i in regions) else "single")
