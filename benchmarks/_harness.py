@@ -390,10 +390,23 @@ def checksums_off():
         atomic.AtomicFile.__init__ = original
 
 
+def paired_ratio(peer: list[float], ours: list[float]) -> float:
+    """The median over rounds of ``peer[r] / ours[r]``.
+
+    For two sides that differ by a few percent: each round runs both back to back
+    (:func:`interleave`), so a change of the machine's load from one round to the
+    next moves both of that round's times and cancels in their ratio, where the
+    minimum of each side may come from different rounds, under different load.
+    """
+    if len(peer) != len(ours) or not peer:
+        raise ValueError(f"paired rounds: expected equal, non-zero counts (found {len(peer)} and {len(ours)})")
+    return statistics.median(p / o for p, o in zip(peer, ours))
+
+
 def checksum_cost(on: list[float], off: list[float]) -> str:
-    """The checksums' cost from CPU seconds with and without them: min and median."""
+    """The checksums' cost from CPU seconds with and without them: min, median and paired median."""
     return (f"{min(on) / min(off) - 1:+.1%} (min), {statistics.median(on) / statistics.median(off) - 1:+.1%} "
-            f"(median) of {len(on)} rounds")
+            f"(median), {1 / paired_ratio(off, on) - 1:+.1%} (median of the {len(on)} rounds' own ratios)")
 
 
 def drop_page_cache(path: str | os.PathLike) -> None:

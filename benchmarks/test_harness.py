@@ -18,6 +18,7 @@ from benchmarks._harness import (
     Timing,
     format_table,
     interleave,
+    paired_ratio,
     is_noisy,
     set_round_policy,
     timed_row,
@@ -120,6 +121,21 @@ def test_noisy_margin():
     assert not is_noisy(Timing([1.0, 1.0 + NOISE_MARGIN * 0.9, 1.2]), Timing([2.0, 2.0, 2.0]))
     assert is_noisy(Timing([1.0, 1.0 + NOISE_MARGIN * 1.1, 1.3]), Timing([2.0, 2.0, 2.0]))
     assert is_noisy(Timing([1.0]), Timing([2.0, 2.0 * (1 + NOISE_MARGIN) + 0.01, 3.0]))
+
+
+def test_paired_ratio_cancels_a_load_that_changes_between_rounds():
+    # ours costs 3% more in every round; the machine's load differs from round to round,
+    # and ours happened to run alone in the quietest round: the minima say ours is faster
+    load = [1.30, 1.00, 1.45, 1.12, 1.21]
+    peer = [10.0 * x for x in load]
+    ours = [10.3 * x for x in load]
+    ours[1] = 9.9
+    assert min(peer) / min(ours) > 1.0
+    assert paired_ratio(peer, ours) == pytest.approx(1 / 1.03)
+    with pytest.raises(ValueError, match="equal"):
+        paired_ratio([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="non-zero"):
+        paired_ratio([], [])
 
 
 def test_machine_state_is_recorded_before_and_after():

@@ -186,7 +186,7 @@ def _accumulate_tile(tile, window_rows, offsets, window, acc, k):
     # contiguous block tile[r * TILE : (r + window) * TILE], added into the unit's
     # contiguous acc[u, k].  A tile of the buffer (rows x 64 bytes) stays in the L2
     # cache while every unit's spikes are added from it, and a unit's accumulator tile
-    # (window x 64 bytes) in L1 while its spikes are added; spikes go two at a time.
+    # (window x 64 bytes) in L1 while its spikes are added; spikes go four at a time.
     flat = tile.reshape(tile.shape[0] * TILE)
     block = window * TILE
     for u in range(offsets.shape[0] - 1):
@@ -195,7 +195,15 @@ def _accumulate_tile(tile, window_rows, offsets, window, acc, k):
         if i == end:
             continue
         dst = acc[u, k].reshape(block)
-        while i + 2 <= end:
+        while i + 4 <= end:
+            a = flat[window_rows[i] * TILE : window_rows[i] * TILE + block]
+            b = flat[window_rows[i + 1] * TILE : window_rows[i + 1] * TILE + block]
+            c = flat[window_rows[i + 2] * TILE : window_rows[i + 2] * TILE + block]
+            d = flat[window_rows[i + 3] * TILE : window_rows[i + 3] * TILE + block]
+            for j in range(block):
+                dst[j] += (a[j] + b[j]) + (c[j] + d[j])
+            i += 4
+        if i + 2 <= end:
             a = flat[window_rows[i] * TILE : window_rows[i] * TILE + block]
             b = flat[window_rows[i + 1] * TILE : window_rows[i + 1] * TILE + block]
             for j in range(block):
