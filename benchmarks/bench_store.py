@@ -31,7 +31,10 @@ as long, with its own page-cache churn, runs between the two sides (that
 figure is still given in the save row).  A save shorter than
 :data:`SHORT_ROUND_CPU` makes each round the mean of several saves per side
 (as ``timeit`` repeats a short statement): one save of 0.3 s varies by more
-than the cost it measures.
+than the cost it measures.  The cost rows' verdict is the median of each
+round's own off/on ratio (:func:`~benchmarks._harness.paired_ratio`), over at
+least :data:`COST_ROUNDS` rounds: both sides of a round run back to back, so a
+change of the machine's load from one round to the next cancels in it.
 """
 
 from __future__ import annotations

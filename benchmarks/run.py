@@ -11,6 +11,9 @@ that miss their goal (and failed modules) and exits non-zero when there is any.
 ``--busy-core`` runs the whole suite while a process the runner starts keeps one core
 busy (:class:`benchmarks._harness.busy_core`; rows that make their own one-core-busy
 variant share it); the table's header and the JSON's ``meta.busy_core`` say so.
+The JSON is written after every module (``meta.complete`` false and ``meta.done``
+naming the modules finished until the last one), so a run stopped part-way keeps
+what it measured.
 """
 
 from __future__ import annotations
@@ -144,6 +147,28 @@ def _run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     failed: list[str] = []
     seconds: dict[str, float] = {}
+
+    def save(complete: bool) -> None:
+        # after every module, so that a run stopped part-way keeps the rows of the modules it finished
+        write_json(
+            rows,
+            json_path,
+            size=args.size,
+            modules=modules,
+            complete=complete,
+            done=list(seconds),
+            failed=failed,
+            seconds=seconds,
+            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            host=platform.node(),
+            cpus=os.cpu_count(),
+            python=platform.python_version(),
+            load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            rounds=args.rounds,
+            noise_margin=NOISE_MARGIN,
+            busy_core=args.busy_core,
+        )
+
     with busy_core() if args.busy_core else contextlib.nullcontext() as spinner:
         if spinner is not None:
             print(f"one core kept busy by a spinning process (pid {spinner.proc.pid}) for the whole run",
@@ -157,6 +182,8 @@ def _run(args: argparse.Namespace) -> int:
             if not ok:
                 failed.append(module)
                 print(module_rows[0].details, file=sys.stderr)
+            if module != modules[-1]:
+                save(complete=False)
 
     title = (f"size {args.size}, "
              + ("ONE CORE BUSY: a spinning process started by the runner ran for the whole suite"
@@ -173,22 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         for row in rows:
             if row.details and not row.benchmark.endswith("FAILED"):
                 print(f"  {row.benchmark}: {row.details}")
-    write_json(
-        rows,
-        json_path,
-        size=args.size,
-        modules=modules,
-        failed=failed,
-        seconds=seconds,
-        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        host=platform.node(),
-        cpus=os.cpu_count(),
-        python=platform.python_version(),
-        load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        rounds=args.rounds,
-        noise_margin=NOISE_MARGIN,
-        busy_core=args.busy_core,
-    )
+    save(complete=True)
     print(f"table written to {json_path}", file=sys.stderr if args.check else sys.stdout)
     if failed:
         print(f"FAILED benchmark modules: {', '.join(failed)}", file=sys.stderr)

@@ -234,6 +234,24 @@ def test_full_table_and_rounds_option(fake_modules, capsys):
         runner.main(["--rounds", "0"])
 
 
+def test_a_run_stopped_part_way_keeps_the_rows_of_the_modules_it_finished(monkeypatch, fake_modules):
+    def stopped(size):
+        raise KeyboardInterrupt  # the run is stopped while the second module runs
+
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=stopped))
+    path = fake_modules / "t.json"
+    with pytest.raises(KeyboardInterrupt):
+        runner.main(["--json", str(path)])
+    saved = json.loads(path.read_text())
+    assert saved["meta"]["complete"] is False and saved["meta"]["done"] == ["bench_fake_miss"]
+    assert [r["benchmark"] for r in saved["rows"]] == ["slow row", "memory row"]
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok",
+                        types.SimpleNamespace(run=lambda size: [_row("fine row", 2.0, 1.5)]))
+    runner.main(["--json", str(path)])
+    saved = json.loads(path.read_text())
+    assert saved["meta"]["complete"] is True and saved["meta"]["done"] == ["bench_fake_miss", "bench_fake_ok"]
+
+
 def test_failed_module_is_a_miss(monkeypatch, fake_modules, capsys):
     def broken(size):
         raise RuntimeError("boom")
