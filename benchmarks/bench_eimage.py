@@ -10,8 +10,9 @@ Both sides read uncached: the file's pages are dropped (``posix_fadvise
 DONTNEED``) before every round.  The peer reads the file sequentially in 64 MiB
 blocks into one reused buffer (the disk's limit); ours runs
 ``h5stream.kernels.eimage.electrical_images`` on the h5py dataset in a fresh
-subprocess, which also gives its peak resident memory.  The dataset is
-contiguous, so ours reads it with ``O_DIRECT`` (``h5stream.kernels.direct_rows``:
+subprocess, which also gives its peak resident memory.  The dataset is chunked
+in blocks of 256 frames, as the synthetic recordings' sensor streams are; ours
+reads its plain runs with ``O_DIRECT`` (``h5stream.kernels.direct_rows``:
 no page-cache copy) while the peer reads through the page cache; the peer's copy
 costs it CPU time, so on a busy machine the peer slows more than ours and the
 ratio rises with the load (record the load beside the figure).
@@ -35,6 +36,8 @@ N_CHANNELS = GRID * GRID
 FS = 20_000.0
 ADC_ZERO = 32768
 DATASET = "Acquisition/Sensor Data/SensorData 1 1"
+#: frames per chunk of the raw dataset (as in hdmea.synthetic's sensor streams)
+CHUNK_FRAMES = 256
 
 SIZES = {
     "small": dict(frames=36_000, units=135, rate_hz=10.0, rounds=2),  # 304 MB
@@ -74,7 +77,8 @@ def write_raw_file(path: Path, frames: int, spikes, maps, *, block: int = 8192, 
     bank = (rng.normal(0, noise_std, (block * 2, N_CHANNELS))).astype(np.float32)
     templates = [(WAVEFORM[:, None] * m.reshape(1, -1)).astype(np.float32) for m in maps]
     with h5py.File(path, "w", libver="latest") as f:
-        ds = f.create_dataset(DATASET, shape=(frames, GRID, GRID), dtype=np.uint16)
+        ds = f.create_dataset(DATASET, shape=(frames, GRID, GRID), dtype=np.uint16,
+                              chunks=(min(frames, CHUNK_FRAMES), GRID, GRID))
         for b0 in range(0, frames, block):
             b1 = min(frames, b0 + block)
             start = int(rng.integers(0, block))

@@ -17,10 +17,14 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
 * with ``prefetch`` (the default) a read-ahead thread reads, a producer thread
   filters, and the caller's thread adds the windows, so reading, filtering and
   averaging overlap;
-* an h5py dataset stored as one plain run of bytes (contiguous, uncompressed,
-  file opened read-only) is read with ``O_DIRECT``
-  (:mod:`h5stream.kernels.direct_rows`): no page-cache copy, which leaves the
-  CPU to the filter and the averaging; other sources are sliced as before.
+* an h5py dataset whose rows lie in plain runs of bytes (contiguous, or chunked
+  in whole rows without filters; file opened read-only) is read with
+  ``O_DIRECT`` (:mod:`h5stream.kernels.direct_rows`): no page-cache copy, which
+  leaves the CPU to the filter and the averaging; other sources are sliced;
+* the filtered chunk and each unit's sums are laid out in tiles of
+  :data:`TILE` channels (``(tiles, rows, TILE)`` and ``(tiles, window, TILE)``):
+  while the windows of every unit are added from one tile of the chunk, that
+  tile stays in the L2 cache and the unit's sums tile in L1.
 
 numba is imported on first use, not when this module is imported.
 """
