@@ -9,6 +9,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from h5stream.kernels.eimage import TILE  # a compile-time constant of the kernels below
+
+
 @numba.njit(cache=True, nogil=True)
 def _biquad_block(src, baseline, scale, sos, state, out, section, level, c0, c1):
     # One biquad section in transposed direct form II (scipy.signal.sosfilt's
@@ -60,8 +63,6 @@ def _highpass_columns(raw, baseline, scale, sos, state, out, level, c0, c1):
         _biquad_block(out, zero, 1.0, sos, state, out, section, level if last else zero, c0, c1)
 
 
-#: channels per tile of the filtered buffer and the accumulators (one 64-byte cache line of float32)
-TILE = 16
 #: rows filtered into a row-major strip before they are spread over the tiles
 STRIP = 64
 

@@ -112,7 +112,8 @@ def settling_samples(sos: np.ndarray, tolerance: float = 1e-7) -> int:
     return max(1, math.ceil(math.log(tolerance) / math.log(radius)))
 
 
-#: channels per tile of the filtered buffer and the accumulators (see :mod:`h5stream.kernels._numba_eimage`)
+#: channels per tile of the filtered buffer and of the sums (16 float32: one 64-byte cache line);
+#: the kernels of :mod:`h5stream.kernels._numba_eimage` are compiled with it
 TILE = 16
 
 
