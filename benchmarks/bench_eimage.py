@@ -21,6 +21,7 @@ ratio rises with the load (record the load beside the figure).
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -29,7 +30,16 @@ import h5py
 import numpy as np
 import pytest
 
-from benchmarks._harness import Row, drop_page_cache, fsync_file, interleave, is_noisy, peak_rss_mb, scratch_dir
+from benchmarks._harness import (
+    Row,
+    drop_page_cache,
+    fsync_file,
+    interleave,
+    is_noisy,
+    peak_rss_mb,
+    require_free_space,
+    scratch_dir,
+)
 
 GRID = 65
 N_CHANNELS = GRID * GRID
@@ -68,6 +78,11 @@ def spike_trains(n_units: int, frames: int, rate_hz: float, seed: int = 1):
 
 
 WAVEFORM = -np.exp(-((np.arange(50) - 10) ** 2) / (2 * 1.6**2)) + 0.3 * np.exp(-((np.arange(50) - 17) ** 2) / 32.0)
+
+
+def space_needed(size: str) -> int:
+    """Bytes of scratch disk a run needs: the raw file plus a tenth (spike trains, margin)."""
+    return int(SIZES[size]["frames"] * N_CHANNELS * 2 * 1.1)
 
 
 def write_raw_file(path: Path, frames: int, spikes, maps, *, block: int = 8192, noise_std: float = 6.0,
@@ -153,6 +168,8 @@ def run(size: str = "small") -> list[Row]:
     p = SIZES[size]
     with scratch_dir() as tmp:
         tmp = Path(tmp)
+        # before the minute it takes to write the raw file
+        require_free_space(tmp, space_needed(size), f"eimage benchmark at size {size!r}")
         path = tmp / "raw.cmcr"
         spikes = spike_trains(p["units"], p["frames"], p["rate_hz"])
         maps = footprints(p["units"])
@@ -206,6 +223,21 @@ def run(size: str = "small") -> list[Row]:
             details=f"peak RSS per round {', '.join(f'{x:.0f}' for x in peaks)} MB; {common}",
         ),
     ]
+
+
+def test_a_run_the_disk_cannot_hold_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+
+    import benchmarks._harness as harness
+
+    free = space_needed("full") - 1
+    monkeypatch.setattr(harness.shutil, "disk_usage", lambda where: shutil._ntuple_diskusage(free, 0, free))
+    written = []
+    monkeypatch.setattr(sys.modules[__name__], "write_raw_file", lambda *a, **k: written.append(a))
+    with pytest.raises(OSError, match="eimage benchmark at size 'full' needs about 10.4 GiB"):
+        run("full")
+    assert written == []
+    assert space_needed("full") >= 1_200_000 * 65 * 65 * 2
 
 
 @pytest.mark.slow

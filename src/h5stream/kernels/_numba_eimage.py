@@ -67,11 +67,24 @@ def _highpass_columns(raw, baseline, scale, sos, state, out, level, c0, c1):
 STRIP = 64
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _biquad_lanes(row, base, add, z1, z2, dst, first, n, b0, b1, b2, a1, a2, gain):
+    # Channels [first, first + n) of one sample, into lanes [0, n) of one tile's row
+    # (the arithmetic of _biquad_block); inlined, so n = TILE is a constant trip count.
+    for j in range(n):
+        i = first + j
+        xi = (np.float32(row[i]) - base[i]) * gain
+        y = b0 * xi + z1[i]
+        z1[i] = b1 * xi - a1 * y + z2[i]
+        z2[i] = b2 * xi - a2 * y
+        dst[j] = y + add[i]
+
+
 @numba.njit(cache=True, nogil=True)
 def _biquad_into_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c1):
     # A one-section filter straight from the raw rows into the tiles: the arithmetic of
     # _biquad_block (same float32 operations in the same order), the output written
-    # tile by tile (16 lanes of one tile per inner loop).
+    # tile by tile; lanes past the last channel are zero.
     n_samples = raw.shape[0]
     width = c1 - c0
     b0 = np.float32(sos[0, 0])
@@ -93,25 +106,10 @@ def _biquad_into_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c
     for t in range(n_samples):
         row = raw[t, c0:c1]
         for k in range(n_full):
-            dst = out[k0 + k, row0 + t]
-            first = k * TILE
-            for j in range(TILE):
-                i = first + j
-                xi = (np.float32(row[i]) - base[i]) * gain
-                y = b0 * xi + z1[i]
-                z1[i] = b1 * xi - a1 * y + z2[i]
-                z2[i] = b2 * xi - a2 * y
-                dst[j] = y + add[i]
+            _biquad_lanes(row, base, add, z1, z2, out[k0 + k, row0 + t], k * TILE, TILE, b0, b1, b2, a1, a2, gain)
         if rest:
             dst = out[k0 + n_full, row0 + t]
-            first = n_full * TILE
-            for j in range(rest):
-                i = first + j
-                xi = (np.float32(row[i]) - base[i]) * gain
-                y = b0 * xi + z1[i]
-                z1[i] = b1 * xi - a1 * y + z2[i]
-                z2[i] = b2 * xi - a2 * y
-                dst[j] = y + add[i]
+            _biquad_lanes(row, base, add, z1, z2, dst, n_full * TILE, rest, b0, b1, b2, a1, a2, gain)
             for j in range(rest, TILE):
                 dst[j] = 0.0
     for j in range(width):
@@ -141,14 +139,11 @@ def _highpass_tiles(raw, baseline, scale, sos, state, out, row0, level, c0, c1):
             for k in range(k0, k1):
                 dst = out[k, row0 + t0 + t]
                 first = k * TILE
-                if first + TILE <= c1:
-                    for j in range(TILE):
-                        dst[j] = row[first + j]
-                else:
-                    for j in range(c1 - first):
-                        dst[j] = row[first + j]
-                    for j in range(c1 - first, TILE):
-                        dst[j] = 0.0
+                n = min(TILE, c1 - first)
+                for j in range(n):
+                    dst[j] = row[first + j]
+                for j in range(n, TILE):
+                    dst[j] = 0.0
 
 
 # Serial and parallel drivers are separate functions: numba's cache index is keyed by

@@ -36,9 +36,9 @@ class DirectRows:
     """Reads rows ``[a, b)`` of one dataset into page-aligned buffers, ``depth`` pieces in flight.
 
     ``offset`` is the file offset of row 0 when the rows are one plain run; ``runs``
-    (``(first_row, file_offset)`` pairs, the first at row 0, rows ascending) describes
-    rows stored as several plain runs, each holding the rows up to the next run's
-    first.  Use :func:`open_direct_rows` to build one; close it (or use it as a
+    (``(first_row, file_offset)`` pairs, the first at row 0, rows ascending), when
+    given, replaces it and describes rows stored as several plain runs, each holding
+    the rows up to the next run's first.  Use :func:`open_direct_rows` to build one; close it (or use it as a
     context manager) to release the file descriptor and the reader threads.
     """
 
@@ -55,7 +55,6 @@ class DirectRows:
         runs = [(0, int(offset))] if runs is None else [(int(r), int(o)) for r, o in runs]
         if not runs or runs[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(runs, runs[1:])):
             raise ValueError(f"runs: expected first rows ascending from 0 (found {runs[:3]}...)")
-        self.offset = runs[0][1]
         self._run_rows = np.array([r for r, _ in runs], dtype=np.int64)
         self._run_offsets = [o for _, o in runs]
         # rows of the shortest run but the last: a read of n rows spans at most n // that + 2 runs
@@ -194,7 +193,7 @@ def _plain_runs(dsid, plist, shape: tuple[int, ...], itemsize: int) -> list[tupl
 
 
 def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
-    """A :class:`DirectRows` for an h5py dataset stored as one plain run of bytes, else ``None``."""
+    """A :class:`DirectRows` for an h5py dataset whose rows lie in plain runs of bytes, else ``None``."""
     if not hasattr(os, "O_DIRECT"):
         return None
     try:
@@ -229,7 +228,7 @@ def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
     except (AttributeError, TypeError, ValueError, OSError, RuntimeError):
         return None
     try:
-        reader = DirectRows(path, runs[0][1], dataset.shape[0], dataset.shape[1:], dtype, runs=runs, **kwargs)
+        reader = DirectRows(path, 0, dataset.shape[0], dataset.shape[1:], dtype, runs=runs, **kwargs)
     except OSError:  # the file system refuses O_DIRECT
         return None
     try:  # the name must still lead to the file h5py has open (not moved or replaced since)
