@@ -16,6 +16,10 @@ reads its plain runs with ``O_DIRECT`` (``h5stream.kernels.direct_rows``:
 no page-cache copy) while the peer reads through the page cache; the peer's copy
 costs it CPU time, so on a busy machine the peer slows more than ours and the
 ratio rises with the load (record the load beside the figure).
+
+Goal: ours at least half the raw read bandwidth (0.5).  The kernel needs both cores
+to reach it; in a run with one core busy (``--busy-core``) the goal is scaled by the
+share of the cores left to it, 0.25.
 """
 
 from __future__ import annotations
@@ -202,6 +206,7 @@ def run(size: str = "small") -> list[Row]:
             unit="GB/s",
             ratio=our_bw / raw_bw,
             goal=0.5,
+            busy_goal=0.25,  # the kernel's share of the cores halves with one of two busy
             peer_median=gb / float(np.median(peer)),
             ours_median=gb / float(np.median(ours)),
             rounds=len(ours),

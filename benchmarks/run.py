@@ -10,7 +10,8 @@ with the others and exits non-zero at the end.  ``--check`` prints only the rows
 that miss their goal (and failed modules) and exits non-zero when there is any.
 ``--busy-core`` runs the whole suite while a process the runner starts keeps one core
 busy (:class:`benchmarks._harness.busy_core`; rows that make their own one-core-busy
-variant share it); the table's header and the JSON's ``meta.busy_core`` say so.
+variant share it); the table's header and the JSON's ``meta.busy_core`` say so, and
+rows whose work needs both cores are judged by their one-core goal (``Row.busy_goal``).
 The JSON is written after every module (``meta.complete`` false and ``meta.done``
 naming the modules finished until the last one), so a run stopped part-way keeps
 what it measured.
@@ -177,6 +178,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"[{module}] running at size {args.size} ...", file=sys.stderr, flush=True)
             start = time.perf_counter()
             module_rows, ok = run_module_observed(module, args.size)
+            for row in module_rows:  # judged by its one-core goal, where it has one
+                row.one_core_busy = row.one_core_busy or args.busy_core
             seconds[module] = round(time.perf_counter() - start, 3)
             rows += module_rows
             if not ok:

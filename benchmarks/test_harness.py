@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -383,3 +384,35 @@ def test_busy_core_option_spins_for_the_whole_run_and_says_so(monkeypatch, fake_
     assert _spinners() == [] and _harness.busy_core.active is None
     saved = json.loads((fake_modules / "t.json").read_text())
     assert saved["meta"]["busy_core"] is flag
+
+
+def test_a_row_that_needs_both_cores_is_judged_by_its_one_core_goal_in_a_busy_run():
+    row = Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s", ratio=1.2, goal=1.8,
+              busy_goal=1.0)
+    assert row.applied_goal == 1.8 and row.holds is False
+    assert ">= 1.8 " in format_table([row]).splitlines()[2] and "(1 core)" not in format_table([row]).splitlines()[2]
+    row.one_core_busy = True
+    assert row.applied_goal == 1.0 and row.holds is True
+    assert ">= 1 (1 core)" in format_table([row]).splitlines()[2]
+    saved = row.as_dict()
+    assert saved["goal"] == 1.8 and saved["busy_goal"] == 1.0 and saved["applied_goal"] == 1.0 and saved["holds"]
+    # without a one-core goal a row keeps its goal whatever the load
+    plain = Row(benchmark="b", peer="p", peer_value=1.2, ours=1.0, unit="s", ratio=1.2, goal=1.8, one_core_busy=True)
+    assert plain.applied_goal == 1.8 and plain.holds is False
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_runner_applies_one_core_goals_only_in_a_busy_run(monkeypatch, fake_modules, capsys, flag):
+    def run(size):
+        return [Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s", ratio=1.2, goal=1.8,
+                    busy_goal=1.0)]
+
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
+    monkeypatch.setattr(_harness, "busy_core", lambda: contextlib.nullcontext(types.SimpleNamespace(
+        proc=types.SimpleNamespace(pid=0))))
+    monkeypatch.setattr(runner, "busy_core", _harness.busy_core)
+    code = runner.main(["--check", "--only", "fake_ok", "--json", str(fake_modules / "t.json")]
+                       + (["--busy-core"] if flag else []))
+    assert code == (0 if flag else 1)
+    saved = json.loads((fake_modules / "t.json").read_text())["rows"][0]
+    assert saved["one_core_busy"] is flag and saved["holds"] is flag

@@ -212,3 +212,41 @@ def test_configured_threads_per_job_wins_and_thread_pools_leave_the_process_alon
                             show_progress=False)
     assert summary.ok and {r.detail["threads_per_job"] for r in summary.results} == {3}
     assert {name: os.environ.get(name) for name in jobs.THREAD_VARIABLES} == before
+
+
+def test_free_workers_counts_the_cores_others_leave(monkeypatch):
+    """The batch's default worker count: allowed cores less those others keep busy, to the nearest core."""
+    import h5stream.cores as cores
+    from hdmea.pipeline.batch import free_workers
+
+    seen = []
+
+    def others(samples, gap):
+        seen.append((samples, gap))
+        return load
+
+    monkeypatch.setattr(cores, "allowed_cores", lambda: 4)
+    monkeypatch.setattr(cores, "others_running", others)
+    for load, expected in ((0.0, 4), (0.4, 4), (1.0, 3), (2.6, 1), (7.0, 1), (None, 4)):
+        assert free_workers() == expected, load
+    # readings over about 0.2 s, not the 5 ms a kernel's thread count is decided on
+    samples, gap = seen[0]
+    assert 0.1 <= (samples - 1) * gap <= 0.5
+
+
+def test_one_free_core_runs_the_jobs_in_this_process_and_a_named_count_does_not(tmp_path, monkeypatch):
+    import hdmea.pipeline.batch.engine as engine
+
+    recs, sums = _inputs(tmp_path, 3)
+    monkeypatch.setattr(engine, "free_workers", lambda: 1)
+    serial = run_batch(recs, None, tmp_path / "out", job=jobs.sum_job, show_progress=False, verify_inputs=False)
+    assert len(serial.done) == 3 and "this process" in serial.executor, serial.table()
+    assert {r.detail["pid"] for r in serial.done} == {os.getpid()}
+    _check_outputs(tmp_path / "out", sums, sums)
+    # a count the caller names is honoured: worker processes, even one
+    monkeypatch.setitem(sys.modules, "distributed", None)  # the process pool (quicker to start than a cluster)
+    named = run_batch(recs, None, tmp_path / "out1", job=jobs.sum_job, show_progress=False, verify_inputs=False,
+                      workers=1)
+    assert len(named.done) == 3 and "process pool" in named.executor, named.table()
+    assert os.getpid() not in {r.detail["pid"] for r in named.done}
+    _check_outputs(tmp_path / "out1", sums, sums)

@@ -59,6 +59,7 @@ from hdmea.pipeline.batch.workers import (
     WorkerSetup,
     available_cores,
     exit_without_teardown,
+    free_workers,
     thread_environment,
     threads_per_worker,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "WorkerSetup",
     "available_cores",
     "exit_without_teardown",
+    "free_workers",
     "run_pipeline_job",
     "thread_environment",
     "threads_per_worker",

@@ -13,12 +13,12 @@ from typing import Any
 
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
-from hdmea.pipeline.batch.executors import Pool, make_pool
+from hdmea.pipeline.batch.executors import Pool, in_process_pool, make_pool
 from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, classify_error, describe_error
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
 from hdmea.pipeline.batch.recordings import Recording, discover_recordings, finished_marker, output_path_for
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
-from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, threads_per_worker
+from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, free_workers, threads_per_worker
 from hdmea.pipeline.preflight import (
     CreatedFolders,
     PreflightError,
@@ -73,8 +73,10 @@ def run_batch(
         never retried.
         Default: ``config.batch.retries``.
     workers
-        Worker processes of the default executor (default: ``config.batch.workers``
-        or the number of CPUs).
+        Worker processes of the default executor (default: ``config.batch.workers``,
+        else the cores free when the batch starts, :func:`free_workers`: with only
+        one core free, no worker process is started and the recordings run one
+        after another on a thread of this process).
     scheduler
         Address of a running Dask scheduler to use instead of a local cluster.
     job
@@ -122,6 +124,8 @@ def run_batch(
     workers = workers if workers is not None else config.batch.workers
     scheduler = scheduler if scheduler is not None else (
         config.batch.scheduler if executor is None else None)
+    # Without a count from the caller, the batch takes the cores free when it starts.
+    choose_workers = workers is None and executor is None and scheduler is None
     started = time.perf_counter()
     items = discover_recordings(recordings)
     out_dir = Path(out_dir)
@@ -151,8 +155,10 @@ def run_batch(
         checked = checker.submit(_check_inputs, items, outputs, todo, config,
                                  verify=verify_inputs and pipeline, open_files=pipeline)
         try:
+            if choose_workers:
+                workers = free_workers()
             pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
-                                              worker_init=worker_init)
+                                              worker_init=worker_init, in_process=choose_workers and workers == 1)
         except BaseException:
             checked.cancel()
             raise
@@ -216,11 +222,18 @@ def _check_inputs(items: Sequence[Recording], outputs: Sequence[Path], todo: lis
 
 
 def _start_pool(executor: Any, workers: int | None, scheduler: str | None, config: PipelineConfig, *,
-                warm: bool, worker_init: Callable[[], None] | None) -> tuple[Pool, WorkerSetup, PipelineConfig]:
+                warm: bool, worker_init: Callable[[], None] | None,
+                in_process: bool = False) -> tuple[Pool, WorkerSetup, PipelineConfig]:
     """The executor, what each of its workers does before its first job, and the configuration the jobs get.
 
     Only the pipeline job gains from a warm-up that runs the pipeline (``warm``).
+    ``in_process``: one core is free, the jobs run on a thread of this process
+    (nothing to warm: the first job pays its imports, as it would alone).
     """
+    if in_process:
+        logger.info("1 of %s free: the recordings run one after another in this process",
+                    counted(available_cores(), "core"))
+        return in_process_pool(), WorkerSetup(threads=None, warm=False, init=worker_init), config
     local_setup = None
     if executor is None and scheduler is None:
         # Worker processes of this machine side by side split its cores: each job's

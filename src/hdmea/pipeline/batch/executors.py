@@ -13,7 +13,7 @@ from hdmea.pipeline.batch.failures import describe_error
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, exit_without_teardown, thread_environment
 from hdmea.progress import counted
 
-__all__ = ["Pool", "make_pool", "slurm_cluster", "slurm_client"]
+__all__ = ["Pool", "make_pool", "in_process_pool", "slurm_cluster", "slurm_client"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -73,6 +73,18 @@ def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
                  rebuild=make)
     pool.local_workers = workers
     return pool
+
+
+def in_process_pool() -> Pool:
+    """Jobs one after another on one thread of this process: no worker process to start or warm up.
+
+    For a batch on a machine with one core free, where a second process gains
+    nothing.  A job that kills its process (a crash in a compiled library, the
+    kernel's out-of-memory killer) ends the batch with it; the finished outputs
+    stay finished, and running the batch again resumes after them.
+    """
+    executor = cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-job")
+    return Pool(executor, owned=True, slots=1, name="this process, one recording after another (1 core free)")
 
 
 def _fast_exit_plugin():

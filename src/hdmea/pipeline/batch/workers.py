@@ -17,7 +17,8 @@ from pathlib import Path
 
 from hdmea.pipeline.batch.failures import describe_error
 
-__all__ = ["WorkerSetup", "thread_environment", "available_cores", "threads_per_worker", "exit_without_teardown"]
+__all__ = ["WorkerSetup", "thread_environment", "available_cores", "free_workers", "threads_per_worker",
+           "exit_without_teardown"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -39,6 +40,28 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+#: readings of the machine's runnable threads behind a batch's choice of worker count, and the seconds
+#: between two: a batch runs for minutes or hours, so a process that runs for a moment when it
+#: starts must not decide its size (about 0.2 s in all)
+WORKER_SAMPLES = 21
+WORKER_SAMPLE_GAP = 0.01
+
+
+def free_workers() -> int:
+    """Worker processes for a batch whose caller names none: the cores free when it starts.
+
+    The cores this process may use (affinity, cgroup quota) less those other
+    processes keep busy, averaged over about 0.2 s (:func:`h5stream.cores.others_running`),
+    to the nearest core and at least 1.  On a machine where another program keeps
+    one of two cores busy, a second worker process gains nothing (each job gets
+    half a core) and costs its start-up; the batch then runs its recordings one
+    after another in its own process.
+    """
+    from h5stream.cores import allowed_cores, others_running, threads_for
+
+    return threads_for(allowed_cores(), others_running(WORKER_SAMPLES, WORKER_SAMPLE_GAP))
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
