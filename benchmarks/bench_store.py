@@ -34,7 +34,10 @@ figure is still given in the save row).  A save shorter than
 than the cost it measures.  The cost rows' verdict is the median of each
 round's own off/on ratio (:func:`~benchmarks._harness.paired_ratio`), over at
 least :data:`COST_ROUNDS` rounds: both sides of a round run back to back, so a
-change of the machine's load from one round to the next cancels in it.
+change of the machine's load from one round to the next cancels in it.  The
+load's rounds add up to at least :data:`LOAD_COST_CPU` CPU seconds per side
+(17 rounds of the 400-unit load): a load of 3 s varies by as much as the cost it
+measures.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ ROUNDS = {"small": 1, "full": 3}
 #: on/off rounds of the checksums' cost (at least the size's rounds): a cost of a few percent
 #: needs more pairs than a ratio of 3x
 COST_ROUNDS = {"small": 1, "full": 9}
+#: CPU seconds per side the load's on/off rounds add up to at least (more rounds for a short load)
+LOAD_COST_CPU = {"small": 0.0, "full": 45.0}
+MAX_LOAD_ROUNDS = 21
 BOUNDED = {"small": ((32, 64), 8), "full": ((1024, 2048, 4096, 8192), 512)}  # (session MB, budget MB)
 HUGE_MB = 50 * 1024
 CHUNK_BYTES = 32 * 2**20  # one staged unit in the bounded benchmark
@@ -304,10 +310,18 @@ def _load_side(path: Path, verify: bool, cpu: list[float]):
 
 
 def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list[float], wall: dict[str, Timing],
-                  rounds: int, repeat: int = 1) -> list[Row]:
-    """Rows of the checksums' cost: the save timed with (1), the load of its file timed here."""
+                  rounds: int, repeat: int = 1, load_cpu: float = 0.0) -> list[Row]:
+    """Rows of the checksums' cost: the save timed with (1), the load of its file timed here.
+
+    The load takes at least ``rounds`` rounds, and more (up to :data:`MAX_LOAD_ROUNDS`) until each
+    side has ``load_cpu`` CPU seconds in all, as an untimed first load says.
+    """
     load_on: list[float] = []
     load_off: list[float] = []
+    if load_cpu > 0:
+        first: list[float] = []
+        _load_side(path, True, first)()  # untimed: also brings the file's pages in for both sides
+        rounds = max(rounds, min(MAX_LOAD_ROUNDS, math.ceil(load_cpu / max(first[0], 1e-3))))
     load = interleave({"verify": _load_side(path, True, load_on), "no verify": _load_side(path, False, load_off)},
                       rounds)
     rows = []
@@ -390,7 +404,8 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
         repeat = max(1, min(MAX_REPEAT, math.ceil(SHORT_ROUND_CPU / min(save_off))))
         cost_rounds = max(len(save_off), COST_ROUNDS[size])
         save_on, save_off = _repeated_cost_rounds(rec, ours_path, bare_path, cost_rounds, repeat)
-        rows.extend(checksum_rows(n_units, ours_path, save_on, save_off, t, cost_rounds, repeat))
+        rows.extend(checksum_rows(n_units, ours_path, save_on, save_off, t, cost_rounds, repeat,
+                                  LOAD_COST_CPU[size]))
 
         trains = [u["spike_times"] for u in rec["units"].values()]
         spikes_path = workdir / f"spikes_{n_units}.h5"
