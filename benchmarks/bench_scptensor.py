@@ -13,7 +13,10 @@ Rows
   session) spins on one core: goal not slower than AnnData's serial filter (the
   writer's threads take one chunk at a time, :func:`h5stream.cores.sharing_threads`).
 * save+load, uncompressed: ours against the raw disk (``tofile`` + fsync, then
-  ``fromfile`` uncached) of the same number of bytes, measured in the same run.
+  ``fromfile`` uncached) of the same number of bytes, measured in the same run:
+  :data:`DISK_ROUNDS` rounds, the ratio of the best round of each side (the
+  virtual disk's read speed varies by 2x from one round to the next, 0.4-2.2 s
+  for the same uncached 860 MiB, as its host caches it or not).
 * peak memory of the save: a fresh subprocess loads the arrays, builds the
   container and saves it; (peak RSS - RSS after imports) / container size.
 
@@ -75,6 +78,8 @@ SIZES = {
     "small": (200, 50, 500, 0.05, 1),
     "full": (20_000, 5_000, 50_000, 0.05, 2),
 }
+#: rounds of the uncompressed save+load against the raw disk, whose speed varies from round to round
+DISK_ROUNDS = 5
 # the float64 container of the rows against the original writer: samples, proteins, rounds
 ORIGINAL_SIZES = {"small": (300, 120, 1), "full": (5_000, 2_000, 3)}
 
@@ -341,10 +346,12 @@ def run(size: str = "small") -> list[Row]:
 
         # both sides are bound by the disk: dirty pages of earlier rows and rounds are written back
         # before each round (untimed), so that their writeback does not land in the next timed fsync
+        # the disk's speed changes from one round to the next (the virtual disk's host caches it):
+        # more rounds than the other rows, and the best of each side, as for any row against a limit
         t_plain = interleave({
             "ours": lambda: sum(plain.append(_ours_round(container, ours_path, None)) or plain[-1]),
             "raw": raw_round,
-        }, rounds, self_timed=True, setup={"ours": os.sync, "raw": os.sync})
+        }, POLICY.count(DISK_ROUNDS, 0.0), self_timed=True, setup={"ours": os.sync, "raw": os.sync})
         raw = t_plain["raw"].rounds
         ours_path.unlink()
         raw_path.unlink()
@@ -353,13 +360,13 @@ def run(size: str = "small") -> list[Row]:
         rows.append(
             Row(
                 "scptensor save+load uncompressed", "raw disk write(fsync)+read of the same bytes",
-                float(np.median(raw)), float(np.median(plain_total)), "s",
-                float(np.median(raw) / np.median(plain_total)), 0.7,
+                min(raw), min(plain_total), "s", min(raw) / min(plain_total), 0.7,
                 **_round_fields(t_plain["raw"], t_plain["ours"]),
                 details=(
                     f"ours {_stats(plain_total)} (save {_stats([s for s, _ in plain])}; "
-                    f"load {_stats([l for _, l in plain])}); raw {_stats(raw)}; "
-                    f"{nbytes / 2**20 / np.median(plain_total):.0f} MiB/s ours"
+                    f"load {_stats([l for _, l in plain])}); raw {_stats(raw)}; ratio of the minima (of the "
+                    f"medians {np.median(raw) / np.median(plain_total):.2f}); "
+                    f"{nbytes / 2**20 / min(plain_total):.0f} MiB/s ours at best"
                 ),
             )
         )
