@@ -152,6 +152,48 @@ def test_spike_seconds_of_other_integer_files(tmp_path):
         assert scan.spike_seconds(FS) is None  # one of each: the export reads them train by train
 
 
+def test_listed_runs_between_the_trains_and_the_attributes(recording):
+    """``listed`` sees every spike train listed (and readable) before any attribute is read."""
+    seen = []
+
+    def listed(scan):
+        seen.append((list(scan.spike_counts), len(scan.attrs), len(scan.features), scan.spike_seconds(FS)))
+
+    with h5py.File(recording, "r") as f:
+        scan = scan_units(f, recording, listed=listed)
+        trains = np.concatenate([f["units"][u]["spike_times"][()] for u in scan.ids]) / FS
+    assert len(seen) == 1
+    counts, n_attrs, n_features, seconds = seen[0]
+    assert counts == [3, 0, 1] and n_attrs == n_features == 0
+    np.testing.assert_array_equal(seconds, trains)
+    assert len(scan.attrs) == len(scan.features) == 3
+
+
+def test_dataset_shapes_and_types_by_direct_calls_equal_h5py(tmp_path):
+    """The direct library calls give h5py's shape of every dataspace and h5py's dtype of plain numbers only."""
+    from hdmea.interop import _native_attrs
+
+    lib = _native_attrs.bindings()
+    assert lib is not None
+    rec = tmp_path / "kinds.h5"
+    with h5py.File(rec, "w") as f:
+        f.create_dataset("scalar", data=np.int64(3))
+        f.create_dataset("empty", data=h5py.Empty("f8"))
+        f.create_dataset("big_endian", data=np.zeros((2, 3), ">u8"))
+        f.create_dataset("f4", data=np.zeros(4, "<f4"))
+        f.create_dataset("i2", data=np.zeros((1, 2, 3), "<i2"))
+        f.create_dataset("u8", data=np.zeros(0, "<u8"), maxshape=(None,), chunks=(4,))
+        f.create_dataset("bool", data=np.array([True]))
+        f.create_dataset("text", data=["a"], dtype=h5py.string_dtype())
+        f.create_dataset("pair", data=np.zeros(2, [("a", "<i4"), ("b", "<f8")]))
+    numbers = {"scalar", "empty", "f4", "i2", "u8"}
+    with h5py.File(rec, "r") as f:
+        for name, ds in f.items():
+            shape, dtype = _native_attrs.dataset_shape_and_dtype(lib, ds.id.id)
+            assert shape == ds.id.shape, name
+            assert dtype == (ds.dtype if name in numbers else None), name
+
+
 def test_unit_without_spike_times_is_named(tmp_path):
     rec = tmp_path / "bad.h5"
     with h5py.File(rec, "w") as f:

@@ -6,6 +6,8 @@ times what the library itself does.  :func:`read_plain` reads a whole object's
 attributes through ``ctypes`` with raw ids and returns them as h5py reads them (the
 values :func:`h5stream.tree.read_attrs` decodes and checks), or says which it left (arrays,
 enums such as booleans, anything unusual) so the caller reads those through h5py.
+:func:`dataset_shape_and_dtype` gives a dataset's shape and plain number type the same
+way (h5py's ``DatasetID.shape`` and type objects cost several microseconds each).
 The library is found by :func:`h5stream.tree.lowlevel.native_hdf5`; without it (or
 with ``H5STREAM_NO_NATIVE=1``) :func:`bindings` returns None and callers use h5py.
 The caller holds h5py's global lock (:data:`h5py._objects.phil`) around the calls.
@@ -20,13 +22,13 @@ import numpy as np
 
 from h5stream.tree.lowlevel import native_hdf5
 
-__all__ = ["bindings", "read_plain", "LEFT"]
+__all__ = ["bindings", "read_plain", "dataset_shape_and_dtype", "LEFT"]
 
 #: Marks an attribute :func:`read_plain` left for h5py.
 LEFT = object()
 
 _H5T_INTEGER, _H5T_FLOAT, _H5T_STRING = 0, 1, 3
-_H5S_SCALAR = 0
+_H5S_SCALAR, _H5S_NULL = 0, 2
 _H5T_SGN_NONE = 0
 _H5T_CSET_UTF8 = 1
 
@@ -51,6 +53,11 @@ class _Bindings:
             "H5Tget_cset": (ctypes.c_int, [hid]),
             "H5Tis_variable_str": (ctypes.c_int, [hid]),
             "H5Tclose": (ctypes.c_int, [hid]),
+            "H5Tequal": (ctypes.c_int, [hid, hid]),
+            "H5Dget_type": (hid, [hid]),
+            "H5Dget_space": (hid, [hid]),
+            "H5Sget_simple_extent_ndims": (ctypes.c_int, [hid]),
+            "H5Sget_simple_extent_dims": (ctypes.c_int, [hid, ctypes.c_void_p, ctypes.c_void_p]),
             "H5free_memory": (ctypes.c_int, [ctypes.c_void_p]),
         }
         for name, (restype, argtypes) in signatures.items():
@@ -61,11 +68,19 @@ class _Bindings:
         # Memory types (h5py's, kept alive here): native numbers by numpy kind and size, vlen text by charset.
         self._keep = {}
         self.numbers = {}
+        # One reused one-element buffer per number type (and its address): a value is read into it
+        # and taken out as a numpy scalar, as h5py's 0-d read gives it.
+        self.buffers = {}
         for kind, sizes in (("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)), ("f", (4, 8))):
             for size in sizes:
                 dtype = np.dtype(f"={kind}{size}")
                 tid = self._keep[dtype] = h5py.h5t.py_create(dtype)
                 self.numbers[(kind, size)] = (dtype, tid.id)
+                buffer = np.zeros(1, dtype)
+                self.buffers[(kind, size)] = (buffer, buffer.ctypes.data, tid.id)
+        # Dataset element types, most recently matched first: (memory type id, numpy dtype).
+        self.dataset_types = [(tid.id, dtype) for dtype, tid in self._keep.items() if isinstance(dtype, np.dtype)]
+        self.dims = (ctypes.c_uint64 * 32)()
         for cset, encoding in ((_H5T_CSET_UTF8, "utf-8"), (0, "ascii")):
             tid = self._keep[cset] = h5py.h5t.py_create(h5py.string_dtype(encoding), logical=True)
             self._keep[("text", cset)] = tid.id
@@ -87,22 +102,18 @@ def bindings() -> _Bindings | None:
     return _bindings
 
 
-def _check(value: int, what: str) -> int:
-    if value < 0:
-        raise OSError(f"libhdf5 failed to {what}")
-    return value
-
-
 def _value(lib: _Bindings, aid: int):
     """The value of attribute ``aid`` as h5py reads it (a numpy scalar, or ``str``), or :data:`LEFT`."""
-    sid = _check(lib.H5Aget_space(aid), "get an attribute's dataspace")
-    try:
-        scalar = lib.H5Sget_simple_extent_type(sid) == _H5S_SCALAR
-    finally:
-        lib.H5Sclose(sid)
+    sid = lib.H5Aget_space(aid)
+    if sid < 0:
+        raise OSError("libhdf5 failed to get an attribute's dataspace")
+    scalar = lib.H5Sget_simple_extent_type(sid) == _H5S_SCALAR
+    lib.H5Sclose(sid)
     if not scalar:
         return LEFT
-    tid = _check(lib.H5Aget_type(aid), "get an attribute's type")
+    tid = lib.H5Aget_type(aid)
+    if tid < 0:
+        raise OSError("libhdf5 failed to get an attribute's type")
     try:
         cls = lib.H5Tget_class(tid)
         if cls == _H5T_INTEGER:
@@ -115,28 +126,29 @@ def _value(lib: _Bindings, aid: int):
             return LEFT
     finally:
         lib.H5Tclose(tid)
-    if key[0] == "text":
-        memtype = lib.text_types.get(key[1])
-        if memtype is None:
-            return LEFT
-        pointer = ctypes.c_void_p()
-        _check(lib.H5Aread(aid, memtype, ctypes.byref(pointer)), "read an attribute")
-        try:
-            raw = ctypes.string_at(pointer.value) if pointer.value else b""
-        finally:
-            if pointer.value:
-                lib.H5free_memory(pointer)
-        try:
-            return raw.decode("utf-8")  # h5py decodes every variable-length text as UTF-8
-        except UnicodeDecodeError:
-            return LEFT  # h5py and the tree reader name the damage
-    known = lib.numbers.get(key)
-    if known is None:
+    known = lib.buffers.get(key)
+    if known is not None:
+        buffer, address, memtype = known
+        if lib.H5Aread(aid, memtype, address) < 0:
+            raise OSError("libhdf5 failed to read an attribute")
+        return buffer[0]
+    if key[0] != "text":
         return LEFT
-    dtype, memtype = known
-    value = np.empty((), dtype=dtype)
-    _check(lib.H5Aread(aid, memtype, value.ctypes.data), "read an attribute")
-    return value[()]
+    memtype = lib.text_types.get(key[1])
+    if memtype is None:
+        return LEFT
+    pointer = ctypes.c_void_p()
+    if lib.H5Aread(aid, memtype, ctypes.byref(pointer)) < 0:
+        raise OSError("libhdf5 failed to read an attribute")
+    try:
+        raw = ctypes.string_at(pointer.value) if pointer.value else b""
+    finally:
+        if pointer.value:
+            lib.H5free_memory(pointer)
+    try:
+        return raw.decode("utf-8")  # h5py decodes every variable-length text as UTF-8
+    except UnicodeDecodeError:
+        return LEFT  # h5py and the tree reader name the damage
 
 
 def read_plain(lib: _Bindings, oid: int, internal: frozenset[str]) -> dict | None:
@@ -145,24 +157,67 @@ def read_plain(lib: _Bindings, oid: int, internal: frozenset[str]) -> dict | Non
     Values are h5py's: numbers as numpy scalars of the stored kind and size,
     variable-length text as ``str``.
     """
-    count = _check(lib.H5Aget_num_attrs(oid), "count the attributes")
+    count = lib.H5Aget_num_attrs(oid)
+    if count < 0:
+        raise OSError("libhdf5 failed to count the attributes")
     out = {}
     buffer = lib.name_buffer
+    size = len(buffer)
+    open_by_idx, get_name, close = lib.H5Aopen_by_idx, lib.H5Aget_name, lib.H5Aclose
     for index in range(count):
-        aid = _check(lib.H5Aopen_by_idx(oid, b".", 0, 0, index, 0, 0), "open an attribute")
+        aid = open_by_idx(oid, b".", 0, 0, index, 0, 0)
+        if aid < 0:
+            raise OSError("libhdf5 failed to open an attribute")
         try:
-            length = _check(lib.H5Aget_name(aid, len(buffer), buffer), "name an attribute")
-            if length >= len(buffer):
+            length = get_name(aid, size, buffer)
+            if length < 0:
+                raise OSError("libhdf5 failed to name an attribute")
+            if length >= size:
                 buffer = ctypes.create_string_buffer(length + 1)
-                lib.H5Aget_name(aid, len(buffer), buffer)
-            raw = buffer.value
+                get_name(aid, len(buffer), buffer)
             try:
-                name = raw.decode("utf-8")
+                name = buffer.value.decode("utf-8")
             except UnicodeDecodeError:
                 return None
             if name in internal:
                 return None
             out[name] = _value(lib, aid)
         finally:
-            lib.H5Aclose(aid)
+            close(aid)
     return out
+
+
+def dataset_shape_and_dtype(lib: _Bindings, did: int) -> tuple[tuple[int, ...] | None, np.dtype | None]:
+    """The shape of dataset ``did`` (a raw id) and its numpy dtype when its type is a plain number, else None.
+
+    The shape is h5py's ``DatasetID.shape`` (``()`` for a scalar dataspace, None for an empty one); the dtype
+    is what h5py gives for a stored type equal (``H5Tequal``) to the native number types.
+    """
+    sid = lib.H5Dget_space(did)
+    if sid < 0:
+        raise OSError("libhdf5 failed to get a dataset's dataspace")
+    try:
+        ndims = lib.H5Sget_simple_extent_ndims(sid)
+        if ndims < 0 or ndims > len(lib.dims):
+            raise OSError("libhdf5 failed to get a dataset's rank")
+        if ndims:
+            if lib.H5Sget_simple_extent_dims(sid, lib.dims, None) < 0:
+                raise OSError("libhdf5 failed to get a dataset's shape")
+            shape = tuple(lib.dims[:ndims])
+        else:
+            shape = None if lib.H5Sget_simple_extent_type(sid) == _H5S_NULL else ()
+    finally:
+        lib.H5Sclose(sid)
+    tid = lib.H5Dget_type(did)
+    if tid < 0:
+        raise OSError("libhdf5 failed to get a dataset's type")
+    try:
+        types = lib.dataset_types
+        for position, (memtype, dtype) in enumerate(types):
+            if lib.H5Tequal(tid, memtype) > 0:
+                if position:
+                    types.insert(0, types.pop(position))
+                return shape, dtype
+    finally:
+        lib.H5Tclose(tid)
+    return shape, None

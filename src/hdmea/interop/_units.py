@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -298,33 +299,53 @@ def _attrs(oid, where: str, manifest) -> dict:
     if raw is None:
         return store.read_attrs(_wrap(oid), manifest=manifest)[0]
     if manifest is not None and manifest.covers_attrs(where):
-        checksums.check_attrs(_wrap(oid), raw, manifest)
+        checksums.check_attrs(_wrap(oid), raw, manifest, complete=True, where=where)
     return {name: decode_attr(value, None) for name, value in raw.items()}
 
 
-def scan_units(f: h5py.File, path: Path, held: UnitObjects | None = None) -> UnitScan:
+def scan_units(f: h5py.File, path: Path, held: UnitObjects | None = None,
+               listed: Callable[[UnitScan], None] | None = None) -> UnitScan:
     """Read every unit's attributes and features' attributes, list its datasets (data stay on disk).
 
-    One pass through h5py's low-level API: each unit group and each feature group is
-    opened once (or taken from ``held``, what the open-time scan kept open), its
-    attributes read directly (see :func:`_plain_attrs`); h5py's high-level objects cost
-    more than the library's own work for thousands of units.
+    Through h5py's low-level API: each unit group and each feature group is opened once
+    (or taken from ``held``, what the open-time scan kept open), its attributes read
+    directly (see :func:`_plain_attrs`); h5py's high-level objects cost more than the
+    library's own work for thousands of units.  A first pass lists every unit's spike
+    train and waveform, a second reads the attributes and features; ``listed(scan)``, when
+    given, runs between the two (the NWB export reads the spike trains there, so their
+    compression runs while the attributes are read).
     """
     ids = store.list_units(f)
     manifest = checksums.manifest_for(f)
     scan = UnitScan(ids, [], [], [], [], np.zeros(len(ids), dtype=np.int64), set(), [], [], set(), Path(path),
                     manifest)
-    if not ids:
-        return scan
     if held is None:
         held = UnitObjects()
+    try:
+        if ids:
+            groups = _list_datasets(f, scan, held)
+            if listed is not None:
+                listed(scan)
+            _read_attributes(scan, groups, held)
+        elif listed is not None:
+            listed(scan)
+    finally:
+        held.close()
+    return scan
+
+
+def _list_datasets(f: h5py.File, scan: UnitScan, held: UnitObjects) -> list:
+    """Fill ``scan``'s spike trains, waveforms and members; the unit groups (low-level ids), in order."""
+    path = scan.path
     where = "/units"
     dtypes: dict = {}
+    lib = native_attrs.bindings()
+    groups = []
     try:
         with phil:
             units = h5g.open(f.id, b"units")
             counts = scan.spike_counts
-            for i, uid in enumerate(ids):
+            for i, uid in enumerate(scan.ids):
                 where = f"/units/{uid}"
                 raw_uid = uid.encode("utf-8", "surrogateescape")
                 key = b"units/" + raw_uid
@@ -336,23 +357,42 @@ def scan_units(f: h5py.File, path: Path, held: UnitObjects | None = None) -> Uni
                     raise RecordingFormatError("unit has no spike_times dataset", path=path, obj=where,
                                                expected="a uint64 dataset spike_times",
                                                found=", ".join(sorted(names)) or "nothing")
-                shape = spikes.shape
+                shape, dtype = _shape_and_dtype(lib, spikes, dtypes)
                 if len(shape) != 1:
                     raise RecordingFormatError("spike times are not a 1-D array", path=path,
                                                obj=f"{where}/spike_times", expected="one sample index per spike",
                                                found=f"shape {shape}")
                 counts[i] = shape[0]
                 scan.spike_ids.append(spikes)
-                scan.spike_dtypes.add(_dtype(spikes, dtypes))
+                scan.spike_dtypes.add(dtype)
                 waveform = held.open(group, key, b"waveform") if "waveform" in names else None
                 if isinstance(waveform, h5d.DatasetID):
+                    shape, dtype = _shape_and_dtype(lib, waveform, dtypes)
                     scan.waveform_ids.append(waveform)
-                    scan.waveform_shapes.append(waveform.shape)
-                    scan.waveform_dtypes.add(_dtype(waveform, dtypes))
+                    scan.waveform_shapes.append(shape)
+                    scan.waveform_dtypes.add(dtype)
                 else:
                     scan.waveform_ids.append(None)
                     scan.waveform_shapes.append(None)
                 scan.members.append(names)
+                groups.append(group)
+    except H5StreamError:
+        raise
+    except _READ_FAILURES:
+        with guard_read(path, where):  # the engine's typed error (damage, a missing filter, a checksum)
+            raise
+    return groups
+
+
+def _read_attributes(scan: UnitScan, groups: list, held: UnitObjects) -> None:
+    """Fill ``scan``'s attributes and features from the unit groups of :func:`_list_datasets`."""
+    path, manifest = scan.path, scan.manifest
+    where = "/units"
+    try:
+        with phil:
+            for uid, group, names in zip(scan.ids, groups, scan.members):
+                where = f"/units/{uid}"
+                key = b"units/" + uid.encode("utf-8", "surrogateescape")
                 scan.attrs.append(_attrs(group, where, manifest))
                 per_unit = {}
                 features = held.open(group, key, b"features") if "features" in names else None
@@ -382,9 +422,14 @@ def scan_units(f: h5py.File, path: Path, held: UnitObjects | None = None) -> Uni
     except _READ_FAILURES:
         with guard_read(path, where):  # the engine's typed error (damage, a missing filter, a checksum)
             raise
-    finally:
-        held.close()
-    return scan
+
+
+def _shape_and_dtype(lib, dsid: h5d.DatasetID, known: dict) -> tuple[tuple[int, ...], np.dtype]:
+    """A dataset's shape and numpy dtype, by direct library calls where they can tell (see :func:`_dtype`)."""
+    if lib is not None:
+        shape, dtype = native_attrs.dataset_shape_and_dtype(lib, dsid.id)
+        return shape, (dtype if dtype is not None else _dtype(dsid, known))
+    return dsid.shape, _dtype(dsid, known)
 
 
 def _dtype(dsid: h5d.DatasetID, known: dict) -> np.dtype:

@@ -263,6 +263,7 @@ def export(
         finally:
             for _name, column in fills:
                 column.close()
+            held.close()  # what the unit walk did not take (it closes the rest itself)
     result.path = out
     logger.info("exported %s to %s (%d units, %d spikes)", recording, out, result.n_units, result.n_spikes)
     return result
@@ -334,19 +335,28 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
     nwbfile.electrodes = electrodes
 
     # -- units
-    scan = scan_units(src, path, held)
+    whole: list[np.ndarray | None] = [None]
+
+    def read_trains(scan) -> None:
+        # Up to WHOLE_COLUMN_BYTES the trains are read at once and written as one column (what
+        # pynwb writes fastest); beyond, they stream a buffer at a time.  Read once the trains are
+        # listed, before the units' attributes: their compression runs while the attributes are read.
+        total = scan.n_spikes
+        seconds = whole[0] = scan.spike_seconds(fs) if 0 < total * 8 <= WHOLE_COLUMN_BYTES else None
+        if seconds is not None and packer.name == "gzip":
+            # Compressed from now on, on background threads, and stored once pynwb has created the dataset
+            # (see export).
+            fills.append(("units/spike_times", CompressedColumn(seconds, min(total, _SPIKES_PER_CHUNK),
+                                                                packer.level)))
+
+    scan = scan_units(src, path, held, read_trains)
     n_units = len(scan.ids)
     offsets = np.zeros(n_units + 1, dtype=np.int64)
     np.cumsum(scan.spike_counts, out=offsets[1:])
     total = int(offsets[-1])
-    # Up to WHOLE_COLUMN_BYTES the trains are read at once and written as one column (what
-    # pynwb writes fastest); beyond, they stream a buffer at a time.
-    seconds = scan.spike_seconds(fs) if 0 < total * 8 <= WHOLE_COLUMN_BYTES else None
+    seconds = whole[0]
     if seconds is not None and packer.name == "gzip":
-        # Compressed from now on, on background threads, and stored once pynwb has created the dataset (see export).
-        chunk = min(total, _SPIKES_PER_CHUNK)
-        fills.append(("units/spike_times", CompressedColumn(seconds, chunk, packer.level)))
-        spike_data = gzip_column(seconds, chunk, packer.level, H5DataIO)
+        spike_data = gzip_column(seconds, min(total, _SPIKES_PER_CHUNK), packer.level, H5DataIO)
     elif seconds is not None:
         spike_data = seconds
     elif total:
