@@ -50,8 +50,9 @@ def _read_everything(f: h5py.File, path: str, max_read_bytes: int | None = None)
     """Read every attribute and every dataset of ``f``, each under :func:`guard_read`.
 
     Datasets are read in full, or, past ``max_read_bytes``, their first and last
-    rows up to that many bytes (every object header, attribute and chunk index
-    is still parsed; the raw data in between is left for the reader).
+    rows up to that many bytes (every object header, attribute, chunk index and
+    variable-length value is still read; fixed-size raw data in between is left
+    for the reader).
     """
     with guard_read(path, "/"):
         names = [n.decode("utf-8", errors="replace") for n in link_names(f, path)]
@@ -70,11 +71,44 @@ def _read_everything(f: h5py.File, path: str, max_read_bytes: int | None = None)
                 _read_dataset(obj, max_read_bytes)
 
 
+def _points_elsewhere(dtype) -> bool:
+    """Whether values of ``dtype`` point into other parts of the file (variable-length data, references)."""
+    if dtype.fields:
+        return any(_points_elsewhere(dtype.fields[name][0]) for name in dtype.names)
+    if dtype.subdtype is not None:
+        return _points_elsewhere(dtype.subdtype[0])
+    return dtype.kind == "O"
+
+
+def _walk_chunk_index(ds: h5py.Dataset) -> None:
+    """Visit every entry of a chunked dataset's chunk index (its B-tree or other index), reading no data."""
+    if ds.chunks is None:
+        return
+    iterate = getattr(ds.id, "chunk_iter", None)  # HDF5 >= 1.14
+    if iterate is not None:
+        iterate(_ignore_chunk)
+    else:
+        for i in range(ds.id.get_num_chunks()):
+            ds.id.get_chunk_info(i)
+
+
+def _ignore_chunk(info) -> None:
+    return None
+
+
 def _read_dataset(ds: h5py.Dataset, max_read_bytes: int | None) -> None:
+    """Read ``ds``: whole when small, of a type that points elsewhere in the file, or without a byte limit;
+    otherwise its whole chunk index and its first and last rows up to ``max_read_bytes``.
+
+    What can make libhdf5 crash or loop lies in the file's structure (object
+    headers, heaps, chunk indexes, variable-length data), all of which is read;
+    fixed-size values in between are plain bytes, which a reader only copies.
+    """
     shape = ds.shape
-    if max_read_bytes is None or not shape or shape[0] <= 2:
+    if max_read_bytes is None or not shape or shape[0] <= 2 or _points_elsewhere(ds.dtype):
         ds[()]
         return
+    _walk_chunk_index(ds)
     row_bytes = ds.dtype.itemsize
     for extent in shape[1:]:
         row_bytes *= extent

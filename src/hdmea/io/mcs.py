@@ -224,9 +224,10 @@ def guard_mcs_read(path: str | os.PathLike, obj: str | None = None):
 
 #: Seconds one input may take to read in the checking process before it is reported as hanging.
 VERIFY_TIMEOUT = 120.0
-#: Raw data read per dataset when checking an input (its first and last rows): tables are read
-#: whole, raw sensor data of many gigabytes only at both ends.
-VERIFY_READ_BYTES = 256 * 1024**2
+#: Raw data read per dataset when checking an input (its first and last rows; every object header,
+#: attribute and chunk index is read whole): a recording's ~1 GB of fixed-size tables and sensor data
+#: would take the checking process as long to read as the job itself, for no crash they could cause.
+VERIFY_READ_BYTES = 256 * 1024
 
 
 def check_vendor_root(f: h5py.File) -> None:
@@ -244,7 +245,8 @@ def verify_inputs(paths, *, timeout: float = VERIFY_TIMEOUT,
     :class:`~h5stream.errors.SourceNotFoundError`), and this process is never
     affected.  A ``.cmtr``'s own ``/Acquisition`` link to its sibling ``.cmcr`` is
     accepted (:func:`h5stream.files.vendor_acquisition_link`); every attribute,
-    table and the ends of the raw data are read (see ``max_read_bytes``).
+    object header, chunk index and variable-length value is read, and each
+    dataset's first and last rows (``max_read_bytes`` in all per dataset).
     """
     paths = [os.fspath(p) for p in paths]
     results = verify_files(paths, check=check_vendor_root, timeout=timeout, max_read_bytes=max_read_bytes)
