@@ -86,6 +86,8 @@ class CompressedColumn:
         self.array = np.ascontiguousarray(array)
         self.chunk, self.level = int(chunk), int(level)
         self._kernel = deflate_kernel(implementation)
+        # The compiled zlib kernel shuffles in C without the GIL; the others get the batch shuffled here.
+        self._shuffle_here = getattr(self._kernel, "name", None) == "libdeflate"
         item = self.array.dtype.itemsize
         nbytes = self.chunk * item
         self._n_chunks = -(-self.array.shape[0] // self.chunk)
@@ -112,8 +114,17 @@ class CompressedColumn:
             source.reshape(-1)[:tail.size] = tail
         packed = np.empty((count, self._bound), np.uint8)
         sizes = np.empty(count, np.int64)
+        shuffle = item
+        if self._shuffle_here and item > 1:
+            # HDF5's shuffle of the whole batch in one copy (byte j of every element to plane j of its
+            # chunk): the kernel then only deflates, one call per chunk, and this thread takes the GIL
+            # back once per chunk rather than for each of its numpy steps.
+            planes = np.empty((count, nbytes), np.uint8)
+            np.copyto(planes.reshape(count, item, self.chunk),
+                      source.reshape(count, self.chunk, item).transpose(0, 2, 1))
+            source, shuffle = planes, 1
         # One serial kernel call per batch; the kernel releases the GIL.
-        failures = self._kernel._deflate_chunks(source, packed, sizes, count, self.level, item, 1)
+        failures = self._kernel._deflate_chunks(source, packed, sizes, count, self.level, shuffle, 1)
         if failures:
             raise OSError(f"the deflate kernel failed on {failures} chunk(s)")
         return packed, sizes
