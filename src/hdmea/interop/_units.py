@@ -458,8 +458,8 @@ def column_values(values: list):
     and numbers becomes text.
     """
     present = [v for v in values if v is not MISSING]
-    kinds = {("text" if isinstance(v, str) else "bool" if isinstance(v, (bool, np.bool_))
-              else "int" if isinstance(v, (int, np.integer)) else "float") for v in present}
+    # The kinds of the values' types (a few), not of every value.
+    kinds = {_value_kind(t) for t in {type(v) for v in present}}
     complete = len(present) == len(values)
     if kinds == {"text"}:
         return [("" if v is MISSING else v) for v in values]
@@ -473,7 +473,24 @@ def column_values(values: list):
     return ["" if v is MISSING else str(v) for v in values]
 
 
+def _value_kind(kind: type) -> str:
+    """What :func:`column_values` makes of a value of type ``kind``: text, bool, int or float."""
+    if issubclass(kind, str):
+        return "text"
+    if issubclass(kind, (bool, np.bool_)):
+        return "bool"
+    if issubclass(kind, (int, np.integer)):
+        return "int"
+    return "float"
+
+
+#: Types :func:`attr_value` returns as they are.
+_PLAIN_VALUES = frozenset({bool, int, float, str})
+
+
 def attr_value(value):
+    if type(value) in _PLAIN_VALUES:
+        return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, np.generic):
