@@ -251,6 +251,44 @@ def test_threaded_gzip_chunks_are_the_bytes_hdf5_writes(tmp_path, n, implementat
         np.testing.assert_array_equal(other[()], column)
 
 
+@pytest.mark.parametrize("kind", ["times", "random", "counts"])
+def test_planes_that_do_not_compress_are_stored_and_inflate_as_hdf5s_chunks(tmp_path, kind):
+    """With libdeflate, the leading byte planes that do not compress are stored blocks of the zlib stream:
+    every chunk inflates to the bytes HDF5's own pipeline compresses, and h5py reads the values back."""
+    import zlib
+
+    from hdmea.interop import _gzip_column
+    from hdmea.interop._gzip_column import CompressedColumn
+
+    if _gzip_column._raw_deflate() is None:
+        pytest.skip("libdeflate is not installed")
+    rng = np.random.default_rng(7)
+    n, chunk = 300_001, 65_536
+    if kind == "times":  # spike times of many units: the low bytes are noise, the high ones repeat
+        column = np.concatenate([np.sort(rng.integers(0, 24_000_000, 5_000)) for _ in range(n // 5_000)])
+        column = np.concatenate([column, np.arange(n - column.size)]).astype(np.float64) / FS
+    elif kind == "random":  # no plane compresses: every plane stored
+        column = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    else:  # small counts: every plane compresses, nothing stored
+        column = rng.integers(0, 50, n).astype(np.int64)
+    expected_stored = {"times": (1, 7), "random": (8, 8), "counts": (0, 0)}[kind]
+    settings = dict(shape=column.shape, dtype=column.dtype, chunks=(chunk,), compression="gzip",
+                    compression_opts=1, shuffle=True)
+    with h5py.File(tmp_path / "planes.h5", "w") as f:
+        reference = f.create_dataset("reference", **settings)
+        reference[...] = column
+        ours = f.create_dataset("ours", **settings)
+        compressed = CompressedColumn(column, chunk, 1, threads=2, implementation="libdeflate")
+        stored_planes = compressed._stored // chunk
+        assert expected_stored[0] <= stored_planes <= expected_stored[1]
+        compressed.fill(ours)
+        for k in range(-(-n // chunk)):
+            _mask, theirs = reference.id.read_direct_chunk((k * chunk,))
+            _mask, mine = ours.id.read_direct_chunk((k * chunk,))
+            assert zlib.decompress(mine) == zlib.decompress(theirs), k
+        np.testing.assert_array_equal(ours[()], column)
+
+
 def test_background_compression_stops_when_the_export_fails(recording, tmp_path, monkeypatch):
     """An export that fails after the spike times' compression started leaves no thread and no file behind;
     the next export writes the values."""
