@@ -250,3 +250,26 @@ def test_one_free_core_runs_the_jobs_in_this_process_and_a_named_count_does_not(
     assert len(named.done) == 3 and "process pool" in named.executor, named.table()
     assert os.getpid() not in {r.detail["pid"] for r in named.done}
     _check_outputs(tmp_path / "out1", sums, sums)
+
+
+def test_free_cores_are_measured_before_the_batch_starts_its_own_checks(tmp_path, monkeypatch):
+    """The separate process reading the inputs is the batch's own work, not another program's load."""
+    import hdmea.pipeline.batch.engine as engine
+
+    recs, sums = _inputs(tmp_path, 2)
+    events = []
+    checks = engine._check_inputs
+
+    def check_inputs(*args, **kwargs):
+        events.append("checks")
+        return checks(*args, **kwargs)
+
+    def free_workers():
+        events.append("measure")
+        return 1
+
+    monkeypatch.setattr(engine, "_check_inputs", check_inputs)
+    monkeypatch.setattr(engine, "free_workers", free_workers)
+    summary = run_batch(recs, None, tmp_path / "out", job=jobs.sum_job, show_progress=False, verify_inputs=False)
+    assert events == ["measure", "checks"] and len(summary.done) == 2
+    _check_outputs(tmp_path / "out", sums, sums)

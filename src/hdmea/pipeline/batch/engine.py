@@ -151,12 +151,13 @@ def run_batch(
     # the executor starts and its workers warm up, which take seconds and need none of them.
     # No job is submitted before every check is done.
     pipeline = job is run_pipeline_job
+    if choose_workers:
+        # Measured before the checks start: their separate reading process is the batch's own work.
+        workers = free_workers()
     with cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks") as checker:
         checked = checker.submit(_check_inputs, items, outputs, todo, config,
                                  verify=verify_inputs and pipeline, open_files=pipeline)
         try:
-            if choose_workers:
-                workers = free_workers()
             pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
                                               worker_init=worker_init, in_process=choose_workers and workers == 1)
         except BaseException:
