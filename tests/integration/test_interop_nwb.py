@@ -230,3 +230,24 @@ def test_partial_features_fill_with_nan_and_uneven_arrays_are_listed(tmp_path):
         assert "other/trace" in nwb.notes
         np.testing.assert_array_equal(nwb.units["spike_times"][0], [10 / 20_000, 1.0])
         assert list(nwb.units["electrodes"][1]["sensor_id"]) == [65 * 65]
+
+
+def test_export_leaves_no_container_alive_and_the_collector_as_it_was(analysed, tmp_path):
+    """pynwb's containers (reference cycles holding the exported arrays) are freed when the export returns,
+    and Python's garbage collector is on again (off stays off)."""
+    import gc
+
+    def alive() -> int:
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, (pynwb.NWBFile, pynwb.misc.Units)))
+
+    assert gc.isenabled()
+    gc.collect()
+    before = alive()
+    export(analysed, tmp_path / "a.nwb", **SESSION)
+    assert gc.isenabled() and alive() == before
+    gc.disable()
+    try:
+        export(analysed, tmp_path / "b.nwb", **SESSION)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

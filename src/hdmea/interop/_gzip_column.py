@@ -123,6 +123,10 @@ def gzip_column(array: np.ndarray, chunk: int, level: int, h5dataio):
     """The ``data`` of a column that :func:`fill_column` fills after the write (gzip ``level`` + shuffle)."""
     from hdmf.data_utils import AbstractDataChunkIterator
 
+    # The placeholder keeps the column's shape and type, not the column: pynwb's containers (reference
+    # cycles, freed by the garbage collector) would otherwise keep the whole array alive after the export.
+    shape, dtype = array.shape, array.dtype
+
     class Placeholder(AbstractDataChunkIterator):
         """Creates the dataset through hdmf and yields no data."""
 
@@ -136,15 +140,15 @@ def gzip_column(array: np.ndarray, chunk: int, level: int, h5dataio):
             return (chunk,)
 
         def recommended_data_shape(self):
-            return array.shape
+            return shape
 
         @property
         def dtype(self):
-            return array.dtype
+            return dtype
 
         @property
         def maxshape(self):
-            return array.shape
+            return shape
 
     return h5dataio(Placeholder(), compression="gzip", compression_opts=level, shuffle=True, chunks=(chunk,))
 
