@@ -42,14 +42,17 @@ What goes where (``export(recording, out)``; ``hdmea export-nwb REC.h5 OUT.nwb``
   overridable by keyword.
 
 The recording's open-time safety scan keeps the units' objects open and the units are
-read from them in one pass (:func:`hdmea.interop._units.scan_units`).  Spike times
-and mean waveforms up to :data:`WHOLE_COLUMN_BYTES` are read at once into whole columns
-(the spike trains one after the other into one buffer, divided in place) and written as
+read from them (:func:`hdmea.interop._units.scan_units`: the spike trains and waveforms
+listed first, then the attributes).  Spike times and mean waveforms up to
+:data:`WHOLE_COLUMN_BYTES` are read at once into whole columns (the spike trains one after
+the other into one buffer, divided in place, as soon as they are listed) and written as
 such, gzip and shuffle in 1 MiB chunks (or uncompressed): :mod:`hdmea.interop._gzip_column`
-compresses the spike times' chunks on background threads while pynwb builds and writes
-the file, then stores them in the dataset pynwb created.  Larger ones, and feature arrays, images and the light reference, stream a
-buffer at a time through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`, so
-memory stays bounded whatever the number of spikes.  The file is written at a partial
+compresses the spike times' chunks on background threads while the attributes are read
+and pynwb builds and writes the file, then stores them in the dataset pynwb created.
+Larger ones, and feature arrays, images and the light reference, stream a buffer at a
+time through hdmf's :class:`~hdmf.data_utils.GenericDataChunkIterator`, so memory stays
+bounded whatever the number of spikes.  Python's garbage collector is paused while the
+export runs (:func:`_collection_paused`).  The file is written at a partial
 path and renamed onto ``out`` when complete (:func:`h5stream.files.create_atomic`).
 """
 
