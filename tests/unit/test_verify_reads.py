@@ -68,3 +68,42 @@ def test_a_broken_chunk_index_in_the_middle_is_found_without_reading_the_data(tm
         f["x"][-100:]
     (error,) = verify_files([path], max_read_bytes=64 * 1024)
     assert error is not None and str(path) in str(error), error
+
+
+def test_one_walk_reads_every_object_of_the_file(tmp_path, monkeypatch):
+    """The check's reading rides on the open's safety scan: every dataset below nested groups is read once per
+    hard link (the scan opens a dataset through each of its hard links), a soft link is not read again, and
+    every attribute is read once."""
+    from h5stream.files import verify as verify_module
+
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["root"] = 1
+        deep = f.create_group("a/b/c")
+        deep.attrs["note"] = "deep"
+        deep["x"] = np.arange(5.0)
+        f["top"] = np.arange(3)
+        f["again"] = f["top"]  # a second hard link to the same dataset
+        f["soft"] = h5py.SoftLink("/a/b/c/x")
+    read, attrs = [], []
+    monkeypatch.setattr(verify_module, "_read_dataset", lambda ds, limit: read.append(ds[()].tolist()))
+    original = h5py.AttributeManager.__getitem__
+
+    def attribute(self, name):
+        attrs.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(h5py.AttributeManager, "__getitem__", attribute)
+    verify_module._read_everything(str(path), None, 1024)
+    assert sorted(read) == [[0, 1, 2], [0, 1, 2], [0.0, 1.0, 2.0, 3.0, 4.0]]
+    assert sorted(attrs) == ["note", "root"]
+
+
+def test_a_visitor_needs_the_scan(tmp_path):
+    from h5stream.files import open_validated
+
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(ValueError, match="scan"):
+        open_validated(path, scan=False, visit=lambda name, oid: False)

@@ -328,6 +328,7 @@ def open_validated(
     scan: bool = True,
     verify_timeout: float | None = None,
     allow_link: LinkRule | None = None,
+    visit: ObjectVisitor | None = None,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -351,6 +352,10 @@ def open_validated(
         within this many seconds instead of hanging this process.
     allow_link : callable, optional
         External links the scan accepts (see :func:`scan_unsafe_objects`).
+    visit : callable, optional
+        Sees every object the scan opens, before ``check`` runs (see
+        :data:`ObjectVisitor`): a reader of the whole file reads each object
+        there instead of walking the file again.  Only with ``scan``.
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -363,6 +368,8 @@ def open_validated(
     ------
     SourceNotFoundError, FormatError, UnsafeFileError, MissingPluginError
     """
+    if visit is not None and not scan:
+        raise ValueError("visit needs the scan (scan=True): the scan's walk is what visits the objects")
     path = check_regular_file(path)
     check_hdf5_signature(path)
     if verify_timeout is not None:
@@ -385,7 +392,7 @@ def open_validated(
     try:
         with guard_read(path, "/"):
             if scan:
-                scan_unsafe_objects(f, path, allow_link=allow_link)
+                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit)
             if check is not None:
                 check(f)
     except BaseException:

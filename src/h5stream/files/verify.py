@@ -10,7 +10,7 @@ from collections.abc import Callable
 import h5py
 
 from h5stream.errors import FormatError, H5StreamError
-from h5stream.files.validated import LinkRule, link_names, guard_read, open_validated
+from h5stream.files.validated import LinkRule, ObjectVisitor, guard_read, open_validated
 
 __all__ = ["verify_file", "verify_files", "vendor_acquisition_link", "link_rule_for"]
 
@@ -46,29 +46,42 @@ def link_rule_for(path: str | os.PathLike) -> LinkRule | None:
     return vendor_acquisition_link(path) if os.fspath(path).lower().endswith(".cmtr") else None
 
 
-def _read_everything(f: h5py.File, path: str, max_read_bytes: int | None = None) -> None:
-    """Read every attribute and every dataset of ``f``, each under :func:`guard_read`.
+def _read_everything(path: str, check: Callable[[h5py.File], None] | None,
+                     max_read_bytes: int | None = None) -> None:
+    """Open ``path`` with :func:`open_validated` and read every attribute and dataset, in one walk.
 
+    The open's safety scan opens each object once; each is read right there,
+    from the identifier the scan opened, under :func:`guard_read` naming it
+    (:func:`_object_reader`); ``check`` runs after the scan, as in any open.
     Datasets are read in full, or, past ``max_read_bytes``, their first and last
     rows up to that many bytes (every object header, attribute, chunk index and
     variable-length value is still read; fixed-size raw data in between is left
     for the reader).
     """
-    with guard_read(path, "/"):
-        names = [n.decode("utf-8", errors="replace") for n in link_names(f, path)]
-    with guard_read(path, "/@"):
+    with open_validated(path, check=check, allow_link=link_rule_for(path),
+                        visit=_object_reader(path, max_read_bytes)) as f, guard_read(path, "/@"):
         for key in f.attrs:
             f.attrs[key]
-    for name in names:
-        obj_name = "/" + name
-        with guard_read(path, obj_name):
-            if f.id.links.get_info(name.encode()).type != h5py.h5l.TYPE_HARD:
-                continue
-            obj = f[name]
-            for key in obj.attrs:
-                obj.attrs[key]
-            if isinstance(obj, h5py.Dataset):
+
+
+def _object_reader(path: str, max_read_bytes: int | None) -> ObjectVisitor:
+    """A visitor of the safety scan that reads each object's attributes and, for a dataset, its values."""
+    dataset_id = h5py.h5d.DatasetID
+
+    def read(full: bytes, oid) -> bool:
+        if oid is None:  # a soft or accepted external link, or an object reached again
+            return False
+        with guard_read(path, "/" + full.decode("utf-8", errors="replace")):
+            is_dataset = isinstance(oid, dataset_id)
+            obj = h5py.Dataset(oid) if is_dataset else h5py.Group(oid)
+            attrs = obj.attrs
+            for key in attrs:
+                attrs[key]
+            if is_dataset:
                 _read_dataset(obj, max_read_bytes)
+        return False
+
+    return read
 
 
 def _points_elsewhere(dtype) -> bool:
@@ -158,8 +171,7 @@ def _verify_child() -> None:
     for p in request["paths"]:
         result: dict = {"path": p, "error": None}
         try:
-            with open_validated(p, check=check, allow_link=link_rule_for(p)) as f:
-                _read_everything(f, p, max_read_bytes)
+            _read_everything(p, check, max_read_bytes)
         except H5StreamError as exc:
             result["error"] = type(exc).__name__
             result["message"] = str(exc)
