@@ -7,8 +7,11 @@ import pytest
 
 from hdmea.errors import ConfigError
 from hdmea.features import get_extractor, params_hash, register_extractor
+from hdmea.features import extractors
 from hdmea.features.extractors import (
     STEP_WINDOWS,
+    RecordingInputs,
+    UnitInputs,
     frame_aligned_rates,
     receptive_field_measures,
     step_measures,
@@ -59,6 +62,48 @@ def test_frame_aligned_rates_equal_a_naive_count():
             lo, hi = frame_times[first + j], frame_times[first + j + 1]
             count = np.count_nonzero((spikes[k] >= lo) & (spikes[k] < hi))
             assert rates[k, j] == pytest.approx(count * fs / (hi - lo))
+
+
+class _DictTarget:
+    """A stored recording as the extractors see it: paths to arrays."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def get(self, path: str):
+        return self.values[path]
+
+
+def test_the_frame_period_is_computed_once_per_recording_not_per_unit(monkeypatch):
+    """The median frame interval is a property of the recording: one median over every frame for a whole
+    extraction run, whatever the number of units and movies, and the rates equal those computed afresh."""
+    rng = np.random.default_rng(1)
+    fs = 20_000.0
+    frame_times = np.cumsum(rng.integers(332, 335, 2_000))
+    values = {"stimulus/frame_time/default": frame_times, "metadata/sampling_rate": np.array([fs])}
+    movies = {"step": (10, 110), "chirp": (500, 900)}
+    for u in range(6):
+        for movie, (a, b) in movies.items():
+            bounds = np.array([[frame_times[a], frame_times[b]]])
+            spikes = np.sort(rng.integers(bounds[0, 0], bounds[0, 1], 200))
+            values[f"units/u{u}/spike_times_sectioned/{movie}"] = {
+                "spike_times": spikes, "trial_offsets": np.array([0, spikes.size]), "trial_bounds": bounds}
+    fresh = {}
+    for u in range(6):
+        for movie in movies:
+            sec = values[f"units/u{u}/spike_times_sectioned/{movie}"]
+            fresh[u, movie] = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"],
+                                                  frame_times, fs)
+    calls = []
+    real = extractors.frame_period
+    monkeypatch.setattr(extractors, "frame_period", lambda times: calls.append(len(times)) or real(times))
+    recording = RecordingInputs(_DictTarget(values))
+    for u in range(6):
+        for movie in movies:
+            out = extractors.firing_rate(UnitInputs(f"u{u}", recording), movie=movie, frame_time="default")
+            np.testing.assert_array_equal(out["rate_hz"], fresh[u, movie].astype(np.float32))
+            assert out["display_rate_hz"] == fs / np.median(np.diff(frame_times))
+    assert calls == [frame_times.size]
 
 
 def _step_curve(kind: str) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from hdmea.features.registry import register_extractor
 
-__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "step_measures",
+__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period", "step_measures",
            "receptive_field_measures"]
 
 #: The lab's step-response windows, [start, end) display frames of a 600-frame trial.
@@ -48,6 +48,18 @@ class RecordingInputs:
             self._cache[key] = np.asarray(self.target.get(f"stimulus/frame_time/{name}")).astype(np.int64)
         return self._cache[key]
 
+    def frame_period(self, name: str = "default") -> float:
+        """The median interval between display frames of ``frame_time/{name}``, in samples (0 with under 2).
+
+        A property of the recording, not of a unit: computed once per extraction
+        run rather than once per unit and movie (a median over every frame of
+        the recording, tens of thousands of them).
+        """
+        key = ("frame_period", name)
+        if key not in self._cache:
+            self._cache[key] = frame_period(self.frame_times(name))
+        return self._cache[key]
+
     def sampling_rate(self) -> float:
         if "fs" not in self._cache:
             self._cache["fs"] = float(np.asarray(self.target.get("metadata/sampling_rate")).reshape(-1)[0])
@@ -68,12 +80,21 @@ class UnitInputs:
         return self.recording.target.attrs(f"units/{self.unit_id}/{path}")
 
 
-def frame_aligned_rates(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate):
+def frame_period(frame_times) -> float:
+    """The median interval between consecutive display frames, in samples (0.0 with under 2 frames)."""
+    frame_times = np.asarray(frame_times)
+    return float(np.median(np.diff(frame_times))) if frame_times.size > 1 else 0.0
+
+
+def frame_aligned_rates(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate,
+                        period: float | None = None):
     """Rates (Hz) per display frame of every trial, (n_trials, n_frames) float64.
 
     A trial's frames are the display frames that start inside its [start, end)
     bounds; each frame bin runs to the next frame's start.  All trials are cut to
-    the shortest one's frame count.
+    the shortest one's frame count.  ``period`` is :func:`frame_period` of
+    ``frame_times`` when the caller has it (it closes a trial that runs past the
+    last frame); computed here otherwise.
     """
     spike_times = np.asarray(spike_times, dtype=np.int64)
     offsets = np.asarray(trial_offsets, dtype=np.int64)
@@ -81,7 +102,7 @@ def frame_aligned_rates(spike_times, trial_offsets, trial_bounds, frame_times, s
     frame_times = np.asarray(frame_times, dtype=np.int64)
     if bounds.shape[0] == 0 or frame_times.size < 2:
         return np.zeros((bounds.shape[0], 0))
-    period = int(round(float(np.median(np.diff(frame_times)))))
+    period = int(round(frame_period(frame_times) if period is None else float(period)))
     edges_per_trial = []
     for start, end in bounds:
         i0 = np.searchsorted(frame_times, start, side="left")
@@ -111,15 +132,17 @@ def firing_rate(inputs: UnitInputs, *, movie: str, frame_time: str) -> dict:
     """Frame-aligned firing rate of every trial of a movie, and its mean over trials."""
     sec = inputs.get(f"spike_times_sectioned/{movie}")
     frame_times = inputs.recording.frame_times(frame_time)
+    period = inputs.recording.frame_period(frame_time)
     fs = inputs.recording.sampling_rate()
-    rates = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"], frame_times, fs)
+    rates = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"], frame_times, fs,
+                                period)
     mean = rates.mean(axis=0) if rates.shape[0] else np.zeros(rates.shape[1])
     return {
         "rate_hz": rates.astype(np.float32),
         "mean_rate_hz": mean.astype(np.float32),
         "n_trials": int(rates.shape[0]),
         "n_frames": int(rates.shape[1]),
-        "display_rate_hz": float(fs / np.median(np.diff(frame_times))) if frame_times.size > 1 else 0.0,
+        "display_rate_hz": float(fs / np.float64(period)) if frame_times.size > 1 else 0.0,
     }
 
 
