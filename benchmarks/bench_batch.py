@@ -51,13 +51,14 @@ SIZES = {
     # recordings, synthetic parameters, electrical images, no-op jobs for the overhead, rounds of
     # no-op batches, rounds of the real batches
     "small": (2, {"n_units": 3}, False, 20, 1, 1),
-    # full: the lab's median of 135 units, 6 min of dense noise (21,600 frames), full step
-    # trials, 3 s of raw sensor data for the electrical images: about 7 s of work per warm
-    # recording on 2 cores, so that per-recording work outweighs the fixed start-up costs
-    # while the whole benchmark still ends in a few minutes (a lab recording is 20 min long
-    # with a 10 GB raw file: its jobs are longer still, its fixed costs the same)
-    "full": (10, {"moderate": True, "n_units": 135, "n_silent_units": 5, "noise_images": 5400,
-                  "raw_seconds": 3.0}, True, 200, 3, 2),
+    # full: the lab's median of 135 units, 12 min of dense noise (43,200 frames), full step
+    # trials, 12 s of raw sensor data for the electrical images: 5-6 s of work per warm
+    # recording on 2 cores (measured 5.1-5.8 s on this machine), so that per-recording work
+    # outweighs the fixed start-up costs (executor start 4-6 s) while the whole benchmark
+    # still ends in a few minutes (a lab recording is 20-30 min long with a 10 GB raw file:
+    # its jobs are longer still, its fixed costs the same)
+    "full": (10, {"moderate": True, "n_units": 135, "n_silent_units": 5, "noise_images": 10800,
+                  "raw_seconds": 12.0}, True, 200, 3, 2),
 }
 
 

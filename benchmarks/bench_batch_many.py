@@ -63,9 +63,10 @@ GOAL = 1.5
 SIZES = {
     # recordings, synthetic parameters, rounds
     "small": (4, {"n_units": 3}, 1),
-    # about 1 s of pipeline work per warm recording on one free core: 30 units, a 20 s
-    # dense-noise movie (1,200 images), 0.5 s of raw data for the electrical images
-    "full": (50, {"n_units": 30, "noise_images": 1200, "raw_seconds": 0.5}, 3),
+    # about 1 s of pipeline work per warm recording on one free core (measured 0.85-1.06 s):
+    # 50 units, a 50 s dense-noise movie (3,000 images), 1.2 s of raw data for the
+    # electrical images
+    "full": (50, {"n_units": 50, "noise_images": 3000, "raw_seconds": 1.2}, 3),
 }
 
 
