@@ -64,6 +64,53 @@ def test_frame_aligned_rates_equal_a_naive_count():
             assert rates[k, j] == pytest.approx(count * fs / (hi - lo))
 
 
+def _rates_by_histogram(spike_times, offsets, bounds, frame_times, fs, period):
+    """Reference: each trial's edges built one by one and counted with np.histogram."""
+    edges_per_trial = []
+    for start, end in bounds:
+        i0 = np.searchsorted(frame_times, start, side="left")
+        i1 = np.searchsorted(frame_times, end, side="left")
+        edges = frame_times[i0 : i1 + 1]
+        if i1 >= frame_times.size:
+            edges = np.append(edges, edges[-1] + period if edges.size else start)
+        edges_per_trial.append(edges)
+    n_frames = min(max(e.size - 1, 0) for e in edges_per_trial)
+    rates = np.zeros((len(bounds), n_frames))
+    for k, edges in enumerate(edges_per_trial):
+        edges = edges[: n_frames + 1]
+        spikes = spike_times[offsets[k] : offsets[k + 1]]
+        counts = np.histogram(spikes, bins=edges)[0] if n_frames else np.zeros(0)
+        rates[k] = counts / (np.diff(edges) / fs)
+    return rates
+
+
+@pytest.mark.parametrize("unsorted", [False, True])
+@pytest.mark.parametrize("seed", range(12))
+def test_frame_aligned_rates_equal_np_histogram_bit_for_bit(seed, unsorted):
+    """Trials inside, straddling and past the last frame, spikes on the edges (the last bin is closed, as
+    np.histogram's), empty trials, sorted trains (all trials counted at once) and a trial whose train is
+    not sorted (counted trial by trial): the same float64 values as counting with np.histogram."""
+    rng = np.random.default_rng(seed)
+    fs = 20_000.0
+    frame_times = np.cumsum(rng.integers(330, 337, int(rng.integers(2, 300)))).astype(np.int64)
+    period = int(round(np.median(np.diff(frame_times))))
+    n_trials = int(rng.integers(1, 8))
+    starts = rng.integers(frame_times[0] - 500, frame_times[-1] + 2_000, n_trials)
+    bounds = np.stack([starts, starts + rng.integers(0, 40_000, n_trials)], axis=1)
+    trains = []
+    for k, (b0, b1) in enumerate(bounds):
+        inside = frame_times[(frame_times >= b0) & (frame_times <= b1 + period)]
+        train = np.concatenate([rng.integers(b0 - 100, b1 + 400, int(rng.integers(0, 300))), inside,
+                                inside + period])  # spikes exactly on frame edges
+        trains.append(train if unsorted and k == n_trials - 1 else np.sort(train))
+    values = np.concatenate(trains).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum([t.size for t in trains])])
+    expected = _rates_by_histogram(values, offsets, bounds, frame_times, fs, period)
+    rates = frame_aligned_rates(values, offsets, bounds, frame_times, fs)
+    assert rates.shape == expected.shape and rates.dtype == expected.dtype
+    np.testing.assert_array_equal(rates, expected)
+
+
 class _DictTarget:
     """A stored recording as the extractors see it: paths to arrays."""
 

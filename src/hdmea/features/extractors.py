@@ -21,7 +21,7 @@ import numpy as np
 
 from hdmea.features.registry import register_extractor
 
-__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period", "step_measures",
+__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period", "trial_frame_edges", "step_measures",
            "receptive_field_measures"]
 
 #: The lab's step-response windows, [start, end) display frames of a 600-frame trial.
@@ -60,6 +60,19 @@ class RecordingInputs:
             self._cache[key] = frame_period(self.frame_times(name))
         return self._cache[key]
 
+    def trial_edges(self, name: str, trial_bounds) -> np.ndarray:
+        """:func:`trial_frame_edges` of these trial bounds on ``frame_time/{name}`` (every unit of a movie
+        has the same bounds: built once per movie, kept for the few most recent bounds)."""
+        bounds = np.ascontiguousarray(trial_bounds, dtype=np.int64).reshape(-1, 2)
+        key = ("trial_edges", name, bounds.shape[0], bounds.tobytes())
+        edges = self._cache.get(key)
+        if edges is None:
+            old = [k for k in self._cache if k[0] == "trial_edges"]
+            for k in old[: max(0, len(old) - 7)]:  # a handful of movies at most at a time
+                del self._cache[k]
+            edges = self._cache[key] = trial_frame_edges(bounds, self.frame_times(name), self.frame_period(name))
+        return edges
+
     def sampling_rate(self) -> float:
         if "fs" not in self._cache:
             self._cache["fs"] = float(np.asarray(self.target.get("metadata/sampling_rate")).reshape(-1)[0])
@@ -86,39 +99,75 @@ def frame_period(frame_times) -> float:
     return float(np.median(np.diff(frame_times))) if frame_times.size > 1 else 0.0
 
 
-def frame_aligned_rates(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate,
-                        period: float | None = None):
-    """Rates (Hz) per display frame of every trial, (n_trials, n_frames) float64.
+def _bin_counts(spike_times: np.ndarray, offsets: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Spikes of trial k (``spike_times[offsets[k]:offsets[k + 1]]``) per bin of ``edges[k]``, as np.histogram
+    counts them: bins [e_j, e_j+1), the last one closed, [e_n-1, e_n].
+
+    All trials in one search: each value becomes the key ``k * span + (value - low)``, so that
+    the edges of all trials form one sorted row, and each spike finds its bin there; trial by
+    trial when the keys would not fit in 63 bits.
+    """
+    n_trials, n_edges = edges.shape
+    trains = spike_times[offsets[0] : offsets[-1]] if offsets.size else spike_times[:0]
+    lengths = np.diff(offsets)
+    low = int(min(edges.min(), trains.min())) if trains.size else int(edges.min())
+    high = int(max(edges.max(), trains.max())) if trains.size else int(edges.max())
+    span = high - low + 1
+    if offsets.size == n_trials + 1 and np.all(lengths >= 0) and span * n_trials < 2**62:
+        trial = np.repeat(np.arange(n_trials, dtype=np.int64), lengths)
+        keys = trial * span + (trains - low)
+        edge_keys = (np.arange(n_trials, dtype=np.int64)[:, None] * span + (edges - low)).ravel()
+        at = np.searchsorted(edge_keys, keys, side="right") - 1  # the last edge at or before each spike
+        row = at // n_edges
+        column = at - row * n_edges
+        inside = (at >= 0) & (row == trial) & ((column < n_edges - 1) | (keys == edge_keys[at]))
+        bins = trial[inside] * (n_edges - 1) + np.minimum(column[inside], n_edges - 2)
+        return np.bincount(bins, minlength=n_trials * (n_edges - 1)).reshape(n_trials, n_edges - 1)
+    counts = np.zeros((n_trials, n_edges - 1), dtype=np.int64)
+    for k in range(n_trials):
+        counts[k] = np.histogram(spike_times[offsets[k] : offsets[k + 1]], bins=edges[k])[0]
+    return counts
+
+
+def trial_frame_edges(trial_bounds, frame_times, period: float | None = None) -> np.ndarray:
+    """The display-frame edges of every trial, (n_trials, n_frames + 1) int64.
 
     A trial's frames are the display frames that start inside its [start, end)
-    bounds; each frame bin runs to the next frame's start.  All trials are cut to
-    the shortest one's frame count.  ``period`` is :func:`frame_period` of
-    ``frame_times`` when the caller has it (it closes a trial that runs past the
-    last frame); computed here otherwise.
+    bounds, each running to the next frame's start; a trial running past the last
+    frame is closed one ``period`` (:func:`frame_period`, computed here when not
+    given) after it.  All trials are cut to the shortest one's frame count.
     """
-    spike_times = np.asarray(spike_times, dtype=np.int64)
-    offsets = np.asarray(trial_offsets, dtype=np.int64)
     bounds = np.asarray(trial_bounds, dtype=np.int64).reshape(-1, 2)
     frame_times = np.asarray(frame_times, dtype=np.int64)
     if bounds.shape[0] == 0 or frame_times.size < 2:
-        return np.zeros((bounds.shape[0], 0))
+        return np.zeros((bounds.shape[0], 1), dtype=np.int64)
     period = int(round(frame_period(frame_times) if period is None else float(period)))
-    edges_per_trial = []
-    for start, end in bounds:
-        i0 = np.searchsorted(frame_times, start, side="left")
-        i1 = np.searchsorted(frame_times, end, side="left")
-        edges = frame_times[i0 : i1 + 1]
-        if i1 >= frame_times.size:  # the trial runs past the last frame: close the last bin
-            edges = np.append(edges, edges[-1] + period if edges.size else start)
-        edges_per_trial.append(edges)
-    n_frames = min(max(e.size - 1, 0) for e in edges_per_trial)
-    rates = np.zeros((bounds.shape[0], n_frames))
-    for k, edges in enumerate(edges_per_trial):
-        edges = edges[: n_frames + 1]
-        spikes = spike_times[offsets[k] : offsets[k + 1]]
-        counts = np.histogram(spikes, bins=edges)[0] if n_frames else np.zeros(0)
-        rates[k] = counts / (np.diff(edges) / sampling_rate)
-    return rates
+    n_times = frame_times.size
+    first = np.searchsorted(frame_times, bounds[:, 0], side="left")
+    last = np.searchsorted(frame_times, bounds[:, 1], side="left")
+    n_edges = np.where(last >= n_times, n_times - first + 1, last + 1 - first)
+    n_frames = max(int(n_edges.min()) - 1, 0)
+    index = first[:, None] + np.arange(n_frames + 1)
+    closing = np.where(first < n_times, frame_times[-1] + period, bounds[:, 0])
+    return np.where(index < n_times, frame_times[np.minimum(index, n_times - 1)], closing[:, None])
+
+
+def frame_aligned_rates(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate,
+                        period: float | None = None, edges: np.ndarray | None = None):
+    """Rates (Hz) per display frame of every trial, (n_trials, n_frames) float64.
+
+    The frames are those of :func:`trial_frame_edges` (``edges`` when the caller
+    has them: they are the same for every unit of a movie; ``period`` otherwise
+    helps build them).
+    """
+    spike_times = np.asarray(spike_times, dtype=np.int64)
+    offsets = np.asarray(trial_offsets, dtype=np.int64)
+    if edges is None:
+        edges = trial_frame_edges(trial_bounds, frame_times, period)
+    if edges.shape[0] == 0 or edges.shape[1] < 2:
+        return np.zeros((edges.shape[0], 0))
+    counts = _bin_counts(spike_times, offsets, edges)
+    return counts / (np.diff(edges, axis=1) / sampling_rate)
 
 
 @register_extractor(
@@ -134,8 +183,9 @@ def firing_rate(inputs: UnitInputs, *, movie: str, frame_time: str) -> dict:
     frame_times = inputs.recording.frame_times(frame_time)
     period = inputs.recording.frame_period(frame_time)
     fs = inputs.recording.sampling_rate()
+    edges = inputs.recording.trial_edges(frame_time, sec["trial_bounds"])
     rates = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"], frame_times, fs,
-                                period)
+                                period, edges)
     mean = rates.mean(axis=0) if rates.shape[0] else np.zeros(rates.shape[1])
     return {
         "rate_hz": rates.astype(np.float32),
