@@ -119,6 +119,34 @@ def section_trials_naive(spike_rows, intervals):
 # ============================================================ STA accumulation (h5stream.kernels.sta)
 
 
+def frame_rates_naive(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate):
+    """Frame-aligned rates (Hz) the textbook way: each trial's frame edges built one by one (the display
+    frames starting inside [start, end), closed one median frame interval after the last frame), all
+    trials cut to the shortest, each trial counted with np.histogram."""
+    spike_times = np.asarray(spike_times, dtype=np.int64)
+    frame_times = np.asarray(frame_times, dtype=np.int64)
+    bounds = np.asarray(trial_bounds, dtype=np.int64).reshape(-1, 2)
+    if bounds.shape[0] == 0 or frame_times.size < 2:
+        return np.zeros((bounds.shape[0], 0))
+    period = int(round(float(np.median(np.diff(frame_times)))))
+    edges_per_trial = []
+    for start, end in bounds:
+        i0 = np.searchsorted(frame_times, start, side="left")
+        i1 = np.searchsorted(frame_times, end, side="left")
+        edges = frame_times[i0 : i1 + 1]
+        if i1 >= frame_times.size:
+            edges = np.append(edges, edges[-1] + period if edges.size else start)
+        edges_per_trial.append(edges)
+    n_frames = min(max(e.size - 1, 0) for e in edges_per_trial)
+    rates = np.zeros((bounds.shape[0], n_frames))
+    for k, edges in enumerate(edges_per_trial):
+        edges = edges[: n_frames + 1]
+        spikes = spike_times[trial_offsets[k] : trial_offsets[k + 1]]
+        counts = np.histogram(spikes, bins=edges)[0] if n_frames else np.zeros(0)
+        rates[k] = counts / (np.diff(edges) / sampling_rate)
+    return rates
+
+
 def sta_reference(stimulus, spike_frames_per_unit, n_lags=60, exclude_current_frame=True):
     """Per-unit fancy-indexing STA: gather every spike's window, then average.
 

@@ -19,6 +19,8 @@ from hdmea.features.extractors import (
 from hdmea.features.sta import movie_stimulus, spikes_to_movie_frames
 from hdmea.stimulus import NoiseMovie, StimulusConfig
 
+from tests.reference import frame_rates_naive
+
 
 def test_params_hash_is_stable_order_free_and_sensitive():
     a = params_hash("x", "1", {"movie": "m", "threshold": 0.5, "w": [1, 2]})
@@ -64,26 +66,6 @@ def test_frame_aligned_rates_equal_a_naive_count():
             assert rates[k, j] == pytest.approx(count * fs / (hi - lo))
 
 
-def _rates_by_histogram(spike_times, offsets, bounds, frame_times, fs, period):
-    """Reference: each trial's edges built one by one and counted with np.histogram."""
-    edges_per_trial = []
-    for start, end in bounds:
-        i0 = np.searchsorted(frame_times, start, side="left")
-        i1 = np.searchsorted(frame_times, end, side="left")
-        edges = frame_times[i0 : i1 + 1]
-        if i1 >= frame_times.size:
-            edges = np.append(edges, edges[-1] + period if edges.size else start)
-        edges_per_trial.append(edges)
-    n_frames = min(max(e.size - 1, 0) for e in edges_per_trial)
-    rates = np.zeros((len(bounds), n_frames))
-    for k, edges in enumerate(edges_per_trial):
-        edges = edges[: n_frames + 1]
-        spikes = spike_times[offsets[k] : offsets[k + 1]]
-        counts = np.histogram(spikes, bins=edges)[0] if n_frames else np.zeros(0)
-        rates[k] = counts / (np.diff(edges) / fs)
-    return rates
-
-
 @pytest.mark.parametrize("unsorted", [False, True])
 @pytest.mark.parametrize("seed", range(12))
 def test_frame_aligned_rates_equal_np_histogram_bit_for_bit(seed, unsorted):
@@ -105,7 +87,7 @@ def test_frame_aligned_rates_equal_np_histogram_bit_for_bit(seed, unsorted):
         trains.append(train if unsorted and k == n_trials - 1 else np.sort(train))
     values = np.concatenate(trains).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum([t.size for t in trains])])
-    expected = _rates_by_histogram(values, offsets, bounds, frame_times, fs, period)
+    expected = frame_rates_naive(values, offsets, bounds, frame_times, fs)
     rates = frame_aligned_rates(values, offsets, bounds, frame_times, fs)
     assert rates.shape == expected.shape and rates.dtype == expected.dtype
     np.testing.assert_array_equal(rates, expected)
