@@ -116,7 +116,7 @@ def section_trials_naive(spike_rows, intervals):
     return out
 
 
-# ============================================================ STA accumulation (h5stream.kernels.sta)
+# ============================================================ frame-aligned rates (hdmea.features.extractors)
 
 
 def frame_rates_naive(spike_times, trial_offsets, trial_bounds, frame_times, sampling_rate):
@@ -145,6 +145,9 @@ def frame_rates_naive(spike_times, trial_offsets, trial_bounds, frame_times, sam
         counts = np.histogram(spikes, bins=edges)[0] if n_frames else np.zeros(0)
         rates[k] = counts / (np.diff(edges) / sampling_rate)
     return rates
+
+
+# ============================================================ STA accumulation (h5stream.kernels.sta)
 
 
 def sta_reference(stimulus, spike_frames_per_unit, n_lags=60, exclude_current_frame=True):

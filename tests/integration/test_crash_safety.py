@@ -5,8 +5,8 @@ A real child process (forked from the test after h5py is imported, so each of th
 ``create_atomic(overwrite=True)`` or ``update_atomic`` and reports each phase on a
 pipe; the test kills it at a chosen phase plus a random delay, after a random
 time, or while it is held at a chosen phase (the writer stops right after reporting
-it, so that kill lands there whatever the speed of the disk).  After every kill the target must be absent (nothing committed yet), the
-previous complete version, or (only once the rename has started) the new complete
+it, so that kill lands there whatever the speed of the disk).  After every kill the
+target must be absent (nothing committed yet), the previous complete version, or (only once the rename has started) the new complete
 version, open cleanly with ``open_validated`` and hold exactly that version's data.
 """
 

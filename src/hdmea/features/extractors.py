@@ -21,8 +21,8 @@ import numpy as np
 
 from hdmea.features.registry import register_extractor
 
-__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period", "trial_frame_edges", "step_measures",
-           "receptive_field_measures"]
+__all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period",
+           "trial_frame_edges", "step_measures", "receptive_field_measures"]
 
 #: The lab's step-response windows, [start, end) display frames of a 600-frame trial.
 STEP_WINDOWS: dict[str, tuple[int, int]] = {
@@ -183,9 +183,8 @@ def firing_rate(inputs: UnitInputs, *, movie: str, frame_time: str) -> dict:
     frame_times = inputs.recording.frame_times(frame_time)
     period = inputs.recording.frame_period(frame_time)
     fs = inputs.recording.sampling_rate()
-    edges = inputs.recording.trial_edges(frame_time, sec["trial_bounds"])
     rates = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"], frame_times, fs,
-                                period, edges)
+                                edges=inputs.recording.trial_edges(frame_time, sec["trial_bounds"]))
     mean = rates.mean(axis=0) if rates.shape[0] else np.zeros(rates.shape[1])
     return {
         "rate_hz": rates.astype(np.float32),
