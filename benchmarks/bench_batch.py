@@ -136,14 +136,18 @@ for r in recordings:
 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \\
         Client(cluster) as client:
     client.run(lambda: __import__("hdmea.pipeline.batch"))
-    times = []
+    times, plain = [], []
     for i in range(rounds):
         t = time.perf_counter()
         summary = run_batch(recordings, None, f"{{out}}/round{{i}}", executor=client, job=noop,
                             show_progress=False)
         times.append(time.perf_counter() - t)
         assert len(summary.done) == len(summary.results)
-print(json.dumps({{"times": times, "n": len(summary.results)}}))
+        # Dask's own round trip for as many tasks, without the engine (interleaved with the batches).
+        t = time.perf_counter()
+        client.gather(client.map(noop, recordings, [None] * n, [None] * n, pure=False))
+        plain.append(time.perf_counter() - t)
+print(json.dumps({{"times": times, "plain": plain, "n": len(summary.results)}}))
 """
 
 
@@ -359,6 +363,7 @@ def run(size: str = "small") -> list[Row]:
         # the no-op rounds are short: they follow the round policy like any short comparison
         over = _python(_OVERHEAD, str(tmp / "noop"), str(n_noop), str(POLICY.count(rounds, 0.0)))
         per = [t / over["n"] for t in over["times"]]
+        plain = [t / over["n"] for t in over["plain"]]
         rows.append(Row(
             benchmark=f"engine overhead per recording ({n_noop} no-op jobs, running LocalCluster)",
             peer="-", peer_value=float("nan"), ours=min(per) * 1000, unit="ms",
@@ -366,7 +371,9 @@ def run(size: str = "small") -> list[Row]:
             rounds=len(per),
             details=f"{over['n']} recordings per round, 2 workers; min {min(per) * 1000:.1f} ms, "
                     f"median {statistics.median(per) * 1000:.1f} ms per recording over {len(per)} rounds "
-                    "(submission, scheduling, done marker, result transfer)",
+                    "(submission, scheduling, done marker, result transfer); Dask's own round trip for as many "
+                    f"no-op tasks on the same cluster (client.map + gather, no engine, interleaved): min "
+                    f"{min(plain) * 1000:.1f} ms, median {statistics.median(plain) * 1000:.1f} ms per task",
         ))
     return rows
 

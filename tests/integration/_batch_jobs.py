@@ -76,7 +76,8 @@ def pipeline_job_killed_after_first_checkpoint(recording, output, config):
     report = run_pipeline(recording.cmcr, recording.cmtr, output, config, dataset_id=recording.name,
                           on_step=maybe_die)
     return dict(report.as_dict(), threads=thread_limits(), threads_per_job=config.batch.threads_per_job,
-                profiling=worker_profiling_enabled(), malloc_trim=os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+                profiling=worker_profiling_enabled(), malloc_trim=os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                timers=worker_timers())
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -104,3 +105,13 @@ def worker_profiling_enabled() -> bool:
     import dask
 
     return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def worker_timers() -> dict:
+    """The intervals, in seconds, of this Dask worker's event-loop health check (``tick``), system
+    monitor (``monitor``) and memory monitor (``memory_monitor``), as the worker runs them."""
+    from distributed import get_worker
+
+    callbacks = get_worker().periodic_callbacks
+    return {name: callbacks[name].callback_time / 1000
+            for name in ("tick", "monitor", "memory_monitor") if name in callbacks}

@@ -86,6 +86,9 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
         assert r.detail["profiling"] is False  # the workers of the batch's own cluster do not profile
         # nor run with the nanny's malloc trim threshold (it disables glibc's adaptive mmap threshold)
         assert r.detail["malloc_trim"] is None
+        # and wake their event loop seldom (Dask's defaults: every 20, 500 and 100 ms)
+        assert r.detail["timers"]["tick"] == 1.0 and r.detail["timers"]["monitor"] == 5.0, r.detail["timers"]
+        assert r.detail["timers"].get("memory_monitor", 1.0) == 1.0, r.detail["timers"]
         assert r.detail["threads"] == {**{name: str(share) for name in jobs.THREAD_VARIABLES},
                                        "numba_pool": share}, r.detail["threads"]
 

@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import os
+import queue as queue_module
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -278,6 +279,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
     generation: dict[cf.Future, int] = {}  # which incarnation of the pool ran the future
     max_attempts = 1 + retries
     batch_started = time.time()
+    completed: queue_module.SimpleQueue[cf.Future] = queue_module.SimpleQueue()  # futures that ended
 
     def finish(index: int, outcome: dict) -> None:
         res = results[index]
@@ -309,6 +311,17 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         finish(index, {"status": "failed", "kind": kind, "error": error})
 
     def submit_more() -> None:
+        if pool.slots is None and len(queue) > 1:
+            # An executor without a slot limit (Dask) takes the whole queue as one submission.
+            batch = list(queue)
+            for index in batch:
+                results[index].attempts += 1
+            futures = pool.submit_many(call, [items[i] for i in batch], [results[i].output for i in batch],
+                                       [config] * len(batch), [results[i].attempts for i in batch])
+            queue.clear()
+            for index, future in zip(batch, futures):
+                track(future, index)
+            return
         while queue and (pool.slots is None or len(running) < pool.slots):
             index = queue.pop(0)
             results[index].attempts += 1
@@ -327,13 +340,23 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                     return
                 pool.rebuild()
                 continue
-            running[future] = index
-            generation[future] = pool.rebuilds
+            track(future, index)
+
+    def track(future: cf.Future, index: int) -> None:
+        running[future] = index
+        generation[future] = pool.rebuilds
+        future.add_done_callback(completed.put)
 
     with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar:
         submit_more()
         while running:
-            finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            # Each future reports itself when it ends (no wait over every running future per ending).
+            finished = [completed.get()]
+            while True:
+                try:
+                    finished.append(completed.get_nowait())
+                except queue_module.Empty:
+                    break
             broken = False
             finished_broken: list[cf.Future] = []
             for future in finished:
