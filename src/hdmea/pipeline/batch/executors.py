@@ -147,7 +147,8 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
 #: the event loop's health check runs every 20 ms, the system monitor (CPU, memory,
 #: disk counters) every 500 ms and the memory monitor every 100 ms.  Measured on 2
 #: cores, 6 warm jobs on 2 workers, 6 interleaved rounds: 29.6 s (median) with the
-#: defaults, 27.2 s with these, 27.5 s for a process pool.  Work stealing is off:
+#: defaults, 27.2 s with these, 27.5 s for a process pool (the first 3 rounds still
+#: had the disk counters on and the health check's cycle at 1 s).  Work stealing is off:
 #: the jobs of a batch wait in the scheduler's queue until a worker is free, so
 #: there is nothing to steal, and its callback runs every second.  The memory
 #: monitor still ends a worker that passes its memory limit, within a second.
