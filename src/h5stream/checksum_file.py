@@ -28,6 +28,7 @@ from h5stream.checksums import (
     digest_update,
     is_text_dataset,
     mismatch_error,
+    read_blocks,
     read_manifest,
     refuse_sequence_attr,
     utf8_bytes,
@@ -35,22 +36,6 @@ from h5stream.checksums import (
 from h5stream.errors import ChecksumError
 
 __all__ = ["check_file", "check_summary"]
-
-_BLOCK_BYTES = 16 << 20
-
-
-def _read_blocks(ds) -> Iterator[np.ndarray]:
-    """All of a fixed-size dataset in C-order row blocks of about 16 MiB."""
-    if ds.ndim == 0:
-        yield np.asarray(ds[()])
-        return
-    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
-    step = max(1, _BLOCK_BYTES // row_bytes)
-    if ds.chunks is not None:
-        step = max(ds.chunks[0], step // ds.chunks[0] * ds.chunks[0])  # whole chunks per block
-    for start in range(0, ds.shape[0], step):
-        yield ds[start:start + step]
-
 
 def _in_checksummed_header(layout: int, header_version: int) -> bool:
     """True for a compact dataset in a version-2 object header (HDF5 checksums the header and its data)."""
@@ -213,7 +198,7 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
                         check_value(manifest, where, expected, data, text=is_text_dataset(obj))
                 else:
                     crc = digest_start(obj.dtype, obj.shape)
-                    for block in _read_blocks(obj):
+                    for block in read_blocks(obj):
                         crc = digest_update(crc, block)
                         stats["bytes"] += block.nbytes
                     if expected is not None and digest_end(crc) != expected:

@@ -60,7 +60,9 @@ from h5stream._digests import (  # the digests, re-exported
     digest_update,
     is_text_dataset,
     is_text_value,
+    read_blocks,
     scalar_text_digest,
+    stored_digest,
     text_digest,
     utf8_bytes,
     value_digest,
@@ -105,6 +107,8 @@ __all__ = [
     "Recorder",
     "value_digest",
     "dataset_digest",
+    "stored_digest",
+    "read_blocks",
     "is_text_dataset",
     "is_text_value",
     "array_digest",
@@ -420,7 +424,7 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
             # Fletcher32 covers the stored chunks; variable-length strings live outside them (global heap).
             covered = obj.chunks is not None and has_fletcher32(obj.id) and not is_text_dataset(obj)
             if obj.shape is not None and not covered:
-                recorder.dataset(path, dataset_digest(obj, obj[()]))
+                recorder.dataset(path, stored_digest(obj))
         _walk_attrs(recorder, path, obj)
 
 

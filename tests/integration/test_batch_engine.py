@@ -273,3 +273,59 @@ def test_free_cores_are_measured_before_the_batch_starts_its_own_checks(tmp_path
     summary = run_batch(recs, None, tmp_path / "out", job=jobs.sum_job, show_progress=False, verify_inputs=False)
     assert events == ["measure", "checks"] and len(summary.done) == 2
     _check_outputs(tmp_path / "out", sums, sums)
+
+
+def _raise_value_error(x):
+    raise ValueError(f"task {x} failed")
+
+
+def test_dask_pool_gathers_finished_results_at_once_and_sorts_failures_one_by_one():
+    """A Dask client's ended tasks: finished results in one gather, an error and a cancelled task each
+    as their exception, in the order asked."""
+    distributed = pytest.importorskip("distributed")
+    from hdmea.pipeline.batch.executors import make_pool
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        pool = make_pool(client, None, None)
+        assert pool.client is client and pool.slots is None
+        squares = pool.submit_many(pow, [2, 3, 4], [2, 2, 2])
+        failed = pool.submit(_raise_value_error, 7)
+        lone = pool.submit(pow, 5, 2)
+        distributed.wait(squares + [failed, lone])
+        gathers = []
+        real_gather = client.gather
+        client.gather = lambda futures, *a, **k: gathers.append(len(futures)) or real_gather(futures, *a, **k)
+        try:
+            got = pool.outcomes([squares[0], failed, squares[1], lone, squares[2]])
+        finally:
+            del client.gather
+        assert [value for value, _ in got] == [4, None, 9, 25, 16]
+        errors = [exc for _, exc in got]
+        assert isinstance(errors[1], ValueError) and str(errors[1]) == "task 7 failed"
+        assert errors[:1] + errors[2:] == [None] * 4
+        assert gathers == [4]  # the four finished results in one request
+        cancelled = pool.submit(__import__("time").sleep, 30)
+        cancelled.cancel()
+        assert cancelled.done() and cancelled.status == "cancelled"
+        [(value, exc)] = pool.outcomes([cancelled])
+        assert value is None and isinstance(exc, cf.CancelledError)
+        assert classify_error(exc) == "infrastructure"
+        pool.close()  # a given client stays open
+        assert client.status == "running"
+
+
+def test_given_dask_client_runs_the_batch_and_retries_an_infrastructure_error(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    recs, sums = _inputs(tmp_path, 4)
+    jobs.kill_once_marker(recs[2].cmcr).touch()  # memory_error_once_job: a MemoryError the first time
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        summary = run_batch(recs, None, out, executor=client, retries=1, job=jobs.memory_error_once_job,
+                            show_progress=False)
+    assert "dask client" in summary.executor
+    assert [r.status for r in summary.results] == ["done"] * 4, summary.table()
+    assert [r.attempts for r in summary.results] == [1, 1, 2, 1]
+    assert "MemoryError" in summary["rec2"].errors[0]
+    _check_outputs(out, sums, sums)

@@ -128,6 +128,39 @@ def test_large_array_digests_equal_zlib(n):
     assert checksums.digest_end(crc) == f"{want:08x}"
 
 
+
+@pytest.mark.parametrize("layout", [
+    dict(shape=(1000,), dtype="<f8"),
+    dict(shape=(333, 7), dtype=">i2"),
+    dict(shape=(250, 3, 2), dtype="<c16", chunks=(16, 3, 2), compression="gzip"),
+    dict(shape=(5000,), dtype="|b1"),
+    dict(shape=(2, 5), dtype="<u4"),
+    dict(shape=(0, 4), dtype="<f4"),
+    dict(shape=(), dtype="<i8"),
+    dict(shape=(40,), dtype=[("a", "<i4"), ("b", "<f8")]),
+])
+def test_stored_digest_in_blocks_equals_the_digest_of_the_whole_read(tmp_path, monkeypatch, layout):
+    """A stored dataset digested block by block (here blocks of ~1 kB) has the digest of its values
+    read whole, the CRC-32 of its header and bytes computed here with zlib."""
+    monkeypatch.setattr("h5stream._digests.BLOCK_BYTES", 1000)
+    layout = dict(layout)
+    shape, dtype = layout.pop("shape"), np.dtype(layout.pop("dtype"))
+    rng = np.random.default_rng(len(shape))
+    values = rng.integers(0, 255, size=int(np.prod(shape)) * dtype.itemsize, dtype=np.uint8)
+    values = np.frombuffer(values.tobytes(), dtype=dtype).reshape(shape) if dtype.kind != "b" else \
+        rng.integers(0, 2, size=shape).astype(bool)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        ds = f.create_dataset("d", data=values, **layout)
+        read = ds[()]
+        want = zlib.crc32(np.ascontiguousarray(read).tobytes(),
+                          zlib.crc32(f"{read.dtype.str}|{tuple(read.shape)}".encode()))
+        assert checksums.stored_digest(ds) == f"{want:08x}"
+        blocks = [np.array(b) for b in checksums.read_blocks(ds)]  # copies: the buffer is reused
+        assert np.array_equal(np.concatenate(blocks) if shape else blocks[0], values)
+        if len(shape) and shape[0] * values[:1].nbytes > 2000:
+            assert len(blocks) > 2
+
+
 # --------------------------------------------------------------------------- the recording store
 
 

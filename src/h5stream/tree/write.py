@@ -154,7 +154,7 @@ def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h
     digest = data.digest
     if digest is None:
         # Copied from a file without digests: digest what was copied.
-        digest = checksums.dataset_digest(dataset, dataset[()]) if dataset.shape is not None else None
+        digest = checksums.stored_digest(dataset) if dataset.shape is not None else None
     if digest is not None:
         ctx.recorder.dataset(path, digest)
 

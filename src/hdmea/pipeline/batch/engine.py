@@ -275,11 +275,12 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
              config: PipelineConfig, retries: int, show_progress: bool | None) -> list[RecordingResult]:
     results = [RecordingResult(name=r.name, output=output_path_for(r, out_dir)) for r in items]
     queue: list[int] = list(range(len(items)))  # indices waiting for a submission
-    running: dict[cf.Future, int] = {}
-    generation: dict[cf.Future, int] = {}  # which incarnation of the pool ran the future
+    # futures of the pool: concurrent.futures ones, or a Dask client's own
+    running: dict[Any, int] = {}
+    generation: dict[Any, int] = {}  # which incarnation of the pool ran the future
     max_attempts = 1 + retries
     batch_started = time.time()
-    completed: queue_module.SimpleQueue[cf.Future] = queue_module.SimpleQueue()  # futures that ended
+    completed: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()  # futures that ended
 
     def finish(index: int, outcome: dict) -> None:
         res = results[index]
@@ -326,8 +327,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             index = queue.pop(0)
             results[index].attempts += 1
             try:
-                future = pool.executor.submit(call, items[index], results[index].output, config,
-                                              results[index].attempts)
+                future = pool.submit(call, items[index], results[index].output, config, results[index].attempts)
             except cf.BrokenExecutor as exc:
                 results[index].attempts -= 1
                 queue.insert(0, index)
@@ -342,7 +342,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                 continue
             track(future, index)
 
-    def track(future: cf.Future, index: int) -> None:
+    def track(future: Any, index: int) -> None:
         running[future] = index
         generation[future] = pool.rebuilds
         future.add_done_callback(completed.put)
@@ -358,12 +358,10 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                 except queue_module.Empty:
                     break
             broken = False
-            finished_broken: list[cf.Future] = []
-            for future in finished:
+            finished_broken: list[Any] = []
+            for future, (outcome, exc) in zip(finished, pool.outcomes(finished)):
                 index = running.pop(future)
-                try:
-                    outcome = future.result()
-                except BaseException as exc:  # noqa: BLE001 - any way a worker can fail is sorted here
+                if exc is not None:  # any way a worker can fail is sorted here
                     if isinstance(exc, cf.BrokenExecutor):
                         broken = True
                         finished_broken.append(future)

@@ -24,8 +24,10 @@ class Pool:
 
     def __init__(self, executor: cf.Executor, *, owned: bool, slots: int | None,
                  name: str, close: Callable[[], None] | None = None,
-                 rebuild: Callable[[], cf.Executor] | None = None) -> None:
+                 rebuild: Callable[[], cf.Executor] | None = None, client: Any = None) -> None:
         self.executor = executor
+        #: the Dask client when the executor is one (jobs go to it directly, see :meth:`submit_many`)
+        self.client = client
         self.owned = owned
         self.slots = slots
         self.name = name
@@ -35,23 +37,45 @@ class Pool:
         self.local_workers: int | None = None  # jobs run side by side on this machine
         self.setup_seconds: dict[str, float] = {}  # worker -> seconds of its setup, when known up front
 
-    def submit_many(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[cf.Future]:
-        """``[executor.submit(fn, *args) for args in zip(*iterables)]``, as one submission where the
-        executor can take one.
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``executor.submit(fn, *args)``: a ``concurrent.futures`` future, or a Dask future for a client."""
+        if self.client is not None:
+            return self.client.submit(fn, *args, pure=False)
+        return self.executor.submit(fn, *args)
 
-        A Dask client's executor takes a whole batch as one graph (``client.map``):
-        the scheduler updates its graph once instead of once per recording, which
+    def submit_many(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
+        """``[submit(fn, *args) for args in zip(*iterables)]``, as one submission where the executor
+        can take one.
+
+        A Dask client takes a whole batch as one graph (``client.map``): the
+        scheduler updates its graph once instead of once per recording, which
         measured about half of the engine's own cost per recording.
         """
-        client = getattr(self.executor, "_client", None)
-        wrap = getattr(self.executor, "_wrap_future", None)
-        tracked = getattr(self.executor, "_futures", None)
-        if client is None or wrap is None or tracked is None or len(iterables[0]) < 2:
-            return [self.executor.submit(fn, *args) for args in zip(*iterables)]
-        futures = client.map(fn, *iterables, pure=False)
-        for future in futures:
-            tracked.add(future)
-        return [wrap(future) for future in futures]
+        if self.client is not None:
+            return self.client.map(fn, *iterables, pure=False)
+        return [self.executor.submit(fn, *args) for args in zip(*iterables)]
+
+    def outcomes(self, futures: Sequence[Any]) -> list[tuple[Any, BaseException | None]]:
+        """``(result, None)`` or ``(None, exception)`` of each ended future of :meth:`submit`.
+
+        A Dask client's finished results come back in one ``gather``: a wrapper
+        of the client as a ``concurrent.futures`` executor fetches each result
+        on its own, one request to the scheduler and the worker per recording.
+        A result lost after its task finished (its worker died) and every
+        failed or cancelled task are asked for one at a time.
+        """
+        gathered: dict[int, tuple[Any, None]] = {}
+        if self.client is not None:
+            finished = [f for f in futures if f.status == "finished"]
+            if len(finished) > 1:
+                try:
+                    values = self.client.gather(finished)
+                except Exception:  # noqa: BLE001 - each future on its own below says what happened
+                    logger.debug("gathering %d results failed; asking one at a time", len(finished),
+                                 exc_info=True)
+                else:
+                    gathered = {id(f): (v, None) for f, v in zip(finished, values)}
+        return [gathered.get(id(f)) or _outcome(f) for f in futures]
 
     def can_rebuild(self) -> bool:
         return self._rebuild is not None
@@ -74,6 +98,13 @@ class Pool:
             self._close()
         elif self.owned:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _outcome(future: Any) -> tuple[Any, BaseException | None]:
+    try:
+        return future.result(), None
+    except BaseException as exc:  # noqa: BLE001 - any way a worker can fail is sorted by the batch
+        return None, exc
 
 
 def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
@@ -216,7 +247,7 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
             batched.setLevel(level)
 
     pool = Pool(client.get_executor(pure=False), owned=True, slots=None,
-                 name=f"dask LocalCluster, {counted(workers, 'worker')}", close=close)
+                 name=f"dask LocalCluster, {counted(workers, 'worker')}", close=close, client=client)
     pool.local_workers = workers
     if setup is not None:
         # Every worker sets itself up at once, side by side; a worker the nanny
@@ -228,7 +259,7 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
 def _dask_client_pool(client: Any, *, owned: bool, name: str,
                       close: Callable[[], None] | None = None) -> Pool:
     return Pool(client.get_executor(pure=False), owned=owned, slots=None, name=name,
-                 close=close if owned else (lambda: None))
+                 close=close if owned else (lambda: None), client=client)
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -290,7 +321,7 @@ def make_pool(executor: Any, workers: int | None, scheduler: str | None,
         return Pool(executor.get_executor(pure=False), owned=False, slots=None,
                      name=f"dask client {executor.scheduler.address if executor.scheduler else ''}"
                      + (f" ({type(cluster).__name__})" if cluster is not None else ""),
-                     close=lambda: None)
+                     close=lambda: None, client=executor)
     if isinstance(executor, cf.Executor):
         slots = getattr(executor, "_max_workers", None)
         rebuild = None
