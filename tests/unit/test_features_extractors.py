@@ -207,3 +207,24 @@ def test_movie_stimulus_expands_held_images_and_checks_lengths(tmp_path):
         movie_stimulus(images[:7], config, "noise")
     with pytest.raises(ConfigError, match="no stimulus"):
         movie_stimulus(None, None, "noise")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ragged_histograms_equal_np_histogram_row_by_row(seed):
+    """The kernel alone: rows sorted, unsorted, empty and outside their edges, repeated edges and values on
+    them, against np.histogram of each row."""
+    from h5stream.kernels.bins import ragged_histograms
+
+    rng = np.random.default_rng(100 + seed)
+    n_rows, n_edges = int(rng.integers(1, 9)), int(rng.integers(2, 40))
+    edges = np.sort(rng.integers(0, 500, (n_rows, n_edges)), axis=1)  # repeated edges included
+    rows = []
+    for k in range(n_rows):
+        row = np.concatenate([rng.integers(-50, 560, int(rng.integers(0, 200))), edges[k, rng.integers(0, n_edges, 5)]])
+        rows.append(row if k % 3 == 2 else np.sort(row))
+    values = np.concatenate(rows).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum([r.size for r in rows])])
+    want = np.stack([np.histogram(r, bins=edges[k])[0] for k, r in enumerate(rows)])
+    np.testing.assert_array_equal(ragged_histograms(values, offsets, edges), want)
+    with pytest.raises(ValueError, match="offsets"):
+        ragged_histograms(values, offsets[::-1], edges)

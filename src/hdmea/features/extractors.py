@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from h5stream.kernels.bins import ragged_histograms
 from hdmea.features.registry import register_extractor
 
 __all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period",
@@ -101,32 +102,11 @@ def frame_period(frame_times) -> float:
 
 def _bin_counts(spike_times: np.ndarray, offsets: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Spikes of trial k (``spike_times[offsets[k]:offsets[k + 1]]``) per bin of ``edges[k]``, as np.histogram
-    counts them: bins [e_j, e_j+1), the last one closed, [e_n-1, e_n].
-
-    All trials in one search: each value becomes the key ``k * span + (value - low)``, so that
-    the edges of all trials form one sorted row, and each spike finds its bin there; trial by
-    trial when the keys would not fit in 63 bits.
-    """
-    n_trials, n_edges = edges.shape
-    trains = spike_times[offsets[0] : offsets[-1]] if offsets.size else spike_times[:0]
-    lengths = np.diff(offsets)
-    low = int(min(edges.min(), trains.min())) if trains.size else int(edges.min())
-    high = int(max(edges.max(), trains.max())) if trains.size else int(edges.max())
-    span = high - low + 1
-    if offsets.size == n_trials + 1 and np.all(lengths >= 0) and span * n_trials < 2**62:
-        trial = np.repeat(np.arange(n_trials, dtype=np.int64), lengths)
-        keys = trial * span + (trains - low)
-        edge_keys = (np.arange(n_trials, dtype=np.int64)[:, None] * span + (edges - low)).ravel()
-        at = np.searchsorted(edge_keys, keys, side="right") - 1  # the last edge at or before each spike
-        row = at // n_edges
-        column = at - row * n_edges
-        inside = (at >= 0) & (row == trial) & ((column < n_edges - 1) | (keys == edge_keys[at]))
-        bins = trial[inside] * (n_edges - 1) + np.minimum(column[inside], n_edges - 2)
-        return np.bincount(bins, minlength=n_trials * (n_edges - 1)).reshape(n_trials, n_edges - 1)
-    counts = np.zeros((n_trials, n_edges - 1), dtype=np.int64)
-    for k in range(n_trials):
-        counts[k] = np.histogram(spike_times[offsets[k] : offsets[k + 1]], bins=edges[k])[0]
-    return counts
+    counts them: bins [e_j, e_j+1), the last one closed, [e_n-1, e_n] (one merge per sorted trial)."""
+    if offsets.size < edges.shape[0] + 1:
+        raise ValueError(f"trial offsets: expected {edges.shape[0] + 1} (one more than the trials), "
+                         f"found {offsets.size}")
+    return ragged_histograms(spike_times, offsets[: edges.shape[0] + 1], edges)
 
 
 def trial_frame_edges(trial_bounds, frame_times, period: float | None = None) -> np.ndarray:
