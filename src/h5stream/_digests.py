@@ -211,8 +211,8 @@ def dataset_digest(ds, data) -> str:
 
 #: the size of the blocks a stored dataset is read in to be digested
 BLOCK_BYTES = 16 << 20
-#: the array kinds whose blocks are read into one reused buffer (their values read back with the
-#: dataset's own dtype, as ``ds[()]`` gives them)
+#: the array kinds whose blocks are read into one reused buffer (numbers and booleans: h5py reads
+#: them back with the dataset's own dtype, as ``ds[()]`` gives them)
 _BUFFERED_KINDS = "biufc"
 
 
@@ -235,8 +235,7 @@ def read_blocks(ds) -> Iterator[np.ndarray]:
     if step >= n:
         yield np.asarray(ds[()])
         return
-    buffered = ds.dtype.kind in _BUFFERED_KINDS and ds.dtype.names is None and ds.dtype.subdtype is None
-    buffer = np.empty((step,) + tuple(ds.shape[1:]), dtype=ds.dtype) if buffered else None
+    buffer = np.empty((step,) + tuple(ds.shape[1:]), dtype=ds.dtype) if ds.dtype.kind in _BUFFERED_KINDS else None
     for start in range(0, n, step):
         stop = min(n, start + step)
         if buffer is None:
@@ -248,8 +247,9 @@ def read_blocks(ds) -> Iterator[np.ndarray]:
 
 
 def stored_digest(ds) -> str:
-    """:func:`dataset_digest` of all of ``ds`` as stored, reading fixed-size values block by block."""
-    if is_text_dataset(ds) or ds.dtype.hasobject or ds.dtype.kind not in _BUFFERED_KINDS or ds.dtype.names:
+    """:func:`dataset_digest` of all of ``ds`` as stored, reading fixed-size values block by block
+    (:func:`read_blocks`); text and object values are read whole."""
+    if is_text_dataset(ds) or ds.dtype.hasobject:
         return dataset_digest(ds, ds[()])
     crc = digest_start(ds.dtype, ds.shape)
     for block in read_blocks(ds):

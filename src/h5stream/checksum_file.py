@@ -10,7 +10,7 @@ loading are in :mod:`h5stream.checksums`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import h5py
@@ -23,14 +23,11 @@ from h5stream.checksums import (
     check_attribute_set,
     check_value,
     checked_read,
-    digest_end,
-    digest_start,
-    digest_update,
     is_text_dataset,
     mismatch_error,
-    read_blocks,
     read_manifest,
     refuse_sequence_attr,
+    stored_digest,
     utf8_bytes,
 )
 from h5stream.errors import ChecksumError
@@ -197,12 +194,10 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
                     if expected is not None:
                         check_value(manifest, where, expected, data, text=is_text_dataset(obj))
                 else:
-                    crc = digest_start(obj.dtype, obj.shape)
-                    for block in read_blocks(obj):
-                        crc = digest_update(crc, block)
-                        stats["bytes"] += block.nbytes
-                    if expected is not None and digest_end(crc) != expected:
-                        raise mismatch_error(manifest, where, expected, digest_end(crc))
+                    found = stored_digest(obj)
+                    stats["bytes"] += obj.nbytes
+                    if expected is not None and found != expected:
+                        raise mismatch_error(manifest, where, expected, found)
                 stats["fletcher32" if fletcher else "datasets"] += 1
             except (OSError, RuntimeError) as exc:
                 dataset = h5py.Dataset(oid) if isinstance(oid, h5py.h5d.DatasetID) else None

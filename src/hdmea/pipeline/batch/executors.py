@@ -22,11 +22,11 @@ logger.addHandler(logging.NullHandler())
 class Pool:
     """The executor a batch submits to, and how to replace it when it breaks."""
 
-    def __init__(self, executor: cf.Executor, *, owned: bool, slots: int | None,
+    def __init__(self, executor: cf.Executor | None, *, owned: bool, slots: int | None,
                  name: str, close: Callable[[], None] | None = None,
                  rebuild: Callable[[], cf.Executor] | None = None, client: Any = None) -> None:
+        #: the ``concurrent.futures`` executor, or None for a Dask ``client`` (jobs go to it directly)
         self.executor = executor
-        #: the Dask client when the executor is one (jobs go to it directly, see :meth:`submit_many`)
         self.client = client
         self.owned = owned
         self.slots = slots
@@ -246,8 +246,8 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
         finally:
             batched.setLevel(level)
 
-    pool = Pool(client.get_executor(pure=False), owned=True, slots=None,
-                 name=f"dask LocalCluster, {counted(workers, 'worker')}", close=close, client=client)
+    pool = _dask_client_pool(client, owned=True, name=f"dask LocalCluster, {counted(workers, 'worker')}",
+                             close=close)
     pool.local_workers = workers
     if setup is not None:
         # Every worker sets itself up at once, side by side; a worker the nanny
@@ -258,8 +258,8 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
 
 def _dask_client_pool(client: Any, *, owned: bool, name: str,
                       close: Callable[[], None] | None = None) -> Pool:
-    return Pool(client.get_executor(pure=False), owned=owned, slots=None, name=name,
-                 close=close if owned else (lambda: None), client=client)
+    return Pool(None, owned=owned, slots=None, name=name, close=close if owned else (lambda: None),
+                client=client)
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -318,10 +318,9 @@ def make_pool(executor: Any, workers: int | None, scheduler: str | None,
         return pool if pool is not None else _process_pool(n, setup)
     if _is_dask_client(executor):
         cluster = getattr(executor, "cluster", None)
-        return Pool(executor.get_executor(pure=False), owned=False, slots=None,
-                     name=f"dask client {executor.scheduler.address if executor.scheduler else ''}"
-                     + (f" ({type(cluster).__name__})" if cluster is not None else ""),
-                     close=lambda: None, client=executor)
+        return _dask_client_pool(executor, owned=False,
+                                 name=f"dask client {executor.scheduler.address if executor.scheduler else ''}"
+                                 + (f" ({type(cluster).__name__})" if cluster is not None else ""))
     if isinstance(executor, cf.Executor):
         slots = getattr(executor, "_max_workers", None)
         rebuild = None
