@@ -38,6 +38,15 @@ change of the machine's load from one round to the next cancels in it.  The
 load's rounds add up to at least :data:`LOAD_COST_CPU` CPU seconds per side
 (17 rounds of the 400-unit load): a load of 3 s varies by as much as the cost it
 measures.
+
+That noise is still larger than the cost: two full runs gave the 400-unit
+load +6.8% and +0.3%, its save -0.3% and +5.8%.  Where Valgrind is installed,
+the 400-unit rows' verdict is therefore the number of instructions the save
+and the load execute with and without checksums (:mod:`benchmarks._instructions`:
+callgrind counts only the saves and loads, not staging or imports; a count
+moves by about 1% between rounds whatever the machine's load), and the CPU
+figures are given beside it.  Counting runs the code about 60 times slower, so
+the 4,000-unit rows keep their CPU verdict.
 """
 
 from __future__ import annotations
@@ -67,6 +76,9 @@ from benchmarks._harness import (
     scratch_dir,
     timed_row,
 )
+from benchmarks._instructions import available as instructions_available
+from benchmarks._instructions import cost as instruction_cost
+from benchmarks._instructions import spread as instruction_spread
 from hdmea.pipeline import PipelineSession, create_session
 
 FS = 20_000
@@ -81,6 +93,12 @@ COST_ROUNDS = {"small": 1, "full": 9}
 #: CPU seconds per side the load's on/off rounds add up to at least (more rounds for a short load)
 LOAD_COST_CPU = {"small": 0.0, "full": 45.0}
 MAX_LOAD_ROUNDS = 21
+#: unit counts whose checksum cost is also counted in instructions under callgrind (when installed;
+#: the verdict is then the count's): 10 minutes for the 400-unit recording, hours for 4,000 units
+INSTRUCTION_UNITS = {"small": (), "full": (400,)}
+#: counted rounds per side, save and load (a count varies by about 1% from round to round, the load's
+#: by 0.2%; the load also runs once uncounted before its rounds)
+INSTRUCTION_ROUNDS = (2, 1)
 BOUNDED = {"small": ((32, 64), 8), "full": ((1024, 2048, 4096, 8192), 512)}  # (session MB, budget MB)
 HUGE_MB = 50 * 1024
 CHUNK_BYTES = 32 * 2**20  # one staged unit in the bounded benchmark
@@ -310,11 +328,14 @@ def _load_side(path: Path, verify: bool, cpu: list[float]):
 
 
 def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list[float], wall: dict[str, Timing],
-                  rounds: int, repeat: int = 1, load_cpu: float = 0.0) -> list[Row]:
+                  rounds: int, repeat: int = 1, load_cpu: float = 0.0,
+                  instructions: dict[str, list[int]] | None = None) -> list[Row]:
     """Rows of the checksums' cost: the save timed with (1), the load of its file timed here.
 
     The load takes at least ``rounds`` rounds, and more (up to :data:`MAX_LOAD_ROUNDS`) until each
-    side has ``load_cpu`` CPU seconds in all, as an untimed first load says.
+    side has ``load_cpu`` CPU seconds in all, as an untimed first load says.  With
+    ``instructions`` (:func:`checksum_instructions`) a row's verdict is its instruction count,
+    and its CPU seconds are reported beside it.
     """
     load_on: list[float] = []
     load_off: list[float] = []
@@ -331,15 +352,28 @@ def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list
         ("save", save_on, save_off, (wall["ours"], wall["ours, no checksums"]), "same save, checksums off"),
         ("load", load_on, load_off, (load["verify"], load["no verify"]), "same load, verify=False"),
     ):
+        cpu = (f"CPU {checksum_cost(on, off)}{each if what == 'save' else ''}; wall "
+               f"{timings[0].min / timings[1].min - 1:+.1%} (min), "
+               f"{timings[0].median / timings[1].median - 1:+.1%} (median) {where[what]} rounds")
+        ir_on, ir_off = ((instructions.get(f"{what} on"), instructions.get(f"{what} off")) if instructions
+                         else (None, None))
+        if ir_on and ir_off:
+            counted = (f"instructions {instruction_cost(ir_on, ir_off):+.2%} (fewest of {len(ir_on)} counted "
+                       f"rounds per side under callgrind; a side's rounds differ by "
+                       f"{instruction_spread(ir_on):.2%} and {instruction_spread(ir_off):.2%})")
+            rows.append(Row(f"checksums on {what}, {n_units} units", peer, min(ir_off), min(ir_on),
+                            "instructions", min(ir_off) / min(ir_on), 1 / 1.05,
+                            peer_median=statistics.median(ir_off), ours_median=statistics.median(ir_on),
+                            rounds=len(ir_on), noisy=False,
+                            details=f"checksum cost on {what}: {counted}; {cpu}; ratio (the instruction counts' "
+                                    f"off/on) >= {1 / 1.05:.3f} means under 5%",
+                            before=timings[0].before, after=timings[0].after))
+            continue
         rows.append(Row(f"checksums on {what}, {n_units} units", peer, min(off), min(on), "s CPU",
                         paired_ratio(off, on), 1 / 1.05, peer_median=statistics.median(off),
                         ours_median=statistics.median(on), rounds=len(on),
                         noisy=is_noisy(Timing(on), Timing(off)),
-                        details=f"checksum cost on {what}: CPU {checksum_cost(on, off)}"
-                                f"{each if what == 'save' else ''}; wall "
-                                f"{timings[0].min / timings[1].min - 1:+.1%} (min), "
-                                f"{timings[0].median / timings[1].median - 1:+.1%} (median) "
-                                f"{where[what]} rounds; "
+                        details=f"checksum cost on {what}: {cpu}; "
                                 f"ratio (the median of the rounds' own off/on ratios) >= {1 / 1.05:.3f} "
                                 f"means under 5%", before=timings[0].before,
                         after=timings[0].after))
@@ -381,6 +415,47 @@ def _repeated_cost_rounds(rec: dict, path: Path, bare_path: Path, rounds: int, r
     return t["on"].rounds, t["off"].rounds
 
 
+def counted_checksum_rounds(n_units: int, total_spikes: int, folder: str, save_rounds: int, load_rounds: int) -> None:
+    """The checksums' save and load, on and off, as callgrind regions (run by :func:`checksum_instructions`).
+
+    Staging, imports and the first (warming) load run outside any region; the
+    sides alternate which goes first from round to round.
+    """
+    from benchmarks._instructions import region
+
+    rec = make_recording(n_units, total_spikes)
+    saved = {True: Path(folder) / "on.h5", False: Path(folder) / "off.h5"}
+    for r in range(save_rounds):
+        for checksums in ((True, False) if r % 2 == 0 else (False, True)):
+            _remove(saved[checksums])
+            session = stage_session(rec, saved[checksums])
+            with region(f"save {'on' if checksums else 'off'}"), \
+                    (contextlib.nullcontext() if checksums else checksums_off()):
+                session.save()
+            session.close()
+    _load_side(saved[True], True, [])()
+    for r in range(load_rounds):
+        for verify in ((True, False) if r % 2 == 0 else (False, True)):
+            with region(f"load {'on' if verify else 'off'}"):
+                _load_side(saved[True], verify, [])()
+
+
+def checksum_instructions(n_units: int, total_spikes: int, workdir: Path, save_rounds: int = 2,
+                          load_rounds: int = 1) -> dict[str, list[int]]:
+    """Instructions of the save with and without checksums, and of the load with and without ``verify``."""
+    from benchmarks._instructions import count
+
+    folder = workdir / f"instructions_{n_units}"
+    folder.mkdir(exist_ok=True)
+    try:
+        return count(f"from benchmarks.bench_store import counted_checksum_rounds\n"
+                     f"counted_checksum_rounds({n_units}, {total_spikes}, {str(folder)!r}, {save_rounds}, {load_rounds})")
+    finally:
+        for leftover in folder.glob("*"):
+            leftover.unlink()
+        folder.rmdir()
+
+
 def store_rows(size: str, workdir: Path) -> list[Row]:
     rows = []
     rounds = ROUNDS[size]
@@ -404,8 +479,10 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
         repeat = max(1, min(MAX_REPEAT, math.ceil(SHORT_ROUND_CPU / min(save_off))))
         cost_rounds = max(len(save_off), COST_ROUNDS[size])
         save_on, save_off = _repeated_cost_rounds(rec, ours_path, bare_path, cost_rounds, repeat)
+        counted = (checksum_instructions(n_units, SPIKES_TOTAL[size], workdir, *INSTRUCTION_ROUNDS)
+                   if n_units in INSTRUCTION_UNITS[size] and instructions_available() else None)
         rows.extend(checksum_rows(n_units, ours_path, save_on, save_off, t, cost_rounds, repeat,
-                                  LOAD_COST_CPU[size]))
+                                  LOAD_COST_CPU[size], counted))
 
         trains = [u["spike_times"] for u in rec["units"].values()]
         spikes_path = workdir / f"spikes_{n_units}.h5"
