@@ -53,6 +53,9 @@ MIN_ROUNDS_SHORT = 3
 #: fewest interleaved rounds for longer rounds
 MIN_ROUNDS_LONG = 2
 LONG_ROUND_SECONDS = 60.0
+#: a noisy row (:func:`is_noisy`) runs more rounds, until it is not noisy any more, up to twice its
+#: planned rounds and at most this many in all (the runner only, without ``--rounds``)
+MAX_ROUNDS_WHEN_NOISY = 7
 #: seconds over which the disk's busy share is sampled before and after a row
 DISK_SAMPLE_SECONDS = 0.5
 
@@ -76,6 +79,17 @@ class RoundPolicy:
             return max(1, requested)
         floor = MIN_ROUNDS_SHORT if first_round_seconds < LONG_ROUND_SECONDS else MIN_ROUNDS_LONG
         return max(requested, floor)
+
+    def more(self, planned: int, done: int, noisy: bool) -> bool:
+        """Whether a row that ran ``done`` of its ``planned`` rounds runs one more: only when it is still
+        noisy, under the runner's own round counts, up to ``min(2 * planned, MAX_ROUNDS_WHEN_NOISY)``.
+
+        A disk stall or a burst of another process's work lands on one round of one side and makes
+        the row noisy; more rounds give its minimum and its median a chance to be the machine's.
+        """
+        if not noisy or self.rounds is not None or not self.enforce_minimum:
+            return False
+        return done < min(2 * planned, MAX_ROUNDS_WHEN_NOISY)
 
 
 POLICY = RoundPolicy()
@@ -256,7 +270,8 @@ def interleave(
     rounds; ``warmup`` untimed rounds of every side come first.  With
     ``self_timed`` each side returns its own seconds (e.g. a subprocess's wall
     time) instead of being timed here.  The number of rounds follows
-    :data:`POLICY` (decided after the first round, whose length it needs).
+    :data:`POLICY` (decided after the first round, whose length it needs); a
+    row still noisy after them runs more (:meth:`RoundPolicy.more`).
     ``log`` collects the order the sides ran in (for tests).
     """
     names = list(sides)
@@ -289,8 +304,10 @@ def interleave(
         for name in order:
             times[name].append(one(name))
         if total is None:
-            total = POLICY.count(rounds, max(t[0] for t in times.values()))
+            total = planned = POLICY.count(rounds, max(t[0] for t in times.values()))
         r += 1
+        if r == total and POLICY.more(planned, r, is_noisy(*(Timing(t) for t in times.values()))):
+            total += 1
     after = MachineState.now()
     return {name: Timing(t, before=before, after=after) for name, t in times.items()}
 

@@ -107,6 +107,33 @@ def test_round_policy_minimum_by_round_length(monkeypatch):
         set_round_policy(0)
 
 
+def test_a_noisy_row_runs_more_rounds_until_it_is_not(monkeypatch):
+    set_round_policy(None, enforce_minimum=True)
+    log: list[str] = []
+    # a stall in ours' rounds 1 and 2: noisy after 3 rounds (median 5 against a minimum of 1), steady after 5
+    ours = [1.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0]
+    t = interleave(_clock(monkeypatch, {"ours": ours, "peer": [2.0] * 7}, log), rounds=3)
+    assert len(t["ours"].rounds) == 5 and not is_noisy(t["ours"], t["peer"])
+    assert t["ours"].median == pytest.approx(1.0)
+    # a row that stays noisy stops at twice its planned rounds
+    log.clear()
+    t = interleave(_clock(monkeypatch, {"ours": [1.0, 5.0, 5.0] * 3, "peer": [2.0] * 9}, log), rounds=3)
+    assert len(t["ours"].rounds) == 6 and is_noisy(t["ours"])
+    # ... and at MAX_ROUNDS_WHEN_NOISY in all
+    log.clear()
+    t = interleave(_clock(monkeypatch, {"ours": [1.0] + [5.0] * 11, "peer": [2.0] * 12}, log), rounds=5)
+    assert len(t["ours"].rounds) == _harness.MAX_ROUNDS_WHEN_NOISY
+    # a quiet row runs its planned rounds; --rounds N and pytest smoke runs are never extended
+    log.clear()
+    t = interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [2.0] * 9}, log), rounds=3)
+    assert len(t["ours"].rounds) == 3
+    for policy in ((3, True), (None, False)):
+        set_round_policy(*policy)
+        log.clear()
+        t = interleave(_clock(monkeypatch, {"ours": [1.0, 5.0, 5.0] * 3, "peer": [2.0] * 9}, log), rounds=3)
+        assert len(t["ours"].rounds) == 3
+
+
 def test_setup_warmup_and_self_timed_sides():
     set_round_policy(2)
     calls: list[str] = []
