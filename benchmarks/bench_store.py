@@ -470,8 +470,9 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
                                "ours, no checksums": _ours_side(rec, bare_path, checksums=False, cpu=save_off)},
                               rounds)
         ours, plain = t["ours"], t["plain"]
-        note = (f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit; checksum cost on save: "
-                f"CPU {checksum_cost(save_on, save_off)}")
+        note = (f"{n_units} units, {SPIKES_TOTAL[size]} spikes, {N_FEATURES} features/unit; checksum cost on save "
+                f"in these rounds, a plain-h5py save between the two sides: CPU {checksum_cost(save_on, save_off)} "
+                f"(the checksum rows' own rounds decide the cost)")
         rows.append(timed_row(f"save recording, {n_units} units", "h5py plain (create_dataset per object)",
                               plain, ours, 3.0 if n_units == max(UNIT_COUNTS[size]) else None, note))
         _remove(bare_path)
