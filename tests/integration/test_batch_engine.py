@@ -315,6 +315,31 @@ def test_dask_pool_gathers_finished_results_at_once_and_sorts_failures_one_by_on
         assert client.status == "running"
 
 
+def test_the_batch_own_local_cluster_serves_no_dashboard_on_a_local_port():
+    """The batch's LocalCluster starts no dashboard (bokeh's start-up is seconds of a short batch);
+    the scheduler's HTTP routes listen on a free port of this host, not on Dask's fixed 8787."""
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("distributed")
+    from hdmea.pipeline.batch.executors import _dask_local_cluster
+
+    pool = _dask_local_cluster(1)
+    assert pool is not None
+    try:
+        server = pool.client.cluster.scheduler.http_server
+        assert server.address == "127.0.0.1" and server.port != 8787
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/health", timeout=10) as reply:
+            assert reply.read() == b"ok"
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/status", timeout=10)
+        missing.value.close()
+        assert missing.value.code == 404
+        assert pool.submit(pow, 3, 2).result() == 9
+    finally:
+        pool.close()
+
+
 def test_given_dask_client_runs_the_batch_and_retries_an_infrastructure_error(tmp_path):
     distributed = pytest.importorskip("distributed")
     recs, sums = _inputs(tmp_path, 4)

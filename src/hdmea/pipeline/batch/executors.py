@@ -218,7 +218,10 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
         # it by default, and any value turns off glibc's adaptive mmap threshold, so
         # every large numpy temporary is mapped and unmapped again (page faults on each
         # use); jobs ran 5-10% slower with it.  The nannies keep this configuration
-        # for the workers they restart.
+        # for the workers they restart.  No dashboard: its pages (bokeh) take 0.5-0.9 s to start
+        # in this process; a batch to watch runs on a client the user started.  The scheduler's
+        # HTTP server (health and metrics routes) listens on a free local port, never on another
+        # batch's 8787.
         with dask.config.set(settings):
             if preload:
                 from distributed.utils import get_mp_context
@@ -226,7 +229,8 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
                 get_mp_context().set_forkserver_preload(preload)
             cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0}, env=env,
+                dashboard_address="127.0.0.1:0", scheduler_kwargs={"allowed_failures": 0, "dashboard": False},
+                env=env,
             )
     except (OSError, RuntimeError, TimeoutError) as exc:  # e.g. no local TCP ports
         logger.warning("a Dask LocalCluster could not start (%s); using a process pool", describe_error(exc))
