@@ -128,10 +128,13 @@ def count(script: str, *, timeout: float = 3600.0) -> dict[str, list[int]]:
     env = dict(os.environ, PYTHONHASHSEED="0", **{_HELPER_ENV: str(helper)})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory() as out:
-        result = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p",
-             sys.executable, "-c", script],
-            capture_output=True, text=True, env=env, timeout=timeout)
+        try:
+            result = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p",
+                 sys.executable, "-c", script],
+                capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise InstructionCountError(f"script under callgrind still running after {timeout:.0f} s") from exc
         if result.returncode != 0:
             raise InstructionCountError(f"script under callgrind exited with {result.returncode}: "
                                         f"{result.stderr[-2000:]}")
