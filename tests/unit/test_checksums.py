@@ -128,7 +128,6 @@ def test_large_array_digests_equal_zlib(n):
     assert checksums.digest_end(crc) == f"{want:08x}"
 
 
-
 @pytest.mark.parametrize("layout", [
     dict(shape=(1000,), dtype="<f8"),
     dict(shape=(333, 7), dtype=">i2"),
