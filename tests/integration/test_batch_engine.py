@@ -340,6 +340,36 @@ def test_the_batch_own_local_cluster_serves_no_dashboard_on_a_local_port():
         pool.close()
 
 
+_FORK_SERVER_CHILD = """
+import multiprocessing, sys
+from hdmea.pipeline.batch.executors import _forkserver_preload, _start_fork_server
+from hdmea.pipeline.batch.workers import WorkerSetup
+if __name__ == "__main__":
+    cold = WorkerSetup(threads=1, warm=False)
+    assert _forkserver_preload(cold) == [] and not _start_fork_server(cold)
+    warm = WorkerSetup(threads=1, warm=True)
+    assert _start_fork_server(warm)
+    # this process has not imported the steps; the server did, and its children start with them
+    assert "hdmea.features.sta" not in sys.modules
+    check = "[m for m in %r if m not in __import__('sys').modules]" % (_forkserver_preload(warm),)
+    with multiprocessing.get_context("forkserver").Pool(1) as pool:
+        print(repr(pool.apply(eval, (check,))))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the fork server is POSIX only")
+def test_the_fork_server_starts_before_the_pool_with_the_workers_modules(tmp_path):
+    """The batch starts its workers' fork server before the executor, so the server's imports run while
+    this process starts the scheduler; a worker forked from it has every module of the warm-up loaded."""
+    import subprocess
+
+    script = tmp_path / "fork_server.py"  # a file: the fork server's children re-import the main module
+    script.write_text(_FORK_SERVER_CHILD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_given_dask_client_runs_the_batch_and_retries_an_infrastructure_error(tmp_path):
     distributed = pytest.importorskip("distributed")
     recs, sums = _inputs(tmp_path, 4)

@@ -171,6 +171,25 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
                                *(step.module for step in STEPS), "scipy.signal"]))
 
 
+def _start_fork_server(setup: WorkerSetup | None) -> bool:
+    """Start the workers' fork server now, with :func:`_forkserver_preload`'s modules; whether it was asked to.
+
+    :func:`multiprocessing.forkserver.ensure_running` returns once the server
+    process exists; the server imports its modules on its own, and the first
+    worker it forks waits for them.  A server already running in this process
+    (an earlier batch) is kept, with the modules it has.
+    """
+    preload = _forkserver_preload(setup)
+    if not preload:
+        return False
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    forkserver.ensure_running()
+    return True
+
+
 #: Dask's periodic callbacks, slowed down for a local batch of long jobs.  Every
 #: scheduler, nanny and worker process wakes its event loop at these intervals, and
 #: in a worker each wake-up takes the GIL from the job's thread; on a machine whose
@@ -318,6 +337,9 @@ def make_pool(executor: Any, workers: int | None, scheduler: str | None,
         return _dask_client_pool(client, owned=True, name=f"dask scheduler {scheduler}",
                                  close=client.close)
     if executor is None:
+        # The fork server imports the workers' modules on another core while this
+        # process imports distributed and starts the scheduler.
+        _start_fork_server(setup)
         pool = _dask_local_cluster(n, setup)
         return pool if pool is not None else _process_pool(n, setup)
     if _is_dask_client(executor):
