@@ -14,7 +14,8 @@ variant share it); the table's header and the JSON's ``meta.busy_core`` say so, 
 rows whose work needs both cores are judged by their one-core goal (``Row.busy_goal``).
 The JSON is written after every module (``meta.complete`` false and ``meta.done``
 naming the modules finished until the last one), so a run stopped part-way keeps
-what it measured.
+what it measured; ``meta.commit`` names the code measured (``git describe --dirty``).
+Two tables, quiet and busy, are compared row by row by :mod:`benchmarks.compare`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import importlib
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -111,6 +113,16 @@ def run_module_observed(module: str, size: str) -> tuple[list[Row], bool]:
     return rows, ok
 
 
+def source_commit() -> str | None:
+    """The commit the benchmarks run from (``git describe --always --dirty``), None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(BENCH_DIR.parent), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def missed(rows: list[Row]) -> list[Row]:
     """Rows that miss their goal, and failed modules' rows."""
     return [r for r in rows if r.holds is False or r.benchmark.endswith("FAILED")]
@@ -148,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     failed: list[str] = []
     seconds: dict[str, float] = {}
+    commit = source_commit()
 
     def save(complete: bool) -> None:
         # after every module, so that a run stopped part-way keeps the rows of the modules it finished
@@ -160,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
             done=list(seconds),
             failed=failed,
             seconds=seconds,
+            commit=commit,
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             host=platform.node(),
             cpus=os.cpu_count(),
