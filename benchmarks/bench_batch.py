@@ -347,7 +347,7 @@ def run(size: str = "small") -> list[Row]:
                          f"{sum(par['jobs']):.1f} s); executor start {par['startup']:.2f} s; worker set-up "
                          f"(thread caps + warm-up) " + ", ".join(f"{t:.2f}" for t in setup) + " s; "
                          f"process start + imports {par['wall'] - par['batch']:.2f} s; checkpoints written (a job "
-                         f"checkpoints once 10 s of its work are unsaved): sequential {seq['checkpoints']}, "
+                         f"checkpoints once 10 s of its work are unsaved, never after its last expensive step): sequential {seq['checkpoints']}, "
                          f"batch {par['checkpoints']}"),
             ))
         rows.append(timed_row(

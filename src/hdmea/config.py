@@ -36,7 +36,7 @@ Example
     pad_margin = [0.5, 0.5]
 
     [output]
-    checkpoint = true                    # after loading, STA and electrical images ...
+    checkpoint = true                    # after loading, STA and electrical images (not the last of them) ...
     checkpoint_min_seconds = 10.0        # ... once that much work would be lost without one
 
     [batch]

@@ -107,13 +107,33 @@ def _record_former_names(path):
     return names
 
 
+def _checkpoint_through(recording, out, config, last):
+    """The checkpoint of a run of every step up to ``last``, written as run_pipeline writes one.
+
+    run_pipeline itself keeps none after the last expensive step it runs (the electrical images
+    here), but earlier versions did, and resumes from such files must go on working.
+    """
+    from hdmea.pipeline.session import create_session
+    from hdmea.pipeline.steps import STEPS, StepContext, _off_reason
+
+    session = create_session("res", hdf5_path=out)
+    ctx = StepContext(cmcr=recording.cmcr_path, cmtr=recording.cmtr_path, output=out, config=config,
+                      stimulus=config.stimulus.resolve("res", recording.cmcr_path.parent), session=session)
+    try:
+        for step in STEPS:
+            if _off_reason(step, ctx) is None:
+                step.call(ctx, step)
+            if step.name == last:
+                break
+        return session.checkpoint(checkpoint_path_for(out), checkpoint_name=f"after_{last}@{config.digest()}")
+    finally:
+        session.close()
+
+
 def test_checkpoint_that_recorded_former_step_names_resumes(recording, tmp_path):
     config = _config(tmp_path, compute_eimage_sta={"enabled": True, "max_spikes_per_unit": 50})
     out = tmp_path / "res.h5"
-    with pytest.raises(Preempted):
-        run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res",
-                     on_step=_stop_after("compute_eimage_sta"))
-    checkpoint = checkpoint_path_for(out)
+    checkpoint = _checkpoint_through(recording, out, config, "compute_eimage_sta")
     assert "compute_eimage_sta" in _record_former_names(checkpoint)
     with h5py.File(checkpoint, "r") as f:
         assert b"eimage_sta" in list(f["pipeline/session_info/completed_steps"][()])
@@ -141,3 +161,59 @@ def test_finished_file_that_recorded_former_step_names_reads_with_the_current_on
         target.require_steps("compute_eimage_sta")
     with h5py.File(out, "r") as f:
         assert recording_overview(f)["completed_steps"] == names
+
+
+def _checkpoint_names(out, seen):
+    """An on_step hook recording, after each step, the name of the checkpoint on disk (None: none)."""
+    from hdmea.pipeline.session import PipelineSession
+
+    def on_step(record):
+        checkpoint = checkpoint_path_for(out)
+        name = None
+        if checkpoint.exists():
+            session = PipelineSession.load(checkpoint)
+            name = session.checkpoint_name.partition("@")[0]
+            session.close()
+        seen.append((record.name, name))
+    return on_step
+
+
+@pytest.mark.parametrize("eimage", [True, False])
+def test_no_checkpoint_after_the_last_expensive_step(recording, tmp_path, eimage):
+    """Only light steps and the final save follow the last expensive step that runs: no checkpoint there."""
+    config = _config(tmp_path, compute_eimage_sta={"enabled": eimage, "max_spikes_per_unit": 50},
+                     extract_features=True)
+    out = tmp_path / "res.h5"
+    seen = []
+    report = run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res",
+                          on_step=_checkpoint_names(out, seen))
+    last = "compute_eimage_sta" if eimage else "compute_sta"
+    # checkpoint_min_seconds = 0: every other expensive step is checkpointed at once
+    expected_last = "after_compute_sta" if eimage else "after_load_recording"
+    assert dict(seen)[last] == expected_last and dict(seen)["extract_features"] == expected_last
+    assert report.checkpoints == (2 if eimage else 1)
+    assert not checkpoint_path_for(out).exists() and out.exists()
+
+
+def test_a_run_stopped_in_the_light_steps_resumes_from_the_last_checkpoint(recording, tmp_path):
+    config = _config(tmp_path, compute_eimage_sta={"enabled": True, "max_spikes_per_unit": 50},
+                     extract_features=True)
+    out = tmp_path / "res.h5"
+    with pytest.raises(Preempted):
+        run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res",
+                     on_step=_stop_after("extract_features"))
+    report = run_pipeline(recording.cmcr_path, recording.cmtr_path, out, config, dataset_id="res")
+    status = {s.name: s.status for s in report.steps}
+    assert status == {"load_recording": "resumed", "add_section_time": "resumed", "section_spike_times": "resumed",
+                      "compute_sta": "resumed", "compute_eimage_sta": "ran", "extract_features": "ran"}
+    assert report.checkpoints == 0
+    fresh = run_pipeline(recording.cmcr_path, recording.cmtr_path, tmp_path / "fresh.h5", config,
+                         dataset_id="res")
+    compared = []
+    with h5py.File(out, "r") as a, h5py.File(tmp_path / "fresh.h5", "r") as b:
+        def same(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                np.testing.assert_array_equal(a["units"][name][()], obj[()], err_msg=name)
+                compared.append(name)
+        b["units"].visititems(same)
+    assert any("eimage_sta" in name for name in compared) and any("sta_dense_noise" in name for name in compared)

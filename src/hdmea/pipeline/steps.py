@@ -306,8 +306,10 @@ def run_pipeline(
 
     After each expensive step (loading, STA, electrical image) the session is
     checkpointed to ``<output>.checkpoint.h5`` once at least
-    ``config.output.checkpoint_min_seconds`` of work would otherwise be lost;
-    when that file exists at the start, the run resumes from it and skips the
+    ``config.output.checkpoint_min_seconds`` of work would otherwise be lost,
+    except after the last expensive step that runs: only light steps and the
+    final save follow it, so the checkpoint would write the same file a second
+    time to cover seconds of work.  When that file exists at the start, the run resumes from it and skips the
     steps it records as done.  The output appears atomically at the end and
     the checkpoint is removed.
 
@@ -375,13 +377,21 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
     unsaved_seconds = 0.0  # work done since the last checkpoint
     bar = progress(len(STEPS), dataset_id, unit="step", log=logger, enabled=show_progress) \
         if show_progress is not False else None
+    done_before = set(canonical_step_names(session.completed_steps))
+    off = {step.name: _off_reason(step, ctx) for step in STEPS}
+    # The last step with checkpoint_after that runs: the steps after it are light, and the final
+    # save follows within their seconds, so a checkpoint after it would write the same file
+    # twice (often a fifth of a lab recording's job) to protect only that short stretch.
+    heavy = [step for step in STEPS if step.checkpoint_after and step.name not in done_before
+             and off[step.name] is None]
+    last_heavy = heavy[-1] if heavy else None
     try:
         for step in STEPS:
             if bar is not None:
                 bar.set_postfix(step.name)
             if step.name in canonical_step_names(session.completed_steps):
                 record = StepRecord(step.name, "resumed")
-            elif (reason := _off_reason(step, ctx)) is not None:
+            elif (reason := off[step.name]) is not None:
                 record = StepRecord(step.name, "off", note=reason)
             else:
                 t0 = time.perf_counter()
@@ -389,7 +399,7 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
                 record = StepRecord(step.name, "ran", time.perf_counter() - t0)
                 logger.info("%s done in %.2f s", step.name, record.seconds)
                 unsaved_seconds += record.seconds
-                if (step.checkpoint_after and config.output.checkpoint and step is not STEPS[-1]
+                if (step.checkpoint_after and config.output.checkpoint and step is not last_heavy
                         and unsaved_seconds >= config.output.checkpoint_min_seconds):
                     # The name carries the configuration digest: a resume with other
                     # parameters must not reuse these results.
