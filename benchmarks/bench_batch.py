@@ -356,8 +356,8 @@ def run(size: str = "small") -> list[Row]:
                          f"{sum(par['jobs']):.1f} s); executor start {par['startup']:.2f} s; worker set-up "
                          f"(thread caps + warm-up) " + ", ".join(f"{t:.2f}" for t in setup) + " s; "
                          f"process start + imports {par['wall'] - par['batch']:.2f} s; checkpoints written (a job "
-                         f"checkpoints once 10 s of its work are unsaved, never after its last expensive step): sequential {seq['checkpoints']}, "
-                         f"batch {par['checkpoints']}"),
+                         f"checkpoints once 10 s of its work are unsaved, never after its last expensive step): "
+                         f"sequential {seq['checkpoints']}, batch {par['checkpoints']}"),
             ))
         rows.append(timed_row(
             f"batch of {n} recordings, default engine against the engine without dask",

@@ -108,7 +108,7 @@ class Comparison:
 
 def compare(quiet: dict[tuple[str, str], Measured], busy: dict[tuple[str, str], Measured]) -> Comparison:
     """Rows with a goal on either side, sorted into agreeing, differing and one-sided."""
-    same, differ, only_quiet, only_busy = [], [], [], []
+    same, differ, only_quiet = [], [], []
     for key, q in quiet.items():
         b = busy.get(key)
         if b is None:
@@ -138,16 +138,15 @@ def format_comparison(result: Comparison, quiet_metas: list[dict], busy_metas: l
         lines.append("WARNING: a quiet-side table was measured with --busy-core")
     if len(qc | bc) > 1 or "unknown" in qc | bc:
         lines.append("WARNING: the tables were not all measured on one known commit")
+    pairs = [(q, b, False) for q, b in result.differ] + [(q, b, True) for q, b in result.same]
     if markdown:
         lines += ["", "| row | against | quiet | one core busy | same verdict |", "|---|---|---|---|---|"]
-        for q, b in result.differ + result.same:
-            same = "yes" if (q, b) in result.same else "**no**"
-            lines.append(f"| {q.benchmark} | {q.peer} | {q.cell()} | {b.cell()} | {same} |")
+        for q, b, same in pairs:
+            lines.append(f"| {q.benchmark} | {q.peer} | {q.cell()} | {b.cell()} | {'yes' if same else '**no**'} |")
     else:
         lines.append("")
-        for q, b in result.differ + result.same:
-            same = "same" if (q, b) in result.same else "DIFFER"
-            lines.append(f"{same:6}  {q.benchmark}  [against {q.peer}]")
+        for q, b, same in pairs:
+            lines.append(f"{'same' if same else 'DIFFER':6}  {q.benchmark}  [against {q.peer}]")
             lines.append(f"        quiet: {q.cell()}")
             lines.append(f"        busy:  {b.cell()}")
     for label, missing in (("measured in the quiet run only", result.only_quiet),
@@ -156,7 +155,8 @@ def format_comparison(result: Comparison, quiet_metas: list[dict], busy_metas: l
             lines += ["", f"rows with a goal {label}:"] + [f"  {m.benchmark} [against {m.peer}]" for m in missing]
     total = len(result.same) + len(result.differ)
     lines += ["", f"verdicts: the same on {len(result.same)} of {total} rows with a goal measured in both runs; "
-                  f"{len(result.differ)} differ; {len(result.only_quiet) + len(result.only_busy)} measured in one run only"]
+                  f"{len(result.differ)} differ; "
+                  f"{len(result.only_quiet) + len(result.only_busy)} measured in one run only"]
     return "\n".join(lines)
 
 

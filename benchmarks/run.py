@@ -120,7 +120,9 @@ def source_commit() -> str | None:
                               capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
 
 
 def missed(rows: list[Row]) -> list[Row]:

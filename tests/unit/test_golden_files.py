@@ -142,7 +142,7 @@ def test_hdmea_checkpoint_resumes_and_saves_the_same_content(tmp_path):
                          ids=["scptensor-2.0-h5", "scptensor-2.0-h5mu"])
 def test_scptensor_2_0_reads_exactly(name):
     from scptensor import ScpContainer
-    from scptensor.testing import assert_container_equal, example_container
+    from scptensor.testing import assert_container_equal
 
     loaded = ScpContainer.load(GOLDEN / name)
     assert_container_equal(loaded, cases.expected_container(loaded))
@@ -181,7 +181,7 @@ _FRESH_READERS = {
     "scptensor": """
         from scptensor import ScpContainer
         loaded = [ScpContainer.load(golden / n) for n in ("scptensor_2.0.h5", "scptensor_2.0.h5mu")]
-        from scptensor.testing import assert_container_equal, example_container
+        from scptensor.testing import assert_container_equal
         from tests.data.golden import golden_cases as cases
         for c in loaded:
             assert_container_equal(c, cases.expected_container(c))

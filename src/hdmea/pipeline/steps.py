@@ -309,8 +309,8 @@ def run_pipeline(
     ``config.output.checkpoint_min_seconds`` of work would otherwise be lost,
     except after the last expensive step that runs: only light steps and the
     final save follow it, so the checkpoint would write the same file a second
-    time to cover seconds of work.  When that file exists at the start, the run resumes from it and skips the
-    steps it records as done.  The output appears atomically at the end and
+    time to cover seconds of work.  When that file exists at the start, the
+    run resumes from it and skips the steps it records as done.  The output appears atomically at the end and
     the checkpoint is removed.
 
     Parameters
