@@ -310,8 +310,8 @@ def run_pipeline(
     except after the last expensive step that runs: only light steps and the
     final save follow it, so the checkpoint would write the same file a second
     time to cover seconds of work.  When that file exists at the start, the
-    run resumes from it and skips the steps it records as done.  The output appears atomically at the end and
-    the checkpoint is removed.
+    run resumes from it and skips the steps it records as done.  The output
+    appears atomically at the end and the checkpoint is removed.
 
     Parameters
     ----------
