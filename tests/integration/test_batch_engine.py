@@ -239,10 +239,19 @@ def test_one_free_core_runs_the_jobs_in_this_process_and_a_named_count_does_not(
 
     recs, sums = _inputs(tmp_path, 3)
     monkeypatch.setattr(engine, "free_workers", lambda: 1)
+    before = {name: os.environ.get(name) for name in jobs.THREAD_VARIABLES}
     serial = run_batch(recs, None, tmp_path / "out", job=jobs.sum_job, show_progress=False, verify_inputs=False)
     assert len(serial.done) == 3 and "this process" in serial.executor, serial.table()
     assert {r.detail["pid"] for r in serial.done} == {os.getpid()}
     _check_outputs(tmp_path / "out", sums, sums)
+    # the jobs' kernels take the one free core; this process's thread settings are left alone
+    limited = run_batch(recs, None, tmp_path / "out2", job=jobs.thread_limits_job, show_progress=False,
+                        verify_inputs=False)
+    assert limited.ok and {r.detail["threads_per_job"] for r in limited.results} == {1}
+    assert {name: os.environ.get(name) for name in jobs.THREAD_VARIABLES} == before
+    configured = run_batch(recs, parse_config({"batch": {"threads_per_job": 2}}), tmp_path / "out3",
+                           job=jobs.thread_limits_job, show_progress=False, verify_inputs=False)
+    assert configured.ok and {r.detail["threads_per_job"] for r in configured.results} == {2}
     # a count the caller names is honoured: worker processes, even one
     monkeypatch.setitem(sys.modules, "distributed", None)  # the process pool (quicker to start than a cluster)
     named = run_batch(recs, None, tmp_path / "out1", job=jobs.sum_job, show_progress=False, verify_inputs=False,

@@ -77,7 +77,8 @@ def run_batch(
         Worker processes of the default executor (default: ``config.batch.workers``,
         else the cores free when the batch starts, :func:`free_workers`: with only
         one core free, no worker process is started and the recordings run one
-        after another on a thread of this process).
+        after another on a thread of this process, their kernels on one thread
+        unless ``config.batch.threads_per_job`` says otherwise).
     scheduler
         Address of a running Dask scheduler to use instead of a local cluster.
     job
@@ -230,11 +231,17 @@ def _start_pool(executor: Any, workers: int | None, scheduler: str | None, confi
 
     Only the pipeline job gains from a warm-up that runs the pipeline (``warm``).
     ``in_process``: one core is free, the jobs run on a thread of this process
-    (nothing to warm: the first job pays its imports, as it would alone).
+    (nothing to warm: the first job pays its imports, as it would alone), and
+    their kernels take that one core (``threads_per_job`` 1 unless configured),
+    as a worker's take its share: kernels that chose their threads call by call
+    sometimes took two, and lost to the other program at every barrier (jobs of
+    the Dask batch of 10 ran 10-20% slower with one core busy).
     """
     if in_process:
         logger.info("1 of %s free: the recordings run one after another in this process",
                     counted(available_cores(), "core"))
+        if config.batch.threads_per_job is None:
+            config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=1))
         return in_process_pool(), WorkerSetup(threads=None, warm=False, init=worker_init), config
     local_setup = None
     if executor is None and scheduler is None:
