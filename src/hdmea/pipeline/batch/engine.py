@@ -232,30 +232,29 @@ def _start_pool(executor: Any, workers: int | None, scheduler: str | None, confi
     Only the pipeline job gains from a warm-up that runs the pipeline (``warm``).
     ``in_process``: one core is free, the jobs run on a thread of this process
     (nothing to warm: the first job pays its imports, as it would alone), and
-    their kernels take that one core (``threads_per_job`` 1 unless configured),
-    as a worker's take its share: kernels that chose their threads call by call
-    sometimes took two, and lost to the other program at every barrier (jobs of
-    the Dask batch of 10 ran 10-20% slower with one core busy).
+    their kernels take that one core, as a worker's take its share: kernels that
+    choose their threads call by call can take two and then lose to the other
+    program at each barrier.  A ``threads_per_job`` the configuration names wins.
     """
     if in_process:
         logger.info("1 of %s free: the recordings run one after another in this process",
                     counted(available_cores(), "core"))
-        if config.batch.threads_per_job is None:
-            config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=1))
-        return in_process_pool(), WorkerSetup(threads=None, warm=False, init=worker_init), config
-    local_setup = None
-    if executor is None and scheduler is None:
-        # Worker processes of this machine side by side split its cores: each job's
-        # kernels get their share, and each worker's libraries are capped to it.
-        share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
-        local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
-    pool = make_pool(executor, workers, scheduler, local_setup)
-    setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
-    if isinstance(executor, cf.ThreadPoolExecutor):
-        # Threads of this process: nothing to set up per worker, nothing to warm.
-        setup = WorkerSetup(threads=None, warm=False, init=worker_init)
-    if config.batch.threads_per_job is None and setup.threads is not None:
-        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=setup.threads))
+        pool, setup, threads = in_process_pool(), WorkerSetup(threads=None, warm=False, init=worker_init), 1
+    else:
+        local_setup = None
+        if executor is None and scheduler is None:
+            # Worker processes of this machine side by side split its cores: each job's
+            # kernels get their share, and each worker's libraries are capped to it.
+            share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
+            local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
+        pool = make_pool(executor, workers, scheduler, local_setup)
+        setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
+        if isinstance(executor, cf.ThreadPoolExecutor):
+            # Threads of this process: nothing to set up per worker, nothing to warm.
+            setup = WorkerSetup(threads=None, warm=False, init=worker_init)
+        threads = setup.threads
+    if config.batch.threads_per_job is None and threads is not None:
+        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=threads))
     return pool, setup, config
 
 
