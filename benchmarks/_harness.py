@@ -14,7 +14,9 @@ Under the runner (``python -m benchmarks``) every interleaved row takes at least
 :data:`MIN_ROUNDS_SHORT` rounds when each side's round lasts under a minute and
 :data:`MIN_ROUNDS_LONG` otherwise; ``--rounds N`` sets the count outright.  A row
 records the 1-minute load average and the disk's busy share (the device holding
-the scratch folder, from ``/proc/diskstats``) just before and just after it, and
+the scratch folder, from ``/proc/diskstats``) just before and just after it, the
+share of CPU time the host stole for other virtual machines while it ran (from
+``/proc/stat``: a busy neighbour that no load average here shows), and
 is marked noisy when either side's median is more than :data:`NOISE_MARGIN`
 above its minimum.
 
@@ -147,22 +149,71 @@ def disk_busy_share(path: str | os.PathLike | None = None, seconds: float | None
     return min(1.0, (b - a) / 1000.0 / (t1 - t0))
 
 
+#: the machine's CPU counters since boot (Linux)
+PROC_STAT = "/proc/stat"
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """``(stolen, total)`` CPU ticks of all cores since boot, from the ``cpu`` line of ``/proc/stat``.
+
+    Stolen ticks are those a virtual machine's cores were ready to run but the host
+    ran something else (another guest): a busy neighbour that no load average of this
+    machine shows.  None where the file or the field is missing.
+    """
+    try:
+        with open(PROC_STAT, encoding="ascii") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    try:
+        # user nice system idle iowait irq softirq steal (guest time is counted inside user)
+        ticks = [int(v) for v in fields[1:9]]
+    except ValueError:
+        return None
+    return ticks[7], sum(ticks)
+
+
+def steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """Share of the CPU ticks between two :func:`cpu_ticks` readings that the host stole."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return min(1.0, max(0.0, (end[0] - start[0]) / (end[1] - start[1])))
+
+
 @dataclasses.dataclass
 class MachineState:
-    """The 1-minute load average and the disk's busy share at one moment."""
+    """The 1-minute load average, the disk's busy share and the CPU share stolen by the host.
+
+    ``cpu_steal`` of a state taken with ``since`` (the state after a row) covers the
+    whole span since that earlier state; otherwise the short sampling window.
+    """
 
     load_1min: float | None
     disk_busy: float | None
+    cpu_steal: float | None = None
+    #: the :func:`cpu_ticks` reading at the end of the sample (not written to tables)
+    ticks: tuple[int, int] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
-    def now(cls) -> "MachineState":
+    def now(cls, since: "MachineState | None" = None) -> "MachineState":
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        return cls(load_1min=load, disk_busy=disk_busy_share())
+        start = cpu_ticks()
+        disk = disk_busy_share()
+        end = cpu_ticks()
+        if since is not None and since.ticks is not None:
+            start = since.ticks
+        return cls(load_1min=load, disk_busy=disk, cpu_steal=steal_share(start, end), ticks=end)
+
+    def as_dict(self) -> dict:
+        return {"load_1min": self.load_1min, "disk_busy": self.disk_busy, "cpu_steal": self.cpu_steal}
 
     def __str__(self) -> str:
         load = "n/a" if self.load_1min is None else f"{self.load_1min:.2f}"
         disk = "n/a" if self.disk_busy is None else f"{self.disk_busy:.0%}"
-        return f"load {load}, disk busy {disk}"
+        steal = "n/a" if self.cpu_steal is None else f"{self.cpu_steal:.0%}"
+        return f"load {load}, disk busy {disk}, CPU stolen by the host {steal}"
 
 
 @dataclasses.dataclass
@@ -217,6 +268,9 @@ class Row:
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        for key in ("before", "after"):
+            state = getattr(self, key)
+            d[key] = None if state is None else state.as_dict()
         d["applied_goal"] = self.applied_goal
         d["holds"] = self.holds
         d["noise_margin"] = NOISE_MARGIN
@@ -308,7 +362,7 @@ def interleave(
         r += 1
         if r == total and POLICY.more(planned, r, is_noisy(*(Timing(t) for t in times.values()))):
             total += 1
-    after = MachineState.now()
+    after = MachineState.now(since=before)
     return {name: Timing(t, before=before, after=after) for name, t in times.items()}
 
 
@@ -554,9 +608,10 @@ def _states(before: MachineState | None, after: MachineState | None) -> tuple[st
 
 def format_table(rows: list[Row], title: str | None = None) -> str:
     """The table: figures as ``min / median``, the ratio of minima, rounds, noise and the
-    machine's load and disk busy share before > after each row; ``title`` is its first line."""
+    machine's load and disk busy share before > after each row and the CPU share stolen during it;
+    ``title`` is its first line."""
     head = ["benchmark", "peer or limit", "peer min / med", "ours min / med", "ratio", "goal", "holds",
-            "rounds", "noisy", "load", "disk busy"]
+            "rounds", "noisy", "load", "disk busy", "stolen"]
     body = []
     for r in rows:
         applied = r.applied_goal
@@ -565,6 +620,7 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
             goal += " (1 core)"
         holds = {True: "yes", False: "NO", None: "-"}[r.holds]
         load, disk = _states(r.before, r.after)
+        stolen = "?" if r.after is None or r.after.cpu_steal is None else f"{r.after.cpu_steal:.0%}"
         body.append(
             [
                 r.benchmark,
@@ -578,6 +634,7 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
                 "NOISY" if r.noisy else "-",
                 load,
                 disk,
+                stolen,
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
@@ -589,7 +646,8 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
     lines.append(f"(min / median over interleaved rounds; ratio of minima; goal (1 core): the goal of a row whose "
                  f"work needs both cores, measured with one core busy; noisy: a side's median over "
                  f"{NOISE_MARGIN:.0%} above its minimum; load: 1-minute load average, disk busy: share of "
-                 f"{DISK_SAMPLE_SECONDS:g} s the disk was busy, each before > after the row)")
+                 f"{DISK_SAMPLE_SECONDS:g} s the disk was busy, each before > after the row; stolen: share of "
+                 f"CPU time the host gave to other virtual machines during the row)")
     return "\n".join(lines)
 
 

@@ -262,7 +262,7 @@ def _csr_timing_subprocess(shape, rounds: int) -> tuple[Timing, Timing, dict]:
     root = str(Path(__file__).resolve().parent.parent)
     before = MachineState.now()
     _, out = peak_rss_mb(code, env={"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
-    after = MachineState.now()
+    after = MachineState.now(since=before)
     result = json.loads(out.strip().splitlines()[-1])
     return (Timing(result["ours"], before=before, after=after), Timing(result["peer"], before=before, after=after),
             result["nnz"])

@@ -37,6 +37,8 @@ class Measured:
     noisy: bool
     load: tuple[float | None, float | None]
     source: str
+    #: share of CPU time the host stole during the row (tables written since it was recorded)
+    stolen: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -56,7 +58,10 @@ class Measured:
         relation = "<=" if self.lower_is_better else ">="
         noisy = ", noisy" if self.noisy else ""
         before, after = self.load
-        load = "" if before is None or after is None else f" (L {before:.1f}>{after:.1f})"
+        state = [] if before is None or after is None else [f"L {before:.1f}>{after:.1f}"]
+        if self.stolen is not None:
+            state.append(f"stolen {self.stolen:.0%}")
+        load = f" ({', '.join(state)})" if state else ""
         return f"{ratio} {relation} {self.goal:.3g}: {self.verdict()}{noisy}{load}"
 
 
@@ -64,6 +69,11 @@ def _load_average(state: dict | None) -> float | None:
     if not state:
         return None
     value = state.get("load_1min")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _stolen(state: dict | None) -> float | None:
+    value = (state or {}).get("cpu_steal")
     return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -89,6 +99,7 @@ def read_tables(paths: Sequence[Path]) -> tuple[dict[tuple[str, str], Measured],
                 goal=float(goal) if goal is not None else None, holds=raw.get("holds"),
                 lower_is_better=bool(raw.get("lower_is_better")), noisy=bool(raw.get("noisy")),
                 load=(_load_average(raw.get("before")), _load_average(raw.get("after"))), source=str(path),
+                stolen=_stolen(raw.get("after")),
             )
             rows[m.key] = m
     return rows, metas

@@ -104,7 +104,7 @@ def run_module_observed(module: str, size: str) -> tuple[list[Row], bool]:
     row that did not record its own (rows not made of interleaved rounds)."""
     before = MachineState.now()
     rows, ok = run_module(module, size)
-    after = MachineState.now()
+    after = MachineState.now(since=before)
     for row in rows:
         if row.before is None:
             row.before = before

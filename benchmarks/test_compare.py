@@ -124,7 +124,8 @@ def test_reads_a_table_written_by_hand(tmp_path, capsys):
     def raw(name, ratio, goal, holds, busy):
         return {"benchmark": name, "peer": "p", "peer_value": 1.0, "ours": 1.0, "unit": "s", "ratio": ratio,
                 "goal": goal, "applied_goal": goal, "holds": holds, "lower_is_better": False, "noisy": busy,
-                "before": {"load_1min": 0.25, "disk_busy": 0.0}, "after": {"load_1min": 3.0, "disk_busy": 0.5}}
+                "before": {"load_1min": 0.25, "disk_busy": 0.0},
+                "after": {"load_1min": 3.0, "disk_busy": 0.5, "cpu_steal": 0.04}}
     quiet = tmp_path / "q.json"
     busy = tmp_path / "b.json"
     quiet.write_text(json.dumps({"meta": {"busy_core": False, "commit": "x"},
@@ -133,5 +134,6 @@ def test_reads_a_table_written_by_hand(tmp_path, capsys):
     busy.write_text(json.dumps({"meta": {"busy_core": True, "commit": "x"}, "rows": [raw("r", 1.1, 1.2, False, True)]}))
     assert compare.main(["--quiet", str(quiet), "--busy", str(busy)]) == 1
     out = capsys.readouterr().out
-    assert "quiet: 1.25 >= 1.2: holds (L 0.2>3.0)" in out and "busy:  1.1 >= 1.2: misses, noisy (L 0.2>3.0)" in out
+    assert "quiet: 1.25 >= 1.2: holds (L 0.2>3.0, stolen 4%)" in out
+    assert "busy:  1.1 >= 1.2: misses, noisy (L 0.2>3.0, stolen 4%)" in out
     assert "FAILED" not in out and "verdicts: the same on 0 of 1 rows" in out

@@ -43,7 +43,7 @@ def _clock(monkeypatch, durations: dict[str, list[float]], log: list[str]):
     now = [0.0]
     monkeypatch.setattr(_harness.time, "perf_counter", lambda: now[0])
     monkeypatch.setattr(_harness.time, "sleep", lambda s: None)
-    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls: cls(0.0, 0.0)))
+    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls, since=None: cls(0.0, 0.0)))
 
     def side(name):
         def go():
@@ -187,6 +187,33 @@ def test_disk_busy_share_from_io_ticks(monkeypatch):
     assert _harness.disk_busy_share("/", 0.5) is None
 
 
+def test_cpu_steal_from_proc_stat(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(_harness, "PROC_STAT", str(stat))
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  600 0 100 250 10 0 0 40 0 0\ncpu0 300 0 50 125 5 0 0 20 0 0\n")
+    assert _harness.cpu_ticks() == (40, 1000)
+    stat.write_text("cpu  1200 0 200 500 20 0 0 80 0 0\n")
+    assert _harness.steal_share((40, 1000), _harness.cpu_ticks()) == pytest.approx(40 / 1000)
+    assert _harness.steal_share((40, 1000), (40, 1000)) is None  # no ticks between the readings
+    stat.write_text("intr 1 2 3\n")
+    assert _harness.cpu_ticks() is None
+    monkeypatch.setattr(_harness, "PROC_STAT", str(tmp_path / "missing"))
+    assert _harness.cpu_ticks() is None
+
+
+def test_state_after_a_row_covers_the_whole_row(monkeypatch):
+    readings = iter([(10, 100), (10, 110), (30, 1110), (31, 1120)])
+    monkeypatch.setattr(_harness, "cpu_ticks", lambda: next(readings))
+    monkeypatch.setattr(_harness, "disk_busy_share", lambda: 0.0)
+    before = MachineState.now()
+    after = MachineState.now(since=before)
+    assert before.cpu_steal == 0.0  # over its own sampling window
+    # from the end of the sample before (10, 110) to the end of the one after (31, 1120)
+    assert after.cpu_steal == pytest.approx(21 / 1010)
+    assert set(after.as_dict()) == {"load_1min", "disk_busy", "cpu_steal"}
+
+
 def _row(name, ratio, goal, lower=False):
     return Row(benchmark=name, peer="p", peer_value=ratio, ours=1.0, unit="s", ratio=ratio, goal=goal,
                lower_is_better=lower, before=MachineState(1.0, 0.1), after=MachineState(2.0, 0.2))
@@ -224,7 +251,7 @@ def fake_modules(monkeypatch, tmp_path):
     for name, made in rows.items():
         monkeypatch.setitem(sys.modules, f"benchmarks.{name}", types.SimpleNamespace(run=seen_policy(made)))
     monkeypatch.setattr(runner, "discover", lambda: sorted(rows))
-    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls: cls(0.0, 0.0)))
+    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls, since=None: cls(0.0, 0.0)))
     return tmp_path
 
 
@@ -256,8 +283,9 @@ def test_full_table_and_rounds_option(fake_modules, capsys):
     assert saved["meta"]["rounds"] == 2
     states = {r["benchmark"]: (r["before"], r["after"]) for r in saved["rows"]}
     # a row that recorded its own machine state keeps it; the runner fills in the others
-    assert states["fine row"] == ({"load_1min": 1.0, "disk_busy": 0.1}, {"load_1min": 2.0, "disk_busy": 0.2})
-    assert states["report only"] == ({"load_1min": 0.0, "disk_busy": 0.0},) * 2
+    assert states["fine row"] == ({"load_1min": 1.0, "disk_busy": 0.1, "cpu_steal": None},
+                                  {"load_1min": 2.0, "disk_busy": 0.2, "cpu_steal": None})
+    assert states["report only"] == ({"load_1min": 0.0, "disk_busy": 0.0, "cpu_steal": None},) * 2
     with pytest.raises(SystemExit):
         runner.main(["--rounds", "0"])
 
