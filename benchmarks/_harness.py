@@ -199,11 +199,10 @@ class MachineState:
     @classmethod
     def now(cls, since: "MachineState | None" = None) -> "MachineState":
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        start = cpu_ticks()
+        # stolen share over the whole span since ``since``, else over the disk's sampling window
+        start = since.ticks if since is not None and since.ticks is not None else cpu_ticks()
         disk = disk_busy_share()
         end = cpu_ticks()
-        if since is not None and since.ticks is not None:
-            start = since.ticks
         return cls(load_1min=load, disk_busy=disk, cpu_steal=steal_share(start, end), ticks=end)
 
     def as_dict(self) -> dict:

@@ -203,7 +203,8 @@ def test_cpu_steal_from_proc_stat(tmp_path, monkeypatch):
 
 
 def test_state_after_a_row_covers_the_whole_row(monkeypatch):
-    readings = iter([(10, 100), (10, 110), (30, 1110), (31, 1120)])
+    # before: start and end of its window; after (since before): only the end of its own
+    readings = iter([(10, 100), (10, 110), (31, 1120)])
     monkeypatch.setattr(_harness, "cpu_ticks", lambda: next(readings))
     monkeypatch.setattr(_harness, "disk_busy_share", lambda: 0.0)
     before = MachineState.now()
