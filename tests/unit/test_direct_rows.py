@@ -92,6 +92,33 @@ def test_chunks_of_whole_rows_stored_back_to_back_read_like_h5py(direct_ok):
                 np.testing.assert_array_equal(reader.read(a, b, buf), data[a:b])
 
 
+def test_chunks_at_odd_file_offsets_read_like_h5py(direct_ok):
+    # plain h5py: a 3-byte dataset allocated between the raw stream's first chunk and the
+    # others puts those at odd byte offsets, as the metadata written during a recording does
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 2**16, (2000, 9, 11), dtype=np.uint16)
+    path = direct_ok / "odd.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("raw", shape=data.shape, chunks=(400, 9, 11), dtype=np.uint16)
+        ds[:400] = data[:400]
+        f.flush()
+        f.create_dataset("odd", data=np.arange(3, dtype=np.uint8))
+        f.flush()
+        ds[400:] = data[400:]
+    with h5py.File(path, "r") as f:
+        offsets = []
+        f["raw"].id.chunk_iter(lambda info: offsets.append(info.byte_offset))
+        assert any(o % 2 for o in offsets)  # the premise: some rows lie at odd offsets
+        reader = open_direct_rows(f["raw"], piece_bytes=8192, depth=2)
+        assert reader is not None
+        with reader:
+            buf = reader.buffer(900)
+            for a, b in [(0, 400), (0, 900), (399, 401), (400, 1200), (1999, 2000), (1100, 2000), (5, 6)]:
+                got = reader.read(a, b, buf)
+                np.testing.assert_array_equal(got, data[a:b])
+                assert got.flags.c_contiguous
+
+
 def test_rows_spanning_runs_are_moved_next_to_each_other(direct_ok):
     # three runs at offsets of every alignment, in a file of noise
     rng = np.random.default_rng(5)
