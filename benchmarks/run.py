@@ -1,7 +1,7 @@
 """Run every benchmark module of the project and print one table.
 
 ``python -m benchmarks --size small|full [--only NAME ...] [--rounds N] [--check]
-[--busy-core] [--json PATH]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
+[--busy-core | --pair] [--json PATH]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
 ``run(size) -> list[Row]``.  Comparisons run as interleaved rounds of ours and the
 peer, at least 3 rounds when a side's round lasts under a minute and 2 otherwise
 (``--rounds N`` sets the count); see :mod:`benchmarks._harness`.  A module whose
@@ -16,12 +16,18 @@ The JSON is written after every module (``meta.complete`` false and ``meta.done`
 naming the modules finished until the last one), so a run stopped part-way keeps
 what it measured; ``meta.commit`` names the code measured (``git describe --dirty``).
 Two tables, quiet and busy, are compared row by row by :mod:`benchmarks.compare`.
+``--pair`` measures both in one run: each module quiet and then at once with one core
+busy, so that the machine's drift over the hours of a full run (the host's other
+virtual machines, the disk) moves both tables alike; it writes the two tables (the
+JSON path's name with ``-quiet`` and ``-busy``, ``meta.paired`` true), prints the
+comparison and exits non-zero when a verdict differs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as _dt
 import importlib
 import math
@@ -144,7 +150,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="print only the rows that miss their goal; exit non-zero when any does")
     parser.add_argument("--busy-core", action="store_true",
                         help="keep one core busy with a spinning process (started by the runner) for the whole run")
+    parser.add_argument("--pair", action="store_true",
+                        help="run each module twice back to back, quiet and then with one core busy, into two "
+                             "tables (the JSON path's name with -quiet and -busy), and compare their verdicts")
     args = parser.parse_args(argv)
+    if args.pair and args.busy_core:
+        parser.error("--pair makes the busy run itself; leave out --busy-core")
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     saved = (POLICY.rounds, POLICY.enforce_minimum)
@@ -155,26 +166,64 @@ def main(argv: list[str] | None = None) -> int:
         set_round_policy(*saved)
 
 
+@dataclasses.dataclass
+class _Table:
+    """One table the runner writes: its rows, failed modules and module times."""
+
+    path: Path
+    busy: bool
+    rows: list[Row] = dataclasses.field(default_factory=list)
+    failed: list[str] = dataclasses.field(default_factory=list)
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def title(self, size: str, pair: bool) -> str:
+        if self.busy:
+            whole = "each module right after its quiet run" if pair else "the whole suite"
+            how = f"ONE CORE BUSY: a spinning process started by the runner ran for {whole}"
+        else:
+            how = "no core kept busy by the runner"
+        return f"size {size}, {how}, {os.cpu_count()} cores"
+
+    def add(self, module: str, size: str) -> None:
+        print(f"[{module}] running at size {size}{' with one core busy' if self.busy else ''} ...",
+              file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        module_rows, ok = run_module_observed(module, size)
+        for row in module_rows:  # judged by its one-core goal, where it has one
+            row.one_core_busy = row.one_core_busy or self.busy
+        self.seconds[module] = round(time.perf_counter() - start, 3)
+        self.rows += module_rows
+        if not ok:
+            self.failed.append(module)
+            print(module_rows[0].details, file=sys.stderr)
+
+
+def paired_paths(path: Path) -> tuple[Path, Path]:
+    """The quiet and the busy table of ``--pair``: ``path``'s name with ``-quiet`` and ``-busy``."""
+    return (path.with_name(f"{path.stem}-quiet{path.suffix}"), path.with_name(f"{path.stem}-busy{path.suffix}"))
+
+
 def _run(args: argparse.Namespace) -> int:
     modules = select(discover(), args.only)
     json_path = args.json or BENCH_DIR / "results" / f"{args.size}.json"
-
-    rows: list[Row] = []
-    failed: list[str] = []
-    seconds: dict[str, float] = {}
+    if args.pair:
+        quiet_path, busy_path = paired_paths(json_path)
+        tables = [_Table(quiet_path, busy=False), _Table(busy_path, busy=True)]
+    else:
+        tables = [_Table(json_path, busy=args.busy_core)]
     commit = source_commit()
 
-    def save(complete: bool) -> None:
+    def save(table: _Table, complete: bool) -> None:
         # after every module, so that a run stopped part-way keeps the rows of the modules it finished
         write_json(
-            rows,
-            json_path,
+            table.rows,
+            table.path,
             size=args.size,
             modules=modules,
             complete=complete,
-            done=list(seconds),
-            failed=failed,
-            seconds=seconds,
+            done=list(table.seconds),
+            failed=table.failed,
+            seconds=table.seconds,
             commit=commit,
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             host=platform.node(),
@@ -183,49 +232,69 @@ def _run(args: argparse.Namespace) -> int:
             load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             rounds=args.rounds,
             noise_margin=NOISE_MARGIN,
-            busy_core=args.busy_core,
+            busy_core=table.busy,
+            paired=args.pair,
         )
 
-    with busy_core() if args.busy_core else contextlib.nullcontext() as spinner:
-        if spinner is not None:
-            print(f"one core kept busy by a spinning process (pid {spinner.proc.pid}) for the whole run",
+    @contextlib.contextmanager
+    def spinning(what: str):
+        with busy_core() as spinner:
+            print(f"one core kept busy by a spinning process (pid {spinner.proc.pid}) for {what}",
                   file=sys.stderr, flush=True)
-        for module in modules:
-            print(f"[{module}] running at size {args.size} ...", file=sys.stderr, flush=True)
-            start = time.perf_counter()
-            module_rows, ok = run_module_observed(module, args.size)
-            for row in module_rows:  # judged by its one-core goal, where it has one
-                row.one_core_busy = row.one_core_busy or args.busy_core
-            seconds[module] = round(time.perf_counter() - start, 3)
-            rows += module_rows
-            if not ok:
-                failed.append(module)
-                print(module_rows[0].details, file=sys.stderr)
-            if module != modules[-1]:
-                save(complete=False)
+            yield spinner
 
-    title = (f"size {args.size}, "
-             + ("ONE CORE BUSY: a spinning process started by the runner ran for the whole suite"
-                if args.busy_core else "no core kept busy by the runner")
-             + f", {os.cpu_count()} cores")
-    misses = missed(rows)
-    if args.check:
-        if misses:
-            print(format_table(misses, title))
-            for row in misses:
-                print(f"  {row.benchmark}: {row.details}")
+    if args.pair:
+        # Each module quiet and then with one core busy, back to back: the machine's drift over the
+        # hours a full run takes (other virtual machines, the disk) then moves both tables alike.
+        quiet, busy = tables
+        for module in modules:
+            quiet.add(module, args.size)
+            with spinning(f"the busy run of {module}"):
+                busy.add(module, args.size)
+            if module != modules[-1]:
+                save(quiet, complete=False)
+                save(busy, complete=False)
     else:
-        print(format_table(rows, title))
-        for row in rows:
-            if row.details and not row.benchmark.endswith("FAILED"):
-                print(f"  {row.benchmark}: {row.details}")
-    save(complete=True)
-    print(f"table written to {json_path}", file=sys.stderr if args.check else sys.stdout)
+        (table,) = tables
+        with spinning("the whole run") if table.busy else contextlib.nullcontext():
+            for module in modules:
+                table.add(module, args.size)
+                if module != modules[-1]:
+                    save(table, complete=False)
+
+    misses = []
+    for table in tables:
+        title = table.title(args.size, args.pair)
+        table_misses = missed(table.rows)
+        misses += table_misses
+        if args.check:
+            if table_misses:
+                print(format_table(table_misses, title))
+                for row in table_misses:
+                    print(f"  {row.benchmark}: {row.details}")
+        else:
+            print(format_table(table.rows, title))
+            for row in table.rows:
+                if row.details and not row.benchmark.endswith("FAILED"):
+                    print(f"  {row.benchmark}: {row.details}")
+        save(table, complete=True)
+        print(f"table written to {table.path}", file=sys.stderr if args.check else sys.stdout)
+    failed = sorted({m for table in tables for m in table.failed})
+    agrees = True
+    if args.pair:
+        from benchmarks import compare
+
+        quiet_rows, quiet_metas = compare.read_tables([tables[0].path])
+        busy_rows, busy_metas = compare.read_tables([tables[1].path])
+        result = compare.compare(quiet_rows, busy_rows)
+        agrees = result.agrees
+        print()
+        print(compare.format_comparison(result, quiet_metas, busy_metas))
     if failed:
         print(f"FAILED benchmark modules: {', '.join(failed)}", file=sys.stderr)
     if args.check:
-        return 1 if misses else 0
-    return 1 if failed else 0
+        return 1 if misses or not agrees else 0
+    return 1 if failed or not agrees else 0
 
 
 if __name__ == "__main__":

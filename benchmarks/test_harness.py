@@ -472,3 +472,40 @@ def test_the_runner_applies_one_core_goals_only_in_a_busy_run(monkeypatch, fake_
     assert code == (0 if flag else 1)
     saved = json.loads((fake_modules / "t.json").read_text())["rows"][0]
     assert saved["one_core_busy"] is flag and saved["holds"] is flag
+
+
+def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypatch, fake_modules, capsys):
+    calls = []
+
+    def recording(name, make):
+        def run(size):
+            active = _harness.busy_core.active
+            calls.append((name, active is not None and active.poll() is None))
+            return make()
+        return run
+
+    # a row whose work needs both cores, at 1.2 against 1.8 (one-core goal 1.0): its verdict differs
+    parallel = lambda: [Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s",  # noqa: E731
+                            ratio=1.2, goal=1.8, busy_goal=1.0)]
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=recording("ok", parallel)))
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_miss",
+                        types.SimpleNamespace(run=recording("miss", lambda: [_row("fine row", 2.0, 1.5)])))
+    code = runner.main(["--pair", "--json", str(fake_modules / "t.json")])
+    out = capsys.readouterr().out
+    # each module quiet, then at once with the spinner running; the spinner stops between modules
+    assert calls == [("miss", False), ("miss", True), ("ok", False), ("ok", True)]
+    assert _spinners() == [] and _harness.busy_core.active is None
+    quiet = json.loads((fake_modules / "t-quiet.json").read_text())
+    busy = json.loads((fake_modules / "t-busy.json").read_text())
+    assert (quiet["meta"]["busy_core"], busy["meta"]["busy_core"]) == (False, True)
+    assert quiet["meta"]["paired"] and busy["meta"]["paired"] and quiet["meta"]["complete"]
+    assert [r["holds"] for r in quiet["rows"]] == [True, False] and [r["holds"] for r in busy["rows"]] == [True, True]
+    assert "ONE CORE BUSY: a spinning process started by the runner ran for each module right after" in out
+    assert code == 1 and "DIFFER  parallel" in out and "the same on 1 of 2 rows with a goal" in out
+    # verdicts that agree: exit 0
+    calls.clear()
+    assert runner.main(["--pair", "--only", "fake_miss", "--json", str(fake_modules / "u.json")]) == 0
+    assert calls == [("miss", False), ("miss", True)]
+    assert "the same on 1 of 1 rows with a goal" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        runner.main(["--pair", "--busy-core"])
