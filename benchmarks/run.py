@@ -249,10 +249,10 @@ def _run(args: argparse.Namespace) -> int:
         quiet, busy = tables
         for module in modules:
             quiet.add(module, args.size)
+            save(quiet, complete=False)  # before the busy run: a run stopped during it keeps the quiet rows
             with spinning(f"the busy run of {module}"):
                 busy.add(module, args.size)
             if module != modules[-1]:
-                save(quiet, complete=False)
                 save(busy, complete=False)
     else:
         (table,) = tables

@@ -477,10 +477,16 @@ def test_the_runner_applies_one_core_goals_only_in_a_busy_run(monkeypatch, fake_
 def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypatch, fake_modules, capsys):
     calls = []
 
+    quiet_saved = []
+
     def recording(name, make):
         def run(size):
             active = _harness.busy_core.active
-            calls.append((name, active is not None and active.poll() is None))
+            busy = active is not None and active.poll() is None
+            calls.append((name, busy))
+            if busy:  # the module's quiet rows are on disk before its busy run starts
+                saved = json.loads((fake_modules / "t-quiet.json").read_text())
+                quiet_saved.append((saved["meta"]["done"][-1], saved["meta"]["complete"]))
             return make()
         return run
 
@@ -494,6 +500,7 @@ def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypat
     out = capsys.readouterr().out
     # each module quiet, then at once with the spinner running; the spinner stops between modules
     assert calls == [("miss", False), ("miss", True), ("ok", False), ("ok", True)]
+    assert quiet_saved == [("bench_fake_miss", False), ("bench_fake_ok", False)]
     assert _spinners() == [] and _harness.busy_core.active is None
     quiet = json.loads((fake_modules / "t-quiet.json").read_text())
     busy = json.loads((fake_modules / "t-busy.json").read_text())
@@ -504,7 +511,7 @@ def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypat
     assert code == 1 and "DIFFER  parallel" in out and "the same on 1 of 2 rows with a goal" in out
     # verdicts that agree: exit 0
     calls.clear()
-    assert runner.main(["--pair", "--only", "fake_miss", "--json", str(fake_modules / "u.json")]) == 0
+    assert runner.main(["--pair", "--only", "fake_miss", "--json", str(fake_modules / "t.json")]) == 0
     assert calls == [("miss", False), ("miss", True)]
     assert "the same on 1 of 1 rows with a goal" in capsys.readouterr().out
     with pytest.raises(SystemExit):
