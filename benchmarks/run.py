@@ -236,6 +236,9 @@ def _run(args: argparse.Namespace) -> int:
             paired=args.pair,
         )
 
+    for table in tables:  # an unwritable table path fails now, not after the first module's hours
+        save(table, complete=False)
+
     @contextlib.contextmanager
     def spinning(what: str):
         with busy_core() as spinner:

@@ -309,6 +309,18 @@ def test_a_run_stopped_part_way_keeps_the_rows_of_the_modules_it_finished(monkey
     assert saved["meta"]["complete"] is True and saved["meta"]["done"] == ["bench_fake_miss", "bench_fake_ok"]
 
 
+def test_an_unwritable_table_path_fails_before_the_first_module(monkeypatch, fake_modules):
+    ran = []
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok",
+                        types.SimpleNamespace(run=lambda size: ran.append(size) or []))
+    blocker = fake_modules / "not_a_folder"
+    blocker.write_text("a file where the table's folder should be")
+    for extra in ([], ["--pair"]):
+        with pytest.raises(OSError):
+            runner.main(["--only", "fake_ok", "--json", str(blocker / "t.json"), *extra])
+    assert ran == []
+
+
 def test_failed_module_is_a_miss(monkeypatch, fake_modules, capsys):
     def broken(size):
         raise RuntimeError("boom")

@@ -27,6 +27,20 @@ def direct_ok(tmp_path):
     return tmp_path
 
 
+def _reads_like(dataset, expected, ranges, buffer_rows, depth=2) -> DirectRows:
+    """Open ``dataset`` for direct reads (it must qualify) and check rows ``[a, b)`` of each range
+    against ``expected``; returns the closed reader."""
+    reader = open_direct_rows(dataset, piece_bytes=8192, depth=depth)
+    assert reader is not None
+    with reader:
+        buf = reader.buffer(buffer_rows)
+        for a, b in ranges:
+            got = reader.read(a, b, buf)
+            np.testing.assert_array_equal(got, expected[a:b])
+            assert got.flags.c_contiguous
+    return reader
+
+
 @pytest.mark.parametrize("offset", [0, 6, 4094, 4096, 10_002])
 def test_rows_equal_numpy_at_any_offset_and_piece_boundary(direct_ok, offset):
     rng = np.random.default_rng(offset)
@@ -63,12 +77,7 @@ def test_contiguous_dataset_with_userblock_reads_like_h5py(direct_ok):
         f.create_dataset("pad", data=np.arange(7, dtype=np.int8))
         f.create_dataset("a/raw", data=data)
     with h5py.File(path, "r") as f:
-        reader = open_direct_rows(f["a/raw"], piece_bytes=8192, depth=2)
-        assert reader is not None
-        with reader:
-            buf = reader.buffer(1000)
-            for a, b in [(0, 1000), (1000, 2000), (2999, 3000), (17, 1017)]:
-                np.testing.assert_array_equal(reader.read(a, b, buf), f["a/raw"][a:b])
+        _reads_like(f["a/raw"], f["a/raw"], [(0, 1000), (1000, 2000), (2999, 3000), (17, 1017)], 1000)
 
 
 def test_chunks_of_whole_rows_stored_back_to_back_read_like_h5py(direct_ok):
@@ -84,12 +93,7 @@ def test_chunks_of_whole_rows_stored_back_to_back_read_like_h5py(direct_ok):
             ds.resize(b, axis=0)
             ds[a:b] = data[a:b]
     with h5py.File(path, "r") as f:
-        reader = open_direct_rows(f["raw"], piece_bytes=8192, depth=2)
-        assert reader is not None
-        with reader:
-            buf = reader.buffer(700)
-            for a, b in [(0, 64), (0, 700), (63, 65), (1350, 2050), (2049, 2050), (611, 1000)]:
-                np.testing.assert_array_equal(reader.read(a, b, buf), data[a:b])
+        _reads_like(f["raw"], data, [(0, 64), (0, 700), (63, 65), (1350, 2050), (2049, 2050), (611, 1000)], 700)
 
 
 def test_chunks_at_odd_file_offsets_read_like_h5py(direct_ok):
@@ -109,14 +113,8 @@ def test_chunks_at_odd_file_offsets_read_like_h5py(direct_ok):
         offsets = []
         f["raw"].id.chunk_iter(lambda info: offsets.append(info.byte_offset))
         assert any(o % 2 for o in offsets)  # the premise: some rows lie at odd offsets
-        reader = open_direct_rows(f["raw"], piece_bytes=8192, depth=2)
-        assert reader is not None
-        with reader:
-            buf = reader.buffer(900)
-            for a, b in [(0, 400), (0, 900), (399, 401), (400, 1200), (1999, 2000), (1100, 2000), (5, 6)]:
-                got = reader.read(a, b, buf)
-                np.testing.assert_array_equal(got, data[a:b])
-                assert got.flags.c_contiguous
+        _reads_like(f["raw"], data, [(0, 400), (0, 900), (399, 401), (400, 1200), (1999, 2000), (1100, 2000),
+                                     (5, 6)], 900)
 
 
 def test_rows_spanning_runs_are_moved_next_to_each_other(direct_ok):
@@ -157,12 +155,9 @@ def test_chunks_of_two_interleaved_streams_read_like_h5py(direct_ok):
             f.flush()
     with h5py.File(path, "r") as f:
         for name, expected in (("a", data), ("b", data[::-1])):
-            reader = open_direct_rows(f[name], piece_bytes=8192, depth=3)
-            assert reader is not None and len(reader._run_offsets) > 1
-            with reader:
-                buf = reader.buffer(400)
-                for lo, hi in [(0, 400), (140, 160), (149, 451), (600, 1000), (999, 1000)]:
-                    np.testing.assert_array_equal(reader.read(lo, hi, buf), expected[lo:hi])
+            reader = _reads_like(f[name], expected, [(0, 400), (140, 160), (149, 451), (600, 1000), (999, 1000)],
+                                 400, depth=3)
+            assert len(reader._run_offsets) > 1
 
 
 def test_datasets_that_are_not_one_plain_run_of_bytes_are_refused(direct_ok):
