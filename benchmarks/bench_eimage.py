@@ -15,8 +15,9 @@ in blocks of 256 frames, as the synthetic recordings' sensor streams are (all bu
 the first at odd file offsets: HDF5 puts metadata of odd size between them); ours
 reads its plain runs with ``O_DIRECT`` (``h5stream.kernels.direct_rows``:
 no page-cache copy; the row says whether it did) while the peer reads through
-the page cache; the peer's copy costs it CPU time, so on a busy machine the peer slows more than ours and the
-ratio rises with the load (record the load beside the figure).
+the page cache; the peer's copy costs it CPU time, so on a busy machine the peer
+slows more than ours and the ratio rises with the load (record the load beside
+the figure).
 
 Goal: ours at least half the raw read bandwidth (0.5).  The kernel needs both cores
 to reach it; in a run with one core busy (``--busy-core``) the goal is scaled by the

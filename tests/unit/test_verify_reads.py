@@ -46,6 +46,21 @@ def _recording_reads(monkeypatch) -> list:
     return reads
 
 
+def _recording_attributes(monkeypatch) -> list:
+    """Names of the attributes :func:`_read_attributes` reads, one entry per object and attribute."""
+    from h5stream.files import verify as verify_module
+
+    seen = []
+    original = verify_module._read_attributes
+
+    def attributes(oid):
+        h5py.h5a.iterate(oid, lambda name: seen.append(name.decode()))
+        original(oid)
+
+    monkeypatch.setattr(verify_module, "_read_attributes", attributes)
+    return seen
+
+
 def test_fixed_size_values_are_read_at_both_ends_and_pointers_whole(tmp_path, monkeypatch):
     path = tmp_path / "f.h5"
     with h5py.File(path, "w") as f:
@@ -114,14 +129,7 @@ def test_every_kind_of_value_h5py_writes_is_read(tmp_path, monkeypatch):
         f.create_dataset("d_chunked", data=np.arange(50_000, dtype="i2").reshape(-1, 5), chunks=(100, 5),
                          compression="gzip")
         f.create_dataset("d_unwritten", shape=(1_000_000,), dtype="f4", chunks=(1000,))
-    seen = []
-    original = verify_module._read_attributes
-
-    def attributes(oid):
-        h5py.h5a.iterate(oid, lambda name: seen.append(name.decode()))
-        original(oid)
-
-    monkeypatch.setattr(verify_module, "_read_attributes", attributes)
+    seen = _recording_attributes(monkeypatch)
     verify_module._read_everything(str(path), None, 1024)
     assert sorted(seen) == sorted([*values, "nested"])
     assert verify_files([path], max_read_bytes=1024) == [None]
@@ -165,16 +173,10 @@ def test_one_walk_reads_every_object_of_the_file(tmp_path, monkeypatch):
         f["top"] = np.arange(3)
         f["again"] = f["top"]  # a second hard link to the same dataset
         f["soft"] = h5py.SoftLink("/a/b/c/x")
-    read, attrs = [], []
+    read = []
     monkeypatch.setattr(verify_module, "_read_dataset",
                         lambda dsid, limit: read.append(h5py.Dataset(dsid)[()].tolist()))
-    original = verify_module._read_attributes
-
-    def attributes(oid):
-        h5py.h5a.iterate(oid, lambda name: attrs.append(name.decode()))
-        original(oid)
-
-    monkeypatch.setattr(verify_module, "_read_attributes", attributes)
+    attrs = _recording_attributes(monkeypatch)
     verify_module._read_everything(str(path), None, 1024)
     assert sorted(read) == [[0, 1, 2], [0, 1, 2], [0.0, 1.0, 2.0, 3.0, 4.0]]
     assert sorted(attrs) == ["note", "root"]

@@ -125,22 +125,33 @@ def _raw_buffer(shape: tuple[int, ...], tid: h5py.h5t.TypeID) -> np.ndarray:
     return np.empty(shape, dtype=item)
 
 
+def _stored(oid) -> tuple[h5py.h5t.TypeID, tuple[int, ...]] | None:
+    """(type, shape) of the values of an attribute or dataset, None when its dataspace is null (nothing stored)."""
+    space = oid.get_space()
+    kind = space.get_simple_extent_type()
+    if kind == _NULL:
+        return None
+    return oid.get_type(), (() if kind == _SCALAR else space.shape)
+
+
+def _whole_buffer(oid, tid: h5py.h5t.TypeID, shape: tuple[int, ...]) -> tuple[np.ndarray, h5py.h5t.TypeID | None]:
+    """(array, memory type) to read all values of an attribute or dataset into: the file's bytes, or h5py's
+    conversion (memory type None) when they point elsewhere in the file."""
+    if _type_points_elsewhere(tid):
+        return np.empty(shape, dtype=oid.dtype), None
+    return _raw_buffer(shape, tid), tid
+
+
 def _read_attributes(oid) -> None:
     """Read every attribute of the object ``oid`` (in the file's own types; see above)."""
     names: list[bytes] = []
     h5py.h5a.iterate(oid, names.append)
     for name in names:
         aid = h5py.h5a.open(oid, name)
-        space = aid.get_space()
-        kind = space.get_simple_extent_type()
-        if kind == _NULL:
-            continue  # nothing stored
-        tid = aid.get_type()
-        shape = () if kind == _SCALAR else space.shape
-        if _type_points_elsewhere(tid):
-            aid.read(np.empty(shape, dtype=aid.dtype))
-        else:
-            aid.read(_raw_buffer(shape, tid), mtype=tid)
+        stored = _stored(aid)
+        if stored is not None:
+            out, mtype = _whole_buffer(aid, *stored)
+            aid.read(out, mtype=mtype)
 
 
 def _walk_chunk_index(dsid: h5py.h5d.DatasetID) -> None:
@@ -172,12 +183,8 @@ def _read_rows(dsid: h5py.h5d.DatasetID, tid: h5py.h5t.TypeID, shape: tuple[int,
 
 def _read_whole(dsid: h5py.h5d.DatasetID, tid: h5py.h5t.TypeID, shape: tuple[int, ...]) -> np.ndarray:
     """The whole dataset: as the file stores it, or converted by h5py when its values point elsewhere."""
-    if _type_points_elsewhere(tid):
-        out = np.empty(shape, dtype=dsid.dtype)
-        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-    else:
-        out = _raw_buffer(shape, tid)
-        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=tid)
+    out, mtype = _whole_buffer(dsid, tid, shape)
+    dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=mtype)
     return out
 
 
@@ -190,12 +197,10 @@ def _read_dataset(dsid: h5py.h5d.DatasetID, max_read_bytes: int | None) -> None:
     fixed-size values in between are plain bytes, which a reader only copies.
     Fixed-size values are read in the file's own type (see above).
     """
-    space = dsid.get_space()
-    kind = space.get_simple_extent_type()
-    if kind == _NULL:
-        return  # nothing stored
-    tid = dsid.get_type()
-    shape = () if kind == _SCALAR else space.shape
+    stored = _stored(dsid)
+    if stored is None:
+        return
+    tid, shape = stored
     whole = max_read_bytes is None or not shape or shape[0] <= 2 or _type_points_elsewhere(tid)
     if not whole:
         row_bytes = tid.get_size()
