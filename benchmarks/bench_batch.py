@@ -60,7 +60,8 @@ SIZES = {
     # rows over a minute: the goal against the process pool is 5%, and on a shared machine one
     # side's two rounds differed by up to 20% (80 s and 97 s for the same pool batch), while the
     # two engines' warm batches differ by under 1% (measured: 32.4 and 31.9 s Dask, 31.8 and
-    # 32.1 s pool for 6 recordings, jobs 9.8 s each).  A round of the four sides took 6-7 minutes quiet.
+    # 32.1 s pool for 6 recordings, jobs 9.8 s each).  A round of the four sides took 3.5 minutes
+    # quiet in one morning, 6.5 in the night before (the host's speed, not the code).
     "full": (10, {"moderate": True, "n_units": 135, "n_silent_units": 5, "noise_images": 10800,
                   "raw_seconds": 30.0}, True, 200, 3, 3),
 }
