@@ -67,6 +67,7 @@ __all__ = [
     "check_value",
     "check_attribute_set",
     "refuse_sequence_attr",
+    "attr_name_text",
 ]
 
 ALGORITHM = "crc32"
@@ -245,8 +246,9 @@ def refuse_sequence_attr(obj, name: str) -> None:
     HDF5 does not checksum) makes libhdf5 follow heap addresses that are not
     ones and crash the process; the error names the attribute instead.
     """
+    raw = name if isinstance(name, bytes) else name.encode("utf-8")
     try:
-        tid = h5py.h5a.open(obj.id, name.encode("utf-8")).get_type()
+        tid = h5py.h5a.open(obj.id, raw).get_type()
     except (KeyError, OSError, RuntimeError, ValueError):
         return  # missing or unreadable: the read that follows says so
     if tid.get_class() == h5py.h5t.VLEN:  # variable-length strings are class STRING
@@ -254,6 +256,25 @@ def refuse_sequence_attr(obj, name: str) -> None:
                           path=obj.file.filename, obj=_attr_at(obj.name, name),
                           expected="a number, a string or an array of them", found="a variable-length sequence type",
                           hint="the file is damaged or was written by another tool")
+
+
+def attr_name_text(path, where: str, name: str | bytes) -> str:
+    """The attribute name ``name`` as text; a FormatError naming the object when it is not UTF-8.
+
+    h5py hands back a name that does not decode as bytes; every name the engine
+    writes is UTF-8, so such a name is damage (or another tool's), and every
+    digest, sort and message here needs it as text.
+    """
+    if isinstance(name, str):
+        return name
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError("an attribute name is not UTF-8 text", path=path,
+                          obj=_attr_at(where, name.decode("utf-8", "backslashreplace")),
+                          expected="a UTF-8 attribute name",
+                          found=f"the bytes {name!r} (byte {exc.start} does not decode)",
+                          hint="the file is damaged or was written by another tool") from None
 
 
 def _attr_at(where: str, name: str) -> str:
@@ -292,6 +313,7 @@ def _all_attr_values(obj, values: Mapping[str, Any] | None, complete: bool = Fal
     attrs = obj.attrs
     root = obj.name == "/"
     for name in attrs:
+        name = attr_name_text(obj.file.filename, obj.name, name)
         if name not in out and not (root and name == MANIFEST_ATTR):
             refuse_sequence_attr(obj, name)
             out[name] = attrs[name]

@@ -19,6 +19,7 @@ import numpy as np
 from h5stream.checksums import (
     ALL_ATTRS,
     MANIFEST_ATTR,
+    attr_name_text,
     Manifest,
     check_attribute_set,
     check_value,
@@ -96,10 +97,10 @@ def _check_legacy_attrs(manifest: Manifest, oid, where: str, expected: Mapping[s
 _MAYBE_TEXT_CLASSES = (h5py.h5t.STRING, h5py.h5t.VLEN)
 
 
-def _attr_names(oid) -> list[str]:
+def _attr_names(manifest: Manifest, oid, where: str) -> list[str]:
     names: list[bytes] = []
     h5py.h5a.iterate(oid, names.append)
-    return [n.decode("utf-8") if isinstance(n, bytes) else n for n in names]
+    return [attr_name_text(manifest.path, where, n) for n in names]
 
 
 def _check_attr_set(manifest: Manifest, oid, where: str, kind: str, packed: str) -> int:
@@ -107,7 +108,7 @@ def _check_attr_set(manifest: Manifest, oid, where: str, kind: str, packed: str)
     a ``"text"`` set (a string or variable-length type: what h5py can read back as text)."""
     values = {}
     root = where == "/"
-    for name in _attr_names(oid):
+    for name in _attr_names(manifest, oid, where):
         if root and name == MANIFEST_ATTR:
             continue
         aid = None
