@@ -1,16 +1,16 @@
 """Compression codecs: one table, one object per codec, and the one import of the compiled kernels.
 
-==========  =========  ==================  =======  ======================
-name        filter id  plugin (hdf5plugin)  level    parallel kernel
-==========  =========  ==================  =======  ======================
-gzip        1          built in            4 (0-9)  deflate (``_compress``)
-lzf         32000      built in (h5py)     none
-zstd        32015      Zstd                1
-lz4         32004      LZ4                 none
-blosc       32001      Blosc (lz4)         5        (shuffles inside)
-blosc2      32026      Blosc2 (lz4)        5        (shuffles inside)
-bitshuffle  32008      Bitshuffle (lz4)    none     (shuffles inside)
-==========  =========  ==================  =======  ======================
+===========  =========  ===================  =======  =======================
+name         filter id  plugin (hdf5plugin)  level    parallel kernel
+===========  =========  ===================  =======  =======================
+gzip         1          built in             4 (0-9)  deflate (``_compress``)
+lzf          32000      built in (h5py)      none
+zstd         32015      Zstd                 1
+lz4          32004      LZ4                  none
+blosc        32001      Blosc (lz4)          5        (shuffles inside)
+blosc2       32026      Blosc2 (lz4)         5        (shuffles inside)
+bitshuffle   32008      Bitshuffle (lz4)     none     (shuffles inside)
+===========  =========  ===================  =======  =======================
 
 :func:`get_codec` returns the :class:`Codec` of a name; a codec turns a level
 and the shuffle switch into h5py's ``create_dataset`` keywords

@@ -126,31 +126,6 @@ def test_sdist_wheel_install_and_serial_build(tmp_path):
         assert done.stdout.strip() == str(not serial and h5stream.openmp_enabled())
 
 
-def _readme_python_blocks() -> dict[str, str]:
-    """Python code blocks of README.md keyed by the heading above them."""
-    blocks, heading, inside, lines = {}, "", False, []
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
-        if not inside and line.startswith("#"):
-            heading = line.lstrip("#").strip()
-        elif not inside and line.strip() == "```python":
-            inside, lines = True, []
-        elif inside and line.strip() == "```":
-            inside = False
-            blocks[heading] = "\n".join(lines)
-        elif inside:
-            lines.append(line)
-    return blocks
-
-
-@pytest.mark.parametrize("heading", ["scptensor", "hdmea", "h5stream (the engine)"])
-def test_readme_examples_run(heading, tmp_path, child_env):
-    code = _readme_python_blocks()[heading]
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          env=child_env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip()
-
-
 # --------------------------------------------------------------------------- benchmark runner
 
 

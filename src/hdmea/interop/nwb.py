@@ -234,8 +234,7 @@ def export(
         The NWB file (``.nwb``); it appears only once complete.
     overwrite
         Replace an existing ``out`` (kept intact until the new file is complete).
-    session_description, identifier, session_start_time, experimenter, lab, institution,
-    experiment_description, session_id, keywords
+    session_description, identifier, session_start_time, experimenter, lab, institution, experiment_description, session_id, keywords
         NWB session fields; by default the identifier is the recording's ``dataset_id``,
         the start time the acquisition's ``DateTime`` (UTC when it has no zone).
     subject
@@ -260,7 +259,7 @@ def export(
         pynwb is not installed (``pip install "h5stream[nwb]"``).
     RecordingFormatError
         the recording lacks what the export needs (the message names the object).
-    ChecksumError
+    hdmea.errors.ChecksumError
         a value read differs from its digest (``verify``); nothing is written.
     TargetExistsError
         ``out`` exists and ``overwrite`` is False.

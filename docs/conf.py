@@ -1,0 +1,53 @@
+"""Sphinx configuration of the h5stream documentation (MyST Markdown pages, autodoc of the public API).
+
+Build: ``sphinx-build -W -b html docs docs/_build/html`` (``pip install ".[docs]"``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import h5stream  # noqa: E402
+
+project = "h5stream"
+author = "h5stream developers"
+copyright = "h5stream developers"
+release = h5stream.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+]
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autosummary_generate = False
+napoleon_numpy_docstring = True
+napoleon_google_docstring = False
+# Cross-references inside docstrings name many private helpers and third-party types that are not
+# part of this site; only the references that Sphinx can resolve become links.
+nitpicky = False
+
+try:
+    import pydata_sphinx_theme  # noqa: F401
+except ImportError:  # the default theme builds the same pages
+    html_theme = "alabaster"
+else:
+    html_theme = "pydata_sphinx_theme"
+    html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_title = "h5stream"
+html_static_path: list[str] = []
