@@ -1,23 +1,33 @@
 """Per-unit features: receptive fields (STA), and a registry of named, versioned extractors.
 
-``compute_sta`` and ``extract_features`` are pipeline steps (immediate or in a
-session); ``register_extractor`` adds an extractor that ``extract_features`` can
-run by name.  Step functions load on first use so that importing this package
-stays cheap (numba is not imported here).
+``FeatureRegistry`` / ``FeatureExtractor`` are the lab pipeline's class-based
+interface (``@FeatureRegistry.register("name")``); ``register_extractor`` is the
+function style; both fill one registry that ``extract_features`` runs by name,
+immediately or in a session.  The built-in extractors register on import (they
+need numpy only); step functions load on first use so that importing this
+package stays cheap (numba is not imported here).
 """
 
 from __future__ import annotations
 
 import importlib
 
+from hdmea.features.base import ArrayAdapter, DictAdapter, FeatureExtractor
 from hdmea.features.registry import (
-    FeatureExtractor,
+    FeatureRegistry,
+    RegisteredExtractor,
     UnknownFeatureError,
     get_extractor,
     list_extractors,
     params_hash,
     register_extractor,
 )
+
+# The built-ins register themselves on import.
+from hdmea.features import extractors as _function_extractors  # noqa: F401  (firing_rate, step_response, ...)
+from hdmea.features.baseline import BaselineFeatureExtractor
+from hdmea.features.example import ExampleFeatureExtractor
+from hdmea.features.on_off import StepUpFeatureExtractor
 
 _LAZY = {
     "compute_sta": "hdmea.features.sta",
@@ -27,7 +37,14 @@ _LAZY = {
 }
 
 __all__ = [
+    "ArrayAdapter",
+    "BaselineFeatureExtractor",
+    "DictAdapter",
+    "ExampleFeatureExtractor",
     "FeatureExtractor",
+    "FeatureRegistry",
+    "RegisteredExtractor",
+    "StepUpFeatureExtractor",
     "UnknownFeatureError",
     "get_extractor",
     "list_extractors",

@@ -1,11 +1,17 @@
 """The ``extract_features`` step: run registered extractors over every unit.
 
-Each requested feature is an extractor name with parameters.  For every unit a
-result is stored at ``units/{unit}/features/{feature name}`` with ``name``,
-``version``, ``params_hash``, ``params`` (JSON) and ``extracted_at``.  A unit whose
-stored result has the same version and parameters hash is skipped (cached)
-unless ``force=True``; a unit lacking an extractor's inputs is skipped and
-reported.
+Each requested feature is an extractor name, with parameters for a
+function-style extractor or a ``config`` for a class-style one (the lab
+pipeline's ``config_overrides``).  For every unit a result is stored at
+``units/{unit}/features/{feature name}`` with ``version``, ``params_hash`` and
+``extracted_at`` (function style: also ``name``, ``extractor`` and ``params``;
+class style: also ``feature_name`` and ``extractor_version``, the lab
+pipeline's names).  A unit whose stored result has the same version and
+parameters hash is skipped (cached) unless ``force=True``; a unit lacking an
+extractor's inputs is skipped and reported.  A class-style extractor that
+raises on one unit is reported for that unit and the others still run (the lab
+pipeline's rule); an error in a function-style extractor stops the step and
+leaves the file as it was.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from typing import Any
 
 from h5stream.jsonvalues import canonical
 from hdmea.errors import ConfigError
-from hdmea.features.registry import FeatureExtractor, get_extractor
+from hdmea.features.registry import RegisteredExtractor, get_extractor
 from hdmea.progress import counted
 
-__all__ = ["ExtractionResult", "extract_features", "default_features"]
+__all__ = ["ExtractionResult", "FeatureCounts", "extract_features", "default_features"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -32,32 +38,60 @@ logger.addHandler(logging.NullHandler())
 STEP = "extract_features"
 
 
+class FeatureCounts(dict):
+    """Units per feature name.  Iterating gives the names, and it compares equal to the list of its
+    names too: the lab pipeline's ``ExtractionResult`` lists names where this counts units."""
+
+    def __eq__(self, other):
+        if isinstance(other, (list, tuple)):
+            return list(self) == list(other)
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclasses.dataclass
 class ExtractionResult:
     """What :func:`extract_features` did (immediate mode).
 
-    ``features_extracted`` counts units computed per feature name,
-    ``features_cached`` units skipped because an equal result was stored,
-    ``features_missing_inputs`` units skipped for lack of inputs.
+    ``features_extracted`` counts units computed per feature name (it also reads
+    as the list of those names, as in the lab pipeline), ``features_cached``
+    units skipped because an equal result was stored, ``features_missing_inputs``
+    units skipped for lack of inputs, ``units_failed`` units whose class-style
+    extractor raised.  ``features_skipped`` names the features that every unit
+    had stored already; ``features_failed`` those that no unit could compute.
     """
 
     hdf5_path: Path | None
-    units_processed: int
-    features_extracted: dict[str, int]
-    features_cached: dict[str, int]
-    features_missing_inputs: dict[str, int]
+    units_processed: int = 0
+    features_extracted: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
+    features_cached: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
+    features_missing_inputs: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
     warnings: list[str] = dataclasses.field(default_factory=list)
     elapsed_s: float = 0.0
+    units_failed: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
+    features_skipped: list[str] = dataclasses.field(default_factory=list)
+    features_failed: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def success(self) -> bool:
-        return not self.features_missing_inputs
+        return not self.features_missing_inputs and not self.units_failed
 
 
-def _requests(features) -> list[tuple[FeatureExtractor, dict[str, Any]]]:
-    """Normalise ``features`` to (extractor, resolved params) pairs."""
+def _requests(features, config_overrides=None) -> list[tuple[RegisteredExtractor, dict[str, Any]]]:
+    """Normalise ``features`` to (extractor, resolved params) pairs.
+
+    ``config_overrides`` is the config of every class-style extractor (the lab
+    pipeline passes one dict to all of them); a request's own ``params`` update it.
+    """
     if isinstance(features, (str, Mapping)):
         features = [features]
+    if config_overrides is not None and not isinstance(config_overrides, Mapping):
+        raise ConfigError("config_overrides must be a dict", expected="a dict of extractor settings",
+                          found=type(config_overrides).__name__)
     out = []
     for item in features:
         if isinstance(item, str):
@@ -71,6 +105,8 @@ def _requests(features) -> list[tuple[FeatureExtractor, dict[str, Any]]]:
         else:
             raise ConfigError(f"a feature request is a name, (name, params) or {{'name', 'params'}}; found {item!r}")
         extractor = get_extractor(name)
+        if extractor.is_class_style:
+            params = {**(config_overrides or {}), **params}
         out.append((extractor, extractor.resolve(params)))
     return out
 
@@ -105,8 +141,9 @@ def extract_features(
     hdf5_path: str | os.PathLike | None = None,
     features=None,
     *,
-    units=None,
     force: bool = False,
+    config_overrides: Mapping[str, Any] | None = None,
+    units=None,
     session=None,
 ):
     """Run feature extractors over the units of a recording.
@@ -118,10 +155,13 @@ def extract_features(
     features
         Names, ``(name, params)`` pairs or ``{"name": ..., "params": {...}}``
         dicts of registered extractors (default: :func:`default_features`).
-    units
-        Unit ids to process (default: all).
     force
         Recompute results stored with the same version and parameters.
+    config_overrides
+        The ``config`` passed to every class-style extractor
+        (:class:`~hdmea.features.base.FeatureExtractor` subclasses).
+    units
+        Unit ids to process (default: all).
     session
         Stage into this session instead of writing the file.
 
@@ -130,12 +170,13 @@ def extract_features(
     ExtractionResult or PipelineSession
     """
     from hdmea.features.extractors import RecordingInputs, UnitInputs
+    from hdmea.io.hdf5_store import now_iso
     from hdmea.pipeline.target import open_target
 
     t0 = time.perf_counter()
     with open_target(hdf5_path, session, step=STEP) as target:
         target.require_steps("load_recording")
-        requests = _requests(default_features(target) if features is None else features)
+        requests = _requests(default_features(target) if features is None else features, config_overrides)
         all_units = target.unit_ids()
         if units is None:
             unit_ids = all_units
@@ -146,17 +187,26 @@ def extract_features(
                 raise ConfigError(f"no such units {unknown[:5]}", expected="unit ids of the recording",
                                   found=", ".join(unknown[:5]))
         recording = RecordingInputs(target)
-        extracted: dict[str, int] = {}
-        cached: dict[str, int] = {}
-        missing: dict[str, int] = {}
-        warnings: list[str] = []
-        from hdmea.io.hdf5_store import now_iso
+        result = ExtractionResult(hdf5_path=Path(hdf5_path) if hdf5_path is not None else None,
+                                  units_processed=len(unit_ids))
+        extracted, cached, missing, failed = (result.features_extracted, result.features_cached,
+                                              result.features_missing_inputs, result.units_failed)
+
+        def note(text: str) -> None:
+            result.warnings.append(text)
+            target.add_warning(text)
+            logger.warning(text)
 
         for extractor, params in requests:
             name = extractor.feature_name(params)
             digest = extractor.hash(params)
-            meta = {"version": extractor.version, "params_hash": digest, "extractor": extractor.name,
-                    "params": json.dumps(canonical(params), sort_keys=True, default=str)}
+            meta: dict[str, Any] = {"version": extractor.version, "params_hash": digest}
+            if extractor.is_class_style:
+                meta.update(feature_name=name, extractor_version=extractor.version)
+            else:
+                meta.update(extractor=extractor.name,
+                            params=json.dumps(canonical(params), sort_keys=True, default=str))
+            run = extractor.runner(params)
             for unit_id in unit_ids:
                 path = f"units/{unit_id}/features/{name}"
                 if not force and target.has(path):
@@ -164,24 +214,34 @@ def extract_features(
                     if stored.get("params_hash") == digest and str(stored.get("version")) == extractor.version:
                         cached[name] = cached.get(name, 0) + 1
                         continue
-                absent = [p for p in extractor.required_paths(unit_id, params) if not target.has(p)]
-                if absent:
+                if extractor.missing_inputs(target, unit_id, params):
                     missing[name] = missing.get(name, 0) + 1
                     continue
-                data = extractor.fn(UnitInputs(unit_id, recording), **params)
+                inputs = UnitInputs(unit_id, recording)
+                if extractor.is_class_style:
+                    try:
+                        data = run(inputs)
+                    except Exception as exc:  # the lab pipeline's rule: report the unit, run the others
+                        failed[name] = failed.get(name, 0) + 1
+                        note(f"Failed {name} for {unit_id}: {type(exc).__name__}: {exc}")
+                        continue
+                    if not isinstance(data, Mapping):
+                        failed[name] = failed.get(name, 0) + 1
+                        note(f"Failed {name} for {unit_id}: extract() returned {type(data).__name__}, not a dict")
+                        continue
+                else:
+                    data = run(inputs)
                 target.add_feature(unit_id, name, data, {**meta, "extracted_at": now_iso()})
                 extracted[name] = extracted.get(name, 0) + 1
             if name in missing:
-                text = (f"feature {name}: {missing[name]} unit(s) lack its inputs "
-                        f"({', '.join(extractor.requires)}); they were skipped")
-                warnings.append(text)
-                target.add_warning(text)
-                logger.warning(text)
+                note(f"feature {name}: {missing[name]} unit(s) lack its inputs "
+                     f"({', '.join(extractor.requires)}); they were skipped")
+            if name not in extracted:
+                if unit_ids and cached.get(name, 0) == len(unit_ids):
+                    result.features_skipped.append(name)
+                elif unit_ids and not cached.get(name):
+                    result.features_failed.append(name)
         target.mark_step_complete(STEP)
-    result = ExtractionResult(
-        hdf5_path=Path(hdf5_path) if hdf5_path is not None else None, units_processed=len(unit_ids),
-        features_extracted=extracted, features_cached=cached, features_missing_inputs=missing,
-        warnings=warnings, elapsed_s=time.perf_counter() - t0,
-    )
-    logger.info("extracted %s (cached %s) for %s", extracted, cached, counted(len(unit_ids), "unit"))
+    result.elapsed_s = time.perf_counter() - t0
+    logger.info("extracted %s (cached %s) for %s", dict(extracted), dict(cached), counted(len(unit_ids), "unit"))
     return session if session is not None else result

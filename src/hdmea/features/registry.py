@@ -1,32 +1,41 @@
-"""A registry of named, versioned feature extractors.
+"""One registry of named, versioned feature extractors, in two call styles over the same store.
 
-An extractor is a function ``fn(inputs: UnitInputs, **params) -> dict`` that turns
-one unit's stored data into a feature (arrays, scalars, nested dicts).  It is
-registered with its name, version, the inputs it needs and its default
-parameters::
+The lab pipeline's style: a :class:`~hdmea.features.base.FeatureExtractor`
+subclass registered with ``@FeatureRegistry.register("name")``, whose
+``extract(unit_data, stimulus_data, config)`` returns one unit's feature dict.
+
+The function style: ``fn(inputs: UnitInputs, **params) -> dict`` registered
+with its name, version, the inputs it needs and its default parameters::
 
     @register_extractor("firing_rate", version="1", requires=("units/{unit}/spike_times_sectioned/{movie}",),
                         defaults={"movie": None})
     def firing_rate(inputs, *, movie):
         ...
 
-Every stored result carries ``name``, ``version``, ``params_hash`` (of the name,
-version and resolved parameters) and ``extracted_at``; a result whose name,
-version and hash match is not recomputed unless forced.
+Both land in ``FeatureRegistry``: ``FeatureRegistry.list_all()`` names every
+extractor of either style, and :func:`get_extractor` gives the
+:class:`RegisteredExtractor` that ``extract_features`` runs for any of them.
+Every stored result carries ``version``, ``params_hash`` (of the name, version
+and resolved parameters) and ``extracted_at``; a result whose version and hash
+match is not recomputed unless forced.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from h5stream.jsonvalues import stable_hash
 from hdmea.errors import ConfigError
+from hdmea.features.base import FeatureExtractor, StoredGroup, _metadata_of
 
 __all__ = [
+    "FeatureRegistry",
     "FeatureExtractor",
+    "RegisteredExtractor",
     "register_extractor",
     "get_extractor",
     "list_extractors",
@@ -50,9 +59,92 @@ def params_hash(name: str, version: str, params: Mapping[str, Any]) -> str:
     return stable_hash({"name": name, "version": str(version), "params": dict(params)})
 
 
+class FeatureRegistry:
+    """Extractor classes by name (the lab pipeline's registry).
+
+    ``@FeatureRegistry.register("name")`` registers a class (and sets its
+    ``name``); ``get(name)`` returns it, ``list_all()`` gives the sorted names,
+    ``get_metadata(name)`` its name, version, required inputs, output schema,
+    runtime class and description.  The function-style extractors of
+    :func:`register_extractor` are here too, as generated classes.
+    """
+
+    _registry: ClassVar[dict[str, type[FeatureExtractor]]] = {}
+
+    @classmethod
+    def register(cls, name: str, *, replace: bool = False):
+        """Class decorator registering an extractor as ``name``.
+
+        Raises :class:`~hdmea.errors.ConfigError` (a ``ValueError``) when the name is
+        registered already, unless ``replace=True``.
+        """
+        _check_name(name)
+
+        def decorator(extractor_class: type[FeatureExtractor]) -> type[FeatureExtractor]:
+            if not (isinstance(extractor_class, type) and issubclass(extractor_class, FeatureExtractor)):
+                raise ConfigError(f"feature {name!r}: only FeatureExtractor subclasses can be registered",
+                                  expected="a subclass of hdmea.features.base.FeatureExtractor",
+                                  found=repr(extractor_class))
+            cls._add(name, extractor_class, replace=replace)
+            return extractor_class
+
+        return decorator
+
+    @classmethod
+    def _add(cls, name: str, extractor_class: type[FeatureExtractor], *, replace: bool) -> None:
+        current = cls._registry.get(name)
+        if current is not None and current is not extractor_class and not replace:
+            raise ConfigError(f"Feature {name!r} is already registered by {current.__name__}",
+                              hint="choose another name, or pass replace=True to replace it")
+        extractor_class.name = name
+        cls._registry[name] = extractor_class
+        logger.debug("registered feature extractor %s -> %s", name, extractor_class.__name__)
+
+    @classmethod
+    def get(cls, name: str) -> type[FeatureExtractor]:
+        """The class registered as ``name``; :class:`UnknownFeatureError` (a ``KeyError``) lists the known names."""
+        try:
+            return cls._registry[name]
+        except (KeyError, TypeError):
+            available = ", ".join(sorted(cls._registry)) or "(none)"
+            raise UnknownFeatureError(
+                f"Unknown feature: {name!r}. Available features: {available}",
+                expected="a registered feature name", found=repr(name),
+                hint="register it with @FeatureRegistry.register(name) (or hdmea.features.register_extractor) "
+                     "and import its module before extracting",
+            ) from None
+
+    @classmethod
+    def list_all(cls) -> list[str]:
+        return sorted(cls._registry)
+
+    @classmethod
+    def get_metadata(cls, name: str) -> dict[str, Any]:
+        return _metadata_of(cls.get(name))
+
+    @classmethod
+    def get_all_metadata(cls) -> dict[str, dict[str, Any]]:
+        return {name: cls.get_metadata(name) for name in cls.list_all()}
+
+    @classmethod
+    def is_registered(cls, name: str) -> bool:
+        return name in cls._registry
+
+    @classmethod
+    def clear(cls) -> None:
+        """Forget every registered extractor, the built-ins too (for tests)."""
+        cls._registry.clear()
+        logger.warning("feature registry cleared")
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"extractor names are non-empty text without '/' (found {name!r})")
+
+
 @dataclasses.dataclass(frozen=True)
-class FeatureExtractor:
-    """A registered extractor.
+class RegisteredExtractor:
+    """What ``extract_features`` runs for one registered name.
 
     Attributes
     ----------
@@ -61,29 +153,41 @@ class FeatureExtractor:
     version : str
         Bumped whenever the output changes; stored with every result.
     requires : tuple of str
-        Paths (relative to the recording root, with ``{unit}`` and any parameter in
-        braces, e.g. ``{movie}``) that must exist for a unit before it runs.
-    defaults : dict
-        Parameters and their default values; unknown parameters are rejected.
+        Function style: paths (relative to the recording root, with ``{unit}`` and
+        any parameter in braces) that must exist for a unit before it runs.
+        Class style: the class's ``required_inputs``, each looked up under the
+        unit's group first, then under the root.
+    defaults : dict or None
+        Function style: parameters and their default values (unknown
+        parameters are rejected).  ``None`` for a class: its ``config`` is free-form.
     fn : callable
-        ``fn(inputs, **params) -> dict``.
+        ``fn(inputs, **params) -> dict``, for a class the call of its ``extract``.
     output_name : str
         Format of the stored feature's name (default ``"{name}"``; e.g.
         ``"firing_rate_{movie}"``).
     description : str
+    extractor_class : type or None
+        The registered class (class style).
     """
 
     name: str
     version: str
     requires: tuple[str, ...]
-    defaults: Mapping[str, Any]
+    defaults: Mapping[str, Any] | None
     fn: Callable[..., dict]
     output_name: str = "{name}"
     description: str = ""
+    extractor_class: type | None = None
+
+    @property
+    def is_class_style(self) -> bool:
+        return self.defaults is None
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Defaults updated by ``params``; unknown or missing parameters raise ConfigError."""
         params = dict(params or {})
+        if self.defaults is None:
+            return params
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise ConfigError(
@@ -100,16 +204,77 @@ class FeatureExtractor:
         return resolved
 
     def feature_name(self, params: Mapping[str, Any]) -> str:
+        if self.defaults is None:
+            return self.output_name.format(name=self.name)
         return self.output_name.format(name=self.name, **params)
 
     def required_paths(self, unit_id: str, params: Mapping[str, Any]) -> list[str]:
+        if self.defaults is None:
+            return [f"units/{unit_id}/{p.strip('/')}" for p in self.requires]
         return [p.format(unit=unit_id, **params) for p in self.requires]
+
+    def missing_inputs(self, target, unit_id: str, params: Mapping[str, Any]) -> list[str]:
+        """The required inputs that ``target`` lacks for this unit."""
+        if self.defaults is None:
+            return [p for p in self.requires
+                    if not (target.has(f"units/{unit_id}/{p.strip('/')}") or target.has(p.strip("/")))]
+        return [p for p in self.required_paths(unit_id, params) if not target.has(p)]
 
     def hash(self, params: Mapping[str, Any]) -> str:
         return params_hash(self.name, self.version, params)
 
+    def runner(self, params: Mapping[str, Any]) -> Callable[..., dict]:
+        """``run(inputs) -> dict`` for one extraction run with these (resolved) parameters."""
+        if self.extractor_class is not None and self.defaults is None:
+            return _class_runner(self.extractor_class, params)
+        fn = self.fn
+        return lambda inputs: fn(inputs, **params)
 
-_REGISTRY: dict[str, FeatureExtractor] = {}
+
+def _accepts_metadata(method) -> bool:
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):
+        return True
+    return "metadata" in signature.parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+
+
+def _class_runner(extractor_class: type[FeatureExtractor], params: Mapping[str, Any]) -> Callable[..., dict]:
+    # One instance per run, as the lab pipeline makes it; config None when nothing was given.
+    config = dict(params) if params else None
+    instance = extractor_class(config=config)
+    with_metadata = _accepts_metadata(instance.extract)
+    groups: dict[int, tuple] = {}
+
+    def run(inputs) -> dict:
+        target = inputs.recording.target
+        shared = groups.get(id(target))
+        if shared is None:
+            shared = groups[id(target)] = (StoredGroup(target, "stimulus"), StoredGroup(target, "metadata"))
+        unit = StoredGroup(target, f"units/{inputs.unit_id}")
+        if with_metadata:
+            return instance.extract(unit, shared[0], config, metadata=shared[1])
+        return instance.extract(unit, shared[0], config)
+
+    return run
+
+
+class _FunctionExtractor(FeatureExtractor):
+    """The class a function-style extractor is registered as (its ``spec`` holds the function)."""
+
+    spec: ClassVar[RegisteredExtractor]
+
+    def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict:
+        from hdmea.features.extractors import RecordingInputs, UnitInputs
+
+        if not isinstance(unit_data, StoredGroup) or not unit_data.name.startswith("/units/"):
+            raise TypeError(
+                f"feature {self.spec.name!r} reads a stored recording: run it through extract_features "
+                f"(found unit_data of type {type(unit_data).__name__})")
+        unit_id = unit_data.name[len("/units/"):]
+        params = self.spec.resolve({**self.config, **(config or {})})
+        return self.spec.fn(UnitInputs(unit_id, RecordingInputs(unit_data._target)), **params)
 
 
 def register_extractor(
@@ -126,41 +291,41 @@ def register_extractor(
 
     Registering a name twice raises ConfigError unless ``replace=True``.
     """
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"extractor names are non-empty text without '/' (found {name!r})")
+    _check_name(name)
 
     def decorate(fn):
-        if name in _REGISTRY and not replace:
+        if FeatureRegistry.is_registered(name) and not replace:
             raise ConfigError(f"an extractor named {name!r} is registered already",
                               hint="pass replace=True to replace it, or choose another name")
-        _REGISTRY[name] = FeatureExtractor(
+        text = description or (fn.__doc__ or "").strip().split("\n")[0]
+        spec = RegisteredExtractor(
             name=name, version=str(version), requires=tuple(requires), defaults=dict(defaults or {}), fn=fn,
-            output_name=output_name, description=description or (fn.__doc__ or "").strip().split("\n")[0],
+            output_name=output_name, description=text,
         )
+        cls = type(f"{fn.__name__}_extractor", (_FunctionExtractor,), {
+            "__module__": fn.__module__, "__doc__": fn.__doc__, "spec": spec, "version": spec.version,
+            "required_inputs": list(spec.requires), "output_schema": {}, "description": text,
+        })
+        FeatureRegistry._add(name, cls, replace=True)
         return fn
 
     return decorate
 
 
-def get_extractor(name: str) -> FeatureExtractor:
+def get_extractor(name: str) -> RegisteredExtractor:
     """The extractor registered as ``name``; :class:`UnknownFeatureError` lists the known ones."""
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownFeatureError(
-            f"no feature extractor named {name!r}",
-            expected="one of " + ", ".join(sorted(_REGISTRY)), found=repr(name),
-            hint="register it with hdmea.features.register_extractor",
-        ) from None
+    cls = FeatureRegistry.get(name)
+    spec = getattr(cls, "spec", None)
+    if isinstance(spec, RegisteredExtractor) and issubclass(cls, _FunctionExtractor):
+        return spec
+    return RegisteredExtractor(
+        name=name, version=str(cls.version), requires=tuple(cls.required_inputs or ()), defaults=None,
+        fn=lambda inputs, **config: _class_runner(cls, config)(inputs), output_name="{name}",
+        description=getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0],
+        extractor_class=cls,
+    )
 
 
-def list_extractors() -> list[FeatureExtractor]:
+def list_extractors() -> list[RegisteredExtractor]:
     """Every registered extractor, sorted by name."""
-    _load_builtins()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def _load_builtins() -> None:
-    # The built-ins register themselves on import.
-    import hdmea.features.extractors  # noqa: F401
+    return [get_extractor(name) for name in FeatureRegistry.list_all()]

@@ -1,0 +1,5 @@
+"""Firing statistics on a gray screen (``baseline_127``)."""
+
+from hdmea.features.baseline.baseline_127 import BaselineFeatureExtractor
+
+__all__ = ["BaselineFeatureExtractor"]

@@ -1,0 +1,146 @@
+"""``step_up_5s_5i_3x``: ON and OFF responses of a unit to a full-field light step.
+
+Time zero is the start of each trial of the movie (``config["movie"]``,
+default ``step_up_5s_5i_3x``) when the unit has it sectioned; the light goes on
+at display frame ``on_frame`` (default 60) and off at ``off_frame`` (default
+360) of a 600-frame trial, scaled to the trial's length, converted to time with
+the recording's display-frame period.  Without sectioned trials, time zero is
+the recording's start and the light goes on at 5 s and off at 10 s (the lab
+pipeline's fixed times).  ``stim_onset_us`` / ``stim_offset_us`` in the config
+set both times explicitly (relative to the trial's start when there are trials).
+
+Windows (``transient_window_us`` T = 500 ms, ``sustained_window_us`` S = 4 s,
+``baseline_window_us`` B = 4 s), each cut at time zero and at the trial's end:
+baseline ``[on - B, on)``, ON transient ``[on, on + T)``, ON sustained
+``[on + T, off)``, OFF transient ``[off, off + T)``, OFF sustained
+``[off + T, off + T + S)``.  A rate is the spikes of every trial in a window
+divided by the trials times the window's length.  A response is flagged when
+its transient rate exceeds ``threshold_factor`` (2) times the baseline rate;
+``on_off_ratio = (on - off) / (on + off)`` of the transient rates; a latency is
+the mean over trials of the first spike within the transient window (ms, NaN
+when no trial has one); ``response_quality = min(1, (max transient - baseline)
+/ (baseline + 1) / 10)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hdmea.features.base import FeatureExtractor
+from hdmea.features.registry import FeatureRegistry
+from hdmea.features.trials import movie_trials, spike_times_us
+
+__all__ = ["StepUpFeatureExtractor", "step_up_responses"]
+
+STEP_TRIAL_FRAMES = 600
+ON_FRAME = 60
+OFF_FRAME = 360
+
+
+def _rate(trials: list[np.ndarray], lo: float, hi: float) -> float:
+    if hi <= lo or not trials:
+        return 0.0
+    count = sum(int(np.count_nonzero((s >= lo) & (s < hi))) for s in trials)
+    return count / (len(trials) * (hi - lo) / 1e6)
+
+
+def _latency_ms(trials: list[np.ndarray], event: float, window: float) -> float:
+    firsts = []
+    for s in trials:
+        inside = s[(s >= event) & (s < event + window)]
+        if inside.size:
+            firsts.append((float(inside.min()) - event) / 1000.0)
+    return float(np.mean(firsts)) if firsts else float("nan")
+
+
+def step_up_responses(trials: list[np.ndarray], *, onset: float, offset: float, transient: float,
+                      sustained: float, baseline: float, threshold_factor: float = 2.0,
+                      trial_end: float | None = None) -> dict[str, Any]:
+    """The step-response features of spike times (us, one array per trial, time zero at the trial's start)."""
+    end = float("inf") if trial_end is None else float(trial_end)
+    baseline_rate = _rate(trials, max(0.0, onset - baseline), onset)
+    on_transient = _rate(trials, onset, min(onset + transient, end))
+    on_sustained = _rate(trials, onset + transient, min(offset, end))
+    off_transient = _rate(trials, offset, min(offset + transient, end))
+    off_sustained = _rate(trials, offset + transient, min(offset + transient + sustained, end))
+    total = on_transient + off_transient
+    largest = max(on_transient, off_transient)
+    if largest > 0:
+        quality = min(1.0, (largest - baseline_rate) / (baseline_rate + 1) / 10)
+    else:
+        quality = 0.0
+    return {
+        "on_response_flag": bool(on_transient > baseline_rate * threshold_factor),
+        "off_response_flag": bool(off_transient > baseline_rate * threshold_factor),
+        "on_peak_value": float(on_transient),
+        "off_peak_value": float(off_transient),
+        "on_sustained_response": float(on_sustained),
+        "off_sustained_response": float(off_sustained),
+        "response_quality": float(quality),
+        "on_latency_ms": _latency_ms(trials, onset, transient),
+        "off_latency_ms": _latency_ms(trials, offset, transient),
+        "on_off_ratio": float((on_transient - off_transient) / total) if total > 0 else 0.0,
+        "baseline_rate": float(baseline_rate),
+    }
+
+
+@FeatureRegistry.register("step_up_5s_5i_3x")
+class StepUpFeatureExtractor(FeatureExtractor):
+    """ON/OFF responses to a light step, averaged over the step movie's trials."""
+
+    name = "step_up_5s_5i_3x"
+    version = "1.0.0"
+    description = "ON/OFF response features for step-up intensity stimulus"
+    required_inputs = ["spike_times"]
+    output_schema = {
+        "on_response_flag": {"dtype": "bool", "description": "Significant ON response detected"},
+        "off_response_flag": {"dtype": "bool", "description": "Significant OFF response detected"},
+        "on_peak_value": {"dtype": "float64", "unit": "spikes/s", "description": "ON transient rate"},
+        "off_peak_value": {"dtype": "float64", "unit": "spikes/s", "description": "OFF transient rate"},
+        "on_sustained_response": {"dtype": "float64", "unit": "spikes/s", "description": "Sustained rate after ON"},
+        "off_sustained_response": {"dtype": "float64", "unit": "spikes/s", "description": "Sustained rate after OFF"},
+        "response_quality": {"dtype": "float64", "unit": "dimensionless", "description": "Quality metric"},
+        "on_latency_ms": {"dtype": "float64", "unit": "ms", "description": "Latency to the first ON spike"},
+        "off_latency_ms": {"dtype": "float64", "unit": "ms", "description": "Latency to the first OFF spike"},
+        "on_off_ratio": {"dtype": "float64", "unit": "dimensionless", "description": "ON/OFF balance [-1,1]"},
+        "baseline_rate": {"dtype": "float64", "unit": "spikes/s", "description": "Rate before the light goes on"},
+    }
+    runtime_class = "fast"
+
+    DEFAULT_STIM_ONSET_US = 5_000_000
+    DEFAULT_STIM_OFFSET_US = 10_000_000
+    DEFAULT_TRANSIENT_WINDOW_US = 500_000
+    DEFAULT_SUSTAINED_WINDOW_US = 4_000_000
+    DEFAULT_BASELINE_WINDOW_US = 4_000_000
+
+    def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
+        config = {**self.config, **(config or {})}
+        windows = dict(
+            transient=float(config.get("transient_window_us", self.DEFAULT_TRANSIENT_WINDOW_US)),
+            sustained=float(config.get("sustained_window_us", self.DEFAULT_SUSTAINED_WINDOW_US)),
+            baseline=float(config.get("baseline_window_us", self.DEFAULT_BASELINE_WINDOW_US)),
+            threshold_factor=float(config.get("threshold_factor", 2.0)),
+        )
+        trials = movie_trials(unit_data, stimulus_data, metadata, config.get("movie", self.name))
+        if trials is not None and trials.n_trials and trials.frame_period_us:
+            length = float(np.min(trials.lengths_us))
+            scale = length / (STEP_TRIAL_FRAMES * trials.frame_period_us)
+            onset = config.get("stim_onset_us", config.get("on_frame", ON_FRAME) * scale * trials.frame_period_us)
+            offset = config.get("stim_offset_us", config.get("off_frame", OFF_FRAME) * scale * trials.frame_period_us)
+            return step_up_responses(trials.spikes, onset=float(onset), offset=float(offset), trial_end=length,
+                                     **windows)
+        spikes = spike_times_us(unit_data, metadata)
+        if spikes.size == 0:
+            return self._empty_result()
+        return step_up_responses(
+            [spikes], onset=float(config.get("stim_onset_us", self.DEFAULT_STIM_ONSET_US)),
+            offset=float(config.get("stim_offset_us", self.DEFAULT_STIM_OFFSET_US)), **windows)
+
+    @staticmethod
+    def _empty_result() -> dict[str, Any]:
+        return {"on_response_flag": False, "off_response_flag": False, "on_peak_value": 0.0, "off_peak_value": 0.0,
+                "on_sustained_response": 0.0, "off_sustained_response": 0.0, "response_quality": 0.0,
+                "on_latency_ms": float("nan"), "off_latency_ms": float("nan"), "on_off_ratio": 0.0,
+                "baseline_rate": 0.0}

@@ -1,0 +1,97 @@
+"""What the built-in class-style extractors read from a unit: spike times in microseconds and its trials.
+
+The recording stores spike times as acquisition sample indices
+(``units/{u}/spike_times``) and the trials of a movie ragged
+(``units/{u}/spike_times_sectioned/{movie}``: ``spike_times``,
+``trial_offsets``, ``trial_bounds`` in samples).  The lab pipeline's extractors
+documented their spike times as microseconds but were handed sample indices;
+here the sampling rate in ``metadata`` converts them.  Called without metadata
+(``extractor.extract(unit_data, stimulus_data)`` on hand-made arrays, as the
+lab's tests do), the spike times are taken as microseconds, as documented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["sampling_rate_of", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us"]
+
+_RATE_NAMES = ("sampling_rate", "acquisition_rate")
+
+
+def _scalar(node) -> float:
+    return float(np.asarray(node[:]).reshape(-1)[0])
+
+
+def sampling_rate_of(metadata) -> float | None:
+    """The acquisition rate (Hz) that ``metadata`` holds (``sampling_rate`` or ``acquisition_rate``), else None."""
+    if metadata is None:
+        return None
+    for key in _RATE_NAMES:
+        try:
+            if key in metadata:
+                rate = _scalar(metadata[key])
+                if rate > 0:
+                    return rate
+        except (TypeError, ValueError, IndexError):
+            continue
+    return None
+
+
+def spike_times_us(unit_data, metadata=None) -> np.ndarray:
+    """The unit's spike times in microseconds (float64): samples converted when ``metadata`` gives the rate."""
+    spikes = np.asarray(unit_data["spike_times"][:])
+    rate = sampling_rate_of(metadata)
+    if rate is None:
+        return spikes.astype(np.float64)
+    return spikes.astype(np.float64) * (1e6 / rate)
+
+
+def frame_period_us(stimulus_data, rate: float) -> float | None:
+    """The median display-frame period (microseconds) of ``stimulus/frame_time/default``, else None."""
+    try:
+        frames = np.asarray(stimulus_data["frame_time"]["default"][:], dtype=np.float64)
+    except (KeyError, TypeError):
+        return None
+    if frames.size < 2:
+        return None
+    return float(np.median(np.diff(frames))) * 1e6 / rate
+
+
+@dataclasses.dataclass
+class TrialSpikes:
+    """Every trial of a movie: spike times relative to the trial's start, and its length (microseconds)."""
+
+    spikes: list[np.ndarray]
+    lengths_us: np.ndarray
+    frame_period_us: float | None
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.spikes)
+
+
+def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes | None:
+    """The unit's trials of ``movie`` (None when the unit has no sectioned spikes of it or no rate is known)."""
+    rate = sampling_rate_of(metadata)
+    if rate is None:
+        return None
+    try:
+        group = unit_data["spike_times_sectioned"][movie]
+        spikes = np.asarray(group["spike_times"][:], dtype=np.float64)
+        offsets = np.asarray(group["trial_offsets"][:], dtype=np.int64)
+        bounds = np.asarray(group["trial_bounds"][:], dtype=np.float64).reshape(-1, 2)
+    except (KeyError, TypeError):
+        return None
+    # Trials widened by a pad margin keep the unpadded start as time zero.
+    attrs = getattr(group, "attrs", {}) or {}
+    before = int(round(float(np.asarray(attrs.get("pad_margin_before_s", 0.0)).reshape(-1)[0]) * rate))
+    after = int(round(float(np.asarray(attrs.get("pad_margin_after_s", 0.0)).reshape(-1)[0]) * rate))
+    starts = bounds[:, 0] + before
+    ends = bounds[:, 1] - after
+    scale = 1e6 / rate
+    trials = [(spikes[offsets[k]:offsets[k + 1]] - starts[k]) * scale for k in range(bounds.shape[0])]
+    return TrialSpikes(spikes=trials, lengths_us=(ends - starts) * scale,
+                       frame_period_us=frame_period_us(stimulus_data, rate))

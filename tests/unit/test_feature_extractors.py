@@ -1,0 +1,185 @@
+"""The lab pipeline's built-in extractors ``baseline_127``, ``step_up_5s_5i_3x`` and ``example_feature``.
+
+Two references:
+
+* the numbers the original pipeline's own extractors give on the same arrays
+  (spike times in microseconds, called directly as its tests call them),
+  recorded below.  They were produced with the original at commit fe13de2 in a
+  scratch directory outside this repository::
+
+      git -C hdmea_processing archive HEAD src | tar x -C /tmp/orig
+      PYTHONPATH=/tmp/orig/src python run_original.py
+      # run_original.py builds irregular_train() and step_train() with the code of this
+      # file and prints BaselineFeatureExtractor().extract(unit, stim[, config]),
+      # StepUpFeatureExtractor().extract(...) and ExampleFeatureExtractor().extract(...)
+      # for unit = MagicMock() whose __getitem__ returns the array (as in its tests)
+
+* the planted truth of a synthetic recording (ON and OFF units, silent unit,
+  base rates) when the extractors run in the pipeline, where spike times are
+  samples and the step's timing comes from the sectioned trials.
+"""
+
+from __future__ import annotations
+
+from unittest.mock import MagicMock
+
+import h5py
+import numpy as np
+import pytest
+
+from hdmea.features import BaselineFeatureExtractor, ExampleFeatureExtractor, StepUpFeatureExtractor
+from hdmea.features.base import DictAdapter
+from hdmea.features.extract import extract_features
+from hdmea.pipeline import add_section_time, load_recording, section_spike_times
+
+
+def _poisson_train(rng, rate_hz, start_us, end_us):
+    n = rng.poisson(rate_hz * (end_us - start_us) / 1e6)
+    return np.sort(rng.uniform(start_us, end_us, size=n))
+
+
+def irregular_train():
+    rng = np.random.default_rng(20261125)
+    t = np.cumsum(rng.exponential(1e6 / 12.0, size=400))
+    return np.round(t[t < 20e6]).astype(np.uint64)
+
+
+def step_train():
+    rng = np.random.default_rng(42)
+    parts = [_poisson_train(rng, r, a, b) for r, a, b in (
+        (5, 0, 5e6), (60, 5e6, 5.5e6), (15, 5.5e6, 10e6), (30, 10e6, 10.5e6), (8, 10.5e6, 15e6))]
+    return np.unique(np.round(np.concatenate(parts))).astype(np.uint64)
+
+
+# Output of the original's extractors on these arrays (command in the module docstring).
+ORIGINAL = {
+    "n_a": 248, "n_b": 194,
+    "baseline_a": {"mean_firing_rate": 12.494159736018556, "std_firing_rate": 2.8186163871570282,
+                   "cv_isi": 0.9408231985837197, "median_isi_ms": 56.156, "spike_count": 248, "quality_index": 1.0},
+    "baseline_a_window": {"mean_firing_rate": 12.2, "std_firing_rate": 2.4413111231467406,
+                          "cv_isi": 0.9109499403973291, "median_isi_ms": 55.472, "spike_count": 122,
+                          "quality_index": 1.0},
+    "step_b": {"on_response_flag": True, "off_response_flag": True, "on_peak_value": 92.0, "off_peak_value": 24.0,
+               "on_sustained_response": 16.666666666666668, "off_sustained_response": 6.25,
+               "response_quality": 1.0, "on_latency_ms": 3.681, "off_latency_ms": 18.706,
+               "on_off_ratio": 0.5862068965517241, "baseline_rate": 5.75},
+    "step_b_cfg": {"on_response_flag": True, "off_response_flag": True, "on_peak_value": 103.33333333333334,
+                   "off_peak_value": 20.0, "on_sustained_response": 19.148936170212764,
+                   "off_sustained_response": 7.5, "response_quality": 1.0, "on_latency_ms": 3.681,
+                   "off_latency_ms": 18.706, "on_off_ratio": 0.6756756756756757, "baseline_rate": 5.75},
+    "example_a": {"total_spikes": 248, "mean_rate_hz": 12.52418607183247, "first_spike_time_us": 47588,
+                  "last_spike_time_us": 19849274},
+}
+
+
+def _unit(spikes):
+    unit = MagicMock()
+    unit.__getitem__ = lambda self, key: spikes
+    return unit
+
+
+def _assert_same(got: dict, expected: dict):
+    assert set(expected) <= set(got)
+    for key, value in expected.items():
+        if isinstance(value, bool):
+            assert got[key] is value, key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+
+
+def test_inputs_are_the_ones_the_reference_was_computed_on():
+    assert irregular_train().size == ORIGINAL["n_a"] and step_train().size == ORIGINAL["n_b"]
+
+
+def test_direct_calls_give_the_original_numbers():
+    a, b = irregular_train(), step_train()
+    _assert_same(BaselineFeatureExtractor().extract(_unit(a), MagicMock()), ORIGINAL["baseline_a"])
+    _assert_same(BaselineFeatureExtractor().extract(
+        _unit(a), MagicMock(), config={"start_time_us": 2_000_000, "end_time_us": 12_000_000}),
+        ORIGINAL["baseline_a_window"])
+    _assert_same(StepUpFeatureExtractor().extract(_unit(b), MagicMock()), ORIGINAL["step_b"])
+    _assert_same(StepUpFeatureExtractor().extract(
+        _unit(b), MagicMock(), config={"threshold_factor": 3.0, "transient_window_us": 300_000}),
+        ORIGINAL["step_b_cfg"])
+    _assert_same(ExampleFeatureExtractor().extract(_unit(a), MagicMock()), ORIGINAL["example_a"])
+
+
+def test_direct_calls_against_naive_numpy():
+    # baseline on a regular 10 Hz train over [0, 10 s): rate 10, CV 0, median ISI 100 ms
+    regular = np.arange(0, 10_000_000, 100_000).astype(np.uint64)
+    out = BaselineFeatureExtractor().extract(_unit(regular), None, config={"end_time_us": 10_000_000})
+    assert out["mean_firing_rate"] == pytest.approx(10.0) and out["cv_isi"] == pytest.approx(0.0, abs=1e-12)
+    assert out["median_isi_ms"] == pytest.approx(100.0) and out["spike_count"] == 100
+    assert out["std_firing_rate"] == pytest.approx(0.0) and out["quality_index"] == pytest.approx(1.0)
+    empty = BaselineFeatureExtractor().extract(_unit(np.array([], np.uint64)), None)
+    assert empty["spike_count"] == 0 and np.isnan(empty["median_isi_ms"])
+    # step: hand-counted windows of the default timing (on at 5 s, off at 10 s)
+    spikes = np.array([4.5e6, 4.9e6, 5.01e6, 5.02e6, 5.3e6, 7e6, 10.2e6, 11e6], dtype=np.float64)
+    out = StepUpFeatureExtractor().extract(_unit(spikes), None)
+    assert out["baseline_rate"] == pytest.approx(2 / 4.0)
+    assert out["on_peak_value"] == pytest.approx(3 / 0.5) and out["off_peak_value"] == pytest.approx(1 / 0.5)
+    assert out["on_sustained_response"] == pytest.approx(1 / 4.5)
+    assert out["off_sustained_response"] == pytest.approx(1 / 4.0)
+    assert out["on_latency_ms"] == pytest.approx(10.0) and out["off_latency_ms"] == pytest.approx(200.0)
+    assert out["on_off_ratio"] == pytest.approx((6 - 2) / 8)
+
+
+def test_sample_indices_are_converted_with_the_metadata_rate():
+    # the recording stores samples; the lab's extractors read them as microseconds (a known defect)
+    a = irregular_train()
+    samples = np.round(a.astype(np.float64) * 20000.0 / 1e6).astype(np.uint64)
+    metadata = DictAdapter({"sampling_rate": 20000.0})
+    out = ExampleFeatureExtractor().extract(DictAdapter({"spike_times": samples}), None, metadata=metadata)
+    assert out["total_spikes"] == a.size
+    assert abs(out["first_spike_time_us"] - int(a[0])) <= 25 and abs(out["last_spike_time_us"] - int(a[-1])) <= 25
+    assert out["mean_rate_hz"] == pytest.approx(ORIGINAL["example_a"]["mean_rate_hz"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def extracted(tiny_recording, tmp_path_factory):
+    h5 = tmp_path_factory.mktemp("features") / "rec.h5"
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, output_path=h5, waveforms=False)
+    add_section_time(h5, tiny_recording.stimulus_path)
+    section_spike_times(h5)
+    result = extract_features(h5, features=["baseline_127", "step_up_5s_5i_3x", "example_feature"])
+    return h5, result
+
+
+def _attr(group, name):
+    value = np.asarray(group.attrs[name]).reshape(-1)[0]
+    return value.item() if hasattr(value, "item") else value
+
+
+def test_step_up_separates_planted_on_and_off_units(extracted, tiny_truth):
+    h5, result = extracted
+    assert result.features_extracted["step_up_5s_5i_3x"] == len(tiny_truth.units)
+    with h5py.File(h5, "r") as f:
+        for unit_id, unit in tiny_truth.units.items():
+            g = f[f"units/{unit_id}/features/step_up_5s_5i_3x"]
+            ratio = _attr(g, "on_off_ratio")
+            if unit.kind == "silent":
+                assert ratio == 0.0 and _attr(g, "on_peak_value") == 0.0
+            elif unit.kind == "on":
+                assert ratio > 0.3 and bool(_attr(g, "on_response_flag")), (unit_id, ratio)
+            else:
+                # the trial starts dark, so an OFF unit's baseline is high: its flag may stay down
+                assert ratio < -0.3 and _attr(g, "off_peak_value") > _attr(g, "on_peak_value"), (unit_id, ratio)
+
+
+def test_example_and_whole_recording_baseline_match_the_truth_spikes(extracted, tiny_truth):
+    h5, _ = extracted
+    fs = tiny_truth.sampling_rate
+    with h5py.File(h5, "r") as f:
+        for unit_id, unit in tiny_truth.units.items():
+            spikes_us = unit.spike_times.astype(np.float64) * 1e6 / fs
+            ex = f[f"units/{unit_id}/features/example_feature"]
+            assert _attr(ex, "total_spikes") == spikes_us.size
+            if spikes_us.size:
+                assert _attr(ex, "first_spike_time_us") == round(spikes_us[0])
+                assert _attr(ex, "mean_rate_hz") == pytest.approx(spikes_us.size / ((spikes_us[-1] - spikes_us[0]) / 1e6))
+            base = f[f"units/{unit_id}/features/baseline_127"]
+            # no gray-screen movie in this recording: the whole recording up to the last spike
+            assert _attr(base, "spike_count") == spikes_us.size
+            if spikes_us.size:
+                assert _attr(base, "mean_firing_rate") == pytest.approx(spikes_us.size / (spikes_us[-1] / 1e6))
+                assert _attr(base, "median_isi_ms") == pytest.approx(np.median(np.diff(spikes_us)) / 1000)
