@@ -27,6 +27,15 @@ __all__ = [
     "SuffixWarning",
     "ConfigError",
     "DeprecatedStepNameWarning",
+    # the names of the original pipeline (hdmea.utils.exceptions), caught by ours and theirs alike
+    "HDMEAError",
+    "ConfigurationError",
+    "DataLoadError",
+    "FeatureExtractionError",
+    "MissingInputError",
+    "CacheConflictError",
+    "ValidationError",
+    "MismatchError",
 ]
 
 
@@ -34,20 +43,93 @@ class HdmeaError(H5StreamError):
     """Base class of hdmea errors."""
 
 
-class SessionError(HdmeaError, RuntimeError):
+#: The original pipeline's base class is ours under its spelling: ``except HDMEAError`` catches every error here.
+HDMEAError = HdmeaError
+
+
+class _OriginalFields:
+    """Takes the original pipeline's keyword fields (``file_path=``, ``feature_name=`` ...) beside ours.
+
+    The original's constructors took ``(message, <field>=None, ...)``; each field is
+    kept as an attribute of that name, and a path among them also becomes the
+    error's ``path`` so the message names the file.
+    """
+
+    _fields: tuple[str, ...] = ()
+    _path_field: str | None = None
+
+    def __init__(self, message: str = "", *args, **kwargs) -> None:
+        values = dict(zip(self._fields, args))
+        if len(args) > len(self._fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self._fields) + 1} positional arguments")
+        for name in self._fields:
+            if name in kwargs:
+                values[name] = kwargs.pop(name)
+        for name in self._fields:
+            setattr(self, name, values.get(name))
+        if self._path_field and values.get(self._path_field) is not None and kwargs.get("path") is None:
+            kwargs["path"] = values[self._path_field]
+        super().__init__(message, **kwargs)
+        if self._path_field and getattr(self, self._path_field) is None:
+            setattr(self, self._path_field, self.path)
+
+
+class SessionError(_OriginalFields, HdmeaError, RuntimeError):
     """A PipelineSession operation is not possible in the session's state."""
+
+    _fields = ("session_id", "operation")
 
 
 class CheckpointError(SessionError):
     """A checkpoint cannot be written or resumed."""
 
+    _fields = ("checkpoint_path", "original_error")
+    _path_field = "checkpoint_path"
 
-class MissingStepError(HdmeaError, RuntimeError):
+
+class MissingInputError(_OriginalFields, HdmeaError):
+    """An input a step or feature needs is not in the recording (the original pipeline's name)."""
+
+    _fields = ("feature_name", "missing_input")
+
+
+class MissingStepError(MissingInputError, RuntimeError):
     """A pipeline step was called before the step that produces its inputs."""
 
 
-class RecordingFormatError(HdmeaError, FormatError):
+class DataLoadError(_OriginalFields, HdmeaError):
+    """A source file cannot be read (the original pipeline's name; our readers raise its subclasses)."""
+
+    _fields = ("file_path", "original_error")
+    _path_field = "file_path"
+
+
+class RecordingFormatError(DataLoadError, FormatError):
     """A .cmcr/.cmtr file (or a recording store) is not what it should be."""
+
+
+class FeatureExtractionError(_OriginalFields, HdmeaError):
+    """A feature extractor failed on a unit."""
+
+    _fields = ("feature_name", "unit_id", "original_error")
+
+
+class CacheConflictError(_OriginalFields, HdmeaError):
+    """A feature is stored already and ``force`` was not given."""
+
+    _fields = ("feature_name", "unit_id", "existing_version")
+
+
+class ValidationError(_OriginalFields, HdmeaError, ValueError):
+    """Data fail a check (spike times not increasing, a waveform of the wrong shape, ...)."""
+
+    _fields = ("entity", "entity_id", "field")
+
+
+class MismatchError(_OriginalFields, HdmeaError, ValueError):
+    """A .cmcr and a .cmtr that belong to different recordings."""
+
+    _fields = ("cmcr_path", "cmtr_path", "reason")
 
 
 class RecordingExistsError(TargetExistsError, HdmeaError):
@@ -79,6 +161,10 @@ class SuffixWarning(H5StreamWarning):
 
 class ConfigError(HdmeaError, ValueError):
     """A pipeline configuration is invalid; the message names the key and the reason."""
+
+
+#: The original pipeline's name for invalid configuration or parameters.
+ConfigurationError = ConfigError
 
 
 class DeprecatedStepNameWarning(FutureWarning):

@@ -6,6 +6,13 @@ Display frames are counted from the first frame the frame-sync channel reports
 pad, the movie, a gray pad.  Movie frame ``j`` of an occurrence whose section
 starts at display frame ``s`` is display frame ``s + pre_margin_frames + j``.
 
+The original pipeline's playlist layout is the other one (``pad_frames`` set, as
+``add_section_time(playlist_name=...)`` builds it from the lab's CSV files): each
+entry occupies ``2 * pad_frames + movie_length + 1`` display frames, the movie
+starts ``pad_frames`` into it, and the section runs from ``pre_margin_frames``
+before the movie to ``post_margin_frames + 1`` frames after its last frame.  Movie
+frame ``j`` is again display frame ``s + pre_margin_frames + j``.
+
 A movie made of trials (a step stimulus, say ``step_up_5s_5i_3x``) has a
 :class:`TrialConfig`: trial ``n`` starts at movie frame ``start_frame + n *
 trial_length_frame``.  A dense-noise movie has a :class:`NoiseMovie`: image ``i``
@@ -93,9 +100,17 @@ class StimulusConfig:
     noise_movies: dict[str, NoiseMovie] = dataclasses.field(default_factory=dict)
     pre_margin_frames: int = 60
     post_margin_frames: int = 120
+    pad_frames: int | None = None
 
     def __post_init__(self) -> None:
         self.playlist = [str(m) for m in self.playlist]
+        if self.pad_frames is not None:
+            self.pad_frames = int(self.pad_frames)
+            if self.pad_frames < self.pre_margin_frames or self.post_margin_frames < 0:
+                raise ConfigError(
+                    "a playlist with pad frames needs pad_frames >= pre_margin_frames >= 0 and post_margin_frames >= 0",
+                    found=f"pad {self.pad_frames}, pre {self.pre_margin_frames}, post {self.post_margin_frames}",
+                )
         missing = [m for m in self.playlist if m not in self.movie_lengths]
         if missing:
             raise ConfigError(
@@ -125,7 +140,16 @@ class StimulusConfig:
     # -- derived layout
     @property
     def frames_per_entry(self) -> list[int]:
+        if self.pad_frames is not None:
+            return [2 * self.pad_frames + self.movie_lengths[m] + 1 for m in self.playlist]
         return [self.pre_margin_frames + self.movie_lengths[m] + self.post_margin_frames for m in self.playlist]
+
+    @property
+    def frames_needed(self) -> int:
+        """Display frames up to the end of the last section (what the frame-sync channel must show)."""
+        if not self.playlist:
+            return 0
+        return int(max(int(r[:, 1].max()) for r in occurrence_frame_ranges(self).values()))
 
     @property
     def total_frames(self) -> int:
@@ -148,6 +172,7 @@ class StimulusConfig:
             },
             "pre_margin_frames": self.pre_margin_frames,
             "post_margin_frames": self.post_margin_frames,
+            **({"pad_frames": self.pad_frames} if self.pad_frames is not None else {}),
         }
 
     @classmethod
@@ -160,6 +185,7 @@ class StimulusConfig:
                 noise_movies=dict(data.get("noise_movies", {})),
                 pre_margin_frames=int(data.get("pre_margin_frames", 60)),
                 post_margin_frames=int(data.get("post_margin_frames", 120)),
+                pad_frames=None if data.get("pad_frames") is None else int(data["pad_frames"]),
             )
         except KeyError as exc:
             raise ConfigError(f"stimulus configuration lacks the key {exc.args[0]!r}") from None
@@ -180,8 +206,14 @@ def occurrence_frame_ranges(config: StimulusConfig) -> dict[str, np.ndarray]:
     """Per movie, the display-frame range ``[first, end)`` of every occurrence's section, (n, 2) int64."""
     out: dict[str, list[tuple[int, int]]] = {}
     cursor = 0
+    pad, pre, post = config.pad_frames, config.pre_margin_frames, config.post_margin_frames
     for movie, span in zip(config.playlist, config.frames_per_entry):
-        out.setdefault(movie, []).append((cursor, cursor + span))
+        if pad is None:
+            out.setdefault(movie, []).append((cursor, cursor + span))
+        else:
+            movie_start = cursor + pad
+            out.setdefault(movie, []).append(
+                (movie_start - pre, movie_start + config.movie_lengths[movie] + post + 2))
         cursor += span
     return {m: np.asarray(r, dtype=np.int64).reshape(-1, 2) for m, r in out.items()}
 

@@ -5,6 +5,14 @@
 light reference and metadata from the ``.cmcr``, then writes them to the
 recording file (``session=None``: the file is built beside the target and
 renamed over it when complete) or stages them in a :class:`PipelineSession`.
+
+This module is also the original pipeline's ``hdmea.pipeline.runner``: its
+acquisition-rate helpers, :func:`get_frame_timestamps`, the result classes
+(``LoadResult``, ``LoadWithEImageSTAResult``, ``ExtractionResult``,
+``FlowResult``) and the steps ``load_recording_with_eimage_sta`` and
+``extract_features`` are importable from here.  Frame timestamps are the first
+sample of each sync pulse's rising edge (the original reported the sample before
+it).
 """
 
 from __future__ import annotations
@@ -22,19 +30,129 @@ from hdmea.errors import ConfigError
 from hdmea.io import _files
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
-from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs
+from hdmea.io.hdf5_store import RecordingExistsError, params_hash, source_files_attrs
 from hdmea.pipeline.steps import canonical_step_names
 from hdmea.pipeline.target import open_target
 from hdmea.progress import counted
 
-__all__ = ["LoadResult", "LargeRecordingWarning", "load_recording", "unit_key", "DEFAULT_MEMORY_THRESHOLD"]
+__all__ = [
+    "LoadResult",
+    "LargeRecordingWarning",
+    "load_recording",
+    "unit_key",
+    "DEFAULT_MEMORY_THRESHOLD",
+    "DEFAULT_ACQUISITION_RATE",
+    "MIN_TYPICAL_ACQUISITION_RATE",
+    "MAX_TYPICAL_ACQUISITION_RATE",
+    "validate_acquisition_rate",
+    "compute_frame_time",
+    "get_frame_timestamps",
+    "FlowResult",
+    "LoadWithEImageSTAResult",
+    "ExtractionResult",
+    "load_recording_with_eimage_sta",
+    "extract_features",
+]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 STEP = "load_recording"
 DEFAULT_MEMORY_THRESHOLD = 4 * 1024**3
-DEFAULT_SAMPLING_RATE = 20000.0
+DEFAULT_ACQUISITION_RATE: float = 20000.0
+DEFAULT_SAMPLING_RATE = DEFAULT_ACQUISITION_RATE
+#: Rates outside this range are accepted but logged as unusual.
+MIN_TYPICAL_ACQUISITION_RATE: float = 1000.0
+MAX_TYPICAL_ACQUISITION_RATE: float = 100000.0
+CACHED_WARNING = "load_recording already ran on this file with these parameters; nothing was reloaded"
+
+# Names that live in other modules, loaded on first use (they import this module).
+_ELSEWHERE = {
+    "load_recording_with_eimage_sta": "hdmea.pipeline.eimage",
+    "LoadWithEImageSTAResult": "hdmea.pipeline.eimage",
+    "extract_features": "hdmea.features.extract",
+    "ExtractionResult": "hdmea.features.extract",
+}
+
+
+def __getattr__(name: str):
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hdmea.pipeline.runner' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def validate_acquisition_rate(rate: float | None) -> bool:
+    """Whether ``rate`` (Hz) can be used: True for any positive number, False for None, zero or negative.
+
+    A usable rate outside 1-100 kHz is logged as unusual (WARNING) and still accepted.
+    """
+    if rate is None:
+        return False
+    rate = float(rate)
+    if not rate > 0:  # also refuses NaN
+        logger.warning("acquisition_rate %s Hz is not usable (must be > 0)", rate)
+        return False
+    if rate < MIN_TYPICAL_ACQUISITION_RATE or rate > MAX_TYPICAL_ACQUISITION_RATE:
+        logger.warning("Unusual acquisition_rate: %.0f Hz (typical: %.0f-%.0f Hz)", rate,
+                       MIN_TYPICAL_ACQUISITION_RATE, MAX_TYPICAL_ACQUISITION_RATE)
+    return True
+
+
+def compute_frame_time(acquisition_rate: float) -> float:
+    """Seconds per sample, ``1 / acquisition_rate``; ValueError (our ConfigError) for a rate <= 0."""
+    if not float(acquisition_rate) > 0:
+        raise ConfigError("acquisition_rate must be > 0", found=f"{acquisition_rate} Hz")
+    return 1.0 / float(acquisition_rate)
+
+
+def get_frame_timestamps(
+    light_reference,
+    frame_channel: int = 1,
+    exclude_initial_frames: int = 4,
+    normalize_percentile: float = 99.9,
+    peak_height_threshold: float = 0.1,
+):
+    """Sample index (uint64) of every display frame, from the frame-sync signal.
+
+    ``light_reference`` is the sync channel itself (1-D), the light-reference
+    channels stacked (2-D, row ``frame_channel``), or the stored channels by name
+    (``{"raw_ch1": ..., "raw_ch2": ...}``, channel ``raw_ch{frame_channel + 1}``).
+    The signal is scaled by its ``normalize_percentile`` percentile; every peak of
+    its difference above ``peak_height_threshold`` is a frame, timed at the first
+    sample of the rising edge; the first ``exclude_initial_frames`` are dropped.
+    """
+    import numpy as np
+
+    from hdmea.io.section_time import frame_times_from_sync
+
+    signal = light_reference
+    if isinstance(signal, dict):
+        name = f"raw_ch{int(frame_channel) + 1}"
+        if name not in signal:
+            raise ConfigError(f"the light reference has no channel {name!r}", found=", ".join(sorted(signal)))
+        signal = signal[name]
+    signal = np.asarray(signal)
+    if signal.ndim == 2:
+        signal = signal[int(frame_channel)]
+    frames = frame_times_from_sync(signal, drop_leading_peaks=int(exclude_initial_frames),
+                                   percentile=float(normalize_percentile), height=float(peak_height_threshold))
+    logger.info("detected %s in the frame-sync signal", counted(frames.size, "frame"))
+    return frames
+
+
+@dataclasses.dataclass
+class FlowResult:
+    """What :func:`hdmea.pipeline.flows.run_flow` did: the load's and the extraction's results."""
+
+    hdf5_path: Path
+    load_result: LoadResult | None = None
+    extraction_result: object | None = None
+    success: bool = False
 
 
 class LargeRecordingWarning(H5StreamWarning):
@@ -101,23 +219,21 @@ def _memory_warning_text(total: int, parts: dict[str, int], threshold: int, data
     )
 
 
-def _default_output(dataset_id: str, cmcr_path, cmtr_path) -> Path:
-    src = Path(cmtr_path if cmtr_path is not None else cmcr_path)
-    return src.with_name(f"{dataset_id}.h5")
-
-
 def load_recording(
     cmcr_path: str | os.PathLike | None = None,
     cmtr_path: str | os.PathLike | None = None,
     dataset_id: str | None = None,
     *,
+    output_dir: str | os.PathLike = "artifacts",
+    force: bool = False,
+    allow_overwrite: bool = False,
+    config: dict | None = None,
+    session=None,
     output_path: str | os.PathLike | None = None,
     hdf5_path: str | os.PathLike | None = None,
-    force: bool = False,
     sampling_rate: float | None = None,
     memory_threshold: int | str | None = None,
     waveforms: bool = True,
-    session=None,
 ):
     """Read units, light reference and metadata into the recording file or a session.
 
@@ -126,14 +242,22 @@ def load_recording(
     cmcr_path, cmtr_path
         The raw (``.cmcr``) and spike-sorting (``.cmtr``) files; at least one.
     dataset_id
-        Recording id (default: the session's id, else the file stem).
+        Recording id (default: the session's id, else the ``.cmtr``'s stem, else
+        the ``.cmcr``'s, without trailing hyphens).
+    output_dir
+        Immediate mode: the file is ``<output_dir>/<dataset_id>.h5`` (the folder is
+        created), unless ``output_path`` names it.
+    force, allow_overwrite
+        Immediate mode (either one): rebuild a recording whose ``load_recording``
+        step has already run (otherwise it is left as it is and reported as
+        skipped), or replace another file at the target path (otherwise refused).
+    config
+        Stage-1 configuration (any JSON-serialisable dict); its hash is stored.  A
+        file loaded with another configuration is refused (FileExistsError)
+        unless ``force`` or ``allow_overwrite``.
     output_path, hdf5_path
         The recording file to create in immediate mode (two names for the same
-        thing; default ``<dataset_id>.h5`` beside the source files).
-    force
-        Immediate mode: rebuild a recording whose ``load_recording`` step has
-        already run (otherwise it is left as it is and reported as skipped), or
-        replace another file at the target path (otherwise refused).
+        thing), instead of ``output_dir``.
     sampling_rate
         Hz; needed only without a ``.cmcr`` (default 20 kHz then).
     memory_threshold
@@ -150,30 +274,49 @@ def load_recording(
     -------
     LoadResult or PipelineSession
     """
+    from hdmea.utils.validation import derive_dataset_id, validate_dataset_id
+
     if cmcr_path is None and cmtr_path is None:
         raise ConfigError("load_recording needs cmcr_path, cmtr_path or both")
     if output_path is not None and hdf5_path is not None and Path(output_path) != Path(hdf5_path):
         raise ConfigError(f"output_path {output_path} and hdf5_path {hdf5_path} differ; pass one")
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError("config must be a dict", found=type(config).__name__)
+    force = bool(force or allow_overwrite)
     if dataset_id is None:
-        dataset_id = session.dataset_id if session is not None else Path(cmcr_path or cmtr_path).stem
-    target_path = Path(output_path or hdf5_path or _default_output(dataset_id, cmcr_path, cmtr_path))
+        dataset_id = session.dataset_id if session is not None else derive_dataset_id(cmcr_path, cmtr_path)
+    else:
+        dataset_id = validate_dataset_id(dataset_id)
+    if output_path is not None or hdf5_path is not None:
+        target_path = Path(output_path or hdf5_path)
+    else:
+        target_path = Path(output_dir) / f"{dataset_id}.h5"
 
     if session is None and target_path.exists() and not force:
-        if not _already_loaded(target_path):
+        status = _stage1_status(target_path)
+        if status is None:
             raise RecordingExistsError(
                 "file exists and is not a recording loaded by this step", path=target_path,
                 hint="pass force=True to replace it (the old file stays intact until the new one is complete)",
             )
+        if config is not None and status != params_hash(config):
+            raise RecordingExistsError(
+                "load_recording ran on this file with another configuration", path=target_path,
+                obj="/ stage1_params_hash", expected=params_hash(config), found=status or "none",
+                hint="pass force=True or allow_overwrite=True to reload it",
+            )
         logger.info("%s: load_recording already ran; pass force=True to rebuild", target_path)
         return LoadResult(hdf5_path=target_path, dataset_id=dataset_id, num_units=_count_units(target_path),
-                          stage1_completed=True, skipped=True)
+                          stage1_completed=True, warnings=[CACHED_WARNING], skipped=True)
+    if session is None:
+        target_path.parent.mkdir(parents=True, exist_ok=True)
 
     cmcr = CmcrFile(cmcr_path) if cmcr_path is not None else None
     try:
         cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
         try:
             return _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate,
-                         memory_threshold, waveforms, session)
+                         memory_threshold, waveforms, session, config)
         finally:
             if cmtr is not None:
                 cmtr.close()
@@ -182,22 +325,26 @@ def load_recording(
             cmcr.close()
 
 
-def _already_loaded(path: Path) -> bool:
+def _stage1_status(path: Path) -> str | None:
+    """The stored configuration hash ('' when none) of a file this step loaded; None for any other file."""
     # Probed the way a read opens a file: one that links outside itself raises UnsafeFileError.
     with _files.probe_output(path) as f:
         if f is None:
-            return False
+            return None
         try:
             with guard_read(path, "/pipeline/session_info/completed_steps"):
                 steps = f.get("pipeline/session_info/completed_steps")
                 if steps is None:
-                    return False
+                    return None
                 from hdmea.io import hdf5_store as store
 
                 value = store.decode_node(store.node_from_h5(steps))
-                return STEP in canonical_step_names(value)
+                if STEP not in canonical_step_names(value):
+                    return None
+                stored = f.attrs.get("stage1_params_hash", "")
+                return stored.decode() if isinstance(stored, bytes) else str(stored)
         except (OSError, KeyError, ValueError, TypeError):
-            return False
+            return None
 
 
 def _count_units(path: Path) -> int:
@@ -209,13 +356,15 @@ def _count_units(path: Path) -> int:
 
 
 def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate, memory_threshold,
-          waveforms, session):
+          waveforms, session, config):
     if cmcr is not None:
         fs = cmcr.sampling_rate
         if sampling_rate is not None and abs(float(sampling_rate) - fs) > 1e-6 * fs:
             raise ConfigError(f"sampling_rate {sampling_rate} disagrees with the .cmcr's {fs} Hz; omit it")
+    elif validate_acquisition_rate(sampling_rate):
+        fs = float(sampling_rate)
     else:
-        fs = float(sampling_rate) if sampling_rate is not None else DEFAULT_SAMPLING_RATE
+        fs = DEFAULT_ACQUISITION_RATE
 
     total, parts = _estimate_bytes(cmcr, cmtr)
     threshold = _threshold(memory_threshold, session)
@@ -243,13 +392,20 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
                 data[f"quality_{name}"] = float(value)
             units_data[unit_key(i, len(units))] = data
 
-    metadata = {"sampling_rate": float(fs), "dataset_id": dataset_id}
+    # acquisition_rate and sample_interval: the original pipeline's names, read by lab scripts
+    metadata = {"sampling_rate": float(fs), "acquisition_rate": float(fs), "sample_interval": compute_frame_time(fs),
+                "dataset_id": dataset_id}
     light = None
     if cmcr is not None:
         meta = cmcr.metadata()
         metadata["acquisition"] = meta
         if cmcr.has_analog():
             light = cmcr.light_reference()
+            sync = light.get("raw_ch2") if isinstance(light, dict) else None
+            if sync is not None and len(sync):
+                frames = get_frame_timestamps(sync)
+                metadata["frame_timestamps"] = frames
+                metadata["frame_time"] = frames / float(fs)
     if cmtr is not None:
         metadata["spike_sorting"] = {"n_units": len(units_data), "program": "CMOS-MEA-Tools"}
 
@@ -260,7 +416,8 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if light is not None:
             target.add_stimulus(light_reference=light)
         target.add_metadata(metadata)
-        target.set_attrs("", {**source_files_attrs(cmcr_path, cmtr_path), "stage1_completed": True})
+        target.set_attrs("", {**source_files_attrs(cmcr_path, cmtr_path), "stage1_completed": True,
+                              "stage1_params_hash": params_hash(config)})
         for text in warning_texts:
             target.add_warning(text)
         target.mark_step_complete(STEP)

@@ -1,1 +1,1 @@
-"""Shared utilities of the HD-MEA face."""
+"""Utilities at the original pipeline's import paths: ``hashing``, ``validation``, ``logging``, ``exceptions``."""

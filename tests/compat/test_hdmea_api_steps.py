@@ -1,0 +1,245 @@
+"""The original pipeline's call styles of the loading and sectioning steps, on a synthetic recording.
+
+The recording is laid out as the original's playlist (180 gray frames on each
+side of every movie, one frame more after it), so the lab's playlist and
+movie-length CSV files describe it.  Results are checked against the planted
+truth (frame times of the generator) and the original's documented layout,
+computed here by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+PAD = 180
+
+
+@pytest.fixture(scope="module")
+def lab_recording(tmp_path_factory):
+    """(recording, playlist csv, movie-length csv) in the original's layout."""
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+
+    out = tmp_path_factory.mktemp("lab_recording")
+    rec = generate_recording(out, "2025.04.10-11.12.57-Rec", config=SyntheticConfig.tiny(
+        pre_margin_frames=PAD, post_margin_frames=PAD + 1), seed=3)
+    playlist = out / "playlist.csv"
+    movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
+    playlist.write_text(f'playlist_name,movie_names\nset_t,"[{movies}]"\nother,"[\'missing_movie.mov\']"\n')
+    lengths = out / "movie_length.csv"
+    lengths.write_text("movie_name,movie_length\n" + "".join(
+        f"{name},{length}\n" for name, length in rec.stimulus.movie_lengths.items()))
+    return rec, playlist, lengths
+
+
+def _expected_sections(stimulus, frame_times, pre=60, post=120):
+    """The original's layout by hand: entry = pad + movie + 1 + pad; section [movie - pre, movie + len + 1 + post]."""
+    out, cursor = {}, 0
+    for movie in stimulus.playlist:
+        length = stimulus.movie_lengths[movie]
+        first, last = cursor + PAD - pre, cursor + PAD + length + 1 + post
+        out.setdefault(movie, []).append([frame_times[first], frame_times[last]])
+        cursor += 2 * PAD + length + 1
+    return {m: np.asarray(v, dtype=np.int64) for m, v in out.items()}
+
+
+def test_load_recording_output_dir_layout_and_metadata(lab_recording, tmp_path, monkeypatch):
+    from hdmea.pipeline.runner import LoadResult, load_recording
+
+    rec, _, _ = lab_recording
+    monkeypatch.chdir(tmp_path)
+    result = load_recording(cmcr_path=rec.cmcr_path, cmtr_path=rec.cmtr_path)
+    assert isinstance(result, LoadResult)
+    # the default output_dir is ./artifacts, the id the .cmtr's stem without the trailing hyphen
+    assert result.dataset_id == "2025.04.10-11.12.57-Rec"
+    assert result.hdf5_path == tmp_path / "artifacts" / "2025.04.10-11.12.57-Rec.h5" or \
+        result.hdf5_path.resolve() == (tmp_path / "artifacts" / "2025.04.10-11.12.57-Rec.h5").resolve()
+    assert result.num_units == rec.config.n_units and result.stage1_completed
+    truth = rec.truth()
+    with h5py.File(result.hdf5_path, "r") as f:
+        assert f["metadata/acquisition_rate"][0] == truth.sampling_rate
+        assert f["metadata/sample_interval"][0] == pytest.approx(1 / truth.sampling_rate)
+        # corrected frame times: the first sample of every planted pulse (the original's were one earlier)
+        np.testing.assert_array_equal(f["metadata/frame_timestamps"][()], truth.frame_times)
+        np.testing.assert_allclose(f["metadata/frame_time"][()], truth.frame_times / truth.sampling_rate)
+
+
+def test_load_recording_cache_config_and_overwrite(lab_recording, tmp_path):
+    from hdmea.pipeline.runner import CACHED_WARNING, load_recording
+
+    rec, _, _ = lab_recording
+    first = load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path, config={"a": 1})
+    again = load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path, config={"a": 1})
+    assert again.warnings == [CACHED_WARNING] and again.num_units == first.num_units
+    with pytest.raises(FileExistsError, match="another configuration"):
+        load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path, config={"a": 2})
+    redone = load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path, config={"a": 2},
+                            allow_overwrite=True)
+    assert redone.warnings == []
+    from hdmea.io.hdf5_store import params_hash
+
+    with h5py.File(redone.hdf5_path, "r") as f:
+        assert f.attrs["stage1_params_hash"] == params_hash({"a": 2})
+
+
+def test_load_recording_bad_input_types(tmp_path):
+    from hdmea.pipeline.runner import load_recording
+    from hdmea.utils.exceptions import ConfigurationError, HDMEAError
+
+    with pytest.raises(ConfigurationError):
+        load_recording(output_dir=tmp_path)
+    with pytest.raises(HDMEAError):
+        load_recording(cmtr_path=tmp_path / "x.cmtr", dataset_id="bad:id", output_dir=tmp_path)
+
+
+def test_add_section_time_from_lab_csv_files(lab_recording, tmp_path):
+    from hdmea.io.section_time import add_section_time
+    from hdmea.pipeline.runner import load_recording
+
+    rec, playlist, lengths = lab_recording
+    loaded = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path)
+    assert add_section_time(loaded.hdf5_path, "set_t", playlist_file_path=playlist,
+                            movie_length_file_path=lengths) is True
+    expected = _expected_sections(rec.stimulus, rec.truth().frame_times)
+    light = None
+    with h5py.File(loaded.hdf5_path, "r") as f:
+        assert sorted(f["stimulus/section_time"]) == sorted(expected)
+        for movie, pairs in expected.items():
+            # every occurrence of a repeated movie is kept (the step movie is shown twice)
+            np.testing.assert_array_equal(f[f"stimulus/section_time/{movie}"][()].astype(np.int64), pairs)
+        assert f.attrs["section_time_playlist"] == "set_t" and f.attrs["section_time_repeats"] == 1
+        light = f["stimulus/light_reference/raw_ch1"][()]
+        template = f["stimulus/light_template/step_up_5s_5i_3x"][()]
+    pairs = expected["step_up_5s_5i_3x"]
+    n = max(int(b - a) for a, b in pairs)
+    naive = np.zeros(n)
+    count = np.zeros(n)
+    for a, b in pairs:  # sections of unequal length: each sample averages the sections that reach it
+        naive[:b - a] += light[a:b]
+        count[:b - a] += 1
+    np.testing.assert_allclose(template, (naive / count).astype(np.float32), rtol=1e-6)
+    # stored section times are refused again without force, replaced with it
+    with pytest.raises(FileExistsError):
+        add_section_time(loaded.hdf5_path, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths)
+    assert add_section_time(loaded.hdf5_path, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths,
+                            force=True) is True
+
+
+def test_add_section_time_bad_tables_return_false(lab_recording, tmp_path, caplog):
+    from hdmea.io.section_time import add_section_time
+    from hdmea.pipeline.runner import load_recording
+
+    rec, playlist, lengths = lab_recording
+    loaded = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path)
+    with caplog.at_level(logging.ERROR):
+        assert add_section_time(loaded.hdf5_path, "nope", playlist_file_path=playlist,
+                                movie_length_file_path=lengths) is False
+        assert add_section_time(loaded.hdf5_path, "set_t", playlist_file_path=tmp_path / "none.csv",
+                                movie_length_file_path=lengths) is False
+        assert add_section_time(loaded.hdf5_path, "other", playlist_file_path=playlist,
+                                movie_length_file_path=lengths) is False
+    text = caplog.text
+    assert "no playlist 'nope'" in text and "none.csv" in text and "no movie with a known length" in text
+    with h5py.File(loaded.hdf5_path, "r") as f:
+        assert "section_time" not in f["stimulus"]
+
+
+def test_add_section_time_session_equals_immediate(lab_recording, tmp_path):
+    from hdmea.io.section_time import add_section_time
+    from hdmea.pipeline import create_session
+    from hdmea.pipeline.runner import load_recording
+
+    rec, playlist, lengths = lab_recording
+    immediate = load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path / "a").hdf5_path
+    add_section_time(immediate, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths)
+    session = create_session("rec")
+    session = load_recording(rec.cmcr_path, rec.cmtr_path, session=session)
+    session = add_section_time(playlist_name="set_t", playlist_file_path=playlist, movie_length_file_path=lengths,
+                               session=session)
+    saved = session.save(tmp_path / "b.h5")
+    with h5py.File(immediate, "r") as a, h5py.File(saved if saved else tmp_path / "b.h5", "r") as b:
+        for movie in a["stimulus/section_time"]:
+            np.testing.assert_array_equal(a[f"stimulus/section_time/{movie}"][()],
+                                          b[f"stimulus/section_time/{movie}"][()])
+            np.testing.assert_array_equal(a[f"stimulus/light_template/{movie}"][()],
+                                          b[f"stimulus/light_template/{movie}"][()])
+
+
+def test_add_section_time_analog_derivative_onsets(lab_recording, tmp_path):
+    from hdmea.io.section_time import add_section_time_analog
+    from hdmea.pipeline.runner import load_recording
+
+    rec, _, _ = lab_recording
+    h5 = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path).hdf5_path
+    with h5py.File(h5, "r") as f:
+        light = f["stimulus/light_reference/raw_ch1"][()].astype(np.float64)
+    rise = np.diff(light)
+    threshold = 0.5 * rise.max()
+    # naive onsets: local maxima of the rise above the threshold, timed after the rise
+    naive = [i + 1 for i in range(1, rise.size - 1)
+             if rise[i] > threshold and rise[i] > rise[i - 1] and rise[i] >= rise[i + 1]]
+    assert naive, "the synthetic photodiode has steps"
+    assert add_section_time_analog(h5, threshold, movie_name="flash", plot_duration=0.05, repeat=2) is True
+    duration = int(round(0.05 * rec.truth().sampling_rate))
+    with h5py.File(h5, "r") as f:
+        got = f["stimulus/section_time/flash"][()].astype(np.int64)
+        assert f["stimulus/light_template/flash"].shape == (duration,)
+    keep = [naive[0]]
+    for t in naive[1:]:
+        if t >= keep[-1] + duration:
+            keep.append(t)
+    np.testing.assert_array_equal(got[:, 0], keep[:2])
+    np.testing.assert_array_equal(got[:, 1], np.minimum(np.asarray(keep[:2]) + duration, light.size - 1))
+    with pytest.raises(FileExistsError):
+        add_section_time_analog(h5, threshold, movie_name="flash", plot_duration=0.05)
+    assert add_section_time_analog(h5, rise.max() * 2, movie_name="flash", plot_duration=0.05, force=True) is False
+
+
+def test_frame_and_sample_conversions_against_naive():
+    from hdmea.io.section_time import convert_frame_to_sample_index, convert_sample_index_to_frame
+
+    ts = np.array([100, 433, 767, 1100, 1433], dtype=np.uint64)
+    frames = np.array([-3, 0, 2, 4, 9])
+    np.testing.assert_array_equal(convert_frame_to_sample_index(frames, ts), [100, 100, 767, 1433, 1433])
+    samples = np.array([0, 100, 432, 433, 1000, 5000])
+    naive = [max(0, max((k for k, t in enumerate(ts) if t <= s), default=0)) for s in samples]
+    np.testing.assert_array_equal(convert_sample_index_to_frame(samples, ts), naive)
+    # the two are inverse on frame starts
+    np.testing.assert_array_equal(convert_sample_index_to_frame(convert_frame_to_sample_index(np.arange(5), ts), ts),
+                                  np.arange(5))
+
+
+def test_runner_helpers(caplog):
+    from hdmea.pipeline import runner
+
+    assert runner.DEFAULT_ACQUISITION_RATE == 20000.0
+    assert (runner.MIN_TYPICAL_ACQUISITION_RATE, runner.MAX_TYPICAL_ACQUISITION_RATE) == (1000.0, 100000.0)
+    assert runner.validate_acquisition_rate(20000.0) is True
+    assert [runner.validate_acquisition_rate(v) for v in (None, 0.0, -5.0, float("nan"))] == [False] * 4
+    with caplog.at_level(logging.WARNING):
+        assert runner.validate_acquisition_rate(500.0) is True
+    assert "Unusual acquisition_rate" in caplog.text
+    assert runner.compute_frame_time(20000.0) == pytest.approx(5e-5)
+    with pytest.raises(ValueError):
+        runner.compute_frame_time(0)
+
+
+def test_get_frame_timestamps_against_planted_pulses():
+    from hdmea.pipeline.runner import get_frame_timestamps
+
+    rng = np.random.default_rng(0)
+    starts = np.cumsum(rng.integers(320, 345, size=30)) + 50
+    sync = np.zeros(starts[-1] + 400)
+    for s in starts:
+        sync[s:s + 80] = 3000.0
+    sync += rng.normal(0, 5, sync.size)
+    np.testing.assert_array_equal(get_frame_timestamps(sync), starts[4:])
+    np.testing.assert_array_equal(get_frame_timestamps(sync, exclude_initial_frames=0), starts)
+    # stacked channels: row frame_channel; by name: raw_ch{frame_channel + 1}
+    stacked = np.stack([np.zeros_like(sync), sync])
+    np.testing.assert_array_equal(get_frame_timestamps(stacked, frame_channel=1), starts[4:])
+    np.testing.assert_array_equal(get_frame_timestamps({"raw_ch2": sync}), starts[4:])
