@@ -1,23 +1,50 @@
-"""Data model of ``scptensor``: containers, assays, matrices, history and errors."""
+"""Data model of ``scptensor``: containers, assays, matrices, history and errors.
 
-from scptensor.core.exceptions import LegacyFormatWarning, ScpTensorError, ValidationError
+The names are those the original ScpTensor exported from ``scptensor.core``.
+"""
+
+from scptensor.core.exceptions import (
+    AssayNotFoundError,
+    DimensionError,
+    LayerNotFoundError,
+    LegacyFormatWarning,
+    MaskCodeError,
+    MissingDependencyError,
+    ScpTensorError,
+    ScpValueError,
+    StructureError,
+    ValidationError,
+    VisualizationError,
+)
 from scptensor.core.structures import (
     AggregationLink,
     Assay,
     MaskCode,
+    MatrixMetadata,
     ProvenanceLog,
     ScpContainer,
     ScpMatrix,
 )
 
 __all__ = [
-    "AggregationLink",
-    "Assay",
-    "MaskCode",
-    "ProvenanceLog",
+    # structures
     "ScpContainer",
+    "Assay",
     "ScpMatrix",
+    "ProvenanceLog",
+    "MatrixMetadata",
+    "MaskCode",
+    "AggregationLink",
+    # errors
     "ScpTensorError",
+    "StructureError",
     "ValidationError",
+    "LayerNotFoundError",
+    "AssayNotFoundError",
+    "MissingDependencyError",
+    "DimensionError",
+    "ScpValueError",
+    "MaskCodeError",
+    "VisualizationError",
     "LegacyFormatWarning",
 ]
