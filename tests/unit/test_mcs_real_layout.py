@@ -144,9 +144,14 @@ def test_region_that_disagrees_with_the_data_shape_is_refused(tmp_path):
     region = Region(5, 20, 11, 29)
     path = tmp_path / "shape.cmcr"
     write_cmcr(path, [region], _chip_counts(), factors_as="none", transposed=True)  # stored (frames, 7, 10)
-    with CmcrFile(path) as f, pytest.raises(RecordingFormatError) as err:
+    with CmcrFile(path, sensor_axis_order="col_row") as f, pytest.raises(RecordingFormatError) as err:
         f.sensor_datasets()
     assert "SensorData 1 1" in str(err.value) and "(6, 7, 10)" in str(err.value)
+    assert "sensor_axis_order='row_col'" in str(err.value)  # the hint names the reading that fits
+    with CmcrFile(path) as f:  # "auto": the shape fits only [row, col]
+        (info,) = f.sensor_datasets()
+        assert (f.sensor_axis_order, f.axis_order_source) == ("row_col", "shape")
+        assert f.read_sensor_frames(2, 3, scaled=False)[0, 6 - 5, 27 - 20] == 32768 - 55
     with CmcrFile(path, sensor_axis_order="row_col") as f:
         (info,) = f.sensor_datasets()
         assert (info.n_rows, info.n_cols) == (7, 10)

@@ -62,6 +62,8 @@ from hdmea.io.cmcr_meta import (  # noqa: F401  (KNOWN_UNITS re-exported)
     conversion_factors,
     meta_field,
     meta_row,
+    orders_fitting_region,
+    region_fields,
     sensor_region,
 )
 from hdmea.io.mcs import (
@@ -77,7 +79,8 @@ from hdmea.io.mcs import (
 )
 
 __all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "check_meta_table",
-           "LIGHT_ROW", "SYNC_ROW", "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS", "EXPONENT_RANGE"]
+           "LIGHT_ROW", "SYNC_ROW", "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS", "SENSOR_AXIS_SETTINGS", "AUTO",
+           "EXPONENT_RANGE"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -93,23 +96,31 @@ _SENSOR_DATA = re.compile(r"^SensorData (\d+) (\d+)$")
 MAX_READ_BYTES = 24 * 1024**3
 
 
+#: The stored frame layout the vendor documents, and the one "auto" falls back to when undecided.
 VENDOR_AXIS_ORDER = "col_row"
+#: The two stored frame layouts: ``[col, row]`` and ``[row, col]``.
 SENSOR_AXIS_ORDERS = ("col_row", "row_col")
+#: Decide the layout per recording from the data (:mod:`hdmea.io.frame_order`).
+AUTO = "auto"
+#: What ``sensor_axis_order`` accepts.
+SENSOR_AXIS_SETTINGS = (AUTO, *SENSOR_AXIS_ORDERS)
 
 
 def check_sensor_axis_order(value) -> str:
-    """``value`` if it names a stored frame layout, else a :class:`ConfigError` naming it and the allowed ones.
+    """``value`` if it is a ``sensor_axis_order`` setting, else a :class:`ConfigError` naming it and the allowed ones.
 
-    ``"col_row"`` (the vendor's, the default): a stored frame is ``[col - 1, row - 1]``
-    relative to the region's ``Region.Left``/``Region.Top``, so axis 1 is the column;
-    ``"row_col"``: a stored frame is ``[row - 1, col - 1]`` (an override for files
-    whose electrical images come out transposed).
+    ``"auto"`` (the default): decided per recording, by the regions' shapes, else by
+    the units' spike-triggered footprints (:mod:`hdmea.io.frame_order`).
+    ``"col_row"`` forces the vendor's documented layout: a stored frame is
+    ``[col - Region.Left, row - Region.Top]``, so axis 1 is the column;
+    ``"row_col"`` forces ``[row - Region.Top, col - Region.Left]``.
     """
-    if not isinstance(value, str) or value not in SENSOR_AXIS_ORDERS:
+    if not isinstance(value, str) or value not in SENSOR_AXIS_SETTINGS:
         raise ConfigError(
             f"sensor_axis_order {value!r} is not a known stored frame layout",
-            expected=" or ".join(repr(v) for v in SENSOR_AXIS_ORDERS), found=repr(value),
-            hint=f"{VENDOR_AXIS_ORDER!r} is the layout the MCS software writes",
+            expected=" or ".join(repr(v) for v in SENSOR_AXIS_SETTINGS), found=repr(value),
+            hint=f"{AUTO!r} decides it per recording from the data; {VENDOR_AXIS_ORDER!r} is the layout the MCS "
+                 f"documentation describes",
         )
     return value
 
@@ -187,13 +198,92 @@ class SensorDataInfo:
 
 
 class CmcrFile:
-    """An open ``.cmcr``; use as a context manager."""
+    """An open ``.cmcr``; use as a context manager.
 
-    def __init__(self, path: str | os.PathLike, *, sensor_axis_order: str = VENDOR_AXIS_ORDER) -> None:
+    ``sensor_axis_order``: ``"col_row"`` or ``"row_col"`` force how stored frames are
+    read; ``"auto"`` (the default) takes the one reading the regions' shapes allow
+    (:meth:`orders_by_shape`) and otherwise reads the vendor's layout until
+    :meth:`use_sensor_axis_order` sets the one the footprints decided
+    (:func:`hdmea.io.frame_order.decide_frame_order`).  :attr:`axis_order_source`
+    says which: ``"forced"``, ``"shape"`` or None (not decided yet).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, sensor_axis_order: str = AUTO) -> None:
         self.path = Path(path)
-        self.sensor_axis_order = check_sensor_axis_order(sensor_axis_order)
+        self.axis_order_setting = check_sensor_axis_order(sensor_axis_order)
         self._sensor_infos: list[SensorDataInfo] | None = None
+        self._order: str | None = None
+        self.axis_order_source: str | None = None
+        #: True when the footprints showed the Region.* fields swapped (Left/Right holding the rows)
+        self.region_fields_swapped = False
         self._f = open_mcs_file(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
+        if self.axis_order_setting != AUTO:
+            self._order, self.axis_order_source = self.axis_order_setting, "forced"
+
+    @property
+    def sensor_axis_order(self) -> str:
+        """The stored frame layout this file is read with (``"col_row"`` or ``"row_col"``)."""
+        if self._order is None:
+            fitting = self.orders_by_shape()
+            if len(fitting) == 1:
+                self._order, self.axis_order_source = fitting[0], "shape"
+            else:
+                self._order = VENDOR_AXIS_ORDER
+        return self._order
+
+    def use_sensor_axis_order(self, order: str, source: str, *, swapped_fields: bool = False) -> None:
+        """Read the stored frames as ``order`` from now on (``source``: what decided it).
+
+        ``swapped_fields``: take ``Region.Left/Right`` as the region's rows and
+        ``Region.Top/Bottom`` as its columns (a file whose fields are swapped).
+        """
+        if order not in SENSOR_AXIS_ORDERS:
+            raise ConfigError(f"a stored frame layout must be one of {SENSOR_AXIS_ORDERS}, found {order!r}")
+        if order != self._order or swapped_fields != self.region_fields_swapped:
+            self._sensor_infos = None
+        self._order, self.axis_order_source = order, source
+        self.region_fields_swapped = bool(swapped_fields)
+
+    def orders_by_shape(self) -> tuple[str, ...]:
+        """The frame layouts every ``SensorData`` dataset's stored shape fits (its ``Region.*`` fields, the chip).
+
+        Both for square regions (or none): the shapes cannot tell.  A dataset no
+        reading fits, or regions that fit different readings, are a
+        :class:`RecordingFormatError`.
+        """
+        if SENSOR_GROUP not in self._f:
+            return SENSOR_AXIS_ORDERS
+        group = require_object(self._f, SENSOR_GROUP, self.path)
+        meta = self.sensor_meta()
+        common = set(SENSOR_AXIS_ORDERS)
+        decided_by: dict[str, str] = {}
+        for name in sorted(group):
+            m = _SENSOR_DATA.match(name)
+            if not m:
+                continue
+            ds = require_object(group, name, self.path, kind=h5py.Dataset)
+            if ds.ndim != 3:
+                continue  # refused with its reason when the dataset is read
+            fits = orders_fitting_region(meta_row(meta, "RegionID", int(m.group(1))), ds.shape)
+            if not fits:
+                raise RecordingFormatError(
+                    "sensor data shape fits its region in neither frame layout", path=self.path, obj=ds.name,
+                    expected="(frames, columns, rows) or (frames, rows, columns) of its SensorMeta "
+                             "Region.Left..Right, Region.Top..Bottom, inside the 65 x 65 chip",
+                    found=str(ds.shape), hint="the file is damaged or its SensorMeta row is not this region's",
+                )
+            if len(fits) == 1:
+                decided_by.setdefault(fits[0], ds.name)
+            common &= set(fits)
+        if not common:
+            raise RecordingFormatError(
+                "regions of interest fit different frame layouts", path=self.path,
+                obj=f"{decided_by['col_row']} and {decided_by['row_col']}",
+                expected="one frame layout for every SensorData dataset",
+                found=f"{decided_by['col_row']} fits only [col, row], {decided_by['row_col']} only [row, col]",
+                hint="the file is damaged, or its SensorMeta rows do not describe its datasets",
+            )
+        return tuple(o for o in SENSOR_AXIS_ORDERS if o in common)
 
     def close(self) -> None:
         if self._f.id.valid:
@@ -324,6 +414,8 @@ class CmcrFile:
                     "[col - Region.Left, row - Region.Top]" if self.sensor_axis_order == "col_row"
                     else "[row - Region.Top, col - Region.Left]"),
                 "sensor_axis_order": self.sensor_axis_order,
+                "sensor_axis_order_setting": self.axis_order_setting,
+                "region_fields_swapped": bool(self.region_fields_swapped),
                 "regions": {
                     i.name.rsplit("/", 1)[-1]: {
                         "roi": i.roi, "chunk": i.chunk, "row_offset": i.row_offset, "col_offset": i.col_offset,
@@ -424,7 +516,8 @@ class CmcrFile:
                     "ADC zero outside the range of the stored dtype", path=self.path, obj=ds.name,
                     expected=f"{info.min}..{info.max} for {ds.dtype}", found=str(zero),
                 )
-            top, left, n_rows, n_cols = sensor_region(row, ds, self.sensor_axis_order, self.path)
+            top, left, n_rows, n_cols = sensor_region(row, ds, self.sensor_axis_order, self.path,
+                                                      self.region_fields_swapped)
             factors, single, scaling = conversion_factors(row, ds, n_rows * n_cols, self.path,
                                                           f"/{SENSOR_GROUP}/SensorMeta")
             exponent = meta_field(row, "Exponent", None)
@@ -446,9 +539,8 @@ class CmcrFile:
             if factors is None:
                 gains = np.full((n_rows, n_cols), single * multiplier, dtype=np.float64)
             else:
-                stored = factors.reshape(ds.shape[1], ds.shape[2])
-                chip = np.swapaxes(stored, 0, 1) if self.sensor_axis_order == "col_row" else stored
-                gains = np.ascontiguousarray(chip) * multiplier
+                # sensor-id order (rows fastest) whichever way the frames are stored
+                gains = np.ascontiguousarray(factors.reshape(n_cols, n_rows).T) * multiplier
             out.append(SensorDataInfo(
                 name=ds.name, roi=roi, chunk=chunk, shape=tuple(ds.shape), dtype=ds.dtype, ad_zero=zero,
                 conversion_factor=float(single), exponent=int(exponent or 0), unit=unit,
@@ -461,6 +553,34 @@ class CmcrFile:
                 "counts (recorded as scaling='unscaled' in the recording's metadata)",
                 self.path, "/" + SENSOR_GROUP + "/SensorMeta")
         return sorted(out, key=lambda s: (s.roi, s.chunk))
+
+    def stored_regions(self) -> list[tuple[str, tuple[int, ...], tuple]]:
+        """``(HDF5 path, stored shape, 1-based (Region.Left, Region.Top, Region.Right, Region.Bottom))`` per region.
+
+        The first sweep (chunk) of each region of interest, ordered by region; reads no
+        sensor data and needs no frame layout.
+        """
+        if SENSOR_GROUP not in self._f:
+            return []
+        group = require_object(self._f, SENSOR_GROUP, self.path)
+        meta = self.sensor_meta()
+        first: dict[int, tuple[int, str]] = {}
+        for name in group:
+            m = _SENSOR_DATA.match(name)
+            if m and (int(m.group(1)) not in first or int(m.group(2)) < first[int(m.group(1))][0]):
+                first[int(m.group(1))] = (int(m.group(2)), name)
+        out = []
+        for roi in sorted(first):
+            ds = require_object(group, first[roi][1], self.path, kind=h5py.Dataset)
+            if ds.ndim != 3:
+                raise RecordingFormatError("sensor data has the wrong shape", path=self.path, obj=ds.name,
+                                           expected="(frames, columns, rows)", found=str(ds.shape))
+            out.append((ds.name, tuple(int(n) for n in ds.shape), region_fields(meta_row(meta, "RegionID", roi))))
+        return out
+
+    def guard(self, obj: str):
+        """A context in which a failed read of ``obj`` becomes a :class:`RecordingFormatError` naming it."""
+        return guard_mcs_read(self.path, obj)
 
     def _sensor_info(self, dataset: str | SensorDataInfo | None) -> SensorDataInfo:
         infos = self.sensor_datasets()

@@ -5,7 +5,9 @@
 * :func:`meta_row`, :func:`meta_field`, :func:`first_meta_field`: one row of a meta table
   and its values as plain python values.
 * :func:`sensor_region`: a raw sensor dataset's region on the 65 x 65 chip from
-  its ``Region.*`` columns, checked against the stored shape.
+  its ``Region.*`` columns, checked against the stored shape;
+  :func:`orders_fitting_region`: which readings of the stored frame (``[col, row]``,
+  ``[row, col]``) fit those columns (the shape evidence of :mod:`hdmea.io.frame_order`).
 * :func:`conversion_factors`: the per-sensor ``Conversion Factors`` text column,
   else the single ``ConversionFactor``, else none.
 
@@ -24,6 +26,7 @@ from hdmea.errors import RecordingFormatError
 from hdmea.io.mcs import GRID_SIZE, attr_text
 
 __all__ = ["check_meta_table", "meta_row", "meta_field", "first_meta_field", "sensor_region", "conversion_factors",
+           "region_fields", "region_extent", "orders_fitting_region", "orders_fitting_fields",
            "EXPONENT_RANGE", "KNOWN_UNITS", "DURATION_TOLERANCE"]
 
 
@@ -120,38 +123,83 @@ def meta_field(row, name, default=None):
     return value.item() if hasattr(value, "item") else value
 
 
-def sensor_region(row, ds: h5py.Dataset, axis_order: str, path: str | os.PathLike) -> tuple[int, int, int, int]:
+def region_fields(row, swapped: bool = False) -> tuple[int, int, int | None, int | None]:
+    """1-based ``(Region.Left, Region.Top, Region.Right, Region.Bottom)`` of a meta row (Left/Top default 1).
+
+    ``swapped=True`` reads a file whose fields are swapped (Left/Right holding the
+    rows, Top/Bottom the columns): the result is then the true (left, top, right, bottom).
+    """
+    left = first_meta_field(row, ("Region.Left", "RegionLeft"), 1)
+    top = first_meta_field(row, ("Region.Top", "RegionTop"), 1)
+    right = first_meta_field(row, ("Region.Right", "RegionRight"), None)
+    bottom = first_meta_field(row, ("Region.Bottom", "RegionBottom"), None)
+    out = (int(left), int(top), None if right is None else int(right), None if bottom is None else int(bottom))
+    return (out[1], out[0], out[3], out[2]) if swapped else out
+
+
+def region_extent(shape: tuple[int, ...], axis_order: str) -> tuple[int, int]:
+    """``(n_rows, n_cols)`` of a stored ``(frames, axis 1, axis 2)`` dataset read as ``axis_order``."""
+    a1, a2 = int(shape[1]), int(shape[2])
+    return (a2, a1) if axis_order == "col_row" else (a1, a2)
+
+
+def orders_fitting_region(row, shape: tuple[int, ...], swapped: bool = False) -> tuple[str, ...]:
+    """The stored frame layouts (``"col_row"``, ``"row_col"``) under which ``shape`` fits its region.
+
+    A reading fits when the region it gives lies on the 65 x 65 chip and, where the
+    row has ``Region.Right``/``Region.Bottom``, spans exactly those columns and rows.
+    A square region (or one without those fields and room either way) fits both:
+    its shape cannot tell them apart.
+    """
+    return orders_fitting_fields(region_fields(row, swapped), shape)
+
+
+def orders_fitting_fields(fields: tuple[int, int, int | None, int | None], shape: tuple[int, ...]) -> tuple[str, ...]:
+    """:func:`orders_fitting_region` for 1-based ``(left, top, right, bottom)`` (right/bottom may be None)."""
+    left, top, right, bottom = fields
+    out = []
+    for order in ("col_row", "row_col"):
+        n_rows, n_cols = region_extent(shape, order)
+        if right is not None and bottom is not None and (right - left + 1, bottom - top + 1) != (n_cols, n_rows):
+            continue
+        if 1 <= left and left + n_cols - 1 <= GRID_SIZE and 1 <= top and top + n_rows - 1 <= GRID_SIZE:
+            out.append(order)
+    return tuple(out)
+
+
+def sensor_region(row, ds: h5py.Dataset, axis_order: str, path: str | os.PathLike,
+                  swapped: bool = False) -> tuple[int, int, int, int]:
     """(0-based chip row offset, col offset, n_rows, n_cols) of one dataset's region.
 
     ``Region.Left``/``Region.Right`` are 1-based chip columns (x, the stored axis 1
     in the vendor's layout), ``Region.Top``/``Region.Bottom`` 1-based chip rows
     (y, axis 2).  ``axis_order`` is the stored frame layout (``"col_row"`` or
     ``"row_col"``).  Without them the region starts at the chip's corner.
+    ``swapped``: the file's fields are swapped (see :func:`region_fields`).
     """
-    left = first_meta_field(row, ("Region.Left", "RegionLeft"), 1)
-    top = first_meta_field(row, ("Region.Top", "RegionTop"), 1)
-    right = first_meta_field(row, ("Region.Right", "RegionRight"), None)
-    bottom = first_meta_field(row, ("Region.Bottom", "RegionBottom"), None)
-    a1, a2 = int(ds.shape[1]), int(ds.shape[2])
-    n_cols, n_rows = (a1, a2) if axis_order == "col_row" else (a2, a1)
+    left, top, right, bottom = region_fields(row, swapped)
+    n_rows, n_cols = region_extent(ds.shape, axis_order)
     layout = "[frame, col, row]" if axis_order == "col_row" else "[frame, row, col]"
+    fitting = orders_fitting_region(row, ds.shape, swapped)
+    other = "row_col" if axis_order == "col_row" else "col_row"
+    hint = (f"the shape fits sensor_axis_order={other!r} (or 'auto', which finds it)" if other in fitting
+            else "check the SensorMeta row of this region: neither reading of the stored shape fits it")
     if right is not None and bottom is not None:
-        want_cols, want_rows = int(right) - int(left) + 1, int(bottom) - int(top) + 1
+        want_cols, want_rows = right - left + 1, bottom - top + 1
         if (want_cols, want_rows) != (n_cols, n_rows):
             want = (want_cols, want_rows) if axis_order == "col_row" else (want_rows, want_cols)
             raise RecordingFormatError(
                 "sensor data shape disagrees with its region", path=path, obj=ds.name,
                 expected=(f"(frames, {want[0]}, {want[1]}) stored as {layout} for Region.Left..Right "
                           f"{left}..{right}, Region.Top..Bottom {top}..{bottom}"),
-                found=str(ds.shape),
-                hint="check the SensorMeta row of this region, or the sensor_axis_order setting",
+                found=str(ds.shape), hint=hint,
             )
-    left, top = int(left), int(top)
     if not (1 <= left and left + n_cols - 1 <= GRID_SIZE and 1 <= top and top + n_rows - 1 <= GRID_SIZE):
         raise RecordingFormatError(
             "sensor region lies outside the 65 x 65 chip", path=path, obj=ds.name,
             expected="1-based Region.Left/Top with the region inside 1..65",
-            found=f"Region.Left {left}, Region.Top {top}, {n_cols} columns x {n_rows} rows",
+            found=f"Region.Left {left}, Region.Top {top}, {n_cols} columns x {n_rows} rows read as {layout}",
+            hint=hint,
         )
     return top - 1, left - 1, n_rows, n_cols
 

@@ -142,6 +142,8 @@ class CmtrFile:
         self._table_index: dict[int, int] | None = None
         self._layouts: list = []
         self.position_warnings: list[str] = []
+        #: the units whose Row/Column were missing or disagreed with the SensorID that placed them
+        self.position_warning_units: list[int] = []
         try:
             self._units_table = self._read_units_table()
             self._groups = self._unit_groups()
@@ -277,34 +279,41 @@ class CmtrFile:
                 sensor = 65 * (col - base) + (row - base) + 1
                 if base == 0:
                     self._warn_positions(f"{where} has no SensorID and a zero-based Row/Column "
-                                         f"({row}, {col}); read as sensor {sensor}")
-                    row = col = None
+                                         f"({row}, {col}); read as sensor {sensor}", unit_id)
+                    row, col = sensor_id_to_row_col(sensor) if 1 <= sensor <= 65 * 65 else (None, None)
+                for axis, value in (("Row", row), ("Column", col)):
+                    if value is not None and not 1 <= value <= 65:
+                        raise RecordingFormatError(
+                            f"{axis} of unit {unit_id} outside the 65 x 65 grid and no SensorID", path=self.path,
+                            obj=where, expected="1..65", found=str(value), hint="the file is damaged",
+                        )
         if sensor is None:
             raise RecordingFormatError(
                 "unit has no sensor id", path=self.path, obj=group + "/@SensorID",
                 expected="SensorID or Row/Column attributes or a Units table entry", found="none",
             )
-        for axis, value in (("Row", row), ("Column", col)):
-            if value is not None and not 1 <= value <= 65:
-                raise RecordingFormatError(
-                    f"{axis} of unit {unit_id} outside the 65 x 65 grid", path=self.path, obj=where,
-                    expected="1..65", found=str(value), hint="the file is damaged",
-                )
         if not 1 <= sensor <= 65 * 65:
             raise RecordingFormatError(
                 f"sensor id of unit {unit_id} outside the 65 x 65 grid", path=self.path, obj=where,
                 expected="1..4225", found=str(sensor),
             )
+        # The SensorID decides the position: Row/Column that are missing, 0-based, outside the grid or
+        # otherwise different only earn a warning naming the unit.
         r, c = sensor_id_to_row_col(sensor)
-        if (row is not None and row != r) or (col is not None and col != c):
+        if row is None or col is None:
+            self._warn_positions(
+                f"{where}: unit {unit_id} has no Row/Column; placed by its SensorID {sensor} (row {r}, column {c})",
+                unit_id)
+        elif row != r or col != c:
             self._warn_positions(
                 f"{where}: Row/Column of unit {unit_id} ({row}, {col}) disagree with its SensorID {sensor} "
-                f"(row {r}, column {c} on the column-major 65 x 65 grid); the SensorID is used")
+                f"(row {r}, column {c} on the column-major 65 x 65 grid); the SensorID is used", unit_id)
         return sensor, r, c
 
-    def _warn_positions(self, text: str) -> None:
+    def _warn_positions(self, text: str, unit_id: int) -> None:
         """Log the first disagreement of Row/Column with SensorID of this file, count the rest."""
         self.position_warnings.append(text)
+        self.position_warning_units.append(int(unit_id))
         if len(self.position_warnings) == 1:
             logger.warning("%s: %s (further disagreements of this file are not logged)", self.path, text)
 

@@ -62,7 +62,8 @@ import numpy as np
 from h5stream.staging import parse_size
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.features.registry import params_hash
-from hdmea.io.cmcr import VENDOR_AXIS_ORDER, check_sensor_axis_order
+from hdmea.io.cmcr import AUTO, check_sensor_axis_order
+from hdmea.io.frame_order import FrameOrderDecision, settle_frame_order
 from hdmea.io.mcs import GRID_SIZE
 
 __all__ = ["EImageResult", "compute_eimage_sta", "load_recording_with_eimage_sta", "check_sensor_axis_order",
@@ -100,6 +101,9 @@ class EImageResult:
     orientation_fraction_transposed: float = float("nan")
     orientation_units_checked: int = 0
     units_not_recorded: list[str] = dataclasses.field(default_factory=list)
+    #: how the raw frames were read and why (:mod:`hdmea.io.frame_order`), and what deciding it cost
+    frame_order: FrameOrderDecision | None = None
+    frame_order_seconds: float = 0.0
 
 
 class _GuardedSensorData:
@@ -153,7 +157,7 @@ def compute_eimage_sta(
     memory_budget: int | str = "512 MiB",
     chunk_samples: int = 8192,
     sensor_dataset: str | None = None,
-    sensor_axis_order: str = VENDOR_AXIS_ORDER,
+    sensor_axis_order: str = AUTO,
     n_threads: int | None = None,
     force: bool = False,
     session=None,
@@ -182,8 +186,10 @@ def compute_eimage_sta(
     sensor_dataset
         Use only this ``SensorData`` dataset (default: every region's).
     sensor_axis_order
-        Stored frame layout of the raw file: ``"col_row"`` (the vendor's,
-        ``[col, row]``) or ``"row_col"``; see :func:`hdmea.io.cmcr.check_sensor_axis_order`.
+        Stored frame layout of the raw file: ``"auto"`` (decided from the data
+        before the images are computed: :mod:`hdmea.io.frame_order`; a decision the
+        recording already holds for the same file is reused), or ``"col_row"``
+        (the vendor's documented ``[col, row]``) / ``"row_col"`` to force one.
     n_threads
         Threads of the compiled kernels.
     force
@@ -199,7 +205,7 @@ def compute_eimage_sta(
     from hdmea.io.cmcr import CmcrFile
     from hdmea.pipeline.target import open_target
 
-    order = check_sensor_axis_order(sensor_axis_order)
+    setting = check_sensor_axis_order(sensor_axis_order)
     budget = _budget_bytes(memory_budget)
     w0, w1 = (int(window[0]), int(window[1]))
     if w1 <= w0:
@@ -217,7 +223,15 @@ def compute_eimage_sta(
             raise ConfigError("no raw file: the recording names no .cmcr", hint="pass cmcr_path=")
         recording = str(root_attrs.get("dataset_id") or hdf5_path or cmcr_path)
         fs = float(np.asarray(target.get("metadata/sampling_rate")).reshape(-1)[0])
-        with CmcrFile(cmcr_path, sensor_axis_order=order) as cmcr:
+        with CmcrFile(cmcr_path, sensor_axis_order=setting) as cmcr:
+            # The frame order is settled first, from a few windows, so a wrong order never costs a full pass.
+            unit_ids = target.unit_ids()
+            positions = [_unit_position(target, u) for u in unit_ids]
+            all_spikes = [np.asarray(target.get(f"units/{u}/spike_times")).astype(np.int64) for u in unit_ids]
+            t_order = time.perf_counter()
+            decision = settle_frame_order(target, cmcr, recording, positions, all_spikes)
+            order_seconds = time.perf_counter() - t_order
+            order = cmcr.sensor_axis_order
             regions = _regions(cmcr, cmcr_path, sensor_dataset)
             n_samples = regions[0].n_frames
             start = int(round(start_s * fs))
@@ -231,7 +245,6 @@ def compute_eimage_sta(
                       "adc": [[i.ad_zero, i.row_offset, i.col_offset, i.n_rows, i.n_cols, i.scaling,
                                float(i.gains.sum())] for i in regions]}
             digest = params_hash(FEATURE, FEATURE_VERSION, params)
-            unit_ids = target.unit_ids()
             if not force and unit_ids and all(
                 target.has(f"units/{u}/features/{FEATURE}")
                 and target.attrs(f"units/{u}/features/{FEATURE}").get("params_hash") == digest
@@ -240,17 +253,16 @@ def compute_eimage_sta(
                 logger.info("electrical images with the same parameters are stored; pass force=True to recompute")
                 result = EImageResult(hdf5_path=_path(hdf5_path), units_processed=0, n_batches=0,
                                       start_sample=start, stop_sample=stop, n_spikes_used={},
-                                      n_spikes_excluded={}, n_spikes_over_cap={}, params_hash=digest, skipped=True)
+                                      n_spikes_excluded={}, n_spikes_over_cap={}, params_hash=digest, skipped=True,
+                                      frame_order=decision, frame_order_seconds=order_seconds)
             else:
-                positions = [_unit_position(target, u) for u in unit_ids]
                 coverage = [_coverage(regions, pos) for pos in positions]
                 not_recorded = [u for u, c in zip(unit_ids, coverage) if c != "recorded"]
                 for u, c in zip(unit_ids, coverage):
                     if c != "recorded":
                         logger.warning("%s: unit %s gets an empty electrical image: %s", recording, u, c)
                 empty = np.zeros(0, dtype=np.int64)
-                spikes = [np.asarray(target.get(f"units/{u}/spike_times")).astype(np.int64) if c == "recorded"
-                          else empty for u, c in zip(unit_ids, coverage)]
+                spikes = [s if c == "recorded" else empty for s, c in zip(all_spikes, coverage)]
                 sos = butter_highpass(highpass_hz, fs, filter_order)
                 window_len = w1 - w0
                 # no more units than one pass of the kernel takes (its sums are padded to whole tiles)
@@ -303,13 +315,15 @@ def compute_eimage_sta(
                     "fraction_own": own, "fraction_transposed": transposed, "n_units_checked": n_checked,
                     "min_spikes": MIN_SPIKES_FOR_ORIENTATION_CHECK, "max_distance": 1,
                     "sensor_axis_order": order,
+                    "decided_by": "" if decision is None else decision.decided_by,
                 })
                 if n_checked and transposed > own:
                     other = "row_col" if order == "col_row" else "col_row"
+                    how = "" if decision is None else f" ({decision.decided_by})"
                     text = (f"{recording}: electrical images peak nearer the units' transposed positions "
                             f"(col, row) than their own (row, col): {transposed:.0%} against {own:.0%} of "
-                            f"{n_checked} units; the raw file's frames may not be stored as "
-                            f"sensor_axis_order={order!r}; check the file, or rerun with "
+                            f"{n_checked} units; the raw file's frames were read as "
+                            f"sensor_axis_order={order!r}{how}; check the file, or rerun with "
                             f"sensor_axis_order={other!r}")
                     logger.warning(text)
                     target.add_warning(text)
@@ -319,7 +333,8 @@ def compute_eimage_sta(
                                       n_spikes_used=used, n_spikes_excluded=excluded, n_spikes_over_cap=over_cap,
                                       params_hash=digest, orientation_fraction_own=own,
                                       orientation_fraction_transposed=transposed,
-                                      orientation_units_checked=n_checked, units_not_recorded=not_recorded)
+                                      orientation_units_checked=n_checked, units_not_recorded=not_recorded,
+                                      frame_order=decision, frame_order_seconds=order_seconds)
                 logger.info("electrical images of %d units over samples %d..%d in %d batch(es); orientation "
                             "check: %d units, %.2f at (row, col), %.2f at (col, row)", len(unit_ids), start,
                             stop, n_batches, n_checked, own, transposed)
@@ -415,7 +430,7 @@ def load_recording_with_eimage_sta(
     max_spikes_per_unit: int | None = 10_000,
     memory_budget: int | str = "512 MiB",
     chunk_samples: int = 8192,
-    sensor_axis_order: str = VENDOR_AXIS_ORDER,
+    sensor_axis_order: str = AUTO,
     n_threads: int | None = None,
     session=None,
     **load_kwargs,
@@ -429,7 +444,7 @@ def load_recording_with_eimage_sta(
 
     check_sensor_axis_order(sensor_axis_order)
     loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_path=output_path, hdf5_path=hdf5_path,
-                            force=force, session=session, **load_kwargs)
+                            force=force, session=session, sensor_axis_order=sensor_axis_order, **load_kwargs)
     path = None if session is not None else loaded.hdf5_path
     compute_eimage_sta(path, cmcr_path, window=window, start_s=start_s, duration_s=duration_s,
                        highpass_hz=highpass_hz, filter_order=filter_order, max_spikes_per_unit=max_spikes_per_unit,

@@ -28,7 +28,8 @@ from h5stream.files import guard_read
 from h5stream.staging import parse_size
 from hdmea.errors import ConfigError
 from hdmea.io import _files
-from hdmea.io.cmcr import CmcrFile
+from hdmea.io.cmcr import CmcrFile, check_sensor_axis_order
+from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, params_hash, source_files_attrs
 from hdmea.pipeline.steps import canonical_step_names
@@ -234,6 +235,7 @@ def load_recording(
     sampling_rate: float | None = None,
     memory_threshold: int | str | None = None,
     waveforms: bool = True,
+    sensor_axis_order: str = "auto",
 ):
     """Read units, light reference and metadata into the recording file or a session.
 
@@ -267,6 +269,11 @@ def load_recording(
         ``memory_warning`` for other sessions, 4 GiB in immediate mode.
     waveforms
         Compute mean waveforms from the cutouts (reads the whole ``Peaks`` tables).
+    sensor_axis_order
+        How the ``.cmcr`` stores its frames: ``"auto"`` decides it from the data
+        (the regions' shapes, else the units' spike-triggered footprints; see
+        :mod:`hdmea.io.frame_order`) and stores the decision at
+        ``metadata/frame_order``; ``"col_row"`` or ``"row_col"`` force it.
     session
         Stage into this :class:`~hdmea.pipeline.PipelineSession` instead of writing.
 
@@ -311,7 +318,8 @@ def load_recording(
     if session is None:
         target_path.parent.mkdir(parents=True, exist_ok=True)
 
-    cmcr = CmcrFile(cmcr_path) if cmcr_path is not None else None
+    check_sensor_axis_order(sensor_axis_order)
+    cmcr = CmcrFile(cmcr_path, sensor_axis_order=sensor_axis_order) if cmcr_path is not None else None
     try:
         cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
         try:
@@ -391,12 +399,22 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
             for name, value in u.quality.items():
                 data[f"quality_{name}"] = float(value)
             units_data[unit_key(i, len(units))] = data
+        if cmtr.position_warning_units:
+            named = sorted(set(cmtr.position_warning_units))
+            warning_texts.append(
+                f"{dataset_id}: {counted(len(named), 'unit')} placed by SensorID, their Row/Column missing or "
+                f"disagreeing with it (unit ids {', '.join(map(str, named[:20]))}{', ...' if len(named) > 20 else ''}); "
+                f"first: {cmtr.position_warnings[0]}")
 
     # acquisition_rate and sample_interval: the original pipeline's names, read by lab scripts
     metadata = {"sampling_rate": float(fs), "acquisition_rate": float(fs), "sample_interval": compute_frame_time(fs),
                 "dataset_id": dataset_id}
     light = None
+    frame_order = None
     if cmcr is not None:
+        # Decided before the metadata is read: the regions' extents and gains follow the order.
+        frame_order = decide_frame_order(cmcr, [(u.row - 1, u.col - 1) for u in units] if cmtr is not None else [],
+                                         [u.spike_times for u in units] if cmtr is not None else [])
         meta = cmcr.metadata()
         metadata["acquisition"] = meta
         if cmcr.has_analog():
@@ -416,6 +434,8 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if light is not None:
             target.add_stimulus(light_reference=light)
         target.add_metadata(metadata)
+        if frame_order is not None:
+            record_frame_order(target, frame_order, dataset_id)
         target.set_attrs("", {**source_files_attrs(cmcr_path, cmtr_path), "stage1_completed": True,
                               "stage1_params_hash": params_hash(config)})
         for text in warning_texts:
