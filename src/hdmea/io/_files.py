@@ -42,6 +42,7 @@ __all__ = [
     "not_found_error",
     "locked_error",
     "corrupt_error",
+    "held_for_reading_error",
     "exists_error",
     "translate_engine_error",
     "recording_errors",
@@ -93,6 +94,18 @@ def locked_error(path: str | os.PathLike, cause: BaseException | None = None) ->
         hint="close the file in the other process, then retry", composed=True,
         holder=claim.holder if claim is not None else None,
         other_program=claim.other_program if claim is not None else False,
+    )
+
+
+def held_for_reading_error(path: str | os.PathLike, cause: BaseException | None = None) -> RecordingLockedError:
+    """``Cannot read HDF5 file: <path>. It is held by another program ...``: a read refused because another
+    program has the file open for writing (HDF5's lock; libhdf5 then refuses the superblock's "open for
+    write" flag), which is no damage."""
+    return RecordingLockedError(
+        f"Cannot read HDF5 file: {os.fspath(path)}. It is held by another program, which has it open for "
+        "writing (HDF5 file lock); its content is not complete until that program closes it.",
+        path=path, expected="a file no program is writing", found=str(cause) if cause is not None else None,
+        hint="close the file in the other program, then retry", composed=True, other_program=True,
     )
 
 

@@ -38,7 +38,8 @@ import numpy as np
 from h5stream import __version__ as _h5stream_version
 from h5stream import checksums
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError, WriterClaimError  # noqa: F401
-from h5stream.files import AtomicFile, check_hdf5_signature, create_atomic, guard_read, scan_unsafe_objects, update_atomic
+from h5stream.files import (AtomicFile, check_hdf5_signature, create_atomic, guard_read, hdf5_lock_held,
+                            scan_unsafe_objects, update_atomic)
 from h5stream.jsonvalues import stable_hash
 from h5stream.staging import LIBVER
 # The tree's names the pipeline modules use through the store.
@@ -309,6 +310,8 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
         try:
             f = h5py.File(path, "r", locking=False)
         except (OSError, RuntimeError, ValueError) as exc:
+            if hdf5_lock_held(path):
+                raise _files.held_for_reading_error(path, exc) from exc
             raise corrupt_error(path, exc) from exc
         try:
             scan_unsafe_objects(f, path, visit=visit)
