@@ -28,6 +28,12 @@ from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
 from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
 from scptensor.io.formats_parquet import load_parquet, save_parquet
 from scptensor.io.importers import load_hdf5
+from scptensor.io.serializers import (  # the original's public helpers
+    deserialize_dataframe,
+    serialize_dataframe,
+    serialize_dense_matrix,
+    serialize_sparse_matrix,
+)
 
 __all__ = [
     "IOFormatError",
@@ -48,4 +54,8 @@ __all__ = [
     "load",
     "format_for",
     "FORMATS",
+    "deserialize_dataframe",
+    "serialize_dataframe",
+    "serialize_dense_matrix",
+    "serialize_sparse_matrix",
 ]
