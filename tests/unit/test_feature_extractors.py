@@ -1,4 +1,5 @@
-"""The lab pipeline's built-in extractors ``baseline_127``, ``step_up_5s_5i_3x`` and ``example_feature``.
+"""The lab pipeline's built-in extractors ``baseline_127``, ``step_up_5s_5i_3x``, ``example_feature``, ``frif``,
+``cell_type_classifier`` and ``eimage_sta``.
 
 Two references:
 
@@ -9,10 +10,12 @@ Two references:
 
       git -C hdmea_processing archive HEAD src | tar x -C /tmp/orig
       PYTHONPATH=/tmp/orig/src python run_original.py
-      # run_original.py builds irregular_train() and step_train() with the code of this
-      # file and prints BaselineFeatureExtractor().extract(unit, stim[, config]),
-      # StepUpFeatureExtractor().extract(...) and ExampleFeatureExtractor().extract(...)
-      # for unit = MagicMock() whose __getitem__ returns the array (as in its tests)
+      # run_original.py builds the arrays with the functions of this file (irregular_train,
+      # step_train, frame_samples, waveforms, filtered_block) and prints
+      # BaselineFeatureExtractor().extract(unit, stim[, config]), StepUpFeatureExtractor()...,
+      # ExampleFeatureExtractor()... for unit = MagicMock() whose __getitem__ returns the
+      # array (as in its tests), and FRIFExtractor, CellTypeFeatureExtractor and
+      # EImageSTAExtractor on its own DictAdapter views (ORIGINAL_2 below)
 
 * the planted truth of a synthetic recording (ON and OFF units, silent unit,
   base rates) when the extractors run in the pipeline, where spike times are
@@ -27,7 +30,14 @@ import h5py
 import numpy as np
 import pytest
 
-from hdmea.features import BaselineFeatureExtractor, ExampleFeatureExtractor, StepUpFeatureExtractor
+from hdmea.features import (
+    BaselineFeatureExtractor,
+    CellTypeFeatureExtractor,
+    EImageSTAExtractor,
+    ExampleFeatureExtractor,
+    FRIFExtractor,
+    StepUpFeatureExtractor,
+)
 from hdmea.features.base import DictAdapter
 from hdmea.features.extract import extract_features
 from hdmea.pipeline import add_section_time, load_recording, section_spike_times
@@ -51,6 +61,26 @@ def step_train():
     return np.unique(np.round(np.concatenate(parts))).astype(np.uint64)
 
 
+def frame_samples():
+    rng = np.random.default_rng(7)
+    k = np.arange(301)
+    return (1000 + np.round(k * 20000 / 60.0) + rng.integers(-2, 3, size=k.size)).astype(np.uint64)
+
+
+def waveforms():
+    t = np.arange(40, dtype=np.float64) - 10
+    narrow = -np.exp(-(t ** 2) / (2 * 1.6 ** 2)) + 0.35 * np.exp(-((t - 7.0) ** 2) / (2 * 4.0 ** 2))
+    wide = -np.exp(-(t ** 2) / (2 * 2.5 ** 2)) + 0.35 * np.exp(-((t - 12.0) ** 2) / (2 * 3.0 ** 2))
+    return narrow, wide
+
+
+def filtered_block():
+    rng = np.random.default_rng(11)
+    data = rng.normal(size=(2000, 8, 8)).astype(np.float32)
+    spikes_us = np.sort(np.concatenate([[100, 450, 99_000, 99_900], rng.integers(600, 97_000, size=40)]))
+    return data, spikes_us.astype(np.uint64)
+
+
 # Output of the original's extractors on these arrays (command in the module docstring).
 ORIGINAL = {
     "n_a": 248, "n_b": 194,
@@ -69,6 +99,18 @@ ORIGINAL = {
                    "off_latency_ms": 18.706, "on_off_ratio": 0.6756756756756757, "baseline_rate": 5.75},
     "example_a": {"total_spikes": 248, "mean_rate_hz": 12.52418607183247, "first_spike_time_us": 47588,
                   "last_spike_time_us": 19849274},
+}
+
+
+ORIGINAL_2 = {
+    "frif": {"n": 300, "sum": 3658.086437225342, "nonzero": 54, "first_nonzero": 0,
+             "value_at_first_nonzero": 60.240962982177734, "x0": 0.0501, "x_last": 5.03345, "dtype": "float32"},
+    "cell_narrow": {"cell_type": "RGC", "rgc_probability": 0.8, "has_axon": True, "waveform_width_ms": 0.35},
+    "cell_wide": {"cell_type": "unknown", "rgc_probability": 0.3, "has_axon": False, "waveform_width_ms": 0.6},
+    "cell_few": {"cell_type": "unknown", "rgc_probability": 0.3, "has_axon": True, "waveform_width_ms": 0.35},
+    "eimage": {"n_spikes": 40, "n_spikes_excluded": 4, "pre_samples": 10, "post_samples": 40, "cutoff_hz": 100.0,
+               "filter_order": 2, "shape": [50, 8, 8], "sum": -10.132479185573175, "sumsq": 80.20227947103551,
+               "v_10_3_4": 0.1310625821352005},
 }
 
 
@@ -104,6 +146,44 @@ def test_direct_calls_give_the_original_numbers():
     _assert_same(ExampleFeatureExtractor().extract(_unit(a), MagicMock()), ORIGINAL["example_a"])
 
 
+def test_frif_cell_type_and_eimage_give_the_original_numbers():
+    a, frames = irregular_train(), frame_samples()
+    out = FRIFExtractor().extract(DictAdapter({"spike_times": a}), None,
+                                  metadata=DictAdapter({"frame_timestamps": frames, "acquisition_rate": 20000.0}))
+    frif, ref = out["FRIF"], ORIGINAL_2["frif"]
+    assert frif.dtype == np.float32 and frif.size == ref["n"] and np.count_nonzero(frif) == ref["nonzero"]
+    assert frif.astype(np.float64).sum() == pytest.approx(ref["sum"], rel=1e-9)
+    first = int(np.flatnonzero(frif)[0])
+    assert first == ref["first_nonzero"] and float(frif[first]) == pytest.approx(ref["value_at_first_nonzero"])
+    assert out["FRIF_x_axis"][0] == pytest.approx(ref["x0"]) and out["FRIF_x_axis"][-1] == pytest.approx(ref["x_last"])
+    # naive twin: a loop over the intervals
+    frames_us = frames.astype(np.float64) * 50.0
+    naive = [np.sum((a >= lo) & (a < hi)) / ((hi - lo) * 1e-6) for lo, hi in zip(frames_us[:-1], frames_us[1:])]
+    np.testing.assert_allclose(frif, np.asarray(naive, np.float32), rtol=1e-6)
+
+    narrow, wide = waveforms()
+    _assert_same(CellTypeFeatureExtractor().extract(DictAdapter({"spike_times": a, "waveform": narrow}), None),
+                 {k: v for k, v in ORIGINAL_2["cell_narrow"].items() if k != "cell_type"})
+    for key, spikes, waveform in (("cell_narrow", a, narrow), ("cell_wide", a, wide), ("cell_few", a[:80], narrow)):
+        got = CellTypeFeatureExtractor().extract(DictAdapter({"spike_times": spikes, "waveform": waveform}), None)
+        assert got["cell_type"] == ORIGINAL_2[key]["cell_type"], key
+        _assert_same(got, {k: v for k, v in ORIGINAL_2[key].items() if k != "cell_type"})
+
+    data, spikes = filtered_block()
+    out = EImageSTAExtractor().extract(DictAdapter({"spike_times": spikes}), None, config={"filtered_data": data})
+    image, ref = out.pop("data").astype(np.float64), ORIGINAL_2["eimage"]
+    assert list(image.shape) == ref["shape"]
+    _assert_same(out, {k: v for k, v in ref.items() if k not in ("shape", "sum", "sumsq", "v_10_3_4")})
+    assert image.sum() == pytest.approx(ref["sum"], rel=1e-5) and (image ** 2).sum() == pytest.approx(ref["sumsq"], rel=1e-6)
+    assert image[10, 3, 4] == pytest.approx(ref["v_10_3_4"], rel=1e-5)
+    samples = (spikes // 50).astype(np.int64)
+    fits = samples[(samples >= 10) & (samples + 40 <= data.shape[0])]
+    naive = np.mean([data[t - 10:t + 40] for t in fits], axis=0)
+    np.testing.assert_allclose(image, naive, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="filtered_data"):
+        EImageSTAExtractor().extract(DictAdapter({"spike_times": spikes}), None)
+
+
 def test_direct_calls_against_naive_numpy():
     # baseline on a regular 10 Hz train over [0, 10 s): rate 10, CV 0, median ISI 100 ms
     regular = np.arange(0, 10_000_000, 100_000).astype(np.uint64)
@@ -124,24 +204,22 @@ def test_direct_calls_against_naive_numpy():
     assert out["on_off_ratio"] == pytest.approx((6 - 2) / 8)
 
 
-def test_sample_indices_are_converted_with_the_metadata_rate():
-    # the recording stores samples; the lab's extractors read them as microseconds (a known defect)
+def test_hand_made_units_hold_microseconds_even_with_metadata():
+    # only a unit read from a recording (stored samples) is converted; a dict view is taken as documented
     a = irregular_train()
-    samples = np.round(a.astype(np.float64) * 20000.0 / 1e6).astype(np.uint64)
     metadata = DictAdapter({"sampling_rate": 20000.0})
-    out = ExampleFeatureExtractor().extract(DictAdapter({"spike_times": samples}), None, metadata=metadata)
-    assert out["total_spikes"] == a.size
-    assert abs(out["first_spike_time_us"] - int(a[0])) <= 25 and abs(out["last_spike_time_us"] - int(a[-1])) <= 25
-    assert out["mean_rate_hz"] == pytest.approx(ORIGINAL["example_a"]["mean_rate_hz"], rel=1e-5)
+    out = ExampleFeatureExtractor().extract(DictAdapter({"spike_times": a}), None, metadata=metadata)
+    _assert_same(out, ORIGINAL["example_a"])
 
 
 @pytest.fixture(scope="module")
 def extracted(tiny_recording, tmp_path_factory):
     h5 = tmp_path_factory.mktemp("features") / "rec.h5"
-    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, output_path=h5, waveforms=False)
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, output_path=h5)
     add_section_time(h5, tiny_recording.stimulus_path)
     section_spike_times(h5)
-    result = extract_features(h5, features=["baseline_127", "step_up_5s_5i_3x", "example_feature"])
+    result = extract_features(h5, features=["baseline_127", "step_up_5s_5i_3x", "example_feature", "frif",
+                                            "cell_type_classifier"])
     return h5, result
 
 
@@ -183,3 +261,47 @@ def test_example_and_whole_recording_baseline_match_the_truth_spikes(extracted, 
             if spikes_us.size:
                 assert _attr(base, "mean_firing_rate") == pytest.approx(spikes_us.size / (spikes_us[-1] / 1e6))
                 assert _attr(base, "median_isi_ms") == pytest.approx(np.median(np.diff(spikes_us)) / 1000)
+
+
+def test_frif_and_cell_type_in_the_pipeline_match_the_truth(extracted, tiny_truth):
+    h5, result = extracted
+    assert result.features_extracted["frif"] == len(tiny_truth.units)
+    frames = tiny_truth.frame_times.astype(np.int64)
+    fs = tiny_truth.sampling_rate
+    with h5py.File(h5, "r") as f:
+        for unit_id, unit in tiny_truth.units.items():
+            g = f[f"units/{unit_id}/features/frif"]
+            counts = np.array([np.sum((unit.spike_times >= lo) & (unit.spike_times < hi))
+                               for lo, hi in zip(frames[:-1], frames[1:])])
+            np.testing.assert_allclose(g["FRIF"][()], counts / (np.diff(frames) / fs), rtol=1e-6)
+            np.testing.assert_allclose(g["FRIF_x_axis"][()], frames[:-1] / fs)
+            c = f[f"units/{unit_id}/features/cell_type_classifier"]
+            if unit.spike_times.size >= 50:
+                # the stored waveform is the mean cutout around the planted template (trough to peak 7 samples)
+                assert _attr(c, "waveform_width_ms") == pytest.approx(7 / fs * 1000, abs=1.01 / fs * 1000)
+                assert _attr(c, "cell_type") == ("RGC" if unit.spike_times.size > 100 else "unknown")
+            else:
+                assert _attr(c, "cell_type") == "unknown" and _attr(c, "rgc_probability") == 0.0
+
+
+def test_eimage_sta_extractor_in_the_pipeline_against_naive_windows(extracted, tiny_truth, tmp_path):
+    import shutil
+
+    h5 = tmp_path / "eimage.h5"
+    shutil.copy(extracted[0], h5)
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(tiny_truth.n_samples, 2, 3)).astype(np.float32)
+    result = extract_features(h5, features=["eimage_sta"],
+                              config_overrides={"filtered_data": data, "pre_samples": 5, "post_samples": 15})
+    assert result.features_extracted["eimage_sta"] == len(tiny_truth.units)
+    with h5py.File(h5, "r") as f:
+        for unit_id, unit in tiny_truth.units.items():
+            g = f[f"units/{unit_id}/features/eimage_sta"]
+            spikes = unit.spike_times.astype(np.int64)
+            fits = spikes[(spikes >= 5) & (spikes + 15 <= data.shape[0])][:10000]
+            assert _attr(g, "n_spikes") == fits.size
+            if fits.size:
+                naive = np.mean([data[t - 5:t + 15] for t in fits], axis=0)
+                np.testing.assert_allclose(g["data"][()], naive, rtol=1e-4, atol=1e-6)
+            else:
+                assert np.isnan(g["data"][()]).all()

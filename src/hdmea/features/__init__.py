@@ -26,7 +26,10 @@ from hdmea.features.registry import (
 # The built-ins register themselves on import.
 from hdmea.features import extractors as _function_extractors  # noqa: F401  (firing_rate, step_response, ...)
 from hdmea.features.baseline import BaselineFeatureExtractor
+from hdmea.features.cell_type import CellTypeFeatureExtractor
+from hdmea.features.eimage_sta import EImageSTAExtractor
 from hdmea.features.example import ExampleFeatureExtractor
+from hdmea.features.frif import FRIFExtractor
 from hdmea.features.on_off import StepUpFeatureExtractor
 
 _LAZY = {
@@ -39,8 +42,11 @@ _LAZY = {
 __all__ = [
     "ArrayAdapter",
     "BaselineFeatureExtractor",
+    "CellTypeFeatureExtractor",
     "DictAdapter",
+    "EImageSTAExtractor",
     "ExampleFeatureExtractor",
+    "FRIFExtractor",
     "FeatureExtractor",
     "FeatureRegistry",
     "RegisteredExtractor",

@@ -23,10 +23,13 @@ match is not recomputed unless forced.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+
+import numpy as np
 
 from h5stream.jsonvalues import stable_hash
 from hdmea.errors import ConfigError
@@ -55,8 +58,28 @@ class UnknownFeatureError(ConfigError, KeyError):
 
 
 def params_hash(name: str, version: str, params: Mapping[str, Any]) -> str:
-    """16 hex digits of :func:`h5stream.jsonvalues.stable_hash` of an extractor's name, version and parameters."""
-    return stable_hash({"name": name, "version": str(version), "params": dict(params)})
+    """16 hex digits of :func:`h5stream.jsonvalues.stable_hash` of an extractor's name, version and parameters.
+
+    An array among the parameters (a class-style config may hold data, e.g. the
+    filtered sensor data of ``eimage_sta``) counts by its dtype, shape and the
+    SHA-256 of its bytes, not as a JSON list of its values.
+    """
+    return stable_hash({"name": name, "version": str(version), "params": _digestible(dict(params))})
+
+
+def _digestible(value):
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return {"ndarray_sha256": hashlib.sha256(data.view(np.uint8).reshape(-1) if data.dtype != object
+                                                 else repr(data.tolist()).encode()).hexdigest(),
+                "dtype": str(data.dtype), "shape": list(data.shape)}
+    if isinstance(value, Mapping):
+        return {k: _digestible(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_digestible(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_digestible(v) for v in value)
+    return value
 
 
 class FeatureRegistry:

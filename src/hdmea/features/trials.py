@@ -4,10 +4,11 @@ The recording stores spike times as acquisition sample indices
 (``units/{u}/spike_times``) and the trials of a movie ragged
 (``units/{u}/spike_times_sectioned/{movie}``: ``spike_times``,
 ``trial_offsets``, ``trial_bounds`` in samples).  The lab pipeline's extractors
-documented their spike times as microseconds but were handed sample indices;
-here the sampling rate in ``metadata`` converts them.  Called without metadata
-(``extractor.extract(unit_data, stimulus_data)`` on hand-made arrays, as the
-lab's tests do), the spike times are taken as microseconds, as documented.
+documented their spike times as microseconds but were handed sample indices.
+Here a unit read from a recording by ``extract_features`` (a
+:class:`~hdmea.features.base.StoredGroup`) has its samples converted with the
+recording's sampling rate; any other ``unit_data`` (a dict view, an h5py group,
+a mock, as the lab's tests pass) holds microseconds, as documented.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["sampling_rate_of", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us"]
+from hdmea.features.base import StoredGroup
+
+__all__ = ["sampling_rate_of", "stored_rate", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us"]
 
 _RATE_NAMES = ("sampling_rate", "acquisition_rate")
 
@@ -40,10 +43,22 @@ def sampling_rate_of(metadata) -> float | None:
     return None
 
 
-def spike_times_us(unit_data, metadata=None) -> np.ndarray:
-    """The unit's spike times in microseconds (float64): samples converted when ``metadata`` gives the rate."""
-    spikes = np.asarray(unit_data["spike_times"][:])
+def stored_rate(unit_data, metadata=None) -> float | None:
+    """The sampling rate of a unit read from a recording (None for any other ``unit_data``)."""
+    if not isinstance(unit_data, StoredGroup):
+        return None
     rate = sampling_rate_of(metadata)
+    if rate is None:
+        rate = sampling_rate_of(StoredGroup(unit_data._target, "metadata"))
+    if rate is None:
+        raise KeyError(f"{unit_data.name}: the recording has no metadata/sampling_rate to convert its spike samples")
+    return rate
+
+
+def spike_times_us(unit_data, metadata=None) -> np.ndarray:
+    """The unit's spike times in microseconds (float64); samples of a stored unit are converted."""
+    spikes = np.asarray(unit_data["spike_times"][:])
+    rate = stored_rate(unit_data, metadata)
     if rate is None:
         return spikes.astype(np.float64)
     return spikes.astype(np.float64) * (1e6 / rate)
@@ -74,8 +89,8 @@ class TrialSpikes:
 
 
 def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes | None:
-    """The unit's trials of ``movie`` (None when the unit has no sectioned spikes of it or no rate is known)."""
-    rate = sampling_rate_of(metadata)
+    """The unit's trials of ``movie`` (None unless a stored unit has sectioned spikes of it)."""
+    rate = stored_rate(unit_data, metadata)
     if rate is None:
         return None
     try:
