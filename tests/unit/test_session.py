@@ -96,9 +96,17 @@ def test_deferred_save_equals_immediate(tmp_path):
 
 
 def test_save_needs_a_path():
-    s = create_session("rec")
+    s = create_session("rec", output_dir=None)
     with pytest.raises(SessionError, match="hdf5_path"):
         s.save()
+
+
+def test_save_without_a_path_goes_to_output_dir(tmp_path):
+    # the original pipeline's default: <output_dir>/<dataset_id>.h5, output_dir "artifacts"
+    s = create_session("rec", output_dir=tmp_path / "artifacts")
+    s.add_units(_units(1))
+    assert s.save() == tmp_path / "artifacts" / "rec.h5"
+    s.close()
 
 
 def test_save_refuses_to_overwrite(tmp_path):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -178,7 +179,18 @@ def stimulus_from_playlist_csv(
     if not movies:
         raise ConfigError(f"playlist {playlist_name!r} has no movie with a known length")
     used = {m: lengths[m] for m in dict.fromkeys(movies)}
-    trials = {k: v for k, v in (trial_configs or {}).items() if k in used}
+    if trial_configs is None:
+        from hdmea.pipeline.config import trial_configs as stimulus_trials
+
+        trial_configs = stimulus_trials(used)
+    trials = {}
+    for movie, tc in trial_configs.items():
+        tc = dict(tc) if isinstance(tc, dict) else dataclasses.asdict(tc)
+        if movie in used and tc["start_frame"] + tc["trial_length_frame"] * tc["repeat"] <= used[movie]:
+            trials[movie] = tc
+        elif movie in used:
+            logger.warning("the trials of %r end after its length %d frames; it is sectioned as one trial",
+                           movie, used[movie])
     return StimulusConfig(playlist=movies, movie_lengths=used, trial_configs=trials,
                           pre_margin_frames=int(pre_margin_frame_num), post_margin_frames=int(post_margin_frame_num),
                           pad_frames=int(pad_frame))

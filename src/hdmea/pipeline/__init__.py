@@ -29,6 +29,14 @@ _EXPORTS = {
     "SectionResult": "hdmea.io.spike_sectioning",
     "STAResult": "hdmea.features.sta",
     "run_batch": "hdmea.pipeline.batch",
+    # the original pipeline's exports
+    "LoadWithEImageSTAResult": "hdmea.pipeline.runner",
+    "FlowResult": "hdmea.pipeline.runner",
+    "run_flow": "hdmea.pipeline.flows",
+    "list_available_flows": "hdmea.pipeline.flows",
+    "get_flow_info": "hdmea.pipeline.flows",
+    "load_session_from_hdf5": "hdmea.pipeline.loader",
+    "load_hdf5_to_session": "hdmea.pipeline.loader",
     "PreflightError": "hdmea.pipeline.preflight",
     "LowSpaceWarning": "hdmea.pipeline.preflight",
 }

@@ -70,7 +70,6 @@ CACHED_WARNING = "load_recording already ran on this file with these parameters;
 # Names that live in other modules, loaded on first use (they import this module).
 _ELSEWHERE = {
     "load_recording_with_eimage_sta": "hdmea.pipeline.eimage",
-    "LoadWithEImageSTAResult": "hdmea.pipeline.eimage",
     "extract_features": "hdmea.features.extract",
     "ExtractionResult": "hdmea.features.extract",
 }
@@ -147,6 +146,20 @@ def get_frame_timestamps(
 
 
 @dataclasses.dataclass
+class LoadWithEImageSTAResult:
+    """The original pipeline's result of loading with electrical images (fields as it had them)."""
+
+    hdf5_path: Path
+    dataset_id: str
+    num_units: int
+    units_with_sta: int
+    stage1_completed: bool
+    elapsed_seconds: float
+    filter_time_seconds: float
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class FlowResult:
     """What :func:`hdmea.pipeline.flows.run_flow` did: the load's and the extraction's results."""
 
@@ -171,6 +184,11 @@ class LoadResult:
     warnings: list[str] = dataclasses.field(default_factory=list)
     skipped: bool = False
     estimated_bytes: int = 0
+
+    @property
+    def zarr_path(self) -> Path:
+        """The recording file: the original's scripts read ``result.zarr_path`` (its zarr store is our HDF5 file)."""
+        return self.hdf5_path
 
 
 def unit_key(index: int, n_units: int) -> str:

@@ -142,6 +142,7 @@ class PipelineSession:
     ) -> None:
         self.dataset_id = store.check_dataset_id(dataset_id)
         self.hdf5_path = Path(hdf5_path) if hdf5_path is not None else None
+        self.output_dir: Path | None = None  # create_session's output_dir: where save() goes without a path
         self.memory_limit = parse_size(memory_limit)
         self.memory_warning = parse_size(memory_warning)
         self.save_state = SaveState.DEFERRED
@@ -381,6 +382,9 @@ class PipelineSession:
     def _target(self, path) -> Path:
         if path is None:
             path = self.hdf5_path
+        if path is None and self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            path = self.output_dir / f"{self.dataset_id}.h5"
         if path is None:
             raise SessionError(f"session {self.dataset_id!r} has no hdf5_path",
                                hint="pass save(path) or create the session with hdf5_path=...")
@@ -588,10 +592,25 @@ class PipelineSession:
 
 
 def create_session(
-    dataset_id: str,
+    dataset_id: str | None = None,
+    cmcr_path: str | os.PathLike | None = None,
+    cmtr_path: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = "artifacts",
+    *,
     hdf5_path: str | os.PathLike | None = None,
     memory_limit: int | str | None = None,
     **kwargs,
 ) -> PipelineSession:
-    """A new, empty :class:`PipelineSession` (see its parameters)."""
-    return PipelineSession(dataset_id, hdf5_path=hdf5_path, memory_limit=memory_limit, **kwargs)
+    """A new, empty :class:`PipelineSession` (see its parameters).
+
+    The original pipeline's form also works: ``dataset_id`` defaults to the
+    ``.cmtr``'s (else the ``.cmcr``'s) stem, and ``save()`` without a path, on a
+    session without ``hdf5_path``, writes ``<output_dir>/<dataset_id>.h5``.
+    """
+    if dataset_id is None:
+        from hdmea.utils.validation import derive_dataset_id
+
+        dataset_id = derive_dataset_id(cmcr_path, cmtr_path)
+    session = PipelineSession(dataset_id, hdf5_path=hdf5_path, memory_limit=memory_limit, **kwargs)
+    session.output_dir = Path(output_dir) if output_dir is not None else None
+    return session

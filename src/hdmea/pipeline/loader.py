@@ -1,0 +1,43 @@
+"""Open a finished recording file as a session, to add steps to it (the original's ``hdmea.pipeline.loader``).
+
+The session is :meth:`PipelineSession.load <hdmea.pipeline.session.PipelineSession.load>`
+of the file: arrays are read when a step uses them, so nothing needs choosing up
+front; ``load_features`` is accepted for the original's signature and checked
+against the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hdmea.errors import ConfigError
+
+__all__ = ["load_session_from_hdf5", "load_hdf5_to_session"]
+
+
+def load_session_from_hdf5(hdf5_path: str | os.PathLike, *, dataset_id: str | None = None,
+                           load_features: list[str] | None = None):
+    """A :class:`~hdmea.pipeline.session.PipelineSession` holding the recording ``hdf5_path``.
+
+    ``dataset_id`` renames the session (saved under that id); ``load_features``
+    names features that must be in the file (a name no unit holds is a
+    ConfigurationError).
+    """
+    from hdmea.io import hdf5_store as store
+    from hdmea.pipeline.session import PipelineSession
+
+    if load_features:
+        with store.open_recording_hdf5(hdf5_path, "r") as root:
+            held = {name for unit in store.list_units(root) for name in store.list_features(root, unit)}
+        missing = sorted(set(load_features) - held)
+        if missing:
+            raise ConfigError(f"{hdf5_path}: no unit holds the features {missing}",
+                              found=", ".join(sorted(held)) or "no features")
+    session = PipelineSession.load(hdf5_path, hdf5_path=None)
+    if dataset_id is not None:
+        session.dataset_id = store.check_dataset_id(dataset_id)
+    return session
+
+
+#: The original's second name for the same function.
+load_hdf5_to_session = load_session_from_hdf5

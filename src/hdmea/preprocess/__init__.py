@@ -1,0 +1,1 @@
+"""Signal preprocessing at the original pipeline's import path (:mod:`hdmea.preprocess.filtering`)."""
