@@ -34,10 +34,13 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_config(path: str | None):
+def _load_config(path: str | None, sensor_axis_order: str | None = None):
     from hdmea.config import PipelineConfig, load_config
 
-    return load_config(path) if path else PipelineConfig()
+    config = load_config(path) if path else PipelineConfig()
+    if sensor_axis_order is not None:  # the command line overrides [recording] of the configuration
+        config = dataclasses.replace(config, sensor_axis_order=sensor_axis_order)
+    return config
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -56,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hdmea.pipeline.batch.recordings import finished_marker
     from hdmea.pipeline.preflight import check_run
 
-    config = _load_config(args.config)
+    config = _load_config(args.config, args.sensor_axis_order)
     if args.force:
         config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
     out = Path(args.out)
@@ -119,6 +122,11 @@ def _print_outcome(name: str, out: Path, outcome: dict) -> int:
             print(f"  {step['name']:<22} {step['status']}{note}")
     if "n_units" in detail:
         print(f"  units: {detail['n_units']}")
+    order = detail.get("frame_order")
+    if order:
+        print(f"  raw frame order: {order['summary']}")
+        if order.get("warning"):
+            print(f"  warning: {order['warning']}")
     check = detail.get("orientation")
     if check and check.get("n_units_checked"):
         print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {counted(check['n_units_checked'], 'unit')} "
@@ -130,7 +138,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from hdmea.pipeline.batch import run_batch, slurm_client
     from hdmea.progress import configure_logging
 
-    config = _load_config(args.config)
+    config = _load_config(args.config, args.sensor_axis_order)
     executor = None
     if args.slurm:
         if config.batch.slurm is None:
@@ -169,7 +177,7 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
             raise ConfigError("no --index given and SLURM_ARRAY_TASK_ID is not set",
                               hint="pass --index N (0-based) or run inside a SLURM job array")
         index = int(task)
-    config = _load_config(args.config)
+    config = _load_config(args.config, args.sensor_axis_order)
     if args.verify_inputs:
         from hdmea.pipeline.batch import discover_recordings, finished_marker, output_path_for
 
@@ -222,6 +230,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="pipeline configuration (TOML)")
+    p.add_argument("--sensor-axis-order", choices=("auto", "col_row", "row_col"), default=None,
+                   help="how the .cmcr stores its frames (default: [recording] sensor_axis_order of the "
+                        "configuration, else auto). auto decides per recording: a non-square region's shape, else "
+                        "the units' spike-triggered troughs; when the data cannot tell, it reads the vendor's "
+                        "[col, row], stores a warning in the output and prints it in the run summary. col_row or "
+                        "row_col force the order. See docs/guide/frame-order.md")
 
 
 def steps_help() -> str:

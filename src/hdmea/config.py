@@ -29,6 +29,10 @@ Example
     path = "noise.npy"                   # (images, h, w) uint8, relative to this file
     frames_per_image = 4
 
+    [recording]
+    sensor_axis_order = "auto"           # how the .cmcr stores frames: "auto" decides per recording from the
+                                         # data (docs: guide/frame-order); "col_row" or "row_col" force it
+
     [steps]                              # switches of the optional steps
     compute_eimage_sta = false
 
@@ -211,13 +215,19 @@ class PipelineConfig:
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     batch: BatchConfig = dataclasses.field(default_factory=BatchConfig)
     source: str | None = None
+    #: how the raw frames are stored: "auto" (decided per recording from the data, see
+    #: hdmea.io.frame_order), "col_row" or "row_col"; passed to every step that reads the .cmcr
+    sensor_axis_order: str = "auto"
 
     def digest_payload(self) -> dict[str, Any]:
         """Everything that changes the results (not batch or output options), as plain values."""
         switches = {_DIGEST_SWITCH_KEYS.get(name, name): on for name, on in self.steps.switches.items()}
         params = {_DIGEST_PARAM_KEYS.get(name, name): dict(value)
                   for name, value in sorted(self.steps.params.items())}
-        return {"stimulus": self.stimulus.digest_payload(), "steps": {**switches, "params": params}}
+        payload = {"stimulus": self.stimulus.digest_payload(), "steps": {**switches, "params": params}}
+        if self.sensor_axis_order != "auto":  # "auto" leaves the digests of earlier configurations unchanged
+            payload["sensor_axis_order"] = self.sensor_axis_order
+        return payload
 
     def digest(self) -> str:
         """A hash of :meth:`digest_payload`; stored in ``.done`` markers and checkpoint names."""
@@ -297,8 +307,13 @@ def parse_config(
     steps = _parse_steps(root.table_of("steps"), check_step_signatures)
     output = _parse_output(root.table_of("output"))
     batch = _parse_batch(root.table_of("batch"))
-    root.reject_unknown({"stimulus", "steps", "output", "batch"})
-    return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source)
+    recording = root.table_of("recording")
+    axis_order = recording.get("sensor_axis_order", "str", "auto")
+    check_parameter_values({"sensor_axis_order": axis_order}, "recording", source)
+    recording.reject_unknown()
+    root.reject_unknown({"stimulus", "steps", "output", "batch", "recording"})
+    return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source,
+                          sensor_axis_order=axis_order)
 
 
 _INLINE_STIMULUS_KEYS = ("playlist", "movie_lengths", "trials", "noise_movies",

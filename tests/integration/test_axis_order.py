@@ -255,3 +255,22 @@ def test_sensor_id_places_units_whose_row_and_column_are_zero_based(tmp_path, ca
     warned = [w for w in _warnings(h5) if "placed by SensorID" in w]
     assert len(warned) == 1 and "unit ids 3, 4, 5" in warned[0] and "unit 3 (0, 39)" in warned[0]
     assert on_target_fraction(h5)[0] >= 0.9
+
+
+def test_spikeinterface_adapter_decides_with_the_sorting(tmp_path, caplog):
+    pytest.importorskip("spikeinterface.core")
+    from hdmea.interop.spikeinterface import read_cmcr
+
+    cmcr, cmtr = _write(tmp_path, [Region(1, 1, 65, 65)], UNITS, transposed=True)
+    counts, _spikes = _truth(UNITS, 1)
+    rec = read_cmcr(cmcr, cmtr_path=cmtr)
+    assert rec.frame_order.order == "row_col" and rec.frame_order.decided_by == "footprints"
+    assert "footprints" in rec.get_annotation("frame_order")
+    traces = rec.get_traces(start_frame=100, end_frame=140)  # int16: stored uint16 - 32768 (ADZero)
+    rows, cols = rec.get_property("chip_row"), rec.get_property("chip_col")
+    np.testing.assert_array_equal(traces, counts[100:140, rows, cols])
+    with caplog.at_level(logging.WARNING):
+        plain = read_cmcr(cmcr)  # no sorting: nothing to test the footprints with
+    assert plain.frame_order.decided_by == "undecided" and "no spike sorting" in plain.frame_order.reason
+    assert any("could not be decided" in r.getMessage() for r in caplog.records)
+    assert read_cmcr(cmcr, sensor_axis_order="row_col").frame_order.decided_by == "forced"

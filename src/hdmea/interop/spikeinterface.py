@@ -54,10 +54,23 @@ class CmcrRecordingExtractor(BaseRecording):
     mode = "file"
     name = "hdmea_cmcr"
 
-    def __init__(self, file_path, sensor_axis_order: str = "col_row", pitch_um: float = PITCH_UM):
+    def __init__(self, file_path, sensor_axis_order: str = "auto", pitch_um: float = PITCH_UM, cmtr_path=None):
         from hdmea.io.cmcr import CmcrFile
+        from hdmea.io.frame_order import decide_frame_order, logger as order_logger
 
         self._cmcr = CmcrFile(file_path, sensor_axis_order=sensor_axis_order)
+        positions, spikes = [], []
+        if cmtr_path is not None and self._cmcr.axis_order_setting == "auto":
+            from hdmea.io.cmtr import CmtrFile
+
+            with CmtrFile(cmtr_path) as cmtr:
+                for unit in cmtr.read_units(self._cmcr.sampling_rate, waveform=False):
+                    positions.append((unit.row - 1, unit.col - 1))
+                    spikes.append(unit.spike_times)
+        #: how the frames are read and why (hdmea.io.frame_order.FrameOrderDecision); None without raw data
+        self.frame_order = decide_frame_order(self._cmcr, positions, spikes)
+        if self.frame_order is not None and (self.frame_order.undecided or self.frame_order.swapped_fields):
+            order_logger.warning(self.frame_order.warning_text(Path(file_path).name))
         infos = self._cmcr.sensor_datasets()
         path = Path(file_path)
         if not infos:
@@ -112,8 +125,11 @@ class CmcrRecordingExtractor(BaseRecording):
         self.set_property("chip_col", chip_col.astype(np.int64))
         for chunk in chunks:
             self.add_recording_segment(_CmcrSegment(self._cmcr, layout[chunk], fs, shift, dtype))
+        if self.frame_order is not None:
+            self.annotate(frame_order=self.frame_order.summary())
         self._kwargs = {"file_path": str(path.absolute()), "sensor_axis_order": sensor_axis_order,
-                        "pitch_um": float(pitch_um)}
+                        "pitch_um": float(pitch_um),
+                        "cmtr_path": None if cmtr_path is None else str(Path(cmtr_path).absolute())}
         self.extra_requirements.append("h5py")
 
     def __del__(self):
@@ -149,10 +165,17 @@ class _CmcrSegment(BaseRecordingSegment):
         return traces
 
 
-def read_cmcr(path: str | os.PathLike, *, sensor_axis_order: str = "col_row",
+def read_cmcr(path: str | os.PathLike, *, sensor_axis_order: str = "auto", cmtr_path: str | os.PathLike | None = None,
               pitch_um: float = PITCH_UM) -> CmcrRecordingExtractor:
-    """A SpikeInterface recording over the raw data of the ``.cmcr`` at ``path`` (see the module docstring)."""
-    return CmcrRecordingExtractor(path, sensor_axis_order=sensor_axis_order, pitch_um=pitch_um)
+    """A SpikeInterface recording over the raw data of the ``.cmcr`` at ``path`` (see the module docstring).
+
+    ``sensor_axis_order="auto"`` decides how the frames are stored
+    (:mod:`hdmea.io.frame_order`): by the regions' shapes, else by the footprints of
+    the units of ``cmtr_path`` when given, else the vendor's layout with a logged
+    warning; the decision is the extractor's ``frame_order`` and its annotation
+    ``frame_order``.  ``"col_row"``/``"row_col"`` force it.
+    """
+    return CmcrRecordingExtractor(path, sensor_axis_order=sensor_axis_order, pitch_um=pitch_um, cmtr_path=cmtr_path)
 
 
 # --------------------------------------------------------------------------- sortings

@@ -372,6 +372,9 @@ def decide_frame_order(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
         decision = FrameOrderDecision(by_shape[0], "shape", reason=(
             "a non-square region's stored shape fits only this reading of its Region.* fields"
             + ("; the footprints agree" if clear else "")), **common)
+    elif not positions:
+        decision = FrameOrderDecision(VENDOR_AXIS_ORDER, "undecided", reason=(
+            "no units to test the footprints with (no spike sorting given)"), **common)
     elif ev.n_units < MIN_UNITS:
         decision = FrameOrderDecision(VENDOR_AXIS_ORDER, "undecided", reason=(
             f"{ev.n_units} of {len(positions)} units had a footprint to test, {MIN_UNITS} needed"

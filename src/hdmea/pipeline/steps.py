@@ -86,6 +86,10 @@ class StepContext:
         func = step.resolve()
         kwargs = self.config.steps.kwargs(step.name)
         kwargs.update(fixed)
+        if ("sensor_axis_order" in inspect.signature(func).parameters and "sensor_axis_order" not in kwargs
+                and hasattr(self.config, "sensor_axis_order")):
+            # one setting for every step that reads the raw frames
+            kwargs["sensor_axis_order"] = self.config.sensor_axis_order
         if ("n_threads" in inspect.signature(func).parameters and "n_threads" not in kwargs
                 and self.config.batch.threads_per_job):
             # Several jobs share the machine: each kernel gets its share of the cores.
@@ -235,6 +239,9 @@ class PipelineReport:
     #: the electrical images' orientation self-check (fractions of units whose image peaks at
     #: their own (row, col) and at (col, row)), when the step ran; see hdmea.pipeline.eimage
     orientation: dict | None = None
+    #: how the raw frames were read, what decided it and the evidence (hdmea.io.frame_order), when
+    #: a step read the .cmcr
+    frame_order: dict | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -246,6 +253,7 @@ class PipelineReport:
             "resumed_from": None if self.resumed_from is None else str(self.resumed_from),
             "checkpoints": self.checkpoints,
             "orientation": self.orientation,
+            "frame_order": self.frame_order,
         }
 
 
@@ -414,6 +422,7 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
                 on_step(record)
         n_units = session.unit_count
         orientation = _orientation_summary(session)
+        frame_order = _frame_order_summary(session)
         session.save(output, overwrite=True)
     finally:
         if bar is not None:
@@ -422,7 +431,21 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
     checkpoint.unlink(missing_ok=True)
     return PipelineReport(dataset_id=dataset_id, output=output, steps=records, n_units=n_units,
                           seconds=time.perf_counter() - started, resumed_from=resumed_from,
-                          checkpoints=checkpoints, orientation=orientation)
+                          checkpoints=checkpoints, orientation=orientation, frame_order=frame_order)
+
+
+def _frame_order_summary(session) -> dict | None:
+    """The frame-order decision a step stored, as plain values plus a one-line ``summary`` (None: none)."""
+    from hdmea.io.frame_order import stored_frame_order
+
+    decision = stored_frame_order(session)
+    if decision is None:
+        return None
+    out = {k: (v.item() if hasattr(v, "item") else v) for k, v in decision.as_record().items()}
+    out["summary"] = decision.summary()
+    if decision.undecided or decision.swapped_fields:
+        out["warning"] = decision.warning_text(str(session.dataset_id))
+    return out
 
 
 def _orientation_summary(session) -> dict | None:

@@ -70,6 +70,8 @@ class RecordingData:
     eimage: UnitMaps | None
     movies: list[MovieTrials]
     feature_scalars: dict[str, dict[str, dict[str, object]]]  # feature -> unit -> name -> value
+    frame_order: str = ""  # how the raw frames were read and why (hdmea.io.frame_order)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # the file's pipeline warnings
 
 
 def sta_spatial_map(sta: np.ndarray, first_lag: int = 1) -> tuple[np.ndarray, int, int]:
@@ -349,4 +351,5 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
         path=path, dataset_id=dataset_id, sampling_rate=fs, completed_steps=overview["completed_steps"],
         unit_ids=unit_ids, unit_positions=positions, spike_counts=counts, sta=list(sta_maps.values()),
         eimage=eimage if eimage.unit_ids else None, movies=movies, feature_scalars=scalars,
+        frame_order=overview["frame_order"], warnings=list(overview["warnings"]),
     )

@@ -73,6 +73,7 @@ def recording_overview(f: h5py.File) -> dict:
         warnings = list(decoded.get("warnings", []) or [])
     info["completed_steps"] = steps
     info["warnings"] = warnings
+    info["frame_order"] = _frame_order_text(f)
     units = _visible(f["units"]) if "units" in f else []
     info["n_units"] = len(units)
     spikes = 0
@@ -91,6 +92,17 @@ def recording_overview(f: h5py.File) -> dict:
         if "stimulus/section_time" in f else {}
     )
     return info
+
+
+def _frame_order_text(f: h5py.File) -> str:
+    """One line on how the raw frames were read and why (empty when the file holds no decision)."""
+    from hdmea.io.frame_order import FRAME_ORDER_METADATA, FrameOrderDecision
+    from hdmea.io.hdf5_store import decode_node, node_from_h5
+
+    if FRAME_ORDER_METADATA not in f:
+        return ""
+    record = decode_node(node_from_h5(f[FRAME_ORDER_METADATA]))
+    return FrameOrderDecision.from_record(record).summary() if isinstance(record, dict) else ""
 
 
 def _dataset_line(name: str, ds: h5py.Dataset) -> str:
@@ -163,6 +175,8 @@ def describe_recording(path: str | os.PathLike, *, max_children: int | None = 4)
                 for m, shape in info["section_time"].items()))
         if info["features"]:
             lines.append("features: " + ", ".join(f"{k} ({counted(v, 'unit')})" for k, v in sorted(info["features"].items())))
+        if info["frame_order"]:
+            lines.append(f"raw frame order: {info['frame_order']}")
         for text in info["warnings"]:
             lines.append(f"warning: {text}")
         lines.append("/")

@@ -55,6 +55,8 @@ class RecordingSummary:
     map_shape: tuple[int, int]
     frame_ms: float
     units: list[UnitRow]
+    frame_order: str = ""  # how the raw frames were read and why (hdmea.io.frame_order)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # the file's pipeline warnings
 
 
 @dataclasses.dataclass
@@ -175,7 +177,8 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
     for row in units:
         row.rate_hz = row.spike_count / duration if duration > 0 else float("nan")
     summary = RecordingSummary(str(overview["attrs"].get("dataset_id", "")), fs, duration,
-                               overview["completed_steps"], movie, tuple(shape), frame_ms, units)
+                               overview["completed_steps"], movie, tuple(shape), frame_ms, units,
+                               overview["frame_order"], list(overview["warnings"]))
     with _cache_lock:
         if len(_cache) >= CACHE_SIZE:
             _cache.pop(next(iter(_cache)))

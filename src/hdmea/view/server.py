@@ -181,7 +181,8 @@ def make_app(folders: ServedFolders, allowed_hosts: set[str] | None):
             summary = recording.recording_summary(f, file_version(f))
             out = {"dataset_id": summary.dataset_id, "steps": summary.completed_steps, "movie": summary.movie,
                    "n_units": len(summary.units), "duration_s": summary.duration_s,
-                   "units": [u.uid for u in summary.units]}
+                   "units": [u.uid for u in summary.units], "frame_order": summary.frame_order,
+                   "warnings": summary.warnings}
             if summary.movie is None:
                 out["item"] = None
                 out["title"] = "no receptive fields in this file (compute_sta has not run)"
