@@ -148,8 +148,9 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
     own = f is None
     if own:
         from h5stream.files.validated import open_validated
+        from h5stream.files.verify import link_rule_for
 
-        f = open_validated(path)
+        f = open_validated(path, allow_link=link_rule_for(path))  # a .cmtr's link to its .cmcr, as verify_files
     label = os.fspath(path)
     try:
         manifest = read_manifest(f, label)

@@ -53,9 +53,9 @@ def _recording_attributes(monkeypatch) -> list:
     seen = []
     original = verify_module._read_attributes
 
-    def attributes(oid):
+    def attributes(oid, *where):
         h5py.h5a.iterate(oid, lambda name: seen.append(name.decode()))
-        original(oid)
+        original(oid, *where)
 
     monkeypatch.setattr(verify_module, "_read_attributes", attributes)
     return seen

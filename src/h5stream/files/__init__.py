@@ -42,6 +42,7 @@ from h5stream.files.validated import (
     ALLOWED_FILTERS,
     check_declared_size,
     check_hdf5_signature,
+    check_stored_type,
     check_regular_file,
     guard_read,
     open_validated,
@@ -76,6 +77,7 @@ __all__ = [
     "vendor_acquisition_link",
     "link_rule_for",
     "check_declared_size",
+    "check_stored_type",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -36,6 +36,7 @@ __all__ = [
     "check_hdf5_signature",
     "check_regular_file",
     "check_declared_size",
+    "check_stored_type",
     "scan_unsafe_objects",
     "ObjectVisitor",
     "guard_read",
@@ -179,6 +180,84 @@ def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: 
     return declared
 
 
+_INTEGER, _FLOAT, _COMPOUND, _ARRAY = h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.COMPOUND, h5py.h5t.ARRAY
+#: Nesting of compound and array types a stored type may have (real files have one or two levels).
+MAX_TYPE_DEPTH = 8
+
+
+def check_stored_type(tid: h5py.h5t.TypeID, path: str | os.PathLike, obj: str) -> None:
+    """Refuse a stored type whose layout does not fit in its own size, before any value of it is read.
+
+    A compound's members must lie inside the compound's size without
+    overlapping, an array's elements must fill its size exactly, and the bits
+    of a number (precision and offset; a float's sign, exponent and mantissa)
+    must lie inside its bytes.  Converting values of a type that breaks these
+    rules makes libhdf5 read and write past its buffers: releases before 2.0
+    do not check them when they decode the type, and a damaged object header
+    (HDF5 checksums none of version 1) is all it takes; the process then dies
+    with SIGSEGV inside the read.  Raises :class:`FormatError` naming ``obj``.
+    """
+    _check_type(tid, path, obj, "", 0)
+
+
+def _type_error(path, obj: str, where: str, expected: str, found: str) -> FormatError:
+    return FormatError("the stored data type is damaged", path=path, obj=obj,
+                       expected=f"{where or 'the type'}: {expected}", found=found,
+                       hint="the file is damaged (its object header was changed); restore it from a copy")
+
+
+def _check_type(tid, path, obj: str, where: str, depth: int) -> None:
+    kind = tid.get_class()
+    size = tid.get_size()
+    if kind in (_INTEGER, _FLOAT):
+        bits = 8 * size
+        precision, offset = tid.get_precision(), tid.get_offset()
+        if precision < 1 or offset + precision > bits:
+            raise _type_error(path, obj, where, f"a number whose bits lie inside its {size} bytes",
+                              f"precision {precision} at bit offset {offset}")
+        if kind == _FLOAT:
+            spos, epos, esize, mpos, msize = tid.get_fields()
+            spans = sorted([(spos, 1), (epos, esize), (mpos, msize)])
+            inside = all(0 <= start and start + length <= offset + precision and start >= offset
+                         for start, length in spans)
+            apart = all(a + la <= b for (a, la), (b, _) in zip(spans, spans[1:]))
+            if not (inside and apart and esize >= 1 and msize >= 1):
+                raise _type_error(path, obj, where, "a float whose sign, exponent and mantissa lie apart "
+                                  f"inside its {precision} bits",
+                                  f"sign at {spos}, exponent {esize} bits at {epos}, mantissa {msize} bits at {mpos}")
+        return
+    if kind not in (_COMPOUND, _ARRAY):
+        return
+    if depth >= MAX_TYPE_DEPTH:
+        raise _type_error(path, obj, where, f"at most {MAX_TYPE_DEPTH} levels of nested types", "more")
+    if kind == _ARRAY:
+        base = tid.get_super()
+        count = 1
+        for extent in tid.get_array_dims():
+            count *= int(extent)
+        if count * base.get_size() != size:
+            raise _type_error(path, obj, where, f"an array of {size} bytes",
+                              f"{count} elements of {base.get_size()} bytes")
+        _check_type(base, path, obj, where + "[]", depth + 1)
+        return
+    spans = []
+    for i in range(tid.get_nmembers()):
+        name = tid.get_member_name(i).decode("utf-8", errors="backslashreplace")
+        member = tid.get_member_type(i)
+        start, length = tid.get_member_offset(i), member.get_size()
+        label = f"{where}.{name}" if where else f"member {name!r}"
+        if start + length > size:
+            raise _type_error(path, obj, label, f"inside the compound's {size} bytes",
+                              f"{length} bytes at offset {start}")
+        spans.append((start, length, label))
+        _check_type(member, path, obj, label, depth + 1)
+    spans.sort()
+    for (a, la, first), (b, _lb, second) in zip(spans, spans[1:]):
+        if a + la > b:
+            raise _type_error(path, obj, second, f"after {first}, which ends at byte {a + la}",
+                              f"a member starting at byte {b}")
+
+
 #: ``allow_link(link name, target file, target object) -> bool``: an external link a caller accepts.
 LinkRule = Callable[[str, str, str], bool]
 
@@ -239,6 +318,9 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
         )
     nfilters = plist.get_nfilters()
     check_declared_size(oid, path, name, filtered=nfilters > 0)
+    tid = oid.get_type()
+    if tid.get_class() in (_COMPOUND, _ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
+        check_stored_type(tid, path, name)
     for i in range(nfilters):
         code, _flags, _vals, fname = plist.get_filter(i)
         if code not in ALLOWED_FILTERS:

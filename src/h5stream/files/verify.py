@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from h5stream.errors import FormatError, H5StreamError
-from h5stream.files.validated import LinkRule, ObjectVisitor, guard_read, open_validated
+from h5stream.files.validated import LinkRule, ObjectVisitor, check_stored_type, guard_read, open_validated
 
 __all__ = ["verify_file", "verify_files", "vendor_acquisition_link", "link_rule_for"]
 
@@ -61,7 +61,7 @@ def _read_everything(path: str, check: Callable[[h5py.File], None] | None,
     """
     with open_validated(path, check=check, allow_link=link_rule_for(path),
                         visit=_object_reader(path, max_read_bytes)) as f, guard_read(path, "/@"):
-        _read_attributes(f.id)
+        _read_attributes(f.id, path, "/")
 
 
 def _object_reader(path: str, max_read_bytes: int | None) -> ObjectVisitor:
@@ -72,7 +72,7 @@ def _object_reader(path: str, max_read_bytes: int | None) -> ObjectVisitor:
         if oid is None:  # a soft or accepted external link, or an object reached again
             return False
         with guard_read(path, "/" + full.decode("utf-8", errors="replace")):
-            _read_attributes(oid)
+            _read_attributes(oid, path, "/" + full.decode("utf-8", errors="replace"))
             if isinstance(oid, dataset_id):
                 _read_dataset(oid, max_read_bytes)
         return False
@@ -142,14 +142,19 @@ def _whole_buffer(oid, tid: h5py.h5t.TypeID, shape: tuple[int, ...]) -> tuple[np
     return _raw_buffer(shape, tid), tid
 
 
-def _read_attributes(oid) -> None:
-    """Read every attribute of the object ``oid`` (in the file's own types; see above)."""
+def _read_attributes(oid, path: str = "", where: str = "") -> None:
+    """Read every attribute of the object ``oid`` (in the file's own types; see above; a table's also as a
+    reader converts it)."""
     names: list[bytes] = []
     h5py.h5a.iterate(oid, names.append)
     for name in names:
         aid = h5py.h5a.open(oid, name)
         stored = _stored(aid)
         if stored is not None:
+            if stored[0].get_class() == _COMPOUND:
+                at = f"{where.rstrip('/')}/@{name.decode('utf-8', errors='backslashreplace')}"
+                check_stored_type(stored[0], path, at)
+                aid.read(np.empty(stored[1], dtype=aid.dtype))  # h5py's conversion, as a reader reads it
             out, mtype = _whole_buffer(aid, *stored)
             aid.read(out, mtype=mtype)
 
@@ -188,6 +193,22 @@ def _read_whole(dsid: h5py.h5d.DatasetID, tid: h5py.h5t.TypeID, shape: tuple[int
     return out
 
 
+def _read_first_row_converted(dsid: h5py.h5d.DatasetID, shape: tuple[int, ...]) -> None:
+    """The first row of a table converted to numpy's types, the way the readers read it (h5py's memory type
+    of the dataset's dtype): libhdf5's conversion of a damaged compound type is what crashes a reader, and
+    then it crashes this process first.  (The scan already refused layouts that do not fit, see
+    :func:`~h5stream.files.validated.check_stored_type`.)"""
+    if not shape:
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, np.empty((), dtype=dsid.dtype))
+        return
+    if shape[0] == 0:
+        return
+    rows = (1, *shape[1:])
+    fspace = dsid.get_space()
+    fspace.select_hyperslab((0,) * len(shape), rows)
+    dsid.read(h5py.h5s.create_simple(rows), fspace, np.empty(rows, dtype=dsid.dtype))
+
+
 def _read_dataset(dsid: h5py.h5d.DatasetID, max_read_bytes: int | None) -> None:
     """Read the dataset ``dsid``: whole when small, of a type that points elsewhere in the file, or without a
     byte limit; otherwise its whole chunk index and its first and last rows up to ``max_read_bytes``.
@@ -201,6 +222,8 @@ def _read_dataset(dsid: h5py.h5d.DatasetID, max_read_bytes: int | None) -> None:
     if stored is None:
         return
     tid, shape = stored
+    if tid.get_class() == _COMPOUND:
+        _read_first_row_converted(dsid, shape)
     whole = max_read_bytes is None or not shape or shape[0] <= 2 or _type_points_elsewhere(tid)
     if not whole:
         row_bytes = tid.get_size()
