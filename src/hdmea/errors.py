@@ -159,6 +159,11 @@ class SuffixWarning(H5StreamWarning):
     """A recording file name does not end with ``.h5``."""
 
 
+class VendorTextWarning(H5StreamWarning):
+    """Informative text of a vendor file (a date, a program name, a comment) is not valid UTF-8; it is kept with
+    replacement characters (U+FFFD) where the bytes do not decode.  The message names the file and the attribute."""
+
+
 class ConfigError(HdmeaError, ValueError):
     """A pipeline configuration is invalid; the message names the key and the reason."""
 

@@ -70,9 +70,9 @@ from hdmea.io.mcs import (
     GRID_SIZE,
     PROGRAM_RAW,
     attr_number,
-    attr_text,
     check_mcs_root,
     guard_mcs_read,
+    informative_text,
     open_mcs_file,
     read_attr,
     require_object,
@@ -381,7 +381,7 @@ class CmcrFile:
         """Recording metadata (root attributes, rates, scaling) as plain python values."""
         out: dict = {}
         for key in ("DateTime", "ProgramName", "ProgramVersion", "ID.Instance"):
-            value = attr_text(read_attr(self._f, key, self.path))
+            value = informative_text(read_attr(self._f, key, self.path), self.path, f"/@{key}")
             if value is not None:
                 out[key.replace(".", "_")] = value
         duration = self.recording_duration_us()

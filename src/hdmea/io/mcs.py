@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+import warnings
 
 import h5py
 import numpy as np
 
 from h5stream.errors import FormatError, SourceNotFoundError
 from h5stream.files import guard_read, open_validated, verify_files
-from hdmea.errors import RecordingFormatError
+from hdmea.errors import RecordingFormatError, VendorTextWarning
 
 __all__ = [
     "GRID_SIZE",
@@ -34,6 +35,7 @@ __all__ = [
     "sensor_id_to_row_col",
     "row_col_to_sensor_id",
     "attr_text",
+    "informative_text",
     "attr_number",
     "check_mcs_root",
     "require_object",
@@ -102,17 +104,48 @@ def row_col_to_sensor_id(row, col):
     return int(sid) if np.ndim(sid) == 0 else sid
 
 
-def attr_text(value) -> str | None:
-    """An MCS string attribute (fixed-length bytes, vlen str or 1-element array) as ``str``."""
+def _decoded_text(value) -> tuple[str | None, bool]:
+    """(text, whether bytes did not decode) of an MCS string attribute; never lone surrogates.
+
+    Fixed-length strings come from h5py as bytes; variable-length ones as
+    ``str`` in which h5py keeps bytes that are not UTF-8 as lone surrogates
+    (``surrogateescape``): both become U+FFFD where they do not decode.
+    """
     if value is None:
-        return None
+        return None, False
     if isinstance(value, np.ndarray):
         if value.size != 1:
-            return None
+            return None, False
         value = value.reshape(-1)[0]
     if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode("utf-8", errors="replace").rstrip("\x00").rstrip()
-    return str(value)
+        raw = bytes(value)
+    else:
+        text = str(value)
+        if text.isascii():
+            return text, False
+        raw = text.encode("utf-8", errors="surrogateescape")
+    try:
+        text = raw.decode("utf-8")
+        damaged = False
+    except UnicodeDecodeError:
+        text, damaged = raw.decode("utf-8", errors="replace"), True
+    return text.rstrip("\x00").rstrip(), damaged
+
+
+def attr_text(value) -> str | None:
+    """An MCS string attribute (fixed-length bytes, vlen str or 1-element array) as ``str``; bytes that are
+    not UTF-8 become U+FFFD (so an identity compared with this text fails and names what was found)."""
+    return _decoded_text(value)[0]
+
+
+def informative_text(value, path: str | os.PathLike, obj: str) -> str | None:
+    """:func:`attr_text` of text that is only informative (a date, a program's name, a comment): bytes that are
+    not UTF-8 are kept as U+FFFD with a :class:`~hdmea.errors.VendorTextWarning` naming the file and ``obj``."""
+    text, damaged = _decoded_text(value)
+    if damaged:
+        warnings.warn(f"{os.fspath(path)} [{obj}]: the text is not valid UTF-8; kept as {text!r}, with U+FFFD "
+                      "for the bytes that do not decode", VendorTextWarning, stacklevel=2)
+    return text
 
 
 def attr_number(value) -> float | None:
