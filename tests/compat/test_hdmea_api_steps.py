@@ -243,3 +243,137 @@ def test_get_frame_timestamps_against_planted_pulses():
     stacked = np.stack([np.zeros_like(sync), sync])
     np.testing.assert_array_equal(get_frame_timestamps(stacked, frame_channel=1), starts[4:])
     np.testing.assert_array_equal(get_frame_timestamps({"raw_ch2": sync}), starts[4:])
+
+
+def test_compute_sta_original_call_against_naive_average(lab_recording, tmp_path):
+    from hdmea.features.sta import STAResult, compute_sta
+    from hdmea.io.section_time import add_section_time
+    from hdmea.pipeline.runner import load_recording
+
+    rec, playlist, lengths = lab_recording
+    h5 = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path).hdf5_path
+    assert add_section_time(h5, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths)
+    movie = rec.config.noise_movie
+    images = np.load(rec.noise_movie_path)
+    display = np.repeat(images, rec.config.noise_frames_per_image, axis=0)  # one image per display frame
+    stimuli = tmp_path / "stimuli"
+    stimuli.mkdir()
+    np.save(stimuli / f"{movie}.npy", display)
+    result = compute_sta(h5, cover_range=(-12, 0), use_multiprocessing=False, stimuli_dir=stimuli)
+    assert isinstance(result, STAResult)
+    assert (result.movie_name, result.cover_range, result.units_failed, result.failed_units) == (movie, (-12, 0), 0, [])
+    assert result.units_processed == rec.config.n_units and result.elapsed_seconds >= 0
+    # the naive average: every spike's 12 frames before its frame, in the movie's one occurrence
+    truth = rec.truth()
+    ft = truth.frame_times.astype(np.int64)
+    cursor = 0
+    for m in rec.stimulus.playlist:
+        if m == movie:
+            break
+        cursor += 2 * PAD + rec.stimulus.movie_lengths[m] + 1
+    first = cursor + PAD
+    with h5py.File(h5, "r") as f:
+        for unit in f["units"]:
+            windows = []
+            for s in f[f"units/{unit}/spike_times"][()].astype(np.int64):
+                rel = int(np.searchsorted(ft, s, side="right")) - 1 - first
+                if 0 <= rel < display.shape[0] and rel >= 12:
+                    windows.append(display[rel - 12:rel].astype(np.float64))
+            got = f[f"units/{unit}/features/sta_{movie}/sta"][()]
+            if windows:
+                np.testing.assert_allclose(got, np.mean(windows, axis=0), rtol=1e-5, atol=1e-5)
+            assert f[f"units/{unit}/features/sta_{movie}"].attrs["n_spikes_used"] == len(windows)
+    # (-11, 1): the same length with the spike's own frame
+    again = compute_sta(h5, cover_range=(-11, 1), stimuli_dir=stimuli, force=True)
+    assert again.cover_range == (-11, 1) and again.n_lags == 12 and not again.exclude_current_frame
+
+
+def test_compute_sta_refuses_bad_windows_and_missing_movie(lab_recording, tmp_path):
+    from hdmea.features.sta import compute_sta, cover_range_to_lags
+    from hdmea.io.section_time import add_section_time
+    from hdmea.pipeline.runner import load_recording
+    from hdmea.utils.exceptions import ConfigurationError
+
+    assert cover_range_to_lags((-60, 0)) == (60, True)
+    assert cover_range_to_lags((-59, 1)) == (60, False)
+    for bad in ((0, 0), (-5, 5), (3, 1), "x"):
+        with pytest.raises(ConfigurationError):
+            cover_range_to_lags(bad)
+    rec, playlist, lengths = lab_recording
+    h5 = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path).hdf5_path
+    add_section_time(h5, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths)
+    with pytest.raises(FileNotFoundError, match="dense_noise_15x15.npy"):
+        compute_sta(h5, stimuli_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="given twice"):
+        compute_sta(h5, cover_range=(-10, 0), n_lags=10, stimuli_dir=tmp_path)
+
+
+def test_section_spike_times_with_stimulus_files(lab_recording, tmp_path):
+    import json
+
+    from hdmea.io.section_time import add_section_time
+    from hdmea.io.spike_sectioning import SectionResult, section_spike_times
+    from hdmea.pipeline.runner import load_recording
+
+    rec, playlist, lengths = lab_recording
+    h5 = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path).hdf5_path
+    add_section_time(h5, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths)
+    step = rec.config.step_movie
+    trial = rec.config.step_trial
+    (tmp_path / "config" / "stimuli").mkdir(parents=True)
+    (tmp_path / "config" / "stimuli" / f"{step}.json").write_text(json.dumps({"name": step, "section_kwargs": {
+        "start_frame": trial.start_frame, "trial_length_frame": trial.trial_length_frame, "repeat": trial.repeat}}))
+    result = section_spike_times(h5, movie_names=[step], pad_margin=(0.05, 0.0), trial_repeats=3,
+                                 config_dir=tmp_path / "config" / "stimuli")
+    assert isinstance(result, SectionResult) and result.success
+    fs = rec.truth().sampling_rate
+    assert (result.pre_samples, result.post_samples) == (int(0.05 * fs), 0)
+    # two occurrences x 3 trials, laid out by hand from the planted frame times
+    ft = rec.truth().frame_times.astype(np.int64)
+    starts, cursor = [], 0
+    for m in rec.stimulus.playlist:
+        if m == step:
+            for n in range(trial.repeat):
+                first = cursor + PAD + trial.start_frame + n * trial.trial_length_frame
+                starts.append((ft[first] - int(0.05 * fs), ft[first + trial.trial_length_frame]))
+        cursor += 2 * PAD + rec.stimulus.movie_lengths[m] + 1
+    assert result.trial_repeats == len(starts) == 6
+    with h5py.File(h5, "r") as f:
+        for unit in f["units"]:
+            spikes = f[f"units/{unit}/spike_times"][()].astype(np.int64)
+            g = f[f"units/{unit}/spike_times_sectioned/{step}"]
+            np.testing.assert_array_equal(g["trial_bounds"][()].astype(np.int64), starts)
+            off = g["trial_offsets"][()]
+            for k, (a, b) in enumerate(starts):
+                np.testing.assert_array_equal(g["spike_times"][off[k]:off[k + 1]].astype(np.int64),
+                                              spikes[(spikes >= a) & (spikes < b)])
+
+
+def test_load_recording_with_eimage_sta_original_call(tmp_path):
+    from hdmea.pipeline import compute_eimage_sta, load_recording
+    from hdmea.pipeline.runner import LoadWithEImageSTAResult, load_recording_with_eimage_sta
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+    from hdmea.utils.exceptions import ConfigurationError
+
+    rec = generate_recording(tmp_path / "src", "rec", config=SyntheticConfig.tiny(raw_seconds=1.0), seed=11)
+    result = load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path / "a",
+                                            spike_limit=40, window_range=(-5, 15), cutoff_hz=200.0)
+    assert isinstance(result, LoadWithEImageSTAResult)
+    assert result.hdf5_path == tmp_path / "a" / "rec.h5" and result.stage1_completed
+    assert result.num_units == rec.config.n_units and result.elapsed_seconds > 0
+    # our style, same step: equal images
+    ours = load_recording(rec.cmcr_path, rec.cmtr_path, output_path=tmp_path / "b.h5")
+    compute_eimage_sta(ours.hdf5_path, rec.cmcr_path, window=(-5, 15), highpass_hz=200.0, max_spikes_per_unit=40,
+                       duration_s=120.0)
+    spiking = 0
+    with h5py.File(result.hdf5_path, "r") as a, h5py.File(ours.hdf5_path, "r") as b:
+        for unit in a["units"]:
+            if "eimage_sta" in a[f"units/{unit}/features"]:
+                spiking += 1
+                got = a[f"units/{unit}/features/eimage_sta/data"][()]
+                assert got.shape[0] == 20
+                np.testing.assert_array_equal(got, b[f"units/{unit}/features/eimage_sta/data"][()])
+    assert result.units_with_sta == spiking > 0
+    for bad in ({"unit_ids": ["1"]}, {"skip_highpass": True}, {"load_sys_meta": False}):
+        with pytest.raises(ConfigurationError):
+            load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path / "c", **bad)

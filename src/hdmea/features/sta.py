@@ -10,6 +10,16 @@ Stored per unit at ``units/{unit}/features/sta_{movie}``: dataset ``sta``
 ``first_lag + n_lags - 1 - k`` frames before the spike's frame) and attributes
 ``n_spikes_used``, ``n_spikes_excluded``, ``n_lags``, ``first_lag``, ``movie``,
 plus ``name``, ``version``, ``params_hash`` and ``extracted_at``.
+
+The original pipeline's call ``compute_sta(hdf5_path, cover_range=(-60, 0),
+use_multiprocessing=True, stimuli_dir=...)`` runs the same step: ``cover_range``
+``(-n, 0)`` is ``n_lags=n`` before the spike's frame, ``(-n + 1, 1)`` the same
+window with the spike's own frame; the movie is the one sectioned movie whose
+name contains ``noise`` (unless the stimulus configuration names its noise
+movie), read from ``<stimuli_dir>/<movie>.npy``.  The result also carries the
+original's fields (``movie_name``, ``cover_range``, ``units_failed``,
+``failed_units``, ``elapsed_seconds``, ``warnings``).  Unlike the original, every
+occurrence of the movie is pooled, not only the first.
 """
 
 from __future__ import annotations
@@ -26,13 +36,16 @@ from hdmea.errors import ConfigError
 from hdmea.features.registry import params_hash
 from hdmea.progress import counted
 
-__all__ = ["STAResult", "compute_sta", "movie_stimulus", "spikes_to_movie_frames"]
+__all__ = ["STAResult", "compute_sta", "movie_stimulus", "spikes_to_movie_frames", "cover_range_to_lags",
+           "DEFAULT_STIMULI_DIR"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 STEP = "compute_sta"
 FEATURE_VERSION = "1"
+#: The lab's shared folder of stimulus movies (``<movie>.npy``), the original's default for ``stimuli_dir``.
+DEFAULT_STIMULI_DIR = Path(r"M:\Python_Project\Data_Processing_2025\Design_Stimulation_Pattern\Data\Stimulations")
 
 
 @dataclasses.dataclass
@@ -51,6 +64,46 @@ class STAResult:
     params_hash: str
     elapsed_s: float = 0.0
     skipped: bool = False
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    failed_units: list[str] = dataclasses.field(default_factory=list)
+
+    # -- the original pipeline's names for the same facts
+    @property
+    def movie_name(self) -> str:
+        return self.movie
+
+    @property
+    def cover_range(self) -> tuple[int, int]:
+        """The window in display frames relative to the spike's frame, end exclusive."""
+        return (-self.n_lags, 0) if self.exclude_current_frame else (1 - self.n_lags, 1)
+
+    @property
+    def units_failed(self) -> int:
+        return len(self.failed_units)
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return self.elapsed_s
+
+
+def cover_range_to_lags(cover_range) -> tuple[int, bool]:
+    """``(n_lags, exclude_current_frame)`` of a window ``(start, end)`` in frames relative to the spike's frame.
+
+    The window must end just before the spike's frame (``end == 0``) or with it
+    (``end == 1``): frames after the spike cannot drive it.
+    """
+    try:
+        start, end = (int(v) for v in cover_range)
+    except (TypeError, ValueError):
+        raise ConfigError("cover_range must be a pair of frame offsets", found=repr(cover_range)) from None
+    if start >= end:
+        raise ConfigError("cover_range must start before it ends", found=repr(tuple(cover_range)))
+    if end not in (0, 1):
+        raise ConfigError(
+            "cover_range must end at the spike's frame", expected="(-n, 0) (before the spike's frame) or "
+            "(-n + 1, 1) (with it)", found=repr(tuple(cover_range)),
+            hint="frames after the spike's frame cannot have caused it")
+    return end - start, end == 0
 
 
 def movie_stimulus(stimulus, config, movie: str) -> np.ndarray:
@@ -128,14 +181,17 @@ def compute_sta(
     hdf5_path: str | os.PathLike | None = None,
     stimulus=None,
     *,
+    cover_range: tuple[int, int] = (-60, 0),
+    use_multiprocessing: bool = True,
+    stimuli_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    session=None,
     movie_name: str | None = None,
-    n_lags: int = 60,
-    exclude_current_frame: bool = True,
+    n_lags: int | None = None,
+    exclude_current_frame: bool | None = None,
     section_pad_frames: int = 60,
     method: str = "auto",
     n_threads: int | None = None,
-    force: bool = False,
-    session=None,
 ):
     """Spike-triggered average of a noise movie for every unit of a recording.
 
@@ -146,10 +202,20 @@ def compute_sta(
     stimulus
         The movie: None (the recording's stimulus configuration names its
         ``.npy``), a path, or an array (per display frame or per noise image).
+    cover_range
+        The original's window, ``(start, end)`` display frames relative to the
+        spike's frame, end exclusive: ``(-60, 0)`` is the 60 frames before it.
+        ``n_lags``/``exclude_current_frame`` say the same in our terms.
+    use_multiprocessing
+        False: one thread (the original's sequential run); True: the kernel's
+        threads (``n_threads``).
+    stimuli_dir
+        Read the movie from ``<stimuli_dir>/<movie>.npy`` (when ``stimulus`` is not given).
     movie_name
-        Which movie (default: the only noise movie of the stimulus configuration).
+        Which movie (default: the only noise movie of the stimulus configuration,
+        else the only sectioned movie whose name contains ``noise``).
     n_lags
-        Display frames in the window (60 = 1 s at 60 Hz).
+        Display frames in the window (60 = 1 s at 60 Hz; default from ``cover_range``).
     exclude_current_frame
         True: the window is the ``n_lags`` frames before the spike's frame.
     section_pad_frames
@@ -170,8 +236,17 @@ def compute_sta(
     from hdmea.io.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
     from hdmea.pipeline.target import open_target
 
+    lags, exclude = cover_range_to_lags(cover_range)
+    if n_lags is not None or exclude_current_frame is not None:
+        if tuple(cover_range) != (-60, 0):
+            raise ConfigError("the window is given twice (cover_range and n_lags/exclude_current_frame); pass one")
+        lags = lags if n_lags is None else n_lags
+        exclude = True if exclude_current_frame is None else exclude_current_frame
+    n_lags, exclude_current_frame = lags, bool(exclude)
     if int(n_lags) < 1:
         raise ConfigError(f"n_lags must be >= 1, found {n_lags}")
+    if not use_multiprocessing and n_threads is None:
+        n_threads = 1
     t0 = time.perf_counter()
     with open_target(hdf5_path, session, step=STEP) as target:
         target.require_steps("load_recording", "add_section_time")
@@ -180,6 +255,13 @@ def compute_sta(
         if not target.has(f"stimulus/section_time/{movie}") and (config is None or movie not in config.playlist):
             raise ConfigError(f"the recording never shows movie {movie!r}",
                               expected="a movie with section times", found=", ".join(_movies(target)) or "none")
+        if stimulus is None and stimuli_dir is not None:
+            stimulus = Path(stimuli_dir) / f"{movie}.npy"
+            if not stimulus.is_file():
+                from hdmea.errors import RecordingNotFoundError
+
+                raise RecordingNotFoundError(f"the stimulus movie {movie!r} is not in stimuli_dir", path=stimulus,
+                                             hint="pass stimuli_dir= the folder holding <movie>.npy, or stimulus=")
         frames = movie_stimulus(stimulus, config, movie)
         first_lag = 1 if exclude_current_frame else 0
         params = {"movie": movie, "n_lags": int(n_lags), "first_lag": first_lag,
@@ -248,6 +330,8 @@ def _movies(target) -> list[str]:
 
 def _default_movie(target, config) -> str:
     noise = sorted(config.noise_movies) if config is not None else []
+    if not noise:  # the original's rule: the one sectioned movie named like a noise movie
+        noise = [m for m in _movies(target) if "noise" in m.lower()]
     if len(noise) == 1:
         return noise[0]
     raise ConfigError(

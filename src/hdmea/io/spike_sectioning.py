@@ -55,6 +55,19 @@ class SectionResult:
     pad_margin: tuple[float, float]
     warnings: list[str] = dataclasses.field(default_factory=list)
     skipped: bool = False
+    pre_samples: int = 0
+    post_samples: int = 0
+
+    # -- the original pipeline's names
+    @property
+    def success(self) -> bool:
+        """True: a step that cannot section raises (the original also reported failures this way)."""
+        return True
+
+    @property
+    def trial_repeats(self) -> int:
+        """The most trials any movie was cut into."""
+        return max(self.trials_per_movie.values(), default=0)
 
 
 def movie_trial_bounds(
@@ -91,10 +104,12 @@ def section_spike_times(
     hdf5_path: str | os.PathLike | None = None,
     movie_names=None,
     *,
+    trial_repeats: int = 3,
     pad_margin: tuple[float, float] = (0.0, 0.0),
-    n_threads: int | None = None,
     force: bool = False,
+    config_dir: str | os.PathLike | None = None,
     session=None,
+    n_threads: int | None = None,
 ):
     """Section every unit's spikes into the trials of every occurrence of each movie.
 
@@ -104,8 +119,14 @@ def section_spike_times(
         The recording file (immediate mode).
     movie_names
         Movies to section (default: every movie with section times).
+    trial_repeats
+        Accepted for the original pipeline's signature, which ignored it too: the
+        number of trials comes from each movie's trial layout.
     pad_margin
         Seconds (before, after) added around every trial.
+    config_dir
+        A folder of the original's stimulus files (``stimuli/<movie>.json`` or
+        ``<movie>.json``): their ``section_kwargs`` replace the stored trial layouts.
     n_threads
         Threads of the compiled kernel (default: cores, at most 8).
     force
@@ -131,15 +152,35 @@ def section_spike_times(
                                    movies_processed=[], trials_per_movie={}, pad_margin=(before, after),
                                    skipped=True)
         else:
-            result = _section(target, movie_names, (before, after), n_threads)
+            result = _section(target, movie_names, (before, after), n_threads, config_dir)
             result.hdf5_path = Path(hdf5_path) if hdf5_path else None
             target.mark_step_complete(STEP)
     return session if session is not None else result
 
 
-def _section(target, movie_names, pad_margin, n_threads) -> SectionResult:
+def _with_stimulus_files(config: StimulusConfig | None, config_dir) -> StimulusConfig | None:
+    """``config`` with the trial layouts of the stimulus files in ``config_dir`` (those that fit their movie)."""
+    if config is None:
+        return None
+    from hdmea.pipeline.config import trial_configs
+
+    folder = Path(config_dir)
+    found = trial_configs(config.movie_lengths, folder.parent if folder.name == "stimuli" else folder)
+    trials = dict(config.trial_configs)
+    for movie, tc in found.items():
+        if tc["start_frame"] + tc["trial_length_frame"] * tc["repeat"] <= config.movie_lengths[movie]:
+            trials[movie] = tc
+        else:
+            logger.warning("the trials of %r in %s end after the movie (%d frames); its stored layout is kept",
+                           movie, config_dir, config.movie_lengths[movie])
+    return dataclasses.replace(config, trial_configs=trials)
+
+
+def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> SectionResult:
     fs = float(np.asarray(target.get("metadata/sampling_rate")).reshape(-1)[0])
     config = read_stimulus_config(target)
+    if config_dir is not None:
+        config = _with_stimulus_files(config, config_dir)
     frame_path = f"stimulus/frame_time/{DEFAULT_FRAME_TIME}"
     frame_times = np.asarray(target.get(frame_path)).astype(np.int64) if target.has(frame_path) else None
     available = target.keys("stimulus/section_time") if target.has("stimulus/section_time") else []
@@ -187,4 +228,5 @@ def _section(target, movie_names, pad_margin, n_threads) -> SectionResult:
                 counted(len(movies), "movie"))
     return SectionResult(hdf5_path=None, units_processed=len(unit_ids), movies_processed=movies,
                          trials_per_movie={m: int(b.shape[0]) for m, (b, _, _) in per_movie.items()},
-                         pad_margin=pad_margin)
+                         pad_margin=pad_margin, pre_samples=int(round(pad_margin[0] * fs)),
+                         post_samples=int(round(pad_margin[1] * fs)))
