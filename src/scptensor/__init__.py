@@ -35,6 +35,10 @@ def __getattr__(name: str):
         import scptensor.io
 
         return getattr(scptensor.io, name)
+    from scptensor import core  # the original also exported every scptensor.core name here
+
+    if name in core.__all__:
+        return getattr(core, name)
     raise AttributeError(f"module 'scptensor' has no attribute {name!r}")
 
 

@@ -134,3 +134,11 @@ def test_signatures_take_the_originals_parameters_in_order(call, parameters):
         obj = getattr(obj, part)
     names = [p for p in inspect.signature(obj).parameters if p not in ("args", "kwargs")]
     assert names[: len(parameters)] == parameters
+
+
+@pytest.mark.parametrize("name", ORIGINAL_CORE)
+def test_original_core_name_also_imports_from_scptensor(name):
+    # the original's top-level package re-exported every scptensor.core name
+    scptensor = importlib.import_module("scptensor")
+    core = importlib.import_module("scptensor.core")
+    assert getattr(scptensor, name) is getattr(core, name)

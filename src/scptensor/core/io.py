@@ -468,7 +468,7 @@ def _frame_from_pandas(pdf, names, id_col: str) -> tuple[pl.DataFrame, str]:
     return frame, "_index"
 
 
-def _from_anndata(adata, assay_name: str, layer_name: str, copy: bool) -> ScpContainer:
+def _from_anndata(adata, assay_name: str, layer_name: str, copy: bool, provenance: bool = True) -> ScpContainer:
     if adata.X is None:
         raise ValidationError("the AnnData has no X", field="X", expected="a matrix", found="None")
     X = adata.X.copy() if copy else adata.X
@@ -479,7 +479,7 @@ def _from_anndata(adata, assay_name: str, layer_name: str, copy: bool) -> ScpCon
     obs, sample_id_col = _frame_from_pandas(adata.obs, adata.obs_names, uns.get("scptensor_sample_id_col", "_index"))
     var, feature_id_col = _frame_from_pandas(adata.var, adata.var_names, uns.get("scptensor_feature_id_col", "_index"))
     meta = MatrixMetadata(creation_info={"source": "scanpy", "original_shape": list(X.shape),
-                                         "is_sparse": bool(sp.issparse(X))})
+                                         "is_sparse": bool(sp.issparse(X))}) if provenance else None
     history = []
     if "scptensor_history_json" in uns:
         try:
@@ -542,4 +542,5 @@ def load_h5ad(path: str | os.PathLike, *, assay_name: str = "imported") -> ScpCo
     by :func:`save_h5ad`, else ``assay_name``) whose layer "X" holds X and the mask."""
     ad = _anndata()
     adata = ad.read_h5ad(path)
-    return _from_anndata(adata, str(adata.uns.get("scptensor_assay_name", assay_name)), "X", copy=False)
+    return _from_anndata(adata, str(adata.uns.get("scptensor_assay_name", assay_name)), "X", copy=False,
+                         provenance=False)
