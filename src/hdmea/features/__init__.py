@@ -27,10 +27,15 @@ from hdmea.features.registry import (
 from hdmea.features import extractors as _function_extractors  # noqa: F401  (firing_rate, step_response, ...)
 from hdmea.features.baseline import BaselineFeatureExtractor
 from hdmea.features.cell_type import CellTypeFeatureExtractor
+from hdmea.features.chromatic import ChromaticFeatureExtractor
+from hdmea.features.direction import MovingBarFeatureExtractor
+from hdmea.features.dsgc_direction import DIRECTION_LIST, DirectionSectionResult, section_by_direction
 from hdmea.features.eimage_sta import EImageSTAExtractor
 from hdmea.features.example import ExampleFeatureExtractor
+from hdmea.features.frequency import FrequencyFeatureExtractor
 from hdmea.features.frif import FRIFExtractor
 from hdmea.features.on_off import StepUpFeatureExtractor
+from hdmea.features.receptive_field import DenseNoiseFeatureExtractor
 
 _LAZY = {
     "compute_sta": "hdmea.features.sta",
@@ -43,10 +48,16 @@ __all__ = [
     "ArrayAdapter",
     "BaselineFeatureExtractor",
     "CellTypeFeatureExtractor",
+    "ChromaticFeatureExtractor",
+    "DIRECTION_LIST",
+    "DenseNoiseFeatureExtractor",
     "DictAdapter",
+    "DirectionSectionResult",
     "EImageSTAExtractor",
     "ExampleFeatureExtractor",
     "FRIFExtractor",
+    "FrequencyFeatureExtractor",
+    "MovingBarFeatureExtractor",
     "FeatureExtractor",
     "FeatureRegistry",
     "RegisteredExtractor",
@@ -56,6 +67,7 @@ __all__ = [
     "list_extractors",
     "params_hash",
     "register_extractor",
+    "section_by_direction",
     *sorted(_LAZY),
 ]
 

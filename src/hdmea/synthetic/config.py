@@ -42,6 +42,36 @@ class SyntheticConfig:
     pre_margin_frames: int = 60
     post_margin_frames: int = 120
 
+    # The lab's other movies, shown only when the playlist names them (see ``with_lab_stimuli``): a gray
+    # screen; a bar moving in 8 directions (one sweep each per trial); full-field sinusoids at each
+    # frequency of ``freq_list_hz`` (a step of ``freq_step_frames`` then a gray break each); a green step then
+    # a blue step, each followed by a dark gap.
+    baseline_movie: str = "baseline_127"
+    baseline_frames: int = 180
+    bar_movie: str = "moving_h_bar_s5_d8_3x"
+    bar_sweep_frames: int = 100
+    bar_width_px: float = 50.0
+    bar_speed_px: float = 5.0
+    bar_repeat: int = 3
+    bar_scale: float = 1.0
+    freq_movie: str = "freq_step_5st_3x"
+    freq_list_hz: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 10.0)
+    freq_step_frames: int = 240
+    freq_break_frames: int = 60
+    freq_repeat: int = 3
+    freq_depth: float = 0.6
+    color_movie: str = "green_blue_3s_3i_3x"
+    color_step_frames: int = 180
+    color_gap_frames: int = 180
+    color_repeat: int = 3
+    # Planted tuning (drawn from a generator of its own, so recordings without these movies are unchanged):
+    # direction-selective units (every other responsive unit) respond to a bar moving at angle d with the
+    # gain exp(kappa * (cos(d - preferred) - 1)); a unit's sensitivity to green is ``green_weight`` (0.85 or
+    # 0.15, in pairs of units) and to blue 1 - green_weight; it follows a sinusoid of frequency f with the depth
+    # freq_depth * exp(-log2(f / preferred)^2 / (2 sigma^2)), preferred in {1, 2, 4} Hz.
+    direction_kappa: float = 2.0
+    frequency_sigma_octaves: float = 0.5
+
     # units
     n_units: int = 6
     n_silent_units: int = 1
@@ -96,7 +126,8 @@ class SyntheticConfig:
             raise ConfigError("cutout_pre_samples must lie inside the cutout")
         if self.noise_movie not in self.playlist and self.step_movie not in self.playlist:
             raise ConfigError("the playlist shows neither the step movie nor the noise movie")
-        unknown = set(self.playlist) - {self.noise_movie, self.step_movie}
+        unknown = set(self.playlist) - {self.noise_movie, self.step_movie, self.baseline_movie, self.bar_movie,
+                                        self.freq_movie, self.color_movie}
         if unknown:
             raise ConfigError(f"playlist names unknown movies {sorted(unknown)}")
 
@@ -112,10 +143,45 @@ class SyntheticConfig:
     def noise_movie_length(self) -> int:
         return self.noise_images * self.noise_frames_per_image
 
+    @property
+    def bar_trial_frames(self) -> int:
+        return 8 * self.bar_sweep_frames
+
+    @property
+    def freq_trial_frames(self) -> int:
+        return len(self.freq_list_hz) * (self.freq_step_frames + self.freq_break_frames)
+
+    @property
+    def color_trial_frames(self) -> int:
+        return 2 * (self.color_step_frames + self.color_gap_frames)
+
+    def lab_movie_layouts(self) -> dict[str, tuple[int, int]]:
+        """(trial length, repeats) of each of the lab's other movies in the playlist (a movie is its trials)."""
+        layouts = {self.baseline_movie: (self.baseline_frames, 1), self.bar_movie: (self.bar_trial_frames, self.bar_repeat),
+                   self.freq_movie: (self.freq_trial_frames, self.freq_repeat),
+                   self.color_movie: (self.color_trial_frames, self.color_repeat)}
+        return {m: layouts[m] for m in layouts if m in self.playlist}
+
     @classmethod
     def tiny(cls, **overrides) -> SyntheticConfig:
         """A recording that generates in well under a second (tests)."""
         return dataclasses.replace(cls(), **overrides)
+
+    @classmethod
+    def with_lab_stimuli(cls, **overrides) -> SyntheticConfig:
+        """The lab's movie set under its names: gray screen, light step, dense noise, moving bar, green-blue
+        steps and frequency steps, with planted ON/OFF, direction, colour and frequency preferences.
+
+        Small by default (about 5 minutes of display; 6 units): pass overrides for lab sizes.
+        """
+        base = cls(
+            playlist=("baseline_127", "step_up_5s_5i_3x", "perfect_dense_noise_15x15_15hz_r42_3min",
+                      "moving_h_bar_s5_d8_3x", "green_blue_3s_3i_3x", "freq_step_5st_3x"),
+            noise_movie="perfect_dense_noise_15x15_15hz_r42_3min",
+            step_trial=TrialConfig(start_frame=0, trial_length_frame=600, repeat=3),
+            noise_images=1200, noise_frames_per_image=4, gain=4.0, bar_scale=2.0, base_rate_hz=(10.0, 16.0),
+        )
+        return dataclasses.replace(base, **overrides)
 
     @classmethod
     def moderate(cls, **overrides) -> SyntheticConfig:

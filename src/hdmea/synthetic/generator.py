@@ -46,6 +46,7 @@ def _fit_duration(cfg: SyntheticConfig, duration_s: float) -> SyntheticConfig:
         raise ConfigError("duration_s needs the noise movie in the playlist (its length is what is fitted)")
     margins = cfg.pre_margin_frames + cfg.post_margin_frames
     fixed = len(cfg.playlist) * margins + cfg.playlist.count(cfg.step_movie) * cfg.step_movie_length
+    fixed += sum(cfg.playlist.count(m) * trial * repeat for m, (trial, repeat) in cfg.lab_movie_layouts().items())
     free = duration_s * cfg.display_rate - fixed
     images = int(round(free / (n_noise * cfg.noise_frames_per_image)))
     if images < 1:

@@ -11,7 +11,9 @@ Layout::
     /noise/frames          uint8   (n_images, h, w)
     /noise/display_frames  int64   (n_occurrences, movie_length) display frame of each movie frame
     /noise/display_images  int64   (n_occurrences, movie_length) image shown on it
-    /units/{unit_id}/      attrs: mcs_unit_id, sensor_id, row, col, kind, base_rate_hz
+    /units/{unit_id}/      attrs: mcs_unit_id, sensor_id, row, col, kind, base_rate_hz,
+                                  preferred_direction_deg, direction_selective, green_weight,
+                                  preferred_frequency_hz (the planted tuning to the lab's other movies)
                            spike_times (uint64, included peaks), excluded_peak_times (uint64),
                            sta_filter (lags, h, w) float32 (index j is lag j + 1 frames),
                            expected_sta (lags, h, w): sta_filter blurred by the noise's
@@ -49,6 +51,10 @@ class UnitTruth:
     spatial_rf: np.ndarray
     footprint: np.ndarray
     waveform: np.ndarray
+    preferred_direction_deg: float = 0.0
+    direction_selective: bool = False
+    green_weight: float = 0.5
+    preferred_frequency_hz: float = 2.0
 
 
 @dataclasses.dataclass
@@ -93,7 +99,10 @@ def write_truth(path: Path, *, attrs: dict, frames_per_image: int, frame_times, 
         for i, (u, s, x) in enumerate(zip(units, spikes, excluded)):
             g = f.create_group(f"units/{unit_key(i, len(units))}")
             g.attrs.update(mcs_unit_id=u.mcs_unit_id, sensor_id=u.sensor_id, row=u.row, col=u.col,
-                           kind=u.kind, base_rate_hz=u.base_rate_hz)
+                           kind=u.kind, base_rate_hz=u.base_rate_hz,
+                           preferred_direction_deg=u.preferred_direction_deg,
+                           direction_selective=bool(u.direction_selective), green_weight=u.green_weight,
+                           preferred_frequency_hz=u.preferred_frequency_hz)
             g["spike_times"] = s.astype(np.uint64)
             g["excluded_peak_times"] = x.astype(np.uint64)
             g["sta_filter"] = u.sta_filter
@@ -119,6 +128,10 @@ def load_truth(path: str | os.PathLike) -> GroundTruth:
                 sta_filter=g["sta_filter"][()], expected_sta=g["expected_sta"][()],
                 temporal_filter=g["temporal_filter"][()],
                 spatial_rf=g["spatial_rf"][()], footprint=g["footprint"][()], waveform=g["waveform"][()],
+                preferred_direction_deg=float(g.attrs.get("preferred_direction_deg", 0.0)),
+                direction_selective=bool(g.attrs.get("direction_selective", False)),
+                green_weight=float(g.attrs.get("green_weight", 0.5)),
+                preferred_frequency_hz=float(g.attrs.get("preferred_frequency_hz", 2.0)),
             )
         return GroundTruth(
             sampling_rate=float(a["sampling_rate"]), display_rate=float(a["display_rate"]),
