@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import os
 from pathlib import Path
@@ -90,6 +91,18 @@ def parse_size(value: int | float | str | None) -> int | None:
 # --------------------------------------------------------------------------- staging
 
 
+def _discard_created(f: h5py.File | None, path: Path, exc: BaseException) -> None:
+    """Close and delete a spill file whose creation failed; a file that was there before ("x" refused it)
+    is left alone."""
+    if f is not None:
+        with contextlib.suppress(Exception):
+            f.close()
+    elif isinstance(exc, FileExistsError) or getattr(exc, "errno", None) == errno.EEXIST:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 class StagingArea:
     """Hold arrays in memory up to ``memory_limit`` bytes and spill the rest to disk.
 
@@ -124,14 +137,22 @@ class StagingArea:
         """The open spill file, created on first use."""
         if self._spill_file is None or not self._spill_file.id.valid:
             path = self._spill_location()
+            self._spill_file = None
+            created = None
             try:
-                self._spill_file = h5py.File(path, "x", libver=LIBVER)
-            except OSError as exc:
-                raise WriteError(
-                    f"cannot create the spill file ({exc})", path=path,
-                    hint="free disk space beside the target or raise memory_limit",
-                ) from exc
-            self._spill_file.create_group(STAGING_GROUP)
+                created = h5py.File(path, "x", libver=LIBVER)
+                created.create_group(STAGING_GROUP)
+            except BaseException as exc:
+                # A full disk fails after the file exists (libhdf5 creates it, then cannot write its
+                # superblock): what this call made goes now, not at the end of the process.
+                _discard_created(created, path, exc)
+                if isinstance(exc, (OSError, RuntimeError, ValueError)):
+                    raise WriteError(
+                        f"cannot create the spill file ({exc})", path=path,
+                        hint="free disk space beside the target or raise memory_limit",
+                    ) from exc
+                raise
+            self._spill_file = created
             self.spill_path = path
             logger.info("staging spills into %s", path)
         return self._spill_file

@@ -24,10 +24,12 @@ The tree's names are re-exported here for the pipeline modules.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import warnings
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,11 @@ def check_suffix(path: Path) -> None:
                       f"(found {path.suffix or 'no suffix'!r})", SuffixWarning, stacklevel=3)
 
 
+#: The open RecordingFile of each HDF5 file id: a write given a group of one (or ``.file``, a plain
+#: h5py.File on the same id) still finds the handle to abort when it fails.
+_open_handles: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 class RecordingFile(h5py.File):
     """An ``h5py.File`` open on a partial file that becomes the recording on :meth:`close`.
 
@@ -147,7 +154,9 @@ class RecordingFile(h5py.File):
     a ``with`` block) flushes, fsyncs and renames it over the target, so the
     target is never seen half-written.  An exception inside ``with`` discards
     the partial file and leaves the target as it was; :meth:`abort` does the
-    same explicitly.
+    same explicitly, and so does a write of this module (:func:`write_units`, ...) that fails: its
+    partial file and claim are released when the error is raised, not when the handle is collected, so
+    the same process can open the recording again at once (``close()`` then does nothing).
     """
 
     _atomic: AtomicFile | None = None
@@ -158,6 +167,7 @@ class RecordingFile(h5py.File):
         handle = cls(opened.id)
         handle._atomic = atomic
         atomic.file = handle
+        _open_handles[handle.id.id] = handle
         return handle
 
     @property
@@ -166,7 +176,7 @@ class RecordingFile(h5py.File):
 
     def close(self) -> None:
         atomic = self._atomic
-        if atomic is None or atomic.committed:
+        if atomic is None or atomic.committed or atomic.aborted:  # aborted: already closed and discarded
             super().close()
             return
         if self.id.valid:
@@ -339,6 +349,20 @@ def _root_file(root) -> h5py.File:
     return root.file
 
 
+@contextlib.contextmanager
+def _released_on_failure(f: h5py.File):
+    """A write into ``f`` that fails (a full disk, an interrupt) aborts ``f`` at once when it is a
+    :class:`RecordingFile`: its partial file is deleted and its claim released before the error leaves,
+    whether or not the caller holds the handle in a ``with`` block (the target stays as it was)."""
+    try:
+        yield
+    except BaseException:
+        handle = f if isinstance(f, RecordingFile) else _open_handles.get(f.id.id)
+        if handle is not None:
+            handle.abort()
+        raise
+
+
 def write_units(root: h5py.File, units_data: Mapping[str, Mapping[str, Any]]) -> None:
     """Write units as ``/units/{unit_id}/`` groups in one batched pass.
 
@@ -349,9 +373,10 @@ def write_units(root: h5py.File, units_data: Mapping[str, Mapping[str, Any]]) ->
     """
     nodes = units_nodes(units_data)
     f = _root_file(root)
-    units = require_h5_group(f, "units")
-    for unit_id, node in nodes.items():
-        replace_child(units, unit_id, node)
+    with _released_on_failure(f):
+        units = require_h5_group(f, "units")
+        for unit_id, node in nodes.items():
+            replace_child(units, unit_id, node)
 
 
 def write_stimulus(
@@ -366,10 +391,11 @@ def write_stimulus(
     """
     groups = stimulus_nodes(light_reference, frame_times, section_times)
     f = _root_file(root)
-    for group_name, nodes in groups.items():
-        group = require_h5_group(f, f"stimulus/{group_name}")
-        for name, node in nodes.items():
-            replace_child(group, name, node)
+    with _released_on_failure(f):
+        for group_name, nodes in groups.items():
+            group = require_h5_group(f, f"stimulus/{group_name}")
+            for name, node in nodes.items():
+                replace_child(group, name, node)
 
 
 def write_metadata(root: h5py.File, metadata: Mapping[str, Any]) -> None:
@@ -378,9 +404,11 @@ def write_metadata(root: h5py.File, metadata: Mapping[str, Any]) -> None:
     Top-level keys replace what was stored under the same key.
     """
     nodes = metadata_nodes(metadata)
-    group = require_h5_group(_root_file(root), "metadata")
-    for name, node in nodes.items():
-        replace_child(group, name, node)
+    f = _root_file(root)
+    with _released_on_failure(f):
+        group = require_h5_group(f, "metadata")
+        for name, node in nodes.items():
+            replace_child(group, name, node)
 
 
 def features_after(current, feature_name: str) -> list[str]:
@@ -413,11 +441,12 @@ def write_feature_to_unit(
     unit_path = f"units/{unit_id}"
     if unit_path not in f:
         raise UnknownUnitError(f"{f.filename} [/{unit_path}]: no such unit; write the units first")
-    features = require_h5_group(f, f"{unit_path}/features")
-    replace_child(features, feature_name, node)
-    set_h5_attrs(f, {"features_extracted": features_after(
-        decode_attr(f.attrs["features_extracted"], "list:str") if "features_extracted" in f.attrs else [],
-        feature_name)})
+    with _released_on_failure(f):
+        features = require_h5_group(f, f"{unit_path}/features")
+        replace_child(features, feature_name, node)
+        set_h5_attrs(f, {"features_extracted": features_after(
+            decode_attr(f.attrs["features_extracted"], "list:str") if "features_extracted" in f.attrs else [],
+            feature_name)})
 
 
 def mark_stage1_complete(root: h5py.File) -> None:
