@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -36,12 +37,29 @@ from hdmea.pipeline.target import open_target
 from hdmea.progress import counted
 from hdmea.stimulus import StimulusConfig, frames_to_samples, occurrence_frame_ranges, trial_frame_ranges
 
-__all__ = ["SectionResult", "section_spike_times", "movie_trial_bounds"]
+__all__ = ["SectionResult", "section_spike_times", "movie_trial_bounds", "StimuliConfigDict", "DEFAULT_CONFIG_DIR"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 STEP = "section_spike_times"
+#: The stimulus files shipped with hdmea (``<movie>.json``, the original's format); ``config_dir`` looks elsewhere.
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "data" / "config" / "stimuli"
+
+
+class StimuliConfigDict(TypedDict, total=False):
+    """A stimulus file's ``section_kwargs``: where a movie's trials lie, in movie frames.
+
+    ``start_frame``, ``trial_length_frame`` and ``repeat`` are required;
+    ``group_count`` and ``group_gap`` (groups of trials, e.g. intensities) are
+    read by the extractors that use them.
+    """
+
+    start_frame: int
+    trial_length_frame: int
+    repeat: int
+    group_count: int
+    group_gap: int
 
 
 @dataclasses.dataclass
