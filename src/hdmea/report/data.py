@@ -128,6 +128,15 @@ def _map_centre(values: np.ndarray, radius: int = 2) -> tuple[float, float]:
     return (float((rows * weights).sum() / total), float((cols * weights).sum() / total))
 
 
+def _checked(ds: h5py.Dataset) -> np.ndarray:
+    """All of dataset ``ds``, checked against its digest in the file's checksum manifest (a mismatch is a
+    :class:`~h5stream.errors.ChecksumError` naming it): what a reader of the recording returns, never
+    damaged values drawn as data.  (Chunks with Fletcher32 are checked by HDF5 as they are read.)"""
+    from h5stream import checksums
+
+    return checksums.check_dataset(ds, ds[()])
+
+
 def _visible(group: h5py.Group) -> list[str]:
     from hdmea.io.hdf5_store import is_hidden
 
@@ -198,7 +207,7 @@ def _sampling_rate(f: h5py.File, path) -> float:
     """``/metadata/sampling_rate`` (Hz); the default when the file has none, a typed error when it is not a rate."""
     if "metadata/sampling_rate" not in f:
         return DEFAULT_SAMPLING_RATE
-    value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
+    value = np.asarray(_checked(f["metadata/sampling_rate"])).ravel()
     if value.size != 1 or value.dtype.kind not in "iuf" or not np.isfinite(value[0]) or value[0] <= 0:
         from hdmea.errors import RecordingFormatError
 
@@ -213,7 +222,7 @@ def _frame_ms(f: h5py.File, fs: float) -> float:
     """The display's frame period in ms (median interval of ``/stimulus/frame_time/default``), NaN if unknown."""
     if "stimulus/frame_time/default" not in f:
         return float("nan")
-    times = np.asarray(f["stimulus/frame_time/default"][()], dtype=np.float64).ravel()
+    times = np.asarray(_checked(f["stimulus/frame_time/default"]), dtype=np.float64).ravel()
     if times.size < 2:
         return float("nan")
     period = float(np.median(np.diff(times)))
@@ -262,9 +271,9 @@ def _movie_trials(f: h5py.File, unit_ids: list[str], fs: float, repeats: dict[st
             continue
         for movie in _visible(unit["spike_times_sectioned"]):
             g = unit["spike_times_sectioned"][movie]
-            values = np.asarray(g["spike_times"][()], dtype=np.int64)
-            offsets = np.asarray(g["trial_offsets"][()], dtype=np.int64)
-            bounds = np.asarray(g["trial_bounds"][()], dtype=np.int64).reshape(-1, 2)
+            values = np.asarray(_checked(g["spike_times"]), dtype=np.int64)
+            offsets = np.asarray(_checked(g["trial_offsets"]), dtype=np.int64)
+            bounds = np.asarray(_checked(g["trial_bounds"]), dtype=np.int64).reshape(-1, 2)
             entry = movies.get(movie)
             if entry is None:
                 duration = float(np.median(bounds[:, 1] - bounds[:, 0]) / fs) if bounds.size else 0.0
@@ -301,7 +310,7 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
             for name in names:
                 group = features[name]
                 if name.startswith("sta_") and "sta" in group:
-                    spatial, lag, polarity = sta_spatial_map(group["sta"][()], _attr_int(group, "first_lag", 1, path))
+                    spatial, lag, polarity = sta_spatial_map(_checked(group["sta"]), _attr_int(group, "first_lag", 1, path))
                     centre = _map_centre(spatial)
                     rf = f"rf_{name[4:]}"
                     if rf in names:  # draw the table's centre, lag and polarity where the table has them
@@ -322,7 +331,7 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
                     maps.n_spikes.append(_attr_int(group, "n_spikes_used", counts[uid], path))
                     maps.polarity.append(polarity)
                 elif name == "eimage_sta" and "data" in group:
-                    spatial, t = eimage_map(group["data"][()])
+                    spatial, t = eimage_map(_checked(group["data"]))
                     window = _attr(group, "window", path)
                     window = np.asarray(0 if window is None else window).ravel()
                     offset = int(t + (window[0] if window.size else 0))
