@@ -23,8 +23,9 @@ DEMO_NAME = "demo"
 
 #: Synthetic recording of the demo: 80 s of dense noise at 14-24 Hz base rates
 #: give each unit enough spikes for a receptive field that matches the planted
-#: one, while generating and processing take a few seconds.
-DEMO_RECORDING = {"noise_images": 1200, "base_rate_hz": (14.0, 24.0), "raw_seconds": 0.5}
+#: one, while generating and processing take a few seconds; 1.5 s of raw data give
+#: each firing unit enough spikes for the frame order to be decided by footprints.
+DEMO_RECORDING = {"noise_images": 1200, "base_rate_hz": (14.0, 24.0), "raw_seconds": 1.5}
 
 _CONFIG_TEMPLATE = """\
 # Configuration written by `hdmea demo`: the stimulus comes from the JSON file
@@ -71,6 +72,15 @@ class DemoResult:
                 text += f" ({step['note']})"
             lines.append(text)
         lines.append(f"units: {p['n_units']}   total {p['seconds']:.2f} s   checkpoints written: {p['checkpoints']}")
+        order = p.get("frame_order")
+        if order:
+            lines.append(f"raw frame order: {order['summary']}")
+            if order.get("warning"):
+                lines.append(f"warning: {order['warning']}")
+        check = p.get("orientation")
+        if check and check.get("n_units_checked"):
+            lines.append(f"electrical images: {check['fraction_own']:.0%} of {check['n_units_checked']} units peak "
+                         f"at their own (row, col), {check['fraction_transposed']:.0%} at (col, row)")
         for key, value in self.truth_check.items():
             lines.append(f"check against the planted truth: {key} = {value}")
         lines += [

@@ -118,8 +118,10 @@ def test_a_transposed_file_is_caught_by_the_self_check_and_read_with_the_overrid
     spikes = _spikes(3)
     counts = _chip_counts(spikes)
     _cmcr, h5 = _files(tmp_path, [Region(1, 1, 65, 65)], counts, spikes, transposed=True)
+    # "auto" finds the order by the footprints; a wrongly forced order is caught by the self-check
+    assert compute_eimage_sta(h5, window=WINDOW).frame_order.order == "row_col"
     with caplog.at_level(logging.WARNING, logger="hdmea.pipeline.eimage"):
-        result = compute_eimage_sta(h5, window=WINDOW)
+        result = compute_eimage_sta(h5, window=WINDOW, sensor_axis_order="col_row")
     assert result.orientation_units_checked == 4
     assert result.orientation_fraction_own == 0.0 and result.orientation_fraction_transposed == 1.0
     warned = [r.getMessage() for r in caplog.records if "transposed positions" in r.getMessage()]

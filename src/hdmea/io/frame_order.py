@@ -12,9 +12,9 @@ recording is decided from its own data, in this order:
    region), that reading;
 2. **footprints** (:func:`footprint_evidence`): a unit's spike-triggered trough
    lies at the sorter's sensor (its ``SensorID``) under the right reading.  For
-   up to :data:`MAX_UNITS` units whose own sensor and transposed sensor are more
-   than ``2 * MAX_DISTANCE`` electrodes apart (units near the diagonal fit both
-   readings and tell nothing), up to :data:`MAX_SPIKES` spikes each (at least
+   up to :data:`MAX_UNITS` units whose sensor lies in different places under the
+   readings (more than :data:`MAX_DISTANCE` electrode apart: units on the diagonal
+   fit both readings and tell nothing), up to :data:`MAX_SPIKES` spikes each (at least
    :data:`MIN_SPIKES` inside the raw frames) are averaged over the two
    neighbourhoods (radius :data:`PATCH_RADIUS`) where the unit lies under either
    reading: raw counts from :data:`WINDOW` samples around the spike, minus the
@@ -66,11 +66,11 @@ logger.addHandler(logging.NullHandler())
 #: Where a recording stores the decision and its evidence.
 FRAME_ORDER_METADATA = "metadata/frame_order"
 #: Units with a footprint needed before the footprints decide.
-MIN_UNITS = 5
+MIN_UNITS = 4
 #: The two readings' fractions of units on target must differ by at least this much.
 MARGIN = 0.5
 #: Spikes inside the raw frames a unit needs to be tested.
-MIN_SPIKES = 10
+MIN_SPIKES = 5
 #: Spikes averaged per unit (spread evenly over the unit's usable spikes).
 MAX_SPIKES = 30
 #: Units tested at most (those with the most usable spikes first).
@@ -287,7 +287,7 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
             evidence.not_recorded += 1
             continue
         if len(located) == len(readings) and all(
-                k == located[0][0] and max(abs(i - located[0][1][0]), abs(j - located[0][1][1])) <= 2 * MAX_DISTANCE
+                k == located[0][0] and max(abs(i - located[0][1][0]), abs(j - located[0][1][1])) <= MAX_DISTANCE
                 for k, (i, j) in located):
             evidence.near_diagonal += 1
             continue
@@ -439,7 +439,7 @@ def image_evidence(images, positions: Sequence[tuple[int, int]], n_spikes: Seque
         if not (0 <= row < GRID_SIZE and 0 <= col < GRID_SIZE):
             evidence.not_recorded += 1
             continue
-        if abs(row - col) <= 2 * MAX_DISTANCE:
+        if abs(row - col) <= MAX_DISTANCE:
             evidence.near_diagonal += 1
             continue
         if n_spikes is not None and n_spikes[u] < min_spikes:

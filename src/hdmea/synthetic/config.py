@@ -85,8 +85,9 @@ class SyntheticConfig:
     cutout_samples: int = 40
     cutout_pre_samples: int = 10
 
-    # raw sensor data
-    raw_seconds: float = 0.1
+    # raw sensor data: 1.5 s give each firing unit enough spikes (>= 5) for sensor_axis_order="auto"
+    # to decide the frame order by the units' footprints (hdmea.io.frame_order); tiny() keeps 0.1 s
+    raw_seconds: float = 1.5
     raw_dtype: str = "uint16"
     noise_uv: float = 8.0
     footprint_amplitude_uv: tuple[float, float] = (60.0, 180.0)
@@ -164,8 +165,9 @@ class SyntheticConfig:
 
     @classmethod
     def tiny(cls, **overrides) -> SyntheticConfig:
-        """A recording that generates in well under a second (tests)."""
-        return dataclasses.replace(cls(), **overrides)
+        """A recording that generates in well under a second (tests): 0.1 s of raw data, too little for the
+        footprints to decide the frame order (pass ``raw_seconds=1.5`` for that)."""
+        return dataclasses.replace(cls(raw_seconds=0.1), **overrides)
 
     @classmethod
     def with_lab_stimuli(cls, **overrides) -> SyntheticConfig:
