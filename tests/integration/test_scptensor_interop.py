@@ -340,12 +340,12 @@ def test_exact_columns_restore_position_and_dtype(tmp_path, every_kind):
     assert loaded.obs.schema == every_kind.obs.schema
     # NaN and null stay apart although the readable column shows both as NaN
     assert loaded.obs["f32_nan_null"].is_nan().to_list()[:3] == [True, False, None]
-    # a damaged exact copy is refused by name
+    # a damaged frame record is refused by name
     with h5py.File(path, "r+") as f:
-        del f["uns/scptensor/exact_columns/obs"]
-        f["uns/scptensor/exact_columns"].create_dataset("obs", data=np.arange(5, dtype=np.uint8))
-        f["uns/scptensor/exact_columns/obs"].attrs["encoding-type"] = "array"
-        f["uns/scptensor/exact_columns/obs"].attrs["encoding-version"] = "0.2.0"
-    with pytest.raises(IOFormatError, match="exact column copy") as info:
+        del f["uns/scptensor/frames/obs"]
+        f["uns/scptensor/frames"].create_dataset("obs", data=np.arange(5, dtype=np.uint8))
+        f["uns/scptensor/frames/obs"].attrs["encoding-type"] = "array"
+        f["uns/scptensor/frames/obs"].attrs["encoding-version"] = "0.2.0"
+    with pytest.raises(IOFormatError, match="frame record cannot be read") as info:
         ScpContainer.load(path, verify=False)  # the edit also breaks the checksum, checked by default
     assert str(path) in str(info.value) and "/obs" in str(info.value)

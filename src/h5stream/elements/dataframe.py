@@ -97,6 +97,7 @@ ARRAY = ElementSpec("array", "0.2.0")
 
 COLUMNS_ATTR = "h5stream:columns"
 INDEX_COLUMN_ATTR = "h5stream:index-column"
+MEMBERS_ATTR = "h5stream:members"
 RESERVED_NAMES = frozenset({"_index", "__categories"})
 
 _INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
@@ -278,7 +279,7 @@ def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options:
     # Columns of nested elements (list values, struct fields) get no index option.
     inner = options.with_extra(index=None)
     group = parent.create_group(key)
-    member = {name: escape_name(name, RESERVED_NAMES) for name in columns}
+    member = column_members(columns)
     if index_column == "_index":
         # AnnData's own name for row labels: readers show the index as the
         # id column's name instead of an escaped "%5Findex"
@@ -294,6 +295,7 @@ def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options:
     group.attrs.create("column-order", np.array(order, dtype=h5py.string_dtype("utf-8")))
     set_text_attr(group, COLUMNS_ATTR, json.dumps(columns, ensure_ascii=False))
     set_text_attr(group, INDEX_COLUMN_ATTR, json.dumps(index_column, ensure_ascii=False))
+    set_text_attr(group, MEMBERS_ATTR, json.dumps([member[name] for name in columns], ensure_ascii=False))
     for name in columns:
         write_with(group, member[name], frame.get_column(name), inner)
     return group
@@ -304,21 +306,61 @@ def _attr_text(obj, name):
     return value.decode() if isinstance(value, bytes) else value
 
 
+def column_members(columns: list[str]) -> dict[str, str]:
+    """Member path of each column: its name, as AnnData writes it, where that is a safe HDF5 path.
+
+    A name holding ``/`` becomes nested groups (``a/b`` is member ``b`` of group
+    ``a``), the way anndata stores it, so other tools show the real name.  Names
+    that cannot be paths (empty or ``.``/``..`` segments, NUL, ``%``, a reserved
+    name, or a path clashing with another column's) are percent-escaped into
+    one link name (:func:`h5stream.elements.mapping.escape_name`).
+    """
+    members: dict[str, str] = {}
+    taken: set[str] = set()  # member paths and the groups above them
+    for name in columns:
+        segments = name.split("/")
+        plain = (
+            "%" not in name and "\x00" not in name and name not in RESERVED_NAMES
+            and all(seg not in ("", ".", "..") for seg in segments)
+        )
+        parents = {"/".join(segments[:i]) for i in range(1, len(segments))}
+        if plain and name not in taken and not (parents & set(members.values())):
+            members[name] = name
+            taken.add(name)
+            taken.update(parents)
+        elif plain and "/" not in name:
+            # a single link name clashing with the group of an earlier "name/...":
+            # escape its first character (plain names never hold "%", so this is unique)
+            members[name] = f"%{ord(name[0]):02X}{name[1:]}"
+        else:
+            members[name] = escape_name(name, RESERVED_NAMES)
+    return members
+
+
+def frame_members(group: h5py.Group) -> tuple[list[str], list[str]] | None:
+    """Column names and their member paths of a dataframe element written by us (None: another tool's)."""
+    columns = _json_attr(group, COLUMNS_ATTR)
+    if columns is None:
+        return None
+    index_member = _attr_text(group, "_index")
+    index_column = _json_attr(group, INDEX_COLUMN_ATTR)
+    members = _json_attr(group, MEMBERS_ATTR)
+    if members is None:  # frames written before column names could be paths
+        members = [escape_name(name, RESERVED_NAMES) for name in columns]
+    return columns, [index_member if name == index_column else m for name, m in zip(columns, members)]
+
+
 @register_reader(DATAFRAME)
 def _read_dataframe(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
-    columns = _json_attr(group, COLUMNS_ATTR)
-    index_member = _attr_text(group, "_index")
-    if columns is None:
+    ours = frame_members(group)
+    if ours is None:
         # Written by another tool: the row labels become the first column.
+        index_member = _attr_text(group, "_index")
         order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
         names = [index_member, *order]
         members = names
     else:
-        index_column = _json_attr(group, INDEX_COLUMN_ATTR)
-        names = columns
-        members = [
-            index_member if name == index_column else escape_name(name, RESERVED_NAMES) for name in columns
-        ]
+        names, members = ours
     series_list = [read_with(group[m], series=True).alias(n) for n, m in zip(names, members)]
     out = pl.DataFrame(series_list)
     # polars renames an empty column name while building; set the names as written.

@@ -3,16 +3,20 @@
 An assay becomes an AnnData group: ``obs`` (the samples), ``var`` (the
 features, row index = feature ids), ``X`` (the first layer, or the one asked
 for), ``layers`` (the other layers), and ``uns/scptensor`` with what AnnData has
-no place for: masks, matrix metadata, the layer order and the id column names.
-Everything is written with the element codecs, so ``anndata`` and ``mudata``
-read the group and scptensor reads back exactly what it wrote; frame columns
-AnnData cannot read are written as stand-ins with an exact copy under
-``uns/scptensor/exact_columns`` (see :mod:`scptensor.io._anndata_columns`).
+no place for: masks, matrix metadata (exact JSON text), the layer order, the
+id column names and a record of each frame (``frames``, see
+:mod:`scptensor.io._anndata_columns`).  Everything is written with the element
+codecs in forms anndata and mudata read and write back under their defaults.
+
+Reading takes the group as it is now and applies the recorded annotations
+only where they still describe it (:func:`read_assay_group`): another tool may
+have subset or reordered samples and features, added or removed layers and
+columns, or replaced values; each difference is named for the history.
 """
 
 from __future__ import annotations
 
-import io
+import logging
 from typing import Any
 
 import h5py
@@ -23,10 +27,20 @@ from h5stream import checksums
 from h5stream.elements import read_elem, write_elem
 from h5stream.elements.mapping import member_name
 from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
-from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY, restore_frame, split_frame
+from scptensor.io._anndata_columns import (
+    EXACT_COLUMNS_KEY,
+    FRAMES_KEY,
+    FrameNotes,
+    anndata_visible,
+    read_record,
+    reconcile_frame,
+    record_frame,
+    restore_frame,
+)
 from scptensor.io import json_values
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.partial_hdf5 import read_obs_part, read_rows
+from scptensor.io.serializers import normalize_sparse
 from scptensor.io.serializers import (
     compression_options,
     matrix_options,
@@ -46,7 +60,11 @@ __all__ = [
     "read_anndata_obs",
     "read_info",
     "layer_order",
+    "present_layers",
+    "recorded_frame",
 ]
+
+logger = logging.getLogger(__name__)
 
 ANNDATA_ENCODING = ("anndata", "0.1.0")
 SCPTENSOR_KEY = "scptensor"
@@ -84,13 +102,9 @@ def anndata_readable(obj: h5py.Group | h5py.Dataset) -> bool:
 
 
 def _write_metadata(parent: h5py.Group, metadata: dict[str, dict], options: dict) -> None:
-    """Matrix metadata per layer; a layer's mapping AnnData cannot read becomes exact JSON text."""
-    group = write_elem_group(parent, "metadata", metadata, options)
-    for layer, value in metadata.items():
-        member = member_name(layer)
-        if not anndata_readable(group[member]):
-            del group[member]
-            write_elem(group, member, json_values.dumps(value))
+    """Matrix metadata per layer as exact tagged JSON text (anndata re-saves text as it is;
+    a mapping would come back with its keys sorted)."""
+    write_elem(parent, "metadata", {layer: json_values.dumps(value) for layer, value in metadata.items()}, **options)
 
 
 def _read_metadata(value: dict[str, Any]) -> dict[str, dict]:
@@ -103,20 +117,43 @@ def stamp_anndata(group: h5py.Group) -> None:
 
 
 def write_anndata_frame(
-    parent: h5py.Group, key: str, frame: pl.DataFrame, index: str, options: dict, exact: dict[str, Any]
+    parent: h5py.Group, key: str, frame: pl.DataFrame, index: str, options: dict, records: dict[str, Any]
 ) -> None:
-    """Write ``frame`` as element ``key`` readable by AnnData; exact copies go to ``exact[key]``."""
-    visible, exact_bytes = split_frame(frame)
-    write_elem(parent, key, visible, index=index, **options)
-    if exact_bytes is not None:
-        exact[key] = exact_bytes
+    """Write ``frame`` as element ``key`` in the form AnnData reads; its record goes to ``records[key]``."""
+    write_elem(parent, key, anndata_visible(frame), index=index, **options)
+    records[key] = record_frame(frame)
 
 
-def read_anndata_frame(group: h5py.Group, key: str, info: dict[str, Any], path) -> pl.DataFrame:
-    """Read frame ``key`` of ``group`` with its stand-ins replaced by the exact columns in ``info``."""
-    frame = read_elem(group[key])
+def recorded_frame(info: dict[str, Any], key: str, path, obj: str) -> pl.DataFrame | None:
+    """The record of frame ``key`` in ``info`` (None: the file holds none)."""
+    raw = info.get(FRAMES_KEY, {}).get(key)
+    return None if raw is None else read_record(raw, path=path, obj=obj)
+
+
+def read_anndata_frame(
+    group: h5py.Group, key: str, info: dict[str, Any], path, *, id_col: str | None, notes: FrameNotes,
+    label: str,
+) -> pl.DataFrame:
+    """Frame ``key`` of ``group`` reconciled with its record (see :mod:`scptensor.io._anndata_columns`)."""
+    found = read_elem(group[key])
+    obj = f"{group.name.rstrip('/')}/{key}"
+    if FRAMES_KEY in info:
+        recorded = recorded_frame(info, key, path, f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/{key}")
+        return reconcile_frame(found, recorded, id_col=id_col, label=label, notes=notes)
     exact = info.get(EXACT_COLUMNS_KEY, {}).get(key)
-    return restore_frame(frame, exact, path=path, obj=f"{group.name.rstrip('/')}/{key}")
+    if exact is not None and _exact_height(exact) not in (None, found.height):
+        notes.add(f"{label}: rows changed; the exact copies of its columns no longer fit and are not applied")
+        return found
+    return restore_frame(found, exact, path=path, obj=obj)
+
+
+def _exact_height(exact) -> int | None:
+    import io
+
+    try:
+        return pl.read_ipc(io.BytesIO(np.asarray(exact).tobytes())).height
+    except (Exception, pl.exceptions.PanicException):  # restore_frame names what is wrong
+        return None
 
 
 def write_assay_group(
@@ -134,9 +171,9 @@ def write_assay_group(
     """Fill ``group`` (an empty group) with ``assay`` in the AnnData layout."""
     options = compression_options(compression, level)
     stamp_anndata(group)
-    exact: dict[str, Any] = {}
-    write_anndata_frame(group, "obs", sample_ids, obs_id_col, options, exact)
-    write_anndata_frame(group, "var", assay.var, assay.feature_id_col, options, exact)
+    records: dict[str, Any] = {}
+    write_anndata_frame(group, "obs", sample_ids, obs_id_col, options, records)
+    write_anndata_frame(group, "var", assay.var, assay.feature_id_col, options, records)
     if x_layer is None and assay.layers:
         x_layer = next(iter(assay.layers))
     if x_layer is not None:
@@ -152,12 +189,14 @@ def write_assay_group(
         # a string array even when empty (an empty list has no spec encoding)
         "layer_order": np.array(list(assay.layers), dtype=np.dtypes.StringDType()),
         "x_layer": x_layer if x_layer is not None else "",
+        "obs_id_col": obs_id_col,
         "masks": {k: m.M for k, m in assay.layers.items() if m.M is not None},
     }
     metadata = {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata}
-    if exact:
-        info[EXACT_COLUMNS_KEY] = exact
-    info.update(uns_extra or {})
+    info[FRAMES_KEY] = records
+    extra = dict(uns_extra or {})
+    info[FRAMES_KEY].update(extra.pop(FRAMES_KEY, {}))
+    info.update(extra)
     masks = info.pop("masks")
     uns = write_elem_group(group, "uns", {SCPTENSOR_KEY: info}, options)
     _write_metadata(uns[SCPTENSOR_KEY], metadata, options)
@@ -188,73 +227,196 @@ def layer_order(info: dict[str, Any]) -> list[str]:
     return [str(v) for v in info.get("layer_order", [])]
 
 
-def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, request: dict):
+def present_layers(group: h5py.Group, info: dict[str, Any], notes: FrameNotes | None = None,
+                   label: str = "") -> dict[str, h5py.Dataset | h5py.Group]:
+    """Layer name -> element of the layers ``group`` holds now, in the recorded order, new ones last.
+
+    ``X`` is the recorded ``x_layer``; a layer anndata or another tool added is
+    named by its key (``X`` when the file had none).  Layers added or removed
+    are named in ``notes``.
+    """
+    x_layer = info.get("x_layer") or None
+    order = layer_order(info)
+    stored = group["layers"] if "layers" in group and isinstance(group["layers"], h5py.Group) else {}
+    by_member = {member_name(name): name for name in order if name != x_layer}
+    found: dict[str, Any] = {}
+    added = []
+    if "X" in group:
+        if x_layer is not None:
+            found[x_layer] = group["X"]
+        else:
+            added.append("X")
+    for member in stored:
+        name = by_member.get(member)
+        if name is None:
+            added.append(member)
+        else:
+            found[name] = stored[member]
+    layers = {name: found[name] for name in order if name in found}
+    for name in added:
+        key = name
+        while key in layers:  # a new layer named like a recorded one that moved: keep both
+            key = f"{key}_new"
+        layers[key] = group["X"] if name == "X" and member_name("X") not in stored else stored[name]
+    removed = [name for name in order if name not in found]
+    if notes is not None:
+        if added:
+            notes.add(f"{label}layers added {added}")
+        if removed:
+            notes.add(f"{label}layers removed {removed}")
+    return layers
+
+
+def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, request: dict,
+                     notes: FrameNotes | None = None, label: str = "obs"):
     """The requested obs columns and rows of an AnnData group or MuData root, and the positions."""
+    notes = FrameNotes() if notes is None else notes
+    id_col = info["sample_id_col"]
+    obj = f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs"
+    if FRAMES_KEY in info:
+        recorded = recorded_frame(info, "obs", path, obj)
+
+        def finish(frame: pl.DataFrame) -> pl.DataFrame:
+            return reconcile_frame(frame, recorded, id_col=id_col, label=label, notes=notes, complete=False)
+
+        def whole() -> pl.DataFrame:
+            found = read_elem(group["obs"])
+            return reconcile_frame(found, recorded, id_col=id_col, label=label, notes=notes)
+
+        return read_obs_part(selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
+                             whole, finish)
+    # files written before frame records: the stand-ins' exact copies, by position
     restore = None
     exact = info.get(EXACT_COLUMNS_KEY, {}).get("obs")
     if exact is not None:
+        import io
+
         try:
             names = list(pl.read_ipc_schema(io.BytesIO(np.asarray(exact).tobytes())))
         except Exception:  # a damaged copy: restore_frame names what is wrong
             names = ()
 
-        def finish(frame: pl.DataFrame) -> pl.DataFrame:
+        def restore(frame: pl.DataFrame) -> pl.DataFrame:
             # stand-ins not read are given as null placeholders, replaced, then left out
             unread = [pl.lit(None).alias(n) for n in names if n not in frame.columns]
             return restore_frame(frame.with_columns(unread), exact, path=path, obj=f"{group.name.rstrip('/')}/obs")
 
-        restore = finish
     return read_obs_part(
-        selection, group["obs"], info["sample_id_col"], request.get("obs_columns"), request.get("samples"),
-        lambda: read_anndata_frame(group, "obs", info, path), restore,
+        selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
+        lambda: read_anndata_frame(group, "obs", info, path, id_col=id_col, notes=notes, label=label), restore,
     )
 
 
+def _positions_in(ids: list, recorded: list) -> np.ndarray:
+    """Position of each of ``ids`` in ``recorded`` (-1 where absent)."""
+    where = {v: i for i, v in enumerate(recorded)}
+    return np.array([where.get(v, -1) for v in ids], dtype=np.int64)
+
+
+def describe_ids(kind: str, ids: list, recorded: list) -> str | None:
+    """Words for how the ids of an axis changed since they were recorded (None: unchanged)."""
+    if ids == recorded:
+        return None
+    recorded_set = set(recorded)
+    kept = sum(1 for v in ids if v in recorded_set)
+    new = len(ids) - kept
+    if new == 0 and kept == len(recorded):
+        return f"{kind} reordered ({kept})"
+    text = f"{kind} subset: {kept} of {len(recorded)} recorded kept"
+    if kept and [v for v in ids if v in recorded_set] != [v for v in recorded if v in set(ids)]:
+        text += ", reordered"
+    return text + (f", {new} new" if new else "")
+
+
+def _aligned_mask(mask, rows: np.ndarray | None, cols: np.ndarray | None):
+    """``mask`` at ``rows`` and ``cols`` (recorded positions; None: all, in order)."""
+    if rows is not None:
+        mask = mask[rows]
+    if cols is not None:
+        mask = mask[:, cols]
+    return normalize_sparse(mask)
+
+
 def read_assay_group(
-    group: h5py.Group, path, info: dict[str, Any] | None = None, *, layers=None, positions=None
+    group: h5py.Group, path, info: dict[str, Any] | None = None, *, layers=None, positions=None,
+    sample_ids: list | None = None, notes: FrameNotes | None = None, label: str = "",
 ) -> tuple[Assay, dict[str, Any]]:
-    """The assay stored in an AnnData group (only ``layers``, only rows ``positions``) and its annotations."""
+    """The assay stored in an AnnData group (only ``layers``, only rows ``positions``) and its annotations.
+
+    The group may have been edited by another tool since scptensor wrote it:
+    its var, layers and rows are taken as they are now, and each recorded mask
+    follows its rows and columns by id (``sample_ids``: the ids of the rows
+    read, in order; None: the group's obs ids at ``positions``).  A mask whose
+    rows or columns are gone is dropped.  Differences are added to ``notes``.
+    """
+    notes = FrameNotes() if notes is None else notes
     info = read_info(group, path) if info is None else info
-    var = read_anndata_frame(group, "var", info, path)
-    x_layer = info.get("x_layer") or None
-    order = layer_order(info)
-    stored = group["layers"] if "layers" in group else {}
-    present = ([x_layer] if x_layer is not None and "X" in group else []) + [
-        name for name in order if name != x_layer and member_name(name) in stored
-    ]
-    if sorted(order) != sorted(present) or len(stored) != len(order) - (x_layer is not None):
-        raise IOFormatError(
-            "layers differ from the recorded layer order", path=path, obj=group.name,
-            expected=f"layers {order}", found=f"{len(stored)} members of layers besides X {x_layer!r}",
-        )
+    feature_id_col = info["feature_id_col"]
+    var = read_anndata_frame(group, "var", info, path, id_col=feature_id_col, notes=notes, label=f"{label}var")
+    stored = present_layers(group, info, notes, label)
     uns = group["uns"][SCPTENSOR_KEY]
     masks = uns["masks"] if "masks" in uns else {}
     metadata = _read_metadata(info.get("metadata", {}))
+    rows = cols = None
+    rows_ok = cols_ok = True
+    recorded_obs = recorded_frame(info, "obs", path, f"{group.name}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
+    recorded_var = recorded_frame(info, "var", path, f"{group.name}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/var")
+    if recorded_var is not None and feature_id_col in var.columns and feature_id_col in recorded_var.columns:
+        now, then = var.get_column(feature_id_col).to_list(), recorded_var.get_column(feature_id_col).to_list()
+        if now != then:
+            notes.add(f"{label}{describe_ids('features', now, then)}")
+            cols = _positions_in(now, then)
+            cols_ok = bool((cols >= 0).all())
+    obs_id_col = info.get("obs_id_col", info.get("sample_id_col"))
+    if recorded_obs is not None and obs_id_col in recorded_obs.columns:
+        if sample_ids is None:
+            found = read_elem(group["obs"])
+            sample_ids = found.get_column(obs_id_col if obs_id_col in found.columns else found.columns[0]).to_list()
+            if positions is not None:
+                sample_ids = [sample_ids[i] for i in positions]
+        then = recorded_obs.get_column(obs_id_col).to_list()
+        if sample_ids != then:
+            rows = _positions_in(sample_ids, then)
+            rows_ok = bool((rows >= 0).all())
     result = {}
-    for name in order:
+    dropped = []
+    for name, values in stored.items():
         if layers is not None and name not in layers:
             continue
-        values = group["X"] if name == x_layer else stored[member_name(name)]
-        mask = masks[member_name(name)] if member_name(name) in masks else None
-        result[name] = ScpMatrix(
-            read_rows(values, positions), None if mask is None else read_rows(mask, positions),
-            metadata.get(name),
-        )
-    return Assay(var, result, feature_id_col=info["feature_id_col"]), info
+        X = read_rows(values, positions)
+        mask = None
+        member = member_name(name)
+        if member in masks:
+            if not (rows_ok and cols_ok):
+                dropped.append(name)
+            elif rows is None and cols is None and positions is not None:
+                mask = read_rows(masks[member], positions)
+            else:
+                mask = _aligned_mask(read_rows(masks[member], None), rows, cols)
+            if mask is not None and mask.shape != X.shape:
+                dropped.append(name)
+                mask = None
+        result[name] = ScpMatrix(X, mask, metadata.get(name))
+    if dropped:
+        notes.add(f"{label}masks dropped (their rows or columns are gone): {dropped}")
+        logger.warning("%s: masks of layers %s dropped: their samples or features are no longer in %s",
+                       path, dropped, group.name)
+    return Assay(var, result, feature_id_col=feature_id_col), info
 
 
 def container_extras(container: ScpContainer) -> dict[str, Any]:
-    """History and links as values for ``uns/scptensor``."""
+    """History and links as values for ``uns/scptensor``, in forms anndata writes back unchanged."""
     links = {}
     for i, link in enumerate(container.links):
-        linkage, exact = split_frame(link.linkage)
-        entry = {"source_assay": link.source_assay, "target_assay": link.target_assay, "linkage": linkage}
-        if exact is not None:
-            entry[EXACT_COLUMNS_KEY] = exact
-        links[str(i)] = entry
+        links[str(i)] = {
+            "source_assay": link.source_assay, "target_assay": link.target_assay,
+            "linkage": anndata_visible(link.linkage), FRAMES_KEY: {"linkage": record_frame(link.linkage)},
+        }
+    history = provenance_to_element(container.history, params_as_json=True)
+    history["records"] = anndata_visible(history["records"])
     return {
         "sample_id_col": container.sample_id_col,
-        "history": provenance_to_element(container.history, params_as_json=True),
+        "history": history,
         "links": links,
     }
 
@@ -273,16 +435,20 @@ def _without_synthetic_index(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def apply_container_extras(info: dict[str, Any], path=None) -> tuple[list, list]:
+def apply_container_extras(info: dict[str, Any], path=None, notes: FrameNotes | None = None) -> tuple[list, list]:
     """History and links back from ``uns/scptensor``."""
+    notes = FrameNotes() if notes is None else notes
     history = provenance_from_element(info["history"]) if "history" in info else []
     links_value = info.get("links", {})
     links = []
     for key, v in sorted(links_value.items(), key=lambda kv: int(kv[0])):
         linkage = _without_synthetic_index(v["linkage"])
-        linkage = restore_frame(
-            linkage, v.get(EXACT_COLUMNS_KEY), path=path, obj=f"uns/{SCPTENSOR_KEY}/links/{key}/linkage"
-        )
+        obj = f"uns/{SCPTENSOR_KEY}/links/{key}/linkage"
+        if FRAMES_KEY in v:
+            recorded = read_record(v[FRAMES_KEY]["linkage"], path=path, obj=obj)
+            linkage = reconcile_frame(linkage, recorded, id_col=None, label=f"link {key}", notes=notes)
+        else:
+            linkage = restore_frame(linkage, v.get(EXACT_COLUMNS_KEY), path=path, obj=obj)
         links.append(AggregationLink(v["source_assay"], v["target_assay"], linkage))
     return history, links
 

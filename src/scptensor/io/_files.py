@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 
 from h5stream import checksums
-from h5stream.errors import H5StreamError
+from h5stream.errors import EncodingError, H5StreamError
 from h5stream.files import create_atomic, guard_read, open_validated
 from scptensor.core.exceptions import ValidationError
 from scptensor.io.exceptions import IOFormatError, IOPasswordError, IOWriteError, translate_engine_error
@@ -61,6 +61,13 @@ def writing(
             with open(atomic.partial, "r+b") as raw:
                 raw.write(userblock.ljust(userblock_size, b"\0"))
         atomic.commit()
+    except EncodingError as exc:
+        atomic.abort()
+        # a value of the container no codec can store: the save failed, like any other write error
+        raise IOWriteError(
+            "writing failed: a value of the container has no exact encoding; any earlier file is intact",
+            path=target, obj=exc.obj, expected=exc.expected, found=exc.found, hint=exc.hint,
+        ) from exc
     except H5StreamError as exc:
         atomic.abort()
         raise translate_engine_error(exc) from exc

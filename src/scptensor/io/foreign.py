@@ -41,7 +41,7 @@ from scptensor.io.exceptions import IOFormatError
 from scptensor.io.partial_hdf5 import frame_columns, read_frame_columns, read_obs_part, read_rows
 from scptensor.io.selection import selection_from
 
-__all__ = ["import_anndata", "import_mudata", "DEFAULT_ASSAY", "X_LAYER"]
+__all__ = ["import_anndata", "import_mudata", "edits_entry", "unmapped_members", "DEFAULT_ASSAY", "X_LAYER"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +94,14 @@ def _jsonable(value: Any) -> bool:
     return False
 
 
-def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str]) -> dict[str, Any]:
+def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=()) -> dict[str, Any]:
     """The ``uns`` entries that map to history parameters; the others go to ``skipped``."""
     if "uns" not in group:
         return {}
     kept = {}
     for key in group["uns"]:
+        if key in ignore:
+            continue
         where = f"{prefix}uns/{key}"
         try:
             with guarded(path, f"{group.name.rstrip('/')}/uns/{key}"):
@@ -110,7 +112,7 @@ def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str]) -> dict
         if _jsonable(value):
             kept[key] = value
         else:
-            skipped.append(f"{where} ({type(value).__name__})")
+            skipped.append(f"{where} ({element_shape(group['uns'][key])})")
     return kept
 
 
@@ -141,13 +143,43 @@ def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layer
                 kept[name] = ScpMatrix(read_rows(obj, positions))
         if "X" in group and X_LAYER in _layer_members(group):
             skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
-    for name in _UNMAPPED_GROUPS:
-        if name in group:
-            member = group[name]
-            members = list(member) if isinstance(member, h5py.Group) and name != "raw" else [""]
-            skipped.extend(f"{prefix}{name}/{m}".rstrip("/") for m in members)
+    skipped.extend(unmapped_members(group, prefix))
     with guarded(path, group.name):
         return Assay(var, kept, feature_id_col=feature_id_col)
+
+
+def element_shape(obj) -> str:
+    """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
+    if isinstance(obj, h5py.Dataset):
+        dims = " x ".join(str(n) for n in obj.shape) or "scalar"
+        kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
+        return f"{dims} {kind}"
+    etype = root_attr(obj, "encoding-type")
+    if etype in ("csr_matrix", "csc_matrix"):
+        shape = root_attr(obj, "shape")
+        dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"
+        dtype = obj["data"].dtype if "data" in obj else "?"
+        return f"{dims} {dtype} {etype}"
+    if etype == "dataframe":
+        order = root_attr(obj, "column-order")
+        index = root_attr(obj, "_index")
+        rows = obj[index].shape[0] if index is not None and index in obj else "?"
+        return f"dataframe {rows} rows x {0 if order is None else len(order)} columns"
+    return f"{etype or 'group'} of {len(obj)} members"
+
+
+def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
+    """``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw`` of an AnnData group, each with its shape."""
+    out = []
+    for name in _UNMAPPED_GROUPS:
+        if name not in group:
+            continue
+        member = group[name]
+        if isinstance(member, h5py.Group) and name != "raw":
+            out.extend(f"{prefix}{name}/{m} ({element_shape(member[m])})" for m in member)
+        else:
+            out.append(f"{prefix}{name} ({element_shape(member)})")
+    return out
 
 
 def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> list[ProvenanceLog]:
@@ -162,6 +194,39 @@ def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> 
 
     return [ProvenanceLog(stamp, f"import_{kind.lower()}", params, __version__,
                           f"imported from {path.name}; {len(skipped)} element(s) not imported")]
+
+
+def edits_entry(kind: str, path: Path, group: h5py.Group, changes: list[str], *, mods=()) -> list[ProvenanceLog]:
+    """The history entry of a file of ours another tool changed: one entry naming every difference.
+
+    ``changes`` holds the differences found between the file and what scptensor
+    recorded in it; the elements a container has no place for (obsm, varm, obsp,
+    varp, raw; ``uns`` entries besides ours, of the root and of the modalities
+    ``mods``) are listed with their shapes, and ``uns`` values with a JSON-like
+    form are kept in ``params["uns"]``.  Nothing changed: no entry.
+    """
+    # MuData keeps one membership entry per modality in its own obsm/varm: not user data
+    skipped = [m for m in unmapped_members(group) if m.rsplit(" (", 1)[0] not in
+               {f"{axis}/{key}" for axis in ("obsm", "varm") for name in mods for key in (name, member_name(name))}]
+    uns = _uns(group, path, "", skipped, ignore=("scptensor",))
+    for name in mods:
+        skipped.extend(unmapped_members(group["mod"][name], f"mod/{name}/"))
+        mod_uns = _uns(group["mod"][name], path, f"mod/{name}/", skipped, ignore=("scptensor",))
+        uns.update({f"mod/{name}/{k}": v for k, v in mod_uns.items()})
+    if not changes and not skipped and not uns:
+        return []
+    logger.warning("%s: changed by another tool since scptensor saved it: %s; not imported: %s", path,
+                   "; ".join(changes) or "nothing", ", ".join(skipped) or "nothing")
+    params: dict[str, Any] = {"source": str(path), "format": kind, "changes": list(changes),
+                              "not_imported": list(skipped)}
+    if uns:
+        params["uns"] = uns
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    from scptensor import __version__
+
+    return [ProvenanceLog(stamp, f"load_edited_{kind.lower()}", params, __version__,
+                          f"{path.name} was changed by another tool: {len(changes)} difference(s), "
+                          f"{len(skipped)} element(s) not imported")]
 
 
 def _obs(selection, f: h5py.File, path: Path, request: dict):
@@ -239,9 +304,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
         if positions is not None:
             rows = positions if rows is None else rows[positions]
         assays[name] = _assay(group, path, f"mod/{name}/", skipped, selection.layers, rows)
-    for name in _UNMAPPED_GROUPS:  # obsmap/varmap are MuData's own bookkeeping
-        if name in f and isinstance(f[name], h5py.Group):
-            skipped.extend(f"{name}/{m}" for m in f[name])
+    skipped.extend(unmapped_members(f))  # obsmap/varmap are MuData's own bookkeeping
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
         return ScpContainer(obs, assays, history=_history("MuData", path, uns, skipped), sample_id_col=sample_id_col)

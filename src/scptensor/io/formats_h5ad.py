@@ -4,9 +4,9 @@
 other layers go to ``layers``; ``obs`` holds every sample column; masks,
 metadata, history and the links that stay inside the assay are kept under
 ``uns/scptensor``, so loading the file gives back a container with that one
-assay exactly.  Frame columns AnnData has no encoding for are shown as
-readable stand-ins and kept exactly in ``uns/scptensor/exact_columns`` (see
-:mod:`scptensor.io._anndata_columns`).
+assay exactly.  Frames are written in a form anndata reads and writes back
+under its defaults, with a record of each frame in ``uns/scptensor/frames``
+that restores every dtype (see :mod:`scptensor.io._anndata_columns`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from pathlib import Path
 import h5py
 
 from scptensor.core.structures import ScpContainer
+from scptensor.io._anndata_columns import FRAMES_KEY, FrameNotes
 from scptensor.io._anndata_layout import (
     ANNDATA_ENCODING,
+    SCPTENSOR_KEY,
+    describe_ids,
+    present_layers,
+    recorded_frame,
     MARK_ATTR,
     apply_container_extras,
     container_extras,
@@ -34,7 +39,7 @@ from scptensor.io._anndata_layout import (
 )
 from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
-from scptensor.io.foreign import import_anndata
+from scptensor.io.foreign import edits_entry, import_anndata
 from scptensor.io.selection import selection_from
 
 __all__ = ["save_h5ad", "load_h5ad", "read_h5ad", "check_h5ad"]
@@ -112,14 +117,24 @@ def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: 
     request = request or {}
     if not written_by_scptensor(f):
         return import_anndata(f, source, assay=assay, request=request)
+    notes = FrameNotes()
     with guarded(source, "/"):
         info = read_info(f, source)
         name = info["assay"]
-        selection = selection_from([name], {name: layer_order(info)}, assays=request.get("assays"),
+        present = present_layers(f, info)
+        selection = selection_from([name], {name: list(present)}, assays=request.get("assays"),
                                    layers=request.get("layers"), path=source)
-        obs, positions = read_anndata_obs(selection, f, info, source, request)
-        stored, info = read_assay_group(f, source, info, layers=selection.layers, positions=positions)
-        history, links = apply_container_extras(info, source)
+        obs, positions = read_anndata_obs(selection, f, info, source, request, notes)
+        ids = obs.get_column(info["sample_id_col"]).to_list() if info["sample_id_col"] in obs.columns else None
+        recorded = recorded_frame(info, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
+        if recorded is not None and ids is not None and positions is None:
+            moved = describe_ids("samples", ids, recorded.get_column(info["sample_id_col"]).to_list())
+            if moved:
+                notes.add(moved)
+        stored, info = read_assay_group(f, source, info, layers=selection.layers, positions=positions,
+                                        sample_ids=ids, notes=notes)
+        history, links = apply_container_extras(info, source, notes)
+        history = history + edits_entry("AnnData", source, f, notes.changes)
         return ScpContainer(
             obs, {name: stored}, history=history, links=links, sample_id_col=info["sample_id_col"],
         )
@@ -128,9 +143,31 @@ def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: 
 def load_h5ad(path: str | os.PathLike, *, assay: str | None = None, verify: bool = True) -> ScpContainer:
     """Load a container from a ``.h5ad`` file.
 
-    A file written by :func:`save_h5ad` (also after anndata re-saved it) gives
-    back its assay exactly; an AnnData file of another tool is imported as one
-    assay named ``assay`` (default ``"main"``; see :mod:`scptensor.io.foreign`).
+    A file written by :func:`save_h5ad` and not changed since gives back its
+    assay exactly.  A re-save by anndata (also scanpy) under its default
+    settings changes nothing of that: the obs and var values, dtypes (Date,
+    Datetime, Duration, Time, Enum, Decimal, String with nulls, floats with
+    nulls apart from NaN, lists, structs, binary, null columns, zero rows), column
+    names holding ``/``, layer order, masks, matrix metadata, history and links
+    come back exactly, from the record kept under ``uns/scptensor``.
+
+    A file edited in anndata loads as it is now; what scptensor recorded is
+    applied only where it still describes the file:
+
+    * samples or features subset or reordered: the rows and columns found,
+      masks following them by id (a mask whose rows or columns are gone is
+      dropped, with a warning);
+    * layers added (``X`` of a file without one is layer ``"X"``) or removed;
+    * obs/var columns added, removed, or with values replaced: the values found,
+      in the recorded dtype where they fit it;
+    * obsm, varm, obsp, varp, raw and ``uns`` entries besides ours have no place
+      in a container: listed with their shapes (``uns`` values with a JSON-like
+      form kept as values).
+
+    One history entry (``load_edited_anndata``) names every difference; it is
+    logged once as a warning.  An AnnData file of another tool is imported as
+    one assay named ``assay`` (default ``"main"``; see
+    :mod:`scptensor.io.foreign`).  See the guide page "AnnData round trip".
     """
     source = Path(path)
     with reading(source, check_h5ad(source), verify=verify) as f:

@@ -1,14 +1,15 @@
 """MuData files (``.h5mu``): one modality per assay, readable by ``mudata.read_h5mu``.
 
-Layout (MuData 0.1.0, shared samples, ``axis=0``): a 512-byte user block
-starting with ``MuData (format-version=...)``; root ``obs`` (the container's
-samples), ``var`` (every assay's feature ids, concatenated), ``obsm``/``varm``
-(membership flags), ``obsmap``/``varmap`` (1-based positions), ``uns`` (the
-history, links and id column under ``uns/scptensor``) and ``mod/<assay>`` each
-an AnnData group (see :mod:`scptensor.io._anndata_layout`), in ``mod-order``.
-Every element has an encoding AnnData reads: obs columns without one are
-written as readable stand-ins, their exact values kept in
-``uns/scptensor/exact_columns/obs`` (see :mod:`scptensor.io._anndata_columns`).
+Layout (MuData 0.1.0, ``axis=0``): a 512-byte user block starting with
+``MuData (format-version=...)``; root ``obs`` (the container's samples), ``var``
+(every assay's feature ids, concatenated), ``obsm``/``varm`` (membership flags),
+``obsmap``/``varmap`` (1-based positions), ``uns`` (the history, links, id
+column and frame record under ``uns/scptensor``) and ``mod/<assay>`` each an
+AnnData group (see :mod:`scptensor.io._anndata_layout`), in ``mod-order``.  A
+modality holds the samples its assay measured: rows all NaN with mask code
+FILTERED in every layer are left out of it.  Every element has an encoding
+AnnData reads and writes back under its defaults (see
+:mod:`scptensor.io._anndata_columns`).
 """
 
 from __future__ import annotations
@@ -21,21 +22,24 @@ from pathlib import Path
 import h5py
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from h5stream import checksums
-from h5stream.elements import write_elem
-from scptensor.core.structures import ScpContainer
-from scptensor.io._anndata_columns import EXACT_COLUMNS_KEY
+from h5stream.elements import read_elem, write_elem
+from scptensor.core.structures import Assay, MaskCode, ScpContainer, ScpMatrix
+from scptensor.io._anndata_columns import FRAMES_KEY, FrameNotes
 from scptensor.io._anndata_layout import (
     MARK_ATTR,
     SCPTENSOR_KEY,
     apply_container_extras,
     container_extras,
+    describe_ids,
     interop_format_check,
-    layer_order,
+    present_layers,
     read_anndata_obs,
     read_assay_group,
     read_info,
+    recorded_frame,
     write_anndata_frame,
     write_assay_group,
     written_by_scptensor,
@@ -43,9 +47,9 @@ from scptensor.io._anndata_layout import (
 from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
-from scptensor.io.foreign import import_mudata
+from scptensor.io.foreign import edits_entry, import_mudata
 from scptensor.io.selection import selection_from
-from scptensor.io.serializers import compression_options
+from scptensor.io.serializers import compression_options, normalize_sparse
 
 __all__ = ["save_h5mu", "load_h5mu", "read_h5mu", "check_h5mu", "MUDATA_VERSION"]
 
@@ -54,6 +58,9 @@ logger = logging.getLogger(__name__)
 MUDATA_VERSION = "0.1.0"
 USERBLOCK_SIZE = 512
 _GLOBAL_VAR_INDEX = "_index"
+#: Mask code of the rows an assay gets for samples its modality does not hold (the data model
+#: has no code of its own for "not measured"; FILTERED says the value is absent on purpose).
+NOT_MEASURED = MaskCode.FILTERED
 
 
 def _header() -> bytes:
@@ -74,6 +81,42 @@ def _global_var(container: ScpContainer) -> tuple[pl.DataFrame, dict[str, np.nda
     return frame, {name: owner_arr == name for name in container.assays}
 
 
+def _not_measured_rows(assay: Assay, n_samples: int) -> np.ndarray:
+    """Samples an assay holds no measurement of: in every layer all NaN with every mask code FILTERED.
+
+    Such rows are what loading a MuData file whose modality lacks a sample
+    makes, so saving leaves them out of that modality again.
+    """
+    out = np.ones(n_samples, dtype=bool)
+    if not assay.layers or assay.n_features == 0:
+        return np.zeros(n_samples, dtype=bool)
+    for matrix in assay.layers.values():
+        if matrix.M is None or matrix.X.dtype.kind != "f":
+            return np.zeros(n_samples, dtype=bool)
+        out &= _rows_all(matrix.X, np.isnan, assay.n_features) & _rows_all(
+            matrix.M, lambda m: m == NOT_MEASURED, assay.n_features
+        )
+    return out
+
+
+def _rows_all(values, test, width: int) -> np.ndarray:
+    """Rows of ``values`` (dense or sparse) where every one of the ``width`` cells passes ``test``."""
+    if sparse.issparse(values):
+        rows = sparse.csr_matrix(values)
+        full = np.diff(rows.indptr) == width  # implicit zeros pass neither test
+        row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        passing = np.bincount(row_of, weights=np.asarray(test(rows.data), dtype=np.float64), minlength=rows.shape[0])
+        return full & (passing == width)
+    return np.asarray(test(values)).all(axis=1)
+
+
+def _rows_of(assay: Assay, keep: np.ndarray) -> Assay:
+    layers = {
+        k: ScpMatrix(m.X[keep], None if m.M is None else m.M[keep], m.metadata) for k, m in assay.layers.items()
+    }
+    return Assay(assay.var, layers, feature_id_col=assay.feature_id_col)
+
+
 def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     from scptensor import __version__
 
@@ -87,14 +130,16 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
 
     n_obs = container.n_samples
-    exact: dict = {}
-    write_anndata_frame(f, "obs", container.obs, container.sample_id_col, options, exact)
+    records: dict = {}
+    write_anndata_frame(f, "obs", container.obs, container.sample_id_col, options, records)
     var, membership = _global_var(container)
+    held = {name: ~_not_measured_rows(assay, n_obs) for name, assay in container.assays.items()}
     write_elem(f, "var", var, index=_GLOBAL_VAR_INDEX, **options)
-    write_elem(f, "obsm", {name: np.ones(n_obs, dtype=bool) for name in container.assays}, **options)
+    write_elem(f, "obsm", held, **options)
     write_elem(f, "varm", membership, **options)
     write_elem(
-        f, "obsmap", {name: np.arange(1, n_obs + 1, dtype=np.uint32) for name in container.assays}, **options
+        f, "obsmap",
+        {name: np.where(rows, np.cumsum(rows), 0).astype(np.uint32) for name, rows in held.items()}, **options,
     )
     write_elem(
         f,
@@ -105,16 +150,18 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     write_elem(f, "obsp", {})
     write_elem(f, "varp", {})
     extras = container_extras(container)
-    if exact:
-        extras[EXACT_COLUMNS_KEY] = exact
+    extras[FRAMES_KEY] = records
     write_elem(f, "uns", {SCPTENSOR_KEY: extras}, **options)
 
     mods = f.create_group("mod")
     mods.attrs["mod-order"] = np.array(list(container.assays), dtype=h5py.string_dtype())
     sample_ids = container.obs.select(container.sample_id_col)
     for name, assay in container.assays.items():
+        rows = held[name]
+        if not rows.all():
+            assay = _rows_of(assay, rows)
         write_assay_group(
-            mods.create_group(name), sample_ids, container.sample_id_col, assay,
+            mods.create_group(name), sample_ids.filter(pl.Series(rows)), container.sample_id_col, assay,
             x_layer=None, compression=compression, level=level,
         )
 
@@ -154,9 +201,24 @@ def check_h5mu(path):
 def load_h5mu(path: str | os.PathLike, *, verify: bool = True) -> ScpContainer:
     """Load a container from a ``.h5mu`` file.
 
-    A file written by :func:`save_h5mu` (also after mudata re-saved it) gives
-    back the container exactly; a MuData file of another tool is imported with
-    one assay per modality (see :mod:`scptensor.io.foreign`).
+    A file written by :func:`save_h5mu` and not changed since gives back the
+    container exactly, and so does a re-save by mudata (also muon): every obs
+    and var dtype, layer order, masks, metadata, history and links (see
+    :func:`scptensor.io.load_h5ad` for the list).  A file edited in mudata loads
+    as it is now, each modality reconciled the way ``load_h5ad`` reconciles an
+    AnnData file (samples or features subset or reordered, layers and columns
+    added or removed, values replaced; masks follow their rows by id).
+
+    Modalities over different samples load: the container's samples are those
+    of ``/obs`` (the union, in the file's order) and an assay's rows for samples
+    its modality lacks are NaN with mask code ``FILTERED`` (the data model has no
+    code of its own for "not measured").  Saving such a container back with
+    :func:`save_h5mu` leaves those rows out of that modality again.
+
+    One history entry (``load_edited_mudata``) names every difference and lists
+    what a container cannot hold (obsm, varm, obsp, varp, raw, other ``uns``
+    entries, with shapes).  A MuData file of another tool is imported with one
+    assay per modality (see :mod:`scptensor.io.foreign`).
     """
     source = Path(path)
     with reading(source, check_h5mu(source), verify=verify) as f:
@@ -193,20 +255,82 @@ def read_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> Scp
     for name in order:
         with guarded(source, f"/mod/{name}"):
             infos[name] = read_info(mods[name], source)
-    selection = selection_from(order, {n: layer_order(i) for n, i in infos.items()},
+    notes = FrameNotes()
+    selection = selection_from(order, {n: list(present_layers(mods[n], i)) for n, i in infos.items()},
                                assays=request.get("assays"), layers=request.get("layers"), path=source)
+    id_col = extras["sample_id_col"]
     with guarded(source, "/obs"):
-        obs, positions = read_anndata_obs(selection, f, extras, source, request)
+        obs, positions = read_anndata_obs(selection, f, extras, source, request, notes)
+        ids = obs.get_column(id_col).to_list()
+        recorded = recorded_frame(extras, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
+        if recorded is not None and positions is None:
+            moved = describe_ids("samples", ids, recorded.get_column(id_col).to_list())
+            if moved:
+                notes.add(moved)
     assays = {}
     for name in order:
         if selection.wants_assay(name):
             with guarded(source, f"/mod/{name}"):
-                assays[name], _info = read_assay_group(
-                    mods[name], source, infos[name], layers=selection.layers, positions=positions
-                )
+                assays[name] = _read_modality(mods[name], source, infos[name], ids, selection, notes, name,
+                                              every_sample=positions is None)
     with guarded(source, "/"):
-        history, links = apply_container_extras(extras, source)
+        history, links = apply_container_extras(extras, source, notes)
         links = [l for l in links if l.source_assay in assays and l.target_assay in assays]
-        return ScpContainer(
-            obs, assays, history=history, links=links, sample_id_col=extras["sample_id_col"]
-        )
+        history = history + edits_entry("MuData", source, f, notes.changes, mods=order)
+        return ScpContainer(obs, assays, history=history, links=links, sample_id_col=id_col)
+
+
+def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selection, notes: FrameNotes,
+                   name: str, *, every_sample: bool) -> Assay:
+    """One modality as an assay over the container's samples ``ids``, in that order.
+
+    Samples the modality lacks get NaN rows with mask code :data:`NOT_MEASURED`.
+    """
+    found = read_elem(group["obs"])
+    own_col = info.get("obs_id_col") if info.get("obs_id_col") in found.columns else found.columns[0]
+    own = found.get_column(own_col).to_list()
+    where = {v: i for i, v in enumerate(own)}
+    rows = np.array([where.get(v, -1) for v in ids], dtype=np.int64)
+    held = rows >= 0
+    read = rows[held]
+    positions = None if held.all() and np.array_equal(read, np.arange(len(own))) else read
+    assay, _info = read_assay_group(
+        group, source, info, layers=selection.layers, positions=positions,
+        sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
+    )
+    outside = len(set(own) - set(ids)) if every_sample else 0  # (else ids are the samples asked for)
+    if outside:
+        notes.add(f"mod/{name}: {outside} samples not in /obs left out")
+    if held.all():
+        return assay
+    recorded = recorded_frame(info, "obs", source, f"{group.name}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
+    if every_sample and (recorded is None or recorded.get_column(recorded.columns[0]).to_list() != own):
+        # (a modality scptensor saved without its unmeasured samples is no change)
+        notes.add(f"mod/{name}: {int((~held).sum())} of {len(ids)} samples not measured "
+                  f"(NaN, mask code {NOT_MEASURED.name})")
+    return Assay(assay.var, {k: _spread(m, held) for k, m in assay.layers.items()},
+                 feature_id_col=assay.feature_id_col)
+
+
+def _spread(matrix: ScpMatrix, held: np.ndarray) -> ScpMatrix:
+    """``matrix`` with its rows at ``held`` of ``held.size`` rows; the others NaN, mask NOT_MEASURED."""
+    n, width = held.size, matrix.X.shape[1]
+    order = np.empty(n, dtype=np.int64)
+    order[held] = np.arange(int(held.sum()))
+    order[~held] = held.sum() + np.arange(int((~held).sum()))
+    missing = int((~held).sum())
+    X, M = matrix.X, matrix.M
+    if sparse.issparse(X):
+        filler = sparse.csr_matrix(np.full((missing, width), np.nan, dtype=X.dtype))
+        X = normalize_sparse(sparse.vstack([sparse.csr_matrix(X), filler]).tocsr()[order].asformat(X.format))
+    else:
+        X = np.concatenate([X, np.full((missing, width), np.nan, dtype=X.dtype)])[order]
+    codes = np.full((missing, width), int(NOT_MEASURED), dtype=np.int8)
+    if M is None:
+        M = np.zeros((held.sum(), width), dtype=np.int8)
+    if sparse.issparse(M):
+        M = normalize_sparse(sparse.vstack([sparse.csr_matrix(M), sparse.csr_matrix(codes)]).tocsr()[order]
+                             .asformat(M.format))
+    else:
+        M = np.concatenate([M, codes])[order]
+    return ScpMatrix(X, M, matrix.metadata)

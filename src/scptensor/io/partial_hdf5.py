@@ -16,8 +16,7 @@ from scipy import sparse
 
 from h5stream import checksums
 from h5stream.elements import read_elem
-from h5stream.elements.dataframe import COLUMNS_ATTR, INDEX_COLUMN_ATTR, RESERVED_NAMES
-from h5stream.elements.mapping import escape_name
+from h5stream.elements.dataframe import frame_members
 from h5stream.elements.registry import read_spec, read_with
 from scptensor.core.structures import ScpMatrix
 from scptensor.io._files import root_attr
@@ -27,24 +26,17 @@ __all__ = ["frame_columns", "read_frame_columns", "read_matrix_rows", "read_obs_
 
 
 def _frame_members(group: h5py.Group) -> dict[str, str] | None:
-    """Column name -> member name of a dataframe element (ours or AnnData's 0.2.0); None for others."""
-    index_member = root_attr(group, "_index")
-    raw = root_attr(group, COLUMNS_ATTR)
-    if raw is None:
+    """Column name -> member path of a dataframe element (ours or AnnData's 0.2.0); None for others."""
+    ours = frame_members(group)
+    if ours is None:
         spec = read_spec(group)
         if spec is None or spec.encoding_type != "dataframe" or spec.encoding_version != "0.2.0":
             return None
+        index_member = root_attr(group, "_index")
         order = [c.decode() if isinstance(c, bytes) else str(c)
                  for c in checksums.attr_value(group, "column-order", [])]
         return {name: name for name in [index_member, *order]}
-    import json
-
-    index_column = root_attr(group, INDEX_COLUMN_ATTR)
-    index_column = json.loads(index_column) if index_column is not None else None
-    return {
-        name: index_member if name == index_column else escape_name(name, RESERVED_NAMES)
-        for name in json.loads(raw)
-    }
+    return dict(zip(*ours))
 
 
 def frame_columns(group: h5py.Group) -> list[str] | None:

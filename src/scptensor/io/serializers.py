@@ -119,8 +119,12 @@ def serialize_dataframe(df: pl.DataFrame, group: h5py.Group, *, id_col: str | No
     group : h5py.Group
         Empty group that becomes the dataframe element.
     id_col : str, optional
-        Column stored as the AnnData row index (``_index`` attribute).
+        Column stored as the AnnData row index (``_index`` attribute).  Without
+        it, a column named ``_index`` (AnnData's name for row labels) is the
+        index; a frame without one gets the labels "0", "1", ...
     """
+    if id_col is None and "_index" in df.columns:
+        id_col = "_index"
     options = {"index": id_col} if id_col is not None else {}
     _replace_with_element(group, df, **options)
 

@@ -1,0 +1,260 @@
+"""Our .h5ad/.h5mu files edited by anndata, mudata and scanpy themselves load back.
+
+Every edit here is made by the third-party library in the test (no hand-made
+HDF5); the loaded container is compared value by value with what that library
+holds after its edit, and with the container that was saved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+from scipy import sparse
+
+from scptensor import ScpContainer
+from scptensor.core.structures import Assay, MaskCode, ScpMatrix
+from scptensor.io import load_hdf5, save_h5ad, save_h5mu, save_hdf5
+from scptensor.io.exceptions import IOWriteError
+from scptensor.testing import assert_container_equal, example_container
+
+anndata = pytest.importorskip("anndata")
+mudata = pytest.importorskip("mudata")
+
+
+def _dense(x):
+    return x.toarray() if sparse.issparse(x) else np.asarray(x)
+
+
+def _typed_container() -> ScpContainer:
+    """The example container with obs columns of every dtype anndata changes on a re-save."""
+    c = example_container()
+    n = c.n_samples
+    c.obs = c.obs.with_columns(
+        pl.Series("i32", [1, None, 3, 4, None, 6], dtype=pl.Int32),
+        pl.Series("flag", [True, None, False, True, False, None], dtype=pl.Boolean),
+        pl.Series("note", ["x", None, "y", "z", None, "w"], dtype=pl.String),
+        pl.Series("f_null", [1.0, None, float("nan"), 2.0, 3.0, 4.0], dtype=pl.Float64),
+        pl.Series("when", [dt.datetime(2020, 1, i + 1, 6, tzinfo=dt.timezone.utc) for i in range(n)],
+                  dtype=pl.Datetime("us", "Europe/Paris")),
+        pl.Series("took", [dt.timedelta(seconds=i) for i in range(n)], dtype=pl.Duration("ms")),
+        pl.Series("level", ["lo", "hi", "lo", "lo", "hi", "lo"], dtype=pl.Enum(["lo", "mid", "hi"])),
+        pl.Series("tags", [[i] for i in range(n)], dtype=pl.List(pl.Int64)),
+    )
+    return c
+
+
+def _one_assay(c: ScpContainer, name: str) -> ScpContainer:
+    return ScpContainer(c.obs, {name: c.assays[name]}, history=c.history, sample_id_col=c.sample_id_col)
+
+
+def _rows(c: ScpContainer, rows: list[int]) -> ScpContainer:
+    """``c`` with only the samples at ``rows`` (in that order): what a subset by another tool should give."""
+    assays = {}
+    for name, a in c.assays.items():
+        layers = {k: ScpMatrix(m.X[rows], None if m.M is None else m.M[rows], m.metadata) for k, m in a.layers.items()}
+        assays[name] = Assay(a.var, layers, feature_id_col=a.feature_id_col)
+    return ScpContainer(c.obs[rows], assays, history=c.history, links=c.links, sample_id_col=c.sample_id_col)
+
+
+def test_anndata_resaves_our_h5ad_under_its_defaults_and_every_dtype_survives(tmp_path):
+    c = _typed_container()
+    ours, resaved = tmp_path / "ours.h5ad", tmp_path / "resaved.h5ad"
+    save_h5ad(c, ours, assay="proteins")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no setting, no warning: anndata's defaults
+        adata = anndata.read_h5ad(ours)
+        adata.write_h5ad(resaved)
+    assert str(adata.obs["i32"].dtype) == "Int32" and str(adata.obs["group"].dtype) == "category"
+    loaded = load_hdf5(resaved)
+    assert_container_equal(loaded, _one_assay(c, "proteins"))
+
+
+@pytest.mark.filterwarnings("ignore:Forward slashes will be disallowed:FutureWarning")
+def test_slash_in_a_column_name_round_trips_the_way_anndata_writes_it(tmp_path):
+    c = example_container()
+    c.obs = c.obs.with_columns(pl.Series("qc/n_genes", list(range(c.n_samples)), dtype=pl.Int16))
+    ours, resaved = tmp_path / "ours.h5ad", tmp_path / "resaved.h5ad"
+    save_h5ad(c, ours, assay="proteins")
+    adata = anndata.read_h5ad(ours)
+    assert "qc/n_genes" in adata.obs.columns  # not an escaped "qc%2Fn_genes"
+    adata.write_h5ad(resaved)  # anndata warns of its own future: "/" in keys (its warning, filtered here)
+    with h5py.File(resaved) as f:
+        assert "qc/n_genes" in list(f["obs"].attrs["column-order"])
+    assert_container_equal(load_hdf5(resaved), _one_assay(c, "proteins"))
+
+
+def test_mudata_resaves_our_h5mu_under_its_defaults_and_every_dtype_survives(tmp_path):
+    c = _typed_container()
+    ours, resaved = tmp_path / "ours.h5mu", tmp_path / "resaved.h5mu"
+    save_h5mu(c, ours)
+    with mudata.set_options(pull_on_update=False):
+        mudata.read_h5mu(ours).write(resaved)
+    assert_container_equal(load_hdf5(resaved), c)
+
+
+def test_h5ad_edited_in_anndata_keeps_the_users_layer_rows_and_column(tmp_path, caplog):
+    c = _typed_container()
+    path = tmp_path / "ours.h5ad"
+    save_h5ad(c, path, assay="proteins")
+    adata = anndata.read_h5ad(path)
+    adata.layers["doubled"] = adata.X * 2
+    adata = adata[[4, 0, 2]].copy()
+    adata.obsm["X_umap"] = np.arange(6, dtype=np.float32).reshape(3, 2)
+    adata.obs["cluster"] = ["a", "b", "a"]
+    adata.write_h5ad(path)
+    with caplog.at_level(logging.WARNING, logger="scptensor.io"):
+        loaded = load_hdf5(path)
+    # the rows, layer and column the user made, each value as anndata holds it
+    assert loaded.sample_ids.to_list() == list(adata.obs_names) == ["S5", "S1", "S3"]
+    proteins = loaded.assays["proteins"]
+    assert list(proteins.layers) == ["raw", "log", "doubled"]
+    assert np.array_equal(proteins.layers["doubled"].X, adata.layers["doubled"], equal_nan=True)
+    assert np.array_equal(proteins.layers["raw"].X, adata.X, equal_nan=True)
+    assert loaded.obs["cluster"].cast(pl.String).to_list() == ["a", "b", "a"]
+    # the recorded part follows the rows by id: values, dtypes and the mask
+    expected = _rows(_one_assay(c, "proteins"), [4, 0, 2])
+    assert_frame = loaded.obs.drop("cluster")
+    assert assert_frame.schema == expected.obs.schema
+    assert assert_frame.equals(expected.obs)
+    assert loaded.obs.schema["group"] == pl.Categorical and loaded.obs.schema["i32"] == pl.Int32
+    assert np.array_equal(proteins.layers["raw"].M, expected.assays["proteins"].layers["raw"].M)
+    # one history entry names every difference; the obsm is listed with its shape, and logged once
+    assert [h.action for h in loaded.history[:-1]] == [h.action for h in c.history]
+    entry = loaded.history[-1]
+    assert entry.action == "load_edited_anndata"
+    assert entry.params["changes"] == [
+        "obs: columns added 'cluster'", "samples subset: 3 of 6 recorded kept, reordered", "layers added ['doubled']",
+    ]
+    assert entry.params["not_imported"] == ["obsm/X_umap (3 x 2 float32)"]
+    assert caplog.text.count("X_umap") == 1
+
+
+def test_scanpy_filter_log1p_and_pca_on_our_h5ad(tmp_path):
+    sc = pytest.importorskip("scanpy")
+    rng = np.random.default_rng(7)
+    n, f = 12, 8
+    counts = rng.poisson(3, size=(n, f)).astype(np.float32)
+    counts[[1, 5]] = 0  # two samples without any detection: filtered out by scanpy
+    mask = np.where(counts == 0, MaskCode.LOD, MaskCode.VALID).astype(np.int8)
+    obs = pl.DataFrame({"cell": [f"c{i}" for i in range(n)],
+                        "batch": pl.Series(["b1", "b2"] * (n // 2), dtype=pl.Categorical),
+                        "n_run": pl.Series([i if i % 4 else None for i in range(n)], dtype=pl.Int32)})
+    var = pl.DataFrame({"protein": [f"P{j}" for j in range(f)]})
+    c = ScpContainer(obs, {"proteins": Assay(var, {"raw": ScpMatrix(counts, mask)}, feature_id_col="protein")},
+                     sample_id_col="cell")
+    path = tmp_path / "scanpy.h5ad"
+    save_h5ad(c, path)
+    adata = anndata.read_h5ad(path)
+    sc.pp.filter_cells(adata, min_genes=1)
+    adata.layers["log"] = sc.pp.log1p(adata.X, copy=True)
+    sc.tl.pca(adata, n_comps=3)
+    adata.write_h5ad(path)
+    loaded = load_hdf5(path)
+    kept = [i for i in range(n) if i not in (1, 5)]
+    assert loaded.sample_ids.to_list() == [f"c{i}" for i in kept] == list(adata.obs_names)
+    layers = loaded.assays["proteins"].layers
+    assert np.array_equal(layers["raw"].X, counts[kept])
+    assert np.array_equal(layers["raw"].M, mask[kept])
+    assert np.allclose(layers["log"].X, np.log1p(counts[kept]))  # naive numpy
+    assert layers["log"].M is None
+    assert loaded.obs.schema["batch"] == pl.Categorical and loaded.obs.schema["n_run"] == pl.Int32
+    assert loaded.obs["n_run"].to_list() == [i if i % 4 else None for i in kept]
+    assert loaded.obs["n_genes"].to_list() == (counts[kept] > 0).sum(axis=1).tolist()
+    entry = loaded.history[-1]
+    assert "layers added ['log']" in entry.params["changes"]
+    assert "obs: columns added 'n_genes'" in entry.params["changes"]
+    assert "samples subset: 10 of 12 recorded kept" in entry.params["changes"]
+    not_imported = entry.params["not_imported"]
+    assert "obsm/X_pca (10 x 3 float32)" in not_imported and "varm/PCs (8 x 3 float32)" in not_imported
+    # scanpy's uns entries with a JSON-like form are kept in the entry, the others listed
+    assert np.allclose(entry.params["uns"]["pca"]["variance"], adata.uns["pca"]["variance"])
+
+
+def test_h5mu_subset_in_mudata_loads_the_rows_the_user_kept(tmp_path):
+    c = _typed_container()
+    path = tmp_path / "ours.h5mu"
+    save_h5mu(c, path)
+    with mudata.set_options(pull_on_update=False):
+        mdata = mudata.read_h5mu(path)
+        sub = mdata[[0, 2, 4]].copy()
+        sub.write(path)
+    loaded = load_hdf5(path)
+    assert loaded.sample_ids.to_list() == list(sub.obs_names) == ["S1", "S3", "S5"]
+    expected = _rows(c, [0, 2, 4])
+    assert_container_equal(loaded, ScpContainer(expected.obs, expected.assays, history=loaded.history,
+                                                 links=expected.links, sample_id_col=c.sample_id_col))
+    assert loaded.obs.schema["group"] == pl.Categorical and loaded.obs.schema["i32"] == pl.Int32
+    assert loaded.history[-1].params["changes"] == ["samples subset: 3 of 6 recorded kept"]
+
+
+def test_h5mu_with_modalities_over_different_samples(tmp_path):
+    c = example_container()
+    path = tmp_path / "ours.h5mu"
+    save_h5mu(c, path)
+    with mudata.set_options(pull_on_update=False):
+        mdata = mudata.read_h5mu(path)
+        mdata.mod["peptides"] = mdata.mod["peptides"][[3, 1]].copy()
+        mdata.update()
+        mdata.write(path)
+    loaded = load_hdf5(path)
+    # the union of samples in the file's order; the rows peptides lack are NaN, "not measured"
+    assert loaded.sample_ids.to_list() == list(mdata.obs_names) == c.sample_ids.to_list()
+    raw = loaded.assays["peptides"].layers["raw"]
+    held, lacking = [1, 3], [0, 2, 4, 5]
+    original = c.assays["peptides"].layers["raw"]
+    assert np.array_equal(_dense(raw.X)[held], _dense(original.X)[held], equal_nan=True)
+    assert np.isnan(_dense(raw.X)[lacking]).all()
+    assert (_dense(raw.M)[lacking] == MaskCode.FILTERED).all()
+    assert np.array_equal(_dense(raw.M)[held], _dense(original.M)[held])
+    assert raw.X.format == original.X.format
+    assert_container_equal(ScpContainer(loaded.obs, {"proteins": loaded.assays["proteins"]}),
+                           ScpContainer(c.obs, {"proteins": c.assays["proteins"]}))
+    assert loaded.history[-1].params["changes"] == ["mod/peptides: 4 of 6 samples not measured (NaN, mask code FILTERED)"]
+    # saving back gives each modality its own samples again
+    again = tmp_path / "again.h5mu"
+    save_h5mu(loaded, again)
+    with mudata.set_options(pull_on_update=False):
+        back = mudata.read_h5mu(again)
+    assert list(back.mod["peptides"].obs_names) == ["S2", "S4"] and back.mod["proteins"].n_obs == 6
+    assert_container_equal(load_hdf5(again), loaded)
+
+
+def test_every_obs_and_var_column_of_our_files_reads_with_anndata_read_elem(tmp_path):
+    c = _typed_container()
+    for name in ("c.h5ad", "c.h5mu"):
+        path = tmp_path / name
+        c.save(path, **({"assay": "proteins"} if name.endswith("h5ad") else {}))
+        with h5py.File(path) as f:
+            frames = ["obs", "var"] if name.endswith("h5ad") else ["obs", "mod/proteins/var", "mod/peptides/var"]
+            for frame in frames:
+                shown = anndata.io.read_elem(f[frame])
+                for column in shown.columns:
+                    assert len(anndata.io.read_elem(f[frame][column])) == shown.shape[0]
+
+
+def test_serialize_dataframe_without_id_col_keeps_a_user_index_column(tmp_path):
+    from scptensor.io.serializers import deserialize_dataframe, serialize_dataframe
+
+    frame = pl.DataFrame({"_index": ["S1", "S2"], "batch": ["a", "b"]})
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        serialize_dataframe(frame, f.create_group("obs"))
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert sorted(f["obs"]) == ["_index", "batch"]
+        assert [v.decode() for v in f["obs/_index"][()]] == ["S1", "S2"]
+        assert deserialize_dataframe(f["obs"]).equals(frame)
+
+
+def test_history_value_without_encoding_is_a_write_error(tmp_path):
+    c = example_container()
+    c.log_operation("huge", {"n": 2**70})
+    target = tmp_path / "c.h5"
+    with pytest.raises(IOWriteError, match="no exact encoding") as info:
+        save_hdf5(c, target)
+    assert str(target) in str(info.value) and str(2**70) in str(info.value)
+    assert not target.exists()
