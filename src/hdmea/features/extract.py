@@ -145,6 +145,7 @@ def extract_features(
     config_overrides: Mapping[str, Any] | None = None,
     units=None,
     session=None,
+    zarr_path: str | os.PathLike | None = None,
 ):
     """Run feature extractors over the units of a recording.
 
@@ -164,6 +165,9 @@ def extract_features(
         Unit ids to process (default: all).
     session
         Stage into this session instead of writing the file.
+    zarr_path
+        The original README's name for the recording (``LoadResult.zarr_path``):
+        the same as ``hdf5_path``.
 
     Returns
     -------
@@ -173,6 +177,10 @@ def extract_features(
     from hdmea.io.hdf5_store import now_iso
     from hdmea.pipeline.target import open_target
 
+    if zarr_path is not None:
+        if hdf5_path is not None and Path(hdf5_path) != Path(zarr_path):
+            raise ConfigError(f"hdf5_path {hdf5_path} and zarr_path {zarr_path} differ; pass one")
+        hdf5_path = zarr_path
     t0 = time.perf_counter()
     with open_target(hdf5_path, session, step=STEP) as target:
         target.require_steps("load_recording")
