@@ -52,10 +52,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if source.suffix == ".zarr" or (source / ".zgroup").exists():
-        result = migrate(source, args.out, overwrite=args.overwrite)
+        result = migrate(source, args.out, overwrite=args.overwrite,
+                         keep_eimage_orientation=args.keep_eimage_orientation)
         print(result.describe())
         return EXIT_OK
-    summary = migrate_folder(source, args.out)
+    summary = migrate_folder(source, args.out, keep_eimage_orientation=args.keep_eimage_orientation)
     print(summary.table())
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))
@@ -98,6 +99,10 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("out", metavar="NEW.h5|OUT_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing NEW.h5 (single archive)")
     p.add_argument("--summary", metavar="FILE", help="write the folder summary as JSON")
+    p.add_argument("--keep-eimage-orientation", action="store_true",
+                   help="store electrical images as they were even where the footprint test finds them "
+                        "transposed (by default such images are stored the right way round, with a record in "
+                        "/pipeline/migration/eimage_orientation)")
     p.set_defaults(func=_cmd_migrate)
 
 

@@ -29,6 +29,20 @@ archive as it was.  What has no place in our layout (other top-level members,
 other ``stimulus`` members, attributes on metadata groups) is kept under
 ``/pipeline/migration/unmapped/<its path>``, never dropped.
 
+Electrical images.  The original pipeline read the raw frames as ``[row, col]``;
+where a file was stored ``[col, row]`` its images are transposed.  :func:`migrate`
+runs the footprint test of :mod:`hdmea.io.frame_order` on the archive's
+``features/eimage_sta/data`` images (chip ``(window, 65, 65)``) against the units'
+``row``/``col``: the fraction of units whose image trough lies within one electrode
+of ``(row, col)`` as stored and transposed (units on the diagonal, with fewer than 20
+spikes used or without a clear trough are not counted).  When at least
+:data:`~hdmea.io.frame_order.MIN_UNITS` units are counted and the transposed
+fraction exceeds the stored one by :data:`~hdmea.io.frame_order.MARGIN`, every image
+is stored transposed (its feature gets ``migration_transposed = True``); otherwise,
+or with ``keep_eimage_orientation=True`` (``hdmea migrate --keep-eimage-orientation``),
+the images stay as they were.  The test, its figures and what was done are recorded
+at ``/pipeline/migration/eimage_orientation`` and in :class:`MigrationResult`.
+
 A damaged archive (unreadable ``.zgroup``/``.zarray``/``.zattrs``, a missing or
 undecodable chunk) raises :class:`ArchiveFormatError` naming the member; the
 output is written atomically, so a failure leaves no file.  :func:`migrate_folder`
@@ -87,10 +101,14 @@ class MigrationResult:
     n_units: int
     n_features: int
     unmapped: list[str]
+    #: the electrical images' footprint test and what was done (None: the archive has no images)
+    eimage_orientation: dict | None = None
 
     def describe(self) -> str:
         text = (f"{self.source} -> {self.output}: dataset {self.dataset_id}, {counted(self.n_units, 'unit')}, "
                 f"{self.n_features} unit features")
+        if self.eimage_orientation:
+            text += f"; electrical images: {self.eimage_orientation['summary']}"
         if self.unmapped:
             text += f"; kept under /{MIGRATION_GROUP}/unmapped: {', '.join(self.unmapped)}"
         return text
@@ -242,8 +260,12 @@ def _source_files(value) -> tuple[str | None, str | None, bool, bool] | None:
     return None
 
 
-def migrate(source: str | os.PathLike, output: str | os.PathLike, *, overwrite: bool = False) -> MigrationResult:
+def migrate(source: str | os.PathLike, output: str | os.PathLike, *, overwrite: bool = False,
+            keep_eimage_orientation: bool = False) -> MigrationResult:
     """Write the zarr archive ``source`` (previous store) as the recording file ``output``.
+
+    Electrical images the footprint test finds transposed are stored the right way round
+    unless ``keep_eimage_orientation`` (see the module docstring).
 
     Raises
     ------
@@ -266,9 +288,14 @@ def migrate(source: str | os.PathLike, output: str | os.PathLike, *, overwrite: 
     groups, arrays = reader.members(reader.root, "")
     unmapped: dict[str, Any] = {}
     n_features = n_units = 0
+    orientation = _eimage_orientation(reader, keep_eimage_orientation) if "units" in groups else None
+    transpose = bool(orientation and orientation["action"] == "transposed")
+    if orientation:
+        (logger.warning if transpose or orientation["action"].startswith("kept transposed") else logger.info)(
+            "%s: electrical images: %s", source, orientation["summary"])
     with store.create_recording_hdf5(output, dataset_id, overwrite=overwrite) as f:
         if "units" in groups:
-            n_units, n_features = _migrate_units(reader, f, unmapped)
+            n_units, n_features = _migrate_units(reader, f, unmapped, transpose_eimage=transpose)
         if "stimulus" in groups:
             _migrate_stimulus(reader, f, unmapped)
         if "metadata" in groups:
@@ -288,6 +315,8 @@ def migrate(source: str | os.PathLike, output: str | os.PathLike, *, overwrite: 
         }
         if unmapped:
             record["unmapped"] = {k: (v.members() if isinstance(v, _ZGroup) else v) for k, v in unmapped.items()}
+        if orientation:
+            record["eimage_orientation"] = orientation
         pipeline = store.require_h5_group(f, "pipeline")
         store.replace_child(pipeline, "migration", store.put_node(record))
         migration = f[MIGRATION_GROUP]
@@ -298,7 +327,74 @@ def migrate(source: str | os.PathLike, output: str | os.PathLike, *, overwrite: 
                 value.apply_attrs(migration["unmapped"][name])
     logger.info("migrated %s to %s (%d units)", source, output, n_units)
     return MigrationResult(source=source, output=output, dataset_id=dataset_id, n_units=n_units,
-                           n_features=n_features, unmapped=sorted(unmapped))
+                           n_features=n_features, unmapped=sorted(unmapped), eimage_orientation=orientation)
+
+
+EIMAGE_FEATURE = "eimage_sta"
+
+
+def _eimage_orientation(reader: _Reader, keep: bool) -> dict | None:
+    """The footprint test on the archive's electrical images and what to do (None: no images)."""
+    from hdmea.io.frame_order import MARGIN, MIN_UNITS, FootprintEvidence, image_evidence
+
+    units_group = reader.group(reader.root, "units", "")
+    unit_ids, _stray = reader.members(units_group, "/units")
+    total = FootprintEvidence(on_target={("col_row", False): 0, ("row_col", False): 0})
+    n_images = 0
+    for uid in unit_ids:
+        where = f"/units/{uid}"
+        group = reader.group(units_group, uid, "/units")
+        subgroups, _arrays = reader.members(group, where)
+        if "features" not in subgroups:
+            continue
+        features = reader.group(group, "features", where)
+        names, _ = reader.members(features, f"{where}/features")
+        if EIMAGE_FEATURE not in names:
+            continue
+        fwhere = f"{where}/features/{EIMAGE_FEATURE}"
+        feature = reader.group(features, EIMAGE_FEATURE, f"{where}/features")
+        _sub, arrays = reader.members(feature, fwhere)
+        if "data" not in arrays:
+            continue
+        image = reader.array(feature, "data", fwhere)
+        if image.ndim != 3 or image.shape[1:] != (65, 65):
+            continue
+        n_images += 1
+        attrs, fattrs = reader.attrs(group, where), reader.attrs(feature, fwhere)
+        try:
+            position = (int(attrs["row"]) - 1, int(attrs["col"]) - 1)
+        except (KeyError, TypeError, ValueError):
+            position = (-1, -1)  # no position: not counted
+        used = next((fattrs[k] for k in ("n_spikes_used", "n_spikes", "spike_count") if k in fattrs),
+                    attrs.get("spike_count"))
+        one = image_evidence([image], [position], None if used is None else [int(used)])
+        total.n_units += one.n_units
+        for key, value in one.on_target.items():
+            total.on_target[key] += value
+        total.near_diagonal += one.near_diagonal
+        total.too_few_spikes += one.too_few_spikes
+        total.no_trough += one.no_trough
+        total.not_recorded += one.not_recorded
+    if not n_images:
+        return None
+    as_stored, transposed = total.fraction("col_row"), total.fraction("row_col")
+    clear = total.n_units >= MIN_UNITS and transposed - as_stored >= MARGIN
+    if clear and not keep:
+        action = "transposed"
+    elif clear:
+        action = "kept transposed (keep_eimage_orientation)"
+    else:
+        action = "kept"
+    figures = (f"{total.n_units} of {n_images} images tested: troughs at (row, col) "
+               f"{'n/a' if total.n_units == 0 else f'{as_stored:.0%}'}, at (col, row) "
+               f"{'n/a' if total.n_units == 0 else f'{transposed:.0%}'}")
+    why = {"transposed": "they were transposed; stored the right way round",
+           "kept": "no clear evidence of a transposition; stored as they were",
+           }.get(action, "they look transposed but were kept as they were on request")
+    return {"action": action, "n_images": n_images, "n_units_tested": total.n_units,
+            "fraction_as_stored": float(as_stored), "fraction_transposed": float(transposed),
+            "min_units": MIN_UNITS, "margin": MARGIN, "not_tested": total.skipped_text(),
+            "summary": f"{why} ({figures})"}
 
 
 def _root_attributes(f: h5py.File, attrs: dict) -> None:
@@ -317,7 +413,8 @@ def _root_attributes(f: h5py.File, attrs: dict) -> None:
                                "cmtr_exists": files[3]})
 
 
-def _migrate_units(reader: _Reader, f: h5py.File, unmapped: dict) -> tuple[int, int]:
+def _migrate_units(reader: _Reader, f: h5py.File, unmapped: dict, *, transpose_eimage: bool = False
+                   ) -> tuple[int, int]:
     units_group = reader.group(reader.root, "units", "")
     unit_ids, stray = reader.members(units_group, "/units")
     for name in stray:
@@ -361,7 +458,11 @@ def _migrate_units(reader: _Reader, f: h5py.File, unmapped: dict) -> tuple[int, 
                 fwhere = f"{where}/features/{name}"
                 feature = reader.group(features, name, f"{where}/features")
                 tree = reader.tree(feature, fwhere)
-                store.write_feature_to_unit(f, uid, name, tree.members(), tree.attrs)
+                members, feature_attrs = tree.members(), tree.attrs
+                if transpose_eimage and name == EIMAGE_FEATURE and np.ndim(members.get("data")) == 3:
+                    members = dict(members, data=np.ascontiguousarray(np.swapaxes(members["data"], -1, -2)))
+                    feature_attrs = dict(feature_attrs, migration_transposed=True)
+                store.write_feature_to_unit(f, uid, name, members, feature_attrs)
                 written_feature = f["units"][uid]["features"][name]
                 for sub, group_tree in tree.groups.items():
                     group_tree.apply_attrs(written_feature[sub])
@@ -437,7 +538,8 @@ def recorded_fingerprint(output: Path) -> str | None:
         return None
 
 
-def migrate_folder(source_dir: str | os.PathLike, output_dir: str | os.PathLike) -> MigrationSummary:
+def migrate_folder(source_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                   keep_eimage_orientation: bool = False) -> MigrationSummary:
     """Migrate every ``*.zarr`` in ``source_dir`` to ``output_dir/<name>.h5``.
 
     An archive whose output already records its current fingerprint is skipped; one that
@@ -464,7 +566,10 @@ def migrate_folder(source_dir: str | os.PathLike, output_dir: str | os.PathLike)
             if recorded_fingerprint(target) == fingerprint:
                 entry["status"] = "skipped"
             else:
-                migrate(archive, target, overwrite=target.exists())
+                result = migrate(archive, target, overwrite=target.exists(),
+                                 keep_eimage_orientation=keep_eimage_orientation)
+                if result.eimage_orientation:
+                    entry["eimage_orientation"] = result.eimage_orientation["action"]
                 entry["status"] = "migrated"
         except (H5StreamError, OSError) as exc:
             logger.error("migrating %s failed: %s", archive, exc)
