@@ -209,8 +209,9 @@ def test_filter_samples_every_way_against_numpy(sparse_peptides):
     by_mask = c.filter_samples(boolean_mask=mask)
     by_expr = c.filter_samples(pl.col("depth").is_in(rows))
     by_expr_kw = c.filter_samples(polars_expression=pl.col("depth").is_in(rows))
+    by_bool_pos = c.filter_samples(sample_indices=mask)  # numpy indexing takes booleans as a mask
     for got, order in ((by_ids, rows), (by_pos, rows), (by_mask, sorted(rows)), (by_expr, sorted(rows)),
-                       (by_expr_kw, sorted(rows))):
+                       (by_expr_kw, sorted(rows)), (by_bool_pos, sorted(rows))):
         assert got.sample_ids.to_list() == [f"S{i}" for i in order]
         assert got.obs["depth"].to_list() == order and got.obs.schema == c.obs.schema
         raw = got.assays["proteins"].layers["raw"]
@@ -341,3 +342,19 @@ def test_error_classes_take_the_originals_arguments():
     assert dep.dependency_name == "anndata" and "pip install anndata" in str(dep) and "h5stream[interop]" in str(dep)
     assert isinstance(dep, ImportError) and isinstance(dep, ScpTensorError)
     assert str(ScpTensorError()) == ""
+
+
+def test_matrix_metadata_with_sparse_scores_round_trips_exactly(tmp_path):
+    from scptensor.core.structures import values_equal
+    from scptensor.io import load_hdf5, save_hdf5
+
+    scores = sparse.csr_matrix(np.array([[0.0, 0.5], [0.25, 0.0], [0.0, 0.0]]))
+    meta = MatrixMetadata(confidence_scores=scores, detection_limits=np.array([0.1, 0.2]),
+                          creation_info={"method": "knn", "k": 5})
+    c = ScpContainer(pl.DataFrame({"_index": ["a", "b", "c"]}),
+                     {"p": Assay(pl.DataFrame({"_index": ["f", "g"]}), {"raw": ScpMatrix(RNG.random((3, 2)), metadata=meta)})})
+    save_hdf5(c, tmp_path / "m.h5")
+    back = load_hdf5(tmp_path / "m.h5").assays["p"].layers["raw"].metadata
+    assert isinstance(back, MatrixMetadata) and back.confidence_scores.format == "csr"
+    assert np.array_equal(back.confidence_scores.toarray(), scores.toarray())
+    assert values_equal(back, meta) and back.creation_info == {"method": "knn", "k": 5}
