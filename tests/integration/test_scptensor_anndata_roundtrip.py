@@ -258,3 +258,34 @@ def test_history_value_without_encoding_is_a_write_error(tmp_path):
         save_hdf5(c, target)
     assert str(target) in str(info.value) and str(2**70) in str(info.value)
     assert not target.exists()
+
+
+@pytest.mark.parametrize("ext", [".h5ad", ".h5mu"])
+def test_every_column_kind_survives_a_resave_under_default_settings(tmp_path, ext):
+    from tests.integration.test_scptensor_interop import _every_kind_container
+
+    c = _every_kind_container()
+    if ext == ".h5ad":
+        c = ScpContainer(c.obs, {"proteins": c.assays["proteins"]}, history=c.history, sample_id_col=c.sample_id_col)
+    ours, resaved = tmp_path / f"ours{ext}", tmp_path / f"resaved{ext}"
+    c.save(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if ext == ".h5ad":
+            anndata.read_h5ad(ours).write_h5ad(resaved)
+        else:
+            with mudata.set_options(pull_on_update=False):
+                mudata.read_h5mu(ours).write(resaved)
+    assert_container_equal(load_hdf5(resaved), c)
+    # zero samples: every dtype still comes back
+    empty = ScpContainer(c.obs.clear(), {n: Assay(a.var, {k: ScpMatrix(m.X[:0], None if m.M is None else m.M[:0],
+                                                                     m.metadata) for k, m in a.layers.items()},
+                                                  feature_id_col=a.feature_id_col) for n, a in c.assays.items()},
+                         history=c.history, links=c.links, sample_id_col=c.sample_id_col)
+    empty.save(ours, overwrite=True)
+    if ext == ".h5ad":
+        anndata.read_h5ad(ours).write_h5ad(resaved)
+    else:
+        with mudata.set_options(pull_on_update=False):
+            mudata.read_h5mu(ours).write(resaved)
+    assert_container_equal(load_hdf5(resaved), empty)
