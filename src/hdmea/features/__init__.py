@@ -30,7 +30,7 @@ from hdmea.features.cell_type import CellTypeFeatureExtractor
 from hdmea.features.chromatic import ChromaticFeatureExtractor
 from hdmea.features.direction import MovingBarFeatureExtractor
 from hdmea.features.dsgc_direction import DIRECTION_LIST, DirectionSectionResult, section_by_direction
-from hdmea.features.eimage_sta import EImageSTAExtractor
+from hdmea.features.eimage_sta import EImageSTAConfig, EImageSTAExtractor, EImageSTAResult, compute_eimage_sta
 from hdmea.features.example import ExampleFeatureExtractor
 from hdmea.features.frequency import FrequencyFeatureExtractor
 from hdmea.features.frif import FRIFExtractor
@@ -53,7 +53,9 @@ __all__ = [
     "DenseNoiseFeatureExtractor",
     "DictAdapter",
     "DirectionSectionResult",
+    "EImageSTAConfig",
     "EImageSTAExtractor",
+    "EImageSTAResult",
     "ExampleFeatureExtractor",
     "FRIFExtractor",
     "FrequencyFeatureExtractor",
@@ -63,6 +65,7 @@ __all__ = [
     "RegisteredExtractor",
     "StepUpFeatureExtractor",
     "UnknownFeatureError",
+    "compute_eimage_sta",
     "get_extractor",
     "list_extractors",
     "params_hash",

@@ -42,7 +42,7 @@ from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.moving_bar import INVALID_CENTRE, STA_MOVIE, unit_rf_centre
 
 __all__ = [
-    "DIRECTION_LIST", "N_DIRECTIONS", "N_REPETITIONS", "N_TRIALS", "DEFAULT_PADDING_FRAMES",
+    "DIRECTION_LIST", "N_DIRECTIONS", "N_REPETITIONS", "N_TRIALS", "DEFAULT_PADDING_FRAMES", "DEFAULT_STIMULI_DIR",
     "COORDINATE_SCALE_FACTOR", "STA_GEOMETRY_FEATURE", "DEFAULT_MOVIE_NAME", "INVALID_CENTER_VALUE",
     "DirectionSectionResult", "load_on_off_dict", "convert_center_15_to_300", "get_cell_center",
     "section_unit_by_direction", "section_by_direction",
@@ -55,6 +55,9 @@ N_DIRECTIONS = len(DIRECTION_LIST)
 N_REPETITIONS = 3
 N_TRIALS = N_DIRECTIONS * N_REPETITIONS
 DEFAULT_PADDING_FRAMES = 10
+#: Where the lab kept its stimulus files (on/off pickles).  None here: the on/off frames come from the bar's
+#: geometry unless ``on_off_dict_path`` names a file.
+DEFAULT_STIMULI_DIR: Path | None = None
 COORDINATE_SCALE_FACTOR = 20
 STA_GEOMETRY_FEATURE = f"sta_{STA_MOVIE}"
 DEFAULT_MOVIE_NAME = "moving_h_bar_s5_d8_3x"
