@@ -190,3 +190,23 @@ def test_adapters_read_like_h5py():
     # validate_inputs on a plain dict view
     ex = ExampleFeatureExtractor()
     assert ex.validate_inputs(data) == [] and ex.validate_inputs(DictAdapter({})) == ["spike_times"]
+
+
+def test_function_style_extractors_are_classes_of_the_same_registry(tiny_recording):
+    from hdmea.features.base import StoredGroup
+    from hdmea.features.extractors import RecordingInputs, UnitInputs, firing_rate
+    from hdmea.pipeline import runner
+
+    assert runner.extract_features is extract_features
+    cls = FeatureRegistry.get("firing_rate")
+    assert issubclass(cls, FeatureExtractor) and cls.version == "1"
+    session = create_session(tiny_recording.cmcr_path.stem)
+    _loaded(tiny_recording, session=session)
+    movie = tiny_recording.config.step_movie
+    unit_id = session.unit_ids()[0]
+    got = cls(config={"movie": movie}).extract(StoredGroup(session, f"units/{unit_id}"), None)
+    direct = firing_rate(UnitInputs(unit_id, RecordingInputs(session)), movie=movie, frame_time="default")
+    np.testing.assert_array_equal(got["rate_hz"], direct["rate_hz"])
+    assert got["n_trials"] == direct["n_trials"] == 2 * tiny_recording.config.step_trial.repeat
+    with pytest.raises(TypeError, match="extract_features"):
+        cls(config={"movie": movie}).extract(DictAdapter({"spike_times": np.arange(3)}), None)

@@ -5,6 +5,9 @@
 ``McsPy.McsCMOSMEA``), the stimulus description (``<name>.stimulus.json`` and
 the dense-noise movie ``.npy``) and ``<name>.truth.h5``: frame and section times,
 planted receptive fields, electrical footprints and true spike times.
+``SyntheticConfig.with_lab_stimuli()`` adds the lab's other movies (gray screen, a bar
+moving in 8 directions, green-blue steps, frequency steps) and plants each unit's preferred
+direction, colour and frequency.
 """
 
 from hdmea.synthetic.config import SyntheticConfig
