@@ -16,6 +16,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("fuzz", "fuzz tests (tests/fuzz, marked slow)")
+    group.addoption("--fuzz-seeds", type=int, default=3,
+                    help="new random seeds per format, each planning H5STREAM_FUZZ_MUTATIONS mutations (default 3)")
+    group.addoption("--fuzz-seed", type=int, action="append",
+                    help="replay this seed (repeat for several; printed at the end of every fuzz run)")
+
+
 def pytest_report_header(config) -> list[str]:
     import h5py
     import numpy as np

@@ -34,6 +34,10 @@ class FuzzReport:
     outcomes: dict[int, dict]  # mutation index -> outcome record
     seconds: float = 0.0
 
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({m.seed for m in self.mutations})
+
     def count(self, outcome: str, kind: str | None = None) -> int:
         return sum(1 for m in self.mutations if self.outcomes[m.index]["outcome"] == outcome
                    and (kind is None or m.kind == kind))

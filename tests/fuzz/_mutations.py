@@ -3,7 +3,9 @@
 For HDF5 files the data are the byte ranges of every contiguous dataset and every
 chunk (from libhdf5's own storage map); everything else is metadata (superblock,
 object headers with their attributes and compact datasets, B-trees, heaps) or unused
-space.  For Parquet files the data are the column chunks (pages) and the metadata the
+space.  Within the metadata, the stored types of tables (the datatype messages of
+compound datasets, found by their encoding) get flips of their own: a damaged member
+offset, size or number layout is what made libhdf5 crash in a ``.cmtr``'s peaks read.  For Parquet files the data are the column chunks (pages) and the metadata the
 footer (Thrift file metadata, its length and the magic numbers).
 """
 
@@ -14,17 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-DATA, METADATA, ZEROED = "data", "metadata", "zeroed"
+DATA, METADATA, ZEROED, TYPE = "data", "metadata", "zeroed", "type"
 ZERO_BLOCKS = (512, 4096)
 
 
 @dataclasses.dataclass(frozen=True)
 class Mutation:
     index: int
-    kind: str  # DATA, METADATA or ZEROED
+    kind: str  # DATA, METADATA, TYPE or ZEROED
     offset: int
     size: int  # bytes changed (1 for a flip, the block's size when zeroed)
     xor: int = 0  # the value a flipped byte is XORed with (1..255)
+    seed: int = 0  # the seed of the plan it belongs to (to rerun it: --fuzz-seed SEED)
 
     def apply(self, original: bytes) -> bytes:
         data = bytearray(original)
@@ -36,8 +39,8 @@ class Mutation:
 
     def describe(self) -> str:
         if self.kind == ZEROED:
-            return f"{self.size} B zeroed at {self.offset}"
-        return f"{self.kind} byte {self.offset} ^ 0x{self.xor:02x}"
+            return f"{self.size} B zeroed at {self.offset} (seed {self.seed})"
+        return f"{self.kind} byte {self.offset} ^ 0x{self.xor:02x} (seed {self.seed})"
 
 
 def hdf5_data_ranges(path: Path) -> list[tuple[int, int]]:
@@ -83,6 +86,31 @@ def parquet_data_ranges(path: Path) -> list[tuple[int, int]]:
     return sorted(ranges)
 
 
+def compound_type_ranges(path: Path) -> list[tuple[int, int]]:
+    """``(start, stop)`` byte ranges of the stored datatype messages of every compound dataset (each place
+    the type's encoding occurs in the file; none for a Parquet file)."""
+    import h5py
+
+    if Path(path).read_bytes()[:4] == b"PAR1":
+        return []
+    bodies: set[bytes] = set()
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.id.get_type().get_class() == h5py.h5t.COMPOUND:
+            bodies.add(obj.id.get_type().encode()[2:])  # H5Tencode: 2 bytes of its own, then the message
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    content = Path(path).read_bytes()
+    ranges = []
+    for body in bodies:
+        start = content.find(body)
+        while start >= 0:
+            ranges.append((start, start + len(body)))
+            start = content.find(body, start + 1)
+    return sorted(ranges)
+
+
 def data_ranges(path: Path) -> list[tuple[int, int]]:
     head = Path(path).read_bytes()[:8]
     if head.startswith(b"PAR1"):
@@ -98,23 +126,34 @@ def _positions(ranges: list[tuple[int, int]], size: int) -> tuple[np.ndarray, np
     return np.flatnonzero(is_data), np.flatnonzero(~is_data)
 
 
-def plan_mutations(path: Path, n: int, seed: int) -> list[Mutation]:
-    """``n`` mutations of ``path``: 40% flips in data, 40% in metadata, 20% zeroed blocks (512 B and 4 KiB).
+def plan_mutations(path: Path, n: int, seed: int, first_index: int = 0) -> list[Mutation]:
+    """``n`` mutations of ``path``: 20% zeroed blocks (512 B and 4 KiB); in a file with tables, 10% flips in
+    their stored types; the rest flips, half in data and half in (other) metadata.
 
     A file without raw data (all of it in object headers) gets metadata flips instead.
+    Indexes start at ``first_index`` (plans of several seeds are read as one).
     """
     size = Path(path).stat().st_size
     data, metadata = _positions(data_ranges(path), size)
+    types = np.zeros(0, dtype=np.int64)
+    type_ranges = compound_type_ranges(path)
+    if type_ranges:
+        types = np.unique(np.concatenate([np.arange(a, b) for a, b in type_ranges]))
     rng = np.random.default_rng(seed)
     n_zeroed = n // 5
-    n_data = (n - n_zeroed) // 2 if data.size else 0
-    n_metadata = n - n_zeroed - n_data
+    n_type = n // 10 if types.size else 0
+    n_data = (n - n_zeroed - n_type) // 2 if data.size else 0
+    n_metadata = n - n_zeroed - n_type - n_data
     mutations: list[Mutation] = []
-    for kind, count, where in ((DATA, n_data, data), (METADATA, n_metadata, metadata)):
+
+    def add(kind: str, offset: int, size: int, xor: int = 0) -> None:
+        mutations.append(Mutation(first_index + len(mutations), kind, offset, size, xor, seed))
+
+    for kind, count, where in ((DATA, n_data, data), (METADATA, n_metadata, metadata), (TYPE, n_type, types)):
         for offset in rng.choice(where, size=count, replace=count > where.size):
-            mutations.append(Mutation(len(mutations), kind, int(offset), 1, int(rng.integers(1, 256))))
+            add(kind, int(offset), 1, int(rng.integers(1, 256)))
     for i in range(n_zeroed):
         block = ZERO_BLOCKS[i % 2]
         offset = int(rng.integers(0, max(size - block // 2, 1)))
-        mutations.append(Mutation(len(mutations), ZEROED, offset, min(block, size - offset)))
+        add(ZEROED, offset, min(block, size - offset))
     return mutations

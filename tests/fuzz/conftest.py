@@ -1,13 +1,18 @@
 """Fixtures of the fuzz tests: the originals, written once, and each format's fuzz run, done once.
 
-``H5STREAM_FUZZ_MUTATIONS`` sets the mutations per format (default 300, the size CI
-runs); the seed is fixed so every run mutates the same bytes.  The outcome table of
-every format fuzzed in the session is printed at the end of the run.
+Each run plans its mutations from ``--fuzz-seeds N`` seeds (default 3) drawn afresh,
+so every CI run damages other bytes; ``H5STREAM_FUZZ_MUTATIONS`` mutations per seed
+and format (default 100).  The seeds are printed at the end of the run with the
+outcome table of every format, and each failing mutation names its seed: ``--fuzz-seed
+S`` (repeated for several) replays those seeds exactly, as the originals are
+byte-identical from run to run.  For a longer local run: ``pytest tests/fuzz
+--fuzz-seeds 20 -m slow``.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -19,11 +24,22 @@ from tests.fuzz._driver import OUTCOMES, FuzzReport, run_mutations
 from tests.fuzz._formats import FORMATS, write_originals
 from tests.fuzz._mutations import plan_mutations
 
-SEED = 20260419
-N_MUTATIONS = int(os.environ.get("H5STREAM_FUZZ_MUTATIONS", "300"))
+N_MUTATIONS = int(os.environ.get("H5STREAM_FUZZ_MUTATIONS", "100"))  # per seed and format
 WORKERS = 2
 
 _reports: dict[str, FuzzReport] = {}
+_seeds: list[int] = []
+
+
+def fuzz_seeds(config) -> list[int]:
+    """The seeds of this run: those given with ``--fuzz-seed``, else ``--fuzz-seeds`` new ones (chosen once)."""
+    if not _seeds:
+        given = config.getoption("fuzz_seed") or []
+        if given:
+            _seeds.extend(given)
+        else:
+            _seeds.extend(secrets.randbits(32) for _ in range(max(1, config.getoption("fuzz_seeds"))))
+    return _seeds
 
 
 @pytest.fixture(scope="session")
@@ -41,14 +57,17 @@ def fuzz_originals() -> Path:
 
 
 @pytest.fixture(scope="session")
-def fuzz_report(fuzz_originals, tmp_path_factory):
-    """``fuzz_report(name)``: the outcomes of ``N_MUTATIONS`` mutations of format ``name`` (run once)."""
+def fuzz_report(fuzz_originals, tmp_path_factory, request):
+    """``fuzz_report(name)``: the outcomes of ``N_MUTATIONS`` mutations per seed of format ``name`` (run once)."""
+    seeds = fuzz_seeds(request.config)
 
     def report(name: str) -> FuzzReport:
         if name not in _reports:
             fmt = FORMATS[name]
             target = fuzz_originals / fmt.root / fmt.target if fmt.target else fuzz_originals / fmt.root
-            mutations = plan_mutations(target, N_MUTATIONS, seed=SEED)
+            mutations = []
+            for seed in seeds:
+                mutations += plan_mutations(target, N_MUTATIONS, seed=seed, first_index=len(mutations))
             work = tmp_path_factory.mktemp(f"fuzz_{name}")
             _reports[name] = run_mutations(name, fuzz_originals, work, mutations, workers=WORKERS)
         return _reports[name]
@@ -60,7 +79,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if not _reports:
         return
     write = terminalreporter.write_line
-    terminalreporter.section("fuzz outcomes (mutations per format, seed %d)" % SEED)
+    seeds = " ".join(str(seed) for seed in _seeds)
+    terminalreporter.section(f"fuzz outcomes ({N_MUTATIONS} mutations per seed and format, seeds {seeds})")
     header = f"{'format':<20}" + "".join(f"{c:>10}" for c in ("mutations", *OUTCOMES)) + f"{'seconds':>9}"
     write(header)
     for name, report in _reports.items():
@@ -69,3 +89,4 @@ def pytest_terminal_summary(terminalreporter) -> None:
               + f"{report.seconds:>9.1f}")
     write(f"wall time of the fuzz runs: {sum(r.seconds for r in _reports.values()):.1f} s "
           f"({time.strftime('%H:%M:%S')})")
+    write("to rerun these mutations: pytest tests/fuzz -m slow " + " ".join(f"--fuzz-seed {s}" for s in _seeds))
