@@ -41,6 +41,7 @@ from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partia
 from h5stream.files.validated import (
     ALLOWED_FILTERS,
     check_declared_size,
+    check_global_heaps,
     check_hdf5_signature,
     check_stored_type,
     check_regular_file,
@@ -78,6 +79,7 @@ __all__ = [
     "link_rule_for",
     "check_declared_size",
     "check_stored_type",
+    "check_global_heaps",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -40,7 +40,8 @@ import numpy as np
 from h5stream import __version__ as _h5stream_version
 from h5stream import checksums
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError, WriterClaimError  # noqa: F401
-from h5stream.files import (AtomicFile, check_hdf5_signature, create_atomic, guard_read, hdf5_lock_held,
+from h5stream.files import (AtomicFile, check_global_heaps, check_hdf5_signature, create_atomic, guard_read,
+                            hdf5_lock_held,
                             scan_unsafe_objects, update_atomic)
 from h5stream.jsonvalues import stable_hash
 from h5stream.staging import LIBVER
@@ -314,6 +315,7 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
         raise not_found_error(path)
     try:
         check_hdf5_signature(path)
+        check_global_heaps(path)
     except FormatError as exc:
         raise corrupt_error(path, exc) from exc
     if mode == "r":
