@@ -305,3 +305,46 @@ def test_eimage_sta_extractor_in_the_pipeline_against_naive_windows(extracted, t
                 np.testing.assert_allclose(g["data"][()], naive, rtol=1e-4, atol=1e-6)
             else:
                 assert np.isnan(g["data"][()]).all()
+
+
+# The original's extractors on the units of the same recording (``tiny_recording``: SyntheticConfig.tiny(),
+# seed 7, loaded by load_recording), handed what they document: spike times in microseconds (the stored
+# samples x 50 at 20 kHz), metadata/frame_timestamps with acquisition_rate 20000, and the stored waveform.
+# Produced in a scratch directory: the arrays dumped with this library to rec_arrays.npz, then
+#   PYTHONPATH=/tmp/orig/src python run_original_recording.py
+# which prints, per unit, BaselineFeatureExtractor (mean_firing_rate, std_firing_rate, cv_isi),
+# ExampleFeatureExtractor mean_rate_hz, the sum of FRIFExtractor's FRIF, and CellTypeFeatureExtractor
+# (waveform_width_ms, cell_type), each called on the original's own DictAdapter views.
+ORIGINAL_ON_RECORDING = {
+    "unit_000": [18.515912575267187, 8.521738521853521, 1.633122975997546, 18.675008170316076, 29523.29541015625,
+                 0.35, "RGC"],
+    "unit_001": [19.668300762331505, 8.04070576787522, 1.426303874532178, 19.69108682214729, 30962.938705444336,
+                 0.35, "RGC"],
+    "unit_002": [15.125963401825471, 8.391811280685758, 1.7061084307182643, 15.128397185156416,
+                 24358.310180664062, 0.35, "RGC"],
+    "unit_003": [23.82279704166202, 9.02109624795085, 1.5547207362161426, 23.941852300061257, 37441.333168029785,
+                 0.35, "RGC"],
+    "unit_004": [18.722634367341794, 9.261886653306563, 1.6754915062896127, 18.888672780861473,
+                 29578.860008239746, 0.35, "RGC"],
+    "unit_005": [0.0, 0.0, 0.0, 0.0, 0.0, float("nan"), "unknown"],
+}
+
+
+def test_pipeline_gives_the_originals_numbers_on_the_same_recording(extracted):
+    h5, _ = extracted
+    with h5py.File(h5, "r") as f:
+        assert sorted(f["units"]) == sorted(ORIGINAL_ON_RECORDING)
+        for unit_id, (rate, std, cv, ex_rate, frif_sum, width, kind) in ORIGINAL_ON_RECORDING.items():
+            g = f[f"units/{unit_id}/features"]
+            base = g["baseline_127"]
+            assert _attr(base, "mean_firing_rate") == pytest.approx(rate, rel=1e-9, abs=1e-12)
+            assert _attr(base, "std_firing_rate") == pytest.approx(std, rel=1e-9, abs=1e-12)
+            assert _attr(base, "cv_isi") == pytest.approx(cv, rel=1e-9, abs=1e-12)
+            assert _attr(g["example_feature"], "mean_rate_hz") == pytest.approx(ex_rate, rel=1e-9, abs=1e-12)
+            assert g["frif/FRIF"][()].astype(np.float64).sum() == pytest.approx(frif_sum, rel=1e-6, abs=1e-9)
+            cell = g["cell_type_classifier"]
+            assert _attr(cell, "cell_type") == kind
+            if np.isnan(width):
+                assert np.isnan(_attr(cell, "waveform_width_ms"))
+            else:
+                assert _attr(cell, "waveform_width_ms") == pytest.approx(width)
