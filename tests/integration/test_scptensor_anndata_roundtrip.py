@@ -190,7 +190,10 @@ def test_h5mu_subset_in_mudata_loads_the_rows_the_user_kept(tmp_path):
     assert_container_equal(loaded, ScpContainer(expected.obs, expected.assays, history=loaded.history,
                                                  links=expected.links, sample_id_col=c.sample_id_col))
     assert loaded.obs.schema["group"] == pl.Categorical and loaded.obs.schema["i32"] == pl.Int32
-    assert loaded.history[-1].params["changes"] == ["samples subset: 3 of 6 recorded kept"]
+    # S1, S3, S5 are all "ctrl": pandas keeps "treat" as a category, a polars Categorical cannot
+    assert loaded.history[-1].params["changes"] == [
+        "samples subset: 3 of 6 recorded kept", "obs/group unused categories ['treat']",
+    ]
 
 
 def test_h5mu_with_modalities_over_different_samples(tmp_path):
@@ -289,3 +292,43 @@ def test_every_column_kind_survives_a_resave_under_default_settings(tmp_path, ex
         with mudata.set_options(pull_on_update=False):
             mudata.read_h5mu(ours).write(resaved)
     assert_container_equal(load_hdf5(resaved), empty)
+
+
+def test_a_modality_added_in_mudata_is_imported(tmp_path):
+    c = example_container()
+    path = tmp_path / "ours.h5mu"
+    save_h5mu(c, path)
+    import pandas as pd
+
+    with mudata.set_options(pull_on_update=False):
+        mdata = mudata.read_h5mu(path)
+        rna = anndata.AnnData(np.arange(8, dtype=np.float32).reshape(4, 2),
+                              obs=pd.DataFrame(index=["S6", "S2", "S1", "S3"]), var=pd.DataFrame(index=["g1", "g2"]))
+        mdata.mod["rna"] = rna
+        mdata.update()
+        mdata.write(path)
+    loaded = load_hdf5(path)
+    assert list(loaded.assays) == ["proteins", "peptides", "rna"]
+    X = loaded.assays["rna"].layers["X"]
+    ids = loaded.sample_ids.to_list()
+    for row, sample in enumerate(rna.obs_names):
+        assert np.array_equal(X.X[ids.index(sample)], rna.X[row])
+    assert np.isnan(X.X[[ids.index("S4"), ids.index("S5")]]).all()
+    assert (X.M[[ids.index("S4"), ids.index("S5")]] == MaskCode.FILTERED).all()
+    assert_container_equal(ScpContainer(loaded.obs, {k: loaded.assays[k] for k in ("proteins", "peptides")},
+                                         links=loaded.links),
+                           ScpContainer(c.obs, c.assays, links=c.links))
+    assert loaded.history[-1].params["changes"] == [
+        "mod/rna: modality added", "mod/rna: 2 of 6 samples not measured (NaN, mask code FILTERED)",
+    ]
+
+
+def test_unused_categories_of_a_foreign_file_are_listed(tmp_path):
+    import pandas as pd
+
+    adata = anndata.AnnData(np.ones((3, 2), dtype=np.float32), obs=pd.DataFrame(
+        {"batch": pd.Categorical(["b1", "b1", "b2"], categories=["b1", "b2", "b3"])}, index=["c1", "c2", "c3"]))
+    adata.write_h5ad(tmp_path / "f.h5ad")
+    loaded = load_hdf5(tmp_path / "f.h5ad")
+    assert loaded.obs["batch"].cast(pl.String).to_list() == ["b1", "b1", "b2"]
+    assert loaded.history[0].params["not_imported"] == ["obs/batch unused categories ['b3']"]

@@ -118,13 +118,20 @@ def test_foreign_h5mu_imports_one_assay_per_modality(tmp_path):
     assert np.array_equal(c.assays["prot"].layers["X"].X, prot.X[rows], equal_nan=True)
     assert "mod/pep/obs/depth" in c.history[0].params["not_imported"]
     assert_container_equal(load_h5mu(path), c, check_history=False)
-    # a modality lacking some samples cannot share the container's samples
+    # a modality lacking some samples: its rows for them are NaN, mask code FILTERED ("not measured")
     with mudata.set_options(pull_on_update=False):
         partial = mudata.MuData({"prot": prot, "pep": pep[:2].copy()})
     partial.write(tmp_path / "partial.h5mu")
-    with pytest.raises(IOFormatError, match="does not hold every sample") as info:
-        load_hdf5(tmp_path / "partial.h5mu")
-    assert "/mod/pep/obs" in str(info.value) and "partial.h5mu" in str(info.value)
+    c = load_hdf5(tmp_path / "partial.h5mu")
+    ids = list(partial.obs_names)
+    assert _column(c.obs, c.sample_id_col) == ids
+    held = [ids.index(x) for x in pep.obs_names[:2]]
+    lacking = [i for i in range(len(ids)) if i not in held]
+    pep_raw = c.assays["pep"].layers["X"]
+    assert np.array_equal(pep_raw.X[held], pep.X[:2])
+    assert np.isnan(pep_raw.X[lacking]).all() and (pep_raw.M[lacking] == 3).all() and (pep_raw.M[held] == 0).all()
+    assert c.assays["prot"].layers["X"].M is None
+    assert "mod/pep: 2 of 4 samples not measured (NaN, mask code FILTERED)" in c.history[0].params["not_imported"]
 
 
 # What anndata keeps of a frame it re-saves: text with repeated values becomes categorical, and a

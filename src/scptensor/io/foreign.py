@@ -17,8 +17,10 @@ AnnData / MuData                       container
 =====================================  ==============================================
 
 An ``.h5ad`` holds one assay (named by ``assay=``, default ``"main"``); an
-``.h5mu`` one assay per modality, each modality's samples
-matched to the global ``obs`` by id (every modality must hold every sample).
+``.h5mu`` one assay per modality, each modality's samples matched to the global
+``obs`` by id; a modality lacking some samples gets NaN rows with mask code
+FILTERED for them (said in the history entry).  Categories no row uses are
+listed too (a polars Categorical keeps only the values present).
 """
 
 from __future__ import annotations
@@ -37,11 +39,15 @@ from h5stream.elements import read_elem
 from h5stream.elements.mapping import KEYS_ATTR, member_name
 from scptensor.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from scptensor.io._files import guarded, root_attr
+from scptensor.io._modality_rows import NOT_MEASURED, spread_rows
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.partial_hdf5 import frame_columns, read_frame_columns, read_obs_part, read_rows
 from scptensor.io.selection import selection_from
 
-__all__ = ["import_anndata", "import_mudata", "edits_entry", "unmapped_members", "DEFAULT_ASSAY", "X_LAYER"]
+__all__ = [
+    "import_anndata", "import_mudata", "import_modality", "edits_entry", "unmapped_members", "unused_categories",
+    "DEFAULT_ASSAY", "X_LAYER",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +174,34 @@ def element_shape(obj) -> str:
     return f"{etype or 'group'} of {len(obj)} members"
 
 
+def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: str = "") -> list[str]:
+    """Categories of frame ``key`` that no row uses and that a polars Categorical column cannot keep.
+
+    pandas keeps every category of a column through a subset; polars'
+    Categorical holds only the values present, so these are named for the history.
+    """
+    if key not in group or not isinstance(group[key], h5py.Group):
+        return []
+    out = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.Categorical or name not in group[key]:
+            continue
+        element = group[key][name]
+        if root_attr(element, "encoding-type") != "categorical" or not isinstance(element, h5py.Group):
+            continue
+        with guarded(element.file.filename, element.name):
+            codes = np.asarray(element["codes"][()])
+            categories = read_elem(element["categories"])
+        categories = list(categories) if not isinstance(categories, pl.Series) else categories.to_list()
+        used = np.zeros(len(categories), dtype=bool)
+        valid = codes[(codes >= 0) & (codes < len(categories))]
+        used[valid] = True
+        unused = [str(c) for c, u in zip(categories, used) if not u]
+        if unused:
+            out.append(f"{prefix}{key}/{name} unused categories {unused}")
+    return out
+
+
 def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
     """``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw`` of an AnnData group, each with its shape."""
     out = []
@@ -180,6 +214,21 @@ def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
         else:
             out.append(f"{prefix}{name} ({element_shape(member)})")
     return out
+
+
+def import_modality(group: h5py.Group, path: Path, prefix: str, layers=None, positions=None) -> Assay:
+    """A modality another tool added to a MuData file of ours, as an assay (rows at ``positions``)."""
+    return _assay(group, path, prefix, [], layers, positions)
+
+
+def layer_names(group: h5py.Group) -> list[str]:
+    """The layers a foreign AnnData group holds (``X`` first)."""
+    return _layer_names(group)
+
+
+def frame_ids(group: h5py.Group, path: Path) -> list:
+    """The row labels of a foreign AnnData group's obs."""
+    return _frame_ids(group, path)[0].to_list()
 
 
 def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> list[ProvenanceLog]:
@@ -251,25 +300,17 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
                                layers=request.get("layers"), path=path)
     obs, sample_id_col, positions = _obs(selection, f, path, request)
     data = _assay(f, path, "", skipped, selection.layers, positions)
+    skipped.extend(unused_categories(f, "obs", obs) + unused_categories(f, "var", data.var))
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
         return ScpContainer(obs, {name: data}, history=_history("AnnData", path, uns, skipped),
                             sample_id_col=sample_id_col)
 
 
-def _mod_rows(own: pl.Series, ids: pl.Series, path: Path, name: str) -> np.ndarray | None:
-    """Rows of a modality (row labels ``own``) in the order of the global sample ids (None: that order)."""
-    if own.len() == ids.len() and own.equals(ids):
-        return None
+def _mod_rows(own: pl.Series, ids: pl.Series) -> np.ndarray:
+    """Row of a modality (row labels ``own``) for each of the global sample ids (-1: not held)."""
     position = {v: i for i, v in enumerate(own.to_list())}
-    missing = [v for v in ids.to_list() if v not in position]
-    if missing or own.len() != ids.len():
-        raise IOFormatError(
-            "modality does not hold every sample", path=path, obj=f"/mod/{name}/obs",
-            expected=f"the {ids.len()} samples of /obs", found=f"{own.len()} samples, {len(missing)} of /obs missing",
-            hint="a container's assays share their samples; subset the MuData object to common samples first",
-        )
-    return np.array([position[v] for v in ids.to_list()], dtype=np.int64)
+    return np.array([position.get(v, -1) for v in ids.to_list()], dtype=np.int64)
 
 
 def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> ScpContainer:
@@ -300,10 +341,21 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
         skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
         if not selection.wants_assay(name):
             continue
-        rows = _mod_rows(own, ids, path, name)
+        rows = _mod_rows(own, ids)
         if positions is not None:
-            rows = positions if rows is None else rows[positions]
-        assays[name] = _assay(group, path, f"mod/{name}/", skipped, selection.layers, rows)
+            rows = rows[positions]
+        held = rows >= 0
+        read = None if held.all() and np.array_equal(rows, np.arange(own.len())) else rows[held]
+        assay = _assay(group, path, f"mod/{name}/", skipped, selection.layers, read)
+        if not held.all():
+            lacking = int((~held).sum())
+            skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
+                           f"(NaN, mask code {NOT_MEASURED.name})")
+            assay = Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
+                          feature_id_col=assay.feature_id_col)
+        skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))
+        assays[name] = assay
+    skipped.extend(unused_categories(f, "obs", obs))
     skipped.extend(unmapped_members(f))  # obsmap/varmap are MuData's own bookkeeping
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):

@@ -39,7 +39,7 @@ from scptensor.io._anndata_layout import (
 )
 from scptensor.io._files import guarded, reading, writing
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
-from scptensor.io.foreign import edits_entry, import_anndata
+from scptensor.io.foreign import edits_entry, import_anndata, unused_categories
 from scptensor.io.selection import selection_from
 
 __all__ = ["save_h5ad", "load_h5ad", "read_h5ad", "check_h5ad"]
@@ -131,8 +131,12 @@ def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: 
             moved = describe_ids("samples", ids, recorded.get_column(info["sample_id_col"]).to_list())
             if moved:
                 notes.add(moved)
+            for text in unused_categories(f, "obs", obs):
+                notes.add(text)
         stored, info = read_assay_group(f, source, info, layers=selection.layers, positions=positions,
                                         sample_ids=ids, notes=notes)
+        for text in unused_categories(f, "var", stored.var):
+            notes.add(text)
         history, links = apply_container_extras(info, source, notes)
         history = history + edits_entry("AnnData", source, f, notes.changes)
         return ScpContainer(

@@ -22,11 +22,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import polars as pl
-from scipy import sparse
 
 from h5stream import checksums
 from h5stream.elements import read_elem, write_elem
-from scptensor.core.structures import Assay, MaskCode, ScpContainer, ScpMatrix
+from scptensor.core.structures import Assay, ScpContainer
 from scptensor.io._anndata_columns import FRAMES_KEY, FrameNotes
 from scptensor.io._anndata_layout import (
     MARK_ATTR,
@@ -45,11 +44,19 @@ from scptensor.io._anndata_layout import (
     written_by_scptensor,
 )
 from scptensor.io._files import guarded, reading, writing
+from scptensor.io._modality_rows import NOT_MEASURED, not_measured_rows, rows_of, spread_rows
 from scptensor.io.exceptions import IOFormatError
 from scptensor.io.exporters import FORMAT_VERSION, select_parts
-from scptensor.io.foreign import edits_entry, import_mudata
+from scptensor.io.foreign import (
+    edits_entry,
+    frame_ids,
+    import_modality,
+    import_mudata,
+    layer_names,
+    unused_categories,
+)
 from scptensor.io.selection import selection_from
-from scptensor.io.serializers import compression_options, normalize_sparse
+from scptensor.io.serializers import compression_options
 
 __all__ = ["save_h5mu", "load_h5mu", "read_h5mu", "check_h5mu", "MUDATA_VERSION"]
 
@@ -58,9 +65,6 @@ logger = logging.getLogger(__name__)
 MUDATA_VERSION = "0.1.0"
 USERBLOCK_SIZE = 512
 _GLOBAL_VAR_INDEX = "_index"
-#: Mask code of the rows an assay gets for samples its modality does not hold (the data model
-#: has no code of its own for "not measured"; FILTERED says the value is absent on purpose).
-NOT_MEASURED = MaskCode.FILTERED
 
 
 def _header() -> bytes:
@@ -81,42 +85,6 @@ def _global_var(container: ScpContainer) -> tuple[pl.DataFrame, dict[str, np.nda
     return frame, {name: owner_arr == name for name in container.assays}
 
 
-def _not_measured_rows(assay: Assay, n_samples: int) -> np.ndarray:
-    """Samples an assay holds no measurement of: in every layer all NaN with every mask code FILTERED.
-
-    Such rows are what loading a MuData file whose modality lacks a sample
-    makes, so saving leaves them out of that modality again.
-    """
-    out = np.ones(n_samples, dtype=bool)
-    if not assay.layers or assay.n_features == 0:
-        return np.zeros(n_samples, dtype=bool)
-    for matrix in assay.layers.values():
-        if matrix.M is None or matrix.X.dtype.kind != "f":
-            return np.zeros(n_samples, dtype=bool)
-        out &= _rows_all(matrix.X, np.isnan, assay.n_features) & _rows_all(
-            matrix.M, lambda m: m == NOT_MEASURED, assay.n_features
-        )
-    return out
-
-
-def _rows_all(values, test, width: int) -> np.ndarray:
-    """Rows of ``values`` (dense or sparse) where every one of the ``width`` cells passes ``test``."""
-    if sparse.issparse(values):
-        rows = sparse.csr_matrix(values)
-        full = np.diff(rows.indptr) == width  # implicit zeros pass neither test
-        row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-        passing = np.bincount(row_of, weights=np.asarray(test(rows.data), dtype=np.float64), minlength=rows.shape[0])
-        return full & (passing == width)
-    return np.asarray(test(values)).all(axis=1)
-
-
-def _rows_of(assay: Assay, keep: np.ndarray) -> Assay:
-    layers = {
-        k: ScpMatrix(m.X[keep], None if m.M is None else m.M[keep], m.metadata) for k, m in assay.layers.items()
-    }
-    return Assay(assay.var, layers, feature_id_col=assay.feature_id_col)
-
-
 def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     from scptensor import __version__
 
@@ -133,7 +101,7 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     records: dict = {}
     write_anndata_frame(f, "obs", container.obs, container.sample_id_col, options, records)
     var, membership = _global_var(container)
-    held = {name: ~_not_measured_rows(assay, n_obs) for name, assay in container.assays.items()}
+    held = {name: ~not_measured_rows(assay, n_obs) for name, assay in container.assays.items()}
     write_elem(f, "var", var, index=_GLOBAL_VAR_INDEX, **options)
     write_elem(f, "obsm", held, **options)
     write_elem(f, "varm", membership, **options)
@@ -159,7 +127,7 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     for name, assay in container.assays.items():
         rows = held[name]
         if not rows.all():
-            assay = _rows_of(assay, rows)
+            assay = rows_of(assay, rows)
         write_assay_group(
             mods.create_group(name), sample_ids.filter(pl.Series(rows)), container.sample_id_col, assay,
             x_layer=None, compression=compression, level=level,
@@ -252,12 +220,18 @@ def read_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> Scp
             expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
         )
     infos = {}
+    notes = FrameNotes()
     for name in order:
         with guarded(source, f"/mod/{name}"):
-            infos[name] = read_info(mods[name], source)
-    notes = FrameNotes()
-    selection = selection_from(order, {n: list(present_layers(mods[n], i)) for n, i in infos.items()},
-                               assays=request.get("assays"), layers=request.get("layers"), path=source)
+            if written_by_scptensor(mods[name]):
+                infos[name] = read_info(mods[name], source)
+            else:  # a modality another tool added: imported as it is
+                infos[name] = None
+                notes.add(f"mod/{name}: modality added")
+    selection = selection_from(
+        order, {n: layer_names(mods[n]) if i is None else list(present_layers(mods[n], i)) for n, i in infos.items()},
+        assays=request.get("assays"), layers=request.get("layers"), path=source,
+    )
     id_col = extras["sample_id_col"]
     with guarded(source, "/obs"):
         obs, positions = read_anndata_obs(selection, f, extras, source, request, notes)
@@ -267,6 +241,8 @@ def read_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> Scp
             moved = describe_ids("samples", ids, recorded.get_column(id_col).to_list())
             if moved:
                 notes.add(moved)
+            for text in unused_categories(f, "obs", obs):
+                notes.add(text)
     assays = {}
     for name in order:
         if selection.wants_assay(name):
@@ -286,51 +262,36 @@ def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selec
 
     Samples the modality lacks get NaN rows with mask code :data:`NOT_MEASURED`.
     """
-    found = read_elem(group["obs"])
-    own_col = info.get("obs_id_col") if info.get("obs_id_col") in found.columns else found.columns[0]
-    own = found.get_column(own_col).to_list()
+    if info is None:
+        own = frame_ids(group, source)
+    else:
+        found = read_elem(group["obs"])
+        own_col = info.get("obs_id_col") if info.get("obs_id_col") in found.columns else found.columns[0]
+        own = found.get_column(own_col).to_list()
     where = {v: i for i, v in enumerate(own)}
     rows = np.array([where.get(v, -1) for v in ids], dtype=np.int64)
     held = rows >= 0
     read = rows[held]
     positions = None if held.all() and np.array_equal(read, np.arange(len(own))) else read
-    assay, _info = read_assay_group(
-        group, source, info, layers=selection.layers, positions=positions,
-        sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
-    )
+    if info is None:
+        assay = import_modality(group, source, f"mod/{name}/", selection.layers, positions)
+    else:
+        assay, _info = read_assay_group(
+            group, source, info, layers=selection.layers, positions=positions,
+            sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
+        )
+    for text in unused_categories(group, "var", assay.var, f"mod/{name}/"):
+        notes.add(text)
     outside = len(set(own) - set(ids)) if every_sample else 0  # (else ids are the samples asked for)
     if outside:
         notes.add(f"mod/{name}: {outside} samples not in /obs left out")
     if held.all():
         return assay
-    recorded = recorded_frame(info, "obs", source, f"{group.name}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
+    recorded = None if info is None else recorded_frame(info, "obs", source,
+                                                        f"{group.name}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
     if every_sample and (recorded is None or recorded.get_column(recorded.columns[0]).to_list() != own):
         # (a modality scptensor saved without its unmeasured samples is no change)
         notes.add(f"mod/{name}: {int((~held).sum())} of {len(ids)} samples not measured "
                   f"(NaN, mask code {NOT_MEASURED.name})")
-    return Assay(assay.var, {k: _spread(m, held) for k, m in assay.layers.items()},
+    return Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
                  feature_id_col=assay.feature_id_col)
-
-
-def _spread(matrix: ScpMatrix, held: np.ndarray) -> ScpMatrix:
-    """``matrix`` with its rows at ``held`` of ``held.size`` rows; the others NaN, mask NOT_MEASURED."""
-    n, width = held.size, matrix.X.shape[1]
-    order = np.empty(n, dtype=np.int64)
-    order[held] = np.arange(int(held.sum()))
-    order[~held] = held.sum() + np.arange(int((~held).sum()))
-    missing = int((~held).sum())
-    X, M = matrix.X, matrix.M
-    if sparse.issparse(X):
-        filler = sparse.csr_matrix(np.full((missing, width), np.nan, dtype=X.dtype))
-        X = normalize_sparse(sparse.vstack([sparse.csr_matrix(X), filler]).tocsr()[order].asformat(X.format))
-    else:
-        X = np.concatenate([X, np.full((missing, width), np.nan, dtype=X.dtype)])[order]
-    codes = np.full((missing, width), int(NOT_MEASURED), dtype=np.int8)
-    if M is None:
-        M = np.zeros((held.sum(), width), dtype=np.int8)
-    if sparse.issparse(M):
-        M = normalize_sparse(sparse.vstack([sparse.csr_matrix(M), sparse.csr_matrix(codes)]).tocsr()[order]
-                             .asformat(M.format))
-    else:
-        M = np.concatenate([M, codes])[order]
-    return ScpMatrix(X, M, matrix.metadata)
