@@ -19,8 +19,8 @@ dict with str keys           an object, unless a key starts with ``__``
 other dict                   ``{"__dict__": [[key, value], ...]}``
 ===========================  ===============================================
 
-Numpy scalars are tested before Python's types (``numpy.float64`` is also a
-``float`` and would otherwise lose its type).  Text is written with ASCII
+A value's kind comes from :func:`h5stream.valuekinds.kind_of` (exact type
+first), so ``numpy.float64``, although a ``float``, is written as a numpy scalar.  Text is written with ASCII
 escapes, so NUL characters and lone surrogates survive storage as HDF5 text.
 
 Readers are kept for the older payloads: the recording store's first typed
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from h5stream.errors import EncodingError
+from h5stream.valuekinds import check_codecs, kind_of
 
 __all__ = ["dumps", "loads", "encode", "decode", "stable_hash", "canonical"]
 
@@ -64,36 +65,61 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def _scalar(value: np.generic, obj: str | None) -> Any:
+    if value.dtype.hasobject:
+        raise EncodingError("object scalars cannot be stored exactly", obj=obj, found=str(value.dtype),
+                            expected=_EXPECTED)
+    return {SCALAR_KEY: value.dtype.str, "b64": _b64(value.tobytes())}
+
+
+def _mapping(value: Mapping, obj: str | None) -> Any:
+    if all(isinstance(k, str) and not k.startswith("__") for k in value):
+        return {k: encode(v, obj=obj) for k, v in value.items()}
+    return {DICT_KEY: [[encode(k, obj=obj), encode(v, obj=obj)] for k, v in value.items()]}
+
+
+def _array(value: np.ndarray, obj: str | None) -> Any:
+    if not isinstance(value, np.ndarray):  # an array on disk (registered by the tree) is not JSON
+        raise EncodingError(f"cannot store a value of type {type(value).__name__} as JSON", obj=obj,
+                            expected=_EXPECTED, found=type(value).__name__, hint="read it into memory first")
+    if value.dtype.hasobject:
+        raise EncodingError("object arrays cannot be stored exactly", obj=obj, found=str(value.dtype),
+                            hint="convert the array to a numeric or text dtype")
+    return {ARRAY_KEY: value.dtype.str, "shape": list(value.shape),
+            "b64": _b64(np.ascontiguousarray(value).tobytes())}
+
+
+def _itself(value: Any, obj: str | None) -> Any:
+    return value
+
+
+#: kind (:data:`h5stream.valuekinds.KINDS`) -> its JSON-able form; a subclass of a JSON type that is
+#: not a numpy scalar (an ``IntEnum``, a ``str`` subclass) is written as its base type's value.
+_ENCODERS = {
+    "none": _itself,
+    "npscalar": _scalar,
+    "bool": lambda value, obj: bool(value),
+    "int": lambda value, obj: int(value),
+    "float": lambda value, obj: float(value),
+    "str": lambda value, obj: str(value),
+    "bytes": lambda value, obj: {BYTES_KEY: _b64(bytes(value))},
+    "ndarray": _array,
+    "list": lambda value, obj: [encode(v, obj=obj) for v in value],
+    "tuple": lambda value, obj: {TUPLE_KEY: [encode(v, obj=obj) for v in value]},
+    "mapping": _mapping,
+    "path": lambda value, obj: os.fspath(value),
+}
+check_codecs(_ENCODERS, "h5stream.jsonvalues")
+
+
 def encode(value: Any, *, obj: str | None = None) -> Any:
     """The JSON-able form of ``value`` (see the module table); ``obj`` names it in errors."""
-    if isinstance(value, np.generic):
-        if value.dtype.hasobject:
-            raise EncodingError("object scalars cannot be stored exactly", obj=obj, found=str(value.dtype),
-                                expected=_EXPECTED)
-        return {SCALAR_KEY: value.dtype.str, "b64": _b64(value.tobytes())}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, list):
-        return [encode(v, obj=obj) for v in value]
-    if isinstance(value, tuple):
-        return {TUPLE_KEY: [encode(v, obj=obj) for v in value]}
-    if isinstance(value, Mapping):
-        if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: encode(v, obj=obj) for k, v in value.items()}
-        return {DICT_KEY: [[encode(k, obj=obj), encode(v, obj=obj)] for k, v in value.items()]}
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
-            raise EncodingError("object arrays cannot be stored exactly", obj=obj, found=str(value.dtype),
-                                hint="convert the array to a numeric or text dtype")
-        return {ARRAY_KEY: value.dtype.str, "shape": list(value.shape),
-                "b64": _b64(np.ascontiguousarray(value).tobytes())}
-    if isinstance(value, bytes):
-        return {BYTES_KEY: _b64(value)}
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise EncodingError(f"cannot store a value of type {type(value).__name__}", obj=obj,
-                        expected=_EXPECTED, found=type(value).__name__,
-                        hint="convert it to one of those types first")
+    encoder = _ENCODERS.get(kind_of(value))
+    if encoder is None:
+        raise EncodingError(f"cannot store a value of type {type(value).__name__}", obj=obj,
+                            expected=_EXPECTED, found=type(value).__name__,
+                            hint="convert it to one of those types first")
+    return encoder(value, obj)
 
 
 def decode(value: Any) -> Any:

@@ -7,6 +7,10 @@ attributes.  Builders turn values into nodes under two rules:
 1-element datasets) and :func:`put_node` (arrays datasets, dicts groups,
 everything else attributes of the enclosing group).
 
+A value's kind comes from the one table :mod:`h5stream.valuekinds` (exact type
+first, so a ``numpy.float64`` is a numpy scalar, never a ``float``); the
+builders and the attribute encoder each map every kind to its encoding.
+
 Exact types: values that HDF5 cannot tell apart carry a small type tag
 (attribute ``h5stream_type`` on datasets and groups, ``h5stream_attr_types``
 for attributes), so ints stay ``int``, bools ``bool``, text ``str`` (never
@@ -20,7 +24,8 @@ int float bool     1-element int64 / float64 / bool dataset
 str / bigint       1-element UTF-8 dataset (bigint: its decimal text)
 none               empty float64 dataset
 bytes              uint8 dataset
-npscalar           1-element dataset of the scalar's dtype (bool, numbers)
+npscalar           1-element dataset (attribute: scalar) of the scalar's dtype
+                   (bool, numbers)
 json               1-element UTF-8 dataset or text attribute of typed JSON
                    (:mod:`h5stream.jsonvalues`)
 ndarray:U/O        variable-length UTF-8 array read back as ``<U`` / object array
@@ -44,6 +49,7 @@ from h5stream.errors import EncodingError, FormatError, UnsafeNameError
 from h5stream.names import check_name as _check_link_name
 from h5stream.tree.filearray import FileArray
 from h5stream.tree.lowlevel import TEXT_DTYPE
+from h5stream.valuekinds import check_codecs, kind_of, register_type
 
 __all__ = [
     "Group", "Dataset", "Node",
@@ -58,6 +64,8 @@ TYPE_ATTR = "h5stream_type"
 KEYS_ATTR = "h5stream_keys"
 ATTR_TYPES_ATTR = "h5stream_attr_types"
 INTERNAL_ATTRS = frozenset({TYPE_ATTR, KEYS_ATTR, ATTR_TYPES_ATTR})
+register_type(FileArray, "ndarray")
+
 #: A group's attribute ``a`` too large for HDF5 is its hidden child ``__attr__a``.
 HIDDEN_PREFIX = "__attr__"
 #: Prefix of the hidden group ``__dsattr__<dataset name>`` beside a dataset, holding one
@@ -188,39 +196,68 @@ def homogeneous_kind(items) -> str | None:
 KIND_DTYPES = {"bool": np.bool_, "int": np.int64, "float": np.float64, "str": TEXT_DTYPE}
 
 
-def encode_attr(value) -> tuple[Any, str | None]:
-    """(value as stored in an HDF5 attribute, type tag or None)."""
-    if isinstance(value, str):
-        return (value, None) if plain_text(value) else (jsonvalues.dumps(value), "json")
-    if isinstance(value, (bool, np.bool_)):
-        return np.bool_(value), None
-    if isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            return np.int64(value), None
-        return jsonvalues.dumps(value), "json"
-    if isinstance(value, float):
-        return np.float64(value), None
-    if value is None:
-        return "", "none"
-    if isinstance(value, np.generic):
-        if value.dtype.kind in "biufc":
-            return value, "npscalar"
-        return jsonvalues.dumps(value), "json"
+def _attr_text(value: str) -> tuple[Any, str | None]:
+    value = str(value)
+    return (value, None) if plain_text(value) else (jsonvalues.dumps(value), "json")
+
+
+def _attr_int(value: int) -> tuple[Any, str | None]:
+    if -(2**63) <= value < 2**63:
+        return np.int64(value), None
+    return jsonvalues.dumps(int(value)), "json"
+
+
+def _attr_npscalar(value: np.generic) -> tuple[Any, str | None]:
+    # numbers keep their exact numpy type (a bare float64 would read back as a Python float)
+    if value.dtype.kind in "biufc":
+        return value, "npscalar"
+    return jsonvalues.dumps(value), "json"
+
+
+def _attr_array(value) -> tuple[Any, str | None]:
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biuf" and value.ndim >= 1:
             return value, None
         if value.dtype.kind == "U":
             return value.astype(object), "ndarray:U"
-        return jsonvalues.dumps(value), "json"
-    if isinstance(value, (list, tuple)):
-        kind = homogeneous_kind(value)
-        if kind is not None:
-            tag = "list" if isinstance(value, list) else "tuple"
-            return np.array(list(value), dtype=KIND_DTYPES[kind]).reshape(len(value)), f"{tag}:{kind}"
-        return jsonvalues.dumps(value), "json"
-    if isinstance(value, os.PathLike):
-        return os.fspath(value), None
     return jsonvalues.dumps(value), "json"
+
+
+def _attr_sequence(value) -> tuple[Any, str | None]:
+    kind = homogeneous_kind(value)
+    if kind is not None:
+        tag = "list" if isinstance(value, list) else "tuple"
+        return np.array(list(value), dtype=KIND_DTYPES[kind]).reshape(len(value)), f"{tag}:{kind}"
+    return jsonvalues.dumps(value), "json"
+
+
+def _attr_json(value) -> tuple[Any, str | None]:
+    return jsonvalues.dumps(value), "json"
+
+
+#: kind (:data:`h5stream.valuekinds.KINDS`) -> (value as stored in an HDF5 attribute, type tag or None)
+_ATTR_ENCODERS = {
+    "none": lambda value: ("", "none"),
+    "npscalar": _attr_npscalar,
+    "bool": lambda value: (np.bool_(value), None),
+    "int": _attr_int,
+    "float": lambda value: (np.float64(value), None),
+    "str": _attr_text,
+    "bytes": _attr_json,
+    "ndarray": _attr_array,
+    "list": _attr_sequence,
+    "tuple": _attr_sequence,
+    "mapping": _attr_json,
+    "path": lambda value: _attr_text(os.fspath(value)),
+}
+check_codecs(_ATTR_ENCODERS, "h5stream.tree.nodes (attributes)")
+
+
+def encode_attr(value) -> tuple[Any, str | None]:
+    """(value as stored in an HDF5 attribute, type tag or None)."""
+    encoder = _ATTR_ENCODERS.get(kind_of(value))
+    # a value of no kind goes to typed JSON, which raises the error naming its type
+    return encoder(value) if encoder is not None else _attr_json(value)
 
 
 def decode_attr(value, tag: str | None):
@@ -276,50 +313,65 @@ def _text_dataset(value: str, tag: str) -> Dataset:
     return Dataset(np.array([value], dtype=TEXT_DTYPE), tag=tag)
 
 
+def _node_text(value: str) -> Dataset:
+    value = str(value)
+    return _text_dataset(value, "str") if plain_text(value) else _text_dataset(jsonvalues.dumps(value), "json")
+
+
+def _node_int(value: int) -> Dataset:
+    if -(2**63) <= value < 2**63:
+        return Dataset(np.array([value], dtype=np.int64), tag="int")
+    return _text_dataset(str(int(value)), "bigint")
+
+
+def _node_npscalar(value: np.generic) -> Dataset:
+    if value.dtype.kind in "biufc":
+        return Dataset(np.array([value], dtype=value.dtype), tag="npscalar")
+    return _text_dataset(jsonvalues.dumps(value), "json")
+
+
+def _node_sequence(value) -> Node:
+    container = "list" if isinstance(value, list) else "tuple"
+    kind = homogeneous_kind(value)
+    if kind is not None:
+        return Dataset(np.array(list(value), dtype=KIND_DTYPES[kind]).reshape(len(value)), tag=f"{container}:{kind}")
+    return Group(children={str(i): value_node(v) for i, v in enumerate(value)}, tag=container)
+
+
+#: kind (:data:`h5stream.valuekinds.KINDS`) -> the node of a value under the metadata rules
+_VALUE_NODES = {
+    "none": lambda value: Dataset(np.zeros((0,), dtype=np.float64), tag="none"),
+    "npscalar": _node_npscalar,
+    "bool": lambda value: Dataset(np.array([value], dtype=np.bool_), tag="bool"),
+    "int": _node_int,
+    "float": lambda value: Dataset(np.array([value], dtype=np.float64), tag="float"),
+    "str": _node_text,
+    "bytes": lambda value: Dataset(np.frombuffer(value, dtype=np.uint8).copy(), tag="bytes"),
+    "ndarray": lambda value: array_node(value),
+    "list": _node_sequence,
+    "tuple": _node_sequence,
+    "mapping": lambda value: mapping_node(value, value_node, scalars_as_attrs=False),
+    "path": lambda value: value_node(os.fspath(value)),
+}
+check_codecs(_VALUE_NODES, "h5stream.tree.nodes (nodes)")
+
+
 def value_node(value) -> Node:
     """A node for any JSON-like value under the metadata rules.
 
     Nested mappings become groups, arrays datasets, and scalars 1-element
     datasets (text as variable-length UTF-8); the type tag restores the exact
-    Python type on read.
+    Python or numpy type on read.
     """
-    if isinstance(value, (np.ndarray, FileArray)):
-        return array_node(value)
-    if isinstance(value, Mapping):
-        return mapping_node(value, value_node, scalars_as_attrs=False)
-    if isinstance(value, str):
-        return _text_dataset(value, "str") if plain_text(value) else _text_dataset(jsonvalues.dumps(value), "json")
-    if type(value) is bool:
-        return Dataset(np.array([value], dtype=np.bool_), tag="bool")
-    if isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            return Dataset(np.array([value], dtype=np.int64), tag="int")
-        return _text_dataset(str(value), "bigint")
-    if isinstance(value, float):
-        return Dataset(np.array([value], dtype=np.float64), tag="float")
-    if value is None:
-        return Dataset(np.zeros((0,), dtype=np.float64), tag="none")
-    if isinstance(value, np.generic):
-        if value.dtype.kind in "biufc":
-            return Dataset(np.array([value], dtype=value.dtype), tag="npscalar")
-        return _text_dataset(jsonvalues.dumps(value), "json")
-    if isinstance(value, bytes):
-        return Dataset(np.frombuffer(value, dtype=np.uint8).copy(), tag="bytes")
-    if isinstance(value, os.PathLike):
-        return value_node(os.fspath(value))
-    if isinstance(value, (list, tuple)):
-        container = "list" if isinstance(value, list) else "tuple"
-        kind = homogeneous_kind(value)
-        if kind is not None:
-            return Dataset(np.array(list(value), dtype=KIND_DTYPES[kind]).reshape(len(value)),
-                           tag=f"{container}:{kind}")
-        return Group(children={str(i): value_node(v) for i, v in enumerate(value)}, tag=container)
-    raise EncodingError(
-        f"cannot store a value of type {type(value).__name__}",
-        expected="None, bool, int, float, str, bytes, list, tuple, dict or a numpy array/scalar",
-        found=type(value).__name__,
-        hint="convert it to one of those types first",
-    )
+    builder = _VALUE_NODES.get(kind_of(value))
+    if builder is None:
+        raise EncodingError(
+            f"cannot store a value of type {type(value).__name__}",
+            expected="None, bool, int, float, str, bytes, list, tuple, dict or a numpy array/scalar",
+            found=type(value).__name__,
+            hint="convert it to one of those types first",
+        )
+    return builder(value)
 
 
 def array_node(value) -> Dataset:
