@@ -15,7 +15,7 @@ loaded (:class:`h5stream.tree.lowlevel.NativeHDF5`) and passed here as
 addresses by :func:`configure`.  The caller holds the GIL and the engine's
 library lock; nothing here releases either.
 
-The digest of a string is :func:`h5stream._digests.scalar_text_digest`'s:
+The digest of a string is :func:`h5stream.checksums._digests.scalar_text_digest`'s:
 CRC-32 of the 8-byte little-endian length of its UTF-8 bytes and the bytes,
 started from the CRC of ``text|()``, as 8 hex digits, looked up in and added
 to the same cache of short strings.
@@ -92,7 +92,7 @@ def configure(size_t acreate, size_t awrite, size_t aclose, hid_t text_type, hid
 def configure_digests(dict text_digests, Py_ssize_t cached_text_max, Py_ssize_t text_digests_max,
                       unsigned long text_seed):
     """Share the digest cache of short strings (with its limits) and the CRC of the scalar-text header
-    with :func:`h5stream._digests.scalar_text_digest` (done when that module is imported)."""
+    with :func:`h5stream.checksums._digests.scalar_text_digest` (done when that module is imported)."""
     global _text_digests, _cached_text_max, _text_digests_max, _text_seed, _digests_ready
     _text_digests = text_digests
     _cached_text_max = cached_text_max
@@ -249,7 +249,7 @@ cdef str _pack(list items, Py_ssize_t start, Py_ssize_t n):
 
 def pack_digests(digests):
     """The digests of an attribute set (a dict name -> 8 hex digits, or a flat list name, digest, ...)
-    joined in the order of the names' code points (one object's set of :mod:`h5stream._manifest`)."""
+    joined in the order of the names' code points (one object's set of :mod:`h5stream.checksums._manifest`)."""
     cdef list items
     if type(digests) is list:
         items = <list>digests
@@ -303,7 +303,7 @@ def text_set_digests(dict values, str skip=None):
     """The packed digests of the text attributes among ``values`` (name -> value as h5py reads it), in
     the order of the names' code points, leaving out the attribute named ``skip``; None when a value is
     text of another form than ``str`` (a numpy string or an array of strings) or is not valid UTF-8, for
-    the caller's exact check (:func:`h5stream._manifest.check_attribute_set`)."""
+    the caller's exact check (:func:`h5stream.checksums._manifest.check_attribute_set`)."""
     cdef list names = []
     cdef const char *data
     cdef Py_ssize_t size, i, n

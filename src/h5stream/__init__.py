@@ -36,9 +36,9 @@ __version__ = "0.1.0"
 
 def openmp_enabled() -> bool:
     """True when the compiled kernels were built with OpenMP (parallel), False for a serial build."""
-    from h5stream._ext._runtime import openmp_enabled as _enabled
+    from h5stream.native import compiled
 
-    return _enabled()
+    return compiled("_runtime").openmp_enabled()
 
 
 __all__ = [

@@ -24,10 +24,10 @@ to the slow path.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any
 
 from h5stream.errors import MissingPluginError
+from h5stream.native import REBUILD, compiled
 
 __all__ = ["Codec", "CODECS", "get_codec", "codec_names", "deflate_kernel", "DEFLATE_IMPLEMENTATIONS"]
 
@@ -151,7 +151,7 @@ def deflate_kernel(implementation: str = "zlib"):
 
     ``"zlib"`` (default): the compiled zlib kernel (``h5stream._ext._compress``),
     whose chunks are byte-identical to HDF5's own filter.  ``"libdeflate"``: the
-    system's libdeflate (:mod:`h5stream.kernels.libdeflate`), the same zlib
+    system's libdeflate (:mod:`h5stream.native.libdeflate`), the same zlib
     format about twice as fast; ImportError when it is not installed.
     ``"auto"``: libdeflate when installed, else zlib.
 
@@ -162,24 +162,18 @@ def deflate_kernel(implementation: str = "zlib"):
         raise ValueError(f"unknown deflate implementation {implementation!r}; expected one of "
                          + ", ".join(map(repr, DEFLATE_IMPLEMENTATIONS)))
     if implementation != "zlib":
-        from h5stream.kernels.libdeflate import KERNEL
+        from h5stream.native.libdeflate import KERNEL
 
         if KERNEL is not None:
             return KERNEL
         if implementation == "libdeflate":
             raise ImportError("libdeflate is not installed (no libdeflate.so found); "
                               "install it (e.g. apt install libdeflate0) or use deflate='zlib'")
-    try:
-        _compress = importlib.import_module("h5stream._ext._compress")
-    except ImportError as exc:
-        raise ImportError(
-            f"the compiled compression kernel h5stream._ext._compress cannot be imported ({exc}); "
-            "rebuild it with `pip install -e . --no-deps --no-build-isolation`"
-        ) from exc
+    _compress = compiled("_compress")
     missing = [name for name in ("deflate_bound", "_deflate_chunks", "_inflate_chunk") if not hasattr(_compress, name)]
     if missing:
         raise ImportError(
             f"the compiled compression kernel {_compress.__file__} lacks {', '.join(missing)}: "
-            "it was built from older sources; rebuild it with `pip install -e . --no-deps --no-build-isolation`"
+            f"it was built from older sources; rebuild it with {REBUILD}"
         )
     return _compress

@@ -200,7 +200,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import time
 
-    from h5stream.checksum_file import check_file, check_summary
+    from h5stream.checksums.wholefile import check_file, check_summary
 
     start = time.perf_counter()
     stats = check_file(args.file)  # a mismatch is a ChecksumError: reported by _run, non-zero exit

@@ -92,7 +92,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import time
 
-    from h5stream.checksum_file import check_file, check_summary
+    from h5stream.checksums.wholefile import check_file, check_summary
     from h5stream.errors import H5StreamError
     from scptensor.io.exceptions import translate_engine_error
 

@@ -42,7 +42,7 @@ def recording(tmp_path):
 
 @pytest.mark.parametrize("native", [True, False], ids=["direct-calls", "h5py"])
 def test_attributes_equal_the_tree_reader_and_h5py(recording, native, monkeypatch):
-    from hdmea.interop import _native_attrs
+    from h5stream.tree import batch_attrs as _native_attrs
 
     if native:
         assert _native_attrs.bindings() is not None  # h5py's libhdf5 is found on the platforms we test
@@ -171,7 +171,7 @@ def test_listed_runs_between_the_trains_and_the_attributes(recording):
 
 def test_dataset_shapes_and_types_by_direct_calls_equal_h5py(tmp_path):
     """The direct library calls give h5py's shape of every dataspace and h5py's dtype of plain numbers only."""
-    from hdmea.interop import _native_attrs
+    from h5stream.tree import batch_attrs as _native_attrs
 
     lib = _native_attrs.bindings()
     assert lib is not None
@@ -230,7 +230,7 @@ def test_whole_columns_and_streamed_columns_write_the_same_values(recording, tmp
 def test_threaded_gzip_chunks_are_the_bytes_hdf5_writes(tmp_path, n, implementation):
     """With the zlib kernel each chunk equals the one HDF5's own shuffle + deflate pipeline stores (edge chunk
     included); with any kernel (libdeflate when installed) h5py reads the values back."""
-    from hdmea.interop._gzip_column import fill_column
+    from h5stream.writer.columns import fill_column
 
     column = np.sort(np.random.default_rng(n).integers(0, 10**9, n)).astype(np.float64) / FS
     settings = dict(shape=column.shape, dtype=column.dtype, chunks=(min(n, 131_072),), compression="gzip",
@@ -257,10 +257,10 @@ def test_planes_that_do_not_compress_are_stored_and_inflate_as_hdf5s_chunks(tmp_
     every chunk inflates to the bytes HDF5's own pipeline compresses, and h5py reads the values back."""
     import zlib
 
-    from hdmea.interop import _gzip_column
-    from hdmea.interop._gzip_column import CompressedColumn
+    from h5stream.native import libdeflate
+    from h5stream.writer.columns import CompressedColumn
 
-    if _gzip_column._raw_deflate() is None:
+    if libdeflate.raw_deflate() is None:
         pytest.skip("libdeflate is not installed")
     rng = np.random.default_rng(7)
     n, chunk = 300_001, 65_536

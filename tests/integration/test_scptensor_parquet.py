@@ -255,7 +255,7 @@ def test_failure_while_writing_keeps_the_old_dataset(tmp_path, container, monkey
 
 
 def test_replace_without_exchange_and_a_writer_killed_between_the_renames(tmp_path, container, monkeypatch):
-    from scptensor.io import _folders
+    from h5stream.files import folders as _folders
 
     path = save_parquet(container, tmp_path / "c.parquet")
     monkeypatch.setattr(_folders, "_exchange", lambda a, b: False)
@@ -623,7 +623,7 @@ def test_partial_loads_check_the_row_groups_they_read(many_row_groups):
 def test_digests_are_zlib_crc32_with_or_without_libdeflate(tmp_path, monkeypatch):
     import zlib
 
-    from scptensor.io import _parquet_manifest
+    from h5stream.files import folder_digests as _parquet_manifest  # the CRC manifest of a folder
 
     data = np.random.default_rng(2).integers(0, 256, 9 * 2**20 + 77, dtype=np.uint8).tobytes()
     target = tmp_path / "blob.bin"

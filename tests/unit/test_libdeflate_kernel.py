@@ -10,7 +10,7 @@ import pytest
 
 from h5stream.codecs import deflate_kernel
 from h5stream.elements import read_elem, write_elem
-from h5stream.kernels.libdeflate import KERNEL
+from h5stream.native.libdeflate import KERNEL
 from h5stream.writer import WriteOptions
 
 pytestmark = pytest.mark.skipif(KERNEL is None, reason="libdeflate is not installed")

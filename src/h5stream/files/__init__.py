@@ -51,7 +51,7 @@ from h5stream.files.validated import (
     require_attr_format,
     scan_unsafe_objects,
 )
-from h5stream.files.verify import link_rule_for, vendor_acquisition_link, verify_file, verify_files
+from h5stream.files.verify import LinkRuleFor, verify_file, verify_files
 
 __all__ = [
     "AtomicFile",
@@ -75,8 +75,7 @@ __all__ = [
     "ALLOWED_FILTERS",
     "verify_file",
     "verify_files",
-    "vendor_acquisition_link",
-    "link_rule_for",
+    "LinkRuleFor",
     "check_declared_size",
     "check_stored_type",
     "check_global_heaps",

@@ -48,9 +48,9 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
     ``oid`` open (it then owns it).  Groups are walked depth first, each opened once
     from its parent and listed once with its links' types and addresses.  Bounds:
     see :func:`link_names`.  A damaged object header raises the checksum error of
-    :func:`h5stream.fletcher32.fletcher32_failure` naming the object, or the library's error.
+    :func:`h5stream.checksums._fletcher32.fletcher32_failure` naming the object, or the library's error.
     """
-    from h5stream.fletcher32 import fletcher32_failure  # the checksums module imports this package
+    from h5stream.checksums._fletcher32 import fletcher32_failure  # the checksums module imports this package
 
     group_id, hard = h5py.h5g.GroupID, h5py.h5l.TYPE_HARD
     root = f.id

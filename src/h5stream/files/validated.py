@@ -342,7 +342,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     One walk of the file (:func:`link_names`' walk, with its bounds) opens each
     object once from its group and checks each dataset as it goes.
     ``allow_link`` accepts named external links (never followed), for example
-    :func:`h5stream.files.verify.vendor_acquisition_link` for a ``.cmtr``.
+    the vendor link rule the recording face passes for an MCS ``.cmtr``.
     ``visit`` sees every link and its checked object on the way and may keep the
     object open (see :data:`ObjectVisitor`), so a reader that walks the same
     objects next need not open them again.

@@ -13,42 +13,20 @@ import numpy as np
 from h5stream.errors import FormatError, H5StreamError
 from h5stream.files.validated import LinkRule, ObjectVisitor, check_stored_type, guard_read, open_validated
 
-__all__ = ["verify_file", "verify_files", "vendor_acquisition_link", "link_rule_for"]
+__all__ = ["verify_file", "verify_files", "LinkRuleFor"]
 
 _VERIFY_CHILD = "from h5stream.files.verify import _verify_child; _verify_child()"
 _CHILD_START_SECONDS = 60.0
 
 
-def vendor_acquisition_link(path: str | os.PathLike) -> LinkRule:
-    """The one external link an MCS ``.cmtr`` may hold: ``/Acquisition`` to ``/Acquisition`` of a sibling ``.cmcr``.
-
-    The spike sorter links its file's ``Acquisition`` to the raw recording it
-    sorted.  Accepted only at the root, only to ``/Acquisition``, and only to a
-    ``.cmcr`` file named without a directory or in the ``.cmtr``'s own
-    directory; the link is never followed.
-    """
-    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
-
-    def allow(name: str, target_file: str, target_obj: str) -> bool:
-        if name != "/Acquisition" or target_obj != "/Acquisition":
-            return False
-        if not target_file.lower().endswith(".cmcr"):
-            return False
-        folder, base = os.path.split(target_file)
-        if not base or base in (".", ".."):
-            return False
-        return folder == "" or os.path.normpath(folder) == directory
-
-    return allow
-
-
-def link_rule_for(path: str | os.PathLike) -> LinkRule | None:
-    """The external links a file of this kind may hold (by suffix): :func:`vendor_acquisition_link` for ``.cmtr``."""
-    return vendor_acquisition_link(path) if os.fspath(path).lower().endswith(".cmtr") else None
+#: ``link_rule(path)``: the external links the file at ``path`` may hold (a :data:`LinkRule`), or None
+#: for none; a module-level function, so the reading process can import it (the formats that know
+#: such links, e.g. ``hdmea.io.mcs.mcs_link_rule``, pass theirs)
+LinkRuleFor = Callable[[str], "LinkRule | None"]
 
 
 def _read_everything(path: str, check: Callable[[h5py.File], None] | None,
-                     max_read_bytes: int | None = None) -> None:
+                     max_read_bytes: int | None = None, link_rule: LinkRuleFor | None = None) -> None:
     """Open ``path`` with :func:`open_validated` and read every attribute and dataset, in one walk.
 
     The open's safety scan opens each object once; each is read right there,
@@ -59,7 +37,7 @@ def _read_everything(path: str, check: Callable[[h5py.File], None] | None,
     variable-length value is still read; fixed-size raw data in between is left
     for the reader).
     """
-    with open_validated(path, check=check, allow_link=link_rule_for(path),
+    with open_validated(path, check=check, allow_link=link_rule(path) if link_rule is not None else None,
                         visit=_object_reader(path, max_read_bytes)) as f, guard_read(path, "/@"):
         _read_attributes(f.id, path, "/")
 
@@ -271,6 +249,7 @@ def _verify_child() -> None:
 
     request = json.loads(sys.stdin.readline())
     check = _resolve_check(request["check"])
+    link_rule = _resolve_check(request.get("link_rule"))
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")  # the clock of the first file starts now
     out.flush()
@@ -278,7 +257,7 @@ def _verify_child() -> None:
     for p in request["paths"]:
         result: dict = {"path": p, "error": None}
         try:
-            _read_everything(p, check, max_read_bytes)
+            _read_everything(p, check, max_read_bytes, link_rule)
         except H5StreamError as exc:
             result["error"] = type(exc).__name__
             result["message"] = str(exc)
@@ -303,15 +282,15 @@ def verify_files(
     check: Callable[[h5py.File], None] | None = None,
     timeout: float = 10.0,
     max_read_bytes: int | None = None,
+    link_rule: LinkRuleFor | None = None,
 ) -> list[H5StreamError | None]:
     """Open and read every object of each file in a separate process; return one result per file.
 
     Each result is None (the file opened with :func:`open_validated` and every
     attribute and dataset read in full) or the typed error reading raised: a
     :class:`FormatError` (subclass), or :class:`SourceNotFoundError` for a
-    missing file.  A ``.cmtr`` may hold its vendor's ``/Acquisition`` link to
-    its sibling ``.cmcr`` (:func:`vendor_acquisition_link`, never followed);
-    every other external link is refused.  A file whose reading does not finish within
+    missing file.  External links are refused, except those ``link_rule(path)``
+    accepts (a module-level function the reading process imports; never followed).  A file whose reading does not finish within
     ``timeout`` seconds (some corrupted objects make libhdf5 loop) or that makes
     libhdf5 crash is reported as a :class:`FormatError` saying so, and the
     caller's process is never affected.  Use it before trusting a file of
@@ -324,6 +303,7 @@ def verify_files(
     import sys
 
     reference = _check_reference(check)
+    link_reference = _check_reference(link_rule)
     pending = [os.fspath(p) for p in paths]
     results: dict[str, H5StreamError | None] = {}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -336,7 +316,7 @@ def verify_files(
             env=env,
         )
         try:
-            child.stdin.write((json.dumps({"paths": pending, "check": reference,
+            child.stdin.write((json.dumps({"paths": pending, "check": reference, "link_rule": link_reference,
                                            "max_read_bytes": max_read_bytes}) + "\n").encode())
             child.stdin.close()
             fd = child.stdout.fileno()
@@ -412,8 +392,10 @@ def verify_file(
     check: Callable[[h5py.File], None] | None = None,
     timeout: float = 10.0,
     max_read_bytes: int | None = None,
+    link_rule: LinkRuleFor | None = None,
 ) -> None:
     """Raise the :class:`FormatError` reading ``path`` in full would raise; see :func:`verify_files`."""
-    error = verify_files([path], check=check, timeout=timeout, max_read_bytes=max_read_bytes)[0]
+    error = verify_files([path], check=check, timeout=timeout, max_read_bytes=max_read_bytes,
+                         link_rule=link_rule)[0]
     if error is not None:
         raise error

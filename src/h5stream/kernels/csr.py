@@ -67,9 +67,9 @@ class CsrBlock:
 
 
 def _kernel():
-    from h5stream._ext import _csr
+    from h5stream.native import compiled
 
-    return _csr
+    return compiled("_csr")
 
 
 def _validate(dense: np.ndarray, missing: str) -> int:

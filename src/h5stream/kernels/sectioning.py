@@ -82,7 +82,11 @@ def section_sorted(values, row_offsets, intervals, *, n_threads: int | None = No
     -------
     SectionedRows
     """
-    from h5stream._ext._section import _first_unsorted, _section_counts, _section_gather
+    from h5stream.native import compiled
+
+    kernel = compiled("_section")
+    _first_unsorted, _section_counts, _section_gather = (kernel._first_unsorted, kernel._section_counts,
+                                                         kernel._section_gather)
 
     values = np.asarray(values)
     if values.ndim != 1:

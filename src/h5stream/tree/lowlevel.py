@@ -2,8 +2,9 @@
 
 It owns what every writer of many small objects reuses: the dataset-, group-
 and link-creation property lists, the caches of file types and dataspaces, the
-UTF-8 text type, h5py's global lock, and :class:`NativeHDF5`, direct calls into
-the very libhdf5 that h5py loaded (found through ``/proc/self/maps``).  The
+UTF-8 text type, and :class:`NativeHDF5`, the writer's direct calls into the
+very libhdf5 that h5py loaded (:mod:`h5stream.native.libhdf5`, which also holds
+h5py's global lock).  The
 layout policy lives here too, once: datasets up to :data:`COMPACT_LIMIT` bytes
 are compact, larger ones contiguous.
 
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import threading
 
 import h5py
-from h5py._objects import phil
 import numpy as np
+
+from h5stream.native import bind, libhdf5
 
 __all__ = [
     "COMPACT_LIMIT",
@@ -58,7 +59,7 @@ LIBVER = ("v110", "latest")
 TEXT_DTYPE = h5py.string_dtype("utf-8")
 
 #: h5py's global lock: hold it around direct library calls so no other thread enters libhdf5.
-library_lock = phil
+library_lock = libhdf5.lock
 
 
 class PropertyLists:
@@ -228,8 +229,7 @@ class NativeHDF5:
     H5P_DEFAULT = 0
     H5S_ALL = 0
 
-    def __init__(self, path: str) -> None:
-        lib = ctypes.CDLL(path)
+    def __init__(self, lib: ctypes.CDLL) -> None:
         hid, char_p, void_p = ctypes.c_int64, ctypes.c_char_p, ctypes.c_void_p
         signatures = {
             "H5Gcreate2": (hid, [hid, char_p, hid, hid, hid]),
@@ -241,20 +241,13 @@ class NativeHDF5:
             "H5Awrite": (ctypes.c_int, [hid, hid, void_p]),
             "H5Aclose": (ctypes.c_int, [hid]),
         }
-        for name, (restype, argtypes) in signatures.items():
-            function = getattr(lib, name)
-            function.restype = restype
-            function.argtypes = argtypes
+        for name, function in bind(lib, signatures).items():
             setattr(self, name, function)
-        self.path = path
+        self.lib = lib
         # Whole lists of small attributes in one compiled call (h5stream._ext._h5attrs), through the same
-        # library functions; strings are digested there with the digest cache of h5stream._digests.
+        # library functions; strings are digested there with the digest cache of h5stream.checksums._digests.
         self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = ATTRS_DONE, ATTR_YOURS, ATTR_CREATE_FAILED
-        from h5stream._digests import _h5attrs  # configured there with the digests' cache
-
-        if _h5attrs is None:  # a source tree without its compiled kernels: every value goes back to the caller
-            self.write_attrs = _hand_back
-            return
+        from h5stream.checksums._digests import _h5attrs  # configured there with the digests' cache
 
         def address(function) -> int:
             return ctypes.cast(function, ctypes.c_void_p).value
@@ -279,7 +272,8 @@ ATTRS_DONE, ATTR_YOURS, ATTR_CREATE_FAILED = 0, 1, 2
 
 
 def _hand_back(oid, names, values, start, digests, numbers, limit) -> tuple[int, int]:
-    """``write_attrs`` without the compiled kernel: each value is handed back to the caller, who writes it."""
+    """``write_attrs`` handing every value back to the caller, who writes it through h5py (the tests'
+    reference for the compiled writer)."""
     return (start, ATTR_YOURS) if start < len(names) else (len(names), ATTRS_DONE)
 
 
@@ -296,15 +290,10 @@ def native_hdf5() -> NativeHDF5 | None:
     """
     global _native
     if _native is False:
-        _native = None
-        if os.environ.get("H5STREAM_NO_NATIVE") != "1":
-            try:
-                with open("/proc/self/maps", encoding="utf-8") as maps:
-                    paths = {line.split()[-1] for line in maps if "/libhdf5" in line and "_hl" not in line}
-                paths = [p for p in paths if os.path.basename(p).startswith("libhdf5")]
-                if len(paths) == 1:
-                    _native = NativeHDF5(paths[0])
-            except (OSError, AttributeError) as exc:
-                logger.debug("direct libhdf5 calls unavailable (%s); using h5py's wrappers", exc)
-                _native = None
+        lib = libhdf5.library()
+        try:
+            _native = NativeHDF5(lib) if lib is not None else None
+        except AttributeError as exc:  # a library without one of the functions
+            logger.debug("direct libhdf5 calls unavailable (%s); using h5py's wrappers", exc)
+            _native = None
     return _native

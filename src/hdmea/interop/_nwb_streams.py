@@ -151,3 +151,40 @@ def _iterator_class():
             return self._dataset.dtype
 
     return StackedUnitArrays, FlatSpikeSeconds, DatasetSlices
+
+
+def gzip_column(array: np.ndarray, chunk: int, level: int, h5dataio):
+    """The ``data`` of a column that :func:`h5stream.writer.columns.fill_column` fills after the write.
+
+    hdmf creates the dataset (shape, ``chunk``, shuffle, gzip ``level``) and writes nothing into it.
+    """
+    from hdmf.data_utils import AbstractDataChunkIterator
+
+    # The placeholder keeps the column's shape and type, not the column: pynwb's containers (reference
+    # cycles, freed by the garbage collector) would otherwise keep the whole array alive after the export.
+    shape, dtype = array.shape, array.dtype
+
+    class Placeholder(AbstractDataChunkIterator):
+        """Creates the dataset through hdmf and yields no data."""
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise StopIteration
+
+        def recommended_chunk_shape(self):
+            return (chunk,)
+
+        def recommended_data_shape(self):
+            return shape
+
+        @property
+        def dtype(self):
+            return dtype
+
+        @property
+        def maxshape(self):
+            return shape
+
+    return h5dataio(Placeholder(), compression="gzip", compression_opts=level, shuffle=True, chunks=(chunk,))

@@ -15,15 +15,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 from h5py import h5a, h5d, h5g, h5o, h5s, h5t
-from h5py._objects import phil
 
 from h5stream import checksums
 from h5stream.errors import H5StreamError
 from h5stream.files import guard_read
 from h5stream.tree import INTERNAL_ATTRS, decode_attr, is_hidden
+from h5stream.tree import batch_attrs as native_attrs
+from h5stream.tree.batch_attrs import LEFT, library_lock
 from hdmea.errors import RecordingFormatError
-from hdmea.interop import _native_attrs as native_attrs
-from hdmea.interop._native_attrs import LEFT
 from hdmea.io import hdf5_store as store
 
 __all__ = ["UnitScan", "UnitObjects", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values", "recording_metadata",
@@ -251,7 +250,7 @@ def _plain_attrs(oid) -> dict | None:
     """The attributes of a low-level object as h5py reads them when each is a plain scalar (a number, a
     text, a boolean).
 
-    Read by direct library calls (:mod:`hdmea.interop._native_attrs`) where they
+    Read by direct library calls (:mod:`h5stream.tree.batch_attrs`) where they
     can be, else through h5py's low-level API.  None when any attribute needs more (an
     array, a type tag of the tree, a large attribute stored as an object, text that is not
     UTF-8): the caller reads them with :func:`h5stream.tree.read_attrs`, which also names
@@ -342,7 +341,7 @@ def _list_datasets(f: h5py.File, scan: UnitScan, held: UnitObjects) -> list:
     lib = native_attrs.bindings()
     groups = []
     try:
-        with phil:
+        with library_lock:
             units = h5g.open(f.id, b"units")
             counts = scan.spike_counts
             for i, uid in enumerate(scan.ids):
@@ -389,7 +388,7 @@ def _read_attributes(scan: UnitScan, groups: list, held: UnitObjects) -> None:
     path, manifest = scan.path, scan.manifest
     where = "/units"
     try:
-        with phil:
+        with library_lock:
             for uid, group, names in zip(scan.ids, groups, scan.members):
                 where = f"/units/{uid}"
                 key = b"units/" + uid.encode("utf-8", "surrogateescape")

@@ -46,7 +46,7 @@ read from them (:func:`hdmea.interop._units.scan_units`: the spike trains and wa
 listed first, then the attributes).  Spike times and mean waveforms up to
 :data:`WHOLE_COLUMN_BYTES` are read at once into whole columns (the spike trains one after
 the other into one buffer, divided in place, as soon as they are listed) and written as
-such, gzip and shuffle in 1 MiB chunks (or uncompressed): :mod:`hdmea.interop._gzip_column`
+such, gzip and shuffle in 1 MiB chunks (or uncompressed): :mod:`h5stream.writer.columns`
 compresses the spike times' chunks on background threads while the attributes are read
 and pynwb builds and writes the file, then stores them in the dataset pynwb created.
 Larger ones, and feature arrays, images and the light reference, stream a buffer at a
@@ -73,10 +73,10 @@ import numpy as np
 
 from h5stream import checksums
 from h5stream.files import create_atomic
+from h5stream.writer.columns import CompressedColumn
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
-from hdmea.interop._gzip_column import CompressedColumn, gzip_column
-from hdmea.interop._nwb_streams import _SPIKES_PER_BUFFER, _SPIKES_PER_CHUNK, _iterator_class
+from hdmea.interop._nwb_streams import _SPIKES_PER_BUFFER, _SPIKES_PER_CHUNK, _iterator_class, gzip_column
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description
 from hdmea.interop._units import (

@@ -28,7 +28,6 @@ import h5py
 import numpy as np
 from numpy.lib import recfunctions
 
-from h5stream.files import vendor_acquisition_link
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.mcs import (
     PROGRAM_SORTER,
@@ -39,6 +38,7 @@ from hdmea.io.mcs import (
     read_attr,
     require_object,
     sensor_id_to_row_col,
+    vendor_acquisition_link,
 )
 
 __all__ = ["CmtrUnit", "CmtrFile", "read_units", "SORTER_GROUP", "PEAK_FIELDS"]

@@ -43,6 +43,8 @@ __all__ = [
     "guard_mcs_read",
     "read_attr",
     "check_vendor_root",
+    "vendor_acquisition_link",
+    "mcs_link_rule",
     "verify_inputs",
     "verify_recordings",
     "VERIFY_TIMEOUT",
@@ -269,6 +271,40 @@ def check_vendor_root(f: h5py.File) -> None:
     check_mcs_root(f, f.filename, program=program)
 
 
+def vendor_acquisition_link(path: str | os.PathLike):
+    """The one external link an MCS ``.cmtr`` may hold: ``/Acquisition`` to ``/Acquisition`` of a sibling ``.cmcr``.
+
+    The spike sorter links its file's ``Acquisition`` to the raw recording it
+    sorted.  Accepted only at the root, only to ``/Acquisition``, and only to a
+    ``.cmcr`` file named without a directory or in the ``.cmtr``'s own
+    directory; the link is never followed.
+    """
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+
+    def allow(name: str, target_file: str, target_obj: str) -> bool:
+        if name != "/Acquisition" or target_obj != "/Acquisition":
+            return False
+        if not target_file.lower().endswith(".cmcr"):
+            return False
+        folder, base = os.path.split(target_file)
+        if not base or base in (".", ".."):
+            return False
+        return folder == "" or os.path.normpath(folder) == directory
+
+    return allow
+
+
+def link_rule_for(path: str | os.PathLike) -> LinkRule | None:
+    """The external links a file of this kind may hold (by suffix): :func:`vendor_acquisition_link` for ``.cmtr``."""
+    return vendor_acquisition_link(path) if os.fspath(path).lower().endswith(".cmtr") else None
+
+
+def mcs_link_rule(path: str | os.PathLike):
+    """The external links an MCS file may hold, by suffix: :func:`vendor_acquisition_link` for a ``.cmtr``,
+    none for anything else (the rule :func:`h5stream.files.verify_files` is given)."""
+    return vendor_acquisition_link(path) if os.fspath(path).lower().endswith(".cmtr") else None
+
+
 def verify_inputs(paths, *, timeout: float = VERIFY_TIMEOUT,
                   max_read_bytes: int | None = VERIFY_READ_BYTES) -> list[RecordingFormatError | None]:
     """Open and read each ``.cmcr``/``.cmtr`` in a separate process first; one result per path.
@@ -277,12 +313,13 @@ def verify_inputs(paths, *, timeout: float = VERIFY_TIMEOUT,
     :class:`RecordingFormatError` naming it (a missing file a
     :class:`~h5stream.errors.SourceNotFoundError`), and this process is never
     affected.  A ``.cmtr``'s own ``/Acquisition`` link to its sibling ``.cmcr`` is
-    accepted (:func:`h5stream.files.vendor_acquisition_link`); every attribute,
+    accepted (:func:`vendor_acquisition_link`); every attribute,
     object header, chunk index and variable-length value is read, and each
     dataset's first and last rows (``max_read_bytes`` in all per dataset).
     """
     paths = [os.fspath(p) for p in paths]
-    results = verify_files(paths, check=check_vendor_root, timeout=timeout, max_read_bytes=max_read_bytes)
+    results = verify_files(paths, check=check_vendor_root, timeout=timeout, max_read_bytes=max_read_bytes,
+                           link_rule=mcs_link_rule)
     out: list[RecordingFormatError | None] = []
     for path, error in zip(paths, results):
         if error is None or isinstance(error, (RecordingFormatError, SourceNotFoundError)):

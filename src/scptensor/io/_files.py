@@ -21,7 +21,7 @@ from h5stream.files import create_atomic, guard_read, open_validated
 from scptensor.core.exceptions import ValidationError
 from scptensor.io.exceptions import IOFormatError, IOPasswordError, IOWriteError, translate_engine_error
 
-__all__ = ["writing", "reading", "guarded", "root_attr"]
+__all__ = ["writing", "reading", "guarded", "engine_errors", "root_attr"]
 
 # Leading bytes of encrypted containers people save HDF5 files into.
 _ENCRYPTED_SIGNATURES = {
@@ -117,6 +117,15 @@ def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, veri
         with f:
             checksums.attach(f, verify=verify, path=source)
             yield f
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Engine errors raised inside become their ``scptensor`` counterparts (same message and details)."""
+    try:
+        yield
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
 

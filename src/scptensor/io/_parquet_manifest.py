@@ -5,10 +5,10 @@ format name and version, the ids, shapes and storage of every layer, matrix
 metadata, links and the history, and maps assay and layer names to their files.
 Used by :mod:`scptensor.io.formats_parquet` (the format's layout is described there).
 
-End-to-end checksums: the manifest's ``"checksums"`` entry holds the size and
-CRC-32 (``zlib.crc32``'s value, 8 lowercase hex digits; computed by libdeflate
-when installed, about seven times faster) of the bytes of every other file of
-the folder::
+End-to-end checksums (the engine's CRC manifest of a folder,
+:mod:`h5stream.files.folder_digests`): the manifest's ``"checksums"`` entry holds
+the size and CRC-32 (``zlib.crc32``'s value, 8 lowercase hex digits) of the bytes of
+every other file of the folder::
 
     "checksums": {"algorithm": "crc32",
                   "files": {"obs.parquet": {"size": 5120, "crc32": "3a1f09c2"}, ...}}
@@ -20,7 +20,7 @@ only the bytes it reads: ``{"size": n, "row_groups": [[offset, rows, crc32],
 offset to the next one's (the first from byte 0, with the leading magic), the
 footer from the end of the last row group to the end of the file (page
 indexes, metadata, length and magic).  The offsets come from the file's own
-footer at save time (:func:`parquet_segments`).
+footer at save time (:func:`parquet_segments`, the parts this format passes to the engine).
 
 ``manifest.json.crc32`` beside the manifest holds ``crc32 <digest> <size>`` of the
 manifest's own bytes.  Both are written in the same atomic folder swap as the
@@ -35,24 +35,22 @@ without verification, with one INFO log record per folder.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
-import mmap
 import os
 import re
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from h5stream import jsonvalues
-from h5stream.checksums import LIBDEFLATE_CRC32
+from h5stream.files import folder_digests
+from h5stream.files.folder_digests import file_crc  # noqa: F401  (importable from here, as before)
 from scptensor.core.exceptions import ValidationError
 from scptensor.core.structures import ProvenanceLog
+from scptensor.io._files import engine_errors
 from scptensor.io.exceptions import IOChecksumError, IOFormatError, IOSourceNotFoundError
 from scptensor.io.selection import SelectionError
 
@@ -61,14 +59,12 @@ FORMAT_VERSION = "1.0"
 MANIFEST = "manifest.json"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _MANIFEST_LIMIT = 256 * 2**20
-MANIFEST_DIGEST = MANIFEST + ".crc32"
-ALGORITHM = "crc32"
-_BLOCK = 8 * 2**20
+MANIFEST_DIGEST = MANIFEST + folder_digests.DIGEST_SUFFIX
+ALGORITHM = folder_digests.ALGORITHM
 _HINT = "the dataset is damaged; restore it from a copy, or load with verify=False to get the data as stored"
 
 logger = logging.getLogger(__name__)
 _noted: set[str] = set()
-_FAST_CRC32 = LIBDEFLATE_CRC32
 
 
 # --------------------------------------------------------------------------- writing
@@ -94,36 +90,6 @@ def _history_json(history: Sequence[ProvenanceLog]) -> list:
         )
         for h in history
     ]
-
-
-def file_crc(path: str | os.PathLike) -> tuple[int, str]:
-    """Size and CRC-32 (8 hex digits) of a file's bytes, read in blocks."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        (digest,) = _range_crcs(fd, [(0, size)])
-    finally:
-        os.close(fd)
-    return size, digest
-
-
-def _range_crcs(fd: int, ranges: list[tuple[int, int]]) -> list[str]:
-    """CRC-32 of each byte range ``[start, end)`` of an open file (a short file gives a short range)."""
-    buffer = bytearray(min(_BLOCK, max((b - a for a, b in ranges), default=0)) or 1)
-    view = memoryview(buffer)
-    address = ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer)) if _FAST_CRC32 else 0
-    out = []
-    for start, end in ranges:
-        crc, at = 0, start
-        while at < end:
-            want = min(len(buffer), end - at)
-            n = os.preadv(fd, [view[:want]], at)
-            if not n:
-                break
-            crc = _FAST_CRC32(crc, address, n) if _FAST_CRC32 else zlib.crc32(view[:n], crc)
-            at += n
-        out.append(f"{crc:08x}")
-    return out
 
 
 # Parquet footers are Thrift compact-protocol structs (FileMetaData); these are the protocol's type codes.
@@ -230,24 +196,6 @@ def _struct(raw: bytes, at: int, spec: dict | None, depth: int = 0) -> tuple[dic
 _FOOTER_SPEC = {4: [{1: [{3: {7: None, 9: None, 11: None}}], 3: None}]}
 
 
-def _mapped_crcs(path: str | os.PathLike, ranges: list[tuple[int, int]]) -> list[str]:
-    """:func:`_range_crcs` through a read-only mapping (no copy): only for files of the folder being
-    written, which no one else can truncate while they are mapped."""
-    if _FAST_CRC32 is None or not ranges or ranges[-1][1] == 0:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return _range_crcs(fd, ranges)
-        finally:
-            os.close(fd)
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        data = np.frombuffer(mapped, dtype=np.uint8)
-        try:
-            base = data.ctypes.data
-            return [f"{_FAST_CRC32(0, base + a, b - a):08x}" for a, b in ranges]
-        finally:
-            del data
-
-
 def parquet_segments(path: str | os.PathLike, size: int) -> tuple[list[tuple[int, int]], int] | None:
     """Row groups of a Parquet file as (first byte, rows), and the first byte of its footer.
 
@@ -287,34 +235,23 @@ def parquet_segments(path: str | os.PathLike, size: int) -> tuple[list[tuple[int
     return bounds, end
 
 
+def _parts(path: str | os.PathLike, size: int) -> tuple[list[tuple[int, int]], int] | None:
+    """The row groups and footer of a Parquet file of the folder (None: digested whole)."""
+    if not os.fspath(path).endswith(".parquet"):
+        return None
+    with contextlib.suppress(ValueError, IndexError, TypeError, AttributeError):
+        return parquet_segments(path, size)
+    return None
+
+
 def digest_entry(path: str | os.PathLike) -> dict:
     """The manifest's checksum entry of one file of a folder being written (see the module text)."""
-    size = os.path.getsize(path)
-    layout = None
-    if os.fspath(path).endswith(".parquet"):
-        with contextlib.suppress(ValueError, IndexError, TypeError, AttributeError):
-            layout = parquet_segments(path, size)
-    if layout is None:
-        (digest,) = _mapped_crcs(path, [(0, size)])
-        return {"size": size, "crc32": digest}
-    groups, footer = layout
-    edges = [start for start, _rows in groups] + [footer, size]
-    crcs = _mapped_crcs(path, list(zip(edges[:-1], edges[1:])))
-    return {"size": size, "row_groups": [[start, rows, crc] for (start, rows), crc in zip(groups, crcs)],
-            "footer": [footer, crcs[-1]]}
+    return folder_digests.digest_entry(path, _parts)
 
 
 def seal_folder(root: Path, manifest: dict) -> None:
     """Digest every file under ``root``, then write the manifest and its own digest file."""
-    files = {}
-    for here, _subdirs, names in os.walk(root):
-        for name in names:
-            full = os.path.join(here, name)
-            files[Path(os.path.relpath(full, root)).as_posix()] = digest_entry(full)
-    manifest["checksums"] = {"algorithm": ALGORITHM, "files": dict(sorted(files.items()))}
-    raw = json.dumps(manifest, ensure_ascii=True, indent=1).encode("ascii")
-    (root / MANIFEST).write_bytes(raw)
-    (root / MANIFEST_DIGEST).write_text(f"{ALGORITHM} {zlib.crc32(raw):08x} {len(raw)}\n", encoding="ascii")
+    folder_digests.seal(root, manifest, MANIFEST, _parts)
 
 
 # --------------------------------------------------------------------------- reading
@@ -322,19 +259,8 @@ def seal_folder(root: Path, manifest: dict) -> None:
 
 def _manifest_digest(root: Path) -> tuple[str, int] | None:
     """The manifest's digest and size from its digest file; None when the folder has none."""
-    try:
-        text = (root / MANIFEST_DIGEST).read_bytes()[:256].decode("ascii")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeError) as exc:
-        raise IOChecksumError("the manifest's digest file cannot be read", path=root, obj=MANIFEST_DIGEST,
-                              expected=f"'{ALGORITHM} <8 hex digits> <size>'", found=str(exc), hint=_HINT) from exc
-    parts = text.split()
-    if (len(parts) != 3 or parts[0] != ALGORITHM or not re.fullmatch(r"[0-9a-f]{8}", parts[1])
-            or not parts[2].isdigit()):
-        raise IOChecksumError("the manifest's digest file is damaged", path=root, obj=MANIFEST_DIGEST,
-                              expected=f"'{ALGORITHM} <8 hex digits> <size>'", found=repr(text[:60]), hint=_HINT)
-    return parts[1], int(parts[2])
+    with engine_errors():
+        return folder_digests.manifest_digest(root, MANIFEST)
 
 
 def _read_manifest(root: Path, *, verify: bool = True) -> dict:
@@ -357,12 +283,8 @@ def _read_manifest(root: Path, *, verify: bool = True) -> dict:
                             expected="JSON text", found=str(exc)) from exc
     stored = _manifest_digest(root) if verify else None
     if stored is not None:
-        found = f"{zlib.crc32(raw):08x}"
-        if (found, len(raw)) != stored:
-            raise IOChecksumError(
-                "checksum mismatch: the manifest differs from what was written", path=root, obj=MANIFEST,
-                expected=f"{ALGORITHM} {stored[0]}, {stored[1]} bytes (from {MANIFEST_DIGEST})",
-                found=f"{ALGORITHM} {found}, {len(raw)} bytes", hint=_HINT)
+        with engine_errors():
+            folder_digests.check_manifest_bytes(root, MANIFEST, raw, stored)
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
@@ -398,39 +320,8 @@ def file_digests(root: Path, manifest: dict, *, verify: bool = True) -> dict | N
             logger.info("%s: no checksums in the manifest (written before checksums or by another tool); "
                         "its files are read without verification", root)
         return None
-    if not isinstance(entry, dict) or entry.get("algorithm") != ALGORITHM or not isinstance(entry.get("files"), dict):
-        raise IOFormatError("unsupported checksums in the manifest", path=root, obj=f"{MANIFEST}/checksums",
-                            expected=f"algorithm {ALGORITHM!r} and a map of files",
-                            found=repr(str(entry)[:80]), hint="upgrade scptensor")
-    return entry["files"]
-
-
-def _segments_to_check(entry: dict, size: int, rows) -> list[tuple[str, int, int, str]] | None:
-    """(what, start, end, digest) of the parts of a file a read of row ranges ``rows`` touches
-    (None: every part); None when the entry is not in the expected form."""
-    groups, footer = entry.get("row_groups"), entry.get("footer")
-    try:
-        starts = [int(g[0]) for g in groups] + [int(footer[0])]
-        counts = [int(g[1]) for g in groups]
-        digests = [str(g[2]) for g in groups] + [str(footer[1])]
-    except (TypeError, ValueError, IndexError, KeyError):
-        return None
-    if not groups or starts[0] != 0 or any(b < a for a, b in zip(starts, starts[1:])) or starts[-1] > size:
-        return None
-    wanted = range(len(groups))
-    if rows is not None:
-        ends = np.cumsum(counts)
-        picked: set[int] = set()
-        for a, b in rows:
-            if b > a:
-                first = int(np.searchsorted(ends, a, side="right"))
-                last = int(np.searchsorted(ends, b - 1, side="right"))
-                picked.update(range(first, min(last, len(groups) - 1) + 1))
-        wanted = sorted(picked)
-    edges = starts + [size]
-    out = [(f"row group {i}", edges[i], edges[i + 1], digests[i]) for i in wanted]
-    out.append(("footer", edges[-2], size, digests[-1]))
-    return out
+    with engine_errors():
+        return folder_digests.checksums_entry(root, manifest, MANIFEST, hint="upgrade scptensor")
 
 
 def check_member(root: Path, rel: str, member: Path, digests: dict, rows=None) -> int:
@@ -440,43 +331,8 @@ def check_member(root: Path, rel: str, member: Path, digests: dict, rows=None) -
     digested per row group then has only those row groups and its footer
     checked (None: all of it).
     """
-    entry = digests.get(rel)
-    shape_ok = isinstance(entry, dict) and isinstance(entry.get("size"), int) and (
-        isinstance(entry.get("crc32"), str) or "row_groups" in entry)
-    if not shape_ok:
-        raise IOChecksumError("a file of the dataset has no checksum in the manifest", path=root, obj=rel,
-                              expected="a digest in the manifest", found=repr(entry)[:80], hint=_HINT)
-    try:
-        fd = os.open(member, os.O_RDONLY)
-    except OSError as exc:
-        raise IOFormatError("a file of the dataset is unreadable", path=root, obj=rel,
-                            expected="a readable Parquet file", found=str(exc)) from exc
-    try:
-        size = os.fstat(fd).st_size
-        if size != entry["size"]:
-            raise IOChecksumError("a file of the dataset has another size than was written", path=root, obj=rel,
-                                  expected=f"{entry['size']} bytes", found=f"{size} bytes", hint=_HINT)
-        if "crc32" in entry:
-            parts = [("the file", 0, size, entry["crc32"])]
-        else:
-            parts = _segments_to_check(entry, size, rows)
-            if parts is None:
-                raise IOChecksumError("a file's checksum entry in the manifest is not in the expected form",
-                                      path=root, obj=rel, expected="row groups and footer with their digests",
-                                      found=repr(entry)[:80], hint=_HINT)
-        try:
-            found = _range_crcs(fd, [(a, b) for _what, a, b, _digest in parts])
-        except OSError as exc:
-            raise IOFormatError("a file of the dataset is unreadable", path=root, obj=rel,
-                                expected="a readable Parquet file", found=str(exc)) from exc
-    finally:
-        os.close(fd)
-    for (what, a, b, expected), got in zip(parts, found):
-        if got != expected:
-            raise IOChecksumError(
-                f"checksum mismatch: the file differs from what was written ({what}, bytes {a}-{b})",
-                path=root, obj=rel, expected=f"{ALGORITHM} {expected}", found=f"{ALGORITHM} {got}", hint=_HINT)
-    return sum(b - a for _what, a, b, _digest in parts)
+    with engine_errors():
+        return folder_digests.check_member(root, rel, member, digests, rows, expected_file="a readable Parquet file")
 
 
 def is_parquet_dataset(path: str | os.PathLike) -> bool:

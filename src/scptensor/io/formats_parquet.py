@@ -43,7 +43,7 @@ Wide form (``layout="wide"``, dense layers with a dense mask or none): one row
 per sample, a ``sample_id`` column, then one value column per feature named by
 its id; the mask goes to ``<l>.mask.parquet`` with the same shape as int8.
 
-Writes are atomic (:mod:`scptensor.io._folders`): the dataset appears complete
+Writes are atomic (:mod:`h5stream.files.folders`): the dataset appears complete
 or not at all, and an existing one stays whole until its replacement is.
 
 Reads check the manifest and the bytes of every file they read against the
@@ -70,8 +70,9 @@ import polars as pl
 from scipy import sparse
 
 from h5stream import jsonvalues
+from h5stream.files.folders import writing_folder
 from scptensor.core.structures import AggregationLink, Assay, ProvenanceLog, ScpContainer, ScpMatrix
-from scptensor.io._folders import writing_folder
+from scptensor.io._files import engine_errors as _engine_errors
 from scptensor.io._parquet_layers import (  # noqa: F401  (the helpers stay importable from here)
     _MAX_RANGES,
     _canonical,
@@ -265,7 +266,11 @@ def save_parquet(
     target = Path(path)
     part = select_parts(container, save_obs, save_assays, save_layers, save_history)
     options = _parquet_options(compression, compression_level)
-    with writing_folder(target, overwrite=overwrite, is_replaceable=is_parquet_dataset) as root:
+    with _engine_errors(), writing_folder(
+        target, overwrite=overwrite, is_replaceable=is_parquet_dataset,
+        kind="a scptensor Parquet dataset folder (with its manifest)",
+        other_folder="a folder without a scptensor Parquet manifest",
+    ) as root:
         manifest: dict[str, Any] = {
             "format_name": FORMAT_NAME,
             "format_version": FORMAT_VERSION,

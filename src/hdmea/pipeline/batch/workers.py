@@ -70,31 +70,16 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 
 
 def _limit_loaded_libraries(threads: int) -> None:
-    """Cap libraries that were loaded before the variables were set (numba, OpenBLAS)."""
+    """Cap libraries that were loaded before the variables were set (numba, BLAS, OpenMP)."""
     numba = sys.modules.get("numba")
     if numba is not None:
         with contextlib.suppress(Exception):
             numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    # numpy's OpenBLAS starts its threads when numpy is imported, which a worker
-    # process may already have done (distributed imports numpy): set it at run time.
-    import ctypes
+    # numpy's OpenBLAS (and any OpenMP runtime) start their threads when they load, which a worker
+    # process may already have done (distributed imports numpy): threadpoolctl caps them at run time.
+    from threadpoolctl import threadpool_limits
 
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as fh:
-            libraries = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return
-    for library in libraries:
-        try:
-            handle = ctypes.CDLL(library)
-        except OSError:
-            continue
-        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                       "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-            setter = getattr(handle, symbol, None)
-            if setter is not None:
-                setter(ctypes.c_int(threads))
-                break
+    threadpool_limits(limits=threads)
 
 
 def _warm_up() -> None:

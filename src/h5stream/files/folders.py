@@ -1,11 +1,11 @@
-"""Atomic writes of a folder (the Parquet dataset), on top of the engine's claim and fsync helpers.
+"""Atomic writes of a folder (a dataset of several files, such as scptensor's Parquet format).
 
 A folder is built at ``<target>.partial-dir-<pid>-<n>`` beside the target,
 every file and directory in it fsynced, then published:
 
 * no target yet: the partial folder is renamed onto the target;
 * ``overwrite=True``: the two folders are swapped in one step
-  (``renameat2(RENAME_EXCHANGE)``, Linux), and the old folder, now at the
+  (``renameat2(RENAME_EXCHANGE)``, Linux: :func:`h5stream.native.libc.exchange`), and the old folder, now at the
   partial name, is deleted.  Where the exchange is unsupported, the old folder
   is first renamed to ``<target>.replaced-<pid>-<n>``, the new one renamed in,
   then the old one deleted; a writer killed between the two renames leaves the
@@ -21,8 +21,6 @@ target (:class:`~h5stream.errors.StaleFilesWarning`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -32,11 +30,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from h5stream.errors import H5StreamError, StaleFilesWarning
-from h5stream.files import WriterClaim, fsync_directory, fsync_path
-from h5stream.files.claims import writer_gone
-from h5stream.files.paths import parent_of, sibling_path
-from scptensor.io.exceptions import IOTargetExistsError, IOWriteError, translate_engine_error
+from h5stream.errors import StaleFilesWarning, TargetExistsError, WriteError
+from h5stream.files.claims import WriterClaim, writer_gone
+from h5stream.files.paths import fsync_directory, fsync_path, parent_of, sibling_path
+from h5stream.native.libc import exchange as _exchange
 
 __all__ = ["writing_folder", "restore_interrupted", "fsync_tree"]
 
@@ -45,37 +42,6 @@ logger = logging.getLogger(__name__)
 _PARTIAL = ".partial-dir-"
 _REPLACED = ".replaced-"
 _LEFTOVER = re.compile(r"\.(?:partial-dir|replaced)-(\d+)-\d+")
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _renameat2():
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        func = libc.renameat2
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_RENAMEAT2 = _renameat2()
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step; False where the system or filesystem cannot."""
-    if _RENAMEAT2 is None:
-        return False
-    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
 def fsync_tree(root: Path) -> None:
     """fsync every file, then every directory (deepest first) under ``root``, and ``root``."""
     dirs = []
@@ -139,34 +105,35 @@ def _remove_dead_leftovers(target: Path) -> None:
         )
 
 
-def _write_error(exc: OSError, target: Path) -> IOWriteError:
+def _write_error(exc: OSError, target: Path) -> WriteError:
     reason = exc.strerror or str(exc)
     hint = "free disk space" if exc.errno == errno.ENOSPC else "check the directory and free space"
-    return IOWriteError(f"writing failed ({reason}); any earlier dataset is intact", path=target, hint=hint)
+    return WriteError(f"writing failed ({reason}); any earlier dataset is intact", path=target, hint=hint)
 
 
 @contextlib.contextmanager
 def writing_folder(
-    path: str | os.PathLike, *, overwrite: bool, is_replaceable: Callable[[Path], bool]
+    path: str | os.PathLike, *, overwrite: bool, is_replaceable: Callable[[Path], bool],
+    kind: str = "a folder of this format", other_folder: str = "another folder",
 ) -> Iterator[Path]:
     """Yield an empty partial folder that becomes ``path`` only when the block completes.
 
     ``is_replaceable(existing)`` says whether an existing folder at ``path`` is
-    one ``overwrite=True`` may replace (a dataset of the same format); anything
-    else at the target is refused.
+    one ``overwrite=True`` may replace (a dataset of the same format, described
+    by ``kind`` in errors; a folder it refuses is ``other_folder``); anything
+    else at the target is refused.  Errors are the
+    engine's (:class:`~h5stream.errors.WriteError`, :class:`~h5stream.errors.TargetExistsError`,
+    :class:`~h5stream.errors.WriterClaimError`).
     """
     target = Path(path)
     parent = parent_of(target)
     if not parent.is_dir():
-        raise IOWriteError(
+        raise WriteError(
             "the target's directory does not exist", path=target, expected="an existing directory",
             found=f"no directory {parent}", hint="create the directory first",
         )
     claim = WriterClaim(target)
-    try:
-        claim.acquire()
-    except H5StreamError as exc:
-        raise translate_engine_error(exc) from exc
+    claim.acquire()
     partial = sibling_path(target, _PARTIAL)
     try:
         try:
@@ -176,17 +143,17 @@ def writing_folder(
             raise _write_error(exc, target) from exc
         if target.exists() or target.is_symlink():
             if not overwrite:
-                raise IOTargetExistsError(
+                raise TargetExistsError(
                     "target exists", path=target, expected="no file or folder at the path",
                     found="an existing " + ("folder" if target.is_dir() else "file"),
                     hint="pass overwrite=True to replace it",
                 )
             if target.is_symlink() or not target.is_dir() or not is_replaceable(target):
-                raise IOWriteError(
+                raise WriteError(
                     "target is not a dataset of this format and is never replaced", path=target,
-                    expected="a scptensor Parquet dataset folder (with its manifest)",
+                    expected=kind,
                     found="a symbolic link" if target.is_symlink() else (
-                        "a folder without a scptensor Parquet manifest" if target.is_dir() else "a file"),
+                        other_folder if target.is_dir() else "a file"),
                     hint="choose another path or remove it yourself",
                 )
         try:

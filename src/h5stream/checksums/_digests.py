@@ -14,18 +14,16 @@ texts (feature metadata shared by all units) are digested once per process
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import zlib
 from collections.abc import Iterator
 
 import h5py
 import numpy as np
 
-try:  # the one import of the compiled attribute kernel (None in a source tree without compiled kernels)
-    from h5stream._ext import _h5attrs
-except ImportError:
-    _h5attrs = None
+from h5stream.native import compiled, libdeflate
+
+#: the compiled attribute kernel (strings and numpy scalars written and digested in one call)
+_h5attrs = compiled("_h5attrs")
 
 __all__ = [
     "LIBDEFLATE_CRC32",
@@ -66,23 +64,9 @@ def _header_crc(kind: str, shape: tuple[int, ...]) -> int:
     return crc
 
 
-def _libdeflate_crc32():
-    """libdeflate's CRC-32 (``zlib.crc32``'s value, over twice as fast here); None without the library."""
-    name = ctypes.util.find_library("deflate")
-    if name is None:
-        return None
-    try:
-        func = ctypes.CDLL(name).libdeflate_crc32
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
-    func.restype = ctypes.c_uint32
-    return func
-
-
-#: libdeflate's ``crc32(crc, address, size)`` through ctypes, or None without the library
-#: (the one lookup of it: the Parquet manifest uses it too)
-LIBDEFLATE_CRC32 = _libdeflate_crc32()
+#: libdeflate's ``crc32(crc, address, size)`` (``zlib.crc32``'s value, over twice as fast here), or None
+#: without the library (:mod:`h5stream.native.libdeflate`)
+LIBDEFLATE_CRC32 = libdeflate.CRC32
 _FAST_CRC32 = LIBDEFLATE_CRC32
 _FAST_CRC32_MIN = 16384  # below this the foreign call costs more than it saves
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import h5py
 import numpy as np
 
 from h5stream.errors import ChecksumError
+from h5stream.native import compiled, libhdf5
 
 __all__ = ["fletcher32", "append_fletcher32", "strip_fletcher32", "has_fletcher32", "fletcher32_failure", "checked_read"]
 
@@ -30,50 +30,18 @@ def _fold(total: int) -> int:
     return 0 if total == 0 else (total - 1) % 65535 + 1
 
 
-_library_fletcher32: Any = False
-
-try:  # the compiled kernel (built with the package); the checksum stays available without it
-    from h5stream._ext._compress import fletcher32 as _compiled
-except ImportError:  # pragma: no cover - a build without the kernels, or one older than this function
-    _compiled = None
-
-
-def _library_checksum():
-    """``H5_checksum_fletcher32`` of the libhdf5 h5py loaded (C speed, the GIL released), or None."""
-    global _library_fletcher32
-    if _library_fletcher32 is False:
-        _library_fletcher32 = None
-        from h5stream.tree.lowlevel import native_hdf5
-
-        native = native_hdf5()
-        if native is not None:
-            import ctypes
-
-            try:
-                function = ctypes.CDLL(native.path).H5_checksum_fletcher32
-            except (OSError, AttributeError):
-                function = None
-            if function is not None:
-                function.restype = ctypes.c_uint32
-                function.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-                _library_fletcher32 = function
-    return _library_fletcher32
+#: the compiled kernel (AVX2 where available); a build without it is refused with the rebuild command
+_compiled = compiled("_compress").fletcher32
 
 
 def fletcher32(data) -> int:
     """HDF5's Fletcher32 checksum (``H5_checksum_fletcher32``) of ``data`` (bytes-like).
 
     Big-endian 16-bit words; an odd last byte counts as the high byte of a word.
-    Computed by the compiled kernel without the GIL; without it by libhdf5's own
-    function when it can be called directly, else by the same arithmetic in numpy.
+    Computed by the compiled kernel without the GIL (:func:`_fletcher32_numpy` is
+    the same arithmetic in numpy, the tests' reference).
     """
-    raw = np.frombuffer(memoryview(data).cast("B"), np.uint8)
-    if _compiled is not None:
-        return _compiled(raw)
-    library = _library_checksum()
-    if library is not None:
-        return int(library(raw.ctypes.data, raw.size)) if raw.size else 0
-    return _fletcher32_numpy(raw)
+    return _compiled(np.frombuffer(memoryview(data).cast("B"), np.uint8))
 
 
 def _fletcher32_numpy(raw: np.ndarray) -> int:
@@ -153,7 +121,7 @@ def checked_read(path, obj: str | None, *, dataset=None) -> Iterator[None]:
     try:
         yield
     except (OSError, RuntimeError) as exc:
-        if isinstance(path, (h5py.HLObject, h5py._objects.ObjectID)):
+        if isinstance(path, (h5py.HLObject, libhdf5.ObjectID)):
             try:
                 path = (path if isinstance(path, h5py.HLObject) else h5py.Group(path)).file.filename
             except Exception:  # noqa: BLE001 - the name is only for the message

@@ -11,7 +11,10 @@ in with ``deflate="auto"``/``"libdeflate"``.
 
 The library is loaded through ctypes (no build step; each call releases the
 GIL, so the writer's and reader's threads compress chunks in parallel).
-:data:`KERNEL` is None when no ``libdeflate.so`` is installed.
+:data:`KERNEL` is None when no ``libdeflate.so`` is installed; so are
+:data:`CRC32` (its CRC-32, ``zlib.crc32``'s value, over twice as fast) and
+:func:`raw_deflate` (raw deflate and Adler-32, the pieces of a zlib stream the
+chunk-filling gzip writer of :mod:`h5stream.writer` assembles itself).
 
 The kernel object has the interface of the compiled zlib kernel
 (``h5stream._ext._compress``): ``deflate_bound``, ``_deflate_chunks``,
@@ -21,11 +24,12 @@ The kernel object has the interface of the compiled zlib kernel
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 import numpy as np
 
-__all__ = ["KERNEL", "LibdeflateKernel"]
+from h5stream.native import bind, load_library
+
+__all__ = ["KERNEL", "LibdeflateKernel", "CRC32", "RawDeflate", "raw_deflate"]
 
 _SUCCESS = 0
 
@@ -141,15 +145,66 @@ class LibdeflateKernel:
         return nbytes
 
 
-def _load() -> LibdeflateKernel | None:
-    name = ctypes.util.find_library("deflate")
-    if name is None:
+_LIB = load_library("deflate")
+
+
+def _kernel() -> LibdeflateKernel | None:
+    if _LIB is None:
         return None
     try:
-        return LibdeflateKernel(ctypes.CDLL(name))
-    except (OSError, AttributeError):  # missing, or too old for the zlib entry points
+        return LibdeflateKernel(_LIB)
+    except AttributeError:  # too old for the zlib entry points
         return None
 
 
 #: The kernel, or None without a usable libdeflate.
-KERNEL: LibdeflateKernel | None = _load()
+KERNEL: LibdeflateKernel | None = _kernel()
+
+
+def _crc32():
+    if _LIB is None:
+        return None
+    try:
+        return bind(_LIB, {"libdeflate_crc32": (ctypes.c_uint32, [ctypes.c_uint32, ctypes.c_void_p,
+                                                                   ctypes.c_size_t])})["libdeflate_crc32"]
+    except AttributeError:
+        return None
+
+
+#: libdeflate's ``crc32(crc, address, nbytes)`` (``zlib.crc32``'s value), or None without the library.
+CRC32 = _crc32()
+
+
+class RawDeflate:
+    """libdeflate's raw deflate and Adler-32 (the pieces of a zlib stream a caller assembles itself)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        void_p, size_t = ctypes.c_void_p, ctypes.c_size_t
+        functions = bind(lib, {
+            "libdeflate_alloc_compressor": (void_p, [ctypes.c_int]),
+            "libdeflate_free_compressor": (None, [void_p]),
+            "libdeflate_deflate_compress": (size_t, [void_p, void_p, size_t, void_p, size_t]),
+            "libdeflate_deflate_compress_bound": (size_t, [void_p, size_t]),
+            "libdeflate_adler32": (ctypes.c_uint32, [ctypes.c_uint32, void_p, size_t]),
+        })
+        self.alloc = functions["libdeflate_alloc_compressor"]
+        self.free = functions["libdeflate_free_compressor"]
+        self.compress = functions["libdeflate_deflate_compress"]
+        self._bound = functions["libdeflate_deflate_compress_bound"]
+        self.adler32 = functions["libdeflate_adler32"]
+
+    def bound(self, nbytes: int) -> int:
+        return int(self._bound(None, int(nbytes)))
+
+
+_raw: list = []
+
+
+def raw_deflate() -> RawDeflate | None:
+    """libdeflate's raw entry points, or None when the library (or one of them) is missing."""
+    if not _raw:
+        try:
+            _raw.append(RawDeflate(_LIB) if _LIB is not None else None)
+        except AttributeError:
+            _raw.append(None)
+    return _raw[0]

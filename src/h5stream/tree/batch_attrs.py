@@ -1,4 +1,4 @@
-"""Plain scalar attributes read by direct calls into the libhdf5 that h5py loaded.
+"""Batched attribute reads: plain scalar attributes read by direct calls into the libhdf5 that h5py loaded.
 
 A recording's units carry tens of thousands of small attributes; through h5py each
 read creates several wrapper objects (attribute, type, dataspace), which costs three
@@ -8,9 +8,9 @@ values :func:`h5stream.tree.read_attrs` decodes and checks), or says which it le
 enums such as booleans, anything unusual) so the caller reads those through h5py.
 :func:`dataset_shape_and_dtype` gives a dataset's shape and plain number type the same
 way (h5py's ``DatasetID.shape`` and type objects cost several microseconds each).
-The library is found by :func:`h5stream.tree.lowlevel.native_hdf5`; without it (or
-with ``H5STREAM_NO_NATIVE=1``) :func:`bindings` returns None and callers use h5py.
-The caller holds h5py's global lock (:data:`h5py._objects.phil`) around the calls.
+The library is :func:`h5stream.native.libhdf5.library`; without it (or with
+``H5STREAM_NO_NATIVE=1``) :func:`bindings` returns None and callers use h5py.
+The caller holds :data:`library_lock` (h5py's global lock) around the calls.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import ctypes
 import h5py
 import numpy as np
 
-from h5stream.tree.lowlevel import native_hdf5
+from h5stream.native import bind, libhdf5
 
-__all__ = ["bindings", "read_plain", "dataset_shape_and_dtype", "LEFT"]
+__all__ = ["bindings", "read_plain", "dataset_shape_and_dtype", "LEFT", "library_lock"]
+
+#: Hold it around the calls of this module (h5py's global lock: no other thread enters libhdf5).
+library_lock = libhdf5.lock
 
 #: Marks an attribute :func:`read_plain` left for h5py.
 LEFT = object()
@@ -34,8 +37,7 @@ _H5T_CSET_UTF8 = 1
 
 
 class _Bindings:
-    def __init__(self, path: str) -> None:
-        lib = ctypes.CDLL(path)
+    def __init__(self, lib: ctypes.CDLL) -> None:
         hid, size_t = ctypes.c_int64, ctypes.c_size_t
         signatures = {
             "H5Aget_num_attrs": (ctypes.c_int, [hid]),
@@ -60,9 +62,7 @@ class _Bindings:
             "H5Sget_simple_extent_dims": (ctypes.c_int, [hid, ctypes.c_void_p, ctypes.c_void_p]),
             "H5free_memory": (ctypes.c_int, [ctypes.c_void_p]),
         }
-        for name, (restype, argtypes) in signatures.items():
-            function = getattr(lib, name)
-            function.restype, function.argtypes = restype, argtypes
+        for name, function in bind(lib, signatures).items():
             setattr(self, name, function)
         self.name_buffer = ctypes.create_string_buffer(1024)
         # Memory types (h5py's, kept alive here): native numbers by numpy kind and size, vlen text by charset.
@@ -94,10 +94,10 @@ def bindings() -> _Bindings | None:
     """The direct calls, or None when libhdf5 cannot be reached (then read through h5py)."""
     global _bindings
     if _bindings is False:
-        native = native_hdf5()
+        lib = libhdf5.library()
         try:
-            _bindings = _Bindings(native.path) if native is not None else None
-        except (OSError, AttributeError):
+            _bindings = _Bindings(lib) if lib is not None else None
+        except AttributeError:  # a library without one of the functions
             _bindings = None
     return _bindings
 

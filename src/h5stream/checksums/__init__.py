@@ -12,8 +12,8 @@ check when they read it:
   (``zlib.crc32``) in the file's *manifest*: the root attribute
   ``h5stream_checksums`` (:data:`MANIFEST_ATTR`), UTF-8 JSON text written in
   the same atomic save as the data.  Its format (versions 1 and 2) and its
-  reading are in :mod:`h5stream._manifest`; what a digest covers, and the
-  digest functions, in :mod:`h5stream._digests`.  Both are re-exported here.
+  reading are in :mod:`h5stream.checksums._manifest`; what a digest covers, and the
+  digest functions, in :mod:`h5stream.checksums._digests`.  Both are re-exported here.
 
 This module records digests while writing, writes the manifest, and checks
 what readers read against it.
@@ -49,8 +49,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream._digests import (  # the digests, re-exported
-    LIBDEFLATE_CRC32,  # noqa: F401  (the Parquet manifest imports it from here)
+from h5stream.checksums._digests import (  # the digests, re-exported
+    LIBDEFLATE_CRC32,  # noqa: F401  (re-exported)
     _h5attrs,
     _is_text,
     array_digest,
@@ -67,7 +67,7 @@ from h5stream._digests import (  # the digests, re-exported
     utf8_bytes,
     value_digest,
 )
-from h5stream._manifest import (  # the manifest's format, reading and value checks, re-exported
+from h5stream.checksums._manifest import (  # the manifest's format, reading and value checks, re-exported
     ALGORITHM,
     ALL_ATTRS,
     MANIFEST_ATTR,
@@ -87,7 +87,7 @@ from h5stream._manifest import (  # the manifest's format, reading and value che
     read_manifest,
     refuse_sequence_attr,
 )
-from h5stream.fletcher32 import (
+from h5stream.checksums._fletcher32 import (
     append_fletcher32,
     checked_read,
     fletcher32,
@@ -220,7 +220,7 @@ class Recorder:
 
     @property
     def attribute_kind(self) -> str:
-        """The kind of attribute set this file records (see :mod:`h5stream._manifest`)."""
+        """The kind of attribute set this file records (see :mod:`h5stream.checksums._manifest`)."""
         return TEXT_ATTRS if self.headers_checksummed else ALL_ATTRS
 
     def _next(self) -> int:

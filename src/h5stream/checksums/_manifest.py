@@ -12,7 +12,7 @@ UTF-8 JSON text written in the same atomic save as the data::
      "attributes": {}}
 
 ``datasets`` maps the path of each contiguous or compact dataset to its digest
-(:mod:`h5stream._digests`).
+(:mod:`h5stream.checksums._digests`).
 
 Attributes are listed per object (version 2): the value under
 ``attribute_digests[kind][path]`` is the concatenation of the digests of the
@@ -49,7 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream._digests import _h5attrs, _is_text, array_digest, scalar_text_digest, text_digest, value_digest
+from h5stream.checksums._digests import _h5attrs, _is_text, array_digest, scalar_text_digest, text_digest, value_digest
 from h5stream.errors import ChecksumError, FormatError
 
 __all__ = [

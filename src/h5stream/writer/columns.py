@@ -1,9 +1,9 @@
-"""A whole 1-D column compressed on several threads and written chunk by chunk, for the NWB export.
+"""Filling a chunked gzip dataset made by someone else: a whole 1-D column compressed on several threads.
 
 HDF5 runs its filters on one thread; the spike times of a large recording (160 MB for
-20 M spikes) spend seconds in gzip.  :func:`gzip_column` hands hdmf a placeholder that
-makes it create the dataset (its shape, chunks, shuffle and gzip filters) without
-writing anything; once pynwb has written the file's structure, :func:`fill_column`
+20 M spikes) spend seconds in gzip.  When another library creates the dataset (its
+shape, chunks, shuffle and gzip filters; the NWB export lets hdmf do it, through a
+placeholder that writes nothing), :func:`fill_column`
 compresses the chunks with the engine's deflate kernel (:func:`h5stream.codecs.deflate_kernel`:
 libdeflate when installed, else the compiled zlib kernel, both without the GIL) on every
 allowed core, and stores each one with ``write_direct_chunk``.  A chunk is what
@@ -26,8 +26,6 @@ then only stores the chunks.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
@@ -35,8 +33,9 @@ import numpy as np
 
 from h5stream.codecs import deflate_kernel
 from h5stream.cores import sharing_threads
+from h5stream.native.libdeflate import RawDeflate, raw_deflate
 
-__all__ = ["gzip_column", "fill_column", "CompressedColumn"]
+__all__ = ["fill_column", "CompressedColumn"]
 
 #: Bytes of chunks compressed per batch (each batch's chunks are shared among the threads).
 BATCH_BYTES = 16 << 20
@@ -48,42 +47,7 @@ STORED_SHARE = 0.995
 _STORED_BLOCK = 65_535
 
 
-class _RawDeflate:
-    """libdeflate's raw deflate and Adler-32 (the pieces of a zlib stream this module assembles itself)."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.alloc = lib.libdeflate_alloc_compressor
-        self.alloc.restype, self.alloc.argtypes = ctypes.c_void_p, [ctypes.c_int]
-        self.free = lib.libdeflate_free_compressor
-        self.free.restype, self.free.argtypes = None, [ctypes.c_void_p]
-        self.compress = lib.libdeflate_deflate_compress
-        self.compress.restype = ctypes.c_size_t
-        self.compress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
-        self._bound = lib.libdeflate_deflate_compress_bound
-        self._bound.restype, self._bound.argtypes = ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]
-        self.adler32 = lib.libdeflate_adler32
-        self.adler32.restype = ctypes.c_uint32
-        self.adler32.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
-
-    def bound(self, nbytes: int) -> int:
-        return int(self._bound(None, int(nbytes)))
-
-
-_raw: list = []
-
-
-def _raw_deflate() -> _RawDeflate | None:
-    """libdeflate's raw entry points, or None when the library (or one of them) is missing."""
-    if not _raw:
-        name = ctypes.util.find_library("deflate")
-        try:
-            _raw.append(_RawDeflate(ctypes.CDLL(name)) if name else None)
-        except (OSError, AttributeError):
-            _raw.append(None)
-    return _raw[0]
-
-
-def _stored_planes(raw: _RawDeflate, array: np.ndarray, chunk: int, level: int) -> int:
+def _stored_planes(raw: RawDeflate, array: np.ndarray, chunk: int, level: int) -> int:
     """How many leading byte planes of the shuffled chunks do not compress: those are stored as they are.
 
     Sampled on the first, middle and last whole chunk: the first :data:`PLANE_SAMPLE_BYTES`
@@ -119,40 +83,6 @@ def _stored_planes(raw: _RawDeflate, array: np.ndarray, chunk: int, level: int) 
     return prefix
 
 
-def gzip_column(array: np.ndarray, chunk: int, level: int, h5dataio):
-    """The ``data`` of a column that :func:`fill_column` fills after the write (gzip ``level`` + shuffle)."""
-    from hdmf.data_utils import AbstractDataChunkIterator
-
-    # The placeholder keeps the column's shape and type, not the column: pynwb's containers (reference
-    # cycles, freed by the garbage collector) would otherwise keep the whole array alive after the export.
-    shape, dtype = array.shape, array.dtype
-
-    class Placeholder(AbstractDataChunkIterator):
-        """Creates the dataset through hdmf and yields no data."""
-
-        def __iter__(self):
-            return self
-
-        def __next__(self):
-            raise StopIteration
-
-        def recommended_chunk_shape(self):
-            return (chunk,)
-
-        def recommended_data_shape(self):
-            return shape
-
-        @property
-        def dtype(self):
-            return dtype
-
-        @property
-        def maxshape(self):
-            return shape
-
-    return h5dataio(Placeholder(), compression="gzip", compression_opts=level, shuffle=True, chunks=(chunk,))
-
-
 def _pipeline(dset: h5py.Dataset) -> list[tuple[int, tuple]]:
     plist = dset.id.get_create_plist()
     return [(code, tuple(values)) for code, _flags, values, _name in
@@ -162,7 +92,7 @@ def _pipeline(dset: h5py.Dataset) -> list[tuple[int, tuple]]:
 class CompressedColumn:
     """The chunks of a whole 1-D column, gzip ``level`` + shuffle, compressed on background threads from now on.
 
-    ``chunk`` elements per chunk (the dataset's chunk shape, as given to :func:`gzip_column`);
+    ``chunk`` elements per chunk (the dataset's chunk shape);
     ``threads``: default every allowed core (:func:`h5stream.cores.sharing_threads`: the batches are
     independent tasks of one queue, so a thread the scheduler pauses delays none of the others; with
     one of two cores busy, two threads exported 20 M spike times in 2.45 s where one took 2.68 s);
@@ -187,7 +117,7 @@ class CompressedColumn:
         self._bound = int(self._kernel.deflate_bound(nbytes))
         # With libdeflate, the leading byte planes that do not compress (the low bytes of measured
         # numbers) are stored, not handed to the compressor only for it to store them in the end.
-        self._raw = _raw_deflate() if self._shuffle_here else None
+        self._raw = raw_deflate() if self._shuffle_here else None
         self._stored = 0
         if self._raw is not None:
             self._stored = _stored_planes(self._raw, self.array, self.chunk, self.level) * self.chunk
@@ -282,7 +212,7 @@ class CompressedColumn:
         return failures
 
     def fill(self, dset: h5py.Dataset) -> None:
-        """Store the column in ``dset`` (created by :func:`gzip_column` with this column's chunk and level).
+        """Store the column in ``dset`` (created with this column's chunk, shuffle and gzip ``level``).
 
         A dataset whose chunks or filters are not exactly these (shuffle then gzip
         ``level``) is written through h5py instead (HDF5 compresses it).
@@ -317,7 +247,7 @@ class CompressedColumn:
 
 def fill_column(dset: h5py.Dataset, array: np.ndarray, level: int, threads: int | None = None,
                 implementation: str = "auto") -> None:
-    """Write the 1-D ``array`` into ``dset`` (created by :func:`gzip_column`), compressing on ``threads``.
+    """Write the 1-D ``array`` into ``dset`` (chunked, shuffle and gzip ``level``), compressing on ``threads``.
 
     ``threads``: default every allowed core (:func:`h5stream.cores.sharing_threads`).
     ``implementation``: the deflate kernel (``"auto"``, ``"zlib"``, ``"libdeflate"``).
