@@ -22,7 +22,8 @@ logical layout as :mod:`hdmea.io.hdf5_store`:
 through the recording store: arrays keep their dtype and values; 1-element
 metadata arrays of int64, float64, bool or text become the store's typed scalars
 (what the pipeline writes today); attributes keep their JSON types (int, float,
-bool, text, lists, dicts).  ``/pipeline/migration`` records ``source_archive``,
+bool, text, lists, dicts).  ``/pipeline/migration`` (record version :data:`MIGRATION_FORMAT_VERSION`, its
+``format_version``) records ``source_archive``,
 ``source_fingerprint`` (of the archive's file names, sizes and modification times),
 ``migrated_at`` and, as the group ``root_attrs``, every root attribute of the
 archive as it was.  What has no place in our layout (other top-level members,
@@ -74,12 +75,14 @@ from hdmea.pipeline.preflight import PreflightError, check_output_folder
 from hdmea.progress import counted
 
 __all__ = ["migrate", "migrate_folder", "MigrationResult", "MigrationSummary", "ArchiveFormatError",
-           "archive_fingerprint", "MIGRATION_GROUP"]
+           "archive_fingerprint", "MIGRATION_GROUP", "MIGRATION_FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 MIGRATION_GROUP = "pipeline/migration"
+#: Version of the ``/pipeline/migration`` record (its ``format_version``; golden file in tests/data/golden)
+MIGRATION_FORMAT_VERSION = "1"
 SOURCE_FORMAT = "zarr v2 directory store of hdmea.io.zarr_store"
 _UNIT_ARRAYS = ("spike_times", "waveform", "firing_rate_10hz")
 _STIMULUS_GROUPS = ("light_reference", "frame_time", "section_time")
@@ -312,6 +315,7 @@ def migrate(source: str | os.PathLike, output: str | os.PathLike, *, overwrite: 
         record = {
             "source_archive": str(source.resolve()), "source_format": SOURCE_FORMAT,
             "source_fingerprint": fingerprint, "migrated_at": store.now_iso(), "root_attrs": {},
+            "format_version": MIGRATION_FORMAT_VERSION,
         }
         if unmapped:
             record["unmapped"] = {k: (v.members() if isinstance(v, _ZGroup) else v) for k, v in unmapped.items()}

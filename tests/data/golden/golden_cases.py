@@ -34,6 +34,22 @@ RECORDING_SEED = 11
 RECORDING_UNITS = 3
 CONTAINER_SEED = 3
 
+#: Golden files of the format versions after the first set (written by ``make_versions.py``).
+PARQUET_GOLDEN = "scptensor_parquet_1.0.parquet"
+CHECKSUMMED_GOLDEN = "hdmea_recording_checksummed.h5"
+MIGRATED_GOLDEN = "hdmea_migrated.h5"
+
+#: Every format version constant of the source -> the golden file written in that version.
+#: ``(module, constant, value)``; ``tests/unit/test_golden_versions.py`` fails for a constant of the
+#: source (a ``*FORMAT_VERSION`` or ``MANIFEST_VERSION``) whose current value has no file here.
+VERSIONS = {
+    ("scptensor.io.exporters", "FORMAT_VERSION", "2.0"): "scptensor_2.0.h5",
+    ("scptensor.io._parquet_manifest", "FORMAT_VERSION", "1.0"): PARQUET_GOLDEN,
+    ("hdmea.io.hdf5_store", "FORMAT_VERSION", "1"): "hdmea_recording.h5",
+    ("h5stream.checksums._manifest", "MANIFEST_VERSION", 2): CHECKSUMMED_GOLDEN,
+    ("hdmea.interop.zarr_migrate", "MIGRATION_FORMAT_VERSION", "1"): MIGRATED_GOLDEN,
+}
+
 
 def expected_container(loaded):
     """The example container as a golden file holds it, for a comparison with ``loaded`` (read from it).

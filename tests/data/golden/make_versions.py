@@ -1,0 +1,117 @@
+"""Write the golden files of the format versions that came after the first golden set (see README.md).
+
+One file per format version, each written by the code that introduced the version and read back by
+``tests/unit/test_golden_versions.py`` with today's code; ``VERSIONS`` (in ``golden_cases``) maps each
+version constant of the source to its file, and a test fails when a constant has none:
+
+* ``scptensor_parquet_1.0.parquet/``: scptensor's Parquet format 1.0 (``FORMAT_VERSION`` of
+  ``scptensor.io._parquet_manifest``), ``example_container(seed=3)`` saved with ``save_parquet``: a folder
+  with its CRC manifest (every file's size and CRC-32, per row group for the layers).
+* ``hdmea_recording_checksummed.h5``: a recording (format 1) written with end-to-end checksums, the
+  manifest version 2 of ``h5stream.checksums`` (``MANIFEST_VERSION``): the short synthetic recording of
+  ``make_golden.py`` through the whole pipeline; ``.expected.{json,npz}`` hold what
+  ``PipelineSession.load`` returned.
+* ``hdmea_migrated.h5``: a recording migrated from an archive of the previous zarr store
+  (``hdmea.interop.zarr_migrate``), holding ``/pipeline/migration``; the archive is the one the
+  migration tests write (``write_old_archive(seed=5)``); ``.expected.{json,npz}`` as above, plus the
+  migration record's attributes.
+
+Made from the repository root, with the commit that added this script (the first with checksums and
+Parquet already in place), by::
+
+    PYTHONPATH=src:. python tests/data/golden/make_versions.py
+
+Never rewrite a file that exists: a new version gets a new file (and an entry in ``VERSIONS``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from tests.data.golden import golden_cases as cases
+from tests.data.golden.make_golden import _small_config
+
+OUT = cases.HERE
+
+
+def _snapshot(path: Path) -> dict:
+    from hdmea.pipeline import PipelineSession
+
+    loaded = PipelineSession.load(path)
+    try:
+        return {"dataset_id": loaded.dataset_id, "completed_steps": list(loaded.completed_steps),
+                "warnings": list(loaded.warnings), "tree": loaded.get("")}
+    finally:
+        loaded.close()
+
+
+def _migration_record(path: Path) -> dict:
+    from h5stream.tree import decode_node, node_from_h5
+    from hdmea.io.hdf5_store import open_recording_hdf5
+
+    with open_recording_hdf5(path, "r") as f:
+        return decode_node(node_from_h5(f["pipeline/migration"]))
+
+
+def make_parquet(folder: Path) -> None:
+    from scptensor.io.formats_parquet import load_parquet, save_parquet
+    from scptensor.testing import assert_container_equal, example_container
+
+    container = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
+    target = folder / cases.PARQUET_GOLDEN
+    save_parquet(container, target)
+    assert_container_equal(load_parquet(target), container)
+
+
+def make_checksummed_recording(folder: Path) -> None:
+    from hdmea.config import parse_config
+    from hdmea.pipeline.batch import run_pipeline
+    from hdmea.synthetic import generate_recording
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rec = generate_recording(tmp, "golden", config=_small_config(), seed=cases.RECORDING_SEED)
+        config = parse_config({"stimulus": {"file": "{dir}/{name}.stimulus.json"}}, base_dir=tmp)
+        out = tmp / "golden_recording.h5"
+        run_pipeline(rec.cmcr_path, rec.cmtr_path, out, config, dataset_id="golden")
+        shutil.copyfile(out, folder / cases.CHECKSUMMED_GOLDEN)
+    stem = folder / Path(cases.CHECKSUMMED_GOLDEN).stem
+    cases.save_snapshot(_snapshot(folder / cases.CHECKSUMMED_GOLDEN), Path(f"{stem}.expected"))
+
+
+def make_migrated(folder: Path) -> None:
+    from hdmea.interop.zarr_migrate import migrate
+    from tests.integration.test_interop_zarr_migrate import write_old_archive
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "JIANG009_2024-01-15.zarr"
+        write_old_archive(archive, seed=5)
+        migrate(archive, folder / cases.MIGRATED_GOLDEN)
+    stem = folder / Path(cases.MIGRATED_GOLDEN).stem
+    snapshot = _snapshot(folder / cases.MIGRATED_GOLDEN)
+    snapshot["migration"] = _migration_record(folder / cases.MIGRATED_GOLDEN)
+    cases.save_snapshot(snapshot, Path(f"{stem}.expected"))
+
+
+def main() -> int:
+    import h5stream
+
+    warnings.simplefilter("error")
+    print(f"writing golden files with h5stream from {Path(h5stream.__file__).parent}", file=sys.stderr)
+    makers = {cases.PARQUET_GOLDEN: make_parquet, cases.CHECKSUMMED_GOLDEN: make_checksummed_recording,
+              cases.MIGRATED_GOLDEN: make_migrated}
+    for name, make in makers.items():
+        if (OUT / name).exists():
+            print(f"{name} exists; kept", file=sys.stderr)
+            continue
+        make(OUT)
+        print(f"wrote {name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

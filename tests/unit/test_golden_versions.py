@@ -1,0 +1,162 @@
+"""One golden file per format version: every version constant of the source has one, and today's code reads it.
+
+``golden_cases.VERSIONS`` maps each ``(module, constant, value)`` to its file in tests/data/golden
+(written by ``make_golden.py`` or ``make_versions.py``, which say how). A new format version (a changed
+``FORMAT_VERSION``, ``MANIFEST_VERSION`` or ``*_FORMAT_VERSION`` constant, or a new one) fails
+:func:`test_every_format_version_constant_has_a_golden_file` until its golden file is written by the
+code that introduces it. The files after the first set are read here against their snapshots
+(recorded with the code that wrote them) and their own checksums.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.data.golden import golden_cases as cases
+
+GOLDEN = cases.HERE
+SRC = Path(__file__).resolve().parents[2] / "src"
+_CONSTANT = ("FORMAT_VERSION", "MANIFEST_VERSION")
+
+
+def _version_constants() -> list[tuple[str, str]]:
+    """(module, name) of every module-level ``*FORMAT_VERSION`` / ``MANIFEST_VERSION`` assignment in src/."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id.endswith(_CONSTANT):
+                        found.append((module, target.id))
+    return found
+
+
+def test_every_format_version_constant_has_a_golden_file():
+    constants = _version_constants()
+    assert len(constants) >= 5, constants  # the scan sees the constants it is meant to see
+    missing = []
+    for module, name in constants:
+        value = getattr(importlib.import_module(module), name)
+        golden = cases.VERSIONS.get((module, name, value))
+        if golden is None or not (GOLDEN / golden).exists():
+            missing.append(f"{module}.{name} = {value!r}")
+    assert not missing, ("format versions without a golden file in tests/data/golden (write one with the code "
+                         "that introduces the version, add it to golden_cases.VERSIONS): " + ", ".join(missing))
+
+
+def test_every_registered_golden_file_exists_and_is_not_stale():
+    constants = set(_version_constants())
+    for (module, name, _value), golden in cases.VERSIONS.items():
+        assert (GOLDEN / golden).exists(), golden
+        assert (module, name) in constants, f"{module}.{name} is no longer a version constant of the source"
+
+
+# ----------------------------------------------------------------------------- files say their version
+
+
+def _stamp(golden: str):
+    path = GOLDEN / golden
+    if golden.endswith(".parquet"):
+        return json.loads((path / "manifest.json").read_text())["format_version"]
+    with h5py.File(path, "r") as f:
+        if golden == cases.CHECKSUMMED_GOLDEN:
+            return json.loads(f.attrs["h5stream_checksums"])["version"]
+        if golden == cases.MIGRATED_GOLDEN:
+            return f["pipeline/migration"].attrs["format_version"]
+        if "h5stream_format_version" in f.attrs:
+            return f.attrs["h5stream_format_version"]
+        return f.attrs["format_version"]
+
+
+@pytest.mark.parametrize("key", list(cases.VERSIONS), ids=lambda k: f"{k[0]}.{k[1]}-{k[2]}")
+def test_each_golden_file_is_written_in_its_version(key):
+    stamp = _stamp(cases.VERSIONS[key])
+    assert (stamp.decode() if isinstance(stamp, bytes) else stamp) == key[2]
+
+
+# ----------------------------------------------------------------------------- the files read exactly
+
+
+def test_parquet_1_0_reads_exactly_with_its_crc_manifest():
+    from scptensor.io.formats_parquet import load_parquet
+    from scptensor.testing import assert_container_equal
+
+    path = GOLDEN / cases.PARQUET_GOLDEN
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["checksums"]["algorithm"] == "crc32" and manifest["checksums"]["files"]
+    loaded = load_parquet(path)
+    assert_container_equal(loaded, cases.expected_container(loaded))
+
+
+def test_parquet_1_0_damaged_copy_is_refused(tmp_path):
+    from scptensor.io.exceptions import IOChecksumError
+    from scptensor.io.formats_parquet import load_parquet
+
+    copy = shutil.copytree(GOLDEN / cases.PARQUET_GOLDEN, tmp_path / "copy.parquet")
+    obs = copy / "obs.parquet"
+    raw = bytearray(obs.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    obs.write_bytes(bytes(raw))
+    with pytest.raises(IOChecksumError, match="obs.parquet"):
+        load_parquet(copy)
+
+
+def _session_snapshot(path: Path) -> dict:
+    from hdmea.pipeline import PipelineSession
+
+    loaded = PipelineSession.load(path)
+    try:
+        return {"dataset_id": loaded.dataset_id, "completed_steps": list(loaded.completed_steps),
+                "warnings": list(loaded.warnings), "tree": loaded.get("")}
+    finally:
+        loaded.close()
+
+
+def test_checksummed_recording_verifies_and_reads_exactly():
+    from h5stream.checksums.wholefile import check_file
+
+    path = GOLDEN / cases.CHECKSUMMED_GOLDEN
+    summary = check_file(path)
+    assert summary["manifest"] and summary["datasets"] > 0
+    expected = cases.load_snapshot(GOLDEN / "hdmea_recording_checksummed.expected")
+    assert expected["completed_steps"] and len(expected["tree"]["units"]) == cases.RECORDING_UNITS
+    cases.assert_same(_session_snapshot(path), expected, "checksummed recording")
+
+
+def test_checksummed_recording_damaged_copy_is_refused(tmp_path):
+    from h5stream.checksums.wholefile import check_file
+    from h5stream.errors import ChecksumError
+
+    copy = tmp_path / "copy.h5"
+    shutil.copyfile(GOLDEN / cases.CHECKSUMMED_GOLDEN, copy)
+    with h5py.File(copy, "r+") as f:  # a value changed behind the writer's back, with plain h5py
+        listed = json.loads(f.attrs["h5stream_checksums"])["datasets"]
+        assert "/stimulus/light_reference/raw_ch1" in listed  # a dataset the manifest's CRC-32 covers
+        data = f["stimulus/light_reference/raw_ch1"]
+        data[0] = np.asarray(data[0]) + 1
+    with pytest.raises(ChecksumError, match="raw_ch1"):
+        check_file(copy)
+
+
+def test_migrated_recording_reads_exactly_with_its_migration_record():
+    from h5stream.tree import decode_node, node_from_h5
+    from hdmea.io.hdf5_store import open_recording_hdf5
+
+    path = GOLDEN / cases.MIGRATED_GOLDEN
+    expected = cases.load_snapshot(GOLDEN / "hdmea_migrated.expected")
+    migration = expected.pop("migration")
+    cases.assert_same(_session_snapshot(path), expected, "migrated recording")
+    with open_recording_hdf5(path, "r") as f:
+        record = decode_node(node_from_h5(f["pipeline/migration"]))
+    cases.assert_same(record, migration, "migration record")
+    assert record["format_version"] == "1" and record["source_format"].startswith("zarr v2")
