@@ -132,7 +132,7 @@ def _check_object_attrs(manifest: Manifest, oid, where: str) -> int:
     return count
 
 
-def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
+def check_file(path: str | os.PathLike, *, f: h5py.File | None = None, link_rule=None) -> dict:
     """Check a whole file: every digest of its manifest, and every Fletcher32 chunk by reading it.
 
     Datasets are read in blocks, so memory stays bounded.  Returns
@@ -141,6 +141,9 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
     datasets inside version-2 object headers, which HDF5 checksums;
     ``unchecked``: datasets with no checksum at all).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
 
+    ``link_rule(path)`` (see :func:`h5stream.files.verify_files`) names the external links the file
+    may hold (never followed); every other one is refused when the file is opened here.
+
     Objects are opened once each through the low-level API (a group only when
     the manifest lists attributes of it); the h5py dataset is made only for the
     datasets whose values are read.
@@ -148,9 +151,8 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None) -> dict:
     own = f is None
     if own:
         from h5stream.files.validated import open_validated
-        from h5stream.files.verify import link_rule_for
 
-        f = open_validated(path, allow_link=link_rule_for(path))  # a .cmtr's link to its .cmcr, as verify_files
+        f = open_validated(path, allow_link=link_rule(os.fspath(path)) if link_rule is not None else None)
     label = os.fspath(path)
     try:
         manifest = read_manifest(f, label)
