@@ -21,7 +21,7 @@ from h5stream.files import verify_files
 from hdmea.errors import RecordingFormatError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
-from hdmea.io.mcs import verify_inputs
+from hdmea.io.mcs import mcs_link_rule, verify_inputs
 from tests.mcs_handmade import Region, sensor_id, write_cmcr, write_cmtr
 
 SENSOR_META = "Acquisition/Sensor Data/SensorMeta"
@@ -216,13 +216,16 @@ def test_verify_accepts_the_cmtr_acquisition_link_and_nothing_else(tiny_recordin
     with h5py.File(cmtr, "r") as f:
         link = f.get("Acquisition", getlink=True)
         assert isinstance(link, h5py.ExternalLink) and link.filename == cmcr.name
-    assert verify_files([cmcr, cmtr]) == [None, None]
+    assert verify_files([cmcr, cmtr], link_rule=mcs_link_rule) == [None, None]
     assert verify_inputs([cmcr, cmtr]) == [None, None]
+    # the engine knows no vendor: without the face's rule every external link is refused
+    [error] = verify_files([cmtr])
+    assert isinstance(error, UnsafeFileError) and "/Acquisition" in str(error)
 
     # The same link in a file that is not a .cmtr is refused.
     other = tmp_path / "copy.h5"
     shutil.copy(cmtr, other)
-    [error] = verify_files([other])
+    [error] = verify_files([other], link_rule=mcs_link_rule)
     assert isinstance(error, UnsafeFileError) and "/Acquisition" in str(error)
 
     elsewhere = tmp_path / "elsewhere"
@@ -236,7 +239,7 @@ def test_verify_accepts_the_cmtr_acquisition_link_and_nothing_else(tiny_recordin
         with h5py.File(cmtr, "a") as f:
             del f["Acquisition"]
             f["Acquisition"] = h5py.ExternalLink(target, obj)
-        [error] = verify_files([cmtr])
+        [error] = verify_files([cmtr], link_rule=mcs_link_rule)
         assert isinstance(error, UnsafeFileError) and "/Acquisition" in str(error), (target, obj, error)
         with pytest.raises(RecordingFormatError):
             CmtrFile(cmtr)
@@ -244,7 +247,7 @@ def test_verify_accepts_the_cmtr_acquisition_link_and_nothing_else(tiny_recordin
         del f["Acquisition"]
         f["Acquisition"] = h5py.ExternalLink(os.fspath(cmcr), "/Acquisition")  # absolute, same folder
         f["Spike Sorter/Acquisition"] = h5py.ExternalLink(cmcr.name, "/Acquisition")  # not at the root
-    [error] = verify_files([cmtr])
+    [error] = verify_files([cmtr], link_rule=mcs_link_rule)
     assert isinstance(error, UnsafeFileError) and "/Spike Sorter/Acquisition" in str(error)
 
 
