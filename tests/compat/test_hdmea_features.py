@@ -210,3 +210,16 @@ def test_function_style_extractors_are_classes_of_the_same_registry(tiny_recordi
     assert got["n_trials"] == direct["n_trials"] == 2 * tiny_recording.config.step_trial.repeat
     with pytest.raises(TypeError, match="extract_features"):
         cls(config={"movie": movie}).extract(DictAdapter({"spike_times": np.arange(3)}), None)
+
+
+def test_stimulus_extractors_without_their_inputs_are_skipped_and_named(tiny_recording, tmp_path):
+    h5 = tmp_path / "no_inputs.h5"
+    _loaded(tiny_recording, h5)  # sectioned, but no moving-bar movie and no STA
+    names = ["moving_h_bar_s5_d8_3x", "perfect_dense_noise_15x15_15hz_r42_3min", "green_blue_3s_3i_3x"]
+    result = extract_features(h5, features=names)
+    n = len(again_units(h5))
+    assert result.features_missing_inputs == {name: n for name in names}
+    assert result.features_failed == names and not result.units_failed and not result.features_extracted
+    assert len(result.warnings) == 3
+    assert "spike_times_sectioned/moving_h_bar_s5_d8_3x" in result.warnings[0]
+    assert "features/sta_perfect_dense_noise_15x15_15hz_r42_3min" in result.warnings[1]

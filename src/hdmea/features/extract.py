@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from h5stream.jsonvalues import canonical
-from hdmea.errors import ConfigError
+from hdmea.errors import ConfigError, MissingInputError
 from hdmea.features.registry import RegisteredExtractor, get_extractor
 from hdmea.progress import counted
 
@@ -60,8 +60,10 @@ class ExtractionResult:
     ``features_extracted`` counts units computed per feature name (it also reads
     as the list of those names, as in the lab pipeline), ``features_cached``
     units skipped because an equal result was stored, ``features_missing_inputs``
-    units skipped for lack of inputs, ``units_failed`` units whose class-style
-    extractor raised.  ``features_skipped`` names the features that every unit
+    units skipped for lack of inputs (a required input absent, or a
+    :class:`~hdmea.errors.MissingInputError` raised by a class-style
+    extractor), ``units_failed`` units whose class-style extractor raised
+    anything else.  ``features_skipped`` names the features that every unit
     had stored already; ``features_failed`` those that no unit could compute.
     """
 
@@ -215,6 +217,7 @@ def extract_features(
                 meta.update(extractor=extractor.name,
                             params=json.dumps(canonical(params), sort_keys=True, default=str))
             run = extractor.runner(params)
+            lacking: dict[str, None] = {}  # the inputs units lacked, in the order met
             for unit_id in unit_ids:
                 path = f"units/{unit_id}/features/{name}"
                 if not force and target.has(path):
@@ -222,13 +225,19 @@ def extract_features(
                     if stored.get("params_hash") == digest and str(stored.get("version")) == extractor.version:
                         cached[name] = cached.get(name, 0) + 1
                         continue
-                if extractor.missing_inputs(target, unit_id, params):
+                absent = extractor.missing_inputs(target, unit_id, params)
+                if absent:
+                    lacking.update(dict.fromkeys(absent))
                     missing[name] = missing.get(name, 0) + 1
                     continue
                 inputs = UnitInputs(unit_id, recording)
                 if extractor.is_class_style:
                     try:
                         data = run(inputs)
+                    except MissingInputError as exc:  # an input the extractor found absent while running
+                        lacking[str(exc.missing_input or exc)] = None
+                        missing[name] = missing.get(name, 0) + 1
+                        continue
                     except Exception as exc:  # the lab pipeline's rule: report the unit, run the others
                         failed[name] = failed.get(name, 0) + 1
                         note(f"Failed {name} for {unit_id}: {type(exc).__name__}: {exc}")
@@ -243,7 +252,7 @@ def extract_features(
                 extracted[name] = extracted.get(name, 0) + 1
             if name in missing:
                 note(f"feature {name}: {missing[name]} unit(s) lack its inputs "
-                     f"({', '.join(extractor.requires)}); they were skipped")
+                     f"({', '.join(lacking) or ', '.join(extractor.requires)}); they were skipped")
             if name not in extracted:
                 if unit_ids and cached.get(name, 0) == len(unit_ids):
                     result.features_skipped.append(name)

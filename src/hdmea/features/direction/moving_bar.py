@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from hdmea.errors import MissingInputError
 from hdmea.features.base import FeatureExtractor
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.registry import FeatureRegistry
@@ -122,7 +123,8 @@ class MovingBarFeatureExtractor(FeatureExtractor):
         movie = config.get("movie", self.name)
         trials = movie_trials(unit_data, stimulus_data, metadata, movie)
         if trials is None or not trials.n_trials or not trials.frame_period_us:
-            raise KeyError(f"no sectioned trials of movie {movie!r} for this unit: run section_spike_times first")
+            raise MissingInputError(f"no sectioned trials of movie {movie!r} for this unit: run section_spike_times "
+                                    "first", feature_name=self.name, missing_input=f"spike_times_sectioned/{movie}")
         period = trials.frame_period_us
         n_dir = len(DIRECTION_LIST)
         sweep = int(config.get("sweep_frames", round(float(np.min(trials.lengths_us)) / period / n_dir)))

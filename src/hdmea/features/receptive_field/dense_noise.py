@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hdmea.errors import MissingInputError
 from hdmea.features.base import FeatureExtractor
 from hdmea.features.registry import FeatureRegistry
 
@@ -87,7 +88,8 @@ class DenseNoiseFeatureExtractor(FeatureExtractor):
         movie = config.get("movie", self.name)
         key = f"features/sta_{movie}"
         if key not in unit_data:
-            raise KeyError(f"no STA of movie {movie!r} for this unit ({key}): run compute_sta first")
+            raise MissingInputError(f"no STA of movie {movie!r} for this unit ({key}): run compute_sta first",
+                                    feature_name=self.name, missing_input=key)
         group = unit_data[key]
         attrs = getattr(group, "attrs", {}) or {}
         used = int(np.asarray(attrs.get("n_spikes_used", 0)).reshape(-1)[0])
