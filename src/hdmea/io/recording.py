@@ -1,0 +1,436 @@
+"""The one reader of recording files: typed views of units, features, stimulus and metadata.
+
+Every consumer of a finished recording (the report, the viewer, NWB export, the
+SpikeInterface adapter, migrate, a session that resumes from a checkpoint) opens
+it here, through :func:`open_recording`: the file is opened by
+:func:`hdmea.io.hdf5_store.open_recording_hdf5` (HDF5 signature, recording
+format, the unsafe-object scan, the checksum manifest attached) inside
+:func:`h5stream.files.guard_read`, and every value a view returns is checked:
+whole datasets against their digest in the file's manifest (chunks with
+Fletcher32 by HDF5 as they are read), attributes with their object's set, text
+as UTF-8.  A damaged value is a typed error naming the file and the object,
+never numbers drawn as data.
+
+The recording's figures are worked out here, once:
+
+* the sampling rate (:attr:`Recording.sampling_rate`): ``/metadata/sampling_rate``,
+  else the original pipeline's ``/metadata/acquisition_rate``, else the vendor
+  metadata's ``/metadata/acquisition/sampling_rate``; the first one present must
+  be one positive finite number (anything else is a :class:`RecordingFormatError`
+  naming it).  A recording that states none is read at :data:`DEFAULT_SAMPLING_RATE`
+  (the MCS systems' 20 kHz), :attr:`Recording.sampling_rate_stated` is False and
+  :attr:`Recording.warnings` says so; exports that must not guess call
+  :meth:`Recording.require_sampling_rate`.
+* trials per movie occurrence (:meth:`Recording.stimulus_repeats`): from the stored
+  stimulus configuration; a configuration that cannot be read is an error, never
+  an empty answer.
+* the display's frame period, the recording's duration, spike times in seconds
+  and trials relative to their start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from h5stream import checksums
+from h5stream.errors import H5StreamError
+from h5stream.files import guard_read
+from h5stream.tree import decode_node, is_hidden, node_from_h5
+from h5stream.tree.read import checked_text
+from hdmea.errors import RecordingFormatError, UnknownUnitError
+from hdmea.io.hdf5_store import open_recording_hdf5
+
+__all__ = ["open_recording", "Recording", "UnitView", "FeatureView", "SectionedSpikes", "DEFAULT_SAMPLING_RATE",
+           "NO_POSITION", "visible_members"]
+
+#: The rate a recording that states none is read at (Hz): the MCS CMOS-MEA systems' 20 kHz.
+DEFAULT_SAMPLING_RATE = 20000.0
+#: A unit's ``row``/``col`` when the file does not store it (stored positions are the vendor's 1..65).
+NO_POSITION = 0
+#: Where the sampling rate may be stated, in the order they are asked.
+RATE_NODES = ("metadata/sampling_rate", "metadata/acquisition_rate", "metadata/acquisition/sampling_rate")
+#: Feature attributes that describe the extraction, not the unit.
+BOOKKEEPING_ATTRS = frozenset({"version", "params_hash", "extracted_at", "name"})
+
+
+def visible_members(group) -> list[str]:
+    """The members of ``group`` a reader lists (the tree's internal members left out)."""
+    return [name for name in group if not is_hidden(name)]
+
+
+def _damaged(message: str, path, obj: str, expected: str, found) -> RecordingFormatError:
+    return RecordingFormatError(message, path=path, obj=obj, expected=expected, found=str(found)[:200],
+                                hint="the file is damaged; restore it from a good copy or write it again")
+
+
+def _scalar(value, path, obj: str):
+    """A Python scalar for a stored value (1-element arrays unwrapped); text checked as UTF-8."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, (bytes, str)):
+        return checked_text(value, path, obj)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _Node:
+    """An object of the open recording; its attributes and datasets come back checked."""
+
+    def __init__(self, recording: Recording, group: h5py.Group):
+        self._recording = recording
+        self._group = group
+
+    @property
+    def name(self) -> str:
+        """The object's path inside the file."""
+        return self._group.name
+
+    def __contains__(self, member: str) -> bool:
+        return member in self._group
+
+    def members(self) -> list[str]:
+        return visible_members(self._group)
+
+    def attr(self, key: str, default=None):
+        """Attribute ``key`` as a Python value (``default`` when absent), checked; unreadable is a typed error."""
+        return self._recording.attr(self._group, key, default)
+
+    def attr_int(self, key: str, default: int) -> int:
+        """Integer attribute ``key``; ``default`` when absent, a typed error when it is no integer."""
+        value = self.attr(key)
+        if value is None:
+            return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _damaged("attribute is not an integer", self._recording.path, f"{self.name.rstrip('/')}/@{key}",
+                           "an integer", repr(value))
+        return value
+
+    def attrs(self) -> dict[str, object]:
+        """Every attribute but the tree's own bookkeeping, checked."""
+        return {key: self.attr(key) for key in self._group.attrs
+                if not key.startswith("h5stream") and key != checksums.MANIFEST_ATTR}
+
+    def array(self, member: str, dtype=None) -> np.ndarray:
+        """All of dataset ``member``, checked against its digest."""
+        return self._recording.read(f"{self.name.rstrip('/')}/{member}", dtype)
+
+
+class FeatureView(_Node):
+    """One feature group of a unit: its arrays (datasets) and scalars (attributes)."""
+
+    def scalars(self) -> dict[str, object]:
+        """The feature's numeric and boolean values (bookkeeping, text and arrays left out)."""
+        return {key: value for key, value in self.attrs().items()
+                if key not in BOOKKEEPING_ATTRS and not isinstance(value, (str, np.ndarray))}
+
+
+class SectionedSpikes:
+    """A unit's spikes of one movie cut into trials: ``spike_times`` (samples), ``trial_offsets``
+    (``n_trials + 1`` positions into them) and ``trial_bounds`` (``n_trials`` x 2 samples)."""
+
+    def __init__(self, movie: str, spike_times: np.ndarray, trial_offsets: np.ndarray, trial_bounds: np.ndarray,
+                 sampling_rate: float):
+        self.movie = movie
+        self.spike_times = spike_times
+        self.trial_offsets = trial_offsets
+        self.trial_bounds = trial_bounds
+        self.sampling_rate = sampling_rate
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.trial_bounds.shape[0])
+
+    @property
+    def trial_duration_s(self) -> float:
+        """The median trial length in seconds (0 without trials)."""
+        if not self.trial_bounds.size:
+            return 0.0
+        return float(np.median(self.trial_bounds[:, 1] - self.trial_bounds[:, 0]) / self.sampling_rate)
+
+    def trials_s(self) -> list[np.ndarray]:
+        """Per trial, the spike times in seconds from the trial's start."""
+        o, b = self.trial_offsets, self.trial_bounds
+        return [(self.spike_times[o[i]:o[i + 1]] - b[i, 0]) / self.sampling_rate for i in range(self.n_trials)]
+
+
+class UnitView(_Node):
+    """One unit: its electrode, spike train, features and sectioned spikes."""
+
+    @property
+    def uid(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    def position(self) -> tuple[int, int]:
+        """The unit's electrode (row, col), 1..65; :data:`NO_POSITION` for what the file does not store.
+
+        A value that is no integer or lies off the chip is a typed error naming the attribute.
+        """
+        out = []
+        for key in ("row", "col"):
+            value = self.attr(key)
+            if value is None:
+                out.append(NO_POSITION)
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65:
+                raise _damaged(f"unit {key} is not an electrode {key}", self._recording.path, f"{self.name}/@{key}",
+                               "an integer in 1..65", repr(value)[:80])
+            out.append(int(value))
+        return out[0], out[1]
+
+    @property
+    def spike_count(self) -> int:
+        """How many spikes the unit has (the dataset's length; nothing is read)."""
+        return int(self._group["spike_times"].shape[0]) if "spike_times" in self._group else 0
+
+    def spike_times(self) -> np.ndarray:
+        """The spike train in samples (int64), checked; empty when the unit stores none."""
+        if "spike_times" not in self._group:
+            return np.zeros(0, dtype=np.int64)
+        return self.array("spike_times", np.int64).ravel()
+
+    def spike_times_s(self) -> np.ndarray:
+        """The spike train in seconds from the recording's start."""
+        return self.spike_times() / self._recording.sampling_rate
+
+    def feature_names(self) -> list[str]:
+        return visible_members(self._group["features"]) if "features" in self._group else []
+
+    def has_feature(self, name: str) -> bool:
+        return "features" in self._group and name in self._group["features"]
+
+    def feature(self, name: str) -> FeatureView:
+        if not self.has_feature(name):
+            raise KeyError(f"{self._recording.path}: unit {self.uid} has no feature {name!r}")
+        return FeatureView(self._recording, self._group["features"][name])
+
+    def sectioned_movies(self) -> list[str]:
+        return visible_members(self._group["spike_times_sectioned"]) if "spike_times_sectioned" in self._group else []
+
+    def sectioned(self, movie: str) -> SectionedSpikes:
+        """The unit's spikes of ``movie`` by trial, checked; inconsistent offsets are a typed error."""
+        base = f"spike_times_sectioned/{movie}"
+        values = self.array(f"{base}/spike_times", np.int64).ravel()
+        offsets = self.array(f"{base}/trial_offsets", np.int64).ravel()
+        bounds = self.array(f"{base}/trial_bounds", np.int64)
+        if bounds.size % 2:
+            raise _damaged("trial bounds are not pairs", self._recording.path, f"{self.name}/{base}/trial_bounds",
+                           "an (n, 2) array", f"shape {bounds.shape}")
+        bounds = bounds.reshape(-1, 2)
+        if (offsets.size != bounds.shape[0] + 1 or (offsets.size and (offsets[0] != 0 or offsets[-1] != values.size))
+                or np.any(np.diff(offsets) < 0)):
+            raise _damaged("trial offsets do not cut the spike times into the trials", self._recording.path,
+                           f"{self.name}/{base}/trial_offsets",
+                           f"{bounds.shape[0] + 1} non-decreasing offsets from 0 to {values.size}",
+                           offsets[:8].tolist())
+        return SectionedSpikes(movie, values, offsets, bounds, self._recording.sampling_rate)
+
+
+class Recording:
+    """A recording file open for reading (see the module's description); made by :func:`open_recording`."""
+
+    def __init__(self, f: h5py.File, path: Path):
+        self.file = f
+        self.path = path
+        self._rate: tuple[float, bool] | None = None
+        self._metadata: dict | None = None
+
+    # ----------------------------------------------------------------- checked values
+
+    def read(self, node: str, dtype=None) -> np.ndarray:
+        """All of the dataset at ``node``, checked against its digest (a mismatch is a
+        :class:`~h5stream.errors.ChecksumError` naming it)."""
+        ds = self.file.get(node)
+        if not isinstance(ds, h5py.Dataset):
+            raise KeyError(f"{self.path}: no dataset {node}")
+        with guard_read(self.path, ds.name):
+            values = checksums.check_dataset(ds, ds[()])
+        return np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
+
+    def read_part(self, node: str, selection) -> np.ndarray:
+        """Part of the dataset at ``node`` (what the viewer draws of large arrays).  A partial read cannot be
+        checked against the whole dataset's digest; chunks with Fletcher32 are checked by HDF5."""
+        ds = self.file.get(node)
+        if not isinstance(ds, h5py.Dataset):
+            raise KeyError(f"{self.path}: no dataset {node}")
+        with guard_read(self.path, ds.name):
+            return np.asarray(ds[selection])
+
+    def attr(self, obj, key: str, default=None):
+        """Attribute ``key`` of ``obj`` (a group, dataset or path), checked; ``default`` when absent."""
+        if isinstance(obj, str):
+            obj = self.file[obj]
+        where = f"{obj.name.rstrip('/')}/@{key}"
+        try:
+            raw = checksums.attr_value(obj, key)
+        except H5StreamError:
+            raise
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise _damaged("attribute cannot be read", self.path, where, "a readable value",
+                           f"{type(exc).__name__}: {exc}") from exc
+        return default if raw is None else _scalar(raw, self.path, where)
+
+    def node(self, node: str):
+        """The decoded value of the group or dataset at ``node`` (the tree's reader, checked)."""
+        with guard_read(self.path, node):
+            return decode_node(node_from_h5(self.file[node]))
+
+    # ----------------------------------------------------------------- root and metadata
+
+    @property
+    def dataset_id(self) -> str:
+        value = self.attr(self.file, "dataset_id")
+        return str(value) if value is not None else self.path.stem
+
+    def metadata(self) -> dict:
+        """``/metadata`` decoded (empty when the file has none)."""
+        if self._metadata is None:
+            value = self.node("metadata") if "metadata" in self.file else {}
+            self._metadata = value if isinstance(value, dict) else {}
+        return self._metadata
+
+    @property
+    def sampling_rate(self) -> float:
+        """The acquisition rate in Hz (see the module's description for the rule)."""
+        return self._sampling_rate()[0]
+
+    @property
+    def sampling_rate_stated(self) -> bool:
+        """False when the file states no rate and :data:`DEFAULT_SAMPLING_RATE` is assumed."""
+        return self._sampling_rate()[1]
+
+    def require_sampling_rate(self) -> float:
+        """The rate the file states; a :class:`RecordingFormatError` when it states none."""
+        rate, stated = self._sampling_rate()
+        if not stated:
+            raise RecordingFormatError("the recording has no sampling rate", path=self.path,
+                                       obj="/" + RATE_NODES[0], expected="a positive number of samples per second",
+                                       found="none of " + ", ".join("/" + n for n in RATE_NODES),
+                                       hint="write the rate with write_metadata(f, {'sampling_rate': ...})")
+        return rate
+
+    def _sampling_rate(self) -> tuple[float, bool]:
+        if self._rate is None:
+            self._rate = (DEFAULT_SAMPLING_RATE, False)
+            for node in RATE_NODES:
+                if node in self.file:
+                    self._rate = (self._checked_rate(node), True)
+                    break
+        return self._rate
+
+    def _checked_rate(self, node: str) -> float:
+        obj = self.file[node]
+        value = np.asarray(self.read(node) if isinstance(obj, h5py.Dataset) else np.nan).ravel()
+        if value.size != 1 or value.dtype.kind not in "iuf" or not np.isfinite(value[0]) or value[0] <= 0:
+            raise _damaged("the sampling rate is not a positive number", self.path, "/" + node,
+                           "one positive number (Hz)",
+                           f"{value.size} value(s) of {value.dtype}: {value[:3].tolist()!r}")
+        return float(value[0])
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader assumed about this file (empty for a complete recording)."""
+        out = []
+        if not self.sampling_rate_stated:
+            out.append(f"{self.path.name}: no sampling rate stored; read at {DEFAULT_SAMPLING_RATE:g} Hz")
+        return out
+
+    # ----------------------------------------------------------------- units
+
+    @property
+    def unit_ids(self) -> list[str]:
+        return visible_members(self.file["units"]) if "units" in self.file else []
+
+    def unit(self, uid: str) -> UnitView:
+        group = self.file["units"].get(uid) if "units" in self.file and uid and "/" not in uid else None
+        if not isinstance(group, h5py.Group):
+            raise UnknownUnitError(f"Unit {uid!r} not found", path=self.path, obj=f"/units/{uid}",
+                                   expected="a unit of /units", found="no such unit")
+        return UnitView(self, group)
+
+    def units(self) -> Iterator[UnitView]:
+        for uid in self.unit_ids:
+            yield self.unit(uid)
+
+    # ----------------------------------------------------------------- stimulus and derived figures
+
+    def frame_times(self, name: str = "default") -> np.ndarray | None:
+        """``/stimulus/frame_time/<name>`` in samples (None when absent), checked."""
+        node = f"stimulus/frame_time/{name}"
+        return self.read(node, np.float64).ravel() if node in self.file else None
+
+    @property
+    def frame_period_ms(self) -> float:
+        """The display's frame period in ms (median interval of the default frame times), NaN if unknown."""
+        times = self.frame_times()
+        if times is None or times.size < 2:
+            return float("nan")
+        period = float(np.median(np.diff(times)))
+        return period / self.sampling_rate * 1000.0 if period > 0 else float("nan")
+
+    def section_times(self) -> dict[str, np.ndarray]:
+        """Movie -> its (n, 2) section times in samples, checked."""
+        if "stimulus/section_time" not in self.file:
+            return {}
+        return {movie: self.read(f"stimulus/section_time/{movie}", np.int64).reshape(-1, 2)
+                for movie in visible_members(self.file["stimulus/section_time"])}
+
+    def stimulus_repeats(self) -> dict[str, int]:
+        """Movie -> trials per occurrence, from the stored stimulus configuration (empty when none is stored).
+
+        A configuration that cannot be read, or whose repeats are not positive integers, is a
+        :class:`RecordingFormatError` naming ``/stimulus/config/@config_json``.
+        """
+        if "stimulus/config" not in self.file:
+            return {}
+        raw = self.attr(self.file["stimulus/config"], "config_json")
+        if raw is None:
+            return {}
+        obj = "/stimulus/config/@config_json"
+        try:
+            configs = json.loads(raw).get("trial_configs") or {}
+            repeats = {str(name): tc.get("repeat", 1) for name, tc in configs.items()}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise _damaged("the stored stimulus configuration cannot be read", self.path, obj,
+                           "JSON with trial_configs of integer repeats", f"{type(exc).__name__}: {exc}") from exc
+        for name, repeat in repeats.items():
+            if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+                raise _damaged("a movie's repeat is not a positive integer", self.path, obj,
+                               "trial_configs of integer repeats >= 1", f"{name}: {repeat!r}")
+        return repeats
+
+    def duration_s(self) -> float:
+        """The recording's length in seconds: the vendor's ``recording_duration_us``, else the last spike's
+        time; NaN when neither is known."""
+        node = "metadata/acquisition/recording_duration_us"
+        if node in self.file and isinstance(self.file[node], h5py.Dataset):
+            value = self.read(node, np.float64).ravel()
+            if value.size and np.isfinite(value[0]) and value[0] > 0:
+                return float(value[0]) / 1e6
+        last = 0
+        for unit in self.units():
+            count = unit.spike_count
+            if count:
+                last = max(last, int(self.read_part(f"{unit.name}/spike_times", count - 1)))
+        return last / self.sampling_rate if last > 0 else float("nan")
+
+
+@contextlib.contextmanager
+def open_recording(path: str | os.PathLike, *, verify: bool = True) -> Iterator[Recording]:
+    """The recording at ``path`` open for reading, validated and checksummed; closed on leaving the block.
+
+    Low-level read failures inside the block become typed :class:`~h5stream.errors.FormatError`
+    naming the file.  ``verify=False`` reads values as stored (no digest checks).
+    """
+    path = Path(path)
+    with open_recording_hdf5(path, "r", verify=verify) as f, guard_read(path, "/"):
+        yield Recording(f, path)
