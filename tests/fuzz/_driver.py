@@ -3,7 +3,8 @@
 The plan is split into ``workers`` shards read by concurrent processes.  When a
 process dies (a crash of libhdf5: a signal or a non-zero exit) the mutation it was
 reading is counted as ``crash`` and a new process goes on with the next one; a
-read still running after ``hang_seconds`` (libhdf5 looping on a damaged file) is
+read still running after ``hang_seconds``, or ten times the child's own timed read of the
+unmutated file when that is longer (libhdf5 looping on a damaged file, not a busy machine), is
 ended by the child's faulthandler watchdog and counted as ``hang`` the same way, with
 the innermost Python frame it was stuck in.
 """
@@ -110,10 +111,11 @@ def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         ready = False
+        limit = hang_seconds
         while pending:
             try:
                 # the child's own watchdog ends a hung read; this one is a backstop
-                line = lines.get(timeout=startup_timeout if not ready else hang_seconds + 60)
+                line = lines.get(timeout=startup_timeout if not ready else limit + 60)
             except queue.Empty:
                 proc.kill()
                 proc.wait()
@@ -127,7 +129,7 @@ def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], 
                                        f"(exit status {code}): {tail}")
                 if "Timeout (" in tail:
                     outcomes[pending[0].index] = {"outcome": "hang", "error": "timeout",
-                                                  "message": f"still reading after {hang_seconds:.0f} s",
+                                                  "message": f"still reading after {limit:.0f} s",
                                                   "where": _hang_frame(tail)}
                 else:
                     outcomes[pending[0].index] = {"outcome": "crash", "error": f"exit status {code}",
@@ -137,6 +139,7 @@ def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], 
             record = json.loads(line)
             if record.get("ready"):
                 ready = True
+                limit = max(limit, record.get("hang_seconds", 0.0))  # the child's watchdog limit
                 continue
             assert record["index"] == pending[0].index, (record, pending[0])
             outcomes[record["index"]] = record
