@@ -36,7 +36,7 @@ def _check_filter(cutoff_hz: float, sampling_rate: float, filter_order: int) -> 
         raise ConfigError("filter_order must be >= 1", found=str(filter_order))
     nyquist = 0.5 * float(sampling_rate)
     if cutoff_hz >= nyquist:
-        raise ConfigError(f"cutoff_hz must lie below the Nyquist frequency {nyquist} Hz", found=f"{cutoff_hz} Hz")
+        raise ConfigError(f"cutoff_hz must be less than Nyquist ({nyquist} Hz)", found=f"{cutoff_hz} Hz")
     return float(cutoff_hz) / nyquist
 
 
