@@ -223,3 +223,38 @@ def test_stimulus_extractors_without_their_inputs_are_skipped_and_named(tiny_rec
     assert len(result.warnings) == 3
     assert "spike_times_sectioned/moving_h_bar_s5_d8_3x" in result.warnings[0]
     assert "features/sta_perfect_dense_noise_15x15_15hz_r42_3min" in result.warnings[1]
+
+
+def test_stored_group_reads_a_file_and_a_session_alike(tiny_recording, tmp_path):
+    from hdmea.features.base import ArrayAdapter, StoredGroup
+    from hdmea.pipeline.session import PipelineSession
+
+    h5 = tmp_path / "views.h5"
+    _loaded(tiny_recording, h5)
+    movie = tiny_recording.config.step_movie
+    with h5py.File(h5, "r") as f:  # what plain h5py reads
+        unit_id = sorted(f["units"])[0]
+        plain = f[f"units/{unit_id}"]
+        expected = dict(name=plain.name, keys=sorted(plain.keys()), row=int(np.asarray(plain.attrs["row"]).reshape(-1)[0]),
+                        spikes=plain["spike_times"][()],
+                        bounds=plain[f"spike_times_sectioned/{movie}/trial_bounds"][()],
+                        rate=float(f["metadata/sampling_rate"][0]))
+    session = PipelineSession.load(h5)
+    try:
+        view = StoredGroup(session, f"units/{unit_id}")
+        assert view.name == expected["name"] and sorted(view.keys()) == expected["keys"]
+        assert int(np.asarray(view.attrs["row"]).reshape(-1)[0]) == expected["row"]
+        spikes = view["spike_times"]
+        assert isinstance(spikes, ArrayAdapter) and spikes.dtype == expected["spikes"].dtype
+        np.testing.assert_array_equal(spikes[:], expected["spikes"])
+        np.testing.assert_array_equal(np.asarray(spikes), expected["spikes"])
+        sectioned = view[f"spike_times_sectioned/{movie}"]
+        assert isinstance(sectioned, StoredGroup) and "trial_offsets" in sectioned and "nope" not in sectioned
+        np.testing.assert_array_equal(sectioned["trial_bounds"][()], expected["bounds"])
+        assert sectioned.get("nope") is None and dict(sectioned.items()).keys() == set(sectioned.keys())
+        rate = StoredGroup(session, "metadata")["sampling_rate"]
+        assert float(rate[:].flat[0]) == expected["rate"] == 20000.0
+        with pytest.raises(KeyError, match="no member 'nope'"):
+            view["nope"]
+    finally:
+        session.close()
