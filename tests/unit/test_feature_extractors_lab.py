@@ -270,3 +270,37 @@ def test_response_amplitude_against_a_direct_fourier_sum():
     even = [np.linspace(0, 3e6, 300, endpoint=False) + 5e3]  # 100 Hz, 1.5 cycles of 0.5 Hz
     leak = 2 / 3.0 * abs(np.sum(np.exp(-2j * np.pi * 0.5 * even[0] / 1e6)))
     assert leak > 30 and response_amplitude(even, 0.5, 0.0, 3e6) < 0.1
+
+
+@pytest.mark.slow
+def test_moving_bar_timed_by_the_labs_pickle_equals_the_geometry(lab, tmp_path):
+    import shutil
+
+    from hdmea.features.direction.moving_bar import unit_rf_centre
+    from hdmea.features.dsgc_direction import convert_center_15_to_300
+
+    rec, truth, h5, _ = lab
+    cfg = rec.config
+    bar = MovingBar(bar_width_px=cfg.bar_width_px, speed_px=cfg.bar_speed_px, sweep_frames=cfg.bar_sweep_frames)
+    table = {}
+    with h5py.File(h5, "r") as f:
+        for unit_id, unit in truth.units.items():
+            if unit.kind == "silent":
+                continue
+            centre = unit_rf_centre(f[f"units/{unit_id}"])
+            on, off = bar.crossing_frames((centre[0] + 0.5) * 20, (centre[1] + 0.5) * 20)
+            sweeps = [r * cfg.bar_trial_frames + d * cfg.bar_sweep_frames for r in range(3) for d in range(8)]
+            table[convert_center_15_to_300(*centre)] = {
+                "on_peak_location": [s + on[i % 8] for i, s in enumerate(sweeps)],
+                "off_peak_location": [s + off[i % 8] for i, s in enumerate(sweeps)]}
+    path = tmp_path / "on_off.pkl"
+    path.write_bytes(pickle.dumps(table))
+    copy = tmp_path / "pickle.h5"
+    shutil.copy(h5, copy)
+    result = extract_features(copy, features=[BAR], config_overrides={"on_off_dict_path": str(path)}, force=True)
+    assert result.features_extracted[BAR] == len(truth.units)
+    with h5py.File(h5, "r") as a, h5py.File(copy, "r") as b:
+        for unit_id in truth.units:
+            for key in ("tuning_curve_on", "tuning_curve_off"):
+                np.testing.assert_array_equal(a[f"units/{unit_id}/features/{BAR}/{key}"][()],
+                                              b[f"units/{unit_id}/features/{BAR}/{key}"][()])

@@ -10,7 +10,10 @@ from that STA), the bar's geometry (:class:`MovingBar`: ``screen_px``,
 ``off`` when the bar arrives at and leaves the centre in each direction, and
 the ON response is the unit's rate in ``[on + L, off + L)``, the OFF response
 in ``[off + L, off + L + (off - on))``, ``L`` = ``latency_frames`` (4).
-Without a centre both are the rate over the whole sweep (``rf_centre_known``
+With ``on_off_dict_path`` (the lab's per-pixel pickle, as
+:func:`~hdmea.features.dsgc_direction.section_by_direction` reads it) the on and
+off frames of each sweep come from that file at the centre instead.  Without a
+centre both responses are the rate over the whole sweep (``rf_centre_known``
 is False).  Rates are averaged over trials into the tuning curves (spikes/s).
 
 From a tuning curve R(d): the preferred direction is the direction of the
@@ -23,6 +26,7 @@ one, counted as (k + 1) / (n + 1).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -133,17 +137,23 @@ class MovingBarFeatureExtractor(FeatureExtractor):
                         speed_px=float(config.get("speed_px", 5.0)), sweep_frames=sweep,
                         lead_frames=int(config.get("lead_frames", 0)))
         centre = unit_rf_centre(unit_data, config.get("sta_movie", STA_MOVIE))
-        starts = np.arange(n_dir) * sweep
-        if centre is not None:
+        lat = int(config.get("latency_frames", 4))
+        if centre is not None and config.get("on_off_dict_path") is not None:
+            on, off = self._pickle_timing(config, centre, stimulus_data, movie, trials.n_trials)
+        elif centre is not None:
             grid = int(config.get("grid", 15))
-            row_px = (centre[0] + 0.5) * bar.screen_px / grid
-            col_px = (centre[1] + 0.5) * bar.screen_px / grid
-            on, off = bar.crossing_frames(row_px, col_px)
-            lat = int(config.get("latency_frames", 4))
-            on_win = np.stack([starts + on + lat, starts + off + lat], axis=1)
-            off_win = np.stack([starts + off + lat, starts + 2 * off - on + lat], axis=1)
+            on, off = bar.crossing_frames((centre[0] + 0.5) * bar.screen_px / grid,
+                                          (centre[1] + 0.5) * bar.screen_px / grid)
+            starts = np.arange(n_dir) * sweep
+            shape = (trials.n_trials, n_dir)
+            on, off = np.broadcast_to(starts + on, shape), np.broadcast_to(starts + off, shape)
+        if centre is not None:
+            on_win = np.stack([on + lat, off + lat], axis=-1)
+            off_win = np.stack([off + lat, 2 * off - on + lat], axis=-1)
         else:
-            on_win = off_win = np.stack([starts, starts + sweep], axis=1)
+            starts = np.arange(n_dir) * sweep
+            whole = np.stack([starts, starts + sweep], axis=1)
+            on_win = off_win = np.broadcast_to(whole, (trials.n_trials, n_dir, 2))
         on_rates = self._rates(trials.spikes, on_win * period)
         off_rates = self._rates(trials.spikes, off_win * period)
         n_shuffles, seed = int(config.get("n_shuffles", 100)), int(config.get("random_seed", 42))
@@ -158,12 +168,36 @@ class MovingBarFeatureExtractor(FeatureExtractor):
             "rf_centre_known": centre is not None,
         }
 
+    def _pickle_timing(self, config, centre, stimulus_data, movie: str, n_trials: int):
+        """Trial-relative (on, off) frames, (n_trials, 8), from the lab's per-pixel pickle (movie frames of the
+        sweeps of one occurrence; every occurrence is timed alike)."""
+        from hdmea.features.dsgc_direction import convert_center_15_to_300, load_on_off_dict
+        from hdmea.stimulus import StimulusConfig
+
+        path = config["on_off_dict_path"]
+        cache = self.__dict__.setdefault("_on_off_cache", {})
+        if path not in cache:
+            cache[path] = load_on_off_dict(path)
+        key = convert_center_15_to_300(*centre)
+        timing = cache[path].get(key)
+        if timing is None:
+            raise MissingInputError(f"the on/off dictionary {path} has no entry for pixel {key}",
+                                    feature_name=self.name, missing_input=f"{path}: {key}")
+        stored = json.loads(str(stimulus_data["config"].attrs["config_json"]))
+        layout = StimulusConfig.from_dict(stored).trial_configs[movie]
+        k = np.arange(n_trials) % layout.repeat
+        index = k[:, None] * len(DIRECTION_LIST) + np.arange(len(DIRECTION_LIST))[None, :]
+        trial_first = (layout.start_frame + k * layout.trial_length_frame)[:, None]
+        on = np.asarray(timing["on_peak_location"], dtype=np.int64)[index] - trial_first
+        off = np.asarray(timing["off_peak_location"], dtype=np.int64)[index] - trial_first
+        return on, off
+
     @staticmethod
     def _rates(trials: list[np.ndarray], windows_us: np.ndarray) -> np.ndarray:
-        """(n_trials, 8) rates of each trial's spikes in each direction's window."""
-        out = np.zeros((len(trials), windows_us.shape[0]))
+        """(n_trials, 8) rates of each trial's spikes in its (n_trials, 8, 2) windows."""
+        out = np.zeros(windows_us.shape[:2])
         for k, s in enumerate(trials):
-            lo = np.searchsorted(s, windows_us[:, 0], side="left")
-            hi = np.searchsorted(s, windows_us[:, 1], side="left")
-            out[k] = (hi - lo) / ((windows_us[:, 1] - windows_us[:, 0]) / 1e6)
+            lo = np.searchsorted(s, windows_us[k, :, 0], side="left")
+            hi = np.searchsorted(s, windows_us[k, :, 1], side="left")
+            out[k] = (hi - lo) / ((windows_us[k, :, 1] - windows_us[k, :, 0]) / 1e6)
         return out
