@@ -244,14 +244,26 @@ class Recording:
         self._rate: tuple[float, bool] | None = None
         self._metadata: dict | None = None
 
+    @classmethod
+    def of(cls, f: h5py.File | Recording) -> Recording:
+        """The reader of a recording file the caller already has open (read through :func:`open_recording`,
+        or :func:`~hdmea.io.hdf5_store.open_recording_hdf5`, its values are checked against the manifest)."""
+        return f if isinstance(f, Recording) else cls(f, Path(f.filename))
+
+    def dataset(self, node: str) -> h5py.Dataset:
+        """The dataset at ``node`` for its shape, type and layout (read its values with :meth:`read` or
+        :meth:`read_part`); ``KeyError`` when there is none."""
+        ds = self.file.get(node) if node not in ("", "/") else None
+        if not isinstance(ds, h5py.Dataset):
+            raise KeyError(f"{self.path}: no dataset {node}")
+        return ds
+
     # ----------------------------------------------------------------- checked values
 
     def read(self, node: str, dtype=None) -> np.ndarray:
         """All of the dataset at ``node``, checked against its digest (a mismatch is a
         :class:`~h5stream.errors.ChecksumError` naming it)."""
-        ds = self.file.get(node)
-        if not isinstance(ds, h5py.Dataset):
-            raise KeyError(f"{self.path}: no dataset {node}")
+        ds = self.dataset(node)
         with guard_read(self.path, ds.name):
             values = checksums.check_dataset(ds, ds[()])
         return np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
@@ -259,9 +271,7 @@ class Recording:
     def read_part(self, node: str, selection) -> np.ndarray:
         """Part of the dataset at ``node`` (what the viewer draws of large arrays).  A partial read cannot be
         checked against the whole dataset's digest; chunks with Fletcher32 are checked by HDF5."""
-        ds = self.file.get(node)
-        if not isinstance(ds, h5py.Dataset):
-            raise KeyError(f"{self.path}: no dataset {node}")
+        ds = self.dataset(node)
         with guard_read(self.path, ds.name):
             return np.asarray(ds[selection])
 

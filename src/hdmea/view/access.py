@@ -4,7 +4,7 @@ The viewer serves the folders it was started on and nothing else.  A request
 names a file by the number of its folder and a path relative to that folder
 (``"0/demo.h5"``); the path is resolved (symbolic links and ``..`` included)
 and refused unless the result is a regular file inside that folder.  Files are
-opened through :func:`hdmea.io.hdf5_store.open_recording_hdf5` in ``"r"`` mode:
+opened through :func:`hdmea.io.recording.open_recording` (the recording reader):
 the HDF5 signature, the recording format and the unsafe-object scan are checked
 on every open, HDF5 file locking is off (a pipeline writing the next version is
 never blocked), and no writer claim is taken.  Each request opens the file and
@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+
+from hdmea.io.recording import open_recording
 
 __all__ = ["ServedFolders", "AccessDenied", "FileMissing", "NodeMissing", "RECORDING_SUFFIXES", "file_version"]
 
@@ -116,12 +118,9 @@ class ServedFolders:
         Low-level read failures inside the block become typed
         :class:`h5stream.errors.FormatError` naming the file.
         """
-        from h5stream.files import guard_read
-        from hdmea.io.hdf5_store import open_recording_hdf5
-
         path = self.resolve(file_id)
-        with open_recording_hdf5(path, "r") as f, guard_read(path, "/"):
-            yield f, path
+        with open_recording(path) as recording:
+            yield recording.file, path
 
 
 def file_version(f: h5py.File) -> tuple[int, int, int, int]:

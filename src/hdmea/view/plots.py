@@ -29,6 +29,7 @@ import math
 import h5py
 import numpy as np
 
+from hdmea.io.recording import Recording
 from hdmea.view.access import NodeMissing
 from hdmea.view.tree import clean_node, dataset_kind, get_dataset
 
@@ -74,9 +75,9 @@ def line_window(ds: h5py.Dataset, start: int) -> dict:
     start = int(min(max(start, 0), max(n - 1, 0)))
     stop = min(n, start + LINE_WINDOW)
     if ds.ndim == 1:
-        values = ds[start:stop]
+        values = _part(ds, slice(start, stop))
     else:  # 2-D with one row or one column
-        values = ds[0, start:stop] if ds.shape[0] == 1 else ds[start:stop, 0]
+        values = _part(ds, (0, slice(start, stop)) if ds.shape[0] == 1 else (slice(start, stop), 0))
     values = _as_float(values).ravel()
     count = values.size
     if count > 2 * LINE_BINS:
@@ -115,7 +116,7 @@ def image_block(ds: h5py.Dataset, index: int, start: int) -> dict:
     cols = min(cols_total, IMAGE_READ)
     rows = max(1, min(rows_total, IMAGE_READ // cols))
     start = int(min(max(start, 0), max(rows_total - rows, 0)))
-    block = _as_float(ds[lead + (slice(start, start + rows), slice(0, cols))])
+    block = _as_float(_part(ds, lead + (slice(start, start + rows), slice(0, cols))))
     step_r = max(1, math.ceil(block.shape[0] / IMAGE_PIXELS))
     step_c = max(1, math.ceil(block.shape[1] / IMAGE_PIXELS))
     read_rows, read_cols = block.shape
@@ -134,10 +135,13 @@ def image_block(ds: h5py.Dataset, index: int, start: int) -> dict:
             "rows_total": rows_total, "cols_total": cols_total, "step": (step_r, step_c)}
 
 
-def _fs(f: h5py.File) -> float:
-    from hdmea.view.tree import sampling_rate
+def _part(ds: h5py.Dataset, selection) -> np.ndarray:
+    """Part of ``ds``, read through the recording's reader."""
+    return Recording.of(ds.file).read_part(ds.name, selection)
 
-    return sampling_rate(f)
+
+def _fs(f: h5py.File) -> float:
+    return Recording.of(f).sampling_rate
 
 
 def raster_data(f: h5py.File, ds: h5py.Dataset) -> dict:
@@ -146,10 +150,11 @@ def raster_data(f: h5py.File, ds: h5py.Dataset) -> dict:
     group = ds.parent
     n = int(ds.shape[0])
     shown = min(n, MAX_SPIKES)
-    values = np.asarray(ds[:shown], dtype=np.int64)
+    values = np.asarray(_part(ds, slice(0, shown)), dtype=np.int64)
     if "trial_offsets" in group and "trial_bounds" in group:
-        offsets = np.asarray(group["trial_offsets"][()], dtype=np.int64).ravel()
-        bounds = np.asarray(group["trial_bounds"][()], dtype=np.int64).reshape(-1, 2)
+        recording = Recording.of(f)
+        offsets = recording.read(f"{group.name}/trial_offsets", np.int64).ravel()
+        bounds = recording.read(f"{group.name}/trial_bounds", np.int64).reshape(-1, 2)
         n_trials = min(bounds.shape[0], max(offsets.size - 1, 0))
         trial = np.searchsorted(offsets, np.arange(shown), side="right") - 1
         trial = np.clip(trial, 0, max(n_trials - 1, 0))
@@ -266,7 +271,9 @@ def dataset_plot(f: h5py.File, node: str, file_id: str, backend: str = "canvas")
     kind = dataset_kind(ds)
     info = {"kind": kind, "title": node, "shape": list(ds.shape), "dtype": str(ds.dtype)}
     if kind == "text":
-        value = ds[()] if ds.size <= 64 else ds[(slice(0, 64),) + (0,) * (ds.ndim - 1)] if ds.ndim else ds[()]
+        recording = Recording.of(f)
+        value = (recording.read(ds.name) if ds.size <= 64 or not ds.ndim
+                 else recording.read_part(ds.name, (slice(0, 64),) + (0,) * (ds.ndim - 1)))
         from hdmea.view.tree import text
 
         info["text"] = text(value)

@@ -22,10 +22,12 @@ import threading
 import h5py
 import numpy as np
 
+from hdmea.io.recording import Recording, UnitView
+from hdmea.view.access import NodeMissing
 from hdmea.report import data as rdata
 from hdmea.report import figures as rfig
 from hdmea.view.plots import image_renderer, new_figure, trial_axis
-from hdmea.view.tree import attr_int, sampling_rate, scalar, stimulus_repeats, text
+from hdmea.view.tree import text
 
 __all__ = ["RecordingSummary", "recording_summary", "mosaic_plot", "unit_page", "UnitFilter"]
 
@@ -116,15 +118,6 @@ def _outline(image: np.ndarray, centre: tuple[float, float], polarity: int) -> l
     return [(line[:, 0].tolist(), line[:, 1].tolist()) for line in lines]
 
 
-def _duration_s(f: h5py.File, fs: float, last_spike: int) -> float:
-    key = "metadata/acquisition/recording_duration_us"
-    if key in f:
-        value = np.asarray(f[key][()], dtype=np.float64).ravel()
-        if value.size and np.isfinite(value[0]) and value[0] > 0:
-            return float(value[0]) / 1e6
-    return last_spike / fs if last_spike > 0 else float("nan")
-
-
 def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
     """Units, their positions, rates, SNR and receptive fields; one read per version of the file."""
     key = (f.filename, version)
@@ -133,47 +126,32 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
             return _cache[key]
     from hdmea.report.tree import recording_overview
 
-    overview = recording_overview(f)
-    fs = sampling_rate(f)
-    frame_ms = rdata._frame_ms(f, fs)
-    unit_ids = rdata._visible(f["units"]) if "units" in f else []
-    movies = sorted({name[4:] for uid in unit_ids if "features" in f["units"][uid]
-                     for name in rdata._visible(f["units"][uid]["features"]) if name.startswith("sta_")})
+    recording = Recording.of(f)
+    overview = recording_overview(recording.file)
+    fs = recording.sampling_rate
+    frame_ms = recording.frame_period_ms
+    units_read = list(recording.units())
+    movies = sorted({name[4:] for unit in units_read for name in unit.feature_names() if name.startswith("sta_")})
     movie = movies[0] if movies else None
     units: list[UnitRow] = []
-    last_spike = 0
     shape = (0, 0)
-    for uid in unit_ids:
-        unit = f["units"][uid]
-        count = int(unit["spike_times"].shape[0]) if "spike_times" in unit else 0
-        if count:
-            last_spike = max(last_spike, int(unit["spike_times"][count - 1]))
-        snr = scalar(unit.attrs.get("quality_SNR", float("nan")))
-        row = UnitRow(uid, rdata._position(unit, "row", f.filename), rdata._position(unit, "col", f.filename),
-                      count, float("nan"), float(snr) if isinstance(snr, (int, float)) else float("nan"))
-        features = unit["features"] if "features" in unit else None
-        if movie is not None and features is not None and f"sta_{movie}" in features:
-            group = features[f"sta_{movie}"]
-            if "sta" in group:
-                spatial, lag, polarity = rdata.sta_spatial_map(group["sta"][()],
-                                                               attr_int(group.attrs, "first_lag", 1))
-                shape = spatial.shape
-                centre = rdata._map_centre(spatial)
-                rf = f"rf_{movie}"
-                if rf in features:  # the table's centre, lag and polarity, as the report draws them
-                    stored = {k: scalar(v) for k, v in features[rf].attrs.items()}
-                    if isinstance(stored.get("centre_row"), (int, float)):
-                        centre = (float(stored["centre_row"]), float(stored["centre_col"]))
-                    if isinstance(stored.get("peak_lag_frames"), int):
-                        lag = int(stored["peak_lag_frames"])
-                    if isinstance(stored.get("polarity"), int):
-                        polarity = int(stored["polarity"])
-                row.centre, row.peak_lag, row.polarity = centre, lag, polarity
-                row.n_spikes = attr_int(group.attrs, "n_spikes_used", count)
-                if row.n_spikes > 0 and np.isfinite(centre[0]):
-                    row.outline = _outline(spatial, centre, polarity)
+    for unit in units_read:
+        count = unit.spike_count
+        snr = unit.attr("quality_SNR", float("nan"))
+        position = unit.position()
+        row = UnitRow(unit.uid, position[0], position[1], count, float("nan"),
+                      float(snr) if isinstance(snr, (int, float)) else float("nan"))
+        name = f"sta_{movie}"
+        if movie is not None and unit.has_feature(name) and "sta" in unit.feature(name):
+            features = {n: unit.feature(n) for n in (name, f"rf_{movie}") if unit.has_feature(n)}
+            spatial, centre, lag, polarity = rdata._sta_measures(features, name)
+            shape = spatial.shape
+            row.centre, row.peak_lag, row.polarity = centre, lag, polarity
+            row.n_spikes = features[name].attr_int("n_spikes_used", count)
+            if row.n_spikes > 0 and np.isfinite(centre[0]):
+                row.outline = _outline(spatial, centre, polarity)
         units.append(row)
-    duration = _duration_s(f, fs, last_spike)
+    duration = recording.duration_s()
     for row in units:
         row.rate_hz = row.spike_count / duration if duration > 0 else float("nan")
     summary = RecordingSummary(str(overview["attrs"].get("dataset_id", "")), fs, duration,
@@ -237,34 +215,30 @@ if (i !== undefined && window.hdmeaOpenUnit) window.hdmeaOpenUnit(source.data.ui
     return fig, info
 
 
-def _features_table(unit: h5py.Group) -> list[list[str]]:
+def _features_table(unit: UnitView) -> list[list[str]]:
     """(feature, name, value) rows: the unit's attributes and every feature's scalar attributes."""
-    def shown(raw) -> str:
-        value = scalar(raw)
-        return f"{value:.4g}" if isinstance(value, float) else text(raw)
+    def shown(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else text(value)
 
-    rows = [["unit", key, shown(value)] for key, value in unit.attrs.items() if not key.startswith("h5stream")]
-    if "features" in unit:
-        for name in rdata._visible(unit["features"]):
-            for key, raw in unit["features"][name].attrs.items():
-                value = scalar(raw)
-                if key in ("version", "params_hash", "extracted_at", "name") or key.startswith("h5stream"):
-                    continue
-                if isinstance(value, np.ndarray) and value.size > 8:
-                    continue
-                rows.append([name, key, shown(raw)])
+    rows = [["unit", key, shown(value)] for key, value in unit.attrs().items()]
+    for name in unit.feature_names():
+        for key, value in unit.feature(name).attrs().items():
+            if key in ("version", "params_hash", "extracted_at", "name"):
+                continue
+            if isinstance(value, np.ndarray) and value.size > 8:
+                continue
+            rows.append([name, key, shown(value)])
     return rows
 
 
-def _sta_figures(f, unit, uid: str, summary: RecordingSummary, backend: str) -> list[tuple[str, object]]:
+def _sta_figures(unit: UnitView, uid: str, summary: RecordingSummary, backend: str) -> list[tuple[str, object]]:
     out = []
-    features = unit["features"] if "features" in unit else {}
-    for name in (rdata._visible(features) if features else []):
-        if not name.startswith("sta_") or "sta" not in features[name]:
+    features = {name: unit.feature(name) for name in unit.feature_names()}
+    for name, group in features.items():
+        if not name.startswith("sta_") or "sta" not in group:
             continue
-        group = features[name]
-        sta = np.asarray(group["sta"][()], dtype=np.float64)
-        first_lag = attr_int(group.attrs, "first_lag", 1)
+        sta = group.array("sta", np.float64)
+        first_lag = group.attr_int("first_lag", 1)
         spatial, lag, polarity = rdata.sta_spatial_map(sta, first_lag)
         movie = name[4:]
         match = next((u for u in summary.units if u.uid == uid), None) if movie == summary.movie else None
@@ -285,9 +259,9 @@ def _sta_figures(f, unit, uid: str, summary: RecordingSummary, backend: str) -> 
             fig.scatter([centre[1]], [centre[0]], marker="cross", size=14, color="black", line_width=2)
         out.append((f"sta:{movie}", fig))
         # the centre's time course: the table's temporal profile, else the STA at the centre check
-        rf = features.get(f"rf_{movie}") if hasattr(features, "get") else None
+        rf = features.get(f"rf_{movie}")
         if rf is not None and "temporal_profile" in rf:
-            profile = np.asarray(rf["temporal_profile"][()], dtype=np.float64).ravel()
+            profile = rf.array("temporal_profile", np.float64).ravel()
             what = "receptive-field centre's time course (table's temporal_profile)"
         else:
             r, c = (int(round(centre[0])), int(round(centre[1]))) if np.isfinite(centre[0]) else (h // 2, w // 2)
@@ -311,26 +285,25 @@ def _sta_figures(f, unit, uid: str, summary: RecordingSummary, backend: str) -> 
     return out
 
 
-def _eimage_figure(f, unit, uid: str, summary: RecordingSummary, backend: str):
+def _eimage_figure(unit: UnitView, uid: str, summary: RecordingSummary, backend: str):
     from bokeh.layouts import column
     from bokeh.models import ColumnDataSource, CustomJS, Slider
 
-    features = unit["features"] if "features" in unit else None
-    if features is None or "eimage_sta" not in features or "data" not in features["eimage_sta"]:
+    if not unit.has_feature("eimage_sta") or "data" not in unit.feature("eimage_sta"):
         return None
-    group = features["eimage_sta"]
-    data = np.asarray(group["data"][()], dtype=np.float64)
+    group = unit.feature("eimage_sta")
+    data = group.array("data", np.float64)
     spatial, trough = rdata.eimage_map(data)
     recorded = np.isfinite(data).any(axis=0)
     filled = np.where(recorded[None], data, 0.0)
     centred = np.where(recorded[None], filled - np.median(filled, axis=0, keepdims=True), np.nan)
-    window = np.asarray(scalar(group.attrs.get("window", 0))).ravel()
+    window = np.asarray(group.attr("window", 0)).ravel()
     first = int(window[0]) if window.size else 0
     fs = summary.sampling_rate
-    position = (rdata._position(unit, "row", f.filename), rdata._position(unit, "col", f.filename))
+    position = unit.position()
     rows, cols = rfig._zoom(position, rdata._map_centre(np.minimum(spatial, 0.0)), spatial.shape)
     crop = centred[:, rows, cols].astype(np.float32)
-    unit_text = scalar(group.attrs.get("value_unit", "")) or "stored units"
+    unit_text = group.attr("value_unit", "") or "stored units"
     ms = [(t + first) / fs * 1000.0 for t in range(crop.shape[0])]
     title = f"{uid}: electrical image at {ms[trough]:+.2f} ms from spike"
     fig = new_figure(title, backend, x_axis_label="electrode column", y_axis_label="electrode row",
@@ -357,14 +330,13 @@ title.text = {json.dumps(uid)} + ": electrical image at " + (frames.data.ms[i] >
     return column(slider, fig, sizing_mode="stretch_width")
 
 
-def _movie_figures(f, uid: str, summary: RecordingSummary, backend: str) -> list[tuple[str, object]]:
+def _movie_figures(recording: Recording, uid: str, summary: RecordingSummary, backend: str) -> list[tuple[str, object]]:
     from bokeh.layouts import column
     from bokeh.models import BoxAnnotation, ColumnDataSource, HoverTool, Span
 
     out = []
-    fs = summary.sampling_rate
-    features = f["units"][uid]["features"] if "features" in f["units"][uid] else {}
-    for movie in rdata._movie_trials(f, [uid], fs, stimulus_repeats(f)):
+    features = recording.unit(uid).feature_names()
+    for movie in rdata._movie_trials(recording, [uid]):
         trials = movie.spikes[0]
         duration = movie.trial_duration_s
         is_step = f"step_response_{movie.movie}" in features
@@ -398,17 +370,15 @@ def _movie_figures(f, uid: str, summary: RecordingSummary, backend: str) -> list
 
 def unit_page(f: h5py.File, uid: str, summary: RecordingSummary, backend: str = "canvas") -> dict:
     """The unit's figures (key, Bokeh model) and its features table."""
-    if (not uid or "/" in uid or "units" not in f or uid not in f["units"]
-            or not isinstance(f["units"][uid], h5py.Group)):
-        from hdmea.view.access import NodeMissing
-
+    recording = Recording.of(f)
+    if uid not in recording.unit_ids:
         raise NodeMissing(f"no unit {uid!r} in /units")
-    unit = f["units"][uid]
-    figures = _sta_figures(f, unit, uid, summary, backend)
-    eimage = _eimage_figure(f, unit, uid, summary, backend)
+    unit = recording.unit(uid)
+    figures = _sta_figures(unit, uid, summary, backend)
+    eimage = _eimage_figure(unit, uid, summary, backend)
     if eimage is not None:
         figures.append(("eimage", eimage))
-    figures.extend(_movie_figures(f, uid, summary, backend))
+    figures.extend(_movie_figures(recording, uid, summary, backend))
     match = next((u for u in summary.units if u.uid == uid), None)
     head = {"uid": uid, "row": match.row if match else 0, "col": match.col if match else 0,
             "spike_count": match.spike_count if match else 0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from hdmea.io.recording import Recording, visible_members
 from hdmea.report.tree import _stored_bytes, format_bytes
 from hdmea.view.access import NodeMissing
 
@@ -52,26 +53,13 @@ def attr_int(attrs, key: str, default: int) -> int:
 
 
 def sampling_rate(f: h5py.File) -> float:
-    """``/metadata/sampling_rate`` in Hz, else the report's default."""
-    from hdmea.report.data import DEFAULT_SAMPLING_RATE
-
-    if "metadata/sampling_rate" in f:
-        value = np.asarray(f["metadata/sampling_rate"][()]).ravel()
-        if value.size and value.dtype.kind in "iuf" and np.isfinite(value[0]) and value[0] > 0:
-            return float(value[0])
-    return DEFAULT_SAMPLING_RATE
+    """The recording's sampling rate in Hz (:attr:`hdmea.io.recording.Recording.sampling_rate`)."""
+    return Recording.of(f).sampling_rate
 
 
 def stimulus_repeats(f: h5py.File) -> dict[str, int]:
-    """Movie -> trials per occurrence, from the stored stimulus configuration (empty when unknown)."""
-    import json
-
-    raw = f["stimulus/config"].attrs.get("config_json") if "stimulus/config" in f else None
-    try:
-        data = json.loads(scalar(raw)) if raw is not None else {}
-        return {name: int(tc.get("repeat", 1)) for name, tc in (data.get("trial_configs") or {}).items()}
-    except (TypeError, ValueError, AttributeError):
-        return {}
+    """Movie -> trials per occurrence (:meth:`hdmea.io.recording.Recording.stimulus_repeats`)."""
+    return Recording.of(f).stimulus_repeats()
 
 
 def clean_node(node: str) -> str:
@@ -98,10 +86,7 @@ def _attrs(obj) -> dict[str, str]:
     return out
 
 
-def _visible(group: h5py.Group) -> list[str]:
-    from hdmea.io.hdf5_store import is_hidden
-
-    return [name for name in group if not is_hidden(name)]
+_visible = visible_members
 
 
 def dataset_kind(ds: h5py.Dataset) -> str:
