@@ -14,19 +14,21 @@
 
 Orientation.  Everything this module returns is in chip orientation
 ``(..., row, col)``: 0-based indices of the 65 x 65 grid, where ``row``/``col``
-are the vendor's 1-based Units-table ``Row``/``Column`` minus one.  The vendor
-stores a frame as ``[col - Region.Left, row - Region.Top]`` (axis 1 is the
-column, x, counted from ``Region.Left``; axis 2 the row, y, from ``Region.Top``;
-flattening a frame gives sensor-id order).  Evidence: the vendor's reader
-documents ``SensorData`` as frames x sensors_Y x sensors_X, where its Y is the
-chip column (its coordinate helpers call ``(id - 1) % 65 + 1`` the row), and scripts reading
-real files match ``data[t, x, y]`` with ``Column == x + 1`` and ``Row == y + 1``.
-This module is the only place that knows the stored order:
+are the vendor's 1-based Units-table ``Row``/``Column`` minus one.  The vendor's
+reader documents a stored frame as ``[col - Region.Left, row - Region.Top]``
+(``"col_row"``: axis 1 the column, flattening gives sensor-id order); the original
+lab pipeline reads ``[row, col]`` (``"row_col"``).  The evidence disagrees, so
+``sensor_axis_order="auto"`` (the default) takes the one reading a non-square
+region's shape allows (:meth:`CmcrFile.orders_by_shape`) and otherwise the
+vendor's until :func:`hdmea.io.frame_order.decide_frame_order` sets the order the
+units' footprints show.  This module and :mod:`hdmea.io.frame_order` are the only
+places that know the stored order:
 :class:`SensorDataInfo` gives each dataset's region on the chip
 (:attr:`~SensorDataInfo.chip_slices`), maps a stored-layout array to chip
 orientation (:meth:`~SensorDataInfo.to_chip`, :meth:`~SensorDataInfo.place_on_chip`)
-and holds per-sensor gains in chip orientation.  ``sensor_axis_order="row_col"``
-(see :func:`check_sensor_axis_order`) reads files stored ``[row, col]`` instead.
+and holds per-sensor gains in chip orientation (``Conversion Factors`` are in
+sensor-id order whichever way the frames are stored).  ``"col_row"``/``"row_col"``
+force a reading (see :func:`check_sensor_axis_order`).
 
 Scaling.  Value = ``(raw - ADZero) * factor * 10**Exponent`` in ``Unit``; when the
 unit is ``V`` it is returned in microvolts (``* 10**(Exponent + 6)``).  ``factor``

@@ -11,8 +11,10 @@ Orientation and regions.  Images are chip-sized, ``(window, 65, 65)`` in
 ``(row, col)`` order (0-based: the unit attributes ``row``/``col`` minus one),
 whatever the layout of the raw file.  Each region of interest
 (``SensorData {roi} 1``) is filtered and averaged in its stored layout and the
-result is placed on the chip through :class:`hdmea.io.cmcr.SensorDataInfo`
-(the only code that knows the vendor's axis order); sensors no region recorded
+result is placed on the chip through :class:`hdmea.io.cmcr.SensorDataInfo`;
+how the raw frames are stored is settled first, from a few windows
+(``sensor_axis_order="auto"``: :mod:`hdmea.io.frame_order`, the decision stored at
+``metadata/frame_order`` or reused from there); sensors no region recorded
 are NaN.  Where regions overlap, the later region's values are kept.  Several
 sweeps (chunks) of one region are refused: the time between sweeps is not
 stored with them, so spike times cannot be placed in them.  A unit whose own
