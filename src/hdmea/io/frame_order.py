@@ -32,8 +32,8 @@ recording is decided from its own data, in this order:
    by the run summary, ``hdmea inspect``, ``hdmea report`` and ``hdmea view``.
 
 Only those windows are read (at most ``MAX_UNITS x MAX_SPIKES x 2`` small
-hyperslabs of ``WINDOW x (2 * PATCH_RADIUS + 1)**2`` sensors), before any pass
-over the whole raw data.  ``"col_row"``/``"row_col"`` force a reading
+hyperslabs of ``WINDOW x (2 * PATCH_RADIUS + 1)**2`` sensors, in time order), before
+any pass over the whole raw data.  ``"col_row"``/``"row_col"`` force a reading
 (``decided_by = "forced"``).
 
 The decision and its evidence are stored in the recording at
@@ -72,9 +72,9 @@ MARGIN = 0.5
 #: Spikes inside the raw frames a unit needs to be tested.
 MIN_SPIKES = 5
 #: Spikes averaged per unit (spread evenly over the unit's usable spikes).
-MAX_SPIKES = 30
+MAX_SPIKES = 20
 #: Units tested at most (those with the most usable spikes first).
-MAX_UNITS = 64
+MAX_UNITS = 32
 #: A trough this many electrodes (Chebyshev) from the unit's sensor is on target.
 MAX_DISTANCE = 1
 #: Radius of the neighbourhood read around each candidate sensor.
@@ -299,30 +299,37 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
         candidates.append((usable.size, u, sorted(set(located)), usable))
     candidates.sort(key=lambda c: (-c[0], c[1]))
     datasets = [cmcr.h5[r.name] for r in regions]
-    for _n, u, places, usable in candidates:
-        if evidence.n_units >= max_units:
-            break
+    # The windows of every tested unit are read in time order: on a disk, reads that go forward
+    # through the file are served by read-ahead instead of one seek each.
+    chosen, sums, reads = [], [], []
+    for _n, u, places, usable in candidates[:max_units]:
         pick = usable[np.unique(np.linspace(0, usable.size - 1, min(max_spikes, usable.size)).round().astype(int))]
         patches = []
         for k, (i, j) in places:
             shape = regions[k].shape
             i0, i1 = max(0, i - PATCH_RADIUS), min(shape[1], i + PATCH_RADIUS + 1)
             j0, j1 = max(0, j - PATCH_RADIUS), min(shape[2], j + PATCH_RADIUS + 1)
-            total = np.zeros((w1 - w0, i1 - i0, j1 - j0), dtype=np.float64)
-            with cmcr.guard(regions[k].name):
-                for t in pick:
-                    x = datasets[k][t + w0:t + w1, i0:i1, j0:j1].astype(np.float64)
-                    total += x - x[:BASELINE_SAMPLES].mean(axis=0)
-            depth = -(total[BASELINE_SAMPLES - 4:] / pick.size).min(axis=0)  # from 4 samples before the spike
-            patches.append((k, i0, j0, depth))
-        depths = np.concatenate([d.ravel() for *_, d in patches])
-        k, i0, j0, depth = patches[int(np.argmax([d.max() for *_, d in patches]))]
+            reads += [(int(t), len(sums), k, i0, i1, j0, j1) for t in pick]
+            patches.append((k, i0, j0, len(sums)))
+            sums.append(np.zeros((w1 - w0, i1 - i0, j1 - j0), dtype=np.float64))
+        chosen.append((u, int(pick.size), patches))
+    reads.sort()
+    for t, slot, k, i0, i1, j0, j1 in reads:
+        with cmcr.guard(regions[k].name):
+            x = datasets[k][t + w0:t + w1, i0:i1, j0:j1].astype(np.float64)
+        sums[slot] += x - x[:BASELINE_SAMPLES].mean(axis=0)
+    for u, n_spikes, patches in chosen:
+        # depth of the trough, from 4 samples before the spike on
+        depths = [(k, i0, j0, -(sums[slot][BASELINE_SAMPLES - 4:] / n_spikes).min(axis=0))
+                  for k, i0, j0, slot in patches]
+        every = np.concatenate([d.ravel() for *_, d in depths])
+        k, i0, j0, depth = depths[int(np.argmax([d.max() for *_, d in depths]))]
         di, dj = np.unravel_index(int(np.argmax(depth)), depth.shape)
-        if not depth[di, dj] > TROUGH_CONTRAST * float(np.median(np.abs(depths))):
+        if not depth[di, dj] > TROUGH_CONTRAST * float(np.median(np.abs(every))):
             evidence.no_trough += 1
             continue
         evidence.n_units += 1
-        evidence.n_spikes_max = max(evidence.n_spikes_max, int(pick.size))
+        evidence.n_spikes_max = max(evidence.n_spikes_max, n_spikes)
         row, col = positions[u]
         for reading in readings:
             r, c = regions[k].to_chip(i0 + int(di), j0 + int(dj), reading)
