@@ -70,14 +70,6 @@ def test_an_undecided_recording_says_so_everywhere(tmp_path, capsys):
     assert "Raw frame order: frames read as [col, row] (col_row), undecided" in html
     assert "could not be decided" in html
 
-    from hdmea.view.access import file_version
-    from hdmea.view.recording import recording_summary
-
-    with h5py.File(out, "r") as f:
-        summary = recording_summary(f, file_version(f))
-    assert summary.frame_order.startswith("frames read as [col, row] (col_row), undecided")
-    assert any("could not be decided" in w for w in summary.warnings)
-
     # forcing the order on the command line puts the images on their units
     forced = tmp_path / "forced" / "rec.h5"
     assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(forced),
@@ -100,3 +92,16 @@ def test_the_configuration_sets_the_order_and_rejects_a_bad_one(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert "recording.sensor_axis_order" in str(err.value) and "'auto'" in str(err.value)
+
+
+def test_the_viewer_shows_the_decision_and_the_warning(tmp_path):
+    from hdmea.view.access import file_version
+    from hdmea.view.recording import recording_summary
+
+    cmcr, cmtr = _write(tmp_path, [FULL], UNITS[:3], transposed=True)
+    out = tmp_path / "out" / "rec.h5"
+    assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        summary = recording_summary(f, file_version(f))
+    assert summary.frame_order.startswith("frames read as [col, row] (col_row), undecided")
+    assert any("could not be decided" in w for w in summary.warnings)
