@@ -127,10 +127,10 @@ NOT_PROVIDED = {
     ("hdmea.io.spike_sectioning", "MAX_RETRIES"): "retries of a network share's file access: files are opened "
                                                   "once through the validated reader",
     ("hdmea.io.spike_sectioning", "RETRY_DELAY"): "see MAX_RETRIES",
-    **{("hdmea.io.cmcr", n): "raw-file helpers of the original: not yet provided (the reader is CmcrFile)"
-       for n in ORIGINAL_NAMES["hdmea.io.cmcr"]},
-    **{("hdmea.io.cmtr", n): "raw-file helpers of the original: not yet provided (the reader is CmtrFile)"
-       for n in ORIGINAL_NAMES["hdmea.io.cmtr"]},
+    **{("hdmea.io.cmcr", n): "a step writing the files' metadata groups of the original: not yet provided"
+       for n in ("add_sys_meta_info",)},
+    **{("hdmea.io.cmtr", n): "steps writing the .cmtr's unit tables of the original: not yet provided"
+       for n in ("add_cmtr_unit_info", "update_hdf5_with_cmtr_unit_info")},
     **{("hdmea.io.parquet_export", n): "the feature table export: not yet provided (hdmea.interop exports)"
        for n in ORIGINAL_NAMES["hdmea.io.parquet_export"]},
 }

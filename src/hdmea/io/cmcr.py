@@ -666,3 +666,15 @@ def read_light_reference(cmcr_path: str | os.PathLike) -> tuple[dict[str, np.nda
     """(light reference channels, sampling rate) of a ``.cmcr``."""
     with CmcrFile(cmcr_path) as f:
         return f.light_reference(), f.sampling_rate
+
+
+# The original pipeline's reader functions (hdmea.io.lab_readers), loaded on first use.
+_LAB_READERS = ('load_cmcr_data', 'load_sensor_data', 'load_sensor_data_chunked', 'get_sensor_data_info', 'find_cmcr_file_from_cmtr')
+
+
+def __getattr__(name: str):
+    if name in _LAB_READERS:
+        from hdmea.io import lab_readers
+
+        return getattr(lab_readers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -470,3 +470,15 @@ def read_units(cmtr_path: str | os.PathLike, sampling_rate: float, unit_ids=None
     """All units of a ``.cmtr`` (ascending UnitID); see :class:`CmtrFile`."""
     with CmtrFile(cmtr_path) as f:
         return f.read_units(sampling_rate, unit_ids, waveform=waveform)
+
+
+# The original pipeline's reader functions (hdmea.io.lab_readers), loaded on first use.
+_LAB_READERS = ('load_cmtr_data', 'get_cmtr_recording_id', 'validate_cmcr_cmtr_match')
+
+
+def __getattr__(name: str):
+    if name in _LAB_READERS:
+        from hdmea.io import lab_readers
+
+        return getattr(lab_readers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

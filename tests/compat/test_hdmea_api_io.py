@@ -1,0 +1,105 @@
+"""The original pipeline's ``.cmcr``/``.cmtr`` reader functions, against plain h5py reads and planted truth."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+
+    return generate_recording(tmp_path_factory.mktemp("io"), "rec", config=SyntheticConfig.tiny(raw_seconds=0.2),
+                              seed=4)
+
+
+def test_load_cmcr_data(rec):
+    from hdmea.io.cmcr import load_cmcr_data
+
+    data = load_cmcr_data(rec.cmcr_path)
+    assert data["acquisition_rate"] == rec.truth().sampling_rate
+    light = data["light_reference"]
+    assert sorted(light) == ["10hz_ch1", "10hz_ch2", "1khz_ch1", "1khz_ch2", "raw_ch1", "raw_ch2"]
+    raw = light["raw_ch1"].astype(np.float64)
+    n = raw.size // 2000
+    naive = [raw[i * 2000:(i + 1) * 2000].mean() for i in range(n)]  # 100 ms blocks at 20 kHz
+    np.testing.assert_allclose(light["10hz_ch1"], naive, rtol=1e-5)
+    assert light["1khz_ch2"].size == light["raw_ch2"].size // 20
+    assert data["metadata"]["recording_duration_s"] > 0
+
+
+def test_sensor_data_centred_not_wrapped(rec):
+    from hdmea.io.cmcr import get_sensor_data_info, load_cmcr_data, load_sensor_data, load_sensor_data_chunked
+
+    info = get_sensor_data_info(rec.cmcr_path)
+    zero = load_cmcr_data(rec.cmcr_path)["metadata"]["sensor"]["ad_zero"]
+    with h5py.File(rec.cmcr_path, "r") as f:
+        stored = f["Acquisition/Sensor Data/SensorData 1 1"][()]
+    assert stored.dtype == np.uint16 and stored.max() > 32767  # a plain int16 cast would wrap these
+    assert info["shape"] == (stored.shape[0], 65, 65) and info["n_samples"] == stored.shape[0]
+    assert info["n_electrodes"] == 4225 and info["duration_s"] == pytest.approx(stored.shape[0] / 20000.0)
+    data = load_sensor_data(rec.cmcr_path, duration_samples=300)
+    assert data.dtype == np.int16 and data.shape == (300, 65, 65)
+    # the same values as the stored frames minus the ADC zero (positions are in chip orientation)
+    for t in (0, 150, 299):
+        np.testing.assert_array_equal(np.sort(data[t].ravel()),
+                                      np.sort(stored[t].astype(np.int64).ravel() - int(zero)))
+    assert load_sensor_data(rec.cmcr_path, duration_s=0.01).shape[0] == 200
+    chunks = list(load_sensor_data_chunked(rec.cmcr_path, chunk_duration_s=0.03, max_samples=1500))
+    assert [(s, e, t) for _, s, e, t in chunks] == [(0, 600, 1500), (600, 1200, 1500), (1200, 1500, 1500)]
+    np.testing.assert_array_equal(np.concatenate([c for c, *_ in chunks])[:300], data)
+
+
+def test_load_cmtr_data_against_planted_units(rec):
+    from hdmea.io.cmtr import load_cmtr_data
+
+    data = load_cmtr_data(rec.cmtr_path)
+    truth = rec.truth()
+    assert data["acquisition_rate"] == truth.sampling_rate
+    planted = {u.mcs_unit_id: u for u in truth.units.values()}
+    assert sorted(data["units"]) == [f"unit_{k:03d}" for k in sorted(planted)]
+    for key, unit in data["units"].items():
+        p = planted[unit["unit_num"]]
+        # the original's units: spike times in microseconds; here rows and columns from the unit table
+        np.testing.assert_array_equal(unit["spike_times"],
+                                      np.rint(p.spike_times.astype(np.float64) * 1e6 / truth.sampling_rate))
+        assert (unit["row"], unit["col"], unit["global_id"]) == (p.row, p.col, p.sensor_id)
+        assert unit["waveform"].shape == p.waveform.shape and unit["original_name"] == f"Unit_{p.mcs_unit_id}"
+
+
+def test_finding_and_matching_files(rec, tmp_path, caplog):
+    from hdmea.io.cmcr import find_cmcr_file_from_cmtr
+    from hdmea.io.cmtr import get_cmtr_recording_id, validate_cmcr_cmtr_match
+
+    assert find_cmcr_file_from_cmtr(rec.cmtr_path) == rec.cmcr_path
+    shutil.copy(rec.cmcr_path, tmp_path / "2025.04.10-Rec.cmcr")
+    (tmp_path / "2025.04.10-Rec-.cmtr").write_bytes(b"")
+    (tmp_path / "2025.04.10-Rec_sorted.cmtr").write_bytes(b"")
+    assert find_cmcr_file_from_cmtr(tmp_path / "2025.04.10-Rec-.cmtr") == tmp_path / "2025.04.10-Rec.cmcr"
+    assert find_cmcr_file_from_cmtr(tmp_path / "2025.04.10-Rec_sorted.cmtr") == tmp_path / "2025.04.10-Rec.cmcr"
+    assert find_cmcr_file_from_cmtr(tmp_path / "zzz.cmtr") is None
+    shutil.copy(rec.cmtr_path, tmp_path / "with_id.cmtr")
+    with h5py.File(tmp_path / "with_id.cmtr", "r+") as f:
+        f.attrs["RecordingID"] = "JIANG009"
+    assert get_cmtr_recording_id(tmp_path / "with_id.cmtr") == "JIANG009"
+    assert get_cmtr_recording_id(rec.cmtr_path) is None
+    assert get_cmtr_recording_id(tmp_path / "2025.04.10-Rec-.cmtr") is None  # unreadable: None, as before
+    with caplog.at_level(logging.WARNING):
+        validate_cmcr_cmtr_match(tmp_path / "a_raw.cmcr", tmp_path / "a_sorted.cmtr")
+        assert "differ" not in caplog.text
+        validate_cmcr_cmtr_match(tmp_path / "a.cmcr", tmp_path / "b.cmtr")
+    assert "CMCR and CMTR file names differ: a vs b" in caplog.text
+
+
+def test_missing_files_raise_file_not_found(tmp_path):
+    from hdmea.io.cmcr import load_cmcr_data, load_sensor_data
+    from hdmea.io.cmtr import load_cmtr_data
+
+    for call in (load_cmcr_data, load_sensor_data, load_cmtr_data):
+        with pytest.raises(FileNotFoundError, match="not found"):
+            call(tmp_path / "none.cmcr")
