@@ -332,3 +332,25 @@ def test_unused_categories_of_a_foreign_file_are_listed(tmp_path):
     loaded = load_hdf5(tmp_path / "f.h5ad")
     assert loaded.obs["batch"].cast(pl.String).to_list() == ["b1", "b1", "b2"]
     assert loaded.history[0].params["not_imported"] == ["obs/batch unused categories ['b3']"]
+
+
+def test_obs_columns_of_our_h5_files_read_with_anndata_read_elem(tmp_path):
+    c = _typed_container()
+    c.obs = c.obs.drop("tags").with_columns(pl.Series("nothing", [None] * c.n_samples, dtype=pl.Null))
+    path = tmp_path / "c.h5"
+    save_hdf5(c, path)
+    with h5py.File(path) as f:
+        shown = anndata.io.read_elem(f["obs"])  # the whole frame, nullable floats and null columns included
+        assert list(shown.index) == c.sample_ids.to_list()
+        f_null = anndata.io.read_elem(f["obs/f_null"])
+        nothing = anndata.io.read_elem(f["obs/nothing"])
+    # a float with nulls shows NaN where null; a null column all missing
+    assert np.array_equal(f_null, [1.0, np.nan, np.nan, 2.0, 3.0, 4.0], equal_nan=True)
+    assert len(nothing) == c.n_samples and np.isnan(nothing).all()
+    assert str(shown["i32"].dtype) == "Int32"
+    assert shown["i32"].isna().tolist() == [False, True, False, False, True, False]
+    # and our reader still keeps null and NaN apart
+    back = load_hdf5(path)
+    assert back.obs["f_null"].is_null().to_list() == [False, True, False, False, False, False]
+    assert back.obs["f_null"].is_nan().to_list()[2] is True
+    assert_container_equal(back, c)

@@ -42,8 +42,12 @@ def test_element_encoding_reads_exactly(name):
 
 
 def test_every_element_in_the_golden_file_is_checked():
+    from h5stream.elements.dataframe import NULL_MASK_SUFFIX
+
     with h5py.File(ELEMENTS, "r") as f:
-        assert sorted(f) == sorted([*_CASES, "dataframe-0.1.0"])
+        # a nullable-float 0.2.0 element keeps its null mask in a dataset beside it
+        elements = [name for name in f if not name.endswith(NULL_MASK_SUFFIX)]
+        assert sorted(elements) == sorted([*_CASES, "dataframe-0.1.0"])
 
 
 def test_every_encoding_we_write_has_a_golden_element():

@@ -23,8 +23,10 @@ polars dtype                           encoding
 =====================================  ==========================================
 Int8..Int64, UInt8..UInt64, Float*,    ``array`` (no nulls) /
 Boolean                                ``nullable-integer`` / ``nullable-boolean``
-Float16/32/64 with nulls               ``h5stream:nullable-float`` 0.1.0 (NaN and
-                                       null kept apart)
+Float16/32/64 with nulls               ``h5stream:nullable-float`` 0.2.0 over
+                                       ``array`` (NaN where null; the nulls in a
+                                       bool dataset ``<member>%null`` beside it,
+                                       named by ``h5stream:null-mask``)
 String                                 ``string-array`` / ``nullable-string-array``
 Categorical                            ``categorical`` 0.2.0, categories derived
                                        from this column's values (first
@@ -39,11 +41,13 @@ Null, List, Array, Struct
 AnnData's older ``dataframe`` 0.1.0 (plain column datasets, categorical codes
 referring to ``__categories/<name>``) keeps a reader; only 0.2.0 is written.
 
-Typed encodings layered on spec ones (Enum, temporal, Decimal, Int128) stay
-readable by AnnData, which sees their physical values (codes and categories,
-integers, decimal text).  Nullable floats, Binary, Null, List, Array and
-Struct columns use encodings of our own only: a frame holding them reads
-with ``anndata.io.read_elem`` once those columns are left out.
+Typed encodings layered on spec ones (Enum, temporal, Decimal, Int128,
+nullable floats, Null) stay readable by AnnData, which sees their physical
+values (codes and categories, integers, decimal text, floats with NaN where
+null).  Binary, List, Array and Struct columns use encodings of our own only: a
+frame holding them reads with ``anndata.io.read_elem`` once those columns are
+left out.  Files of ``h5stream:nullable-float`` 0.1.0 (a values + mask group)
+still read.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
     read_spec,
+    read_spec_layer,
     read_with,
     register_reader,
     register_writer,
@@ -73,7 +78,7 @@ from h5stream.elements.strings import (
     write_string_series,
     write_string_values,
 )
-from h5stream.errors import EncodingError
+from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, write_array
 
 __all__ = [
@@ -92,7 +97,12 @@ CATEGORICAL = ElementSpec("categorical", "0.2.0")
 ENUM = ElementSpec("h5stream:enum", "0.1.0", layered=True)
 NULLABLE_INTEGER = ElementSpec("nullable-integer", "0.1.0")
 NULLABLE_BOOLEAN = ElementSpec("nullable-boolean", "0.1.0")
-NULLABLE_FLOAT = ElementSpec("h5stream:nullable-float", "0.1.0")
+NULLABLE_FLOAT = ElementSpec("h5stream:nullable-float", "0.2.0", layered=True)
+NULLABLE_FLOAT_0_1_0 = ElementSpec("h5stream:nullable-float", "0.1.0")
+#: Attribute of a nullable-float column naming the sibling dataset of its null mask.
+NULL_MASK_ATTR = "h5stream:null-mask"
+#: Suffix of that sibling's name: "%n" is no escape, so no column's member name ends so.
+NULL_MASK_SUFFIX = "%null"
 ARRAY = ElementSpec("array", "0.2.0")
 
 COLUMNS_ATTR = "h5stream:columns"
@@ -152,7 +162,18 @@ def _write_nullable_boolean(parent, key, series, options):
 
 @register_writer(pl.Series, NULLABLE_FLOAT, match=lambda s: s.dtype in _FLOAT_DTYPES)
 def _write_nullable_float(parent, key, series, options):
-    return write_masked_physical(parent, key, series, options, NULLABLE_FLOAT)
+    # The spec layer is a plain float array, NaN where null, which anndata reads;
+    # the nulls (kept apart from NaN) are a bool dataset beside it, named in an attribute.
+    values = stamp_array(write_array(parent, key, series.fill_null(float("nan")).to_numpy(), options))
+    mask_name = key.rsplit("/", 1)[-1] + NULL_MASK_SUFFIX
+    stamp_array(write_array(values.parent, mask_name, series.is_null().to_numpy(), options))
+    set_text_attr(values, NULL_MASK_ATTR, mask_name)
+    return values
+
+
+def stamp_array(obj):
+    stamp(obj, ARRAY)
+    return obj
 
 
 def read_masked(group: h5py.Group) -> pl.Series:
@@ -164,9 +185,28 @@ def read_masked(group: h5py.Group) -> pl.Series:
     return values
 
 
-@register_reader(NULLABLE_INTEGER, NULLABLE_BOOLEAN, NULLABLE_FLOAT)
+@register_reader(NULLABLE_INTEGER, NULLABLE_BOOLEAN, NULLABLE_FLOAT_0_1_0)
 def _read_nullable(group: h5py.Group, *, series: bool = False):
     return read_masked(group)
+
+
+@register_reader(NULLABLE_FLOAT)
+def _read_nullable_float(ds: h5py.Dataset, *, series: bool = False):
+    values = read_spec_layer(ds, ARRAY)
+    values = values if isinstance(values, pl.Series) else pl.Series(values=values)
+    mask_name = _attr_text(ds, NULL_MASK_ATTR)
+    if mask_name is None or mask_name not in ds.parent:
+        raise FormatError(
+            "null mask of a nullable-float column is missing", path=ds.file.filename, obj=ds.name,
+            expected=f"a bool dataset {mask_name!r} beside it", found="nothing",
+        )
+    mask = np.asarray(read_with(ds.parent[mask_name]), dtype=bool)
+    if mask.shape != (values.len(),):
+        raise FormatError(
+            "null mask of a nullable-float column does not fit it", path=ds.file.filename, obj=ds.name,
+            expected=f"{values.len()} flags", found=f"shape {mask.shape}",
+        )
+    return values.scatter(np.flatnonzero(mask), None) if mask.any() else values
 
 
 # --------------------------------------------------------------------------- strings

@@ -52,7 +52,8 @@ __all__ = ["DECIMAL", "INT128", "BINARY", "NULL_COLUMN", "LIST", "FIXED_LIST", "
 
 DECIMAL = ElementSpec("h5stream:decimal", "0.1.0", layered=True)
 BINARY = ElementSpec("h5stream:binary", "0.1.0")
-NULL_COLUMN = ElementSpec("h5stream:null-column", "0.1.0")
+NULL_COLUMN = ElementSpec("h5stream:null-column", "0.2.0", layered=True)
+NULL_COLUMN_0_1_0 = ElementSpec("h5stream:null-column", "0.1.0")
 LIST = ElementSpec("h5stream:list", "0.1.0")
 FIXED_LIST = ElementSpec("h5stream:fixed-list", "0.1.0")
 INT128 = ElementSpec("h5stream:int128", "0.1.0", layered=True)
@@ -171,13 +172,19 @@ def _read_binary(group, *, series: bool = False):
 
 @register_writer(pl.Series, NULL_COLUMN, match=lambda s: s.dtype == pl.Null)
 def _write_null_column(parent, key, series, options):
-    group = parent.create_group(key)
-    group.attrs["length"] = series.len()
-    return group
+    # over a float array of NaN, so anndata reads a column of missing values (it compresses to nothing)
+    ds = write_array(parent, key, np.full(series.len(), np.nan), options)
+    stamp(ds, ARRAY)
+    return ds
 
 
 @register_reader(NULL_COLUMN)
-def _read_null_column(group, *, series: bool = False):
+def _read_null_column(ds, *, series: bool = False):
+    return pl.Series(values=[None] * int(ds.shape[0]), dtype=pl.Null)
+
+
+@register_reader(NULL_COLUMN_0_1_0)
+def _read_null_column_0_1_0(group, *, series: bool = False):
     return pl.Series(values=[None] * int(group.attrs["length"]), dtype=pl.Null)
 
 
