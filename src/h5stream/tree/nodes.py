@@ -260,36 +260,46 @@ def encode_attr(value) -> tuple[Any, str | None]:
     return encoder(value) if encoder is not None else _attr_json(value)
 
 
+def _text_items(value) -> list[str]:
+    return [text(v) for v in np.asarray(value).ravel().tolist()]
+
+
+#: untagged attributes, by the exact type h5py reads them as -> their Python value (others stay as read)
+_PLAIN_DECODERS = {
+    bytes: lambda value: value.decode("utf-8", "surrogateescape"),
+    np.bool_: bool,
+    np.int64: int,
+    np.float64: float,
+}
+
+#: type tag -> the Python value of an attribute stored with it (inverse of the encoders above)
+_ATTR_DECODERS = {
+    "none": lambda value: None,
+    "json": lambda value: jsonvalues.loads(text(value)),
+    "npscalar": lambda value: value,
+    "ndarray:U": lambda value: np.array(_text_items(value)).reshape(np.shape(value)),
+    "list:str": _text_items,
+    "tuple:str": lambda value: tuple(_text_items(value)),
+    **{f"list:{kind}": (lambda value: np.asarray(value).ravel().tolist()) for kind in ("bool", "int", "float")},
+    **{f"tuple:{kind}": (lambda value: tuple(np.asarray(value).ravel().tolist()))
+       for kind in ("bool", "int", "float")},
+}
+
+
 def decode_attr(value, tag: str | None):
     """The Python value of a stored attribute (inverse of :func:`encode_attr`)."""
     if tag is None:
-        if isinstance(value, bytes):
-            return value.decode("utf-8", "surrogateescape")
-        if isinstance(value, np.bool_):
-            return bool(value)
-        if isinstance(value, np.int64):
-            return int(value)
-        if isinstance(value, np.float64):
-            return float(value)
+        plain = _PLAIN_DECODERS.get(type(value))
+        if plain is not None:
+            return plain(value)
         if isinstance(value, np.ndarray) and value.dtype.kind == "O":
             return np.array([text(v) for v in value.ravel()], dtype=object).reshape(value.shape)
         return value
-    if tag == "none":
-        return None
-    if tag == "json":
-        return jsonvalues.loads(text(value))
-    if tag == "npscalar":
-        return value
-    if tag == "ndarray:U":
-        return np.array([text(v) for v in np.asarray(value).ravel()]).reshape(np.shape(value))
-    container, _, kind = tag.partition(":")
-    if container in ("list", "tuple"):
-        items = np.asarray(value).ravel().tolist()
-        if kind == "str":
-            items = [text(v) for v in items]
-        return items if container == "list" else tuple(items)
-    raise FormatError("unknown attribute type tag", expected="a tag this version writes", found=repr(tag),
-                      hint="upgrade h5stream")
+    decoder = _ATTR_DECODERS.get(tag)
+    if decoder is None:
+        raise FormatError("unknown attribute type tag", expected="a tag this version writes", found=repr(tag),
+                          hint="upgrade h5stream")
+    return decoder(value)
 
 
 def stored_nbytes(stored) -> int:
