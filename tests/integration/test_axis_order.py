@@ -172,6 +172,17 @@ def test_two_square_regions(tmp_path, transposed):
 
 
 @pytest.mark.parametrize("transposed", ORDERS)
+def test_a_forced_order_reads_several_non_square_regions(tmp_path, transposed):
+    regions = [Region(top=1, left=1, bottom=30, right=45), Region(top=36, left=5, bottom=65, right=64)]
+    units = [(5, 20), (20, 6), (28, 40), (9, 30), (40, 55), (60, 38), (50, 62), (36, 47)]
+    cmcr, cmtr = _write(tmp_path, regions, units, transposed=transposed)
+    h5, result = _run(tmp_path, cmcr, cmtr, sensor_axis_order=_order(transposed))
+    assert result.frame_order.decided_by == "forced"
+    fraction, n = on_target_fraction(h5)
+    assert n == len(units) and fraction >= 0.9
+
+
+@pytest.mark.parametrize("transposed", ORDERS)
 def test_one_by_one_regions_with_a_forced_order_and_auto(tmp_path, transposed):
     # one 1 x 1 region per unit: both readings are the same, so the shape settles it without a warning,
     # and every image lands on its unit whichever order is forced
