@@ -1,11 +1,12 @@
 """A ``.cmtr`` whose ``Peaks`` compound type is damaged in its object header is refused before any read.
 
 The files are written here with plain h5py (:mod:`tests.mcs_handmade`), then one
-field of the stored type is changed in the file's bytes: the bit offset of the
-``PeakAmplitude`` member's float type, which libhdf5 2.0 accepts when it decodes
-the header (releases before 2.0 also accept members outside the compound or
-overlapping, and their conversion then reads and writes past its buffers: the
-SIGSEGV of the peaks read).  The reader, the input check in its separate process
+field of the stored type is changed in the file's bytes, each accepted by libhdf5
+2.0 when it decodes the header: the exponent bias of a cutout column's float (h5py
+then reads the 4-byte member as an 8-byte float over its neighbour, and the
+conversion corrupts the heap: the SIGSEGV of the peaks read), and the bit offset
+of the ``PeakAmplitude`` float (releases before 2.0 also accept members outside
+the compound or overlapping).  The reader, the input check in its separate process
 and ``hdmea verify`` must all name the table and the member.
 """
 
@@ -55,6 +56,68 @@ def _damage_float_bit_offset(path, bit_offset: int) -> None:
     path.write_bytes(bytes(data))
     with h5py.File(path, "r") as f:  # libhdf5 itself takes the damaged type
         assert f[PEAKS].id.get_type().get_member_type(1).get_offset() == bit_offset
+
+
+CUTOUT_DTYPE = np.dtype([("Timestamp", "<i8"), ("PeakAmplitude", "<f4"), ("IncludePeak", "u1")]
+                        + [(f"Cutout {k}", "<f4") for k in range(8)])  # the vendor's packed layout, 45 bytes
+
+
+def _cmtr_with_cutouts(path):
+    """The hand-made .cmtr with the Peaks table of real files: the named columns, then 8 cutout samples."""
+    _cmtr(path)
+    with h5py.File(path, "r+") as f:
+        old = f[PEAKS][...]
+        peaks = np.zeros(old.shape, dtype=CUTOUT_DTYPE)
+        for name in old.dtype.names:
+            peaks[name] = old[name]
+        for k in range(8):
+            peaks[f"Cutout {k}"] = np.float32(-5.0 * k)
+        attrs = dict(f[PEAKS].attrs)
+        del f[PEAKS]
+        ds = f.create_dataset(PEAKS, data=peaks, chunks=(100,), maxshape=(None,))
+        ds.attrs.update(attrs)
+    return path
+
+
+def _damage_cutout_exponent_bias(path, bias: int) -> None:
+    """Set the exponent bias of the ``Cutout 1`` member's float type (127 for IEEE single precision)."""
+    with h5py.File(path, "r") as f:
+        tid = f[PEAKS].id.get_type()
+        body = tid.encode()[2:]
+        member = tid.get_member_type(4).encode()[2:]
+    data = bytearray(path.read_bytes())
+    assert data.count(body) == 1
+    at = data.find(body) + body.find(member, body.find(b"Cutout 1"))
+    # float message: class and flags, size, bit offset, precision, 4 field bytes, then the bias (4 bytes)
+    assert int.from_bytes(data[at + 16:at + 20], "little") == 127
+    data[at + 16:at + 20] = bias.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as f:  # h5py now reads the 4-byte member as an 8-byte float, over Cutout 2
+        assert f[PEAKS].id.get_type().dtype.fields["Cutout 1"][0] == np.dtype("<f8")
+
+
+def test_damaged_exponent_bias_is_refused_before_the_read(tmp_path, child_env):
+    """The damage the fuzz campaign found (one flipped byte: bias 127 read as 224): the peaks read corrupted the
+    heap and the process died (SIGSEGV on this table before the fix; "double free or corruption" on the fuzz's
+    copy); now the table is refused, in this process and in the input check's."""
+    path = _cmtr_with_cutouts(tmp_path / "rec.cmtr")
+    with CmtrFile(path) as f:  # undamaged: the planted values
+        [unit] = f.read_units(20000.0)
+    np.testing.assert_array_equal(unit.waveform, -5.0 * np.arange(8, dtype=np.float32))
+    _damage_cutout_exponent_bias(path, 224)
+    done = subprocess.run([sys.executable, "-c", (
+        "import sys\n"
+        "from hdmea.errors import RecordingFormatError\n"
+        "from hdmea.io.cmtr import CmtrFile\n"
+        "try:\n"
+        "    with CmtrFile(sys.argv[1]) as f:\n"
+        "        f.read_units(20000.0)\n"
+        "except RecordingFormatError as exc:\n"
+        "    print(exc)\n"), str(path)], capture_output=True, text=True, env=child_env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert PEAKS in done.stdout and "member 'Cutout 2'" in done.stdout and "stored data type is damaged" in done.stdout
+    [error] = verify_inputs([path])
+    assert isinstance(error, RecordingFormatError) and "stored data type is damaged" in str(error)
 
 
 @pytest.fixture

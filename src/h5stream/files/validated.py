@@ -268,9 +268,46 @@ def check_stored_type(tid: h5py.h5t.TypeID, path: str | os.PathLike, obj: str) -
     rules makes libhdf5 read and write past its buffers: releases before 2.0
     do not check them when they decode the type, and a damaged object header
     (HDF5 checksums none of version 1) is all it takes; the process then dies
-    with SIGSEGV inside the read.  Raises :class:`FormatError` naming ``obj``.
+    with SIGSEGV inside the read.  A table is also read into the layout h5py gives
+    its numpy type, which must be just as sound: a float member whose stored
+    exponent bias is damaged (127 read as 224) becomes an 8-byte float there at
+    the 4-byte member's offset, over its neighbour, and the conversion into it
+    corrupts the heap.  Raises :class:`FormatError` naming ``obj``.
     """
     _check_type(tid, path, obj, "", 0)
+    if tid.get_class() in (_COMPOUND, _ARRAY):
+        try:
+            dtype = tid.dtype
+        except (TypeError, ValueError, KeyError) as exc:
+            raise _type_error(path, obj, "", "a type numpy can hold", f"{type(exc).__name__}: {exc}") from None
+        _check_memory_layout(dtype, tid, path, obj, "")
+
+
+def _check_memory_layout(dtype, tid, path, obj: str, where: str) -> None:
+    """The numpy type h5py reads ``tid`` into: members inside its size and apart."""
+    if dtype.subdtype is not None:
+        base = tid.get_super() if tid.get_class() == _ARRAY else None
+        if base is not None:
+            _check_memory_layout(dtype.subdtype[0], base, path, obj, where + "[]")
+        return
+    if dtype.names is None:
+        return
+    spans = []
+    for i, name in enumerate(dtype.names):
+        member, offset = dtype.fields[name][:2]
+        label = f"{where}.{name}" if where else f"member {name!r}"
+        stored = tid.get_member_type(i) if tid.get_class() == _COMPOUND and i < tid.get_nmembers() else None
+        if offset + member.itemsize > dtype.itemsize:
+            raise _type_error(path, obj, label, f"inside the {dtype.itemsize} bytes of a row",
+                              f"{member.itemsize} bytes at offset {offset}")
+        spans.append((offset, member.itemsize, label))
+        if stored is not None:
+            _check_memory_layout(member, stored, path, obj, label)
+    spans.sort()
+    for (a, la, first), (b, _lb, second) in zip(spans, spans[1:]):
+        if a + la > b:
+            raise _type_error(path, obj, second, f"after {first}, which ends at byte {a + la}",
+                              f"a member starting at byte {b}")
 
 
 def _type_error(path, obj: str, where: str, expected: str, found: str) -> FormatError:
