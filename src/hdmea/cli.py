@@ -6,12 +6,16 @@ command) failed, 2 when nothing was started: a bad command line, a bad
 configuration, or a problem the checks before the first step found (an input
 missing or of the wrong kind, an output folder that cannot be written, too
 little free space).  Every error is printed as one message naming the path and
-what to do; no traceback.
+what to do; no traceback.  ``run``, ``run-one`` and ``batch`` stopped by SIGTERM
+or SIGINT (a cluster's time limit or preemption, Ctrl-C) checkpoint what they
+finished, say where, and exit 75 (``EX_TEMPFAIL``; the same command resumes;
+see :mod:`hdmea.pipeline.batch.preemption`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -32,6 +36,10 @@ logger.addHandler(logging.NullHandler())
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_PREEMPTED = 75  # hdmea.pipeline.batch.preemption.EXIT_PREEMPTED
+
+#: Commands that checkpoint and exit EXIT_PREEMPTED on SIGTERM or SIGINT.
+_STOPPABLE = ("run", "run-one", "batch")
 
 
 def _load_config(path: str | None, sensor_axis_order: str | None = None):
@@ -105,6 +113,9 @@ def _without_config_note() -> str:
 
 def _print_outcome(name: str, out: Path, outcome: dict) -> int:
     status = outcome["status"]
+    if status == "preempted":
+        print(f"{name}: Preempted: {outcome.get('message') or outcome.get('error')}", file=sys.stderr)
+        return EXIT_PREEMPTED
     if status == "failed":
         text = f"{name}: failed ({outcome.get('kind')} error): {outcome.get('error')}"
         print(on_command_line(text, "run"), file=sys.stderr)
@@ -164,6 +175,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)  # the checks found it writable; a batch that started nothing
     path = summary.write_json(out_dir / (args.summary or "batch_summary.json"))
     print(f"summary: {path}")
+    if summary.stopped_by:
+        print(f"hdmea batch: Preempted: {summary.stopped_by} received: {counted(len(summary.preempted), 'recording')} "
+              "stopped, each keeping its finished steps in <name>.h5.checkpoint.h5; run the same command again "
+              f"to resume them (exit code {EXIT_PREEMPTED})", file=sys.stderr)
+        return EXIT_PREEMPTED
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -186,7 +202,7 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
             _refuse_unverified(items[index])  # out-of-range indexes are refused by run_one, naming the range
     result = run_one(args.recordings, index, config, args.out)
     outcome = {"status": result.status, "seconds": result.seconds, "detail": result.detail,
-               "kind": result.kind, "error": result.error}
+               "kind": result.kind, "error": result.error, "message": result.error}
     return _print_outcome(result.name, result.output, outcome)
 
 
@@ -374,8 +390,14 @@ def _run(argv: Sequence[str] | None) -> int:
     configure_logging(args.log_level)
     func: Callable[[argparse.Namespace], int] = args.func
     command = args.command
+    stop_signals: contextlib.AbstractContextManager = contextlib.nullcontext()
+    preempted: type[BaseException] | tuple = ()  # caught below only by the commands that stop on signals
+    if command in _STOPPABLE:
+        from hdmea.pipeline.batch.preemption import Preempted, stop_on_signals
+
+        stop_signals, preempted = stop_on_signals(), Preempted
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), stop_signals:
             # A warning is one line addressed to the user, not a source location.
             warnings.showwarning = functools.partial(_show_warning, command)
             return func(args)
@@ -394,6 +416,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except ImportError as exc:
         _error(command, f"{type(exc).__name__}: {exc}")
         return EXIT_FAILED
+    except preempted as exc:  # a signal before or after the recordings' jobs
+        _error(command, f"Preempted: {exc}")
+        return EXIT_PREEMPTED
     except KeyboardInterrupt:
         _error(command, "interrupted")
         return 130

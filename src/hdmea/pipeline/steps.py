@@ -393,6 +393,11 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
     heavy = [step for step in STEPS if step.checkpoint_after and step.name not in done_before
              and off[step.name] is None]
     last_heavy = heavy[-1] if heavy else None
+    from hdmea.pipeline.batch.preemption import Preempted, raise_if_stopped, shielded
+
+    step = None
+    # the steps the checkpoint file holds now (a resumed session's, then each checkpoint's)
+    kept = canonical_step_names(session.completed_steps) if resumed_from is not None else None
     try:
         for step in STEPS:
             if bar is not None:
@@ -411,10 +416,13 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
                         and unsaved_seconds >= config.output.checkpoint_min_seconds):
                     # The name carries the configuration digest: a resume with other
                     # parameters must not reuse these results.
-                    session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}@{digest}",
-                                       overwrite=True)
+                    with shielded():  # a stop signal waits for the file to be complete
+                        session.checkpoint(checkpoint, checkpoint_name=f"after_{step.name}@{digest}",
+                                           overwrite=True)
                     checkpoints += 1
                     unsaved_seconds = 0.0
+                    kept = canonical_step_names(session.completed_steps)
+                    raise_if_stopped()
             records.append(record)
             if bar is not None:
                 bar.update(1)
@@ -423,7 +431,12 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
         n_units = session.unit_count
         orientation = _orientation_summary(session)
         frame_order = _frame_order_summary(session)
-        session.save(output, overwrite=True)
+        with shielded():  # a stop signal now has nothing left to keep: the output is complete
+            session.save(output, overwrite=True)
+    except Preempted as stop:
+        # A signal (SLURM's time limit, preemption, Ctrl-C): keep the finished steps for the next run.
+        _checkpoint_on_stop(session, checkpoint, digest, dataset_id, step, stop, kept)
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -446,6 +459,39 @@ def _frame_order_summary(session) -> dict | None:
     if decision.undecided or decision.swapped_fields:
         out["warning"] = decision.warning_text(str(session.dataset_id))
     return out
+
+
+def _checkpoint_on_stop(session, checkpoint: Path, digest: str, dataset_id: str, step: Step | None,
+                        stop: BaseException, kept: list[str] | None) -> None:
+    """Write the session's finished steps to ``checkpoint`` and note on ``stop`` what was kept.
+
+    The step the signal cut short is not marked complete; the next run does it
+    again and replaces whatever it had staged.  ``kept``: the steps the
+    checkpoint file holds already (None: no such file); when they are all
+    that is done, it is not written again.
+    """
+    from hdmea.pipeline.batch.preemption import shielded
+
+    done = canonical_step_names(session.completed_steps)
+    stop.recording, stop.steps_done = dataset_id, done
+    stop.step = step.name if step is not None and step.name not in done else None
+    if not done:
+        return
+    if kept == done and checkpoint.exists():
+        stop.checkpoint = checkpoint
+        logger.warning("stopped by %s; steps done (%s) are in %s already", stop.signal_name, ", ".join(done),
+                       checkpoint)
+        return
+    try:
+        with shielded():
+            session.checkpoint(checkpoint, checkpoint_name=f"after_{done[-1]}@{digest}", overwrite=True)
+    except Exception as exc:  # noqa: BLE001 - the stop is reported either way, with why nothing was kept
+        stop.checkpoint_error = f"{type(exc).__name__}: {exc}"
+        logger.error("stopped, and the checkpoint %s could not be written: %s", checkpoint, exc)
+    else:
+        stop.checkpoint = checkpoint
+        logger.warning("stopped by %s; steps done (%s) checkpointed to %s", stop.signal_name,
+                       ", ".join(done), checkpoint)
 
 
 def _orientation_summary(session) -> dict | None:

@@ -16,6 +16,7 @@ from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import Pool, in_process_pool, make_pool
 from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, classify_error, describe_error
+from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
 from hdmea.pipeline.batch.recordings import Recording, discover_recordings, finished_marker, output_path_for
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
@@ -195,8 +196,10 @@ def run_batch(
     call = JobCall(job, setup)
     startup_seconds = time.perf_counter() - started
     logger.info("batch of %s on %s", counted(len(todo), "recording"), pool.name)
+    stopped_by: list[str] = []
     try:
-        ran = _run_all(pool, call, [items[i] for i in todo], out_dir, config, retries, show_progress)
+        ran = _run_all(pool, call, [items[i] for i in todo], out_dir, config, retries, show_progress,
+                       stopped_by)
     except BaseException:
         folders.remove_if_empty()
         raise
@@ -206,9 +209,15 @@ def run_batch(
         results[i] = result
     summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
                            startup_seconds=startup_seconds,
-                           worker_setup_seconds=_setup_times(pool.setup_seconds, results))
-    logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
-                len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
+                           worker_setup_seconds=_setup_times(pool.setup_seconds, results),
+                           stopped_by=stopped_by[0] if stopped_by else None)
+    if summary.stopped_by:
+        logger.warning("batch stopped by %s: %d done, %d preempted (resumable), %d failed in %.2f s",
+                       summary.stopped_by, len(summary.done), len(summary.preempted), len(summary.failed),
+                       summary.seconds)
+    else:
+        logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
+                    len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
     return summary
 
 
@@ -278,7 +287,9 @@ def _setup_times(up_front: dict[str, float], results: Sequence[RecordingResult])
 
 
 def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Path,
-             config: PipelineConfig, retries: int, show_progress: bool | None) -> list[RecordingResult]:
+             config: PipelineConfig, retries: int, show_progress: bool | None,
+             stopped_by: list[str]) -> list[RecordingResult]:
+    """Every recording's result; ``stopped_by`` gets the signal that stopped the batch, if one did."""
     results = [RecordingResult(name=r.name, output=output_path_for(r, out_dir)) for r in items]
     queue: list[int] = list(range(len(items)))  # indices waiting for a submission
     # futures of the pool: concurrent.futures ones, or a Dask client's own
@@ -287,6 +298,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
     max_attempts = 1 + retries
     batch_started = time.time()
     completed: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()  # futures that ended
+    stopping: list[str] = []  # the signal that stopped this batch, once one did
 
     def finish(index: int, outcome: dict) -> None:
         res = results[index]
@@ -302,6 +314,10 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         if outcome["status"] == "failed":
             res.kind = outcome.get("kind")
             res.error = outcome.get("error")
+        elif outcome["status"] == "preempted":
+            res.kind = None
+            res.error = outcome.get("message")
+            res.detail = _preempted_detail(outcome)
         else:
             res.kind = None
             res.error = None
@@ -311,7 +327,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         res = results[index]
         res.errors.append(f"attempt {res.attempts}: [{kind}] {error}")
         res.seconds += seconds
-        if kind == INFRASTRUCTURE and res.attempts < max_attempts:
+        if kind == INFRASTRUCTURE and res.attempts < max_attempts and not stopping:
             logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, error)
             queue.append(index)
             return
@@ -353,11 +369,35 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         generation[future] = pool.rebuilds
         future.add_done_callback(completed.put)
 
-    with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar:
+    def stop(signal_name: str) -> None:
+        # Tell every running job to checkpoint and end; those not started end without running.
+        stopping.append(signal_name)
+        logger.warning("%s received: the %s running keep what they finished, the %s waiting do not start",
+                       signal_name, counted(len(running), "recording"), counted(len(queue), "recording"))
+        for index in list(queue):
+            results[index].attempts += 1
+            finish(index, {"status": "preempted", "signal": signal_name,
+                           "message": describe_stop(signal_name, items[index].name, None, [])})
+        queue.clear()
+        try:
+            pool.stop_jobs(signal_name)
+        except Exception as exc:  # noqa: BLE001 - the jobs still end, at worst when the cluster closes
+            logger.error("could not pass %s on to the workers: %s", signal_name, describe_error(exc))
+
+    # A stop signal in this process is noted by the handler (which also stops any job on a thread of this
+    # process) and acted on here, between two waits, so no outcome is lost half-processed.
+    with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar, \
+            signals_noted():
         submit_more()
         while running:
+            signal_name = stop_requested()
+            if signal_name and not stopping:
+                stop(signal_name)
             # Each future reports itself when it ends (no wait over every running future per ending).
-            finished = [completed.get()]
+            try:
+                finished = [completed.get(timeout=0.2)]
+            except queue_module.Empty:
+                continue
             while True:
                 try:
                     finished.append(completed.get_nowait())
@@ -367,6 +407,9 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             finished_broken: list[Any] = []
             for future, (outcome, exc) in zip(finished, pool.outcomes(finished)):
                 index = running.pop(future)
+                if isinstance(exc, Preempted):  # stopped as its job ended, before it could report
+                    finish(index, {"status": "preempted", "signal": exc.signal_name, "message": str(exc)})
+                    continue
                 if exc is not None:  # any way a worker can fail is sorted here
                     if isinstance(exc, cf.BrokenExecutor):
                         broken = True
@@ -378,16 +421,24 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                     results[index].worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
                     failed_attempt(index, outcome.get("kind") or ERROR, outcome.get("error") or "",
                                    outcome.get("seconds", 0.0))
+                elif outcome["status"] == "preempted" and not stopping:
+                    # Its worker was stopped (a SLURM worker job's time limit), not the batch: the
+                    # recording goes on elsewhere, from its checkpoint.
+                    results[index].worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
+                    failed_attempt(index, INFRASTRUCTURE, outcome.get("message") or "stopped by a signal")
                 else:
                     finish(index, outcome)
+            for future in finished:
+                generation.pop(future, None)
+            if stopping:
+                continue  # nothing new starts; the running jobs report back
             if broken and pool.can_rebuild():
                 # Jobs still running on the broken pool come back as broken too
                 # and are retried; rebuild once per broken pool, not per job.
                 if any(generation.get(f) == pool.rebuilds for f in finished_broken):
                     pool.rebuild()
-            for future in finished:
-                generation.pop(future, None)
             submit_more()
+    stopped_by[:] = stopping
     return results
 
 
@@ -458,4 +509,11 @@ def run_one(
     result.detail = outcome.get("detail", {}) or {}
     result.kind = outcome.get("kind")
     result.error = outcome.get("error")
+    if result.status == "preempted":
+        result.error = outcome.get("message")
+        result.detail = _preempted_detail(outcome)
     return result
+
+
+def _preempted_detail(outcome: dict) -> dict:
+    return {key: outcome.get(key) for key in ("signal", "checkpoint", "steps_done")}

@@ -4,6 +4,7 @@ a given ``concurrent.futures`` executor or Dask client, or a SLURM cluster."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -76,6 +77,27 @@ class Pool:
                 else:
                     gathered = {id(f): (v, None) for f, v in zip(finished, values)}
         return [gathered.get(id(f)) or _outcome(f) for f in futures]
+
+    def stop_jobs(self, signal_name: str) -> None:
+        """Tell the running jobs to checkpoint and end (:mod:`hdmea.pipeline.batch.preemption`).
+
+        Dask workers run :func:`~hdmea.pipeline.batch.preemption.stop_jobs`
+        themselves; a process pool's workers get SIGTERM; threads of this
+        process are told directly.
+        """
+        from hdmea.pipeline.batch.preemption import stop_jobs
+
+        if self.client is not None:
+            told = self.client.run(stop_jobs, signal_name)
+            logger.info("told %s to stop: %d running job(s)", counted(len(told), "worker"), sum(told.values()))
+        elif isinstance(self.executor, cf.ProcessPoolExecutor):
+            import signal
+
+            for pid in list(getattr(self.executor, "_processes", None) or {}):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        else:
+            stop_jobs(signal_name)
 
     def can_rebuild(self) -> bool:
         return self._rebuild is not None

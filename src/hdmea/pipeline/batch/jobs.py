@@ -16,6 +16,7 @@ from h5stream.errors import StaleClaimWarning
 from h5stream.files import WriterClaim
 from hdmea.config import PipelineConfig
 from hdmea.pipeline.batch.failures import classify_error, describe_error
+from hdmea.pipeline.batch.preemption import Preempted, job_thread, stop_on_signals
 from hdmea.pipeline.batch.recordings import (
     Recording,
     checkpoint_path_for,
@@ -47,7 +48,9 @@ class JobCall:
                  attempt: int) -> dict:
         # The worker's one-time setup stays outside the recording's own time.
         setup_seconds = take_setup_seconds(self.setup)
-        outcome = run_job(recording, output, config, job=self.job, attempt=attempt)
+        # A worker whose job holds its main thread (a process pool's) takes SIGTERM from the batch's driver.
+        with stop_on_signals(), job_thread():
+            outcome = run_job(recording, output, config, job=self.job, attempt=attempt)
         outcome["worker_setup_seconds"] = setup_seconds
         return outcome
 
@@ -59,9 +62,24 @@ def run_job(recording: Recording, output: str | os.PathLike, config: PipelineCon
     Returns an outcome dict: ``status`` ("done", "skipped" or "failed"),
     ``seconds``, ``kind`` and ``error`` for failures, ``detail`` from the job.
     Exceptions that a worker can survive are caught and returned, sorted by
-    :func:`classify_error`; only the death of the process escapes.
+    :func:`classify_error`; only the death of the process escapes.  A job
+    stopped by a signal (:class:`~hdmea.pipeline.batch.preemption.Preempted`)
+    returns ``status="preempted"`` with ``checkpoint`` (the file its finished
+    steps were kept in, or None), ``steps_done`` and ``message``.
     """
-    output = Path(output)
+    try:
+        return _run_job(recording, Path(output), config, job=job, attempt=attempt)
+    except Preempted as stop:
+        stop.recording = stop.recording or recording.name
+        with recording_context(recording.name):
+            logger.warning("%s", stop)
+        return {"status": "preempted", "seconds": 0.0, "signal": stop.signal_name,
+                "checkpoint": None if stop.checkpoint is None else str(stop.checkpoint),
+                "steps_done": stop.steps_done, "message": str(stop), "pid": os.getpid()}
+
+
+def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
+             job: JobFunction | None, attempt: int) -> dict:
     job = job if job is not None else run_pipeline_job
     digest = config.digest()
     with recording_context(recording.name):

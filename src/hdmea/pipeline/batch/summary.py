@@ -18,7 +18,7 @@ class RecordingResult:
 
     name: str
     output: Path
-    status: str = "pending"  # done | skipped | failed
+    status: str = "pending"  # done | skipped | failed | preempted (stopped by a signal; resumable)
     seconds: float = 0.0
     attempts: int = 0
     kind: str | None = None
@@ -45,6 +45,8 @@ class BatchSummary:
     startup_seconds: float = 0.0
     #: each worker's one-time setup (thread limits, warm-up), where it is known
     worker_setup_seconds: list[float] = dataclasses.field(default_factory=list)
+    #: the signal that stopped the batch before its end (its unfinished recordings are "preempted")
+    stopped_by: str | None = None
 
     def _with(self, status: str) -> list[RecordingResult]:
         return [r for r in self.results if r.status == status]
@@ -62,8 +64,12 @@ class BatchSummary:
         return self._with("failed")
 
     @property
+    def preempted(self) -> list[RecordingResult]:
+        return self._with("preempted")
+
+    @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.preempted
 
     def __getitem__(self, name: str) -> RecordingResult:
         for r in self.results:
@@ -76,17 +82,19 @@ class BatchSummary:
         width = max([len(r.name) for r in self.results] + [9])
         lines = [f"{'recording':<{width}}  {'status':<7}  {'time s':>8}  {'tries':>5}  error"]
         for r in self.results:
-            err = "" if r.error is None else f"[{r.kind}] {r.error}"
+            err = "" if r.error is None else (f"[{r.kind}] {r.error}" if r.kind else r.error)
             lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.seconds:8.2f}  {r.attempts:>5}  {err}")
+        stopped = (f", {len(self.preempted)} preempted (stopped by {self.stopped_by})"
+                   if self.preempted or self.stopped_by else "")
         lines.append(
-            f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
+            f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed{stopped} "
             f"in {self.seconds:.2f} s ({self.executor})"
         )
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"seconds": self.seconds, "executor": self.executor, "startup_seconds": self.startup_seconds,
-                "worker_setup_seconds": self.worker_setup_seconds,
+                "worker_setup_seconds": self.worker_setup_seconds, "stopped_by": self.stopped_by,
                 "results": [r.as_dict() for r in self.results]}
 
     def write_json(self, path: str | os.PathLike) -> Path:

@@ -1,0 +1,296 @@
+"""Stopping on SIGTERM or SIGINT without losing work: checkpoint, say so, exit 75.
+
+A cluster stops a job before it is done for several reasons: its time limit
+(``sbatch --signal=B:TERM@N`` sends SIGTERM N seconds before it), preemption by
+a job of higher priority, ``scancel``; at a terminal, Ctrl-C.  ``hdmea run``,
+``run-one`` and ``batch`` treat SIGTERM and SIGINT alike:
+
+1. the signal raises :class:`Preempted` in the recording's job, wherever it is
+   (a compiled kernel finishes its call first);
+2. the pipeline writes the steps it has finished to ``<out>.checkpoint.h5``
+   (:func:`hdmea.pipeline.steps.run_pipeline`), and the job reports
+   ``status="preempted"`` with that path;
+3. the command prints one message naming the recording, the signal, the SLURM
+   job, the checkpoint and what to do, and exits with :data:`EXIT_PREEMPTED`
+   (75, ``EX_TEMPFAIL``: "try again later").
+
+Running the same command again resumes from the checkpoint; the log says
+``resuming from <out>.checkpoint.h5 (steps done: ...)``.  A second signal while
+the checkpoint is written is logged and ignored (SLURM follows its SIGTERM with
+SIGKILL after ``KillWait`` seconds anyway).
+
+A batch's driver passes the stop on to the jobs it runs: on this process's job
+thread, in the workers of a Dask cluster (:func:`stop_jobs` run on each
+worker), or by SIGTERM to a process pool's workers.  A job that had not started
+yet reports ``preempted`` at once, without running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "Preempted", "stop_on_signals", "stop_jobs", "job_thread",
+           "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: Exit status of a command stopped by a signal after checkpointing (``EX_TEMPFAIL`` of sysexits.h).
+#: ``examples/slurm_array.sh`` requeues its task on it; a cluster can do so itself with
+#: ``RequeueExit=75`` in slurm.conf.
+EXIT_PREEMPTED = 75
+
+#: The signals that stop a run the same way.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+
+
+def slurm_job_text(environ: dict | None = None) -> str:
+    """``"SLURM job 12 task 3"``, ``"SLURM job 12"``, or ``""`` outside SLURM."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
+    if not job:
+        return ""
+    task = env.get("SLURM_ARRAY_TASK_ID")
+    return f"SLURM job {job} task {task}" if task else f"SLURM job {job}"
+
+
+class Preempted(BaseException):
+    """A signal stopped a recording's job; what it finished is in its checkpoint.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so that no ``except
+    Exception`` of a step takes it for a failure of its own.  ``checkpoint`` is
+    the file the finished steps were written to (None: nothing to keep, or the
+    checkpoint could not be written: ``checkpoint_error`` says why).
+    """
+
+    def __init__(self, signal_name: str | None = None, *, recording: str | None = None,
+                 checkpoint: str | os.PathLike | None = None, steps_done: Sequence[str] = (),
+                 step: str | None = None, checkpoint_error: str | None = None) -> None:
+        # Raised into a job's thread by class (no arguments): the signal is the process's.
+        signal_name = signal_name or _stopping or "SIGTERM"
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.recording = recording
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.steps_done = list(steps_done)
+        self.step = step
+        self.checkpoint_error = checkpoint_error
+
+    def __reduce__(self):
+        return (_rebuild, (self.signal_name, self.recording, self.checkpoint, self.steps_done, self.step,
+                           self.checkpoint_error))
+
+    def __str__(self) -> str:
+        return describe_stop(self.signal_name, self.recording, self.checkpoint, self.steps_done, self.step,
+                             self.checkpoint_error)
+
+
+def _rebuild(signal_name, recording, checkpoint, steps_done, step, checkpoint_error) -> Preempted:
+    return Preempted(signal_name, recording=recording, checkpoint=checkpoint, steps_done=steps_done, step=step,
+                     checkpoint_error=checkpoint_error)
+
+
+def describe_stop(signal_name: str, recording: str | None, checkpoint: str | os.PathLike | None,
+                  steps_done: Sequence[str], step: str | None = None,
+                  checkpoint_error: str | None = None) -> str:
+    """One message: which signal stopped which recording where, what was kept, and what to do."""
+    job = slurm_job_text()
+    where = f" ({job})" if job else ""
+    what = f"recording {recording!r}" if recording else "the run"
+    during = f" during step {step}" if step else ""
+    text = f"{signal_name} received{where}: {what} stopped{during}"
+    if checkpoint is not None:
+        text += (f"; its finished steps ({', '.join(steps_done) or 'none'}) are checkpointed in {checkpoint}. "
+                 "Run the same command again to resume from there")
+    elif checkpoint_error:
+        text += (f"; its checkpoint could not be written ({checkpoint_error}), so the recording starts over "
+                 "when the same command runs again")
+    elif recording:
+        text += "; no step had finished, nothing to keep. Run the same command again to process it"
+    else:
+        text += ". Run the same command again"
+    return text + f" (exit code {EXIT_PREEMPTED}: a SLURM task requeues on it)"
+
+
+# --------------------------------------------------------------------------- this process's signals
+
+_state = threading.Lock()
+_stopping: str | None = None  # the signal that stopped this process's jobs, once one did
+_job_threads: set[int] = set()  # idents of threads running a job now
+_stopped_threads: set[int] = set()  # job threads told to stop already (each is told once)
+_noting = 0  # > 0: the main thread only notes a signal (a batch's driver polls for it)
+_shielded: dict[int, int] = {}  # thread ident -> depth of shielded() blocks it is in
+_pending: set[int] = set()  # threads whose stop waits for the end of their shielded() block
+
+
+def stop_requested() -> str | None:
+    """The name of the signal that stopped this process's jobs, or None."""
+    return _stopping
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
+    """While inside, the first of ``signals`` raises :class:`Preempted` in the main thread.
+
+    A later signal is logged and ignored, so that the checkpoint it started is
+    not cut short.  Outside the main thread (where Python cannot take
+    signals) this does nothing.  The previous handlers come back at the end.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in signals:
+        signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _reset()
+
+
+def _reset() -> None:
+    global _stopping
+    with _state:
+        _stopping = None
+        _stopped_threads.clear()
+        _pending.discard(threading.get_ident())
+
+
+@contextlib.contextmanager
+def signals_noted() -> Iterator[None]:
+    """Inside, a stop signal raises nothing in the main thread: :func:`stop_requested` tells it.
+
+    For a batch's driver, which waits for its jobs in short steps and checks
+    between two; the jobs on threads of this process are stopped at once.
+    """
+    global _noting
+    with _state:
+        _noting += 1
+    try:
+        yield
+    finally:
+        with _state:
+            _noting -= 1
+
+
+def _on_signal(signum: int, frame) -> None:
+    global _stopping
+    name = signal.Signals(signum).name
+    main = threading.main_thread().ident
+    with _state:
+        first = _stopping is None
+        if first:
+            _stopping = name
+        _stop_threads(exclude=main)
+        noting = _noting > 0
+    if not first:
+        logger.warning("%s received again while stopping; ignored (the checkpoint is being written)", name)
+        return
+    logger.warning("%s received: stopping, keeping what is finished", name)
+    if noting:
+        return
+    with _state:
+        if _shielded.get(main):
+            _pending.add(main)  # a file is being written: the stop comes when it is complete
+            return
+    raise Preempted(name)
+
+
+def _stop_threads(exclude: int | None = None) -> list[int]:
+    """Raise :class:`Preempted` once in each job thread not stopped yet (call with ``_state`` held)."""
+    told = []
+    for ident in _job_threads - _stopped_threads:
+        if ident != exclude:
+            if _shielded.get(ident):
+                _pending.add(ident)
+            else:
+                _raise_in_thread(ident)
+            _stopped_threads.add(ident)
+            told.append(ident)
+    return told
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Inside, a stop does not cut the calling thread short: a file being written is completed first.
+
+    Call :func:`raise_if_stopped` after the block where the work may stop
+    there; where the block finished the work (the output's final save), the
+    stop has nothing left to do.
+    """
+    ident = threading.get_ident()
+    with _state:
+        _shielded[ident] = _shielded.get(ident, 0) + 1
+    try:
+        yield
+    finally:
+        with _state:
+            _shielded[ident] -= 1
+            if not _shielded[ident]:
+                del _shielded[ident]
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`Preempted` when a stop came to this thread during a :func:`shielded` block."""
+    ident = threading.get_ident()
+    with _state:
+        if ident not in _pending or _shielded.get(ident):
+            return
+        _pending.discard(ident)
+    raise Preempted(_stopping)
+
+
+def stop_jobs(signal_name: str = "SIGTERM") -> int:
+    """Stop every job of this process (Dask workers run it with ``client.run``); returns how many ran.
+
+    The running jobs get :class:`Preempted` raised in their threads; jobs that
+    start later report ``preempted`` without running.
+    """
+    global _stopping
+    main = threading.main_thread().ident
+    with _state:
+        if _stopping is None:
+            _stopping = signal_name
+        in_main = main in _job_threads and main not in _stopped_threads
+        told = _stop_threads(exclude=main)
+    if in_main:
+        os.kill(os.getpid(), signal.SIGTERM)  # the job holds the main thread: its own handler raises
+    return len(told) + in_main
+
+
+def _raise_in_thread(ident: int) -> None:
+    """Raise :class:`Preempted` in thread ``ident`` at its next Python instruction."""
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(Preempted))
+    if done != 1 and done != 0:  # pragma: no cover - more than one thread state: undo, as the C API asks
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+
+
+@contextlib.contextmanager
+def job_thread() -> Iterator[None]:
+    """Mark the calling thread as running a job, which :func:`stop_jobs` and the signal handler stop.
+
+    Raises :class:`Preempted` at once when this process was already told to stop.
+    """
+    ident = threading.get_ident()
+    with _state:
+        stopping = _stopping
+        if stopping is None:
+            _job_threads.add(ident)
+    if stopping is not None:
+        raise Preempted(stopping)
+    try:
+        yield
+    finally:
+        with _state:  # not while a stop is raised into this thread: it lands inside the job
+            _job_threads.discard(ident)
+            _stopped_threads.discard(ident)
+            _pending.discard(ident)
