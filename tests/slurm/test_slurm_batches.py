@@ -183,3 +183,32 @@ def test_batch_slurm_with_two_worker_jobs(slurm, recordings, tmp_path, child_env
     jobs = worker_jobs(slurm, before)
     assert len(jobs) == 2, jobs
     assert_equal_to_clean(out, clean)
+
+
+def test_a_cancelled_worker_job_is_an_infrastructure_failure_and_its_recording_runs_elsewhere(
+        slurm, recordings, tmp_path, child_env):
+    folder, config, clean = recordings
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    logs.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "hdmea", "batch", str(folder), "--slurm", "--out", str(out),
+                             "--config", str(slurm_config(tmp_path, config, logs))],
+                            env={**child_env, **slurm.env}, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # The first worker job that starts a recording is cancelled while it runs it.
+        log = wait_for_text(logs / "worker-*.log", "started (attempt 1)")
+        cancelled = re.fullmatch(r"worker-(\d+)\.log", log.name).group(1)
+        running = re.search(r"\[(\w+)\] hdmea\.pipeline\.batch\.jobs: started \(attempt 1\)", log.read_text())
+        slurm.command("scancel", cancelled)
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-4000:]
+    summary = json.loads((out / "batch_summary.json").read_text())
+    results = {r["name"]: r for r in summary["results"]}
+    assert {r["status"] for r in results.values()} == {"done"}, stdout
+    lost = results[running.group(1)]
+    assert lost["attempts"] == 2, lost
+    assert len(lost["errors"]) == 1 and lost["errors"][0].startswith("attempt 1: [infrastructure]"), lost
+    assert f"SLURM job {cancelled}" in lost["errors"][0], lost
+    assert_equal_to_clean(out, clean)

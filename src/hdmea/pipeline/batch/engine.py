@@ -386,6 +386,26 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
 
     # A stop signal in this process is noted by the handler (which also stops any job on a thread of this
     # process) and acted on here, between two waits, so no outcome is lost half-processed.
+    def note_lost_jobs() -> None:
+        # A worker that left while running a job (a cancelled SLURM job): Dask runs the task again
+        # elsewhere by itself; it counts as a failed attempt here, and past the retries it fails.
+        keys = {str(getattr(future, "key", "")): future for future in running}
+        for key, what in pool.lost_jobs():
+            future = keys.get(key)
+            if future is None:
+                continue
+            index = running[future]
+            res = results[index]
+            res.errors.append(f"attempt {res.attempts}: [{INFRASTRUCTURE}] {what}")
+            if res.attempts < max_attempts and not stopping:
+                logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, what)
+                res.attempts += 1
+            else:
+                running.pop(future)
+                future.cancel()
+                finish(index, {"status": "failed", "kind": INFRASTRUCTURE, "error": what})
+
+    pool.watch_workers()
     with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar, \
             signals_noted():
         submit_more()
@@ -393,6 +413,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             signal_name = stop_requested()
             if signal_name and not stopping:
                 stop(signal_name)
+            note_lost_jobs()
             # Each future reports itself when it ends (no wait over every running future per ending).
             try:
                 finished = [completed.get(timeout=0.2)]
@@ -405,6 +426,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                     break
             broken = False
             finished_broken: list[Any] = []
+            finished = [future for future in finished if future in running]  # not failed as lost already
             for future, (outcome, exc) in zip(finished, pool.outcomes(finished)):
                 index = running.pop(future)
                 if isinstance(exc, Preempted):  # stopped as its job ended, before it could report

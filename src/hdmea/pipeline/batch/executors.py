@@ -99,6 +99,52 @@ class Pool:
         else:
             stop_jobs(signal_name)
 
+    def watch_workers(self) -> None:
+        """Note where each job runs and which workers leave while running one (Dask clients).
+
+        :meth:`lost_jobs` then reports them: Dask itself runs such a task again
+        on another worker when the worker closed (a SLURM job cancelled or at
+        its time limit closes its Dask worker), so no error comes back for it.
+        """
+        if self.client is None:
+            return
+        import queue
+
+        from hdmea.pipeline.batch.jobs import JOB_STARTED_TOPIC
+
+        self._where: dict[str, dict] = {}  # worker address -> the last job-started event from it
+        self._lost: queue.SimpleQueue = queue.SimpleQueue()
+
+        def started(event) -> None:
+            _, msg = event
+            self._where[msg.get("worker")] = msg
+
+        def scheduler_event(event) -> None:
+            _, msg = event
+            if isinstance(msg, dict) and msg.get("action") == "remove-worker" and msg.get("processing-tasks"):
+                self._lost.put(msg)
+
+        self.client.subscribe_topic(JOB_STARTED_TOPIC, started)
+        self.client.subscribe_topic("all", scheduler_event)
+
+    def lost_jobs(self) -> list[tuple[str, str]]:
+        """``(task key, what happened)`` of each task whose worker left while running it, since the last call."""
+        lost = getattr(self, "_lost", None)
+        out = []
+        while lost is not None and not lost.empty():
+            msg = lost.get()
+            where = self._where.get(msg["worker"], {})
+            text = f"its worker {msg['worker']}"
+            if where.get("slurm_job"):
+                text += f" (SLURM job {where['slurm_job']} on {where.get('host')}"
+                state = _slurm_job_state(where["slurm_job"])
+                text += f", now {state})" if state else ")"
+            text += " left the cluster while running it"
+            text += " (the job was cancelled, reached its time limit or was preempted)" if msg.get("expected") \
+                else " (the worker process died or its node was lost)"
+            out += [(str(key), text) for key in msg["processing-tasks"]]
+        return out
+
     def can_rebuild(self) -> bool:
         return self._rebuild is not None
 
@@ -120,6 +166,20 @@ class Pool:
             self._close()
         elif self.owned:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _slurm_job_state(job_id: str) -> str | None:
+    """``"CANCELLED"``, ``"TIMEOUT"``... of a SLURM job, as ``scontrol`` says (None: unknown)."""
+    import re
+    import subprocess
+
+    try:
+        text = subprocess.run(["scontrol", "-o", "show", "job", str(job_id)], capture_output=True, text=True,
+                              timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"JobState=(\S+)", text)
+    return found.group(1) if found else None
 
 
 def _outcome(future: Any) -> tuple[Any, BaseException | None]:

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import logging
 import os
+import socket
 import time
 import traceback
 import warnings
@@ -46,6 +47,7 @@ class JobCall:
 
     def __call__(self, recording: Recording, output: Path, config: PipelineConfig,
                  attempt: int) -> dict:
+        announce_start(recording.name)
         # The worker's one-time setup stays outside the recording's own time.
         setup_seconds = take_setup_seconds(self.setup)
         # A worker whose job holds its main thread (a process pool's) takes SIGTERM from the batch's driver.
@@ -53,6 +55,27 @@ class JobCall:
             outcome = run_job(recording, output, config, job=self.job, attempt=attempt)
         outcome["worker_setup_seconds"] = setup_seconds
         return outcome
+
+
+#: Topic of the event a job on a Dask worker sends as it starts: which worker, host and SLURM job runs it.
+JOB_STARTED_TOPIC = "hdmea-job-started"
+
+
+def announce_start(name: str) -> None:
+    """On a Dask worker, tell the batch's driver where recording ``name`` runs (nothing elsewhere).
+
+    When the worker then leaves (its SLURM job cancelled, timed out or its
+    node lost), the driver names that job in the recording's failed attempt.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker
+        return
+    worker.log_event(JOB_STARTED_TOPIC, {"recording": name, "worker": worker.address,
+                                         "host": socket.gethostname(),
+                                         "slurm_job": os.environ.get("SLURM_JOB_ID")})
 
 
 def run_job(recording: Recording, output: str | os.PathLike, config: PipelineConfig, *,
