@@ -46,6 +46,8 @@ import threading
 import time
 from pathlib import Path
 
+from h5stream import capabilities
+
 __all__ = [
     "ENV_VAR",
     "SAMPLES",
@@ -76,10 +78,9 @@ _cache: tuple[float, int] | None = None
 
 
 def _affinity() -> int:
-    try:
+    if capabilities.cpu_affinity():
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, os.cpu_count() or 1)
 
 
 def _quota(text: str | None) -> float | None:
@@ -100,7 +101,7 @@ def allowed_cores() -> int:
     """Cores this process may use: its affinity, lowered to a cgroup CPU quota (rounded up)."""
     cores = _affinity()
     try:
-        quota = _quota(_CPU_MAX.read_text(encoding="ascii"))
+        quota = _quota(_CPU_MAX.read_text(encoding="ascii")) if capabilities.linux_proc() else None
     except OSError:
         quota = None
     if quota is not None:
@@ -144,6 +145,8 @@ def others_running(samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> float | N
     Mean over ``samples`` readings of (runnable threads on the machine - this
     process's running threads), scaled by allowed / online cores.
     """
+    if not capabilities.linux_proc():
+        return None
     readings = []
     for i in range(max(1, samples)):
         if i:

@@ -33,7 +33,7 @@ import os
 import h5py
 import numpy as np
 
-from h5stream import checksums
+from h5stream import capabilities, checksums
 from h5stream.codecs import deflate_kernel
 from h5stream.errors import FormatError
 from h5stream.writer import resolve_threads
@@ -234,7 +234,7 @@ def _readahead(ds: h5py.Dataset):
     """
     fd = None
     extents: dict[tuple[int, ...], tuple[int, int]] = {}
-    if ds.file.driver == "sec2" and hasattr(os, "posix_fadvise") and hasattr(ds.id, "chunk_iter"):
+    if ds.file.driver == "sec2" and capabilities.fadvise() and hasattr(ds.id, "chunk_iter"):
         with contextlib.suppress(Exception):
             base = int(ds.file.userblock_size)
             ds.id.chunk_iter(

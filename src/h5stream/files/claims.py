@@ -26,6 +26,7 @@ import uuid
 import warnings
 from pathlib import Path
 
+from h5stream import capabilities
 from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError, WriterClaimError
 from h5stream.files.paths import LINK_UNSUPPORTED, claim_path, parent_of, sibling_path
 
@@ -40,6 +41,8 @@ _UNREADABLE_CLAIM_GRACE_SECONDS = 30.0
 
 def _process_start_ticks(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    if not capabilities.linux_proc():
+        return None  # a live pid is then taken as the writer's
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
@@ -80,10 +83,10 @@ def hdf5_lock_held(target: str | os.PathLike) -> bool:
     Filesystems without working locks (some NFS/Lustre mounts) answer
     ENOLCK/ENOSYS, in which case the claim file alone guards the target.
     """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        return False
+    if not capabilities.fcntl_locks():
+        return False  # the claim file alone guards the target
+    import fcntl
+
     try:
         fd = os.open(target, os.O_RDONLY)
     except OSError:
@@ -303,6 +306,8 @@ _LEFTOVER_SUFFIX = re.compile(r"\.(?:partial|claim\.tmp|claim\.stale)-(\d+)-\d+"
 
 
 def _boot_time() -> float | None:
+    if not capabilities.linux_proc():
+        return None
     try:
         with open("/proc/stat", "rb") as fh:
             for line in fh:

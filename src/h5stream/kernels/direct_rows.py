@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from h5stream import capabilities
+
 ALIGN = 4096
 DEFAULT_PIECE_BYTES = 4 * 2**20
 DEFAULT_DEPTH = 16
@@ -200,8 +202,8 @@ def _plain_runs(dsid, plist, shape: tuple[int, ...], itemsize: int) -> list[tupl
 
 def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
     """A :class:`DirectRows` for an h5py dataset whose rows lie in plain runs of bytes, else ``None``."""
-    if not hasattr(os, "O_DIRECT"):
-        return None
+    if not capabilities.direct_io():
+        return None  # read through the page cache instead
     try:
         dsid = dataset.id
         file = dataset.file

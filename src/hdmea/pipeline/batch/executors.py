@@ -192,9 +192,11 @@ def _outcome(future: Any) -> tuple[Any, BaseException | None]:
 def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
     import multiprocessing
 
+    from h5stream import capabilities
+
     # forkserver: workers start from a clean process (no inherited threads or open
     # HDF5 handles of the driver) yet faster than spawn.
-    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    context = multiprocessing.get_context("forkserver" if capabilities.fork_server() else "spawn")
 
     def make() -> cf.Executor:
         # The setup runs when a worker starts (also in a rebuilt pool), before any job.
@@ -245,7 +247,9 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
     sets its own thread limits (:class:`WorkerSetup`).  Empty (the default spawn
     start) elsewhere, and for jobs that are not warmed up.
     """
-    if os.name != "posix" or setup is None or not setup.warm:
+    from h5stream import capabilities
+
+    if not capabilities.fork_server() or setup is None or not setup.warm:
         return []
     from hdmea.pipeline.steps import STEPS
 

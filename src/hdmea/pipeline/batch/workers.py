@@ -36,10 +36,11 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 def available_cores() -> int:
     """Cores this process may run on (its affinity mask, else the machine's count)."""
-    try:
+    from h5stream import capabilities
+
+    if capabilities.cpu_affinity():
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, os.cpu_count() or 1)
 
 
 #: readings of the machine's runnable threads behind a batch's choice of worker count, and the seconds

@@ -1,0 +1,76 @@
+"""Which operating-system mechanisms this process uses: decided by what the system offers.
+
+Each Linux-only mechanism of the package has a portable path that works
+everywhere, taken where the system lacks the mechanism:
+
+=====================  ==========================================  ==========================================
+capability             used for (where it exists)                  portable path
+=====================  ==========================================  ==========================================
+``linux_proc``         ``/proc`` and ``/sys/fs/cgroup`` reads:     the machine's CPU count, no measure of
+                       runnable threads, cgroup CPU quota,         others' load; a claim's pid is alive or
+                       process start times (a reused pid), the     not (no start time); h5py's own
+                       loaded libhdf5 (called directly)            wrappers instead of direct libhdf5 calls
+``cpu_affinity``       ``os.sched_getaffinity``: the cores this    ``os.cpu_count()``
+                       process may run on
+``fcntl_locks``        probe of HDF5's ``flock`` on a target       the claim file alone guards the target
+``direct_io``          ``O_DIRECT`` reads of raw recordings        reads through the page cache (h5py)
+``fadvise``            ``posix_fadvise(WILLNEED)`` read-ahead      no read-ahead hint
+``fork_server``        worker processes forked from a server       worker processes spawned
+                       that imported their modules once
+=====================  ==========================================  ==========================================
+
+``H5STREAM_PORTABLE=1`` in the environment turns every capability off, so the
+portable paths run (and are tested) on Linux too.  It is read at each call:
+setting it before a worker process starts is enough.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+__all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
+           "fork_server", "describe"]
+
+#: environment switch forcing every portable path
+ENV_VAR = "H5STREAM_PORTABLE"
+
+
+def portable() -> bool:
+    """True when :data:`ENV_VAR` is set to ``1``: every capability below reports False."""
+    return os.environ.get(ENV_VAR, "").strip() == "1"
+
+
+def linux_proc() -> bool:
+    """``/proc/self`` is there to read (Linux)."""
+    return not portable() and os.path.isdir("/proc/self/task")
+
+
+def cpu_affinity() -> bool:
+    return not portable() and hasattr(os, "sched_getaffinity")
+
+
+def fcntl_locks() -> bool:
+    return not portable() and importlib.util.find_spec("fcntl") is not None
+
+
+def direct_io() -> bool:
+    return not portable() and hasattr(os, "O_DIRECT")
+
+
+def fadvise() -> bool:
+    return not portable() and hasattr(os, "posix_fadvise")
+
+
+def fork_server() -> bool:
+    if portable():
+        return False
+    import multiprocessing
+
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def describe() -> dict[str, bool]:
+    """Every capability and whether this process uses it."""
+    return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
+                                                  "fadvise", "fork_server")}
