@@ -67,23 +67,19 @@ def test_a_claim_without_fcntl_or_proc_still_admits_one_writer(portable, tmp_pat
     assert writer_gone(int(dead.stdout), 0.0)
 
 
-def test_raw_rows_are_read_through_the_page_cache(portable, tmp_path):
-    """Without O_DIRECT the electrical images of a file are those of its reads through h5py."""
-    from h5stream.kernels.eimage import butter_highpass, electrical_images
-
+def test_raw_rows_are_read_through_the_page_cache(portable, tmp_path, monkeypatch):
+    """The switch turns O_DIRECT reads off for a file they would read (a contiguous dataset)."""
     path = tmp_path / "raw.h5"
-    rng = np.random.default_rng(0)
+    data = np.arange(8192 * 16, dtype=np.int16).reshape(8192, 16)
     with h5py.File(path, "w") as f:
-        f["raw"] = rng.normal(0, 1, (3000, 4, 4)).astype(np.float32)
-    times = [np.sort(rng.integers(0, 3000, 40)) for _ in range(3)]
-    sos = butter_highpass(100.0, 20000.0, 2)
+        f["raw"] = data
     with h5py.File(path, "r") as f:
         assert open_direct_rows(f["raw"]) is None
-        portable_images = electrical_images(f["raw"], times, sos=sos, n_threads=1, chunk_samples=1000)
-        through_h5py = electrical_images(f["raw"], times, sos=sos, n_threads=1, chunk_samples=1000,
-                                         direct_io=False)
-    np.testing.assert_array_equal(portable_images.units, through_h5py.units)
-    np.testing.assert_array_equal(portable_images.images, through_h5py.images)
+        monkeypatch.delenv(capabilities.ENV_VAR)
+        direct = open_direct_rows(f["raw"]) if capabilities.direct_io() else None
+        if direct is None:
+            pytest.skip("this file system refuses O_DIRECT: nothing for the switch to turn off")
+        direct.close()
 
 
 def test_batch_workers_are_spawned(portable):
