@@ -97,3 +97,45 @@ def test_a_signal_checkpoints_and_the_same_command_resumes(recording, tmp_path, 
     assert not checkpoint.exists()
     assert_files_equal(clean, out / "sig.h5", ignore_attrs=TIMESTAMP_ATTRS)
 
+
+
+def test_a_job_on_a_thread_is_stopped_and_a_shielded_write_completes_first():
+    """stop_jobs raises Preempted in a job thread; inside shielded() it waits for the block's end."""
+    import threading
+
+    from hdmea.pipeline.batch import preemption
+
+    events: list[str] = []
+    in_shield, release = threading.Event(), threading.Event()
+
+    def job() -> None:
+        try:
+            with preemption.job_thread():
+                with preemption.shielded():
+                    in_shield.set()
+                    release.wait(30)
+                    for _ in range(200_000):  # Python instructions: a stop would land here if not shielded
+                        pass
+                    events.append("write completed")
+                preemption.raise_if_stopped()
+                events.append("went on after the stop")
+        except preemption.Preempted as exc:
+            events.append(f"stopped by {exc.signal_name}")
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    try:
+        assert in_shield.wait(30)
+        assert preemption.stop_jobs("SIGTERM") == 1
+        release.set()
+        thread.join(30)
+    finally:
+        preemption._reset()
+    assert events == ["write completed", "stopped by SIGTERM"]
+    with pytest.raises(preemption.Preempted):  # a job that starts after the stop does not run
+        preemption.stop_jobs("SIGINT")
+        try:
+            with preemption.job_thread():
+                pass
+        finally:
+            preemption._reset()

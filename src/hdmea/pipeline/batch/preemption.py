@@ -28,7 +28,6 @@ yet reports ``preempted`` at once, without running.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -269,9 +268,9 @@ def stop_jobs(signal_name: str = "SIGTERM") -> int:
 
 def _raise_in_thread(ident: int) -> None:
     """Raise :class:`Preempted` in thread ``ident`` at its next Python instruction."""
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(Preempted))
-    if done != 1 and done != 0:  # pragma: no cover - more than one thread state: undo, as the C API asks
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+    from h5stream.interrupts import raise_in_thread
+
+    raise_in_thread(ident, Preempted)
 
 
 @contextlib.contextmanager
