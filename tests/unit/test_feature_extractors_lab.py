@@ -4,7 +4,7 @@ against naive twins.
 ``SyntheticConfig.with_lab_stimuli()`` shows the lab's movies (gray screen,
 light step, dense noise, a bar moving in 8 directions, green and blue steps,
 frequency steps); its units have a planted ON/OFF kind, receptive field,
-preferred direction (every other responsive unit direction selective), colour
+preferred direction (about half the responsive units, ON and OFF, direction selective), colour
 weight and preferred frequency.
 
 The original pipeline's ``moving_h_bar_s5_d8_3x``, ``perfect_dense_noise_...``,

@@ -65,10 +65,11 @@ class SyntheticConfig:
     color_gap_frames: int = 180
     color_repeat: int = 3
     # Planted tuning (drawn from a generator of its own, so recordings without these movies are unchanged):
-    # direction-selective units (every other responsive unit) respond to a bar moving at angle d with the
-    # gain exp(kappa * (cos(d - preferred) - 1)); a unit's sensitivity to green is ``green_weight`` (0.85 or
-    # 0.15, in pairs of units) and to blue 1 - green_weight; it follows a sinusoid of frequency f with the depth
-    # freq_depth * exp(-log2(f / preferred)^2 / (2 sigma^2)), preferred in {1, 2, 4} Hz.
+    # direction-selective units (responsive units 0, 3, 4, 7, 8, ...: ON and OFF ones) respond to a bar
+    # moving at angle d with the gain exp(kappa * (cos(d - preferred) - 1)); a unit's sensitivity to green
+    # is ``green_weight`` (0.85 or 0.15, in pairs of units) and to blue 1 - green_weight; it follows a
+    # sinusoid of frequency f with the depth freq_depth * exp(-log2(f / preferred)^2 / (2 sigma^2)),
+    # preferred in {1, 2, 4} Hz.
     direction_kappa: float = 2.0
     frequency_sigma_octaves: float = 0.5
 

@@ -254,7 +254,7 @@ def _plant_tuning(units: list[PlantedUnit], cfg: SyntheticConfig) -> None:
     responsive = [u for u in units if u.kind != "silent"]
     for i, unit in enumerate(responsive):
         unit.preferred_direction_deg = float(rng.uniform(0.0, 360.0))
-        unit.direction_selective = i % 2 == 0
+        unit.direction_selective = i % 4 in (0, 3)  # ON and OFF units among them (kinds alternate)
         unit.green_weight = 0.85 if (i // 2) % 2 == 0 else 0.15
         unit.preferred_frequency_hz = (1.0, 2.0, 4.0)[i % 3]
 
