@@ -103,3 +103,40 @@ def test_missing_files_raise_file_not_found(tmp_path):
     for call in (load_cmcr_data, load_sensor_data, load_cmtr_data):
         with pytest.raises(FileNotFoundError, match="not found"):
             call(tmp_path / "none.cmcr")
+
+
+def test_parquet_feature_export(rec, tmp_path):
+    pytest.importorskip("pyarrow")
+    duckdb = pytest.importorskip("duckdb")
+    from hdmea.io.parquet_export import export_features_to_parquet, get_export_metadata, read_exported_features
+    from hdmea.pipeline import add_section_time, compute_sta, load_recording
+    from hdmea.utils.exceptions import ConfigurationError
+
+    paths = []
+    for name in ("a", "b"):
+        h5 = load_recording(rec.cmcr_path, rec.cmtr_path, name, output_dir=tmp_path).hdf5_path
+        add_section_time(h5, stimulus=rec.stimulus)
+        compute_sta(h5, stimulus=rec.stimulus, n_lags=12)
+        paths.append(h5)
+    out = export_features_to_parquet(paths, tmp_path / "x" / "features.parquet")
+    feature = f"sta_{rec.config.noise_movie}"
+    table = duckdb.sql(f"select * from '{out}' order by dataset_id, unit_id").df()  # read by a third party
+    assert len(table) == 2 * rec.config.n_units
+    assert list(table.columns[:5]) == ["dataset_id", "unit_id", "row", "col", "spike_count"]
+    with h5py.File(paths[0], "r") as f:
+        for _, row in table[table.dataset_id == "a"].iterrows():
+            unit = f[f"units/{row.unit_id}"]
+            sta = unit[f"features/{feature}/sta"][()].astype(np.float64)
+            assert row.spike_count == unit["spike_times"].shape[0]
+            assert row[f"{feature}__sta_mean"] == pytest.approx(sta.mean())
+            assert row[f"{feature}__sta_max"] == pytest.approx(sta.max())
+            assert row[f"{feature}__n_spikes_used"] == unit[f"features/{feature}"].attrs["n_spikes_used"]
+    assert read_exported_features(out).shape == table.shape
+    meta = get_export_metadata(out)
+    assert meta["num_rows"] == len(table) and meta["file_metadata"]["hdmea_export_version"] == "1.0.0"
+    assert meta["file_metadata"]["source_zarrs"] == ",".join(str(p) for p in paths)
+    only = read_exported_features(export_features_to_parquet(paths, tmp_path / "y.parquet", features=[feature],
+                                                             include_metadata=False))
+    assert "dataset_id" not in only.columns and all(c.startswith(feature) or c.startswith("_") for c in only)
+    with pytest.raises(ConfigurationError, match="no_such"):
+        export_features_to_parquet(paths, tmp_path / "z.parquet", features=["no_such"])

@@ -131,8 +131,6 @@ NOT_PROVIDED = {
        for n in ("add_sys_meta_info",)},
     **{("hdmea.io.cmtr", n): "steps writing the .cmtr's unit tables of the original: not yet provided"
        for n in ("add_cmtr_unit_info", "update_hdf5_with_cmtr_unit_info")},
-    **{("hdmea.io.parquet_export", n): "the feature table export: not yet provided (hdmea.interop exports)"
-       for n in ORIGINAL_NAMES["hdmea.io.parquet_export"]},
 }
 
 CASES = [(module, name) for module, names in ORIGINAL_NAMES.items() for name in names]
