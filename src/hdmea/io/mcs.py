@@ -294,11 +294,6 @@ def vendor_acquisition_link(path: str | os.PathLike):
     return allow
 
 
-def link_rule_for(path: str | os.PathLike) -> LinkRule | None:
-    """The external links a file of this kind may hold (by suffix): :func:`vendor_acquisition_link` for ``.cmtr``."""
-    return vendor_acquisition_link(path) if os.fspath(path).lower().endswith(".cmtr") else None
-
-
 def mcs_link_rule(path: str | os.PathLike):
     """The external links an MCS file may hold, by suffix: :func:`vendor_acquisition_link` for a ``.cmtr``,
     none for anything else (the rule :func:`h5stream.files.verify_files` is given)."""
