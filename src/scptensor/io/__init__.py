@@ -27,6 +27,7 @@ from scptensor.io.formats import FORMATS, format_for, load, save
 from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
 from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
 from scptensor.io.formats_parquet import load_parquet, save_parquet
+from scptensor.io.formats_zarr import load_anndata_zarr, save_anndata_zarr
 from scptensor.io.importers import load_hdf5
 from scptensor.io.serializers import (  # the original's public helpers
     deserialize_dataframe,
@@ -50,6 +51,8 @@ __all__ = [
     "load_h5ad",
     "save_parquet",
     "load_parquet",
+    "save_anndata_zarr",
+    "load_anndata_zarr",
     "save",
     "load",
     "format_for",

@@ -177,7 +177,7 @@ def _write_container(
 OTHER_FORMAT_EXTENSIONS = {
     ".h5ad": ("AnnData", "save_h5ad or container.save(path)"),
     ".h5mu": ("MuData", "save_h5mu or container.save(path)"),
-    ".zarr": ("Zarr", "another tool"),
+    ".zarr": ("AnnData zarr", "save_anndata_zarr or container.save(path)"),
     ".parquet": ("scptensor Parquet", "save_parquet or container.save(path)"),
     ".loom": ("Loom", "another tool"),
     ".csv": ("CSV text", "another tool"),

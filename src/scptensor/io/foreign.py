@@ -209,6 +209,8 @@ def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
         if name not in group:
             continue
         member = group[name]
+        if root_attr(member, "encoding-type") == "null":  # a None (anndata's zarr stores write raw=None so)
+            continue
         if isinstance(member, h5py.Group) and name != "raw":
             out.extend(f"{prefix}{name}/{m} ({element_shape(member[m])})" for m in member)
         else:

@@ -12,6 +12,8 @@ partial-load options of every format (``assays``, ``layers``, ``obs_columns``,
 | ``.h5mu``        | MuData, one modality per assay           | save_h5mu / load_h5mu      |
 | ``.h5ad``        | AnnData, one assay (``assay=``)          | save_h5ad / load_h5ad      |
 | ``.parquet``     | scptensor Parquet 1.0 (a folder)         | save_parquet / load_parquet |
+| ``.zarr``        | AnnData zarr store, one assay (``zarr``  | save_anndata_zarr /        |
+|                  | extra)                                   | load_anndata_zarr          |
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from scptensor.io.exporters import save_hdf5
 from scptensor.io.formats_h5ad import load_h5ad, save_h5ad
 from scptensor.io.formats_h5mu import load_h5mu, save_h5mu
 from scptensor.io.formats_parquet import is_parquet_dataset, load_parquet, save_parquet
+from scptensor.io.formats_zarr import is_zarr_store, load_anndata_zarr, save_anndata_zarr
 from scptensor.io.importers import load_hdf5
 
 __all__ = ["FileFormat", "FORMATS", "format_for", "save", "load", "supported_extensions"]
@@ -47,6 +50,7 @@ FORMATS: dict[str, FileFormat] = {
     ".h5mu": FileFormat("MuData", save_h5mu, load_h5mu),
     ".h5ad": FileFormat("AnnData", save_h5ad, load_h5ad),
     ".parquet": FileFormat("scptensor Parquet", save_parquet, load_parquet),
+    ".zarr": FileFormat("AnnData zarr", save_anndata_zarr, load_anndata_zarr),
 }
 
 
@@ -74,10 +78,15 @@ def save(container: ScpContainer, path: str | os.PathLike, **options) -> Path:
 def load(path: str | os.PathLike, **options) -> ScpContainer:
     """Load a container from any of the four formats, chosen by content (not by the name).
 
-    A folder with a scptensor Parquet manifest is read by :func:`load_parquet`,
-    anything else by :func:`load_hdf5`.  Options: ``assays``, ``layers``,
+    A zarr store by :func:`load_anndata_zarr`, a folder with a scptensor
+    Parquet manifest by :func:`load_parquet`, anything else by :func:`load_hdf5`.  Options: ``assays``, ``layers``,
     ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools).
     """
+    if is_zarr_store(path):
+        unknown = sorted(set(options) - {"assay"})
+        if unknown:
+            raise ValueError(f"{os.fspath(path)}: an AnnData zarr store loads whole; options {unknown} are not taken")
+        return load_anndata_zarr(path, **options)
     if Path(path).is_dir():
         options.pop("assay", None)
         return load_parquet(path, **options)
