@@ -114,3 +114,32 @@ def test_damage_found_directly(tmp_path):
     with pytest.raises(FormatError, match="empty free-space entry"):
         check_global_heaps(path)
     assert check_global_heaps(path, limit=1024) == 0  # past the size limit: left to the out-of-process check
+
+
+def test_text_value_longer_than_the_file_is_refused(tmp_path, child_env):
+    """A flipped high byte of a stored text length (3.5 GB for a word): libhdf5 allocated and filled that much on
+    the read (minutes); the open refuses it, naming the value."""
+    path = tmp_path / "steps.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("steps", data=["load", "section", "sta", "features"], dtype=TEXT)
+        offset = f["steps"].id.get_offset()
+        assert offset is not None and f["steps"].id.get_storage_size() == 4 * 16
+    data = bytearray(path.read_bytes())
+    data[offset + 3 * 16 + 3] ^= 0xD1  # the high byte of value 3's length
+    path.write_bytes(bytes(data))
+    done = _read_in_child(path, """
+        from h5stream.errors import FormatError
+        from h5stream.files import open_validated
+        try:
+            with open_validated(path) as f:
+                print(f["steps"][()])
+        except FormatError as exc:
+            print("refused:", exc)
+    """, child_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"refused: {path} [/steps[3]]: a text value claims to be longer than the file")
+    ok = tmp_path / "ok.h5"
+    with h5py.File(ok, "w") as f:
+        f.create_dataset("steps", data=["load", "x" * 5000], dtype=TEXT)
+    with open_validated(ok) as f:
+        assert [s.decode() for s in f["steps"][()]] == ["load", "x" * 5000]

@@ -38,6 +38,7 @@ __all__ = [
     "check_declared_size",
     "check_stored_type",
     "check_global_heaps",
+    "check_text_lengths",
     "scan_unsafe_objects",
     "ObjectVisitor",
     "guard_read",
@@ -368,6 +369,42 @@ def _check_type(tid, path, obj: str, where: str, depth: int) -> None:
                               f"a member starting at byte {b}")
 
 
+#: Variable-length text datasets up to this many values have their stored lengths checked at open.
+MAX_CHECKED_TEXT_VALUES = 65_536
+_STRING = h5py.h5t.STRING
+
+
+def check_text_lengths(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: str) -> None:
+    """Refuse a contiguous variable-length text dataset that claims a value longer than the file.
+
+    Each stored value is a reference into a global heap (length, heap address,
+    index: 16 bytes in most files), covered by no checksum of HDF5.  A damaged length makes
+    libhdf5 allocate and fill that many bytes when the value is read (a flipped
+    high byte: 3.5 GB for a word, a read of minutes); no value can be longer than
+    the file that holds it.  Read here from the file's bytes, for datasets of up
+    to :data:`MAX_CHECKED_TEXT_VALUES` values; raises :class:`FormatError`.
+    """
+    offset, stored = dsid.get_offset(), dsid.get_storage_size()
+    # (length: 4 bytes, heap address: the file's address size, index: 4 bytes)
+    item = 8 + h5py.h5i.get_file_id(dsid).get_create_plist().get_sizes()[0]
+    if offset is None or not stored or stored > item * MAX_CHECKED_TEXT_VALUES or stored % item:
+        return
+    try:
+        file_size = os.stat(path).st_size
+        with open(path, "rb") as fh:
+            raw = os.pread(fh.fileno(), stored, offset)
+    except OSError:
+        return  # the read that follows reports it
+    for i in range(len(raw) // item):
+        length = int.from_bytes(raw[item * i:item * i + 4], "little")
+        if length > file_size:
+            raise FormatError(
+                "a text value claims to be longer than the file", path=path, obj=f"{obj}[{i}]",
+                expected=f"at most {file_size} bytes (the file's size)", found=f"{length} bytes",
+                hint="the file is damaged; restore it from a copy",
+            )
+
+
 #: ``allow_link(link name, target file, target object) -> bool``: an external link a caller accepts.
 LinkRule = Callable[[str, str, str], bool]
 
@@ -431,6 +468,8 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
     tid = oid.get_type()
     if tid.get_class() in (_COMPOUND, _ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
         check_stored_type(tid, path, name)
+    elif tid.get_class() == _STRING and tid.is_variable_str() and plist.get_layout() == h5py.h5d.CONTIGUOUS:
+        check_text_lengths(oid, path, name)
     for i in range(nfilters):
         code, _flags, _vals, fname = plist.get_filter(i)
         if code not in ALLOWED_FILTERS:
