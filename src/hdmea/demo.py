@@ -182,24 +182,25 @@ def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) 
 
 def _check_against_truth(output: Path, recording) -> dict:
     """Spike counts against the planted spike trains, and receptive-field centres against the planted ones."""
-    import h5py
     import numpy as np
+
+    from hdmea.io.recording import open_recording
 
     truth = recording.truth()
     checks: dict[str, str] = {}
-    with h5py.File(output, "r") as f:
-        units = f["units"]
+    with open_recording(output) as stored:
+        units = set(stored.unit_ids)
         same_spikes = sum(
             1 for uid, unit in truth.units.items()
-            if uid in units and units[uid]["spike_times"].shape[0] == np.asarray(unit.spike_times).size
+            if uid in units and stored.unit(uid).spike_count == np.asarray(unit.spike_times).size
         )
         checks["units with every planted spike"] = f"{same_spikes}/{len(truth.units)}"
         sta_name = f"sta_{truth.noise_movie}"
         hits = tested = 0
         for uid, unit in truth.units.items():
-            if unit.kind == "silent" or uid not in units or sta_name not in units[uid].get("features", {}):
+            if unit.kind == "silent" or uid not in units or not stored.unit(uid).has_feature(sta_name):
                 continue
-            sta = np.asarray(units[uid]["features"][sta_name]["sta"][()], dtype=np.float64)
+            sta = stored.unit(uid).feature(sta_name).array("sta", np.float64)
             if sta.ndim != 3 or not np.any(sta):
                 continue
             deviation = np.abs(sta - sta.mean())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hdmea.errors import RecordingFormatError
-from hdmea.interop._units import UnitObjects, scan_units
+from hdmea.io._unit_scan import UnitObjects, scan_units
 from hdmea.io import hdf5_store as store
 
 FS = 20_000.0

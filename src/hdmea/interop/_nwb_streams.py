@@ -14,6 +14,7 @@ import numpy as np
 
 from h5stream import checksums
 from h5stream.errors import ChecksumError
+from hdmea.io.recording import read_selection, read_whole
 
 _SPIKES_PER_BUFFER = 1 << 20
 _SPIKES_PER_CHUNK = 1 << 17
@@ -87,7 +88,7 @@ def _iterator_class():
             for k, i in enumerate(rows):
                 source = self._sources[i]
                 if source is not None:
-                    out[k] = checksums.check_dataset(source, source[()])
+                    out[k] = read_whole(source)
             return out[(slice(None), *selection[1:])]
 
         def _get_maxshape(self):
@@ -119,7 +120,7 @@ def _iterator_class():
                     break
                 s0, s1 = max(a, lo), min(b, hi)
                 if s1 > s0:
-                    samples = self._sources[i][s0 - a:s1 - a]
+                    samples = read_selection(self._sources[i], slice(s0 - a, s1 - a))
                     self._digests.update(i, s0 - a, samples)
                     np.divide(samples, self._rate, out=out[s0 - lo:s1 - lo], casting="unsafe")
             return out
@@ -140,7 +141,7 @@ def _iterator_class():
             super().__init__(buffer_shape=(n,), chunk_shape=(min(n, _SPIKES_PER_CHUNK),), display_progress=False)
 
         def _get_data(self, selection):
-            data = self._dataset[selection]
+            data = read_selection(self._dataset, selection)
             self._digests.update(0, selection[0].indices(int(self._dataset.shape[0]))[0], data)
             return data
 

@@ -17,8 +17,8 @@ import re
 import h5py
 import numpy as np
 
-from h5stream import checksums
-from hdmea.interop._units import BOOKKEEPING_ATTRS, MISSING, UnitScan, attr_value, column_values
+from hdmea.io._unit_scan import BOOKKEEPING_ATTRS, MISSING, UnitScan, attr_value, column_values
+from hdmea.io.recording import read_whole
 
 __all__ = ["IMAGE_FEATURES", "STA_FEATURE", "add_images", "add_intervals", "feature_columns", "image_description",
            "unit_attr_description"]
@@ -87,7 +87,7 @@ def add_intervals(nwbfile, src: h5py.File, scan: UnitScan, fs: float, TimeInterv
     for movie, ds in stimulus["section_time"].items():
         if not isinstance(ds, h5py.Dataset):
             continue
-        sections = np.asarray(checksums.check_dataset(ds, ds[()]), dtype=np.int64).reshape(-1, 2)
+        sections = np.asarray(read_whole(ds), dtype=np.int64).reshape(-1, 2)
         table = TimeIntervals(name=movie, description=f"stimulus movie {movie}: one row per trial "
                               "(per occurrence when the movie has no trials), times in seconds")
         table.add_column(name="occurrence", description="0-based occurrence of the movie in the playlist")
@@ -102,7 +102,7 @@ def add_intervals(nwbfile, src: h5py.File, scan: UnitScan, fs: float, TimeInterv
             sec = src.get(f"units/{uid}/spike_times_sectioned/{movie}")
             if isinstance(sec, h5py.Group) and "trial_bounds" in sec:
                 stored = sec["trial_bounds"]
-                bounds = np.asarray(checksums.check_dataset(stored, stored[()]), dtype=np.int64).reshape(-1, 2)
+                bounds = np.asarray(read_whole(stored), dtype=np.int64).reshape(-1, 2)
                 repeat = int(np.asarray(sec.attrs.get("repeat", 0)).reshape(-1)[0]) or None
                 break
         if bounds is not None and bounds.shape[0] and sections.shape[0]:

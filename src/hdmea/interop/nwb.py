@@ -42,7 +42,7 @@ What goes where (``export(recording, out)``; ``hdmea export-nwb REC.h5 OUT.nwb``
   overridable by keyword.
 
 The recording's open-time safety scan keeps the units' objects open and the units are
-read from them (:func:`hdmea.interop._units.scan_units`: the spike trains and waveforms
+read from them (:func:`hdmea.io._unit_scan.scan_units`: the spike trains and waveforms
 listed first, then the attributes).  Spike times and mean waveforms up to
 :data:`WHOLE_COLUMN_BYTES` are read at once into whole columns (the spike trains one after
 the other into one buffer, divided in place, as soon as they are listed) and written as
@@ -71,7 +71,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from h5stream import checksums
 from h5stream.files import create_atomic
 from h5stream.writer.columns import CompressedColumn
 from hdmea.errors import RecordingFormatError
@@ -79,11 +78,11 @@ from hdmea.interop._extras import require
 from hdmea.interop._nwb_streams import _SPIKES_PER_BUFFER, _SPIKES_PER_CHUNK, _iterator_class, gzip_column
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description
-from hdmea.interop._units import (
-    BOOKKEEPING_ATTRS, MISSING, UnitObjects, attr_value, column_values, first_value, is_scalar, recording_metadata,
-    sampling_rate, scan_units,
-)
 from hdmea.io import hdf5_store as store
+from hdmea.io._unit_scan import (
+    BOOKKEEPING_ATTRS, MISSING, UnitObjects, attr_value, column_values, first_value, is_scalar, scan_units,
+)
+from hdmea.io.recording import Recording, read_whole
 from hdmea.io.mcs import GRID_SIZE
 from hdmea.progress import counted
 
@@ -285,7 +284,9 @@ def _export(pynwb, recording: Path, out: Path, overwrite: bool, verify: bool, pa
     """The work of :func:`export`: pynwb's containers are unreachable once this returns."""
     # The open-time safety scan opens every object once; the units' objects stay open for the unit walk.
     held = UnitObjects()
-    with store.open_recording_hdf5(recording, "r", verify=verify, visit=held) as src:
+    # Recording.open, not open_recording: a failure of the write below is the write's, not a read of the source.
+    src = Recording.open(recording, verify=verify, visit=held)
+    with src.file:
         # Claim the target before the work, so a second export of the same file fails at once.
         atomic = create_atomic(out, overwrite=overwrite)
         fills: list[tuple[str, CompressedColumn]] = []  # compressing in the background while pynwb writes
@@ -304,7 +305,7 @@ def _export(pynwb, recording: Path, out: Path, overwrite: bool, verify: bool, pa
     return result
 
 
-def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: int, held: UnitObjects,
+def _build(pynwb, reader: Recording, path: Path, packer: _Compression, per_buffer: int, held: UnitObjects,
            fills: list, options: dict):
     from hdmf.common import DynamicTable, DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
     from pynwb.epoch import TimeIntervals
@@ -312,9 +313,10 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
 
     StackedUnitArrays, FlatSpikeSeconds, DatasetSlices = _iterator_class()
     H5DataIO = pynwb.H5DataIO
+    src = reader.file
     root_attrs = store.read_attrs(src)[0]
-    meta = recording_metadata(src)
-    fs = sampling_rate(meta, path)
+    meta = reader.metadata()
+    fs = reader.require_sampling_rate()
     acquisition = meta.get("acquisition") or {}
     pitch = options["pitch_um"]
     if pitch is None:
@@ -473,7 +475,7 @@ def _build(pynwb, src: h5py.File, path: Path, packer: _Compression, per_buffer: 
         for name, ds in stimulus["frame_time"].items():
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.shape[0] == 0:
                 continue
-            samples = checksums.check_dataset(ds, ds[()])
+            samples = read_whole(ds)
             nwbfile.add_acquisition(pynwb.TimeSeries(
                 name=f"frame_times_{name}", data=np.arange(samples.size, dtype=np.int64), unit="frame",
                 timestamps=samples.astype(np.float64) / fs,

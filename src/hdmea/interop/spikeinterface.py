@@ -259,20 +259,19 @@ class RecordingFileSortingExtractor(BaseSorting):
     name = "hdmea_recording_file"
 
     def __init__(self, file_path):
-        from hdmea.interop._units import (
-            BOOKKEEPING_ATTRS, MISSING, UnitObjects, attr_value, column_values, is_scalar, recording_metadata,
-            sampling_rate, scan_units,
+        from hdmea.io._unit_scan import (
+            BOOKKEEPING_ATTRS, MISSING, UnitObjects, attr_value, column_values, is_scalar, scan_units,
         )
-        from hdmea.io import hdf5_store as store
+        from hdmea.io.recording import Recording
 
         path = Path(file_path)
         held = UnitObjects()  # the units' objects the open-time scan opened, kept for the unit walk
-        self._h5 = store.open_recording_hdf5(path, "r", visit=held)
-        fs = sampling_rate(recording_metadata(self._h5), path)
+        self._recording = reader = Recording.open(path, visit=held)
+        self._h5 = reader.file
+        fs = reader.require_sampling_rate()
         scan = scan_units(self._h5, path, held)
         super().__init__(sampling_frequency=fs, unit_ids=np.asarray(scan.ids))
-        units = self._h5["units"]
-        self.add_sorting_segment(_TrainsSegment(lambda uid: units[uid]["spike_times"][()]))
+        self.add_sorting_segment(_TrainsSegment(lambda uid: reader.unit(uid).spike_times()))
         for key in sorted({k for a in scan.attrs for k in a if is_scalar(a[k])}):
             values = [attr_value(a[key]) if key in a else MISSING for a in scan.attrs]
             self.set_property(key, np.asarray(column_values(values)))

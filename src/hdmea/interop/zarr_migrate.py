@@ -71,6 +71,7 @@ from h5stream.errors import H5StreamError
 from hdmea.errors import RecordingFormatError
 from hdmea.interop._extras import require
 from hdmea.io import hdf5_store as store
+from hdmea.io.recording import open_recording
 from hdmea.pipeline.preflight import PreflightError, check_output_folder
 from hdmea.progress import counted
 
@@ -533,11 +534,10 @@ def recorded_fingerprint(output: Path) -> str | None:
     if not output.is_file():
         return None
     try:
-        with store.open_recording_hdf5(output, "r") as f:
-            group = f.get(MIGRATION_GROUP)
-            if group is None:
+        with open_recording(output) as recording:
+            if MIGRATION_GROUP.strip("/") not in recording.file:
                 return None
-            return store.read_attrs(group)[0].get("source_fingerprint")
+            return recording.attr(MIGRATION_GROUP, "source_fingerprint")
     except (H5StreamError, OSError):
         return None
 

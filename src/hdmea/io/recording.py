@@ -41,14 +41,15 @@ import numpy as np
 
 from h5stream import checksums
 from h5stream.errors import H5StreamError
-from h5stream.files import guard_read
-from h5stream.tree import decode_node, is_hidden, node_from_h5
+from h5stream.errors import ChecksumError
+from h5stream.files import guard_read, open_validated
+from h5stream.tree import Group, decode_node, is_hidden, node_from_h5
 from h5stream.tree.read import checked_text
 from hdmea.errors import RecordingFormatError, UnknownUnitError
-from hdmea.io.hdf5_store import open_recording_hdf5
+from hdmea.io.hdf5_store import check_recording_format, open_recording_hdf5
 
 __all__ = ["open_recording", "Recording", "UnitView", "FeatureView", "SectionedSpikes", "DEFAULT_SAMPLING_RATE",
-           "NO_POSITION", "visible_members"]
+           "NO_POSITION", "visible_members", "read_whole", "read_selection", "SourceFile", "read_lazy_tree"]
 
 #: The rate a recording that states none is read at (Hz): the MCS CMOS-MEA systems' 20 kHz.
 DEFAULT_SAMPLING_RATE = 20000.0
@@ -63,6 +64,20 @@ BOOKKEEPING_ATTRS = frozenset({"version", "params_hash", "extracted_at", "name"}
 def visible_members(group) -> list[str]:
     """The members of ``group`` a reader lists (the tree's internal members left out)."""
     return [name for name in group if not is_hidden(name)]
+
+
+def read_whole(ds: h5py.Dataset) -> np.ndarray:
+    """All of ``ds``, a dataset of an open recording, checked against its digest in the file's manifest
+    (a mismatch is a :class:`~h5stream.errors.ChecksumError` naming it); low-level failures are typed."""
+    with guard_read(ds.file.filename, ds.name):
+        return np.asarray(checksums.check_dataset(ds, ds[()]))
+
+
+def read_selection(ds: h5py.Dataset, selection) -> np.ndarray:
+    """Part of ``ds`` (what streams and views of large arrays read).  A part cannot be checked against the
+    whole dataset's digest; chunks with Fletcher32 are checked by HDF5 as they are read."""
+    with guard_read(ds.file.filename, ds.name):
+        return np.asarray(ds[selection])
 
 
 def _damaged(message: str, path, obj: str, expected: str, found) -> RecordingFormatError:
@@ -245,6 +260,17 @@ class Recording:
         self._metadata: dict | None = None
 
     @classmethod
+    def open(cls, path: str | os.PathLike, *, verify: bool = True, visit=None) -> Recording:
+        """The recording at ``path`` open for reading (validated, checksummed) until :meth:`close`; a reader
+        that outlives one block (the SpikeInterface sorting) uses this, every other one :func:`open_recording`."""
+        path = Path(path)
+        return cls(open_recording_hdf5(path, "r", verify=verify, visit=visit), path)
+
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.file.close()
+
+    @classmethod
     def of(cls, f: h5py.File | Recording) -> Recording:
         """The reader of a recording file the caller already has open (read through :func:`open_recording`,
         or :func:`~hdmea.io.hdf5_store.open_recording_hdf5`, its values are checked against the manifest)."""
@@ -263,17 +289,13 @@ class Recording:
     def read(self, node: str, dtype=None) -> np.ndarray:
         """All of the dataset at ``node``, checked against its digest (a mismatch is a
         :class:`~h5stream.errors.ChecksumError` naming it)."""
-        ds = self.dataset(node)
-        with guard_read(self.path, ds.name):
-            values = checksums.check_dataset(ds, ds[()])
-        return np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
+        values = read_whole(self.dataset(node))
+        return values if dtype is None else np.asarray(values, dtype=dtype)
 
     def read_part(self, node: str, selection) -> np.ndarray:
         """Part of the dataset at ``node`` (what the viewer draws of large arrays).  A partial read cannot be
         checked against the whole dataset's digest; chunks with Fletcher32 are checked by HDF5."""
-        ds = self.dataset(node)
-        with guard_read(self.path, ds.name):
-            return np.asarray(ds[selection])
+        return read_selection(self.dataset(node), selection)
 
     def attr(self, obj, key: str, default=None):
         """Attribute ``key`` of ``obj`` (a group, dataset or path), checked; ``default`` when absent."""
@@ -435,12 +457,52 @@ class Recording:
 
 
 @contextlib.contextmanager
-def open_recording(path: str | os.PathLike, *, verify: bool = True) -> Iterator[Recording]:
+def open_recording(path: str | os.PathLike, *, verify: bool = True, visit=None) -> Iterator[Recording]:
     """The recording at ``path`` open for reading, validated and checksummed; closed on leaving the block.
 
     Low-level read failures inside the block become typed :class:`~h5stream.errors.FormatError`
-    naming the file.  ``verify=False`` reads values as stored (no digest checks).
+    naming the file.  ``verify=False`` reads values as stored (no digest checks).  ``visit`` sees
+    every object of the open-time scan (:class:`hdmea.io._unit_scan.UnitObjects` keeps the units').
+    """
+    recording = Recording.open(path, verify=verify, visit=visit)
+    with recording.file, guard_read(recording.path, "/"):
+        yield recording
+
+
+class SourceFile:
+    """A recording opened read-only on first access, shared by the lazy arrays of a tree read from it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+
+    def __call__(self) -> h5py.File:
+        if self._file is None or not self._file.id.valid:
+            self._file = h5py.File(self.path, "r", locking=False)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._file.id.valid:
+            self._file.close()
+        self._file = None
+
+
+def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Group, SourceFile]:
+    """The recording at ``path`` as the engine's node tree, its arrays left on disk (what a session resumes
+    from), and the source they are read from (close it when done).
+
+    The file is checked the way every read checks it (signature, recording format, unsafe objects); with
+    ``verify`` every value is checked against the file's checksum manifest when it is read (a mismatch is
+    :class:`~h5stream.errors.ChecksumError` naming the object).  Errors are the engine's typed errors.
     """
     path = Path(path)
-    with open_recording_hdf5(path, "r", verify=verify) as f, guard_read(path, "/"):
-        yield Recording(f, path)
+    open_validated(path, check=lambda f: check_recording_format(f, path)).close()
+    source = SourceFile(path)
+    f = source()
+    try:
+        with guard_read(path, "/"):
+            manifest = checksums.attach(f, verify=verify, path=path)
+            return node_from_h5(f, lazy=True, opener=source, manifest=manifest), source
+    except (H5StreamError, ChecksumError):
+        source.close()
+        raise

@@ -67,6 +67,7 @@ from hdmea.features.registry import params_hash
 from hdmea.io.cmcr import AUTO, check_sensor_axis_order
 from hdmea.io.frame_order import FrameOrderDecision, settle_frame_order
 from hdmea.io.mcs import GRID_SIZE
+from hdmea.io.recording import open_recording
 
 __all__ = ["EImageResult", "compute_eimage_sta", "load_recording_with_eimage_sta", "check_sensor_axis_order",
            "orientation_check", "MIN_SPIKES_FOR_ORIENTATION_CHECK", "ORIENTATION_METADATA"]
@@ -497,10 +498,8 @@ def load_recording_with_eimage_sta(
                                 n_threads=n_threads, force=force, session=session)
     if session is not None:
         return session
-    from hdmea.io import hdf5_store as store
-
-    with store.open_recording_hdf5(loaded.hdf5_path, "r") as root:
-        with_images = sum(1 for u in store.list_units(root) if FEATURE in store.list_features(root, u))
+    with open_recording(loaded.hdf5_path) as recording:
+        with_images = sum(1 for unit in recording.units() if unit.has_feature(FEATURE))
     # The filter runs interleaved with the averaging, tile by tile: its time is not measured apart (NaN).
     return LoadWithEImageSTAResult(
         hdf5_path=loaded.hdf5_path, dataset_id=loaded.dataset_id, num_units=loaded.num_units,

@@ -24,11 +24,12 @@ def load_session_from_hdf5(hdf5_path: str | os.PathLike, *, dataset_id: str | No
     ConfigurationError).
     """
     from hdmea.io import hdf5_store as store
+    from hdmea.io.recording import open_recording
     from hdmea.pipeline.session import PipelineSession
 
     if load_features:
-        with store.open_recording_hdf5(hdf5_path, "r") as root:
-            held = {name for unit in store.list_units(root) for name in store.list_features(root, unit)}
+        with open_recording(hdf5_path) as recording:
+            held = {name for unit in recording.units() for name in unit.feature_names()}
         missing = sorted(set(load_features) - held)
         if missing:
             raise ConfigError(f"{hdf5_path}: no unit holds the features {missing}",

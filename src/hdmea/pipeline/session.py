@@ -35,16 +35,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
-
-from h5stream import checksums
 from h5stream.errors import ChecksumError, H5StreamError, WriteError
-from h5stream.files import adopt_partial, create_atomic, guard_read, open_validated
+from h5stream.files import adopt_partial, create_atomic
 from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, parse_size
 from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
+from hdmea.io.recording import SourceFile, read_lazy_tree
 from hdmea.pipeline._staged_tree import node_nbytes, walk_datasets
 from hdmea.pipeline.steps import canonical_step_names
 from hdmea.progress import counted
@@ -84,24 +82,6 @@ def split_path(path: str, *, allow_root: bool = True) -> list[str]:
         raise store.UnsafeNameError("the file root cannot be replaced", found=repr(path),
                                     hint="name a path below the root")
     return parts
-
-
-class _SourceFile:
-    """A file opened read-only on first access, shared by the lazy arrays that live in it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._file: h5py.File | None = None
-
-    def __call__(self) -> h5py.File:
-        if self._file is None or not self._file.id.valid:
-            self._file = h5py.File(self.path, "r", locking=False)
-        return self._file
-
-    def close(self) -> None:
-        if self._file is not None and self._file.id.valid:
-            self._file.close()
-        self._file = None
 
 
 # --------------------------------------------------------------------------- the session
@@ -151,7 +131,7 @@ class PipelineSession:
         self.checkpoint_name: str | None = None
         self._root: Group = store.recording_root(dataset_id)
         self._staging = StagingArea(self.hdf5_path, self.memory_limit)
-        self._sources: list[_SourceFile] = []
+        self._sources: list[SourceFile] = []
         self._warned_size = False
         self._broken: str | None = None
 
@@ -471,7 +451,7 @@ class PipelineSession:
 
     def _after_save(self, target: Path) -> None:
         """Point every on-disk array at the saved file; older sources can close."""
-        source = _SourceFile(target)
+        source = SourceFile(target)
         for path, dataset in walk_datasets(self._root):
             if isinstance(dataset.data, FileArray):
                 data = dataset.data
@@ -534,28 +514,11 @@ class PipelineSession:
         object.  A file written before checksums existed loads unchecked.
         """
         path = Path(path)
-
-        def check(f: h5py.File) -> None:
-            store.check_recording_format(f, path)
-
         try:
-            probe = open_validated(path, check=check)
+            root, source = read_lazy_tree(path, verify=verify)
         except (FileNotFoundError, ChecksumError):
             raise
         except H5StreamError as exc:
-            raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc
-        probe.close()
-        source = _SourceFile(path)
-        f = source()
-        try:
-            with guard_read(path, "/"):
-                manifest = checksums.attach(f, verify=verify, path=path)
-                root = store.node_from_h5(f, lazy=True, opener=source, manifest=manifest)
-        except ChecksumError:
-            source.close()
-            raise
-        except H5StreamError as exc:
-            source.close()
             raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc
         dataset_id = root.attrs.get("dataset_id")
         pipeline = root.children.get("pipeline")

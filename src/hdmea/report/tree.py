@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hdmea.io.recording import Recording, open_recording
 from hdmea.pipeline.steps import canonical_step_names
 from hdmea.progress import counted
 
@@ -58,8 +59,6 @@ def _visible(group: h5py.Group) -> list[str]:
 
 def recording_overview(f: h5py.File) -> dict:
     """Counts and lists a reader wants first: units, spikes, steps, features, movies."""
-    from hdmea.io.hdf5_store import decode_node, node_from_h5
-
     from h5stream import checksums
 
     # checked against the file's checksum manifest (when it has one): the summary shows these values
@@ -68,7 +67,7 @@ def recording_overview(f: h5py.File) -> dict:
     steps: list[str] = []
     warnings: list[str] = []
     if "pipeline/session_info" in f:
-        decoded = decode_node(node_from_h5(f["pipeline/session_info"]))
+        decoded = Recording.of(f).node("pipeline/session_info")
         steps = canonical_step_names(decoded.get("completed_steps", []) or [])
         warnings = list(decoded.get("warnings", []) or [])
     info["completed_steps"] = steps
@@ -97,11 +96,10 @@ def recording_overview(f: h5py.File) -> dict:
 def _frame_order_text(f: h5py.File) -> str:
     """One line on how the raw frames were read and why (empty when the file holds no decision)."""
     from hdmea.io.frame_order import FRAME_ORDER_METADATA, FrameOrderDecision
-    from hdmea.io.hdf5_store import decode_node, node_from_h5
 
     if FRAME_ORDER_METADATA not in f:
         return ""
-    record = decode_node(node_from_h5(f[FRAME_ORDER_METADATA]))
+    record = Recording.of(f).node(FRAME_ORDER_METADATA)
     return FrameOrderDecision.from_record(record).summary() if isinstance(record, dict) else ""
 
 
@@ -154,11 +152,9 @@ def describe_recording(path: str | os.PathLike, *, max_children: int | None = 4)
     hdmea.errors.RecordingFormatError, h5stream.errors.FormatError
         The file is not a readable recording file.
     """
-    from h5stream.files import guard_read
-    from hdmea.io.hdf5_store import open_recording_hdf5
-
     path = Path(path)
-    with open_recording_hdf5(path, "r") as f, guard_read(path, "/"):
+    with open_recording(path) as recording:
+        f = recording.file
         info = recording_overview(f)
         attrs = info["attrs"]
         lines = [

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from hdmea.errors import ConfigError
+from hdmea.io.recording import open_recording
 from hdmea.features.eimage_sta.extractor import compute_sta_for_unit
 
 __all__ = [
@@ -178,13 +179,8 @@ def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float) -> EIma
                   force=bool(config.force))
     skipped = 0
     if result.skipped:  # every unit had images of these parameters stored
-        from hdmea.io.hdf5_store import list_units, open_recording_hdf5
-
-        root = open_recording_hdf5(hdf5_path, mode="r")
-        try:
-            skipped = len(list_units(root))
-        finally:
-            root.close()
+        with open_recording(hdf5_path) as recording:
+            skipped = len(recording.unit_ids)
     return EImageSTAResult(
         hdf5_path=Path(hdf5_path), cmcr_path=Path(cmcr_path) if cmcr_path is not None else Path(""),
         units_processed=0 if result.skipped else result.units_processed, units_failed=0, units_skipped=skipped,

@@ -1,6 +1,8 @@
-"""Reading a recording file's units once for the exporters: attributes, features, spike datasets.
+"""The recording reader's one pass over every unit, for the exporters: attributes, features, spike datasets.
 
-Shared by :mod:`hdmea.interop.nwb` (Units columns) and :mod:`hdmea.interop.spikeinterface`
+Part of the reader (:mod:`hdmea.io.recording` opens the file; this module walks ``/units``
+with the objects the open-time scan kept open, reading attributes in batches and spike
+trains and waveforms with the low-level calls a whole-recording export needs).  Shared by :mod:`hdmea.interop.nwb` (Units columns) and :mod:`hdmea.interop.spikeinterface`
 (unit properties): scalar unit attributes and feature attributes become one value per
 unit, :data:`MISSING` where a unit has none, then one column (:func:`column_values`).
 """
@@ -25,8 +27,8 @@ from h5stream.tree.batch_attrs import LEFT, library_lock
 from hdmea.errors import RecordingFormatError
 from hdmea.io import hdf5_store as store
 
-__all__ = ["UnitScan", "UnitObjects", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values", "recording_metadata",
-           "sampling_rate", "first_value", "BOOKKEEPING_ATTRS"]
+__all__ = ["UnitScan", "UnitObjects", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values",
+           "first_value", "BOOKKEEPING_ATTRS"]
 
 #: Feature attributes that describe how a feature was made, not the unit: never columns.
 BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extracted_at", "extractor"})
@@ -497,22 +499,6 @@ def attr_value(value):
     if isinstance(value, (list, tuple, dict, np.ndarray)):
         return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
     return value
-
-
-def recording_metadata(f: h5py.File) -> dict:
-    if "metadata" not in f:
-        return {}
-    value = store.decode_node(store.node_from_h5(f["metadata"]))
-    return value if isinstance(value, dict) else {}
-
-
-def sampling_rate(meta: dict, path: Path) -> float:
-    rate = meta.get("sampling_rate", (meta.get("acquisition") or {}).get("sampling_rate"))
-    rate = np.asarray(rate).reshape(-1)[0] if rate is not None else None
-    if rate is None or not np.isfinite(rate) or rate <= 0:
-        raise RecordingFormatError("the recording has no sampling rate", path=path, obj="/metadata/sampling_rate",
-                                   expected="a positive number of samples per second", found=repr(rate))
-    return float(rate)
 
 
 def first_value(value):
