@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hdmea.errors import ConfigError, RecordingNotFoundError
+from hdmea.io.recording import open_recording, read_whole
 
 __all__ = ["export_features_to_parquet", "read_exported_features", "get_export_metadata", "EXPORT_VERSION"]
 
@@ -58,7 +59,7 @@ def _flatten(group, prefix: str) -> dict[str, Any]:
         if hasattr(item, "keys"):
             out.update(_flatten(item, f"{name}__"))
             continue
-        data = np.asarray(item[()])
+        data = read_whole(item)
         if data.dtype.kind in "OSU":
             out[name] = _value(data.reshape(-1)[0]) if data.size == 1 else str(data.tolist())
         elif data.ndim == 0 or data.size == 1 and data.ndim == 1:
@@ -79,7 +80,7 @@ def _unit_number(unit_group, key: str, default):
     if key in unit_group.attrs:
         return _value(unit_group.attrs[key])
     if key in unit_group and not hasattr(unit_group[key], "keys"):
-        return np.asarray(unit_group[key][()]).reshape(-1)[0].item()
+        return read_whole(unit_group[key]).reshape(-1)[0].item()
     return default
 
 
@@ -103,7 +104,8 @@ def export_features_to_parquet(
     for path in paths:
         if not path.exists():
             raise RecordingNotFoundError("recording not found", path=path)
-        with store.open_recording_hdf5(path, "r") as root:
+        with open_recording(path) as recording:
+            root = recording.file
             dataset_id = _value(root.attrs.get("dataset_id", path.stem))
             for unit in store.list_units(root):
                 group = root[f"units/{unit}"]
