@@ -140,3 +140,37 @@ def test_parquet_feature_export(rec, tmp_path):
     assert "dataset_id" not in only.columns and all(c.startswith(feature) or c.startswith("_") for c in only)
     with pytest.raises(ConfigurationError, match="no_such"):
         export_features_to_parquet(paths, tmp_path / "z.parquet", features=["no_such"])
+
+
+def test_metadata_and_unit_table_steps(rec, tmp_path):
+    from hdmea.io.cmcr import add_sys_meta_info
+    from hdmea.io.cmtr import add_cmtr_unit_info, update_hdf5_with_cmtr_unit_info
+    from hdmea.pipeline import create_session, load_recording
+
+    h5 = load_recording(rec.cmcr_path, rec.cmtr_path, "m", output_dir=tmp_path).hdf5_path
+    first = add_sys_meta_info(hdf5_path=h5)
+    assert first["cmcr_fields"] > 0 and first["cmtr_fields"] > 0
+    assert add_sys_meta_info(hdf5_path=h5) == {"hdf5_path": h5, "cmcr_fields": 0, "cmtr_fields": 0}  # kept
+    assert update_hdf5_with_cmtr_unit_info(h5)["units_updated"] == rec.config.n_units
+    table = None
+    with h5py.File(rec.cmtr_path, "r") as f:  # the unit table, read with plain h5py
+        def find(name, obj):
+            nonlocal table
+            if isinstance(obj, h5py.Dataset) and obj.dtype.names and "UnitID" in obj.dtype.names:
+                table = obj[()]
+        f.visititems(find)
+        cmtr_attrs = set(f.attrs)
+    rows = {int(r["UnitID"]): r for r in table}
+    with h5py.File(h5, "r") as f:
+        assert set(f["metadata/cmtr_meta"].attrs) >= cmtr_attrs - {"h5stream_checksums"}
+        assert f["metadata/cmcr_meta"].attrs["sampling_rate"] == rec.truth().sampling_rate
+        for unit in f["units"]:
+            meta = f[f"units/{unit}/unit_meta"].attrs
+            row = rows[int(meta["unitid"])]
+            assert meta["snr"] == row["SNR"] and meta["row"] == row["Row"] and meta["column"] == row["Column"]
+    session = create_session("m", output_dir=None)
+    session = load_recording(rec.cmcr_path, rec.cmtr_path, session=session)
+    assert add_sys_meta_info(session=session) is session
+    assert add_cmtr_unit_info(session=session) is session
+    assert {"add_sys_meta_info", "add_cmtr_unit_info"} <= set(session.completed_steps)
+    session.close()

@@ -127,10 +127,6 @@ NOT_PROVIDED = {
     ("hdmea.io.spike_sectioning", "MAX_RETRIES"): "retries of a network share's file access: files are opened "
                                                   "once through the validated reader",
     ("hdmea.io.spike_sectioning", "RETRY_DELAY"): "see MAX_RETRIES",
-    **{("hdmea.io.cmcr", n): "a step writing the files' metadata groups of the original: not yet provided"
-       for n in ("add_sys_meta_info",)},
-    **{("hdmea.io.cmtr", n): "steps writing the .cmtr's unit tables of the original: not yet provided"
-       for n in ("add_cmtr_unit_info", "update_hdf5_with_cmtr_unit_info")},
 }
 
 CASES = [(module, name) for module, names in ORIGINAL_NAMES.items() for name in names]

@@ -669,7 +669,7 @@ def read_light_reference(cmcr_path: str | os.PathLike) -> tuple[dict[str, np.nda
 
 
 # The original pipeline's reader functions (hdmea.io.lab_readers), loaded on first use.
-_LAB_READERS = ('load_cmcr_data', 'load_sensor_data', 'load_sensor_data_chunked', 'get_sensor_data_info', 'find_cmcr_file_from_cmtr')
+_LAB_READERS = ('load_cmcr_data', 'load_sensor_data', 'load_sensor_data_chunked', 'get_sensor_data_info', 'find_cmcr_file_from_cmtr', 'add_sys_meta_info')
 
 
 def __getattr__(name: str):

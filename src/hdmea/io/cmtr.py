@@ -473,7 +473,7 @@ def read_units(cmtr_path: str | os.PathLike, sampling_rate: float, unit_ids=None
 
 
 # The original pipeline's reader functions (hdmea.io.lab_readers), loaded on first use.
-_LAB_READERS = ('load_cmtr_data', 'get_cmtr_recording_id', 'validate_cmcr_cmtr_match')
+_LAB_READERS = ('load_cmtr_data', 'get_cmtr_recording_id', 'validate_cmcr_cmtr_match', 'add_cmtr_unit_info', 'update_hdf5_with_cmtr_unit_info')
 
 
 def __getattr__(name: str):
