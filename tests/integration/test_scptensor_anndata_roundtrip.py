@@ -415,3 +415,19 @@ def test_a_zarr_store_anndata_wrote_is_imported(tmp_path):
     assert np.array_equal(c.assays["rna"].layers["counts"].X.toarray(), X * 2)
     assert c.obs["n"].to_list() == [1, None, 3] and c.obs.schema["n"] == pl.Int16
     assert c.obs["batch"].cast(pl.String).to_list() == ["a", "b", "a"]
+
+
+def test_an_index_renamed_in_pandas_is_still_the_id_column(tmp_path):
+    c = example_container()
+    path = tmp_path / "c.h5ad"
+    save_h5ad(c, path, assay="proteins")
+    adata = anndata.read_h5ad(path)
+    adata.obs.index.name = "cell_id"
+    adata.var.index.name = "uniprot"
+    adata.write_h5ad(path)
+    loaded = load_hdf5(path)
+    assert loaded.sample_id_col == "_index" and loaded.sample_ids.to_list() == c.sample_ids.to_list()
+    assert_container_equal(loaded, ScpContainer(c.obs, {"proteins": c.assays["proteins"]}, history=loaded.history))
+    assert loaded.history[-1].params["changes"] == [
+        "obs: index 'cell_id' taken as the id column '_index'", "var: index 'uniprot' taken as the id column '_index'",
+    ]

@@ -247,6 +247,11 @@ def reconcile_frame(
     """
     if recorded is None:
         return found
+    if (id_col is not None and found.width and id_col not in found.columns and id_col in recorded.columns
+            and found.columns[0] not in recorded.columns):
+        # the index was renamed in pandas (AnnData shows row labels first): keep the id column's name
+        notes.add(f"{label}: index {found.columns[0]!r} taken as the id column {id_col!r}")
+        found = found.rename({found.columns[0]: id_col})
     if id_col is not None and id_col in found.columns and id_col in recorded.columns:
         position = {v: i for i, v in enumerate(recorded.get_column(id_col).to_list())}
         rows = [position.get(v, -1) for v in found.get_column(id_col).to_list()]
