@@ -21,7 +21,7 @@ the figure).
 
 A third row times the frame-order decision that ``sensor_axis_order="auto"`` makes
 before the electrical-image pass (``hdmea.io.frame_order.footprint_evidence``: both
-readings tested on at most 32 units x 20 spikes, small neighbourhoods read) on the
+readings tested on at most 16 units x 12 spikes, one window of frames read per spike) on the
 same file, uncached in a fresh subprocess, against the pass's own time.  Goal: under
 2% of the pass (0.02, lower is better).
 

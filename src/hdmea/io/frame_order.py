@@ -31,9 +31,9 @@ recording is decided from its own data, in this order:
    warning stored in the recording (``pipeline/session_info/warnings``) and shown
    by the run summary, ``hdmea inspect``, ``hdmea report`` and ``hdmea view``.
 
-Only those windows are read (at most ``MAX_UNITS x MAX_SPIKES x 2`` small
-hyperslabs of ``WINDOW x (2 * PATCH_RADIUS + 1)**2`` sensors, in time order), before
-any pass over the whole raw data.  ``"col_row"``/``"row_col"`` force a reading
+Only those windows are read: at most ``MAX_UNITS x MAX_SPIKES`` reads of
+``WINDOW`` frames of a region (one per spike and region, in time order; the
+neighbourhoods are cut from it), before any pass over the whole raw data.  ``"col_row"``/``"row_col"`` force a reading
 (``decided_by = "forced"``).
 
 The decision and its evidence are stored in the recording at
@@ -72,9 +72,9 @@ MARGIN = 0.5
 #: Spikes inside the raw frames a unit needs to be tested.
 MIN_SPIKES = 5
 #: Spikes averaged per unit (spread evenly over the unit's usable spikes).
-MAX_SPIKES = 20
+MAX_SPIKES = 12
 #: Units tested at most (those with the most usable spikes first).
-MAX_UNITS = 32
+MAX_UNITS = 16
 #: A trough this many electrodes (Chebyshev) from the unit's sensor is on target.
 MAX_DISTANCE = 1
 #: Radius of the neighbourhood read around each candidate sensor.
@@ -313,10 +313,14 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
             patches.append((k, i0, j0, len(sums)))
             sums.append(np.zeros((w1 - w0, i1 - i0, j1 - j0), dtype=np.float64))
         chosen.append((u, int(pick.size), patches))
-    reads.sort()
+    reads.sort(key=lambda r: (r[0], r[2]))
+    window, last = None, None
     for t, slot, k, i0, i1, j0, j1 in reads:
-        with cmcr.guard(regions[k].name):
-            x = datasets[k][t + w0:t + w1, i0:i1, j0:j1].astype(np.float64)
+        if (t, k) != last:  # one read of the region's frames serves every neighbourhood of this spike
+            with cmcr.guard(regions[k].name):
+                window = datasets[k][t + w0:t + w1]
+            last = (t, k)
+        x = window[:, i0:i1, j0:j1].astype(np.float64)
         sums[slot] += x - x[:BASELINE_SAMPLES].mean(axis=0)
     for u, n_spikes, patches in chosen:
         # depth of the trough, from 4 samples before the spike on
