@@ -212,3 +212,32 @@ def test_a_cancelled_worker_job_is_an_infrastructure_failure_and_its_recording_r
     assert len(lost["errors"]) == 1 and lost["errors"][0].startswith("attempt 1: [infrastructure]"), lost
     assert f"SLURM job {cancelled}" in lost["errors"][0], lost
     assert_equal_to_clean(out, clean)
+
+
+def test_a_batch_waiting_on_a_drained_node_says_why_and_ends_when_the_node_returns(
+        slurm, recordings, tmp_path, child_env):
+    folder, config, clean = recordings
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    logs.mkdir()
+    slurm.command("scontrol", "update", f"nodename={slurm.node}", "state=drain", "reason=firmware update")
+    stderr = tmp_path / "batch.err"
+    try:
+        with open(stderr, "w") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "hdmea", "batch", str(folder), "--slurm", "--out",
+                                     str(out), "--config", str(slurm_config(tmp_path, config, logs))],
+                                    env={**child_env, **slurm.env}, cwd=tmp_path, stdout=subprocess.PIPE,
+                                    stderr=err, text=True)
+            said = wait_for_text(stderr, "waiting for workers before any recording can run", timeout=180)
+            assert proc.poll() is None
+            line = next(x for x in said.read_text().splitlines() if "waiting for workers" in x)
+            # Why: the worker jobs are pending because the node is drained, and for what.
+            assert re.search(r"SLURM job \d+ pending \(", line), line
+            assert f"nodes not taking jobs: {slurm.node} drained (firmware update)" in line, line
+            assert not out.exists() or not list(out.glob("*.h5"))
+    finally:
+        slurm.command("scontrol", "update", f"nodename={slurm.node}", "state=resume")
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr.read_text()[-4000:]
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert [r["status"] for r in summary["results"]] == ["done"] * 3
+    assert_equal_to_clean(out, clean)

@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 
+#: seconds between two log lines saying why a cluster's batch waits for workers
+WAIT_REPORT_SECONDS = 10.0
+
+
 def run_batch(
     recordings: str | os.PathLike | Iterable[Any],
     config: PipelineConfig | None,
@@ -405,6 +409,22 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                 future.cancel()
                 finish(index, {"status": "failed", "kind": INFRASTRUCTURE, "error": what})
 
+    waited = {"since": time.monotonic(), "said": None}
+
+    def say_why_waiting() -> None:
+        # A cluster whose workers have not started (SLURM jobs pending: a drained node, a full queue)
+        # runs nothing; the log says so, and why, every WAIT_REPORT_SECONDS while it lasts.
+        now = time.monotonic()
+        if now - waited["since"] < WAIT_REPORT_SECONDS:
+            return
+        waited["since"] = now
+        why = pool.waiting_for_workers()
+        if why is not None:
+            logger.warning("waiting for workers before any recording can run: %s", why)
+        elif waited["said"] is not None:
+            logger.info("workers connected; the batch goes on")
+        waited["said"] = why
+
     pool.watch_workers()
     with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar, \
             signals_noted():
@@ -414,6 +434,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             if signal_name and not stopping:
                 stop(signal_name)
             note_lost_jobs()
+            say_why_waiting()
             # Each future reports itself when it ends (no wait over every running future per ending).
             try:
                 finished = [completed.get(timeout=0.2)]

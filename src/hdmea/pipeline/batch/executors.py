@@ -145,6 +145,23 @@ class Pool:
             out += [(str(key), text) for key in msg["processing-tasks"]]
         return out
 
+    def waiting_for_workers(self) -> str | None:
+        """Why no job can run yet (a Dask client without workers: its SLURM jobs pending, and why); else None."""
+        if self.client is None:
+            return None
+        try:
+            if self.client.scheduler_info(n_workers=1).get("n_workers", 0):
+                return None
+        except Exception:  # noqa: BLE001 - no answer is reported like no worker
+            logger.debug("asking the scheduler for its workers failed", exc_info=True)
+        jobs = [getattr(job, "job_id", None) for job in getattr(getattr(self.client, "cluster", None), "workers",
+                                                                {}).values()]
+        jobs = [str(j) for j in jobs if j]
+        text = "no Dask worker is connected"
+        if jobs:
+            text += "; " + _slurm_wait_reasons(jobs)
+        return text
+
     def can_rebuild(self) -> bool:
         return self._rebuild is not None
 
@@ -166,6 +183,29 @@ class Pool:
             self._close()
         elif self.owned:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _slurm_wait_reasons(job_ids: Sequence[str]) -> str:
+    """Each worker job's state and SLURM's reason for it, and the nodes that cannot take jobs, as one line."""
+    import subprocess
+
+    def run(*argv: str) -> str:
+        try:
+            return subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    jobs = [line.split(None, 2) for line in run("squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r")
+            .splitlines() if line.strip()]
+    text = ", ".join(f"SLURM job {j[0]} {j[1].lower()}" + (f" ({j[2]})" if len(j) > 2 and j[2] != "None" else "")
+                     for j in jobs) or f"SLURM jobs {', '.join(job_ids)} not in the queue"
+    unavailable = [line.split(None, 2) for line in run(
+        "sinfo", "-h", "-N", "-t", "drain,drained,draining,down,fail,maint,reserved", "-o", "%N %T %E"
+    ).splitlines() if line.strip()]
+    if unavailable:
+        text += "; nodes not taking jobs: " + ", ".join(
+            f"{n[0]} {n[1]}" + (f" ({n[2]})" if len(n) > 2 and n[2] != "none" else "") for n in unavailable)
+    return text
 
 
 def _slurm_job_state(job_id: str) -> str | None:
