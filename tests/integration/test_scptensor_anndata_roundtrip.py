@@ -431,3 +431,16 @@ def test_an_index_renamed_in_pandas_is_still_the_id_column(tmp_path):
     assert loaded.history[-1].params["changes"] == [
         "obs: index 'cell_id' taken as the id column '_index'", "var: index 'uniprot' taken as the id column '_index'",
     ]
+
+
+def test_layer_values_replaced_in_anndata_are_named(tmp_path):
+    c = example_container()
+    path = tmp_path / "c.h5ad"
+    save_h5ad(c, path, assay="peptides")
+    adata = anndata.read_h5ad(path)
+    adata.layers["norm"] = adata.layers["norm"] * 3  # a sparse layer replaced, X untouched
+    adata.write_h5ad(path)
+    loaded = load_hdf5(path)
+    norm = loaded.assays["peptides"].layers["norm"]
+    assert np.array_equal(norm.X.toarray(), c.assays["peptides"].layers["norm"].X.toarray() * 3, equal_nan=True)
+    assert loaded.history[-1].params["changes"] == ["values replaced in layers ['norm']"]

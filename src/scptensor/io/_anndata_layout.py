@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from h5stream import checksums
 from h5stream.elements import read_elem, write_elem
@@ -188,6 +189,9 @@ def write_assay_group(
         "feature_id_col": assay.feature_id_col,
         # a string array even when empty (an empty list has no spec encoding)
         "layer_order": np.array(list(assay.layers), dtype=np.dtypes.StringDType()),
+        # one digest per layer, in layer order: a later load names the layers whose values changed
+        "layer_digests": np.array([values_digest(m.X) for m in assay.layers.values()],
+                                  dtype=np.dtypes.StringDType()),
         "x_layer": x_layer if x_layer is not None else "",
         "obs_id_col": obs_id_col,
         "masks": {k: m.M for k, m in assay.layers.items() if m.M is not None},
@@ -202,6 +206,22 @@ def write_assay_group(
     _write_metadata(uns[SCPTENSOR_KEY], metadata, options)
     # masks: int8 codes (shuffle is a no-op on them) with sparse index arrays that it shrinks
     write_elem(uns[SCPTENSOR_KEY], "masks", masks, **matrix_options(masks, compression, level))
+
+
+def values_digest(X) -> str:
+    """CRC-32 of a matrix's values (dense: the values in row order; sparse: data, indices and indptr,
+    indices as int64 since anndata may store them narrower), as 8 hex digits."""
+    import zlib
+
+    if sparse.issparse(X):
+        parts = [X.format.encode(), np.ascontiguousarray(X.data).tobytes(),
+                 np.asarray(X.indices, dtype=np.int64).tobytes(), np.asarray(X.indptr, dtype=np.int64).tobytes()]
+    else:
+        parts = [str(np.shape(X)).encode(), np.ascontiguousarray(X).tobytes()]
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return f"{crc:08x}"
 
 
 def write_elem_group(parent: h5py.Group, key: str, value: dict, options: dict) -> h5py.Group:
@@ -379,11 +399,15 @@ def read_assay_group(
             rows = _positions_in(sample_ids, then)
             rows_ok = bool((rows >= 0).all())
     result = {}
-    dropped = []
+    dropped, replaced = [], []
+    digests = dict(zip(layer_order(info), (str(d) for d in info.get("layer_digests", []))))
+    same_cells = rows is None and cols is None and positions is None
     for name, values in stored.items():
         if layers is not None and name not in layers:
             continue
         X = read_rows(values, positions)
+        if same_cells and name in digests and values_digest(X) != digests[name]:
+            replaced.append(name)
         mask = None
         member = member_name(name)
         if member in masks:
@@ -397,6 +421,8 @@ def read_assay_group(
                 dropped.append(name)
                 mask = None
         result[name] = ScpMatrix(X, mask, metadata.get(name))
+    if replaced:
+        notes.add(f"{label}values replaced in layers {replaced}")
     if dropped:
         notes.add(f"{label}masks dropped (their rows or columns are gone): {dropped}")
         logger.warning("%s: masks of layers %s dropped: their samples or features are no longer in %s",
