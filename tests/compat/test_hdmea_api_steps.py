@@ -377,3 +377,35 @@ def test_load_recording_with_eimage_sta_original_call(tmp_path):
     for bad in ({"unit_ids": ["1"]}, {"skip_highpass": True}, {"load_sys_meta": False}):
         with pytest.raises(ConfigurationError):
             load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path / "c", **bad)
+
+
+def test_sta_result_and_helpers_the_original_way(tmp_path):
+    from hdmea.features.sta import STAResult, _compute_sta_for_unit, _find_noise_movie, _load_stimulus_movie
+    from hdmea.utils.exceptions import ConfigurationError
+
+    result = STAResult(hdf5_path=tmp_path / "r.h5", movie_name="noise", units_processed=5, units_failed=2,
+                       cover_range=(-30, 0), elapsed_seconds=1.5, failed_units=["unit_001", "unit_003"])
+    assert (result.movie, result.n_lags, result.exclude_current_frame, result.elapsed_s) == ("noise", 30, True, 1.5)
+    assert (result.units_failed, result.cover_range, result.warnings) == (2, (-30, 0), [])
+    rng = np.random.default_rng(2)
+    movie = rng.integers(0, 2, size=(100, 4, 5)).astype(np.uint8)
+    spikes = np.array([3, 9, 10, 50, 50, 99, 100, 140])
+    sta, used, excluded = _compute_sta_for_unit(spikes, movie, cover_range=(-10, 0))
+    valid = [f for f in spikes if 10 <= f < 100]  # a full window inside the movie; a repeated frame counts twice
+    naive = np.mean([movie[f - 10:f].astype(np.float64) for f in valid], axis=0)
+    assert (used, excluded) == (len(valid), spikes.size - len(valid)) and sta.dtype == np.float32
+    np.testing.assert_allclose(sta, naive, rtol=1e-6)
+    nan_sta, used0, excluded0 = _compute_sta_for_unit(np.array([0, 5]), movie, cover_range=(-60, 0))
+    assert (used0, excluded0) == (0, 2) and np.isnan(nan_sta).all() and nan_sta.shape == (60, 4, 5)
+    np.save(tmp_path / "m.npy", movie)
+    np.testing.assert_array_equal(_load_stimulus_movie("m", tmp_path), movie)
+    with pytest.raises(FileNotFoundError, match="Stimulus file not found"):
+        _load_stimulus_movie("absent", tmp_path)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_group("units/unit_000/spike_times_sectioned/step_up")
+        f.create_group("units/unit_000/spike_times_sectioned/Dense_NOISE_15hz")
+        f.create_group("units/unit_001/spike_times_sectioned/noise_a")
+        f.create_group("units/unit_001/spike_times_sectioned/noise_b")
+        assert _find_noise_movie(f, "unit_000") == "Dense_NOISE_15hz"
+        with pytest.raises(ConfigurationError, match="Multiple noise movie"):
+            _find_noise_movie(f, "unit_001")

@@ -48,9 +48,14 @@ FEATURE_VERSION = "1"
 DEFAULT_STIMULI_DIR = Path(r"M:\Python_Project\Data_Processing_2025\Design_Stimulation_Pattern\Data\Stimulations")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class STAResult:
-    """What :func:`compute_sta` did (immediate mode)."""
+    """What :func:`compute_sta` did (immediate mode).
+
+    Built with our fields or with the original pipeline's (``movie_name``,
+    ``units_processed``, ``units_failed``, ``cover_range``, ``elapsed_seconds``,
+    ``warnings``, ``failed_units``); both sets read back either way.
+    """
 
     hdf5_path: Path | None
     movie: str
@@ -62,10 +67,37 @@ class STAResult:
     n_spikes_excluded: dict[str, int]
     method: str
     params_hash: str
-    elapsed_s: float = 0.0
-    skipped: bool = False
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    failed_units: list[str] = dataclasses.field(default_factory=list)
+    elapsed_s: float
+    skipped: bool
+    warnings: list[str]
+    failed_units: list[str]
+
+    def __init__(self, hdf5_path=None, movie: str | None = None, units_processed: int = 0,
+                 n_lags: int | None = None, exclude_current_frame: bool = True, n_occurrences: int = 0,
+                 n_spikes_used=None, n_spikes_excluded=None, method: str = "", params_hash: str = "",
+                 elapsed_s: float = 0.0, skipped: bool = False, warnings=None, failed_units=None, *,
+                 movie_name: str | None = None, units_failed: int | None = None, cover_range=None,
+                 elapsed_seconds: float | None = None) -> None:
+        if cover_range is not None:
+            lags, exclude = cover_range_to_lags(cover_range)
+            if n_lags is not None and (n_lags, exclude_current_frame) != (lags, exclude):
+                raise ConfigError("the window is given twice (cover_range and n_lags); pass one")
+            n_lags, exclude_current_frame = lags, exclude
+        self.hdf5_path = Path(hdf5_path) if hdf5_path is not None else None
+        self.movie = movie if movie is not None else (movie_name or "")
+        self.units_processed = int(units_processed)
+        self.n_lags = int(n_lags) if n_lags is not None else 60
+        self.exclude_current_frame = bool(exclude_current_frame)
+        self.n_occurrences = int(n_occurrences)
+        self.n_spikes_used = dict(n_spikes_used or {})
+        self.n_spikes_excluded = dict(n_spikes_excluded or {})
+        self.method = method
+        self.params_hash = params_hash
+        self.elapsed_s = float(elapsed_seconds if elapsed_seconds is not None else elapsed_s)
+        self.skipped = bool(skipped)
+        self.warnings = list(warnings or [])
+        self.failed_units = list(failed_units or [])
+        self._units_failed = None if units_failed is None else int(units_failed)
 
     # -- the original pipeline's names for the same facts
     @property
@@ -79,7 +111,7 @@ class STAResult:
 
     @property
     def units_failed(self) -> int:
-        return len(self.failed_units)
+        return self._units_failed if self._units_failed is not None else len(self.failed_units)
 
     @property
     def elapsed_seconds(self) -> float:
@@ -95,12 +127,13 @@ def cover_range_to_lags(cover_range) -> tuple[int, bool]:
     try:
         start, end = (int(v) for v in cover_range)
     except (TypeError, ValueError):
-        raise ConfigError("cover_range must be a pair of frame offsets", found=repr(cover_range)) from None
+        raise ConfigError(f"Invalid cover_range {cover_range!r}: not a pair of frame offsets") from None
     if start >= end:
-        raise ConfigError("cover_range must start before it ends", found=repr(tuple(cover_range)))
+        raise ConfigError(f"Invalid cover_range {(start, end)}: it must start before it ends")
     if end not in (0, 1):
         raise ConfigError(
-            "cover_range must end at the spike's frame", expected="(-n, 0) (before the spike's frame) or "
+            f"Invalid cover_range {(start, end)}: it must end at the spike's frame",
+            expected="(-n, 0) (before the spike's frame) or "
             "(-n + 1, 1) (with it)", found=repr(tuple(cover_range)),
             hint="frames after the spike's frame cannot have caused it")
     return end - start, end == 0
@@ -256,12 +289,7 @@ def compute_sta(
             raise ConfigError(f"the recording never shows movie {movie!r}",
                               expected="a movie with section times", found=", ".join(_movies(target)) or "none")
         if stimulus is None and stimuli_dir is not None:
-            stimulus = Path(stimuli_dir) / f"{movie}.npy"
-            if not stimulus.is_file():
-                from hdmea.errors import RecordingNotFoundError
-
-                raise RecordingNotFoundError(f"the stimulus movie {movie!r} is not in stimuli_dir", path=stimulus,
-                                             hint="pass stimuli_dir= the folder holding <movie>.npy, or stimulus=")
+            stimulus = _load_stimulus_movie(movie, stimuli_dir)
         frames = movie_stimulus(stimulus, config, movie)
         first_lag = 1 if exclude_current_frame else 0
         params = {"movie": movie, "n_lags": int(n_lags), "first_lag": first_lag,
@@ -328,10 +356,67 @@ def _movies(target) -> list[str]:
     return target.keys("stimulus/section_time") if target.has("stimulus/section_time") else []
 
 
+def _noise_movies(names) -> list[str]:
+    """The original pipeline's rule: movies whose name contains ``noise`` (any case)."""
+    return sorted(m for m in names if "noise" in m.lower())
+
+
+def _find_noise_movie(hdf5_file, unit_id: str) -> str:
+    """The one noise movie among a unit's sectioned movies (the original's helper); ConfigError otherwise."""
+    path = f"units/{unit_id}/spike_times_sectioned"
+    if path not in hdf5_file:
+        raise ConfigError(f"unit {unit_id} has no sectioned spikes", hint="run section_spike_times first")
+    movies = list(hdf5_file[path].keys())
+    noise = _noise_movies(movies)
+    if len(noise) != 1:
+        raise ConfigError(f"{'No' if not noise else 'Multiple'} noise movie found among the sectioned movies",
+                          expected="exactly one movie whose name contains 'noise'",
+                          found=", ".join(noise or movies) or "none")
+    return noise[0]
+
+
+def _load_stimulus_movie(movie_name: str, stimuli_dir) -> np.ndarray:
+    """``<stimuli_dir>/<movie_name>.npy`` as stored (a warning is logged when it is not uint8)."""
+    from hdmea.errors import RecordingNotFoundError
+
+    path = Path(stimuli_dir) / f"{movie_name}.npy"
+    if not path.is_file():
+        raise RecordingNotFoundError(f"Stimulus file not found for movie {movie_name!r}", path=path,
+                                     hint="pass stimuli_dir= the folder holding <movie>.npy, or stimulus=")
+    try:
+        movie = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the stimulus movie ({exc})") from exc
+    if movie.dtype != np.uint8:
+        logger.warning("stimulus movie %r is %s, not uint8", movie_name, movie.dtype)
+    return movie
+
+
+def _compute_sta_for_unit(spike_frames, movie_array, cover_range) -> tuple[np.ndarray, int, int]:
+    """One unit's STA over movie frames (the original's helper): ``(sta float32, used, excluded)``.
+
+    The same kernel as :func:`compute_sta`; no spike used gives an all-NaN STA, as
+    in the original.
+    """
+    from h5stream.kernels.sta import spike_triggered_average
+
+    n_lags, exclude = cover_range_to_lags(cover_range)
+    movie = np.asarray(movie_array)
+    frames = np.asarray(spike_frames, dtype=np.int64)
+    inside = (frames >= 0) & (frames < movie.shape[0])
+    sums = spike_triggered_average(movie, [frames[inside]], n_lags=n_lags, exclude_current_frame=exclude,
+                                   n_threads=1)
+    used = int(sums.n_spikes_used[0])
+    sta = np.asarray(sums.sta[0], dtype=np.float32)
+    if used == 0:
+        sta = np.full(sta.shape, np.nan, dtype=np.float32)
+    return sta, used, int(frames.size - used)
+
+
 def _default_movie(target, config) -> str:
     noise = sorted(config.noise_movies) if config is not None else []
     if not noise:  # the original's rule: the one sectioned movie named like a noise movie
-        noise = [m for m in _movies(target) if "noise" in m.lower()]
+        noise = _noise_movies(_movies(target))
     if len(noise) == 1:
         return noise[0]
     raise ConfigError(
