@@ -552,6 +552,12 @@ def guard_read(path: str | os.PathLike, obj: str | None = None) -> Iterator[None
         ) from exc
 
 
+#: The out-of-process whole-file check behind ``open_validated(verify_timeout=...)``: set by
+#: :mod:`h5stream.files.verify` when it is imported (with the package), so the dependency runs one way
+#: (verify's child process opens files through this module).
+_whole_file_check = None
+
+
 def open_validated(
     path: str | os.PathLike,
     *,
@@ -605,9 +611,9 @@ def open_validated(
     check_hdf5_signature(path)
     check_global_heaps(path)
     if verify_timeout is not None:
-        from h5stream.files.verify import verify_file  # verify's child process opens through this module
-
-        verify_file(path, check=check, timeout=verify_timeout)
+        if _whole_file_check is None:
+            raise RuntimeError("verify_timeout needs h5stream.files.verify (import h5stream.files first)")
+        _whole_file_check(path, check=check, timeout=verify_timeout)
     try:
         f = _open_read_only(path, h5py_kwargs)
     except _READ_FAILURES as exc:

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from h5stream.errors import FormatError, H5StreamError
+from h5stream.files import validated
 from h5stream.files.validated import LinkRule, ObjectVisitor, check_stored_type, guard_read, open_validated
 
 __all__ = ["verify_file", "verify_files", "LinkRuleFor"]
@@ -399,3 +400,6 @@ def verify_file(
                          link_rule=link_rule)[0]
     if error is not None:
         raise error
+
+
+validated._whole_file_check = verify_file  # open_validated(verify_timeout=...) runs this check

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from h5stream.kernels.eimage import TILE  # a compile-time constant of the kernels below
+from h5stream.kernels._tiles import TILE  # a compile-time constant of the kernels below
 
 
 @numba.njit(cache=True, nogil=True)

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from h5stream.kernels._tiles import TILE
 from h5stream.kernels.direct_rows import open_direct_rows
 from h5stream.kernels.sta import numba_threads
 
@@ -112,9 +113,6 @@ def settling_samples(sos: np.ndarray, tolerance: float = 1e-7) -> int:
     return max(1, math.ceil(math.log(tolerance) / math.log(radius)))
 
 
-#: channels per tile of the filtered buffer and of the sums (16 float32: one 64-byte cache line);
-#: the kernels of :mod:`h5stream.kernels._numba_eimage` are compiled with it
-TILE = 16
 
 
 def accumulator_bytes(window_len: int, n_channels: int) -> int:

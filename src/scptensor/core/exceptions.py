@@ -30,6 +30,7 @@ VisualizationError      ValueError              plotting input (kept for imports
 from __future__ import annotations
 
 from collections.abc import Collection
+from difflib import get_close_matches
 from typing import Any
 
 from h5stream.errors import H5StreamError, H5StreamWarning
@@ -113,9 +114,15 @@ class ScpValueError(ScpTensorError, ValueError):
         super().__init__(message, **fields)
 
 
-def _closest(name: str, options: Collection[str] | None) -> str | None:
-    from scptensor.core.utils import _find_closest_match
+def _find_closest_match(input_name: str, options: Collection[str]) -> str | None:
+    """The option most similar to ``input_name`` (difflib ratio of at least 0.6), or None."""
+    if not options:
+        return None
+    matches = get_close_matches(input_name, list(options), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
+
+def _closest(name: str, options: Collection[str] | None) -> str | None:
     return None if options is None else _find_closest_match(name, options)
 
 

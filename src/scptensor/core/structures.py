@@ -604,7 +604,7 @@ class ScpContainer:
         """Names of the layers of ``assay_name``; an unknown name raises AssayNotFoundError (a KeyError)
         suggesting the closest name."""
         if assay_name not in self.assays:
-            from scptensor.core.utils import _find_closest_match
+            from scptensor.core.exceptions import _find_closest_match
 
             available = list(self.assays)
             suggestion = _find_closest_match(assay_name, available)

@@ -16,24 +16,16 @@ projection is not a UMAP embedding.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection
-from difflib import get_close_matches
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 import numpy as np
 
-from scptensor.core.exceptions import MissingDependencyError, ScpValueError
+# _find_closest_match lives beside the errors whose suggestions it makes; the original's path hands it on.
+from scptensor.core.exceptions import MissingDependencyError, ScpValueError, _find_closest_match
 
 __all__ = ["_find_closest_match", "compute_pca", "compute_umap", "requires_dependency"]
-
-
-def _find_closest_match(input_name: str, options: Collection[str]) -> str | None:
-    """The option most similar to ``input_name`` (difflib ratio of at least 0.6), or None."""
-    if not options:
-        return None
-    matches = get_close_matches(input_name, list(options), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _median_filled(X) -> np.ndarray:
