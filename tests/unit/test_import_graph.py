@@ -12,10 +12,11 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: At most this many circles in the whole tree.  The goal is 3; the circles still open (measured by
-#: ``circles(import_graph())``) are the pipeline's step modules with the configuration (8 modules),
-#: scptensor's container and its file formats, hdmea.io's vendor readers with the original pipeline's
-#: reader functions they hand on, and two pairs of feature modules.  A new circle fails this test.
-MAX_CIRCLES = 5
+#: ``circles(import_graph())``) are the pipeline's step modules with the configuration and hdmea.io's
+#: vendor readers with the original pipeline's reader functions they hand on (12 modules),
+#: scptensor's container and its file formats, and two pairs of feature modules.  A new circle fails
+#: this test.
+MAX_CIRCLES = 4
 
 #: hdmea's layers, lowest first: a module may import its own layer and those below.  A module is
 #: placed by the longest prefix of its name listed here.
@@ -211,6 +212,7 @@ KNOWN_UPWARD = {
     "hdmea.features.eimage_sta.compute -> hdmea.pipeline.eimage",
     "hdmea.features.extract -> hdmea.pipeline.target",
     "hdmea.features.sta -> hdmea.pipeline.target",
+    "hdmea.io.lab_readers -> hdmea.pipeline.target",
     "hdmea.io.parquet_export -> hdmea.interop._extras",
     "hdmea.io.section_time -> hdmea.pipeline.config",
     "hdmea.io.section_time -> hdmea.pipeline.target",
