@@ -143,19 +143,18 @@ def read_floor(recording: Path) -> tuple[float, float, np.ndarray, np.ndarray, i
 
     from h5py import h5d, h5f, h5g, h5s, h5t
 
-    from h5stream.tree.lowlevel import native_hdf5
+    from h5stream.native import bind, libhdf5
 
-    lib = ctypes.CDLL(native_hdf5().path)
     hid = ctypes.c_int64
-    for name, restype, argtypes in (
-        ("H5Aget_num_attrs", ctypes.c_int, [hid]),
-        ("H5Aopen_by_idx", hid, [hid, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, hid, hid]),
-        ("H5Aget_type", hid, [hid]), ("H5Tget_size", ctypes.c_size_t, [hid]),
-        ("H5Aread", ctypes.c_int, [hid, hid, ctypes.c_void_p]), ("H5Tclose", ctypes.c_int, [hid]),
-        ("H5Aclose", ctypes.c_int, [hid]),
-    ):
-        function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
+    lib = libhdf5.library()  # the libhdf5 h5py loaded, as the engine's own readers call it
+    functions = bind(lib, {
+        "H5Aget_num_attrs": (ctypes.c_int, [hid]),
+        "H5Aopen_by_idx": (hid, [hid, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, hid, hid]),
+        "H5Aget_type": (hid, [hid]), "H5Tget_size": (ctypes.c_size_t, [hid]),
+        "H5Aread": (ctypes.c_int, [hid, hid, ctypes.c_void_p]), "H5Tclose": (ctypes.c_int, [hid]),
+        "H5Aclose": (ctypes.c_int, [hid]),
+    })
+    assert all(functions.values())
     scratch = np.empty(64, np.uint8)
     address = scratch.ctypes.data
 
