@@ -75,7 +75,7 @@ from typing import Any
 from h5stream.jsonvalues import stable_hash
 from hdmea.config_reader import TableReader, check_parameter_values, config_error
 from hdmea.errors import ConfigError, DeprecatedStepNameWarning
-from hdmea.pipeline.steps import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
+from hdmea.steps.table import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
 
 __all__ = [
     "StimulusSource",

@@ -166,7 +166,7 @@ def _step_parameter(config: Any, step: str, name: str) -> Any:
     """A step parameter as the run will use it: configured, else the step function's default."""
     import inspect
 
-    from hdmea.pipeline.steps import find_step
+    from hdmea.steps.table import find_step
 
     configured = config.steps.kwargs(step)
     if name in configured:

@@ -32,7 +32,7 @@ from hdmea.io.cmcr import CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, params_hash, source_files_attrs
-from hdmea.pipeline.steps import canonical_step_names
+from hdmea.steps.table import canonical_step_names
 from hdmea.pipeline.target import open_target
 from hdmea.progress import counted
 

@@ -44,7 +44,7 @@ from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
 from hdmea.io.recording import SourceFile, read_lazy_tree
 from hdmea.pipeline._staged_tree import node_nbytes, walk_datasets
-from hdmea.pipeline.steps import canonical_step_names
+from hdmea.steps.table import canonical_step_names
 from hdmea.progress import counted
 
 __all__ = ["SaveState", "PipelineSession", "create_session", "DEFAULT_MEMORY_WARNING_BYTES"]

@@ -40,7 +40,7 @@ from hdmea.errors import MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.pipeline.session import _NO_DEFAULT, PipelineSession, split_path
-from hdmea.pipeline.steps import canonical_step_names
+from hdmea.steps.table import canonical_step_names
 
 __all__ = ["StepTarget", "open_target"]
 

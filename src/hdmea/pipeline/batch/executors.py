@@ -291,7 +291,7 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
 
     if not capabilities.fork_server() or setup is None or not setup.warm:
         return []
-    from hdmea.pipeline.steps import STEPS
+    from hdmea.steps.table import STEPS
 
     return list(dict.fromkeys(["distributed", "numpy", "h5py", "hdmea.pipeline.batch",
                                *(step.module for step in STEPS), "scipy.signal"]))

@@ -20,7 +20,7 @@ from typing import Any
 from h5stream.errors import SourceNotFoundError
 from h5stream.files import write_bytes_atomic
 from hdmea.errors import ConfigError
-from hdmea.pipeline.steps import checkpoint_path_for
+from hdmea.steps.table import checkpoint_path_for
 
 __all__ = ["Recording", "discover_recordings", "output_path_for", "done_marker_path", "checkpoint_path_for",
            "read_done_marker", "write_done_marker", "finished_marker", "DONE_SUFFIX"]
