@@ -107,7 +107,7 @@ def _eimage_available() -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("hdmea.pipeline.eimage") is not None
+        return importlib.util.find_spec("hdmea.steps.eimage") is not None
     except ImportError:
         return False
 

@@ -38,10 +38,10 @@ from hdmea.features.on_off import StepUpFeatureExtractor
 from hdmea.features.receptive_field import DenseNoiseFeatureExtractor
 
 _LAZY = {
-    "compute_sta": "hdmea.features.sta",
-    "STAResult": "hdmea.features.sta",
-    "extract_features": "hdmea.features.extract",
-    "ExtractionResult": "hdmea.features.extract",
+    "compute_sta": "hdmea.steps.sta",
+    "STAResult": "hdmea.steps.sta",
+    "extract_features": "hdmea.steps.features",
+    "ExtractionResult": "hdmea.steps.features",
 }
 
 __all__ = [

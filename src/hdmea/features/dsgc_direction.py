@@ -175,7 +175,7 @@ def section_by_direction(
     returns it).  Units without a centre or without spikes of the movie are
     skipped and named in the result.
     """
-    from hdmea.io.section_time import read_stimulus_config
+    from hdmea.steps.section_time import read_stimulus_config
     from hdmea.pipeline.target import open_target
 
     if padding_frames < 0:

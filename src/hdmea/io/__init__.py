@@ -14,11 +14,11 @@ _EXPORTS = {
         "create_recording_hdf5", "open_recording_hdf5", "write_units", "write_stimulus", "write_metadata",
         "write_source_files", "mark_stage1_complete", "get_stage1_status", "list_units", "list_features",
         "write_feature_to_unit")},
-    **{name: "hdmea.io.section_time" for name in (
+    **{name: "hdmea.steps.section_time" for name in (
         "add_section_time", "add_section_time_analog", "convert_frame_to_sample_index",
         "convert_sample_index_to_frame")},
-    "section_spike_times": "hdmea.io.spike_sectioning",
-    "SectionResult": "hdmea.io.spike_sectioning",
+    "section_spike_times": "hdmea.steps.spike_sectioning",
+    "SectionResult": "hdmea.steps.spike_sectioning",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -2,7 +2,7 @@
 
 A flow is ``flows/<name>.json`` in the original's format (see
 :mod:`hdmea.pipeline.config`); ``set6a_full`` ships with hdmea.  ``run_flow``
-calls the same steps as every other style (:func:`~hdmea.pipeline.runner.load_recording`
+calls the same steps as every other style (:func:`~hdmea.steps.load.load_recording`
 with ``config=`` the flow's defaults, then ``extract_features``); a feature whose
 inputs the recording lacks (section times, say) is reported in the extraction
 result, not raised.
@@ -17,7 +17,7 @@ from typing import Any
 
 from hdmea.errors import ConfigError
 from hdmea.pipeline.config import config_search_dirs, load_flow_config
-from hdmea.pipeline.runner import FlowResult, load_recording
+from hdmea.steps.load import FlowResult, load_recording
 
 __all__ = ["run_flow", "list_available_flows", "get_flow_info"]
 
@@ -41,7 +41,7 @@ def run_flow(
     ``success`` is False when loading did not complete or a feature failed.
     With the load stage disabled the recording must exist already (``dataset_id`` names it).
     """
-    from hdmea.pipeline.runner import extract_features
+    from hdmea.steps.load import extract_features
 
     flow = load_flow_config(flow_name, config_dir)
     features = flow.get_feature_sets()

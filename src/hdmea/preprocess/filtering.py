@@ -4,7 +4,7 @@ The high-pass filters are zero-phase Butterworth filters along the first (time)
 axis of a (samples, ...) array, returned as float32 (the ``_legacy`` variant:
 float64, transfer-function coefficients, as the lab's first scripts).  The
 streaming electrical-image step filters chunk by chunk on its own
-(:mod:`hdmea.pipeline.eimage`); these functions filter an array held in memory.
+(:mod:`hdmea.steps.eimage`); these functions filter an array held in memory.
 Spike times here are in microseconds, as the original's firing-rate helpers took them.
 """
 

@@ -47,7 +47,7 @@ class PipelineReport:
     resumed_from: Path | None = None
     checkpoints: int = 0
     #: the electrical images' orientation self-check (fractions of units whose image peaks at
-    #: their own (row, col) and at (col, row)), when the step ran; see hdmea.pipeline.eimage
+    #: their own (row, col) and at (col, row)), when the step ran; see hdmea.steps.eimage
     orientation: dict | None = None
     #: how the raw frames were read, what decided it and the evidence (hdmea.io.frame_order), when
     #: a step read the .cmcr
@@ -306,7 +306,7 @@ def _checkpoint_on_stop(session, checkpoint: Path, digest: str, dataset_id: str,
 
 def _orientation_summary(session) -> dict | None:
     """The orientation self-check the electrical-image step stored, as plain values (None: not run)."""
-    from hdmea.pipeline.eimage import ORIENTATION_METADATA
+    from hdmea.steps.eimage import ORIENTATION_METADATA
 
     stored = session.get(ORIENTATION_METADATA, None)
     if not isinstance(stored, dict):

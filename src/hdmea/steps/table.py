@@ -165,16 +165,16 @@ def _call_eimage(ctx: StepContext, step: Step) -> None:
 
 #: The pipeline in order.
 STEPS: tuple[Step, ...] = (
-    Step("load_recording", "hdmea.pipeline.runner:load_recording", checkpoint_after=True, call=_call_load),
-    Step("add_section_time", "hdmea.io.section_time:add_section_time", needs=_needs_stimulus,
+    Step("load_recording", "hdmea.steps.load:load_recording", checkpoint_after=True, call=_call_load),
+    Step("add_section_time", "hdmea.steps.section_time:add_section_time", needs=_needs_stimulus,
          call=_call_section_time),
-    Step("section_spike_times", "hdmea.io.spike_sectioning:section_spike_times", needs=_needs_stimulus),
-    Step("compute_sta", "hdmea.features.sta:compute_sta", switch=True, default=True, checkpoint_after=True,
+    Step("section_spike_times", "hdmea.steps.spike_sectioning:section_spike_times", needs=_needs_stimulus),
+    Step("compute_sta", "hdmea.steps.sta:compute_sta", switch=True, default=True, checkpoint_after=True,
          needs=_needs_noise_movie, call=_call_sta, aliases=("sta",)),
-    Step("compute_eimage_sta", "hdmea.pipeline.eimage:compute_eimage_sta", switch=True, default=False,
+    Step("compute_eimage_sta", "hdmea.steps.eimage:compute_eimage_sta", switch=True, default=False,
          checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta"),
          recorded_aliases=("eimage_sta",)),
-    Step("extract_features", "hdmea.features.extract:extract_features", switch=True, default=True,
+    Step("extract_features", "hdmea.steps.features:extract_features", switch=True, default=True,
          needs=_needs_stimulus, aliases=("features",)),
 )
 

@@ -164,7 +164,7 @@ def write_eimage_sta_to_hdf5(hdf5_file, unit_id: str, sta: np.ndarray, n_spikes:
 
 
 def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float) -> EImageSTAResult:
-    from hdmea.pipeline.eimage import compute_eimage_sta as step
+    from hdmea.steps.eimage import compute_eimage_sta as step
 
     if config.skip_highpass:
         raise ConfigError("skip_highpass=True is not available: the electrical-image step always high-pass "
