@@ -28,6 +28,7 @@ _h5attrs = compiled("_h5attrs")
 __all__ = [
     "LIBDEFLATE_CRC32",
     "array_digest",
+    "parts_digest",
     "digest_start",
     "digest_update",
     "digest_end",
@@ -87,6 +88,14 @@ def array_digest(array: np.ndarray) -> str:
             array = np.ascontiguousarray(array)
         crc = _crc32_bytes(array, crc)
     return f"{crc:08x}"
+
+
+def parts_digest(parts) -> str:
+    """CRC-32 of byte strings taken one after the other (their concatenation), as 8 hex digits."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return _hex(crc)
 
 
 def digest_start(dtype: np.dtype, shape: tuple[int, ...]) -> int:

@@ -211,17 +211,12 @@ def write_assay_group(
 def values_digest(X) -> str:
     """CRC-32 of a matrix's values (dense: the values in row order; sparse: data, indices and indptr,
     indices as int64 since anndata may store them narrower), as 8 hex digits."""
-    import zlib
-
     if sparse.issparse(X):
         parts = [X.format.encode(), np.ascontiguousarray(X.data).tobytes(),
                  np.asarray(X.indices, dtype=np.int64).tobytes(), np.asarray(X.indptr, dtype=np.int64).tobytes()]
     else:
         parts = [str(np.shape(X)).encode(), np.ascontiguousarray(X).tobytes()]
-    crc = 0
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    return f"{crc:08x}"
+    return checksums.parts_digest(parts)
 
 
 def write_elem_group(parent: h5py.Group, key: str, value: dict, options: dict) -> h5py.Group:
