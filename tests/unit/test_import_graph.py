@@ -11,11 +11,11 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-#: At most this many circles in the whole tree.  The goal is 3; the circles still open (measured by
-#: ``circles(import_graph())``) are hdmea.io's vendor readers with the original pipeline's reader
-#: functions they hand on, scptensor's container and its file formats, and two pairs of feature
-#: modules.  A new circle fails this test.
-MAX_CIRCLES = 4
+#: At most this many circles in the whole tree.  Those still open (``circles(import_graph())``):
+#: hdmea.io's vendor readers with the original pipeline's reader functions they hand on, the feature
+#: registry with its built-in extractors, and scptensor's container with its file formats (the
+#: container's save and load reach the formats, which build containers).
+MAX_CIRCLES = 3
 
 #: hdmea's layers, lowest first: a module may import its own layer and those below.  A module is
 #: placed by the longest prefix of its name listed here.
@@ -205,7 +205,7 @@ def test_the_step_table_is_a_leaf_and_imports_no_runner():
         assert not graph[module] & set(RUNNERS), graph[module] & set(RUNNERS)
 
 
-def test_import_circles_do_not_grow():
+def test_at_most_three_import_circles():
     found = circles(import_graph())
     assert len(found) <= MAX_CIRCLES, f"{len(found)} import circles: {found}"
 

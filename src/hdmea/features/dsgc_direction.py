@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -40,6 +39,8 @@ from hdmea.errors import ConfigError
 from hdmea.features.base import StoredGroup
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.moving_bar import INVALID_CENTRE, STA_MOVIE, unit_rf_centre
+# The lab's on/off pickle and grid conversion (in their own module, which the moving-bar extractor reads too).
+from hdmea.features.direction.on_off_pickle import COORDINATE_SCALE_FACTOR, convert_center_15_to_300, load_on_off_dict
 
 __all__ = [
     "DIRECTION_LIST", "N_DIRECTIONS", "N_REPETITIONS", "N_TRIALS", "DEFAULT_PADDING_FRAMES", "DEFAULT_STIMULI_DIR",
@@ -58,7 +59,6 @@ DEFAULT_PADDING_FRAMES = 10
 #: Where the lab kept its stimulus files (on/off pickles).  None here: the on/off frames come from the bar's
 #: geometry unless ``on_off_dict_path`` names a file.
 DEFAULT_STIMULI_DIR: Path | None = None
-COORDINATE_SCALE_FACTOR = 20
 STA_GEOMETRY_FEATURE = f"sta_{STA_MOVIE}"
 DEFAULT_MOVIE_NAME = "moving_h_bar_s5_d8_3x"
 INVALID_CENTER_VALUE = INVALID_CENTRE
@@ -77,34 +77,6 @@ class DirectionSectionResult:
     elapsed_seconds: float
     warnings: list[str] = dataclasses.field(default_factory=list)
     skipped_units: list[str] = dataclasses.field(default_factory=list)
-
-
-def load_on_off_dict(dict_path) -> dict[tuple[int, int], dict[str, list[int]]]:
-    """The lab's per-pixel on/off pickle, checked: (row, col) keys, ``on_peak_location``/``off_peak_location``.
-
-    A pickle runs code when loaded: pass only files your lab made.
-    """
-    path = Path(dict_path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no on/off dictionary here (a pickle of per-pixel bar timings)")
-    with open(path, "rb") as fh:
-        data = pickle.load(fh)  # noqa: S301 - the lab's own file, named by the caller
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not an on/off dictionary", expected="a dict", found=type(data).__name__)
-    for key, value in list(data.items())[:1]:
-        if not (isinstance(key, tuple) and len(key) == 2):
-            raise ConfigError(f"{path}: on/off dictionary keys must be (row, col)", found=repr(key))
-        if not isinstance(value, dict) or not {"on_peak_location", "off_peak_location"} <= set(value):
-            raise ConfigError(f"{path}: on/off dictionary values need 'on_peak_location' and 'off_peak_location'",
-                              found=repr(value)[:80])
-    return data
-
-
-def convert_center_15_to_300(center_row_15: float, center_col_15: float) -> tuple[int, int]:
-    """The lab's conversion of a 15 x 15 grid centre to 300 x 300 pixels (``int(c * 20)``, clipped)."""
-    row = max(0, min(299, int(center_row_15 * COORDINATE_SCALE_FACTOR)))
-    col = max(0, min(299, int(center_col_15 * COORDINATE_SCALE_FACTOR)))
-    return row, col
 
 
 def get_cell_center(hdf5_file, unit_id: str, sta_feature_name: str = STA_GEOMETRY_FEATURE) -> tuple[int, int] | None:

@@ -34,6 +34,7 @@ import numpy as np
 from hdmea.errors import MissingInputError
 from hdmea.features.base import FeatureExtractor
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
+from hdmea.features.direction.on_off_pickle import convert_center_15_to_300, load_on_off_dict
 from hdmea.features.registry import FeatureRegistry
 from hdmea.features.trials import movie_trials
 
@@ -171,7 +172,6 @@ class MovingBarFeatureExtractor(FeatureExtractor):
     def _pickle_timing(self, config, centre, stimulus_data, movie: str, n_trials: int):
         """Trial-relative (on, off) frames, (n_trials, 8), from the lab's per-pixel pickle (movie frames of the
         sweeps of one occurrence; every occurrence is timed alike)."""
-        from hdmea.features.dsgc_direction import convert_center_15_to_300, load_on_off_dict
         from hdmea.stimulus import StimulusConfig
 
         path = config["on_off_dict_path"]
