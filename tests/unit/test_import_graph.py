@@ -20,9 +20,10 @@ MAX_CIRCLES = 3
 #: hdmea's layers, lowest first: a module may import its own layer and those below.  A module is
 #: placed by the longest prefix of its name listed here.
 HDMEA_LAYERS = [
-    {"hdmea.errors", "hdmea.utils", "hdmea.progress", "hdmea.stimulus", "hdmea.config_reader"},
-    {"hdmea.io", "hdmea.preprocess", "hdmea.synthetic"},
-    {"hdmea.features", "hdmea.analysis", "hdmea.config", "hdmea.steps.table"},
+    {"hdmea.errors", "hdmea._extras", "hdmea.utils", "hdmea.progress", "hdmea.stimulus", "hdmea.config_reader"},
+    {"hdmea.io", "hdmea.preprocess"},
+    # the synthetic recordings plant their truth with the features' stimulus geometry
+    {"hdmea.features", "hdmea.analysis", "hdmea.config", "hdmea.steps.table", "hdmea.synthetic"},
     {"hdmea.steps", "hdmea.pipeline", "hdmea.report", "hdmea.view", "hdmea.interop"},
     {"hdmea.cli", "hdmea.cli_interop", "hdmea.demo", "hdmea.__main__", "hdmea"},
 ]
@@ -217,8 +218,6 @@ KNOWN_UPWARD = {
     "hdmea.features.dsgc_direction -> hdmea.steps.section_time",
     "hdmea.features.eimage_sta.compute -> hdmea.steps.eimage",
     "hdmea.io.lab_readers -> hdmea.pipeline.target",
-    "hdmea.io.parquet_export -> hdmea.interop._extras",
-    "hdmea.synthetic.model -> hdmea.features.direction.bar_geometry",
 }
 #: The original pipeline's paths of the steps: each module is its step's module under another name
 #: (sys.modules), so it imports the step wherever the path sits.

@@ -9,6 +9,6 @@ Each module needs an optional extra and says which one when it is missing:
 Nothing here is imported by ``import hdmea``; import the module you need.
 """
 
-from hdmea.interop._extras import MissingExtraError
+from hdmea._extras import MissingExtraError
 
 __all__ = ["MissingExtraError"]

@@ -74,7 +74,7 @@ import numpy as np
 from h5stream.files import create_atomic
 from h5stream.writer.columns import CompressedColumn
 from hdmea.errors import RecordingFormatError
-from hdmea.interop._extras import require
+from hdmea._extras import require
 from hdmea.interop._nwb_streams import _SPIKES_PER_BUFFER, _SPIKES_PER_CHUNK, _iterator_class, gzip_column
 from hdmea.interop._nwb_tables import IMAGE_FEATURES  # noqa: F401 (importable from here, as before the split)
 from hdmea.interop._nwb_tables import add_images, add_intervals, feature_columns, unit_attr_description

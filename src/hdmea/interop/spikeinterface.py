@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hdmea.errors import ConfigError, RecordingFormatError
-from hdmea.interop._extras import require
+from hdmea._extras import require
 from hdmea.io.mcs import GRID_SIZE
 
 __all__ = ["read_cmcr", "read_cmtr", "read_recording_file", "PITCH_UM"]

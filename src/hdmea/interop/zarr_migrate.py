@@ -69,7 +69,7 @@ import numpy as np
 
 from h5stream.errors import H5StreamError
 from hdmea.errors import RecordingFormatError
-from hdmea.interop._extras import require
+from hdmea._extras import require
 from hdmea.io import hdf5_store as store
 from hdmea.io.recording import open_recording
 from hdmea.pipeline.preflight import PreflightError, check_output_folder

@@ -33,7 +33,7 @@ EXPORT_VERSION = "1.0.0"
 
 
 def _pandas_and_parquet():
-    from hdmea.interop._extras import require
+    from hdmea._extras import require
 
     return (require("pandas", "interop", "the Parquet feature export"),
             require("pyarrow", "interop", "the Parquet feature export"),

@@ -1,4 +1,4 @@
-"""The optional extras of the interop modules: one place that imports them or says what to install."""
+"""The optional extras (NWB, SpikeInterface, zarr, Parquet, ...): one place that imports them or says what to install."""
 
 from __future__ import annotations
 
