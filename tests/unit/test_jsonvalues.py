@@ -131,6 +131,17 @@ def test_feature_params_hash_is_byte_identical_to_stored_hashes(params):
     assert params_hash("sta", "2", params) == _feature_hash_before("sta", "2", params)
 
 
+def test_feature_params_hash_of_a_large_array_follows_its_values():
+    big = np.arange(100_000, dtype=np.float32)
+    changed = big.copy()
+    changed[-1] += 1
+    first = params_hash("eimage_sta", "1", {"data": big})
+    assert first == params_hash("eimage_sta", "1", {"data": big.copy()})
+    assert first != params_hash("eimage_sta", "1", {"data": changed})
+    assert first != params_hash("eimage_sta", "1", {"data": big.astype(np.float64)})
+    assert first != params_hash("eimage_sta", "1", {"data": big.reshape(1000, 100)})
+
+
 def test_config_digest_is_byte_identical_to_stored_digests():
     config = PipelineConfig()
     before = hashlib.sha256(json.dumps(config.digest_payload(), sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -185,14 +185,34 @@ def test_timestamps_past_the_recording(cmtr):
 
 
 @pytest.mark.parametrize(("column", "value"), [("Row", 66), ("Column", 0), ("Row", -1)])
-def test_row_and_column_outside_the_chip(cmtr, column, value):
+def test_row_and_column_outside_the_chip_are_overruled_by_a_valid_sensor_id(cmtr, column, value, caplog):
+    with h5py.File(cmtr, "r") as f:
+        table = f["Spike Sorter/Units"][()]
+    unit, sensor = int(table["UnitID"][1]), int(table["SensorID"][1])
+    expected = ((sensor - 1) % 65 + 1, (sensor - 1) // 65 + 1)  # column-major 65 x 65 grid, 1-based
+
     def change(table):
         table = table.copy()
         table[column][1] = value
         return table
     _rewrite_table(cmtr, "Spike Sorter/Units", change)
+    with caplog.at_level("WARNING"), CmtrFile(cmtr) as f:
+        units = f.read_units(20000.0)
+        warnings, warned_units = list(f.position_warnings), list(f.position_warning_units)
+    placed = {int(u.unit_id): (int(u.row), int(u.col)) for u in units}
+    assert placed[unit] == expected
+    assert warned_units == [unit] and f"unit {unit}" in warnings[0] and f"SensorID {sensor}" in warnings[0]
+    assert any(str(cmtr) in r.getMessage() and f"unit {unit}" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sensor_id_outside_the_chip_is_refused(cmtr):
+    def change(table):
+        table = table.copy()
+        table["SensorID"][1] = 65 * 65 + 1
+        return table
+    _rewrite_table(cmtr, "Spike Sorter/Units", change)
     error = _cmtr_refused(cmtr, "/Spike Sorter/Units")
-    assert f"{column} of unit 9 outside the 65 x 65 grid" in str(error) and str(value) in str(error)
+    assert "outside the 65 x 65 grid" in str(error) and "4226" in str(error)
 
 
 def test_float_sensor_ids_are_refused(cmtr):

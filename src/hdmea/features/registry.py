@@ -60,15 +60,20 @@ class UnknownFeatureError(ConfigError, KeyError):
 def params_hash(name: str, version: str, params: Mapping[str, Any]) -> str:
     """16 hex digits of :func:`h5stream.jsonvalues.stable_hash` of an extractor's name, version and parameters.
 
-    An array among the parameters (a class-style config may hold data, e.g. the
-    filtered sensor data of ``eimage_sta``) counts by its dtype, shape and the
-    SHA-256 of its bytes, not as a JSON list of its values.
+    An array of up to ``_LISTED_ARRAY_SIZE`` values counts as its JSON list of
+    values, as feature hashes already stored in recordings were computed; a
+    larger one (a class-style config may hold data, e.g. the filtered sensor
+    data of ``eimage_sta``) counts by its dtype, shape and the SHA-256 of its
+    bytes, so that hashing it does not cost a text of every value.
     """
     return stable_hash({"name": name, "version": str(version), "params": _digestible(dict(params))})
 
 
+_LISTED_ARRAY_SIZE = 65_536
+
+
 def _digestible(value):
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) and value.size > _LISTED_ARRAY_SIZE:
         data = np.ascontiguousarray(value)
         return {"ndarray_sha256": hashlib.sha256(data.view(np.uint8).reshape(-1) if data.dtype != object
                                                  else repr(data.tolist()).encode()).hexdigest(),
