@@ -122,13 +122,6 @@ FEATURES_ELSEWHERE = {
     and not (module == "hdmea.features" and name in ("compute_sta", "STAResult"))
 }
 
-#: Names not provided, with the reason (the docs page, docs/guide/from-hdmea-processing.md, lists them too).
-NOT_PROVIDED = {
-    ("hdmea.io.spike_sectioning", "MAX_RETRIES"): "retries of a network share's file access: files are opened "
-                                                  "once through the validated reader",
-    ("hdmea.io.spike_sectioning", "RETRY_DELAY"): "see MAX_RETRIES",
-}
-
 CASES = [(module, name) for module, names in ORIGINAL_NAMES.items() for name in names]
 
 
@@ -139,8 +132,7 @@ def test_the_list_is_complete_and_unique():
 
 @pytest.mark.parametrize("module", sorted(ORIGINAL_NAMES))
 def test_every_module_imports(module):
-    if any(m == module for m, _ in FEATURES_ELSEWHERE) or ORIGINAL_NAMES[module] and all(
-            (module, n) in NOT_PROVIDED for n in ORIGINAL_NAMES[module]):
+    if any(m == module for m, _ in FEATURES_ELSEWHERE):
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -151,13 +143,6 @@ def test_every_module_imports(module):
 
 @pytest.mark.parametrize(("module", "name"), CASES, ids=[f"{m}:{n}" for m, n in CASES])
 def test_every_name_imports_from_its_original_path(module, name):
-    if (module, name) in NOT_PROVIDED:
-        reason = NOT_PROVIDED[(module, name)]
-        try:
-            getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            pytest.skip(f"{module}.{name} not provided: {reason}")
-        return
     try:
         value = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:

@@ -409,3 +409,36 @@ def test_sta_result_and_helpers_the_original_way(tmp_path):
         assert _find_noise_movie(f, "unit_000") == "Dense_NOISE_15hz"
         with pytest.raises(ConfigurationError, match="Multiple noise movie"):
             _find_noise_movie(f, "unit_001")
+
+
+def test_section_spike_times_retries_a_refused_open(lab_recording, tmp_path, monkeypatch):
+    from hdmea.io import spike_sectioning
+    from hdmea.io.section_time import add_section_time
+    from hdmea.pipeline.runner import load_recording
+
+    rec, playlist, lengths = lab_recording
+    h5 = load_recording(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path).hdf5_path
+    add_section_time(h5, "set_t", playlist_file_path=playlist, movie_length_file_path=lengths)
+    assert (spike_sectioning.MAX_RETRIES, spike_sectioning.RETRY_DELAY) == (3, 0.1)  # the original's values
+    real_open, refusals, sleeps = spike_sectioning.open_target, [], []
+
+    def refusing_open(*args, **kwargs):
+        if len(refusals) < refuse:
+            refusals.append(args[0])
+            raise PermissionError(13, "Permission denied", str(args[0]))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(spike_sectioning, "open_target", refusing_open)
+    monkeypatch.setattr(spike_sectioning.time, "sleep", sleeps.append)
+    refuse = spike_sectioning.MAX_RETRIES  # every attempt refused: the last error reaches the caller
+    with pytest.raises(PermissionError):
+        spike_sectioning.section_spike_times(h5)
+    assert len(refusals) == 3 and sleeps == [0.1, 0.2]
+    with h5py.File(h5, "r") as f:
+        assert not any("spike_times_sectioned" in f[f"units/{u}"] for u in f["units"])
+    refusals.clear(), sleeps.clear()
+    refuse = 2  # refused twice, then the file opens: the step runs as without refusals
+    result = spike_sectioning.section_spike_times(h5)
+    assert result.success and len(refusals) == 2 and sleeps == [0.1, 0.2]
+    with h5py.File(h5, "r") as f:
+        assert all("spike_times_sectioned" in f[f"units/{u}"] for u in f["units"])

@@ -22,9 +22,11 @@ trials (:func:`h5stream.kernels.sectioning.section_sorted`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TypedDict
 
@@ -37,12 +39,18 @@ from hdmea.pipeline.target import open_target
 from hdmea.progress import counted
 from hdmea.stimulus import StimulusConfig, frames_to_samples, occurrence_frame_ranges, trial_frame_ranges
 
-__all__ = ["SectionResult", "section_spike_times", "movie_trial_bounds", "StimuliConfigDict", "DEFAULT_CONFIG_DIR"]
+__all__ = ["SectionResult", "section_spike_times", "movie_trial_bounds", "StimuliConfigDict", "DEFAULT_CONFIG_DIR",
+           "MAX_RETRIES", "RETRY_DELAY"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 STEP = "section_spike_times"
+#: Attempts at opening the recording file when the system refuses access for a moment (a virus scanner,
+#: an indexer or a sync client holding the file on Windows, a network share); the n-th retry waits
+#: ``n * RETRY_DELAY`` seconds. Only a ``PermissionError`` while opening is retried, never a write.
+MAX_RETRIES = 3
+RETRY_DELAY = 0.1  # seconds
 #: The stimulus files shipped with hdmea (``<movie>.json``, the original's format); ``config_dir`` looks elsewhere.
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "data" / "config" / "stimuli"
 
@@ -162,7 +170,8 @@ def section_spike_times(
         raise ConfigError(f"pad_margin must be (before_s, after_s), found {pad_margin!r}") from None
     if before < 0 or after < 0 or not np.isfinite(before + after):
         raise ConfigError(f"pad_margin values must be finite and >= 0, found {pad_margin!r}")
-    with open_target(hdf5_path, session, step=STEP) as target:
+    stack, target = _open_retrying(hdf5_path, session)
+    with stack:
         target.require_steps("load_recording", "add_section_time")
         if STEP in target.completed_steps and not force:
             logger.info("section_spike_times already ran; pass force=True to recompute")
@@ -174,6 +183,23 @@ def section_spike_times(
             result.hdf5_path = Path(hdf5_path) if hdf5_path else None
             target.mark_step_complete(STEP)
     return session if session is not None else result
+
+
+def _open_retrying(hdf5_path, session):
+    """Enter the step's target, retrying a refused open of the file; returns (exit stack, target)."""
+    attempt = 1
+    while True:
+        stack = contextlib.ExitStack()
+        try:
+            return stack, stack.enter_context(open_target(hdf5_path, session, step=STEP))
+        except PermissionError as exc:
+            stack.close()
+            if session is not None or attempt >= MAX_RETRIES:
+                raise
+            logger.warning("%s: access refused (%s); retry %d of %d in %.2f s", hdf5_path, exc,
+                           attempt, MAX_RETRIES - 1, RETRY_DELAY * attempt)
+            time.sleep(RETRY_DELAY * attempt)
+            attempt += 1
 
 
 def _with_stimulus_files(config: StimulusConfig | None, config_dir) -> StimulusConfig | None:
