@@ -179,6 +179,16 @@ class Pool:
             logger.debug("shutting down the broken pool failed", exc_info=True)
 
     def close(self) -> None:
+        # Unsubscribe before the client goes: the scheduler sends its "remove-client" event to every
+        # subscriber of "all", and sending it to this closing client logged a CommClosedError traceback.
+        if self.client is not None and getattr(self, "_where", None) is not None:
+            from hdmea.pipeline.batch.jobs import JOB_STARTED_TOPIC
+
+            for topic in (JOB_STARTED_TOPIC, "all"):
+                try:
+                    self.client.unsubscribe_topic(topic)
+                except Exception:  # noqa: BLE001 - a client already closed has nothing to unsubscribe
+                    logger.debug("unsubscribing from %s failed", topic, exc_info=True)
         if self._close is not None:
             self._close()
         elif self.owned:
