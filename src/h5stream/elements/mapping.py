@@ -39,7 +39,7 @@ from h5stream.elements.registry import (
     write_with,
 )
 from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY, write_string_list
-from h5stream.errors import EncodingError
+from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, write_array
 
 __all__ = ["DICT", "SEQUENCE", "escape_name", "member_name", "KEYS_ATTR"]
@@ -105,7 +105,15 @@ def _write_dict(parent: h5py.Group, key: str, value: dict, options: WriteOptions
 def _read_dict(group: h5py.Group, *, series: bool = False) -> dict:
     keys_json = group.attrs.get(KEYS_ATTR)
     if keys_json is None:
-        return {name: read_with(group[name]) for name in group}
+        names = list(group)
+        for name in names:
+            if not isinstance(name, str):  # h5py hands a name that is not UTF-8 over as bytes
+                raise FormatError(
+                    "a member name of a dict is not UTF-8 text", path=group.file.filename, obj=group.name,
+                    expected="member names written as UTF-8 text", found=repr(name),
+                    hint="the file is damaged; restore it from a copy",
+                )
+        return {name: read_with(group[name]) for name in names}
     if isinstance(keys_json, bytes):
         keys_json = keys_json.decode()
     keys = json.loads(keys_json)

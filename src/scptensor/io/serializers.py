@@ -25,6 +25,7 @@ from h5stream.codecs import CODECS
 from h5stream.elements import read_elem, write_elem
 from scptensor.core.structures import ProvenanceLog
 from scptensor.io import json_values
+from scptensor.io.exceptions import IOFormatError
 from scptensor.io.legacy import read_columns_v1, read_history_v1
 
 __all__ = [
@@ -236,8 +237,23 @@ def serialize_provenance(history: Sequence[ProvenanceLog], group: h5py.Group) ->
 def deserialize_provenance(group: h5py.Group) -> list[ProvenanceLog]:
     """Read a history written by :func:`serialize_provenance`, or the 1.0 layout."""
     if "records" in group:
+        unknown = sorted(repr(name) for name in group if name not in ("records", "params"))
+        if unknown:
+            raise IOFormatError(
+                "the history holds members it never has", path=group.file.filename, obj=group.name,
+                expected="'records' and 'params'", found=", ".join(unknown),
+                hint="the file is damaged; restore it from a copy",
+            )
         value = {"records": read_elem(group["records"])}
         if "params" in group:
             value["params"] = read_elem(group["params"])
+            known = {str(i) for i in range(value["records"].height)}
+            stray = sorted(repr(k) for k in value["params"] if k not in known)
+            if stray:
+                raise IOFormatError(
+                    "parameters of entries the history does not have", path=group.file.filename,
+                    obj=f"{group.name}/params", expected=f"keys '0'..'{len(known) - 1}'", found=", ".join(stray),
+                    hint="the file is damaged; restore it from a copy",
+                )
         return provenance_from_element(value)
     return read_history_v1(group)
