@@ -255,7 +255,11 @@ def test_random_spec_frames_read_with_anndata(tmp_path_factory, frame):
         theirs = ad_io.read_elem(f["obs"])
     assert theirs.shape == frame.shape
     for name in frame.columns:
-        _same_list(frame[name].to_list(), _pandas_values(theirs[escape_name(name, RESERVED_NAMES)]))
+        # a name with "/" between non-empty parts is stored as anndata stores it (nested groups), so
+        # anndata reads the name itself; any other name that no link can carry is escaped
+        nested = "/" in name and all(name.split("/")) and name not in RESERVED_NAMES
+        stored = name if nested else escape_name(name, RESERVED_NAMES)
+        _same_list(frame[name].to_list(), _pandas_values(theirs[stored]))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -302,6 +302,8 @@ def _check_legacy_attrs(manifest: Manifest, obj, where: str, expected: Mapping[s
                 value = obj.attrs[name]
             except KeyError:
                 raise _missing_attr(manifest, where, name) from None
+            except OSError as exc:
+                raise _unreadable_attr(obj, name, exc) from exc
         check_value(manifest, _attr_at(where, name), digest, value)
 
 
@@ -316,8 +318,18 @@ def _all_attr_values(obj, values: Mapping[str, Any] | None, complete: bool = Fal
         name = attr_name_text(obj.file.filename, obj.name, name)
         if name not in out and not (root and name == MANIFEST_ATTR):
             refuse_sequence_attr(obj, name)
-            out[name] = attrs[name]
+            try:
+                out[name] = attrs[name]
+            except OSError as exc:
+                raise _unreadable_attr(obj, name, exc) from exc
     return out
+
+
+def _unreadable_attr(obj, name: str, exc: OSError) -> FormatError:
+    """libhdf5 could not read an attribute's value (e.g. a damaged heap index of its text)."""
+    return FormatError("an attribute's value cannot be read", path=obj.file.filename,
+                       obj=f"{obj.name.rstrip('/')}/@{name}", expected="a readable value",
+                       found=f"libhdf5: {exc}", hint="the file is damaged; restore it from a copy")
 
 
 def check_attribute_set(manifest: Manifest, where: str, kind: str, packed: str, values: Mapping[str, Any]) -> int:

@@ -311,13 +311,25 @@ def _attr_str(obj, name: str) -> str | None:
 
 def read_spec(obj) -> ElementSpec | None:
     """The encoding our reader dispatches on (typed attributes first), or None."""
-    typed = _attr_str(obj, TYPED_TYPE_ATTR)
+    typed, typed_version = _attr_str(obj, TYPED_TYPE_ATTR), _attr_str(obj, TYPED_VERSION_ATTR)
+    etype, version = _attr_str(obj, ENCODING_TYPE_ATTR), _attr_str(obj, ENCODING_VERSION_ATTR)
+    # Writers always set both attributes of a pair: one without the other is a damaged name or
+    # value, and reading on with the other layer's encoding would silently change the values.
+    for kind, pair in (("h5stream encoding", (typed, typed_version)), ("encoding", (etype, version))):
+        if (pair[0] is None) != (pair[1] is None):
+            missing = (TYPED_TYPE_ATTR, TYPED_VERSION_ATTR) if kind != "encoding" else \
+                (ENCODING_TYPE_ATTR, ENCODING_VERSION_ATTR)
+            raise FormatError(
+                f"the {kind} attributes are incomplete", path=obj.file.filename, obj=obj.name,
+                expected=f"both {missing[0]} and {missing[1]}",
+                found=f"only {missing[0] if pair[0] is not None else missing[1]}",
+                hint="the file is damaged; restore it from a copy",
+            )
     if typed is not None:
-        return ElementSpec(typed, _attr_str(obj, TYPED_VERSION_ATTR) or "", layered=True)
-    etype = _attr_str(obj, ENCODING_TYPE_ATTR)
+        return ElementSpec(typed, typed_version, layered=True)
     if etype is None:
         return None
-    return ElementSpec(etype, _attr_str(obj, ENCODING_VERSION_ATTR) or "")
+    return ElementSpec(etype, version)
 
 
 def read_with(obj, *, series: bool = False) -> Any:
