@@ -293,7 +293,7 @@ _KILLED_WRITER = textwrap.dedent(
 
 def test_sigkill_during_a_save_leaves_the_old_dataset(tmp_path, container):
     path = save_parquet(container, tmp_path / "c.parquet")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, env=env)
     try:
         assert proc.stdout.readline().strip() == b"start"

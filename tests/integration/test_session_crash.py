@@ -60,7 +60,7 @@ def _earlier(path: Path) -> bytes:
 def test_kill_during_write_keeps_earlier_file(tmp_path, action, limit):
     target = tmp_path / "rec.h5"
     before = _earlier(target)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run([sys.executable, "-c", KILLER, str(target), action, limit], capture_output=True,
                           text=True, timeout=120, env=env)
     assert done.returncode == -9, done.stderr

@@ -39,7 +39,7 @@ def test_session_eight_times_its_limit_saves_in_bounded_memory(tmp_path):
         hwm_mb = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024
         print(staged, spilled, maxrss_mb, hwm_mb)
     """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     staged, spilled, maxrss_mb, peak_mb = done.stdout.split()

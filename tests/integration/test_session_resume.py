@@ -78,7 +78,7 @@ PIPELINE = textwrap.dedent("""
 def _run(tmp_path: Path, body: str, *, wait: bool = True):
     script = tmp_path / "pipeline_script.py"
     script.write_text(PIPELINE + textwrap.dedent(body))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     cmd = [sys.executable, str(script)]
     if wait:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
