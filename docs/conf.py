@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-
-import h5stream  # noqa: E402
+try:
+    import h5stream  # the installed package, with its compiled kernels
+except ImportError:  # a checkout that was never installed: autodoc reads the sources (built in place)
+    sys.path.insert(0, str(ROOT / "src"))
+    import h5stream
 
 project = "h5stream"
 author = "h5stream developers"
