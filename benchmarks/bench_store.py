@@ -559,12 +559,13 @@ def bounded_rows(size: str, workdir: Path) -> list[Row]:
     sizes_mb, budget_mb = bounded_sizes(size), BOUNDED["full" if size == "huge" else size][1]
     chunk = min(CHUNK_BYTES, sizes_mb[0] * 2**20 // 8)
     rows = []
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    # the child imports what this run imports (the installed package, with its compiled kernels)
+    import_path = os.pathsep.join(p for p in sys.path if p)
     for session_mb in sizes_mb:
         target = workdir / f"bounded_{session_mb}.h5"
         code = BOUNDED_CODE.format(target=str(target), n_units=session_mb * 2**20 // chunk,
                                    values_per_unit=chunk // 8, budget=budget_mb * 2**20)
-        maxrss, out = peak_rss_mb(code, env={"PYTHONPATH": src})
+        maxrss, out = peak_rss_mb(code, env={"PYTHONPATH": import_path})
         stage_s, save_s, staged, spilled, peak = out.split()
         peak = float(peak)
         total_s = float(stage_s) + float(save_s)
