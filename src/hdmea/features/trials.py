@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 
+from hdmea.errors import MissingInputError
 from hdmea.features.base import StoredGroup
 
 __all__ = ["sampling_rate_of", "stored_rate", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us"]
@@ -86,6 +87,15 @@ class TrialSpikes:
     @property
     def n_trials(self) -> int:
         return len(self.spikes)
+
+
+def required_movie_trials(feature: str, unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes:
+    """The unit's trials of ``movie``; a :class:`MissingInputError` for ``feature`` when there are none."""
+    trials = movie_trials(unit_data, stimulus_data, metadata, movie)
+    if trials is None or not trials.n_trials or not trials.frame_period_us:
+        raise MissingInputError(f"no sectioned trials of movie {movie!r} for this unit: run section_spike_times "
+                                "first", feature_name=feature, missing_input=f"spike_times_sectioned/{movie}")
+    return trials
 
 
 def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes | None:

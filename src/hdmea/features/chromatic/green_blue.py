@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from hdmea.errors import MissingInputError
 from hdmea.features.base import FeatureExtractor
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import movie_trials
+from hdmea.features.trials import required_movie_trials
 
 __all__ = ["ChromaticFeatureExtractor", "event_responses"]
 
@@ -58,10 +57,7 @@ class ChromaticFeatureExtractor(FeatureExtractor):
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
         config = {**self.config, **(config or {})}
         movie = config.get("movie", self.name)
-        trials = movie_trials(unit_data, stimulus_data, metadata, movie)
-        if trials is None or not trials.n_trials or not trials.frame_period_us:
-            raise MissingInputError(f"no sectioned trials of movie {movie!r} for this unit: run section_spike_times "
-                                    "first", feature_name=self.name, missing_input=f"spike_times_sectioned/{movie}")
+        trials = required_movie_trials(self.name, unit_data, stimulus_data, metadata, movie)
         period = trials.frame_period_us
         length_frames = float(np.min(trials.lengths_us)) / period
         step = float(config.get("step_frames", length_frames / 4))

@@ -36,7 +36,7 @@ from hdmea.features.base import FeatureExtractor
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.on_off_pickle import convert_center_15_to_300, load_on_off_dict
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import movie_trials
+from hdmea.features.trials import required_movie_trials
 
 __all__ = ["MovingBarFeatureExtractor", "direction_selectivity", "unit_rf_centre", "STA_MOVIE"]
 
@@ -126,10 +126,7 @@ class MovingBarFeatureExtractor(FeatureExtractor):
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
         config = {**self.config, **(config or {})}
         movie = config.get("movie", self.name)
-        trials = movie_trials(unit_data, stimulus_data, metadata, movie)
-        if trials is None or not trials.n_trials or not trials.frame_period_us:
-            raise MissingInputError(f"no sectioned trials of movie {movie!r} for this unit: run section_spike_times "
-                                    "first", feature_name=self.name, missing_input=f"spike_times_sectioned/{movie}")
+        trials = required_movie_trials(self.name, unit_data, stimulus_data, metadata, movie)
         period = trials.frame_period_us
         n_dir = len(DIRECTION_LIST)
         sweep = int(config.get("sweep_frames", round(float(np.min(trials.lengths_us)) / period / n_dir)))
