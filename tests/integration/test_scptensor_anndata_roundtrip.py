@@ -213,12 +213,12 @@ def test_h5mu_with_modalities_over_different_samples(tmp_path):
     original = c.assays["peptides"].layers["raw"]
     assert np.array_equal(_dense(raw.X)[held], _dense(original.X)[held], equal_nan=True)
     assert np.isnan(_dense(raw.X)[lacking]).all()
-    assert (_dense(raw.M)[lacking] == MaskCode.FILTERED).all()
+    assert (_dense(raw.M)[lacking] == MaskCode.UNCERTAIN).all()
     assert np.array_equal(_dense(raw.M)[held], _dense(original.M)[held])
     assert raw.X.format == original.X.format
     assert_container_equal(ScpContainer(loaded.obs, {"proteins": loaded.assays["proteins"]}),
                            ScpContainer(c.obs, {"proteins": c.assays["proteins"]}))
-    assert loaded.history[-1].params["changes"] == ["mod/peptides: 4 of 6 samples not measured (NaN, mask code FILTERED)"]
+    assert loaded.history[-1].params["changes"] == ["mod/peptides: 4 of 6 samples not measured (NaN, mask code UNCERTAIN)"]
     # saving back gives each modality its own samples again
     again = tmp_path / "again.h5mu"
     save_h5mu(loaded, again)
@@ -314,12 +314,12 @@ def test_a_modality_added_in_mudata_is_imported(tmp_path):
     for row, sample in enumerate(rna.obs_names):
         assert np.array_equal(X.X[ids.index(sample)], rna.X[row])
     assert np.isnan(X.X[[ids.index("S4"), ids.index("S5")]]).all()
-    assert (X.M[[ids.index("S4"), ids.index("S5")]] == MaskCode.FILTERED).all()
+    assert (X.M[[ids.index("S4"), ids.index("S5")]] == MaskCode.UNCERTAIN).all()
     assert_container_equal(ScpContainer(loaded.obs, {k: loaded.assays[k] for k in ("proteins", "peptides")},
                                          links=loaded.links),
                            ScpContainer(c.obs, c.assays, links=c.links))
     assert loaded.history[-1].params["changes"] == [
-        "mod/rna: modality added", "mod/rna: 2 of 6 samples not measured (NaN, mask code FILTERED)",
+        "mod/rna: modality added", "mod/rna: 2 of 6 samples not measured (NaN, mask code UNCERTAIN)",
     ]
 
 

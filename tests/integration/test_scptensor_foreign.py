@@ -118,7 +118,7 @@ def test_foreign_h5mu_imports_one_assay_per_modality(tmp_path):
     assert np.array_equal(c.assays["prot"].layers["X"].X, prot.X[rows], equal_nan=True)
     assert "mod/pep/obs/depth" in c.history[0].params["not_imported"]
     assert_container_equal(load_h5mu(path), c, check_history=False)
-    # a modality lacking some samples: its rows for them are NaN, mask code FILTERED ("not measured")
+    # a modality lacking some samples: its rows for them are NaN, mask code UNCERTAIN ("not measured")
     with mudata.set_options(pull_on_update=False):
         partial = mudata.MuData({"prot": prot, "pep": pep[:2].copy()})
     partial.write(tmp_path / "partial.h5mu")
@@ -129,9 +129,9 @@ def test_foreign_h5mu_imports_one_assay_per_modality(tmp_path):
     lacking = [i for i in range(len(ids)) if i not in held]
     pep_raw = c.assays["pep"].layers["X"]
     assert np.array_equal(pep_raw.X[held], pep.X[:2])
-    assert np.isnan(pep_raw.X[lacking]).all() and (pep_raw.M[lacking] == 3).all() and (pep_raw.M[held] == 0).all()
+    assert np.isnan(pep_raw.X[lacking]).all() and (pep_raw.M[lacking] == 6).all() and (pep_raw.M[held] == 0).all()
     assert c.assays["prot"].layers["X"].M is None
-    assert "mod/pep: 2 of 4 samples not measured (NaN, mask code FILTERED)" in c.history[0].params["not_imported"]
+    assert "mod/pep: 2 of 4 samples not measured (NaN, mask code UNCERTAIN)" in c.history[0].params["not_imported"]
 
 
 # What anndata keeps of a frame it re-saves: text with repeated values becomes categorical, and a

@@ -18,13 +18,16 @@ from scptensor.io.serializers import normalize_sparse
 
 __all__ = ["NOT_MEASURED", "not_measured_rows", "rows_of", "spread_rows"]
 
-#: Mask code of the rows an assay gets for samples its modality does not hold (the data model
-#: has no code of its own for "not measured"; FILTERED says the value is absent on purpose).
-NOT_MEASURED = MaskCode.FILTERED
+#: Mask code of the rows an assay gets for samples its modality does not hold.  The data model
+#: (the original ScpTensor's codes 0-6, kept unchanged) has no "not measured" code; UNCERTAIN is
+#: the one it gives a missing cell whose cause the input cannot tell (its matrix importer marks
+#: every non-finite cell so), which is what a MuData file says of a sample a modality lacks: it
+#: may never have been measured there, or was filtered there.  FILTERED would claim a QC removal.
+NOT_MEASURED = MaskCode.UNCERTAIN
 
 
 def not_measured_rows(assay: Assay, n_samples: int) -> np.ndarray:
-    """Samples an assay holds no measurement of: in every layer all NaN with every mask code FILTERED.
+    """Samples an assay holds no measurement of: in every layer all NaN with every mask code UNCERTAIN.
 
     Such rows are what loading a MuData file whose modality lacks a sample
     makes, so saving leaves them out of that modality again.

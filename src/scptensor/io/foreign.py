@@ -19,7 +19,7 @@ AnnData / MuData                       container
 An ``.h5ad`` holds one assay (named by ``assay=``, default ``"main"``); an
 ``.h5mu`` one assay per modality, each modality's samples matched to the global
 ``obs`` by id; a modality lacking some samples gets NaN rows with mask code
-FILTERED for them (said in the history entry).  Categories no row uses are
+UNCERTAIN for them (said in the history entry).  Categories no row uses are
 listed too (a polars Categorical keeps only the values present).
 """
 

@@ -7,7 +7,7 @@ Layout (MuData 0.1.0, ``axis=0``): a 512-byte user block starting with
 column and frame record under ``uns/scptensor``) and ``mod/<assay>`` each an
 AnnData group (see :mod:`scptensor.io._anndata_layout`), in ``mod-order``.  A
 modality holds the samples its assay measured: rows all NaN with mask code
-FILTERED in every layer are left out of it.  Every element has an encoding
+UNCERTAIN in every layer are left out of it.  Every element has an encoding
 AnnData reads and writes back under its defaults (see
 :mod:`scptensor.io._anndata_columns`).
 """
@@ -179,8 +179,8 @@ def load_h5mu(path: str | os.PathLike, *, verify: bool = True) -> ScpContainer:
 
     Modalities over different samples load: the container's samples are those
     of ``/obs`` (the union, in the file's order) and an assay's rows for samples
-    its modality lacks are NaN with mask code ``FILTERED`` (the data model has no
-    code of its own for "not measured").  Saving such a container back with
+    its modality lacks are NaN with mask code ``UNCERTAIN`` (the data model's code
+    for a missing value whose cause is unknown; it has no "not measured" code).  Saving such a container back with
     :func:`save_h5mu` leaves those rows out of that modality again.
 
     One history entry (``load_edited_mudata``) names every difference and lists
