@@ -1,0 +1,520 @@
+"""A lab-shaped recording's first two steps against an uncached read of their inputs.
+
+``load_recording`` and then ``compute_eimage_sta`` of one recording, in a
+deferred session and with the parameters the batch target runs them with
+(``hdmea.pipeline.load_recording_with_eimage_sta``: 120 s of raw data, at most
+10 000 spikes per unit, window (-10, 40), 100 Hz high-pass of order 2), against
+the disk's limit: ``dd iflag=direct`` reading the ``.cmcr`` and then the
+``.cmtr`` sequentially (``O_DIRECT``: no page-cache copy).  The two steps read
+nothing but these two files, so the ratio (ours / read, lower is better) says
+how far from the disk they are.  Both sides run in interleaved rounds with the
+two files' pages dropped first (``posix_fadvise DONTNEED``); ours runs in a
+fresh subprocess (after an untimed warm-up on a small recording that loads the
+compiled kernels), which also gives its peak resident memory.
+
+Sizes (the inputs come from the batch target's generator,
+``benchmarks.bench_batch_target``):
+
+* ``full``: the lab's shape, 310 units (300 firing), 30 minutes, 2 minutes of
+  raw data of the full 65 x 65 chip: a 20.6 GB ``.cmcr`` and a 6.1 GB ``.cmtr``;
+* ``small``: the batch target's small recording (seconds; the suite runs it).
+
+``--scale F`` (or ``H5STREAM_LAB_SHAPE_SCALE``) scales the raw seconds and the
+unit count of a size for a trial.  ``--inputs DIR`` (or
+``H5STREAM_LAB_SHAPE_INPUTS``) keeps the generated recording in ``DIR`` and
+reuses it on the next run (a stamp ``lab.json`` names the size and scale it was
+made for): the full inputs take about ten minutes to write.
+
+Rows: the ratio on a quiet machine (goal 1.10) and with one core kept busy by
+another process (:class:`benchmarks._harness.busy_core`, goal 1.30), both
+measured in the same run; the peak resident memory of ours (goal under 2 GB).
+The details give each step's wall and CPU seconds, the bytes read from the disk
+(``/proc/self/io``) and where the time went, counted inside the code by wrapping
+its parts (:class:`Counters`): the ``Peaks`` reads and the unit summaries of the
+load, the light reference, the frame-order decision, and the electrical images'
+reads, filtering and accumulation.  A part's seconds are the wall time inside
+its calls, summed over the threads that make them: parts that overlap in
+different threads can sum past the step's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks._harness import (
+    Row,
+    Timing,
+    busy_core,
+    drop_page_cache,
+    interleave,
+    is_noisy,
+    require_free_space,
+    scratch_dir,
+)
+
+#: ours / uncached read of the inputs, quiet and with one core busy (lower is better)
+GOAL = 1.10
+BUSY_GOAL = 1.30
+#: peak resident memory of ours (MB)
+MEMORY_GOAL_MB = 2048.0
+SCALE_VARIABLE = "H5STREAM_LAB_SHAPE_SCALE"
+INPUTS_VARIABLE = "H5STREAM_LAB_SHAPE_INPUTS"
+NAME = "lab"
+#: rounds per variant (the runner's policy may ask for more)
+ROUNDS = {"small": 1, "full": 3}
+#: dd's block size for the peer's read
+DD_BLOCK = "64M"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def config(size: str, scale: float = 1.0):
+    """The synthetic recording of a size (the batch target's), its raw seconds and units scaled."""
+    from benchmarks.bench_batch_target import _config
+
+    cfg = _config(size)
+    if scale != 1.0:
+        units = max(2, round(cfg.n_units * scale))
+        silent = min(cfg.n_silent_units, units - 1)
+        cfg = dataclasses.replace(cfg, raw_seconds=cfg.raw_seconds * scale, n_units=units, n_silent_units=silent)
+    return cfg
+
+
+def _scale(scale: float | None) -> float:
+    if scale is None:
+        text = os.environ.get(SCALE_VARIABLE)
+        if not text:
+            return 1.0
+        try:
+            scale = float(text)
+        except ValueError:
+            raise ValueError(f"{SCALE_VARIABLE} must be a number, found {text!r}") from None
+    if not 0 < scale <= 1:
+        raise ValueError(f"the scale must lie in (0, 1], found {scale}")
+    return float(scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    cmcr: Path
+    cmtr: Path
+
+    @property
+    def nbytes(self) -> int:
+        return self.cmcr.stat().st_size + self.cmtr.stat().st_size
+
+
+def space_needed(size: str, scale: float = 1.0) -> int:
+    """Bytes the inputs take with a margin: the raw data of the full chip, and the sorter file
+    (at most 40% of it), plus a tenth."""
+    from benchmarks.bench_batch_target import CHIP_SENSORS
+
+    cfg = config(size, scale)
+    return int(cfg.sampling_rate * cfg.raw_seconds * CHIP_SENSORS * 2 * 1.4 * 1.1)
+
+
+def inputs(size: str, where: Path, scale: float = 1.0) -> tuple[Inputs, float | None]:
+    """The recording of ``size`` in ``where``: reused when its stamp names the same size and scale,
+    else generated (seconds it took; None when reused)."""
+    from hdmea.synthetic import generate_recording
+
+    stamp = where / f"{NAME}.json"
+    made = Inputs(where / f"{NAME}.cmcr", where / f"{NAME}.cmtr")
+    wanted = {"size": size, "scale": scale, "seed": 0}
+    if stamp.exists() and made.cmcr.exists() and made.cmtr.exists():
+        if json.loads(stamp.read_text()) == wanted:
+            return made, None
+    where.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    for old in where.glob(f"{NAME}.*"):  # a stale recording first: the disk may not hold two
+        old.unlink()
+    require_free_space(where, space_needed(size, scale), f"lab-shape inputs at size {size!r}",
+                       "pass --scale F (F < 1)")
+    t0 = time.perf_counter()
+    generate_recording(where, NAME, config=config(size, scale), seed=0)
+    seconds = time.perf_counter() - t0
+    stamp.write_text(json.dumps(wanted))
+    return made, seconds
+
+
+# -- counters ---------------------------------------------------------------------------------
+
+#: the parts counted: (label, module, attribute path); a label may name several attributes (the
+#: code's versions, or serial and parallel kernels); one the code does not have is left out, and a
+#: label none of whose attributes exist is reported as missing
+PARTS = (
+    ("load: .cmtr units", "hdmea.io.cmtr", "CmtrFile.read_units"),
+    ("load: Peaks reads", "hdmea.io.cmtr", "CmtrFile._read_peaks"),
+    ("load: Peaks reads", "hdmea.io.cmtr", "_read_table"),
+    ("load: light reference", "hdmea.io.cmcr", "CmcrFile.light_reference"),
+    ("load: frame order", "hdmea.steps.load", "decide_frame_order"),
+    ("load: staging", "hdmea.steps.load", "open_target"),
+    ("eimage: frame order", "hdmea.steps.eimage", "settle_frame_order"),
+    ("eimage: reads", "h5stream.kernels.eimage", "_read_rows"),
+    ("eimage: reads", "h5stream.kernels.direct_rows", "DirectRows.read"),
+    ("eimage: filtering", "h5stream.kernels._numba_eimage", "highpass_parallel"),
+    ("eimage: filtering", "h5stream.kernels._numba_eimage", "highpass_serial"),
+    ("eimage: accumulating", "h5stream.kernels._numba_eimage", "accumulate_parallel"),
+    ("eimage: accumulating", "h5stream.kernels._numba_eimage", "accumulate_serial"),
+)
+
+
+class Counters:
+    """Calls, wall seconds inside them and the calling thread's CPU seconds, per part.
+
+    :meth:`installed` wraps the parts (module functions and class methods) for the
+    duration of a block and puts the originals back after it.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, float]] = {}
+        self.missing: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, label: str, wall: float, cpu: float) -> None:
+        with self._lock:
+            part = self.parts.setdefault(label, {"calls": 0, "seconds": 0.0, "cpu": 0.0})
+            part["calls"] += 1
+            part["seconds"] += wall
+            part["cpu"] += cpu
+
+    def timed(self, label: str, fn):
+        def wrapper(*args, **kwargs):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(label, time.perf_counter() - t0, time.thread_time() - c0)
+
+        wrapper.__wrapped__ = fn
+        return wrapper
+
+    @contextlib.contextmanager
+    def installed(self):
+        import importlib
+
+        undo = []
+        found = set()
+        try:
+            for label, module, attr in PARTS:
+                try:
+                    owner = importlib.import_module(module)
+                except ImportError:
+                    continue
+                *path, name = attr.split(".")
+                for step in path:
+                    owner = getattr(owner, step, None)
+                if owner is None or not hasattr(owner, name):
+                    continue
+                found.add(label)
+                original = getattr(owner, name)
+                raw = owner.__dict__.get(name, original) if isinstance(owner, type) else original
+                setattr(owner, name, self.timed(label, original))
+                undo.append((owner, name, raw))
+            self.missing = sorted({label for label, _, _ in PARTS} - found)
+            yield self
+        finally:
+            for owner, name, raw in reversed(undo):
+                setattr(owner, name, raw)
+
+
+# -- ours: the two steps in a fresh process ---------------------------------------------------
+
+def _io() -> dict[str, int]:
+    try:
+        with open("/proc/self/io", encoding="ascii") as fh:
+            return {k: int(v) for k, v in (line.split(": ") for line in fh)}
+    except OSError:
+        return {}
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def two_steps(cmcr: Path, cmtr: Path, session_dir: Path, counters: Counters | None = None) -> dict:
+    """``load_recording`` and ``compute_eimage_sta`` of one recording as the batch target runs them
+    (``load_recording_with_eimage_sta`` in a deferred session); each step's wall and CPU seconds and
+    bytes read."""
+    from hdmea.pipeline import create_session, load_recording_with_eimage_sta
+
+    counters = counters or Counters()
+    session = create_session(cmcr.stem, hdf5_path=session_dir / f"{cmcr.stem}.h5")
+    steps: dict[str, dict] = {}
+    marks = {}
+
+    def mark(name):
+        marks[name] = (time.perf_counter(), time.process_time(), _io())
+
+    with counters.installed():
+        import hdmea.steps.eimage as eimage_step
+        import hdmea.steps.load as load_step
+
+        counted_load, counted_eimage = load_step.load_recording, eimage_step.compute_eimage_sta
+
+        def load(*args, **kwargs):
+            mark("load0")
+            try:
+                return counted_load(*args, **kwargs)
+            finally:
+                mark("load1")
+
+        def eimage(*args, **kwargs):
+            mark("eimage0")
+            try:
+                return counted_eimage(*args, **kwargs)
+            finally:
+                mark("eimage1")
+
+        load_step.load_recording, eimage_step.compute_eimage_sta = load, eimage
+        try:
+            mark("start")
+            load_recording_with_eimage_sta(cmcr, cmtr, session=session)
+            mark("end")
+        finally:
+            load_step.load_recording, eimage_step.compute_eimage_sta = counted_load, counted_eimage
+    for step, (a, b) in {"load": ("load0", "load1"), "eimage": ("eimage0", "eimage1"),
+                         "both": ("start", "end")}.items():
+        (t0, c0, io0), (t1, c1, io1) = marks[a], marks[b]
+        steps[step] = {"wall": t1 - t0, "cpu": c1 - c0,
+                       "read_bytes": io1.get("read_bytes", 0) - io0.get("read_bytes", 0)}
+    units = session.unit_ids() if hasattr(session, "unit_ids") else []
+    return {"steps": steps, "parts": counters.parts, "missing": counters.missing, "units": len(units)}
+
+
+def _child() -> None:
+    """The subprocess of one round of ours: warm up on the small recording, drop the inputs' pages,
+    run the two steps, print the report as JSON."""
+    import logging
+    import tempfile
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
+    args = json.loads(os.environ["LAB_SHAPE_ARGS"])
+    with tempfile.TemporaryDirectory(dir=args["scratch"]) as tmp:
+        two_steps(Path(args["warm_cmcr"]), Path(args["warm_cmtr"]), Path(tmp))
+    cmcr, cmtr = Path(args["cmcr"]), Path(args["cmtr"])
+    drop_page_cache(cmcr)
+    drop_page_cache(cmtr)
+    with tempfile.TemporaryDirectory(dir=args["scratch"]) as tmp:
+        report = two_steps(cmcr, cmtr, Path(tmp))
+    report["peak_rss_mb"] = _peak_rss_mb()
+    print("__LAB_SHAPE__" + json.dumps(report), flush=True)
+
+
+def run_ours(made: Inputs, warm: Inputs, scratch: Path) -> dict:
+    """One round of ours in a fresh subprocess (its report: see :func:`two_steps`)."""
+    args = {"cmcr": str(made.cmcr), "cmtr": str(made.cmtr), "warm_cmcr": str(warm.cmcr),
+            "warm_cmtr": str(warm.cmtr), "scratch": str(scratch)}
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run([sys.executable, "-c", "from benchmarks.bench_lab_shape import _child; _child()"],
+                          env={**os.environ, "LAB_SHAPE_ARGS": json.dumps(args), "PYTHONPATH": path},
+                          capture_output=True, text=True, check=False, timeout=3600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("__LAB_SHAPE__")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the lab-shape round failed (exit code {done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1][len("__LAB_SHAPE__"):])
+
+
+# -- the peer: the disk's sequential read of both files -----------------------------------------
+
+def read_seconds(made: Inputs) -> tuple[float, float]:
+    """(wall, CPU seconds of the readers) of ``dd iflag=direct`` reading the .cmcr then the .cmtr."""
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    for path in (made.cmcr, made.cmtr):
+        subprocess.run(["dd", f"if={path}", "of=/dev/null", f"bs={DD_BLOCK}", "iflag=direct"],
+                       check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+
+
+# -- the rows -------------------------------------------------------------------------------------
+
+def _split(reports: list[dict]) -> str:
+    """Where the time went in the fastest round of ours."""
+    best = min(reports, key=lambda r: r["steps"]["both"]["wall"])
+    s, parts = best["steps"], best["parts"]
+    text = [f"fastest round: load {s['load']['wall']:.2f} s wall / {s['load']['cpu']:.2f} s CPU, "
+            f"{s['load']['read_bytes'] / 1e9:.2f} GB read; electrical images {s['eimage']['wall']:.2f} s / "
+            f"{s['eimage']['cpu']:.2f} s CPU, {s['eimage']['read_bytes'] / 1e9:.2f} GB read"]
+    inner = [f"{label} {p['seconds']:.2f} s in {p['calls']:.0f} calls ({p['cpu']:.2f} s CPU of the calling thread)"
+             for label, p in parts.items()]
+    text.append("time inside the parts (wall, summed over threads): " + "; ".join(inner))
+    if best["missing"]:
+        text.append("parts not found in this code: " + ", ".join(best["missing"]))
+    return "; ".join(text)
+
+
+def _variant(made: Inputs, warm: Inputs, scratch: Path, rounds: int, busy: bool):
+    reports: list[dict] = []
+    peer_cpu: list[float] = []
+
+    def ours() -> float:
+        report = run_ours(made, warm, scratch)
+        reports.append(report)
+        return report["steps"]["both"]["wall"]
+
+    def peer() -> float:
+        wall, cpu = read_seconds(made)
+        peer_cpu.append(cpu)
+        return wall
+
+    def drop() -> None:
+        drop_page_cache(made.cmcr)
+        drop_page_cache(made.cmtr)
+
+    sides = {"read": peer, "ours": ours}
+    with busy_core() if busy else contextlib.nullcontext():
+        t = interleave(sides, rounds, setup={"read": drop, "ours": drop}, self_timed=True)
+    return t, reports, peer_cpu
+
+
+def _ratio_row(label: str, made: Inputs, t: dict[str, Timing], reports: list[dict], peer_cpu: list[float],
+               busy: bool, common: str) -> Row:
+    peer, ours = t["read"], t["ours"]
+    paired = statistics.median(o / p for o, p in zip(ours.rounds, peer.rounds))
+    cpu = [r["steps"]["both"]["cpu"] for r in reports]
+    read = [r["steps"]["both"]["read_bytes"] for r in reports]
+    per_step = "; ".join(
+        f"{step} wall s {[round(r['steps'][step]['wall'], 2) for r in reports]}, CPU s "
+        f"{[round(r['steps'][step]['cpu'], 2) for r in reports]}" for step in ("load", "eimage"))
+    details = (f"ours s {[round(x, 2) for x in ours.rounds]} (CPU s {[round(x, 2) for x in cpu]}, "
+               f"{max(read) / 1e9:.2f} GB read from the disk); read s {[round(x, 2) for x in peer.rounds]} "
+               f"(dd CPU s {[round(x, 2) for x in peer_cpu]}, {made.nbytes / 1e9:.2f} GB); median of the "
+               f"rounds' own ratios {paired:.3f}; {per_step}; {_split(reports)}; {common}")
+    return Row(
+        benchmark=label + (", one core busy" if busy else ""),
+        peer="uncached sequential read of both inputs (dd iflag=direct)",
+        peer_value=peer.min, ours=ours.min, unit="s", ratio=ours.min / peer.min,
+        goal=BUSY_GOAL if busy else GOAL, busy_goal=BUSY_GOAL, lower_is_better=True,
+        peer_median=peer.median, ours_median=ours.median, rounds=min(len(peer.rounds), len(ours.rounds)),
+        noisy=is_noisy(peer, ours), before=ours.before, after=ours.after, one_core_busy=busy, details=details,
+    )
+
+
+def run(size: str = "small", *, scale: float | None = None, inputs_dir: str | os.PathLike | None = None,
+        rounds: int | None = None) -> list[Row]:
+    """The rows of ``size``: the ratio quiet and with one core busy, and the peak memory."""
+    scale = _scale(scale)
+    inputs_dir = inputs_dir or os.environ.get(INPUTS_VARIABLE) or None
+    rounds = ROUNDS[size] if rounds is None else rounds
+    with scratch_dir() as tmp:
+        tmp = Path(tmp)
+        made, generated = inputs(size, Path(inputs_dir) if inputs_dir else tmp / "inputs", scale)
+        # the warm-up recording (compiled kernels loaded before the timed part): the small one
+        warm = made if size == "small" and scale == 1.0 else inputs("small", tmp / "warm", 1.0)[0]
+        quiet, quiet_reports, quiet_cpu = _variant(made, warm, tmp, rounds, busy=False)
+        busy, busy_reports, busy_cpu = _variant(made, warm, tmp, rounds, busy=True)
+        cfg = config(size, scale)
+        units = (quiet_reports or busy_reports)[0]["units"]
+        common = (f"recording {cfg.n_units} units ({cfg.n_silent_units} silent), {cfg.raw_seconds:g} s raw of the "
+                  f"{'full chip' if cfg.sensor_regions is None else 'chip regions'}; .cmcr "
+                  f"{made.cmcr.stat().st_size / 1e9:.2f} GB, .cmtr {made.cmtr.stat().st_size / 1e9:.2f} GB; "
+                  f"{units} units loaded; inputs "
+                  + ("reused" if generated is None else f"generated in {generated:.0f} s")
+                  + f" ({made.cmcr.parent})")
+        label = (f"lab-shaped recording, load + electrical images / uncached read of the inputs"
+                 if size == "full" and scale == 1.0 else
+                 f"{size} recording (scale {scale:g}), load + electrical images / uncached read of the inputs")
+        peaks = [r["peak_rss_mb"] for r in quiet_reports + busy_reports]
+        return [
+            _ratio_row(label, made, quiet, quiet_reports, quiet_cpu, False, common),
+            _ratio_row(label, made, busy, busy_reports, busy_cpu, True, common),
+            Row(
+                benchmark=f"{label.split(',')[0]}, load + electrical images: peak resident memory",
+                peer="limit", peer_value=MEMORY_GOAL_MB, ours=max(peaks), unit="MB",
+                ratio=max(peaks) / MEMORY_GOAL_MB, goal=1.0, lower_is_better=True,
+                details=f"peak resident MB of the fresh process per round {[round(p) for p in peaks]} "
+                        f"(imports and the warm-up recording included)",
+            ),
+        ]
+
+
+@pytest.mark.slow
+def test_lab_shape_small_row_measures_both_variants_and_counts_the_parts(monkeypatch):
+    """The small size runs both variants and its counters saw every part of both steps."""
+    monkeypatch.delenv(INPUTS_VARIABLE, raising=False)
+    monkeypatch.delenv(SCALE_VARIABLE, raising=False)
+    quiet, busy, memory = run("small", rounds=1)
+    assert quiet.lower_is_better and quiet.goal == GOAL and not quiet.one_core_busy
+    assert busy.one_core_busy and busy.applied_goal == BUSY_GOAL
+    assert quiet.ratio > 0 and busy.ratio > 0 and 0 < memory.ours < 4 * MEMORY_GOAL_MB
+    for part in ("load: .cmtr units", "load: Peaks reads", "load: light reference", "eimage: reads",
+                 "eimage: filtering", "eimage: accumulating"):
+        assert f"{part} " in quiet.details, part
+    assert "parts not found" not in quiet.details
+
+
+def test_counters_time_every_call_and_restore_the_originals():
+    import hdmea.io.cmtr as cmtr
+
+    before = cmtr.CmtrFile.__dict__["read_units"]
+    counters = Counters()
+    with counters.installed():
+        assert cmtr.CmtrFile.__dict__["read_units"] is not before
+    assert cmtr.CmtrFile.__dict__["read_units"] is before
+    slow = counters.timed("sleep", lambda s: time.sleep(s))
+    slow(0.02)
+    slow(0.01)
+    assert counters.parts["sleep"]["calls"] == 2 and 0.03 <= counters.parts["sleep"]["seconds"] < 1.0
+
+
+def test_reused_inputs_need_the_same_size_and_scale(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_generate(where, name, *, config, seed):
+        calls.append(config.raw_seconds)
+        for ext in ("cmcr", "cmtr"):
+            (Path(where) / f"{name}.{ext}").write_bytes(b"x")
+
+    import hdmea.synthetic
+
+    monkeypatch.setattr(hdmea.synthetic, "generate_recording", fake_generate)
+    inputs("small", tmp_path, 1.0)
+    assert inputs("small", tmp_path, 1.0)[1] is None and len(calls) == 1
+    inputs("small", tmp_path, 0.5)
+    assert calls == [config("small").raw_seconds, config("small").raw_seconds * 0.5]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.bench_lab_shape [small|full] [--scale F] [--inputs DIR] [--rounds N]``."""
+    from benchmarks._harness import format_table
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_lab_shape")
+    parser.add_argument("size", nargs="?", default="small", choices=list(ROUNDS))
+    parser.add_argument("--scale", type=float, help="scale the raw seconds and the units (0 < F <= 1)")
+    parser.add_argument("--inputs", help="keep the generated recording here and reuse it")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per variant (default: the size's)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = run(args.size, scale=args.scale, inputs_dir=args.inputs, rounds=args.rounds)
+    print(format_table(rows))
+    for row in rows:
+        print(f"- {row.benchmark}: {row.details}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
