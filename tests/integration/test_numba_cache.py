@@ -14,24 +14,16 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
-    from h5stream.kernels import _numba_eimage, _numba_sta
+    from h5stream.kernels import _numba_eimage
     from h5stream.kernels.eimage import butter_highpass, electrical_images
-    from h5stream.kernels.sta import spike_triggered_average
 
     rng = np.random.default_rng(0)
-    stim = rng.integers(0, 2, (200, 3, 3)).astype(np.uint8)
-    frames = [np.sort(rng.integers(0, 200, 50)) for _ in range(3)]
     raw = rng.normal(0, 1, (3000, 4, 4)).astype(np.float32)
     times = [np.sort(rng.integers(0, 3000, 40)) for _ in range(3)]
     sos = butter_highpass(100.0, 20000.0, 2)
     for n_threads in (1, 2):
-        spike_triggered_average(stim, frames, n_lags=5, method="sparse", n_threads=n_threads)
         electrical_images(raw, times, sos=sos, n_threads=n_threads, chunk_samples=1000)
-    spike_triggered_average(stim, frames, n_lags=5, method="dense")
     kernels = {
-        "sta_sums_serial": _numba_sta.sta_sums_serial,
-        "sta_sums_parallel": _numba_sta.sta_sums_parallel,
-        "count_matrix": _numba_sta.count_matrix,
         "highpass_serial": _numba_eimage.highpass_serial,
         "highpass_parallel": _numba_eimage.highpass_parallel,
         "accumulate_serial": _numba_eimage.accumulate_serial,
@@ -68,7 +60,7 @@ def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     # function, not by compile flags, so one function built both ways would share one)
     index_names = {p.name.split(".")[1].rsplit("-", 1)[0] for p in tmp_path.rglob("*.nbi")}
     assert set(first) <= index_names, index_names
-    assert second["sta_sums_parallel"]["parallel"] and not second["sta_sums_serial"]["parallel"]
+    assert second["accumulate_parallel"]["parallel"] and not second["accumulate_serial"]["parallel"]
 
 
 def test_numba_is_imported_lazily():
@@ -76,6 +68,28 @@ def test_numba_is_imported_lazily():
         "import sys\n"
         "import hdmea, hdmea.features, hdmea.features.sta, hdmea.features.extract, hdmea.pipeline.eimage\n"
         "import h5stream.kernels.sta, h5stream.kernels.eimage\n"
+        "print('numba' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_sta_and_binned_rates_run_compiled_without_numba():
+    # The STA and the frame-aligned histograms are compiled at install (h5stream._ext._sta, _bins):
+    # a fresh process on a node with an empty numba cache computes them without loading numba.
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from h5stream.kernels.bins import ragged_histograms\n"
+        "from h5stream.kernels.sta import spike_triggered_average\n"
+        "stim = np.arange(40, dtype=np.uint8).reshape(10, 2, 2)\n"
+        "for method in ('sparse', 'dense'):\n"
+        "    got = spike_triggered_average(stim, [np.array([3, 3, 9])], n_lags=2, method=method)\n"
+        "    assert got.n_spikes_used.tolist() == [3], got\n"
+        "    assert got.sta[0].tolist() == ((2 * stim[1:3] + stim[7:9]) / 3).tolist(), got.sta\n"
+        "counts = ragged_histograms(np.array([0, 4, 5, 9]), np.array([0, 4]), np.array([[0, 5, 10]]))\n"
+        "assert counts.tolist() == [[2, 2]], counts\n"
         "print('numba' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from h5stream.native import compiled
+
 __all__ = ["ragged_histograms"]
 
 
@@ -16,8 +18,6 @@ def ragged_histograms(values: np.ndarray, offsets: np.ndarray, edges: np.ndarray
     sorted in time cost one merge of their values with their edges (the common
     case: spike trains); an unsorted row is still counted exactly.
     """
-    from h5stream.kernels._numba_bins import ragged_histograms as kernel
-
     values = np.ascontiguousarray(values, dtype=np.int64)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     edges = np.ascontiguousarray(edges, dtype=np.int64)
@@ -27,4 +27,6 @@ def ragged_histograms(values: np.ndarray, offsets: np.ndarray, edges: np.ndarray
     if offsets.shape != (n_rows + 1,) or (n_rows and (offsets[0] < 0 or offsets[-1] > values.size
                                                       or np.any(np.diff(offsets) < 0))):
         raise ValueError(f"offsets: expected {n_rows + 1} non-decreasing offsets within {values.size} values")
-    return kernel(values, offsets, edges, np.zeros((n_rows, n_edges - 1), dtype=np.int64))
+    counts = np.zeros((n_rows, n_edges - 1), dtype=np.int64)
+    compiled("_bins")._ragged_histograms(values, offsets, edges, counts)
+    return counts

@@ -9,7 +9,7 @@ lies beyond the last, is excluded and counted.
 Two implementations, equal up to float rounding:
 
 ``"sparse"``
-    a Numba kernel that adds each spike's window (one contiguous block of
+    a compiled kernel (``h5stream._ext._sta``, built at install) that adds each spike's window (one contiguous block of
     ``n_lags * n_pixels`` values) into its unit's accumulator; units run in
     parallel, each thread owns whole units.  Work grows with the spikes.
 ``"dense"``
@@ -17,7 +17,10 @@ Two implementations, equal up to float rounding:
     matrix product per lag.  Work grows with units x frames, at matrix-product
     speed; it wins only when most frames hold spikes of most units.
 
-numba is imported on first use, not when this module is imported.
+The kernels are compiled when the package is installed, so a fresh process (an
+array task on a node that has never run one) pays nothing to compile them.
+:func:`numba_threads` serves the Numba kernels of other modules; it imports numba
+on first use.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import dataclasses
 import logging
 
 import numpy as np
+
+from h5stream.cores import allowed_cores
+from h5stream.native import compiled
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -150,7 +156,7 @@ def spike_triggered_average(
         False: it ends with the spike's frame.
     method : {"auto", "sparse", "dense"}
     n_threads : int or None
-        Threads for the sparse kernel (1 runs the serial build; None: all of numba's threads).
+        Threads for the sparse kernel (1: serial; None: the cores this process may use).
 
     Returns
     -------
@@ -197,24 +203,17 @@ def spike_triggered_average(
 
 
 def _sparse_sums(flat, values, offsets, n_lags, first_lag, n_used, n_excluded, n_threads):
-    from h5stream.kernels import _numba_sta
-
     sums = np.zeros((offsets.size - 1, n_lags * flat.shape[1]), dtype=flat.dtype)
-    if n_threads == 1:
-        _numba_sta.sta_sums_serial(flat, values, offsets, n_lags, first_lag, sums, n_used, n_excluded)
-    else:
-        with numba_threads(n_threads):
-            _numba_sta.sta_sums_parallel(flat, values, offsets, n_lags, first_lag, sums, n_used, n_excluded)
+    n_threads = allowed_cores() if n_threads is None else int(n_threads)
+    compiled("_sta")._sta_sums(flat, values, offsets, n_lags, first_lag, sums, n_used, n_excluded, n_threads)
     return sums
 
 
 def _dense_sums(flat, values, offsets, n_lags, first_lag, n_used, n_excluded):
-    from h5stream.kernels import _numba_sta
-
     n_units = offsets.size - 1
     n_frames, n_pixels = flat.shape
     counts = np.zeros((n_units, n_frames), dtype=flat.dtype)
-    _numba_sta.count_matrix(values, offsets, n_frames, n_lags, first_lag, counts, n_used, n_excluded)
+    compiled("_sta")._count_matrix(values, offsets, n_frames, n_lags, first_lag, counts, n_used, n_excluded)
     # lag-major so that each product writes one contiguous block (a strided ``out`` would
     # make numpy leave BLAS for its slow loop)
     by_lag = np.zeros((n_lags, n_units, n_pixels), dtype=flat.dtype)

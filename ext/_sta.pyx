@@ -1,0 +1,136 @@
+# Spike-triggered sums of a stimulus movie (the kernels of h5stream.kernels.sta).
+#
+# The movie is (n_frames, n_pixels), C-contiguous, float32 or float64.  The window of a
+# spike in frame f is the contiguous block of frames [f - first_lag - n_lags + 1,
+# f - first_lag], oldest first, so one spike is one contiguous multiply-add of
+# n_lags * n_pixels values into its unit's accumulator.  A spike whose window starts
+# before frame 0, or whose frame lies past the last, is excluded and counted.
+#
+# Compiled at install (not JIT-compiled on first call): a fresh process on a fresh node
+# pays nothing before its first STA.  Units are independent, so the unit loop runs in
+# parallel, each thread owning whole units (no shared writes).
+
+cimport cython
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+ctypedef fused real_t:
+    float
+    double
+
+
+cdef inline void _add_windows(const real_t* flat, int64_t block, real_t* acc,
+                              const int64_t* starts, const real_t* weights, int n) noexcept nogil:
+    # acc += sum_j weights[j] * flat[starts[j] : starts[j] + block], for n <= 4 windows.  Four
+    # windows per pass read and write the accumulator (often larger than L1) once per four frames.
+    cdef int64_t k
+    cdef const real_t* a
+    cdef const real_t* b
+    cdef const real_t* c
+    cdef const real_t* d
+    cdef real_t wa, wb, wc, wd
+    if n == 4:
+        a = flat + starts[0]
+        b = flat + starts[1]
+        c = flat + starts[2]
+        d = flat + starts[3]
+        wa = weights[0]
+        wb = weights[1]
+        wc = weights[2]
+        wd = weights[3]
+        for k in range(block):
+            acc[k] += (wa * a[k] + wb * b[k]) + (wc * c[k] + wd * d[k])
+        return
+    cdef int j
+    for j in range(n):
+        a = flat + starts[j]
+        wa = weights[j]
+        for k in range(block):
+            acc[k] += wa * a[k]
+
+
+cdef inline void _sta_unit(const real_t* flat, int64_t n_frames, int64_t n_pixels,
+                           const int64_t* frames, int64_t begin, int64_t end,
+                           int64_t n_lags, int64_t first_lag, real_t* acc,
+                           int64_t* n_used, int64_t* n_excluded) noexcept nogil:
+    # Consecutive equal frames (sorted input) are merged into one weighted add: a frame
+    # holding c spikes of the unit counts c times.
+    cdef int64_t block = n_lags * n_pixels
+    cdef int64_t used = 0, excluded = 0, i = begin, f, count, lo
+    cdef int64_t starts[4]
+    cdef real_t weights[4]
+    cdef int pending = 0
+    while i < end:
+        f = frames[i]
+        count = 1
+        while i + count < end and frames[i + count] == f:
+            count += 1
+        i += count
+        lo = f - first_lag - n_lags + 1
+        if lo < 0 or f >= n_frames:
+            excluded += count
+            continue
+        used += count
+        starts[pending] = lo * n_pixels
+        weights[pending] = <real_t>count
+        pending += 1
+        if pending == 4:
+            _add_windows(flat, block, acc, starts, weights, 4)
+            pending = 0
+    if pending:
+        _add_windows(flat, block, acc, starts, weights, pending)
+    n_used[0] = used
+    n_excluded[0] = excluded
+
+
+def _sta_sums(const real_t[:, ::1] stimulus, const int64_t[::1] frames, const int64_t[::1] offsets,
+              int64_t n_lags, int64_t first_lag, real_t[:, ::1] sums, int64_t[::1] n_used,
+              int64_t[::1] n_excluded, int n_threads):
+    """Add every unit's spike windows into ``sums[u]`` (n_units, n_lags * n_pixels); fill the counts.
+
+    ``n_threads`` 1 runs the unit loop serially; more spread whole units over threads.
+    """
+    cdef Py_ssize_t n_units = offsets.shape[0] - 1
+    cdef int64_t n_frames = stimulus.shape[0], n_pixels = stimulus.shape[1]
+    cdef Py_ssize_t u
+    if n_units <= 0:
+        return
+    if n_frames == 0 or n_pixels == 0:
+        # nothing to add and no window inside the movie: every spike is excluded
+        for u in range(n_units):
+            n_used[u] = 0
+            n_excluded[u] = offsets[u + 1] - offsets[u]
+        return
+    cdef const real_t* flat = &stimulus[0, 0]
+    cdef const int64_t* fr = &frames[0] if frames.shape[0] else NULL
+    with nogil:
+        if n_threads <= 1:
+            for u in range(n_units):
+                _sta_unit(flat, n_frames, n_pixels, fr, offsets[u], offsets[u + 1], n_lags, first_lag,
+                          &sums[u, 0], &n_used[u], &n_excluded[u])
+        else:
+            for u in prange(n_units, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                _sta_unit(flat, n_frames, n_pixels, fr, offsets[u], offsets[u + 1], n_lags, first_lag,
+                          &sums[u, 0], &n_used[u], &n_excluded[u])
+
+
+def _count_matrix(const int64_t[::1] frames, const int64_t[::1] offsets, int64_t n_frames,
+                  int64_t n_lags, int64_t first_lag, real_t[:, ::1] counts, int64_t[::1] n_used,
+                  int64_t[::1] n_excluded):
+    """Dense (units x frames) spike counts for the matrix-product path; same exclusion rule."""
+    cdef Py_ssize_t n_units = offsets.shape[0] - 1
+    cdef Py_ssize_t u
+    cdef int64_t i, f, used, excluded
+    with nogil:
+        for u in range(n_units):
+            used = 0
+            excluded = 0
+            for i in range(offsets[u], offsets[u + 1]):
+                f = frames[i]
+                if f - first_lag - n_lags + 1 < 0 or f >= n_frames:
+                    excluded += 1
+                else:
+                    counts[u, f] += 1
+                    used += 1
+            n_used[u] = used
+            n_excluded[u] = excluded
