@@ -359,62 +359,100 @@ def test_obs_columns_of_our_h5_files_read_with_anndata_read_elem(tmp_path):
 # ----------------------------------------------------------------------------- AnnData zarr stores
 
 
+def _zarr_major() -> int:
+    zarr = pytest.importorskip("zarr")
+    return int(zarr.__version__.split(".")[0])
+
+
+def _zarr_format(fmt: int):
+    """Skip format 3 where zarr 2 is installed (the spikeinterface extra pins it; the slow test
+    tests/integration/test_scptensor_zarr3.py runs these tests again under zarr 3); anndata itself
+    then writes that format too."""
+    if fmt == 3 and _zarr_major() < 3:
+        pytest.skip("zarr format 3 needs zarr 3 (run by test_zarr_format_3_round_trips_under_zarr_3)")
+    return anndata.settings.override(zarr_write_format=fmt)
+
+
+def _zarr_metadata_file(fmt: int) -> str:
+    return ".zgroup" if fmt == 2 else "zarr.json"
+
+
 @pytest.mark.filterwarnings("ignore:Writing zarr v2 data will no longer be the default:UserWarning")
-def test_anndata_zarr_store_round_trip_resave_and_edit(tmp_path):
-    pytest.importorskip("zarr")
+@pytest.mark.filterwarnings("ignore:zarr v3 autosharding will be the default:UserWarning")  # anndata's notice
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part in the Zarr format 3")  # zarr's
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_anndata_zarr_store_round_trip_resave_and_edit(tmp_path, fmt):
     from scptensor.io import load, load_anndata_zarr, save
 
-    c = _typed_container()
-    one = _one_assay(c, "proteins")
-    store = tmp_path / "c.zarr"
-    save(c, store, assay="proteins")
-    assert (store / ".zgroup").is_file() and not list(tmp_path.glob("*.partial-*"))
-    assert_container_equal(load(store), one)
-    # anndata opens it, re-saves it under its defaults, edits it
-    adata = anndata.read_zarr(store)
-    assert list(adata.obs_names) == c.sample_ids.to_list()
-    assert np.array_equal(adata.X, c.assays["proteins"].layers["raw"].X, equal_nan=True)
-    resaved = tmp_path / "resaved.zarr"
-    adata.write_zarr(resaved)
-    assert_container_equal(load_anndata_zarr(resaved), one)
-    edited = adata[[5, 1]].copy()
-    edited.layers["twice"] = edited.X * 2
-    edited.write_zarr(tmp_path / "edited.zarr")
-    loaded = load(tmp_path / "edited.zarr")
-    assert loaded.sample_ids.to_list() == ["S6", "S2"]
-    assert np.array_equal(loaded.assays["proteins"].layers["twice"].X, edited.layers["twice"], equal_nan=True)
-    assert np.array_equal(loaded.assays["proteins"].layers["raw"].M, c.assays["proteins"].layers["raw"].M[[5, 1]])
-    assert loaded.obs.drop().equals(c.obs[[5, 1]])
-    assert loaded.history[-1].params["changes"] == ["samples subset: 2 of 6 recorded kept, reordered",
-                                                    "layers added ['twice']"]
-    # an existing store is replaced only on request
-    from scptensor.io import IOTargetExistsError
+    with _zarr_format(fmt):
+        c = _typed_container()
+        one = _one_assay(c, "proteins")
+        store = tmp_path / "c.zarr"
+        save(c, store, assay="proteins", zarr_format=fmt)
+        assert (store / _zarr_metadata_file(fmt)).is_file() and not list(tmp_path.glob("*.partial-*"))
+        assert_container_equal(load(store), one)
+        # anndata opens it, re-saves it under its defaults (in the same format), edits it
+        adata = anndata.read_zarr(store)
+        assert list(adata.obs_names) == c.sample_ids.to_list()
+        assert np.array_equal(adata.X, c.assays["proteins"].layers["raw"].X, equal_nan=True)
+        assert str(adata.obs["i32"].dtype) == "Int32" and adata.obs["i32"].isna().tolist()[:3] == [False, True, False]
+        resaved = tmp_path / "resaved.zarr"
+        adata.write_zarr(resaved)
+        assert (resaved / _zarr_metadata_file(fmt)).is_file()
+        assert_container_equal(load_anndata_zarr(resaved), one)
+        edited = adata[[5, 1]].copy()
+        edited.layers["twice"] = edited.X * 2
+        edited.write_zarr(tmp_path / "edited.zarr")
+        loaded = load(tmp_path / "edited.zarr")
+        assert loaded.sample_ids.to_list() == ["S6", "S2"]
+        assert np.array_equal(loaded.assays["proteins"].layers["twice"].X, edited.layers["twice"], equal_nan=True)
+        assert np.array_equal(loaded.assays["proteins"].layers["raw"].M, c.assays["proteins"].layers["raw"].M[[5, 1]])
+        assert loaded.obs.drop().equals(c.obs[[5, 1]])
+        assert loaded.history[-1].params["changes"] == ["samples subset: 2 of 6 recorded kept, reordered",
+                                                        "layers added ['twice']"]
+        # an existing store is replaced only on request
+        from scptensor.io import IOTargetExistsError
 
-    with pytest.raises(IOTargetExistsError):
-        save(c, store, assay="proteins")
-    save(c, store, assay="peptides", overwrite=True)
-    assert list(load(store).assays) == ["peptides"]
+        with pytest.raises(IOTargetExistsError):
+            save(c, store, assay="proteins", zarr_format=fmt)
+        save(c, store, assay="peptides", overwrite=True, zarr_format=fmt)
+        assert list(load(store).assays) == ["peptides"]
 
 
 @pytest.mark.filterwarnings("ignore:Writing zarr v2 data will no longer be the default:UserWarning")
-def test_a_zarr_store_anndata_wrote_is_imported(tmp_path):
-    pytest.importorskip("zarr")
+@pytest.mark.filterwarnings("ignore:zarr v3 autosharding will be the default:UserWarning")  # anndata's notice
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part in the Zarr format 3")  # zarr's
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_a_zarr_store_anndata_wrote_is_imported(tmp_path, fmt):
     import pandas as pd
 
     from scptensor.io import load
 
-    X = np.arange(6, dtype=np.float32).reshape(3, 2)
-    adata = anndata.AnnData(X, obs=pd.DataFrame({"batch": pd.Categorical(["a", "b", "a"]),
-                                                 "n": pd.array([1, None, 3], dtype="Int16")}, index=["c1", "c2", "c3"]),
-                            var=pd.DataFrame(index=["g1", "g2"]), layers={"counts": sparse.csr_matrix(X * 2)})
-    adata.write_zarr(tmp_path / "a.zarr")
-    c = load(tmp_path / "a.zarr", assay="rna")
+    with _zarr_format(fmt):
+        X = np.arange(6, dtype=np.float32).reshape(3, 2)
+        adata = anndata.AnnData(X, obs=pd.DataFrame({"batch": pd.Categorical(["a", "b", "a"]),
+                                                     "n": pd.array([1, None, 3], dtype="Int16")},
+                                                    index=["c1", "c2", "c3"]),
+                                var=pd.DataFrame(index=["g1", "g2"]), layers={"counts": sparse.csr_matrix(X * 2)})
+        adata.write_zarr(tmp_path / "a.zarr")
+        assert (tmp_path / "a.zarr" / _zarr_metadata_file(fmt)).is_file()
+        c = load(tmp_path / "a.zarr", assay="rna")
     assert list(c.assays) == ["rna"] and list(c.assays["rna"].layers) == ["X", "counts"]
     assert np.array_equal(c.assays["rna"].layers["X"].X, X)
     assert c.assays["rna"].layers["counts"].X.format == "csr"
     assert np.array_equal(c.assays["rna"].layers["counts"].X.toarray(), X * 2)
     assert c.obs["n"].to_list() == [1, None, 3] and c.obs.schema["n"] == pl.Int16
     assert c.obs["batch"].cast(pl.String).to_list() == ["a", "b", "a"]
+
+
+def test_zarr_format_3_under_zarr_2_says_what_to_install(tmp_path):
+    if _zarr_major() >= 3:
+        pytest.skip("zarr 3 is installed")
+    from scptensor.io import save
+
+    with pytest.raises(ImportError, match=r"pip install 'zarr>=3'"):
+        save(_typed_container(), tmp_path / "c.zarr", assay="proteins", zarr_format=3)
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_index_renamed_in_pandas_is_still_the_id_column(tmp_path):

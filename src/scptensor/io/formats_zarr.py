@@ -9,8 +9,10 @@ store holds exactly what the ``.h5ad`` would (our annotations and frame records
 under ``uns/scptensor``), loads back as exactly, and a store that anndata wrote
 or edited is imported or reconciled the same way.
 
-The copy maps text arrays to zarr's variable-length UTF-8 (format 2: object
-arrays with the ``VLenUTF8`` codec; format 3: ``str`` arrays), attributes to
+zarr 2 and zarr 3 (whose API differs: ``create_array``, ``members``) are both
+supported.  The copy maps text arrays to zarr's variable-length UTF-8 (under
+zarr 2: object arrays with the ``VLenUTF8`` codec; under zarr 3: ``str``
+arrays, ``vlen-utf8`` in format 2), attributes to
 JSON values (arrays as lists), and leaves out the HDF5 checksum manifest
 (zarr has its own per-chunk integrity only through its codecs).
 
@@ -46,6 +48,11 @@ def _zarr():
     except ImportError as exc:  # an optional dependency
         raise ImportError("AnnData zarr stores need the zarr package: pip install 'h5stream[zarr]'") from exc
     return zarr
+
+
+def _zarr_major() -> int:
+    """The installed zarr's major version (its API changed at 3; format 2 stores are written by both)."""
+    return int(_zarr().__version__.split(".")[0])
 
 
 def is_zarr_store(path: str | os.PathLike) -> bool:
@@ -86,29 +93,34 @@ def _is_text(ds: h5py.Dataset) -> bool:
 
 def _to_zarr(source: h5py.Group, target, zarr_format: int) -> None:
     zarr = _zarr()
-    for key, value in source.attrs.items():
+    # h5py's item and attribute iterators hold its global lock between items, and zarr 3 writes
+    # from its own threads, whose garbage collection may free an h5py object and wait for that
+    # lock: a deadlock.  Lists first, then the writes.
+    for key, value in list(source.attrs.items()):
         if key not in _SKIPPED_ATTRS:
             target.attrs[key] = _json_attr(value)
-    for name, item in source.items():
+    for name, item in list(source.items()):
         if isinstance(item, h5py.Group):
             _to_zarr(item, target.create_group(name), zarr_format)
             continue
         if _is_text(item):
             data = np.asarray(item.asstr()[()], dtype=object)
-            if zarr_format == 2:
+            if _zarr_major() < 3:
                 import numcodecs
 
                 array = target.create_dataset(name, data=data, shape=data.shape, dtype=object,
                                               object_codec=numcodecs.VLenUTF8())
-            else:
-                array = target.create_array(name, data=data.astype(str), dtype=str)
+            else:  # zarr 3 API, either format: variable-length UTF-8 (vlen-utf8 in format 2)
+                array = target.create_array(name, shape=data.shape, dtype=str)
+                if data.size:
+                    array[...] = data.astype(str)
         else:
-            data = item[()]
-            if zarr_format == 2:
-                array = target.create_dataset(name, data=data, shape=np.shape(data), dtype=item.dtype)
+            data = np.asarray(item[()])
+            if _zarr_major() < 3:
+                array = target.create_dataset(name, data=data, shape=data.shape, dtype=item.dtype)
             else:
-                array = target.create_array(name, data=np.asarray(data))
-        for key, value in item.attrs.items():
+                array = target.create_array(name, data=data)
+        for key, value in list(item.attrs.items()):
             array.attrs[key] = _json_attr(value)
     del zarr
 
@@ -117,11 +129,12 @@ def _to_h5(source, target: h5py.Group) -> None:
     zarr = _zarr()
     for key, value in source.attrs.asdict().items():
         target.attrs[key] = _h5_attr(value)
-    for name, item in source.items():
-        if isinstance(item, zarr.hierarchy.Group if hasattr(zarr, "hierarchy") else zarr.Group):
+    members = source.items() if _zarr_major() < 3 else source.members()
+    for name, item in members:
+        if isinstance(item, zarr.hierarchy.Group if _zarr_major() < 3 else zarr.Group):
             _to_h5(item, target.create_group(name))
             continue
-        data = item[...]
+        data = np.asarray(item[...])  # zarr 3 gives a 0-d text array as str
         if data.dtype.kind in "OUT":
             text = np.asarray(data, dtype=object)
             ds = target.create_dataset(name, data=text.astype(str).astype(object) if text.size else text,
@@ -145,7 +158,9 @@ def save_anndata_zarr(
     """Save one assay of ``container`` as an AnnData zarr store (what ``anndata.read_zarr`` opens).
 
     ``assay``, ``layer`` and the other options mean what they mean for
-    :func:`scptensor.io.save_h5ad`; ``zarr_format`` is 2 or 3 (3 needs zarr 3).
+    :func:`scptensor.io.save_h5ad`; ``zarr_format`` is 2 or 3.  zarr 2 and zarr 3
+    both write format 2; format 3 needs zarr 3 (``ImportError`` naming the install
+    otherwise, before anything is written).
     """
     from scptensor.io.formats_h5ad import save_h5ad
 
@@ -153,6 +168,9 @@ def save_anndata_zarr(
     target = Path(path)
     if zarr_format not in (2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
+    if zarr_format == 3 and _zarr_major() < 3:
+        raise ImportError(f"zarr format 3 needs zarr 3 or newer (installed: zarr {zarr.__version__}): "
+                          "pip install 'zarr>=3'")
     if target.exists() and not overwrite:
         raise IOTargetExistsError("target exists", path=target, hint="pass overwrite=True to replace it")
     if target.exists() and not is_zarr_store(target):
@@ -163,7 +181,7 @@ def save_anndata_zarr(
         h5ad = Path(scratch) / "store.h5ad"
         save_h5ad(container, h5ad, assay=assay, layer=layer, compression=None, **options)
         try:
-            kwargs = {"zarr_format": zarr_format} if zarr_format == 3 or zarr.__version__ >= "3" else {}
+            kwargs = {"zarr_format": zarr_format} if _zarr_major() >= 3 else {}
             root = zarr.open_group(str(partial), mode="w", **kwargs)
             with h5py.File(h5ad, "r") as f:
                 _to_zarr(f, root, zarr_format)
