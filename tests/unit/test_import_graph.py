@@ -2,6 +2,17 @@
 
 Two properties are held: few import circles (modules that import each other, directly or through
 others), and no module of ``hdmea`` importing one of a layer above its own.
+
+The original pipeline defined some of its steps in packages and modules that sit below the steps here
+(``hdmea.io.section_spike_times``, ``hdmea.io.cmcr.add_sys_meta_info``, ...).  Those paths hand the steps on
+in one of two forms, and no other upward import is allowed:
+
+* an alias: the module's whole body makes it the step's module under the old name (``sys.modules``), so no
+  code of the lower layer exists at that path;
+* a hand-on table: a module-level ``{name: "module"}`` dict (literal or comprehension) that the module's
+  ``__getattr__`` resolves on first use.  The graph counts each entry as an import of that module (an
+  importer of the name depends on the module that defines it); across layers only names the module lists in
+  ``__all__`` may be handed on, and the module's own code never reaches them.
 """
 
 from __future__ import annotations
@@ -61,32 +72,77 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     return base
 
 
-def _reexports(known: dict[str, Path]) -> dict[str, dict[str, str]]:
-    """Package -> {name: the module its __init__ takes the name from} (top-level imports of the __init__)."""
+def _table_entries(value: ast.expr) -> dict[str, str] | None:
+    """{name: module} of a dict of text to text: ``{"name": "module", **{...}}`` or
+    ``{name: "module" for name in ("a", ...)}``; None for anything else."""
+    if isinstance(value, ast.Dict) and value.keys:
+        out: dict[str, str] = {}
+        for key, item in zip(value.keys, value.values):
+            if key is None:  # **{...} spread into the literal
+                inner = _table_entries(item)
+                if inner is None:
+                    return None
+                out.update(inner)
+            elif (isinstance(key, ast.Constant) and isinstance(key.value, str) and isinstance(item, ast.Constant)
+                  and isinstance(item.value, str)):
+                out[key.value] = item.value
+            else:
+                return None
+        return out
+    if (isinstance(value, ast.DictComp) and isinstance(value.value, ast.Constant) and isinstance(value.value.value, str)
+            and len(value.generators) == 1 and isinstance(value.generators[0].iter, (ast.Tuple, ast.List))
+            and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.generators[0].iter.elts)):
+        return {e.value: value.value.value for e in value.generators[0].iter.elts}
+    return None
+
+
+def hand_on_tables(known: dict[str, Path] | None = None) -> dict[str, dict[str, str]]:
+    """Module -> {name: module of src/ it hands the name on from}: its module-level tables whose every value
+    names a module of src/ (the form :func:`__getattr__` resolves lazily)."""
+    known = modules() if known is None else known
     out: dict[str, dict[str, str]] = {}
+    for name, path in known.items():
+        for node in ast.parse(path.read_text(), filename=str(path)).body:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            entries = _table_entries(node.value)
+            if entries and all(target in known for target in entries.values()):
+                out.setdefault(name, {}).update(entries)
+    return out
+
+
+def _reexports(known: dict[str, Path], tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Module -> {name: the module it takes the name from}: top-level imports of a package's __init__, and
+    every module's hand-on tables."""
+    out: dict[str, dict[str, str]] = {name: dict(entries) for name, entries in tables.items()}
     for name, path in known.items():
         if path.name != "__init__.py":
             continue
-        names: dict[str, str] = {}
+        names: dict[str, str] = out.setdefault(name, {})
         for node in ast.parse(path.read_text(), filename=str(path)).body:
             if isinstance(node, ast.ImportFrom):
                 base = _absolute(node, name)
                 for alias in node.names:
                     source = f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
                     names[alias.asname or alias.name] = source
-        out[name] = names
     return out
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the modules of src/ it imports, anywhere in its body (imports inside functions included).
+def import_graph(*, hand_ons: bool = True) -> dict[str, set[str]]:
+    """Module -> the modules of src/ it imports, anywhere in its body (imports inside functions included),
+    and (``hand_ons``) the modules its hand-on tables name.
 
     ``from package import name`` points at the module that defines ``name`` when the package's
-    ``__init__`` only hands it on (the package itself is not what the importer depends on).
+    ``__init__`` (or a module's hand-on table) only hands it on: the package is not what the importer
+    depends on.
     """
     known = modules()
-    reexports = _reexports(known)
+    tables = hand_on_tables(known)
+    reexports = _reexports(known, tables)
     graph: dict[str, set[str]] = {name: set() for name in known}
+    if hand_ons:
+        for name, entries in tables.items():
+            graph[name].update(target for target in entries.values() if target != name)
     for name, path in known.items():
         package = _package_of(name, path)
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -211,14 +267,6 @@ def test_at_most_three_import_circles():
     assert len(found) <= MAX_CIRCLES, f"{len(found)} import circles: {found}"
 
 
-#: Upward imports still in the tree (step modules that live in io/ and features/ and import the
-#: pipeline's step target and configuration); a new one fails the test below.
-KNOWN_UPWARD = {
-    "hdmea.features.dsgc_direction -> hdmea.pipeline.target",
-    "hdmea.features.dsgc_direction -> hdmea.steps.section_time",
-    "hdmea.features.eimage_sta.compute -> hdmea.steps.eimage",
-    "hdmea.io.lab_readers -> hdmea.pipeline.target",
-}
 #: The original pipeline's paths of the steps: each module is its step's module under another name
 #: (sys.modules), so it imports the step wherever the path sits.
 STEP_ALIASES = {
@@ -231,20 +279,100 @@ STEP_ALIASES = {
 }
 
 
+def alias_target(path: Path) -> str | None:
+    """The module a module is an alias of, when its whole body is ``import sys``, one ``from package import
+    module as name`` and ``sys.modules[__name__] = name`` (a docstring allowed); else None."""
+    body = ast.parse(path.read_text(), filename=str(path)).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    if len(body) != 3:
+        return None
+    imp_sys, imp_mod, assign = body
+    if not (isinstance(imp_sys, ast.Import) and [a.name for a in imp_sys.names] == ["sys"]):
+        return None
+    if not (isinstance(imp_mod, ast.ImportFrom) and imp_mod.level == 0 and len(imp_mod.names) == 1):
+        return None
+    local = imp_mod.names[0].asname or imp_mod.names[0].name
+    if not (isinstance(assign, ast.Assign) and len(assign.targets) == 1 and isinstance(assign.value, ast.Name)
+            and assign.value.id == local and ast.unparse(assign.targets[0]) == "sys.modules[__name__]"):
+        return None
+    return f"{imp_mod.module}.{imp_mod.names[0].name}"
+
+
+def upward_violations() -> list[str]:
+    """Upward imports of hdmea's code: every one, except an alias module's import of its target (hand-on
+    table entries are not imports of the module's code and are checked by the test of the tables)."""
+    known = modules()
+    allowed = {f"{name} -> {target}" for name, path in known.items() if (target := alias_target(path))}
+    return sorted(set(upward_imports(import_graph(hand_ons=False))) - allowed)
+
+
 def test_no_hdmea_module_imports_a_layer_above_its_own():
-    aliases = {f"{old} -> {new}" for old, new in STEP_ALIASES.items()}
-    assert sorted(set(upward_imports(import_graph())) - KNOWN_UPWARD - aliases) == []
+    assert upward_violations() == []
 
 
-def test_each_step_has_its_module_and_the_original_paths_are_the_same_modules():
+def test_the_aliases_are_found_by_their_form_and_are_the_step_modules():
     import importlib
 
+    known = modules()
+    found = {name: target for name, path in known.items() if (target := alias_target(path))}
+    assert found == STEP_ALIASES
+    for old, new in found.items():
+        assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_an_alias_with_code_beside_it_is_not_an_alias(tmp_path):
+    alias = '"""doc"""\n\nimport sys\n\nfrom hdmea.steps import load as _m\n\nsys.modules[__name__] = _m\n'
+    (tmp_path / "a.py").write_text(alias)
+    (tmp_path / "b.py").write_text(alias + "\nX = _m.load_recording\n")
+    (tmp_path / "c.py").write_text(alias.replace("sys.modules[__name__]", "sys.modules['other']"))
+    assert alias_target(tmp_path / "a.py") == "hdmea.steps.load"
+    assert alias_target(tmp_path / "b.py") is None
+    assert alias_target(tmp_path / "c.py") is None
+
+
+def test_hand_ons_across_layers_are_public_names_of_a_table_read_by_getattr():
+    """A lower module hands an upper layer's names on only through a table its ``__getattr__`` resolves, and
+    only names it lists in ``__all__``; its own code (the graph without tables) never imports them."""
+    import importlib
+
+    known = modules()
+    direct = import_graph(hand_ons=False)
+    crossing = []
+    for name, entries in hand_on_tables(known).items():
+        if not name.startswith("hdmea.") or _layer(name) is None:
+            continue
+        for handed, target in entries.items():
+            if _layer(target) is None or _layer(target) <= _layer(name):
+                continue
+            crossing.append((name, handed))
+            assert target not in direct[name], f"{name} imports {target} besides handing {handed} on"
+            module = importlib.import_module(name)
+            assert handed in getattr(module, "__all__", ()), f"{name} hands {handed} on without listing it in __all__"
+            assert getattr(module, handed) is getattr(importlib.import_module(target), handed)
+            tree = ast.parse(known[name].read_text())
+            getattr_defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
+            assert getattr_defs and "import_module" in ast.unparse(getattr_defs[0]), name
+    # the original's steps at its lower paths are among them
+    assert {("hdmea.io", "section_spike_times"), ("hdmea.io.cmcr", "add_sys_meta_info"),
+            ("hdmea.io.cmtr", "add_cmtr_unit_info"), ("hdmea.features.dsgc_direction", "section_by_direction"),
+            ("hdmea.features.eimage_sta.compute", "compute_eimage_sta")} <= set(crossing)
+
+
+def test_a_hand_on_table_is_an_edge_of_the_graph():
+    graph = import_graph()
+    assert "hdmea.steps.source_info" in graph["hdmea.io.cmcr"]
+    assert "hdmea.steps.source_info" not in import_graph(hand_ons=False)["hdmea.io.cmcr"]
+    assert _table_entries(ast.parse('{n: "m" for n in ("a", "b")}', mode="eval").body) == {"a": "m", "b": "m"}
+    assert _table_entries(ast.parse('{"a": "m", "b": x}', mode="eval").body) is None
+    assert _table_entries(ast.parse('{**{n: "m" for n in ("a",)}, "b": "k"}', mode="eval").body) == {"a": "m", "b": "k"}
+
+
+def test_each_step_has_its_module():
     from hdmea.steps.table import STEPS
 
     assert {step.function.partition(":")[0] for step in STEPS} == {
         f"hdmea.steps.{name}" for name in ("load", "section_time", "spike_sectioning", "sta", "eimage", "features")}
-    for old, new in STEP_ALIASES.items():
-        assert importlib.import_module(old) is importlib.import_module(new)
 
 
 def test_upward_imports_are_found():

@@ -29,15 +29,18 @@ from hdmea.features.baseline import BaselineFeatureExtractor
 from hdmea.features.cell_type import CellTypeFeatureExtractor
 from hdmea.features.chromatic import ChromaticFeatureExtractor
 from hdmea.features.direction import MovingBarFeatureExtractor
-from hdmea.features.dsgc_direction import DIRECTION_LIST, DirectionSectionResult, section_by_direction
-from hdmea.features.eimage_sta import EImageSTAConfig, EImageSTAExtractor, EImageSTAResult, compute_eimage_sta
+from hdmea.features.direction.sectioning import DIRECTION_LIST, DirectionSectionResult
+from hdmea.features.eimage_sta import EImageSTAConfig, EImageSTAExtractor, EImageSTAResult
 from hdmea.features.example import ExampleFeatureExtractor
 from hdmea.features.frequency import FrequencyFeatureExtractor
 from hdmea.features.frif import FRIFExtractor
 from hdmea.features.on_off import StepUpFeatureExtractor
 from hdmea.features.receptive_field import DenseNoiseFeatureExtractor
 
+# Steps handed on under this package (they live a layer above; see tests/unit/test_import_graph.py).
 _LAZY = {
+    "compute_eimage_sta": "hdmea.steps.eimage_variants",
+    "section_by_direction": "hdmea.steps.direction",
     "compute_sta": "hdmea.steps.sta",
     "STAResult": "hdmea.steps.sta",
     "extract_features": "hdmea.steps.features",
@@ -65,12 +68,10 @@ __all__ = [
     "RegisteredExtractor",
     "StepUpFeatureExtractor",
     "UnknownFeatureError",
-    "compute_eimage_sta",
     "get_extractor",
     "list_extractors",
     "params_hash",
     "register_extractor",
-    "section_by_direction",
     *sorted(_LAZY),
 ]
 

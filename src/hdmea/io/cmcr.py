@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import logging
 import os
 import re
@@ -668,13 +669,24 @@ def read_light_reference(cmcr_path: str | os.PathLike) -> tuple[dict[str, np.nda
         return f.light_reference(), f.sampling_rate
 
 
-# The original pipeline's reader functions (hdmea.io.lab_readers), loaded on first use.
-_LAB_READERS = ('load_cmcr_data', 'load_sensor_data', 'load_sensor_data_chunked', 'get_sensor_data_info', 'find_cmcr_file_from_cmtr', 'add_sys_meta_info')
+# The original pipeline's functions defined at this path, handed on from where they live and loaded on
+# first use: its readers (hdmea.io.lab_readers) and its steps (hdmea.steps.source_info, a layer above;
+# this table is the only way this module reaches it, see tests/unit/test_import_graph.py).
+_HANDED_ON = {
+    "load_cmcr_data": "hdmea.io.lab_readers",
+    "load_sensor_data": "hdmea.io.lab_readers",
+    "load_sensor_data_chunked": "hdmea.io.lab_readers",
+    "get_sensor_data_info": "hdmea.io.lab_readers",
+    "find_cmcr_file_from_cmtr": "hdmea.io.lab_readers",
+    "add_sys_meta_info": "hdmea.steps.source_info",
+}
 
 
 def __getattr__(name: str):
-    if name in _LAB_READERS:
-        from hdmea.io import lab_readers
+    module = _HANDED_ON.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
-        return getattr(lab_readers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ += list(_HANDED_ON)

@@ -19,6 +19,7 @@ virtual dataset or unavailable filter is refused.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import re
@@ -472,13 +473,23 @@ def read_units(cmtr_path: str | os.PathLike, sampling_rate: float, unit_ids=None
         return f.read_units(sampling_rate, unit_ids, waveform=waveform)
 
 
-# The original pipeline's reader functions (hdmea.io.lab_readers), loaded on first use.
-_LAB_READERS = ('load_cmtr_data', 'get_cmtr_recording_id', 'validate_cmcr_cmtr_match', 'add_cmtr_unit_info', 'update_hdf5_with_cmtr_unit_info')
+# The original pipeline's functions defined at this path, handed on from where they live and loaded on
+# first use: its readers (hdmea.io.lab_readers) and its steps (hdmea.steps.source_info, a layer above;
+# this table is the only way this module reaches it, see tests/unit/test_import_graph.py).
+_HANDED_ON = {
+    "load_cmtr_data": "hdmea.io.lab_readers",
+    "get_cmtr_recording_id": "hdmea.io.lab_readers",
+    "validate_cmcr_cmtr_match": "hdmea.io.lab_readers",
+    "add_cmtr_unit_info": "hdmea.steps.source_info",
+    "update_hdf5_with_cmtr_unit_info": "hdmea.steps.source_info",
+}
 
 
 def __getattr__(name: str):
-    if name in _LAB_READERS:
-        from hdmea.io import lab_readers
+    module = _HANDED_ON.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
-        return getattr(lab_readers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ += list(_HANDED_ON)

@@ -1,10 +1,5 @@
 """The original pipeline's reader functions for ``.cmcr``/``.cmtr`` files, over our readers.
 
-Three of them are steps that copy what the readers find into a recording (or a
-session): ``add_sys_meta_info`` (the files' metadata to ``/metadata/cmcr_meta`` and
-``/metadata/cmtr_meta``) and ``add_cmtr_unit_info`` / ``update_hdf5_with_cmtr_unit_info``
-(each unit's row of the ``.cmtr`` unit table to ``/units/<unit>/unit_meta``).
-
 ``hdmea.io.cmcr`` and ``hdmea.io.cmtr`` export these under the original's names
 (``load_cmcr_data``, ``load_cmtr_data``, ``load_sensor_data``, ...); every read
 goes through :class:`~hdmea.io.cmcr.CmcrFile` and :class:`~hdmea.io.cmtr.CmtrFile`,
@@ -13,7 +8,9 @@ results are corrected: unit rows and columns come from the unit table (the
 original divided the sensor id by 220), and raw samples have the ADC's zero
 removed before they are narrowed to int16 (the original cast uint16 samples to
 int16, which wraps).  Spike times here are in microseconds, as the original's
-functions returned them.
+functions returned them.  The original's steps that copy what these find into a
+recording (``add_sys_meta_info``, ``add_cmtr_unit_info``) are steps:
+:mod:`hdmea.steps.source_info`.
 """
 
 from __future__ import annotations
@@ -37,9 +34,6 @@ __all__ = [
     "load_cmtr_data",
     "get_cmtr_recording_id",
     "validate_cmcr_cmtr_match",
-    "add_sys_meta_info",
-    "add_cmtr_unit_info",
-    "update_hdf5_with_cmtr_unit_info",
 ]
 
 logger = logging.getLogger(__name__)
@@ -253,107 +247,3 @@ def validate_cmcr_cmtr_match(cmcr_path, cmtr_path) -> None:
         names.append(stem.rstrip("-"))
     if names[0] != names[1]:
         logger.warning("CMCR and CMTR file names differ: %s vs %s", Path(cmcr_path).stem, Path(cmtr_path).stem)
-
-
-
-
-def _sources(target, cmcr_path, cmtr_path):
-    """The source files named in the call, else those the recording was loaded from."""
-    stored = []
-    if target.has("") and "source_files" in target.attrs(""):
-        stored = [str(p) for p in target.attrs("")["source_files"]]
-    if cmcr_path is None:
-        cmcr_path = next((p for p in stored if p.lower().endswith(".cmcr")), None)
-    if cmtr_path is None:
-        cmtr_path = next((p for p in stored if p.lower().endswith(".cmtr")), None)
-    return cmcr_path, cmtr_path
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return np.asarray(value) if all(isinstance(v, (int, float, np.number)) for v in value) else \
-            [str(v) for v in value]
-    return value
-
-
-def add_sys_meta_info(session=None, hdf5_path=None, cmcr_path=None, cmtr_path=None, *, force: bool = False,
-                      _cmcr_meta: dict | None = None, _cmtr_meta: dict | None = None):
-    """Copy the source files' metadata into ``/metadata/cmcr_meta`` and ``/metadata/cmtr_meta``.
-
-    One of ``session`` and ``hdf5_path``; the files default to those the recording
-    was loaded from.  A group stored already is kept unless ``force``.  Returns
-    ``{"hdf5_path", "cmcr_fields", "cmtr_fields"}`` (fields written), or the session.
-    """
-    from hdmea.errors import ConfigError
-    from hdmea.pipeline.target import open_target
-
-    if (session is None) == (hdf5_path is None):
-        raise ConfigError("add_sys_meta_info needs one of session and hdf5_path")
-    if hdf5_path is not None:
-        _existing(hdf5_path, "HDF5")
-    counts = {"cmcr": 0, "cmtr": 0}
-    with open_target(hdf5_path, session, step="add_sys_meta_info") as target:
-        cmcr_path, cmtr_path = _sources(target, cmcr_path, cmtr_path)
-        metas = {"cmcr": _cmcr_meta, "cmtr": _cmtr_meta}
-        if metas["cmcr"] is None and cmcr_path is not None and Path(cmcr_path).exists():
-            metas["cmcr"] = load_cmcr_data(cmcr_path)["metadata"]
-        if metas["cmtr"] is None and cmtr_path is not None and Path(cmtr_path).exists():
-            metas["cmtr"] = load_cmtr_data(cmtr_path)["metadata"]
-        for kind, meta in metas.items():
-            path = f"metadata/{kind}_meta"
-            if not meta or (target.has(path) and not force):
-                continue
-            target.put(path, _plain(meta))
-            counts[kind] = len(meta)
-        target.mark_step_complete("add_sys_meta_info")
-    if session is not None:
-        return session
-    return {"hdf5_path": Path(hdf5_path), "cmcr_fields": counts["cmcr"], "cmtr_fields": counts["cmtr"]}
-
-
-def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False):
-    """Copy each unit's row of the ``.cmtr`` unit table (SNR, separability, ...) to ``/units/<unit>/unit_meta``.
-
-    Units are matched by their MCS UnitID (``global_id``); the ``.cmtr`` defaults to
-    the one the recording was loaded from.  A unit's stored ``unit_meta`` is kept
-    unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.
-    """
-    from hdmea.errors import ConfigError
-    from hdmea.io.cmtr import CmtrFile
-    from hdmea.pipeline.target import open_target
-
-    if (session is None) == (hdf5_path is None):
-        raise ConfigError("add_cmtr_unit_info needs one of session and hdf5_path")
-    if hdf5_path is not None:
-        _existing(hdf5_path, "HDF5")
-    updated = 0
-    with open_target(hdf5_path, session, step="add_cmtr_unit_info") as target:
-        _, cmtr_path = _sources(target, None, cmtr_path)
-        if cmtr_path is None:
-            raise ConfigError("no .cmtr to read unit information from", hint="pass cmtr_path=")
-        with CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
-            table = cmtr.units_table()
-        rows = {} if table is None else {int(r["UnitID"]): r for r in table}
-        for unit in target.unit_ids():
-            attrs = target.attrs(f"units/{unit}")
-            gid = attrs.get("global_id")
-            if gid is None and target.has(f"units/{unit}/global_id"):
-                gid = np.asarray(target.get(f"units/{unit}/global_id")).reshape(-1)[0]
-            row = rows.get(int(gid)) if gid is not None else None
-            if row is None or (target.has(f"units/{unit}/unit_meta") and not force):
-                continue
-            target.put(f"units/{unit}/unit_meta", {name.lower(): _plain(row[name]) for name in row.dtype.names})
-            updated += 1
-        target.mark_step_complete("add_cmtr_unit_info")
-    if session is not None:
-        return session
-    return {"hdf5_path": Path(hdf5_path), "units_updated": updated}
-
-
-def update_hdf5_with_cmtr_unit_info(hdf5_path, cmtr_path=None, *, force: bool = False):
-    """:func:`add_cmtr_unit_info` on a recording file (the original's second name for it)."""
-    return add_cmtr_unit_info(hdf5_path=hdf5_path, cmtr_path=cmtr_path, force=force)

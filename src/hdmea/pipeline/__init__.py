@@ -24,7 +24,7 @@ _EXPORTS = {
     "SaveState": "hdmea.pipeline.session",
     "create_session": "hdmea.pipeline.session",
     "LoadResult": "hdmea.steps.load",
-    "load_recording_with_eimage_sta": "hdmea.steps.eimage",
+    "load_recording_with_eimage_sta": "hdmea.steps.load",
     "ExtractionResult": "hdmea.steps.features",
     "SectionResult": "hdmea.steps.spike_sectioning",
     "STAResult": "hdmea.steps.sta",

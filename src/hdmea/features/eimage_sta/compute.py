@@ -3,7 +3,8 @@
 ``compute_eimage_sta``, ``compute_eimage_sta_chunked``, ``compute_eimage_sta_legacy`` and
 ``compute_eimage_sta_legacy_improved`` were four implementations of the same average in the
 original (whole-file, chunked, and two that replicated an older script).  Here all four call
-:func:`hdmea.pipeline.compute_eimage_sta`, which streams the ``.cmcr`` in chunks with a
+:func:`hdmea.pipeline.compute_eimage_sta` (they are steps: :mod:`hdmea.steps.eimage_variants`,
+handed on under this path), which streams the ``.cmcr`` in chunks with a
 continuous Butterworth high-pass and stores ``units/{u}/features/eimage_sta``; their parameters
 are translated (``pre_samples``/``post_samples`` or ``window_range`` to ``window``,
 ``cutoff_hz`` to ``highpass_hz``, ``spike_limit`` to ``max_spikes_per_unit``).  Differences,
@@ -28,16 +29,13 @@ the recording store's writer.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
-import os
-import time
-from pathlib import Path
 
 import numpy as np
 
-from hdmea.errors import ConfigError
-from hdmea.io.recording import open_recording
 from hdmea.features.eimage_sta.extractor import compute_sta_for_unit
+from hdmea.features.eimage_sta.run_config import EImageSTAConfig, EImageSTAResult
 
 __all__ = [
     "VERSION", "EImageSTAConfig", "EImageSTAResult", "STAAccumulator", "compute_sta_for_unit",
@@ -50,39 +48,6 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 VERSION = "1.0.0"
-
-
-@dataclasses.dataclass
-class EImageSTAConfig:
-    """Parameters of an electrical-image run (the original's fields and defaults)."""
-
-    cutoff_hz: float = 100.0
-    filter_order: int = 2
-    pre_samples: int = 10
-    post_samples: int = 40
-    spike_limit: int = 10000
-    duration_s: float | None = None
-    skip_highpass: bool = False
-    use_cache: bool = False
-    cache_path: Path | None = None
-    force: bool = False
-
-
-@dataclasses.dataclass
-class EImageSTAResult:
-    """What an electrical-image run did.  ``filter_time_seconds`` is NaN: filtering overlaps reading and
-    averaging in the streaming step and is not timed apart."""
-
-    hdf5_path: Path
-    cmcr_path: Path
-    units_processed: int
-    units_failed: int
-    units_skipped: int
-    elapsed_seconds: float
-    filter_time_seconds: float
-    config: EImageSTAConfig
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    failed_units: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -163,87 +128,16 @@ def write_eimage_sta_to_hdf5(hdf5_file, unit_id: str, sta: np.ndarray, n_spikes:
     return True
 
 
-def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float) -> EImageSTAResult:
-    from hdmea.steps.eimage import compute_eimage_sta as step
-
-    if config.skip_highpass:
-        raise ConfigError("skip_highpass=True is not available: the electrical-image step always high-pass "
-                          "filters (mean-centring instead would keep the slow drift in the images)",
-                          hint="leave skip_highpass=False")
-    if config.use_cache or config.cache_path is not None:
-        logger.info("eimage: use_cache/cache_path have no effect (the data are streamed and filtered once)")
-    limit = int(config.spike_limit)
-    result = step(hdf5_path, cmcr_path, window=(-int(config.pre_samples), int(config.post_samples)),
-                  duration_s=config.duration_s, highpass_hz=float(config.cutoff_hz),
-                  filter_order=int(config.filter_order), max_spikes_per_unit=limit if limit > 0 else None,
-                  force=bool(config.force))
-    skipped = 0
-    if result.skipped:  # every unit had images of these parameters stored
-        with open_recording(hdf5_path) as recording:
-            skipped = len(recording.unit_ids)
-    return EImageSTAResult(
-        hdf5_path=Path(hdf5_path), cmcr_path=Path(cmcr_path) if cmcr_path is not None else Path(""),
-        units_processed=0 if result.skipped else result.units_processed, units_failed=0, units_skipped=skipped,
-        elapsed_seconds=time.perf_counter() - start, filter_time_seconds=float("nan"), config=config,
-        warnings=[f"units not recorded in the raw data: {', '.join(result.units_not_recorded)}"]
-        if result.units_not_recorded else [],
-    )
+# The original's four functions run the streaming step; they live with the steps, a layer above, and are handed
+# on under this path on first use (this table is the only way this module reaches them, see
+# tests/unit/test_import_graph.py).
+_HANDED_ON = {name: "hdmea.steps.eimage_variants" for name in (
+    "compute_eimage_sta", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
+    "compute_eimage_sta_legacy_improved")}
 
 
-def compute_eimage_sta(hdf5_path: str | os.PathLike, cmcr_path: str | os.PathLike, *, cutoff_hz: float = 100.0,
-                       filter_order: int = 2, pre_samples: int = 10, post_samples: int = 40, spike_limit: int = 10000,
-                       duration_s: float | None = None, skip_highpass: bool = False, use_cache: bool = False,
-                       cache_path: str | os.PathLike | None = None, force: bool = False) -> EImageSTAResult:
-    """Electrical images of every unit of ``hdf5_path`` from ``cmcr_path`` (see the module docstring)."""
-    start = time.perf_counter()
-    config = EImageSTAConfig(cutoff_hz=cutoff_hz, filter_order=filter_order, pre_samples=pre_samples,
-                             post_samples=post_samples, spike_limit=spike_limit, duration_s=duration_s,
-                             skip_highpass=skip_highpass, use_cache=use_cache,
-                             cache_path=Path(cache_path) if cache_path else None, force=force)
-    return _run(hdf5_path, cmcr_path, config, start=start)
-
-
-def _window_config(window_range, cutoff_hz, filter_order, duration_s, spike_limit, skip_highpass, force):
-    w0, w1 = (int(window_range[0]), int(window_range[1]))
-    if w0 > 0 or w1 <= 0:
-        raise ConfigError(f"window_range must be (before <= 0, after > 0) samples (found {window_range})")
-    return EImageSTAConfig(cutoff_hz=cutoff_hz, filter_order=filter_order, pre_samples=-w0, post_samples=w1,
-                           spike_limit=spike_limit, duration_s=duration_s, skip_highpass=skip_highpass, force=force)
-
-
-def compute_eimage_sta_chunked(hdf5_path, cmcr_path, *, chunk_duration_s: float = 60.0, cutoff_hz: float = 100.0,
-                               filter_order: int = 2, window_range: tuple[int, int] = (-10, 40),
-                               duration_s: float = 120.0, spike_limit: int = 10000, unit_ids=None,
-                               skip_highpass: bool = False, force: bool = False) -> EImageSTAResult:
-    """The chunked variant: the same step (``chunk_duration_s`` is the step's own chunking)."""
-    start = time.perf_counter()
-    return _run(hdf5_path, cmcr_path, _window_config(window_range, cutoff_hz, filter_order, duration_s, spike_limit,
-                                                     skip_highpass, force), start=start)
-
-
-def _legacy(hdf5_path, cmcr_path, cmtr_path, **kwargs) -> EImageSTAResult:
-    start = time.perf_counter()
-    if not Path(cmtr_path).exists():
-        raise FileNotFoundError(f"{cmtr_path}: no such .cmtr file")
-    return _run(hdf5_path, cmcr_path, _window_config(**kwargs), start=start)
-
-
-def compute_eimage_sta_legacy(hdf5_path, cmcr_path, cmtr_path, *, duration_s: float = 120.0,
-                              spike_limit: int = 10000, unit_ids=None, window_range: tuple[int, int] = (-10, 40),
-                              cutoff_hz: float = 100.0, filter_order: int = 2, skip_highpass: bool = False,
-                              force: bool = False) -> EImageSTAResult:
-    """The older script's variant: the same step, divided by the spikes used (see the module docstring)."""
-    return _legacy(hdf5_path, cmcr_path, cmtr_path, window_range=window_range, cutoff_hz=cutoff_hz,
-                   filter_order=filter_order, duration_s=duration_s, spike_limit=spike_limit,
-                   skip_highpass=skip_highpass, force=force)
-
-
-def compute_eimage_sta_legacy_improved(hdf5_path, cmcr_path, cmtr_path, *, duration_s: float = 120.0,
-                                       spike_limit: int = 10000, unit_ids=None,
-                                       window_range: tuple[int, int] = (-10, 40), cutoff_hz: float = 100.0,
-                                       filter_order: int = 2, skip_highpass: bool = False,
-                                       chunk_duration_s: float = 30.0, force: bool = False) -> EImageSTAResult:
-    """The older script's chunked variant: the same step."""
-    return _legacy(hdf5_path, cmcr_path, cmtr_path, window_range=window_range, cutoff_hz=cutoff_hz,
-                   filter_order=filter_order, duration_s=duration_s, spike_limit=spike_limit,
-                   skip_highpass=skip_highpass, force=force)
+def __getattr__(name: str):
+    module = _HANDED_ON.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
