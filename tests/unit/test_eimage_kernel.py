@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from h5stream.kernels._tiles import TILE
 from h5stream.kernels.eimage import butter_highpass, electrical_images, iter_electrical_images, settling_samples
 # the repository root, so that tests.reference imports without a conftest
 from tests.reference import eimage_reference
@@ -78,7 +79,7 @@ def test_memory_budget_splits_units_into_batches_with_equal_results():
     rng = np.random.default_rng(9)
     raw = _raw(rng, n=6000)
     units = [np.sort(rng.integers(0, raw.shape[0], 80)) for _ in range(5)]
-    per_unit = 50 * 48 * 4  # the sums of 42 channels are padded to whole tiles of 16
+    per_unit = 50 * (-(-42 // TILE) * TILE) * 4  # the sums of 42 channels are padded to whole tiles
     batches = list(iter_electrical_images(raw, units, sos=SOS, memory_budget_bytes=2 * per_unit))
     assert [b.units.tolist() for b in batches] == [[0, 1], [2, 3], [4]]
     assert [len(b.units) for b in iter_electrical_images(raw, units, sos=SOS, memory_budget_bytes=2 * per_unit - 1)] \

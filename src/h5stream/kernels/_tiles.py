@@ -1,5 +1,5 @@
-"""The tile width shared by the electrical-image kernels and their wrapper (a leaf: it imports nothing)."""
+"""The tile width shared by the electrical-image kernel and its wrapper (a leaf: it imports nothing)."""
 
-#: channels per tile of the filtered buffer and of the sums (16 float32: one 64-byte cache line);
-#: the kernels of :mod:`h5stream.kernels._numba_eimage` are compiled with it
-TILE = 16
+#: channels per tile of the sums and of the filtered scratch (32 float32: two 64-byte cache lines; 64 bytes
+#: of a uint16 raw row); must equal EIM_TILE of ext/_eimage_simd.h (h5stream.kernels.eimage checks it)
+TILE = 32

@@ -14,19 +14,22 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
   window inside ``[start, stop)``, within the per-unit cap);
 * units whose accumulators would exceed ``memory_budget_bytes`` are processed in
   batches, one pass over the data per batch;
-* with ``prefetch`` (the default) a read-ahead thread reads, a producer thread
-  filters, and the caller's thread adds the windows, so reading, filtering and
-  averaging overlap;
+* with ``prefetch`` (the default) a read-ahead thread reads the next chunk while
+  the compiled kernel (:mod:`h5stream._ext._eimage`, OpenMP, no GIL) filters and
+  averages the current one on every core;
 * an h5py dataset whose rows lie in plain runs of bytes (contiguous, or chunked
   in whole rows without filters; file opened read-only) is read with
   ``O_DIRECT`` (:mod:`h5stream.kernels.direct_rows`): no page-cache copy, which
   leaves the CPU to the filter and the averaging; other sources are sliced;
-* the filtered chunk and each unit's sums are laid out in tiles of
-  :data:`TILE` channels (``(tiles, rows, TILE)`` and ``(tiles, window, TILE)``):
-  while the windows of every unit are added from one tile of the chunk, that
-  tile stays in the L2 cache and the unit's sums tile in L1.
+* the kernel works tile by tile (:data:`TILE` channels, handed to the threads
+  dynamically, so a descheduled thread delays one tile, not half a chunk): a
+  tile's rows of the chunk are filtered :data:`SUB_ROWS` at a time into a scratch
+  that stays in the core's L2 cache, and each window ending there is added at
+  once into its unit's sums of that tile, laid out ``(units, tiles, window,
+  TILE)``.  The filtered data never goes to memory; each unit's sums do, once
+  per chunk and tile, so chunks are large (:data:`DEFAULT_CHUNK_SAMPLES`).
 
-numba is imported on first use, not when this module is imported.
+The kernel is compiled ahead of time: a new process pays no compilation.
 """
 
 from __future__ import annotations
@@ -42,14 +45,15 @@ import numpy as np
 
 from h5stream.kernels._tiles import TILE
 from h5stream.kernels.direct_rows import open_direct_rows
-from h5stream.kernels.sta import numba_threads
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 DEFAULT_WINDOW = (-10, 40)
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
-DEFAULT_CHUNK_SAMPLES = 8192
+#: rows per chunk: 277 MB of a full 65 x 65 uint16 chip per buffer (two take turns); each chunk moves
+#: every unit's sums through memory once, so larger chunks cost less CPU per row
+DEFAULT_CHUNK_SAMPLES = 32768
 
 
 @dataclasses.dataclass
@@ -255,7 +259,7 @@ def iter_electrical_images(
     adc_offset, adc_scale : float
         Voltage = (raw - adc_offset) * adc_scale, applied before filtering.
     n_threads : int or None
-        Threads of the compiled kernels (1 runs their serial builds; None: all of numba's threads).
+        Threads of the compiled kernel (None: every core OpenMP offers).
     prefetch : bool
         Read the next chunk in a background thread while the current one is processed.
     direct_io : bool
@@ -326,83 +330,83 @@ def _read_rows(raw, a: int, b: int, n_channels: int, out: np.ndarray | None = No
 
 
 def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch, direct_io):
-    from h5stream.kernels import _numba_eimage
+    from h5stream.native import compiled
 
-    if n_threads == 1:
-        highpass, accumulate = _numba_eimage.highpass_serial, _numba_eimage.accumulate_serial
-    else:
-        highpass, accumulate = _numba_eimage.highpass_parallel, _numba_eimage.accumulate_parallel
+    _eimage = compiled("_eimage")
+    if _eimage.tile_width() != TILE:  # a stale build of the kernel
+        raise RuntimeError(f"h5stream._ext._eimage works in tiles of {_eimage.tile_width()} channels, the "
+                           f"wrapper in {TILE}: rebuild the package (pip install . or setup.py build_ext)")
+    threads = _kernel_threads(n_threads)
     w0, w1 = plan.window
     window_len = w1 - w0
+    carry = window_len - 1
     ends = [plan.selected[u] + w1 for u in batch]
     used = np.array([plan.selected[u].size for u in batch], dtype=np.int64)
     n_tiles = -(-n_channels // TILE)
-    # the sums tiled like the filtered buffer: a unit's share of one tile is contiguous
+    padded = n_tiles * TILE
+    # the sums tiled like the kernel's work: a unit's share of one tile is contiguous
     sums = np.zeros((len(batch), n_tiles, window_len, TILE), dtype=np.float32)
     if not used.any():
         return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
-    shape = (n_tiles, window_len - 1 + plan.chunk_samples, TILE)
-
-    def add_windows(item):
-        buffer, buf_start, n_valid, lo, hi = item
-        rows, offsets = _windows_ending_in(ends, lo, hi, w0 - w1, buf_start)
-        if rows.size:
-            accumulate(buffer, rows, offsets, window_len, sums)  # windows lie in its first n_valid rows
-
+    # b0 b1 b2 a1 a2 of each (normalised) section, float32 as the kernel computes
+    coef = np.ascontiguousarray(plan.sos[:, [0, 1, 2, 4, 5]], dtype=np.float32)
+    state = np.zeros((plan.sos.shape[0], 2, padded), dtype=np.float32)
+    tail = np.zeros((n_tiles, carry, TILE), dtype=np.float32)
+    baseline = level = None
+    n_tail = 0
     direct = _open_direct(raw) if direct_io else None
+    reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="eimage-read") if prefetch else None
     try:
-        args = (raw, direct, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads)
-        if not prefetch:
-            buffer = np.empty(shape, dtype=np.float32)
-            with numba_threads(n_threads):
-                for item in _filtered_chunks(*args, take_buffer=lambda: buffer, reader=None):
-                    add_windows(item)
-            return _numba_eimage.untile(sums, n_channels), used
-        with _Pipeline(shape, n_buffers=3) as pipe:
-            reader = concurrent.futures.ThreadPoolExecutor(1)
-            try:
-                pipe.start(lambda: _filtered_chunks(*args, take_buffer=pipe.take_buffer, reader=reader))
-                with numba_threads(n_threads):
-                    for item in pipe.items():
-                        add_windows(item)
-                        pipe.give_back(item[0])
-            finally:
-                pipe.stop()
-                reader.shutdown(wait=True)
-        return _numba_eimage.untile(sums, n_channels), used
+        for pos, block in _raw_chunks(raw, direct, n_channels, plan.read_start, stop, plan.chunk_samples, reader):
+            if baseline is None:
+                baseline, level = _initial_levels(plan.sos, block[0], padded, adc_offset, adc_scale)
+            n = block.shape[0]
+            rows, offsets = _windows_by_sub_block(ends, pos, n, window_len, SUB_ROWS)
+            _eimage.filter_accumulate(_kernel_rows(block), baseline, level, float(adc_scale), coef, state, tail,
+                                      n_tail, rows, offsets, len(batch), SUB_ROWS, window_len, sums, threads)
+            n_tail = min(carry, n_tail + n)
     finally:
+        if reader is not None:
+            reader.shutdown(wait=True, cancel_futures=True)
         if direct is not None:
             direct.close()
+    _eimage.untile(sums, n_channels)
+    return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
 
 
-def _open_direct(raw):
-    """A direct row reader for an h5py dataset stored as one plain run of bytes (or for a source
-    offering ``open_direct_rows()``), else None: the source is then read by slicing."""
-    h5py = sys.modules.get("h5py")
-    if h5py is not None and isinstance(raw, h5py.Dataset):
-        return open_direct_rows(raw)
-    opener = getattr(raw, "open_direct_rows", None)
-    return opener() if callable(opener) else None
+#: rows of a chunk filtered and averaged at a time per tile: the filtered rows (with the
+#: window - 1 carried before them) stay in the core's L2 cache while the windows are added
+SUB_ROWS = 1024
+#: raw types the compiled kernel reads as they are; others are converted to float64 first
+_KERNEL_TYPES = tuple(np.dtype(t) for t in ("uint16", "int16", "int32", "float32", "float64"))
 
 
-def _filtered_chunks(raw, direct, n_channels, plan, stop, adc_offset, adc_scale, highpass, n_threads, *,
-                     take_buffer, reader):
-    """Read and filter ``[plan.read_start, stop)`` chunk by chunk.
+def _kernel_threads(n_threads: int | None) -> int:
+    """Threads of the compiled kernel: ``n_threads``, or every core OpenMP offers."""
+    from h5stream.native import compiled
 
-    Yields ``(buffer, buf_start, n_valid, lo, hi)``: ``buffer[:, :n_valid]`` (tiles,
-    rows, TILE) holds the filtered samples ``[buf_start, buf_start + n_valid)``, the
-    new ones ``[lo, hi)`` preceded by the last ``window - 1`` samples of the previous
-    chunk, so that every window ending in ``(lo, hi]`` lies inside the buffer.
+    available = max(1, int(compiled("_runtime").openmp_max_threads()))
+    return available if n_threads is None else max(1, min(int(n_threads), available))
+
+
+def _kernel_rows(block: np.ndarray) -> np.ndarray:
+    """The chunk as (rows, channels) the kernel reads: native byte order, one of its types, C order."""
+    dtype = block.dtype
+    if dtype.isnative and dtype in _KERNEL_TYPES:
+        return block if block.flags.c_contiguous else np.ascontiguousarray(block)
+    if dtype.kind in "iub" and dtype.itemsize <= 2:
+        return block.astype(np.int32)
+    return block.astype(np.float64)
+
+
+def _raw_chunks(raw, direct, n_channels, first, stop, chunk, reader):
+    """Yield ``(start, rows)`` of ``[first, stop)`` in chunks; with ``reader`` the next chunk is read meanwhile.
+
+    Two buffers take turns: the reader fills one while the caller works on the other,
+    so the disk stays busy as long as the work on a chunk is quicker than its read.
     """
-    carry = plan.window[1] - plan.window[0] - 1
-    chunk = plan.chunk_samples
-    pos = plan.read_start
-    tail = np.empty((-(-n_channels // TILE), carry, TILE), dtype=np.float32)
-    n_tail = 0
-    state = baseline = level = None
-    # two read buffers: the reader fills one while the filter works on the other
-    rows = min(chunk, max(stop - pos, 1))
+    rows = min(chunk, max(stop - first, 1))
     if direct is not None:
         # straight from the disk into aligned buffers (no page-cache copy)
         spare = [direct.buffer(rows) for _ in range(2)]
@@ -415,107 +419,54 @@ def _filtered_chunks(raw, direct, n_channels, plan, stop, adc_offset, adc_scale,
 
         def read(a, b, out):
             return _read_rows(raw, a, b, n_channels, out)
+    pos = first
     pending = _submit(reader, read, pos, min(pos + chunk, stop), spare[0])
     n_read = 1
-    with numba_threads(n_threads) as n_workers:
-        while pos < stop:
-            n = min(chunk, stop - pos)
-            block = pending.result()
-            nxt = pos + n
-            if nxt < stop:
-                pending = _submit(reader, read, nxt, min(nxt + chunk, stop), spare[n_read % 2])
-                n_read += 1
-            if state is None:
-                state, baseline, level = _initial_state(plan.sos, block[0], adc_offset, adc_scale)
-            buffer = take_buffer()
-            if n_tail:
-                buffer[:, :n_tail] = tail[:, :n_tail]
-            highpass(block, baseline, adc_scale, plan.sos, state, buffer, n_tail, level, n_workers)
-            n_valid = n_tail + n
-            item = (buffer, pos - n_tail, n_valid, pos, nxt)
-            n_tail = min(carry, n_valid)
-            tail[:, :n_tail] = buffer[:, n_valid - n_tail : n_valid]
-            yield item
-            pos = nxt
+    while pos < stop:
+        block = pending.result()
+        nxt = min(pos + chunk, stop)
+        if nxt < stop:
+            pending = _submit(reader, read, nxt, min(nxt + chunk, stop), spare[n_read % 2])
+            n_read += 1
+        yield pos, block
+        pos = nxt
 
 
-class _Pipeline:
-    """Filter in a producer thread while the caller adds windows: both cores busy, coarse hand-offs.
+def _windows_by_sub_block(ends, pos, n, window_len, sub_rows):
+    """The windows ending in ``(pos, pos + n]``, grouped by (sub-block, unit) as the kernel takes them.
 
-    Buffers circulate through a free pool; the producer's items (or its exception)
-    arrive in order through a one-slot queue.  Stopping unblocks the producer.
+    Returns ``(rows, offsets)``: ``rows`` the windows' first samples relative to ``pos``,
+    ``offsets`` (sub-blocks x units + 1) opening each group; within a unit, time order.
     """
-
-    _DONE = object()
-
-    def __init__(self, shape, n_buffers: int):
-        import queue
-        import threading
-
-        self._queue = queue
-        self._free = queue.Queue()
-        for _ in range(n_buffers):
-            self._free.put(np.empty(shape, dtype=np.float32))
-        self._ready = queue.Queue(maxsize=1)
-        self._stopped = threading.Event()
-        self._thread = None
-        self._threading = threading
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _wait(self, fn):
-        while not self._stopped.is_set():
-            try:
-                return fn(timeout=0.1)
-            except (self._queue.Empty, self._queue.Full):
-                continue
-        raise _Stopped()
-
-    def take_buffer(self):
-        return self._wait(self._free.get)
-
-    def give_back(self, buffer):
-        self._free.put(buffer)
-
-    def start(self, make_items):
-        def produce():
-            try:
-                for item in make_items():
-                    self._wait(lambda timeout: self._ready.put(item, timeout=timeout))
-                self._wait(lambda timeout: self._ready.put(self._DONE, timeout=timeout))
-            except _Stopped:
-                return
-            except BaseException as exc:  # handed to the consumer, raised there
-                try:
-                    self._wait(lambda timeout, error=exc: self._ready.put(error, timeout=timeout))
-                except _Stopped:
-                    return
-
-        self._thread = self._threading.Thread(target=produce, name="eimage-filter", daemon=True)
-        self._thread.start()
-
-    def items(self):
-        while True:
-            item = self._ready.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def stop(self):
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    n_units = len(ends)
+    n_sub = -(-n // sub_rows)
+    parts, keys = [], []
+    for u, e in enumerate(ends):
+        a = np.searchsorted(e, pos, side="right")
+        b = np.searchsorted(e, pos + n, side="right")
+        if b > a:
+            rel = e[a:b] - pos
+            parts.append(rel - window_len)
+            keys.append((rel - 1) // sub_rows * n_units + u)
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(n_sub * n_units + 1, dtype=np.int64)
+    rows = np.concatenate(parts)
+    key = np.concatenate(keys)
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(key, minlength=n_sub * n_units)
+    offsets = np.zeros(n_sub * n_units + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return np.ascontiguousarray(rows[order], dtype=np.int64), offsets
 
 
-class _Stopped(Exception):
-    """The pipeline was stopped while a thread waited on it."""
+def _open_direct(raw):
+    """A direct row reader for an h5py dataset stored as one plain run of bytes (or for a source
+    offering ``open_direct_rows()``), else None: the source is then read by slicing."""
+    h5py = sys.modules.get("h5py")
+    if h5py is not None and isinstance(raw, h5py.Dataset):
+        return open_direct_rows(raw)
+    opener = getattr(raw, "open_direct_rows", None)
+    return opener() if callable(opener) else None
 
 
 class _Ready:
@@ -536,8 +487,8 @@ def _submit(reader, read, a, b, out=None):
     return reader.submit(read, a, b, out)
 
 
-def _initial_state(sos, first_row, adc_offset, adc_scale):
-    """(zero delays, per-channel baseline, per-channel output level) for a run starting at ``first_row``.
+def _initial_levels(sos, first_row, padded, adc_offset, adc_scale):
+    """(per-channel baseline, per-channel output level), float32 padded to ``padded`` channels.
 
     The filter runs on ``(raw - first_row) * scale`` from rest, and the response to the
     constant ``(first_row - adc_offset) * scale`` (its DC gain times that value: zero for
@@ -545,24 +496,10 @@ def _initial_state(sos, first_row, adc_offset, adc_scale):
     steady state of its first sample, while float32 rounding stays relative to the
     signal rather than to the electrodes' DC level.
     """
-    n_sections = sos.shape[0]
-    baseline = np.ascontiguousarray(first_row, dtype=np.float32)
+    first = np.asarray(first_row, dtype=np.float64).reshape(-1)
+    baseline = np.zeros(padded, dtype=np.float32)
+    baseline[: first.size] = first
     dc_gain = float(np.prod(sos[:, :3].sum(axis=1) / sos[:, 3:].sum(axis=1)))
-    level = (dc_gain * (first_row.astype(np.float64) - adc_offset) * adc_scale).astype(np.float32)
-    state = np.zeros((n_sections, 2, first_row.size), dtype=np.float64)
-    return state, baseline, level
-
-
-def _windows_ending_in(ends, lo, hi, minus_window, buf_start):
-    """Buffer rows of the windows that end in (lo, hi], per unit, as (rows, offsets)."""
-    counts = np.zeros(len(ends) + 1, dtype=np.int64)
-    parts = []
-    for i, e in enumerate(ends):
-        a = np.searchsorted(e, lo, side="right")
-        b = np.searchsorted(e, hi, side="right")
-        counts[i + 1] = b - a
-        if b > a:
-            parts.append(e[a:b] + (minus_window - buf_start))
-    offsets = np.cumsum(counts)
-    rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    return np.ascontiguousarray(rows, dtype=np.int64), offsets
+    level = np.zeros(padded, dtype=np.float32)
+    level[: first.size] = dc_gain * (first - adc_offset) * adc_scale
+    return baseline, level

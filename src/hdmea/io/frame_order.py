@@ -32,8 +32,10 @@ recording is decided from its own data, in this order:
    by the run summary, ``hdmea inspect``, ``hdmea report`` and ``hdmea view``.
 
 Only those windows are read: at most ``MAX_UNITS x MAX_SPIKES`` reads of
-``WINDOW`` frames of a region (one per spike and region, in time order; the
-neighbourhoods are cut from it), before any pass over the whole raw data.  ``"col_row"``/``"row_col"`` force a reading
+``WINDOW`` frames of a region (one per spike and region; the neighbourhoods are
+cut from it), before any pass over the whole raw data, :data:`READ_DEPTH` of them
+in flight at once where the region's rows lie in plain runs of the file (the
+reads are small and scattered: their cost is the disk's latency).  ``"col_row"``/``"row_col"`` force a reading
 (``decided_by = "forced"``).
 
 The decision and its evidence are stored in the recording at
@@ -299,8 +301,6 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
         candidates.append((usable.size, u, sorted(set(located)), usable))
     candidates.sort(key=lambda c: (-c[0], c[1]))
     datasets = [cmcr.h5[r.name] for r in regions]
-    # The windows of every tested unit are read in time order: on a disk, reads that go forward
-    # through the file are served by read-ahead instead of one seek each.
     chosen, sums, reads = [], [], []
     for _n, u, places, usable in candidates[:max_units]:
         pick = usable[np.unique(np.linspace(0, usable.size - 1, min(max_spikes, usable.size)).round().astype(int))]
@@ -314,13 +314,10 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
             sums.append(np.zeros((w1 - w0, i1 - i0, j1 - j0), dtype=np.float64))
         chosen.append((u, int(pick.size), patches))
     reads.sort(key=lambda r: (r[0], r[2]))
-    window, last = None, None
+    windows = _read_windows(cmcr, regions, datasets, sorted({(t, k) for t, _slot, k, *_ in reads}))
     for t, slot, k, i0, i1, j0, j1 in reads:
-        if (t, k) != last:  # one read of the region's frames serves every neighbourhood of this spike
-            with cmcr.guard(regions[k].name):
-                window = datasets[k][t + w0:t + w1]
-            last = (t, k)
-        x = window[:, i0:i1, j0:j1].astype(np.float64)
+        # one read of the region's frames serves every neighbourhood of this spike
+        x = windows[(t, k)][:, i0:i1, j0:j1].astype(np.float64)
         sums[slot] += x - x[:BASELINE_SAMPLES].mean(axis=0)
     for u, n_spikes, patches in chosen:
         # depth of the trough, from 4 samples before the spike on
@@ -339,6 +336,51 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
             r, c = regions[k].to_chip(i0 + int(di), j0 + int(dj), reading)
             evidence.on_target[reading] += max(abs(r - row), abs(c - col)) <= MAX_DISTANCE
     return evidence
+
+
+#: Windows read at once: the decision's reads are small and scattered, so its time is the disk's
+#: latency; with this many in flight it is paid about once per batch instead of once per window.
+READ_DEPTH = 16
+
+
+def _read_windows(cmcr, regions, datasets, keys):
+    """``{(t, k): frames [t + WINDOW[0], t + WINDOW[1]) of region k}`` for ``keys`` (time order).
+
+    A region stored as plain runs of rows (:func:`h5stream.kernels.direct_rows.open_direct_rows`)
+    is read with :data:`READ_DEPTH` reads in flight, straight from the disk; any other
+    through h5py, one window after the other.
+    """
+    import concurrent.futures
+
+    from h5stream.kernels.direct_rows import open_direct_rows
+
+    w0, w1 = WINDOW
+    direct = {}
+    try:
+        for k in sorted({k for _t, k in keys}):
+            with cmcr.guard(regions[k].name):
+                reader = open_direct_rows(datasets[k], depth=1)
+            if reader is not None:
+                direct[k] = reader
+
+        def read(key):
+            t, k = key
+            with cmcr.guard(regions[k].name):
+                if k in direct:
+                    reader = direct[k]
+                    return np.array(reader.read(t + w0, t + w1, reader.buffer(w1 - w0)))
+                return datasets[k][t + w0:t + w1]
+
+        out = {key: read(key) for key in keys if key[1] not in direct}
+        concurrent_keys = [key for key in keys if key[1] in direct]
+        if concurrent_keys:
+            with concurrent.futures.ThreadPoolExecutor(min(READ_DEPTH, len(concurrent_keys)),
+                                                       thread_name_prefix="frame-order-read") as pool:
+                out.update(zip(concurrent_keys, pool.map(read, concurrent_keys)))
+        return out
+    finally:
+        for reader in direct.values():
+            reader.close()
 
 
 def decide_frame_order(cmcr, positions: Sequence[tuple[int, int]], spike_times: Sequence[np.ndarray]

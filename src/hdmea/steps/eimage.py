@@ -158,7 +158,7 @@ def compute_eimage_sta(
     filter_order: int = 2,
     max_spikes_per_unit: int | None = 10_000,
     memory_budget: int | str = "512 MiB",
-    chunk_samples: int = 8192,
+    chunk_samples: int = 32768,
     sensor_dataset: str | None = None,
     sensor_axis_order: str = AUTO,
     n_threads: int | None = None,

@@ -1,18 +1,14 @@
-"""Compile every numba kernel of the pipeline into numba's on-disk cache, once, after installing.
+"""Run every kernel of the pipeline once after installing, a check that they load (nothing is left to compile).
 
     python -m hdmea.pipeline.batch.precompile
 
-A process whose cache is empty compiles the STA and electrical-image kernels on
-their first call: seconds of every array task on a node that has not run one
-yet.  Run this once after ``pip install`` (by the user who installed, so that it
-can write next to the package), or with ``NUMBA_CACHE_DIR`` set to a folder on a
-filesystem every node mounts, exported in the jobs as well; every later process
-loads the machine code instead.  Numba keys its cache by CPU model and
-features: nodes of another CPU type add their own entries once.
-
+Earlier versions JIT-compiled the STA and electrical-image kernels with numba on
+their first call, and this command filled numba's on-disk cache.  Every kernel is
+now compiled when the package is installed (Cython, :mod:`h5stream._ext`), so a
+fresh process compiles nothing; the command stays for the scripts that run it.
 It runs the whole pipeline on a tiny synthetic recording
-(:func:`hdmea.pipeline.batch.workers._warm_up`), so every kernel is compiled
-for the types the pipeline calls it with.
+(:func:`hdmea.pipeline.batch.workers._warm_up`); ``NUMBA_CACHE_DIR``, when set,
+is still where numba would write.
 """
 
 from __future__ import annotations
@@ -35,7 +31,8 @@ def main() -> int:
 
     started = time.perf_counter()
     _warm_up()
-    print(f"compiled the pipeline's kernels in {time.perf_counter() - started:.1f} s into {cache_location()}")
+    print(f"ran the pipeline's kernels (compiled at install) in {time.perf_counter() - started:.1f} s; numba's "
+          f"cache, for any JIT kernel: into {cache_location()}")
     return 0
 
 

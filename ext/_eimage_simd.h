@@ -1,0 +1,139 @@
+/* Inner loops of the electrical-image kernel (ext/_eimage.pyx): float32, one tile of
+ * EIM_TILE channels at a time.
+ *
+ * On x86-64 Linux with GCC or Clang each function is compiled twice, for AVX2 and for
+ * the baseline instruction set, and the loader picks the one the CPU runs
+ * (target_clones: no -march flag, so a built package runs on any x86-64 CPU).  The
+ * loops are written so the compiler vectorises them across the tile's channels: the
+ * filter's recursion runs along time, the channels of a row are independent.
+ */
+#ifndef EIM_SIMD_H
+#define EIM_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* channels per tile: 32 float32 = 128 bytes of a filtered row, 64 bytes of a uint16 raw row */
+#define EIM_TILE 32
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) \
+    && !defined(EIM_NO_CLONES)
+#define EIM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EIM_CLONES
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EIM_RESTRICT __restrict__
+#else
+#define EIM_RESTRICT
+#endif
+
+/* dst[0:block] += the sum of the n blocks buf[(rows[i] + shift) * EIM_TILE : ... + block];
+ * four windows per sweep over dst, so dst is loaded and stored once per four spikes. */
+EIM_CLONES static void eim_add_windows(float *EIM_RESTRICT dst, const float *EIM_RESTRICT buf,
+                                       const int64_t *rows, int64_t n, int64_t shift, int64_t block)
+{
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT c = buf + (rows[i + 2] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT d = buf + (rows[i + 3] + shift) * EIM_TILE;
+        for (int64_t j = 0; j < block; j++)
+            dst[j] += (a[j] + b[j]) + (c[j] + d[j]);
+    }
+    if (i + 2 <= n) {
+        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_TILE;
+        for (int64_t j = 0; j < block; j++)
+            dst[j] += a[j] + b[j];
+        i += 2;
+    }
+    if (i < n) {
+        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_TILE;
+        for (int64_t j = 0; j < block; j++)
+            dst[j] += a[j];
+    }
+}
+
+/* One biquad section (transposed direct form II, scipy's sosfilt convention) over n rows
+ * of one tile, in place on out (n x EIM_TILE): out = filter(out) + add.  coef holds
+ * b0 b1 b2 a1 a2; z1, z2 the tile's two delays (EIM_TILE each), updated. */
+EIM_CLONES static void eim_biquad_tile(float *EIM_RESTRICT out, int64_t n, const float *coef,
+                                       float *EIM_RESTRICT z1g, float *EIM_RESTRICT z2g,
+                                       const float *EIM_RESTRICT add)
+{
+    float z1[EIM_TILE], z2[EIM_TILE], ad[EIM_TILE];
+    const float b0 = coef[0], b1 = coef[1], b2 = coef[2], a1 = coef[3], a2 = coef[4];
+    memcpy(z1, z1g, sizeof z1);
+    memcpy(z2, z2g, sizeof z2);
+    memcpy(ad, add, sizeof ad);
+    for (int64_t t = 0; t < n; t++) {
+        float *EIM_RESTRICT o = out + t * EIM_TILE;
+        for (int j = 0; j < EIM_TILE; j++) {
+            const float x = o[j];
+            const float y = b0 * x + z1[j];
+            z1[j] = b1 * x - a1 * y + z2[j];
+            z2[j] = b2 * x - a2 * y;
+            o[j] = y + ad[j];
+        }
+    }
+    memcpy(z1g, z1, sizeof z1);
+    memcpy(z2g, z2, sizeof z2);
+}
+
+/* The first section, straight from the raw rows: x = ((float)raw - base) * gain, then as
+ * eim_biquad_tile.  raw points at the tile's first channel of the first row, rows are
+ * row_stride elements apart; width (<= EIM_TILE) channels are real, the lanes past them
+ * are written as zeros.  One function per raw type. */
+#define EIM_FIRST_SECTION(NAME, T)                                                                     \
+    EIM_CLONES static void NAME(const T *raw, int64_t row_stride, int64_t n, int width,               \
+                                const float *EIM_RESTRICT base, float gain, const float *coef,        \
+                                float *EIM_RESTRICT z1g, float *EIM_RESTRICT z2g,                     \
+                                const float *EIM_RESTRICT add, float *EIM_RESTRICT out)               \
+    {                                                                                                  \
+        float z1[EIM_TILE], z2[EIM_TILE], ad[EIM_TILE], bs[EIM_TILE];                                  \
+        const float b0 = coef[0], b1 = coef[1], b2 = coef[2], a1 = coef[3], a2 = coef[4];             \
+        memcpy(z1, z1g, sizeof z1);                                                                    \
+        memcpy(z2, z2g, sizeof z2);                                                                    \
+        memcpy(ad, add, sizeof ad);                                                                    \
+        memcpy(bs, base, sizeof bs);                                                                   \
+        if (width == EIM_TILE) {                                                                       \
+            for (int64_t t = 0; t < n; t++) {                                                          \
+                const T *row = raw + t * row_stride;                                                   \
+                float *EIM_RESTRICT o = out + t * EIM_TILE;                                            \
+                for (int j = 0; j < EIM_TILE; j++) {                                                   \
+                    const float x = ((float)row[j] - bs[j]) * gain;                                    \
+                    const float y = b0 * x + z1[j];                                                    \
+                    z1[j] = b1 * x - a1 * y + z2[j];                                                   \
+                    z2[j] = b2 * x - a2 * y;                                                           \
+                    o[j] = y + ad[j];                                                                  \
+                }                                                                                      \
+            }                                                                                          \
+        } else {                                                                                       \
+            for (int64_t t = 0; t < n; t++) {                                                          \
+                const T *row = raw + t * row_stride;                                                   \
+                float *EIM_RESTRICT o = out + t * EIM_TILE;                                            \
+                for (int j = 0; j < width; j++) {                                                      \
+                    const float x = ((float)row[j] - bs[j]) * gain;                                    \
+                    const float y = b0 * x + z1[j];                                                    \
+                    z1[j] = b1 * x - a1 * y + z2[j];                                                   \
+                    z2[j] = b2 * x - a2 * y;                                                           \
+                    o[j] = y + ad[j];                                                                  \
+                }                                                                                      \
+                for (int j = width; j < EIM_TILE; j++)                                                 \
+                    o[j] = 0.0f;                                                                       \
+            }                                                                                          \
+        }                                                                                              \
+        memcpy(z1g, z1, sizeof z1);                                                                    \
+        memcpy(z2g, z2, sizeof z2);                                                                    \
+    }
+
+EIM_FIRST_SECTION(eim_first_u16, uint16_t)
+EIM_FIRST_SECTION(eim_first_i16, int16_t)
+EIM_FIRST_SECTION(eim_first_i32, int32_t)
+EIM_FIRST_SECTION(eim_first_f32, float)
+EIM_FIRST_SECTION(eim_first_f64, double)
+
+#endif
