@@ -356,6 +356,46 @@ def test_obs_columns_of_our_h5_files_read_with_anndata_read_elem(tmp_path):
     assert_container_equal(back, c)
 
 
+def test_nested_and_binary_columns_of_our_h5_files_read_with_anndata_read_elem(tmp_path):
+    pytest.importorskip("awkward")  # anndata reads its awkward-array encoding with it
+    c = _typed_container()
+    n = c.n_samples
+    nested = [
+        pl.Series("names", [["a", "β"], None, [], ["x"], ["y", None], ["z"]], dtype=pl.List(pl.String)),
+        pl.Series("xy", [[float(i), -1.5] if i != 2 else None for i in range(n)], dtype=pl.Array(pl.Float32, 2)),
+        pl.Series("info", [None if i == 3 else {"run": i, "days": [dt.date(2024, 1, i + 1), None]}
+                           for i in range(n)]),
+        pl.Series("raw", [bytes([i, 0, 255]) if i % 3 else None for i in range(n)], dtype=pl.Binary),
+        pl.Series("grid", [[[7, 8]], None, [[0, 0]], [[1, 2]], [[3, 4]], [[5, 6]]], dtype=pl.Array(pl.Int16, (1, 2))),
+        pl.Series("spans", [[dt.timedelta(seconds=i)] for i in range(n)], dtype=pl.List(pl.Duration("ms"))),
+    ]
+    c.obs = c.obs.with_columns(nested)
+    proteins = c.assays["proteins"]
+    aliases = pl.Series("aliases", [[f"p{j}", None] if j % 2 else None for j in range(proteins.n_features)],
+                        dtype=pl.List(pl.Categorical))
+    c.assays["proteins"] = Assay(proteins.var.with_columns(aliases), proteins.layers,
+                                 feature_id_col=proteins.feature_id_col)
+    path = tmp_path / "c.h5"
+    save_hdf5(c, path)
+    frames = {"obs": c.obs, **{f"assays/{a}/var": c.assays[a].var for a in c.assays}}
+    with h5py.File(path) as f:
+        for where, frame in frames.items():
+            for column in frame.columns:  # every column of every frame reads with anndata
+                shown = anndata.io.read_elem(f[where][column])
+                assert len(shown) == frame.height, (where, column)
+        for series in [*nested, aliases]:
+            where = "obs" if series.name != "aliases" else "assays/proteins/var"
+            element = f[where][series.name]
+            assert element.attrs["encoding-type"] == "awkward-array"
+            # the same values as polars holds them (Categorical and text as str, dates as dates)
+            expected = series.cast(pl.List(pl.String)) if series.name == "aliases" else series
+            assert anndata.io.read_elem(element).to_list() == expected.to_list(), series.name
+    back = load_hdf5(path)  # and our loader gives back every dtype and value
+    assert_container_equal(back, c)
+    assert back.obs.schema["grid"] == pl.Array(pl.Int16, (1, 2))
+    assert back.assays["proteins"].var.schema["aliases"] == pl.List(pl.Categorical)
+
+
 # ----------------------------------------------------------------------------- AnnData zarr stores
 
 

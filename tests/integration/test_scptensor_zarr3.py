@@ -53,6 +53,7 @@ def test_zarr_format_3_round_trips_under_zarr_3(tmp_path):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     passed = set(re.findall(r"^PASSED \S+::(\S+)", run.stdout, flags=re.M))
     assert {
-        "test_anndata_zarr_store_round_trip_resave_and_edit[2]", "test_anndata_zarr_store_round_trip_resave_and_edit[3]",
+        "test_anndata_zarr_store_round_trip_resave_and_edit[2]",
+        "test_anndata_zarr_store_round_trip_resave_and_edit[3]",
         "test_a_zarr_store_anndata_wrote_is_imported[2]", "test_a_zarr_store_anndata_wrote_is_imported[3]",
     } <= passed, run.stdout[-4000:]

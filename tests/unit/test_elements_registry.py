@@ -170,9 +170,15 @@ def test_inconsistent_values_become_format_errors(h5):
     import polars as pl
 
     write_elem(h5, "l", pl.Series("l", [[1, 2], [3]]))
-    offsets = h5["l/offsets"]
+    offsets = h5["l/node0-offsets"]  # the list's offsets in its awkward-array buffers
     offsets[...] = np.array([0, 5, 1])  # offsets beyond the values and decreasing
-    with pytest.raises(FormatError, match="/l"):
+    with pytest.raises(FormatError, match="/l.*offsets of node0"):
+        read_elem(h5["l"])
+    offsets[...] = np.array([0, 2, 5])  # past the 3 values held
+    with pytest.raises(FormatError, match="/l.*node1-data holds 3 values where 5 are needed"):
+        read_elem(h5["l"])
+    del h5["l/node1-data"]
+    with pytest.raises(FormatError, match="/l.*buffer 'node1-data' is missing"):
         read_elem(h5["l"])
 
 

@@ -8,21 +8,34 @@ Decimal(p, s)      ``h5stream:decimal``, layered    exact decimal text as ``stri
                                                     ``scale`` attributes
 Int128, UInt128    ``h5stream:int128``, layered     exact decimal text as string arrays;
                    on string arrays                 ``signed`` attribute
-Binary             ``h5stream:binary``              group: ``data`` (uint8, all values
-                                                    concatenated), ``offsets`` (int64, n+1),
-                                                    ``mask`` (bool, True = null)
-Null               ``h5stream:null-column``         group with attribute ``length``
-List(inner)        ``h5stream:list``                group: ``offsets`` (int64, n+1), ``mask``,
-                                                    ``values`` (the flattened inner column,
-                                                    itself an element of the inner dtype)
-Array(inner, n)    ``h5stream:fixed-list``          the ``h5stream:list`` layout plus ``width``
-                                                    (multi-dimensional arrays nest)
-Struct(fields)     ``h5stream:struct``              group: one element per field (escaped
-                                                    names), ``mask``; ``h5stream:fields``
-                                                    (JSON list of field names)
+Null               ``h5stream:null-column`` 0.2.0,  a float ``array`` of NaN (0.1.0: a group
+                   layered on ``array``             with attribute ``length``)
+Binary             ``h5stream:binary``              AnnData's ``awkward-array`` 0.1.0 (see
+List(inner)        ``h5stream:list``                :mod:`h5stream.elements.awkward_layout`):
+Array(inner, n)    ``h5stream:fixed-list``          attributes ``form`` (JSON), ``length``, one
+Struct(fields)     ``h5stream:struct``              ``array`` per buffer; ``h5stream:dtype``
+                   (each 0.2.0, layered on          (the exact polars dtype, JSON, see
+                   ``awkward-array``)               :mod:`h5stream.elements.dtypes`)
 =================  ===============================  =========================================
 
-List and Struct nest to any depth through the registry.
+``anndata.io.read_elem`` reads the 0.2.0 nested columns as Awkward Arrays of
+the same values (with the ``awkward`` package installed); our reader rebuilds
+the exact polars column from the buffers and the recorded dtype, without
+awkward.  Nesting goes to any depth.
+
+Readers of the 0.1.0 layouts (files written before) are kept:
+
+=================  =========================================================
+0.1.0 encoding     layout
+=================  =========================================================
+``h5stream:binary``  group: ``data`` (uint8, all values concatenated),
+                     ``offsets`` (int64, n+1), ``mask`` (bool, True = null)
+``h5stream:list``    group: ``offsets`` (int64, n+1), ``mask``, ``values`` (the
+                     flattened inner column, itself an element)
+``h5stream:fixed-list``  the ``h5stream:list`` layout plus ``width``
+``h5stream:struct``  group: one element per field (escaped names), ``mask``;
+                     ``h5stream:fields`` (JSON list of field names)
+=================  =========================================================
 """
 
 from __future__ import annotations
@@ -33,7 +46,9 @@ import h5py
 import numpy as np
 import polars as pl
 
+from h5stream.elements.awkward_layout import LayoutError, from_buffers, to_buffers
 from h5stream.elements.dataframe import ARRAY
+from h5stream.elements.dtypes import describe_dtype, parse_dtype
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
@@ -41,28 +56,32 @@ from h5stream.elements.registry import (
     read_with,
     register_reader,
     register_writer,
+    set_text_attr,
     stamp,
     write_with,
 )
 from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY
 from h5stream.errors import EncodingError, FormatError
-from h5stream.writer import WriteOptions, write_array
+from h5stream.writer import write_array
 
-__all__ = ["DECIMAL", "INT128", "BINARY", "NULL_COLUMN", "LIST", "FIXED_LIST", "STRUCT"]
+__all__ = ["DECIMAL", "INT128", "BINARY", "NULL_COLUMN", "LIST", "FIXED_LIST", "STRUCT", "AWKWARD_ARRAY"]
 
 DECIMAL = ElementSpec("h5stream:decimal", "0.1.0", layered=True)
-BINARY = ElementSpec("h5stream:binary", "0.1.0")
 NULL_COLUMN = ElementSpec("h5stream:null-column", "0.2.0", layered=True)
 NULL_COLUMN_0_1_0 = ElementSpec("h5stream:null-column", "0.1.0")
-LIST = ElementSpec("h5stream:list", "0.1.0")
-FIXED_LIST = ElementSpec("h5stream:fixed-list", "0.1.0")
 INT128 = ElementSpec("h5stream:int128", "0.1.0", layered=True)
-STRUCT = ElementSpec("h5stream:struct", "0.1.0")
+#: AnnData's encoding of an Awkward Array (the spec layer of the nested columns)
+AWKWARD_ARRAY = ElementSpec("awkward-array", "0.1.0")
+BINARY = ElementSpec("h5stream:binary", "0.2.0", layered=True)
+LIST = ElementSpec("h5stream:list", "0.2.0", layered=True)
+FIXED_LIST = ElementSpec("h5stream:fixed-list", "0.2.0", layered=True)
+STRUCT = ElementSpec("h5stream:struct", "0.2.0", layered=True)
+BINARY_0_1_0 = ElementSpec("h5stream:binary", "0.1.0")
+LIST_0_1_0 = ElementSpec("h5stream:list", "0.1.0")
+FIXED_LIST_0_1_0 = ElementSpec("h5stream:fixed-list", "0.1.0")
+STRUCT_0_1_0 = ElementSpec("h5stream:struct", "0.1.0")
 FIELDS_ATTR = "h5stream:fields"
-
-
-def _write_mask(group: h5py.Group, series: pl.Series, options: WriteOptions) -> None:
-    stamp(write_array(group, "mask", series.is_null().to_numpy(), options), ARRAY)
+DTYPE_ATTR = "h5stream:dtype"
 
 
 def _read_mask(group: h5py.Group) -> np.ndarray:
@@ -141,21 +160,7 @@ def _read_int128(obj, *, series: bool = False):
 # --------------------------------------------------------------------------- binary
 
 
-@register_writer(pl.Series, BINARY, match=lambda s: s.dtype == pl.Binary)
-def _write_binary(parent, key, series, options):
-    items = series.to_list()
-    lengths = np.fromiter((len(b) if b is not None else 0 for b in items), dtype=np.int64, count=len(items))
-    offsets = np.zeros(len(items) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    data = np.frombuffer(b"".join(b for b in items if b is not None), dtype=np.uint8)
-    group = parent.create_group(key)
-    stamp(write_array(group, "data", data, options), ARRAY)
-    stamp(write_array(group, "offsets", offsets, options), ARRAY)
-    _write_mask(group, series, options)
-    return group
-
-
-@register_reader(BINARY)
+@register_reader(BINARY_0_1_0)
 def _read_binary(group, *, series: bool = False):
     data = np.asarray(read_with(group["data"]), dtype=np.uint8).tobytes()
     offsets = np.asarray(read_with(group["offsets"]))
@@ -191,19 +196,6 @@ def _read_null_column_0_1_0(group, *, series: bool = False):
 # --------------------------------------------------------------------------- list
 
 
-@register_writer(pl.Series, LIST, match=lambda s: isinstance(s.dtype, pl.List))
-def _write_list(parent, key, series, options):
-    lengths = series.list.len().fill_null(0).cast(pl.Int64).to_numpy()
-    offsets = np.zeros(series.len() + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    values = series.explode(empty_as_null=False, keep_nulls=False)
-    group = parent.create_group(key)
-    stamp(write_array(group, "offsets", offsets, options), ARRAY)
-    _write_mask(group, series, options)
-    write_with(group, "values", values, options)
-    return group
-
-
 def _require_pyarrow(obj):
     try:
         import pyarrow
@@ -216,7 +208,7 @@ def _require_pyarrow(obj):
     return pyarrow
 
 
-@register_reader(LIST)
+@register_reader(LIST_0_1_0)
 def _read_list(group, *, series: bool = False):
     pa = _require_pyarrow(group)
     values = read_with(group["values"], series=True)
@@ -236,14 +228,7 @@ def _read_list(group, *, series: bool = False):
 # --------------------------------------------------------------------------- fixed-size arrays
 
 
-@register_writer(pl.Series, FIXED_LIST, match=lambda s: isinstance(s.dtype, pl.Array))
-def _write_fixed_list(parent, key, series, options):
-    group = _write_list(parent, key, series.cast(pl.List(series.dtype.inner)), options)
-    group.attrs["width"] = series.dtype.size
-    return group
-
-
-@register_reader(FIXED_LIST)
+@register_reader(FIXED_LIST_0_1_0)
 def _read_fixed_list(group, *, series: bool = False):
     values = _read_list(group)
     return values.cast(pl.Array(values.dtype.inner, int(group.attrs["width"])))
@@ -252,24 +237,7 @@ def _read_fixed_list(group, *, series: bool = False):
 # --------------------------------------------------------------------------- struct
 
 
-@register_writer(pl.Series, STRUCT, match=lambda s: isinstance(s.dtype, pl.Struct))
-def _write_struct(parent, key, series, options):
-    fields = [f.name for f in series.dtype.fields]
-    if not fields:
-        raise EncodingError(
-            "a struct without fields cannot be stored", path=parent.file.filename,
-            obj=f"{parent.name.rstrip('/')}/{key}", found=str(series.dtype),
-        )
-    group = parent.create_group(key)
-    group.attrs[FIELDS_ATTR] = json.dumps(fields, ensure_ascii=False)
-    _write_mask(group, series, options)
-    unnested = series.struct.unnest()
-    for name in fields:
-        write_with(group, escape_name(name), unnested.get_column(name), options)
-    return group
-
-
-@register_reader(STRUCT)
+@register_reader(STRUCT_0_1_0)
 def _read_struct(group, *, series: bool = False):
     fields = json.loads(group.attrs[FIELDS_ATTR])
     columns = [read_with(group[escape_name(name)], series=True).alias(name) for name in fields]
@@ -277,3 +245,66 @@ def _read_struct(group, *, series: bool = False):
     frame.columns = fields
     out = frame.to_struct()
     return _apply_mask(out, _read_mask(group))
+
+
+# --------------------------------------------------------------------------- nested columns over awkward-array
+
+
+def _text_attr(group: h5py.Group, name: str) -> str:
+    if name not in group.attrs:
+        raise FormatError(
+            f"nested column lacks its attribute {name!r}", path=group.file.filename, obj=group.name,
+            expected=f"attributes form, length and {DTYPE_ATTR}", found=f"attributes {sorted(group.attrs)}",
+        )
+    value = group.attrs[name]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _write_awkward(parent, key, series, options):
+    if isinstance(series.dtype, pl.Struct) and not series.dtype.fields:
+        raise EncodingError(
+            "a struct without fields cannot be stored", path=parent.file.filename,
+            obj=f"{parent.name.rstrip('/')}/{key}", found=str(series.dtype),
+        )
+    form, length, buffers = to_buffers(series)
+    group = parent.create_group(key)
+    set_text_attr(group, "form", json.dumps(form, separators=(",", ":")))
+    group.attrs["length"] = np.int64(length)
+    set_text_attr(group, DTYPE_ATTR, json.dumps(describe_dtype(series.dtype), ensure_ascii=False))
+    for name, values in buffers.items():
+        stamp(write_array(group, name, np.ascontiguousarray(values), options), ARRAY)
+    stamp(group, AWKWARD_ARRAY)
+    return group
+
+
+register_writer(pl.Series, BINARY, match=lambda s: s.dtype == pl.Binary)(_write_awkward)
+register_writer(pl.Series, LIST, match=lambda s: isinstance(s.dtype, pl.List))(_write_awkward)
+register_writer(pl.Series, FIXED_LIST, match=lambda s: isinstance(s.dtype, pl.Array))(_write_awkward)
+register_writer(pl.Series, STRUCT, match=lambda s: isinstance(s.dtype, pl.Struct))(_write_awkward)
+
+
+@register_reader(BINARY, LIST, FIXED_LIST, STRUCT)
+def _read_awkward(group, *, series: bool = False):
+    if not isinstance(group, h5py.Group):
+        raise FormatError("nested column is not a group", path=group.file.filename, obj=group.name,
+                          expected="an awkward-array group", found="a dataset")
+    try:
+        dtype = parse_dtype(json.loads(_text_attr(group, DTYPE_ATTR)))
+        form = json.loads(_text_attr(group, "form"))
+        length = int(group.attrs["length"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FormatError("nested column's form, length or dtype cannot be read", path=group.file.filename,
+                          obj=group.name, expected="a JSON form, an integer length and a polars dtype description",
+                          found=f"{type(exc).__name__}: {exc}") from exc
+
+    def buffer(name: str) -> np.ndarray:
+        if name not in group:
+            raise LayoutError(f"buffer {name!r} is missing")
+        return np.asarray(read_with(group[name]))
+
+    try:
+        return from_buffers(form, length, buffer, dtype)
+    except LayoutError as exc:
+        raise FormatError("nested column's buffers do not match its form", path=group.file.filename,
+                          obj=group.name, expected=f"the buffers of a {dtype} column of {length} rows",
+                          found=str(exc)) from exc

@@ -119,6 +119,17 @@ def _series_cases() -> dict[str, tuple[str, str, pl.Series]]:
                        pl.Series("a", [[1.0, 2.0], [3.0, float("nan")]], dtype=pl.Array(pl.Float32, 2))),
         "struct": ("h5stream:struct", "0.1.0",
                    pl.Series("st", [{"x": 1, "y": "a"}, {"x": None, "y": "b"}, {"x": 3, "y": None}])),
+        # nested columns over AnnData's awkward-array (0.2.0); never three rows, so frame() stays frozen
+        "binary-over-awkward": ("h5stream:binary", "0.2.0", pl.Series("bin", [b"\x00\xff", None, b"", b"z"])),
+        "list-over-awkward": ("h5stream:list", "0.2.0",
+                              pl.Series("l", [[1, 2], [], None, [None, -3]], dtype=pl.List(pl.Int32))),
+        "fixed-list-over-awkward": ("h5stream:fixed-list", "0.2.0",
+                                    pl.Series("a", [[1.0, float("nan")], None, [None, 2.5], [0.0, -0.0]],
+                                              dtype=pl.Array(pl.Float32, 2))),
+        "struct-over-awkward": ("h5stream:struct", "0.2.0", pl.Series("st", [
+            {"when": dt.date(2024, 2, 29), "tags": ["a", None], "dec": Decimal("1.50")}, None,
+            {"when": None, "tags": [], "dec": None}, {"when": dt.date(1969, 7, 20), "tags": None, "dec": Decimal("-2")},
+        ], dtype=pl.Struct({"when": pl.Date, "tags": pl.List(pl.Categorical), "dec": pl.Decimal(6, 2)}))),
     }
 
 
