@@ -17,6 +17,9 @@ capability             used for (where it exists)                  portable path
 ``fadvise``            ``posix_fadvise(WILLNEED)`` read-ahead      no read-ahead hint
 ``fork_server``        worker processes forked from a server       worker processes spawned
                        that imported their modules once
+``pid_signals``        ``os.kill(pid, 0)``: is a writer's process  a lock each writer holds on a liveness
+                       still running?                              file while it runs
+                                                                   (:mod:`h5stream.files.liveness`)
 =====================  ==========================================  ==========================================
 
 ``H5STREAM_PORTABLE=1`` in the environment turns every capability off, so the
@@ -30,7 +33,7 @@ import importlib.util
 import os
 
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
-           "fork_server", "describe"]
+           "fork_server", "pid_signals", "describe"]
 
 #: environment switch forcing every portable path
 ENV_VAR = "H5STREAM_PORTABLE"
@@ -70,7 +73,14 @@ def fork_server() -> bool:
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
+def pid_signals() -> bool:
+    """Signal 0 probes a pid (POSIX); on Windows 0 is ``CTRL_C_EVENT``, which ``os.kill`` would send."""
+    import signal
+
+    return not portable() and hasattr(os, "kill") and getattr(signal, "CTRL_C_EVENT", None) != 0
+
+
 def describe() -> dict[str, bool]:
     """Every capability and whether this process uses it."""
     return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
-                                                  "fadvise", "fork_server")}
+                                                  "fadvise", "fork_server", "pid_signals")}

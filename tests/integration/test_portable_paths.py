@@ -60,11 +60,70 @@ def test_a_claim_without_fcntl_or_proc_still_admits_one_writer(portable, tmp_pat
         with pytest.raises(WriterClaimError, match=str(target.name)):
             WriterClaim(target).acquire()
     assert not WriterClaim(target).path.exists()
-    # A live pid is taken as the writer (no start time to tell a reused pid); a dead one is gone.
+    # This process is alive; a dead one, which held no liveness lock, is gone.
     assert not writer_gone(os.getpid(), 0.0)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
     assert writer_gone(int(dead.stdout), 0.0)
+
+
+HOLD_A_CLAIM = """
+import sys, time
+from h5stream.files import WriterClaim
+claim = WriterClaim(sys.argv[1]).acquire()
+print(claim.read_holder().get("live_lock"), flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_claims_holder_is_alive_while_it_holds_its_liveness_lock(portable, tmp_path, child_env):
+    """Without signals to probe a pid (Windows; forced here), a writer holds a lock on its liveness file while it
+    runs; its claim is refused while it lives and cleared as stale once it is killed."""
+    import signal
+
+    from h5stream.errors import StaleClaimWarning
+    from h5stream.files.liveness import liveness_lock_path, process_alive
+
+    assert not capabilities.pid_signals()
+    target = tmp_path / "t.h5"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CLAIM, str(target)], stdout=subprocess.PIPE, text=True,
+                              env={**child_env, capabilities.ENV_VAR: "1"})
+    try:
+        lock_file = holder.stdout.readline().strip()
+        assert lock_file == str(liveness_lock_path(holder.pid)) and Path(lock_file).exists()
+        assert process_alive(holder.pid, lock_file) and process_alive(holder.pid)
+        with pytest.raises(WriterClaimError, match=f"pid {holder.pid}"):
+            WriterClaim(target).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no clean-up: the operating system drops the lock
+        holder.wait(timeout=60)
+        holder.stdout.close()
+    assert Path(lock_file).exists() and not process_alive(holder.pid, lock_file)
+    with pytest.warns(StaleClaimWarning, match=f"pid {holder.pid}"):
+        with WriterClaim(target) as mine:
+            assert mine.read_holder()["live_lock"] == str(liveness_lock_path(os.getpid()))
+    assert not WriterClaim(target).path.exists()
+
+
+def test_a_reused_pid_does_not_pass_for_the_claims_writer(portable, tmp_path):
+    """A running process with the claim's pid but not its liveness lock (the pid reused after the writer died)."""
+    import json
+    import socket
+
+    from h5stream.errors import StaleClaimWarning
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        target = tmp_path / "t.h5"
+        claim = WriterClaim(target).path
+        claim.write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid, "thread": 1,
+                                     "time": "2026-01-01T00:00:00+00:00", "token": "x",
+                                     "live_lock": str(tmp_path / "gone.lock")}))
+        with pytest.warns(StaleClaimWarning, match=f"pid {other.pid}"):
+            WriterClaim(target).acquire().release()
+    finally:
+        other.kill()
+        other.wait(timeout=60)
 
 
 def test_raw_rows_are_read_through_the_page_cache(portable, tmp_path, monkeypatch):

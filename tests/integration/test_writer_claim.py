@@ -139,7 +139,29 @@ def _write_claim(target: Path, **holder) -> Path:
     return path
 
 
-def test_stale_claim_of_dead_process_is_cleared_with_warning(tmp_path):
+LIVE_WRITER = (
+    "import time\n"
+    "from h5stream.files.liveness import hold_liveness_lock\n"
+    "hold_liveness_lock()\n"  # what a writer takes where no signal probes a pid (H5STREAM_PORTABLE=1)
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.fixture
+def live_writer():
+    """A running process that holds what a writer holds: its pid and its liveness lock."""
+    child = subprocess.Popen([sys.executable, "-c", LIVE_WRITER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+        child.stdout.close()
+
+
+def test_stale_claim_of_dead_process_is_cleared_with_warning(tmp_path, live_writer):
     target = tmp_path / "a.h5"
     pid = _dead_pid()
     _write_claim(target, pid=pid)
@@ -149,7 +171,7 @@ def test_stale_claim_of_dead_process_is_cleared_with_warning(tmp_path):
     half_claim.write_bytes(b"{")
     other_dead = tmp_path / "a.h5.partial-999999999-0"  # no such pid on Linux (pid_max <= 2**22)
     other_dead.write_bytes(b"another dead writer's")
-    live = tmp_path / f"a.h5.partial-{os.getppid()}-0"  # a running process that started before it
+    live = tmp_path / f"a.h5.partial-{live_writer}-0"  # a running writer that started before it
     live.write_bytes(b"a live writer's")
     other_target = tmp_path / f"b.h5.partial-{pid}-0"
     other_target.write_bytes(b"another target's")

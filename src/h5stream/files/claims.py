@@ -28,6 +28,7 @@ from pathlib import Path
 
 from h5stream import capabilities
 from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError, WriterClaimError
+from h5stream.files.liveness import hold_liveness_lock, process_alive
 from h5stream.files.paths import LINK_UNSUPPORTED, claim_path, parent_of, sibling_path
 
 __all__ = ["WriterClaim", "remove_stale_leftovers", "hdf5_lock_held", "writer_gone"]
@@ -54,18 +55,6 @@ def _process_start_ticks(pid: int) -> int | None:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:  # 0 and negatives address process groups, never one writer
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists but belongs to someone else
-        return True
-    return True
 
 
 def _holder_pid(holder: dict) -> int:
@@ -154,6 +143,9 @@ class WriterClaim:
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "token": uuid.uuid4().hex,
         }
+        if not capabilities.pid_signals():
+            # No signal to probe a pid with: this process holds a lock while it runs, which checkers test.
+            payload["live_lock"] = hold_liveness_lock()
         data = json.dumps(payload).encode()
         for _attempt in range(5):
             try:
@@ -232,7 +224,7 @@ class WriterClaim:
         if holder.get("host") != socket.gethostname():
             return False
         pid = _holder_pid(holder)
-        if not _pid_alive(pid):
+        if not process_alive(pid, holder.get("live_lock")):
             return True
         recorded = holder.get("pid_start")
         # A live pid with another start time is a new process that reused the number.
@@ -324,7 +316,7 @@ def writer_gone(pid: int, mtime: float) -> bool:
     The pid no longer runs, or it was reused by a process started after the
     file was last modified.
     """
-    if not _pid_alive(pid):
+    if not process_alive(pid):
         return True
     ticks, boot = _process_start_ticks(pid), _boot_time()
     if ticks is None or boot is None:

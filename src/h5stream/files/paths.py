@@ -7,6 +7,9 @@ import itertools
 import os
 from pathlib import Path
 
+from h5stream import capabilities
+from h5stream.files.liveness import hold_liveness_lock
+
 __all__ = ["claim_path", "partial_path", "sibling_path", "fsync_path", "fsync_directory", "LINK_UNSUPPORTED"]
 
 # One counter per process for every name made beside a target (partials, claim temporaries).
@@ -60,6 +63,9 @@ def fsync_directory(path: str | os.PathLike) -> None:
 def sibling_path(target: Path, marker: str) -> Path:
     """A new name beside ``target``: ``<name><marker><pid>-<n>``, unique within this process.
 
-    The pid in the name lets the next writer tell leftovers of dead processes apart.
+    The pid in the name lets the next writer tell leftovers of dead processes apart (where no
+    signal can probe a pid, by this process's liveness lock, taken here: :mod:`h5stream.files.liveness`).
     """
+    if not capabilities.pid_signals():
+        hold_liveness_lock()
     return target.with_name(f"{target.name}{marker}{os.getpid()}-{next(_partial_counter)}")
