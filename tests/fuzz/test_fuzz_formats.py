@@ -35,14 +35,6 @@ VENDOR = [name for name, fmt in FORMATS.items() if not fmt.own]
 #: (test, format) -> why it fails today.
 KNOWN: dict[tuple[str, str], str] = {}
 
-#: Formats whose attribute and link names no checksum covers: a flipped byte in the name of an
-#: optional attribute or member can read as its absence (seen: seeds 2882232004, 646029360, 784469022;
-#: the last two are refused since). Metadata flips there are an open defect, not a pass.
-UNCOVERED_NAMES = {
-    "scptensor-h5": "open defect: a flipped byte in an optional attribute's or member's name of a .h5 "
-                    "container can read as the attribute's absence (names are not covered by checksums)",
-}
-
 
 def _cases(test: str, names: list[str]) -> list:
     return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[test, name]))
@@ -113,11 +105,7 @@ def test_reads_that_do_not_end_are_inside_libhdf5(fuzz_report, name):
 @pytest.mark.parametrize("name", _cases("silent", OWN))
 def test_our_formats_never_return_silently_changed_data(fuzz_report, name):
     report = fuzz_report(name)
-    silent, in_names = report.count("silent"), report.count("silent", kind="metadata")
-    if name in UNCOVERED_NAMES and silent and silent == in_names:
-        # Open defect, reported with every occurrence: only this class is tolerated, any other
-        # silent change (data, zeroed blocks, stored types) still fails the test.
-        pytest.xfail(f"{UNCOVERED_NAMES[name]}; {silent} this run:\n{_details(report, 'silent')}")
+    silent = report.count("silent")
     assert silent == 0, f"{silent} silently changed results:\n{_details(report, 'silent')}"
 
 

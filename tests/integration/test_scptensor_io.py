@@ -22,6 +22,7 @@ from scptensor.io import (
     load_hdf5,
     save_hdf5,
 )
+from scptensor.io.exceptions import IOChecksumError
 from scptensor.testing import assert_container_equal, example_container
 
 FORMATS = [".h5", ".hdf5", ".h5mu"]
@@ -277,8 +278,13 @@ def test_missing_group(tmp_path, container, missing):
     with h5py.File(path, "r+") as f:
         del f[missing]
     with pytest.raises(IOFormatError, match="missing") as info:
-        load_hdf5(path)
+        load_hdf5(path, verify=False)
     assert str(path) in str(info.value) and f"/{missing}" in str(info.value)
+    # verified, the names digest of the parent refuses the file first, naming the parent and what it holds
+    with pytest.raises(IOChecksumError, match="names of the object's attributes or members") as info:
+        load_hdf5(path)
+    parent = "/" + missing.rpartition("/")[0]
+    assert f"{path} [{parent}]" in str(info.value) and f"/{missing}" not in str(info.value)
 
 
 def test_missing_file(tmp_path):

@@ -200,7 +200,8 @@ def test_recording_manifest_lists_every_dataset_and_text_attribute(tmp_path):
     assert "/units/u1/spike_times" in layouts and layouts["/metadata/trace"] == "contiguous"
     assert manifest["datasets"]["/metadata/trace"] == checksums.array_digest(trace)
     # one string per object: the digests of its text attributes in name order (numbers sit in checksummed headers)
-    assert manifest["version"] == 2 and manifest["attributes"] == {}
+    assert manifest["version"] == 3 and manifest["attributes"] == {}
+    assert manifest["name_digests"] == {}  # version-2 headers: HDF5 checksums the names itself
     assert manifest["attribute_digests"]["text"]["/units/u1/features/sta"] == (
         _text_crc("sta") + _text_crc('{"city": "mobile-checksum-probe"}') + _text_crc("1"))  # name, params, version
     stats = checksum_file.check_file(path)
@@ -475,7 +476,7 @@ def test_update_of_a_version_1_file_keeps_its_digests_by_name(tmp_path):
     with open_recording_hdf5(path, "r+") as f:
         write_units(f, {"u2": {"spike_times": np.arange(9, dtype=np.uint64), "row": 1, "col": 2, "label": "new"}})
     manifest = manifest_of(path)
-    assert manifest["version"] == 2
+    assert manifest["version"] == 3
     # untouched objects keep their version-1 digests; rewritten ones (the root's updated_at, u2) are sets
     assert manifest["attributes"] == {p: old["attributes"][p] for p in ("/units/u1", "/metadata")}
     with h5py.File(path, "r") as f:

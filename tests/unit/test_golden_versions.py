@@ -69,7 +69,7 @@ def _stamp(golden: str):
     if golden.endswith(".parquet"):
         return json.loads((path / "manifest.json").read_text())["format_version"]
     with h5py.File(path, "r") as f:
-        if golden == cases.CHECKSUMMED_GOLDEN:
+        if golden == cases.CHECKSUMMED_GOLDEN or golden.startswith("scptensor_2.0_checksums_v"):
             return json.loads(f.attrs["h5stream_checksums"])["version"]
         if golden == cases.MIGRATED_GOLDEN:
             return f["pipeline/migration"].attrs["format_version"]
@@ -146,6 +146,37 @@ def test_checksummed_recording_damaged_copy_is_refused(tmp_path):
         data[0] = np.asarray(data[0]) + 1
     with pytest.raises(ChecksumError, match="raw_ch1"):
         check_file(copy)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_checksummed_container_reads_exactly_verified(version):
+    """Manifest version 3 added names digests; a container written with version 2 (none) reads as before."""
+    from h5stream.checksums.wholefile import check_file
+    from scptensor.io import load_hdf5
+    from scptensor.testing import assert_container_equal
+
+    path = GOLDEN / cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=version)
+    loaded = load_hdf5(path, verify=True)
+    assert_container_equal(loaded, cases.expected_container(loaded))
+    summary = check_file(path)
+    assert summary["manifest"] and summary["attributes"] > 0
+    assert (summary["names"] > 0) == (version >= 3)
+
+
+def test_checksummed_container_v3_renamed_attribute_is_refused(tmp_path):
+    """A root attribute's name with one byte changed (its value and every value digest intact)."""
+    from scptensor.io import load_hdf5
+    from scptensor.io.exceptions import IOChecksumError
+
+    copy = tmp_path / "copy.h5"
+    raw = bytearray((GOLDEN / cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=3)).read_bytes())
+    at = raw.find(b"history_saved\0")
+    assert at > 0 and raw.find(b"history_saved\0", at + 1) < 0
+    raw[at + 8] ^= 0x01  # "history_saved" -> "history_raved"
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(IOChecksumError, match="names of the object's attributes or members") as info:
+        load_hdf5(copy)
+    assert f"{copy} [/]" in str(info.value) and "history_raved" in str(info.value)
 
 
 def test_migrated_recording_reads_exactly_with_its_migration_record():

@@ -88,6 +88,7 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     read_manifest,
     refuse_sequence_attr,
 )
+from h5stream.checksums._names import check_names, object_names_digest
 from h5stream.checksums._fletcher32 import (
     append_fletcher32,
     checked_read,
@@ -135,6 +136,7 @@ __all__ = [
     "check_dataset",
     "check_attrs",
     "check_attribute_set",
+    "check_names",
     "refuse_sequence_attr",
     "attr_name_text",
     "check_value",
@@ -219,6 +221,9 @@ class Recorder:
         self.pending: list = []
         #: the tree writer's list for one object's pairs while its attributes are written
         self.scratch: list = []
+        #: path -> digest of the object's attribute and member names (walking recorders of files whose
+        #: headers HDF5 does not checksum; made afresh by each walk, see :mod:`h5stream.checksums._names`)
+        self.name_digests: dict[str, str] = {}
 
     @property
     def attribute_kind(self) -> str:
@@ -403,6 +408,7 @@ def seal(f: h5py.File, recorder: Recorder) -> dict:
         "datasets": datasets,
         "attribute_digests": sets,
         "attributes": {p: a for p, a in attributes.items() if a},
+        "name_digests": dict(recorder.name_digests),
     }
     _write_text_attr(f.id, MANIFEST_ATTR, encode_manifest(manifest))
     return manifest
@@ -422,7 +428,13 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
     h5py.h5o.visit(f.id, lambda name, info: names.append((name, info.type)), info=True)
     objects = [("/", f)] + [("/" + name.decode("utf-8") if isinstance(name, bytes) else "/" + name, t)
                             for name, t in names]
+    # Names live in headers and heaps HDF5 does not checksum unless the headers are version 2.
+    name_digests: dict[str, str] | None = None if recorder.headers_checksummed else {}
     for path, kind in objects:
+        if name_digests is not None:
+            digest = object_names_digest(f.id, path, MANIFEST_ATTR)
+            if digest is not None:
+                name_digests[path] = digest
         obj = f if path == "/" else f[path]
         if path != "/" and kind == h5py.h5o.TYPE_DATASET and path not in datasets:
             # Fletcher32 covers the stored chunks; variable-length strings live outside them (global heap).
@@ -430,6 +442,7 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
             if obj.shape is not None and not covered:
                 recorder.dataset(path, stored_digest(obj))
         _walk_attrs(recorder, path, obj)
+    recorder.name_digests = name_digests or {}
 
 
 def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
@@ -487,6 +500,10 @@ def attach(f: h5py.File, *, verify: bool = True, path=None) -> Manifest | None:
         return None
     path = os.fspath(path) if path is not None else f.filename
     manifest = read_manifest(f, path)
+    if manifest is not None and manifest.name_digests:
+        # Checked once, up front: a damaged name reads as an absent attribute or member, which no
+        # later read of a value would notice (see h5stream.checksums._names).
+        check_names(f, manifest, MANIFEST_ATTR)
     if manifest is None and path not in _noted:
         _noted.add(path)
         logger.info("%s: no checksum manifest (written before checksums or by another tool); "

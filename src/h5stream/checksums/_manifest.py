@@ -1,15 +1,16 @@
-"""The checksum manifest of :mod:`h5stream.checksums`: its format, the reading of versions 1 and 2, and
+"""The checksum manifest of :mod:`h5stream.checksums`: its format, the reading of versions 1 to 3, and
 the checks of values read against a :class:`Manifest`.
 
 The manifest is the root attribute ``h5stream_checksums`` (:data:`MANIFEST_ATTR`),
 UTF-8 JSON text written in the same atomic save as the data::
 
-    {"format": "h5stream-checksums", "version": 2, "algorithm": "crc32",
+    {"format": "h5stream-checksums", "version": 3, "algorithm": "crc32",
      "datasets": {"/units/u1/spike_times": "3a1f09c2", ...},
      "attribute_digests": {
          "text": {"/units/u1/features/f": "0b5e77d19c0e11a4...", ...},
          "all": {"/obs": "77e0a2c4...", ...}},
-     "attributes": {}}
+     "attributes": {},
+     "name_digests": {"/": "5c0e81d2", "/obs": "9a41f3b0", ...}}
 
 ``datasets`` maps the path of each contiguous or compact dataset to its digest
 (:mod:`h5stream.checksums._digests`).
@@ -30,6 +31,14 @@ removed from an object since it was written are a mismatch of the object's
 set, naming the object and the attributes found.  No names are stored, which
 keeps the manifest small: one short string per object whose attributes carry
 digests (a 4,000-unit recording: 3.0 MB instead of 5.3 MB in version 1).
+
+``name_digests`` (version 3) maps the path of each object that has attributes
+or members to the digest of their names, in files whose object headers HDF5
+does not checksum (written by a walking recorder; empty otherwise): the
+digests above pair values with names but do not cover the names, so a
+damaged name of an optional attribute or member would read as its absence.
+What it covers and how it is checked: :mod:`h5stream.checksums._names`.
+Versions 1 and 2 have no such digests; their files are read as before.
 
 Version 1 (files written before version 2) listed every attribute by name,
 ``"attributes": {"/units/u1": {"name": "0b5e77d1", ...}}``; such files are
@@ -73,9 +82,9 @@ __all__ = [
 ALGORITHM = "crc32"
 MANIFEST_ATTR = "h5stream_checksums"
 MANIFEST_FORMAT = "h5stream-checksums"
-MANIFEST_VERSION = 2
-#: manifest versions this module reads (1: digests of attributes by name)
-READABLE_VERSIONS = (1, 2)
+MANIFEST_VERSION = 3
+#: manifest versions this module reads (1: digests of attributes by name; 2: without names digests)
+READABLE_VERSIONS = (1, 2, 3)
 #: the kinds of attribute sets of a version-2 manifest (see the module text)
 TEXT_ATTRS = "text"
 ALL_ATTRS = "all"
@@ -87,20 +96,23 @@ class Manifest:
     ``datasets``: path -> digest; ``text_sets`` and ``all_sets``: path -> the
     packed digests of the object's covered attributes (version 2);
     ``attributes``: path -> {name: digest} (version 1, and objects an update of
-    a version-1 file did not rewrite).
+    a version-1 file did not rewrite); ``name_digests``: path -> the digest of
+    the object's attribute and member names (version 3).
     """
 
-    __slots__ = ("path", "version", "datasets", "attributes", "text_sets", "all_sets", "__weakref__")
+    __slots__ = ("path", "version", "datasets", "attributes", "text_sets", "all_sets", "name_digests",
+                 "__weakref__")
 
     def __init__(self, path, datasets: dict[str, str], attributes: dict[str, dict[str, str]],
                  text_sets: dict[str, str] | None = None, all_sets: dict[str, str] | None = None,
-                 version: int = MANIFEST_VERSION) -> None:
+                 version: int = MANIFEST_VERSION, name_digests: dict[str, str] | None = None) -> None:
         self.path = path
         self.version = version
         self.datasets = datasets
         self.attributes = attributes
         self.text_sets = text_sets if text_sets is not None else {}
         self.all_sets = all_sets if all_sets is not None else {}
+        self.name_digests = name_digests if name_digests is not None else {}
 
     def attribute_set(self, where: str) -> tuple[str | None, str | None]:
         """(kind, packed digests) of the attributes of the object at ``where``; (None, None) without."""
@@ -168,8 +180,13 @@ def read_manifest(f: h5py.File, path=None) -> Manifest | None:
     sets = document.get("attribute_digests")
     if not (isinstance(sets, dict) and _string_map(sets.get(TEXT_ATTRS, {})) and _string_map(sets.get(ALL_ATTRS, {}))):
         raise _damaged_manifest(path, where, "attribute digests that are not per-object strings")
+    names = document.get("name_digests", {}) if version >= 3 else {}
+    if not _string_map(names):
+        raise _damaged_manifest(path, where, "names digests that are not per-object strings")
+    if version >= 3 and "name_digests" not in document:
+        raise _damaged_manifest(path, where, "no names digests (a version-3 manifest always has the member)")
     return Manifest(path, document["datasets"], attributes, sets.get(TEXT_ATTRS, {}), sets.get(ALL_ATTRS, {}),
-                    version=version)
+                    version=version, name_digests=names)
 
 
 # --------------------------------------------------------------------------- writing it

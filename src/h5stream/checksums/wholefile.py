@@ -22,6 +22,7 @@ from h5stream.checksums import (
     attr_name_text,
     Manifest,
     check_attribute_set,
+    check_names,
     check_value,
     checked_read,
     is_text_dataset,
@@ -139,7 +140,8 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None, link_rule
     ``{"manifest": bool, "datasets": n, "fletcher32": n, "header": n,
     "attributes": n, "unchecked": n, "bytes": n}`` (``header``: compact
     datasets inside version-2 object headers, which HDF5 checksums;
-    ``unchecked``: datasets with no checksum at all).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
+    ``unchecked``: datasets with no checksum at all; ``names``: objects whose attribute and member names
+    were checked against their digest).  Raises :class:`ChecksumError` at the first mismatch, naming the object.
 
     ``link_rule(path)`` (see :func:`h5stream.files.verify_files`) names the external links the file
     may hold (never followed); every other one is refused when the file is opened here.
@@ -157,7 +159,7 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None, link_rule
     try:
         manifest = read_manifest(f, label)
         stats = {"manifest": manifest is not None, "datasets": 0, "fletcher32": 0, "header": 0, "attributes": 0,
-                 "unchecked": 0, "bytes": 0}
+                 "unchecked": 0, "bytes": 0, "names": check_names(f, manifest, MANIFEST_ATTR) if manifest else 0}
         digests = manifest.datasets if manifest is not None else {}
         # (name, object type, object header version) of every object, from one visit of the file.
         names: list[tuple[bytes, int, int]] = []
@@ -221,6 +223,8 @@ def check_summary(path, stats: dict, seconds: float) -> str:
             f"{stats['fletcher32']} by Fletcher32, {stats['header']} in checksummed headers) and "
             f"{stats['attributes']} attributes checked, "
             f"{mb:.1f} MB read in {seconds:.2f} s")
+    if stats.get("names"):
+        text += f"; the attribute and member names of {stats['names']} objects checked"
     if stats["unchecked"]:
         text += f"; {stats['unchecked']} datasets carry no checksum"
     if not stats["manifest"]:

@@ -38,6 +38,8 @@ CONTAINER_SEED = 3
 PARQUET_GOLDEN = "scptensor_parquet_1.0.parquet"
 CHECKSUMMED_GOLDEN = "hdmea_recording_checksummed.h5"
 MIGRATED_GOLDEN = "hdmea_migrated.h5"
+#: scptensor 2.0 containers with the checksum manifest of a given version (``.format(version=2)``)
+CHECKSUMMED_CONTAINER_GOLDEN = "scptensor_2.0_checksums_v{version}.h5"
 
 #: Every format version constant of the source -> the golden file written in that version.
 #: ``(module, constant, value)``; ``tests/unit/test_golden_versions.py`` fails for a constant of the
@@ -47,6 +49,7 @@ VERSIONS = {
     ("scptensor.io._parquet_manifest", "FORMAT_VERSION", "1.0"): PARQUET_GOLDEN,
     ("hdmea.io.hdf5_store", "FORMAT_VERSION", "1"): "hdmea_recording.h5",
     ("h5stream.checksums._manifest", "MANIFEST_VERSION", 2): CHECKSUMMED_GOLDEN,
+    ("h5stream.checksums._manifest", "MANIFEST_VERSION", 3): CHECKSUMMED_CONTAINER_GOLDEN.format(version=3),
     ("hdmea.interop.zarr_migrate", "MIGRATION_FORMAT_VERSION", "1"): MIGRATED_GOLDEN,
 }
 

@@ -11,6 +11,11 @@ version constant of the source to its file, and a test fails when a constant has
   manifest version 2 of ``h5stream.checksums`` (``MANIFEST_VERSION``): the short synthetic recording of
   ``make_golden.py`` through the whole pipeline; ``.expected.{json,npz}`` hold what
   ``PipelineSession.load`` returned.
+* ``scptensor_2.0_checksums_v2.h5`` and ``scptensor_2.0_checksums_v3.h5``: ``example_container(seed=3)``
+  saved with ``save_hdf5`` (format 2.0) with the checksum manifest of the running code's
+  ``MANIFEST_VERSION`` in the file's name: version 2 written by commit f634517 (the last code writing it, run
+  as ``PYTHONPATH=<that commit's src>:. python tests/data/golden/make_versions.py``), version 3 (the names
+  digests of :mod:`h5stream.checksums._names`) by the commit that introduced it.
 * ``hdmea_migrated.h5``: a recording migrated from an archive of the previous zarr store
   (``hdmea.interop.zarr_migrate``), holding ``/pipeline/migration``; the archive is the one the
   migration tests write (``write_old_archive(seed=5)``); ``.expected.{json,npz}`` as above, plus the
@@ -83,6 +88,17 @@ def make_checksummed_recording(folder: Path) -> None:
     cases.save_snapshot(_snapshot(folder / cases.CHECKSUMMED_GOLDEN), Path(f"{stem}.expected"))
 
 
+def make_checksummed_container(folder: Path) -> None:
+    from h5stream.checksums import MANIFEST_VERSION
+    from scptensor.io import load_hdf5, save_hdf5
+    from scptensor.testing import assert_container_equal, example_container
+
+    container = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
+    target = folder / cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=MANIFEST_VERSION)
+    save_hdf5(container, target)
+    assert_container_equal(load_hdf5(target), container)
+
+
 def make_migrated(folder: Path) -> None:
     from hdmea.interop.zarr_migrate import migrate
     from tests.integration.test_interop_zarr_migrate import write_old_archive
@@ -102,8 +118,11 @@ def main() -> int:
 
     warnings.simplefilter("error")
     print(f"writing golden files with h5stream from {Path(h5stream.__file__).parent}", file=sys.stderr)
+    from h5stream.checksums import MANIFEST_VERSION
+
     makers = {cases.PARQUET_GOLDEN: make_parquet, cases.CHECKSUMMED_GOLDEN: make_checksummed_recording,
-              cases.MIGRATED_GOLDEN: make_migrated}
+              cases.MIGRATED_GOLDEN: make_migrated,
+              cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=MANIFEST_VERSION): make_checksummed_container}
     for name, make in makers.items():
         if (OUT / name).exists():
             print(f"{name} exists; kept", file=sys.stderr)
