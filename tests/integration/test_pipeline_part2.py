@@ -205,7 +205,10 @@ def test_eimage_cap_counts_included_spikes_only_and_budget_batches_units(tiny_re
     truth = rec.truth()
     h5 = tmp_path / "cap.h5"
     load_recording(rec.cmcr_path, rec.cmtr_path, output_path=h5, waveforms=False)
-    per_unit = 50 * 4240 * 4  # the chip's 4,225 channels padded to whole tiles of 16
+    from h5stream.kernels.eimage import accumulator_bytes
+
+    per_unit = accumulator_bytes(50, 4225)  # the chip's 4,225 channels padded to whole tiles
+    assert per_unit >= 50 * 4225 * 4
     result = compute_eimage_sta(h5, max_spikes_per_unit=2, memory_budget=2 * per_unit)
     n_units = len(truth.units)
     assert result.n_batches == -(-n_units // 2)

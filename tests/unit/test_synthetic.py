@@ -21,6 +21,22 @@ def test_tiny_generation_is_fast(tmp_path):
     assert time.perf_counter() - t0 < 10.0
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_the_default_recording_carries_enough_raw_data_for_the_frame_order_to_be_decided(tmp_path, seed):
+    # generate_recording() with no config: sensor_axis_order="auto" decides by the units' footprints
+    from hdmea.pipeline import create_session, load_recording
+    from hdmea.steps.eimage import compute_eimage_sta
+
+    rec = generate_recording(tmp_path, "default", seed=seed)
+    session = create_session("default", memory_limit="1GB")
+    load_recording(rec.cmcr_path, rec.cmtr_path, session=session)
+    result = compute_eimage_sta(cmcr_path=rec.cmcr_path, session=session)
+    decision = result.get("metadata/frame_order")
+    assert decision["decided_by"] == "footprints", decision["reason"]
+    assert decision["sensor_axis_order"] == "col_row"  # the generator writes the vendor's layout
+    assert decision["n_units"] >= 4 and decision["fraction_col_row"] - decision["fraction_row_col"] >= 0.5
+
+
 def test_vendor_layout(tiny_recording):
     with h5py.File(tiny_recording.cmtr_path, "r") as f:
         assert f.attrs["ID.TypeID"] == ROOT_TYPE_ID.encode()
