@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from h5stream.errors import FormatError
-from h5stream.files import check_global_heaps, open_validated
+from h5stream.files import check_global_heaps, open_validated, validated
 
 TEXT = h5py.string_dtype()
 
@@ -113,7 +113,97 @@ def test_damage_found_directly(tmp_path):
     _zero_after_first_object(path)
     with pytest.raises(FormatError, match="empty free-space entry"):
         check_global_heaps(path)
-    assert check_global_heaps(path, limit=1024) == 0  # past the size limit: left to the out-of-process check
+    with pytest.raises(FormatError, match="empty free-space entry"):
+        check_global_heaps(path, limit=1024)  # past the size read whole: searched in blocks
+
+
+@pytest.mark.parametrize("block", [5, 7, 4093, 1 << 20])
+def test_blocks_find_a_signature_across_their_edges(tmp_path, monkeypatch, block):
+    """Searched in blocks of any size (a signature cut in two by a block's edge), a file gives the same count."""
+    path = _text_file(tmp_path / "notes.h5")
+    whole = check_global_heaps(path)
+    monkeypatch.setattr(validated, "GLOBAL_HEAP_SCAN_BLOCK", block)
+    assert check_global_heaps(path, limit=0) == whole == 1
+    _zero_after_first_object(path)
+    with pytest.raises(FormatError, match=f"global heap at byte {_collection(path)}"):
+        check_global_heaps(path, limit=0)
+
+
+#: past the size the scan once stopped at (16 MiB)
+BIG = 20 * 1024**2
+
+
+def _large_text_file(path):
+    """A file of about 20 MiB whose text values' collection lies after 20 MiB of samples.
+
+    The samples' storage is allocated but never written (a sparse file: a few KiB on disk).
+    """
+    with h5py.File(path, "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        h5py.h5d.create(f.id, b"samples", h5py.h5t.NATIVE_UINT8, h5py.h5s.create_simple((BIG,)), dcpl=dcpl)
+        for i in range(6):
+            f.attrs.create(f"note{i}", f"value number {i} " * 4, dtype=TEXT)
+    return path
+
+
+def _zero_after_first_object_in_place(path) -> int:
+    """``_zero_after_first_object`` by seeking (the file stays sparse); returns the collection's offset."""
+    with open(path, "r+b") as fh:
+        fh.seek(BIG)
+        tail = fh.read()
+        start = BIG + tail.find(b"GCOL")
+        assert start >= BIG and tail[start - BIG + 4] == 1
+        first = start + 16
+        fh.seek(first + 8)
+        length = int.from_bytes(fh.read(8), "little")
+        fh.seek(first + 16 + ((length + 7) & ~7))
+        fh.write(bytes(512))
+    return start
+
+
+def test_a_damaged_heap_past_16_mib_is_refused(tmp_path, child_env):
+    path = _large_text_file(tmp_path / "large.h5")
+    assert path.stat().st_size > validated.GLOBAL_HEAP_SCAN_BYTES
+    assert check_global_heaps(path) == 1
+    start = _zero_after_first_object_in_place(path)
+    assert start > 16 * 1024**2
+    with pytest.raises(FormatError, match="empty free-space entry") as info:
+        check_global_heaps(path)
+    assert info.value.obj == f"global heap at byte {start}"
+    done = _read_in_child(path, """
+        from h5stream.errors import FormatError
+        from h5stream.files import open_validated
+        try:
+            with open_validated(path) as f:
+                print(dict(f.attrs))
+        except FormatError as exc:
+            print("refused:", exc)
+    """, child_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"refused: {path} [global heap at byte {start}]")
+
+
+def test_a_large_file_skips_the_data_of_fixed_size_datasets(tmp_path):
+    """The samples of a large file are not searched (read at every open, they would cost a vendor file's size),
+    while variable-length values are: the same looping bytes planted in both places."""
+    path = tmp_path / "large.h5"
+    looping = b"GCOL\x01\x00\x00\x00" + (4096).to_bytes(8, "little") + bytes(4096)  # a zero-size first step
+    with h5py.File(path, "w") as f:
+        samples = np.zeros(BIG, dtype=np.uint8)
+        samples[1000:1000 + len(looping)] = np.frombuffer(looping, dtype=np.uint8)
+        f.create_dataset("samples", data=samples, chunks=(1 << 20,))
+    assert path.stat().st_size > validated.GLOBAL_HEAP_SCAN_BYTES
+    assert check_global_heaps(path) == 0  # in the samples' chunks: skipped
+    with pytest.raises(FormatError, match="empty free-space entry"):
+        check_global_heaps(path, limit=1 << 40)  # read whole, every byte is searched
+    with h5py.File(path, "r+") as f:
+        notes = f.create_dataset("notes", (1,), dtype=h5py.vlen_dtype(np.uint8))  # its values in a collection
+        notes[0] = np.frombuffer(looping, dtype=np.uint8)
+    assert validated._fixed_size_data_ranges(path)  # the samples are still skipped
+    with pytest.raises(FormatError, match="empty free-space entry"):
+        check_global_heaps(path)  # the text's collection holds them now: searched
 
 
 def test_text_value_longer_than_the_file_is_refused(tmp_path, child_env):
