@@ -20,19 +20,27 @@ from libc.string cimport memcpy, memmove
 
 cdef extern from "_eimage_simd.h" nogil:
     int EIM_TILE
+    int EIM_LANES
+    int EIM_GROUPS
     void eim_add_windows(float *dst, const float *buf, const int64_t *rows, int64_t n, int64_t shift,
                          int64_t block)
-    void eim_biquad_tile(float *out, int64_t n, const float *coef, float *z1, float *z2, const float *add)
+    void eim_biquad_tile(float *out, int64_t group_stride, int64_t n, const float *coef, float *z1, float *z2,
+                         const float *add)
     void eim_first_u16(const uint16_t *raw, int64_t row_stride, int64_t n, int width, const float *base,
-                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out)
+                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out,
+                       int64_t group_stride)
     void eim_first_i16(const int16_t *raw, int64_t row_stride, int64_t n, int width, const float *base,
-                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out)
+                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out,
+                       int64_t group_stride)
     void eim_first_i32(const int32_t *raw, int64_t row_stride, int64_t n, int width, const float *base,
-                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out)
+                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out,
+                       int64_t group_stride)
     void eim_first_f32(const float *raw, int64_t row_stride, int64_t n, int width, const float *base,
-                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out)
+                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out,
+                       int64_t group_stride)
     void eim_first_f64(const double *raw, int64_t row_stride, int64_t n, int width, const float *base,
-                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out)
+                       float gain, const float *coef, float *z1, float *z2, const float *add, float *out,
+                       int64_t group_stride)
 
 ctypedef fused raw_t:
     uint16_t
@@ -43,71 +51,85 @@ ctypedef fused raw_t:
 
 
 def tile_width():
-    """Channels per tile of the sums and of the carried rows."""
+    """Channels per tile (filtered together; the sums are padded to whole tiles)."""
     return EIM_TILE
+
+
+def lane_width():
+    """Channels per lane group of the sums: ``acc`` is (units, channels // lanes, window, lanes)."""
+    return EIM_LANES
 
 
 cdef inline void _first_section(const raw_t *raw, int64_t row_stride, int64_t n, int width, const float *base,
                                 float gain, const float *coef, float *z1, float *z2, const float *add,
-                                float *out) noexcept nogil:
+                                float *out, int64_t group_stride) noexcept nogil:
     if raw_t is uint16_t:
-        eim_first_u16(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out)
+        eim_first_u16(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out, group_stride)
     elif raw_t is int16_t:
-        eim_first_i16(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out)
+        eim_first_i16(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out, group_stride)
     elif raw_t is int32_t:
-        eim_first_i32(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out)
+        eim_first_i32(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out, group_stride)
     elif raw_t is float:
-        eim_first_f32(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out)
+        eim_first_f32(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out, group_stride)
     else:
-        eim_first_f64(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out)
+        eim_first_f64(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out, group_stride)
 
 
 cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline, const float[::1] level,
                 const float[::1] zeros, float gain, const float[:, ::1] coef, float[:, :, ::1] state,
-                float[:, :, ::1] tail, Py_ssize_t n_tail, const int64_t[::1] rows, const int64_t[::1] offsets,
+                float[:, ::1] tail, Py_ssize_t n_tail, const int64_t[::1] rows, const int64_t[::1] offsets,
                 Py_ssize_t n_units, Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc,
                 float *buf) noexcept nogil:
+    # buf: EIM_GROUPS groups of (carry + sub_rows) rows x EIM_LANES; tail[k]: the same groups of carry rows
     cdef Py_ssize_t n = raw.shape[0]
     cdef Py_ssize_t n_channels = raw.shape[1]
-    cdef Py_ssize_t carry = tail.shape[1]
+    cdef Py_ssize_t carry = window - 1
+    cdef Py_ssize_t stride = (carry + sub_rows) * EIM_LANES
     cdef Py_ssize_t n_sections = coef.shape[0]
     cdef Py_ssize_t c0 = k * EIM_TILE
     cdef int width = <int>(n_channels - c0 if n_channels - c0 < EIM_TILE else EIM_TILE)
     cdef Py_ssize_t nt = n_tail
-    cdef Py_ssize_t r0, m, keep, sb, s, u, a, b
+    cdef Py_ssize_t r0, m, keep, sb, s, u, a, b, g
     cdef const float *add
     cdef float *out
-    if nt:
-        memcpy(buf, &tail[k, 0, 0], nt * EIM_TILE * sizeof(float))
+    for g in range(EIM_GROUPS):
+        if nt:
+            memcpy(buf + g * stride, &tail[k, g * carry * EIM_LANES], nt * EIM_LANES * sizeof(float))
     r0 = 0
     sb = 0
     while r0 < n:
         m = sub_rows if n - r0 > sub_rows else n - r0
-        out = buf + nt * EIM_TILE
+        out = buf + nt * EIM_LANES
         add = &level[c0] if n_sections == 1 else &zeros[0]
         _first_section(&raw[r0, c0], n_channels, m, width, &baseline[c0], gain, &coef[0, 0],
-                       &state[0, 0, c0], &state[0, 1, c0], add, out)
+                       &state[0, 0, c0], &state[0, 1, c0], add, out, stride)
         for s in range(1, n_sections):
             add = &level[c0] if s == n_sections - 1 else &zeros[0]
-            eim_biquad_tile(out, m, &coef[s, 0], &state[s, 0, c0], &state[s, 1, c0], add)
+            eim_biquad_tile(out, stride, m, &coef[s, 0], &state[s, 0, c0], &state[s, 1, c0], add)
         # windows ending in (r0, r0 + m]: rows[i] is the window's first sample relative to
-        # the chunk's first new row; in the scratch that is rows[i] - r0 + nt
-        for u in range(n_units):
-            a = offsets[sb * n_units + u]
-            b = offsets[sb * n_units + u + 1]
-            if b > a:
-                eim_add_windows(&acc[u, k, 0, 0], buf, &rows[a], b - a, nt - r0, window * EIM_TILE)
+        # the chunk's first new row; in the scratch that is rows[i] - r0 + nt.  One lane group
+        # at a time, so its rows stay in L2 while every unit's windows are added from them.
+        for g in range(EIM_GROUPS):
+            for u in range(n_units):
+                a = offsets[sb * n_units + u]
+                b = offsets[sb * n_units + u + 1]
+                if b > a:
+                    eim_add_windows(&acc[u, k * EIM_GROUPS + g, 0, 0], buf + g * stride, &rows[a], b - a,
+                                    nt - r0, window * EIM_LANES)
         keep = nt + m if nt + m < carry else carry
-        memmove(buf, buf + (nt + m - keep) * EIM_TILE, keep * EIM_TILE * sizeof(float))
+        for g in range(EIM_GROUPS):
+            memmove(buf + g * stride, buf + g * stride + (nt + m - keep) * EIM_LANES,
+                    keep * EIM_LANES * sizeof(float))
         nt = keep
         r0 += m
         sb += 1
-    if nt:
-        memcpy(&tail[k, 0, 0], buf, nt * EIM_TILE * sizeof(float))
+    for g in range(EIM_GROUPS):
+        if nt:
+            memcpy(&tail[k, g * carry * EIM_LANES], buf + g * stride, nt * EIM_LANES * sizeof(float))
 
 
 def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const float[::1] level, float gain,
-                      const float[:, ::1] coef, float[:, :, ::1] state, float[:, :, ::1] tail, Py_ssize_t n_tail,
+                      const float[:, ::1] coef, float[:, :, ::1] state, float[:, ::1] tail, Py_ssize_t n_tail,
                       const int64_t[::1] rows, const int64_t[::1] offsets, Py_ssize_t n_units,
                       Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc, int n_threads):
     """Filter the chunk ``raw`` (rows, channels) and add its spikes' windows into ``acc``.
@@ -116,15 +138,15 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     the raw values before filtering, added to the output after it; ``gain`` multiplies
     ``raw - baseline``.  ``coef`` (sections, 5): b0 b1 b2 a1 a2 of each normalised
     section; ``state`` (sections, 2, padded channels): the delays, carried.  ``tail``
-    (tiles, window - 1, EIM_TILE): the last ``n_tail`` filtered rows before this chunk,
+    (tiles, (window - 1) * EIM_TILE): the last ``n_tail`` filtered rows before this chunk,
     replaced by the last rows of this one.  The windows: CSR by (sub-block, unit), entry
     ``sb * n_units + u`` of ``offsets`` opening the windows of unit ``u`` that end in
     sub-block ``sb`` (rows ``(sb * sub_rows, (sb + 1) * sub_rows]``), ``rows`` their first
-    samples relative to the chunk's first row (>= -n_tail).  ``acc`` (units, tiles,
-    window, EIM_TILE) float32 receives the sums.  Never validates.
+    samples relative to the chunk's first row (>= -n_tail).  ``acc`` (units, padded
+    channels // EIM_LANES, window, EIM_LANES) float32 receives the sums.  Never validates.
     """
-    cdef Py_ssize_t n_tiles = acc.shape[1]
-    cdef Py_ssize_t carry = tail.shape[1]
+    cdef Py_ssize_t n_tiles = tail.shape[0]
+    cdef Py_ssize_t carry = window - 1
     cdef Py_ssize_t k
     cdef float[::1] zeros_view
     cdef float[:, ::1] scratch_view
@@ -136,7 +158,7 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     zeros = np.zeros(EIM_TILE, dtype=np.float32)
     zeros_view = zeros
     # one scratch per thread: the carried rows, then a sub-block (L2-sized)
-    scratch = np.empty((n_threads, (carry + sub_rows) * EIM_TILE), dtype=np.float32)
+    scratch = np.empty((n_threads, (carry + sub_rows) * EIM_TILE), dtype=np.float32)  # EIM_GROUPS groups
     scratch_view = scratch
     with nogil:
         for k in prange(n_tiles, num_threads=n_threads, schedule="dynamic", chunksize=1):
@@ -145,16 +167,17 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
 
 
 def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):
-    """Rewrite each unit's tiled sums ``acc[u]`` (tiles, window, EIM_TILE) in place as (window, channels).
+    """Rewrite each unit's sums ``acc[u]`` (lane groups, window, EIM_LANES) in place as (window, channels).
 
-    Returns nothing; the caller views ``acc`` as (units, tiles * window * EIM_TILE) and takes
+    Returns nothing; the caller views ``acc`` as (units, groups * window * EIM_LANES) and takes
     the first ``window * n_channels`` values of each row.
     """
     cdef Py_ssize_t n_units = acc.shape[0]
-    cdef Py_ssize_t n_tiles = acc.shape[1]
+    cdef Py_ssize_t n_groups = acc.shape[1]
     cdef Py_ssize_t window = acc.shape[2]
-    cdef Py_ssize_t size = n_tiles * window * EIM_TILE
-    cdef Py_ssize_t u, w, c, t, j, width
+    cdef Py_ssize_t lanes = acc.shape[3]
+    cdef Py_ssize_t size = n_groups * window * lanes
+    cdef Py_ssize_t u, w, g, width
     cdef float *scratch
     cdef float *dst
     if n_units == 0:
@@ -167,10 +190,11 @@ def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):
             dst = &acc[u, 0, 0, 0]
             memcpy(scratch, dst, size * sizeof(float))
             for w in range(window):
-                for t in range(n_tiles):
-                    width = n_channels - t * EIM_TILE
-                    if width > EIM_TILE:
-                        width = EIM_TILE
-                    memcpy(dst + w * n_channels + t * EIM_TILE, scratch + (t * window + w) * EIM_TILE,
-                           width * sizeof(float))
+                for g in range(n_groups):
+                    width = n_channels - g * lanes
+                    if width > lanes:
+                        width = lanes
+                    if width > 0:
+                        memcpy(dst + w * n_channels + g * lanes, scratch + (g * window + w) * lanes,
+                               width * sizeof(float))
     free(scratch)

@@ -13,8 +13,13 @@
 #include <stdint.h>
 #include <string.h>
 
-/* channels per tile: 32 float32 = 128 bytes of a filtered row, 64 bytes of a uint16 raw row */
+/* channels per tile: 64 bytes of a uint16 raw row, filtered together */
 #define EIM_TILE 32
+/* channels per lane group: a tile's filtered rows are stored as EIM_TILE / EIM_LANES groups, each
+ * (rows x EIM_LANES) contiguous, so that one group of a long run of rows fits the L2 cache while
+ * the windows are added from it, and a unit's sums of one group (window x EIM_LANES) fit L1 */
+#define EIM_LANES 8
+#define EIM_GROUPS (EIM_TILE / EIM_LANES)
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) \
     && !defined(EIM_NO_CLONES)
@@ -25,43 +30,52 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EIM_RESTRICT __restrict__
+#define EIM_PREFETCH(p) __builtin_prefetch(p)
 #else
 #define EIM_RESTRICT
+#define EIM_PREFETCH(p) ((void)0)
 #endif
 
-/* dst[0:block] += the sum of the n blocks buf[(rows[i] + shift) * EIM_TILE : ... + block];
+/* Rows of a tile's raw channels lie a whole raw row apart (8450 bytes for a full chip): more
+ * than a page, where the hardware prefetchers stop, so each row would wait for memory; the
+ * row this many ahead is requested while the current one is filtered (both ends, a row's
+ * share of a tile may straddle two cache lines). */
+#define EIM_PREFETCH_ROWS 12
+
+/* dst[0:block] += the sum of the n blocks buf[(rows[i] + shift) * EIM_LANES : ... + block];
  * four windows per sweep over dst, so dst is loaded and stored once per four spikes. */
 EIM_CLONES static void eim_add_windows(float *EIM_RESTRICT dst, const float *EIM_RESTRICT buf,
                                        const int64_t *rows, int64_t n, int64_t shift, int64_t block)
 {
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_TILE;
-        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_TILE;
-        const float *EIM_RESTRICT c = buf + (rows[i + 2] + shift) * EIM_TILE;
-        const float *EIM_RESTRICT d = buf + (rows[i + 3] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_LANES;
+        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_LANES;
+        const float *EIM_RESTRICT c = buf + (rows[i + 2] + shift) * EIM_LANES;
+        const float *EIM_RESTRICT d = buf + (rows[i + 3] + shift) * EIM_LANES;
         for (int64_t j = 0; j < block; j++)
             dst[j] += (a[j] + b[j]) + (c[j] + d[j]);
     }
     if (i + 2 <= n) {
-        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_TILE;
-        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_LANES;
+        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_LANES;
         for (int64_t j = 0; j < block; j++)
             dst[j] += a[j] + b[j];
         i += 2;
     }
     if (i < n) {
-        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_TILE;
+        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_LANES;
         for (int64_t j = 0; j < block; j++)
             dst[j] += a[j];
     }
 }
 
 /* One biquad section (transposed direct form II, scipy's sosfilt convention) over n rows
- * of one tile, in place on out (n x EIM_TILE): out = filter(out) + add.  coef holds
- * b0 b1 b2 a1 a2; z1, z2 the tile's two delays (EIM_TILE each), updated. */
-EIM_CLONES static void eim_biquad_tile(float *EIM_RESTRICT out, int64_t n, const float *coef,
-                                       float *EIM_RESTRICT z1g, float *EIM_RESTRICT z2g,
+ * of one tile, in place on out (EIM_GROUPS groups of rows x EIM_LANES, group_stride floats
+ * apart): out = filter(out) + add.  coef holds b0 b1 b2 a1 a2; z1, z2 the tile's two delays
+ * (EIM_TILE each), updated. */
+EIM_CLONES static void eim_biquad_tile(float *EIM_RESTRICT out, int64_t group_stride, int64_t n,
+                                       const float *coef, float *EIM_RESTRICT z1g, float *EIM_RESTRICT z2g,
                                        const float *EIM_RESTRICT add)
 {
     float z1[EIM_TILE], z2[EIM_TILE], ad[EIM_TILE];
@@ -70,13 +84,16 @@ EIM_CLONES static void eim_biquad_tile(float *EIM_RESTRICT out, int64_t n, const
     memcpy(z2, z2g, sizeof z2);
     memcpy(ad, add, sizeof ad);
     for (int64_t t = 0; t < n; t++) {
-        float *EIM_RESTRICT o = out + t * EIM_TILE;
-        for (int j = 0; j < EIM_TILE; j++) {
-            const float x = o[j];
-            const float y = b0 * x + z1[j];
-            z1[j] = b1 * x - a1 * y + z2[j];
-            z2[j] = b2 * x - a2 * y;
-            o[j] = y + ad[j];
+        for (int g = 0; g < EIM_GROUPS; g++) {
+            float *EIM_RESTRICT o = out + g * group_stride + t * EIM_LANES;
+            for (int l = 0; l < EIM_LANES; l++) {
+                const int j = g * EIM_LANES + l;
+                const float x = o[l];
+                const float y = b0 * x + z1[j];
+                z1[j] = b1 * x - a1 * y + z2[j];
+                z2[j] = b2 * x - a2 * y;
+                o[l] = y + ad[j];
+            }
         }
     }
     memcpy(z1g, z1, sizeof z1);
@@ -84,14 +101,15 @@ EIM_CLONES static void eim_biquad_tile(float *EIM_RESTRICT out, int64_t n, const
 }
 
 /* The first section, straight from the raw rows: x = ((float)raw - base) * gain, then as
- * eim_biquad_tile.  raw points at the tile's first channel of the first row, rows are
- * row_stride elements apart; width (<= EIM_TILE) channels are real, the lanes past them
- * are written as zeros.  One function per raw type. */
+ * eim_biquad_tile (out in groups, group_stride floats apart).  raw points at the tile's first
+ * channel of the first row, rows are row_stride elements apart; width (<= EIM_TILE) channels
+ * are real, the lanes past them are written as zeros.  One function per raw type. */
 #define EIM_FIRST_SECTION(NAME, T)                                                                     \
     EIM_CLONES static void NAME(const T *raw, int64_t row_stride, int64_t n, int width,               \
                                 const float *EIM_RESTRICT base, float gain, const float *coef,        \
                                 float *EIM_RESTRICT z1g, float *EIM_RESTRICT z2g,                     \
-                                const float *EIM_RESTRICT add, float *EIM_RESTRICT out)               \
+                                const float *EIM_RESTRICT add, float *EIM_RESTRICT out,               \
+                                int64_t group_stride)                                                  \
     {                                                                                                  \
         float z1[EIM_TILE], z2[EIM_TILE], ad[EIM_TILE], bs[EIM_TILE];                                  \
         const float b0 = coef[0], b1 = coef[1], b2 = coef[2], a1 = coef[3], a2 = coef[4];             \
@@ -102,28 +120,37 @@ EIM_CLONES static void eim_biquad_tile(float *EIM_RESTRICT out, int64_t n, const
         if (width == EIM_TILE) {                                                                       \
             for (int64_t t = 0; t < n; t++) {                                                          \
                 const T *row = raw + t * row_stride;                                                   \
-                float *EIM_RESTRICT o = out + t * EIM_TILE;                                            \
-                for (int j = 0; j < EIM_TILE; j++) {                                                   \
-                    const float x = ((float)row[j] - bs[j]) * gain;                                    \
-                    const float y = b0 * x + z1[j];                                                    \
-                    z1[j] = b1 * x - a1 * y + z2[j];                                                   \
-                    z2[j] = b2 * x - a2 * y;                                                           \
-                    o[j] = y + ad[j];                                                                  \
+                if (t + EIM_PREFETCH_ROWS < n) {                                                       \
+                    EIM_PREFETCH(row + EIM_PREFETCH_ROWS * row_stride);                                \
+                    EIM_PREFETCH(row + EIM_PREFETCH_ROWS * row_stride + EIM_TILE - 1);                 \
+                }                                                                                      \
+                for (int g = 0; g < EIM_GROUPS; g++) {                                                 \
+                    float *EIM_RESTRICT o = out + g * group_stride + t * EIM_LANES;                    \
+                    for (int l = 0; l < EIM_LANES; l++) {                                              \
+                        const int j = g * EIM_LANES + l;                                               \
+                        const float x = ((float)row[j] - bs[j]) * gain;                                \
+                        const float y = b0 * x + z1[j];                                                \
+                        z1[j] = b1 * x - a1 * y + z2[j];                                               \
+                        z2[j] = b2 * x - a2 * y;                                                       \
+                        o[l] = y + ad[j];                                                              \
+                    }                                                                                  \
                 }                                                                                      \
             }                                                                                          \
         } else {                                                                                       \
             for (int64_t t = 0; t < n; t++) {                                                          \
                 const T *row = raw + t * row_stride;                                                   \
-                float *EIM_RESTRICT o = out + t * EIM_TILE;                                            \
-                for (int j = 0; j < width; j++) {                                                      \
-                    const float x = ((float)row[j] - bs[j]) * gain;                                    \
-                    const float y = b0 * x + z1[j];                                                    \
-                    z1[j] = b1 * x - a1 * y + z2[j];                                                   \
-                    z2[j] = b2 * x - a2 * y;                                                           \
-                    o[j] = y + ad[j];                                                                  \
+                for (int j = 0; j < EIM_TILE; j++) {                                                   \
+                    float *o = out + (j / EIM_LANES) * group_stride + t * EIM_LANES + j % EIM_LANES;   \
+                    if (j < width) {                                                                   \
+                        const float x = ((float)row[j] - bs[j]) * gain;                                \
+                        const float y = b0 * x + z1[j];                                                \
+                        z1[j] = b1 * x - a1 * y + z2[j];                                               \
+                        z2[j] = b2 * x - a2 * y;                                                       \
+                        *o = y + ad[j];                                                                \
+                    } else {                                                                           \
+                        *o = 0.0f;                                                                     \
+                    }                                                                                  \
                 }                                                                                      \
-                for (int j = width; j < EIM_TILE; j++)                                                 \
-                    o[j] = 0.0f;                                                                       \
             }                                                                                          \
         }                                                                                              \
         memcpy(z1g, z1, sizeof z1);                                                                    \
