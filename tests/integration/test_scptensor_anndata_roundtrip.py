@@ -356,6 +356,39 @@ def test_obs_columns_of_our_h5_files_read_with_anndata_read_elem(tmp_path):
     assert_container_equal(back, c)
 
 
+def test_frames_are_recorded_by_a_schema_and_only_ids_and_unrestorable_columns_are_kept(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from h5stream.elements.dtypes import parse_dtype
+
+    c = _typed_container()
+    path = tmp_path / "c.h5ad"
+    save_h5ad(c, path, assay="proteins")
+    with h5py.File(path) as f:
+        info = f["uns/scptensor"]
+        schema = json.loads(info["schemas/obs"][()])
+        kept = pl.read_ipc(info["frames/obs"][()].tobytes())
+        prints = info["fingerprints/obs"][()]
+    # the schema: each column's exact dtype; kept exactly: the ids and the columns whose AnnData
+    # form cannot give back (floats with both nulls and NaN); fingerprints for the others
+    assert {e["name"]: parse_dtype(e["dtype"]) for e in schema["columns"]} == dict(c.obs.schema)
+    assert kept.columns == [c.sample_id_col, "purity", "f_null"] and kept.equals(c.obs.select(kept.columns))
+    assert prints.dtype == np.uint16 and prints.shape == (c.n_samples, c.obs.width - kept.width)
+    # anndata subsets the samples and replaces one column's values: every other column comes back
+    # in its dtype, the replaced one in its recorded dtype (its values fit), and the history names it
+    adata = anndata.read_h5ad(path)
+    sub = adata[[4, 0, 2]].copy()
+    sub.obs["i32"] = pd.array([7, None, 9], dtype="Int32")
+    sub.write_h5ad(path)
+    loaded = load_hdf5(path)
+    expected = c.obs[[4, 0, 2]].with_columns(pl.Series("i32", [7, None, 9], dtype=pl.Int32))
+    assert loaded.obs.equals(expected) and loaded.obs.schema == expected.schema
+    assert loaded.history[-1].params["changes"] == [
+        "obs: values replaced in columns 'i32'", "samples subset: 3 of 6 recorded kept, reordered"]
+
+
 def test_nested_and_binary_columns_of_our_h5_files_read_with_anndata_read_elem(tmp_path):
     pytest.importorskip("awkward")  # anndata reads its awkward-array encoding with it
     c = _typed_container()

@@ -161,6 +161,21 @@ def test_scptensor_2_0_h5ad_reads_exactly():
     assert_container_equal(ScpContainer.load(GOLDEN / "scptensor_2.0_peptides.h5ad"), expected)
 
 
+def test_scptensor_2_0_files_with_whole_frame_records_read_exactly():
+    """AnnData/MuData files written while uns/scptensor/frames held whole frames (before schemas)."""
+    from scptensor import ScpContainer
+    from scptensor.testing import assert_container_equal
+
+    loaded = ScpContainer.load(GOLDEN / cases.RECORDS_H5MU_GOLDEN)
+    assert_container_equal(loaded, cases.expected_container(loaded))
+    one = ScpContainer.load(GOLDEN / cases.RECORDS_H5AD_GOLDEN)
+    c = cases.expected_container(loaded)
+    assert_container_equal(one, ScpContainer(c.obs, {"peptides": c.assays["peptides"]}, history=c.history))
+    for name in (cases.RECORDS_H5MU_GOLDEN, cases.RECORDS_H5AD_GOLDEN):
+        with h5py.File(GOLDEN / name, "r") as f:
+            assert "frames" in f["uns/scptensor"] and "schemas" not in f["uns/scptensor"]
+
+
 def test_scptensor_2_0_files_say_their_version():
     with h5py.File(GOLDEN / "scptensor_2.0.h5", "r") as f:
         assert (f.attrs["format_name"], f.attrs["format_version"]) == ("scptensor", "2.0")

@@ -10,10 +10,17 @@ files a frame is therefore written twice:
 
 * the frame itself, each column under its name and at its position, in a form
   AnnData reads *and writes back under its default settings* (table below);
-* its *record* in ``uns/scptensor/frames/<frame>``: the whole frame (id column
-  included) as one Arrow IPC stream, which keeps every dtype, nulls apart from
-  NaN and nesting, held in a ``uint8`` ``array`` element that anndata and
-  mudata keep through a re-save.
+* under ``uns/scptensor``, in elements anndata and mudata keep through a
+  re-save (:func:`frame_schema`): ``schemas/<frame>``, JSON text naming each
+  column with its polars dtype (:mod:`h5stream.elements.dtypes`), a CRC-32 of
+  its values as AnnData shows them and whether its NaN were nulls;
+  ``frames/<frame>``, the part kept exactly as one Arrow IPC stream (a
+  ``uint8`` array): the id column, and the rare columns whose AnnData form
+  cannot give them back through the schema (a float column holding both nulls
+  and NaN, nested values that JSON text does not carry exactly); and
+  ``fingerprints/<frame>``, a 16-bit fingerprint of every other value
+  (``uint16``, rows x columns), which names values replaced in rows another
+  tool subset or reordered.
 
 ==========================  ==================================================
 polars dtype                column as AnnData sees it
@@ -31,14 +38,18 @@ String with nulls           categorical (missing where null): AnnData writes
                             text)
 ==========================  ==================================================
 
-Loading *reconciles* the frame found with its record (:func:`reconcile_frame`):
-rows are matched by id, so a subset or reordered frame still finds its values;
-a column whose values are still the ones recorded (as AnnData shows them) comes
-back exactly as recorded, dtype included; a column whose values changed keeps
-the values found, in the recorded dtype when they fit it; columns added or
-removed are kept as found.  Every difference is named for the history.
-Files written before records existed hold ``exact_columns`` (the stand-in
-columns alone, by position): :func:`restore_frame` still reads them.
+Loading *reconciles* the frame found with its schema (:func:`reconcile_schema`):
+each recorded column still there comes back in its recorded dtype when every
+value found fits it (NaN back to null, hex back to bytes, JSON rows back to
+nested values, day numbers back to dates ...), else as found; a column kept
+exactly comes back from its copy while its values (rows matched by id) are
+still the ones kept; columns added or removed are kept as found.  Values
+replaced are named: by each column's CRC-32 while the rows are the recorded
+ones, by the fingerprints of the rows found otherwise.  Every difference is
+named for the history.
+Files written before schemas hold a record of each whole frame in
+``frames/<frame>`` (:func:`reconcile_frame` still reads them), and older ones
+``exact_columns`` (the stand-in columns alone, by position): :func:`restore_frame`.
 The ``.h5`` format keeps the exact encodings in the frame itself and never uses
 this module.
 """
@@ -49,23 +60,32 @@ import datetime as _dt
 import decimal
 import io
 import json
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from h5stream import checksums
+from h5stream.elements.dtypes import describe_dtype, parse_dtype
 from scptensor.io.exceptions import IOFormatError
 
 __all__ = [
     "anndata_visible", "record_frame", "read_record", "reconcile_frame", "restore_frame", "needs_stand_in",
-    "EXACT_COLUMNS_KEY", "FRAMES_KEY", "FrameNotes",
+    "EXACT_COLUMNS_KEY", "FRAMES_KEY", "SCHEMAS_KEY", "FrameNotes", "frame_schema", "read_schema",
+    "reconcile_schema", "values_digest", "values_fingerprints", "FINGERPRINTS_KEY",
 ]
 
 #: Key of the stand-in columns' exact copies in files written before frame records.
 EXACT_COLUMNS_KEY = "exact_columns"
-#: Key of the frame records under ``uns/scptensor``.
+#: Key of the frame records under ``uns/scptensor``: the whole frame in files written before
+#: schemas; with a schema, the part of the frame kept exactly (ids, columns a schema cannot restore).
 FRAMES_KEY = "frames"
+#: Key of the frame schemas under ``uns/scptensor`` (JSON text per frame).
+SCHEMAS_KEY = "schemas"
+#: Key of the frames' value fingerprints under ``uns/scptensor`` (uint16, rows x columns, per frame).
+FINGERPRINTS_KEY = "fingerprints"
 
 _FLOAT_DTYPES = (pl.Float16, pl.Float32, pl.Float64)
 
@@ -283,6 +303,220 @@ def reconcile_frame(
         columns.append(series if fitted is None else fitted.alias(name))
     added = [c for c in found.columns if c not in recorded.columns]
     removed = [c for c in recorded.columns if c not in found.columns and c != id_col] if complete else []
+    if added:
+        notes.add(f"{label}: columns added {_short(added)}")
+    if removed:
+        notes.add(f"{label}: columns removed {_short(removed)}")
+    if replaced:
+        notes.add(f"{label}: values replaced in columns {_short(replaced)}")
+    if unfit:
+        notes.add(f"{label}: kept as found, values do not fit the recorded dtype: {', '.join(unfit)}")
+    out = pl.DataFrame(columns)
+    out.columns = found.columns  # polars renames an empty column name while building
+    return out
+
+
+# --------------------------------------------------------------------------- schemas (format of today)
+
+
+def _missing(series: pl.Series) -> pl.Series:
+    missing = series.is_null()
+    return missing | series.is_nan().fill_null(True) if series.dtype.is_float() else missing
+
+
+def _canonical(series: pl.Series) -> tuple[str, Any]:
+    """A column's values as AnnData shows them: ("n", float64 array, one NaN for every missing value)
+    or ("t", list of text or None).  The same whatever form a re-save gives them (mudata turns whole
+    floats into nullable integers, anndata strings into categoricals)."""
+    if series.dtype.is_temporal():
+        series = series.to_physical()  # anndata shows (and re-saves) the integers
+    elif isinstance(series.dtype, pl.Decimal) or series.dtype in (pl.Int128, pl.UInt128):
+        series = series.cast(pl.String)  # stored as text (anndata shows text)
+    if _numeric(series):
+        values = series.cast(pl.Float64)
+        values = values.set(_missing(values), float("nan")) if values.len() else values
+        return "n", np.ascontiguousarray(values.to_numpy(), dtype=np.float64)
+    return "t", _shown_text(series).to_list()
+
+
+def values_digest(series: pl.Series) -> str:
+    """CRC-32 of a column's values as AnnData shows them (see :func:`_canonical`)."""
+    kind, values = _canonical(series)
+    if kind == "n":
+        return checksums.parts_digest([b"n", values.tobytes()])
+    return checksums.parts_digest([b"t", json.dumps(values, ensure_ascii=False).encode()])
+
+
+def values_fingerprints(series: pl.Series) -> np.ndarray:
+    """A 16-bit fingerprint of each value as AnnData shows it (uint16, one per row).
+
+    Kept per row, they tell values replaced in rows another tool subset or
+    reordered (matched by id) from values left as they were, at two bytes a value.
+    """
+    kind, values = _canonical(series)
+    if kind == "n":
+        bits = values.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing; wraps on purpose
+        return (bits >> np.uint64(48)).astype(np.uint16)
+    return np.fromiter((0xFFFF if v is None else zlib.crc32(v.encode()) & 0xFFFF for v in values),
+                       dtype=np.uint16, count=len(values))
+
+
+def _same_text(a: pl.Series, b: pl.Series) -> bool:
+    return a.len() == b.len() and bool(((a == b) | (a.is_null() & b.is_null())).fill_null(False).all())
+
+
+def _decoded(series: pl.Series, dtype: pl.DataType, entry: dict) -> pl.Series | None:
+    """``series`` as found in a file, in its recorded ``dtype`` when every value fits it, else None.
+
+    Undoes the forms of the table in the module docstring: NaN back to null
+    (columns recorded with nulls and without NaN), hex text back to bytes, JSON
+    rows back to nested values, missing values back to a Null column.
+    """
+    if series.dtype == dtype:
+        return series
+    if dtype == pl.Null:
+        return pl.Series(series.name, [None] * series.len(), dtype=pl.Null) if _missing(series).all() else None
+    if dtype in _FLOAT_DTYPES:
+        out = _in_dtype(series, dtype)
+        return out.fill_nan(None) if out is not None and entry.get("nan_is_null") else out
+    if dtype == pl.Binary or isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        if series.dtype not in (pl.String, pl.Categorical) and not isinstance(series.dtype, pl.Enum):
+            return None
+        text = series.cast(pl.String)
+        try:
+            if dtype == pl.Binary:
+                out = text.str.decode("hex", strict=True)
+                back = _hex(out)
+            else:
+                target = pl.List(dtype.inner) if isinstance(dtype, pl.Array) else dtype
+                out = text.str.json_decode(target)
+                out = out.cast(dtype, strict=True) if isinstance(dtype, pl.Array) else out
+                back = _json_rows(out)
+        except (Exception, pl.exceptions.PanicException):
+            return None
+        return out.alias(series.name) if _same_text(back, text) else None
+    return _in_dtype(series, dtype)
+
+
+def _identical(a: pl.Series, b: pl.Series) -> bool:
+    """Same dtype and values, null apart from NaN and -0.0 apart from 0.0."""
+    return a.dtype == b.dtype and a.len() == b.len() and repr(a.to_list()) == repr(b.to_list())
+
+
+def frame_schema(frame: pl.DataFrame, id_col: str | None) -> tuple[str, pl.DataFrame | None, np.ndarray]:
+    """The schema of ``frame`` (JSON text), the part of it kept exactly (None: nothing) and the
+    fingerprints of its values (:func:`values_fingerprints`, one column per frame column).
+
+    The schema names each column with its polars dtype (:mod:`h5stream.elements.dtypes`),
+    a digest of its values as AnnData shows them (:func:`values_digest`) and
+    whether its NaN were nulls.  The part kept exactly holds the id column (the
+    recorded ids, which masks and subsets are matched by) and any column whose
+    AnnData form does not give it back exactly through the schema (a float column
+    with both nulls and NaN, nested values JSON text cannot carry exactly).
+    """
+    shown = anndata_visible(frame)
+    columns, exact, prints = [], [], []
+    for series, visible in zip(frame.iter_columns(), shown.iter_columns(), strict=True):
+        entry: dict[str, Any] = {"name": series.name, "dtype": describe_dtype(series.dtype),
+                                 "digest": values_digest(visible)}
+        if series.dtype in _FLOAT_DTYPES and series.null_count() and not series.is_nan().fill_null(False).any():
+            entry["nan_is_null"] = True
+        back = _decoded(visible, series.dtype, entry)
+        if series.name == id_col or back is None or not _identical(back, series):
+            exact.append(series.name)  # compared with its values kept, no fingerprints needed
+        else:
+            entry["prints"] = len(prints)
+            prints.append(values_fingerprints(visible))
+        columns.append(entry)
+    text = json.dumps({"rows": frame.height, "columns": columns}, ensure_ascii=False, separators=(",", ":"))
+    matrix = np.stack(prints, axis=1) if prints else np.zeros((frame.height, 0), dtype=np.uint16)
+    return text, (frame.select(exact) if exact else None), matrix
+
+
+def _replaced(series: pl.Series, entry: dict, rows_same: bool, located: np.ndarray | None,
+              prints: np.ndarray | None) -> bool:
+    """True when ``series`` holds other values than recorded in the rows it shares with the record."""
+    if rows_same:
+        return values_digest(series) != entry["digest"]
+    if prints is None or located is None or "prints" not in entry:
+        return False  # nothing tells which recorded row a value belongs to
+    here = located >= 0
+    return bool((values_fingerprints(series)[here] != prints[located[here], int(entry["prints"])]).any())
+
+
+def read_schema(raw: Any, *, path, obj: str) -> dict:
+    """A schema back from its JSON text; a damaged one raises :class:`IOFormatError`."""
+    try:
+        schema = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        for entry in schema["columns"]:
+            entry["parsed"] = parse_dtype(entry["dtype"])
+            str(entry["name"]), str(entry["digest"])
+        int(schema["rows"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IOFormatError(
+            "frame schema cannot be read", path=path, obj=obj,
+            expected="JSON text with rows and columns (name, dtype, digest)", found=f"{type(exc).__name__}: {exc}",
+        ) from exc
+    return schema
+
+
+def reconcile_schema(
+    found: pl.DataFrame, schema: dict, kept: pl.DataFrame | None, prints: np.ndarray | None, *,
+    id_col: str | None, label: str, notes: FrameNotes, complete: bool = True,
+) -> pl.DataFrame:
+    """The frame ``found`` in a file, each column its ``schema`` still describes in its recorded dtype.
+
+    ``kept`` is the part of the frame kept exactly (:func:`frame_schema`): its
+    columns come back from it while their values are the ones kept (rows matched
+    by id).  Other recorded columns come back in their recorded dtype when every
+    value found fits it.  Values replaced are named: by each column's digest while
+    the rows are the recorded ones, by the fingerprints ``prints`` of the rows
+    found by id otherwise.
+    """
+    entries = {e["name"]: e for e in schema["columns"]}
+    n_prints = sum("prints" in e for e in schema["columns"])
+    if prints is not None and (prints.ndim != 2 or prints.shape != (int(schema["rows"]), n_prints)):
+        prints = None  # (a damaged or foreign array names nothing; the values are still those found)
+    if (id_col is not None and found.width and id_col not in found.columns and id_col in entries
+            and found.columns[0] not in entries):
+        notes.add(f"{label}: index {found.columns[0]!r} taken as the id column {id_col!r}")
+        found = found.rename({found.columns[0]: id_col})
+    rows_same, gather, all_found = found.height == int(schema["rows"]), None, True
+    located = np.arange(found.height) if rows_same else None
+    if kept is not None and id_col is not None and id_col in found.columns and id_col in kept.columns:
+        position = {v: i for i, v in enumerate(kept.get_column(id_col).to_list())}
+        rows = [position.get(v, -1) for v in found.get_column(id_col).to_list()]
+        all_found = all(r >= 0 for r in rows)
+        rows_same = rows == list(range(kept.height))
+        located = np.asarray(rows, dtype=np.int64)
+        index = pl.Series(rows, dtype=pl.Int64)
+        gather = None if rows_same else index.set(index < 0, None)
+    elif kept is not None and found.height != kept.height:
+        all_found = False
+    columns, replaced, unfit = [], [], []
+    for series in found.iter_columns():
+        name = series.name
+        entry = entries.get(name)
+        if entry is None:
+            columns.append(series)
+            continue
+        dtype = entry["parsed"]
+        if kept is not None and name in kept.columns and all_found:
+            mine = kept.get_column(name)
+            mine = mine if gather is None else mine.gather(gather)
+            if _same_values(series, mine):
+                columns.append(mine)
+                continue
+            if name != id_col:
+                replaced.append(name)
+        elif name != id_col and _replaced(series, entry, rows_same, located, prints):
+            replaced.append(name)
+        fitted = _decoded(series, dtype, entry)
+        if fitted is None:
+            unfit.append(f"{name!r} ({series.dtype}, recorded {dtype})")
+        columns.append(series if fitted is None else fitted.alias(name))
+    added = [c for c in found.columns if c not in entries]
+    removed = [c for c in entries if c not in found.columns and c != id_col] if complete else []
     if added:
         notes.add(f"{label}: columns added {_short(added)}")
     if removed:

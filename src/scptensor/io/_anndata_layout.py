@@ -30,11 +30,16 @@ from h5stream.elements.mapping import member_name
 from scptensor.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
 from scptensor.io._anndata_columns import (
     EXACT_COLUMNS_KEY,
+    FINGERPRINTS_KEY,
     FRAMES_KEY,
+    SCHEMAS_KEY,
     FrameNotes,
     anndata_visible,
+    frame_schema,
     read_record,
+    read_schema,
     reconcile_frame,
+    reconcile_schema,
     record_frame,
     restore_frame,
 )
@@ -63,6 +68,9 @@ __all__ = [
     "layer_order",
     "present_layers",
     "recorded_frame",
+    "recorded_schema",
+    "new_records",
+    "reconcile",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,30 +125,68 @@ def stamp_anndata(group: h5py.Group) -> None:
     group.attrs["encoding-type"], group.attrs["encoding-version"] = ANNDATA_ENCODING
 
 
+def new_records() -> dict[str, dict]:
+    """Where :func:`write_anndata_frame` puts each frame's schema, fingerprints and part kept exactly."""
+    return {SCHEMAS_KEY: {}, FINGERPRINTS_KEY: {}, FRAMES_KEY: {}}
+
+
+def frame_records(frame: pl.DataFrame, id_col: str | None, key: str, records: dict[str, dict]) -> None:
+    """The schema of ``frame`` into ``records[SCHEMAS_KEY][key]``, its value fingerprints into
+    ``FINGERPRINTS_KEY`` and its part kept exactly into ``FRAMES_KEY``."""
+    schema, kept, prints = frame_schema(frame, id_col)
+    records[SCHEMAS_KEY][key] = schema
+    records[FINGERPRINTS_KEY][key] = prints
+    if kept is not None:
+        records[FRAMES_KEY][key] = record_frame(kept)
+
+
 def write_anndata_frame(
-    parent: h5py.Group, key: str, frame: pl.DataFrame, index: str, options: dict, records: dict[str, Any]
+    parent: h5py.Group, key: str, frame: pl.DataFrame, index: str, options: dict, records: dict[str, dict]
 ) -> None:
-    """Write ``frame`` as element ``key`` in the form AnnData reads; its record goes to ``records[key]``."""
+    """Write ``frame`` as element ``key`` in the form AnnData reads; its schema goes to ``records``."""
     write_elem(parent, key, anndata_visible(frame), index=index, **options)
-    records[key] = record_frame(frame)
+    frame_records(frame, index, key, records)
 
 
 def recorded_frame(info: dict[str, Any], key: str, path, obj: str) -> pl.DataFrame | None:
-    """The record of frame ``key`` in ``info`` (None: the file holds none)."""
+    """The record of frame ``key`` in ``info`` (None: the file holds none).
+
+    With a schema, the record is the part of the frame kept exactly: its ids and
+    the columns a schema cannot restore.
+    """
     raw = info.get(FRAMES_KEY, {}).get(key)
     return None if raw is None else read_record(raw, path=path, obj=obj)
+
+
+def recorded_schema(info: dict[str, Any], key: str, path, obj: str) -> dict | None:
+    """The schema of frame ``key`` in ``info`` (None: a file written before schemas)."""
+    raw = info.get(SCHEMAS_KEY, {}).get(key)
+    return None if raw is None else read_schema(raw, path=path, obj=obj)
+
+
+def reconcile(found: pl.DataFrame, info: dict[str, Any], key: str, path, uns: str, *, id_col: str | None,
+              label: str, notes: FrameNotes, complete: bool = True) -> pl.DataFrame:
+    """``found`` reconciled with what ``info`` recorded of frame ``key`` (schema, or a whole-frame record)."""
+    schema = recorded_schema(info, key, path, f"{uns}/{SCHEMAS_KEY}/{key}")
+    kept = recorded_frame(info, key, path, f"{uns}/{FRAMES_KEY}/{key}")
+    if schema is not None:
+        prints = info.get(FINGERPRINTS_KEY, {}).get(key)
+        prints = None if prints is None else np.asarray(prints)
+        return reconcile_schema(found, schema, kept, prints, id_col=id_col, label=label, notes=notes,
+                                complete=complete)
+    return reconcile_frame(found, kept, id_col=id_col, label=label, notes=notes, complete=complete)
 
 
 def read_anndata_frame(
     group: h5py.Group, key: str, info: dict[str, Any], path, *, id_col: str | None, notes: FrameNotes,
     label: str,
 ) -> pl.DataFrame:
-    """Frame ``key`` of ``group`` reconciled with its record (see :mod:`scptensor.io._anndata_columns`)."""
+    """Frame ``key`` of ``group`` reconciled with its schema or record (see :mod:`scptensor.io._anndata_columns`)."""
     found = read_elem(group[key])
     obj = f"{group.name.rstrip('/')}/{key}"
-    if FRAMES_KEY in info:
-        recorded = recorded_frame(info, key, path, f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/{key}")
-        return reconcile_frame(found, recorded, id_col=id_col, label=label, notes=notes)
+    if SCHEMAS_KEY in info or FRAMES_KEY in info:
+        return reconcile(found, info, key, path, f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}", id_col=id_col,
+                         label=label, notes=notes)
     exact = info.get(EXACT_COLUMNS_KEY, {}).get(key)
     if exact is not None and _exact_height(exact) not in (None, found.height):
         notes.add(f"{label}: rows changed; the exact copies of its columns no longer fit and are not applied")
@@ -172,7 +218,7 @@ def write_assay_group(
     """Fill ``group`` (an empty group) with ``assay`` in the AnnData layout."""
     options = compression_options(compression, level)
     stamp_anndata(group)
-    records: dict[str, Any] = {}
+    records = new_records()
     write_anndata_frame(group, "obs", sample_ids, obs_id_col, options, records)
     write_anndata_frame(group, "var", assay.var, assay.feature_id_col, options, records)
     if x_layer is None and assay.layers:
@@ -197,9 +243,11 @@ def write_assay_group(
         "masks": {k: m.M for k, m in assay.layers.items() if m.M is not None},
     }
     metadata = {k: dict(m.metadata) for k, m in assay.layers.items() if m.metadata}
-    info[FRAMES_KEY] = records
     extra = dict(uns_extra or {})
-    info[FRAMES_KEY].update(extra.pop(FRAMES_KEY, {}))
+    for kind in (SCHEMAS_KEY, FINGERPRINTS_KEY, FRAMES_KEY):
+        records[kind].update(extra.pop(kind, {}))
+        if records[kind]:
+            info[kind] = records[kind]
     info.update(extra)
     masks = info.pop("masks")
     uns = write_elem_group(group, "uns", {SCPTENSOR_KEY: info}, options)
@@ -287,16 +335,15 @@ def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, r
     """The requested obs columns and rows of an AnnData group or MuData root, and the positions."""
     notes = FrameNotes() if notes is None else notes
     id_col = info["sample_id_col"]
-    obj = f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs"
-    if FRAMES_KEY in info:
-        recorded = recorded_frame(info, "obs", path, obj)
+    uns = f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}"
+    if SCHEMAS_KEY in info or FRAMES_KEY in info:
 
         def finish(frame: pl.DataFrame) -> pl.DataFrame:
-            return reconcile_frame(frame, recorded, id_col=id_col, label=label, notes=notes, complete=False)
+            return reconcile(frame, info, "obs", path, uns, id_col=id_col, label=label, notes=notes, complete=False)
 
         def whole() -> pl.DataFrame:
-            found = read_elem(group["obs"])
-            return reconcile_frame(found, recorded, id_col=id_col, label=label, notes=notes)
+            return reconcile(read_elem(group["obs"]), info, "obs", path, uns, id_col=id_col, label=label,
+                             notes=notes)
 
         return read_obs_part(selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
                              whole, finish)
@@ -429,9 +476,11 @@ def container_extras(container: ScpContainer) -> dict[str, Any]:
     """History and links as values for ``uns/scptensor``, in forms anndata writes back unchanged."""
     links = {}
     for i, link in enumerate(container.links):
+        records = new_records()
+        frame_records(link.linkage, None, "linkage", records)
         links[str(i)] = {
             "source_assay": link.source_assay, "target_assay": link.target_assay,
-            "linkage": anndata_visible(link.linkage), FRAMES_KEY: {"linkage": record_frame(link.linkage)},
+            "linkage": anndata_visible(link.linkage), **{kind: v for kind, v in records.items() if v},
         }
     history = provenance_to_element(container.history, params_as_json=True)
     history["records"] = anndata_visible(history["records"])
@@ -465,9 +514,9 @@ def apply_container_extras(info: dict[str, Any], path=None, notes: FrameNotes | 
     for key, v in sorted(links_value.items(), key=lambda kv: int(kv[0])):
         linkage = _without_synthetic_index(v["linkage"])
         obj = f"uns/{SCPTENSOR_KEY}/links/{key}/linkage"
-        if FRAMES_KEY in v:
-            recorded = read_record(v[FRAMES_KEY]["linkage"], path=path, obj=obj)
-            linkage = reconcile_frame(linkage, recorded, id_col=None, label=f"link {key}", notes=notes)
+        if SCHEMAS_KEY in v or FRAMES_KEY in v:
+            linkage = reconcile(linkage, v, "linkage", path, f"uns/{SCPTENSOR_KEY}/links/{key}", id_col=None,
+                                label=f"link {key}", notes=notes)
         else:
             linkage = restore_frame(linkage, v.get(EXACT_COLUMNS_KEY), path=path, obj=obj)
         links.append(AggregationLink(v["source_assay"], v["target_assay"], linkage))

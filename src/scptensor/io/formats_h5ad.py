@@ -153,7 +153,12 @@ def load_h5ad(path: str | os.PathLike, *, assay: str | None = None, verify: bool
     Datetime, Duration, Time, Enum, Decimal, String with nulls, floats with
     nulls apart from NaN, lists, structs, binary, null columns, zero rows), column
     names holding ``/``, layer order, masks, matrix metadata, history and links
-    come back exactly, from the record kept under ``uns/scptensor``.
+    come back exactly, from what is kept under ``uns/scptensor``: a schema of
+    each frame (every column's polars dtype), the sample and feature ids, the
+    rare columns whose AnnData form cannot give them back (floats holding both
+    nulls and NaN, nested values JSON text cannot carry exactly) and a 16-bit
+    fingerprint of every other value.  Files written before schemas (a record
+    of each whole frame, or exact copies of some columns) load as before.
 
     A file edited in anndata loads as it is now; what scptensor recorded is
     applied only where it still describes the file:
@@ -163,7 +168,10 @@ def load_h5ad(path: str | os.PathLike, *, assay: str | None = None, verify: bool
       dropped, with a warning);
     * layers added (``X`` of a file without one is layer ``"X"``) or removed;
     * obs/var columns added, removed, or with values replaced: the values found,
-      in the recorded dtype where they fit it;
+      in the recorded dtype where they all fit it (else as anndata holds them,
+      said in the history); replaced values are named by the fingerprints of the
+      rows found, matched by id (a replaced value goes unnamed with probability
+      1/65,536 per value when rows were subset or reordered);
     * obsm, varm, obsp, varp, raw and ``uns`` entries besides ours have no place
       in a container: listed with their shapes (``uns`` values with a JSON-like
       form kept as values).

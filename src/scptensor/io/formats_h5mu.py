@@ -34,6 +34,7 @@ from scptensor.io._anndata_layout import (
     container_extras,
     describe_ids,
     interop_format_check,
+    new_records,
     present_layers,
     read_anndata_obs,
     read_assay_group,
@@ -98,7 +99,7 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     f.attrs["creation_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
 
     n_obs = container.n_samples
-    records: dict = {}
+    records = new_records()
     write_anndata_frame(f, "obs", container.obs, container.sample_id_col, options, records)
     var, membership = _global_var(container)
     held = {name: ~not_measured_rows(assay, n_obs) for name, assay in container.assays.items()}
@@ -118,7 +119,7 @@ def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
     write_elem(f, "obsp", {})
     write_elem(f, "varp", {})
     extras = container_extras(container)
-    extras[FRAMES_KEY] = records
+    extras.update({kind: v for kind, v in records.items() if v})
     write_elem(f, "uns", {SCPTENSOR_KEY: extras}, **options)
 
     mods = f.create_group("mod")

@@ -40,6 +40,9 @@ CHECKSUMMED_GOLDEN = "hdmea_recording_checksummed.h5"
 MIGRATED_GOLDEN = "hdmea_migrated.h5"
 #: scptensor 2.0 containers with the checksum manifest of a given version (``.format(version=2)``)
 CHECKSUMMED_CONTAINER_GOLDEN = "scptensor_2.0_checksums_v{version}.h5"
+#: scptensor AnnData/MuData files with whole-frame records (before frame schemas; same format version 2.0)
+RECORDS_H5MU_GOLDEN = "scptensor_2.0_records.h5mu"
+RECORDS_H5AD_GOLDEN = "scptensor_2.0_records_peptides.h5ad"
 
 #: Every format version constant of the source -> the golden file written in that version.
 #: ``(module, constant, value)``; ``tests/unit/test_golden_versions.py`` fails for a constant of the

@@ -21,6 +21,13 @@ version constant of the source to its file, and a test fails when a constant has
   migration tests write (``write_old_archive(seed=5)``); ``.expected.{json,npz}`` as above, plus the
   migration record's attributes.
 
+* ``scptensor_2.0_records.h5mu`` and ``scptensor_2.0_records_peptides.h5ad``: scptensor's AnnData and
+  MuData files as written while ``uns/scptensor/frames`` held a record of each whole frame (Arrow IPC
+  bytes), before frame schemas (format version 2.0 throughout: the reader tells them apart by the keys
+  present); ``example_container(seed=3)`` as in ``make_golden.py``.  Written with commit ``8eb353c``
+  (the last that wrote whole-frame records): ``PYTHONPATH=<that checkout>/src:. python
+  tests/data/golden/make_versions.py``.
+
 Made from the repository root, with the commit that added this script (the first with checksums and
 Parquet already in place), by::
 
@@ -113,6 +120,21 @@ def make_migrated(folder: Path) -> None:
     cases.save_snapshot(snapshot, Path(f"{stem}.expected"))
 
 
+def make_records(folder: Path) -> None:
+    from scptensor import ScpContainer
+    from scptensor.testing import assert_container_equal, example_container
+
+    c = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
+    c.save(folder / cases.RECORDS_H5MU_GOLDEN)
+    c.save(folder / cases.RECORDS_H5AD_GOLDEN, assay="peptides", layer="norm")
+    assert_container_equal(ScpContainer.load(folder / cases.RECORDS_H5MU_GOLDEN), c)
+    import h5py
+
+    with h5py.File(folder / cases.RECORDS_H5MU_GOLDEN, "r") as f:
+        if "schemas" in f["uns/scptensor"]:  # today's code writes schemas: these files come from 8eb353c
+            raise RuntimeError("this code writes frame schemas; write the records files with commit 8eb353c")
+
+
 def main() -> int:
     import h5stream
 
@@ -122,7 +144,8 @@ def main() -> int:
 
     makers = {cases.PARQUET_GOLDEN: make_parquet, cases.CHECKSUMMED_GOLDEN: make_checksummed_recording,
               cases.MIGRATED_GOLDEN: make_migrated,
-              cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=MANIFEST_VERSION): make_checksummed_container}
+              cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=MANIFEST_VERSION): make_checksummed_container,
+              cases.RECORDS_H5MU_GOLDEN: make_records}
     for name, make in makers.items():
         if (OUT / name).exists():
             print(f"{name} exists; kept", file=sys.stderr)
