@@ -142,7 +142,7 @@ OURS = textwrap.dedent(
     """
     import json, os, sys, time
     import h5py, numpy as np
-    from h5stream.kernels.eimage import electrical_images, butter_highpass
+    from h5stream.kernels.eimage import PROFILE, electrical_images, butter_highpass
     args = json.loads(os.environ["EIMAGE_BENCH_ARGS"])
     data = np.load(args["spikes"])
     spikes = [data[f"u{i}"] for i in range(args["units"])]
@@ -152,6 +152,7 @@ OURS = textwrap.dedent(
     fd = os.open(args["path"], os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)
+    PROFILE.reset()
     t0 = time.perf_counter()
     with h5py.File(args["path"], "r") as f:
         out = electrical_images(f[args["dataset"]], spikes, sos=sos, adc_offset=32768.0,
@@ -159,7 +160,8 @@ OURS = textwrap.dedent(
     seconds = time.perf_counter() - t0
     if args.get("images"):
         np.save(args["images"], out.images[:, 10])
-    print(json.dumps({"seconds": seconds, "used": int(out.n_spikes_used.sum())}))
+    print(json.dumps({"seconds": seconds, "cpu": time.process_time(), "used": int(out.n_spikes_used.sum()),
+                      "profile": PROFILE.snapshot()}))
     """
 )
 
@@ -217,7 +219,22 @@ def run_ours(path: Path, spikes_path: Path, n_units: int, *, chunk: int = 32768,
             "chunk": chunk, "threads": threads, "images": str(images) if images else None}
     peak, stdout = peak_rss_mb(OURS, env={"EIMAGE_BENCH_ARGS": json.dumps(args)})
     report = json.loads(stdout.strip().splitlines()[-1])
+    LAST_PROFILE.clear()
+    LAST_PROFILE.update(report["profile"], cpu=report["cpu"])
     return report["seconds"], peak, report["used"]
+
+
+#: where the last run of ours spent its time (:data:`h5stream.kernels.eimage.PROFILE`, plus the process's CPU s)
+LAST_PROFILE: dict = {}
+
+
+def split_text(profile: dict) -> str:
+    """Where a pass's time went: reading not hidden, the kernel's wall time and its CPU split."""
+    if not profile:
+        return "split: n/a"
+    return (f"split of the last round: waiting for reads {profile['read_wait_s']:.2f} s, kernel {profile['kernel_s']:.2f} s "
+            f"wall (CPU: filtering {profile['filter_cpu_s']:.2f} s, accumulating {profile['accumulate_cpu_s']:.2f} s "
+            f"for {int(profile['windows'])} windows), process CPU {profile['cpu']:.2f} s")
 
 
 def run(size: str = "small") -> list[Row]:
@@ -274,7 +291,7 @@ def run(size: str = "small") -> list[Row]:
             before=t["ours"].before,
             after=t["ours"].after,
             details=(f"ours s: min {min(ours):.2f}, median {np.median(ours):.2f}; raw read s: min {min(peer):.2f}, "
-                     f"median {np.median(peer):.2f}; {common}"),
+                     f"median {np.median(peer):.2f}; {split_text(LAST_PROFILE)}; {common}"),
         ),
         Row(
             benchmark="eimage frame-order decision (uncached), share of the pass",

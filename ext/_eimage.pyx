@@ -18,6 +18,21 @@ from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
 
+cdef extern from *:
+    """
+    #include <time.h>
+    /* CPU seconds of the calling thread (0 where the clock is missing) */
+    static double eim_thread_seconds(void) {
+    #if defined(CLOCK_THREAD_CPUTIME_ID)
+        struct timespec ts;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+            return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    #endif
+        return 0.0;
+    }
+    """
+    double eim_thread_seconds() nogil
+
 cdef extern from "_eimage_simd.h" nogil:
     int EIM_TILE
     int EIM_LANES
@@ -79,7 +94,7 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
                 const float[::1] zeros, float gain, const float[:, ::1] coef, float[:, :, ::1] state,
                 float[:, ::1] tail, Py_ssize_t n_tail, const int64_t[::1] rows, const int64_t[::1] offsets,
                 Py_ssize_t n_units, Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc,
-                float *buf) noexcept nogil:
+                float *buf, double *spent) noexcept nogil:
     # buf: EIM_GROUPS groups of (carry + sub_rows) rows x EIM_LANES; tail[k]: the same groups of carry rows
     cdef Py_ssize_t n = raw.shape[0]
     cdef Py_ssize_t n_channels = raw.shape[1]
@@ -92,6 +107,7 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
     cdef Py_ssize_t r0, m, keep, sb, s, u, a, b, g
     cdef const float *add
     cdef float *out
+    cdef double t0, t1, t2
     for g in range(EIM_GROUPS):
         if nt:
             memcpy(buf + g * stride, &tail[k, g * carry * EIM_LANES], nt * EIM_LANES * sizeof(float))
@@ -99,6 +115,7 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
     sb = 0
     while r0 < n:
         m = sub_rows if n - r0 > sub_rows else n - r0
+        t0 = eim_thread_seconds()
         out = buf + nt * EIM_LANES
         add = &level[c0] if n_sections == 1 else &zeros[0]
         _first_section(&raw[r0, c0], n_channels, m, width, &baseline[c0], gain, &coef[0, 0],
@@ -106,6 +123,7 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
         for s in range(1, n_sections):
             add = &level[c0] if s == n_sections - 1 else &zeros[0]
             eim_biquad_tile(out, stride, m, &coef[s, 0], &state[s, 0, c0], &state[s, 1, c0], add)
+        t1 = eim_thread_seconds()
         # windows ending in (r0, r0 + m]: rows[i] is the window's first sample relative to
         # the chunk's first new row; in the scratch that is rows[i] - r0 + nt.  One lane group
         # at a time, so its rows stay in L2 while every unit's windows are added from them.
@@ -116,6 +134,9 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
                 if b > a:
                     eim_add_windows(&acc[u, k * EIM_GROUPS + g, 0, 0], buf + g * stride, &rows[a], b - a,
                                     nt - r0, window * EIM_LANES)
+        t2 = eim_thread_seconds()
+        spent[0] += t1 - t0
+        spent[1] += t2 - t1
         keep = nt + m if nt + m < carry else carry
         for g in range(EIM_GROUPS):
             memmove(buf + g * stride, buf + g * stride + (nt + m - keep) * EIM_LANES,
@@ -139,7 +160,8 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     ``raw - baseline``.  ``coef`` (sections, 5): b0 b1 b2 a1 a2 of each normalised
     section; ``state`` (sections, 2, padded channels): the delays, carried.  ``tail``
     (tiles, (window - 1) * EIM_TILE): the last ``n_tail`` filtered rows before this chunk,
-    replaced by the last rows of this one.  The windows: CSR by (sub-block, unit), entry
+    replaced by the last rows of this one.  Returns ``(filtering, accumulating)``: the
+    threads' CPU seconds in each part.  The windows: CSR by (sub-block, unit), entry
     ``sb * n_units + u`` of ``offsets`` opening the windows of unit ``u`` that end in
     sub-block ``sb`` (rows ``(sb * sub_rows, (sb + 1) * sub_rows]``), ``rows`` their first
     samples relative to the chunk's first row (>= -n_tail).  ``acc`` (units, padded
@@ -150,20 +172,24 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     cdef Py_ssize_t k
     cdef float[::1] zeros_view
     cdef float[:, ::1] scratch_view
+    cdef double[:, ::1] spent_view
     import numpy as np
 
     if raw.shape[0] == 0 or n_tiles == 0:
-        return
+        return 0.0, 0.0
     n_threads = max(1, min(n_threads, n_tiles))
     zeros = np.zeros(EIM_TILE, dtype=np.float32)
     zeros_view = zeros
     # one scratch per thread: the carried rows, then a sub-block (L2-sized)
     scratch = np.empty((n_threads, (carry + sub_rows) * EIM_TILE), dtype=np.float32)  # EIM_GROUPS groups
     scratch_view = scratch
+    spent = np.zeros((n_threads, 8), dtype=np.float64)  # a cache line per thread
+    spent_view = spent
     with nogil:
         for k in prange(n_tiles, num_threads=n_threads, schedule="dynamic", chunksize=1):
             _tile(raw, k, baseline, level, zeros_view, gain, coef, state, tail, n_tail, rows, offsets,
-                  n_units, sub_rows, window, acc, &scratch_view[threadid(), 0])
+                  n_units, sub_rows, window, acc, &scratch_view[threadid(), 0], &spent_view[threadid(), 0])
+    return float(spent[:, 0].sum()), float(spent[:, 1].sum())
 
 
 def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):

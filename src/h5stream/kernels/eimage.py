@@ -45,6 +45,8 @@ import dataclasses
 import logging
 import math
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -60,6 +62,39 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20
 #: rows per chunk: 277 MB of a full 65 x 65 uint16 chip per buffer (two take turns); each chunk moves
 #: every unit's sums through memory once, so larger chunks cost less CPU per row
 DEFAULT_CHUNK_SAMPLES = 32768
+
+
+class KernelProfile:
+    """Where the passes of this process spent their time, summed since the last :meth:`reset`.
+
+    ``read_wait_s``: wall seconds the pass waited for a chunk to be read (reading not
+    hidden behind the work); ``kernel_s``: wall seconds in the compiled kernel;
+    ``filter_cpu_s`` / ``accumulate_cpu_s``: its threads' CPU seconds filtering and adding
+    windows; ``rows``, ``windows``: raw rows filtered and windows added.
+    """
+
+    FIELDS = ("read_wait_s", "kernel_s", "filter_cpu_s", "accumulate_cpu_s", "rows", "windows")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._values = dict.fromkeys(self.FIELDS, 0.0)
+
+    def add(self, **values) -> None:
+        with self._lock:
+            for key, value in values.items():
+                self._values[key] += value
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return dict(self._values)
+
+
+#: the process's electrical-image profile (see :class:`KernelProfile`)
+PROFILE = KernelProfile()
 
 
 @dataclasses.dataclass
@@ -370,8 +405,12 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
                 baseline, level = _initial_levels(plan.sos, block[0], padded, adc_offset, adc_scale)
             n = block.shape[0]
             rows, offsets = _windows_by_sub_block(ends, pos, n, window_len, SUB_ROWS)
-            _eimage.filter_accumulate(_kernel_rows(block), baseline, level, float(adc_scale), coef, state, tail,
-                                      n_tail, rows, offsets, len(batch), SUB_ROWS, window_len, sums, threads)
+            t0 = time.perf_counter()
+            filtering, accumulating = _eimage.filter_accumulate(
+                _kernel_rows(block), baseline, level, float(adc_scale), coef, state, tail, n_tail, rows, offsets,
+                len(batch), SUB_ROWS, window_len, sums, threads)
+            PROFILE.add(kernel_s=time.perf_counter() - t0, filter_cpu_s=filtering, accumulate_cpu_s=accumulating,
+                        rows=n, windows=rows.size)
             n_tail = min(carry, n_tail + n)
     finally:
         if reader is not None:
@@ -431,7 +470,9 @@ def _raw_chunks(raw, direct, n_channels, first, stop, chunk, reader):
     pending = _submit(reader, read, pos, min(pos + chunk, stop), spare[0])
     n_read = 1
     while pos < stop:
+        t0 = time.perf_counter()
         block = pending.result()
+        PROFILE.add(read_wait_s=time.perf_counter() - t0)
         nxt = min(pos + chunk, stop)
         if nxt < stop:
             pending = _submit(reader, read, nxt, min(nxt + chunk, stop), spare[n_read % 2])

@@ -340,7 +340,7 @@ def footprint_evidence(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
 
 #: Windows read at once: the decision's reads are small and scattered, so its time is the disk's
 #: latency; with this many in flight it is paid about once per batch instead of once per window.
-READ_DEPTH = 16
+READ_DEPTH = 32
 
 
 def _read_windows(cmcr, regions, datasets, keys):
