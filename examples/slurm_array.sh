@@ -44,10 +44,16 @@ fi
 
 # hdmea runs in the background so that this shell, which --signal=B: signals,
 # can pass the signal on to it; `wait` returns early (> 128) when a signal
-# arrives, so wait again until hdmea itself has ended.
+# arrives, so wait again until hdmea itself has ended.  The trap is set before
+# hdmea starts: a signal in between is passed on as soon as it runs.
+stopped=""
+child=""
+trap 'stopped=1; [[ -n "$child" ]] && kill -TERM "$child" 2>/dev/null' TERM INT USR1
 $HDMEA "${args[@]}" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT USR1
+if [[ -n "$stopped" ]]; then
+    kill -TERM "$child" 2>/dev/null
+fi
 status=0
 wait "$child" || status=$?
 while (( status > 128 )); do
@@ -59,6 +65,15 @@ while (( status > 128 )); do
     status=0
     wait "$child" || status=$?
 done
+
+# A signal that reached hdmea before it had set up its own handling (while it starts) or after it
+# had put it away (while it exits) ends it with the signal's default action (128 + 15): nothing
+# newer than its last checkpoint to keep, and the task was stopped all the same, so requeue it.
+if [[ -n "$stopped" ]] && (( status == 128 + 15 || status == 128 + 2 )); then
+    echo "slurm_array.sh: hdmea ended by a signal before it could checkpoint (status $status);" \
+         "its last checkpoint, if any, is kept" >&2
+    status=$PREEMPTED
+fi
 
 if (( status == PREEMPTED )) && [[ -n "${SLURM_JOB_ID:-}" ]]; then
     echo "slurm_array.sh: hdmea stopped and kept its checkpoint; requeueing job ${SLURM_JOB_ID}" \

@@ -217,6 +217,29 @@ def test_slurm_array_example_script(tiny, tmp_path):
     assert _steps(tmp_path / "out" / "p.h5") == ["load_recording", "add_section_time", "section_spike_times"]
 
 
+def test_slurm_array_script_treats_hdmea_killed_by_its_signal_as_preempted(tmp_path):
+    """A SIGTERM that reaches hdmea before it handles signals (while it starts) ends it with 143: the script
+    passes the signal on, reports it, and exits 75 so that the task is requeued (here: no SLURM, no requeue)."""
+    import signal
+
+    starting = tmp_path / "hdmea-starting"
+    starting.write_text("#!/bin/sh\necho starting >&2\nexec sleep 120\n")  # dies by SIGTERM's default action
+    starting.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(SLURM_ARRAY_TASK_ID="0", HDMEA=str(starting))
+    proc = subprocess.Popen(["bash", str(EXAMPLES / "slurm_array.sh"), str(tmp_path), str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr.readline().strip() == "starting"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 75, err
+    assert "hdmea ended by a signal before it could checkpoint (status 143)" in err
+
+
 def test_slurm_batch_example_runs_locally(tiny, tmp_path):
     src = _batch_dir(tiny, tmp_path, ["r"])
     config = tmp_path / "c.toml"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 
 def test_numba_is_imported_lazily():
@@ -45,3 +48,24 @@ def test_sta_binned_rates_and_electrical_images_run_compiled_without_numba():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_a_cold_demo_compiles_nothing_and_never_loads_numba(tmp_path):
+    # What an array task on a fresh node runs: a new process, numba's cache empty.  Every kernel of the
+    # pipeline is compiled at install, so nothing is JIT-compiled: numba is never imported and its cache
+    # stays empty.  (The time this saves, and the cold demo's time, are in docs/guide/hpc.md.)
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    code = (
+        "import sys\n"
+        "from hdmea.cli import main\n"
+        f"assert main(['demo', '--out', {str(tmp_path / 'demo')!r}, '--overwrite']) == 0\n"
+        "print('numba' in sys.modules)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-3000:]
+    assert "units with every planted spike = 8/8" in done.stdout
+    assert list(cache.iterdir()) == []

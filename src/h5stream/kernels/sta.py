@@ -19,13 +19,10 @@ Two implementations, equal up to float rounding:
 
 The kernels are compiled when the package is installed, so a fresh process (an
 array task on a node that has never run one) pays nothing to compile them.
-:func:`numba_threads` serves the Numba kernels of other modules; it imports numba
-on first use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 
@@ -47,26 +44,6 @@ METHODS = ("auto", "sparse", "dense")
 # "auto" therefore takes the dense path only when spikes outnumber the cells.
 _DENSE_SHARE = 1.0
 _DENSE_MIN_UNITS = 64
-
-
-@contextlib.contextmanager
-def numba_threads(n_threads: int | None):
-    """Run the enclosed numba calls with ``n_threads`` threads (None: numba's default).
-
-    The thread count is set outside the kernels so that the kernels stay cacheable.
-    """
-    import numba
-
-    if n_threads is None:
-        yield numba.config.NUMBA_NUM_THREADS
-        return
-    wanted = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
-    previous = numba.get_num_threads()
-    numba.set_num_threads(wanted)
-    try:
-        yield wanted
-    finally:
-        numba.set_num_threads(previous)
 
 
 @dataclasses.dataclass
