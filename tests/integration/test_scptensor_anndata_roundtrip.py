@@ -402,7 +402,16 @@ def test_nested_and_binary_columns_of_our_h5_files_read_with_anndata_read_elem(t
         pl.Series("grid", [[[7, 8]], None, [[0, 0]], [[1, 2]], [[3, 4]], [[5, 6]]], dtype=pl.Array(pl.Int16, (1, 2))),
         pl.Series("spans", [[dt.timedelta(seconds=i)] for i in range(n)], dtype=pl.List(pl.Duration("ms"))),
     ]
-    c.obs = c.obs.with_columns(nested)
+    from decimal import Decimal
+
+    flat = [  # the other kinds AnnData has no dtype for, layered on encodings it reads
+        pl.Series("price", [Decimal("1.25"), None, Decimal("-3"), None, Decimal("0"), Decimal("7.5")],
+                  dtype=pl.Decimal(8, 2)),
+        pl.Series("huge", [2**100, None, 0, 1, -(2**90), 5], dtype=pl.Int128),
+        pl.Series("at", [dt.time(i, 30) if i != 1 else None for i in range(n)]),
+        pl.Series("nothing", [None] * n, dtype=pl.Null),
+    ]
+    c.obs = c.obs.with_columns(nested + flat)
     proteins = c.assays["proteins"]
     aliases = pl.Series("aliases", [[f"p{j}", None] if j % 2 else None for j in range(proteins.n_features)],
                         dtype=pl.List(pl.Categorical))
