@@ -156,8 +156,12 @@ def inputs(size: str, where: Path, scale: float = 1.0) -> tuple[Inputs, float | 
 #: label none of whose attributes exist is reported as missing
 PARTS = (
     ("load: .cmtr units", "hdmea.io.cmtr", "CmtrFile.read_units"),
+    ("load: opening files", "hdmea.io.cmtr", "open_mcs_file"),
+    ("load: opening files", "hdmea.io.cmcr", "open_mcs_file"),
     ("load: Peaks reads", "hdmea.io.cmtr", "CmtrFile._read_peaks"),
     ("load: Peaks reads", "hdmea.io.cmtr", "_read_table"),
+    ("load: unit summaries", "hdmea.io.cmtr", "_summarise"),
+    ("load: frame times", "hdmea.steps.load", "get_frame_timestamps"),
     ("load: light reference", "hdmea.io.cmcr", "CmcrFile.light_reference"),
     ("load: frame order", "hdmea.steps.load", "decide_frame_order"),
     ("load: staging", "hdmea.steps.load", "open_target"),

@@ -532,6 +532,9 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     """
     plugins = [False]  # hdf5plugin imported (its filters registered)
     external, dataset_id = h5py.h5l.TYPE_EXTERNAL, h5py.h5d.DatasetID
+    # table types already found sound in this walk: a file of many tables (a .cmtr's Peaks, one per
+    # unit) mostly repeats one type, which H5Tequal (every property, bit fields included) recognises
+    checked: list = []
 
     def on_member(full: bytes, kind: int, oid) -> bool:
         if kind == external:
@@ -546,16 +549,17 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
                     hint="external links are refused; copy the data into the file",
                 )
         elif isinstance(oid, dataset_id):
-            _check_dataset(oid, path, full, plugins)
+            _check_dataset(oid, path, full, plugins, checked)
         # Soft links name objects of this file, visited through their hard link.
         return visit(full, oid) if visit is not None else False
 
     _walk(f, path, on_member)
 
 
-def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool]) -> None:
+def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool],
+                   checked: list | None = None) -> None:
     """Refuse a virtual dataset, external raw storage, an implausible declared size or a filter not allowed or
-    not available."""
+    not available; ``checked`` holds table types found sound before (each checked once)."""
     name = "/" + full.decode("utf-8", errors="replace")
     plist = oid.get_create_plist()
     if plist.get_layout() == h5py.h5d.VIRTUAL:
@@ -574,7 +578,10 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
     check_declared_size(oid, path, name, filtered=nfilters > 0)
     tid = oid.get_type()
     if tid.get_class() in (_COMPOUND, _ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
-        check_stored_type(tid, path, name)
+        if checked is None or not any(tid.equal(known) for known in checked):
+            check_stored_type(tid, path, name)
+            if checked is not None and len(checked) < 16:
+                checked.append(tid)
     elif tid.get_class() == _STRING and tid.is_variable_str() and plist.get_layout() == h5py.h5d.CONTIGUOUS:
         check_text_lengths(oid, path, name)
     for i in range(nfilters):

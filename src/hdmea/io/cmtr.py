@@ -1,11 +1,18 @@
 """Read spike-sorted units from an MCS ``.cmtr`` file (CMOS-MEA-Tools).
 
-Units are read in bulk with h5py: one read of the ``Units`` table, then one
-low-level read of each unit's ``Peaks`` table into a preallocated array (the
-table's type is translated once, not per unit).  A unit's spikes are the peaks
-with ``IncludePeak == 1``; their ``Timestamp`` (microseconds) becomes a sample
-index ``round(Timestamp * fs / 1e6)``; the waveform is the mean cutout of those
-peaks.  Sensor id, row and column come from the ``Units`` table (or, for a unit
+Units are read in bulk: one read of the ``Units`` table, then each unit's
+``Peaks`` table read once, whole, while the table before it is summarised.  A
+read-ahead thread reads the next table (straight from the disk with ``O_DIRECT``
+where the table's rows lie in plain runs of bytes in the file's own native
+layout: no filter, allocated; otherwise one low-level h5py read into a
+preallocated array, the table's type translated once, not per unit), and a
+compiled kernel (:mod:`hdmea.io._numba_peaks`, no GIL held) checks every peak
+and computes the spike times, amplitudes and mean cutout in one pass.  A unit's
+spikes are the peaks with ``IncludePeak == 1``; their ``Timestamp``
+(microseconds) becomes a sample index ``round(Timestamp * fs / 1e6)``; the
+waveform is the mean cutout of those peaks.  Tables the kernel cannot read as
+they are (byte-swapped columns, cutouts that are not one run of float32) are
+summarised with numpy, to the same values.  Sensor id, row and column come from the ``Units`` table (or, for a unit
 it does not list, the unit group's attributes) and must agree with the
 column-major 65 x 65 mapping.  The ``Source`` signal
 (the unit's trace over the whole recording, the largest object in the file) is
@@ -18,6 +25,8 @@ virtual dataset or unavailable filter is refused.
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
 import dataclasses
 import importlib
 import logging
@@ -103,6 +112,8 @@ class _PeaksLayout:
     mtype: object
     cutout_names: list[str]
     cutout_offset: int | None  # byte offset of a run of float32 cutout columns, or None
+    #: the compiled kernel reads it: native scalar columns and the cutouts (if any) one run of float32
+    compiled: bool = False
 
     @classmethod
     def of(cls, dtype: np.dtype) -> _PeaksLayout:
@@ -113,7 +124,19 @@ class _PeaksLayout:
             first = fields[0][1]
             contiguous = all(f[0] == np.dtype("<f4") and f[1] == first + 4 * i for i, f in enumerate(fields))
             offset = first if contiguous else None
-        return cls(dtype=dtype, mtype=h5py.h5t.py_create(dtype), cutout_names=names, cutout_offset=offset)
+        scalars = [dtype.fields[n][0] for n in PEAK_FIELDS if n in dtype.names]
+        compiled = (all(t.isnative and t.shape == () and t.kind in "iuf" for t in scalars)
+                    and (not names or (offset is not None and np.dtype("<f4").isnative)))
+        return cls(dtype=dtype, mtype=h5py.h5t.py_create(dtype), cutout_names=names, cutout_offset=offset,
+                   compiled=compiled)
+
+    def cutout_view(self, peaks: np.ndarray) -> np.ndarray:
+        """The cutout columns seen in place as an ``(n_peaks, n_cut)`` float32 array (``compiled`` layouts)."""
+        if not self.cutout_names:
+            return np.zeros((peaks.size, 0), dtype=np.float32)
+        first = peaks[self.cutout_names[0]]
+        return np.lib.stride_tricks.as_strided(first, shape=(peaks.size, len(self.cutout_names)),
+                                               strides=(peaks.strides[0], 4), writeable=False)
 
     def mean_cutout(self, peaks: np.ndarray, include: np.ndarray) -> np.ndarray:
         k = int(np.count_nonzero(include))
@@ -133,6 +156,179 @@ class _PeaksLayout:
         return (total / k).astype(np.float32)
 
 
+#: file pages: direct reads start and end on them
+_PAGE = 4096
+
+
+@dataclasses.dataclass
+class _Table:
+    """One unit's Peaks table, opened and checked; ``runs`` are ``(first_row, file_offset)`` of the
+    plain runs of bytes its rows lie in (None: read it through h5py)."""
+
+    obj: str
+    dsid: object
+    layout: _PeaksLayout
+    n_rows: int
+    runs: list[tuple[int, int]] | None
+
+    @property
+    def span(self) -> int:
+        """Bytes of a buffer taking the table's runs, each read from its own page boundary."""
+        return self.n_rows * self.layout.dtype.itemsize + 2 * _PAGE * len(self.runs or ()) + _PAGE
+
+
+def _plain_runs(dsid, n_rows: int, itemsize: int) -> list[tuple[int, int]] | None:
+    """Where a 1-D table's rows lie in the file, as ``(first_row, file_offset)`` runs, when they lie
+    there as they are (contiguous and allocated, or chunked without filters with every chunk
+    allocated whole; chunks back to back merge into one run); None otherwise."""
+    if n_rows == 0:
+        return None
+    try:
+        plist = dsid.get_create_plist()
+        if plist.get_external_count():
+            return None
+        layout = plist.get_layout()
+        if layout == h5py.h5d.CONTIGUOUS:
+            offset = dsid.get_offset()
+            return None if offset is None or dsid.get_storage_size() != n_rows * itemsize else [(0, int(offset))]
+        if layout != h5py.h5d.CHUNKED or plist.get_nfilters():
+            return None
+        chunk = tuple(plist.get_chunk())
+        chunk_bytes = chunk[0] * itemsize
+        n_chunks = -(-n_rows // chunk[0])
+        if len(chunk) != 1 or dsid.get_num_chunks() != n_chunks:
+            return None
+        found: list[tuple[int, int, int, int]] = []
+        if hasattr(dsid, "chunk_iter"):
+            dsid.chunk_iter(lambda info: found.append((info.chunk_offset[0], info.byte_offset, info.size,
+                                                       info.filter_mask)))
+        else:
+            for i in range(n_chunks):
+                info = dsid.get_chunk_info(i)
+                found.append((info.chunk_offset[0], info.byte_offset, info.size, info.filter_mask))
+        found.sort()
+    except (AttributeError, TypeError, ValueError, RuntimeError, KeyError, OSError):
+        return None
+    runs: list[tuple[int, int]] = []
+    for i, (row, byte_offset, size, mask) in enumerate(found):
+        if row != i * chunk[0] or size != chunk_bytes or mask or byte_offset is None:
+            return None
+        if not runs or byte_offset != runs[-1][1] + (row - runs[-1][0]) * itemsize:
+            runs.append((row, int(byte_offset)))
+    return runs
+
+
+class _RawFile:
+    """The file's bytes, read with ``O_DIRECT`` (no page-cache copy) where the system and the file
+    system allow it, else through the page cache; ``os.preadv`` releases the GIL."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = os.path.getsize(path)
+        self.fd = None
+        from h5stream import capabilities
+
+        if capabilities.direct_io():
+            try:
+                self.fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+                probe = _aligned_buffer(_PAGE)
+                os.preadv(self.fd, [memoryview(probe)[:_PAGE]], 0)  # some file systems refuse the reads
+            except OSError:
+                if self.fd is not None:
+                    os.close(self.fd)
+                self.fd = None
+        if self.fd is None:
+            self.fd = os.open(path, os.O_RDONLY)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def read_into(self, view: memoryview, lo: int, hi: int) -> None:
+        """File bytes ``[lo, hi)`` (page-aligned ``lo``) into ``view``; the end of the file may cut the last page."""
+        pos = lo
+        while pos < hi:
+            n = os.preadv(self.fd, [view[pos - lo : hi - lo]], pos)
+            if n <= 0 or (pos + n) % 512 and pos + n < hi:
+                if pos + max(n, 0) >= min(hi, self.size):
+                    return
+                raise OSError(f"{self.path}: short read at byte {pos + max(n, 0)}, expected bytes up to {hi}")
+            pos += n
+
+
+def _aligned_buffer(nbytes: int) -> np.ndarray:
+    raw = np.empty(int(nbytes) + _PAGE, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % _PAGE
+    return raw[skip : skip + int(nbytes)]
+
+
+def _read_table(raw: _RawFile | None, table: _Table, path: Path, buffer: np.ndarray | None = None) -> np.ndarray:
+    """The whole table as a structured array: its runs read straight from the file into ``buffer``
+    (the rows then viewing it), or one h5py read."""
+    layout, n = table.layout, table.n_rows
+    if raw is None or table.runs is None or buffer is None:
+        peaks = np.empty(n, dtype=layout.dtype)
+        if n:
+            with guard_mcs_read(path, table.obj):
+                table.dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, peaks, mtype=layout.mtype)
+        return peaks
+    itemsize = layout.dtype.itemsize
+    view = memoryview(buffer)
+    ends = [r for r, _ in table.runs[1:]] + [n]
+    jobs = []
+    pos = 0
+    for (r0, offset), r1 in zip(table.runs, ends):
+        nbytes = (r1 - r0) * itemsize
+        first = offset - offset % _PAGE
+        last = -(-(offset + nbytes) // _PAGE) * _PAGE
+        if offset + nbytes > raw.size:
+            raise RecordingFormatError("peaks table lies past the end of the file", path=path, obj=table.obj,
+                                       expected=f"bytes up to {offset + nbytes}", found=f"a file of {raw.size} bytes")
+        raw.read_into(view[pos : pos + last - first], first, last)
+        jobs.append((pos + offset - first, nbytes))
+        pos += last - first
+    start = jobs[0][0]
+    dest = start + jobs[0][1]
+    base = buffer.ctypes.data
+    for source, nbytes in jobs[1:]:  # the later runs moved left, after the first: the rows in order
+        ctypes.memmove(base + dest, base + source, nbytes)
+        dest += nbytes
+    return buffer[start : start + n * itemsize].view(layout.dtype)
+
+
+def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, waveform: bool, owner,
+               obj: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spike samples, amplitudes and mean cutout of the included peaks, every peak checked first
+    (``owner._refuse`` raises for the first problem)."""
+    n_cut = len(layout.cutout_names)
+    has_amps = "PeakAmplitude" in layout.dtype.names
+    if layout.compiled and peaks.size:
+        from hdmea.io._numba_peaks import summarise_peaks
+
+        samples = np.empty(peaks.size, dtype=np.uint64)
+        amps = np.empty(peaks.size if has_amps else 0, dtype=np.float32)
+        sums = np.zeros(n_cut if waveform else 0, dtype=np.float64)
+        cutouts = layout.cutout_view(peaks) if waveform else np.zeros((peaks.size, 0), dtype=np.float32)
+        amplitudes = peaks["PeakAmplitude"] if has_amps else np.zeros(0, dtype=np.float32)
+        k, bad_flag, bad_time, unsorted = summarise_peaks(peaks["Timestamp"], peaks["IncludePeak"], amplitudes,
+                                                          cutouts, float(sampling_rate) / 1e6, samples, amps, sums)
+        owner._refuse(peaks, obj, bad_flag, bad_time, unsorted)
+        if not waveform:
+            wave = np.zeros(0, dtype=np.float32)
+        elif k == 0 or not n_cut:
+            wave = np.zeros(n_cut, dtype=np.float32)
+        else:
+            wave = (sums / k).astype(np.float32)
+        return samples[:k].copy(), amps[:k].copy() if has_amps else amps, wave
+    owner._check_peaks(peaks, obj)
+    include = peaks["IncludePeak"] == 1
+    spikes = _microseconds_to_samples(peaks["Timestamp"][include], sampling_rate)
+    amps = peaks["PeakAmplitude"][include].astype(np.float32) if has_amps else np.zeros(0, np.float32)
+    wave = layout.mean_cutout(peaks, include) if waveform else np.zeros(0, dtype=np.float32)
+    return spikes, amps, wave
+
+
 class CmtrFile:
     """An open ``.cmtr``; use as a context manager."""
 
@@ -142,6 +338,8 @@ class CmtrFile:
         self._f = open_mcs_file(self.path, check=self._check, allow_link=vendor_acquisition_link(self.path))
         self._table_index: dict[int, int] | None = None
         self._layouts: list = []
+        self._raw: _RawFile | None = None
+        self._duration: tuple | None = None
         self.position_warnings: list[str] = []
         #: the units whose Row/Column were missing or disagreed with the SensorID that placed them
         self.position_warning_units: list[int] = []
@@ -352,7 +550,9 @@ class CmtrFile:
         self._layouts.append((tid, layout))
         return layout
 
-    def _read_peaks(self, unit_id: int) -> tuple[np.ndarray, _PeaksLayout]:
+    def _open_table(self, unit_id: int) -> _Table:
+        """The unit's Peaks table, its type checked and its size bounded; where its rows lie when they
+        can be read straight from the file (nothing is read yet)."""
         obj = f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks"
         with guard_mcs_read(self.path, obj):
             try:
@@ -373,28 +573,44 @@ class CmtrFile:
                     expected=f"at most {MAX_TABLE_BYTES} bytes", found=f"{shape[0]} rows of {layout.dtype.itemsize} bytes",
                     hint="raise hdmea.io.cmtr.MAX_TABLE_BYTES if the file is genuine",
                 )
-            peaks = np.empty(shape[0], dtype=layout.dtype)
-            if shape[0]:
-                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, peaks, mtype=layout.mtype)
-        return peaks, layout
+            runs = _plain_runs(dsid, int(shape[0]), layout.dtype.itemsize) if self._raw is not None else None
+        return _Table(obj=obj, dsid=dsid, layout=layout, n_rows=int(shape[0]), runs=runs)
+
+    def _raw_file(self) -> _RawFile | None:
+        """A reader of the file's bytes for tables stored as plain runs, when the file is h5py's own
+        (read-only, default driver, the same file the name leads to); None otherwise."""
+        try:
+            if self._f.driver != "sec2" or self._f.mode != "r" or self._f.swmr_mode:
+                return None
+            raw = _RawFile(self.path)
+        except (OSError, AttributeError, ValueError):
+            return None
+        try:
+            ours, theirs = os.fstat(raw.fd), os.fstat(self._f.id.get_vfd_handle())
+            if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
+                return raw
+        except (OSError, TypeError, ValueError):
+            pass
+        raw.close()
+        return None
 
     def read_unit(self, unit_id: int, sampling_rate: float, *, waveform: bool = True) -> CmtrUnit:
         """Read one unit; ``sampling_rate`` (Hz) converts timestamps to samples."""
+        return self.read_units(sampling_rate, [unit_id], waveform=waveform)[0]
+
+    def _require_unit(self, unit_id: int) -> int:
         unit_id = int(unit_id)
         if unit_id not in self._groups:
             raise RecordingFormatError(
                 f"no unit with UnitID {unit_id}", path=self.path, obj=f"/{SORTER_GROUP}",
                 expected="one of " + ", ".join(map(str, self._groups)), found=str(unit_id),
             )
+        return unit_id
+
+    def _unit(self, unit_id: int, table: _Table, peaks: np.ndarray, sampling_rate: float,
+              waveform: bool) -> CmtrUnit:
         sensor, row, col = self._position(unit_id)
-        peaks, layout = self._read_peaks(unit_id)
-        self._check_peaks(peaks, f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks")
-        include = peaks["IncludePeak"] == 1
-        timestamps = peaks["Timestamp"][include]
-        spikes = _microseconds_to_samples(timestamps, sampling_rate)
-        amps = (peaks["PeakAmplitude"][include].astype(np.float32) if "PeakAmplitude" in layout.dtype.names
-                else np.zeros(0, np.float32))
-        wave = layout.mean_cutout(peaks, include) if waveform else np.zeros(0, dtype=np.float32)
+        spikes, amps, wave = _summarise(peaks, table.layout, sampling_rate, waveform, self, table.obj)
         return CmtrUnit(
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),
@@ -405,28 +621,34 @@ class CmtrFile:
 
         ``IncludePeak`` is 0 or 1; ``Timestamp`` (microseconds) is finite, sorted
         and inside the recording (``0 .. LB.RecordingDuration`` when the file states it).
+        (numpy; the compiled kernel finds the same rows in its one pass.)
         """
         flags = peaks["IncludePeak"]
         bad = (flags != 0) & (flags != 1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        times = peaks["Timestamp"]
+        bad_times = ~np.isfinite(times) | (times < 0) if times.size else np.zeros(0, bool)
+        unsorted = times[1:] < times[:-1]
+        self._refuse(peaks, obj, int(np.flatnonzero(bad)[0]) if bad.any() else -1,
+                     int(np.flatnonzero(bad_times)[0]) if bad_times.any() else -1,
+                     int(np.flatnonzero(unsorted)[0]) + 1 if unsorted.any() else -1)
+
+    def _refuse(self, peaks: np.ndarray, obj: str, bad_flag: int, bad_time: int, unsorted: int) -> None:
+        """Raise for the first problem found (flags, then timestamps, order, and the recording's end)."""
+        if bad_flag >= 0:
             raise RecordingFormatError(
-                "peak has an IncludePeak flag other than 0 or 1", path=self.path, obj=f"{obj} row {i}",
-                expected="0 or 1", found=repr(flags[i].item()), hint="the file is damaged",
+                "peak has an IncludePeak flag other than 0 or 1", path=self.path, obj=f"{obj} row {bad_flag}",
+                expected="0 or 1", found=repr(peaks["IncludePeak"][bad_flag].item()), hint="the file is damaged",
             )
         times = peaks["Timestamp"]
         if not times.size:
             return
-        if not np.all(np.isfinite(times)) or times.min() < 0:
-            bad_times = ~np.isfinite(times) | (times < 0)
-            i = int(np.flatnonzero(bad_times)[0])
+        if bad_time >= 0:
             raise RecordingFormatError(
-                "peaks have negative or non-finite timestamps", path=self.path, obj=f"{obj} row {i}",
-                expected="microseconds >= 0", found=repr(times[i].item()),
+                "peaks have negative or non-finite timestamps", path=self.path, obj=f"{obj} row {bad_time}",
+                expected="microseconds >= 0", found=repr(times[bad_time].item()),
             )
-        unsorted = times[1:] < times[:-1]
-        if unsorted.any():
-            i = int(np.flatnonzero(unsorted)[0]) + 1
+        if unsorted >= 0:
+            i = unsorted
             raise RecordingFormatError(
                 "peak timestamps are not sorted", path=self.path, obj=f"{obj} row {i}",
                 expected=f"a timestamp >= {times[i - 1].item()} (the one before it)", found=repr(times[i].item()),
@@ -441,20 +663,53 @@ class CmtrFile:
             )
 
     def _duration_us(self) -> float | None:
+        if self._duration is not None:
+            return self._duration[0]
         duration = self.recording_duration_us()
         if duration is not None and not (np.isfinite(duration) and duration > 0):
             raise RecordingFormatError(
                 "implausible recording duration", path=self.path, obj="/@LB.RecordingDuration",
                 expected="a positive number of microseconds", found=repr(duration),
             )
+        self._duration = (duration,)
         return duration
 
     def read_units(self, sampling_rate: float, unit_ids=None, *, waveform: bool = True) -> list[CmtrUnit]:
-        """Read units (all by default) in ascending UnitID order."""
+        """Read units (all by default) in ascending UnitID order.
+
+        Each unit's Peaks table is read once; the next one is read by a read-ahead thread
+        while this one is summarised.
+        """
         if sampling_rate is None or not np.isfinite(sampling_rate) or sampling_rate <= 0:
             raise ConfigError(f"sampling_rate must be a positive number of Hz, found {sampling_rate!r}")
         ids = self.unit_ids() if unit_ids is None else sorted(int(u) for u in unit_ids)
-        return [self.read_unit(u, sampling_rate, waveform=waveform) for u in ids]
+        ids = [self._require_unit(u) for u in ids]
+        if not ids:
+            return []
+        self._raw = self._raw_file()
+        try:
+            tables = [self._open_table(u) for u in ids]
+            direct = [t for t in tables if t.runs is not None]
+            buffers = ([_aligned_buffer(max(t.span for t in direct)) for _ in range(2)] if direct else [None, None])
+            units = []
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cmtr-peaks") as reader:
+                def submit(i):
+                    return reader.submit(_read_table, self._raw, tables[i], self.path, buffers[i % 2])
+
+                pending = submit(0)
+                try:
+                    for i, uid in enumerate(ids):
+                        peaks = pending.result()
+                        pending = submit(i + 1) if i + 1 < len(ids) else None
+                        units.append(self._unit(uid, tables[i], peaks, sampling_rate, waveform))
+                finally:
+                    if pending is not None:
+                        pending.cancel()
+            return units
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
 
     def read_source(self, unit_id: int) -> np.ndarray:
         """The unit's ``Source`` signal (large: read only when asked)."""

@@ -17,6 +17,7 @@ it).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -381,6 +382,14 @@ def _count_units(path: Path) -> int:
             return len(f["units"]) if "units" in f else 0
 
 
+def _light_reference_and_frames(cmcr):
+    """The light reference channels and the frame times of the sync channel (None when it is empty)."""
+    light = cmcr.light_reference()
+    sync = light.get("raw_ch2") if isinstance(light, dict) else None
+    frames = get_frame_timestamps(sync) if sync is not None and len(sync) else None
+    return light, frames
+
+
 def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate, memory_threshold,
           waveforms, session, config):
     if cmcr is not None:
@@ -402,8 +411,21 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         warning_texts.append(text)
 
     units_data = {}
+    # The light reference and the frame times come from the .cmcr while the .cmtr's Peaks tables
+    # stream in (their reads and the kernel that summarises them hold no GIL): both files are read
+    # at once, and the sync signal's peak search runs while the disk delivers the tables.
+    light_job = None
+    light_pool = None
+    if cmcr is not None and cmcr.has_analog():
+        light_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load-light-reference")
+        light_job = light_pool.submit(_light_reference_and_frames, cmcr)
+    try:
+        units = cmtr.read_units(fs, waveform=waveforms) if cmtr is not None else []
+        light, frames = light_job.result() if light_job is not None else (None, None)
+    finally:
+        if light_pool is not None:
+            light_pool.shutdown(wait=True, cancel_futures=True)
     if cmtr is not None:
-        units = cmtr.read_units(fs, waveform=waveforms)
         for i, u in enumerate(units):
             data = {
                 "spike_times": u.spike_times,
@@ -427,7 +449,6 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
     # acquisition_rate and sample_interval: the original pipeline's names, read by lab scripts
     metadata = {"sampling_rate": float(fs), "acquisition_rate": float(fs), "sample_interval": compute_frame_time(fs),
                 "dataset_id": dataset_id}
-    light = None
     frame_order = None
     if cmcr is not None:
         # Decided before the metadata is read: the regions' extents and gains follow the order.
@@ -435,13 +456,9 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
                                          [u.spike_times for u in units] if cmtr is not None else [])
         meta = cmcr.metadata()
         metadata["acquisition"] = meta
-        if cmcr.has_analog():
-            light = cmcr.light_reference()
-            sync = light.get("raw_ch2") if isinstance(light, dict) else None
-            if sync is not None and len(sync):
-                frames = get_frame_timestamps(sync)
-                metadata["frame_timestamps"] = frames
-                metadata["frame_time"] = frames / float(fs)
+        if frames is not None:
+            metadata["frame_timestamps"] = frames
+            metadata["frame_time"] = frames / float(fs)
     if cmtr is not None:
         metadata["spike_sorting"] = {"n_units": len(units_data), "program": "CMOS-MEA-Tools"}
 
