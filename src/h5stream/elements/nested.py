@@ -1,22 +1,23 @@
-"""polars columns AnnData cannot express: Decimal, Binary, Null, List, Struct.
+"""polars columns AnnData has no dtype for: Decimal, 128-bit integers, Binary, Null, List, Array, Struct.
 
-=================  ===============================  =========================================
-polars dtype       encoding (0.1.0)                 layout
-=================  ===============================  =========================================
-Decimal(p, s)      ``h5stream:decimal``, layered    exact decimal text as ``string-array`` /
-                   on string arrays                 ``nullable-string-array``; ``precision``,
-                                                    ``scale`` attributes
-Int128, UInt128    ``h5stream:int128``, layered     exact decimal text as string arrays;
-                   on string arrays                 ``signed`` attribute
-Null               ``h5stream:null-column`` 0.2.0,  a float ``array`` of NaN (0.1.0: a group
-                   layered on ``array``             with attribute ``length``)
-Binary             ``h5stream:binary``              AnnData's ``awkward-array`` 0.1.0 (see
-List(inner)        ``h5stream:list``                :mod:`h5stream.elements.awkward_layout`):
-Array(inner, n)    ``h5stream:fixed-list``          attributes ``form`` (JSON), ``length``, one
-Struct(fields)     ``h5stream:struct``              ``array`` per buffer; ``h5stream:dtype``
-                   (each 0.2.0, layered on          (the exact polars dtype, JSON, see
-                   ``awkward-array``)               :mod:`h5stream.elements.dtypes`)
-=================  ===============================  =========================================
+=================  ================================  ========================================
+polars dtype       encoding                          layout
+=================  ================================  ========================================
+Decimal(p, s)      ``h5stream:decimal`` 0.1.0,       exact decimal text as ``string-array`` /
+                   layered on string arrays          ``nullable-string-array``; ``precision``,
+                                                     ``scale`` attributes
+Int128, UInt128    ``h5stream:int128`` 0.1.0,        exact decimal text as string arrays;
+                   layered on string arrays          ``signed`` attribute
+Null               ``h5stream:null-column`` 0.2.0,   a float ``array`` of NaN (0.1.0: a group
+                   layered on ``array``              with attribute ``length``)
+Binary             ``h5stream:binary`` 0.2.0         AnnData's ``awkward-array`` 0.1.0 (see
+List(inner)        ``h5stream:list`` 0.2.0           :mod:`h5stream.elements.awkward_layout`):
+Array(inner, n)    ``h5stream:fixed-list`` 0.2.0     attributes ``form`` (JSON), ``length``,
+Struct(fields)     ``h5stream:struct`` 0.2.0         one ``array`` per buffer, and
+                   (each layered on                  ``h5stream:dtype`` (the exact polars
+                   ``awkward-array``)                dtype, JSON, see
+                                                     :mod:`h5stream.elements.dtypes`)
+=================  ================================  ========================================
 
 ``anndata.io.read_elem`` reads the 0.2.0 nested columns as Awkward Arrays of
 the same values (with the ``awkward`` package installed); our reader rebuilds
@@ -25,17 +26,20 @@ awkward.  Nesting goes to any depth.
 
 Readers of the 0.1.0 layouts (files written before) are kept:
 
-=================  =========================================================
-0.1.0 encoding     layout
-=================  =========================================================
-``h5stream:binary``  group: ``data`` (uint8, all values concatenated),
-                     ``offsets`` (int64, n+1), ``mask`` (bool, True = null)
-``h5stream:list``    group: ``offsets`` (int64, n+1), ``mask``, ``values`` (the
-                     flattened inner column, itself an element)
-``h5stream:fixed-list``  the ``h5stream:list`` layout plus ``width``
-``h5stream:struct``  group: one element per field (escaped names), ``mask``;
-                     ``h5stream:fields`` (JSON list of field names)
-=================  =========================================================
+=========================  =================================================
+0.1.0 encoding             layout
+=========================  =================================================
+``h5stream:binary``        group: ``data`` (uint8, all values concatenated),
+                           ``offsets`` (int64, n+1), ``mask`` (bool, True =
+                           null)
+``h5stream:list``          group: ``offsets`` (int64, n+1), ``mask``,
+                           ``values`` (the flattened inner column, itself an
+                           element)
+``h5stream:fixed-list``    the ``h5stream:list`` layout plus ``width``
+``h5stream:struct``        group: one element per field (escaped names),
+                           ``mask``; ``h5stream:fields`` (JSON list of field
+                           names)
+=========================  =================================================
 """
 
 from __future__ import annotations
