@@ -27,6 +27,7 @@ from h5stream.errors import (
     SourceNotFoundError,
     UnsafeFileError,
 )
+from h5stream.files._headers import check_attribute_references
 from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, _walk, link_names  # noqa: F401  (re-exported)
 from h5stream.files.claims import hdf5_lock_held
 
@@ -535,6 +536,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     # table types already found sound in this walk: a file of many tables (a .cmtr's Peaks, one per
     # unit) mostly repeats one type, which H5Tequal (every property, bit fields included) recognises
     checked: list = []
+    headers = _AttributeReferences.of(f, path)
 
     def on_member(full: bytes, kind: int, oid) -> bool:
         if kind == external:
@@ -550,10 +552,57 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
                 )
         elif isinstance(oid, dataset_id):
             _check_dataset(oid, path, full, plugins, checked)
+        if oid is not None and headers is not None:
+            headers.check(oid, "/" + full.decode("utf-8", errors="replace"))
         # Soft links name objects of this file, visited through their hard link.
         return visit(full, oid) if visit is not None else False
 
-    _walk(f, path, on_member)
+    try:
+        if headers is not None:
+            headers.check(f.id, f.name or "/")
+        _walk(f, path, on_member)
+    finally:
+        if headers is not None:
+            headers.close()
+
+
+class _AttributeReferences:
+    """The check of variable-length attribute references in version-1 object headers during the scan (see
+    :mod:`h5stream.files._headers`); only for files whose superblock is older than version 2 (a newer one
+    means version-2 headers, which HDF5 checksums)."""
+
+    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int]) -> None:
+        self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes
+
+    @classmethod
+    def of(cls, f: h5py.File, path) -> _AttributeReferences | None:
+        try:
+            plist = f.id.get_create_plist()
+            if plist.get_version()[0] >= 2:
+                return None
+            sizes = plist.get_sizes()
+            name = f.filename
+            fd = os.open(name, os.O_RDONLY)
+        except (OSError, RuntimeError, ValueError, TypeError):
+            return None  # not a file of the disk (an in-memory file): nothing to read
+        try:
+            return cls(path, fd, os.fstat(fd).st_size, sizes)
+        except OSError:
+            os.close(fd)
+            return None
+
+    def check(self, oid, obj: str) -> None:
+        info = h5py.h5o.get_info(oid)
+        if info.num_attrs and info.hdr.version == 1:
+            try:
+                check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
+            except OSError as exc:
+                if isinstance(exc, FormatError):
+                    raise
+                # unreadable bytes: left to libhdf5's own read, which reports them
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool],
