@@ -17,6 +17,8 @@ capability             used for (where it exists)                  portable path
 ``fadvise``            ``posix_fadvise(WILLNEED)`` read-ahead      no read-ahead hint
 ``fork_server``        worker processes forked from a server       worker processes spawned
                        that imported their modules once
+``rename_exchange``    ``renameat2(RENAME_EXCHANGE)``: a folder     the old folder renamed aside, the new one
+                       replaced by another in one step             renamed in, then the old one deleted
 ``pid_signals``        ``os.kill(pid, 0)``: is a writer's process  a lock each writer holds on a liveness
                        still running?                              file while it runs
                                                                    (:mod:`h5stream.files.liveness`)
@@ -33,7 +35,7 @@ import importlib.util
 import os
 
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
-           "fork_server", "pid_signals", "describe"]
+           "fork_server", "rename_exchange", "pid_signals", "describe"]
 
 #: environment switch forcing every portable path
 ENV_VAR = "H5STREAM_PORTABLE"
@@ -73,6 +75,15 @@ def fork_server() -> bool:
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
+def rename_exchange() -> bool:
+    """The C library has ``renameat2`` (Linux, glibc >= 2.28); a filesystem may still refuse the exchange."""
+    if portable():
+        return False
+    from h5stream.native import libc
+
+    return libc.exchange_supported()
+
+
 def pid_signals() -> bool:
     """Signal 0 probes a pid (POSIX); on Windows 0 is ``CTRL_C_EVENT``, which ``os.kill`` would send."""
     import signal
@@ -83,4 +94,4 @@ def pid_signals() -> bool:
 def describe() -> dict[str, bool]:
     """Every capability and whether this process uses it."""
     return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
-                                                  "fadvise", "fork_server", "pid_signals")}
+                                                  "fadvise", "fork_server", "rename_exchange", "pid_signals")}

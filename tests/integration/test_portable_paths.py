@@ -126,6 +126,22 @@ def test_a_reused_pid_does_not_pass_for_the_claims_writer(portable, tmp_path):
         other.wait(timeout=60)
 
 
+def test_a_folder_is_replaced_by_two_renames_without_the_exchange(portable, tmp_path, monkeypatch):
+    from h5stream.files import folders
+
+    def refused(a, b):  # the Linux exchange (renameat2) must not be reached with the switch on
+        raise AssertionError("renameat2 exchange called")
+
+    monkeypatch.setattr(folders, "_exchange", refused)
+    assert not capabilities.rename_exchange()
+    target = tmp_path / "d.parquet"
+    for content in ("old", "new"):
+        with folders.writing_folder(target, overwrite=True, is_replaceable=lambda p: True) as partial:
+            (partial / "part.txt").write_text(content)
+    assert (target / "part.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
+
+
 def test_raw_rows_are_read_through_the_page_cache(portable, tmp_path, monkeypatch):
     """The switch turns O_DIRECT reads off for a file they would read (a contiguous dataset)."""
     path = tmp_path / "raw.h5"
@@ -161,6 +177,7 @@ CORE_TESTS = [
     "tests/integration/test_writer_claim.py", "tests/integration/test_lock_messages.py",
     "tests/integration/test_crash_safety.py", "tests/integration/test_batch_engine.py",
     "tests/integration/test_eimage_real_layout.py", "tests/integration/test_session_resume.py",
+    "tests/integration/test_scptensor_parquet.py",
 ]
 
 #: Tests that assert what a Linux mechanism itself does; without it they have nothing to test.

@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from h5stream import capabilities
 from h5stream.errors import StaleFilesWarning, TargetExistsError, WriteError
 from h5stream.files.claims import WriterClaim, writer_gone
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, sibling_path
@@ -178,7 +179,7 @@ def _publish(partial: Path, target: Path) -> None:
         os.rename(partial, target)
         fsync_directory(parent)
         return
-    if _exchange(partial, target):
+    if capabilities.rename_exchange() and _exchange(partial, target):
         fsync_directory(parent)
         return  # the old folder is now at ``partial``, removed by the caller
     aside = sibling_path(target, _REPLACED)

@@ -8,7 +8,7 @@ import os
 
 from h5stream.native import bind, load_library
 
-__all__ = ["exchange"]
+__all__ = ["exchange", "exchange_supported"]
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -26,6 +26,11 @@ def _renameat2():
 
 
 _RENAMEAT2 = _renameat2()
+
+
+def exchange_supported() -> bool:
+    """The C library has ``renameat2`` (whether a filesystem allows the exchange is known only by trying)."""
+    return _RENAMEAT2 is not None
 
 
 def exchange(a: str | os.PathLike, b: str | os.PathLike) -> bool:
