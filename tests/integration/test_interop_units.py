@@ -279,7 +279,7 @@ def test_planes_that_do_not_compress_are_stored_and_inflate_as_hdf5s_chunks(tmp_
         reference[...] = column
         ours = f.create_dataset("ours", **settings)
         compressed = CompressedColumn(column, chunk, 1, threads=2, implementation="libdeflate")
-        stored_planes = compressed._stored // chunk
+        stored_planes = compressed.stored_planes
         assert expected_stored[0] <= stored_planes <= expected_stored[1]
         compressed.fill(ours)
         for k in range(-(-n // chunk)):

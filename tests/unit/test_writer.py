@@ -71,10 +71,10 @@ def test_serial_equals_parallel(h5):
 
 
 def test_batches_and_fortran_input(h5, monkeypatch):
-    import h5stream.writer as writer
+    import h5stream.writer.gzip as gzip_writer
 
     # Small batches exercise the double-buffered pipeline over many batches.
-    monkeypatch.setattr(writer, "BATCH_TARGET_BYTES", 1000)
+    monkeypatch.setattr(gzip_writer, "BATCH_BYTES", 1000)
     a = np.asfortranarray(_lognormal_with_nan((203, 31), seed=4))
     ds = write_array(h5, "f", a, WriteOptions.build(compression="gzip", chunks=(5, 8), n_threads=2))
     assert np.array_equal(ds[()], a, equal_nan=True)
@@ -166,3 +166,49 @@ def test_write_many_refuses_bad_names_and_objects(h5):
         write_many(h5, {"a/../b": np.zeros(1)})
     with pytest.raises(EncodingError):
         write_many(h5, {"o": np.array([object()])})
+
+
+@pytest.mark.parametrize("deflate", ["zlib", "libdeflate"])
+def test_array_writes_and_nwb_columns_share_one_gzip_writer(h5, deflate, monkeypatch):
+    """write_array's gzip path and the NWB column filler go through h5stream.writer.gzip.GzipChunks: with
+    Fletcher32 (write_array's default) and without, with libdeflate's stored byte planes, every chunk
+    inflates to what HDF5's own pipeline stores and h5py reads the values back."""
+    import zlib
+
+    from h5stream.native import libdeflate
+    from h5stream.writer import gzip as gzip_writer
+    from h5stream.writer.columns import fill_column
+
+    if deflate == "libdeflate" and libdeflate.raw_deflate() is None:
+        pytest.skip("libdeflate is not installed")
+    stores = []
+    real_store = gzip_writer.GzipChunks.store
+    monkeypatch.setattr(gzip_writer.GzipChunks, "store", lambda self, dset: (stores.append(dset.name),
+                                                                             real_store(self, dset))[1])
+    rng = np.random.default_rng(11)
+    # spike-time-like values: the low byte planes are noise (stored with libdeflate), the high ones repeat
+    column = np.sort(rng.integers(0, 24_000_000, 100_003)).astype(np.float64) / 20_000.0
+    chunk = 8_192
+    ours = write_array(h5, "ours", column, WriteOptions.build(compression="gzip", level=1, chunks=(chunk,),
+                                                              shuffle=True, n_threads=2, deflate=deflate))
+    assert ours.fletcher32
+    settings = dict(shape=column.shape, dtype=column.dtype, chunks=(chunk,), compression="gzip",
+                    compression_opts=1, shuffle=True)
+    reference = h5.create_dataset("reference", fletcher32=True, **settings)
+    reference[...] = column
+    filled = h5.create_dataset("filled", **settings)
+    fill_column(filled, column, 1, threads=2, implementation=deflate)
+    plain = h5.create_dataset("plain", **settings)
+    plain[...] = column
+    assert stores == ["/ours", "/filled"]
+    for k in range(-(-column.size // chunk)):
+        origin = (k * chunk,)
+        with_sum, reference_sum = ours.id.read_direct_chunk(origin)[1], reference.id.read_direct_chunk(origin)[1]
+        if deflate == "zlib":  # byte for byte HDF5's filter, checksum included
+            assert with_sum == reference_sum, k
+        # (libdeflate's stream differs in its bytes: its checksum is checked by h5py's read below)
+        assert zlib.decompress(with_sum[:-4]) == zlib.decompress(reference_sum[:-4]), k
+        assert zlib.decompress(filled.id.read_direct_chunk(origin)[1]) == \
+            zlib.decompress(plain.id.read_direct_chunk(origin)[1]), k
+    np.testing.assert_array_equal(ours[()], column)
+    np.testing.assert_array_equal(filled[()], column)

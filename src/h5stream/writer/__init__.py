@@ -8,12 +8,13 @@
   sample's row is one chunk read), contiguous layout for small uncompressed
   arrays.  Arrays that are not C-contiguous (Fortran order, strided views) are
   written block by block so no full-size temporary copy is made.
-* gzip is compressed in parallel: chunks are gathered in batches (or viewed in
-  place when they span whole rows), deflated by the compiled zlib kernel
-  (:func:`h5stream.codecs.deflate_kernel`, no GIL) on ``n_threads`` Python threads while
-  the previous batch is written with ``H5Dwrite_chunk``.  Threads pick up
-  slices of chunks as they free up, so a busy machine slows the work without
-  stalling it at barriers.  The result is an ordinary
+* gzip is compressed in parallel by the engine's one chunk-filling gzip writer
+  (:class:`h5stream.writer.gzip.GzipChunks`, which the NWB export's columns use
+  too): chunks are gathered in batches (or viewed in place when they span whole
+  rows), deflated by the compiled zlib kernel (:func:`h5stream.codecs.deflate_kernel`,
+  no GIL) on ``n_threads`` Python threads while the previous batch is written with
+  ``H5Dwrite_chunk``.  Threads pick up one chunk at a time as they free up, so a
+  busy machine slows the work without stalling it at barriers.  The result is an ordinary
   deflate-filtered dataset (shuffle optional) that any HDF5 reader decodes; its
   chunks are byte-identical to those of HDF5's own filter at the same level.
 * :func:`write_many` writes many small untyped objects (groups, tiny datasets,
@@ -23,7 +24,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import math
@@ -34,11 +34,12 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
-from h5stream.codecs import DEFLATE_IMPLEMENTATIONS, deflate_kernel, get_codec
+from h5stream.codecs import DEFLATE_IMPLEMENTATIONS, get_codec
 from h5stream.cores import free_cores, sharing_threads
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
 from h5stream.tree import lowlevel
+from h5stream.writer.gzip import GzipChunks
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -61,8 +62,6 @@ CHUNK_TARGET_BYTES = 1 << 20
 # Below this an array is stored contiguously even when compression is asked
 # for: a chunk index costs more than compressing a few KiB saves.
 SMALL_ARRAY_BYTES = 4 << 10
-# Bytes of raw chunks gathered per parallel compression batch.
-BATCH_TARGET_BYTES = 32 << 20
 # Rows per block when a non-contiguous array is copied block by block.
 BLOCK_TARGET_BYTES = 16 << 20
 
@@ -299,103 +298,18 @@ def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) 
     return ds
 
 
-def _chunk_grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> list[tuple[int, ...]]:
-    counts = [math.ceil(s / c) for s, c in zip(shape, chunks)]
-    return [tuple(i * c for i, c in zip(idx, chunks)) for idx in np.ndindex(*counts)]
-
-
-def _gather(array: np.ndarray, offsets: list[tuple[int, ...]], chunks: tuple[int, ...], out: np.ndarray) -> None:
-    """Copy chunks of ``array`` at ``offsets`` into rows of ``out`` (edge chunks zero-padded)."""
-    for row, origin in enumerate(offsets):
-        target = out[row].view(array.dtype).reshape(chunks)
-        src = array[tuple(slice(o, o + c) for o, c in zip(origin, chunks))]
-        if src.shape != chunks:
-            target[...] = 0
-            target[tuple(slice(0, s) for s in src.shape)] = src
-        else:
-            target[...] = src
-
-
 def _write_gzip_direct(
     parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict, options: WriteOptions
 ) -> h5py.Dataset:
-    """gzip through the parallel kernel and direct chunk writes."""
-    kernel = deflate_kernel(options.deflate)
-    chunks = tuple(kwargs["chunks"])
-    level = int(kwargs["compression_opts"])
-    shuffle_itemsize = array.dtype.itemsize if kwargs.get("shuffle") else 0
+    """gzip through the engine's one chunk-filling gzip writer (:class:`h5stream.writer.gzip.GzipChunks`)."""
     # threads take one chunk at a time from a queue: every allowed core pays, even on a busy machine
     n_threads = resolve_threads(options.n_threads) if options.n_threads is not None else sharing_threads()
+    chunks = GzipChunks(array, tuple(kwargs["chunks"]), int(kwargs["compression_opts"]),
+                        shuffle=bool(kwargs.get("shuffle")), fletcher32=bool(kwargs.get("fletcher32")),
+                        implementation=options.deflate, threads=n_threads)
     ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
-    chunk_nbytes = math.prod(chunks) * array.dtype.itemsize
-    bound = int(kernel.deflate_bound(chunk_nbytes))
-    offsets = _chunk_grid(array.shape, chunks)
-    per_batch = max(n_threads, BATCH_TARGET_BYTES // max(chunk_nbytes, 1))
-    per_batch = min(per_batch, len(offsets))
-    # Two sets of buffers: one is compressed by the kernel while the other is written.
-    raw = [np.empty((per_batch, chunk_nbytes), np.uint8) for _ in range(2)]
-    # Room for the Fletcher32 checksum HDF5's filter appends to each stored chunk.
-    fletcher = bool(kwargs.get("fletcher32"))
-    packed = [np.empty((per_batch, bound + 4), np.uint8) for _ in range(2)]
-    sizes = [np.empty(per_batch, np.int64) for _ in range(2)]
-    dsid = ds.id
-
-    def compress(source: np.ndarray, slot: int, lo: int, hi: int) -> int:
-        # One serial kernel call per slice of chunks; the kernel releases the GIL.
-        failures = kernel._deflate_chunks(
-            source[lo:hi], packed[slot][lo:hi], sizes[slot][lo:hi], hi - lo, level, shuffle_itemsize, 1
-        )
-        if fletcher and not failures:
-            for i in range(lo, hi):
-                n = int(sizes[slot][i])
-                row = packed[slot][i]
-                row[n : n + 4] = np.frombuffer(checksums.fletcher32(row[:n]).to_bytes(4, "little"), np.uint8)
-                sizes[slot][i] = n + 4
-        return failures
-
-    def flush(slot: int, batch: list[tuple[int, ...]]) -> None:
-        for i, origin in enumerate(batch):
-            n = int(sizes[slot][i])
-            dsid.write_direct_chunk(origin, packed[slot][i, :n])
-
-    batches = [offsets[i : i + per_batch] for i in range(0, len(offsets), per_batch)]
-    whole_rows = array.flags.c_contiguous and tuple(chunks[1:]) == tuple(array.shape[1:])
-    flat = array.reshape(-1).view(np.uint8) if whole_rows else None
-    # One chunk per task: a thread the OS pauses delays one chunk, not a batch
-    # (a task costs microseconds, a chunk tens of milliseconds).
-    n_slices = per_batch
-    with concurrent.futures.ThreadPoolExecutor(max_workers=n_threads) as pool:
-        pending: tuple[list[concurrent.futures.Future], int, list] | None = None
-        for number, batch in enumerate(batches):
-            slot = number % 2
-            first, last = batch[0][0], batch[-1][0] + chunks[0]
-            if flat is not None and last <= array.shape[0]:
-                # Chunks spanning whole rows of a C array are consecutive bytes:
-                # hand the kernel a view instead of copying them.
-                start = first * (chunk_nbytes // chunks[0])
-                source = flat[start : start + len(batch) * chunk_nbytes].reshape(len(batch), chunk_nbytes)
-            else:
-                _gather(array, batch, chunks, raw[slot])
-                source = raw[slot]
-            bounds = np.linspace(0, len(batch), min(n_slices, len(batch)) + 1).astype(int)
-            futures = [pool.submit(compress, source, slot, int(lo), int(hi)) for lo, hi in zip(bounds, bounds[1:])]
-            if pending is not None:
-                _finish(pending, flush, parent, key)
-            pending = (futures, slot, batch)
-        if pending is not None:
-            _finish(pending, flush, parent, key)
+    chunks.store(ds)
     return ds
-
-
-def _finish(pending, flush, parent, key) -> None:
-    futures, slot, batch = pending
-    failures = sum(f.result() for f in futures)
-    if failures:
-        raise WriteError(
-            f"zlib failed on {failures} chunk(s)", path=parent.file.filename, obj=key,
-            hint="the machine may be out of memory",
-        )
-    flush(slot, batch)
 
 
 # --------------------------------------------------------------------------- many small objects
