@@ -183,9 +183,19 @@ def test_a_damaged_heap_past_16_mib_is_refused(tmp_path, child_env):
     """, child_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"refused: {path} [global heap at byte {start}]")
+    done = _read_in_child(path, """
+        from hdmea.errors import CorruptRecordingError
+        from hdmea.io.hdf5_store import open_recording_hdf5
+        try:
+            open_recording_hdf5(path)
+        except CorruptRecordingError as exc:
+            print("refused:", exc.found)
+    """, child_env)
+    assert done.returncode == 0, done.stderr
+    assert f"[global heap at byte {start}]: a global heap collection is damaged" in done.stdout
 
 
-def test_a_large_file_skips_the_data_of_fixed_size_datasets(tmp_path):
+def test_a_large_file_skips_the_stored_data_of_datasets(tmp_path):
     """The samples of a large file are not searched (read at every open, they would cost a vendor file's size),
     while variable-length values are: the same looping bytes planted in both places."""
     path = tmp_path / "large.h5"

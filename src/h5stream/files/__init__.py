@@ -41,7 +41,9 @@ from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partia
 from h5stream.files.validated import (
     ALLOWED_FILTERS,
     check_declared_size,
+    GLOBAL_HEAP_SCAN_BYTES,
     check_global_heaps,
+    check_large_global_heaps,
     check_hdf5_signature,
     check_stored_type,
     check_regular_file,
@@ -78,7 +80,9 @@ __all__ = [
     "LinkRuleFor",
     "check_declared_size",
     "check_stored_type",
+    "GLOBAL_HEAP_SCAN_BYTES",
     "check_global_heaps",
+    "check_large_global_heaps",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

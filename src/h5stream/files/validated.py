@@ -38,7 +38,9 @@ __all__ = [
     "check_regular_file",
     "check_declared_size",
     "check_stored_type",
+    "GLOBAL_HEAP_SCAN_BYTES",
     "check_global_heaps",
+    "check_large_global_heaps",
     "check_text_lengths",
     "scan_unsafe_objects",
     "ObjectVisitor",
@@ -143,12 +145,12 @@ def check_global_heaps(path: str | os.PathLike, *, limit: int | None = None) -> 
 
     Files up to ``limit`` bytes (:data:`GLOBAL_HEAP_SCAN_BYTES`) are read whole.
     Larger ones are read in blocks of :data:`GLOBAL_HEAP_SCAN_BLOCK` (memory stays
-    bounded whatever the size), and the stored data of datasets of fixed-size types
-    (numbers, fixed-length strings: their chunks and contiguous storage, from
-    libhdf5's own storage map) are skipped: libhdf5 allocates collections apart
-    from them, and a recording's or a vendor file's gigabytes of samples are not
-    read at every open.  When the storage map cannot be read (a damaged file),
-    every byte is searched.
+    bounded whatever the size), and the stored data of datasets (their chunks and
+    contiguous storage, from libhdf5's own storage map) are skipped: libhdf5
+    allocates collections apart from them, and a recording's or a vendor file's
+    gigabytes of samples are not read at every open.  When the storage map cannot
+    be read (a damaged file), every byte is searched.  ``open_validated`` takes
+    the map from its own scan of the file (:func:`check_large_global_heaps`).
     """
     path = Path(path)
     limit = GLOBAL_HEAP_SCAN_BYTES if limit is None else limit
@@ -183,10 +185,12 @@ def _refuse_looping(path: Path, start: int, loop_at: int | None) -> None:
 
 
 def _fixed_size_data_ranges(path: Path) -> list[tuple[int, int]]:
-    """Sorted ``(start, stop)`` byte ranges of the stored data of every dataset of a fixed-size type (no
-    variable-length, reference or other object part); empty when the file's storage map cannot be read.
+    """Sorted ``(start, stop)`` byte ranges of the stored data of every dataset (chunks and contiguous
+    storage); empty when the file's storage map cannot be read.
 
-    Only object headers and chunk indexes are read (no value), so a damaged heap cannot stop this.
+    A dataset's storage never holds a global heap collection, whatever its type: variable-length
+    values store references there, and their bytes in collections of their own.  Only object headers
+    and chunk indexes are read (no value), so a damaged heap cannot stop this.
     """
     ranges: list[tuple[int, int]] = []
     try:
@@ -199,21 +203,23 @@ def _fixed_size_data_ranges(path: Path) -> list[tuple[int, int]]:
                        info=True)
         for name in names:
             oid = h5py.h5o.open(f.id, name)
-            if oid.dtype.hasobject:
-                continue  # variable-length values: the references point into collections; searched
-            layout = oid.get_create_plist().get_layout()
-            if layout == h5py.h5d.CONTIGUOUS:
-                offset, stored = oid.get_offset(), oid.get_storage_size()
-                if offset is not None and stored:
-                    ranges.append((offset, offset + stored))
-            elif layout == h5py.h5d.CHUNKED:
-                oid.chunk_iter(lambda chunk: ranges.append((chunk.byte_offset, chunk.byte_offset + chunk.size)))
+            add_storage_ranges(oid, oid.get_create_plist().get_layout(), ranges)
     except (OSError, RuntimeError, ValueError, KeyError, TypeError):
         return []  # a damaged file: search every byte
     finally:
         f.close()
     ranges.sort()
     return ranges
+
+
+def add_storage_ranges(oid: h5py.h5d.DatasetID, layout: int, ranges: list[tuple[int, int]]) -> None:
+    """Append the ``(start, stop)`` byte ranges of the dataset's stored data (contiguous, or each chunk)."""
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset, stored = oid.get_offset(), oid.get_storage_size()
+        if offset is not None and stored:
+            ranges.append((offset, offset + stored))
+    elif layout == h5py.h5d.CHUNKED:
+        oid.chunk_iter(lambda chunk: ranges.append((chunk.byte_offset, chunk.byte_offset + chunk.size)))
 
 
 def _searched_ranges(size: int, skipped: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
@@ -227,6 +233,18 @@ def _searched_ranges(size: int, skipped: list[tuple[int, int]]) -> Iterator[tupl
             return
     if at < size:
         yield at, size
+
+
+def check_large_global_heaps(path: str | os.PathLike, storage: list[tuple[int, int]]) -> int:
+    """:func:`check_global_heaps` of a file past :data:`GLOBAL_HEAP_SCAN_BYTES` whose datasets' storage
+    ranges ``storage`` are known (collected by :func:`scan_unsafe_objects`)."""
+    path = Path(path)
+    try:
+        return _check_global_heaps_in_blocks(path, path.stat().st_size, sorted(storage))
+    except FormatError:
+        raise
+    except OSError as exc:
+        raise FormatError(f"cannot read the file ({exc.strerror})", path=path) from exc
 
 
 def _check_global_heaps_in_blocks(path: Path, size: int, skipped: list[tuple[int, int]]) -> int:
@@ -518,7 +536,7 @@ LinkRule = Callable[[str, str, str], bool]
 
 
 def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None,
-                        visit: ObjectVisitor | None = None) -> None:
+                        visit: ObjectVisitor | None = None, storage: list[tuple[int, int]] | None = None) -> None:
     """Refuse external links, external storage, virtual datasets and unavailable filters.
 
     One walk of the file (:func:`link_names`' walk, with its bounds) opens each
@@ -552,6 +570,8 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
                 )
         elif isinstance(oid, dataset_id):
             _check_dataset(oid, path, full, plugins, checked)
+            if storage is not None:
+                add_storage_ranges(oid, oid.get_create_plist().get_layout(), storage)
         if oid is not None and headers is not None:
             headers.check(oid, "/" + full.decode("utf-8", errors="replace"))
         # Soft links name objects of this file, visited through their hard link.
@@ -772,7 +792,10 @@ def open_validated(
         raise ValueError("visit needs the scan (scan=True): the scan's walk is what visits the objects")
     path = check_regular_file(path)
     check_hdf5_signature(path)
-    check_global_heaps(path)
+    # A large file's heaps are searched around its datasets' storage, which the scan below maps.
+    large = scan and path.stat().st_size > GLOBAL_HEAP_SCAN_BYTES
+    if not large:
+        check_global_heaps(path)
     if verify_timeout is not None:
         if _whole_file_check is None:
             raise RuntimeError("verify_timeout needs h5stream.files.verify (import h5stream.files first)")
@@ -793,7 +816,10 @@ def open_validated(
     try:
         with guard_read(path, "/"):
             if scan:
-                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit)
+                storage: list[tuple[int, int]] | None = [] if large else None
+                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit, storage=storage)
+                if large:
+                    check_large_global_heaps(path, storage)
             if check is not None:
                 check(f)
     except BaseException:

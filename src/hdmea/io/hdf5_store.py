@@ -40,8 +40,8 @@ import numpy as np
 from h5stream import __version__ as _h5stream_version
 from h5stream import checksums
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError, WriterClaimError  # noqa: F401
-from h5stream.files import (AtomicFile, check_global_heaps, check_hdf5_signature, create_atomic, guard_read,
-                            hdf5_lock_held,
+from h5stream.files import (GLOBAL_HEAP_SCAN_BYTES, AtomicFile, check_global_heaps, check_hdf5_signature,
+                            check_large_global_heaps, create_atomic, guard_read, hdf5_lock_held,
                             scan_unsafe_objects, update_atomic)
 from h5stream.jsonvalues import stable_hash
 from h5stream.staging import LIBVER
@@ -313,9 +313,12 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
         raise ValueError(f"mode must be 'r', 'r+' or 'a' (found {mode!r}); new files come from create_recording_hdf5")
     if not path.exists():
         raise not_found_error(path)
+    # A large file's heaps are searched around its datasets' storage, which the scan below maps (reading).
+    large = mode == "r" and path.stat().st_size > GLOBAL_HEAP_SCAN_BYTES
     try:
         check_hdf5_signature(path)
-        check_global_heaps(path)
+        if not large:
+            check_global_heaps(path)
     except FormatError as exc:
         raise corrupt_error(path, exc) from exc
     if mode == "r":
@@ -326,7 +329,13 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
                 raise _files.held_for_reading_error(path, exc) from exc
             raise corrupt_error(path, exc) from exc
         try:
-            scan_unsafe_objects(f, path, visit=visit)
+            storage: list | None = [] if large else None
+            scan_unsafe_objects(f, path, visit=visit, storage=storage)
+            if large:
+                try:
+                    check_large_global_heaps(path, storage)
+                except FormatError as exc:
+                    raise corrupt_error(path, exc) from exc
             check_recording_format(f, path)
             checksums.attach(f, verify=verify, path=path)  # reads of the returned file check the file's digests
         except FormatError:
