@@ -18,7 +18,7 @@
 /* channels per lane group: a tile's filtered rows are stored as EIM_TILE / EIM_LANES groups, each
  * (rows x EIM_LANES) contiguous, so that one group of a long run of rows fits the L2 cache while
  * the windows are added from it, and a unit's sums of one group (window x EIM_LANES) fit L1 */
-#define EIM_LANES 8
+#define EIM_LANES 16  /* 8 visited each unit's sums 4x as often (CPU per window 27-50 us against 24-30 us) */
 #define EIM_GROUPS (EIM_TILE / EIM_LANES)
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) \

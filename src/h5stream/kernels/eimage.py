@@ -25,15 +25,17 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
   dynamically, so a descheduled thread delays one tile, not half a chunk): a
   tile's rows of the chunk are filtered :data:`SUB_ROWS` at a time (the raw rows
   a tile reads lie a whole raw row apart, so they are prefetched ahead) into a
-  scratch held as lane groups of 8 channels; one group (128 KiB) stays in the
+  scratch held as lane groups of 16 channels; one group (515 KiB) stays in the
   core's L2 cache while every unit's windows ending there are added into the
-  unit's sums of that group (1.6 KiB, in L1), laid out ``(units, channels / 8,
-  window, 8)``.  The filtered data never goes to memory.  Measured on a loaded
-  2-core machine, 65536 full-chip rows and 310 units firing at 21 Hz: the old
-  Numba kernels 1.74-2.28 CPU s, this one 1.29-1.44 CPU s; the filter alone
-  0.22 s (0.8 s before the prefetch); the rest is adding windows, bound by moving
-  the sums and the windows between the caches (about 8-11 us a spike with one
-  unit, 25 us with 310).
+  unit's sums of that group (3.2 KiB, in L1), laid out ``(units, channels / 16,
+  window, 16)``.  The filtered data never goes to memory.  Measured on a loaded
+  2-core machine (in memory, 65536 full-chip rows, 135 units at 10 Hz): the former Numba kernels
+  1.12-1.61 CPU s, this kernel 0.70-0.84 CPU s; the filter alone 0.11 s per
+  32768 rows (0.4 s before the raw rows were prefetched).  Adding windows is
+  bound by moving each window (window x channels float32, 850 KB for a full
+  chip) and each unit's sums between the caches: 24-30 us a window with 310
+  units on that machine, against 8-11 us with one unit whose sums stay in L1.
+  :data:`PROFILE` gives the split of a pass.
 
 The kernel is compiled ahead of time: a new process pays no compilation.
 """
@@ -422,9 +424,10 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
 
 
 #: rows of a chunk filtered and averaged at a time per tile: one lane group of the filtered rows
-#: (with the window - 1 carried before them; 128 KiB) stays in the core's L2 cache while the windows
-#: are added from it, and a unit's sums of the group (1.6 KiB) in L1 while its spikes are added
-SUB_ROWS = 4096
+#: (with the window - 1 carried before them; 515 KiB) stays in the core's L2 cache while the windows
+#: are added from it, and a unit's sums of the group (3.2 KiB) in L1 while its spikes are added;
+#: each unit's sums are visited once per sub-block and group, so fewer, larger visits cost less
+SUB_ROWS = 8192
 #: raw types the compiled kernel reads as they are; others are converted to float64 first
 _KERNEL_TYPES = tuple(np.dtype(t) for t in ("uint16", "int16", "int32", "float32", "float64"))
 
