@@ -139,27 +139,49 @@ class EImagePlan:
 
 
 def butter_highpass(cutoff_hz: float, fs: float, order: int = 2) -> np.ndarray:
-    """Second-order sections of a Butterworth high-pass filter."""
-    from scipy.signal import butter
+    """Second-order sections of a Butterworth high-pass filter (as ``scipy.signal.butter`` with
+    ``btype="highpass", output="sos"``).
 
+    Designed here in a few lines of numpy (analog prototype, high-pass transform at the
+    pre-warped cutoff, bilinear transform), so that a fresh process never imports
+    ``scipy.signal`` (about two seconds): conjugate poles pair into biquads, the one closest to
+    the unit circle last; every section's zeros lie at z = 1; the gain sits in the first.
+    """
+    order = int(order)
+    if order < 1:
+        raise ValueError(f"order: expected a positive integer (found {order})")
     if not 0 < cutoff_hz < fs / 2:
         raise ValueError(f"cutoff_hz: expected between 0 and fs/2 = {fs / 2} (found {cutoff_hz})")
-    return butter(int(order), cutoff_hz, btype="highpass", fs=fs, output="sos")
+    # Analog low-pass prototype poles, high-pass transform at the pre-warped cutoff (fs' = 2).
+    prototype = -np.exp(1j * np.pi * np.arange(-order + 1, order, 2) / (2 * order))
+    warped = 4.0 * math.tan(math.pi * cutoff_hz / fs)
+    analog = warped / prototype
+    # Bilinear transform (2 fs' = 4): s-plane zeros at 0 map to z = 1.
+    poles = (4.0 + analog) / (4.0 - analog)
+    gain = float(np.real(1.0 / np.prod(-prototype))) * float(np.real(4.0**order / np.prod(4.0 - analog)))
+    upper = poles[poles.imag > 0]
+    real = np.real(poles[np.abs(poles.imag) <= 0]) if order % 2 else np.zeros(0)
+    upper = upper[np.argsort(np.abs(upper))]
+    sections = []
+    if order % 2:
+        sections.append([1.0, -1.0, 0.0, 1.0, -float(real[0]), 0.0])
+    for pole in upper:
+        sections.append([1.0, -2.0, 1.0, 1.0, -2.0 * float(pole.real), float(abs(pole) ** 2)])
+    sos = np.asarray(sections, dtype=np.float64)
+    sos[0, :3] *= gain
+    return sos
 
 
 def settling_samples(sos: np.ndarray, tolerance: float = 1e-7) -> int:
     """Samples after which the filter's impulse response has decayed below ``tolerance``."""
-    from scipy.signal import sos2zpk
-
-    _, poles, _ = sos2zpk(sos)
-    radius = float(np.max(np.abs(poles))) if poles.size else 0.0
+    sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
+    poles = np.concatenate([np.roots(np.trim_zeros(section[3:], "b")) for section in sos]) if sos.size else []
+    radius = float(np.max(np.abs(poles))) if len(poles) else 0.0
     if radius <= 0.0:
         return 1
     if radius >= 1.0:
         raise ValueError(f"sos: expected a stable filter (found a pole of magnitude {radius:.6f})")
     return max(1, math.ceil(math.log(tolerance) / math.log(radius)))
-
-
 
 
 def accumulator_bytes(window_len: int, n_channels: int) -> int:

@@ -288,7 +288,7 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
     """Modules the workers' fork server imports once, so that no worker imports them itself.
 
     Every worker process of a warmed-up batch imports distributed, numpy, h5py,
-    numba, scipy and every step's module before its first job: seconds each, paid
+    and every step's module before its first job: seconds each, paid
     by each worker at the same time (twice the CPU of one start on two cores, and
     twice the wait on a machine other users keep busy).  On POSIX the workers
     fork from one server process that imported them once (the same modules of
@@ -304,7 +304,7 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
     from hdmea.steps.table import STEPS
 
     return list(dict.fromkeys(["distributed", "numpy", "h5py", "hdmea.pipeline.batch",
-                               *(step.module for step in STEPS), "scipy.signal"]))
+                               *(step.module for step in STEPS)]))
 
 
 def _start_fork_server(setup: WorkerSetup | None) -> bool:

@@ -86,9 +86,9 @@ def _limit_loaded_libraries(threads: int) -> None:
 def _warm_up() -> None:
     """Import every step and run the whole pipeline once on a tiny synthetic recording.
 
-    A fresh process pays seconds for imports, scipy.signal and loading numba's
-    cached machine code on each kernel's first call; a worker pays that once,
-    here, instead of inside its first recording.
+    A fresh process pays for its imports and for each step's first call (opening
+    files, filling caches); a worker pays that once, here, instead of inside its
+    first recording.
     """
     import importlib
     import tempfile
@@ -97,7 +97,7 @@ def _warm_up() -> None:
     from hdmea.pipeline.steps import STEPS, run_pipeline
     from hdmea.synthetic import generate_recording
 
-    for module in [step.module for step in STEPS] + ["scipy.signal"]:
+    for module in [step.module for step in STEPS]:
         importlib.import_module(module)
 
     with tempfile.TemporaryDirectory(prefix="hdmea-warm-") as tmp, warnings.catch_warnings(), _quiet_logs():
