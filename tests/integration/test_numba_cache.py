@@ -51,8 +51,6 @@ def test_sta_binned_rates_and_electrical_images_run_compiled_without_numba():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open defect: the .cmtr reader's Peaks kernel (hdmea.io._numba_peaks) is "
-                   "JIT-compiled by numba, so a cold load_recording imports numba and compiles it (about 2 s)")
 def test_a_cold_demo_compiles_nothing_and_never_loads_numba(tmp_path):
     # What an array task on a fresh node runs: a new process, numba's cache empty.  Every kernel of the
     # pipeline is compiled at install, so nothing is JIT-compiled: numba is never imported and its cache

@@ -1,6 +1,6 @@
 """The ``.cmtr`` reader's one-pass Peaks kernel and its direct reads, against a naive numpy twin.
 
-The kernel (``hdmea.io._numba_peaks.summarise_peaks``) checks every peak and computes the
+The kernel (``h5stream._ext._peaks.summarise_peaks``, Cython, compiled at install) checks every peak and computes the
 included peaks' sample indices, amplitudes and cutout sums in one pass over strided,
 unaligned views of a table's bytes; the reader feeds it tables read straight from the
 file's plain runs of bytes (``O_DIRECT`` where allowed) by a read-ahead thread.  The twin
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hdmea.errors import RecordingFormatError
-from hdmea.io._numba_peaks import summarise_peaks
+from h5stream.kernels.peaks import summarise_peaks
 from hdmea.io.cmtr import CmtrFile, _plain_runs
 
 FS = 20_000.0

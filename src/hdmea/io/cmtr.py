@@ -6,12 +6,12 @@ read-ahead thread reads the next table (straight from the disk with ``O_DIRECT``
 where the table's rows lie in plain runs of bytes in the file's own native
 layout: no filter, allocated; otherwise one low-level h5py read into a
 preallocated array, the table's type translated once, not per unit), and a
-compiled kernel (:mod:`hdmea.io._numba_peaks`, no GIL held) checks every peak
+compiled kernel (``h5stream._ext._peaks``, Cython, built at install, no GIL held) checks every peak
 and computes the spike times, amplitudes and mean cutout in one pass.  A unit's
 spikes are the peaks with ``IncludePeak == 1``; their ``Timestamp``
 (microseconds) becomes a sample index ``round(Timestamp * fs / 1e6)``; the
 waveform is the mean cutout of those peaks.  Tables the kernel cannot read as
-they are (byte-swapped columns, cutouts that are not one run of float32) are
+they are (byte-swapped columns, float16 or other scalar types, cutouts that are not one run of float32) are
 summarised with numpy, to the same values.  Sensor id, row and column come from the ``Units`` table (or, for a unit
 it does not list, the unit group's attributes) and must agree with the
 column-major 65 x 65 mapping.  The ``Source`` signal
@@ -112,7 +112,8 @@ class _PeaksLayout:
     mtype: object
     cutout_names: list[str]
     cutout_offset: int | None  # byte offset of a run of float32 cutout columns, or None
-    #: the compiled kernel reads it: native scalar columns and the cutouts (if any) one run of float32
+    #: the compiled kernel reads it: native 1/2/4/8-byte integer or float32/float64 scalar columns and the
+    #: cutouts (if any) one run of float32
     compiled: bool = False
 
     @classmethod
@@ -125,7 +126,8 @@ class _PeaksLayout:
             contiguous = all(f[0] == np.dtype("<f4") and f[1] == first + 4 * i for i, f in enumerate(fields))
             offset = first if contiguous else None
         scalars = [dtype.fields[n][0] for n in PEAK_FIELDS if n in dtype.names]
-        compiled = (all(t.isnative and t.shape == () and t.kind in "iuf" for t in scalars)
+        compiled = (all(t.isnative and t.shape == () and (t.kind in "iu" and t.itemsize in (1, 2, 4, 8)
+                                                           or t.kind == "f" and t.itemsize in (4, 8)) for t in scalars)
                     and (not names or (offset is not None and np.dtype("<f4").isnative)))
         return cls(dtype=dtype, mtype=h5py.h5t.py_create(dtype), cutout_names=names, cutout_offset=offset,
                    compiled=compiled)
@@ -304,7 +306,7 @@ def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, wa
     n_cut = len(layout.cutout_names)
     has_amps = "PeakAmplitude" in layout.dtype.names
     if layout.compiled and peaks.size:
-        from hdmea.io._numba_peaks import summarise_peaks
+        from h5stream.kernels.peaks import summarise_peaks
 
         samples = np.empty(peaks.size, dtype=np.uint64)
         amps = np.empty(peaks.size if has_amps else 0, dtype=np.float32)

@@ -1,0 +1,22 @@
+"""One pass over a Peaks table of an MCS ``.cmtr`` file (the kernel of :mod:`hdmea.io.cmtr`).
+
+The kernel (``h5stream._ext._peaks``, Cython) is compiled when the package is installed,
+so a fresh process compiles nothing.  It reads strided, unaligned column views as they lie
+(each element copied out of its bytes) and holds no GIL.
+"""
+
+from __future__ import annotations
+
+from h5stream.native import compiled
+
+__all__ = ["summarise_peaks"]
+
+
+def summarise_peaks(timestamps, flags, amplitudes, cutouts, factor, samples, amps, sums):
+    """Check every peak and summarise those with ``flags == 1``; see ``h5stream._ext._peaks.summarise_peaks``.
+
+    Returns ``(k, first_bad_flag, first_bad_time, first_unsorted)`` (-1: no such row).  Columns of a type
+    the kernel does not read (float16, byte-swapped, ...) raise TypeError.
+    """
+    return compiled("_peaks").summarise_peaks(timestamps, flags, amplitudes, cutouts, float(factor), samples, amps,
+                                              sums)
