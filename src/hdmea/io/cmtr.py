@@ -26,7 +26,6 @@ virtual dataset or unavailable filter is refused.
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import dataclasses
 import importlib
 import logging
@@ -292,9 +291,8 @@ def _read_table(raw: _RawFile | None, table: _Table, path: Path, buffer: np.ndar
         pos += last - first
     start = jobs[0][0]
     dest = start + jobs[0][1]
-    base = buffer.ctypes.data
     for source, nbytes in jobs[1:]:  # the later runs moved left, after the first: the rows in order
-        ctypes.memmove(base + dest, base + source, nbytes)
+        buffer[dest : dest + nbytes] = buffer[source : source + nbytes]  # numpy copies overlapping ranges safely
         dest += nbytes
     return buffer[start : start + n * itemsize].view(layout.dtype)
 

@@ -56,11 +56,11 @@ this module.
 
 from __future__ import annotations
 
+import binascii
 import datetime as _dt
 import decimal
 import io
 import json
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -357,7 +357,7 @@ def values_fingerprints(series: pl.Series) -> np.ndarray:
     if kind == "n":
         bits = values.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing; wraps on purpose
         return (bits >> np.uint64(48)).astype(np.uint16)
-    return np.fromiter((0xFFFF if v is None else zlib.crc32(v.encode()) & 0xFFFF for v in values),
+    return np.fromiter((0xFFFF if v is None else binascii.crc32(v.encode()) & 0xFFFF for v in values),
                        dtype=np.uint16, count=len(values))
 
 
