@@ -194,18 +194,18 @@ def test_gzip_writer_threads_follow_sharing_threads(monkeypatch, tmp_path):
     import h5py
     import numpy as np
 
-    import h5stream.writer as writer
+    import h5stream.writer.gzip as gzip_writer
     from h5stream.writer import WriteOptions, write_array
 
     pools = []
-    real = writer.concurrent.futures.ThreadPoolExecutor
+    real = gzip_writer.ThreadPoolExecutor
 
     class Recorder(real):
         def __init__(self, max_workers=None, *args, **kwargs):
             pools.append(max_workers)
             super().__init__(max_workers, *args, **kwargs)
 
-    monkeypatch.setattr(writer.concurrent.futures, "ThreadPoolExecutor", Recorder)
+    monkeypatch.setattr(gzip_writer, "ThreadPoolExecutor", Recorder)
     monkeypatch.setattr(cores, "allowed_cores", lambda: 3)
     monkeypatch.setattr(cores, "others_running", lambda: 5.0)
     data = np.arange(64 * 1024, dtype=np.float64).reshape(256, 256)
