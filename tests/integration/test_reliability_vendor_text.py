@@ -74,3 +74,16 @@ def test_identity_text_that_does_not_decode_is_a_typed_error(tmp_path):
     message = str(info.value)
     assert "/@ProgramName" in message and "CMOS-MEA-Contr\ufffdl" in message
     assert _no_surrogates(message)
+
+
+def test_a_sorter_member_name_that_is_not_utf8_is_a_typed_error(tmp_path):
+    from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
+
+    cmtr = tmp_path / "names.cmtr"
+    write_cmtr(cmtr, [dict(unit_id=1, sensor_id=sensor_id(2, 3), row=2, col=3, spikes=np.arange(10, 300, 20))])
+    with h5py.File(cmtr, "r+") as f:
+        f[SORTER_GROUP].create_group(b"Unit \xff1")
+    with pytest.raises(RecordingFormatError) as caught:
+        CmtrFile(cmtr).close()
+    message = str(caught.value)
+    assert "names.cmtr" in message and "not UTF-8" in message and "Spike Sorter" in message

@@ -379,6 +379,10 @@ class CmtrFile:
         sorter = self._f[SORTER_GROUP]
         groups: dict[int, str] = {}
         for name in sorter:
+            if isinstance(name, bytes):  # h5py hands over a name that is not UTF-8 as bytes
+                raise RecordingFormatError("a member name of the spike sorter group is not UTF-8 text",
+                                           path=self.path, obj=f"/{SORTER_GROUP}", expected="UTF-8 member names",
+                                           found=repr(name))
             if not _UNIT_GROUP.match(name):
                 continue
             full = f"/{SORTER_GROUP}/{name}"
