@@ -301,19 +301,7 @@ def reconcile_frame(
         if fitted is None:
             unfit.append(f"{name!r} ({series.dtype}, recorded {mine.dtype})")
         columns.append(series if fitted is None else fitted.alias(name))
-    added = [c for c in found.columns if c not in recorded.columns]
-    removed = [c for c in recorded.columns if c not in found.columns and c != id_col] if complete else []
-    if added:
-        notes.add(f"{label}: columns added {_short(added)}")
-    if removed:
-        notes.add(f"{label}: columns removed {_short(removed)}")
-    if replaced:
-        notes.add(f"{label}: values replaced in columns {_short(replaced)}")
-    if unfit:
-        notes.add(f"{label}: kept as found, values do not fit the recorded dtype: {', '.join(unfit)}")
-    out = pl.DataFrame(columns)
-    out.columns = found.columns  # polars renames an empty column name while building
-    return out
+    return _noted_frame(found, columns, list(recorded.columns), id_col, complete, label, notes, replaced, unfit)
 
 
 # --------------------------------------------------------------------------- schemas (format of today)
@@ -515,8 +503,15 @@ def reconcile_schema(
         if fitted is None:
             unfit.append(f"{name!r} ({series.dtype}, recorded {dtype})")
         columns.append(series if fitted is None else fitted.alias(name))
-    added = [c for c in found.columns if c not in entries]
-    removed = [c for c in entries if c not in found.columns and c != id_col] if complete else []
+    return _noted_frame(found, columns, list(entries), id_col, complete, label, notes, replaced, unfit)
+
+
+def _noted_frame(found: pl.DataFrame, columns: list, recorded: list, id_col, complete: bool, label: str, notes,
+                 replaced: list, unfit: list) -> pl.DataFrame:
+    """The frame of ``columns`` (named as ``found``), with a note of each column added, removed,
+    replaced or kept as found against the ``recorded`` names."""
+    added = [c for c in found.columns if c not in recorded]
+    removed = [c for c in recorded if c not in found.columns and c != id_col] if complete else []
     if added:
         notes.add(f"{label}: columns added {_short(added)}")
     if removed:
