@@ -185,3 +185,52 @@ def test_raw_data_in_the_vendor_layout_with_gains_and_regions(tmp_path):
         swapped = uv[spikes, u.row - left, u.col - top].mean() if (
             u.row - left < data.shape[1] and u.col - top < data.shape[2]) else 0.0
         assert own < -0.5 * u.footprint[u.row - 1, u.col - 1] and abs(swapped) < 0.5 * abs(own), (own, swapped)
+
+
+def test_the_noise_bank_is_the_rounded_normal():
+    """Level frequencies of the table-drawn noise against P(rint(sigma * Z) = k) from the error function."""
+    import math
+
+    from hdmea.synthetic.mcs_writer import noise_bank
+
+    sigma = 8.0
+    bank = noise_bank(np.random.default_rng(11), 600, sigma)
+    assert bank.shape == (600, 65, 65) and bank.dtype == np.int16
+    values = bank.ravel().astype(np.int64)
+    n = values.size
+    levels = np.arange(-24, 25)
+    counts = np.array([(values == k).sum() for k in levels])
+    phi = lambda x: 0.5 * (1.0 + math.erf(x / (sigma * math.sqrt(2.0))))  # noqa: E731
+    expected = n * np.array([phi(k + 0.5) - phi(k - 0.5) for k in levels])
+    # Each level within 5 binomial standard deviations plus the table's resolution (1/65536 per code).
+    assert np.all(np.abs(counts - expected) <= 5 * np.sqrt(expected) + n / 65536), (counts - expected)
+    assert abs(values.std() - sigma) < 0.02 and abs(values.mean()) < 0.02
+    assert np.array_equal(noise_bank(np.random.default_rng(11), 600, sigma), bank)  # same seed, same noise
+    assert not noise_bank(np.random.default_rng(11), 3, 0.0).any()
+
+
+def test_raw_data_without_noise_is_the_planted_footprints(tmp_path):
+    """With noise far below a count, every stored frame is ADZero plus each unit's rounded waveform x footprint, built
+    here naively spike by spike from the ground truth and read back with plain h5py."""
+    rec = generate_recording(tmp_path, "clean", seed=5, raw_seconds=0.2, n_units=3, n_silent_units=0,
+                             base_rate_hz=(60.0, 80.0), noise_uv=1e-3, raw_block_frames=700, noise_bank_frames=500)
+    truth = rec.truth()
+    cfg = rec.config
+    with h5py.File(rec.cmcr_path, "r") as f:
+        stored = f["Acquisition/Sensor Data/SensorData 1 1"][()].astype(np.int64)  # [frame, col, row]
+    frames = stored.shape[0]
+    expected = np.full((frames, 65, 65), 32768, np.int64)  # [frame, row, col]
+    spiking = 0
+    for u in truth.units.values():
+        trace = np.zeros(frames + 2 * cfg.cutout_samples)
+        for s in u.spike_times.astype(np.int64):
+            for k, w in enumerate(u.waveform):
+                t = s - cfg.cutout_pre_samples + k
+                if 0 <= t < frames:
+                    trace[t] += w
+                    spiking += 1
+        footprint = np.where(np.abs(u.footprint) >= 0.01, u.footprint, 0.0)
+        expected += np.rint(trace[:frames, None, None].astype(np.float32)
+                            * footprint[None].astype(np.float32)).astype(np.int64)
+    assert spiking > 0
+    np.testing.assert_array_equal(stored, expected.transpose(0, 2, 1))
