@@ -184,7 +184,20 @@ def _check_mcs(monkeypatch):
     monkeypatch.setattr(cmtr, "check_mcs_root", lambda f, path, program=None: None)
 
 
-def test_reader_equals_the_twin_on_every_layout(handmade, monkeypatch):
+@pytest.fixture(params=["read-ahead", "in the calling thread"])
+def read_ahead(request, monkeypatch):
+    """Both schedules of the reader: the read-ahead thread with O_DIRECT where allowed (forced on these small
+    tables), and the calling thread through the page cache (what tables this small get)."""
+    import hdmea.io.cmtr as cmtr
+
+    if request.param == "read-ahead":
+        monkeypatch.setattr(cmtr, "READ_AHEAD_BYTES", 0)
+    else:
+        assert cmtr.READ_AHEAD_BYTES > 10 * 1024**2  # the handmade file's tables are below it
+    return request.param
+
+
+def test_reader_equals_the_twin_on_every_layout(handmade, monkeypatch, read_ahead):
     path, tables = handmade
     _check_mcs(monkeypatch)
     with h5py.File(path, "r") as f:
@@ -208,7 +221,7 @@ def test_reader_equals_the_twin_on_every_layout(handmade, monkeypatch):
         np.testing.assert_array_equal(f.read_unit(2, FS).spike_times, naive(read_back[2])[0])
 
 
-def test_a_damaged_table_in_plain_runs_is_refused_naming_its_row(handmade, monkeypatch):
+def test_a_damaged_table_in_plain_runs_is_refused_naming_its_row(handmade, monkeypatch, read_ahead):
     path, tables = handmade
     _check_mcs(monkeypatch)
     with h5py.File(path, "r+") as f:
@@ -246,3 +259,27 @@ def test_a_damaged_table_type_after_sound_ones_of_its_layout_is_still_refused(tm
     with pytest.raises(FormatError) as err:
         open_validated(path)
     assert "/d" in str(err.value) and "Sample 1" in str(err.value)
+
+
+def test_a_sound_table_type_is_checked_once_per_process(tmp_path, monkeypatch):
+    """A table type found sound is remembered by its encoding: a second file of the same layout has its
+    tables' type looked up, not walked member by member again; a type of another layout is still walked."""
+    from h5stream.files import validated
+
+    monkeypatch.setattr(validated, "_sound_types", {})
+    walked = []
+    real = validated._check_type
+    monkeypatch.setattr(validated, "_check_type",
+                        lambda tid, path, obj, where, depth: (walked.append(obj) if depth == 0 else None,
+                                                              real(tid, path, obj, where, depth))[1])
+    for name in ("one.h5", "two.h5"):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.create_dataset("peaks", data=random_peaks(20, peaks_dtype(n_cut=8)))
+    validated.open_validated(tmp_path / "one.h5").close()
+    assert walked == ["/peaks"]
+    validated.open_validated(tmp_path / "two.h5").close()
+    assert walked == ["/peaks"]  # the same layout: not walked again
+    with h5py.File(tmp_path / "three.h5", "w") as f:
+        f.create_dataset("peaks", data=random_peaks(20, peaks_dtype(n_cut=9)))
+    validated.open_validated(tmp_path / "three.h5").close()
+    assert walked == ["/peaks", "/peaks"]

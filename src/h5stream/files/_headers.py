@@ -24,6 +24,7 @@ message versions 1-3, datatype class 9, dataspace versions 1-2).
 from __future__ import annotations
 
 import os
+import struct
 
 from h5stream.errors import FormatError
 
@@ -63,16 +64,40 @@ def check_attribute_references(fd: int, file_size: int, header_address: int, siz
         if size > _MAX_CHUNK_BYTES or start + size > file_size:
             return checked
         raw = os.pread(fd, size, start)
-        p = 0
-        while p + 8 <= len(raw):
-            kind, msize = _u(raw, p, 2), _u(raw, p + 2, 2)
-            body = raw[p + 8:p + 8 + msize]
-            p += 8 + msize
-            if kind == _CONTINUATION and len(body) >= addr_size + length_size:
-                chunks.append((_u(body, 0, addr_size), _u(body, addr_size, length_size)))
-            elif kind == _ATTRIBUTE:
-                checked += _check_attribute(body, file_size, addr_size, path, obj)
+        p, end = 0, len(raw)
+        while p + 8 <= end:
+            kind, msize = _MESSAGE_HEAD(raw, p)
+            at = p + 8
+            p = at + msize
+            if kind == _ATTRIBUTE:
+                # most attributes hold numbers or fixed-size text: only a variable-length one is parsed further
+                if _is_vlen_attribute(raw, at, min(p, end)):
+                    checked += _check_attribute(raw[at:p], file_size, addr_size, path, obj)
+            elif kind == _CONTINUATION and min(p, end) - at >= addr_size + length_size:
+                chunks.append((_u(raw, at, addr_size), _u(raw, at + addr_size, length_size)))
     return checked
+
+
+_MESSAGE_HEAD = struct.Struct("<HH").unpack_from  # a header message's type and body size
+
+
+def _is_vlen_attribute(raw: bytes, at: int, stop: int) -> bool:
+    """Whether the attribute message whose body is ``raw[at:stop]`` stores a variable-length type (class 9):
+    False wherever :func:`_check_attribute` would check nothing (a short body, a shared type, another class,
+    a version it does not read)."""
+    if stop - at < 8:
+        return False
+    version, flags = raw[at], raw[at + 1]
+    name_size = raw[at + 2] | raw[at + 3] << 8
+    if version == 1:
+        type_at = at + 8 + _pad8(name_size)
+    elif version in (2, 3):
+        if flags & 0x03:
+            return False
+        type_at = at + (8 if version == 2 else 9) + name_size
+    else:
+        return False
+    return type_at < stop and raw[type_at] & 0x0F == _VLEN_CLASS
 
 
 def _check_attribute(body: bytes, file_size: int, addr_size: int, path, obj: str) -> int:

@@ -400,7 +400,17 @@ def check_stored_type(tid: h5py.h5t.TypeID, path: str | os.PathLike, obj: str) -
     exponent bias is damaged (127 read as 224) becomes an 8-byte float there at
     the 4-byte member's offset, over its neighbour, and the conversion into it
     corrupts the heap.  Raises :class:`FormatError` naming ``obj``.
+
+    A type found sound is remembered for the process by its encoding (``H5Tencode``: every
+    property the check reads), so the files of one layout (a vendor's tables) have their types
+    checked once, not at every open (see :data:`SOUND_TYPES_KEPT`).
     """
+    try:
+        key = tid.encode()
+    except (TypeError, ValueError, RuntimeError):
+        key = None
+    if key is not None and key in _sound_types:
+        return
     _check_type(tid, path, obj, "", 0)
     if tid.get_class() in (_COMPOUND, _ARRAY):
         try:
@@ -408,6 +418,16 @@ def check_stored_type(tid: h5py.h5t.TypeID, path: str | os.PathLike, obj: str) -
         except (TypeError, ValueError, KeyError) as exc:
             raise _type_error(path, obj, "", "a type numpy can hold", f"{type(exc).__name__}: {exc}") from None
         _check_memory_layout(dtype, tid, path, obj, "")
+    if key is not None:
+        if len(_sound_types) >= SOUND_TYPES_KEPT:
+            _sound_types.pop(next(iter(_sound_types)), None)
+        _sound_types[key] = None
+
+
+#: How many stored types found sound :func:`check_stored_type` remembers (by their encoded bytes; the
+#: oldest is forgotten first).  The check of a 43-member table type costs about 8 million instructions.
+SOUND_TYPES_KEPT = 64
+_sound_types: dict[bytes, None] = {}
 
 
 def _check_memory_layout(dtype, tid, path, obj: str, where: str) -> None:
