@@ -186,3 +186,13 @@ def test_pipelined_streaming_equals_sequential_and_passes_read_errors_on():
     for prefetch in (True, False):
         with pytest.raises(OSError, match="disk went away"):
             electrical_images(FailingSource(), units, sos=SOS, chunk_samples=700, prefetch=prefetch)
+
+
+def test_a_kernel_build_with_other_sums_layout_is_refused(monkeypatch):
+    from h5stream.native import compiled
+
+    kernel = compiled("_eimage")
+    monkeypatch.setattr(kernel, "sums_layout", lambda: "units, groups, window, lanes")
+    raw = _raw(np.random.default_rng(3), n=500)
+    with pytest.raises(RuntimeError, match=r"sums out as \(units, groups.*rebuild"):
+        electrical_images(raw, [np.array([100, 200])], sos=SOS)
