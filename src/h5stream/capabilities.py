@@ -22,6 +22,9 @@ capability             used for (where it exists)                  portable path
 ``pid_signals``        ``os.kill(pid, 0)``: is a writer's process  a lock each writer holds on a liveness
                        still running?                              file while it runs
                                                                    (:mod:`h5stream.files.liveness`)
+``posix_signals``      SIGTERM sent to a batch's worker process    the worker's own thread, woken by an event
+                       (its handler checkpoints); SIGTERM sent     the driver sets, raises the stop in the
+                       to the thread that runs a job               job's thread at its next instruction
 =====================  ==========================================  ==========================================
 
 ``H5STREAM_PORTABLE=1`` in the environment turns every capability off, so the
@@ -35,7 +38,7 @@ import importlib.util
 import os
 
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
-           "fork_server", "rename_exchange", "pid_signals", "describe"]
+           "fork_server", "rename_exchange", "pid_signals", "posix_signals", "describe"]
 
 #: environment switch forcing every portable path
 ENV_VAR = "H5STREAM_PORTABLE"
@@ -91,7 +94,19 @@ def pid_signals() -> bool:
     return not portable() and hasattr(os, "kill") and getattr(signal, "CTRL_C_EVENT", None) != 0
 
 
+def posix_signals() -> bool:
+    """A signal sent to another process, or to one thread, runs the receiver's handler (POSIX).
+
+    On Windows ``os.kill(pid, signal.SIGTERM)`` is ``TerminateProcess``: the
+    process ends at once and no handler runs, and no signal targets a thread.
+    """
+    import signal
+
+    return not portable() and hasattr(signal, "pthread_kill") and hasattr(signal, "SIGKILL")
+
+
 def describe() -> dict[str, bool]:
     """Every capability and whether this process uses it."""
     return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
-                                                  "fadvise", "fork_server", "rename_exchange", "pid_signals")}
+                                                  "fadvise", "fork_server", "rename_exchange", "pid_signals",
+                                                  "posix_signals")}

@@ -139,3 +139,115 @@ def test_a_job_on_a_thread_is_stopped_and_a_shielded_write_completes_first():
                 pass
         finally:
             preemption._reset()
+
+
+MAIN_THREAD_JOB = """
+import contextlib, logging, sys, threading, time
+from hdmea.pipeline.batch import preemption
+
+logging.basicConfig(level=logging.WARNING)
+
+mode, wait = sys.argv[1:3]
+started = threading.Event()
+told = []
+
+def tell():
+    started.wait(30)
+    time.sleep(0.2)
+    told.append(preemption.stop_jobs("SIGTERM"))
+
+teller = threading.Thread(target=tell, daemon=True)
+teller.start()
+t0 = time.monotonic()
+try:
+    handler = preemption.stop_on_signals() if mode == "handler" else contextlib.nullcontext()
+    with handler, preemption.job_thread():
+        started.set()
+        if wait == "blocking":
+            time.sleep(60)  # a blocking wait: a signal ends it
+        else:
+            while time.monotonic() - t0 < 60:  # Python instructions: the stop lands between two
+                pass
+    outcome = "not stopped"
+except preemption.Preempted as exc:
+    outcome = f"stopped by {exc.signal_name} after {time.monotonic() - t0:.1f} s"
+teller.join(30)
+print(f"told {told}")
+print(outcome)
+"""
+
+
+@pytest.mark.parametrize("mode, wait, portable", [("handler", "blocking", False), ("handler", "busy", True),
+                                                  ("no-handler", "busy", False)])
+def test_stop_jobs_stops_a_job_on_the_main_thread(mode, wait, portable, child_env):
+    """stop_jobs from another thread stops the main thread's job: by SIGTERM to that thread, which the handler
+    takes as the stop it is (not as a second signal to ignore) and which ends a blocking wait; without the
+    handler, or without POSIX signals (Windows; forced here), by Preempted raised at the job's next instruction
+    (a blocking wait ends first)."""
+    from h5stream import capabilities
+
+    env = {**child_env, capabilities.ENV_VAR: "1" if portable else "0"}
+    done = subprocess.run([sys.executable, "-c", MAIN_THREAD_JOB, mode, wait], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert "told [1]" in lines, done.stdout
+    stopped = [line for line in lines if line.startswith("stopped by SIGTERM after")]
+    assert stopped and float(stopped[0].split()[-2]) < 20, done.stdout + done.stderr
+    # The handler took stop_jobs's signal as the stop it is, not as a repeated signal to ignore.
+    assert "received again" not in done.stderr, done.stderr
+
+
+def _job_until_stopped(marker: str) -> str:
+    """A job on a process pool worker's main thread, as the batch runs one: it runs until it is stopped."""
+    from h5stream import capabilities
+    from hdmea.pipeline.batch import preemption
+
+    t0 = time.monotonic()
+    try:
+        with preemption.stop_on_signals(), preemption.job_thread():
+            Path(marker).write_text("started")
+            while time.monotonic() - t0 < 60:
+                pass
+        return "not stopped"
+    except preemption.Preempted as exc:
+        return f"stopped by {exc.signal_name}; POSIX signals {capabilities.posix_signals()}"
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["SIGTERM", "event"])
+def test_a_process_pool_worker_is_told_to_stop(portable, tmp_path, monkeypatch):
+    """The batch's process pool stops its workers' jobs: by SIGTERM to each worker (POSIX), or, where SIGTERM
+    would end the worker without a checkpoint (Windows; forced here), by an event a thread in the worker
+    waits on; the job sees Preempted in both."""
+    from h5stream import capabilities
+    from hdmea.pipeline.batch.executors import _process_pool
+
+    if portable:
+        monkeypatch.setenv(capabilities.ENV_VAR, "1")  # spawned workers inherit it
+    pool = _process_pool(1)
+    try:
+        marker = tmp_path / "started"
+        future = pool.submit(_job_until_stopped, str(marker))
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and not future.done(), "the job did not start"
+            time.sleep(0.02)
+        pool.stop_jobs("SIGINT")
+        # SIGTERM is what a worker receives on POSIX; the event passes the driver's signal on by name.
+        expected = "stopped by SIGINT; POSIX signals False" if portable else "stopped by SIGTERM; POSIX signals True"
+        assert future.result(timeout=30) == expected
+    finally:
+        pool.close()
+
+
+def test_the_stop_signals_are_those_the_system_has():
+    """SIGTERM and SIGINT everywhere; SIGBREAK (Windows' Ctrl-Break, CTRL_BREAK_EVENT) where it exists."""
+    import types
+
+    from hdmea.pipeline.batch.preemption import STOP_SIGNALS, stop_signals
+
+    assert STOP_SIGNALS[:2] == (signal.SIGTERM, signal.SIGINT)
+    assert (getattr(signal, "SIGBREAK", None) in STOP_SIGNALS) == hasattr(signal, "SIGBREAK")
+    windows = types.SimpleNamespace(SIGTERM=15, SIGINT=2, SIGBREAK=21)
+    assert stop_signals(windows) == (15, 2, 21)
+    assert stop_signals(types.SimpleNamespace(SIGTERM=15, SIGINT=2)) == (15, 2)

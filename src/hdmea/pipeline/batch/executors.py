@@ -82,20 +82,31 @@ class Pool:
         """Tell the running jobs to checkpoint and end (:mod:`hdmea.pipeline.batch.preemption`).
 
         Dask workers run :func:`~hdmea.pipeline.batch.preemption.stop_jobs`
-        themselves; a process pool's workers get SIGTERM; threads of this
-        process are told directly.
+        themselves; threads of this process are told directly; a process pool's
+        workers get SIGTERM where a signal runs their handler (POSIX).  Elsewhere
+        (Windows, where SIGTERM to a process ends it at once) the batch's own
+        process pool sets an event that a thread in each worker waits on, which
+        stops that worker's job; the workers of a pool given by the caller
+        cannot be told there, and finish their recordings.
         """
+        from h5stream import capabilities
         from hdmea.pipeline.batch.preemption import stop_jobs
 
         if self.client is not None:
             told = self.client.run(stop_jobs, signal_name)
             logger.info("told %s to stop: %d running job(s)", counted(len(told), "worker"), sum(told.values()))
         elif isinstance(self.executor, cf.ProcessPoolExecutor):
-            import signal
+            if isinstance(self.executor, _StoppableProcessPool) and not capabilities.posix_signals():
+                self.executor.stop_jobs(signal_name)
+            elif capabilities.posix_signals():
+                import signal
 
-            for pid in list(getattr(self.executor, "_processes", None) or {}):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                for pid in list(getattr(self.executor, "_processes", None) or {}):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            else:
+                logger.warning("the workers of the given process pool cannot be told to stop on this system "
+                               "(SIGTERM would end them without a checkpoint): their running recordings finish")
         else:
             stop_jobs(signal_name)
 
@@ -239,6 +250,43 @@ def _outcome(future: Any) -> tuple[Any, BaseException | None]:
         return None, exc
 
 
+class _StoppableProcessPool(cf.ProcessPoolExecutor):
+    """A process pool whose workers each run a thread that stops their job when :meth:`stop_jobs` is called.
+
+    Signals do that on POSIX; this is the way on systems where a signal sent to
+    another process ends it without running its handler (Windows' SIGTERM).
+    """
+
+    def __init__(self, workers: int, context: Any, setup: WorkerSetup | None) -> None:
+        self._stop_event = context.Event()
+        self._stop_name = context.Array("c", 32)
+        super().__init__(max_workers=workers, mp_context=context, initializer=_start_worker,
+                         initargs=(self._stop_event, self._stop_name, setup))
+
+    def stop_jobs(self, signal_name: str) -> None:
+        self._stop_name.value = signal_name.encode("ascii", "replace")[:31]
+        self._stop_event.set()
+
+
+def _start_worker(stop_event: Any, stop_name: Any, setup: WorkerSetup | None) -> None:
+    """A process pool worker's start: the thread that waits for the driver's stop, then the setup."""
+    import threading
+
+    threading.Thread(target=_stop_when_told, args=(stop_event, stop_name), name="hdmea-stop-watch",
+                     daemon=True).start()
+    if setup is not None:
+        setup()
+
+
+def _stop_when_told(stop_event: Any, stop_name: Any) -> None:
+    from hdmea.pipeline.batch.preemption import stop_jobs
+
+    stop_event.wait()
+    name = stop_name.value.decode("ascii", "replace") or "SIGTERM"
+    logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name)
+    stop_jobs(name)
+
+
 def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
     import multiprocessing
 
@@ -250,7 +298,7 @@ def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
 
     def make() -> cf.Executor:
         # The setup runs when a worker starts (also in a rebuilt pool), before any job.
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=setup)
+        return _StoppableProcessPool(workers, context, setup)
 
     pool = Pool(make(), owned=True, slots=workers, name=f"process pool, {counted(workers, 'worker')}",
                  rebuild=make)

@@ -21,8 +21,14 @@ SIGKILL after ``KillWait`` seconds anyway).
 
 A batch's driver passes the stop on to the jobs it runs: on this process's job
 thread, in the workers of a Dask cluster (:func:`stop_jobs` run on each
-worker), or by SIGTERM to a process pool's workers.  A job that had not started
+worker), or by SIGTERM to a process pool's workers (where signals cannot do it,
+by an event each worker's thread waits on:
+:class:`hdmea.pipeline.batch.executors.Pool`).  A job that had not started
 yet reports ``preempted`` at once, without running.
+
+On Windows, SIGBREAK (Ctrl-Break, or ``CTRL_BREAK_EVENT`` sent to the
+command's process group) stops a run as SIGTERM and SIGINT do; a SIGTERM sent
+there by another process is ``TerminateProcess``, which no handler sees.
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "Preempted", "stop_on_signals", "stop_jobs", "job_thread",
-           "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text"]
+__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "stop_signals", "Preempted", "stop_on_signals", "stop_jobs",
+           "job_thread", "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -46,8 +52,22 @@ logger.addHandler(logging.NullHandler())
 #: ``RequeueExit=75`` in slurm.conf.
 EXIT_PREEMPTED = 75
 
-#: The signals that stop a run the same way.
-STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+
+def stop_signals(module=signal) -> tuple[signal.Signals, ...]:
+    """The signals that stop a run, of those the system has: SIGTERM, SIGINT, and SIGBREAK where it exists.
+
+    SIGBREAK is Windows' Ctrl-Break, and what ``os.kill(pid, signal.CTRL_BREAK_EVENT)``
+    delivers to a process started with ``CREATE_NEW_PROCESS_GROUP``: the one stop
+    another process can send there that a handler catches.  (``os.kill(pid,
+    signal.SIGTERM)`` and ``taskkill /F`` end a Windows process with
+    ``TerminateProcess``, which runs no handler: nothing is checkpointed.)
+    """
+    names = ("SIGTERM", "SIGINT", "SIGBREAK")
+    return tuple(getattr(module, name) for name in names if hasattr(module, name))
+
+
+#: The signals that stop a run the same way (:func:`stop_signals` of this system).
+STOP_SIGNALS: tuple[signal.Signals, ...] = stop_signals()
 
 
 def slurm_job_text(environ: dict | None = None) -> str:
@@ -127,6 +147,7 @@ _stopped_threads: set[int] = set()  # job threads told to stop already (each is 
 _noting = 0  # > 0: the main thread only notes a signal (a batch's driver polls for it)
 _shielded: dict[int, int] = {}  # thread ident -> depth of shielded() blocks it is in
 _pending: set[int] = set()  # threads whose stop waits for the end of their shielded() block
+_main_told = False  # stop_jobs sent the main thread its signal, which the handler has not taken yet
 
 
 def stop_requested() -> str | None:
@@ -157,9 +178,10 @@ def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterato
 
 
 def _reset() -> None:
-    global _stopping
+    global _stopping, _main_told
     with _state:
         _stopping = None
+        _main_told = False
         _stopped_threads.clear()
         _pending.discard(threading.get_ident())
 
@@ -182,9 +204,23 @@ def signals_noted() -> Iterator[None]:
 
 
 def _on_signal(signum: int, frame) -> None:
-    global _stopping
+    global _stopping, _main_told
     name = signal.Signals(signum).name
     main = threading.main_thread().ident
+    with _state:
+        if _main_told:
+            # stop_jobs's signal to a job on the main thread (the stop was noted there already).
+            _main_told = False
+            if main not in _job_threads:  # its job ended before the signal came: nothing to stop
+                return
+            if _shielded.get(main):
+                _pending.add(main)
+                return
+            told = True
+        else:
+            told = False
+    if told:
+        raise Preempted(_stopping)
     with _state:
         first = _stopping is None
         if first:
@@ -252,17 +288,38 @@ def stop_jobs(signal_name: str = "SIGTERM") -> int:
     """Stop every job of this process (Dask workers run it with ``client.run``); returns how many ran.
 
     The running jobs get :class:`Preempted` raised in their threads; jobs that
-    start later report ``preempted`` without running.
+    start later report ``preempted`` without running.  A job on the main thread
+    (a process pool's worker, told from another thread) gets SIGTERM sent to
+    that thread where signals reach threads (POSIX) and the thread takes its
+    stop signals (the signal also ends a blocking wait), :class:`Preempted`
+    raised at its next instruction elsewhere.  Called on the main thread while
+    it runs a job, it raises :class:`Preempted` there.
     """
-    global _stopping
+    global _stopping, _main_told
     main = threading.main_thread().ident
     with _state:
         if _stopping is None:
             _stopping = signal_name
         in_main = main in _job_threads and main not in _stopped_threads
         told = _stop_threads(exclude=main)
+        if in_main:
+            _stopped_threads.add(main)
+            if _shielded.get(main):
+                _pending.add(main)  # a file is being written: the stop comes when it is complete
+                in_main = False
+                told.append(main)
+        stopping = _stopping
     if in_main:
-        os.kill(os.getpid(), signal.SIGTERM)  # the job holds the main thread: its own handler raises
+        if threading.get_ident() == main:
+            raise Preempted(stopping)
+        from h5stream import capabilities
+
+        if capabilities.posix_signals() and signal.getsignal(signal.SIGTERM) is _on_signal:
+            with _state:
+                _main_told = True
+            signal.pthread_kill(main, signal.SIGTERM)
+        else:
+            _raise_in_thread(main)
     return len(told) + in_main
 
 
