@@ -154,8 +154,9 @@ def inputs(size: str, where: Path, scale: float = 1.0) -> tuple[Inputs, float | 
 # -- counters ---------------------------------------------------------------------------------
 
 #: the parts counted: (label, module, attribute path); a label may name several attributes (the
-#: code's versions, or serial and parallel kernels); one the code does not have is left out, and a
-#: label none of whose attributes exist is reported as missing
+#: code's versions, or the sliced and the direct reads of the raw rows); one the code does not have
+#: is left out, and a label none of whose attributes exist is reported as missing.  The compiled
+#: electrical-image kernel is not wrapped: it reports its own split (h5stream.kernels.eimage.PROFILE)
 PARTS = (
     ("load: .cmtr units", "hdmea.io.cmtr", "CmtrFile.read_units"),
     ("load: opening files", "hdmea.io.cmtr", "open_mcs_file"),
