@@ -166,8 +166,10 @@ def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) 
     generate_seconds = time.perf_counter() - t0
     config_path = out / f"{DEMO_NAME}.toml"
     use_eimage = _eimage_available() if eimage is None else eimage
+    # Not fsynced: a configuration lost in a crash of the machine costs only running the demo again.
     write_bytes_atomic(config_path,
-                       _CONFIG_TEMPLATE.format(eimage="true" if use_eimage else "false").encode("utf-8"))
+                       _CONFIG_TEMPLATE.format(eimage="true" if use_eimage else "false").encode("utf-8"),
+                       durable=False)
     config = load_config(config_path)
     # Asked to replace an earlier demo: whatever is at the output path goes.
     config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
