@@ -330,9 +330,13 @@ def _all_attr_values(obj, values: Mapping[str, Any] | None, complete: bool = Fal
         return values  # already all of them
     out = dict(values) if values is not None else {}
     attrs = obj.attrs
-    root = obj.name == "/"
+    where = obj.name
+    root = where == "/"
+    path = None  # the file's name, looked up for the first attribute (each lookup makes an h5py File object)
     for name in attrs:
-        name = attr_name_text(obj.file.filename, obj.name, name)
+        if path is None:
+            path = obj.file.filename
+        name = attr_name_text(path, where, name)
         if name not in out and not (root and name == MANIFEST_ATTR):
             refuse_sequence_attr(obj, name)
             try:
