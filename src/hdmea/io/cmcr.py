@@ -97,6 +97,8 @@ _SENSOR_DATA = re.compile(r"^SensorData (\d+) (\d+)$")
 # A declared size past this is refused rather than allocated (a damaged or
 # hostile header can claim any size).  A 20 kHz channel of 24 h fits.
 MAX_READ_BYTES = 24 * 1024**3
+#: samples of each analog channel read and converted at a time (a whole number of chunks)
+ANALOG_BLOCK_SAMPLES = 1 << 20
 
 
 #: The stored frame layout the vendor documents, and the one "auto" falls back to when undecided.
@@ -450,36 +452,65 @@ class CmcrFile:
 
     def analog_row(self, row: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """One analog channel as float32 ``(raw - ADZero) * ConversionFactor``."""
+        return self.analog_rows((row,), start, stop)[0]
+
+    def analog_rows(self, rows, start: int = 0, stop: int | None = None) -> list[np.ndarray]:
+        """Analog channels ``rows`` as float32 ``(raw - ADZero) * ConversionFactor``, each as :meth:`analog_row`.
+
+        The rows from the first to the last asked for are read together, block by block, so
+        a chunk holding several channels is read once; each block is converted into the
+        results as it arrives (the float64 arithmetic, when there is any, runs on one block
+        at a time), so nothing but the results is the channels' length.
+        """
+        rows = [int(r) for r in rows]
         ds = self._analog_dataset()
-        meta = self.channel_meta()
-        # Meta rows follow the data rows.
-        mrow = None
-        if meta is not None and meta.dtype.names and meta.size:
-            mrow = meta[row] if row < meta.size else meta[0]
-        zero = float(meta_field(mrow, "ADZero", 0))
-        factor = float(meta_field(mrow, "ConversionFactor", 1))
         if ds.dtype.kind not in "iuf":
             raise RecordingFormatError("analog data is not numeric", path=self.path, obj=ds.name,
                                        expected="integer ADC counts", found=str(ds.dtype))
-        n = len(range(*slice(start, stop).indices(ds.shape[1])))
-        if n * 12 > MAX_READ_BYTES:  # the float64 working copy plus the float32 result
+        meta = self.channel_meta()
+        scales = []
+        for row in rows:
+            # Meta rows follow the data rows.
+            mrow = None
+            if meta is not None and meta.dtype.names and meta.size:
+                mrow = meta[row] if row < meta.size else meta[0]
+            scales.append((float(meta_field(mrow, "ADZero", 0)), float(meta_field(mrow, "ConversionFactor", 1))))
+        span = range(*slice(start, stop).indices(ds.shape[1]))
+        n = len(span)
+        if n * 4 > MAX_READ_BYTES:  # each channel's float32 result
             raise RecordingFormatError(
                 "analog channel is too large to read at once", path=self.path, obj=ds.name,
-                expected=f"at most {MAX_READ_BYTES // 12} samples", found=f"{n} samples",
+                expected=f"at most {MAX_READ_BYTES // 4} samples", found=f"{n} samples",
                 hint="read it in parts with analog_row(row, start, stop), or raise hdmea.io.cmcr.MAX_READ_BYTES",
             )
+        out = [np.empty(n, dtype=np.float32) for _ in rows]
+        if not rows or not n:
+            return out
+        first, last = min(rows), max(rows)
+        if first < 0 or last >= ds.shape[0]:
+            raise RecordingFormatError("no such analog channel", path=self.path, obj=ds.name,
+                                       expected=f"rows 0..{ds.shape[0] - 1}", found=f"rows {rows}")
+        width = ds.chunks[1] if ds.chunks else 1
+        block = max(width, ANALOG_BLOCK_SAMPLES // width * width)
+        scratch = None
         with guard_mcs_read(self.path, ds.name):
-            raw = ds[row, start:stop]
-        out = raw.astype(np.float64)
-        if zero:
-            out -= zero
-        if factor != 1:
-            out *= factor
-        return out.astype(np.float32)
+            for b0 in range(0, n, block):
+                b1 = min(n, b0 + block)
+                raw = ds[first:last + 1, span.start + b0:span.start + b1]
+                for j, row in enumerate(rows):
+                    zero, factor = scales[j]
+                    if zero or factor != 1 or not _exact_in_float64(raw.dtype):
+                        if scratch is None:
+                            scratch = np.empty(block, dtype=np.float64)
+                        _scaled_into(out[j][b0:b1], raw[row - first], zero, factor, scratch[:b1 - b0])
+                    else:  # one rounding to float32, as through float64
+                        np.copyto(out[j][b0:b1], raw[row - first], casting="unsafe")
+        return out
 
     def light_reference(self) -> dict[str, np.ndarray]:
-        """``{"raw_ch1": photodiode, "raw_ch2": frame sync}`` at the acquisition rate."""
-        return {"raw_ch1": self.analog_row(LIGHT_ROW), "raw_ch2": self.analog_row(SYNC_ROW)}
+        """``{"raw_ch1": photodiode, "raw_ch2": frame sync}`` at the acquisition rate (both read in one pass)."""
+        light, sync = self.analog_rows((LIGHT_ROW, SYNC_ROW))
+        return {"raw_ch1": light, "raw_ch2": sync}
 
     # -- sensor data
     def sensor_datasets(self) -> list[SensorDataInfo]:
@@ -661,6 +692,21 @@ class CmcrFile:
             info = self._sensor_info(dataset)
             return np.zeros((0, info.n_rows, info.n_cols), dtype=np.float32 if scaled else info.dtype)
         return blocks[0]
+
+
+def _exact_in_float64(dtype: np.dtype) -> bool:
+    """Whether every value of ``dtype`` is a float64 exactly: then float32(float64(v)) is float32(v)."""
+    return dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize <= 4)
+
+
+def _scaled_into(out: np.ndarray, raw: np.ndarray, zero: float, factor: float, scratch: np.ndarray) -> None:
+    """``out[:] = float32((float64(raw) - zero) * factor)``, the float64 steps in ``scratch`` (raw's length)."""
+    np.copyto(scratch, raw, casting="unsafe")
+    if zero:
+        scratch -= zero
+    if factor != 1:
+        scratch *= factor
+    np.copyto(out, scratch, casting="same_kind")
 
 
 def read_light_reference(cmcr_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], float]:

@@ -197,23 +197,65 @@ def stimulus_from_playlist_csv(
 
 def frame_times_from_sync(sync, *, drop_leading_peaks: int = 4, percentile: float = 99.9,
                           height: float = 0.1) -> np.ndarray:
-    """Sample of every display frame's sync pulse (uint64), leading peaks dropped."""
-    sync = np.asarray(sync, dtype=np.float64)
+    """Sample of every display frame's sync pulse (uint64), leading peaks dropped.
+
+    The signal is scaled by its ``percentile`` percentile (as ``np.percentile`` of it in
+    float64); every peak of the scaled signal's difference at or above ``height`` is a pulse
+    (as :func:`peaks_above`), timed at the sample after the difference's peak.  A float32
+    signal (the light reference as stored) is read as it is, in one compiled pass, with no
+    float64 copy of it.
+    """
+    from h5stream.kernels.sync import sync_peaks
+
+    sync = np.asarray(sync)
+    if sync.dtype not in (np.float32, np.float64) or not sync.dtype.isnative:
+        sync = np.asarray(sync, dtype=np.float64)
     if sync.ndim != 1:
         raise ConfigError(f"the frame-sync signal must be 1-D, found shape {sync.shape}")
     if drop_leading_peaks < 0:
         raise ConfigError(f"drop_leading_peaks must be >= 0, found {drop_leading_peaks}")
     if sync.size < 2:
         return np.zeros(0, dtype=np.uint64)
-    scale = np.percentile(sync, percentile)
+    sync = np.ascontiguousarray(sync)
+    scale = percentile_as_float64(sync, percentile)
     if not np.isfinite(scale) or scale <= 0:
         return np.zeros(0, dtype=np.uint64)
-    scaled = sync / scale
-    d = np.diff(scaled)
-    del scaled  # the signal's copies are the step's peak memory: one less while the peaks are found
-    peaks = peaks_above(d, height)
+    peaks = sync_peaks(sync, scale, height)
     # diff[i] rises between samples i and i + 1: the pulse starts at i + 1.
     return (peaks[drop_leading_peaks:] + 1).astype(np.uint64)
+
+
+def percentile_as_float64(x: np.ndarray, q: float) -> float:
+    """``np.percentile(x.astype(np.float64), q)`` (method "linear") of a 1-d float32 or float64 ``x``.
+
+    A float32 ``x`` is partitioned in float32, with no float64 copy: its values are float64
+    values exactly and the conversion keeps their order, so the two order statistics the
+    percentile interpolates between are the same; the interpolation is numpy's, in float64.
+    """
+    if x.dtype != np.float32:
+        return float(np.percentile(x, q))
+    q = float(np.true_divide(q, 100))
+    if not 0.0 <= q <= 1.0:
+        raise ConfigError(f"percentile must be in 0..100, found {q * 100}")
+    n = x.size
+    if n == 0:
+        raise ConfigError("the percentile of an empty signal is not defined")
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        low = high = n - 1
+    else:
+        low = int(np.floor(virtual))
+        high = low + 1
+    part = np.partition(x, sorted({0, low, high, n - 1}))
+    if np.isnan(part[-1]):  # NaN sorts last
+        return float("nan")
+    a, b = float(part[low]), float(part[high])
+    gamma = virtual - low if high != low else 0.0
+    diff = b - a
+    value = a + diff * gamma
+    if gamma >= 0.5:
+        value = b - diff * (1 - gamma)
+    return value
 
 
 def peaks_above(x, height: float) -> np.ndarray:
