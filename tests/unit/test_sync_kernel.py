@@ -99,6 +99,29 @@ def test_percentile_of_float32_equals_numpys_in_float64():
         assert (got == expected) or (np.isnan(got) and np.isnan(expected)), (trial, n, q, got, expected)
 
 
+def test_percentile_near_the_top_of_long_signals_equals_numpys():
+    """The sampled threshold's path (long signals, top percentiles) and its fallback when the sample misleads."""
+    rng = np.random.default_rng(8)
+    n = 1_000_003
+    step = n // 65536
+    boosted = rng.random(n).astype(np.float32)
+    boosted[::step] += 10  # the strided sample sees only the boosted samples: its threshold is too high
+    signals = {
+        "sync": noisy_sync(n, rng),
+        "constant": np.full(n, 3.5, dtype=np.float32),
+        "two levels": np.where(rng.random(n) < 0.3, 30000.0, 0.0).astype(np.float32),
+        "boosted sample": boosted,
+        "normal": rng.standard_normal(n).astype(np.float32),
+    }
+    for name, x in signals.items():
+        for q in (90.0, 98.0, 99.0, 99.5, 99.9, 99.99, 99.9999, 100.0):
+            expected = float(np.percentile(x.astype(np.float64), q))
+            assert percentile_as_float64(x, q) == expected, (name, q)
+    x = signals["normal"].copy()
+    x[12345] = np.nan
+    assert np.isnan(percentile_as_float64(x, 99.9)) and np.isnan(np.percentile(x.astype(np.float64), 99.9))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int16])
 def test_frame_times_equal_the_numpy_form(dtype):
     rng = np.random.default_rng(9)

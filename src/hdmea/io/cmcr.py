@@ -493,10 +493,12 @@ class CmcrFile:
         width = ds.chunks[1] if ds.chunks else 1
         block = max(width, ANALOG_BLOCK_SAMPLES // width * width)
         scratch = None
+        buffer = np.empty((last + 1 - first, min(block, n)), dtype=ds.dtype)  # reused by every block
         with guard_mcs_read(self.path, ds.name):
             for b0 in range(0, n, block):
                 b1 = min(n, b0 + block)
-                raw = ds[first:last + 1, span.start + b0:span.start + b1]
+                raw = buffer[:, :b1 - b0]
+                ds.read_direct(buffer, np.s_[first:last + 1, span.start + b0:span.start + b1], np.s_[:, :b1 - b0])
                 for j, row in enumerate(rows):
                     zero, factor = scales[j]
                     if zero or factor != 1 or not _exact_in_float64(raw.dtype):
