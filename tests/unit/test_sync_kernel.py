@@ -16,7 +16,7 @@ import hdmea.io.cmcr as cmcr_module
 from h5stream.kernels.sync import sync_peaks
 from hdmea.io.cmcr import CmcrFile
 from hdmea.steps.load import get_frame_timestamps
-from hdmea.steps.section_time import frame_times_from_sync, peaks_above, percentile_as_float64
+from hdmea.steps.section_time import analog_section_times, frame_times_from_sync, peaks_above, percentile_as_float64
 
 ANALOG = "Acquisition/Analog Data"
 
@@ -229,3 +229,22 @@ def test_frame_times_of_the_synthetic_recording_equal_the_numpy_form(tiny_record
     got = get_frame_timestamps({"raw_ch2": sync})
     assert got.size > 0
     np.testing.assert_array_equal(got, naive_frame_times(sync))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_derivative_sections_equal_the_numpy_form(dtype):
+    rng = np.random.default_rng(6)
+    for n in (0, 1, 2, 3, 4, 100, 200_000):
+        x = noisy_sync(n, rng, dtype=np.float64, period=997, width=300).astype(dtype)
+        for threshold in (5000, 0.5, 40000):
+            onsets = peaks_above(np.diff(x.astype(np.float64)), threshold) + 1
+            keep = []
+            for t in onsets:  # a section starts only after the previous one ended
+                if not keep or t >= keep[-1] + 400:
+                    keep.append(int(t))
+            keep = np.asarray(keep, dtype=np.int64)
+            expected = np.stack([keep, np.minimum(keep + 400, x.size - 1)], axis=1).astype(np.uint64).reshape(-1, 2)
+            got = analog_section_times(x, threshold, 400, detect="derivative")
+            np.testing.assert_array_equal(got, expected, err_msg=f"{n} samples, threshold {threshold}")
+            if n == 200_000 and threshold == 5000:
+                assert got.shape[0] > 100

@@ -349,8 +349,16 @@ def analog_section_times(signal, threshold: float, duration_samples: int, *, det
         above = signal >= threshold
         onsets = np.flatnonzero(above[1:] & ~above[:-1]) + 1
     elif detect == "derivative":
-        peaks = peaks_above(np.diff(signal.astype(np.float64)), threshold)
-        onsets = peaks + 1
+        if signal.ndim == 1:
+            from h5stream.kernels.sync import sync_peaks
+
+            # the compiled pass differences the signal as it goes (x / 1.0 is x): no float64 copy, no
+            # difference array
+            rise = signal if signal.dtype in (np.float32, np.float64) and signal.dtype.isnative else \
+                signal.astype(np.float64)
+            onsets = sync_peaks(np.ascontiguousarray(rise), 1.0, float(threshold)) + 1
+        else:
+            onsets = peaks_above(np.diff(signal.astype(np.float64)), threshold) + 1
     else:
         raise ConfigError(f"unknown onset detection {detect!r}", expected="'level' or 'derivative'")
     if onsets.size:
