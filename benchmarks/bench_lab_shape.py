@@ -66,6 +66,7 @@ from benchmarks._harness import (
     require_free_space,
     scratch_dir,
 )
+from benchmarks.bench_batch_target import REUSED_NAME, REUSED_STAMP, stamp_text
 
 #: ours / uncached read of the inputs, quiet and with one core busy (lower is better)
 GOAL = 1.10
@@ -74,7 +75,7 @@ BUSY_GOAL = 1.30
 MEMORY_GOAL_MB = 2048.0
 SCALE_VARIABLE = "H5STREAM_LAB_SHAPE_SCALE"
 INPUTS_VARIABLE = "H5STREAM_LAB_SHAPE_INPUTS"
-NAME = "lab"
+NAME = REUSED_NAME  # the batch target reuses this recording (its --inputs)
 #: rounds per variant (the runner's policy may ask for more)
 ROUNDS = {"small": 1, "full": 3}
 #: dd's block size for the peer's read
@@ -132,9 +133,9 @@ def inputs(size: str, where: Path, scale: float = 1.0) -> tuple[Inputs, float | 
     else generated (seconds it took; None when reused)."""
     from hdmea.synthetic import generate_recording
 
-    stamp = where / f"{NAME}.json"
+    stamp = where / REUSED_STAMP
     made = Inputs(where / f"{NAME}.cmcr", where / f"{NAME}.cmtr")
-    wanted = {"size": size, "scale": scale, "seed": 0}
+    wanted = stamp_text(size, scale)
     if stamp.exists() and made.cmcr.exists() and made.cmtr.exists():
         if json.loads(stamp.read_text()) == wanted:
             return made, None

@@ -207,9 +207,7 @@ def frame_times_from_sync(sync, *, drop_leading_peaks: int = 4, percentile: floa
     """
     from h5stream.kernels.sync import sync_peaks
 
-    sync = np.asarray(sync)
-    if sync.dtype not in (np.float32, np.float64) or not sync.dtype.isnative:
-        sync = np.asarray(sync, dtype=np.float64)
+    sync = _native_float(np.asarray(sync))
     if sync.ndim != 1:
         raise ConfigError(f"the frame-sync signal must be 1-D, found shape {sync.shape}")
     if drop_leading_peaks < 0:
@@ -223,6 +221,13 @@ def frame_times_from_sync(sync, *, drop_leading_peaks: int = 4, percentile: floa
     peaks = sync_peaks(sync, scale, height)
     # diff[i] rises between samples i and i + 1: the pulse starts at i + 1.
     return (peaks[drop_leading_peaks:] + 1).astype(np.uint64)
+
+
+def _native_float(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when the compiled sync pass reads it as it is (native float32 or float64), else as float64."""
+    if x.dtype in (np.float32, np.float64) and x.dtype.isnative:
+        return x
+    return x.astype(np.float64)
 
 
 def percentile_as_float64(x: np.ndarray, q: float) -> float:
@@ -354,9 +359,7 @@ def analog_section_times(signal, threshold: float, duration_samples: int, *, det
 
             # the compiled pass differences the signal as it goes (x / 1.0 is x): no float64 copy, no
             # difference array
-            rise = signal if signal.dtype in (np.float32, np.float64) and signal.dtype.isnative else \
-                signal.astype(np.float64)
-            onsets = sync_peaks(np.ascontiguousarray(rise), 1.0, float(threshold)) + 1
+            onsets = sync_peaks(np.ascontiguousarray(_native_float(signal)), 1.0, float(threshold)) + 1
         else:
             onsets = peaks_above(np.diff(signal.astype(np.float64)), threshold) + 1
     else:
