@@ -1,0 +1,54 @@
+"""Tests of the interleaved A/B comparison of two trees (python -m benchmarks.ab), on hand-made tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import ab
+
+
+def _tables(tmp_path, side, rows_per_round):
+    paths = []
+    for r, rows in enumerate(rows_per_round):
+        path = tmp_path / f"{side}-{r}.json"
+        path.write_text(json.dumps({"meta": {}, "rows": rows}))
+        paths.append(path)
+    return paths
+
+
+def _row(name, ours, peer, unit="s"):
+    return {"benchmark": name, "peer": "p", "ours": ours, "peer_value": peer, "unit": unit, "lower_is_better": False}
+
+
+def test_verdicts_follow_the_planted_ratios(tmp_path):
+    rng = np.random.default_rng(3)
+    old_rounds, new_rounds = [], []
+    for _ in range(9):
+        drift = rng.uniform(0.7, 1.6)  # the machine's state of this process: ours and peer move alike
+        jitter = lambda: rng.uniform(0.99, 1.01)  # noqa: E731
+        old_rounds.append([_row("same", drift * jitter(), drift), _row("slower", drift * jitter(), drift),
+                           _row("rate", 100.0 * jitter(), 1.0, unit="MB/s"), _row("old only", 1.0, 1.0)])
+        drift = rng.uniform(0.7, 1.6)
+        new_rounds.append([_row("same", drift * jitter(), drift), _row("slower", 1.3 * drift * jitter(), drift),
+                           _row("rate", 80.0 * jitter(), 1.0, unit="MB/s"), _row("new only", 1.0, 1.0)])
+    rows = {r["benchmark"]: r for r in ab.compare(_tables(tmp_path, "old", old_rounds),
+                                                  _tables(tmp_path, "new", new_rounds))}
+    assert set(rows) == {"same", "slower", "rate"}
+    assert rows["same"]["verdict"] == "within" and rows["same"]["vs_peer"] == pytest.approx(1.0, abs=0.02)
+    # the drift of the processes is cancelled by the peer measured beside ours, not by the raw times
+    assert rows["same"]["time_interval"][1] - rows["same"]["time_interval"][0] > 0.1
+    assert rows["slower"]["verdict"] == "slower" and rows["slower"]["vs_peer"] == pytest.approx(1.3, abs=0.03)
+    # a rate 20% lower is 1.25x slower
+    assert rows["rate"]["verdict"] == "slower" and rows["rate"]["time"] == pytest.approx(1.25, abs=0.03)
+    table = ab.markdown(list(rows.values()))
+    assert table.count("\n") == 4 and "| slower |" in table
+
+
+def test_too_few_rounds_leave_a_close_row_undecided(tmp_path):
+    old = _tables(tmp_path, "old", [[_row("close", 1.0, 1.0)], [_row("close", 1.1, 1.0)]])
+    new = _tables(tmp_path, "new", [[_row("close", 1.0, 1.0)], [_row("close", 1.12, 1.0)]])
+    (row,) = ab.compare(old, new)
+    assert row["verdict"] == "undecided" and row["rounds"] == (2, 2)
