@@ -70,6 +70,26 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONFAULTHANDLER": "1"}
 
 
+#: a Python line calling libhdf5 itself through the engine's direct bindings (``lib.H5Aread(...)``)
+_DIRECT_CALL = re.compile(r"\blib\.H5\w+\(")
+
+
+def inside_libhdf5(where: str) -> bool:
+    """Whether a hang's frame ("file:line in function") is a call into libhdf5: an h5py frame, or a line of
+    the engine that calls libhdf5 directly (h5stream.tree.batch_attrs), whose loop is the library's."""
+    if where.startswith("h5py/"):
+        return True
+    match = re.match(r"(h5stream/[\w/]+\.py):(\d+) in ", where)
+    if match is None:
+        return False
+    source = Path(__file__).resolve().parents[2] / "src" / match.group(1)
+    try:
+        line = source.read_text().splitlines()[int(match.group(2)) - 1]
+    except (OSError, IndexError):
+        return False
+    return bool(_DIRECT_CALL.search(line))
+
+
 def _hang_frame(stderr_tail: str) -> str:
     """Where faulthandler's dump found the reader: the innermost Python frame ("file:line in function").
 

@@ -580,19 +580,28 @@ def attr_value(obj, name: str, default=None):
     """``obj.attrs.get(name, default)``, checked against its digest when the file's manifest is attached.
 
     Under a version-2 manifest the attribute is checked with the others of its
-    object's set (they are read too: a few small values).
+    object's set (they are read too: a few small values); in a file open
+    read-only the set's values are then kept with the manifest, and later
+    lookups of that object's attributes take them from there.
     """
+    manifest = manifest_for(obj)
+    where = obj.name if manifest is not None else None
+    if manifest is not None and name != MANIFEST_ATTR:
+        known = manifest.checked_values.get(where)
+        if known is not None:
+            return known.get(name, default)
     attrs = obj.attrs
     if name not in attrs:
         return default
     value = attrs[name]
-    manifest = manifest_for(obj)
     if manifest is not None:
-        where = obj.name
         legacy = manifest.attributes.get(where)
         if legacy:
             check_value(manifest, _attr_at(where, name), legacy.get(name), value)
         kind, packed = manifest.attribute_set(where)
         if packed is not None and (kind == ALL_ATTRS or _is_text(value)):
-            check_attribute_set(manifest, where, kind, packed, _all_attr_values(obj, {name: value}))
+            values = _all_attr_values(obj, {name: value})
+            check_attribute_set(manifest, where, kind, packed, values)
+            if not legacy and obj.file.mode == "r":
+                manifest.checked_values[where] = dict(values)
     return value

@@ -97,11 +97,14 @@ class Manifest:
     packed digests of the object's covered attributes (version 2);
     ``attributes``: path -> {name: digest} (version 1, and objects an update of
     a version-1 file did not rewrite); ``name_digests``: path -> the digest of
-    the object's attribute and member names (version 3).
+    the object's attribute and member names (version 3).  ``checked_values``:
+    path -> every attribute of the object as read and found equal to its set's
+    digests, kept while the file is open read-only, so a later lookup of one of
+    them reads nothing again (:func:`h5stream.checksums.attr_value`).
     """
 
     __slots__ = ("path", "version", "datasets", "attributes", "text_sets", "all_sets", "name_digests",
-                 "__weakref__")
+                 "checked_values", "__weakref__")
 
     def __init__(self, path, datasets: dict[str, str], attributes: dict[str, dict[str, str]],
                  text_sets: dict[str, str] | None = None, all_sets: dict[str, str] | None = None,
@@ -113,6 +116,7 @@ class Manifest:
         self.text_sets = text_sets if text_sets is not None else {}
         self.all_sets = all_sets if all_sets is not None else {}
         self.name_digests = name_digests if name_digests is not None else {}
+        self.checked_values: dict[str, dict[str, Any]] = {}
 
     def attribute_set(self, where: str) -> tuple[str | None, str | None]:
         """(kind, packed digests) of the attributes of the object at ``where``; (None, None) without."""

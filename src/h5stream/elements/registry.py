@@ -312,13 +312,14 @@ def _attr_str(obj, name: str, values: Mapping[str, Any] | None = None) -> str | 
     return str(value)
 
 
-def read_attrs_once(obj, where: str) -> dict[str, Any] | None:
+def read_attrs_once(obj, where: str | None) -> dict[str, Any] | None:
     """Every attribute of ``obj`` as h5py reads it, in one pass of direct libhdf5 calls.
 
     Scalar numbers and variable-length text come from :func:`h5stream.tree.batch_attrs.read_plain`
     (a few microseconds each, against tens through h5py's objects); the others (arrays, fixed-size
     text, enums) are read through h5py after :func:`~h5stream.checksums.refuse_sequence_attr`.
-    The manifest's own attribute of the root group is left out.  None when the direct calls are
+    ``where``: ``obj.name`` when the caller has it; the manifest's own attribute of the root group
+    (``where == "/"``) is left out.  None when the direct calls are
     unavailable or a name is not UTF-8 text: the caller then reads through h5py, which reports it.
     """
     from h5stream.tree import batch_attrs
@@ -370,6 +371,8 @@ def read_with(obj, *, series: bool = False, values: Mapping[str, Any] | None = N
 
     ``values``: all of ``obj``'s attributes already read (:func:`read_attrs_once`), or None.
     """
+    if values is None:
+        values = read_attrs_once(obj, None)
     spec = read_spec(obj, values)
     if spec is None:
         raise UnknownEncodingError(
