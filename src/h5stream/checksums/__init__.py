@@ -88,7 +88,7 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     read_manifest,
     refuse_sequence_attr,
 )
-from h5stream.checksums._names import check_names, object_names_digest
+from h5stream.checksums._names import check_names, names_digest, object_names
 from h5stream.checksums._fletcher32 import (
     append_fletcher32,
     checked_read,
@@ -431,11 +431,11 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
     # Names live in headers and heaps HDF5 does not checksum unless the headers are version 2.
     name_digests: dict[str, str] | None = None if recorder.headers_checksummed else {}
     for path, kind in objects:
-        if name_digests is not None:
-            digest = object_names_digest(f.id, path, MANIFEST_ATTR)
-            if digest is not None:
-                name_digests[path] = digest
         obj = f if path == "/" else f[path]
+        if name_digests is not None:
+            attr_names, members = object_names(obj.id, root=path == "/", manifest_attr=MANIFEST_ATTR)
+            if attr_names or members:
+                name_digests[path] = names_digest(attr_names, members)
         if path != "/" and kind == h5py.h5o.TYPE_DATASET and path not in datasets:
             # Fletcher32 covers the stored chunks; variable-length strings live outside them (global heap).
             covered = obj.chunks is not None and has_fletcher32(obj.id) and not is_text_dataset(obj)
@@ -472,13 +472,28 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
         if set(recorded) <= set(present) and len(present) == len(recorded):
             return  # nothing added or removed since it was recorded
         digests = {n: d for n, d in digests.items() if n in present}
-    for name in present:
-        if name not in digests:
-            value = obj.attrs[name]
-            if kind == ALL_ATTRS or _is_text(value):
-                digests[name] = value_digest(value)
+    missing = [name for name in present if name not in digests]
+    # the values to digest, read in one pass of direct calls (an object other than the root, whose manifest
+    # text may be large, and with more than one to read); h5py reads the others
+    snapshot = _attr_snapshot(obj) if len(missing) > 1 and path != "/" else None
+    for name in missing:
+        value = snapshot[name] if snapshot is not None and name in snapshot else obj.attrs[name]
+        if kind == ALL_ATTRS or _is_text(value):
+            digests[name] = value_digest(value)
     if digests or entry:
         recorder.attribute_set(path, digests, kind)
+
+
+def _attr_snapshot(obj) -> dict[str, Any] | None:
+    """Every attribute of ``obj`` as h5py reads it, through the direct libhdf5 calls (None without them)."""
+    # imported here: h5stream.tree imports this package (its writer records digests)
+    from h5stream.tree import batch_attrs
+
+    def read_left(name: str):
+        refuse_sequence_attr(obj, name)
+        return obj.attrs[name]
+
+    return batch_attrs.read_values(obj, read_left)
 
 
 # --------------------------------------------------------------------------- reading

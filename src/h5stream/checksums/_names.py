@@ -32,7 +32,7 @@ import h5py
 
 from h5stream.errors import ChecksumError, FormatError
 
-__all__ = ["object_names", "names_digest", "object_names_digest", "check_names"]
+__all__ = ["object_names", "names_digest", "check_names"]
 
 
 def _object_id(fid, path: str):
@@ -60,14 +60,6 @@ def names_digest(attrs: list[bytes], members: list[bytes]) -> str:
     head = f"{len(attrs)} {len(members)}".encode("ascii") + b"\0"
     crc = zlib.crc32(head + b"\0".join(attrs + members)) & 0xFFFFFFFF
     return f"{crc:08x}"
-
-
-def object_names_digest(fid, path: str, manifest_attr: str) -> str | None:
-    """The names digest of the object at ``path`` of the open file ``fid``; None when it has no names."""
-    attrs, members = object_names(_object_id(fid, path), root=path == "/", manifest_attr=manifest_attr)
-    if not attrs and not members:
-        return None
-    return names_digest(attrs, members)
 
 
 def _shown(names: list[bytes]) -> str:

@@ -324,17 +324,13 @@ def read_attrs_once(obj, where: str | None) -> dict[str, Any] | None:
     """
     from h5stream.tree import batch_attrs
 
-    lib = batch_attrs.bindings()
-    if lib is None:
-        return None
-    with batch_attrs.library_lock:
-        values = batch_attrs.read_plain(lib, obj.id.id, frozenset())
+    def read_left(name: str):
+        checksums.refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
+        return obj.attrs[name]
+
+    values = batch_attrs.read_values(obj, read_left)
     if values is None:
         return None
-    for name, value in values.items():
-        if value is batch_attrs.LEFT:
-            checksums.refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
-            values[name] = obj.attrs[name]
     if where == "/":
         values.pop(checksums.MANIFEST_ATTR, None)
     return values

@@ -22,7 +22,7 @@ import numpy as np
 
 from h5stream.native import bind, libhdf5
 
-__all__ = ["bindings", "read_plain", "dataset_shape_and_dtype", "LEFT", "library_lock"]
+__all__ = ["bindings", "read_plain", "read_values", "dataset_shape_and_dtype", "LEFT", "library_lock"]
 
 #: Hold it around the calls of this module (h5py's global lock: no other thread enters libhdf5).
 library_lock = libhdf5.lock
@@ -185,6 +185,23 @@ def read_plain(lib: _Bindings, oid: int, internal: frozenset[str]) -> dict | Non
         finally:
             close(aid)
     return out
+
+
+def read_values(obj, read_left) -> dict | None:
+    """Every attribute of the h5py object ``obj`` as h5py reads it: :func:`read_plain`'s values, and
+    ``read_left(name)`` for each one it left; None without the direct calls or when a name is not
+    UTF-8 text (the caller then reads through h5py, which reports it)."""
+    lib = bindings()
+    if lib is None:
+        return None
+    with library_lock:
+        values = read_plain(lib, obj.id.id, frozenset())
+    if values is None:
+        return None
+    for name, value in values.items():
+        if value is LEFT:
+            values[name] = read_left(name)
+    return values
 
 
 def dataset_shape_and_dtype(lib: _Bindings, did: int) -> tuple[tuple[int, ...] | None, np.dtype | None]:
