@@ -115,18 +115,18 @@ def region(label: str) -> Iterator[None]:
         lib.h5s_cg_stop(label.encode())
 
 
-def count(script: str, *, timeout: float = 3600.0) -> dict[str, list[int]]:
+def count(script: str, *, timeout: float = 3600.0, paths: tuple[str, ...] = ()) -> dict[str, list[int]]:
     """Run ``script`` (Python source) under callgrind; label -> instruction counts of its regions, in order.
 
     The script runs with this repository's root on ``sys.path`` (it can import
-    ``benchmarks``) and ``PYTHONHASHSEED=0``.
+    ``benchmarks``), then ``paths`` (for example another tree's ``src``), and ``PYTHONHASHSEED=0``.
     """
     helper = helper_library()
     if helper is None:
         raise InstructionCountError("instruction counts need valgrind, a C compiler and valgrind/callgrind.h")
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONHASHSEED="0", **{_HELPER_ENV: str(helper)})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, *paths, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory() as out:
         try:
             result = subprocess.run(

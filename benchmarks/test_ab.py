@@ -52,3 +52,15 @@ def test_too_few_rounds_leave_a_close_row_undecided(tmp_path):
     new = _tables(tmp_path, "new", [[_row("close", 1.0, 1.0)], [_row("close", 1.12, 1.0)]])
     (row,) = ab.compare(old, new)
     assert row["verdict"] == "undecided" and row["rounds"] == (2, 2)
+
+
+def test_instruction_counts_compare_the_last_repetition():
+    from benchmarks import ab_counts
+
+    old = {"save": [120, 100], "load": [90, 80], "gone": [5, 5]}
+    new = {"save": [130, 104], "load": [95, 90], "added": [7, 7]}
+    rows = ab_counts.compare(old, new)
+    assert [(label, ratio) for label, _, _, ratio in rows] == [("save", pytest.approx(1.04)),
+                                                               ("load", pytest.approx(1.125))]
+    table = ab_counts.markdown(rows)
+    assert "| save | 0.0 M | 0.0 M | 1.040 |" in table and "1.125 **> 1.05**" in table
