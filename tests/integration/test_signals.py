@@ -1,13 +1,15 @@
 """``hdmea run``, ``run-one`` and ``batch`` stopped by SIGTERM or SIGINT: checkpoint, one message, exit 75.
 
 Real signals to real subprocesses, sent once the log says the first step is
-done (the next one, the stimulus's section times, takes seconds).  The stopped
+done (a batch's worker processes are paused meanwhile, so its job is still running
+when the stop reaches it).  The stopped
 command leaves ``<out>.checkpoint.h5`` and no output; the same command then
 resumes from it (its log says so) and writes a file equal to a clean run's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -56,8 +58,17 @@ def command_line(command: str, made, config: Path, out: Path) -> list[str]:
                     "--workers", "1"]
 
 
-def stop_after_first_step(argv: list[str], sig: signal.Signals, log: Path, env: dict) -> subprocess.CompletedProcess:
-    """Run ``argv``, send ``sig`` once its log says the first step is done; its exit code and output."""
+def stop_after_first_step(argv: list[str], sig: signal.Signals, log: Path, env: dict, *,
+                          hold_workers: bool = False) -> subprocess.CompletedProcess:
+    """Run ``argv``, send ``sig`` once its log says the first step is done; its exit code and output.
+
+    ``hold_workers`` (a batch, whose job runs in a Dask worker process): the command's child processes
+    are paused (SIGSTOP) before the signal and resumed once the batch has passed the stop on to them,
+    so the job is still running when the stop reaches it, however quick its remaining steps are (on a
+    fast machine they take a tenth of a second, less than the way of a message to a worker).
+    """
+    import psutil
+
     with open(log, "wb") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env)
         deadline = time.monotonic() + 240
@@ -65,7 +76,21 @@ def stop_after_first_step(argv: list[str], sig: signal.Signals, log: Path, env: 
             assert proc.poll() is None, f"ended before its first step was done:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"no step done in 240 s:\n{log.read_text()}"
             time.sleep(0.02)
+        held = psutil.Process(proc.pid).children(recursive=True) if hold_workers else []
+        for child in held:
+            child.send_signal(signal.SIGSTOP)
         proc.send_signal(sig)
+        if held:
+            try:
+                while f"{sig.name} received: the".encode() not in log.read_bytes():
+                    assert proc.poll() is None, f"ended before passing the stop on:\n{log.read_text()}"
+                    assert time.monotonic() < deadline, f"the stop was not passed on in 240 s:\n{log.read_text()}"
+                    time.sleep(0.02)
+                time.sleep(0.5)  # the message to the workers is on its way
+            finally:
+                for child in held:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.send_signal(signal.SIGCONT)
         stdout, _ = proc.communicate(timeout=240)
     return subprocess.CompletedProcess(argv, proc.returncode, stdout.decode(), log.read_text())
 
@@ -77,7 +102,7 @@ def test_a_signal_checkpoints_and_the_same_command_resumes(recording, tmp_path, 
     made, config, clean = recording
     out = tmp_path / "out"
     argv = command_line(command, made, config, out)
-    stopped = stop_after_first_step(argv, sig, tmp_path / "stopped.log", child_env)
+    stopped = stop_after_first_step(argv, sig, tmp_path / "stopped.log", child_env, hold_workers=command == "batch")
     assert stopped.returncode == EXIT_PREEMPTED, stopped.stderr
     checkpoint = checkpoint_path_for(out / "sig.h5")
     assert checkpoint.exists() and not (out / "sig.h5").exists()
