@@ -39,13 +39,13 @@ def _collect(into: list) -> Callable[[bytes, h5py.h5l.LinkInfo], None]:
     return member
 
 
-def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object, int | None], bool | None]) -> None:
+def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | None]) -> None:
     """Visit every link below ``f`` once in one iterative walk (soft and external links not followed).
 
-    ``on_member(full name, link type, oid, address)`` is called for each link, ``oid``
-    the object opened from its group for a hard link and ``address`` its object header's
-    (both None otherwise, and for a group reached again through another hard link or a
-    cycle); it returns True to keep ``oid`` open (it then owns it).  Groups are walked depth first, each opened once
+    ``on_member(full name, link type, oid)`` is called for each link, ``oid`` the
+    object opened from its group for a hard link (None otherwise, and for a group
+    reached again through another hard link or a cycle); it returns True to keep
+    ``oid`` open (it then owns it).  Groups are walked depth first, each opened once
     from its parent and listed once with its links' types and addresses.  Bounds:
     see :func:`link_names`.  A damaged object header raises the checksum error of
     :func:`h5stream.checksums._fletcher32.fletcher32_failure` naming the object, or the library's error.
@@ -85,10 +85,10 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object, int | No
                 for member, kind, address in links:
                     full = prefix + b"/" + member if prefix else member
                     if kind != hard:
-                        on_member(full, kind, None, None)
+                        on_member(full, kind, None)
                         continue
                     if address in seen:
-                        on_member(full, kind, None, None)  # a group reached again through another hard link, or a cycle
+                        on_member(full, kind, None)  # a group reached again through another hard link, or a cycle
                         continue
                     try:
                         oid = h5py.h5o.open(gid, member)
@@ -99,7 +99,7 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object, int | No
                         raise mapped from exc
                     keep = False
                     try:
-                        keep = on_member(full, kind, oid, address)
+                        keep = on_member(full, kind, oid)
                     finally:
                         if isinstance(oid, group_id):
                             seen.add(address)
@@ -140,7 +140,7 @@ def link_names(f: h5py.Group, path: str | os.PathLike | None = None) -> list[byt
     names: list[bytes] = []
     append = names.append
 
-    def on_member(full: bytes, _kind: int, _oid, _address) -> bool:
+    def on_member(full: bytes, _kind: int, _oid) -> bool:
         append(full)
         return False
 

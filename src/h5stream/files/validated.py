@@ -576,7 +576,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     checked: list = []
     headers = _AttributeReferences.of(f, path)
 
-    def on_member(full: bytes, kind: int, oid, address: int | None) -> bool:
+    def on_member(full: bytes, kind: int, oid) -> bool:
         if kind == external:
             name = "/" + full.decode("utf-8", errors="replace")
             target_file, target_obj = _external_link_target(f, full)
@@ -593,7 +593,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
             if storage is not None:
                 add_storage_ranges(oid, oid.get_create_plist().get_layout(), storage)
         if oid is not None and headers is not None:
-            headers.check_at(address, "/" + full.decode("utf-8", errors="replace"))
+            headers.check(oid, "/" + full.decode("utf-8", errors="replace"))
         # Soft links name objects of this file, visited through their hard link.
         return visit(full, oid) if visit is not None else False
 
@@ -634,17 +634,12 @@ class _AttributeReferences:
     def check(self, oid, obj: str) -> None:
         info = h5py.h5o.get_info(oid)
         if info.num_attrs and info.hdr.version == 1:
-            self.check_at(info.addr, obj)
-
-    def check_at(self, address: int, obj: str) -> None:
-        """The check of the object header at ``address`` (the walk's link gives it: no H5Oget_info); a header
-        of another version, or without attribute, has nothing checked."""
-        try:
-            check_attribute_references(self.fd, self.file_size, address, self.sizes, self.path, obj)
-        except OSError as exc:
-            if isinstance(exc, FormatError):
-                raise
-            # unreadable bytes: left to libhdf5's own read, which reports them
+            try:
+                check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
+            except OSError as exc:
+                if isinstance(exc, FormatError):
+                    raise
+                # unreadable bytes: left to libhdf5's own read, which reports them
 
     def close(self) -> None:
         os.close(self.fd)
