@@ -629,3 +629,59 @@ def test_sequence_attribute_is_refused_before_it_is_read(tmp_path):
             read_elem(f["g"])
         assert info.value.obj == "/g/@encoding-type" and "variable-length sequence" in str(info.value)
         checksums.refuse_sequence_attr(f["g"], "encoding-version")  # text passes
+
+
+def test_attribute_values_read_in_one_pass_equal_h5pys(tmp_path):
+    """read_attr_values against h5py on attributes written by plain h5py: every kind keeps its value and type
+    (numbers of each width, variable-length and fixed-size text, booleans, arrays, an empty value), and the
+    root's manifest attribute is left out."""
+    from h5stream.checksums import MANIFEST_ATTR, read_attr_values
+
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("g")
+        for value in (np.int8(-3), np.uint16(7), np.int64(-2**40), np.uint64(2**63), np.float32(1.5),
+                      np.float64(-0.25)):
+            g.attrs[f"n_{value.dtype}"] = value
+        g.attrs["text"] = "électrode"
+        g.attrs["fixed"] = np.bytes_(b"abc")
+        g.attrs["flag"] = True
+        g.attrs["array"] = np.arange(4, dtype=np.int32)
+        g.attrs["texts"] = ["a", "bc"]
+        g.attrs["empty"] = h5py.Empty("f8")
+        f.attrs["format"] = "plain"
+        f.attrs[MANIFEST_ATTR] = "{}"
+    with h5py.File(path, "r") as f:
+        for obj, where in ((f["g"], "/g"), (f, "/")):
+            got = read_attr_values(obj, where)
+            expected = {k: v for k, v in obj.attrs.items() if not (where == "/" and k == MANIFEST_ATTR)}
+            assert got is not None and set(got) == set(expected)
+            for name, value in expected.items():
+                assert type(got[name]) is type(value), name
+                if isinstance(value, np.ndarray):
+                    np.testing.assert_array_equal(got[name], value)
+                    assert got[name].dtype == value.dtype
+                elif isinstance(value, h5py.Empty):
+                    assert got[name].dtype == value.dtype
+                else:
+                    assert got[name] == value, name
+        assert MANIFEST_ATTR in read_attr_values(f)  # without the root's name, nothing is left out
+
+
+def test_a_checked_attribute_set_is_kept_only_for_a_file_open_read_only(tmp_path):
+    import polars as pl
+
+    from h5stream.checksums import attr_value, manifest_for
+    from scptensor import Assay, ScpContainer, ScpMatrix, save_hdf5
+
+    path = tmp_path / "c.h5"
+    container = ScpContainer(pl.DataFrame({"_index": ["s1", "s2"]}),
+                             {"p": Assay(pl.DataFrame({"_index": ["P1"]}), {"raw": ScpMatrix(np.ones((2, 1)))})})
+    save_hdf5(container, path)
+    for mode, kept in (("r", True), ("r+", False)):
+        with h5py.File(path, mode) as f:
+            checksums.attach(f, path=path)
+            first = attr_value(f, "format_version")
+            assert first == f.attrs["format_version"]
+            assert ("/" in manifest_for(f).checked_values) is kept
+            assert attr_value(f, "format_version") == first and attr_value(f, "no such name", 7) == 7

@@ -138,6 +138,7 @@ __all__ = [
     "check_attribute_set",
     "check_names",
     "refuse_sequence_attr",
+    "read_attr_values",
     "attr_name_text",
     "check_value",
     "attr_value",
@@ -475,7 +476,7 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
     missing = [name for name in present if name not in digests]
     # the values to digest, read in one pass of direct calls (an object other than the root, whose manifest
     # text may be large, and with more than one to read); h5py reads the others
-    snapshot = _attr_snapshot(obj) if len(missing) > 1 and path != "/" else None
+    snapshot = read_attr_values(obj) if len(missing) > 1 and path != "/" else None
     for name in missing:
         value = snapshot[name] if snapshot is not None and name in snapshot else obj.attrs[name]
         if kind == ALL_ATTRS or _is_text(value):
@@ -484,16 +485,27 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
         recorder.attribute_set(path, digests, kind)
 
 
-def _attr_snapshot(obj) -> dict[str, Any] | None:
-    """Every attribute of ``obj`` as h5py reads it, through the direct libhdf5 calls (None without them)."""
+def read_attr_values(obj, where: str | None = None) -> dict[str, Any] | None:
+    """Every attribute of ``obj`` as h5py reads it, in one pass of direct libhdf5 calls.
+
+    Scalar numbers and variable-length text come from :func:`h5stream.tree.batch_attrs.read_plain`
+    (a few microseconds each, against tens through h5py's objects); the others (arrays, fixed-size
+    text, enums) are read through h5py after :func:`refuse_sequence_attr`.  ``where``: ``obj.name``
+    when the caller has it; the root group's (``"/"``) manifest attribute is left out.  None when the
+    direct calls are unavailable or a name is not UTF-8 text: the caller then reads through h5py,
+    which reports it.
+    """
     # imported here: h5stream.tree imports this package (its writer records digests)
     from h5stream.tree import batch_attrs
 
     def read_left(name: str):
-        refuse_sequence_attr(obj, name)
+        refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
         return obj.attrs[name]
 
-    return batch_attrs.read_values(obj, read_left)
+    values = batch_attrs.read_values(obj, read_left)
+    if values is not None and where == "/":
+        values.pop(MANIFEST_ATTR, None)
+    return values
 
 
 # --------------------------------------------------------------------------- reading

@@ -312,34 +312,11 @@ def _attr_str(obj, name: str, values: Mapping[str, Any] | None = None) -> str | 
     return str(value)
 
 
-def read_attrs_once(obj, where: str | None) -> dict[str, Any] | None:
-    """Every attribute of ``obj`` as h5py reads it, in one pass of direct libhdf5 calls.
-
-    Scalar numbers and variable-length text come from :func:`h5stream.tree.batch_attrs.read_plain`
-    (a few microseconds each, against tens through h5py's objects); the others (arrays, fixed-size
-    text, enums) are read through h5py after :func:`~h5stream.checksums.refuse_sequence_attr`.
-    ``where``: ``obj.name`` when the caller has it; the manifest's own attribute of the root group
-    (``where == "/"``) is left out.  None when the direct calls are
-    unavailable or a name is not UTF-8 text: the caller then reads through h5py, which reports it.
-    """
-    from h5stream.tree import batch_attrs
-
-    def read_left(name: str):
-        checksums.refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
-        return obj.attrs[name]
-
-    values = batch_attrs.read_values(obj, read_left)
-    if values is None:
-        return None
-    if where == "/":
-        values.pop(checksums.MANIFEST_ATTR, None)
-    return values
-
-
 def read_spec(obj, values: Mapping[str, Any] | None = None) -> ElementSpec | None:
     """The encoding our reader dispatches on (typed attributes first), or None.
 
-    ``values``: all of ``obj``'s attributes already read (:func:`read_attrs_once`), or None to read them.
+    ``values``: all of ``obj``'s attributes already read (:func:`h5stream.checksums.read_attr_values`),
+    or None to read them.
     """
     typed, typed_version = _attr_str(obj, TYPED_TYPE_ATTR, values), _attr_str(obj, TYPED_VERSION_ATTR, values)
     etype, version = _attr_str(obj, ENCODING_TYPE_ATTR, values), _attr_str(obj, ENCODING_VERSION_ATTR, values)
@@ -365,10 +342,10 @@ def read_spec(obj, values: Mapping[str, Any] | None = None) -> ElementSpec | Non
 def read_with(obj, *, series: bool = False, values: Mapping[str, Any] | None = None) -> Any:
     """Read one element through the registry (used by codecs for their members).
 
-    ``values``: all of ``obj``'s attributes already read (:func:`read_attrs_once`), or None.
+    ``values``: all of ``obj``'s attributes already read (:func:`h5stream.checksums.read_attr_values`), or None.
     """
     if values is None:
-        values = read_attrs_once(obj, None)
+        values = checksums.read_attr_values(obj)
     spec = read_spec(obj, values)
     if spec is None:
         raise UnknownEncodingError(
@@ -499,7 +476,7 @@ def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
     try:
         with guard_read(obj.file.filename, obj.name):
             where = obj.name
-            values = read_attrs_once(obj, where)
+            values = checksums.read_attr_values(obj, where)
             # digests of the element's attributes, when the file has them
             checksums.check_attrs(obj, values, complete=values is not None, where=where)
             return read_with(obj, values=values)
