@@ -37,6 +37,19 @@ from pathlib import Path
 import numpy as np
 
 
+def check_tree(tree: Path) -> Path:
+    """``tree`` resolved, when it is a source checkout with its compiled extensions built in place; else a
+    ValueError naming it and the command that builds it (checked before the first round, not after it)."""
+    tree = tree.resolve()
+    package = tree / "src" / "h5stream"
+    if not (package / "__init__.py").is_file():
+        raise ValueError(f"{tree}: expected a source checkout of this project (src/h5stream/__init__.py), found none")
+    if not any((package / "_ext").glob("_eimage*.so")) and not any((package / "_ext").glob("_eimage*.pyd")):
+        raise ValueError(f"{tree}: its compiled extensions are not built: run `python setup.py build_ext --inplace` "
+                         "there first")
+    return tree
+
+
 def run_tree(tree: Path, modules: list[str], size: str, out: Path) -> float:
     """One runner process in ``tree``; returns its wall seconds."""
     args = [sys.executable, "-m", "benchmarks", "--size", size, "--rounds", "1", "--json", str(out)]
@@ -135,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.05)
     parser.add_argument("--compare-only", action="store_true", help="compare the tables already in --out")
     args = parser.parse_args(argv)
-    trees = {"old": args.old.resolve(), "new": args.new.resolve()}
+    try:
+        trees = {"old": check_tree(args.old), "new": check_tree(args.new)}
+    except ValueError as exc:
+        print(f"python -m benchmarks.ab: {exc}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.compare_only:
         for r in range(args.rounds):

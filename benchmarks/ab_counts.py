@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import _instructions
+from benchmarks.ab import check_tree
 
 #: the operations, as a script run under callgrind: each region is one labelled operation
 SCRIPT = r'''
@@ -136,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     if not _instructions.available():
         print("instruction counts need valgrind, a C compiler and valgrind/callgrind.h", file=sys.stderr)
         return 2
-    trees = {"old": args.old.resolve(), "new": args.new.resolve()}
+    try:
+        trees = {"old": check_tree(args.old), "new": check_tree(args.new)}
+    except ValueError as exc:
+        print(f"python -m benchmarks.ab_counts: {exc}", file=sys.stderr)
+        return 2
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # counts do not depend on the load: both at once
         jobs = {side: pool.submit(count_tree, tree, args.workdir.resolve() / side) for side, tree in trees.items()}
         counts = {side: job.result() for side, job in jobs.items()}

@@ -64,3 +64,16 @@ def test_instruction_counts_compare_the_last_repetition():
                                                                ("load", pytest.approx(1.125))]
     table = ab_counts.markdown(rows)
     assert "| save | 0.0 M | 0.0 M | 1.040 |" in table and "1.125 **> 1.05**" in table
+
+
+def test_a_tree_without_its_built_extensions_is_refused_before_any_round(tmp_path, capsys):
+    (tmp_path / "src" / "h5stream" / "_ext").mkdir(parents=True)
+    (tmp_path / "src" / "h5stream" / "__init__.py").write_text("")
+    with pytest.raises(ValueError, match="build_ext --inplace"):
+        ab.check_tree(tmp_path)
+    with pytest.raises(ValueError, match="source checkout"):
+        ab.check_tree(tmp_path / "src")
+    assert ab.main([str(tmp_path), str(tmp_path), "--only", "files", "--out", str(tmp_path / "out")]) == 2
+    assert "build_ext --inplace" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "src" / "h5stream" / "_ext" / "_eimage.cpython-311-x86_64-linux-gnu.so").write_text("")
+    assert ab.check_tree(tmp_path) == tmp_path.resolve()

@@ -87,3 +87,17 @@ def test_a_sorter_member_name_that_is_not_utf8_is_a_typed_error(tmp_path):
         CmtrFile(cmtr).close()
     message = str(caught.value)
     assert "names.cmtr" in message and "not UTF-8" in message and "Spike Sorter" in message
+
+
+def test_a_sensor_data_member_name_that_is_not_utf8_is_a_typed_error(tmp_path):
+    from hdmea.io.cmcr import SENSOR_GROUP
+
+    cmcr = tmp_path / "names.cmcr"
+    write_cmcr(cmcr, [Region(1, 1, 4, 4)], np.zeros((FRAMES, 65, 65), dtype=np.int64))
+    with h5py.File(cmcr, "r+") as f:
+        f[SENSOR_GROUP].create_group(b"SensorData \xff 1")
+    with pytest.raises(RecordingFormatError) as caught:
+        with CmcrFile(cmcr) as opened:
+            opened.sensor_datasets()
+    message = str(caught.value)
+    assert "names.cmcr" in message and "not UTF-8" in message and SENSOR_GROUP in message

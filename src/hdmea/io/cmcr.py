@@ -262,7 +262,7 @@ class CmcrFile:
         meta = self.sensor_meta()
         common = set(SENSOR_AXIS_ORDERS)
         decided_by: dict[str, str] = {}
-        for name in sorted(group):
+        for name in sorted(self._sensor_member_names(group)):
             m = _SENSOR_DATA.match(name)
             if not m:
                 continue
@@ -521,13 +521,23 @@ class CmcrFile:
             self._sensor_infos = self._read_sensor_datasets()
         return list(self._sensor_infos)
 
+    def _sensor_member_names(self, group: h5py.Group) -> list[str]:
+        """The names of the sensor data group's members; a name that is not UTF-8 is a typed error."""
+        names = list(group)
+        for name in names:
+            if isinstance(name, bytes):  # h5py hands over a name that is not UTF-8 as bytes
+                raise RecordingFormatError("a member name of the sensor data group is not UTF-8 text",
+                                           path=self.path, obj=f"/{SENSOR_GROUP}", expected="UTF-8 member names",
+                                           found=repr(name))
+        return names
+
     def _read_sensor_datasets(self) -> list[SensorDataInfo]:
         if SENSOR_GROUP not in self._f:
             return []
         group = require_object(self._f, SENSOR_GROUP, self.path)
         meta = self.sensor_meta()
         out = []
-        for name in group:
+        for name in self._sensor_member_names(group):
             m = _SENSOR_DATA.match(name)
             if not m:
                 continue
@@ -601,7 +611,7 @@ class CmcrFile:
         group = require_object(self._f, SENSOR_GROUP, self.path)
         meta = self.sensor_meta()
         first: dict[int, tuple[int, str]] = {}
-        for name in group:
+        for name in self._sensor_member_names(group):
             m = _SENSOR_DATA.match(name)
             if m and (int(m.group(1)) not in first or int(m.group(2)) < first[int(m.group(1))][0]):
                 first[int(m.group(1))] = (int(m.group(2)), name)
