@@ -218,3 +218,96 @@ def eimage_reference(raw, spike_times_per_unit, sos, window=(-10, 40), start=0, 
             images[u] = windows.mean(axis=0).reshape((w1 - w0,) + raw.shape[1:])
     return images, used, excluded, over_cap
 
+
+
+# ============================================================ object header references (h5stream._ext._ohdr)
+
+_OHDR_CONTINUATION, _OHDR_ATTRIBUTE, _OHDR_VLEN = 0x10, 0x0C, 9
+
+
+def _le(raw: bytes, at: int, n: int) -> int:
+    return int.from_bytes(raw[at:at + n], "little")
+
+
+def ohdr_scan_reference(data: bytes, header_address: int, addr_size: int, length_size: int):
+    """What ``h5stream._ext._ohdr.scan`` returns for the version-1 object header at ``header_address`` of the
+    file whose bytes are ``data``: the number of variable-length references checked, or at the first damaged
+    one ``(1, name, kind, padding, charset)`` (a type HDF5 does not define), ``(2, name, index, count,
+    address)`` (a heap past the end) or ``(3, name, index, count, length)`` (longer than the file)."""
+    file_size = len(data)
+    prefix = data[header_address:header_address + 16]
+    if len(prefix) < 16 or prefix[0] != 1:
+        return 0
+    chunks = [(header_address + 16, _le(prefix, 8, 4))]
+    checked, seen = 0, 0
+    while chunks and seen < 64:
+        start, size = chunks.pop(0)
+        seen += 1
+        if size > 1 << 20 or start + size > file_size:
+            return checked
+        raw = data[start:start + size]
+        p, end = 0, len(raw)
+        while p + 8 <= end:
+            kind, msize = _le(raw, p, 2), _le(raw, p + 2, 2)
+            at = p + 8
+            p = at + msize
+            body = raw[at:min(p, end)]
+            if kind == _OHDR_ATTRIBUTE:
+                found = _ohdr_attribute(body, file_size, addr_size)
+                if isinstance(found, tuple):
+                    return found
+                checked += found
+            elif kind == _OHDR_CONTINUATION and len(body) >= addr_size + length_size:
+                chunks.append((_le(body, 0, addr_size), _le(body, addr_size, length_size)))
+    return checked
+
+
+def _ohdr_attribute(body: bytes, file_size: int, addr_size: int):
+    if len(body) < 8:
+        return 0
+    version, flags = body[0], body[1]
+    name_size, type_size, space_size = _le(body, 2, 2), _le(body, 4, 2), _le(body, 6, 2)
+    pad8 = lambda n: (n + 7) // 8 * 8  # noqa: E731
+    if version == 1:
+        p = 8
+        name_end, type_at = p + name_size, p + pad8(name_size)
+        space_at = type_at + pad8(type_size)
+        data_at = space_at + pad8(space_size)
+    elif version in (2, 3) and not flags & 0x03:
+        p = 8 if version == 2 else 9
+        name_end = type_at = p + name_size
+        space_at = type_at + type_size
+        data_at = space_at + space_size
+    else:
+        return 0
+    if type_at >= len(body) or body[type_at] & 0x0F != _OHDR_VLEN:
+        return 0
+    if data_at > len(body) or type_size < 8:
+        return 0
+    name = body[p:name_end].rstrip(b"\0")
+    bits, charset = body[type_at + 1], body[type_at + 2] & 0x0F
+    kind, padding = bits & 0x0F, bits >> 4
+    if kind > 1 or (kind == 1 and (padding > 2 or charset > 1)):
+        return (1, name, kind, padding, charset)
+    space = body[space_at:space_at + space_size]
+    count = None
+    if len(space) >= 4 and space[0] in (1, 2):
+        if space[0] == 2 and space[3] == 2:
+            count = 0
+        else:
+            dims_at, rank = (8 if space[0] == 1 else 4), space[1]
+            if rank <= 32 and dims_at + 8 * rank <= len(space):
+                count = int(np.prod([_le(space, dims_at + 8 * d, 8) for d in range(rank)], dtype=object))
+    item = 8 + addr_size
+    if count is None or count > 1 << 16 or data_at + count * item > len(body):
+        return 0
+    for i in range(count):
+        at = data_at + i * item
+        length, address = _le(body, at, 4), _le(body, at + 4, addr_size)
+        if length == 0 or address == (1 << (8 * addr_size)) - 1:
+            continue
+        if address + 16 > file_size:
+            return (2, name, i, count, address)
+        if length > file_size:
+            return (3, name, i, count, length)
+    return count

@@ -17,31 +17,30 @@ or character set is none HDF5 defines (libhdf5 crashed on such a type: a
 flipped byte of ``/@encoding-type``'s type in the same file) is refused too.
 Version-2 headers (signature ``OHDR``) are checksummed by HDF5 and left to it.
 
+The parse runs in C (:mod:`h5stream._ext._ohdr`: it is paid at every open, for
+every object with attributes); this module turns what it finds into the typed
+error.
+
 Formats (HDF5 file format specification, version 1 object headers, attribute
 message versions 1-3, datatype class 9, dataspace versions 1-2).
 """
 
 from __future__ import annotations
 
-import os
-import struct
+import ctypes
 
 from h5stream.errors import FormatError
+from h5stream.native import compiled, libhdf5
 
-__all__ = ["check_attribute_references"]
+__all__ = ["check_attribute_references", "check_object_references", "direct_object_info", "find_signature",
+           "refuse"]
 
-_CONTINUATION, _ATTRIBUTE = 0x10, 0x0C
-_VLEN_CLASS = 9
-#: bounds on what is read from one damaged header (a crafted one can claim anything)
-_MAX_CHUNKS, _MAX_CHUNK_BYTES, _MAX_VALUES = 64, 1 << 20, 1 << 16
+_ohdr = compiled("_ohdr")
 
-
-def _u(raw: bytes, at: int, n: int) -> int:
-    return int.from_bytes(raw[at:at + n], "little")
-
-
-def _pad8(n: int) -> int:
-    return (n + 7) & ~7
+#: ``find_signature(data, signature, start=0)``: ``data.find(signature, start)`` in C (memchr), for the search
+#: of global heap signatures through a file's bytes
+find_signature = _ohdr.find
+_HINT = "the file is damaged; restore it from a copy"
 
 
 def check_attribute_references(fd: int, file_size: int, header_address: int, sizes: tuple[int, int], path,
@@ -52,125 +51,49 @@ def check_attribute_references(fd: int, file_size: int, header_address: int, siz
     ``fd``: the file, open for reading; ``sizes``: the file's (address size, length size).
     Anything that does not parse as a version-1 header is left to libhdf5 (it reports its own errors).
     """
-    prefix = os.pread(fd, 16, header_address)
-    if len(prefix) < 16 or prefix[0] != 1:
-        return 0  # a version-2 header ("OHDR", checksummed) or not a header at all
-    addr_size, length_size = sizes
-    chunks = [(header_address + 16, _u(prefix, 8, 4))]
-    checked, seen = 0, 0
-    while chunks and seen < _MAX_CHUNKS:
-        start, size = chunks.pop(0)
-        seen += 1
-        if size > _MAX_CHUNK_BYTES or start + size > file_size:
-            return checked
-        raw = os.pread(fd, size, start)
-        p, end = 0, len(raw)
-        while p + 8 <= end:
-            kind, msize = _MESSAGE_HEAD(raw, p)
-            at = p + 8
-            p = at + msize
-            if kind == _ATTRIBUTE:
-                # most attributes hold numbers or fixed-size text: only a variable-length one is parsed further
-                if _is_vlen_attribute(raw, at, min(p, end)):
-                    checked += _check_attribute(raw[at:p], file_size, addr_size, path, obj)
-            elif kind == _CONTINUATION and min(p, end) - at >= addr_size + length_size:
-                chunks.append((_u(raw, at, addr_size), _u(raw, at + addr_size, length_size)))
-    return checked
+    return refuse(_ohdr.scan(fd, file_size, header_address, sizes[0], sizes[1]), file_size, path, obj)
 
 
-_MESSAGE_HEAD = struct.Struct("<HH").unpack_from  # a header message's type and body size
-
-
-def _is_vlen_attribute(raw: bytes, at: int, stop: int) -> bool:
-    """Whether the attribute message whose body is ``raw[at:stop]`` stores a variable-length type (class 9):
-    False wherever :func:`_check_attribute` would check nothing (a short body, a shared type, another class,
-    a version it does not read)."""
-    if stop - at < 8:
-        return False
-    version, flags = raw[at], raw[at + 1]
-    name_size = raw[at + 2] | raw[at + 3] << 8
-    if version == 1:
-        type_at = at + 8 + _pad8(name_size)
-    elif version in (2, 3):
-        if flags & 0x03:
+def direct_object_info() -> bool:
+    """Whether :func:`check_object_references` can ask libhdf5 itself (``H5Oget_info3`` of the library h5py
+    loaded, bound on the first call); False without the direct calls (see :mod:`h5stream.native.libhdf5`)."""
+    if not _ohdr.configured():
+        lib = libhdf5.library()
+        function = getattr(lib, "H5Oget_info3", None) if lib is not None else None
+        if function is None:
             return False
-        type_at = at + (8 if version == 2 else 9) + name_size
-    else:
-        return False
-    return type_at < stop and raw[type_at] & 0x0F == _VLEN_CLASS
+        _ohdr.configure(ctypes.cast(function, ctypes.c_void_p).value)
+    return True
 
 
-def _check_attribute(body: bytes, file_size: int, addr_size: int, path, obj: str) -> int:
-    if len(body) < 8:
-        return 0
-    version, flags = body[0], body[1]
-    name_size, type_size, space_size = _u(body, 2, 2), _u(body, 4, 2), _u(body, 6, 2)
-    if version == 1:
-        p = 8
-        name_end, type_at = p + name_size, p + _pad8(name_size)
-        space_at = type_at + _pad8(type_size)
-        data_at = space_at + _pad8(space_size)
-    elif version in (2, 3):
-        if flags & 0x03:
-            return 0  # a shared datatype or dataspace: a reference to another message
-        p = 8 if version == 2 else 9
-        name_end, type_at = p + name_size, p + name_size
-        space_at = type_at + type_size
-        data_at = space_at + space_size
-    else:
-        return 0
-    if data_at > len(body) or type_size < 8:
-        return 0
-    if body[type_at] & 0x0F != _VLEN_CLASS:
-        return 0
-    name = body[p:name_end].rstrip(b"\0").decode("utf-8", "backslashreplace")
-    bits, charset = body[type_at + 1], body[type_at + 2] & 0x0F
-    # bits 0-3: sequence (0) or string (1); a string's padding (bits 4-7) 0-2 and character set 0-1
-    if (bits & 0x0F) > 1 or ((bits & 0x0F) == 1 and ((bits >> 4) > 2 or charset > 1)):
-        raise FormatError("an attribute's stored type is damaged", path=path, obj=f"{obj.rstrip('/')}/@{name}",
+def check_object_references(oid: int, fd: int, file_size: int, sizes: tuple[int, int], path, obj: str) -> int | None:
+    """:func:`check_attribute_references` of the object whose ``hid_t`` is ``oid``, its header's address and
+    attribute count asked of libhdf5 (loading the header refuses a damaged one); None when libhdf5 cannot
+    load it (the caller asks again through h5py, which raises the library's error).  Needs
+    :func:`direct_object_info`."""
+    with libhdf5.lock:
+        found = _ohdr.check_object(oid, fd, file_size, sizes[0], sizes[1])
+    if found == _ohdr.INFO_FAILED:
+        return None
+    return refuse(found, file_size, path, obj)
+
+
+def refuse(found, file_size: int, path, obj: str) -> int:
+    """The count :mod:`h5stream._ext._ohdr` found, or its damage raised as :class:`FormatError`."""
+    if not isinstance(found, tuple):
+        return found
+    what, raw_name, a, b, c = found
+    name = f"{obj.rstrip('/')}/@{raw_name.decode('utf-8', 'backslashreplace')}"
+    if what == _ohdr.DAMAGED_TYPE:
+        raise FormatError("an attribute's stored type is damaged", path=path, obj=name,
                           expected="a variable-length sequence or string type (kind 0 or 1, padding 0-2, "
                                    "character set 0-1)",
-                          found=f"kind {bits & 0x0F}, padding {bits >> 4}, character set {charset}",
-                          hint="the file is damaged; restore it from a copy")
-    count = _values(body[space_at:space_at + space_size])
-    item = 8 + addr_size
-    if count is None or count > _MAX_VALUES or data_at + count * item > len(body):
-        return 0
-    undefined = (1 << (8 * addr_size)) - 1
-    for i in range(count):
-        at = data_at + i * item
-        length, address = _u(body, at, 4), _u(body, at + 4, addr_size)
-        if length == 0 or address == undefined:
-            continue  # an empty value reads nothing
-        where = f"{obj.rstrip('/')}/@{name}" + (f"[{i}]" if count > 1 else "")
-        if address + 16 > file_size:
-            raise FormatError("an attribute's value lies outside the file", path=path, obj=where,
-                              expected=f"a global heap inside the file's {file_size} bytes",
-                              found=f"a reference to byte {address}",
-                              hint="the file is damaged; restore it from a copy")
-        if length > file_size:
-            raise FormatError("an attribute's value claims to be longer than the file", path=path, obj=where,
-                              expected=f"at most {file_size} bytes (the file's size)", found=f"{length} bytes",
-                              hint="the file is damaged; restore it from a copy")
-    return count
-
-
-def _values(space: bytes) -> int | None:
-    """The number of values a dataspace message holds; None when it does not parse."""
-    if len(space) < 4:
-        return None
-    version, rank = space[0], space[1]
-    if version == 1:
-        dims_at = 8
-    elif version == 2:
-        if space[3] == 2:  # null dataspace
-            return 0
-        dims_at = 4
-    else:
-        return None
-    if rank > 32 or dims_at + 8 * rank > len(space):
-        return None
-    count = 1
-    for d in range(rank):
-        count *= _u(space, dims_at + 8 * d, 8)
-    return count
+                          found=f"kind {a}, padding {b}, character set {c}", hint=_HINT)
+    where = name + (f"[{a}]" if b > 1 else "")
+    if what == _ohdr.OUTSIDE:
+        raise FormatError("an attribute's value lies outside the file", path=path, obj=where,
+                          expected=f"a global heap inside the file's {file_size} bytes",
+                          found=f"a reference to byte {c}", hint=_HINT)
+    raise FormatError("an attribute's value claims to be longer than the file", path=path, obj=where,
+                      expected=f"at most {file_size} bytes (the file's size)", found=f"{c} bytes",
+                      hint=_HINT)

@@ -27,7 +27,12 @@ from h5stream.errors import (
     SourceNotFoundError,
     UnsafeFileError,
 )
-from h5stream.files._headers import check_attribute_references
+from h5stream.files._headers import (
+    check_attribute_references,
+    check_object_references,
+    direct_object_info,
+    find_signature,
+)
 from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, _walk, link_names  # noqa: F401  (re-exported)
 from h5stream.files.claims import hdf5_lock_held
 
@@ -165,11 +170,11 @@ def check_global_heaps(path: str | os.PathLike, *, limit: int | None = None) -> 
     except OSError as exc:
         raise FormatError(f"cannot read the file ({exc.strerror})", path=path) from exc
     checked = 0
-    start = content.find(_GCOL)
+    start = find_signature(content, _GCOL)
     while start >= 0:
         _refuse_looping(path, start, _collection_loops(lambda at, n: content[at:at + n], start, len(content)))
         checked += 1
-        start = content.find(_GCOL, start + 1)
+        start = find_signature(content, _GCOL, start + 1)
     return checked
 
 
@@ -261,12 +266,12 @@ def _check_global_heaps_in_blocks(path: Path, size: int, skipped: list[tuple[int
                 if not block:
                     break
                 buf, base = carry + block, pos - len(carry)
-                start = buf.find(_GCOL)
+                start = find_signature(buf, _GCOL)
                 while start >= 0:
                     at = base + start
                     _refuse_looping(path, at, _collection_loops(window.read, at, size))
                     checked += 1
-                    start = buf.find(_GCOL, start + 1)
+                    start = find_signature(buf, _GCOL, start + 1)
                 pos += len(block)
                 carry = buf[-tail:]
     return checked
@@ -613,6 +618,7 @@ class _AttributeReferences:
 
     def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int]) -> None:
         self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes
+        self.native = direct_object_info()
 
     @classmethod
     def of(cls, f: h5py.File, path) -> _AttributeReferences | None:
@@ -632,14 +638,13 @@ class _AttributeReferences:
             return None
 
     def check(self, oid, obj: str) -> None:
+        if self.native and check_object_references(oid.id, self.fd, self.file_size, self.sizes, self.path,
+                                                   obj) is not None:
+            return
+        # without the direct calls, or to raise libhdf5's own error about a header it cannot load
         info = h5py.h5o.get_info(oid)
         if info.num_attrs and info.hdr.version == 1:
-            try:
-                check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
-            except OSError as exc:
-                if isinstance(exc, FormatError):
-                    raise
-                # unreadable bytes: left to libhdf5's own read, which reports them
+            check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
 
     def close(self) -> None:
         os.close(self.fd)
