@@ -44,9 +44,12 @@ def check_tree(tree: Path) -> Path:
     package = tree / "src" / "h5stream"
     if not (package / "__init__.py").is_file():
         raise ValueError(f"{tree}: expected a source checkout of this project (src/h5stream/__init__.py), found none")
-    if not any((package / "_ext").glob("_eimage*.so")) and not any((package / "_ext").glob("_eimage*.pyd")):
-        raise ValueError(f"{tree}: its compiled extensions are not built: run `python setup.py build_ext --inplace` "
-                         "there first")
+    # each ext/NAME.pyx of the tree (an older commit has fewer) built into src/h5stream/_ext/NAME.*.so or .pyd
+    built = {p.name.split(".")[0] for p in (package / "_ext").glob("_*.*") if p.suffix in (".so", ".pyd")}
+    missing = sorted(p.stem for p in (tree / "ext").glob("*.pyx") if p.stem not in built)
+    if missing or not built:
+        raise ValueError(f"{tree}: its compiled extensions are not built ({', '.join(missing) or 'none'} missing): "
+                         "run `python setup.py build_ext --inplace` there first")
     return tree
 
 

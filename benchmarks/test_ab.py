@@ -75,5 +75,11 @@ def test_a_tree_without_its_built_extensions_is_refused_before_any_round(tmp_pat
         ab.check_tree(tmp_path / "src")
     assert ab.main([str(tmp_path), str(tmp_path), "--only", "files", "--out", str(tmp_path / "out")]) == 2
     assert "build_ext --inplace" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "_eimage.pyx").write_text("")
+    (tmp_path / "ext" / "_csr.pyx").write_text("")
     (tmp_path / "src" / "h5stream" / "_ext" / "_eimage.cpython-311-x86_64-linux-gnu.so").write_text("")
+    with pytest.raises(ValueError, match=r"\(_csr missing\)"):  # one kernel of the tree's own list not built
+        ab.check_tree(tmp_path)
+    (tmp_path / "src" / "h5stream" / "_ext" / "_csr.cpython-311-x86_64-linux-gnu.so").write_text("")
     assert ab.check_tree(tmp_path) == tmp_path.resolve()
