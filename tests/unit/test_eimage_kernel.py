@@ -196,3 +196,25 @@ def test_a_kernel_build_with_other_sums_layout_is_refused(monkeypatch):
     raw = _raw(np.random.default_rng(3), n=500)
     with pytest.raises(RuntimeError, match=r"sums out as \(units, groups.*rebuild"):
         electrical_images(raw, [np.array([100, 200])], sos=SOS)
+
+
+def test_the_kernel_takes_the_free_cores_unless_told(monkeypatch):
+    """Without ``n_threads`` the kernel runs on the cores free now (one when another process keeps the
+    other busy), never more than OpenMP offers; ``n_threads`` and ``H5STREAM_THREADS`` decide over it."""
+    from h5stream import cores
+    from h5stream._ext import _runtime
+    from h5stream.kernels import eimage as module
+
+    available = _runtime.openmp_max_threads()
+    monkeypatch.delenv(cores.ENV_VAR, raising=False)
+    monkeypatch.setattr(cores, "allowed_cores", lambda: 2)
+    monkeypatch.setattr(cores, "others_running", lambda *a, **k: 1.0)  # one core busy elsewhere
+    monkeypatch.setattr(cores, "_cache", None)
+    assert module._kernel_threads(None) == 1
+    assert module._kernel_threads(2) == min(2, available)
+    monkeypatch.setenv(cores.ENV_VAR, "2")
+    assert module._kernel_threads(None) == min(2, available)
+    monkeypatch.setattr(cores, "others_running", lambda *a, **k: 0.0)
+    monkeypatch.delenv(cores.ENV_VAR)
+    monkeypatch.setattr(cores, "_cache", None)
+    assert module._kernel_threads(None) == min(2, available)

@@ -16,7 +16,7 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
   batches, one pass over the data per batch;
 * with ``prefetch`` (the default) a read-ahead thread reads the next chunk while
   the compiled kernel (:mod:`h5stream._ext._eimage`, OpenMP, no GIL) filters and
-  averages the current one on every core;
+  averages the current one on every free core;
 * an h5py dataset whose rows lie in plain runs of bytes (contiguous, or chunked
   in whole rows without filters; file opened read-only) is read with
   ``O_DIRECT`` (:mod:`h5stream.kernels.direct_rows`): no page-cache copy, which
@@ -326,7 +326,8 @@ def iter_electrical_images(
     adc_offset, adc_scale : float
         Voltage = (raw - adc_offset) * adc_scale, applied before filtering.
     n_threads : int or None
-        Threads of the compiled kernel (None: every core OpenMP offers).
+        Threads of the compiled kernel (None: the cores free now, see :func:`h5stream.cores.free_cores`,
+        at most as many as OpenMP offers).
     prefetch : bool
         Read the next chunk in a background thread while the current one is processed.
     direct_io : bool
@@ -464,11 +465,20 @@ _KERNEL_TYPES = tuple(np.dtype(t) for t in ("uint16", "int16", "int32", "float32
 
 
 def _kernel_threads(n_threads: int | None) -> int:
-    """Threads of the compiled kernel: ``n_threads``, or every core OpenMP offers."""
+    """Threads of the compiled kernel: ``n_threads``, or the cores free now (:func:`h5stream.cores.free_cores`),
+    at most as many as OpenMP offers.
+
+    Not every core whatever the load: the threads meet at the end of every chunk, and with Linux's session
+    autogrouping a second thread on a machine whose other core is busy gets no second core, only a share of
+    the same one, which it spends spinning at those meetings.  Measured on the lab-shaped recording (2 cores,
+    one kept busy by another process): the electrical images took 16.1-16.6 s wall and 15.9-16.6 CPU s with
+    two threads, 13.2-13.6 s and 13.1-13.6 CPU s with one."""
+    from h5stream.cores import free_cores
     from h5stream.native import compiled
 
     available = max(1, int(compiled("_runtime").openmp_max_threads()))
-    return available if n_threads is None else max(1, min(int(n_threads), available))
+    wanted = free_cores() if n_threads is None else int(n_threads)
+    return max(1, min(wanted, available))
 
 
 def _kernel_rows(block: np.ndarray) -> np.ndarray:
