@@ -196,7 +196,10 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     zeros = np.zeros(EIM_TILE, dtype=np.float32)
     zeros_view = zeros
     # one scratch per thread: the carried rows, then a sub-block (L2-sized)
-    scratch = np.empty((n_threads, (carry + sub_rows) * EIM_TILE), dtype=np.float32)  # EIM_GROUPS groups
+    per_thread = -(-(carry + sub_rows) * EIM_TILE // 16) * 16  # whole cache lines: each thread's starts on one
+    spare = np.empty(n_threads * per_thread + 16, dtype=np.float32)
+    first = (-(spare.ctypes.data // 4)) % 16  # rows of 16 floats on cache lines, never across two
+    scratch = spare[first:first + n_threads * per_thread].reshape(n_threads, per_thread)  # EIM_GROUPS groups
     scratch_view = scratch
     spent = np.zeros((n_threads, 8), dtype=np.float64)  # a cache line per thread
     spent_view = spent

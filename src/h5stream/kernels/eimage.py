@@ -419,7 +419,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     # the sums in lane groups: a unit's share of one group of channels is contiguous (L1-sized), and
     # the units' shares of one group follow each other (the visits of a sub-block walk them in order)
     lanes = _eimage.lane_width()
-    sums = np.zeros((padded // lanes, len(batch), window_len, lanes), dtype=np.float32)
+    sums = _zeros_on_cache_lines((padded // lanes, len(batch), window_len, lanes))
     if not used.any():
         return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
@@ -451,6 +451,15 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             direct.close()
     _eimage.untile(sums, n_channels)
     return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
+
+
+def _zeros_on_cache_lines(shape) -> np.ndarray:
+    """float32 zeros whose first value starts a 64-byte cache line (numpy's own start 16 bytes into one), so that
+    each 16-float row of a unit's sums is one cache line, not parts of two."""
+    count = math.prod(shape)
+    spare = np.zeros(count + 16, dtype=np.float32)
+    first = (-(spare.ctypes.data // 4)) % 16
+    return spare[first:first + count].reshape(shape)
 
 
 #: rows of a chunk filtered and averaged at a time per tile: one lane group of the filtered rows
