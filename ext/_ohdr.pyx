@@ -54,6 +54,7 @@ cdef struct object_info:  # H5O_info2_t
     time_t ctime
     time_t btime
     uint64_t num_attrs
+    uint8_t spare[192]  # room, should a later libhdf5 grow the structure past num_attrs
 
 ctypedef int (*get_info_t)(hid_t, object_info *, unsigned) noexcept nogil
 
