@@ -27,8 +27,6 @@ message versions 1-3, datatype class 9, dataspace versions 1-2).
 
 from __future__ import annotations
 
-import ctypes
-
 from h5stream.errors import FormatError
 from h5stream.native import compiled, libhdf5
 
@@ -58,11 +56,10 @@ def direct_object_info() -> bool:
     """Whether :func:`check_object_references` can ask libhdf5 itself (``H5Oget_info3`` of the library h5py
     loaded, bound on the first call); False without the direct calls (see :mod:`h5stream.native.libhdf5`)."""
     if not _ohdr.configured():
-        lib = libhdf5.library()
-        function = getattr(lib, "H5Oget_info3", None) if lib is not None else None
-        if function is None:
+        address = libhdf5.function_address("H5Oget_info3")
+        if address is None:
             return False
-        _ohdr.configure(ctypes.cast(function, ctypes.c_void_p).value)
+        _ohdr.configure(address)
     return True
 
 

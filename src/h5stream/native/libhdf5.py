@@ -22,7 +22,7 @@ from h5py._objects import ObjectID, phil
 from h5stream import capabilities
 from h5stream.native import bind, load_library
 
-__all__ = ["lock", "ObjectID", "library", "library_path", "bind"]
+__all__ = ["lock", "ObjectID", "library", "library_path", "bind", "function_address"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +56,11 @@ def library() -> ctypes.CDLL | None:
             if _library is None:
                 logger.debug("direct libhdf5 calls unavailable; using h5py's wrappers")
     return _library
+
+
+def function_address(name: str) -> int | None:
+    """The address of libhdf5's function ``name`` in the library h5py loaded, for a compiled kernel to call
+    (None without the direct calls, see :func:`library`, or when this libhdf5 lacks it)."""
+    lib = library()
+    function = getattr(lib, name, None) if lib is not None else None
+    return ctypes.cast(function, ctypes.c_void_p).value if function is not None else None
