@@ -276,3 +276,34 @@ def test_the_stop_signals_are_those_the_system_has():
     windows = types.SimpleNamespace(SIGTERM=15, SIGINT=2, SIGBREAK=21)
     assert stop_signals(windows) == (15, 2, 21)
     assert stop_signals(types.SimpleNamespace(SIGTERM=15, SIGINT=2)) == (15, 2)
+
+
+@pytest.mark.slow
+def test_a_stop_noted_but_not_raised_ends_the_run_at_the_next_step(recording, tmp_path):
+    """A stop the process was told of whose Preempted never reached the runner (here: the handler only notes it)
+    still ends the run before the next step, with the finished steps checkpointed."""
+    import os
+
+    from hdmea.pipeline.batch.preemption import Preempted, signals_noted, stop_on_signals, stop_requested
+    from hdmea.steps.runner import run_pipeline
+
+    made, config, _clean = recording
+    out = tmp_path / "sig.h5"
+    ran = []
+
+    def on_step(record):
+        ran.append(record.name)
+        if len(ran) == 1:
+            with signals_noted():  # the handler notes the stop and raises nothing
+                os.kill(os.getpid(), signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while stop_requested() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            assert stop_requested() == "SIGTERM"
+
+    with stop_on_signals(), pytest.raises(Preempted) as stop:
+        run_pipeline(made.cmcr_path, made.cmtr_path, out, load_config(config), dataset_id="sig",
+                     on_step=on_step, show_progress=False)
+    assert ran == ["load_recording"]  # nothing after the step in which the stop came
+    assert stop.value.signal_name == "SIGTERM" and stop.value.steps_done == ["load_recording"]
+    assert checkpoint_path_for(out).exists() and not out.exists()

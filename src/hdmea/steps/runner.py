@@ -203,7 +203,7 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
     heavy = [step for step in STEPS if step.checkpoint_after and step.name not in done_before
              and off[step.name] is None]
     last_heavy = heavy[-1] if heavy else None
-    from hdmea.pipeline.batch.preemption import Preempted, raise_if_stopped, shielded
+    from hdmea.pipeline.batch.preemption import Preempted, raise_if_stopped, shielded, stop_requested
 
     step = None
     # the steps the checkpoint file holds now (a resumed session's, then each checkpoint's)
@@ -238,6 +238,12 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
                 bar.update(1)
             if on_step is not None:
                 on_step(record)
+            # A stop this process was told of ends the run here, between two steps, also when the Preempted
+            # the signal handler raised never reached this frame (a handler runs between any two bytecodes
+            # of the main thread, also inside code that drops what it raises: seen in a CI run under load,
+            # where `hdmea run` then finished every step and exited 0).
+            if (stopping := stop_requested()) is not None:
+                raise Preempted(stopping)
         n_units = session.unit_count
         orientation = _orientation_summary(session)
         frame_order = _frame_order_summary(session)
