@@ -197,9 +197,7 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     zeros_view = zeros
     # one scratch per thread: the carried rows, then a sub-block (L2-sized)
     per_thread = -(-(carry + sub_rows) * EIM_TILE // 16) * 16  # whole cache lines: each thread's starts on one
-    spare = np.empty(n_threads * per_thread + 16, dtype=np.float32)
-    first = (-(spare.ctypes.data // 4)) % 16  # rows of 16 floats on cache lines, never across two
-    scratch = spare[first:first + n_threads * per_thread].reshape(n_threads, per_thread)  # EIM_GROUPS groups
+    scratch = on_cache_lines((n_threads, per_thread), zeros=False)  # EIM_GROUPS groups
     scratch_view = scratch
     spent = np.zeros((n_threads, 8), dtype=np.float64)  # a cache line per thread
     spent_view = spent
@@ -208,6 +206,20 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
             _tile(raw, k, baseline, level, zeros_view, gain, coef, state, tail, n_tail, rows, offsets,
                   n_units, sub_rows, window, acc, &scratch_view[threadid(), 0], &spent_view[threadid(), 0])
     return float(spent[:, 0].sum()), float(spent[:, 1].sum())
+
+
+def on_cache_lines(shape, bint zeros=True):
+    """A float32 array of ``shape`` (zeros, or uninitialised) whose first value starts a 64-byte cache line
+    (numpy's arrays start 16 bytes into one), so that each row of 16 floats (a lane group's row of the scratch
+    or of the sums) is one cache line, not parts of two."""
+    import math
+
+    import numpy as np
+
+    count = math.prod(shape)
+    spare = (np.zeros if zeros else np.empty)(count + 16, dtype=np.float32)
+    first = (-(spare.ctypes.data // 4)) % 16
+    return spare[first:first + count].reshape(shape)
 
 
 def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):

@@ -218,3 +218,15 @@ def test_the_kernel_takes_the_free_cores_unless_told(monkeypatch):
     monkeypatch.delenv(cores.ENV_VAR)
     monkeypatch.setattr(cores, "_cache", None)
     assert module._kernel_threads(None) == min(2, available)
+
+
+@pytest.mark.parametrize("zeros", [True, False])
+def test_the_kernel_s_arrays_start_on_cache_lines(zeros):
+    from h5stream.native import compiled
+
+    for shape in [(3, 5, 50, 16), (2, 16 * 49 + 8), (1,)]:
+        arr = compiled("_eimage").on_cache_lines(shape, zeros=zeros)
+        assert arr.shape == shape and arr.dtype == np.float32 and arr.flags.c_contiguous
+        assert arr.ctypes.data % 64 == 0
+        if zeros:
+            assert not arr.any()

@@ -55,6 +55,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from h5stream.cores import free_cores
 from h5stream.kernels._tiles import TILE
 from h5stream.kernels.direct_rows import open_direct_rows
 
@@ -419,7 +420,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     # the sums in lane groups: a unit's share of one group of channels is contiguous (L1-sized), and
     # the units' shares of one group follow each other (the visits of a sub-block walk them in order)
     lanes = _eimage.lane_width()
-    sums = _zeros_on_cache_lines((padded // lanes, len(batch), window_len, lanes))
+    sums = _eimage.on_cache_lines((padded // lanes, len(batch), window_len, lanes))  # rows on cache lines
     if not used.any():
         return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
@@ -453,15 +454,6 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
 
 
-def _zeros_on_cache_lines(shape) -> np.ndarray:
-    """float32 zeros whose first value starts a 64-byte cache line (numpy's own start 16 bytes into one), so that
-    each 16-float row of a unit's sums is one cache line, not parts of two."""
-    count = math.prod(shape)
-    spare = np.zeros(count + 16, dtype=np.float32)
-    first = (-(spare.ctypes.data // 4)) % 16
-    return spare[first:first + count].reshape(shape)
-
-
 #: rows of a chunk filtered and averaged at a time per tile: one lane group of the filtered rows
 #: (with the window - 1 carried before them; 515 KiB) stays in the core's L2 cache while the windows
 #: are added from it, and a unit's sums of the group (3.2 KiB) in L1 while its spikes are added;
@@ -482,7 +474,6 @@ def _kernel_threads(n_threads: int | None) -> int:
     the same one, which it spends spinning at those meetings.  Measured on the lab-shaped recording (2 cores,
     one kept busy by another process): the electrical images took 16.1-16.6 s wall and 15.9-16.6 CPU s with
     two threads, 13.2-13.6 s and 13.1-13.6 CPU s with one."""
-    from h5stream.cores import free_cores
     from h5stream.native import compiled
 
     available = max(1, int(compiled("_runtime").openmp_max_threads()))

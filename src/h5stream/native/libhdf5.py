@@ -22,7 +22,7 @@ from h5py._objects import ObjectID, phil
 from h5stream import capabilities
 from h5stream.native import bind, load_library
 
-__all__ = ["lock", "ObjectID", "library", "library_path", "bind", "function_address"]
+__all__ = ["lock", "ObjectID", "library", "library_path", "bind", "address_of", "function_address"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,15 @@ def library() -> ctypes.CDLL | None:
     return _library
 
 
+def address_of(function) -> int:
+    """The address of a bound library function (a ctypes function of :func:`library`), for a compiled kernel
+    to call."""
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
 def function_address(name: str) -> int | None:
     """The address of libhdf5's function ``name`` in the library h5py loaded, for a compiled kernel to call
     (None without the direct calls, see :func:`library`, or when this libhdf5 lacks it)."""
     lib = library()
     function = getattr(lib, name, None) if lib is not None else None
-    return ctypes.cast(function, ctypes.c_void_p).value if function is not None else None
+    return address_of(function) if function is not None else None

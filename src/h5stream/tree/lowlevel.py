@@ -249,12 +249,10 @@ class NativeHDF5:
         self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = ATTRS_DONE, ATTR_YOURS, ATTR_CREATE_FAILED
         from h5stream.checksums._digests import _h5attrs  # configured there with the digests' cache
 
-        def address(function) -> int:
-            return ctypes.cast(function, ctypes.c_void_p).value
-
         for scalar in _SCALAR_TYPES:
             _scalar_type_ids[scalar] = file_type(np.dtype(scalar)).id
-        _h5attrs.configure(address(self.H5Acreate2), address(self.H5Awrite), address(self.H5Aclose),
+        _h5attrs.configure(libhdf5.address_of(self.H5Acreate2), libhdf5.address_of(self.H5Awrite),
+                           libhdf5.address_of(self.H5Aclose),
                            TEXT_TYPE.id, SCALAR_SPACE.id, _scalar_type_ids)
         self.write_attrs = _h5attrs.write_attrs
 
