@@ -139,6 +139,26 @@ def test_a_transposed_file_is_caught_by_the_self_check_and_read_with_the_overrid
         np.testing.assert_allclose(image, ref, rtol=1e-4, atol=2e-3 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_whole_chip_with_per_sensor_gains_equals_a_scipy_reference(tmp_path, transposed):
+    # one region covering the chip: the kernel's own sums are turned into the images in place
+    spikes = _spikes(3)
+    counts = _chip_counts(spikes)
+    region = Region(1, 1, 65, 65)
+    region.factors = np.random.default_rng(4).integers(600, 1400, size=(65, 65))
+    gains = region.factors * 1e-3
+    _cmcr, h5 = _files(tmp_path, [region], counts, spikes, transposed=transposed)
+    order = "row_col" if transposed else "col_row"
+    result = compute_eimage_sta(h5, window=WINDOW, sensor_axis_order=order)
+    assert result.orientation_fraction_own == 1.0 and result.units_not_recorded == []
+    for (u, (image, attrs)), (row, col), ref in zip(_images(h5).items(), UNITS, _reference(counts, gains, spikes)):
+        assert image.shape == (50, 65, 65) and image.dtype == np.float32
+        assert str(attrs["scaling"]) == "per_sensor" and str(attrs["sensor_axis_order"]) == order
+        np.testing.assert_allclose(image, ref, rtol=1e-4, atol=2e-3 * np.abs(ref).max())
+        t, r, c = np.unravel_index(np.argmax(np.abs(image)), image.shape)
+        assert (r, c) == (row - 1, col - 1)
+
+
 def test_bad_axis_order_is_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError) as err:
         compute_eimage_sta(tmp_path / "absent.h5", sensor_axis_order="yx")

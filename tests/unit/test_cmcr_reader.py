@@ -141,3 +141,42 @@ def test_oversized_analog_read_is_refused(tiny_recording, monkeypatch):
             f.light_reference()
         part = f.analog_row(1, 0, 100)
     assert part.shape == (100,)
+
+
+def _region(**kw):
+    from hdmea.io.cmcr import SensorDataInfo
+
+    base = dict(name="/Acquisition/Sensor Data/SensorData 1 1", roi=1, chunk=0, shape=(10, 65, 65),
+                dtype=np.dtype("uint16"), ad_zero=32768.0, conversion_factor=1.0, exponent=-9, unit="V")
+    return SensorDataInfo(**{**base, **kw})
+
+
+@pytest.mark.parametrize("order", ["col_row", "row_col"])
+@pytest.mark.parametrize("gains", ["none", "uniform", "per_sensor"])
+def test_a_whole_chip_turned_in_place_equals_the_copy_onto_the_chip(order, gains):
+    rng = np.random.default_rng(3)
+    g = {"none": None, "uniform": np.full((65, 65), 0.5), "per_sensor": rng.uniform(0.5, 1.5, (65, 65))}[gains]
+    info = _region(axis_order=order, gains=g)
+    # the kernel's images: a view whose units lie further apart than their frames (padded rows)
+    backing = rng.standard_normal((3, 7 * 65 * 65 + 31)).astype(np.float32)
+    stored = backing[:, : 7 * 65 * 65].reshape(3, 7, 65, 65)
+    padding = backing[:, 7 * 65 * 65:].copy()
+    expected = np.full((3, 7, 65, 65), np.nan, dtype=np.float32)
+    for u in range(3):
+        info.place_on_chip(stored[u], expected[u], scale=True)
+    # the reference by hand: numpy's swap of the stored axes and the gains
+    by_hand = np.swapaxes(stored, -1, -2) if order == "col_row" else stored.copy()
+    if g is not None:  # scale=True multiplies by any gain but 1
+        by_hand = by_hand * g.astype(np.float32)
+    np.testing.assert_array_equal(expected, by_hand)
+    turned = info.to_chip_in_place(stored, scale=True)
+    assert np.shares_memory(turned, backing)
+    np.testing.assert_array_equal(turned, expected)
+    np.testing.assert_array_equal(backing[:, 7 * 65 * 65:], padding)
+
+
+def test_only_a_whole_chip_region_is_turned_in_place():
+    info = _region(row_offset=2, n_rows=60, shape=(10, 65, 60))
+    assert not info.covers_chip and _region().covers_chip
+    with pytest.raises(ValueError, match="whole-chip region"):
+        info.to_chip_in_place(np.zeros((2, 60, 65), dtype=np.float32))

@@ -189,6 +189,32 @@ class SensorDataInfo:
         first = float(g.flat[0])
         return first if np.all(g == first) else None
 
+    @property
+    def covers_chip(self) -> bool:
+        """True when this region is the whole 65 x 65 chip (its stored frames are chip-sized)."""
+        return (self.row_offset, self.col_offset, self.n_rows, self.n_cols) == (0, 0, GRID_SIZE, GRID_SIZE)
+
+    def to_chip_in_place(self, stored: np.ndarray, *, scale: bool = False) -> np.ndarray:
+        """A whole-chip region's stored-layout ``(..., axis 1, axis 2)`` float array turned into chip
+        orientation ``(..., rows, cols)`` in its own memory (no second array of its size); returns it.
+
+        ``scale=True`` multiplies each sensor by its gain, as :meth:`place_on_chip` does.
+        """
+        if not self.covers_chip or stored.shape[-2:] != (GRID_SIZE, GRID_SIZE):
+            raise ValueError(f"{self.name}: turning in place needs a whole-chip region of {GRID_SIZE} x {GRID_SIZE} "
+                             f"frames (found rows {self.row_offset}+{self.n_rows}, cols {self.col_offset}+"
+                             f"{self.n_cols}, frames {stored.shape[-2:]})")
+        if self.axis_order == "col_row":
+            step = max(1, 2**20 // (GRID_SIZE * GRID_SIZE))  # a few frames at a time: a small reused copy
+            for lead in np.ndindex(stored.shape[:-3]):
+                frames = stored[lead] if stored.ndim >= 3 else stored[None]  # a view, whatever the strides
+                for a in range(0, frames.shape[0], step):
+                    part = frames[a:a + step]
+                    part[...] = part.transpose(0, 2, 1).copy()
+        if scale and self.gains is not None and self.uniform_gain != 1.0:
+            stored *= self.gains.astype(stored.dtype)
+        return stored
+
     def place_on_chip(self, stored: np.ndarray, chip: np.ndarray, *, scale: bool = False) -> None:
         """Write a stored-layout ``(..., axis 1, axis 2)`` array into ``chip[..., rows, cols]``.
 

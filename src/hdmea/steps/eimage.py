@@ -284,16 +284,19 @@ def compute_eimage_sta(
                 stamp = _now()
                 for b0 in range(0, len(unit_ids), per_batch):
                     members = list(range(b0, min(len(unit_ids), b0 + per_batch)))
-                    images = np.full((len(members), window_len, GRID_SIZE, GRID_SIZE), np.nan, dtype=np.float32)
+                    # one whole-chip region: the kernel's sums become the images (no second chip-sized array)
+                    images = None if len(regions) == 1 and regions[0].covers_chip else _no_images(
+                        len(members), (w0, w1))
                     counts = None
                     kernel_args = dict(sos=sos, window=(w0, w1), start=start, stop=stop,
                                        max_spikes_per_unit=max_spikes_per_unit, memory_budget_bytes=budget,
                                        chunk_samples=int(chunk_samples), n_threads=n_threads)
                     for info in regions:
                         # Every region shares the time axis: the spike counts of the first stand for all.
-                        got = _region_images(iter_electrical_images, cmcr, cmcr_path, info,
-                                             [spikes[i] for i in members],
-                                             [coverage[i] == "recorded" for i in members], images, kernel_args)
+                        got, images = _region_images(iter_electrical_images, cmcr, cmcr_path, info,
+                                                     [spikes[i] for i in members],
+                                                     [coverage[i] == "recorded" for i in members], images,
+                                                     kernel_args)
                         counts = got if counts is None else counts
                     n_batches += 1
                     for j, i in enumerate(members):
@@ -387,22 +390,40 @@ class _OrientationTally:
 
 
 def _region_images(iter_electrical_images, cmcr, cmcr_path, info, spikes, recorded, images, kwargs):
-    """Add one region's images of a batch of units into the chip-sized ``images``; returns spike counts."""
+    """Add one region's images of a batch of units into the chip-sized ``images``; returns the spike counts
+    and the images.
+
+    ``images`` None (a region covering the whole chip): when the kernel yields the batch's units in one
+    array, that array is turned to chip orientation in place and becomes the images (units not recorded
+    NaN); otherwise a NaN-filled array is made and filled as for any region.
+    """
     raw = _GuardedSensorData(cmcr.h5[info.name], cmcr_path)
     uniform = info.uniform_gain
-    used = np.zeros(len(spikes), dtype=np.int64)
-    excluded = np.zeros(len(spikes), dtype=np.int64)
-    over_cap = np.zeros(len(spikes), dtype=np.int64)
+    n = len(spikes)
+    used = np.zeros(n, dtype=np.int64)
+    excluded = np.zeros(n, dtype=np.int64)
+    over_cap = np.zeros(n, dtype=np.int64)
     for batch in iter_electrical_images(raw, spikes, adc_offset=info.ad_zero,
                                         adc_scale=1.0 if uniform is None else uniform, **kwargs):
+        used[batch.units], excluded[batch.units], over_cap[batch.units] = (
+            batch.n_spikes_used, batch.n_spikes_excluded, batch.n_spikes_over_cap)
+        # Per-sensor gains: the filter and the mean are linear per channel, so the mean
+        # of (raw - ADZero) times each channel's gain equals the mean of the scaled data.
+        if images is None and batch.units.size == n and np.array_equal(batch.units, np.arange(n)):
+            images = info.to_chip_in_place(batch.images, scale=uniform is None)
+            images[~np.asarray(recorded, dtype=bool)] = np.nan
+            continue
+        if images is None:
+            images = _no_images(n, kwargs["window"])
         for j, k in enumerate(batch.units):
-            used[k], excluded[k], over_cap[k] = (batch.n_spikes_used[j], batch.n_spikes_excluded[j],
-                                                 batch.n_spikes_over_cap[j])
             if recorded[k]:
-                # Per-sensor gains: the filter and the mean are linear per channel, so the mean
-                # of (raw - ADZero) times each channel's gain equals the mean of the scaled data.
                 info.place_on_chip(batch.images[j], images[k], scale=uniform is None)
-    return used, excluded, over_cap
+    return (used, excluded, over_cap), _no_images(n, kwargs["window"]) if images is None else images
+
+
+def _no_images(n_units: int, window) -> np.ndarray:
+    """Chip-sized images of ``n_units`` units, all NaN (filled region by region)."""
+    return np.full((n_units, window[1] - window[0], GRID_SIZE, GRID_SIZE), np.nan, dtype=np.float32)
 
 
 def _unit_position(target, unit_id: str) -> tuple[int, int]:
