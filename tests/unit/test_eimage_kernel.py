@@ -37,6 +37,18 @@ def test_equals_reference_on_seeded_data():
     assert got.images.shape == (6, 50, 6, 7) and got.images.dtype == np.float32
 
 
+def test_every_count_of_windows_in_one_visit_of_a_unit_s_sums():
+    # the kernel adds a unit's windows of one sub-block four at a time, then the 1-3 left together:
+    # units with 1..13 windows, all in the first sub-block, and a unit with one window in each of many
+    rng = np.random.default_rng(11)
+    raw = _raw(rng, n=6000)
+    units = [np.sort(rng.choice(np.arange(60, 4000), size=k, replace=False)) for k in range(1, 14)]
+    units.append(np.arange(100, 5900, 400))
+    got = electrical_images(raw, units, sos=SOS, adc_offset=2048.0)
+    _check(got, eimage_reference(raw, units, SOS, adc_offset=2048.0))
+    np.testing.assert_array_equal(got.n_spikes_used, [u.size for u in units])
+
+
 def test_spikes_at_chunk_edges_first_and_last_samples_and_empty_units():
     rng = np.random.default_rng(4)
     raw = _raw(rng, n=5000)
