@@ -58,8 +58,8 @@ typedef float eim_v8 __attribute__((vector_size(32)));
 /* dst[0:block] += the sum of the n blocks buf[(rows[i] + shift) * EIM_LANES : ... + block]
  * (block: a whole number of EIM_LANES rows).  Four windows per sweep over dst, each window read
  * front to back, and the 1-3 left over in one more sweep (a unit has about 9 windows in a sub-block
- * at lab rates; one sweep per leftover window cost 8.2-8.4 us a window against 7.5-7.6 in memory,
- * 310 units of a full chip, one thread); the first sweep also requests next[0:block] (the sums of
+ * at lab rates; in memory, 310 units of a full chip, one thread, interleaved runs: 7.59-7.77 us a
+ * window against 7.83-7.94 with one sweep per leftover window); the first sweep also requests next[0:block] (the sums of
  * the next unit with windows, or NULL) a cache line at a time, so they arrive while this unit's
  * windows are added. */
 EIM_CLONES static void eim_add_windows(float *EIM_RESTRICT dst, const float *EIM_RESTRICT buf,

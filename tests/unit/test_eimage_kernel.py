@@ -242,3 +242,26 @@ def test_the_kernel_s_arrays_start_on_cache_lines(zeros):
         assert arr.ctypes.data % 64 == 0
         if zeros:
             assert not arr.any()
+
+
+def test_windows_of_a_chunk_are_grouped_by_sub_block_then_unit_in_time_order():
+    from h5stream.kernels.eimage import _WindowsByEnd
+
+    rng = np.random.default_rng(8)
+    ends = [np.sort(rng.integers(50, 20_000, rng.integers(0, 300))) for _ in range(9)]
+    ends[2] = np.array([], dtype=np.int64)
+    ends[3] = np.array([700, 700, 700, 1500])  # repeated times count each time
+    index = _WindowsByEnd(ends)
+    window, sub = 50, 512
+    for pos, n in [(0, 4096), (4096, 4096), (699, 1), (700, 3000), (19_000, 1000), (0, 20_000)]:
+        rows, offsets = index.chunk(pos, n, window, sub)
+        # by hand: sub-block by sub-block, unit by unit, each unit's windows in time order
+        want_rows, want_counts = [], []
+        for sb in range(-(-n // sub)):
+            lo, hi = pos + sb * sub, pos + min((sb + 1) * sub, n)
+            for e in ends:
+                mine = [int(t) - pos - window for t in e if lo < t <= hi]
+                want_rows += mine
+                want_counts.append(len(mine))
+        assert rows.tolist() == want_rows
+        assert np.diff(offsets).tolist() == want_counts and offsets[0] == 0

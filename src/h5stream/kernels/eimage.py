@@ -424,6 +424,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     if not used.any():
         return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
+    windows = _WindowsByEnd(ends)
     # b0 b1 b2 a1 a2 of each (normalised) section, float32 as the kernel computes
     coef = np.ascontiguousarray(plan.sos[:, [0, 1, 2, 4, 5]], dtype=np.float32)
     state = np.zeros((plan.sos.shape[0], 2, padded), dtype=np.float32)
@@ -437,7 +438,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             if baseline is None:
                 baseline, level = _initial_levels(plan.sos, block[0], padded, adc_offset, adc_scale)
             n = block.shape[0]
-            rows, offsets = _windows_by_sub_block(ends, pos, n, window_len, SUB_ROWS)
+            rows, offsets = windows.chunk(pos, n, window_len, SUB_ROWS)
             t0 = time.perf_counter()
             filtering, accumulating = _eimage.filter_accumulate(
                 _kernel_rows(block), baseline, level, float(adc_scale), coef, state, tail, n_tail, rows, offsets,
@@ -525,31 +526,33 @@ def _raw_chunks(raw, direct, n_channels, first, stop, chunk, reader):
         pos = nxt
 
 
-def _windows_by_sub_block(ends, pos, n, window_len, sub_rows):
-    """The windows ending in ``(pos, pos + n]``, grouped by (sub-block, unit) as the kernel takes them.
+class _WindowsByEnd:
+    """Every window of a batch, by the sample its window ends at (one sort per pass; each chunk then
+    takes its windows with two binary searches, not two per unit)."""
 
-    Returns ``(rows, offsets)``: ``rows`` the windows' first samples relative to ``pos``,
-    ``offsets`` (sub-blocks x units + 1) opening each group; within a unit, time order.
-    """
-    n_units = len(ends)
-    n_sub = -(-n // sub_rows)
-    parts, keys = [], []
-    for u, e in enumerate(ends):
-        a = np.searchsorted(e, pos, side="right")
-        b = np.searchsorted(e, pos + n, side="right")
-        if b > a:
-            rel = e[a:b] - pos
-            parts.append(rel - window_len)
-            keys.append((rel - 1) // sub_rows * n_units + u)
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(n_sub * n_units + 1, dtype=np.int64)
-    rows = np.concatenate(parts)
-    key = np.concatenate(keys)
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(key, minlength=n_sub * n_units)
-    offsets = np.zeros(n_sub * n_units + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return np.ascontiguousarray(rows[order], dtype=np.int64), offsets
+    def __init__(self, ends: list[np.ndarray]) -> None:
+        self.n_units = len(ends)
+        flat = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
+        unit = np.repeat(np.arange(self.n_units, dtype=np.int64), [e.size for e in ends])
+        order = np.argsort(flat, kind="stable")  # within a unit: time order
+        self.ends = np.ascontiguousarray(flat[order], dtype=np.int64)
+        self.unit = unit[order]
+
+    def chunk(self, pos: int, n: int, window_len: int, sub_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The windows ending in ``(pos, pos + n]``, grouped by (sub-block, unit) as the kernel takes them.
+
+        Returns ``(rows, offsets)``: ``rows`` the windows' first samples relative to ``pos``,
+        ``offsets`` (sub-blocks x units + 1) opening each group; within a unit, time order.
+        """
+        n_units = self.n_units
+        n_sub = -(-n // sub_rows)
+        a, b = np.searchsorted(self.ends, [pos, pos + n], side="right")
+        rel = self.ends[a:b] - pos
+        key = (rel - 1) // sub_rows * n_units + self.unit[a:b]
+        order = np.argsort(key, kind="stable")
+        offsets = np.zeros(n_sub * n_units + 1, dtype=np.int64)
+        np.cumsum(np.bincount(key, minlength=n_sub * n_units), out=offsets[1:])
+        return np.ascontiguousarray((rel - window_len)[order], dtype=np.int64), offsets
 
 
 def _open_direct(raw):
