@@ -167,7 +167,8 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
 def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const float[::1] level, float gain,
                       const float[:, ::1] coef, float[:, :, ::1] state, float[:, ::1] tail, Py_ssize_t n_tail,
                       const int64_t[::1] rows, const int64_t[::1] offsets, Py_ssize_t n_units,
-                      Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc, int n_threads):
+                      Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc, int n_threads,
+                      scratch=None):
     """Filter the chunk ``raw`` (rows, channels) and add its spikes' windows into ``acc``.
 
     ``baseline``, ``level`` (float32, channels padded to whole tiles): subtracted from
@@ -180,7 +181,9 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     ``sb * n_units + u`` of ``offsets`` opening the windows of unit ``u`` that end in
     sub-block ``sb`` (rows ``(sb * sub_rows, (sb + 1) * sub_rows]``), ``rows`` their first
     samples relative to the chunk's first row (>= -n_tail).  ``acc`` (padded channels //
-    EIM_LANES, units, window, EIM_LANES) float32 receives the sums.  Never validates.
+    EIM_LANES, units, window, EIM_LANES) float32 receives the sums.  ``scratch``: the threads'
+    working memory from :func:`thread_scratch` (made here when None; a pass that calls this chunk
+    after chunk passes one, so its pages are touched once).  Never validates the data.
     """
     cdef Py_ssize_t n_tiles = tail.shape[0]
     cdef Py_ssize_t carry = window - 1
@@ -195,9 +198,13 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     n_threads = max(1, min(n_threads, n_tiles))
     zeros = np.zeros(EIM_TILE, dtype=np.float32)
     zeros_view = zeros
-    # one scratch per thread: the carried rows, then a sub-block (L2-sized)
-    per_thread = -(-(carry + sub_rows) * EIM_TILE // 16) * 16  # whole cache lines: each thread's starts on one
-    scratch = on_cache_lines((n_threads, per_thread), zeros=False)  # EIM_GROUPS groups
+    if scratch is None:
+        scratch = thread_scratch(n_threads, sub_rows, window)
+    wanted = thread_scratch_shape(n_threads, sub_rows, window)
+    if (scratch.dtype != np.float32 or scratch.shape[0] < wanted[0] or scratch.shape[1] != wanted[1]
+            or scratch.ctypes.data % 64 or not scratch.flags.c_contiguous):
+        raise ValueError(f"scratch: expected float32 {wanted} on a cache line (thread_scratch), found "
+                         f"{scratch.dtype} {scratch.shape}")
     scratch_view = scratch
     spent = np.zeros((n_threads, 8), dtype=np.float64)  # a cache line per thread
     spent_view = spent
@@ -206,6 +213,18 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
             _tile(raw, k, baseline, level, zeros_view, gain, coef, state, tail, n_tail, rows, offsets,
                   n_units, sub_rows, window, acc, &scratch_view[threadid(), 0], &spent_view[threadid(), 0])
     return float(spent[:, 0].sum()), float(spent[:, 1].sum())
+
+
+def thread_scratch_shape(int n_threads, Py_ssize_t sub_rows, Py_ssize_t window):
+    """The shape of the threads' scratch: per thread the carried window - 1 rows and a sub-block of
+    ``sub_rows`` rows of one tile, in whole cache lines (so each thread's starts on one)."""
+    return (max(1, n_threads), -(-(window - 1 + sub_rows) * EIM_TILE // 16) * 16)
+
+
+def thread_scratch(int n_threads, Py_ssize_t sub_rows, Py_ssize_t window):
+    """The threads' scratch for :func:`filter_accumulate` (uninitialised, on cache lines; one L2-sized
+    sub-block of a tile per thread)."""
+    return on_cache_lines(thread_scratch_shape(n_threads, sub_rows, window), zeros=False)
 
 
 def on_cache_lines(shape, bint zeros=True):

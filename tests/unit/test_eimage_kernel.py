@@ -265,3 +265,28 @@ def test_windows_of_a_chunk_are_grouped_by_sub_block_then_unit_in_time_order():
                 want_counts.append(len(mine))
         assert rows.tolist() == want_rows
         assert np.diff(offsets).tolist() == want_counts and offsets[0] == 0
+
+
+def test_the_kernel_refuses_a_scratch_not_made_for_it():
+    from h5stream.native import compiled
+
+    k = compiled("_eimage")
+    raw = np.full((100, TILE), 2048, dtype=np.uint16)
+    coef = np.ascontiguousarray(SOS[:, [0, 1, 2, 4, 5]], dtype=np.float32)
+
+    def run(scratch):
+        acc = k.on_cache_lines((TILE // k.lane_width(), 1, 50, k.lane_width()))
+        return k.filter_accumulate(raw, np.zeros(TILE, np.float32), np.zeros(TILE, np.float32), 1.0, coef,
+                                   np.zeros((coef.shape[0], 2, TILE), np.float32),
+                                   np.zeros((1, 49 * TILE), np.float32), 0, np.zeros(0, np.int64),
+                                   np.zeros(2 + 1, np.int64), 1, 64, 50, acc, 1, scratch)
+
+    good = k.thread_scratch(1, 64, 50)
+    assert good.shape == k.thread_scratch_shape(1, 64, 50) and good.ctypes.data % 64 == 0
+    assert len(run(good)) == 2 and len(run(None)) == 2
+    for bad in (k.thread_scratch(1, 32, 50),  # made for smaller sub-blocks
+                k.on_cache_lines((1, good.shape[1] + 4))[:, 4:],  # 16 bytes into a cache line
+                k.on_cache_lines((1, 2 * good.shape[1]))[:, ::2],  # not contiguous
+                np.zeros(good.shape, np.float64)):
+        with pytest.raises(ValueError, match="scratch"):
+            run(bad)

@@ -409,6 +409,9 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     if layout != SUMS_LAYOUT:  # a stale build would add into the wrong places
         raise RuntimeError(f"h5stream._ext._eimage lays its sums out as ({layout}), the wrapper as "
                            f"({SUMS_LAYOUT}): rebuild the package (pip install . or setup.py build_ext)")
+    if not hasattr(_eimage, "thread_scratch"):  # a build older than the wrapper
+        raise RuntimeError("h5stream._ext._eimage takes no scratch from its caller: rebuild the package "
+                           "(pip install . or setup.py build_ext)")
     threads = _kernel_threads(n_threads)
     w0, w1 = plan.window
     window_len = w1 - w0
@@ -425,6 +428,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
         return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
     windows = _WindowsByEnd(ends)
+    scratch = _eimage.thread_scratch(threads, SUB_ROWS, window_len)  # once per pass: its pages touched once
     # b0 b1 b2 a1 a2 of each (normalised) section, float32 as the kernel computes
     coef = np.ascontiguousarray(plan.sos[:, [0, 1, 2, 4, 5]], dtype=np.float32)
     state = np.zeros((plan.sos.shape[0], 2, padded), dtype=np.float32)
@@ -442,7 +446,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             t0 = time.perf_counter()
             filtering, accumulating = _eimage.filter_accumulate(
                 _kernel_rows(block), baseline, level, float(adc_scale), coef, state, tail, n_tail, rows, offsets,
-                len(batch), SUB_ROWS, window_len, sums, threads)
+                len(batch), SUB_ROWS, window_len, sums, threads, scratch)
             PROFILE.add(kernel_s=time.perf_counter() - t0, filter_cpu_s=filtering, accumulate_cpu_s=accumulating,
                         rows=n, windows=rows.size)
             n_tail = min(carry, n_tail + n)
