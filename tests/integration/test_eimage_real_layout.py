@@ -199,3 +199,44 @@ def test_planted_footprints_with_gains_and_regions(tmp_path, layout):
             checked += 1
     assert checked >= 3
     assert result.orientation_fraction_own == 1.0 and result.orientation_units_checked == checked
+
+
+@pytest.mark.parametrize("budget_units", [1, 2, 5])
+def test_whole_chip_images_are_the_same_taken_in_place_or_copied_kernel_batch_by_batch(tmp_path, budget_units):
+    # the step takes the kernel's own array when one kernel batch holds every unit, and copies batch by
+    # batch into a NaN-filled array otherwise: both give the images the copying path gives
+    import types
+
+    from h5stream.kernels.eimage import accumulator_bytes, iter_electrical_images
+    from hdmea.io.cmcr import SensorDataInfo
+    from hdmea.steps.eimage import _no_images, _region_images
+
+    rng = np.random.default_rng(6)
+    raw = (rng.normal(0, 30, (3000, 65, 65)) + 2048).astype(np.uint16)
+    gains = rng.uniform(0.5, 1.5, (65, 65))
+    info = SensorDataInfo(name="/raw", roi=1, chunk=0, shape=raw.shape, dtype=raw.dtype, ad_zero=2048.0,
+                          conversion_factor=1.0, exponent=-9, unit="V", gains=gains, scaling="per_sensor")
+    with h5py.File(tmp_path / "raw.h5", "w") as f:
+        f["raw"] = raw
+    cmcr = types.SimpleNamespace(h5=h5py.File(tmp_path / "raw.h5", "r"))
+    spikes = [np.sort(rng.choice(np.arange(50, 2900), 30, replace=False)) for _ in range(5)]
+    recorded = [True, True, False, True, True]
+    batches = []
+
+    def counting(*args, **kwargs):
+        for batch in iter_electrical_images(*args, **kwargs):
+            batches.append(batch.units.tolist())
+            yield batch
+
+    kwargs = dict(window=WINDOW, memory_budget_bytes=budget_units * accumulator_bytes(50, 65 * 65) + 1,
+                  chunk_samples=1000)
+    counts, taken = _region_images(counting, cmcr, "raw.cmcr", info, spikes, recorded, None, kwargs)
+    n_batches = len(batches)
+    _, copied = _region_images(iter_electrical_images, cmcr, "raw.cmcr", info, spikes, recorded,
+                               _no_images(5, WINDOW), kwargs)
+    assert (n_batches == 1) == (budget_units >= 5)
+    assert taken.shape == (5, 50, 65, 65) and taken.dtype == np.float32
+    np.testing.assert_array_equal(taken, copied)
+    assert np.isnan(taken[2]).all() and not np.isnan(taken[[0, 1, 3, 4]]).any()
+    np.testing.assert_array_equal(counts[0], [30] * 5)
+    cmcr.h5.close()
