@@ -15,6 +15,8 @@ capability             used for (where it exists)                  portable path
 ``fcntl_locks``        probe of HDF5's ``flock`` on a target       the claim file alone guards the target
 ``direct_io``          ``O_DIRECT`` reads of raw recordings        reads through the page cache (h5py)
 ``fadvise``            ``posix_fadvise(WILLNEED)`` read-ahead      no read-ahead hint
+``small_pages``        ``madvise(MADV_NOHUGEPAGE)`` for large      numpy's arrays (huge pages where the
+                       arrays written once (:mod:`h5stream.memory`) system gives them)
 ``fork_server``        worker processes forked from a server       worker processes spawned
                        that imported their modules once
 ``rename_exchange``    ``renameat2(RENAME_EXCHANGE)``: a folder     the old folder renamed aside, the new one
@@ -38,7 +40,7 @@ import importlib.util
 import os
 
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
-           "fork_server", "rename_exchange", "pid_signals", "posix_signals", "describe"]
+           "small_pages", "fork_server", "rename_exchange", "pid_signals", "posix_signals", "describe"]
 
 #: environment switch forcing every portable path
 ENV_VAR = "H5STREAM_PORTABLE"
@@ -68,6 +70,13 @@ def direct_io() -> bool:
 
 def fadvise() -> bool:
     return not portable() and hasattr(os, "posix_fadvise")
+
+
+def small_pages() -> bool:
+    """Anonymous mappings can decline transparent huge pages (``mmap.MADV_NOHUGEPAGE``, Linux)."""
+    import mmap
+
+    return not portable() and hasattr(mmap, "MADV_NOHUGEPAGE") and hasattr(mmap.mmap, "madvise")
 
 
 def fork_server() -> bool:
@@ -108,5 +117,6 @@ def posix_signals() -> bool:
 def describe() -> dict[str, bool]:
     """Every capability and whether this process uses it."""
     return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
-                                                  "fadvise", "fork_server", "rename_exchange", "pid_signals",
+                                                  "fadvise", "small_pages", "fork_server", "rename_exchange",
+                                                  "pid_signals",
                                                   "posix_signals")}

@@ -56,6 +56,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from h5stream.memory import small_page_array
 from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.io.cmcr_meta import (  # noqa: F401  (KNOWN_UNITS re-exported)
     DURATION_TOLERANCE,
@@ -509,7 +510,7 @@ class CmcrFile:
                 expected=f"at most {MAX_READ_BYTES // 4} samples", found=f"{n} samples",
                 hint="read it in parts with analog_row(row, start, stop), or raise hdmea.io.cmcr.MAX_READ_BYTES",
             )
-        out = [np.empty(n, dtype=np.float32) for _ in rows]
+        out = [small_page_array(n, np.float32) for _ in rows]  # written once, front to back
         if not rows or not n:
             return out
         first, last = min(rows), max(rows)

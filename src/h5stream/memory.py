@@ -1,0 +1,51 @@
+"""Large one-shot arrays on small pages.
+
+numpy asks Linux for transparent huge pages (2 MiB) for every array of 4 MiB or
+more.  Where the memory a process touches for the first time must first be backed
+by a virtual machine's host (a guest that returns its free pages to the host,
+as balloon and free-page-reporting guests do), faulting those pages in costs
+far more with huge pages.  Measured on this project's 2-core benchmark machine
+(Firecracker guest), a fresh process touching memory 20 s after the last one
+freed its own:
+
+* the light reference of the lab-shaped recording (two float32 channels of
+  36 M samples, 275 MB, written once as they are read): 0.61-1.03 s of system
+  time with huge pages, 0.12-0.13 s with small pages;
+* read buffers of 554 MB filled by ``O_DIRECT`` reads: 0.97-1.43 s against
+  0.43-0.47 s.
+
+Touched again, or on a machine whose memory is backed up front, both page sizes
+cost about the same for memory written once front to back; huge pages only pay
+where later reads jump about (fewer TLB misses), as the electrical-image kernel's
+row-strided reads of its raw buffers do, which therefore keep numpy's default.
+
+:func:`small_page_array` gives an array on an anonymous mapping with huge pages
+declined (``MADV_NOHUGEPAGE``); where the system has no such advice (not Linux,
+or ``H5STREAM_PORTABLE=1``: :func:`h5stream.capabilities.small_pages`) it is a
+plain numpy array.  The mapping starts zero-filled and is unmapped when the
+array (and every view of it) is gone.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+
+import numpy as np
+
+from h5stream import capabilities
+
+__all__ = ["small_page_array"]
+
+
+def small_page_array(shape, dtype, *, zeros: bool = False) -> np.ndarray:
+    """A C-ordered array of ``shape`` and ``dtype`` on small pages, page-aligned (zero-filled where the
+    mapping is used; uninitialised, as ``np.empty``, otherwise unless ``zeros``)."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(n) for n in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes == 0 or not capabilities.small_pages():
+        return (np.zeros if zeros else np.empty)(shape, dtype=dtype)
+    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    pages.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(pages, dtype=dtype, count=math.prod(shape)).reshape(shape)
