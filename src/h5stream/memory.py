@@ -5,19 +5,19 @@ more.  Where the memory a process touches for the first time must first be backe
 by a virtual machine's host (a guest that returns its free pages to the host,
 as balloon and free-page-reporting guests do), faulting those pages in costs
 far more with huge pages.  Measured on this project's 2-core benchmark machine
-(Firecracker guest), a fresh process touching memory 20 s after the last one
-freed its own:
+(a Firecracker guest), in a fresh process started 20 s after the last one ended:
 
 * the light reference of the lab-shaped recording (two float32 channels of
   36 M samples, 275 MB, written once as they are read): 0.61-1.03 s of system
-  time with huge pages, 0.12-0.13 s with small pages;
-* read buffers of 554 MB filled by ``O_DIRECT`` reads: 0.97-1.43 s against
-  0.43-0.47 s.
+  time with huge pages, 0.12-0.17 s with small pages;
+* the electrical-image sums of 310 units (264 MB, zeroed, each tile's share
+  walked in order): the pass's system time 2.13-2.14 s against 1.58-1.62 s.
 
-Touched again, or on a machine whose memory is backed up front, both page sizes
-cost about the same for memory written once front to back; huge pages only pay
-where later reads jump about (fewer TLB misses), as the electrical-image kernel's
-row-strided reads of its raw buffers do, which therefore keep numpy's default.
+On a machine whose memory is backed up front both page sizes cost about the same
+for such arrays.  Huge pages do pay where later reads jump about: the
+electrical-image kernel's raw buffers, read a row's share of a tile at a time
+(8450 bytes apart), took the kernel 8.80-9.33 CPU s on small pages against
+8.38-8.62 s on huge ones, with no system time saved; they keep numpy's default.
 
 :func:`small_page_array` gives an array on an anonymous mapping with huge pages
 declined (``MADV_NOHUGEPAGE``); where the system has no such advice (not Linux,

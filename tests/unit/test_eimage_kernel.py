@@ -290,3 +290,20 @@ def test_the_kernel_refuses_a_scratch_not_made_for_it():
                 np.zeros(good.shape, np.float64)):
         with pytest.raises(ValueError, match="scratch"):
             run(bad)
+
+
+@pytest.mark.parametrize("portable", ["0", "1"])
+def test_the_sums_start_zeroed_on_cache_lines_on_either_page_size(monkeypatch, portable):
+    from h5stream import capabilities
+    from h5stream.kernels.eimage import _sums_array
+    from h5stream.native import compiled
+
+    monkeypatch.setenv(capabilities.ENV_VAR, portable)
+    sums = _sums_array(compiled("_eimage"), (4, 3, 50, 16))
+    assert sums.shape == (4, 3, 50, 16) and sums.dtype == np.float32 and sums.flags.c_contiguous
+    assert sums.ctypes.data % 64 == 0 and not sums.any()
+    rng = np.random.default_rng(5)
+    raw = _raw(rng)
+    units = [np.sort(rng.integers(0, raw.shape[0], 40)) for _ in range(3)]
+    _check(electrical_images(raw, units, sos=SOS, adc_offset=2048.0), eimage_reference(raw, units, SOS,
+                                                                                         adc_offset=2048.0))
