@@ -55,100 +55,78 @@ typedef float eim_v8 __attribute__((vector_size(32)));
 #define EIM_LOAD8(v, p) __builtin_memcpy(&(v), (p), sizeof(eim_v8))
 #define EIM_STORE8(p, v) __builtin_memcpy((p), &(v), sizeof(eim_v8))
 
+/* One sweep over dst[0:block]: adds the k (1-4, a constant where it is inlined) windows p[0..k-1],
+ * summed as (p0 + p1) + (p2 + p3), each read front to back, a cache line at a time; next (or NULL)
+ * is requested a line at a time on the way, for write. */
+static inline __attribute__((always_inline)) void eim_sweep(float *EIM_RESTRICT dst, const float *const *p,
+                                                            int k, int64_t block, const float *next)
+{
+    eim_v8 s0, s1, a0, a1, b0, b1, c0, c1;
+    for (int64_t j = 0; j < block; j += 16) {
+        if (next != NULL)
+            __builtin_prefetch(next + j, 1);
+        EIM_LOAD8(a0, p[0] + j); EIM_LOAD8(a1, p[0] + j + 8);
+        if (k > 1) {
+            EIM_LOAD8(b0, p[1] + j); EIM_LOAD8(b1, p[1] + j + 8);
+            a0 += b0; a1 += b1;
+        }
+        if (k > 2) {
+            EIM_LOAD8(b0, p[2] + j); EIM_LOAD8(b1, p[2] + j + 8);
+            if (k > 3) {
+                EIM_LOAD8(c0, p[3] + j); EIM_LOAD8(c1, p[3] + j + 8);
+                b0 += c0; b1 += c1;
+            }
+            a0 += b0; a1 += b1;
+        }
+        EIM_LOAD8(s0, dst + j); EIM_LOAD8(s1, dst + j + 8);
+        s0 += a0; s1 += a1;
+        EIM_STORE8(dst + j, s0); EIM_STORE8(dst + j + 8, s1);
+    }
+}
+#else
+/* the same sweep in plain C (other compilers), in the same order */
+static void eim_sweep(float *EIM_RESTRICT dst, const float *const *p, int k, int64_t block, const float *next)
+{
+    (void)next;
+    for (int64_t j = 0; j < block; j++) {
+        float a = p[0][j];
+        if (k > 1)
+            a += p[1][j];
+        if (k > 2) {
+            float b = p[2][j];
+            if (k > 3)
+                b += p[3][j];
+            a += b;
+        }
+        dst[j] += a;
+    }
+}
+#endif
+
 /* dst[0:block] += the sum of the n blocks buf[(rows[i] + shift) * EIM_LANES : ... + block]
- * (block: a whole number of EIM_LANES rows).  Four windows per sweep over dst, each window read
- * front to back, and the 1-3 left over in one more sweep (a unit has about 9 windows in a sub-block
- * at lab rates; in memory, 310 units of a full chip, one thread, interleaved runs: 7.59-7.77 us a
- * window against 7.83-7.94 with one sweep per leftover window); the first sweep also requests next[0:block] (the sums of
- * the next unit with windows, or NULL) a cache line at a time, so they arrive while this unit's
- * windows are added. */
+ * (block: a whole number of EIM_LANES rows).  Four windows per sweep over dst, and the 1-3 left
+ * over in one more sweep (a unit has about 9 windows in a sub-block at lab rates; in memory, 310
+ * units of a full chip, one thread, interleaved runs: 7.59-7.77 us a window against 7.83-7.94 with
+ * one sweep per leftover window); the first sweep also requests next[0:block] (the sums of the next
+ * unit with windows, or NULL), so they arrive while this unit's windows are added. */
 EIM_CLONES static void eim_add_windows(float *EIM_RESTRICT dst, const float *EIM_RESTRICT buf,
                                        const int64_t *rows, int64_t n, int64_t shift, int64_t block,
                                        const float *next)
 {
-    int64_t i = 0;
-    eim_v8 s0, s1, x0, x1, y0, y1, z0, z1, w0, w1;
-    for (; i + 4 <= n; i += 4) {
-        const float *a = buf + (rows[i] + shift) * EIM_LANES;
-        const float *b = buf + (rows[i + 1] + shift) * EIM_LANES;
-        const float *c = buf + (rows[i + 2] + shift) * EIM_LANES;
-        const float *d = buf + (rows[i + 3] + shift) * EIM_LANES;
-        for (int64_t j = 0; j < block; j += 16) {
-            if (next != NULL)
-                __builtin_prefetch(next + j, 1);
-            EIM_LOAD8(x0, a + j); EIM_LOAD8(x1, a + j + 8);
-            EIM_LOAD8(y0, b + j); EIM_LOAD8(y1, b + j + 8);
-            EIM_LOAD8(z0, c + j); EIM_LOAD8(z1, c + j + 8);
-            EIM_LOAD8(w0, d + j); EIM_LOAD8(w1, d + j + 8);
-            EIM_LOAD8(s0, dst + j); EIM_LOAD8(s1, dst + j + 8);
-            s0 += (x0 + y0) + (z0 + w0);
-            s1 += (x1 + y1) + (z1 + w1);
-            EIM_STORE8(dst + j, s0); EIM_STORE8(dst + j + 8, s1);
+    const float *p[4];
+    for (int64_t i = 0; i < n; i += 4) {
+        const int k = n - i < 4 ? (int)(n - i) : 4;
+        for (int q = 0; q < k; q++)
+            p[q] = buf + (rows[i + q] + shift) * EIM_LANES;
+        switch (k) {  /* a constant k for each inlined sweep */
+        case 4: eim_sweep(dst, p, 4, block, next); break;
+        case 3: eim_sweep(dst, p, 3, block, next); break;
+        case 2: eim_sweep(dst, p, 2, block, next); break;
+        default: eim_sweep(dst, p, 1, block, next); break;
         }
         next = NULL;
     }
-    if (n - i == 3) {
-        const float *a = buf + (rows[i] + shift) * EIM_LANES;
-        const float *b = buf + (rows[i + 1] + shift) * EIM_LANES;
-        const float *c = buf + (rows[i + 2] + shift) * EIM_LANES;
-        for (int64_t j = 0; j < block; j += 16) {
-            if (next != NULL)
-                __builtin_prefetch(next + j, 1);
-            EIM_LOAD8(x0, a + j); EIM_LOAD8(x1, a + j + 8);
-            EIM_LOAD8(y0, b + j); EIM_LOAD8(y1, b + j + 8);
-            EIM_LOAD8(z0, c + j); EIM_LOAD8(z1, c + j + 8);
-            EIM_LOAD8(s0, dst + j); EIM_LOAD8(s1, dst + j + 8);
-            s0 += (x0 + y0) + z0;
-            s1 += (x1 + y1) + z1;
-            EIM_STORE8(dst + j, s0); EIM_STORE8(dst + j + 8, s1);
-        }
-    } else if (n - i == 2) {
-        const float *a = buf + (rows[i] + shift) * EIM_LANES;
-        const float *b = buf + (rows[i + 1] + shift) * EIM_LANES;
-        for (int64_t j = 0; j < block; j += 16) {
-            if (next != NULL)
-                __builtin_prefetch(next + j, 1);
-            EIM_LOAD8(x0, a + j); EIM_LOAD8(x1, a + j + 8);
-            EIM_LOAD8(y0, b + j); EIM_LOAD8(y1, b + j + 8);
-            EIM_LOAD8(s0, dst + j); EIM_LOAD8(s1, dst + j + 8);
-            s0 += x0 + y0;
-            s1 += x1 + y1;
-            EIM_STORE8(dst + j, s0); EIM_STORE8(dst + j + 8, s1);
-        }
-    } else if (n - i == 1) {
-        const float *a = buf + (rows[i] + shift) * EIM_LANES;
-        for (int64_t j = 0; j < block; j += 16) {
-            if (next != NULL)
-                __builtin_prefetch(next + j, 1);
-            EIM_LOAD8(s0, dst + j); EIM_LOAD8(s1, dst + j + 8);
-            EIM_LOAD8(x0, a + j); EIM_LOAD8(x1, a + j + 8);
-            s0 += x0; s1 += x1;
-            EIM_STORE8(dst + j, s0); EIM_STORE8(dst + j + 8, s1);
-        }
-    }
 }
-#else
-/* the same sums in plain C (other compilers), in the same order */
-static void eim_add_windows(float *EIM_RESTRICT dst, const float *EIM_RESTRICT buf,
-                            const int64_t *rows, int64_t n, int64_t shift, int64_t block, const float *next)
-{
-    int64_t i = 0;
-    (void)next;
-    for (; i + 4 <= n; i += 4) {
-        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_LANES;
-        const float *EIM_RESTRICT b = buf + (rows[i + 1] + shift) * EIM_LANES;
-        const float *EIM_RESTRICT c = buf + (rows[i + 2] + shift) * EIM_LANES;
-        const float *EIM_RESTRICT d = buf + (rows[i + 3] + shift) * EIM_LANES;
-        for (int64_t j = 0; j < block; j++)
-            dst[j] += (a[j] + b[j]) + (c[j] + d[j]);
-    }
-    for (; i < n; i++) {
-        const float *EIM_RESTRICT a = buf + (rows[i] + shift) * EIM_LANES;
-        for (int64_t j = 0; j < block; j++)
-            dst[j] += a[j];
-    }
-}
-#endif
 
 /* One biquad section (transposed direct form II, scipy's sosfilt convention) over n rows
  * of one tile, in place on out (EIM_GROUPS groups of rows x EIM_LANES, group_stride floats

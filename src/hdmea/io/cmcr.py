@@ -212,9 +212,16 @@ class SensorDataInfo:
                 for a in range(0, frames.shape[0], step):
                     part = frames[a:a + step]
                     part[...] = part.transpose(0, 2, 1).copy()
-        if scale and self.gains is not None and self.uniform_gain != 1.0:
-            stored *= self.gains.astype(stored.dtype)
+        gains = self._gains_to_apply(scale, stored.dtype)
+        if gains is not None:
+            stored *= gains
         return stored
+
+    def _gains_to_apply(self, scale: bool, dtype) -> np.ndarray | None:
+        """Each sensor's gain as ``dtype`` (chip orientation) when ``scale`` asks for gains other than 1."""
+        if scale and self.gains is not None and self.uniform_gain != 1.0:
+            return self.gains.astype(dtype)
+        return None
 
     def place_on_chip(self, stored: np.ndarray, chip: np.ndarray, *, scale: bool = False) -> None:
         """Write a stored-layout ``(..., axis 1, axis 2)`` array into ``chip[..., rows, cols]``.
@@ -223,10 +230,8 @@ class SensorDataInfo:
         """
         values = self.to_chip(stored)
         rs, cs = self.chip_slices
-        if scale and self.gains is not None and self.uniform_gain != 1.0:
-            chip[..., rs, cs] = values * self.gains.astype(chip.dtype)
-        else:
-            chip[..., rs, cs] = values
+        gains = self._gains_to_apply(scale, chip.dtype)
+        chip[..., rs, cs] = values if gains is None else values * gains
 
 
 class CmcrFile:
