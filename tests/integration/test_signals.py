@@ -108,8 +108,9 @@ def test_a_signal_checkpoints_and_the_same_command_resumes(recording, tmp_path, 
     assert checkpoint.exists() and not (out / "sig.h5").exists()
     # One message naming the signal, the recording, what was kept where, and what to do.
     said = stopped.stdout if command == "batch" else stopped.stderr  # batch: its table
-    assert f"{sig.name} received: recording 'sig' stopped" in said
-    assert f"are checkpointed in {checkpoint}" in said and "Run the same command again" in said
+    assert f"{sig.name} received: recording 'sig' stopped" in said, f"{said}\n{stopped.stderr}"
+    assert f"are checkpointed in {checkpoint}" in said and "Run the same command again" in said, \
+        f"{said}\n{stopped.stderr}"
     assert f"Preempted: {sig.name} received" in stopped.stderr
     # No traceback of ours (Dask may log one of its own as its workers close under it)
     ours = stopped.stderr.split("hdmea.pipeline.batch.engine: batch stopped by")[-1] if command == "batch" \

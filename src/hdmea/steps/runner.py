@@ -203,7 +203,7 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
     heavy = [step for step in STEPS if step.checkpoint_after and step.name not in done_before
              and off[step.name] is None]
     last_heavy = heavy[-1] if heavy else None
-    from hdmea.pipeline.batch.preemption import Preempted, raise_if_stopped, shielded, stop_requested
+    from hdmea.pipeline.batch.preemption import Preempted, raise_if_stopped, shielded
 
     step = None
     # the steps the checkpoint file holds now (a resumed session's, then each checkpoint's)
@@ -239,11 +239,10 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
             if on_step is not None:
                 on_step(record)
             # A stop this process was told of ends the run here, between two steps, also when the Preempted
-            # the signal handler raised never reached this frame (a handler runs between any two bytecodes
-            # of the main thread, also inside code that drops what it raises: seen in a CI run under load,
-            # where `hdmea run` then finished every step and exited 0).
-            if (stopping := stop_requested()) is not None:
-                raise Preempted(stopping)
+            # raised for it never reached this frame (a signal handler runs between any two bytecodes of the
+            # main thread, also inside code that drops what it raises: seen in a CI run under load, where
+            # `hdmea run` then finished every step and exited 0) or is still on its way (taken back then).
+            raise_if_stopped()
         n_units = session.unit_count
         orientation = _orientation_summary(session)
         frame_order = _frame_order_summary(session)

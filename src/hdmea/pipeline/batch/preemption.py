@@ -92,7 +92,10 @@ class Preempted(BaseException):
     def __init__(self, signal_name: str | None = None, *, recording: str | None = None,
                  checkpoint: str | os.PathLike | None = None, steps_done: Sequence[str] = (),
                  step: str | None = None, checkpoint_error: str | None = None) -> None:
-        # Raised into a job's thread by class (no arguments): the signal is the process's.
+        if signal_name is None:
+            # Raised into a job's thread by class (no arguments): it has arrived, in this thread; the
+            # signal is the process's.  (No lock: this may run while this thread holds _state.)
+            _raised.discard(threading.get_ident())
         signal_name = signal_name or _stopping or "SIGTERM"
         super().__init__(signal_name)
         self.signal_name = signal_name
@@ -140,13 +143,16 @@ def describe_stop(signal_name: str, recording: str | None, checkpoint: str | os.
 
 # --------------------------------------------------------------------------- this process's signals
 
-_state = threading.Lock()
+# Reentrant: a signal handler runs on the main thread between two of its bytecodes, also while that
+# thread holds the lock (and the arrival of a raised Preempted may too).
+_state = threading.RLock()
 _stopping: str | None = None  # the signal that stopped this process's jobs, once one did
 _job_threads: set[int] = set()  # idents of threads running a job now
 _stopped_threads: set[int] = set()  # job threads told to stop already (each is told once)
 _noting = 0  # > 0: the main thread only notes a signal (a batch's driver polls for it)
 _shielded: dict[int, int] = {}  # thread ident -> depth of shielded() blocks it is in
 _pending: set[int] = set()  # threads whose stop waits for the end of their shielded() block
+_raised: set[int] = set()  # threads with a Preempted raised into them that has not arrived yet
 _main_told = False  # stop_jobs sent the main thread its signal, which the handler has not taken yet
 
 
@@ -184,6 +190,7 @@ def _reset() -> None:
         _main_told = False
         _stopped_threads.clear()
         _pending.discard(threading.get_ident())
+        _raised.discard(threading.get_ident())
 
 
 @contextlib.contextmanager
@@ -275,13 +282,25 @@ def shielded() -> Iterator[None]:
 
 
 def raise_if_stopped() -> None:
-    """Raise :class:`Preempted` when a stop came to this thread during a :func:`shielded` block."""
+    """Raise :class:`Preempted` here when this process was told to stop (outside a :func:`shielded` block).
+
+    Work calls it at the points where it can stop: after a shielded block (a
+    stop that came during it is raised here) and between two steps (a stop
+    whose exception never reached the thread, or could not be raised into it,
+    ends the work here).  A stop raised into this thread that has not arrived
+    yet is taken back and raised here instead: each thread gets one.
+    """
     ident = threading.get_ident()
     with _state:
-        if ident not in _pending or _shielded.get(ident):
+        if _shielded.get(ident) or (ident not in _pending and _stopping is None):
             return
         _pending.discard(ident)
-    raise Preempted(_stopping)
+        if ident in _job_threads:
+            _stopped_threads.add(ident)  # told now: stop_jobs raises nothing more into it
+        if ident in _raised:
+            _take_back_own()
+        stopping = _stopping
+    raise Preempted(stopping)
 
 
 def stop_jobs(signal_name: str = "SIGTERM") -> int:
@@ -324,10 +343,26 @@ def stop_jobs(signal_name: str = "SIGTERM") -> int:
 
 
 def _raise_in_thread(ident: int) -> None:
-    """Raise :class:`Preempted` in thread ``ident`` at its next Python instruction."""
+    """Raise :class:`Preempted` in thread ``ident`` at its next Python instruction (call with ``_state`` held).
+
+    Noted in ``_raised`` until it arrives (:class:`Preempted` notes that), so
+    that a thread which stops on its own first takes it back.  When it cannot
+    be raised (the thread kept starting threads), the thread stops at its next
+    :func:`raise_if_stopped`.
+    """
     from h5stream.interrupts import raise_in_thread
 
-    raise_in_thread(ident, Preempted)
+    _raised.add(ident)  # before: it may arrive before raise_in_thread returns
+    if not raise_in_thread(ident, Preempted):
+        _raised.discard(ident)
+        logger.warning("the stop could not be raised in a job's thread; it stops at its next step")
+
+
+def _take_back_own() -> None:
+    from h5stream.interrupts import take_back_own
+
+    take_back_own()
+    _raised.discard(threading.get_ident())
 
 
 @contextlib.contextmanager
@@ -350,3 +385,5 @@ def job_thread() -> Iterator[None]:
             _job_threads.discard(ident)
             _stopped_threads.discard(ident)
             _pending.discard(ident)
+            if ident in _raised:  # raised as the job ended: it is not to land in the caller's code
+                _take_back_own()
