@@ -167,6 +167,56 @@ def test_a_job_on_a_thread_is_stopped_and_a_shielded_write_completes_first():
             preemption._reset()
 
 
+def test_a_job_that_stops_at_its_own_check_gets_one_stop():
+    """stop_jobs's raise and the job's own check between steps race; the job is stopped once.
+
+    The job starts threads back to back (the raise waits while it is inside
+    Thread.start), checking for a stop after each: the check waits for a raise
+    under way, and a stop still on its way when the job stops on its own is
+    taken back, so nothing lands in the handler that writes the checkpoint
+    (Python instructions, a function call each).
+    """
+    import threading
+
+    from hdmea.pipeline.batch import preemption
+
+    def handler_work() -> int:
+        return 1
+
+    CHECK = preemption.raise_if_stopped
+
+    for trial in range(100):
+        events: list[str] = []
+        running = threading.Event()
+
+        def job() -> None:
+            try:
+                with preemption.job_thread():
+                    try:
+                        running.set()
+                        while True:  # a step that starts a thread, then the check between steps
+                            child = threading.Thread(target=int)
+                            child.start()
+                            child.join()
+                            CHECK()
+                    except preemption.Preempted:
+                        events.append("stopped")
+                        total = sum(handler_work() for _ in range(20_000))
+                        events.append(f"handler done ({total})")
+            except preemption.Preempted:
+                events.append("stopped again")
+
+        thread = threading.Thread(target=job)
+        thread.start()
+        try:
+            assert running.wait(30)
+            preemption.stop_jobs("SIGTERM")
+            thread.join(30)
+        finally:
+            preemption._reset()
+        assert events == ["stopped", "handler done (20000)"], f"trial {trial}: {events}"
+
+
 MAIN_THREAD_JOB = """
 import contextlib, logging, sys, threading, time
 from hdmea.pipeline.batch import preemption
