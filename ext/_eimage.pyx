@@ -18,7 +18,7 @@
 # Inner loops: ext/_eimage_simd.h (AVX2 or baseline, chosen at load).
 
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove, memset
 
@@ -99,21 +99,23 @@ cdef inline void _first_section(const raw_t *raw, int64_t row_stride, int64_t n,
         eim_first_f64(raw, row_stride, n, width, base, gain, coef, z1, z2, add, out, group_stride)
 
 
-cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline, const float[::1] level,
+cdef void _tile(const raw_t *raw0, const int64_t[:, ::1] pieces, Py_ssize_t n, Py_ssize_t n_channels,
+                Py_ssize_t k, const float[::1] baseline, const float[::1] level,
                 const float[::1] zeros, float gain, const float[:, ::1] coef, float[:, :, ::1] state,
                 float[:, ::1] tail, Py_ssize_t n_tail, const int64_t[::1] rows, const int64_t[::1] offsets,
                 Py_ssize_t n_units, Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc,
                 float *buf, double *spent) noexcept nogil:
-    # buf: EIM_GROUPS groups of (carry + sub_rows) rows x EIM_LANES; tail[k]: the same groups of carry rows
-    cdef Py_ssize_t n = raw.shape[0]
-    cdef Py_ssize_t n_channels = raw.shape[1]
+    # buf: EIM_GROUPS groups of (carry + sub_rows) rows x EIM_LANES; tail[k]: the same groups of carry rows.
+    # The chunk's n rows lie in pieces, each (first row, rows, address of its first row) of rows
+    # n_channels apart (raw0: only the type of the rows).
     cdef Py_ssize_t carry = window - 1
     cdef Py_ssize_t stride = (carry + sub_rows) * EIM_LANES
     cdef Py_ssize_t n_sections = coef.shape[0]
     cdef Py_ssize_t c0 = k * EIM_TILE
     cdef int width = <int>(n_channels - c0 if n_channels - c0 < EIM_TILE else EIM_TILE)
     cdef Py_ssize_t nt = n_tail
-    cdef Py_ssize_t r0, m, keep, sb, s, u, v, a, b, g
+    cdef Py_ssize_t r0, m, keep, sb, s, u, v, a, b, g, t, end, p = 0
+    cdef const raw_t *piece
     cdef const float *add
     cdef float *out
     cdef double t0, t1, t2
@@ -127,8 +129,18 @@ cdef void _tile(const raw_t[:, ::1] raw, Py_ssize_t k, const float[::1] baseline
         t0 = eim_thread_seconds()
         out = buf + nt * EIM_LANES
         add = &level[c0] if n_sections == 1 else &zeros[0]
-        _first_section(&raw[r0, c0], n_channels, m, width, &baseline[c0], gain, &coef[0, 0],
-                       &state[0, 0, c0], &state[0, 1, c0], add, out, stride)
+        t = r0
+        while t < r0 + m:  # the sub-block's rows piece by piece (one piece but at a piece's edge)
+            while t >= pieces[p, 0] + pieces[p, 1]:
+                p += 1
+            end = pieces[p, 0] + pieces[p, 1]
+            if end > r0 + m:
+                end = r0 + m
+            piece = <const raw_t *> <uintptr_t> pieces[p, 2]
+            _first_section(piece + (t - pieces[p, 0]) * n_channels + c0, n_channels, end - t, width,
+                           &baseline[c0], gain, &coef[0, 0], &state[0, 0, c0], &state[0, 1, c0], add,
+                           out + (t - r0) * EIM_LANES, stride)
+            t = end
         for s in range(1, n_sections):
             add = &level[c0] if s == n_sections - 1 else &zeros[0]
             eim_biquad_tile(out, stride, m, &coef[s, 0], &state[s, 0, c0], &state[s, 1, c0], add)
@@ -168,8 +180,13 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
                       const float[:, ::1] coef, float[:, :, ::1] state, float[:, ::1] tail, Py_ssize_t n_tail,
                       const int64_t[::1] rows, const int64_t[::1] offsets, Py_ssize_t n_units,
                       Py_ssize_t sub_rows, Py_ssize_t window, float[:, :, :, ::1] acc, int n_threads,
-                      scratch=None):
+                      scratch=None, more=()):
     """Filter the chunk ``raw`` (rows, channels) and add its spikes' windows into ``acc``.
+
+    ``more``: arrays of the chunk's further rows, in order, each (rows, channels) of
+    ``raw``'s type and C-contiguous: the chunk is their rows following ``raw``'s, read
+    where they lie (a read whose rows lie in several runs of a file needs no move to
+    make them one array).
 
     ``baseline``, ``level`` (float32, channels padded to whole tiles): subtracted from
     the raw values before filtering, added to the output after it; ``gain`` multiplies
@@ -191,9 +208,23 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     cdef float[::1] zeros_view
     cdef float[:, ::1] scratch_view
     cdef double[:, ::1] spent_view
+    cdef int64_t[:, ::1] pieces_view
+    cdef Py_ssize_t n_rows = raw.shape[0]
+    cdef Py_ssize_t n_channels = raw.shape[1]
+    cdef const raw_t *raw0 = &raw[0, 0] if raw.shape[0] and raw.shape[1] else NULL
     import numpy as np
 
-    if raw.shape[0] == 0 or n_tiles == 0:
+    pieces = np.zeros((1 + len(more), 3), dtype=np.int64)
+    pieces[0] = (0, raw.shape[0], <uintptr_t> raw0)
+    for i, rest in enumerate(more, 1):
+        if (rest.dtype != np.asarray(raw).dtype or rest.ndim != 2 or rest.shape[1] != n_channels
+                or not rest.flags.c_contiguous):
+            raise ValueError(f"more[{i - 1}]: expected C-contiguous (rows, {n_channels}) of "
+                             f"{np.asarray(raw).dtype}, found {rest.dtype} {rest.shape}")
+        pieces[i] = (n_rows, rest.shape[0], rest.ctypes.data)
+        n_rows += rest.shape[0]
+    pieces_view = pieces
+    if n_rows == 0 or n_tiles == 0:
         return 0.0, 0.0
     n_threads = max(1, min(n_threads, n_tiles))
     zeros = np.zeros(EIM_TILE, dtype=np.float32)
@@ -210,7 +241,8 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     spent_view = spent
     with nogil:
         for k in prange(n_tiles, num_threads=n_threads, schedule="dynamic", chunksize=1):
-            _tile(raw, k, baseline, level, zeros_view, gain, coef, state, tail, n_tail, rows, offsets,
+            _tile(raw0, pieces_view, n_rows, n_channels, k, baseline, level, zeros_view, gain, coef, state, tail,
+                  n_tail, rows, offsets,
                   n_units, sub_rows, window, acc, &scratch_view[threadid(), 0], &spent_view[threadid(), 0])
     return float(spent[:, 0].sum()), float(spent[:, 1].sum())
 

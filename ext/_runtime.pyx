@@ -48,8 +48,8 @@ def raise_in_thread_now(unsigned long ident, exception):
     ident until the new thread runs, and sets the exception on the newest state
     with that ident, which is the new thread's; the caller tries again.
 
-    Everything here is C calls made with the GIL held (no bytecode runs: attribute reads of frames and
-    of the thread's event), so no
+    Everything here is C calls made with the GIL held (no bytecode runs: the
+    reads of frames and of the new thread's event are attribute reads), so no
     thread can start another between the look at the stack and the raise.
     """
     frame = _sys._current_frames().get(ident)

@@ -136,6 +136,11 @@ def test_rows_spanning_runs_are_moved_next_to_each_other(direct_ok):
             got = r.read(a, b, buf)
             np.testing.assert_array_equal(got, rows[a:b])
             assert got.flags.c_contiguous
+            # read_runs: the same rows, one array per run spanned, left where they were read
+            pieces = r.read_runs(a, b, buf)
+            spanned = sum(1 for (r0, _), r1 in zip(runs, ends) if r0 < b and a < r1)
+            assert len(pieces) == spanned and all(np.shares_memory(p, buf) for p in pieces)
+            np.testing.assert_array_equal(np.concatenate(pieces), rows[a:b])
     with pytest.raises(ValueError, match="runs"):
         DirectRows(str(path), 0, 900, (3, 7), np.uint16, runs=[(10, 0)])
 
@@ -233,3 +238,29 @@ def test_electrical_images_from_a_contiguous_file_equal_the_in_memory_result(dir
         got = electrical_images(f["raw"], units, sos=sos, chunk_samples=900, adc_offset=32768.0, direct_io=False)
     np.testing.assert_array_equal(got.images, expected.images)
     assert len(opened) == 2
+
+
+def test_electrical_images_from_chunks_in_runs_with_gaps_equal_the_in_memory_result(direct_ok):
+    # two streams written in turn with plain h5py: a chunk of the pass spans several runs of the file,
+    # which the kernel takes where they were read
+    rng = np.random.default_rng(8)
+    raw = (rng.normal(0, 40, (3000, 40, 41)) + 32768).astype(np.uint16)
+    units = [np.sort(rng.integers(0, raw.shape[0], 120)) for _ in range(3)]
+    sos = butter_highpass(100.0, 20_000.0, 2)
+    path = direct_ok / "streams.h5"
+    with h5py.File(path, "w") as f:
+        a = f.create_dataset("a", shape=raw.shape, chunks=(50, 40, 41), dtype=np.uint16)
+        b = f.create_dataset("b", shape=raw.shape, chunks=(50, 40, 41), dtype=np.uint16)
+        for i in range(0, raw.shape[0], 150):
+            a[i:i + 150] = raw[i:i + 150]
+            f.flush()
+            b[i:i + 150] = raw[::-1][i:i + 150]
+            f.flush()
+    expected = electrical_images(raw, units, sos=sos, chunk_samples=900, adc_offset=32768.0)
+    with h5py.File(path, "r") as f:
+        reader = open_direct_rows(f["a"])
+        assert reader is not None and len(reader._run_offsets) > 6  # the premise: a chunk spans runs
+        reader.close()
+        got = electrical_images(f["a"], units, sos=sos, chunk_samples=900, adc_offset=32768.0)
+    np.testing.assert_array_equal(got.images, expected.images)
+    np.testing.assert_array_equal(got.n_spikes_used, expected.n_spikes_used)

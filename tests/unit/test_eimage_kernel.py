@@ -292,6 +292,50 @@ def test_the_kernel_refuses_a_scratch_not_made_for_it():
             run(bad)
 
 
+def test_a_chunk_in_pieces_at_any_address_equals_the_chunk_in_one_array():
+    """The kernel takes a chunk's rows in several arrays (runs of a file, read where they lie): the sums,
+    filter state and carried rows equal those of the same rows in one array, bit for bit."""
+    from h5stream.native import compiled
+
+    k = compiled("_eimage")
+    rng = np.random.default_rng(11)
+    n, channels, window, sub = 1500, TILE + 9, 50, 256  # two tiles, the second partial
+    raw = (rng.normal(0, 40, (n, channels)) + 2048).astype(np.uint16)
+    coef = np.ascontiguousarray(SOS[:, [0, 1, 2, 4, 5]], dtype=np.float32)
+    ends = [np.sort(rng.integers(window, n, 60)) for _ in range(3)]
+    from h5stream.kernels.eimage import _WindowsByEnd
+
+    rows, offsets = _WindowsByEnd(ends).chunk(0, n, window, sub)
+    n_tiles, lanes = 2, k.lane_width()
+
+    def run(first, more):
+        acc = k.on_cache_lines((n_tiles * TILE // lanes, 3, window, lanes))
+        state = np.zeros((coef.shape[0], 2, n_tiles * TILE), np.float32)
+        tail = np.zeros((n_tiles, (window - 1) * TILE), np.float32)
+        base = np.full(n_tiles * TILE, 2048, np.float32)
+        k.filter_accumulate(first, base, np.zeros(n_tiles * TILE, np.float32), 1.0, coef, state, tail, 0, rows,
+                            offsets, 3, sub, window, acc, 2, None, more)
+        return acc, state, tail
+
+    def at_odd_address(rows_):  # a copy starting 2 bytes past a cache line
+        blob = np.empty(rows_.nbytes + 66, np.uint8)
+        skip = (-blob.ctypes.data) % 64 + 2
+        out = blob[skip : skip + rows_.nbytes].view(np.uint16).reshape(rows_.shape)
+        out[...] = rows_
+        return out
+
+    whole = run(raw, ())
+    assert whole[0].any()
+    for cuts in ([1], [700], [256, 257], [100, 900, 1499], [0, 1500]):
+        edges = [0, *cuts, n]
+        pieces = [at_odd_address(raw[a:b]) for a, b in zip(edges, edges[1:])]
+        got = run(pieces[0], pieces[1:])
+        for g, w in zip(got, whole):
+            np.testing.assert_array_equal(g, w)
+    with pytest.raises(ValueError, match=r"more\[0\]"):
+        run(raw[:10], [raw[10:].astype(np.int16)])
+
+
 @pytest.mark.parametrize("portable", ["0", "1"])
 def test_the_sums_start_zeroed_on_cache_lines_on_either_page_size(monkeypatch, portable):
     from h5stream import capabilities

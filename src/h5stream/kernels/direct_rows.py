@@ -108,14 +108,38 @@ class DirectRows:
         The rows keep their place within a disk page: where the file stores them at an
         offset that is not a multiple of the item size (HDF5 places chunks at any byte),
         the view is unaligned (``flags.aligned`` False), which numpy and numba read as
-        they are rather than paying a copy of every chunk.
+        they are rather than paying a copy of every chunk.  Rows stored in several runs
+        are moved to follow each other (:meth:`read_runs` leaves them where they are).
         """
-        segments = self._segments(a, b)
-        # each run's share is read at its own page alignment, one after the other, then
-        # moved left so the rows follow each other (a single run needs no move)
+        jobs = self._read_jobs(a, b, buffer)
+        # each run's share was read at its own page alignment, one after the other: moved
+        # left so the rows follow each other (a single run needs no move)
+        start, n = jobs[0]
+        dest = start + n
+        base = buffer.ctypes.data
+        for source, n in jobs[1:]:
+            ctypes.memmove(base + dest, base + source, n)  # leftwards, possibly overlapping
+            dest += n
+        rows = buffer[start : start + (b - a) * self.row_bytes].view(self.dtype)
+        return rows.reshape((b - a, *self.row_shape))
+
+    def read_runs(self, a: int, b: int, buffer: np.ndarray) -> list[np.ndarray]:
+        """Rows ``[a, b)`` as one array per run of the file they lie in, in order, each viewing ``buffer``.
+
+        As :meth:`read`, without moving the runs' rows to follow each other: for a
+        reader that takes the rows in pieces (a 277 MB chunk of a recording whose
+        chunks lie in runs of 140 MB would otherwise move about three quarters of its
+        bytes after reading them).
+        """
+        return [buffer[source : source + n].view(self.dtype).reshape((-1, *self.row_shape))
+                for source, n in self._read_jobs(a, b, buffer)]
+
+    def _read_jobs(self, a: int, b: int, buffer: np.ndarray) -> list[tuple[int, int]]:
+        """Read rows ``[a, b)`` into ``buffer``, each run's share at its own page alignment, one after the
+        other; ``(offset in buffer, bytes)`` of each share's rows."""
         jobs = []
         pos = 0
-        for r0, r1, lo in segments:
+        for r0, r1, lo in self._segments(a, b):
             hi = lo + (r1 - r0) * self.row_bytes
             first = lo - lo % ALIGN
             end = -(-hi // ALIGN) * ALIGN
@@ -134,14 +158,7 @@ class DirectRows:
             futures = [self._pool.submit(self._read_piece, view, *piece) for piece in pieces]
             for future in futures:
                 future.result()
-        start = jobs[0][4]
-        dest = start + jobs[0][5]
-        base = buffer.ctypes.data
-        for _, _, _, _, source, n in jobs[1:]:
-            ctypes.memmove(base + dest, base + source, n)  # leftwards, possibly overlapping
-            dest += n
-        rows = buffer[start : start + (b - a) * self.row_bytes].view(self.dtype)
-        return rows.reshape((b - a, *self.row_shape))
+        return [(source, n) for _, _, _, _, source, n in jobs]
 
     def _read_piece(self, view: memoryview, at: int, p0: int, p1: int, needed_end: int) -> None:
         # Reads [p0, p1) of the file into view[at : at + p1 - p0]; a short read is only
