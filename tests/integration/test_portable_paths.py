@@ -195,6 +195,7 @@ LINUX_MECHANISM_TESTS = [
     "tests/unit/test_direct_rows.py::test_chunks_of_two_interleaved_streams_read_like_h5py",
     "tests/unit/test_direct_rows.py::test_datasets_that_are_not_one_plain_run_of_bytes_are_refused",
     "tests/unit/test_direct_rows.py::test_electrical_images_from_a_contiguous_file_equal_the_in_memory_result",
+    "tests/unit/test_direct_rows.py::test_electrical_images_from_chunks_in_runs_with_gaps_equal_the_in_memory_result",
     # a reused pid told apart by its start time in /proc; HDF5's flock probed with fcntl
     "tests/integration/test_writer_claim.py::test_claim_of_a_reused_pid_is_stale",
     "tests/integration/test_writer_claim.py::test_file_open_for_writing_by_another_program_is_refused",
