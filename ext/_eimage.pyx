@@ -216,11 +216,11 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
 
     pieces = np.zeros((1 + len(more), 3), dtype=np.int64)
     pieces[0] = (0, raw.shape[0], <uintptr_t> raw0)
+    raw_dtype = np.asarray(raw).dtype
     for i, rest in enumerate(more, 1):
-        if (rest.dtype != np.asarray(raw).dtype or rest.ndim != 2 or rest.shape[1] != n_channels
-                or not rest.flags.c_contiguous):
-            raise ValueError(f"more[{i - 1}]: expected C-contiguous (rows, {n_channels}) of "
-                             f"{np.asarray(raw).dtype}, found {rest.dtype} {rest.shape}")
+        if rest.dtype != raw_dtype or rest.ndim != 2 or rest.shape[1] != n_channels or not rest.flags.c_contiguous:
+            raise ValueError(f"more[{i - 1}]: expected C-contiguous (rows, {n_channels}) of {raw_dtype}, found "
+                             f"{rest.dtype} {rest.shape}")
         pieces[i] = (n_rows, rest.shape[0], rest.ctypes.data)
         n_rows += rest.shape[0]
     pieces_view = pieces

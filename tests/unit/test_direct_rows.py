@@ -145,19 +145,25 @@ def test_rows_spanning_runs_are_moved_next_to_each_other(direct_ok):
         DirectRows(str(path), 0, 900, (3, 7), np.uint16, runs=[(10, 0)])
 
 
+def _write_two_streams(path, data, rows_per_write: int = 150):
+    """``data`` as dataset "a" and reversed as "b", written in turn with plain h5py in chunks of 50 rows:
+    each dataset's chunks lie in runs of the file with the other's between them."""
+    with h5py.File(path, "w") as f:
+        a = f.create_dataset("a", shape=data.shape, chunks=(50, *data.shape[1:]), dtype=data.dtype)
+        b = f.create_dataset("b", shape=data.shape, chunks=(50, *data.shape[1:]), dtype=data.dtype)
+        for i in range(0, data.shape[0], rows_per_write):
+            a[i:i + rows_per_write] = data[i:i + rows_per_write]
+            f.flush()  # the chunks go to the file now, not when the chunk cache is evicted at close
+            b[i:i + rows_per_write] = data[::-1][i:i + rows_per_write]
+            f.flush()
+    return path
+
+
 def test_chunks_of_two_interleaved_streams_read_like_h5py(direct_ok):
     # two streams written in turn with plain h5py: each one's chunks are runs with gaps between
     rng = np.random.default_rng(6)
     data = rng.integers(0, 2**16, (1000, 40, 41), dtype=np.uint16)
-    path = direct_ok / "two.h5"
-    with h5py.File(path, "w") as f:
-        a = f.create_dataset("a", shape=data.shape, chunks=(50, 40, 41), dtype=np.uint16)
-        b = f.create_dataset("b", shape=data.shape, chunks=(50, 40, 41), dtype=np.uint16)
-        for i in range(0, 1000, 150):
-            a[i:i + 150] = data[i:i + 150]
-            f.flush()  # the chunks go to the file now, not when the chunk cache is evicted at close
-            b[i:i + 150] = data[::-1][i:i + 150]
-            f.flush()
+    path = _write_two_streams(direct_ok / "two.h5", data)
     with h5py.File(path, "r") as f:
         for name, expected in (("a", data), ("b", data[::-1])):
             reader = _reads_like(f[name], expected, [(0, 400), (140, 160), (149, 451), (600, 1000), (999, 1000)],
@@ -247,15 +253,7 @@ def test_electrical_images_from_chunks_in_runs_with_gaps_equal_the_in_memory_res
     raw = (rng.normal(0, 40, (3000, 40, 41)) + 32768).astype(np.uint16)
     units = [np.sort(rng.integers(0, raw.shape[0], 120)) for _ in range(3)]
     sos = butter_highpass(100.0, 20_000.0, 2)
-    path = direct_ok / "streams.h5"
-    with h5py.File(path, "w") as f:
-        a = f.create_dataset("a", shape=raw.shape, chunks=(50, 40, 41), dtype=np.uint16)
-        b = f.create_dataset("b", shape=raw.shape, chunks=(50, 40, 41), dtype=np.uint16)
-        for i in range(0, raw.shape[0], 150):
-            a[i:i + 150] = raw[i:i + 150]
-            f.flush()
-            b[i:i + 150] = raw[::-1][i:i + 150]
-            f.flush()
+    path = _write_two_streams(direct_ok / "streams.h5", raw)
     expected = electrical_images(raw, units, sos=sos, chunk_samples=900, adc_offset=32768.0)
     with h5py.File(path, "r") as f:
         reader = open_direct_rows(f["a"])

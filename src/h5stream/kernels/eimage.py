@@ -497,17 +497,23 @@ def _kernel_pieces(block: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
     if isinstance(block, np.ndarray):
         return [_kernel_rows(block)]
     block = [piece for piece in block if piece.shape[0]]
-    if len(block) > 1 and all(piece.dtype.isnative and piece.dtype in _KERNEL_TYPES
-                              and piece.flags.c_contiguous for piece in block):
+    if len(block) > 1 and all(_read_as_is(piece) for piece in block):
         return block
     return [_kernel_rows(np.concatenate(block) if len(block) > 1 else block[0])]
+
+
+def _read_as_is(block: np.ndarray) -> bool:
+    """The kernel reads ``block`` without a copy: native byte order, one of its types, C order."""
+    return block.dtype.isnative and block.dtype in _KERNEL_TYPES and block.flags.c_contiguous
 
 
 def _kernel_rows(block: np.ndarray) -> np.ndarray:
     """The chunk as (rows, channels) the kernel reads: native byte order, one of its types, C order."""
     dtype = block.dtype
+    if _read_as_is(block):
+        return block
     if dtype.isnative and dtype in _KERNEL_TYPES:
-        return block if block.flags.c_contiguous else np.ascontiguousarray(block)
+        return np.ascontiguousarray(block)
     if dtype.kind in "iub" and dtype.itemsize <= 2:
         return block.astype(np.int32)
     return block.astype(np.float64)
