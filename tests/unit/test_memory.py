@@ -68,3 +68,41 @@ def test_empty_and_scalar_shapes():
         a = small_page_array(shape, np.float32, zeros=True)
         assert a.shape == shape
     assert small_page_array((), np.float32, zeros=True) == 0
+
+
+def _kernel_version() -> tuple[int, int]:
+    import platform
+    import re
+
+    found = re.match(r"(\d+)\.(\d+)", platform.release())
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def _minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts this process's page faults")
+def test_a_populated_array_is_backed_when_made_and_using_it_faults_no_page_in(monkeypatch):
+    monkeypatch.delenv(capabilities.ENV_VAR, raising=False)
+    if not capabilities.small_pages():
+        pytest.skip("no MADV_NOHUGEPAGE here")
+    n_pages = 4096  # 16 MiB of 4 KiB pages
+    lazy = small_page_array((n_pages * mmap.PAGESIZE // 4,), np.float32, zeros=True)
+    before = _minor_faults()
+    lazy += 1.0  # read, then written: the zero page, then a copy of it
+    lazy_faults = _minor_faults() - before
+    assert lazy_faults >= n_pages
+    if _kernel_version() < (5, 14):
+        pytest.skip("no MADV_POPULATE_WRITE before Linux 5.14: the pages are faulted in as used")
+    before = _minor_faults()
+    eager = small_page_array((n_pages * mmap.PAGESIZE // 4,), np.float32, zeros=True, populate=True)
+    assert _minor_faults() - before >= n_pages  # every page backed, writable, by the one call
+    assert not eager.any()
+    before = _minor_faults()
+    eager += 1.0
+    assert _minor_faults() - before < n_pages // 16
+    np.testing.assert_array_equal(eager, np.ones_like(eager))
+    assert " nh" in _advice_of(eager)

@@ -564,7 +564,7 @@ def _sums_array(_eimage, shape) -> np.ndarray:
         # benchmark machine (a virtual machine) that took 0.5 s of system time more with huge pages
         # (the lab-shaped pass, one core busy: 2.13-2.14 s against 1.58-1.62, the kernel 8.81-8.98 CPU
         # s against 8.35-8.46); each tile's sums are walked in order, so small pages cost no TLB time
-        return small_page_array(shape, np.float32, zeros=True)
+        return small_page_array(shape, np.float32, zeros=True, populate=True)
     return _eimage.on_cache_lines(shape)
 
 

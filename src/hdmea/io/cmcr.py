@@ -515,7 +515,7 @@ class CmcrFile:
                 expected=f"at most {MAX_READ_BYTES // 4} samples", found=f"{n} samples",
                 hint="read it in parts with analog_row(row, start, stop), or raise hdmea.io.cmcr.MAX_READ_BYTES",
             )
-        out = [small_page_array(n, np.float32) for _ in rows]  # written once, front to back
+        out = [small_page_array(n, np.float32, populate=True) for _ in rows]  # written once, front to back
         if not rows or not n:
             return out
         first, last = min(rows), max(rows)
