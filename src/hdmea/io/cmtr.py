@@ -325,7 +325,11 @@ def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, wa
             wave = np.zeros(n_cut, dtype=np.float32)
         else:
             wave = (sums / k).astype(np.float32)
-        return samples[:k].copy(), amps[:k].copy() if has_amps else amps, wave
+        # shrunk in place to the included peaks (a copy would fault in and fill new pages)
+        samples.resize(k, refcheck=False)
+        if has_amps:
+            amps.resize(k, refcheck=False)
+        return samples, amps, wave
     owner._check_peaks(peaks, obj)
     include = peaks["IncludePeak"] == 1
     spikes = _microseconds_to_samples(peaks["Timestamp"][include], sampling_rate)

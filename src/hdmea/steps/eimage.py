@@ -235,7 +235,7 @@ def compute_eimage_sta(
             # The frame order is settled first, from a few windows, so a wrong order never costs a full pass.
             unit_ids = target.unit_ids()
             positions = [_unit_position(target, u) for u in unit_ids]
-            all_spikes = [np.asarray(target.get(f"units/{u}/spike_times")).astype(np.int64) for u in unit_ids]
+            all_spikes = [_sample_indices(target.get(f"units/{u}/spike_times")) for u in unit_ids]
             t_order = time.perf_counter()
             decision = settle_frame_order(target, cmcr, recording, positions, all_spikes)
             order_seconds = time.perf_counter() - t_order
@@ -419,6 +419,15 @@ def _region_images(iter_electrical_images, cmcr, cmcr_path, info, spikes, record
             if recorded[k]:
                 info.place_on_chip(batch.images[j], images[k], scale=uniform is None)
     return (used, excluded, over_cap), _no_images(n, kwargs["window"]) if images is None else images
+
+
+def _sample_indices(values) -> np.ndarray:
+    """A unit's spike samples as int64, read only: unsigned samples below 2**63 (as the ``.cmtr`` reader
+    gives them) are viewed as they are, not copied."""
+    values = np.asarray(values)
+    if values.dtype == np.uint64 and (values.size == 0 or int(values.max()) < 2**63):
+        return values.view(np.int64)
+    return values.astype(np.int64)
 
 
 def _no_images(n_units: int, window) -> np.ndarray:
