@@ -1,8 +1,9 @@
 """``hdmea run``, ``run-one`` and ``batch`` stopped by SIGTERM or SIGINT: checkpoint, one message, exit 75.
 
 Real signals to real subprocesses, sent once the log says the first step is
-done (a batch's worker processes are paused meanwhile, so its job is still running
-when the stop reaches it).  The stopped
+done, while the job is still running: ``run`` and ``run-one`` (the job in the
+command's own process) are held there until the stop (:mod:`tests.holds`); a
+batch's worker processes are paused meanwhile.  The stopped
 command leaves ``<out>.checkpoint.h5`` and no output; the same command then
 resumes from it (its log says so) and writes a file equal to a clean run's.
 """
@@ -23,6 +24,7 @@ from hdmea.pipeline.batch import checkpoint_path_for, run_pipeline
 from hdmea.pipeline.batch.preemption import EXIT_PREEMPTED
 from hdmea.synthetic import generate_recording
 from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal
+from tests.holds import HELD_TEXT, hold_after_load
 
 CONFIG = """
 [stimulus]
@@ -59,8 +61,9 @@ def command_line(command: str, made, config: Path, out: Path) -> list[str]:
 
 
 def stop_after_first_step(argv: list[str], sig: signal.Signals, log: Path, env: dict, *,
-                          hold_workers: bool = False) -> subprocess.CompletedProcess:
-    """Run ``argv``, send ``sig`` once its log says the first step is done; its exit code and output.
+                          hold_workers: bool = False, ready: str = "load_recording done") -> subprocess.CompletedProcess:
+    """Run ``argv``, send ``sig`` once its log says the first step is done (``ready``: the text that
+    says so); its exit code and output.
 
     ``hold_workers`` (a batch, whose job runs in a Dask worker process): the command's child processes
     are paused (SIGSTOP) before the signal and resumed once the batch has passed the stop on to them,
@@ -72,7 +75,7 @@ def stop_after_first_step(argv: list[str], sig: signal.Signals, log: Path, env: 
     with open(log, "wb") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env)
         deadline = time.monotonic() + 240
-        while b"load_recording done" not in log.read_bytes():
+        while ready.encode() not in log.read_bytes():
             assert proc.poll() is None, f"ended before its first step was done:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"no step done in 240 s:\n{log.read_text()}"
             time.sleep(0.02)
@@ -102,8 +105,13 @@ def test_a_signal_checkpoints_and_the_same_command_resumes(recording, tmp_path, 
     made, config, clean = recording
     out = tmp_path / "out"
     argv = command_line(command, made, config, out)
-    stopped = stop_after_first_step(argv, sig, tmp_path / "stopped.log", child_env, hold_workers=command == "batch")
+    batch = command == "batch"
+    env = child_env if batch else hold_after_load(tmp_path / "hook", child_env)
+    stopped = stop_after_first_step(argv, sig, tmp_path / "stopped.log", env, hold_workers=batch,
+                                    **({} if batch else {"ready": HELD_TEXT}))
     assert stopped.returncode == EXIT_PREEMPTED, stopped.stderr
+    if not batch:  # the stop landed while the job was held, before its next step
+        assert HELD_TEXT in stopped.stderr and "add_section_time done" not in stopped.stderr, stopped.stderr
     checkpoint = checkpoint_path_for(out / "sig.h5")
     assert checkpoint.exists() and not (out / "sig.h5").exists()
     # One message naming the signal, the recording, what was kept where, and what to do.

@@ -26,6 +26,7 @@ from hdmea.config import load_config
 from hdmea.pipeline.batch import run_pipeline
 from hdmea.synthetic import generate_recording
 from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal
+from tests.holds import HELD_TEXT, hold_after_load
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -118,40 +119,17 @@ def test_array_script_then_rerun_skips_finished(slurm, recordings, tmp_path):
     assert_equal_to_clean(out, clean)
 
 
-#: Imported by the job's Python (``sitecustomize`` on its path): holds the first run right after load_recording
-#: until a signal stops it.  Without the hold the test raced the job: the steps after load_recording of these
-#: small recordings take a few hundred milliseconds with compiled kernels, the SIGTERM reached hdmea 0.12-0.25 s
-#: after the log line the test waited for (measured on an idle-to-busy 2-core machine), and a job that had
-#: finished by then exits 0 with nothing to stop and no signal in its log.  The requeued run resumes
-#: load_recording, so it is not held.
-HOLD_AFTER_LOAD = """
-import logging, sys, time
-
-
-class _HoldAfterLoad(logging.Handler):
-    def emit(self, record):
-        if record.getMessage().startswith("load_recording done"):
-            print("test hook: job held after load_recording until a signal", file=sys.stderr, flush=True)
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                time.sleep(0.05)  # the stop signal's handler raises Preempted here
-
-
-logging.getLogger("hdmea.steps.runner").addHandler(_HoldAfterLoad())
-"""
-
-
 def test_sigterm_checkpoints_and_the_requeued_task_resumes(slurm, recordings, tmp_path):
     folder, config, clean = recordings
-    out, logs, hook = tmp_path / "out", tmp_path / "logs", tmp_path / "hook"
+    out, logs = tmp_path / "out", tmp_path / "logs"
     logs.mkdir()
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(HOLD_AFTER_LOAD)
-    path = os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # the first run is held after load_recording until the signal (tests.holds); the requeued run
+    # resumes load_recording, so it is not held
+    held = hold_after_load(tmp_path / "hook", {"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     job = slurm.sbatch("--array=1", "--cpus-per-task=1", "--mem=1G", f"--output={logs}/task-%A_%a.log",
                        str(ARRAY_SCRIPT), str(folder), str(out), str(config),
-                       env={"HDMEA": hdmea_command(), "PYTHONPATH": path}, cwd=tmp_path)
-    log = wait_for_text(logs / "task-*.log", "test hook: job held after load_recording")
+                       env={"HDMEA": hdmea_command(), "PYTHONPATH": held["PYTHONPATH"]}, cwd=tmp_path)
+    log = wait_for_text(logs / "task-*.log", HELD_TEXT)
     # What SLURM does before a time limit with --signal=B:TERM@N, or on preemption: SIGTERM to the batch
     # shell, which passes it on to hdmea.
     slurm.command("scancel", "--signal=TERM", "--batch", job)
