@@ -78,3 +78,19 @@ def test_the_pipeline_steps_do_not_import_scipy_signal():
             "print('scipy.signal' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_spike_samples_for_the_images_are_viewed_when_unsigned_and_converted_otherwise():
+    from hdmea.steps.eimage import _sample_indices
+
+    stored = np.array([3, 70_000, 2**40], dtype=np.uint64)  # as the .cmtr reader gives them
+    got = _sample_indices(stored)
+    assert got.dtype == np.int64 and np.shares_memory(got, stored)
+    np.testing.assert_array_equal(got, [3, 70_000, 2**40])
+    assert _sample_indices(np.zeros(0, dtype=np.uint64)).dtype == np.int64
+    for other in (np.array([5, 9], dtype=np.int32), np.array([5.0, 9.0]), [5, 9]):
+        converted = _sample_indices(other)
+        assert converted.dtype == np.int64 and not np.shares_memory(converted, np.asarray(other))
+        np.testing.assert_array_equal(converted, [5, 9])
+    past = np.array([2**63 + 1], dtype=np.uint64)  # not a sample index: converted, not reinterpreted
+    assert not np.shares_memory(_sample_indices(past), past)

@@ -422,8 +422,8 @@ def _region_images(iter_electrical_images, cmcr, cmcr_path, info, spikes, record
 
 
 def _sample_indices(values) -> np.ndarray:
-    """A unit's spike samples as int64, read only: unsigned samples below 2**63 (as the ``.cmtr`` reader
-    gives them) are viewed as they are, not copied."""
+    """A unit's spike samples as int64, for reading: unsigned samples below 2**63 (as the ``.cmtr`` reader
+    gives them) are a view of the stored array, not a copy, so the caller must not write into it."""
     values = np.asarray(values)
     if values.dtype == np.uint64 and (values.size == 0 or int(values.max()) < 2**63):
         return values.view(np.int64)
