@@ -247,3 +247,29 @@ def test_unit_groups_without_or_with_duplicate_ids(recording_copy):
     with pytest.raises(RecordingFormatError) as err:
         CmtrFile(cmtr)
     assert f"/Spike Sorter/{names[1]}/@UnitID" in str(err.value)
+
+
+def test_excluded_peaks_of_a_hand_made_file_are_left_out_of_samples_and_amplitudes(tmp_path):
+    """A .cmtr written with plain h5py whose Peaks tables mix included and excluded peaks: the reader's
+    spike samples and amplitudes are the included rows, in order, against numpy on the stored table."""
+    from tests.mcs_handmade import sensor_id, write_cmtr
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "mixed.cmtr"
+    units = [{"unit_id": 3 + i, "sensor_id": sensor_id(10 + i, 20), "row": 10 + i, "col": 20,
+              "spikes": np.sort(rng.choice(200_000, size=n, replace=False))} for i, n in enumerate([500, 37, 1])]
+    write_cmtr(path, units)
+    with h5py.File(path, "r+") as f:  # flags and amplitudes written in place: some peaks excluded
+        for u, flags in zip(units, [rng.random(500) < 0.7, np.ones(37, bool), np.zeros(1, bool)]):
+            peaks = f[f"Spike Sorter/Unit {u['unit_id']}/Peaks"]
+            table = peaks[()]
+            table["IncludePeak"] = flags
+            table["PeakAmplitude"] = rng.normal(-50, 10, table.size).astype(np.float32)
+            peaks[...] = table
+        stored = {u["unit_id"]: f[f"Spike Sorter/Unit {u['unit_id']}/Peaks"][()] for u in units}
+    got = {u.unit_id: u for u in read_units(path, FS)}
+    for unit_id, table in stored.items():
+        kept = table[table["IncludePeak"] == 1]
+        np.testing.assert_array_equal(got[unit_id].spike_times, (kept["Timestamp"] // 50).astype(np.uint64))
+        np.testing.assert_array_equal(got[unit_id].peak_amplitudes, kept["PeakAmplitude"])
+        assert got[unit_id].n_peaks == table.size
