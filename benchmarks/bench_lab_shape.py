@@ -175,7 +175,7 @@ PARTS = (
     ("load: frame order", "hdmea.steps.load", "decide_frame_order"),
     ("load: staging", "hdmea.steps.load", "open_target"),
     ("eimage: frame order", "hdmea.steps.eimage", "settle_frame_order"),
-    ("eimage: reads", "h5stream.kernels.eimage", "_read_rows"),
+    ("eimage: reads", "h5stream.kernels.raw_chunks", "_read_rows"),
     ("eimage: reads", "h5stream.kernels.direct_rows", "DirectRows.read"),
 )
 

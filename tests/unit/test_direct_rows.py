@@ -215,7 +215,7 @@ def test_datasets_that_are_not_one_plain_run_of_bytes_are_refused(direct_ok):
 
 
 def test_electrical_images_from_a_contiguous_file_equal_the_in_memory_result(direct_ok, monkeypatch):
-    import h5stream.kernels.eimage as eimage
+    import h5stream.kernels.raw_chunks as raw_chunks
 
     opened = []
 
@@ -224,7 +224,7 @@ def test_electrical_images_from_a_contiguous_file_equal_the_in_memory_result(dir
         opened.append(reader)
         return reader
 
-    monkeypatch.setattr(eimage, "open_direct_rows", spy)
+    monkeypatch.setattr(raw_chunks, "open_direct_rows", spy)
     rng = np.random.default_rng(3)
     raw = (rng.normal(0, 40, (7000, 6, 5)) + 32768).astype(np.uint16)
     units = [np.sort(rng.integers(0, raw.shape[0], 150)) for _ in range(4)]

@@ -14,14 +14,12 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
   window inside ``[start, stop)``, within the per-unit cap);
 * units whose accumulators would exceed ``memory_budget_bytes`` are processed in
   batches, one pass over the data per batch;
-* with ``prefetch`` (the default) a read-ahead thread reads the next chunk while
-  the compiled kernel (:mod:`h5stream._ext._eimage`, OpenMP, no GIL) filters and
-  averages the current one on every free core;
-* an h5py dataset whose rows lie in plain runs of bytes (contiguous, or chunked
-  in whole rows without filters; file opened read-only) is read with
-  ``O_DIRECT`` (:mod:`h5stream.kernels.direct_rows`): no page-cache copy, which
-  leaves the CPU to the filter and the averaging, and the kernel takes the rows of
-  each run of the file where they were read (no move to make the chunk one
+* the rows are read by :class:`h5stream.kernels.raw_chunks.RawChunks`: with
+  ``prefetch`` (the default) the next chunk is read while the compiled kernel
+  (:mod:`h5stream._ext._eimage`, OpenMP, no GIL) filters and averages the current
+  one on every free core; an h5py dataset whose rows lie in plain runs of bytes
+  is read by :mod:`h5stream.kernels.direct_rows`, and the kernel takes the rows
+  of each run of the file where they were read (no move to make the chunk one
   array: on the lab-shaped recording, whose chunks lie in runs of 140 MB, that
   move was 15.5 of its 20.3 GB); other sources are sliced;
 * the kernel works tile by tile (:data:`TILE` channels, handed to the threads
@@ -47,11 +45,9 @@ The kernel is compiled ahead of time: a new process pays no compilation.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import math
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,7 +57,7 @@ import numpy as np
 from h5stream import capabilities
 from h5stream.cores import free_cores
 from h5stream.kernels._tiles import TILE
-from h5stream.kernels.direct_rows import open_direct_rows
+from h5stream.kernels.raw_chunks import RawChunks
 from h5stream.memory import small_page_array
 
 logger = logging.getLogger(__name__)
@@ -393,16 +389,6 @@ def electrical_images(raw, spike_times, offsets=None, **kwargs) -> EImageBatch:
     )
 
 
-def _read_rows(raw, a: int, b: int, n_channels: int, out: np.ndarray | None = None) -> np.ndarray:
-    if out is not None and hasattr(raw, "read_direct"):
-        # h5py: read straight into a reused buffer (no fresh allocation and page faults per chunk)
-        view = out[: b - a]
-        raw.read_direct(view.reshape((b - a, *raw.shape[1:])), source_sel=np.s_[a:b])
-        return view
-    block = np.asarray(raw[a:b])
-    return np.ascontiguousarray(block.reshape(b - a, n_channels))
-
-
 def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch, direct_io):
     from h5stream.native import compiled
 
@@ -440,10 +426,9 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     tail = np.zeros((n_tiles, carry * TILE), dtype=np.float32)
     baseline = level = None
     n_tail = 0
-    direct = _open_direct(raw) if direct_io else None
-    reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="eimage-read") if prefetch else None
-    try:
-        for pos, block in _raw_chunks(raw, direct, n_channels, plan.read_start, stop, plan.chunk_samples, reader):
+    with RawChunks(raw, n_channels, plan.read_start, stop, plan.chunk_samples, prefetch=prefetch,
+                   direct_io=direct_io, wait=_count_read_wait) as chunks:
+        for pos, block in chunks:
             pieces = _kernel_pieces(block)
             if baseline is None:
                 baseline, level = _initial_levels(plan.sos, pieces[0][0], padded, adc_offset, adc_scale)
@@ -456,11 +441,6 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             PROFILE.add(kernel_s=time.perf_counter() - t0, filter_cpu_s=filtering, accumulate_cpu_s=accumulating,
                         rows=n, windows=rows.size)
             n_tail = min(carry, n_tail + n)
-    finally:
-        if reader is not None:
-            reader.shutdown(wait=True, cancel_futures=True)
-        if direct is not None:
-            direct.close()
     _eimage.untile(sums, n_channels)
     return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
 
@@ -519,41 +499,8 @@ def _kernel_rows(block: np.ndarray) -> np.ndarray:
     return block.astype(np.float64)
 
 
-def _raw_chunks(raw, direct, n_channels, first, stop, chunk, reader):
-    """Yield ``(start, rows)`` of ``[first, stop)`` in chunks; with ``reader`` the next chunk is read meanwhile.
-
-    ``rows``: an array (rows, channels), or a list of them, the chunk's rows in
-    order (read directly, one per run of the file the rows lie in).
-
-    Two buffers take turns: the reader fills one while the caller works on the other,
-    so the disk stays busy as long as the work on a chunk is quicker than its read.
-    """
-    rows = min(chunk, max(stop - first, 1))
-    if direct is not None:
-        # straight from the disk into aligned buffers (no page-cache copy)
-        spare = [direct.buffer(rows) for _ in range(2)]
-
-        def read(a, b, out):  # the rows of each run of the file where they were read (no move)
-            return [piece.reshape(-1, n_channels) for piece in direct.read_runs(a, b, out)]
-    else:
-        spare = ([np.empty((rows, n_channels), dtype=raw.dtype) for _ in range(2)] if hasattr(raw, "read_direct")
-                 else [None, None])
-
-        def read(a, b, out):
-            return _read_rows(raw, a, b, n_channels, out)
-    pos = first
-    pending = _submit(reader, read, pos, min(pos + chunk, stop), spare[0])
-    n_read = 1
-    while pos < stop:
-        t0 = time.perf_counter()
-        block = pending.result()
-        PROFILE.add(read_wait_s=time.perf_counter() - t0)
-        nxt = min(pos + chunk, stop)
-        if nxt < stop:
-            pending = _submit(reader, read, nxt, min(nxt + chunk, stop), spare[n_read % 2])
-            n_read += 1
-        yield pos, block
-        pos = nxt
+def _count_read_wait(seconds: float) -> None:
+    PROFILE.add(read_wait_s=seconds)
 
 
 def _sums_array(_eimage, shape) -> np.ndarray:
@@ -595,34 +542,6 @@ class _WindowsByEnd:
         offsets = np.zeros(n_sub * n_units + 1, dtype=np.int64)
         np.cumsum(np.bincount(key, minlength=n_sub * n_units), out=offsets[1:])
         return np.ascontiguousarray((rel - window_len)[order], dtype=np.int64), offsets
-
-
-def _open_direct(raw):
-    """A direct row reader for an h5py dataset stored as one plain run of bytes (or for a source
-    offering ``open_direct_rows()``), else None: the source is then read by slicing."""
-    h5py = sys.modules.get("h5py")
-    if h5py is not None and isinstance(raw, h5py.Dataset):
-        return open_direct_rows(raw)
-    opener = getattr(raw, "open_direct_rows", None)
-    return opener() if callable(opener) else None
-
-
-class _Ready:
-    """A finished read for the no-prefetch path (same ``result()`` as a future)."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-
-def _submit(reader, read, a, b, out=None):
-    if b <= a:
-        return _Ready(None)
-    if reader is None:
-        return _Ready(read(a, b, out))
-    return reader.submit(read, a, b, out)
 
 
 def _initial_levels(sos, first_row, padded, adc_offset, adc_scale):
