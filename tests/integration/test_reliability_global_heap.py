@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from h5stream.errors import FormatError
-from h5stream.files import check_global_heaps, open_validated, validated
+from h5stream.files import check_global_heaps, global_heaps, open_validated
 
 TEXT = h5py.string_dtype()
 
@@ -122,7 +122,7 @@ def test_blocks_find_a_signature_across_their_edges(tmp_path, monkeypatch, block
     """Searched in blocks of any size (a signature cut in two by a block's edge), a file gives the same count."""
     path = _text_file(tmp_path / "notes.h5")
     whole = check_global_heaps(path)
-    monkeypatch.setattr(validated, "GLOBAL_HEAP_SCAN_BLOCK", block)
+    monkeypatch.setattr(global_heaps, "GLOBAL_HEAP_SCAN_BLOCK", block)
     assert check_global_heaps(path, limit=0) == whole == 1
     _zero_after_first_object(path)
     with pytest.raises(FormatError, match=f"global heap at byte {_collection(path)}"):
@@ -165,7 +165,7 @@ def _zero_after_first_object_in_place(path) -> int:
 
 def test_a_damaged_heap_past_16_mib_is_refused(tmp_path, child_env):
     path = _large_text_file(tmp_path / "large.h5")
-    assert path.stat().st_size > validated.GLOBAL_HEAP_SCAN_BYTES
+    assert path.stat().st_size > global_heaps.GLOBAL_HEAP_SCAN_BYTES
     assert check_global_heaps(path) == 1
     start = _zero_after_first_object_in_place(path)
     assert start > 16 * 1024**2
@@ -204,14 +204,14 @@ def test_a_large_file_skips_the_stored_data_of_datasets(tmp_path):
         samples = np.zeros(BIG, dtype=np.uint8)
         samples[1000:1000 + len(looping)] = np.frombuffer(looping, dtype=np.uint8)
         f.create_dataset("samples", data=samples, chunks=(1 << 20,))
-    assert path.stat().st_size > validated.GLOBAL_HEAP_SCAN_BYTES
+    assert path.stat().st_size > global_heaps.GLOBAL_HEAP_SCAN_BYTES
     assert check_global_heaps(path) == 0  # in the samples' chunks: skipped
     with pytest.raises(FormatError, match="empty free-space entry"):
         check_global_heaps(path, limit=1 << 40)  # read whole, every byte is searched
     with h5py.File(path, "r+") as f:
         notes = f.create_dataset("notes", (1,), dtype=h5py.vlen_dtype(np.uint8))  # its values in a collection
         notes[0] = np.frombuffer(looping, dtype=np.uint8)
-    assert validated._fixed_size_data_ranges(path)  # the samples are still skipped
+    assert global_heaps._fixed_size_data_ranges(path)  # the samples are still skipped
     with pytest.raises(FormatError, match="empty free-space entry"):
         check_global_heaps(path)  # the text's collection holds them now: searched
 

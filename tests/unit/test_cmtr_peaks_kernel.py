@@ -17,7 +17,8 @@ import pytest
 
 from hdmea.errors import RecordingFormatError
 from h5stream.kernels.peaks import summarise_peaks
-from hdmea.io.cmtr import CmtrFile, _plain_runs
+from hdmea.io.cmtr import CmtrFile
+from hdmea.io.cmtr_peaks import _plain_runs
 
 FS = 20_000.0
 N_CUT = 40
@@ -264,12 +265,12 @@ def test_a_damaged_table_type_after_sound_ones_of_its_layout_is_still_refused(tm
 def test_a_sound_table_type_is_checked_once_per_process(tmp_path, monkeypatch):
     """A table type found sound is remembered by its encoding: a second file of the same layout has its
     tables' type looked up, not walked member by member again; a type of another layout is still walked."""
-    from h5stream.files import validated
+    from h5stream.files import stored_types, validated
 
-    monkeypatch.setattr(validated, "_sound_types", {})
+    monkeypatch.setattr(stored_types, "_sound_types", {})
     walked = []
-    real = validated._check_type
-    monkeypatch.setattr(validated, "_check_type",
+    real = stored_types._check_type
+    monkeypatch.setattr(stored_types, "_check_type",
                         lambda tid, path, obj, where, depth: (walked.append(obj) if depth == 0 else None,
                                                               real(tid, path, obj, where, depth))[1])
     for name in ("one.h5", "two.h5"):

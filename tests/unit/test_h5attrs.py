@@ -181,7 +181,7 @@ def test_a_save_without_the_compiled_kernel_records_the_same_manifest(tmp_path, 
     what the compiled kernel records: a session saved both ways has the same manifest."""
     import json
 
-    from h5stream.checksums import _manifest
+    from h5stream.checksums import _manifest, _recording
     from hdmea.pipeline import create_session
 
     rng = np.random.default_rng(7)
@@ -198,7 +198,7 @@ def test_a_save_without_the_compiled_kernel_records_the_same_manifest(tmp_path, 
 
     compiled = save(tmp_path / "compiled.h5")
     monkeypatch.setattr(native, "write_attrs", lowlevel._hand_back)
-    monkeypatch.setattr(checksums, "record_sets", checksums._record_sets)
+    monkeypatch.setattr(_recording, "record_sets", _recording._record_sets)
     monkeypatch.setattr(_manifest, "_h5attrs", None)
     fallback = save(tmp_path / "fallback.h5")
     assert compiled["datasets"] == fallback["datasets"] and len(compiled["datasets"]) >= 12

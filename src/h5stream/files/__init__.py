@@ -21,7 +21,8 @@ The rules this package enforces:
   a file that crashes or hangs libhdf5 becomes a typed error
   (:mod:`~h5stream.files.verify`).
 
-Modules: ``paths`` (names beside a target, fsync), ``claims``, ``validated``,
+Modules: ``paths`` (names beside a target, fsync), ``claims``, ``validated`` (with
+``global_heaps`` and ``stored_types``, the checks it runs before values are read),
 ``atomic``, ``verify``.  Every public name is importable from ``h5stream.files``.
 """
 
@@ -38,14 +39,11 @@ from h5stream.files.atomic import (
 )
 from h5stream.files.claims import WriterClaim, hdf5_lock_held
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
+from h5stream.files.global_heaps import GLOBAL_HEAP_SCAN_BYTES, check_global_heaps, check_large_global_heaps
+from h5stream.files.stored_types import check_declared_size, check_stored_type
 from h5stream.files.validated import (
     ALLOWED_FILTERS,
-    check_declared_size,
-    GLOBAL_HEAP_SCAN_BYTES,
-    check_global_heaps,
-    check_large_global_heaps,
     check_hdf5_signature,
-    check_stored_type,
     check_regular_file,
     guard_read,
     open_validated,
