@@ -35,14 +35,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from h5stream.errors import ChecksumError, H5StreamError, WriteError
-from h5stream.files import adopt_partial, create_atomic
-from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea, parse_size
+from h5stream.errors import ChecksumError, H5StreamError
+from h5stream.staging import FileArray, StagingArea, parse_size
 from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
 from hdmea.io.recording import SourceFile, read_lazy_tree
+from hdmea.pipeline._live_tree import CompletedSteps, LabSessionViews
+from hdmea.pipeline._session_files import save_into_spill_file, write_new_file
 from hdmea.pipeline._staged_tree import node_nbytes, walk_datasets
 from hdmea.steps.table import canonical_step_names
 from hdmea.progress import counted
@@ -87,7 +88,7 @@ def split_path(path: str, *, allow_root: bool = True) -> list[str]:
 # --------------------------------------------------------------------------- the session
 
 
-class PipelineSession:
+class PipelineSession(LabSessionViews):
     """Results of pipeline steps, staged for one deferred save.
 
     Parameters
@@ -106,8 +107,16 @@ class PipelineSession:
     Attributes
     ----------
     save_state : SaveState
-    completed_steps : list[str]
+    units, stimulus, metadata : LiveGroup
+        The staged content as live dicts: a write at any depth is staged and saved
+        (see :mod:`hdmea.pipeline._live_tree`).
+    completed_steps : CompletedSteps
+        A set (``add``, ``discard``, ``in``) that keeps the order of completion.
     warnings : list[str]
+    source_files : SourceFiles
+        ``{"cmcr_path": Path, "cmtr_path": Path}`` (see :meth:`set_source_files`).
+    created_at, saved_at : str or None
+        ISO times (UTC) of creation and of the last :meth:`save`.
     checkpoint_name : str or None
         Name of the checkpoint this session was loaded from.
     """
@@ -126,14 +135,15 @@ class PipelineSession:
         self.memory_limit = parse_size(memory_limit)
         self.memory_warning = parse_size(memory_warning)
         self.save_state = SaveState.DEFERRED
-        self.completed_steps: list[str] = []
+        self._broken: str | None = None
+        self._steps = CompletedSteps(on_change=self._modified)
         self.warnings: list[str] = []
         self.checkpoint_name: str | None = None
+        self.saved_at: str | None = None
         self._root: Group = store.recording_root(dataset_id)
         self._staging = StagingArea(self.hdf5_path, self.memory_limit)
         self._sources: list[SourceFile] = []
         self._warned_size = False
-        self._broken: str | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -152,7 +162,7 @@ class PipelineSession:
     @property
     def staged_bytes(self) -> int:
         """Bytes of everything staged: arrays in memory, spilled or lazily loaded, and attributes."""
-        return node_nbytes(self._root) + sum(len(s) for s in self.completed_steps + self.warnings)
+        return node_nbytes(self._root) + sum(len(s) for s in [*self.completed_steps, *self.warnings])
 
     @property
     def memory_estimate_gb(self) -> float:
@@ -299,11 +309,22 @@ class PipelineSession:
         for group_name, nodes in store.stimulus_nodes(light_reference, frame_times, section_times).items():
             self._set_children(["stimulus", group_name], nodes)
 
-    def add_feature(self, unit_id: str, feature_name: str, feature_data: Mapping[str, Any],
+    def add_feature(self, unit_id: str, feature_name: str, feature_data: Any,
                     metadata: Mapping[str, Any] | None = None) -> None:
-        """Stage a unit's feature (same rules as :func:`hdmea.io.hdf5_store.write_feature_to_unit`)."""
+        """Stage a unit's feature.
+
+        A mapping follows :func:`hdmea.io.hdf5_store.write_feature_to_unit` (its
+        arrays datasets, its scalars attributes, ``metadata`` attributes of the
+        feature's group).  Any other value (an array, a number, a list) is stored
+        as the original pipeline stores it: ``features/<name>/data`` holds the
+        value and ``features/<name>/metadata`` the metadata.
+        """
         store.check_name(unit_id, what="unit id")
-        node = store.feature_node(feature_name, feature_data, metadata)
+        if isinstance(feature_data, Mapping):
+            node = store.feature_node(feature_name, feature_data, metadata)
+        else:
+            store.check_member_name(feature_name, what="feature name")
+            node = store.value_node({"data": feature_data, "metadata": dict(metadata or {})})
         if self._node(["units", unit_id]) is None:
             raise store.UnknownUnitError(
                 f"session {self.dataset_id!r} [/units/{unit_id}]: no such unit; add the units first")
@@ -315,31 +336,13 @@ class PipelineSession:
         """Record that ``step`` ran (each step once, in the order they completed)."""
         if not isinstance(step, str) or not step:
             raise ValueError(f"a step name must be non-empty text (found {step!r})")
-        self._modified()
-        if step not in self.completed_steps:
-            self.completed_steps.append(step)
+        self.completed_steps.add(step)
 
     def add_warning(self, text: str) -> None:
         self._modified()
         self.warnings.append(str(text))
 
     # ------------------------------------------------------------------ read views
-    @property
-    def units(self) -> dict[str, dict[str, Any]]:
-        """Every unit as a dict (arrays, attributes, features); arrays that live on disk are read."""
-        units = self._node(["units"])
-        return {} if units is None else {uid: store.decode_node(n) for uid, n in units.children.items()}
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        node = self._node(["metadata"])
-        return {} if node is None else store.decode_node(node)
-
-    @property
-    def stimulus(self) -> dict[str, Any]:
-        node = self._node(["stimulus"])
-        return {} if node is None else store.decode_node(node)
-
     def unit_ids(self) -> list[str]:
         units = self._node(["units"])
         return [] if units is None else sorted(units.children)
@@ -370,10 +373,13 @@ class PipelineSession:
                                hint="pass save(path) or create the session with hdf5_path=...")
         return Path(path)
 
-    def save(self, path: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
-        """Write everything staged to ``path`` (default: ``hdf5_path``) in one atomic step.
+    def save(self, output_path: str | os.PathLike | None = None, *, overwrite: bool = False,
+             path: str | os.PathLike | None = None) -> Path:
+        """Write everything staged to ``output_path`` in one atomic step.
 
-        Returns the path written.  The file appears only when complete (partial
+        ``output_path`` defaults to ``hdf5_path``, else ``<output_dir>/<dataset_id>.h5``
+        (``path=`` is the same argument under its earlier name); missing parent
+        folders are created, as the original pipeline does.  Returns the path written.  The file appears only when complete (partial
         file, fsync, rename); a failure leaves any earlier file at ``path``
         untouched and the session deferred.  Arrays spilled beside ``path`` are
         moved into place, not copied.
@@ -389,8 +395,13 @@ class PipelineSession:
         """
         if self._broken is not None:
             raise SessionError(self._broken)
-        target = self._target(path)
+        if path is not None:
+            if output_path is not None:
+                raise TypeError("save() takes output_path or path, not both")
+            output_path = path
+        target = self._target(output_path)
         store.check_suffix(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and not overwrite:
             raise _files.exists_error(target)
         _files.check_replace_target(target)
@@ -403,51 +414,19 @@ class PipelineSession:
             self._write_new_file(target, tree, overwrite=True)
             self._staging.discard()
         self._after_save(target)
+        self.saved_at = tree.children["pipeline"].children["session_info"].attrs.get("saved_at")
         logger.info("session %s saved to %s (%s, steps %s)", self.dataset_id, target,
                     counted(self.unit_count, "unit"), self.completed_steps)
         return target
 
     def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool) -> None:
-        atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True)
-        with _files.recording_errors(target):
-            f = atomic.open()
-        try:
-            store.write_root(f, tree)
-        except BaseException as exc:
-            atomic.abort()
-            if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-                raise WriteError(f"writing failed ({exc}); any earlier file is intact", path=target) from exc
-            raise
-        atomic.commit()
+        write_new_file(target, tree, overwrite=overwrite)
 
     def _save_into_spill_file(self, target: Path, tree: Group) -> None:
-        # The engine adopts the spill file as the target's partial file: claim and target
-        # checks come first, so a refused target leaves the spilled arrays where they are.
-        with _files.recording_errors(target):
-            atomic = adopt_partial(target, self._staging.spill_path, overwrite=True, checksums=True)
-        opener = self._staging.spill_file
-        f = opener()
+        def lost(text: str) -> None:
+            self._broken = f"session {self.dataset_id!r}: {text}"
 
-        def movable(array: FileArray) -> bool:
-            return array.spilled and array._opener == opener
-
-        handed = self._staging.detach_spill_file()
-        assert handed is not None and handed[0] is f and handed[1] == atomic.partial
-        atomic.file = f
-        try:
-            store.write_root(f, tree, store.WriteContext(f, movable))
-            if STAGING_GROUP in f:
-                del f[STAGING_GROUP]
-            atomic.commit()
-        except BaseException as exc:
-            atomic.abort()
-            # The spilled arrays were moved inside the discarded file: the session cannot save again.
-            self._broken = (f"session {self.dataset_id!r}: saving to {target} failed ({exc}) after spilled "
-                            "arrays were moved; the earlier file is intact, but this session's spilled data "
-                            "is gone. Resume from the last checkpoint.")
-            if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-                raise WriteError(f"saving failed ({exc}); any earlier file is intact", path=target) from exc
-            raise
+        save_into_spill_file(self._staging, target, tree, lost)
 
     def _after_save(self, target: Path) -> None:
         """Point every on-disk array at the saved file; older sources can close."""
@@ -476,10 +455,12 @@ class PipelineSession:
         return self.save(target, overwrite=overwrite)
 
     def checkpoint(self, path: str | os.PathLike, checkpoint_name: str | None = None,
-                   overwrite: bool = False) -> Path:
+                   overwrite: bool = True) -> Path:
         """Write an independent, complete copy of the session to ``path``; the session stays deferred.
 
-        ``PipelineSession.load(path)`` resumes from it exactly.
+        ``PipelineSession.load(path)`` resumes from it exactly.  An earlier
+        checkpoint at ``path`` is replaced (atomically, with a warning logged) unless
+        ``overwrite=False``, as in the original pipeline.
         """
         if self._broken is not None:
             raise SessionError(self._broken)
@@ -489,6 +470,9 @@ class PipelineSession:
                                   hint="choose another path for the checkpoint")
         if target.exists() and not overwrite:
             raise _files.exists_error(target, hint="pass overwrite=True to replace the checkpoint")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
         state = self.save_state
@@ -536,6 +520,7 @@ class PipelineSession:
         session.completed_steps = canonical_step_names(info_value.get("completed_steps", []))
         session.warnings = list(info_value.get("warnings", []))
         session.checkpoint_name = info_value.get("checkpoint_name")
+        session.saved_at = info_value.get("saved_at")
         session._admit(root)
         logger.info("session %s resumed from %s (steps %s)", dataset_id, path, session.completed_steps)
         return session
@@ -576,4 +561,6 @@ def create_session(
         dataset_id = derive_dataset_id(cmcr_path, cmtr_path)
     session = PipelineSession(dataset_id, hdf5_path=hdf5_path, memory_limit=memory_limit, **kwargs)
     session.output_dir = Path(output_dir) if output_dir is not None else None
+    if cmcr_path or cmtr_path:
+        session.set_source_files(cmcr_path=cmcr_path, cmtr_path=cmtr_path)
     return session

@@ -1,0 +1,480 @@
+"""Live views of a session's staged tree: ``session.units``, ``session.stimulus``, ``session.metadata``.
+
+The lab's code treats these as its working memory and writes into them at any
+depth (``session.units[u]["auto_label"]["axon_type"] = "rgc"``,
+``session.stimulus["section_time"][movie] = sections``).  A :class:`LiveGroup`
+reads and writes the session's node tree in place, so every such write is
+staged, counted against the memory budget (arrays past it spill) and saved.
+
+What a read returns:
+
+==========================  =====================================================
+stored                      returned
+==========================  =====================================================
+group (dict)                a :class:`LiveGroup` (writes go to the session)
+list                        a :class:`LiveList` (writes go to the session)
+array held in memory        the staged array itself (in-place edits are kept)
+array on disk (spilled,     a read-only copy: an in-place edit raises
+or from a checkpoint)       ``ValueError`` instead of being lost; assign instead
+other values                their Python value (immutable)
+==========================  =====================================================
+
+What a write stores (the original pipeline's layout): a scalar set directly in a
+unit's group is an attribute of the unit; anywhere else every value is its own
+object (a dict a group, a scalar a 1-element dataset, an array a dataset), so
+``units/<u>/auto_label/axon_type`` is a dataset a plain h5py reader finds.  A
+value the tree cannot store raises :class:`h5stream.errors.EncodingError`.
+
+Assigning a plain dict copies it into the session, as h5py does: keep writing
+through the session (``session.units[u]["auto_label"]["x"] = ...``), not through
+the dict that was assigned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, MutableSet
+from pathlib import Path
+import numpy as np
+
+from h5stream.staging import FileArray
+from h5stream.tree import Group, decode_node, is_safe_key, normalize_attr, value_node
+from hdmea.io import hdf5_store as store
+
+__all__ = ["LiveGroup", "LiveList", "CompletedSteps", "SourceFiles", "LabSessionViews"]
+
+_MISSING = object()
+
+
+def _slot(group: Group, key) -> tuple[str, str] | None:
+    """("child" | "attr", stored name) of ``key`` in ``group``, or None when absent."""
+    if group.tag == "dict":
+        try:
+            index = (group.keys or []).index(key)
+        except ValueError:
+            return None
+        name = str(index)
+    elif isinstance(key, str):
+        name = key
+    else:
+        return None
+    if name in group.children:
+        return "child", name
+    if name in group.attrs:
+        return "attr", name
+    return None
+
+
+def _as_dict_group(group: Group) -> None:
+    """Re-key a plain group in place so that it can hold keys that are not names (tag ``dict``)."""
+    names = sorted(set(group.children) | set(group.attrs))
+    children, attrs = {}, {}
+    for index, name in enumerate(names):
+        if name in group.children:
+            children[str(index)] = group.children[name]
+        else:
+            attrs[str(index)] = group.attrs[name]
+    group.children, group.attrs, group.tag, group.keys = children, attrs, "dict", names
+
+
+class LiveGroup(MutableMapping):
+    """A group of a :class:`~hdmea.pipeline.PipelineSession`'s tree, read and written in place."""
+
+    __slots__ = ("_session", "_parts")
+
+    def __init__(self, session, parts: list[str]) -> None:
+        self._session = session
+        self._parts = list(parts)
+
+    # ------------------------------------------------------------------ where
+    @property
+    def path(self) -> str:
+        return "/" + "/".join(self._parts)
+
+    def _group(self, create: bool = False) -> Group:
+        node = self._session._node(self._parts)
+        if node is None and create:
+            return self._session._group(self._parts)
+        if not isinstance(node, Group):
+            raise KeyError(f"session {self._session.dataset_id!r} has no group at {self.path} any more "
+                           "(it was replaced or deleted)")
+        return node
+
+    def _is_unit(self) -> bool:
+        return len(self._parts) == 2 and self._parts[0] == "units"
+
+    # ------------------------------------------------------------------ reading
+    def _keys(self) -> list:
+        group = self._session._node(self._parts)
+        if not isinstance(group, Group):
+            return []
+        if group.tag == "dict":
+            return list(group.keys or [])
+        return sorted(set(group.children) | set(group.attrs))
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def __contains__(self, key) -> bool:
+        group = self._session._node(self._parts)
+        return isinstance(group, Group) and _slot(group, key) is not None
+
+    def __getitem__(self, key):
+        group = self._group()
+        slot = _slot(group, key)
+        if slot is None:
+            raise KeyError(key)
+        kind, name = slot
+        if kind == "attr":
+            value = group.attrs[name]
+            return LiveList(self, key, value) if isinstance(value, list) else value
+        node = group.children[name]
+        if isinstance(node, Group):
+            if node.tag == "list":
+                return LiveList(self, key, decode_node(node))
+            if node.tag == "tuple":
+                return decode_node(node)
+            return LiveGroup(self._session, self._parts + [name])
+        if node.tag is None and isinstance(node.data, np.ndarray) and node.data.dtype.kind != "O":
+            return node.data  # the staged array itself: in-place edits are kept
+        value = decode_node(node)
+        if isinstance(node.data, FileArray) and isinstance(value, np.ndarray):
+            value.flags.writeable = False  # a copy of data on disk: an edit would be lost, so it raises
+        if isinstance(value, list):
+            return LiveList(self, key, value)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def to_dict(self) -> dict:
+        """A plain copy of the group (arrays on disk are read)."""
+        return store.decode_node(self._group())
+
+    copy = to_dict
+
+    def __repr__(self) -> str:
+        return f"LiveGroup({self.path}, keys={self._keys()!r})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    __hash__ = None
+
+    # ------------------------------------------------------------------ writing
+    def _node_for(self, key, value):
+        """('attr', value) or ('child', node) for a value stored under ``key`` here."""
+        if self._parts == ["units"]:
+            return "child", store.unit_node(store.check_name(key, what="unit id"), value)
+        if isinstance(value, LiveGroup):
+            value = value.to_dict()
+        elif isinstance(value, LiveList):
+            value = list(value)
+        if isinstance(value, (np.ndarray, FileArray)):
+            return "child", store.array_node(value)
+        if self._is_unit() and not isinstance(value, (Mapping, list, tuple, bytes)):
+            return "attr", normalize_attr(value)
+        return "child", value_node(value)
+
+    def __setitem__(self, key, value) -> None:
+        session = self._session
+        session._modified()
+        group = self._group(create=True)
+        kind, stored = self._node_for(key, value)
+        slot = _slot(group, key)
+        if slot is None:
+            if group.tag not in (None, "dict"):
+                raise TypeError(f"{self.path} holds a {group.tag}, not a dict: it takes no new keys")
+            if group.tag is None and not is_safe_key(key):
+                _as_dict_group(group)
+            if group.tag == "dict":
+                group.keys = list(group.keys or []) + [key]
+                name = str(len(group.keys) - 1)
+            else:
+                store.check_member_name(key, what="key")
+                name = key
+        else:
+            old_kind, name = slot
+            if old_kind == "child":
+                session._release(group.children.pop(name))
+            else:
+                del group.attrs[name]
+        if kind == "attr":
+            group.attrs[name] = stored
+        else:
+            session._admit(stored)
+            group.children[name] = stored
+        session._check_size()
+
+    def __delitem__(self, key) -> None:
+        session = self._session
+        group = self._group()
+        slot = _slot(group, key)
+        if slot is None:
+            raise KeyError(key)
+        session._modified()
+        kind, name = slot
+        if kind == "child":
+            session._release(group.children.pop(name))
+        else:
+            del group.attrs[name]
+        if group.tag == "dict":
+            # keep the stored names 0..n-1 in key order
+            keys = list(group.keys or [])
+            index = keys.index(key)
+            del keys[index]
+            for later in range(index + 1, len(keys) + 1):
+                old, new = str(later), str(later - 1)
+                if old in group.children:
+                    group.children[new] = group.children.pop(old)
+                elif old in group.attrs:
+                    group.attrs[new] = group.attrs.pop(old)
+            group.keys = keys
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+class LiveList(MutableSequence):
+    """A list stored in a session: every change is written back to where it came from."""
+
+    __slots__ = ("_parent", "_key", "_items")
+
+    def __init__(self, parent: LiveGroup, key, items) -> None:
+        self._parent = parent
+        self._key = key
+        self._items = list(items)
+
+    def _store(self) -> None:
+        self._parent[self._key] = list(self._items)
+
+    def __getitem__(self, index):
+        return self._items[index]
+
+    def __setitem__(self, index, value) -> None:
+        self._items[index] = value
+        self._store()
+
+    def __delitem__(self, index) -> None:
+        del self._items[index]
+        self._store()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def insert(self, index, value) -> None:
+        self._items.insert(index, value)
+        self._store()
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, LiveList)):
+            return list(self._items) == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+
+
+class CompletedSteps(MutableSet):
+    """The steps a session has completed: a set (``add``, ``discard``, ``in``) that keeps their order.
+
+    The original pipeline's ``completed_steps`` is a set and the lab's scripts call
+    ``.add()`` and ``.discard()``; the runner reads the order of completion
+    (iteration is in that order).  Compares equal to a set of the same steps and to
+    a list or tuple of them in the same order.
+    """
+
+    __slots__ = ("_steps", "_on_change")
+
+    def __init__(self, steps: Iterable[str] = (), on_change=None) -> None:
+        self._steps: dict[str, None] = {}
+        self._on_change = None
+        for step in steps:
+            self.add(step)
+        self._on_change = on_change
+
+    def __contains__(self, step) -> bool:
+        return step in self._steps
+
+    def __iter__(self):
+        return iter(list(self._steps))
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def add(self, step: str) -> None:
+        if not isinstance(step, str) or not step:
+            raise ValueError(f"a step name must be non-empty text (found {step!r})")
+        if step not in self._steps:
+            if self._on_change is not None:
+                self._on_change()
+            self._steps[step] = None
+
+    def discard(self, step: str) -> None:
+        if step in self._steps:
+            if self._on_change is not None:
+                self._on_change()
+            del self._steps[step]
+
+    # list-like reading, for code written against the earlier list
+    def __getitem__(self, index):
+        return list(self._steps)[index]
+
+    def append(self, step: str) -> None:
+        self.add(step)
+
+    def __add__(self, other):
+        return list(self._steps) + list(other)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple)):
+            return list(self._steps) == list(other)
+        if isinstance(other, (set, frozenset, CompletedSteps)):
+            return set(self._steps) == set(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(repr(s) for s in self._steps) + "}" if self._steps else "set()"
+
+
+_SOURCE_KEYS = ("cmcr_path", "cmtr_path")
+
+
+class SourceFiles(MutableMapping):
+    """``session.source_files``: ``{"cmcr_path": Path, "cmtr_path": Path}``, kept in the recording's root.
+
+    Stored as the root attributes ``source_files`` ([cmcr, cmtr] text),
+    ``cmcr_exists`` and ``cmtr_exists``, as a step run without a session writes them.
+    """
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session) -> None:
+        self._session = session
+
+    def _paths(self) -> list[str]:
+        stored = self._session._root.attrs.get("source_files")
+        paths = [str(p) for p in stored] if isinstance(stored, (list, tuple)) else []
+        return (paths + ["", ""])[:2]
+
+    def __getitem__(self, key):
+        if key not in _SOURCE_KEYS:
+            raise KeyError(key)
+        value = self._paths()[_SOURCE_KEYS.index(key)]
+        if not value:
+            raise KeyError(key)
+        return Path(value)
+
+    def __iter__(self):
+        paths = self._paths()
+        return iter([k for k, p in zip(_SOURCE_KEYS, paths) if p])
+
+    def __len__(self) -> int:
+        return sum(1 for p in self._paths() if p)
+
+    def _set(self, paths: list[str]) -> None:
+        cmcr, cmtr = (p or None for p in paths)
+        self._session._modified()
+        self._session._root.attrs.update(store.source_files_attrs(cmcr, cmtr))
+
+    def __setitem__(self, key, value) -> None:
+        if key not in _SOURCE_KEYS:
+            raise KeyError(f"source_files takes {', '.join(_SOURCE_KEYS)} (found {key!r})")
+        paths = self._paths()
+        paths[_SOURCE_KEYS.index(key)] = os.fspath(value) if value is not None else ""
+        self._set(paths)
+
+    def __delitem__(self, key) -> None:
+        self[key] = None
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class LabSessionViews:
+    """The session's members as the lab's code uses them (mixed into :class:`~hdmea.pipeline.PipelineSession`).
+
+    ``units``, ``stimulus`` and ``metadata`` are live dicts; ``completed_steps`` a set
+    that keeps order; ``source_files``, ``set_source_files()``, ``created_at``.
+    """
+
+    @property
+    def completed_steps(self) -> CompletedSteps:
+        return self._steps
+
+    @completed_steps.setter
+    def completed_steps(self, steps) -> None:
+        self._modified()
+        self._steps = CompletedSteps(steps, on_change=self._modified)
+
+    @property
+    def created_at(self) -> str | None:
+        return self._root.attrs.get("created_at")
+
+    @created_at.setter
+    def created_at(self, value: str | None) -> None:
+        self._modified()
+        self._root.attrs["created_at"] = "" if value is None else str(value)
+
+    @property
+    def source_files(self) -> SourceFiles:
+        return SourceFiles(self)
+
+    @source_files.setter
+    def source_files(self, mapping: Mapping) -> None:
+        self.set_source_files(**{k: mapping.get(k) for k in ("cmcr_path", "cmtr_path")})
+
+    def set_source_files(self, cmcr_path: str | os.PathLike | None = None,
+                         cmtr_path: str | os.PathLike | None = None) -> None:
+        """Record the paths of the original ``.cmcr``/``.cmtr`` (a path left out keeps its value)."""
+        files = self.source_files
+        if cmcr_path:
+            files["cmcr_path"] = cmcr_path
+        if cmtr_path:
+            files["cmtr_path"] = cmtr_path
+
+    def _replace_group(self, name: str, mapping: Mapping) -> None:
+        view = LiveGroup(self, [name])
+        for key in list(view):
+            del view[key]
+        for key, value in mapping.items():
+            view[key] = value
+
+    @property
+    def units(self) -> LiveGroup:
+        """Every unit by id, live: reads come from the staged tree and writes at any depth go into it."""
+        return LiveGroup(self, ["units"])
+
+    @units.setter
+    def units(self, mapping: Mapping) -> None:
+        self._replace_group("units", mapping)
+
+    @property
+    def metadata(self) -> LiveGroup:
+        """The recording's metadata, live (see :attr:`units`)."""
+        return LiveGroup(self, ["metadata"])
+
+    @metadata.setter
+    def metadata(self, mapping: Mapping) -> None:
+        self._replace_group("metadata", mapping)
+
+    @property
+    def stimulus(self) -> LiveGroup:
+        """The stimulus arrays (light reference, frame and section times), live (see :attr:`units`)."""
+        return LiveGroup(self, ["stimulus"])
+
+    @stimulus.setter
+    def stimulus(self, mapping: Mapping) -> None:
+        self._replace_group("stimulus", mapping)

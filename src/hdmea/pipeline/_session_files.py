@@ -1,0 +1,66 @@
+"""How a session's tree becomes a file: a new file built beside the target, or the spill file finished in place.
+
+Both end in one atomic rename over the target (:mod:`h5stream.files`); a failure leaves any
+earlier file at the target as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from h5stream.errors import H5StreamError, WriteError
+from h5stream.files import adopt_partial, create_atomic
+from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea
+from hdmea.io import _files
+from hdmea.io import hdf5_store as store
+from hdmea.io.hdf5_store import Group
+
+__all__ = ["write_new_file", "save_into_spill_file"]
+
+
+def write_new_file(target: Path, tree: Group, *, overwrite: bool) -> None:
+    """Write ``tree`` to a new partial file beside ``target`` and rename it over ``target``."""
+    atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True)
+    with _files.recording_errors(target):
+        f = atomic.open()
+    try:
+        store.write_root(f, tree)
+    except BaseException as exc:
+        atomic.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
+            raise WriteError(f"writing failed ({exc}); any earlier file is intact", path=target) from exc
+        raise
+    atomic.commit()
+
+
+def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_lost) -> None:
+    """Finish the spill file as ``target``: spilled arrays are moved inside it, not copied.
+
+    ``on_lost(text)`` is called when the write failed after spilled arrays were
+    moved (the discarded file took them with it): the session cannot save again.
+    """
+    # The engine adopts the spill file as the target's partial file: claim and target
+    # checks come first, so a refused target leaves the spilled arrays where they are.
+    with _files.recording_errors(target):
+        atomic = adopt_partial(target, staging.spill_path, overwrite=True, checksums=True)
+    opener = staging.spill_file
+    f = opener()
+
+    def movable(array: FileArray) -> bool:
+        return array.spilled and array._opener == opener
+
+    handed = staging.detach_spill_file()
+    assert handed is not None and handed[0] is f and handed[1] == atomic.partial
+    atomic.file = f
+    try:
+        store.write_root(f, tree, store.WriteContext(f, movable))
+        if STAGING_GROUP in f:
+            del f[STAGING_GROUP]
+        atomic.commit()
+    except BaseException as exc:
+        atomic.abort()
+        on_lost(f"saving to {target} failed ({exc}) after spilled arrays were moved; the earlier file is "
+                "intact, but this session's spilled data is gone. Resume from the last checkpoint.")
+        if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
+            raise WriteError(f"saving failed ({exc}); any earlier file is intact", path=target) from exc
+        raise
