@@ -116,8 +116,9 @@ def _print_outcome(name: str, out: Path, outcome: dict) -> int:
     if status == "preempted":
         print(f"{name}: Preempted: {outcome.get('message') or outcome.get('error')}", file=sys.stderr)
         return EXIT_PREEMPTED
-    if status == "failed":
-        text = f"{name}: failed ({outcome.get('kind')} error): {outcome.get('error')}"
+    if status in ("failed", "held"):  # held: another process holds the recording, not computed here
+        text = (f"{name}: held: {outcome.get('error')}" if status == "held"
+                else f"{name}: failed ({outcome.get('kind')} error): {outcome.get('error')}")
         print(on_command_line(text, "run"), file=sys.stderr)
         return EXIT_FAILED
     detail = outcome.get("detail") or {}
@@ -256,6 +257,17 @@ def _add_config(p: argparse.ArgumentParser) -> None:
                         "row_col force the order. See docs/guide/frame-order.md")
 
 
+#: What ``hdmea batch`` does when batches share an output folder (its --help).
+BATCH_SHARING = """\
+Batches may share an output folder. Each job holds its recording's claim (<out>.h5.job.claim) for its whole
+run. A recording that another process holds (a job of another batch, or a program writing its output) is
+skipped and reported as "held", naming the holder (host, pid, since when): it is neither computed again nor
+counted as done by this batch, and it is not retried (run the batch again once the holder has ended to pick up
+anything it did not finish). A held recording does not make the exit status 1. A recording another batch
+finished is "skipped", naming that batch. batch_summary.json is the folder's summary: every batch merges its
+rows into it (atomically, under a lock), and its "batches" list keeps each batch's own rows."""
+
+
 def steps_help() -> str:
     """The pipeline's steps as the configuration names them, from :data:`hdmea.pipeline.steps.STEPS`."""
     from hdmea.pipeline.steps import STEPS
@@ -306,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool",
-                   epilog=steps_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                   description=BATCH_SHARING, epilog=steps_help(),
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recordings", metavar="LIST_OR_DIR",
                    help="directory of .cmcr/.cmtr pairs, or a file listing 'CMCR [CMTR]' per line")
     _add_config(p)

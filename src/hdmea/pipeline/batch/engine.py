@@ -15,10 +15,16 @@ from typing import Any
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import Pool, in_process_pool, make_pool
-from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, classify_error, describe_error
+from hdmea.pipeline.batch.failures import DATA, ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error
 from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
-from hdmea.pipeline.batch.recordings import Recording, discover_recordings, finished_marker, output_path_for
+from hdmea.pipeline.batch.recordings import (
+    Recording,
+    discover_recordings,
+    finished_marker,
+    new_batch_id,
+    output_path_for,
+)
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, free_workers, threads_per_worker
 from hdmea.pipeline.preflight import (
@@ -134,6 +140,7 @@ def run_batch(
     # Without a count from the caller, the batch takes the cores free when it starts.
     choose_workers = workers is None and executor is None and scheduler is None
     started = time.perf_counter()
+    batch_id = new_batch_id()
     items = discover_recordings(recordings)
     out_dir = Path(out_dir)
     job = job if job is not None else run_pipeline_job
@@ -143,7 +150,8 @@ def run_batch(
     if not todo:
         # Nothing to do: no cluster is started, no folder is checked or created.
         summary = BatchSummary(results=[finished[i] for i in range(len(items))],
-                               seconds=time.perf_counter() - started, executor="none (nothing to do)")
+                               seconds=time.perf_counter() - started, executor="none (nothing to do)",
+                               batch_id=batch_id)
         logger.info("all %s finished already with this configuration; nothing to do",
                     counted(len(items), "recording"))
         return summary
@@ -195,9 +203,9 @@ def run_batch(
     if not todo:
         pool.close()
         return BatchSummary(results=results, seconds=time.perf_counter() - started,
-                            executor="none (nothing could start)")
+                            executor="none (nothing could start)", batch_id=batch_id)
     folders = CreatedFolders(out_dir)
-    call = JobCall(job, setup)
+    call = JobCall(job, setup, batch_id)
     startup_seconds = time.perf_counter() - started
     logger.info("batch of %s on %s", counted(len(todo), "recording"), pool.name)
     stopped_by: list[str] = []
@@ -214,14 +222,15 @@ def run_batch(
     summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
                            startup_seconds=startup_seconds,
                            worker_setup_seconds=_setup_times(pool.setup_seconds, results),
-                           stopped_by=stopped_by[0] if stopped_by else None)
+                           stopped_by=stopped_by[0] if stopped_by else None, batch_id=batch_id)
     if summary.stopped_by:
         logger.warning("batch stopped by %s: %d done, %d preempted (resumable), %d failed in %.2f s",
                        summary.stopped_by, len(summary.done), len(summary.preempted), len(summary.failed),
                        summary.seconds)
     else:
-        logger.info("batch finished: %d done, %d skipped, %d failed in %.2f s",
-                    len(summary.done), len(summary.skipped), len(summary.failed), summary.seconds)
+        logger.info("batch finished: %d done, %d skipped, %d held by other processes, %d failed in %.2f s",
+                    len(summary.done), len(summary.skipped), len(summary.held), len(summary.failed),
+                    summary.seconds)
     return summary
 
 
@@ -300,24 +309,25 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
     running: dict[Any, int] = {}
     generation: dict[Any, int] = {}  # which incarnation of the pool ran the future
     max_attempts = 1 + retries
-    batch_started = time.time()
     completed: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()  # futures that ended
     stopping: list[str] = []  # the signal that stopped this batch, once one did
 
     def finish(index: int, outcome: dict) -> None:
         res = results[index]
-        finished_unix = outcome.get("finished_unix")
-        if outcome["status"] == "skipped" and finished_unix is not None and finished_unix >= batch_started:
-            # Finished by this batch: a worker died after the job but before its
-            # result was collected, and the rerun found the finished output.
+        if outcome["status"] == "skipped" and call.batch is not None and outcome.get("finished_by") == call.batch:
+            # Finished by this batch (its marker names it): a worker died after the job but before
+            # its result was collected, and the rerun found the finished output.  A recording
+            # another batch finished meanwhile stays "skipped", naming that batch.
             outcome = dict(outcome, status="done", seconds=outcome.get("job_seconds", 0.0))
         res.status = outcome["status"]
         res.seconds += outcome.get("seconds", 0.0)
         res.worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
         res.detail = outcome.get("detail", {}) or {}
-        if outcome["status"] == "failed":
+        res.finished_by = outcome.get("finished_by")
+        if outcome["status"] in ("failed", "held"):
             res.kind = outcome.get("kind")
             res.error = outcome.get("error")
+            res.holder = outcome.get("holder")
         elif outcome["status"] == "preempted":
             res.kind = None
             res.error = outcome.get("message")
@@ -335,7 +345,8 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, error)
             queue.append(index)
             return
-        finish(index, {"status": "failed", "kind": kind, "error": error})
+        # Another process's claim: reported as held, not retried (its holder may run for hours).
+        finish(index, {"status": "held" if kind == HELD else "failed", "kind": kind, "error": error})
 
     def submit_more() -> None:
         if pool.slots is None and len(queue) > 1:
@@ -543,8 +554,8 @@ def run_one(
         check_run([recording], [output], config,
                   open_files=job is None or job is run_pipeline_job).raise_if_any()
     folders = CreatedFolders(out_dir)
-    outcome = run_job(recording, output, config, job=job)
-    if outcome["status"] == "failed":
+    outcome = run_job(recording, output, config, job=job, batch=new_batch_id())
+    if outcome["status"] in ("failed", "held"):
         folders.remove_if_empty()
     result = RecordingResult(name=recording.name, output=output, attempts=1)
     result.status = outcome["status"]
@@ -552,6 +563,8 @@ def run_one(
     result.detail = outcome.get("detail", {}) or {}
     result.kind = outcome.get("kind")
     result.error = outcome.get("error")
+    result.holder = outcome.get("holder")
+    result.finished_by = outcome.get("finished_by")
     if result.status == "preempted":
         result.error = outcome.get("message")
         result.detail = _preempted_detail(outcome)

@@ -6,6 +6,10 @@
 - *data*: a bad input file; reported once, not retried;
 - *infrastructure*: what may pass on retry (a killed worker, a memory error on
   a busy node, a transient I/O error); retried;
+- *held*: another process holds the recording (its job claim, or the writer
+  claim or HDF5 lock of its output or checkpoint): reported as held, naming
+  the holder; never retried at once and never counted as done by a batch that
+  did not compute it;
 - *error*: anything else (a bug or a bad parameter); reported once.
 """
 
@@ -16,14 +20,15 @@ import errno
 import os
 from collections.abc import Callable
 
-from h5stream.errors import FormatError, H5StreamError, SourceNotFoundError, WriteError
+from h5stream.errors import FormatError, H5StreamError, SourceNotFoundError, WriteError, WriterClaimError
 from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
 
-__all__ = ["USER", "DATA", "INFRASTRUCTURE", "ERROR", "classify_error", "describe_error"]
+__all__ = ["USER", "DATA", "INFRASTRUCTURE", "HELD", "ERROR", "classify_error", "describe_error"]
 
 USER = "user"
 DATA = "data"
 INFRASTRUCTURE = "infrastructure"
+HELD = "held"
 ERROR = "error"
 
 
@@ -40,8 +45,9 @@ def _infrastructure_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
-# Checked in order; the first match decides.  Data errors come first because
-# FormatError derives from OSError.  Anything unlisted is a deterministic
+# Checked in order, after a claim held by another process (classify_error: a
+# WriterClaimError is an OSError, yet no retry at once helps while its holder runs);
+# the first match decides.  Data errors come first because FormatError derives from OSError.  Anything unlisted is a deterministic
 # failure (a bug or a bad parameter): reported once, not retried.
 _ERROR_CLASSES: list[tuple[Callable[[], tuple[type[BaseException], ...]], str]] = [
     (lambda: (RecordingFormatError, ConfigError, MissingStepError, SourceNotFoundError,
@@ -54,11 +60,13 @@ _ERROR_CLASSES: list[tuple[Callable[[], tuple[type[BaseException], ...]], str]] 
 
 
 def classify_error(exc: BaseException) -> str:
-    """``"user"``, ``"data"`` (neither retried), ``"infrastructure"`` (retried) or ``"error"``."""
+    """``"user"``, ``"data"``, ``"held"`` (none retried), ``"infrastructure"`` (retried) or ``"error"``."""
     from hdmea.pipeline.preflight import PreflightError, user_errno
 
     if isinstance(exc, PreflightError):
         return exc.kind
+    if isinstance(exc, WriterClaimError):
+        return HELD
     number = user_errno(exc)
     if number is not None and not (number == errno.ENOENT and isinstance(exc, (FormatError, FileNotFoundError))):
         # A missing input stays a data error below; a missing output path,

@@ -1,4 +1,12 @@
-"""One recording's job: skipped when finished, run otherwise, its failure caught and sorted."""
+"""One recording's job: held by its claim, skipped when finished, run otherwise, its failure caught and sorted.
+
+The job takes its recording's claim (:func:`~hdmea.pipeline.batch.recordings.job_claim`)
+before it reads the finished-marker and keeps it until the marker is written,
+so two batches sharing an output folder never compute one recording twice: the
+second finds it held (status ``"held"``, naming the holder, not computed and not
+counted as done) or, once the first has finished, finished (``"skipped"``, naming
+the batch that computed it).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +21,16 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from h5stream.errors import StaleClaimWarning
+from h5stream.errors import StaleClaimWarning, WriterClaimError
 from h5stream.files import WriterClaim
 from hdmea.config import PipelineConfig
-from hdmea.pipeline.batch.failures import classify_error, describe_error
+from hdmea.pipeline.batch.failures import HELD, classify_error, describe_error
 from hdmea.pipeline.batch.preemption import Preempted, job_thread, stop_on_signals
 from hdmea.pipeline.batch.recordings import (
     Recording,
     checkpoint_path_for,
     done_marker_path,
+    job_claim,
     read_done_marker,
     write_done_marker,
 )
@@ -44,6 +53,8 @@ class JobCall:
 
     job: JobFunction
     setup: WorkerSetup | None = None
+    #: the batch the jobs belong to (:func:`~hdmea.pipeline.batch.recordings.new_batch_id`), in their markers
+    batch: str | None = None
 
     def __call__(self, recording: Recording, output: Path, config: PipelineConfig,
                  attempt: int) -> dict:
@@ -52,7 +63,7 @@ class JobCall:
         setup_seconds = take_setup_seconds(self.setup)
         # A worker whose job holds its main thread (a process pool's) takes SIGTERM from the batch's driver.
         with stop_on_signals(), job_thread():
-            outcome = run_job(recording, output, config, job=self.job, attempt=attempt)
+            outcome = run_job(recording, output, config, job=self.job, attempt=attempt, batch=self.batch)
         outcome["worker_setup_seconds"] = setup_seconds
         return outcome
 
@@ -79,11 +90,15 @@ def announce_start(name: str) -> None:
 
 
 def run_job(recording: Recording, output: str | os.PathLike, config: PipelineConfig, *,
-            job: JobFunction | None = None, attempt: int = 1) -> dict:
-    """Run ``job`` for one recording unless its output is already finished.
+            job: JobFunction | None = None, attempt: int = 1, batch: str | None = None) -> dict:
+    """Run ``job`` for one recording unless its output is already finished or another process holds it.
 
-    Returns an outcome dict: ``status`` ("done", "skipped" or "failed"),
+    Returns an outcome dict: ``status`` ("done", "skipped", "held" or "failed"),
     ``seconds``, ``kind`` and ``error`` for failures, ``detail`` from the job.
+    A skipped recording names the batch that finished it (``finished_by``, the
+    ``batch`` its job was given); a held one names its holder (``holder``: the
+    claim's host, pid and time, None for another program's HDF5 lock) in
+    ``error``: it was not computed here.
     Exceptions that a worker can survive are caught and returned, sorted by
     :func:`classify_error`; only the death of the process escapes.  A job
     stopped by a signal (:class:`~hdmea.pipeline.batch.preemption.Preempted`)
@@ -91,7 +106,7 @@ def run_job(recording: Recording, output: str | os.PathLike, config: PipelineCon
     steps were kept in, or None), ``steps_done`` and ``message``.
     """
     try:
-        return _run_job(recording, Path(output), config, job=job, attempt=attempt)
+        return _run_claimed(recording, Path(output), config, job=job, attempt=attempt, batch=batch)
     except Preempted as stop:
         stop.recording = stop.recording or recording.name
         with recording_context(recording.name):
@@ -101,59 +116,97 @@ def run_job(recording: Recording, output: str | os.PathLike, config: PipelineCon
                 "steps_done": stop.steps_done, "message": str(stop), "pid": os.getpid()}
 
 
+def _run_claimed(recording: Recording, output: Path, config: PipelineConfig, *,
+                 job: JobFunction | None, attempt: int, batch: str | None) -> dict:
+    """The job under its recording's claim, held from before the marker is read until after it is written."""
+    with recording_context(recording.name):
+        claim = job_claim(output)
+        try:
+            with warnings.catch_warnings():
+                # A claim of a job whose process died (a killed worker) is cleared, and logged, by acquire.
+                warnings.filterwarnings("ignore", category=StaleClaimWarning)
+                claim.acquire()
+        except WriterClaimError as exc:
+            return _held(exc)
+        try:
+            return _run_job(recording, output, config, job=job, attempt=attempt, batch=batch)
+        finally:
+            claim.release()
+
+
+def _held(exc: WriterClaimError, seconds: float = 0.0) -> dict:
+    """The outcome of a recording another process holds: not computed here, its holder named."""
+    holder = exc.holder
+    who = ("another program, which has its output open for writing (HDF5 file lock)" if exc.other_program
+           else WriterClaim.describe(holder))
+    text = f"held by {who}; not computed by this process ({exc.path})"
+    logger.warning("%s", text)
+    return {"status": "held", "seconds": seconds, "kind": HELD, "error": text, "holder": holder,
+            "pid": os.getpid()}
+
+
 def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
-             job: JobFunction | None, attempt: int) -> dict:
+             job: JobFunction | None, attempt: int, batch: str | None) -> dict:
+    """Skip, or run and mark finished; called under the recording's claim and log context."""
     job = job if job is not None else run_pipeline_job
     digest = config.digest()
-    with recording_context(recording.name):
-        marker = read_done_marker(output)
-        if marker is not None and marker.get("config_digest") == digest and not config.output.overwrite:
-            logger.info("already finished at %s, skipped", marker.get("finished_at"))
-            return {"status": "skipped", "seconds": 0.0, "detail": marker.get("detail", {}),
-                    "pid": os.getpid(), "finished_unix": marker.get("finished_unix"),
-                    "job_seconds": marker.get("seconds", 0.0)}
-        if marker is not None:
-            logger.info("finished output was made with another configuration; redoing it")
-        started = time.perf_counter()
-        logger.info("started (attempt %d)", attempt)
-        _note_left_claims(output)
-        try:
-            done_marker_path(output).unlink(missing_ok=True)
-            with warnings.catch_warnings():
-                # A worker killed mid-write leaves its writer claim behind; the next
-                # attempt clears it (the claim's pid is gone), which is expected here
-                # and already logged by _note_left_claims.
-                warnings.filterwarnings("ignore", category=StaleClaimWarning)
-                detail = job(recording, output, config) or {}
-        except Exception as exc:  # noqa: BLE001 - every failure is reported, sorted by kind
-            seconds = time.perf_counter() - started
-            kind = classify_error(exc)
-            logger.error("failed after %.2f s (%s error): %s", seconds, kind, describe_error(exc))
-            logger.debug("%s", traceback.format_exc())
-            return {"status": "failed", "seconds": seconds, "kind": kind, "error": describe_error(exc),
-                    "pid": os.getpid()}
+    marker = read_done_marker(output)
+    if marker is not None and marker.get("config_digest") == digest and not config.output.overwrite:
+        logger.info("already finished at %s by %s, skipped", marker.get("finished_at"),
+                    marker.get("batch") or "an earlier run")
+        return {"status": "skipped", "seconds": 0.0, "detail": marker.get("detail", {}),
+                "pid": os.getpid(), "finished_by": marker.get("batch"),
+                "job_seconds": marker.get("seconds", 0.0)}
+    if marker is not None:
+        logger.info("finished output was made with another configuration; redoing it")
+    started = time.perf_counter()
+    logger.info("started (attempt %d)", attempt)
+    _note_left_claims(output)
+    try:
+        done_marker_path(output).unlink(missing_ok=True)
+        with warnings.catch_warnings():
+            # A worker killed mid-write leaves its writer claim behind; the next
+            # attempt clears it (the claim's pid is gone), which is expected here
+            # and already logged by _note_left_claims.
+            warnings.filterwarnings("ignore", category=StaleClaimWarning)
+            detail = job(recording, output, config) or {}
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, sorted by kind
         seconds = time.perf_counter() - started
-        write_done_marker(output, {
-            "recording": recording.name,
-            "cmcr": str(recording.cmcr),
-            "cmtr": str(recording.cmtr),
-            "config_digest": digest,
-            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "finished_unix": time.time(),
-            "seconds": seconds,
-            "attempt": attempt,
-            "detail": detail,
-        })
-        logger.info("finished in %.2f s", seconds)
-        return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
+        kind = classify_error(exc)
+        if kind == HELD:  # the output or its checkpoint held by a program that is not a job of a batch
+            return _held(exc, seconds)
+        logger.error("failed after %.2f s (%s error): %s", seconds, kind, describe_error(exc))
+        logger.debug("%s", traceback.format_exc())
+        return {"status": "failed", "seconds": seconds, "kind": kind, "error": describe_error(exc),
+                "pid": os.getpid()}
+    seconds = time.perf_counter() - started
+    write_done_marker(output, {
+        "recording": recording.name,
+        "cmcr": str(recording.cmcr),
+        "cmtr": str(recording.cmtr),
+        "config_digest": digest,
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "finished_unix": time.time(),
+        "seconds": seconds,
+        "attempt": attempt,
+        "batch": batch,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "detail": detail,
+    })
+    logger.info("finished in %.2f s", seconds)
+    return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
 
 
 def _note_left_claims(output: Path) -> None:
+    # This job holds the recording's claim, so no job of any batch writes these files now: a writer
+    # claim here was left by a job that died, or is held by a program outside the batches.
     for target in (output, checkpoint_path_for(output)):
         claim = WriterClaim(target)
         if claim.path.exists():
-            logger.warning("a writer claim of an earlier attempt is present on %s: %s; it is cleared "
-                           "if that process has ended", target.name, claim.describe(claim.read_holder()))
+            logger.warning("a writer claim is present on %s: %s; it is cleared if that process has ended, "
+                           "else the recording is reported as held", target.name,
+                           claim.describe(claim.read_holder()))
 
 
 def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig, *,

@@ -2,10 +2,13 @@
 
 A :class:`Recording` is a name (the output file's stem) and its two input
 files; :func:`discover_recordings` finds them in a directory or a list file in
-a stable order.  A finished job leaves ``<out>.done`` beside its output, a small
-JSON record with the configuration digest (written atomically, not fsynced,
-after the output itself was committed): a rerun with the same configuration
-skips it.
+a stable order.  A running job holds ``<out>.job.claim`` (:func:`job_claim`)
+from before it looks at its output until after its marker is written, so that
+one process of any batch computes a recording while the others see it held.
+A finished job leaves ``<out>.done`` beside its output, a small JSON record
+with the configuration digest and the batch that computed it (written
+atomically, not fsynced, after the output itself was committed): a rerun with
+the same configuration skips it.
 """
 
 from __future__ import annotations
@@ -13,19 +16,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from h5stream.errors import SourceNotFoundError
-from h5stream.files import write_bytes_atomic
+from h5stream.files import WriterClaim, write_bytes_atomic
 from hdmea.errors import ConfigError
 from hdmea.steps.table import checkpoint_path_for
 
 __all__ = ["Recording", "discover_recordings", "output_path_for", "done_marker_path", "checkpoint_path_for",
-           "read_done_marker", "write_done_marker", "finished_marker", "DONE_SUFFIX"]
+           "read_done_marker", "write_done_marker", "finished_marker", "job_claim", "new_batch_id", "DONE_SUFFIX",
+           "JOB_SUFFIX"]
 
 DONE_SUFFIX = ".done"
+#: ``<out>.job.claim`` is the claim of the job computing ``<out>`` (``<out>.job`` itself never exists)
+JOB_SUFFIX = ".job"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,3 +170,20 @@ def write_done_marker(output: str | os.PathLike, record: dict) -> Path:
     """
     text = json.dumps(record, indent=1, sort_keys=True, default=str)
     return write_bytes_atomic(done_marker_path(output), text.encode("utf-8"), durable=False)
+
+
+def job_claim(output: str | os.PathLike) -> WriterClaim:
+    """The claim a job holds on its recording for its whole run (``<out>.job.claim``), not yet taken.
+
+    Distinct from the output's own writer claim, which the pipeline takes and
+    releases around each write inside the job.  A claim left by a process of
+    this host that has died is cleared by the next job; one from another host
+    is reported with the way to clear it (:class:`~h5stream.files.WriterClaim`).
+    """
+    output = Path(output)
+    return WriterClaim(output.with_name(output.name + JOB_SUFFIX))
+
+
+def new_batch_id() -> str:
+    """A name for one batch (or one ``run-one``), unique across hosts and runs: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
