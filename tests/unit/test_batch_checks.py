@@ -50,3 +50,20 @@ def test_default_processes_follow_the_free_cores(tmp_path, monkeypatch):
     monkeypatch.setattr(cores, "free_cores", lambda: 1)
     engine._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
     assert calls == [5]
+
+
+def test_a_claim_held_by_another_process_is_its_own_kind_never_infrastructure(tmp_path):
+    import errno as _errno
+
+    from h5stream.errors import WriterClaimError
+    from hdmea.errors import RecordingLockedError
+    from hdmea.pipeline.batch import INFRASTRUCTURE, classify_error
+    from hdmea.pipeline.batch.failures import HELD
+
+    holder = {"host": "node7", "pid": 4242, "thread": 1, "time": "2026-11-26T10:00:00+00:00"}
+    claim = WriterClaimError("file is already open for writing", path=tmp_path / "r.h5", holder=holder)
+    locked = RecordingLockedError("File is already open for writing", path=tmp_path / "r.h5", holder=holder)
+    other = WriterClaimError("held by another program", path=tmp_path / "r.h5", other_program=True)
+    assert [classify_error(e) for e in (claim, locked, other)] == [HELD] * 3
+    # an ordinary I/O error of the same base class stays an infrastructure error (retried)
+    assert classify_error(OSError(_errno.EIO, "Input/output error")) == INFRASTRUCTURE

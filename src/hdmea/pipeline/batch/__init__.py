@@ -5,6 +5,10 @@ executor (a Dask ``Client`` works too; by default a Dask ``LocalCluster`` when
 ``distributed`` is installed, else a process pool that is rebuilt when a worker
 dies).  Each job
 
+- holds its recording's claim (``<out>.job.claim``) for its whole run: a
+  recording another process holds (a job of another batch sharing the output
+  folder, or a program writing its output) is reported ``held``, naming the
+  holder, and is neither computed nor retried nor counted as done;
 - skips a recording whose output is already finished: the job writes
   ``<out>.done`` (atomically, after the output file itself was committed) with
   the configuration digest; a rerun with the same configuration skips it;
@@ -13,7 +17,8 @@ dies).  Each job
   read-only filesystem, a full disk, a missing path: failed once, with what to
   do), *data* errors (a bad input file: failed once, with the reason) and
   *infrastructure* errors (a killed worker, out of memory, a transient I/O
-  error): retried up to ``retries`` times.
+  error): retried up to ``retries`` times; a claim another process holds is
+  kind *held*, never retried at once.
 
 Before any job, the driver skips the recordings already finished (returning at
 once, without starting workers, when that is all of them) and checks the rest
@@ -31,7 +36,7 @@ Modules, in the order a batch uses them:
 - ``workers``: a worker process's one-time setup (thread limits, warm-up);
 - ``jobs``: one recording's job (:func:`run_job`), skipped when already finished;
 - ``executors``: local Dask cluster, rebuilt process pool, given executors, SLURM;
-- ``summary``: :class:`RecordingResult`, :class:`BatchSummary` and its file;
+- ``summary``: :class:`RecordingResult`, :class:`BatchSummary` and the folder's summary file (a merge);
 - ``engine``: :func:`run_batch` and :func:`run_one`.
 
 The pipeline of one recording (:func:`run_pipeline`) and its step table live
@@ -42,7 +47,7 @@ from __future__ import annotations
 
 from hdmea.pipeline.batch.engine import run_batch, run_one
 from hdmea.pipeline.batch.executors import slurm_client, slurm_cluster
-from hdmea.pipeline.batch.failures import DATA, ERROR, INFRASTRUCTURE, USER, classify_error
+from hdmea.pipeline.batch.failures import DATA, ERROR, HELD, INFRASTRUCTURE, USER, classify_error
 from hdmea.pipeline.batch.jobs import JobFunction, run_job, run_pipeline_job
 from hdmea.pipeline.batch.recordings import (
     DONE_SUFFIX,
@@ -91,6 +96,7 @@ __all__ = [
     "USER",
     "DATA",
     "INFRASTRUCTURE",
+    "HELD",
     "ERROR",
     "DONE_SUFFIX",
     "CHECKPOINT_SUFFIX",

@@ -161,13 +161,15 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
         logger.info("finished output was made with another configuration; redoing it")
     started = time.perf_counter()
     logger.info("started (attempt %d)", attempt)
-    _note_left_claims(output)
     try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=StaleClaimWarning)  # logged by the claim itself
+            _refuse_if_written_elsewhere(output)
         done_marker_path(output).unlink(missing_ok=True)
         with warnings.catch_warnings():
             # A worker killed mid-write leaves its writer claim behind; the next
             # attempt clears it (the claim's pid is gone), which is expected here
-            # and already logged by _note_left_claims.
+            # and logged by the claim itself.
             warnings.filterwarnings("ignore", category=StaleClaimWarning)
             detail = job(recording, output, config) or {}
     except Exception as exc:  # noqa: BLE001 - every failure is reported, sorted by kind
@@ -198,15 +200,20 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
     return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
 
 
-def _note_left_claims(output: Path) -> None:
-    # This job holds the recording's claim, so no job of any batch writes these files now: a writer
-    # claim here was left by a job that died, or is held by a program outside the batches.
+def _refuse_if_written_elsewhere(output: Path) -> None:
+    """Raise :class:`WriterClaimError` when a live process writes ``output`` or its checkpoint.
+
+    This job holds the recording's claim, so no job of any batch writes these
+    files now: a writer claim on them was left by a job whose process died
+    (cleared here, with the files it left, and logged) or is held by a program
+    outside the batches (``hdmea run``, a script, another program with HDF5's
+    lock on the file), which the job reports as held before computing anything.
+    """
     for target in (output, checkpoint_path_for(output)):
         claim = WriterClaim(target)
-        if claim.path.exists():
-            logger.warning("a writer claim is present on %s: %s; it is cleared if that process has ended, "
-                           "else the recording is reported as held", target.name,
-                           claim.describe(claim.read_holder()))
+        if claim.path.exists() or target.exists():
+            claim.acquire()  # clears a dead writer's claim; raises naming a live one
+            claim.release()
 
 
 def run_pipeline_job(recording: Recording, output: Path, config: PipelineConfig, *,

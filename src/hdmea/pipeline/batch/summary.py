@@ -137,6 +137,8 @@ class BatchSummary:
         )
         if self.layout.get("busy_cores"):
             lines.append(_layout_line(self.layout))
+        if self.batch_id:
+            lines.append(f"batch {self.batch_id}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:

@@ -1,0 +1,61 @@
+"""A ``sitecustomize`` hook that records every computation of a recording, in any process.
+
+Each time the pipeline's ``load_recording`` step finishes for a recording (the
+first step of every computation), the process appends ``<recording> <pid>`` to
+the file named by ``HDMEA_TEST_COMPUTE_LOG`` (one ``O_APPEND`` write per line,
+so lines of processes side by side never mix), then waits
+``HDMEA_TEST_COMPUTE_PAUSE`` seconds and, when ``HDMEA_TEST_COMPUTE_GATE`` names a
+file, until that file exists: long enough for another batch to reach the same
+recording while this one computes it.  The count comes from the steps'
+own log, not from the batch's claims, markers or summaries that it checks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOOK = '''
+import logging, os, time
+
+
+class _CountComputations(logging.Handler):
+    def emit(self, record):
+        if not record.getMessage().startswith("load_recording done"):
+            return
+        from hdmea.progress import current_recording
+
+        name = current_recording()
+        if name is None:  # a worker's warm-up on its own synthetic recording
+            return
+        fd = os.open(os.environ["HDMEA_TEST_COMPUTE_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{name} {os.getpid()}\\n".encode())
+        finally:
+            os.close(fd)
+        time.sleep(float(os.environ.get("HDMEA_TEST_COMPUTE_PAUSE", "0")))
+        gate = os.environ.get("HDMEA_TEST_COMPUTE_GATE")
+        deadline = time.monotonic() + 240
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+_runner = logging.getLogger("hdmea.steps.runner")
+_runner.addHandler(_CountComputations())
+_runner.setLevel(logging.INFO)
+'''
+
+
+def count_computations(folder: Path, env: dict[str, str], log: Path, pause: float = 0.0) -> dict[str, str]:
+    """Write the hook into ``folder``; ``env`` with it first on ``PYTHONPATH`` and the log and pause set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(HOOK)
+    return {**env, "PYTHONPATH": os.pathsep.join([str(folder), *filter(None, [env.get("PYTHONPATH")])]),
+            "HDMEA_TEST_COMPUTE_LOG": str(log), "HDMEA_TEST_COMPUTE_PAUSE": str(pause)}
+
+
+def computations(log: Path) -> list[tuple[str, int]]:
+    """``(recording, pid)`` of every computation recorded so far."""
+    if not log.exists():
+        return []
+    return [(name, int(pid)) for name, pid in (line.split() for line in log.read_text().splitlines() if line)]
