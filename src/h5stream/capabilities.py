@@ -15,6 +15,9 @@ capability             used for (where it exists)                  portable path
 ``fcntl_locks``        probe of HDF5's ``flock`` on a target       the claim file alone guards the target
 ``direct_io``          ``O_DIRECT`` reads of raw recordings        reads through the page cache (h5py)
 ``fadvise``            ``posix_fadvise(WILLNEED)`` read-ahead      no read-ahead hint
+``page_residency``     ``mincore`` on a mapping: which pieces of   none asked (:mod:`h5stream.pagecache`);
+                       a file the page cache holds, read from it   with ``direct_io`` on, every piece read
+                       rather than directly                        directly
 ``small_pages``        ``madvise(MADV_NOHUGEPAGE)`` for large      numpy's arrays (huge pages where the
                        arrays written once (:mod:`h5stream.memory`) system gives them)
 ``fork_server``        worker processes forked from a server       worker processes spawned
@@ -40,7 +43,8 @@ import importlib.util
 import os
 
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
-           "small_pages", "fork_server", "rename_exchange", "pid_signals", "posix_signals", "describe"]
+           "page_residency", "small_pages", "fork_server", "rename_exchange", "pid_signals", "posix_signals",
+           "describe"]
 
 #: environment switch forcing every portable path
 ENV_VAR = "H5STREAM_PORTABLE"
@@ -70,6 +74,15 @@ def direct_io() -> bool:
 
 def fadvise() -> bool:
     return not portable() and hasattr(os, "posix_fadvise")
+
+
+def page_residency() -> bool:
+    """The C library can map a file and say which of its pages the page cache holds (``mincore``)."""
+    if portable():
+        return False
+    from h5stream.native import libc
+
+    return libc.mincore_supported()
 
 
 def small_pages() -> bool:
@@ -117,6 +130,5 @@ def posix_signals() -> bool:
 def describe() -> dict[str, bool]:
     """Every capability and whether this process uses it."""
     return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
-                                                  "fadvise", "small_pages", "fork_server", "rename_exchange",
-                                                  "pid_signals",
-                                                  "posix_signals")}
+                                                  "fadvise", "page_residency", "small_pages", "fork_server",
+                                                  "rename_exchange", "pid_signals", "posix_signals")}

@@ -1,11 +1,20 @@
-"""Rows of a contiguous HDF5 dataset read straight from the disk (``O_DIRECT``), bypassing the page cache.
+"""Rows of an HDF5 dataset stored in plain runs of bytes: read straight from the disk (``O_DIRECT``)
+where the page cache lacks them, from the page cache where it holds them, several requests in flight.
 
 A streamed pass over a large raw file reads every byte exactly once.  Through
 the page cache the kernel copies each page into the caller's buffer, which costs
 about one core for the whole read (and much more when the machine is busy),
-CPU that the filter and the averaging then lack.  With ``O_DIRECT`` the device
-writes into the buffer itself; several requests are kept in flight so the disk
-stays busy.
+CPU that the filter and the averaging then lack; pages the cache lacks cost a disk
+read besides.  With ``O_DIRECT`` the device writes into the buffer itself, but a page
+the cache holds is read from the disk again.  So the path is chosen per piece of
+:data:`DEFAULT_PIECE_BYTES`, by asking the system which of the piece's pages the
+cache holds (:mod:`h5stream.pagecache`, ``mincore``): a piece of which at least
+:data:`CACHED_SHARE` is held is copied from the cache (``copy_threads`` pieces at a
+time: a memory copy scales with threads), any other read directly (``depth`` pieces
+in flight, so the disk stays busy).  Both land in the same aligned buffer at the same
+place, so the rows are the same bytes whichever path each piece took; the bytes each
+path read are counted (:attr:`DirectRows.bytes_cached`, :attr:`DirectRows.bytes_direct`).
+Where the system cannot say which pages the cache holds, every piece is read directly.
 
 Only a dataset whose rows lie in plain runs of bytes qualifies: contiguous layout
 (one run), or chunked without filters in chunks of whole rows (each chunk a run;
@@ -24,10 +33,12 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import os
+import threading
 
 import numpy as np
 
 from h5stream import capabilities
+from h5stream.pagecache import open_residency
 
 ALIGN = 4096
 #: bytes of one read request: on this project's benchmark machine (a virtual machine, its disk behind
@@ -36,10 +47,15 @@ ALIGN = 4096
 #: same or better speed (5.73-5.84 s against 5.77-6.05 s, interleaved, page cache dropped)
 DEFAULT_PIECE_BYTES = 16 * 2**20
 DEFAULT_DEPTH = 16
+#: a piece of which the page cache holds at least this share is copied from the cache, others are read
+#: directly: copying the held pages saves reading them from the disk again, which outweighs the missing
+#: pages' cost through the cache (read-ahead, the cache's bookkeeping and the copy) while they are the lesser part
+CACHED_SHARE = 0.5
 
 
 class DirectRows:
-    """Reads rows ``[a, b)`` of one dataset into page-aligned buffers, ``depth`` pieces in flight.
+    """Reads rows ``[a, b)`` of one dataset into page-aligned buffers: ``depth`` pieces in flight, each
+    read directly or, when the page cache holds it, copied from the cache (``copy_threads`` at a time).
 
     ``offset`` is the file offset of row 0 when the rows are one plain run; ``runs``
     (``(first_row, file_offset)`` pairs, the first at row 0, rows ascending), when
@@ -50,7 +66,7 @@ class DirectRows:
 
     def __init__(self, path: str, offset: int, n_rows: int, row_shape: tuple[int, ...], dtype: np.dtype, *,
                  piece_bytes: int = DEFAULT_PIECE_BYTES, depth: int = DEFAULT_DEPTH,
-                 runs: list[tuple[int, int]] | None = None):
+                 runs: list[tuple[int, int]] | None = None, copy_threads: int | None = None):
         self.path = path
         self.n_rows = int(n_rows)
         self.row_shape = tuple(row_shape)
@@ -68,6 +84,23 @@ class DirectRows:
         self._min_run_rows = int(lengths[:-1].min()) if lengths.size > 1 else None
         self._fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
         self._pool = None
+        self._cached_fd = os.open(path, os.O_RDONLY)
+        self._residency = open_residency(self._cached_fd)
+        self.copy_threads = copy_threads
+        self._count_lock = threading.Lock()
+        #: bytes read so far from the page cache and directly (whole pages, as requested)
+        self.bytes_cached = 0
+        self.bytes_direct = 0
+
+    @property
+    def copy_threads(self) -> int:
+        """Pieces copied from the page cache at a time (at most ``depth``)."""
+        return self._copy_threads
+
+    @copy_threads.setter
+    def copy_threads(self, value: int | None) -> None:
+        self._copy_threads = self.depth if value is None else max(1, min(self.depth, int(value)))
+        self._copiers = threading.BoundedSemaphore(self._copy_threads)
 
     def __enter__(self):
         return self
@@ -82,6 +115,17 @@ class DirectRows:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._residency is not None:
+            self._residency.close()
+            self._residency = None
+        if self._cached_fd is not None:
+            os.close(self._cached_fd)
+            self._cached_fd = None
+
+    def cached_share(self, offset: int, length: int) -> float | None:
+        """The share of the file's bytes ``[offset, offset + length)`` the page cache holds now; None
+        where the system cannot say."""
+        return None if self._residency is None else self._residency.fraction(offset, length)
 
     def _max_segments(self, n_rows: int) -> int:
         return 1 if self._min_run_rows is None else n_rows // self._min_run_rows + 2
@@ -164,21 +208,39 @@ class DirectRows:
                 future.result()
         return [(source, n) for _, _, _, _, source, n in jobs]
 
-    def _read_piece(self, view: memoryview, at: int, p0: int, p1: int, needed_end: int) -> None:
-        # Reads [p0, p1) of the file into view[at : at + p1 - p0]; a short read is only
+    def _read_piece(self, view: memoryview, at: int, p0: int, p1: int, needed_end: int, *,
+                    direct: bool | None = None) -> None:
+        # Reads [p0, p1) of the file into view[at : at + p1 - p0], from the page cache when it holds
+        # enough of the piece (``direct`` None: asked now), else directly; a short read is only
         # acceptable past ``needed_end`` (the end of the file lies inside the last page).
+        if direct is None:
+            held = self.cached_share(p0, p1 - p0)
+            direct = held is None or held < CACHED_SHARE
+        if direct:
+            n = self._read_span(self._fd, view, at, p0, p1, needed_end)
+        else:
+            with self._copiers:
+                n = self._read_span(self._cached_fd, view, at, p0, p1, needed_end)
+        with self._count_lock:
+            if direct:
+                self.bytes_direct += n
+            else:
+                self.bytes_cached += n
+
+    def _read_span(self, fd: int, view: memoryview, at: int, p0: int, p1: int, needed_end: int) -> int:
         pos = p0
         while pos < p1:
-            n = os.preadv(self._fd, [view[at + pos - p0 : at + p1 - p0]], pos)
+            n = os.preadv(fd, [view[at + pos - p0 : at + p1 - p0]], pos)
             if n <= 0:
                 if pos >= needed_end:
-                    return
+                    break
                 raise OSError(f"{self.path}: the file ends at byte {pos}, expected data up to byte {needed_end}")
             pos += n
             if pos % 512 and pos < p1:  # not a sector boundary: the end of the file
                 if pos >= needed_end:
-                    return
+                    break
                 raise OSError(f"{self.path}: short read at byte {pos}, expected data up to byte {needed_end}")
+        return pos - p0
 
 
 #: a run shorter than this (but the last) makes a chunked dataset too scattered to read directly
@@ -268,8 +330,12 @@ def open_direct_rows(dataset, **kwargs) -> DirectRows | None:
     if not same:
         reader.close()
         return None
-    try:  # some file systems accept the flag but refuse the reads
-        reader.read(0, 1, reader.buffer(1))
+    try:  # some file systems accept the flag but refuse the reads (read directly, whatever the cache holds)
+        lo = reader._segments(0, 1)[0][2]
+        first = lo - lo % ALIGN
+        reader._read_piece(memoryview(reader.buffer(1)), 0, first, first + ALIGN, lo + 1,
+                           direct=True)
+        reader.bytes_direct = 0
     except OSError:
         reader.close()
         return None

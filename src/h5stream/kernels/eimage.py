@@ -76,10 +76,13 @@ class KernelProfile:
     ``read_wait_s``: wall seconds the pass waited for a chunk to be read (reading not
     hidden behind the work); ``kernel_s``: wall seconds in the compiled kernel;
     ``filter_cpu_s`` / ``accumulate_cpu_s``: its threads' CPU seconds filtering and adding
-    windows; ``rows``, ``windows``: raw rows filtered and windows added.
+    windows; ``rows``, ``windows``: raw rows filtered and windows added; ``cached_bytes``,
+    ``direct_bytes``, ``sliced_bytes``: raw bytes copied from the page cache, read directly,
+    and read by slicing the source (:attr:`h5stream.kernels.raw_chunks.RawChunks.bytes_read`).
     """
 
-    FIELDS = ("read_wait_s", "kernel_s", "filter_cpu_s", "accumulate_cpu_s", "rows", "windows")
+    FIELDS = ("read_wait_s", "kernel_s", "filter_cpu_s", "accumulate_cpu_s", "rows", "windows", "cached_bytes",
+              "direct_bytes", "sliced_bytes")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -333,8 +336,9 @@ def iter_electrical_images(
     prefetch : bool
         Read the next chunk in a background thread while the current one is processed.
     direct_io : bool
-        Read an h5py dataset stored as one plain run of bytes with ``O_DIRECT``
-        (see :mod:`h5stream.kernels.direct_rows`); False reads it through h5py.
+        Read an h5py dataset stored as plain runs of bytes with
+        :mod:`h5stream.kernels.direct_rows` (each piece copied from the page cache when it
+        holds the piece, else read with ``O_DIRECT``); False reads it through h5py.
     """
     shape = tuple(raw.shape)
     if len(shape) < 2:
@@ -427,7 +431,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     baseline = level = None
     n_tail = 0
     with RawChunks(raw, n_channels, plan.read_start, stop, plan.chunk_samples, prefetch=prefetch,
-                   direct_io=direct_io, wait=_count_read_wait) as chunks:
+                   direct_io=direct_io, copy_threads=threads, wait=_count_read_wait) as chunks:
         for pos, block in chunks:
             pieces = _kernel_pieces(block)
             if baseline is None:
@@ -441,6 +445,7 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
             PROFILE.add(kernel_s=time.perf_counter() - t0, filter_cpu_s=filtering, accumulate_cpu_s=accumulating,
                         rows=n, windows=rows.size)
             n_tail = min(carry, n_tail + n)
+    PROFILE.add(**{f"{path}_bytes": n for path, n in chunks.bytes_read.items()})
     _eimage.untile(sums, n_channels)
     return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
 

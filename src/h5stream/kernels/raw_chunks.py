@@ -36,17 +36,23 @@ class RawChunks:
 
     ``prefetch``: read the next chunk in a background thread while the caller works on
     the current one.  ``direct_io``: read a source stored as plain runs of bytes with
-    :mod:`h5stream.kernels.direct_rows`; False slices it.  ``wait``: called with the wall
-    seconds the caller waited for each chunk.
+    :mod:`h5stream.kernels.direct_rows` (each piece from the page cache when it holds the
+    piece, else directly; ``copy_threads`` pieces copied from the cache at a time, default
+    its ``depth``); False slices it.  ``wait``: called with the wall seconds the caller
+    waited for each chunk.  :attr:`bytes_read` says how many bytes each path read.
     """
 
     def __init__(self, raw, n_channels: int, first: int, stop: int, chunk: int, *, prefetch: bool = True,
-                 direct_io: bool = True, wait=None) -> None:
+                 direct_io: bool = True, copy_threads: int | None = None, wait=None) -> None:
         self.raw = raw
         self.n_channels = int(n_channels)
         self.first, self.stop, self.chunk = int(first), int(stop), int(chunk)
         self._wait = wait
+        self._sliced = 0
         self.direct = _open_direct(raw) if direct_io else None
+        if self.direct is not None and copy_threads is not None:
+            self.direct.copy_threads = copy_threads
+        self._counted = None
         self._reader = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raw-chunks")
                         if prefetch else None)
 
@@ -61,8 +67,18 @@ class RawChunks:
             self._reader.shutdown(wait=True, cancel_futures=True)
             self._reader = None
         if self.direct is not None:
+            self._counted = self.bytes_read
             self.direct.close()
             self.direct = None
+
+    @property
+    def bytes_read(self) -> dict[str, int]:
+        """Bytes read so far by each path: ``cached`` (copied from the page cache), ``direct``
+        (``O_DIRECT``), ``sliced`` (the source's own reads: h5py, numpy)."""
+        if self.direct is None and self._counted is not None:
+            return dict(self._counted, sliced=self._sliced)
+        cached, direct = (0, 0) if self.direct is None else (self.direct.bytes_cached, self.direct.bytes_direct)
+        return {"cached": cached, "direct": direct, "sliced": self._sliced}
 
     def __iter__(self):
         first, stop, chunk = self.first, self.stop, self.chunk
@@ -94,7 +110,9 @@ class RawChunks:
         return [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out)]
 
     def _read_sliced(self, a: int, b: int, out: np.ndarray | None) -> np.ndarray:
-        return _read_rows(self.raw, a, b, self.n_channels, out)
+        rows = _read_rows(self.raw, a, b, self.n_channels, out)
+        self._sliced += rows.nbytes
+        return rows
 
     def _submit(self, read, a, b, out):
         if b <= a:

@@ -1,4 +1,5 @@
-"""The C library's calls the engine needs beyond Python's ``os`` module: exchanging two paths in one step."""
+"""The C library's calls the engine needs beyond Python's ``os`` module: exchanging two paths in one step;
+mapping a file without reading it and asking which of its pages the page cache holds (``mincore``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 
 from h5stream.native import bind, load_library
 
-__all__ = ["exchange", "exchange_supported"]
+__all__ = ["exchange", "exchange_supported", "map_file", "mincore_supported", "resident_pages", "unmap"]
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -46,3 +47,54 @@ def exchange(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
         return False
     raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def _memory_calls():
+    lib = load_library("c", use_errno=True)
+    if lib is None:
+        return None
+    try:
+        return bind(lib, {
+            "mmap": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                       ctypes.c_int64]),
+            "munmap": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
+            "mincore": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
+        })
+    except AttributeError:  # a C library without mincore
+        return None
+
+
+_MEMORY = _memory_calls()
+_PROT_READ = 1
+_MAP_SHARED = 1
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def mincore_supported() -> bool:
+    """The C library has ``mmap`` and ``mincore`` (whether a file system answers is known only by trying)."""
+    return _MEMORY is not None
+
+
+def map_file(fd: int, size: int) -> int | None:
+    """The address of a read-only shared mapping of the file's first ``size`` bytes (nothing is read:
+    no page is faulted in), or None where the system refuses it."""
+    if _MEMORY is None or size <= 0:
+        return None
+    address = _MEMORY["mmap"](None, int(size), _PROT_READ, _MAP_SHARED, int(fd), 0)
+    return None if address in (None, _MAP_FAILED) else int(address)
+
+
+def unmap(address: int, size: int) -> None:
+    if _MEMORY["munmap"](ctypes.c_void_p(address), int(size)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), "munmap")
+
+
+def resident_pages(address: int, length: int, out) -> bool:
+    """Fill ``out`` (a writable uint8 buffer of one byte per page of ``[address, address + length)``,
+    ``address`` page-aligned) with the page cache's answer: bit 0 set for a page it holds now.
+    False where the system does not answer (the mapping's file shrank, or no ``mincore``)."""
+    if _MEMORY is None:
+        return False
+    buffer = (ctypes.c_ubyte * len(out)).from_buffer(out)
+    return _MEMORY["mincore"](ctypes.c_void_p(address), int(length), buffer) == 0

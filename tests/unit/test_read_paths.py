@@ -1,0 +1,157 @@
+"""Which path the raw rows take: the page cache's answer (mincore) against files made resident or evicted
+(posix_fadvise DONTNEED), and the electrical images the same whichever path each piece took and whatever
+the thread count."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream import capabilities
+from h5stream.kernels.direct_rows import open_direct_rows
+from h5stream.kernels.eimage import PROFILE, butter_highpass, electrical_images
+from h5stream.pagecache import resident_fraction
+from tests.reference import eimage_reference
+
+MiB = 2**20
+SOS = butter_highpass(100.0, 20_000.0, 2)
+
+
+def _evict(path, offset=0, length=0):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _load(path):
+    with open(path, "rb") as fh:
+        while fh.read(8 * MiB):
+            pass
+
+
+def _held_without_waiting(path, offset, length) -> bool:
+    """A second opinion, by another mechanism: a read that must not wait for the disk (RWF_NOWAIT) gets
+    every byte only when the page cache holds them (it may start read-ahead: ask last)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.preadv(fd, [bytearray(length)], offset, os.RWF_NOWAIT) == length
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def evictable(tmp_path):
+    """tmp_path, where the file system takes O_DIRECT reads and gives up clean pages when told."""
+    if not (capabilities.direct_io() and capabilities.page_residency() and hasattr(os, "RWF_NOWAIT")):
+        pytest.skip("no O_DIRECT, mincore or RWF_NOWAIT here")
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"\1" * (1 * MiB))
+    try:
+        os.close(os.open(probe, os.O_RDONLY | os.O_DIRECT))
+    except OSError:
+        pytest.skip("the file system refuses O_DIRECT")
+    _evict(probe)
+    if _held_without_waiting(probe, 0, 4096):
+        pytest.skip("the file system keeps its pages in memory (tmpfs)")
+    return tmp_path
+
+
+def test_residency_follows_reads_and_evictions(evictable):
+    path = evictable / "blob"
+    path.write_bytes(np.random.default_rng(0).integers(0, 255, 32 * MiB, dtype=np.uint8).tobytes())
+    _evict(path)
+    assert resident_fraction(path) == 0.0
+    _load(path)
+    assert resident_fraction(path) == 1.0
+    _evict(path, 8 * MiB, 8 * MiB)  # a hole in the middle
+    assert resident_fraction(path, 0, 8 * MiB) == 1.0
+    assert resident_fraction(path, 8 * MiB, 8 * MiB) == 0.0
+    assert resident_fraction(path, 16 * MiB, 16 * MiB) == 1.0
+    assert resident_fraction(path, 4 * MiB, 8 * MiB) == pytest.approx(0.5)
+    assert resident_fraction(path) == pytest.approx(0.75)
+    assert resident_fraction(path, 40 * MiB, MiB) == 0.0  # past the end: nothing held
+    # the other mechanism agrees (asked last: it may read ahead)
+    assert _held_without_waiting(path, 16 * MiB, 4 * MiB)
+    assert not _held_without_waiting(path, 12 * MiB, 4 * MiB)
+
+
+def test_nothing_is_asked_on_the_portable_paths(evictable, monkeypatch):
+    path = evictable / "blob"
+    path.write_bytes(b"\2" * MiB)
+    monkeypatch.setenv(capabilities.ENV_VAR, "1")
+    assert resident_fraction(path) is None
+
+
+def _raw_file(path, rng, rows=3000, grid=(65, 65)):
+    raw = (rng.normal(0, 40, (rows, *grid)) + 32768).astype(np.uint16)
+    with h5py.File(path, "w") as f:  # plain h5py: chunks of whole rows, back to back
+        f.create_dataset("raw", data=raw, chunks=(256, *grid))
+    return raw
+
+
+def test_each_piece_is_read_from_where_its_pages_are(evictable):
+    rng = np.random.default_rng(5)
+    path = evictable / "raw.h5"
+    raw = _raw_file(path, rng)
+    n_bytes = raw.nbytes
+    for state in ("evicted", "resident", "half"):
+        _evict(path)
+        if state != "evicted":
+            _load(path)
+        if state == "half":
+            _evict(path, 0, os.path.getsize(path) // 2)
+        with h5py.File(path, "r") as f:
+            reader = open_direct_rows(f["raw"], piece_bytes=MiB)
+            assert reader is not None
+            with reader:
+                np.testing.assert_array_equal(reader.read(0, raw.shape[0], reader.buffer(raw.shape[0])), raw)
+                cached, direct = reader.bytes_cached, reader.bytes_direct
+        assert cached + direct >= n_bytes
+        if state == "evicted":
+            assert cached == 0, state
+        elif state == "resident":
+            assert direct == 0, state
+        else:  # the first half's pieces directly, the second's from the cache (a piece on the edge either way)
+            assert abs(direct - n_bytes / 2) <= 2 * MiB and abs(cached - n_bytes / 2) <= 2 * MiB, (cached, direct)
+
+
+@pytest.mark.slow
+def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictable):
+    rng = np.random.default_rng(9)
+    path = evictable / "raw.h5"
+    raw = _raw_file(path, rng, rows=6000)  # 51 MB: pieces of 16 MiB, chunks of 2048 rows (17 MB)
+    units = [np.sort(rng.choice(np.arange(20, raw.shape[0] - 60), 80, replace=False)) for _ in range(5)]
+    kwargs = dict(sos=SOS, adc_offset=32768.0, chunk_samples=2048)
+    images, used, _, _ = eimage_reference(raw, units, SOS, adc_offset=32768.0)
+    in_memory = electrical_images(raw, units, n_threads=1, **kwargs)
+    np.testing.assert_allclose(in_memory.images, images, rtol=0, atol=2e-4 * np.abs(images).max())
+    np.testing.assert_array_equal(in_memory.n_spikes_used, used)
+    seen = set()
+    for state in ("evicted", "resident", "half"):
+        for threads in (1, 2, 3):
+            _evict(path)
+            if state != "evicted":
+                _load(path)
+            if state == "half":
+                _evict(path, os.path.getsize(path) // 2, 0)
+            PROFILE.reset()
+            with h5py.File(path, "r") as f:
+                got = electrical_images(f["raw"], units, n_threads=threads, **kwargs)
+            counts = PROFILE.snapshot()
+            seen.add((counts["cached_bytes"] > 0, counts["direct_bytes"] > 0))
+            assert counts["sliced_bytes"] == 0
+            assert counts["cached_bytes"] + counts["direct_bytes"] >= counts["rows"] * raw[0].nbytes > 0
+            np.testing.assert_array_equal(got.images, in_memory.images)  # bit for bit
+            np.testing.assert_array_equal(got.n_spikes_used, in_memory.n_spikes_used)
+    assert seen == {(False, True), (True, False), (True, True)}  # every path was taken
+    with h5py.File(path, "r") as f:  # and through h5py
+        got = electrical_images(f["raw"], units, n_threads=2, direct_io=False, **kwargs)
+    np.testing.assert_array_equal(got.images, in_memory.images)
