@@ -24,6 +24,7 @@ ALLOWED = {
     "io/hdf5_store.py": "the store's writers and the open-time checks the reader calls",
     "io/cmcr.py": "vendor raw-data file (.cmcr)",
     "io/cmcr_meta.py": "vendor raw-data file (.cmcr)",
+    "io/cmcr_sensors.py": "vendor raw-data file (.cmcr): its sensor datasets",
     "io/cmtr.py": "vendor spike-sorting file (.cmtr)",
     "io/mcs.py": "vendor files",
     "pipeline/target.py": "the step target: what a step reads of the file it writes",
