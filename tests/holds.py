@@ -31,7 +31,7 @@ class _HoldAfterLoad(logging.Handler):
                 time.sleep(0.01)
 
 
-logging.getLogger("hdmea.steps.runner").addHandler(_HoldAfterLoad())
+logging.getLogger("hdmea.pipeline.run").addHandler(_HoldAfterLoad())
 '''
 
 #: what the hook prints when it starts holding

@@ -101,7 +101,7 @@ def _refuse_unverified(recording) -> None:
 
 def _without_config_note() -> str:
     """What ``run`` does without ``--config``: the steps that need a stimulus or are off by default."""
-    from hdmea.pipeline.steps import planned_steps
+    from hdmea.pipeline.run import planned_steps
 
     plan = planned_steps()
     runs = [name for name, reason in plan if reason is None]
@@ -269,8 +269,8 @@ rows into it (atomically, under a lock), and its "batches" list keeps each batch
 
 
 def steps_help() -> str:
-    """The pipeline's steps as the configuration names them, from :data:`hdmea.pipeline.steps.STEPS`."""
-    from hdmea.pipeline.steps import STEPS
+    """The pipeline's steps as the configuration names them, from :data:`hdmea.steps.table.STEPS`."""
+    from hdmea.steps.table import STEPS
 
     lines = ["pipeline steps, in order ([steps.NAME] of the configuration holds a step's parameters):"]
     for step in STEPS:

@@ -48,7 +48,7 @@ Example
     retries = 2
 
 The keys of ``[steps]`` are the step names of
-:data:`hdmea.pipeline.steps.STEPS`: ``<name> = true|false`` switches an
+:data:`hdmea.steps.table.STEPS`: ``<name> = true|false`` switches an
 optional step, a ``[steps.<name>]`` table holds its keyword arguments (checked
 against the function's signature) and may switch it with ``enabled``.  The
 former keys ``sta``, ``eimage``, ``features`` and ``[steps.eimage_sta]`` are
@@ -221,8 +221,8 @@ class PipelineConfig:
 
     def digest_payload(self) -> dict[str, Any]:
         """Everything that changes the results (not batch or output options), as plain values."""
-        switches = {_DIGEST_SWITCH_KEYS.get(name, name): on for name, on in self.steps.switches.items()}
-        params = {_DIGEST_PARAM_KEYS.get(name, name): dict(value)
+        switches = {_digest_key(name, "digest_key"): on for name, on in self.steps.switches.items()}
+        params = {_digest_key(name, "digest_params_key"): dict(value)
                   for name, value in sorted(self.steps.params.items())}
         payload = {"stimulus": self.stimulus.digest_payload(), "steps": {**switches, "params": params}}
         if self.sensor_axis_order != "auto":  # "auto" leaves the digests of earlier configurations unchanged
@@ -235,11 +235,13 @@ class PipelineConfig:
         return stable_hash(self.digest_payload(), spaced=True)
 
 
-# Digests are stored in .done markers and checkpoint names: the steps that had
-# other configuration keys when digests were introduced keep those keys in the
-# payload, so outputs finished before the renaming are still recognised.
-_DIGEST_SWITCH_KEYS = {"compute_sta": "sta", "compute_eimage_sta": "eimage", "extract_features": "features"}
-_DIGEST_PARAM_KEYS = {"compute_eimage_sta": "eimage_sta"}
+def _digest_key(name: str, which: str) -> str:
+    """The key of step ``name`` in digest payloads: digests are stored in .done markers and checkpoint
+    names, so the steps that had other configuration keys when digests were introduced keep those keys
+    (the table's ``digest_key`` / ``digest_params_key``) and outputs finished before the renaming are
+    still recognised."""
+    found = find_step(name)
+    return (getattr(found[0], which) if found is not None else None) or name
 
 
 def _file_identity(path: Path | None) -> str | None:
@@ -535,12 +537,7 @@ def _set_switch(r: TableReader, step: Step, switches: dict[str, bool], switch_ke
 def _check_step_arguments(step: Step, table: TableReader, arguments: Mapping[str, Any]) -> None:
     import inspect
 
-    try:
-        func = step.resolve()
-    except (ImportError, AttributeError) as exc:
-        raise config_error(table.key, f"the step function {step.function} is not available ({exc})",
-                    source=table.source) from exc
-    signature = inspect.signature(func)
+    signature = inspect.signature(step.function)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         return
     names = {

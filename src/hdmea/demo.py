@@ -157,7 +157,7 @@ def run_demo(
 def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) -> DemoResult:
     from h5stream.files import write_bytes_atomic
     from hdmea.config import load_config
-    from hdmea.pipeline.steps import checkpoint_path_for, run_pipeline
+    from hdmea.pipeline.run import checkpoint_path_for, run_pipeline
     from hdmea.synthetic import generate_recording
 
     t0 = time.perf_counter()

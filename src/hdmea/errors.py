@@ -176,5 +176,5 @@ class DeprecatedStepNameWarning(FutureWarning):
     """A configuration names a pipeline step by its former name (``sta``, ``eimage``, ...).
 
     The step still runs as configured; the message names the key and the current name
-    (see :data:`hdmea.pipeline.steps.STEPS`).
+    (see :data:`hdmea.steps.table.STEPS`).
     """

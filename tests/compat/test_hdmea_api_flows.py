@@ -11,9 +11,10 @@ import pytest
 
 def test_packaged_config_files_in_the_original_format():
     from hdmea.pipeline.config import (
-        PACKAGED_CONFIG_DIR, DefaultsConfig, FlowConfig, StimulusConfig, load_defaults, load_flow_config,
-        load_json_config, load_stimulus_config,
+        DefaultsConfig, FlowConfig, StimulusConfig, load_defaults, load_flow_config, load_json_config,
+        load_stimulus_config,
     )
+    from hdmea.stimulus_files import PACKAGED_CONFIG_DIR
 
     raw = json.loads((PACKAGED_CONFIG_DIR / "flows" / "set6a_full.json").read_text())
     flow = load_flow_config("set6a_full", config_dir="/nonexistent")

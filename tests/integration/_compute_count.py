@@ -40,7 +40,7 @@ class _CountComputations(logging.Handler):
             time.sleep(0.01)
 
 
-_runner = logging.getLogger("hdmea.steps.runner")
+_runner = logging.getLogger("hdmea.pipeline.run")
 _runner.addHandler(_CountComputations())
 _runner.setLevel(logging.INFO)
 '''

@@ -113,8 +113,9 @@ def _checkpoint_through(recording, out, config, last):
     run_pipeline itself keeps none after the last expensive step it runs (the electrical images
     here), but earlier versions did, and resumes from such files must go on working.
     """
-    from hdmea.pipeline.session import create_session
-    from hdmea.pipeline.steps import STEPS, StepContext, _off_reason
+    from hdmea.session.session import create_session
+    from hdmea.pipeline.run import _off_reason
+    from hdmea.steps.table import STEPS, StepContext
 
     session = create_session("res", hdf5_path=out)
     ctx = StepContext(cmcr=recording.cmcr_path, cmtr=recording.cmtr_path, output=out, config=config,
@@ -149,7 +150,7 @@ def test_checkpoint_that_recorded_former_step_names_resumes(recording, tmp_path)
 
 
 def test_finished_file_that_recorded_former_step_names_reads_with_the_current_ones(recording, tmp_path):
-    from hdmea.pipeline.target import open_target
+    from hdmea.session.target import open_target
     from hdmea.report.tree import recording_overview
 
     config = _config(tmp_path, compute_eimage_sta=True)
@@ -165,7 +166,7 @@ def test_finished_file_that_recorded_former_step_names_reads_with_the_current_on
 
 def _checkpoint_names(out, seen):
     """An on_step hook recording, after each step, the name of the checkpoint on disk (None: none)."""
-    from hdmea.pipeline.session import PipelineSession
+    from hdmea.session.session import PipelineSession
 
     def on_step(record):
         checkpoint = checkpoint_path_for(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from hdmea.pipeline.steps import STEPS
+from hdmea.steps.table import STEPS
 
 HDMEA = Path(sys.executable).with_name("hdmea")
 PIPELINE_STEPS = [step.name for step in STEPS]

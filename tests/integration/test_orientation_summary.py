@@ -7,7 +7,7 @@ import pytest
 
 from hdmea.config import load_config
 from hdmea.pipeline.eimage import ORIENTATION_METADATA
-from hdmea.pipeline.steps import run_pipeline
+from hdmea.pipeline.run import run_pipeline
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from hdmea.io.section_time import add_section_time
 from hdmea.io.spike_sectioning import SectionResult, section_spike_times
 from hdmea.pipeline import create_session
 from hdmea.pipeline.runner import LargeRecordingWarning, LoadResult, load_recording
-from hdmea.pipeline.session import PipelineSession
+from hdmea.session.session import PipelineSession
 
 from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal
 from tests.reference import section_trials_naive

@@ -28,7 +28,7 @@ from hdmea.config import parse_config
 from hdmea.pipeline import preflight
 from hdmea.pipeline.batch import Recording, run_batch, run_one
 from hdmea.pipeline.preflight import LowSpaceWarning, PreflightError, check_run
-from hdmea.pipeline.steps import run_pipeline
+from hdmea.pipeline.run import run_pipeline
 from tests.conftest import tmpfs_mount
 
 

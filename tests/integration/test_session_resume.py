@@ -19,7 +19,7 @@ PIPELINE = textwrap.dedent("""
     import os, sys, time
     import numpy as np
     from hdmea.pipeline import PipelineSession, create_session
-    from hdmea.pipeline.target import open_target
+    from hdmea.session.target import open_target
 
     def step_load(s):
         rng = np.random.default_rng(11)
@@ -149,7 +149,7 @@ def test_immediate_mode_equals_deferred_run(tmp_path):
         s.save()
         with open_target({str(immediate)!r}, None, step="create", create=True, dataset_id="rec_042"):
             pass
-        import hdmea.pipeline.target as target_module
+        import hdmea.session.target as target_module
         real = target_module.open_target
         def immediate_target(path, session, **kw):
             return real({str(immediate)!r}, None, **kw)

@@ -344,7 +344,7 @@ def test_a_stop_noted_but_not_raised_ends_the_run_at_the_next_step(recording, tm
     import os
 
     from hdmea.pipeline.batch.preemption import Preempted, signals_noted, stop_on_signals, stop_requested
-    from hdmea.steps.runner import run_pipeline
+    from hdmea.pipeline.run import run_pipeline
 
     made, config, _clean = recording
     out = tmp_path / "sig.h5"

@@ -22,8 +22,8 @@ from hdmea.io.hdf5_store import open_recording_hdf5, write_units
 from hdmea.io.section_time import add_section_time
 from hdmea.io.spike_sectioning import section_spike_times
 from hdmea.pipeline.runner import load_recording
-from hdmea.pipeline.session import PipelineSession, create_session
-from hdmea.pipeline.target import open_target
+from hdmea.session.session import PipelineSession, create_session
+from hdmea.session.target import open_target
 
 
 def sha256(path: Path) -> str:

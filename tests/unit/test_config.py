@@ -214,7 +214,7 @@ def test_every_step_hint_names_a_key_that_is_accepted():
     import re
     import warnings
 
-    from hdmea.pipeline.steps import STEPS, find_step
+    from hdmea.steps.table import STEPS, find_step
 
     accepted = {s.name for s in STEPS} | {a for s in STEPS for a in s.aliases}
     checked = 0

@@ -206,8 +206,8 @@ _FRESH_READERS = {
             assert_container_equal(c, cases.expected_container(c))
         print(len(loaded))
     """,
-    "hdmea.pipeline.session": """
-        from hdmea.pipeline.session import PipelineSession
+    "hdmea.session.session": """
+        from hdmea.session.session import PipelineSession
         session = PipelineSession.load(golden / "hdmea_checkpoint.h5")
         tree = session.get("")
         session.close()

@@ -27,7 +27,7 @@ from hdmea.io.hdf5_store import (
     write_units,
 )
 from hdmea.pipeline import PipelineSession, create_session
-from hdmea.pipeline.target import open_target
+from hdmea.session.target import open_target
 from hdmea.report.tree import describe_recording
 
 # the repository root, so that tests.filecompare imports without a conftest

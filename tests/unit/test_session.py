@@ -14,7 +14,7 @@ from h5stream.staging import FileArray
 from hdmea.errors import CheckpointError, SessionError
 from hdmea.io import hdf5_store as store
 from hdmea.pipeline import PipelineSession, SaveState, create_session
-from hdmea.pipeline.target import open_target
+from hdmea.session.target import open_target
 
 # the repository root, so that tests.filecompare imports without a conftest
 from tests.filecompare import assert_files_equal
@@ -287,12 +287,12 @@ def test_replacing_staged_values_releases_memory():
 
 
 def test_logging_of_save_checkpoint_and_size(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="hdmea.pipeline.session")
+    caplog.set_level(logging.INFO, logger="hdmea.session.session")
     s = create_session("rec", hdf5_path=tmp_path / "r.h5", memory_warning=10_000)
     s.add_units(_units(3, spikes=1000))
     s.checkpoint(tmp_path / "c.h5")
     s.save()
-    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "hdmea.pipeline.session"]
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "hdmea.session.session"]
     assert any(level == logging.WARNING and "GiB of staged data" in text for level, text in records)
     assert any("checkpointed to" in text and "c.h5" in text for _, text in records)
     assert any("saved to" in text and "r.h5" in text for _, text in records)

@@ -12,14 +12,8 @@ import hdmea.pipeline
 from hdmea.cli import steps_help
 from hdmea.config import PipelineConfig, StepsConfig, parse_config
 from hdmea.errors import ConfigError, DeprecatedStepNameWarning
-from hdmea.pipeline.steps import (
-    RESERVED_STEP_ARGUMENTS,
-    STEPS,
-    SWITCH_KEY,
-    canonical_step_name,
-    canonical_step_names,
-    find_step,
-)
+from hdmea.session.names import RECORDED_STEP_ALIASES, canonical_step_name, canonical_step_names
+from hdmea.steps.table import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, find_step
 
 SWITCHABLE = [s for s in STEPS if s.switch]
 # The configuration keys and recorded names in use before the table, and the step each now means.
@@ -29,7 +23,7 @@ FORMER_NAMES = {"sta": "compute_sta", "eimage": "compute_eimage_sta", "eimage_st
 
 @pytest.mark.parametrize("step", STEPS, ids=lambda s: s.name)
 def test_each_step_function_carries_the_step_name(step):
-    func = step.resolve()
+    func = step.function
     assert func.__name__ == step.name
     module = importlib.import_module(step.module)
     # The name the step records in completed_steps is its module's STEP constant.
@@ -54,6 +48,8 @@ def test_names_and_aliases_are_unique_and_the_former_names_map_to_their_steps():
     assert canonical_step_name("not_a_step") == "not_a_step" and find_step("not_a_step") is None
     assert canonical_step_names(["load_recording", "eimage_sta", "compute_eimage_sta", "x"]) == [
         "load_recording", "compute_eimage_sta", "x"]
+    # every recorded name reads as a step of the table
+    assert set(RECORDED_STEP_ALIASES.values()) <= set(names)
 
 
 def test_configuration_keys_come_from_the_table():

@@ -14,7 +14,7 @@ import pytest
 from h5stream.errors import SourceNotFoundError, StaleClaimWarning, WriterClaimError
 from hdmea.errors import MissingStepError
 from hdmea.pipeline import create_session
-from hdmea.pipeline.target import StepTarget, open_target
+from hdmea.session.target import StepTarget, open_target
 
 from tests.filecompare import assert_files_equal, compare_files
 
@@ -165,7 +165,7 @@ def test_crash_in_later_step_keeps_earlier_steps(tmp_path, child_env):
         import os, signal
         import numpy as np
         from tests.unit.test_target import _load
-        from hdmea.pipeline.target import open_target
+        from hdmea.session.target import open_target
         _load({str(path)!r}, None)
         with open_target({str(path)!r}, None, step="section_spike_times") as t:
             for i in range(50):

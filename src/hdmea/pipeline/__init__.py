@@ -1,7 +1,8 @@
 """The pipeline: session, steps and batch runs.
 
-The steps and their order are the table :data:`hdmea.pipeline.steps.STEPS`;
-each step's function is exported here under the step's name.
+The steps and their order are the table :data:`hdmea.steps.table.STEPS`;
+each step's function is exported here under the step's name.  The runner of one
+recording is :func:`hdmea.pipeline.run.run_pipeline`.
 
 Names are imported on first use so that ``import hdmea.pipeline`` stays cheap
 (numba and the readers load only when a step needs them).
@@ -11,18 +12,18 @@ from __future__ import annotations
 
 import importlib
 
-from hdmea.pipeline.steps import STEPS
+from hdmea.steps.table import STEPS
 
 _EXPORTS = {
     # every step of the table under its own name
     **{step.name: step.module for step in STEPS},
-    "STEPS": "hdmea.pipeline.steps",
-    "run_pipeline": "hdmea.pipeline.steps",
-    "PipelineReport": "hdmea.pipeline.steps",
-    "StepRecord": "hdmea.pipeline.steps",
-    "PipelineSession": "hdmea.pipeline.session",
-    "SaveState": "hdmea.pipeline.session",
-    "create_session": "hdmea.pipeline.session",
+    "STEPS": "hdmea.steps.table",
+    "run_pipeline": "hdmea.pipeline.run",
+    "PipelineReport": "hdmea.pipeline.run",
+    "StepRecord": "hdmea.pipeline.run",
+    "PipelineSession": "hdmea.session.session",
+    "SaveState": "hdmea.session.session",
+    "create_session": "hdmea.session.session",
     "LoadResult": "hdmea.steps.load",
     "load_recording_with_eimage_sta": "hdmea.steps.load",
     "ExtractionResult": "hdmea.steps.features",
@@ -35,8 +36,8 @@ _EXPORTS = {
     "run_flow": "hdmea.pipeline.flows",
     "list_available_flows": "hdmea.pipeline.flows",
     "get_flow_info": "hdmea.pipeline.flows",
-    "load_session_from_hdf5": "hdmea.pipeline.loader",
-    "load_hdf5_to_session": "hdmea.pipeline.loader",
+    "load_session_from_hdf5": "hdmea.session.loader",
+    "load_hdf5_to_session": "hdmea.session.loader",
     "PreflightError": "hdmea.pipeline.preflight",
     "LowSpaceWarning": "hdmea.pipeline.preflight",
 }

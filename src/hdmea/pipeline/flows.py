@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hdmea.errors import ConfigError
-from hdmea.pipeline.config import config_search_dirs, load_flow_config
+from hdmea.stimulus_files import config_search_dirs, load_flow_config
 from hdmea.steps.load import FlowResult, load_recording
 
 __all__ = ["run_flow", "list_available_flows", "get_flow_info"]

@@ -53,6 +53,7 @@ from typing import Any
 
 from h5stream.errors import H5StreamError, H5StreamWarning
 from hdmea.errors import HdmeaError
+from hdmea.steps.table import STEPS, EstimateInputs
 
 __all__ = [
     "Problem",
@@ -79,8 +80,6 @@ TIGHT_FACTOR = 1.5
 _UNIT_BYTES = 64 * 1024
 _STRUCTURE_FRACTION = 0.10
 _STRUCTURE_BYTES = 1_000_000
-_GRID = 65
-_FLOAT32 = 4
 
 
 class LowSpaceWarning(H5StreamWarning):
@@ -162,22 +161,6 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover - the loop returns
 
 
-def _step_parameter(config: Any, step: str, name: str) -> Any:
-    """A step parameter as the run will use it: configured, else the step function's default."""
-    import inspect
-
-    from hdmea.steps.table import find_step
-
-    configured = config.steps.kwargs(step)
-    if name in configured:
-        return configured[name]
-    found = find_step(step)
-    if found is None:
-        return None
-    parameter = inspect.signature(found[0].resolve()).parameters.get(name)
-    return None if parameter is None else parameter.default
-
-
 def estimate_output(cmcr: Any, cmtr: Any, config: Any, stimulus: Any = None) -> OutputEstimate:
     """The bytes a run of the open ``cmcr``/``cmtr`` pair writes (see the module docstring)."""
     from hdmea.io.cmtr import SORTER_GROUP
@@ -195,18 +178,12 @@ def estimate_output(cmcr: Any, cmtr: Any, config: Any, stimulus: Any = None) -> 
         "spike times": n_spikes * 8 * (2 if stimulus is not None else 1),
         "units": n_units * _UNIT_BYTES,
         "light reference": (cmcr.n_analog_samples() * 8) if cmcr is not None and cmcr.has_analog() else 0,
-        "receptive fields": 0,
-        "electrical images": 0,
     }
-    if stimulus is not None and stimulus.noise_movies and config.steps.enabled("compute_sta"):
-        n_lags = int(_step_parameter(config, "compute_sta", "n_lags") or 0)
-        movie = config.steps.kwargs("compute_sta").get("movie_name")
-        movies = [stimulus.noise_movies[movie]] if movie in stimulus.noise_movies else \
-            list(stimulus.noise_movies.values())
-        parts["receptive fields"] = sum(n_units * n_lags * m.shape[0] * m.shape[1] * _FLOAT32 for m in movies)
-    if config.steps.enabled("compute_eimage_sta"):
-        window = _step_parameter(config, "compute_eimage_sta", "window") or (0, 0)
-        parts["electrical images"] = n_units * int(window[1] - window[0]) * _GRID * _GRID * _FLOAT32
+    inputs = EstimateInputs(n_units=n_units, config=config, stimulus=stimulus)
+    for step in STEPS:
+        if step.estimate is not None:
+            label, estimate = step.estimate
+            parts[label] = estimate(step, inputs) if step.enabled(config) else 0
     parts["file structure"] = int(_STRUCTURE_FRACTION * sum(parts.values())) + _STRUCTURE_BYTES
     return OutputEstimate(parts=parts, checkpoint=bool(config.output.checkpoint))
 

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from hdmea.io.recording import Recording, open_recording
-from hdmea.steps.table import canonical_step_names
+from hdmea.session.names import canonical_step_names
 from hdmea.progress import counted
 
 __all__ = ["describe_recording", "format_bytes", "recording_overview"]

@@ -1,3 +1,3 @@
-"""The pipeline's steps: the step table (:mod:`hdmea.steps.table`, a leaf that imports no step and no
-runner) and the runner (:mod:`hdmea.steps.runner`).  Nothing is imported here, so importing the table
-does not load the runner."""
+"""The pipeline's steps, one module each, and the step table (:mod:`hdmea.steps.table`) that lists them
+in order with what the configuration, the preflight checks and the runner (:mod:`hdmea.pipeline.run`) need
+of each.  Nothing is imported here."""

@@ -31,7 +31,7 @@ from hdmea.features.direction.sectioning import (
     load_on_off_dict,
     section_unit_by_direction,
 )
-from hdmea.pipeline.target import open_target
+from hdmea.session.target import open_target
 from hdmea.steps.section_time import read_stimulus_config
 
 __all__ = ["section_by_direction"]

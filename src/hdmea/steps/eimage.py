@@ -211,7 +211,7 @@ def compute_eimage_sta(
     """
     from h5stream.kernels.eimage import accumulator_bytes, butter_highpass, iter_electrical_images
     from hdmea.io.cmcr import CmcrFile
-    from hdmea.pipeline.target import open_target
+    from hdmea.session.target import open_target
 
     setting = check_sensor_axis_order(sensor_axis_order)
     budget = _budget_bytes(memory_budget)

@@ -177,7 +177,7 @@ def extract_features(
     """
     from hdmea.features.extractors import RecordingInputs, UnitInputs
     from hdmea.io.hdf5_store import now_iso
-    from hdmea.pipeline.target import open_target
+    from hdmea.session.target import open_target
 
     if zarr_path is not None:
         if hdf5_path is not None and Path(hdf5_path) != Path(zarr_path):

@@ -34,8 +34,8 @@ from hdmea.io.cmcr import AUTO, CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, params_hash, source_files_attrs
-from hdmea.steps.table import canonical_step_names
-from hdmea.pipeline.target import open_target
+from hdmea.session.names import canonical_step_names
+from hdmea.session.target import open_target
 from hdmea.progress import counted
 
 __all__ = [

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from hdmea.errors import ConfigError, MissingInputError, RecordingExistsError, RecordingFormatError
-from hdmea.pipeline.target import open_target
+from hdmea.session.target import open_target
 from hdmea.stimulus import StimulusConfig, frames_to_samples, occurrence_frame_ranges
 
 __all__ = [
@@ -179,7 +179,7 @@ def stimulus_from_playlist_csv(
         raise ConfigError(f"playlist {playlist_name!r} has no movie with a known length")
     used = {m: lengths[m] for m in dict.fromkeys(movies)}
     if trial_configs is None:
-        from hdmea.pipeline.config import trial_configs as stimulus_trials
+        from hdmea.stimulus_files import trial_configs as stimulus_trials
 
         trial_configs = stimulus_trials(used)
     trials = {}

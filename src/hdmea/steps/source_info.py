@@ -15,7 +15,7 @@ import numpy as np
 from hdmea.errors import ConfigError
 from hdmea.io.cmtr import CmtrFile
 from hdmea.io.lab_readers import _existing, load_cmcr_data, load_cmtr_data
-from hdmea.pipeline.target import open_target
+from hdmea.session.target import open_target
 
 __all__ = ["add_sys_meta_info", "add_cmtr_unit_info", "update_hdf5_with_cmtr_unit_info"]
 

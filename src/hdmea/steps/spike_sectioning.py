@@ -35,7 +35,7 @@ import numpy as np
 from h5stream.kernels.sectioning import rows_to_csr, section_sorted
 from hdmea.errors import ConfigError
 from hdmea.steps.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
-from hdmea.pipeline.target import open_target
+from hdmea.session.target import open_target
 from hdmea.progress import counted
 from hdmea.stimulus import StimulusConfig, frames_to_samples, occurrence_frame_ranges, trial_frame_ranges
 
@@ -206,7 +206,7 @@ def _with_stimulus_files(config: StimulusConfig | None, config_dir) -> StimulusC
     """``config`` with the trial layouts of the stimulus files in ``config_dir`` (those that fit their movie)."""
     if config is None:
         return None
-    from hdmea.pipeline.config import trial_configs
+    from hdmea.stimulus_files import trial_configs
 
     folder = Path(config_dir)
     found = trial_configs(config.movie_lengths, folder.parent if folder.name == "stimuli" else folder)

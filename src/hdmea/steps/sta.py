@@ -267,7 +267,7 @@ def compute_sta(
     """
     from h5stream.kernels.sta import spike_triggered_average
     from hdmea.steps.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
-    from hdmea.pipeline.target import open_target
+    from hdmea.session.target import open_target
 
     lags, exclude = cover_range_to_lags(cover_range)
     if n_lags is not None or exclude_current_frame is not None:

@@ -1,36 +1,44 @@
-"""The pipeline's steps in one table (the runner, :func:`~hdmea.steps.runner.run_pipeline`, walks it).
+"""The pipeline's steps in one table (the runner, :func:`hdmea.pipeline.run.run_pipeline`, walks it).
 
 Each row of :data:`STEPS` is a :class:`Step`: its name, the function that
 does the work, whether the configuration may switch it on or off
-(``[steps] <name> = true|false``), whether it runs by default, and whether a
-checkpoint follows it.  The name is the same everywhere: it is the function's
-name, the name the step records in ``pipeline/session_info/completed_steps``
-and its key in the configuration (``[steps.<name>]`` holds its parameters).
-Configuration validation, the batch runner, ``hdmea.pipeline``'s exports and
-the command line all read this table; adding a step is one row here plus its
-function.
+(``[steps] <name> = true|false``), whether it runs by default, whether a
+checkpoint follows it, and the hooks the configuration and the preflight
+checks need (the key the step had in configuration digests, and an estimate
+of the bytes it writes).  The name is the same everywhere: it is the
+function's name, the name the step records in
+``pipeline/session_info/completed_steps`` and its key in the configuration
+(``[steps.<name>]`` holds its parameters).  Configuration validation, the
+preflight estimate, the runner, the batch runner, ``hdmea.pipeline``'s exports
+and the command line all read this table; adding a step is one row here plus
+its function.
 
 Names used before the table existed (configuration keys ``sta``, ``eimage``,
-``features``, ``[steps.eimage_sta]`` and the recorded step ``eimage_sta``) are
-the rows' ``aliases``: a configuration that uses one gets a
-:class:`~hdmea.errors.DeprecatedStepNameWarning`, and files that recorded one
-read as if they had recorded the current name (:func:`canonical_step_name`).
+``features`` and ``[steps.eimage_sta]``) are the rows' ``aliases``: a
+configuration that uses one gets a
+:class:`~hdmea.errors.DeprecatedStepNameWarning`.  Names files recorded are
+read by :mod:`hdmea.session.names`.
 
-This module is a leaf: it imports no step and no runner (functions are named
-``"module:function"`` and imported when they run), so the configuration and the
-file layer may import it freely.
+The table sits on top of the steps (it imports each step's function) and
+below the runner and the configuration, which import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import logging
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from hdmea.io.mcs import GRID_SIZE
+from hdmea.steps.eimage import compute_eimage_sta
+from hdmea.steps.features import extract_features
+from hdmea.steps.load import load_recording
+from hdmea.steps.section_time import add_section_time
+from hdmea.steps.spike_sectioning import section_spike_times
+from hdmea.steps.sta import compute_sta
 
 
 __all__ = [
@@ -39,12 +47,9 @@ __all__ = [
     "STEP_NAMES",
     "RESERVED_STEP_ARGUMENTS",
     "SWITCH_KEY",
-    "CHECKPOINT_SUFFIX",
     "StepContext",
+    "EstimateInputs",
     "find_step",
-    "canonical_step_name",
-    "canonical_step_names",
-    "checkpoint_path_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,14 +62,6 @@ RESERVED_STEP_ARGUMENTS = frozenset(
 #: Key inside ``[steps.<name>]`` that switches a step on or off beside its parameters.
 SWITCH_KEY = "enabled"
 
-CHECKPOINT_SUFFIX = ".checkpoint.h5"
-
-
-def checkpoint_path_for(output: str | os.PathLike) -> Path:
-    """Where :func:`run_pipeline` keeps the checkpoint of ``output`` while it runs."""
-    output = Path(output)
-    return output.with_name(output.name + CHECKPOINT_SUFFIX)
-
 
 @dataclasses.dataclass
 class StepContext:
@@ -75,11 +72,11 @@ class StepContext:
     output: Path
     config: Any  # hdmea.config.PipelineConfig
     stimulus: Any  # hdmea.stimulus.StimulusConfig or None
-    session: Any  # hdmea.pipeline.session.PipelineSession
+    session: Any  # hdmea.session.session.PipelineSession
 
     def call(self, step: Step, *args, **fixed) -> Any:
         """Call ``step``'s function with the session, its configured parameters and ``fixed`` ones."""
-        func = step.resolve()
+        func = step.function
         kwargs = self.config.steps.kwargs(step.name)
         kwargs.update(fixed)
         if ("sensor_axis_order" in inspect.signature(func).parameters and "sensor_axis_order" not in kwargs
@@ -101,34 +98,75 @@ def _call_plain(ctx: StepContext, step: Step) -> None:
 class Step:
     """One row of the step table.
 
-    ``function`` is ``"module:function"``; the function's name is the step's
-    name.  ``needs`` returns why the step cannot run for this recording (None:
-    it can); ``call`` runs it (default: the function with the session and the
+    ``function`` is the step's function; its name is the step's name.
+    ``needs`` returns why the step cannot run for this recording (None: it
+    can); ``call`` runs it (default: the function with the session and the
     configured parameters).  ``aliases`` are older configuration keys of the
-    step; ``recorded_aliases`` the older names files recorded in
-    ``completed_steps`` for it (read as the step's name).
+    step.  ``digest_key`` / ``digest_params_key``: the keys the step's switch
+    and parameters had when configuration digests were introduced (digests of
+    finished outputs and checkpoints stay the same).  ``estimate``: the part
+    of the output the step writes, as ``(label, function)``; the function takes
+    the row and an :class:`EstimateInputs` and returns bytes (see
+    :mod:`hdmea.pipeline.preflight`).
     """
 
     name: str
-    function: str
+    function: Callable[..., Any]
     switch: bool = False
     default: bool = True
     checkpoint_after: bool = False
     needs: Callable[[StepContext], str | None] | None = None
     call: Callable[[StepContext, Step], None] = _call_plain
     aliases: tuple[str, ...] = ()
-    recorded_aliases: tuple[str, ...] = ()
+    digest_key: str | None = None
+    digest_params_key: str | None = None
+    estimate: tuple[str, Callable[[Step, EstimateInputs], int]] | None = None
 
     @property
     def module(self) -> str:
-        return self.function.partition(":")[0]
-
-    def resolve(self) -> Callable[..., Any]:
-        module, _, name = self.function.partition(":")
-        return getattr(importlib.import_module(module), name)
+        """The module that defines the step's function."""
+        return self.function.__module__
 
     def enabled(self, config: Any) -> bool:
         return config.steps.enabled(self.name) if self.switch else True
+
+    def parameter(self, config: Any, name: str) -> Any:
+        """A parameter as the run will use it: configured, else the function's default (None: no such one)."""
+        configured = config.steps.kwargs(self.name)
+        if name in configured:
+            return configured[name]
+        parameter = inspect.signature(self.function).parameters.get(name)
+        return None if parameter is None else parameter.default
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimateInputs:
+    """What a step's output estimate is made from: the recording's shape before anything is read."""
+
+    n_units: int
+    config: Any  # hdmea.config.PipelineConfig
+    stimulus: Any  # hdmea.stimulus.StimulusConfig or None
+
+
+_FLOAT32 = 4
+
+
+
+def _estimate_sta(step: Step, inputs: EstimateInputs) -> int:
+    """Per unit and noise movie, ``n_lags`` frames of the movie's images as float32."""
+    stimulus = inputs.stimulus
+    if stimulus is None or not stimulus.noise_movies:
+        return 0
+    n_lags = int(step.parameter(inputs.config, "n_lags") or 0)
+    movie = inputs.config.steps.kwargs(step.name).get("movie_name")
+    movies = [stimulus.noise_movies[movie]] if movie in stimulus.noise_movies else list(stimulus.noise_movies.values())
+    return sum(inputs.n_units * n_lags * m.shape[0] * m.shape[1] * _FLOAT32 for m in movies)
+
+
+def _estimate_eimage(step: Step, inputs: EstimateInputs) -> int:
+    """Per unit, the window's samples of the sensor grid as float32."""
+    window = step.parameter(inputs.config, "window") or (0, 0)
+    return inputs.n_units * int(window[1] - window[0]) * GRID_SIZE * GRID_SIZE * _FLOAT32
 
 
 def _needs_stimulus(ctx: StepContext) -> str | None:
@@ -165,24 +203,22 @@ def _call_eimage(ctx: StepContext, step: Step) -> None:
 
 #: The pipeline in order.
 STEPS: tuple[Step, ...] = (
-    Step("load_recording", "hdmea.steps.load:load_recording", checkpoint_after=True, call=_call_load),
-    Step("add_section_time", "hdmea.steps.section_time:add_section_time", needs=_needs_stimulus,
-         call=_call_section_time),
-    Step("section_spike_times", "hdmea.steps.spike_sectioning:section_spike_times", needs=_needs_stimulus),
-    Step("compute_sta", "hdmea.steps.sta:compute_sta", switch=True, default=True, checkpoint_after=True,
-         needs=_needs_noise_movie, call=_call_sta, aliases=("sta",)),
-    Step("compute_eimage_sta", "hdmea.steps.eimage:compute_eimage_sta", switch=True, default=False,
-         checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta"),
-         recorded_aliases=("eimage_sta",)),
-    Step("extract_features", "hdmea.steps.features:extract_features", switch=True, default=True,
-         needs=_needs_stimulus, aliases=("features",)),
+    Step("load_recording", load_recording, checkpoint_after=True, call=_call_load),
+    Step("add_section_time", add_section_time, needs=_needs_stimulus, call=_call_section_time),
+    Step("section_spike_times", section_spike_times, needs=_needs_stimulus),
+    Step("compute_sta", compute_sta, switch=True, default=True, checkpoint_after=True,
+         needs=_needs_noise_movie, call=_call_sta, aliases=("sta",), digest_key="sta",
+         estimate=("receptive fields", _estimate_sta)),
+    Step("compute_eimage_sta", compute_eimage_sta, switch=True, default=False,
+         checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta"), digest_key="eimage",
+         digest_params_key="eimage_sta", estimate=("electrical images", _estimate_eimage)),
+    Step("extract_features", extract_features, switch=True, default=True,
+         needs=_needs_stimulus, aliases=("features",), digest_key="features"),
 )
 
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
 _BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
 _BY_ALIAS: dict[str, Step] = {alias: s for s in STEPS for alias in s.aliases}
-# Only names earlier versions wrote into files: a configuration key such as "sta" is no recorded name.
-_BY_RECORDED_ALIAS: dict[str, Step] = {alias: s for s in STEPS for alias in s.recorded_aliases}
 
 
 def find_step(key: str) -> tuple[Step, bool] | None:
@@ -192,19 +228,3 @@ def find_step(key: str) -> tuple[Step, bool] | None:
     if key in _BY_ALIAS:
         return _BY_ALIAS[key], True
     return None
-
-
-def canonical_step_name(name: str) -> str:
-    """The current name of a recorded step (older names map to theirs; unknown names pass through)."""
-    step = _BY_RECORDED_ALIAS.get(name)
-    return step.name if step is not None else name
-
-
-def canonical_step_names(names: Iterable[str]) -> list[str]:
-    """Recorded step names with older names replaced, in order, each once."""
-    seen: dict[str, None] = {}
-    for name in names:
-        seen.setdefault(canonical_step_name(str(name)), None)
-    return list(seen)
-
-

@@ -39,8 +39,8 @@ Modules, in the order a batch uses them:
 - ``summary``: :class:`RecordingResult`, :class:`BatchSummary` and the folder's summary file (a merge);
 - ``engine``: :func:`run_batch` and :func:`run_one`.
 
-The pipeline of one recording (:func:`run_pipeline`) and its step table live
-in :mod:`hdmea.pipeline.steps`; they are re-exported here.
+The pipeline of one recording (:func:`run_pipeline`, in :mod:`hdmea.pipeline.run`)
+and its step table (:mod:`hdmea.steps.table`) are re-exported here.
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ from hdmea.pipeline.batch.workers import (
     thread_environment,
     threads_per_worker,
 )
-from hdmea.pipeline.steps import CHECKPOINT_SUFFIX, STEPS, PipelineReport, StepRecord, run_pipeline
+from hdmea.pipeline.run import CHECKPOINT_SUFFIX, PipelineReport, StepRecord, run_pipeline
+from hdmea.steps.table import STEPS
 
-#: The step table under its former name here (see :data:`hdmea.pipeline.steps.STEPS`).
+#: The step table under its former name here (see :data:`hdmea.steps.table.STEPS`).
 PIPELINE_STEPS = STEPS
 
 __all__ = [

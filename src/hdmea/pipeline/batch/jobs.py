@@ -35,7 +35,7 @@ from hdmea.pipeline.batch.recordings import (
     write_done_marker,
 )
 from hdmea.pipeline.batch.workers import WorkerSetup, take_setup_seconds
-from hdmea.pipeline.steps import run_pipeline
+from hdmea.pipeline.run import run_pipeline
 from hdmea.progress import recording_context
 
 __all__ = ["JobFunction", "JobCall", "run_job", "run_pipeline_job"]

@@ -8,7 +8,7 @@ a job of higher priority, ``scancel``; at a terminal, Ctrl-C.  ``hdmea run``,
 1. the signal raises :class:`Preempted` in the recording's job, wherever it is
    (a compiled kernel finishes its call first);
 2. the pipeline writes the steps it has finished to ``<out>.checkpoint.h5``
-   (:func:`hdmea.pipeline.steps.run_pipeline`), and the job reports
+   (:func:`hdmea.pipeline.run.run_pipeline`), and the job reports
    ``status="preempted"`` with that path;
 3. the command prints one message naming the recording, the signal, the SLURM
    job, the checkpoint and what to do, and exits with :data:`EXIT_PREEMPTED`

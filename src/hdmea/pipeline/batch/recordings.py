@@ -25,7 +25,7 @@ from typing import Any
 from h5stream.errors import SourceNotFoundError
 from h5stream.files import WriterClaim, write_bytes_atomic
 from hdmea.errors import ConfigError
-from hdmea.steps.table import checkpoint_path_for
+from hdmea.pipeline.run import checkpoint_path_for
 
 __all__ = ["Recording", "discover_recordings", "output_path_for", "done_marker_path", "checkpoint_path_for",
            "read_done_marker", "write_done_marker", "finished_marker", "job_claim", "new_batch_id", "DONE_SUFFIX",

@@ -94,7 +94,8 @@ def _warm_up() -> None:
     import tempfile
 
     from hdmea.config import parse_config
-    from hdmea.pipeline.steps import STEPS, run_pipeline
+    from hdmea.pipeline.run import run_pipeline
+    from hdmea.steps.table import STEPS
     from hdmea.synthetic import generate_recording
 
     for module in [step.module for step in STEPS]:

@@ -39,8 +39,8 @@ from h5stream.staging import LIBVER
 from hdmea.errors import MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
-from hdmea.pipeline.session import _NO_DEFAULT, PipelineSession, split_path
-from hdmea.steps.table import canonical_step_names
+from hdmea.session.session import _NO_DEFAULT, PipelineSession, split_path
+from hdmea.session.names import canonical_step_names
 
 __all__ = ["StepTarget", "open_target"]
 

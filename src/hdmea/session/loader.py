@@ -1,6 +1,6 @@
-"""Open a finished recording file as a session, to add steps to it (the original's ``hdmea.pipeline.loader``).
+"""Open a finished recording file as a session, to add steps to it (the original's ``hdmea.session.loader``).
 
-The session is :meth:`PipelineSession.load <hdmea.pipeline.session.PipelineSession.load>`
+The session is :meth:`PipelineSession.load <hdmea.session.session.PipelineSession.load>`
 of the file: arrays are read when a step uses them, so nothing needs choosing up
 front; ``load_features`` is accepted for the original's signature and checked
 against the file.
@@ -17,7 +17,7 @@ __all__ = ["load_session_from_hdf5", "load_hdf5_to_session"]
 
 def load_session_from_hdf5(hdf5_path: str | os.PathLike, *, dataset_id: str | None = None,
                            load_features: list[str] | None = None):
-    """A :class:`~hdmea.pipeline.session.PipelineSession` holding the recording ``hdf5_path``.
+    """A :class:`~hdmea.session.session.PipelineSession` holding the recording ``hdf5_path``.
 
     ``dataset_id`` renames the session (saved under that id); ``load_features``
     names features that must be in the file (a name no unit holds is a
@@ -25,7 +25,7 @@ def load_session_from_hdf5(hdf5_path: str | os.PathLike, *, dataset_id: str | No
     """
     from hdmea.io import hdf5_store as store
     from hdmea.io.recording import open_recording
-    from hdmea.pipeline.session import PipelineSession
+    from hdmea.session.session import PipelineSession
 
     if load_features:
         with open_recording(hdf5_path) as recording:

@@ -42,10 +42,10 @@ from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
 from hdmea.io.recording import SourceFile, read_lazy_tree
-from hdmea.pipeline._live_tree import CompletedSteps, LabSessionViews
-from hdmea.pipeline._session_files import save_into_spill_file, write_new_file
-from hdmea.pipeline._staged_tree import node_nbytes, walk_datasets
-from hdmea.steps.table import canonical_step_names
+from hdmea.session._live_tree import CompletedSteps, LabSessionViews
+from hdmea.session._session_files import save_into_spill_file, write_new_file
+from hdmea.session._staged_tree import node_nbytes, walk_datasets
+from hdmea.session.names import canonical_step_names
 from hdmea.progress import counted
 
 __all__ = ["SaveState", "PipelineSession", "create_session", "DEFAULT_MEMORY_WARNING_BYTES"]

@@ -1,4 +1,4 @@
-"""The original pipeline's JSON configuration: flows, stimuli and defaults (``hdmea.pipeline.config``).
+"""The lab's JSON configuration files: stimuli, flows and defaults.
 
 Files keep the original's layout: ``<config_dir>/defaults.json``,
 ``<config_dir>/flows/<name>.json`` and ``<config_dir>/stimuli/<name>.json``.  A
@@ -10,7 +10,10 @@ file and the field.
 
 This is not :mod:`hdmea.config` (the TOML configuration of ``hdmea run``); a
 stimulus's ``section_kwargs`` become our :class:`hdmea.stimulus.TrialConfig`
-through :func:`trial_configs`.
+through :func:`trial_configs`, which the sectioning steps read.  The original
+pipeline's names for these files' models (``hdmea.pipeline.config``:
+``StimulusConfig``, ``PipelineConfig``) are :class:`StimulusFile` and
+:class:`PipelineDefaults` here.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from typing import Any
 from hdmea.errors import ConfigError
 
 __all__ = [
-    "StimulusConfig",
+    "StimulusFile",
     "StageConfig",
     "FlowConfig",
-    "PipelineConfig",
+    "PipelineDefaults",
     "DefaultsConfig",
     "load_json_config",
     "load_flow_config",
@@ -42,7 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
-PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent.parent / "data" / "config"
+PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "data" / "config"
 
 
 def _fields_from(cls, data: dict, path) -> dict:
@@ -64,7 +67,7 @@ def _pairs(value, name: str, path, cast) -> dict:
 
 
 @dataclasses.dataclass
-class StimulusConfig:
+class StimulusFile:
     """A stimulus described for analysis (the original's model; frame counts and rates positive)."""
 
     name: str
@@ -129,7 +132,7 @@ class FlowConfig:
 
 
 @dataclasses.dataclass
-class PipelineConfig:
+class PipelineDefaults:
     """Global settings of the original pipeline."""
 
     version: str = "0.1.0"
@@ -142,7 +145,7 @@ class PipelineConfig:
 class DefaultsConfig:
     """``defaults.json``: pipeline settings and free-form sections per stage."""
 
-    pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+    pipeline: PipelineDefaults = dataclasses.field(default_factory=PipelineDefaults)
     stage1: dict[str, Any] = dataclasses.field(default_factory=dict)
     stage2: dict[str, Any] = dataclasses.field(default_factory=dict)
     export: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -150,7 +153,7 @@ class DefaultsConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.pipeline, dict):
-            self.pipeline = PipelineConfig(**_fields_from(PipelineConfig, self.pipeline, "defaults.pipeline"))
+            self.pipeline = PipelineDefaults(**_fields_from(PipelineDefaults, self.pipeline, "defaults.pipeline"))
 
 
 def load_json_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -200,12 +203,12 @@ def load_flow_config(name_or_path: str, config_dir: str | os.PathLike | None = N
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def load_stimulus_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> StimulusConfig:
+def load_stimulus_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> StimulusFile:
     """A stimulus by name (``stimuli/<name>.json``) or by path."""
     path = _find(name_or_path, "stimuli", config_dir)
     data = load_json_config(path)
     try:
-        return StimulusConfig(**_fields_from(StimulusConfig, data, path))
+        return StimulusFile(**_fields_from(StimulusFile, data, path))
     except TypeError as exc:
         raise ConfigError(f"{path}: not a stimulus configuration ({exc})") from None
     except ConfigError as exc:

@@ -11,15 +11,23 @@ from pathlib import Path
 from typing import Any
 
 from hdmea.progress import progress
-from hdmea.steps.table import (  # noqa: F401  (the table's names, handed on for the runner's callers)
-    CHECKPOINT_SUFFIX, RESERVED_STEP_ARGUMENTS, STEP_NAMES, STEPS, SWITCH_KEY, Step, StepContext,
-    canonical_step_name, canonical_step_names, checkpoint_path_for, find_step,
-)
+from hdmea.session.names import canonical_step_names
+from hdmea.steps.table import STEPS, Step, StepContext
 
-__all__ = ["run_pipeline", "PipelineReport", "StepRecord", "planned_steps"]
+__all__ = ["run_pipeline", "PipelineReport", "StepRecord", "planned_steps", "CHECKPOINT_SUFFIX",
+           "checkpoint_path_for"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
+
+
+CHECKPOINT_SUFFIX = ".checkpoint.h5"
+
+
+def checkpoint_path_for(output: str | os.PathLike) -> Path:
+    """Where :func:`run_pipeline` keeps the checkpoint of ``output`` while it runs."""
+    output = Path(output)
+    return output.with_name(output.name + CHECKPOINT_SUFFIX)
 
 
 # --------------------------------------------------------------------------- one recording
@@ -90,7 +98,7 @@ def planned_steps(config: Any = None, stimulus: Any = None) -> list[tuple[str, s
 def _open_session(output: Path, dataset_id: str, digest: str, memory_limit: int | None):
     """A session resumed from the checkpoint made with the same configuration, else a new one."""
     from hdmea.errors import CheckpointError
-    from hdmea.pipeline.session import PipelineSession, create_session
+    from hdmea.session.session import PipelineSession, create_session
 
     checkpoint = checkpoint_path_for(output)
     if checkpoint.exists():
