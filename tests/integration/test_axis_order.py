@@ -244,9 +244,15 @@ def test_row_major_files_load_with_a_forced_order_and_sweeps_stay_refused(tmp_pa
     cmcr, cmtr = _write(tmp_path, [region], UNITS, transposed=True)
     h5, result = _run(tmp_path, cmcr, cmtr, sensor_axis_order="row_col")
     assert result.frame_order.decided_by == "forced" and on_target_fraction(h5)[0] >= 0.9
-    with pytest.raises(RecordingFormatError) as err:  # the other forced order does not fit the shape
-        load_recording(cmcr, cmtr, output_path=tmp_path / "wrong.h5", sensor_axis_order="col_row")
-    assert "sensor_axis_order='row_col'" in str(err.value) and "SensorData 1 1" in str(err.value)
+    # the other order fits the shape only with the Region.* fields swapped: forced, it reads the file so
+    # (what a person asked for: every image mirrored across the diagonal), and the recording says so
+    other = tmp_path / "other"
+    other.mkdir()
+    h5_other, result = _run(other, cmcr, cmtr, sensor_axis_order="col_row")
+    d = _decision(h5_other)
+    assert d["decided_by"] == "forced" and d["sensor_axis_order"] == "col_row" and bool(d["swapped_fields"])
+    assert any("Region.* fields are swapped" in w for w in _warnings(h5_other))
+    assert on_target_fraction(h5_other)[0] == 0.0
     with h5py.File(cmcr, "r+") as f:  # a second sweep of the region
         f["Acquisition/Sensor Data"].copy("SensorData 1 1", "SensorData 1 2")
     with pytest.raises(RecordingFormatError) as err:

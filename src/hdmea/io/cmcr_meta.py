@@ -134,7 +134,7 @@ def region_fields(row, swapped: bool = False) -> tuple[int, int, int | None, int
     right = first_meta_field(row, ("Region.Right", "RegionRight"), None)
     bottom = first_meta_field(row, ("Region.Bottom", "RegionBottom"), None)
     out = (int(left), int(top), None if right is None else int(right), None if bottom is None else int(bottom))
-    return (out[1], out[0], out[3], out[2]) if swapped else out
+    return swap_region_fields(out) if swapped else out
 
 
 def region_extent(shape: tuple[int, ...], axis_order: str) -> tuple[int, int]:
@@ -165,6 +165,27 @@ def orders_fitting_fields(fields: tuple[int, int, int | None, int | None], shape
         if 1 <= left and left + n_cols - 1 <= GRID_SIZE and 1 <= top and top + n_rows - 1 <= GRID_SIZE:
             out.append(order)
     return tuple(out)
+
+
+def fields_swapped_to_fit(order: str, regions) -> bool:
+    """Whether a forced ``order`` reads ``regions`` (``(fields, stored shape)`` each, fields as
+    :func:`region_fields` gives them) only with their ``Region.*`` fields swapped.
+
+    False where it fits them as written, or fits them neither way (the read then
+    refuses the shape with its reason): a forced order reads every file whose
+    shape admits it.
+    """
+    def fits(swapped: bool) -> bool:
+        return all(order in orders_fitting_fields(swap_region_fields(fields) if swapped else fields, shape)
+                   for fields, shape in regions)
+
+    return not fits(False) and fits(True)
+
+
+def swap_region_fields(fields):
+    """``(left, top, right, bottom)`` of a file whose fields are swapped (Left/Right holding the rows)."""
+    left, top, right, bottom = fields
+    return top, left, bottom, right
 
 
 def sensor_region(row, ds: h5py.Dataset, axis_order: str, path: str | os.PathLike,
