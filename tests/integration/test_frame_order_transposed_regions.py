@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import pytest
 
+from hdmea.io.cmcr import CmcrFile
 from hdmea.io.frame_order import FRAME_ORDER_METADATA, MIN_UNITS
 from hdmea.pipeline import load_recording
 from hdmea.pipeline.eimage import compute_eimage_sta
@@ -143,3 +144,19 @@ def test_too_few_units_against_the_shape_is_undecided_and_its_advice_works(tmp_p
     decision, _warnings, troughs = _run(tmp_path / "advised", cmcr, cmtr, sensor_axis_order="row_col")
     assert decision["decided_by"] == "forced" and bool(decision["swapped_fields"])
     assert _on_their_units(troughs, units_in) == units_in
+
+
+def test_a_forced_order_opens_the_raw_file_with_the_fields_its_shape_admits(tmp_path):
+    shape = SHAPES[0]
+    cmcr, _cmtr, _units = _write(tmp_path, shape, MIN_UNITS, seed=3)
+    top, left, bottom, right = shape
+    with CmcrFile(cmcr, sensor_axis_order="row_col") as f:  # fits only with Left/Right as the rows
+        (info,) = f.sensor_datasets()
+        assert f.region_fields_swapped and f.axis_order_source == "forced"
+        assert (info.row_offset, info.col_offset, info.n_rows, info.n_cols) == (
+            top - 1, left - 1, bottom - top + 1, right - left + 1)
+    with CmcrFile(cmcr, sensor_axis_order="col_row") as f:  # fits the fields as written
+        (info,) = f.sensor_datasets()
+        assert not f.region_fields_swapped
+        assert (info.row_offset, info.col_offset, info.n_rows, info.n_cols) == (
+            left - 1, top - 1, right - left + 1, bottom - top + 1)

@@ -144,10 +144,20 @@ def test_region_that_disagrees_with_the_data_shape_is_refused(tmp_path):
     region = Region(5, 20, 11, 29)
     path = tmp_path / "shape.cmcr"
     write_cmcr(path, [region], _chip_counts(), factors_as="none", transposed=True)  # stored (frames, 7, 10)
-    with CmcrFile(path, sensor_axis_order="col_row") as f, pytest.raises(RecordingFormatError) as err:
-        f.sensor_datasets()
-    assert "SensorData 1 1" in str(err.value) and "(6, 7, 10)" in str(err.value)
-    assert "sensor_axis_order='row_col'" in str(err.value)  # the hint names the reading that fits
+    with CmcrFile(path, sensor_axis_order="col_row") as f:  # fits only with Left/Right as the rows: read so
+        (info,) = f.sensor_datasets()
+        assert f.region_fields_swapped and (info.row_offset, info.col_offset, info.n_rows, info.n_cols) == (19, 4, 10, 7)
+    wrong = tmp_path / "wrong.cmcr"
+    write_cmcr(wrong, [region], _chip_counts(), factors_as="none", transposed=True)
+    with h5py.File(wrong, "r+") as h:  # Region.Right one column too far: no reading fits
+        meta = h["Acquisition/Sensor Data/SensorMeta"][()]
+        meta["Region.Right"] += 1
+        h["Acquisition/Sensor Data/SensorMeta"][...] = meta
+    for forced in ("col_row", "row_col"):
+        with CmcrFile(wrong, sensor_axis_order=forced) as f, pytest.raises(RecordingFormatError) as err:
+            f.sensor_datasets()
+        assert "SensorData 1 1" in str(err.value) and "(6, 7, 10)" in str(err.value)
+        assert "neither reading of the stored shape fits" in str(err.value)
     with CmcrFile(path) as f:  # "auto": the shape fits only [row, col]
         (info,) = f.sensor_datasets()
         assert (f.sensor_axis_order, f.axis_order_source) == ("row_col", "shape")

@@ -60,6 +60,7 @@ from hdmea.io.cmcr_meta import (  # noqa: F401  (EXPONENT_RANGE, KNOWN_UNITS, ch
     EXPONENT_RANGE,
     KNOWN_UNITS,
     check_meta_table,
+    fields_swapped_to_fit,
     meta_field,
 )
 from hdmea.io.cmcr_sensors import (  # the sensor data and its frame layouts, re-exported
@@ -108,7 +109,9 @@ class CmcrFile(SensorDataReads):
     read; ``"auto"`` (the default) takes the one reading the regions' shapes allow
     (:meth:`orders_by_shape`) and otherwise reads the vendor's layout until
     :meth:`use_sensor_axis_order` sets the one the footprints decided
-    (:func:`hdmea.io.frame_order.decide_frame_order`).  :attr:`axis_order_source`
+    (:func:`hdmea.io.frame_order.decide_frame_order`); a forced order reads the
+    ``Region.*`` fields swapped where only so does it fit the regions' shapes
+    (:func:`~hdmea.io.cmcr_meta.fields_swapped_to_fit`).  :attr:`axis_order_source`
     says which: ``"forced"``, ``"shape"`` or None (not decided yet).
     """
 
@@ -121,12 +124,18 @@ class CmcrFile(SensorDataReads):
         #: True when the footprints showed the Region.* fields swapped (Left/Right holding the rows)
         self.region_fields_swapped = False
         self._f = open_mcs_file(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
+        #: a forced order reads the Region.* fields the way its shapes admit, settled at the first read
+        self._forced_fields_pending = self.axis_order_setting != AUTO
         if self.axis_order_setting != AUTO:
             self._order, self.axis_order_source = self.axis_order_setting, "forced"
 
     @property
     def sensor_axis_order(self) -> str:
         """The stored frame layout this file is read with (``"col_row"`` or ``"row_col"``)."""
+        if self._forced_fields_pending:
+            self._forced_fields_pending = False
+            self.region_fields_swapped = fields_swapped_to_fit(
+                self._order, [(fields, shape) for _name, shape, fields in self.stored_regions()])
         if self._order is None:
             fitting = self.orders_by_shape()
             if len(fitting) == 1:
@@ -143,6 +152,7 @@ class CmcrFile(SensorDataReads):
         """
         if order not in SENSOR_AXIS_ORDERS:
             raise ConfigError(f"a stored frame layout must be one of {SENSOR_AXIS_ORDERS}, found {order!r}")
+        self._forced_fields_pending = False
         if order != self._order or swapped_fields != self.region_fields_swapped:
             self._sensor_infos = None
         self._order, self.axis_order_source = order, source
