@@ -1,9 +1,9 @@
 """A ``sitecustomize`` hook that records every computation of a recording, in any process.
 
-Each time the pipeline's ``load_recording`` step finishes for a recording (the
-first step of every computation), the process appends ``<recording> <pid>`` to
-the file named by ``HDMEA_TEST_COMPUTE_LOG`` (one ``O_APPEND`` write per line,
-so lines of processes side by side never mix), then waits
+Each time a pipeline step finishes for a recording, the process appends
+``<recording> <pid> <step>`` to the file named by ``HDMEA_TEST_COMPUTE_LOG`` (one
+``O_APPEND`` write per line, so lines of processes side by side never mix).
+After ``load_recording`` (the first step of every computation) it waits
 ``HDMEA_TEST_COMPUTE_PAUSE`` seconds and, when ``HDMEA_TEST_COMPUTE_GATE`` names a
 file, until that file exists: long enough for another batch to reach the same
 recording while this one computes it.  The count comes from the steps'
@@ -16,12 +16,13 @@ import os
 from pathlib import Path
 
 HOOK = '''
-import logging, os, time
+import logging, os, re, time
 
 
 class _CountComputations(logging.Handler):
     def emit(self, record):
-        if not record.getMessage().startswith("load_recording done"):
+        found = re.match(r"(\\w+) done in ", record.getMessage())
+        if found is None:
             return
         from hdmea.progress import current_recording
 
@@ -30,9 +31,11 @@ class _CountComputations(logging.Handler):
             return
         fd = os.open(os.environ["HDMEA_TEST_COMPUTE_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, f"{name} {os.getpid()}\\n".encode())
+            os.write(fd, f"{name} {os.getpid()} {found.group(1)}\\n".encode())
         finally:
             os.close(fd)
+        if found.group(1) != "load_recording":
+            return
         time.sleep(float(os.environ.get("HDMEA_TEST_COMPUTE_PAUSE", "0")))
         gate = os.environ.get("HDMEA_TEST_COMPUTE_GATE")
         deadline = time.monotonic() + 240
@@ -54,8 +57,14 @@ def count_computations(folder: Path, env: dict[str, str], log: Path, pause: floa
             "HDMEA_TEST_COMPUTE_LOG": str(log), "HDMEA_TEST_COMPUTE_PAUSE": str(pause)}
 
 
-def computations(log: Path) -> list[tuple[str, int]]:
-    """``(recording, pid)`` of every computation recorded so far."""
+def steps_done(log: Path) -> list[tuple[str, int, str]]:
+    """``(recording, pid, step)`` of every step that finished so far."""
     if not log.exists():
         return []
-    return [(name, int(pid)) for name, pid in (line.split() for line in log.read_text().splitlines() if line)]
+    return [(name, int(pid), step) for name, pid, step in
+            (line.split() for line in log.read_text().splitlines() if line)]
+
+
+def computations(log: Path) -> list[tuple[str, int]]:
+    """``(recording, pid)`` of every computation started so far (its first step done)."""
+    return [(name, pid) for name, pid, step in steps_done(log) if step == "load_recording"]

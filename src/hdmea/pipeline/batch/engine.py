@@ -405,11 +405,13 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         # A worker that left while running a job (a cancelled SLURM job): Dask runs the task again
         # elsewhere by itself; it counts as a failed attempt here, and past the retries it fails.
         keys = {str(getattr(future, "key", "")): future for future in running}
-        for key, what in pool.lost_jobs():
+        for key, what, started in pool.lost_jobs():
             future = keys.get(key)
             if future is None:
                 continue
             index = running[future]
+            if started is not None and started != items[index].name:
+                continue  # it waited on that worker without starting: nothing lost, Dask runs it elsewhere
             res = results[index]
             res.errors.append(f"attempt {res.attempts}: [{INFRASTRUCTURE}] {what}")
             if res.attempts < max_attempts and not stopping:

@@ -138,8 +138,13 @@ class Pool:
         self.client.subscribe_topic(JOB_STARTED_TOPIC, started)
         self.client.subscribe_topic("all", scheduler_event)
 
-    def lost_jobs(self) -> list[tuple[str, str]]:
-        """``(task key, what happened)`` of each task whose worker left while running it, since the last call."""
+    def lost_jobs(self) -> list[tuple[str, str, str | None]]:
+        """``(task key, what happened, recording)`` of each task on a worker that left, since the last call.
+
+        ``recording`` names the recording whose job the worker had started last
+        (None: unknown): a task of another recording was only waiting on that
+        worker, lost nothing and runs elsewhere.
+        """
         lost = getattr(self, "_lost", None)
         out = []
         while lost is not None and not lost.empty():
@@ -153,7 +158,7 @@ class Pool:
             text += " left the cluster while running it"
             text += " (the job was cancelled, reached its time limit or was preempted)" if msg.get("expected") \
                 else " (the worker process died or its node was lost)"
-            out += [(str(key), text) for key in msg["processing-tasks"]]
+            out += [(str(key), text, where.get("recording")) for key in msg["processing-tasks"]]
         return out
 
     def waiting_for_workers(self) -> str | None:
