@@ -135,32 +135,37 @@ def _numpy_include():
 
 
 def _extensions():
-    """One Extension per ``ext/*.pyx`` (Cython sources; cythonized only when they must be compiled)."""
-    omp = _openmp_flags()
-    compile_args = ["/O2"] if MSVC else ["-O3"]
-    link_args = []
-    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
-    if omp is not None:
-        compile_args += omp[0]
-        link_args += omp[1]
-        macros.append(("H5STREAM_OPENMP", "1"))
-    else:
-        macros.append(("H5STREAM_OPENMP", "0"))
+    """One Extension per ``ext/*.pyx``: Cython sources, cythonized only when they must be compiled.
+
+    The compiler flags are set by :func:`_set_flags` when the extensions are built,
+    so that the other steps of an install (metadata, requirements) skip the OpenMP probe.
+    """
     exts = []
     for pyx in sorted((HERE / "ext").glob("*.pyx")):
         name = pyx.stem
-        ext = Extension(
+        exts.append(Extension(
             f"h5stream._ext.{name}",
             sources=[os.path.relpath(pyx, HERE)],
-            include_dirs=["ext"],  # numpy's include is added when compiling (numpy may not be importable yet)
-            define_macros=macros,
-            extra_compile_args=compile_args,
-            extra_link_args=link_args,
+            include_dirs=["ext"],  # numpy's include is added when compiling
             libraries=[("zlib" if MSVC and lib == "z" else lib) for lib in EXTRA_LIBRARIES.get(name, [])],
-        )
-        ext.h5stream_openmp = omp is not None
-        exts.append(ext)
+        ))
     return exts
+
+
+def _set_flags(extensions):
+    """Optimisation, numpy API and OpenMP flags on every extension; returns whether OpenMP is on."""
+    omp = _openmp_flags()
+    compile_args = ["/O2"] if MSVC else ["-O3"]
+    link_args = []
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("H5STREAM_OPENMP", "0" if omp is None else "1")]
+    if omp is not None:
+        compile_args += omp[0]
+        link_args += omp[1]
+    for ext in extensions:
+        ext.define_macros = list(macros)
+        ext.extra_compile_args = list(compile_args)
+        ext.extra_link_args = list(link_args)
+    return omp is not None
 
 
 # --------------------------------------------------------------------------- the build cache
@@ -218,7 +223,6 @@ def build_key(extensions):
     for ext in sorted(extensions, key=lambda e: e.name):
         add(f"extension {ext.name}", json.dumps([
             ext.define_macros, ext.extra_compile_args, ext.extra_link_args, ext.libraries, ext.include_dirs,
-            getattr(ext, "h5stream_openmp", None),
         ]))
     add("directives", json.dumps(COMPILER_DIRECTIVES, sort_keys=True))
     for variable in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS", "LDSHARED", "ARCHFLAGS"):
@@ -264,6 +268,13 @@ def _verified_entry(entry, names):
     return manifest
 
 
+def _ignore_oserror(func, *args):
+    try:
+        func(*args)
+    except OSError:
+        pass
+
+
 def _copy_atomic(source, target):
     """Copy ``source`` to ``target`` through a temporary file next to it, renamed into place."""
     target = Path(target)
@@ -275,15 +286,8 @@ def _copy_atomic(source, target):
         shutil.copymode(source, tmp)
         os.replace(tmp, target)
     except BaseException:
-        with_suppressed_oserror(os.unlink, tmp)
+        _ignore_oserror(os.unlink, tmp)
         raise
-
-
-def with_suppressed_oserror(func, *args):
-    try:
-        func(*args)
-    except OSError:
-        pass
 
 
 def restore_from_cache(root, key, targets):
@@ -312,7 +316,7 @@ def restore_from_cache(root, key, targets):
         if _file_digest(target) != manifest["files"][name]["sha256"]:  # the copy itself, checked
             _say(f"the copy of {source} to {target} does not match the cache entry; compiling")
             return False
-    with_suppressed_oserror(os.utime, entry)  # last use, for pruning
+    _ignore_oserror(os.utime, entry)  # last use, for pruning
     return True
 
 
@@ -327,6 +331,7 @@ def store_in_cache(root, key, built):
     entry = root / key
     if entry.is_dir():
         return None
+    tmp = None
     try:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = Path(tempfile.mkdtemp(prefix=f".partial-{key}-", dir=root))
@@ -350,6 +355,8 @@ def store_in_cache(root, key, built):
             return None
         _fsync_path(root)
     except OSError as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         _say(f"could not keep the compiled extensions in {root} ({exc}); the next install compiles again")
         return None
     _prune(root)
@@ -390,6 +397,7 @@ class BuildExtOnce(build_ext):
         return {ext.name: self.get_ext_fullpath(ext.name) for ext in self.extensions}
 
     def run(self):
+        self._openmp = _set_flags(self.extensions)
         root = _cache_root()
         key = build_key(self.extensions) if root is not None else None
         if root is not None and restore_from_cache(root, key, self._targets()):
@@ -410,7 +418,7 @@ class BuildExtOnce(build_ext):
     def _cythonize(self):
         from Cython.Build import cythonize
 
-        openmp = all(getattr(ext, "h5stream_openmp", False) for ext in self.extensions)
+        openmp = self._openmp
         include = _numpy_include()
         for ext in self.extensions:
             if include not in ext.include_dirs:

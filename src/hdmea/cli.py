@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from h5stream.errors import H5StreamError
+from hdmea.cli_errors import describe_error
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
 
@@ -84,6 +85,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(_without_config_note(), file=sys.stderr)
     outcome = run_job(recording, out, config, job=job)
     return _print_outcome(recording.name, out, outcome)
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
+    """A usage error (argparse's, exit 2) for a .cmtr given first and a .cmcr second."""
+    from hdmea.steps.load import refuse_swapped_pair
+
+    try:
+        refuse_swapped_pair(args.cmcr, args.cmtr, call="hdmea run")
+    except ConfigError as exc:
+        args.parser.error(str(exc))
 
 
 def _refuse_unverified(recording) -> None:
@@ -176,6 +187,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)  # the checks found it writable; a batch that started nothing
     path = summary.write_json(out_dir / (args.summary or "batch_summary.json"))
     print(f"summary: {path}")
+    refused = [r for r in summary.results if r.status == "failed" and r.attempts == 0]
+    if summary.results and len(refused) == len(summary.results):
+        each = "the recording was" if len(refused) == 1 else f"all {len(refused)} recordings were"
+        problems = "; ".join(f"{r.name}: {r.error}" for r in refused)
+        _error("batch", f"nothing was started: {each} refused before the first step: {problems}. A recording is a "
+               ".cmcr and its .cmtr with the same name in the folder (or a 'CMCR CMTR' line of a list file); fix "
+               "the inputs and run the same command again")
+        return EXIT_USAGE
     if summary.stopped_by:
         print(f"hdmea batch: Preempted: {summary.stopped_by} received: {counted(len(summary.preempted), 'recording')} "
               "stopped, each keeping its finished steps in <name>.h5.checkpoint.h5; run the same command again "
@@ -315,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-inputs", action=argparse.BooleanOptionalAction, default=False,
                    help="read the inputs in a separate process first, so a file that crashes the HDF5 "
                         "library is reported instead (default: off)")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_cmd_run, check=_check_run_arguments, parser=p)
 
     p = add_parser("batch", help="process many recordings on a Dask cluster or a process pool",
                    description=BATCH_SHARING, epilog=steps_help(),
@@ -400,6 +419,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "check", None) is not None:
+        args.check(args)
     configure_logging(args.log_level)
     func: Callable[[argparse.Namespace], int] = args.func
     command = args.command
@@ -420,14 +441,12 @@ def _run(argv: Sequence[str] | None) -> int:
     except PreflightError as exc:
         _error(command, str(exc))
         return EXIT_USAGE
-    except H5StreamError as exc:
-        _error(command, f"{type(exc).__name__}: {exc}{_underlying(exc)}")
-        return EXIT_FAILED
+    except (H5StreamError, ImportError) as exc:
+        text, code = describe_error(exc, command)
+        _error(command, text)
+        return code
     except OSError as exc:
         _error(command, describe_os_error(exc))
-        return EXIT_FAILED
-    except ImportError as exc:
-        _error(command, f"{type(exc).__name__}: {exc}")
         return EXIT_FAILED
     except preempted as exc:  # a signal before or after the recordings' jobs
         _error(command, f"Preempted: {exc}")
@@ -458,17 +477,6 @@ def _show_warning(command: str, message, category, filename, lineno, file=None, 
 
 def _error(command: str, text: str) -> None:
     print(f"hdmea {command}: {on_command_line(text, command)}", file=sys.stderr)
-
-
-def _underlying(exc: H5StreamError) -> str:
-    """What was found, when a fixed message leaves it out (``Cannot read HDF5 file``: why not)."""
-    from hdmea.errors import CorruptRecordingError
-    from hdmea.pipeline.preflight import reason_text
-
-    cause = exc.__cause__
-    if not isinstance(exc, CorruptRecordingError) or cause is None:
-        return ""
-    return f" Found: {reason_text(cause)}"
 
 
 def describe_os_error(exc: OSError) -> str:

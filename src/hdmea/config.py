@@ -486,7 +486,8 @@ def _parse_steps(r: TableReader, check_signatures: bool) -> StepsConfig:
         if not switches.get(name, True) and name not in switch_key:
             # A table for a step that is off by default: the user most likely expects it to run.
             raise config_error(r.child_key(key), "parameters given but the step is off", source=r.source,
-                        hint=f"set steps.{name} = true (or enabled = true in the table) or remove the table")
+                        hint=f"add `enabled = true` to the [steps.{name}] table ({name} = true under [steps] "
+                             "is not valid TOML beside that table), or remove the table")
     return StepsConfig(switches=switches, params=params)
 
 

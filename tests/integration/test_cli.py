@@ -102,7 +102,7 @@ def test_inspect_prints_tree_units_and_steps(demo):
     full = run_cli("inspect", "--all", str(demo / "demo.h5"))
     assert "unit_004/" in full.stdout and "unit_004/" not in text
     bad = run_cli("inspect", str(demo / "demo.toml"))
-    assert bad.returncode == 1 and "demo.toml" in bad.stderr
+    assert bad.returncode == 2 and "demo.toml is not a recording" in bad.stderr  # a usage error
     # as precise as scptensor: the signature was looked for and what was found instead
     assert "not an HDF5 file" in bad.stderr and "HDF5 signature" in bad.stderr
     assert f"found no signature in {(demo / 'demo.toml').stat().st_size} bytes" in bad.stderr

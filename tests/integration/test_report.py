@@ -206,7 +206,7 @@ def test_report_into_a_read_only_folder_is_a_typed_error(processed, sub):
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr and "PermissionError" not in done.stderr
-        assert done.stderr.startswith("hdmea report: WriteError: ") and str(out) in done.stderr
+        assert done.stderr.startswith(f"hdmea report: {out}") and "WriteError" not in done.stderr
         assert "choose another --out folder" in done.stderr
         assert list(read_only.iterdir()) == []
     finally:

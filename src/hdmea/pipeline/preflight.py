@@ -231,7 +231,7 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
                 opened[key] = opener(path)
             except (H5StreamError, OSError) as exc:
                 kind = "user" if user_errno(exc) is not None or isinstance(exc, FileNotFoundError) else "data"
-                problems.append(Problem(Path(path), f"{type(exc).__name__}: {reason_text(exc)}",
+                problems.append(Problem(Path(path), reason_text(exc),
                                         _hint(exc, _ORDER_HINT), name, kind))
         if problems:
             return problems, None
@@ -239,7 +239,7 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
             return problems, estimate_output(opened["cmcr"], opened["cmtr"], config, stimulus)
         except (H5StreamError, OSError) as exc:  # a damaged unit table or analog stream
             path = Path(getattr(exc, "path", None) or recording.cmtr)
-            return [Problem(path, f"{type(exc).__name__}: {reason_text(exc)}",
+            return [Problem(path, reason_text(exc),
                             getattr(exc, "hint", None) or "the file may be damaged: restore it from a good copy",
                             name, "data")], None
     finally:

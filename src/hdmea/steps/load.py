@@ -304,6 +304,7 @@ def load_recording(
 
     if cmcr_path is None and cmtr_path is None:
         raise ConfigError("load_recording needs cmcr_path, cmtr_path or both")
+    refuse_swapped_pair(cmcr_path, cmtr_path)
     if output_path is not None and hdf5_path is not None and Path(output_path) != Path(hdf5_path):
         raise ConfigError(f"output_path {output_path} and hdf5_path {hdf5_path} differ; pass one")
     if config is not None and not isinstance(config, dict):
@@ -350,6 +351,17 @@ def load_recording(
     finally:
         if cmcr is not None:
             cmcr.close()
+
+
+def refuse_swapped_pair(cmcr_path, cmtr_path, call: str = "load_recording") -> None:
+    """Refuse a ``.cmtr`` given as the raw file and a ``.cmcr`` as the spike sorting (the order, by suffix)."""
+    if cmcr_path is None or cmtr_path is None:
+        return
+    if Path(cmcr_path).suffix.lower() == ".cmtr" and Path(cmtr_path).suffix.lower() == ".cmcr":
+        raise ConfigError(
+            f"{call} takes the raw recording (.cmcr) first and its spike sorting (.cmtr) second",
+            found=f"{os.fspath(cmcr_path)} first and {os.fspath(cmtr_path)} second (swapped)",
+            hint=f"swap them: {os.fspath(cmtr_path)} first, then {os.fspath(cmcr_path)}")
 
 
 def _stage1_status(path: Path) -> str | None:

@@ -42,6 +42,21 @@ class NodeMissing(Exception):
     """A request named an object (group, dataset, unit) the file does not hold (HTTP 404)."""
 
 
+def refuse_unreadable(path: str | os.PathLike) -> None:
+    """Open a file named on the command line as a read would, before anything is served.
+
+    A file that is no HDF5 file, or one a read refuses, raises the recording
+    face's error here (:class:`~hdmea.errors.CorruptRecordingError` and the
+    others of :func:`~hdmea.io.hdf5_store.open_recording_hdf5`), so that
+    ``hdmea view notes.txt`` stops with a message instead of serving a page
+    that can only say the file cannot be shown.  Files found inside a served
+    folder are listed as they are and reported when opened.
+    """
+    from hdmea.io.hdf5_store import open_recording_hdf5
+
+    open_recording_hdf5(path, verify=False).close()
+
+
 class ServedFolders:
     """The folders a viewer serves and the file it shows first.
 
@@ -61,6 +76,8 @@ class ServedFolders:
 
                 raise not_found_error(path)
             real = path.resolve()
+            if not real.is_dir():
+                refuse_unreadable(path)
             root = real if real.is_dir() else real.parent
             if root not in self.roots:
                 self.roots.append(root)

@@ -132,7 +132,7 @@ def make_app(folders: ServedFolders, allowed_hosts: set[str] | None):
             except (FileMissing, NodeMissing) as exc:
                 raise tornado.web.HTTPError(404, reason=str(exc).strip("'\"")) from None
             except H5StreamError as exc:
-                raise tornado.web.HTTPError(422, reason=f"{type(exc).__name__}: {exc}".replace("\n", " ")) from None
+                raise tornado.web.HTTPError(422, reason=str(exc).replace("\n", " ")) from None
             except (ValueError, TypeError) as exc:
                 raise tornado.web.HTTPError(400, reason=str(exc).replace("\n", " ")) from None
             self.set_header("Content-Type", "application/json")

@@ -203,7 +203,8 @@ def run_batch(
     if not todo:
         pool.close()
         return BatchSummary(results=results, seconds=time.perf_counter() - started,
-                            executor="none (nothing could start)", batch_id=batch_id)
+                            executor="no workers started: every recording was refused before its first step",
+                            batch_id=batch_id)
     folders = CreatedFolders(out_dir)
     call = JobCall(job, setup, batch_id)
     startup_seconds = time.perf_counter() - started
