@@ -1,6 +1,6 @@
 """Which path the raw rows take: the page cache's answer (mincore) against files made resident or evicted
-(posix_fadvise DONTNEED), and the electrical images the same whichever path each piece took and whatever
-the thread count."""
+(posix_fadvise DONTNEED); held pieces copied or read directly as the measured rates say; and the electrical
+images the same whichever path each piece took and whatever the thread count."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from h5stream import capabilities
 from h5stream.kernels.direct_rows import open_direct_rows
 from h5stream.kernels.eimage import PROFILE, butter_highpass, electrical_images
+from h5stream.kernels.raw_chunks import HeldPath, RawChunks
 from h5stream.pagecache import resident_fraction
 from tests.reference import eimage_reference
 
@@ -123,8 +124,87 @@ def test_each_piece_is_read_from_where_its_pages_are(evictable):
             assert abs(direct - n_bytes / 2) <= 2 * MiB and abs(cached - n_bytes / 2) <= 2 * MiB, (cached, direct)
 
 
+def test_held_pieces_are_read_directly_while_direct_reads_outpace_the_work():
+    paths = HeldPath()
+    assert paths.path == "direct"  # nothing known yet
+    paths.record_read("direct", 1000, 1.0)
+    assert paths.path == "direct"  # the work's rate unknown
+    paths.record_work(1000, 2.0)  # 500 rows/s: direct reads (1000/s) outpace it
+    assert paths.path == "direct"
+    paths.record_work(1000, 0.25)  # the work speeds up: running mean (500 + 4000) / 2 = 2250 rows/s
+    assert paths.path == "cached"
+    paths.record_read("sliced", 10, 1e-6)  # not a path of held pieces
+    assert paths.direct_rate == 1000
+    paths.record_read("cached", 500, 1.0)  # copies slower than direct reads: direct again
+    assert paths.path == "direct"
+    paths.record_read("cached", 5000, 1.0)  # (500 + 5000) / 2 = 2750 rows/s: copies faster
+    assert paths.path == "cached"
+    paths.record_work(1000, 100.0)  # slower again: (2250 + 10) / 2 = 1130, more than 1000 / MARGIN
+    assert paths.path == "cached"
+    paths.record_work(1000, 100.0)  # (1130 + 10) / 2 = 570: direct reads outpace it again
+    assert paths.path == "direct"
+    paths.record_work(1000, 0.0)  # not a measure
+    assert paths.work_rate == pytest.approx(570)
+
+
+def test_copied_held_pieces_are_read_directly_again_now_and_then_when_the_call_was_close():
+    close, far = HeldPath(), HeldPath()
+    for paths, direct_rate in ((close, 600.0), (far, 100.0)):
+        paths.record_read("direct", 600, 600 / direct_rate)
+        paths.record_work(1000, 1.0)  # 1000 rows/s: direct reads too slow in both
+    picks = {name: [paths.next() for _ in range(3 * HeldPath.REVISIT)] for name, paths in (("close", close),
+                                                                                          ("far", far))}
+    # 600 rows/s is more than a third of 1000 * MARGIN: measured again every REVISIT chunks
+    assert [i for i, p in enumerate(picks["close"]) if p == "direct"] == [HeldPath.REVISIT * k - 1 for k in (1, 2, 3)]
+    assert set(picks["far"]) == {"cached"}  # 100 rows/s is not: never read directly again
+
+
+def _slow_direct_reads(monkeypatch, seconds):
+    """Direct reads take ``seconds`` more each (a disk slower than the work); copies are left as they are."""
+    import time
+
+    from h5stream.kernels import direct_rows
+
+    read_span = direct_rows.DirectRows._read_span
+
+    def slowed(self, fd, *args):
+        if fd == self._fd:
+            time.sleep(seconds)
+        return read_span(self, fd, *args)
+
+    monkeypatch.setattr(direct_rows.DirectRows, "_read_span", slowed)
+
+
+@pytest.mark.parametrize("work_seconds, expect_copies", [(0.0, True), (0.2, False)])
+def test_a_pass_copies_held_pieces_when_direct_reads_hold_the_work_up(evictable, monkeypatch, work_seconds,
+                                                                       expect_copies):
+    import time
+
+    rng = np.random.default_rng(6)
+    path = evictable / "raw.h5"
+    raw = _raw_file(path, rng, rows=3000)
+    _load(path)
+    _slow_direct_reads(monkeypatch, 0.02)  # 20 ms a piece of 1 MiB: about 0.2 s a chunk of 256 rows
+    got = []
+    with h5py.File(path, "r") as f:
+        with RawChunks(f["raw"], raw[0].size, 0, raw.shape[0], 256) as chunks:
+            chunks.direct.piece_bytes = MiB
+            chunks.direct.depth = 1
+            for pos, block in chunks:
+                got.append(np.concatenate(block) if isinstance(block, list) else block.copy())
+                time.sleep(work_seconds)
+            counts = chunks.bytes_read
+    np.testing.assert_array_equal(np.concatenate(got).reshape(raw.shape), raw)
+    if expect_copies:  # the work outpaces direct reads: after two chunks held pieces are copied
+        assert counts["cached"] > raw.nbytes / 2 and counts["direct"] > 0, counts
+    else:  # direct reads outpace the work: no CPU spent copying
+        assert counts["cached"] == 0 and counts["direct"] >= raw.nbytes, counts
+
+
 @pytest.mark.slow
-def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictable):
+@pytest.mark.parametrize("held", ["cached", "direct"])
+def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictable, monkeypatch, held):
+    monkeypatch.setattr(HeldPath, "path", property(lambda self: held))
     rng = np.random.default_rng(9)
     path = evictable / "raw.h5"
     raw = _raw_file(path, rng, rows=6000)  # 51 MB: pieces of 16 MiB, chunks of 2048 rows (17 MB)
@@ -151,7 +231,8 @@ def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictabl
             assert counts["cached_bytes"] + counts["direct_bytes"] >= counts["rows"] * raw[0].nbytes > 0
             np.testing.assert_array_equal(got.images, in_memory.images)  # bit for bit
             np.testing.assert_array_equal(got.n_spikes_used, in_memory.n_spikes_used)
-    assert seen == {(False, True), (True, False), (True, True)}  # every path was taken
+    # every path was taken: held pieces copied (and the rest direct), or every piece direct
+    assert seen == ({(False, True), (True, False), (True, True)} if held == "cached" else {(False, True)})
     with h5py.File(path, "r") as f:  # and through h5py
         got = electrical_images(f["raw"], units, n_threads=2, direct_io=False, **kwargs)
     np.testing.assert_array_equal(got.images, in_memory.images)

@@ -7,14 +7,17 @@ about one core for the whole read (and much more when the machine is busy),
 CPU that the filter and the averaging then lack; pages the cache lacks cost a disk
 read besides.  With ``O_DIRECT`` the device writes into the buffer itself, but a page
 the cache holds is read from the disk again.  So the path is chosen per piece of
-:data:`DEFAULT_PIECE_BYTES`, by asking the system which of the piece's pages the
-cache holds (:mod:`h5stream.pagecache`, ``mincore``): a piece of which at least
-:data:`CACHED_SHARE` is held is copied from the cache (``copy_threads`` pieces at a
-time: a memory copy scales with threads), any other read directly (``depth`` pieces
-in flight, so the disk stays busy).  Both land in the same aligned buffer at the same
-place, so the rows are the same bytes whichever path each piece took; the bytes each
-path read are counted (:attr:`DirectRows.bytes_cached`, :attr:`DirectRows.bytes_direct`).
-Where the system cannot say which pages the cache holds, every piece is read directly.
+:data:`DEFAULT_PIECE_BYTES`, by asking the system which of the piece's pages the cache
+holds (:mod:`h5stream.pagecache`, ``mincore``): a piece of which less than
+:data:`CACHED_SHARE` is held is read directly (``depth`` pieces in flight, so the disk
+stays busy); a held piece is copied from the cache (``copy_threads`` pieces at a time: a
+memory copy scales with threads), unless the caller asks for held pieces to be read
+directly too (``held="direct"``: a streamed pass does while direct reads outpace its
+work, :class:`h5stream.kernels.raw_chunks.HeldPath`).  Both paths land in the same
+aligned buffer at the same place, so the rows are the same bytes whichever path each
+piece took; the bytes each path read are counted (:attr:`DirectRows.bytes_cached`,
+:attr:`DirectRows.bytes_direct`).  Where the system cannot say which pages the cache
+holds, every piece is read directly.
 
 Only a dataset whose rows lie in plain runs of bytes qualifies: contiguous layout
 (one run), or chunked without filters in chunks of whole rows (each chunk a run;
@@ -150,7 +153,7 @@ class DirectRows:
             k += 1
         return out
 
-    def read(self, a: int, b: int, buffer: np.ndarray) -> np.ndarray:
+    def read(self, a: int, b: int, buffer: np.ndarray, held: str = "cached") -> np.ndarray:
         """Rows ``[a, b)`` as an array of shape ``(b - a, *row_shape)`` viewing ``buffer``.
 
         The rows keep their place within a disk page: where the file stores them at an
@@ -158,8 +161,10 @@ class DirectRows:
         the view is unaligned (``flags.aligned`` False), which numpy and numba read as
         they are rather than paying a copy of every chunk.  Rows stored in several runs
         are moved to follow each other (:meth:`read_runs` leaves them where they are).
+        ``held``: how the pieces the page cache holds are read, ``"cached"`` (copied from it)
+        or ``"direct"`` (from the disk again, at almost no CPU cost).
         """
-        jobs = self._read_jobs(a, b, buffer)
+        jobs = self._read_jobs(a, b, buffer, held)
         # each run's share was read at its own page alignment, one after the other: moved
         # left so the rows follow each other (a single run needs no move)
         start, n = jobs[0]
@@ -171,7 +176,7 @@ class DirectRows:
         rows = buffer[start : start + (b - a) * self.row_bytes].view(self.dtype)
         return rows.reshape((b - a, *self.row_shape))
 
-    def read_runs(self, a: int, b: int, buffer: np.ndarray) -> list[np.ndarray]:
+    def read_runs(self, a: int, b: int, buffer: np.ndarray, held: str = "cached") -> list[np.ndarray]:
         """Rows ``[a, b)`` as one array per run of the file they lie in, in order, each viewing ``buffer``.
 
         As :meth:`read`, without moving the runs' rows to follow each other: for a
@@ -180,11 +185,14 @@ class DirectRows:
         bytes after reading them).
         """
         return [buffer[source : source + n].view(self.dtype).reshape((-1, *self.row_shape))
-                for source, n in self._read_jobs(a, b, buffer)]
+                for source, n in self._read_jobs(a, b, buffer, held)]
 
-    def _read_jobs(self, a: int, b: int, buffer: np.ndarray) -> list[tuple[int, int]]:
+    def _read_jobs(self, a: int, b: int, buffer: np.ndarray, held: str = "cached") -> list[tuple[int, int]]:
         """Read rows ``[a, b)`` into ``buffer``, each run's share at its own page alignment, one after the
-        other; ``(offset in buffer, bytes)`` of each share's rows."""
+        other; ``(offset in buffer, bytes)`` of each share's rows.  ``held``: the path of the pieces the
+        page cache holds (``"cached"``: copied from it; ``"direct"``: every piece read directly)."""
+        if held not in ("cached", "direct"):
+            raise ValueError(f"held: expected 'cached' or 'direct' (found {held!r})")
         jobs = []
         pos = 0
         for r0, r1, lo in self._segments(a, b):
@@ -198,12 +206,13 @@ class DirectRows:
         pieces = [(at + p0 - first, p0, min(end, p0 + self.piece_bytes), hi)
                   for at, first, end, hi, _, _ in jobs for p0 in range(first, end, self.piece_bytes)]
         view = memoryview(buffer)
+        direct = None if held == "cached" else True  # None: asked per piece
         if len(pieces) == 1:
-            self._read_piece(view, *pieces[0])
+            self._read_piece(view, *pieces[0], direct=direct)
         else:
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(self.depth, thread_name_prefix="direct-rows")
-            futures = [self._pool.submit(self._read_piece, view, *piece) for piece in pieces]
+            futures = [self._pool.submit(self._read_piece, view, *piece, direct=direct) for piece in pieces]
             for future in futures:
                 future.result()
         return [(source, n) for _, _, _, _, source, n in jobs]

@@ -23,7 +23,7 @@ import numpy as np
 
 from h5stream.kernels.direct_rows import open_direct_rows
 
-__all__ = ["RawChunks"]
+__all__ = ["HeldPath", "RawChunks"]
 
 
 class RawChunks:
@@ -53,6 +53,7 @@ class RawChunks:
         if self.direct is not None and copy_threads is not None:
             self.direct.copy_threads = copy_threads
         self._counted = None
+        self.held_path = HeldPath()
         self._reader = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raw-chunks")
                         if prefetch else None)
 
@@ -93,33 +94,113 @@ class RawChunks:
         pos = first
         pending = self._submit(read, pos, min(pos + chunk, stop), spare[0])
         n_read = 1
+        handed = None  # when the last chunk was handed to the caller
         while pos < stop:
             t0 = time.perf_counter()
-            block = pending.result()
+            if handed is not None:  # the caller's work on the chunk before
+                self.held_path.record_work(last_rows, t0 - handed)
+            block, path, seconds = pending.result()
             if self._wait is not None:
                 self._wait(time.perf_counter() - t0)
+            self.held_path.record_read(path, min(pos + chunk, stop) - pos, seconds)
             nxt = min(pos + chunk, stop)
             if nxt < stop:
                 pending = self._submit(read, nxt, min(nxt + chunk, stop), spare[n_read % 2])
                 n_read += 1
+            last_rows, handed = nxt - pos, time.perf_counter()
             yield pos, block
             pos = nxt
 
-    def _read_runs(self, a: int, b: int, out: np.ndarray) -> list[np.ndarray]:
+    def _read_runs(self, a: int, b: int, out: np.ndarray, held: str) -> tuple[list[np.ndarray], str, float]:
         """The rows of each run of the file where they were read (no move)."""
-        return [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out)]
+        t0 = time.perf_counter()
+        rows = [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out, held)]
+        return rows, held, time.perf_counter() - t0
 
-    def _read_sliced(self, a: int, b: int, out: np.ndarray | None) -> np.ndarray:
+    def _read_sliced(self, a: int, b: int, out: np.ndarray | None, held: str) -> tuple[np.ndarray, str, float]:
+        t0 = time.perf_counter()
         rows = _read_rows(self.raw, a, b, self.n_channels, out)
         self._sliced += rows.nbytes
-        return rows
+        return rows, "sliced", time.perf_counter() - t0
 
     def _submit(self, read, a, b, out):
         if b <= a:
-            return _Ready(None)
+            return _Ready((None, "none", 0.0))
+        held = self.held_path.next()
         if self._reader is None:
-            return _Ready(read(a, b, out))
-        return self._reader.submit(read, a, b, out)
+            return _Ready(read(a, b, out, held))
+        return self._reader.submit(read, a, b, out, held)
+
+
+class HeldPath:
+    """Where a streamed pass reads the pieces of a chunk that the page cache holds: directly while
+    direct reads outpace the caller's work on the rows, else copied from the cache.
+
+    A direct read of a page the cache holds reads it from the disk again, but costs almost no CPU;
+    a copy from the cache costs CPU that the work on the rows then lacks.  Which is right depends
+    on the machine and its load: on a 16-core node whose disk reads 1.5 GB/s, direct reads cannot
+    feed 16 threads of the electrical-image kernel (up to 15 GB/s) while copies from several
+    threads can; on this project's 2-core virtual machine, whose disk reads come from the host's
+    cache at 3.5 GB/s, direct reads outpace the kernel, and copying slowed the step (a cached
+    2.1 GB file, median of 6 interleaved rounds under load: 2.24 s copying, 1.61 s reading directly).
+
+    The rates are measured as the pass goes, in rows per second: reads (the wall time of each chunk
+    read, in the read-ahead thread; ``direct`` when every piece was read directly, ``cached`` when
+    the held pieces were copied) and the caller's work (the time from handing it a chunk to its
+    asking for the next).  Held pieces are read directly until the direct and the work rates are
+    known, then directly while direct reads are at least :data:`MARGIN` times as fast as the work
+    (the read then hides behind the work at no CPU cost) or copies have proved no faster than
+    direct reads, else copied.  Each rate is a running mean (the last reading and the mean before it
+    weigh alike), so the choice follows the load; while held pieces are copied, every
+    :data:`REVISIT` chunks one is read directly again when the call was close (direct reads at
+    least a third as fast as needed), so that one slow reading on a busy machine does not settle
+    the rest of the pass.  Pieces the cache lacks are always read directly.
+    """
+
+    MARGIN = 1.2
+    REVISIT = 8
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float | None] = {"direct": None, "cached": None}
+        self.work_rate: float | None = None
+        self._copied = 0
+
+    @property
+    def direct_rate(self) -> float | None:
+        return self.rates["direct"]
+
+    @property
+    def path(self) -> str:
+        """The path held pieces take now: ``"direct"`` or ``"cached"``."""
+        direct, cached, work = self.rates["direct"], self.rates["cached"], self.work_rate
+        if direct is None or work is None or direct >= self.MARGIN * work:
+            return "direct"
+        return "cached" if cached is None or cached > direct else "direct"
+
+    def next(self) -> str:
+        """The path of the held pieces of the next chunk (:attr:`path`, or a direct read to measure again)."""
+        path = self.path
+        if path == "direct":
+            self._copied = 0
+            return path
+        self._copied += 1
+        if self._copied % self.REVISIT == 0 and 3 * self.rates["direct"] >= self.MARGIN * self.work_rate:
+            return "direct"
+        return path
+
+    def record_read(self, path: str, rows: int, seconds: float) -> None:
+        """A chunk of ``rows`` was read along ``path`` (``"direct"``, ``"cached"``) in ``seconds``."""
+        if path in self.rates and seconds > 0 and rows > 0:
+            self.rates[path] = _running_mean(self.rates[path], rows / seconds)
+
+    def record_work(self, rows: int, seconds: float) -> None:
+        """The caller worked ``seconds`` on a chunk of ``rows``."""
+        if seconds > 0 and rows > 0:
+            self.work_rate = _running_mean(self.work_rate, rows / seconds)
+
+
+def _running_mean(old: float | None, new: float) -> float:
+    return new if old is None else 0.5 * (old + new)
 
 
 def _read_rows(raw, a: int, b: int, n_channels: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -98,3 +98,4 @@ def resident_pages(address: int, length: int, out) -> bool:
         return False
     buffer = (ctypes.c_ubyte * len(out)).from_buffer(out)
     return _MEMORY["mincore"](ctypes.c_void_p(address), int(length), buffer) == 0
+

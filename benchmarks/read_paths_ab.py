@@ -1,0 +1,193 @@
+"""Electrical images and raw reads over a cached and an uncached raw file, two source trees interleaved.
+
+``python -m benchmarks.read_paths_ab --base OLD_TREE [--frames N] [--rounds R] [--threads T] [--dir DIR]``
+from the repository root, as root (the page cache is dropped with ``sync; echo 3 >
+/proc/sys/vm/drop_caches``).  ``OLD_TREE`` is a source checkout with its compiled extensions
+in place (``git worktree add DIR COMMIT``, then build there or copy ``src/h5stream/_ext``).
+
+The raw file has the vendor layout of :mod:`benchmarks.bench_eimage` (uint16 frames of 65 x 65,
+chunks of 256 frames, 135 units at 10 Hz; 250,000 frames: 2.1 GB), written once into ``--dir``
+and reused.  Each round, for each state of the file (``cached``: read whole first, and its
+residency checked; ``dropped``: the page cache dropped), runs in a fresh process, in an order
+that alternates round by round:
+
+* ``new``: the electrical images with this tree (the path of each piece chosen by the page cache's
+  answer; the bytes each path read are printed);
+* ``old``: the same with ``OLD_TREE`` (reads directly whatever the page cache holds);
+* ``old portable``: ``OLD_TREE`` with ``H5STREAM_PORTABLE=1`` (reads through h5py: the page cache);
+* ``read new``: this tree's row reader alone, every row of the file in chunks of 32768 rows;
+* ``dd``: ``dd if=FILE of=/dev/null bs=16M`` (through the page cache) and, uncached,
+  ``dd iflag=direct`` too.
+
+Every electrical-image run uses ``--threads`` kernel threads and must give the same images (bit for
+bit, checked).  Prints one Markdown table of wall seconds (min / median over the rounds), GB/s of
+the raw bytes, and the paths taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+EIMAGE = """
+import json, os, sys, time
+import h5py, numpy as np
+from h5stream.kernels.eimage import PROFILE, electrical_images, butter_highpass
+args = json.loads(sys.argv[1])
+data = np.load(args["spikes"])
+spikes = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
+sos = butter_highpass(100.0, 20000.0, 2)
+electrical_images(np.zeros((200, 65, 65), np.uint16), [np.array([50])], sos=sos, n_threads=args["threads"])
+PROFILE.reset()
+t0, c0 = time.perf_counter(), time.process_time()
+with h5py.File(args["path"], "r") as f:
+    out = electrical_images(f[args["dataset"]], spikes, sos=sos, adc_offset=32768.0, n_threads=args["threads"])
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+np.save(args["images"], out.images)
+print(json.dumps({"seconds": seconds, "cpu": cpu, "profile": PROFILE.snapshot()}))
+"""
+
+READ = """
+import json, sys, time
+import h5py
+from h5stream.kernels.direct_rows import open_direct_rows
+args = json.loads(sys.argv[1])
+with h5py.File(args["path"], "r") as f:
+    reader = open_direct_rows(f[args["dataset"]], copy_threads=args["threads"])
+    n = reader.n_rows
+    bufs = [reader.buffer(32768) for _ in range(2)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i, a in enumerate(range(0, n, 32768)):
+        reader.read_runs(a, min(n, a + 32768), bufs[i % 2])
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "cached": reader.bytes_cached, "direct": reader.bytes_direct}))
+    reader.close()
+"""
+
+
+def drop_caches() -> None:
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def make_resident(path: Path) -> float:
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(16 * 2**20)
+        while fh.readinto(buf):
+            pass
+    sys.path.insert(0, str(REPO / "src"))
+    from h5stream.pagecache import resident_fraction
+
+    return resident_fraction(path)
+
+
+def python(tree: Path, code: str, args: dict, *, portable: bool = False) -> dict:
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}:{tree}")
+    env.pop("H5STREAM_PORTABLE", None)
+    if portable:
+        env["H5STREAM_PORTABLE"] = "1"
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def dd(path: Path, direct: bool) -> dict:
+    args = ["dd", f"if={path}", "of=/dev/null", "bs=16M"] + (["iflag=direct"] if direct else [])
+    t0 = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def write_file(folder: Path, frames: int) -> tuple[Path, Path]:
+    from benchmarks.bench_eimage import DATASET, footprints, spike_trains, write_raw_file
+
+    path, spikes_path = folder / f"raw-{frames}.cmcr", folder / f"spikes-{frames}.npz"
+    if not (path.exists() and spikes_path.exists()):
+        spikes = spike_trains(135, frames, 10.0)
+        write_raw_file(path, frames, spikes, footprints(135))
+        np.savez(spikes_path, **{f"u{i}": s for i, s in enumerate(spikes)})
+    assert DATASET
+    return path, spikes_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--frames", type=int, default=250_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/read-paths-ab"))
+    parser.add_argument("--states", nargs="+", default=["cached", "dropped"], choices=["cached", "dropped"])
+    parser.add_argument("--variants", nargs="+", default=None, help="a subset of the variants (default: all)")
+    opts = parser.parse_args(argv)
+    from benchmarks.bench_eimage import DATASET
+
+    opts.dir.mkdir(parents=True, exist_ok=True)
+    path, spikes_path = write_file(opts.dir, opts.frames)
+    nbytes = path.stat().st_size
+    base = {"path": str(path), "spikes": str(spikes_path), "dataset": DATASET, "threads": opts.threads}
+    variants = {
+        "new": lambda a: python(REPO, EIMAGE, a),
+        "old": lambda a: python(opts.base, EIMAGE, a),
+        "old portable": lambda a: python(opts.base, EIMAGE, a, portable=True),
+        "read new": lambda a: python(REPO, READ, a),
+        "dd": lambda a: dd(path, False),
+        "dd iflag=direct": lambda a: dd(path, True),
+    }
+    if opts.variants:
+        variants = {name: variants[name] for name in opts.variants}
+    results: dict = {}
+    reference = None
+    for r in range(opts.rounds):
+        for state in opts.states:
+            names = list(variants) if r % 2 == 0 else list(reversed(variants))
+            for name in names:
+                if state == "cached" and name == "dd iflag=direct":
+                    continue
+                if state == "cached":
+                    held = make_resident(path)
+                else:
+                    drop_caches()
+                    held = None
+                images = opts.dir / f"images-{name.replace(' ', '_')}.npy"
+                got = variants[name](dict(base, images=str(images)))
+                got["held"] = held
+                results.setdefault((state, name), []).append(got)
+                if images.exists():
+                    array = np.load(images)
+                    images.unlink()
+                    if reference is None:
+                        reference = array
+                    elif not np.array_equal(array, reference):
+                        raise SystemExit(f"{name} ({state}) gave other images than the first run")
+                print(state, name, json.dumps(got), flush=True)
+    print(f"\nraw file {nbytes / 1e9:.2f} GB, {opts.rounds} rounds, {opts.threads} kernel threads, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()}")
+    print("| state | variant | wall s min / median | GB/s (median) | CPU s median | paths (GB) |")
+    print("|---|---|---|---|---|---|")
+    for (state, name), runs in results.items():
+        secs = [x["seconds"] for x in runs]
+        med = statistics.median(secs)
+        cpu = [x["cpu"] for x in runs if "cpu" in x]
+        prof = runs[-1].get("profile", runs[-1])
+        paths = ", ".join(f"{k} {prof[k + '_bytes' if k + '_bytes' in prof else k] / 1e9:.2f}"
+                          for k in ("cached", "direct", "sliced") if (k + "_bytes") in prof or k in prof)
+        if not paths:
+            paths = {"old": "direct (always)", "old portable": "h5py (page cache)"}.get(name, "-")
+        print(f"| {state} | {name} | {min(secs):.2f} / {med:.2f} | {nbytes / med / 1e9:.2f} | "
+              f"{statistics.median(cpu) if cpu else float('nan'):.2f} | {paths} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
