@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     log_help = "log lines on stderr, tagged with the recording (and SLURM ids)"
-    parser.add_argument("--log-level", default="INFO", choices=levels, help=log_help)
+    parser.add_argument("--log-level", default=None, choices=levels, help=log_help + " (default INFO; WARNING for "
+                        "demo without --verbose)")
     # The same option after the command name (hdmea run ... --log-level DEBUG).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels, help=log_help)
@@ -320,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", type=int, default=8, help="units in the synthetic recording")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in DIR")
+    p.add_argument("--verbose", action="store_true",
+                   help="show each step's log lines (by default only the summary; --log-level sets any level)")
     p.set_defaults(func=_cmd_demo)
 
     p = add_parser("run", help="process one recording", epilog=steps_help(),
@@ -419,6 +422,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_level is None:  # the demo's summary says it all; its log lines only with --verbose
+        args.log_level = "WARNING" if args.command == "demo" and not args.verbose else "INFO"
     if getattr(args, "check", None) is not None:
         args.check(args)
     configure_logging(args.log_level)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from hdmea.errors import ConfigError
+from hdmea.progress import counted
 
 __all__ = ["DemoResult", "run_demo", "DEMO_NAME"]
 
@@ -54,47 +55,65 @@ class DemoResult:
     output: Path
     generate_seconds: float
     pipeline: dict  # PipelineReport.as_dict()
-    truth_check: dict
+    truth_check: dict  # counts, see _check_against_truth
 
     def describe(self) -> str:
-        p = self.pipeline
-        lines = [
-            f"synthetic recording: {self.cmcr.name} + {self.cmtr.name} in {self.out_dir} "
-            f"(generated in {self.generate_seconds:.2f} s)",
-            f"configuration: {self.config}",
-            "pipeline (one deferred session, saved once):",
-        ]
-        for step in p["steps"]:
-            text = f"  {step['name']:<22} {step['status']:<8}"
-            if step["status"] == "ran":
-                text += f" {step['seconds']:7.2f} s"
-            elif step["note"]:
-                text += f" ({step['note']})"
-            lines.append(text)
-        lines.append(f"units: {p['n_units']}   total {p['seconds']:.2f} s   checkpoints written: {p['checkpoints']}")
-        order = p.get("frame_order")
-        if order:
-            lines.append(f"raw frame order: {order['summary']}")
-            if order.get("warning"):
-                lines.append(f"warning: {order['warning']}")
+        """The summary ``hdmea demo`` prints: what was found, against the planted truth, and what to try next."""
+        p, t = self.pipeline, self.truth_check
+        n_units = p["n_units"]
+        silent = t.get("silent", 0)
+        firing = f" ({n_units - silent} firing, {silent} planted silent: a cell that never fires)" if silent else ""
+        lines = [f"hdmea demo: a synthetic retina recording of {counted(n_units, 'unit')}{firing} analysed in "
+                 f"{p['seconds']:.1f} s, result in {self.output}", "", "What was found, against the planted truth:"]
+        if "spikes_kept" in t:
+            lines.append(f"  spikes             {t['spikes_kept']} of {t['units']} units kept every planted spike "
+                         f"({t['planted_spikes']:,} spikes in all)")
+        if t.get("rf_tested"):
+            lines.append(f"  receptive fields   {t['rf_hits']} of {t['rf_tested']} firing units have their centre within "
+                         "one checker of the planted centre")
+            if t["rf_hits"] < t["rf_tested"]:
+                lines.append("                     (which unit is off, and how its field looks: the report's "
+                             "receptive-field mosaic; more noise frames give each STA more spikes)")
         check = p.get("orientation")
         if check and check.get("n_units_checked"):
-            lines.append(f"electrical images: {check['fraction_own']:.0%} of {check['n_units_checked']} units peak "
-                         f"at their own (row, col), {check['fraction_transposed']:.0%} at (col, row)")
-        for key, value in self.truth_check.items():
-            lines.append(f"check against the planted truth: {key} = {value}")
-        lines += [
-            f"result: {self.output}",
-            "next:",
-            f"  hdmea inspect {self.output}",
-        ]
+            own = round(check["fraction_own"] * check["n_units_checked"])
+            lines.append(f"  electrical images  {own} of {check['n_units_checked']} units peak at their own electrode")
+        order = p.get("frame_order")
+        if order:
+            lines.append(f"  raw frame order    {_frame_order_words(order)}")
+            if order.get("warning"):
+                lines.append(f"  warning: {order['warning']}")
+        ran = [f"{s['name']} {s['seconds']:.2f} s" for s in p["steps"] if s["status"] == "ran"]
+        other = [f"{s['name']} {s['status']}" + (f" ({s['note']})" if s.get("note") else "")
+                 for s in p["steps"] if s["status"] != "ran"]
+        lines += ["", f"Steps: {', '.join(ran + other) or 'none'}.",
+                  f"Inputs: {self.cmcr} (raw) and {self.cmtr} (spike sorting), configuration {self.config}.",
+                  "", "Try next:"]
+        steps = [(f"hdmea inspect {self.output}", "what the result holds, unit by unit")]
         if not _report_available():
-            lines.append('  pip install ".[report]"     # from the clone\'s root: matplotlib, which hdmea report draws with')
-        lines += [
-            f"  hdmea report {self.output} --out {self.out_dir / 'report'}",
-            f"  hdmea run {self.cmcr} {self.cmtr} --config {self.config} --out {self.out_dir / 'rerun.h5'}",
+            steps.append(('pip install ".[report]"', "from the clone's root: matplotlib, which the report's figures are drawn with"))
+        steps += [
+            (f"hdmea report {self.output} --out {self.out_dir / 'report'}",
+             "receptive fields, electrical images and responses as figures and a web page"),
+            (f"hdmea run {self.cmcr} {self.cmtr} --config {self.config} --out {self.out_dir / 'rerun.h5'}",
+             "the same analysis as a command: give it your own .cmcr and .cmtr"),
         ]
+        for command, why in steps:
+            lines += [f"  # {why}", f"  {command}"]
+        lines.append("(hdmea demo --verbose shows each step's log lines.)")
         return "\n".join(lines)
+
+
+def _frame_order_words(order: dict) -> str:
+    """How the raw frames were read and what decided it, in words."""
+    axes = {"col_row": "[col, row]", "row_col": "[row, col]"}.get(order.get("sensor_axis_order"),
+                                                                 str(order.get("sensor_axis_order")))
+    decided_by = order.get("decided_by")
+    if decided_by == "footprints":
+        return f"read as {axes}, which the spike footprints of {counted(order.get('n_units', 0), 'unit')} agree on"
+    if decided_by == "undecided":
+        return f"read as {axes} (the vendor's order): the data could not tell"
+    return f"read as {axes} ({order.get('summary', decided_by)})"
 
 
 def _report_available() -> bool:
@@ -183,20 +202,27 @@ def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) 
 
 
 def _check_against_truth(output: Path, recording) -> dict:
-    """Spike counts against the planted spike trains, and receptive-field centres against the planted ones."""
+    """Spike counts against the planted spike trains, and receptive-field centres against the planted ones.
+
+    Returns counts: ``units``, ``silent`` (planted silent units), ``spikes_kept``
+    (units whose stored spike count equals the planted one), ``planted_spikes``,
+    ``rf_hits`` of ``rf_tested`` (firing units whose strongest STA pixel lies within
+    one checker of the planted receptive field's centre).
+    """
     import numpy as np
 
     from hdmea.io.recording import open_recording
 
     truth = recording.truth()
-    checks: dict[str, str] = {}
+    checks: dict[str, int] = {"units": len(truth.units),
+                              "silent": sum(1 for unit in truth.units.values() if unit.kind == "silent"),
+                              "planted_spikes": sum(int(np.asarray(u.spike_times).size) for u in truth.units.values())}
     with open_recording(output) as stored:
         units = set(stored.unit_ids)
-        same_spikes = sum(
+        checks["spikes_kept"] = sum(
             1 for uid, unit in truth.units.items()
             if uid in units and stored.unit(uid).spike_count == np.asarray(unit.spike_times).size
         )
-        checks["units with every planted spike"] = f"{same_spikes}/{len(truth.units)}"
         sta_name = f"sta_{truth.noise_movie}"
         hits = tested = 0
         for uid, unit in truth.units.items():
@@ -211,6 +237,5 @@ def _check_against_truth(output: Path, recording) -> dict:
             planted = np.unravel_index(np.argmax(np.abs(unit.spatial_rf)), unit.spatial_rf.shape)
             tested += 1
             hits += int(max(abs(found[0] - planted[0]), abs(found[1] - planted[1])) <= 1)
-        if tested:
-            checks["receptive-field centres within one check"] = f"{hits}/{tested}"
+        checks["rf_hits"], checks["rf_tested"] = hits, tested
     return checks

@@ -13,8 +13,9 @@ def test_the_demo_prints_the_decision(tmp_path):
 
     result = run_demo(tmp_path / "demo", eimage=True)
     text = result.describe()
-    assert "raw frame order: frames read as [col, row] (col_row), footprints:" in text
-    assert "electrical images: 100% of" in text
+    assert "raw frame order    read as [col, row], which the spike footprints of" in text
+    checked = result.pipeline["orientation"]["n_units_checked"]
+    assert f"electrical images  {checked} of {checked} units peak at their own electrode" in text
     assert "warning" not in text
 
 

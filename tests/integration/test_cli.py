@@ -37,12 +37,23 @@ def demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     proc = run_cli("--log-level", "WARNING", "demo", "--out", str(out), "--units", "5")
     assert proc.returncode == 0, proc.stderr
-    assert f"result: {out / 'demo.h5'}" in proc.stdout
+    assert f"result in {out / 'demo.h5'}" in proc.stdout
     for step in PIPELINE_STEPS:
         assert step in proc.stdout
-    assert "units: 5" in proc.stdout
-    assert "units with every planted spike = 5/5" in proc.stdout
+    assert "a synthetic retina recording of 5 units (4 firing, 1 planted silent" in proc.stdout
+    assert "5 of 5 units kept every planted spike" in proc.stdout
+    assert "of 4 firing units have their centre within one checker of the planted centre" in proc.stdout
     return out
+
+
+def test_the_demo_prints_its_summary_and_keeps_the_log_lines_for_verbose(tmp_path):
+    quiet = run_cli("demo", "--out", str(tmp_path / "q"), "--units", "2")
+    assert quiet.returncode == 0, quiet.stderr
+    assert " INFO " not in quiet.stderr and " INFO " not in quiet.stdout
+    assert quiet.stdout.startswith("hdmea demo: a synthetic retina recording of 2 units")
+    verbose = run_cli("demo", "--out", str(tmp_path / "v"), "--units", "2", "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert " INFO " in verbose.stderr and "hdmea.pipeline.run: demo: started" in verbose.stderr
 
 
 def test_demo_writes_the_whole_pipeline(demo):
@@ -63,7 +74,7 @@ def test_demo_next_steps_work_as_printed(demo, tmp_path):
     proc = run_cli("--log-level", "WARNING", "demo", "--out", str(tmp_path / "d"), "--units", "2")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    steps = [line.strip() for line in lines[lines.index("next:") + 1:]]
+    steps = [line.strip() for line in lines[lines.index("Try next:") + 1:] if line.strip()[:1] not in ("#", "(")]
     assert [s.split()[:2] for s in steps if s.startswith("hdmea")] == [
         ["hdmea", "inspect"], ["hdmea", "report"], ["hdmea", "run"]]
     for step in steps:
