@@ -98,6 +98,26 @@ def test_mudata_resaves_our_h5mu_under_its_defaults_and_every_dtype_survives(tmp
     assert_container_equal(load_hdf5(resaved), c)
 
 
+def test_a_modality_without_layers_survives_a_mudata_resave_as_no_x(tmp_path):
+    # mudata writes the missing X of a modality with no layers as an HDF5 null
+    # dataset (encoding-type "null"); it reads back as no X, and so does ours.
+    c = _typed_container()
+    empty = Assay(pl.DataFrame({"_index": ["Q1", "Q2"], "kind": ["a", "b"]}), {})
+    c = ScpContainer(c.obs, {**c.assays, "empty": empty}, links=c.links, history=c.history)
+    ours, resaved = tmp_path / "ours.h5mu", tmp_path / "resaved.h5mu"
+    save_h5mu(c, ours)
+    with mudata.set_options(pull_on_update=False):
+        mudata.read_h5mu(ours).write(resaved)
+    with h5py.File(resaved, "r") as f:  # the case in question: a null X beside no layers
+        assert f["mod/empty/X"].shape is None and f["mod/empty/X"].attrs["encoding-type"] == "null"
+        assert len(f["mod/empty/layers"]) == 0
+    with mudata.set_options(pull_on_update=False):
+        assert mudata.read_h5mu(resaved)["empty"].X is None
+    loaded = load_hdf5(resaved)
+    assert loaded.assays["empty"].layers == {}
+    assert_container_equal(loaded, c)
+
+
 def test_h5ad_edited_in_anndata_keeps_the_users_layer_rows_and_column(tmp_path, caplog):
     c = _typed_container()
     path = tmp_path / "ours.h5ad"

@@ -22,8 +22,8 @@ from scptensor.io import (
     load_hdf5,
     save_hdf5,
 )
-from scptensor.io.exceptions import IOChecksumError
-from scptensor.testing import assert_container_equal, example_container
+from scptensor.io.exceptions import IOChecksumError, PartNotFoundWarning
+from scptensor.testing import assert_container_equal, assert_matrix_equal, example_container
 
 FORMATS = [".h5", ".hdf5", ".h5mu"]
 
@@ -185,12 +185,27 @@ def test_selective_layers_obs_and_history(tmp_path, container):
     assert {k: list(a.layers) for k, a in loaded2.assays.items()} == {"proteins": ["raw"], "peptides": ["raw"]}
 
 
-def test_selective_unknown_names_rejected(tmp_path, container):
-    with pytest.raises(ValueError, match="lacks.*'nope'"):
-        save_hdf5(container, tmp_path / "x.h5", save_assays=["nope"])
-    with pytest.raises(ValueError, match="'zz'"):
-        save_hdf5(container, tmp_path / "x.h5", save_layers={"proteins": ["zz"]})
-    assert not (tmp_path / "x.h5").exists()
+def test_selective_save_skips_names_the_container_lacks_and_says_so(tmp_path, container):
+    # The original skipped such names silently; its design example asks for
+    # layers ["X", "imputed"] of assays that hold neither, or only one.
+    path = tmp_path / "x.h5"
+    with pytest.warns(PartNotFoundWarning, match=r"save_assays.*\['nope'\]"):
+        save_hdf5(container, path, save_assays=["nope", "peptides"])
+    assert list(load_hdf5(path).assays) == ["peptides"]
+    with pytest.warns(PartNotFoundWarning, match=r"layers no assay saved holds: \['X', 'imputed'\]"):
+        save_hdf5(container, path, save_layers=["X", "imputed", "log"], overwrite=True)
+    loaded = load_hdf5(path)
+    assert {k: list(a.layers) for k, a in loaded.assays.items()} == {"proteins": ["log"], "peptides": []}
+    assert_matrix_equal(loaded.assays["proteins"].layers["log"], container.assays["proteins"].layers["log"])
+    with pytest.warns(PartNotFoundWarning) as caught:
+        save_hdf5(container, path, save_layers={"proteins": ["zz", "raw"], "nope": ["raw"]}, overwrite=True)
+    assert [str(w.message).split(":")[0] for w in caught] == [
+        "save_layers names assays the container lacks", "save_layers names layers assay 'proteins' lacks"]
+    loaded = load_hdf5(path)
+    assert {k: list(a.layers) for k, a in loaded.assays.items()} == {"proteins": ["raw"], "peptides": ["raw", "norm"]}
+    with pytest.warns(PartNotFoundWarning):
+        container.save(tmp_path / "x.h5mu", save_layers=["nope"])
+    assert all(not a.layers for a in load_hdf5(tmp_path / "x.h5mu").assays.values())
 
 
 # ---------------------------------------------------------------- overwrite and write failures
@@ -416,5 +431,5 @@ def test_content_breaking_the_model_is_format_error(tmp_path, container):
     with pytest.raises(IOFormatError, match="breaks the data model.*code 42") as info:
         load_hdf5(path, verify=False)
     assert str(path) in str(info.value)
-    with pytest.raises(ValueError, match="no assay holds"):
+    with pytest.warns(PartNotFoundWarning, match="no assay saved holds"):
         save_hdf5(container, tmp_path / "x.h5", save_layers=["nope"])

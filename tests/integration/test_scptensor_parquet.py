@@ -632,3 +632,21 @@ def test_digests_are_zlib_crc32_with_or_without_libdeflate(tmp_path, monkeypatch
     assert _parquet_manifest.file_crc(target) == expected
     monkeypatch.setattr(_parquet_manifest, "_FAST_CRC32", None)
     assert _parquet_manifest.file_crc(target) == expected
+
+
+@pytest.mark.parametrize("where", ["obs", "var", "among_others"])
+def test_a_column_of_python_objects_is_a_write_error_before_anything_is_written(tmp_path, container, where):
+    objects = pl.Series("o", [object() for _ in range(container.n_samples)], dtype=pl.Object)
+    if where == "obs":
+        container.obs = container.obs.with_columns(objects)
+    elif where == "var":
+        var = container.assays["proteins"].var
+        container.assays["proteins"].var = var.with_columns(
+            pl.Series("o", [object() for _ in range(var.height)], dtype=pl.Object))
+    else:
+        container.obs = container.obs.with_columns(objects.alias("first"), pl.Series("ok", range(container.n_samples)))
+    path = tmp_path / "o.parquet"
+    with pytest.raises(IOWriteError, match="Python objects") as info:
+        save_parquet(container, path)
+    assert str(path) in str(info.value) and "dtype Object" in str(info.value)
+    assert not path.exists() and list(tmp_path.iterdir()) == []

@@ -45,7 +45,7 @@ from scptensor.io._anndata_columns import (
 )
 from scptensor.io import json_values
 from scptensor.io.exceptions import IOFormatError
-from scptensor.io.partial_hdf5 import read_obs_part, read_rows
+from scptensor.io.partial_hdf5 import holds_x, read_obs_part, read_rows
 from scptensor.io.serializers import normalize_sparse
 from scptensor.io.serializers import (
     compression_options,
@@ -304,7 +304,7 @@ def present_layers(group: h5py.Group, info: dict[str, Any], notes: FrameNotes | 
     by_member = {member_name(name): name for name in order if name != x_layer}
     found: dict[str, Any] = {}
     added = []
-    if "X" in group:
+    if holds_x(group):
         if x_layer is not None:
             found[x_layer] = group["X"]
         else:

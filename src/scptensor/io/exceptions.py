@@ -10,6 +10,7 @@ from h5stream.errors import (
     ChecksumError,
     FormatError,
     H5StreamError,
+    H5StreamWarning,
     SourceNotFoundError,
     TargetExistsError,
     WriteError,
@@ -26,6 +27,7 @@ __all__ = [
     "IOTargetExistsError",
     "IOWriterClaimError",
     "IOSourceNotFoundError",
+    "PartNotFoundWarning",
     "translate_engine_error",
 ]
 
@@ -59,6 +61,15 @@ class IOWriterClaimError(IOWriteError, WriterClaimError):
 
 class IOSourceNotFoundError(ScpTensorError, SourceNotFoundError):
     """The file to read does not exist."""
+
+
+class PartNotFoundWarning(H5StreamWarning):
+    """A selective save named an assay or layer the container does not hold; the name was skipped.
+
+    The original ScpTensor skipped such names silently (its own design example
+    asks for ``save_layers=["X", "imputed"]`` of assays holding only some of
+    them); here each skipped name is said, once per save.
+    """
 
 
 # Most specific engine class first: the first match wins.

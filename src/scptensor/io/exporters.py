@@ -26,6 +26,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from scipy import sparse
 from h5stream.elements import write_elem
 from scptensor.core.structures import Assay, ScpContainer, ScpMatrix
 from scptensor.io._files import writing
+from scptensor.io.exceptions import PartNotFoundWarning
 from scptensor.io.serializers import (
     compression_options,
     mask_level,
@@ -51,6 +53,16 @@ FORMAT_NAME = "scptensor"
 FORMAT_VERSION = "2.0"
 
 
+def _skip_unknown(names: Sequence[str], known, what: str) -> list[str]:
+    """``names`` that are in ``known``; the others are said in one :class:`PartNotFoundWarning`."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        warnings.warn(
+            f"{what}: {unknown} not found, skipped (present: {list(known)})", PartNotFoundWarning, stacklevel=4
+        )
+    return [n for n in names if n in known]
+
+
 def select_parts(
     container: ScpContainer,
     save_obs: bool = True,
@@ -62,33 +74,24 @@ def select_parts(
 
     ``save_obs=False`` keeps only the sample id column; ``save_assays`` names
     the assays to keep (in their container order); ``save_layers`` names the
-    layers to keep in every assay, or maps assay names to their layers;
-    ``save_history=False`` drops the history.  Links whose assays are not kept
-    are dropped.  Unknown names raise ``ValueError``.
+    layers to keep in every assay that holds them, or maps assay names to their
+    layers; ``save_history=False`` drops the history.  Links whose assays are
+    not kept are dropped.  Names the container does not hold are skipped, as
+    the original did, each said in a :class:`PartNotFoundWarning`.
     """
+    if isinstance(save_assays, str):
+        save_assays = [save_assays]
     if save_assays is not None:
-        if isinstance(save_assays, str):
-            save_assays = [save_assays]
-        unknown = [a for a in save_assays if a not in container.assays]
-        if unknown:
-            raise ValueError(
-                f"save_assays names assays the container lacks: {unknown}; "
-                f"it holds {list(container.assays)}"
-            )
+        save_assays = _skip_unknown(save_assays, container.assays, "save_assays names assays the container lacks")
     kept = [a for a in container.assays if save_assays is None or a in save_assays]
     if isinstance(save_layers, str):
         save_layers = [save_layers]
     if isinstance(save_layers, Mapping):
-        unknown = [a for a in save_layers if a not in container.assays]
-        if unknown:
-            raise ValueError(f"save_layers names assays the container lacks: {unknown}")
+        save_layers = {a: save_layers[a] for a in _skip_unknown(
+            list(save_layers), container.assays, "save_layers names assays the container lacks")}
     elif save_layers is not None:
-        known = {layer for assay in container.assays.values() for layer in assay.layers}
-        unknown = [layer for layer in save_layers if layer not in known]
-        if unknown:
-            raise ValueError(
-                f"save_layers names layers no assay holds: {unknown}; layers present: {sorted(known)}"
-            )
+        known = dict.fromkeys(layer for a in kept for layer in container.assays[a].layers)
+        _skip_unknown(list(save_layers), known, "save_layers names layers no assay saved holds")
     assays = {}
     for name in kept:
         assay = container.assays[name]
@@ -96,19 +99,12 @@ def select_parts(
             wanted = None
         elif isinstance(save_layers, Mapping):
             wanted = save_layers.get(name)
+            if wanted is not None:
+                wanted = _skip_unknown([wanted] if isinstance(wanted, str) else list(wanted), assay.layers,
+                                       f"save_layers names layers assay {name!r} lacks")
         else:
             wanted = list(save_layers)
-        if wanted is None:
-            layers = dict(assay.layers)
-        else:
-            if isinstance(save_layers, Mapping):
-                unknown = [layer for layer in wanted if layer not in assay.layers]
-                if unknown:
-                    raise ValueError(
-                        f"save_layers names layers assay {name!r} lacks: {unknown}; "
-                        f"it holds {list(assay.layers)}"
-                    )
-            layers = {k: v for k, v in assay.layers.items() if k in wanted}
+        layers = dict(assay.layers) if wanted is None else {k: v for k, v in assay.layers.items() if k in wanted}
         assays[name] = Assay(assay.var, layers, feature_id_col=assay.feature_id_col)
     obs = container.obs if save_obs else container.obs.select(container.sample_id_col)
     links = [
@@ -232,8 +228,12 @@ def save_hdf5(
     IOWriteError
         The directory is missing or unwritable, the disk is full, or writing failed.
     ValueError
-        ``save_assays``/``save_layers`` name parts the container lacks, or the
-        extension names another format (``.h5ad``, ``.h5mu``, ...).
+        The extension names another format (``.h5ad``, ``.h5mu``, ...).
+
+    Warns
+    -----
+    PartNotFoundWarning
+        ``save_assays``/``save_layers`` name parts the container lacks (skipped, as the original did).
     """
     if not isinstance(container, ScpContainer):
         raise TypeError(f"container must be an ScpContainer, not {type(container).__name__}")

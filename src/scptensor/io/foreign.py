@@ -41,7 +41,7 @@ from scptensor.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMat
 from scptensor.io._files import guarded, root_attr
 from scptensor.io._modality_rows import NOT_MEASURED, spread_rows
 from scptensor.io.exceptions import IOFormatError
-from scptensor.io.partial_hdf5 import frame_columns, read_frame_columns, read_obs_part, read_rows
+from scptensor.io.partial_hdf5 import frame_columns, holds_x, read_frame_columns, read_obs_part, read_rows
 from scptensor.io.selection import selection_from
 
 __all__ = [
@@ -134,7 +134,7 @@ def _layer_members(group: h5py.Group) -> dict[str, str]:
 
 def _layer_names(group: h5py.Group) -> list[str]:
     """The layers a foreign AnnData group holds: ``X`` first, then ``layers/*`` (not reading them)."""
-    names = [X_LAYER] if "X" in group else []
+    names = [X_LAYER] if holds_x(group) else []
     return names + [n for n in _layer_members(group) if n not in names]
 
 
@@ -147,7 +147,7 @@ def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layer
             if layers is None or name in layers:
                 obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
                 kept[name] = ScpMatrix(read_rows(obj, positions))
-        if "X" in group and X_LAYER in _layer_members(group):
+        if holds_x(group) and X_LAYER in _layer_members(group):
             skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
     skipped.extend(unmapped_members(group, prefix))
     with guarded(path, group.name):

@@ -114,7 +114,7 @@ from scptensor.io._parquet_manifest import (  # noqa: F401  (the helpers stay im
     is_parquet_dataset,
     seal_folder,
 )
-from scptensor.io.exceptions import IOFormatError, IOSourceNotFoundError
+from scptensor.io.exceptions import IOFormatError, IOSourceNotFoundError, IOWriteError
 from scptensor.io.selection import SelectionError, selection_from  # noqa: F401
 
 __all__ = [
@@ -146,6 +146,30 @@ def _tiles(n_samples: int, n_features: int) -> tuple[int, int]:
 
 def _write_frame(frame: pl.DataFrame, path: Path, options: dict, row_group_size: int | None = None) -> None:
     frame.write_parquet(path, row_group_size=row_group_size, **options)
+
+
+def _holds_object(dtype) -> bool:
+    if dtype == pl.Object:
+        return True
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _holds_object(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_object(field.dtype) for field in dtype.fields)
+    return False
+
+
+def _check_frames(part: ScpContainer, target: Path) -> None:
+    """Refuse, before anything is written, a column Parquet cannot hold (polars ``Object``)."""
+    frames = [("obs", part.obs)] + [(f"assays/{n}/var", a.var) for n, a in part.assays.items()]
+    frames += [(f"links/{i}", link.linkage) for i, link in enumerate(part.links)]
+    for where, frame in frames:
+        for name, dtype in frame.schema.items():
+            if _holds_object(dtype):
+                raise IOWriteError(
+                    "a column holds Python objects, which Parquet cannot store", path=target,
+                    obj=f"{where}/{name}", expected="a column of a Parquet type (numbers, text, dates, lists, structs)",
+                    found=f"dtype {dtype}", hint="cast the column to a Parquet type (e.g. .cast(pl.String)) or drop it",
+                )
 
 
 def _parquet_options(compression: str | None, level: int | None) -> dict:
@@ -265,6 +289,7 @@ def save_parquet(
         raise ValueError(f"dense_cells must be 'all' or 'observed', not {dense_cells!r}")
     target = Path(path)
     part = select_parts(container, save_obs, save_assays, save_layers, save_history)
+    _check_frames(part, target)
     options = _parquet_options(compression, compression_level)
     with _engine_errors(), writing_folder(
         target, overwrite=overwrite, is_replaceable=is_parquet_dataset,

@@ -22,7 +22,20 @@ from scptensor.core.structures import ScpMatrix
 from scptensor.io._files import root_attr
 from scptensor.io.serializers import deserialize_matrix, normalize_sparse
 
-__all__ = ["frame_columns", "read_frame_columns", "read_matrix_rows", "read_obs_part", "read_rows", "row_runs"]
+__all__ = ["frame_columns", "holds_x", "read_frame_columns", "read_matrix_rows", "read_obs_part", "read_rows", "row_runs"]
+
+
+def holds_x(group: h5py.Group) -> bool:
+    """True when an AnnData group has an ``X`` that holds values.
+
+    anndata and mudata store the missing ``X`` of an object without one (a
+    modality with no layers) as an HDF5 null dataset stamped ``encoding-type:
+    null``; that is no ``X``, as anndata reads it.
+    """
+    if "X" not in group:
+        return False
+    obj = group["X"]
+    return not (isinstance(obj, h5py.Dataset) and (obj.shape is None or root_attr(obj, "encoding-type") == "null"))
 
 
 def _frame_members(group: h5py.Group) -> dict[str, str] | None:
