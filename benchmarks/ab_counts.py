@@ -42,7 +42,7 @@ from benchmarks.bench_sectioning import SIZES as SECTION_SIZES, _ours as section
 from h5stream.elements import write_elem
 from hdmea.io.cmtr import read_units
 from hdmea.pipeline import PipelineSession
-from scptensor.io import load_hdf5, load_parquet, save_hdf5, save_parquet
+from h5scp.io import load_hdf5, load_parquet, save_hdf5, save_parquet
 
 tmp = Path(tempfile.mkdtemp(dir=WORKDIR))
 n_samples, n_proteins, n_peptides, density, _ = SIZES["small"]

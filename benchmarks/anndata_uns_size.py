@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 import polars as pl
 
-from scptensor import Assay, ScpContainer, ScpMatrix
-from scptensor.io import save_h5ad, save_h5mu
+from h5scp import Assay, ScpContainer, ScpMatrix
+from h5scp.io import save_h5ad, save_h5mu
 
 rng = np.random.default_rng(0)
 n, p = 5000, 2000

@@ -122,7 +122,7 @@ def make_obs(n_samples: int, seed: int = 1) -> pl.DataFrame:
 
 
 def build_container(arrays: dict, obs: pl.DataFrame):
-    from scptensor import Assay, ScpContainer, ScpMatrix
+    from h5scp import Assay, ScpContainer, ScpMatrix
 
     n_samples, n_proteins = arrays["x"].shape
     csr = sparse.csr_matrix(
@@ -177,7 +177,7 @@ def _time(fn) -> float:
 
 
 def _ours_round(container, path: Path, compression) -> tuple[float, float]:
-    from scptensor.io import load_hdf5, save_hdf5
+    from h5scp.io import load_hdf5, save_hdf5
 
     if path.exists():
         path.unlink()
@@ -246,8 +246,8 @@ _PEAK_CODE = textwrap.dedent(
     import numpy as np, polars as pl
     from benchmarks.bench_scptensor import build_container, container_nbytes
     import tempfile
-    from scptensor import Assay, ScpContainer, ScpMatrix
-    from scptensor.io import save_hdf5
+    from h5scp import Assay, ScpContainer, ScpMatrix
+    from h5scp.io import save_hdf5
     def rss_mb():
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -414,7 +414,7 @@ def checksum_rows(container, label: str, rounds: int, folder: Path) -> list[Row]
     same load with ``verify=False``; interleaved rounds, the page cache dropped before each load."""
     import time
 
-    from scptensor.io import load_hdf5, save_hdf5
+    from h5scp.io import load_hdf5, save_hdf5
 
     saved, loaded = folder / "checksums_saved.h5", folder / "checksums_loaded.h5"
     save_hdf5(container, loaded)  # with its manifest: the file both load sides read
@@ -470,7 +470,7 @@ def checksum_rows(container, label: str, rounds: int, folder: Path) -> list[Row]
 
 def make_float64_container(n_samples: int, n_proteins: int, seed: int = 0):
     """Log-normal float64 proteins with 30% NaN (LOD in an int8 mask) and the 8 obs columns."""
-    from scptensor import Assay, ScpContainer, ScpMatrix
+    from h5scp import Assay, ScpContainer, ScpMatrix
 
     rng = np.random.default_rng(seed)
     x = rng.lognormal(mean=2.0, sigma=1.0, size=(n_samples, n_proteins))
@@ -524,7 +524,7 @@ def _load_text(before: float) -> str:
 def original_writer_rows(containers: dict, rounds: dict, folder: Path) -> list[Row]:
     """Ours against the original writer's settings, for every container: (a) defaults,
     (b) ``compression_level=1``, (c) defaults with one core busy."""
-    from scptensor.io import load_hdf5, save_hdf5
+    from h5scp.io import load_hdf5, save_hdf5
 
     rows = []
     for label, container in containers.items():
@@ -567,8 +567,8 @@ def parquet_row(container, rounds: int, folder: Path) -> Row:
     """(d) save_parquet+load_parquet against polars writing and reading the same long-form frames."""
     import shutil
 
-    from scptensor.io import load_parquet, save_parquet
-    from scptensor.io.formats_parquet import ROW_GROUP_ROWS
+    from h5scp.io import load_parquet, save_parquet
+    from h5scp.io.formats_parquet import ROW_GROUP_ROWS
 
     ours_path = folder / "ours.parquet"
     save_parquet(container, ours_path)
@@ -618,8 +618,8 @@ def test_bench_scptensor_small():
 
 
 def test_bench_container_round_trips_exactly(tmp_path):
-    from scptensor.io import load_hdf5, save_hdf5
-    from scptensor.testing import assert_container_equal
+    from h5scp.io import load_hdf5, save_hdf5
+    from h5scp.testing import assert_container_equal
 
     arrays = make_arrays(30, 7, 40, 0.1)
     container = build_container(arrays, make_obs(30))

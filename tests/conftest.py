@@ -15,6 +15,29 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+#: The opt-in distribution that serves the import name ``scptensor`` (ScpTensor's January API).
+SCPTENSOR_JANUARY = ROOT / "optin" / "scptensor-january"
+
+
+def _serve_scptensor_january() -> None:
+    """The compatibility tests import ``scptensor``: the opt-in alias, from the source tree when not installed.
+
+    Where another ``scptensor`` is importable (the alias installed, or another
+    ScpTensor), nothing is done: the alias stands aside for another one, as
+    installed, and those tests say so (tests/compat/conftest.py).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("scptensor") is None:
+        sys.path.insert(0, str(SCPTENSOR_JANUARY / "src"))
+        import scptensor_january
+
+        scptensor_january.install()
+
+
+_serve_scptensor_january()
+
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("fuzz", "fuzz tests (tests/fuzz, marked slow)")
@@ -115,6 +138,6 @@ def recording_copy(tiny_recording, tmp_path) -> tuple[Path, Path]:
 @pytest.fixture
 def container():
     """A small scptensor container with every column kind (obs has NaN, null and a date column)."""
-    from scptensor.testing import example_container
+    from h5scp.testing import example_container
 
     return example_container()

@@ -279,7 +279,7 @@ def configure_logging(level: int | str = "INFO", *, stream: IO | None = None) ->
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(RecordingTagFilter())
     setattr(handler, _HANDLER_MARK, True)
-    for name in ("hdmea", "h5stream", "scptensor"):
+    for name in ("hdmea", "h5stream", "h5scp"):
         lg = logging.getLogger(name)
         for old in [h for h in lg.handlers if getattr(h, _HANDLER_MARK, False)]:
             lg.removeHandler(old)

@@ -3,7 +3,7 @@
 ``difference(a, b)`` names the first place where two loaded values differ (None when
 they are equal): numpy arrays by dtype, shape and values with NaN equal to NaN,
 polars frames by schema and values, scptensor containers by
-:func:`scptensor.testing.assert_container_equal`, mappings, sequences, dataclasses
+:func:`h5scp.testing.assert_container_equal`, mappings, sequences, dataclasses
 and plain values by ``==`` (NaN equal to NaN).
 """
 
@@ -45,13 +45,13 @@ def difference(a, b, where: str = "") -> str | None:
     import polars as pl
     from scipy import sparse
 
-    from scptensor import ScpContainer
+    from h5scp import ScpContainer
 
     where = where or "result"
     if type(a) is not type(b):
         return f"{where}: type {type(a).__name__} != {type(b).__name__}"
     if isinstance(a, ScpContainer):
-        from scptensor.testing import assert_container_equal
+        from h5scp.testing import assert_container_equal
 
         try:
             assert_container_equal(a, b)

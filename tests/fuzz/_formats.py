@@ -63,7 +63,7 @@ def load_checkpoint(path: Path):
 
 
 def load_container(path: Path):
-    from scptensor import ScpContainer
+    from h5scp import ScpContainer
 
     return ScpContainer.load(path)
 
@@ -116,8 +116,8 @@ def small_recording_config():
 
 
 #: The modules whose writers stamp the time into files (``_dt.datetime.now``).
-_STAMPING_MODULES = ("scptensor.io.formats_h5mu", "scptensor.io.formats_h5ad", "scptensor.io.formats_parquet",
-                     "scptensor.io.exporters", "scptensor.core.structures", "hdmea.io.hdf5_store")
+_STAMPING_MODULES = ("h5scp.io.formats_h5mu", "h5scp.io.formats_h5ad", "h5scp.io.formats_parquet",
+                     "h5scp.io.exporters", "h5scp.core.structures", "hdmea.io.hdf5_store")
 
 
 @contextlib.contextmanager
@@ -158,7 +158,7 @@ def _write_originals(folder: Path) -> Path:
     from hdmea.pipeline import (add_section_time, create_session, extract_features, load_recording,
                                 section_spike_times)
     from hdmea.synthetic import generate_recording
-    from scptensor.testing import example_container
+    from h5scp.testing import example_container
 
     rec = generate_recording(folder, "rec", config=small_recording_config(), seed=11)
     session = create_session("rec")

@@ -35,7 +35,7 @@ from tests.conftest import tmpfs_mount
 @pytest.fixture(autouse=True)
 def _restore_logging():
     """The command line installs its log handler on these loggers; put them back as they were."""
-    names = ("hdmea", "h5stream", "scptensor")
+    names = ("hdmea", "h5stream", "h5scp")
     saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
              for n in names}
     yield

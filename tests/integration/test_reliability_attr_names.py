@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from h5stream.errors import FormatError
-from scptensor import Assay, ScpContainer, ScpMatrix
+from h5scp import Assay, ScpContainer, ScpMatrix
 
 BAD_NAME = b"bad\xffname"
 
@@ -54,7 +54,7 @@ def test_check_file_names_the_attribute(damaged_h5ad):
 
 
 def test_verify_command_names_the_file(damaged_h5ad, child_env):
-    done = subprocess.run([sys.executable, "-m", "scptensor", "verify", str(damaged_h5ad)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "h5scp", "verify", str(damaged_h5ad)], capture_output=True,
                           text=True, env=child_env, check=False, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

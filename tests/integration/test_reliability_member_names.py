@@ -13,9 +13,9 @@ import pytest
 
 from h5stream.elements import read_elem, write_elem
 from h5stream.errors import FormatError
-from scptensor import ScpContainer
-from scptensor.io.exceptions import IOChecksumError, IOFormatError
-from scptensor.testing import example_container
+from h5scp import ScpContainer
+from h5scp.io.exceptions import IOChecksumError, IOFormatError
+from h5scp.testing import example_container
 
 
 def test_a_dict_member_name_that_is_not_utf8_is_refused(tmp_path):

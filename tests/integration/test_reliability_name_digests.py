@@ -20,9 +20,9 @@ import pytest
 from h5stream.checksums import MANIFEST_ATTR
 from h5stream.checksums.wholefile import check_file
 from h5stream.errors import ChecksumError
-from scptensor import ScpContainer, ScpMatrix
-from scptensor.io.exceptions import IOChecksumError
-from scptensor.testing import example_container
+from h5scp import ScpContainer, ScpMatrix
+from h5scp.io.exceptions import IOChecksumError
+from h5scp.testing import example_container
 
 
 def _manifest_range(raw: bytes, path) -> tuple[int, int]:

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 from scipy import sparse
 
-from scptensor import ScpContainer
-from scptensor.core.structures import Assay, MaskCode, ScpMatrix
-from scptensor.io import load_hdf5, save_h5ad, save_h5mu, save_hdf5
-from scptensor.io.exceptions import IOWriteError
-from scptensor.testing import assert_container_equal, example_container
+from h5scp import ScpContainer
+from h5scp.core.structures import Assay, MaskCode, ScpMatrix
+from h5scp.io import load_hdf5, save_h5ad, save_h5mu, save_hdf5
+from h5scp.io.exceptions import IOWriteError
+from h5scp.testing import assert_container_equal, example_container
 
 anndata = pytest.importorskip("anndata")
 mudata = pytest.importorskip("mudata")
@@ -128,7 +128,7 @@ def test_h5ad_edited_in_anndata_keeps_the_users_layer_rows_and_column(tmp_path, 
     adata.obsm["X_umap"] = np.arange(6, dtype=np.float32).reshape(3, 2)
     adata.obs["cluster"] = ["a", "b", "a"]
     adata.write_h5ad(path)
-    with caplog.at_level(logging.WARNING, logger="scptensor.io"):
+    with caplog.at_level(logging.WARNING, logger="h5scp.io"):
         loaded = load_hdf5(path)
     # the rows, layer and column the user made, each value as anndata holds it
     assert loaded.sample_ids.to_list() == list(adata.obs_names) == ["S5", "S1", "S3"]
@@ -262,7 +262,7 @@ def test_every_obs_and_var_column_of_our_files_reads_with_anndata_read_elem(tmp_
 
 
 def test_serialize_dataframe_without_id_col_keeps_a_user_index_column(tmp_path):
-    from scptensor.io.serializers import deserialize_dataframe, serialize_dataframe
+    from h5scp.io.serializers import deserialize_dataframe, serialize_dataframe
 
     frame = pl.DataFrame({"_index": ["S1", "S2"], "batch": ["a", "b"]})
     with h5py.File(tmp_path / "f.h5", "w") as f:
@@ -484,7 +484,7 @@ def _zarr_metadata_file(fmt: int) -> str:
 @pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part in the Zarr format 3")  # zarr's
 @pytest.mark.parametrize("fmt", [2, 3])
 def test_anndata_zarr_store_round_trip_resave_and_edit(tmp_path, fmt):
-    from scptensor.io import load, load_anndata_zarr, save
+    from h5scp.io import load, load_anndata_zarr, save
 
     with _zarr_format(fmt):
         c = _typed_container()
@@ -513,7 +513,7 @@ def test_anndata_zarr_store_round_trip_resave_and_edit(tmp_path, fmt):
         assert loaded.history[-1].params["changes"] == ["samples subset: 2 of 6 recorded kept, reordered",
                                                         "layers added ['twice']"]
         # an existing store is replaced only on request
-        from scptensor.io import IOTargetExistsError
+        from h5scp.io import IOTargetExistsError
 
         with pytest.raises(IOTargetExistsError):
             save(c, store, assay="proteins", zarr_format=fmt)
@@ -528,7 +528,7 @@ def test_anndata_zarr_store_round_trip_resave_and_edit(tmp_path, fmt):
 def test_a_zarr_store_anndata_wrote_is_imported(tmp_path, fmt):
     import pandas as pd
 
-    from scptensor.io import load
+    from h5scp.io import load
 
     with _zarr_format(fmt):
         X = np.arange(6, dtype=np.float32).reshape(3, 2)
@@ -550,7 +550,7 @@ def test_a_zarr_store_anndata_wrote_is_imported(tmp_path, fmt):
 def test_zarr_format_3_under_zarr_2_says_what_to_install(tmp_path):
     if _zarr_major() >= 3:
         pytest.skip("zarr 3 is installed")
-    from scptensor.io import save
+    from h5scp.io import save
 
     with pytest.raises(ImportError, match=r"pip install 'zarr>=3'"):
         save(_typed_container(), tmp_path / "c.zarr", assay="proteins", zarr_format=3)

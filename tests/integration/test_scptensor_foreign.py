@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from scipy import sparse
 
-from scptensor import ScpContainer
-from scptensor.core.structures import AggregationLink, Assay, ScpMatrix
-from scptensor.io import load_h5ad, load_h5mu, load_hdf5, save_h5ad, save_hdf5
-from scptensor.io.exceptions import IOFormatError
-from scptensor.testing import assert_container_equal
+from h5scp import ScpContainer
+from h5scp.core.structures import AggregationLink, Assay, ScpMatrix
+from h5scp.io import load_h5ad, load_h5mu, load_hdf5, save_h5ad, save_hdf5
+from h5scp.io.exceptions import IOFormatError
+from h5scp.testing import assert_container_equal
 
 anndata = pytest.importorskip("anndata")
 mudata = pytest.importorskip("mudata")
@@ -56,7 +56,7 @@ def test_foreign_h5ad_imports_every_kind_of_column(tmp_path, caplog):
     adata = _foreign_anndata()
     path = tmp_path / "scanpy.h5ad"
     adata.write_h5ad(path)
-    with caplog.at_level(logging.WARNING, logger="scptensor.io.foreign"):
+    with caplog.at_level(logging.WARNING, logger="h5scp.io.foreign"):
         c = load_hdf5(path)
     assert "obsm/X_pca" in caplog.text
     assert c.sample_id_col == "cell" and list(c.assays) == ["main"]

@@ -13,10 +13,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from scptensor import ScpContainer
-from scptensor.core.structures import AggregationLink
-from scptensor.io import save_hdf5
-from scptensor.testing import assert_container_equal, example_container
+from h5scp import ScpContainer
+from h5scp.core.structures import AggregationLink
+from h5scp.io import save_hdf5
+from h5scp.testing import assert_container_equal, example_container
 
 
 def _dense(x):
@@ -108,13 +108,13 @@ def test_anndata_read_elem_reads_our_h5_elements(tmp_path, container):
 def _cli(*args):
     """The real command line in a fresh interpreter."""
     return subprocess.run(
-        [sys.executable, "-m", "scptensor", *map(str, args)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "h5scp", *map(str, args)], capture_output=True, text=True, timeout=120
     )
 
 
 def _main(capsys, *args):
     """The same entry point in this process (fast); returns (status, stdout, stderr)."""
-    from scptensor.__main__ import main
+    from h5scp.__main__ import main
 
     status = main([str(a) for a in args])
     out = capsys.readouterr()
@@ -331,7 +331,7 @@ def test_anndata_reads_every_column_kind(tmp_path, every_kind):
 
 
 def test_exact_columns_restore_position_and_dtype(tmp_path, every_kind):
-    from scptensor.io.exceptions import IOFormatError
+    from h5scp.io.exceptions import IOFormatError
 
     path = tmp_path / "every.h5mu"
     every_kind.save(path)

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from scipy import sparse
 
-from scptensor import ScpContainer
-from scptensor.core.structures import AggregationLink, Assay, MaskCode, ScpMatrix
-from scptensor.io import (
+from h5scp import ScpContainer
+from h5scp.core.structures import AggregationLink, Assay, MaskCode, ScpMatrix
+from h5scp.io import (
     IOFormatError,
     IOPasswordError,
     IOSourceNotFoundError,
@@ -22,8 +22,8 @@ from scptensor.io import (
     load_hdf5,
     save_hdf5,
 )
-from scptensor.io.exceptions import IOChecksumError, PartNotFoundWarning
-from scptensor.testing import assert_container_equal, assert_matrix_equal, example_container
+from h5scp.io.exceptions import IOChecksumError, PartNotFoundWarning
+from h5scp.testing import assert_container_equal, assert_matrix_equal, example_container
 
 FORMATS = [".h5", ".hdf5", ".h5mu"]
 
@@ -253,7 +253,7 @@ def test_full_disk_keeps_existing_file(tmp_path, container, monkeypatch, ext):
 
 
 def test_failure_while_writing_data_leaves_no_file(tmp_path, container, monkeypatch):
-    import scptensor.io.exporters as exporters
+    import h5scp.io.exporters as exporters
 
     def broken(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
@@ -382,7 +382,7 @@ def test_links_and_metadata_survive(tmp_path):
 def test_second_writer_is_refused(tmp_path, container):
     from h5stream.files import WriterClaim
 
-    from scptensor.io import IOWriterClaimError
+    from h5scp.io import IOWriterClaimError
 
     path = tmp_path / "busy.h5"
     with WriterClaim(path):

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from scptensor import LegacyFormatWarning, ScpContainer
-from scptensor.io import load_hdf5, save_hdf5
-from scptensor.testing import assert_container_equal
+from h5scp import LegacyFormatWarning, ScpContainer
+from h5scp.io import load_hdf5, save_hdf5
+from h5scp.testing import assert_container_equal
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "scptensor_legacy_v1.h5"
 

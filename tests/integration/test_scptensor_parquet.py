@@ -19,9 +19,9 @@ import pytest
 from scipy import sparse
 
 from h5stream.errors import StaleClaimWarning, StaleFilesWarning
-from scptensor import ScpContainer
-from scptensor.core.structures import Assay, MaskCode, ScpMatrix
-from scptensor.io import (
+from h5scp import ScpContainer
+from h5scp.core.structures import Assay, MaskCode, ScpMatrix
+from h5scp.io import (
     IOFormatError,
     IOSourceNotFoundError,
     IOTargetExistsError,
@@ -30,9 +30,9 @@ from scptensor.io import (
     load_parquet,
     save_parquet,
 )
-from scptensor.io import formats_parquet
-from scptensor.io.exceptions import IOChecksumError
-from scptensor.testing import assert_container_equal, example_container
+from h5scp.io import formats_parquet
+from h5scp.io.exceptions import IOChecksumError
+from h5scp.testing import assert_container_equal, example_container
 from tests.unit.test_elements_dataframe import every_dtype_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,8 +277,8 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np, polars as pl
-    from scptensor import Assay, ScpContainer, ScpMatrix
-    from scptensor.io import save_parquet
+    from h5scp import Assay, ScpContainer, ScpMatrix
+    from h5scp.io import save_parquet
     n, f = 3000, 1000
     x = np.random.default_rng(0).random((n, f))
     c = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(n)]}),
@@ -378,12 +378,12 @@ def test_hostile_datasets_are_format_errors(tmp_path, container):
 
 
 def test_convert_to_and_from_parquet(tmp_path, container, capsys):
-    from scptensor.__main__ import main
+    from h5scp.__main__ import main
 
     src = tmp_path / "c.h5"
     container.save(src)
     out = tmp_path / "c.parquet"
-    done = subprocess.run([sys.executable, "-m", "scptensor", "convert", str(src), str(out)],
+    done = subprocess.run([sys.executable, "-m", "h5scp", "convert", str(src), str(out)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"wrote {out} (scptensor Parquet)" in done.stdout
@@ -494,7 +494,7 @@ def test_flipped_byte_in_the_manifest_is_a_checksum_error(tmp_path, container):
         load_parquet(path)
     assert "manifest.json" in str(info.value) and str(path) in str(info.value)
     assert "checksum mismatch" in str(info.value)
-    from scptensor.__main__ import main
+    from h5scp.__main__ import main
 
     assert main(["verify", str(path)]) == 2
     # the digest file itself damaged, or gone while the manifest lists checksums
@@ -530,23 +530,23 @@ def test_folder_without_checksums_loads_with_a_note(tmp_path, container, caplog)
     del manifest["checksums"]
     (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
     (path / "manifest.json.crc32").unlink()
-    with caplog.at_level(logging.INFO, logger="scptensor.io._parquet_manifest"):
+    with caplog.at_level(logging.INFO, logger="h5scp.io._parquet_manifest"):
         assert_container_equal(load_parquet(path), container)
     assert any("without verification" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
-    from scptensor.__main__ import main
+    from h5scp.__main__ import main
 
     assert main(["verify", str(path)]) == 0
 
 
 def test_verify_command_checks_a_parquet_dataset(tmp_path, container):
     path = save_parquet(container, tmp_path / "c.parquet")
-    done = subprocess.run([sys.executable, "-m", "scptensor", "verify", str(path)],
+    done = subprocess.run([sys.executable, "-m", "h5scp", "verify", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     n_files = sum(1 for p in path.rglob("*.parquet")) + 1
     assert f"OK, {n_files} files checked" in done.stdout
     _flip(path / "obs.parquet", 100)
-    done = subprocess.run([sys.executable, "-m", "scptensor", "verify", str(path)],
+    done = subprocess.run([sys.executable, "-m", "h5scp", "verify", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "obs.parquet" in done.stderr and "checksum mismatch" in done.stderr

@@ -15,11 +15,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy import sparse
 
-from scptensor import Assay, ScpContainer, ScpMatrix
-from scptensor.core.structures import values_equal
-from scptensor.io import IOFormatError, load, save
-from scptensor.io.selection import SelectionError
-from scptensor.testing import example_container
+from h5scp import Assay, ScpContainer, ScpMatrix
+from h5scp.core.structures import values_equal
+from h5scp.io import IOFormatError, load, save
+from h5scp.io.selection import SelectionError
+from h5scp.testing import example_container
 
 FORMATS = [".h5", ".parquet", "wide.parquet", ".h5mu", "foreign.h5mu"]
 

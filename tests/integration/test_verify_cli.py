@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from hdmea.pipeline import create_session
-from scptensor.io import save
-from scptensor.testing import example_container
+from h5scp.io import save
+from h5scp.testing import example_container
 from tests.data.golden import golden_cases as cases
 
 
@@ -69,7 +69,7 @@ def test_scptensor_verify_good_and_damaged_chunk(tmp_path, ext):
     container = example_container(n_samples=300, n_proteins=40, peptides_per_protein=3, seed=5)
     path = tmp_path / f"c{ext}"
     save(container, path, **({"assay": "proteins"} if ext == ".h5ad" else {}))
-    good = run("-m", "scptensor", "verify", path)
+    good = run("-m", "h5scp", "verify", path)
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith(f"{path}: OK, ") and "by Fletcher32" in good.stdout
     with h5py.File(path, "r") as f:
@@ -78,20 +78,20 @@ def test_scptensor_verify_good_and_damaged_chunk(tmp_path, ext):
         name = chunked[0]
         offset = f[name].id.get_chunk_info(0).byte_offset + 20
     bad = flip_copy(path, tmp_path / f"bad{ext}", offset)
-    result = run("-m", "scptensor", "verify", bad)
+    result = run("-m", "h5scp", "verify", bad)
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.startswith("error: ") and f"[{name}]" in result.stderr and "checksum" in result.stderr
 
 
 def test_scptensor_verify_legacy_file_says_it_has_no_checksums():
     legacy = cases.HERE.parent / "scptensor_legacy_v1.h5"
-    result = run("-m", "scptensor", "verify", legacy)
+    result = run("-m", "h5scp", "verify", legacy)
     assert result.returncode == 0, result.stderr
     assert "no checksum manifest" in result.stdout and "datasets carry no checksum" in result.stdout
 
 
 def test_verify_missing_file_fails(tmp_path):
-    for module in ("hdmea", "scptensor"):
+    for module in ("hdmea", "h5scp"):
         result = run("-m", module, "verify", tmp_path / "nothing.h5")
         assert result.returncode != 0 and "nothing.h5" in result.stderr
 

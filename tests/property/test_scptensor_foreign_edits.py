@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_series_equal
 
-from scptensor import ScpContainer
-from scptensor.core.structures import Assay, ScpMatrix
-from scptensor.io import load_hdf5, save_h5ad
+from h5scp import ScpContainer
+from h5scp.core.structures import Assay, ScpMatrix
+from h5scp.io import load_hdf5, save_h5ad
 
 anndata = pytest.importorskip("anndata")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scptensor import ScpContainer
-from scptensor.io import load_parquet, save_parquet
-from scptensor.testing import assert_container_equal
+from h5scp import ScpContainer
+from h5scp.io import load_parquet, save_parquet
+from h5scp.testing import assert_container_equal
 from tests.property.test_scptensor_roundtrip import SETTINGS, containers
 
 

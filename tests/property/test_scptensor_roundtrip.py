@@ -15,9 +15,9 @@ from scipy import sparse
 
 from h5stream.elements.dataframe import RESERVED_NAMES
 from h5stream.elements.mapping import escape_name
-from scptensor import ScpContainer
-from scptensor.core.structures import AggregationLink, Assay, ScpMatrix
-from scptensor.testing import assert_container_equal
+from h5scp import ScpContainer
+from h5scp.core.structures import AggregationLink, Assay, ScpMatrix
+from h5scp.testing import assert_container_equal
 
 NAME = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),

@@ -24,9 +24,9 @@ from h5stream.checksums import _fletcher32 as fletcher32_module
 from h5stream.errors import ChecksumError, FormatError
 from hdmea.io.hdf5_store import create_recording_hdf5, open_recording_hdf5, write_metadata, write_units
 from hdmea.pipeline import PipelineSession, create_session
-from scptensor.io import load, save
-from scptensor.io.exceptions import IOChecksumError
-from scptensor.testing import example_container
+from h5scp.io import load, save
+from h5scp.io.exceptions import IOChecksumError
+from h5scp.testing import example_container
 from tests.data.golden import golden_cases as cases
 from tests import manifest_v1
 
@@ -395,7 +395,7 @@ def test_anndata_and_mudata_read_our_checksummed_files(tmp_path, ext):
 
 
 def test_legacy_container_loads_unchecked(caplog):
-    from scptensor.core.exceptions import LegacyFormatWarning
+    from h5scp.core.exceptions import LegacyFormatWarning
 
     path = LEGACY_CONTAINER
     checksums._noted.discard(str(path))
@@ -672,7 +672,7 @@ def test_a_checked_attribute_set_is_kept_only_for_a_file_open_read_only(tmp_path
     import polars as pl
 
     from h5stream.checksums import attr_value, manifest_for
-    from scptensor import Assay, ScpContainer, ScpMatrix, save_hdf5
+    from h5scp import Assay, ScpContainer, ScpMatrix, save_hdf5
 
     path = tmp_path / "c.h5"
     container = ScpContainer(pl.DataFrame({"_index": ["s1", "s2"]}),

@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SRC = ROOT / "src"
-PACKAGES = ("h5stream", "hdmea", "scptensor")
+PACKAGES = ("h5stream", "hdmea", "h5scp")
 
 
 def _pages() -> list[Path]:

@@ -145,16 +145,16 @@ def test_hdmea_checkpoint_resumes_and_saves_the_same_content(tmp_path):
 @pytest.mark.parametrize("name", ["scptensor_2.0.h5", "scptensor_2.0.h5mu"],
                          ids=["scptensor-2.0-h5", "scptensor-2.0-h5mu"])
 def test_scptensor_2_0_reads_exactly(name):
-    from scptensor import ScpContainer
-    from scptensor.testing import assert_container_equal
+    from h5scp import ScpContainer
+    from h5scp.testing import assert_container_equal
 
     loaded = ScpContainer.load(GOLDEN / name)
     assert_container_equal(loaded, cases.expected_container(loaded))
 
 
 def test_scptensor_2_0_h5ad_reads_exactly():
-    from scptensor import ScpContainer
-    from scptensor.testing import assert_container_equal, example_container
+    from h5scp import ScpContainer
+    from h5scp.testing import assert_container_equal, example_container
 
     c = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
     expected = ScpContainer(c.obs, {"peptides": c.assays["peptides"]}, history=c.history)
@@ -163,8 +163,8 @@ def test_scptensor_2_0_h5ad_reads_exactly():
 
 def test_scptensor_2_0_files_with_whole_frame_records_read_exactly():
     """AnnData/MuData files written while uns/scptensor/frames held whole frames (before schemas)."""
-    from scptensor import ScpContainer
-    from scptensor.testing import assert_container_equal
+    from h5scp import ScpContainer
+    from h5scp.testing import assert_container_equal
 
     loaded = ScpContainer.load(GOLDEN / cases.RECORDS_H5MU_GOLDEN)
     assert_container_equal(loaded, cases.expected_container(loaded))
@@ -198,9 +198,9 @@ _FRESH_READERS = {
         print(len(values))
     """,
     "scptensor": """
-        from scptensor import ScpContainer
+        from h5scp import ScpContainer
         loaded = [ScpContainer.load(golden / n) for n in ("scptensor_2.0.h5", "scptensor_2.0.h5mu")]
-        from scptensor.testing import assert_container_equal
+        from h5scp.testing import assert_container_equal
         from tests.data.golden import golden_cases as cases
         for c in loaded:
             assert_container_equal(c, cases.expected_container(c))

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from hdmea.io import hdf5_store as store
-from scptensor.io import json_values
+from h5scp.io import json_values
 from tests.filecompare import assert_exact
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"

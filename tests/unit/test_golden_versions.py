@@ -88,8 +88,8 @@ def test_each_golden_file_is_written_in_its_version(key):
 
 
 def test_parquet_1_0_reads_exactly_with_its_crc_manifest():
-    from scptensor.io.formats_parquet import load_parquet
-    from scptensor.testing import assert_container_equal
+    from h5scp.io.formats_parquet import load_parquet
+    from h5scp.testing import assert_container_equal
 
     path = GOLDEN / cases.PARQUET_GOLDEN
     manifest = json.loads((path / "manifest.json").read_text())
@@ -99,8 +99,8 @@ def test_parquet_1_0_reads_exactly_with_its_crc_manifest():
 
 
 def test_parquet_1_0_damaged_copy_is_refused(tmp_path):
-    from scptensor.io.exceptions import IOChecksumError
-    from scptensor.io.formats_parquet import load_parquet
+    from h5scp.io.exceptions import IOChecksumError
+    from h5scp.io.formats_parquet import load_parquet
 
     copy = shutil.copytree(GOLDEN / cases.PARQUET_GOLDEN, tmp_path / "copy.parquet")
     obs = copy / "obs.parquet"
@@ -152,8 +152,8 @@ def test_checksummed_recording_damaged_copy_is_refused(tmp_path):
 def test_checksummed_container_reads_exactly_verified(version):
     """Manifest version 3 added names digests; a container written with version 2 (none) reads as before."""
     from h5stream.checksums.wholefile import check_file
-    from scptensor.io import load_hdf5
-    from scptensor.testing import assert_container_equal
+    from h5scp.io import load_hdf5
+    from h5scp.testing import assert_container_equal
 
     path = GOLDEN / cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=version)
     loaded = load_hdf5(path, verify=True)
@@ -165,8 +165,8 @@ def test_checksummed_container_reads_exactly_verified(version):
 
 def test_checksummed_container_v3_renamed_attribute_is_refused(tmp_path):
     """A root attribute's name with one byte changed (its value and every value digest intact)."""
-    from scptensor.io import load_hdf5
-    from scptensor.io.exceptions import IOChecksumError
+    from h5scp.io import load_hdf5
+    from h5scp.io.exceptions import IOChecksumError
 
     copy = tmp_path / "copy.h5"
     raw = bytearray((GOLDEN / cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=3)).read_bytes())

@@ -25,7 +25,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 #: At most this many circles in the whole tree.  Those still open (``circles(import_graph())``):
 #: hdmea.io's vendor readers with the original pipeline's functions they hand on (the readers of
 #: ``lab_readers`` and the steps of ``steps.source_info``, which read through the vendor readers), the
-#: feature registry with its built-in extractors, and scptensor's container with its file formats (the
+#: feature registry with its built-in extractors, and h5scp's container with its file formats (the
 #: container's save and load reach the formats, which build containers).
 MAX_CIRCLES = 3
 

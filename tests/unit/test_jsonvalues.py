@@ -16,7 +16,7 @@ from h5stream.errors import EncodingError
 from hdmea.config import PipelineConfig
 from hdmea.features import params_hash
 from hdmea.io import hdf5_store as store
-from scptensor.io import json_values
+from h5scp.io import json_values
 from tests.filecompare import assert_exact
 
 # Every numpy scalar kind, each drawn from values that stress its dtype.

@@ -40,7 +40,7 @@ def _calls(tree: ast.Module, function: str) -> int:
         or (isinstance(node.func, ast.Name) and node.func.id == function)))
 
 
-@pytest.mark.parametrize("face", ["hdmea", "scptensor"])
+@pytest.mark.parametrize("face", ["hdmea", "h5scp"])
 def test_faces_hold_no_native_code_no_h5py_privates_and_no_compression(face):
     offenders = []
     for path, tree in _modules(face).items():

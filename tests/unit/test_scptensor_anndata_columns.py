@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from scptensor.io._anndata_columns import (
+from h5scp.io._anndata_columns import (
     FrameNotes,
     anndata_visible,
     needs_stand_in,
@@ -19,7 +19,7 @@ from scptensor.io._anndata_columns import (
     record_frame,
     restore_frame,
 )
-from scptensor.io.exceptions import IOFormatError
+from h5scp.io.exceptions import IOFormatError
 
 
 @pytest.mark.parametrize(

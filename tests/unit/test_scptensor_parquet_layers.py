@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from scptensor.core.structures import ScpMatrix
-from scptensor.io._parquet_layers import _dense_long, _dense_tiled_frame, _long_frame
+from h5scp.core.structures import ScpMatrix
+from h5scp.io._parquet_layers import _dense_long, _dense_tiled_frame, _long_frame
 
 
 def _cells_in_tile_order(X, M, ts, tf):
@@ -74,7 +74,7 @@ def _rechunked(frame: pl.DataFrame, size: int) -> pl.DataFrame:
 @pytest.mark.parametrize("chunk_rows", [1, 7, 12, 1000])
 @pytest.mark.parametrize("with_mask", [True, False])
 def test_dense_tiles_rebuild_the_matrix_from_any_chunking(chunk_rows, with_mask):
-    from scptensor.io._parquet_layers import _dense_tiles
+    from h5scp.io._parquet_layers import _dense_tiles
 
     rng = np.random.default_rng(9)
     n, f, ts, tf = 11, 7, 4, 3

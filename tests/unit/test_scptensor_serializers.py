@@ -10,9 +10,9 @@ from polars.testing import assert_frame_equal
 from scipy import sparse
 
 from h5stream.errors import EncodingError
-from scptensor.core.structures import ProvenanceLog, values_equal
-from scptensor.io import json_values
-from scptensor.io.serializers import (
+from h5scp.core.structures import ProvenanceLog, values_equal
+from h5scp.io import json_values
+from h5scp.io.serializers import (
     deserialize_dataframe,
     deserialize_matrix,
     deserialize_provenance,

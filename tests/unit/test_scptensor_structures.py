@@ -10,8 +10,8 @@ import pytest
 from scipy import sparse
 
 from h5stream.errors import FormatError, TargetExistsError, WriteError
-from scptensor.core.exceptions import ScpTensorError, ValidationError
-from scptensor.core.structures import (
+from h5scp.core.exceptions import ScpTensorError, ValidationError
+from h5scp.core.structures import (
     AggregationLink,
     Assay,
     MaskCode,
@@ -149,7 +149,7 @@ def test_container_properties_and_rules():
 
 
 def test_log_operation_appends_stamped_entry():
-    from scptensor import __version__
+    from h5scp import __version__
 
     c = ScpContainer(pl.DataFrame({"_index": ["s"]}))
     before = dt.datetime.now(dt.timezone.utc)
@@ -177,7 +177,7 @@ def test_values_equal_is_type_and_dtype_strict():
 
 
 def test_error_hierarchy_and_messages():
-    from scptensor.io.exceptions import (
+    from h5scp.io.exceptions import (
         IOFormatError,
         IOPasswordError,
         IOTargetExistsError,

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from scipy import sparse
 
-from scptensor.core.structures import Assay, ScpContainer, ScpMatrix
-from scptensor.testing import assert_container_equal, example_container
+from h5scp.core.structures import Assay, ScpContainer, ScpMatrix
+from h5scp.testing import assert_container_equal, example_container
 
 
 BASE = example_container()

@@ -48,8 +48,8 @@ RECORDS_H5AD_GOLDEN = "scptensor_2.0_records_peptides.h5ad"
 #: ``(module, constant, value)``; ``tests/unit/test_golden_versions.py`` fails for a constant of the
 #: source (a ``*FORMAT_VERSION`` or ``MANIFEST_VERSION``) whose current value has no file here.
 VERSIONS = {
-    ("scptensor.io.exporters", "FORMAT_VERSION", "2.0"): "scptensor_2.0.h5",
-    ("scptensor.io._parquet_manifest", "FORMAT_VERSION", "1.0"): PARQUET_GOLDEN,
+    ("h5scp.io.exporters", "FORMAT_VERSION", "2.0"): "scptensor_2.0.h5",
+    ("h5scp.io._parquet_manifest", "FORMAT_VERSION", "1.0"): PARQUET_GOLDEN,
     ("hdmea.io.hdf5_store", "FORMAT_VERSION", "1"): "hdmea_recording.h5",
     ("h5stream.checksums._manifest", "MANIFEST_VERSION", 2): CHECKSUMMED_GOLDEN,
     ("h5stream.checksums._manifest", "MANIFEST_VERSION", 3): CHECKSUMMED_CONTAINER_GOLDEN.format(version=3),
@@ -64,8 +64,8 @@ def expected_container(loaded):
     CPU's vector code path: it is checked within one float32 ulp here, then taken from ``loaded``, so
     that every other value, and this layer's dtype and shape, still compare exactly.
     """
-    from scptensor import ScpMatrix
-    from scptensor.testing import example_container
+    from h5scp import ScpMatrix
+    from h5scp.testing import example_container
 
     expected = fix_history_times(example_container(seed=CONTAINER_SEED))
     layers = expected.assays["proteins"].layers

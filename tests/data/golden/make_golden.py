@@ -109,9 +109,9 @@ def make_recording(folder: Path) -> None:
 
 
 def make_scptensor(folder: Path) -> None:
-    from scptensor import ScpContainer
-    from scptensor.io import save_hdf5
-    from scptensor.testing import assert_container_equal, example_container
+    from h5scp import ScpContainer
+    from h5scp.io import save_hdf5
+    from h5scp.testing import assert_container_equal, example_container
 
     c = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
     save_hdf5(c, folder / "scptensor_2.0.h5")

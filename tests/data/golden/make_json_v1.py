@@ -66,7 +66,7 @@ def write_hdmea(path: Path) -> None:
 
 
 def write_scptensor(path: Path) -> None:
-    from scptensor.io import json_values
+    from h5scp.io import json_values
 
     with h5py.File(path, "w") as f:
         group = f.create_group("params")

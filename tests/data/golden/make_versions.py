@@ -5,7 +5,7 @@ One file per format version, each written by the code that introduced the versio
 version constant of the source to its file, and a test fails when a constant has none:
 
 * ``scptensor_parquet_1.0.parquet/``: scptensor's Parquet format 1.0 (``FORMAT_VERSION`` of
-  ``scptensor.io._parquet_manifest``), ``example_container(seed=3)`` saved with ``save_parquet``: a folder
+  ``h5scp.io._parquet_manifest``), ``example_container(seed=3)`` saved with ``save_parquet``: a folder
   with its CRC manifest (every file's size and CRC-32, per row group for the layers).
 * ``hdmea_recording_checksummed.h5``: a recording (format 1) written with end-to-end checksums, the
   manifest version 2 of ``h5stream.checksums`` (``MANIFEST_VERSION``): the short synthetic recording of
@@ -70,8 +70,8 @@ def _migration_record(path: Path) -> dict:
 
 
 def make_parquet(folder: Path) -> None:
-    from scptensor.io.formats_parquet import load_parquet, save_parquet
-    from scptensor.testing import assert_container_equal, example_container
+    from h5scp.io.formats_parquet import load_parquet, save_parquet
+    from h5scp.testing import assert_container_equal, example_container
 
     container = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
     target = folder / cases.PARQUET_GOLDEN
@@ -97,8 +97,8 @@ def make_checksummed_recording(folder: Path) -> None:
 
 def make_checksummed_container(folder: Path) -> None:
     from h5stream.checksums import MANIFEST_VERSION
-    from scptensor.io import load_hdf5, save_hdf5
-    from scptensor.testing import assert_container_equal, example_container
+    from h5scp.io import load_hdf5, save_hdf5
+    from h5scp.testing import assert_container_equal, example_container
 
     container = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
     target = folder / cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=MANIFEST_VERSION)
@@ -121,8 +121,8 @@ def make_migrated(folder: Path) -> None:
 
 
 def make_records(folder: Path) -> None:
-    from scptensor import ScpContainer
-    from scptensor.testing import assert_container_equal, example_container
+    from h5scp import ScpContainer
+    from h5scp.testing import assert_container_equal, example_container
 
     c = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
     c.save(folder / cases.RECORDS_H5MU_GOLDEN)

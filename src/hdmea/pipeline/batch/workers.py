@@ -113,7 +113,7 @@ def _warm_up() -> None:
 @contextlib.contextmanager
 def _quiet_logs():
     """Keep the warm-up's own log lines (its synthetic recording) out of the user's log."""
-    loggers = [logging.getLogger(name) for name in ("hdmea", "h5stream", "scptensor")]
+    loggers = [logging.getLogger(name) for name in ("hdmea", "h5stream", "h5scp")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)

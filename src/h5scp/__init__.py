@@ -1,0 +1,81 @@
+"""h5scp: exact, crash-safe files for containers of the ScpTensor data model, whoever made them.
+
+``h5scp.save(container, path)`` takes a container of any implementation of the
+data model (upstream ScpTensor's current classes, its January 2026 API, ours)
+and writes the format the extension names: ``.h5``/``.hdf5`` (scptensor format
+2.0), ``.h5mu`` (MuData, one modality per assay), ``.h5ad`` (AnnData, one
+assay), ``.parquet`` (a folder).  ``h5scp.load(path)`` reads any of them, whole
+or in part, into the classes of the installed ScpTensor (or those ``classes=``
+names; :mod:`h5scp.io.classes`).
+
+The package also holds its own implementation of the data model, with the
+January 2026 API (7f8a443): :class:`ScpContainer`, :class:`Assay`,
+:class:`ScpMatrix` ... and ``container.save(path)`` / ``ScpContainer.load(path)``.
+The opt-in distribution ``scptensor-january`` serves it under the import name
+``scptensor``.  For an installed upstream ScpTensor, :func:`enable_scptensor_io`
+gives ``scptensor.io`` the save and load functions.
+"""
+
+import logging
+
+__version__ = "0.2.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+from h5scp.core import (  # noqa: E402  (the version must exist before the model imports)
+    AggregationLink,
+    Assay,
+    LegacyFormatWarning,
+    MaskCode,
+    ProvenanceLog,
+    ScpContainer,
+    ScpMatrix,
+    ScpTensorError,
+    ValidationError,
+)
+
+# The I/O layer (and with it the element codecs) loads on first use, so the
+# data model imports without it.
+_IO_NAMES = {"IOFormatError", "IOPasswordError", "IOWriteError", "load", "load_hdf5", "save", "save_hdf5"}
+_LATER = {"ModelClasses": "h5scp.io.classes", "enable_scptensor_io": "h5scp.scptensor_io",
+          "disable_scptensor_io": "h5scp.scptensor_io"}
+
+
+def __getattr__(name: str):
+    if name in _IO_NAMES:
+        import h5scp.io
+
+        return getattr(h5scp.io, name)
+    if name in _LATER:
+        import importlib
+
+        return getattr(importlib.import_module(_LATER[name]), name)
+    from h5scp import core  # the original also exported every h5scp.core name here
+
+    if name in core.__all__:
+        return getattr(core, name)
+    raise AttributeError(f"module 'scptensor' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "AggregationLink",
+    "Assay",
+    "MaskCode",
+    "ProvenanceLog",
+    "ScpContainer",
+    "ScpMatrix",
+    "ScpTensorError",
+    "ValidationError",
+    "LegacyFormatWarning",
+    "IOFormatError",
+    "IOPasswordError",
+    "IOWriteError",
+    "save",
+    "load",
+    "save_hdf5",
+    "load_hdf5",
+    "ModelClasses",
+    "enable_scptensor_io",
+    "disable_scptensor_io",
+]

@@ -1,0 +1,546 @@
+"""The original ScpTensor's interchange helpers: CSV folders, NPZ archives and AnnData.
+
+These read and write the original's layouts, so files it wrote load here and
+files written here load in it:
+
+==========================  =====================================================
+function                    layout
+==========================  =====================================================
+save_csv / load_csv         a folder: ``obs.csv``, ``assay_<a>_var.csv``,
+                            ``assay_<a>_<layer>.csv`` (sample ids, then one column
+                            per feature), ``assay_<a>_<layer>_mask.csv``,
+                            ``metadata.json`` (sample id column, assays, history)
+save_npz / load_npz         one ``.npz`` whose ``_metadata`` entry is JSON text of
+                            obs, every assay's var and layers, history and links
+to_scanpy / from_scanpy     an ``AnnData``: one layer as ``X``, its mask as
+                            ``layers["mask"]``, ids as ``_original_index`` columns
+                            and as the index, history in ``uns``
+write_h5ad / read_h5ad,     the same AnnData, as an ``.h5ad`` file
+save_h5ad / load_h5ad
+==========================  =====================================================
+
+They carry one layer (CSV, AnnData) or lose exact dtypes (CSV and NPZ store
+numbers as text; polars infers the column types again).  For exact storage of
+everything use :func:`h5scp.io.save_hdf5` (or ``.h5mu``/``.parquet``).
+Every file is written to a partial file beside the target and renamed into
+place, so a failed write leaves any earlier file intact.  NPZ archives of the
+original keep their JSON text as a pickled object array; it is read with an
+unpickler that admits only numpy's array reconstruction, never arbitrary code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import sparse as sp
+
+from h5stream import jsonvalues
+from h5stream.errors import H5StreamError
+from h5stream.files import write_bytes_atomic
+from h5scp.core.exceptions import (
+    AssayNotFoundError,
+    LayerNotFoundError,
+    MissingDependencyError,
+    ValidationError,
+)
+from h5scp.core.structures import (
+    AggregationLink,
+    Assay,
+    MatrixMetadata,
+    ProvenanceLog,
+    ScpContainer,
+    ScpMatrix,
+)
+
+__all__ = [
+    "save_csv",
+    "load_csv",
+    "save_h5ad",
+    "load_h5ad",
+    "save_npz",
+    "load_npz",
+    "from_scanpy",
+    "to_scanpy",
+    "read_h5ad",
+    "write_h5ad",
+]
+
+_NPZ_KEY = "_metadata"
+_NPZ_VERSION = "0.1.0"
+_ARRAY_FIELDS = ("confidence_scores", "detection_limits", "imputation_quality", "outlier_scores")
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _write(path: Path, data: bytes) -> None:
+    from h5scp.io.exceptions import translate_engine_error
+
+    try:
+        write_bytes_atomic(path, data, overwrite=True)
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+def _plain(value: Any) -> Any:
+    """JSON default: numpy values as Python ones, anything else as its text (as the original did)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return str(value)
+
+
+def _history_to_json(history) -> list[dict]:
+    return [
+        {"timestamp": e.timestamp, "action": e.action, "params": e.params,
+         "software_version": e.software_version, "description": e.description}
+        for e in history
+    ]
+
+
+def _history_from_json(entries, path, params_from=lambda p: p if isinstance(p, dict) else {}) -> list[ProvenanceLog]:
+    out = []
+    for i, e in enumerate(entries or []):
+        if not isinstance(e, dict) or "timestamp" not in e or "action" not in e:
+            raise ValidationError(
+                "history entry lacks timestamp or action", obj=f"{path} history[{i}]",
+                expected="an object with 'timestamp' and 'action'", found=repr(e)[:80],
+            )
+        out.append(ProvenanceLog(str(e["timestamp"]), str(e["action"]), params_from(e.get("params")),
+                                 e.get("software_version"), e.get("description")))
+    return out
+
+
+def _pick(container: ScpContainer, assay_name: str | None, layer_name: str):
+    if assay_name is None:
+        if not container.assays:
+            raise ValidationError("Container has no assays", field="assay_name", expected="at least one assay")
+        assay_name = next(iter(container.assays))
+    elif assay_name not in container.assays:
+        raise AssayNotFoundError(assay_name, available_assays=list(container.assays))
+    assay = container.assays[assay_name]
+    if layer_name not in assay.layers:
+        raise LayerNotFoundError(layer_name, assay_name, available_layers=list(assay.layers))
+    return assay_name, assay, assay.layers[layer_name]
+
+
+def _dense(matrix) -> np.ndarray:
+    return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_csv(buffer)
+    return buffer.getvalue()
+
+
+def _matrix_frame(ids: list, feature_ids: list, values: np.ndarray) -> pl.DataFrame:
+    columns = {"_index": ids}
+    for j, fid in enumerate(feature_ids):
+        columns[str(fid)] = values[:, j]
+    return pl.DataFrame(columns)
+
+
+def save_csv(container: ScpContainer, path: str | os.PathLike, *, layer_name: str = "X", mask: bool = True) -> None:
+    """Write ``container`` as the original's CSV folder at ``path`` (created if missing).
+
+    Every assay must have layer ``layer_name``; its values (sparse ones densified) and, with
+    ``mask``, its mask are written.  Each file is replaced atomically.
+    """
+    folder = Path(path)
+    for name, assay in container.assays.items():
+        if layer_name not in assay.layers:
+            raise LayerNotFoundError(layer_name, name, available_layers=list(assay.layers))
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "version": _NPZ_VERSION,
+        "n_samples": container.n_samples,
+        "sample_id_col": container.sample_id_col,
+        "assays": list(container.assays),
+        "feature_id_cols": {n: a.feature_id_col for n, a in container.assays.items()},
+        "history": _history_to_json(container.history),
+    }
+    _write(folder / "metadata.json", json.dumps(meta, indent=2, default=_plain).encode())
+    _write(folder / "obs.csv", _csv_bytes(container.obs))
+    ids = container.sample_ids.to_list()
+    for name, assay in container.assays.items():
+        _write(folder / f"assay_{name}_var.csv", _csv_bytes(assay.var))
+        matrix = assay.layers[layer_name]
+        features = assay.feature_ids.to_list()
+        _write(folder / f"assay_{name}_{layer_name}.csv", _csv_bytes(_matrix_frame(ids, features, _dense(matrix.X))))
+        if mask and matrix.M is not None:
+            _write(folder / f"assay_{name}_{layer_name}_mask.csv",
+                   _csv_bytes(_matrix_frame(ids, features, _dense(matrix.M))))
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    if not path.is_file():
+        raise ValidationError(f"{path.name} not found in {path.parent}", obj=str(path), expected="a CSV file",
+                              found="nothing", hint="write the folder with save_csv")
+    return pl.read_csv(path)
+
+
+def _matrix_from_frame(frame: pl.DataFrame, ids: list, features: list, path: Path, dtype) -> np.ndarray:
+    if frame.height != len(ids) or frame.columns[1:] != [str(f) for f in features]:
+        raise ValidationError(
+            "matrix CSV does not match obs and var", obj=str(path),
+            expected=f"{len(ids)} rows and feature columns {[str(f) for f in features][:5]}...",
+            found=f"{frame.height} rows and columns {frame.columns[1:6]}...",
+        )
+    if [str(v) for v in frame.get_column(frame.columns[0]).to_list()] != [str(v) for v in ids]:
+        raise ValidationError("matrix CSV rows are not the samples of obs.csv in order", obj=str(path))
+    return frame.select(frame.columns[1:]).to_numpy().astype(dtype)
+
+
+def load_csv(path: str | os.PathLike, *, layer_name: str = "X", mask: bool = True) -> ScpContainer:
+    """Read a CSV folder written by :func:`save_csv` (or by the original ScpTensor).
+
+    Column types are inferred by polars; values become float64 and masks int8.
+    """
+    folder = Path(path)
+    meta_path = folder / "metadata.json"
+    if not meta_path.is_file():
+        raise ValidationError(f"metadata.json not found in {folder}", obj=str(folder),
+                              expected="a folder written by save_csv", found="no metadata.json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError("metadata.json is not JSON", obj=str(meta_path), found=str(exc)) from None
+    obs = _read_csv(folder / "obs.csv")
+    sample_id_col = meta.get("sample_id_col", "_index")
+    ids = obs.get_column(sample_id_col).to_list() if sample_id_col in obs.columns else []
+    assays = {}
+    for name in meta.get("assays", []):
+        var = _read_csv(folder / f"assay_{name}_var.csv")
+        feature_id_col = meta.get("feature_id_cols", {}).get(name) or ("_index" if "_index" in var.columns else var.columns[0])
+        features = var.get_column(feature_id_col).to_list()
+        data_path = folder / f"assay_{name}_{layer_name}.csv"
+        X = _matrix_from_frame(_read_csv(data_path), ids, features, data_path, np.float64)
+        M = None
+        mask_path = folder / f"assay_{name}_{layer_name}_mask.csv"
+        if mask and mask_path.is_file():
+            M = _matrix_from_frame(pl.read_csv(mask_path), ids, features, mask_path, np.int64)
+        assays[name] = Assay(var, {layer_name: ScpMatrix(X, M)}, feature_id_col=feature_id_col)
+    history = _history_from_json(meta.get("history"), meta_path)
+    return ScpContainer(obs, assays, history=history, sample_id_col=sample_id_col)
+
+
+# --------------------------------------------------------------------------- NPZ
+
+
+def _frame_json(frame: pl.DataFrame) -> dict:
+    return {"columns": {c: frame.get_column(c).to_list() for c in frame.columns},
+            "dtypes": {c: str(t) for c, t in frame.schema.items()}}
+
+
+_SIMPLE_DTYPES = {str(t): t for t in (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32,
+                                      pl.UInt64, pl.Float32, pl.Float64, pl.Boolean, pl.String)}
+
+
+def _frame_from_json(data: dict) -> pl.DataFrame:
+    frame = pl.DataFrame(data["columns"]) if data["columns"] else pl.DataFrame()
+    casts = [pl.col(c).cast(_SIMPLE_DTYPES[t]) for c, t in data.get("dtypes", {}).items()
+             if t in _SIMPLE_DTYPES and c in frame.columns and frame.schema[c] != _SIMPLE_DTYPES[t]]
+    return frame.with_columns(casts) if casts else frame
+
+
+def _sparse_json(matrix) -> dict:
+    fmt = matrix.format if matrix.format in ("csr", "csc") else "csr"
+    m = matrix.asformat(fmt)
+    return {"format": fmt, "data": m.data.tolist(), "indices": m.indices.tolist(), "indptr": m.indptr.tolist(),
+            "shape": list(m.shape)}
+
+
+def _sparse_from_json(d: dict):
+    cls = {"csr": sp.csr_matrix, "csc": sp.csc_matrix}.get(d.get("format"))
+    if cls is None:
+        raise ValidationError(f"Unknown sparse format: {d.get('format')}", expected="csr or csc")
+    return cls((np.asarray(d["data"]), np.asarray(d["indices"]), np.asarray(d["indptr"])), shape=tuple(d["shape"]))
+
+
+def _put(out: dict, key: str, value) -> None:
+    if sp.issparse(value):
+        out[key], out[f"{key}_is_sparse"] = _sparse_json(value), True
+    else:
+        out[key], out[f"{key}_is_sparse"] = np.asarray(value).tolist(), False
+
+
+def _get(info: dict, key: str):
+    value = info[key]
+    return _sparse_from_json(value) if info.get(f"{key}_is_sparse") else np.asarray(value)
+
+
+def save_npz(container: ScpContainer, path: str | os.PathLike, *, compressed: bool = True) -> None:
+    """Write ``container`` as the original's NPZ archive (``.npz`` is appended when missing, as numpy does).
+
+    obs, var, every layer (sparse kept as CSR/CSC), masks, matrix metadata, history and links
+    are stored as JSON text in the ``_metadata`` entry (a plain string array, no pickle).
+    """
+    data: dict[str, Any] = {"_scptensor_version": _NPZ_VERSION, "obs": _frame_json(container.obs),
+                            "sample_id_col": container.sample_id_col}
+    for name, assay in container.assays.items():
+        prefix = f"assay_{name}_"
+        data[prefix + "var"] = _frame_json(assay.var)
+        data[prefix + "feature_id_col"] = assay.feature_id_col
+        layers = {}
+        for layer, matrix in assay.layers.items():
+            info: dict[str, Any] = {"shape": list(matrix.shape)}
+            _put(info, "X", matrix.X)
+            if matrix.M is None:
+                info["M"] = None
+            else:
+                _put(info, "M", matrix.M)
+            if matrix.metadata:
+                meta: dict[str, Any] = {}
+                for key, value in matrix.metadata.items():
+                    if key in _ARRAY_FIELDS or isinstance(value, np.ndarray) or sp.issparse(value):
+                        _put(meta, key, value)
+                    else:
+                        meta[key] = value
+                info["metadata"] = meta
+            layers[layer] = info
+        data[prefix + "layers"] = layers
+    data["history"] = _history_to_json(container.history)
+    if container.links:
+        data["links"] = [{"source_assay": l.source_assay, "target_assay": l.target_assay,
+                          "linkage": _frame_json(l.linkage)} for l in container.links]
+    text = json.dumps(data, default=_plain)
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **{_NPZ_KEY: np.array(text)})
+    target = Path(path)
+    if target.suffix != ".npz":
+        target = target.with_name(target.name + ".npz")
+    _write(target, buffer.getvalue())
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays of plain Python objects and nothing else."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in an NPZ archive")
+
+
+def _npz_text(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(_NPZ_KEY + ".npy")
+    except KeyError:
+        raise ValidationError("Invalid NPZ file: missing metadata", obj=str(path),
+                              expected=f"an entry {_NPZ_KEY}", found="none") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValidationError("not an NPZ archive", obj=str(path), found=str(exc)) from None
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    if dtype.kind == "U":
+        stream.seek(0)
+        return str(np.lib.format.read_array(stream, allow_pickle=False).item())
+    if dtype.kind != "O" or shape != ():
+        raise ValidationError("the NPZ metadata entry is not one string", obj=f"{path} {_NPZ_KEY}",
+                              found=f"dtype {dtype}, shape {shape}")
+    try:
+        value = _ArrayOnlyUnpickler(stream).load()
+    except Exception as exc:  # any failure of a hostile or damaged pickle
+        raise ValidationError("the NPZ metadata entry cannot be read safely", obj=f"{path} {_NPZ_KEY}",
+                              found=str(exc)) from None
+    text = value.item() if isinstance(value, np.ndarray) else value
+    if not isinstance(text, str):
+        raise ValidationError("the NPZ metadata entry is not text", obj=f"{path} {_NPZ_KEY}",
+                              found=type(text).__name__)
+    return text
+
+
+def load_npz(path: str | os.PathLike) -> ScpContainer:
+    """Read an NPZ archive written by :func:`save_npz` or by the original ScpTensor."""
+    path = Path(path)
+    text = _npz_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError("the NPZ metadata entry is not JSON", obj=f"{path} {_NPZ_KEY}", found=str(exc)) from None
+    assays = {}
+    for key, value in data.items():
+        if not (key.startswith("assay_") and key.endswith("_var")):
+            continue
+        name = key[len("assay_"):-len("_var")]
+        layers = {}
+        for layer, info in data.get(f"assay_{name}_layers", {}).items():
+            X = _get(info, "X")
+            M = None if info.get("M") is None else _get(info, "M")
+            meta = MatrixMetadata()
+            for mkey in info.get("metadata", {}) or {}:
+                if mkey.endswith("_is_sparse"):
+                    continue
+                meta[mkey] = _get(info["metadata"], mkey) if f"{mkey}_is_sparse" in info["metadata"] else info["metadata"][mkey]
+            if M is not None and not sp.issparse(M) and M.size == 0:
+                M = M.reshape(np.shape(X))
+            if not sp.issparse(X) and X.size == 0:
+                X = X.reshape(tuple(info.get("shape", (0, 0))))
+            layers[layer] = ScpMatrix(X, M, meta)
+        assays[name] = Assay(_frame_from_json(value), layers,
+                             feature_id_col=data.get(f"assay_{name}_feature_id_col", "_index"))
+    links = [AggregationLink(l["source_assay"], l["target_assay"], _frame_from_json(l["linkage"]))
+             for l in data.get("links", [])]
+    return ScpContainer(_frame_from_json(data["obs"]), assays, links, _history_from_json(data.get("history"), path),
+                        data.get("sample_id_col", "_index"))
+
+
+# --------------------------------------------------------------------------- AnnData
+
+
+def _anndata():
+    try:
+        import anndata
+    except ImportError:
+        raise MissingDependencyError("anndata") from None
+    return anndata
+
+
+def _to_pandas(frame: pl.DataFrame, id_col: str):
+    renamed = frame.rename({"_index": "_original_index"}) if id_col == "_index" else frame
+    pdf = renamed.to_pandas()
+    pdf.index = [str(v) for v in frame.get_column(id_col).to_list()]
+    return pdf
+
+
+def to_scanpy(container: ScpContainer, assay_name: str | None = None, layer_name: str = "X"):
+    """An ``anndata.AnnData`` of one assay's layer (default: the first assay, layer "X").
+
+    obs and var keep their id columns (``_index`` is renamed ``_original_index``, as the
+    original did) and the ids become the index; the mask is ``layers["mask"]``; the history
+    (with exact parameters), names and id columns are in ``uns``.
+    """
+    ad = _anndata()
+    name, assay, matrix = _pick(container, assay_name, layer_name)
+    adata = ad.AnnData(X=matrix.X.copy(), obs=_to_pandas(container.obs, container.sample_id_col),
+                       var=_to_pandas(assay.var, assay.feature_id_col))
+    if matrix.M is not None:
+        adata.layers["mask"] = matrix.M.copy()
+    history = [dict(e, params=jsonvalues.dumps(e["params"], obj="history params"))
+               for e in _history_to_json(container.history)]
+    adata.uns["scptensor_history_json"] = json.dumps(history)
+    adata.uns["scptensor_assay_name"] = name
+    adata.uns["scptensor_layer_name"] = layer_name
+    adata.uns["scptensor_sample_id_col"] = container.sample_id_col
+    adata.uns["scptensor_feature_id_col"] = assay.feature_id_col
+    info = matrix.metadata.creation_info
+    if info is not None:
+        adata.uns["scptensor_matrix_metadata"] = {"creation_info": info}
+    return adata
+
+
+def _params(text) -> dict:
+    # the original wrote str(params), which is not JSON: those parameters are lost, as there
+    try:
+        value = jsonvalues.loads(text) if isinstance(text, str) else text
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _frame_from_pandas(pdf, names, id_col: str) -> tuple[pl.DataFrame, str]:
+    if not len(pdf.columns):
+        return pl.DataFrame({"_index": [str(n) for n in names]}, schema={"_index": pl.String}), "_index"
+    frame = pl.from_pandas(pdf.reset_index(drop=True))
+    if "_original_index" in frame.columns and id_col == "_index":
+        return frame.rename({"_original_index": "_index"}), "_index"
+    if id_col in frame.columns:
+        return frame, id_col
+    if "_index" not in frame.columns:
+        frame = frame.with_columns(pl.Series("_index", [str(n) for n in names], dtype=pl.String))
+    return frame, "_index"
+
+
+def _from_anndata(adata, assay_name: str, layer_name: str, copy: bool, provenance: bool = True) -> ScpContainer:
+    if adata.X is None:
+        raise ValidationError("the AnnData has no X", field="X", expected="a matrix", found="None")
+    X = adata.X.copy() if copy else adata.X
+    M = adata.layers["mask"] if "mask" in adata.layers else None
+    if M is not None and copy:
+        M = M.copy()
+    uns = adata.uns
+    obs, sample_id_col = _frame_from_pandas(adata.obs, adata.obs_names, uns.get("scptensor_sample_id_col", "_index"))
+    var, feature_id_col = _frame_from_pandas(adata.var, adata.var_names, uns.get("scptensor_feature_id_col", "_index"))
+    meta = MatrixMetadata(creation_info={"source": "scanpy", "original_shape": list(X.shape),
+                                         "is_sparse": bool(sp.issparse(X))}) if provenance else None
+    history = []
+    if "scptensor_history_json" in uns:
+        try:
+            entries = json.loads(uns["scptensor_history_json"])
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValidationError("uns['scptensor_history_json'] is not JSON", found=str(exc)) from None
+        history = _history_from_json(entries, "AnnData uns", params_from=_params)
+    assay = Assay(var, {layer_name: ScpMatrix(X, M, meta)}, feature_id_col=feature_id_col)
+    return ScpContainer(obs, {assay_name: assay}, history=history, sample_id_col=sample_id_col)
+
+
+def from_scanpy(adata, assay_name: str = "proteins", layer_name: str = "X", copy: bool = True) -> ScpContainer:
+    """A container with one assay from an ``anndata.AnnData``: ``X`` as layer ``layer_name``,
+    ``layers["mask"]`` as its mask, obs and var with their ids (``_original_index`` columns
+    written by :func:`to_scanpy` become ``_index`` again, else the index becomes ``_index``),
+    the history from ``uns``, and a "from_scanpy" history entry."""
+    _anndata()
+    container = _from_anndata(adata, assay_name, layer_name, copy)
+    shape = list(adata.X.shape)
+    container.log_operation(
+        "from_scanpy",
+        {"assay_name": assay_name, "layer_name": layer_name, "original_shape": shape,
+         "was_sparse": bool(sp.issparse(adata.X))},
+        f"Converted from Scanpy AnnData (shape: {tuple(shape)})",
+    )
+    return container
+
+
+def _write_anndata(adata, path: str | os.PathLike, **kwargs) -> None:
+    target = Path(path)
+    with tempfile.TemporaryDirectory(dir=target.parent if target.parent.is_dir() else None) as tmp:
+        partial = Path(tmp) / target.name
+        adata.write_h5ad(partial, **kwargs)
+        _write(target, partial.read_bytes())
+
+
+def write_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: str | None = None,
+               layer_name: str = "X", **kwargs) -> None:
+    """:func:`to_scanpy`, written to ``path`` (``kwargs`` go to ``AnnData.write_h5ad``)."""
+    _write_anndata(to_scanpy(container, assay_name=assay_name, layer_name=layer_name), path, **kwargs)
+
+
+def read_h5ad(path: str | os.PathLike, assay_name: str = "imported", layer_name: str = "X", **kwargs) -> ScpContainer:
+    """:func:`from_scanpy` of ``anndata.read_h5ad(path, **kwargs)``."""
+    ad = _anndata()
+    return from_scanpy(ad.read_h5ad(path, **kwargs), assay_name=assay_name, layer_name=layer_name)
+
+
+def save_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: str | None = None,
+              layer_name: str = "X") -> None:
+    """The original's ``save_h5ad``: :func:`write_h5ad` of one assay's layer.
+
+    (The scptensor format with every layer of an assay is :func:`h5scp.io.save_h5ad`.)
+    """
+    write_h5ad(container, path, assay_name=assay_name, layer_name=layer_name)
+
+
+def load_h5ad(path: str | os.PathLike, *, assay_name: str = "imported") -> ScpContainer:
+    """The original's ``load_h5ad``: an ``.h5ad`` as a container with one assay (named as stored
+    by :func:`save_h5ad`, else ``assay_name``) whose layer "X" holds X and the mask."""
+    ad = _anndata()
+    adata = ad.read_h5ad(path)
+    return _from_anndata(adata, str(adata.uns.get("scptensor_assay_name", assay_name)), "X", copy=False,
+                         provenance=False)

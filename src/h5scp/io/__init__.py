@@ -1,0 +1,64 @@
+"""Saving and loading containers.
+
+``save_hdf5``/``load_hdf5`` handle the scptensor HDF5 format (2.0; 1.0 files
+load with a :class:`~h5scp.core.exceptions.LegacyFormatWarning`);
+``save_parquet``/``load_parquet`` handle the scptensor Parquet format (a folder
+of long-form Parquet files); ``save`` picks the format by extension (``.h5``,
+``.hdf5``, ``.h5mu``, ``.h5ad``, ``.parquet``) and ``load`` by content, reading
+only the parts asked for (``assays``, ``layers``, ``obs_columns``, ``samples``).  Writes are atomic: the file appears complete or not at all, and an
+existing file stays intact until its replacement is complete.
+
+Example
+-------
+>>> container.save("analysis.h5")                 # doctest: +SKIP
+>>> loaded = ScpContainer.load("analysis.h5")     # doctest: +SKIP
+"""
+
+from h5scp.io.exceptions import (
+    IOFormatError,
+    IOPasswordError,
+    IOSourceNotFoundError,
+    IOTargetExistsError,
+    IOWriteError,
+    IOWriterClaimError,
+)
+from h5scp.io.exporters import save_hdf5
+from h5scp.io.formats import FORMATS, format_for, load, save
+from h5scp.io.formats_h5ad import load_h5ad, save_h5ad
+from h5scp.io.formats_h5mu import load_h5mu, save_h5mu
+from h5scp.io.formats_parquet import load_parquet, save_parquet
+from h5scp.io.formats_zarr import load_anndata_zarr, save_anndata_zarr
+from h5scp.io.importers import load_hdf5
+from h5scp.io.serializers import (  # the original's public helpers
+    deserialize_dataframe,
+    serialize_dataframe,
+    serialize_dense_matrix,
+    serialize_sparse_matrix,
+)
+
+__all__ = [
+    "IOFormatError",
+    "IOPasswordError",
+    "IOWriteError",
+    "IOTargetExistsError",
+    "IOWriterClaimError",
+    "IOSourceNotFoundError",
+    "save_hdf5",
+    "load_hdf5",
+    "save_h5mu",
+    "load_h5mu",
+    "save_h5ad",
+    "load_h5ad",
+    "save_parquet",
+    "load_parquet",
+    "save_anndata_zarr",
+    "load_anndata_zarr",
+    "save",
+    "load",
+    "format_for",
+    "FORMATS",
+    "deserialize_dataframe",
+    "serialize_dataframe",
+    "serialize_dense_matrix",
+    "serialize_sparse_matrix",
+]

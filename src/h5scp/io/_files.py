@@ -1,0 +1,164 @@
+"""File lifecycle for every ``scptensor`` format, on top of :mod:`h5stream.files`.
+
+Writes go through :func:`h5stream.files.create_atomic` (partial file, fsync,
+rename), reads through :func:`h5stream.files.open_validated`; engine errors
+leave as their ``scptensor`` counterparts (:mod:`h5scp.io.exceptions`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import h5py
+
+from h5stream import checksums
+from h5stream.errors import EncodingError, H5StreamError
+from h5stream.files import create_atomic, guard_read, open_validated
+from h5scp.core.exceptions import ValidationError
+from h5scp.io.exceptions import IOFormatError, IOPasswordError, IOWriteError, translate_engine_error
+
+__all__ = ["writing", "reading", "guarded", "engine_errors", "root_attr"]
+
+# Leading bytes of encrypted containers people save HDF5 files into.
+_ENCRYPTED_SIGNATURES = {
+    b"Salted__": "OpenSSL 'enc'",
+    b"age-encryption.org/": "age",
+    b"-----BEGIN PGP MESSAGE": "PGP (ASCII armour)",
+}
+
+
+@contextlib.contextmanager
+def writing(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool,
+    userblock: bytes | None = None,
+    userblock_size: int = 0,
+) -> Iterator[h5py.File]:
+    """Yield an ``h5py.File`` that becomes ``path`` only when the block completes.
+
+    ``userblock`` is written into the file's user block (of ``userblock_size``
+    bytes) after HDF5 closed the file and before it is renamed into place.
+    The file carries the engine's checksums (:mod:`h5stream.checksums`):
+    Fletcher32 on chunked datasets, and a manifest of the digests of every
+    other dataset and of every attribute, written before the file is closed.
+    """
+    target = Path(path)
+    atomic = create_atomic(target, overwrite=overwrite, userblock_size=userblock_size, checksums="walk")
+    try:
+        f = atomic.open()
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    try:
+        yield f
+        atomic.seal()
+        f.close()
+        if userblock is not None:
+            with open(atomic.partial, "r+b") as raw:
+                raw.write(userblock.ljust(userblock_size, b"\0"))
+        atomic.commit()
+    except EncodingError as exc:
+        atomic.abort()
+        # a value of the container no codec can store: the save failed, like any other write error
+        raise IOWriteError(
+            "writing failed: a value of the container has no exact encoding; any earlier file is intact",
+            path=target, obj=exc.obj, expected=exc.expected, found=exc.found, hint=exc.hint,
+        ) from exc
+    except H5StreamError as exc:
+        atomic.abort()
+        raise translate_engine_error(exc) from exc
+    except OSError as exc:
+        atomic.abort()
+        reason = exc.strerror or str(exc)
+        hint = "free disk space" if exc.errno == errno.ENOSPC else "check the directory and free space"
+        raise IOWriteError(
+            f"writing failed ({reason}); any earlier file is intact", path=target, hint=hint
+        ) from exc
+    except BaseException:
+        atomic.abort()
+        raise
+
+
+def _refuse_encrypted(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+    except OSError:
+        return  # open_validated reports unreadable files with the right error
+    for signature, tool in _ENCRYPTED_SIGNATURES.items():
+        if head.startswith(signature):
+            raise IOPasswordError(
+                f"file is encrypted ({tool}) and needs a password",
+                path=path, expected="an HDF5 file", found=f"an {tool} encrypted file",
+                hint="decrypt it first, then load the decrypted file",
+            )
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, verify: bool = True) -> Iterator[h5py.File]:
+    """Open ``path`` read-only after the engine's safety checks and ``check(f)``.
+
+    With ``verify`` every object read from the file is checked against its
+    checksum (:mod:`h5stream.checksums`); a mismatch raises
+    :class:`~h5scp.io.exceptions.IOChecksumError`.  Files written before
+    checksums existed are read unchecked (one INFO log record says so).
+    """
+    source = Path(path)
+    _refuse_encrypted(source)
+    try:
+        f = open_validated(source, check=check)
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    try:
+        with f:
+            checksums.attach(f, verify=verify, path=source)
+            yield f
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Engine errors raised inside become their ``scptensor`` counterparts (same message and details)."""
+    try:
+        yield
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+@contextlib.contextmanager
+def guarded(path: str | os.PathLike, obj: str) -> Iterator[None]:
+    """Any failure inside becomes an ``IOFormatError`` naming ``path`` and ``obj``.
+
+    Content that breaks the data model (duplicate ids, unknown mask codes,
+    shapes that disagree) is a format problem of the file, reported the same way.
+    """
+    try:
+        with guard_read(path, obj):
+            yield
+    except ValidationError as exc:
+        raise IOFormatError(
+            f"file content breaks the data model: {exc}", path=path, obj=obj,
+            hint="the file was modified or written by another tool",
+        ) from exc
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+
+
+def root_attr(f: h5py.Group, name: str, default=None):
+    """An attribute as a Python value; bytes become str.
+
+    Checked against its digest when the file is read with verification.
+    """
+    value = checksums.attr_value(f, name, default)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+    return value

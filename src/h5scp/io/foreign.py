@@ -1,0 +1,364 @@
+"""AnnData and MuData files written by other tools (anndata, scanpy, mudata), imported into containers.
+
+A file scptensor did not write has no masks, id-column names or history of
+ours, so it is mapped as far as the data model allows:
+
+=====================================  ==============================================
+AnnData / MuData                       container
+=====================================  ==============================================
+``obs`` (row labels = index)           ``obs``; the index becomes the id column, named
+                                       after the index (``_index`` when unnamed)
+``var``                                the assay's ``var``, id column likewise
+``X``                                  layer ``"X"`` (dense, CSR or CSC as stored)
+``layers/<name>``                      layer ``<name>``
+``uns`` values with a JSON-like form   ``params["uns"]`` of an ``import`` history entry
+``obsm``, ``varm``, ``obsp``,          not imported: listed in the history entry's
+``varp``, ``raw``, other ``uns``       ``params["not_imported"]`` and logged
+=====================================  ==============================================
+
+An ``.h5ad`` holds one assay (named by ``assay=``, default ``"main"``); an
+``.h5mu`` one assay per modality, each modality's samples matched to the global
+``obs`` by id; a modality lacking some samples gets NaN rows with mask code
+UNCERTAIN for them (said in the history entry).  Categories no row uses are
+listed too (a polars Categorical keeps only the values present).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import polars as pl
+
+from h5stream.elements import read_elem
+from h5stream.elements.mapping import KEYS_ATTR, member_name
+from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
+from h5scp.io._files import guarded, root_attr
+from h5scp.io._modality_rows import NOT_MEASURED, spread_rows
+from h5scp.io.exceptions import IOFormatError
+from h5scp.io.partial_hdf5 import frame_columns, holds_x, read_frame_columns, read_obs_part, read_rows
+from h5scp.io.selection import selection_from
+
+__all__ = [
+    "import_anndata", "import_mudata", "import_modality", "edits_entry", "unmapped_members", "unused_categories",
+    "DEFAULT_ASSAY", "X_LAYER",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ASSAY = "main"
+X_LAYER = "X"
+_UNMAPPED_GROUPS = ("obsm", "varm", "obsp", "varp", "raw")
+
+
+def _require_frame(group: h5py.Group, key: str, path: Path) -> None:
+    if key not in group:
+        raise IOFormatError(
+            "required element is missing", path=path, obj=f"{group.name.rstrip('/')}/{key}",
+            expected="an AnnData dataframe", found="nothing",
+        )
+
+
+def _frame_ids(group: h5py.Group, path: Path) -> tuple[pl.Series, list[str]]:
+    """The row labels of ``group/obs`` and its other column names, reading only the labels when it can."""
+    _require_frame(group, "obs", path)
+    names = frame_columns(group["obs"])
+    if names is not None:
+        with guarded(path, f"{group.name.rstrip('/')}/obs"):
+            return read_frame_columns(group["obs"], names[:1]).to_series(0), names[1:]
+    obs, id_col = _frame(group, "obs", path)
+    return obs.get_column(id_col), obs.columns[1:]
+
+
+def _frame(group: h5py.Group, key: str, path: Path) -> tuple[pl.DataFrame, str]:
+    """A foreign data frame and the name of its id column (the AnnData index, first column)."""
+    _require_frame(group, key, path)
+    with guarded(path, f"{group.name.rstrip('/')}/{key}"):
+        frame = read_elem(group[key])
+    if not isinstance(frame, pl.DataFrame) or not frame.columns:
+        raise IOFormatError(
+            "element is not a data frame with row labels", path=path, obj=f"{group.name.rstrip('/')}/{key}",
+            expected="an AnnData dataframe", found=type(frame).__name__,
+        )
+    return frame, frame.columns[0]
+
+
+def _jsonable(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biufcUS"
+    if isinstance(value, (list, tuple)):
+        return all(_jsonable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _jsonable(v) for k, v in value.items())
+    return False
+
+
+def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=()) -> dict[str, Any]:
+    """The ``uns`` entries that map to history parameters; the others go to ``skipped``."""
+    if "uns" not in group:
+        return {}
+    kept = {}
+    for key in group["uns"]:
+        if key in ignore:
+            continue
+        where = f"{prefix}uns/{key}"
+        try:
+            with guarded(path, f"{group.name.rstrip('/')}/uns/{key}"):
+                value = read_elem(group["uns"][key])
+        except IOFormatError as exc:
+            skipped.append(f"{where} (unreadable: {exc.args[0] if exc.args else exc})")
+            continue
+        if _jsonable(value):
+            kept[key] = value
+        else:
+            skipped.append(f"{where} ({element_shape(group['uns'][key])})")
+    return kept
+
+
+def _layer_members(group: h5py.Group) -> dict[str, str]:
+    """Layer name -> member name of ``layers`` (names kept by our codecs, else the members' own)."""
+    if "layers" not in group:
+        return {}
+    keys = root_attr(group["layers"], KEYS_ATTR)
+    if keys is None:
+        return {m: m for m in group["layers"]}
+    return {str(k): member_name(k) for k in json.loads(keys)}
+
+
+def _layer_names(group: h5py.Group) -> list[str]:
+    """The layers a foreign AnnData group holds: ``X`` first, then ``layers/*`` (not reading them)."""
+    names = [X_LAYER] if holds_x(group) else []
+    return names + [n for n in _layer_members(group) if n not in names]
+
+
+def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layers=None, positions=None) -> Assay:
+    """One foreign AnnData group as an assay: only ``layers`` (None: all), only the rows at ``positions``."""
+    var, feature_id_col = _frame(group, "var", path)
+    kept: dict[str, ScpMatrix] = {}
+    with guarded(path, f"{group.name.rstrip('/')}/X"):
+        for name in _layer_names(group):
+            if layers is None or name in layers:
+                obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
+                kept[name] = ScpMatrix(read_rows(obj, positions))
+        if holds_x(group) and X_LAYER in _layer_members(group):
+            skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
+    skipped.extend(unmapped_members(group, prefix))
+    with guarded(path, group.name):
+        return Assay(var, kept, feature_id_col=feature_id_col)
+
+
+def element_shape(obj) -> str:
+    """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
+    if isinstance(obj, h5py.Dataset):
+        dims = " x ".join(str(n) for n in obj.shape) or "scalar"
+        kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
+        return f"{dims} {kind}"
+    etype = root_attr(obj, "encoding-type")
+    if etype in ("csr_matrix", "csc_matrix"):
+        shape = root_attr(obj, "shape")
+        dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"
+        dtype = obj["data"].dtype if "data" in obj else "?"
+        return f"{dims} {dtype} {etype}"
+    if etype == "dataframe":
+        order = root_attr(obj, "column-order")
+        index = root_attr(obj, "_index")
+        rows = obj[index].shape[0] if index is not None and index in obj else "?"
+        return f"dataframe {rows} rows x {0 if order is None else len(order)} columns"
+    return f"{etype or 'group'} of {len(obj)} members"
+
+
+def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: str = "") -> list[str]:
+    """Categories of frame ``key`` that no row uses and that a polars Categorical column cannot keep.
+
+    pandas keeps every category of a column through a subset; polars'
+    Categorical holds only the values present, so these are named for the history.
+    """
+    if key not in group or not isinstance(group[key], h5py.Group):
+        return []
+    out = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.Categorical or name not in group[key]:
+            continue
+        element = group[key][name]
+        if root_attr(element, "encoding-type") != "categorical" or not isinstance(element, h5py.Group):
+            continue
+        with guarded(element.file.filename, element.name):
+            codes = np.asarray(element["codes"][()])
+            categories = read_elem(element["categories"])
+        categories = list(categories) if not isinstance(categories, pl.Series) else categories.to_list()
+        used = np.zeros(len(categories), dtype=bool)
+        valid = codes[(codes >= 0) & (codes < len(categories))]
+        used[valid] = True
+        unused = [str(c) for c, u in zip(categories, used) if not u]
+        if unused:
+            out.append(f"{prefix}{key}/{name} unused categories {unused}")
+    return out
+
+
+def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
+    """``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw`` of an AnnData group, each with its shape."""
+    out = []
+    for name in _UNMAPPED_GROUPS:
+        if name not in group:
+            continue
+        member = group[name]
+        if root_attr(member, "encoding-type") == "null":  # a None (anndata's zarr stores write raw=None so)
+            continue
+        if isinstance(member, h5py.Group) and name != "raw":
+            out.extend(f"{prefix}{name}/{m} ({element_shape(member[m])})" for m in member)
+        else:
+            out.append(f"{prefix}{name} ({element_shape(member)})")
+    return out
+
+
+def import_modality(group: h5py.Group, path: Path, prefix: str, layers=None, positions=None) -> Assay:
+    """A modality another tool added to a MuData file of ours, as an assay (rows at ``positions``)."""
+    return _assay(group, path, prefix, [], layers, positions)
+
+
+def layer_names(group: h5py.Group) -> list[str]:
+    """The layers a foreign AnnData group holds (``X`` first)."""
+    return _layer_names(group)
+
+
+def frame_ids(group: h5py.Group, path: Path) -> list:
+    """The row labels of a foreign AnnData group's obs."""
+    return _frame_ids(group, path)[0].to_list()
+
+
+def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> list[ProvenanceLog]:
+    if skipped:
+        logger.warning("%s: imported from a %s file not written by scptensor; not imported: %s",
+                       path, kind, ", ".join(skipped))
+    params: dict[str, Any] = {"source": str(path), "format": kind, "not_imported": list(skipped)}
+    if uns:
+        params["uns"] = uns
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    from h5scp import __version__
+
+    return [ProvenanceLog(stamp, f"import_{kind.lower()}", params, __version__,
+                          f"imported from {path.name}; {len(skipped)} element(s) not imported")]
+
+
+def edits_entry(kind: str, path: Path, group: h5py.Group, changes: list[str], *, mods=()) -> list[ProvenanceLog]:
+    """The history entry of a file of ours another tool changed: one entry naming every difference.
+
+    ``changes`` holds the differences found between the file and what scptensor
+    recorded in it; the elements a container has no place for (obsm, varm, obsp,
+    varp, raw; ``uns`` entries besides ours, of the root and of the modalities
+    ``mods``) are listed with their shapes, and ``uns`` values with a JSON-like
+    form are kept in ``params["uns"]``.  Nothing changed: no entry.
+    """
+    # MuData keeps one membership entry per modality in its own obsm/varm: not user data
+    skipped = [m for m in unmapped_members(group) if m.rsplit(" (", 1)[0] not in
+               {f"{axis}/{key}" for axis in ("obsm", "varm") for name in mods for key in (name, member_name(name))}]
+    uns = _uns(group, path, "", skipped, ignore=("scptensor",))
+    for name in mods:
+        skipped.extend(unmapped_members(group["mod"][name], f"mod/{name}/"))
+        mod_uns = _uns(group["mod"][name], path, f"mod/{name}/", skipped, ignore=("scptensor",))
+        uns.update({f"mod/{name}/{k}": v for k, v in mod_uns.items()})
+    if not changes and not skipped and not uns:
+        return []
+    logger.warning("%s: changed by another tool since scptensor saved it: %s; not imported: %s", path,
+                   "; ".join(changes) or "nothing", ", ".join(skipped) or "nothing")
+    params: dict[str, Any] = {"source": str(path), "format": kind, "changes": list(changes),
+                              "not_imported": list(skipped)}
+    if uns:
+        params["uns"] = uns
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    from h5scp import __version__
+
+    return [ProvenanceLog(stamp, f"load_edited_{kind.lower()}", params, __version__,
+                          f"{path.name} was changed by another tool: {len(changes)} difference(s), "
+                          f"{len(skipped)} element(s) not imported")]
+
+
+def _obs(selection, f: h5py.File, path: Path, request: dict):
+    with guarded(path, "/obs"):
+        _require_frame(f, "obs", path)
+        obs, positions = read_obs_part(selection, f["obs"], None, request.get("obs_columns"),
+                                       request.get("samples"), lambda: _frame(f, "obs", path)[0])
+    return obs, obs.columns[0], positions
+
+
+def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, request: dict | None = None) -> ScpContainer:
+    """A one-assay container from an AnnData file of another tool (see the module docstring).
+
+    ``request`` holds the partial options of :func:`h5scp.io.load`: only the
+    requested layers and obs columns, and the selected rows of dense and CSR
+    matrices, are read.
+    """
+    request = request or {}
+    skipped: list[str] = []
+    name = assay or DEFAULT_ASSAY
+    selection = selection_from([name], {name: _layer_names(f)}, assays=request.get("assays"),
+                               layers=request.get("layers"), path=path)
+    obs, sample_id_col, positions = _obs(selection, f, path, request)
+    data = _assay(f, path, "", skipped, selection.layers, positions)
+    skipped.extend(unused_categories(f, "obs", obs) + unused_categories(f, "var", data.var))
+    uns = _uns(f, path, "", skipped)
+    with guarded(path, "/"):
+        return ScpContainer(obs, {name: data}, history=_history("AnnData", path, uns, skipped),
+                            sample_id_col=sample_id_col)
+
+
+def _mod_rows(own: pl.Series, ids: pl.Series) -> np.ndarray:
+    """Row of a modality (row labels ``own``) for each of the global sample ids (-1: not held)."""
+    position = {v: i for i, v in enumerate(own.to_list())}
+    return np.array([position.get(v, -1) for v in ids.to_list()], dtype=np.int64)
+
+
+def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> ScpContainer:
+    """A container from a MuData file of another tool: one assay per modality, in ``mod-order``.
+
+    With ``request`` only the requested modalities, layers, obs columns and rows are read.
+    """
+    request = request or {}
+    if root_attr(f, "axis", 0) not in (0, None):
+        raise IOFormatError(
+            "MuData file shares features instead of samples", path=path, obj="/@axis",
+            expected="axis 0 (modalities share samples)", found=repr(root_attr(f, "axis")),
+        )
+    skipped: list[str] = []
+    if "mod" not in f:
+        raise IOFormatError("MuData file has no modalities", path=path, obj="/mod",
+                            expected="a group /mod", found="nothing")
+    mods = f["mod"]
+    order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])] or list(mods)
+    selection = selection_from(order, {n: _layer_names(mods[n]) for n in order}, assays=request.get("assays"),
+                               layers=request.get("layers"), path=path)
+    ids, _ = _frame_ids(f, path)
+    obs, sample_id_col, positions = _obs(selection, f, path, request)
+    assays = {}
+    for name in order:
+        group = mods[name]
+        own, columns = _frame_ids(group, path)
+        skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
+        if not selection.wants_assay(name):
+            continue
+        rows = _mod_rows(own, ids)
+        if positions is not None:
+            rows = rows[positions]
+        held = rows >= 0
+        read = None if held.all() and np.array_equal(rows, np.arange(own.len())) else rows[held]
+        assay = _assay(group, path, f"mod/{name}/", skipped, selection.layers, read)
+        if not held.all():
+            lacking = int((~held).sum())
+            skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
+                           f"(NaN, mask code {NOT_MEASURED.name})")
+            assay = Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
+                          feature_id_col=assay.feature_id_col)
+        skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))
+        assays[name] = assay
+    skipped.extend(unused_categories(f, "obs", obs))
+    skipped.extend(unmapped_members(f))  # obsmap/varmap are MuData's own bookkeeping
+    uns = _uns(f, path, "", skipped)
+    with guarded(path, "/"):
+        return ScpContainer(obs, assays, history=_history("MuData", path, uns, skipped), sample_id_col=sample_id_col)

@@ -1,0 +1,96 @@
+"""Choice of file format: by extension for writing, by content for reading.
+
+``save`` writes the format the extension names; ``load`` reads any of them by
+content: a folder holding a scptensor Parquet manifest, else one of the three
+HDF5 formats (like ``load_hdf5``), whatever the name.  ``load`` takes the
+partial-load options of every format (``assays``, ``layers``, ``obs_columns``,
+``samples``; see :mod:`h5scp.io.selection`).
+
+| extension        | format                                   | writer / reader            |
+|------------------|------------------------------------------|----------------------------|
+| ``.h5``/``.hdf5`` | scptensor HDF5 format 2.0 (reads 1.0)    | save_hdf5 / load_hdf5      |
+| ``.h5mu``        | MuData, one modality per assay           | save_h5mu / load_h5mu      |
+| ``.h5ad``        | AnnData, one assay (``assay=``)          | save_h5ad / load_h5ad      |
+| ``.parquet``     | scptensor Parquet 1.0 (a folder)         | save_parquet / load_parquet |
+| ``.zarr``        | AnnData zarr store, one assay (``zarr``  | save_anndata_zarr /        |
+|                  | extra)                                   | load_anndata_zarr          |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from h5scp.io.classes import OURS, loads_into_classes, saves_any_container
+from h5scp.core.structures import ScpContainer
+from h5scp.io.exporters import save_hdf5
+from h5scp.io.formats_h5ad import load_h5ad, save_h5ad
+from h5scp.io.formats_h5mu import load_h5mu, save_h5mu
+from h5scp.io.formats_parquet import is_parquet_dataset, load_parquet, save_parquet
+from h5scp.io.formats_zarr import is_zarr_store, load_anndata_zarr, save_anndata_zarr
+from h5scp.io.importers import load_hdf5
+
+__all__ = ["FileFormat", "FORMATS", "format_for", "save", "load", "supported_extensions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileFormat:
+    """A file format: its name, writer and reader."""
+
+    name: str
+    save: Callable[..., Path]
+    load: Callable[..., ScpContainer]
+
+
+_HDF5 = FileFormat("scptensor HDF5", save_hdf5, load_hdf5)
+FORMATS: dict[str, FileFormat] = {
+    ".h5": _HDF5,
+    ".hdf5": _HDF5,
+    ".h5mu": FileFormat("MuData", save_h5mu, load_h5mu),
+    ".h5ad": FileFormat("AnnData", save_h5ad, load_h5ad),
+    ".parquet": FileFormat("scptensor Parquet", save_parquet, load_parquet),
+    ".zarr": FileFormat("AnnData zarr", save_anndata_zarr, load_anndata_zarr),
+}
+
+
+def supported_extensions() -> list[str]:
+    return list(FORMATS)
+
+
+def format_for(path: str | os.PathLike) -> FileFormat:
+    """The format a path's extension names; ``ValueError`` naming the supported ones otherwise."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        raise ValueError(
+            f"{os.fspath(path)}: unsupported file extension {suffix or '(none)'!r}; "
+            f"supported: {', '.join(FORMATS)}"
+        ) from None
+
+
+@saves_any_container
+def save(container: ScpContainer, path: str | os.PathLike, **options) -> Path:
+    """Save ``container`` in the format of ``path``'s extension (options go to that writer)."""
+    return format_for(path).save(container, path, **options)
+
+
+@loads_into_classes
+def load(path: str | os.PathLike, **options) -> ScpContainer:
+    """Load a container from any of the four formats, chosen by content (not by the name).
+
+    A zarr store by :func:`load_anndata_zarr`, a folder with a scptensor
+    Parquet manifest by :func:`load_parquet`, anything else by :func:`load_hdf5`.  Options: ``assays``, ``layers``,
+    ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools).
+    """
+    if is_zarr_store(path):
+        unknown = sorted(set(options) - {"assay"})
+        if unknown:
+            raise ValueError(f"{os.fspath(path)}: an AnnData zarr store loads whole; options {unknown} are not taken")
+        return load_anndata_zarr(path, classes=OURS, **options)
+    if Path(path).is_dir():
+        options.pop("assay", None)
+        return load_parquet(path, classes=OURS, **options)
+    return load_hdf5(path, classes=OURS, **options)

@@ -1,0 +1,290 @@
+"""Reader of container files, chosen by content: scptensor HDF5 (2.0 and the original 1.0), MuData, AnnData.
+
+The root attributes decide the reader: ``format_name="scptensor"`` with
+``format_version="2.0"``, or a bare ``format_version="1.0"`` (the original
+layout, read by :mod:`h5scp.io.legacy`); ``encoding-type`` ``"MuData"`` or
+``"anndata"`` for the AnnData ecosystem's files (ours, or imported from other
+tools).  Anything else raises :class:`~h5scp.io.exceptions.IOFormatError`
+naming the path and what was found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import h5py
+import polars as pl
+
+from h5stream.elements import read_elem
+from h5scp.io.classes import loads_into_classes
+from h5scp.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
+from h5scp.io._files import guarded, reading, root_attr
+from h5scp.io.exceptions import IOFormatError
+from h5scp.io.exporters import FORMAT_NAME, FORMAT_VERSION
+from h5scp.io.formats_h5ad import check_h5ad, read_h5ad
+from h5scp.io.formats_h5mu import check_h5mu, read_h5mu
+from h5scp.io.legacy import LEGACY_VERSION, read_container_v1
+from h5scp.io.partial_hdf5 import read_matrix_rows, read_obs_part
+from h5scp.io.selection import select_loaded, selection_from
+from h5scp.io.serializers import deserialize_matrix, deserialize_provenance
+
+__all__ = ["load_hdf5", "read_matrix", "file_kind", "detect_format", "READERS"]
+
+logger = logging.getLogger(__name__)
+
+
+def _require(group: h5py.Group, name: str, path, kind: str = "group"):
+    if name not in group:
+        where = group.name.rstrip("/")
+        raise IOFormatError(
+            f"required {kind} is missing", path=path, obj=f"{where}/{name}",
+            expected=f"a {kind} {where}/{name} (scptensor format {FORMAT_VERSION})", found="nothing",
+            hint="the file is incomplete or was not written by scptensor",
+        )
+    return group[name]
+
+
+def _order(group: h5py.Group, path) -> list[str]:
+    """Member names in their saved order (the ``order`` attribute), checked against the group."""
+    raw = root_attr(group, "order")
+    names = list(group) if raw is None else json.loads(raw)
+    missing = [n for n in names if n not in group]
+    if missing:
+        raise IOFormatError(
+            "group lacks members its order attribute lists", path=path, obj=group.name,
+            expected=f"members {names}", found=f"members {list(group)}",
+        )
+    return names
+
+
+def read_matrix(group: h5py.Group, path) -> ScpMatrix:
+    """One layer group: ``X``, optional ``M`` and ``metadata``."""
+    X = deserialize_matrix(_require(group, "X", path, "element"))
+    M = deserialize_matrix(group["M"]) if "M" in group else None
+    metadata = read_elem(group["metadata"]) if "metadata" in group else None
+    return ScpMatrix(X, M, metadata)
+
+
+def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpContainer:
+    """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options)."""
+    request = request or {}
+    sample_id_col = root_attr(f, "sample_id_col", "_index")
+    assays_group = _require(f, "assays", path)
+    assay_names = _order(assays_group, path)
+    selection = selection_from(
+        assay_names,
+        {a: _order(assays_group[a]["layers"], path) if "layers" in assays_group[a] else [] for a in assay_names},
+        assays=request.get("assays"), layers=request.get("layers"), path=path,
+    )
+    with guarded(path, "/obs"):
+        obs_group = _require(f, "obs", path, "element")
+        obs, positions = read_obs_part(
+            selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
+            lambda: read_elem(obs_group),
+        )
+    assays = {}
+    for name in assay_names:
+        if not selection.wants_assay(name):
+            continue
+        group = assays_group[name]
+        with guarded(path, group.name):
+            feature_id_col = root_attr(group, "feature_id_col", "_index")
+            var = read_elem(_require(group, "var", path, "element"))
+            layers_group = _require(group, "layers", path)
+            layers = {}
+            for layer in _order(layers_group, path):
+                if not selection.wants_layer(name, layer):
+                    continue
+                if positions is None:
+                    layers[layer] = read_matrix(layers_group[layer], path)
+                else:
+                    _require(layers_group[layer], "X", path, "element")
+                    layers[layer] = read_matrix_rows(layers_group[layer], positions)
+            assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
+    links = []
+    if "links" in f:
+        for key in sorted(f["links"], key=int):
+            group = f["links"][key]
+            if not all(root_attr(group, k) in assays for k in ("source_assay", "target_assay")):
+                continue
+            with guarded(path, group.name):
+                linkage = read_elem(group["linkage"])
+                links.append(
+                    AggregationLink(
+                        root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
+                    )
+                )
+    history = []
+    if "provenance" in f and "history" in f["provenance"]:
+        with guarded(path, "/provenance/history"):
+            history = deserialize_provenance(f["provenance"]["history"])
+    if not isinstance(obs, pl.DataFrame):
+        raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
+    return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
+
+
+# format_version -> reader(open file, path) -> ScpContainer
+READERS: dict[str, Callable[[h5py.File, str | os.PathLike], ScpContainer]] = {
+    LEGACY_VERSION: read_container_v1,
+    FORMAT_VERSION: _read_container_v2,
+}
+
+
+def _check_scptensor(path) -> Callable[[h5py.File], None]:
+    def check(f: h5py.File) -> None:
+        name = root_attr(f, "format_name")
+        version = root_attr(f, "format_version")
+        if version is None:
+            other = root_attr(f, "encoding-type")
+            found = f"a file written by another tool (encoding-type {other!r})" if other else (
+                f"no format attributes; top-level members {sorted(f)[:8]}"
+            )
+            raise IOFormatError(
+                "not a scptensor, AnnData or MuData file", path=path, obj="/@format_version",
+                expected="root attributes format_name='scptensor' and format_version, "
+                "or encoding-type 'anndata' or 'MuData'",
+                found=found,
+            )
+        version = str(version)
+        if name not in (None, FORMAT_NAME):
+            raise IOFormatError(
+                "file was written by another tool", path=path, obj="/@format_name",
+                expected=repr(FORMAT_NAME), found=repr(name),
+            )
+        if version not in READERS:
+            raise IOFormatError(
+                "unsupported scptensor format version", path=path, obj="/@format_version",
+                expected="one of " + ", ".join(sorted(READERS)), found=repr(version),
+                hint="the file may come from a newer scptensor; upgrade to read it",
+            )
+        if name is None and version != LEGACY_VERSION:
+            raise IOFormatError(
+                "format name attribute is missing", path=path, obj="/@format_name",
+                expected=repr(FORMAT_NAME), found="nothing",
+            )
+
+    return check
+
+
+def file_kind(f: h5py.File) -> str:
+    """Which of the three container formats an open file holds: "scptensor", "AnnData" or "MuData".
+
+    Decided by content (the root attributes), never by the file name.
+    """
+    kind = root_attr(f, "encoding-type")
+    if kind == "anndata":
+        return "AnnData"
+    if kind == "MuData":
+        return "MuData"
+    return "scptensor"
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of a container file by content: "scptensor", "AnnData" or "MuData" (see :func:`file_kind`)."""
+    source = Path(path)
+    with reading(source, lambda f: None) as f:
+        return file_kind(f)
+
+
+def _check_any(path) -> Callable[[h5py.File], None]:
+    checks = {"AnnData": check_h5ad(path), "MuData": check_h5mu(path), "scptensor": _check_scptensor(path)}
+
+    def check(f: h5py.File) -> None:
+        checks[file_kind(f)](f)
+
+    return check
+
+
+@loads_into_classes
+def load_hdf5(
+    path: str | os.PathLike,
+    *,
+    assay: str | None = None,
+    assays: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    obs_columns: Sequence[str] | None = None,
+    samples=None,
+    verify: bool = True,
+) -> ScpContainer:
+    """Load a container, or part of it, from any of the three container formats, chosen by content.
+
+    The scptensor HDF5 format (2.0, or the original 1.0), a MuData file or an
+    AnnData file, whatever the file's extension.  AnnData and MuData files
+    written by other tools are imported (see :mod:`h5scp.io.foreign`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    assay : str, optional
+        Name of the assay of an AnnData file written by another tool (default "main").
+    assays : list of str, optional
+        Assays to read (default all); links to assays not read are left out.
+    layers : list of str, optional
+        Layers to read in every assay read (default all).
+    obs_columns : list of str, optional
+        obs columns to read besides the sample id column (default all).
+    samples : sequence of sample ids, or boolean mask over the samples, optional
+        Samples to read: ids in the order given, a mask in the saved order.
+    verify : bool, default True
+        Check every object read against the checksum the file was written with
+        (:mod:`h5stream.checksums`); False reads the data as stored.
+
+    In the scptensor 2.0 format only the parts asked for are read: unrequested
+    assays, layers and obs columns are never touched, and ``samples`` reads only
+    the selected rows of dense and CSR layers (CSC layers are read whole, then
+    sliced).  MuData and AnnData files (ours and other tools') read likewise only
+    the requested modalities, layers (``X`` or ``layers/``), masks and obs
+    columns, and the selected rows of dense and CSR matrices.  Files of the 1.0
+    layout are read whole and then cut to the request.
+
+    Returns
+    -------
+    ScpContainer
+
+    Raises
+    ------
+    IOFormatError
+        Not an HDF5 file, a file of another kind, an unsupported version, a
+        missing group or an unreadable object; the message names the path and
+        the object.
+    IOSourceNotFoundError
+        The file does not exist.
+    IOChecksumError
+        (with ``verify``) an object read does not match its checksum; the
+        message names the object, the expected and the found digest.
+    ValueError
+        A selection names parts the file lacks.
+
+    Warns
+    -----
+    LegacyFormatWarning
+        The file is in the 1.0 layout.
+    """
+    source = Path(path)
+    request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples}
+    partial = any(v is not None for v in request.values())
+    with reading(source, _check_any(source), verify=verify) as f:
+        kind = file_kind(f)
+        if kind == "AnnData":
+            container = read_h5ad(f, source, assay=assay, request=request)
+            partial = False
+        elif kind == "MuData":
+            container = read_h5mu(f, source, request=request)
+            partial = False
+        else:
+            version = str(root_attr(f, "format_version"))
+            kind = f"scptensor {version}"
+            with guarded(source, "/"):
+                if version == FORMAT_VERSION:
+                    container = _read_container_v2(f, source, request)
+                    partial = False
+                else:
+                    container = READERS[version](f, source)
+    if partial:
+        container = select_loaded(container, path=source, **request)
+    logger.info("loaded %r from %s (%s)", container, source, kind)
+    return container
