@@ -98,5 +98,7 @@ def serving() -> str:
     return f"scptensor is h5scp's January API ({importlib.util.find_spec(TARGET).origin})"
 
 
-if __name__ == "__main__":
-    print(serving())
+if __name__ == "__main__":  # python -m scptensor_january: ask the module the .pth imported
+    import scptensor_january
+
+    print(scptensor_january.serving())

@@ -5,6 +5,7 @@ the structures, the error classes, its interchange helpers (CSV, NPZ, AnnData),
 the sparse-matrix helpers, the mask-code helpers of ``jit_ops`` and ``MatrixOps``.
 """
 
+from h5scp.core import exceptions
 from h5scp.core.exceptions import (
     AssayNotFoundError,
     DimensionError,
@@ -115,16 +116,6 @@ __all__ = [
     "compute_euclidean_distance",
     "apply_mask_threshold",
     "fill_missing_with_value",
-    # errors
-    "ScpTensorError",
-    "StructureError",
-    "ValidationError",
-    "LayerNotFoundError",
-    "AssayNotFoundError",
-    "MissingDependencyError",
-    "DimensionError",
-    "ScpValueError",
-    "MaskCodeError",
-    "VisualizationError",
-    "LegacyFormatWarning",
+    # errors: every name of h5scp.core.exceptions
+    *exceptions.__all__,
 ]
