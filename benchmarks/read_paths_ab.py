@@ -15,7 +15,9 @@ that alternates round by round:
   answer; the bytes each path read are printed);
 * ``old``: the same with ``OLD_TREE`` (reads directly whatever the page cache holds);
 * ``old portable``: ``OLD_TREE`` with ``H5STREAM_PORTABLE=1`` (reads through h5py: the page cache);
-* ``read new``: this tree's row reader alone, every row of the file in chunks of 32768 rows;
+* ``read new``: this tree's row reader alone, every row of the file in chunks of 32768 rows into two
+  buffers touched before (pieces the page cache holds copied from it, ``--threads`` at a time, the
+  others read directly); ``read new, held direct``: every piece read directly;
 * ``dd``: ``dd if=FILE of=/dev/null bs=16M`` (through the page cache) and, uncached,
   ``dd iflag=direct`` too.
 
@@ -66,9 +68,11 @@ with h5py.File(args["path"], "r") as f:
     reader = open_direct_rows(f[args["dataset"]], copy_threads=args["threads"])
     n = reader.n_rows
     bufs = [reader.buffer(32768) for _ in range(2)]
+    for buf in bufs:  # touched before, as dd's one buffer is reused
+        buf.fill(0)
     t0, c0 = time.perf_counter(), time.process_time()
     for i, a in enumerate(range(0, n, 32768)):
-        reader.read_runs(a, min(n, a + 32768), bufs[i % 2])
+        reader.read_runs(a, min(n, a + 32768), bufs[i % 2], args["held"])
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"seconds": seconds, "cpu": cpu, "cached": reader.bytes_cached, "direct": reader.bytes_direct}))
     reader.close()
@@ -140,7 +144,8 @@ def main(argv=None) -> int:
         "new": lambda a: python(REPO, EIMAGE, a),
         "old": lambda a: python(opts.base, EIMAGE, a),
         "old portable": lambda a: python(opts.base, EIMAGE, a, portable=True),
-        "read new": lambda a: python(REPO, READ, a),
+        "read new": lambda a: python(REPO, READ, dict(a, held="cached")),
+        "read new, held direct": lambda a: python(REPO, READ, dict(a, held="direct")),
         "dd": lambda a: dd(path, False),
         "dd iflag=direct": lambda a: dd(path, True),
     }

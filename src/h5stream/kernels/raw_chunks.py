@@ -92,20 +92,21 @@ class RawChunks:
                      if hasattr(self.raw, "read_direct") else [None, None])
             read = self._read_sliced
         pos = first
-        pending = self._submit(read, pos, min(pos + chunk, stop), spare[0])
+        pending = self._submit(read, pos, min(pos + chunk, stop), spare[0], fresh=True)
         n_read = 1
         handed = None  # when the last chunk was handed to the caller
         while pos < stop:
             t0 = time.perf_counter()
             if handed is not None:  # the caller's work on the chunk before
                 self.held_path.record_work(last_rows, t0 - handed)
-            block, path, seconds = pending.result()
+            block, path, seconds, fresh = pending.result()
             if self._wait is not None:
                 self._wait(time.perf_counter() - t0)
-            self.held_path.record_read(path, min(pos + chunk, stop) - pos, seconds)
+            if not fresh:  # a fresh buffer's reads also pay for backing its pages: no measure of a path
+                self.held_path.record_read(path, min(pos + chunk, stop) - pos, seconds)
             nxt = min(pos + chunk, stop)
             if nxt < stop:
-                pending = self._submit(read, nxt, min(nxt + chunk, stop), spare[n_read % 2])
+                pending = self._submit(read, nxt, min(nxt + chunk, stop), spare[n_read % 2], fresh=n_read < 2)
                 n_read += 1
             last_rows, handed = nxt - pos, time.perf_counter()
             yield pos, block
@@ -123,13 +124,14 @@ class RawChunks:
         self._sliced += rows.nbytes
         return rows, "sliced", time.perf_counter() - t0
 
-    def _submit(self, read, a, b, out):
+    def _submit(self, read, a, b, out, fresh=False):
         if b <= a:
-            return _Ready((None, "none", 0.0))
-        held = self.held_path.next()
+            return _Ready((None, "none", 0.0, fresh))
+        # a fresh buffer's held pieces are read directly (a read into it measures no path; see HeldPath)
+        held = "direct" if fresh else self.held_path.next()
         if self._reader is None:
-            return _Ready(read(a, b, out, held))
-        return self._reader.submit(read, a, b, out, held)
+            return _Ready((*read(a, b, out, held), fresh))
+        return self._reader.submit(lambda: (*read(a, b, out, held), fresh))
 
 
 class HeldPath:
@@ -147,14 +149,18 @@ class HeldPath:
     The rates are measured as the pass goes, in rows per second: reads (the wall time of each chunk
     read, in the read-ahead thread; ``direct`` when every piece was read directly, ``cached`` when
     the held pieces were copied) and the caller's work (the time from handing it a chunk to its
-    asking for the next).  Held pieces are read directly until the direct and the work rates are
-    known, then directly while direct reads are at least :data:`MARGIN` times as fast as the work
-    (the read then hides behind the work at no CPU cost) or copies have proved no faster than
-    direct reads, else copied.  Each rate is a running mean (the last reading and the mean before it
-    weigh alike), so the choice follows the load; while held pieces are copied, every
-    :data:`REVISIT` chunks one is read directly again when the call was close (direct reads at
-    least a third as fast as needed), so that one slow reading on a busy machine does not settle
-    the rest of the pass.  Pieces the cache lacks are always read directly.
+    asking for the next).  The reads into each of the two buffers' fresh pages (the first two
+    chunks) are not measures of a path (backing the pages costs about as much as the read on a
+    virtual machine), and their held pieces are read directly: copying into fresh pages cost this
+    project's machine (shared, loaded) 0.3-0.6 s of system time more per pass than reading directly
+    into them.  The third chunk is read directly, as a measure.  From then on held pieces are read
+    directly while direct reads are at least :data:`MARGIN` times as fast as
+    the work (the read then hides behind the work at no CPU cost) or copies have proved no faster
+    than direct reads, else copied.  Each rate is a running mean (the last reading and the mean
+    before it weigh alike), so the choice follows the load; while held pieces are copied, every
+    :data:`REVISIT` chunks one is read directly again when the call was close (direct reads at least
+    a third as fast as needed), so that one slow reading on a busy machine does not settle the rest
+    of the pass.  Pieces the cache lacks are always read directly.
     """
 
     MARGIN = 1.2
