@@ -145,6 +145,8 @@ def test_alone_ours_serves_scptensor_as_h5scp_and_uninstalls_cleanly(built):
             "from scptensor.io import save_hdf5, load_hdf5; "
             "print(scptensor is h5scp, s is t, save_hdf5.__module__)").stdout.split()
         assert out == ["True", "True", "h5scp.io.exporters"]
+        usage = _run(venv.python, "-m", "scptensor", "--help", env=venv.env).stdout
+        assert "inspect" in usage and "convert" in usage  # python -m scptensor runs h5scp's command line
     finally:
         venv.pip("uninstall", "-q", "-y", "scptensor-january")
     assert venv.python_c("import importlib.util; print(importlib.util.find_spec('scptensor'))").stdout.strip() == "None"

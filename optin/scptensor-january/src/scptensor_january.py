@@ -60,9 +60,12 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
                 return None
         elif getattr(sys.modules.get(ALIAS), "__name__", None) != TARGET:
             return None  # another scptensor is imported: its submodules are its own
-        if importlib.util.find_spec(_target_name(fullname)) is None:
+        real = importlib.util.find_spec(_target_name(fullname))
+        if real is None:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _Redirect(), is_package=False)
+        # a package's spec says so, so that ``python -m scptensor`` runs ``scptensor.__main__``
+        return importlib.machinery.ModuleSpec(fullname, _Redirect(),
+                                              is_package=real.submodule_search_locations is not None)
 
 
 def _other_scptensor():

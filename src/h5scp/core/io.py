@@ -15,8 +15,10 @@ save_npz / load_npz         one ``.npz`` whose ``_metadata`` entry is JSON text 
 to_scanpy / from_scanpy     an ``AnnData``: one layer as ``X``, its mask as
                             ``layers["mask"]``, ids as ``_original_index`` columns
                             and as the index, history in ``uns``
-write_h5ad / read_h5ad,     the same AnnData, as an ``.h5ad`` file
-save_h5ad / load_h5ad
+write_h5ad /                the same AnnData, as an ``.h5ad`` file (the original's
+read_scanpy_h5ad,           names ``read_h5ad``, ``save_h5ad`` and ``load_h5ad`` are
+save_scanpy_h5ad /          these, at the original's path; in ``h5scp.io`` the
+load_scanpy_h5ad            names ``save_h5ad``/``load_h5ad`` are the scptensor format's)
 ==========================  =====================================================
 
 They carry one layer (CSV, AnnData) or lose exact dtypes (CSV and NPZ store
@@ -66,6 +68,9 @@ __all__ = [
     "load_csv",
     "save_h5ad",
     "load_h5ad",
+    "save_scanpy_h5ad",
+    "load_scanpy_h5ad",
+    "read_scanpy_h5ad",
     "save_npz",
     "load_npz",
     "from_scanpy",
@@ -522,25 +527,33 @@ def write_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: 
     _write_anndata(to_scanpy(container, assay_name=assay_name, layer_name=layer_name), path, **kwargs)
 
 
-def read_h5ad(path: str | os.PathLike, assay_name: str = "imported", layer_name: str = "X", **kwargs) -> ScpContainer:
+def read_scanpy_h5ad(path: str | os.PathLike, assay_name: str = "imported", layer_name: str = "X", **kwargs) -> ScpContainer:
     """:func:`from_scanpy` of ``anndata.read_h5ad(path, **kwargs)``."""
     ad = _anndata()
     return from_scanpy(ad.read_h5ad(path, **kwargs), assay_name=assay_name, layer_name=layer_name)
 
 
-def save_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: str | None = None,
+def save_scanpy_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: str | None = None,
               layer_name: str = "X") -> None:
-    """The original's ``save_h5ad``: :func:`write_h5ad` of one assay's layer.
+    """:func:`write_h5ad` of one assay's layer (the original's ``scptensor.core.save_h5ad``).
 
     (The scptensor format with every layer of an assay is :func:`h5scp.io.save_h5ad`.)
     """
     write_h5ad(container, path, assay_name=assay_name, layer_name=layer_name)
 
 
-def load_h5ad(path: str | os.PathLike, *, assay_name: str = "imported") -> ScpContainer:
+def load_scanpy_h5ad(path: str | os.PathLike, *, assay_name: str = "imported") -> ScpContainer:
     """The original's ``load_h5ad``: an ``.h5ad`` as a container with one assay (named as stored
     by :func:`save_h5ad`, else ``assay_name``) whose layer "X" holds X and the mask."""
     ad = _anndata()
     adata = ad.read_h5ad(path)
     return _from_anndata(adata, str(adata.uns.get("scptensor_assay_name", assay_name)), "X", copy=False,
                          provenance=False)
+
+
+# The original's names at the original's path (``scptensor.core``): the one-layer AnnData layout of
+# the functions above.  ``h5scp.io.save_h5ad``/``load_h5ad`` are the scptensor format's (every layer,
+# masks, history, exact dtypes); the names in this module that mean the one-layer layout say so.
+read_h5ad = read_scanpy_h5ad
+save_h5ad = save_scanpy_h5ad
+load_h5ad = load_scanpy_h5ad

@@ -43,7 +43,7 @@ from h5scp.io.exporters import FORMAT_VERSION, select_parts
 from h5scp.io.foreign import edits_entry, import_anndata, unused_categories
 from h5scp.io.selection import selection_from
 
-__all__ = ["save_h5ad", "load_h5ad", "read_h5ad", "check_h5ad"]
+__all__ = ["save_h5ad", "load_h5ad", "container_from_h5ad", "check_h5ad"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def check_h5ad(path):
     )
 
 
-def read_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: dict | None = None) -> ScpContainer:
+def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None, request: dict | None = None) -> ScpContainer:
     """The container in an open AnnData file (see :func:`load_h5ad`), or the part ``request`` names.
 
     ``request`` holds :func:`h5scp.io.load`'s partial options; only the
@@ -186,4 +186,4 @@ def load_h5ad(path: str | os.PathLike, *, assay: str | None = None, verify: bool
     """
     source = Path(path)
     with reading(source, check_h5ad(source), verify=verify) as f:
-        return read_h5ad(f, source, assay=assay)
+        return container_from_h5ad(f, source, assay=assay)

@@ -60,7 +60,7 @@ from h5scp.io.foreign import (
 from h5scp.io.selection import selection_from
 from h5scp.io.serializers import compression_options
 
-__all__ = ["save_h5mu", "load_h5mu", "read_h5mu", "check_h5mu", "MUDATA_VERSION"]
+__all__ = ["save_h5mu", "load_h5mu", "container_from_h5mu", "check_h5mu", "MUDATA_VERSION"]
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def load_h5mu(path: str | os.PathLike, *, verify: bool = True) -> ScpContainer:
     """
     source = Path(path)
     with reading(source, check_h5mu(source), verify=verify) as f:
-        return read_h5mu(f, source)
+        return container_from_h5mu(f, source)
 
 
 def mod_order(f: h5py.File, source: Path) -> list[str]:
@@ -204,7 +204,7 @@ def mod_order(f: h5py.File, source: Path) -> list[str]:
     return order or list(mods)
 
 
-def read_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> ScpContainer:
+def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> ScpContainer:
     """The container in an open MuData file (see :func:`load_h5mu`), or the part ``request`` names.
 
     Only the requested modalities, layers, masks and obs columns, and only the

@@ -4,7 +4,7 @@ A zarr store of AnnData holds the same elements as an ``.h5ad`` file, in zarr
 groups and arrays instead of HDF5 ones.  Writing builds the ``.h5ad`` layout
 (:func:`h5scp.io.save_h5ad`) in a scratch file and copies it element by
 element into a new store; reading copies a store into a scratch HDF5 file and
-reads it as an ``.h5ad`` (:func:`h5scp.io.formats_h5ad.read_h5ad`).  So a
+reads it as an ``.h5ad`` (:func:`h5scp.io.formats_h5ad.container_from_h5ad`).  So a
 store holds exactly what the ``.h5ad`` would (our annotations and frame records
 under ``uns/scptensor``), loads back as exactly, and a store that anndata wrote
 or edited is imported or reconciled the same way.
@@ -204,7 +204,7 @@ def save_anndata_zarr(
 @loads_into_classes
 def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None) -> ScpContainer:
     """Load a container from an AnnData zarr store (ours, or anndata's own; see :func:`h5scp.io.load_h5ad`)."""
-    from h5scp.io.formats_h5ad import read_h5ad
+    from h5scp.io.formats_h5ad import container_from_h5ad
 
     zarr = _zarr()
     source = Path(path)
@@ -225,4 +225,4 @@ def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None) -> S
         with h5py.File(copy, "w") as f:
             _to_h5(root, f)
         with h5py.File(copy, "r") as f:
-            return read_h5ad(f, source, assay=assay)
+            return container_from_h5ad(f, source, assay=assay)

@@ -25,8 +25,8 @@ from h5scp.core.structures import AggregationLink, Assay, ScpContainer, ScpMatri
 from h5scp.io._files import guarded, reading, root_attr
 from h5scp.io.exceptions import IOFormatError
 from h5scp.io.exporters import FORMAT_NAME, FORMAT_VERSION
-from h5scp.io.formats_h5ad import check_h5ad, read_h5ad
-from h5scp.io.formats_h5mu import check_h5mu, read_h5mu
+from h5scp.io.formats_h5ad import check_h5ad, container_from_h5ad
+from h5scp.io.formats_h5mu import check_h5mu, container_from_h5mu
 from h5scp.io.legacy import LEGACY_VERSION, read_container_v1
 from h5scp.io.partial_hdf5 import read_matrix_rows, read_obs_part
 from h5scp.io.selection import select_loaded, selection_from
@@ -270,10 +270,10 @@ def load_hdf5(
     with reading(source, _check_any(source), verify=verify) as f:
         kind = file_kind(f)
         if kind == "AnnData":
-            container = read_h5ad(f, source, assay=assay, request=request)
+            container = container_from_h5ad(f, source, assay=assay, request=request)
             partial = False
         elif kind == "MuData":
-            container = read_h5mu(f, source, request=request)
+            container = container_from_h5mu(f, source, request=request)
             partial = False
         else:
             version = str(root_attr(f, "format_version"))
