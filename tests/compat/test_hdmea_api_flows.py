@@ -74,7 +74,7 @@ def test_run_flow_loads_and_extracts(flow_recording, tmp_path):
                       dataset_id="R1", output_dir=tmp_path / "out", config_dir=tmp_path / "config")
     assert isinstance(result, FlowResult) and result.hdf5_path == tmp_path / "out" / "R1.h5"
     assert result.load_result.num_units == flow_recording.config.n_units
-    from hdmea.io.hdf5_store import params_hash
+    from hdmea.io.hdf5_store import stage1_params_hash as params_hash
 
     with h5py.File(result.hdf5_path, "r") as f:
         assert f.attrs["stage1_params_hash"] == params_hash({"random_seed": 1})  # the flow's defaults

@@ -69,7 +69,8 @@ def test_load_recording_output_dir_layout_and_metadata(lab_recording, tmp_path, 
 
 
 def test_load_recording_cache_config_and_overwrite(lab_recording, tmp_path):
-    from hdmea.pipeline.runner import CACHED_WARNING, load_recording
+    from hdmea.pipeline.runner import load_recording
+    from hdmea.steps.load import CACHED_WARNING
 
     rec, _, _ = lab_recording
     first = load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path, config={"a": 1})
@@ -80,7 +81,7 @@ def test_load_recording_cache_config_and_overwrite(lab_recording, tmp_path):
     redone = load_recording(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path, config={"a": 2},
                             allow_overwrite=True)
     assert redone.warnings == []
-    from hdmea.io.hdf5_store import params_hash
+    from hdmea.io.hdf5_store import stage1_params_hash as params_hash
 
     with h5py.File(redone.hdf5_path, "r") as f:
         assert f.attrs["stage1_params_hash"] == params_hash({"a": 2})
@@ -289,7 +290,8 @@ def test_compute_sta_original_call_against_naive_average(lab_recording, tmp_path
 
 
 def test_compute_sta_refuses_bad_windows_and_missing_movie(lab_recording, tmp_path):
-    from hdmea.features.sta import compute_sta, cover_range_to_lags
+    from hdmea.features.sta import compute_sta
+    from hdmea.steps.sta import cover_range_to_lags
     from hdmea.io.section_time import add_section_time
     from hdmea.pipeline.runner import load_recording
     from hdmea.utils.exceptions import ConfigurationError
@@ -380,7 +382,8 @@ def test_load_recording_with_eimage_sta_original_call(tmp_path):
 
 
 def test_sta_result_and_helpers_the_original_way(tmp_path):
-    from hdmea.features.sta import STAResult, _compute_sta_for_unit, _find_noise_movie, _load_stimulus_movie
+    from hdmea.features.sta import STAResult
+    from hdmea.steps.sta import _compute_sta_for_unit, _find_noise_movie, _load_stimulus_movie
     from hdmea.utils.exceptions import ConfigurationError
 
     result = STAResult(hdf5_path=tmp_path / "r.h5", movie_name="noise", units_processed=5, units_failed=2,
@@ -412,7 +415,7 @@ def test_sta_result_and_helpers_the_original_way(tmp_path):
 
 
 def test_section_spike_times_retries_a_refused_open(lab_recording, tmp_path, monkeypatch):
-    from hdmea.io import spike_sectioning
+    from hdmea.steps import spike_sectioning  # the step's own module: its open is replaced below
     from hdmea.io.section_time import add_section_time
     from hdmea.pipeline.runner import load_recording
 

@@ -16,7 +16,7 @@ import pytest
 
 from hdmea.features import ExampleFeatureExtractor, FeatureRegistry
 from hdmea.features.base import ArrayAdapter, DictAdapter, FeatureExtractor
-from hdmea.features.extract import extract_features
+from hdmea.steps.features import extract_features
 from hdmea.pipeline import add_section_time, create_session, load_recording, section_spike_times
 
 from tests.filecompare import assert_files_equal

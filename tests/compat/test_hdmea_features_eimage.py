@@ -16,9 +16,8 @@ from hdmea.features.eimage_sta import (
     compute_eimage_sta_legacy,
     compute_sta_for_unit,
     compute_sta_for_unit_legacy,
-    extract_windows_for_chunk,
-    write_eimage_sta_to_hdf5,
 )
+from hdmea.features.eimage_sta.compute import extract_windows_for_chunk, write_eimage_sta_to_hdf5
 from hdmea.io.hdf5_store import open_recording_hdf5
 from hdmea.pipeline import load_recording
 

@@ -358,8 +358,8 @@ if __name__ == "__main__":
     assert _forkserver_preload(cold) == [] and not _start_fork_server(cold)
     warm = WorkerSetup(threads=1, warm=True)
     assert _start_fork_server(warm)
-    # this process has not imported the steps; the server did, and its children start with them
-    assert "hdmea.features.sta" not in sys.modules
+    # this process has not imported distributed; the server did, and its children start with it and the steps
+    assert "distributed" not in sys.modules
     check = "[m for m in %r if m not in __import__('sys').modules]" % (_forkserver_preload(warm),)
     with multiprocessing.get_context("forkserver").Pool(1) as pool:
         print(repr(pool.apply(eval, (check,))))

@@ -15,7 +15,7 @@ from scipy.signal import butter, sosfilt
 
 from hdmea.errors import ConfigError
 from hdmea.pipeline import load_recording
-from hdmea.pipeline.eimage import MIN_SPIKES_FOR_ORIENTATION_CHECK, compute_eimage_sta
+from hdmea.steps.eimage import MIN_SPIKES_FOR_ORIENTATION_CHECK, compute_eimage_sta
 from hdmea.synthetic import SyntheticConfig, generate_recording
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -120,7 +120,7 @@ def test_a_transposed_file_is_caught_by_the_self_check_and_read_with_the_overrid
     _cmcr, h5 = _files(tmp_path, [Region(1, 1, 65, 65)], counts, spikes, transposed=True)
     # "auto" finds the order by the footprints; a wrongly forced order is caught by the self-check
     assert compute_eimage_sta(h5, window=WINDOW).frame_order.order == "row_col"
-    with caplog.at_level(logging.WARNING, logger="hdmea.pipeline.eimage"):
+    with caplog.at_level(logging.WARNING, logger="hdmea.steps.eimage"):
         result = compute_eimage_sta(h5, window=WINDOW, sensor_axis_order="col_row")
     assert result.orientation_units_checked == 4
     assert result.orientation_fraction_own == 0.0 and result.orientation_fraction_transposed == 1.0
@@ -130,7 +130,7 @@ def test_a_transposed_file_is_caught_by_the_self_check_and_read_with_the_overrid
         assert any("transposed positions" in (w.decode() if isinstance(w, bytes) else str(w))
                    for w in f["pipeline/session_info/warnings"][()])
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="hdmea.pipeline.eimage"):
+    with caplog.at_level(logging.WARNING, logger="hdmea.steps.eimage"):
         fixed = compute_eimage_sta(h5, window=WINDOW, sensor_axis_order="row_col")
     assert fixed.orientation_fraction_own == 1.0 and fixed.orientation_fraction_transposed == 0.0
     assert not [r for r in caplog.records if "transposed positions" in r.getMessage()]

@@ -12,7 +12,7 @@ import pytest
 def test_numba_is_imported_lazily():
     code = (
         "import sys\n"
-        "import hdmea, hdmea.features, hdmea.features.sta, hdmea.features.extract, hdmea.pipeline.eimage\n"
+        "import hdmea, hdmea.features, hdmea.steps.sta, hdmea.steps.features, hdmea.steps.eimage\n"
         "import h5stream.kernels.sta, h5stream.kernels.eimage\n"
         "print('numba' in sys.modules)\n"
     )

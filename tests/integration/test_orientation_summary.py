@@ -6,7 +6,7 @@ import h5py
 import pytest
 
 from hdmea.config import load_config
-from hdmea.pipeline.eimage import ORIENTATION_METADATA
+from hdmea.steps.eimage import ORIENTATION_METADATA
 from hdmea.pipeline.run import run_pipeline
 
 

@@ -14,7 +14,7 @@ from hdmea.io import hdf5_store as store
 from hdmea.io.section_time import add_section_time
 from hdmea.io.spike_sectioning import SectionResult, section_spike_times
 from hdmea.pipeline import create_session
-from hdmea.pipeline.runner import LargeRecordingWarning, LoadResult, load_recording
+from hdmea.steps.load import LargeRecordingWarning, LoadResult, load_recording
 from hdmea.session.session import PipelineSession
 
 from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal

@@ -199,7 +199,7 @@ def test_registry_names_versions_and_errors(tiny_recording, tmp_path):
 
 
 def test_eimage_cap_counts_included_spikes_only_and_budget_batches_units(tiny_recording, tmp_path):
-    from hdmea.pipeline.eimage import compute_eimage_sta
+    from hdmea.steps.eimage import compute_eimage_sta
 
     rec = tiny_recording
     truth = rec.truth()

@@ -39,7 +39,7 @@ from hdmea.features import (
     StepUpFeatureExtractor,
 )
 from hdmea.features.base import DictAdapter
-from hdmea.features.extract import extract_features
+from hdmea.steps.features import extract_features
 from hdmea.pipeline import add_section_time, load_recording, section_spike_times
 
 

@@ -26,7 +26,7 @@ from hdmea.features import section_by_direction
 from hdmea.features.chromatic.green_blue import event_responses
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.moving_bar import direction_selectivity
-from hdmea.features.extract import extract_features
+from hdmea.steps.features import extract_features
 from hdmea.features.frequency.chirp import response_amplitude
 from hdmea.pipeline import add_section_time, compute_sta, create_session, load_recording, section_spike_times
 from hdmea.synthetic import SyntheticConfig, generate_recording

@@ -16,7 +16,7 @@ from hdmea.features.extractors import (
     receptive_field_measures,
     step_measures,
 )
-from hdmea.features.sta import movie_stimulus, spikes_to_movie_frames
+from hdmea.steps.sta import movie_stimulus, spikes_to_movie_frames
 from hdmea.stimulus import NoiseMovie, StimulusConfig
 
 from tests.reference import frame_rates_naive

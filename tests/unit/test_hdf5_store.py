@@ -76,8 +76,8 @@ def test_create_makes_groups_and_root_attrs(tmp_path):
         assert ROOT_ATTRS <= set(g.attrs)
         assert g.attrs["dataset_id"] == "rec_001"
         assert g.attrs["stage1_completed"] == np.False_
-        assert g.attrs["stage1_params_hash"] == store.params_hash({"n": 3, "fs": 20000})
-        assert g.attrs["stage1_params_hash"] != store.params_hash({"fs": 20000, "n": 4})
+        assert g.attrs["stage1_params_hash"] == store.stage1_params_hash({"n": 3, "fs": 20000})
+        assert g.attrs["stage1_params_hash"] != store.stage1_params_hash({"fs": 20000, "n": 4})
         assert g.attrs["h5stream_format"] == "hdmea-recording"
         assert len(g.attrs["features_extracted"]) == 0
 
@@ -454,7 +454,7 @@ def test_stage1_status(rec):
     with open_recording_hdf5(rec) as g:
         status = get_stage1_status(g)
     assert status["completed"] is False
-    assert status["params_hash"] == store.params_hash({"fs": 20000})
+    assert status["params_hash"] == store.stage1_params_hash({"fs": 20000})
     assert set(status) == {"completed", "params_hash", "created_at", "updated_at"}
     f = open_recording_hdf5(rec, "r+")
     mark_stage1_complete(f)

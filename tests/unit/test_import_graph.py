@@ -4,15 +4,11 @@ Two properties are held: few import circles (modules that import each other, dir
 others), and no module of ``hdmea`` importing one of a layer above its own.
 
 The original pipeline defined some of its steps in packages and modules that sit below the steps here
-(``hdmea.io.section_spike_times``, ``hdmea.io.cmcr.add_sys_meta_info``, ...).  Those paths hand the steps on
-in one of two forms, and no other upward import is allowed:
-
-* an alias: the module's whole body makes it the step's module under the old name (``sys.modules``), so no
-  code of the lower layer exists at that path;
-* a hand-on table: a module-level ``{name: "module"}`` dict (literal or comprehension) that the module's
-  ``__getattr__`` resolves on first use.  The graph counts each entry as an import of that module (an
-  importer of the name depends on the module that defines it); across layers only names the module lists in
-  ``__all__`` may be handed on, and the module's own code never reaches them.
+(``hdmea.io.section_time``, ``hdmea.io.cmcr.add_sys_meta_info``, ...).  Its paths are served from one table,
+``hdmea._compat_table``: the thin modules generated from it may import any layer (they hold no code, and
+tests/unit/test_compat_fence.py holds them to the table); the native modules at its paths below the steps
+(``hdmea.io``, ``hdmea.io.cmcr``, ``hdmea.features``, ...) import nothing above them and get the original's
+names from the table on first use.
 """
 
 from __future__ import annotations
@@ -32,14 +28,16 @@ MAX_CIRCLES = 3
 #: hdmea's layers, lowest first: a module may import its own layer and those below.  A module is
 #: placed by the longest prefix of its name listed here.
 HDMEA_LAYERS = [
-    {"hdmea.errors", "hdmea._extras", "hdmea.utils", "hdmea.progress", "hdmea.stimulus", "hdmea.stimulus_files",
-     "hdmea.config_reader"},
+    {"hdmea.errors", "hdmea._extras", "hdmea._compat_table", "hdmea.utils", "hdmea.progress", "hdmea.stimulus",
+     "hdmea.stimulus_files", "hdmea.config_reader"},
     {"hdmea.io", "hdmea.preprocess"},
     # the synthetic recordings plant their truth with the features' stimulus geometry
     {"hdmea.features", "hdmea.analysis", "hdmea.synthetic"},
     {"hdmea.session"},
     {"hdmea.steps"},
     {"hdmea.config"},
+    # the original pipeline's API, fenced off: it uses the library, only the top layers use it
+    {"hdmea._compat"},
     {"hdmea.pipeline", "hdmea.report", "hdmea.view", "hdmea.interop"},
     {"hdmea.cli", "hdmea.cli_interop", "hdmea.demo", "hdmea.__main__", "hdmea"},
 ]
@@ -274,105 +272,16 @@ def test_at_most_three_import_circles():
     assert len(found) <= MAX_CIRCLES, f"{len(found)} import circles: {found}"
 
 
-#: The original pipeline's paths of the steps: each module is its step's module under another name
-#: (sys.modules), so it imports the step wherever the path sits.
-STEP_ALIASES = {
-    "hdmea.io.section_time": "hdmea.steps.section_time",
-    "hdmea.io.spike_sectioning": "hdmea.steps.spike_sectioning",
-    "hdmea.features.sta": "hdmea.steps.sta",
-    "hdmea.features.extract": "hdmea.steps.features",
-    "hdmea.pipeline.runner": "hdmea.steps.load",
-    "hdmea.pipeline.eimage": "hdmea.steps.eimage",
-}
-
-
-def alias_target(path: Path) -> str | None:
-    """The module a module is an alias of, when its whole body is ``import sys``, one ``from package import
-    module as name`` and ``sys.modules[__name__] = name`` (a docstring allowed); else None."""
-    body = ast.parse(path.read_text(), filename=str(path)).body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]
-    if len(body) != 3:
-        return None
-    imp_sys, imp_mod, assign = body
-    if not (isinstance(imp_sys, ast.Import) and [a.name for a in imp_sys.names] == ["sys"]):
-        return None
-    if not (isinstance(imp_mod, ast.ImportFrom) and imp_mod.level == 0 and len(imp_mod.names) == 1):
-        return None
-    local = imp_mod.names[0].asname or imp_mod.names[0].name
-    if not (isinstance(assign, ast.Assign) and len(assign.targets) == 1 and isinstance(assign.value, ast.Name)
-            and assign.value.id == local and ast.unparse(assign.targets[0]) == "sys.modules[__name__]"):
-        return None
-    return f"{imp_mod.module}.{imp_mod.names[0].name}"
-
-
 def upward_violations() -> list[str]:
-    """Upward imports of hdmea's code: every one, except an alias module's import of its target (hand-on
-    table entries are not imports of the module's code and are checked by the test of the tables)."""
-    known = modules()
-    allowed = {f"{name} -> {target}" for name, path in known.items() if (target := alias_target(path))}
-    return sorted(set(upward_imports(import_graph(hand_ons=False))) - allowed)
+    """Upward imports of hdmea's code: every one, except those of the thin modules at the original pipeline's
+    paths, which hold no code and are generated from its table (tests/unit/test_compat_fence.py checks them)."""
+    from hdmea._compat.surface import GENERATED_PATHS
+
+    return sorted(v for v in upward_imports(import_graph()) if v.partition(" -> ")[0] not in GENERATED_PATHS)
 
 
 def test_no_hdmea_module_imports_a_layer_above_its_own():
     assert upward_violations() == []
-
-
-def test_the_aliases_are_found_by_their_form_and_are_the_step_modules():
-    import importlib
-
-    known = modules()
-    found = {name: target for name, path in known.items() if (target := alias_target(path))}
-    assert found == STEP_ALIASES
-    for old, new in found.items():
-        assert importlib.import_module(old) is importlib.import_module(new)
-
-
-def test_an_alias_with_code_beside_it_is_not_an_alias(tmp_path):
-    alias = '"""doc"""\n\nimport sys\n\nfrom hdmea.steps import load as _m\n\nsys.modules[__name__] = _m\n'
-    (tmp_path / "a.py").write_text(alias)
-    (tmp_path / "b.py").write_text(alias + "\nX = _m.load_recording\n")
-    (tmp_path / "c.py").write_text(alias.replace("sys.modules[__name__]", "sys.modules['other']"))
-    assert alias_target(tmp_path / "a.py") == "hdmea.steps.load"
-    assert alias_target(tmp_path / "b.py") is None
-    assert alias_target(tmp_path / "c.py") is None
-
-
-def test_hand_ons_across_layers_are_public_names_of_a_table_read_by_getattr():
-    """A lower module hands an upper layer's names on only through a table its ``__getattr__`` resolves, and
-    only names it lists in ``__all__``; its own code (the graph without tables) never imports them."""
-    import importlib
-
-    known = modules()
-    direct = import_graph(hand_ons=False)
-    crossing = []
-    for name, entries in hand_on_tables(known).items():
-        if not name.startswith("hdmea.") or _layer(name) is None:
-            continue
-        for handed, target in entries.items():
-            if _layer(target) is None or _layer(target) <= _layer(name):
-                continue
-            crossing.append((name, handed))
-            assert target not in direct[name], f"{name} imports {target} besides handing {handed} on"
-            module = importlib.import_module(name)
-            assert handed in getattr(module, "__all__", ()), f"{name} hands {handed} on without listing it in __all__"
-            assert getattr(module, handed) is getattr(importlib.import_module(target), handed)
-            tree = ast.parse(known[name].read_text())
-            getattr_defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
-            assert getattr_defs and "import_module" in ast.unparse(getattr_defs[0]), name
-    # the original's steps at its lower paths are among them
-    assert {("hdmea.io", "section_spike_times"), ("hdmea.io.cmcr", "add_sys_meta_info"),
-            ("hdmea.io.cmtr", "add_cmtr_unit_info"), ("hdmea.features.dsgc_direction", "section_by_direction"),
-            ("hdmea.features.eimage_sta.compute", "compute_eimage_sta")} <= set(crossing)
-
-
-def test_a_hand_on_table_is_an_edge_of_the_graph():
-    graph = import_graph()
-    assert "hdmea.steps.source_info" in graph["hdmea.io.cmcr"]
-    assert "hdmea.steps.source_info" not in import_graph(hand_ons=False)["hdmea.io.cmcr"]
-    assert _table_entries(ast.parse('{n: "m" for n in ("a", "b")}', mode="eval").body) == {"a": "m", "b": "m"}
-    assert _table_entries(ast.parse('{"a": "m", "b": x}', mode="eval").body) is None
-    assert _table_entries(ast.parse('{**{n: "m" for n in ("a",)}, "b": "k"}', mode="eval").body) == {"a": "m", "b": "k"}
 
 
 def test_each_step_has_its_module():

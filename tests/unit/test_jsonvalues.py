@@ -151,4 +151,4 @@ def test_config_digest_is_byte_identical_to_stored_digests():
 def test_stable_hash_ignores_key_order_and_numpy_types():
     assert jsonvalues.stable_hash({"a": 1, "b": [2.5]}) == jsonvalues.stable_hash({"b": [np.float64(2.5)], "a": np.int8(1)})
     assert jsonvalues.stable_hash({"a": 1}) != jsonvalues.stable_hash({"a": 2})
-    assert len(store.params_hash({"fs": 20000})) == 64 and store.params_hash(None) == ""
+    assert len(store.stage1_params_hash({"fs": 20000})) == 64 and store.stage1_params_hash(None) == ""

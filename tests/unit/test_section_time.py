@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hdmea.errors import ConfigError
 from hdmea.io.cmcr import read_light_reference
-from hdmea.io.section_time import analog_section_times, frame_times_from_sync, playlist_section_times
+from hdmea.steps.section_time import analog_section_times, frame_times_from_sync, playlist_section_times
 from hdmea.stimulus import (
     StimulusConfig,
     TrialConfig,

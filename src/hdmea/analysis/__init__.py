@@ -1,6 +1,4 @@
-"""Analyses across recordings, at the original pipeline's import path.
+"""The original pipeline's ``hdmea.analysis``: its names, handed on from where they live.
 
-The original package held no code here; summaries of many recordings are read
-with :func:`hdmea.io.hdf5_store.open_recording_hdf5` or exported with
-:mod:`hdmea.interop`.
-"""
+Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
+edit."""

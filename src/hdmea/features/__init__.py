@@ -4,8 +4,9 @@
 interface (``@FeatureRegistry.register("name")``); ``register_extractor`` is the
 function style; both fill one registry that ``extract_features`` runs by name,
 immediately or in a session.  The built-in extractors register on import (they
-need numpy only); step functions load on first use so that importing this
-package stays cheap (numba is not imported here).
+need numpy only).  The original pipeline's names here that live in the layers above (its steps
+``compute_sta``, ``section_by_direction`` and its electrical-image functions) are handed on on first use
+by :mod:`hdmea._compat_table`.
 """
 
 from __future__ import annotations
@@ -30,22 +31,12 @@ from hdmea.features.cell_type import CellTypeFeatureExtractor
 from hdmea.features.chromatic import ChromaticFeatureExtractor
 from hdmea.features.direction import MovingBarFeatureExtractor
 from hdmea.features.direction.sectioning import DIRECTION_LIST, DirectionSectionResult
-from hdmea.features.eimage_sta import EImageSTAConfig, EImageSTAExtractor, EImageSTAResult
+from hdmea.features.eimage_sta import EImageSTAExtractor
 from hdmea.features.example import ExampleFeatureExtractor
 from hdmea.features.frequency import FrequencyFeatureExtractor
 from hdmea.features.frif import FRIFExtractor
 from hdmea.features.on_off import StepUpFeatureExtractor
 from hdmea.features.receptive_field import DenseNoiseFeatureExtractor
-
-# Steps handed on under this package (they live a layer above; see tests/unit/test_import_graph.py).
-_LAZY = {
-    "compute_eimage_sta": "hdmea.steps.eimage_variants",
-    "section_by_direction": "hdmea.steps.direction",
-    "compute_sta": "hdmea.steps.sta",
-    "STAResult": "hdmea.steps.sta",
-    "extract_features": "hdmea.steps.features",
-    "ExtractionResult": "hdmea.steps.features",
-}
 
 __all__ = [
     "ArrayAdapter",
@@ -56,9 +47,7 @@ __all__ = [
     "DenseNoiseFeatureExtractor",
     "DictAdapter",
     "DirectionSectionResult",
-    "EImageSTAConfig",
     "EImageSTAExtractor",
-    "EImageSTAResult",
     "ExampleFeatureExtractor",
     "FRIFExtractor",
     "FrequencyFeatureExtractor",
@@ -72,14 +61,6 @@ __all__ = [
     "list_extractors",
     "params_hash",
     "register_extractor",
-    *sorted(_LAZY),
 ]
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hdmea.features' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+importlib.import_module("hdmea._compat_table").hand_on(globals())

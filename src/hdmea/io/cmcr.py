@@ -408,24 +408,6 @@ def read_light_reference(cmcr_path: str | os.PathLike) -> tuple[dict[str, np.nda
         return f.light_reference(), f.sampling_rate
 
 
-# The original pipeline's functions defined at this path, handed on from where they live and loaded on
-# first use: its readers (hdmea.io.lab_readers) and its steps (hdmea.steps.source_info, a layer above;
-# this table is the only way this module reaches it, see tests/unit/test_import_graph.py).
-_HANDED_ON = {
-    "load_cmcr_data": "hdmea.io.lab_readers",
-    "load_sensor_data": "hdmea.io.lab_readers",
-    "load_sensor_data_chunked": "hdmea.io.lab_readers",
-    "get_sensor_data_info": "hdmea.io.lab_readers",
-    "find_cmcr_file_from_cmtr": "hdmea.io.lab_readers",
-    "add_sys_meta_info": "hdmea.steps.source_info",
-}
-
-
-def __getattr__(name: str):
-    module = _HANDED_ON.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-__all__ += list(_HANDED_ON)
+# The original pipeline's functions at this path live in hdmea._compat (its readers and steps, which use
+# this module): the table there lists them and hands them on on first use.
+importlib.import_module("hdmea._compat_table").hand_on(globals())

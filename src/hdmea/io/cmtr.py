@@ -523,23 +523,6 @@ def read_units(cmtr_path: str | os.PathLike, sampling_rate: float, unit_ids=None
         return f.read_units(sampling_rate, unit_ids, waveform=waveform)
 
 
-# The original pipeline's functions defined at this path, handed on from where they live and loaded on
-# first use: its readers (hdmea.io.lab_readers) and its steps (hdmea.steps.source_info, a layer above;
-# this table is the only way this module reaches it, see tests/unit/test_import_graph.py).
-_HANDED_ON = {
-    "load_cmtr_data": "hdmea.io.lab_readers",
-    "get_cmtr_recording_id": "hdmea.io.lab_readers",
-    "validate_cmcr_cmtr_match": "hdmea.io.lab_readers",
-    "add_cmtr_unit_info": "hdmea.steps.source_info",
-    "update_hdf5_with_cmtr_unit_info": "hdmea.steps.source_info",
-}
-
-
-def __getattr__(name: str):
-    module = _HANDED_ON.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-__all__ += list(_HANDED_ON)
+# The original pipeline's functions at this path live in hdmea._compat (its readers and steps, which use
+# this module): the table there lists them and hands them on on first use.
+importlib.import_module("hdmea._compat_table").hand_on(globals())

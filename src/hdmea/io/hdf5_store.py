@@ -51,6 +51,7 @@ from h5stream.tree import (  # noqa: F401
     decode_node, is_hidden, is_safe_key, mapping_node, node_from_h5, normalize_attr, plain_text, put_node,
     read_attrs, replace_child, require_h5_group, set_h5_attrs, text, value_node, write_node, write_root,
 )
+from hdmea.io.dataset_ids import check_dataset_id  # noqa: F401  (the store's rule, re-exported)
 from hdmea.errors import (  # noqa: F401  (the store's errors, re-exported)
     CorruptRecordingError, HdmeaError, RecordingExistsError, RecordingFormatError, RecordingLockedError,
     RecordingNotFoundError, SuffixWarning, UnknownUnitError,
@@ -63,7 +64,7 @@ from hdmea.io._store_nodes import feature_node, metadata_nodes, stimulus_nodes, 
 __all__ = [
     "create_recording_hdf5", "open_recording_hdf5", "write_units", "write_stimulus", "write_metadata",
     "write_feature_to_unit", "mark_stage1_complete", "get_stage1_status", "list_units", "list_features",
-    "write_source_files", "params_hash", "RecordingFile", "RecordingExistsError", "RecordingNotFoundError",
+    "write_source_files", "stage1_params_hash", "RecordingFile", "RecordingExistsError", "RecordingNotFoundError",
     "RecordingLockedError", "CorruptRecordingError", "UnknownUnitError", "SuffixWarning",
     "FORMAT_NAME", "FORMAT_VERSION", "PIPELINE_VERSION",
 ]
@@ -84,8 +85,10 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-def params_hash(config: Mapping | None) -> str:
-    """The stage-1 configuration's hash (:func:`h5stream.jsonvalues.stable_hash`, 64 hex digits); '' for None."""
+def stage1_params_hash(config: Mapping | None) -> str:
+    """The ``stage1_params_hash`` attribute: 64 hex digits of :func:`h5stream.jsonvalues.stable_hash` of the
+    stage-1 configuration; '' for None.  (A feature's ``params_hash`` is
+    :func:`hdmea.features.registry.params_hash`.)"""
     if config is None:
         return ""
     return stable_hash(dict(config), digits=64)
@@ -104,7 +107,7 @@ def recording_root(dataset_id: str, config: Mapping | None = None) -> Group:
         "created_at": stamp,
         "updated_at": stamp,
         "stage1_completed": False,
-        "stage1_params_hash": params_hash(config),
+        "stage1_params_hash": stage1_params_hash(config),
         "features_extracted": [],
         "h5stream_format": FORMAT_NAME,
         "h5stream_format_version": FORMAT_VERSION,
@@ -123,15 +126,6 @@ def session_info_node(completed_steps, warnings_list, checkpoint_name: str | Non
     if checkpoint_name is not None:
         info.attrs["checkpoint_name"] = checkpoint_name
     return info
-
-
-def check_dataset_id(dataset_id) -> str:
-    if not isinstance(dataset_id, str) or not dataset_id.strip():
-        raise UnsafeNameError("dataset_id must be a non-empty string", expected="e.g. '2024.03.01-12.00.00-Rec'",
-                              found=repr(dataset_id))
-    if not plain_text(dataset_id):
-        raise UnsafeNameError("dataset_id contains a NUL character or is not valid UTF-8", found=repr(dataset_id))
-    return dataset_id
 
 
 # =========================================================================== file handles

@@ -1,1 +1,4 @@
-"""Signal preprocessing at the original pipeline's import path (:mod:`hdmea.preprocess.filtering`)."""
+"""The original pipeline's ``hdmea.preprocess``: its names, handed on from where they live.
+
+Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
+edit."""

@@ -556,9 +556,9 @@ def create_session(
     session without ``hdf5_path``, writes ``<output_dir>/<dataset_id>.h5``.
     """
     if dataset_id is None:
-        from hdmea.utils.validation import derive_dataset_id
+        from hdmea.io.dataset_ids import dataset_id_from_files
 
-        dataset_id = derive_dataset_id(cmcr_path, cmtr_path)
+        dataset_id = dataset_id_from_files(cmcr_path, cmtr_path)
     session = PipelineSession(dataset_id, hdf5_path=hdf5_path, memory_limit=memory_limit, **kwargs)
     session.output_dir = Path(output_dir) if output_dir is not None else None
     if cmcr_path or cmtr_path:

@@ -33,7 +33,7 @@ from hdmea.io import _files
 from hdmea.io.cmcr import AUTO, CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
-from hdmea.io.hdf5_store import RecordingExistsError, params_hash, source_files_attrs
+from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs, stage1_params_hash
 from hdmea.session.names import canonical_step_names
 from hdmea.session.target import open_target
 from hdmea.progress import counted
@@ -52,9 +52,7 @@ __all__ = [
     "get_frame_timestamps",
     "FlowResult",
     "LoadWithEImageSTAResult",
-    "ExtractionResult",
     "load_recording_with_eimage_sta",
-    "extract_features",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,24 +66,6 @@ DEFAULT_SAMPLING_RATE = DEFAULT_ACQUISITION_RATE
 MIN_TYPICAL_ACQUISITION_RATE: float = 1000.0
 MAX_TYPICAL_ACQUISITION_RATE: float = 100000.0
 CACHED_WARNING = "load_recording already ran on this file with these parameters; nothing was reloaded"
-
-# Names that live in other modules, loaded on first use (they import this module).
-_ELSEWHERE = {
-    "extract_features": "hdmea.steps.features",
-    "ExtractionResult": "hdmea.steps.features",
-}
-
-
-def __getattr__(name: str):
-    module = _ELSEWHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hdmea.steps.load' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
 
 def validate_acquisition_rate(rate: float | None) -> bool:
     """Whether ``rate`` (Hz) can be used: True for any positive number, False for None, zero or negative.
@@ -300,7 +280,7 @@ def load_recording(
     -------
     LoadResult or PipelineSession
     """
-    from hdmea.utils.validation import derive_dataset_id, validate_dataset_id
+    from hdmea.io.dataset_ids import dataset_id_from_files, file_safe_dataset_id
 
     if cmcr_path is None and cmtr_path is None:
         raise ConfigError("load_recording needs cmcr_path, cmtr_path or both")
@@ -311,9 +291,9 @@ def load_recording(
         raise ConfigError("config must be a dict", found=type(config).__name__)
     force = bool(force or allow_overwrite)
     if dataset_id is None:
-        dataset_id = session.dataset_id if session is not None else derive_dataset_id(cmcr_path, cmtr_path)
+        dataset_id = session.dataset_id if session is not None else dataset_id_from_files(cmcr_path, cmtr_path)
     else:
-        dataset_id = validate_dataset_id(dataset_id)
+        dataset_id = file_safe_dataset_id(dataset_id)
     if output_path is not None or hdf5_path is not None:
         target_path = Path(output_path or hdf5_path)
     else:
@@ -326,10 +306,10 @@ def load_recording(
                 "file exists and is not a recording loaded by this step", path=target_path,
                 hint="pass force=True to replace it (the old file stays intact until the new one is complete)",
             )
-        if config is not None and status != params_hash(config):
+        if config is not None and status != stage1_params_hash(config):
             raise RecordingExistsError(
                 "load_recording ran on this file with another configuration", path=target_path,
-                obj="/ stage1_params_hash", expected=params_hash(config), found=status or "none",
+                obj="/ stage1_params_hash", expected=stage1_params_hash(config), found=status or "none",
                 hint="pass force=True or allow_overwrite=True to reload it",
             )
         logger.info("%s: load_recording already ran; pass force=True to rebuild", target_path)
@@ -484,7 +464,7 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if frame_order is not None:
             record_frame_order(target, frame_order, dataset_id)
         target.set_attrs("", {**source_files_attrs(cmcr_path, cmtr_path), "stage1_completed": True,
-                              "stage1_params_hash": params_hash(config)})
+                              "stage1_params_hash": stage1_params_hash(config)})
         for text in warning_texts:
             target.add_warning(text)
         target.mark_step_complete(STEP)

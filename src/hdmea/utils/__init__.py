@@ -1,1 +1,4 @@
-"""Utilities at the original pipeline's import paths: ``hashing``, ``validation``, ``logging``, ``exceptions``."""
+"""The original pipeline's ``hdmea.utils``: its names, handed on from where they live.
+
+Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
+edit."""

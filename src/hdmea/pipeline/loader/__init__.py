@@ -1,4 +1,7 @@
-"""The original pipeline's path of the session loader (it lives in :mod:`hdmea.session.loader`)."""
+"""The original pipeline's ``hdmea.pipeline.loader``: its names, handed on from where they live.
+
+Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
+edit."""
 
 from hdmea.session.loader import load_hdf5_to_session, load_session_from_hdf5
 

@@ -1,4 +1,7 @@
-"""The original pipeline's path of the deferred session (it lives in :mod:`hdmea.session.session`)."""
+"""The original pipeline's ``hdmea.pipeline.session``: its names, handed on from where they live.
+
+Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
+edit."""
 
 from hdmea.session.session import PipelineSession, SaveState, create_session
 

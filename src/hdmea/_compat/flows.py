@@ -41,7 +41,7 @@ def run_flow(
     ``success`` is False when loading did not complete or a feature failed.
     With the load stage disabled the recording must exist already (``dataset_id`` names it).
     """
-    from hdmea.steps.load import extract_features
+    from hdmea.steps.features import extract_features
 
     flow = load_flow_config(flow_name, config_dir)
     features = flow.get_feature_sets()

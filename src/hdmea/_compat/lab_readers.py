@@ -10,7 +10,7 @@ removed before they are narrowed to int16 (the original cast uint16 samples to
 int16, which wraps).  Spike times here are in microseconds, as the original's
 functions returned them.  The original's steps that copy what these find into a
 recording (``add_sys_meta_info``, ``add_cmtr_unit_info``) are steps:
-:mod:`hdmea.steps.source_info`.
+:mod:`hdmea._compat.source_info`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The parameters and the result of the lab pipeline's electrical-image functions (the original's fields and
-defaults); :mod:`hdmea.features.eimage_sta.compute` hands them on under the original's path."""
+defaults); the original's path :mod:`hdmea.features.eimage_sta.compute` hands them on."""
 
 from __future__ import annotations
 

@@ -1,30 +1,28 @@
 """Parameter hashes in the original pipeline's format, ``"sha256:<16 hex digits>"``.
 
-The digest is SHA-256 of the configuration as canonical JSON (keys sorted, no
-spaces), cut to 16 hex digits: the same text the original pipeline stored as
-``params_hash``, so a hash written by either one compares equal for equal
-parameters.
+The digest is :func:`h5stream.jsonvalues.stable_hash` of the configuration: SHA-256 of its canonical
+JSON (keys sorted, no spaces) cut to 16 hex digits, the same text the original pipeline stored as
+``params_hash``, so a hash written by either one compares equal for equal parameters.  (The original
+hashed non-finite floats as JSON's ``NaN``/``Infinity`` and refused values JSON cannot hold; here they
+hash as :func:`~h5stream.jsonvalues.canonical` writes them, as every other hash of this library does.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Any
+
+from h5stream.jsonvalues import stable_hash
 
 __all__ = ["hash_config", "hash_file", "verify_hash"]
 
 _DIGITS = 16
 
 
-def _canonical_json(config: dict[str, Any]) -> bytes:
-    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-
-
 def hash_config(config: dict[str, Any], prefix: str = "sha256") -> str:
-    """``"<prefix>:<16 hex>"`` of a JSON-serialisable configuration (key order does not matter)."""
-    return f"{prefix}:{hashlib.sha256(_canonical_json(config)).hexdigest()[:_DIGITS]}"
+    """``"<prefix>:<16 hex>"`` of a JSON-like configuration (key order does not matter)."""
+    return f"{prefix}:{stable_hash(config, digits=_DIGITS)}"
 
 
 def hash_file(file_path: str | os.PathLike) -> str:

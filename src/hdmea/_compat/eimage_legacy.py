@@ -3,8 +3,8 @@
 ``compute_eimage_sta``, ``compute_eimage_sta_chunked``, ``compute_eimage_sta_legacy`` and
 ``compute_eimage_sta_legacy_improved`` were four implementations of the same average in the
 original (whole-file, chunked, and two that replicated an older script).  Here all four call
-:func:`hdmea.pipeline.compute_eimage_sta` (they are steps: :mod:`hdmea.steps.eimage_variants`,
-handed on under this path), which streams the ``.cmcr`` in chunks with a
+:func:`hdmea.pipeline.compute_eimage_sta` (they are steps: :mod:`hdmea._compat.eimage_variants`,
+handed on under the original's path by :mod:`hdmea._compat_table`), which streams the ``.cmcr`` in chunks with a
 continuous Butterworth high-pass and stores ``units/{u}/features/eimage_sta``; their parameters
 are translated (``pre_samples``/``post_samples`` or ``window_range`` to ``window``,
 ``cutoff_hz`` to ``highpass_hz``, ``spike_limit`` to ``max_spikes_per_unit``).  Differences,
@@ -29,19 +29,16 @@ the recording store's writer.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 
 import numpy as np
 
 from hdmea.features.eimage_sta.extractor import compute_sta_for_unit
-from hdmea.features.eimage_sta.run_config import EImageSTAConfig, EImageSTAResult
+from hdmea._compat.eimage_config import EImageSTAConfig, EImageSTAResult
 
 __all__ = [
     "VERSION", "EImageSTAConfig", "EImageSTAResult", "STAAccumulator", "compute_sta_for_unit",
     "compute_sta_for_unit_legacy", "extract_windows_for_chunk", "write_eimage_sta_to_hdf5",
-    "compute_eimage_sta", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
-    "compute_eimage_sta_legacy_improved",
 ]
 
 logger = logging.getLogger(__name__)
@@ -126,18 +123,3 @@ def write_eimage_sta_to_hdf5(hdf5_file, unit_id: str, sta: np.ndarray, n_spikes:
         "filter_order": int(config.filter_order), "sampling_rate": float(sampling_rate),
         "spike_limit": int(config.spike_limit)}, {"version": VERSION})
     return True
-
-
-# The original's four functions run the streaming step; they live with the steps, a layer above, and are handed
-# on under this path on first use (this table is the only way this module reaches them, see
-# tests/unit/test_import_graph.py).
-_HANDED_ON = {name: "hdmea.steps.eimage_variants" for name in (
-    "compute_eimage_sta", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
-    "compute_eimage_sta_legacy_improved")}
-
-
-def __getattr__(name: str):
-    module = _HANDED_ON.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

@@ -3,7 +3,7 @@
 ``add_sys_meta_info`` copies the files' metadata to ``/metadata/cmcr_meta`` and ``/metadata/cmtr_meta``;
 ``add_cmtr_unit_info`` / ``update_hdf5_with_cmtr_unit_info`` copy each unit's row of the ``.cmtr`` unit
 table to ``/units/<unit>/unit_meta``.  The original defined them in ``hdmea.io.cmcr`` and ``hdmea.io.cmtr``,
-which hand them on under those paths; the reads go through :mod:`hdmea.io.lab_readers`.
+which hand them on under those paths; the reads go through :mod:`hdmea._compat.lab_readers`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from hdmea.errors import ConfigError
 from hdmea.io.cmtr import CmtrFile
-from hdmea.io.lab_readers import _existing, load_cmcr_data, load_cmtr_data
+from hdmea._compat.lab_readers import _existing, load_cmcr_data, load_cmtr_data
 from hdmea.session.target import open_target
 
 __all__ = ["add_sys_meta_info", "add_cmtr_unit_info", "update_hdf5_with_cmtr_unit_info"]

@@ -1,5 +1,5 @@
 """The lab pipeline's four electrical-image functions, over the one streaming step (see
-:mod:`hdmea.features.eimage_sta.compute`, which hands them on under the original's path).
+:mod:`hdmea.features.eimage_sta.compute`, the original's path, from :mod:`hdmea._compat_table`).
 
 ``compute_eimage_sta``, ``compute_eimage_sta_chunked``, ``compute_eimage_sta_legacy`` and
 ``compute_eimage_sta_legacy_improved`` translate their parameters and call
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from hdmea.errors import ConfigError
-from hdmea.features.eimage_sta.run_config import EImageSTAConfig, EImageSTAResult
+from hdmea._compat.eimage_config import EImageSTAConfig, EImageSTAResult
 from hdmea.io.recording import open_recording
 from hdmea.steps.eimage import compute_eimage_sta as step
 
