@@ -26,12 +26,12 @@ from h5stream.tree import batch_attrs as native_attrs
 from h5stream.tree.batch_attrs import LEFT, library_lock
 from hdmea.errors import RecordingFormatError
 from hdmea.io import hdf5_store as store
+from hdmea.io.recording import BOOKKEEPING_ATTRS
 
 __all__ = ["UnitScan", "UnitObjects", "scan_units", "MISSING", "is_scalar", "attr_value", "column_values",
            "first_value", "BOOKKEEPING_ATTRS"]
 
 #: Feature attributes that describe how a feature was made, not the unit: never columns.
-BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extracted_at", "extractor"})
 
 
 MISSING = object()

@@ -57,8 +57,9 @@ DEFAULT_SAMPLING_RATE = 20000.0
 NO_POSITION = 0
 #: Where the sampling rate may be stated, in the order they are asked.
 RATE_NODES = ("metadata/sampling_rate", "metadata/acquisition_rate", "metadata/acquisition/sampling_rate")
-#: Feature attributes that describe the extraction, not the unit.
-BOOKKEEPING_ATTRS = frozenset({"version", "params_hash", "extracted_at", "name"})
+#: Feature attributes that describe the extraction, not the unit (left out of a feature's values and of the
+#: exporters' columns).
+BOOKKEEPING_ATTRS = frozenset({"name", "version", "params", "params_hash", "extracted_at", "extractor"})
 
 
 def visible_members(group) -> list[str]:

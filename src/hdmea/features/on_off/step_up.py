@@ -29,14 +29,16 @@ from typing import Any
 import numpy as np
 
 from hdmea.features.base import FeatureExtractor
+from hdmea.features.extractors import STEP_TRIAL_FRAMES, STEP_WINDOWS
 from hdmea.features.registry import FeatureRegistry
 from hdmea.features.trials import movie_trials, spike_times_us
 
 __all__ = ["StepUpFeatureExtractor", "step_up_responses"]
 
-STEP_TRIAL_FRAMES = 600
-ON_FRAME = 60
-OFF_FRAME = 360
+# The light step's layout is the one of the function-style step response (hdmea.features.extractors): the
+# light goes on where its ON transient starts and off where its OFF transient starts.
+ON_FRAME = STEP_WINDOWS["on_transient"][0]
+OFF_FRAME = STEP_WINDOWS["off_transient"][0]
 
 
 def _rate(trials: list[np.ndarray], lo: float, hi: float) -> float:
