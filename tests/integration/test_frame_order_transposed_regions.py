@@ -23,7 +23,7 @@ import pytest
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.frame_order import FRAME_ORDER_METADATA, MIN_UNITS
 from hdmea.pipeline import load_recording
-from hdmea.pipeline.eimage import compute_eimage_sta
+from hdmea.steps.eimage import compute_eimage_sta
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.mcs_handmade import Region, sensor_id, write_cmcr, write_cmtr  # noqa: E402

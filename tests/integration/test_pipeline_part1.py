@@ -143,7 +143,7 @@ def test_steps_need_their_inputs(tiny_recording, tmp_path):
 
 def test_memory_warning_is_logged_recorded_and_says_how_to_budget(tiny_recording, tmp_path, caplog):
     out = tmp_path / "w.h5"
-    with caplog.at_level(logging.WARNING, logger="hdmea.pipeline.runner"):
+    with caplog.at_level(logging.WARNING, logger="hdmea.steps.load"):
         with pytest.warns(LargeRecordingWarning, match="memory_limit"):
             result = load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, hdf5_path=out,
                                     memory_threshold=1024)

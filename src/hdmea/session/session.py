@@ -109,7 +109,7 @@ class PipelineSession(LabSessionViews):
     save_state : SaveState
     units, stimulus, metadata : LiveGroup
         The staged content as live dicts: a write at any depth is staged and saved
-        (see :mod:`hdmea.pipeline._live_tree`).
+        (see :mod:`hdmea.session._live_tree`).
     completed_steps : CompletedSteps
         A set (``add``, ``discard``, ``in``) that keeps the order of completion.
     warnings : list[str]

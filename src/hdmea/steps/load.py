@@ -142,7 +142,7 @@ class LoadWithEImageSTAResult:
 
 @dataclasses.dataclass
 class FlowResult:
-    """What :func:`hdmea.pipeline.flows.run_flow` did: the load's and the extraction's results."""
+    """What :func:`hdmea._compat.flows.run_flow` did: the load's and the extraction's results."""
 
     hdf5_path: Path
     load_result: LoadResult | None = None

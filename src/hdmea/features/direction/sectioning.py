@@ -23,7 +23,7 @@ pre_margin_frames + j``; a spike's frame is the last frame starting at or
 before it.
 
 This module holds the layout and the per-unit sectioning; the step that runs them over a recording,
-:func:`~hdmea.steps.direction.section_by_direction`, is one of the steps, and
+:func:`~hdmea._compat.direction.section_by_direction`, is one of the steps, and
 :mod:`hdmea.features.dsgc_direction` (the original's path) hands both on.
 """
 
