@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.skips import pytest_terminal_summary  # noqa: F401  (a hook: each skipped test and why, one line each)
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The opt-in distribution that serves the import name ``scptensor`` (ScpTensor's January API).
 SCPTENSOR_JANUARY = ROOT / "optin" / "scptensor-january"
