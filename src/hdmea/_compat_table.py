@@ -61,7 +61,7 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
         "hdmea.features.frif.frif_extractor": ("FRIFExtractor",),
         "hdmea.steps.sta": ("compute_sta", "STAResult"),
         "hdmea.features.eimage_sta.extractor": ("EImageSTAExtractor",),
-        "hdmea._compat.eimage_variants": ("compute_eimage_sta",),
+        "hdmea._compat.eimage_variants": ("compute_eimage_sta_lab as compute_eimage_sta",),
         "hdmea._compat.eimage_config": ("EImageSTAConfig", "EImageSTAResult"),
         "hdmea._compat.direction": ("section_by_direction",),
         "hdmea.features.direction.sectioning": ("DirectionSectionResult",),
@@ -108,8 +108,8 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "hdmea.features.eimage_sta": {
         "hdmea._compat.eimage_variants": (
-            "compute_eimage_sta", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
-            "compute_eimage_sta_legacy_improved"
+            "compute_eimage_sta_lab as compute_eimage_sta", "compute_eimage_sta_chunked",
+            "compute_eimage_sta_legacy", "compute_eimage_sta_legacy_improved",
         ),
         "hdmea.features.eimage_sta.extractor": ("compute_sta_for_unit", "EImageSTAExtractor"),
         "hdmea._compat.eimage_legacy": ("compute_sta_for_unit_legacy", "STAAccumulator"),
@@ -123,8 +123,8 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
         "hdmea._compat.eimage_config": ("EImageSTAConfig", "EImageSTAResult"),
         "hdmea.features.eimage_sta.extractor": ("compute_sta_for_unit",),
         "hdmea._compat.eimage_variants": (
-            "compute_eimage_sta", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
-            "compute_eimage_sta_legacy_improved"
+            "compute_eimage_sta_lab as compute_eimage_sta", "compute_eimage_sta_chunked",
+            "compute_eimage_sta_legacy", "compute_eimage_sta_legacy_improved",
         ),
     },
     "hdmea.features.eimage_sta.extractor": {

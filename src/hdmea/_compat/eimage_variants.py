@@ -1,7 +1,8 @@
 """The lab pipeline's four electrical-image functions, over the one streaming step (see
 :mod:`hdmea.features.eimage_sta.compute`, the original's path, from :mod:`hdmea._compat_table`).
 
-``compute_eimage_sta``, ``compute_eimage_sta_chunked``, ``compute_eimage_sta_legacy`` and
+``compute_eimage_sta_lab`` (the original's ``compute_eimage_sta``: the step of this library has that
+name), ``compute_eimage_sta_chunked``, ``compute_eimage_sta_legacy`` and
 ``compute_eimage_sta_legacy_improved`` translate their parameters and call
 :func:`hdmea.steps.eimage.compute_eimage_sta`.
 """
@@ -18,7 +19,7 @@ from hdmea._compat.eimage_config import EImageSTAConfig, EImageSTAResult
 from hdmea.io.recording import open_recording
 from hdmea.steps.eimage import compute_eimage_sta as step
 
-__all__ = ["compute_eimage_sta", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
+__all__ = ["compute_eimage_sta_lab", "compute_eimage_sta_chunked", "compute_eimage_sta_legacy",
            "compute_eimage_sta_legacy_improved"]
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float) -> EIma
     )
 
 
-def compute_eimage_sta(hdf5_path: str | os.PathLike, cmcr_path: str | os.PathLike, *, cutoff_hz: float = 100.0,
+def compute_eimage_sta_lab(hdf5_path: str | os.PathLike, cmcr_path: str | os.PathLike, *, cutoff_hz: float = 100.0,
                        filter_order: int = 2, pre_samples: int = 10, post_samples: int = 40, spike_limit: int = 10000,
                        duration_s: float | None = None, skip_highpass: bool = False, use_cache: bool = False,
                        cache_path: str | os.PathLike | None = None, force: bool = False) -> EImageSTAResult:
