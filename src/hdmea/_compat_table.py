@@ -213,12 +213,10 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
     "hdmea.pipeline": {
-        "hdmea.steps.load": (
-            "load_recording", "load_recording_with_eimage_sta", "LoadResult", "LoadWithEImageSTAResult",
-            "FlowResult"
-        ),
+        "hdmea.steps.load": ("load_recording", "LoadResult"),
+        "hdmea._compat.load_with_eimage": ("load_recording_with_eimage_sta", "LoadWithEImageSTAResult"),
         "hdmea.steps.features": ("extract_features", "ExtractionResult"),
-        "hdmea._compat.flows": ("run_flow", "list_available_flows", "get_flow_info"),
+        "hdmea._compat.flows": ("FlowResult", "run_flow", "list_available_flows", "get_flow_info"),
         "hdmea.session.session": ("PipelineSession", "SaveState", "create_session"),
         "hdmea.session.loader": ("load_session_from_hdf5", "load_hdf5_to_session"),
         "hdmea.steps.section_time": ("add_section_time",),
@@ -238,9 +236,11 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
     "hdmea.pipeline.runner": {
         "hdmea.steps.load": (
             "DEFAULT_ACQUISITION_RATE", "MIN_TYPICAL_ACQUISITION_RATE", "MAX_TYPICAL_ACQUISITION_RATE",
-            "validate_acquisition_rate", "compute_frame_time", "get_frame_timestamps", "LoadResult", "FlowResult",
-            "load_recording", "LoadWithEImageSTAResult", "load_recording_with_eimage_sta"
+            "validate_acquisition_rate", "compute_frame_time", "get_frame_timestamps", "LoadResult",
+            "load_recording",
         ),
+        "hdmea._compat.load_with_eimage": ("LoadWithEImageSTAResult", "load_recording_with_eimage_sta"),
+        "hdmea._compat.flows": ("FlowResult",),
         "hdmea.steps.features": ("ExtractionResult", "extract_features"),
     },
     "hdmea.pipeline.session": {

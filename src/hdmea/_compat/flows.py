@@ -10,6 +10,7 @@ result, not raised.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -17,12 +18,23 @@ from typing import Any
 
 from hdmea.errors import ConfigError
 from hdmea.stimulus_files import config_search_dirs, load_flow_config
-from hdmea.steps.load import FlowResult, load_recording
+from hdmea.steps.load import LoadResult, load_recording
 
-__all__ = ["run_flow", "list_available_flows", "get_flow_info"]
+__all__ = ["FlowResult", "run_flow", "list_available_flows", "get_flow_info"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
+
+
+
+@dataclasses.dataclass
+class FlowResult:
+    """What :func:`hdmea._compat.flows.run_flow` did: the load's and the extraction's results."""
+
+    hdf5_path: Path
+    load_result: LoadResult | None = None
+    extraction_result: object | None = None
+    success: bool = False
 
 
 def run_flow(

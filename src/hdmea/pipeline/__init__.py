@@ -12,7 +12,8 @@ its results) are imported here from where they live, as
 
 from __future__ import annotations
 
-from hdmea._compat.flows import get_flow_info, list_available_flows, run_flow
+from hdmea._compat.flows import FlowResult, get_flow_info, list_available_flows, run_flow
+from hdmea._compat.load_with_eimage import LoadWithEImageSTAResult, load_recording_with_eimage_sta
 from hdmea.pipeline.batch import run_batch
 from hdmea.pipeline.preflight import LowSpaceWarning, PreflightError
 from hdmea.pipeline.run import PipelineReport, StepRecord, run_pipeline
@@ -20,9 +21,7 @@ from hdmea.session.loader import load_hdf5_to_session, load_session_from_hdf5
 from hdmea.session.session import PipelineSession, SaveState, create_session
 from hdmea.steps.eimage import compute_eimage_sta
 from hdmea.steps.features import ExtractionResult, extract_features
-from hdmea.steps.load import (
-    FlowResult, LoadResult, LoadWithEImageSTAResult, load_recording, load_recording_with_eimage_sta,
-)
+from hdmea.steps.load import LoadResult, load_recording
 from hdmea.steps.section_time import add_section_time
 from hdmea.steps.spike_sectioning import SectionResult, section_spike_times
 from hdmea.steps.sta import STAResult, compute_sta

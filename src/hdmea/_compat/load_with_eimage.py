@@ -1,0 +1,121 @@
+"""The original pipeline's ``load_recording_with_eimage_sta``: the load step, then the electrical-image step,
+with the original's parameters and result (its path is ``hdmea.pipeline`` and ``hdmea.pipeline.runner``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from hdmea.errors import ConfigError
+from hdmea.io.cmcr import AUTO, check_sensor_axis_order
+from hdmea.io.recording import open_recording
+from hdmea.steps.eimage import FEATURE, compute_eimage_sta
+from hdmea.steps.load import load_recording
+
+__all__ = ["LoadWithEImageSTAResult", "load_recording_with_eimage_sta"]
+
+
+@dataclasses.dataclass
+class LoadWithEImageSTAResult:
+    """The original pipeline's result of loading with electrical images (fields as it had them)."""
+
+    hdf5_path: Path
+    dataset_id: str
+    num_units: int
+    units_with_sta: int
+    stage1_completed: bool
+    elapsed_seconds: float
+    filter_time_seconds: float
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+
+def load_recording_with_eimage_sta(
+    cmcr_path: str | os.PathLike,
+    cmtr_path: str | os.PathLike | None = None,
+    dataset_id: str | None = None,
+    *,
+    output_dir: str | os.PathLike = "artifacts",
+    force: bool = False,
+    duration_s: float | None = 120.0,
+    spike_limit: int | None = 10_000,
+    unit_ids: list[str] | None = None,
+    window_range: tuple[int, int] = (-10, 40),
+    cutoff_hz: float = 100.0,
+    filter_order: int = 2,
+    skip_highpass: bool = False,
+    chunk_duration_s: float = 10.0,
+    session=None,
+    load_unit_meta: bool = True,
+    load_sys_meta: bool = True,
+    output_path: str | os.PathLike | None = None,
+    hdf5_path: str | os.PathLike | None = None,
+    start_s: float = 0.0,
+    memory_budget: int | str = "512 MiB",
+    chunk_samples: int = 8192,
+    sensor_axis_order: str = AUTO,
+    n_threads: int | None = None,
+    window: tuple[int, int] | None = None,
+    highpass_hz: float | None = None,
+    max_spikes_per_unit: int | None | str = "spike_limit",
+    **load_kwargs,
+):
+    """``load_recording`` then :func:`compute_eimage_sta` on the same recording.
+
+    The original pipeline's parameters are the defaults: the first ``duration_s``
+    = 120 s, at most ``spike_limit`` spikes per unit, ``window_range`` samples
+    around each spike, a ``cutoff_hz`` high-pass of order ``filter_order``, the
+    file ``<output_dir>/<dataset_id>.h5``.  Our names say the same
+    (``window``, ``highpass_hz``, ``max_spikes_per_unit``, ``output_path``;
+    ``duration_s=None``: the whole recording).  ``chunk_duration_s`` is accepted:
+    the raw data are streamed in chunks sized by ``memory_budget`` instead.
+    Unit and system metadata are always loaded (``load_unit_meta``,
+    ``load_sys_meta`` False are refused).  ``unit_ids`` and ``skip_highpass`` are
+    refused: every unit is averaged in the one pass, always high-pass filtered.
+
+    Returns
+    -------
+    LoadWithEImageSTAResult or PipelineSession
+    """
+    check_sensor_axis_order(sensor_axis_order)
+    if unit_ids is not None:
+        raise ConfigError("unit_ids is not supported: every unit's electrical image is computed in the one pass "
+                          "over the raw data", found=repr(unit_ids), hint="omit unit_ids")
+    if skip_highpass:
+        raise ConfigError("skip_highpass is not supported: electrical images are always high-pass filtered",
+                          hint="omit skip_highpass, or pass cutoff_hz to choose the filter")
+    if not (load_unit_meta and load_sys_meta):
+        raise ConfigError("load_unit_meta and load_sys_meta cannot be False: unit and system metadata are "
+                          "always loaded")
+    if chunk_duration_s is not None and not chunk_duration_s > 0:
+        raise ConfigError("chunk_duration_s must be positive", found=str(chunk_duration_s))
+    if window is not None and tuple(window) != tuple(window_range) and tuple(window_range) != (-10, 40):
+        raise ConfigError("the window is given twice (window and window_range); pass one")
+    if highpass_hz is not None and highpass_hz != cutoff_hz and cutoff_hz != 100.0:
+        raise ConfigError("the high-pass cutoff is given twice (highpass_hz and cutoff_hz); pass one")
+    window = tuple(window if window is not None else window_range)
+    highpass_hz = float(highpass_hz if highpass_hz is not None else cutoff_hz)
+    if max_spikes_per_unit == "spike_limit":
+        max_spikes_per_unit = spike_limit
+    t0 = time.perf_counter()
+    loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_dir=output_dir, output_path=output_path,
+                            hdf5_path=hdf5_path, force=force, session=session, sensor_axis_order=sensor_axis_order,
+                            **load_kwargs)
+    path = None if session is not None else loaded.hdf5_path
+    images = compute_eimage_sta(path, cmcr_path, window=window, start_s=start_s, duration_s=duration_s,
+                                highpass_hz=highpass_hz, filter_order=filter_order,
+                                max_spikes_per_unit=max_spikes_per_unit, memory_budget=memory_budget,
+                                chunk_samples=chunk_samples, sensor_axis_order=sensor_axis_order,
+                                n_threads=n_threads, force=force, session=session)
+    if session is not None:
+        return session
+    with open_recording(loaded.hdf5_path) as recording:
+        with_images = sum(1 for unit in recording.units() if unit.has_feature(FEATURE))
+    # The filter runs interleaved with the averaging, tile by tile: its time is not measured apart (NaN).
+    return LoadWithEImageSTAResult(
+        hdf5_path=loaded.hdf5_path, dataset_id=loaded.dataset_id, num_units=loaded.num_units,
+        units_with_sta=int(with_images), stage1_completed=loaded.stage1_completed,
+        elapsed_seconds=time.perf_counter() - t0, filter_time_seconds=float("nan"),
+        warnings=list(loaded.warnings))
