@@ -147,6 +147,7 @@ def extract_features(
     config_overrides: Mapping[str, Any] | None = None,
     units=None,
     session=None,
+    # the original pipeline's parameter (see the docstring's last section)
     zarr_path: str | os.PathLike | None = None,
 ):
     """Run feature extractors over the units of a recording.
@@ -167,6 +168,9 @@ def extract_features(
         Unit ids to process (default: all).
     session
         Stage into this session instead of writing the file.
+
+    The original pipeline's parameter (kept for its scripts; the last of the signature):
+
     zarr_path
         The original README's name for the recording (``LoadResult.zarr_path``):
         the same as ``hdf5_path``.

@@ -194,10 +194,7 @@ def load_recording(
     cmtr_path: str | os.PathLike | None = None,
     dataset_id: str | None = None,
     *,
-    output_dir: str | os.PathLike = "artifacts",
     force: bool = False,
-    allow_overwrite: bool = False,
-    config: dict | None = None,
     session=None,
     output_path: str | os.PathLike | None = None,
     hdf5_path: str | os.PathLike | None = None,
@@ -205,6 +202,10 @@ def load_recording(
     memory_threshold: int | str | None = None,
     waveforms: bool = True,
     sensor_axis_order: str = "auto",
+    # the original pipeline's parameters (see the docstring's last section)
+    output_dir: str | os.PathLike = "artifacts",
+    allow_overwrite: bool = False,
+    config: dict | None = None,
 ):
     """Read units, light reference and metadata into the recording file or a session.
 
@@ -215,20 +216,13 @@ def load_recording(
     dataset_id
         Recording id (default: the session's id, else the ``.cmtr``'s stem, else
         the ``.cmcr``'s, without trailing hyphens).
-    output_dir
-        Immediate mode: the file is ``<output_dir>/<dataset_id>.h5`` (the folder is
-        created), unless ``output_path`` names it.
-    force, allow_overwrite
-        Immediate mode (either one): rebuild a recording whose ``load_recording``
-        step has already run (otherwise it is left as it is and reported as
-        skipped), or replace another file at the target path (otherwise refused).
-    config
-        Stage-1 configuration (any JSON-serialisable dict); its hash is stored.  A
-        file loaded with another configuration is refused (FileExistsError)
-        unless ``force`` or ``allow_overwrite``.
+    force
+        Immediate mode: rebuild a recording whose ``load_recording`` step has
+        already run (otherwise it is left as it is and reported as skipped), or
+        replace another file at the target path (otherwise refused).
     output_path, hdf5_path
         The recording file to create in immediate mode (two names for the same
-        thing), instead of ``output_dir``.
+        thing).
     sampling_rate
         Hz; needed only without a ``.cmcr`` (default 20 kHz then).
     memory_threshold
@@ -244,7 +238,19 @@ def load_recording(
         :mod:`hdmea.io.frame_order`) and stores the decision at
         ``metadata/frame_order``; ``"col_row"`` or ``"row_col"`` force it.
     session
-        Stage into this :class:`~hdmea.pipeline.PipelineSession` instead of writing.
+        Stage into this :class:`~hdmea.session.session.PipelineSession` instead of writing.
+
+    The original pipeline's parameters (kept for its scripts; the last three of the signature):
+
+    output_dir
+        Immediate mode without ``output_path``: the file is
+        ``<output_dir>/<dataset_id>.h5`` (the folder is created).
+    allow_overwrite
+        The same as ``force``.
+    config
+        Stage-1 configuration (any JSON-serialisable dict); its hash is stored.  A
+        file loaded with another configuration is refused (FileExistsError)
+        unless ``force`` or ``allow_overwrite``.
 
     Returns
     -------

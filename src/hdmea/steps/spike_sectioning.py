@@ -130,12 +130,13 @@ def section_spike_times(
     hdf5_path: str | os.PathLike | None = None,
     movie_names=None,
     *,
-    trial_repeats: int = 3,
     pad_margin: tuple[float, float] = (0.0, 0.0),
     force: bool = False,
-    config_dir: str | os.PathLike | None = None,
     session=None,
     n_threads: int | None = None,
+    # the original pipeline's parameters (see the docstring's last section)
+    trial_repeats: int = 3,
+    config_dir: str | os.PathLike | None = None,
 ):
     """Section every unit's spikes into the trials of every occurrence of each movie.
 
@@ -145,20 +146,23 @@ def section_spike_times(
         The recording file (immediate mode).
     movie_names
         Movies to section (default: every movie with section times).
-    trial_repeats
-        Accepted for the original pipeline's signature, which ignored it too: the
-        number of trials comes from each movie's trial layout.
     pad_margin
         Seconds (before, after) added around every trial.
-    config_dir
-        A folder of the original's stimulus files (``stimuli/<movie>.json`` or
-        ``<movie>.json``): their ``section_kwargs`` replace the stored trial layouts.
     n_threads
         Threads of the compiled kernel (default: cores, at most 8).
     force
         Recompute when this step has run already (otherwise skipped).
     session
         Stage into this session instead of writing the file.
+
+    The original pipeline's parameters (kept for its scripts; the last two of the signature):
+
+    trial_repeats
+        Accepted and ignored, as the original ignored it: the number of trials
+        comes from each movie's trial layout.
+    config_dir
+        A folder of the original's stimulus files (``stimuli/<movie>.json`` or
+        ``<movie>.json``): their ``section_kwargs`` replace the stored trial layouts.
 
     Returns
     -------
