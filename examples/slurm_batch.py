@@ -59,7 +59,9 @@ def main(argv=None) -> int:
         print(client.cluster.job_script())
     try:
         summary = run_batch(args.recordings, config, args.out, executor=client, retries=args.retries,
-                            workers=args.local, scheduler=args.scheduler)
+                            workers=args.local,
+                            # --local: a Dask LocalCluster, the same engine as on SLURM, on this machine
+                            scheduler=args.scheduler or ("local" if args.local is not None else None))
     finally:
         if client is not None:
             client.close()

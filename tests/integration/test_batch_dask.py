@@ -59,7 +59,7 @@ def test_dask_batch_survives_corrupt_input_and_killed_worker(recordings, tmp_pat
                            "output": {"checkpoint_min_seconds": 0.0}}, base_dir=tmp_path)
     out = tmp_path / "out"
 
-    summary = run_batch(recs, config, out, workers=2, retries=2,
+    summary = run_batch(recs, config, out, workers=2, retries=2, scheduler="local",
                         job=jobs.pipeline_job_killed_after_first_checkpoint, show_progress=False)
 
     assert "LocalCluster" in summary.executor

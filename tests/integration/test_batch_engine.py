@@ -393,3 +393,36 @@ def test_given_dask_client_runs_the_batch_and_retries_an_infrastructure_error(tm
     assert [r.attempts for r in summary.results] == [1, 1, 2, 1]
     assert "MemoryError" in summary["rec2"].errors[0]
     _check_outputs(out, sums, sums)
+
+
+@pytest.mark.parametrize("free, recordings, expected", [
+    (16, 100, (16, 1)), (16, 4, (4, 4)), (16, 5, (5, 3)), (16, 1, (1, 16)), (2, 8, (2, 1)), (1, 8, (1, 1)),
+    (3, 2, (2, 1)),
+])
+def test_the_layout_keeps_the_free_cores_busy(free, recordings, expected):
+    from hdmea.pipeline.batch import choose_layout
+
+    workers, threads = choose_layout(free, recordings)
+    assert (workers, threads) == expected
+    # recordings side by side x threads each: every free core, or as many as whole threads can cover
+    assert min(workers, recordings) * threads == max(1, free - free % workers)
+
+
+def test_the_summary_states_the_layout_the_batch_chose(tmp_path, monkeypatch):
+    import hdmea.pipeline.batch.engine as engine
+
+    recs, sums = _inputs(tmp_path, 2)
+    monkeypatch.setattr(engine, "free_workers", lambda: 6)  # a 6-core node with 2 recordings to run
+    summary = run_batch(recs, None, tmp_path / "out", job=jobs.thread_limits_job, show_progress=False,
+                        verify_inputs=False)
+    assert summary.ok and summary.executor == "process pool, 2 workers", summary.table()
+    assert summary.layout["workers"] == 2 and summary.layout["threads_per_worker"] == 3
+    assert summary.layout["busy_cores"] == 6 and summary.layout["free_cores"] == 6
+    assert {r.detail["threads_per_job"] for r in summary.results} == {3}
+    assert {r.detail["OMP_NUM_THREADS"] for r in summary.results} == {"3"}
+    assert "layout: 2 worker(s) x 3 thread(s) = 6 of" in summary.table()
+    # one recording: no worker process at all, its kernels on every free core
+    one = run_batch(recs[:1], None, tmp_path / "out1", job=jobs.thread_limits_job, show_progress=False,
+                    verify_inputs=False)
+    assert "this process" in one.executor and one.layout["threads_per_worker"] == 6
+    assert one.results[0].detail["threads_per_job"] == 6

@@ -300,9 +300,10 @@ def _job_until_stopped(marker: str) -> str:
 
 @pytest.mark.parametrize("portable", [False, True], ids=["SIGTERM", "event"])
 def test_a_process_pool_worker_is_told_to_stop(portable, tmp_path, monkeypatch):
-    """The batch's process pool stops its workers' jobs: by SIGTERM to each worker (POSIX), or, where SIGTERM
-    would end the worker without a checkpoint (Windows; forced here), by an event a thread in the worker
-    waits on; the job sees Preempted in both."""
+    """The batch's process pool stops its workers' jobs by an event a thread in each worker waits on, which
+    stops the job with the driver's signal by name (on POSIX through SIGTERM to the worker's main thread;
+    where SIGTERM would end the worker without a checkpoint, Windows, forced here, by raising in it); the
+    job sees Preempted, named for the driver's signal, in both."""
     from h5stream import capabilities
     from hdmea.pipeline.batch.executors import _process_pool
 
@@ -317,8 +318,7 @@ def test_a_process_pool_worker_is_told_to_stop(portable, tmp_path, monkeypatch):
             assert time.monotonic() < deadline and not future.done(), "the job did not start"
             time.sleep(0.02)
         pool.stop_jobs("SIGINT")
-        # SIGTERM is what a worker receives on POSIX; the event passes the driver's signal on by name.
-        expected = "stopped by SIGINT; POSIX signals False" if portable else "stopped by SIGTERM; POSIX signals True"
+        expected = f"stopped by SIGINT; POSIX signals {not portable}"
         assert future.result(timeout=30) == expected
     finally:
         pool.close()

@@ -38,18 +38,26 @@ def test_every_recording_is_read_once_and_every_error_kept(tmp_path, monkeypatch
         assert problem.path == tmp_path / f"r{i}.cmtr" and "restore it" in problem.hint
 
 
-def test_default_processes_follow_the_free_cores(tmp_path, monkeypatch):
+def test_default_processes_follow_the_recordings_and_the_free_cores(tmp_path, monkeypatch):
     import h5stream.cores as cores
+
+    from hdmea.pipeline.batch.engine import VERIFY_RECORDINGS_PER_PROCESS as PER
 
     calls = []
     monkeypatch.setattr(mcs, "verify_recordings", lambda recordings, **kw: calls.append(len(recordings)) or {})
     monkeypatch.setattr(cores, "free_cores", lambda: 2)
-    engine._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
-    assert sorted(calls) == [2, 3]
-    calls.clear()
-    monkeypatch.setattr(cores, "free_cores", lambda: 1)
+    # a handful of recordings: one reading process, whatever the cores (each process costs its start)
     engine._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
     assert calls == [5]
+    calls.clear()
+    # past PER recordings a second process, up to the free cores
+    n = 3 * PER
+    engine._unverified_inputs(_recordings(tmp_path, n), list(range(n)))
+    assert sorted(calls) == [n // 2, n - n // 2]
+    calls.clear()
+    monkeypatch.setattr(cores, "free_cores", lambda: 1)
+    engine._unverified_inputs(_recordings(tmp_path, n), list(range(n)))
+    assert calls == [n]
 
 
 def test_a_claim_held_by_another_process_is_its_own_kind_never_infrastructure(tmp_path):

@@ -63,6 +63,7 @@ from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
 from hdmea.pipeline.batch.workers import (
     WorkerSetup,
     available_cores,
+    choose_layout,
     exit_without_teardown,
     free_workers,
     thread_environment,
@@ -104,6 +105,7 @@ __all__ = [
     "JobFunction",
     "WorkerSetup",
     "available_cores",
+    "choose_layout",
     "exit_without_teardown",
     "free_workers",
     "run_pipeline_job",

@@ -14,7 +14,7 @@ from typing import Any
 
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
-from hdmea.pipeline.batch.executors import Pool, in_process_pool, make_pool
+from hdmea.pipeline.batch.executors import LOCAL_DASK, Pool, in_process_pool, make_pool
 from hdmea.pipeline.batch.failures import DATA, ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error
 from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
@@ -26,7 +26,13 @@ from hdmea.pipeline.batch.recordings import (
     output_path_for,
 )
 from hdmea.pipeline.batch.summary import BatchSummary, RecordingResult
-from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, free_workers, threads_per_worker
+from hdmea.pipeline.batch.workers import (
+    WorkerSetup,
+    available_cores,
+    choose_layout,
+    free_workers,
+    threads_per_worker,
+)
 from hdmea.pipeline.preflight import (
     CreatedFolders,
     PreflightError,
@@ -74,10 +80,11 @@ def run_batch(
         Directory of the outputs ``<name>.h5`` (created if missing, and removed
         again when the batch fails and leaves it empty).
     executor
-        Any ``concurrent.futures.Executor`` or a dask ``Client``.  None: a Dask
-        ``LocalCluster`` with ``workers`` single-threaded worker processes when
-        ``distributed`` is installed, else a process pool that is rebuilt when a
-        worker dies.  The batch never shuts down an executor it was given.
+        Any ``concurrent.futures.Executor`` or a dask ``Client``.  None: a pool of
+        ``workers`` worker processes forked from one server process that imported
+        the pipeline once, rebuilt when a worker dies (``scheduler="local"``: a Dask
+        ``LocalCluster`` of ``workers`` processes instead).  The batch never shuts
+        down an executor it was given.
     retries
         How many times a recording is tried again after an infrastructure error
         (killed worker, out of memory, a transient I/O error); data errors and
@@ -86,12 +93,17 @@ def run_batch(
         Default: ``config.batch.retries``.
     workers
         Worker processes of the default executor (default: ``config.batch.workers``,
-        else the cores free when the batch starts, :func:`free_workers`: with only
-        one core free, no worker process is started and the recordings run one
-        after another on a thread of this process, their kernels on one thread
-        unless ``config.batch.threads_per_job`` says otherwise).
+        else chosen so that the cores free when the batch starts are busy
+        (:func:`choose_layout`): a worker per free core, but no more workers than
+        recordings, each job's kernels taking the free cores // workers threads;
+        with only one core free, no worker process is started and the recordings
+        run one after another on a thread of this process, their kernels on one
+        thread unless ``config.batch.threads_per_job`` says otherwise).  The
+        summary states the layout (``layout``: cores, workers, threads per
+        worker, cores kept busy).
     scheduler
-        Address of a running Dask scheduler to use instead of a local cluster.
+        Address of a running Dask scheduler to use instead of a local pool, or
+        ``"local"`` for a Dask ``LocalCluster`` of the batch's own.
     job
         ``job(recording, output, config) -> dict``: the work for one recording
         (default: the whole pipeline).  Must be picklable.
@@ -137,8 +149,9 @@ def run_batch(
     workers = workers if workers is not None else config.batch.workers
     scheduler = scheduler if scheduler is not None else (
         config.batch.scheduler if executor is None else None)
+    local = executor is None and scheduler in (None, LOCAL_DASK)
     # Without a count from the caller, the batch takes the cores free when it starts.
-    choose_workers = workers is None and executor is None and scheduler is None
+    choose_workers = workers is None and local
     started = time.perf_counter()
     batch_id = new_batch_id()
     items = discover_recordings(recordings)
@@ -166,15 +179,18 @@ def run_batch(
     # the executor starts and its workers warm up, which take seconds and need none of them.
     # No job is submitted before every check is done.
     pipeline = job is run_pipeline_job
+    free = None
     if choose_workers:
         # Measured before the checks start: their separate reading process is the batch's own work.
-        workers = free_workers()
+        free = free_workers()
+        workers, _ = choose_layout(free, len(todo))
     with cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks") as checker:
         checked = checker.submit(_check_inputs, items, outputs, todo, config,
                                  verify=verify_inputs and pipeline, open_files=pipeline)
         try:
             pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
-                                              worker_init=worker_init, in_process=choose_workers and workers == 1)
+                                              worker_init=worker_init,
+                                              in_process=choose_workers and workers == 1, cores=free)
         except BaseException:
             checked.cancel()
             raise
@@ -207,6 +223,7 @@ def run_batch(
                             batch_id=batch_id)
     folders = CreatedFolders(out_dir)
     call = JobCall(job, setup, batch_id)
+    layout = _layout(pool, config, len(todo), free)
     startup_seconds = time.perf_counter() - started
     logger.info("batch of %s on %s", counted(len(todo), "recording"), pool.name)
     stopped_by: list[str] = []
@@ -223,7 +240,8 @@ def run_batch(
     summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
                            startup_seconds=startup_seconds,
                            worker_setup_seconds=_setup_times(pool.setup_seconds, results),
-                           stopped_by=stopped_by[0] if stopped_by else None, batch_id=batch_id)
+                           stopped_by=stopped_by[0] if stopped_by else None, batch_id=batch_id,
+                           layout=layout)
     if summary.stopped_by:
         logger.warning("batch stopped by %s: %d done, %d preempted (resumable), %d failed in %.2f s",
                        summary.stopped_by, len(summary.done), len(summary.preempted), len(summary.failed),
@@ -249,26 +267,30 @@ def _check_inputs(items: Sequence[Recording], outputs: Sequence[Path], todo: lis
 
 def _start_pool(executor: Any, workers: int | None, scheduler: str | None, config: PipelineConfig, *,
                 warm: bool, worker_init: Callable[[], None] | None,
-                in_process: bool = False) -> tuple[Pool, WorkerSetup, PipelineConfig]:
+                in_process: bool = False, cores: int | None = None) -> tuple[Pool, WorkerSetup, PipelineConfig]:
     """The executor, what each of its workers does before its first job, and the configuration the jobs get.
 
-    Only the pipeline job gains from a warm-up that runs the pipeline (``warm``).
-    ``in_process``: one core is free, the jobs run on a thread of this process
-    (nothing to warm: the first job pays its imports, as it would alone), and
-    their kernels take that one core, as a worker's take its share: kernels that
-    choose their threads call by call can take two and then lose to the other
-    program at each barrier.  A ``threads_per_job`` the configuration names wins.
+    Only the pipeline job gains from importing the steps up front (``warm``).
+    ``cores``: the cores free when the batch started, when the batch chose its
+    layout (:func:`choose_layout`), else None (the machine's cores are shared).
+    ``in_process``: one worker is all the batch needs (one core free, or one
+    recording), the jobs run on a thread of this process (nothing to start or
+    warm: the first job pays its imports, as it would alone), and their kernels
+    take the free cores, as a worker's take its share: kernels that choose their
+    threads call by call can take more and then lose to the other programs at
+    each barrier.  A ``threads_per_job`` the configuration names wins.
     """
     if in_process:
-        logger.info("1 of %s free: the recordings run one after another in this process",
-                    counted(available_cores(), "core"))
-        pool, setup, threads = in_process_pool(), WorkerSetup(threads=None, warm=False, init=worker_init), 1
+        free = cores or 1
+        logger.info("%s of %s free: the recordings run one after another in this process",
+                    free, counted(available_cores(), "core"))
+        pool, setup, threads = in_process_pool(), WorkerSetup(threads=None, warm=False, init=worker_init), free
     else:
         local_setup = None
-        if executor is None and scheduler is None:
+        if executor is None and scheduler in (None, LOCAL_DASK):
             # Worker processes of this machine side by side split its cores: each job's
             # kernels get their share, and each worker's libraries are capped to it.
-            share = config.batch.threads_per_job or threads_per_worker(workers or available_cores())
+            share = config.batch.threads_per_job or threads_per_worker(workers or available_cores(), cores)
             local_setup = WorkerSetup(threads=share, warm=warm, init=worker_init)
         pool = make_pool(executor, workers, scheduler, local_setup)
         setup = local_setup if pool.local_workers else WorkerSetup(threads=None, warm=warm, init=worker_init)
@@ -279,6 +301,20 @@ def _start_pool(executor: Any, workers: int | None, scheduler: str | None, confi
     if config.batch.threads_per_job is None and threads is not None:
         config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, threads_per_job=threads))
     return pool, setup, config
+
+
+def _layout(pool: Pool, config: PipelineConfig, recordings: int, free: int | None) -> dict:
+    """How the batch uses this machine's cores (empty for workers elsewhere: a scheduler, a given executor)."""
+    workers = pool.local_workers
+    threads = config.batch.threads_per_job
+    if workers is None or threads is None:
+        return {}
+    layout = {"cores": available_cores(), "free_cores": free, "workers": workers, "threads_per_worker": threads,
+              "busy_cores": min(workers, recordings) * threads}
+    logger.info("layout: %s x %s for %s = %d of %s busy%s", counted(workers, "worker"),
+                counted(threads, "thread"), counted(recordings, "recording"), layout["busy_cores"],
+                counted(layout["cores"], "core"), "" if free is None else f" ({free} free when it started)")
+    return layout
 
 
 def _finished_results(items: Sequence[Recording], outputs: Sequence[Path],
@@ -502,19 +538,28 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
 # --------------------------------------------------------------------------- job arrays
 
 
+#: recordings one reading process checks before a second process is worth its start
+VERIFY_RECORDINGS_PER_PROCESS = 16
+
+
 def _unverified_inputs(items: Sequence[Recording], todo: list[int],
                        processes: int | None = None) -> dict[int, list[Problem]]:
     """Index -> problem of the recordings whose inputs fail :func:`hdmea.io.mcs.verify_recordings`.
 
     The recordings are dealt out to ``processes`` reading processes side by side
-    (default: the cores free now, :func:`h5stream.cores.free_cores`): each reads its
-    files whole, which for small recordings costs about as much as their work.
+    (default: one per :data:`VERIFY_RECORDINGS_PER_PROCESS` recordings, at most the
+    cores free now, :func:`h5stream.cores.free_cores`).  Each process is a fresh
+    interpreter that imports the readers (a few hundred milliseconds of CPU) and
+    then reads each file's structure and first and last rows (milliseconds per
+    small recording): a process per core for a handful of recordings spent more
+    on starting than on reading.
     """
     from h5stream.cores import free_cores
     from hdmea.io.mcs import verify_recordings
 
     recordings = [items[i] for i in todo]
-    n = max(1, min(processes or free_cores(), len(recordings)))
+    wanted = processes or min(-(-len(recordings) // VERIFY_RECORDINGS_PER_PROCESS), free_cores())
+    n = max(1, min(wanted, len(recordings)))
     if n == 1:
         errors = verify_recordings(recordings)
     else:

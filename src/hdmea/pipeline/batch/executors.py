@@ -1,5 +1,12 @@
-"""The executors a batch submits to: a local Dask cluster, a process pool rebuilt when a worker dies,
-a given ``concurrent.futures`` executor or Dask client, or a SLURM cluster."""
+"""The executors a batch submits to: a process pool rebuilt when a worker dies (the default on one
+machine), a local Dask cluster (``scheduler="local"``), a Dask scheduler's address, a given
+``concurrent.futures`` executor or Dask client, or a SLURM cluster.
+
+On one machine the default is a process pool whose workers fork from one server
+process that imported the pipeline's modules once (:func:`_forkserver_preload`):
+a worker starts in milliseconds, imports nothing itself, and no scheduler, nanny
+or heartbeat runs beside the jobs.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from hdmea.pipeline.batch.failures import describe_error
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, exit_without_teardown, thread_environment
 from hdmea.progress import counted
 
-__all__ = ["Pool", "make_pool", "in_process_pool", "slurm_cluster", "slurm_client"]
+__all__ = ["Pool", "make_pool", "in_process_pool", "slurm_cluster", "slurm_client", "LOCAL_DASK"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -82,12 +89,13 @@ class Pool:
         """Tell the running jobs to checkpoint and end (:mod:`hdmea.pipeline.batch.preemption`).
 
         Dask workers run :func:`~hdmea.pipeline.batch.preemption.stop_jobs`
-        themselves; threads of this process are told directly; a process pool's
-        workers get SIGTERM where a signal runs their handler (POSIX).  Elsewhere
-        (Windows, where SIGTERM to a process ends it at once) the batch's own
+        themselves; threads of this process are told directly; the batch's own
         process pool sets an event that a thread in each worker waits on, which
-        stops that worker's job; the workers of a pool given by the caller
-        cannot be told there, and finish their recordings.
+        stops that worker's job with the signal's name (on POSIX by sending its
+        main thread SIGTERM, which also ends a blocking wait); the workers of a
+        pool given by the caller get SIGTERM where a signal runs their handler
+        (POSIX), and elsewhere (Windows, where SIGTERM to a process ends it at
+        once) cannot be told, and finish their recordings.
         """
         from h5stream import capabilities
         from hdmea.pipeline.batch.preemption import stop_jobs
@@ -96,7 +104,8 @@ class Pool:
             told = self.client.run(stop_jobs, signal_name)
             logger.info("told %s to stop: %d running job(s)", counted(len(told), "worker"), sum(told.values()))
         elif isinstance(self.executor, cf.ProcessPoolExecutor):
-            if isinstance(self.executor, _StoppableProcessPool) and not capabilities.posix_signals():
+            if isinstance(self.executor, _StoppableProcessPool):
+                # the batch's own pool: the thread waiting in each worker stops its job with the signal's name
                 self.executor.stop_jobs(signal_name)
             elif capabilities.posix_signals():
                 import signal
@@ -315,12 +324,14 @@ def in_process_pool() -> Pool:
     """Jobs one after another on one thread of this process: no worker process to start or warm up.
 
     For a batch on a machine with one core free, where a second process gains
-    nothing.  A job that kills its process (a crash in a compiled library, the
+    nothing, or of a single recording (its kernels then take the free cores).  A job that kills its process (a crash in a compiled library, the
     kernel's out-of-memory killer) ends the batch with it; the finished outputs
     stay finished, and running the batch again resumes after them.
     """
     executor = cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-job")
-    return Pool(executor, owned=True, slots=1, name="this process, one recording after another (1 core free)")
+    pool = Pool(executor, owned=True, slots=1, name="this process, one recording after another")
+    pool.local_workers = 1
+    return pool
 
 
 def _fast_exit_plugin():
@@ -337,11 +348,11 @@ def _fast_exit_plugin():
     return FastExit()
 
 
-def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
+def _forkserver_preload(setup: WorkerSetup | None, *, dask: bool = False) -> list[str]:
     """Modules the workers' fork server imports once, so that no worker imports them itself.
 
-    Every worker process of a warmed-up batch imports distributed, numpy, h5py,
-    and every step's module before its first job: seconds each, paid
+    Every worker process of a warmed-up batch imports numpy, h5py (and distributed,
+    for a Dask worker: ``dask``) and every step's module before its first job: seconds each, paid
     by each worker at the same time (twice the CPU of one start on two cores, and
     twice the wait on a machine other users keep busy).  On POSIX the workers
     fork from one server process that imported them once (the same modules of
@@ -356,11 +367,11 @@ def _forkserver_preload(setup: WorkerSetup | None) -> list[str]:
         return []
     from hdmea.steps.table import STEPS
 
-    return list(dict.fromkeys(["distributed", "numpy", "h5py", "hdmea.pipeline.batch",
+    return list(dict.fromkeys([*(["distributed"] if dask else []), "numpy", "h5py", "hdmea.pipeline.batch",
                                *(step.module for step in STEPS)]))
 
 
-def _start_fork_server(setup: WorkerSetup | None) -> bool:
+def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool:
     """Start the workers' fork server now, with :func:`_forkserver_preload`'s modules; whether it was asked to.
 
     :func:`multiprocessing.forkserver.ensure_running` returns once the server
@@ -368,7 +379,7 @@ def _start_fork_server(setup: WorkerSetup | None) -> bool:
     worker it forks waits for them.  A server already running in this process
     (an earlier batch) is kept, with the modules it has.
     """
-    preload = _forkserver_preload(setup)
+    preload = _forkserver_preload(setup, dask=dask)
     if not preload:
         return False
     import multiprocessing
@@ -416,7 +427,7 @@ def _dask_local_cluster(workers: int, setup: WorkerSetup | None = None) -> Pool 
     settings = {"distributed.worker.profile.enabled": False,
                 "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                 **_QUIET_TIMERS}
-    preload = _forkserver_preload(setup)
+    preload = _forkserver_preload(setup, dask=True)
     if preload:
         settings["distributed.worker.multiprocessing-method"] = "forkserver"
     try:
@@ -516,9 +527,19 @@ def slurm_client(slurm_options: Any, *, jobs: int | None = None) -> Any:
     return Client(cluster)
 
 
+#: ``scheduler=LOCAL_DASK``: the batch starts a Dask LocalCluster of its own instead of its process pool
+LOCAL_DASK = "local"
+
+
 def make_pool(executor: Any, workers: int | None, scheduler: str | None,
                setup: WorkerSetup | None = None) -> Pool:
     n = workers or available_cores()
+    if executor is None and scheduler == LOCAL_DASK:
+        # The fork server imports the workers' modules on another core while this
+        # process imports distributed and starts the scheduler.
+        _start_fork_server(setup, dask=True)
+        pool = _dask_local_cluster(n, setup)
+        return pool if pool is not None else _process_pool(n, setup)
     if executor is None and scheduler is not None:
         from distributed import Client
 
@@ -526,11 +547,10 @@ def make_pool(executor: Any, workers: int | None, scheduler: str | None,
         return _dask_client_pool(client, owned=True, name=f"dask scheduler {scheduler}",
                                  close=client.close)
     if executor is None:
-        # The fork server imports the workers' modules on another core while this
-        # process imports distributed and starts the scheduler.
+        # The fork server imports the workers' modules once (beside this process's checks);
+        # each worker then forks from it.
         _start_fork_server(setup)
-        pool = _dask_local_cluster(n, setup)
-        return pool if pool is not None else _process_pool(n, setup)
+        return _process_pool(n, setup)
     if _is_dask_client(executor):
         cluster = getattr(executor, "cluster", None)
         return _dask_client_pool(executor, owned=False,

@@ -35,6 +35,7 @@ from hdmea.pipeline.batch.recordings import (
     write_done_marker,
 )
 from hdmea.pipeline.batch.workers import WorkerSetup, take_setup_seconds
+from hdmea.pipeline.preflight import CreatedFolders
 from hdmea.pipeline.run import run_pipeline
 from hdmea.progress import recording_context
 
@@ -122,16 +123,28 @@ def _run_claimed(recording: Recording, output: Path, config: PipelineConfig, *,
     with recording_context(recording.name):
         claim = job_claim(output)
         try:
+            # The claim lives beside the output: its folder is made now (and taken back below when
+            # the job leaves it empty), as the pipeline would make it for the output.
+            folders = CreatedFolders(output.parent)
             with warnings.catch_warnings():
                 # A claim of a job whose process died (a killed worker) is cleared, and logged, by acquire.
                 warnings.filterwarnings("ignore", category=StaleClaimWarning)
                 claim.acquire()
         except WriterClaimError as exc:
             return _held(exc)
+        except OSError as exc:  # the output folder cannot be made or written: the user's setup
+            kind = classify_error(exc)
+            logger.error("failed before starting (%s error): %s", kind, describe_error(exc))
+            return {"status": "failed", "seconds": 0.0, "kind": kind, "error": describe_error(exc),
+                    "pid": os.getpid()}
+        outcome = None
         try:
-            return _run_job(recording, output, config, job=job, attempt=attempt, batch=batch)
+            outcome = _run_job(recording, output, config, job=job, attempt=attempt, batch=batch)
+            return outcome
         finally:
             claim.release()
+            if outcome is None or outcome["status"] != "done":
+                folders.remove_if_empty()
 
 
 def _held(exc: WriterClaimError, seconds: float = 0.0) -> dict:

@@ -1,4 +1,4 @@
-"""What a batch worker process does once, before its first job: thread limits and a warm-up.
+"""What a batch worker process does once, before its first job: thread limits and the steps' imports.
 
 Also how a worker process ends quickly once its work is committed.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from hdmea.pipeline.batch.failures import describe_error
 
 __all__ = ["WorkerSetup", "thread_environment", "available_cores", "free_workers", "threads_per_worker",
-           "exit_without_teardown"]
+           "choose_layout", "exit_without_teardown"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -70,6 +70,18 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // max(1, workers))
 
 
+def choose_layout(free: int, recordings: int) -> tuple[int, int]:
+    """``(workers, threads per worker)`` that keep ``free`` cores busy with ``recordings`` to run.
+
+    A worker per free core while there are recordings for them all; with fewer
+    recordings than cores, one worker per recording, each job's kernels taking
+    an equal share of the free cores (16 cores, 4 recordings: 4 workers x 4
+    threads), so that recordings x threads covers the cores either way.
+    """
+    workers = max(1, min(free, recordings))
+    return workers, threads_per_worker(workers, max(1, free))
+
+
 def _limit_loaded_libraries(threads: int) -> None:
     """Cap libraries that were loaded before the variables were set (numba, BLAS, OpenMP)."""
     numba = sys.modules.get("numba")
@@ -83,12 +95,27 @@ def _limit_loaded_libraries(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
+def _import_steps() -> None:
+    """Import every step's module (a worker forked from the batch's fork server has them already).
+
+    Only the imports: every kernel is compiled at install (nothing is left to
+    JIT-compile), so running the pipeline on a synthetic recording first, as
+    workers once did, only added a recording's work to each worker's start
+    (measured: about as long as eight small recordings' jobs on 2 cores).
+    """
+    import importlib
+
+    from hdmea.steps.table import STEPS
+
+    for module in [step.module for step in STEPS]:
+        importlib.import_module(module)
+
+
 def _warm_up() -> None:
     """Import every step and run the whole pipeline once on a tiny synthetic recording.
 
-    A fresh process pays for its imports and for each step's first call (opening
-    files, filling caches); a worker pays that once, here, instead of inside its
-    first recording.
+    A check that every kernel loads and runs (``python -m hdmea.pipeline.batch.precompile``);
+    batch workers only import (:func:`_import_steps`).
     """
     import importlib
     import tempfile
@@ -129,7 +156,7 @@ class WorkerSetup:
     """What a batch worker process does once, before its first job.
 
     ``threads`` caps the numeric libraries (None: leave them alone); ``warm``
-    runs :func:`_warm_up`; ``init`` is the caller's own initialiser (e.g.
+    imports every step (:func:`_import_steps`); ``init`` is the caller's own initialiser (e.g.
     logging).  Used as the process pool's initializer, run on every Dask worker
     when the cluster starts, and by each job as a fallback (a worker restarted
     after a crash); it runs once per process whichever comes first.
@@ -152,7 +179,7 @@ class WorkerSetup:
             self.init()
         if self.warm:
             try:
-                _warm_up()
+                _import_steps()
             except Exception as exc:  # noqa: BLE001 - warming is an optimisation; the job reports real errors
                 logger.warning("worker warm-up failed (%s); jobs start cold", describe_error(exc))
         _SETUP_SECONDS[key] = time.perf_counter() - started
