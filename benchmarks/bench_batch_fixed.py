@@ -1,0 +1,136 @@
+"""The batch's fixed cost: what ``hdmea batch`` spends besides its recordings' jobs, for 1, 2 and 4 workers.
+
+Eight tiny synthetic recordings (3 units each: tenths of a second of work), one
+hard-linked under eight names, processed by ``hdmea batch --workers W`` in a
+fresh process, as a user runs it.  The fixed cost is the command's wall time
+less the span of its jobs (from the first job's start to the last job's end,
+read from the ``.done`` markers: ``finished_unix - seconds`` and
+``finished_unix``): the interpreter's start and the imports, the checks of the
+inputs (read in a separate process), the workers' start and imports, and the
+end of the batch.  It does not grow with the recordings; with the worker count
+it should not grow either.
+
+Goal: under :data:`GOAL_SECONDS` whatever the worker count.  The worker counts
+run interleaved (1, 2, 4, then 4, 2, 1, ...); the details give each count's
+minimum and median, the CPU seconds of the whole process tree, and the load
+average, since on a machine that other programs keep busy every part of the
+fixed cost stretches with the load.
+
+Run: ``python -m benchmarks --size full --only batch_fixed`` (or
+``python -m benchmarks.bench_batch_fixed full``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks._harness import Row, scratch_dir
+from benchmarks.bench_batch import _TreeCPU
+
+#: the batch's fixed cost stays under this many seconds, whatever the worker count
+GOAL_SECONDS = 1.5
+
+WORKERS = (1, 2, 4)
+
+SIZES = {
+    # recordings, rounds (each round runs every worker count once)
+    "small": (8, 1),
+    "full": (8, 3),
+}
+
+
+def make_inputs(root: Path, n: int) -> tuple[Path, Path]:
+    """``n`` tiny recordings (one, hard-linked under ``n`` names) and a configuration for them."""
+    from hdmea.synthetic import generate_recording
+
+    generate_recording(root / "base", "tiny", n_units=3, seed=5)
+    inputs = root / "inputs"
+    inputs.mkdir()
+    for i in range(n):
+        for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
+            os.link(root / "base" / f"tiny{suffix}", inputs / f"t{i}{suffix}")
+    config = root / "batch.toml"
+    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
+    return inputs, config
+
+
+def measure(inputs: Path, config: Path, out: Path, workers: int, env: dict | None = None) -> dict:
+    """One ``hdmea batch --workers W`` in a fresh process: its wall time, fixed cost, jobs and CPU."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("SLURM_")}
+    started = time.time()
+    with subprocess.Popen([sys.executable, "-m", "hdmea", "--log-level", "WARNING", "batch", str(inputs),
+                           "--config", str(config), "--out", str(out), "--workers", str(workers)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        cpu = _TreeCPU(proc.pid)
+        try:
+            stdout, stderr = proc.communicate(timeout=600)
+        finally:
+            cpu_seconds = cpu.stop()
+    ended = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"hdmea batch failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+    markers = [json.loads(m.read_text()) for m in out.glob("*.h5.done")]
+    first = min(m["finished_unix"] - m["seconds"] for m in markers)
+    last = max(m["finished_unix"] for m in markers)
+    batch = json.loads((out / "batch_summary.json").read_text())
+    own = batch["batches"][-1] if "batches" in batch else batch
+    return {"workers": workers, "wall": ended - started, "fixed": (first - started) + (ended - last),
+            "before_first_job": first - started, "after_last_job": ended - last, "span": last - first,
+            "jobs": sum(m["seconds"] for m in markers), "cpu": cpu_seconds, "executor": own.get("executor"),
+            "done": len(markers), "load": os.getloadavg()[0]}
+
+
+def run(size: str = "small") -> list[Row]:
+    n, rounds = SIZES[size]
+    results: dict[int, list[dict]] = {w: [] for w in WORKERS}
+    with scratch_dir() as tmp:
+        tmp = Path(tmp)
+        inputs, config = make_inputs(tmp, n)
+        for r in range(rounds):
+            for w in (WORKERS if r % 2 == 0 else WORKERS[::-1]):
+                result = measure(inputs, config, tmp / f"out-{w}-{r}", w)
+                assert result["done"] == n, result
+                results[w].append(result)
+    rows = []
+    for w, runs in results.items():
+        best = min(runs, key=lambda x: x["fixed"])
+        fixed = [x["fixed"] for x in runs]
+        rows.append(Row(
+            benchmark=f"batch fixed cost, {n} tiny recordings, {w} worker(s) (hdmea batch --workers {w})",
+            peer=f"goal {GOAL_SECONDS} s", peer_value=GOAL_SECONDS, ours=best["fixed"], unit="s",
+            ratio=best["fixed"] / GOAL_SECONDS, goal=1.0, lower_is_better=True,
+            ours_median=statistics.median(fixed), rounds=len(runs),
+            details=(f"{best['executor']}; fixed cost (wall less the jobs' span) min {min(fixed):.2f} s, median "
+                     f"{statistics.median(fixed):.2f} s over {len(runs)} interleaved rounds; in the best run: wall "
+                     f"{best['wall']:.2f} s = until the first job {best['before_first_job']:.2f} s (process start, "
+                     f"imports, input checks, workers' start) + jobs' span {best['span']:.2f} s + after the last "
+                     f"job {best['after_last_job']:.2f} s; jobs {best['jobs']:.2f} s in all; CPU of the process "
+                     f"tree {best['cpu']:.2f} s; {os.cpu_count()} cores, 1-min load average "
+                     f"{min(x['load'] for x in runs):.1f}-{max(x['load'] for x in runs):.1f} during the rounds"),
+        ))
+    return rows
+
+
+@pytest.mark.slow
+def test_batch_fixed_cost():
+    rows = run("small")
+    assert [r.benchmark.split("recordings, ")[1][:11] for r in rows] == [f"{w} worker(s)" for w in WORKERS]
+    for row in rows:
+        assert row.lower_is_better and row.goal == 1.0 and row.peer_value == GOAL_SECONDS
+        assert row.ours > 0 and row.ratio == row.ours / GOAL_SECONDS
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_batch_fixed [small|full]
+    from benchmarks._harness import main
+
+    main(run)
