@@ -347,9 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--out", required=True, metavar="DIR", help="directory of the outputs")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="local worker processes (default: the cores free at the start; "
-                       "with one free, the recordings run one after another in this process)")
-    where.add_argument("--scheduler", metavar="ADDR", help="address of a running Dask scheduler")
+    where.add_argument("--workers", type=int, help="local worker processes (default: the cores free at the start, "
+                       "no more than the recordings, each job's kernels on free cores // workers threads; with one "
+                       "core free or one recording, the recordings run one after another in this process)")
+    where.add_argument("--scheduler", metavar="ADDR", help="address of a running Dask scheduler, or 'local' for a "
+                       "Dask LocalCluster of the batch's own (default: a process pool forked from one server)")
     where.add_argument("--slurm", action="store_true",
                        help="start a dask-jobqueue SLURM cluster from [batch.slurm] of the config")
     p.add_argument("--retries", type=int, help="retries after infrastructure errors (default 2)")
