@@ -222,9 +222,10 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
         "hdmea.steps.section_time": ("add_section_time",),
     },
     "hdmea.pipeline.config": {
-        "hdmea.stimulus_files": (
-            "StimulusFile as StimulusConfig", "StageConfig", "FlowConfig", "PipelineDefaults as PipelineConfig",
-            "DefaultsConfig", "load_json_config", "load_flow_config", "load_stimulus_config", "load_defaults"
+        "hdmea.stimulus_files": ("StimulusFile as StimulusConfig", "load_json_config", "load_stimulus_config"),
+        "hdmea._compat.flow_files": (
+            "StageConfig", "FlowConfig", "PipelineDefaults as PipelineConfig", "DefaultsConfig", "load_flow_config",
+            "load_defaults",
         ),
     },
     "hdmea.pipeline.flows": {

@@ -1,26 +1,24 @@
-"""The lab's JSON configuration files: stimuli, flows and defaults.
+"""The lab's JSON configuration files: where they are looked up, and its stimulus files.
 
-Files keep the original's layout: ``<config_dir>/defaults.json``,
-``<config_dir>/flows/<name>.json`` and ``<config_dir>/stimuli/<name>.json``.  A
-name is looked up in ``config_dir`` (default ``./config``, as the original) and
-then among the copies shipped with hdmea (``hdmea/data/config``: the set6a flow
-and the lab's stimuli), so a flow runs from any folder.  A path to a file is read
-as it is.  Bad files raise :class:`~hdmea.errors.ConfigurationError` naming the
-file and the field.
+Files keep the original's layout: ``<config_dir>/stimuli/<name>.json`` (and, read
+by the original's flows in :mod:`hdmea._compat.flow_files`, ``flows/<name>.json``
+and ``defaults.json``).  A name is looked up in ``config_dir`` (default
+``./config``, as the original) and then among the copies shipped with hdmea
+(``hdmea/data/config``: the set6a flow and the lab's stimuli), so a flow runs from
+any folder.  A path to a file is read as it is.  Bad files raise
+:class:`~hdmea.errors.ConfigurationError` naming the file and the field.
 
 This is not :mod:`hdmea.config` (the TOML configuration of ``hdmea run``); a
 stimulus's ``section_kwargs`` become our :class:`hdmea.stimulus.TrialConfig`
 through :func:`trial_configs`, which the sectioning steps read.  The original
-pipeline's names for these files' models (``hdmea.pipeline.config``:
-``StimulusConfig``, ``PipelineConfig``) are :class:`StimulusFile` and
-:class:`PipelineDefaults` here.
+pipeline's name for the stimulus files' model (``hdmea.pipeline.config``:
+``StimulusConfig``) is :class:`StimulusFile` here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -29,21 +27,13 @@ from hdmea.errors import ConfigError
 
 __all__ = [
     "StimulusFile",
-    "StageConfig",
-    "FlowConfig",
-    "PipelineDefaults",
-    "DefaultsConfig",
     "load_json_config",
-    "load_flow_config",
+    "find_config_file",
     "load_stimulus_config",
-    "load_defaults",
     "PACKAGED_CONFIG_DIR",
     "config_search_dirs",
     "trial_configs",
 ]
-
-logger = logging.getLogger(__name__)
-logger.addHandler(logging.NullHandler())
 
 PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "data" / "config"
 
@@ -92,70 +82,6 @@ class StimulusFile:
         self.analysis_windows = {k: tuple(v) if isinstance(v, list) else v for k, v in self.analysis_windows.items()}
 
 
-@dataclasses.dataclass
-class StageConfig:
-    """One stage of a flow: whether it runs and, for the features stage, which feature sets."""
-
-    enabled: bool = True
-    feature_sets: list[str] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class FlowConfig:
-    """A named flow: its stages and the defaults passed to the steps."""
-
-    name: str
-    description: str | None = None
-    version: str = "1.0.0"
-    stages: dict[str, StageConfig] = dataclasses.field(default_factory=dict)
-    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        stages = {}
-        for key, stage in (self.stages or {}).items():
-            if isinstance(stage, StageConfig):
-                stages[key] = stage
-            elif isinstance(stage, dict):
-                sets = stage.get("feature_sets", [])
-                if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
-                    raise ConfigError(f"flow {self.name!r}: stages.{key}.feature_sets must be a list of names",
-                                      found=repr(sets))
-                stages[key] = StageConfig(enabled=bool(stage.get("enabled", True)), feature_sets=list(sets))
-            else:
-                raise ConfigError(f"flow {self.name!r}: stages.{key} must be an object", found=repr(stage))
-        self.stages = stages
-
-    def get_feature_sets(self) -> list[str]:
-        """The features stage's feature sets, or none when that stage is absent or disabled."""
-        stage = self.stages.get("features")
-        return list(stage.feature_sets) if stage is not None and stage.enabled else []
-
-
-@dataclasses.dataclass
-class PipelineDefaults:
-    """Global settings of the original pipeline."""
-
-    version: str = "0.1.0"
-    random_seed: int = 42
-    force_recompute: bool = False
-    log_level: str = "INFO"
-
-
-@dataclasses.dataclass
-class DefaultsConfig:
-    """``defaults.json``: pipeline settings and free-form sections per stage."""
-
-    pipeline: PipelineDefaults = dataclasses.field(default_factory=PipelineDefaults)
-    stage1: dict[str, Any] = dataclasses.field(default_factory=dict)
-    stage2: dict[str, Any] = dataclasses.field(default_factory=dict)
-    export: dict[str, Any] = dataclasses.field(default_factory=dict)
-    paths: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.pipeline, dict):
-            self.pipeline = PipelineDefaults(**_fields_from(PipelineDefaults, self.pipeline, "defaults.pipeline"))
-
-
 def load_json_config(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed JSON file; ConfigurationError naming the file when it is missing or not JSON."""
     path = Path(path)
@@ -175,7 +101,9 @@ def config_search_dirs(config_dir: str | os.PathLike | None = None) -> list[Path
     return [first, PACKAGED_CONFIG_DIR] if first.resolve() != PACKAGED_CONFIG_DIR else [first]
 
 
-def _find(name_or_path, kind: str, config_dir) -> Path:
+def find_config_file(name_or_path, kind: str, config_dir) -> Path:
+    """The file of ``<kind>/<name>.json`` in :func:`config_search_dirs` (or ``name_or_path`` itself, a ``.json``
+    file); ConfigError naming every place tried."""
     path = Path(name_or_path)
     if path.suffix == ".json" and path.is_file():
         return path
@@ -191,21 +119,9 @@ def _find(name_or_path, kind: str, config_dir) -> Path:
                                               for p in (d / kind).glob("*.json")})) or "none")
 
 
-def load_flow_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> FlowConfig:
-    """A flow by name (``flows/<name>.json``) or by path."""
-    path = _find(name_or_path, "flows", config_dir)
-    data = load_json_config(path)
-    try:
-        return FlowConfig(**_fields_from(FlowConfig, data, path))
-    except TypeError as exc:
-        raise ConfigError(f"{path}: not a flow configuration ({exc})") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
 def load_stimulus_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> StimulusFile:
     """A stimulus by name (``stimuli/<name>.json``) or by path."""
-    path = _find(name_or_path, "stimuli", config_dir)
+    path = find_config_file(name_or_path, "stimuli", config_dir)
     data = load_json_config(path)
     try:
         return StimulusFile(**_fields_from(StimulusFile, data, path))
@@ -213,20 +129,6 @@ def load_stimulus_config(name_or_path: str, config_dir: str | os.PathLike | None
         raise ConfigError(f"{path}: not a stimulus configuration ({exc})") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-
-
-def load_defaults(config_dir: str | os.PathLike | None = None) -> DefaultsConfig:
-    """``defaults.json`` of ``config_dir`` (else hdmea's copy); built-in defaults, with a warning, when unusable."""
-    for folder in config_search_dirs(config_dir):
-        path = folder / "defaults.json"
-        if path.is_file():
-            try:
-                return DefaultsConfig(**_fields_from(DefaultsConfig, load_json_config(path), path))
-            except (ConfigError, TypeError) as exc:
-                logger.warning("%s: unusable defaults (%s); using the built-in defaults", path, exc)
-                return DefaultsConfig()
-    logger.warning("no defaults.json in %s; using the built-in defaults", config_search_dirs(config_dir)[0])
-    return DefaultsConfig()
 
 
 def trial_configs(movies, config_dir: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hdmea.errors import ConfigError
-from hdmea.stimulus_files import config_search_dirs, load_flow_config
+from hdmea._compat.flow_files import load_flow_config
+from hdmea.stimulus_files import config_search_dirs
 from hdmea.steps.load import LoadResult, load_recording
 
 __all__ = ["FlowResult", "run_flow", "list_available_flows", "get_flow_info"]
