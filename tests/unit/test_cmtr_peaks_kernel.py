@@ -18,7 +18,8 @@ import pytest
 from hdmea.errors import RecordingFormatError
 from h5stream.kernels.peaks import summarise_peaks
 from hdmea.io.cmtr import CmtrFile
-from hdmea.io.cmtr_peaks import _plain_runs
+from h5stream.tables import plain_runs
+from h5stream.walk import ANY, Layout, walk_group
 
 FS = 20_000.0
 N_CUT = 40
@@ -202,8 +203,8 @@ def test_reader_equals_the_twin_on_every_layout(handmade, monkeypatch, read_ahea
     path, tables = handmade
     _check_mcs(monkeypatch)
     with h5py.File(path, "r") as f:
-        runs = {uid: _plain_runs(f[f"Spike Sorter/Unit {uid}/Peaks"].id, tables[uid].size,
-                                 tables[uid].dtype.itemsize) for uid in tables}
+        sorter = walk_group(f, "Spike Sorter", Layout([(ANY, "Peaks")]))
+        runs = {uid: plain_runs(sorter.children[f"Unit {uid}"].children["Peaks"]) for uid in tables}
         read_back = {uid: f[f"Spike Sorter/Unit {uid}/Peaks"][()] for uid in tables}
     assert len(runs[1]) > 1 and len(runs[2]) > 1  # interleaved chunks: several runs
     assert runs[3] is None and runs[6] is None and len(runs[5]) == 1 and len(runs[7]) == 1

@@ -38,16 +38,9 @@ import h5py
 import numpy as np
 
 from hdmea.errors import ConfigError, RecordingFormatError
-from hdmea.io.cmtr_peaks import (
-    PEAK_FIELDS,
-    _aligned_buffer,
-    _PeaksLayout,
-    _plain_runs,
-    _RawFile,
-    _read_table,
-    _summarise,
-    _Table,
-)
+from h5stream.tables import TableReader, aligned_buffer, plain_runs
+from h5stream.walk import ANY, Entry, Layout, walk_group
+from hdmea.io.cmtr_peaks import PEAK_FIELDS, _PeaksLayout, _summarise, _Table
 from hdmea.io.mcs import (
     PROGRAM_SORTER,
     attr_number,
@@ -77,6 +70,9 @@ READ_AHEAD_BYTES = 16 * 1024**2
 # Leading fields of the Units table that identify a unit rather than measure it.
 _IDENTITY_FIELDS = {"UnitID", "SensorID", "Row", "Column", "RoiID"}
 _UNIT_GROUP = re.compile(r"^Unit (\d+)$")
+#: What the reader walks below the sorter group: each member (the unit groups) with its ``UnitID``, and each
+#: unit's ``Peaks`` table.
+_SORTER_LAYOUT = Layout(paths=[(ANY, "Peaks")], attrs={(ANY,): ("UnitID",)})
 
 
 @dataclasses.dataclass
@@ -98,16 +94,10 @@ class CmtrUnit:
         return int(self.spike_times.size)
 
 
-def _int_attribute(parent_id, name: bytes, attr: bytes) -> int | None:
-    """An integer attribute of ``parent/name`` read through the low-level API (no Python objects per call)."""
-    if not h5py.h5a.exists(parent_id, attr, obj_name=name):
-        return None
-    aid = h5py.h5a.open(parent_id, attr, obj_name=name)
-    if aid.dtype.kind not in "iu" or aid.shape not in ((), (1,)):
-        return None
-    out = np.zeros(aid.shape, dtype=np.int64)
-    aid.read(out)
-    return int(out.reshape(-1)[0])
+def _int_attribute(attrs: dict, name: str) -> int | None:
+    """An integer attribute of those a walk read (:meth:`h5stream.walk.Entry.named_attrs`), else None."""
+    value = attrs.get(name)
+    return int(value) if isinstance(value, np.integer) else None
 
 
 class CmtrFile:
@@ -118,8 +108,8 @@ class CmtrFile:
         # The scan accepts the vendor's /Acquisition link to the sibling .cmcr and nothing else.
         self._f = open_mcs_file(self.path, check=self._check, allow_link=vendor_acquisition_link(self.path))
         self._table_index: dict[int, int] | None = None
-        self._layouts: list = []
-        self._raw: _RawFile | None = None
+        self._layouts: dict[np.dtype, _PeaksLayout] = {}
+        self._entries: dict[int, Entry] = {}
         self._duration: tuple | None = None
         self.position_warnings: list[str] = []
         #: the units whose Row/Column were missing or disagreed with the SensorID that placed them
@@ -158,12 +148,15 @@ class CmtrFile:
 
     def _unit_groups(self) -> dict[int, str]:
         sorter = self._f[SORTER_GROUP]
+        with guard_mcs_read(self.path, f"/{SORTER_GROUP}"):
+            walked = walk_group(self._f, SORTER_GROUP, _SORTER_LAYOUT, path=self.path)
         groups: dict[int, str] = {}
-        for name in sorter:
-            if isinstance(name, bytes):  # h5py hands over a name that is not UTF-8 as bytes
+        for name in walked.members:
+            raw = name.encode("utf-8", "surrogateescape")
+            if raw.decode("utf-8", "replace") != name:  # a name that is not UTF-8
                 raise RecordingFormatError("a member name of the spike sorter group is not UTF-8 text",
                                            path=self.path, obj=f"/{SORTER_GROUP}", expected="UTF-8 member names",
-                                           found=repr(name))
+                                           found=repr(raw))
             if not _UNIT_GROUP.match(name):
                 continue
             full = f"/{SORTER_GROUP}/{name}"
@@ -172,7 +165,8 @@ class CmtrFile:
                 if not isinstance(link, h5py.HardLink):
                     raise RecordingFormatError("unit group is a link", path=self.path, obj=full,
                                                expected="a group", found=type(link).__name__)
-                uid = _int_attribute(sorter.id, name.encode(), b"UnitID")
+            entry = walked.children[name]
+            uid = _int_attribute(entry.attrs or {}, "UnitID")
             if uid is None:
                 raise RecordingFormatError(
                     "unit group has no integer UnitID attribute", path=self.path, obj=full + "/@UnitID",
@@ -184,11 +178,12 @@ class CmtrFile:
                     found=f"{groups[uid]} and {name}",
                 )
             groups[uid] = name
+            self._entries[uid] = entry
         return dict(sorted(groups.items()))
 
     # -- lifecycle
     def close(self) -> None:
-        if self._f.id.valid:
+        if self._f:  # still open
             self._f.close()
 
     def __enter__(self) -> CmtrFile:
@@ -250,12 +245,9 @@ class CmtrFile:
             col = int(rec["Column"]) if "Column" in names else None
             where = f"/{SORTER_GROUP}/Units"
         else:
-            gid = self._f[SORTER_GROUP].id
-            name = self._groups[unit_id].encode()
             with guard_mcs_read(self.path, group):
-                sensor = _int_attribute(gid, name, b"SensorID")
-                row = _int_attribute(gid, name, b"Row")
-                col = _int_attribute(gid, name, b"Column")
+                attrs = self._entries[unit_id].named_attrs(("SensorID", "Row", "Column"))
+            sensor, row, col = (_int_attribute(attrs, name) for name in ("SensorID", "Row", "Column"))
             where = group
             if sensor is None and row is not None and col is not None:
                 # Without an id, Row/Column decide; a 0 in either means they count from 0.
@@ -301,12 +293,11 @@ class CmtrFile:
         if len(self.position_warnings) == 1:
             logger.warning("%s: %s (further disagreements of this file are not logged)", self.path, text)
 
-    def _peaks_layout(self, tid, obj: str) -> _PeaksLayout:
-        """Numpy dtype, memory type and cutout view of a Peaks table type (cached per distinct type)."""
-        for known, layout in self._layouts:
-            if tid.equal(known):
-                return layout
-        dtype = tid.dtype
+    def _peaks_layout(self, dtype: np.dtype, obj: str) -> _PeaksLayout:
+        """The cutout view of a Peaks table type, its columns checked (cached per distinct type)."""
+        layout = self._layouts.get(dtype)
+        if layout is not None:
+            return layout
         names = dtype.names or ()
         missing = [n for n in ("Timestamp", "IncludePeak") if n not in names]
         if missing:
@@ -331,53 +322,33 @@ class CmtrFile:
                 expected="Timestamp, PeakAmplitude, IncludePeak, then the cutout samples",
                 found=", ".join(names[:6]) + (", ..." if len(names) > 6 else ""),
             )
-        layout = _PeaksLayout.of(dtype)
-        self._layouts.append((tid, layout))
+        layout = self._layouts[dtype] = _PeaksLayout.of(dtype)
         return layout
 
     def _open_table(self, unit_id: int) -> _Table:
         """The unit's Peaks table, its type checked and its size bounded; where its rows lie when they
         can be read straight from the file (nothing is read yet)."""
         obj = f"/{SORTER_GROUP}/{self._groups[unit_id]}/Peaks"
+        entry = self._entries[unit_id].children.get("Peaks")
+        if entry is None or entry.kind != "dataset":
+            raise RecordingFormatError(
+                "object is missing", path=self.path, obj=obj, expected="the unit's Peaks table",
+                found="nothing" if entry is None else f"a {entry.kind}",
+                hint="the file is incomplete or was not written by the MCS software",
+            )
         with guard_mcs_read(self.path, obj):
-            try:
-                dsid = h5py.h5d.open(self._f.id, obj.encode())
-            except KeyError:
-                raise RecordingFormatError(
-                    "object is missing", path=self.path, obj=obj, expected="the unit's Peaks table",
-                    found="nothing", hint="the file is incomplete or was not written by the MCS software",
-                ) from None
-            layout = self._peaks_layout(dsid.get_type(), obj)
-            shape = dsid.shape
-            if len(shape) != 1:
-                raise RecordingFormatError("peaks table is not 1-D", path=self.path, obj=obj,
-                                           expected="shape (n_peaks,)", found=str(shape))
-            if shape[0] * layout.dtype.itemsize > MAX_TABLE_BYTES:
-                raise RecordingFormatError(
-                    "peaks table is too large to read", path=self.path, obj=obj,
-                    expected=f"at most {MAX_TABLE_BYTES} bytes", found=f"{shape[0]} rows of {layout.dtype.itemsize} bytes",
-                    hint="raise hdmea.io.cmtr.MAX_TABLE_BYTES if the file is genuine",
-                )
-        return _Table(obj=obj, dsid=dsid, layout=layout, n_rows=int(shape[0]), runs=None)
-
-    def _raw_file(self, direct: bool = True) -> _RawFile | None:
-        """A reader of the file's bytes for tables stored as plain runs (``O_DIRECT`` with ``direct`` where
-        allowed), when the file is h5py's own (read-only, default driver, the same file the name leads to);
-        None otherwise."""
-        try:
-            if self._f.driver != "sec2" or self._f.mode != "r" or self._f.swmr_mode:
-                return None
-            raw = _RawFile(self.path, direct=direct)
-        except (OSError, AttributeError, ValueError):
-            return None
-        try:
-            ours, theirs = os.fstat(raw.fd), os.fstat(self._f.id.get_vfd_handle())
-            if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
-                return raw
-        except (OSError, TypeError, ValueError):
-            pass
-        raw.close()
-        return None
+            layout = self._peaks_layout(entry.dtype, obj)
+        shape = entry.shape
+        if shape is None or len(shape) != 1:
+            raise RecordingFormatError("peaks table is not 1-D", path=self.path, obj=obj,
+                                       expected="shape (n_peaks,)", found=str(shape))
+        if shape[0] * layout.dtype.itemsize > MAX_TABLE_BYTES:
+            raise RecordingFormatError(
+                "peaks table is too large to read", path=self.path, obj=obj,
+                expected=f"at most {MAX_TABLE_BYTES} bytes", found=f"{shape[0]} rows of {layout.dtype.itemsize} bytes",
+                hint="raise hdmea.io.cmtr.MAX_TABLE_BYTES if the file is genuine",
+            )
+        return _Table(obj=obj, entry=entry, layout=layout, n_rows=int(shape[0]), runs=None)
 
     def read_unit(self, unit_id: int, sampling_rate: float, *, waveform: bool = True) -> CmtrUnit:
         """Read one unit; ``sampling_rate`` (Hz) converts timestamps to samples."""
@@ -475,21 +446,20 @@ class CmtrFile:
         # Small tables (a short recording, a few units) are read in this thread through the page cache:
         # a read-ahead thread and O_DIRECT pay off only on tables the disk takes a while to deliver.
         large = sum(t.n_rows * t.layout.dtype.itemsize for t in tables) >= READ_AHEAD_BYTES
-        self._raw = self._raw_file(direct=large)
-        try:
-            if self._raw is not None:
+        with TableReader(self._f, self.path, direct=large) as reader:
+            if reader.direct_reads:
                 for t in tables:
                     with guard_mcs_read(self.path, t.obj):
-                        t.runs = _plain_runs(t.dsid, t.n_rows, t.layout.dtype.itemsize)
+                        t.runs = plain_runs(t.entry)
             direct = [t for t in tables if t.runs is not None]
-            buffers = ([_aligned_buffer(max(t.span for t in direct)) for _ in range(2)] if direct else [None, None])
+            buffers = ([aligned_buffer(max(t.span for t in direct)) for _ in range(2)] if direct else [None, None])
             if not large:
-                return [self._unit(uid, table, _read_table(self._raw, table, self.path, buffers[0]), sampling_rate,
-                                   waveform) for uid, table in zip(ids, tables)]
+                return [self._unit(uid, table, self._read_table(reader, table, buffers[0]), sampling_rate, waveform)
+                        for uid, table in zip(ids, tables)]
             units = []
-            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cmtr-peaks") as reader:
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cmtr-peaks") as ahead:
                 def submit(i):
-                    return reader.submit(_read_table, self._raw, tables[i], self.path, buffers[i % 2])
+                    return ahead.submit(self._read_table, reader, tables[i], buffers[i % 2])
 
                 pending = submit(0)
                 try:
@@ -501,10 +471,11 @@ class CmtrFile:
                     if pending is not None:
                         pending.cancel()
             return units
-        finally:
-            if self._raw is not None:
-                self._raw.close()
-                self._raw = None
+
+    def _read_table(self, reader: TableReader, table: _Table, buffer: np.ndarray | None) -> np.ndarray:
+        """The whole table as a structured array (viewing ``buffer`` when its rows were read straight from the file)."""
+        with guard_mcs_read(self.path, table.obj):
+            return reader.read(table.entry, table.layout.dtype, table.runs, buffer)
 
     def read_source(self, unit_id: int) -> np.ndarray:
         """The unit's ``Source`` signal (large: read only when asked)."""

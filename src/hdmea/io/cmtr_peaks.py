@@ -1,6 +1,6 @@
-"""The Peaks tables of an MCS ``.cmtr``: how a table's type is read (:class:`_PeaksLayout`), where its rows
-lie in the file (:func:`_plain_runs`), the table read whole (straight from the disk where its rows lie
-in plain runs, else through h5py), and one table summarised into a unit's spike samples, amplitudes
+"""The Peaks tables of an MCS ``.cmtr``: how a table's type is read (:class:`_PeaksLayout`), one table
+as the reader holds it (:class:`_Table`: the engine's walk entry, read whole by
+:class:`h5stream.tables.TableReader`), and one table summarised into a unit's spike samples, amplitudes
 and mean cutout (:func:`_summarise`, the compiled kernel ``h5stream.kernels.peaks`` or numpy).
 
 Used by :class:`hdmea.io.cmtr.CmtrFile`; the rules are those of :mod:`hdmea.io.cmtr`'s docstring.
@@ -9,15 +9,12 @@ Used by :class:`hdmea.io.cmtr.CmtrFile`; the rules are those of :mod:`hdmea.io.c
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
-import h5py
 import numpy as np
 from numpy.lib import recfunctions
 
-from hdmea.errors import RecordingFormatError
-from hdmea.io.mcs import guard_mcs_read
+from h5stream.tables import TableReader
+from h5stream.walk import Entry
 
 __all__ = ["PEAK_FIELDS"]
 
@@ -32,10 +29,9 @@ def _microseconds_to_samples(timestamps_us: np.ndarray, sampling_rate: float) ->
 
 @dataclasses.dataclass
 class _PeaksLayout:
-    """How to read one Peaks table type: its dtype, its HDF5 memory type, where the cutouts lie."""
+    """How to read one Peaks table type: its dtype, where the cutouts lie."""
 
     dtype: np.dtype
-    mtype: object
     cutout_names: list[str]
     cutout_offset: int | None  # byte offset of a run of float32 cutout columns, or None
     #: the compiled kernel reads it: native 1/2/4/8-byte integer or float32/float64 scalar columns and the
@@ -55,7 +51,7 @@ class _PeaksLayout:
         compiled = (all(t.isnative and t.shape == () and (t.kind in "iu" and t.itemsize in (1, 2, 4, 8)
                                                            or t.kind == "f" and t.itemsize in (4, 8)) for t in scalars)
                     and (not names or (offset is not None and np.dtype("<f4").isnative)))
-        return cls(dtype=dtype, mtype=h5py.h5t.py_create(dtype), cutout_names=names, cutout_offset=offset,
+        return cls(dtype=dtype, cutout_names=names, cutout_offset=offset,
                    compiled=compiled)
 
     def cutout_view(self, peaks: np.ndarray) -> np.ndarray:
@@ -84,17 +80,13 @@ class _PeaksLayout:
         return (total / k).astype(np.float32)
 
 
-#: file pages: direct reads start and end on them
-_PAGE = 4096
-
-
 @dataclasses.dataclass
 class _Table:
     """One unit's Peaks table, opened and checked; ``runs`` are ``(first_row, file_offset)`` of the
     plain runs of bytes its rows lie in (None: read it through h5py)."""
 
     obj: str
-    dsid: object
+    entry: Entry
     layout: _PeaksLayout
     n_rows: int
     runs: list[tuple[int, int]] | None
@@ -102,126 +94,7 @@ class _Table:
     @property
     def span(self) -> int:
         """Bytes of a buffer taking the table's runs, each read from its own page boundary."""
-        return self.n_rows * self.layout.dtype.itemsize + 2 * _PAGE * len(self.runs or ()) + _PAGE
-
-
-def _plain_runs(dsid, n_rows: int, itemsize: int) -> list[tuple[int, int]] | None:
-    """Where a 1-D table's rows lie in the file, as ``(first_row, file_offset)`` runs, when they lie
-    there as they are (contiguous and allocated, or chunked without filters with every chunk
-    allocated whole; chunks back to back merge into one run); None otherwise."""
-    if n_rows == 0:
-        return None
-    try:
-        plist = dsid.get_create_plist()
-        if plist.get_external_count():
-            return None
-        layout = plist.get_layout()
-        if layout == h5py.h5d.CONTIGUOUS:
-            offset = dsid.get_offset()
-            return None if offset is None or dsid.get_storage_size() != n_rows * itemsize else [(0, int(offset))]
-        if layout != h5py.h5d.CHUNKED or plist.get_nfilters():
-            return None
-        chunk = tuple(plist.get_chunk())
-        chunk_bytes = chunk[0] * itemsize
-        n_chunks = -(-n_rows // chunk[0])
-        if len(chunk) != 1 or dsid.get_num_chunks() != n_chunks:
-            return None
-        found: list[tuple[int, int, int, int]] = []
-        if hasattr(dsid, "chunk_iter"):
-            dsid.chunk_iter(lambda info: found.append((info.chunk_offset[0], info.byte_offset, info.size,
-                                                       info.filter_mask)))
-        else:
-            for i in range(n_chunks):
-                info = dsid.get_chunk_info(i)
-                found.append((info.chunk_offset[0], info.byte_offset, info.size, info.filter_mask))
-        found.sort()
-    except (AttributeError, TypeError, ValueError, RuntimeError, KeyError, OSError):
-        return None
-    runs: list[tuple[int, int]] = []
-    for i, (row, byte_offset, size, mask) in enumerate(found):
-        if row != i * chunk[0] or size != chunk_bytes or mask or byte_offset is None:
-            return None
-        if not runs or byte_offset != runs[-1][1] + (row - runs[-1][0]) * itemsize:
-            runs.append((row, int(byte_offset)))
-    return runs
-
-
-class _RawFile:
-    """The file's bytes, read with ``O_DIRECT`` (no page-cache copy) where the system and the file
-    system allow it, else through the page cache; ``os.preadv`` releases the GIL."""
-
-    def __init__(self, path: Path, *, direct: bool = True) -> None:
-        self.path = path
-        self.size = os.path.getsize(path)
-        self.fd = None
-        from h5stream import capabilities
-
-        if direct and capabilities.direct_io():
-            try:
-                self.fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-                probe = _aligned_buffer(_PAGE)
-                os.preadv(self.fd, [memoryview(probe)[:_PAGE]], 0)  # some file systems refuse the reads
-            except OSError:
-                if self.fd is not None:
-                    os.close(self.fd)
-                self.fd = None
-        if self.fd is None:
-            self.fd = os.open(path, os.O_RDONLY)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def read_into(self, view: memoryview, lo: int, hi: int) -> None:
-        """File bytes ``[lo, hi)`` (page-aligned ``lo``) into ``view``; the end of the file may cut the last page."""
-        pos = lo
-        while pos < hi:
-            n = os.preadv(self.fd, [view[pos - lo : hi - lo]], pos)
-            if n <= 0 or (pos + n) % 512 and pos + n < hi:
-                if pos + max(n, 0) >= min(hi, self.size):
-                    return
-                raise OSError(f"{self.path}: short read at byte {pos + max(n, 0)}, expected bytes up to {hi}")
-            pos += n
-
-
-def _aligned_buffer(nbytes: int) -> np.ndarray:
-    raw = np.empty(int(nbytes) + _PAGE, dtype=np.uint8)
-    skip = (-raw.ctypes.data) % _PAGE
-    return raw[skip : skip + int(nbytes)]
-
-
-def _read_table(raw: _RawFile | None, table: _Table, path: Path, buffer: np.ndarray | None = None) -> np.ndarray:
-    """The whole table as a structured array: its runs read straight from the file into ``buffer``
-    (the rows then viewing it), or one h5py read."""
-    layout, n = table.layout, table.n_rows
-    if raw is None or table.runs is None or buffer is None:
-        peaks = np.empty(n, dtype=layout.dtype)
-        if n:
-            with guard_mcs_read(path, table.obj):
-                table.dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, peaks, mtype=layout.mtype)
-        return peaks
-    itemsize = layout.dtype.itemsize
-    view = memoryview(buffer)
-    ends = [r for r, _ in table.runs[1:]] + [n]
-    jobs = []
-    pos = 0
-    for (r0, offset), r1 in zip(table.runs, ends):
-        nbytes = (r1 - r0) * itemsize
-        first = offset - offset % _PAGE
-        last = -(-(offset + nbytes) // _PAGE) * _PAGE
-        if offset + nbytes > raw.size:
-            raise RecordingFormatError("peaks table lies past the end of the file", path=path, obj=table.obj,
-                                       expected=f"bytes up to {offset + nbytes}", found=f"a file of {raw.size} bytes")
-        raw.read_into(view[pos : pos + last - first], first, last)
-        jobs.append((pos + offset - first, nbytes))
-        pos += last - first
-    start = jobs[0][0]
-    dest = start + jobs[0][1]
-    for source, nbytes in jobs[1:]:  # the later runs moved left, after the first: the rows in order
-        buffer[dest : dest + nbytes] = buffer[source : source + nbytes]  # numpy copies overlapping ranges safely
-        dest += nbytes
-    return buffer[start : start + n * itemsize].view(layout.dtype)
+        return TableReader.span(self.n_rows, self.layout.dtype.itemsize, self.runs)
 
 
 def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, waveform: bool, owner,
