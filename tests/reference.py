@@ -311,3 +311,114 @@ def _ohdr_attribute(body: bytes, file_size: int, addr_size: int):
         if length > file_size:
             return (3, name, i, count, length)
     return count
+
+
+# ============================================================ ragged histograms (h5stream.kernels.bins, ext/_bins.pyx)
+
+
+def ragged_histograms_naive(values, offsets, edges):
+    """Counts (n_rows, n_edges - 1) int64: row k's values in the bins of ``edges[k]``, value by value.
+
+    A bin holds ``edges[j] <= v < edges[j + 1]``, the last bin also ``v == edges[-1]`` (numpy's histogram).
+    """
+    values, offsets, edges = np.asarray(values), np.asarray(offsets), np.asarray(edges)
+    n_rows, n_edges = edges.shape
+    counts = np.zeros((n_rows, n_edges - 1), dtype=np.int64)
+    for k in range(n_rows):
+        e = [int(x) for x in edges[k]]
+        for v in values[offsets[k]:offsets[k + 1]].tolist():
+            for j in range(n_edges - 1):
+                last = j == n_edges - 2
+                if e[j] <= v < e[j + 1] or (last and v == e[j + 1]):
+                    counts[k, j] += 1
+                    break
+    return counts
+
+
+# ============================================================ HDF5's Fletcher32 (h5stream.checksums, ext/_compress.pyx)
+
+
+def fletcher32_naive(data: bytes) -> int:
+    """HDF5's Fletcher32 of ``data``: big-endian 16-bit words (an odd last byte as a high byte), two sums
+    reduced with end-around carry, ``(sum2 << 16) | sum1``."""
+    words = [(data[i] << 8) | (data[i + 1] if i + 1 < len(data) else 0) for i in range(0, len(data), 2)]
+    sum1 = sum2 = 0
+    for w in words:
+        sum1 += w
+        sum2 += sum1
+    fold = lambda total: 0 if total == 0 else (total - 1) % 65535 + 1  # noqa: E731
+    return (fold(sum2) << 16) | fold(sum1)
+
+
+# ============================================================ attribute digests recorded (h5stream.checksums, ext/_h5attrs.pyx)
+
+
+def record_sets_naive(pending, sets, seqs, seq, kinds, names, legacy):
+    """Move the queued attribute sets of ``pending`` (per object: path, k, then k pairs name, digest) into
+    ``sets`` (digests joined in name order), ``seqs`` (``seq``, when given), ``names`` (sorted names, when
+    given), forgetting ``kinds`` and ``legacy`` entries of each object recorded; an object queued with no
+    pair is recorded only when it was recorded before or names are kept.  Empties ``pending``."""
+    items = list(pending)
+    i = 0
+    while i < len(items):
+        path, k = items[i], items[i + 1]
+        pairs = [(items[i + 2 + 2 * j], items[i + 3 + 2 * j]) for j in range(k)]
+        i += 2 + 2 * k
+        if not pairs and names is None and path not in sets:
+            continue
+        sets[path] = "".join(digest for _name, digest in sorted(pairs, key=lambda p: p[0]))
+        if seqs is not None:
+            seqs[path] = seq
+        kinds.pop(path, None)
+        if names is not None:
+            names[path] = sorted(name for name, _ in pairs)
+        legacy.pop(path, None)
+    pending.clear()
+
+
+# ============================================================ a .cmtr Peaks table (h5stream.kernels.peaks, ext/_peaks.pyx)
+
+
+def summarise_peaks_naive(timestamps, flags, amplitudes, cutouts, factor):
+    """Row by row: the peaks with flag 1 give ``samples = rint(timestamp * factor)`` (uint64), their
+    amplitudes (float32) and the float64 sum of their cutouts; plus the first row whose flag is neither 0
+    nor 1, the first with a negative or non-finite timestamp, the first earlier than the row before
+    (-1: none).  Returns ``(samples, amps, sums, k, bad_flag, bad_time, unsorted)``."""
+    samples, amps = [], []
+    sums = np.zeros(cutouts.shape[1], dtype=np.float64)
+    bad_flag = bad_time = unsorted = -1
+    for i in range(len(timestamps)):
+        t, f = float(timestamps[i]), int(flags[i])
+        if bad_flag < 0 and f not in (0, 1):
+            bad_flag = i
+        if bad_time < 0 and not (np.isfinite(t) and t >= 0):
+            bad_time = i
+        if unsorted < 0 and i and timestamps[i] < timestamps[i - 1]:
+            unsorted = i
+        if f == 1:
+            samples.append(np.rint(np.float64(t) * np.float64(factor)))
+            if len(amplitudes):
+                amps.append(np.float32(amplitudes[i]))
+            sums += cutouts[i].astype(np.float64)
+    return (np.array(samples, dtype=np.float64).astype(np.uint64), np.array(amps, dtype=np.float32), sums,
+            len(samples), bad_flag, bad_time, unsorted)
+
+
+# ============================================================ frame-sync pulses (h5stream.kernels.sync, ext/_sync.pyx)
+
+
+def sync_peaks_naive(sync, scale: float, height: float):
+    """Indices (int64) of the local maxima of ``diff(sync / scale)`` (float64) at or above ``height``: a
+    sample, or a flat run of equal samples, higher than its neighbours on both sides, counted once at its
+    middle (rounded down); the first and last differences never count."""
+    x = np.diff(np.asarray(sync, dtype=np.float64) / float(scale))
+    out = []
+    i = 1
+    while i < len(x) - 1:
+        j = i
+        while j + 1 < len(x) and x[j + 1] == x[i]:
+            j += 1
+        if j < len(x) - 1 and x[i] >= height and x[i - 1] < x[i] and x[j + 1] < x[i]:
+            out.append((i + j) // 2)
+        i = j + 1
+    return np.array(out, dtype=np.int64)

@@ -22,9 +22,59 @@ from h5py._objects import ObjectID, phil
 from h5stream import capabilities
 from h5stream.native import bind, load_library
 
-__all__ = ["lock", "ObjectID", "library", "library_path", "bind", "address_of", "function_address"]
+__all__ = ["lock", "ObjectID", "library", "library_path", "bind", "address_of", "function_address", "SIGNATURES",
+           "functions"]
 
 logger = logging.getLogger(__name__)
+
+_hid, _herr, _size_t = ctypes.c_int64, ctypes.c_int, ctypes.c_size_t
+_char_p, _void_p = ctypes.c_char_p, ctypes.c_void_p
+#: Every libhdf5 function the engine calls through ctypes, with its C signature ``(restype, argtypes)``:
+#: the one declaration (``hid_t`` is 64-bit since HDF5 1.10).  Bind a selection with :func:`functions`.
+SIGNATURES: dict[str, tuple] = {
+    # attributes
+    "H5Acreate2": (_hid, [_hid, _char_p, _hid, _hid, _hid, _hid]),
+    "H5Awrite": (_herr, [_hid, _hid, _void_p]),
+    "H5Aread": (_herr, [_hid, _hid, _void_p]),
+    "H5Aclose": (_herr, [_hid]),
+    "H5Aget_num_attrs": (ctypes.c_int, [_hid]),
+    "H5Aopen_by_idx": (_hid, [_hid, _char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, _hid, _hid]),
+    "H5Aget_name": (ctypes.c_ssize_t, [_hid, _size_t, _char_p]),
+    "H5Aget_type": (_hid, [_hid]),
+    "H5Aget_space": (_hid, [_hid]),
+    # groups and datasets
+    "H5Gcreate2": (_hid, [_hid, _char_p, _hid, _hid, _hid]),
+    "H5Gclose": (_herr, [_hid]),
+    "H5Dcreate2": (_hid, [_hid, _char_p, _hid, _hid, _hid, _hid, _hid]),
+    "H5Dwrite": (_herr, [_hid, _hid, _hid, _hid, _hid, _void_p]),
+    "H5Dclose": (_herr, [_hid]),
+    "H5Dget_type": (_hid, [_hid]),
+    "H5Dget_space": (_hid, [_hid]),
+    # dataspaces
+    "H5Sget_simple_extent_type": (ctypes.c_int, [_hid]),
+    "H5Sget_simple_extent_ndims": (ctypes.c_int, [_hid]),
+    "H5Sget_simple_extent_dims": (ctypes.c_int, [_hid, _void_p, _void_p]),
+    "H5Sclose": (_herr, [_hid]),
+    # datatypes
+    "H5Tget_class": (ctypes.c_int, [_hid]),
+    "H5Tget_size": (_size_t, [_hid]),
+    "H5Tget_sign": (ctypes.c_int, [_hid]),
+    "H5Tget_cset": (ctypes.c_int, [_hid]),
+    "H5Tis_variable_str": (ctypes.c_int, [_hid]),
+    "H5Tequal": (ctypes.c_int, [_hid, _hid]),
+    "H5Tclose": (_herr, [_hid]),
+    # memory the library allocated
+    "H5free_memory": (_herr, [_void_p]),
+}
+
+
+def functions(lib: ctypes.CDLL, names) -> dict[str, object]:
+    """``{name: function}`` of ``lib`` (:func:`library`) with the signatures of :data:`SIGNATURES`.
+
+    Raises AttributeError when the library lacks one of them (too old a version).
+    """
+    return bind(lib, {name: SIGNATURES[name] for name in names})
+
 
 #: h5py's global lock: hold it around direct library calls so no other thread enters libhdf5.
 lock = phil

@@ -20,7 +20,7 @@ import ctypes
 import h5py
 import numpy as np
 
-from h5stream.native import bind, libhdf5
+from h5stream.native import libhdf5
 
 __all__ = ["bindings", "read_plain", "read_values", "dataset_shape_and_dtype", "LEFT", "library_lock"]
 
@@ -38,31 +38,11 @@ _H5T_CSET_UTF8 = 1
 
 class _Bindings:
     def __init__(self, lib: ctypes.CDLL) -> None:
-        hid, size_t = ctypes.c_int64, ctypes.c_size_t
-        signatures = {
-            "H5Aget_num_attrs": (ctypes.c_int, [hid]),
-            "H5Aopen_by_idx": (hid, [hid, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, hid, hid]),
-            "H5Aget_name": (ctypes.c_ssize_t, [hid, size_t, ctypes.c_char_p]),
-            "H5Aget_type": (hid, [hid]),
-            "H5Aget_space": (hid, [hid]),
-            "H5Aread": (ctypes.c_int, [hid, hid, ctypes.c_void_p]),
-            "H5Aclose": (ctypes.c_int, [hid]),
-            "H5Sget_simple_extent_type": (ctypes.c_int, [hid]),
-            "H5Sclose": (ctypes.c_int, [hid]),
-            "H5Tget_class": (ctypes.c_int, [hid]),
-            "H5Tget_size": (size_t, [hid]),
-            "H5Tget_sign": (ctypes.c_int, [hid]),
-            "H5Tget_cset": (ctypes.c_int, [hid]),
-            "H5Tis_variable_str": (ctypes.c_int, [hid]),
-            "H5Tclose": (ctypes.c_int, [hid]),
-            "H5Tequal": (ctypes.c_int, [hid, hid]),
-            "H5Dget_type": (hid, [hid]),
-            "H5Dget_space": (hid, [hid]),
-            "H5Sget_simple_extent_ndims": (ctypes.c_int, [hid]),
-            "H5Sget_simple_extent_dims": (ctypes.c_int, [hid, ctypes.c_void_p, ctypes.c_void_p]),
-            "H5free_memory": (ctypes.c_int, [ctypes.c_void_p]),
-        }
-        for name, function in bind(lib, signatures).items():
+        names = ("H5Aget_num_attrs", "H5Aopen_by_idx", "H5Aget_name", "H5Aget_type", "H5Aget_space", "H5Aread",
+                 "H5Aclose", "H5Sget_simple_extent_type", "H5Sclose", "H5Tget_class", "H5Tget_size", "H5Tget_sign",
+                 "H5Tget_cset", "H5Tis_variable_str", "H5Tclose", "H5Tequal", "H5Dget_type", "H5Dget_space",
+                 "H5Sget_simple_extent_ndims", "H5Sget_simple_extent_dims", "H5free_memory")
+        for name, function in libhdf5.functions(lib, names).items():
             setattr(self, name, function)
         self.name_buffer = ctypes.create_string_buffer(1024)
         # Memory types (h5py's, kept alive here): native numbers by numpy kind and size, vlen text by charset.

@@ -23,7 +23,7 @@ import threading
 import h5py
 import numpy as np
 
-from h5stream.native import bind, libhdf5
+from h5stream.native import libhdf5
 
 __all__ = [
     "COMPACT_LIMIT",
@@ -230,18 +230,8 @@ class NativeHDF5:
     H5S_ALL = 0
 
     def __init__(self, lib: ctypes.CDLL) -> None:
-        hid, char_p, void_p = ctypes.c_int64, ctypes.c_char_p, ctypes.c_void_p
-        signatures = {
-            "H5Gcreate2": (hid, [hid, char_p, hid, hid, hid]),
-            "H5Gclose": (ctypes.c_int, [hid]),
-            "H5Dcreate2": (hid, [hid, char_p, hid, hid, hid, hid, hid]),
-            "H5Dwrite": (ctypes.c_int, [hid, hid, hid, hid, hid, void_p]),
-            "H5Dclose": (ctypes.c_int, [hid]),
-            "H5Acreate2": (hid, [hid, char_p, hid, hid, hid, hid]),
-            "H5Awrite": (ctypes.c_int, [hid, hid, void_p]),
-            "H5Aclose": (ctypes.c_int, [hid]),
-        }
-        for name, function in bind(lib, signatures).items():
+        names = ("H5Gcreate2", "H5Gclose", "H5Dcreate2", "H5Dwrite", "H5Dclose", "H5Acreate2", "H5Awrite", "H5Aclose")
+        for name, function in libhdf5.functions(lib, names).items():
             setattr(self, name, function)
         self.lib = lib
         # Whole lists of small attributes in one compiled call (h5stream._ext._h5attrs), through the same

@@ -1,0 +1,65 @@
+"""The one table of the compiled kernels: each module of ``ext/``, its Python wrapper, its naive twin, its fallback.
+
+Every ``ext/<module>.pyx`` is built into ``h5stream._ext.<module>`` by ``setup.py``
+(Cython, ``-O3``, OpenMP where the compiler has it) and imported through
+:func:`h5stream.native.compiled`, which refuses a missing or stale build with the
+rebuild command instead of falling back to slower code.  ``fallback`` says what runs
+when a kernel cannot take an input (never when it is missing).  ``twin`` names the
+slow, obviously right numpy version in ``tests/reference.py`` that
+``tests/unit/test_kernel_table.py`` compares with the kernel on seeded data; a kernel
+with nothing to compute has none and says why in ``note``.  ``benchmark`` names the
+benchmark module that times it (``benchmarks/bench_*.py``), where one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["Kernel", "KERNELS", "kernel"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """One compiled module of ``ext/`` and what surrounds it."""
+
+    module: str  # ext/<module>.pyx, built into h5stream._ext.<module>
+    wrapper: str  # dotted name of the Python function that validates and calls it
+    twin: str | None  # function of tests/reference.py computing the same thing naively
+    fallback: str  # what runs where the kernel cannot take an input
+    benchmark: str | None = None  # benchmarks/<name>.py
+    note: str = ""
+
+
+KERNELS: tuple[Kernel, ...] = (
+    Kernel("_bins", "h5stream.kernels.bins.ragged_histograms", "ragged_histograms_naive",
+           "none", "bench_features"),
+    Kernel("_compress", "h5stream.codecs.deflate_kernel", "deflate_chunk_reference",
+           "the system's libdeflate when asked (deflate='libdeflate' or 'auto'); HDF5's own filter for reads "
+           "the parallel reader does not take", "bench_store",
+           note="also HDF5's Fletcher32 (h5stream.checksums.fletcher32, twin fletcher32_naive)"),
+    Kernel("_csr", "h5stream.kernels.csr.dense_to_csr", "csr_reference", "none", "bench_scptensor"),
+    Kernel("_eimage", "h5stream.kernels.eimage.electrical_images", "eimage_reference", "none", "bench_eimage"),
+    Kernel("_h5attrs", "h5stream.checksums._recording.record_sets", "record_sets_naive",
+           "h5py's own attribute writes for values the kernel hands back (h5stream.tree.lowlevel)", "bench_store",
+           note="also writes whole lists of small attributes (h5stream.tree.lowlevel.NativeHDF5.write_attrs)"),
+    Kernel("_ohdr", "h5stream.files._headers.check_attribute_references", "ohdr_scan_reference",
+           "libhdf5's own parse of the header, for a header that does not parse as version 1", "bench_files"),
+    Kernel("_peaks", "h5stream.kernels.peaks.summarise_peaks", "summarise_peaks_naive",
+           "numpy on the table (hdmea.io.cmtr_peaks) for column types the kernel does not read",
+           "bench_readers"),
+    Kernel("_runtime", "h5stream.openmp_enabled", None, "none",
+           note="no computation: the OpenMP probe and the per-thread interrupt flags (h5stream.interrupts)"),
+    Kernel("_section", "h5stream.kernels.sectioning.section_sorted", "section_trials_naive", "none",
+           "bench_sectioning"),
+    Kernel("_sta", "h5stream.kernels.sta.spike_triggered_average", "sta_reference", "none", "bench_sta"),
+    Kernel("_sync", "h5stream.kernels.sync.sync_peaks", "sync_peaks_naive", "none", "bench_lab_shape"),
+)
+
+
+def kernel(module: str) -> Kernel:
+    """The row of compiled module ``module`` (``"_sta"``); KeyError naming the known ones."""
+    for row in KERNELS:
+        if row.module == module:
+            return row
+    raise KeyError(f"no kernel {module!r} in h5stream.kernels.table.KERNELS (known: "
+                   + ", ".join(r.module for r in KERNELS) + "); add its row there")
