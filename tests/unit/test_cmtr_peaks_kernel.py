@@ -6,7 +6,7 @@ unaligned views of a table's bytes; the reader feeds it tables read straight fro
 file's plain runs of bytes (``O_DIRECT`` where allowed) by a read-ahead thread.  The twin
 here computes the same with whole-array numpy on tables read by plain h5py, and the files
 are written by hand with plain h5py (chunks of two tables interleaved, so a table lies in
-several runs; a compressed table, a byte-swapped one, a contiguous one, an empty one).
+several runs; a compressed table, one of float64 cutouts, a contiguous one, an empty one).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ FS = 20_000.0
 N_CUT = 40
 
 
-def peaks_dtype(ts="<i8", amp="<f4", flag="u1", n_cut=N_CUT, byteorder="<"):
+def peaks_dtype(ts="<i8", amp="<f4", flag="u1", n_cut=N_CUT, byteorder="<", cut="f4"):
     fields = [("Timestamp", ts)]
     if amp is not None:
         fields.append(("PeakAmplitude", amp))
     fields.append(("IncludePeak", flag))
-    fields += [(f"Sample {i}", byteorder + "f4") for i in range(n_cut)]
+    fields += [(f"Sample {i}", byteorder + cut) for i in range(n_cut)]
     return np.dtype(fields)  # packed: 173 bytes a row with the vendor's columns, no column aligned
 
 
@@ -146,7 +146,7 @@ def handmade(tmp_path):
         1: random_peaks(5000, dtype, 1),  # chunked, its chunks interleaved with unit 2's: several runs
         2: random_peaks(3100, dtype, 2),
         3: random_peaks(2000, dtype, 3),  # gzip: read through h5py
-        4: random_peaks(1500, peaks_dtype(ts=">i8", amp=">f4", byteorder=">"), 4),  # byte-swapped: numpy
+        4: random_peaks(1500, peaks_dtype(amp="<f8", cut="f8"), 4),  # float64 cutouts: numpy
         5: random_peaks(700, dtype, 5),  # contiguous
         6: random_peaks(0, dtype, 6),  # empty
         7: random_peaks(300, dtype, 7, include_share=0.0),  # nothing included
@@ -235,6 +235,32 @@ def test_a_damaged_table_in_plain_runs_is_refused_naming_its_row(handmade, monke
         f.read_units(FS)
     text = str(err.value)
     assert "Unit 1/Peaks row 4321" in text and "IncludePeak" in text and str(path) in text
+
+
+@pytest.mark.parametrize("column", ["PeakAmplitude", "Timestamp", "Sample 3"])
+def test_a_table_type_whose_byte_order_is_flipped_is_refused(tmp_path, monkeypatch, column):
+    """The vendor's little-endian bytes under a type that says big-endian (one flipped bit of the stored type):
+    a peak of -68 uV would read as 2.8e-25; the reader refuses the column, naming it."""
+    _check_mcs(monkeypatch)
+    sound = random_peaks(200, peaks_dtype(), 1)
+    sound["PeakAmplitude"] = -68.0
+    flipped = np.dtype([(n, sound.dtype.fields[n][0].newbyteorder(">") if n == column else sound.dtype.fields[n][0])
+                        for n in sound.dtype.names])
+    assert flipped.itemsize == sound.dtype.itemsize
+    path = tmp_path / "flipped.cmtr"
+    with h5py.File(path, "w") as f:
+        f.attrs["ProgramName"] = "CMOS-MEA-Tools"
+        f.attrs["LB.RecordingDuration"] = np.float64(60_000_000)
+        sorter = f.create_group("Spike Sorter")
+        _unit_group(sorter, 1, 5, 6).create_dataset("Peaks", data=sound.view(flipped))  # the same bytes
+    with h5py.File(path, "r") as f:  # as stored, the column decodes to other numbers
+        stored = f["Spike Sorter/Unit 1/Peaks"][()]
+        assert not np.array_equal(stored[column], sound[column])
+    with CmtrFile(path) as f, pytest.raises(RecordingFormatError) as err:
+        f.read_units(FS)
+    text = str(err.value)
+    assert str(path) in text and f"Unit 1/Peaks column '{column}'" in text and "big-endian" in text
+    assert f"little-endian {sound.dtype.fields[column][0].newbyteorder('<')}" in text and ">" in text
 
 
 def test_a_damaged_table_type_after_sound_ones_of_its_layout_is_still_refused(tmp_path):

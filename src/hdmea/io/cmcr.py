@@ -83,6 +83,7 @@ from hdmea.io.mcs import (
     read_attr,
     require_object,
 )
+from hdmea.io.mcs_checks import ANALOG_DATA_TYPE, check_adc_levels, check_stored_dtype
 
 __all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "check_meta_table",
            "LIGHT_ROW", "SYNC_ROW", "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS", "SENSOR_AXIS_SETTINGS", "AUTO",
@@ -317,6 +318,8 @@ class CmcrFile(SensorDataReads):
                 "analog data has the wrong shape", path=self.path, obj=ds.name,
                 expected="(channels >= 2, samples)", found=str(ds.shape),
             )
+        if ds.dtype.kind in "iuf":  # a non-numeric one is refused where it is read
+            check_stored_dtype(ds.dtype, ANALOG_DATA_TYPE, self.path, ds.name)
         return ds
 
     def n_analog_samples(self) -> int:
@@ -346,7 +349,8 @@ class CmcrFile(SensorDataReads):
             mrow = None
             if meta is not None and meta.dtype.names and meta.size:
                 mrow = meta[row] if row < meta.size else meta[0]
-            scales.append((float(meta_field(mrow, "ADZero", 0)), float(meta_field(mrow, "ConversionFactor", 1))))
+            scales.append((float(meta_field(mrow, "ADZero", 0)), float(meta_field(mrow, "ConversionFactor", 1)),
+                           meta_field(mrow, "ADCBits", None)))
         span = range(*slice(start, stop).indices(ds.shape[1]))
         n = len(span)
         if n * 4 > MAX_READ_BYTES:  # each channel's float32 result
@@ -372,7 +376,8 @@ class CmcrFile(SensorDataReads):
                 raw = buffer[:, :b1 - b0]
                 ds.read_direct(buffer, np.s_[first:last + 1, span.start + b0:span.start + b1], np.s_[:, :b1 - b0])
                 for j, row in enumerate(rows):
-                    zero, factor = scales[j]
+                    zero, factor, bits = scales[j]
+                    check_adc_levels(raw[row - first], bits, self.path, f"{ds.name} row {row}", span.start + b0)
                     if zero or factor != 1 or not _exact_in_float64(raw.dtype):
                         if scratch is None:
                             scratch = np.empty(block, dtype=np.float64)

@@ -24,6 +24,7 @@ import numpy as np
 
 from hdmea.errors import RecordingFormatError
 from hdmea.io.mcs import GRID_SIZE, attr_text
+from hdmea.io.mcs_checks import META_COLUMNS, check_columns
 
 __all__ = ["check_meta_table", "meta_row", "meta_field", "first_meta_field", "sensor_region", "conversion_factors",
            "region_fields", "region_extent", "orders_fitting_region", "orders_fitting_fields",
@@ -34,11 +35,15 @@ __all__ = ["check_meta_table", "meta_row", "meta_field", "first_meta_field", "se
 EXPONENT_RANGE = (-15, 3)
 #: Units of analog and sensor streams this reader scales ("" for none).
 KNOWN_UNITS = ("V", "A", "Hz", "s", "")
+#: Longest sampling tick read (microseconds per sample: 100 Hz).
+MAX_TICK_US = 10_000
 #: How far samples x Tick may be from ``LB.RecordingDuration`` (besides two ticks).
 DURATION_TOLERANCE = 0.01
 # Meta-table columns that must hold finite numbers, with the rule each value must follow.
 _META_RULES: dict[str, tuple[str, object]] = {
-    "Tick": ("a positive number of microseconds", lambda v: v > 0),
+    "Tick": (f"a whole number of microseconds in 1..{MAX_TICK_US} (a sampling rate of 100 Hz .. 1 MHz)",
+             lambda v: (v == np.rint(v)) & (v >= 1) & (v <= MAX_TICK_US)),
+    "ADCBits": ("an ADC resolution of 1..32 bits", lambda v: (v == np.rint(v)) & (v >= 1) & (v <= 32)),
     "Exponent": (f"an integer power of ten in {EXPONENT_RANGE[0]}..{EXPONENT_RANGE[1]}",
                  lambda v: (v == np.rint(v)) & (v >= EXPONENT_RANGE[0]) & (v <= EXPONENT_RANGE[1])),
     "ConversionFactor": ("a positive factor", lambda v: v > 0),
@@ -54,15 +59,18 @@ _META_RULES: dict[str, tuple[str, object]] = {
 def check_meta_table(table: np.ndarray, path: str | os.PathLike, obj: str) -> np.ndarray:
     """``table`` if its scaling and region columns are plausible, else a :class:`RecordingFormatError`.
 
-    Checked: a compound table; ``Tick > 0``; ``Exponent`` an integer in
-    :data:`EXPONENT_RANGE`; ``ConversionFactor > 0``; ``ADZero`` finite; ids
-    positive integers; ``Region.*`` in 1..65.  Every value must be a finite
+    Checked: a compound table whose scaling and region columns are little-endian
+    numbers of the vendor's widths (:data:`hdmea.io.mcs_checks.META_COLUMNS`);
+    ``Tick`` a whole number of microseconds in 1..:data:`MAX_TICK_US`; ``Exponent``
+    an integer in :data:`EXPONENT_RANGE`; ``ConversionFactor > 0``; ``ADCBits`` in
+    1..32; ``ADZero`` finite; ids positive integers; ``Region.*`` in 1..65.  Every value must be a finite
     number.  No checksum protects vendor files, so these catch damaged scaling
     before it silently rescales the data.
     """
     if table.dtype.names is None:
         raise RecordingFormatError("meta table is not a table", path=path, obj=obj,
                                    expected="a compound table with named columns", found=str(table.dtype))
+    check_columns(table.dtype, META_COLUMNS, path, obj)  # little-endian numbers of the vendor's widths
     if "Unit" in table.dtype.names:
         for row, unit in enumerate(table["Unit"]):
             text = attr_text(unit) if isinstance(unit, (bytes, np.bytes_)) else str(unit)

@@ -52,6 +52,14 @@ from hdmea.io.mcs import (
     sensor_id_to_row_col,
     vendor_acquisition_link,
 )
+from hdmea.io.mcs_checks import (
+    PEAK_CUTOUT_COLUMN,
+    PEAKS_COLUMNS,
+    UNITS_COLUMNS,
+    UNITS_MEASURE_COLUMN,
+    check_columns,
+    check_voltages,
+)
 
 __all__ = ["CmtrUnit", "CmtrFile", "read_units", "SORTER_GROUP", "PEAK_FIELDS"]
 
@@ -144,6 +152,7 @@ class CmtrFile:
                     f"units table column {name!r} does not hold integers", path=self.path,
                     obj=f"{ds.name} column {name!r}", expected="integers", found=str(table.dtype.fields[name][0]),
                 )
+        check_columns(table.dtype, UNITS_COLUMNS, self.path, ds.name, other=UNITS_MEASURE_COLUMN)
         return table
 
     def _unit_groups(self) -> dict[int, str]:
@@ -322,6 +331,7 @@ class CmtrFile:
                 expected="Timestamp, PeakAmplitude, IncludePeak, then the cutout samples",
                 found=", ".join(names[:6]) + (", ..." if len(names) > 6 else ""),
             )
+        check_columns(dtype, PEAKS_COLUMNS, self.path, obj, other=PEAK_CUTOUT_COLUMN)
         layout = self._layouts[dtype] = _PeaksLayout.of(dtype)
         return layout
 
@@ -367,6 +377,8 @@ class CmtrFile:
               waveform: bool) -> CmtrUnit:
         sensor, row, col = self._position(unit_id)
         spikes, amps, wave = _summarise(peaks, table.layout, sampling_rate, waveform, self, table.obj)
+        check_voltages(amps, self.path, table.obj, "peak amplitude", item="included peak")
+        check_voltages(wave, self.path, table.obj, "mean cutout", allow_tiny=True, item="sample")
         return CmtrUnit(
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),

@@ -1,0 +1,117 @@
+"""How many fuzzed copies of a vendor file read without an error, with a fixed seed.
+
+The originals are the fuzz tests' synthetic ``.cmcr``/``.cmtr`` (``tests/fuzz/_formats.py``:
+3 units, a 6 x 6 region, 2 kHz, written by ``hdmea.synthetic``); ``--mutations`` copies of
+each (default 400, seed ``--seed``, default 61: 20% zeroed blocks, 10% flips in the stored
+types of tables, the rest byte flips half in data, half in other metadata) are read by
+the public reader in separate processes (``tests/fuzz/_driver.py``).  Outcomes:
+``identical`` (the damage did not reach what is read), ``typed`` (a typed error),
+``silent`` (read without an error, a value changed), ``raw``, ``crash``, ``hang``.
+
+Vendor files carry no checksum: a flip in a raw sample cannot be told from a sample,
+so ``silent`` never reaches 0; what the format or physics rules out can be refused.
+
+``--save FILE`` keeps every outcome; ``--compare FILE`` (a saved run of the same seed and
+count) lists, per check, the copies that read silently there and are refused here,
+named by the first words of the error.
+
+Run: ``python -m benchmarks.fuzz_vendor --save /tmp/after.json --compare /tmp/before.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FORMATS = ("vendor-cmtr", "vendor-cmcr")
+
+
+def run(n: int, seed: int, workers: int) -> dict[str, list[dict]]:
+    sys.path.insert(0, str(REPO))
+    from tests.fuzz._driver import run_mutations
+    from tests.fuzz._formats import FORMATS as ALL
+    from tests.fuzz._formats import write_originals
+    from tests.fuzz._mutations import plan_mutations
+
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="h5stream-fuzz-", dir="/tmp") as tmp:
+        originals = write_originals(Path(tmp) / "originals")
+        for name in FORMATS:
+            fmt = ALL[name]
+            mutations = plan_mutations(originals / fmt.root, n, seed=seed)
+            report = run_mutations(name, originals, Path(tmp) / name, mutations, workers=workers)
+            out[name] = [{"index": m.index, "kind": m.kind, "describe": m.describe(), **report.outcomes[m.index]}
+                         for m in mutations]
+    return out
+
+
+def check_name(message: str) -> str:
+    """The check an error comes from: its message's words after the file and object, before the details."""
+    text = re.sub(r"^.*?\]: ", "", message)
+    text = re.sub(r"^/\S+: ", "", text)
+    return re.split(r" \(expected|\. |; ", text, maxsplit=1)[0][:90]
+
+
+def table(outcomes: dict[str, list[dict]]) -> str:
+    lines = []
+    for name, records in outcomes.items():
+        counts = collections.Counter(r["outcome"] for r in records)
+        by_kind = collections.defaultdict(collections.Counter)
+        for r in records:
+            by_kind[r["kind"]][r["outcome"]] += 1
+        lines.append(f"{name}: {len(records)} copies: " + ", ".join(f"{k} {counts[k]}" for k in
+                     ("identical", "typed", "silent", "raw", "crash", "hang")))
+        for kind, c in sorted(by_kind.items()):
+            lines.append(f"  {kind:<9} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
+    return "\n".join(lines)
+
+
+def compare(before: dict[str, list[dict]], after: dict[str, list[dict]]) -> str:
+    lines = []
+    for name in after:
+        was = {r["index"]: r for r in before.get(name, [])}
+        caught = collections.Counter()
+        newly_silent = []
+        for r in after[name]:
+            old = was.get(r["index"])
+            if old is None:
+                continue
+            if old["outcome"] == "silent" and r["outcome"] == "typed":
+                caught[check_name(r.get("message", ""))] += 1
+            elif old["outcome"] != "silent" and r["outcome"] == "silent":
+                newly_silent.append(r["describe"])
+        silent_before = sum(r["outcome"] == "silent" for r in before.get(name, []))
+        silent_after = sum(r["outcome"] == "silent" for r in after[name])
+        lines.append(f"{name}: silent {silent_before} -> {silent_after}; refused now, read silently before:")
+        lines += [f"  {n:>4}  {check}" for check, n in caught.most_common()]
+        if newly_silent:
+            lines.append(f"  silent now, not before: {newly_silent[:5]}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutations", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=61)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--save", type=Path)
+    parser.add_argument("--compare", type=Path)
+    args = parser.parse_args(argv)
+    outcomes = run(args.mutations, args.seed, args.workers)
+    print(f"seed {args.seed}, {args.mutations} copies per format")
+    print(table(outcomes))
+    if args.save:
+        args.save.write_text(json.dumps(outcomes))
+    if args.compare:
+        print(compare(json.loads(args.compare.read_text()), outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
