@@ -13,6 +13,7 @@ from h5stream.errors import (
 )
 
 __all__ = [
+    "UnusualVendorValueWarning",
     "ChecksumError",
     "HdmeaError",
     "SessionError",
@@ -162,6 +163,12 @@ class SuffixWarning(H5StreamWarning):
 class VendorTextWarning(H5StreamWarning):
     """Informative text of a vendor file (a date, a program name, a comment) is not valid UTF-8; it is kept with
     replacement characters (U+FFFD) where the bytes do not decode.  The message names the file and the attribute."""
+
+
+class UnusualVendorValueWarning(H5StreamWarning):
+    """A value of a vendor file the format allows but recordings rarely hold (a sensor gain far from the usual
+    microvolt per count); it is read as stored.  The message names the file, the object and the usual range, and
+    the recording keeps it (``metadata/acquisition/unusual_values``)."""
 
 
 class ConfigError(HdmeaError, ValueError):

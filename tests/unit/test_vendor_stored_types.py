@@ -10,15 +10,16 @@ the format allows, read without an error, and the vendor's own reader (McsPyData
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import h5py
 import numpy as np
 import pytest
 
-from hdmea.errors import RecordingFormatError
+from hdmea.errors import RecordingFormatError, UnusualVendorValueWarning
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
-from hdmea.io.mcs_checks import MAX_VOLTAGE, MIN_VOLTAGE
+from hdmea.io.mcs_checks import MAX_VOLTAGE, MIN_VOLTAGE, USUAL_GAIN_UV
 from tests.mcs_handmade import Region, sensor_id, write_cmcr, write_cmtr
 
 SENSOR_META = "Acquisition/Sensor Data/SensorMeta"
@@ -182,9 +183,16 @@ def test_vendor_layout_files_over_the_documented_ranges_read(tmp_path, tick, exp
     counts = np.random.default_rng(1).integers(-300, 300, size=(8, 65, 65))
     write_cmcr(path, [Region(top=1, left=1, bottom=65, right=65)], counts, tick_us=tick, exponent=exponent,
                single_factor=1000, factors_as="none")
-    with CmcrFile(path) as f:
+    usual = USUAL_GAIN_UV[0] <= 1000 * 10.0 ** (exponent + 6) <= USUAL_GAIN_UV[1]
+    with CmcrFile(path) as f, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert f.sampling_rate == 1e6 / tick
         ((_start, block),) = list(f.iter_sensor_blocks())
+        meta = f.metadata()
+    # a gain the format allows but recordings rarely hold is read, with a named warning the metadata keeps
+    assert [w.category for w in caught] == ([] if usual else [UnusualVendorValueWarning])
+    assert ("unusual_values" not in meta) if usual else (
+        meta["unusual_values"] == [str(caught[0].message)] and "uV per ADC count" in meta["unusual_values"][0])
     np.testing.assert_allclose(block, counts.astype(np.float32) * 1000 * 10.0 ** (exponent + 6), rtol=1e-6)
     cmtr = tmp_path / "edge.cmtr"
     write_cmtr(cmtr, UNITS, tick_us=tick)
@@ -194,3 +202,34 @@ def test_vendor_layout_files_over_the_documented_ranges_read(tmp_path, tick, exp
         f["Spike Sorter/Unit 4/Peaks"][...] = peaks
     units = _read_cmtr(cmtr)
     np.testing.assert_array_equal(units[0].peak_amplitudes, np.float32([0.0, MIN_VOLTAGE, -MAX_VOLTAGE, -68.0]))
+
+
+def test_an_unusual_gain_is_kept_by_the_recording(tmp_path):
+    from hdmea.pipeline import load_recording
+
+    cmcr, cmtr = tmp_path / "odd.cmcr", tmp_path / "odd.cmtr"
+    counts = np.random.default_rng(2).integers(-300, 300, size=(40, 65, 65))
+    write_cmcr(cmcr, [Region(top=1, left=1, bottom=65, right=65)], counts, single_factor=1000, exponent=-3,
+               factors_as="none")  # 1000 x 1e-3 V: a volt per count
+    write_cmtr(cmtr, UNITS, tick_us=50, duration_us=40 * 50 * 30)
+    with pytest.warns(UnusualVendorValueWarning, match="outside the usual"):
+        load_recording(cmcr, cmtr, output_path=tmp_path / "odd.h5", waveforms=False, sensor_axis_order="col_row")
+    with h5py.File(tmp_path / "odd.h5", "r") as f:
+        kept = f["metadata/acquisition/unusual_values"][()]
+    kept = [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(kept)]
+    assert len(kept) == 1 and "1e+06 .. 1e+06 uV per ADC count" in kept[0] and "SensorData 1 1" in kept[0]
+
+
+def test_a_unit_attribute_stored_big_endian_is_refused(cmtr):
+    """Where the Units table lacks them, the units' attributes place them; a SensorID whose stored type says
+    big-endian over the vendor's bytes reads as a number off the chip, refused naming the unit."""
+    with h5py.File(cmtr, "a") as f:
+        del f["Spike Sorter/Units"]
+    _read_cmtr(cmtr)
+    with h5py.File(cmtr, "a") as f:
+        g = f["Spike Sorter/Unit 4"]
+        value = np.int32(g.attrs["SensorID"])
+        del g.attrs["SensorID"]
+        g.attrs.create("SensorID", data=np.array(value, "<i4").view(">i4"), dtype=np.dtype(">i4"))  # the same bytes
+    text = _refused(cmtr, "/Spike Sorter/Unit 4", _read_cmtr)
+    assert "sensor id of unit 4 outside the 65 x 65 grid" in text and "1..4225" in text

@@ -124,6 +124,8 @@ class CmcrFile(SensorDataReads):
         self.axis_order_source: str | None = None
         #: True when the footprints showed the Region.* fields swapped (Left/Right holding the rows)
         self.region_fields_swapped = False
+        #: texts of the UnusualVendorValueWarnings read so far (kept by the recording: metadata()["unusual_values"])
+        self.unusual_values: list[str] = []
         self._f = open_mcs_file(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
         #: a forced order reads the Region.* fields the way its shapes admit, settled at the first read
         self._forced_fields_pending = self.axis_order_setting != AUTO
@@ -303,6 +305,8 @@ class CmcrFile(SensorDataReads):
                     } for i in sensors
                 },
             }
+        if self.unusual_values:  # values the format allows but recordings rarely hold (each warned once)
+            out["unusual_values"] = list(self.unusual_values)
         return out
 
     # -- analog data

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 
 import h5py
 import numpy as np
 
-from hdmea.errors import ConfigError, RecordingFormatError
+from hdmea.errors import ConfigError, RecordingFormatError, UnusualVendorValueWarning
 from hdmea.io.cmcr_meta import (
     EXPONENT_RANGE,
     conversion_factors,
@@ -26,7 +27,7 @@ from hdmea.io.cmcr_meta import (
     sensor_region,
 )
 from hdmea.io.mcs import GRID_SIZE, guard_mcs_read, require_object
-from hdmea.io.mcs_checks import SENSOR_DATA_TYPE, check_stored_dtype
+from hdmea.io.mcs_checks import SENSOR_DATA_TYPE, check_stored_dtype, unusual_gain
 
 __all__ = ["SensorDataInfo", "SensorDataReads", "check_sensor_axis_order", "SENSOR_GROUP", "VENDOR_AXIS_ORDER",
            "SENSOR_AXIS_ORDERS", "SENSOR_AXIS_SETTINGS", "AUTO"]
@@ -291,6 +292,10 @@ class SensorDataReads:
             else:
                 # sensor-id order (rows fastest) whichever way the frames are stored
                 gains = np.ascontiguousarray(factors.reshape(n_cols, n_rows).T) * multiplier
+            unusual = unusual_gain(gains, self.path, ds.name) if value_unit == "uV" else None
+            if unusual and unusual not in self.unusual_values:
+                self.unusual_values.append(unusual)
+                warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=3)
             out.append(SensorDataInfo(
                 name=ds.name, roi=roi, chunk=chunk, shape=tuple(ds.shape), dtype=ds.dtype, ad_zero=zero,
                 conversion_factor=float(single), exponent=int(exponent or 0), unit=unit,

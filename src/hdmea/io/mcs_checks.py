@@ -15,6 +15,10 @@ off); these can:
   finite, at most :data:`MAX_VOLTAGE` in magnitude (a volt in microvolts, far past
   any electrode's range whichever unit the file uses) and, when not zero, at least
   :data:`MIN_VOLTAGE` (no ADC count times a gain comes near it).
+* **unusual values** (:func:`unusual_gain`): a sensor gain outside
+  :data:`USUAL_GAIN_UV` microvolts per count is what the format allows but recordings
+  rarely hold: it is read, with a :class:`~hdmea.errors.UnusualVendorValueWarning` that
+  the recording keeps.
 * **ADC levels** (:func:`check_adc_levels`): a light-reference sample lies inside the
   ADC's range, ``-2**(ADCBits - 1) .. 2**ADCBits - 1`` (signed or unsigned codes),
   where ``ChannelMeta`` states ``ADCBits``.
@@ -32,7 +36,7 @@ import numpy as np
 from hdmea.errors import RecordingFormatError
 
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
-           "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_columns", "check_stored_dtype", "check_voltages",
+           "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages",
            "check_adc_levels"]
 
 #: A column's allowed kinds (numpy ``dtype.kind`` letters) and widths in bytes, as the MCS software writes it.
@@ -55,6 +59,9 @@ META_COLUMNS: dict[str, ColumnRule] = {
 SENSOR_DATA_TYPE: ColumnRule = ("iu", (2,))
 #: The analog channels (``ChannelData``): ADC codes (the MCS software writes 32-bit integers).
 ANALOG_DATA_TYPE: ColumnRule = ("iuf", (2, 4, 8))
+
+#: Sensor gains (microvolts per ADC count) recordings usually hold; one outside is read, with a warning.
+USUAL_GAIN_UV = (0.01, 100.0)
 
 #: Largest magnitude of a spike amplitude or cutout sample (1 V in microvolts; 1e6 V if the file uses volts).
 MAX_VOLTAGE = 1e6
@@ -141,3 +148,16 @@ def check_adc_levels(raw: np.ndarray, bits: float | None, path: str | os.PathLik
         expected=f"{low} .. {high} ({int(bits)}-bit codes, signed or unsigned; ChannelMeta ADCBits)",
         found=str(raw.reshape(-1)[i].item()), hint=_RESTORE,
     )
+
+
+def unusual_gain(gains_uv: np.ndarray, path: str | os.PathLike, obj: str) -> str | None:
+    """The warning's text when a region's gains (microvolts per count) leave :data:`USUAL_GAIN_UV`, else None."""
+    finite = gains_uv[np.isfinite(gains_uv)]
+    if not finite.size:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    if USUAL_GAIN_UV[0] <= low and high <= USUAL_GAIN_UV[1]:
+        return None
+    return (f"{path} [{obj}]: sensor gains of {low:.3g} .. {high:.3g} uV per ADC count, outside the usual "
+            f"{USUAL_GAIN_UV[0]:g} .. {USUAL_GAIN_UV[1]:g} (Conversion Factors x 10^Exponent); read as stored: "
+            f"check the recording's amplitudes if they look scaled")
