@@ -34,14 +34,16 @@ FORMATS = ("vendor-cmtr", "vendor-cmcr")
 
 def run(n: int, seed: int, workers: int) -> dict[str, list[dict]]:
     sys.path.insert(0, str(REPO))
+    from hdmea.synthetic import generate_recording
     from tests.fuzz._driver import run_mutations
     from tests.fuzz._formats import FORMATS as ALL
-    from tests.fuzz._formats import write_originals
+    from tests.fuzz._formats import small_recording_config
     from tests.fuzz._mutations import plan_mutations
 
     out = {}
     with tempfile.TemporaryDirectory(prefix="h5stream-fuzz-", dir="/tmp") as tmp:
-        originals = write_originals(Path(tmp) / "originals")
+        originals = Path(tmp) / "originals"  # the vendor originals of tests/fuzz/_formats.py, byte for byte
+        generate_recording(originals, "rec", config=small_recording_config(), seed=11)
         for name in FORMATS:
             fmt = ALL[name]
             mutations = plan_mutations(originals / fmt.root, n, seed=seed)
