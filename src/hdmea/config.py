@@ -64,18 +64,17 @@ file's directory.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tomllib
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from h5stream.jsonvalues import stable_hash
 from hdmea.config_reader import TableReader, check_parameter_values, config_error
-from hdmea.errors import ConfigError, DeprecatedStepNameWarning
-from hdmea.steps.table import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
+from hdmea.config_steps import PARAMETER_CHECKS, StepsConfig, parse_steps, suggest_step  # noqa: F401  (handed on)
+from hdmea.errors import ConfigError
+from hdmea.steps.table import find_step
 
 __all__ = [
     "StimulusSource",
@@ -131,25 +130,6 @@ class StimulusSource:
                 movie["identity"] = _file_identity(Path(movie["path"]))
             return data
         return self.file_template
-
-
-def _default_switches() -> dict[str, bool]:
-    return {s.name: s.default for s in STEPS if s.switch}
-
-
-@dataclasses.dataclass(frozen=True)
-class StepsConfig:
-    """Which optional steps run (``switches``: step name -> on), and the keyword arguments of every step."""
-
-    switches: Mapping[str, bool] = dataclasses.field(default_factory=_default_switches)
-    params: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-
-    def enabled(self, step: str) -> bool:
-        """Whether the switchable ``step`` runs (steps without a switch always do)."""
-        return bool(self.switches.get(step, True))
-
-    def kwargs(self, step: str) -> dict[str, Any]:
-        return dict(self.params.get(step, {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,12 +286,12 @@ def parse_config(
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     root = TableReader(data, "", source)
     stimulus = _parse_stimulus(root.table_of("stimulus"), base)
-    steps = _parse_steps(root.table_of("steps"), check_step_signatures)
+    steps = parse_steps(root.table_of("steps"), check_step_signatures)
     output = _parse_output(root.table_of("output"))
     batch = _parse_batch(root.table_of("batch"))
     recording = root.table_of("recording")
     axis_order = recording.get("sensor_axis_order", "str", "auto")
-    check_parameter_values({"sensor_axis_order": axis_order}, "recording", source)
+    check_parameter_values({"sensor_axis_order": axis_order}, "recording", source, PARAMETER_CHECKS)
     recording.reject_unknown()
     root.reject_unknown({"stimulus", "steps", "output", "batch", "recording"})
     return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source,
@@ -449,104 +429,6 @@ def _noise_movie_shape(path: Path, key: str, source: str | None) -> tuple[int, i
         raise config_error(key, "noise movie must be a uint8 array (images, height, width)", source=source,
                     found=f"{dtype} {shape}")
     return tuple(int(x) for x in shape)
-
-
-def _parse_steps(r: TableReader, check_signatures: bool) -> StepsConfig:
-    """``[steps]``: per step of the table, a switch (``name = bool``) or a parameter table."""
-    switches = _default_switches()
-    params: dict[str, dict[str, Any]] = {}
-    switch_key: dict[str, str] = {}  # step -> the key that switched it, for errors
-    table_key: dict[str, str] = {}  # step -> the key of its parameter table
-    for key, value in r.table.items():
-        step = _step_for_key(r, key)
-        if isinstance(value, Mapping):
-            if step.name in table_key:
-                raise config_error(r.child_key(key), f"gives the parameters of {step.name} a second time",
-                            source=r.source, found=f"steps.{table_key[step.name]} and steps.{key}",
-                            hint=f"merge them into [steps.{step.name}]")
-            table_key[step.name] = key
-            table = r.table_of(key)
-            arguments = dict(table.table)
-            if SWITCH_KEY in arguments:
-                _set_switch(r, step, switches, switch_key, f"{key}.{SWITCH_KEY}",
-                            table.get(SWITCH_KEY, "bool"))
-                del arguments[SWITCH_KEY]
-            for arg in arguments:
-                if arg in RESERVED_STEP_ARGUMENTS:
-                    raise config_error(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
-                                source=r.source)
-            if check_signatures:
-                _check_step_arguments(step, table, arguments)
-            if arguments or SWITCH_KEY not in table.table:
-                # A table holding only the switch means what `name = bool` means.
-                params[step.name] = arguments
-        else:
-            _set_switch(r, step, switches, switch_key, key, r.get(key, "bool"))
-    for name, key in table_key.items():
-        if not switches.get(name, True) and name not in switch_key:
-            # A table for a step that is off by default: the user most likely expects it to run.
-            raise config_error(r.child_key(key), "parameters given but the step is off", source=r.source,
-                        hint=f"add `enabled = true` to the [steps.{name}] table ({name} = true under [steps] "
-                             "is not valid TOML beside that table), or remove the table")
-    return StepsConfig(switches=switches, params=params)
-
-
-def _step_for_key(r: TableReader, key: str) -> Step:
-    found = find_step(key)
-    if found is None:
-        names = [s.name for s in STEPS]
-        suggestion = suggest_step(key)
-        raise config_error(r.child_key(key), "unknown pipeline step", source=r.source,
-                    hint=f"did you mean {suggestion!r}?" if suggestion else "steps: " + ", ".join(names))
-    step, is_alias = found
-    if is_alias:
-        where = f" in {r.source}" if r.source else ""
-        warnings.warn(f"{r.child_key(key)}{where} is the former name of the step {step.name!r}; "
-                      f"use steps.{step.name}", DeprecatedStepNameWarning, stacklevel=4)
-    return step
-
-
-def suggest_step(key: str) -> str | None:
-    """The current name of the step ``key`` most likely means, or None.
-
-    A misspelling is matched against every key the configuration accepts (the
-    steps' names and their former names) and answered with the current name,
-    which is always accepted: ``eimgae`` suggests ``compute_eimage_sta``.
-    A key that is a part of exactly one step's name (``features``) suggests it too.
-    """
-    accepted = {s.name: s.name for s in STEPS}
-    accepted.update({alias: s.name for s in STEPS for alias in s.aliases})
-    close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
-    if close:
-        return accepted[close[0]]
-    containing = {s.name for s in STEPS if key and key in s.name}
-    return containing.pop() if len(containing) == 1 else None
-
-
-def _set_switch(r: TableReader, step: Step, switches: dict[str, bool], switch_key: dict[str, str],
-                key: str, on: bool) -> None:
-    if not step.switch:
-        raise config_error(r.child_key(key), f"the step {step.name} always runs and cannot be switched",
-                    source=r.source, hint=f"give its parameters in a [steps.{step.name}] table")
-    if step.name in switch_key:
-        raise config_error(r.child_key(key), f"switches {step.name} a second time", source=r.source,
-                    found=f"steps.{switch_key[step.name]} and steps.{key}", hint="keep one of them")
-    switch_key[step.name] = key
-    switches[step.name] = on
-
-
-def _check_step_arguments(step: Step, table: TableReader, arguments: Mapping[str, Any]) -> None:
-    import inspect
-
-    signature = inspect.signature(step.function)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        return
-    names = {
-        p.name for p in signature.parameters.values()
-        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    } - RESERVED_STEP_ARGUMENTS
-    TableReader(arguments, table.key, table.source).reject_unknown(names)
-    check_parameter_values(arguments, table.key, table.source)
 
 
 def _parse_output(r: TableReader) -> OutputConfig:

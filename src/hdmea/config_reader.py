@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hdmea.errors import ConfigError
@@ -115,20 +114,15 @@ _CHECKS = {
 }
 
 
-#: Step parameters whose values are checked when the configuration is read (before any work):
-#: parameter name -> "module:function" raising ConfigError for a bad value.
-PARAMETER_CHECKS = {"sensor_axis_order": "hdmea.io.cmcr:check_sensor_axis_order"}
-
-
-def check_parameter_values(arguments: Mapping[str, Any], key: str, source: str | None) -> None:
-    """Run the value check of every parameter in :data:`PARAMETER_CHECKS`; a bad value names ``key.name``."""
+def check_parameter_values(arguments: Mapping[str, Any], key: str, source: str | None,
+                           checks: Mapping[str, Callable[[Any], Any]]) -> None:
+    """Run the value check in ``checks`` of every parameter that has one; a bad value names ``key.name``."""
     for name, value in arguments.items():
-        check = PARAMETER_CHECKS.get(name)
+        check = checks.get(name)
         if check is None:
             continue
-        module, function = check.split(":")
         try:
-            getattr(importlib.import_module(module), function)(value)
+            check(value)
         except ConfigError as exc:
             raise config_error(f"{key}.{name}", exc.args[0] if exc.args else str(exc), source=source, found=value,
                                expected=getattr(exc, "expected", None), hint=getattr(exc, "hint", None)) from exc

@@ -27,7 +27,7 @@ ALLOWED = {
     "io/cmcr_sensors.py": "vendor raw-data file (.cmcr): its sensor datasets",
     "io/cmtr.py": "vendor spike-sorting file (.cmtr)",
     "io/mcs.py": "vendor files",
-    "pipeline/target.py": "the step target: what a step reads of the file it writes",
+    "session/target.py": "the step target: what a step reads of the file it writes",
     "steps/load.py": "the load step, probing its own output before it writes it",
     "steps/eimage.py": "the electrical-image step, reading the vendor raw data",
     "interop/zarr_migrate.py": "reads the old pipeline's zarr archives (its recording reads go through the reader)",

@@ -18,7 +18,6 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from h5stream.files import guard_read
 from h5stream.staging import parse_size
 from hdmea.errors import ConfigError
 from hdmea.io import _files
-from hdmea.io.cmcr import AUTO, CmcrFile, check_sensor_axis_order
+from hdmea.io.cmcr import CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs, stage1_params_hash
