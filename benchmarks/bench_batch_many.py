@@ -9,7 +9,7 @@ recordings (one recording hard-linked under every name), each in a fresh Python
 process so that both pay their imports and their first-call costs: the
 sequential side once, the batch side once per worker plus the cluster's start.
 
-Goal: the batch (default executor, a Dask LocalCluster with a worker per free core) at least
+Goal: the batch (default executor, a process pool with a worker per free core) at least
 :data:`GOAL`x faster than the sequential process, best of interleaved rounds
 (medians in the details).  A second row, without a goal, runs the batch without
 the inputs' pre-check in a separate process (``verify_inputs=False``): the
@@ -40,7 +40,7 @@ from benchmarks.bench_batch import SCALING_ROUNDS, _SEQUENTIAL, _machine_scaling
 #: small jobs per process in each shot of the machine's scaling (one job of ~0.7 s is too short a shot)
 SCALING_JOBS = 4
 
-# The batch side: the default executor (a Dask LocalCluster), with or without the inputs'
+# The batch side: the default executor (a process pool), with or without the inputs'
 # pre-check in a separate process (``verify_inputs``, on by default).
 _BATCH = """
 import json, sys, time
@@ -121,7 +121,7 @@ def run(size: str = "small") -> list[Row]:
 
 
 def _workers(executor: str) -> int:
-    """Jobs side by side on the executor the batch named ("dask LocalCluster, 2 workers", "this process, ...")."""
+    """Jobs side by side on the executor the batch named ("process pool, 2 workers", "this process, ...")."""
     found = re.search(r"(\d+) workers?\b", executor)
     return int(found.group(1)) if found else 1
 
@@ -153,7 +153,7 @@ def test_batch_many_small():
     assert row.ratio == row.peer_value / row.ours
     assert unverified.goal is None and unverified.peer_value == row.peer_value and unverified.ours > 0
     for r in (row, unverified):  # a worker per free core: none when only one is free
-        assert "LocalCluster" in r.details or "this process" in r.details, r.details
+        assert "process pool" in r.details or "this process" in r.details, r.details
 
 
 if __name__ == "__main__":  # python -m benchmarks.bench_batch_many [small|full]
