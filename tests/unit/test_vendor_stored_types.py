@@ -233,3 +233,27 @@ def test_a_unit_attribute_stored_big_endian_is_refused(cmtr):
         g.attrs.create("SensorID", data=np.array(value, "<i4").view(">i4"), dtype=np.dtype(">i4"))  # the same bytes
     text = _refused(cmtr, "/Spike Sorter/Unit 4", _read_cmtr)
     assert "sensor id of unit 4 outside the 65 x 65 grid" in text and "1..4225" in text
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),  # uint16 counts, 20 kHz, the whole chip
+    dict(raw_dtype="int16", sensor_gain_spread=0.3, sensor_regions=((3, 5, 20, 40), (30, 30, 31, 31))),
+    dict(sampling_rate=5000.0, sensor_regions=((1, 1, 65, 10),)),
+])
+def test_synthetic_recordings_the_vendor_reader_opens_read_without_a_warning(tmp_path, overrides):
+    """Every check leaves alone the synthetic recordings McsPyDataTools reads: both files open in the vendor's
+    reader, and ours read every value of them with warnings as errors."""
+    McsCMOSMEA = pytest.importorskip("McsPy.McsCMOSMEA")
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+
+    rec = generate_recording(tmp_path, "rec", config=SyntheticConfig.tiny(raw_seconds=0.1, **overrides), seed=3)
+    for path in (rec.cmcr_path, rec.cmtr_path):
+        vendor = McsCMOSMEA.McsCMOSMEAData(str(path))
+        vendor.h5_file.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with CmcrFile(rec.cmcr_path) as f:
+            meta, light, blocks = f.metadata(), f.light_reference(), list(f.iter_sensor_blocks())
+            assert "unusual_values" not in meta and light["raw_ch1"].size and blocks
+        with CmtrFile(rec.cmtr_path) as f:
+            assert f.read_units(overrides.get("sampling_rate", 20000.0))
