@@ -181,3 +181,30 @@ def test_a_recording_another_live_process_holds_is_reported_held_naming_it_and_n
     assert len(merged["batches"]) == 2
     assert [r["status"] for r in merged["batches"][1]["results"]] == \
         ["skipped", "done", "skipped", "skipped", "done", "skipped"]
+
+
+def test_hdmea_run_on_a_recording_a_batch_job_holds_says_held_naming_it_and_computes_nothing(
+        recordings, tmp_path, child_env):
+    src, config = recordings
+    out, log = tmp_path / "out" / "r0.h5", tmp_path / "computed.log"
+    out.parent.mkdir()
+    env = count_computations(tmp_path / "hook", child_env, log)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\n"
+         "from hdmea.pipeline.batch.recordings import job_claim\n"
+         f"job_claim({str(out)!r}).acquire()\n"
+         "print('holding', flush=True)\n"
+         "time.sleep(600)\n"], env=child_env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        done = subprocess.run([sys.executable, "-m", "hdmea", "run", str(src / "r0.cmcr"), str(src / "r0.cmtr"),
+                               "--config", str(config), "--out", str(out)], env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"r0: held: held by pid {holder.pid}" in done.stderr, done.stderr
+    assert "infrastructure" not in done.stderr and "done in" not in done.stdout
+    assert computations(log) == [] and not out.exists() and not (out.parent / "r0.h5.done").exists()
