@@ -349,3 +349,28 @@ def test_exact_columns_restore_position_and_dtype(tmp_path, every_kind):
     with pytest.raises(IOFormatError, match="frame record cannot be read") as info:
         ScpContainer.load(path, verify=False)  # the edit also breaks the checksum, checked by default
     assert str(path) in str(info.value) and "/obs" in str(info.value)
+
+
+def test_the_original_anndata_layout_reads_through_the_one_mapping_without_anndata(tmp_path, monkeypatch):
+    # files of the original's to_scanpy/write_h5ad layout read through h5scp.io.foreign's mapping of
+    # AnnData files: anndata itself is needed to write them, not to read them
+    anndata = pytest.importorskip("anndata")
+    from h5scp.core.io import load_scanpy_h5ad, read_scanpy_h5ad, save_scanpy_h5ad, write_h5ad
+
+    c = example_container()
+    c.obs = c.obs.drop("run_date")  # anndata writes no date column
+    write_h5ad(c, tmp_path / "w.h5ad", assay_name="proteins", layer_name="raw")
+    save_scanpy_h5ad(c, tmp_path / "s.h5ad", assay_name="proteins", layer_name="raw")
+    by_anndata = anndata.read_h5ad(tmp_path / "w.h5ad")
+    monkeypatch.setitem(sys.modules, "anndata", None)  # import anndata now fails
+    got = read_scanpy_h5ad(tmp_path / "w.h5ad", assay_name="p", layer_name="raw")
+    again = load_scanpy_h5ad(tmp_path / "s.h5ad")
+    raw = c.assays["proteins"].layers["raw"]
+    for loaded, layer in ((got.assays["p"].layers["raw"], "raw"), (again.assays["proteins"].layers["X"], "X")):
+        np.testing.assert_array_equal(loaded.X, raw.X)
+        np.testing.assert_array_equal(loaded.M, raw.M)
+        assert loaded.M.dtype == np.int8
+    np.testing.assert_array_equal(got.assays["p"].layers["raw"].X, by_anndata.X)
+    assert got.sample_ids.to_list() == c.sample_ids.to_list() == by_anndata.obs_names.tolist()
+    assert [h.action for h in got.history] == [h.action for h in c.history] + ["from_scanpy"]
+    assert again.history == c.history  # parameters exact, numpy values included

@@ -15,17 +15,14 @@ save_npz / load_npz         one ``.npz`` whose ``_metadata`` entry is JSON text 
 to_scanpy / from_scanpy     an ``AnnData``: one layer as ``X``, its mask as
                             ``layers["mask"]``, ids as ``_original_index`` columns
                             and as the index, history in ``uns``
-write_h5ad /                the same AnnData, as an ``.h5ad`` file (the original's
-read_scanpy_h5ad,           names ``read_h5ad``, ``save_h5ad`` and ``load_h5ad`` are
-save_scanpy_h5ad /          these, at the original's path; in ``h5scp.io`` the
-load_scanpy_h5ad            names ``save_h5ad``/``load_h5ad`` are the scptensor format's)
+write_h5ad,                 the same AnnData, as an ``.h5ad`` file (also by the
+read/save/load_scanpy_h5ad  original's names ``read_h5ad``, ``save_h5ad``, ``load_h5ad``)
 ==========================  =====================================================
 
-They carry one layer (CSV, AnnData) or lose exact dtypes (CSV and NPZ store
-numbers as text; polars infers the column types again).  For exact storage of
-everything use :func:`h5scp.io.save_hdf5` (or ``.h5mu``/``.parquet``).
-Every file is written to a partial file beside the target and renamed into
-place, so a failed write leaves any earlier file intact.  NPZ archives of the
+AnnData is read through the one mapping of AnnData files (:func:`h5scp.io.foreign.import_anndata`),
+then the original's conventions.  These carry one layer (CSV, AnnData) or lose exact dtypes (CSV
+and NPZ store numbers as text); exact storage of everything: :func:`h5scp.io.save_hdf5`.  Every
+file is written beside the target and renamed into place (a failed write leaves the old one).  NPZ archives of the
 original keep their JSON text as a pickled object array; it is read with an
 unpickler that admits only numpy's array reconstruction, never arbitrary code.
 """
@@ -460,29 +457,42 @@ def _params(text) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _frame_from_pandas(pdf, names, id_col: str) -> tuple[pl.DataFrame, str]:
-    if not len(pdf.columns):
-        return pl.DataFrame({"_index": [str(n) for n in names]}, schema={"_index": pl.String}), "_index"
-    frame = pl.from_pandas(pdf.reset_index(drop=True))
-    if "_original_index" in frame.columns and id_col == "_index":
-        return frame.rename({"_original_index": "_index"}), "_index"
-    if id_col in frame.columns:
-        return frame, id_col
-    if "_index" not in frame.columns:
-        frame = frame.with_columns(pl.Series("_index", [str(n) for n in names], dtype=pl.String))
-    return frame, "_index"
+def _frame_with_ids(frame: pl.DataFrame, id_col: str) -> tuple[pl.DataFrame, str]:
+    """An AnnData frame as read (its index first) in the original's layout: an ``_original_index``
+    column is the ``_index`` id column again, a named id column stays, else the index is ``_index``."""
+    index, columns = frame.columns[0], frame.columns[1:]
+    ids = frame.get_column(index).cast(pl.String)
+    if not columns:
+        return pl.DataFrame({"_index": ids}), "_index"
+    body = frame.select(columns)
+    if "_original_index" in columns and id_col == "_index":
+        return body.rename({"_original_index": "_index"}), "_index"
+    if id_col in columns:
+        return body, id_col
+    if "_index" not in columns:
+        body = body.with_columns(ids.alias("_index"))
+    return body, "_index"
 
 
-def _from_anndata(adata, assay_name: str, layer_name: str, copy: bool, provenance: bool = True) -> ScpContainer:
-    if adata.X is None:
+def _from_anndata_file(f, source, assay_name: str, layer_name: str, provenance: bool = True,
+                       stored_name: bool = False) -> ScpContainer:
+    """The original's AnnData layout, read through the one mapping of AnnData files
+    (:func:`h5scp.io.foreign.import_anndata`: obs and var with their index, ``X`` and ``layers``
+    as layers, JSON-like ``uns`` values), then its conventions: ``layers["mask"]`` is the mask of
+    ``X``, ids and history come from the ``scptensor_*`` entries of ``uns``."""
+    from h5scp.io.foreign import X_LAYER, import_anndata
+
+    imported = import_anndata(f, Path(source), assay=assay_name)
+    assay = imported.assays[assay_name]
+    uns = imported.history[-1].params.get("uns", {})
+    if stored_name:  # the name save_h5ad stored, else the one given
+        assay_name = str(uns.get("scptensor_assay_name", assay_name))
+    if X_LAYER not in assay.layers:
         raise ValidationError("the AnnData has no X", field="X", expected="a matrix", found="None")
-    X = adata.X.copy() if copy else adata.X
-    M = adata.layers["mask"] if "mask" in adata.layers else None
-    if M is not None and copy:
-        M = M.copy()
-    uns = adata.uns
-    obs, sample_id_col = _frame_from_pandas(adata.obs, adata.obs_names, uns.get("scptensor_sample_id_col", "_index"))
-    var, feature_id_col = _frame_from_pandas(adata.var, adata.var_names, uns.get("scptensor_feature_id_col", "_index"))
+    X = assay.layers[X_LAYER].X
+    M = assay.layers["mask"].X.astype(np.int8) if "mask" in assay.layers else None
+    obs, sample_id_col = _frame_with_ids(imported.obs, str(uns.get("scptensor_sample_id_col", "_index")))
+    var, feature_id_col = _frame_with_ids(assay.var, str(uns.get("scptensor_feature_id_col", "_index")))
     meta = MatrixMetadata(creation_info={"source": "scanpy", "original_shape": list(X.shape),
                                          "is_sparse": bool(sp.issparse(X))}) if provenance else None
     history = []
@@ -492,25 +502,46 @@ def _from_anndata(adata, assay_name: str, layer_name: str, copy: bool, provenanc
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValidationError("uns['scptensor_history_json'] is not JSON", found=str(exc)) from None
         history = _history_from_json(entries, "AnnData uns", params_from=_params)
-    assay = Assay(var, {layer_name: ScpMatrix(X, M, meta)}, feature_id_col=feature_id_col)
-    return ScpContainer(obs, {assay_name: assay}, history=history, sample_id_col=sample_id_col)
+    matrix = ScpMatrix(X, M, meta)
+    return ScpContainer(obs, {assay_name: Assay(var, {layer_name: matrix}, feature_id_col=feature_id_col)},
+                        history=history, sample_id_col=sample_id_col)
+
+
+def _from_anndata(adata, assay_name: str, layer_name: str) -> ScpContainer:
+    """An in-memory AnnData through the same mapping: anndata writes it into an HDF5 file in memory."""
+    import h5py
+
+    try:
+        from anndata.io import write_elem
+    except ImportError:  # anndata before 0.11
+        from anndata.experimental import write_elem
+
+    with h5py.File(io.BytesIO(), "w") as f:
+        write_elem(f, "/", adata)
+        return _from_anndata_file(f, "<AnnData in memory>", assay_name, layer_name)
 
 
 def from_scanpy(adata, assay_name: str = "proteins", layer_name: str = "X", copy: bool = True) -> ScpContainer:
     """A container with one assay from an ``anndata.AnnData``: ``X`` as layer ``layer_name``,
     ``layers["mask"]`` as its mask, obs and var with their ids (``_original_index`` columns
     written by :func:`to_scanpy` become ``_index`` again, else the index becomes ``_index``),
-    the history from ``uns``, and a "from_scanpy" history entry."""
+    the history from ``uns``, and a "from_scanpy" history entry.  Read through the mapping of
+    AnnData files, the container never shares memory with ``adata`` (the original's ``copy=False`` did)."""
     _anndata()
-    container = _from_anndata(adata, assay_name, layer_name, copy)
-    shape = list(adata.X.shape)
+    container = _from_anndata(adata, assay_name, layer_name)
+    _log_from_scanpy(container, assay_name, layer_name)
+    return container
+
+
+def _log_from_scanpy(container: ScpContainer, assay_name: str, layer_name: str) -> None:
+    X = container.assays[assay_name].layers[layer_name].X
+    shape = list(X.shape)
     container.log_operation(
         "from_scanpy",
         {"assay_name": assay_name, "layer_name": layer_name, "original_shape": shape,
-         "was_sparse": bool(sp.issparse(adata.X))},
+         "was_sparse": bool(sp.issparse(X))},
         f"Converted from Scanpy AnnData (shape: {tuple(shape)})",
     )
-    return container
 
 
 def _write_anndata(adata, path: str | os.PathLike, **kwargs) -> None:
@@ -528,9 +559,13 @@ def write_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: 
 
 
 def read_scanpy_h5ad(path: str | os.PathLike, assay_name: str = "imported", layer_name: str = "X", **kwargs) -> ScpContainer:
-    """:func:`from_scanpy` of ``anndata.read_h5ad(path, **kwargs)``."""
-    ad = _anndata()
-    return from_scanpy(ad.read_h5ad(path, **kwargs), assay_name=assay_name, layer_name=layer_name)
+    """:func:`from_scanpy` of the AnnData in ``path`` (read by h5scp; ``kwargs`` go to
+    ``anndata.read_h5ad``, which then reads it)."""
+    if kwargs:
+        return from_scanpy(_anndata().read_h5ad(path, **kwargs), assay_name=assay_name, layer_name=layer_name)
+    container = _read_anndata_file(path, assay_name, layer_name, stored_name=False, provenance=True)
+    _log_from_scanpy(container, assay_name, layer_name)
+    return container
 
 
 def save_scanpy_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_name: str | None = None,
@@ -545,15 +580,20 @@ def save_scanpy_h5ad(container: ScpContainer, path: str | os.PathLike, *, assay_
 def load_scanpy_h5ad(path: str | os.PathLike, *, assay_name: str = "imported") -> ScpContainer:
     """The original's ``load_h5ad``: an ``.h5ad`` as a container with one assay (named as stored
     by :func:`save_h5ad`, else ``assay_name``) whose layer "X" holds X and the mask."""
-    ad = _anndata()
-    adata = ad.read_h5ad(path)
-    return _from_anndata(adata, str(adata.uns.get("scptensor_assay_name", assay_name)), "X", copy=False,
-                         provenance=False)
+    return _read_anndata_file(path, assay_name, "X", stored_name=True, provenance=False)
 
 
-# The original's names at the original's path (``scptensor.core``): the one-layer AnnData layout of
-# the functions above.  ``h5scp.io.save_h5ad``/``load_h5ad`` are the scptensor format's (every layer,
-# masks, history, exact dtypes); the names in this module that mean the one-layer layout say so.
+def _read_anndata_file(path, assay_name: str, layer_name: str, *, stored_name: bool, provenance: bool) -> ScpContainer:
+    from h5scp.io._files import reading
+    from h5scp.io.formats_h5ad import check_h5ad
+
+    source = Path(path)
+    with reading(source, check_h5ad(source), verify=False) as f:
+        return _from_anndata_file(f, source, assay_name, layer_name, provenance=provenance, stored_name=stored_name)
+
+
+# The original's names at its path (``scptensor.core``), for the one-layer layout above; ``h5scp.io``'s
+# save_h5ad/load_h5ad are the scptensor format's.
 read_h5ad = read_scanpy_h5ad
 save_h5ad = save_scanpy_h5ad
 load_h5ad = load_scanpy_h5ad
