@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # executed_examples: the pages' examples run at build time
 try:
     import h5stream  # the installed package, with its compiled kernels
 except ImportError:  # a checkout that was never installed: autodoc reads the sources (built in place)
@@ -26,10 +27,11 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "executed_examples",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
@@ -50,6 +52,20 @@ except ImportError:  # the default theme builds the same pages
     html_theme = "alabaster"
 else:
     html_theme = "pydata_sphinx_theme"
-    html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+    # The header lists the sections (Getting started, Guides, Command line, Reference) and marks the
+    # reader's; the left column lists the pages of that section and marks the reader's page; the
+    # breadcrumbs above each page say the same in words.
+    html_theme_options = {
+        "navigation_with_keys": False,
+        "show_toc_level": 2,
+        "header_links_before_dropdown": 6,
+        "show_nav_level": 1,
+        "navigation_depth": 3,
+        "secondary_sidebar_items": ["page-toc"],
+        "footer_start": ["copyright"],
+        "footer_end": [],
+    }
+    html_sidebars = {"**": ["sidebar-nav-bs"], "index": []}
 html_title = "h5stream"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["fit.css"]  # code blocks wrap instead of being cut off

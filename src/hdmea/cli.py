@@ -452,6 +452,10 @@ def _run(argv: Sequence[str] | None) -> int:
         text, code = describe_error(exc, command)
         _error(command, text)
         return code
+    except BrokenPipeError:  # the reader of stdout left (hdmea inspect FILE | head): stop quietly, as cat does
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except OSError as exc:
         _error(command, describe_os_error(exc))
         return EXIT_FAILED
