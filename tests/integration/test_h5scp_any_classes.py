@@ -90,12 +90,15 @@ def _one_assay(c, name: str):
     return UP.ScpContainer(c.obs, {name: c.assays[name]}, [], c.history, c.sample_id_col)
 
 
-@pytest.mark.parametrize("ext", [".h5", ".h5mu", ".parquet", ".h5ad"])
+@pytest.mark.parametrize("ext", [".h5", ".h5mu", ".parquet", ".h5ad", ".zarr"])
 def test_an_upstream_container_round_trips_exactly_into_upstream_classes(tmp_path, ext):
+    if ext == ".zarr":
+        pytest.importorskip("zarr")
+    one = ext in (".h5ad", ".zarr")  # AnnData: one assay
     c = upstream_container()
-    expected = _one_assay(c, "proteins") if ext == ".h5ad" else c
+    expected = _one_assay(c, "proteins") if one else c
     path = tmp_path / f"c{ext}"
-    save(c, path, **({"assay": "proteins"} if ext == ".h5ad" else {}))
+    save(c, path, **({"assay": "proteins"} if one else {}))
     loaded = load(path, classes=UP)
     _check_standin_types(loaded)
     assert_container_equal(as_model(loaded), as_model(expected))
