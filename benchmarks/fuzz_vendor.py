@@ -2,7 +2,7 @@
 
 The originals are the fuzz tests' synthetic ``.cmcr``/``.cmtr`` (``tests/fuzz/_formats.py``:
 3 units, a 6 x 6 region, 2 kHz, written by ``hdmea.synthetic``); ``--mutations`` copies of
-each (default 400, seed ``--seed``, default 61: 20% zeroed blocks, 10% flips in the stored
+each per seed (default 400, ``--seed``, default 61, repeated for several: 20% zeroed blocks, 10% flips in the stored
 types of tables, the rest byte flips half in data, half in other metadata) are read by
 the public reader in separate processes (``tests/fuzz/_driver.py``).  Outcomes:
 ``identical`` (the damage did not reach what is read), ``typed`` (a typed error),
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 FORMATS = ("vendor-cmtr", "vendor-cmcr")
 
 
-def run(n: int, seed: int, workers: int) -> dict[str, list[dict]]:
+def run(n: int, seeds: list[int], workers: int) -> dict[str, list[dict]]:
     sys.path.insert(0, str(REPO))
     from hdmea.synthetic import generate_recording
     from tests.fuzz._driver import run_mutations
@@ -46,7 +46,9 @@ def run(n: int, seed: int, workers: int) -> dict[str, list[dict]]:
         generate_recording(originals, "rec", config=small_recording_config(), seed=11)
         for name in FORMATS:
             fmt = ALL[name]
-            mutations = plan_mutations(originals / fmt.root, n, seed=seed)
+            mutations = []
+            for seed in seeds:  # n copies per seed, indexed on from the last seed's
+                mutations += plan_mutations(originals / fmt.root, n, seed=seed, first_index=len(mutations))
             report = run_mutations(name, originals, Path(tmp) / name, mutations, workers=workers)
             out[name] = [{"index": m.index, "kind": m.kind, "describe": m.describe(), **report.outcomes[m.index]}
                          for m in mutations]
@@ -99,14 +101,15 @@ def compare(before: dict[str, list[dict]], after: dict[str, list[dict]]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mutations", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=61)
+    parser.add_argument("--mutations", type=int, default=400, help="copies per seed and file")
+    parser.add_argument("--seed", type=int, action="append", help="a seed of the plan (repeat for several; default 61)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--save", type=Path)
     parser.add_argument("--compare", type=Path)
     args = parser.parse_args(argv)
-    outcomes = run(args.mutations, args.seed, args.workers)
-    print(f"seed {args.seed}, {args.mutations} copies per format")
+    seeds = args.seed or [61]
+    outcomes = run(args.mutations, seeds, args.workers)
+    print(f"seeds {' '.join(map(str, seeds))}, {args.mutations} copies per seed and format")
     print(table(outcomes))
     if args.save:
         args.save.write_text(json.dumps(outcomes))

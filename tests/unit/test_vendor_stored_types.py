@@ -257,3 +257,24 @@ def test_synthetic_recordings_the_vendor_reader_opens_read_without_a_warning(tmp
             assert "unusual_values" not in meta and light["raw_ch1"].size and blocks
         with CmtrFile(rec.cmtr_path) as f:
             assert f.read_units(overrides.get("sampling_rate", 20000.0))
+
+
+def test_a_peaks_table_starting_with_zeroed_rows_is_refused(cmtr):
+    """A zeroed block at a table's start reads as peaks at 0 us, excluded: sorted, so the order check passes."""
+    with h5py.File(cmtr, "a") as f:
+        peaks = f["Spike Sorter/Unit 4/Peaks"][()]
+        peaks[:2] = np.zeros(2, dtype=peaks.dtype)
+        f["Spike Sorter/Unit 4/Peaks"][...] = peaks
+    text = _refused(cmtr, "/Spike Sorter/Unit 4/Peaks row 0", _read_cmtr)
+    assert "first row is zero bytes" in text
+
+
+def test_a_damaged_column_name_of_the_units_table_is_refused(cmtr):
+    with h5py.File(cmtr, "a") as f:
+        table = f["Spike Sorter/Units"][()]
+        renamed = table.astype(np.dtype([("S\x08R" if n == "SNR" else n, table.dtype.fields[n][0])
+                                         for n in table.dtype.names]))
+        del f["Spike Sorter/Units"]
+        f["Spike Sorter"].create_dataset("Units", data=renamed)
+    text = _refused(cmtr, "/Spike Sorter/Units column 'S\\x08R'", _read_cmtr)
+    assert "control character" in text

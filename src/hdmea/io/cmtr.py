@@ -58,6 +58,7 @@ from hdmea.io.mcs_checks import (
     UNITS_COLUMNS,
     UNITS_MEASURE_COLUMN,
     check_columns,
+    check_first_peak,
     check_voltages,
 )
 
@@ -376,6 +377,7 @@ class CmtrFile:
     def _unit(self, unit_id: int, table: _Table, peaks: np.ndarray, sampling_rate: float,
               waveform: bool) -> CmtrUnit:
         sensor, row, col = self._position(unit_id)
+        check_first_peak(peaks, self.path, table.obj)
         spikes, amps, wave = _summarise(peaks, table.layout, sampling_rate, waveform, self, table.obj)
         check_voltages(amps, self.path, table.obj, "peak amplitude", item="included peak")
         check_voltages(wave, self.path, table.obj, "mean cutout", allow_tiny=True, item="sample")

@@ -11,6 +11,9 @@ off); these can:
   neighbours' bytes.  Every column a reader uses is checked against
   :data:`PEAKS_COLUMNS`, :data:`UNITS_COLUMNS` or :data:`META_COLUMNS` (kind and width;
   little-endian always), once per table type.
+* **zeroed rows** (:func:`check_first_peak`): a Peaks table does not start with a row
+  of zero bytes (sorted timestamps put a zeroed block's rows first, where the order
+  check passes them).
 * **voltages** (:func:`check_voltages`): a spike's amplitude and its mean cutout are
   finite, at most :data:`MAX_VOLTAGE` in magnitude (a volt in microvolts, far past
   any electrode's range whichever unit the file uses) and, when not zero, at least
@@ -36,7 +39,7 @@ import numpy as np
 from hdmea.errors import RecordingFormatError
 
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
-           "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages",
+           "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak", "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages",
            "check_adc_levels"]
 
 #: A column's allowed kinds (numpy ``dtype.kind`` letters) and widths in bytes, as the MCS software writes it.
@@ -102,14 +105,36 @@ def check_stored_dtype(dtype: np.dtype, rule: ColumnRule, path: str | os.PathLik
 def check_columns(dtype: np.dtype, rules: dict[str, ColumnRule], path: str | os.PathLike, obj: str, *,
                   other: ColumnRule | None = None, skip: tuple[str, ...] = ()) -> None:
     """Every numeric column of compound ``dtype`` named in ``rules`` follows its rule; any other numeric one
-    (not in ``skip``) follows ``other`` when given.  A column that holds no numbers is left to the reader's
+    (not in ``skip``) follows ``other`` when given; no column name holds a control character (a damaged
+    name of a quality measure would otherwise come back as another measure).  A column that holds no numbers is left to the reader's
     own check, which names what it expected there."""
     for name in dtype.names or ():
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise RecordingFormatError(
+                "a column name holds a control character", path=path, obj=f"{obj} column {name!r}",
+                expected="the vendor's printable column names", found=repr(name),
+                hint="a byte of the stored type is damaged; " + _RESTORE,
+            )
         if dtype.fields[name][0].base.kind not in "iuf":
             continue
         rule = rules.get(name, None if name in skip else other)
         if rule is not None:
             check_stored_dtype(dtype.fields[name][0], rule, path, f"{obj} column {name!r}")
+
+
+def check_first_peak(peaks: np.ndarray, path: str | os.PathLike, obj: str) -> None:
+    """Refuse a Peaks table whose first row is zero bytes: a peak at 0 us of amplitude 0, excluded.
+
+    Timestamps are sorted, so the rows of a zeroed block that would pass that check
+    are the first ones; read, they silently drop those peaks.  No peak lies at the
+    recording's first sample (its cutout starts before it).
+    """
+    if peaks.size and not np.frombuffer(peaks[:1].tobytes(), dtype=np.uint8).any():
+        raise RecordingFormatError(
+            "the peaks table's first row is zero bytes", path=path, obj=f"{obj} row 0",
+            expected="a peak after the recording's first sample", found="Timestamp 0, every column 0",
+            hint="a block of the file was zeroed; " + _RESTORE,
+        )
 
 
 def check_voltages(values: np.ndarray, path: str | os.PathLike, obj: str, what: str, *,
