@@ -123,9 +123,11 @@ def test_the_frame_period_is_computed_once_per_recording_not_per_unit(monkeypatc
             sec = values[f"units/u{u}/spike_times_sectioned/{movie}"]
             fresh[u, movie] = frame_aligned_rates(sec["spike_times"], sec["trial_offsets"], sec["trial_bounds"],
                                                   frame_times, fs)
+    from hdmea.features import inputs  # RecordingInputs computes it there
+
     calls = []
-    real = extractors.frame_period
-    monkeypatch.setattr(extractors, "frame_period", lambda times: calls.append(len(times)) or real(times))
+    real = inputs.frame_period
+    monkeypatch.setattr(inputs, "frame_period", lambda times: calls.append(len(times)) or real(times))
     recording = RecordingInputs(_DictTarget(values))
     for u in range(6):
         for movie in movies:

@@ -294,7 +294,7 @@ class _FunctionExtractor(FeatureExtractor):
     spec: ClassVar[RegisteredExtractor]
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict:
-        from hdmea.features.extractors import RecordingInputs, UnitInputs
+        from hdmea.features.inputs import RecordingInputs, UnitInputs
 
         if not isinstance(unit_data, StoredGroup) or not unit_data.name.startswith("/units/"):
             raise TypeError(

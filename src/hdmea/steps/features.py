@@ -179,7 +179,7 @@ def extract_features(
     -------
     ExtractionResult or PipelineSession
     """
-    from hdmea.features.extractors import RecordingInputs, UnitInputs
+    from hdmea.features.inputs import RecordingInputs, UnitInputs
     from hdmea.io.hdf5_store import now_iso
     from hdmea.session.target import open_target
 
