@@ -9,7 +9,8 @@ The raw file has the vendor layout of :mod:`benchmarks.bench_eimage` (uint16 fra
 chunks of 256 frames, 135 units at 10 Hz; 250,000 frames: 2.1 GB), written once into ``--dir``
 and reused.  Each round, for each state of the file (``cached``: read whole first, and its
 residency checked; ``dropped``: the page cache dropped), runs in a fresh process, in an order
-that alternates round by round:
+rotated round by round (each variant first in turn: the first run after the file is read back
+into the cache ran slower):
 
 * ``new``: the electrical images with this tree (the path of each piece chosen by the page cache's
   answer; the bytes each path read are printed);
@@ -155,7 +156,8 @@ def main(argv=None) -> int:
     reference = None
     for r in range(opts.rounds):
         for state in opts.states:
-            names = list(variants) if r % 2 == 0 else list(reversed(variants))
+            names = list(variants)
+            names = names[r % len(names):] + names[: r % len(names)]  # each variant first in turn
             for name in names:
                 if state == "cached" and name == "dd iflag=direct":
                     continue

@@ -36,9 +36,9 @@ class RawChunks:
 
     ``prefetch``: read the next chunk in a background thread while the caller works on
     the current one.  ``direct_io``: read a source stored as plain runs of bytes with
-    :mod:`h5stream.kernels.direct_rows` (each piece from the page cache when it holds the
-    piece, else directly; ``copy_threads`` pieces copied from the cache at a time, default
-    its ``depth``); False slices it.  ``wait``: called with the wall seconds the caller
+    :mod:`h5stream.kernels.direct_rows` (pieces the page cache lacks directly, the ones it
+    holds as :class:`HeldPath` decides; ``copy_threads`` pieces copied from the cache at a
+    time, default its ``depth``); False slices it.  ``wait``: called with the wall seconds the caller
     waited for each chunk.  :attr:`bytes_read` says how many bytes each path read.
     """
 
@@ -113,10 +113,14 @@ class RawChunks:
             pos = nxt
 
     def _read_runs(self, a: int, b: int, out: np.ndarray, held: str) -> tuple[list[np.ndarray], str, float]:
-        """The rows of each run of the file where they were read (no move)."""
-        t0 = time.perf_counter()
+        """The rows of each run of the file where they were read (no move), the path every piece took
+        (``"direct"``, ``"cached"``, or ``"mixed"``) and the seconds it took."""
+        cached, t0 = self.direct.bytes_cached, time.perf_counter()
         rows = [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out, held)]
-        return rows, held, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        copied = self.direct.bytes_cached - cached  # only this thread reads while the pass runs
+        path = "direct" if not copied else "cached" if copied >= (b - a) * self.direct.row_bytes else "mixed"
+        return rows, path, seconds
 
     def _read_sliced(self, a: int, b: int, out: np.ndarray | None, held: str) -> tuple[np.ndarray, str, float]:
         t0 = time.perf_counter()
