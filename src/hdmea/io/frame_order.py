@@ -112,7 +112,7 @@ class FrameOrderDecision:
             "reason": self.reason, "source": self.source, "swapped_fields": bool(self.swapped_fields),
             "fractions": self.fractions, "min_units": MIN_UNITS, "margin": MARGIN,
             "min_spikes": MIN_SPIKES, "max_spikes_per_unit": MAX_SPIKES, "max_units": MAX_UNITS,
-            "max_distance": MAX_DISTANCE, "default": VENDOR_AXIS_ORDER,
+            "max_distance": MAX_DISTANCE, "max_tested": MAX_TESTED, "default": VENDOR_AXIS_ORDER,
         }
 
     @classmethod
