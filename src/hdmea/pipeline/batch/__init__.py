@@ -37,7 +37,8 @@ Modules, in the order a batch uses them:
 - ``jobs``: one recording's job (:func:`run_job`), skipped when already finished;
 - ``executors``: local Dask cluster, rebuilt process pool, given executors, SLURM;
 - ``summary``: :class:`RecordingResult`, :class:`BatchSummary` and the folder's summary file (a merge);
-- ``engine``: :func:`run_batch` and :func:`run_one`.
+- ``engine``: :func:`run_batch`;
+- ``arrays``: :func:`run_one`, one recording of a SLURM job array in this process.
 
 The pipeline of one recording (:func:`run_pipeline`, in :mod:`hdmea.pipeline.run`)
 and its step table (:mod:`hdmea.steps.table`) are re-exported here.
@@ -45,7 +46,8 @@ and its step table (:mod:`hdmea.steps.table`) are re-exported here.
 
 from __future__ import annotations
 
-from hdmea.pipeline.batch.engine import run_batch, run_one
+from hdmea.pipeline.batch.arrays import run_one
+from hdmea.pipeline.batch.engine import run_batch
 from hdmea.pipeline.batch.executors import slurm_client, slurm_cluster
 from hdmea.pipeline.batch.failures import DATA, ERROR, HELD, INFRASTRUCTURE, USER, classify_error
 from hdmea.pipeline.batch.jobs import JobFunction, run_job, run_pipeline_job

@@ -17,7 +17,7 @@ from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import LOCAL_DASK, Pool, in_process_pool, make_pool
 from hdmea.pipeline.batch.failures import DATA, ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error
 from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
-from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_job, run_pipeline_job
+from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_pipeline_job
 from hdmea.pipeline.batch.recordings import (
     Recording,
     discover_recordings,
@@ -43,7 +43,7 @@ from hdmea.pipeline.preflight import (
 )
 from hdmea.progress import counted, progress
 
-__all__ = ["run_batch", "run_one"]
+__all__ = ["run_batch"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -535,7 +535,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
     return results
 
 
-# --------------------------------------------------------------------------- job arrays
+# --------------------------------------------------------------------------- the inputs' checks
 
 
 #: recordings one reading process checks before a second process is worth its start
@@ -575,48 +575,6 @@ def _unverified_inputs(items: Sequence[Recording], todo: list[int],
             out[i] = [Problem(Path(error.path), what, error.hint or "restore the file from a good copy",
                               items[i].name, DATA)]
     return out
-
-
-def run_one(
-    recordings: str | os.PathLike | Iterable[Any],
-    index: int,
-    config: PipelineConfig | None,
-    out_dir: str | os.PathLike,
-    *,
-    job: JobFunction | None = None,
-) -> RecordingResult:
-    """Run the job of recording number ``index`` in this process (one SLURM array task).
-
-    The recordings are ordered as :func:`discover_recordings` orders them, so
-    ``--array=0-(N-1)`` covers a directory of N recordings exactly once.
-    """
-    config = config if config is not None else PipelineConfig()
-    items = discover_recordings(recordings)
-    if not 0 <= index < len(items):
-        raise ConfigError("recording index out of range", expected=f"0..{len(items) - 1}",
-                          found=str(index), hint="use --array=0-%d" % (len(items) - 1))
-    recording = items[index]
-    out_dir = Path(out_dir)
-    output = output_path_for(recording, out_dir)
-    if not _finished_results([recording], [output], config):
-        check_run([recording], [output], config,
-                  open_files=job is None or job is run_pipeline_job).raise_if_any()
-    folders = CreatedFolders(out_dir)
-    outcome = run_job(recording, output, config, job=job, batch=new_batch_id())
-    if outcome["status"] in ("failed", "held"):
-        folders.remove_if_empty()
-    result = RecordingResult(name=recording.name, output=output, attempts=1)
-    result.status = outcome["status"]
-    result.seconds = outcome.get("seconds", 0.0)
-    result.detail = outcome.get("detail", {}) or {}
-    result.kind = outcome.get("kind")
-    result.error = outcome.get("error")
-    result.holder = outcome.get("holder")
-    result.finished_by = outcome.get("finished_by")
-    if result.status == "preempted":
-        result.error = outcome.get("message")
-        result.detail = _preempted_detail(outcome)
-    return result
 
 
 def _preempted_detail(outcome: dict) -> dict:
