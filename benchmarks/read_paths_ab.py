@@ -114,14 +114,13 @@ def dd(path: Path, direct: bool) -> dict:
 
 
 def write_file(folder: Path, frames: int) -> tuple[Path, Path]:
-    from benchmarks.bench_eimage import DATASET, footprints, spike_trains, write_raw_file
+    from benchmarks.bench_eimage import footprints, spike_trains, write_raw_file
 
     path, spikes_path = folder / f"raw-{frames}.cmcr", folder / f"spikes-{frames}.npz"
     if not (path.exists() and spikes_path.exists()):
         spikes = spike_trains(135, frames, 10.0)
         write_raw_file(path, frames, spikes, footprints(135))
         np.savez(spikes_path, **{f"u{i}": s for i, s in enumerate(spikes)})
-    assert DATASET
     return path, spikes_path
 
 

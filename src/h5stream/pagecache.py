@@ -36,7 +36,7 @@ class Residency:
     a context manager) to unmap the file.
     """
 
-    def __init__(self, fd: int, size: int, address: int) -> None:
+    def __init__(self, size: int, address: int) -> None:
         self.size = int(size)
         self._address = address
 
@@ -71,7 +71,7 @@ def open_residency(fd: int) -> Residency | None:
         return None
     size = os.fstat(fd).st_size
     address = libc.map_file(fd, size)
-    return None if address is None else Residency(fd, size, address)
+    return None if address is None else Residency(size, address)
 
 
 def resident_fraction(path: str | os.PathLike, offset: int = 0, length: int | None = None) -> float | None:
