@@ -50,14 +50,18 @@ def load_report(path: Path):
 
 
 def load_checkpoint(path: Path):
-    """A resumed session: its steps, warnings and every unit, metadata and stimulus value."""
+    """A resumed session: its steps, warnings and every unit, metadata and stimulus value.
+
+    The session's trees are live views of its file; they are copied into plain values before the
+    session closes, so the comparison reads what the session held, not the file's later bytes.
+    """
     from hdmea.pipeline import PipelineSession
 
     session = PipelineSession.load(path)
     try:
         return {"dataset_id": session.dataset_id, "steps": list(session.completed_steps),
-                "warnings": list(session.warnings), "units": session.units, "metadata": session.metadata,
-                "stimulus": session.stimulus}
+                "warnings": list(session.warnings), "units": session.units.to_dict(),
+                "metadata": session.metadata.to_dict(), "stimulus": session.stimulus.to_dict()}
     finally:
         session.close()
 
@@ -117,7 +121,7 @@ def small_recording_config():
 
 #: The modules whose writers stamp the time into files (``_dt.datetime.now``).
 _STAMPING_MODULES = ("h5scp.io.formats_h5mu", "h5scp.io.formats_h5ad", "h5scp.io.formats_parquet",
-                     "h5scp.io.exporters", "h5scp.core.structures", "hdmea.io.hdf5_store")
+                     "h5scp.io.exporters", "h5scp.core.container", "hdmea.io.hdf5_store")
 
 
 @contextlib.contextmanager
