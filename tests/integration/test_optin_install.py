@@ -2,10 +2,11 @@
 
 The other ScpTensor is the stand-in of tests/data/standin_scptensor (upstream's shape; its README),
 installed into a throwaway virtual environment as a wheel and as an editable install, the way
-upstream's README installs it.  Ours is the opt-in distribution ``scptensor-january``
-(optin/scptensor-january), built into a wheel here.  Every build runs without build isolation and
-every install from the wheels built here (``--no-index --find-links``); the one package fetched from
-the configured index is a setuptools recent enough to build wheels without the ``wheel`` package.
+upstream's README installs it.  Ours are this project's default distribution ``h5stream`` and the
+opt-in ``scptensor-january`` (optin/scptensor-january), each built into a wheel here.  The
+stand-in's and the opt-in's builds run without build isolation, every install from the wheels built here (``--no-index --find-links``); from the configured
+index come a setuptools recent enough to build wheels without the ``wheel`` package, and the build
+requirements of this project's own wheel (built with isolation, as ``pip install .`` builds it).
 """
 
 from __future__ import annotations
@@ -77,6 +78,22 @@ def built(tmp_path_factory):
                                    and not (Path(p) / "scptensor").exists()]
     (venv.site_packages / "zz_test_paths.pth").write_text("\n".join(paths) + "\n")
     return venv, wheels, base
+
+
+@pytest.fixture(scope="module")
+def project_wheel(built):
+    """This project's own wheel (the default install), built from a copy of the tree with build isolation.
+
+    setup.py reuses the kernels compiled for the same sources by an earlier install (its cache), so
+    after the Quick start's install this takes about a minute; without it, as long as a first build.
+    """
+    _venv, wheels, base = built
+    copy = base / "project-src"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", "*.so", ".venv", "demo-output", "optin", "tests", "benchmarks"))
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, copy)
+    (wheel,) = wheels.glob("h5stream-*.whl")
+    return wheel
 
 
 def _served(venv: Venv) -> str:
@@ -151,3 +168,33 @@ def test_alone_ours_serves_scptensor_as_h5scp_and_uninstalls_cleanly(built):
         venv.pip("uninstall", "-q", "-y", "scptensor-january")
     assert venv.python_c("import importlib.util; print(importlib.util.find_spec('scptensor'))").stdout.strip() == "None"
     assert not list(venv.site_packages.glob("scptensor*"))
+
+
+@pytest.mark.parametrize("how", ["wheel", "editable"])
+def test_installing_and_uninstalling_this_project_leaves_another_scptensor_byte_for_byte(built, project_wheel, how):
+    import zipfile
+
+    venv, wheels, base = built
+    assert {n.split("/")[0] for n in zipfile.ZipFile(project_wheel).namelist()} == {
+        "h5scp", "h5stream", "hdmea", project_wheel.name.split("-")[0] + "-" + project_wheel.name.split("-")[1] + ".dist-info"}
+    if how == "wheel":
+        venv.pip("install", "-q", "--no-deps", "--no-index", "--find-links", wheels, "scptensor")
+        where = venv.site_packages / "scptensor"
+    else:
+        source = base / "standin-editable-2"
+        shutil.copytree(STANDIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+        venv.pip("install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e", source)
+        where = source / "scptensor"
+    try:
+        before = _digest(where)
+        venv.pip("install", "-q", "--no-deps", "--no-index", project_wheel)
+        assert _digest(where) == before and _served(venv) == f"scptensor {where / '__init__.py'}"
+        assert not [f for f in _package_files(venv, "h5stream") if f.split("/")[0] == "scptensor"]
+        venv.pip("install", "-q", "--no-deps", "--no-index", "--force-reinstall", project_wheel)
+        assert _digest(where) == before
+        venv.pip("uninstall", "-q", "-y", "h5stream")
+        assert _digest(where) == before and _served(venv) == f"scptensor {where / '__init__.py'}"
+    finally:
+        venv.pip("uninstall", "-q", "-y", "scptensor", check=False)
+        venv.pip("uninstall", "-q", "-y", "h5stream", check=False)
+
