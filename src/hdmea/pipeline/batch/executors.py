@@ -312,7 +312,12 @@ def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
 
     def make() -> cf.Executor:
         # The setup runs when a worker starts (also in a rebuilt pool), before any job.
-        return _StoppableProcessPool(workers, context, setup)
+        executor = _StoppableProcessPool(workers, context, setup)
+        # The pool starts a worker per submission while none is idle: a first task per worker starts
+        # them all now, beside the batch's input checks, instead of after them with the first recordings.
+        for _ in range(workers):
+            executor.submit(os.getpid)
+        return executor
 
     pool = Pool(make(), owned=True, slots=workers, name=f"process pool, {counted(workers, 'worker')}",
                  rebuild=make)
@@ -324,7 +329,8 @@ def in_process_pool() -> Pool:
     """Jobs one after another on one thread of this process: no worker process to start or warm up.
 
     For a batch on a machine with one core free, where a second process gains
-    nothing, or of a single recording (its kernels then take the free cores).  A job that kills its process (a crash in a compiled library, the
+    nothing, or of a single recording (its kernels then take the free cores).
+    A job that kills its process (a crash in a compiled library, the
     kernel's out-of-memory killer) ends the batch with it; the finished outputs
     stay finished, and running the batch again resumes after them.
     """

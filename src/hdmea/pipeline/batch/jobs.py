@@ -15,6 +15,7 @@ import datetime as _dt
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 import warnings
@@ -79,6 +80,8 @@ def announce_start(name: str) -> None:
     When the worker then leaves (its SLURM job cancelled, timed out or its
     node lost), the driver names that job in the recording's failed attempt.
     """
+    if "distributed" not in sys.modules:
+        return  # not a Dask worker (which has it loaded); importing it would cost a process pool's worker 0.5 s
     try:
         from distributed import get_worker
 
