@@ -16,6 +16,10 @@ minimum and median, the CPU seconds of the whole process tree, and the load
 average, since on a machine that other programs keep busy every part of the
 fixed cost stretches with the load.
 
+A last row times a batch of :data:`MANY` tiny recordings with 1 worker and with :data:`MANY` workers
+(interleaved): on a node of at least :data:`MANY` cores the many workers' wall time should be at least
+:data:`GOAL_MANY_SPEEDUP` x shorter.  On a machine with fewer cores it is not measured, and says so.
+
 Run: ``python -m benchmarks --size full --only batch_fixed`` (or
 ``python -m benchmarks.bench_batch_fixed full``).
 """
@@ -40,6 +44,9 @@ from benchmarks.bench_batch import _TreeCPU
 GOAL_SECONDS = 1.5
 
 WORKERS = (1, 2, 4)
+
+#: recordings (and workers) of the many-workers row, and the speed-up it asks of them over one worker
+MANY, GOAL_MANY_SPEEDUP = 16, 3.0
 
 SIZES = {
     # recordings, rounds (each round runs every worker count once)
@@ -101,6 +108,7 @@ def run(size: str = "small") -> list[Row]:
                 result = measure(inputs, config, tmp / f"out-{w}-{r}", w)
                 assert result["done"] == n, result
                 results[w].append(result)
+        many = many_workers_row(tmp / "many", rounds)
     rows = []
     for w, runs in results.items():
         best = min(runs, key=lambda x: x["fixed"])
@@ -118,14 +126,47 @@ def run(size: str = "small") -> list[Row]:
                      f"tree {best['cpu']:.2f} s; {os.cpu_count()} cores, 1-min load average "
                      f"{min(x['load'] for x in runs):.1f}-{max(x['load'] for x in runs):.1f} during the rounds"),
         ))
-    return rows
+    return rows + [many]
+
+
+def many_workers_row(root: Path, rounds: int, cores: int | None = None) -> Row:
+    """:data:`MANY` tiny recordings with 1 worker against :data:`MANY` workers, wall seconds, interleaved;
+    "not measured" on a machine of fewer than :data:`MANY` cores."""
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    name = f"batch of {MANY} tiny recordings, {MANY} workers vs 1 worker (wall)"
+    if cores < MANY:
+        return Row(benchmark=name, peer="1 worker", peer_value=float("nan"), ours=float("nan"), unit="s",
+                   ratio=float("nan"), goal=GOAL_MANY_SPEEDUP,
+                   details=f"not measured: this machine has {cores} cores; the row needs a node of at least {MANY}")
+    root.mkdir()
+    inputs, config = make_inputs(root, MANY)
+    walls: dict[int, list[float]] = {1: [], MANY: []}
+    for r in range(rounds):
+        for w in ((1, MANY) if r % 2 == 0 else (MANY, 1)):
+            result = measure(inputs, config, root / f"out-{w}-{r}", w)
+            assert result["done"] == MANY, result
+            walls[w].append(result["wall"])
+    one, many = walls[1], walls[MANY]
+    return Row(benchmark=name, peer="1 worker", peer_value=min(one), ours=min(many), unit="s",
+               ratio=min(one) / min(many), goal=GOAL_MANY_SPEEDUP, peer_median=statistics.median(one),
+               ours_median=statistics.median(many), rounds=rounds,
+               details=(f"wall s, 1 worker: {', '.join(f'{x:.2f}' for x in one)}; {MANY} workers: "
+                        f"{', '.join(f'{x:.2f}' for x in many)}; {cores} cores"))
+
+
+def test_many_workers_row_says_not_measured_below_sixteen_cores(tmp_path):
+    row = many_workers_row(tmp_path / "many", 1, cores=MANY - 1)
+    assert row.holds is None and row.goal == GOAL_MANY_SPEEDUP
+    assert row.details.startswith(f"not measured: this machine has {MANY - 1} cores")
+    assert not (tmp_path / "many").exists()  # nothing run, nothing written
 
 
 @pytest.mark.slow
 def test_batch_fixed_cost():
     rows = run("small")
-    assert [r.benchmark.split("recordings, ")[1][:11] for r in rows] == [f"{w} worker(s)" for w in WORKERS]
-    for row in rows:
+    assert [r.benchmark.split("recordings, ")[1][:11] for r in rows[:-1]] == [f"{w} worker(s)" for w in WORKERS]
+    assert rows[-1].goal == GOAL_MANY_SPEEDUP and ((os.cpu_count() or 1) >= MANY) == (rows[-1].holds is not None)
+    for row in rows[:-1]:
         assert row.lower_is_better and row.goal == 1.0 and row.peer_value == GOAL_SECONDS
         assert row.ours > 0 and row.ratio == row.ours / GOAL_SECONDS
 

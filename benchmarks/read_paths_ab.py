@@ -34,94 +34,14 @@ import json
 import os
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-
-EIMAGE = """
-import json, os, sys, time
-import h5py, numpy as np
-from h5stream.kernels.eimage import PROFILE, electrical_images, butter_highpass
-args = json.loads(sys.argv[1])
-data = np.load(args["spikes"])
-spikes = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
-sos = butter_highpass(100.0, 20000.0, 2)
-electrical_images(np.zeros((200, 65, 65), np.uint16), [np.array([50])], sos=sos, n_threads=args["threads"])
-PROFILE.reset()
-t0, c0 = time.perf_counter(), time.process_time()
-with h5py.File(args["path"], "r") as f:
-    out = electrical_images(f[args["dataset"]], spikes, sos=sos, adc_offset=32768.0, n_threads=args["threads"])
-seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-np.save(args["images"], out.images)
-print(json.dumps({"seconds": seconds, "cpu": cpu, "profile": PROFILE.snapshot()}))
-"""
-
-READ = """
-import json, sys, time
-import h5py
-from h5stream.kernels.direct_rows import open_direct_rows
-args = json.loads(sys.argv[1])
-with h5py.File(args["path"], "r") as f:
-    reader = open_direct_rows(f[args["dataset"]], copy_threads=args["threads"])
-    n = reader.n_rows
-    bufs = [reader.buffer(32768) for _ in range(2)]
-    for buf in bufs:  # touched before, as dd's one buffer is reused
-        buf.fill(0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    for i, a in enumerate(range(0, n, 32768)):
-        reader.read_runs(a, min(n, a + 32768), bufs[i % 2], args["held"])
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "cached": reader.bytes_cached, "direct": reader.bytes_direct}))
-    reader.close()
-"""
+from benchmarks._raw_reads import EIMAGE, READ, REPO, child, dd, make_resident, write_file
 
 
 def drop_caches() -> None:
     subprocess.run(["sync"], check=True)
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
-
-
-def make_resident(path: Path) -> float:
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(16 * 2**20)
-        while fh.readinto(buf):
-            pass
-    sys.path.insert(0, str(REPO / "src"))
-    from h5stream.pagecache import resident_fraction
-
-    return resident_fraction(path)
-
-
-def python(tree: Path, code: str, args: dict, *, portable: bool = False) -> dict:
-    env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}:{tree}")
-    env.pop("H5STREAM_PORTABLE", None)
-    if portable:
-        env["H5STREAM_PORTABLE"] = "1"
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True,
-                          check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def dd(path: Path, direct: bool) -> dict:
-    args = ["dd", f"if={path}", "of=/dev/null", "bs=16M"] + (["iflag=direct"] if direct else [])
-    t0 = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True)
-    return {"seconds": time.perf_counter() - t0}
-
-
-def write_file(folder: Path, frames: int) -> tuple[Path, Path]:
-    from benchmarks.bench_eimage import footprints, spike_trains, write_raw_file
-
-    path, spikes_path = folder / f"raw-{frames}.cmcr", folder / f"spikes-{frames}.npz"
-    if not (path.exists() and spikes_path.exists()):
-        spikes = spike_trains(135, frames, 10.0)
-        write_raw_file(path, frames, spikes, footprints(135))
-        np.savez(spikes_path, **{f"u{i}": s for i, s in enumerate(spikes)})
-    return path, spikes_path
 
 
 def main(argv=None) -> int:
@@ -141,11 +61,11 @@ def main(argv=None) -> int:
     nbytes = path.stat().st_size
     base = {"path": str(path), "spikes": str(spikes_path), "dataset": DATASET, "threads": opts.threads}
     variants = {
-        "new": lambda a: python(REPO, EIMAGE, a),
-        "old": lambda a: python(opts.base, EIMAGE, a),
-        "old portable": lambda a: python(opts.base, EIMAGE, a, portable=True),
-        "read new": lambda a: python(REPO, READ, dict(a, held="cached")),
-        "read new, held direct": lambda a: python(REPO, READ, dict(a, held="direct")),
+        "new": lambda a: child(REPO, EIMAGE, a),
+        "old": lambda a: child(opts.base, EIMAGE, a),
+        "old portable": lambda a: child(opts.base, EIMAGE, a, portable=True),
+        "read new": lambda a: child(REPO, READ, dict(a, held="cached")),
+        "read new, held direct": lambda a: child(REPO, READ, dict(a, held="direct")),
         "dd": lambda a: dd(path, False),
         "dd iflag=direct": lambda a: dd(path, True),
     }
@@ -165,16 +85,14 @@ def main(argv=None) -> int:
                 else:
                     drop_caches()
                     held = None
-                images = opts.dir / f"images-{name.replace(' ', '_')}.npy"
-                got = variants[name](dict(base, images=str(images)))
+                got = variants[name](dict(base))
                 got["held"] = held
                 results.setdefault((state, name), []).append(got)
-                if images.exists():
-                    array = np.load(images)
-                    images.unlink()
+                digest = got.pop("digest", None)
+                if digest is not None:
                     if reference is None:
-                        reference = array
-                    elif not np.array_equal(array, reference):
+                        reference = digest
+                    elif digest != reference:
                         raise SystemExit(f"{name} ({state}) gave other images than the first run")
                 print(state, name, json.dumps(got), flush=True)
     print(f"\nraw file {nbytes / 1e9:.2f} GB, {opts.rounds} rounds, {opts.threads} kernel threads, "

@@ -1,7 +1,7 @@
 """Run every benchmark module of the project and print one table.
 
 ``python -m benchmarks --size small|full [--only NAME ...] [--rounds N] [--check]
-[--busy-core | --pair] [--json PATH]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
+[--busy-core | --pair] [--json PATH] [--cores NOTE]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
 ``run(size) -> list[Row]``.  Comparisons run as interleaved rounds of ours and the
 peer, at least 3 rounds when a side's round lasts under a minute and 2 otherwise
 (``--rounds N`` sets the count); see :mod:`benchmarks._harness`.  A module whose
@@ -21,6 +21,10 @@ busy, so that the machine's drift over the hours of a full run (the host's other
 virtual machines, the disk) moves both tables alike; it writes the two tables (the
 JSON path's name with ``-quiet`` and ``-busy``, ``meta.paired`` true), prints the
 comparison and exits non-zero when a verdict differs.
+Every table's ``meta.cores`` gives the machine's core count (``count``, and ``usable``: the cores this
+process may run on), its processor and host, and ``note``: where it was measured, from ``--cores NOTE``
+(e.g. ``"16-core node, x86-64, one local disk"``; default: the host's name), also handed to the modules
+(``H5STREAM_BENCH_CORES_NOTE``) for their rows' details.
 """
 
 from __future__ import annotations
@@ -150,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print only the rows that miss their goal; exit non-zero when any does")
     parser.add_argument("--busy-core", action="store_true",
                         help="keep one core busy with a spinning process (started by the runner) for the whole run")
+    parser.add_argument("--cores", metavar="NOTE",
+                        help="where the run is measured (the machine, its cores, its disk), written with the core "
+                             "count into each table's meta.cores (default: the host's name)")
     parser.add_argument("--pair", action="store_true",
                         help="run each module twice back to back, quiet and then with one core busy, into two "
                              "tables (the JSON path's name with -quiet and -busy), and compare their verdicts")
@@ -159,11 +166,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     saved = (POLICY.rounds, POLICY.enforce_minimum)
+    saved_note = os.environ.get(CORES_NOTE_ENV)
     set_round_policy(args.rounds, enforce_minimum=True)
+    if args.cores:
+        os.environ[CORES_NOTE_ENV] = args.cores
     try:
         return _run(args)
-    finally:  # the policy is the runner's: a caller in the same process (pytest) keeps its own
+    finally:  # the policy and the note are the runner's: a caller in the same process (pytest) keeps its own
         set_round_policy(*saved)
+        if saved_note is None:
+            os.environ.pop(CORES_NOTE_ENV, None)
+        else:
+            os.environ[CORES_NOTE_ENV] = saved_note
+
+
+#: the environment variable handing ``--cores NOTE`` to the benchmark modules
+CORES_NOTE_ENV = "H5STREAM_BENCH_CORES_NOTE"
+
+
+def cores_meta(note: str | None) -> dict:
+    """The machine's cores and where the run was measured, for a table's ``meta.cores``."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model = None
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+    return {"count": os.cpu_count(), "usable": usable, "processor": model or platform.processor() or None,
+            "machine": platform.machine(), "host": platform.node(), "note": note or f"host {platform.node()}"}
 
 
 @dataclasses.dataclass
@@ -228,6 +257,7 @@ def _run(args: argparse.Namespace) -> int:
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             host=platform.node(),
             cpus=os.cpu_count(),
+            cores=cores_meta(args.cores),
             python=platform.python_version(),
             load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             rounds=args.rounds,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import platform
 import sys
 import time
 import types
@@ -528,3 +530,22 @@ def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypat
     assert "the same on 1 of 1 rows with a goal" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         runner.main(["--pair", "--busy-core"])
+
+
+def test_cores_note_is_written_into_the_table_and_handed_to_the_modules(monkeypatch, fake_modules):
+    seen = []
+
+    def run(size):
+        seen.append(os.environ.get(runner.CORES_NOTE_ENV))
+        return [_row("fine row", 2.0, 1.5)]
+
+    monkeypatch.delenv(runner.CORES_NOTE_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
+    note = "16-core node, x86-64, one local disk"
+    assert runner.main(["--only", "fake_ok", "--json", str(fake_modules / "c.json"), "--cores", note]) == 0
+    assert runner.main(["--only", "fake_ok", "--json", str(fake_modules / "d.json")]) == 0
+    assert seen == [note, None] and runner.CORES_NOTE_ENV not in os.environ  # the note does not outlive the run
+    given = json.loads((fake_modules / "c.json").read_text())["meta"]["cores"]
+    default = json.loads((fake_modules / "d.json").read_text())["meta"]["cores"]
+    assert given["note"] == note and given["count"] == os.cpu_count() >= given["usable"] >= 1
+    assert default["note"] == f"host {platform.node()}" and default["count"] == os.cpu_count()
