@@ -31,13 +31,14 @@ text as attributes, nested dicts as subgroups.
 from __future__ import annotations
 
 import abc
+import copy
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 
-__all__ = ["FeatureExtractor", "ArrayAdapter", "DictAdapter", "StoredGroup", "HDF5Group"]
+__all__ = ["FeatureExtractor", "ArrayAdapter", "DictAdapter", "StoredGroup", "HDF5Group", "outputs"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -222,7 +223,8 @@ class FeatureExtractor(abc.ABC):
     ``extract(unit_data, stimulus_data, config=None, metadata=None)`` returns a
     dict for one unit; it must be deterministic (take random seeds from
     ``config``).  ``metadata`` may be left out of an override's signature: it is
-    passed only to extractors that accept it.
+    passed only to extractors that accept it.  :meth:`merged_config` gives the
+    configuration an override should read.
     """
 
     name: ClassVar[str] = ""
@@ -239,6 +241,10 @@ class FeatureExtractor(abc.ABC):
     def extract(self, unit_data: HDF5Group, stimulus_data: HDF5Group, config: Mapping[str, Any] | None = None,
                 metadata: HDF5Group | None = None) -> dict[str, Any]:
         """The feature values of one unit (scalars, arrays, lists, text or nested dicts)."""
+
+    def merged_config(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """This extractor's ``config`` with a call's ``config`` over it (a call's value wins)."""
+        return {**self.config, **(config or {})}
 
     def validate_inputs(self, root: HDF5Group) -> list[str]:
         """The ``required_inputs`` that ``root`` (a file, a group or a :class:`DictAdapter`) lacks."""
@@ -257,6 +263,18 @@ class FeatureExtractor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
+
+
+def outputs(*names: str, dtype: str = "float64", unit: str | None = None,
+            **details: Any) -> dict[str, dict[str, Any]]:
+    """``output_schema`` entries of outputs that share a dtype, a unit and any other detail.
+
+    ``outputs("dsi_on", "dsi_off", unit="dimensionless", range=[0, 1])`` is
+    ``{"dsi_on": {"dtype": "float64", "unit": "dimensionless", "range": [0, 1]}, "dsi_off": {...}}``
+    (no ``unit`` key when ``unit`` is None); each entry is a dict of its own.
+    """
+    entry = {"dtype": dtype, **({} if unit is None else {"unit": unit}), **details}
+    return {name: copy.deepcopy(entry) for name in names}
 
 
 def _metadata_of(cls: type[FeatureExtractor]) -> dict[str, Any]:

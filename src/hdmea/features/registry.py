@@ -301,7 +301,7 @@ class _FunctionExtractor(FeatureExtractor):
                 f"feature {self.spec.name!r} reads a stored recording: run it through extract_features "
                 f"(found unit_data of type {type(unit_data).__name__})")
         unit_id = unit_data.name[len("/units/"):]
-        params = self.spec.resolve({**self.config, **(config or {})})
+        params = self.spec.resolve(self.merged_config(config))
         return self.spec.fn(UnitInputs(unit_id, RecordingInputs(unit_data._target)), **params)
 
 

@@ -14,13 +14,15 @@ a mock, as the lab's tests pass) holds microseconds, as documented.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hdmea.errors import MissingInputError
-from hdmea.features.base import StoredGroup
+from hdmea.features.base import FeatureExtractor, StoredGroup
 
-__all__ = ["sampling_rate_of", "stored_rate", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us"]
+__all__ = ["sampling_rate_of", "stored_rate", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us",
+           "required_movie_trials", "MovieFeatureExtractor"]
 
 _RATE_NAMES = ("sampling_rate", "acquisition_rate")
 
@@ -120,3 +122,22 @@ def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes 
     trials = [(spikes[offsets[k]:offsets[k + 1]] - starts[k]) * scale for k in range(bounds.shape[0])]
     return TrialSpikes(spikes=trials, lengths_us=(ends - starts) * scale,
                        frame_period_us=frame_period_us(stimulus_data, rate))
+
+
+class MovieFeatureExtractor(FeatureExtractor):
+    """A built-in class-style extractor of a unit's spikes during one movie.
+
+    The lab named each such extractor after its movie: ``config["movie"]``
+    names another one.  :meth:`trials` reads the unit's sectioned trials of the
+    movie, refusing a unit without them.
+    """
+
+    required_inputs: ClassVar[list[str]] = ["spike_times"]
+
+    def movie(self, config: dict[str, Any]) -> str:
+        """The movie ``config`` names (``config["movie"]``), else the extractor's own name."""
+        return config.get("movie", self.name)
+
+    def trials(self, unit_data, stimulus_data, metadata, config: dict[str, Any]) -> TrialSpikes:
+        """The unit's trials of :meth:`movie`; a :class:`MissingInputError` when it has none."""
+        return required_movie_trials(self.name, unit_data, stimulus_data, metadata, self.movie(config))

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from hdmea.features.base import FeatureExtractor
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import movie_trials, spike_times_us
+from hdmea.features.trials import MovieFeatureExtractor, movie_trials, spike_times_us
 
 __all__ = ["BaselineFeatureExtractor", "baseline_statistics", "quality_index"]
 
@@ -70,13 +69,11 @@ def baseline_statistics(windows: list[tuple[np.ndarray, float, float]]) -> dict[
 
 
 @FeatureRegistry.register("baseline_127")
-class BaselineFeatureExtractor(FeatureExtractor):
+class BaselineFeatureExtractor(MovieFeatureExtractor):
     """Firing statistics during a gray screen (intensity 127)."""
 
-    name = "baseline_127"
     version = "1.0.0"
     description = "Baseline firing statistics during gray screen"
-    required_inputs = ["spike_times"]
     output_schema = {
         "mean_firing_rate": {"dtype": "float64", "unit": "spikes/s"},
         "std_firing_rate": {"dtype": "float64", "unit": "spikes/s",
@@ -86,11 +83,10 @@ class BaselineFeatureExtractor(FeatureExtractor):
         "spike_count": {"dtype": "int64"},
         "quality_index": {"dtype": "float64", "unit": "dimensionless", "description": "Quality metric [0,1]"},
     }
-    runtime_class = "fast"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = {**self.config, **(config or {})}
-        trials = movie_trials(unit_data, stimulus_data, metadata, config.get("movie", self.name))
+        config = self.merged_config(config)
+        trials = movie_trials(unit_data, stimulus_data, metadata, self.movie(config))
         if trials is not None and trials.n_trials:
             windows = []
             for spikes, length in zip(trials.spikes, trials.lengths_us):

@@ -35,7 +35,6 @@ def trough_to_peak_samples(waveform) -> int:
 class CellTypeFeatureExtractor(FeatureExtractor):
     """RGC vs not, from the waveform's trough-to-peak width and the spike count."""
 
-    name = "cell_type_classifier"
     version = "1.0.0"
     description = "RGC vs non-RGC classification"
     required_inputs = ["spike_times", "waveform"]
@@ -45,7 +44,6 @@ class CellTypeFeatureExtractor(FeatureExtractor):
         "has_axon": {"dtype": "bool"},
         "waveform_width_ms": {"dtype": "float64", "unit": "ms"},
     }
-    runtime_class = "fast"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
         n_spikes = int(np.asarray(unit_data["spike_times"][:]).size)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from hdmea.features.base import FeatureExtractor
+from hdmea.features.base import outputs
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import required_movie_trials
+from hdmea.features.trials import MovieFeatureExtractor
 
 __all__ = ["ChromaticFeatureExtractor", "event_responses"]
 
@@ -37,27 +37,21 @@ def event_responses(trials: list[np.ndarray], events_us, window_us: float) -> np
 
 
 @FeatureRegistry.register("green_blue_3s_3i_3x")
-class ChromaticFeatureExtractor(FeatureExtractor):
+class ChromaticFeatureExtractor(MovieFeatureExtractor):
     """ON and OFF responses to green and blue steps, their opponency and the preferred colour."""
 
-    name = "green_blue_3s_3i_3x"
     version = "1.0.0"
     description = "Green/blue chromatic response features"
-    required_inputs = ["spike_times"]
     output_schema = {
-        "green_on_response": {"dtype": "float64", "unit": "spikes/s"},
-        "green_off_response": {"dtype": "float64", "unit": "spikes/s"},
-        "blue_on_response": {"dtype": "float64", "unit": "spikes/s"},
-        "blue_off_response": {"dtype": "float64", "unit": "spikes/s"},
-        "color_opponency_index": {"dtype": "float64", "unit": "dimensionless"},
-        "preferred_color": {"dtype": "str"},
+        **outputs("green_on_response", "green_off_response", "blue_on_response", "blue_off_response",
+                  unit="spikes/s"),
+        **outputs("color_opponency_index", unit="dimensionless"),
+        **outputs("preferred_color", dtype="str"),
     }
-    runtime_class = "fast"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = {**self.config, **(config or {})}
-        movie = config.get("movie", self.name)
-        trials = required_movie_trials(self.name, unit_data, stimulus_data, metadata, movie)
+        config = self.merged_config(config)
+        trials = self.trials(unit_data, stimulus_data, metadata, config)
         period = trials.frame_period_us
         length_frames = float(np.min(trials.lengths_us)) / period
         step = float(config.get("step_frames", length_frames / 4))

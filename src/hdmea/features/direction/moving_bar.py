@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from hdmea.errors import MissingInputError
-from hdmea.features.base import FeatureExtractor
+from hdmea.features.base import outputs
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.on_off_pickle import convert_center_15_to_300, load_on_off_dict
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import required_movie_trials
+from hdmea.features.trials import MovieFeatureExtractor
 
 __all__ = ["MovingBarFeatureExtractor", "direction_selectivity", "unit_rf_centre", "STA_MOVIE"]
 
@@ -101,32 +101,23 @@ def direction_selectivity(responses: np.ndarray, *, n_shuffles: int = 100, seed:
 
 
 @FeatureRegistry.register("moving_h_bar_s5_d8_3x")
-class MovingBarFeatureExtractor(FeatureExtractor):
+class MovingBarFeatureExtractor(MovieFeatureExtractor):
     """Direction and orientation selectivity of the ON and OFF responses to a moving bar."""
 
-    name = "moving_h_bar_s5_d8_3x"
     version = "1.0.0"
     description = "Direction selectivity from moving horizontal bar"
-    required_inputs = ["spike_times"]
     output_schema = {
-        "dsi_on": {"dtype": "float64", "unit": "dimensionless", "range": [0, 1]},
-        "dsi_off": {"dtype": "float64", "unit": "dimensionless", "range": [0, 1]},
-        "osi_on": {"dtype": "float64", "unit": "dimensionless", "range": [0, 1]},
-        "osi_off": {"dtype": "float64", "unit": "dimensionless", "range": [0, 1]},
-        "preferred_direction_on": {"dtype": "float64", "unit": "degrees"},
-        "preferred_direction_off": {"dtype": "float64", "unit": "degrees"},
-        "on_p_value": {"dtype": "float64"},
-        "off_p_value": {"dtype": "float64"},
-        "tuning_curve_on": {"dtype": "float64[]", "unit": "spikes/s"},
-        "tuning_curve_off": {"dtype": "float64[]", "unit": "spikes/s"},
-        "rf_centre_known": {"dtype": "bool"},
+        **outputs("dsi_on", "dsi_off", "osi_on", "osi_off", unit="dimensionless", range=[0, 1]),
+        **outputs("preferred_direction_on", "preferred_direction_off", unit="degrees"),
+        **outputs("on_p_value", "off_p_value"),
+        **outputs("tuning_curve_on", "tuning_curve_off", dtype="float64[]", unit="spikes/s"),
+        **outputs("rf_centre_known", dtype="bool"),
     }
-    runtime_class = "fast"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = {**self.config, **(config or {})}
-        movie = config.get("movie", self.name)
-        trials = required_movie_trials(self.name, unit_data, stimulus_data, metadata, movie)
+        config = self.merged_config(config)
+        movie = self.movie(config)
+        trials = self.trials(unit_data, stimulus_data, metadata, config)
         period = trials.frame_period_us
         n_dir = len(DIRECTION_LIST)
         sweep = int(config.get("sweep_frames", round(float(np.min(trials.lengths_us)) / period / n_dir)))

@@ -53,7 +53,6 @@ def compute_sta_for_unit(filtered_data, spike_samples, pre_samples: int = 10, po
 class EImageSTAExtractor(FeatureExtractor):
     """Electrode image spike-triggered average from sensor data filtered beforehand."""
 
-    name = "eimage_sta"
     version = "1.0.0"
     runtime_class = "slow"
     description = "Electrode image spike-triggered average from sensor data"
@@ -76,7 +75,7 @@ class EImageSTAExtractor(FeatureExtractor):
             self.config.setdefault(key, value)
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        cfg = {**self.config, **(config or {})}
+        cfg = self.merged_config(config)
         if "filtered_data" not in cfg:
             raise ValueError("eimage_sta needs config['filtered_data'] (samples, rows, cols), filtered already; "
                              "for a recording, run hdmea.pipeline.compute_eimage_sta instead")

@@ -26,7 +26,6 @@ __all__ = ["ExampleFeatureExtractor"]
 class ExampleFeatureExtractor(FeatureExtractor):
     """Spike count, first and last spike time, and mean rate: a template."""
 
-    name = "example_feature"
     version = "1.0.0"
     description = "Example feature extractor for documentation"
     required_inputs = ["spike_times"]  # units/{unit_id}/spike_times

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from hdmea.features.base import FeatureExtractor
+from hdmea.features.base import outputs
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import required_movie_trials
+from hdmea.features.trials import MovieFeatureExtractor
 
 __all__ = ["FrequencyFeatureExtractor", "response_amplitude", "DEFAULT_FREQUENCIES"]
 
@@ -43,28 +43,21 @@ def response_amplitude(trials: list[np.ndarray], freq_hz: float, start_us: float
 
 
 @FeatureRegistry.register("freq_step_5st_3x")
-class FrequencyFeatureExtractor(FeatureExtractor):
+class FrequencyFeatureExtractor(MovieFeatureExtractor):
     """Response amplitude at each frequency of the steps, the preferred frequency and the bandwidth."""
 
-    name = "freq_step_5st_3x"
     version = "1.0.0"
     description = "Temporal frequency response features"
-    required_inputs = ["spike_times"]
     output_schema = {
-        "preferred_frequency": {"dtype": "float64", "unit": "Hz"},
-        "bandwidth": {"dtype": "float64", "unit": "Hz"},
-        "peak_amplitude": {"dtype": "float64", "unit": "spikes/s"},
-        "low_freq_response": {"dtype": "float64", "unit": "spikes/s"},
-        "high_freq_response": {"dtype": "float64", "unit": "spikes/s"},
-        "frequencies": {"dtype": "float64[]", "unit": "Hz"},
-        "amplitudes": {"dtype": "float64[]", "unit": "spikes/s"},
+        **outputs("preferred_frequency", "bandwidth", unit="Hz"),
+        **outputs("peak_amplitude", "low_freq_response", "high_freq_response", unit="spikes/s"),
+        **outputs("frequencies", dtype="float64[]", unit="Hz"),
+        **outputs("amplitudes", dtype="float64[]", unit="spikes/s"),
     }
-    runtime_class = "fast"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = {**self.config, **(config or {})}
-        movie = config.get("movie", self.name)
-        trials = required_movie_trials(self.name, unit_data, stimulus_data, metadata, movie)
+        config = self.merged_config(config)
+        trials = self.trials(unit_data, stimulus_data, metadata, config)
         freqs = np.asarray(config.get("freq_list", DEFAULT_FREQUENCIES), dtype=np.float64)
         period = trials.frame_period_us
         span = float(np.min(trials.lengths_us)) / period / freqs.size

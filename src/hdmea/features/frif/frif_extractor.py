@@ -50,7 +50,6 @@ def _frame_times(stimulus_data, metadata):
 class FRIFExtractor(FeatureExtractor):
     """Firing rate in each interval between display frames, and the frames' start times."""
 
-    name = "frif"
     version = "1.0.0"
     description = "Firing Rate Inter-Frame - spike rate aligned to video frames"
     required_inputs: list[str] = []
@@ -60,7 +59,6 @@ class FRIFExtractor(FeatureExtractor):
         "FRIF_x_axis": {"dtype": "float64", "shape": "(n_frames-1,)", "unit": "s",
                         "description": "Frame start times in seconds (for x-axis plotting)"},
     }
-    runtime_class = "fast"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
         frames = _frame_times(stimulus_data, metadata)

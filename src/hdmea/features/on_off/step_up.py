@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from hdmea.features.base import FeatureExtractor
 from hdmea.features.extractors import STEP_TRIAL_FRAMES, STEP_WINDOWS
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import movie_trials, spike_times_us
+from hdmea.features.trials import MovieFeatureExtractor, movie_trials, spike_times_us
 
 __all__ = ["StepUpFeatureExtractor", "step_up_responses"]
 
@@ -89,13 +88,11 @@ def step_up_responses(trials: list[np.ndarray], *, onset: float, offset: float, 
 
 
 @FeatureRegistry.register("step_up_5s_5i_3x")
-class StepUpFeatureExtractor(FeatureExtractor):
+class StepUpFeatureExtractor(MovieFeatureExtractor):
     """ON/OFF responses to a light step, averaged over the step movie's trials."""
 
-    name = "step_up_5s_5i_3x"
     version = "1.0.0"
     description = "ON/OFF response features for step-up intensity stimulus"
-    required_inputs = ["spike_times"]
     output_schema = {
         "on_response_flag": {"dtype": "bool", "description": "Significant ON response detected"},
         "off_response_flag": {"dtype": "bool", "description": "Significant OFF response detected"},
@@ -109,7 +106,6 @@ class StepUpFeatureExtractor(FeatureExtractor):
         "on_off_ratio": {"dtype": "float64", "unit": "dimensionless", "description": "ON/OFF balance [-1,1]"},
         "baseline_rate": {"dtype": "float64", "unit": "spikes/s", "description": "Rate before the light goes on"},
     }
-    runtime_class = "fast"
 
     DEFAULT_STIM_ONSET_US = 5_000_000
     DEFAULT_STIM_OFFSET_US = 10_000_000
@@ -118,14 +114,14 @@ class StepUpFeatureExtractor(FeatureExtractor):
     DEFAULT_BASELINE_WINDOW_US = 4_000_000
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = {**self.config, **(config or {})}
+        config = self.merged_config(config)
         windows = dict(
             transient=float(config.get("transient_window_us", self.DEFAULT_TRANSIENT_WINDOW_US)),
             sustained=float(config.get("sustained_window_us", self.DEFAULT_SUSTAINED_WINDOW_US)),
             baseline=float(config.get("baseline_window_us", self.DEFAULT_BASELINE_WINDOW_US)),
             threshold_factor=float(config.get("threshold_factor", 2.0)),
         )
-        trials = movie_trials(unit_data, stimulus_data, metadata, config.get("movie", self.name))
+        trials = movie_trials(unit_data, stimulus_data, metadata, self.movie(config))
         if trials is not None and trials.n_trials and trials.frame_period_us:
             length = float(np.min(trials.lengths_us))
             scale = length / (STEP_TRIAL_FRAMES * trials.frame_period_us)

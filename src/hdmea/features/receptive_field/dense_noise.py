@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from hdmea.errors import MissingInputError
-from hdmea.features.base import FeatureExtractor
+from hdmea.features.base import outputs
 from hdmea.features.registry import FeatureRegistry
+from hdmea.features.trials import MovieFeatureExtractor
 
 __all__ = ["DenseNoiseFeatureExtractor", "rf_geometry"]
 
@@ -65,27 +66,23 @@ def _empty() -> dict[str, Any]:
 
 
 @FeatureRegistry.register("perfect_dense_noise_15x15_15hz_r42_3min")
-class DenseNoiseFeatureExtractor(FeatureExtractor):
+class DenseNoiseFeatureExtractor(MovieFeatureExtractor):
     """Receptive-field centre, size, time and strength from the unit's dense-noise STA."""
 
-    name = "perfect_dense_noise_15x15_15hz_r42_3min"
     version = "1.0.0"
     description = "Receptive field via STA from 15x15 dense noise"
-    required_inputs = ["spike_times"]
     output_schema = {
-        "sta_center_x": {"dtype": "float64", "unit": "checks"},
-        "sta_center_y": {"dtype": "float64", "unit": "checks"},
-        "sta_center_time": {"dtype": "float64", "unit": "frames"},
-        "rf_size_x": {"dtype": "float64", "unit": "checks"},
-        "rf_size_y": {"dtype": "float64", "unit": "checks"},
-        "rf_amplitude": {"dtype": "float64", "unit": "a.u."},
-        "sta_quality": {"dtype": "float64", "unit": "dimensionless"},
+        **outputs("sta_center_x", "sta_center_y", unit="checks"),
+        **outputs("sta_center_time", unit="frames"),
+        **outputs("rf_size_x", "rf_size_y", unit="checks"),
+        **outputs("rf_amplitude", unit="a.u."),
+        **outputs("sta_quality", unit="dimensionless"),
     }
     runtime_class = "slow"
 
     def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = {**self.config, **(config or {})}
-        movie = config.get("movie", self.name)
+        config = self.merged_config(config)
+        movie = self.movie(config)
         key = f"features/sta_{movie}"
         if key not in unit_data:
             raise MissingInputError(f"no STA of movie {movie!r} for this unit ({key}): run compute_sta first",
