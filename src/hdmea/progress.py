@@ -36,6 +36,7 @@ __all__ = [
     "RecordingTagFilter",
     "BarAwareHandler",
     "slurm_tag",
+    "slurm_job",
     "LOG_FORMAT",
     "counted",
     "plural",
@@ -214,13 +215,22 @@ def progress(total: int | None, description: str, *, unit: str = "it",
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(slurm)s[%(recording)s] %(name)s: %(message)s"
 
 
-def slurm_tag(environ: dict[str, str] | None = None) -> str:
-    """``"slurm=<job>[_<task>] "`` when running under SLURM, else an empty string."""
+def slurm_job(environ: dict[str, str] | None = None) -> tuple[str, str | None] | None:
+    """``(job, task)`` of the SLURM job (an array's job id first; task None outside an array), or None
+    outside SLURM; ``environ`` defaults to ``os.environ``."""
     env = os.environ if environ is None else environ
     job = env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
     if not job:
+        return None
+    return job, env.get("SLURM_ARRAY_TASK_ID") or None
+
+
+def slurm_tag(environ: dict[str, str] | None = None) -> str:
+    """``"slurm=<job>[_<task>] "`` when running under SLURM, else an empty string."""
+    ids = slurm_job(environ)
+    if ids is None:
         return ""
-    task = env.get("SLURM_ARRAY_TASK_ID")
+    job, task = ids
     return f"slurm={job}_{task} " if task else f"slurm={job} "
 
 

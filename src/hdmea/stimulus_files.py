@@ -29,6 +29,7 @@ __all__ = [
     "StimulusFile",
     "load_json_config",
     "find_config_file",
+    "load_config_as",
     "load_stimulus_config",
     "PACKAGED_CONFIG_DIR",
     "config_search_dirs",
@@ -119,16 +120,22 @@ def find_config_file(name_or_path, kind: str, config_dir) -> Path:
                                               for p in (d / kind).glob("*.json")})) or "none")
 
 
-def load_stimulus_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> StimulusFile:
-    """A stimulus by name (``stimuli/<name>.json``) or by path."""
-    path = find_config_file(name_or_path, "stimuli", config_dir)
+def load_config_as(cls, name_or_path, kind: str, config_dir, what: str):
+    """``cls`` (a dataclass) from the JSON file ``find_config_file(name_or_path, kind, config_dir)`` finds,
+    keeping the fields ``cls`` has; a :class:`ConfigError` naming the file when it is not a ``what``."""
+    path = find_config_file(name_or_path, kind, config_dir)
     data = load_json_config(path)
     try:
-        return StimulusFile(**_fields_from(StimulusFile, data, path))
+        return cls(**_fields_from(cls, data, path))
     except TypeError as exc:
-        raise ConfigError(f"{path}: not a stimulus configuration ({exc})") from None
+        raise ConfigError(f"{path}: not a {what} configuration ({exc})") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_stimulus_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> StimulusFile:
+    """A stimulus by name (``stimuli/<name>.json``) or by path."""
+    return load_config_as(StimulusFile, name_or_path, "stimuli", config_dir, "stimulus")
 
 
 def trial_configs(movies, config_dir: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:

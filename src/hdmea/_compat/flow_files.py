@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from hdmea.errors import ConfigError
-from hdmea.stimulus_files import _fields_from, config_search_dirs, find_config_file, load_json_config
+from hdmea.stimulus_files import _fields_from, config_search_dirs, load_config_as, load_json_config
 
 __all__ = ["StageConfig", "FlowConfig", "PipelineDefaults", "DefaultsConfig", "load_flow_config", "load_defaults"]
 
@@ -87,14 +87,7 @@ class DefaultsConfig:
 
 def load_flow_config(name_or_path: str, config_dir: str | os.PathLike | None = None) -> FlowConfig:
     """A flow by name (``flows/<name>.json``) or by path."""
-    path = find_config_file(name_or_path, "flows", config_dir)
-    data = load_json_config(path)
-    try:
-        return FlowConfig(**_fields_from(FlowConfig, data, path))
-    except TypeError as exc:
-        raise ConfigError(f"{path}: not a flow configuration ({exc})") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_config_as(FlowConfig, name_or_path, "flows", config_dir, "flow")
 
 
 def load_defaults(config_dir: str | os.PathLike | None = None) -> DefaultsConfig:

@@ -368,6 +368,17 @@ def _released_on_failure(f: h5py.File):
         raise
 
 
+def _replace_children(root, groups: Mapping[str, Mapping[str, Any]]) -> None:
+    """In ``root``'s file, each ``{group path: {name: node}}``: the group (created when absent) gets each
+    node as its child ``name``, replacing what was there; a failure aborts as :func:`_released_on_failure`."""
+    f = _root_file(root)
+    with _released_on_failure(f):
+        for path, nodes in groups.items():
+            group = require_h5_group(f, path)
+            for name, node in nodes.items():
+                replace_child(group, name, node)
+
+
 def write_units(root: h5py.File, units_data: Mapping[str, Mapping[str, Any]]) -> None:
     """Write units as ``/units/{unit_id}/`` groups in one batched pass.
 
@@ -376,12 +387,7 @@ def write_units(root: h5py.File, units_data: Mapping[str, Mapping[str, Any]]) ->
     ``spike_count`` and an empty ``features`` group.  A unit already present
     is replaced.
     """
-    nodes = units_nodes(units_data)
-    f = _root_file(root)
-    with _released_on_failure(f):
-        units = require_h5_group(f, "units")
-        for unit_id, node in nodes.items():
-            replace_child(units, unit_id, node)
+    _replace_children(root, {"units": units_nodes(units_data)})
 
 
 def write_stimulus(
@@ -395,12 +401,7 @@ def write_stimulus(
     Each named array replaces an array of the same name; others stay.
     """
     groups = stimulus_nodes(light_reference, frame_times, section_times)
-    f = _root_file(root)
-    with _released_on_failure(f):
-        for group_name, nodes in groups.items():
-            group = require_h5_group(f, f"stimulus/{group_name}")
-            for name, node in nodes.items():
-                replace_child(group, name, node)
+    _replace_children(root, {f"stimulus/{group_name}": nodes for group_name, nodes in groups.items()})
 
 
 def write_metadata(root: h5py.File, metadata: Mapping[str, Any]) -> None:
@@ -408,12 +409,7 @@ def write_metadata(root: h5py.File, metadata: Mapping[str, Any]) -> None:
 
     Top-level keys replace what was stored under the same key.
     """
-    nodes = metadata_nodes(metadata)
-    f = _root_file(root)
-    with _released_on_failure(f):
-        group = require_h5_group(f, "metadata")
-        for name, node in nodes.items():
-            replace_child(group, name, node)
+    _replace_children(root, {"metadata": metadata_nodes(metadata)})
 
 
 def features_after(current, feature_name: str) -> list[str]:

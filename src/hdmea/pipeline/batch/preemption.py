@@ -41,6 +41,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from hdmea.progress import slurm_job
+
 __all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "stop_signals", "Preempted", "stop_on_signals", "stop_jobs",
            "job_thread", "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text"]
 
@@ -72,11 +74,10 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = stop_signals()
 
 def slurm_job_text(environ: dict | None = None) -> str:
     """``"SLURM job 12 task 3"``, ``"SLURM job 12"``, or ``""`` outside SLURM."""
-    env = os.environ if environ is None else environ
-    job = env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
-    if not job:
+    ids = slurm_job(environ)
+    if ids is None:
         return ""
-    task = env.get("SLURM_ARRAY_TASK_ID")
+    job, task = ids
     return f"SLURM job {job} task {task}" if task else f"SLURM job {job}"
 
 
