@@ -6,5 +6,8 @@ checkpoints, resumes and keeps memory within a budget.
 """
 
 from h5stream import __version__
+from hdmea._other_install import OriginalPipelineInstalledWarning, warn_if_original_installed
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "OriginalPipelineInstalledWarning"]
+
+warn_if_original_installed()

@@ -21,6 +21,8 @@ alone and not on what lies above them.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __all__ = ["ORIGINAL_API", "SHARED_PATHS", "names_at", "home_of", "original_attribute", "hand_on"]
 
@@ -335,3 +337,25 @@ def hand_on(namespace: dict) -> None:
     namespace["__getattr__"] = __getattr__
     namespace["__dir__"] = __dir__
     namespace["__all__"] = [*namespace.get("__all__", ()), *(n for n in names if n not in namespace.get("__all__", ()))]
+    module = sys.modules.get(path)
+    if module is not None and type(module) is types.ModuleType:
+        module.__class__ = _SettingsReachTheirHome
+
+
+class _SettingsReachTheirHome(types.ModuleType):
+    """A module at an original path whose data names (a default folder, a retry count) are set at their home.
+
+    The original's functions read such module-level defaults when called (``DEFAULT_STIMULI_DIR``,
+    ``DEFAULT_PLAYLIST_PATH``, ``MAX_RETRIES``, ...), and the lab sets them at the original's path
+    (``hdmea.features.sta.DEFAULT_STIMULI_DIR = ...``).  The value is set in the module where the name lives
+    too, whose functions read it when called; otherwise the setting would be silently ignored.  Functions,
+    classes and modules stay where they are set (rebinding one at a path does not replace it everywhere).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        path = self.__name__
+        if name in _HOMES.get(path, {}) and not callable(value) and not isinstance(value, types.ModuleType):
+            module, attribute = home_of(path, name)
+            if module != path:
+                setattr(importlib.import_module(module), attribute, value)
+        super().__setattr__(name, value)

@@ -51,6 +51,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from hdmea.interop.zarr_migrate import migrate, migrate_folder
 
     source = Path(args.source)
+    if source.suffix in (".h5", ".hdf5") and source.is_file():
+        from hdmea.interop.unit_rename import rename_positional_units
+
+        print(rename_positional_units(source, args.out, overwrite=args.overwrite).describe())
+        return EXIT_OK
     if source.suffix == ".zarr" or (source / ".zgroup").exists():
         result = migrate(source, args.out, overwrite=args.overwrite,
                          keep_eimage_orientation=args.keep_eimage_orientation)
@@ -94,8 +99,11 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_parser("migrate", help="convert archives of the previous zarr store to recording files "
                    "(needs h5stream[zarr])",
                    description="Convert OLD.zarr (a directory store of the previous pipeline) to NEW.h5, or "
-                   "every *.zarr in a folder to OUT_DIR/<name>.h5 (resumable: finished archives are skipped).")
-    p.add_argument("source", metavar="OLD.zarr|DIR")
+                   "every *.zarr in a folder to OUT_DIR/<name>.h5 (resumable: finished archives are skipped). "
+                   "Given OLD.h5, a recording file written with positional unit names (unit_000, ...), write "
+                   "NEW.h5 with the units named by their .cmtr UnitID (unit_012, ...), the mapping recorded "
+                   "in /pipeline/unit_renames.")
+    p.add_argument("source", metavar="OLD.zarr|DIR|OLD.h5")
     p.add_argument("out", metavar="NEW.h5|OUT_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing NEW.h5 (single archive)")
     p.add_argument("--summary", metavar="FILE", help="write the folder summary as JSON")

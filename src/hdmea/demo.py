@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
+from hdmea.io.layout_names import STA_DATASET
 
 __all__ = ["DemoResult", "run_demo", "DEMO_NAME"]
 
@@ -228,7 +229,7 @@ def _check_against_truth(output: Path, recording) -> dict:
         for uid, unit in truth.units.items():
             if unit.kind == "silent" or uid not in units or not stored.unit(uid).has_feature(sta_name):
                 continue
-            sta = stored.unit(uid).feature(sta_name).array("sta", np.float64)
+            sta = stored.unit(uid).feature(sta_name).array(STA_DATASET, np.float64)
             if sta.ndim != 3 or not np.any(sta):
                 continue
             deviation = np.abs(sta - sta.mean())

@@ -111,16 +111,16 @@ def test_tree_and_dataset_plots(browser, viewer, served, shots):
     with h5py.File(served["rec"], "r", locking=False) as f:
         assert root_items == ["/" + name for name in f]
         n_spikes = f["units/unit_001/spike_times"].shape[0]
-        sta_shape = f["units/unit_001/features/sta_dense_noise_15x15/sta"].shape
+        sta_shape = f["units/unit_001/features/sta_dense_noise_15x15/data"].shape
     for path in ("/units", "/units/unit_001", "/units/unit_001/features",
                  "/units/unit_001/features/sta_dense_noise_15x15"):
         _expand(browser, path)
     label = browser.find_element("css selector",
-                                 'li.node[data-path="/units/unit_001/features/sta_dense_noise_15x15/sta"] .meta').text
+                                 'li.node[data-path="/units/unit_001/features/sta_dense_noise_15x15/data"] .meta').text
     assert label.startswith(f"float32 [{' x '.join(map(str, sta_shape))}]")
 
     # a 3-D dataset: an image with a colour bar and a slider over axis 0
-    node = "/units/unit_001/features/sta_dense_noise_15x15/sta"
+    node = "/units/unit_001/features/sta_dense_noise_15x15/data"
     title = _show_plot(browser, node)
     assert title == f"{node}[0]"
     assert _bokeh_titles(browser, "dataset_plot") == []  # a layout: the figure is inside it

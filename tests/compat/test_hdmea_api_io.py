@@ -126,10 +126,10 @@ def test_parquet_feature_export(rec, tmp_path):
     with h5py.File(paths[0], "r") as f:
         for _, row in table[table.dataset_id == "a"].iterrows():
             unit = f[f"units/{row.unit_id}"]
-            sta = unit[f"features/{feature}/sta"][()].astype(np.float64)
+            sta = unit[f"features/{feature}/data"][()].astype(np.float64)
             assert row.spike_count == unit["spike_times"].shape[0]
-            assert row[f"{feature}__sta_mean"] == pytest.approx(sta.mean())
-            assert row[f"{feature}__sta_max"] == pytest.approx(sta.max())
+            assert row[f"{feature}__data_mean"] == pytest.approx(sta.mean())
+            assert row[f"{feature}__data_max"] == pytest.approx(sta.max())
             assert row[f"{feature}__n_spikes_used"] == unit[f"features/{feature}"].attrs["n_spikes_used"]
     assert read_exported_features(out).shape == table.shape
     meta = get_export_metadata(out)

@@ -124,4 +124,4 @@ def test_lab_script_runs_unchanged(lab_files, tmp_path, child_env):
         assert counts == planted
         # the original's frame times: the planted pulses (corrected by one sample)
         np.testing.assert_array_equal(f["metadata/frame_timestamps"][()], truth.frame_times)
-        assert f[f"units/{units[0]}/features/sta_{rec.config.noise_movie}/sta"].shape[0] == 30
+        assert f[f"units/{units[0]}/features/sta_{rec.config.noise_movie}/data"].shape[0] == 30

@@ -189,15 +189,36 @@ def test_add_section_time_analog_derivative_onsets(lab_recording, tmp_path):
     with h5py.File(h5, "r") as f:
         got = f["stimulus/section_time/flash"][()].astype(np.int64)
         assert f["stimulus/light_template/flash"].shape == (duration,)
-    keep = [naive[0]]
-    for t in naive[1:]:
-        if t >= keep[-1] + duration:
-            keep.append(t)
-    np.testing.assert_array_equal(got[:, 0], keep[:2])
-    np.testing.assert_array_equal(got[:, 1], np.minimum(np.asarray(keep[:2]) + duration, light.size - 1))
+    # the original's rule: every peak starts a section, overlapping or not; the template averages every
+    # section found, the first `repeat` are stored
+    with h5py.File(h5, "r") as f:
+        template = f["stimulus/light_template/flash"][()]
+    traces = [light[t:min(t + duration, light.size)] for t in naive]
+    assert len(traces) > 2 and all(t.size == duration for t in traces)
+    np.testing.assert_allclose(template, np.mean(traces, axis=0).astype(np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(got[:, 0], naive[:2])
+    np.testing.assert_array_equal(got[:, 1], np.minimum(np.asarray(naive[:2]) + duration, light.size - 1))
     with pytest.raises(FileExistsError):
         add_section_time_analog(h5, threshold, movie_name="flash", plot_duration=0.05)
+    # our rule on request: an onset inside the previous section starts none
+    long = 1.5  # the flashes come 1 s apart
+    assert add_section_time_analog(h5, threshold, movie_name="flash", plot_duration=long, force=True,
+                                   non_overlapping=True) is True
+    samples = int(round(long * rec.truth().sampling_rate))
+    keep = [naive[0]]
+    for t in naive[1:]:
+        if t >= keep[-1] + samples:
+            keep.append(t)
+    assert len(keep) < len(naive)
+    with h5py.File(h5, "r") as f:
+        np.testing.assert_array_equal(f["stimulus/section_time/flash"][()][:, 0].astype(np.int64), keep)
+    # nothing found: False, and nothing is stored (the earlier sections stay, a new movie gets none)
     assert add_section_time_analog(h5, rise.max() * 2, movie_name="flash", plot_duration=0.05, force=True) is False
+    assert add_section_time_analog(h5, rise.max() * 2, movie_name="none_found", plot_duration=0.05) is False
+    with h5py.File(h5, "r") as f:
+        assert "none_found" not in f["stimulus/section_time"] and "none_found" not in f["stimulus"].get(
+            "light_template", {})
+        np.testing.assert_array_equal(f["stimulus/section_time/flash"][()][:, 0].astype(np.int64), keep)
 
 
 def test_frame_and_sample_conversions_against_naive():
@@ -280,7 +301,7 @@ def test_compute_sta_original_call_against_naive_average(lab_recording, tmp_path
                 rel = int(np.searchsorted(ft, s, side="right")) - 1 - first
                 if 0 <= rel < display.shape[0] and rel >= 12:
                     windows.append(display[rel - 12:rel].astype(np.float64))
-            got = f[f"units/{unit}/features/sta_{movie}/sta"][()]
+            got = f[f"units/{unit}/features/sta_{movie}/data"][()]
             if windows:
                 np.testing.assert_allclose(got, np.mean(windows, axis=0), rtol=1e-5, atol=1e-5)
             assert f[f"units/{unit}/features/sta_{movie}"].attrs["n_spikes_used"] == len(windows)
@@ -376,9 +397,25 @@ def test_load_recording_with_eimage_sta_original_call(tmp_path):
                 assert got.shape[0] == 20
                 np.testing.assert_array_equal(got, b[f"units/{unit}/features/eimage_sta/data"][()])
     assert result.units_with_sta == spiking > 0
-    for bad in ({"unit_ids": ["1"]}, {"skip_highpass": True}, {"load_sys_meta": False}):
+    for bad in ({"skip_highpass": True}, {"load_sys_meta": False}):
         with pytest.raises(ConfigurationError):
             load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path / "c", **bad)
+    # unit_ids as the original takes them (UnitIDs as text) or as unit names: images only for those units,
+    # equal to the full run's images of the same units; every unit is loaded
+    with h5py.File(result.hdf5_path, "r") as a:
+        with_image = [u for u in a["units"] if "eimage_sta" in a[f"units/{u}/features"]]
+        numbers = {u: int(a[f"units/{u}"].attrs["unit_num"]) for u in a["units"]}
+    chosen = with_image[:2]
+    picked = load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, "rec", output_dir=tmp_path / "d",
+                                            spike_limit=40, window_range=(-5, 15), cutoff_hz=200.0,
+                                            unit_ids=[str(numbers[chosen[0]]), chosen[1]])
+    with h5py.File(picked.hdf5_path, "r") as p, h5py.File(result.hdf5_path, "r") as a:
+        assert sorted(p["units"]) == sorted(a["units"])
+        assert [u for u in p["units"] if "eimage_sta" in p[f"units/{u}/features"]] == sorted(chosen)
+        for unit in chosen:
+            assert unit == f"unit_{numbers[unit]:03d}"
+            np.testing.assert_array_equal(p[f"units/{unit}/features/eimage_sta/data"][()],
+                                          a[f"units/{unit}/features/eimage_sta/data"][()])
 
 
 def test_sta_result_and_helpers_the_original_way(tmp_path):

@@ -65,6 +65,7 @@ def test_readme_extractor_runs_unchanged_in_both_modes(tiny_recording, tmp_path,
     _loaded(tiny_recording, immediate)
     result = extract_features(immediate, features=["my_feature_name"], config_overrides={"scale": 2.0})
     assert result.features_extracted == ["my_feature_name"]  # the lab pipeline's list of names
+    assert type(result.features_extracted) is list
     assert not result.features_failed and not result.features_skipped and not result.warnings
 
     session = create_session(tiny_recording.cmcr_path.stem)
@@ -91,7 +92,7 @@ def test_readme_extractor_runs_unchanged_in_both_modes(tiny_recording, tmp_path,
     again = extract_features(immediate, features=["my_feature_name"], config_overrides={"scale": 2.0})
     assert again.features_skipped == ["my_feature_name"] and not again.features_extracted
     changed = extract_features(immediate, features=["my_feature_name"], config_overrides={"scale": 3.0})
-    assert changed.features_extracted == {"my_feature_name": len(again_units(immediate))}
+    assert changed.units_extracted == {"my_feature_name": len(again_units(immediate))}
 
 
 def again_units(h5):
@@ -125,7 +126,8 @@ def test_failing_unit_and_missing_inputs_are_reported_not_fatal(tiny_recording, 
     result = extract_features(h5, features=["fails_on_silent", "needs_absent_input"])
     silent = [u for u, t in truth.units.items() if t.kind == "silent"]
     assert result.units_failed == {"fails_on_silent": len(silent)}
-    assert result.features_extracted == {"fails_on_silent": len(truth.units) - len(silent)}
+    assert result.units_extracted == {"fails_on_silent": len(truth.units) - len(silent)}
+    assert result.features_extracted == ["fails_on_silent"]
     assert result.features_failed == ["needs_absent_input"]
     assert result.features_missing_inputs == {"needs_absent_input": len(truth.units)}
     assert any(f"Failed fails_on_silent for {silent[0]}" in w and "no spikes" in w for w in result.warnings)

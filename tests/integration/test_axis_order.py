@@ -167,8 +167,10 @@ def test_two_square_regions(tmp_path, transposed):
     fraction, n = on_target_fraction(h5)
     assert n == len(units) and fraction >= 0.9
     with h5py.File(h5, "r") as f:  # sensors outside both regions are not recorded
-        image = f["units/unit_000/features/eimage_sta/data"][()]
-    assert np.isnan(image[:, 0, 40]).all() and np.isnan(image[:, 40, 0]).all()
+        images = [f[f"units/{u}/features/eimage_sta/data"][()] for u in f["units"]]
+    assert len(images) == len(units)
+    for image in images:
+        assert np.isnan(image[:, 0, 40]).all() and np.isnan(image[:, 40, 0]).all()
 
 
 @pytest.mark.parametrize("transposed", ORDERS)

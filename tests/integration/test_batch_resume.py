@@ -54,7 +54,7 @@ def test_resume_skips_the_checkpointed_steps(recording, tmp_path):
     with h5py.File(out, "r") as a, h5py.File(tmp_path / "fresh.h5", "r") as b:
         for uid in b["units"]:
             np.testing.assert_array_equal(a["units"][uid]["spike_times"][()], b["units"][uid]["spike_times"][()])
-            sta = "features/sta_dense_noise_15x15/sta"
+            sta = "features/sta_dense_noise_15x15/data"
             np.testing.assert_array_equal(a["units"][uid][sta][()], b["units"][uid][sta][()])
 
 

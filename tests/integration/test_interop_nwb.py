@@ -52,6 +52,11 @@ def test_units_spike_times_electrodes_and_waveforms_equal_the_recording(analysed
         rows = _unit_rows(nwb)
         assert sorted(rows) == ours and result.n_units == len(ours)
         assert list(nwb.units.id[:]) == [int(u.split("_")[-1]) for u in nwb.units["unit_name"].data[:]]
+        # units keep the lab's names: unit_<UnitID>, with the UnitID and the vendor name as columns
+        for uid in ours:
+            i = rows[uid]
+            assert nwb.units["unit_num"][i] == f["units"][uid].attrs["unit_num"] == int(uid.split("_")[-1])
+            assert nwb.units["original_name"][i] == f"Unit_{int(uid.split('_')[-1])}"
         total = 0
         for uid in ours:
             g = f["units"][uid]
@@ -131,7 +136,7 @@ def test_intervals_light_reference_and_images_equal_the_recording(analysed, expo
             assert ei["n_spikes_used"][k] == f[f"units/{uid}/features/eimage_sta"].attrs["n_spikes_used"]
         for k, unit_row in enumerate(sta["unit"].data[:]):
             uid = nwb.units["unit_name"][unit_row]
-            np.testing.assert_array_equal(sta["data"][k], f[f"units/{uid}/features/sta_dense_noise_15x15/sta"][()])
+            np.testing.assert_array_equal(sta["data"][k], f[f"units/{uid}/features/sta_dense_noise_15x15/data"][()])
         assert len(ei) == len(rows)
         assert "0-based" in ei["data"].description and "NaN" in ei["data"].description
 

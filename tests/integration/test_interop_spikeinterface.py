@@ -128,6 +128,7 @@ def test_recording_file_sorting_and_firing_rate_metric(analysed):
             g = f["units"][uid]
             np.testing.assert_array_equal(sorting.get_unit_spike_train(uid), g["spike_times"][()].astype(np.int64))
             assert sorting.get_property("row")[k] == g.attrs["row"]
+            assert sorting.get_property("unit_num")[k] == g.attrs["unit_num"] == int(uid.split("_")[-1])
             assert sorting.get_property("chip_col")[k] == g.attrs["col"] - 1
             np.testing.assert_array_equal(sorting.get_property("rf_dense_noise_15x15__centre_row")[k],
                                           g["features/rf_dense_noise_15x15"].attrs["centre_row"])

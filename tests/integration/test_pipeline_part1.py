@@ -61,7 +61,9 @@ def test_units_frame_and_section_times_equal_truth(immediate_file, tiny_truth):
             g = f[f"units/{key}"]
             np.testing.assert_array_equal(g["spike_times"][()], u.spike_times)
             assert g["spike_times"].dtype == np.uint64 and g["waveform"].dtype == np.float32
-            assert (g.attrs["row"], g.attrs["col"], g.attrs["global_id"]) == (u.row, u.col, u.mcs_unit_id)
+            assert (g.attrs["row"], g.attrs["col"], g.attrs["global_id"]) == (u.row, u.col, u.sensor_id)
+            assert key == f"unit_{u.mcs_unit_id:03d}" and g.attrs["unit_num"] == u.mcs_unit_id
+            assert g.attrs["original_name"] == f"Unit_{u.mcs_unit_id}"
             assert g.attrs["spike_count"] == u.spike_times.size
         np.testing.assert_array_equal(f["stimulus/frame_time/default"][()], tiny_truth.frame_times)
         for movie, expected in tiny_truth.section_times.items():
@@ -103,8 +105,9 @@ def test_sectioned_trials_equal_naive_reference(immediate_file, tiny_recording, 
                     np.testing.assert_array_equal(values[off[t]:off[t + 1]], naive[r][t])
                 assert g.attrs["n_occurrences"] == frames.shape[0]
         # the step movie is shown twice: both occurrences are sectioned
-        g = f[f"units/unit_000/spike_times_sectioned/{cfg.step_movie}"]
-        assert g["trial_bounds"].shape[0] == 2 * tc.repeat
+        for key in tiny_truth.units:
+            g = f[f"units/{key}/spike_times_sectioned/{cfg.step_movie}"]
+            assert g["trial_bounds"].shape[0] == 2 * tc.repeat
 
 
 def test_spikes_on_trial_bounds_and_silent_units(immediate_file, tiny_truth):
@@ -199,8 +202,9 @@ def test_analog_mode_sections_start_at_the_light_steps(tiny_recording, tiny_trut
     # analog sections are one trial each
     section_spike_times(out, movie_names=["flashes"])
     with h5py.File(out, "r") as f:
-        g = f["units/unit_000/spike_times_sectioned/flashes"]
-        np.testing.assert_array_equal(g["trial_bounds"][()], got)
+        for unit in f["units"]:
+            g = f[f"units/{unit}/spike_times_sectioned/flashes"]
+            np.testing.assert_array_equal(g["trial_bounds"][()], got)
 
 
 def test_bad_arguments(tiny_recording, tmp_path):
@@ -232,9 +236,10 @@ def test_spikes_exactly_on_trial_bounds_in_the_step(tiny_recording, tiny_truth):
     bounds = np.asarray([(s, ft[np.searchsorted(ft, s) + tc.trial_length_frame]) for s in starts])
     # spikes on every start (kept), one before (dropped), on every end (dropped), one before the end (kept)
     planted = np.unique(np.concatenate([bounds[:, 0], bounds[:, 0] - 1, bounds[:, 1], bounds[:, 1] - 1]))
-    session.put("units/unit_000/spike_times", planted.astype(np.uint64))
+    first = session.unit_ids()[0]
+    session.put(f"units/{first}/spike_times", planted.astype(np.uint64))
     section_spike_times(movie_names=[cfg.step_movie], session=session)
-    g = session.get(f"units/unit_000/spike_times_sectioned/{cfg.step_movie}")
+    g = session.get(f"units/{first}/spike_times_sectioned/{cfg.step_movie}")
     naive = section_trials_naive([planted], bounds)[0]
     off = g["trial_offsets"]
     for t in range(bounds.shape[0]):
@@ -248,8 +253,9 @@ def test_one_source_file_is_enough(tiny_recording, tiny_truth, tmp_path):
     assert units_only.num_units == len(tiny_truth.units)
     with h5py.File(tmp_path / "u.h5", "r") as f:
         assert "light_reference" not in f["stimulus"]
-        np.testing.assert_array_equal(f["units/unit_000/spike_times"][()],
-                                      tiny_truth.units["unit_000"].spike_times)
+        assert sorted(f["units"]) == sorted(tiny_truth.units)
+        for key, unit in tiny_truth.units.items():
+            np.testing.assert_array_equal(f[f"units/{key}/spike_times"][()], unit.spike_times)
     raw_only = load_recording(tiny_recording.cmcr_path, None, hdf5_path=tmp_path / "r.h5")
     assert raw_only.num_units == 0
     with h5py.File(tmp_path / "r.h5", "r") as f:

@@ -86,7 +86,7 @@ def test_sta_of_every_unit_with_2000_spikes_matches_its_planted_filter(truth_rec
                 assert unit.kind == "silent"
                 continue
             planted = unit.sta_filter  # index j is lag j + 1
-            estimate = g["sta"][()][::-1][: planted.shape[0]]  # reversed: index j is lag j + 1 too
+            estimate = g["data"][()][::-1][: planted.shape[0]]  # reversed: index j is lag j + 1 too
             corr = np.corrcoef(estimate.ravel() - estimate.mean(), planted.ravel())[0, 1]
             assert corr >= 0.9, (unit_id, corr)
             checked += 1
@@ -120,7 +120,7 @@ def test_step_and_receptive_field_features_separate_on_and_off_units(truth_recor
     rec, truth, h5, _, features = truth_recording
     step = f"step_response_{rec.config.step_movie}"
     rf = f"rf_{rec.config.noise_movie}"
-    assert features.features_extracted[step] == len(truth.units)
+    assert features.units_extracted[step] == len(truth.units)
     with h5py.File(h5, "r") as f:
         for unit_id, unit in truth.units.items():
             if unit.kind == "silent":
@@ -162,14 +162,15 @@ def test_cached_results_are_skipped_unless_forced(tiny_recording, tmp_path):
     _, first = _run_immediate(rec, h5)
     assert first.features_extracted and not first.features_cached
     again = extract_features(h5)
-    assert not again.features_extracted and again.features_cached == first.features_extracted
+    assert not again.features_extracted and again.features_cached == first.units_extracted
     forced = extract_features(h5, force=True)
-    assert forced.features_extracted == first.features_extracted
+    assert forced.units_extracted == first.units_extracted
+    assert forced.features_extracted == first.features_extracted == list(first.units_extracted)
     assert compute_sta(h5).skipped and not compute_sta(h5, force=True).skipped
     # a different parameter is a different result: recomputed, not taken from the cache
     other = extract_features(h5, [{"name": "receptive_field", "params": {"movie": rec.config.noise_movie,
                                                                          "threshold": 0.3}}])
-    assert other.features_extracted == {f"rf_{rec.config.noise_movie}": len(again_units(h5))}
+    assert other.units_extracted == {f"rf_{rec.config.noise_movie}": len(again_units(h5))}
 
 
 def again_units(h5):

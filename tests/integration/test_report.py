@@ -137,7 +137,7 @@ def test_sta_panels_use_the_tables_peak_lag_and_say_it_in_ms(processed, drawn):
                 assert any("no spikes" in t.get_text() for t in ax.texts)
                 continue
             # independent: the STA index of the largest deviation, counted back from the spike's frame
-            sta = feature["sta_dense_noise_15x15/sta"][()].astype(float)
+            sta = feature["sta_dense_noise_15x15/data"][()].astype(float)
             k = np.unravel_index(np.argmax(np.abs(sta - sta.mean())), sta.shape)[0]
             lag = int(feature["sta_dense_noise_15x15"].attrs["first_lag"]) + sta.shape[0] - 1 - k
             assert lag == table_lag

@@ -230,7 +230,7 @@ def _attr(group, name):
 
 def test_step_up_separates_planted_on_and_off_units(extracted, tiny_truth):
     h5, result = extracted
-    assert result.features_extracted["step_up_5s_5i_3x"] == len(tiny_truth.units)
+    assert result.units_extracted["step_up_5s_5i_3x"] == len(tiny_truth.units)
     with h5py.File(h5, "r") as f:
         for unit_id, unit in tiny_truth.units.items():
             g = f[f"units/{unit_id}/features/step_up_5s_5i_3x"]
@@ -265,7 +265,7 @@ def test_example_and_whole_recording_baseline_match_the_truth_spikes(extracted, 
 
 def test_frif_and_cell_type_in_the_pipeline_match_the_truth(extracted, tiny_truth):
     h5, result = extracted
-    assert result.features_extracted["frif"] == len(tiny_truth.units)
+    assert result.units_extracted["frif"] == len(tiny_truth.units)
     frames = tiny_truth.frame_times.astype(np.int64)
     fs = tiny_truth.sampling_rate
     with h5py.File(h5, "r") as f:
@@ -293,7 +293,7 @@ def test_eimage_sta_extractor_in_the_pipeline_against_naive_windows(extracted, t
     data = rng.normal(size=(tiny_truth.n_samples, 2, 3)).astype(np.float32)
     result = extract_features(h5, features=["eimage_sta"],
                               config_overrides={"filtered_data": data, "pre_samples": 5, "post_samples": 15})
-    assert result.features_extracted["eimage_sta"] == len(tiny_truth.units)
+    assert result.units_extracted["eimage_sta"] == len(tiny_truth.units)
     with h5py.File(h5, "r") as f:
         for unit_id, unit in tiny_truth.units.items():
             g = f[f"units/{unit_id}/features/eimage_sta"]
@@ -314,19 +314,20 @@ def test_eimage_sta_extractor_in_the_pipeline_against_naive_windows(extracted, t
 #   PYTHONPATH=/tmp/orig/src python run_original_recording.py
 # which prints, per unit, BaselineFeatureExtractor (mean_firing_rate, std_firing_rate, cv_isi),
 # ExampleFeatureExtractor mean_rate_hz, the sum of FRIFExtractor's FRIF, and CellTypeFeatureExtractor
-# (waveform_width_ms, cell_type), each called on the original's own DictAdapter views.
+# (waveform_width_ms, cell_type), each called on the original's own DictAdapter views.  Keyed by the
+# original's unit names (unit_<UnitID>: UnitIDs 1, 3, 4, 7, 11 and 17 on this recording).
 ORIGINAL_ON_RECORDING = {
-    "unit_000": [18.515912575267187, 8.521738521853521, 1.633122975997546, 18.675008170316076, 29523.29541015625,
+    "unit_001": [18.515912575267187, 8.521738521853521, 1.633122975997546, 18.675008170316076, 29523.29541015625,
                  0.35, "RGC"],
-    "unit_001": [19.668300762331505, 8.04070576787522, 1.426303874532178, 19.69108682214729, 30962.938705444336,
+    "unit_003": [19.668300762331505, 8.04070576787522, 1.426303874532178, 19.69108682214729, 30962.938705444336,
                  0.35, "RGC"],
-    "unit_002": [15.125963401825471, 8.391811280685758, 1.7061084307182643, 15.128397185156416,
+    "unit_004": [15.125963401825471, 8.391811280685758, 1.7061084307182643, 15.128397185156416,
                  24358.310180664062, 0.35, "RGC"],
-    "unit_003": [23.82279704166202, 9.02109624795085, 1.5547207362161426, 23.941852300061257, 37441.333168029785,
+    "unit_007": [23.82279704166202, 9.02109624795085, 1.5547207362161426, 23.941852300061257, 37441.333168029785,
                  0.35, "RGC"],
-    "unit_004": [18.722634367341794, 9.261886653306563, 1.6754915062896127, 18.888672780861473,
+    "unit_011": [18.722634367341794, 9.261886653306563, 1.6754915062896127, 18.888672780861473,
                  29578.860008239746, 0.35, "RGC"],
-    "unit_005": [0.0, 0.0, 0.0, 0.0, 0.0, float("nan"), "unknown"],
+    "unit_017": [0.0, 0.0, 0.0, 0.0, 0.0, float("nan"), "unknown"],
 }
 
 

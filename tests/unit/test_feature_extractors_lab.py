@@ -64,7 +64,8 @@ def lab(tmp_path_factory):
 @pytest.mark.slow
 def test_every_lab_extractor_ran_on_every_unit(lab):
     rec, truth, _, result = lab
-    assert result.features_extracted == {name: len(truth.units) for name in LAB_FEATURES}
+    assert result.units_extracted == {name: len(truth.units) for name in LAB_FEATURES}
+    assert isinstance(result.features_extracted, list) and set(result.features_extracted) == set(LAB_FEATURES)
     assert not result.warnings and not result.units_failed
 
 
@@ -298,7 +299,7 @@ def test_moving_bar_timed_by_the_labs_pickle_equals_the_geometry(lab, tmp_path):
     copy = tmp_path / "pickle.h5"
     shutil.copy(h5, copy)
     result = extract_features(copy, features=[BAR], config_overrides={"on_off_dict_path": str(path)}, force=True)
-    assert result.features_extracted[BAR] == len(truth.units)
+    assert result.units_extracted[BAR] == len(truth.units)
     with h5py.File(h5, "r") as a, h5py.File(copy, "r") as b:
         for unit_id in truth.units:
             for key in ("tuning_curve_on", "tuning_curve_off"):

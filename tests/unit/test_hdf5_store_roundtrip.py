@@ -69,10 +69,10 @@ def test_session_metadata_resumes_exactly(tmp_path, metadata):
     s.add_metadata(metadata)
     s.add_units({"unit_000": {"spike_times": np.arange(3), "row": 0, "col": 0, "global_id": 0}})
     s.set_attrs("units/unit_000", {"extra": metadata})
-    assert _same(s.metadata, metadata)  # staged values read back as the file would give them
+    assert _same(s.metadata.to_dict(), metadata)  # staged values read back as the file would give them
     path = tmp_path / "ckpt.h5"
     s.checkpoint(path, overwrite=True)
     resumed = PipelineSession.load(path)
-    assert _same(resumed.metadata, metadata)
+    assert _same(resumed.metadata.to_dict(), metadata)
     assert _same(resumed.attrs("units/unit_000")["extra"], metadata)
     resumed.close()

@@ -121,7 +121,7 @@ def test_receptive_fields_of_120_units_match_their_planted_first_lobes(tmp_path)
             assert abs(got_lag - lag) <= 1 and got_sign == sign, (uid, unit.kind, lag, got_lag, got_sign)
             sta_group = f[f"units/{uid}/features/sta_{movie}"]
             first_lag = int(np.asarray(sta_group.attrs["first_lag"]).reshape(-1)[0])
-            old_lag, old_sign = _largest_deviation(sta_group["sta"][()].astype(np.float64), first_lag)
+            old_lag, old_sign = _largest_deviation(sta_group["data"][()].astype(np.float64), first_lag)
             old_misses += int(abs(old_lag - lag) > 1 or old_sign != sign)
             checked += 1
     assert checked == 119

@@ -82,10 +82,13 @@ def test_frames_past_the_end_are_extrapolated():
 def test_analog_sections():
     x = np.zeros(1000)
     x[100:150] = 5
-    x[120:130] = 0  # a dip inside the first section does not start another
+    x[120:130] = 0  # a dip inside the first section starts another (the original's rule) ...
     x[400:700] = 5
     x[999] = 5
     s = analog_section_times(x, 2.5, 200)
+    assert s.tolist() == [[100, 300], [130, 330], [400, 600], [999, 999]]
+    # ... unless sections must not overlap
+    s = analog_section_times(x, 2.5, 200, non_overlapping=True)
     assert s.tolist() == [[100, 300], [400, 600], [999, 999]]
     with pytest.raises(ConfigError):
         analog_section_times(x, 2.5, 0)

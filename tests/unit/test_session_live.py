@@ -153,3 +153,29 @@ def test_source_files_times_and_add_feature_of_any_value(tmp_path):
         s.save()
     s.save(overwrite=True)
     s.save(path=out, overwrite=True)  # the earlier keyword keeps working
+
+
+def test_sectioned_trials_answer_to_the_original_name(tiny_recording, tiny_truth, tmp_path):
+    from hdmea.pipeline import add_section_time, load_recording, section_spike_times
+
+    s = create_session("rec", hdf5_path=tmp_path / "rec.h5")
+    load_recording(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=s)
+    add_section_time(stimulus=tiny_recording.stimulus_path, session=s)
+    section_spike_times(session=s)
+    movie = tiny_truth.step_movie
+    for name, unit in tiny_truth.units.items():
+        sectioned = s.units[name]["spike_times_sectioned"][movie]
+        assert "trials_spike_times" in sectioned and "trials_spike_times" not in list(sectioned)
+        trials = sectioned["trials_spike_times"]
+        bounds = np.asarray(sectioned["trial_bounds"], dtype=np.int64)
+        assert sorted(trials) == list(range(bounds.shape[0])) and bounds.shape[0] >= 2
+        spikes = unit.spike_times.astype(np.int64)
+        for k, (a, b) in enumerate(bounds):  # naive cut of the planted train, half-open trials
+            np.testing.assert_array_equal(trials[k].astype(np.int64), spikes[(spikes >= a) & (spikes < b)])
+        with pytest.raises(TypeError):
+            trials[0] = np.zeros(1)  # derived, read-only: a write cannot vanish
+        with pytest.raises(ValueError):
+            trials[0][:1] = 0
+    s.save()
+    with h5py.File(tmp_path / "rec.h5", "r") as f:  # never stored
+        assert all("trials_spike_times" not in f[f"units/{u}/spike_times_sectioned/{movie}"] for u in f["units"])

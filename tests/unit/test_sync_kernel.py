@@ -244,7 +244,11 @@ def test_derivative_sections_equal_the_numpy_form(dtype):
                     keep.append(int(t))
             keep = np.asarray(keep, dtype=np.int64)
             expected = np.stack([keep, np.minimum(keep + 400, x.size - 1)], axis=1).astype(np.uint64).reshape(-1, 2)
-            got = analog_section_times(x, threshold, 400, detect="derivative")
+            got = analog_section_times(x, threshold, 400, detect="derivative", non_overlapping=True)
             np.testing.assert_array_equal(got, expected, err_msg=f"{n} samples, threshold {threshold}")
+            # the original's rule (the default): every peak starts a section
+            every = np.stack([onsets, np.minimum(onsets + 400, x.size - 1)], axis=1).astype(np.uint64).reshape(-1, 2)
+            got = analog_section_times(x, threshold, 400, detect="derivative")
+            np.testing.assert_array_equal(got, every, err_msg=f"{n} samples, threshold {threshold}")
             if n == 200_000 and threshold == 5000:
                 assert got.shape[0] > 100

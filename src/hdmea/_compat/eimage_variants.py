@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 
-def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float) -> EImageSTAResult:
+def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float, unit_ids=None) -> EImageSTAResult:
     if config.skip_highpass:
         raise ConfigError("skip_highpass=True is not available: the electrical-image step always high-pass "
                           "filters (mean-centring instead would keep the slow drift in the images)",
@@ -37,7 +37,7 @@ def _run(hdf5_path, cmcr_path, config: EImageSTAConfig, *, start: float) -> EIma
     result = step(hdf5_path, cmcr_path, window=(-int(config.pre_samples), int(config.post_samples)),
                   duration_s=config.duration_s, highpass_hz=float(config.cutoff_hz),
                   filter_order=int(config.filter_order), max_spikes_per_unit=limit if limit > 0 else None,
-                  force=bool(config.force))
+                  force=bool(config.force), unit_ids=unit_ids)
     skipped = 0
     if result.skipped:  # every unit had images of these parameters stored
         with open_recording(hdf5_path) as recording:
@@ -79,14 +79,14 @@ def compute_eimage_sta_chunked(hdf5_path, cmcr_path, *, chunk_duration_s: float 
     """The chunked variant: the same step (``chunk_duration_s`` is the step's own chunking)."""
     start = time.perf_counter()
     return _run(hdf5_path, cmcr_path, _window_config(window_range, cutoff_hz, filter_order, duration_s, spike_limit,
-                                                     skip_highpass, force), start=start)
+                                                     skip_highpass, force), start=start, unit_ids=unit_ids)
 
 
-def _legacy(hdf5_path, cmcr_path, cmtr_path, **kwargs) -> EImageSTAResult:
+def _legacy(hdf5_path, cmcr_path, cmtr_path, unit_ids=None, **kwargs) -> EImageSTAResult:
     start = time.perf_counter()
     if not Path(cmtr_path).exists():
         raise FileNotFoundError(f"{cmtr_path}: no such .cmtr file")
-    return _run(hdf5_path, cmcr_path, _window_config(**kwargs), start=start)
+    return _run(hdf5_path, cmcr_path, _window_config(**kwargs), start=start, unit_ids=unit_ids)
 
 
 def compute_eimage_sta_legacy(hdf5_path, cmcr_path, cmtr_path, *, duration_s: float = 120.0,
@@ -94,7 +94,7 @@ def compute_eimage_sta_legacy(hdf5_path, cmcr_path, cmtr_path, *, duration_s: fl
                               cutoff_hz: float = 100.0, filter_order: int = 2, skip_highpass: bool = False,
                               force: bool = False) -> EImageSTAResult:
     """The older script's variant: the same step, divided by the spikes used (see the module docstring)."""
-    return _legacy(hdf5_path, cmcr_path, cmtr_path, window_range=window_range, cutoff_hz=cutoff_hz,
+    return _legacy(hdf5_path, cmcr_path, cmtr_path, unit_ids=unit_ids, window_range=window_range, cutoff_hz=cutoff_hz,
                    filter_order=filter_order, duration_s=duration_s, spike_limit=spike_limit,
                    skip_highpass=skip_highpass, force=force)
 
@@ -105,6 +105,6 @@ def compute_eimage_sta_legacy_improved(hdf5_path, cmcr_path, cmtr_path, *, durat
                                        filter_order: int = 2, skip_highpass: bool = False,
                                        chunk_duration_s: float = 30.0, force: bool = False) -> EImageSTAResult:
     """The older script's chunked variant: the same step."""
-    return _legacy(hdf5_path, cmcr_path, cmtr_path, window_range=window_range, cutoff_hz=cutoff_hz,
+    return _legacy(hdf5_path, cmcr_path, cmtr_path, unit_ids=unit_ids, window_range=window_range, cutoff_hz=cutoff_hz,
                    filter_order=filter_order, duration_s=duration_s, spike_limit=spike_limit,
                    skip_highpass=skip_highpass, force=force)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hdmea.errors import RecordingNotFoundError
+from hdmea.io.unit_names import original_name, unit_name
 
 __all__ = [
     "load_cmcr_data",
@@ -205,12 +206,12 @@ def load_cmtr_data(cmtr_path) -> dict[str, Any]:
         metadata = {k: _attr_value(v) for k, v in f.h5.attrs.items()}
         for unit in f.read_units(rate):
             uid = int(unit.unit_id)
-            units[f"unit_{uid:03d}"] = {
+            units[unit_name(uid)] = {
                 "spike_times": np.rint(np.asarray(unit.spike_times, dtype=np.float64) * 1e6 / rate).astype(np.uint64),
                 "waveform": np.asarray(unit.waveform, dtype=np.float32) if unit.waveform is not None
                 else np.zeros(0, np.float32),
                 "row": int(unit.row), "col": int(unit.col), "global_id": int(unit.sensor_id),
-                "unit_num": uid, "original_name": f"Unit_{uid}",
+                "unit_num": uid, "original_name": original_name(f"Unit {uid}"),
             }
     out = {"units": units, "metadata": metadata, "source_path": str(path)}
     if fs is not None:

@@ -72,17 +72,16 @@ def load_recording_with_eimage_sta(
     ``duration_s=None``: the whole recording).  ``chunk_duration_s`` is accepted:
     the raw data are streamed in chunks sized by ``memory_budget`` instead.
     Unit and system metadata are always loaded (``load_unit_meta``,
-    ``load_sys_meta`` False are refused).  ``unit_ids`` and ``skip_highpass`` are
-    refused: every unit is averaged in the one pass, always high-pass filtered.
+    ``load_sys_meta`` False are refused).  ``unit_ids`` (UnitIDs like ``"2"`` or
+    names like ``"unit_002"``) limits the electrical images to those units, as
+    in the original; every unit is loaded.  ``skip_highpass`` is refused: the
+    images are always high-pass filtered.
 
     Returns
     -------
     LoadWithEImageSTAResult or PipelineSession
     """
     check_sensor_axis_order(sensor_axis_order)
-    if unit_ids is not None:
-        raise ConfigError("unit_ids is not supported: every unit's electrical image is computed in the one pass "
-                          "over the raw data", found=repr(unit_ids), hint="omit unit_ids")
     if skip_highpass:
         raise ConfigError("skip_highpass is not supported: electrical images are always high-pass filtered",
                           hint="omit skip_highpass, or pass cutoff_hz to choose the filter")
@@ -108,7 +107,7 @@ def load_recording_with_eimage_sta(
                                 highpass_hz=highpass_hz, filter_order=filter_order,
                                 max_spikes_per_unit=max_spikes_per_unit, memory_budget=memory_budget,
                                 chunk_samples=chunk_samples, sensor_axis_order=sensor_axis_order,
-                                n_threads=n_threads, force=force, session=session)
+                                n_threads=n_threads, force=force, session=session, unit_ids=unit_ids)
     if session is not None:
         return session
     with open_recording(loaded.hdf5_path) as recording:

@@ -15,6 +15,7 @@ import numpy as np
 from hdmea.errors import ConfigError
 from hdmea.io.cmtr import CmtrFile
 from hdmea._compat.lab_readers import _existing, load_cmcr_data, load_cmtr_data
+from hdmea.io.unit_names import unit_number
 from hdmea.session.target import open_target
 
 __all__ = ["add_sys_meta_info", "add_cmtr_unit_info", "update_hdf5_with_cmtr_unit_info"]
@@ -75,10 +76,18 @@ def add_sys_meta_info(session=None, hdf5_path=None, cmcr_path=None, cmtr_path=No
     return {"hdf5_path": Path(hdf5_path), "cmcr_fields": counts["cmcr"], "cmtr_fields": counts["cmtr"]}
 
 
+def unit_number_of(target, unit: str) -> int | None:
+    """A stored unit's ``.cmtr`` UnitID: its ``unit_num`` attribute, else the number in its name."""
+    number = target.attrs(f"units/{unit}").get("unit_num")
+    if number is None and target.has(f"units/{unit}/unit_num"):
+        number = np.asarray(target.get(f"units/{unit}/unit_num")).reshape(-1)[0]
+    return int(number) if number is not None else unit_number(unit)
+
+
 def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False):
     """Copy each unit's row of the ``.cmtr`` unit table (SNR, separability, ...) to ``/units/<unit>/unit_meta``.
 
-    Units are matched by their MCS UnitID (``global_id``); the ``.cmtr`` defaults to
+    Units are matched by their MCS UnitID (``unit_num``, else the name ``unit_012``); the ``.cmtr`` defaults to
     the one the recording was loaded from.  A unit's stored ``unit_meta`` is kept
     unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.
     """
@@ -95,11 +104,8 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
             table = cmtr.units_table()
         rows = {} if table is None else {int(r["UnitID"]): r for r in table}
         for unit in target.unit_ids():
-            attrs = target.attrs(f"units/{unit}")
-            gid = attrs.get("global_id")
-            if gid is None and target.has(f"units/{unit}/global_id"):
-                gid = np.asarray(target.get(f"units/{unit}/global_id")).reshape(-1)[0]
-            row = rows.get(int(gid)) if gid is not None else None
+            number = unit_number_of(target, unit)
+            row = rows.get(number) if number is not None else None
             if row is None or (target.has(f"units/{unit}/unit_meta") and not force):
                 continue
             target.put(f"units/{unit}/unit_meta", {name.lower(): _plain(row[name]) for name in row.dtype.names})

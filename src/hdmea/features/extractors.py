@@ -20,6 +20,7 @@ import numpy as np
 from h5stream.kernels.bins import ragged_histograms
 from hdmea.features.inputs import RecordingInputs, UnitInputs, frame_period, trial_frame_edges
 from hdmea.features.registry import register_extractor
+from hdmea.io.layout_names import sta_dataset
 
 __all__ = ["UnitInputs", "RecordingInputs", "STEP_WINDOWS", "frame_aligned_rates", "frame_period",
            "trial_frame_edges", "step_measures", "receptive_field_measures"]
@@ -255,7 +256,7 @@ def receptive_field(inputs: UnitInputs, *, movie: str, threshold: float) -> dict
     feature = inputs.get(f"features/sta_{movie}")
     attrs = inputs.attrs(f"features/sta_{movie}")
     first_lag = int(_scalar(attrs.get("first_lag", 1)))
-    out = receptive_field_measures(feature["sta"], first_lag=first_lag, threshold=float(threshold))
+    out = receptive_field_measures(feature[sta_dataset(feature)], first_lag=first_lag, threshold=float(threshold))
     out["n_spikes_used"] = int(_scalar(attrs.get("n_spikes_used", -1)))
     return out
 

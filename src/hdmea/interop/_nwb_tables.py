@@ -19,6 +19,7 @@ import numpy as np
 
 from hdmea.io._unit_scan import BOOKKEEPING_ATTRS, MISSING, UnitScan, attr_value, column_values
 from hdmea.io.recording import read_whole
+from hdmea.io.layout_names import STA_DATASETS
 
 __all__ = ["IMAGE_FEATURES", "STA_FEATURE", "add_images", "add_intervals", "feature_columns", "image_description",
            "unit_attr_description"]
@@ -34,7 +35,9 @@ def unit_attr_description(key: str) -> str:
         "row": "1-based chip row of the unit's sensor (the vendor's Row)",
         "col": "1-based chip column of the unit's sensor (the vendor's Column)",
         "sensor_id": "1-based, column-major sensor id of the unit's sensor",
-        "global_id": "the unit's id in the spike sorting (.cmtr UnitID)",
+        "global_id": "1-based sensor id of the unit's sensor (the .cmtr SensorID), as the original pipeline stores it",
+        "unit_num": "the unit's id in the spike sorting (.cmtr UnitID); the unit's name is unit_<UnitID, 3 digits>",
+        "original_name": "the vendor reader's name of the unit (Unit_<UnitID>)",
         "spike_count": "number of spikes of the unit",
         "n_peaks": "peaks the spike sorter found for the unit, included or not",
     }
@@ -145,9 +148,10 @@ def add_images(nwbfile, scan, units, packer, StackedUnitArrays, H5DataIO, per_bu
     modules = {}
     written = []
     for name in names:
-        key = IMAGE_FEATURES.get(name, "sta")
-        rows = [i for i, per in enumerate(scan.features) if name in per and key in per[name][1]]
-        sources = [scan.features[i][name][1][key] for i in rows]
+        keys = [IMAGE_FEATURES[name]] if name in IMAGE_FEATURES else list(STA_DATASETS)
+        rows = [i for i, per in enumerate(scan.features) if name in per and any(k in per[name][1] for k in keys)]
+        sources = [scan.features[i][name][1][next(k for k in keys if k in scan.features[i][name][1])]
+                   for i in rows]
         shapes = {tuple(s.shape) for s in sources}
         if len(shapes) != 1:
             skipped.append(f"{name} (image shapes {sorted(shapes)} differ between units)")

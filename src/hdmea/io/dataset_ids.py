@@ -40,7 +40,7 @@ def file_safe_dataset_id(dataset_id: str) -> str:
     dataset_id = dataset_id.rstrip("-")
     if not DATASET_ID_PATTERN.match(dataset_id):
         bad = sorted(set(re.findall(r'[/\\:*?"<>|]', dataset_id)))
-        raise ConfigError(f"dataset_id {dataset_id!r} holds characters a file name cannot",
+        raise ConfigError(f"Invalid dataset_id: {dataset_id!r} holds characters a file name cannot",
                           found=" ".join(bad), hint="use letters, digits, '.', '-' and '_'")
     return check_dataset_id(dataset_id)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hdmea.io.recording import DEFAULT_SAMPLING_RATE, NO_POSITION, FeatureView, Recording, open_recording
+from hdmea.io.layout_names import sta_dataset
 
 __all__ = ["RecordingData", "UnitMaps", "MovieTrials", "read_recording_data", "sta_spatial_map",
            "eimage_map", "DEFAULT_SAMPLING_RATE", "NO_POSITION"]
@@ -147,7 +148,7 @@ def _sta_measures(features: dict[str, FeatureView], name: str) -> tuple[np.ndarr
     """The STA feature ``name``'s spatial map, centre, lag and polarity; the table's (``rf_<movie>``) centre, lag
     and polarity where it has them, so the figure draws what the table says."""
     group = features[name]
-    spatial, lag, polarity = sta_spatial_map(group.array("sta"), group.attr_int("first_lag", 1))
+    spatial, lag, polarity = sta_spatial_map(group.array(sta_dataset(group)), group.attr_int("first_lag", 1))
     centre = _map_centre(spatial)
     rf = features.get(f"rf_{name[4:]}")
     if rf is not None:
@@ -181,7 +182,7 @@ def read_recording_data(path: str | os.PathLike) -> RecordingData:
             counts[uid] = unit.spike_count
             features = {name: unit.feature(name) for name in unit.feature_names()}
             for name, group in features.items():
-                if name.startswith("sta_") and "sta" in group:
+                if name.startswith("sta_") and sta_dataset(group) is not None:
                     spatial, centre, lag, polarity = _sta_measures(features, name)
                     maps = sta_maps.setdefault(name, UnitMaps([], [], [], [], name, frame_ms=frame_ms,
                                                               value_unit="stimulus values"))

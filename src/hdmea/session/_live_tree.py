@@ -19,6 +19,11 @@ or from a checkpoint)       ``ValueError`` instead of being lost; assign instead
 other values                their Python value (immutable)
 ==========================  =====================================================
 
+A sectioned movie (``units/<u>/spike_times_sectioned/<movie>``, stored ragged)
+also answers to the original's ``trials_spike_times``: a read-only mapping of trial
+index to that trial's spike samples, derived from ``spike_times`` and
+``trial_offsets`` on access and never stored (nor listed among the group's keys).
+
 What a write stores (the original pipeline's layout): a scalar set directly in a
 unit's group is an attribute of the unit; anywhere else every value is its own
 object (a dict a group, a scalar a 1-element dataset, an array a dataset), so
@@ -33,8 +38,11 @@ the dict that was assigned.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, MutableSet
 from pathlib import Path
+from types import MappingProxyType
+
 import numpy as np
 
 from h5stream.staging import FileArray
@@ -43,7 +51,9 @@ from hdmea.io import hdf5_store as store
 
 __all__ = ["LiveGroup", "LiveList", "CompletedSteps", "SourceFiles", "LabSessionViews"]
 
-_MISSING = object()
+#: The original's name of a sectioned movie's trials: ``{trial index: spike samples}``, one dataset each.
+TRIALS_KEY = "trials_spike_times"
+_RAGGED = {"spike_times", "trial_offsets"}
 
 
 def _slot(group: Group, key) -> tuple[str, str] | None:
@@ -120,11 +130,28 @@ class LiveGroup(MutableMapping):
 
     def __contains__(self, key) -> bool:
         group = self._session._node(self._parts)
-        return isinstance(group, Group) and _slot(group, key) is not None
+        return isinstance(group, Group) and (_slot(group, key) is not None or self._derived(group, key))
+
+    def _derived(self, group: Group, key) -> bool:
+        """True for the original's per-trial view of a sectioned movie (read-only, derived, never stored)."""
+        return (key == TRIALS_KEY and len(self._parts) == 4 and self._parts[0] == "units"
+                and self._parts[2] == "spike_times_sectioned" and _RAGGED <= set(group.children))
+
+    def _trials(self, group: Group) -> MappingProxyType:
+        values = np.asarray(decode_node(group.children["spike_times"]))
+        offsets = np.asarray(decode_node(group.children["trial_offsets"]), dtype=np.int64)
+        trials = {}
+        for k in range(offsets.size - 1):
+            trial = values[offsets[k]:offsets[k + 1]].copy()
+            trial.flags.writeable = False
+            trials[k] = trial
+        return MappingProxyType(trials)
 
     def __getitem__(self, key):
         group = self._group()
         slot = _slot(group, key)
+        if slot is None and self._derived(group, key):
+            return self._trials(group)
         if slot is None:
             raise KeyError(key)
         kind, name = slot
@@ -301,7 +328,13 @@ class CompletedSteps(MutableSet):
         self._on_change = None
         for step in steps:
             self.add(step)
-        self._on_change = on_change
+        # a weak reference: the session holding this set is freed (and its files closed) as soon as it is dropped
+        self._on_change = weakref.WeakMethod(on_change) if on_change is not None else None
+
+    def _changing(self) -> None:
+        callback = self._on_change() if self._on_change is not None else None
+        if callback is not None:
+            callback()
 
     def __contains__(self, step) -> bool:
         return step in self._steps
@@ -316,14 +349,12 @@ class CompletedSteps(MutableSet):
         if not isinstance(step, str) or not step:
             raise ValueError(f"a step name must be non-empty text (found {step!r})")
         if step not in self._steps:
-            if self._on_change is not None:
-                self._on_change()
+            self._changing()
             self._steps[step] = None
 
     def discard(self, step: str) -> None:
         if step in self._steps:
-            if self._on_change is not None:
-                self._on_change()
+            self._changing()
             del self._steps[step]
 
     # list-like reading, for code written against the earlier list

@@ -68,6 +68,7 @@ from hdmea.io.cmcr import AUTO, check_sensor_axis_order
 from hdmea.io.frame_order import FrameOrderDecision, settle_frame_order
 from hdmea.io.mcs import GRID_SIZE
 from hdmea.io.recording import open_recording
+from hdmea.io.unit_names import resolve_unit_refs
 
 __all__ = ["EImageResult", "compute_eimage_sta", "check_sensor_axis_order",
            "orientation_check", "MIN_SPIKES_FOR_ORIENTATION_CHECK", "ORIENTATION_METADATA"]
@@ -164,6 +165,7 @@ def compute_eimage_sta(
     n_threads: int | None = None,
     force: bool = False,
     session=None,
+    unit_ids=None,
 ):
     """Electrical images of every unit from the raw sensor data (see the module docstring).
 
@@ -204,6 +206,10 @@ def compute_eimage_sta(
         Recompute when images with the same parameters are stored.
     session
         Stage into this session instead of writing the file.
+    unit_ids
+        Compute only these units' images (unit names ``"unit_012"`` or ``.cmtr``
+        UnitIDs ``"12"``, as the original takes them); a reference that names no
+        unit is logged as a warning, as the original does.  Default: every unit.
 
     Returns
     -------
@@ -233,12 +239,21 @@ def compute_eimage_sta(
         fs = float(np.asarray(target.get("metadata/sampling_rate")).reshape(-1)[0])
         with CmcrFile(cmcr_path, sensor_axis_order=setting) as cmcr:
             # The frame order is settled first, from a few windows, so a wrong order never costs a full pass.
-            unit_ids = target.unit_ids()
-            positions = [_unit_position(target, u) for u in unit_ids]
-            all_spikes = [_sample_indices(target.get(f"units/{u}/spike_times")) for u in unit_ids]
+            unit_ids_here = target.unit_ids()
+            positions = [_unit_position(target, u) for u in unit_ids_here]
+            all_spikes = [_sample_indices(target.get(f"units/{u}/spike_times")) for u in unit_ids_here]
             t_order = time.perf_counter()
             decision = settle_frame_order(target, cmcr, recording, positions, all_spikes)
             order_seconds = time.perf_counter() - t_order
+            if unit_ids is not None:  # the frame order is decided from every unit; images only for these
+                chosen, missing = resolve_unit_refs(unit_ids, unit_ids_here)
+                if missing:
+                    logger.warning("%s: unit_ids %s name no unit of the recording (it has %s)", recording,
+                                   missing, ", ".join(unit_ids_here))
+                keep = [i for i, u in enumerate(unit_ids_here) if u in set(chosen)]
+                unit_ids_here = [unit_ids_here[i] for i in keep]
+                positions = [positions[i] for i in keep]
+                all_spikes = [all_spikes[i] for i in keep]
             order = cmcr.sensor_axis_order
             regions = _regions(cmcr, cmcr_path, sensor_dataset)
             n_samples = regions[0].n_frames
@@ -253,10 +268,10 @@ def compute_eimage_sta(
                       "adc": [[i.ad_zero, i.row_offset, i.col_offset, i.n_rows, i.n_cols, i.scaling,
                                float(i.gains.sum())] for i in regions]}
             digest = params_hash(FEATURE, FEATURE_VERSION, params)
-            if not force and unit_ids and all(
+            if not force and unit_ids_here and all(
                 target.has(f"units/{u}/features/{FEATURE}")
                 and target.attrs(f"units/{u}/features/{FEATURE}").get("params_hash") == digest
-                for u in unit_ids
+                for u in unit_ids_here
             ):
                 logger.info("electrical images with the same parameters are stored; pass force=True to recompute")
                 result = EImageResult(hdf5_path=_path(hdf5_path), units_processed=0, n_batches=0,
@@ -265,8 +280,8 @@ def compute_eimage_sta(
                                       frame_order=decision, frame_order_seconds=order_seconds)
             else:
                 coverage = [_coverage(regions, pos) for pos in positions]
-                not_recorded = [u for u, c in zip(unit_ids, coverage) if c != "recorded"]
-                for u, c in zip(unit_ids, coverage):
+                not_recorded = [u for u, c in zip(unit_ids_here, coverage) if c != "recorded"]
+                for u, c in zip(unit_ids_here, coverage):
                     if c != "recorded":
                         logger.warning("%s: unit %s gets an empty electrical image: %s", recording, u, c)
                 empty = np.zeros(0, dtype=np.int64)
@@ -282,8 +297,8 @@ def compute_eimage_sta(
                 check = _OrientationTally()
                 n_batches = 0
                 stamp = _now()
-                for b0 in range(0, len(unit_ids), per_batch):
-                    members = list(range(b0, min(len(unit_ids), b0 + per_batch)))
+                for b0 in range(0, len(unit_ids_here), per_batch):
+                    members = list(range(b0, min(len(unit_ids_here), b0 + per_batch)))
                     # one whole-chip region: the kernel's sums become the images (no second chip-sized array)
                     images = None if len(regions) == 1 and regions[0].covers_chip else _no_images(
                         len(members), (w0, w1))
@@ -300,7 +315,7 @@ def compute_eimage_sta(
                         counts = got if counts is None else counts
                     n_batches += 1
                     for j, i in enumerate(members):
-                        u = unit_ids[i]
+                        u = unit_ids_here[i]
                         used[u], excluded[u], over_cap[u] = (int(x[j]) for x in counts)
                         if coverage[i] == "recorded" and used[u] >= MIN_SPIKES_FOR_ORIENTATION_CHECK:
                             check.add(images[j], positions[i])
@@ -339,7 +354,7 @@ def compute_eimage_sta(
                     logger.warning(text)
                     target.add_warning(text)
                 target.mark_step_complete(STEP)
-                result = EImageResult(hdf5_path=_path(hdf5_path), units_processed=len(unit_ids),
+                result = EImageResult(hdf5_path=_path(hdf5_path), units_processed=len(unit_ids_here),
                                       n_batches=n_batches, start_sample=start, stop_sample=stop,
                                       n_spikes_used=used, n_spikes_excluded=excluded, n_spikes_over_cap=over_cap,
                                       params_hash=digest, orientation_fraction_own=own,
@@ -347,7 +362,7 @@ def compute_eimage_sta(
                                       orientation_units_checked=n_checked, units_not_recorded=not_recorded,
                                       frame_order=decision, frame_order_seconds=order_seconds)
                 logger.info("electrical images of %d units over samples %d..%d in %d batch(es); orientation "
-                            "check: %d units, %.2f at (row, col), %.2f at (col, row)", len(unit_ids), start,
+                            "check: %d units, %.2f at (row, col), %.2f at (col, row)", len(unit_ids_here), start,
                             stop, n_batches, n_checked, own, transposed)
     result.elapsed_s = time.perf_counter() - t0
     return session if session is not None else result

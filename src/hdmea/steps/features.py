@@ -57,8 +57,9 @@ class FeatureCounts(dict):
 class ExtractionResult:
     """What :func:`extract_features` did (immediate mode).
 
-    ``features_extracted`` counts units computed per feature name (it also reads
-    as the list of those names, as in the lab pipeline), ``features_cached``
+    ``features_extracted`` lists the names of the features computed for at least
+    one unit (a list, as in the original pipeline), ``units_extracted`` counts the
+    units computed per feature name, ``features_cached``
     units skipped because an equal result was stored, ``features_missing_inputs``
     units skipped for lack of inputs (a required input absent, or a
     :class:`~hdmea.errors.MissingInputError` raised by a class-style
@@ -69,7 +70,7 @@ class ExtractionResult:
 
     hdf5_path: Path | None
     units_processed: int = 0
-    features_extracted: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
+    features_extracted: list[str] = dataclasses.field(default_factory=list)
     features_cached: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
     features_missing_inputs: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -77,6 +78,7 @@ class ExtractionResult:
     units_failed: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
     features_skipped: list[str] = dataclasses.field(default_factory=list)
     features_failed: list[str] = dataclasses.field(default_factory=list)
+    units_extracted: FeatureCounts = dataclasses.field(default_factory=FeatureCounts)
 
     @property
     def success(self) -> bool:
@@ -203,7 +205,7 @@ def extract_features(
         recording = RecordingInputs(target)
         result = ExtractionResult(hdf5_path=Path(hdf5_path) if hdf5_path is not None else None,
                                   units_processed=len(unit_ids))
-        extracted, cached, missing, failed = (result.features_extracted, result.features_cached,
+        extracted, cached, missing, failed = (result.units_extracted, result.features_cached,
                                               result.features_missing_inputs, result.units_failed)
 
         def note(text: str) -> None:
@@ -257,7 +259,9 @@ def extract_features(
             if name in missing:
                 note(f"feature {name}: {missing[name]} unit(s) lack its inputs "
                      f"({', '.join(lacking) or ', '.join(extractor.requires)}); they were skipped")
-            if name not in extracted:
+            if name in extracted:
+                result.features_extracted.append(name)
+            else:
                 if unit_ids and cached.get(name, 0) == len(unit_ids):
                     result.features_skipped.append(name)
                 elif unit_ids and not cached.get(name):

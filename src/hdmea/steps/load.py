@@ -30,6 +30,7 @@ from hdmea.io.cmcr import CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs, stage1_params_hash
+from hdmea.io.unit_names import original_name, unit_name
 from hdmea.session.names import canonical_step_names
 from hdmea.session.target import open_target
 from hdmea.progress import counted
@@ -141,9 +142,9 @@ class LoadResult:
         return self.hdf5_path
 
 
-def unit_key(index: int, n_units: int) -> str:
-    """Unit ids by ascending MCS UnitID: ``unit_000`` ... (at least three digits)."""
-    return f"unit_{index:0{max(3, len(str(max(n_units - 1, 0))))}d}"
+def unit_key(unit_id: int) -> str:
+    """A unit's name from its ``.cmtr`` UnitID, as the lab names it (:func:`hdmea.io.unit_names.unit_name`)."""
+    return unit_name(unit_id)
 
 
 def _estimate_bytes(cmcr: CmcrFile | None, cmtr: CmtrFile | None) -> tuple[int, dict[str, int]]:
@@ -258,7 +259,8 @@ def load_recording(
     from hdmea.io.dataset_ids import dataset_id_from_files, file_safe_dataset_id
 
     if cmcr_path is None and cmtr_path is None:
-        raise ConfigError("load_recording needs cmcr_path, cmtr_path or both")
+        raise ConfigError("At least one of cmcr_path or cmtr_path must be provided (load_recording reads "
+                          "a .cmcr, a .cmtr or both)")
     refuse_swapped_pair(cmcr_path, cmtr_path)
     if output_path is not None and hdf5_path is not None and Path(output_path) != Path(hdf5_path):
         raise ConfigError(f"output_path {output_path} and hdf5_path {hdf5_path} differ; pass one")
@@ -393,19 +395,23 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if light_pool is not None:
             light_pool.shutdown(wait=True, cancel_futures=True)
     if cmtr is not None:
-        for i, u in enumerate(units):
+        for u in units:
+            # Named and described as the original pipeline names them (hdmea.io.unit_names); global_id is
+            # the sorter's sensor, as the original's unit-metadata step sets it.
             data = {
                 "spike_times": u.spike_times,
                 "waveform": u.waveform,
                 "row": int(u.row),
                 "col": int(u.col),
-                "global_id": int(u.unit_id),
+                "global_id": int(u.sensor_id),
+                "unit_num": int(u.unit_id),
+                "original_name": original_name(f"Unit {int(u.unit_id)}"),
                 "sensor_id": int(u.sensor_id),
                 "n_peaks": int(u.n_peaks),
             }
             for name, value in u.quality.items():
                 data[f"quality_{name}"] = float(value)
-            units_data[unit_key(i, len(units))] = data
+            units_data[unit_key(u.unit_id)] = data
         if cmtr.position_warning_units:
             named = sorted(set(cmtr.position_warning_units))
             warning_texts.append(

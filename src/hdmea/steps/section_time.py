@@ -39,6 +39,9 @@ import numpy as np
 
 from hdmea.errors import ConfigError, MissingInputError, RecordingExistsError, RecordingFormatError
 from hdmea.session.target import open_target
+from hdmea.steps.light_onsets import (  # noqa: F401  (the signal processing, re-exported under this module)
+    analog_section_times, frame_times_from_sync, peaks_above, percentile_as_float64,
+)
 from hdmea.stimulus import StimulusConfig, frames_to_samples, occurrence_frame_ranges
 
 __all__ = [
@@ -195,135 +198,6 @@ def stimulus_from_playlist_csv(
                           pad_frames=int(pad_frame))
 
 
-def frame_times_from_sync(sync, *, drop_leading_peaks: int = 4, percentile: float = 99.9,
-                          height: float = 0.1) -> np.ndarray:
-    """Sample of every display frame's sync pulse (uint64), leading peaks dropped.
-
-    The signal is scaled by its ``percentile`` percentile (as ``np.percentile`` of it in
-    float64); every peak of the scaled signal's difference at or above ``height`` is a pulse
-    (as :func:`peaks_above`), timed at the sample after the difference's peak.  A float32
-    signal (the light reference as stored) is read as it is, in one compiled pass, with no
-    float64 copy of it.
-    """
-    from h5stream.kernels.sync import sync_peaks
-
-    sync = _native_float(np.asarray(sync))
-    if sync.ndim != 1:
-        raise ConfigError(f"the frame-sync signal must be 1-D, found shape {sync.shape}")
-    if drop_leading_peaks < 0:
-        raise ConfigError(f"drop_leading_peaks must be >= 0, found {drop_leading_peaks}")
-    if sync.size < 2:
-        return np.zeros(0, dtype=np.uint64)
-    sync = np.ascontiguousarray(sync)
-    scale = percentile_as_float64(sync, percentile)
-    if not np.isfinite(scale) or scale <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    peaks = sync_peaks(sync, scale, height)
-    # diff[i] rises between samples i and i + 1: the pulse starts at i + 1.
-    return (peaks[drop_leading_peaks:] + 1).astype(np.uint64)
-
-
-def _native_float(x: np.ndarray) -> np.ndarray:
-    """``x`` itself when the compiled sync pass reads it as it is (native float32 or float64), else as float64."""
-    if x.dtype in (np.float32, np.float64) and x.dtype.isnative:
-        return x
-    return x.astype(np.float64)
-
-
-def percentile_as_float64(x: np.ndarray, q: float) -> float:
-    """``np.percentile(x.astype(np.float64), q)`` (method "linear") of a 1-d float32 or float64 ``x``.
-
-    A float32 ``x`` is partitioned in float32, with no float64 copy: its values are float64
-    values exactly and the conversion keeps their order, so the two order statistics the
-    percentile interpolates between are the same; the interpolation is numpy's, in float64.
-    """
-    if x.dtype != np.float32:
-        return float(np.percentile(x, q))
-    q = float(np.true_divide(q, 100))
-    if not 0.0 <= q <= 1.0:
-        raise ConfigError(f"percentile must be in 0..100, found {q * 100}")
-    n = x.size
-    if n == 0:
-        raise ConfigError("the percentile of an empty signal is not defined")
-    virtual = (n - 1) * q
-    if virtual >= n - 1:
-        low = high = n - 1
-    else:
-        low = int(np.floor(virtual))
-        high = low + 1
-    a, b = _order_statistics(x, low, high)
-    if np.isnan(a) or np.isnan(b):
-        return float("nan")
-    gamma = virtual - low if high != low else 0.0
-    diff = b - a
-    value = a + diff * gamma
-    if gamma >= 0.5:
-        value = b - diff * (1 - gamma)
-    return value
-
-
-def _order_statistics(x: np.ndarray, low: int, high: int) -> tuple[float, float]:
-    """The ``low``-th and ``high``-th smallest of a 1-d float32 ``x`` (``low <= high``), as floats; NaN if x has NaN.
-
-    Order statistics near the top (the 99.9th percentile's) are found among the samples at or
-    above a threshold taken from a strided sample of ``x``: those samples are the top of the
-    sorted ``x``, so when they are at least ``n - low`` the wanted ones are among them, found by
-    partitioning a few thousand samples instead of the whole signal.  Otherwise (a low
-    percentile, or a sample that missed) the whole signal is partitioned.
-    """
-    n = x.size
-    top = np.max(x)  # NaN if x has any
-    if np.isnan(top):
-        return float("nan"), float("nan")
-    if low == n - 1:
-        return float(top), float(top)
-    needed = n - low  # samples from the low-th smallest up
-    step = max(1, n // 65536)
-    if needed * 64 < n and step > 1:
-        sample = x[::step]
-        s = sample.size
-        expected = s * needed / n  # sample points above the low-th smallest, on average
-        k = s - 1 - int(expected + 4 * np.sqrt(expected) + 64)
-        if k > 0:
-            threshold = np.partition(sample, k)[k]
-            candidates = x[x >= threshold]
-            c = candidates.size
-            if c >= needed:  # candidates are the top c of the sorted x
-                part = np.partition(candidates, sorted({low - (n - c), high - (n - c)}))
-                return float(part[low - (n - c)]), float(part[high - (n - c)])
-    part = np.partition(x, sorted({low, high}))
-    return float(part[low]), float(part[high])
-
-
-def peaks_above(x, height: float) -> np.ndarray:
-    """Indices of the local maxima of ``x`` whose value is at least ``height`` (int64, ascending).
-
-    A maximum is a sample, or a flat run of equal samples, higher than the samples on both sides;
-    a flat run counts once, at its middle (rounded down); the first and last samples never count.
-    (As ``scipy.signal.find_peaks(x, height=height)``, written in numpy so that a fresh process
-    does not import ``scipy.signal``, about two seconds.)
-    """
-    x = np.asarray(x, dtype=np.float64)
-    n = x.size
-    if n < 3:
-        return np.zeros(0, dtype=np.int64)
-    # A maximum's samples are all >= height, so only those samples are looked at: the memory taken is
-    # that of the candidates, not several int64 copies of the whole signal (a 30-minute sync channel
-    # at 20 kHz is 36 M samples).  Runs of equal candidates at consecutive samples are the flat runs;
-    # a run's neighbours are either below height or of another value.
-    cand = np.flatnonzero(x >= height)
-    if cand.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    values = x[cand]
-    breaks = np.flatnonzero((cand[1:] != cand[:-1] + 1) | (values[1:] != values[:-1])) + 1
-    starts = cand[np.concatenate([[0], breaks])]
-    ends = cand[np.concatenate([breaks - 1, [cand.size - 1]])]
-    inside = (starts >= 1) & (ends <= n - 2)
-    starts, ends = starts[inside], ends[inside]
-    higher = (x[starts - 1] < x[starts]) & (x[ends + 1] < x[ends])
-    return ((starts[higher] + ends[higher]) // 2).astype(np.int64)
-
-
 def playlist_section_times(frame_times, config: StimulusConfig) -> dict[str, np.ndarray]:
     """(n_occurrences, 2) uint64 sample pairs per movie of the playlist."""
     frame_times = np.asarray(frame_times)
@@ -339,40 +213,6 @@ def playlist_section_times(frame_times, config: StimulusConfig) -> dict[str, np.
         lasts = frames_to_samples(frame_times, frames[:, 1] - 1)
         out[movie] = np.stack([starts, lasts], axis=1).astype(np.uint64)
     return out
-
-
-def analog_section_times(signal, threshold: float, duration_samples: int, *, detect: str = "level") -> np.ndarray:
-    """(n, 2) uint64 sections starting at each rising crossing of ``threshold``.
-
-    ``detect="derivative"``: at each peak of the sample-to-sample rise above
-    ``threshold`` instead, timed at the first sample after the rise.
-    """
-    signal = np.asarray(signal)
-    if duration_samples <= 0:
-        raise ConfigError(f"section duration must be positive, found {duration_samples} samples")
-    if detect == "level":
-        above = signal >= threshold
-        onsets = np.flatnonzero(above[1:] & ~above[:-1]) + 1
-    elif detect == "derivative":
-        if signal.ndim == 1:
-            from h5stream.kernels.sync import sync_peaks
-
-            # the compiled pass differences the signal as it goes (x / 1.0 is x): no float64 copy, no
-            # difference array
-            onsets = sync_peaks(np.ascontiguousarray(_native_float(signal)), 1.0, float(threshold)) + 1
-        else:
-            onsets = peaks_above(np.diff(signal.astype(np.float64)), threshold) + 1
-    else:
-        raise ConfigError(f"unknown onset detection {detect!r}", expected="'level' or 'derivative'")
-    if onsets.size:
-        # A new section starts only after the previous one has ended.
-        keep = [onsets[0]]
-        for t in onsets[1:]:
-            if t >= keep[-1] + duration_samples:
-                keep.append(t)
-        onsets = np.asarray(keep, dtype=np.int64)
-    ends = np.minimum(onsets + duration_samples, signal.size - 1)
-    return np.stack([onsets, ends], axis=1).astype(np.uint64).reshape(-1, 2)
 
 
 def read_stimulus_config(target) -> StimulusConfig | None:
@@ -433,6 +273,7 @@ def add_section_time(
     detect: str = "level",
     max_sections: int | None = None,
     light_template: bool | None = None,
+    non_overlapping: bool = False,
 ):
     """Compute frame times and section times and store them under ``/stimulus``.
 
@@ -461,7 +302,11 @@ def add_section_time(
         Analog mode: sections of ``movie_name`` start where light-reference
         ``channel`` rises through ``threshold`` (``detect="derivative"``: where
         its rise from one sample to the next peaks above ``threshold``) and last
-        ``section_duration_s``; at most the first ``max_sections`` are kept.
+        ``section_duration_s``; at most the first ``max_sections`` are kept (the light
+        template averages every section found, as in the original).
+        Every onset starts a section (they may overlap), as in the original;
+        ``non_overlapping=True`` keeps an onset only after the previous section
+        ended.  When no onset is found nothing is stored (a warning is recorded).
     light_template
         Also store each movie's mean light trace over its sections at
         ``/stimulus/light_template/{movie}`` (default: in the original's style).
@@ -512,14 +357,15 @@ def add_section_time(
         else:
             sections = handler(target, stimulus=stimulus, drop_leading_peaks=drop_leading_peaks,
                                movie_name=movie_name, threshold=threshold, section_duration_s=section_duration_s,
-                               channel=channel, detect=detect, max_sections=max_sections)
+                               channel=channel, detect=detect, max_sections=max_sections,
+                               non_overlapping=non_overlapping)
             if light_template and sections:
                 _store_light_templates(target, sections)
             if original_style:
                 target.set_attrs("", {"section_time_playlist": playlist_name,
                                       "section_time_repeats": int(max(repeats, 1))})
             target.mark_step_complete(STEP)
-            done = True
+            done = bool(sections)  # analog mode finding no onset wrote nothing
     return session if session is not None else done
 
 
@@ -532,15 +378,18 @@ def add_section_time_analog(
     repeat: int | None = None,
     force: bool = False,
     session=None,
+    non_overlapping: bool = False,
 ) -> bool:
     """Sections where the photodiode channel ``raw_ch1`` jumps (the original pipeline's analog call).
 
     Every peak of the channel's sample-to-sample rise above ``threshold_value``
     starts a section of ``plot_duration`` seconds of ``movie_name`` (the first
-    ``repeat`` of them when given).  Stored in ``/stimulus/section_time/{movie_name}``
-    with the mean light trace in ``/stimulus/light_template/{movie_name}``.
-    Returns True, or False when no onset is found; section times of that movie
-    stored already raise FileExistsError unless ``force``.
+    ``repeat`` of them when given), as in the original: sections may overlap
+    (``non_overlapping=True``: an onset inside the previous section is skipped).
+    Stored in ``/stimulus/section_time/{movie_name}`` with the mean light trace in
+    ``/stimulus/light_template/{movie_name}``.  Returns True, or False when no
+    onset is found (then nothing is stored); section times of that movie stored
+    already raise FileExistsError unless ``force``.
     """
     if threshold_value is None:
         raise ConfigError("threshold_value is required (inspect the raw_ch1 signal to choose it)")
@@ -560,11 +409,10 @@ def add_section_time_analog(
                                    obj=f"/stimulus/section_time/{movie_name}", hint="pass force=True to replace them")
     result = add_section_time(hdf5_path, mode="analog", movie_name=movie_name, threshold=float(threshold_value),
                               section_duration_s=float(plot_duration), detect="derivative", max_sections=repeat,
-                              light_template=True, session=session)
+                              light_template=True, session=session, non_overlapping=non_overlapping)
     if session is not None:
         return session
-    with open_target(hdf5_path, None, step=STEP) as target:
-        return int(np.asarray(target.get(f"stimulus/section_time/{movie_name}")).shape[0]) > 0 and bool(result)
+    return bool(result)
 
 
 def _store_light_templates(target, sections: dict[str, np.ndarray]) -> None:
@@ -633,20 +481,22 @@ def _store_config(target, config: StimulusConfig, drop_leading_peaks: int) -> No
 
 
 def _analog_mode(target, *, movie_name, threshold, section_duration_s, channel, detect="level", max_sections=None,
-                 **_unused) -> dict[str, np.ndarray]:
+                 non_overlapping=False, **_unused) -> dict[str, np.ndarray]:
     if not movie_name or threshold is None or section_duration_s is None:
         raise ConfigError("analog mode needs movie_name, threshold and section_duration_s")
     fs = _scalar(target.get("metadata/sampling_rate"))
     signal = _light(target, channel)
-    sections = analog_section_times(signal, float(threshold), int(round(section_duration_s * fs)), detect=detect)
-    if max_sections is not None and int(max_sections) > 0:
-        sections = sections[:int(max_sections)]
+    sections = analog_section_times(signal, float(threshold), int(round(section_duration_s * fs)), detect=detect,
+                                    non_overlapping=non_overlapping)
     if sections.shape[0] == 0:
+        # As the original: nothing is stored (an empty section list would read as "shown, never")
         text = f"analog mode found no crossing of {threshold} on {channel}; no sections for {movie_name!r}"
         logger.warning(text)
         target.add_warning(text)
-    target.add_stimulus(section_times={movie_name: sections})
-    return {movie_name: sections}
+        return {}
+    kept = sections[:int(max_sections)] if max_sections is not None and int(max_sections) > 0 else sections
+    target.add_stimulus(section_times={movie_name: kept})
+    return {movie_name: sections}  # every section found: the light template averages them all, as the original
 
 
 _MODES = {"playlist": _playlist_mode, "analog": _analog_mode}

@@ -53,6 +53,7 @@ MAX_RETRIES = 3
 RETRY_DELAY = 0.1  # seconds
 #: The stimulus files shipped with hdmea (``<movie>.json``, the original's format); ``config_dir`` looks elsewhere.
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "data" / "config" / "stimuli"
+_SHIPPED_CONFIG_DIR = DEFAULT_CONFIG_DIR
 
 
 class StimuliConfigDict(TypedDict, total=False):
@@ -163,6 +164,9 @@ def section_spike_times(
     config_dir
         A folder of the original's stimulus files (``stimuli/<movie>.json`` or
         ``<movie>.json``): their ``section_kwargs`` replace the stored trial layouts.
+        Default: the module's ``DEFAULT_CONFIG_DIR`` when a script has set it (read
+        at the call, as the original does; ``hdmea.io.spike_sectioning`` sets it
+        here too), else the stored layouts.
 
     Returns
     -------
@@ -227,6 +231,8 @@ def _with_stimulus_files(config: StimulusConfig | None, config_dir) -> StimulusC
 def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> SectionResult:
     fs = float(np.asarray(target.get("metadata/sampling_rate")).reshape(-1)[0])
     config = read_stimulus_config(target)
+    if config_dir is None and Path(DEFAULT_CONFIG_DIR) != _SHIPPED_CONFIG_DIR:
+        config_dir = DEFAULT_CONFIG_DIR  # set by the caller (read now, as the original reads it)
     if config_dir is not None:
         config = _with_stimulus_files(config, config_dir)
     frame_path = f"stimulus/frame_time/{DEFAULT_FRAME_TIME}"

@@ -5,18 +5,24 @@ screen when it fired; the windows of all occurrences are pooled (every
 occurrence counts).  The average is count-weighted (a frame with two spikes
 counts twice), computed by :func:`h5stream.kernels.sta.spike_triggered_average`.
 
-Stored per unit at ``units/{unit}/features/sta_{movie}``: dataset ``sta``
-(float32, (n_lags, h, w), oldest frame first: index ``k`` shows the frame
-``first_lag + n_lags - 1 - k`` frames before the spike's frame) and attributes
-``n_spikes_used``, ``n_spikes_excluded``, ``n_lags``, ``first_lag``, ``movie``,
-plus ``name``, ``version``, ``params_hash`` and ``extracted_at``.
+Stored per unit at ``units/{unit}/features/sta_{movie}``: dataset ``data``
+(where the original pipeline's session mode puts it; float32, (n_lags, h, w),
+oldest frame first: index ``k`` shows the frame ``first_lag + n_lags - 1 - k``
+frames before the spike's frame; files of earlier versions call it ``sta``,
+:mod:`hdmea.io.layout_names`) and attributes ``n_spikes_used``,
+``n_spikes_excluded``, ``n_lags``, ``first_lag``, ``movie``, ``movie_name`` and
+``cover_range`` (the original's names), plus ``name``, ``version``,
+``params_hash`` and ``extracted_at``.
 
 The original pipeline's call ``compute_sta(hdf5_path, cover_range=(-60, 0),
 use_multiprocessing=True, stimuli_dir=...)`` runs the same step: ``cover_range``
 ``(-n, 0)`` is ``n_lags=n`` before the spike's frame, ``(-n + 1, 1)`` the same
 window with the spike's own frame; the movie is the one sectioned movie whose
 name contains ``noise`` (unless the stimulus configuration names its noise
-movie), read from ``<stimuli_dir>/<movie>.npy``.  The result also carries the
+movie), read from ``<stimuli_dir>/<movie>.npy``; without ``stimuli_dir`` (and
+without a stimulus configuration naming the movie's file) from the folder this
+module's ``DEFAULT_STIMULI_DIR`` names when the step is called, so a script may
+set ``hdmea.features.sta.DEFAULT_STIMULI_DIR``.  The result also carries the
 original's fields (``movie_name``, ``cover_range``, ``units_failed``,
 ``failed_units``, ``elapsed_seconds``, ``warnings``).  Unlike the original, every
 occurrence of the movie is pooled, not only the first.
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from hdmea.errors import ConfigError
+from hdmea.io.layout_names import STA_DATASET
 from hdmea.features.registry import params_hash
 from hdmea.progress import counted
 
@@ -244,6 +251,8 @@ def compute_sta(
         threads (``n_threads``).
     stimuli_dir
         Read the movie from ``<stimuli_dir>/<movie>.npy`` (when ``stimulus`` is not given).
+        Default: the recording's stimulus configuration's file for the movie, else
+        ``DEFAULT_STIMULI_DIR`` as it is when the step is called.
     movie_name
         Which movie (default: the only noise movie of the stimulus configuration,
         else the only sectioned movie whose name contains ``noise``).
@@ -288,6 +297,8 @@ def compute_sta(
         if not target.has(f"stimulus/section_time/{movie}") and (config is None or movie not in config.playlist):
             raise ConfigError(f"the recording never shows movie {movie!r}",
                               expected="a movie with section times", found=", ".join(_movies(target)) or "none")
+        if stimulus is None and stimuli_dir is None and (config is None or movie not in config.noise_movies):
+            stimuli_dir = DEFAULT_STIMULI_DIR  # read now, not at import: a script may have set it
         if stimulus is None and stimuli_dir is not None:
             stimulus = _load_stimulus_movie(movie, stimuli_dir)
         frames = movie_stimulus(stimulus, config, movie)
@@ -321,12 +332,14 @@ def compute_sta(
             stamp = _now()
             for i, u in enumerate(unit_ids):
                 target.add_feature(u, feature, {
-                    "sta": sums.sta[i],
+                    STA_DATASET: sums.sta[i],
                     "n_spikes_used": int(sums.n_spikes_used[i]),
                     "n_spikes_excluded": int(sums.n_spikes_excluded[i]),
                     "n_lags": int(n_lags),
                     "first_lag": first_lag,
                     "movie": movie,
+                    "movie_name": movie,
+                    "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag],
                 }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp})
             target.mark_step_complete(STEP)
             result = STAResult(
@@ -373,6 +386,15 @@ def _find_noise_movie(hdf5_file, unit_id: str) -> str:
                           expected="exactly one movie whose name contains 'noise'",
                           found=", ".join(noise or movies) or "none")
     return noise[0]
+
+
+def _find_noise_movie_from_session(section_time_data) -> str | None:
+    """The noise movie among a session's section times (the original's helper): the first, by name, whose
+    name contains ``noise``; None when there is none (a warning is logged when there are several)."""
+    noise = _noise_movies(list(section_time_data))
+    if len(noise) > 1:
+        logger.warning("several noise movies have section times: %s; using %s", noise, noise[0])
+    return noise[0] if noise else None
 
 
 def _load_stimulus_movie(movie_name: str, stimuli_dir) -> np.ndarray:

@@ -11,7 +11,7 @@ Layout::
     /noise/frames          uint8   (n_images, h, w)
     /noise/display_frames  int64   (n_occurrences, movie_length) display frame of each movie frame
     /noise/display_images  int64   (n_occurrences, movie_length) image shown on it
-    /units/{unit_id}/      attrs: mcs_unit_id, sensor_id, row, col, kind, base_rate_hz,
+    /units/{unit_id}/      (unit_id: the lab's name for the UnitID, unit_012) attrs: mcs_unit_id, sensor_id, row, col, kind, base_rate_hz,
                                   preferred_direction_deg, direction_selective, green_weight,
                                   preferred_frequency_hz (the planted tuning to the lab's other movies)
                            spike_times (uint64, included peaks), excluded_peak_times (uint64),
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from hdmea.io.unit_names import unit_name
 
 __all__ = ["GroundTruth", "UnitTruth", "load_truth"]
 
@@ -79,8 +81,9 @@ class GroundTruth:
         return list(self.units)
 
 
-def unit_key(index: int, n_units: int) -> str:
-    return f"unit_{index:0{max(3, len(str(max(n_units - 1, 0))))}d}"
+def unit_key(mcs_unit_id: int) -> str:
+    """The planted unit's name: the lab's name for its UnitID (``unit_012``)."""
+    return unit_name(mcs_unit_id)
 
 
 def write_truth(path: Path, *, attrs: dict, frames_per_image: int, frame_times, sync, section_times, section_frames,
@@ -96,8 +99,8 @@ def write_truth(path: Path, *, attrs: dict, frames_per_image: int, frame_times, 
         f["noise/frames"] = noise_frames
         f["noise/display_frames"] = noise_display_frames
         f["noise/display_images"] = noise_display_images
-        for i, (u, s, x) in enumerate(zip(units, spikes, excluded)):
-            g = f.create_group(f"units/{unit_key(i, len(units))}")
+        for u, s, x in zip(units, spikes, excluded):
+            g = f.create_group(f"units/{unit_key(u.mcs_unit_id)}")
             g.attrs.update(mcs_unit_id=u.mcs_unit_id, sensor_id=u.sensor_id, row=u.row, col=u.col,
                            kind=u.kind, base_rate_hz=u.base_rate_hz,
                            preferred_direction_deg=u.preferred_direction_deg,

@@ -26,6 +26,7 @@ from hdmea.io.recording import Recording, UnitView
 from hdmea.view.access import NodeMissing
 from hdmea.report import data as rdata
 from hdmea.report import figures as rfig
+from hdmea.io.layout_names import sta_dataset
 from hdmea.view.plots import image_renderer, new_figure, trial_axis
 from hdmea.view.tree import text
 
@@ -142,7 +143,7 @@ def recording_summary(f: h5py.File, version: tuple) -> RecordingSummary:
         row = UnitRow(unit.uid, position[0], position[1], count, float("nan"),
                       float(snr) if isinstance(snr, (int, float)) else float("nan"))
         name = f"sta_{movie}"
-        if movie is not None and unit.has_feature(name) and "sta" in unit.feature(name):
+        if movie is not None and unit.has_feature(name) and sta_dataset(unit.feature(name)) is not None:
             features = {n: unit.feature(n) for n in (name, f"rf_{movie}") if unit.has_feature(n)}
             spatial, centre, lag, polarity = rdata._sta_measures(features, name)
             shape = spatial.shape
@@ -235,9 +236,9 @@ def _sta_figures(unit: UnitView, uid: str, summary: RecordingSummary, backend: s
     out = []
     features = {name: unit.feature(name) for name in unit.feature_names()}
     for name, group in features.items():
-        if not name.startswith("sta_") or "sta" not in group:
+        if not name.startswith("sta_") or sta_dataset(group) is None:
             continue
-        sta = group.array("sta", np.float64)
+        sta = group.array(sta_dataset(group), np.float64)
         first_lag = group.attr_int("first_lag", 1)
         spatial, lag, polarity = rdata.sta_spatial_map(sta, first_lag)
         movie = name[4:]

@@ -37,6 +37,7 @@ from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.on_off_pickle import convert_center_15_to_300, load_on_off_dict
 from hdmea.features.registry import FeatureRegistry
 from hdmea.features.trials import MovieFeatureExtractor
+from hdmea.io.layout_names import sta_dataset
 
 __all__ = ["MovingBarFeatureExtractor", "direction_selectivity", "unit_rf_centre", "STA_MOVIE"]
 
@@ -68,7 +69,7 @@ def unit_rf_centre(unit_data, sta_movie: str = STA_MOVIE) -> tuple[float, float]
         elif f"features/sta_{sta_movie}" in unit_data:
             g = unit_data[f"features/sta_{sta_movie}"]
             first_lag = int(_attr(g, "first_lag")) if "first_lag" in (getattr(g, "attrs", {}) or {}) else 1
-            geometry = rf_geometry(np.asarray(g["sta"][:]), first_lag=first_lag)
+            geometry = rf_geometry(np.asarray(g[sta_dataset(g)][:]), first_lag=first_lag)
             centre = (geometry["sta_center_y"], geometry["sta_center_x"])
     except (KeyError, TypeError, ValueError):
         return None

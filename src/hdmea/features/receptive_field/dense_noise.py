@@ -27,6 +27,7 @@ from hdmea.errors import MissingInputError
 from hdmea.features.base import outputs
 from hdmea.features.registry import FeatureRegistry
 from hdmea.features.trials import MovieFeatureExtractor
+from hdmea.io.layout_names import sta_dataset
 
 __all__ = ["DenseNoiseFeatureExtractor", "rf_geometry"]
 
@@ -93,5 +94,5 @@ class DenseNoiseFeatureExtractor(MovieFeatureExtractor):
         if used < int(config.get("min_spikes", 100)):
             return _empty()
         first_lag = int(np.asarray(attrs.get("first_lag", 1)).reshape(-1)[0])
-        return rf_geometry(np.asarray(group["sta"][:]), first_lag=first_lag,
+        return rf_geometry(np.asarray(group[sta_dataset(group)][:]), first_lag=first_lag,
                            threshold=float(config.get("threshold", 0.5)))
