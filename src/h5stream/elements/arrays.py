@@ -22,6 +22,7 @@ from h5stream.elements.registry import (
     register_reader,
     register_writer,
     stamp,
+    text_attr,
 )
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
@@ -69,9 +70,7 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
 
 
 def _read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
-    order = ds.attrs.get(ORDER_ATTR)
-    if isinstance(order, bytes):
-        order = order.decode()
+    order = text_attr(ds, ORDER_ATTR)
     if order != "F" or ds.ndim < 2:
         if ds.ndim == 0:
             return ds[()]

@@ -69,6 +69,7 @@ from h5stream.elements.registry import (
     register_writer,
     set_text_attr,
     stamp,
+    text_attr,
     write_with,
 )
 from h5stream.elements.strings import (
@@ -194,7 +195,7 @@ def _read_nullable(group: h5py.Group, *, series: bool = False):
 def _read_nullable_float(ds: h5py.Dataset, *, series: bool = False):
     values = read_spec_layer(ds, ARRAY)
     values = values if isinstance(values, pl.Series) else pl.Series(values=values)
-    mask_name = _attr_text(ds, NULL_MASK_ATTR)
+    mask_name = text_attr(ds, NULL_MASK_ATTR)
     if mask_name is None or mask_name not in ds.parent:
         raise FormatError(
             "null mask of a nullable-float column is missing", path=ds.file.filename, obj=ds.name,
@@ -296,12 +297,8 @@ def _read_enum(group: h5py.Group, *, series: bool = False):
 
 
 def _json_attr(obj, name):
-    value = obj.attrs.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode()
-    return json.loads(value)
+    value = text_attr(obj, name)
+    return None if value is None else json.loads(value)
 
 
 @register_writer(pl.DataFrame, DATAFRAME)
@@ -341,11 +338,6 @@ def _write_dataframe(parent: h5py.Group, key: str, frame: pl.DataFrame, options:
     return group
 
 
-def _attr_text(obj, name):
-    value = obj.attrs.get(name)
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def column_members(columns: list[str]) -> dict[str, str]:
     """Member path of each column: its name, as AnnData writes it, where that is a safe HDF5 path.
 
@@ -382,7 +374,7 @@ def frame_members(group: h5py.Group) -> tuple[list[str], list[str]] | None:
     columns = _json_attr(group, COLUMNS_ATTR)
     if columns is None:
         return None
-    index_member = _attr_text(group, "_index")
+    index_member = text_attr(group, "_index")
     index_column = _json_attr(group, INDEX_COLUMN_ATTR)
     members = _json_attr(group, MEMBERS_ATTR)
     if members is None:  # frames written before column names could be paths
@@ -395,7 +387,7 @@ def _read_dataframe(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
     ours = frame_members(group)
     if ours is None:
         # Written by another tool: the row labels become the first column.
-        index_member = _attr_text(group, "_index")
+        index_member = text_attr(group, "_index")
         order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
         names = [index_member, *order]
         members = names
@@ -440,7 +432,7 @@ def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
 
 @register_reader(DATAFRAME_0_1_0)
 def _read_dataframe_0_1_0(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
-    index_member = _attr_text(group, "_index")
+    index_member = text_attr(group, "_index")
     order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
     names = [index_member, *order]
     out = pl.DataFrame([_legacy_column(group, n).alias(n) for n in names])

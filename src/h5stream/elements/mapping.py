@@ -36,6 +36,7 @@ from h5stream.elements.registry import (
     read_with,
     register_reader,
     register_writer,
+    text_attr,
     write_with,
 )
 from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY, write_string_list
@@ -179,11 +180,9 @@ _register_sequence_writers(tuple)
 
 def restore_container(obj, array: np.ndarray):
     """A list/tuple of Python values when ``obj`` records a container, else ``array``."""
-    container = obj.attrs.get(CONTAINER_ATTR)
+    container = text_attr(obj, CONTAINER_ATTR)
     if container is None:
         return array
-    if isinstance(container, bytes):
-        container = container.decode()
     items = np.asarray(array).tolist()
     return items if container == "list" else tuple(items)
 
@@ -192,7 +191,5 @@ def restore_container(obj, array: np.ndarray):
 def _read_sequence(group: h5py.Group, *, series: bool = False):
     n = int(group.attrs["length"])
     items = [read_with(group[str(i)]) for i in range(n)]
-    container = group.attrs.get(CONTAINER_ATTR)
-    if isinstance(container, bytes):
-        container = container.decode()
+    container = text_attr(group, CONTAINER_ATTR)
     return tuple(items) if container == "tuple" else items

@@ -64,6 +64,7 @@ __all__ = [
     "read_spec_layer",
     "stamp",
     "set_text_attr",
+    "text_attr",
     "TYPED_TYPE_ATTR",
     "TYPED_VERSION_ATTR",
     "CONTAINER_ATTR",
@@ -295,6 +296,12 @@ def write_with(parent: h5py.Group, key: str, value: Any, options) -> Any:
     obj = entry.func(parent, key, value, options)
     stamp(obj, entry.spec)
     return obj
+
+
+def text_attr(obj, name: str, default: Any = None) -> Any:
+    """The attribute ``name`` of ``obj`` (``default`` when absent), decoded to ``str`` when it is stored as bytes."""
+    value = obj.attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _attr_str(obj, name: str, values: Mapping[str, Any] | None = None) -> str | None:

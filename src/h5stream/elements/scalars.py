@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
-from h5stream.elements.registry import ElementSpec, register_reader, register_writer
+from h5stream.elements.registry import ElementSpec, register_reader, register_writer, text_attr
 from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions
 
@@ -75,11 +75,9 @@ _RESTORE = {
 
 def restore_python_scalar(obj, value):
     """Turn a numpy scalar back into the Python type recorded on ``obj``, if any."""
-    kind = obj.attrs.get(PYTHON_TYPE_ATTR)
+    kind = text_attr(obj, PYTHON_TYPE_ATTR)
     if kind is None:
         return value
-    if isinstance(kind, bytes):
-        kind = kind.decode()
     convert = _RESTORE.get(kind)
     if convert is None:
         raise EncodingError(

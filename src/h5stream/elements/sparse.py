@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from h5stream.elements.arrays import read_array_dataset
-from h5stream.elements.registry import ElementSpec, register_reader, register_writer, stamp
+from h5stream.elements.registry import ElementSpec, register_reader, register_writer, stamp, text_attr
 from h5stream.errors import FormatError
 from h5stream.writer import WriteOptions, layout_kwargs, write_array
 
@@ -56,9 +56,7 @@ for _cls in (sp.csc_matrix, sp.csc_array):
 
 def _read_compressed(group: h5py.Group, fmt: str):
     shape = tuple(int(s) for s in group.attrs["shape"])
-    kind = group.attrs.get(CLASS_ATTR, "matrix")
-    if isinstance(kind, bytes):
-        kind = kind.decode()
+    kind = text_attr(group, CLASS_ATTR, "matrix")
     data = read_array_dataset(group["data"])
     indices = read_array_dataset(group["indices"])
     indptr = read_array_dataset(group["indptr"])

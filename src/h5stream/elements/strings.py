@@ -32,6 +32,7 @@ from h5stream.elements.registry import (
     register_reader,
     register_writer,
     stamp,
+    text_attr,
 )
 from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, layout_kwargs
@@ -310,11 +311,6 @@ def write_string_list(parent: h5py.Group, key: str, value, options: WriteOptions
     return obj, spec
 
 
-def _attr(obj, name):
-    value = obj.attrs.get(name)
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _as_numpy(values: np.ndarray, mask: np.ndarray | None, dtype_str: str | None) -> np.ndarray:
     if dtype_str == "T":
         if mask is not None and mask.any():
@@ -338,14 +334,14 @@ def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool):
         if mask is not None and mask.any():
             out = out.scatter(np.flatnonzero(mask.ravel()), None)
         return out
-    container = _attr(obj, CONTAINER_ATTR)
+    container = text_attr(obj, CONTAINER_ATTR)
     if container in ("list", "tuple"):
         items = values.astype(object)
         if mask is not None:
             items[mask] = None
         items = items.tolist()
         return items if container == "list" else tuple(items)
-    return _as_numpy(values, mask, _attr(obj, NUMPY_DTYPE_ATTR))
+    return _as_numpy(values, mask, text_attr(obj, NUMPY_DTYPE_ATTR))
 
 
 @register_reader(STRING_ARRAY)
