@@ -75,6 +75,7 @@ from hdmea.io.cmcr_sensors import (  # the sensor data and its frame layouts, re
 )
 from hdmea.io.mcs import (
     PROGRAM_RAW,
+    McsFile,
     attr_number,
     check_mcs_root,
     guard_mcs_read,
@@ -103,7 +104,7 @@ MAX_READ_BYTES = 24 * 1024**3
 ANALOG_BLOCK_SAMPLES = 1 << 20
 
 
-class CmcrFile(SensorDataReads):
+class CmcrFile(SensorDataReads, McsFile):
     """An open ``.cmcr``; use as a context manager.
 
     ``sensor_axis_order``: ``"col_row"`` or ``"row_col"`` force how stored frames are
@@ -160,24 +161,6 @@ class CmcrFile(SensorDataReads):
             self._sensor_infos = None
         self._order, self.axis_order_source = order, source
         self.region_fields_swapped = bool(swapped_fields)
-
-    def guard(self, obj: str):
-        """A context in which a failed read of ``obj`` becomes a :class:`RecordingFormatError` naming it."""
-        return guard_mcs_read(self.path, obj)
-
-    def close(self) -> None:
-        if self._f.id.valid:
-            self._f.close()
-
-    def __enter__(self) -> CmcrFile:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @property
-    def h5(self) -> h5py.File:
-        return self._f
 
     # -- metadata
     def recording_duration_us(self) -> float | None:

@@ -43,6 +43,7 @@ from h5stream.walk import ANY, Entry, Layout, walk_group
 from hdmea.io.cmtr_peaks import PEAK_FIELDS, _PeaksLayout, _summarise, _Table
 from hdmea.io.mcs import (
     PROGRAM_SORTER,
+    McsFile,
     attr_number,
     check_mcs_root,
     guard_mcs_read,
@@ -109,7 +110,7 @@ def _int_attribute(attrs: dict, name: str) -> int | None:
     return int(value) if isinstance(value, np.integer) else None
 
 
-class CmtrFile:
+class CmtrFile(McsFile):
     """An open ``.cmtr``; use as a context manager."""
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -191,22 +192,7 @@ class CmtrFile:
             self._entries[uid] = entry
         return dict(sorted(groups.items()))
 
-    # -- lifecycle
-    def close(self) -> None:
-        if self._f:  # still open
-            self._f.close()
-
-    def __enter__(self) -> CmtrFile:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- queries
-    @property
-    def h5(self) -> h5py.File:
-        return self._f
-
     def unit_ids(self) -> list[int]:
         """UnitIDs in ascending order."""
         return list(self._groups)

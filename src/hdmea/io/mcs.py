@@ -17,6 +17,8 @@ import contextlib
 import os
 import uuid
 import warnings
+from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -40,6 +42,7 @@ __all__ = [
     "check_mcs_root",
     "require_object",
     "open_mcs_file",
+    "McsFile",
     "guard_mcs_read",
     "read_attr",
     "check_vendor_root",
@@ -234,6 +237,35 @@ def open_mcs_file(path: str | os.PathLike, *, check, scan: bool = True, allow_li
             if exc.obj is not None and reason.startswith(f"[{exc.obj}]: "):
                 reason = reason[len(exc.obj) + 4:]
         raise RecordingFormatError(reason, path=path, obj=exc.obj or "/") from exc
+
+
+_Open = TypeVar("_Open", bound="McsFile")
+
+
+class McsFile:
+    """What an open ``.cmcr`` and an open ``.cmtr`` share: its ``path``, its h5py file (:attr:`h5`), being
+    closed (:meth:`close`, or the end of a ``with`` block) and :meth:`guard` for its reads."""
+
+    path: Path
+    _f: h5py.File
+
+    def guard(self, obj: str):
+        """A context in which a failed read of ``obj`` becomes a :class:`RecordingFormatError` naming it."""
+        return guard_mcs_read(self.path, obj)
+
+    def close(self) -> None:
+        if self._f:  # an h5py file is false once closed
+            self._f.close()
+
+    def __enter__(self: _Open) -> _Open:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def h5(self) -> h5py.File:
+        return self._f
 
 
 def read_attr(obj: h5py.HLObject, key: str, path: str | os.PathLike):
