@@ -179,3 +179,21 @@ def test_sectioned_trials_answer_to_the_original_name(tiny_recording, tiny_truth
     s.save()
     with h5py.File(tmp_path / "rec.h5", "r") as f:  # never stored
         assert all("trials_spike_times" not in f[f"units/{u}/spike_times_sectioned/{movie}"] for u in f["units"])
+
+
+def test_copies_and_pickles_of_the_views_are_plain_values(tmp_path):
+    import copy
+    import pickle
+
+    s = _session(tmp_path)
+    s.units["unit_004"]["auto_label"] = {"axon_type": "rgc", "scores": [1, 2]}
+    view = s.units["unit_004"]
+    deep = copy.deepcopy(view)
+    assert type(deep) is dict and deep["auto_label"] == {"axon_type": "rgc", "scores": [1, 2]}
+    np.testing.assert_array_equal(deep["spike_times"], s.units["unit_004"]["spike_times"])
+    deep["auto_label"]["axon_type"] = "ac"  # a copy: the session keeps its value
+    assert s.units["unit_004"]["auto_label"]["axon_type"] == "rgc"
+    assert type(copy.copy(view)) is dict and type(copy.copy(view["auto_label"]["scores"])) is list
+    back = pickle.loads(pickle.dumps(s.units["unit_004"]["auto_label"]))
+    assert back == {"axon_type": "rgc", "scores": [1, 2]} and type(back) is dict
+    assert pickle.loads(pickle.dumps(view["auto_label"]["scores"])) == [1, 2]

@@ -37,6 +37,7 @@ the dict that was assigned.
 
 from __future__ import annotations
 
+import copy
 import os
 import weakref
 from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, MutableSet
@@ -183,6 +184,16 @@ class LiveGroup(MutableMapping):
 
     copy = to_dict
 
+    # copy.copy, copy.deepcopy and pickle give a plain dict (never a copy of the session behind the view)
+    def __copy__(self) -> dict:
+        return self.to_dict()
+
+    def __deepcopy__(self, memo) -> dict:
+        return self.to_dict()
+
+    def __reduce__(self):
+        return dict, (self.to_dict(),)
+
     def __repr__(self) -> str:
         return f"LiveGroup({self.path}, keys={self._keys()!r})"
 
@@ -309,6 +320,15 @@ class LiveList(MutableSequence):
 
     def __repr__(self) -> str:
         return repr(self._items)
+
+    def __copy__(self) -> list:
+        return list(self._items)
+
+    def __deepcopy__(self, memo) -> list:
+        return copy.deepcopy(self._items, memo)
+
+    def __reduce__(self):
+        return list, (list(self._items),)
 
 
 
