@@ -197,3 +197,25 @@ def test_copies_and_pickles_of_the_views_are_plain_values(tmp_path):
     back = pickle.loads(pickle.dumps(s.units["unit_004"]["auto_label"]))
     assert back == {"axon_type": "rgc", "scores": [1, 2]} and type(back) is dict
     assert pickle.loads(pickle.dumps(view["auto_label"]["scores"])) == [1, 2]
+
+
+def test_writes_inside_stored_lists_and_dict_values_are_kept(tmp_path):
+    s = _session(tmp_path)
+    s.metadata["runs"] = [{"name": "a", "gain": 1.0}, {"name": "b", "gain": 2.0}]
+    s.metadata["runs"][1]["gain"] = 3.5  # a dict inside a stored list
+    s.metadata["runs"].append({"name": "c", "gain": 4.0})
+    s.units["unit_004"]["auto_label"] = {"votes": [[1, 2], [3]]}
+    s.units["unit_004"]["auto_label"]["votes"][1].append(4)  # a list inside a list
+    s.set_attrs("units/unit_012", {"extra": {"source": "sheet", "n": 2}})  # a dict stored as one attribute
+    s.units["unit_012"]["extra"]["n"] = 3
+    arrays = [np.arange(3.0)]
+    s.metadata["traces"] = arrays
+    with pytest.raises(ValueError):
+        s.metadata["traces"][0][0] = 9.0  # an array inside a stored list is a copy: editing it raises
+    s.save()
+    r = PipelineSession.load(tmp_path / "rec.h5")
+    assert r.metadata["runs"] == [{"name": "a", "gain": 1.0}, {"name": "b", "gain": 3.5}, {"name": "c", "gain": 4.0}]
+    assert r.units["unit_004"]["auto_label"]["votes"] == [[1, 2], [3, 4]]
+    assert r.units["unit_012"]["extra"] == {"source": "sheet", "n": 3}
+    np.testing.assert_array_equal(r.metadata["traces"][0], np.arange(3.0))
+    r.close()

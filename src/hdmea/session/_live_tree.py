@@ -12,7 +12,8 @@ What a read returns:
 stored                      returned
 ==========================  =====================================================
 group (dict)                a :class:`LiveGroup` (writes go to the session)
-list                        a :class:`LiveList` (writes go to the session)
+list, or dict stored as     a :class:`LiveList` / :class:`TrackedDict` (a change, also
+one value                   inside its items, is written back to the session)
 array held in memory        the staged array itself (in-place edits are kept)
 array on disk (spilled,     a read-only copy: an in-place edit raises
 or from a checkpoint)       ``ValueError`` instead of being lost; assign instead
@@ -50,7 +51,7 @@ from h5stream.staging import FileArray
 from h5stream.tree import Group, decode_node, is_safe_key, normalize_attr, value_node
 from hdmea.io import hdf5_store as store
 
-__all__ = ["LiveGroup", "LiveList", "CompletedSteps", "SourceFiles", "LabSessionViews"]
+__all__ = ["LiveGroup", "LiveList", "TrackedDict", "CompletedSteps", "SourceFiles", "LabSessionViews"]
 
 #: The original's name of a sectioned movie's trials: ``{trial index: spike samples}``, one dataset each.
 TRIALS_KEY = "trials_spike_times"
@@ -158,11 +159,12 @@ class LiveGroup(MutableMapping):
         kind, name = slot
         if kind == "attr":
             value = group.attrs[name]
-            return LiveList(self, key, value) if isinstance(value, list) else value
+            return _tracked(value, _write_back(self, key, value)) if isinstance(value, (list, dict)) else value
         node = group.children[name]
         if isinstance(node, Group):
             if node.tag == "list":
-                return LiveList(self, key, decode_node(node))
+                items = decode_node(node)
+                return LiveList(items, _write_back(self, key, items))
             if node.tag == "tuple":
                 return decode_node(node)
             return LiveGroup(self._session, self._parts + [name])
@@ -172,7 +174,9 @@ class LiveGroup(MutableMapping):
         if isinstance(node.data, FileArray) and isinstance(value, np.ndarray):
             value.flags.writeable = False  # a copy of data on disk: an edit would be lost, so it raises
         if isinstance(value, list):
-            return LiveList(self, key, value)
+            return LiveList(value, _write_back(self, key, value))
+        if isinstance(value, dict):  # a dict stored as one value (typed JSON)
+            return TrackedDict(value, _write_back(self, key, value))
         return value
 
     def get(self, key, default=None):
@@ -211,8 +215,8 @@ class LiveGroup(MutableMapping):
             return "child", store.unit_node(store.check_name(key, what="unit id"), value)
         if isinstance(value, LiveGroup):
             value = value.to_dict()
-        elif isinstance(value, LiveList):
-            value = list(value)
+        elif isinstance(value, _Tracked):
+            value = _plain(value)
         if isinstance(value, (np.ndarray, FileArray)):
             return "child", store.array_node(value)
         if self._is_unit() and not isinstance(value, (Mapping, list, tuple, bytes)):
@@ -280,56 +284,94 @@ class LiveGroup(MutableMapping):
         return self[key]
 
 
-class LiveList(MutableSequence):
-    """A list stored in a session: every change is written back to where it came from."""
+def _plain(value):
+    """A value as stored: live views and tracked containers become plain dicts and lists."""
+    if isinstance(value, LiveGroup):
+        return value.to_dict()
+    if isinstance(value, _Tracked):
+        return copy.deepcopy(value._data)
+    return value
 
-    __slots__ = ("_parent", "_key", "_items")
 
-    def __init__(self, parent: LiveGroup, key, items) -> None:
-        self._parent = parent
-        self._key = key
-        self._items = list(items)
+def _tracked(value, store):
+    """``value`` read from inside a stored list or dict: containers tracked (a change is written back by
+    ``store``), arrays read-only (an in-place edit of this copy would be lost, so it raises)."""
+    if isinstance(value, dict):
+        return TrackedDict(value, store)
+    if isinstance(value, list):
+        return LiveList(value, store)
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
 
-    def _store(self) -> None:
-        self._parent[self._key] = list(self._items)
 
-    def __getitem__(self, index):
-        return self._items[index]
+class _Tracked:
+    """A list or dict read from a session (a value of an attribute or a tagged dataset, or an item inside
+    one): every change is written back whole through ``store``, so that it is kept like any other write."""
 
-    def __setitem__(self, index, value) -> None:
-        self._items[index] = value
+    __slots__ = ("_data", "_store")
+
+    def __init__(self, data, store) -> None:
+        self._data = data
+        self._store = store
+
+    def __getitem__(self, key):
+        return _tracked(self._data[key], self._store)
+
+    def __setitem__(self, key, value) -> None:
+        self._data[key] = _plain(value)
         self._store()
 
-    def __delitem__(self, index) -> None:
-        del self._items[index]
+    def __delitem__(self, key) -> None:
+        del self._data[key]
         self._store()
 
     def __len__(self) -> int:
-        return len(self._items)
-
-    def insert(self, index, value) -> None:
-        self._items.insert(index, value)
-        self._store()
+        return len(self._data)
 
     def __eq__(self, other) -> bool:
-        if isinstance(other, (list, tuple, LiveList)):
-            return list(self._items) == list(other)
-        return NotImplemented
+        return _plain(self) == _plain(other)
 
     __hash__ = None
 
     def __repr__(self) -> str:
-        return repr(self._items)
+        return repr(self._data)
 
-    def __copy__(self) -> list:
-        return list(self._items)
+    def __copy__(self):
+        return copy.copy(self._data)
 
-    def __deepcopy__(self, memo) -> list:
-        return copy.deepcopy(self._items, memo)
+    def __deepcopy__(self, memo):
+        return copy.deepcopy(self._data, memo)
 
     def __reduce__(self):
-        return list, (list(self._items),)
+        return type(self._data), (copy.deepcopy(self._data),)
 
+
+class LiveList(_Tracked, MutableSequence):
+    """A list stored in a session: every change (also inside its items) is written back to where it came from."""
+
+    __slots__ = ()
+
+    def insert(self, index, value) -> None:
+        self._data.insert(index, _plain(value))
+        self._store()
+
+
+class TrackedDict(_Tracked, MutableMapping):
+    """A dict stored as one value (inside a list, or a JSON attribute): every change is written back whole."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(self._data)
+
+
+def _write_back(parent: LiveGroup, key, data):
+    def store() -> None:
+        parent[key] = copy.deepcopy(data)
+
+    return store
 
 
 class CompletedSteps(MutableSet):
