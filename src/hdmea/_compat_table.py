@@ -166,7 +166,10 @@ ORIGINAL_API: dict[str, dict[str, tuple[str, ...]]] = {
         "hdmea.features.registry": ("FeatureRegistry",),
     },
     "hdmea.features.sta": {
-        "hdmea.steps.sta": ("DEFAULT_STIMULI_DIR", "STAResult", "compute_sta"),
+        # with the two private helpers the lab's own scripts import from here (Projects/rf_sta_measure/rf_session.py,
+        # Projects/unified_pipeline/steps/geometry.py): without them the lab's RF-geometry step is skipped
+        "hdmea.steps.sta": ("DEFAULT_STIMULI_DIR", "STAResult", "compute_sta", "_load_stimulus_movie",
+                            "_find_noise_movie_from_session"),
     },
     "hdmea.io": {
         "hdmea.io.hdf5_store": (

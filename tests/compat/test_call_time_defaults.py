@@ -88,3 +88,16 @@ def test_the_original_calls_read_the_defaults_set_before_them(lab_recording, tmp
     monkeypatch.setattr(original_sta, "DEFAULT_STIMULI_DIR", tmp_path / "nowhere")
     with pytest.raises(Exception, match="nowhere"):
         compute_sta(h5, cover_range=(-30, 0), force=True)
+
+
+def test_the_sta_helpers_the_lab_imports_from_the_original_path(tmp_path):
+    # the lab's RF-geometry step (Projects/rf_sta_measure/rf_session.py) imports these three names
+    from hdmea.features.sta import DEFAULT_STIMULI_DIR, _find_noise_movie_from_session, _load_stimulus_movie
+
+    movie = (np.arange(2 * 3 * 4) % 2).astype(np.uint8).reshape(2, 3, 4)
+    np.save(tmp_path / "perfect_dense_noise_15x15.npy", movie)
+    np.testing.assert_array_equal(_load_stimulus_movie("perfect_dense_noise_15x15", tmp_path), movie)
+    sections = {"step_up_5s_5i_3x": np.zeros((1, 2)), "perfect_dense_noise_15x15": np.zeros((1, 2))}
+    assert _find_noise_movie_from_session(sections) == "perfect_dense_noise_15x15"
+    assert _find_noise_movie_from_session({"step_up_5s_5i_3x": np.zeros((1, 2))}) is None
+    assert DEFAULT_STIMULI_DIR is not None

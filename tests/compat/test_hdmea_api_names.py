@@ -22,7 +22,8 @@ CASES = [(module, name) for module, names in ORIGINAL_NAMES.items() for name in 
 
 
 def test_the_list_is_complete_and_unique():
-    assert len(CASES) == len(set(CASES)) == 217
+    # the original's 217 public names, and the two private helpers of hdmea.features.sta the lab's scripts import
+    assert len(CASES) == len(set(CASES)) == 217 + 2
     assert all(module.startswith("hdmea") for module in ORIGINAL_NAMES)
 
 

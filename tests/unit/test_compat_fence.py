@@ -87,7 +87,8 @@ def test_the_table_is_plain_data_and_every_path_is_generated_or_shared():
                 and "hdmea" in ast.unparse(n)], "the table imports nothing of hdmea"
     assert set(SHARED_PATHS) <= set(ORIGINAL_API)
     assert set(GENERATED_PATHS) | set(SHARED_PATHS) == set(ORIGINAL_API)
-    assert sum(len(names_at(path)) for path in ORIGINAL_API) == 217
+    # the original's 217 public names and the two private STA helpers the lab's scripts import
+    assert sum(len(names_at(path)) for path in ORIGINAL_API) == 217 + 2
 
 
 def test_every_home_is_a_module_outside_the_original_paths_or_the_path_itself():
