@@ -203,7 +203,11 @@ def test_cli_export_nwb(analysed, tmp_path, capsys):
         assert io.read().lab == "Retina lab"
     code = main(["export-nwb", str(tmp_path / "missing.h5"), str(tmp_path / "m.nwb")])
     err = capsys.readouterr().err
-    assert code == 1 and "missing.h5" in err
+    # A missing input is a usage error (exit 2): the message names the file, what was expected, what was
+    # found and what to do.
+    assert code == 2 and "export-nwb" in err and str(tmp_path / "missing.h5") in err
+    assert "no such file" in err and "expected a recording file" in err and "found nothing" in err
+    assert "Check the path" in err and "hdmea demo --out DIR" in err
     assert not (tmp_path / "m.nwb").exists()
 
 
