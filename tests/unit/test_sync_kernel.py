@@ -149,8 +149,9 @@ def test_frame_times_of_a_strided_and_a_byte_swapped_signal():
     np.testing.assert_array_equal(get_frame_timestamps(two.T.copy()), naive_frame_times(x))
 
 
-def _replace_analog(cmcr, data, zero, factor, chunks):
-    """Put ``data`` (rows x samples) as the analog channels, with per-row ADZero and ConversionFactor."""
+def _replace_analog(cmcr, data, zero, factor, chunks, adc_bits):
+    """Put ``data`` (rows x samples) as the analog channels, with per-row ADZero and ConversionFactor and the
+    ADC resolution ``adc_bits`` the channels declare (``ChannelMeta`` ``ADCBits``)."""
     with h5py.File(cmcr, "a") as f:
         group = f[ANALOG]
         old = group["ChannelData 1"]
@@ -163,6 +164,7 @@ def _replace_analog(cmcr, data, zero, factor, chunks):
         meta = np.resize(meta, data.shape[0])
         meta["ADZero"] = zero
         meta["ConversionFactor"] = factor
+        meta["ADCBits"] = adc_bits
         del group["ChannelMeta"]
         group.create_dataset("ChannelMeta", data=meta).attrs.update(meta_attrs)
 
@@ -183,24 +185,29 @@ def _naive_rows(cmcr, rows):
     return out
 
 
-@pytest.mark.parametrize(("dtype", "zero", "factor"), [
-    ("<i4", [0, 0, 0], [1, 1, 1]),
-    ("<i4", [1234, -77, 0], [59605, 1, 3]),
-    ("<u2", [32768, 32768, 0], [1, 1, 1]),
-    ("<i8", [0, 0, 5], [1, 1, 1]),
-    ("<u4", [0, 0, 0], [1, 1, 1]),
+# Codes span the declared ADC's whole range as far as the stored type holds it (-2**(bits-1) .. 2**bits - 1,
+# signed or unsigned codes; the reader refuses any other value as damage): 32 bits, the widest ADC the format
+# states, puts codes far past float32's exact integers (2**24), where one rounding differs from two.
+@pytest.mark.parametrize(("dtype", "zero", "factor", "adc_bits"), [
+    ("<i4", [0, 0, 0], [1, 1, 1], 32),
+    ("<i4", [1234, -77, 0], [59605, 1, 3], 32),
+    ("<u2", [32768, 32768, 0], [1, 1, 1], 16),
+    ("<i8", [0, 0, 5], [1, 1, 1], 32),
+    ("<u4", [0, 0, 0], [1, 1, 1], 32),
+    ("<i4", [0, 0, 0], [1, 1, 1], 24),  # the synthetic recording's ADC
 ])
 @pytest.mark.parametrize("chunks", [(3, 1000), (1, 777), None])
 def test_light_reference_equals_the_row_by_row_float64_conversion(recording_copy, monkeypatch, dtype, zero, factor,
-                                                                  chunks):
+                                                                  adc_bits, chunks):
     cmcr, _ = recording_copy
     with h5py.File(cmcr, "r") as f:
         n = f[ANALOG]["ChannelData 1"].shape[1]
     info = np.iinfo(np.dtype(dtype))
+    low, high = max(info.min, -(2 ** (adc_bits - 1))), min(info.max, 2**adc_bits - 1)
     rng = np.random.default_rng(4)
-    data = rng.integers(max(info.min, -(2**62)), min(info.max, 2**62), (3, n), dtype=np.dtype(dtype), endpoint=True)
-    data[:, :4] = [info.min, info.max, 0, 1]
-    _replace_analog(cmcr, data, zero, factor, chunks)
+    data = rng.integers(low, high, (3, n), dtype=np.dtype(dtype), endpoint=True)
+    data[:, :4] = [low, high, 0, 1]
+    _replace_analog(cmcr, data, zero, factor, chunks, adc_bits)
     monkeypatch.setattr(cmcr_module, "ANALOG_BLOCK_SAMPLES", 2500)  # several blocks and a partial last one
     expected = _naive_rows(cmcr, [0, 1, 2])
     with CmcrFile(cmcr) as f:
