@@ -15,7 +15,7 @@ def test_run_summary_carries_the_orientation_check(tmp_path, capsys, monkeypatch
     import dataclasses
 
     from hdmea.cli import _print_outcome
-    from hdmea.pipeline import eimage
+    from hdmea.steps import eimage
     from hdmea.synthetic import SyntheticConfig, generate_recording
 
     # a small recording with a few seconds of raw data; units with a few spikes are checked
