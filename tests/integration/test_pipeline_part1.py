@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import h5py
@@ -219,9 +220,25 @@ def test_bad_arguments(tiny_recording, tmp_path):
         section_spike_times(out, pad_margin=(-1, 0))
     with pytest.raises(ConfigError, match="no section times"):
         section_spike_times(out, movie_names=["not_shown"])
-    with pytest.raises(RecordingFormatError):
+    # the pair given in the wrong order (by suffix) is refused before either file is opened
+    with pytest.raises(ConfigError) as swapped:
         load_recording(tiny_recording.cmtr_path, tiny_recording.cmcr_path, hdf5_path=tmp_path / "swap.h5")
+    message = str(swapped.value)
+    assert "takes the raw recording (.cmcr) first and its spike sorting (.cmtr) second" in message
+    assert f"{tiny_recording.cmtr_path} first and {tiny_recording.cmcr_path} second (swapped)" in message
+    assert f"swap them: {tiny_recording.cmcr_path} first, then {tiny_recording.cmtr_path}" in message
     assert not (tmp_path / "swap.h5").exists()
+    # a file whose content does not fit its role (a raw recording named as the spike sorting) is refused
+    # by the reader's own check, which the suffix check cannot see
+    renamed = tmp_path / "raw_named_as_sorting.cmtr"
+    shutil.copyfile(tiny_recording.cmcr_path, renamed)
+    with pytest.raises(RecordingFormatError) as wrong_role:
+        load_recording(tiny_recording.cmcr_path, renamed, hdf5_path=tmp_path / "role.h5")
+    message = str(wrong_role.value)
+    assert str(renamed) in message and "not a CMOS-MEA-Tools file" in message
+    assert "expected 'CMOS-MEA-Tools', found 'CMOS-MEA-Control'" in message
+    assert "pass the .cmcr as the raw file and the .cmtr as the spike-sorting file" in message
+    assert not (tmp_path / "role.h5").exists()
 
 
 def test_spikes_exactly_on_trial_bounds_in_the_step(tiny_recording, tiny_truth):
