@@ -45,16 +45,17 @@ class NodeMissing(Exception):
 def refuse_unreadable(path: str | os.PathLike) -> None:
     """Open a file named on the command line as a read would, before anything is served.
 
-    A file that is no HDF5 file, or one a read refuses, raises the recording
+    The file is opened by the recording reader (:func:`hdmea.io.recording.open_recording`,
+    the one module that reads recordings), with the checks every read makes.  A
+    file that is no HDF5 file, or one a read refuses, raises the recording
     face's error here (:class:`~hdmea.errors.CorruptRecordingError` and the
     others of :func:`~hdmea.io.hdf5_store.open_recording_hdf5`), so that
     ``hdmea view notes.txt`` stops with a message instead of serving a page
     that can only say the file cannot be shown.  Files found inside a served
     folder are listed as they are and reported when opened.
     """
-    from hdmea.io.hdf5_store import open_recording_hdf5
-
-    open_recording_hdf5(path, verify=False).close()
+    with open_recording(path, verify=False):
+        pass
 
 
 class ServedFolders:
