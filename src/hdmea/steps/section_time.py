@@ -255,12 +255,6 @@ def add_section_time(
     hdf5_path: str | os.PathLike | None = None,
     playlist_name: str | None = None,
     *,
-    playlist_file_path: str | os.PathLike | None = None,
-    movie_length_file_path: str | os.PathLike | None = None,
-    repeats: int = 1,
-    pad_frame: int = DEFAULT_PAD_FRAME,
-    pre_margin_frame_num: int = PRE_MARGIN_FRAME_NUM,
-    post_margin_frame_num: int = POST_MARGIN_FRAME_NUM,
     force: bool = False,
     session=None,
     stimulus=None,
@@ -274,6 +268,13 @@ def add_section_time(
     max_sections: int | None = None,
     light_template: bool | None = None,
     non_overlapping: bool = False,
+    # the original pipeline's parameters (see the docstring's last section)
+    playlist_file_path: str | os.PathLike | None = None,
+    movie_length_file_path: str | os.PathLike | None = None,
+    repeats: int = 1,
+    pad_frame: int = DEFAULT_PAD_FRAME,
+    pre_margin_frame_num: int = PRE_MARGIN_FRAME_NUM,
+    post_margin_frame_num: int = POST_MARGIN_FRAME_NUM,
 ):
     """Compute frame times and section times and store them under ``/stimulus``.
 
@@ -282,15 +283,13 @@ def add_section_time(
     hdf5_path
         The recording file (immediate mode).
     playlist_name
-        The original pipeline's style: the playlist's name in the lab's playlist
-        table (``playlist_file_path``, default :data:`DEFAULT_PLAYLIST_PATH`) with
-        lengths from ``movie_length_file_path``; the playlist runs ``repeats``
-        times, ``pad_frame`` gray frames around each movie, sections from
-        ``pre_margin_frame_num`` before to ``post_margin_frame_num`` after it.  A
-        missing or unreadable table or an unknown playlist is logged and returns
-        False (the session, with a warning, in a session); section times stored
-        already raise FileExistsError unless ``force``.  (A StimulusConfig or the
-        path of its JSON in this place is taken as ``stimulus``.)
+        Our style: a :class:`~hdmea.stimulus.StimulusConfig`, its dict or the path
+        of its JSON file in this place is taken as ``stimulus``.  The original
+        pipeline's style: the playlist's name in the lab's playlist table, laid
+        out by the parameters of the last section.  A missing or unreadable
+        table or an unknown playlist is logged and returns False (the session,
+        with a warning, in a session); section times stored already raise
+        FileExistsError unless ``force``.
     stimulus
         Our style, playlist mode: a :class:`~hdmea.stimulus.StimulusConfig`, its
         dict, or the path of its JSON file (default: the one stored by an earlier run).
@@ -298,7 +297,7 @@ def add_section_time(
         ``"playlist"`` or ``"analog"``.
     drop_leading_peaks
         Frame-sync peaks dropped before the first counted frame (lab convention 4).
-    movie_name, threshold, section_duration_s, channel, detect, max_sections
+    movie_name, threshold, section_duration_s, channel, detect, max_sections, non_overlapping
         Analog mode: sections of ``movie_name`` start where light-reference
         ``channel`` rises through ``threshold`` (``detect="derivative"``: where
         its rise from one sample to the next peaks above ``threshold``) and last
@@ -315,6 +314,24 @@ def add_section_time(
         skipped).  Analog mode always runs; it adds or replaces ``movie_name``.
     session
         Stage into this session instead of writing the file.
+
+    The original pipeline's parameters (kept for its scripts; the last six of the
+    signature).  They are read only when ``playlist_name`` is a playlist's name;
+    without one (a stimulus configuration in second place or as ``stimulus``, or
+    nothing there) they are accepted and ignored:
+
+    playlist_file_path
+        The lab's playlist table (CSV; default :data:`DEFAULT_PLAYLIST_PATH` as it
+        is when the step is called).
+    movie_length_file_path
+        The lab's movie-length table (CSV; default :data:`DEFAULT_MOVIE_LENGTH_PATH`
+        as it is when the step is called).
+    repeats
+        How many times the playlist runs (0 or less: once).
+    pad_frame
+        Gray display frames before and after each movie.
+    pre_margin_frame_num, post_margin_frame_num
+        Display frames a section starts before its movie and ends after it.
 
     Returns
     -------

@@ -221,9 +221,6 @@ def compute_sta(
     hdf5_path: str | os.PathLike | None = None,
     stimulus=None,
     *,
-    cover_range: tuple[int, int] = (-60, 0),
-    use_multiprocessing: bool = True,
-    stimuli_dir: str | os.PathLike | None = None,
     force: bool = False,
     session=None,
     movie_name: str | None = None,
@@ -232,6 +229,10 @@ def compute_sta(
     section_pad_frames: int = 60,
     method: str = "auto",
     n_threads: int | None = None,
+    # the original pipeline's parameters (see the docstring's last section)
+    cover_range: tuple[int, int] = (-60, 0),
+    use_multiprocessing: bool = True,
+    stimuli_dir: str | os.PathLike | None = None,
 ):
     """Spike-triggered average of a noise movie for every unit of a recording.
 
@@ -242,24 +243,15 @@ def compute_sta(
     stimulus
         The movie: None (the recording's stimulus configuration names its
         ``.npy``), a path, or an array (per display frame or per noise image).
-    cover_range
-        The original's window, ``(start, end)`` display frames relative to the
-        spike's frame, end exclusive: ``(-60, 0)`` is the 60 frames before it.
-        ``n_lags``/``exclude_current_frame`` say the same in our terms.
-    use_multiprocessing
-        False: one thread (the original's sequential run); True: the kernel's
-        threads (``n_threads``).
-    stimuli_dir
-        Read the movie from ``<stimuli_dir>/<movie>.npy`` (when ``stimulus`` is not given).
-        Default: the recording's stimulus configuration's file for the movie, else
-        ``DEFAULT_STIMULI_DIR`` as it is when the step is called.
     movie_name
         Which movie (default: the only noise movie of the stimulus configuration,
         else the only sectioned movie whose name contains ``noise``).
     n_lags
-        Display frames in the window (60 = 1 s at 60 Hz; default from ``cover_range``).
+        Display frames in the window (60 = 1 s at 60 Hz; default 60, or from
+        ``cover_range``).
     exclude_current_frame
-        True: the window is the ``n_lags`` frames before the spike's frame.
+        True (the default): the window is the ``n_lags`` frames before the
+        spike's frame; False: it ends with the spike's frame.
     section_pad_frames
         Without a stimulus configuration: display frames between a section's
         start and the movie's first frame.
@@ -269,6 +261,24 @@ def compute_sta(
         Recompute units whose STA of this movie has the same parameters already.
     session
         Stage into this session instead of writing the file.
+
+    The original pipeline's parameters (kept for its scripts; the last three of the signature):
+
+    cover_range
+        The window, ``(start, end)`` display frames relative to the spike's
+        frame, end exclusive: ``(-n, 0)`` is ``n_lags=n`` with
+        ``exclude_current_frame=True``, ``(-n + 1, 1)`` the same with the spike's
+        own frame.  Any other value than the default together with ``n_lags``
+        or ``exclude_current_frame`` is refused (ConfigError).
+    use_multiprocessing
+        False: one thread (the original's sequential run) unless ``n_threads``
+        is given; True: ``n_threads``.  With ``n_threads`` given it is accepted
+        and ignored.
+    stimuli_dir
+        Read the movie from ``<stimuli_dir>/<movie>.npy``.  Default: the
+        recording's stimulus configuration's file for the movie, else
+        ``DEFAULT_STIMULI_DIR`` as it is when the step is called.  With
+        ``stimulus`` given it is accepted and ignored.
 
     Returns
     -------
