@@ -97,120 +97,122 @@ class RawChunks:
         handed = None  # when the last chunk was handed to the caller
         while pos < stop:
             t0 = time.perf_counter()
-            if handed is not None:  # the caller's work on the chunk before
-                self.held_path.record_work(last_rows, t0 - handed)
-            block, path, seconds, fresh = pending.result()
+            block, held, fresh = pending.result()
+            now = time.perf_counter()
             if self._wait is not None:
-                self._wait(time.perf_counter() - t0)
-            if not fresh:  # a fresh buffer's reads also pay for backing its pages: no measure of a path
-                self.held_path.record_read(path, min(pos + chunk, stop) - pos, seconds)
+                self._wait(now - t0)
             nxt = min(pos + chunk, stop)
+            if handed is not None and not fresh:  # a fresh buffer's read also backs its pages: no measure
+                # the pass's cycle: the caller's work on the chunk before (slowed by this chunk's read,
+                # running beside it) and the wait for this one
+                self.held_path.record(held, nxt - pos, now - handed)
             if nxt < stop:
                 pending = self._submit(read, nxt, min(nxt + chunk, stop), spare[n_read % 2], fresh=n_read < 2)
                 n_read += 1
-            last_rows, handed = nxt - pos, time.perf_counter()
+            handed = time.perf_counter()
             yield pos, block
             pos = nxt
 
-    def _read_runs(self, a: int, b: int, out: np.ndarray, held: str) -> tuple[list[np.ndarray], str, float]:
-        """The rows of each run of the file where they were read (no move), the path every piece took
-        (``"direct"``, ``"cached"``, or ``"mixed"``) and the seconds it took."""
-        cached, t0 = self.direct.bytes_cached, time.perf_counter()
-        rows = [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out, held)]
-        seconds = time.perf_counter() - t0
-        copied = self.direct.bytes_cached - cached  # only this thread reads while the pass runs
-        path = "direct" if not copied else "cached" if copied >= (b - a) * self.direct.row_bytes else "mixed"
-        return rows, path, seconds
+    def _read_runs(self, a: int, b: int, out: np.ndarray, held: str) -> list[np.ndarray]:
+        """The rows of each run of the file where they were read (no move)."""
+        return [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out, held)]
 
-    def _read_sliced(self, a: int, b: int, out: np.ndarray | None, held: str) -> tuple[np.ndarray, str, float]:
-        t0 = time.perf_counter()
+    def _read_sliced(self, a: int, b: int, out: np.ndarray | None, held: str) -> np.ndarray:
         rows = _read_rows(self.raw, a, b, self.n_channels, out)
         self._sliced += rows.nbytes
-        return rows, "sliced", time.perf_counter() - t0
+        return rows
 
     def _submit(self, read, a, b, out, fresh=False):
         if b <= a:
-            return _Ready((None, "none", 0.0, fresh))
-        # a fresh buffer's held pieces are read directly (a read into it measures no path; see HeldPath)
-        held = "direct" if fresh else self.held_path.next()
+            return _Ready((None, "none", fresh))
+        # a fresh buffer's held pieces are read directly (a read into it measures no path; see HeldPath);
+        # a sliced source has no choice of path to measure
+        held = "direct" if fresh else self.held_path.next() if self.direct is not None else "sliced"
         if self._reader is None:
-            return _Ready((*read(a, b, out, held), fresh))
-        return self._reader.submit(lambda: (*read(a, b, out, held), fresh))
+            return _Ready((read(a, b, out, held), held, fresh))
+        return self._reader.submit(lambda: (read(a, b, out, held), held, fresh))
 
 
 class HeldPath:
-    """Where a streamed pass reads the pieces of a chunk that the page cache holds: directly while
-    direct reads outpace the caller's work on the rows, else copied from the cache.
+    """Where a streamed pass reads the pieces of a chunk that the page cache holds: read directly
+    (``"direct"``) or copied from the cache (``"cached"``), whichever keeps the pass going faster.
 
     A direct read of a page the cache holds reads it from the disk again, but costs almost no CPU;
     a copy from the cache costs CPU that the work on the rows then lacks.  Which is right depends
     on the machine and its load: on a 16-core node whose disk reads 1.5 GB/s, direct reads cannot
     feed 16 threads of the electrical-image kernel (up to 15 GB/s) while copies from several
     threads can; on this project's 2-core virtual machine, whose disk reads come from the host's
-    cache at 3.5 GB/s, direct reads outpace the kernel, and copying slowed the step (a cached
-    2.1 GB file, median of 6 interleaved rounds under load: 2.24 s copying, 1.61 s reading directly).
+    cache at 3.5 GB/s, direct reads keep up with the kernel and copies slow it.
 
-    The rates are measured as the pass goes, in rows per second: reads (the wall time of each chunk
-    read, in the read-ahead thread; ``direct`` when every piece was read directly, ``cached`` when
-    the held pieces were copied) and the caller's work (the time from handing it a chunk to its
-    asking for the next).  The reads into each of the two buffers' fresh pages (the first two
-    chunks) are not measures of a path (backing the pages costs about as much as the read on a
-    virtual machine), and their held pieces are read directly: copying into fresh pages cost this
-    project's machine (shared, loaded) 0.3-0.6 s of system time more per pass than reading directly
-    into them.  The third chunk is read directly, as a measure.  From then on held pieces are read
-    directly while direct reads are at least :data:`MARGIN` times as fast as
-    the work (the read then hides behind the work at no CPU cost) or copies have proved no faster
-    than direct reads, else copied.  Each rate is a running mean (the last reading and the mean
-    before it weigh alike), so the choice follows the load; while held pieces are copied, every
-    :data:`REVISIT` chunks one is read directly again when the call was close (direct reads at least
-    a third as fast as needed), so that one slow reading on a busy machine does not settle the rest
-    of the pass.  Pieces the cache lacks are always read directly.
+    So what is measured is the pass's cycle, not the read alone: per chunk, the wall time from
+    handing the chunk before to the caller to handing this one (the caller's work on the chunk
+    before, slowed by the copies running beside it, plus its wait for this chunk), in seconds per
+    row.  The reads into the two buffers' fresh pages (the first two chunks) are no measure (backing
+    the pages costs about as much as the read on a virtual machine) and read every piece directly.
+    The next chunk reads directly, the one after copies (a calibration of one chunk each); from then
+    on the pass keeps the path that was faster (:attr:`path`), and every :data:`REVISIT` chunks on it
+    tries the other once.  It leaves the path it is on only when the other's cost is below the one it
+    is on by :data:`MARGIN` (hysteresis: a close call stays where it is), each path's cost being the
+    least of its last :data:`KEEP` cycles (other processes only ever add time, so the least is the
+    measure least polluted by them; one slow cycle does not make a winning path lose).
+
+    Earlier the pass compared the rate of the read alone with the caller's work and switched chunk
+    by chunk on running means: on the 2-core machine, where a direct read of a chunk took longer
+    than the work on one but copies took the work's CPU, that flipped between paths and ran slower
+    than either path forced (cached 2.1 GB file, 1 thread, min / median of 6 rounds under load:
+    1.64 / 2.78 s against 0.92 / 1.27 s all direct and 1.01 / 1.58 s copying).
+    Pieces the cache lacks are always read directly, whichever path.
     """
 
-    MARGIN = 1.2
+    MARGIN = 1.1
     REVISIT = 8
+    KEEP = 3
 
     def __init__(self) -> None:
-        self.rates: dict[str, float | None] = {"direct": None, "cached": None}
-        self.work_rate: float | None = None
-        self._copied = 0
+        self.cycles: dict[str, list[float]] = {"direct": [], "cached": []}
+        self.chosen = "direct"
+        self.switches = 0
+        self._on_chosen = 0
+        self._trying = False
 
-    @property
-    def direct_rate(self) -> float | None:
-        return self.rates["direct"]
+    def cost(self, path: str) -> float | None:
+        """The least of ``path``'s last :data:`KEEP` cycles in seconds per row, None before any."""
+        seen = self.cycles[path]
+        return min(seen) if seen else None
 
     @property
     def path(self) -> str:
-        """The path held pieces take now: ``"direct"`` or ``"cached"``."""
-        direct, cached, work = self.rates["direct"], self.rates["cached"], self.work_rate
-        if direct is None or work is None or direct >= self.MARGIN * work:
-            return "direct"
-        return "cached" if cached is None or cached > direct else "direct"
+        """The path the pass keeps now (held pieces of the chunks that are no trial of the other)."""
+        return self.chosen
 
     def next(self) -> str:
-        """The path of the held pieces of the next chunk (:attr:`path`, or a direct read to measure again)."""
-        path = self.path
-        if path == "direct":
-            self._copied = 0
-            return path
-        self._copied += 1
-        if self._copied % self.REVISIT == 0 and 3 * self.rates["direct"] >= self.MARGIN * self.work_rate:
+        """The path of the held pieces of the next chunk: a calibration, a trial of the other path
+        every :data:`REVISIT` chunks, else :attr:`path`."""
+        if not self.cycles["direct"]:
             return "direct"
-        return path
+        if not self.cycles["cached"] and not self._trying:
+            self._trying = True
+            return "cached"
+        if not self.cycles["cached"]:  # the trial's cycle not measured yet
+            return self.path
+        self._on_chosen += 1
+        if self._on_chosen > self.REVISIT:
+            self._on_chosen = 0
+            return "direct" if self.path == "cached" else "cached"
+        return self.path
 
-    def record_read(self, path: str, rows: int, seconds: float) -> None:
-        """A chunk of ``rows`` was read along ``path`` (``"direct"``, ``"cached"``) in ``seconds``."""
-        if path in self.rates and seconds > 0 and rows > 0:
-            self.rates[path] = _running_mean(self.rates[path], rows / seconds)
-
-    def record_work(self, rows: int, seconds: float) -> None:
-        """The caller worked ``seconds`` on a chunk of ``rows``."""
-        if seconds > 0 and rows > 0:
-            self.work_rate = _running_mean(self.work_rate, rows / seconds)
-
-
-def _running_mean(old: float | None, new: float) -> float:
-    return new if old is None else 0.5 * (old + new)
+    def record(self, path: str, rows: int, seconds: float) -> None:
+        """A cycle of the pass over a chunk of ``rows`` whose held pieces took ``path`` lasted ``seconds``."""
+        if path not in self.cycles or seconds <= 0 or rows <= 0:
+            return
+        seen = self.cycles[path]
+        seen.append(seconds / rows)
+        del seen[: -self.KEEP]
+        other = "cached" if self.chosen == "direct" else "direct"
+        here, there = self.cost(self.chosen), self.cost(other)
+        if here is not None and there is not None and there * self.MARGIN < here:
+            self.chosen, self._on_chosen = other, 0
+            self.switches += 1
 
 
 def _read_rows(raw, a: int, b: int, n_channels: int, out: np.ndarray | None = None) -> np.ndarray:
