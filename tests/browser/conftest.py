@@ -64,8 +64,12 @@ def served(tmp_path_factory) -> dict:
     secret = work / "secret"
     secret.mkdir()
     (secret / "secret.h5").write_bytes(rec.read_bytes())
+    # the units as the file names them (the lab's names: the sorter's unit numbers, not 0..n-1), those with
+    # spikes first
+    with h5py.File(rec, "r") as f:
+        units = sorted(f["units"], key=lambda u: (f[f"units/{u}/spike_times"].shape[0] == 0, u))
     return {"folder": folder, "rec": rec, "big": big, "secret": secret / "secret.h5", "work": work,
-            "big_values": written}
+            "big_values": written, "units": units}
 
 
 @pytest.fixture(scope="session")

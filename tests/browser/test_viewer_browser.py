@@ -104,23 +104,24 @@ def _show_plot(browser, path: str) -> str:
 @pytest.mark.slow
 def test_tree_and_dataset_plots(browser, viewer, served, shots):
     started = time.perf_counter()
+    unit = served["units"][1]  # a unit with spikes and every feature
     _open(browser, viewer)
     # the tree shows the root's members with their sizes; expanding groups loads their members
     root_items = browser.execute_script(
         "return [...document.querySelectorAll('li.node[data-path=\"/\"] > ul > li')].map(li => li.dataset.path);")
     with h5py.File(served["rec"], "r", locking=False) as f:
         assert root_items == ["/" + name for name in f]
-        n_spikes = f["units/unit_001/spike_times"].shape[0]
-        sta_shape = f["units/unit_001/features/sta_dense_noise_15x15/data"].shape
-    for path in ("/units", "/units/unit_001", "/units/unit_001/features",
-                 "/units/unit_001/features/sta_dense_noise_15x15"):
+        n_spikes = f[f"units/{unit}/spike_times"].shape[0]
+        sta_shape = f[f"units/{unit}/features/sta_dense_noise_15x15/data"].shape
+    for path in ("/units", f"/units/{unit}", f"/units/{unit}/features",
+                 f"/units/{unit}/features/sta_dense_noise_15x15"):
         _expand(browser, path)
     label = browser.find_element("css selector",
-                                 'li.node[data-path="/units/unit_001/features/sta_dense_noise_15x15/data"] .meta').text
+                                 f'li.node[data-path="/units/{unit}/features/sta_dense_noise_15x15/data"] .meta').text
     assert label.startswith(f"float32 [{' x '.join(map(str, sta_shape))}]")
 
     # a 3-D dataset: an image with a colour bar and a slider over axis 0
-    node = "/units/unit_001/features/sta_dense_noise_15x15/data"
+    node = f"/units/{unit}/features/sta_dense_noise_15x15/data"
     title = _show_plot(browser, node)
     assert title == f"{node}[0]"
     assert _bokeh_titles(browser, "dataset_plot") == []  # a layout: the figure is inside it
@@ -142,8 +143,8 @@ return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.
     browser.save_screenshot(str(shots / "dataset_stack.png"))
 
     # ragged spike data: the sectioned spikes of a movie as a raster, one row per trial
-    _expand(browser, "/units/unit_001/spike_times_sectioned")
-    section = "/units/unit_001/spike_times_sectioned/step_up_5s_5i_3x"
+    _expand(browser, f"/units/{unit}/spike_times_sectioned")
+    section = f"/units/{unit}/spike_times_sectioned/step_up_5s_5i_3x"
     _click_node(browser, section)  # a sectioned movie's group plots its spikes
     _wait(browser, lambda b: b.execute_script(
         "const p = document.getElementById('plot'); return p.dataset.node === arguments[0] && p.dataset.state === 'ready';",
@@ -155,8 +156,8 @@ return Bokeh.documents.flatMap(d => [...d.all_models]).filter(m => m.title && m.
     browser.save_screenshot(str(shots / "dataset_raster.png"))
 
     # a 1-D dataset: a line
-    title = _show_plot(browser, "/units/unit_001/spike_times")
-    assert title == f"/units/unit_001/spike_times: {n_spikes:,} spikes"
+    title = _show_plot(browser, f"/units/{unit}/spike_times")
+    assert title == f"/units/{unit}/spike_times: {n_spikes:,} spikes"
     _expand(browser, "/stimulus")
     _expand(browser, "/stimulus/light_reference")
     title = _show_plot(browser, "/stimulus/light_reference/raw_ch1")

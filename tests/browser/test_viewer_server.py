@@ -157,9 +157,10 @@ def test_viewing_reads_only_and_a_writer_replaces_the_file_meanwhile(served, tmp
     server = ViewerServer([rec]).start()
     try:
         base = f"{server.url}api/"
-        for query in ("tree?file=0/rec.h5&node=/units", "plot?file=0/rec.h5&node=/units/unit_000/spike_times",
-                      "recording?file=0/rec.h5", "unit?file=0/rec.h5&unit=unit_002",
-                      "slice?file=0/rec.h5&node=/units/unit_000/features/eimage_sta/data&index=3"):
+        first, other = served["units"][0], served["units"][2]
+        for query in ("tree?file=0/rec.h5&node=/units", f"plot?file=0/rec.h5&node=/units/{first}/spike_times",
+                      "recording?file=0/rec.h5", f"unit?file=0/rec.h5&unit={other}",
+                      f"slice?file=0/rec.h5&node=/units/{first}/features/eimage_sta/data&index=3"):
             code, body = _get(base + query)
             assert code == 200, (query, body)
         code, body = _get(base + "recording?file=0/rec.h5")
@@ -177,13 +178,13 @@ def test_viewing_reads_only_and_a_writer_replaces_the_file_meanwhile(served, tmp
 
         # a pipeline's writer opens the file while the viewer is serving it (the viewer holds no lock) ...
         writer = open_recording_hdf5(rec, "a")
-        writer["units/unit_000"].attrs["viewer_test"] = 42
+        writer[f"units/{first}"].attrs["viewer_test"] = 42
         code, body = _get(base + "tree?file=0/rec.h5&node=/units")
         assert code == 200 and "viewer_test" not in json.dumps(body)  # the last complete version
         writer.close()  # ... and replaces it atomically
         assert rec.stat().st_ino != stat.st_ino
         code, body = _get(base + "tree?file=0/rec.h5&node=/units")
-        unit = next(c for c in body["children"] if c["name"] == "unit_000")
+        unit = next(c for c in body["children"] if c["name"] == first)
         assert unit["attrs"]["viewer_test"] == "42"
         code, body = _get(base + "recording?file=0/rec.h5")  # the mosaic is read again for the new version
         assert code == 200 and body["n_units"] == 6
