@@ -166,7 +166,8 @@ def test_a_worker_killed_mid_recording_is_redone_on_another_and_nothing_half_wri
     lost = rows[killed_name]
     assert lost["status"] == "done" and lost["attempts"] == 2, lost
     assert len(lost["errors"]) == 1 and lost["errors"][0].startswith("attempt 1: [infrastructure]"), lost
-    assert "died" in lost["errors"][0] or "KilledWorker" in lost["errors"][0], lost
+    assert "died" in lost["errors"][0] and "KilledWorker" not in lost["errors"][0], lost
+    assert len(lost["error_types"]) == 1 and lost["error_types"][0] in (None, "KilledWorker"), lost
     assert all(rows[n]["attempts"] == 1 for n in NAMES if n != killed_name), {n: (r["attempts"], r["errors"]) for n, r in rows.items()}
     started = collections.Counter(name for name, _ in computations(log))
     # the killed recording started twice (the second time on another worker process), every other once,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from hdmea.pipeline.batch import (
     run_batch,
     run_one,
 )
+
+#: An exception class name as Python prints it (``MemoryError``, ``BrokenProcessPool`` is caught by its words).
+CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception|Warning|Pool|Worker)\b")
 
 
 def _inputs(tmp_path: Path, n: int) -> tuple[list[Recording], dict[str, float]]:
@@ -68,9 +72,15 @@ def test_process_pool_survives_killed_worker_and_reports_each_kind(tmp_path):
     bad = summary["rec1"]
     assert bad.status == "failed" and bad.kind == "data" and bad.attempts == 1
     assert "rec1.cmcr" in bad.error and "HDF5" in bad.error
+    assert bad.error.startswith("the input file is damaged or not a recording: "), bad.error
+    assert bad.error_type is not None and bad.error_type.endswith("Error") and not CLASS_NAME.search(bad.error)
     killed = summary["rec3"]
     assert killed.status == "done" and killed.attempts >= 2
-    assert any("BrokenProcessPool" in e for e in killed.errors)
+    assert len(killed.error_types) == len(killed.errors)
+    broken = [e for e, t in zip(killed.errors, killed.error_types) if t == "BrokenProcessPool"]
+    assert broken and all("[infrastructure] the worker died" in e and not CLASS_NAME.search(e) for e in broken), \
+        killed.errors
+    assert killed.error is None and killed.error_type is None  # done in the end: no error left on the row
     ok = [r.name for r in summary.results if r.name != "rec1"]
     assert {r.name for r in summary.done} == set(ok)
     _check_outputs(out, sums, ok)
@@ -115,12 +125,20 @@ def test_memory_error_is_retried_and_bug_is_not(tmp_path):
         summary = run_batch(recs, None, tmp_path / "out", executor=ex, retries=1,
                             job=jobs.memory_error_once_job, show_progress=False)
     assert summary["rec0"].status == "done" and summary["rec0"].attempts == 2
-    assert "MemoryError" in summary["rec0"].errors[0]
+    assert summary["rec0"].errors[0] == "attempt 1: [infrastructure] out of memory: simulated allocation failure", summary["rec0"].errors
+    assert summary["rec0"].error_types == ["MemoryError"]
     with cf.ThreadPoolExecutor(1) as ex:
         summary = run_batch(recs, None, tmp_path / "out2", executor=ex, retries=3,
                             job=jobs.buggy_job, show_progress=False)
     assert all(r.status == "failed" and r.attempts == 1 and r.kind == "error" for r in summary.results)
-    assert "ZeroDivisionError" in summary["rec1"].error
+    bug = summary["rec1"]
+    assert bug.error.startswith("an unexpected error in a step (a bug or a bad parameter): "), bug.error
+    assert bug.error.endswith(": a deterministic bug") and not CLASS_NAME.search(bug.error), bug.error
+    assert bug.error_type == "ZeroDivisionError" and bug.error_types == ["ZeroDivisionError"]
+    row = summary.as_dict()["results"][1]
+    assert row["error_type"] == "ZeroDivisionError" and row["error"] == bug.error
+    line = next(line for line in summary.table().splitlines() if line.startswith("rec1 "))
+    assert "[error] an unexpected error in a step" in line and not CLASS_NAME.search(line), line
 
 
 def test_retries_exhausted_fail_with_every_reason(tmp_path):
@@ -174,7 +192,9 @@ def test_without_dask_a_rebuilt_process_pool_is_the_default(tmp_path, monkeypatc
                         show_progress=False)
     assert summary.executor == "process pool, 2 workers"
     assert summary.ok and len(summary.done) == 4
-    assert summary["rec1"].attempts == 2 and "BrokenProcessPool" in summary["rec1"].errors[0]
+    assert summary["rec1"].attempts == 2 and summary["rec1"].error_types[0] == "BrokenProcessPool"
+    assert summary["rec1"].errors[0].startswith("attempt 1: [infrastructure] the worker died"), summary["rec1"].errors
+    assert not CLASS_NAME.search(summary["rec1"].errors[0]), summary["rec1"].errors
     _check_outputs(tmp_path / "out", sums, sums)
     # Each output was written by a worker process, never by this one.
     pids = {r.detail["pid"] for r in summary.results}
@@ -391,7 +411,8 @@ def test_given_dask_client_runs_the_batch_and_retries_an_infrastructure_error(tm
     assert "dask client" in summary.executor
     assert [r.status for r in summary.results] == ["done"] * 4, summary.table()
     assert [r.attempts for r in summary.results] == [1, 1, 2, 1]
-    assert "MemoryError" in summary["rec2"].errors[0]
+    assert summary["rec2"].errors[0] == "attempt 1: [infrastructure] out of memory: simulated allocation failure", summary["rec2"].errors
+    assert summary["rec2"].error_types == ["MemoryError"]
     _check_outputs(out, sums, sums)
 
 

@@ -79,7 +79,8 @@ def test_failed_job_keeps_no_done_marker(recording, tmp_path):
                      on_step=_stop_after("load_recording"))
 
     outcome = run_job(rec, out, config, job=crash)
-    assert outcome["status"] == "failed" and outcome["kind"] == "error" and "Preempted" in outcome["error"]
+    assert outcome["status"] == "failed" and outcome["kind"] == "error" and outcome["error_type"] == "Preempted"
+    assert outcome["error"] == "an unexpected error in a step (a bug or a bad parameter): load_recording", outcome
     assert not done_marker_path(out).exists() and checkpoint_path_for(out).exists()
     outcome = run_job(rec, out, config)
     assert outcome["status"] == "done"

@@ -36,6 +36,9 @@ def test_every_recording_is_read_once_and_every_error_kept(tmp_path, monkeypatch
         (problem,) = out[i]
         assert problem.recording == f"r{i}" and problem.kind == "data"
         assert problem.path == tmp_path / f"r{i}.cmtr" and "restore it" in problem.hint
+        # plain words and the error's own message; the class name only in its own field
+        assert problem.what == "the input file is damaged or not a recording: bad", problem.what
+        assert problem.error_type == "RecordingFormatError"
 
 
 def test_default_processes_follow_the_recordings_and_the_free_cores(tmp_path, monkeypatch):

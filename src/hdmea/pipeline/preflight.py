@@ -96,6 +96,8 @@ class Problem:
     recording: str | None = None
     #: "user" (a path, a permission, the disk) or "data" (an input file that is not what it should be)
     kind: str = "user"
+    #: the class name of the error behind the problem, for the batch summary (None: found by a check)
+    error_type: str | None = None
 
     def __str__(self) -> str:
         head = f"{self.recording}: " if self.recording else ""

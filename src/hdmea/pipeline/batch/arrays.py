@@ -52,9 +52,11 @@ def run_one(
     result.detail = outcome.get("detail", {}) or {}
     result.kind = outcome.get("kind")
     result.error = outcome.get("error")
+    result.error_type = outcome.get("error_type")
     result.holder = outcome.get("holder")
     result.finished_by = outcome.get("finished_by")
     if result.status == "preempted":
         result.error = outcome.get("message")
+        result.error_type = None
         result.detail = _preempted_detail(outcome)
     return result

@@ -15,7 +15,8 @@ from typing import Any
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import LOCAL_DASK, Pool, in_process_pool, make_pool
-from hdmea.pipeline.batch.failures import DATA, ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error
+from hdmea.pipeline.batch.failures import (DATA, ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error,
+                                          error_type, failure_words)
 from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_pipeline_job
 from hdmea.pipeline.batch.recordings import (
@@ -215,7 +216,8 @@ def run_batch(
     for i, problems in refused.items():
         results[i] = RecordingResult(
             name=items[i].name, output=outputs[i], status="failed", kind=problems[0].kind,
-            error="; ".join(f"{p.path}: {p.what}. {p.hint}" for p in problems))
+            error="; ".join(f"{p.path}: {p.what}. {p.hint}" for p in problems),
+            error_type=next((p.error_type for p in problems if p.error_type), None))
     if not todo:
         pool.close()
         return BatchSummary(results=results, seconds=time.perf_counter() - started,
@@ -364,26 +366,32 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         if outcome["status"] in ("failed", "held"):
             res.kind = outcome.get("kind")
             res.error = outcome.get("error")
+            res.error_type = outcome.get("error_type")
             res.holder = outcome.get("holder")
         elif outcome["status"] == "preempted":
             res.kind = None
             res.error = outcome.get("message")
+            res.error_type = None
             res.detail = _preempted_detail(outcome)
         else:
             res.kind = None
             res.error = None
+            res.error_type = None
         bar.update(1)
 
-    def failed_attempt(index: int, kind: str, error: str, seconds: float = 0.0) -> None:
+    def failed_attempt(index: int, kind: str, error: str, seconds: float = 0.0,
+                       error_type: str | None = None) -> None:
         res = results[index]
         res.errors.append(f"attempt {res.attempts}: [{kind}] {error}")
+        res.error_types.append(error_type)
         res.seconds += seconds
         if kind == INFRASTRUCTURE and res.attempts < max_attempts and not stopping:
             logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, error)
             queue.append(index)
             return
         # Another process's claim: reported as held, not retried (its holder may run for hours).
-        finish(index, {"status": "held" if kind == HELD else "failed", "kind": kind, "error": error})
+        finish(index, {"status": "held" if kind == HELD else "failed", "kind": kind, "error": error,
+                       "error_type": error_type})
 
     def submit_more() -> None:
         if pool.slots is None and len(queue) > 1:
@@ -409,7 +417,8 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                     for i in list(queue):
                         results[i].attempts += 1
                         finish(i, {"status": "failed", "kind": INFRASTRUCTURE,
-                                   "error": f"the executor is broken: {describe_error(exc)}"})
+                                   "error": f"the executor is broken: {describe_error(exc)}",
+                                   "error_type": error_type(exc)})
                     queue.clear()
                     return
                 pool.rebuild()
@@ -451,6 +460,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                 continue  # it waited on that worker without starting: nothing lost, Dask runs it elsewhere
             res = results[index]
             res.errors.append(f"attempt {res.attempts}: [{INFRASTRUCTURE}] {what}")
+            res.error_types.append(None)  # a worker that left: no exception was raised here
             if res.attempts < max_attempts and not stopping:
                 logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, what)
                 res.attempts += 1
@@ -508,12 +518,12 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                         broken = True
                         finished_broken.append(future)
                     kind = classify_error(exc)
-                    failed_attempt(index, kind, describe_error(exc))
+                    failed_attempt(index, kind, describe_error(exc), error_type=error_type(exc))
                     continue
                 if outcome["status"] == "failed":
                     results[index].worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
                     failed_attempt(index, outcome.get("kind") or ERROR, outcome.get("error") or "",
-                                   outcome.get("seconds", 0.0))
+                                   outcome.get("seconds", 0.0), outcome.get("error_type"))
                 elif outcome["status"] == "preempted" and not stopping:
                     # Its worker was stopped (a SLURM worker job's time limit), not the batch: the
                     # recording goes on elsewhere, from its checkpoint.
@@ -571,9 +581,9 @@ def _unverified_inputs(items: Sequence[Recording], todo: list[int],
     for i in todo:
         error = errors.get(items[i].name)
         if error is not None:
-            what = f"{type(error).__name__}: {reason_text(error)}"
+            what = f"{failure_words(error)}: {reason_text(error)}"
             out[i] = [Problem(Path(error.path), what, error.hint or "restore the file from a good copy",
-                              items[i].name, DATA)]
+                              items[i].name, DATA, error_type=error_type(error))]
     return out
 
 

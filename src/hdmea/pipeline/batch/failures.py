@@ -23,7 +23,8 @@ from collections.abc import Callable
 from h5stream.errors import FormatError, H5StreamError, SourceNotFoundError, WriteError, WriterClaimError
 from hdmea.errors import ConfigError, MissingStepError, RecordingFormatError
 
-__all__ = ["USER", "DATA", "INFRASTRUCTURE", "HELD", "ERROR", "classify_error", "describe_error"]
+__all__ = ["USER", "DATA", "INFRASTRUCTURE", "HELD", "ERROR", "classify_error", "describe_error", "error_type",
+           "failure_words"]
 
 USER = "user"
 DATA = "data"
@@ -78,8 +79,60 @@ def classify_error(exc: BaseException) -> str:
     return ERROR
 
 
+def _worker_lost_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [cf.BrokenExecutor]
+    try:
+        from distributed import KilledWorker
+
+        types.append(KilledWorker)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+#: What went wrong in plain words, by the error's type; checked in order, the first match decides.
+_WORDS: list[tuple[Callable[[], tuple[type[BaseException], ...]], str]] = [
+    (lambda: (WriterClaimError,), "held by another process"),
+    (_worker_lost_types, "the worker died (killed, out of memory or crashed)"),
+    (lambda: (MemoryError,), "out of memory"),
+    (lambda: (cf.CancelledError,), "the job was cancelled"),
+    (lambda: (TimeoutError,), "timed out"),
+    (lambda: (ConnectionError,), "the connection to the worker was lost"),
+    (lambda: (ConfigError,), "the configuration is not valid"),
+    (lambda: (MissingStepError,), "a step ran before the step that makes its input"),
+    (lambda: (SourceNotFoundError, FileNotFoundError), "an input file is missing"),
+    (lambda: (WriteError,), "writing the output failed"),
+    (lambda: (RecordingFormatError, FormatError), "the input file is damaged or not a recording"),
+    (lambda: (OSError,), "a read or write failed"),
+]
+
+
+def failure_words(exc: BaseException) -> str:
+    """What kind of failure ``exc`` is, in plain words (no exception class names)."""
+    from hdmea.pipeline.preflight import PreflightError, user_errno
+
+    if isinstance(exc, PreflightError):
+        return "the run cannot start"
+    number = user_errno(exc)
+    if number is not None and not (number == errno.ENOENT and isinstance(exc, (FormatError, FileNotFoundError))):
+        return "the output cannot be written" if number in (errno.ENOSPC, errno.EDQUOT) else "a path cannot be used"
+    # cf.CancelledError derives from concurrent.futures.Error, MemoryError from Exception: order is by meaning
+    for types, words in _WORDS:
+        if isinstance(exc, types()):
+            return words
+    return "an unexpected error in a step (a bug or a bad parameter)"
+
+
+def error_type(exc: BaseException) -> str:
+    """The error's class name, for the summary's machine-readable ``error_type`` field (never for people)."""
+    return type(exc).__name__
+
+
 def describe_error(exc: BaseException) -> str:
-    """``Type: message``, and for the user's errors what to do when the message does not say it."""
+    """What failed in plain words and the error's own message, and for the user's errors what to do.
+
+    The exception's class name is not in it: :func:`error_type` gives it to the summary as its own field.
+    """
     from hdmea.pipeline.preflight import PreflightError, user_error_hint
 
     text = str(exc).strip()
@@ -89,7 +142,8 @@ def describe_error(exc: BaseException) -> str:
         # "[Errno 13] Permission denied: 'x'" as the path and the reason
         where = " -> ".join(os.fspath(p) for p in (exc.filename, exc.filename2) if p is not None)
         text = f"{where}: {exc.strerror}" if where else exc.strerror
-    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    words = failure_words(exc)
+    described = f"{words}: {text}" if text else words
     hint = user_error_hint(exc)
     if hint and hint not in described:
         described += f" ({hint})"

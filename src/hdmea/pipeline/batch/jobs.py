@@ -25,7 +25,7 @@ from pathlib import Path
 from h5stream.errors import StaleClaimWarning, WriterClaimError
 from h5stream.files import WriterClaim
 from hdmea.config import PipelineConfig
-from hdmea.pipeline.batch.failures import HELD, classify_error, describe_error
+from hdmea.pipeline.batch.failures import HELD, classify_error, describe_error, error_type
 from hdmea.pipeline.batch.preemption import Preempted, job_thread, stop_on_signals
 from hdmea.pipeline.batch.recordings import (
     Recording,
@@ -139,7 +139,7 @@ def _run_claimed(recording: Recording, output: Path, config: PipelineConfig, *,
             kind = classify_error(exc)
             logger.error("failed before starting (%s error): %s", kind, describe_error(exc))
             return {"status": "failed", "seconds": 0.0, "kind": kind, "error": describe_error(exc),
-                    "pid": os.getpid()}
+                    "error_type": error_type(exc), "pid": os.getpid()}
         outcome = None
         try:
             outcome = _run_job(recording, output, config, job=job, attempt=attempt, batch=batch)
@@ -157,8 +157,8 @@ def _held(exc: WriterClaimError, seconds: float = 0.0) -> dict:
            else WriterClaim.describe(holder))
     text = f"held by {who}; not computed by this process ({exc.path})"
     logger.warning("%s", text)
-    return {"status": "held", "seconds": seconds, "kind": HELD, "error": text, "holder": holder,
-            "pid": os.getpid()}
+    return {"status": "held", "seconds": seconds, "kind": HELD, "error": text, "error_type": error_type(exc),
+            "holder": holder, "pid": os.getpid()}
 
 
 def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
@@ -196,7 +196,7 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
         logger.error("failed after %.2f s (%s error): %s", seconds, kind, describe_error(exc))
         logger.debug("%s", traceback.format_exc())
         return {"status": "failed", "seconds": seconds, "kind": kind, "error": describe_error(exc),
-                "pid": os.getpid()}
+                "error_type": error_type(exc), "pid": os.getpid()}
     seconds = time.perf_counter() - started
     write_done_marker(output, {
         "recording": recording.name,

@@ -48,8 +48,13 @@ class RecordingResult:
     seconds: float = 0.0
     attempts: int = 0
     kind: str | None = None
+    #: what failed in plain words and the error's own message (no exception class names)
     error: str | None = None
+    #: the class name of the error behind ``error`` (for scripts and debugging; None: no exception)
+    error_type: str | None = None
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: the class name of each attempt's error, one per entry of ``errors`` (None where none was raised)
+    error_types: list[str | None] = dataclasses.field(default_factory=list)
     detail: dict = dataclasses.field(default_factory=dict)
     #: one-time setup of the worker (thread limits, warm-up) paid before this job; not in ``seconds``
     worker_setup_seconds: float = 0.0
