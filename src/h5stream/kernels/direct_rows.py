@@ -12,8 +12,8 @@ holds (:mod:`h5stream.pagecache`, ``mincore``): a piece of which less than
 :data:`CACHED_SHARE` is held is read directly (``depth`` pieces in flight, so the disk
 stays busy); a held piece is copied from the cache (``copy_threads`` pieces at a time: a
 memory copy scales with threads), unless the caller asks for held pieces to be read
-directly too (``held="direct"``: a streamed pass does while direct reads outpace its
-work, :class:`h5stream.kernels.raw_chunks.HeldPath`).  Both paths land in the same
+directly too (``held="direct"``: a streamed pass does while that keeps its cycle per
+chunk the faster, :class:`h5stream.kernels.raw_chunks.HeldPath`).  Both paths land in the same
 aligned buffer at the same place, so the rows are the same bytes whichever path each
 piece took; the bytes each path read are counted (:attr:`DirectRows.bytes_cached`,
 :attr:`DirectRows.bytes_direct`).  Where the system cannot say which pages the cache
