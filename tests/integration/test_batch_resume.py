@@ -219,3 +219,26 @@ def test_a_run_stopped_in_the_light_steps_resumes_from_the_last_checkpoint(recor
                 compared.append(name)
         b["units"].visititems(same)
     assert any("eimage_sta" in name for name in compared) and any("sta_dense_noise" in name for name in compared)
+
+
+def test_checkpoint_that_cannot_be_written_is_said_in_plain_words(tmp_path):
+    """A stop whose checkpoint fails says why in words and the error's message, without its class name."""
+    import errno
+
+    from hdmea.pipeline.batch.preemption import Preempted as Stop
+    from hdmea.pipeline.run import _checkpoint_on_stop
+
+    where = tmp_path / "res.checkpoint.h5"
+
+    class Session:
+        completed_steps = ["load_recording"]
+
+        def checkpoint(self, path, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    stop = Stop("SIGTERM")
+    _checkpoint_on_stop(Session(), where, "digest", "res", None, stop, None)
+    assert stop.checkpoint is None
+    assert stop.checkpoint_error == (f"a path cannot be used: {where}: Permission denied (check the permissions "
+                                     "of the path, or choose another output folder)"), stop.checkpoint_error
+    assert stop.checkpoint_error in str(stop) and "PermissionError" not in str(stop), str(stop)

@@ -309,7 +309,9 @@ def _checkpoint_on_stop(session, checkpoint: Path, digest: str, dataset_id: str,
         with shielded():
             session.checkpoint(checkpoint, checkpoint_name=f"after_{done[-1]}@{digest}", overwrite=True)
     except Exception as exc:  # noqa: BLE001 - the stop is reported either way, with why nothing was kept
-        stop.checkpoint_error = f"{type(exc).__name__}: {exc}"
+        from hdmea.pipeline.batch.failures import describe_error
+
+        stop.checkpoint_error = describe_error(exc)  # plain words and the message, as a batch summary says it
         logger.error("stopped, and the checkpoint %s could not be written: %s", checkpoint, exc)
     else:
         stop.checkpoint = checkpoint
