@@ -323,11 +323,11 @@ def run(size: str = "small") -> list[Row]:
 def test_a_run_the_disk_cannot_hold_is_refused_before_writing(tmp_path, monkeypatch):
     import types
 
-    import benchmarks._harness as harness
+    import benchmarks._scratch as scratch
 
     free = space_needed("full") - 1
     usage = types.SimpleNamespace(total=free, used=0, free=free)
-    monkeypatch.setattr(harness.shutil, "disk_usage", lambda where: usage)
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda where: usage)
     written = []
     monkeypatch.setattr(sys.modules[__name__], "write_raw_file", lambda *a, **k: written.append(a))
     with pytest.raises(OSError, match="eimage benchmark at size 'full' needs about 10.4 GiB"):

@@ -66,6 +66,9 @@ else:
         "footer_end": [],
     }
     html_sidebars = {"**": ["sidebar-nav-bs"], "index": []}
+    # A page opened from disk (file://) has no stored colour mode; without a default the theme's
+    # script logs "Got invalid theme mode" as an error in the browser's console.
+    html_context = {"default_mode": "light"}
 html_title = "h5stream"
 html_static_path = ["_static"]
 html_css_files = ["fit.css"]  # code blocks wrap instead of being cut off

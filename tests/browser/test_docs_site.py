@@ -85,6 +85,8 @@ def test_index_to_install_to_a_getting_started_guide(browser, site):
     # the getting-started pages come before the guides and the reference in the header
     header = browser.find_element("css selector", ".bd-navbar-elements").text.split("\n")
     assert header.index("Getting started") < header.index("Guides") < header.index("Reference")
+    # and no page of the walk logged an error in the browser's console (the theme's scripts included)
+    assert [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
 def test_code_blocks_fit_their_column(browser, site):
