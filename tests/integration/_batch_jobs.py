@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import h5py
@@ -47,6 +48,34 @@ def sum_job(recording, output, config):
         out["sum"] = np.asarray(values.sum())
         out.attrs["pid"] = os.getpid()
     return {"sum": float(values.sum()), "pid": os.getpid()}
+
+
+LINGER_SUFFIX = ".linger"
+
+
+def linger_marker(cmcr: Path) -> Path:
+    return cmcr.with_name(cmcr.name + LINGER_SUFFIX)
+
+
+def outlive_the_pool_job(recording, output, config):
+    """``sum_job`` whose marked recordings outlive a pool that another worker's death broke.
+
+    A job marked with :func:`linger_marker` ignores SIGTERM (the broken pool's) and keeps its
+    claim 2 s, having said it runs (``<marker>.running``); a job marked with
+    :func:`kill_once_marker` waits for that before it kills its worker.
+    """
+    cmcr = Path(recording.cmcr)
+    lingering = linger_marker(cmcr)
+    if lingering.exists():
+        lingering.unlink()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the job's own handler is put back after the job
+        lingering.with_name(lingering.name + ".running").touch()
+        time.sleep(2.0)
+    elif kill_once_marker(cmcr).exists():
+        deadline = time.monotonic() + 10.0
+        while not list(cmcr.parent.glob("*.running")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return sum_job(recording, output, config)
 
 
 def memory_error_once_job(recording, output, config):

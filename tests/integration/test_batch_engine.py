@@ -92,6 +92,27 @@ def test_process_pool_survives_killed_worker_and_reports_each_kind(tmp_path):
     assert "[data]" in table
 
 
+def test_a_retry_waits_for_the_broken_pools_workers_to_end(tmp_path):
+    # rec1's job kills its worker while rec0's job, on the pool's other worker, ignores the
+    # pool's SIGTERM and holds rec0's claim 2 s more: the pool has failed rec0's future by then.
+    # Retried at once, rec0 was found "held" by that worker; the rebuilt pool takes it only
+    # once the broken pool's workers have ended, and finds it finished by this batch.
+    recs, sums = _inputs(tmp_path, 2)
+    jobs.linger_marker(recs[0].cmcr).touch()
+    jobs.kill_once_marker(recs[1].cmcr).touch()
+    pool = cf.ProcessPoolExecutor(max_workers=2)
+    try:
+        summary = run_batch(recs, None, tmp_path / "out", executor=pool, retries=1,
+                            job=jobs.outlive_the_pool_job, show_progress=False)
+    finally:
+        pool.shutdown()
+    assert [r.status for r in summary.results] == ["done", "done"], summary.table()
+    assert [r.attempts for r in summary.results] == [2, 2], summary.table()
+    for row in summary.results:
+        assert row.error_types == ["BrokenProcessPool"], (row.name, row.errors)
+    _check_outputs(tmp_path / "out", sums, sums)
+
+
 def test_rerun_skips_finished_and_redoes_changed_config(tmp_path):
     recs, sums = _inputs(tmp_path, 3)
     out = tmp_path / "out"

@@ -531,15 +531,15 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                     failed_attempt(index, INFRASTRUCTURE, outcome.get("message") or "stopped by a signal")
                 else:
                     finish(index, outcome)
+            # Rebuilt before any retry is sent (the rebuild waits for the broken pool's workers to end),
+            # once per broken pool: jobs of that pool that come back later as broken are only retried.
+            rebuild = broken and any(generation.get(f) == pool.rebuilds for f in finished_broken)
             for future in finished:
                 generation.pop(future, None)
             if stopping:
                 continue  # nothing new starts; the running jobs report back
-            if broken and pool.can_rebuild():
-                # Jobs still running on the broken pool come back as broken too
-                # and are retried; rebuild once per broken pool, not per job.
-                if any(generation.get(f) == pool.rebuilds for f in finished_broken):
-                    pool.rebuild()
+            if rebuild and pool.can_rebuild():
+                pool.rebuild()
             submit_more()
     stopped_by[:] = stopping
     return results

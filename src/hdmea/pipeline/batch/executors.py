@@ -191,17 +191,14 @@ class Pool:
         return self._rebuild is not None
 
     def rebuild(self) -> None:
-        old = self.executor
+        """Replace the broken executor, once its workers have ended (:func:`_end_broken_pool`)."""
+        _end_broken_pool(self.executor)
         self.executor = self._rebuild()
         self.rebuilds += 1
         # The replacement is the batch's own, whoever made the broken one: close it at the end.
         self.owned = True
         self._close = None
         logger.warning("a worker died and broke the process pool; started a new pool")
-        try:
-            old.shutdown(wait=False, cancel_futures=True)
-        except Exception:  # noqa: BLE001 - a broken pool may fail to shut down; it is replaced anyway
-            logger.debug("shutting down the broken pool failed", exc_info=True)
 
     def close(self) -> None:
         # Unsubscribe before the client goes: the scheduler sends its "remove-client" event to every
@@ -255,6 +252,32 @@ def _slurm_job_state(job_id: str) -> str | None:
         return None
     found = re.search(r"JobState=(\S+)", text)
     return found.group(1) if found else None
+
+
+#: seconds the other workers of a broken process pool get to end on the pool's SIGTERM (a job checkpoints)
+BROKEN_POOL_GRACE_SECONDS = 30.0
+
+
+def _end_broken_pool(executor: Any, grace: float = BROKEN_POOL_GRACE_SECONDS) -> None:
+    """Shut a broken pool down and wait until its workers have ended and been reaped (SIGKILL after ``grace``).
+
+    The pool fails its futures before it terminates and reaps its workers, which still run
+    (or remain as zombies) holding their claims: a retry sent at once found them held.
+    """
+    thread = getattr(executor, "_executor_manager_thread", None)
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    try:
+        executor.shutdown(wait=False, cancel_futures=True)
+    except Exception:  # noqa: BLE001 - a broken pool may fail to shut down; it is replaced anyway
+        logger.debug("shutting down the broken pool failed", exc_info=True)
+    if thread is None:
+        return
+    thread.join(grace)  # its manager thread ends once it has terminated and joined every worker
+    if thread.is_alive():
+        logger.warning("workers of the broken pool still running after %.0f s: killed", grace)
+        for process in processes:
+            process.kill()  # one already ended and reaped is left alone
+        thread.join(grace)
 
 
 def _outcome(future: Any) -> tuple[Any, BaseException | None]:
