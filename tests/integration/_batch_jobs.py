@@ -144,3 +144,18 @@ def worker_timers() -> dict:
     callbacks = get_worker().periodic_callbacks
     return {name: callbacks[name].callback_time / 1000
             for name in ("tick", "monitor", "memory_monitor") if name in callbacks}
+
+
+def ignore_sigterm_and_sleep(pid_file: str, seconds: float) -> None:
+    """A worker's job that outlives its pool's SIGTERM: it writes its pid, then sleeps."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def die_once_file_exists(pid_file: str) -> None:
+    """SIGKILL this worker once ``pid_file`` exists (another worker is then running)."""
+    deadline = time.monotonic() + 10.0
+    while not Path(pid_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -113,6 +113,30 @@ def test_a_retry_waits_for_the_broken_pools_workers_to_end(tmp_path):
     _check_outputs(tmp_path / "out", sums, sums)
 
 
+def test_a_broken_pools_worker_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
+    import time
+
+    from hdmea.pipeline.batch.executors import _end_broken_pool
+
+    pid_file = tmp_path / "pid"
+    pool = cf.ProcessPoolExecutor(max_workers=2)
+    try:
+        lingering = pool.submit(jobs.ignore_sigterm_and_sleep, str(pid_file), 60.0)
+        dying = pool.submit(jobs.die_once_file_exists, str(pid_file))
+        for future in (dying, lingering):
+            with pytest.raises(cf.process.BrokenProcessPool):
+                future.result(timeout=30)
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)  # the pool failed its futures while this worker still runs
+        started = time.monotonic()
+        _end_broken_pool(pool, grace=0.5)
+        assert time.monotonic() - started < 10.0
+        with pytest.raises(ProcessLookupError):  # killed and reaped, not a zombie
+            os.kill(pid, 0)
+    finally:
+        pool.shutdown()
+
+
 def test_rerun_skips_finished_and_redoes_changed_config(tmp_path):
     recs, sums = _inputs(tmp_path, 3)
     out = tmp_path / "out"
