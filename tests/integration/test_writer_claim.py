@@ -269,3 +269,29 @@ def test_file_open_for_writing_by_another_program_is_refused(tmp_path):
         f["x"][()] = 2
     with open_validated(target) as f:
         assert int(f["x"][()]) == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process states are read from /proc (Linux)")
+def test_claim_of_a_killed_process_its_parent_has_not_collected_is_stale(tmp_path):
+    """A killed writer stays a zombie until its parent collects it; it still answers a signal probe
+    (``os.kill(pid, 0)``), yet it runs nothing, so its claim is stale, not held (a killed batch worker
+    is one until its pool cleans it up)."""
+    from h5stream.files.liveness import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        assert process_alive(child.pid)
+        os.kill(child.pid, 9)
+        deadline = time.monotonic() + 30
+        while b") Z" not in Path(f"/proc/{child.pid}/stat").read_bytes():  # not collected: a zombie
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.01)
+        os.kill(child.pid, 0)  # the signal probe alone still finds it
+        assert not process_alive(child.pid)
+        target = tmp_path / "a.h5"
+        _write_claim(target, pid=child.pid)
+        with pytest.warns(StaleClaimWarning, match=f"pid {child.pid}"):
+            WriterClaim(target).acquire().release()
+    finally:
+        child.kill()
+        child.wait(timeout=60)

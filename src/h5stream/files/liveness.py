@@ -136,6 +136,22 @@ def process_alive(pid: int, lock_file: str | os.PathLike | None = None) -> bool:
         except ProcessLookupError:
             return False
         except OSError:  # EPERM: it exists but belongs to someone else
-            return True
-        return True
+            return not _zombie(pid)
+        return not _zombie(pid)
     return _lock_file_held(Path(lock_file) if lock_file else liveness_lock_path(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """True when ``pid`` has ended but its parent has not collected it yet (state ``Z`` in ``/proc``).
+
+    Such a process still answers ``os.kill(pid, 0)``, yet it runs no code and holds no claim: a
+    killed batch worker stays one until its pool cleans it up.  Where ``/proc`` is missing
+    (not Linux), nothing is known and the process counts as running.
+    """
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_bytes()
+    except OSError:
+        return False
+    # "pid (comm) state ...": comm may hold spaces and parentheses, so the state follows the last ")"
+    state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
+    return state == b"Z"
