@@ -80,10 +80,18 @@ with h5py.File(args["path"], "r") as f:
 """
 
 
-def child(tree: Path, code: str, args: dict, *, portable: bool = False) -> dict:
+def child(tree: Path | None, code: str, args: dict, *, portable: bool = False) -> dict:
     """Run ``code`` (:data:`EIMAGE` or :data:`READ`) with ``args`` in a fresh Python on the source tree
-    ``tree``; its last printed line, as a dict.  ``portable``: with ``H5STREAM_PORTABLE=1``."""
-    env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}:{tree}")
+    ``tree`` (its extensions built in place), or, with ``tree=None``, on the h5stream this process
+    imports (an installed one too); its last printed line, as a dict.  ``portable``: with
+    ``H5STREAM_PORTABLE=1``."""
+    if tree is None:
+        import h5stream
+
+        library = Path(h5stream.__file__).resolve().parents[1]
+        env = dict(os.environ, PYTHONPATH=f"{library}:{REPO}")
+    else:
+        env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}:{tree}")
     env.pop("H5STREAM_PORTABLE", None)
     if portable:
         env["H5STREAM_PORTABLE"] = "1"

@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks._harness import Row, Timing, interleave, is_noisy, require_free_space, scratch_dir
-from benchmarks._raw_reads import EIMAGE, READ, REPO, child, make_resident, make_uncached, write_file
+from benchmarks._raw_reads import EIMAGE, READ, child, make_resident, make_uncached, write_file
 
 SIZES = {
     "small": dict(frames=12_000, units=20, rate_hz=10.0, rounds=1),  # 101 MB
@@ -107,7 +107,7 @@ def measure(path: Path, spikes_path: Path, threads: list[int], rounds: int) -> t
                     code = EIMAGE
 
                 def side(key=key, code=code, args=args) -> float:
-                    report = child(REPO, code, args)
+                    report = child(None, code, args)  # the library this run imports
                     reports.setdefault(key, []).append(report)
                     return report["seconds"]
 
