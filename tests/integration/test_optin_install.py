@@ -71,11 +71,14 @@ def built(tmp_path_factory):
         copy = base / f"{name}-src"
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         venv.pip("wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels, copy)
-    # h5scp and its dependencies, for the interpreter of the environment: the source tree and this
+    # h5scp and its dependencies, for the interpreter of the environment: the library this run imports and this
     # test's own import paths, as plain paths (a path added by a .pth file has its own .pth files
     # ignored), leaving out any that holds a scptensor of its own
-    paths = [str(ROOT / "src")] + [p for p in sys.path if p and Path(p).is_dir() and Path(p) != ROOT
-                                   and not (Path(p) / "scptensor").exists()]
+    import h5scp
+
+    library = str(Path(h5scp.__file__).parents[1])  # the source tree built in place, or site-packages
+    paths = [library] + [p for p in sys.path if p and p != library and Path(p).is_dir() and Path(p) != ROOT
+                         and not (Path(p) / "scptensor").exists()]
     (venv.site_packages / "zz_test_paths.pth").write_text("\n".join(paths) + "\n")
     return venv, wheels, base
 

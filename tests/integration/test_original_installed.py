@@ -57,9 +57,17 @@ def _probe(python: str, env: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _ours() -> Path:
+    """The folder this run imports our ``hdmea`` from: the checkout's ``src`` when built in place, the
+    environment's site-packages when installed."""
+    import hdmea
+
+    return Path(hdmea.__file__).parents[1]
+
+
 def _ours_first_env() -> dict:
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([src] + [p for p in sys.path if p and p != src])}
+    ours = str(_ours())
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([ours] + [p for p in sys.path if p and p != ours])}
 
 
 @pytest.mark.slow
@@ -78,7 +86,7 @@ def test_a_wheel_install_of_the_original_is_named_and_the_switch_back_silences_i
                     str(wheel)], check=True, capture_output=True, timeout=120)
     assert (Path(site) / "hdmea-0.1.0.dist-info").is_dir()
     after = _probe(python, env)
-    assert after["file"] == str(Path(__file__).resolve().parents[2] / "src" / "hdmea" / "__init__.py")
+    assert after["file"] == str(_ours() / "hdmea" / "__init__.py")
     named = [m for kind, m in after["warnings"] if kind == "OriginalPipelineInstalledWarning"]
     assert len(named) == 1
     assert "'hdmea' 0.1.0" in named[0] and "wheel install" in named[0] and site in named[0]
@@ -105,4 +113,4 @@ def test_an_editable_install_of_the_original_is_named(tmp_path):
     result = _probe(sys.executable, env)
     named = [m for kind, m in result["warnings"] if kind == "OriginalPipelineInstalledWarning"]
     assert len(named) == 1 and "editable install from" in named[0] and str(checkout) in named[0]
-    assert result["file"].startswith(str(Path(__file__).resolve().parents[2] / "src"))
+    assert result["file"] == str(_ours() / "hdmea" / "__init__.py")
