@@ -90,7 +90,13 @@ def test_index_to_install_to_a_getting_started_guide(browser, site):
 
 
 def test_code_blocks_fit_their_column(browser, site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get((site / "getting-started" / "quickstart.html").as_uri())
+    # the page's blocks, once the page shows them (a busy machine can return before the body is laid out)
+    WebDriverWait(browser, 20).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "div.highlight pre")) >= 2,
+                                     "the quick start page shows fewer than two code blocks")
     widths = browser.execute_script(
         "return Array.from(document.querySelectorAll('div.highlight pre')).map("
         "p => [p.scrollWidth, p.clientWidth, p.textContent.split('\\n').reduce((a, l) => Math.max(a, l.length), 0)])")
