@@ -13,7 +13,27 @@ own log, not from the batch's claims, markers or summaries that it checks.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+#: A batch configuration naming each recording's stimulus file beside it.
+BATCH_CONFIG = '[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n'
+
+
+def copies_of_one_recording(tmp_path_factory, names) -> tuple[Path, Path]:
+    """A folder of small synthetic recordings (one, copied under each of ``names``) and its batch
+    configuration: the batches of the tests share one input, so a count of computations is per name."""
+    from hdmea.synthetic import generate_recording
+
+    made = tmp_path_factory.mktemp("made")
+    generate_recording(made, "tiny", n_units=3, seed=5)
+    src = tmp_path_factory.mktemp("recordings")
+    for name in names:
+        for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
+            shutil.copyfile(made / f"tiny{suffix}", src / f"{name}{suffix}")
+    config = src / "batch.toml"
+    config.write_text(BATCH_CONFIG)
+    return src, config
 
 HOOK = '''
 import logging, os, re, time

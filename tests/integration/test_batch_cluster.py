@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,8 @@ import h5py
 import pytest
 
 from h5stream.checksums.wholefile import check_file
-from tests.integration._compute_count import computations, count_computations, steps_done
+from tests.integration._compute_count import (computations, copies_of_one_recording, count_computations,
+                                              steps_done)
 
 pytest.importorskip("distributed")
 
@@ -87,17 +87,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory) -> tuple[Path, Path]:
-    from hdmea.synthetic import generate_recording
-
-    made = tmp_path_factory.mktemp("made")
-    generate_recording(made, "tiny", n_units=3, seed=5)
-    src = tmp_path_factory.mktemp("recordings")
-    for name in NAMES:
-        for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
-            shutil.copyfile(made / f"tiny{suffix}", src / f"{name}{suffix}")
-    config = src / "batch.toml"
-    config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n')
-    return src, config
+    return copies_of_one_recording(tmp_path_factory, NAMES)
 
 
 def _batch(src: Path, config: Path, out: Path, address: str, env: dict) -> subprocess.Popen:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,26 +19,15 @@ import h5py
 import pytest
 
 from h5stream.checksums.wholefile import check_file
-from tests.integration._compute_count import computations, count_computations
+from tests.integration._compute_count import computations, copies_of_one_recording, count_computations
 
 NAMES = [f"r{i}" for i in range(6)]
-CONFIG = '[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n'
 
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory) -> tuple[Path, Path]:
     """A folder of six small synthetic recordings (copies of one, under six names) and a configuration."""
-    from hdmea.synthetic import generate_recording
-
-    made = tmp_path_factory.mktemp("made")
-    generate_recording(made, "tiny", n_units=3, seed=5)
-    src = tmp_path_factory.mktemp("recordings")
-    for name in NAMES:
-        for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
-            shutil.copyfile(made / f"tiny{suffix}", src / f"{name}{suffix}")
-    config = src / "batch.toml"
-    config.write_text(CONFIG)
-    return src, config
+    return copies_of_one_recording(tmp_path_factory, NAMES)
 
 
 def _batch(src: Path, config: Path, out: Path, env: dict, *extra: str) -> subprocess.Popen:
