@@ -6,7 +6,8 @@ environment: an editable install of the original puts its source folder on the
 path, where it may shadow ours or be shadowed; a wheel install of it writes its
 files into the same ``site-packages/hdmea`` folder, mixing the two, and
 uninstalling either then deletes files of the other.  ``import hdmea`` checks
-once, from the installed distributions' metadata (no files are opened), and
+once, from the installed distributions' metadata folders (a listing of each
+folder on ``sys.path``; no file is opened unless one is named ``hdmea``), and
 warns with :class:`OriginalPipelineInstalledWarning` naming the other
 distribution, its version and where it is installed.  How to switch between
 the two is in ``docs/guide/from-hdmea-processing.md``.
@@ -14,11 +15,16 @@ the two is in ``docs/guide/from-hdmea-processing.md``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
+import os
+import sys
 import warnings
+from typing import TYPE_CHECKING
 
 from h5stream.errors import H5StreamWarning
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 __all__ = ["OriginalPipelineInstalledWarning", "original_distribution", "warn_if_original_installed"]
 
@@ -43,8 +49,29 @@ def _location(dist: importlib.metadata.Distribution) -> tuple[str, bool]:
     return str(dist.locate_file("")), False
 
 
+def _metadata_folder_listed() -> bool:
+    """Whether a folder on ``sys.path`` holds a metadata folder of a distribution named ``hdmea``
+    (``hdmea-<version>.dist-info``, ``hdmea-<version>.egg-info`` or ``hdmea.egg-info``, any case), found the way :mod:`importlib.metadata`
+    finds them; listing the folders costs a fraction of importing :mod:`importlib.metadata`."""
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                for item in it:
+                    name = item.name.lower()
+                    if (name.endswith((".dist-info", ".egg-info"))
+                            and name.split("-")[0].removesuffix(".egg") == ORIGINAL_DISTRIBUTION):
+                        return True
+        except OSError:  # not a folder (a zip file, a missing entry)
+            continue
+    return False
+
+
 def original_distribution() -> importlib.metadata.Distribution | None:
     """The installed distribution named ``hdmea``, if any (ours is named ``h5stream``)."""
+    if not _metadata_folder_listed():
+        return None
+    import importlib.metadata  # only where a candidate is listed
+
     try:
         return importlib.metadata.distribution(ORIGINAL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:

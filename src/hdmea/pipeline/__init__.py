@@ -5,33 +5,67 @@ step's function is exported here under the step's name.  The runner of one
 recording is :func:`hdmea.pipeline.run.run_pipeline`; batches are
 :func:`hdmea.pipeline.batch.run_batch`.
 
-The original pipeline's names at this path (its flows, its session loader and
-its results) are imported here from where they live, as
-:data:`hdmea._compat_table.ORIGINAL_API` lists them.
+Every name here is imported from the module where it lives on first use
+(:data:`HOMES`, read by the module's ``__getattr__``), so that
+``from hdmea.pipeline import create_session`` loads the session and not every
+step, and a batch's driver does not load the steps its workers run.  The
+original pipeline's names at this path (its flows, its results) come from
+:data:`hdmea._compat_table.ORIGINAL_API` the same way.
 """
 
 from __future__ import annotations
 
-from hdmea._compat.flows import FlowResult, get_flow_info, list_available_flows, run_flow
-from hdmea._compat.load_with_eimage import LoadWithEImageSTAResult, load_recording_with_eimage_sta
-from hdmea.pipeline.batch import run_batch
-from hdmea.pipeline.preflight import LowSpaceWarning, PreflightError
-from hdmea.pipeline.run import PipelineReport, StepRecord, run_pipeline
-from hdmea.session.loader import load_hdf5_to_session, load_session_from_hdf5
-from hdmea.session.session import PipelineSession, SaveState, create_session
-from hdmea.steps.eimage import compute_eimage_sta
-from hdmea.steps.features import ExtractionResult, extract_features
-from hdmea.steps.load import LoadResult, load_recording
-from hdmea.steps.section_time import add_section_time
-from hdmea.steps.spike_sectioning import SectionResult, section_spike_times
-from hdmea.steps.sta import STAResult, compute_sta
-from hdmea.steps.table import STEPS
+import importlib
 
-__all__ = sorted([
-    *(step.name for step in STEPS), "STEPS", "run_pipeline", "PipelineReport", "StepRecord", "run_batch",
-    "PreflightError", "LowSpaceWarning", "PipelineSession", "SaveState", "create_session", "LoadResult",
-    "ExtractionResult", "SectionResult", "STAResult",
-    # the original pipeline's names (hdmea._compat_table)
-    "load_recording_with_eimage_sta", "LoadWithEImageSTAResult", "FlowResult", "run_flow", "list_available_flows",
-    "get_flow_info", "load_session_from_hdf5", "load_hdf5_to_session",
-])
+from hdmea._compat_table import home_of, names_at
+
+#: name -> the module where it lives (this library's own names at this path).
+HOMES: dict[str, str] = {
+    "STEPS": "hdmea.steps.table",
+    # the steps, by their names in STEPS
+    "load_recording": "hdmea.steps.load",
+    "add_section_time": "hdmea.steps.section_time",
+    "section_spike_times": "hdmea.steps.spike_sectioning",
+    "compute_sta": "hdmea.steps.sta",
+    "compute_eimage_sta": "hdmea.steps.eimage",
+    "extract_features": "hdmea.steps.features",
+    # the steps' results
+    "LoadResult": "hdmea.steps.load",
+    "SectionResult": "hdmea.steps.spike_sectioning",
+    "STAResult": "hdmea.steps.sta",
+    "ExtractionResult": "hdmea.steps.features",
+    # one recording's run, its checks, batches
+    "run_pipeline": "hdmea.pipeline.run",
+    "PipelineReport": "hdmea.pipeline.run",
+    "StepRecord": "hdmea.pipeline.run",
+    "PreflightError": "hdmea.pipeline.preflight",
+    "LowSpaceWarning": "hdmea.pipeline.preflight",
+    "run_batch": "hdmea.pipeline.batch",
+    # the deferred session
+    "PipelineSession": "hdmea.session.session",
+    "SaveState": "hdmea.session.session",
+    "create_session": "hdmea.session.session",
+    "load_session_from_hdf5": "hdmea.session.loader",
+    "load_hdf5_to_session": "hdmea.session.loader",
+}
+
+#: the original pipeline's names at this path that live in the fence (the others are in HOMES)
+ORIGINAL_ONLY: tuple[str, ...] = tuple(name for name in names_at(__name__) if name not in HOMES)
+
+__all__ = sorted([*HOMES, *ORIGINAL_ONLY])
+
+
+def __getattr__(name: str):
+    if name in HOMES:
+        module, attribute = HOMES[name], name
+    elif name in ORIGINAL_ONLY:
+        module, attribute = home_of(__name__, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
