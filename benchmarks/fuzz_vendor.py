@@ -6,14 +6,16 @@ each per seed (default 400, ``--seed``, default 61, repeated for several: 20% ze
 types of tables, the rest byte flips half in data, half in other metadata) are read by
 the public reader in separate processes (``tests/fuzz/_driver.py``).  Outcomes:
 ``identical`` (the damage did not reach what is read), ``typed`` (a typed error),
-``silent`` (read without an error, a value changed), ``raw``, ``crash``, ``hang``.
+``warned`` (a value changed, read with an ``UnusualVendorValueWarning`` whose text the
+result keeps, as the recording stores it), ``silent`` (read without an error or such a
+warning, a value changed), ``raw``, ``crash``, ``hang``.
 
 Vendor files carry no checksum: a flip in a raw sample cannot be told from a sample,
 so ``silent`` never reaches 0; what the format or physics rules out can be refused.
 
 ``--save FILE`` keeps every outcome; ``--compare FILE`` (a saved run of the same seed and
-count) lists, per check, the copies that read silently there and are refused here,
-named by the first words of the error.
+count) lists, per check, the copies that read silently there and are refused (or warned
+of) here, named by the first words of the error (or warning).
 
 Run: ``python -m benchmarks.fuzz_vendor --save /tmp/after.json --compare /tmp/before.json``.
 """
@@ -70,7 +72,7 @@ def table(outcomes: dict[str, list[dict]]) -> str:
         for r in records:
             by_kind[r["kind"]][r["outcome"]] += 1
         lines.append(f"{name}: {len(records)} copies: " + ", ".join(f"{k} {counts[k]}" for k in
-                     ("identical", "typed", "silent", "raw", "crash", "hang")))
+                     ("identical", "typed", "warned", "silent", "raw", "crash", "hang")))
         for kind, c in sorted(by_kind.items()):
             lines.append(f"  {kind:<9} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     return "\n".join(lines)
@@ -88,11 +90,13 @@ def compare(before: dict[str, list[dict]], after: dict[str, list[dict]]) -> str:
                 continue
             if old["outcome"] == "silent" and r["outcome"] == "typed":
                 caught[check_name(r.get("message", ""))] += 1
+            elif old["outcome"] == "silent" and r["outcome"] == "warned":
+                caught["warned: " + re.sub(r"\d[\d.]*", "N", check_name(r.get("warning", "")))[:40]] += 1
             elif old["outcome"] != "silent" and r["outcome"] == "silent":
                 newly_silent.append(r["describe"])
         silent_before = sum(r["outcome"] == "silent" for r in before.get(name, []))
         silent_after = sum(r["outcome"] == "silent" for r in after[name])
-        lines.append(f"{name}: silent {silent_before} -> {silent_after}; refused now, read silently before:")
+        lines.append(f"{name}: silent {silent_before} -> {silent_after}; refused or warned of now, read silently before:")
         lines += [f"  {n:>4}  {check}" for check, n in caught.most_common()]
         if newly_silent:
             lines.append(f"  silent now, not before: {newly_silent[:5]}")

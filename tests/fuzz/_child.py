@@ -3,8 +3,10 @@
 Reads the original once through the format's public reader, then, for each planned
 mutation, writes the mutated file (a new inode each time) in its own folder, reads it
 through the same reader and prints one JSON line: the mutation's index and its outcome
-(``identical``, ``typed``, ``raw`` or ``silent``, with the error or the first
-difference).  A crash of libhdf5 ends this process; faulthandler writes the stack to
+(``identical``, ``typed``, ``raw``, ``warned`` or ``silent``, with the error or the first
+difference).  ``warned``, for vendor files only: a changed result read with an
+:class:`~hdmea.errors.UnusualVendorValueWarning` whose text the result keeps (the
+recording stores it), so the change is reported rather than silent.  A crash of libhdf5 ends this process; faulthandler writes the stack to
 stderr and the parent counts the mutation it was reading as a crash.  A read that
 runs past ``hang_seconds`` (libhdf5 looping on a damaged file) has its stack dumped
 by faulthandler, which ends the process; the parent counts it as a hang.
@@ -25,6 +27,17 @@ from pathlib import Path
 def _write(path: Path, content: bytes) -> None:
     path.unlink(missing_ok=True)  # a new inode: nothing cached for the old file can apply
     path.write_bytes(content)
+
+
+def _keeps(value, text: str) -> bool:
+    """Whether a loaded result holds ``text`` (a warning's) as one of its strings."""
+    if isinstance(value, str):
+        return value == text
+    if isinstance(value, dict):
+        return any(_keeps(v, text) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_keeps(v, text) for v in value)
+    return False
 
 
 def main(spec_path: str) -> int:
@@ -91,7 +104,12 @@ def main(spec_path: str) -> int:
             else:
                 faulthandler.cancel_dump_traceback_later()  # the watchdog times the read only
                 found = difference(reference, loaded)
-                result.update(outcome="identical" if found is None else "silent", difference=found)
+                kept = [str(w.message) for w in caught if w.category.__name__ == "UnusualVendorValueWarning"
+                        and _keeps(loaded, str(w.message))] if found is not None and not fmt.own else []
+                result.update(outcome="identical" if found is None else "warned" if kept else "silent",
+                              difference=found)
+                if kept:
+                    result["warning"] = kept[0][:400]
         faulthandler.cancel_dump_traceback_later()
         result["seconds"] = round(time.perf_counter() - started, 4)
         if caught:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tests.fuzz._mutations import Mutation
 
-OUTCOMES = ("identical", "typed", "raw", "crash", "hang", "silent")
+OUTCOMES = ("identical", "typed", "raw", "crash", "hang", "warned", "silent")
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -73,12 +73,14 @@ def load_container(path: Path):
 
 
 def load_cmcr(path: Path):
-    """Everything the pipeline reads from a ``.cmcr``: metadata, light reference, every sensor block."""
+    """Everything the pipeline reads from a ``.cmcr``: light reference, every sensor block, then the metadata
+    (as the pipeline's load step takes it after the reads, with the unusual values they met)."""
     from hdmea.io.cmcr import CmcrFile
 
     with CmcrFile(path) as f:
-        return {"metadata": f.metadata(), "light": f.light_reference(), "sampling_rate": f.sampling_rate,
-                "sensor": [(start, block) for start, block in f.iter_sensor_blocks(block_frames=64)]}
+        light, rate = f.light_reference(), f.sampling_rate
+        sensor = [(start, block) for start, block in f.iter_sensor_blocks(block_frames=64)]
+        return {"metadata": f.metadata(), "light": light, "sampling_rate": rate, "sensor": sensor}
 
 
 def load_cmtr(path: Path):

@@ -48,13 +48,14 @@ import functools
 import importlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from h5stream.memory import small_page_array
-from hdmea.errors import ConfigError, RecordingFormatError
+from hdmea.errors import ConfigError, RecordingFormatError, UnusualVendorValueWarning
 from hdmea.io.cmcr_meta import (  # noqa: F401  (EXPONENT_RANGE, KNOWN_UNITS, check_meta_table re-exported)
     DURATION_TOLERANCE,
     EXPONENT_RANGE,
@@ -84,7 +85,7 @@ from hdmea.io.mcs import (
     read_attr,
     require_object,
 )
-from hdmea.io.mcs_checks import ANALOG_DATA_TYPE, check_adc_levels, check_stored_dtype
+from hdmea.io.mcs_checks import ANALOG_DATA_TYPE, AnalogChannelCheck, check_stored_dtype
 
 __all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "check_meta_table",
            "LIGHT_ROW", "SYNC_ROW", "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS", "SENSOR_AXIS_SETTINGS", "AUTO",
@@ -353,6 +354,7 @@ class CmcrFile(SensorDataReads, McsFile):
         if first < 0 or last >= ds.shape[0]:
             raise RecordingFormatError("no such analog channel", path=self.path, obj=ds.name,
                                        expected=f"rows 0..{ds.shape[0] - 1}", found=f"rows {rows}")
+        checks = [AnalogChannelCheck(bits, self.path, f"{ds.name} row {row}") for row, (_z, _f, bits) in zip(rows, scales)]
         width = ds.chunks[1] if ds.chunks else 1
         block = max(width, ANALOG_BLOCK_SAMPLES // width * width)
         scratch = None
@@ -363,14 +365,19 @@ class CmcrFile(SensorDataReads, McsFile):
                 raw = buffer[:, :b1 - b0]
                 ds.read_direct(buffer, np.s_[first:last + 1, span.start + b0:span.start + b1], np.s_[:, :b1 - b0])
                 for j, row in enumerate(rows):
-                    zero, factor, bits = scales[j]
-                    check_adc_levels(raw[row - first], bits, self.path, f"{ds.name} row {row}", span.start + b0)
+                    zero, factor, _bits = scales[j]
+                    checks[j].feed(raw[row - first], span.start + b0)
                     if zero or factor != 1 or not _exact_in_float64(raw.dtype):
                         if scratch is None:
                             scratch = np.empty(block, dtype=np.float64)
                         _scaled_into(out[j][b0:b1], raw[row - first], zero, factor, scratch[:b1 - b0])
                     else:  # one rounding to float32, as through float64
                         np.copyto(out[j][b0:b1], raw[row - first], casting="unsafe")
+        for check in checks:  # values the format allows but recordings rarely hold: read, warned once, kept
+            unusual = check.unusual()
+            if unusual and unusual not in self.unusual_values:
+                self.unusual_values.append(unusual)
+                warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=3)
         return out
 
     def light_reference(self) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from hdmea.errors import RecordingFormatError
 from hdmea.io.mcs import GRID_SIZE, attr_text
-from hdmea.io.mcs_checks import META_COLUMNS, check_columns
+from hdmea.io.mcs_checks import META_COLUMNS, adc_range, check_columns
 
 __all__ = ["check_meta_table", "meta_row", "meta_field", "first_meta_field", "sensor_region", "conversion_factors",
            "region_fields", "region_extent", "orders_fitting_region", "orders_fitting_fields",
@@ -63,7 +63,8 @@ def check_meta_table(table: np.ndarray, path: str | os.PathLike, obj: str) -> np
     numbers of the vendor's widths (:data:`hdmea.io.mcs_checks.META_COLUMNS`);
     ``Tick`` a whole number of microseconds in 1..:data:`MAX_TICK_US`; ``Exponent``
     an integer in :data:`EXPONENT_RANGE`; ``ConversionFactor > 0``; ``ADCBits`` in
-    1..32; ``ADZero`` finite; ids positive integers; ``Region.*`` in 1..65.  Every value must be a finite
+    1..32; ``ADZero`` finite and, with ``ADCBits``, a code of that ADC
+    (:func:`hdmea.io.mcs_checks.adc_range`); ids positive integers; ``Region.*`` in 1..65.  Every value must be a finite
     number.  No checksum protects vendor files, so these catch damaged scaling
     before it silently rescales the data.
     """
@@ -99,6 +100,16 @@ def check_meta_table(table: np.ndarray, path: str | os.PathLike, obj: str) -> np
                 expected=expected, found=repr(column[row].item()),
                 hint="the file is damaged; restore it from the acquisition computer",
             )
+    if "ADZero" in table.dtype.names and "ADCBits" in table.dtype.names:
+        # the ADC's zero is one of its codes
+        for row, (zero, bits) in enumerate(zip(table["ADZero"].tolist(), table["ADCBits"].tolist())):
+            low, high = adc_range(int(bits))
+            if not low <= zero <= high:
+                raise RecordingFormatError(
+                    "ADC zero outside the ADC's range", path=path, obj=f"{obj} row {row} column 'ADZero'",
+                    expected=f"a code in {low} .. {high} ({int(bits)}-bit, signed or unsigned; column 'ADCBits')",
+                    found=repr(zero), hint="the file is damaged; restore it from the acquisition computer",
+                )
     return table
 
 

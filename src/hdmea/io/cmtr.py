@@ -60,6 +60,7 @@ from hdmea.io.mcs_checks import (
     UNITS_MEASURE_COLUMN,
     check_columns,
     check_first_peak,
+    check_units_rows,
     check_voltages,
 )
 
@@ -155,6 +156,7 @@ class CmtrFile(McsFile):
                     obj=f"{ds.name} column {name!r}", expected="integers", found=str(table.dtype.fields[name][0]),
                 )
         check_columns(table.dtype, UNITS_COLUMNS, self.path, ds.name, other=UNITS_MEASURE_COLUMN)
+        check_units_rows(table, self.path, ds.name)
         return table
 
     def _unit_groups(self) -> dict[int, str]:

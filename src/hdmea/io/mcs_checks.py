@@ -14,6 +14,8 @@ off); these can:
 * **zeroed rows** (:func:`check_first_peak`): a Peaks table does not start with a row
   of zero bytes (sorted timestamps put a zeroed block's rows first, where the order
   check passes them).
+* **units** (:func:`check_units_rows`): every row of the ``Units`` table is a unit at a
+  sensor of the chip (``SensorID`` 1..4225: a zeroed row holds 0), each ``UnitID`` once.
 * **voltages** (:func:`check_voltages`): a spike's amplitude and its mean cutout are
   finite, at most :data:`MAX_VOLTAGE` in magnitude (a volt in microvolts, far past
   any electrode's range whichever unit the file uses) and, when not zero, at least
@@ -22,9 +24,18 @@ off); these can:
   :data:`USUAL_GAIN_UV` microvolts per count is what the format allows but recordings
   rarely hold: it is read, with a :class:`~hdmea.errors.UnusualVendorValueWarning` that
   the recording keeps.
-* **ADC levels** (:func:`check_adc_levels`): a light-reference sample lies inside the
-  ADC's range, ``-2**(ADCBits - 1) .. 2**ADCBits - 1`` (signed or unsigned codes),
-  where ``ChannelMeta`` states ``ADCBits``.
+* **ADC levels** (:class:`AnalogChannelCheck`): a light-reference
+  sample lies inside the ADC's range, ``-2**(ADCBits - 1) .. 2**ADCBits - 1`` (signed or
+  unsigned codes), where ``ChannelMeta`` states ``ADCBits``; and one channel's codes are of
+  one kind: an ADC gives signed codes (``-2**(ADCBits - 1) .. 2**(ADCBits - 1) - 1``) or
+  unsigned ones (``0 .. 2**ADCBits - 1``), so a channel holding a negative code and one of
+  ``2**(ADCBits - 1)`` or more is damaged (a flipped high bit of a code).
+* **zeroed samples** (:class:`AnalogChannelCheck`): a run of at least
+  :data:`ZERO_RUN_SAMPLES` codes of exactly 0 in an analog channel whose other samples
+  rarely repeat the one before (at most :data:`REPEAT_SHARE` of them) is what zeroed
+  storage reads as; an input at rest to within one code that long is possible (a line held
+  at ground), so it is read, with a :class:`~hdmea.errors.UnusualVendorValueWarning` the
+  recording keeps.  A channel that is 0 throughout (not connected) gives none.
 
 Each violation is a :class:`~hdmea.errors.RecordingFormatError` naming the file, the
 object (table, column, row), what was expected, what was found and what to do.
@@ -39,8 +50,9 @@ import numpy as np
 from hdmea.errors import RecordingFormatError
 
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
-           "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak", "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages",
-           "check_adc_levels"]
+           "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak",
+           "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows",
+           "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE"]
 
 #: A column's allowed kinds (numpy ``dtype.kind`` letters) and widths in bytes, as the MCS software writes it.
 ColumnRule = tuple[str, tuple[int, ...]]
@@ -63,6 +75,9 @@ SENSOR_DATA_TYPE: ColumnRule = ("iu", (2,))
 #: The analog channels (``ChannelData``): ADC codes (the MCS software writes 32-bit integers).
 ANALOG_DATA_TYPE: ColumnRule = ("iuf", (2, 4, 8))
 
+#: Sensors of the 65 x 65 chip: ids 1..4225.
+SENSOR_COUNT = 65 * 65
+
 #: Sensor gains (microvolts per ADC count) recordings usually hold; one outside is read, with a warning.
 USUAL_GAIN_UV = (0.01, 100.0)
 
@@ -70,6 +85,13 @@ USUAL_GAIN_UV = (0.01, 100.0)
 MAX_VOLTAGE = 1e6
 #: Smallest magnitude of a non-zero amplitude (a byte-swapped float lands far below it).
 MIN_VOLTAGE = 1e-20
+
+#: Codes of exactly 0 in a row from which an analog channel that otherwise varies reads as zeroed storage.
+ZERO_RUN_SAMPLES = 64
+#: "Otherwise varies": at most this share of the channel's other samples equal the one before (an input
+#: resting within one code repeats far more often; under that share a run of 64 equal codes has a
+#: chance below 0.5**63 per sample).
+REPEAT_SHARE = 0.5
 
 _RESTORE = "the file is damaged; restore it from the acquisition computer"
 
@@ -137,6 +159,32 @@ def check_first_peak(peaks: np.ndarray, path: str | os.PathLike, obj: str) -> No
         )
 
 
+def check_units_rows(table: np.ndarray, path: str | os.PathLike, obj: str) -> None:
+    """Refuse a ``Units`` table with a ``SensorID`` off the 65 x 65 chip (1..4225, a zeroed row holds 0) or two
+    rows of one ``UnitID``: every row is a unit at a sensor, each listed once."""
+    names = table.dtype.names
+    if "SensorID" in names and table.size:
+        sensors = table["SensorID"]
+        bad = np.flatnonzero((sensors < 1) | (sensors > SENSOR_COUNT))
+        if bad.size:
+            i = int(bad[0])
+            raise RecordingFormatError(
+                "sensor id in the units table outside the 65 x 65 grid", path=path, obj=f"{obj} row {i} column 'SensorID'",
+                expected=f"1..{SENSOR_COUNT}", found=str(sensors[i].item()),
+                hint="a row of zero bytes is a zeroed block; " + _RESTORE,
+            )
+    ids = table["UnitID"]
+    if ids.size > 1:
+        order = np.argsort(ids, kind="stable")
+        same = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+        if same.size:
+            i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+            raise RecordingFormatError(
+                "two rows of the units table carry one UnitID", path=path, obj=f"{obj} rows {i} and {j} column 'UnitID'",
+                expected="one row per unit", found=f"UnitID {ids[i].item()} twice", hint=_RESTORE,
+            )
+
+
 def check_voltages(values: np.ndarray, path: str | os.PathLike, obj: str, what: str, *,
                    allow_tiny: bool = False, item: str = "row") -> None:
     """Refuse ``values`` (amplitudes or a mean cutout) that are not finite, above :data:`MAX_VOLTAGE` in
@@ -159,20 +207,119 @@ def check_voltages(values: np.ndarray, path: str | os.PathLike, obj: str, what: 
     )
 
 
-def check_adc_levels(raw: np.ndarray, bits: float | None, path: str | os.PathLike, obj: str, start: int) -> None:
-    """Refuse a block ``raw`` of ADC codes (first sample ``start``) outside an ADC of ``bits`` bits."""
-    if bits is None or not raw.size or raw.dtype.kind not in "iu":
-        return
-    low, high = -(1 << (int(bits) - 1)), (1 << int(bits)) - 1
-    lo, hi = int(raw.min()), int(raw.max())
-    if low <= lo and hi <= high:
-        return
+def adc_range(bits: int) -> tuple[int, int]:
+    """Lowest and highest code of an ADC of ``bits`` bits, signed or unsigned: ``-2**(bits-1) .. 2**bits - 1``."""
+    return -(1 << (int(bits) - 1)), (1 << int(bits)) - 1
+
+
+def _refuse_level(raw: np.ndarray, bits: float, path, obj: str, start: int) -> None:
+    low, high = adc_range(bits)
     i = int(np.flatnonzero((raw < low) | (raw > high))[0])
     raise RecordingFormatError(
         "analog sample outside the ADC's range", path=path, obj=f"{obj} sample {start + i}",
         expected=f"{low} .. {high} ({int(bits)}-bit codes, signed or unsigned; ChannelMeta ADCBits)",
         found=str(raw.reshape(-1)[i].item()), hint=_RESTORE,
     )
+
+
+_EIGHT_ZEROS = np.uint64(0x0101010101010101)  # eight True bytes of a bool array seen as one word
+
+
+def _trailing_true(mask: np.ndarray) -> int:
+    false = np.flatnonzero(~mask)
+    return int(mask.size if not false.size else mask.size - 1 - false[-1])
+
+
+class AnalogChannelCheck:
+    """The value checks of one analog channel, fed its ADC codes block by block, in order (:meth:`feed`).
+
+    Each block's codes lie in the ADC's range (:func:`adc_range`); the channel's lowest and
+    highest codes so far are of one kind (signed or unsigned); runs of at least :data:`ZERO_RUN_SAMPLES`
+    codes of 0 are noted, with how often the channel's other samples (in the blocks holding such a
+    run) repeat the one before.  :meth:`unusual` is the warning's text once the channel is read.
+    """
+
+    def __init__(self, bits: float | None, path: str | os.PathLike, obj: str) -> None:
+        self.bits, self.path, self.obj = (None if bits is None else int(bits)), path, obj
+        self.lowest: tuple[int, int] | None = None  # (code, sample)
+        self.highest: tuple[int, int] | None = None
+        self.runs: list[tuple[int, int]] = []  # (first sample, length) of runs of zero codes
+        self._carry = (0, 0)  # (first sample, length) of the zeros ending the blocks fed so far
+        self._pairs = self._repeats = 0  # neighbouring samples outside those runs, and how many are equal
+
+    def feed(self, raw: np.ndarray, start: int) -> None:
+        """Check the codes ``raw`` (1-D) of samples ``start ..``; a :class:`RecordingFormatError` if damaged."""
+        if not raw.size or raw.dtype.kind not in "iu":
+            return
+        if self.bits is not None:
+            self._levels(raw, start)
+        self._zero_runs(raw, start)
+
+    def _levels(self, raw: np.ndarray, start: int) -> None:
+        i, j = int(raw.argmin()), int(raw.argmax())
+        lo, hi = int(raw[i]), int(raw[j])
+        low, high = adc_range(self.bits)
+        if lo < low or hi > high:
+            _refuse_level(raw, self.bits, self.path, self.obj, start)
+        if self.lowest is None or lo < self.lowest[0]:
+            self.lowest = (lo, start + i)
+        if self.highest is None or hi > self.highest[0]:
+            self.highest = (hi, start + j)
+        half = 1 << (self.bits - 1)
+        if self.lowest[0] < 0 and self.highest[0] >= half:
+            (lo, at_lo), (hi, at_hi) = self.lowest, self.highest
+            raise RecordingFormatError(
+                "an analog channel holds codes of a signed and of an unsigned ADC", path=self.path,
+                obj=f"{self.obj} samples {at_lo} and {at_hi}",
+                expected=(f"{self.bits}-bit codes of one kind (ChannelMeta ADCBits): {-half} .. {half - 1} (signed) "
+                          f"or 0 .. {2 * half - 1} (unsigned)"),
+                found=f"{lo} at sample {at_lo} and {hi} at sample {at_hi}",
+                hint="one of them is a damaged code (a flipped high bit); " + _RESTORE,
+            )
+
+    def _zero_runs(self, raw: np.ndarray, start: int) -> None:
+        zero = raw == 0
+        carry_first, carry = self._carry
+        whole = zero[:zero.size // 8 * 8].view(np.uint64) == _EIGHT_ZEROS  # eight zeros from a multiple of 8
+        # A run of 39 or more inside the block holds four such words in a row; only then, or with a run
+        # crossing the block's edges, are the runs measured.
+        if not (zero[-1] or (carry and zero[0]) or (whole.size > 3 and (whole[:-3] & whole[1:-2] & whole[2:-1]
+                                                                          & whole[3:]).any())):
+            if carry >= ZERO_RUN_SAMPLES:
+                self.runs.append((carry_first, carry))
+            self._carry = (0, 0)
+            return
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], zero.view(np.int8), [0]))))
+        starts, stops = edges[0::2], edges[1::2]
+        firsts, lengths = starts + start, stops - starts
+        if carry and starts.size and starts[0] == 0:
+            firsts[0], lengths[0] = carry_first, lengths[0] + carry
+        elif carry >= ZERO_RUN_SAMPLES:
+            self.runs.append((carry_first, carry))
+        open_end = bool(stops.size and stops[-1] == zero.size)
+        long = lengths >= ZERO_RUN_SAMPLES
+        if long.any():
+            inside = int((stops - starts - 1)[long].sum())  # equal neighbours within the runs, in this block
+            self._pairs += raw.size - 1 - inside
+            self._repeats += int(np.count_nonzero(raw[1:] == raw[:-1])) - inside
+        closed = long.copy()
+        if open_end:
+            closed[-1] = False
+        self.runs += [(int(f), int(n)) for f, n in zip(firsts[closed], lengths[closed])]
+        self._carry = (int(firsts[-1]), int(lengths[-1])) if open_end else (0, 0)
+
+    def unusual(self) -> str | None:
+        """The warning's text when the channel read so far holds a run of zero codes its other samples make
+        unusual, else None."""
+        first, carry = self._carry
+        runs = self.runs + ([(first, carry)] if carry >= ZERO_RUN_SAMPLES else [])
+        if not runs or self._pairs < ZERO_RUN_SAMPLES or self._repeats > REPEAT_SHARE * self._pairs:
+            return None
+        first, length = runs[0]
+        more = f" and {len(runs) - 1} more such run(s)" if len(runs) > 1 else ""
+        return (f"{self.path} [{self.obj}]: {length} samples of code 0 in a row from sample {first}{more}, in a "
+                f"channel whose other samples repeat the one before at a rate of {self._repeats / self._pairs:.1%}; "
+                f"read as stored: zeroed storage reads like this, check the channel there")
 
 
 def unusual_gain(gains_uv: np.ndarray, path: str | os.PathLike, obj: str) -> str | None:
