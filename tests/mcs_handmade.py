@@ -20,6 +20,9 @@ ACQUISITION_TYPE = "650d88ce-9f24-4b20-ac2b-254defd12761"
 SENSOR_STREAM_TYPE = "15e5a1fe-df2f-421b-8b60-23eeb2213c45"
 SENSOR_META_TYPE = "ab2aa189-2e72-4148-a2ef-978119223412"
 SENSOR_DATA_TYPE = "49da47df-f397-4121-b5da-35317a93e705"
+CHANNEL_STREAM_TYPE = "9217aeb4-59a0-4d7f-bdcd-0371c9fd66eb"
+CHANNEL_META_TYPE = "9e8ac9cd-5571-4ee5-bbfa-8e9d9c436daa"
+CHANNEL_DATA_TYPE = "5efe7932-dcfe-49ff-ba53-25accff5d622"
 SORTER_TYPE = "7263d1b7-f57a-42de-8f51-5d6326d22f2a"
 SORTER_UNIT_TYPE = "0e5a97df-9de0-4a22-ab8c-54845c1ff3b9"
 
@@ -119,6 +122,35 @@ def write_cmcr(path, regions: list[Region], chip_counts: np.ndarray, *, dtype="u
             stored = part if transposed else part.transpose(0, 2, 1)  # [frame, col, row]
             ds = sensor.create_dataset(f"SensorData {k + 1} 1", data=stored.astype(dtype))
             _stamp(ds, "SensorData", SENSOR_DATA_TYPE)
+
+
+def write_analog(path, codes: np.ndarray, *, ad_zero: int = 0, adc_bits: int = 24, tick_us: int = 50,
+                 chunk_samples: int | None = None) -> None:
+    """Add the analog channels to the ``.cmcr`` at ``path``: ``codes`` (channels, samples) as the stored 32-bit
+    ADC codes of ``Acquisition/Analog Data/ChannelData 1`` (row 0 the photodiode, row 1 the frame sync), with a
+    ``ChannelMeta`` row per channel; the root's ``LB.RecordingDuration`` becomes samples x ``tick_us``.  Chunks
+    hold every channel and ``chunk_samples`` samples (all by default)."""
+    codes = np.asarray(codes)
+    meta = np.zeros(codes.shape[0], dtype=[("ChannelID", "<i4"), ("GroupID", "<i4"), ("Label", "S32"), ("Unit", "S8"),
+                                           ("Exponent", "<i4"), ("ADZero", "<i4"), ("Tick", "<i8"),
+                                           ("ConversionFactor", "<i8"), ("ADCBits", "<i4")])
+    meta["ChannelID"] = np.arange(1, codes.shape[0] + 1)
+    meta["GroupID"] = 1
+    meta["Unit"] = b"V"
+    meta["Exponent"] = -9
+    meta["ADZero"] = ad_zero
+    meta["Tick"] = tick_us
+    meta["ConversionFactor"] = 1
+    meta["ADCBits"] = adc_bits
+    with h5py.File(path, "a") as f:
+        f.attrs["LB.RecordingDuration"] = np.array([codes.shape[1] * tick_us], dtype=np.int64)
+        analog = f["Acquisition"].create_group("Analog Data")
+        _stamp(analog, "ChannelStream", CHANNEL_STREAM_TYPE)
+        ds = analog.create_dataset("ChannelMeta", data=meta)
+        _stamp(ds, "ChannelMeta", CHANNEL_META_TYPE)
+        ds = analog.create_dataset("ChannelData 1", data=codes.astype("<i4"),
+                                   chunks=(codes.shape[0], min(codes.shape[1], chunk_samples or codes.shape[1])))
+        _stamp(ds, "ChannelData", CHANNEL_DATA_TYPE)
 
 
 def write_cmtr(path, units: list[dict], *, tick_us: int = 50, duration_us: int | None = None) -> None:
