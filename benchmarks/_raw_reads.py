@@ -6,8 +6,8 @@ process:
 
 * :data:`EIMAGE`: the electrical images over the raw file of :mod:`benchmarks.bench_eimage`,
   ``threads`` kernel threads; ``force`` (``"direct"`` or ``"cached"``) fixes the path of the pieces
-  the page cache holds for every chunk after the first two (whose fresh buffers are always read
-  directly), instead of the pass's own choice (:class:`h5stream.kernels.raw_chunks.HeldPath`);
+  the page cache holds for every chunk, instead of the pass's own choice
+  (:class:`h5stream.kernels.raw_chunks.HeldPath`);
   it prints the seconds, the CPU seconds, the kernel's profile (the bytes each path read) and a
   digest of the images, so that runs are checked bit for bit without moving the images;
 * :data:`READ`: the raw rows alone, every row of the file in chunks of 32768 rows into two buffers
@@ -44,6 +44,7 @@ if args.get("force"):  # only then: a tree older than the pass's own choice has 
     from h5stream.kernels import raw_chunks
     force = args["force"]
     raw_chunks.HeldPath.next = lambda self: force
+    raw_chunks.HeldPath.path = property(lambda self: force)  # the fresh buffers' chunks too
 data = np.load(args["spikes"])
 spikes = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
 sos = butter_highpass(100.0, 20000.0, 2)

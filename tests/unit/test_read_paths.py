@@ -124,40 +124,57 @@ def test_each_piece_is_read_from_where_its_pages_are(evictable):
             assert abs(direct - n_bytes / 2) <= 2 * MiB and abs(cached - n_bytes / 2) <= 2 * MiB, (cached, direct)
 
 
-def test_held_pieces_calibrate_one_chunk_each_then_keep_the_faster_cycle():
+def test_held_pieces_are_copied_first_then_direct_reads_tried_once_the_copies_settled():
     paths = HeldPath()
-    assert paths.path == "direct" and paths.next() == "direct"  # nothing measured: a direct chunk first
-    assert paths.next() == "direct"  # (its cycle not measured yet)
-    paths.record("direct", 1000, 1.0)  # 1 ms a row
-    assert paths.next() == "cached"  # then one chunk copied, as a trial
-    assert paths.next() == "direct"  # the trial's cycle not measured yet: the path kept
-    paths.record("cached", 1000, 0.95)  # faster, but by less than MARGIN: a close call stays
-    assert paths.path == "direct" and paths.switches == 0
+    assert paths.path == "cached" and paths.next() == "cached"  # the pages are there: copied first
+    for _ in range(HeldPath.SETTLE - 1):
+        paths.record("cached", 1000, 1.0)  # 1 ms a row
+        assert paths.next() == "cached"  # not settled yet
+    paths.record("cached", 1000, 1.0)
+    assert paths.next() == "direct"  # one chunk read directly, as a trial
+    assert paths.next() == "cached"  # the trial's cycle not measured yet: the path kept
+    paths.record("direct", 1000, 0.95)  # faster, but by less than MARGIN: a close call stays
+    assert paths.path == "cached" and paths.switches == 0
     paths.record("sliced", 10, 1e-6)  # not a path of held pieces
-    paths.record("cached", 1000, 0.0)  # not a measure
-    assert paths.cost("cached") == pytest.approx(0.95e-3)
-    paths.record("cached", 1000, 0.5)  # copies twice as fast: switched
-    assert paths.path == "cached" and paths.switches == 1
-    paths.record("cached", 1000, 5.0)  # one slow cycle (a busy machine) does not leave a winning path:
-    assert paths.path == "cached"  # the cost is the least of the last KEEP cycles
+    paths.record("direct", 1000, 0.0)  # not a measure
+    assert paths.cost("direct") == pytest.approx(0.95e-3)
+    paths.record("direct", 1000, 0.5)  # direct reads twice as fast: switched
+    assert paths.path == "direct" and paths.switches == 1
+    paths.record("direct", 1000, 5.0)  # one slow cycle (a busy machine) does not leave a winning path:
+    assert paths.path == "direct"  # the cost is the least of the last KEEP cycles
     for _ in range(HeldPath.KEEP):
-        paths.record("cached", 1000, 2.0)  # copies lastingly slower than direct reads (1 ms): back
-    assert paths.path == "direct" and paths.cost("cached") == pytest.approx(2e-3) and paths.switches == 2
+        paths.record("direct", 1000, 2.0)  # direct reads lastingly slower than copies (1 ms): back
+    assert paths.path == "cached" and paths.cost("direct") == pytest.approx(2e-3) and paths.switches == 2
+
+
+def test_one_slow_cycle_of_the_incumbent_does_not_hand_the_pass_to_a_slower_path():
+    paths = HeldPath()
+    paths.record("cached", 1000, 3.0)  # a cycle slowed by another process
+    paths.record("cached", 1000, 1.0)  # the copies' true cost
+    assert paths.next() == "direct"
+    paths.record("direct", 1000, 1.5)  # the trial, slower than the copies' least cycle
+    assert paths.path == "cached" and paths.switches == 0
 
 
 def test_the_other_path_is_tried_once_every_revisit_chunks():
     paths = HeldPath()
-    paths.record("direct", 1000, 1.0)
-    assert paths.next() == "cached"
-    paths.record("cached", 1000, 3.0)  # copies slower: direct kept
-    picks = [paths.next() for _ in range(3 * (HeldPath.REVISIT + 1))]
-    assert [i for i, p in enumerate(picks) if p == "cached"] == [HeldPath.REVISIT + (HeldPath.REVISIT + 1) * k
+    for _ in range(HeldPath.SETTLE):
+        paths.record("cached", 1000, 1.0)
+    assert paths.next() == "direct"
+    paths.record("direct", 1000, 3.0)  # direct reads slower: copies kept
+    picks = []
+    for _ in range(3 * (HeldPath.REVISIT + 1)):
+        pick = paths.next()
+        picks.append(pick)
+        paths.record(pick, 1000, 1.0 if pick == "cached" else 3.0)
+    assert [i for i, p in enumerate(picks) if p == "direct"] == [HeldPath.REVISIT + (HeldPath.REVISIT + 1) * k
                                                                   for k in range(3)]
-    assert paths.path == "direct" and paths.switches == 0
+    assert paths.path == "cached" and paths.switches == 0
 
 
-def _slow_direct_reads(monkeypatch, seconds):
-    """Direct reads take ``seconds`` more each (a disk slower than the work); copies are left as they are."""
+def _slow_path(monkeypatch, slow: str, seconds: float):
+    """Pieces read by the path ``slow`` (``"direct"``: a disk slower than the work; ``"cached"``: copies
+    that hold the work up) take ``seconds`` more each; the other path is left as it is."""
     import time
 
     from h5stream.kernels import direct_rows
@@ -165,23 +182,20 @@ def _slow_direct_reads(monkeypatch, seconds):
     read_span = direct_rows.DirectRows._read_span
 
     def slowed(self, fd, *args):
-        if fd == self._fd:
+        if fd == (self._fd if slow == "direct" else self._cached_fd):
             time.sleep(seconds)
         return read_span(self, fd, *args)
 
     monkeypatch.setattr(direct_rows.DirectRows, "_read_span", slowed)
 
 
-@pytest.mark.parametrize("work_seconds, expect_copies", [(0.0, True), (0.2, False)])
-def test_a_pass_copies_held_pieces_when_direct_reads_hold_the_work_up(evictable, monkeypatch, work_seconds,
-                                                                       expect_copies):
-    import time
-
+@pytest.mark.parametrize("slow", ["direct", "cached"])
+def test_a_pass_keeps_the_faster_path_for_held_pieces_after_one_trial(evictable, monkeypatch, slow):
     rng = np.random.default_rng(6)
     path = evictable / "raw.h5"
     raw = _raw_file(path, rng, rows=3000)
     _load(path)
-    _slow_direct_reads(monkeypatch, 0.02)  # 20 ms a piece of 1 MiB: about 0.2 s a chunk of 256 rows
+    _slow_path(monkeypatch, slow, 0.02)  # 20 ms a piece of 1 MiB: about 0.2 s a chunk of 256 rows
     got = []
     with h5py.File(path, "r") as f:
         with RawChunks(f["raw"], raw[0].size, 0, raw.shape[0], 256) as chunks:
@@ -189,20 +203,23 @@ def test_a_pass_copies_held_pieces_when_direct_reads_hold_the_work_up(evictable,
             chunks.direct.depth = 1
             for pos, block in chunks:
                 got.append(np.concatenate(block) if isinstance(block, list) else block.copy())
-                time.sleep(work_seconds)
-            counts = chunks.bytes_read
+            counts, switches = chunks.bytes_read, chunks.held_path.switches
     np.testing.assert_array_equal(np.concatenate(got).reshape(raw.shape), raw)
     chunk_bytes = 256 * raw[0].nbytes
-    if expect_copies:  # the work outpaces direct reads: after the calibration held pieces are copied
-        assert counts["cached"] > raw.nbytes / 2 and counts["direct"] > 0, counts
-    else:  # direct reads keep up with the work: only the calibration's one chunk (and its pieces' edges) copied
-        assert 0 < counts["cached"] <= chunk_bytes + 2 * MiB and counts["direct"] >= raw.nbytes - counts["cached"], counts
+    if slow == "direct":  # copies kept: only the trial's one chunk (and its pieces' edges) read directly
+        assert 0 < counts["direct"] <= chunk_bytes + 2 * MiB, counts
+        assert counts["cached"] >= raw.nbytes - counts["direct"] and switches == 0, counts
+    else:  # copies hold the pass up: after the fresh buffers, SETTLE chunks and the trial, read directly
+        copied = (2 + HeldPath.SETTLE) * chunk_bytes
+        assert counts["direct"] >= raw.nbytes - copied - 2 * MiB and counts["cached"] <= copied + 2 * MiB, counts
+        assert switches == 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("held", ["cached", "direct"])
 def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictable, monkeypatch, held):
     monkeypatch.setattr(HeldPath, "next", lambda self: held)
+    monkeypatch.setattr(HeldPath, "path", property(lambda self: held))
     rng = np.random.default_rng(9)
     path = evictable / "raw.h5"
     raw = _raw_file(path, rng, rows=6000)  # 51 MB: pieces of 16 MiB, chunks of 2048 rows (17 MB)
@@ -229,9 +246,9 @@ def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictabl
             assert counts["cached_bytes"] + counts["direct_bytes"] >= counts["rows"] * raw[0].nbytes > 0
             np.testing.assert_array_equal(got.images, in_memory.images)  # bit for bit
             np.testing.assert_array_equal(got.n_spikes_used, in_memory.n_spikes_used)
-    # every path was taken: held pieces copied (but in the two fresh buffers' first chunks) and the rest
-    # read directly, or every piece read directly
-    assert seen == ({(False, True), (True, True)} if held == "cached" else {(False, True)})
+    # every path was taken: held pieces copied and the rest read directly (a resident file: all copied, an
+    # evicted one: all read directly), or every piece read directly
+    assert seen == ({(False, True), (True, False), (True, True)} if held == "cached" else {(False, True)})
     with h5py.File(path, "r") as f:  # and through h5py
         got = electrical_images(f["raw"], units, n_threads=2, direct_io=False, **kwargs)
     np.testing.assert_array_equal(got.images, in_memory.images)

@@ -125,55 +125,55 @@ class RawChunks:
     def _submit(self, read, a, b, out, fresh=False):
         if b <= a:
             return _Ready((None, "none", fresh))
-        # a fresh buffer's held pieces are read directly (a read into it measures no path; see HeldPath);
-        # a sliced source has no choice of path to measure
-        held = "direct" if fresh else self.held_path.next() if self.direct is not None else "sliced"
+        # a fresh buffer's held pieces take the path the pass starts on (a read into it measures no path;
+        # see HeldPath); a sliced source has no choice of path to measure
+        held = ("sliced" if self.direct is None else self.held_path.path if fresh else self.held_path.next())
         if self._reader is None:
             return _Ready((read(a, b, out, held), held, fresh))
         return self._reader.submit(lambda: (read(a, b, out, held), held, fresh))
 
 
 class HeldPath:
-    """Where a streamed pass reads the pieces of a chunk that the page cache holds: read directly
-    (``"direct"``) or copied from the cache (``"cached"``), whichever keeps the pass going faster.
+    """Where a streamed pass reads the pieces of a chunk that the page cache holds: copied from the
+    cache (``"cached"``) or read directly (``"direct"``), whichever keeps the pass going faster.
 
-    A direct read of a page the cache holds reads it from the disk again, but costs almost no CPU;
-    a copy from the cache costs CPU that the work on the rows then lacks.  Which is right depends
-    on the machine and its load: on a 16-core node whose disk reads 1.5 GB/s, direct reads cannot
-    feed 16 threads of the electrical-image kernel (up to 15 GB/s) while copies from several
-    threads can; on this project's 2-core virtual machine, whose disk reads come from the host's
-    cache at 3.5 GB/s, direct reads keep up with the kernel and copies slow it.
+    A copy from the cache costs CPU that the work on the rows then lacks; a direct read of a page
+    the cache holds costs almost no CPU but reads the disk again.  Which is right depends on the
+    machine and its load: on a 16-core node whose disk reads 1.5 GB/s, direct reads cannot feed 16
+    threads of the electrical-image kernel (up to 15 GB/s) while copies from several threads can; on
+    this project's 2-core virtual machine, whose disk reads come from the host's cache at 1-4 GB/s,
+    either may win, by the hour.
 
-    So what is measured is the pass's cycle, not the read alone: per chunk, the wall time from
-    handing the chunk before to the caller to handing this one (the caller's work on the chunk
-    before, slowed by the copies running beside it, plus its wait for this chunk), in seconds per
-    row.  The reads into the two buffers' fresh pages (the first two chunks) are no measure (backing
-    the pages costs about as much as the read on a virtual machine) and read every piece directly.
-    The next chunk reads directly, the one after copies (a calibration of one chunk each); from then
-    on the pass keeps the path that was faster (:attr:`path`), and every :data:`REVISIT` chunks on it
-    tries the other once.  It leaves the path it is on only when the other's cost is below the one it
-    is on by :data:`MARGIN` (hysteresis: a close call stays where it is), each path's cost being the
-    least of its last :data:`KEEP` cycles (other processes only ever add time, so the least is the
-    measure least polluted by them; one slow cycle does not make a winning path lose).
+    So a pass starts where the pages are, copying them from the cache (the fresh buffers' first two
+    chunks too), and measures its cycle: per chunk, the wall time from handing the chunk before to
+    the caller to handing this one (the caller's work on the chunk before, slowed by the reads
+    running beside it, plus its wait for this one), in seconds per row.  The fresh buffers' chunks
+    are no measure (backing their pages costs about as much as the read on a virtual machine).
+    After :data:`SETTLE` measured cycles on the path it is on, the pass tries the other path for one
+    chunk, and every :data:`REVISIT` chunks after; it leaves the path it is on only when the other's
+    cost is below it by :data:`MARGIN` (hysteresis), each path's cost being the least of its last
+    :data:`KEEP` cycles: other processes only ever add time, so the least is the measure least
+    polluted by them, and the incumbent, measured :data:`SETTLE` times before the one trial, is not
+    left for one lucky cycle of the other or kept for one slow cycle of its own.
 
-    Earlier the pass compared the rate of the read alone with the caller's work and switched chunk
-    by chunk on running means: on the 2-core machine, where a direct read of a chunk took longer
-    than the work on one but copies took the work's CPU, that flipped between paths and ran slower
-    than either path forced (cached 2.1 GB file, 1 thread, min / median of 6 rounds under load:
-    1.64 / 2.78 s against 0.92 / 1.27 s all direct and 1.01 / 1.58 s copying).
-    Pieces the cache lacks are always read directly, whichever path.
+    Earlier passes began with direct reads and calibrated one chunk of each path: on the 2-core
+    machine, with 8 chunks to a pass, one cycle slowed by another process decided the pass, and the
+    pass's own choice ran at 0.67x of copying forced (cached 2.1 GB file, 1 thread, min of 3
+    interleaved rounds: 0.85 s against 0.58 s), while a node with a slow disk read the first chunks
+    of a cached file from the disk.  Pieces the cache lacks are always read directly, whichever path.
     """
 
     MARGIN = 1.1
+    SETTLE = 2
     REVISIT = 8
     KEEP = 3
 
     def __init__(self) -> None:
         self.cycles: dict[str, list[float]] = {"direct": [], "cached": []}
-        self.chosen = "direct"
+        self.chosen = "cached"
         self.switches = 0
-        self._on_chosen = 0
-        self._trying = False
+        self._since_trial = 0  # cycles measured on the chosen path since the last trial of the other
+        self._trial_pending = False
 
     def cost(self, path: str) -> float | None:
         """The least of ``path``'s last :data:`KEEP` cycles in seconds per row, None before any."""
@@ -185,20 +185,19 @@ class HeldPath:
         """The path the pass keeps now (held pieces of the chunks that are no trial of the other)."""
         return self.chosen
 
+    @property
+    def other(self) -> str:
+        return "direct" if self.chosen == "cached" else "cached"
+
     def next(self) -> str:
-        """The path of the held pieces of the next chunk: a calibration, a trial of the other path
-        every :data:`REVISIT` chunks, else :attr:`path`."""
-        if not self.cycles["direct"]:
-            return "direct"
-        if not self.cycles["cached"] and not self._trying:
-            self._trying = True
-            return "cached"
-        if not self.cycles["cached"]:  # the trial's cycle not measured yet
+        """The path of the held pieces of the next chunk: :attr:`path`, or a trial of the other once
+        the chosen path has :data:`SETTLE` measured cycles (the first trial) or :data:`REVISIT` more."""
+        if self._trial_pending:
             return self.path
-        self._on_chosen += 1
-        if self._on_chosen > self.REVISIT:
-            self._on_chosen = 0
-            return "direct" if self.path == "cached" else "cached"
+        due = self.SETTLE if not self.cycles[self.other] else self.REVISIT
+        if self._since_trial >= due:
+            self._trial_pending = True
+            return self.other
         return self.path
 
     def record(self, path: str, rows: int, seconds: float) -> None:
@@ -208,10 +207,13 @@ class HeldPath:
         seen = self.cycles[path]
         seen.append(seconds / rows)
         del seen[: -self.KEEP]
-        other = "cached" if self.chosen == "direct" else "direct"
-        here, there = self.cost(self.chosen), self.cost(other)
+        if path == self.chosen:
+            self._since_trial += 1
+        else:
+            self._trial_pending, self._since_trial = False, 0
+        here, there = self.cost(self.chosen), self.cost(self.other)
         if here is not None and there is not None and there * self.MARGIN < here:
-            self.chosen, self._on_chosen = other, 0
+            self.chosen, self._since_trial = self.other, 0
             self.switches += 1
 
 
