@@ -191,3 +191,21 @@ def test_the_recording_keeps_the_warning_of_a_zeroed_light_reference(cmcr, tmp_p
         kept = [v.decode() if isinstance(v, bytes) else str(v)
                 for v in np.atleast_1d(f["metadata/acquisition/unusual_values"][()])]
     assert len(kept) == 1 and f"/{CHANNEL_DATA} row 0" in kept[0] and "from sample 500" in kept[0]
+
+
+def test_a_chunk_stored_short_is_refused(tmp_path):
+    """A damaged size in the chunk index: libhdf5 reads the chunk's missing bytes as whatever the buffer held."""
+    import struct
+
+    path = tmp_path / "short.cmcr"
+    _write(path, _channels(), chunk_samples=400)
+    _read(path)
+    full = 2 * 400 * 4
+    content = bytearray(path.read_bytes())
+    key = struct.pack("<II", full, 0) + struct.pack("<3Q", 0, 400, 0)  # the second chunk's key: size, filters, offset
+    at = content.find(key)
+    assert at > 0 and content.find(key, at + 1) < 0
+    content[at:at + 4] = struct.pack("<I", full - 12)
+    path.write_bytes(bytes(content))
+    text = _refused(path, f"/{CHANNEL_DATA} chunk at (0, 400)")
+    assert "a chunk is stored in other than its size" in text and f"{full} bytes" in text and f"{full - 12} bytes" in text

@@ -85,7 +85,7 @@ from hdmea.io.mcs import (
     read_attr,
     require_object,
 )
-from hdmea.io.mcs_checks import ANALOG_DATA_TYPE, AnalogChannelCheck, check_stored_dtype
+from hdmea.io.mcs_checks import ANALOG_DATA_TYPE, AnalogChannelCheck, check_chunk_sizes, check_stored_dtype
 
 __all__ = ["CmcrFile", "SensorDataInfo", "read_light_reference", "check_sensor_axis_order", "check_meta_table",
            "LIGHT_ROW", "SYNC_ROW", "VENDOR_AXIS_ORDER", "SENSOR_AXIS_ORDERS", "SENSOR_AXIS_SETTINGS", "AUTO",
@@ -128,6 +128,7 @@ class CmcrFile(SensorDataReads, McsFile):
         self.region_fields_swapped = False
         #: texts of the UnusualVendorValueWarnings read so far (kept by the recording: metadata()["unusual_values"])
         self.unusual_values: list[str] = []
+        self._analog_chunks_checked = False
         self._f = open_mcs_file(self.path, check=lambda f: check_mcs_root(f, self.path, program=PROGRAM_RAW))
         #: a forced order reads the Region.* fields the way its shapes admit, settled at the first read
         self._forced_fields_pending = self.axis_order_setting != AUTO
@@ -308,6 +309,10 @@ class CmcrFile(SensorDataReads, McsFile):
             )
         if ds.dtype.kind in "iuf":  # a non-numeric one is refused where it is read
             check_stored_dtype(ds.dtype, ANALOG_DATA_TYPE, self.path, ds.name)
+        if not self._analog_chunks_checked:
+            with guard_mcs_read(self.path, ds.name):
+                check_chunk_sizes(ds, self.path)
+            self._analog_chunks_checked = True
         return ds
 
     def n_analog_samples(self) -> int:

@@ -27,7 +27,7 @@ from hdmea.io.cmcr_meta import (
     sensor_region,
 )
 from hdmea.io.mcs import GRID_SIZE, guard_mcs_read, require_object
-from hdmea.io.mcs_checks import SENSOR_DATA_TYPE, check_stored_dtype, unusual_gain
+from hdmea.io.mcs_checks import SENSOR_DATA_TYPE, check_chunk_sizes, check_stored_dtype, unusual_gain
 
 __all__ = ["SensorDataInfo", "SensorDataReads", "check_sensor_axis_order", "SENSOR_GROUP", "VENDOR_AXIS_ORDER",
            "SENSOR_AXIS_ORDERS", "SENSOR_AXIS_SETTINGS", "AUTO"]
@@ -259,6 +259,8 @@ class SensorDataReads:
                     expected="int16 or uint16", found=str(ds.dtype),
                 )
             check_stored_dtype(ds.dtype, SENSOR_DATA_TYPE, self.path, ds.name)
+            with guard_mcs_read(self.path, ds.name):
+                check_chunk_sizes(ds, self.path)
             default_zero = 2 ** (8 * ds.dtype.itemsize - 1) if ds.dtype.kind == "u" else 0
             zero = float(meta_field(row, "ADZero", default_zero))
             info = np.iinfo(ds.dtype)

@@ -14,6 +14,9 @@ off); these can:
 * **zeroed rows** (:func:`check_first_peak`): a Peaks table does not start with a row
   of zero bytes (sorted timestamps put a zeroed block's rows first, where the order
   check passes them).
+* **chunk sizes** (:func:`check_chunk_sizes`): every chunk of a dataset stored without
+  filters holds its full size (a damaged size in the chunk index leaves the rest of the
+  chunk to whatever the reader's buffer held).
 * **units** (:func:`check_units_rows`): every row of the ``Units`` table is a unit at a
   sensor of the chip (``SensorID`` 1..4225: a zeroed row holds 0), each ``UnitID`` once.
 * **voltages** (:func:`check_voltages`): a spike's amplitude and its mean cutout are
@@ -45,13 +48,14 @@ from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
 
 from hdmea.errors import RecordingFormatError
 
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
            "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak",
-           "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows",
+           "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows", "check_chunk_sizes",
            "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE"]
 
 #: A column's allowed kinds (numpy ``dtype.kind`` letters) and widths in bytes, as the MCS software writes it.
@@ -144,6 +148,31 @@ def check_columns(dtype: np.dtype, rules: dict[str, ColumnRule], path: str | os.
             check_stored_dtype(dtype.fields[name][0], rule, path, f"{obj} column {name!r}")
 
 
+def check_chunk_sizes(ds: h5py.Dataset, path: str | os.PathLike) -> None:
+    """Refuse a chunked dataset without filters one of whose chunks is stored in other than its full size: libhdf5
+    reads the bytes a short chunk lacks as whatever the reader's buffer held (a damaged size in the chunk index)."""
+    dsid = ds.id
+    plist = dsid.get_create_plist()
+    if plist.get_layout() != h5py.h5d.CHUNKED or plist.get_nfilters():
+        return
+    chunk = tuple(int(n) for n in plist.get_chunk())
+    full = int(np.prod(chunk)) * ds.dtype.itemsize
+    stored: list[tuple[tuple[int, ...], int]] = []
+    if hasattr(dsid, "chunk_iter"):  # one pass over the index (HDF5 >= 1.12.3)
+        dsid.chunk_iter(lambda info: stored.append((tuple(info.chunk_offset), int(info.size))))
+    else:
+        for i in range(dsid.get_num_chunks()):
+            info = dsid.get_chunk_info(i)
+            stored.append((tuple(info.chunk_offset), int(info.size)))
+    for offset, size in stored:
+        if size != full:
+            raise RecordingFormatError(
+                "a chunk is stored in other than its size", path=path, obj=f"{ds.name} chunk at {offset}",
+                expected=f"{full} bytes ({' x '.join(map(str, chunk))} values of {ds.dtype}, no filter)",
+                found=f"{size} bytes", hint="part of it would read as whatever memory held; " + _RESTORE,
+            )
+
+
 def check_first_peak(peaks: np.ndarray, path: str | os.PathLike, obj: str) -> None:
     """Refuse a Peaks table whose first row is zero bytes: a peak at 0 us of amplitude 0, excluded.
 
@@ -222,12 +251,17 @@ def _refuse_level(raw: np.ndarray, bits: float, path, obj: str, start: int) -> N
     )
 
 
-_EIGHT_ZEROS = np.uint64(0x0101010101010101)  # eight True bytes of a bool array seen as one word
-
-
-def _trailing_true(mask: np.ndarray) -> int:
-    false = np.flatnonzero(~mask)
-    return int(mask.size if not false.size else mask.size - 1 - false[-1])
+def _edge_zeros(raw: np.ndarray, from_end: bool) -> int:
+    """How many codes of 0 the block ``raw`` starts (or ends) with, looked for in widening windows."""
+    width = 64
+    while True:
+        part = raw[-width:] if from_end else raw[:width]
+        other = np.flatnonzero(part)
+        if other.size:
+            return int(part.size - 1 - other[-1]) if from_end else int(other[0])
+        if part.size == raw.size:
+            return raw.size
+        width *= 8
 
 
 class AnalogChannelCheck:
@@ -278,35 +312,35 @@ class AnalogChannelCheck:
             )
 
     def _zero_runs(self, raw: np.ndarray, start: int) -> None:
-        zero = raw == 0
         carry_first, carry = self._carry
-        whole = zero[:zero.size // 8 * 8].view(np.uint64) == _EIGHT_ZEROS  # eight zeros from a multiple of 8
-        # A run of 39 or more inside the block holds four such words in a row; only then, or with a run
-        # crossing the block's edges, are the runs measured.
-        if not (zero[-1] or (carry and zero[0]) or (whole.size > 3 and (whole[:-3] & whole[1:-2] & whole[2:-1]
-                                                                          & whole[3:]).any())):
-            if carry >= ZERO_RUN_SAMPLES:
-                self.runs.append((carry_first, carry))
-            self._carry = (0, 0)
+        n = raw.size
+        head = _edge_zeros(raw, from_end=False) if raw[0] == 0 else 0
+        if head == n:  # zeros throughout: the run goes on
+            self._carry = (carry_first if carry else start, carry + n)
             return
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], zero.view(np.int8), [0]))))
-        starts, stops = edges[0::2], edges[1::2]
-        firsts, lengths = starts + start, stops - starts
-        if carry and starts.size and starts[0] == 0:
-            firsts[0], lengths[0] = carry_first, lengths[0] + carry
-        elif carry >= ZERO_RUN_SAMPLES:
-            self.runs.append((carry_first, carry))
-        open_end = bool(stops.size and stops[-1] == zero.size)
-        long = lengths >= ZERO_RUN_SAMPLES
-        if long.any():
-            inside = int((stops - starts - 1)[long].sum())  # equal neighbours within the runs, in this block
-            self._pairs += raw.size - 1 - inside
+        runs = []  # (first sample, length, samples in this block) of the runs that end in this block
+        if carry + head >= ZERO_RUN_SAMPLES:
+            runs.append((carry_first if carry else start, carry + head, head))
+        # A run of ZERO_RUN_SAMPLES inside the block holds eight samples in a row of every (ZERO_RUN_SAMPLES / 8)th:
+        # only where those are 0 are the block's runs measured.
+        rows = raw[::ZERO_RUN_SAMPLES // 8] == 0
+        for shift in (1, 2, 4):  # eight in a row: pairs, fours, eights
+            rows = rows[:-shift] & rows[shift:]
+        if rows.any():
+            zero = raw == 0
+            bounds = np.concatenate(([0], np.flatnonzero(zero[1:] != zero[:-1]) + 1, [n]))  # runs of one kind
+            of_zeros = zero[bounds[:-1]]
+            starts, stops = bounds[:-1][of_zeros], bounds[1:][of_zeros]
+            long = (stops - starts >= ZERO_RUN_SAMPLES) & (starts > 0) & (stops < n)  # edge runs measured apart
+            runs += [(start + a, b - a, b - a) for a, b in zip(starts[long].tolist(), stops[long].tolist())]
+        tail = _edge_zeros(raw, from_end=True) if raw[-1] == 0 else 0
+        self._carry = (start + n - tail, tail) if tail else (0, 0)
+        parts = [part for _first, _length, part in runs] + ([tail] if tail >= ZERO_RUN_SAMPLES else [])
+        if parts:  # how often the block's other samples repeat the one before
+            inside = sum(part - 1 for part in parts if part)
+            self._pairs += n - 1 - inside
             self._repeats += int(np.count_nonzero(raw[1:] == raw[:-1])) - inside
-        closed = long.copy()
-        if open_end:
-            closed[-1] = False
-        self.runs += [(int(f), int(n)) for f, n in zip(firsts[closed], lengths[closed])]
-        self._carry = (int(firsts[-1]), int(lengths[-1])) if open_end else (0, 0)
+            self.runs += [(first, length) for first, length, _part in runs]
 
     def unusual(self) -> str | None:
         """The warning's text when the channel read so far holds a run of zero codes its other samples make
