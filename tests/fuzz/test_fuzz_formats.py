@@ -15,6 +15,8 @@ the unmutated file's result:
 - ``crash``: the reading process died (a bug);
 - ``hang``: libhdf5 still looping on the damaged file after a few seconds (ended by a
   watchdog and reported; it must be inside libhdf5, never in our code);
+- ``warned`` (vendor files only): a different result read with an
+  ``UnusualVendorValueWarning`` whose text the result keeps (the recording states it);
 - ``silent``: a different result without an error (a bug for our formats, which carry
   checksums; counted for vendor files, which carry none).
 
