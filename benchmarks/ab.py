@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"python -m benchmarks.ab: {exc}", file=sys.stderr)
         return 2
+    args.out = args.out.resolve()  # each runner works in its own tree
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.compare_only:
         for r in range(args.rounds):
