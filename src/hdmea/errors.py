@@ -18,6 +18,7 @@ __all__ = [
     "HdmeaError",
     "SessionError",
     "CheckpointError",
+    "AssignedValueChangedError",
     "MissingStepError",
     "RecordingFormatError",
     "RecordingExistsError",
@@ -79,6 +80,11 @@ class SessionError(_OriginalFields, HdmeaError, RuntimeError):
     """A PipelineSession operation is not possible in the session's state."""
 
     _fields = ("session_id", "operation")
+
+
+class AssignedValueChangedError(SessionError):
+    """A value assigned into a session was changed by the caller after the session itself wrote below it:
+    the change cannot be merged, so the save refuses rather than drop it (see :mod:`hdmea.session._followed`)."""
 
 
 class CheckpointError(SessionError):

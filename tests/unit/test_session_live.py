@@ -210,12 +210,13 @@ def test_writes_inside_stored_lists_and_dict_values_are_kept(tmp_path):
     s.units["unit_012"]["extra"]["n"] = 3
     arrays = [np.arange(3.0)]
     s.metadata["traces"] = arrays
-    with pytest.raises(ValueError):
-        s.metadata["traces"][0][0] = 9.0  # an array inside a stored list is a copy: editing it raises
+    s.metadata["traces"][0][0] = 9.0  # the list assigned is the list read back: its array's edit is kept
     s.save()
     r = PipelineSession.load(tmp_path / "rec.h5")
     assert r.metadata["runs"] == [{"name": "a", "gain": 1.0}, {"name": "b", "gain": 3.5}, {"name": "c", "gain": 4.0}]
     assert r.units["unit_004"]["auto_label"]["votes"] == [[1, 2], [3, 4]]
     assert r.units["unit_012"]["extra"] == {"source": "sheet", "n": 3}
-    np.testing.assert_array_equal(r.metadata["traces"][0], np.arange(3.0))
+    np.testing.assert_array_equal(r.metadata["traces"][0], [9.0, 1.0, 2.0])
+    with pytest.raises(ValueError):
+        r.metadata["traces"][0][0] = 5.0  # an array inside a list read from a file is a copy: editing it raises
     r.close()

@@ -11,6 +11,9 @@ What a read returns:
 ==========================  =====================================================
 stored                      returned
 ==========================  =====================================================
+a dict, list or array the   that object itself, as a plain dict gives it back
+caller assigned and still   (a change to it is saved: :mod:`hdmea.session._followed`)
+holds
 group (dict)                a :class:`LiveGroup` (writes go to the session)
 list, or dict stored as     a :class:`LiveList` / :class:`TrackedDict` (a change, also
 one value                   inside its items, is written back to the session)
@@ -31,9 +34,10 @@ object (a dict a group, a scalar a 1-element dataset, an array a dataset), so
 ``units/<u>/auto_label/axon_type`` is a dataset a plain h5py reader finds.  A
 value the tree cannot store raises :class:`h5stream.errors.EncodingError`.
 
-Assigning a plain dict copies it into the session, as h5py does: keep writing
-through the session (``session.units[u]["auto_label"]["x"] = ...``), not through
-the dict that was assigned.
+A dict, list or array assigned here and changed afterwards by the caller
+(``d = {}; session.units[u]["f"] = d; d["x"] = 1``) is saved with the change, as
+with the original's plain dicts; :mod:`hdmea.session._followed` says how, and when
+the session refuses instead.
 """
 
 from __future__ import annotations
@@ -50,43 +54,14 @@ import numpy as np
 from h5stream.staging import FileArray
 from h5stream.tree import Group, decode_node, is_safe_key, normalize_attr, value_node
 from hdmea.io import hdf5_store as store
+from hdmea.session._staged_tree import as_dict_group as _as_dict_group
+from hdmea.session._staged_tree import slot_of as _slot
 
 __all__ = ["LiveGroup", "LiveList", "TrackedDict", "CompletedSteps", "SourceFiles", "LabSessionViews"]
 
 #: The original's name of a sectioned movie's trials: ``{trial index: spike samples}``, one dataset each.
 TRIALS_KEY = "trials_spike_times"
 _RAGGED = {"spike_times", "trial_offsets"}
-
-
-def _slot(group: Group, key) -> tuple[str, str] | None:
-    """("child" | "attr", stored name) of ``key`` in ``group``, or None when absent."""
-    if group.tag == "dict":
-        try:
-            index = (group.keys or []).index(key)
-        except ValueError:
-            return None
-        name = str(index)
-    elif isinstance(key, str):
-        name = key
-    else:
-        return None
-    if name in group.children:
-        return "child", name
-    if name in group.attrs:
-        return "attr", name
-    return None
-
-
-def _as_dict_group(group: Group) -> None:
-    """Re-key a plain group in place so that it can hold keys that are not names (tag ``dict``)."""
-    names = sorted(set(group.children) | set(group.attrs))
-    children, attrs = {}, {}
-    for index, name in enumerate(names):
-        if name in group.children:
-            children[str(index)] = group.children[name]
-        else:
-            attrs[str(index)] = group.attrs[name]
-    group.children, group.attrs, group.tag, group.keys = children, attrs, "dict", names
 
 
 class LiveGroup(MutableMapping):
@@ -103,8 +78,8 @@ class LiveGroup(MutableMapping):
     def path(self) -> str:
         return "/" + "/".join(self._parts)
 
-    def _group(self, create: bool = False) -> Group:
-        node = self._session._node(self._parts)
+    def _group(self, create: bool = False, write: bool = False) -> Group:
+        node = self._session._node(self._parts, write=write)
         if node is None and create:
             return self._session._group(self._parts)
         if not isinstance(node, Group):
@@ -161,6 +136,9 @@ class LiveGroup(MutableMapping):
             value = group.attrs[name]
             return _tracked(value, _write_back(self, key, value)) if isinstance(value, (list, dict)) else value
         node = group.children[name]
+        assigned = self._session._followed.value_for_read(node)
+        if assigned is not None:
+            return assigned  # the dict, list or array the caller assigned here, as a plain dict would
         if isinstance(node, Group):
             if node.tag == "list":
                 items = decode_node(node)
@@ -184,7 +162,7 @@ class LiveGroup(MutableMapping):
 
     def to_dict(self) -> dict:
         """A plain copy of the group (arrays on disk are read)."""
-        return store.decode_node(self._group())
+        return self._session._decoded(self._group())
 
     copy = to_dict
 
@@ -209,24 +187,18 @@ class LiveGroup(MutableMapping):
     __hash__ = None
 
     # ------------------------------------------------------------------ writing
+    def _rule(self) -> str:
+        """How a value is stored here (see :func:`_stored`)."""
+        return "units" if self._parts == ["units"] else "unit" if self._is_unit() else "any"
+
     def _node_for(self, key, value):
         """('attr', value) or ('child', node) for a value stored under ``key`` here."""
-        if self._parts == ["units"]:
-            return "child", store.unit_node(store.check_name(key, what="unit id"), value)
-        if isinstance(value, LiveGroup):
-            value = value.to_dict()
-        elif isinstance(value, _Tracked):
-            value = _plain(value)
-        if isinstance(value, (np.ndarray, FileArray)):
-            return "child", store.array_node(value)
-        if self._is_unit() and not isinstance(value, (Mapping, list, tuple, bytes)):
-            return "attr", normalize_attr(value)
-        return "child", value_node(value)
+        return _stored(self._rule(), key, value)
 
     def __setitem__(self, key, value) -> None:
         session = self._session
         session._modified()
-        group = self._group(create=True)
+        group = self._group(create=True, write=True)
         kind, stored = self._node_for(key, value)
         slot = _slot(group, key)
         if slot is None:
@@ -251,11 +223,14 @@ class LiveGroup(MutableMapping):
         else:
             session._admit(stored)
             group.children[name] = stored
+            if not isinstance(value, (LiveGroup, _Tracked)):  # (those are stored as copies)
+                session._followed.follow(stored, value, parent=group, key=key, where=f"{self.path}/{key}",
+                                         build=lambda v, rule=self._rule(), key=key: _stored(rule, key, v)[1])
         session._check_size()
 
     def __delitem__(self, key) -> None:
         session = self._session
-        group = self._group()
+        group = self._group(write=True)
         slot = _slot(group, key)
         if slot is None:
             raise KeyError(key)
@@ -282,6 +257,22 @@ class LiveGroup(MutableMapping):
         if key not in self:
             self[key] = default
         return self[key]
+
+
+def _stored(rule: str, key, value):
+    """('attr', value) or ('child', node) for ``value`` stored under ``key`` in the units group (``rule``
+    "units"), in a unit's own group ("unit") or anywhere else ("any")."""
+    if rule == "units":
+        return "child", store.unit_node(store.check_name(key, what="unit id"), value)
+    if isinstance(value, LiveGroup):
+        value = value.to_dict()
+    elif isinstance(value, _Tracked):
+        value = _plain(value)
+    if isinstance(value, (np.ndarray, FileArray)):
+        return "child", store.array_node(value)
+    if rule == "unit" and not isinstance(value, (Mapping, list, tuple, bytes)):
+        return "attr", normalize_attr(value)
+    return "child", value_node(value)
 
 
 def _plain(value):

@@ -1,4 +1,5 @@
-"""Walking a session's staged tree: its datasets and the bytes everything staged takes."""
+"""Walking a session's staged tree: its datasets, the slot a key has in a group, staging and releasing
+the arrays of a subtree, and the bytes everything staged takes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from hdmea.io.hdf5_store import Dataset, Node
+from hdmea.io.hdf5_store import Dataset, Group, Node
 
-__all__ = ["walk_datasets", "node_nbytes"]
+__all__ = ["walk_datasets", "node_nbytes", "slot_of", "as_dict_group", "admit_datasets", "release_datasets"]
 
 
 def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
@@ -18,6 +19,61 @@ def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]
         return
     for name, child in node.children.items():
         yield from walk_datasets(child, f"{prefix}/{name}" if prefix else name)
+
+
+def _datasets_outside(node: Node, kept) -> Iterator[Dataset]:
+    """The datasets of ``node``'s subtree, leaving out the subtrees whose root's id is in ``kept``."""
+    if id(node) in kept:
+        return
+    if isinstance(node, Dataset):
+        yield node
+        return
+    for child in node.children.values():
+        yield from _datasets_outside(child, kept)
+
+
+def admit_datasets(staging, node: Node, kept=()) -> None:
+    """Stage the arrays of ``node`` (untagged datasets) in ``staging``: counted in memory, or spilled."""
+    for dataset in _datasets_outside(node, kept):
+        if dataset.tag is None:
+            dataset.data = staging.admit(dataset.data)
+
+
+def release_datasets(staging, node: Node, kept=()) -> None:
+    """Take the arrays of ``node`` out of ``staging``'s count (a spilled one leaves the spill file)."""
+    for dataset in _datasets_outside(node, kept):
+        staging.release(dataset.data)
+
+
+def slot_of(group: Group, key) -> tuple[str, str] | None:
+    """("child" | "attr", stored name) of ``key`` in ``group``, or None when absent."""
+    if group.tag == "dict":
+        try:
+            index = (group.keys or []).index(key)
+        except ValueError:
+            return None
+        name = str(index)
+    elif isinstance(key, str):
+        name = key
+    else:
+        return None
+    if name in group.children:
+        return "child", name
+    if name in group.attrs:
+        return "attr", name
+    return None
+
+
+def as_dict_group(group: Group) -> None:
+    """Re-key a plain group in place so that it can hold keys that are not names (tag ``dict``)."""
+    names = sorted(set(group.children) | set(group.attrs))
+    children, attrs = {}, {}
+    for index, name in enumerate(names):
+        if name in group.children:
+            children[str(index)] = group.children[name]
+        else:
+            attrs[str(index)] = group.attrs[name]
+    group.children, group.attrs, group.tag, group.keys = children, attrs, "dict", names
 
 
 def _attrs_nbytes(attrs: Mapping[str, Any]) -> int:

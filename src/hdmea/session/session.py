@@ -42,9 +42,10 @@ from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
 from hdmea.io.recording import SourceFile, read_lazy_tree
+from hdmea.session._followed import FollowedValues
 from hdmea.session._live_tree import CompletedSteps, LabSessionViews
 from hdmea.session._session_files import save_into_spill_file, write_new_file
-from hdmea.session._staged_tree import node_nbytes, walk_datasets
+from hdmea.session._staged_tree import admit_datasets, node_nbytes, release_datasets, walk_datasets
 from hdmea.session.names import canonical_step_names
 from hdmea.progress import counted
 
@@ -142,17 +143,20 @@ class PipelineSession(LabSessionViews):
         self.saved_at: str | None = None
         self._root: Group = store.recording_root(dataset_id)
         self._staging = StagingArea(self.hdf5_path, self.memory_limit)
+        # values the caller assigned and may still change (hdmea.session._followed)
+        self._followed = FollowedValues(self._staging)
         self._sources: list[SourceFile] = []
         self._warned_size = False
 
     # ------------------------------------------------------------------ state
     @property
     def is_saved(self) -> bool:
+        self._settle_followed(everything=True, strict=False)
         return self.save_state is SaveState.SAVED
 
     @property
     def is_deferred(self) -> bool:
-        return self.save_state is SaveState.DEFERRED
+        return not self.is_saved
 
     @property
     def unit_count(self) -> int:
@@ -192,7 +196,15 @@ class PipelineSession(LabSessionViews):
             raise SessionError(self._broken)
         self.save_state = SaveState.DEFERRED
 
+    def _settle_followed(self, *, everything: bool, strict: bool = True) -> None:
+        """Bring the values the caller assigned and changed since into the staged tree (see
+        :mod:`hdmea.session._followed`); let go of those the caller no longer holds."""
+        if self._followed and self._followed.settle(everything=everything, strict=strict,
+                                                    dataset_id=self.dataset_id):
+            self._modified()
+
     def _check_size(self) -> None:
+        self._settle_followed(everything=False)
         if self.memory_warning is None:
             return
         size = self._staging.resident_bytes + self._staging.spilled_bytes
@@ -207,21 +219,38 @@ class PipelineSession(LabSessionViews):
             self._warned_size = False
 
     # ------------------------------------------------------------------ the tree
-    def _node(self, parts: list[str]) -> Node | None:
+    def _node(self, parts: list[str], *, write: bool = False) -> Node | None:
+        """The node at ``parts`` (a followed value on the way brought up to date; ``write``: the caller
+        writes below it next, so such a value is watched from now on)."""
         node: Node = self._root
         for part in parts:
             if not isinstance(node, Group):
                 return None
-            node = node.children.get(part)
-            if node is None:
+            child = node.children.get(part)
+            if child is None:
                 return None
+            node = self._reach(node, part, child, write) if self._followed else child
         return node
 
+    def _reach(self, parent: Group, name: str, node: Node, write: bool) -> Node:
+        node, changed = self._followed.reach(parent, name, node, write)
+        if changed:
+            self._modified()
+        return node
+
+    def _decoded(self, node: Node):
+        """The value of ``node``, every followed value below it brought up to date first."""
+        if self._followed.sync_within(node):
+            self._modified()
+        return store.decode_node(node)
+
     def _group(self, parts: list[str]) -> Group:
-        """The group at ``parts``, creating missing groups on the way."""
+        """The group at ``parts``, creating missing groups on the way (followed values on the way watched)."""
         node: Node = self._root
         for depth, part in enumerate(parts):
             child = node.children.get(part)
+            if child is not None and self._followed:
+                child = self._reach(node, part, child, True)
             if child is None:
                 child = Group()
                 node.children[part] = child
@@ -233,13 +262,11 @@ class PipelineSession(LabSessionViews):
         return node
 
     def _release(self, node: Node) -> None:
-        for _, dataset in walk_datasets(node):
-            self._staging.release(dataset.data)
+        release_datasets(self._staging, node)
+        self._followed.forget(node)
 
     def _admit(self, node: Node) -> None:
-        for _, dataset in walk_datasets(node):
-            if dataset.tag is None:
-                dataset.data = self._staging.admit(dataset.data)
+        admit_datasets(self._staging, node)
 
     def _set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
         self._modified()
@@ -267,7 +294,7 @@ class PipelineSession(LabSessionViews):
             if default is _NO_DEFAULT:
                 raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
             return default
-        return store.decode_node(node)
+        return self._decoded(node)
 
     def keys(self, path: str = "") -> list[str]:
         node = self._node(split_path(path))
@@ -287,7 +314,7 @@ class PipelineSession(LabSessionViews):
         return dict(node.attrs)
 
     def set_attrs(self, path: str, mapping: Mapping[str, Any]) -> None:
-        node = self._node(split_path(path))
+        node = self._node(split_path(path), write=True)
         if node is None:
             raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
         self._modified()
@@ -395,6 +422,7 @@ class PipelineSession(LabSessionViews):
         """
         if self._broken is not None:
             raise SessionError(self._broken)
+        self._settle_followed(everything=True)
         if path is not None:
             if output_path is not None:
                 raise TypeError("save() takes output_path or path, not both")
@@ -434,7 +462,7 @@ class PipelineSession(LabSessionViews):
         for path, dataset in walk_datasets(self._root):
             if isinstance(dataset.data, FileArray):
                 data = dataset.data
-                dataset.data = FileArray(source, "/" + path, data.shape, data.dtype)
+                dataset.data = FileArray(source, "/" + path, data.shape, data.dtype, digest=data.digest)
         for old in self._sources:
             old.close()
         self._sources = [source]
@@ -443,7 +471,8 @@ class PipelineSession(LabSessionViews):
 
     def ensure_saved(self) -> Path | None:
         """Save to ``hdf5_path`` if there is anything unsaved; returns the file or None if nothing to do."""
-        if self.is_saved:
+        self._settle_followed(everything=True)
+        if self.save_state is SaveState.SAVED:
             return self.hdf5_path
         target = self._target(None)
         overwrite = target.exists()
@@ -475,6 +504,7 @@ class PipelineSession(LabSessionViews):
             logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
+        self._settle_followed(everything=True)
         state = self.save_state
         self._write_new_file(target, self._tree_for_file(name), overwrite=True)
         self.save_state = state
@@ -531,6 +561,7 @@ class PipelineSession(LabSessionViews):
             source.close()
         self._sources = []
         self._staging.discard()
+        self._followed.clear()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):

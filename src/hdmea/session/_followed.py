@@ -1,0 +1,343 @@
+"""Values the caller assigned into a session and may still change: followed until the session saves.
+
+The lab's code keeps dicts it assigned and changes them afterwards
+(``d = {}; session.units[u]["f"] = d; d["x"] = 1``), as it could with the
+original pipeline's plain dicts.  So the session keeps the assigned object beside
+the node staged from it, and reading it back gives that object
+(``session.units[u]["f"] is d``): a write through either is the same write.  The
+node is brought up to date from the object (rebuilt, every unchanged part kept, so
+arrays already spilled stay where they are and are not written again):
+
+* before the session saves or checkpoints (``save``, ``checkpoint``, ``ensure_saved``, ``is_saved``);
+* when a path through the value is read (``session.get``, ``has``, ``keys``, ``to_dict``);
+* when the caller no longer holds any part of the object (checked at later assignments, from
+  CPython's reference counts): the node is brought up to date a last time and the object let
+  go, so arrays added to it are measured against the memory budget (and spill) then, and a
+  spilled array is not kept in memory by the session.
+
+What is followed: dicts, lists and tuples that hold something mutable (held until the caller lets
+go of every part of them), and arrays whose staged node is not the array itself (spilled to
+disk, or stored converted), held weakly.  An array kept in memory as it is needs nothing: the
+staged node is the caller's array.  A spilled array is compared with its copy on disk by the
+digest taken when it spilled (CRC-32, :func:`h5stream.checksums.value_digest`).
+
+When the session itself writes below a followed value (a step's ``put``, ``add_feature``,
+``set_attrs``, or a view taken before the assignment), the node becomes the value's truth:
+the object is brought in a last time, then only watched (a fingerprint).  A later change
+to it could not be merged with the session's own writes, so ``save`` and ``checkpoint``
+refuse with :class:`~hdmea.errors.AssignedValueChangedError`, naming the path, instead of
+losing it.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from h5stream import checksums
+from h5stream.errors import EncodingError
+from h5stream.staging import FileArray, StagingArea
+from hdmea.errors import AssignedValueChangedError
+from hdmea.io.hdf5_store import Dataset, Group, Node
+from hdmea.session._staged_tree import admit_datasets, release_datasets, slot_of, walk_datasets
+
+__all__ = ["FollowedValues"]
+
+#: Times a newly followed value is checked for release at later assignments before it waits for a full sweep.
+_YOUNG_CHECKS = 3
+_CONTAINERS = (dict, list, tuple)
+
+
+def _mutable_inside(value) -> bool:
+    """True when a tuple holds (at any depth) a container or an array its holder could change."""
+    return any(isinstance(v, (dict, list, np.ndarray)) or (isinstance(v, tuple) and _mutable_inside(v))
+               for v in value)
+
+
+class _Entry:
+    __slots__ = ("node", "parent", "key", "build", "where", "weak", "_value", "fingerprint", "checks")
+
+    def __init__(self, node: Node, parent: Group, key, build, where: str, value) -> None:
+        self.node, self.parent, self.key, self.build, self.where = node, parent, key, build, where
+        self.weak = isinstance(value, np.ndarray)
+        self._value = weakref.ref(value) if self.weak else value
+        self.fingerprint = None  # set once the session wrote below the value: watched, no longer followed
+        self.checks = 0
+
+    def value(self):
+        return self._value() if self.weak else self._value
+
+
+# --------------------------------------------------------------------------- comparing nodes
+
+
+def _bytes_of(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def _same_data(old, new) -> bool:
+    """True when the staged ``old`` holds the values of ``new`` (bit for bit; on disk: the same digest)."""
+    if old is new:
+        return True
+    if isinstance(old, FileArray):
+        return (isinstance(new, np.ndarray) and old.digest is not None and old.shape == new.shape
+                and old.dtype == new.dtype and old.digest == checksums.value_digest(new))
+    if not (isinstance(old, np.ndarray) and isinstance(new, np.ndarray)):
+        return False
+    if old.dtype != new.dtype or old.shape != new.shape:
+        return False
+    if old.dtype.kind == "O":
+        return old.tolist() == new.tolist()
+    return bool(np.array_equal(_bytes_of(old), _bytes_of(new)))
+
+
+def _same_value(old, new) -> bool:
+    if old is new:
+        return True
+    if isinstance(old, (np.ndarray, FileArray)) or isinstance(new, np.ndarray):
+        return _same_data(old, new)
+    return type(old) is type(new) and repr(old) == repr(new)  # repr: NaN equals NaN, -0.0 differs from 0.0
+
+
+def _same_attrs(old: dict, new: dict) -> bool:
+    return old.keys() == new.keys() and all(_same_value(old[k], new[k]) for k in old)
+
+
+def _merge(old: Node, new: Node, kept: set[int]) -> Node:
+    """``new`` with each part that equals ``old``'s replaced by ``old``'s own (their ids added to ``kept``);
+    ``old`` itself when nothing changed."""
+    if isinstance(old, Dataset) and isinstance(new, Dataset):
+        if old.tag == new.tag and _same_attrs(old.attrs, new.attrs) and _same_data(old.data, new.data):
+            kept.add(id(old))
+            return old
+        return new
+    if not (isinstance(old, Group) and isinstance(new, Group)):
+        return new
+    for name, child in new.children.items():
+        if name in old.children:
+            new.children[name] = _merge(old.children[name], child, kept)
+    if (old.tag == new.tag and old.keys == new.keys and old.children.keys() == new.children.keys()
+            and all(new.children[n] is old.children[n] for n in new.children) and _same_attrs(old.attrs, new.attrs)):
+        kept.add(id(old))
+        return old
+    return new
+
+
+def _fingerprint(value):
+    """A value's content as comparable data (arrays by digest): what a watched value is checked against."""
+    if isinstance(value, Mapping):
+        return "dict", tuple((repr(k), _fingerprint(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__, tuple(_fingerprint(v) for v in value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":
+            return "array", value.dtype.str, value.shape, repr(value.tolist())
+        return "array", value.dtype.str, value.shape, checksums.value_digest(value)
+    return type(value).__name__, repr(value)
+
+
+# --------------------------------------------------------------------------- who holds the value
+
+
+def _members(item) -> list:
+    """The objects ``item`` refers to through which its content can change."""
+    if isinstance(item, dict):
+        return [v for v in item.values() if isinstance(v, (*_CONTAINERS, np.ndarray))]
+    if isinstance(item, (list, tuple)):
+        return [v for v in item if isinstance(v, (*_CONTAINERS, np.ndarray))]
+    if isinstance(item, np.ndarray) and item.base is not None:
+        return [item.base]  # the memory a view shares: its holder can change the array
+    return []
+
+
+def _held_elsewhere(entry: _Entry) -> bool:
+    """True unless the entry (with its staged node) holds the only references to every part of its value.
+
+    Conservative: a reference from anywhere else (the caller, another stored value, a view of an
+    array) keeps the value followed.
+    """
+    root = entry.value()
+    inside: Counter = Counter()
+    seen = {id(root): root}
+    todo = [root]
+    while todo:
+        for member in _members(todo.pop()):
+            inside[id(member)] += 1
+            if id(member) not in seen:
+                seen[id(member)] = member
+                todo.append(member)
+    member = None
+    for _, dataset in walk_datasets(entry.node):
+        if id(dataset.data) in seen:
+            inside[id(dataset.data)] += 1
+    dataset = None
+    inside[id(root)] += 2  # the entry's reference and ``root`` here
+    # two more: ``seen``'s value and getrefcount's argument
+    return any(sys.getrefcount(seen[key]) - 2 > inside[key] for key in list(seen))
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+class FollowedValues:
+    """The followed values of one session, by the id of the node staged from each."""
+
+    def __init__(self, staging: StagingArea) -> None:
+        self._staging = staging
+        self._entries: dict[int, _Entry] = {}
+        self._young: list[_Entry] = []
+        self._settled = 0  # entries left after the last full sweep
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def follow(self, node: Node, value, *, parent: Group, key, build: Callable, where: str) -> None:
+        """Follow ``value``, just staged as ``node`` under ``key`` of ``parent`` (``build(value)`` stages it anew)."""
+        if isinstance(value, np.ndarray):
+            if isinstance(node, Dataset) and node.data is value:
+                return  # the staged node is the array itself: an in-place change is kept as it is
+        elif not isinstance(value, _CONTAINERS) or (isinstance(value, tuple) and not _mutable_inside(value)):
+            return
+        entry = _Entry(node, parent, key, build, where, value)
+        self._entries[id(node)] = entry
+        self._young.append(entry)
+
+    def value_for_read(self, node: Node):
+        """The caller's object staged as ``node`` while it is followed, else None."""
+        entry = self._entries.get(id(node))
+        if entry is None or entry.fingerprint is not None:
+            return None
+        return entry.value()
+
+    def forget(self, node: Node) -> None:
+        """``node`` left the tree (replaced or deleted): stop following every value inside it."""
+        if not self._entries:
+            return
+        todo = [node]
+        while todo:
+            item = todo.pop()
+            self._entries.pop(id(item), None)
+            if isinstance(item, Group):
+                todo.extend(item.children.values())
+
+    def reach(self, parent: Group, name: str, node: Node, write: bool) -> tuple[Node, bool]:
+        """``node`` (``parent``'s child ``name``) brought up to date if followed; with ``write`` the session
+        is about to write below it, so it is watched from now on.  Returns (node now there, changed)."""
+        entry = self._entries.get(id(node))
+        if entry is None:
+            return node, False
+        changed = self._sync(entry)
+        if write and entry.fingerprint is None and id(entry.node) in self._entries:
+            entry.fingerprint = _fingerprint(entry.value())
+        return parent.children.get(name, node), changed
+
+    def sync_within(self, node: Node) -> bool:
+        """Bring every followed value below ``node`` up to date (before it is read whole)."""
+        if not self._entries or not isinstance(node, Group):
+            return False
+        changed = False
+        todo = [node]
+        while todo:
+            group = todo.pop()
+            for child in list(group.children.values()):
+                entry = self._entries.get(id(child))
+                if entry is not None:
+                    changed |= self._sync(entry)
+                elif isinstance(child, Group):
+                    todo.append(child)
+        return changed
+
+    def settle(self, *, everything: bool, strict: bool = True, dataset_id: str = "") -> bool:
+        """Let go of the values the caller no longer holds (brought up to date a last time).
+
+        ``everything`` (before a save): every value is brought up to date, and a watched value the
+        caller changed raises :class:`~hdmea.errors.AssignedValueChangedError` (``strict``; else it
+        counts as a change).  Otherwise (at an assignment) the newest values are checked, and all of
+        them each time their number doubled.  Returns True when a staged node changed.
+        """
+        if everything or len(self._entries) >= 2 * self._settled + 16:
+            candidates = list(self._entries.values())
+            self._young = []
+            full = True
+        else:
+            candidates, self._young = self._young, []
+            full = False
+        changed = False
+        for entry in candidates:
+            if self._entries.get(id(entry.node)) is not entry:
+                continue  # replaced or deleted meanwhile
+            entry.checks += 1
+            if entry.value() is None:  # an array nobody holds any more: it cannot change
+                del self._entries[id(entry.node)]
+                continue
+            held = entry.weak or _held_elsewhere(entry)
+            if held and not everything:
+                if entry.checks < _YOUNG_CHECKS and not full:
+                    self._young.append(entry)
+                continue
+            if entry.fingerprint is not None:
+                if _fingerprint(entry.value()) != entry.fingerprint:
+                    if everything and strict:
+                        raise self._changed_error(entry, dataset_id)
+                    changed |= everything
+                    continue  # kept, so that the save refuses
+            else:
+                changed |= self._sync(entry)
+            if not held:
+                self._entries.pop(id(entry.node), None)
+        if full:
+            self._settled = len(self._entries)
+        return changed
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._young = []
+        self._settled = 0
+
+    # ------------------------------------------------------------------ inside
+    def _sync(self, entry: _Entry) -> bool:
+        """Rebuild ``entry``'s node from its value; store what changed.  True when the node changed."""
+        if entry.fingerprint is not None:
+            return False
+        value = entry.value()
+        slot = slot_of(entry.parent, entry.key)
+        if value is None or slot is None or entry.parent.children.get(slot[1]) is not entry.node:
+            self._entries.pop(id(entry.node), None)  # nobody can change it, or it is no longer staged
+            return False
+        try:
+            new = entry.build(value)
+        except EncodingError as exc:
+            raise EncodingError(f"the {type(value).__name__} assigned here was changed to hold a value the "
+                                f"session cannot store ({exc})", obj=entry.where,
+                                hint="change that value in it to one the session stores") from exc
+        kept: set[int] = set()
+        merged = _merge(entry.node, new, kept)
+        if merged is entry.node:
+            return False
+        release_datasets(self._staging, entry.node, kept)
+        admit_datasets(self._staging, merged, kept)
+        entry.parent.children[slot[1]] = merged
+        del self._entries[id(entry.node)]
+        entry.node = merged
+        if not (entry.weak and isinstance(merged, Dataset) and merged.data is value):
+            self._entries[id(merged)] = entry  # (an array now staged as it is needs following no more)
+        return True
+
+    @staticmethod
+    def _changed_error(entry: _Entry, dataset_id: str) -> AssignedValueChangedError:
+        kind = type(entry.value()).__name__
+        return AssignedValueChangedError(
+            f"session {dataset_id!r}: the {kind} assigned at {entry.where} was changed by the caller after "
+            "the session itself wrote below it (a step, put(), add_feature(), set_attrs() or a view taken "
+            "before the assignment), so the change cannot be merged and is not saved",
+            obj=entry.where, expected=f"the {kind} as it was when the session wrote below it",
+            found="a later change",
+            hint=f"assign the {kind} again at {entry.where} (session[...] = value) before saving, "
+                 "or make the change through the session's view")
