@@ -200,3 +200,23 @@ def test_replaced_or_deleted_values_are_no_longer_followed(tmp_path):
     with h5py.File(tmp_path / "rec.h5", "r") as f:
         np.testing.assert_array_equal(f["units/unit_000/f/x"][()], np.zeros(3))
         assert "gone" not in f["metadata"]
+
+
+def test_a_mapping_assigned_as_session_units_follows_its_units_and_refuses_new_keys(tmp_path):
+    s = create_session("rec", hdf5_path=tmp_path / "rec.h5")
+    units = {"unit_001": {"spike_times": np.arange(4, dtype=np.uint64)},
+             "unit_002": {"spike_times": np.arange(6, dtype=np.uint64)}}
+    s.units = units
+    units["unit_001"]["row"] = 7  # inside a unit: followed with the unit
+    s.save()
+    with h5py.File(tmp_path / "rec.h5", "r") as f:
+        assert sorted(f["units"]) == ["unit_001", "unit_002"]
+        assert f["units/unit_001"].attrs["row"] == 7
+    units["unit_003"] = {"spike_times": np.arange(2, dtype=np.uint64)}  # a key of the mapping itself
+    with pytest.raises(AssignedValueChangedError, match="session.units"):
+        s.save(overwrite=True)
+    s.units = units  # assigned again, as the message says
+    s.units["unit_004"] = {"spike_times": np.arange(3, dtype=np.uint64)}  # added through the session
+    s.save(overwrite=True)
+    with h5py.File(tmp_path / "rec.h5", "r") as f:
+        assert sorted(f["units"]) == ["unit_001", "unit_002", "unit_003", "unit_004"]

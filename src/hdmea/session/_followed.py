@@ -26,7 +26,15 @@ When the session itself writes below a followed value (a step's ``put``, ``add_f
 the object is brought in a last time, then only watched (a fingerprint).  A later change
 to it could not be merged with the session's own writes, so ``save`` and ``checkpoint``
 refuse with :class:`~hdmea.errors.AssignedValueChangedError`, naming the path, instead of
-losing it.
+losing it.  A mapping assigned whole (``session.units = units``) stores its items, each followed
+as above; the mapping's own keys are watched: one added, removed or replaced afterwards makes
+the save refuse the same way.
+
+Costs: a followed value is kept alive until the caller lets go of it (it is the caller's memory
+until then); each assignment checks the newest followed values' reference counts (a walk of the
+value once the caller dropped its top object), and a rebuild happens only where the value's
+structure or scalars changed, or it holds an array the node keeps only as a copy (whose check
+costs one digest of that array).  Measured by ``python -m benchmarks.ab_session_views``.
 """
 
 from __future__ import annotations
@@ -59,14 +67,21 @@ def _mutable_inside(value) -> bool:
 
 
 class _Entry:
-    __slots__ = ("node", "parent", "key", "build", "where", "weak", "_value", "fingerprint", "checks")
+    __slots__ = ("node", "parent", "key", "build", "where", "weak", "_value", "signature", "fingerprint", "checks",
+                 "shallow")
 
     def __init__(self, node: Node, parent: Group, key, build, where: str, value) -> None:
         self.node, self.parent, self.key, self.build, self.where = node, parent, key, build, where
         self.weak = isinstance(value, np.ndarray)
         self._value = weakref.ref(value) if self.weak else value
+        self.signature = _signature(value, node)
         self.fingerprint = None  # set once the session wrote below the value: watched, no longer followed
         self.checks = 0
+        self.shallow = False  # watched for its keys and the identity of its values only
+
+    def current_fingerprint(self):
+        value = self.value()
+        return _keys_and_members(value) if self.shallow else _fingerprint(value)
 
     def value(self):
         return self._value() if self.weak else self._value
@@ -127,6 +142,10 @@ def _merge(old: Node, new: Node, kept: set[int]) -> Node:
     return new
 
 
+def _keys_and_members(mapping: Mapping) -> tuple:
+    return tuple((repr(k), id(v)) for k, v in mapping.items())
+
+
 def _fingerprint(value):
     """A value's content as comparable data (arrays by digest): what a watched value is checked against."""
     if isinstance(value, Mapping):
@@ -138,6 +157,31 @@ def _fingerprint(value):
             return "array", value.dtype.str, value.shape, repr(value.tolist())
         return "array", value.dtype.str, value.shape, checksums.value_digest(value)
     return type(value).__name__, repr(value)
+
+
+def _shape_of(value, shared: set[int]):
+    """``value``'s structure and scalars as comparable data; None when it holds an array the node keeps
+    only as a copy (spilled, converted), whose in-place edits only a rebuild finds.  An array the node
+    holds itself is compared by identity: its edits are already the node's."""
+    if isinstance(value, Mapping):
+        items = [(k, _shape_of(v, shared)) for k, v in value.items()]
+        return None if any(s is None for _, s in items) else ("dict", type(value), tuple(items))
+    if isinstance(value, (list, tuple)):
+        items = [_shape_of(v, shared) for v in value]
+        return None if any(s is None for s in items) else (type(value), tuple(items))
+    if isinstance(value, np.ndarray):
+        return ("array", id(value), value.shape, value.dtype.str) if id(value) in shared else None
+    if isinstance(value, (float, complex, np.inexact)):
+        return type(value), repr(value)  # NaN equals NaN, -0.0 differs from 0.0
+    return type(value), value
+
+
+def _signature(value, node: Node):
+    """What tells, without rebuilding its node, that ``value`` is unchanged since ``node`` was staged from
+    it (None: only a rebuild tells)."""
+    if isinstance(value, np.ndarray):
+        return None
+    return _shape_of(value, {id(dataset.data) for _, dataset in walk_datasets(node)})
 
 
 # --------------------------------------------------------------------------- who holds the value
@@ -161,6 +205,10 @@ def _held_elsewhere(entry: _Entry) -> bool:
     array) keeps the value followed.
     """
     root = entry.value()
+    if sys.getrefcount(root) - 3 > 0:  # beyond the entry, ``root`` and the argument: the caller holds it
+        return True
+    if entry.shallow:
+        return False
     inside: Counter = Counter()
     seen = {id(root): root}
     todo = [root]
@@ -186,8 +234,10 @@ def _held_elsewhere(entry: _Entry) -> bool:
 class FollowedValues:
     """The followed values of one session, by the id of the node staged from each."""
 
-    def __init__(self, staging: StagingArea) -> None:
+    def __init__(self, staging: StagingArea, on_change: Callable[[], None]) -> None:
         self._staging = staging
+        # called when a staged node changed; weak, so that the session is freed (its files closed) when dropped
+        self._on_change = weakref.WeakMethod(on_change)
         self._entries: dict[int, _Entry] = {}
         self._young: list[_Entry] = []
         self._settled = 0  # entries left after the last full sweep
@@ -209,6 +259,17 @@ class FollowedValues:
         self._entries[id(node)] = entry
         self._young.append(entry)
 
+    def watch_keys(self, group: Group, mapping, *, parent: Group, key: str, where: str) -> None:
+        """Watch the keys of ``mapping``, whose items were just assigned one by one into ``group`` (each value
+        followed on its own): a key added, removed or given another value afterwards makes the save refuse."""
+        if not isinstance(mapping, dict):
+            return
+        entry = _Entry(group, parent, key, None, where, mapping)
+        entry.shallow = True
+        entry.fingerprint = _keys_and_members(mapping)
+        self._entries[id(group)] = entry
+        self._young.append(entry)
+
     def value_for_read(self, node: Node):
         """The caller's object staged as ``node`` while it is followed, else None."""
         entry = self._entries.get(id(node))
@@ -227,41 +288,39 @@ class FollowedValues:
             if isinstance(item, Group):
                 todo.extend(item.children.values())
 
-    def reach(self, parent: Group, name: str, node: Node, write: bool) -> tuple[Node, bool]:
+    def reach(self, parent: Group, name: str, node: Node, write: bool) -> Node:
         """``node`` (``parent``'s child ``name``) brought up to date if followed; with ``write`` the session
-        is about to write below it, so it is watched from now on.  Returns (node now there, changed)."""
+        is about to write below it, so it is watched from now on.  Returns the node now there."""
         entry = self._entries.get(id(node))
         if entry is None:
-            return node, False
-        changed = self._sync(entry)
+            return node
+        self._sync(entry)
         if write and entry.fingerprint is None and id(entry.node) in self._entries:
-            entry.fingerprint = _fingerprint(entry.value())
-        return parent.children.get(name, node), changed
+            entry.fingerprint = entry.current_fingerprint()
+        return parent.children.get(name, node)
 
-    def sync_within(self, node: Node) -> bool:
+    def sync_within(self, node: Node) -> None:
         """Bring every followed value below ``node`` up to date (before it is read whole)."""
-        if not self._entries or not isinstance(node, Group):
-            return False
-        changed = False
-        todo = [node]
+        todo = [node] if self._entries and isinstance(node, Group) else []
         while todo:
             group = todo.pop()
             for child in list(group.children.values()):
                 entry = self._entries.get(id(child))
                 if entry is not None:
-                    changed |= self._sync(entry)
+                    self._sync(entry)
                 elif isinstance(child, Group):
                     todo.append(child)
-        return changed
 
-    def settle(self, *, everything: bool, strict: bool = True, dataset_id: str = "") -> bool:
+    def settle(self, *, everything: bool, strict: bool = True, dataset_id: str = "") -> None:
         """Let go of the values the caller no longer holds (brought up to date a last time).
 
         ``everything`` (before a save): every value is brought up to date, and a watched value the
         caller changed raises :class:`~hdmea.errors.AssignedValueChangedError` (``strict``; else it
         counts as a change).  Otherwise (at an assignment) the newest values are checked, and all of
-        them each time their number doubled.  Returns True when a staged node changed.
+        them each time their number doubled.
         """
+        if not self._entries:
+            return
         if everything or len(self._entries) >= 2 * self._settled + 16:
             candidates = list(self._entries.values())
             self._young = []
@@ -269,7 +328,6 @@ class FollowedValues:
         else:
             candidates, self._young = self._young, []
             full = False
-        changed = False
         for entry in candidates:
             if self._entries.get(id(entry.node)) is not entry:
                 continue  # replaced or deleted meanwhile
@@ -283,18 +341,18 @@ class FollowedValues:
                     self._young.append(entry)
                 continue
             if entry.fingerprint is not None:
-                if _fingerprint(entry.value()) != entry.fingerprint:
+                if entry.current_fingerprint() != entry.fingerprint:
                     if everything and strict:
                         raise self._changed_error(entry, dataset_id)
-                    changed |= everything
+                    if everything:
+                        self._changed()
                     continue  # kept, so that the save refuses
             else:
-                changed |= self._sync(entry)
+                self._sync(entry)
             if not held:
                 self._entries.pop(id(entry.node), None)
         if full:
             self._settled = len(self._entries)
-        return changed
 
     def clear(self) -> None:
         self._entries.clear()
@@ -302,6 +360,11 @@ class FollowedValues:
         self._settled = 0
 
     # ------------------------------------------------------------------ inside
+    def _changed(self) -> None:
+        on_change = self._on_change()
+        if on_change is not None:
+            on_change()
+
     def _sync(self, entry: _Entry) -> bool:
         """Rebuild ``entry``'s node from its value; store what changed.  True when the node changed."""
         if entry.fingerprint is not None:
@@ -310,6 +373,8 @@ class FollowedValues:
         slot = slot_of(entry.parent, entry.key)
         if value is None or slot is None or entry.parent.children.get(slot[1]) is not entry.node:
             self._entries.pop(id(entry.node), None)  # nobody can change it, or it is no longer staged
+            return False
+        if entry.signature is not None and entry.signature == _signature(value, entry.node):
             return False
         try:
             new = entry.build(value)
@@ -321,11 +386,13 @@ class FollowedValues:
         merged = _merge(entry.node, new, kept)
         if merged is entry.node:
             return False
+        self._changed()
         release_datasets(self._staging, entry.node, kept)
         admit_datasets(self._staging, merged, kept)
         entry.parent.children[slot[1]] = merged
         del self._entries[id(entry.node)]
         entry.node = merged
+        entry.signature = _signature(value, merged)
         if not (entry.weak and isinstance(merged, Dataset) and merged.data is value):
             self._entries[id(merged)] = entry  # (an array now staged as it is needs following no more)
         return True
@@ -333,6 +400,14 @@ class FollowedValues:
     @staticmethod
     def _changed_error(entry: _Entry, dataset_id: str) -> AssignedValueChangedError:
         kind = type(entry.value()).__name__
+        if entry.shallow:
+            name = entry.where.strip("/")
+            return AssignedValueChangedError(
+                f"session {dataset_id!r}: the {kind} assigned as session.{name} gained, lost or replaced keys "
+                f"afterwards; session.{name} holds its items, not the {kind} itself, so that change is not saved",
+                obj=entry.where, expected=f"the keys the {kind} had when it was assigned", found="other keys",
+                hint=f"assign it again (session.{name} = ...), or from now on add items through "
+                     f"session.{name}[key] = value")
         return AssignedValueChangedError(
             f"session {dataset_id!r}: the {kind} assigned at {entry.where} was changed by the caller after "
             "the session itself wrote below it (a step, put(), add_feature(), set_attrs() or a view taken "

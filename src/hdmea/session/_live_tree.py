@@ -535,6 +535,7 @@ class LabSessionViews:
             del view[key]
         for key, value in mapping.items():
             view[key] = value
+        self._followed.watch_keys(self._group([name]), mapping, parent=self._root, key=name, where=f"/{name}")
 
     @property
     def units(self) -> LiveGroup:

@@ -144,14 +144,14 @@ class PipelineSession(LabSessionViews):
         self._root: Group = store.recording_root(dataset_id)
         self._staging = StagingArea(self.hdf5_path, self.memory_limit)
         # values the caller assigned and may still change (hdmea.session._followed)
-        self._followed = FollowedValues(self._staging)
+        self._followed = FollowedValues(self._staging, self._modified)
         self._sources: list[SourceFile] = []
         self._warned_size = False
 
     # ------------------------------------------------------------------ state
     @property
     def is_saved(self) -> bool:
-        self._settle_followed(everything=True, strict=False)
+        self._followed.settle(everything=True, strict=False)
         return self.save_state is SaveState.SAVED
 
     @property
@@ -196,15 +196,8 @@ class PipelineSession(LabSessionViews):
             raise SessionError(self._broken)
         self.save_state = SaveState.DEFERRED
 
-    def _settle_followed(self, *, everything: bool, strict: bool = True) -> None:
-        """Bring the values the caller assigned and changed since into the staged tree (see
-        :mod:`hdmea.session._followed`); let go of those the caller no longer holds."""
-        if self._followed and self._followed.settle(everything=everything, strict=strict,
-                                                    dataset_id=self.dataset_id):
-            self._modified()
-
     def _check_size(self) -> None:
-        self._settle_followed(everything=False)
+        self._followed.settle(everything=False)
         if self.memory_warning is None:
             return
         size = self._staging.resident_bytes + self._staging.spilled_bytes
@@ -229,19 +222,12 @@ class PipelineSession(LabSessionViews):
             child = node.children.get(part)
             if child is None:
                 return None
-            node = self._reach(node, part, child, write) if self._followed else child
-        return node
-
-    def _reach(self, parent: Group, name: str, node: Node, write: bool) -> Node:
-        node, changed = self._followed.reach(parent, name, node, write)
-        if changed:
-            self._modified()
+            node = self._followed.reach(node, part, child, write) if self._followed else child
         return node
 
     def _decoded(self, node: Node):
         """The value of ``node``, every followed value below it brought up to date first."""
-        if self._followed.sync_within(node):
-            self._modified()
+        self._followed.sync_within(node)
         return store.decode_node(node)
 
     def _group(self, parts: list[str]) -> Group:
@@ -250,7 +236,7 @@ class PipelineSession(LabSessionViews):
         for depth, part in enumerate(parts):
             child = node.children.get(part)
             if child is not None and self._followed:
-                child = self._reach(node, part, child, True)
+                child = self._followed.reach(node, part, child, True)
             if child is None:
                 child = Group()
                 node.children[part] = child
@@ -422,7 +408,7 @@ class PipelineSession(LabSessionViews):
         """
         if self._broken is not None:
             raise SessionError(self._broken)
-        self._settle_followed(everything=True)
+        self._followed.settle(everything=True, dataset_id=self.dataset_id)
         if path is not None:
             if output_path is not None:
                 raise TypeError("save() takes output_path or path, not both")
@@ -471,7 +457,7 @@ class PipelineSession(LabSessionViews):
 
     def ensure_saved(self) -> Path | None:
         """Save to ``hdf5_path`` if there is anything unsaved; returns the file or None if nothing to do."""
-        self._settle_followed(everything=True)
+        self._followed.settle(everything=True, dataset_id=self.dataset_id)
         if self.save_state is SaveState.SAVED:
             return self.hdf5_path
         target = self._target(None)
@@ -504,7 +490,7 @@ class PipelineSession(LabSessionViews):
             logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
-        self._settle_followed(everything=True)
+        self._followed.settle(everything=True, dataset_id=self.dataset_id)
         state = self.save_state
         self._write_new_file(target, self._tree_for_file(name), overwrite=True)
         self.save_state = state
