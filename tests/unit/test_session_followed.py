@@ -220,3 +220,25 @@ def test_a_mapping_assigned_as_session_units_follows_its_units_and_refuses_new_k
     s.save(overwrite=True)
     with h5py.File(tmp_path / "rec.h5", "r") as f:
         assert sorted(f["units"]) == ["unit_001", "unit_002", "unit_003", "unit_004"]
+
+
+def test_a_view_taken_before_the_assignment_and_a_step_write_keep_the_value_watched(tmp_path):
+    s = _session(tmp_path)
+    s.units["unit_000"]["f"] = {"old": 1}
+    view = s.units["unit_000"]
+    d = {"x": 1}
+    view["f"] = d
+    stale = s.units["unit_001"]  # a unit view; the unit is then replaced by a dict of the caller's
+    unit = {"spike_times": np.arange(5, dtype=np.uint64)}
+    s.units["unit_001"] = unit
+    stale["note"] = "from the view"  # the session writes below the caller's unit dict
+    s.add_feature("unit_000", "score", 0.5)  # a step's write beside the followed dict: not below it
+    d["y"] = 2
+    s.save()
+    with h5py.File(tmp_path / "rec.h5", "r") as f:
+        assert f["units/unit_000/f/x"][0] == 1 and f["units/unit_000/f/y"][0] == 2
+        assert _text(f["units/unit_001"].attrs["note"]) == "from the view"
+        assert f["units/unit_000/features/score/data"][0] == 0.5
+    unit["row"] = 4  # changed after the session wrote below it: refused, not lost
+    with pytest.raises(AssignedValueChangedError, match="/units/unit_001"):
+        s.save(overwrite=True)

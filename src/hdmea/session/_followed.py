@@ -74,7 +74,7 @@ class _Entry:
         self.node, self.parent, self.key, self.build, self.where = node, parent, key, build, where
         self.weak = isinstance(value, np.ndarray)
         self._value = weakref.ref(value) if self.weak else value
-        self.signature = _signature(value, node)
+        self.signature = _signature(value, node) if build is not None else None
         self.fingerprint = None  # set once the session wrote below the value: watched, no longer followed
         self.checks = 0
         self.shallow = False  # watched for its keys and the identity of its values only
@@ -304,12 +304,12 @@ class FollowedValues:
         todo = [node] if self._entries and isinstance(node, Group) else []
         while todo:
             group = todo.pop()
-            for child in list(group.children.values()):
+            for name, child in list(group.children.items()):
                 entry = self._entries.get(id(child))
-                if entry is not None:
-                    self._sync(entry)
-                elif isinstance(child, Group):
-                    todo.append(child)
+                if entry is not None and self._sync(entry):
+                    child = group.children[name]
+                if isinstance(child, Group):
+                    todo.append(child)  # (a watched value's node may hold values followed on their own)
 
     def settle(self, *, everything: bool, strict: bool = True, dataset_id: str = "") -> None:
         """Let go of the values the caller no longer holds (brought up to date a last time).
