@@ -103,14 +103,15 @@ def main(argv=None) -> int:
             for case in cases:
                 for side in order:
                     results[side, case].append(run_once(trees[side], Path(tmp), args.units, case[1], case[0]))
-    print(f"| workload | memory_limit | figure | old | new | new / old |  ({args.rounds} rounds, {args.units} units)")
+    print(f"{args.rounds} rounds, {args.units} units; medians (min in brackets)")
+    print("| workload | memory_limit | figure | old | new | new / old |")
     print("| --- | --- | --- | --- | --- | --- |")
     for case in cases:
         for figure in ("assign_s", "save_s", "hwm_mb", "geometry_kept", "labels_kept"):
-            old = statistics.median(x[figure] for x in results["old", case])
-            new = statistics.median(x[figure] for x in results["new", case])
-            ratio = f"{new / old:.3f}" if old else "-"
-            print(f"| {case[0]} | {case[1]} | {figure} | {old:.3f} | {new:.3f} | {ratio} |")
+            old, new = ([x[figure] for x in results[side, case]] for side in ("old", "new"))
+            ratio = f"{statistics.median(new) / statistics.median(old):.3f}" if statistics.median(old) else "-"
+            print(f"| {case[0]} | {case[1]} | {figure} | {statistics.median(old):.3f} ({min(old):.3f}) | "
+                  f"{statistics.median(new):.3f} ({min(new):.3f}) | {ratio} |")
     return 0
 
 
