@@ -67,17 +67,27 @@ def _mutable_inside(value) -> bool:
 
 
 class _Entry:
-    __slots__ = ("node", "parent", "key", "build", "where", "weak", "_value", "signature", "fingerprint", "checks",
-                 "shallow")
+    __slots__ = ("node", "parent", "key", "build", "where", "weak", "_value", "arrays", "signature", "fingerprint",
+                 "checks", "shallow")
 
     def __init__(self, node: Node, parent: Group, key, build, where: str, value) -> None:
         self.node, self.parent, self.key, self.build, self.where = node, parent, key, build, where
         self.weak = isinstance(value, np.ndarray)
         self._value = weakref.ref(value) if self.weak else value
-        self.signature = _signature(value, node) if build is not None else None
+        self.restaged(node, value)
         self.fingerprint = None  # set once the session wrote below the value: watched, no longer followed
         self.checks = 0
         self.shallow = False  # watched for its keys and the identity of its values only
+
+    def restaged(self, node: Node, value) -> None:
+        """``node`` now holds what was staged from ``value``."""
+        self.node = node
+        self.arrays = [id(dataset.data) for _, dataset in walk_datasets(node)]  # what the node holds itself
+        self.signature = _signature(value, set(self.arrays)) if self.build is not None else None
+
+    def node_arrays(self) -> list[int]:
+        """Ids of the arrays the node holds (walked afresh once the session itself writes below it)."""
+        return self.arrays if self.fingerprint is None else [id(d.data) for _, d in walk_datasets(self.node)]
 
     def current_fingerprint(self):
         value = self.value()
@@ -167,6 +177,8 @@ def _shape_of(value, shared: set[int]):
         items = [(k, _shape_of(v, shared)) for k, v in value.items()]
         return None if any(s is None for _, s in items) else ("dict", type(value), tuple(items))
     if isinstance(value, (list, tuple)):
+        if value and all(type(v) is float for v in value):  # bit for bit, at C speed
+            return type(value), np.array(value, dtype=np.float64).tobytes()
         items = [_shape_of(v, shared) for v in value]
         return None if any(s is None for s in items) else (type(value), tuple(items))
     if isinstance(value, np.ndarray):
@@ -176,12 +188,12 @@ def _shape_of(value, shared: set[int]):
     return type(value), value
 
 
-def _signature(value, node: Node):
-    """What tells, without rebuilding its node, that ``value`` is unchanged since ``node`` was staged from
-    it (None: only a rebuild tells)."""
+def _signature(value, shared: set[int]):
+    """What tells, without rebuilding its node, that ``value`` is unchanged since its node was staged from
+    it (``shared``: ids of the arrays the node holds itself; None: only a rebuild tells)."""
     if isinstance(value, np.ndarray):
         return None
-    return _shape_of(value, {id(dataset.data) for _, dataset in walk_datasets(node)})
+    return _shape_of(value, shared)
 
 
 # --------------------------------------------------------------------------- who holds the value
@@ -219,10 +231,9 @@ def _held_elsewhere(entry: _Entry) -> bool:
                 seen[id(member)] = member
                 todo.append(member)
     member = None
-    for _, dataset in walk_datasets(entry.node):
-        if id(dataset.data) in seen:
-            inside[id(dataset.data)] += 1
-    dataset = None
+    for key in entry.node_arrays():
+        if key in seen:
+            inside[key] += 1
     inside[id(root)] += 2  # the entry's reference and ``root`` here
     # two more: ``seen``'s value and getrefcount's argument
     return any(sys.getrefcount(seen[key]) - 2 > inside[key] for key in list(seen))
@@ -374,7 +385,7 @@ class FollowedValues:
         if value is None or slot is None or entry.parent.children.get(slot[1]) is not entry.node:
             self._entries.pop(id(entry.node), None)  # nobody can change it, or it is no longer staged
             return False
-        if entry.signature is not None and entry.signature == _signature(value, entry.node):
+        if entry.signature is not None and entry.signature == _signature(value, set(entry.arrays)):
             return False
         try:
             new = entry.build(value)
@@ -391,8 +402,7 @@ class FollowedValues:
         admit_datasets(self._staging, merged, kept)
         entry.parent.children[slot[1]] = merged
         del self._entries[id(entry.node)]
-        entry.node = merged
-        entry.signature = _signature(value, merged)
+        entry.restaged(merged, value)
         if not (entry.weak and isinstance(merged, Dataset) and merged.data is value):
             self._entries[id(merged)] = entry  # (an array now staged as it is needs following no more)
         return True
