@@ -43,7 +43,7 @@ args = json.loads(sys.argv[1])
 if args.get("force"):  # only then: a tree older than the pass's own choice has no raw_chunks
     from h5stream.kernels import raw_chunks
     force = args["force"]
-    raw_chunks.HeldPath.next = lambda self: force
+    raw_chunks.HeldPath.next = lambda self, left=None: force
     raw_chunks.HeldPath.path = property(lambda self: force)  # the fresh buffers' chunks too
 data = np.load(args["spikes"])
 spikes = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]

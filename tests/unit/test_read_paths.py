@@ -156,6 +156,15 @@ def test_one_slow_cycle_of_the_incumbent_does_not_hand_the_pass_to_a_slower_path
     assert paths.path == "cached" and paths.switches == 0
 
 
+def test_no_trial_starts_without_enough_chunks_left_to_repay_it():
+    paths = HeldPath()
+    for _ in range(HeldPath.SETTLE):
+        paths.record("cached", 1000, 1.0)
+    assert paths.next(left=HeldPath.AFTER_TRIAL - 1) == "cached"  # too late in the pass: no trial
+    assert paths.next(left=HeldPath.AFTER_TRIAL) == "direct"  # enough chunks after it
+    assert paths.next() == "cached"  # (the trial's cycle not measured yet)
+
+
 def test_the_other_path_is_tried_once_every_revisit_chunks():
     paths = HeldPath()
     for _ in range(HeldPath.SETTLE):
@@ -218,7 +227,7 @@ def test_a_pass_keeps_the_faster_path_for_held_pieces_after_one_trial(evictable,
 @pytest.mark.slow
 @pytest.mark.parametrize("held", ["cached", "direct"])
 def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictable, monkeypatch, held):
-    monkeypatch.setattr(HeldPath, "next", lambda self: held)
+    monkeypatch.setattr(HeldPath, "next", lambda self, left=None: held)
     monkeypatch.setattr(HeldPath, "path", property(lambda self: held))
     rng = np.random.default_rng(9)
     path = evictable / "raw.h5"

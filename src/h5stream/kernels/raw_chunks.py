@@ -127,7 +127,8 @@ class RawChunks:
             return _Ready((None, "none", fresh))
         # a fresh buffer's held pieces take the path the pass starts on (a read into it measures no path;
         # see HeldPath); a sliced source has no choice of path to measure
-        held = ("sliced" if self.direct is None else self.held_path.path if fresh else self.held_path.next())
+        left = -(-(self.stop - b) // self.chunk)  # chunks after this one
+        held = ("sliced" if self.direct is None else self.held_path.path if fresh else self.held_path.next(left))
         if self._reader is None:
             return _Ready((read(a, b, out, held), held, fresh))
         return self._reader.submit(lambda: (read(a, b, out, held), held, fresh))
@@ -154,7 +155,10 @@ class HeldPath:
     cost is below it by :data:`MARGIN` (hysteresis), each path's cost being the least of its last
     :data:`KEEP` cycles: other processes only ever add time, so the least is the measure least
     polluted by them, and the incumbent, measured :data:`SETTLE` times before the one trial, is not
-    left for one lucky cycle of the other or kept for one slow cycle of its own.
+    left for one lucky cycle of the other or kept for one slow cycle of its own.  A trial costs a
+    chunk on what may be the slower path (direct reads ran 1.5x the copies' cycle on the 2-core
+    machine) and a switch gains at least :data:`MARGIN` on each chunk after it, so no trial starts
+    with fewer than :data:`AFTER_TRIAL` chunks left after it: a pass of 8 chunks keeps the copies.
 
     Earlier passes began with direct reads and calibrated one chunk of each path: on the 2-core
     machine, with 8 chunks to a pass, one cycle slowed by another process decided the pass, and the
@@ -165,6 +169,7 @@ class HeldPath:
 
     MARGIN = 1.1
     SETTLE = 2
+    AFTER_TRIAL = 4
     REVISIT = 8
     KEEP = 3
 
@@ -189,10 +194,12 @@ class HeldPath:
     def other(self) -> str:
         return "direct" if self.chosen == "cached" else "cached"
 
-    def next(self) -> str:
+    def next(self, left: int | None = None) -> str:
         """The path of the held pieces of the next chunk: :attr:`path`, or a trial of the other once
-        the chosen path has :data:`SETTLE` measured cycles (the first trial) or :data:`REVISIT` more."""
-        if self._trial_pending:
+        the chosen path has :data:`SETTLE` measured cycles (the first trial) or :data:`REVISIT` more,
+        and at least :data:`AFTER_TRIAL` chunks remain after it (``left``: the chunks after this one,
+        None if unknown) for a gain to repay the trial."""
+        if self._trial_pending or (left is not None and left < self.AFTER_TRIAL):
             return self.path
         due = self.SETTLE if not self.cycles[self.other] else self.REVISIT
         if self._since_trial >= due:
