@@ -185,9 +185,10 @@ def _naive_rows(cmcr, rows):
     return out
 
 
-# Codes span the declared ADC's whole range as far as the stored type holds it (-2**(bits-1) .. 2**bits - 1,
-# signed or unsigned codes; the reader refuses any other value as damage): 32 bits, the widest ADC the format
-# states, puts codes far past float32's exact integers (2**24), where one rounding differs from two.
+# Codes span the declared ADC's whole range of each kind as far as the stored type holds it (-2**(bits-1) ..
+# 2**(bits-1) - 1 signed, 0 .. 2**bits - 1 unsigned, one kind per channel; the reader refuses any other value as
+# damage): 32 bits, the widest ADC the format states, puts codes far past float32's exact integers (2**24), where one
+# rounding differs from two.
 @pytest.mark.parametrize(("dtype", "zero", "factor", "adc_bits"), [
     ("<i4", [0, 0, 0], [1, 1, 1], 32),
     ("<i4", [1234, -77, 0], [59605, 1, 3], 32),
@@ -203,10 +204,16 @@ def test_light_reference_equals_the_row_by_row_float64_conversion(recording_copy
     with h5py.File(cmcr, "r") as f:
         n = f[ANALOG]["ChannelData 1"].shape[1]
     info = np.iinfo(np.dtype(dtype))
-    low, high = max(info.min, -(2 ** (adc_bits - 1))), min(info.max, 2**adc_bits - 1)
+    # each channel's codes are of one ADC kind: signed ones where the stored type holds them (rows 0 and 2),
+    # unsigned ones in row 1 (every row for an unsigned type), each row spanning its kind's whole range
+    signed = (max(info.min, -(2 ** (adc_bits - 1))), min(info.max, 2 ** (adc_bits - 1) - 1))
+    unsigned = (0, min(info.max, 2**adc_bits - 1))
     rng = np.random.default_rng(4)
-    data = rng.integers(low, high, (3, n), dtype=np.dtype(dtype), endpoint=True)
-    data[:, :4] = [low, high, 0, 1]
+    data = np.empty((3, n), dtype=np.dtype(dtype))
+    for row in range(3):
+        low, high = signed if info.min < 0 and row != 1 else unsigned
+        data[row] = rng.integers(low, high, n, dtype=np.dtype(dtype), endpoint=True)
+        data[row, :4] = [low, high, 0, 1]
     _replace_analog(cmcr, data, zero, factor, chunks, adc_bits)
     monkeypatch.setattr(cmcr_module, "ANALOG_BLOCK_SAMPLES", 2500)  # several blocks and a partial last one
     expected = _naive_rows(cmcr, [0, 1, 2])
