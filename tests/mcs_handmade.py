@@ -154,7 +154,9 @@ def write_analog(path, codes: np.ndarray, *, ad_zero: int = 0, adc_bits: int = 2
 
 
 def write_cmtr(path, units: list[dict], *, tick_us: int = 50, duration_us: int | None = None) -> None:
-    """A ``.cmtr``: ``units`` are dicts with unit_id, sensor_id, row, col (as written) and spike samples.
+    """A ``.cmtr``: ``units`` are dicts with unit_id, sensor_id, row, col (as written) and spike samples, and
+    optionally ``cutouts`` (one row of samples per spike: the vendor's ``Cutout i`` float32 columns, the
+    amplitude the most negative sample).
 
     ``duration_us`` defaults to one tick past the last spike (peaks must lie inside the recording).
     """
@@ -177,9 +179,15 @@ def write_cmtr(path, units: list[dict], *, tick_us: int = 50, duration_us: int |
             g.attrs["Row"] = np.int32(u["row"])
             g.attrs["Column"] = np.int32(u["col"])
             spikes = np.asarray(u["spikes"], dtype=np.int64)
-            peaks = np.zeros(spikes.size, dtype=peaks_dtype)
+            cutouts = np.asarray(u.get("cutouts", np.zeros((spikes.size, 0))), dtype="<f4")
+            peaks = np.zeros(spikes.size, dtype=peaks_dtype.descr + [(f"Cutout {j}", "<f4")
+                                                                       for j in range(cutouts.shape[1])])
             peaks["Timestamp"] = spikes * tick_us
             peaks["IncludePeak"] = 1
+            for j in range(cutouts.shape[1]):
+                peaks[f"Cutout {j}"] = cutouts[:, j]
+            if cutouts.shape[1]:
+                peaks["PeakAmplitude"] = cutouts.min(axis=1)
             g.create_dataset("Peaks", data=peaks)
         sorter.create_dataset("Units", data=table)
 

@@ -173,8 +173,9 @@ class VendorTextWarning(H5StreamWarning):
 
 class UnusualVendorValueWarning(H5StreamWarning):
     """A value of a vendor file the format allows but recordings rarely hold (a sensor gain far from the usual
-    microvolt per count, a run of zero codes in an analog channel that otherwise varies); it is read as stored.  The message names the file, the object and the usual range, and
-    the recording keeps it (``metadata/acquisition/unusual_values``)."""
+    microvolt per count, a run of zero codes in an analog channel that otherwise varies, a lone cutout sample of a
+    spike); it is read as stored.  The message names the file, the object and the usual range, and the recording
+    keeps it (``metadata/acquisition/unusual_values``, ``metadata/spike_sorting/unusual_values`` for a ``.cmtr``)."""
 
 
 class ConfigError(HdmeaError, ValueError):

@@ -84,11 +84,13 @@ def load_cmcr(path: Path):
 
 
 def load_cmtr(path: Path):
-    """Every unit of a ``.cmtr`` (spike times, waveform, amplitudes, quality)."""
+    """Every unit of a ``.cmtr`` (spike times, waveform, amplitudes, quality), with the unusual values met (as the
+    pipeline's load step keeps them)."""
     from hdmea.io.cmtr import CmtrFile
 
     with CmtrFile(path) as f:
-        return {"units": f.read_units(SAMPLING_RATE), "warnings": list(f.position_warnings)}
+        return {"units": f.read_units(SAMPLING_RATE), "warnings": list(f.position_warnings),
+                "unusual_values": list(f.unusual_values)}
 
 
 FORMATS: dict[str, FuzzFormat] = {f.name: f for f in (

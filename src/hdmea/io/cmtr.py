@@ -32,12 +32,13 @@ import importlib
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from hdmea.errors import ConfigError, RecordingFormatError
+from hdmea.errors import ConfigError, RecordingFormatError, UnusualVendorValueWarning
 from h5stream.tables import TableReader, aligned_buffer, plain_runs
 from h5stream.walk import ANY, Entry, Layout, walk_group
 from hdmea.io.cmtr_peaks import PEAK_FIELDS, _PeaksLayout, _summarise, _Table
@@ -59,6 +60,7 @@ from hdmea.io.mcs_checks import (
     UNITS_COLUMNS,
     UNITS_MEASURE_COLUMN,
     check_columns,
+    check_cutout_samples,
     check_first_peak,
     check_units_rows,
     check_voltages,
@@ -125,6 +127,9 @@ class CmtrFile(McsFile):
         self.position_warnings: list[str] = []
         #: the units whose Row/Column were missing or disagreed with the SensorID that placed them
         self.position_warning_units: list[int] = []
+        #: texts of the UnusualVendorValueWarnings read so far (kept by the recording:
+        #: ``metadata/spike_sorting/unusual_values``)
+        self.unusual_values: list[str] = []
         try:
             self._units_table = self._read_units_table()
             self._groups = self._unit_groups()
@@ -369,6 +374,12 @@ class CmtrFile(McsFile):
         spikes, amps, wave = _summarise(peaks, table.layout, sampling_rate, waveform, self, table.obj)
         check_voltages(amps, self.path, table.obj, "peak amplitude", item="included peak")
         check_voltages(wave, self.path, table.obj, "mean cutout", allow_tiny=True, item="sample")
+        if waveform and table.layout.cutout_names:  # the samples the mean cutout holds
+            unusual = check_cutout_samples(table.layout.cutouts(peaks), peaks["IncludePeak"] == 1, self.path,
+                                           table.obj)
+            if unusual and unusual not in self.unusual_values:
+                self.unusual_values.append(unusual)
+                warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=4)
         return CmtrUnit(
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),

@@ -62,6 +62,13 @@ class _PeaksLayout:
         return np.lib.stride_tricks.as_strided(first, shape=(peaks.size, len(self.cutout_names)),
                                                strides=(peaks.strides[0], 4), writeable=False)
 
+    def cutouts(self, peaks: np.ndarray) -> np.ndarray:
+        """Every row's cutout as an ``(n_peaks, n_cut)`` array: seen in place (``compiled`` layouts), else a
+        float64 copy."""
+        if self.compiled:
+            return self.cutout_view(peaks)
+        return recfunctions.structured_to_unstructured(peaks[self.cutout_names], dtype=np.float64)
+
     def mean_cutout(self, peaks: np.ndarray, include: np.ndarray) -> np.ndarray:
         k = int(np.count_nonzero(include))
         n_cut = len(self.cutout_names)

@@ -23,6 +23,16 @@ off); these can:
   finite, at most :data:`MAX_VOLTAGE` in magnitude (a volt in microvolts, far past
   any electrode's range whichever unit the file uses) and, when not zero, at least
   :data:`MIN_VOLTAGE` (no ADC count times a gain comes near it).
+* **cutout samples** (:func:`check_cutout_samples`): every sample of an included peak's
+  cutout is finite and at most :data:`MAX_VOLTAGE` in magnitude (the mean cutout alone
+  hides one such sample among many peaks).  A *lone sample* (far off the unit's median
+  cutout there, while the cutout's other samples lie close to it) is what a flipped bit of a
+  stored float reads as: a spike sampled at 10-25 kHz from band-pass-filtered data
+  changes over several samples, so a peak differing from its unit's other peaks at one
+  sample only, by :data:`LONE_SAMPLE_NOISE` times the noise level and
+  :data:`LONE_SAMPLE_RATIO` times at any other sample of its cutout, is not a spike's shape.
+  A glitch of the acquisition could still make one, so it is read, with a
+  :class:`~hdmea.errors.UnusualVendorValueWarning` the recording keeps.
 * **unusual values** (:func:`unusual_gain`): a sensor gain outside
   :data:`USUAL_GAIN_UV` microvolts per count is what the format allows but recordings
   rarely hold: it is read, with a :class:`~hdmea.errors.UnusualVendorValueWarning` that
@@ -56,7 +66,8 @@ from hdmea.errors import RecordingFormatError
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
            "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak",
            "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows", "check_chunk_sizes",
-           "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE"]
+           "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE", "check_cutout_samples",
+           "LONE_SAMPLE_NOISE", "LONE_SAMPLE_RATIO", "LONE_SAMPLE_MIN_PEAKS"]
 
 #: A column's allowed kinds (numpy ``dtype.kind`` letters) and widths in bytes, as the MCS software writes it.
 ColumnRule = tuple[str, tuple[int, ...]]
@@ -89,6 +100,28 @@ USUAL_GAIN_UV = (0.01, 100.0)
 MAX_VOLTAGE = 1e6
 #: Smallest magnitude of a non-zero amplitude (a byte-swapped float lands far below it).
 MIN_VOLTAGE = 1e-20
+
+#: A lone cutout sample differs from the unit's median cutout at that sample by at least this many noise levels
+#: (1.4826 x the median absolute difference of the unit's included cutout samples from that median cutout: the
+#: standard deviation of Gaussian noise, and an over-estimate wherever amplitudes vary).  Gaussian noise passes
+#: 10 levels once in 6e22 samples; a flipped exponent or sign bit of a float32 sample moves it by its own size
+#: or more, which for a spike's samples is many noise levels.
+LONE_SAMPLE_NOISE = 10.0
+#: ... and by at least this many times every other sample of its cutout.  A real difference from the median
+#: (another amplitude, an alignment jittered by part of a sample, a spike of another unit overlapping) is
+#: itself a waveform, band-limited by the acquisition's filters: at 20 kHz a spike's trough spans 3-10
+#: samples, and its difference from the median spreads over several samples with lobes of like size (a
+#: jitter's two flanks, an amplitude's trough and its neighbours within a factor of about 1.5).  Against
+#: the two neighbours alone it is not enough: a jittered spike of a trough 0.06 ms wide and 1.5 mV deep has a
+#: flank 4-5 times both its neighbours' differences, never 4 times its other flank's.
+LONE_SAMPLE_RATIO = 4.0
+#: Units with fewer included peaks are not searched for lone samples: their median cutout is no template.
+LONE_SAMPLE_MIN_PEAKS = 8
+#: Rows (evenly spaced) the median cutout and the noise level are estimated from: robust statistics
+#: settle long before a table's full size, and the estimate stays a small share of the read.
+_TEMPLATE_ROWS = 256
+#: Peaks checked at once: 4096 x 40 float32 samples (640 KiB) stay in the cache through a block's passes.
+_BLOCK_ROWS = 4096
 
 #: Codes of exactly 0 in a row from which an analog channel that otherwise varies reads as zeroed storage.
 ZERO_RUN_SAMPLES = 64
@@ -234,6 +267,75 @@ def check_voltages(values: np.ndarray, path: str | os.PathLike, obj: str, what: 
                  + ("" if allow_tiny else f", and 0 or at least {MIN_VOLTAGE:g}"),
         found=repr(values.reshape(-1)[i].item()), hint=_RESTORE,
     )
+
+
+def check_cutout_samples(cutouts: np.ndarray, include: np.ndarray, path: str | os.PathLike, obj: str) -> str | None:
+    """Check the cutouts of a unit's included peaks (``cutouts``: ``(n_peaks, n_samples)``, every row of the
+    table; ``include``: which rows the mean cutout takes).
+
+    Refuse an included sample that is not finite or above :data:`MAX_VOLTAGE` in magnitude; return the
+    warning's text when an included peak holds a lone sample (module docstring; :data:`LONE_SAMPLE_NOISE`,
+    :data:`LONE_SAMPLE_RATIO`), else None.  Vectorised over blocks of :data:`_BLOCK_ROWS` peaks (each stays
+    in the cache through its three passes: difference, magnitude, maximum); only a block whose largest
+    difference passes the noise limit is looked at sample by sample, still as whole arrays.
+    """
+    n, m = cutouts.shape
+    included = np.flatnonzero(include)
+    if not n or not m or not included.size:
+        return None
+    dtype = np.float32 if cutouts.dtype == np.float32 else np.float64
+    template, limit = np.zeros(m, dtype=dtype), np.inf
+    if included.size >= LONE_SAMPLE_MIN_PEAKS and m >= 3:
+        sample = np.ascontiguousarray(cutouts[included[::max(1, included.size // _TEMPLATE_ROWS)]].T, dtype=dtype)
+        template = np.median(sample, axis=1).astype(dtype)
+        noise = 1.4826 * float(np.median(np.abs(sample - template[:, None])))
+        if noise > 0 and np.isfinite(noise):  # identical cutouts: no noise to measure against
+            limit = LONE_SAMPLE_NOISE * noise
+    # within `bound` of the template, every sample is within MAX_VOLTAGE (a NaN compares false)
+    bound = min(limit, MAX_VOLTAGE - float(np.abs(template).max()))
+    buffer = np.empty((min(n, _BLOCK_ROWS), m), dtype=dtype)
+    lone: list[tuple[np.ndarray, np.ndarray]] = []
+    for start in range(0, n, _BLOCK_ROWS):
+        block, inc = cutouts[start:start + _BLOCK_ROWS], include[start:start + _BLOCK_ROWS]
+        off = buffer[:block.shape[0]]
+        np.subtract(block, template, out=off)
+        np.abs(off, out=off)
+        if not inc.all():
+            off[~inc] = 0
+        if off.max() <= bound:
+            continue
+        bad = ~(np.abs(block) <= MAX_VOLTAGE) & inc[:, None]
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise RecordingFormatError(
+                "implausible cutout sample", path=path, obj=f"{obj} row {start + int(i)} sample {int(j)}",
+                expected=f"a finite voltage of at most {MAX_VOLTAGE:g} in magnitude",
+                found=repr(block[i, j].item()), hint=_RESTORE,
+            )
+        if m < 3 or not np.isfinite(limit):
+            continue
+        i, j = np.nonzero(off[:, 1:-1] > limit)
+        if not i.size:
+            continue
+        j += 1
+        # alone in its cutout: the peak's other samples all lie within 1/LONE_SAMPLE_RATIO of its difference
+        second = np.partition(off[i], m - 2, axis=1)[:, m - 2]
+        alone = (off[i, j] >= LONE_SAMPLE_RATIO * second) & (off[i, j] == off[i].max(axis=1))
+        if alone.any():
+            lone.append((start + i[alone], j[alone]))
+    if not lone:
+        return None
+    rows = np.concatenate([r for r, _ in lone])
+    row, at = int(rows[0]), int(lone[0][1][0])
+    value, left, right = (float(cutouts[row, at + d]) for d in (0, -1, 1))
+    off = [abs(v - float(template[at + d])) for v, d in ((value, 0), (left, -1), (right, 1))]
+    peaks = np.unique(rows).size
+    more = f"; {peaks - 1} more peak(s) of the unit hold one" if peaks > 1 else ""
+    return (f"{path} [{obj}]: a lone cutout sample: sample {at} of peak row {row} is {value:.6g} beside "
+            f"{left:.6g} and {right:.6g}, {off[0]:.3g} off the unit's median cutout there ({template[at]:.4g}), "
+            f"{off[0] * LONE_SAMPLE_NOISE / limit:.0f} times its noise level ({limit / LONE_SAMPLE_NOISE:.3g}) while "
+            f"its neighbours lie {off[1]:.3g} and {off[2]:.3g} off{more}; read as stored: a flipped bit of a "
+            f"stored sample reads like this, and the unit's mean cutout holds it")
 
 
 def adc_range(bits: int) -> tuple[int, int]:

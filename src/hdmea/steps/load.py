@@ -434,6 +434,8 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
             metadata["frame_time"] = frames / float(fs)
     if cmtr is not None:
         metadata["spike_sorting"] = {"n_units": len(units_data), "program": "CMOS-MEA-Tools"}
+        if cmtr.unusual_values:  # values the format allows but recordings rarely hold (each warned once)
+            metadata["spike_sorting"]["unusual_values"] = list(cmtr.unusual_values)
 
     with open_target(target_path, session, step=STEP, create=session is None, dataset_id=dataset_id,
                      overwrite=True) as target:
