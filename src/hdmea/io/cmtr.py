@@ -379,7 +379,7 @@ class CmtrFile(McsFile):
                                            table.obj)
             if unusual and unusual not in self.unusual_values:
                 self.unusual_values.append(unusual)
-                warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=4)
+                warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=3)
         return CmtrUnit(
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),
