@@ -6,7 +6,7 @@
 # thread reads the next table meanwhile.
 
 cimport numpy as cnp
-from libc.math cimport rint
+from libc.math cimport INFINITY, fabs, rint
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
@@ -93,7 +93,8 @@ def _kind(cnp.ndarray column, str name):
 
 
 def summarise_peaks(cnp.ndarray timestamps, cnp.ndarray flags, cnp.ndarray amplitudes, cnp.ndarray cutouts,
-                    double factor, uint64_t[::1] samples, float[::1] amps, double[::1] sums):
+                    double factor, uint64_t[::1] samples, float[::1] amps, double[::1] sums,
+                    float[::1] template=None, double bound=INFINITY, int64_t[::1] flagged=None):
     """Check every peak and summarise the included ones, in one pass (no GIL held).
 
     For the peaks with ``flags == 1`` (in order): ``samples[k] = rint(timestamp * factor)``,
@@ -101,11 +102,13 @@ def summarise_peaks(cnp.ndarray timestamps, cnp.ndarray flags, cnp.ndarray ampli
     ``amplitudes`` or ``cutouts`` with no rows / no columns are skipped.  ``timestamps``,
     ``flags`` and ``amplitudes`` are 1-d native columns of 1/2/4/8-byte integers or
     float32/float64 (strided, unaligned views are read as they lie); ``cutouts`` is an
-    ``(n, n_cut)`` float32 view.
+    ``(n, n_cut)`` float32 view.  With a ``template`` (``n_cut`` float32), an included row
+    holding a sample more than ``bound`` off the template's (or not a number) is flagged: its
+    row number goes to ``flagged`` while there is room, and every such row is counted.
 
-    Returns ``(k, first_bad_flag, first_bad_time, first_unsorted)``: the included count, then
-    the first row whose flag is neither 0 nor 1, whose timestamp is negative or not finite,
-    and whose timestamp is below the one before it (-1: none).
+    Returns ``(k, first_bad_flag, first_bad_time, first_unsorted, n_flagged)``: the included
+    count; the first row whose flag is neither 0 nor 1, whose timestamp is negative or not
+    finite, and whose timestamp is below the one before it (-1: none); the flagged rows.
     """
     cdef Py_ssize_t n = timestamps.shape[0] if timestamps.ndim == 1 else 0
     cdef int t_kind = _kind(timestamps, "timestamps"), f_kind = _kind(flags, "flags")
@@ -123,6 +126,12 @@ def summarise_peaks(cnp.ndarray timestamps, cnp.ndarray flags, cnp.ndarray ampli
     cdef Py_ssize_t n_cut = cutouts.shape[1]
     if sums.shape[0] < n_cut:
         raise ValueError(f"summarise_peaks: {n_cut} cutout columns but room for {sums.shape[0]} sums")
+    cdef bint check = template is not None and n_cut > 0
+    if check and template.shape[0] != n_cut:
+        raise ValueError(f"summarise_peaks: {n_cut} cutout columns but a template of {template.shape[0]}")
+    cdef Py_ssize_t room = flagged.shape[0] if flagged is not None else 0
+    cdef Py_ssize_t n_flagged = 0
+    cdef bint off
     cdef const char* tp = <const char*>cnp.PyArray_DATA(timestamps)
     cdef const char* fp = <const char*>cnp.PyArray_DATA(flags)
     cdef const char* ap = <const char*>cnp.PyArray_DATA(amplitudes)
@@ -164,8 +173,20 @@ def summarise_peaks(cnp.ndarray timestamps, cnp.ndarray flags, cnp.ndarray ampli
                 samples[k] = <uint64_t>rint(tf * factor) if valid else 0
                 if with_amps:
                     amps[k] = _as_float(ap + i * a_stride, a_kind, a_size)
-                for j in range(n_cut):
-                    memcpy(&value, cp + i * c_row + j * c_col, 4)
-                    sums[j] += <double>value
+                off = False
+                if check:
+                    for j in range(n_cut):
+                        memcpy(&value, cp + i * c_row + j * c_col, 4)
+                        sums[j] += <double>value
+                        if not (fabs(<double>value - <double>template[j]) <= bound):  # NaN: off
+                            off = True
+                else:
+                    for j in range(n_cut):
+                        memcpy(&value, cp + i * c_row + j * c_col, 4)
+                        sums[j] += <double>value
+                if off:
+                    if n_flagged < room:
+                        flagged[n_flagged] = i
+                    n_flagged += 1
                 k += 1
-    return k, bad_flag, bad_time, unsorted
+    return k, bad_flag, bad_time, unsorted, n_flagged

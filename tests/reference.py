@@ -379,12 +379,13 @@ def record_sets_naive(pending, sets, seqs, seq, kinds, names, legacy):
 # ============================================================ a .cmtr Peaks table (h5stream.kernels.peaks, ext/_peaks.pyx)
 
 
-def summarise_peaks_naive(timestamps, flags, amplitudes, cutouts, factor):
+def summarise_peaks_naive(timestamps, flags, amplitudes, cutouts, factor, template=None, bound=np.inf):
     """Row by row: the peaks with flag 1 give ``samples = rint(timestamp * factor)`` (uint64), their
     amplitudes (float32) and the float64 sum of their cutouts; plus the first row whose flag is neither 0
     nor 1, the first with a negative or non-finite timestamp, the first earlier than the row before
-    (-1: none).  Returns ``(samples, amps, sums, k, bad_flag, bad_time, unsorted)``."""
-    samples, amps = [], []
+    (-1: none); with a ``template``, the rows with flag 1 holding a sample more than ``bound`` off it (or
+    not a number).  Returns ``(samples, amps, sums, k, bad_flag, bad_time, unsorted, flagged)``."""
+    samples, amps, flagged = [], [], []
     sums = np.zeros(cutouts.shape[1], dtype=np.float64)
     bad_flag = bad_time = unsorted = -1
     for i in range(len(timestamps)):
@@ -400,8 +401,12 @@ def summarise_peaks_naive(timestamps, flags, amplitudes, cutouts, factor):
             if len(amplitudes):
                 amps.append(np.float32(amplitudes[i]))
             sums += cutouts[i].astype(np.float64)
+            if template is not None and cutouts.shape[1]:
+                off = [abs(float(v) - float(t)) for v, t in zip(cutouts[i], template)]
+                if not all(d <= bound for d in off):  # a NaN compares false
+                    flagged.append(i)
     return (np.array(samples, dtype=np.float64).astype(np.uint64), np.array(amps, dtype=np.float32), sums,
-            len(samples), bad_flag, bad_time, unsorted)
+            len(samples), bad_flag, bad_time, unsorted, flagged)
 
 
 # ============================================================ frame-sync pulses (h5stream.kernels.sync, ext/_sync.pyx)

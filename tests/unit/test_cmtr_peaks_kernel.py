@@ -81,9 +81,10 @@ def kernel(peaks, fs=FS):
     samples = np.empty(peaks.size, np.uint64)
     amps = np.empty(peaks.size if has_amp else 0, np.float32)
     sums = np.zeros(len(names), np.float64)
-    k, *checks = summarise_peaks(peaks["Timestamp"], peaks["IncludePeak"],
-                                 peaks["PeakAmplitude"] if has_amp else np.zeros(0, np.float32), cut, fs / 1e6,
-                                 samples, amps, sums)
+    k, *checks, n_flagged = summarise_peaks(peaks["Timestamp"], peaks["IncludePeak"],
+                                            peaks["PeakAmplitude"] if has_amp else np.zeros(0, np.float32), cut,
+                                            fs / 1e6, samples, amps, sums)
+    assert n_flagged == 0  # no template: no row is flagged
     wave = (sums / k).astype(np.float32) if k and names else np.zeros(len(names), np.float32)
     return samples[:k], amps[:k] if has_amp else amps, wave, tuple(checks)
 
@@ -126,6 +127,38 @@ def test_kernel_finds_the_rows_the_twin_finds():
     peaks = random_peaks(50, peaks_dtype(), include_share=0.0)
     got = kernel(peaks)
     assert got[0].size == 0 and not got[2].any()
+
+
+def _cutout_view(peaks, n_cut):
+    first = peaks["Sample 0"] if n_cut else None
+    return np.lib.stride_tricks.as_strided(first, shape=(peaks.size, n_cut), strides=(peaks.strides[0], 4))
+
+
+@pytest.mark.parametrize("room", [0, 3, 256])
+def test_kernel_flags_the_rows_off_the_template_the_twin_flags(room):
+    from tests import reference
+
+    n_cut = 7
+    peaks = random_peaks(2000, peaks_dtype("<i8", "<f4", "u1", n_cut), seed=5)
+    template = np.linspace(-40, 10, n_cut).astype(np.float32)
+    for i in range(n_cut):
+        peaks[f"Sample {i}"] = template[i] + np.float32(3) * np.sin(np.arange(2000) + i).astype(np.float32)
+    planted = {11: 900.0, 250: -1e30, 1999: np.nan, 640: 80.0}  # 640: excluded below, never flagged
+    for row, value in planted.items():
+        peaks["Sample 3"][row] = value
+    peaks["IncludePeak"][[11, 250, 1999]] = 1
+    peaks["IncludePeak"][640] = 0
+    cut = _cutout_view(peaks, n_cut)
+    samples, amps, sums = np.empty(2000, np.uint64), np.empty(2000, np.float32), np.zeros(n_cut)
+    flagged = np.full(room, -7, np.int64)
+    k, *checks, n_flagged = summarise_peaks(peaks["Timestamp"], peaks["IncludePeak"], peaks["PeakAmplitude"], cut,
+                                            FS / 1e6, samples, amps, sums, template, 50.0, flagged)
+    twin = reference.summarise_peaks_naive(peaks["Timestamp"], peaks["IncludePeak"], peaks["PeakAmplitude"], cut,
+                                           FS / 1e6, template, 50.0)
+    assert twin[7] == [11, 250, 1999] and n_flagged == 3  # every flagged row counted, room or not
+    np.testing.assert_array_equal(flagged[:min(room, 3)], twin[7][:room])
+    assert (flagged[3:] == -7).all()  # nothing written past the rows found
+    assert k == twin[3] and tuple(checks) == twin[4:7]
 
 
 def _unit_group(sorter, uid, row, col):

@@ -178,11 +178,14 @@ def _peaks(rng):
         view = np.lib.stride_tricks.as_strided(t["Sample 0"], shape=(n, n_cut), strides=(t.strides[0], 4))
         samples, amps = np.empty(n, np.uint64), np.empty(n, np.float32)
         sums = np.zeros(n_cut, np.float64)
-        k, bad_flag, bad_time, unsorted = summarise(t["Timestamp"], t["IncludePeak"], t["PeakAmplitude"], view,
-                                                    factor, samples, amps, sums)
+        template, flagged = np.median(cut, axis=0).astype(np.float32), np.empty(n, np.int64)
+        k, bad_flag, bad_time, unsorted, n_flagged = summarise(t["Timestamp"], t["IncludePeak"], t["PeakAmplitude"],
+                                                               view, factor, samples, amps, sums, template, 3.0,
+                                                               flagged)
         twin = reference.summarise_peaks_naive(t["Timestamp"], t["IncludePeak"], t["PeakAmplitude"], cut_view,
-                                               factor)
-        assert (bad_flag, bad_time, unsorted) == twin[4:]
+                                               factor, template, 3.0)
+        assert (bad_flag, bad_time, unsorted) == twin[4:7]
+        np.testing.assert_array_equal(flagged[:n_flagged], twin[7])
         if planted is None:
             assert k == twin[3] > 0
             np.testing.assert_array_equal(samples[:k], twin[0])

@@ -12,11 +12,14 @@ from h5stream.native import compiled
 __all__ = ["summarise_peaks"]
 
 
-def summarise_peaks(timestamps, flags, amplitudes, cutouts, factor, samples, amps, sums):
+def summarise_peaks(timestamps, flags, amplitudes, cutouts, factor, samples, amps, sums, template=None,
+                    bound=float("inf"), flagged=None):
     """Check every peak and summarise those with ``flags == 1``; see ``h5stream._ext._peaks.summarise_peaks``.
 
-    Returns ``(k, first_bad_flag, first_bad_time, first_unsorted)`` (-1: no such row).  Columns of a type
-    the kernel does not read (float16, byte-swapped, ...) raise TypeError.
+    With a ``template`` (float32, one per cutout column), the included rows holding a sample more than
+    ``bound`` off it (or not a number) are flagged into ``flagged`` (int64) while there is room.
+    Returns ``(k, first_bad_flag, first_bad_time, first_unsorted, n_flagged)`` (-1: no such row).  Columns
+    of a type the kernel does not read (float16, byte-swapped, ...) raise TypeError.
     """
     return compiled("_peaks").summarise_peaks(timestamps, flags, amplitudes, cutouts, float(factor), samples, amps,
-                                              sums)
+                                              sums, template, float(bound), flagged)

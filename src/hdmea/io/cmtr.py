@@ -60,7 +60,6 @@ from hdmea.io.mcs_checks import (
     UNITS_COLUMNS,
     UNITS_MEASURE_COLUMN,
     check_columns,
-    check_cutout_samples,
     check_first_peak,
     check_units_rows,
     check_voltages,
@@ -371,15 +370,13 @@ class CmtrFile(McsFile):
               waveform: bool) -> CmtrUnit:
         sensor, row, col = self._position(unit_id)
         check_first_peak(peaks, self.path, table.obj)
-        spikes, amps, wave = _summarise(peaks, table.layout, sampling_rate, waveform, self, table.obj)
+        spikes, amps, wave, suspects = _summarise(peaks, table.layout, sampling_rate, waveform, self, table.obj)
         check_voltages(amps, self.path, table.obj, "peak amplitude", item="included peak")
         check_voltages(wave, self.path, table.obj, "mean cutout", allow_tiny=True, item="sample")
-        if waveform and table.layout.cutout_names:  # the samples the mean cutout holds
-            unusual = check_cutout_samples(table.layout.cutouts(peaks), peaks["IncludePeak"] == 1, self.path,
-                                           table.obj)
-            if unusual and unusual not in self.unusual_values:
-                self.unusual_values.append(unusual)
-                warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=3)
+        unusual = suspects.judge(self.path, table.obj) if suspects is not None else None
+        if unusual and unusual not in self.unusual_values:  # a lone cutout sample (hdmea.io.mcs_checks)
+            self.unusual_values.append(unusual)
+            warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=3)
         return CmtrUnit(
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),

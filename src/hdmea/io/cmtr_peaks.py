@@ -15,10 +15,30 @@ from numpy.lib import recfunctions
 
 from h5stream.tables import TableReader
 from h5stream.walk import Entry
+from hdmea.io.mcs_checks import cutout_template, judge_cutout_rows, rows_off_template
 
 __all__ = ["PEAK_FIELDS"]
 
 PEAK_FIELDS = ("Timestamp", "PeakAmplitude", "IncludePeak")
+
+
+@dataclasses.dataclass(frozen=True)
+class CutoutSuspects:
+    """The rows of a unit's Peaks table holding a cutout sample far off the unit's median cutout, to be judged
+    (:func:`hdmea.io.mcs_checks.judge_cutout_rows`) once the unit's amplitudes and mean passed their checks."""
+
+    cutouts: np.ndarray
+    rows: np.ndarray
+    template: np.ndarray
+    limit: float
+
+    def judge(self, path, obj: str) -> str | None:
+        """Refuse a sample past a volt or not a number; the text of a lone sample's warning, else None."""
+        return judge_cutout_rows(self.cutouts, self.rows, self.template, self.limit, path, obj)
+
+
+#: Flagged rows the kernel notes per unit; past that many, numpy finds them again (a table that damaged is rare).
+_FLAGGED_ROOM = 256
 
 
 def _microseconds_to_samples(timestamps_us: np.ndarray, sampling_rate: float) -> np.ndarray:
@@ -105,11 +125,17 @@ class _Table:
 
 
 def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, waveform: bool, owner,
-               obj: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               obj: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, CutoutSuspects | None]:
     """Spike samples, amplitudes and mean cutout of the included peaks, every peak checked first
-    (``owner._refuse`` raises for the first problem)."""
+    (``owner._refuse`` raises for the first problem), and the rows whose cutout samples the caller must judge
+    (None: none).
+
+    With a waveform, the rows holding a sample far off the unit's median cutout are found
+    (:mod:`hdmea.io.mcs_checks`): by the compiled kernel in its one pass, else by numpy."""
     n_cut = len(layout.cutout_names)
     has_amps = "PeakAmplitude" in layout.dtype.names
+    check = waveform and n_cut > 0 and peaks.size > 0
+    include = peaks["IncludePeak"] == 1 if check else None
     if layout.compiled and peaks.size:
         from h5stream.kernels.peaks import summarise_peaks
 
@@ -118,9 +144,17 @@ def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, wa
         sums = np.zeros(n_cut if waveform else 0, dtype=np.float64)
         cutouts = layout.cutout_view(peaks) if waveform else np.zeros((peaks.size, 0), dtype=np.float32)
         amplitudes = peaks["PeakAmplitude"] if has_amps else np.zeros(0, dtype=np.float32)
-        k, bad_flag, bad_time, unsorted = summarise_peaks(peaks["Timestamp"], peaks["IncludePeak"], amplitudes,
-                                                          cutouts, float(sampling_rate) / 1e6, samples, amps, sums)
+        template, limit, bound = cutout_template(cutouts, include) if check else (None, np.inf, np.inf)
+        flagged = np.empty(_FLAGGED_ROOM, dtype=np.int64)
+        k, bad_flag, bad_time, unsorted, n_flagged = summarise_peaks(
+            peaks["Timestamp"], peaks["IncludePeak"], amplitudes, cutouts, float(sampling_rate) / 1e6, samples,
+            amps, sums, template, bound, flagged)
         owner._refuse(peaks, obj, bad_flag, bad_time, unsorted)
+        suspects = None
+        if n_flagged:
+            rows = (flagged[:n_flagged] if n_flagged <= flagged.size
+                    else rows_off_template(cutouts, include, template, bound))
+            suspects = CutoutSuspects(cutouts, rows, template, limit)
         if not waveform:
             wave = np.zeros(0, dtype=np.float32)
         elif k == 0 or not n_cut:
@@ -131,10 +165,15 @@ def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, wa
         samples.resize(k, refcheck=False)
         if has_amps:
             amps.resize(k, refcheck=False)
-        return samples, amps, wave
+        return samples, amps, wave, suspects
     owner._check_peaks(peaks, obj)
     include = peaks["IncludePeak"] == 1
     spikes = _microseconds_to_samples(peaks["Timestamp"][include], sampling_rate)
     amps = peaks["PeakAmplitude"][include].astype(np.float32) if has_amps else np.zeros(0, np.float32)
     wave = layout.mean_cutout(peaks, include) if waveform else np.zeros(0, dtype=np.float32)
-    return spikes, amps, wave
+    suspects = None
+    if check:
+        cutouts = layout.cutouts(peaks)
+        template, limit, bound = cutout_template(cutouts, include)
+        suspects = CutoutSuspects(cutouts, rows_off_template(cutouts, include, template, bound), template, limit)
+    return spikes, amps, wave, suspects

@@ -23,7 +23,8 @@ off); these can:
   finite, at most :data:`MAX_VOLTAGE` in magnitude (a volt in microvolts, far past
   any electrode's range whichever unit the file uses) and, when not zero, at least
   :data:`MIN_VOLTAGE` (no ADC count times a gain comes near it).
-* **cutout samples** (:func:`check_cutout_samples`): every sample of an included peak's
+* **cutout samples** (:func:`cutout_template`, :func:`rows_off_template`, :func:`judge_cutout_rows`; the
+  compiled Peaks kernel finds the rows in its one pass): every sample of an included peak's
   cutout is finite and at most :data:`MAX_VOLTAGE` in magnitude (the mean cutout alone
   hides one such sample among many peaks).  A *lone sample* (far off the unit's median
   cutout there, while the cutout's other samples lie close to it) is what a flipped bit of a
@@ -66,8 +67,9 @@ from hdmea.errors import RecordingFormatError
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
            "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak",
            "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows", "check_chunk_sizes",
-           "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE", "check_cutout_samples",
-           "LONE_SAMPLE_NOISE", "LONE_SAMPLE_RATIO", "LONE_SAMPLE_MIN_PEAKS"]
+           "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE",
+           "LONE_SAMPLE_NOISE", "LONE_SAMPLE_RATIO", "LONE_SAMPLE_MIN_PEAKS", "cutout_template",
+           "rows_off_template", "judge_cutout_rows"]
 
 #: A column's allowed kinds (numpy ``dtype.kind`` letters) and widths in bytes, as the MCS software writes it.
 ColumnRule = tuple[str, tuple[int, ...]]
@@ -119,7 +121,7 @@ LONE_SAMPLE_RATIO = 4.0
 LONE_SAMPLE_MIN_PEAKS = 8
 #: Rows (evenly spaced) the median cutout and the noise level are estimated from: robust statistics
 #: settle long before a table's full size, and the estimate stays a small share of the read.
-_TEMPLATE_ROWS = 256
+_TEMPLATE_ROWS = 128
 #: Peaks checked at once: 4096 x 40 float32 samples (640 KiB) stay in the cache through a block's passes.
 _BLOCK_ROWS = 4096
 
@@ -269,72 +271,82 @@ def check_voltages(values: np.ndarray, path: str | os.PathLike, obj: str, what: 
     )
 
 
-def check_cutout_samples(cutouts: np.ndarray, include: np.ndarray, path: str | os.PathLike, obj: str) -> str | None:
-    """Check the cutouts of a unit's included peaks (``cutouts``: ``(n_peaks, n_samples)``, every row of the
-    table; ``include``: which rows the mean cutout takes).
-
-    Refuse an included sample that is not finite or above :data:`MAX_VOLTAGE` in magnitude; return the
-    warning's text when an included peak holds a lone sample (module docstring; :data:`LONE_SAMPLE_NOISE`,
-    :data:`LONE_SAMPLE_RATIO`), else None.  Vectorised over blocks of :data:`_BLOCK_ROWS` peaks (each stays
-    in the cache through its three passes: difference, magnitude, maximum); only a block whose largest
-    difference passes the noise limit is looked at sample by sample, still as whole arrays.
-    """
-    n, m = cutouts.shape
+def cutout_template(cutouts: np.ndarray, include: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``(template, limit, bound)`` of a unit's cutouts (``cutouts``: ``(n_peaks, n_samples)``, every row of
+    the table; ``include``: which rows the mean cutout takes): the median cutout of :data:`_TEMPLATE_ROWS`
+    evenly spaced included peaks (float32), the lone-sample limit (:data:`LONE_SAMPLE_NOISE` noise levels;
+    infinite where no template can be had) and the bound past which a row must be looked at: past the
+    limit, or far enough from the template to pass :data:`MAX_VOLTAGE` (a NaN compares past any bound)."""
+    m = cutouts.shape[1]
     included = np.flatnonzero(include)
-    if not n or not m or not included.size:
-        return None
-    dtype = np.float32 if cutouts.dtype == np.float32 else np.float64
-    template, limit = np.zeros(m, dtype=dtype), np.inf
+    template, limit = np.zeros(m, dtype=np.float32), np.inf
     if included.size >= LONE_SAMPLE_MIN_PEAKS and m >= 3:
-        sample = np.ascontiguousarray(cutouts[included[::max(1, included.size // _TEMPLATE_ROWS)]].T, dtype=dtype)
-        template = np.median(sample, axis=1).astype(dtype)
+        sample = np.ascontiguousarray(cutouts[included[::max(1, included.size // _TEMPLATE_ROWS)]].T,
+                                      dtype=np.float32)
+        template = np.median(sample, axis=1).astype(np.float32)
         noise = 1.4826 * float(np.median(np.abs(sample - template[:, None])))
         if noise > 0 and np.isfinite(noise):  # identical cutouts: no noise to measure against
             limit = LONE_SAMPLE_NOISE * noise
-    # within `bound` of the template, every sample is within MAX_VOLTAGE (a NaN compares false)
-    bound = min(limit, MAX_VOLTAGE - float(np.abs(template).max()))
-    buffer = np.empty((min(n, _BLOCK_ROWS), m), dtype=dtype)
-    lone: list[tuple[np.ndarray, np.ndarray]] = []
+    bound = min(limit, MAX_VOLTAGE - float(np.abs(template).max(initial=0.0)))
+    return template, limit, bound
+
+
+def rows_off_template(cutouts: np.ndarray, include: np.ndarray, template: np.ndarray, bound: float) -> np.ndarray:
+    """The included rows holding a sample more than ``bound`` off ``template`` (or not a number), in numpy
+    over blocks of :data:`_BLOCK_ROWS` peaks (the compiled Peaks kernel flags the same rows in its one pass)."""
+    n, m = cutouts.shape
+    buffer = np.empty((min(n, _BLOCK_ROWS), m), dtype=np.float64)
+    found = []
     for start in range(0, n, _BLOCK_ROWS):
         block, inc = cutouts[start:start + _BLOCK_ROWS], include[start:start + _BLOCK_ROWS]
         off = buffer[:block.shape[0]]
         np.subtract(block, template, out=off)
         np.abs(off, out=off)
-        if not inc.all():
-            off[~inc] = 0
-        if off.max() <= bound:
-            continue
-        bad = ~(np.abs(block) <= MAX_VOLTAGE) & inc[:, None]
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise RecordingFormatError(
-                "implausible cutout sample", path=path, obj=f"{obj} row {start + int(i)} sample {int(j)}",
-                expected=f"a finite voltage of at most {MAX_VOLTAGE:g} in magnitude",
-                found=repr(block[i, j].item()), hint=_RESTORE,
-            )
-        if m < 3 or not np.isfinite(limit):
-            continue
-        i, j = np.nonzero(off[:, 1:-1] > limit)
-        if not i.size:
-            continue
-        j += 1
-        # alone in its cutout: the peak's other samples all lie within 1/LONE_SAMPLE_RATIO of its difference
-        second = np.partition(off[i], m - 2, axis=1)[:, m - 2]
-        alone = (off[i, j] >= LONE_SAMPLE_RATIO * second) & (off[i, j] == off[i].max(axis=1))
-        if alone.any():
-            lone.append((start + i[alone], j[alone]))
-    if not lone:
+        flagged = ~(off <= bound).all(axis=1) & inc
+        found.append(start + np.flatnonzero(flagged))
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def judge_cutout_rows(cutouts: np.ndarray, rows: np.ndarray, template: np.ndarray, limit: float,
+                      path: str | os.PathLike, obj: str) -> str | None:
+    """Refuse a sample of the flagged ``rows`` that is not finite or above :data:`MAX_VOLTAGE` in magnitude;
+    return the warning's text when one of them holds a lone sample (module docstring;
+    :data:`LONE_SAMPLE_NOISE`, :data:`LONE_SAMPLE_RATIO`), else None."""
+    if not rows.size:
         return None
-    rows = np.concatenate([r for r, _ in lone])
-    row, at = int(rows[0]), int(lone[0][1][0])
+    rows = np.sort(rows)
+    picked = np.asarray(cutouts[rows], dtype=np.float64)
+    bad = ~(np.abs(picked) <= MAX_VOLTAGE)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise RecordingFormatError(
+            "implausible cutout sample", path=path, obj=f"{obj} row {int(rows[i])} sample {int(j)}",
+            expected=f"a finite voltage of at most {MAX_VOLTAGE:g} in magnitude",
+            found=repr(float(picked[i, j])), hint=_RESTORE,
+        )
+    m = picked.shape[1]
+    if m < 3 or not np.isfinite(limit):
+        return None
+    off = np.abs(picked - template.astype(np.float64))
+    i, j = np.nonzero(off[:, 1:-1] > limit)
+    if not i.size:
+        return None
+    j += 1
+    # alone in its cutout: the peak's other samples all lie within 1/LONE_SAMPLE_RATIO of its difference
+    second = np.partition(off[i], m - 2, axis=1)[:, m - 2]
+    alone = (off[i, j] >= LONE_SAMPLE_RATIO * second) & (off[i, j] == off[i].max(axis=1))
+    if not alone.any():
+        return None
+    lone_rows, at_samples = rows[i[alone]], j[alone]
+    row, at = int(lone_rows[0]), int(at_samples[0])
     value, left, right = (float(cutouts[row, at + d]) for d in (0, -1, 1))
-    off = [abs(v - float(template[at + d])) for v, d in ((value, 0), (left, -1), (right, 1))]
-    peaks = np.unique(rows).size
+    offs = [abs(v - float(template[at + d])) for v, d in ((value, 0), (left, -1), (right, 1))]
+    peaks = np.unique(lone_rows).size
     more = f"; {peaks - 1} more peak(s) of the unit hold one" if peaks > 1 else ""
     return (f"{path} [{obj}]: a lone cutout sample: sample {at} of peak row {row} is {value:.6g} beside "
-            f"{left:.6g} and {right:.6g}, {off[0]:.3g} off the unit's median cutout there ({template[at]:.4g}), "
-            f"{off[0] * LONE_SAMPLE_NOISE / limit:.0f} times its noise level ({limit / LONE_SAMPLE_NOISE:.3g}) while "
-            f"its neighbours lie {off[1]:.3g} and {off[2]:.3g} off{more}; read as stored: a flipped bit of a "
+            f"{left:.6g} and {right:.6g}, {offs[0]:.3g} off the unit's median cutout there ({template[at]:.4g}), "
+            f"{offs[0] * LONE_SAMPLE_NOISE / limit:.0f} times its noise level ({limit / LONE_SAMPLE_NOISE:.3g}) while "
+            f"its neighbours lie {offs[1]:.3g} and {offs[2]:.3g} off{more}; read as stored: a flipped bit of a "
             f"stored sample reads like this, and the unit's mean cutout holds it")
 
 
