@@ -51,8 +51,8 @@ def _location(dist: importlib.metadata.Distribution) -> tuple[str, bool]:
 
 def _metadata_folder_listed() -> bool:
     """Whether a folder on ``sys.path`` holds a metadata folder of a distribution named ``hdmea``
-    (``hdmea-<version>.dist-info``, ``hdmea-<version>.egg-info`` or ``hdmea.egg-info``, any case), found the way :mod:`importlib.metadata`
-    finds them; listing the folders costs a fraction of importing :mod:`importlib.metadata`."""
+    (``hdmea-<version>.dist-info``, ``hdmea-<version>.egg-info`` or ``hdmea.egg-info``, any case), found
+    the way :mod:`importlib.metadata` finds them; listing the folders costs a fraction of importing :mod:`importlib.metadata`."""
     for entry in sys.path:
         try:
             with os.scandir(entry or ".") as it:

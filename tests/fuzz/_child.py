@@ -6,8 +6,9 @@ through the same reader and prints one JSON line: the mutation's index and its o
 (``identical``, ``typed``, ``raw``, ``warned`` or ``silent``, with the error or the first
 difference).  ``warned``, for vendor files only: a changed result read with an
 :class:`~hdmea.errors.UnusualVendorValueWarning` whose text the result keeps (the
-recording stores it), so the change is reported rather than silent.  A crash of libhdf5 ends this process; faulthandler writes the stack to
-stderr and the parent counts the mutation it was reading as a crash.  A read that
+recording stores it), so the change is reported rather than silent.  A crash of libhdf5
+ends this process; faulthandler writes the stack to stderr and the parent counts the
+mutation it was reading as a crash.  A read that
 runs past ``hang_seconds`` (libhdf5 looping on a damaged file) has its stack dumped
 by faulthandler, which ends the process; the parent counts it as a hang.
 """

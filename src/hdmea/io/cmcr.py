@@ -359,7 +359,8 @@ class CmcrFile(SensorDataReads, McsFile):
         if first < 0 or last >= ds.shape[0]:
             raise RecordingFormatError("no such analog channel", path=self.path, obj=ds.name,
                                        expected=f"rows 0..{ds.shape[0] - 1}", found=f"rows {rows}")
-        checks = [AnalogChannelCheck(bits, self.path, f"{ds.name} row {row}") for row, (_z, _f, bits) in zip(rows, scales)]
+        checks = [AnalogChannelCheck(bits, self.path, f"{ds.name} row {row}")
+                  for row, (_z, _f, bits) in zip(rows, scales)]
         width = ds.chunks[1] if ds.chunks else 1
         block = max(width, ANALOG_BLOCK_SAMPLES // width * width)
         scratch = None

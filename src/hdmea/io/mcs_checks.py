@@ -66,7 +66,8 @@ from hdmea.errors import RecordingFormatError
 
 __all__ = ["PEAKS_COLUMNS", "PEAK_CUTOUT_COLUMN", "UNITS_COLUMNS", "UNITS_MEASURE_COLUMN", "META_COLUMNS",
            "SENSOR_DATA_TYPE", "ANALOG_DATA_TYPE", "MAX_VOLTAGE", "MIN_VOLTAGE", "check_first_peak",
-           "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows", "check_chunk_sizes",
+           "USUAL_GAIN_UV", "unusual_gain", "check_columns", "check_stored_dtype", "check_voltages", "check_units_rows",
+           "check_chunk_sizes",
            "adc_range", "AnalogChannelCheck", "ZERO_RUN_SAMPLES", "REPEAT_SHARE",
            "LONE_SAMPLE_NOISE", "LONE_SAMPLE_RATIO", "LONE_SAMPLE_MIN_PEAKS", "cutout_template",
            "rows_off_template", "judge_cutout_rows"]
@@ -233,7 +234,8 @@ def check_units_rows(table: np.ndarray, path: str | os.PathLike, obj: str) -> No
         if bad.size:
             i = int(bad[0])
             raise RecordingFormatError(
-                "sensor id in the units table outside the 65 x 65 grid", path=path, obj=f"{obj} row {i} column 'SensorID'",
+                "sensor id in the units table outside the 65 x 65 grid", path=path,
+                obj=f"{obj} row {i} column 'SensorID'",
                 expected=f"1..{SENSOR_COUNT}", found=str(sensors[i].item()),
                 hint="a row of zero bytes is a zeroed block; " + _RESTORE,
             )
@@ -244,7 +246,8 @@ def check_units_rows(table: np.ndarray, path: str | os.PathLike, obj: str) -> No
         if same.size:
             i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
             raise RecordingFormatError(
-                "two rows of the units table carry one UnitID", path=path, obj=f"{obj} rows {i} and {j} column 'UnitID'",
+                "two rows of the units table carry one UnitID", path=path,
+                obj=f"{obj} rows {i} and {j} column 'UnitID'",
                 expected="one row per unit", found=f"UnitID {ids[i].item()} twice", hint=_RESTORE,
             )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-from hdmea._compat_table import home_of, names_at
+from hdmea._compat_table import names_at, original_attribute
 
 #: name -> the module where it lives (this library's own names at this path).
 HOMES: dict[str, str] = {
@@ -56,13 +56,9 @@ __all__ = sorted([*HOMES, *ORIGINAL_ONLY])
 
 
 def __getattr__(name: str):
-    if name in HOMES:
-        module, attribute = HOMES[name], name
-    elif name in ORIGINAL_ONLY:
-        module, attribute = home_of(__name__, name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), attribute)
+    # a name of neither table is an AttributeError (raised by original_attribute)
+    value = (getattr(importlib.import_module(HOMES[name]), name) if name in HOMES
+             else original_attribute(__name__, name))
     globals()[name] = value
     return value
 
