@@ -21,6 +21,7 @@ __all__ = [
     "TargetExistsError",
     "SourceNotFoundError",
     "WriterClaimError",
+    "OpenInThisProcessError",
     "EncodingError",
     "UnsafeNameError",
     "H5StreamWarning",
@@ -137,6 +138,17 @@ class WriterClaimError(H5StreamError, OSError):
                  **fields) -> None:
         self.holder = dict(holder) if holder else None
         self.other_program = other_program
+        super().__init__(message, **fields)
+
+
+class OpenInThisProcessError(WriterClaimError):
+    """The file is open in this very process (an h5py handle not closed): not damage, not another program.
+
+    ``intent`` is ``"read-only"`` or ``"for writing"``.
+    """
+
+    def __init__(self, message: str, *, intent: str, **fields) -> None:
+        self.intent = intent
         super().__init__(message, **fields)
 
 

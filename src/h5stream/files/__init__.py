@@ -37,7 +37,7 @@ from h5stream.files.atomic import (
     update_atomic,
     write_bytes_atomic,
 )
-from h5stream.files.claims import WriterClaim, hdf5_lock_held
+from h5stream.files.claims import WriterClaim, hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
 from h5stream.files.global_heaps import GLOBAL_HEAP_SCAN_BYTES, check_global_heaps, check_large_global_heaps
 from h5stream.files.stored_types import check_declared_size, check_stored_type
@@ -57,6 +57,8 @@ __all__ = [
     "AtomicFile",
     "WriterClaim",
     "hdf5_lock_held",
+    "open_in_this_process",
+    "open_here_error",
     "create_atomic",
     "update_atomic",
     "write_bytes_atomic",

@@ -27,11 +27,18 @@ import warnings
 from pathlib import Path
 
 from h5stream import capabilities
-from h5stream.errors import StaleClaimWarning, StaleFilesWarning, WriteError, WriterClaimError
+from h5stream.errors import (
+    OpenInThisProcessError,
+    StaleClaimWarning,
+    StaleFilesWarning,
+    WriteError,
+    WriterClaimError,
+)
 from h5stream.files.liveness import hold_liveness_lock, process_alive
 from h5stream.files.paths import LINK_UNSUPPORTED, claim_path, parent_of, sibling_path
 
-__all__ = ["WriterClaim", "remove_stale_leftovers", "hdf5_lock_held", "writer_gone"]
+__all__ = ["WriterClaim", "remove_stale_leftovers", "hdf5_lock_held", "writer_gone", "open_in_this_process",
+           "open_here_error"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -62,6 +69,51 @@ def _holder_pid(holder: dict) -> int:
         return int(holder.get("pid", -1))
     except (TypeError, ValueError):
         return -1
+
+
+def open_in_this_process(target: str | os.PathLike) -> str | None:
+    """How this process has ``target`` open through libhdf5: ``"read-only"``, ``"for writing"``, or None.
+
+    Asked of the library itself (its list of open files), not guessed from an
+    error's text: HDF5 refuses to open a file a second time in one process with
+    other file-locking settings, and takes a lock this process holds for
+    another program's (``flock`` locks belong to an open file, not a process).
+    """
+    import h5py
+
+    try:
+        ids = h5py.h5f.get_obj_ids(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)
+    except (RuntimeError, ValueError):  # the library's list unavailable: nothing known
+        return None
+    try:
+        wanted = os.stat(target)
+    except OSError:
+        return None
+    intent = None
+    for fid in ids:
+        try:
+            name = fid.name
+            same = os.path.samestat(os.stat(name), wanted)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if same:
+            if fid.get_intent() & h5py.h5f.ACC_RDWR:
+                return "for writing"
+            intent = "read-only"
+    return intent
+
+
+def open_here_error(target: str | os.PathLike, intent: str) -> OpenInThisProcessError:
+    """The error for ``target`` held open (``intent``: :func:`open_in_this_process`) by this very process."""
+    return OpenInThisProcessError(
+        f"the file is open in this process ({intent}, an h5py.File or another HDF5 handle that is not "
+        "closed); HDF5 does not open it here again with other locking settings, and a write must not "
+        "replace it under an open handle",
+        path=target, found=f"an open HDF5 handle in this process (pid {os.getpid()}), {intent}",
+        hint="close that handle first (f.close(), or open it in a `with` block), then retry; "
+             "the file itself is not damaged",
+        intent=intent,
+    )
 
 
 def hdf5_lock_held(target: str | os.PathLike) -> bool:
@@ -172,6 +224,9 @@ class WriterClaim:
             remove_stale_leftovers(self.target)
             if self.target.exists() and hdf5_lock_held(self.target):
                 self.release()
+                intent = open_in_this_process(self.target)
+                if intent is not None:
+                    raise open_here_error(self.target, intent)
                 raise WriterClaimError(
                     "file is held by another program, which has it open for writing (HDF5 file lock held)",
                     path=self.target,

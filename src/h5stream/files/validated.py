@@ -29,7 +29,7 @@ from h5stream.errors import (
 )
 from h5stream.files._headers import check_attribute_references, check_object_references, direct_object_info
 from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, _walk, link_names  # noqa: F401  (re-exported)
-from h5stream.files.claims import hdf5_lock_held
+from h5stream.files.claims import hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.global_heaps import (
     GLOBAL_HEAP_SCAN_BYTES,
     add_storage_ranges,
@@ -408,6 +408,9 @@ def open_validated(
     try:
         f = _open_read_only(path, h5py_kwargs)
     except _READ_FAILURES as exc:
+        intent = open_in_this_process(path)
+        if intent is not None:
+            raise open_here_error(path, intent) from exc
         if _lock_errno(exc) in (errno.EAGAIN, errno.EWOULDBLOCK) or _held_elsewhere(path):
             raise FormatError(
                 "file is held by another program, which has it open for writing (HDF5 file lock held)",

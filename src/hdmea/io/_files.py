@@ -24,12 +24,22 @@ from h5stream.errors import (
     FormatError,
     H5StreamError,
     MissingPluginError,
+    OpenInThisProcessError,
     SourceNotFoundError,
     TargetExistsError,
     UnsafeFileError,
     WriterClaimError,
 )
-from h5stream.files import AtomicFile, WriterClaim, hdf5_lock_held, open_validated, refuse_unsafe_target, update_atomic
+from h5stream.files import (
+    AtomicFile,
+    WriterClaim,
+    hdf5_lock_held,
+    open_here_error,
+    open_in_this_process,
+    open_validated,
+    refuse_unsafe_target,
+    update_atomic,
+)
 from hdmea.errors import (
     CorruptRecordingError,
     HdmeaError,
@@ -43,6 +53,8 @@ __all__ = [
     "locked_error",
     "corrupt_error",
     "held_for_reading_error",
+    "open_here_recording_error",
+    "refuse_if_open_here",
     "exists_error",
     "translate_engine_error",
     "recording_errors",
@@ -109,6 +121,30 @@ def held_for_reading_error(path: str | os.PathLike, cause: BaseException | None 
     )
 
 
+def open_here_recording_error(path: str | os.PathLike, cause: OpenInThisProcessError) -> RecordingLockedError:
+    """``File is open in this process: <path>. ...``: an HDF5 handle of this very interpreter (an
+    ``h5py.File`` not closed) holds the file, which HDF5 reports as a locking mismatch; no damage."""
+    why = ("HDF5 will not open it a second time here with other locking settings" if cause.intent == "read-only"
+           else "a file open for writing is not complete until it is closed, and has one writer at a time")
+    return RecordingLockedError(
+        f"File is open in this process: {os.fspath(path)}. An h5py.File (or another HDF5 handle) opened "
+        f"{cause.intent} in this interpreter is not closed, and {why}. The file is not damaged: close that "
+        "handle (f.close(), or open the file in a `with` block), then retry.",
+        path=path, expected="no open handle of the file in this process", found=cause.found,
+        hint="close that handle (f.close(), or open the file in a `with` block), then retry", composed=True,
+    )
+
+
+def refuse_if_open_here(path: str | os.PathLike, cause: BaseException | None = None) -> None:
+    """Raise :func:`open_here_recording_error` when this process holds ``path`` open through libhdf5."""
+    intent = open_in_this_process(path)
+    if intent is not None:
+        error = open_here_recording_error(path, open_here_error(path, intent))
+        if cause is not None:
+            raise error from cause
+        raise error
+
+
 def corrupt_error(path: str | os.PathLike, cause: BaseException | None = None) -> CorruptRecordingError:
     """``Cannot read HDF5 file: <path>. The file may be corrupted or incomplete.`` (contract text)."""
     return CorruptRecordingError(
@@ -133,6 +169,8 @@ def translate_engine_error(exc: H5StreamError, path: str | os.PathLike) -> H5Str
     """
     if isinstance(exc, HdmeaError):
         return exc
+    if isinstance(exc, OpenInThisProcessError):
+        return open_here_recording_error(path, exc)
     if isinstance(exc, WriterClaimError):
         return locked_error(path, exc)
     if isinstance(exc, TargetExistsError):
@@ -171,6 +209,7 @@ def validate_for_update(path: str | os.PathLike,
     path = Path(path)
     if not os.path.lexists(path):
         raise not_found_error(path)
+    refuse_if_open_here(path)
     if hdf5_lock_held(path):
         raise locked_error(path, WriterClaimError(
             "file is held by another program, which has it open for writing (HDF5 file lock held)",
@@ -183,6 +222,8 @@ def validate_for_update(path: str | os.PathLike,
                        locking=False).close()
     except SourceNotFoundError as exc:
         raise not_found_error(path) from exc
+    except OpenInThisProcessError as exc:
+        raise open_here_recording_error(path, exc) from exc
     except (UnsafeFileError, MissingPluginError, HdmeaError):
         raise
     except FormatError as exc:

@@ -319,6 +319,7 @@ def open_recording_hdf5(hdf5_path: str | os.PathLike, mode: str = "r", *, verify
         try:
             f = h5py.File(path, "r", locking=False)
         except (OSError, RuntimeError, ValueError) as exc:
+            _files.refuse_if_open_here(path, exc)
             if hdf5_lock_held(path):
                 raise _files.held_for_reading_error(path, exc) from exc
             raise corrupt_error(path, exc) from exc

@@ -40,12 +40,12 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
-from h5stream.errors import H5StreamError
-from h5stream.errors import ChecksumError
+from h5stream.errors import ChecksumError, FormatError, H5StreamError, OpenInThisProcessError
 from h5stream.files import guard_read, open_validated
 from h5stream.tree import Group, decode_node, is_hidden, node_from_h5
 from h5stream.tree.read import checked_text
 from hdmea.errors import RecordingFormatError, UnknownUnitError
+from hdmea.io import _files
 from hdmea.io.hdf5_store import check_recording_format, open_recording_hdf5
 
 __all__ = ["open_recording", "Recording", "UnitView", "FeatureView", "SectionedSpikes", "DEFAULT_SAMPLING_RATE",
@@ -479,7 +479,12 @@ class SourceFile:
 
     def __call__(self) -> h5py.File:
         if self._file is None or not self._file.id.valid:
-            self._file = h5py.File(self.path, "r", locking=False)
+            try:
+                self._file = h5py.File(self.path, "r", locking=False)
+            except (OSError, RuntimeError, ValueError) as exc:
+                _files.refuse_if_open_here(self.path, exc)  # a handle of this process, not damage
+                raise FormatError(f"cannot open the HDF5 file ({exc})", path=self.path,
+                                  hint="the file may have been replaced or removed since it was checked") from exc
         return self._file
 
     def close(self) -> None:
@@ -497,7 +502,10 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
     :class:`~h5stream.errors.ChecksumError` naming the object).  Errors are the engine's typed errors.
     """
     path = Path(path)
-    open_validated(path, check=lambda f: check_recording_format(f, path)).close()
+    try:
+        open_validated(path, check=lambda f: check_recording_format(f, path)).close()
+    except OpenInThisProcessError as exc:
+        raise _files.open_here_recording_error(path, exc) from exc
     source = SourceFile(path)
     f = source()
     try:

@@ -37,7 +37,7 @@ from typing import Any
 
 from h5stream.errors import ChecksumError, H5StreamError
 from h5stream.staging import FileArray, StagingArea, parse_size
-from hdmea.errors import CheckpointError, SessionError
+from hdmea.errors import CheckpointError, RecordingLockedError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group, Node
@@ -516,7 +516,7 @@ class PipelineSession(LabSessionViews):
         path = Path(path)
         try:
             root, source = read_lazy_tree(path, verify=verify)
-        except (FileNotFoundError, ChecksumError):
+        except (FileNotFoundError, ChecksumError, RecordingLockedError):
             raise
         except H5StreamError as exc:
             raise CheckpointError(f"cannot resume from this file ({exc})", path=path) from exc
