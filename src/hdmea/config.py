@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from h5stream.jsonvalues import stable_hash
-from hdmea.config_reader import TableReader, check_parameter_values, config_error
+from hdmea.config_reader import TableReader, check_parameter_values, config_error, explain_toml_conflict
 from hdmea.config_steps import PARAMETER_CHECKS, StepsConfig, parse_steps, suggest_step  # noqa: F401  (handed on)
 from hdmea.errors import ConfigError
 from hdmea.steps.table import find_step
@@ -258,8 +258,11 @@ def load_config(path: str | os.PathLike) -> PipelineConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        conflict = explain_toml_conflict(text)
+        if conflict is not None:
+            raise ConfigError(conflict, path=path) from None
         raise ConfigError(f"not valid TOML ({exc})", path=path,
-                          hint="see https://toml.io for the syntax") from exc
+                          hint="fix that line (https://toml.io shows the syntax)") from None
     return parse_config(data, base_dir=path.parent, source=str(path))
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hdmea.config_reader import TableReader, check_parameter_values, config_error
+from hdmea.config_values import check_step_values
 from hdmea.errors import DeprecatedStepNameWarning
 from hdmea.io.cmcr import check_sensor_axis_order
 from hdmea.steps.table import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
@@ -72,6 +73,7 @@ def parse_steps(r: TableReader, check_signatures: bool) -> StepsConfig:
                                 source=r.source)
             if check_signatures:
                 _check_step_arguments(step, table, arguments)
+            check_step_values(step.name, arguments, table.key, r.source)
             if arguments or SWITCH_KEY not in table.table:
                 # A table holding only the switch means what `name = bool` means.
                 params[step.name] = arguments

@@ -33,7 +33,7 @@ HDMEA_LAYERS = [
     {"hdmea.features", "hdmea.analysis", "hdmea.synthetic"},
     {"hdmea.session"},
     {"hdmea.steps"},
-    {"hdmea.config", "hdmea.config_steps"},
+    {"hdmea.config", "hdmea.config_steps", "hdmea.config_values"},
     # the original pipeline's API, fenced off: it uses the library, only the top layers use it
     {"hdmea._compat"},
     {"hdmea.pipeline", "hdmea.report", "hdmea.view", "hdmea.interop"},
