@@ -15,7 +15,6 @@ array written directly end up with the same dtype, shape, layout and values.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import errno
 import logging
@@ -25,23 +24,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from h5stream import checksums
 from h5stream.errors import WriteError
 from h5stream.files import partial_path
 from h5stream.tree.filearray import FileArray
-from h5stream.tree.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array
-
-
-_digest_thread: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
-
-
-def _digests() -> concurrent.futures.ThreadPoolExecutor:
-    """This process's thread that digests spilled arrays while the main thread writes them (new after a fork)."""
-    global _digest_thread
-    if _digest_thread is None or _digest_thread[0] != os.getpid():
-        _digest_thread = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="h5stream-digest"))
-    return _digest_thread[1]
+from h5stream.tree.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array, store_array_digested
 
 __all__ = [
     "FileArray",
@@ -177,17 +163,15 @@ class StagingArea:
         f = self.spill_file()
         name = f"{STAGING_GROUP}/{self._counter}"
         self._counter += 1
-        # The digest (which travels with the array into the saved file's checksum manifest) is
-        # computed on another thread while HDF5 writes: zlib releases the GIL for large buffers.
-        digest = _digests().submit(checksums.value_digest, array) if array.nbytes >= (1 << 20) else None
+        # The digest travels with the array into the saved file's checksum manifest: it is taken from the
+        # very copies written, so a thread changing the array meanwhile cannot make the two disagree.
         try:
-            store_array(f[STAGING_GROUP], str(self._counter - 1), array)
+            digest = store_array_digested(f[STAGING_GROUP], str(self._counter - 1), array)[1]
         except OSError as exc:
             raise WriteError(f"spilling an array failed ({exc})", path=self.spill_path,
                              hint="free disk space beside the target") from exc
         self.spilled_bytes += array.nbytes
-        return FileArray(self.spill_file, "/" + name, array.shape, array.dtype, spilled=True,
-                         digest=digest.result() if digest is not None else checksums.value_digest(array))
+        return FileArray(self.spill_file, "/" + name, array.shape, array.dtype, spilled=True, digest=digest)
 
     def release(self, value) -> None:
         """Forget a staged value that was replaced or removed (its bytes leave the budget)."""

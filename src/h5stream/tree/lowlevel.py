@@ -39,6 +39,8 @@ __all__ = [
     "SCALAR_SPACE",
     "store_array",
     "store_fixed",
+    "SNAPSHOT_BLOCK",
+    "write_snapshots",
     "create_group",
     "create_attr",
     "copy_dataset",
@@ -136,6 +138,52 @@ def dataspace(shape: tuple[int, ...]) -> h5py.h5s.SpaceID:
 # --------------------------------------------------------------------------- h5py-level primitives
 
 
+#: Bytes of an array copied at a time when it is written from private copies (:func:`write_snapshots`).
+SNAPSHOT_BLOCK = 8 << 20
+
+
+def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> str | None:
+    """Write a fixed-size array from private copies of it, block by block; returns the digest
+    (:func:`h5stream.checksums.array_digest`) of exactly what was written.
+
+    Another thread may change ``array`` while it is written (the caller's own thread pool, a
+    progress callback): a digest taken from ``array`` itself, before or after, could then differ from
+    the bytes HDF5 took, and the file would fail its own check.  Each block is copied once (at most
+    :data:`SNAPSHOT_BLOCK` bytes, whole rows along the first axis), digested and written from the copy,
+    so the digest and the file always agree.  ``write_block(rows, block)`` writes ``block`` as rows
+    ``rows = (start, stop)`` of the dataset, or as all of it when ``rows`` is None.  Without
+    ``digest`` nothing needs to agree with the bytes: the array is written as it is, in one call.
+    """
+    from h5stream.checksums import digest_end, digest_start, digest_update
+
+    if not digest:
+        if array.size:
+            write_block(None, np.ascontiguousarray(array))
+        return None
+    crc = digest_start(array.dtype, array.shape)
+    if array.size == 0:
+        return digest_end(crc)
+    if array.ndim == 0 or array.nbytes <= SNAPSHOT_BLOCK:
+        block = np.array(array, order="C", copy=True)
+        write_block(None, block)
+        return digest_end(digest_update(crc, block))
+    rows = max(1, SNAPSHOT_BLOCK // max(1, array[0].nbytes))
+    for start in range(0, array.shape[0], rows):
+        stop = min(start + rows, array.shape[0])
+        block = np.array(array[start:stop], order="C", copy=True)
+        crc = digest_update(crc, block)
+        write_block((start, stop), block)
+    return digest_end(crc)
+
+
+def row_spaces(shape: tuple[int, ...], rows: tuple[int, int]) -> tuple[h5py.h5s.SpaceID, h5py.h5s.SpaceID]:
+    """(memory space, file space) selecting rows ``rows`` of a dataset of ``shape`` (fresh, never cached)."""
+    count = (rows[1] - rows[0], *shape[1:])
+    file_space = h5py.h5s.create_simple(shape)
+    file_space.select_hyperslab((rows[0],) + (0,) * (len(shape) - 1), count)
+    return h5py.h5s.create_simple(count), file_space
+
+
 def store_array(parent, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
     """Create dataset ``name`` in ``parent`` holding ``array``; returns the low-level dataset id.
 
@@ -146,13 +194,23 @@ def store_array(parent, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
     API, which knows their variable-length conversions.  ``name`` must already
     be checked by the caller.
     """
+    return store_array_digested(parent, name, array)[0]
+
+
+def store_array_digested(parent, name: str, array: np.ndarray) -> tuple[h5py.h5d.DatasetID, str]:
+    """:func:`store_array`, also returning the digest (:func:`h5stream.checksums.value_digest`) of
+    exactly what was written: the array is written from private copies (:func:`write_snapshots`), so
+    a thread changing it meanwhile cannot make the digest and the file disagree."""
+    from h5stream.checksums import value_digest
+
     pid = parent.id if isinstance(parent, h5py.Group) else parent
     array = np.asarray(array)
     if array.dtype.kind in "OUT" or h5py.check_string_dtype(array.dtype) is not None:
-        if array.dtype.kind == "U":
-            array = array.astype(object)
-        return h5py.Group(pid).create_dataset(name, data=array, dtype=TEXT_DTYPE).id
-    return store_fixed(pid, name, array)
+        # a copy of the references: the strings themselves cannot change
+        array = array.astype(object) if array.dtype.kind == "U" else array.copy()
+        dsid = h5py.Group(pid).create_dataset(name, data=array, dtype=TEXT_DTYPE).id
+        return dsid, value_digest(array)
+    return store_fixed_digested(pid, name, array)
 
 
 def store_fixed(pid, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
@@ -161,14 +219,24 @@ def store_fixed(pid, name: str, array: np.ndarray) -> h5py.h5d.DatasetID:
     Numbers, booleans, fixed-width bytes (``S``) and structured arrays keep
     their dtype; the layout follows :data:`COMPACT_LIMIT`.
     """
-    if not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array)
+    return store_fixed_digested(pid, name, array, digest=False)[0]
+
+
+def store_fixed_digested(pid, name: str, array: np.ndarray, *,
+                         digest: bool = True) -> tuple[h5py.h5d.DatasetID, str | None]:
+    """:func:`store_fixed`, also returning the digest of what was written (see :func:`write_snapshots`)."""
     lists = plists()
     dsid = h5py.h5d.create(pid, name.encode("utf-8"), file_type(array.dtype), dataspace(array.shape),
                            dcpl=lists.dataset(array.nbytes), lcpl=lists.link)
-    if array.size:
-        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, array)
-    return dsid
+
+    def write_block(rows, block) -> None:
+        if rows is None:
+            dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, block)
+        else:
+            memory_space, file_space = row_spaces(array.shape, rows)
+            dsid.write(memory_space, file_space, block)
+
+    return dsid, write_snapshots(array, write_block, digest=digest)
 
 
 def create_group(pid, name: str) -> h5py.h5g.GroupID:

@@ -68,15 +68,18 @@ _PENDING_ITEMS = 1 << 17
 
 
 class WriteContext:
-    """What the writer needs to know about the file it writes: spilled arrays it may move, and the
-    :class:`~h5stream.checksums.Recorder` of the file's digests (None when the file keeps none)."""
+    """What the writer needs to know about the file it writes: spilled arrays it may move, the
+    :class:`~h5stream.checksums.Recorder` of the file's digests (None when the file keeps none), and
+    ``written``: a dict that, when given, receives ``id(node) -> digest`` of every dataset written from
+    an array in memory (the digest of exactly what was written, whether or not the file records it)."""
 
-    __slots__ = ("file", "movable", "recorder")
+    __slots__ = ("file", "movable", "recorder", "written")
 
-    def __init__(self, file: h5py.File | None = None, movable=None):
+    def __init__(self, file: h5py.File | None = None, movable=None, written: dict | None = None):
         self.file = file
         self.movable = movable  # callable(FileArray) -> bool: True when the array lives in ``file``
         self.recorder = _UNSET
+        self.written = written
 
 
 def _context(ctx: WriteContext | None, obj) -> WriteContext:
@@ -93,13 +96,9 @@ def _text_items(array: np.ndarray) -> list[str]:
     return [v if isinstance(v, str) else text(v) for v in array.ravel().tolist()]
 
 
-def _record_dataset(ctx: WriteContext, path: str, array: np.ndarray, items: list[str] | None = None) -> None:
-    """Record the digest of a dataset just written from ``array`` (``items``: its text, if text)."""
-    if items is not None:
-        ctx.recorder.dataset(path, checksums.text_digest(np.array(items, dtype=object).reshape(array.shape)
-                                                         if array.ndim else items[0]))
-    else:
-        ctx.recorder.dataset(path, checksums.array_digest(array))
+def _text_digest(array: np.ndarray, items: list[str]) -> str:
+    """The digest of a text dataset written from ``items``, the text of ``array``."""
+    return checksums.text_digest(np.array(items, dtype=object).reshape(array.shape) if array.ndim else items[0])
 
 
 def _attr_digest(digests: list[str], name: str, stored, numbers: bool) -> None:
@@ -243,11 +242,17 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
         if ctx.recorder is not None:
             _record_file_array(ctx, dataset.name, node.data, dataset)
     else:
-        dsid = store_array(pid, name, node.data)
         array = np.asarray(node.data)
+        if array.dtype.kind in "OUT":
+            array = array.copy()  # the references: the strings themselves cannot change
+            dsid = store_array(pid, name, array)
+            digest = _text_digest(array, _text_items(array))
+        else:
+            dsid, digest = lowlevel.store_fixed_digested(pid, name, array)
         if ctx.recorder is not None and not (ctx.recorder.headers_checksummed and _compact(array)):
-            text_data = array.dtype.kind in "OUT"
-            _record_dataset(ctx, _object_path(dsid), array, _text_items(array) if text_data else None)
+            ctx.recorder.dataset(_object_path(dsid), digest)
+        if ctx.written is not None:
+            ctx.written[id(node)] = digest
     if node.attrs or node.tag is not None:
         _wrapped_attrs(dsid, node, ctx)
 
@@ -284,7 +289,7 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
         if node.attrs or node.tag is not None:
             _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
         return
-    did = _native_dataset(native, pid, key, node.data, ctx, path)
+    did = _native_dataset(native, pid, key, node, ctx, path)
     try:
         if node.attrs or node.tag is not None:
             _native_attrs(native, did, path, node, ctx, is_group=False)
@@ -292,30 +297,51 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
         native.H5Dclose(did)
 
 
-def _native_dataset(native, pid: int, key: bytes, data, ctx: WriteContext, path: str) -> int:
-    """Create and fill one dataset (the layout policy of :func:`~h5stream.tree.lowlevel.store_array`)."""
-    array = np.asarray(data)
+def _native_dataset(native, pid: int, key: bytes, node: Dataset, ctx: WriteContext, path: str) -> int:
+    """Create and fill one dataset (the layout policy of :func:`~h5stream.tree.lowlevel.store_array`).
+
+    The values written, and their digest, come from one private copy of the array (its text's items, or
+    its numbers block by block: :func:`~h5stream.tree.lowlevel.write_snapshots`), so a thread changing
+    the array meanwhile cannot make the file fail its own check."""
+    array = np.asarray(node.data)
     lists = lowlevel.plists()
-    items = None
-    if array.dtype.kind in "OUT":
+    recorder = ctx.recorder
+    text_data = array.dtype.kind in "OUT"
+    if text_data:
         tid, space, dcpl = lowlevel.TEXT_TYPE, lowlevel.dataspace(array.shape), lists.text
-        items = _text_items(array)
-        buffer = native.text_buffer(items)
     else:
-        if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)
         tid, space, dcpl = lowlevel.file_type(array.dtype), lowlevel.dataspace(array.shape), lists.dataset(array.nbytes)
-        buffer = array.ctypes.data
+    # Compact data sit in the object header, which HDF5 checksums itself in version-2 headers.
+    record = recorder is not None and not (recorder.headers_checksummed and dcpl is lists.compact)
     did = native.H5Dcreate2(pid, key, tid.id, space.id, lists.link.id, dcpl.id, 0)
     if did < 0:
         raise _failed("creating the dataset", ctx, path)
-    if array.size and native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0, buffer) < 0:
+
+    def write_block(rows, block) -> None:
+        if rows is None:
+            status = native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0, block.ctypes.data)
+        else:
+            memory_space, file_space = lowlevel.row_spaces(array.shape, rows)
+            status = native.H5Dwrite(did, tid.id, memory_space.id, file_space.id, 0, block.ctypes.data)
+        if status < 0:
+            raise _failed("writing the dataset", ctx, path)
+
+    try:
+        if text_data:
+            items = _text_items(array)
+            if array.size and native.H5Dwrite(did, tid.id, native.H5S_ALL, native.H5S_ALL, 0,
+                                              native.text_buffer(items)) < 0:
+                raise _failed("writing the dataset", ctx, path)
+            digest = _text_digest(array, items) if record or ctx.written is not None else None
+        else:
+            digest = lowlevel.write_snapshots(array, write_block, digest=record or ctx.written is not None)
+    except BaseException:
         native.H5Dclose(did)
-        raise _failed("writing the dataset", ctx, path)
-    recorder = ctx.recorder
-    # Compact data sit in the object header, which HDF5 checksums itself in version-2 headers.
-    if recorder is not None and not (recorder.headers_checksummed and dcpl is lists.compact):
-        _record_dataset(ctx, path, array, items)
+        raise
+    if record:
+        recorder.dataset(path, digest)
+    if ctx.written is not None:
+        ctx.written[id(node)] = digest
     return did
 
 

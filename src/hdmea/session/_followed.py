@@ -39,9 +39,7 @@ costs one digest of that array).  Measured by ``python -m benchmarks.ab_session_
 
 from __future__ import annotations
 
-import sys
 import weakref
-from collections import Counter
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -51,6 +49,7 @@ from h5stream.errors import EncodingError
 from h5stream.staging import FileArray, StagingArea
 from hdmea.errors import AssignedValueChangedError
 from hdmea.io.hdf5_store import Dataset, Group, Node
+from hdmea.session._release import RELEASE, Holder
 from hdmea.session._staged_tree import admit_datasets, release_datasets, slot_of, walk_datasets
 
 __all__ = ["FollowedValues"]
@@ -67,13 +66,12 @@ def _mutable_inside(value) -> bool:
 
 
 class _Entry:
-    __slots__ = ("node", "parent", "key", "build", "where", "weak", "_value", "arrays", "signature", "fingerprint",
+    __slots__ = ("node", "parent", "key", "build", "where", "holder", "arrays", "signature", "fingerprint",
                  "checks", "shallow")
 
     def __init__(self, node: Node, parent: Group, key, build, where: str, value) -> None:
         self.node, self.parent, self.key, self.build, self.where = node, parent, key, build, where
-        self.weak = isinstance(value, np.ndarray)
-        self._value = weakref.ref(value) if self.weak else value
+        self.holder = Holder(value)  # the session's one reference to the value (see hdmea.session._release)
         self.restaged(node, value)
         self.fingerprint = None  # set once the session wrote below the value: watched, no longer followed
         self.checks = 0
@@ -94,7 +92,15 @@ class _Entry:
         return _keys_and_members(value) if self.shallow else _fingerprint(value)
 
     def value(self):
-        return self._value() if self.weak else self._value
+        return self.holder.value
+
+    def held_elsewhere(self) -> bool:
+        """True while anything outside the session may still change the value (the one decision)."""
+        if self.shallow:
+            self.holder.node_arrays = []
+        else:
+            self.holder.node_arrays = self.node_arrays()
+        return RELEASE.held_elsewhere(self.holder, whole=not self.shallow)
 
 
 # --------------------------------------------------------------------------- comparing nodes
@@ -196,49 +202,6 @@ def _signature(value, shared: set[int]):
     return _shape_of(value, shared)
 
 
-# --------------------------------------------------------------------------- who holds the value
-
-
-def _members(item) -> list:
-    """The objects ``item`` refers to through which its content can change."""
-    if isinstance(item, dict):
-        return [v for v in item.values() if isinstance(v, (*_CONTAINERS, np.ndarray))]
-    if isinstance(item, (list, tuple)):
-        return [v for v in item if isinstance(v, (*_CONTAINERS, np.ndarray))]
-    if isinstance(item, np.ndarray) and item.base is not None:
-        return [item.base]  # the memory a view shares: its holder can change the array
-    return []
-
-
-def _held_elsewhere(entry: _Entry) -> bool:
-    """True unless the entry (with its staged node) holds the only references to every part of its value.
-
-    Conservative: a reference from anywhere else (the caller, another stored value, a view of an
-    array) keeps the value followed.
-    """
-    root = entry.value()
-    if sys.getrefcount(root) - 3 > 0:  # beyond the entry, ``root`` and the argument: the caller holds it
-        return True
-    if entry.shallow:
-        return False
-    inside: Counter = Counter()
-    seen = {id(root): root}
-    todo = [root]
-    while todo:
-        for member in _members(todo.pop()):
-            inside[id(member)] += 1
-            if id(member) not in seen:
-                seen[id(member)] = member
-                todo.append(member)
-    member = None
-    for key in entry.node_arrays():
-        if key in seen:
-            inside[key] += 1
-    inside[id(root)] += 2  # the entry's reference and ``root`` here
-    # two more: ``seen``'s value and getrefcount's argument
-    return any(sys.getrefcount(seen[key]) - 2 > inside[key] for key in list(seen))
-
-
 # --------------------------------------------------------------------------- the registry
 
 
@@ -252,6 +215,9 @@ class FollowedValues:
         self._entries: dict[int, _Entry] = {}
         self._young: list[_Entry] = []
         self._settled = 0  # entries left after the last full sweep
+        # id(dataset node) -> digest of what the last save wrote from memory (ids only: while the session
+        # stays saved its tree is the tree written, so no id is reused meanwhile)
+        self._saved_digests: dict[int, str] = {}
 
     def __bool__(self) -> bool:
         return bool(self._entries)
@@ -343,10 +309,7 @@ class FollowedValues:
             if self._entries.get(id(entry.node)) is not entry:
                 continue  # replaced or deleted meanwhile
             entry.checks += 1
-            if entry.value() is None:  # an array nobody holds any more: it cannot change
-                del self._entries[id(entry.node)]
-                continue
-            held = entry.weak or _held_elsewhere(entry)
+            held = entry.held_elsewhere()
             if held and not everything:
                 if entry.checks < _YOUNG_CHECKS and not full:
                     self._young.append(entry)
@@ -365,7 +328,27 @@ class FollowedValues:
         if full:
             self._settled = len(self._entries)
 
+    def saved(self, written: dict[int, str]) -> None:
+        """The session saved its tree; ``written``: id(dataset node) -> digest of what was written from memory."""
+        self._saved_digests = written
+
+    def changed_since_save(self, root: Group) -> bool:
+        """True when an array of ``root`` held in memory differs from what the last save wrote of it.
+
+        Such an array may be the caller's own (assigned, or given back by a read): an in-place change
+        to it after the save is a change the file does not hold.  Costs one digest of every array the
+        session holds in memory (at most ``memory_limit`` bytes)."""
+        saved = self._saved_digests
+        for _, dataset in walk_datasets(root):
+            data = dataset.data
+            if isinstance(data, np.ndarray) and data.dtype.kind != "O":
+                digest = saved.get(id(dataset))
+                if digest is None or digest != checksums.array_digest(data):
+                    return True
+        return False
+
     def clear(self) -> None:
+        self._saved_digests = {}
         self._entries.clear()
         self._young = []
         self._settled = 0
@@ -403,7 +386,7 @@ class FollowedValues:
         entry.parent.children[slot[1]] = merged
         del self._entries[id(entry.node)]
         entry.restaged(merged, value)
-        if not (entry.weak and isinstance(merged, Dataset) and merged.data is value):
+        if not (isinstance(value, np.ndarray) and isinstance(merged, Dataset) and merged.data is value):
             self._entries[id(merged)] = entry  # (an array now staged as it is needs following no more)
         return True
 

@@ -18,13 +18,14 @@ from hdmea.io.hdf5_store import Group
 __all__ = ["write_new_file", "save_into_spill_file"]
 
 
-def write_new_file(target: Path, tree: Group, *, overwrite: bool) -> None:
-    """Write ``tree`` to a new partial file beside ``target`` and rename it over ``target``."""
+def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict | None = None) -> None:
+    """Write ``tree`` to a new partial file beside ``target`` and rename it over ``target`` (``written``
+    receives the digest of each dataset written from memory: :class:`~h5stream.tree.write.WriteContext`)."""
     atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True)
     with _files.recording_errors(target):
         f = atomic.open()
     try:
-        store.write_root(f, tree)
+        store.write_root(f, tree, store.WriteContext(f, written=written))
     except BaseException as exc:
         atomic.abort()
         if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
@@ -33,7 +34,7 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool) -> None:
     atomic.commit()
 
 
-def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_lost) -> None:
+def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_lost, written: dict | None = None) -> None:
     """Finish the spill file as ``target``: spilled arrays are moved inside it, not copied.
 
     ``on_lost(text)`` is called when the write failed after spilled arrays were
@@ -53,7 +54,7 @@ def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_los
     assert handed is not None and handed[0] is f and handed[1] == atomic.partial
     atomic.file = f
     try:
-        store.write_root(f, tree, store.WriteContext(f, movable))
+        store.write_root(f, tree, store.WriteContext(f, movable, written=written))
         if STAGING_GROUP in f:
             del f[STAGING_GROUP]
         atomic.commit()

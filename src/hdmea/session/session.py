@@ -151,7 +151,9 @@ class PipelineSession(LabSessionViews):
     # ------------------------------------------------------------------ state
     @property
     def is_saved(self) -> bool:
-        self._followed.settle(everything=True, strict=False)
+        """True only when the file last saved holds what the caller sees now (every value the caller
+        assigned, and every array it may have changed in place, compared with what was written)."""
+        self._bring_up_to_date(strict=False)
         return self.save_state is SaveState.SAVED
 
     @property
@@ -195,6 +197,15 @@ class PipelineSession(LabSessionViews):
         if self._broken is not None:
             raise SessionError(self._broken)
         self.save_state = SaveState.DEFERRED
+
+    def _bring_up_to_date(self, *, strict: bool = True) -> None:
+        """Before anything is written or the state is told: every value the caller assigned and may have
+        changed is brought into the staged tree (:mod:`hdmea.session._followed`; ``strict``: a change that
+        cannot be merged raises), and a session saved before becomes unsaved when an array written from
+        memory has changed since."""
+        self._followed.settle(everything=True, strict=strict, dataset_id=self.dataset_id)
+        if self.save_state is SaveState.SAVED and self._followed.changed_since_save(self._root):
+            self.save_state = SaveState.DEFERRED
 
     def _check_size(self) -> None:
         self._followed.settle(everything=False)
@@ -408,7 +419,7 @@ class PipelineSession(LabSessionViews):
         """
         if self._broken is not None:
             raise SessionError(self._broken)
-        self._followed.settle(everything=True, dataset_id=self.dataset_id)
+        self._bring_up_to_date()
         if path is not None:
             if output_path is not None:
                 raise TypeError("save() takes output_path or path, not both")
@@ -421,26 +432,28 @@ class PipelineSession(LabSessionViews):
         _files.check_replace_target(target)
         tree = self._tree_for_file(None)
         spill = self._staging
+        written: dict[int, str] = {}  # id(dataset node) -> digest of what was written from memory
         if spill.has_spill_file and spill.spill_path is not None and spill.spill_path.parent.resolve() == \
                 target.parent.resolve():
-            self._save_into_spill_file(target, tree)
+            self._save_into_spill_file(target, tree, written)
         else:
-            self._write_new_file(target, tree, overwrite=True)
+            self._write_new_file(target, tree, overwrite=True, written=written)
             self._staging.discard()
         self._after_save(target)
+        self._followed.saved(written)
         self.saved_at = tree.children["pipeline"].children["session_info"].attrs.get("saved_at")
         logger.info("session %s saved to %s (%s, steps %s)", self.dataset_id, target,
                     counted(self.unit_count, "unit"), self.completed_steps)
         return target
 
-    def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool) -> None:
-        write_new_file(target, tree, overwrite=overwrite)
+    def _write_new_file(self, target: Path, tree: Group, *, overwrite: bool, written: dict | None = None) -> None:
+        write_new_file(target, tree, overwrite=overwrite, written=written)
 
-    def _save_into_spill_file(self, target: Path, tree: Group) -> None:
+    def _save_into_spill_file(self, target: Path, tree: Group, written: dict | None = None) -> None:
         def lost(text: str) -> None:
             self._broken = f"session {self.dataset_id!r}: {text}"
 
-        save_into_spill_file(self._staging, target, tree, lost)
+        save_into_spill_file(self._staging, target, tree, lost, written)
 
     def _after_save(self, target: Path) -> None:
         """Point every on-disk array at the saved file; older sources can close."""
@@ -457,7 +470,7 @@ class PipelineSession(LabSessionViews):
 
     def ensure_saved(self) -> Path | None:
         """Save to ``hdf5_path`` if there is anything unsaved; returns the file or None if nothing to do."""
-        self._followed.settle(everything=True, dataset_id=self.dataset_id)
+        self._bring_up_to_date()
         if self.save_state is SaveState.SAVED:
             return self.hdf5_path
         target = self._target(None)
@@ -490,7 +503,7 @@ class PipelineSession(LabSessionViews):
             logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
-        self._followed.settle(everything=True, dataset_id=self.dataset_id)
+        self._bring_up_to_date()
         state = self.save_state
         self._write_new_file(target, self._tree_for_file(name), overwrite=True)
         self.save_state = state
