@@ -1,4 +1,8 @@
-"""Values the caller assigned into a session and may still change: followed until the session saves.
+"""Values the caller assigned into a session and may still change: followed until the caller lets go.
+
+The rule: every change made through any reference the caller may still hold, before ``save()``,
+``checkpoint()`` or ``ensure_saved()``, is in the file that call writes, or the call raises a typed
+error naming the path; and ``is_saved`` is true only when the file holds what the caller sees.
 
 The lab's code keeps dicts it assigned and changes them afterwards
 (``d = {}; session.units[u]["f"] = d; d["x"] = 1``), as it could with the
@@ -8,18 +12,22 @@ the node staged from it, and reading it back gives that object
 node is brought up to date from the object (rebuilt, every unchanged part kept, so
 arrays already spilled stay where they are and are not written again):
 
-* before the session saves or checkpoints (``save``, ``checkpoint``, ``ensure_saved``, ``is_saved``);
+* before the session saves or checkpoints, or tells its state (``save``, ``checkpoint``,
+  ``ensure_saved``, ``is_saved``: the session's one choke point, ``_bring_up_to_date``);
 * when a path through the value is read (``session.get``, ``has``, ``keys``, ``to_dict``);
-* when the caller no longer holds any part of the object (checked at later assignments, from
-  CPython's reference counts): the node is brought up to date a last time and the object let
-  go, so arrays added to it are measured against the memory budget (and spill) then, and a
-  spilled array is not kept in memory by the session.
+* when the caller no longer holds any part of the object (checked at later assignments; the one
+  decision of :mod:`hdmea.session._release`): the node is brought up to date a last time and the
+  object let go, so arrays added to it are measured against the memory budget (and spill) then,
+  and a spilled array is not kept in memory by the session.  A change made just before the caller
+  dropped the object is in that last update: nothing is let go unseen.
 
-What is followed: dicts, lists and tuples that hold something mutable (held until the caller lets
-go of every part of them), and arrays whose staged node is not the array itself (spilled to
-disk, or stored converted), held weakly.  An array kept in memory as it is needs nothing: the
-staged node is the caller's array.  A spilled array is compared with its copy on disk by the
-digest taken when it spilled (CRC-32, :func:`h5stream.checksums.value_digest`).
+What is followed: dicts, lists and tuples that hold something mutable, and arrays whose staged node
+is not the array itself (spilled to disk, or stored converted, as text arrays are), each held until
+the caller lets go of every part of it.  An array kept in memory as it is needs nothing before a
+save: the staged node is the caller's array.  After a save, every array held in memory is compared
+with the digest of what the save wrote of it (:meth:`FollowedValues.changed_since_save`), so an
+in-place change makes the session unsaved again.  A spilled array is compared with its copy on disk
+by the digest taken when it spilled (CRC-32, :func:`h5stream.checksums.value_digest`).
 
 When the session itself writes below a followed value (a step's ``put``, ``add_feature``,
 ``set_attrs``, or a view taken before the assignment), the node becomes the value's truth:
@@ -32,9 +40,10 @@ the save refuse the same way.
 
 Costs: a followed value is kept alive until the caller lets go of it (it is the caller's memory
 until then); each assignment checks the newest followed values' reference counts (a walk of the
-value once the caller dropped its top object), and a rebuild happens only where the value's
-structure or scalars changed, or it holds an array the node keeps only as a copy (whose check
-costs one digest of that array).  Measured by ``python -m benchmarks.ab_session_views``.
+value), and a rebuild happens only where the value's structure or scalars changed, or it holds an
+array the node keeps only as a copy (whose check costs one digest of that array); ``is_saved`` and
+``ensure_saved`` on a saved session digest the arrays held in memory.  Measured by
+``python -m benchmarks.ab_session_views``.
 """
 
 from __future__ import annotations
