@@ -131,3 +131,56 @@ def test_fixed_width_text_that_is_not_utf8_is_a_format_error(h5):
     with pytest.raises(FormatError, match="UTF-8") as info:
         read_elem(ds)
     assert "/bad" in str(info.value)
+
+
+@pytest.mark.parametrize("below", [0, 10**9])
+def test_both_ways_of_gathering_the_bytes_store_the_same_strings(h5, monkeypatch, below):
+    """Python strings (short columns) and Arrow buffers (long ones) give the same stored strings."""
+    from h5stream.elements import strings
+
+    monkeypatch.setattr(strings, "PYTHON_STRINGS_BELOW", below)
+    for i, series in enumerate(SERIES[:2] + SERIES[3:] + [pl.Series(["é" * 3, "x" * 90, "", "日本"])]):
+        ds = write_string_series(h5, f"s{i}", series, WriteOptions())
+        assert ds.asstr()[()].tolist() == series.to_list()
+
+
+def test_fixed_width_text_is_cut_at_its_first_nul_as_hdf5_reads_it(h5):
+    """A foreign fixed-width column with bytes after a NUL (plain h5py) reads as the text before it."""
+    cells = np.array([b"ab\x00cd", b"\x00\x00\x00xy", b"abcde", b"", "é".encode() + b"\x00\x00z"], dtype="S5")
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(5)
+    tid.set_cset(h5py.h5t.CSET_UTF8)
+    ds = h5.create_dataset("odd", shape=cells.shape, dtype=h5py.string_dtype("utf-8", 5))
+    ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, cells, mtype=tid)
+    ds.attrs["encoding-type"], ds.attrs["encoding-version"] = "string-array", "0.2.0"
+    expected = [c.split(b"\x00")[0].decode() for c in cells.tolist()]
+    assert expected == ["ab", "", "abcde", "", "é"]
+    assert read_with(ds, series=True).to_list() == expected
+    assert list(read_elem(ds)) == expected
+
+
+def test_a_first_small_save_and_load_do_not_import_pyarrow(tmp_path):
+    """Importing pyarrow costs a fresh process's first load about 0.25 s (its compute module): string
+    columns of a small container are written and read without it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np, polars as pl
+        from h5scp import Assay, ScpContainer, ScpMatrix
+        from h5scp.io import load_hdf5, save_hdf5
+        from h5scp.testing import assert_container_equal
+        obs = pl.DataFrame({{"_index": [f"s{{i}}" for i in range(50)], "batch": ["a", "bé"] * 25,
+                             "group": pl.Series(["x", "y"] * 25, dtype=pl.Categorical)}})
+        var = pl.DataFrame({{"_index": [f"P{{j}}" for j in range(7)], "name": ["g" * j for j in range(7)]}})
+        c = ScpContainer(obs, {{"p": Assay(var, {{"raw": ScpMatrix(np.arange(350.0).reshape(50, 7))}})}})
+        save_hdf5(c, {str(tmp_path / "c.h5")!r})
+        back = load_hdf5({str(tmp_path / "c.h5")!r})
+        assert_container_equal(back, c)
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow"))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
