@@ -1,0 +1,139 @@
+"""The layout of a recording file as the lab's analysis code sees it: every path, its kind, dtype kind and rank.
+
+The manifests under ``tests/data/lab_layout/`` were measured from files that the original pipeline
+(jiang-lab-retina/hdmea_processing) wrote on synthetic lab-style recordings; ``tests/manual/
+make_lab_layout_manifests.py`` makes them.  This module is what both sides share: ``file_layout`` reads
+a file into the same form, and ``compare_layouts`` says where ours differs.
+
+A path names a group (``units/<unit>``), a dataset (``units/<unit>/spike_times``) or an attribute
+(``units/<unit>@unit_num``).  Names that vary between recordings are folded: a unit's group is
+``<unit>``, a movie's name (alone or inside a name such as ``sta_<movie>``) is ``<movie>``, and a purely
+numeric name (a trial) is ``<i>``.  Each folded path keeps the distinct (kind, dtype kind, rank) it
+was seen with; kind is ``group``, ``dataset`` or ``attribute``; dtype kind is numpy's kind letter, with
+``str`` for variable-length strings and ``S`` for fixed-length ones; rank is the number of
+dimensions (0 for a scalar, -1 for an empty dataspace).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import h5py
+
+__all__ = ["MANIFEST_DIR", "file_layout", "fold", "compare_layouts", "load_manifest", "LayoutComparison"]
+
+MANIFEST_DIR = Path(__file__).resolve().parent / "data" / "lab_layout"
+_NUMERIC = re.compile(r"^\d+$")
+
+
+def _dtype_kind(dtype) -> str:
+    info = h5py.check_string_dtype(dtype)
+    if info is not None:
+        return "str" if info.length is None else "S"
+    if dtype.names:
+        return "V"
+    if h5py.check_vlen_dtype(dtype) is not None:
+        return "vlen"
+    return dtype.kind
+
+
+def _rank(shape) -> int:
+    return -1 if shape is None else len(shape)
+
+
+def fold(path: str, movies: Iterable[str]) -> str:
+    """``path`` with unit, movie and trial names replaced by ``<unit>``, ``<movie>`` and ``<i>``."""
+    movies = sorted(set(movies), key=len, reverse=True)
+    parts = path.split("/")
+    out = []
+    for i, part in enumerate(parts):
+        if i == 1 and parts[0] == "units":
+            out.append("<unit>")
+            continue
+        if _NUMERIC.match(part):
+            out.append("<i>")
+            continue
+        for movie in movies:
+            if movie and movie in part:
+                part = part.replace(movie, "<movie>")
+        out.append(part)
+    return "/".join(out)
+
+
+def file_layout(path: str | Path, movies: Iterable[str]) -> dict[str, list[list]]:
+    """Every group, dataset and attribute of ``path``, folded: ``{path: [[kind, dtype_kind, rank], ...]}``."""
+    movies = list(movies)
+    seen: dict[str, set[tuple]] = {}
+
+    def note(name: str, entry: tuple) -> None:
+        seen.setdefault(fold(name, movies) if name else "", set()).add(entry)
+
+    def attributes(name: str, obj) -> None:
+        for key in obj.attrs:
+            aid = obj.attrs.get_id(key)
+            note_name = f"{fold(name, movies) if name else ''}@{key}"
+            seen.setdefault(note_name, set()).add(("attribute", _dtype_kind(aid.dtype), _rank(aid.shape)))
+
+    with h5py.File(path, "r") as f:
+        attributes("", f)
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group):
+                note(name, ("group", "", 0))
+            else:
+                note(name, ("dataset", _dtype_kind(obj.dtype), _rank(obj.shape)))
+            attributes(name, obj)
+
+        f.visititems(visit)
+    return {k: sorted([list(e) for e in v]) for k, v in sorted(seen.items())}
+
+
+def load_manifest(name: str) -> dict:
+    return json.loads((MANIFEST_DIR / name).read_text())
+
+
+class LayoutComparison:
+    """How a file's layout stands against a manifest's, path by path (kind and rank; dtype kind apart)."""
+
+    def __init__(self, original: dict[str, list], ours: dict[str, list], ignore: Iterable[str] = ()):
+        ignore = tuple(ignore)
+        self.ignored = sorted(p for p in original if p.startswith(ignore))
+        original = {p: v for p, v in original.items() if not p.startswith(ignore)}
+        self.total = len(original)
+        self.missing, self.other_kind, self.other_rank, self.other_dtype, self.matching = [], [], [], [], []
+        for path, entries in original.items():
+            if path not in ours:
+                self.missing.append(path)
+                continue
+            want = {(e[0], e[2]) for e in entries}
+            have = {(e[0], e[2]) for e in ours[path]}
+            if {k for k, _ in want} != {k for k, _ in have}:
+                self.other_kind.append((path, sorted(want), sorted(have)))
+            elif want != have:
+                self.other_rank.append((path, sorted(want), sorted(have)))
+            else:
+                self.matching.append(path)
+                if {e[1] for e in entries} != {e[1] for e in ours[path]}:
+                    self.other_dtype.append((path, entries, ours[path]))
+        self.added = sorted(set(ours) - set(original) - set(self.ignored))
+
+    def summary(self) -> str:
+        return (f"{len(self.matching)}/{self.total} of the original's paths match (path, kind, rank); "
+                f"{len(self.missing)} missing, {len(self.other_kind)} of another kind, "
+                f"{len(self.other_rank)} of another rank; {len(self.other_dtype)} of another dtype kind; "
+                f"{len(self.added)} added by us")
+
+    def details(self, limit: int = 400) -> str:
+        lines = [self.summary()]
+        lines += [f"missing {p}" for p in self.missing]
+        lines += [f"kind {p}: original {w}, ours {h}" for p, w, h in self.other_kind]
+        lines += [f"rank {p}: original {w}, ours {h}" for p, w, h in self.other_rank]
+        lines += [f"dtype {p}: original {w}, ours {h}" for p, w, h in self.other_dtype]
+        return "\n".join(lines[:limit])
+
+
+def compare_layouts(original: dict, ours: dict, ignore: Iterable[str] = ()) -> LayoutComparison:
+    return LayoutComparison(original, ours, ignore)
