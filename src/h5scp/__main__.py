@@ -116,7 +116,7 @@ def _convert(args: argparse.Namespace) -> int:
     writer_format = format_for(target)  # a bad extension fails before any reading
     container = ScpContainer.load(source)
     options = {"overwrite": args.overwrite}
-    if args.compression is not None:  # else the output format's default (gzip for HDF5, zstd for Parquet)
+    if args.compression is not None:  # else the output format's default (auto for HDF5, zstd for Parquet)
         options["compression"] = None if args.compression == "none" else args.compression
     if args.level is not None:
         options["compression_level"] = args.level
@@ -152,9 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--assay", help="assay written to an .h5ad file (needed when there are several)")
     p.add_argument("--layer", help="layer stored as X in an .h5ad file (default: the first)")
     p.add_argument("--compression",
-                   help="HDF5: gzip (default), lzf, none or an hdf5plugin codec; "
+                   help="HDF5: auto (default: gzip level 1 where an array shrinks to half, else none), gzip, lzf, "
+                   "none or an hdf5plugin codec; "
                    "Parquet: zstd (default), lz4, snappy, gzip, brotli or none")
-    p.add_argument("--level", type=int, help="compression level (HDF5 gzip default 4)")
+    p.add_argument("--level", type=int, help="compression level (HDF5 gzip default 4, 1 with auto)")
     p.add_argument("--layout", choices=("long", "wide"), help="form of dense layers in .parquet output (default long)")
     p.add_argument("--dense-cells", choices=("all", "observed"),
                    help="cells of dense layers in .parquet output: all (default), or only those not NaN "

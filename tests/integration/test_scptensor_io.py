@@ -140,13 +140,52 @@ def test_masks_are_deflated_at_level_one_at_most(tmp_path, level, mask_at):
     assay = Assay(pl.DataFrame({"_index": [f"P{j}" for j in range(200)]}), {"raw": ScpMatrix(x, m)})
     container = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(300)]}), {"proteins": assay})
     path = tmp_path / f"l{level}.h5"
-    save_hdf5(container, path, compression_level=level)
+    save_hdf5(container, path, compression="gzip", compression_level=level)
     with h5py.File(path, "r") as f:  # plain h5py, HDF5's own filters
         X, M = f["assays/proteins/layers/raw/X"], f["assays/proteins/layers/raw/M"]
         assert X.compression == "gzip" and X.compression_opts == level
         assert M.compression == "gzip" and M.compression_opts == mask_at
         assert np.array_equal(M[()], m) and np.array_equal(X[()], x, equal_nan=True)
     assert_container_equal(load_hdf5(path), container)
+
+
+def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
+    """``compression="auto"`` (the default): measured intensities stored plain, a mask, sparse indices
+    and mostly-missing values deflated at level 1 after the shuffle filter; HDF5's own filters only,
+    read by plain h5py and by anndata."""
+    import anndata
+
+    from h5scp.io import save_h5ad
+
+    rng = np.random.default_rng(5)
+    x = rng.lognormal(size=(400, 300))  # noise in the low bytes: keeps most of its bytes under gzip
+    m = (rng.random((400, 300)) < 0.3).astype(np.int8) * np.int8(MaskCode.LOD)
+    sparse_x = sparse.random(400, 2000, density=0.02, format="csr", random_state=2)
+    mostly_missing = np.where(rng.random((400, 300)) < 0.8, np.nan, x)
+    assays = {
+        "proteins": Assay(pl.DataFrame({"_index": [f"P{j}" for j in range(300)]}),
+                          {"raw": ScpMatrix(x, m), "sparse_nan": ScpMatrix(mostly_missing)}),
+        "peptides": Assay(pl.DataFrame({"_index": [f"Q{j}" for j in range(2000)]}), {"raw": ScpMatrix(sparse_x)}),
+    }
+    container = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(400)]}), assays)
+    path = tmp_path / "auto.h5"
+    save_hdf5(container, path)
+    with h5py.File(path, "r") as f:  # plain h5py, no plugins
+        layers = f["assays/proteins/layers"]
+        X, M, nan_x = layers["raw/X"], layers["raw/M"], layers["sparse_nan/X"]
+        indices, data = f["assays/peptides/layers/raw/X/indices"], f["assays/peptides/layers/raw/X/data"]
+        assert X.compression is None and data.compression is None
+        for ds in (M, nan_x, indices):
+            assert ds.compression == "gzip" and ds.compression_opts == 1 and ds.shuffle, ds.name
+            assert ds.id.get_storage_size() <= 0.5 * ds.nbytes, ds.name
+        assert np.array_equal(X[()], x) and np.array_equal(M[()], m)
+        assert np.array_equal(nan_x[()], mostly_missing, equal_nan=True)
+    assert_container_equal(load_hdf5(path), container)
+    save_h5ad(container, tmp_path / "auto.h5ad", assay="proteins")
+    theirs = anndata.read_h5ad(tmp_path / "auto.h5ad")
+    assert np.array_equal(theirs.X, x)
+    with h5py.File(tmp_path / "auto.h5ad", "r") as f:
+        assert f["X"].compression is None
 
 
 # ---------------------------------------------------------------- selective saves

@@ -212,3 +212,45 @@ def test_array_writes_and_nwb_columns_share_one_gzip_writer(h5, deflate, monkeyp
             zlib.decompress(plain.id.read_direct_chunk(origin)[1]), k
     np.testing.assert_array_equal(ours[()], column)
     np.testing.assert_array_equal(filled[()], column)
+
+
+def test_only_if_shrinks_to_stores_plain_what_a_sample_does_not_shrink(tmp_path):
+    """gzip with ``only_if_shrinks_to``: an array whose sampled chunks keep more than that share of their
+    bytes is stored plain (contiguous, its digest in the manifest), another compressed as asked."""
+    from h5stream.writer import WriteOptions, write_array
+
+    rng = np.random.default_rng(11)
+    noise = rng.lognormal(size=(4000, 300))
+    codes = (rng.random((4000, 300)) < 0.2).astype(np.int8)
+    options = WriteOptions.build(compression="gzip", level=1, shuffle=True, only_if_shrinks_to=0.5)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        write_array(f, "noise", noise, options)
+        write_array(f, "codes", codes, options)
+        write_array(f, "always", noise, WriteOptions.build(compression="gzip", level=1, shuffle=True))
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert f["noise"].compression is None and f["noise"].chunks is None
+        assert f["codes"].compression == "gzip" and f["codes"].shuffle and f["codes"].compression_opts == 1
+        assert f["always"].compression == "gzip"
+        assert np.array_equal(f["noise"][()], noise) and np.array_equal(f["codes"][()], codes)
+    for bad in ({"compression": "lzf", "only_if_shrinks_to": 0.5}, {"compression": "gzip", "only_if_shrinks_to": 0},
+                {"compression": None, "only_if_shrinks_to": 0.5}):
+        with pytest.raises(ValueError, match="only_if_shrinks_to"):
+            WriteOptions.build(**bad)
+
+
+def test_the_sampled_share_is_that_of_zlib_on_the_shuffled_chunks():
+    """The sample: the first, the last but one and the middle chunk, shuffled and deflated as HDF5's filters
+    do (Python's zlib on numpy's byte planes as the reference)."""
+    import zlib
+
+    from h5stream.writer.gzip import GzipChunks
+
+    rng = np.random.default_rng(12)
+    array = np.round(rng.lognormal(size=(1000, 50)), 2)
+    chunks = GzipChunks(array, (100, 50), 3, shuffle=True, implementation="zlib", threads=1)
+    share = chunks.sampled_share(3)
+    picks = [0, 4, 8]  # 10 chunks: first, middle, last but one
+    raw = [array[i * 100:(i + 1) * 100].reshape(-1).view(np.uint8).reshape(-1, 8).T.tobytes() for i in picks]
+    expected = sum(len(zlib.compress(r, 3)) for r in raw) / sum(len(r) for r in raw)
+    assert share == pytest.approx(expected, abs=2e-3)
+    assert 0.2 < share < 0.9

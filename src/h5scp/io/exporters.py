@@ -187,8 +187,8 @@ def save_hdf5(
     container: ScpContainer,
     path: str | os.PathLike,
     *,
-    compression: str | None = "gzip",
-    compression_level: int = 4,
+    compression: str | None = "auto",
+    compression_level: int | None = None,
     save_obs: bool = True,
     save_assays: Sequence[str] | None = None,
     save_layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
@@ -203,10 +203,16 @@ def save_hdf5(
         Container to save.
     path : str or os.PathLike
         Target file (``.h5`` or ``.hdf5`` by convention).
-    compression : {"gzip", "lzf", None, ...}, default "gzip"
-        Codec of array data (``zstd``, ``lz4``... need ``hdf5plugin``).
-    compression_level : int, default 4
-        Level of gzip (0-9) or zstd.
+    compression : {"auto", "gzip", "lzf", None, ...}, default "auto"
+        Codec of array data.  ``"auto"``: gzip level 1 (with the shuffle filter for
+        matrices) for the arrays that shrink to at most half (masks, sparse indices,
+        mostly-missing values, sample a few chunks to tell), no compression for the
+        others (measured intensities, whose bytes gzip barely shrinks at ten times
+        the time of writing them); only HDF5's built-in filters, so plain h5py reads
+        the file.  ``"gzip"``: every array at ``compression_level``; ``zstd``,
+        ``lz4``... need ``hdf5plugin``; None: no compression.
+    compression_level : int, optional
+        Level of gzip (0-9; default 4, or 1 with ``"auto"``) or zstd.
     save_obs : bool, default True
         False stores only the sample id column of ``obs``.
     save_assays : list of str, optional

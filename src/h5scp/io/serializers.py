@@ -40,6 +40,8 @@ __all__ = [
     "provenance_to_element",
     "provenance_from_element",
     "compression_options",
+    "AUTO",
+    "is_auto",
     "matrix_options",
     "mask_level",
     "MASK_GZIP_LEVEL",
@@ -53,15 +55,35 @@ _RECORD_SCHEMA = {
 }
 
 
+#: ``compression="auto"``, the default of h5scp's HDF5 writers (``.h5``, ``.h5ad``, ``.h5mu``): gzip at
+#: this level (with the shuffle filter for matrices) for an array whose sampled chunks keep at most
+#: :data:`AUTO_SHRINKS_TO` of their bytes, no compression for the others.  Only HDF5's built-in
+#: filters, so plain h5py, anndata, mudata and scanpy read every file.  Measured intensities (float64
+#: log-normal values) keep 0.7-0.9 of their bytes at any gzip level and cost ten times more time to
+#: deflate and inflate than writing and reading them plain; masks, sparse indices and mostly-missing
+#: values shrink to a fifth or less, quickly.
+AUTO = "auto"
+AUTO_LEVEL = 1
+AUTO_SHRINKS_TO = 0.5
+
+
+def is_auto(compression: str | None) -> bool:
+    """Whether ``compression`` is :data:`AUTO`."""
+    return isinstance(compression, str) and compression.lower() == AUTO
+
+
 def compression_options(compression: str | None, compression_level: int | None) -> dict[str, Any]:
     """Keyword arguments of ``write_elem`` for a compression name and level.
 
     gzip chunks are deflated by libdeflate when it is installed (``deflate="auto"``):
     the same zlib streams HDF5's built-in filter reads, at the same level, about
-    twice as fast as zlib and at least as small.
+    twice as fast as zlib and at least as small.  ``"auto"``: see :data:`AUTO`.
     """
     if compression is None:
         return {"compression": None}
+    if is_auto(compression):
+        return {"compression": "gzip", "compression_opts": AUTO_LEVEL if compression_level is None else compression_level,
+                "deflate": "auto", "only_if_shrinks_to": AUTO_SHRINKS_TO}
     codec = CODECS.get(str(compression).lower())  # an unknown name is refused by write_elem
     level = compression_level if codec is None or codec.takes_level else None
     options: dict[str, Any] = {"compression": compression, "compression_opts": level}
@@ -88,11 +110,13 @@ def matrix_options(values: Any, compression: str | None, compression_level: int 
     """``write_elem`` options for a matrix, or a mapping of matrices.
 
     Compressed sparse matrices get the shuffle filter (see
-    :func:`serialize_sparse_matrix`); a mapping gets it when every member is sparse.
+    :func:`serialize_sparse_matrix`); a mapping gets it when every member is sparse;
+    with ``"auto"`` every matrix gets it (the byte planes of numbers: exponents and
+    NaN's bits compress, the low bytes of measured values are noise).
     """
     options = compression_options(compression, compression_level)
     members = list(values.values()) if isinstance(values, Mapping) else [values]
-    if compression is not None and members and all(sparse.issparse(m) for m in members):
+    if compression is not None and (is_auto(compression) or (members and all(sparse.issparse(m) for m in members))):
         options["shuffle"] = True
     return options
 
@@ -148,7 +172,8 @@ def serialize_dense_matrix(
     compression_level: int = 4,
 ) -> None:
     """Write a dense array as element ``name`` of ``group``, keeping its dtype."""
-    write_elem(group, name, np.asarray(X), **compression_options(compression, compression_level))
+    X = np.asarray(X)
+    write_elem(group, name, X, **matrix_options(X, compression, compression_level))
 
 
 def serialize_sparse_matrix(

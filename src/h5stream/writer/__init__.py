@@ -62,6 +62,8 @@ CHUNK_TARGET_BYTES = 1 << 20
 # Below this an array is stored contiguously even when compression is asked
 # for: a chunk index costs more than compressing a few KiB saves.
 SMALL_ARRAY_BYTES = 4 << 10
+#: Chunks of an array compressed to decide ``only_if_shrinks_to`` (first, middle, last).
+SAMPLE_CHUNKS = 3
 # Rows per block when a non-contiguous array is copied block by block.
 BLOCK_TARGET_BYTES = 16 << 20
 
@@ -98,6 +100,12 @@ class WriteOptions:
         Encoder of gzip chunks (:func:`h5stream.codecs.deflate_kernel`): zlib,
         byte-identical to HDF5's filter (default), or libdeflate, the same
         format about twice as fast ("auto": libdeflate when installed).
+    only_if_shrinks_to : float or None
+        gzip only: an array is compressed only where a sample of its chunks
+        (:data:`SAMPLE_CHUNKS`, compressed as the array would be) keeps at most
+        this share of their bytes; otherwise it is stored uncompressed (noise
+        such as the low bytes of measured values costs more time to deflate
+        than its few saved bytes save).  None: always compressed.
     extra : dict
         Element-level options (``index`` of a dataframe, ``block_rows`` ...).
     """
@@ -108,6 +116,7 @@ class WriteOptions:
     shuffle: bool = False
     n_threads: int | None = None
     deflate: str = "zlib"
+    only_if_shrinks_to: float | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -120,6 +129,7 @@ class WriteOptions:
         n_threads: int | None = None,
         shuffle: bool = False,
         deflate: str = "zlib",
+        only_if_shrinks_to: float | None = None,
         **extra: Any,
     ) -> WriteOptions:
         """Validate and build options (the keyword form used by ``write_elem``)."""
@@ -138,6 +148,11 @@ class WriteOptions:
             resolve_threads(n_threads)
         if deflate not in DEFLATE_IMPLEMENTATIONS:
             raise ValueError(f"deflate must be one of {DEFLATE_IMPLEMENTATIONS}, got {deflate!r}")
+        if only_if_shrinks_to is not None:
+            only_if_shrinks_to = float(only_if_shrinks_to)
+            if compression != "gzip" or not 0.0 < only_if_shrinks_to <= 1.0:
+                raise ValueError(f"only_if_shrinks_to takes a share in (0, 1] with gzip, got {only_if_shrinks_to!r} "
+                                 f"with compression {compression!r}")
         return cls(
             compression=compression,
             level=level,
@@ -145,6 +160,7 @@ class WriteOptions:
             shuffle=bool(shuffle),
             n_threads=n_threads,
             deflate=deflate,
+            only_if_shrinks_to=only_if_shrinks_to,
             extra=dict(extra),
         )
 
@@ -153,7 +169,7 @@ class WriteOptions:
 
     @property
     def uncompressed(self) -> WriteOptions:
-        return dataclasses.replace(self, compression=None, level=None, shuffle=False)
+        return dataclasses.replace(self, compression=None, level=None, shuffle=False, only_if_shrinks_to=None)
 
 
 def choose_chunks(shape: tuple[int, ...], itemsize: int, requested: Any = "auto") -> tuple[int, ...]:
@@ -262,6 +278,12 @@ def write_array(parent: h5py.Group, key: str, array: np.ndarray, options: WriteO
             and array.size > 0
             and array.dtype.kind in "biufc"
         ):
+            if options.only_if_shrinks_to is not None and "chunks" in kwargs:
+                share = _sampled_share(array, kwargs, options)
+                if share > options.only_if_shrinks_to:
+                    logger.debug("%s: a sample of its chunks keeps %.2f of its bytes; stored uncompressed", key, share)
+                    return _write_plain(parent, key, array, layout_kwargs(array.shape, array.dtype.itemsize,
+                                                                          options.uncompressed))
             return _write_gzip_direct(parent, key, array, kwargs, options)
         return _write_plain(parent, key, array, kwargs)
     except (OSError, RuntimeError) as exc:
@@ -296,6 +318,14 @@ def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) 
     if recorder is not None:
         recorder.dataset(ds.name, checksums.digest_end(crc))
     return ds
+
+
+def _sampled_share(array: np.ndarray, kwargs: dict, options: WriteOptions) -> float:
+    """Share of their bytes that up to :data:`SAMPLE_CHUNKS` chunks of ``array`` (first, middle, last)
+    keep when compressed as ``kwargs`` say (on this thread)."""
+    chunks = GzipChunks(array, tuple(kwargs["chunks"]), int(kwargs["compression_opts"]),
+                        shuffle=bool(kwargs.get("shuffle")), implementation=options.deflate, threads=1)
+    return chunks.sampled_share(SAMPLE_CHUNKS)
 
 
 def _write_gzip_direct(

@@ -258,6 +258,20 @@ class GzipChunks:
             raw.free(compressor)
         return 0
 
+    def sampled_share(self, count: int) -> float:
+        """The share of their bytes that up to ``count`` chunks keep once compressed as :meth:`store` would,
+        compressed on this thread: the first, the last but one (an edge chunk's zero padding would flatter
+        the sample) and evenly between; every chunk of an array of ``count`` chunks or fewer."""
+        n = len(self._offsets)
+        last = n - 1 if n <= count else n - 2
+        picks = sorted({round(i * last / max(count - 1, 1)) for i in range(min(count, n))})
+        buffers = _Buffers(len(picks), self._nbytes, self._bound, raw=True)
+        failures = sum(self._compress(index, buffers, row) for row, index in enumerate(picks))
+        if failures:
+            raise WriteError(f"the deflate kernel failed on {failures} sampled chunk(s)",
+                             hint="the machine may be out of memory")
+        return float(buffers.sizes.sum()) / (len(picks) * self._nbytes)
+
     # -- storing
 
     def filters_match(self, dset: h5py.Dataset) -> bool:
