@@ -22,16 +22,23 @@ from h5stream.errors import (
     WriteError,
     WriterClaimError,
 )
-from h5stream.files import (
-    WriterClaim,
-    create_atomic,
-    guard_read,
-    open_validated,
-    update_atomic,
-    verify_files,
-)
+
+#: Names of h5stream.files, imported on first use: ``import h5stream`` (and a command line's start) does not
+#: load h5py and numpy until a file is touched, so Ctrl-C in the first moments of a command is answered at once.
+_FROM_FILES = frozenset({"WriterClaim", "create_atomic", "guard_read", "open_validated", "update_atomic",
+                         "verify_files"})
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _FROM_FILES:
+        from h5stream import files
+
+        value = getattr(files, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'h5stream' has no attribute {name!r}")
 
 
 def openmp_enabled() -> bool:

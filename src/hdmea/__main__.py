@@ -2,6 +2,6 @@
 
 import sys
 
-from hdmea.cli import main
+from _hdmea_cli import main
 
 sys.exit(main())

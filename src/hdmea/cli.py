@@ -8,8 +8,11 @@ missing or of the wrong kind, an output folder that cannot be written, too
 little free space).  Every error is printed as one message naming the path and
 what to do; no traceback.  ``run``, ``run-one`` and ``batch`` stopped by SIGTERM
 or SIGINT (a cluster's time limit or preemption, Ctrl-C) checkpoint what they
-finished, say where, and exit 75 (``EX_TEMPFAIL``; the same command resumes;
-see :mod:`hdmea.pipeline.batch.preemption`).
+finished, print ``stopped; run the same command again to resume`` with where,
+and exit 130 after Ctrl-C at a terminal, 75 (``EX_TEMPFAIL``) after SIGTERM or
+inside a SLURM job (the same command resumes; see
+:mod:`hdmea.pipeline.batch.preemption`).  A stop at any other moment, the
+command line's start included (:mod:`_hdmea_cli`), prints the same line.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from _hdmea_cli import STOPPED, command_of, stop_exit_code, stopped_line
 from h5stream.errors import H5StreamError
 from hdmea.cli_errors import describe_error
 from hdmea.errors import ConfigError
@@ -122,11 +126,11 @@ def _without_config_note() -> str:
             "from, and `hdmea run --help` lists the steps.")
 
 
-def _print_outcome(name: str, out: Path, outcome: dict) -> int:
+def _print_outcome(name: str, out: Path, outcome: dict, command_name: str = "hdmea run") -> int:
     status = outcome["status"]
     if status == "preempted":
-        print(f"{name}: Preempted: {outcome.get('message') or outcome.get('error')}", file=sys.stderr)
-        return EXIT_PREEMPTED
+        print(f"{command_name}: {STOPPED} ({_stop_detail(name, outcome)})", file=sys.stderr)
+        return stop_exit_code(outcome.get("signal"))
     if status in ("failed", "held"):  # held: another process holds the recording, not computed here
         text = (f"{name}: held: {outcome.get('error')}" if status == "held"
                 else f"{name}: failed ({outcome.get('kind')} error): {outcome.get('error')}")
@@ -147,13 +151,15 @@ def _print_outcome(name: str, out: Path, outcome: dict) -> int:
         print(f"  units: {detail['n_units']}")
     order = detail.get("frame_order")
     if order:
-        print(f"  raw frame order: {order['summary']}")
+        from hdmea.pipeline.run import frame_order_words
+
+        print(f"  raw frames: {frame_order_words(order)}")
         if order.get("warning"):
             print(f"  warning: {order['warning']}")
     check = detail.get("orientation")
     if check and check.get("n_units_checked"):
-        print(f"  electrical-image orientation: {check['fraction_own']:.0%} of {counted(check['n_units_checked'], 'unit')} "
-              f"peak at their own (row, col), {check['fraction_transposed']:.0%} at (col, row)")
+        own = round(check["fraction_own"] * check["n_units_checked"])
+        print(f"  electrical images: {own} of {counted(check['n_units_checked'], 'unit')} peak at their own electrode")
     return EXIT_OK
 
 
@@ -168,7 +174,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             raise ConfigError("--slurm needs a [batch.slurm] table in the configuration",
                               path=args.config, hint="see examples/slurm_batch.py")
         executor = slurm_client(config.batch.slurm)
-    worker_init = functools.partial(configure_logging, args.log_level)
+    worker_init = functools.partial(configure_logging, args.log_level, run_view=True)
     try:
         summary = run_batch(
             args.recordings, config, args.out, executor=executor, retries=args.retries,
@@ -196,10 +202,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                "the inputs and run the same command again")
         return EXIT_USAGE
     if summary.stopped_by:
-        print(f"hdmea batch: Preempted: {summary.stopped_by} received: {counted(len(summary.preempted), 'recording')} "
-              "stopped, each keeping its finished steps in <name>.h5.checkpoint.h5; run the same command again "
-              f"to resume them (exit code {EXIT_PREEMPTED})", file=sys.stderr)
-        return EXIT_PREEMPTED
+        print(f"hdmea batch: {STOPPED} ({_signal_words(summary.stopped_by)}: "
+              f"{counted(len(summary.preempted), 'recording')} stopped, each keeping its finished steps in "
+              "<name>.h5.checkpoint.h5)", file=sys.stderr)
+        return stop_exit_code(summary.stopped_by)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -222,8 +228,10 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
             _refuse_unverified(items[index])  # out-of-range indexes are refused by run_one, naming the range
     result = run_one(args.recordings, index, config, args.out)
     outcome = {"status": result.status, "seconds": result.seconds, "detail": result.detail,
-               "kind": result.kind, "error": result.error, "message": result.error}
-    return _print_outcome(result.name, result.output, outcome)
+               "kind": result.kind, "error": result.error, "message": result.error,
+               "signal": (result.detail or {}).get("signal"), "checkpoint": (result.detail or {}).get("checkpoint"),
+               "steps_done": (result.detail or {}).get("steps_done")}
+    return _print_outcome(result.name, result.output, outcome, "hdmea run-one")
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -410,12 +418,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     nothing left to do (every file written is committed and closed).  With
     ``argv`` given (from Python), it returns the status like any function.
     """
-    code = _run(argv)
+    try:
+        with _stops_noted():
+            code = _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports, its checks)
+        code = _stopped(argv)
     if argv is None and "numba" in sys.modules:
         from hdmea.pipeline.batch import exit_without_teardown
 
         exit_without_teardown(code)
     return code
+
+
+def _stopped(argv: Sequence[str] | None) -> int:
+    print(stopped_line(command_of(sys.argv[1:] if argv is None else argv)), file=sys.stderr)
+    return stop_exit_code(_first_signal or "SIGINT")
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -428,7 +445,8 @@ def _run(argv: Sequence[str] | None) -> int:
         args.log_level = "WARNING" if args.command == "demo" and not args.verbose else "INFO"
     if getattr(args, "check", None) is not None:
         args.check(args)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, run_view=args.command in _STOPPABLE,
+                      one_recording=args.command in ("run", "run-one"))
     func: Callable[[argparse.Namespace], int] = args.func
     command = args.command
     stop_signals: contextlib.AbstractContextManager = contextlib.nullcontext()
@@ -449,6 +467,8 @@ def _run(argv: Sequence[str] | None) -> int:
         _error(command, str(exc))
         return EXIT_USAGE
     except (H5StreamError, ImportError) as exc:
+        if _first_signal is not None:  # an import cut short by Ctrl-C (numpy's, say) fails as an ImportError
+            return _stopped(argv)
         text, code = describe_error(exc, command)
         _error(command, text)
         return code
@@ -460,11 +480,63 @@ def _run(argv: Sequence[str] | None) -> int:
         _error(command, describe_os_error(exc))
         return EXIT_FAILED
     except preempted as exc:  # a signal before or after the recordings' jobs
-        _error(command, f"Preempted: {exc}")
-        return EXIT_PREEMPTED
-    except KeyboardInterrupt:
-        _error(command, "interrupted")
-        return 130
+        print(stopped_line(command), file=sys.stderr)
+        return stop_exit_code(exc.signal_name)
+
+
+_first_signal: str | None = None  # the stop signal that arrived before a command's own handling, if one did
+
+
+@contextlib.contextmanager
+def _stops_noted():
+    """Until a command installs its own handlers, Ctrl-C and SIGTERM stop it as they do later: the signal is
+    noted (an import it cuts short may fail with another error than KeyboardInterrupt) and raises
+    KeyboardInterrupt; the earlier handlers come back at the end."""
+    import signal
+    import threading
+
+    global _first_signal
+    _first_signal = None
+
+    def on_stop(signum, frame):
+        global _first_signal
+        _first_signal = _first_signal or signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    wanted = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {sig: signal.getsignal(sig) for sig in wanted}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    for sig, default in wanted.items():
+        if previous[sig] is default:
+            signal.signal(sig, on_stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _signal_words(signal_name: str | None) -> str:
+    return {"SIGINT": "Ctrl-C", "SIGBREAK": "Ctrl-Break", None: "a stop"}.get(signal_name, signal_name)
+
+
+def _stop_detail(name: str, outcome: dict) -> str:
+    """What a stopped job left, in a few words: which signal (in which SLURM job), which steps are kept where."""
+    from hdmea.pipeline.batch.preemption import slurm_job_text
+
+    job = slurm_job_text()
+    where = f" in {job}" if job else ""
+    done = outcome.get("steps_done") or []
+    checkpoint = outcome.get("checkpoint")
+    if checkpoint:
+        kept = f"the finished steps {', '.join(done)} are kept in {checkpoint}"
+    elif done:
+        kept = f"the finished steps could not be kept, so {name} starts over"
+    else:
+        kept = f"no step of {name} had finished"
+    return f"{_signal_words(outcome.get('signal'))}{where}: {kept}"
 
 
 #: What the library's messages call a keyword argument, on the command line, per subcommand.

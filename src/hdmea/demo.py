@@ -81,7 +81,9 @@ class DemoResult:
             lines.append(f"  electrical images  {own} of {check['n_units_checked']} units peak at their own electrode")
         order = p.get("frame_order")
         if order:
-            lines.append(f"  raw frame order    {_frame_order_words(order)}")
+            from hdmea.pipeline.run import frame_order_words
+
+            lines.append(f"  raw frame order    {frame_order_words(order)}")
             if order.get("warning"):
                 lines.append(f"  warning: {order['warning']}")
         ran = [f"{s['name']} {s['seconds']:.2f} s" for s in p["steps"] if s["status"] == "ran"]
@@ -103,18 +105,6 @@ class DemoResult:
             lines += [f"  # {why}", f"  {command}"]
         lines.append("(hdmea demo --verbose shows each step's log lines.)")
         return "\n".join(lines)
-
-
-def _frame_order_words(order: dict) -> str:
-    """How the raw frames were read and what decided it, in words."""
-    axes = {"col_row": "[col, row]", "row_col": "[row, col]"}.get(order.get("sensor_axis_order"),
-                                                                 str(order.get("sensor_axis_order")))
-    decided_by = order.get("decided_by")
-    if decided_by == "footprints":
-        return f"read as {axes}, which the spike footprints of {counted(order.get('n_units', 0), 'unit')} agree on"
-    if decided_by == "undecided":
-        return f"read as {axes} (the vendor's order): the data could not tell"
-    return f"read as {axes} ({order.get('summary', decided_by)})"
 
 
 def _report_available() -> bool:

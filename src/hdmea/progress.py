@@ -111,7 +111,7 @@ class Progress:
                 _ACTIVE_BARS.append(self._bar)
         if self._bar is None:
             self.log.info("%s: started (%s)", description,
-                          f"? {plural(unit)}" if total is None else counted(total, unit))
+                          f"? {plural(unit)}" if total is None else counted(total, unit), extra=_PROGRESS)
 
     @property
     def uses_bar(self) -> bool:
@@ -130,7 +130,7 @@ class Progress:
                 while self._next_fraction <= self.count / self.total:
                     self._next_fraction += LOG_FRACTION_STEP
             self._last_log = now
-            self.log.info("%s: %s", self.description, self._status(now))
+            self.log.info("%s: %s", self.description, self._status(now), extra=_PROGRESS)
 
     def set_postfix(self, text: str) -> None:
         if self._bar is not None:
@@ -152,7 +152,7 @@ class Progress:
                 _ACTIVE_BARS.remove(self._bar)
             self._bar.close()
         else:
-            self.log.info("%s: done, %s", self.description, self._status(time.monotonic()))
+            self.log.info("%s: done, %s", self.description, self._status(time.monotonic()), extra=_PROGRESS)
 
     def __enter__(self) -> Progress:
         return self
@@ -274,11 +274,47 @@ class BarAwareHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def configure_logging(level: int | str = "INFO", *, stream: IO | None = None) -> logging.Handler:
+#: ``extra`` of a progress counter's log lines (``record.progress``), so a view can leave them out.
+_PROGRESS = {"progress": True}
+
+#: The loggers whose INFO lines a person running a pipeline reads (a line per step, the job's start and
+#: end, a batch's course); the steps' own INFO lines are details, shown from DEBUG on.
+RUN_VIEW_LOGGERS = ("hdmea.pipeline.run", "hdmea.pipeline.batch")
+
+
+#: ``extra`` of a log line that a single recording's command says again as its last words (a job's stop).
+SAID_AT_THE_END = {"said_at_the_end": True}
+
+
+class RunViewFilter(logging.Filter):
+    """Passes warnings and errors, and the INFO lines of :data:`RUN_VIEW_LOGGERS` but not their counters.
+
+    ``one_recording``: the command ends by saying what became of its one recording, so the job's own
+    line saying it (:data:`SAID_AT_THE_END`) is left out.
+    """
+
+    def __init__(self, one_recording: bool = False) -> None:
+        super().__init__()
+        self.one_recording = one_recording
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.one_recording and getattr(record, "said_at_the_end", False):
+            return False
+        if record.levelno != logging.INFO:
+            return True
+        if getattr(record, "progress", False):
+            return False
+        return any(record.name == name or record.name.startswith(name + ".") for name in RUN_VIEW_LOGGERS)
+
+
+def configure_logging(level: int | str = "INFO", *, stream: IO | None = None,
+                      run_view: bool = False, one_recording: bool = False) -> logging.Handler:
     """Send log lines of ``hdmea`` and ``h5stream`` to ``stream`` (default stderr), tagged.
 
     Meant for the command line and batch workers; calling it twice replaces the
-    earlier handler instead of doubling the lines.
+    earlier handler instead of doubling the lines.  ``run_view``: at INFO, only
+    the lines a person follows a run by (:class:`RunViewFilter`; ``one_recording``: for a command that
+    processes one recording).
     """
     if isinstance(level, str):
         numeric = logging.getLevelName(level.upper())
@@ -288,6 +324,8 @@ def configure_logging(level: int | str = "INFO", *, stream: IO | None = None) ->
     handler = BarAwareHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(RecordingTagFilter())
+    if run_view and level == logging.INFO:
+        handler.addFilter(RunViewFilter(one_recording))
     setattr(handler, _HANDLER_MARK, True)
     for name in ("hdmea", "h5stream", "h5scp"):
         lg = logging.getLogger(name)

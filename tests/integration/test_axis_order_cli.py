@@ -42,8 +42,8 @@ def test_hdmea_run_without_a_setting_puts_images_on_their_units(tmp_path, capsys
     d = _decision(out)
     order = "row_col" if transposed else "col_row"
     assert d["sensor_axis_order"] == order and d["decided_by"] == decided_by and d["setting"] == "auto"
-    assert f"raw frame order: frames read as {'[row, col]' if transposed else '[col, row]'} ({order}), " \
-           f"{decided_by}" in printed
+    why = {"footprints": "which the spike footprints of", "shape": "the only reading the recorded region's shape"}
+    assert f"raw frames: read as {'[row, col]' if transposed else '[col, row]'}, {why[decided_by]}" in printed
     assert "warning" not in printed
     fraction, n = on_target_fraction(out)
     assert n == len(UNITS) and fraction >= 0.9
@@ -54,20 +54,20 @@ def test_an_undecided_recording_says_so_everywhere(tmp_path, capsys):
     out = tmp_path / "out" / "rec.h5"
     assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "raw frame order: frames read as [col, row] (col_row), undecided" in printed
+    assert "raw frames: read as [col, row] (the vendor's order): the data could not tell" in printed
     assert "warning: hand: the raw frames' order could not be decided" in printed
     assert "--sensor-axis-order row_col" in printed
 
     assert main(["inspect", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "raw frame order: frames read as [col, row] (col_row), undecided" in printed
+    assert "raw frames: read as [col, row] (the vendor's order): the data could not tell" in printed
     assert "warning: hand: the raw frames' order could not be decided" in printed
 
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     capsys.readouterr()
     html = (tmp_path / "report" / "index.html").read_text() if (tmp_path / "report" / "index.html").exists() else \
         next((tmp_path / "report").glob("*.html")).read_text()
-    assert "Raw frame order: frames read as [col, row] (col_row), undecided" in html
+    assert "Raw frames: read as [col, row] (the vendor&#x27;s order): the data could not tell" in html
     assert "could not be decided" in html
 
     # forcing the order on the command line puts the images on their units
@@ -75,7 +75,7 @@ def test_an_undecided_recording_says_so_everywhere(tmp_path, capsys):
     assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(forced),
                  "--sensor-axis-order", "row_col"]) == 0
     printed = capsys.readouterr().out
-    assert "raw frame order: frames read as [row, col] (row_col), forced" in printed and "warning" not in printed
+    assert "raw frames: read as [row, col], as the configuration or --sensor-axis-order says" in printed and "warning" not in printed
     assert on_target_fraction(forced) == (1.0, 3)
 
 
@@ -103,5 +103,5 @@ def test_the_viewer_shows_the_decision_and_the_warning(tmp_path):
     assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(out)]) == 0
     with h5py.File(out, "r") as f:
         summary = recording_summary(f, file_version(f))
-    assert summary.frame_order.startswith("frames read as [col, row] (col_row), undecided")
+    assert summary.frame_order.startswith("read as [col, row] (the vendor's order): the data could not tell")
     assert any("could not be decided" in w for w in summary.warnings)

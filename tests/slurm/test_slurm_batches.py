@@ -141,10 +141,10 @@ def test_sigterm_checkpoints_and_the_requeued_task_resumes(slurm, recordings, tm
     first, _, second = text.partition("slurm_array.sh: hdmea stopped and kept its checkpoint; requeueing")
     assert second, text
     # The stopped run: one message naming the signal, the job, the checkpoint and what to do.
-    assert re.search(rf"rec_b: Preempted: SIGTERM received \(SLURM job {job} task 1\): recording 'rec_b' "
-                     rf"stopped( during step \w+)?; its finished steps \(load_recording[^)]*\) are checkpointed in "
-                     rf"{re.escape(str(checkpoint))}", first), first
-    assert "exit code 75" in first and "rec_b: done in" not in first
+    assert re.search(rf"hdmea run-one: stopped; run the same command again to resume \(SIGTERM in SLURM job {job} "
+                     rf"task 1: the finished steps load_recording[^)]* are kept in {re.escape(str(checkpoint))}\)",
+                     first), first
+    assert first.count("run the same command again to resume") == 1 and "rec_b: done in" not in first
     # The requeued run: resumed from the checkpoint, equal to a clean run.
     assert f"resuming from {checkpoint.name} (steps done: load_recording" in second
     assert "rec_b: done in" in second and not checkpoint.exists()

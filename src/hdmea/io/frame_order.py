@@ -141,6 +141,22 @@ class FrameOrderDecision:
             text += f"; {self.reason}"
         return text
 
+    def words(self) -> str:
+        """How the raw frames were read and what decided it, in a person's words (no field names)."""
+        axes = _LAYOUT.get(self.order, self.order)
+        if self.decided_by == "footprints":
+            units = f"{self.n_units} unit" + ("" if self.n_units == 1 else "s")
+            text = f"read as {axes}, which the spike footprints of {units} agree on"
+        elif self.decided_by == "undecided":
+            text = f"read as {axes} (the vendor's order): the data could not tell"
+        elif self.decided_by == "forced":
+            text = f"read as {axes}, as the configuration or --sensor-axis-order says"
+        elif self.decided_by == "shape":
+            text = f"read as {axes}, the only reading the recorded region's shape allows"
+        else:
+            text = f"read as {axes}"
+        return text + (" (the file's region fields are swapped)" if self.swapped_fields else "")
+
     def warning_text(self, recording: str) -> str:
         if self.swapped_fields and not self.undecided:
             by = "the units' footprints decided" if self.decided_by == "footprints" else "the forced order reads"

@@ -270,6 +270,13 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
                           checkpoints=checkpoints, orientation=orientation, frame_order=frame_order)
 
 
+def frame_order_words(order: dict) -> str:
+    """How the raw frames were read and what decided it, in words, from a run's ``frame_order`` summary."""
+    from hdmea.io.frame_order import FrameOrderDecision
+
+    return FrameOrderDecision.from_record(order).words()
+
+
 def _frame_order_summary(session) -> dict | None:
     """The frame-order decision a step stored, as plain values plus a one-line ``summary`` (None: none)."""
     from hdmea.io.frame_order import stored_frame_order
@@ -302,7 +309,7 @@ def _checkpoint_on_stop(session, checkpoint: Path, digest: str, dataset_id: str,
         return
     if kept == done and checkpoint.exists():
         stop.checkpoint = checkpoint
-        logger.warning("stopped by %s; steps done (%s) are in %s already", stop.signal_name, ", ".join(done),
+        logger.debug("stopped by %s; steps done (%s) are in %s already", stop.signal_name, ", ".join(done),
                        checkpoint)
         return
     try:
@@ -315,7 +322,7 @@ def _checkpoint_on_stop(session, checkpoint: Path, digest: str, dataset_id: str,
         logger.error("stopped, and the checkpoint %s could not be written: %s", checkpoint, exc)
     else:
         stop.checkpoint = checkpoint
-        logger.warning("stopped by %s; steps done (%s) checkpointed to %s", stop.signal_name,
+        logger.debug("stopped by %s; steps done (%s) checkpointed to %s", stop.signal_name,
                        ", ".join(done), checkpoint)
 
 

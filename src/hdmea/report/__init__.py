@@ -203,7 +203,7 @@ def _html_page(data, sections) -> str:
         f"<p>File: <code>{esc(str(data.path))}</code><br>Sampling rate: {data.sampling_rate:g} Hz<br>"
         f"Steps completed: {esc(', '.join(data.completed_steps) or 'none')}<br>"
         f"Units: {len(data.unit_ids)}, spikes: {sum(data.spike_counts.values())}"
-        + (f"<br>Raw frame order: {esc(data.frame_order)}" if data.frame_order else "") + "</p>",
+        + (f"<br>Raw frames: {esc(data.frame_order)}" if data.frame_order else "") + "</p>",
     ]
     parts += [f"<p class='warning'><b>Warning:</b> {esc(text)}</p>" for text in data.warnings]
     if not sections:

@@ -100,7 +100,7 @@ def _frame_order_text(f: h5py.File) -> str:
     if FRAME_ORDER_METADATA not in f:
         return ""
     record = Recording.of(f).node(FRAME_ORDER_METADATA)
-    return FrameOrderDecision.from_record(record).summary() if isinstance(record, dict) else ""
+    return FrameOrderDecision.from_record(record).words() if isinstance(record, dict) else ""
 
 
 def _dataset_line(name: str, ds: h5py.Dataset) -> str:
@@ -172,7 +172,7 @@ def describe_recording(path: str | os.PathLike, *, max_children: int | None = 4)
         if info["features"]:
             lines.append("features: " + ", ".join(f"{k} ({counted(v, 'unit')})" for k, v in sorted(info["features"].items())))
         if info["frame_order"]:
-            lines.append(f"raw frame order: {info['frame_order']}")
+            lines.append(f"raw frames: {info['frame_order']}")
         for text in info["warnings"]:
             lines.append(f"warning: {text}")
         lines.append("/")

@@ -238,7 +238,7 @@ async function showRecording() {
     clear(mosaic);
     $("rec-summary").textContent = body.dataset_id + ": " + body.n_units + " units, " +
       (body.duration_s ? body.duration_s.toFixed(1) + " s, " : "") + "steps completed: " + (body.steps.join(", ") || "none") +
-      (body.frame_order ? ". Raw frame order: " + body.frame_order : "") +
+      (body.frame_order ? ". Raw frames: " + body.frame_order : "") +
       (body.warnings && body.warnings.length ? ". Warning: " + body.warnings.join(" Warning: ") : "") +
       (body.item ? ". Click a unit's centre to open its page." : "");
     if (body.item) await embed(body.item, "mosaic", "mosaic");

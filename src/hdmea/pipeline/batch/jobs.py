@@ -38,7 +38,7 @@ from hdmea.pipeline.batch.recordings import (
 from hdmea.pipeline.batch.workers import WorkerSetup, take_setup_seconds
 from hdmea.pipeline.preflight import CreatedFolders
 from hdmea.pipeline.run import run_pipeline
-from hdmea.progress import recording_context
+from hdmea.progress import SAID_AT_THE_END, recording_context
 
 __all__ = ["JobFunction", "JobCall", "run_job", "run_pipeline_job"]
 
@@ -114,7 +114,7 @@ def run_job(recording: Recording, output: str | os.PathLike, config: PipelineCon
     except Preempted as stop:
         stop.recording = stop.recording or recording.name
         with recording_context(recording.name):
-            logger.warning("%s", stop)
+            logger.warning("%s", stop, extra=SAID_AT_THE_END)
         return {"status": "preempted", "seconds": 0.0, "signal": stop.signal_name,
                 "checkpoint": None if stop.checkpoint is None else str(stop.checkpoint),
                 "steps_done": stop.steps_done, "message": str(stop), "pid": os.getpid()}

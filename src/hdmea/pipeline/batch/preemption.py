@@ -10,9 +10,10 @@ a job of higher priority, ``scancel``; at a terminal, Ctrl-C.  ``hdmea run``,
 2. the pipeline writes the steps it has finished to ``<out>.checkpoint.h5``
    (:func:`hdmea.pipeline.run.run_pipeline`), and the job reports
    ``status="preempted"`` with that path;
-3. the command prints one message naming the recording, the signal, the SLURM
-   job, the checkpoint and what to do, and exits with :data:`EXIT_PREEMPTED`
-   (75, ``EX_TEMPFAIL``: "try again later").
+3. the command prints one line, ``stopped; run the same command again to
+   resume``, naming the signal, the SLURM job and the checkpoint, and exits
+   with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL``: "try again later") after
+   SIGTERM or inside a SLURM job, 130 after Ctrl-C at a terminal.
 
 Running the same command again resumes from the checkpoint; the log says
 ``resuming from <out>.checkpoint.h5 (steps done: ...)``.  A second signal while
@@ -139,7 +140,7 @@ def describe_stop(signal_name: str, recording: str | None, checkpoint: str | os.
         text += "; no step had finished, nothing to keep. Run the same command again to process it"
     else:
         text += ". Run the same command again"
-    return text + f" (exit code {EXIT_PREEMPTED}: a SLURM task requeues on it)"
+    return text
 
 
 # --------------------------------------------------------------------------- this process's signals
