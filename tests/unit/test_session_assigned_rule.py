@@ -178,3 +178,14 @@ def test_the_release_decision_is_calibrated_on_this_interpreter():
     assert _followed.RELEASE.held_elsewhere(holder)  # a view of the array
     del view
     assert not _followed.RELEASE.held_elsewhere(holder)
+
+
+def test_a_text_array_read_back_is_read_only_so_an_edit_cannot_vanish(tmp_path):
+    s = _session(tmp_path)
+    s.units["unit_000"]["labels"] = np.array(["on", "off"], dtype=object)  # not held by the caller
+    s.units["unit_001"]["note"] = "x"  # a later assignment: the session lets go of the text array
+    given = s.units["unit_000"]["labels"]
+    with pytest.raises(ValueError):
+        given[0] = "changed"  # a converted copy: the edit would be lost, so it raises
+    s.save()
+    assert _read(tmp_path / "rec.h5", "units/unit_000/labels") == ["on", "off"]

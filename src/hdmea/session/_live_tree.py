@@ -19,7 +19,8 @@ list, or dict stored as     a :class:`LiveList` / :class:`TrackedDict` (a change
 one value                   inside its items, is written back to the session)
 array held in memory        the staged array itself (in-place edits are kept)
 array on disk (spilled,     a read-only copy: an in-place edit raises
-or from a checkpoint)       ``ValueError`` instead of being lost; assign instead
+or from a checkpoint), or   ``ValueError`` instead of being lost; assign instead
+stored converted (text)
 other values                their Python value (immutable)
 ==========================  =====================================================
 
@@ -149,8 +150,8 @@ class LiveGroup(MutableMapping):
         if node.tag is None and isinstance(node.data, np.ndarray) and node.data.dtype.kind != "O":
             return node.data  # the staged array itself: in-place edits are kept
         value = decode_node(node)
-        if isinstance(node.data, FileArray) and isinstance(value, np.ndarray):
-            value.flags.writeable = False  # a copy of data on disk: an edit would be lost, so it raises
+        if isinstance(value, np.ndarray) and value is not node.data:
+            value.flags.writeable = False  # a copy (of data on disk, or converted): an edit would be lost, so it raises
         if isinstance(value, list):
             return LiveList(value, _write_back(self, key, value))
         if isinstance(value, dict):  # a dict stored as one value (typed JSON)
