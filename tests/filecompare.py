@@ -9,6 +9,13 @@ are skipped on every object.  Storage layout, chunking, creation order and
 compression are deliberately not compared: two writers may lay bytes out
 differently and still hold the same content.
 
+A file a session saved and one written by the steps without a session differ by the original
+pipeline's session-mode rules (:mod:`hdmea.session.lab_layout`): a scalar is a 0-d dataset instead of a
+1-element one, and the root's ``hdmea_version``, ``/pipeline``'s ``stage1_completed``/``stage1_timestamp``
+and ``/source_files`` exist.  When exactly one of the two files carries ``hdmea_version`` (a session's
+file), those differences are not reported (``session_rules=None``, the default; pass True or False to
+decide).
+
 ``assert_files_equal(a, b, ...)`` raises ``AssertionError`` listing the first
 differences.  ``assert_exact(a, b)`` compares two Python values (what a round
 trip returned against what went in) with their types, dtypes and key order.
@@ -26,7 +33,7 @@ import numpy as np
 __all__ = ["compare_files", "assert_files_equal", "assert_exact", "TIMESTAMP_ATTRS"]
 
 #: Attributes that record when something happened; they differ between runs by nature.
-TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at"})
+TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at", "stage1_timestamp"})
 
 
 def _as_text_array(values: np.ndarray) -> np.ndarray:
@@ -76,7 +83,7 @@ def _collect(f: h5py.File) -> dict[str, h5py.HLObject]:
     return objects
 
 
-def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str]) -> None:
+def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str], reshaped: set = frozenset()) -> None:
     names_a = set(a.attrs.keys()) - ignore
     names_b = set(b.attrs.keys()) - ignore
     for name in sorted(names_a - names_b):
@@ -89,7 +96,7 @@ def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str]) -> N
             out.append(f"{path}@{name}: dtype {dtype_a} != {dtype_b}")
             continue
         if path == "/" and name == _MANIFEST:
-            out.extend(_manifest_differences(a, b, ignore))
+            out.extend(_manifest_differences(a, b, ignore, reshaped))
             continue
         if not _values_equal(a.attrs[name], b.attrs[name]):
             out.append(f"{path}@{name}: values differ ({a.attrs[name]!r} != {b.attrs[name]!r})")
@@ -98,7 +105,7 @@ def _compare_attrs(path: str, a, b, ignore: frozenset[str], out: list[str]) -> N
 _MANIFEST = "h5stream_checksums"
 
 
-def _manifest_differences(a, b, ignore: frozenset[str]) -> list[str]:
+def _manifest_differences(a, b, ignore: frozenset[str], reshaped=frozenset()) -> list[str]:
     """Digests both checksum manifests hold for the same object and differ on (ignored attributes aside).
 
     A manifest may hold digests the other does not need (data in checksummed
@@ -110,7 +117,7 @@ def _manifest_differences(a, b, ignore: frozenset[str]) -> list[str]:
     first, second = json.loads(a.attrs[_MANIFEST]), json.loads(b.attrs[_MANIFEST])
     out = [f"/@{_MANIFEST}: dataset {path} has digest {first['datasets'][path]} != {second['datasets'][path]}"
            for path in sorted(set(first["datasets"]) & set(second["datasets"]))
-           if first["datasets"][path] != second["datasets"][path]]
+           if first["datasets"][path] != second["datasets"][path] and path not in reshaped]
     for path in sorted(set(first["attributes"]) & set(second["attributes"])):
         names_a, names_b = first["attributes"][path], second["attributes"][path]
         for name in sorted((set(names_a) & set(names_b)) - ignore):
@@ -121,18 +128,42 @@ def _manifest_differences(a, b, ignore: frozenset[str]) -> list[str]:
     return out
 
 
+#: What only a session's file holds (the original's session mode writes them; see the module docstring).
+_SESSION_ONLY_ATTRS = {"/": {"hdmea_version"}, "/pipeline": {"stage1_completed", "stage1_timestamp"}}
+_SESSION_ONLY_GROUP = "/source_files"
+_SCALAR_TAGS = {"int", "float", "bool", "str", "npscalar", "bigint", "json"}
+
+
+def _session_scalar_pair(a, b) -> bool:
+    """Both datasets hold one tagged scalar, one 1-element and the other 0-d."""
+    tag = a.attrs.get("h5stream_type")
+    tag = tag.decode() if isinstance(tag, bytes) else tag
+    return tag in _SCALAR_TAGS and {a.shape, b.shape} == {(1,), ()}
+
+
+def _without_session_rules(objects: dict) -> dict:
+    return {p: o for p, o in objects.items() if p != _SESSION_ONLY_GROUP and not p.startswith(_SESSION_ONLY_GROUP + "/")}
+
+
 def compare_files(
     first: str | os.PathLike,
     second: str | os.PathLike,
     *,
     ignore_attrs: Iterable[str] = TIMESTAMP_ATTRS,
+    session_rules: bool | None = None,
 ) -> list[str]:
     """Differences between two HDF5 files, one line each; empty when equal."""
     ignore = frozenset(ignore_attrs)
     out: list[str] = []
     with h5py.File(first, "r") as fa, h5py.File(second, "r") as fb:
+        if session_rules is None:
+            session_rules = ("hdmea_version" in fa.attrs) != ("hdmea_version" in fb.attrs)
         objects_a = _collect(fa)
         objects_b = _collect(fb)
+        reshaped: set[str] = set()
+        if session_rules:
+            objects_a = _without_session_rules(objects_a)
+            objects_b = _without_session_rules(objects_b)
         for path in sorted(set(objects_a) - set(objects_b)):
             out.append(f"{path}: only in the first file")
         for path in sorted(set(objects_b) - set(objects_a)):
@@ -143,14 +174,25 @@ def compare_files(
                 out.append(f"{path}: {type(a).__name__} != {type(b).__name__}")
                 continue
             if isinstance(a, h5py.Dataset):
-                if a.shape != b.shape:
+                if session_rules and _session_scalar_pair(a, b):
+                    reshaped.add(path)
+                    if not _values_equal(np.ravel(a[()]), np.ravel(b[()])):
+                        out.append(f"{path}: values differ")
+                elif a.shape != b.shape:
                     out.append(f"{path}: shape {a.shape} != {b.shape}")
                 elif _dtype_label(a.dtype) != _dtype_label(b.dtype):
                     out.append(f"{path}: dtype {_dtype_label(a.dtype)} != {_dtype_label(b.dtype)}")
                 elif not _values_equal(a[()], b[()]):
                     out.append(f"{path}: values differ")
-            _compare_attrs(path, a, b, ignore, out)
+            if path != "/":
+                _compare_attrs(path, a, b, _ignored(ignore, path, session_rules), out, reshaped)
+        # last: the root's checksum manifest is judged knowing which scalars the session rules reshaped
+        _compare_attrs("/", fa, fb, _ignored(ignore, "/", session_rules), out, reshaped)
     return out
+
+
+def _ignored(ignore: frozenset, path: str, session_rules: bool) -> frozenset:
+    return ignore | _SESSION_ONLY_ATTRS.get(path, set()) if session_rules else ignore
 
 
 def assert_files_equal(
@@ -159,9 +201,10 @@ def assert_files_equal(
     *,
     ignore_attrs: Iterable[str] = TIMESTAMP_ATTRS,
     show: int = 20,
+    session_rules: bool | None = None,
 ) -> None:
     """Raise ``AssertionError`` naming the first ``show`` differences, if any."""
-    diffs = compare_files(first, second, ignore_attrs=ignore_attrs)
+    diffs = compare_files(first, second, ignore_attrs=ignore_attrs, session_rules=session_rules)
     if diffs:
         listed = "\n  ".join(diffs[:show])
         more = f"\n  ... and {len(diffs) - show} more" if len(diffs) > show else ""

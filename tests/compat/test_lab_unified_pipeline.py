@@ -170,7 +170,7 @@ def test_every_value_lands_under_the_unit_the_lab_meant(lab_run):
         checked = 0
         for name, (row, col) in report["geometry"].items():
             geometry = f[f"units/{name}/features/eimage_sta/geometry"]
-            assert [geometry["center_row"][0], geometry["center_col"][0]] == [row, col]
+            assert [float(geometry["center_row"][()]), float(geometry["center_col"][()])] == [row, col]
             unit = truth.units[name]
             if unit.kind != "silent" and len(unit.spike_times) >= 20:
                 assert abs(row - unit.row) <= 1 and abs(col - unit.col) <= 1, (name, row, col, unit.row, unit.col)
@@ -212,7 +212,7 @@ def test_manual_labels_attach_to_the_right_spike_trains(lab_run):
     with h5py.File(output, "r") as f:
         for name in f["units"]:
             g = f[f"units/{name}"]
-            label = g["auto_label/axon_type"][0]
+            label = g["auto_label/axon_type"][()]
             label = label.decode() if isinstance(label, bytes) else str(label)
             number = int(g.attrs["unit_num"])
             assert label == expected_labels[number]

@@ -47,7 +47,7 @@ def test_units_spike_times_electrodes_and_waveforms_equal_the_recording(analysed
     out, result = exported
     with h5py.File(analysed, "r") as f, pynwb.NWBHDF5IO(out, "r") as io:
         nwb = io.read()
-        fs = float(f["metadata/sampling_rate"][0])
+        fs = float(f["metadata/sampling_rate"][()])
         ours = sorted(f["units"])
         rows = _unit_rows(nwb)
         assert sorted(rows) == ours and result.n_units == len(ours)
@@ -106,7 +106,7 @@ def test_intervals_light_reference_and_images_equal_the_recording(analysed, expo
     out, result = exported
     with h5py.File(analysed, "r") as f, pynwb.NWBHDF5IO(out, "r") as io:
         nwb = io.read()
-        fs = float(f["metadata/sampling_rate"][0])
+        fs = float(f["metadata/sampling_rate"][()])
         assert sorted(nwb.intervals) == sorted(f["stimulus/section_time"]) == sorted(result.intervals)
         step = nwb.intervals["step_up_5s_5i_3x"].to_dataframe()
         sec = f["units/unit_001/spike_times_sectioned/step_up_5s_5i_3x"]

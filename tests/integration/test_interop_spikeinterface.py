@@ -120,8 +120,8 @@ def test_recording_file_sorting_and_firing_rate_metric(analysed):
 
     sorting = read_recording_file(analysed)
     with _h5open(analysed) as f:
-        fs = float(f["metadata/sampling_rate"][0])
-        duration = float(f["metadata/acquisition/recording_duration_us"][0]) / 1e6
+        fs = float(f["metadata/sampling_rate"][()])
+        duration = float(f["metadata/acquisition/recording_duration_us"][()]) / 1e6
         ids = sorted(f["units"])
         assert list(sorting.get_unit_ids()) == ids
         for k, uid in enumerate(ids):

@@ -127,7 +127,7 @@ def test_sta_panels_use_the_tables_peak_lag_and_say_it_in_ms(processed, drawn):
     panels = {a.get_label()[5:]: a for a in page.axes if a.get_label().startswith("unit:")}
     assert list(panels) == data.unit_ids  # every unit on the one page
     with h5py.File(path, "r") as f:
-        fs = float(f["metadata/sampling_rate"][0])
+        fs = float(f["metadata/sampling_rate"][()])
         frame_ms = float(np.median(np.diff(f["stimulus/frame_time/default"][()].astype(float)))) / fs * 1000
         for uid, ax in panels.items():
             feature = f[f"units/{uid}/features"]
@@ -171,7 +171,7 @@ def test_eimage_panels_are_labelled_by_time_from_the_spike(processed, drawn):
     panels = {a.get_label()[5:]: a for a in page.axes if a.get_label().startswith("unit:")}
     assert list(panels) == data.unit_ids
     with h5py.File(path, "r") as f:
-        fs = float(f["metadata/sampling_rate"][0])
+        fs = float(f["metadata/sampling_rate"][()])
         for uid, ax in panels.items():
             group = f[f"units/{uid}/features/eimage_sta"]
             if int(group.attrs["n_spikes_used"]) == 0:

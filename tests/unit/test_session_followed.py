@@ -58,10 +58,10 @@ def test_dict_nested_dict_list_and_array_changed_after_assignment_are_saved(tmp_
     with h5py.File(out, "r") as f:
         np.testing.assert_array_equal(f["units/unit_001/features/rf/sta"][()], sta)
         assert f["units/unit_001/features/rf/sta"][0] == -1.0
-        assert f["units/unit_001/features/rf/n_spikes"][0] == 12
-        assert _text(f["units/unit_002/auto_label/auto/axon_type"][0]) == "ac"
+        assert f["units/unit_001/features/rf/n_spikes"][()] == 12
+        assert _text(f["units/unit_002/auto_label/auto/axon_type"][()]) == "ac"
         np.testing.assert_array_equal(f["units/unit_002/auto_label/auto/scores"][()], [0.25, 0.75])
-        assert _text(f["units/unit_002/auto_label/manual/by"][0]) == "lab"
+        assert _text(f["units/unit_002/auto_label/manual/by"][()]) == "lab"
         np.testing.assert_array_equal(f["metadata/frame_range"][()], [10, 14, 15])
         assert f["stimulus/trace"][7] == 3.5 and np.count_nonzero(f["stimulus/trace"][()]) == 1
 
@@ -81,7 +81,7 @@ def test_the_assigned_object_is_what_the_session_gives_back(tmp_path, memory_lim
     trials["label"] = "x"
     s.save()
     with h5py.File(tmp_path / "rec.h5", "r") as f:
-        assert [f[f"units/unit_000/f/{k}"][0] for k in "abc"] == [1, 2, 3]
+        assert [f[f"units/unit_000/f/{k}"][()] for k in "abc"] == [1, 2, 3]
     r = PipelineSession.load(tmp_path / "rec.h5")
     assert list(r.units["unit_000"]["trials"]) == [0, "label"]
     np.testing.assert_array_equal(r.units["unit_000"]["trials"][0], np.arange(3))
@@ -145,7 +145,7 @@ def test_a_change_after_the_save_makes_the_session_unsaved_again(tmp_path, memor
     s.close()
     for name in ("rec.h5", "ck.h5"):
         with h5py.File(tmp_path / name, "r") as f:
-            assert f["units/unit_000/f/x"][0] == 2 and f["units/unit_000/f/arr"][0] == -5.0
+            assert f["units/unit_000/f/x"][()] == 2 and f["units/unit_000/f/arr"][0] == -5.0
 
 
 def test_a_change_the_session_cannot_merge_is_refused_loudly(tmp_path):
@@ -155,7 +155,7 @@ def test_a_change_the_session_cannot_merge_is_refused_loudly(tmp_path):
     s.put("units/unit_000/f/y", np.arange(4))  # the session itself writes below the dict
     s.save()  # unchanged since: saved with both
     with h5py.File(tmp_path / "rec.h5", "r") as f:
-        assert f["units/unit_000/f/x"][0] == 1
+        assert f["units/unit_000/f/x"][()] == 1
         np.testing.assert_array_equal(f["units/unit_000/f/y"][()], np.arange(4))
     d["x"] = 2  # the dict and the session's own write can no longer be one value
     with pytest.raises(AssignedValueChangedError, match="/units/unit_000/f") as info:
@@ -165,11 +165,11 @@ def test_a_change_the_session_cannot_merge_is_refused_loudly(tmp_path):
         s.checkpoint(tmp_path / "ck.h5")
     assert not (tmp_path / "ck.h5").exists()
     with h5py.File(tmp_path / "rec.h5", "r") as f:  # the earlier file is untouched
-        assert f["units/unit_000/f/x"][0] == 1
+        assert f["units/unit_000/f/x"][()] == 1
     s.units["unit_000"]["f"] = d  # assigning it again is the way out
     s.save(overwrite=True)
     with h5py.File(tmp_path / "rec.h5", "r") as f:
-        assert f["units/unit_000/f/x"][0] == 2
+        assert f["units/unit_000/f/x"][()] == 2
 
 
 def test_a_value_the_session_cannot_store_added_later_raises_at_the_save(tmp_path):
@@ -183,7 +183,7 @@ def test_a_value_the_session_cannot_store_added_later_raises_at_the_save(tmp_pat
     del d["bad"]
     s.save()
     with h5py.File(tmp_path / "rec.h5", "r") as f:
-        assert f["units/unit_000/f/x"][0] == 1
+        assert f["units/unit_000/f/x"][()] == 1
 
 
 def test_replaced_or_deleted_values_are_no_longer_followed(tmp_path):
@@ -236,9 +236,9 @@ def test_a_view_taken_before_the_assignment_and_a_step_write_keep_the_value_watc
     d["y"] = 2
     s.save()
     with h5py.File(tmp_path / "rec.h5", "r") as f:
-        assert f["units/unit_000/f/x"][0] == 1 and f["units/unit_000/f/y"][0] == 2
+        assert f["units/unit_000/f/x"][()] == 1 and f["units/unit_000/f/y"][()] == 2
         assert _text(f["units/unit_001"].attrs["note"]) == "from the view"
-        assert f["units/unit_000/features/score/data"][0] == 0.5
+        assert f["units/unit_000/features/score/data"][()] == 0.5
     unit["row"] = 4  # changed after the session wrote below it: refused, not lost
     with pytest.raises(AssignedValueChangedError, match="/units/unit_001"):
         s.save(overwrite=True)

@@ -50,13 +50,13 @@ def test_writes_at_any_depth_are_saved(tmp_path):
     assert out == tmp_path / "nested" / "out.h5"
     with h5py.File(out, "r") as f:
         g = f["units/unit_012/features/eimage_sta/geometry"]
-        assert g["center_row"][0] == 12.5 and g["center_col"][0] == 30.25 and g["area"][0] == 7.0
+        assert g["center_row"][()] == 12.5 and g["center_col"][()] == 30.25 and g["area"][()] == 7.0
         np.testing.assert_array_equal(g["mask"][()], np.eye(3, dtype=bool))
-        labels = {u: f[f"units/{u}/auto_label/axon_type"][0] for u in f["units"]}
+        labels = {u: f[f"units/{u}/auto_label/axon_type"][()] for u in f["units"]}
         assert {u: v.decode() if isinstance(v, bytes) else v for u, v in labels.items()} == {
             "unit_004": "rgc", "unit_012": "ac", "unit_031": "other"}
         np.testing.assert_array_equal(f["stimulus/section_time/iprgc_test"][()], sections)
-        assert f["metadata/gsheet_row/Age"][0] == 42
+        assert f["metadata/gsheet_row/Age"][()] == 42
         np.testing.assert_array_equal(f["metadata/rf_sta_geometry/frame_range"][()], [10, 14, 15])
         assert f["units/unit_004"].attrs["quality"] == 0.75
 
@@ -88,7 +88,7 @@ def test_writes_survive_a_spill_under_a_memory_budget(tmp_path):
     s.save()
     with h5py.File(tmp_path / "rec.h5", "r") as f:
         np.testing.assert_array_equal(f["units/unit_031/features/rf/sta"][()], big)
-        assert f["units/unit_031/features/rf/fit/sigma"][0] == 2.5
+        assert f["units/unit_031/features/rf/fit/sigma"][()] == 2.5
         np.testing.assert_array_equal(f["stimulus/section_time/noise"][()], [[10, 20]])
 
 
@@ -145,8 +145,8 @@ def test_source_files_times_and_add_feature_of_any_value(tmp_path):
     assert out == tmp_path / "artifacts" / "rec.h5" and s.saved_at
     with h5py.File(out, "r") as f:
         np.testing.assert_array_equal(f["units/unit_004/features/sta_noise/data"][()], sta)
-        assert f["units/unit_004/features/sta_noise/metadata/n_spikes"][0] == 3
-        assert f["units/unit_004/features/score/data"][0] == 0.5
+        assert f["units/unit_004/features/sta_noise/metadata/n_spikes"][()] == 3
+        assert f["units/unit_004/features/score/data"][()] == 0.5
         assert [p.decode() if isinstance(p, bytes) else p for p in f.attrs["source_files"]] == [
             "/data/rec.cmcr", "/data/rec-.cmtr"]
     with pytest.raises(FileExistsError):

@@ -209,7 +209,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> N
         from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
         with guard_read(obj.file.filename, obj.name), checksums.checked_read(obj, obj.name, dataset=obj):
-            data = obj[()]
+            data = obj[...] if obj.shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         if expected is not None:
             checksums.check_value(manifest, obj.name, expected, data, text=checksums.is_text_dataset(obj))
         if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
@@ -235,15 +235,16 @@ def _text_items(data: np.ndarray) -> list[str]:
 
 #: How a tagged dataset turns back into its Python value (tag -> decoder of the stored array).
 _DATASET_DECODERS = {
-    "int": lambda data: int(data[0]),
-    "float": lambda data: float(data[0]),
-    "bool": lambda data: bool(data[0]),
-    "str": lambda data: text(data[0]),
+    # A scalar is one value, stored 1-element or 0-d (the form of a session's file, as the lab's code reads it).
+    "int": lambda data: int(data.reshape(-1)[0]),
+    "float": lambda data: float(data.reshape(-1)[0]),
+    "bool": lambda data: bool(data.reshape(-1)[0]),
+    "str": lambda data: text(data.reshape(-1)[0]),
     "none": lambda data: None,
     "bytes": lambda data: data.astype(np.uint8).tobytes(),
-    "npscalar": lambda data: data[0],
-    "bigint": lambda data: int(text(data[0])),
-    "json": lambda data: jsonvalues.loads(text(data[0])),
+    "npscalar": lambda data: data.reshape(-1)[0],
+    "bigint": lambda data: int(text(data.reshape(-1)[0])),
+    "json": lambda data: jsonvalues.loads(text(data.reshape(-1)[0])),
     "ndarray:U": lambda data: np.array([text(v) for v in data.ravel()]).reshape(data.shape),
     "ndarray:O": lambda data: np.array([text(v) for v in data.ravel()], dtype=object).reshape(data.shape),
     "list:str": _text_items,

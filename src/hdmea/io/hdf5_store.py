@@ -77,7 +77,7 @@ FORMAT_VERSION = "1"
 SUPPORTED_VERSIONS = ("1",)
 PIPELINE_VERSION = _h5stream_version
 
-TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at"})
+TIMESTAMP_ATTRS = frozenset({"created_at", "updated_at", "saved_at", "extracted_at", "stage1_timestamp"})
 
 
 

@@ -45,6 +45,7 @@ from hdmea.io.recording import SourceFile, read_lazy_tree
 from hdmea.session._followed import FollowedValues
 from hdmea.session._live_tree import CompletedSteps, LabSessionViews
 from hdmea.session._session_files import save_into_spill_file, write_new_file
+from hdmea.session.lab_layout import carry_written, lab_session_tree
 from hdmea.session._staged_tree import admit_datasets, node_nbytes, release_datasets, walk_datasets
 from hdmea.session.names import canonical_step_names
 from hdmea.progress import counted
@@ -372,7 +373,7 @@ class PipelineSession(LabSessionViews):
         return [] if units is None else sorted(units.children)
 
     # ------------------------------------------------------------------ writing
-    def _tree_for_file(self, checkpoint_name: str | None) -> Group:
+    def _tree_for_file(self, checkpoint_name: str | None, replaced: dict | None = None) -> Group:
         info = store.session_info_node(self.completed_steps, self.warnings, checkpoint_name)
         if checkpoint_name is not None:
             info.attrs["target_path"] = os.fspath(self.hdf5_path) if self.hdf5_path is not None else ""
@@ -384,7 +385,8 @@ class PipelineSession(LabSessionViews):
         pipeline_children["session_info"] = info
         root.children["pipeline"] = Group(dict(pipeline.attrs) if isinstance(pipeline, Group) else {},
                                           pipeline_children)
-        return root
+        return lab_session_tree(root, version=store.PIPELINE_VERSION, saved_at=info.attrs["saved_at"], replaced=replaced,
+                                source_files={key: os.fspath(self.source_files[key]) for key in self.source_files})
 
     def _target(self, path) -> Path:
         if path is None:
@@ -430,7 +432,7 @@ class PipelineSession(LabSessionViews):
         if target.exists() and not overwrite:
             raise _files.exists_error(target)
         _files.check_replace_target(target)
-        tree = self._tree_for_file(None)
+        tree = self._tree_for_file(None, replaced := {})
         spill = self._staging
         written: dict[int, str] = {}  # id(dataset node) -> digest of what was written from memory
         if spill.has_spill_file and spill.spill_path is not None and spill.spill_path.parent.resolve() == \
@@ -440,7 +442,7 @@ class PipelineSession(LabSessionViews):
             self._write_new_file(target, tree, overwrite=True, written=written)
             self._staging.discard()
         self._after_save(target)
-        self._followed.saved(written)
+        self._followed.saved(carry_written(written, replaced))
         self.saved_at = tree.children["pipeline"].children["session_info"].attrs.get("saved_at")
         logger.info("session %s saved to %s (%s, steps %s)", self.dataset_id, target,
                     counted(self.unit_count, "unit"), self.completed_steps)

@@ -1,0 +1,79 @@
+"""The file a session saves, laid out as the original pipeline's session mode writes it.
+
+The lab's analysis code reads the files of hdmea_processing's ``PipelineSession.save`` (measured at
+fe13de2: ``tests/data/lab_layout/unified_session_*.json``), whose rules differ from its immediate mode:
+
+- every scalar under ``/metadata``, ``/stimulus`` and a unit's dicts is a 0-d dataset (``float(f[p][()])``
+  works on it; a 1-element array raises under numpy 2), lists are 1-d datasets;
+- root attributes ``dataset_id``, ``created_at``, ``hdmea_version``;
+- ``/source_files`` holds the source paths as text attributes ``cmcr_path``, ``cmtr_path``;
+- ``/pipeline`` carries ``stage1_completed`` (True) and ``stage1_timestamp`` (when saved).
+
+A session keeps its tree in the engine's typed form (a scalar is a tagged 1-element dataset, the tag
+restores its exact type); :func:`lab_session_tree` rewrites a copy of that tree at save and checkpoint,
+leaving the session's own nodes untouched.  Our additions (tags, checksums, ``source_files`` root
+attribute, provenance) stay beside the original's paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from h5stream.checksums import array_digest
+from h5stream.tree import Dataset, Group
+
+__all__ = ["lab_session_tree", "carry_written", "SCALAR_TAGS", "HDMEA_VERSION_ATTR"]
+
+#: Tags of scalars stored as one value (h5stream.tree): written 0-d in a session's file.
+SCALAR_TAGS = frozenset({"int", "float", "bool", "str", "npscalar", "bigint", "json"})
+#: The root attribute the original's session mode writes with its package version.
+HDMEA_VERSION_ATTR = "hdmea_version"
+
+
+def _zero_d(node, replaced: dict):
+    """``node`` with every 1-element scalar dataset below it made 0-d (copies only what changes);
+    ``replaced`` receives ``id(new dataset) -> the session's dataset``."""
+    if isinstance(node, Dataset):
+        data = node.data
+        if node.tag in SCALAR_TAGS and isinstance(data, np.ndarray) and data.shape == (1,):
+            new = Dataset(data.reshape(()), node.attrs, node.tag)
+            replaced[id(new)] = node
+            return new
+        return node
+    children = {name: _zero_d(child, replaced) for name, child in node.children.items()}
+    if all(children[name] is child for name, child in node.children.items()):
+        return node
+    return Group(node.attrs, children, node.tag, node.keys)
+
+
+def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: dict[str, str],
+                     replaced: dict | None = None) -> Group:
+    """The tree a session writes: ``root`` with the original's session-mode rules applied (see the module).
+
+    ``replaced`` (when given) receives ``id(dataset written) -> the session's own dataset`` of each scalar
+    written in its 0-d form (see :func:`carry_written`)."""
+    out = _zero_d(root, {} if replaced is None else replaced)
+    out = Group(dict(out.attrs), dict(out.children), out.tag, out.keys)
+    out.attrs[HDMEA_VERSION_ATTR] = version
+    pipeline = out.children.get("pipeline")
+    if isinstance(pipeline, Group):
+        pipeline = Group(dict(pipeline.attrs), dict(pipeline.children), pipeline.tag, pipeline.keys)
+        pipeline.attrs["stage1_completed"] = True
+        pipeline.attrs["stage1_timestamp"] = saved_at
+        out.children["pipeline"] = pipeline
+    paths = {key: value for key, value in source_files.items() if value}
+    if paths:
+        out.children["source_files"] = Group(attrs=paths)
+    else:
+        out.children.pop("source_files", None)
+    return out
+
+
+def carry_written(written: dict[int, str], replaced: dict) -> dict[int, str]:
+    """The writer's ``id(node) -> digest`` record, told of the session's own datasets: a scalar written
+    0-d in place of the session's 1-element dataset counts as that dataset written (its digest as staged),
+    so a session saved and unchanged stays saved."""
+    for new_id, node in replaced.items():
+        if written.pop(new_id, None) is not None and node.data.dtype.kind != "O":
+            written[id(node)] = array_digest(node.data)  # (text is not digested: a str cannot change in place)
+    return written
