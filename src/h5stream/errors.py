@@ -22,6 +22,7 @@ __all__ = [
     "SourceNotFoundError",
     "WriterClaimError",
     "OpenInThisProcessError",
+    "SaveInProgressError",
     "EncodingError",
     "UnsafeNameError",
     "H5StreamWarning",
@@ -150,6 +151,13 @@ class OpenInThisProcessError(WriterClaimError):
     def __init__(self, message: str, *, intent: str, **fields) -> None:
         self.intent = intent
         super().__init__(message, **fields)
+
+class SaveInProgressError(H5StreamError, OSError):
+    """A folder dataset was replaced by a save while it was read, again on every retry within the bound.
+
+    Nothing is damaged: the read met a save in progress.  Reading again once the
+    save is done returns the complete new dataset.
+    """
 
 
 class EncodingError(H5StreamError, TypeError):

@@ -17,6 +17,7 @@ Example
 from h5scp.io.exceptions import (
     IOFormatError,
     IOPasswordError,
+    IOSaveInProgressError,
     IOSourceNotFoundError,
     IOTargetExistsError,
     IOWriteError,
@@ -43,6 +44,7 @@ __all__ = [
     "IOTargetExistsError",
     "IOWriterClaimError",
     "IOSourceNotFoundError",
+    "IOSaveInProgressError",
     "save_hdf5",
     "load_hdf5",
     "save_h5mu",

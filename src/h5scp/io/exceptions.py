@@ -11,6 +11,7 @@ from h5stream.errors import (
     FormatError,
     H5StreamError,
     H5StreamWarning,
+    SaveInProgressError,
     SourceNotFoundError,
     TargetExistsError,
     WriteError,
@@ -27,6 +28,7 @@ __all__ = [
     "IOTargetExistsError",
     "IOWriterClaimError",
     "IOSourceNotFoundError",
+    "IOSaveInProgressError",
     "PartNotFoundWarning",
     "translate_engine_error",
 ]
@@ -63,6 +65,10 @@ class IOSourceNotFoundError(ScpTensorError, SourceNotFoundError):
     """The file to read does not exist."""
 
 
+class IOSaveInProgressError(ScpTensorError, SaveInProgressError):
+    """A dataset was replaced by a concurrent save while it was read (it is not damaged; read it again)."""
+
+
 class PartNotFoundWarning(H5StreamWarning):
     """A selective save named an assay or layer the container does not hold; the name was skipped.
 
@@ -78,6 +84,7 @@ _ENGINE_TO_IO: tuple[tuple[type[H5StreamError], type[ScpTensorError]], ...] = (
     (WriterClaimError, IOWriterClaimError),
     (WriteError, IOWriteError),
     (SourceNotFoundError, IOSourceNotFoundError),
+    (SaveInProgressError, IOSaveInProgressError),
     (ChecksumError, IOChecksumError),
     (FormatError, IOFormatError),
 )

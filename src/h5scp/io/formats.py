@@ -86,7 +86,7 @@ def load(path: str | os.PathLike, **options) -> ScpContainer:
     ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools).
     """
     if is_zarr_store(path):
-        unknown = sorted(set(options) - {"assay"})
+        unknown = sorted(set(options) - {"assay", "verify"})
         if unknown:
             raise ValueError(f"{os.fspath(path)}: an AnnData zarr store loads whole; options {unknown} are not taken")
         return load_anndata_zarr(path, classes=OURS, **options)

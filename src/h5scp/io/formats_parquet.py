@@ -70,6 +70,7 @@ import polars as pl
 from scipy import sparse
 
 from h5stream import jsonvalues
+from h5stream.files.folder_reads import read_folder
 from h5stream.files.folders import writing_folder
 from h5scp.io.classes import loads_into_classes, saves_any_container
 from h5scp.core.structures import AggregationLink, Assay, ProvenanceLog, ScpContainer, ScpMatrix
@@ -379,6 +380,10 @@ def load_parquet(
     ------
     IOSourceNotFoundError
         Nothing at ``path``.
+    IOSaveInProgressError
+        A concurrent save replaced the dataset while it was read, on every try
+        (a read that meets a save is run again on the new dataset, a few times
+        within about two seconds); the dataset is not damaged.
     IOFormatError
         Not a scptensor Parquet dataset, an unsupported version, a missing or
         unreadable file; the message names the folder and the file.
@@ -395,6 +400,11 @@ def load_parquet(
     if not root.is_dir():
         raise IOFormatError("not a scptensor Parquet dataset", path=root, expected="a folder with "
                             f"{MANIFEST}", found="a file", hint="a single Parquet file reads with polars")
+    with _engine_errors():  # a save that replaces the folder meanwhile: read again (see h5stream.files.folder_reads)
+        return read_folder(root, lambda: _load(root, assays, layers, obs_columns, samples, verify))
+
+
+def _load(root: Path, assays, layers, obs_columns, samples, verify: bool) -> ScpContainer:
     manifest = _read_manifest(root, verify=verify)
     digests = file_digests(root, manifest, verify=verify)
     with _guard(root, MANIFEST):

@@ -16,25 +16,44 @@ arrays, ``vlen-utf8`` in format 2), attributes to
 JSON values (arrays as lists), and leaves out the HDF5 checksum manifest
 (zarr has its own per-chunk integrity only through its codecs).
 
-A store is written beside the target (``<name>.partial-<pid>``) and renamed
-into place when complete; an existing store is replaced only with
-``overwrite=True``.
+Store mechanics (:mod:`h5stream.files.folders`, :mod:`h5scp.io._zarr_store`): a
+store is written into a partial folder beside the target under the target's
+writer claim (a second save of the same path gets
+:class:`~h5scp.io.exceptions.IOWriterClaimError`), sealed with a checksum manifest
+of every file, and published in one step: renamed onto a free path, or swapped with
+the existing store in one atomic exchange (``renameat2(RENAME_EXCHANGE)``), so a
+kill at any moment leaves the complete old store or the complete new one at the
+path.  Where the system cannot exchange folders, replacing a store is refused (the
+old one kept).  Folders killed saves left beside the target are removed (or, for an
+old store moved aside by an earlier version, put back) by the next save.  An
+existing store is replaced only with ``overwrite=True``.
+
+Reads go through :class:`h5scp.io._zarr_store.StoreFiles`: every file is checked
+against the manifest before zarr or a codec sees it, declared shapes are bounded
+by the stored bytes before anything is allocated, and a read that meets a
+concurrent save is run again on the new store
+(:func:`h5stream.files.folder_reads.read_folder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from h5stream.errors import H5StreamError
+from h5stream.files.folder_reads import read_folder
+from h5stream.files.folders import writing_folder
+from h5scp.io._files import engine_errors
+from h5scp.io._zarr_store import StoreFiles, seal_store
 from h5scp.io.classes import loads_into_classes, saves_any_container
 from h5scp.core.structures import ScpContainer
-from h5scp.io.exceptions import IOFormatError, IOTargetExistsError, IOWriteError
+from h5scp.io.exceptions import IOFormatError, IOWriteError
 
 __all__ = ["save_anndata_zarr", "load_anndata_zarr", "is_zarr_store"]
 
@@ -146,6 +165,44 @@ def _to_h5(source, target: h5py.Group) -> None:
             ds.attrs[key] = _h5_attr(value)
 
 
+def _open_store(zarr, store: StoreFiles):
+    """The root group of a checked store, read through ``store`` (zarr 2: a KVStore; zarr 3: a MemoryStore)."""
+    if _zarr_major() < 3:
+        return zarr.open_group(store=zarr.storage.KVStore(store), mode="r")
+    from zarr.core.buffer import default_buffer_prototype
+
+    class _Buffers(dict):  # zarr 3's MemoryStore asks a mapping of Buffers
+        def __getitem__(self, key):
+            return default_buffer_prototype().buffer.from_bytes(store[key])
+
+        def __contains__(self, key):
+            return key in store
+
+        def __iter__(self):
+            return iter(store)
+
+        def __len__(self):
+            return len(store)
+
+        def keys(self):
+            return list(store)
+
+    return zarr.open_group(store=zarr.storage.MemoryStore(_Buffers(), read_only=True), mode="r")
+
+
+@contextlib.contextmanager
+def _scratch_errors(target: Path):
+    """Errors of the scratch ``.h5ad`` (in the temporary folder) name the store being saved."""
+    try:
+        yield
+    except IOWriteError as exc:
+        raise IOWriteError(
+            f"writing failed while the store was prepared in the temporary folder ({exc.path}); "
+            "any earlier store is intact", path=target, obj=exc.obj, expected=exc.expected, found=exc.found,
+            hint=exc.hint or "free space in the temporary folder (or point TMPDIR elsewhere)",
+        ) from exc
+
+
 @saves_any_container
 def save_anndata_zarr(
     container: ScpContainer,
@@ -163,6 +220,20 @@ def save_anndata_zarr(
     :func:`h5scp.io.save_h5ad`; ``zarr_format`` is 2 or 3.  zarr 2 and zarr 3
     both write format 2; format 3 needs zarr 3 (``ImportError`` naming the install
     otherwise, before anything is written).
+
+    The store appears complete or not at all, and an existing one stays whole
+    until it is swapped for the new one in one step (see the module text).
+
+    Raises
+    ------
+    IOTargetExistsError
+        The path exists and ``overwrite`` is False.
+    IOWriterClaimError
+        Another save of the same path is running.
+    IOWriteError
+        The directory is missing or read-only, the disk (or the temporary folder)
+        is full, the path holds something other than a zarr store, or the system
+        cannot replace a folder in one step; any earlier store is intact.
     """
     from h5scp.io.formats_h5ad import save_h5ad
 
@@ -173,48 +244,56 @@ def save_anndata_zarr(
     if zarr_format == 3 and _zarr_major() < 3:
         raise ImportError(f"zarr format 3 needs zarr 3 or newer (installed: zarr {zarr.__version__}): "
                           "pip install 'zarr>=3'")
-    if target.exists() and not overwrite:
-        raise IOTargetExistsError("target exists", path=target, hint="pass overwrite=True to replace it")
-    if target.exists() and not is_zarr_store(target):
-        raise IOWriteError("target is not a zarr store; it is never replaced", path=target)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix="scptensor-zarr-") as scratch:
+    with engine_errors(), writing_folder(
+        target, overwrite=overwrite, is_replaceable=is_zarr_store, kind="a zarr store",
+        other_folder="a folder that is not a zarr store", one_step=True, former_names=True,
+    ) as partial, tempfile.TemporaryDirectory(prefix="scptensor-zarr-") as scratch:
         h5ad = Path(scratch) / "store.h5ad"
-        save_h5ad(container, h5ad, assay=assay, layer=layer, compression=None, **options)
-        try:
-            kwargs = {"zarr_format": zarr_format} if _zarr_major() >= 3 else {}
-            root = zarr.open_group(str(partial), mode="w", **kwargs)
-            with h5py.File(h5ad, "r") as f:
-                _to_zarr(f, root, zarr_format)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-    aside = None
-    if target.exists():
-        aside = target.with_name(f"{target.name}.old-{os.getpid()}")
-        os.replace(target, aside)
-    os.replace(partial, target)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        with _scratch_errors(target):
+            save_h5ad(container, h5ad, assay=assay, layer=layer, compression=None, **options)
+        kwargs = {"zarr_format": zarr_format} if _zarr_major() >= 3 else {}
+        root = zarr.open_group(str(partial), mode="w", **kwargs)
+        with h5py.File(h5ad, "r") as f:
+            _to_zarr(f, root, zarr_format)
+        seal_store(root, partial, zarr_format)
+        del root
     logger.info("saved %r to %s (AnnData zarr, format %d)", container, target, zarr_format)
     return target
 
 
 @loads_into_classes
-def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None) -> ScpContainer:
-    """Load a container from an AnnData zarr store (ours, or anndata's own; see :func:`h5scp.io.load_h5ad`)."""
-    from h5scp.io.formats_h5ad import container_from_h5ad
+def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None, verify: bool = True) -> ScpContainer:
+    """Load a container from an AnnData zarr store (ours, or anndata's own; see :func:`h5scp.io.load_h5ad`).
 
-    zarr = _zarr()
+    With ``verify`` (the default) every file of a store written here is checked
+    against the checksum manifest written with it before it is decoded; a missing,
+    extra, truncated or changed file is an
+    :class:`~h5scp.io.exceptions.IOChecksumError` naming it.  Stores written by
+    other tools have no manifest and are read without digests.  Every store's
+    declared shapes are bounded by its stored bytes first
+    (:class:`~h5scp.io.exceptions.IOFormatError`).  A read that meets a concurrent
+    save is read again on the new store (:class:`~h5scp.io.exceptions.IOSaveInProgressError`
+    when every try met one).
+    """
     source = Path(path)
     if not is_zarr_store(source):
         raise IOFormatError("not a zarr store", path=source, obj="/", expected="a folder with .zgroup or zarr.json",
                             found="a file" if source.is_file() else "no zarr group")
+    with engine_errors():
+        return read_folder(source, lambda: _load_store(source, assay, verify), what="store")
+
+
+def _load_store(source: Path, assay: str | None, verify: bool) -> ScpContainer:
+    from h5scp.io.formats_h5ad import container_from_h5ad
+
+    zarr = _zarr()
+    store = StoreFiles(source, verify=verify)
     try:
-        root = zarr.open_group(str(source), mode="r")
+        root = _open_store(zarr, store)
+    except H5StreamError:
+        raise
     except Exception as exc:
-        raise IOFormatError("zarr store cannot be opened", path=source, obj="/", expected="a zarr group",
+        raise IOFormatError("zarr store cannot be opened", path=source, obj=store.last, expected="a zarr group",
                             found=f"{type(exc).__name__}: {exc}") from exc
     kind = root.attrs.get("encoding-type")
     if kind != "anndata":
@@ -223,6 +302,13 @@ def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None) -> S
     with tempfile.TemporaryDirectory(prefix="scptensor-zarr-") as scratch:
         copy = Path(scratch) / "store.h5ad"
         with h5py.File(copy, "w") as f:
-            _to_h5(root, f)
+            try:
+                _to_h5(root, f)
+            except H5StreamError:
+                raise
+            except Exception as exc:  # a codec or zarr on a store without digests
+                raise IOFormatError(f"a member of the store is unreadable ({type(exc).__name__}: {exc})",
+                                    path=source, obj=store.last, hint="the store is damaged; restore it from a copy",
+                                    ) from exc
         with h5py.File(copy, "r") as f:
             return container_from_h5ad(f, source, assay=assay)

@@ -40,7 +40,7 @@ from h5stream.errors import ChecksumError, FormatError
 from h5stream.native import libdeflate
 
 __all__ = [
-    "ALGORITHM", "DIGEST_SUFFIX", "Parts", "file_crc", "range_crcs", "digest_entry", "seal",
+    "ALGORITHM", "DIGEST_SUFFIX", "Parts", "file_crc", "bytes_crc", "range_crcs", "digest_entry", "seal",
     "manifest_digest", "check_manifest_bytes", "checksums_entry", "check_member",
 ]
 
@@ -64,6 +64,14 @@ def file_crc(path: str | os.PathLike) -> tuple[int, str]:
     finally:
         os.close(fd)
     return size, digest
+
+
+def bytes_crc(data: bytes) -> str:
+    """CRC-32 (8 hex digits) of bytes in memory (libdeflate when installed, else zlib)."""
+    if _FAST_CRC32 is None or not data:
+        return f"{zlib.crc32(data):08x}"
+    view = np.frombuffer(data, dtype=np.uint8)
+    return f"{_FAST_CRC32(0, view.ctypes.data, view.size):08x}"
 
 
 def range_crcs(fd: int, ranges: list[tuple[int, int]]) -> list[str]:

@@ -13,7 +13,11 @@ every file and directory in it fsynced, then published:
   which the next writer (or :func:`restore_interrupted`) renames back.
 
 A crash therefore leaves the old folder or the new one at the target, never a
-mix.  The engine's :class:`~h5stream.files.WriterClaim` keeps a second writer
+mix.  A format that must never leave the target missing, even for the moment
+between two renames, passes ``one_step=True``: an existing folder is then
+replaced only by the exchange, and where the system or the filesystem cannot
+exchange, the replacement is refused (:class:`~h5stream.errors.WriteError`) and the
+old folder kept.  The engine's :class:`~h5stream.files.WriterClaim` keeps a second writer
 out; whoever takes the claim removes folders dead writers left beside the
 target (:class:`~h5stream.errors.StaleFilesWarning`).
 """
@@ -43,6 +47,12 @@ logger = logging.getLogger(__name__)
 _PARTIAL = ".partial-dir-"
 _REPLACED = ".replaced-"
 _LEFTOVER = re.compile(r"\.(?:partial-dir|replaced)-(\d+)-\d+")
+#: Names earlier writers of some formats used: ``.partial-<pid>`` (a partial folder) and
+#: ``.old-<pid>`` (the old folder moved aside before the new one was renamed in).
+_FORMER = re.compile(r"\.(?:partial|old)-(\d+)")
+_ASIDE = (_REPLACED, ".old-")
+
+
 def fsync_tree(root: Path) -> None:
     """fsync every file, then every directory (deepest first) under ``root``, and ``root``."""
     dirs = []
@@ -54,12 +64,16 @@ def fsync_tree(root: Path) -> None:
         fsync_directory(here)
 
 
-def restore_interrupted(target: Path) -> None:
-    """Put back an old folder a killed writer left renamed aside while the target is missing."""
+def restore_interrupted(target: Path, *, former: bool = False) -> None:
+    """Put back an old folder a killed writer left renamed aside while the target is missing.
+
+    ``former``: also the names earlier writers used (``<target>.old-<pid>``).
+    """
     if target.exists():
         return
-    for entry in sorted(_leftovers(target), key=lambda p: p.name):
-        if _REPLACED in entry.name[len(target.name):] and writer_gone(_pid_of(entry, target), _mtime(entry)):
+    for entry in sorted(_leftovers(target, former), key=lambda p: p.name):
+        aside = entry.name[len(target.name):].startswith(_ASIDE)
+        if aside and entry.is_dir() and writer_gone(_pid_of(entry, target), _mtime(entry)):
             os.rename(entry, target)
             fsync_directory(parent_of(target))
             warnings.warn(
@@ -69,19 +83,21 @@ def restore_interrupted(target: Path) -> None:
             return
 
 
-def _leftovers(target: Path) -> list[Path]:
+def _leftovers(target: Path, former: bool = False) -> list[Path]:
     try:
         entries = list(os.scandir(parent_of(target)))
     except OSError:
         return []
+    patterns = (_LEFTOVER, _FORMER) if former else (_LEFTOVER,)
     return [
         Path(e.path) for e in entries
-        if e.name.startswith(target.name) and _LEFTOVER.fullmatch(e.name, len(target.name))
+        if e.name.startswith(target.name) and any(p.fullmatch(e.name, len(target.name)) for p in patterns)
     ]
 
 
 def _pid_of(path: Path, target: Path) -> int:
-    return int(_LEFTOVER.fullmatch(path.name, len(target.name)).group(1))
+    match = _LEFTOVER.fullmatch(path.name, len(target.name)) or _FORMER.fullmatch(path.name, len(target.name))
+    return int(match.group(1))
 
 
 def _mtime(path: Path) -> float:
@@ -91,12 +107,15 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _remove_dead_leftovers(target: Path) -> None:
+def _remove_dead_leftovers(target: Path, former: bool = False) -> None:
     removed = []
-    for path in _leftovers(target):
+    for path in _leftovers(target, former):
         if not writer_gone(_pid_of(path, target), _mtime(path)):
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
             removed.append(path.name)
     if removed:
@@ -116,13 +135,18 @@ def _write_error(exc: OSError, target: Path) -> WriteError:
 def writing_folder(
     path: str | os.PathLike, *, overwrite: bool, is_replaceable: Callable[[Path], bool],
     kind: str = "a folder of this format", other_folder: str = "another folder",
+    one_step: bool = False, former_names: bool = False,
 ) -> Iterator[Path]:
     """Yield an empty partial folder that becomes ``path`` only when the block completes.
 
     ``is_replaceable(existing)`` says whether an existing folder at ``path`` is
     one ``overwrite=True`` may replace (a dataset of the same format, described
     by ``kind`` in errors; a folder it refuses is ``other_folder``); anything
-    else at the target is refused.  Errors are the
+    else at the target is refused.  ``one_step``: an existing folder is replaced
+    only in one atomic exchange, or the save is refused with the old folder kept
+    (see the module text).  ``former_names``: folders left beside the target under
+    the names earlier writers of the format used (``.partial-<pid>``, ``.old-<pid>``)
+    are cleared (or put back) like the current ones.  Errors are the
     engine's (:class:`~h5stream.errors.WriteError`, :class:`~h5stream.errors.TargetExistsError`,
     :class:`~h5stream.errors.WriterClaimError`).
     """
@@ -138,8 +162,8 @@ def writing_folder(
     partial = sibling_path(target, _PARTIAL)
     try:
         try:
-            restore_interrupted(target)
-            _remove_dead_leftovers(target)
+            restore_interrupted(target, former=former_names)
+            _remove_dead_leftovers(target, former_names)
         except OSError as exc:
             raise _write_error(exc, target) from exc
         if target.exists() or target.is_symlink():
@@ -157,6 +181,8 @@ def writing_folder(
                         other_folder if target.is_dir() else "a file"),
                     hint="choose another path or remove it yourself",
                 )
+            if one_step and not capabilities.rename_exchange():
+                raise _no_exchange(target)
         try:
             os.mkdir(partial)
         except OSError as exc:
@@ -164,7 +190,9 @@ def writing_folder(
         try:
             yield partial
             fsync_tree(partial)
-            _publish(partial, target)
+            _publish(partial, target, one_step)
+        except WriteError:
+            raise
         except OSError as exc:
             raise _write_error(exc, target) from exc
         finally:
@@ -173,7 +201,16 @@ def writing_folder(
         claim.release()
 
 
-def _publish(partial: Path, target: Path) -> None:
+def _no_exchange(target: Path) -> WriteError:
+    return WriteError(
+        "this system or filesystem cannot replace a folder in one step, and this format is never "
+        "replaced in two; the existing one is kept", path=target,
+        expected="renameat2(RENAME_EXCHANGE) (Linux, on ext4, xfs, btrfs, tmpfs and most local filesystems)",
+        found="no exchange", hint="save to a new path, or remove the existing one first",
+    )
+
+
+def _publish(partial: Path, target: Path, one_step: bool = False) -> None:
     parent = parent_of(target)
     if not target.exists():
         os.rename(partial, target)
@@ -182,6 +219,8 @@ def _publish(partial: Path, target: Path) -> None:
     if capabilities.rename_exchange() and _exchange(partial, target):
         fsync_directory(parent)
         return  # the old folder is now at ``partial``, removed by the caller
+    if one_step:
+        raise _no_exchange(target)
     aside = sibling_path(target, _REPLACED)
     os.rename(target, aside)
     try:
