@@ -82,8 +82,8 @@ def compression_options(compression: str | None, compression_level: int | None) 
     if compression is None:
         return {"compression": None}
     if is_auto(compression):
-        return {"compression": "gzip", "compression_opts": AUTO_LEVEL if compression_level is None else compression_level,
-                "deflate": "auto", "only_if_shrinks_to": AUTO_SHRINKS_TO}
+        level = AUTO_LEVEL if compression_level is None else compression_level
+        return {"compression": "gzip", "compression_opts": level, "deflate": "auto", "only_if_shrinks_to": AUTO_SHRINKS_TO}
     codec = CODECS.get(str(compression).lower())  # an unknown name is refused by write_elem
     level = compression_level if codec is None or codec.takes_level else None
     options: dict[str, Any] = {"compression": compression, "compression_opts": level}
