@@ -230,6 +230,12 @@ class Row:
     (``None`` when the row only reports).  ``lower_is_better`` flips the goal test
     for rows whose ratio must stay *under* the goal (e.g. memory).
 
+    ``goal_sizes`` names the sizes (``"small"``, ``"full"``) the goal applies to: a goal set for
+    full size, where fixed costs vanish, says nothing of the small size, whose rows measure fixed
+    costs; a row that measures a fixed cost names the small size too (with its own goal where it
+    differs).  ``size`` is the size the row was measured at (set by the runner); at a size the goal
+    does not name, the row prints its ratio without a verdict (``holds`` None).
+
     ``busy_goal`` is the goal of a row whose work needs both cores when the row
     was measured while another process kept one core busy (``one_core_busy``, set
     by the runner for ``--busy-core`` runs): the issue's "not slower than the
@@ -256,10 +262,28 @@ class Row:
     after: MachineState | None = None
     busy_goal: float | None = None
     one_core_busy: bool = False
+    #: the sizes the goal (and ``busy_goal``) applies to
+    goal_sizes: tuple[str, ...] = ("full",)
+    #: the size the row was measured at (None: unknown, e.g. a module's own test; the goal applies)
+    size: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.goal_sizes) - set(SIZES)
+        if unknown:
+            raise ValueError(f"{self.benchmark}: goal_sizes names unknown sizes {sorted(unknown)}; sizes are {SIZES}")
+        self.goal_sizes = tuple(self.goal_sizes)
+
+    @property
+    def goal_applies(self) -> bool:
+        """Whether the row's goal applies at the size it was measured at."""
+        return self.size is None or self.size in self.goal_sizes
 
     @property
     def applied_goal(self) -> float | None:
-        """The goal this row is judged by: ``busy_goal`` when measured with one core busy and it has one."""
+        """The goal this row is judged by: None at a size the goal does not name; ``busy_goal`` when
+        measured with one core busy and it has one."""
+        if not self.goal_applies:
+            return None
         if self.one_core_busy and self.busy_goal is not None:
             return self.busy_goal
         return self.goal
@@ -532,6 +556,9 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
         goal = "-" if applied is None else (f"<= {applied:.3g}" if r.lower_is_better else f">= {applied:.3g}")
         if applied is not None and applied != r.goal:
             goal += " (1 core)"
+        if r.goal is not None and r.size is not None:
+            sizes = "+".join(r.goal_sizes) or "no size"
+            goal += f" ({sizes})" if r.goal_applies else f" (goal at {sizes})"
         holds = {True: "yes", False: "NO", None: "-"}[r.holds]
         load, disk = _states(r.before, r.after)
         stolen = "?" if r.after is None or r.after.cpu_steal is None else f"{r.after.cpu_steal:.0%}"
@@ -561,7 +588,8 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
                  f"work needs both cores, measured with one core busy; noisy: a side's median over "
                  f"{NOISE_MARGIN:.0%} above its minimum; load: 1-minute load average, disk busy: share of "
                  f"{DISK_SAMPLE_SECONDS:g} s the disk was busy, each before > after the row; stolen: share of "
-                 f"CPU time the host gave to other virtual machines during the row)")
+                 f"CPU time the host gave to other virtual machines during the row; (small+full): the sizes a "
+                 f"goal applies to; at another size the row has no verdict)")
     return "\n".join(lines)
 
 

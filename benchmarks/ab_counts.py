@@ -69,8 +69,8 @@ for rep in range(2):
         load_hdf5(b)
     with region("scptensor load, 300x120 float64 (verify=False)"):
         load_hdf5(b, verify=False)
-    with region("scptensor save, 300x120 float64 compression_level=1"):
-        save_hdf5(f64, c, compression_level=1)
+    with region("scptensor save, 300x120 float64 gzip level 1"):
+        save_hdf5(f64, c, compression="gzip", compression_level=1)
     with region("scptensor save_parquet"):
         save_parquet(container, tmp / f"p{rep}", overwrite=True)
     with region("scptensor load_parquet"):

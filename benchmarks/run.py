@@ -6,8 +6,11 @@
 peer, at least 3 rounds when a side's round lasts under a minute and 2 otherwise
 (``--rounds N`` sets the count); see :mod:`benchmarks._harness`.  A module whose
 import or run fails is reported as a failed row with its error; the runner goes on
-with the others and exits non-zero at the end.  ``--check`` prints only the rows
-that miss their goal (and failed modules) and exits non-zero when there is any.
+with the others and exits non-zero at the end.  A row's goal applies at the sizes it names
+(:attr:`benchmarks._harness.Row.goal_sizes`, full size unless the row measures a fixed cost that the
+small size measures too); at another size the row prints its ratio without a verdict.  ``--check``
+prints only the rows that miss a goal that applies at the run's size (and failed modules) and exits
+non-zero when there is any.
 ``--busy-core`` runs the whole suite while a process the runner starts keeps one core
 busy (:class:`benchmarks._harness.busy_core`; rows that make their own one-core-busy
 variant share it); the table's header and the JSON's ``meta.busy_core`` say so, and
@@ -106,6 +109,8 @@ def run_module(module: str, size: str) -> tuple[list[Row], bool]:
     bad = [r for r in rows if not isinstance(r, Row)]
     if bad:
         return [failed_row(module, "run", TypeError(f"run() returned {type(bad[0]).__name__}, not Row"))], False
+    for row in rows:  # each goal is judged only at the sizes it names
+        row.size = size
     return rows, True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -217,9 +218,9 @@ def test_state_after_a_row_covers_the_whole_row(monkeypatch):
     assert set(after.as_dict()) == {"load_1min", "disk_busy", "cpu_steal"}
 
 
-def _row(name, ratio, goal, lower=False):
+def _row(name, ratio, goal, lower=False, sizes=("small", "full")):
     return Row(benchmark=name, peer="p", peer_value=ratio, ours=1.0, unit="s", ratio=ratio, goal=goal,
-               lower_is_better=lower, before=MachineState(1.0, 0.1), after=MachineState(2.0, 0.2))
+               lower_is_better=lower, before=MachineState(1.0, 0.1), after=MachineState(2.0, 0.2), goal_sizes=sizes)
 
 
 def test_table_shows_min_median_noise_and_machine_state():
@@ -475,7 +476,7 @@ def test_a_row_that_needs_both_cores_is_judged_by_its_one_core_goal_in_a_busy_ru
 def test_the_runner_applies_one_core_goals_only_in_a_busy_run(monkeypatch, fake_modules, capsys, flag):
     def run(size):
         return [Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s", ratio=1.2, goal=1.8,
-                    busy_goal=1.0)]
+                    busy_goal=1.0, goal_sizes=("small", "full"))]
 
     monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
     monkeypatch.setattr(_harness, "busy_core", lambda: contextlib.nullcontext(types.SimpleNamespace(
@@ -506,7 +507,7 @@ def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypat
 
     # a row whose work needs both cores, at 1.2 against 1.8 (one-core goal 1.0): its verdict differs
     parallel = lambda: [Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s",  # noqa: E731
-                            ratio=1.2, goal=1.8, busy_goal=1.0)]
+                            ratio=1.2, goal=1.8, busy_goal=1.0, goal_sizes=("small", "full"))]
     monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=recording("ok", parallel)))
     monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_miss",
                         types.SimpleNamespace(run=recording("miss", lambda: [_row("fine row", 2.0, 1.5)])))
@@ -549,3 +550,28 @@ def test_cores_note_is_written_into_the_table_and_handed_to_the_modules(monkeypa
     default = json.loads((fake_modules / "d.json").read_text())["meta"]["cores"]
     assert given["note"] == note and given["count"] == os.cpu_count() >= given["usable"] >= 1
     assert default["note"] == f"host {platform.node()}" and default["count"] == os.cpu_count()
+
+
+def test_a_goal_is_judged_only_at_the_sizes_it_names(monkeypatch, fake_modules, capsys):
+    """A goal set for full size says nothing at small size: the row prints its ratio without a verdict,
+    and ``--check`` fails at small size only on the goals that name it."""
+    made = {"bench_fake_ok": [_row("full-only row", 0.5, 1.0, sizes=("full",)), _row("both sizes row", 2.0, 1.0)]}
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok",
+                        types.SimpleNamespace(run=lambda size: [dataclasses.replace(r) for r in made["bench_fake_ok"]]))
+    path = fake_modules / "t.json"
+    assert runner.main(["--size", "small", "--check", "--only", "fake_ok", "--json", str(path)]) == 0
+    assert capsys.readouterr().out == ""
+    rows = {r["benchmark"]: r for r in json.loads(path.read_text())["rows"]}
+    assert rows["full-only row"]["size"] == "small" and rows["full-only row"]["holds"] is None
+    assert rows["full-only row"]["applied_goal"] is None and rows["full-only row"]["goal"] == 1.0
+    assert rows["both sizes row"]["holds"] is True
+    runner.main(["--size", "small", "--only", "fake_ok", "--json", str(path)])
+    table = capsys.readouterr().out
+    line = next(line for line in table.splitlines() if line.startswith("full-only row"))
+    assert "0.5" in line and "(goal at full)" in line and "NO" not in line
+    assert ">= 1 (small+full)" in next(line for line in table.splitlines() if line.startswith("both sizes row"))
+    # at full size the same row misses its goal
+    assert runner.main(["--size", "full", "--check", "--only", "fake_ok", "--json", str(path)]) == 1
+    assert "full-only row" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown sizes"):
+        _row("typo", 1.0, 1.0, sizes=("ful",))
