@@ -144,7 +144,9 @@ def read_deflate_parallel(
             f"out must be a writeable C-contiguous {layout.dtype} array of shape {layout.shape}, "
             f"got {out.dtype} {out.shape}"
         )
-    _read_kernel(ds, out, layout, resolve_threads(n_threads))
+    # one chunk is one thread's work: no need to ask how many cores are free (five samples of the load, 5 ms)
+    one_chunk = all(c >= n for c, n in zip(layout.chunks, layout.shape))
+    _read_kernel(ds, out, layout, 1 if one_chunk and n_threads is None else resolve_threads(n_threads))
     return out
 
 
