@@ -211,13 +211,17 @@ def test_too_few_units_leave_it_undecided_with_a_warning(tmp_path, transposed, c
     with caplog.at_level(logging.WARNING):
         h5, result = _run(tmp_path, cmcr, cmtr)
     d = _decision(h5)
-    assert d["decided_by"] == "undecided" and d["sensor_axis_order"] == "col_row"
+    # Undecided, but never the reading the footprints score worst: the vendor's col_row is kept where
+    # it finds the units, left for row_col where it finds none of them
+    assert d["decided_by"] == "undecided" and d["sensor_axis_order"] == _order(transposed)
     assert d["n_units"] == MIN_UNITS - 1 and f"{MIN_UNITS} needed" in d["reason"]
+    assert ("score worst" in d["reason"]) == transposed
     stored = [w for w in _warnings(h5) if "could not be decided" in w]
-    assert len(stored) == 1 and "sensor_axis_order='row_col'" in stored[0]
+    other = "col_row" if transposed else "row_col"
+    assert len(stored) == 1 and f"sensor_axis_order='{other}'" in stored[0]
     assert any("could not be decided" in r.getMessage() for r in caplog.records)
     fraction, n = on_target_fraction(h5)
-    assert fraction == (0.0 if transposed else 1.0)  # the default read: right only for the vendor's order
+    assert fraction == 1.0
     # forcing the order puts every image on its unit
     forced_dir = tmp_path / "forced"
     forced_dir.mkdir()

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.integration.test_axis_order import UNITS, _decision, _write, on_target_fraction  # noqa: E402
 from tests.mcs_handmade import Region  # noqa: E402
 
+#: how an undecided recording read as the footprints favour (not the vendor's order) is described
+UNDECIDED = "read as [row, col] (the reading the spike footprints favour, not clearly): the data could not tell"
 FULL = Region(1, 1, 65, 65)
 SUB = Region(top=5, left=6, bottom=62, right=64)  # 58 rows x 59 columns
 
@@ -54,20 +56,21 @@ def test_an_undecided_recording_says_so_everywhere(tmp_path, capsys):
     out = tmp_path / "out" / "rec.h5"
     assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "raw frames: read as [col, row] (the vendor's order): the data could not tell" in printed
+    # undecided (three units, four decide), read as the footprints score best: the vendor's col_row finds none
+    assert f"raw frames: {UNDECIDED}" in printed
     assert "warning: hand: the raw frames' order could not be decided" in printed
-    assert "--sensor-axis-order row_col" in printed
+    assert "--sensor-axis-order col_row" in printed
 
     assert main(["inspect", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "raw frames: read as [col, row] (the vendor's order): the data could not tell" in printed
+    assert f"raw frames: {UNDECIDED}" in printed
     assert "warning: hand: the raw frames' order could not be decided" in printed
 
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     capsys.readouterr()
     html = (tmp_path / "report" / "index.html").read_text() if (tmp_path / "report" / "index.html").exists() else \
         next((tmp_path / "report").glob("*.html")).read_text()
-    assert "Raw frames: read as [col, row] (the vendor&#x27;s order): the data could not tell" in html
+    assert f"Raw frames: {UNDECIDED}" in html
     assert "could not be decided" in html
 
     # forcing the order on the command line puts the images on their units
@@ -103,5 +106,5 @@ def test_the_viewer_shows_the_decision_and_the_warning(tmp_path):
     assert main(["run", str(cmcr), str(cmtr), "--config", str(_config(tmp_path)), "--out", str(out)]) == 0
     with h5py.File(out, "r") as f:
         summary = recording_summary(f, file_version(f))
-    assert summary.frame_order.startswith("read as [col, row] (the vendor's order): the data could not tell")
+    assert summary.frame_order.startswith(UNDECIDED)
     assert any("could not be decided" in w for w in summary.warnings)

@@ -135,12 +135,15 @@ def test_no_setting_puts_every_image_on_its_unit(tmp_path, shape, n_inside):
 @pytest.mark.parametrize("shape", SHAPES[:2], ids=lambda s: "x".join(map(str, s)))
 def test_too_few_units_against_the_shape_is_undecided_and_its_advice_works(tmp_path, shape):
     cmcr, cmtr, units_in = _write(tmp_path, shape, MIN_UNITS - 1, seed=7 + sum(shape))
-    decision, warnings, _troughs = _run(tmp_path / "auto", cmcr, cmtr)
-    assert decision["decided_by"] == "undecided" and decision["sensor_axis_order"] == "col_row"
+    decision, warnings, troughs = _run(tmp_path / "auto", cmcr, cmtr)
+    # undecided, but the shape's reading, which the footprints score worst, is not the one read
+    assert decision["decided_by"] == "undecided" and decision["sensor_axis_order"] == "row_col"
+    assert bool(decision["swapped_fields"]) and "score worst" in decision["reason"]
     assert "footprints point to row_col+swapped_fields" in decision["reason"]
     assert f"{MIN_UNITS - 1} of {MIN_UNITS - 1 + 20} units had a footprint" in decision["reason"]
+    assert _on_their_units(troughs, units_in) == units_in
     advice = [w for w in warnings if "could not be decided" in w]
-    assert len(advice) == 1 and "rerun with sensor_axis_order='row_col'" in advice[0]
+    assert len(advice) == 1 and "rerun with sensor_axis_order='col_row'" in advice[0]
     decision, _warnings, troughs = _run(tmp_path / "advised", cmcr, cmtr, sensor_axis_order="row_col")
     assert decision["decided_by"] == "forced" and bool(decision["swapped_fields"])
     assert _on_their_units(troughs, units_in) == units_in

@@ -53,7 +53,7 @@ import numpy as np
 from hdmea.io.mcs import GRID_SIZE
 
 __all__ = ["FootprintEvidence", "Reading", "READINGS", "candidate_readings", "footprint_evidence",
-           "footprint_verdict", "image_evidence", "reading_name", "MIN_UNITS", "MARGIN", "MIN_SPIKES",
+           "footprint_verdict", "layout_verdict", "worst_reading", "image_evidence", "reading_name", "MIN_UNITS", "MARGIN", "MIN_SPIKES",
            "MAX_SPIKES", "MAX_UNITS", "MAX_TESTED", "MAX_DISTANCE", "TROUGH_NOISE", "TROUGH_SPIKE_NOISE",
            "TROUGH_CONTRAST"]
 
@@ -323,6 +323,40 @@ def footprint_verdict(evidence: FootprintEvidence) -> tuple[bool, list, float]:
     ranked = sorted(readings, key=lambda r: -fractions[r] if np.isfinite(fractions[r]) else 0.0)
     margin = (fractions[ranked[0]] - fractions[ranked[1]]) if len(ranked) > 1 and evidence.n_units else 0.0
     return evidence.n_units >= MIN_UNITS and margin >= MARGIN, ranked, margin
+
+
+def layout_verdict(evidence: FootprintEvidence, ranked: list) -> tuple[Reading | None, float]:
+    """The reading to take when the two best readings share their stored layout, and that layout's margin.
+
+    Where a region lies within an electrode or two of where its swapped ``Region.*`` fields would put it
+    (a square region next to the diagonal), the right layout's two field readings both find the units on
+    target: their margin is near 0, yet they agree on the layout, and the other layout's best reading
+    scores far below.  Returns ``(reading, margin)``: the layout's reading with the fields as written
+    where it scores as well as the swapped one (else the better one), and the margin of the layout's
+    best over the other layout's best; ``(None, 0.0)`` when the two best readings differ in layout or
+    fewer than :data:`MIN_UNITS` units were counted.  The layout is clear when the margin is at least
+    :data:`MARGIN`.
+    """
+    if evidence.n_units < MIN_UNITS or len(ranked) < 2 or ranked[0][0] != ranked[1][0]:
+        return None, 0.0
+    order = ranked[0][0]
+    best = evidence.fraction(ranked[0])
+    others = [evidence.fraction(r) for r in ranked if r[0] != order]
+    other = max((f for f in others if np.isfinite(f)), default=0.0)
+    as_written = (order, False)
+    reading = as_written if as_written in ranked and evidence.fraction(as_written) >= best else ranked[0]
+    return reading, best - other
+
+
+def worst_reading(evidence: FootprintEvidence, reading: Reading) -> bool:
+    """True when the footprints score ``reading`` strictly below the best of the readings tested and no
+    reading lower: a fallback must not take it (readings all alike, or no units, are no evidence)."""
+    fractions = [evidence.fraction(r) for r in evidence.readings]
+    fractions = [f for f in fractions if np.isfinite(f)]
+    own = evidence.fraction(reading)
+    if not evidence.n_units or not fractions or not np.isfinite(own):
+        return False
+    return own < max(fractions) and own <= min(fractions)
 
 
 #: Windows read at once: the decision's reads are small and scattered, so its time is the disk's

@@ -59,6 +59,8 @@ from hdmea.io.frame_footprints import (  # noqa: F401  (the footprint test's nam
     footprint_evidence,
     footprint_verdict,
     image_evidence,
+    layout_verdict,
+    worst_reading,
     reading_name,
     regions_of,
 )
@@ -148,7 +150,9 @@ class FrameOrderDecision:
             units = f"{self.n_units} unit" + ("" if self.n_units == 1 else "s")
             text = f"read as {axes}, which the spike footprints of {units} agree on"
         elif self.decided_by == "undecided":
-            text = f"read as {axes} (the vendor's order): the data could not tell"
+            whose = ("the vendor's order" if self.order == VENDOR_AXIS_ORDER and not self.swapped_fields
+                     else "the reading the spike footprints favour, not clearly")
+            text = f"read as {axes} ({whose}): the data could not tell"
         elif self.decided_by == "forced":
             text = f"read as {axes}, as the configuration or --sensor-axis-order says"
         elif self.decided_by == "shape":
@@ -201,6 +205,12 @@ def decide_frame_order(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
     readings = candidate_readings(regions)
     ev = footprint_evidence(cmcr, positions, spike_times, readings=readings)
     clear, ranked, margin = footprint_verdict(ev)
+    agreed, layout_margin = (None, 0.0) if clear else layout_verdict(ev, ranked)
+    if agreed is not None and layout_margin >= MARGIN:  # the two best readings share the layout: take it
+        clear, margin = True, layout_margin
+        ranked = [agreed] + [r for r in ranked if r != agreed]
+    else:
+        agreed = None
     fractions = {r: ev.fraction(r) for r in readings}
     common = dict(setting=setting, n_units=ev.n_units, fraction_col_row=ev.fraction("col_row"),
                   fraction_row_col=ev.fraction("row_col"), n_spikes_per_unit=ev.n_spikes_max, source=source,
@@ -213,6 +223,11 @@ def decide_frame_order(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
     if clear and ranked[0] != shape:
         order, swapped = ranked[0]
         reason = f"margin {margin:.2f} >= {MARGIN} over {ev.n_units} units (>= {MIN_UNITS} needed)"
+        if agreed is not None:
+            reason = (f"the two best readings both read {order}, a margin of {margin:.2f} >= {MARGIN} over the "
+                      f"other layout's best, {ev.n_units} units (>= {MIN_UNITS} needed); the Region.* fields' two "
+                      f"readings place the regions within reach of each other and score alike: read "
+                      f"{'swapped' if swapped else 'as written'}")
         if swapped:
             reason += ("; the Region.* fields are swapped (Left/Right hold the rows): the shape alone "
                        "would have read the frames transposed")
@@ -222,22 +237,33 @@ def decide_frame_order(cmcr, positions: Sequence[tuple[int, int]], spike_times: 
             "a non-square region's stored shape fits only this reading of its Region.* fields"
             + ("; the footprints agree" if clear else "")), **common)
     elif shape is not None:
-        decision = FrameOrderDecision(by_shape[0], "undecided", reason=(
+        decision = _fallback(shape, ev, ranked, common, reason=(
             f"the regions' shape fits only {reading_name(shape)} as their Region.* fields are written, but the "
             f"footprints point to {reading_name(ranked[0])} ({common['fractions']} on target; {counted}), not "
-            f"clearly: {MIN_UNITS} units and a margin of {MARGIN} needed"), **common)
+            f"clearly: {MIN_UNITS} units and a margin of {MARGIN} needed"))
     elif not positions:
         decision = FrameOrderDecision(VENDOR_AXIS_ORDER, "undecided", reason=(
             "no units to test the footprints with (no spike sorting given)"), **common)
     elif ev.n_units < MIN_UNITS:
-        decision = FrameOrderDecision(VENDOR_AXIS_ORDER, "undecided", reason=(
-            f"{counted}, {MIN_UNITS} needed" + (f"; not tested: {skipped}" if skipped else "")), **common)
+        decision = _fallback((VENDOR_AXIS_ORDER, False), ev, ranked, common, reason=(
+            f"{counted}, {MIN_UNITS} needed" + (f"; not tested: {skipped}" if skipped else "")))
     else:
-        decision = FrameOrderDecision(VENDOR_AXIS_ORDER, "undecided", reason=(
+        decision = _fallback((VENDOR_AXIS_ORDER, False), ev, ranked, common, reason=(
             f"the readings are alike: {common['fractions']} of {ev.n_units} units on target, a margin of "
-            f"{MARGIN} needed"), **common)
+            f"{MARGIN} needed"))
     cmcr.use_sensor_axis_order(decision.order, decision.decided_by, swapped_fields=decision.swapped_fields)
     return decision
+
+
+def _fallback(reading, ev, ranked: list, common: dict, *, reason: str) -> FrameOrderDecision:
+    """The undecided decision: ``reading`` (the shape's or the vendor's), unless the footprints score it worst
+    of all (:func:`~hdmea.io.frame_footprints.worst_reading`); then their best reading, and the reason says so."""
+    if worst_reading(ev, reading) and ranked and ranked[0] != reading:
+        best = ranked[0]
+        reason += (f"; {reading_name(reading)} is the reading the footprints score worst, so their best, "
+                   f"{reading_name(best)}, is read")
+        reading = best
+    return FrameOrderDecision(reading[0], "undecided", reason=reason, swapped_fields=reading[1], **common)
 
 
 def _forced_decision(cmcr, regions, setting, positions, spike_times) -> FrameOrderDecision:
