@@ -80,7 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("the output must be an .h5 file", found=str(out), hint="e.g. --out results/rec.h5")
     recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name)
     job = None
-    if finished_marker(out, config) is None:
+    if finished_marker(out, config, recording) is None:
         if args.verify_inputs:
             _refuse_unverified(recording)
         check_run([recording], [out], config).raise_if_any()
@@ -224,7 +224,8 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
         from hdmea.pipeline.batch import discover_recordings, finished_marker, output_path_for
 
         items = discover_recordings(args.recordings)
-        if 0 <= index < len(items) and finished_marker(output_path_for(items[index], args.out), config) is None:
+        if 0 <= index < len(items) and finished_marker(output_path_for(items[index], args.out), config,
+                                                         items[index]) is None:
             _refuse_unverified(items[index])  # out-of-range indexes are refused by run_one, naming the range
     result = run_one(args.recordings, index, config, args.out)
     outcome = {"status": result.status, "seconds": result.seconds, "detail": result.detail,

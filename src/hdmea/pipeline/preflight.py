@@ -330,8 +330,9 @@ def check_free_space(folder: str | os.PathLike, needed: int, what: str = "the ou
 def check_output_target(output: str | os.PathLike, overwrite: bool, recording: str | None = None) -> list[Problem]:
     """A problem when ``output`` exists and is not a recording file this pipeline wrote.
 
-    A recording of ours (it holds ``pipeline/session_info``) is replaced by a
-    rerun; anything else in the way (another program's file, a folder) is
+    A recording of ours (it holds ``pipeline/session_info``, or a batch's
+    finished-marker names it: damaged since, it is computed again) is replaced by
+    a rerun; anything else in the way (another program's file, a folder) is
     refused unless ``overwrite`` (``output.overwrite`` of the configuration).
     """
     output = Path(output)
@@ -340,6 +341,10 @@ def check_output_target(output: str | os.PathLike, overwrite: bool, recording: s
     if output.is_dir():
         return [Problem(output, "the output path is a folder", "give the path of an .h5 file", recording)]
     from hdmea.io import _files
+    from hdmea.pipeline.batch.recordings import read_done_marker
+
+    if read_done_marker(output) is not None:
+        return []
 
     try:
         with _files.probe_output(output) as f:

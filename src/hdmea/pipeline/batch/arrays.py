@@ -55,6 +55,7 @@ def run_one(
     result.error_type = outcome.get("error_type")
     result.holder = outcome.get("holder")
     result.finished_by = outcome.get("finished_by")
+    result.note = outcome.get("note")
     if result.status == "preempted":
         result.error = outcome.get("message")
         result.error_type = None

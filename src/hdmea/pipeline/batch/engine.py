@@ -324,7 +324,7 @@ def _finished_results(items: Sequence[Recording], outputs: Sequence[Path],
     """Recordings whose output is finished with this configuration, as skipped results (by index)."""
     finished = {}
     for i, (recording, output) in enumerate(zip(items, outputs)):
-        marker = finished_marker(output, config)
+        marker = finished_marker(output, config, recording)
         if marker is not None:
             finished[i] = RecordingResult(name=recording.name, output=output, status="skipped",
                                           detail=marker.get("detail", {}) or {})
@@ -363,6 +363,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         res.worker_setup_seconds += outcome.get("worker_setup_seconds", 0.0)
         res.detail = outcome.get("detail", {}) or {}
         res.finished_by = outcome.get("finished_by")
+        res.note = outcome.get("note")
         if outcome["status"] in ("failed", "held"):
             res.kind = outcome.get("kind")
             res.error = outcome.get("error")

@@ -29,10 +29,12 @@ from hdmea.pipeline.batch.failures import HELD, classify_error, describe_error, 
 from hdmea.pipeline.batch.preemption import Preempted, job_thread, stop_on_signals
 from hdmea.pipeline.batch.recordings import (
     Recording,
+    check_finished,
     checkpoint_path_for,
     done_marker_path,
     job_claim,
-    read_done_marker,
+    output_state,
+    recording_identity,
     write_done_marker,
 )
 from hdmea.pipeline.batch.workers import WorkerSetup, take_setup_seconds
@@ -166,15 +168,20 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
     """Skip, or run and mark finished; called under the recording's claim and log context."""
     job = job if job is not None else run_pipeline_job
     digest = config.digest()
-    marker = read_done_marker(output)
-    if marker is not None and marker.get("config_digest") == digest and not config.output.overwrite:
+    finished = check_finished(output, config, recording)
+    marker = finished.marker
+    if marker is not None:
         logger.info("already finished at %s by %s, skipped", marker.get("finished_at"),
                     marker.get("batch") or "an earlier run")
         return {"status": "skipped", "seconds": 0.0, "detail": marker.get("detail", {}),
                 "pid": os.getpid(), "finished_by": marker.get("batch"),
                 "job_seconds": marker.get("seconds", 0.0)}
-    if marker is not None:
-        logger.info("finished output was made with another configuration; redoing it")
+    if finished.redo is not None:
+        logger.warning("computed again: %s", finished.redo)
+    if finished.replace_output:  # ours by its marker, damaged since: replaced, not refused as in the way
+        config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
+    # Taken before the job reads its inputs: the marker names the recording the output came from.
+    inputs = recording_identity(recording)
     started = time.perf_counter()
     logger.info("started (attempt %d)", attempt)
     try:
@@ -202,6 +209,8 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
         "recording": recording.name,
         "cmcr": str(recording.cmcr),
         "cmtr": str(recording.cmtr),
+        "inputs": inputs,
+        "output": output_state(output),
         "config_digest": digest,
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "finished_unix": time.time(),
@@ -213,7 +222,10 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
         "detail": detail,
     })
     logger.info("finished in %.2f s", seconds)
-    return {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
+    outcome = {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
+    if finished.redo is not None:
+        outcome["note"] = f"computed again: {finished.redo}"
+    return outcome
 
 
 def _refuse_if_written_elsewhere(output: Path) -> None:

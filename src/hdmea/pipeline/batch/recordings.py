@@ -6,14 +6,21 @@ a stable order.  A running job holds ``<out>.job.claim`` (:func:`job_claim`)
 from before it looks at its output until after its marker is written, so that
 one process of any batch computes a recording while the others see it held.
 A finished job leaves ``<out>.done`` beside its output, a small JSON record
-with the configuration digest and the batch that computed it (written
-atomically, not fsynced, after the output itself was committed): a rerun with
-the same configuration skips it.
+with the configuration digest, the batch that computed it, what identifies its
+recording (:func:`recording_identity`: each input's path, size and a digest of
+its first and last blocks and blocks spread between) and the output's size and
+modification time (written atomically, not fsynced, after the output itself
+was committed).  A rerun skips it only when all of these still hold
+(:func:`check_finished`): the same configuration, the same recording (by
+content, wherever it lies now) and an output that is as it was finished or,
+changed since, still passes its own whole-file check; otherwise the recording
+is computed again, and the batch table says why.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import socket
@@ -28,8 +35,8 @@ from hdmea.errors import ConfigError
 from hdmea.pipeline.run import checkpoint_path_for
 
 __all__ = ["Recording", "discover_recordings", "output_path_for", "done_marker_path", "checkpoint_path_for",
-           "read_done_marker", "write_done_marker", "finished_marker", "job_claim", "new_batch_id", "DONE_SUFFIX",
-           "JOB_SUFFIX"]
+           "read_done_marker", "write_done_marker", "finished_marker", "check_finished", "Finished",
+           "recording_identity", "output_state", "job_claim", "new_batch_id", "DONE_SUFFIX", "JOB_SUFFIX"]
 
 DONE_SUFFIX = ".done"
 #: ``<out>.job.claim`` is the claim of the job computing ``<out>`` (``<out>.job`` itself never exists)
@@ -149,14 +156,124 @@ def read_done_marker(output: str | os.PathLike) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def finished_marker(output: str | os.PathLike, config: Any) -> dict | None:
-    """The finished-marker of ``output`` when it was made with ``config`` and no rerun is asked for, else None."""
-    if config.output.overwrite:
+#: Bytes digested at each end of an input file, and blocks of :data:`_BLOCK_BYTES` spread between: the
+#: vendor files' headers, their last blocks and a sample of the raw data, read in well under a millisecond
+#: from a local disk (a few reads' latency on a network one) whatever the recording's size.
+_EDGE_BYTES, _SPREAD_BLOCKS, _BLOCK_BYTES = 1 << 16, 14, 1 << 12
+
+
+def _file_identity(path: Path) -> dict:
+    """One input's identity: its resolved path, size and BLAKE2b digest of sampled blocks (None: missing)."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            digest = hashlib.blake2b(size.to_bytes(8, "little"), digest_size=16)
+            starts = [0] + [size * (k + 1) // (_SPREAD_BLOCKS + 1) for k in range(_SPREAD_BLOCKS)]
+            lengths = [_EDGE_BYTES] + [_BLOCK_BYTES] * _SPREAD_BLOCKS
+            starts.append(max(size - _EDGE_BYTES, 0))
+            lengths.append(_EDGE_BYTES)
+            for start, length in zip(starts, lengths):
+                digest.update(os.pread(fh.fileno(), length, start))
+    except FileNotFoundError:
+        return {"path": os.fspath(path), "size": None, "digest": None}
+    return {"path": os.path.realpath(path), "size": size, "digest": digest.hexdigest()}
+
+
+def recording_identity(recording: Recording) -> dict:
+    """What identifies ``recording``: ``{"cmcr": ..., "cmtr": ...}``, each input's path, size and digest."""
+    return {"cmcr": _file_identity(recording.cmcr), "cmtr": _file_identity(recording.cmtr)}
+
+
+def output_state(output: str | os.PathLike) -> dict:
+    """The finished output's size and modification time (ns), recorded in its marker."""
+    st = os.stat(output)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _identity_change(marker: dict, recording: Recording) -> str | None:
+    """Why ``recording`` is not the one the output was computed from (None: it is, by content)."""
+    recorded = marker.get("inputs")
+    if not isinstance(recorded, dict):
+        # A marker of an earlier version names the inputs' paths only.
+        for kind in ("cmcr", "cmtr"):
+            was, now = marker.get(kind), os.fspath(getattr(recording, kind))
+            if was is not None and os.path.realpath(was) != os.path.realpath(now):
+                return f"its {kind} is {now}, the output was computed from {was}"
         return None
-    marker = read_done_marker(output)
-    if marker is not None and marker.get("config_digest") == config.digest():
-        return marker
+    current = recording_identity(recording)
+    for kind in ("cmcr", "cmtr"):
+        was, now = recorded.get(kind) or {}, current[kind]
+        if (was.get("size"), was.get("digest")) != (now["size"], now["digest"]):
+            return (f"its {kind} {now['path']} ({_size_text(now['size'])}) is not the file the output was "
+                    f"computed from ({was.get('path')}, {_size_text(was.get('size'))}; the contents differ)")
     return None
+
+
+def _size_text(size) -> str:
+    return "missing" if size is None else f"{size:,} bytes"
+
+
+def _output_problem(output: Path, marker: dict) -> str | None:
+    """Why the finished output cannot be kept (None: as it was finished, or changed and still sound).
+
+    Unchanged (size and modification time as recorded) costs one ``stat``; a changed output is
+    checked whole (:func:`h5stream.checksums.wholefile.check_file`: every digest and Fletcher32
+    chunk), so an output a user added to through this package is kept, a truncated one redone.
+    """
+    recorded = marker.get("output")
+    try:
+        now = output_state(output)
+    except OSError as exc:
+        return f"the output cannot be read ({exc.strerror or exc})"
+    if isinstance(recorded, dict) and recorded == now:
+        return None
+    from h5stream.checksums.wholefile import check_file
+    from h5stream.errors import H5StreamError
+
+    try:
+        check_file(output)
+    except (H5StreamError, OSError, RuntimeError, ValueError) as exc:
+        return f"the output fails its own check ({exc})"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """What :func:`check_finished` found: the marker to skip on (None: compute), and why not, if it exists."""
+
+    marker: dict | None
+    redo: str | None = None
+    #: the output fails its own check: the job replaces it (atomically: it stays until the new one is complete)
+    replace_output: bool = False
+
+
+def check_finished(output: str | os.PathLike, config: Any, recording: Recording | None = None) -> Finished:
+    """Whether ``output`` is finished for ``recording`` with ``config`` (see the module docstring).
+
+    ``redo`` says why an output that has its marker is computed again (another configuration, another
+    recording of the same name, an output damaged since); None when there is no marker to judge or
+    a rerun is asked for (``config.output.overwrite``).  Without ``recording`` its identity is not compared.
+    """
+    if config.output.overwrite:
+        return Finished(None)
+    output = Path(output)
+    marker = read_done_marker(output)
+    if marker is None:
+        return Finished(None)
+    if marker.get("config_digest") != config.digest():
+        return Finished(None, "the output was made with another configuration")
+    change = _identity_change(marker, recording) if recording is not None else None
+    if change is not None:
+        return Finished(None, f"another recording of the same name: {change}")
+    problem = _output_problem(output, marker)
+    if problem is not None:
+        return Finished(None, problem, replace_output=True)
+    return Finished(marker)
+
+
+def finished_marker(output: str | os.PathLike, config: Any, recording: Recording | None = None) -> dict | None:
+    """The finished-marker of ``output`` when it is finished for ``recording`` with ``config``, else None."""
+    return check_finished(output, config, recording).marker
 
 
 def write_done_marker(output: str | os.PathLike, record: dict) -> Path:

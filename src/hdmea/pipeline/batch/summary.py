@@ -62,6 +62,9 @@ class RecordingResult:
     holder: dict | None = None
     #: the batch whose job finished the recording, for ``skipped`` (None: unknown, an older marker)
     finished_by: str | None = None
+    #: for ``done``: why an output that had its finished-marker was computed again (another configuration,
+    #: another recording of the same name, an output damaged since); None otherwise
+    note: str | None = None
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -131,6 +134,8 @@ class BatchSummary:
             err = "" if r.error is None else (f"[{r.kind}] {r.error}" if r.kind else r.error)
             if r.status == "skipped" and r.finished_by:
                 err = f"finished by batch {r.finished_by}"
+            elif r.status == "done" and r.note:
+                err = r.note
             lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.seconds:8.2f}  {r.attempts:>5}  {err}")
         stopped = (f", {len(self.preempted)} preempted (stopped by {self.stopped_by})"
                    if self.preempted or self.stopped_by else "")
