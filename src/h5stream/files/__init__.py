@@ -37,6 +37,7 @@ from h5stream.files.atomic import (
     update_atomic,
     write_bytes_atomic,
 )
+from h5stream.files.write_errors import as_write_error, disk_full
 from h5stream.files.claims import WriterClaim, hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
 from h5stream.files.global_heaps import GLOBAL_HEAP_SCAN_BYTES, check_global_heaps, check_large_global_heaps
@@ -63,6 +64,8 @@ __all__ = [
     "update_atomic",
     "write_bytes_atomic",
     "adopt_partial",
+    "as_write_error",
+    "disk_full",
     "open_validated",
     "refuse_unsafe_target",
     "guard_read",

@@ -11,7 +11,6 @@ follows what a reader refuses.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -24,6 +23,7 @@ import h5py
 from h5stream import checksums as _checksums
 from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsError, WriteError
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
+from h5stream.files.write_errors import as_write_error
 from h5stream.files.paths import LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.validated import (
     open_without_unsupported_locks,
@@ -36,14 +36,6 @@ from h5stream.files.validated import (
 __all__ = ["AtomicFile", "create_atomic", "update_atomic", "adopt_partial", "write_bytes_atomic"]
 
 logger = logging.getLogger("h5stream.files")
-
-
-def _as_write_error(exc: BaseException, path: Path, action: str) -> WriteError:
-    reason = getattr(exc, "strerror", None) or str(exc)
-    hint = "free disk space" if getattr(exc, "errno", None) == errno.ENOSPC else (
-        "check permissions and free space of the directory"
-    )
-    return WriteError(f"{action} failed ({reason}); any earlier file is intact", path=path, hint=hint)
 
 
 def _close_file(fid) -> bool:
@@ -236,7 +228,7 @@ class AtomicFile:
                     shutil.copyfile(self.source, self.partial)
                     shutil.copymode(self.source, self.partial)
                 except OSError as exc:
-                    raise _as_write_error(exc, target, "copying the file for update") from exc
+                    raise as_write_error(exc, target, "copying the file for update") from exc
                 self.file = open_without_unsupported_locks(h5py.File, self.partial, "r+", {})
                 # The copy is what gets written: refuse it as a read would, before any write
                 # could follow an external link or external storage into another file.
@@ -254,7 +246,7 @@ class AtomicFile:
             raise
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
             self._cleanup()
-            raise _as_write_error(exc, target, "creating the file") from exc
+            raise as_write_error(exc, target, "creating the file") from exc
         except BaseException:
             self._cleanup()
             raise
@@ -294,7 +286,7 @@ class AtomicFile:
             raise
         except (OSError, RuntimeError, ValueError) as exc:
             self._cleanup()
-            raise _as_write_error(exc, self.target, "finishing the file") from exc
+            raise as_write_error(exc, self.target, "finishing the file") from exc
         except BaseException:
             self._cleanup()
             raise
@@ -364,7 +356,7 @@ class AtomicFile:
             return False
         self.abort()
         if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-            raise _as_write_error(exc, self.target, "writing") from exc
+            raise as_write_error(exc, self.target, "writing") from exc
         return False
 
 
@@ -584,7 +576,7 @@ def write_bytes_atomic(
         except H5StreamError:
             raise
         except OSError as exc:
-            raise _as_write_error(exc, atomic.target, "writing the file") from exc
+            raise as_write_error(exc, atomic.target, "writing the file") from exc
     finally:
         with contextlib.suppress(OSError):
             os.unlink(atomic.partial)

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
+from h5stream.errors import ChecksumError
 
 __all__ = ["FileArray"]
 
@@ -68,6 +69,37 @@ class FileArray:
         if self.verify is not None:
             checksums.check_value(self.verify, self.name, self.digest, out)
         return out
+
+    def checked_copy_digest(self, copy: h5py.Dataset) -> str | None:
+        """The digest of ``copy`` (this array, just copied by the library into another file), checked
+        against :attr:`digest`.
+
+        Read back from the copy, so the check covers what the target holds: a source damaged on disk
+        (or a copy gone wrong) raises :class:`~h5stream.errors.ChecksumError` naming the source file, the
+        object, the digest expected and the one found, before the target is committed.  None when there
+        is nothing to check against: no digest, or values taken as stored (``verify`` off, not spilled).
+        """
+        return self._checked_digest(copy)
+
+    def check_source(self) -> None:
+        """Check the values in the source file against :attr:`digest` before they are copied (the same
+        error as :meth:`checked_copy_digest`), for a save that must not start when a copy would fail."""
+        self._checked_digest(self.dataset)
+
+    def _checked_digest(self, dataset: h5py.Dataset) -> str | None:
+        if self.digest is None or (self.verify is None and not self.spilled) or dataset.shape is None:
+            return None
+        source = self.file.filename
+        with checksums.checked_read(source, self.name, dataset=dataset):
+            found = checksums.stored_digest(dataset)
+        if found != self.digest:
+            raise ChecksumError(
+                "a value copied from a file differs from the digest stored with it: the source is damaged",
+                path=source, obj=self.name, expected=f"{checksums.ALGORITHM} {self.digest}",
+                found=f"{checksums.ALGORITHM} {found}",
+                hint="nothing was written over the target (an earlier file there is intact); restore the "
+                     "source from a copy, or load it with verify=False to copy its values as stored")
+        return found
 
     def __array__(self, dtype=None, copy=None):
         values = self.read()

@@ -147,10 +147,13 @@ def _compact(array: np.ndarray) -> bool:
     return array.dtype.kind not in "OUT" and 0 < array.nbytes <= lowlevel.COMPACT_LIMIT
 
 
-def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h5py.Dataset) -> None:
+def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h5py.Dataset,
+                       checked: str | None) -> None:
+    """Record the digest of an on-disk array placed at ``path`` (``checked``: the digest its copy was
+    found to have, :meth:`FileArray.checked_copy_digest`, None when not read)."""
     if ctx.recorder.headers_checksummed and dataset.id.get_create_plist().get_layout() == h5py.h5d.COMPACT:
         return  # the data sit in a version-2 object header, which HDF5 checksums
-    digest = data.digest
+    digest = checked if checked is not None else data.digest
     if digest is None:
         # Copied from a file without digests: digest what was copied.
         digest = checksums.stored_digest(dataset) if dataset.shape is not None else None
@@ -182,13 +185,18 @@ def _existing_dataset_attrs_home(dataset: h5py.Dataset) -> h5py.Group | None:
     return parent[name] if name in parent else None
 
 
-def _place_file_array(parent: h5py.Group, name: str, data: FileArray, ctx: WriteContext) -> h5py.Dataset:
-    """Put an on-disk array at ``parent[name]``: a link rename inside the same file, else a library copy."""
+def _place_file_array(parent: h5py.Group, name: str, data: FileArray,
+                      ctx: WriteContext) -> tuple[h5py.Dataset, str | None]:
+    """Put an on-disk array at ``parent[name]``: a link rename inside the same file, else a library copy,
+    checked against the array's digest (:meth:`FileArray.checked_copy_digest`, whose digest is returned)."""
     if ctx.movable is not None and ctx.movable(data):
         parent.file.move(data.name, f"{parent.name.rstrip('/')}/{name}")
-    else:
-        copy_dataset(data.dataset, parent, name)
-    return parent[name]
+        return parent[name], None
+    source = data.dataset
+    with checksums.checked_read(source.file.filename, data.name):  # a source header failing its checksum
+        copy_dataset(source, parent, name)
+    copy = parent[name]
+    return copy, data.checked_copy_digest(copy)
 
 
 # --------------------------------------------------------------------------- through h5py's wrappers
@@ -237,10 +245,10 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
             _wrapped_attrs(gid, node, ctx)
         return
     if isinstance(node.data, FileArray):
-        dataset = _place_file_array(h5py.Group(pid), name, node.data, ctx)
+        dataset, checked = _place_file_array(h5py.Group(pid), name, node.data, ctx)
         dsid = dataset.id
         if ctx.recorder is not None:
-            _record_file_array(ctx, dataset.name, node.data, dataset)
+            _record_file_array(ctx, dataset.name, node.data, dataset, checked)
     else:
         array = np.asarray(node.data)
         if array.dtype.kind in "OUT":
@@ -283,9 +291,9 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
             native.H5Gclose(gid)
         return
     if isinstance(node.data, FileArray):
-        dataset = _place_file_array(ctx.file[parent_path], name, node.data, ctx)
+        dataset, checked = _place_file_array(ctx.file[parent_path], name, node.data, ctx)
         if ctx.recorder is not None:
-            _record_file_array(ctx, path, node.data, dataset)
+            _record_file_array(ctx, path, node.data, dataset, checked)
         if node.attrs or node.tag is not None:
             _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
         return

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from h5stream.errors import H5StreamError, WriteError
-from h5stream.files import adopt_partial, create_atomic
+from h5stream.errors import H5StreamError
+from h5stream.files import adopt_partial, as_write_error, create_atomic
 from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group
+from hdmea.session._staged_tree import walk_datasets
 
 __all__ = ["write_new_file", "save_into_spill_file"]
+
+#: What libhdf5 raises through h5py when a write fails (a full disk comes as any of them): each leaves
+#: as :class:`~h5stream.errors.WriteError`, never raw.
+_WRITE_FAILURES = (OSError, RuntimeError, ValueError)
 
 
 def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict | None = None) -> None:
@@ -28,8 +33,8 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict 
         store.write_root(f, tree, store.WriteContext(f, written=written))
     except BaseException as exc:
         atomic.abort()
-        if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-            raise WriteError(f"writing failed ({exc}); any earlier file is intact", path=target) from exc
+        if isinstance(exc, _WRITE_FAILURES) and not isinstance(exc, H5StreamError):
+            raise as_write_error(exc, target, "writing") from exc
         raise
     atomic.commit()
 
@@ -40,16 +45,21 @@ def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_los
     ``on_lost(text)`` is called when the write failed after spilled arrays were
     moved (the discarded file took them with it): the session cannot save again.
     """
-    # The engine adopts the spill file as the target's partial file: claim and target
-    # checks come first, so a refused target leaves the spilled arrays where they are.
-    with _files.recording_errors(target):
-        atomic = adopt_partial(target, staging.spill_path, overwrite=True, checksums=True)
     opener = staging.spill_file
-    f = opener()
 
     def movable(array: FileArray) -> bool:
         return array.spilled and array._opener == opener
 
+    # Values copied from another file (a recording read on demand) are checked before anything is
+    # claimed or moved: a damaged source then fails the save with the spilled data still in place.
+    for _path, node in walk_datasets(tree):
+        if isinstance(node.data, FileArray) and not movable(node.data):
+            node.data.check_source()
+    # The engine adopts the spill file as the target's partial file: claim and target
+    # checks come first, so a refused target leaves the spilled arrays where they are.
+    with _files.recording_errors(target):
+        atomic = adopt_partial(target, staging.spill_path, overwrite=True, checksums=True)
+    f = opener()
     handed = staging.detach_spill_file()
     assert handed is not None and handed[0] is f and handed[1] == atomic.partial
     atomic.file = f
@@ -62,6 +72,6 @@ def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_los
         atomic.abort()
         on_lost(f"saving to {target} failed ({exc}) after spilled arrays were moved; the earlier file is "
                 "intact, but this session's spilled data is gone. Resume from the last checkpoint.")
-        if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-            raise WriteError(f"saving failed ({exc}); any earlier file is intact", path=target) from exc
+        if isinstance(exc, _WRITE_FAILURES) and not isinstance(exc, H5StreamError):
+            raise as_write_error(exc, target, "saving") from exc
         raise
