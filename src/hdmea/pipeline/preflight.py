@@ -341,7 +341,7 @@ def check_output_target(output: str | os.PathLike, overwrite: bool, recording: s
     if output.is_dir():
         return [Problem(output, "the output path is a folder", "give the path of an .h5 file", recording)]
     from hdmea.io import _files
-    from hdmea.pipeline.batch.recordings import read_done_marker
+    from hdmea.pipeline.done_markers import read_done_marker
 
     if read_done_marker(output) is not None:
         return []

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import socket
 import uuid
@@ -30,15 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from h5stream.errors import SourceNotFoundError
-from h5stream.files import WriterClaim, write_bytes_atomic
+from h5stream.files import WriterClaim
 from hdmea.errors import ConfigError
+from hdmea.pipeline.done_markers import DONE_SUFFIX, done_marker_path, read_done_marker, write_done_marker
 from hdmea.pipeline.run import checkpoint_path_for
 
 __all__ = ["Recording", "discover_recordings", "output_path_for", "done_marker_path", "checkpoint_path_for",
            "read_done_marker", "write_done_marker", "finished_marker", "check_finished", "Finished",
            "recording_identity", "output_state", "job_claim", "new_batch_id", "DONE_SUFFIX", "JOB_SUFFIX"]
 
-DONE_SUFFIX = ".done"
 #: ``<out>.job.claim`` is the claim of the job computing ``<out>`` (``<out>.job`` itself never exists)
 JOB_SUFFIX = ".job"
 
@@ -132,28 +131,6 @@ def _read_list_file(path: Path) -> list[Recording]:
 
 def output_path_for(recording: Recording, out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / f"{recording.name}.h5"
-
-
-def done_marker_path(output: str | os.PathLike) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + DONE_SUFFIX)
-
-
-def read_done_marker(output: str | os.PathLike) -> dict | None:
-    """The finished-marker of ``output`` (None when absent, empty, unparsable or the output is gone).
-
-    None means "not done": the job runs again.  A marker is not fsynced
-    (:func:`write_done_marker`), so after a machine crash it may be missing or
-    empty; that only costs the job's work again.
-    """
-    marker = done_marker_path(output)
-    if not Path(output).exists():
-        return None
-    try:
-        record = json.loads(marker.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return None
-    return record if isinstance(record, dict) else None
 
 
 #: Bytes digested at each end of an input file, and blocks of :data:`_BLOCK_BYTES` spread between: the
@@ -274,19 +251,6 @@ def check_finished(output: str | os.PathLike, config: Any, recording: Recording 
 def finished_marker(output: str | os.PathLike, config: Any, recording: Recording | None = None) -> dict | None:
     """The finished-marker of ``output`` when it is finished for ``recording`` with ``config``, else None."""
     return check_finished(output, config, recording).marker
-
-
-def write_done_marker(output: str | os.PathLike, record: dict) -> Path:
-    """Write the finished-marker of ``output``: readers see the whole record or none of it.
-
-    Atomic (a rename) but not fsynced: jobs are idempotent, so a marker lost in
-    a machine crash only makes its job run again (:func:`read_done_marker`
-    takes a missing, empty or torn marker as "not done"), while the two fsyncs
-    of a durable write cost milliseconds per recording.  The output itself was
-    committed durably before.
-    """
-    text = json.dumps(record, indent=1, sort_keys=True, default=str)
-    return write_bytes_atomic(done_marker_path(output), text.encode("utf-8"), durable=False)
 
 
 def job_claim(output: str | os.PathLike) -> WriterClaim:
