@@ -148,17 +148,16 @@ def test_userblock_file_reads_equal(tmp_path):
 
 
 def test_a_dataset_of_one_chunk_is_read_without_asking_for_free_cores(tmp_path, monkeypatch):
-    """One chunk is one thread's work: the load is not sampled (5 ms of each small array's read)."""
-    from h5stream import cores
-    from h5stream.elements.parallel_read import read_deflate_parallel
-
+    """One chunk is one thread's work: the free cores are not asked for (five samples of the load, 5 ms
+    of each small array's read)."""
     asked = []
-    real = cores.others_running
-    monkeypatch.setattr(cores, "others_running", lambda *a, **k: asked.append(1) or real(*a, **k))
+    real = parallel_read.resolve_threads
+    monkeypatch.setattr(parallel_read, "resolve_threads", lambda n: asked.append(n) or real(n))
     values = np.arange(3000, dtype=np.float64).reshape(100, 30)
     with h5py.File(tmp_path / "c.h5", "w") as f:
         f.create_dataset("one", data=values, chunks=(100, 30), compression="gzip", shuffle=True)
         f.create_dataset("many", data=values, chunks=(10, 30), compression="gzip")
     with h5py.File(tmp_path / "c.h5", "r") as f:
         assert np.array_equal(read_deflate_parallel(f["one"]), values) and asked == []
-        assert np.array_equal(read_deflate_parallel(f["many"]), values) and asked == [1]
+        assert np.array_equal(read_deflate_parallel(f["many"]), values) and asked == [None]
+        assert np.array_equal(read_deflate_parallel(f["one"], n_threads=2), values) and asked == [None, 2]
