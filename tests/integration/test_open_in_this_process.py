@@ -98,3 +98,13 @@ def test_a_file_open_elsewhere_only_is_not_open_here(rec, tmp_path):
     assert open_in_this_process(tmp_path / "missing.h5") is None
     with h5py.File(tmp_path / "x.h5", "w"):
         assert open_in_this_process(rec) is None
+
+
+def test_a_handle_without_locks_does_not_stop_a_step(rec):
+    """A read-only handle opened with locking=False conflicts with nothing: the step runs, the handle keeps
+    reading the file as it was (the step's new file replaced it by a rename)."""
+    with h5py.File(rec, "r", locking=False) as handle:
+        assert add_section_time_analog(rec, 0.5, movie_name="flash", plot_duration=0.01) is True
+        assert "section_time" not in handle["stimulus"]
+    with h5py.File(rec, "r") as f:
+        np.testing.assert_array_equal(f["stimulus/section_time/flash"][:, 0], STEP_AT)

@@ -209,8 +209,8 @@ def validate_for_update(path: str | os.PathLike,
     path = Path(path)
     if not os.path.lexists(path):
         raise not_found_error(path)
-    refuse_if_open_here(path)
     if hdf5_lock_held(path):
+        refuse_if_open_here(path)  # this process's own handle holds the lock, not another program
         raise locked_error(path, WriterClaimError(
             "file is held by another program, which has it open for writing (HDF5 file lock held)",
             path=path, hint="close the file in the other program and retry", other_program=True,
