@@ -1,11 +1,15 @@
-"""Command line of h5scp: ``python -m h5scp inspect FILE`` and ``convert IN OUT``.
+"""Command line of h5scp: ``python -m h5scp inspect FILE``, ``verify FILE`` and ``convert IN OUT``.
 
-``inspect`` prints what a container file or Parquet dataset holds (format,
-samples, assays with their layers, masks and storage, history, links).
-``convert`` reads a container in any format (chosen by content) and writes it
-in the format of the output's extension (``.h5``, ``.hdf5``, ``.h5mu``,
-``.h5ad``, ``.parquet``).  Exit status: 0 on success, 2 on bad input
-(unreadable file, unsupported extension), 1 on a failed write.
+``inspect`` prints what a container file, Parquet dataset or AnnData zarr store
+holds (format, samples, assays with their layers, masks and storage, history,
+links).  ``verify`` reads all of a file and checks every checksum.  ``convert``
+reads a container in any format (chosen by content) and writes it in the
+format of the output's extension (``.h5``, ``.hdf5``, ``.h5mu``, ``.h5ad``,
+``.parquet``, ``.zarr``).  Every error is one line, ``python -m h5scp COMMAND:
+...``, saying what to do, with the command line's flags (``--overwrite``), as
+``hdmea``'s command line does.  Exit status: 0 on success, 2 on bad input
+(unreadable file, unsupported extension, an output that exists, a file that is
+not a container), 1 on a failed write.
 """
 
 from __future__ import annotations
@@ -19,12 +23,18 @@ from pathlib import Path
 
 from h5scp.core.exceptions import ScpTensorError
 from h5scp.core.structures import ScpContainer
-from h5scp.io.exceptions import IOWriteError
+from h5scp.io.exceptions import IOTargetExistsError, IOWriteError
 from h5scp.io.formats import format_for
 from h5scp.io.formats_parquet import is_parquet_dataset
+from h5scp.io.formats_zarr import is_zarr_store
 from h5scp.io.importers import detect_format
 
 _FORMAT_NAMES = {"scptensor": "scptensor HDF5", "AnnData": "AnnData", "MuData": "MuData"}
+#: What the command line shows in --help (plain text: argparse prints it as it is).
+_DESCRIPTION = ("Inspect, verify and convert ScpTensor containers (.h5, .h5ad, .h5mu, .parquet, .zarr). "
+                "Exit status: 0 on success, 2 on bad input, 1 on a failed write.")
+#: The library's keyword arguments in its messages, and the flags that set them here.
+_FLAGS = {"overwrite=True": "--overwrite", "assay=": "--assay", "layer=": "--layer"}
 
 __all__ = ["main", "describe"]
 
@@ -38,6 +48,10 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _storage(values) -> str:
     fmt = getattr(values, "format", None)
     kind = f"sparse {fmt.upper()} ({values.nnz} stored)" if fmt else "dense"
@@ -49,9 +63,10 @@ def describe(container: ScpContainer, path: str | os.PathLike | None = None) -> 
     lines = []
     if path is not None:
         p = Path(path)
-        if is_parquet_dataset(p):
+        if is_parquet_dataset(p) or is_zarr_store(p):
             size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-            lines.append(f"{p}  (scptensor Parquet, {_human_bytes(size)})")
+            kind = "scptensor Parquet" if is_parquet_dataset(p) else "AnnData zarr"
+            lines.append(f"{p}  ({kind}, {_human_bytes(size)})")
         else:
             lines.append(f"{p}  ({_FORMAT_NAMES[detect_format(p)]}, {_human_bytes(p.stat().st_size)})")
     obs = container.obs
@@ -63,7 +78,7 @@ def describe(container: ScpContainer, path: str | os.PathLike | None = None) -> 
     for name, assay in container.assays.items():
         lines.append(
             f"  {name}: {assay.n_features} features (id column {assay.feature_id_col!r}), "
-            f"{len(assay.layers)} layers; var columns: {', '.join(assay.var.columns)}"
+            f"{_counted(len(assay.layers), 'layer')}; var columns: {', '.join(assay.var.columns)}"
         )
         for layer, matrix in assay.layers.items():
             mask = "no mask" if matrix.M is None else f"mask {_storage(matrix.M)}"
@@ -73,7 +88,7 @@ def describe(container: ScpContainer, path: str | os.PathLike | None = None) -> 
             )
     lines.append(f"links: {len(container.links)}")
     for link in container.links:
-        lines.append(f"  {link.source_assay} -> {link.target_assay}: {link.linkage.height} pairs")
+        lines.append(f"  {link.source_assay} -> {link.target_assay}: {_counted(link.linkage.height, 'pair')}")
     lines.append(f"history: {len(container.history)} entries")
     for entry in container.history:
         text = f"  {entry.timestamp}  {entry.action}"
@@ -92,11 +107,15 @@ def _inspect(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import time
 
-    from h5stream.checksums.wholefile import check_file, check_summary
+    from h5stream.checksums.wholefile import carries_no_checksum, check_file, check_summary
     from h5stream.errors import H5StreamError
     from h5scp.io.exceptions import translate_engine_error
 
     start = time.perf_counter()
+    if is_zarr_store(args.file):
+        raise ValueError(f"{args.file} is an AnnData zarr store, which carries no checksums (zarr has none of "
+                         "HDF5's); give an .h5, .h5ad or .h5mu file or a .parquet dataset, or read the store with "
+                         "inspect")
     if Path(args.file).is_dir():  # a scptensor Parquet dataset: every file against the manifest's digests
         from h5scp.io.formats_parquet import verify_parquet, verify_summary
 
@@ -107,8 +126,22 @@ def _verify(args: argparse.Namespace) -> int:
         stats = check_file(args.file)
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
+    if carries_no_checksum(stats) and _container_kind(args.file) is None:
+        raise ValueError(f"{args.file} is an HDF5 file but not a container (scptensor, AnnData or MuData): it carries "
+                         "no checksums, so nothing could be verified; verify checks the files h5scp, ScpTensor's "
+                         "save_hdf5, anndata and mudata write")
     print(check_summary(args.file, stats, time.perf_counter() - start))
     return 0
+
+
+def _container_kind(path) -> str | None:
+    """"scptensor", "AnnData" or "MuData" for a container file, None for any other HDF5 file."""
+    from h5scp.io.importers import checked_format
+
+    try:
+        return checked_format(path)
+    except (ScpTensorError, ValueError, OSError):
+        return None
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -120,11 +153,11 @@ def _convert(args: argparse.Namespace) -> int:
         options["compression"] = None if args.compression == "none" else args.compression
     if args.level is not None:
         options["compression_level"] = args.level
-    if writer_format.name == "AnnData":
+    if writer_format.name in ("AnnData", "AnnData zarr"):  # one assay per file or store
         options["assay"] = args.assay
         options["layer"] = args.layer
     elif args.assay is not None or args.layer is not None:
-        raise ValueError("--assay and --layer apply only to .h5ad output")
+        raise ValueError("--assay and --layer apply only to .h5ad and .zarr output")
     if writer_format.name == "scptensor Parquet":
         options["layout"] = args.layout or "long"
         options["dense_cells"] = args.dense_cells or "all"
@@ -136,21 +169,21 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m h5scp", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m h5scp", description=_DESCRIPTION)
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("inspect", help="print what a container file holds")
+    p = sub.add_parser("inspect", help="print what a container file, .parquet dataset or .zarr store holds")
     p.add_argument("file")
     p.set_defaults(run=_inspect)
     p = sub.add_parser("verify", help="check every checksum of a .h5, .h5ad or .h5mu file or a .parquet "
                        "dataset by reading all of it")
     p.add_argument("file")
     p.set_defaults(run=_verify)
-    p = sub.add_parser("convert", help="convert between .h5, .hdf5, .h5mu, .h5ad and .parquet")
+    p = sub.add_parser("convert", help="convert between .h5, .hdf5, .h5mu, .h5ad, .parquet and .zarr")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--assay", help="assay written to an .h5ad file (needed when there are several)")
-    p.add_argument("--layer", help="layer stored as X in an .h5ad file (default: the first)")
+    p.add_argument("--assay", help="assay written to an .h5ad file or .zarr store (needed when there are several)")
+    p.add_argument("--layer", help="layer stored as X in an .h5ad file or .zarr store (default: the first)")
     p.add_argument("--compression",
                    help="HDF5: auto (default: gzip level 1 where an array shrinks to half, else none), gzip, lzf, "
                    "none or an hdf5plugin codec; "
@@ -167,16 +200,49 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level.upper())
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except IOWriteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        _error(args.command, exc)
+        # an output that exists is an input error (nothing was started); any other failed write is a failure
+        return 2 if isinstance(exc, IOTargetExistsError) else 1
     except (ScpTensorError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(args.command, exc)
         return 2
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment (a caller may have replaced it since the last command)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _configure_logging(level: str) -> None:
+    """The log lines of h5scp and its engine on stderr at ``level``; a second call replaces the first's."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("h5scp", "h5stream"):
+        log = logging.getLogger(name)
+        for old in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
+            log.removeHandler(old)
+        log.addHandler(handler)
+        log.setLevel(level)
+
+
+def _error(command: str, exc: BaseException) -> None:
+    """One line: the command, then the message with the library's keyword arguments named as flags."""
+    text = str(exc)
+    for keyword, flag in _FLAGS.items():
+        text = text.replace(keyword, flag)
+    print(f"python -m h5scp {command}: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

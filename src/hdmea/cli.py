@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _hdmea_cli import STOPPED, command_of, stop_exit_code, stopped_line
 from h5stream.errors import H5StreamError
-from hdmea.cli_errors import describe_error
+from hdmea.cli_errors import FILE_ARGUMENTS, describe_error, input_problem
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
 
@@ -245,14 +245,33 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import time
 
-    from h5stream.checksums.wholefile import check_file, check_summary
+    from h5stream.checksums.wholefile import carries_no_checksum, check_file, check_summary
     from hdmea.io.mcs import mcs_link_rule
 
     start = time.perf_counter()
     # a .cmtr's /Acquisition link to its .cmcr is accepted, as by the input checks
     stats = check_file(args.file, link_rule=mcs_link_rule)  # a mismatch is a ChecksumError: reported by _run, non-zero exit
-    print(check_summary(args.file, stats, time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    if carries_no_checksum(stats) and not _marked_as_recording(args.file):
+        read = f"all {counted(stats['unchecked'], 'dataset')} read without an error"
+        if Path(args.file).suffix.lower() in (".cmcr", ".cmtr"):
+            print(f"{args.file}: readable: {read}; an MCS file carries no checksums, so its values cannot be "
+                  f"compared with any")
+            return EXIT_OK
+        _error("verify", f"{args.file} is an HDF5 file that hdmea did not write: it carries no checksums, so "
+                         f"nothing could be verified ({read}). hdmea verify checks the recording files that hdmea "
+                         f"run, batch or demo wrote, and MCS files (.cmcr, .cmtr).")
+        return EXIT_USAGE
+    print(check_summary(args.file, stats, seconds))
     return EXIT_OK
+
+
+def _marked_as_recording(path: str) -> bool:
+    """Whether ``path`` says it is a recording (ours, or the original pipeline's with its dataset_id)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return "h5stream_format" in f.attrs or "dataset_id" in f.attrs
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -450,6 +469,12 @@ def _run(argv: Sequence[str] | None) -> int:
                       one_recording=args.command in ("run", "run-one"))
     func: Callable[[argparse.Namespace], int] = args.func
     command = args.command
+    named = getattr(args, FILE_ARGUMENTS.get(command, ""), None)
+    for path in [named] if isinstance(named, str) else named or []:
+        problem = input_problem(path, command)
+        if problem is not None:
+            _error(command, problem)
+            return EXIT_USAGE
     stop_signals: contextlib.AbstractContextManager = contextlib.nullcontext()
     preempted: type[BaseException] | tuple = ()  # caught below only by the commands that stop on signals
     if command in _STOPPABLE:

@@ -15,6 +15,7 @@ since a text file given by mistake is not damaged.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from h5stream.errors import FormatError, H5StreamError, SourceNotFoundError
 
@@ -46,9 +47,41 @@ def _missing_signature(path: str | os.PathLike) -> FormatError | None:
     return None
 
 
+#: The commands that read a recording file, and the argument that names it.
+FILE_ARGUMENTS = {"inspect": "file", "report": "file", "verify": "file", "export-nwb": "recording", "view": "paths"}
+
+
+def input_problem(path: str | os.PathLike, command: str) -> str | None:
+    """Why ``path`` cannot be what ``command`` reads, with what to do (None: it may be; the reader decides).
+
+    A folder (but for ``view``, which serves folders) or a raw MCS file (but for ``verify``, which reads
+    them too) is refused by its kind, before anything is opened.
+    """
+    p = Path(path)
+    if p.is_dir() and command != "view":
+        files = sorted(p.glob("*.h5"))
+        todo = ("it holds no .h5 file (hdmea run, batch and demo write them)" if not files
+                else f"give the .h5 file in it, {files[0]}" if len(files) == 1
+                else f"give one of the {len(files)} .h5 files in it, such as {files[0]}")
+        return f"{p} is a folder; hdmea {command} reads one recording file (.h5): {todo}."
+    suffix = p.suffix.lower()
+    if p.is_file() and suffix in (".cmcr", ".cmtr") and command != "verify":
+        cmcr, cmtr = p.with_suffix(".cmcr"), p.with_suffix(".cmtr")
+        out = p.with_suffix(".h5").name
+        return (f"{p} is a raw MCS file ({suffix}), not a processed recording: process it first with "
+                f"`hdmea run {cmcr} {cmtr} --out {out}`, then give {out} to hdmea {command}.")
+    return None
+
+
 def describe_error(exc: BaseException, command: str) -> tuple[str, int]:
     """The message (without the ``hdmea COMMAND:`` prefix) and exit status for ``exc`` raised by ``command``."""
+    from hdmea.errors import RecordingFormatError
+
     noun, wanted, todo = _WANTED.get(command, _RECORDING)
+    if isinstance(exc, RecordingFormatError) and exc.obj == "/@h5stream_format" and exc.path:
+        return (f"{exc.path} is an HDF5 file that hdmea did not write (it has no hdmea recording mark). "
+                f"Give a recording file that hdmea run, batch or demo wrote, or a file of the lab's hdmea_processing "
+                f"pipeline (`hdmea demo --out DIR` writes one to try the commands on).", EXIT_USAGE)
     if isinstance(exc, SourceNotFoundError) and getattr(exc, "path", None):
         return f"{exc.path}: no such file: expected {wanted}, found nothing at this path. Check the path, or {todo}.", \
             EXIT_USAGE

@@ -158,9 +158,9 @@ def test_cli_bad_input(tmp_path, container, capsys):
     status, _out, err = _main(capsys, "convert", src, tmp_path / "out.txt")
     assert status == 2 and "supported" in err
     status, _out, err = _main(capsys, "convert", src, src)
-    assert status == 1 and "overwrite" in err
+    assert status == 2 and "--overwrite" in err  # an output that exists: nothing was started
     status, _out, err = _main(capsys, "convert", src, tmp_path / "x.h5mu", "--assay", "proteins")
-    assert status == 2 and "only to .h5ad" in err
+    assert status == 2 and "only to .h5ad and .zarr" in err
 
 
 # --------------------------------------------------------------------------- every polars kind

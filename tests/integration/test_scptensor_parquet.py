@@ -403,7 +403,7 @@ def test_convert_to_and_from_parquet(tmp_path, container, capsys):
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "scptensor Parquet" in text and "samples: 9" in text and "history: 2 entries" in text
-    assert main(["convert", str(src), str(out)]) == 1  # exists
+    assert main(["convert", str(src), str(out)]) == 2  # exists: an input error, nothing was started
     assert "overwrite" in capsys.readouterr().err
     assert main(["convert", str(src), str(tmp_path / "x.h5"), "--layout", "wide"]) == 2
     assert "only to .parquet" in capsys.readouterr().err

@@ -190,6 +190,14 @@ def detect_format(path: str | os.PathLike) -> str:
         return file_kind(f)
 
 
+def checked_format(path: str | os.PathLike) -> str:
+    """:func:`detect_format`, after the format's checks of the file's root: raises for an HDF5 file that
+    holds no container of the three formats (another program's file)."""
+    source = Path(path)
+    with reading(source, _check_any(source)) as f:
+        return file_kind(f)
+
+
 def _check_any(path) -> Callable[[h5py.File], None]:
     checks = {"AnnData": check_h5ad(path), "MuData": check_h5mu(path), "scptensor": _check_scptensor(path)}
 

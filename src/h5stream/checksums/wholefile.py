@@ -215,6 +215,13 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None, link_rule
             f.close()
 
 
+def carries_no_checksum(stats: dict) -> bool:
+    """Whether :func:`check_file` found nothing to check: no digest, no Fletcher32, no checksummed header, no
+    checksummed attribute and no manifest (a file another tool wrote: its values cannot be verified)."""
+    checked = stats["datasets"] + stats["fletcher32"] + stats["header"] + stats["attributes"]
+    return checked == 0 and not stats["manifest"] and not stats.get("names")
+
+
 def check_summary(path, stats: dict, seconds: float) -> str:
     """One line saying what :func:`check_file` checked (for the ``verify`` commands)."""
     checked = stats["datasets"] + stats["fletcher32"] + stats["header"]
