@@ -31,6 +31,7 @@ from pathlib import Path
 
 from _hdmea_cli import STOPPED, command_of, stop_exit_code, stopped_line
 from h5stream.errors import H5StreamError
+from hdmea import cli_stops
 from hdmea.cli_errors import FILE_ARGUMENTS, describe_error, input_problem
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
@@ -129,7 +130,7 @@ def _without_config_note() -> str:
 def _print_outcome(name: str, out: Path, outcome: dict, command_name: str = "hdmea run") -> int:
     status = outcome["status"]
     if status == "preempted":
-        print(f"{command_name}: {STOPPED} ({_stop_detail(name, outcome)})", file=sys.stderr)
+        print(f"{command_name}: {STOPPED} ({cli_stops.stop_detail(name, outcome)})", file=sys.stderr)
         return stop_exit_code(outcome.get("signal"))
     if status in ("failed", "held"):  # held: another process holds the recording, not computed here
         text = (f"{name}: held: {outcome.get('error')}" if status == "held"
@@ -202,7 +203,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                "the inputs and run the same command again")
         return EXIT_USAGE
     if summary.stopped_by:
-        print(f"hdmea batch: {STOPPED} ({_signal_words(summary.stopped_by)}: "
+        print(f"hdmea batch: {STOPPED} ({cli_stops.signal_words(summary.stopped_by)}: "
               f"{counted(len(summary.preempted), 'recording')} stopped, each keeping its finished steps in "
               "<name>.h5.checkpoint.h5)", file=sys.stderr)
         return stop_exit_code(summary.stopped_by)
@@ -439,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``argv`` given (from Python), it returns the status like any function.
     """
     try:
-        with _stops_noted():
+        with cli_stops.stops_noted():
             code = _run(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports, its checks)
         code = _stopped(argv)
@@ -452,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _stopped(argv: Sequence[str] | None) -> int:
     print(stopped_line(command_of(sys.argv[1:] if argv is None else argv)), file=sys.stderr)
-    return stop_exit_code(_first_signal or "SIGINT")
+    return stop_exit_code(cli_stops.first_signal() or "SIGINT")
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -493,7 +494,7 @@ def _run(argv: Sequence[str] | None) -> int:
         _error(command, str(exc))
         return EXIT_USAGE
     except (H5StreamError, ImportError) as exc:
-        if _first_signal is not None:  # an import cut short by Ctrl-C (numpy's, say) fails as an ImportError
+        if cli_stops.first_signal() is not None:  # an import cut short by Ctrl-C (numpy's, say) fails as an ImportError
             return _stopped(argv)
         text, code = describe_error(exc, command)
         _error(command, text)
@@ -508,61 +509,6 @@ def _run(argv: Sequence[str] | None) -> int:
     except preempted as exc:  # a signal before or after the recordings' jobs
         print(stopped_line(command), file=sys.stderr)
         return stop_exit_code(exc.signal_name)
-
-
-_first_signal: str | None = None  # the stop signal that arrived before a command's own handling, if one did
-
-
-@contextlib.contextmanager
-def _stops_noted():
-    """Until a command installs its own handlers, Ctrl-C and SIGTERM stop it as they do later: the signal is
-    noted (an import it cuts short may fail with another error than KeyboardInterrupt) and raises
-    KeyboardInterrupt; the earlier handlers come back at the end."""
-    import signal
-    import threading
-
-    global _first_signal
-    _first_signal = None
-
-    def on_stop(signum, frame):
-        global _first_signal
-        _first_signal = _first_signal or signal.Signals(signum).name
-        raise KeyboardInterrupt
-
-    wanted = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    previous = {sig: signal.getsignal(sig) for sig in wanted}
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    for sig, default in wanted.items():
-        if previous[sig] is default:
-            signal.signal(sig, on_stop)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _signal_words(signal_name: str | None) -> str:
-    return {"SIGINT": "Ctrl-C", "SIGBREAK": "Ctrl-Break", None: "a stop"}.get(signal_name, signal_name)
-
-
-def _stop_detail(name: str, outcome: dict) -> str:
-    """What a stopped job left, in a few words: which signal (in which SLURM job), which steps are kept where."""
-    from hdmea.pipeline.batch.preemption import slurm_job_text
-
-    job = slurm_job_text()
-    where = f" in {job}" if job else ""
-    done = outcome.get("steps_done") or []
-    checkpoint = outcome.get("checkpoint")
-    if checkpoint:
-        kept = f"the finished steps {', '.join(done)} are kept in {checkpoint}"
-    elif done:
-        kept = f"the finished steps could not be kept, so {name} starts over"
-    else:
-        kept = f"no step of {name} had finished"
-    return f"{_signal_words(outcome.get('signal'))}{where}: {kept}"
 
 
 #: What the library's messages call a keyword argument, on the command line, per subcommand.
