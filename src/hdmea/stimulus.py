@@ -191,15 +191,47 @@ class StimulusConfig:
             raise ConfigError(f"stimulus configuration lacks the key {exc.args[0]!r}") from None
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        return write_bytes_atomic(Path(path), json.dumps(self.to_dict(), indent=1).encode("utf-8"))
+        """Write the description as JSON.  A noise movie's ``path`` is written relative to the file's folder
+        (where the movie can be reached from it), so the file works from any working folder and moves with
+        its folder; ``absolute_path`` keeps where it was, for a copy of the file alone."""
+        path = Path(path)
+        data = self.to_dict()
+        for movie in data["noise_movies"].values():
+            movie["absolute_path"] = os.fspath(Path(movie["path"]).resolve())
+            movie["path"] = _relative_to(Path(movie["path"]), path.parent)
+        return write_bytes_atomic(path, json.dumps(data, indent=1).encode("utf-8"))
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> StimulusConfig:
+        """Read a description: a noise movie is looked for beside the file (a relative ``path``), then where
+        it was written (``absolute_path``), then from the working folder (files written before paths were
+        relative); where none exists, the path beside the file is kept, for the checks to name."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot read the stimulus configuration ({exc})") from exc
+        for movie in (data.get("noise_movies") or {}).values() if isinstance(data, dict) else ():
+            if isinstance(movie, dict) and isinstance(movie.get("path"), str):
+                stored = Path(movie["path"])
+                places = [stored] if stored.is_absolute() else [Path(path).parent / stored]
+                places += [Path(p) for p in [movie.pop("absolute_path", None)] if isinstance(p, str)]
+                places += [] if stored.is_absolute() else [stored]
+                found = next((p for p in places if p.is_file()), places[0])
+                movie["path"] = os.fspath(found.resolve())
         return cls.from_dict(data)
+
+    def missing_inputs(self) -> list[str]:
+        """The noise-movie files this description names that do not exist."""
+        return [movie.path for movie in self.noise_movies.values() if not Path(movie.path).is_file()]
+
+
+def _relative_to(target: Path, folder: Path) -> str:
+    """``target`` relative to ``folder`` with forward slashes, or absolute where no relative path reaches it
+    (another drive)."""
+    try:
+        return Path(os.path.relpath(target.resolve(), folder.resolve())).as_posix()
+    except ValueError:
+        return os.fspath(target.resolve())
 
 
 def occurrence_frame_ranges(config: StimulusConfig) -> dict[str, np.ndarray]:

@@ -226,6 +226,12 @@ def check_inputs(recording: Any, config: Any, *, open_files: bool = True
     except H5StreamError as exc:
         problems.append(Problem(Path(exc.path or recording.cmcr), "the stimulus cannot be read: " + reason_text(exc),
                                 exc.hint or "check stimulus.file in the configuration", name))
+    else:
+        if stimulus is not None and config.steps.enabled("compute_sta"):
+            for movie in stimulus.missing_inputs():
+                problems.append(Problem(Path(movie), "the noise movie of the stimulus does not exist",
+                                        "check the noise movie's path in the stimulus description (a relative path "
+                                        "is taken from the description's folder), or switch compute_sta off", name))
     opened: dict[str, Any] = {}
     try:
         for key, path, opener in (("cmcr", recording.cmcr, CmcrFile), ("cmtr", recording.cmtr, CmtrFile)):
