@@ -54,6 +54,10 @@ against the function's signature) and may switch it with ``enabled``.  The
 former keys ``sta``, ``eimage``, ``features`` and ``[steps.eimage_sta]`` are
 still accepted, with a :class:`hdmea.errors.DeprecatedStepNameWarning`.
 
+The lab's tables of hdmea_processing describe the stimulus too: ``playlist_file = "playlist.csv"``,
+``movie_length_file = "movie_length.csv"`` (relative to this file), ``playlist_name`` and optionally
+``repeats``; the playlist is laid out as the original pipeline lays it out.
+
 A stimulus ``file`` is a JSON file as written by
 :meth:`hdmea.stimulus.StimulusConfig.save_json`; ``{name}`` in it stands for
 the recording's name and ``{dir}`` for the directory of its ``.cmcr`` (one
@@ -305,7 +309,13 @@ _INLINE_STIMULUS_KEYS = ("playlist", "movie_lengths", "trials", "noise_movies",
                          "pre_margin_frames", "post_margin_frames")
 
 
+#: The lab's tables (hdmea_processing's playlist.csv and movie_length.csv) named in [stimulus].
+_LAB_TABLE_KEYS = ("playlist_file", "movie_length_file", "playlist_name", "repeats")
+
+
 def _parse_stimulus(r: TableReader, base: Path) -> StimulusSource:
+    if any(key in r.table for key in _LAB_TABLE_KEYS):
+        return _parse_lab_tables(r, base)
     template = r.get("file", "str", None)
     inline_keys = [k for k in _INLINE_STIMULUS_KEYS if k in r.table]
     if template is not None:
@@ -411,6 +421,35 @@ def _parse_stimulus(r: TableReader, base: Path) -> StimulusSource:
         playlist=list(playlist), movie_lengths=lengths, trial_configs=trials, noise_movies=noise,
         pre_margin_frames=pre_margin, post_margin_frames=post_margin,
     )
+    return StimulusSource(inline=inline, base_dir=str(base))
+
+
+def _parse_lab_tables(r: TableReader, base: Path) -> StimulusSource:
+    """``[stimulus]`` from the lab's ``playlist.csv`` and ``movie_length.csv`` (paths relative to this file),
+    laid out as the original pipeline lays a playlist out (pad frames around every movie)."""
+    other = [k for k in ("file", *_INLINE_STIMULUS_KEYS) if k in r.table]
+    if other:
+        raise config_error(r.child_key(other[0]), "cannot be combined with stimulus.playlist_file", source=r.source,
+                           hint="describe the stimulus either by the lab's tables or inline or in a file")
+    paths = {}
+    for key in ("playlist_file", "movie_length_file"):
+        path = Path(r.get(key, "str"))
+        paths[key] = path if path.is_absolute() else base / path
+        if not paths[key].is_file():
+            raise config_error(r.child_key(key), "file does not exist", source=r.source, found=str(paths[key]),
+                               hint="a relative path is taken from the configuration file's folder")
+    name = r.get("playlist_name", "str")
+    repeats = r.get("repeats", "int", 1)
+    if repeats < 1:
+        raise config_error(r.child_key("repeats"), "must be >= 1", source=r.source, found=repeats)
+    r.reject_unknown()
+    from hdmea.steps.section_time import stimulus_from_playlist_csv
+
+    try:
+        inline = stimulus_from_playlist_csv(name, paths["playlist_file"], paths["movie_length_file"], repeats=repeats)
+    except ConfigError as exc:
+        raise config_error(r.child_key("playlist_name"), f"the lab's tables give no stimulus: {exc}",
+                           source=r.source) from None
     return StimulusSource(inline=inline, base_dir=str(base))
 
 
