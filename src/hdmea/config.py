@@ -69,10 +69,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 from h5stream.jsonvalues import stable_hash
 from hdmea.config_reader import TableReader, check_parameter_values, config_error, explain_toml_conflict

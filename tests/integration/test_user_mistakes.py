@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from hdmea.cli import EXIT_USAGE, main
+from hdmea.config import tomllib  # the standard library's, or tomli before Python 3.11
 
 #: An exception class name as Python prints it (``FormatError:``, ``RecordingNotFoundError``).
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception|Warning)\b")

@@ -184,8 +184,8 @@ class SessionModel(RuleBasedStateMachine):
         given = self.session.units[slot[0]][slot[1]]
         try:
             _change(self.kinds[slot], given, n)
-        except ValueError:  # a read-only copy (on disk, or converted): refused, nothing changed
-            assert isinstance(given, np.ndarray) and not given.flags.writeable
+        except ValueError as exc:  # a read-only copy (on disk, or converted): refused before anything changed
+            assert "read-only" in str(exc)
             return
         _change_model(self.kinds[slot], self.model[slot], n)
 

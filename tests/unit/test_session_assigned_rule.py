@@ -189,3 +189,25 @@ def test_a_text_array_read_back_is_read_only_so_an_edit_cannot_vanish(tmp_path):
         given[0] = "changed"  # a converted copy: the edit would be lost, so it raises
     s.save()
     assert _read(tmp_path / "rec.h5", "units/unit_000/labels") == ["on", "off"]
+
+
+def test_a_session_nobody_holds_is_freed_at_once(tmp_path):
+    """Nothing the session holds refers back to it (its tree access, its followed values): dropped, it is
+    freed by reference counting alone and the file it was loaded from is closed."""
+    import weakref
+
+    s = _session(tmp_path)
+    s.units["unit_000"]["d"] = {"a": np.zeros(3)}
+    s.save()
+    s.close()
+    loaded = PipelineSession.load(tmp_path / "rec.h5")
+    assert loaded.tree.node(["units", "unit_000", "d"]) is not None
+    ref = weakref.ref(loaded)
+    gc.disable()
+    try:
+        del loaded
+        assert ref() is None
+    finally:
+        gc.enable()
+    with h5py.File(tmp_path / "rec.h5", "r+") as f:  # not held open by the dropped session
+        f.attrs["edited"] = 1

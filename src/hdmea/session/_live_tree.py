@@ -53,10 +53,10 @@ from types import MappingProxyType
 import numpy as np
 
 from h5stream.staging import FileArray
-from h5stream.tree import Group, decode_node, is_safe_key, normalize_attr, value_node
+from h5stream.tree import Group, decode_node, normalize_attr, value_node
 from hdmea.io import hdf5_store as store
-from hdmea.session._staged_tree import as_dict_group as _as_dict_group
 from hdmea.session._staged_tree import slot_of as _slot
+from hdmea.session.tree import SessionTree
 
 __all__ = ["LiveGroup", "LiveList", "TrackedDict", "CompletedSteps", "SourceFiles", "LabSessionViews"]
 
@@ -79,12 +79,10 @@ class LiveGroup(MutableMapping):
     def path(self) -> str:
         return "/" + "/".join(self._parts)
 
-    def _group(self, create: bool = False, write: bool = False) -> Group:
-        node = self._session._node(self._parts, write=write)
-        if node is None and create:
-            return self._session._group(self._parts)
+    def _group(self) -> Group:
+        node = self._session.tree.node(self._parts)
         if not isinstance(node, Group):
-            raise KeyError(f"session {self._session.dataset_id!r} has no group at {self.path} any more "
+            raise KeyError(f"session {self._session.tree.dataset_id!r} has no group at {self.path} any more "
                            "(it was replaced or deleted)")
         return node
 
@@ -93,7 +91,7 @@ class LiveGroup(MutableMapping):
 
     # ------------------------------------------------------------------ reading
     def _keys(self) -> list:
-        group = self._session._node(self._parts)
+        group = self._session.tree.node(self._parts)
         if not isinstance(group, Group):
             return []
         if group.tag == "dict":
@@ -107,7 +105,7 @@ class LiveGroup(MutableMapping):
         return len(self._keys())
 
     def __contains__(self, key) -> bool:
-        group = self._session._node(self._parts)
+        group = self._session.tree.node(self._parts)
         return isinstance(group, Group) and (_slot(group, key) is not None or self._derived(group, key))
 
     def _derived(self, group: Group, key) -> bool:
@@ -137,7 +135,7 @@ class LiveGroup(MutableMapping):
             value = group.attrs[name]
             return _tracked(value, _write_back(self, key, value)) if isinstance(value, (list, dict)) else value
         node = group.children[name]
-        assigned = self._session._followed.value_for_read(node)
+        assigned = self._session.tree.assigned(node)
         if assigned is not None:
             return assigned  # the dict, list or array the caller assigned here, as a plain dict would
         if isinstance(node, Group):
@@ -163,7 +161,7 @@ class LiveGroup(MutableMapping):
 
     def to_dict(self) -> dict:
         """A plain copy of the group (arrays on disk are read)."""
-        return self._session._decoded(self._group())
+        return self._session.tree.decoded(self._group())
 
     copy = to_dict
 
@@ -192,67 +190,14 @@ class LiveGroup(MutableMapping):
         """How a value is stored here (see :func:`_stored`)."""
         return "units" if self._parts == ["units"] else "unit" if self._is_unit() else "any"
 
-    def _node_for(self, key, value):
-        """('attr', value) or ('child', node) for a value stored under ``key`` here."""
-        return _stored(self._rule(), key, value)
-
     def __setitem__(self, key, value) -> None:
-        session = self._session
-        session._modified()
-        group = self._group(create=True, write=True)
-        kind, stored = self._node_for(key, value)
-        slot = _slot(group, key)
-        if slot is None:
-            if group.tag not in (None, "dict"):
-                raise TypeError(f"{self.path} holds a {group.tag}, not a dict: it takes no new keys")
-            if group.tag is None and not is_safe_key(key):
-                _as_dict_group(group)
-            if group.tag == "dict":
-                group.keys = list(group.keys or []) + [key]
-                name = str(len(group.keys) - 1)
-            else:
-                store.check_member_name(key, what="key")
-                name = key
-        else:
-            old_kind, name = slot
-            if old_kind == "child":
-                session._release(group.children.pop(name))
-            else:
-                del group.attrs[name]
-        if kind == "attr":
-            group.attrs[name] = stored
-        else:
-            session._admit(stored)
-            group.children[name] = stored
-            if not isinstance(value, (LiveGroup, _Tracked)):  # (those are stored as copies)
-                session._followed.follow(stored, value, parent=group, key=key, where=f"{self.path}/{key}",
-                                         build=lambda v, rule=self._rule(), key=key: _stored(rule, key, v)[1])
-        session._check_size()
+        rule = self._rule()
+        # live views and tracked containers are stored as copies: nothing of the caller's to follow
+        self._session.tree.assign(self._parts, key, value, lambda v: _stored(rule, key, v),
+                                  follow=not isinstance(value, (LiveGroup, _Tracked)))
 
     def __delitem__(self, key) -> None:
-        session = self._session
-        group = self._group(write=True)
-        slot = _slot(group, key)
-        if slot is None:
-            raise KeyError(key)
-        session._modified()
-        kind, name = slot
-        if kind == "child":
-            session._release(group.children.pop(name))
-        else:
-            del group.attrs[name]
-        if group.tag == "dict":
-            # keep the stored names 0..n-1 in key order
-            keys = list(group.keys or [])
-            index = keys.index(key)
-            del keys[index]
-            for later in range(index + 1, len(keys) + 1):
-                old, new = str(later), str(later - 1)
-                if old in group.children:
-                    group.children[new] = group.children.pop(old)
-                elif old in group.attrs:
-                    group.attrs[new] = group.attrs.pop(old)
-            group.keys = keys
+        self._session.tree.delete(self._parts, key)
 
     def setdefault(self, key, default=None):
         if key not in self:
@@ -450,7 +395,7 @@ class SourceFiles(MutableMapping):
         self._session = session
 
     def _paths(self) -> list[str]:
-        stored = self._session._root.attrs.get("source_files")
+        stored = self._session.tree.root_attrs().get("source_files")
         paths = [str(p) for p in stored] if isinstance(stored, (list, tuple)) else []
         return (paths + ["", ""])[:2]
 
@@ -471,8 +416,7 @@ class SourceFiles(MutableMapping):
 
     def _set(self, paths: list[str]) -> None:
         cmcr, cmtr = (p or None for p in paths)
-        self._session._modified()
-        self._session._root.attrs.update(store.source_files_attrs(cmcr, cmtr))
+        self._session.tree.update_root_attrs(store.source_files_attrs(cmcr, cmtr))
 
     def __setitem__(self, key, value) -> None:
         if key not in _SOURCE_KEYS:
@@ -496,6 +440,13 @@ class LabSessionViews:
     """
 
     @property
+    def tree(self) -> SessionTree:
+        """The staged tree as the live views read and write it (:mod:`hdmea.session.tree`).  Made afresh at
+        each access, so that nothing the session holds refers back to it: a session nobody holds is freed
+        (and its files closed) at once."""
+        return SessionTree(self)
+
+    @property
     def completed_steps(self) -> CompletedSteps:
         return self._steps
 
@@ -506,12 +457,11 @@ class LabSessionViews:
 
     @property
     def created_at(self) -> str | None:
-        return self._root.attrs.get("created_at")
+        return self.tree.root_attrs().get("created_at")
 
     @created_at.setter
     def created_at(self, value: str | None) -> None:
-        self._modified()
-        self._root.attrs["created_at"] = "" if value is None else str(value)
+        self.tree.update_root_attrs({"created_at": "" if value is None else str(value)})
 
     @property
     def source_files(self) -> SourceFiles:
@@ -531,12 +481,7 @@ class LabSessionViews:
             files["cmtr_path"] = cmtr_path
 
     def _replace_group(self, name: str, mapping: Mapping) -> None:
-        view = LiveGroup(self, [name])
-        for key in list(view):
-            del view[key]
-        for key, value in mapping.items():
-            view[key] = value
-        self._followed.watch_keys(self._group([name]), mapping, parent=self._root, key=name, where=f"/{name}")
+        self.tree.replace_group(name, mapping, LiveGroup(self, [name]).__setitem__)
 
     @property
     def units(self) -> LiveGroup:
