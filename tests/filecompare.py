@@ -13,7 +13,9 @@ A file a session saved and one written by the steps without a session differ by 
 pipeline's session-mode rules (:mod:`hdmea.session.lab_layout`): a scalar is a 0-d dataset instead of a
 1-element one, and the root's ``hdmea_version``, ``/pipeline``'s ``stage1_completed``/``stage1_timestamp``
 and ``/source_files`` exist.  When exactly one of the two files carries ``hdmea_version`` (a session's
-file), those differences are not reported (``session_rules=None``, the default; pass True or False to
+file), those differences are not reported, nor what the original's session mode writes as datasets
+where its immediate mode writes attributes or nothing (``stimulus/frame_times``, ``features/<f>/metadata``,
+``spike_times_sectioned/<movie>/_attrs`` against that group's attributes) (``session_rules=None``, the default; pass True or False to
 decide).
 
 ``assert_files_equal(a, b, ...)`` raises ``AssertionError`` listing the first
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 
 import h5py
@@ -130,7 +133,18 @@ def _manifest_differences(a, b, ignore: frozenset[str], reshaped=frozenset()) ->
 
 #: What only a session's file holds (the original's session mode writes them; see the module docstring).
 _SESSION_ONLY_ATTRS = {"/": {"hdmea_version"}, "/pipeline": {"stage1_completed", "stage1_timestamp"}}
-_SESSION_ONLY_GROUP = "/source_files"
+_SESSION_ONLY_OBJECTS = re.compile(
+    r"^/(source_files|stimulus/frame_times(/default)?|metadata/section_time_(playlist|repeats)"
+    r"|units/[^/]+/features/[^/]+/metadata(/.*)?|units/[^/]+/spike_times_sectioned/[^/]+/_attrs(/.*)?"
+    r"|units/[^/]+/unit_meta/attr_id\.[^/]+)$")
+#: What only an immediate-mode file holds as attributes: the sectioning's records on the movie's group, the
+#: unit group's texts on unit_meta.
+_IMMEDIATE_ONLY_ATTRS = (
+    (re.compile(r"^/units/[^/]+/spike_times_sectioned/[^/]+$"),
+     {"n_trials", "trial_repeats", "pad_margin", "pre_samples", "post_samples", "created_at", "h5stream_attr_types"}),
+    (re.compile(r"^/units/[^/]+/unit_meta$"),
+     {"attr_id.instance", "attr_id.instanceid", "attr_id.type", "attr_id.typeid", "h5stream_attr_types"}),
+)
 _SCALAR_TAGS = {"int", "float", "bool", "str", "npscalar", "bigint", "json"}
 
 
@@ -141,8 +155,8 @@ def _session_scalar_pair(a, b) -> bool:
     return tag in _SCALAR_TAGS and {a.shape, b.shape} == {(1,), ()}
 
 
-def _without_session_rules(objects: dict) -> dict:
-    return {p: o for p, o in objects.items() if p != _SESSION_ONLY_GROUP and not p.startswith(_SESSION_ONLY_GROUP + "/")}
+def _without_session_only(objects: dict) -> dict:
+    return {p: o for p, o in objects.items() if not _SESSION_ONLY_OBJECTS.match(p)}
 
 
 def compare_files(
@@ -161,9 +175,11 @@ def compare_files(
         objects_a = _collect(fa)
         objects_b = _collect(fb)
         reshaped: set[str] = set()
-        if session_rules:
-            objects_a = _without_session_rules(objects_a)
-            objects_b = _without_session_rules(objects_b)
+        if session_rules:  # what only the session's file holds is not a difference
+            if "hdmea_version" in fa.attrs:
+                objects_a = _without_session_only(objects_a)
+            else:
+                objects_b = _without_session_only(objects_b)
         for path in sorted(set(objects_a) - set(objects_b)):
             out.append(f"{path}: only in the first file")
         for path in sorted(set(objects_b) - set(objects_a)):
@@ -192,7 +208,13 @@ def compare_files(
 
 
 def _ignored(ignore: frozenset, path: str, session_rules: bool) -> frozenset:
-    return ignore | _SESSION_ONLY_ATTRS.get(path, set()) if session_rules else ignore
+    if not session_rules:
+        return ignore
+    extra = set(_SESSION_ONLY_ATTRS.get(path, set()))
+    for pattern, names in _IMMEDIATE_ONLY_ATTRS:
+        if pattern.match(path):
+            extra |= names
+    return ignore | extra
 
 
 def assert_files_equal(

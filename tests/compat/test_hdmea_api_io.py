@@ -161,13 +161,19 @@ def test_metadata_and_unit_table_steps(rec, tmp_path):
         f.visititems(find)
         cmtr_attrs = set(f.attrs)
     rows = {int(r["UnitID"]): r for r in table}
-    with h5py.File(h5, "r") as f:
-        assert set(f["metadata/cmtr_meta"].attrs) >= cmtr_attrs - {"h5stream_checksums"}
-        assert f["metadata/cmcr_meta"].attrs["sampling_rate"] == rec.truth().sampling_rate
+    # the original's layout (tests/data/lab_layout/immediate_store_u6.json): the vendor's root attributes as
+    # 1-element datasets under their own names, each unit's fields as 1-element datasets
+    with h5py.File(h5, "r") as f, h5py.File(rec.cmcr_path, "r") as cmcr:
+        assert set(f["metadata/cmtr_meta"]) >= cmtr_attrs - {"h5stream_checksums"}
+        assert set(f["metadata/cmcr_meta"]) >= set(cmcr.attrs) | {"recording_duration_s"}
+        duration = int(np.ravel(cmcr.attrs["LB.RecordingDuration"])[0])
+        assert int(f["metadata/cmcr_meta/LB.RecordingDuration"][0]) == duration
+        assert float(f["metadata/cmcr_meta/recording_duration_s"][0]) == duration / 1e6
         for unit in f["units"]:
-            meta = f[f"units/{unit}/unit_meta"].attrs
-            row = rows[int(meta["unitid"])]
-            assert meta["snr"] == row["SNR"] and meta["row"] == row["Row"] and meta["column"] == row["Column"]
+            meta = f[f"units/{unit}/unit_meta"]
+            row = rows[int(meta["unitid"][0])]
+            assert (meta["snr"][0], meta["row"][0], meta["column"][0]) == (row["SNR"], row["Row"], row["Column"])
+            assert meta.attrs["attr_id.type"] == "SpikeSorterUnit"
     session = create_session("m", output_dir=None)
     session = load_recording(rec.cmcr_path, rec.cmtr_path, session=session)
     assert add_sys_meta_info(session=session) is session

@@ -397,9 +397,16 @@ def test_load_recording_with_eimage_sta_original_call(tmp_path):
                 assert got.shape[0] == 20
                 np.testing.assert_array_equal(got, b[f"units/{unit}/features/eimage_sta/data"][()])
     assert result.units_with_sta == spiking > 0
-    for bad in ({"skip_highpass": True}, {"load_sys_meta": False}):
-        with pytest.raises(ConfigurationError):
-            load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path / "c", **bad)
+    with pytest.raises(ConfigurationError):
+        load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path / "c", skip_highpass=True)
+    # as the original: unit and system metadata copied unless asked not to
+    with h5py.File(result.hdf5_path, "r") as a:
+        assert "metadata/cmcr_meta/LB.RecordingDuration" in a and "metadata/cmtr_meta/ID.InstanceID" in a
+        assert all(f"units/{u}/unit_meta/row" in a for u in a["units"])
+    bare = load_recording_with_eimage_sta(rec.cmcr_path, rec.cmtr_path, output_dir=tmp_path / "c", duration_s=0.05,
+                                          load_sys_meta=False, load_unit_meta=False)
+    with h5py.File(bare.hdf5_path, "r") as a:
+        assert "metadata/cmcr_meta" not in a and not any("unit_meta" in a[f"units/{u}"] for u in a["units"])
     # unit_ids as the original takes them (UnitIDs as text) or as unit names: images only for those units,
     # equal to the full run's images of the same units; every unit is loaded
     with h5py.File(result.hdf5_path, "r") as a:

@@ -27,6 +27,7 @@ ALLOWED = {
     "io/cmcr_sensors.py": "vendor raw-data file (.cmcr): its sensor datasets",
     "io/cmtr.py": "vendor spike-sorting file (.cmtr)",
     "io/mcs.py": "vendor files",
+    "io/vendor_meta.py": "vendor files' metadata and unit groups (.cmcr, .cmtr), as the original copies them",
     "session/target.py": "the step target: what a step reads of the file it writes",
     "steps/load.py": "the load step, probing its own output before it writes it",
     "steps/eimage.py": "the electrical-image step, reading the vendor raw data",

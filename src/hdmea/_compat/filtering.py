@@ -14,6 +14,8 @@ import logging
 
 import numpy as np
 
+from hdmea.io.lab_series import firing_rate
+
 from hdmea.errors import ConfigError
 
 __all__ = [
@@ -107,20 +109,9 @@ def apply_highpass_filter_3d_legacy(sensor_data, cutoff_hz: float, sampling_rate
 
 
 def compute_firing_rate(spike_times: np.ndarray, duration_us: float, bin_rate_hz: float = 10) -> np.ndarray:
-    """Firing rate (Hz, float32) in bins of ``1 / bin_rate_hz`` s from 0 to ``duration_us``.
-
-    ``spike_times`` in microseconds; the last bin is partial when the duration is
-    not a whole number of bins; no spikes or no duration give an empty array.
-    """
-    spikes = np.asarray(spike_times, dtype=np.float64)
-    if spikes.size == 0 or not bin_rate_hz > 0:
-        return np.zeros(0, dtype=np.float32)
-    width = 1e6 / float(bin_rate_hz)
-    n_bins = int(np.ceil(float(duration_us) / width))
-    if n_bins <= 0:
-        return np.zeros(0, dtype=np.float32)
-    counts, _ = np.histogram(spikes, bins=np.arange(n_bins + 1) * width)
-    return counts.astype(np.float32) * np.float32(bin_rate_hz)
+    """Firing rate (Hz, float32) in bins of ``1 / bin_rate_hz`` s from 0 to ``duration_us`` (see
+    :func:`hdmea.io.lab_series.firing_rate`, which the loader uses for ``firing_rate_10hz``)."""
+    return firing_rate(spike_times, duration_us, bin_rate_hz)
 
 
 def smooth_signal(signal: np.ndarray, window_size: int = 5, method: str = "gaussian") -> np.ndarray:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from hdmea.io.lab_series import block_mean
+
 from hdmea.errors import RecordingNotFoundError
 from hdmea.io.unit_names import original_name, unit_name
 
@@ -50,14 +52,6 @@ def _existing(path, label: str) -> Path:
     return path
 
 
-def _block_mean(data: np.ndarray, factor: int) -> np.ndarray:
-    """Means of consecutive blocks of ``factor`` samples (an incomplete last block is dropped), float32."""
-    if factor <= 1:
-        return np.asarray(data, dtype=np.float32)
-    n = (len(data) // factor) * factor
-    return np.asarray(data[:n], dtype=np.float64).reshape(-1, factor).mean(axis=1).astype(np.float32)
-
-
 def load_cmcr_data(cmcr_path) -> dict[str, Any]:
     """``{"light_reference", "metadata", "acquisition_rate", "source_path"}`` of a ``.cmcr``.
 
@@ -78,8 +72,8 @@ def load_cmcr_data(cmcr_path) -> dict[str, Any]:
     for channel in ("ch1", "ch2"):
         raw = light.get(f"raw_{channel}")
         if raw is not None:
-            light[f"10hz_{channel}"] = _block_mean(raw, int(fs / 10))
-            light[f"1khz_{channel}"] = _block_mean(raw, int(fs / 1000))
+            light[f"10hz_{channel}"] = block_mean(raw, int(fs / 10))
+            light[f"1khz_{channel}"] = block_mean(raw, int(fs / 1000))
     return {"light_reference": light, "metadata": metadata, "acquisition_rate": fs, "source_path": str(path)}
 
 

@@ -13,6 +13,7 @@ from hdmea.io.cmcr import AUTO, check_sensor_axis_order
 from hdmea.io.recording import open_recording
 from hdmea.steps.eimage import FEATURE, compute_eimage_sta
 from hdmea.steps.load import load_recording
+from hdmea._compat.source_info import add_cmtr_unit_info, add_sys_meta_info
 
 __all__ = ["LoadWithEImageSTAResult", "load_recording_with_eimage_sta"]
 
@@ -71,8 +72,9 @@ def load_recording_with_eimage_sta(
     (``window``, ``highpass_hz``, ``max_spikes_per_unit``, ``output_path``;
     ``duration_s=None``: the whole recording).  ``chunk_duration_s`` is accepted:
     the raw data are streamed in chunks sized by ``memory_budget`` instead.
-    Unit and system metadata are always loaded (``load_unit_meta``,
-    ``load_sys_meta`` False are refused).  ``unit_ids`` (UnitIDs like ``"2"`` or
+    Each unit's ``.cmtr`` information (``units/<unit>/unit_meta``) and both
+    files' metadata (``metadata/cmcr_meta``, ``cmtr_meta``) are copied as the
+    original copies them, unless ``load_unit_meta`` / ``load_sys_meta`` is False.  ``unit_ids`` (UnitIDs like ``"2"`` or
     names like ``"unit_002"``) limits the electrical images to those units, as
     in the original; every unit is loaded.  ``skip_highpass`` is refused: the
     images are always high-pass filtered.
@@ -85,9 +87,6 @@ def load_recording_with_eimage_sta(
     if skip_highpass:
         raise ConfigError("skip_highpass is not supported: electrical images are always high-pass filtered",
                           hint="omit skip_highpass, or pass cutoff_hz to choose the filter")
-    if not (load_unit_meta and load_sys_meta):
-        raise ConfigError("load_unit_meta and load_sys_meta cannot be False: unit and system metadata are "
-                          "always loaded")
     if chunk_duration_s is not None and not chunk_duration_s > 0:
         raise ConfigError("chunk_duration_s must be positive", found=str(chunk_duration_s))
     if window is not None and tuple(window) != tuple(window_range) and tuple(window_range) != (-10, 40):
@@ -108,6 +107,12 @@ def load_recording_with_eimage_sta(
                                 max_spikes_per_unit=max_spikes_per_unit, memory_budget=memory_budget,
                                 chunk_samples=chunk_samples, sensor_axis_order=sensor_axis_order,
                                 n_threads=n_threads, force=force, session=session, unit_ids=unit_ids)
+    # As the original: each unit's .cmtr information and both files' metadata, unless asked not to
+    where = {"session": session} if session is not None else {"hdf5_path": loaded.hdf5_path}
+    if load_unit_meta and cmtr_path is not None:
+        add_cmtr_unit_info(cmtr_path=cmtr_path, force=True, **where)
+    if load_sys_meta:
+        add_sys_meta_info(cmcr_path=cmcr_path, cmtr_path=cmtr_path, force=True, **where)
     if session is not None:
         return session
     with open_recording(loaded.hdf5_path) as recording:

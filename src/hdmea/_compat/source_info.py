@@ -1,9 +1,12 @@
 """The original pipeline's steps that copy what the ``.cmcr``/``.cmtr`` readers find into a recording (or a session).
 
-``add_sys_meta_info`` copies the files' metadata to ``/metadata/cmcr_meta`` and ``/metadata/cmtr_meta``;
-``add_cmtr_unit_info`` / ``update_hdf5_with_cmtr_unit_info`` copy each unit's row of the ``.cmtr`` unit
-table to ``/units/<unit>/unit_meta``.  The original defined them in ``hdmea.io.cmcr`` and ``hdmea.io.cmtr``,
-which hand them on under those paths; the reads go through :mod:`hdmea._compat.lab_readers`.
+``add_sys_meta_info`` copies the files' root attributes, under the vendor's names, to ``/metadata/cmcr_meta``
+and ``/metadata/cmtr_meta`` (datasets: 0-d in a session's file, 1-element in immediate mode, as the
+original writes them); ``add_cmtr_unit_info`` / ``update_hdf5_with_cmtr_unit_info`` copy each unit's
+``Unit_Info`` row, group attributes, peaks, ROI STAs and unmixing vector to ``/units/<unit>/unit_meta``
+(:func:`hdmea.io.vendor_meta.unit_meta`; the ``attr_id.*`` texts are datasets in a session's file and
+attributes in immediate mode, as the original's).  The original defined them in ``hdmea.io.cmcr`` and
+``hdmea.io.cmtr``, which hand them on under those paths.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from hdmea.errors import ConfigError
+from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
-from hdmea._compat.lab_readers import _existing, load_cmcr_data, load_cmtr_data
+from hdmea.io.vendor_meta import file_meta, unit_meta
+from hdmea._compat.lab_readers import _existing
 from hdmea.io.unit_names import unit_number
 from hdmea.session.target import open_target
 
@@ -60,15 +65,15 @@ def add_sys_meta_info(session=None, hdf5_path=None, cmcr_path=None, cmtr_path=No
     with open_target(hdf5_path, session, step="add_sys_meta_info") as target:
         cmcr_path, cmtr_path = _sources(target, cmcr_path, cmtr_path)
         metas = {"cmcr": _cmcr_meta, "cmtr": _cmtr_meta}
-        if metas["cmcr"] is None and cmcr_path is not None and Path(cmcr_path).exists():
-            metas["cmcr"] = load_cmcr_data(cmcr_path)["metadata"]
-        if metas["cmtr"] is None and cmtr_path is not None and Path(cmtr_path).exists():
-            metas["cmtr"] = load_cmtr_data(cmtr_path)["metadata"]
+        for kind, opener, path in (("cmcr", CmcrFile, cmcr_path), ("cmtr", CmtrFile, cmtr_path)):
+            if metas[kind] is None and path is not None and Path(path).exists():
+                with opener(path) as mcs:
+                    metas[kind] = file_meta(mcs, duration_seconds=kind == "cmcr")
         for kind, meta in metas.items():
             path = f"metadata/{kind}_meta"
             if not meta or (target.has(path) and not force):
                 continue
-            target.put(path, _plain(meta))
+            target.put_values(path, _plain(meta))
             counts[kind] = len(meta)
         target.mark_step_complete("add_sys_meta_info")
     if session is not None:
@@ -85,7 +90,8 @@ def unit_number_of(target, unit: str) -> int | None:
 
 
 def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False):
-    """Copy each unit's row of the ``.cmtr`` unit table (SNR, separability, ...) to ``/units/<unit>/unit_meta``.
+    """Copy each unit's ``.cmtr`` information (its Unit_Info row: SNR, separability, ...; its attributes,
+    peaks, ROI STAs and unmixing vector) to ``/units/<unit>/unit_meta``, laid out as the original's.
 
     Units are matched by their MCS UnitID (``unit_num``, else the name ``unit_012``); the ``.cmtr`` defaults to
     the one the recording was loaded from.  A unit's stored ``unit_meta`` is kept
@@ -101,15 +107,17 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
         if cmtr_path is None:
             raise ConfigError("no .cmtr to read unit information from", hint="pass cmtr_path=")
         with CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
-            table = cmtr.units_table()
-        rows = {} if table is None else {int(r["UnitID"]): r for r in table}
-        for unit in target.unit_ids():
-            number = unit_number_of(target, unit)
-            row = rows.get(number) if number is not None else None
-            if row is None or (target.has(f"units/{unit}/unit_meta") and not force):
-                continue
-            target.put(f"units/{unit}/unit_meta", {name.lower(): _plain(row[name]) for name in row.dtype.names})
-            updated += 1
+            known = set(cmtr.unit_ids())
+            for unit in target.unit_ids():
+                number = unit_number_of(target, unit)
+                if number not in known or (target.has(f"units/{unit}/unit_meta") and not force):
+                    continue
+                meta = unit_meta(cmtr, number)
+                if target.is_deferred:
+                    target.put_values(f"units/{unit}/unit_meta", meta)
+                else:
+                    target.put(f"units/{unit}/unit_meta", meta)
+                updated += 1
         target.mark_step_complete("add_cmtr_unit_info")
     if session is not None:
         return session

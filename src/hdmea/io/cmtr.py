@@ -203,6 +203,10 @@ class CmtrFile(McsFile):
         """UnitIDs in ascending order."""
         return list(self._groups)
 
+    def unit_group_name(self, unit_id: int) -> str:
+        """The name of the group of UnitID ``unit_id`` under ``Spike Sorter`` (``Unit 17``)."""
+        return self._groups[self._require_unit(unit_id)]
+
     def acquisition_link(self) -> tuple[str, str] | None:
         """(file name, path) the ``Acquisition`` link points to, without following it."""
         link = self._f.get(ACQUISITION_LINK, getlink=True)

@@ -7,7 +7,11 @@ fe13de2: ``tests/data/lab_layout/unified_session_*.json``), whose rules differ f
   works on it; a 1-element array raises under numpy 2), lists are 1-d datasets;
 - root attributes ``dataset_id``, ``created_at``, ``hdmea_version``;
 - ``/source_files`` holds the source paths as text attributes ``cmcr_path``, ``cmtr_path``;
-- ``/pipeline`` carries ``stage1_completed`` (True) and ``stage1_timestamp`` (when saved).
+- ``/pipeline`` carries ``stage1_completed`` (True) and ``stage1_timestamp`` (when saved);
+- the frame times are ``/stimulus/frame_times/default`` (the immediate mode's ``frame_time/default`` is
+  kept beside them: our steps and readers use it);
+- the playlist the section times came from is ``/metadata/section_time_playlist`` and
+  ``/metadata/section_time_repeats`` (root attributes in immediate mode, kept there too).
 
 A session keeps its tree in the engine's typed form (a scalar is a tagged 1-element dataset, the tag
 restores its exact type); :func:`lab_session_tree` rewrites a copy of that tree at save and checkpoint,
@@ -20,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from h5stream.checksums import array_digest
-from h5stream.tree import Dataset, Group
+from h5stream.staging import FileArray
+from h5stream.tree import Dataset, Group, value_node
 
 __all__ = ["lab_session_tree", "carry_written", "SCALAR_TAGS", "HDMEA_VERSION_ATTR"]
 
@@ -61,12 +66,34 @@ def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: 
         pipeline.attrs["stage1_completed"] = True
         pipeline.attrs["stage1_timestamp"] = saved_at
         out.children["pipeline"] = pipeline
+    _session_stimulus_and_metadata(out)
     paths = {key: value for key, value in source_files.items() if value}
     if paths:
         out.children["source_files"] = Group(attrs=paths)
     else:
         out.children.pop("source_files", None)
     return out
+
+
+def _session_stimulus_and_metadata(out: Group) -> None:
+    stimulus = out.children.get("stimulus")
+    frames = stimulus.children.get("frame_time") if isinstance(stimulus, Group) else None
+    if isinstance(frames, Group) and isinstance(frames.children.get("default"), Dataset):
+        stimulus = out.children["stimulus"] = Group(stimulus.attrs, dict(stimulus.children), stimulus.tag,
+                                                    stimulus.keys)
+        data = frames.children["default"].data  # a copy of its own: a spilled array is moved, once, at save
+        data = data.read() if isinstance(data, FileArray) else np.array(data)
+        stimulus.children["frame_times"] = Group(children={"default": Dataset(data)})
+    metadata = out.children.get("metadata")
+    if isinstance(metadata, Group):
+        extra = {name: out.attrs[name] for name in ("section_time_playlist", "section_time_repeats")
+                 if name in out.attrs and name not in metadata.children}
+        if extra:
+            children = dict(metadata.children)
+            for name, value in extra.items():
+                node = value_node(value)
+                children[name] = Dataset(node.data.reshape(()), node.attrs, node.tag)
+            out.children["metadata"] = Group(metadata.attrs, children, metadata.tag, metadata.keys)
 
 
 def carry_written(written: dict[int, str], replaced: dict) -> dict[int, str]:

@@ -90,6 +90,10 @@ class _FileBackend:
         node = store.put_node(value)
         self._set_children(parts[:-1], {parts[-1]: node})
 
+    def put_values(self, path: str, value) -> None:
+        parts = split_path(path, allow_root=False)
+        self._set_children(parts[:-1], {parts[-1]: store.value_node(value)})
+
     def _set_children(self, parent_parts, nodes: Mapping[str, store.Node]) -> None:
         group = store.require_h5_group(self.f, "/".join(parent_parts))
         for name, node in nodes.items():
@@ -161,6 +165,9 @@ class _SessionBackend:
     def completed_steps(self) -> list[str]:
         return list(self.session.completed_steps)
 
+    def put_values(self, path: str, value) -> None:
+        self.session._set_node(split_path(path, allow_root=False), store.value_node(value))
+
 
 class StepTarget:
     """A pipeline step's view of its recording, staged in a session or written to the file.
@@ -202,6 +209,11 @@ class StepTarget:
         value a typed 1-element dataset.
         """
         self._backend.put(path, value)
+
+    def put_values(self, path: str, value) -> None:
+        """Store ``value`` at ``path`` as the session stores the lab's own dicts: dicts groups, every
+        other value a dataset (scalars too, 0-d in a session's file); see :meth:`put`."""
+        self._backend.put_values(path, value)
 
     def attrs(self, path: str = "") -> dict[str, Any]:
         return self._backend.attrs(path)

@@ -335,7 +335,13 @@ def compute_eimage_sta(
                             "scaling": scaling,
                             "coverage": coverage[i],
                             "sensor_axis_order": order,
-                        }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp})
+                        }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp,
+                            **_original_attrs(used[u], excluded[u], (w0, w1), highpass_hz, filter_order, fs,
+                                              max_spikes_per_unit)})
+                        if target.is_deferred:  # the original's session mode: a metadata group of datasets
+                            target.put_values(f"units/{u}/features/{FEATURE}/metadata", _original_metadata(
+                                used[u], excluded[u], (w0, w1), highpass_hz, filter_order, fs,
+                                max_spikes_per_unit, (stop - start) / fs))
                 own, transposed, n_checked = check.fractions()
                 target.put(ORIENTATION_METADATA, {
                     "fraction_own": own, "fraction_transposed": transposed, "n_units_checked": n_checked,
@@ -511,3 +517,18 @@ def _now() -> str:
     from hdmea.io.hdf5_store import now_iso
 
     return now_iso()
+
+
+def _original_attrs(used, excluded, window, highpass_hz, filter_order, fs, max_spikes) -> dict:
+    """The attributes the original's immediate mode puts on ``features/eimage_sta`` (beside ours)."""
+    return {"n_spikes": int(used), "n_spikes_excluded": int(excluded), "pre_samples": -int(window[0]),
+            "post_samples": int(window[1]), "cutoff_hz": float(highpass_hz), "filter_order": int(filter_order),
+            "sampling_rate": float(fs), "spike_limit": -1 if max_spikes is None else int(max_spikes)}
+
+
+def _original_metadata(used, excluded, window, highpass_hz, filter_order, fs, max_spikes, duration_s) -> dict:
+    """``features/eimage_sta/metadata`` as the original's session mode writes it."""
+    attrs = _original_attrs(used, excluded, window, highpass_hz, filter_order, fs, max_spikes)
+    attrs["n_spikes_used"] = attrs.pop("n_spikes")
+    return {**attrs, "duration_s": float(duration_s), "skip_highpass": False,
+            "window_range": [int(window[0]), int(window[1])]}

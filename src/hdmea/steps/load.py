@@ -30,6 +30,7 @@ from hdmea.io.cmcr import CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs, stage1_params_hash
+from hdmea.io.lab_series import firing_rate_10hz, light_reference_series
 from hdmea.io.unit_names import original_name, unit_name
 from hdmea.session.names import canonical_step_names
 from hdmea.session.target import open_target
@@ -395,6 +396,7 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if light_pool is not None:
             light_pool.shutdown(wait=True, cancel_futures=True)
     if cmtr is not None:
+        duration_us = cmtr.recording_duration_us()
         for u in units:
             # Named and described as the original pipeline names them (hdmea.io.unit_names); global_id is
             # the sorter's sensor, as the original's unit-metadata step sets it.
@@ -409,6 +411,8 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
                 "sensor_id": int(u.sensor_id),
                 "n_peaks": int(u.n_peaks),
             }
+            if len(u.spike_times):  # as the original: a unit without spikes has no firing rate
+                data["firing_rate_10hz"] = firing_rate_10hz(u.spike_times, fs, duration_us)
             for name, value in u.quality.items():
                 data[f"quality_{name}"] = float(value)
             units_data[unit_key(u.unit_id)] = data
@@ -442,7 +446,7 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if units_data:
             target.add_units(units_data)
         if light is not None:
-            target.add_stimulus(light_reference=light)
+            target.add_stimulus(light_reference=light_reference_series(light, fs))
         target.add_metadata(metadata)
         if frame_order is not None:
             record_frame_order(target, frame_order, dataset_id)

@@ -7,9 +7,15 @@ trial_length)``; frames map to samples through ``/stimulus/frame_time/default``.
 ``[start, end)`` sample intervals.  Movies without a trial configuration (and
 sections found in analog mode) are one trial per occurrence spanning the section.
 
-Results are stored ragged under each unit::
+Results are stored under each unit as the original writes them, which the lab's analysis reads, and
+ragged beside them, which our readers read in one go::
 
     /units/{unit}/spike_times_sectioned/{movie}/
+        full_spike_times         int64  every spike of any trial, sorted, once
+        trials_spike_times/{k}   int64  trial k's spikes (absolute samples)
+        trials_start_end         int64  (n_trials, 2) trial bounds without the pad margin
+        _attrs/                  (a session's file) n_trials, pad_margin, pre_samples, post_samples;
+                                 in immediate mode these, trial_repeats and created_at are attributes
         spike_times    uint64  all trials' spikes, concatenated (absolute samples)
         trial_offsets  int64   n_trials + 1; trial k is spike_times[off[k]:off[k + 1]]
         trial_bounds   uint64  (n_trials, 2) [start, end) samples
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import time
@@ -247,17 +254,21 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
             raise ConfigError(
                 f"no section times for movies {missing}; the recording has {available or 'none'}"
             )
-    per_movie = {}
+    per_movie, unpadded = {}, {}
     for movie in movies:
         sections = target.get(f"stimulus/section_time/{movie}")
         per_movie[movie] = movie_trial_bounds(movie, config=config, frame_times=frame_times,
                                               section_times=sections, sampling_rate=fs, pad_margin=pad_margin)
+        unpadded[movie] = movie_trial_bounds(movie, config=config, frame_times=frame_times,
+                                             section_times=sections, sampling_rate=fs)[0]
+    pre, post = int(round(pad_margin[0] * fs)), int(round(pad_margin[1] * fs))
     unit_ids = target.unit_ids()
     rows = [np.asarray(target.get(f"units/{u}/spike_times"), dtype=np.uint64) for u in unit_ids]
     values, offsets = rows_to_csr(rows)
     all_bounds = (np.concatenate([b for b, _, _ in per_movie.values()]) if per_movie
                   else np.zeros((0, 2), np.int64))
     cut = section_sorted(values, offsets, all_bounds, n_threads=n_threads)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat()
     n_total = all_bounds.shape[0]
     first_trial = {}
     k = 0
@@ -269,15 +280,30 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
         for movie, (bounds, n_occ, repeat) in per_movie.items():
             t0 = base + first_trial[movie]
             off = cut.offsets[t0:t0 + bounds.shape[0] + 1]
-            target.put(f"units/{unit}/spike_times_sectioned/{movie}", {
-                "spike_times": cut.values[off[0]:off[-1]].copy(),
+            spikes = cut.values[off[0]:off[-1]]
+            # keyed by the trial's number, as the original's session holds them (the file names them "0", "1", ...)
+            trials = {k: cut.values[off[k]:off[k + 1]].astype(np.int64) for k in range(bounds.shape[0])}
+            path = f"units/{unit}/spike_times_sectioned/{movie}"
+            original = {"n_trials": int(bounds.shape[0]), "pad_margin": [float(pad_margin[0]), float(pad_margin[1])],
+                        "pre_samples": pre, "post_samples": post}
+            target.put(path, {
+                # the original's layout, which the lab's analysis reads
+                "full_spike_times": np.unique(spikes).astype(np.int64),
+                "trials_spike_times": trials,
+                "trials_start_end": unpadded[movie],
+                # the ragged form beside it (our readers' one read per movie)
+                "spike_times": spikes.copy(),
                 "trial_offsets": (off - off[0]).astype(np.int64),
                 "trial_bounds": bounds.astype(np.uint64),
                 "pad_margin_before_s": float(pad_margin[0]),
                 "pad_margin_after_s": float(pad_margin[1]),
                 "n_occurrences": int(n_occ),
                 "repeat": int(repeat),
+                # the original's immediate mode: its records as attributes (its session mode: datasets below)
+                **({} if target.is_deferred else {**original, "trial_repeats": int(repeat), "created_at": stamp}),
             })
+            if target.is_deferred:
+                target.put_values(f"{path}/_attrs", original)
     logger.info("sectioned %s into %s of %s", counted(len(unit_ids), "unit"), counted(n_total, "trial"),
                 counted(len(movies), "movie"))
     return SectionResult(hdf5_path=None, units_processed=len(unit_ids), movies_processed=movies,

@@ -351,6 +351,11 @@ def compute_sta(
                     "movie_name": movie,
                     "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag],
                 }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp})
+                if target.is_deferred:  # the original's session mode: a metadata group of datasets
+                    target.put_values(f"units/{u}/features/{feature}/metadata", {
+                        "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "movie_name": movie,
+                        "n_spikes_used": int(sums.n_spikes_used[i]),
+                        "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
             target.mark_step_complete(STEP)
             result = STAResult(
                 hdf5_path=_path(hdf5_path), movie=movie, units_processed=len(unit_ids), n_lags=int(n_lags),

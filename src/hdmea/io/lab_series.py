@@ -1,0 +1,64 @@
+"""Series the original pipeline derives while loading, which the lab's analysis code reads from the file.
+
+- ``stimulus/light_reference/{10hz,1khz}_ch{1,2}``: each light-reference channel averaged over blocks
+  of ``fs / 10`` and ``fs / 1000`` samples (an incomplete last block dropped), float32;
+- ``units/<unit>/firing_rate_10hz``: spikes per 100 ms bin from time 0 to the recording's duration,
+  times 10 (Hz), float32.
+
+The lab's HTR agonist/antagonist scripts fall back silently without ``firing_rate_10hz``; plots read the
+light reference at 10 Hz and 1 kHz.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["block_mean", "firing_rate", "light_reference_series", "firing_rate_10hz"]
+
+
+def block_mean(data, factor: int) -> np.ndarray:
+    """Means of consecutive blocks of ``factor`` samples (an incomplete last block is dropped), float32."""
+    if factor <= 1:
+        return np.asarray(data, dtype=np.float32)
+    n = (len(data) // factor) * factor
+    return np.asarray(data[:n], dtype=np.float64).reshape(-1, factor).mean(axis=1).astype(np.float32)
+
+
+def firing_rate(spike_times_us, duration_us: float, bin_rate_hz: float = 10) -> np.ndarray:
+    """Firing rate (Hz, float32) in bins of ``1 / bin_rate_hz`` s from 0 to ``duration_us``.
+
+    ``spike_times_us`` in microseconds; the last bin is partial when the duration is not a whole
+    number of bins; no spikes or no duration give an empty array.
+    """
+    spikes = np.asarray(spike_times_us, dtype=np.float64)
+    if spikes.size == 0 or not bin_rate_hz > 0:
+        return np.zeros(0, dtype=np.float32)
+    width = 1e6 / float(bin_rate_hz)
+    n_bins = int(np.ceil(float(duration_us) / width))
+    if n_bins <= 0:
+        return np.zeros(0, dtype=np.float32)
+    counts, _ = np.histogram(spikes, bins=np.arange(n_bins + 1) * width)
+    return counts.astype(np.float32) * np.float32(bin_rate_hz)
+
+
+def light_reference_series(light: dict, fs: float) -> dict[str, np.ndarray]:
+    """``light`` (``raw_ch1``, ``raw_ch2``) with the 10 Hz and 1 kHz block means of each channel added."""
+    out = dict(light)
+    for channel in ("ch1", "ch2"):
+        raw = light.get(f"raw_{channel}")
+        if raw is not None:
+            out[f"10hz_{channel}"] = block_mean(raw, int(fs / 10))
+            out[f"1khz_{channel}"] = block_mean(raw, int(fs / 1000))
+    return out
+
+
+def firing_rate_10hz(spike_samples, fs: float, duration_us: float | None) -> np.ndarray:
+    """The original's ``firing_rate_10hz`` of a unit whose spikes are sample indices at ``fs``.
+
+    ``duration_us``: the recording's duration; None or 0 uses the last spike plus one second, as the
+    original does when the sorting file does not state it.
+    """
+    spikes_us = np.asarray(spike_samples, dtype=np.float64) * (1e6 / float(fs))
+    if not duration_us:
+        duration_us = (spikes_us[-1] if spikes_us.size else 0.0) + 1e6
+    return firing_rate(spikes_us, duration_us, 10)
