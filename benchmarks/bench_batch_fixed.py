@@ -16,6 +16,11 @@ minimum and median, the CPU seconds of the whole process tree, and the load
 average, since on a machine that other programs keep busy every part of the
 fixed cost stretches with the load.
 
+A row times ``hdmea batch`` again over the 1-worker round's finished folder: nothing is computed, every
+recording's finished-marker is checked (the configuration, the recording's identity by content, the
+output's size and time) and the batch ends without starting a worker; its wall time is the fixed cost of a
+rerun, with the same goal.
+
 A last row times a batch of :data:`MANY` tiny recordings with 1 worker and with :data:`MANY` workers
 (interleaved): on a node of at least :data:`MANY` cores the many workers' wall time should be at least
 :data:`GOAL_MANY_SPEEDUP` x shorter.  On a machine with fewer cores it is not measured, and says so.
@@ -97,6 +102,49 @@ def measure(inputs: Path, config: Path, out: Path, workers: int, env: dict | Non
             "done": len(markers), "load": os.getloadavg()[0]}
 
 
+def rerun_seconds(inputs: Path, config: Path, out: Path, env: dict | None = None) -> dict:
+    """``hdmea batch`` again over ``out``, whose recordings are all finished: its wall time and CPU.
+
+    Nothing is computed: each recording's finished-marker is checked (the configuration, the
+    recording's identity by content, the output's size and time), no worker starts.
+    """
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("SLURM_")}
+    started = time.time()
+    with subprocess.Popen([sys.executable, "-m", "hdmea", "--log-level", "WARNING", "batch", str(inputs),
+                           "--config", str(config), "--out", str(out)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        cpu = _TreeCPU(proc.pid)
+        try:
+            stdout, stderr = proc.communicate(timeout=600)
+        finally:
+            cpu_seconds = cpu.stop()
+    wall = time.time() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"hdmea batch failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+    batch = json.loads((out / "batch_summary.json").read_text())
+    own = batch["batches"][-1] if "batches" in batch else batch
+    skipped = sum(r["status"] == "skipped" for r in own["results"])
+    return {"wall": wall, "cpu": cpu_seconds, "skipped": skipped, "load": os.getloadavg()[0]}
+
+
+def rerun_row(inputs: Path, config: Path, out: Path, n: int, rounds: int) -> Row:
+    """The wall time of a rerun over a finished folder (every marker checked, nothing to do)."""
+    runs = []
+    for _ in range(max(rounds, 1)):
+        result = rerun_seconds(inputs, config, out)
+        assert result["skipped"] == n, result
+        runs.append(result)
+    walls = [x["wall"] for x in runs]
+    return Row(benchmark=f"batch rerun, {n} tiny recordings all finished (hdmea batch: every marker checked)",
+               peer=f"goal {GOAL_SECONDS} s", peer_value=GOAL_SECONDS, ours=min(walls), unit="s",
+               ratio=min(walls) / GOAL_SECONDS, goal=1.0, lower_is_better=True,
+               ours_median=statistics.median(walls), rounds=len(runs),
+               details=(f"wall s {', '.join(f'{x:.2f}' for x in walls)} (process start, imports, {n} markers "
+                        f"checked: configuration, inputs' identity by content, output's size and time); CPU of "
+                        f"the process tree {min(x['cpu'] for x in runs):.2f} s at best; 1-min load average "
+                        f"{min(x['load'] for x in runs):.1f}-{max(x['load'] for x in runs):.1f}"))
+
+
 def run(size: str = "small") -> list[Row]:
     n, rounds = SIZES[size]
     results: dict[int, list[dict]] = {w: [] for w in WORKERS}
@@ -108,6 +156,7 @@ def run(size: str = "small") -> list[Row]:
                 result = measure(inputs, config, tmp / f"out-{w}-{r}", w)
                 assert result["done"] == n, result
                 results[w].append(result)
+        rerun = rerun_row(inputs, config, tmp / f"out-{WORKERS[0]}-0", n, rounds)
         many = many_workers_row(tmp / "many", rounds)
     rows = []
     for w, runs in results.items():
@@ -126,7 +175,7 @@ def run(size: str = "small") -> list[Row]:
                      f"tree {best['cpu']:.2f} s; {os.cpu_count()} cores, 1-min load average "
                      f"{min(x['load'] for x in runs):.1f}-{max(x['load'] for x in runs):.1f} during the rounds"),
         ))
-    return rows + [many]
+    return rows + [rerun, many]
 
 
 def many_workers_row(root: Path, rounds: int, cores: int | None = None) -> Row:
@@ -164,8 +213,10 @@ def test_many_workers_row_says_not_measured_below_sixteen_cores(tmp_path):
 @pytest.mark.slow
 def test_batch_fixed_cost():
     rows = run("small")
-    assert [r.benchmark.split("recordings, ")[1][:11] for r in rows[:-1]] == [f"{w} worker(s)" for w in WORKERS]
+    workers = rows[:len(WORKERS)]
+    assert [r.benchmark.split("recordings, ")[1][:11] for r in workers] == [f"{w} worker(s)" for w in WORKERS]
     assert rows[-1].goal == GOAL_MANY_SPEEDUP and ((os.cpu_count() or 1) >= MANY) == (rows[-1].holds is not None)
+    assert rows[-2].benchmark.startswith("batch rerun, 8 tiny recordings all finished") and rows[-2].ours > 0
     for row in rows[:-1]:
         assert row.lower_is_better and row.goal == 1.0 and row.peer_value == GOAL_SECONDS
         assert row.ours > 0 and row.ratio == row.ours / GOAL_SECONDS

@@ -140,7 +140,8 @@ _EDGE_BYTES, _SPREAD_BLOCKS, _BLOCK_BYTES = 1 << 16, 14, 1 << 12
 
 
 def _file_identity(path: Path) -> dict:
-    """One input's identity: its resolved path, size and BLAKE2b digest of sampled blocks (None: missing)."""
+    """One input's identity: its resolved path, size and BLAKE2b digest of sampled blocks (None: missing or
+    unreadable)."""
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -151,7 +152,7 @@ def _file_identity(path: Path) -> dict:
             lengths.append(_EDGE_BYTES)
             for start, length in zip(starts, lengths):
                 digest.update(os.pread(fh.fileno(), length, start))
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: not the recorded file; the checks before the job say why
         return {"path": os.fspath(path), "size": None, "digest": None}
     return {"path": os.path.realpath(path), "size": size, "digest": digest.hexdigest()}
 
