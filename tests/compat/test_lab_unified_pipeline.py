@@ -220,3 +220,39 @@ def test_manual_labels_attach_to_the_right_spike_trains(lab_run):
             np.testing.assert_array_equal(g["spike_times"][()], by_unit_id[number].spike_times)
     labelled = {int(k) for k in expected_labels}
     assert labelled == set(by_unit_id)
+
+
+# Written by the lab's own step code, not by the library: the lab's geometry steps (this test's script writes
+# three of the soma geometry's values), the RF fits and the DSGC/AP-tracking steps.
+_LAB_OWN = ("units/<unit>/features/eimage_sta/geometry/", "units/<unit>/features/sta_<movie>/sta_geometry",
+            "metadata/rf_sta_geometry")
+_THIS_SCRIPT_WRITES = {f"units/<unit>/features/eimage_sta/geometry/{k}" for k in ("center_row", "center_col", "area")}
+
+
+@pytest.mark.slow
+def test_the_file_matches_the_original_unified_pipelines_manifest(lab_run):
+    """Path for path, kind for kind, rank for rank, what the library writes of the original's session file."""
+    from tests.lab_layout import compare_layouts, file_layout, load_manifest
+
+    rec, _, output, _, _ = lab_run
+    manifest = load_manifest("unified_session_u6.json")
+    wanted = {p: v for p, v in manifest["paths"].items()
+              if not p.startswith(_LAB_OWN) or p in _THIS_SCRIPT_WRITES}
+    result = compare_layouts(wanted, file_layout(output, list(rec.stimulus.playlist) + ["iprgc_test"]))
+    assert len(result.matching) == result.total and result.total > 150, result.details()
+    # read as the lab reads it
+    with h5py.File(output, "r") as f:
+        for u in f["units"]:
+            assert int(f[f"units/{u}/unit_meta/row"][0]) == f[f"units/{u}"].attrs["row"]
+            assert int(f[f"units/{u}/unit_meta/column"][0]) == f[f"units/{u}"].attrs["col"]
+            for movie in f[f"units/{u}/spike_times_sectioned"]:
+                g = f[f"units/{u}/spike_times_sectioned/{movie}"]
+                n = int(g["_attrs/n_trials"][()])
+                trials = [f[f"units/{u}/spike_times_sectioned/{movie}/trials_spike_times/{i}"][()] for i in range(n)]
+                assert g["trials_start_end"].shape == (n, 2)
+                np.testing.assert_array_equal(g["full_spike_times"][()], np.unique(np.concatenate(trials)))
+                spikes = f[f"units/{u}/spike_times"][()].astype(np.int64)
+                for (start, end), got in zip(g["trials_start_end"][()], trials):  # pad margin (0, 0)
+                    np.testing.assert_array_equal(got, spikes[(spikes >= start) & (spikes < end)])
+        assert float(f["metadata/cmcr_meta/recording_duration_s"][()]) > 0
+        assert f["stimulus/frame_times/default"].shape == f["stimulus/frame_time/default"].shape

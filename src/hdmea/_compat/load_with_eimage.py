@@ -10,7 +10,9 @@ from pathlib import Path
 
 from hdmea.errors import ConfigError
 from hdmea.io.cmcr import AUTO, check_sensor_axis_order
+from hdmea.io.hdf5_store import now_iso
 from hdmea.io.recording import open_recording
+from hdmea.session.target import open_target
 from hdmea.steps.eimage import FEATURE, compute_eimage_sta
 from hdmea.steps.load import load_recording
 from hdmea._compat.source_info import add_cmtr_unit_info, add_sys_meta_info
@@ -115,6 +117,9 @@ def load_recording_with_eimage_sta(
         add_sys_meta_info(cmcr_path=cmcr_path, cmtr_path=cmtr_path, force=True, **where)
     if session is not None:
         return session
+    with open_target(loaded.hdf5_path, None, step="load_recording_with_eimage_sta") as target:
+        # the original's immediate mode marks stage 1 on /pipeline (its session mode, when saved)
+        target.set_attrs("pipeline", {"stage1_completed": True, "stage1_timestamp": now_iso()})
     with open_recording(loaded.hdf5_path) as recording:
         with_images = sum(1 for unit in recording.units() if unit.has_feature(FEATURE))
     # The filter runs interleaved with the averaging, tile by tile: its time is not measured apart (NaN).

@@ -70,7 +70,8 @@ def unit_node(unit_id: str, data: Mapping) -> Group:
     for key, value in data.items():
         if key in _UNIT_ARRAYS:
             array = _UNIT_ARRAYS[key](value, unit_id)
-            group.children[key] = Dataset(array)
+            # spike times say their unit, as the original's store writes them
+            group.children[key] = Dataset(array, {"unit": "sample_index"} if key == "spike_times" else None)
         elif key == "features":
             if not isinstance(value, Mapping):
                 raise EncodingError("unit features must be a mapping of feature name -> values",
