@@ -107,3 +107,31 @@ def test_a_1_element_scalar_of_an_earlier_file_still_loads(tmp_path):
         del f.attrs["h5stream_checksums"]
     again = PipelineSession.load(path)
     assert again.metadata["acquisition_rate"] == 20000.0 and type(again.metadata["acquisition_rate"]) is float
+
+
+def test_a_unit_dict_without_spike_times_is_stored_and_a_step_needing_them_names_the_unit(tmp_path):
+    from hdmea.errors import MissingInputError
+    from hdmea.io import section_spike_times
+
+    # the lab's manual-label tool and geometry sessions: session.units[uid] = {...} without spike times
+    s = create_session("labels", hdf5_path=tmp_path / "labels.h5")
+    s.units["unit_004"] = {"auto_label": {}}
+    s.units["unit_004"]["auto_label"]["axon_type"] = "rgc"
+    s.units["unit_012"] = {"features": {"eimage_sta": {"geometry": {"center_row": 3.0}}}, "row": 3, "col": 9}
+    path = s.save()
+    with h5py.File(path, "r") as f:
+        assert f["units/unit_004/auto_label/axon_type"][()].decode() == "rgc"
+        assert float(f["units/unit_012/features/eimage_sta/geometry/center_row"][()]) == 3.0
+        assert "spike_times" not in f["units/unit_004"] and f["units/unit_012"].attrs["row"] == 3
+    again = PipelineSession.load(path)
+    assert again.units["unit_004"]["auto_label"] == {"axon_type": "rgc"}
+    # a step that needs spike times says which unit has none
+    s = _lab_session(tmp_path)
+    s.units["unit_777"] = {"auto_label": {"axon_type": "ac"}}
+    s.stimulus["section_time"] = {"iprgc_test": np.array([[0, 5000]], dtype=np.int64)}
+    s.metadata["sampling_rate"] = 20000.0
+    s.completed_steps.add("load_recording")
+    s.completed_steps.add("add_section_time")
+    with pytest.raises(MissingInputError, match="unit_777") as info:
+        section_spike_times(session=s, pad_margin=(0.0, 0.0))
+    assert "section_spike_times" in str(info.value)

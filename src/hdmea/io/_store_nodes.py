@@ -57,13 +57,18 @@ _UNIT_ARRAYS = {
 }
 
 
-def unit_node(unit_id: str, data: Mapping) -> Group:
-    """The node of one unit: spike_times (uint64), waveform (float32), attributes, empty features."""
+def unit_node(unit_id: str, data: Mapping, *, require_spikes: bool = False) -> Group:
+    """The node of one unit: spike_times (uint64), waveform (float32), attributes, empty features.
+
+    A unit may come without spike times (the lab's scripts assign ``{"auto_label": {...}}`` or a unit's
+    geometry alone, and the original's session stores any dict); the steps that need them say so, naming
+    the unit.  ``require_spikes``: refuse such a unit (the store's ``write_units``, as its contract says).
+    """
     if not isinstance(data, Mapping):
         raise EncodingError("unit data must be a mapping", obj=f"/units/{unit_id}",
                             expected="a dict with spike_times, waveform, row, col, global_id",
                             found=type(data).__name__)
-    if "spike_times" not in data:
+    if require_spikes and "spike_times" not in data:
         raise EncodingError("unit data has no spike_times", obj=f"/units/{unit_id}",
                             expected="a 'spike_times' array", found=", ".join(map(str, data)) or "no keys")
     group = Group(children={"features": Group()})
@@ -78,25 +83,31 @@ def unit_node(unit_id: str, data: Mapping) -> Group:
                                     obj=f"/units/{unit_id}/features", found=type(value).__name__)
             for name, feature in value.items():
                 check_member_name(name, what="feature name")
-                group.children["features"].children[name] = put_node(feature)
+                # a feature's dict: every value a dataset, as the original's session writes it
+                group.children["features"].children[name] = (value_node(feature) if isinstance(feature, Mapping)
+                                                              else put_node(feature))
         elif isinstance(value, (np.ndarray, FileArray)):
             check_member_name(key, what="unit field name")
             group.children[key] = array_node(value)
         elif isinstance(value, Mapping):
+            # a dict of the unit's (auto_label, unit_meta, ...) stores every value as a dataset, as the
+            # original's session writes it and as a later write through the session's live dicts does
             check_member_name(key, what="unit field name")
-            group.children[key] = put_node(value)
+            group.children[key] = value_node(value)
         else:
             check_attr_name(key, what="unit attribute name")
             group.attrs[key] = normalize_attr(value)
-    spikes = group.children["spike_times"].data
-    group.attrs["spike_count"] = int(spikes.shape[0]) if spikes.ndim else 1
+    if "spike_times" in group.children:
+        spikes = group.children["spike_times"].data
+        group.attrs["spike_count"] = int(spikes.shape[0]) if spikes.ndim else 1
     return group
 
 
 def units_nodes(units_data: Mapping[str, Mapping]) -> dict[str, Group]:
     if not isinstance(units_data, Mapping):
         raise EncodingError("units_data must be a mapping of unit id -> unit data", found=type(units_data).__name__)
-    return {check_member_name(uid, what="unit id"): unit_node(uid, data) for uid, data in units_data.items()}
+    return {check_member_name(uid, what="unit id"): unit_node(uid, data, require_spikes=True)
+            for uid, data in units_data.items()}
 
 
 def _section_times(values, movie: str):

@@ -36,7 +36,7 @@ import h5py
 
 from h5stream.files import create_atomic
 from h5stream.staging import LIBVER
-from hdmea.errors import MissingStepError, SessionError
+from hdmea.errors import MissingInputError, MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.session.session import _NO_DEFAULT, PipelineSession, split_path
@@ -196,6 +196,17 @@ class StepTarget:
 
     def has(self, path: str) -> bool:
         return self._backend.has(path)
+
+    def spike_times(self, unit_id: str):
+        """A unit's spike times; a unit stored without them raises :class:`~hdmea.errors.MissingInputError`
+        naming the unit and this step."""
+        path = f"units/{unit_id}/spike_times"
+        if not self._backend.has(path):
+            raise MissingInputError(
+                f"step {self.step!r} needs the spike times of unit {unit_id!r}, which has none",
+                obj=f"/{path}", expected="a spike_times array", found="a unit without spike times",
+                hint="assign the unit's spike_times, or leave the unit out of this step", missing_input="spike_times")
+        return self._backend.get(path)
 
     def keys(self, path: str = "") -> list[str]:
         """Names of a group's children, sorted."""

@@ -241,7 +241,7 @@ def compute_eimage_sta(
             # The frame order is settled first, from a few windows, so a wrong order never costs a full pass.
             unit_ids_here = target.unit_ids()
             positions = [_unit_position(target, u) for u in unit_ids_here]
-            all_spikes = [_sample_indices(target.get(f"units/{u}/spike_times")) for u in unit_ids_here]
+            all_spikes = [_sample_indices(target.spike_times(u)) for u in unit_ids_here]
             t_order = time.perf_counter()
             decision = settle_frame_order(target, cmcr, recording, positions, all_spikes)
             order_seconds = time.perf_counter() - t_order

@@ -263,7 +263,7 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                                              section_times=sections, sampling_rate=fs)[0]
     pre, post = int(round(pad_margin[0] * fs)), int(round(pad_margin[1] * fs))
     unit_ids = target.unit_ids()
-    rows = [np.asarray(target.get(f"units/{u}/spike_times"), dtype=np.uint64) for u in unit_ids]
+    rows = [np.asarray(target.spike_times(u), dtype=np.uint64) for u in unit_ids]
     values, offsets = rows_to_csr(rows)
     all_bounds = (np.concatenate([b for b, _, _ in per_movie.values()]) if per_movie
                   else np.zeros((0, 2), np.int64))

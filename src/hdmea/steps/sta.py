@@ -332,7 +332,7 @@ def compute_sta(
             frame_times = np.asarray(target.get(f"stimulus/frame_time/{DEFAULT_FRAME_TIME}")).astype(np.int64)
             firsts = _occurrence_first_frames(target, config, movie, frame_times, int(section_pad_frames))
             per_unit = [
-                spikes_to_movie_frames(np.asarray(target.get(f"units/{u}/spike_times")), frame_times, firsts,
+                spikes_to_movie_frames(np.asarray(target.spike_times(u)), frame_times, firsts,
                                        frames.shape[0])
                 for u in unit_ids
             ]
