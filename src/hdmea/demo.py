@@ -94,7 +94,8 @@ class DemoResult:
                   "", "Try next:"]
         steps = [(f"hdmea inspect {self.output}", "what the result holds, unit by unit")]
         if not _report_available():
-            steps.append(('pip install ".[report]"', "from the clone's root: matplotlib, which the report's figures are drawn with"))
+            # the installed package's extra: works from a clone, a wheel or the package index alike
+            steps.append(('pip install "h5stream[report]"', "matplotlib, which the report's figures are drawn with"))
         steps += [
             (f"hdmea report {self.output} --out {self.out_dir / 'report'}",
              "receptive fields, electrical images and responses as figures and a web page"),

@@ -80,7 +80,7 @@ def test_demo_next_steps_work_as_printed(demo, tmp_path):
     for step in steps:
         command = shlex.split(step.split("#")[0])
         if command[0] == "pip":
-            assert command == ["pip", "install", ".[report]"]
+            assert command == ["pip", "install", "h5stream[report]"]
             continue
         done = run_cli(*command[1:], module=True)
         assert done.returncode == 0, (step, done.stderr)
@@ -96,7 +96,7 @@ def test_demo_says_what_to_install_for_the_report(monkeypatch, tmp_path):
                                                                     "checkpoints": 0}, truth_check={})
     monkeypatch.setattr(demo_module, "_report_available", lambda: False)
     text = result.describe()
-    assert text.index('pip install ".[report]"') < text.index("hdmea report")
+    assert text.index('pip install "h5stream[report]"') < text.index("hdmea report")
     monkeypatch.setattr(demo_module, "_report_available", lambda: True)
     assert "pip install" not in result.describe()
 
