@@ -345,6 +345,15 @@ def hand_on(namespace: dict) -> None:
         module.__class__ = _SettingsReachTheirHome
 
 
+def settings_reach_their_home(path: str) -> None:
+    """Make the module at ``path`` (a generated one that imports its names at once, such as
+    ``hdmea.pipeline.runner``) hand a data name set there on to where it lives, as the lazily served
+    modules do: ``hdmea.pipeline.runner.DEFAULT_ACQUISITION_RATE = 10000.0`` reaches the load step."""
+    module = sys.modules.get(path)
+    if module is not None and type(module) is types.ModuleType:
+        module.__class__ = _SettingsReachTheirHome
+
+
 class _SettingsReachTheirHome(types.ModuleType):
     """A module at an original path whose data names (a default folder, a retry count) are set at their home.
 

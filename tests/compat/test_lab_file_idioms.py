@@ -135,3 +135,18 @@ def test_a_unit_dict_without_spike_times_is_stored_and_a_step_needing_them_names
     with pytest.raises(MissingInputError, match="unit_777") as info:
         section_spike_times(session=s, pad_margin=(0.0, 0.0))
     assert "section_spike_times" in str(info.value)
+
+
+def test_unknown_unit_ids_are_kept_in_the_sessions_warnings(tiny_recording):
+    from hdmea.pipeline import load_recording_with_eimage_sta
+
+    s = create_session("rec", output_dir=None)
+    s = load_recording_with_eimage_sta(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=s,
+                                       duration_s=0.05, unit_ids=["9999", "unit_8888"])
+    assert "Unit 9999 not found in CMTR" in s.warnings and "Unit unit_8888 not found in CMTR" in s.warnings
+    # unit and system metadata, as the original loads them by default
+    assert {"add_cmtr_unit_info", "add_sys_meta_info"} <= set(s.completed_steps)
+    some = next(iter(s.units.keys()))
+    assert int(np.ravel(s.units[some]["unit_meta"]["row"])[0]) == s.units[some]["row"]
+    assert s.metadata["cmcr_meta"]["ProgramName"] == "CMOS-MEA-Control"
+    s.close()

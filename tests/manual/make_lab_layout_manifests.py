@@ -190,7 +190,11 @@ def original_defaults(checkout: Path) -> list[dict]:
                     entry["value"] = list(literal) if isinstance(literal, tuple) else literal
                     entry["type"] = type(literal).__name__
                 except ValueError:
-                    entry["type"] = "Path" if ast.unparse(value).startswith("Path(") else "expression"
+                    is_path = isinstance(value, ast.Call) and ast.unparse(value.func) == "Path"
+                    entry["type"] = "Path" if is_path else (
+                        "Path expression" if "Path(" in ast.unparse(value) else "expression")
+                    if is_path and len(value.args) == 1 and isinstance(value.args[0], ast.Constant):
+                        entry["value"] = value.args[0].value  # the text of the path
                 found.append(entry)
     return found
 
@@ -205,6 +209,7 @@ def main() -> int:
                         help="run the same calls over our hdmea and compare with the committed manifests")
     parser.add_argument("--units", type=int, nargs="*", default=list(UNIT_COUNTS))
     parser.add_argument("--keep", type=Path, help="keep the recordings and files here")
+    parser.add_argument("--defaults-only", action="store_true", help="write original_defaults.json only")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="lab-layout-"))
     if args.measure_ours:
@@ -220,7 +225,7 @@ def main() -> int:
         parser.error("--commit is required when making manifests")
     args.out.mkdir(parents=True, exist_ok=True)
     source = str(args.checkout / "src")
-    for n in args.units:
+    for n in [] if args.defaults_only else args.units:
         for name, (path, movies, added) in run_calls(args.python, args.checkout, source, n, base / f"orig{n}").items():
             call_path = ("Projects/unified_pipeline/run_single_from_cmcr.run_pipeline (session mode)"
                          if name.startswith("unified") else

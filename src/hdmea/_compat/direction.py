@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hdmea.errors import ConfigError
+from hdmea.features.direction import sectioning as _sectioning
 from hdmea.features.base import StoredGroup
 from hdmea.features.direction.bar_geometry import DIRECTION_LIST, MovingBar
 from hdmea.features.direction.moving_bar import STA_MOVIE, unit_rf_centre
@@ -72,6 +73,10 @@ def section_by_direction(
     if padding_frames < 0:
         raise ConfigError(f"padding_frames must be >= 0 (found {padding_frames})")
     t0 = time.perf_counter()
+    if on_off_dict_path is None:  # the original's default: the pickle in the lab's stimulus folder, when there
+        folder = _sectioning.DEFAULT_STIMULI_DIR  # read now: a script may have set it
+        candidate = Path(folder) / f"{movie_name}_on_off_dict_area_hd.pkl" if folder is not None else None
+        on_off_dict_path = candidate if candidate is not None and candidate.is_file() else None
     on_off_dict = load_on_off_dict(on_off_dict_path) if on_off_dict_path is not None else None
     target_path = Path(hdf5_path) if hdf5_path is not None else None
     if session is None and output_path is not None:

@@ -75,6 +75,9 @@ def render(path: str) -> str:
     if names:
         out.append("")
         out += _wrapped("__all__ = [", [f'"{name}"' for name in names], "]")
+        # a default set at this path reaches the module where it lives (and the functions reading it there)
+        out += ["", 'importlib.import_module("hdmea._compat_table").settings_reach_their_home(__name__)']
+        out[out.index('edit."""') + 1:out.index('edit."""') + 1] = ["", "import importlib"]
     return "\n".join(out) + "\n"
 
 

@@ -250,6 +250,8 @@ def compute_eimage_sta(
                 if missing:
                     logger.warning("%s: unit_ids %s name no unit of the recording (it has %s)", recording,
                                    missing, ", ".join(unit_ids_here))
+                    for ref in missing:  # kept in the session's (or file's) warnings, as the original does
+                        target.add_warning(f"Unit {ref} not found in CMTR")
                 keep = [i for i, u in enumerate(unit_ids_here) if u in set(chosen)]
                 unit_ids_here = [unit_ids_here[i] for i in keep]
                 positions = [positions[i] for i in keep]

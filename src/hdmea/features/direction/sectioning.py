@@ -55,9 +55,10 @@ N_DIRECTIONS = len(DIRECTION_LIST)
 N_REPETITIONS = 3
 N_TRIALS = N_DIRECTIONS * N_REPETITIONS
 DEFAULT_PADDING_FRAMES = 10
-#: Where the lab kept its stimulus files (on/off pickles).  None here: the on/off frames come from the bar's
-#: geometry unless ``on_off_dict_path`` names a file.
-DEFAULT_STIMULI_DIR: Path | None = None
+#: Where the lab keeps its stimulus files (the original's value): ``section_by_direction`` without
+#: ``on_off_dict_path`` uses ``<this>/<movie>_on_off_dict_area_hd.pkl`` when that file exists, else the on/off
+#: frames of the bar's geometry.  Set it (at this path or the original's) to the lab's folder.
+DEFAULT_STIMULI_DIR: Path = Path(r"M:\Python_Project\Data_Processing_2025\Design_Stimulation_Pattern\Data\Stimulations")
 STA_GEOMETRY_FEATURE = f"sta_{STA_MOVIE}"
 DEFAULT_MOVIE_NAME = "moving_h_bar_s5_d8_3x"
 INVALID_CENTER_VALUE = INVALID_CENTRE

@@ -3,6 +3,8 @@
 Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
 edit."""
 
+import importlib
+
 from hdmea._compat.flows import FlowResult
 from hdmea._compat.load_with_eimage import LoadWithEImageSTAResult, load_recording_with_eimage_sta
 from hdmea.steps.features import ExtractionResult, extract_features
@@ -17,3 +19,5 @@ __all__ = [
     "LoadWithEImageSTAResult", "load_recording_with_eimage_sta", "FlowResult", "ExtractionResult",
     "extract_features"
 ]
+
+importlib.import_module("hdmea._compat_table").settings_reach_their_home(__name__)

@@ -3,6 +3,8 @@
 Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
 edit."""
 
+import importlib
+
 from hdmea.errors import (
     CacheConflictError, CheckpointError, ConfigurationError, DataLoadError, FeatureExtractionError, HDMEAError,
     MismatchError, MissingInputError, SessionError, ValidationError
@@ -12,3 +14,5 @@ __all__ = [
     "HDMEAError", "ConfigurationError", "DataLoadError", "FeatureExtractionError", "MissingInputError",
     "CacheConflictError", "ValidationError", "MismatchError", "SessionError", "CheckpointError"
 ]
+
+importlib.import_module("hdmea._compat_table").settings_reach_their_home(__name__)

@@ -3,6 +3,8 @@
 Generated from :data:`hdmea._compat_table.ORIGINAL_API` by ``python -m hdmea._compat.surface``; do not
 edit."""
 
+import importlib
+
 from hdmea._compat.validation import (
     validate_cmcr_path, validate_cmtr_path, validate_input_files, validate_path_exists
 )
@@ -14,3 +16,5 @@ __all__ = [
     "DATASET_ID_PATTERN", "validate_dataset_id", "derive_dataset_id", "validate_path_exists", "validate_cmcr_path",
     "validate_cmtr_path", "validate_input_files"
 ]
+
+importlib.import_module("hdmea._compat_table").settings_reach_their_home(__name__)
