@@ -151,23 +151,26 @@ def test_masks_are_deflated_at_level_one_at_most(tmp_path, level, mask_at):
 
 def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
     """``compression="auto"`` (the default): measured intensities stored plain, a mask, sparse indices
-    and mostly-missing values deflated at level 1 after the shuffle filter; HDF5's own filters only,
-    read by plain h5py and by anndata."""
+    and mostly-missing values deflated at level 1 after the shuffle filter, arrays under one chunk
+    (1 MiB) plain; HDF5's own filters only, read by plain h5py and by anndata."""
     import anndata
 
     from h5scp.io import save_h5ad
 
     rng = np.random.default_rng(5)
-    x = rng.lognormal(size=(400, 300))  # noise in the low bytes: keeps most of its bytes under gzip
-    m = (rng.random((400, 300)) < 0.3).astype(np.int8) * np.int8(MaskCode.LOD)
-    sparse_x = sparse.random(400, 2000, density=0.02, format="csr", random_state=2)
-    mostly_missing = np.where(rng.random((400, 300)) < 0.8, np.nan, x)
+    n, p = 2000, 600
+    x = rng.lognormal(size=(n, p))  # noise in the low bytes: keeps most of its bytes under gzip
+    m = (rng.random((n, p)) < 0.3).astype(np.int8) * np.int8(MaskCode.LOD)  # 1.2 MB
+    sparse_x = sparse.random(n, 20 * p, density=0.02, format="csr", random_state=2)
+    mostly_missing = np.where(rng.random((n, p)) < 0.8, np.nan, x)
+    small = (rng.random((n, 50)) < 0.3) * 1.0  # 0.8 MB of float64: under one chunk
     assays = {
-        "proteins": Assay(pl.DataFrame({"_index": [f"P{j}" for j in range(300)]}),
+        "proteins": Assay(pl.DataFrame({"_index": [f"P{j}" for j in range(p)]}),
                           {"raw": ScpMatrix(x, m), "sparse_nan": ScpMatrix(mostly_missing)}),
-        "peptides": Assay(pl.DataFrame({"_index": [f"Q{j}" for j in range(2000)]}), {"raw": ScpMatrix(sparse_x)}),
+        "peptides": Assay(pl.DataFrame({"_index": [f"Q{j}" for j in range(20 * p)]}), {"raw": ScpMatrix(sparse_x)}),
+        "small": Assay(pl.DataFrame({"_index": [f"S{j}" for j in range(50)]}), {"raw": ScpMatrix(small)}),
     }
-    container = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(400)]}), assays)
+    container = ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(n)]}), assays)
     path = tmp_path / "auto.h5"
     save_hdf5(container, path)
     with h5py.File(path, "r") as f:  # plain h5py, no plugins
@@ -175,6 +178,7 @@ def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
         X, M, nan_x = layers["raw/X"], layers["raw/M"], layers["sparse_nan/X"]
         indices, data = f["assays/peptides/layers/raw/X/indices"], f["assays/peptides/layers/raw/X/data"]
         assert X.compression is None and data.compression is None
+        assert f["assays/small/layers/raw/X"].compression is None and f["obs/_index"].compression is None
         for ds in (M, nan_x, indices):
             assert ds.compression == "gzip" and ds.compression_opts == 1 and ds.shuffle, ds.name
             assert ds.id.get_storage_size() <= 0.5 * ds.nbytes, ds.name

@@ -227,7 +227,9 @@ def test_only_if_shrinks_to_stores_plain_what_a_sample_does_not_shrink(tmp_path)
         write_array(f, "noise", noise, options)
         write_array(f, "codes", codes, options)
         write_array(f, "always", noise, WriteOptions.build(compression="gzip", level=1, shuffle=True))
+        write_array(f, "under_a_chunk", codes[:1000], options)  # 0.3 MB: stored plain, no sample
     with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert f["under_a_chunk"].compression is None and np.array_equal(f["under_a_chunk"][()], codes[:1000])
         assert f["noise"].compression is None and f["noise"].chunks is None
         assert f["codes"].compression == "gzip" and f["codes"].shuffle and f["codes"].compression_opts == 1
         assert f["always"].compression == "gzip"

@@ -107,7 +107,11 @@ class WriteOptions:
         (:data:`SAMPLE_CHUNKS`, compressed as the array would be) keeps at most
         this share of their bytes; otherwise it is stored uncompressed (noise
         such as the low bytes of measured values costs more time to deflate
-        than its few saved bytes save).  None: always compressed.
+        than its few saved bytes save).  An array (or text column) smaller than
+        one chunk (:data:`CHUNK_TARGET_BYTES`) is stored uncompressed: the bytes
+        it could save take less time to write than starting the compression.
+        Text and streamed columns above that are compressed without a sample.
+        None: always compressed.
     extra : dict
         Element-level options (``index`` of a dataframe, ``block_rows`` ...).
     """
@@ -214,6 +218,9 @@ def layout_kwargs(array_shape: tuple[int, ...], itemsize: int, options: WriteOpt
     if len(array_shape) == 0 or size == 0:
         # Scalars cannot be chunked; empty arrays have nothing to compress.
         return {}
+    if options.only_if_shrinks_to is not None and size * itemsize < CHUNK_TARGET_BYTES:
+        # under one chunk: the bytes compression could save take less time to write than starting it
+        options = options.uncompressed
     compressed = options.compression is not None or options.shuffle
     if not isinstance(options.chunks, tuple):
         if not compressed:
