@@ -46,25 +46,53 @@ def main(spec_path: str) -> int:
     from h5stream.errors import H5StreamError
     from tests.fuzz._compare import difference
     from tests.fuzz._formats import FORMATS
-    from tests.fuzz._mutations import Mutation
+    from tests.fuzz._mutations import TRUNCATED, Mutation, store_files
 
     spec = json.loads(Path(spec_path).read_text())
     fmt = FORMATS[spec["format"]]
     originals, work = Path(spec["originals"]), Path(spec["workdir"])
     work.mkdir(parents=True, exist_ok=True)
     root = work / fmt.root
+    if fmt.store:  # a store a crashed reader left damaged is copied again
+        shutil.rmtree(root, ignore_errors=True)
     if not root.exists():
         (shutil.copytree if (originals / fmt.root).is_dir() else shutil.copy)(originals / fmt.root, root)
         for sibling in fmt.siblings:
             shutil.copy(originals / sibling, work / sibling)
     target = root / fmt.target if fmt.target else root
-    original = (originals / fmt.root / fmt.target if fmt.target else originals / fmt.root).read_bytes()
-    _write(target, original)
+    if fmt.store:  # a zarr store: each mutation damages the files it names, which are put back after the read
+        files = store_files(originals / fmt.root)
+
+        def damage(changes: dict) -> None:
+            for rel, content in changes.items():
+                (root / rel).unlink(missing_ok=True)
+                if content is not None:
+                    (root / rel).write_bytes(content)
+
+        def apply(mutation) -> None:
+            damage(mutation.apply_to_store(files))
+
+        def restore(mutation) -> None:
+            damage({rel: files[rel] for rel in mutation.apply_to_store(files)})
+
+        largest = max(files, key=lambda rel: len(files[rel]))
+        half = Mutation(-1, TRUNCATED, 0, 0, member=largest)  # the warm-up's damage
+    else:
+        original = (originals / fmt.root / fmt.target if fmt.target else originals / fmt.root).read_bytes()
+
+        def apply(mutation) -> None:
+            _write(target, original[:len(original) // 2] if mutation is None else mutation.apply(original))
+
+        def restore(mutation) -> None:
+            _write(target, original)
+
+        half = None  # the warm-up's damage: the file truncated to half
+        restore(half)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the original reads without any warning
         reference = fmt.load(root)
     # The error paths' first use imports and compiles code: done here, off the hang watchdog's clock.
-    _write(target, original[:len(original) // 2])
+    apply(half)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -72,10 +100,10 @@ def main(spec_path: str) -> int:
         except BaseException as exc:  # noqa: BLE001 - only warming up
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
+    restore(half)
     assert difference(reference, reference) is None  # imports the comparison's modules now
     # The watchdog's limit: the spec's, or ten times an unmutated read timed here, whichever is longer, so
     # that a read slowed down by a busy machine (2 cores, several test runs) is not taken for a loop.
-    _write(target, original)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -84,7 +112,7 @@ def main(spec_path: str) -> int:
     print(json.dumps({"ready": True, "hang_seconds": round(hang_seconds, 2)}), flush=True)
     for item in spec["mutations"]:
         mutation = Mutation(**item)
-        _write(target, mutation.apply(original))
+        apply(mutation)
         result: dict = {"index": mutation.index}
         started = time.perf_counter()
         # A read still running after hang_seconds dumps every thread's stack and ends this process.
@@ -112,6 +140,7 @@ def main(spec_path: str) -> int:
                 if kept:
                     result["warning"] = kept[0][:400]
         faulthandler.cancel_dump_traceback_later()
+        restore(mutation)
         result["seconds"] = round(time.perf_counter() - started, 4)
         if caught:
             result["warnings"] = sorted({w.category.__name__ for w in caught})

@@ -1,7 +1,8 @@
 """The formats the fuzz tests mutate: how each original is written and how it is read back.
 
 Each :class:`FuzzFormat` names the file written (``root``: a file, or a folder for
-Parquet), the file inside it whose bytes are mutated (``target``), its sibling files
+Parquet and zarr), the file inside it whose bytes are mutated (``target``; for a zarr
+store, ``store`` is set and every file of it is mutated), its sibling files
 that must sit beside it (the ``.cmtr``'s ``.cmcr``), and the public reader whose
 result is compared.  ``own`` formats carry our checksums, so a changed result without
 an error is a bug there; vendor files carry none, so changed results are counted.
@@ -28,6 +29,7 @@ class FuzzFormat:
     load: Callable[[Path], object]
     own: bool = True
     siblings: tuple[str, ...] = ()  # files copied beside ``root`` in the reader's folder
+    store: bool = False  # a zarr store: mutations name the file of the folder they damage
 
 
 # --------------------------------------------------------------------------- readers
@@ -101,6 +103,8 @@ FORMATS: dict[str, FuzzFormat] = {f.name: f for f in (
     FuzzFormat("scptensor-h5ad", "cells.h5ad", "", load_container),
     FuzzFormat("scptensor-h5mu", "cells.h5mu", "", load_container),
     FuzzFormat("scptensor-parquet", "cells.parquet", "assays/proteins/layers/raw.parquet", load_container),
+    FuzzFormat("scptensor-zarr", "cells.zarr", "", load_container, store=True),
+    FuzzFormat("anndata-zarr", "anndata.zarr", "", load_container, own=False, store=True),
     FuzzFormat("vendor-cmcr", "rec.cmcr", "", load_cmcr, own=False),
     FuzzFormat("vendor-cmtr", "rec.cmtr", "", load_cmtr, own=False, siblings=("rec.cmcr",)),
 )}
@@ -184,6 +188,14 @@ def _write_originals(folder: Path) -> Path:
     container.save(folder / "cells.h5ad", assay="proteins")
     container.save(folder / "cells.h5mu")
     container.save(folder / "cells.parquet")
+    container.save(folder / "cells.zarr", assay="proteins")
+    import warnings
+
+    import anndata  # a store anndata wrote itself (no checksum manifest): read with bounds only
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Writing zarr v2 data will no longer be the default", UserWarning)
+        anndata.read_zarr(folder / "cells.zarr").write_zarr(folder / "anndata.zarr")
     for fmt in FORMATS.values():
         assert os.path.exists(folder / fmt.root / fmt.target), fmt
     return folder

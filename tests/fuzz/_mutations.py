@@ -7,17 +7,28 @@ space.  Within the metadata, the stored types of tables (the datatype messages o
 compound datasets, found by their encoding) get flips of their own: a damaged member
 offset, size or number layout is what made libhdf5 crash in a ``.cmtr``'s peaks read.  For Parquet files the data are the column chunks (pages) and the metadata the
 footer (Thrift file metadata, its length and the magic numbers).
+
+A zarr store is fuzzed as a whole (:func:`plan_store_mutations`): each mutation names
+the file of the store it damages (``member``).  The data are the chunk files, the
+metadata the ``.zarray``/``.zattrs``/``.zgroup`` files; besides flips and zeroed
+blocks, a tenth of the mutations change the store's structure: a file deleted, a chunk
+truncated to half, two chunk files swapped, an array's first dimension
+declared as 40,000,000.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 
 DATA, METADATA, ZEROED, TYPE = "data", "metadata", "zeroed", "type"
+DELETED, TRUNCATED, SWAPPED, SHAPE = "deleted", "truncated", "swapped", "shape"
+STRUCTURE = (DELETED, TRUNCATED, SWAPPED, SHAPE)
 ZERO_BLOCKS = (512, 4096)
+STORE_METADATA = (".zarray", ".zattrs", ".zgroup", "zarr.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +39,8 @@ class Mutation:
     size: int  # bytes changed (1 for a flip, the block's size when zeroed)
     xor: int = 0  # the value a flipped byte is XORed with (1..255)
     seed: int = 0  # the seed of the plan it belongs to (to rerun it: --fuzz-seed SEED)
+    member: str = ""  # in a store: the file damaged (relative to the store)
+    other: str = ""  # in a store: the chunk ``member`` is swapped with
 
     def apply(self, original: bytes) -> bytes:
         data = bytearray(original)
@@ -37,10 +50,29 @@ class Mutation:
             data[self.offset] ^= self.xor
         return bytes(data)
 
+    def apply_to_store(self, files: dict[str, bytes]) -> dict[str, bytes | None]:
+        """The files of a store this mutation changes, with their new bytes (None: deleted)."""
+        original = files[self.member]
+        if self.kind == DELETED:
+            return {self.member: None}
+        if self.kind == TRUNCATED:
+            return {self.member: original[:len(original) // 2]}
+        if self.kind == SWAPPED:
+            return {self.member: files[self.other], self.other: original}
+        if self.kind == SHAPE:
+            meta = json.loads(original)
+            meta["shape"][0] = 40_000_000
+            return {self.member: json.dumps(meta, indent=4).encode()}
+        return {self.member: self.apply(original)}
+
     def describe(self) -> str:
+        where = f" of {self.member}" if self.member else ""
+        if self.kind in STRUCTURE:
+            with_other = f" with {self.other}" if self.other else ""
+            return f"{self.kind} {self.member}{with_other} (seed {self.seed})"
         if self.kind == ZEROED:
-            return f"{self.size} B zeroed at {self.offset} (seed {self.seed})"
-        return f"{self.kind} byte {self.offset} ^ 0x{self.xor:02x} (seed {self.seed})"
+            return f"{self.size} B zeroed at {self.offset}{where} (seed {self.seed})"
+        return f"{self.kind} byte {self.offset}{where} ^ 0x{self.xor:02x} (seed {self.seed})"
 
 
 def hdf5_data_ranges(path: Path) -> list[tuple[int, int]]:
@@ -156,4 +188,53 @@ def plan_mutations(path: Path, n: int, seed: int, first_index: int = 0) -> list[
         block = ZERO_BLOCKS[i % 2]
         offset = int(rng.integers(0, max(size - block // 2, 1)))
         add(ZEROED, offset, min(block, size - offset))
+    return mutations
+
+
+def store_files(root: Path) -> dict[str, bytes]:
+    """Every file of a store folder (posix path relative to it) and its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def plan_store_mutations(root: Path, n: int, seed: int, first_index: int = 0) -> list[Mutation]:
+    """``n`` mutations of the zarr store ``root``: 20% zeroed blocks, 10% changes of structure (see the module
+    text), the rest flips, half in chunk files and half in metadata files, each byte of a kind equally likely."""
+    files = store_files(root)
+    names = sorted(files)
+    chunks = [r for r in names if r.rpartition("/")[2] not in STORE_METADATA and files[r]]
+    metas = [r for r in names if r.rpartition("/")[2] in STORE_METADATA and files[r]]
+    arrays = [r for r in metas if r.endswith(".zarray") and json.loads(files[r]).get("shape")]
+    rng = np.random.default_rng(seed)
+    n_zeroed, n_structure = n // 5, n // 10
+    n_data = (n - n_zeroed - n_structure) // 2
+    n_metadata = n - n_zeroed - n_structure - n_data
+    mutations: list[Mutation] = []
+
+    def add(kind: str, member: str, offset: int = 0, size: int = 0, xor: int = 0, other: str = "") -> None:
+        mutations.append(Mutation(first_index + len(mutations), kind, offset, size, xor, seed, member, other))
+
+    def byte_in(group: list[str]) -> tuple[str, int]:
+        ends = np.cumsum([len(files[r]) for r in group])
+        at = int(rng.integers(0, ends[-1]))
+        i = int(np.searchsorted(ends, at, side="right"))
+        return group[i], at - (int(ends[i - 1]) if i else 0)
+
+    for kind, count, group in ((DATA, n_data, chunks), (METADATA, n_metadata, metas)):
+        for _ in range(count):
+            member, offset = byte_in(group)
+            add(kind, member, offset, 1, int(rng.integers(1, 256)))
+    for i in range(n_zeroed):
+        member, offset = byte_in(chunks + metas)
+        add(ZEROED, member, offset, min(ZERO_BLOCKS[i % 2], len(files[member]) - offset))
+    for i in range(n_structure):
+        kind = STRUCTURE[i % len(STRUCTURE)]
+        if kind == DELETED:
+            add(kind, names[int(rng.integers(0, len(names)))])
+        elif kind == TRUNCATED:
+            add(kind, chunks[int(rng.integers(0, len(chunks)))])
+        elif kind == SWAPPED:
+            a, b = rng.choice(len(chunks), size=2, replace=False)
+            add(kind, chunks[int(a)], other=chunks[int(b)])
+        else:
+            add(kind, arrays[int(rng.integers(0, len(arrays)))])
     return mutations

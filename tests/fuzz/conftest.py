@@ -22,7 +22,7 @@ import pytest
 
 from tests.fuzz._driver import OUTCOMES, FuzzReport, run_mutations
 from tests.fuzz._formats import FORMATS, write_originals
-from tests.fuzz._mutations import plan_mutations
+from tests.fuzz._mutations import plan_mutations, plan_store_mutations
 
 N_MUTATIONS = int(os.environ.get("H5STREAM_FUZZ_MUTATIONS", "100"))  # per seed and format
 WORKERS = 2
@@ -67,7 +67,8 @@ def fuzz_report(fuzz_originals, tmp_path_factory, request):
             target = fuzz_originals / fmt.root / fmt.target if fmt.target else fuzz_originals / fmt.root
             mutations = []
             for seed in seeds:
-                mutations += plan_mutations(target, N_MUTATIONS, seed=seed, first_index=len(mutations))
+                plan = plan_store_mutations if fmt.store else plan_mutations
+                mutations += plan(target, N_MUTATIONS, seed=seed, first_index=len(mutations))
             work = tmp_path_factory.mktemp(f"fuzz_{name}")
             _reports[name] = run_mutations(name, fuzz_originals, work, mutations, workers=WORKERS)
         return _reports[name]

@@ -2,8 +2,9 @@
 
 For each format (see :mod:`tests.fuzz._formats`) seeded plans of mutations of one
 small original (single-byte flips in raw data and, as many, in metadata: object headers,
-B-trees, heaps, attributes, Parquet footers; 10% in the stored types of tables where
-the file has them; 20% zeroed blocks of 512 B and 4 KiB, see :mod:`tests.fuzz._mutations`),
+B-trees, heaps, attributes, Parquet footers, zarr metadata files; 10% in the stored types of
+tables where the file has them; 20% zeroed blocks of 512 B and 4 KiB; in zarr stores 10% files
+deleted, chunks truncated or swapped, shapes grown, see :mod:`tests.fuzz._mutations`),
 from new seeds in every run (printed; ``--fuzz-seed`` replays them, see ``conftest.py``), is read through the format's public reader in
 separate processes (:mod:`tests.fuzz._driver`), and each outcome is compared with
 the unmutated file's result:
@@ -30,7 +31,7 @@ import pytest
 
 from tests.fuzz._driver import inside_libhdf5
 from tests.fuzz._formats import FORMATS
-from tests.fuzz._mutations import compound_type_ranges
+from tests.fuzz._mutations import STRUCTURE, compound_type_ranges
 
 OWN = [name for name, fmt in FORMATS.items() if fmt.own]
 VENDOR = [name for name, fmt in FORMATS.items() if not fmt.own]
@@ -56,17 +57,18 @@ def test_mutations_cover_data_metadata_and_zeroed_blocks(fuzz_report, fuzz_origi
     print(f"{name}: {report.row()} in {report.seconds:.1f} s; by kind: "
           f"{ {kind: dict(counts) for kind, counts in report.by_kind().items()} }")
     kinds = report.by_kind()
-    tables = bool(compound_type_ranges(fuzz_originals / fmt.root / fmt.target if fmt.target else
-                                       fuzz_originals / fmt.root))
-    assert set(kinds) == {"data", "metadata", "zeroed"} | ({"type"} if tables else set())
+    tables = not fmt.store and bool(compound_type_ranges(fuzz_originals / fmt.root / fmt.target if fmt.target else
+                                                         fuzz_originals / fmt.root))
+    structure = set(STRUCTURE) if fmt.store else set()  # a store's files deleted, truncated, swapped, grown
+    assert set(kinds) == {"data", "metadata", "zeroed"} | ({"type"} if tables else set()) | structure
     n_data, n_metadata = sum(kinds["data"].values()), sum(kinds["metadata"].values())
     assert abs(n_data - n_metadata) <= len(report.seeds) and n_data + n_metadata >= 0.65 * len(report.mutations)
     if tables:  # the stored types of tables are damaged too (a .cmtr's Peaks, a .cmcr's SensorMeta)
         assert sum(kinds["type"].values()) >= 0.09 * len(report.mutations)
     # The flips reached the reader: damage was found, and some bytes were unused (except in the
-    # Parquet folder, whose digests cover every byte of every file).
+    # Parquet folder and our zarr store, whose digests cover every byte of every file).
     assert report.count("typed") > 0
-    assert report.count("identical") > 0 or name == "scptensor-parquet"
+    assert report.count("identical") > 0 or name in ("scptensor-parquet", "scptensor-zarr")
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ from tests.conftest import tmpfs_mount
 pytest.importorskip("zarr")
 anndata = pytest.importorskip("anndata")
 
+pytestmark = pytest.mark.filterwarnings("ignore:Writing zarr v2 data will no longer be the default:UserWarning")
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), *sys.path] if p)}
 
@@ -168,8 +169,11 @@ def test_sigkill_just_before_or_after_the_swap(tmp_path, stop):
     assert _equals_one_of(load_anndata_zarr(path), A, B) == (0 if stop == "before" else 1)
     left = [p.name for p in tmp_path.iterdir() if ".partial-dir-" in p.name]
     assert len(left) == 1  # the new store (before) or the old one (after), never at the path
-    with pytest.warns(StaleFilesWarning, match="removed 1 folder"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         save_anndata_zarr(A, path, assay="proteins", overwrite=True)
+    assert {type(w.message) for w in caught} == {StaleClaimWarning, StaleFilesWarning}  # its claim, its folder
+    assert any("removed 1 folder" in str(w.message) for w in caught)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A.h5", "B.h5", "c.zarr"]
 
 
@@ -432,3 +436,18 @@ def test_a_read_only_filesystem_is_a_write_error_naming_the_store(tmp_path, stor
             save_anndata_zarr(c, folder / "c.zarr", assay="proteins", overwrite=True)
         assert str(folder / "c.zarr") in str(info.value) and "writable" in str(info.value)
         assert_container_equal(load_anndata_zarr(folder / "c.zarr"), load_anndata_zarr(path))
+
+
+def test_a_full_temporary_folder_is_a_write_error_naming_the_store(tmp_path, store, monkeypatch):
+    import tempfile
+
+    c, path = store
+    with tmpfs_mount(tmp_path / "tmp", "size=256k") as small:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        big = example_container(n_samples=400, n_proteins=300, seed=6)
+        with pytest.raises(IOWriteError, match="temporary folder") as info:
+            save_anndata_zarr(big, path, assay="proteins", overwrite=True)
+        assert str(info.value).startswith(str(path)) and "No space left" in str(info.value)
+        assert list(small.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr", "tmp"]
+    assert_container_equal(load_anndata_zarr(path), _one_assay(c, load_anndata_zarr(path)))

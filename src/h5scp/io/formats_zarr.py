@@ -46,14 +46,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from h5stream.errors import H5StreamError
+from h5stream.errors import ChecksumError, H5StreamError
 from h5stream.files.folder_reads import read_folder
 from h5stream.files.folders import writing_folder
 from h5scp.io._files import engine_errors
 from h5scp.io._zarr_store import StoreFiles, seal_store
 from h5scp.io.classes import loads_into_classes, saves_any_container
 from h5scp.core.structures import ScpContainer
-from h5scp.io.exceptions import IOFormatError, IOWriteError
+from h5scp.io.exceptions import IOChecksumError, IOFormatError, IOWriteError
 
 __all__ = ["save_anndata_zarr", "load_anndata_zarr", "is_zarr_store"]
 
@@ -196,10 +196,11 @@ def _scratch_errors(target: Path):
     try:
         yield
     except IOWriteError as exc:
+        folder = os.path.dirname(os.path.dirname(exc.path or "")) or tempfile.gettempdir()
         raise IOWriteError(
-            f"writing failed while the store was prepared in the temporary folder ({exc.path}); "
-            "any earlier store is intact", path=target, obj=exc.obj, expected=exc.expected, found=exc.found,
-            hint=exc.hint or "free space in the temporary folder (or point TMPDIR elsewhere)",
+            f"writing failed while the store was prepared in the temporary folder ({exc}); "
+            "any earlier store is intact", path=target,
+            hint=f"free space in the temporary folder {folder}, or point TMPDIR elsewhere",
         ) from exc
 
 
@@ -310,5 +311,12 @@ def _load_store(source: Path, assay: str | None, verify: bool) -> ScpContainer:
                 raise IOFormatError(f"a member of the store is unreadable ({type(exc).__name__}: {exc})",
                                     path=source, obj=store.last, hint="the store is damaged; restore it from a copy",
                                     ) from exc
-        with h5py.File(copy, "r") as f:
-            return container_from_h5ad(f, source, assay=assay)
+        try:
+            with h5py.File(copy, "r") as f:
+                return container_from_h5ad(f, source, assay=assay)
+        except H5StreamError as exc:  # found in the scratch copy: named as the store's
+            text = str(exc)
+            text = text[len(str(copy)):] if text.startswith(str(copy)) else f": {text}"
+            kind = IOChecksumError if isinstance(exc, ChecksumError) else IOFormatError
+            raise kind(f"{source}{text}", path=source, obj=exc.obj, expected=exc.expected, found=exc.found,
+                       hint=exc.hint, composed=True) from exc
