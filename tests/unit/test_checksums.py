@@ -290,13 +290,20 @@ def test_spilled_and_copied_arrays_carry_their_digests(tmp_path):
     session.close()
     assert manifest_of(copy)["datasets"] == manifest_of(path)["datasets"]
     checksum_file.check_file(copy)
-    # a damaged source copied as it is keeps the digest of the original data: the copy fails too
+    # a damaged source is refused as it is copied (the copy read back against its digest): nothing written
     bad = damaged_copy(path, tmp_path, contiguous_offset(path, "metadata/trace") + 5)
     session = PipelineSession.load(bad)
+    with pytest.raises(ChecksumError, match=r"\[/metadata/trace\]: a value copied from a file differs"):
+        session.checkpoint(tmp_path / "from_bad.h5")
+    session.close()
+    assert not (tmp_path / "from_bad.h5").exists()
+    # loaded with verify=False, it is copied as stored, with the digest of what was copied
+    session = PipelineSession.load(bad, verify=False)
     session.checkpoint(tmp_path / "from_bad.h5")
     session.close()
-    with pytest.raises(ChecksumError, match=r"\[/metadata/trace\]"):
-        checksum_file.check_file(tmp_path / "from_bad.h5")
+    checksum_file.check_file(tmp_path / "from_bad.h5")
+    with h5py.File(bad, "r") as src, h5py.File(tmp_path / "from_bad.h5", "r") as dst:
+        np.testing.assert_array_equal(dst["metadata/trace"][()], src["metadata/trace"][()])
 
 
 def test_legacy_recording_loads_unchecked_with_one_note(caplog):

@@ -162,9 +162,13 @@ def recording_identity(recording: Recording) -> dict:
     return {"cmcr": _file_identity(recording.cmcr), "cmtr": _file_identity(recording.cmtr)}
 
 
-def output_state(output: str | os.PathLike) -> dict:
-    """The finished output's size and modification time (ns), recorded in its marker."""
-    st = os.stat(output)
+def output_state(output: str | os.PathLike) -> dict | None:
+    """The finished output's size and modification time (ns), recorded in its marker (None: a job that
+    wrote no output, whose marker :func:`read_done_marker` never takes as finished)."""
+    try:
+        st = os.stat(output)
+    except FileNotFoundError:
+        return None
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
@@ -203,6 +207,8 @@ def _output_problem(output: Path, marker: dict) -> str | None:
         now = output_state(output)
     except OSError as exc:
         return f"the output cannot be read ({exc.strerror or exc})"
+    if now is None:
+        return "the output is gone"
     if isinstance(recorded, dict) and recorded == now:
         return None
     from h5stream.checksums.wholefile import check_file
