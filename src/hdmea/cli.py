@@ -142,6 +142,8 @@ def _print_outcome(name: str, out: Path, outcome: dict, command_name: str = "hdm
         print(f"{name}: already finished with this configuration, skipped ({out}); --force runs it again")
         return EXIT_OK
     print(f"{name}: done in {outcome.get('seconds', 0.0):.2f} s -> {out}")
+    if outcome.get("note"):  # an output that had its marker, computed again: why
+        print(f"  {outcome['note']}")
     for step in detail.get("steps", []):
         if step["status"] == "ran":
             print(f"  {step['name']:<22} {step['status']:<9} {step['seconds']:7.2f} s")
@@ -232,7 +234,7 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
     outcome = {"status": result.status, "seconds": result.seconds, "detail": result.detail,
                "kind": result.kind, "error": result.error, "message": result.error,
                "signal": (result.detail or {}).get("signal"), "checkpoint": (result.detail or {}).get("checkpoint"),
-               "steps_done": (result.detail or {}).get("steps_done")}
+               "steps_done": (result.detail or {}).get("steps_done"), "note": result.note}
     return _print_outcome(result.name, result.output, outcome, "hdmea run-one")
 
 

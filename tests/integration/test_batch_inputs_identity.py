@@ -117,3 +117,16 @@ def test_an_output_changed_but_sound_is_kept(days, tmp_path):
     assert row["status"] == "skipped"
     with h5py.File(output, "r") as f:
         assert "lab_note" in f["metadata"]
+
+
+def test_hdmea_run_says_why_it_computes_a_finished_output_again(days, tmp_path):
+    """``hdmea run`` over an output finished from another day's recording of the same name."""
+    root, config, truths = days
+    out = tmp_path / "r0.h5"
+    for day in ("day1", "day2"):
+        proc = subprocess.run([sys.executable, "-m", "hdmea", "--log-level", "WARNING", "run",
+                               str(root / day / "r0.cmcr"), str(root / day / "r0.cmtr"), "--config", str(config),
+                               "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "computed again: another recording of the same name" in proc.stdout
+    assert _holds(out, truths["day2"])
