@@ -52,9 +52,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if source.suffix in (".h5", ".hdf5") and source.is_file():
-        from hdmea.interop.unit_rename import rename_positional_units
+        from hdmea.interop.layout_upgrade import upgrade_h5_recording
 
-        print(rename_positional_units(source, args.out, overwrite=args.overwrite).describe())
+        for line in upgrade_h5_recording(source, args.out, overwrite=args.overwrite, cmcr_path=args.cmcr,
+                                         cmtr_path=args.cmtr):
+            print(line)
         return EXIT_OK
     if source.suffix == ".zarr" or (source / ".zgroup").exists():
         result = migrate(source, args.out, overwrite=args.overwrite,
@@ -102,11 +104,15 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
                    "every *.zarr in a folder to OUT_DIR/<name>.h5 (resumable: finished archives are skipped). "
                    "Given OLD.h5, a recording file written with positional unit names (unit_000, ...), write "
                    "NEW.h5 with the units named by their .cmtr UnitID (unit_012, ...), the mapping recorded "
-                   "in /pipeline/unit_renames.")
+                   "in /pipeline/unit_renames; a recording of an earlier version is written in the original "
+                   "pipeline's layout (sectioned trials, unit_meta, vendor metadata, 0-d scalars, ...), what was "
+                   "mapped recorded in /pipeline/layout_upgrade.")
     p.add_argument("source", metavar="OLD.zarr|DIR|OLD.h5")
     p.add_argument("out", metavar="NEW.h5|OUT_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing NEW.h5 (single archive)")
     p.add_argument("--summary", metavar="FILE", help="write the folder summary as JSON")
+    p.add_argument("--cmcr", metavar="FILE", help="OLD.h5's .cmcr, where the file's own record does not find it")
+    p.add_argument("--cmtr", metavar="FILE", help="OLD.h5's .cmtr, where the file's own record does not find it")
     p.add_argument("--keep-eimage-orientation", action="store_true",
                    help="store electrical images as they were even where the footprint test finds them "
                         "transposed (by default such images are stored the right way round, with a record in "

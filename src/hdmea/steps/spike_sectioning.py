@@ -104,6 +104,21 @@ class SectionResult:
         return max(self.trials_per_movie.values(), default=0)
 
 
+def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: np.ndarray) -> dict:
+    """The original's arrays of one movie from the ragged form (``spikes`` cut at ``offsets``): the sorted
+    unique ``full_spike_times``, ``trials_spike_times`` keyed by the trial's number (as the original's
+    session holds them; the file names them "0", "1", ...) and ``trials_start_end``, all int64."""
+    trials = {k: np.asarray(spikes[offsets[k]:offsets[k + 1]]).astype(np.int64) for k in range(len(offsets) - 1)}
+    return {"full_spike_times": np.unique(np.asarray(spikes)).astype(np.int64), "trials_spike_times": trials,
+            "trials_start_end": np.asarray(unpadded_bounds, dtype=np.int64).reshape(-1, 2)}
+
+
+def original_records(n_trials: int, pad_margin, pre_samples: int, post_samples: int) -> dict:
+    """The original's records of one movie's sectioning (``_attrs`` in a session's file)."""
+    return {"n_trials": int(n_trials), "pad_margin": [float(pad_margin[0]), float(pad_margin[1])],
+            "pre_samples": int(pre_samples), "post_samples": int(post_samples)}
+
+
 def movie_trial_bounds(
     movie: str,
     *,
@@ -281,16 +296,11 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
             t0 = base + first_trial[movie]
             off = cut.offsets[t0:t0 + bounds.shape[0] + 1]
             spikes = cut.values[off[0]:off[-1]]
-            # keyed by the trial's number, as the original's session holds them (the file names them "0", "1", ...)
-            trials = {k: cut.values[off[k]:off[k + 1]].astype(np.int64) for k in range(bounds.shape[0])}
             path = f"units/{unit}/spike_times_sectioned/{movie}"
-            original = {"n_trials": int(bounds.shape[0]), "pad_margin": [float(pad_margin[0]), float(pad_margin[1])],
-                        "pre_samples": pre, "post_samples": post}
+            original = original_records(bounds.shape[0], pad_margin, pre, post)
             target.put(path, {
                 # the original's layout, which the lab's analysis reads
-                "full_spike_times": np.unique(spikes).astype(np.int64),
-                "trials_spike_times": trials,
-                "trials_start_end": unpadded[movie],
+                **original_sections(spikes, off - off[0], unpadded[movie]),
                 # the ragged form beside it (our readers' one read per movie)
                 "spike_times": spikes.copy(),
                 "trial_offsets": (off - off[0]).astype(np.int64),
