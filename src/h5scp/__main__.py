@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from h5stream.cli_parser import OneLineParser
 from h5scp.core.exceptions import ScpTensorError
 from h5scp.core.structures import ScpContainer
 from h5scp.io.exceptions import IOTargetExistsError, IOWriteError
@@ -169,7 +170,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m h5scp", description=_DESCRIPTION)
+    parser = OneLineParser(prog="python -m h5scp", description=_DESCRIPTION)
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="print what a container file, .parquet dataset or .zarr store holds")

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from _hdmea_cli import STOPPED, command_of, stop_exit_code, stopped_line
+from h5stream.cli_parser import OneLineParser
 from h5stream.errors import H5StreamError
 from hdmea import cli_stops
 from hdmea.cli_errors import FILE_ARGUMENTS, describe_error, input_problem
@@ -99,7 +100,7 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
     try:
         refuse_swapped_pair(args.cmcr, args.cmtr, call="hdmea run")
     except ConfigError as exc:
-        args.parser.error(str(exc))
+        args.parser.exit(EXIT_USAGE, f"{args.parser.prog}: {exc}\n")  # says what to do itself
 
 
 def _refuse_unverified(recording) -> None:
@@ -333,7 +334,7 @@ def steps_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hdmea",
         description="HD-MEA retina recordings (.cmcr/.cmtr) to one HDF5 file per recording.",
     )
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, choices=levels, help=log_help + " (default INFO; WARNING for "
                         "demo without --verbose)")
     # The same option after the command name (hdmea run ... --log-level DEBUG).
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels, help=log_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parser = functools.partial(sub.add_parser, parents=[common])

@@ -120,3 +120,23 @@ def test_h5scp_help_is_plain_text():
                               timeout=120)
         assert done.returncode == 0, done.stderr
         assert "``" not in done.stdout and ":func:" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["report", "x.h5"], ["hdmea report: the following arguments are required: --out", "`hdmea report --help`"]),
+    (["bogus"], ["hdmea: argument COMMAND: invalid choice: 'bogus'", "`hdmea --help`"]),
+    ([], ["hdmea: the following arguments are required: COMMAND"]),
+    (["run", "a.cmtr", "b.cmcr", "--out", "x.h5"], ["hdmea run: hdmea run takes the raw recording (.cmcr) first",
+                                                     "swap them: b.cmcr first, then a.cmtr"]),
+])
+def test_a_bad_command_line_is_one_line_with_what_to_do(argv, words):
+    for module in ("hdmea",):
+        done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.count("\n") == 1 and "usage:" not in done.stderr, done.stderr
+        for word in words:
+            assert word in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, "-m", "h5scp", "convert", "only_one.h5"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("python -m h5scp convert: the following arguments are required: output")
