@@ -63,6 +63,7 @@ def load_recording_with_eimage_sta(
     window: tuple[int, int] | None = None,
     highpass_hz: float | None = None,
     max_spikes_per_unit: int | None | str = "spike_limit",
+    peaks: str = "included",
     **load_kwargs,
 ):
     """``load_recording`` then :func:`compute_eimage_sta` on the same recording.
@@ -79,7 +80,9 @@ def load_recording_with_eimage_sta(
     original copies them, unless ``load_unit_meta`` / ``load_sys_meta`` is False.  ``unit_ids`` (UnitIDs like ``"2"`` or
     names like ``"unit_002"``) limits the electrical images to those units, as
     in the original; every unit is loaded.  ``skip_highpass`` is refused: the
-    images are always high-pass filtered.
+    images are always high-pass filtered.  ``peaks="all"`` averages every peak of
+    a unit's ``Peaks`` table, the sorter's rejected ones too, as the original did;
+    the default averages the accepted spikes (``IncludePeak == 1``).
 
     Returns
     -------
@@ -108,7 +111,8 @@ def load_recording_with_eimage_sta(
                                 highpass_hz=highpass_hz, filter_order=filter_order,
                                 max_spikes_per_unit=max_spikes_per_unit, memory_budget=memory_budget,
                                 chunk_samples=chunk_samples, sensor_axis_order=sensor_axis_order,
-                                n_threads=n_threads, force=force, session=session, unit_ids=unit_ids)
+                                n_threads=n_threads, force=force, session=session, unit_ids=unit_ids,
+                                peaks=peaks)
     # As the original: each unit's .cmtr information and both files' metadata, unless asked not to
     where = {"session": session} if session is not None else {"hdf5_path": loaded.hdf5_path}
     if load_unit_meta and cmtr_path is not None:

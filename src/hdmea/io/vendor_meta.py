@@ -21,7 +21,7 @@ import numpy as np
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.mcs import McsFile, guard_mcs_read
 
-__all__ = ["file_meta", "unit_meta"]
+__all__ = ["file_meta", "unit_meta", "peak_samples"]
 
 
 def _value(value):
@@ -76,3 +76,15 @@ def unit_meta(cmtr: CmtrFile, unit_id: int) -> dict:
             if member in group and group[member].size:
                 meta[key] = np.asarray(group[member][()], dtype=np.float32)
     return meta
+
+
+def peak_samples(cmtr: CmtrFile, unit_id: int, fs: float, *, included_only: bool = False) -> np.ndarray:
+    """A unit's peaks as sample indices (``round(Timestamp_us * fs / 1e6)``), in table order: every row of
+    its ``Peaks`` table, or only those with ``IncludePeak == 1``."""
+    obj = f"/{SORTER_GROUP}/{cmtr.unit_group_name(unit_id)}/Peaks"
+    with guard_mcs_read(cmtr.path, obj):
+        table = cmtr.h5[obj]
+        stamps = table.fields("Timestamp")[()]
+        if included_only:
+            stamps = stamps[table.fields("IncludePeak")[()] == 1]
+    return np.round(np.asarray(stamps, dtype=np.float64) * (float(fs) / 1e6)).astype(np.int64)

@@ -166,6 +166,7 @@ def compute_eimage_sta(
     force: bool = False,
     session=None,
     unit_ids=None,
+    peaks: str = "included",
 ):
     """Electrical images of every unit from the raw sensor data (see the module docstring).
 
@@ -181,6 +182,13 @@ def compute_eimage_sta(
         Time range of the raw data to use (default: all of it).
     highpass_hz, filter_order
         Butterworth high-pass applied before averaging.
+    peaks
+        Which of a unit's peaks are averaged: ``"included"`` (default), the spikes the sorter accepted
+        (``IncludePeak == 1``: the unit's ``spike_times``); ``"all"``, every row of the unit's ``Peaks``
+        table in the ``.cmtr`` (named by ``source_files[1]``), the rejected ones too, as the original
+        pipeline averaged them.  A peak the sorter excluded is one it judged not to be this unit's spike
+        (an overlap, noise, an artefact), so its window adds another signal to the image: the default
+        keeps them out (docs/guide/from-hdmea-processing.md gives the counts).
     max_spikes_per_unit
         Use at most this many spikes per unit (the first in time, among the
         included spikes whose window fits the time range).  The pass's CPU time
@@ -226,6 +234,8 @@ def compute_eimage_sta(
         raise ConfigError(f"window must be (first, end) with end > first, found {window!r}")
     if start_s < 0 or (duration_s is not None and duration_s <= 0):
         raise ConfigError(f"start_s must be >= 0 and duration_s > 0, found {start_s!r}, {duration_s!r}")
+    if peaks not in ("included", "all"):
+        raise ConfigError(f"peaks must be 'included' or 'all', found {peaks!r}")
     t0 = time.perf_counter()
     with open_target(hdf5_path, session, step=STEP) as target:
         target.require_steps("load_recording")
@@ -245,6 +255,8 @@ def compute_eimage_sta(
             t_order = time.perf_counter()
             decision = settle_frame_order(target, cmcr, recording, positions, all_spikes)
             order_seconds = time.perf_counter() - t_order
+            if peaks == "all":  # the original's selection: every row of Peaks (the order is decided on spikes)
+                all_spikes = _all_peaks(target, root_attrs, unit_ids_here, fs)
             if unit_ids is not None:  # the frame order is decided from every unit; images only for these
                 chosen, missing = resolve_unit_refs(unit_ids, unit_ids_here)
                 if missing:
@@ -265,6 +277,7 @@ def compute_eimage_sta(
                 raise ConfigError(f"the time range starts at sample {start}, after the raw data's end {stop}",
                                   found=f"start_s={start_s}", expected=f"start_s < {n_samples / fs:.3f}")
             params = {"window": [w0, w1], "start": start, "stop": stop, "highpass_hz": float(highpass_hz),
+                      **({"peaks": peaks} if peaks != "included" else {}),
                       "filter_order": int(filter_order), "max_spikes_per_unit": max_spikes_per_unit,
                       "sensor_datasets": [i.name for i in regions], "sensor_axis_order": order,
                       "adc": [[i.ad_zero, i.row_offset, i.col_offset, i.n_rows, i.n_cols, i.scaling,
@@ -337,6 +350,7 @@ def compute_eimage_sta(
                             "scaling": scaling,
                             "coverage": coverage[i],
                             "sensor_axis_order": order,
+                            "peaks": peaks,
                         }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp,
                             **_original_attrs(used[u], excluded[u], (w0, w1), highpass_hz, filter_order, fs,
                                               max_spikes_per_unit)})
@@ -534,3 +548,18 @@ def _original_metadata(used, excluded, window, highpass_hz, filter_order, fs, ma
     attrs["n_spikes_used"] = attrs.pop("n_spikes")
     return {**attrs, "duration_s": float(duration_s), "skip_highpass": False,
             "window_range": [int(window[0]), int(window[1])]}
+
+
+def _all_peaks(target, root_attrs, unit_ids, fs) -> list[np.ndarray]:
+    """Every peak of each unit's ``Peaks`` table (IncludePeak ignored) as sample indices, from the .cmtr."""
+    from hdmea.io.cmtr import CmtrFile
+    from hdmea.io.vendor_meta import peak_samples
+
+    sources = root_attrs.get("source_files") or ["", ""]
+    cmtr_path = sources[1] if len(sources) > 1 else ""
+    if not cmtr_path or not Path(cmtr_path).is_file():
+        raise ConfigError("peaks='all' reads every peak from the .cmtr, which the recording does not find",
+                          found=str(cmtr_path) or "none", hint="keep peaks='included', or set the source files")
+    with CmtrFile(cmtr_path) as cmtr:
+        return [_sample_indices(peak_samples(cmtr, int(target.attrs(f"units/{u}")["unit_num"]), fs))
+                for u in unit_ids]
