@@ -18,6 +18,8 @@ import sys
 STOPPED = "stopped; run the same command again to resume"
 #: The commands a stop leaves something to resume for.
 RESUMABLE = ("run", "run-one", "batch")
+#: Every command of the command line (hdmea.cli.build_parser's; a test holds the two together).
+COMMANDS = (*RESUMABLE, "demo", "inspect", "verify", "report", "view", "export-nwb", "migrate")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: hdmea.pipeline.batch.preemption.EXIT_PREEMPTED
 
@@ -35,8 +37,8 @@ def stopped_line(command) -> str:
 
 
 def command_of(argv) -> str | None:
-    """The command a stop leaves something to resume for, of a command line's words (None: another one)."""
-    return next((word for word in argv if word in RESUMABLE), None)
+    """The command of a command line's words (None: none given yet)."""
+    return next((word for word in argv if word in COMMANDS), None)
 
 
 def _stop_at_start(signum, frame) -> None:

@@ -140,3 +140,16 @@ def test_a_bad_command_line_is_one_line_with_what_to_do(argv, words):
                           timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("python -m h5scp convert: the following arguments are required: output")
+
+
+def test_the_start_of_the_command_line_knows_every_command():
+    """The console script's start names the stopped command before the parser exists: the same list."""
+    from _hdmea_cli import COMMANDS, command_of, stopped_line
+    from hdmea.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a.choices for a in parser._subparsers._group_actions]
+    assert set(COMMANDS) == set(commands)
+    assert command_of(["--log-level", "DEBUG", "run", "a.cmcr"]) == "run"
+    assert stopped_line("run") == "hdmea run: stopped; run the same command again to resume"
+    assert stopped_line("inspect") == "hdmea inspect: stopped" and stopped_line(None) == "hdmea: stopped"
