@@ -38,7 +38,6 @@ import json
 import logging
 import math
 import os
-import threading
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
@@ -207,7 +206,7 @@ class StoreFiles(MutableMapping):
     """The files of the store at ``root`` as a read-only mapping, each checked before it is returned.
 
     See the module text.  ``verify=False`` skips the digests (the bounds still apply).
-    ``last`` is the key most recently read (errors of a codec name it).
+    ``last`` is the key most recently read, by any thread (errors of a codec name it).
     """
 
     def __init__(self, root: Path, *, verify: bool = True) -> None:
@@ -217,13 +216,9 @@ class StoreFiles(MutableMapping):
         self.digests = self._digests() if verify else None
         if self.digests is not None:
             self._check_members()
-        self._local = threading.local()
+        self.last = "/"
         self.owner: dict[str, _Array] = {}
         self._bound_arrays()
-
-    @property
-    def last(self) -> str:
-        return getattr(self._local, "key", "/")
 
     # -- checks made before zarr reads anything
 
@@ -325,7 +320,7 @@ class StoreFiles(MutableMapping):
     def __getitem__(self, key: str) -> bytes:
         if key not in self.sizes:
             raise KeyError(key)
-        self._local.key = key
+        self.last = key  # zarr 3 reads from its own threads: the key most recently asked, by any thread
         if key in self.checked:
             return self.checked[key]
         name = key.rpartition("/")[2]

@@ -479,6 +479,11 @@ def verify_parquet(path: str | os.PathLike) -> dict:
     if not root.is_dir():
         raise IOFormatError("not a scptensor Parquet dataset", path=root, expected=f"a folder with {MANIFEST}",
                             found="a file" if root.exists() else "nothing")
+    with _engine_errors():  # a save that replaces the folder meanwhile: checked again
+        return read_folder(root, lambda: _verify(root))
+
+
+def _verify(root: Path) -> dict:
     manifest = _read_manifest(root)
     digests = file_digests(root, manifest)
     stats = {"manifest": digests is not None, "files": 0, "bytes": 0}
