@@ -21,6 +21,9 @@ import pytest
 from h5stream.checksums.wholefile import check_file
 from hdmea.synthetic import generate_recording
 
+#: real batches in fresh processes: each test takes 10 to 30 s
+pytestmark = pytest.mark.slow
+
 CONFIG = '[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\nextract_features = false\n'
 
 
