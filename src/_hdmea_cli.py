@@ -33,7 +33,9 @@ def stop_exit_code(signal_name=None) -> int:
 
 def stopped_line(command) -> str:
     """The one line a stopped command prints (``command``: its name, None when not known yet)."""
-    return f"hdmea {command}: {STOPPED}" if command in RESUMABLE else f"hdmea{f' {command}' if command else ''}: stopped"
+    if command in RESUMABLE:
+        return f"hdmea {command}: {STOPPED}"
+    return f"hdmea {command}: stopped" if command else "hdmea: stopped"
 
 
 def command_of(argv) -> str | None:

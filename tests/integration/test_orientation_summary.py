@@ -41,4 +41,5 @@ def test_run_summary_carries_the_orientation_check(tmp_path, capsys, monkeypatch
     assert check["fraction_own"] >= check["fraction_transposed"] and check["fraction_own"] == 1.0
     assert _print_outcome("rec", out, {"status": "done", "seconds": 1.0, "detail": report.as_dict()}) == 0
     text = capsys.readouterr().out
-    assert f"100% of {check['n_units_checked']} units peak at their own (row, col)" in text
+    n = check["n_units_checked"]
+    assert f"electrical images: {n} of {n} units peak at their own electrode" in text
