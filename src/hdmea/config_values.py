@@ -165,7 +165,7 @@ STEP_VALUES: dict[str, dict[str, Value]] = {
         "duration_s": number(0, above=True, unit="seconds"), "highpass_hz": number(0, above=True, unit="Hz"),
         "filter_order": integer(1), "max_spikes_per_unit": integer(1, what="a whole number of spikes"),
         "memory_budget": SIZE, "chunk_samples": integer(1, what="a whole number of samples"), "sensor_dataset": TEXT,
-        "n_threads": THREADS, "force": FLAG, "unit_ids": UNIT_IDS,
+        "n_threads": THREADS, "force": FLAG, "unit_ids": UNIT_IDS, "peaks": choice("included", "all"),
     },
     "extract_features": {
         "features": NAMES, "force": FLAG, "config_overrides": TABLE, "units": UNIT_IDS, "zarr_path": PATH,
