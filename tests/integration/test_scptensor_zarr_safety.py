@@ -451,3 +451,23 @@ def test_a_full_temporary_folder_is_a_write_error_naming_the_store(tmp_path, sto
         assert list(small.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr", "tmp"]
     assert_container_equal(load_anndata_zarr(path), _one_assay(c, load_anndata_zarr(path)))
+
+
+def test_a_text_chunk_replaced_by_numbers_in_a_store_anndata_wrote_is_refused_at_once(tmp_path):
+    """numcodecs' text decoder allocates as many values as a chunk's first four bytes state (up to 2**32,
+    tens of GB) before it meets the end of the data: the count is checked first."""
+    import pandas as pd
+
+    path = tmp_path / "a.zarr"
+    anndata.AnnData(np.random.default_rng(3).random((40, 5)),
+                    obs=pd.DataFrame({"note": [f"n{i}" for i in range(40)]},
+                                     index=[f"c{i}" for i in range(40)])).write_zarr(path)
+    text = path / "obs" / "note" / "0"
+    assert json.loads((path / "obs" / "note" / ".zarray").read_text())["dtype"] == "|O"
+    text.write_bytes((path / "X" / "0.0").read_bytes())
+    started = time.perf_counter()
+    with pytest.raises(IOFormatError) as info:
+        load_anndata_zarr(path, assay="rna")
+    assert time.perf_counter() - started < 20
+    assert info.value.obj == "obs/note/0" and ("number of values" in str(info.value)
+                                               or "cannot be decoded" in str(info.value))

@@ -141,6 +141,7 @@ class _Array:
             codecs = meta.get("codecs") or []
             names = [c.get("name") for c in codecs if isinstance(c, dict)]
             self.blosc = "blosc" in names or "numcodecs.blosc" in names
+            self.vlen = None
             self.filtered = any(n not in ("bytes", "blosc", "numcodecs.blosc") for n in names)
         else:
             chunks = meta.get("chunks")
@@ -153,6 +154,10 @@ class _Array:
             compressor = meta.get("compressor")
             self.blosc = isinstance(compressor, dict) and compressor.get("id") == "blosc"
             self.filtered = bool(meta.get("filters")) or "O" in str(meta.get("dtype"))
+            filters = meta.get("filters") if isinstance(meta.get("filters"), list) else []
+            vlen = [f for f in filters if isinstance(f, dict) and str(f.get("id", "")).startswith("vlen")]
+            # the codec that decompresses a chunk of variable-length values, when it has them
+            self.vlen = (compressor if isinstance(compressor, dict) else {}) if vlen and len(filters) == 1 else None
         shape = _ints(meta.get("shape"), positive=False)
         chunks = _ints(chunks, positive=True)
         if shape is None or chunks is None or len(shape) != len(chunks):
@@ -182,6 +187,23 @@ class _Array:
                 expected=f"at most {max(MAX_CHUNK_GRID, 4 * n_files)} chunks for {n_files} chunk files",
                 found=f"{found} ({grid} chunks)", hint="the store is damaged, truncated or crafted",
             )
+
+    def check_items(self, root: Path, rel: str, data: bytes) -> None:
+        """A chunk of variable-length values states as many values as the chunk holds (numcodecs' decoder
+        allocates what it states, up to 2**32 values, before it meets the end of the data)."""
+        try:
+            if self.vlen:
+                import numcodecs
+
+                data = numcodecs.get_codec(dict(self.vlen)).decode(data)
+            stated = int.from_bytes(bytes(memoryview(data).cast("B")[:4]), "little")
+        except Exception as exc:  # a codec on a damaged chunk of a store without digests
+            raise FormatError(f"a chunk cannot be decoded ({type(exc).__name__}: {exc})", path=root, obj=rel,
+                              hint=_HINT_FOREIGN) from exc
+        if stated != math.prod(self.chunks) or len(data) < 4 + 4 * stated:
+            raise FormatError("a chunk of variable-length values states another number of values", path=root,
+                              obj=rel, expected=f"{math.prod(self.chunks)} values (the chunk shape)",
+                              found=f"{stated} values in {len(data)} bytes", hint=_HINT_FOREIGN)
 
     def check_blosc(self, root: Path, rel: str, data: bytes) -> None:
         """A blosc chunk's header states its own length and a decoded size its array allows (blosc trusts both)."""
@@ -335,6 +357,8 @@ class StoreFiles(MutableMapping):
         array = self.owner.get(key)
         if array is not None and array.blosc:
             array.check_blosc(self.root, key, data)
+        if array is not None and array.vlen is not None and self.digests is None:
+            array.check_items(self.root, key, data)
         return data
 
     def __contains__(self, key) -> bool:
