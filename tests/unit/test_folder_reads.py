@@ -93,3 +93,12 @@ def test_nothing_at_the_path_is_the_read_s_own_error(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         read_folder(tmp_path / "missing", read, pause=0.0)
+
+
+def test_scptensor_loads_raise_it_as_their_own_error(tmp_path):
+    from h5scp.io import IOSaveInProgressError
+    from h5scp.io.exceptions import translate_engine_error
+
+    err = translate_engine_error(SaveInProgressError("a save replaced the dataset", path=tmp_path / "c.parquet"))
+    assert isinstance(err, IOSaveInProgressError) and isinstance(err, SaveInProgressError)
+    assert str(err).startswith(str(tmp_path / "c.parquet"))

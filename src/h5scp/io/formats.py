@@ -83,7 +83,8 @@ def load(path: str | os.PathLike, **options) -> ScpContainer:
 
     A zarr store by :func:`load_anndata_zarr`, a folder with a scptensor
     Parquet manifest by :func:`load_parquet`, anything else by :func:`load_hdf5`.  Options: ``assays``, ``layers``,
-    ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools).
+    ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools), ``verify``
+    (every format; ``False`` reads data as stored, without the checksums).
     """
     if is_zarr_store(path):
         unknown = sorted(set(options) - {"assay", "verify"})
