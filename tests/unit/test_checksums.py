@@ -693,3 +693,22 @@ def test_a_checked_attribute_set_is_kept_only_for_a_file_open_read_only(tmp_path
             assert first == f.attrs["format_version"]
             assert ("/" in manifest_for(f).checked_values) is kept
             assert attr_value(f, "format_version") == first and attr_value(f, "no such name", 7) == 7
+
+
+def test_a_large_plain_array_digested_while_it_is_written_has_the_reference_digest(tmp_path):
+    """An uncompressed array past ``OVERLAPPED_DIGEST_BYTES`` is digested on another thread while HDF5
+    writes it: the manifest holds Python's zlib CRC-32 of its header and bytes, and a changed byte fails."""
+    from h5stream.files import atomic
+    from h5stream.writer import OVERLAPPED_DIGEST_BYTES, WriteOptions, write_array
+
+    values = np.random.default_rng(4).lognormal(size=(OVERLAPPED_DIGEST_BYTES // 8 // 100 + 1, 100))
+    path = tmp_path / "big.h5"
+    with atomic.create_atomic(path, checksums=True) as f:
+        write_array(f, "x", values, WriteOptions())
+    expected = zlib.crc32(values.tobytes(), zlib.crc32(f"{values.dtype.str}|{values.shape}".encode("ascii")))
+    assert manifest_of(path)["datasets"]["/x"] == f"{expected:08x}"
+    checksum_file.check_file(path)
+    with h5py.File(path, "r+") as f:
+        f["x"][7, 3] = -1.0
+    with pytest.raises(ChecksumError, match=r"\[/x\]"):
+        checksum_file.check_file(path)

@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import h5py
@@ -62,6 +63,9 @@ CHUNK_TARGET_BYTES = 1 << 20
 # Below this an array is stored contiguously even when compression is asked
 # for: a chunk index costs more than compressing a few KiB saves.
 SMALL_ARRAY_BYTES = 4 << 10
+#: An uncompressed array of at least this many bytes has its digest computed while HDF5 writes it
+#: (80 MB: 15-20 ms less of a 0.1 s write)
+OVERLAPPED_DIGEST_BYTES = 8 << 20
 #: Pieces of an array compressed to decide ``only_if_shrinks_to`` (in the first, middle and last but one chunk)
 SAMPLE_CHUNKS = 3
 #: Bytes of each piece where chunks are row blocks (whole rows, at least one)
@@ -307,13 +311,23 @@ def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) 
     # A dataset without Fletcher32 gets its digest in the file's checksum manifest, when it keeps one.
     recorder = None if "fletcher32" in kwargs else checksums.recorder_for(parent)
     if array.ndim == 0 or array.flags.c_contiguous:
+        digest = None
         if array.ndim == 0 or array.size == 0:
             ds = parent.create_dataset(key, data=array, **kwargs)
         else:
             ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
-            ds.write_direct(array)
+            if recorder is not None and array.nbytes >= OVERLAPPED_DIGEST_BYTES:
+                # the digest (libdeflate's CRC-32, outside the GIL) on another thread while HDF5 writes
+                with ThreadPoolExecutor(1, thread_name_prefix="digest") as pool:
+                    pending = pool.submit(checksums.array_digest, array)
+                    try:
+                        ds.write_direct(array)
+                    finally:
+                        digest = pending.result()
+            else:
+                ds.write_direct(array)
         if recorder is not None:
-            recorder.dataset(ds.name, checksums.array_digest(array))
+            recorder.dataset(ds.name, digest if digest is not None else checksums.array_digest(array))
         return ds
     ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
     row_bytes = math.prod(array.shape[1:]) * array.dtype.itemsize
