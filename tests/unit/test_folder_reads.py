@@ -102,3 +102,21 @@ def test_scptensor_loads_raise_it_as_their_own_error(tmp_path):
     err = translate_engine_error(SaveInProgressError("a save replaced the dataset", path=tmp_path / "c.parquet"))
     assert isinstance(err, IOSaveInProgressError) and isinstance(err, SaveInProgressError)
     assert str(err).startswith(str(tmp_path / "c.parquet"))
+
+
+def test_a_writer_between_its_two_renames_is_waited_for(tmp_path):
+    """Where folders cannot be exchanged, a writer moves the old folder aside, then renames the new one in: a
+    read that finds no folder while the writer's claim is there waits for the new one."""
+    import threading
+
+    from h5stream.files.paths import claim_path
+
+    target = tmp_path / "d"
+    claim_path(target).write_text("{}")
+    new = _folder(tmp_path / "d.partial", "new")
+    renamer = threading.Timer(0.2, lambda: os.rename(new, target))
+    renamer.start()
+    try:
+        assert read_folder(target, lambda: (target / "data").read_text(), pause=0.05) == "new"
+    finally:
+        renamer.join()
