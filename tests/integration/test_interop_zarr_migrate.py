@@ -138,7 +138,7 @@ def test_migrated_file_holds_every_value_with_its_dtype(archive, tmp_path):
         np.testing.assert_array_equal(f["units/unit_002/firing_rate_10hz"][()], np.arange(5, dtype=np.float32))
         np.testing.assert_array_equal(f["stimulus/light_reference/raw_ch1"][()], truth["light"])
         np.testing.assert_array_equal(f["stimulus/frame_time/default"][()], truth["frames"])
-        assert f["stimulus/section_time/step_up"].dtype == np.uint64
+        assert f["stimulus/section_time/step_up"].dtype == np.int64
         np.testing.assert_array_equal(f["stimulus/section_time/step_up"][()], truth["sections"])
         meta = store.decode_node(store.node_from_h5(f["metadata"]))
         assert meta["acquisition_rate"] == 20000.0 and meta["n_frames"] == 180 and meta["program"] == "CMOS-MEA-Control"

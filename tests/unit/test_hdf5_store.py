@@ -331,7 +331,7 @@ def test_write_stimulus_dtypes_and_overwrite(rec):
         np.testing.assert_array_equal(s["light_reference/10hz"][()], np.zeros(3, dtype=np.float32))
         assert s["frame_time/default"].dtype == np.uint64
         np.testing.assert_array_equal(s["frame_time/default"][()], [0, 333, 666, 999])
-        assert s["section_time/step_up"].dtype == np.uint64 and s["section_time/step_up"].shape == (2, 2)
+        assert s["section_time/step_up"].dtype == np.int64 and s["section_time/step_up"].shape == (2, 2)
         assert s["section_time/noise"].shape == (1, 2)
 
 

@@ -119,7 +119,11 @@ def _section_times(values, movie: str):
     if array.ndim != 2 or array.shape[1] != 2:
         raise EncodingError("section times must be (n, 2) start/end samples", obj=f"/stimulus/section_time/{movie}",
                             expected="shape (n, 2)", found=f"shape {array.shape}")
-    return array
+    if array.size and int(array.max()) >= 2**63:
+        raise EncodingError("section times past the int64 range", obj=f"/stimulus/section_time/{movie}",
+                            expected="samples below 2**63", found=str(int(array.max())))
+    # int64, as the original stores them: the lab's scripts subtract margins from them (uint64 would wrap)
+    return array.astype(np.int64)
 
 
 def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -> dict[str, dict[str, Dataset]]:

@@ -9,7 +9,7 @@ Layout (root attributes ``dataset_id``, ``hdmea_pipeline_version``, ``created_at
     /units/{unit_id}/features/{name}/ arrays as datasets, scalars as attributes
     /stimulus/light_reference/{rate}  float32
     /stimulus/frame_time/{name}       uint64
-    /stimulus/section_time/{movie}    uint64 (n, 2)
+    /stimulus/section_time/{movie}    int64 (n, 2), as the original
     /metadata/...                     nested dicts as groups, scalars as 1-element datasets
     /pipeline/session_info/           completed_steps, warnings (+ saved_at, checkpoint_name)
 
@@ -397,7 +397,7 @@ def write_stimulus(
     frame_times: Mapping[str, np.ndarray] | None = None,
     section_times: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Write stimulus arrays: light_reference float32, frame_time uint64, section_time uint64 (n, 2).
+    """Write stimulus arrays: light_reference float32, frame_time uint64, section_time int64 (n, 2).
 
     Each named array replaces an array of the same name; others stay.
     """
