@@ -180,7 +180,8 @@ def _every_kind_container() -> ScpContainer:
     kinds = {
         "f32_nan_null": pl.Series(_nulls([float("nan") if i == 0 else i / 4 for i in rows]), dtype=pl.Float32),
         "f64": pl.Series([i / 8 for i in rows], dtype=pl.Float64),
-        "f16_null": pl.Series(_nulls([i / 2 for i in rows]), dtype=pl.Float16),
+        # older polars releases have no Float16
+        **({"f16_null": pl.Series(_nulls([i / 2 for i in rows]), dtype=pl.Float16)} if hasattr(pl, "Float16") else {}),
         "i8_null": pl.Series(_nulls(list(rows)), dtype=pl.Int8),
         "u64": pl.Series([2**63 + i for i in rows], dtype=pl.UInt64),
         "bool_null": pl.Series(_nulls([i % 2 == 0 for i in rows]), dtype=pl.Boolean),
@@ -266,7 +267,8 @@ def _check_obs(obs, c: ScpContainer) -> None:
     assert list(obs.index) == c.sample_ids.to_list()
     assert list(obs.columns) == [name for name in c.obs.columns if name != c.sample_id_col]
     for name, values in expected.items():
-        assert _shown(obs[name].tolist()) == values, name
+        if name in c.obs.columns:  # f16_null only where polars has Float16
+            assert _shown(obs[name].tolist()) == values, name
 
 
 @pytest.fixture

@@ -45,8 +45,12 @@ INT_RANGES = {
     pl.Int8: (-(2**7), 2**7 - 1), pl.Int16: (-(2**15), 2**15 - 1), pl.Int32: (-(2**31), 2**31 - 1),
     pl.Int64: (-(2**63), 2**63 - 1), pl.UInt8: (0, 2**8 - 1), pl.UInt16: (0, 2**16 - 1),
     pl.UInt32: (0, 2**32 - 1), pl.UInt64: (0, 2**64 - 1),
-    pl.Int128: (-(2**127), 2**127 - 1), pl.UInt128: (0, 2**128 - 1),
 }
+# older polars releases have no UInt128 or Float16
+INT_RANGES.update({getattr(pl, name): bounds for name, bounds in
+                   (("Int128", (-(2**127), 2**127 - 1)), ("UInt128", (0, 2**128 - 1))) if hasattr(pl, name)})
+FLOATS = {getattr(pl, name): width for name, width in (("Float16", 16), ("Float32", 32), ("Float64", 64))
+          if hasattr(pl, name)}
 
 
 @st.composite
@@ -54,7 +58,7 @@ def column(draw, n: int):
     kind = draw(
         st.sampled_from(
             [
-                *INT_RANGES, pl.Float16, pl.Float32, pl.Float64, pl.Boolean, pl.String, pl.Categorical, "enum",
+                *INT_RANGES, *FLOATS, pl.Boolean, pl.String, pl.Categorical, "enum",
                 pl.Date, "datetime", "duration", pl.Time, "decimal", pl.Binary, pl.Null, "list", "array", "struct",
             ]
         )
@@ -64,9 +68,8 @@ def column(draw, n: int):
     if kind in INT_RANGES:
         lo, hi = INT_RANGES[kind]
         return pl.Series(values(st.integers(lo, hi)), dtype=kind)
-    if kind in (pl.Float16, pl.Float32, pl.Float64):
-        width = {pl.Float16: 16, pl.Float32: 32, pl.Float64: 64}[kind]
-        return pl.Series(values(st.floats(width=width)), dtype=kind)
+    if kind in FLOATS:
+        return pl.Series(values(st.floats(width=FLOATS[kind])), dtype=kind)
     if kind == pl.Boolean:
         return pl.Series(values(st.booleans()), dtype=pl.Boolean)
     if kind == pl.String:

@@ -90,7 +90,7 @@ def _column(kind: str, n: int, rng) -> pl.Series:
 KINDS = [
     "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
     "Boolean", "String", "Categorical", "Enum", "Date", "Datetime", "Duration", "List", "Struct", "Binary",
-    "Decimal", "Time", "Null", "Array", "Float16",
+    "Decimal", "Time", "Null", "Array", *(["Float16"] if hasattr(pl, "Float16") else []),
 ]
 
 

@@ -15,6 +15,18 @@ from h5stream.elements import read_elem, write_elem
 from h5stream.errors import EncodingError
 
 
+def _newer_kinds() -> dict[str, pl.Series]:
+    """Columns of the kinds older polars releases lack (Float16, UInt128), those this polars has."""
+    kinds = {}
+    if hasattr(pl, "Float16"):
+        kinds["f16"] = pl.Series([0.5, float("nan"), None], dtype=pl.Float16)
+        kinds["f16_plain"] = pl.Series([0.5, -2.0, float("inf")], dtype=pl.Float16)
+    kinds["i128"] = pl.Series([-(2**120), None, 2**126], dtype=pl.Int128)
+    if hasattr(pl, "UInt128"):
+        kinds["u128"] = pl.Series([2**128 - 1, 0, None], dtype=pl.UInt128)
+    return kinds
+
+
 def every_dtype_frame() -> pl.DataFrame:
     ints = {
         f"{t.__name__}": pl.Series([1, None, 3], dtype=t)
@@ -28,10 +40,7 @@ def every_dtype_frame() -> pl.DataFrame:
         {
             **ints,
             **extremes,
-            "f16": pl.Series([0.5, float("nan"), None], dtype=pl.Float16),
-            "f16_plain": pl.Series([0.5, -2.0, float("inf")], dtype=pl.Float16),
-            "i128": pl.Series([-(2**120), None, 2**126], dtype=pl.Int128),
-            "u128": pl.Series([2**128 - 1, 0, None], dtype=pl.UInt128),
+            **_newer_kinds(),
             "arr": pl.Series([[1, 2], None, [3, None]], dtype=pl.Array(pl.Int16, 2)),
             "arr2d": pl.Series([[[1.0], [2.0]], [[3.0], [None]], None], dtype=pl.Array(pl.Float32, (2, 1))),
             "f32": pl.Series([1.5, float("nan"), None], dtype=pl.Float32),

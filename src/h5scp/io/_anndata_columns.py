@@ -68,7 +68,7 @@ import numpy as np
 import polars as pl
 
 from h5stream import checksums
-from h5stream.elements.dtypes import describe_dtype, parse_dtype
+from h5stream.elements.dtypes import FLOAT_DTYPES, WIDE_INTEGER_DTYPES, describe_dtype, parse_dtype
 from h5scp.io.exceptions import IOFormatError
 
 __all__ = [
@@ -86,8 +86,6 @@ FRAMES_KEY = "frames"
 SCHEMAS_KEY = "schemas"
 #: Key of the frames' value fingerprints under ``uns/scptensor`` (uint16, rows x columns, per frame).
 FINGERPRINTS_KEY = "fingerprints"
-
-_FLOAT_DTYPES = (pl.Float16, pl.Float32, pl.Float64)
 
 
 def _json_default(value: Any) -> Any:
@@ -128,7 +126,7 @@ def _all_missing(series: pl.Series) -> pl.Series:
 # (match, stand-in) in order; the first match decides.  Every other dtype has an
 # encoding AnnData reads (spec ones, or typed ones layered on spec ones).
 _STAND_INS: list[tuple[Callable[[pl.Series], bool], Callable[[pl.Series], pl.Series]]] = [
-    (lambda s: s.dtype in _FLOAT_DTYPES and s.null_count() > 0, _nan_for_null),
+    (lambda s: s.dtype in FLOAT_DTYPES and s.null_count() > 0, _nan_for_null),
     (lambda s: isinstance(s.dtype, (pl.List, pl.Array, pl.Struct)), _json_rows),
     (lambda s: s.dtype == pl.Binary, _hex),
     (lambda s: s.dtype == pl.Null, _all_missing),
@@ -318,7 +316,7 @@ def _canonical(series: pl.Series) -> tuple[str, Any]:
     floats into nullable integers, anndata strings into categoricals)."""
     if series.dtype.is_temporal():
         series = series.to_physical()  # anndata shows (and re-saves) the integers
-    elif isinstance(series.dtype, pl.Decimal) or series.dtype in (pl.Int128, pl.UInt128):
+    elif isinstance(series.dtype, pl.Decimal) or series.dtype in WIDE_INTEGER_DTYPES:
         series = series.cast(pl.String)  # stored as text (anndata shows text)
     if _numeric(series):
         values = series.cast(pl.Float64)
@@ -364,7 +362,7 @@ def _decoded(series: pl.Series, dtype: pl.DataType, entry: dict) -> pl.Series | 
         return series
     if dtype == pl.Null:
         return pl.Series(series.name, [None] * series.len(), dtype=pl.Null) if _missing(series).all() else None
-    if dtype in _FLOAT_DTYPES:
+    if dtype in FLOAT_DTYPES:
         out = _in_dtype(series, dtype)
         return out.fill_nan(None) if out is not None and entry.get("nan_is_null") else out
     if dtype == pl.Binary or isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
@@ -407,7 +405,7 @@ def frame_schema(frame: pl.DataFrame, id_col: str | None) -> tuple[str, pl.DataF
     for series, visible in zip(frame.iter_columns(), shown.iter_columns(), strict=True):
         entry: dict[str, Any] = {"name": series.name, "dtype": describe_dtype(series.dtype),
                                  "digest": values_digest(visible)}
-        if series.dtype in _FLOAT_DTYPES and series.null_count() and not series.is_nan().fill_null(False).any():
+        if series.dtype in FLOAT_DTYPES and series.null_count() and not series.is_nan().fill_null(False).any():
             entry["nan_is_null"] = True
         back = _decoded(visible, series.dtype, entry)
         if series.name == id_col or back is None or not _identical(back, series):

@@ -40,9 +40,13 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-__all__ = ["to_buffers", "from_buffers", "LayoutError"]
+from h5stream.elements.dtypes import WIDE_INTEGER_DTYPES
 
-_TEXT_LIKE = (pl.String, pl.Categorical, pl.Int128, pl.UInt128)
+__all__ = ["to_buffers", "from_buffers", "list_series", "LayoutError"]
+
+_TEXT_LIKE = (pl.String, pl.Categorical, *WIDE_INTEGER_DTYPES)
+# the most values one Arrow list with 32-bit offsets can hold
+_LIST32_SPAN = 2**31 - 1
 
 
 class LayoutError(ValueError):
@@ -128,11 +132,12 @@ def _content(series: pl.Series, out: _Buffers) -> dict:
         return _bytes_node(series.cast(pl.String).cast(pl.Binary), "string", out)
     if isinstance(dtype, pl.List):
         key = out.key()
-        lengths = series.list.len().fill_null(0).cast(pl.Int64).to_numpy()
+        lengths = series.list.len().fill_null(0).cast(pl.Int64)
         offsets = np.zeros(series.len() + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        np.cumsum(lengths.to_numpy(), out=offsets[1:])
         out.items[f"{key}-offsets"] = offsets
-        values = series.explode(empty_as_null=False, keep_nulls=False)
+        # only rows with values, so that no polars release puts a null for an empty or null row
+        values = series.filter(lengths > 0).explode()
         return {"class": "ListOffsetArray", "offsets": "i64", "content": _node(values, out), "form_key": key}
     if isinstance(dtype, pl.Array):
         key = out.key()
@@ -198,7 +203,7 @@ def _pyarrow():
 
 def _arrow_safe(dtype: pl.DataType) -> pl.DataType:
     """``dtype`` with the kinds polars cannot hand to pyarrow (128-bit integers) as text; cast back at the end."""
-    if dtype in (pl.Int128, pl.UInt128):
+    if dtype in WIDE_INTEGER_DTYPES:
         return pl.String
     if isinstance(dtype, pl.List):
         return pl.List(_arrow_safe(dtype.inner))
@@ -207,6 +212,38 @@ def _arrow_safe(dtype: pl.DataType) -> pl.DataType:
     if isinstance(dtype, pl.Struct):
         return pl.Struct([pl.Field(f.name, _arrow_safe(f.dtype)) for f in dtype.fields])
     return dtype
+
+
+def list_series(offsets: np.ndarray, values: pl.Series, valid: np.ndarray | None = None) -> pl.Series:
+    """The List Series whose row ``i`` is ``values[offsets[i]:offsets[i + 1]]`` (null where ``valid`` is False).
+
+    Handed to polars as Arrow lists with 32-bit offsets, in chunks of at most 2**31 - 1 values: polars 1.0 to
+    1.36 take a 64-bit-offset list whose child is not in polars' own layout (``large_string`` rather than
+    ``string_view``) without converting the child, and then crash on use (``to_list()`` a segmentation fault,
+    ``explode()`` a panic), while every polars release converts a 32-bit-offset list and its children.
+    """
+    pa = _pyarrow()
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = offsets.size - 1
+    inner = values.to_arrow()
+    if isinstance(inner, pa.ChunkedArray):
+        inner = inner.combine_chunks()
+    chunks = []
+    row = 0
+    while row < n or not chunks:
+        # the last row whose values still end within 2**31 - 1 values of this chunk's first value
+        stop = int(np.searchsorted(offsets, offsets[row] + _LIST32_SPAN, side="right")) - 1
+        stop = min(max(stop, row), n)
+        if stop == row and n > row:
+            raise LayoutError(f"a list of {offsets[row + 1] - offsets[row]} values, more than one Arrow list holds")
+        base = int(offsets[row])
+        mask = None if valid is None else pa.array(~np.asarray(valid[row:stop], dtype=bool), type=pa.bool_())
+        chunks.append(pa.ListArray.from_arrays(
+            pa.array((offsets[row:stop + 1] - base).astype(np.int32), type=pa.int32()),
+            inner.slice(base, int(offsets[stop]) - base), mask=mask))
+        row = stop
+    arrow = chunks[0] if len(chunks) == 1 else pa.chunked_array(chunks)
+    return pl.Series(values=arrow)
 
 
 def _masked(series: pl.Series, valid: np.ndarray) -> pl.Series:
@@ -245,15 +282,10 @@ def _read(form: dict, length: int, buffers, dtype: pl.DataType, *, masked: bool 
     if kind == "ListOffsetArray":
         if not isinstance(dtype, pl.List):
             raise LayoutError(f"a list node where {dtype} was recorded")
-        pa = _pyarrow()
         offsets = _offsets(buffers, form, length)
         start, end = (int(offsets[0]), int(offsets[-1])) if offsets.size else (0, 0)
         values = _read(form["content"], end, buffers, _arrow_safe(dtype.inner)).slice(start, end - start)
-        inner = values.to_arrow()
-        if isinstance(inner, pa.ChunkedArray):
-            inner = inner.combine_chunks()
-        arrow = pa.LargeListArray.from_arrays(pa.array(offsets - start, type=pa.int64()), inner)
-        return pl.Series(values=arrow).cast(pl.List(_arrow_safe(dtype.inner)))
+        return list_series(offsets - start, values).cast(pl.List(_arrow_safe(dtype.inner)))
     if kind == "RegularArray":
         if not isinstance(dtype, pl.Array) or int(form["size"]) != dtype.size:
             raise LayoutError(f"a regular array of {form.get('size')} where {dtype} was recorded")

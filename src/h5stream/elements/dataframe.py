@@ -59,6 +59,7 @@ import numpy as np
 import polars as pl
 
 from h5stream import checksums
+from h5stream.elements.dtypes import FLOAT_DTYPES
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
@@ -112,7 +113,6 @@ MEMBERS_ATTR = "h5stream:members"
 RESERVED_NAMES = frozenset({"_index", "__categories"})
 
 _INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-_FLOAT_DTYPES = (pl.Float16, pl.Float32, pl.Float64)
 
 
 def _is(*dtypes):
@@ -135,7 +135,7 @@ def _series_values(series: pl.Series) -> np.ndarray:
     return values
 
 
-@register_writer(pl.Series, ARRAY, match=lambda s: s.dtype in (*_INTEGER_DTYPES, *_FLOAT_DTYPES, pl.Boolean) and not _has_nulls(s))
+@register_writer(pl.Series, ARRAY, match=lambda s: s.dtype in (*_INTEGER_DTYPES, *FLOAT_DTYPES, pl.Boolean) and not _has_nulls(s))
 def _write_plain_column(parent: h5py.Group, key: str, series: pl.Series, options: WriteOptions) -> h5py.Dataset:
     return write_array(parent, key, _series_values(series), options)
 
@@ -161,7 +161,7 @@ def _write_nullable_boolean(parent, key, series, options):
     return write_masked_physical(parent, key, series, options, NULLABLE_BOOLEAN)
 
 
-@register_writer(pl.Series, NULLABLE_FLOAT, match=lambda s: s.dtype in _FLOAT_DTYPES)
+@register_writer(pl.Series, NULLABLE_FLOAT, match=lambda s: s.dtype in FLOAT_DTYPES)
 def _write_nullable_float(parent, key, series, options):
     # The spec layer is a plain float array, NaN where null, which anndata reads;
     # the nulls (kept apart from NaN) are a bool dataset beside it, named in an attribute.
@@ -207,7 +207,12 @@ def _read_nullable_float(ds: h5py.Dataset, *, series: bool = False):
             "null mask of a nullable-float column does not fit it", path=ds.file.filename, obj=ds.name,
             expected=f"{values.len()} flags", found=f"shape {mask.shape}",
         )
-    return values.scatter(np.flatnonzero(mask), None) if mask.any() else values
+    if not mask.any():
+        return values
+    import pyarrow as pa
+
+    # nulls set through Arrow: polars 1.36 cannot scatter into a Float16 column
+    return pl.Series(values.name, pa.array(values.to_numpy(), mask=mask))
 
 
 # --------------------------------------------------------------------------- strings

@@ -31,7 +31,11 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["describe_dtype", "parse_dtype"]
+__all__ = ["describe_dtype", "parse_dtype", "FLOAT_DTYPES", "WIDE_INTEGER_DTYPES"]
+
+# older polars releases lack some kinds (Float16, UInt128, Int128): each tuple holds those this polars has
+FLOAT_DTYPES = tuple(getattr(pl, name) for name in ("Float16", "Float32", "Float64") if hasattr(pl, name))
+WIDE_INTEGER_DTYPES = tuple(getattr(pl, name) for name in ("Int128", "UInt128") if hasattr(pl, name))
 
 _SIMPLE = {
     name: getattr(pl, name)
@@ -70,6 +74,8 @@ def parse_dtype(description: Any) -> pl.DataType:
     """The polars dtype a :func:`describe_dtype` value describes."""
     if isinstance(description, str):
         if description not in _SIMPLE:
+            if description in ("Float16", "Int128", "UInt128"):
+                raise ValueError(f"polars {pl.__version__} has no {description}: a newer polars reads this column")
             raise ValueError(f"unknown dtype name {description!r}")
         return _SIMPLE[description]()
     if not isinstance(description, dict) or "kind" not in description:

@@ -50,9 +50,9 @@ import h5py
 import numpy as np
 import polars as pl
 
-from h5stream.elements.awkward_layout import LayoutError, from_buffers, to_buffers
+from h5stream.elements.awkward_layout import LayoutError, from_buffers, list_series, to_buffers
 from h5stream.elements.dataframe import ARRAY
-from h5stream.elements.dtypes import describe_dtype, parse_dtype
+from h5stream.elements.dtypes import WIDE_INTEGER_DTYPES, describe_dtype, parse_dtype
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
@@ -148,7 +148,7 @@ def _read_decimal(obj, *, series: bool = False):
 # --------------------------------------------------------------------------- 128-bit integers
 
 
-@register_writer(pl.Series, INT128, match=lambda s: s.dtype in (pl.Int128, pl.UInt128))
+@register_writer(pl.Series, INT128, match=lambda s: s.dtype in WIDE_INTEGER_DTYPES)
 def _write_int128(parent, key, series, options):
     # numpy and HDF5 have no 128-bit integers; decimal text is exact.
     obj = write_with(parent, key, series.cast(pl.String), options)
@@ -158,7 +158,12 @@ def _write_int128(parent, key, series, options):
 
 @register_reader(INT128)
 def _read_int128(obj, *, series: bool = False):
-    return _read_text_layer(obj).cast(pl.Int128 if bool(obj.attrs["signed"]) else pl.UInt128)
+    name = "Int128" if bool(obj.attrs["signed"]) else "UInt128"
+    if not hasattr(pl, name):
+        raise FormatError(f"a {name} column cannot be read with polars {pl.__version__}", path=obj.file.filename,
+                          obj=obj.name, expected=f"a polars with {name}", found=f"polars {pl.__version__}",
+                          hint="upgrade polars (pip install -U polars)")
+    return _read_text_layer(obj).cast(getattr(pl, name))
 
 
 # --------------------------------------------------------------------------- binary
@@ -214,19 +219,12 @@ def _require_pyarrow(obj):
 
 @register_reader(LIST_0_1_0)
 def _read_list(group, *, series: bool = False):
-    pa = _require_pyarrow(group)
+    _require_pyarrow(group)
     values = read_with(group["values"], series=True)
     offsets = np.asarray(read_with(group["offsets"]), dtype=np.int64)
     mask = _read_mask(group)
     _check_offsets(group, offsets, values.len(), mask.size)
-    inner = values.to_arrow()
-    if isinstance(inner, pa.ChunkedArray):
-        inner = inner.combine_chunks()
-    arrow = pa.LargeListArray.from_arrays(
-        pa.array(offsets, type=pa.int64()), inner, mask=pa.array(mask, type=pa.bool_())
-    )
-    out = pl.Series(values=arrow)
-    return out.cast(pl.List(values.dtype))
+    return list_series(offsets, values, valid=~mask).cast(pl.List(values.dtype))
 
 
 # --------------------------------------------------------------------------- fixed-size arrays
