@@ -39,6 +39,7 @@ from h5scp.core import (  # noqa: E402  (the version must exist before the model
 _IO_NAMES = {"IOFormatError", "IOPasswordError", "IOWriteError", "load", "load_hdf5", "save", "save_hdf5"}
 _LATER = {"ModelClasses": "h5scp.io.classes", "enable_scptensor_io": "h5scp.scptensor_io",
           "disable_scptensor_io": "h5scp.scptensor_io"}
+_SUBMODULES = {"io", "scptensor_io", "testing"}
 
 
 def __getattr__(name: str):
@@ -54,7 +55,11 @@ def __getattr__(name: str):
 
     if name in core.__all__:
         return getattr(core, name)
-    raise AttributeError(f"module 'scptensor' has no attribute {name!r}")
+    if name in _SUBMODULES:  # ``h5scp.io`` without importing it first, as after ``import h5scp.io``
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

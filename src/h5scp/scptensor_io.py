@@ -54,29 +54,32 @@ def enable_scptensor_io(*, quiet: bool = False) -> list[str]:
     """Give the imported ``scptensor.io`` the functions of :data:`SCPTENSOR_IO_NAMES`; return the names added.
 
     Names ``scptensor.io`` already has are not replaced (the list leaves them
-    out, and the line on stderr names them).  Calling it again adds nothing.
+    out, and the line on stderr names them).  Calling it again adds nothing and
+    returns an empty list (the names an earlier call added stay).
     ``quiet=True`` leaves out the line on stderr.
     """
     import h5scp.io
 
     target = _scptensor_io()
-    added = getattr(target, _MARK, [])
-    kept = []
+    earlier = getattr(target, _MARK, [])
+    added, kept = [], []
     for name, source in SCPTENSOR_IO_NAMES.items():
-        if name in added:
+        if name in earlier:
             continue
         if hasattr(target, name):
             kept.append(name)
             continue
         setattr(target, name, getattr(h5scp.io, source))
         added.append(name)
-    setattr(target, _MARK, added)
+    setattr(target, _MARK, [*earlier, *added])
     if not quiet:
         line = f"h5scp: scptensor.io ({target.__file__}) has {', '.join(added) or 'nothing new'} from h5scp"
+        if earlier:
+            line += f"; {', '.join(earlier)} from an earlier call"
         if kept:
             line += f"; its own {', '.join(kept)} kept"
         print(line + " (h5scp.disable_scptensor_io() takes them away)", file=sys.stderr)
-    return list(added)
+    return added
 
 
 def disable_scptensor_io() -> list[str]:

@@ -204,6 +204,7 @@ CHILD = textwrap.dedent("""
         kept = again.filter_samples(FilterCriteria(ids=("s3", "s1")))
         toolkit.log_transform(kept, "proteins", "log", "loglog")
         assert kept.assay_shape("proteins") == (2, 2)
+    assert h5scp.enable_scptensor_io() == []     # a second call adds nothing and says so
     print("added", ",".join(added), "from", scptensor.__file__)
 """)
 
@@ -216,4 +217,6 @@ def test_an_upstream_user_saves_with_the_plans_call_style_after_one_line(tmp_pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("added save_hdf5,load_hdf5,") and str(STANDIN) in done.stdout
     assert "h5scp: scptensor.io" in done.stderr and "from h5scp" in done.stderr
+    second = done.stderr.strip().splitlines()[-1]
+    assert "has nothing new from h5scp" in second and "save_hdf5, load_hdf5" in second and "earlier call" in second
     assert _digest(STANDIN) == before  # nothing written into the installed package

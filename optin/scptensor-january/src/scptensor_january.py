@@ -15,10 +15,10 @@ imported and this alias stands aside.  :func:`serving` says which it is.
 
 from __future__ import annotations
 
+# Only what interpreter start has imported already: the .pth file imports this module in every start
+# (importlib.abc and importlib.util would add their imports, about 40 ms, to each).
 import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import sys
 
 __all__ = ["ALIAS", "TARGET", "install", "uninstall", "serving"]
@@ -31,7 +31,13 @@ def _target_name(fullname: str) -> str:
     return TARGET + fullname[len(ALIAS):]
 
 
-class _Redirect(importlib.abc.Loader):
+def _find_spec(name: str):
+    import importlib.util  # on the first import of scptensor, not at interpreter start
+
+    return importlib.util.find_spec(name)
+
+
+class _Redirect:
     """Loads ``scptensor.<path>`` as the already existing ``h5scp.<path>`` module (no second copy).
 
     The import system returns whatever ``sys.modules[name]`` holds after
@@ -45,11 +51,11 @@ class _Redirect(importlib.abc.Loader):
         sys.modules[module.__name__] = importlib.import_module(_target_name(module.__name__))
 
     def get_code(self, fullname: str):  # ``python -m scptensor``: runpy asks the loader for the code
-        spec = importlib.util.find_spec(_target_name(fullname))
+        spec = _find_spec(_target_name(fullname))
         return spec.loader.get_code(spec.name)
 
 
-class _AliasFinder(importlib.abc.MetaPathFinder):
+class _AliasFinder:
     """First on ``sys.meta_path``; answers only for ``scptensor`` while no other finder does."""
 
     def find_spec(self, fullname, path=None, target=None):
@@ -60,7 +66,7 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
                 return None
         elif getattr(sys.modules.get(ALIAS), "__name__", None) != TARGET:
             return None  # another scptensor is imported: its submodules are its own
-        real = importlib.util.find_spec(_target_name(fullname))
+        real = _find_spec(_target_name(fullname))
         if real is None:
             return None
         # a package's spec says so, so that ``python -m scptensor`` runs ``scptensor.__main__``
@@ -98,7 +104,11 @@ def serving() -> str:
         return f"scptensor is another distribution's ({where}); the January API alias stands aside"
     if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
         return "scptensor: the January API alias is not installed in this interpreter"
-    return f"scptensor is h5scp's January API ({importlib.util.find_spec(TARGET).origin})"
+    target = _find_spec(TARGET)
+    if target is None:
+        return (f"scptensor: the January API alias is installed but {TARGET} is not, so `import scptensor` "
+                "fails; install it: pip install h5stream (the distribution that holds h5scp)")
+    return f"scptensor is h5scp's January API ({target.origin})"
 
 
 if __name__ == "__main__":  # python -m scptensor_january: ask the module the .pth imported
