@@ -209,10 +209,8 @@ def _read_nullable_float(ds: h5py.Dataset, *, series: bool = False):
         )
     if not mask.any():
         return values
-    import pyarrow as pa
-
-    # nulls set through Arrow: polars 1.36 cannot scatter into a Float16 column
-    return pl.Series(values.name, pa.array(values.to_numpy(), mask=mask))
+    # when/then rather than scatter, which polars 1.36 has not for Float16
+    return pl.select(pl.when(pl.lit(pl.Series(~mask))).then(pl.lit(values))).to_series().alias(values.name)
 
 
 # --------------------------------------------------------------------------- strings
