@@ -68,6 +68,8 @@ def _stamp(golden: str):
     path = GOLDEN / golden
     if golden.endswith(".parquet"):
         return json.loads((path / "manifest.json").read_text())["format_version"]
+    if golden.endswith(".zarr"):
+        return json.loads((path / ".zattrs").read_text())["scptensor-checksums"]["format_version"]
     with h5py.File(path, "r") as f:
         if golden == cases.CHECKSUMMED_GOLDEN or golden.startswith("scptensor_2.0_checksums_v"):
             return json.loads(f.attrs["h5stream_checksums"])["version"]
@@ -109,6 +111,47 @@ def test_parquet_1_0_damaged_copy_is_refused(tmp_path):
     obs.write_bytes(bytes(raw))
     with pytest.raises(IOChecksumError, match="obs.parquet"):
         load_parquet(copy)
+
+
+def _zarr_expected():
+    from h5scp import ScpContainer
+    from h5scp.testing import example_container
+
+    c = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
+    return c, ScpContainer(c.obs, {"peptides": c.assays["peptides"]}, history=c.history)
+
+
+def test_zarr_1_0_reads_exactly_with_its_manifest():
+    import anndata
+
+    from h5scp.io.formats_zarr import load_anndata_zarr
+    from h5scp.testing import assert_container_equal
+
+    path = GOLDEN / cases.ZARR_GOLDEN
+    manifest = json.loads((path / ".zattrs").read_text())["scptensor-checksums"]
+    on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {".zattrs"}
+    assert manifest["algorithm"] == "crc32" and set(manifest["files"]) == on_disk and manifest["self"]
+    c, expected = _zarr_expected()
+    assert_container_equal(load_anndata_zarr(path), expected)
+    # a third-party reader sees the same X (the peptides' norm layer)
+    def dense(x):
+        return np.asarray(x.toarray() if hasattr(x, "toarray") else x)
+
+    np.testing.assert_array_equal(dense(anndata.read_zarr(path).X), dense(c.assays["peptides"].layers["norm"].X))
+
+
+def test_zarr_1_0_damaged_copy_is_refused(tmp_path):
+    from h5scp.io.exceptions import IOChecksumError
+    from h5scp.io.formats_zarr import load_anndata_zarr
+
+    copy = shutil.copytree(GOLDEN / cases.ZARR_GOLDEN, tmp_path / "copy.zarr")
+    chunk = copy / "X" / "data" / "0"  # the values of the sparse X
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(IOChecksumError, match="checksum mismatch") as info:
+        load_anndata_zarr(copy)
+    assert info.value.obj == chunk.relative_to(copy).as_posix()
 
 
 def _session_snapshot(path: Path) -> dict:

@@ -43,6 +43,8 @@ CHECKSUMMED_CONTAINER_GOLDEN = "scptensor_2.0_checksums_v{version}.h5"
 #: scptensor AnnData/MuData files with whole-frame records (before frame schemas; same format version 2.0)
 RECORDS_H5MU_GOLDEN = "scptensor_2.0_records.h5mu"
 RECORDS_H5AD_GOLDEN = "scptensor_2.0_records_peptides.h5ad"
+#: scptensor's AnnData zarr store (the ``peptides`` assay, ``norm`` layer as X) with its checksum manifest 1.0
+ZARR_GOLDEN = "scptensor_zarr_1.0_peptides.zarr"
 
 #: Every format version constant of the source -> the golden file written in that version.
 #: ``(module, constant, value)``; ``tests/unit/test_golden_versions.py`` fails for a constant of the
@@ -54,6 +56,7 @@ VERSIONS = {
     ("h5stream.checksums._manifest", "MANIFEST_VERSION", 2): CHECKSUMMED_GOLDEN,
     ("h5stream.checksums._manifest", "MANIFEST_VERSION", 3): CHECKSUMMED_CONTAINER_GOLDEN.format(version=3),
     ("hdmea.interop.zarr_migrate", "MIGRATION_FORMAT_VERSION", "1"): MIGRATED_GOLDEN,
+    ("h5scp.io._zarr_store", "FORMAT_VERSION", "1.0"): ZARR_GOLDEN,
 }
 
 

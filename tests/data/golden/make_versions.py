@@ -28,6 +28,13 @@ version constant of the source to its file, and a test fails when a constant has
   (the last that wrote whole-frame records): ``PYTHONPATH=<that checkout>/src:. python
   tests/data/golden/make_versions.py``.
 
+* ``scptensor_zarr_1.0_peptides.zarr/``: scptensor's AnnData zarr store (zarr format 2) sealed with its
+  checksum manifest 1.0 (``FORMAT_VERSION`` of ``h5scp.io._zarr_store``: the size and CRC-32 of every
+  file in the root group's ``scptensor-checksums`` attribute, and the digest of the root ``.zattrs``
+  itself), ``example_container(seed=3)`` saved with ``save_anndata_zarr(..., assay="peptides",
+  layer="norm")``; written with commit ``3205fd2`` (the one that introduced the manifest):
+  ``PYTHONPATH=<that checkout>/src:. python tests/data/golden/make_versions.py``.
+
 Made from the repository root, with the commit that added this script (the first with checksums and
 Parquet already in place), by::
 
@@ -135,6 +142,17 @@ def make_records(folder: Path) -> None:
             raise RuntimeError("this code writes frame schemas; write the records files with commit 8eb353c")
 
 
+def make_zarr(folder: Path) -> None:
+    from h5scp import ScpContainer
+    from h5scp.io.formats_zarr import load_anndata_zarr, save_anndata_zarr
+    from h5scp.testing import assert_container_equal, example_container
+
+    c = cases.fix_history_times(example_container(seed=cases.CONTAINER_SEED))
+    save_anndata_zarr(c, folder / cases.ZARR_GOLDEN, assay="peptides", layer="norm")
+    expected = ScpContainer(c.obs, {"peptides": c.assays["peptides"]}, history=c.history)
+    assert_container_equal(load_anndata_zarr(folder / cases.ZARR_GOLDEN), expected)
+
+
 def main() -> int:
     import h5stream
 
@@ -145,7 +163,7 @@ def main() -> int:
     makers = {cases.PARQUET_GOLDEN: make_parquet, cases.CHECKSUMMED_GOLDEN: make_checksummed_recording,
               cases.MIGRATED_GOLDEN: make_migrated,
               cases.CHECKSUMMED_CONTAINER_GOLDEN.format(version=MANIFEST_VERSION): make_checksummed_container,
-              cases.RECORDS_H5MU_GOLDEN: make_records}
+              cases.RECORDS_H5MU_GOLDEN: make_records, cases.ZARR_GOLDEN: make_zarr}
     for name, make in makers.items():
         if (OUT / name).exists():
             print(f"{name} exists; kept", file=sys.stderr)
