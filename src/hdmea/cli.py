@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_parser("inspect", help="tree of a recording file: sizes, units, steps completed")
     p.add_argument("file")
     p.add_argument("--max-children", type=int, default=4, metavar="N",
-                   help="members shown per group before eliding (default 4)")
+                   help="members shown per group below the top level before eliding (default 4)")
     p.add_argument("--all", action="store_true", help="show every member")
     p.set_defaults(func=_cmd_inspect)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from h5stream.tree.nodes import is_hidden
 from hdmea.steps.table import STEPS
 
 HDMEA = Path(sys.executable).with_name("hdmea")
@@ -113,7 +114,11 @@ def test_inspect_prints_tree_units_and_steps(demo):
     full = run_cli("inspect", "--all", str(demo / "demo.h5"))
     with h5py.File(demo / "demo.h5", "r") as f:
         last = sorted(f["units"])[-1]  # named by its .cmtr UnitID
+        top = [name for name in f if not is_hidden(name)]
     assert f"{last}/" in full.stdout and f"{last}/" not in text
+    # the top level is the file's outline: shown whole however many groups it has, never "... N more"
+    assert len(top) > 4 and [line[4:].split("/")[0] for line in text.splitlines()
+                              if line[:4] in ("├── ", "└── ")] == top
     bad = run_cli("inspect", str(demo / "demo.toml"))
     assert bad.returncode == 2 and "demo.toml is not a recording" in bad.stderr  # a usage error
     # as precise as scptensor: the signature was looked for and what was found instead

@@ -1,7 +1,9 @@
 """A text description of a recording file: summary, steps completed and a tree with sizes.
 
 What ``hdmea inspect FILE`` prints.  Groups with many members (hundreds of
-units) are elided after ``max_children`` members so the output stays readable.
+units) are elided after ``max_children`` members so the output stays readable;
+the file's top level (``metadata``, ``pipeline``, ``stimulus``, ``units``, ...)
+is always shown whole, as the outline of the file.
 """
 
 from __future__ import annotations
@@ -124,9 +126,10 @@ def _group_line(name: str, group: h5py.Group) -> str:
     return text + (f"  {' '.join(attrs)}" if attrs else "")
 
 
-def _tree_lines(group: h5py.Group, prefix: str, max_children: int | None) -> list[str]:
+def _tree_lines(group: h5py.Group, prefix: str, max_children: int | None, *, whole: bool = False) -> list[str]:
+    """The tree below ``group``; every member of it when ``whole``, else ``max_children`` of each group."""
     names = _visible(group)
-    shown = names if max_children is None or len(names) <= max_children else names[:max_children]
+    shown = names if whole or max_children is None or len(names) <= max_children else names[:max_children]
     lines = []
     for i, name in enumerate(shown):
         last = i == len(shown) - 1 and len(shown) == len(names)
@@ -176,5 +179,5 @@ def describe_recording(path: str | os.PathLike, *, max_children: int | None = 4)
         for text in info["warnings"]:
             lines.append(f"warning: {text}")
         lines.append("/")
-        lines.extend(_tree_lines(f, "", max_children))
+        lines.extend(_tree_lines(f, "", max_children, whole=True))  # the top level: the file's outline
     return "\n".join(lines)
