@@ -45,7 +45,8 @@ from h5scp.io._anndata_columns import (
 )
 from h5scp.io import json_values
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import holds_x, read_obs_part, read_rows
+from h5scp.io.partial_hdf5 import holds_x, read_obs_part, read_rows, stored_shape
+from h5scp.io.selection import metadata_rows
 from h5scp.io.serializers import normalize_sparse
 from h5scp.io.serializers import (
     compression_options,
@@ -462,7 +463,8 @@ def read_assay_group(
             if mask is not None and mask.shape != X.shape:
                 dropped.append(name)
                 mask = None
-        result[name] = ScpMatrix(X, mask, metadata.get(name))
+        result[name] = ScpMatrix(X, mask, metadata_rows(metadata.get(name), positions, stored_shape(values),
+                                                        path=path, obj=f"layers/{name}"))
     if replaced:
         notes.add(f"{label}values replaced in layers {replaced}")
     if dropped:

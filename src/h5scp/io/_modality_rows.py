@@ -14,6 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from h5scp.core.structures import Assay, MaskCode, ScpMatrix
+from h5scp.io.selection import matrix_rows
 from h5scp.io.serializers import normalize_sparse
 
 __all__ = ["NOT_MEASURED", "not_measured_rows", "rows_of", "spread_rows"]
@@ -56,9 +57,8 @@ def _rows_all(values, test, width: int) -> np.ndarray:
 
 
 def rows_of(assay: Assay, keep: np.ndarray) -> Assay:
-    layers = {
-        k: ScpMatrix(m.X[keep], None if m.M is None else m.M[keep], m.metadata) for k, m in assay.layers.items()
-    }
+    positions = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
+    layers = {k: matrix_rows(m, positions, obj=f"layers/{k}") for k, m in assay.layers.items()}
     return Assay(assay.var, layers, feature_id_col=assay.feature_id_col)
 
 

@@ -78,6 +78,17 @@ class PartNotFoundWarning(H5StreamWarning):
     """
 
 
+class MetadataKeptWholeWarning(H5StreamWarning):
+    """A partial load kept a matrix metadata value whole: its axes are not the matrix's samples.
+
+    A value whose first axis is the samples (the shape of ``X``, or one value per sample where
+    the samples and features differ in number) is cut with the samples; a value of one entry per
+    feature, or without axes (text, numbers, mappings), is kept as it is.  Any other array (one
+    whose first axis matches neither, or one value per sample of a square matrix, where samples and
+    features cannot be told apart) is kept whole and named in this warning.
+    """
+
+
 # Most specific engine class first: the first match wins.
 _ENGINE_TO_IO: tuple[tuple[type[H5StreamError], type[ScpTensorError]], ...] = (
     (TargetExistsError, IOTargetExistsError),

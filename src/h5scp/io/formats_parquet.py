@@ -117,7 +117,7 @@ from h5scp.io._parquet_manifest import (  # noqa: F401  (the helpers stay import
     seal_folder,
 )
 from h5scp.io.exceptions import IOFormatError, IOSourceNotFoundError, IOWriteError
-from h5scp.io.selection import SelectionError, selection_from  # noqa: F401
+from h5scp.io.selection import SelectionError, metadata_rows, selection_from  # noqa: F401
 
 __all__ = [
     "FORMAT_NAME",
@@ -441,7 +441,8 @@ def _load(root: Path, assays, layers, obs_columns, samples, verify: bool) -> Scp
                 lobj = f"{obj}/layers/{spec['name']}"
                 matrix = _read_layer(root, spec, all_ids, feature_ids, sel, lobj, digests)
                 if "metadata" in spec:
-                    matrix.metadata = dict(jsonvalues.decode(spec["metadata"]))
+                    matrix.metadata = metadata_rows(dict(jsonvalues.decode(spec["metadata"])), sel,
+                                                    (all_ids.len(), feature_ids.len()), path=root, obj=lobj)
                 layer_map[spec["name"]] = matrix
             container_assays[entry["name"]] = Assay(var, layer_map, feature_id_col=entry["feature_id_col"])
     links = []

@@ -20,9 +20,11 @@ from h5stream.elements.dataframe import frame_members
 from h5stream.elements.registry import read_spec, read_with
 from h5scp.core.structures import ScpMatrix
 from h5scp.io._files import root_attr
+from h5scp.io.selection import metadata_rows
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
 
-__all__ = ["frame_columns", "holds_x", "read_frame_columns", "read_matrix_rows", "read_obs_part", "read_rows", "row_runs"]
+__all__ = ["frame_columns", "holds_x", "read_frame_columns", "read_matrix_rows", "read_obs_part", "read_rows", "row_runs",
+           "stored_shape"]
 
 
 def holds_x(group: h5py.Group) -> bool:
@@ -150,7 +152,15 @@ def read_matrix_rows(group: h5py.Group, positions: np.ndarray) -> ScpMatrix:
     """One layer group's ``X``, ``M`` and ``metadata`` for the samples at ``positions`` (in that order)."""
     X, M = (read_rows(group[name], positions) if name in group else None for name in ("X", "M"))
     metadata = read_elem(group["metadata"]) if "metadata" in group else None
-    return ScpMatrix(X, M, metadata)
+    shape = stored_shape(group["X"])
+    return ScpMatrix(X, M, metadata_rows(metadata, positions, shape, path=group.file.filename, obj=group.name))
+
+
+def stored_shape(obj) -> tuple[int, ...]:
+    """The shape of a stored matrix element (a dense dataset, or a sparse group's ``shape``)."""
+    if isinstance(obj, h5py.Dataset):
+        return tuple(int(n) for n in obj.shape)
+    return tuple(int(n) for n in checksums.attr_value(obj, "shape"))
 
 
 def read_obs_part(selection, group: h5py.Group, id_col: str | None, obs_columns, samples, read_whole,

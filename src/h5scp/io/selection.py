@@ -18,7 +18,7 @@ import polars as pl
 
 from h5scp.core.exceptions import ScpTensorError
 
-__all__ = ["Selection", "SelectionError", "selection_from", "select_loaded"]
+__all__ = ["Selection", "SelectionError", "selection_from", "select_loaded", "metadata_rows", "matrix_rows"]
 
 
 class SelectionError(ScpTensorError, ValueError):
@@ -130,9 +130,56 @@ def selection_from(
     return Selection(where, assays, layers)
 
 
+def metadata_rows(metadata, positions: np.ndarray | None, shape: tuple[int, int], *, path="", obj: str = ""):
+    """A matrix's metadata for the samples at ``positions`` of a matrix of ``shape`` (samples x features).
+
+    Values whose first axis is the samples are cut like ``X``; values of one entry per feature and values
+    without axes are kept; any other array is kept whole and named in a :class:`MetadataKeptWholeWarning`.
+    """
+    if positions is None or not metadata:
+        return metadata
+    import warnings
+
+    from h5scp.io.exceptions import MetadataKeptWholeWarning
+
+    n_samples, n_features = shape
+    if len(positions) == n_samples and np.array_equal(positions, np.arange(n_samples)):
+        return metadata  # every sample in the saved order: nothing to cut
+    out, unknown = {}, []
+    for key, value in metadata.items():
+        axes = getattr(value, "shape", None)
+        if axes is None or len(axes) == 0:
+            out[key] = value
+        elif axes[0] == n_samples and ((len(axes) >= 2 and axes[1] == n_features) or n_samples != n_features):
+            out[key] = value[positions].asformat(value.format) if hasattr(value, "asformat") else value[positions]
+        elif len(axes) == 1 and axes[0] == n_features and n_features != n_samples:
+            out[key] = value
+        else:
+            out[key] = value
+            unknown.append(key)
+    if unknown:
+        where = f"{os.fspath(path)} [{obj}]" if path else obj
+        warnings.warn(
+            f"{where}: metadata {unknown} kept whole in a load of {len(positions)} of {n_samples} samples: "
+            f"their shapes {[tuple(metadata[k].shape) for k in unknown]} do not say which axis is the samples "
+            f"(matrix {n_samples} x {n_features}); cut them yourself if they hold one entry per sample",
+            MetadataKeptWholeWarning, stacklevel=3,
+        )
+    return type(metadata)(out) if isinstance(metadata, dict) and type(metadata) is not dict else out
+
+
+def matrix_rows(matrix, positions: np.ndarray, *, path="", obj: str = ""):
+    """An in-memory ScpMatrix's ``X``, ``M`` and per-sample metadata at the samples ``positions``."""
+    from h5scp.core.structures import ScpMatrix
+
+    X = matrix.X
+    return ScpMatrix(X[positions], None if matrix.M is None else matrix.M[positions],
+                     metadata_rows(matrix.metadata, positions, X.shape, path=path, obj=obj))
+
+
 def select_loaded(container, *, assays=None, layers=None, obs_columns=None, samples=None, path=""):
     """The requested part of a container already read whole (formats that cannot read less)."""
-    from h5scp.core.structures import Assay, ScpContainer, ScpMatrix
+    from h5scp.core.structures import Assay, ScpContainer
 
     sel = selection_from(
         list(container.assays), {a: list(v.layers) for a, v in container.assays.items()},
@@ -155,9 +202,7 @@ def select_loaded(container, *, assays=None, layers=None, obs_columns=None, samp
             if not sel.wants_layer(name, layer):
                 continue
             if positions is not None:
-                matrix = ScpMatrix(
-                    matrix.X[positions], None if matrix.M is None else matrix.M[positions], matrix.metadata
-                )
+                matrix = matrix_rows(matrix, positions, path=path, obj=f"/assays/{name}/layers/{layer}")
             layer_map[layer] = matrix
         kept[name] = Assay(assay.var, layer_map, feature_id_col=assay.feature_id_col)
     links = [l for l in container.links if l.source_assay in kept and l.target_assay in kept]
