@@ -74,7 +74,8 @@ def _scalar(value: np.generic, obj: str | None) -> Any:
 
 def _mapping(value: Mapping, obj: str | None) -> Any:
     if all(isinstance(k, str) and not k.startswith("__") for k in value):
-        return {k: encode(v, obj=obj) for k, v in value.items()}
+        # each value's error names its key below ``obj``
+        return {k: encode(v, obj=f"{obj}/{k}" if obj else k) for k, v in value.items()}
     return {DICT_KEY: [[encode(k, obj=obj), encode(v, obj=obj)] for k, v in value.items()]}
 
 

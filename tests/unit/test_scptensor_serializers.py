@@ -117,7 +117,7 @@ def test_provenance_legacy_layout(h5):
     ],
 )
 def test_json_values_exact(value):
-    text = json_values.dumps(value)
+    text = json_values.dumps(value, obj="history params")
     assert isinstance(text, str)
     back = json_values.loads(text)
     assert values_equal(back, value)
@@ -126,6 +126,6 @@ def test_json_values_exact(value):
 
 def test_json_values_refuses_what_it_cannot_keep():
     with pytest.raises(EncodingError, match="object"):
-        json_values.dumps({"x": np.array([object()], dtype=object)})
+        json_values.dumps({"x": np.array([object()], dtype=object)}, obj="history params")
     with pytest.raises(EncodingError, match="set"):
-        json_values.dumps({"x": {1, 2}})
+        json_values.dumps({"x": {1, 2}}, obj="history params")

@@ -114,7 +114,10 @@ def anndata_readable(obj: h5py.Group | h5py.Dataset) -> bool:
 def _write_metadata(parent: h5py.Group, metadata: dict[str, dict], options: dict) -> None:
     """Matrix metadata per layer as exact tagged JSON text (anndata re-saves text as it is;
     a mapping would come back with its keys sorted)."""
-    write_elem(parent, "metadata", {layer: json_values.dumps(value) for layer, value in metadata.items()}, **options)
+    for layer, value in metadata.items():
+        json_values.check_metadata(value, obj=f"layers/{layer}/metadata")
+    texts = {layer: json_values.dumps(value, obj=f"layers/{layer}/metadata") for layer, value in metadata.items()}
+    write_elem(parent, "metadata", texts, **options)
 
 
 def _read_metadata(value: dict[str, Any]) -> dict[str, dict]:

@@ -63,11 +63,7 @@ def writing(
         atomic.commit()
     except EncodingError as exc:
         atomic.abort()
-        # a value of the container no codec can store: the save failed, like any other write error
-        raise IOWriteError(
-            "writing failed: a value of the container has no exact encoding; any earlier file is intact",
-            path=target, obj=exc.obj, expected=exc.expected, found=exc.found, hint=exc.hint,
-        ) from exc
+        raise _unencodable(exc, target) from exc
     except H5StreamError as exc:
         atomic.abort()
         raise translate_engine_error(exc) from exc
@@ -122,12 +118,27 @@ def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, veri
 
 
 @contextlib.contextmanager
-def engine_errors() -> Iterator[None]:
-    """Engine errors raised inside become their ``scptensor`` counterparts (same message and details)."""
+def engine_errors(target: str | os.PathLike | None = None) -> Iterator[None]:
+    """Engine errors raised inside become their ``scptensor`` counterparts (same message and details).
+
+    With ``target`` (a save's destination), a value no codec stores is an ``IOWriteError`` naming it.
+    """
     try:
         yield
+    except EncodingError as exc:
+        if target is None:
+            raise
+        raise _unencodable(exc, target) from exc
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
+
+
+def _unencodable(exc: EncodingError, target) -> IOWriteError:
+    """A value of the container no codec can store: the save failed, like any other write error."""
+    return IOWriteError(
+        "writing failed: a value of the container has no exact encoding; any earlier file is intact",
+        path=target, obj=exc.obj, expected=exc.expected, found=exc.found, hint=exc.hint,
+    )
 
 
 @contextlib.contextmanager

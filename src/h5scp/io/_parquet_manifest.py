@@ -86,9 +86,9 @@ def _history_json(history: Sequence[ProvenanceLog]) -> list:
         jsonvalues.encode(
             {"timestamp": h.timestamp, "action": h.action, "params": dict(h.params),
              "software_version": h.software_version, "description": h.description},
-            obj="history",
+            obj=f"history/{i}",
         )
-        for h in history
+        for i, h in enumerate(history)
     ]
 
 

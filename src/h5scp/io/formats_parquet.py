@@ -70,6 +70,7 @@ import polars as pl
 from scipy import sparse
 
 from h5stream import jsonvalues
+from h5scp.io import json_values
 from h5stream.files.folder_reads import read_folder
 from h5stream.files.folders import writing_folder
 from h5scp.io.classes import loads_into_classes, saves_any_container
@@ -292,7 +293,7 @@ def save_parquet(
     part = select_parts(container, save_obs, save_assays, save_layers, save_history)
     _check_frames(part, target)
     options = _parquet_options(compression, compression_level)
-    with _engine_errors(), writing_folder(
+    with _engine_errors(target), writing_folder(
         target, overwrite=overwrite, is_replaceable=is_parquet_dataset,
         kind="a scptensor Parquet dataset folder (with its manifest)",
         other_folder="a folder without a scptensor Parquet manifest",
@@ -325,7 +326,9 @@ def save_parquet(
                     layout=layout, dense_cells=dense_cells, options=options,
                 )
                 if matrix.metadata:
-                    spec["metadata"] = jsonvalues.encode(dict(matrix.metadata), obj=f"{name}/{layer} metadata")
+                    json_values.check_metadata(matrix.metadata, obj=f"assays/{name}/layers/{layer}/metadata")
+                    spec["metadata"] = jsonvalues.encode(dict(matrix.metadata),
+                                                         obj=f"assays/{name}/layers/{layer}/metadata")
                 entry["layers"].append({"name": layer, **spec})
             manifest["assays"].append(entry)
         if part.links:

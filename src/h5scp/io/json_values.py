@@ -14,13 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 from h5stream import jsonvalues
+from h5stream.errors import EncodingError
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "check_metadata"]
 
 
-def dumps(value: Any) -> str:
-    """Exact JSON text of a JSON-like value holding numpy scalars and arrays."""
-    return jsonvalues.dumps(value, obj="history params")
+def dumps(value: Any, *, obj: str) -> str:
+    """Exact JSON text of a JSON-like value holding numpy scalars and arrays (``obj`` names it in errors)."""
+    return jsonvalues.dumps(value, obj=obj)
+
+
+def check_metadata(metadata: Any, *, obj: str) -> None:
+    """Refuse a matrix metadata field these JSON-text formats cannot hold as it is (a SciPy sparse matrix)."""
+    for key, value in (metadata or {}).items():
+        if hasattr(value, "tocsr") and hasattr(value, "nnz"):
+            raise EncodingError(
+                "a sparse matrix metadata field is stored by the .h5 format only", obj=f"{obj}/{key}",
+                expected="a numpy array, or a JSON-like value", found=type(value).__name__,
+                hint=f"save as .h5, or store metadata[{key!r}].toarray()")
 
 
 def loads(text: str) -> Any:

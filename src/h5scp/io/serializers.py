@@ -226,7 +226,7 @@ def provenance_to_element(history: Sequence[ProvenanceLog], *, params_as_json: b
         schema=_RECORD_SCHEMA,
     )
     if params_as_json:
-        params = {str(i): json_values.dumps(dict(h.params)) for i, h in enumerate(history)}
+        params = {str(i): json_values.dumps(dict(h.params), obj=f"history/{i}/params") for i, h in enumerate(history)}
     else:
         params = {str(i): dict(h.params) for i, h in enumerate(history)}
     return {"records": records, "params": params}

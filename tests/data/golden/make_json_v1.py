@@ -71,7 +71,7 @@ def write_scptensor(path: Path) -> None:
     with h5py.File(path, "w") as f:
         group = f.create_group("params")
         for name, value in SCPTENSOR_VALUES.items():
-            group.attrs[name] = json_values.dumps(value)
+            group.attrs[name] = json_values.dumps(value, obj=f"params/{name}")
 
 
 def main(folder: str) -> None:
