@@ -57,3 +57,47 @@ def test_an_object_in_history_params_is_refused_naming_the_parameter(tmp_path, s
     text = str(caught.value)
     assert str(path) in text and "params" in text and "model" in text, text
     assert not path.exists()
+
+
+# --------------------------------------------------------------------------- look-alike containers
+
+
+def _look_alike(assays=None, X=None, metadata=None, links=None):
+    from types import SimpleNamespace
+
+    obs = pl.DataFrame({"_index": ["s1", "s2"]})
+    var = pl.DataFrame({"_index": ["P1"]})
+    matrix = SimpleNamespace(X=np.array([[1.0], [2.0]]) if X is None else X, M=None, metadata=metadata)
+    assay = SimpleNamespace(var=var, layers={"raw": matrix}, feature_id_col="_index")
+    return SimpleNamespace(obs=obs, assays={"p": assay} if assays is None else assays,
+                           links=[] if links is None else links, history=[], sample_id_col="_index")
+
+
+MASKED = np.ma.masked_array(np.array([[1.0], [2.0]]), mask=[[False], [True]])
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize(("container", "part", "found"), [
+    (lambda: _look_alike(assays=[1]), "[assays]", "found list"),
+    (lambda: _look_alike(links={"a": 1}), "[links]", "found dict"),
+    (lambda: _look_alike(X=MASKED), "[assays/p/layers/raw/X]", "1 masked cells"),
+    (lambda: _look_alike(metadata="checked by hand"), "[assays/p/layers/raw/metadata]", "found str"),
+], ids=["assays-list", "links-dict", "masked-X", "metadata-str"])
+def test_look_alike_containers_are_refused_naming_the_attribute(tmp_path, suffix, container, part, found):
+    path = tmp_path / f"c{suffix}"
+    with pytest.raises(IOWriteError) as caught:
+        _save(container(), path)
+    text = str(caught.value)
+    assert str(path) in text and part in text and found in text, text
+    assert not path.exists()
+
+
+def test_our_matrix_refuses_a_masked_array_rather_than_drop_its_mask():
+    from h5scp import ValidationError
+
+    with pytest.raises(ValidationError, match="masked array; its mask would be lost"):
+        ScpMatrix(MASKED)
+    with pytest.raises(ValidationError, match="masked"):
+        ScpMatrix(np.ones((2, 1)), np.ma.masked_array(np.zeros((2, 1), np.int8), mask=[[True], [False]]))
+    # a masked array with nothing masked is its values
+    assert np.array_equal(ScpMatrix(np.ma.masked_array(np.ones((2, 1)))).X, np.ones((2, 1)))

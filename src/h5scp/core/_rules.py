@@ -49,7 +49,18 @@ def _values_dtype(dtype: np.dtype, what: str) -> np.dtype:
     )
 
 
+def _refuse_masked(value, what: str) -> None:
+    """np.asarray drops a masked array's mask: such an array is refused rather than read as if nothing were masked."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.count_masked(value):
+        raise ValidationError(
+            f"{what} is a numpy masked array; its mask would be lost", obj=what,
+            expected="a plain numpy array (the data model's mask is the layer's M, int8 codes)",
+            found=f"numpy.ma.MaskedArray with {int(np.ma.count_masked(value))} masked cells",
+        )
+
+
 def _coerce_values(X, what: str):
+    _refuse_masked(X, what)
     if sparse.issparse(X):
         X = _as_sparse_format(X)
         target = _values_dtype(X.dtype, what)
@@ -67,6 +78,7 @@ def _coerce_values(X, what: str):
 def _coerce_mask(M, shape: tuple[int, int], what: str):
     if M is None:
         return None
+    _refuse_masked(M, what)
     if sparse.issparse(M):
         M = _as_sparse_format(M)
         codes = M.data

@@ -119,12 +119,30 @@ def _attrs(obj: Any, names: tuple[str, ...], what: str, path) -> list[Any]:
     return [getattr(obj, n) for n in names]
 
 
+def _of_kind(value: Any, kinds, obj: str, path, expected: str) -> None:
+    """A container's part of the wrong type: a typed error naming it (not an AttributeError from deep inside)."""
+    if not isinstance(value, kinds):
+        raise IOWriteError(f"the container's {obj} is not {expected}", path=path, obj=obj, expected=expected,
+                           found=type(value).__name__, hint="build the container with the data model's classes")
+
+
 def _refuse(what: str, path, obj: str, expected: str, found: str, hint: str) -> IOWriteError:
     return IOWriteError(f"{what}: no file format keeps it exactly", path=path, obj=obj,
                         expected=expected, found=found, hint=hint)
 
 
+def _refuse_masked(value, obj: str, path, role: str) -> None:
+    """A numpy masked array would be saved without its mask: refused (which mask code it means is the caller's)."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.count_masked(value):
+        raise _refuse(f"{role} is a numpy masked array, whose mask no format keeps beside the values", path, obj,
+                      "a plain numpy.ndarray (the data model's mask is the layer's M, int8 codes)",
+                      f"numpy.ma.MaskedArray with {int(np.ma.count_masked(value))} masked cells",
+                      "pass X.filled(np.nan) as X and np.where(np.ma.getmaskarray(X), code, 0).astype('int8') "
+                      "as M, with the MaskCode the masked cells stand for")
+
+
 def _check_array(value, obj: str, path, dtypes: tuple[str, ...], role: str) -> None:
+    _refuse_masked(value, obj, path, role)
     if sparse.issparse(value):
         if not isinstance(value, (sparse.csr_matrix, sparse.csc_matrix)):
             raise _refuse(f"{role} of an unsupported sparse kind", path, obj,
@@ -140,11 +158,17 @@ def _check_array(value, obj: str, path, dtypes: tuple[str, ...], role: str) -> N
                       f"{value.dtype} value exactly)" if value.dtype == np.float16 else "cast it first")
 
 
-def _metadata_mapping(metadata: Any) -> dict[str, Any]:
+def _metadata_mapping(metadata: Any, obj: str = "metadata", path=None) -> dict[str, Any]:
     if metadata is None:
         return {}
     if isinstance(metadata, Mapping):
         return dict(metadata)
+    if not dataclasses.is_dataclass(metadata) and not hasattr(metadata, "__dict__"):
+        raise IOWriteError(
+            "a matrix's metadata is not a mapping of named values", path=path, obj=obj,
+            expected="None, a MatrixMetadata or a dict with str keys", found=type(metadata).__name__,
+            hint="put the value under a name: metadata={'note': value}",
+        )
     fields = {f.name: getattr(metadata, f.name) for f in dataclasses.fields(metadata)} \
         if dataclasses.is_dataclass(metadata) else {}
     fields.update(getattr(metadata, "__dict__", {}))
@@ -156,7 +180,7 @@ def _matrix(matrix: Any, obj: str, path) -> _ours.ScpMatrix:
     _check_array(X, f"{obj}/X", path, ("float32", "float64"), "values")
     if M is not None:
         _check_array(M, f"{obj}/M", path, ("int8",), "mask")
-    return _ours.ScpMatrix(X, M, _metadata_mapping(metadata))
+    return _ours.ScpMatrix(X, M, _metadata_mapping(metadata, f"{obj}/metadata", path))
 
 
 def as_model(container: Any, path: str | os.PathLike | None = None) -> _ours.ScpContainer:
@@ -167,14 +191,23 @@ def as_model(container: Any, path: str | os.PathLike | None = None) -> _ours.Scp
     data model refuses.
     """
     if isinstance(container, _ours.ScpContainer):
+        for name, assay in container.assays.items():
+            for layer, matrix in assay.layers.items():
+                for role, value in (("values", matrix.X), ("mask", matrix.M)):
+                    _refuse_masked(value, f"assays/{name}/layers/{layer}/{'X' if role == 'values' else 'M'}",
+                                   path, role)
         return container
     obs, assays, links, history, id_col = _attrs(
         container, ("obs", "assays", "links", "history", "sample_id_col"), "container", path)
+    _of_kind(assays, Mapping, "assays", path, "a dict of assay name -> Assay")
+    _of_kind(links, (list, tuple, type(None)), "links", path, "a list of AggregationLink")
+    _of_kind(history, (list, tuple, type(None)), "history", path, "a list of ProvenanceLog")
     try:
         model_assays = {}
         for name, assay in assays.items():
             _safe_name(name, "assay name")
             var, layers, feature_id_col = _attrs(assay, ("var", "layers", "feature_id_col"), f"assays/{name}", path)
+            _of_kind(layers, Mapping, f"assays/{name}/layers", path, "a dict of layer name -> ScpMatrix")
             model_layers = {}
             for layer, matrix in layers.items():
                 _safe_name(layer, "layer name")
