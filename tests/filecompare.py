@@ -15,7 +15,8 @@ pipeline's session-mode rules (:mod:`hdmea.session.lab_layout`): a scalar is a 0
 and ``/source_files`` exist.  When exactly one of the two files carries ``hdmea_version`` (a session's
 file), those differences are not reported, nor what the original's session mode writes as datasets
 where its immediate mode writes attributes or nothing (``stimulus/frame_times``, ``features/<f>/metadata``,
-``spike_times_sectioned/<movie>/_attrs`` against that group's attributes) (``session_rules=None``, the default; pass True or False to
+``spike_times_sectioned/<movie>/_attrs`` against that group's attributes), nor the STA's immediate-mode
+place ``features/<movie>/sta`` (``session_rules=None``, the default; pass True or False to
 decide).
 
 ``assert_files_equal(a, b, ...)`` raises ``AssertionError`` listing the first
@@ -159,6 +160,17 @@ def _without_session_only(objects: dict) -> dict:
     return {p: o for p, o in objects.items() if not _SESSION_ONLY_OBJECTS.match(p)}
 
 
+_IMMEDIATE_STA = re.compile(r"^(/units/[^/]+/features/)([^/]+)(/sta)?$")
+
+
+def _without_immediate_only(objects: dict) -> dict:
+    """Without the STA's immediate-mode place (``features/<movie>/sta``, beside ``features/sta_<movie>``)."""
+    def immediate_only(path: str) -> bool:
+        match = _IMMEDIATE_STA.match(path)
+        return bool(match) and f"{match.group(1)}sta_{match.group(2)}" in objects
+    return {p: o for p, o in objects.items() if not immediate_only(p)}
+
+
 def compare_files(
     first: str | os.PathLike,
     second: str | os.PathLike,
@@ -176,6 +188,8 @@ def compare_files(
         objects_b = _collect(fb)
         reshaped: set[str] = set()
         if session_rules:  # what only the session's file holds is not a difference
+            # (a session loaded from an immediate-mode file keeps the STA's immediate-mode place: either side)
+            objects_a, objects_b = _without_immediate_only(objects_a), _without_immediate_only(objects_b)
             if "hdmea_version" in fa.attrs:
                 objects_a = _without_session_only(objects_a)
             else:

@@ -19,13 +19,6 @@ PLAYLIST = "play_optimization_set6_ipRGC_manual"
 
 #: The original's immediate-mode paths we do not write, and why.
 REMAINING = {
-    # the original's immediate mode puts the STA at features/<movie>/sta with four attributes; ours (as its
-    # session mode and the lab's scripts read it) at features/sta_<movie>/data
-    "units/<unit>/features/<movie>": "missing", "units/<unit>/features/<movie>/sta": "missing",
-    "units/<unit>/features/<movie>/sta@cover_range": "missing",
-    "units/<unit>/features/<movie>/sta@dtype_warning": "missing",
-    "units/<unit>/features/<movie>/sta@n_spikes": "missing",
-    "units/<unit>/features/<movie>/sta@n_spikes_excluded": "missing",
     # JSON text in one attribute in the original; a list of texts here, read by our steps and readers
     "@features_extracted": "rank", "@source_files": "rank",
 }

@@ -356,6 +356,11 @@ def compute_sta(
                         "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "movie_name": movie,
                         "n_spikes_used": int(sums.n_spikes_used[i]),
                         "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
+                else:  # the original's immediate mode: features/<movie>/sta with its records as attributes
+                    target.put(f"units/{u}/features/{movie}", {"sta": sums.sta[i]})
+                    target.set_attrs(f"units/{u}/features/{movie}/sta", {
+                        "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "dtype_warning": False,
+                        "n_spikes": int(sums.n_spikes_used[i]), "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
             target.mark_step_complete(STEP)
             result = STAResult(
                 hdf5_path=_path(hdf5_path), movie=movie, units_processed=len(unit_ids), n_lags=int(n_lags),
