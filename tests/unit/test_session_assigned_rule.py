@@ -211,3 +211,26 @@ def test_a_session_nobody_holds_is_freed_at_once(tmp_path):
         gc.enable()
     with h5py.File(tmp_path / "rec.h5", "r+") as f:  # not held open by the dropped session
         f.attrs["edited"] = 1
+
+
+def test_where_the_counts_do_not_add_up_nothing_is_let_go_and_nothing_is_lost(tmp_path, monkeypatch):
+    """The fallback: with the release decision uncalibrated (another interpreter), every assigned value is
+    held until the session saves or closes, and each change is saved."""
+    import weakref
+
+    monkeypatch.setattr(_followed.RELEASE, "calibrated", False)
+    s = _session(tmp_path, "64KB", n_units=6)
+    refs = []
+    for i in range(6):
+        sta = np.zeros((30, 15, 15))
+        s.units[f"unit_{i:03d}"]["sta"] = sta
+        sta += i + 1
+        refs.append(weakref.ref(sta))
+    del sta
+    s.units["unit_000"]["note"] = "last"
+    gc.collect()
+    assert all(r() is not None for r in refs)  # held: never let go on counts that were not checked
+    s.save()
+    for i in range(6):
+        np.testing.assert_array_equal(_read(tmp_path / "rec.h5", f"units/unit_{i:03d}/sta"),
+                                      np.full((30, 15, 15), float(i + 1)))
