@@ -251,12 +251,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from h5stream.checksums.wholefile import carries_no_checksum, check_file, check_summary
     from hdmea.io.mcs import mcs_link_rule
+    from hdmea.io.recording import marked_as_recording
 
     start = time.perf_counter()
     # a .cmtr's /Acquisition link to its .cmcr is accepted, as by the input checks
     stats = check_file(args.file, link_rule=mcs_link_rule)  # a mismatch is a ChecksumError: reported by _run, non-zero exit
     seconds = time.perf_counter() - start
-    if carries_no_checksum(stats) and not _marked_as_recording(args.file):
+    if carries_no_checksum(stats) and not marked_as_recording(args.file):
         read = f"all {counted(stats['unchecked'], 'dataset')} read without an error"
         if Path(args.file).suffix.lower() in (".cmcr", ".cmtr"):
             print(f"{args.file}: readable: {read}; an MCS file carries no checksums, so its values cannot be "
@@ -268,14 +269,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(check_summary(args.file, stats, seconds))
     return EXIT_OK
-
-
-def _marked_as_recording(path: str) -> bool:
-    """Whether ``path`` says it is a recording (ours, or the original pipeline's with its dataset_id)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return "h5stream_format" in f.attrs or "dataset_id" in f.attrs
 
 
 def _cmd_view(args: argparse.Namespace) -> int:

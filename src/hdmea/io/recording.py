@@ -49,7 +49,8 @@ from hdmea.io import _files
 from hdmea.io.hdf5_store import check_recording_format, open_recording_hdf5
 
 __all__ = ["open_recording", "Recording", "UnitView", "FeatureView", "SectionedSpikes", "DEFAULT_SAMPLING_RATE",
-           "NO_POSITION", "visible_members", "read_whole", "read_selection", "SourceFile", "read_lazy_tree"]
+           "NO_POSITION", "visible_members", "read_whole", "read_selection", "SourceFile", "read_lazy_tree",
+           "marked_as_recording"]
 
 #: The rate a recording that states none is read at (Hz): the MCS CMOS-MEA systems' 20 kHz.
 DEFAULT_SAMPLING_RATE = 20000.0
@@ -515,3 +516,10 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
     except (H5StreamError, ChecksumError):
         source.close()
         raise
+
+
+def marked_as_recording(path: str | os.PathLike) -> bool:
+    """Whether the HDF5 file at ``path`` says it is a recording: ours (root ``h5stream_format``) or the
+    original pipeline's (root ``dataset_id``); ``hdmea verify`` tells them from other programs' files."""
+    with h5py.File(path, "r") as f:
+        return "h5stream_format" in f.attrs or "dataset_id" in f.attrs
