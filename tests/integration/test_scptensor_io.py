@@ -190,6 +190,18 @@ def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
     assert np.array_equal(theirs.X, x)
     with h5py.File(tmp_path / "auto.h5ad", "r") as f:
         assert f["X"].compression is None
+    import mudata
+
+    from h5scp.io import save_h5mu
+
+    save_h5mu(container, tmp_path / "auto.h5mu")
+    with mudata.set_options(pull_on_update=False):
+        theirs = mudata.read_h5mu(tmp_path / "auto.h5mu")
+    assert np.array_equal(theirs.mod["proteins"].X, x)
+    assert np.array_equal(theirs.mod["proteins"].layers["sparse_nan"], mostly_missing, equal_nan=True)
+    assert (theirs.mod["peptides"].X != sparse_x).nnz == 0
+    with h5py.File(tmp_path / "auto.h5mu", "r") as f:
+        assert f["mod/proteins/layers/sparse_nan"].compression == "gzip"
 
 
 # ---------------------------------------------------------------- selective saves
