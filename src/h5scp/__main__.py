@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--assay", help="assay written to an .h5ad file or .zarr store (needed when there are several)")
     p.add_argument("--layer", help="layer stored as X in an .h5ad file or .zarr store (default: the first)")
     p.add_argument("--compression",
-                   help="HDF5: auto (default: gzip level 1 where an array shrinks to half, else none), gzip, lzf, "
+                   help="HDF5: auto (default: gzip level 1 where an array shrinks to a quarter, else none), gzip, lzf, "
                    "none or an hdf5plugin codec; "
                    "Parquet: zstd (default), lz4, snappy, gzip, brotli or none")
     p.add_argument("--level", type=int, help="compression level (HDF5 gzip default 4, 1 with auto)")

@@ -150,9 +150,10 @@ def test_masks_are_deflated_at_level_one_at_most(tmp_path, level, mask_at):
 
 
 def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
-    """``compression="auto"`` (the default): measured intensities stored plain, a mask, sparse indices
-    and mostly-missing values deflated at level 1 after the shuffle filter, arrays under one chunk
-    (1 MiB) plain; HDF5's own filters only, read by plain h5py and by anndata."""
+    """``compression="auto"`` (the default): measured intensities and sparse indices (a third of their
+    bytes under gzip) stored plain, a mask and mostly-missing values deflated at level 1 after the
+    shuffle filter, arrays under one chunk (1 MiB) plain; HDF5's own filters only, read by plain h5py,
+    anndata and mudata."""
     import anndata
 
     from h5scp.io import save_h5ad
@@ -162,7 +163,7 @@ def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
     x = rng.lognormal(size=(n, p))  # noise in the low bytes: keeps most of its bytes under gzip
     m = (rng.random((n, p)) < 0.3).astype(np.int8) * np.int8(MaskCode.LOD)  # 1.2 MB
     sparse_x = sparse.random(n, 20 * p, density=0.02, format="csr", random_state=2)
-    mostly_missing = np.where(rng.random((n, p)) < 0.8, np.nan, x)
+    mostly_missing = np.where(rng.random((n, p)) < 0.9, np.nan, x)  # nine tenths missing
     small = (rng.random((n, 50)) < 0.3) * 1.0  # 0.8 MB of float64: under one chunk
     assays = {
         "proteins": Assay(pl.DataFrame({"_index": [f"P{j}" for j in range(p)]}),
@@ -177,11 +178,11 @@ def test_the_default_compresses_only_the_arrays_that_shrink_to_half(tmp_path):
         layers = f["assays/proteins/layers"]
         X, M, nan_x = layers["raw/X"], layers["raw/M"], layers["sparse_nan/X"]
         indices, data = f["assays/peptides/layers/raw/X/indices"], f["assays/peptides/layers/raw/X/data"]
-        assert X.compression is None and data.compression is None
+        assert X.compression is None and data.compression is None and indices.compression is None
         assert f["assays/small/layers/raw/X"].compression is None and f["obs/_index"].compression is None
-        for ds in (M, nan_x, indices):
+        for ds in (M, nan_x):
             assert ds.compression == "gzip" and ds.compression_opts == 1 and ds.shuffle, ds.name
-            assert ds.id.get_storage_size() <= 0.5 * ds.nbytes, ds.name
+            assert ds.id.get_storage_size() <= 0.25 * ds.nbytes, ds.name
         assert np.array_equal(X[()], x) and np.array_equal(M[()], m)
         assert np.array_equal(nan_x[()], mostly_missing, equal_nan=True)
     assert_container_equal(load_hdf5(path), container)

@@ -205,11 +205,11 @@ def save_hdf5(
         Target file (``.h5`` or ``.hdf5`` by convention).
     compression : {"auto", "gzip", "lzf", None, ...}, default "auto"
         Codec of array data.  ``"auto"``: gzip level 1 (with the shuffle filter for
-        matrices) for the arrays that shrink to at most half (masks, sparse indices,
-        mostly-missing values, sample a few chunks to tell), no compression for the
-        others (measured intensities, whose bytes gzip barely shrinks at ten times
-        the time of writing them); only HDF5's built-in filters, so plain h5py reads
-        the file.  ``"gzip"``: every array at ``compression_level``; ``zstd``,
+        matrices) for the arrays of a chunk (1 MiB) or more that shrink to at most a
+        quarter (masks, mostly-missing values; a few sampled pieces tell), no
+        compression for the others (measured intensities, whose bytes gzip barely
+        shrinks at more time than writing them); only HDF5's built-in filters, so
+        plain h5py reads the file.  ``"gzip"``: every array at ``compression_level``; ``zstd``,
         ``lz4``... need ``hdf5plugin``; None: no compression.
     compression_level : int, optional
         Level of gzip (0-9; default 4, or 1 with ``"auto"``) or zstd.

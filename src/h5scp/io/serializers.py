@@ -58,13 +58,14 @@ _RECORD_SCHEMA = {
 #: ``compression="auto"``, the default of h5scp's HDF5 writers (``.h5``, ``.h5ad``, ``.h5mu``): gzip at
 #: this level (with the shuffle filter for matrices) for an array whose sampled chunks keep at most
 #: :data:`AUTO_SHRINKS_TO` of their bytes, no compression for the others.  Only HDF5's built-in
-#: filters, so plain h5py, anndata, mudata and scanpy read every file.  Measured intensities (float64
-#: log-normal values) keep 0.7-0.9 of their bytes at any gzip level and cost ten times more time to
-#: deflate and inflate than writing and reading them plain; masks, sparse indices and mostly-missing
-#: values shrink to a fifth or less, quickly.
+#: filters, so plain h5py, anndata, mudata and scanpy read every file.  On a disk that writes and
+#: reads 0.8-1 GB/s, deflating and inflating a byte costs about as much time as writing and reading
+#: it, so compression saves time only where most bytes go away: measured intensities (float64
+#: log-normal values) keep 0.7-0.93 of their bytes and sparse indices about a third, and are stored
+#: plain; masks and matrices nine tenths missing shrink to a fifth or less, quickly, and are deflated.
 AUTO = "auto"
 AUTO_LEVEL = 1
-AUTO_SHRINKS_TO = 0.5
+AUTO_SHRINKS_TO = 0.25
 
 
 def is_auto(compression: str | None) -> bool:
