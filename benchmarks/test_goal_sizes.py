@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import bench_h5scp_defaults as module
 from benchmarks import run as runner
 
@@ -16,6 +18,7 @@ from benchmarks import run as runner
 SLOWDOWN = 3.0
 
 
+@pytest.mark.slow  # 10 fresh processes per round: about a minute
 def test_check_at_small_size_fails_on_a_row_made_slower(monkeypatch, tmp_path, capsys):
     setup, save, load_setup, load = module.SIDES["ours defaults"]
     monkeypatch.setitem(module.SIDES, "ours defaults", (setup, f"time.sleep({SLOWDOWN})\n" + save, load_setup, load))
