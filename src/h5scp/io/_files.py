@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
+import polars as pl
 
 from h5stream import checksums
 from h5stream.errors import EncodingError, H5StreamError
@@ -158,6 +159,13 @@ def guarded(path: str | os.PathLike, obj: str) -> Iterator[None]:
         ) from exc
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
+    except pl.exceptions.PolarsError as exc:
+        # a table the file describes that cannot be built as described (a column it names is missing, a
+        # type it records does not fit its values): damage or another tool's edit, not a fault of the reader
+        raise IOFormatError(
+            f"a table stored in the file does not match its own description: {type(exc).__name__}: {exc}",
+            path=path, obj=obj, hint="the file was modified or written by another tool; load a copy you trust",
+        ) from exc
 
 
 def root_attr(f: h5py.Group, name: str, default=None):
