@@ -4,7 +4,8 @@
 they are equal): numpy arrays by dtype, shape and values with NaN equal to NaN,
 polars frames by schema and values, scptensor containers by
 :func:`h5scp.testing.assert_container_equal`, mappings, sequences, dataclasses
-and plain values by ``==`` (NaN equal to NaN).
+and plain values by ``==`` (NaN equal to NaN).  A value polars cannot compare (a flipped date beyond
+the dates it can show: its comparison panics) differs from the original's.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def _array_difference(a: np.ndarray, b: np.ndarray, where: str) -> str | None:
 def difference(a, b, where: str = "") -> str | None:
     """The first difference between ``a`` and ``b`` (a short description), None when they are equal."""
     import polars as pl
+    from polars.exceptions import PanicException
     from scipy import sparse
 
     from h5scp import ScpContainer
@@ -55,7 +57,7 @@ def difference(a, b, where: str = "") -> str | None:
 
         try:
             assert_container_equal(a, b)
-        except AssertionError as exc:
+        except (AssertionError, PanicException) as exc:
             return f"{where}: {str(exc).splitlines()[0] if str(exc) else 'containers differ'}"
         return None
     if isinstance(a, np.ndarray):
@@ -73,7 +75,7 @@ def difference(a, b, where: str = "") -> str | None:
 
         try:
             assert_frame_equal(a, b, check_exact=True)
-        except AssertionError as exc:
+        except (AssertionError, PanicException) as exc:
             return f"{where}: {str(exc).splitlines()[0]}"
         return None
     if isinstance(a, dict):

@@ -10,7 +10,8 @@ footer (Thrift file metadata, its length and the magic numbers).
 
 A zarr store is fuzzed as a whole (:func:`plan_store_mutations`): each mutation names
 the file of the store it damages (``member``).  The data are the chunk files, the
-metadata the ``.zarray``/``.zattrs``/``.zgroup`` files; besides flips and zeroed
+metadata the ``.zarray``/``.zattrs``/``.zgroup``/``zarr.json`` files and the consolidated
+``.zmetadata``; besides flips and zeroed
 blocks, a tenth of the mutations change the store's structure: a file deleted, a chunk
 truncated to half, two chunk files swapped, an array's first dimension
 declared as 40,000,000.
@@ -28,7 +29,9 @@ DATA, METADATA, ZEROED, TYPE = "data", "metadata", "zeroed", "type"
 DELETED, TRUNCATED, SWAPPED, SHAPE = "deleted", "truncated", "swapped", "shape"
 STRUCTURE = (DELETED, TRUNCATED, SWAPPED, SHAPE)
 ZERO_BLOCKS = (512, 4096)
-STORE_METADATA = (".zarray", ".zattrs", ".zgroup", "zarr.json")
+#: A store's metadata files; ``.zmetadata`` is the consolidated metadata anndata writes (the readers here read
+#: each array's own files, so a flip in it reads identically: counted as data, it took most data flips)
+STORE_METADATA = (".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json")
 
 
 @dataclasses.dataclass(frozen=True)
