@@ -137,7 +137,8 @@ def test_benchmark_runner_reports_failing_modules_as_rows(tmp_path, monkeypatch,
     from benchmarks._harness import Row
 
     good = types.ModuleType("benchmarks.bench_good")
-    good.run = lambda size: [Row("good thing", "naive", 2.0, 1.0, "s", 2.0, 1.5)]
+    # a goal at both sizes: at --size small a row whose goal names only the full size has no verdict
+    good.run = lambda size: [Row("good thing", "naive", 2.0, 1.0, "s", 2.0, 1.5, goal_sizes=("small", "full"))]
     broken = types.ModuleType("benchmarks.bench_broken")
 
     def explode(size):
