@@ -154,7 +154,7 @@ def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> s
     ``rows = (start, stop)`` of the dataset, or as all of it when ``rows`` is None.  Without
     ``digest`` nothing needs to agree with the bytes: the array is written as it is, in one call.
     """
-    from h5stream.checksums import digest_end, digest_start, digest_update
+    from h5stream.checksums._digests import digest_end, digest_start, digest_update
 
     if not digest:
         if array.size:
@@ -201,7 +201,7 @@ def store_array_digested(parent, name: str, array: np.ndarray) -> tuple[h5py.h5d
     """:func:`store_array`, also returning the digest (:func:`h5stream.checksums.value_digest`) of
     exactly what was written: the array is written from private copies (:func:`write_snapshots`), so
     a thread changing it meanwhile cannot make the digest and the file disagree."""
-    from h5stream.checksums import value_digest
+    from h5stream.checksums._digests import value_digest
 
     pid = parent.id if isinstance(parent, h5py.Group) else parent
     array = np.asarray(array)
