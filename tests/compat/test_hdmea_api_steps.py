@@ -16,7 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-PAD = 180
+from tests.lab_tables import PAD, write_lab_tables
+from tests.lab_tables import expected_sections as _expected_sections
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +28,8 @@ def lab_recording(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab_recording")
     rec = generate_recording(out, "2025.04.10-11.12.57-Rec", config=SyntheticConfig.tiny(
         pre_margin_frames=PAD, post_margin_frames=PAD + 1), seed=3)
-    playlist = out / "playlist.csv"
-    movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
-    playlist.write_text(f'playlist_name,movie_names\nset_t,"[{movies}]"\nother,"[\'missing_movie.mov\']"\n')
-    lengths = out / "movie_length.csv"
-    lengths.write_text("movie_name,movie_length\n" + "".join(
-        f"{name},{length}\n" for name, length in rec.stimulus.movie_lengths.items()))
+    playlist, lengths = write_lab_tables(out, rec.stimulus, "missing_movie.mov")
     return rec, playlist, lengths
-
-
-def _expected_sections(stimulus, frame_times, pre=60, post=120):
-    """The original's layout by hand: entry = pad + movie + 1 + pad; section [movie - pre, movie + len + 1 + post]."""
-    out, cursor = {}, 0
-    for movie in stimulus.playlist:
-        length = stimulus.movie_lengths[movie]
-        first, last = cursor + PAD - pre, cursor + PAD + length + 1 + post
-        out.setdefault(movie, []).append([frame_times[first], frame_times[last]])
-        cursor += 2 * PAD + length + 1
-    return {m: np.asarray(v, dtype=np.int64) for m, v in out.items()}
 
 
 def test_load_recording_output_dir_layout_and_metadata(lab_recording, tmp_path, monkeypatch):

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from hdmea.cli import main
+from tests.lab_tables import PAD, write_lab_tables
+from tests.lab_tables import expected_sections as _expected_sections
 
-PAD = 180  # the original's pad_frame
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +26,11 @@ def lab(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab_tables")
     rec = generate_recording(out / "recordings", "2025.04.10-11.12.57-Rec", seed=7,
                              config=SyntheticConfig.tiny(pre_margin_frames=PAD, post_margin_frames=PAD + 1))
-    movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
-    (out / "playlist.csv").write_text(f'playlist_name,movie_names\nset_t,"[{movies}]"\nother,"[\'x.mov\']"\n')
-    (out / "movie_length.csv").write_text("movie_name,movie_length\n" + "".join(
-        f"{name},{length}\n" for name, length in rec.stimulus.movie_lengths.items()))
+    write_lab_tables(out, rec.stimulus, "x.mov")
     config = out / "lab.toml"
     config.write_text('[stimulus]\nplaylist_file = "playlist.csv"\nmovie_length_file = "movie_length.csv"\n'
                       'playlist_name = "set_t"\n\n[steps]\ncompute_sta = false\n')
     return rec, out, config
-
-
-def _expected_sections(stimulus, frame_times, pre=60, post=120) -> dict[str, np.ndarray]:
-    """By hand: each entry is pad + movie + 1 + pad frames; a section is [movie - pre, movie + len + 1 + post]."""
-    out, cursor = {}, 0
-    for movie in stimulus.playlist:
-        length = stimulus.movie_lengths[movie]
-        first, last = cursor + PAD - pre, cursor + PAD + length + 1 + post
-        out.setdefault(movie, []).append([frame_times[first], frame_times[last]])
-        cursor += 2 * PAD + length + 1
-    return {m: np.asarray(v, dtype=np.int64) for m, v in out.items()}
 
 
 def _sections(path) -> dict[str, np.ndarray]:
