@@ -63,8 +63,24 @@ def _read_all(path: Path, verify: bool) -> float:
     return time.perf_counter() - t0
 
 
-def _checked(container, path: Path) -> tuple[float, float]:
+def _save_and_load(container, path: Path, seal, verify: bool) -> tuple[float, float]:
+    """Seconds of a save whose store is sealed by ``seal`` in place of the format's own, and of a load."""
     from h5scp.io import formats_zarr, load_anndata_zarr, save_anndata_zarr
+
+    own = formats_zarr.seal_store
+    formats_zarr.seal_store = seal
+    try:
+        t0 = time.perf_counter()
+        save_anndata_zarr(container, path, assay="proteins", overwrite=True)
+        t1 = time.perf_counter()
+    finally:
+        formats_zarr.seal_store = own
+    load_anndata_zarr(path, verify=verify)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _checked(container, path: Path) -> tuple[float, float]:
+    from h5scp.io import formats_zarr
 
     seal = formats_zarr.seal_store
 
@@ -73,34 +89,15 @@ def _checked(container, path: Path) -> tuple[float, float]:
         seal(group, root, zarr_format)
         _parts["seal"].append(time.perf_counter() - t)
 
-    formats_zarr.seal_store = timed
-    try:
-        t0 = time.perf_counter()
-        save_anndata_zarr(container, path, assay="proteins", overwrite=True)
-        t1 = time.perf_counter()
-    finally:
-        formats_zarr.seal_store = seal
-    load_anndata_zarr(path)
-    done = time.perf_counter()
+    times = _save_and_load(container, path, timed, True)
     _read_all(path, False)  # pages cached for both
     _parts["verify"].append(_read_all(path, True))
     _parts["read unchecked"].append(_read_all(path, False))
-    return t1 - t0, done - t1
+    return times
 
 
 def _unchecked(container, path: Path) -> tuple[float, float]:
-    from h5scp.io import formats_zarr, load_anndata_zarr, save_anndata_zarr
-
-    seal = formats_zarr.seal_store
-    formats_zarr.seal_store = lambda group, root, zarr_format: None
-    try:
-        t0 = time.perf_counter()
-        save_anndata_zarr(container, path, assay="proteins", overwrite=True)
-        t1 = time.perf_counter()
-    finally:
-        formats_zarr.seal_store = seal
-    load_anndata_zarr(path, verify=False)
-    return t1 - t0, time.perf_counter() - t1
+    return _save_and_load(container, path, lambda group, root, zarr_format: None, False)
 
 
 def _anndata(adata, path: Path) -> tuple[float, float]:
