@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -234,6 +235,38 @@ def test_release_never_removes_a_claim_taken_over_by_another_writer(tmp_path):
     assert claim_path(target).exists()
     other.release()
     assert not claim_path(target).exists()
+
+
+def test_a_claim_released_and_retaken_while_a_third_writer_looks_is_never_held_twice(tmp_path):
+    # The interleaving of three writers meeting on one lock: B holds it; A fails to create the
+    # claim; B releases; A reads nothing; C takes the claim; A must not clear C's claim as stale.
+    target = tmp_path / "s.json"
+    first = WriterClaim(target).acquire()
+    others: list[WriterClaim] = []
+
+    class Looking(WriterClaim):
+        reads = 0
+
+        def read_holder(self, path=None):
+            holder = super().read_holder(path)
+            if path is None and self.reads == 0:
+                self.reads += 1
+                first.release()
+                holder = None  # read just after the holder left
+            return holder
+
+        def _is_stale(self, holder):
+            stale = super()._is_stale(holder)
+            if not others:
+                others.append(WriterClaim(target).acquire())  # a third writer claims it now
+            return stale
+
+    looking = Looking(target)
+    with contextlib.suppress(WriterClaimError):
+        looking.acquire()
+    holders = [c for c in (looking, *others) if c.held]
+    assert len(holders) == 1
+    assert json.loads(claim_path(target).read_text())["token"] == holders[0]._payload["token"]
 
 
 HOLDER = textwrap.dedent(

@@ -287,6 +287,8 @@ class WriterClaim:
 
     def _clear_if_stale(self, holder: dict | None) -> bool:
         """Remove a stale claim; True when the caller should retry."""
+        if holder is None and not self.path.exists():
+            return True  # released between our attempt and the read: retry, clear nothing
         if not self._is_stale(holder):
             return False
         # Move the claim aside before deleting it, and check that what moved is the
@@ -299,7 +301,9 @@ class WriterClaim:
         except OSError:
             return False
         moved = self.read_holder(tomb)
-        if holder is not None and (moved is None or moved.get("token") != holder.get("token")):
+        # What moved must be the claim judged stale: the same token, or still unreadable when
+        # the judged one was; a claim another writer took meanwhile goes back in place.
+        if (moved or {}).get("token") != (holder or {}).get("token") or (holder is None) != (moved is None):
             with contextlib.suppress(OSError):
                 os.link(tomb, self.path)  # put the live claim back
             with contextlib.suppress(OSError):
