@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.codecs import deflate_kernel
+from h5stream.compression import deflate_kernel
 from h5stream.elements import read_elem, write_elem
 from h5stream.native.libdeflate import KERNEL
 from h5stream.writer import WriteOptions

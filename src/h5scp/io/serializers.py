@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from h5stream.codecs import CODECS
+from h5stream.compression import CODECS
 from h5stream.elements import read_elem, write_elem
 from h5scp.core.structures import ProvenanceLog
 from h5scp.io import json_values

@@ -4,7 +4,7 @@ h5py decodes gzip chunks one after the other on the calling thread.  For a
 dataset whose filter pipeline is exactly deflate, or shuffle then deflate, this
 module reads the stored chunks with ``H5Dread_chunk`` (no filters) and decodes
 them on several threads with the compiled zlib kernel
-(:func:`h5stream.codecs.deflate_kernel`, which releases the GIL), writing each chunk
+(:func:`h5stream.compression.deflate_kernel`, which releases the GIL), writing each chunk
 straight into the preallocated output array.  A chunk that spans whole rows of
 the output, and is not an edge chunk, is inflated in place (no copy); other
 chunks go through a per-thread scratch buffer of one chunk.  No full-size
@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from h5stream import capabilities, checksums
-from h5stream.codecs import deflate_kernel
+from h5stream.compression import deflate_kernel
 from h5stream.errors import FormatError
 from h5stream.writer import resolve_threads
 

@@ -33,7 +33,7 @@ class Kernel:
 KERNELS: tuple[Kernel, ...] = (
     Kernel("_bins", "h5stream.kernels.bins.ragged_histograms", "ragged_histograms_naive",
            "none", "bench_features"),
-    Kernel("_compress", "h5stream.codecs.deflate_kernel", "deflate_chunk_reference",
+    Kernel("_compress", "h5stream.compression.deflate_kernel", "deflate_chunk_reference",
            "the system's libdeflate when asked (deflate='libdeflate' or 'auto'); HDF5's own filter for reads "
            "the parallel reader does not take", "bench_store",
            note="also HDF5's Fletcher32 (h5stream.checksums.fletcher32, twin fletcher32_naive)"),

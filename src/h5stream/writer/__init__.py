@@ -11,7 +11,7 @@
 * gzip is compressed in parallel by the engine's one chunk-filling gzip writer
   (:class:`h5stream.writer.gzip.GzipChunks`, which the NWB export's columns use
   too): chunks are gathered in batches (or viewed in place when they span whole
-  rows), deflated by the compiled zlib kernel (:func:`h5stream.codecs.deflate_kernel`,
+  rows), deflated by the compiled zlib kernel (:func:`h5stream.compression.deflate_kernel`,
   no GIL) on ``n_threads`` Python threads while the previous batch is written with
   ``H5Dwrite_chunk``.  Threads pick up one chunk at a time as they free up, so a
   busy machine slows the work without stalling it at barriers.  The result is an ordinary
@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
-from h5stream.codecs import DEFLATE_IMPLEMENTATIONS, get_codec
+from h5stream.compression import DEFLATE_IMPLEMENTATIONS, get_codec
 from h5stream.cores import free_cores, sharing_threads
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
@@ -103,7 +103,7 @@ class WriteOptions:
     n_threads : int or None
         Threads for parallel gzip (None: every allowed core, see :func:`h5stream.cores.sharing_threads`).
     deflate : {"zlib", "libdeflate", "auto"}
-        Encoder of gzip chunks (:func:`h5stream.codecs.deflate_kernel`): zlib,
+        Encoder of gzip chunks (:func:`h5stream.compression.deflate_kernel`): zlib,
         byte-identical to HDF5's filter (default), or libdeflate, the same
         format about twice as fast ("auto": libdeflate when installed).
     only_if_shrinks_to : float or None

@@ -3,7 +3,7 @@
 HDF5 runs its filters on one thread.  :class:`GzipChunks` does what HDF5's filter pipeline does to
 each chunk (the shuffle filter's byte planes, then a zlib stream, optionally HDF5's Fletcher32
 checksum after it; an edge chunk padded with zeros to the full chunk) with the engine's deflate kernel
-(:func:`h5stream.codecs.deflate_kernel`: the compiled zlib kernel, byte for byte HDF5's own filter, or
+(:func:`h5stream.compression.deflate_kernel`: the compiled zlib kernel, byte for byte HDF5's own filter, or
 libdeflate, whose stream may differ in its bytes and inflates to the same data; both run without
 the GIL) on a pool of threads, and stores each chunk with ``write_direct_chunk``.  Every gzip write
 of the engine goes through it: :func:`h5stream.writer.write_array` and the NWB export's columns
@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 
 from h5stream import checksums
-from h5stream.codecs import deflate_kernel
+from h5stream.compression import deflate_kernel
 from h5stream.cores import sharing_threads
 from h5stream.errors import WriteError
 from h5stream.native.libdeflate import RawDeflate, raw_deflate

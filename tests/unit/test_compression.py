@@ -1,4 +1,4 @@
-"""The codec table: each codec writes the HDF5 filter it names, and the compiled kernel fails loudly."""
+"""The compression table: each codec writes the HDF5 filter it names, and the compiled kernel fails loudly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.codecs import CODECS, deflate_kernel, get_codec
+from h5stream.compression import CODECS, deflate_kernel, get_codec
 from h5stream.writer import WriteOptions, write_array
 
 
