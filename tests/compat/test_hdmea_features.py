@@ -10,6 +10,8 @@ h5py, and the two modes must give equal files.
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -86,7 +88,7 @@ def test_readme_extractor_runs_unchanged_in_both_modes(tiny_recording, tmp_path,
             first = int(np.asarray(g["summary"].attrs["first"]).reshape(-1)[0])
             assert first == (int(spikes[0]) if spikes.size else -1)
             assert g.attrs["extractor_version"] == "1.0.0" and g.attrs["feature_name"] == "my_feature_name"
-        assert "my_feature_name" in list(f.attrs["features_extracted"])
+        assert "my_feature_name" in json.loads(f.attrs["features_extracted"])
 
     # cached: same version and config; a new config is a new result
     again = extract_features(immediate, features=["my_feature_name"], config_overrides={"scale": 2.0})

@@ -107,8 +107,9 @@ def test_migrated_file_holds_every_value_with_its_dtype(archive, tmp_path):
         assert f.attrs["dataset_id"] == truth["attrs"]["dataset_id"]
         assert f.attrs["created_at"] == truth["attrs"]["created_at"]
         assert bool(f.attrs["stage1_completed"]) and f.attrs["stage1_params_hash"] == "abc123"
-        assert _typed_attrs(f)["features_extracted"] == ["rf_noise", "step_up"]
-        assert _typed_attrs(f)["source_files"] == ["/data/rec.cmcr", "/data/rec.cmtr"]
+        assert json.loads(f.attrs["features_extracted"]) == ["rf_noise", "step_up"]
+        assert json.loads(f.attrs["source_files"]) == {"cmcr_path": "/data/rec.cmcr", "cmtr_path": "/data/rec.cmtr",
+                                                       "cmcr_exists": True, "cmtr_exists": False}
         assert bool(f.attrs["cmcr_exists"]) and not bool(f.attrs["cmtr_exists"])
         for uid, t in truth["units"].items():
             g = f["units"][uid]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import sys
 from pathlib import Path
@@ -79,7 +81,7 @@ def test_create_makes_groups_and_root_attrs(tmp_path):
         assert g.attrs["stage1_params_hash"] == store.stage1_params_hash({"n": 3, "fs": 20000})
         assert g.attrs["stage1_params_hash"] != store.stage1_params_hash({"fs": 20000, "n": 4})
         assert g.attrs["h5stream_format"] == "hdmea-recording"
-        assert len(g.attrs["features_extracted"]) == 0
+        assert g.attrs["features_extracted"] == "[]"  # JSON text, as the original writes it
 
 
 def test_create_is_atomic_until_close(tmp_path):
@@ -435,7 +437,7 @@ def test_write_feature_to_unit(rec):
         assert grp.attrs["label"] == "ON"
         assert isinstance(grp["fit"], h5py.Group) and grp["fit"].attrs["r2"] == 0.9  # nested -> subgroup
         assert grp.attrs["version"] == "2.1" and grp.attrs["params_hash"] == "abc123"
-        assert list(g.attrs["features_extracted"]) == ["baseline", "step_up_5s_5i_3x"]
+        assert json.loads(g.attrs["features_extracted"]) == ["step_up_5s_5i_3x", "baseline"]  # as computed
         assert list_features(g, "unit_000") == ["step_up_5s_5i_3x"]
         assert list_features(g, "unit_001") == ["baseline"]
 
@@ -483,9 +485,16 @@ def test_write_source_files(rec, tmp_path):
     write_source_files(f, cmcr, tmp_path / "absent.cmtr")
     f.close()
     with h5py.File(rec, "r") as g:
-        paths = [p if isinstance(p, str) else p.decode() for p in g.attrs["source_files"]]
-        assert paths == [str(cmcr), str(tmp_path / "absent.cmtr")]
+        # the original's JSON text: a path given is "exists" there; the root attributes say whether it was found
+        assert json.loads(g.attrs["source_files"]) == {"cmcr_path": str(cmcr), "cmtr_path": str(tmp_path / "absent.cmtr"),
+                                                       "cmcr_exists": True, "cmtr_exists": True}
         assert g.attrs["cmcr_exists"] == np.True_ and g.attrs["cmtr_exists"] == np.False_
+    f = open_recording_hdf5(rec, "r+")
+    write_source_files(f, None, tmp_path / "absent.cmtr")
+    f.close()
+    with h5py.File(rec, "r") as g:
+        assert json.loads(g.attrs["source_files"]) == {"cmcr_path": None, "cmtr_path": str(tmp_path / "absent.cmtr"),
+                                                       "cmcr_exists": False, "cmtr_exists": True}
 
 
 def test_attributes_round_trip_exact_types(rec):

@@ -3,6 +3,8 @@ original's save/checkpoint/source-file API; every write read back from the saved
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -147,8 +149,8 @@ def test_source_files_times_and_add_feature_of_any_value(tmp_path):
         np.testing.assert_array_equal(f["units/unit_004/features/sta_noise/data"][()], sta)
         assert f["units/unit_004/features/sta_noise/metadata/n_spikes"][()] == 3
         assert f["units/unit_004/features/score/data"][()] == 0.5
-        assert [p.decode() if isinstance(p, bytes) else p for p in f.attrs["source_files"]] == [
-            "/data/rec.cmcr", "/data/rec-.cmtr"]
+        stored = json.loads(f.attrs["source_files"])
+        assert [stored["cmcr_path"], stored["cmtr_path"]] == ["/data/rec.cmcr", "/data/rec-.cmtr"]
     with pytest.raises(FileExistsError):
         s.save()
     s.save(overwrite=True)

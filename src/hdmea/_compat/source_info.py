@@ -18,6 +18,7 @@ import numpy as np
 from hdmea.errors import ConfigError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
+from hdmea.io.hdf5_store import source_paths
 from hdmea.io.vendor_meta import file_meta, unit_meta
 from hdmea._compat.lab_readers import _existing
 from hdmea.io.unit_names import unit_number
@@ -30,7 +31,7 @@ def _sources(target, cmcr_path, cmtr_path):
     """The source files named in the call, else those the recording was loaded from."""
     stored = []
     if target.has("") and "source_files" in target.attrs(""):
-        stored = [str(p) for p in target.attrs("")["source_files"]]
+        stored = [p for p in source_paths(target.attrs("")["source_files"]) if p]
     if cmcr_path is None:
         cmcr_path = next((p for p in stored if p.lower().endswith(".cmcr")), None)
     if cmtr_path is None:

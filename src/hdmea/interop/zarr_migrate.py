@@ -410,12 +410,11 @@ def _root_attributes(f: h5py.File, attrs: dict) -> None:
     if "stage1_completed" in attrs:
         values["stage1_completed"] = bool(attrs["stage1_completed"])
     if isinstance(attrs.get("features_extracted"), list):
-        values["features_extracted"] = sorted({str(v) for v in attrs["features_extracted"]})
+        values["features_extracted"] = store.features_text(sorted({str(v) for v in attrs["features_extracted"]}))
     store.set_h5_attrs(f, values)
     files = _source_files(attrs.get("source_files"))
     if files is not None:
-        store.set_h5_attrs(f, {"source_files": [files[0] or "", files[1] or ""], "cmcr_exists": files[2],
-                               "cmtr_exists": files[3]})
+        store.set_h5_attrs(f, store.source_files_attrs(files[0], files[1], exists=(files[2], files[3])))
 
 
 def _migrate_units(reader: _Reader, f: h5py.File, unmapped: dict, *, transpose_eimage: bool = False

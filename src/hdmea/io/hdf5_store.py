@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import logging
 import os
 import warnings
@@ -108,7 +109,7 @@ def recording_root(dataset_id: str, config: Mapping | None = None) -> Group:
         "updated_at": stamp,
         "stage1_completed": False,
         "stage1_params_hash": stage1_params_hash(config),
-        "features_extracted": [],
+        "features_extracted": features_text([]),
         "h5stream_format": FORMAT_NAME,
         "h5stream_format_version": FORMAT_VERSION,
     })
@@ -413,11 +414,38 @@ def write_metadata(root: h5py.File, metadata: Mapping[str, Any]) -> None:
     _replace_children(root, {"metadata": metadata_nodes(metadata)})
 
 
-def features_after(current, feature_name: str) -> list[str]:
-    names = list(current or [])
+def _stored_json(stored, what: str):
+    """The value of a JSON-text root attribute, or None when ``stored`` is not text (an earlier file's list)."""
+    if isinstance(stored, bytes):
+        stored = stored.decode("utf-8")
+    if not isinstance(stored, str):
+        return None
+    try:
+        return json.loads(stored)
+    except ValueError as exc:
+        raise FormatError(f"root attribute {what!r} is not JSON text", expected="JSON, as the original writes it",
+                          found=stored[:80], hint="repair the attribute or write the file again") from exc
+
+
+def features_text(names) -> str:
+    """``features_extracted`` as the original stores it: JSON text of the names' list."""
+    return json.dumps([str(n) for n in names])
+
+
+def feature_names(stored) -> list[str]:
+    """The names in a stored ``features_extracted``: the original's JSON text, or a list (earlier files of ours)."""
+    parsed = _stored_json(stored, "features_extracted")
+    if parsed is None:
+        parsed = [] if stored is None else np.asarray(stored, dtype=object).ravel().tolist()
+    return [text(n) for n in parsed]
+
+
+def features_after(current, feature_name: str) -> str:
+    """``features_extracted`` (JSON text) with ``feature_name`` appended once, in the order computed."""
+    names = feature_names(current)
     if feature_name not in names:
         names.append(feature_name)
-    return sorted(names)
+    return features_text(names)
 
 
 def write_feature_to_unit(
@@ -446,9 +474,7 @@ def write_feature_to_unit(
     with _released_on_failure(f):
         features = require_h5_group(f, f"{unit_path}/features")
         replace_child(features, feature_name, node)
-        set_h5_attrs(f, {"features_extracted": features_after(
-            decode_attr(f.attrs["features_extracted"], "list:str") if "features_extracted" in f.attrs else [],
-            feature_name)})
+        set_h5_attrs(f, {"features_extracted": features_after(f.attrs.get("features_extracted"), feature_name)})
 
 
 def mark_stage1_complete(root: h5py.File) -> None:
@@ -489,13 +515,37 @@ def list_features(root: h5py.File, unit_id: str) -> list[str]:
     return _visible_children(f, f"units/{unit_id}/features")
 
 
-def source_files_attrs(cmcr_path, cmtr_path) -> dict[str, Any]:
+def source_files_attrs(cmcr_path, cmtr_path, exists: tuple[bool, bool] | None = None) -> dict[str, Any]:
+    """The root attributes naming the source files.
+
+    ``source_files`` as the original writes it: JSON text of ``{"cmcr_path", "cmtr_path", "cmcr_exists",
+    "cmtr_exists"}`` (a path null and its ``*_exists`` false when none is given); beside it the root attributes
+    ``cmcr_exists`` and ``cmtr_exists``: whether the file was there when recorded (``exists``: the values
+    recorded elsewhere, e.g. in an archive being converted, for both).
+    """
+    cmcr = os.fspath(cmcr_path) if cmcr_path else None
+    cmtr = os.fspath(cmtr_path) if cmtr_path else None
+    given = (cmcr is not None, cmtr is not None)
+    found = exists if exists is not None else tuple(p is not None and Path(p).exists() for p in (cmcr, cmtr))
     return {
-        "source_files": [os.fspath(cmcr_path) if cmcr_path is not None else "",
-                         os.fspath(cmtr_path) if cmtr_path is not None else ""],
-        "cmcr_exists": cmcr_path is not None and Path(cmcr_path).exists(),
-        "cmtr_exists": cmtr_path is not None and Path(cmtr_path).exists(),
+        "source_files": json.dumps({"cmcr_path": cmcr, "cmtr_path": cmtr, "cmcr_exists": bool(
+            exists[0] if exists else given[0]), "cmtr_exists": bool(exists[1] if exists else given[1])}),
+        "cmcr_exists": bool(found[0]),
+        "cmtr_exists": bool(found[1]),
     }
+
+
+def source_paths(stored) -> list[str]:
+    """``[cmcr, cmtr]`` ('' where none) of a stored ``source_files``: the original's JSON text, or the
+    ``[cmcr, cmtr]`` list of earlier files of ours."""
+    parsed = _stored_json(stored, "source_files")
+    if isinstance(parsed, Mapping):
+        paths = [parsed.get("cmcr_path"), parsed.get("cmtr_path")]
+    elif parsed is None and stored is not None and not isinstance(stored, (str, bytes)):
+        paths = np.asarray(stored, dtype=object).ravel().tolist()
+    else:
+        paths = []
+    return [text(p) if p else "" for p in (paths + ["", ""])[:2]]
 
 
 def write_source_files(root: h5py.File, cmcr_path: str | os.PathLike | None,

@@ -385,7 +385,7 @@ _SOURCE_KEYS = ("cmcr_path", "cmtr_path")
 class SourceFiles(MutableMapping):
     """``session.source_files``: ``{"cmcr_path": Path, "cmtr_path": Path}``, kept in the recording's root.
 
-    Stored as the root attributes ``source_files`` ([cmcr, cmtr] text),
+    Stored as the root attributes ``source_files`` (the original's JSON text),
     ``cmcr_exists`` and ``cmtr_exists``, as a step run without a session writes them.
     """
 
@@ -395,9 +395,7 @@ class SourceFiles(MutableMapping):
         self._session = session
 
     def _paths(self) -> list[str]:
-        stored = self._session.tree.root_attrs().get("source_files")
-        paths = [str(p) for p in stored] if isinstance(stored, (list, tuple)) else []
-        return (paths + ["", ""])[:2]
+        return store.source_paths(self._session.tree.root_attrs().get("source_files"))
 
     def __getitem__(self, key):
         if key not in _SOURCE_KEYS:

@@ -15,8 +15,9 @@ fe13de2: ``tests/data/lab_layout/unified_session_*.json``), whose rules differ f
 
 A session keeps its tree in the engine's typed form (a scalar is a tagged 1-element dataset, the tag
 restores its exact type); :func:`lab_session_tree` rewrites a copy of that tree at save and checkpoint,
-leaving the session's own nodes untouched.  Our additions (tags, checksums, ``source_files`` root
-attribute, provenance) stay beside the original's paths.
+leaving the session's own nodes untouched.  Our additions (tags, checksums, provenance) stay beside the
+original's paths; the root attributes ``source_files`` and ``features_extracted`` are JSON text, as the
+original's immediate mode writes them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: 
     out = _zero_d(root, {} if replaced is None else replaced)
     out = Group(dict(out.attrs), dict(out.children), out.tag, out.keys)
     out.attrs[HDMEA_VERSION_ATTR] = version
+    _json_root_records(out.attrs)
     pipeline = out.children.get("pipeline")
     if isinstance(pipeline, Group):
         pipeline = Group(dict(pipeline.attrs), dict(pipeline.children), pipeline.tag, pipeline.keys)
@@ -73,6 +75,17 @@ def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: 
     else:
         out.children.pop("source_files", None)
     return out
+
+
+def _json_root_records(attrs: dict) -> None:
+    """Root ``source_files`` and ``features_extracted`` as the original's JSON text (earlier files of ours,
+    loaded into a session, held them as lists)."""
+    from hdmea.io import hdf5_store as store
+
+    if "source_files" in attrs and not isinstance(attrs["source_files"], str):
+        attrs["source_files"] = store.source_files_attrs(*store.source_paths(attrs["source_files"]))["source_files"]
+    if "features_extracted" in attrs and not isinstance(attrs["features_extracted"], str):
+        attrs["features_extracted"] = store.features_text(store.feature_names(attrs["features_extracted"]))
 
 
 def _session_stimulus_and_metadata(out: Group) -> None:

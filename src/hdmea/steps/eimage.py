@@ -66,6 +66,7 @@ from hdmea.errors import ConfigError, RecordingFormatError
 from hdmea.features.registry import params_hash
 from hdmea.io.cmcr import AUTO, check_sensor_axis_order
 from hdmea.io.frame_order import FrameOrderDecision, settle_frame_order
+from hdmea.io.hdf5_store import source_paths
 from hdmea.io.mcs import GRID_SIZE
 from hdmea.io.recording import open_recording
 from hdmea.io.unit_names import resolve_unit_refs
@@ -241,8 +242,7 @@ def compute_eimage_sta(
         target.require_steps("load_recording")
         root_attrs = target.attrs("")
         if cmcr_path is None:
-            sources = root_attrs.get("source_files") or ["", ""]
-            cmcr_path = sources[0] or None
+            cmcr_path = source_paths(root_attrs.get("source_files"))[0] or None
         if cmcr_path is None:
             raise ConfigError("no raw file: the recording names no .cmcr", hint="pass cmcr_path=")
         recording = str(root_attrs.get("dataset_id") or hdf5_path or cmcr_path)
@@ -555,8 +555,7 @@ def _all_peaks(target, root_attrs, unit_ids, fs) -> list[np.ndarray]:
     from hdmea.io.cmtr import CmtrFile
     from hdmea.io.vendor_meta import peak_samples
 
-    sources = root_attrs.get("source_files") or ["", ""]
-    cmtr_path = sources[1] if len(sources) > 1 else ""
+    cmtr_path = source_paths(root_attrs.get("source_files"))[1]
     if not cmtr_path or not Path(cmtr_path).is_file():
         raise ConfigError("peaks='all' reads every peak from the .cmtr, which the recording does not find",
                           found=str(cmtr_path) or "none", hint="keep peaks='included', or set the source files")
