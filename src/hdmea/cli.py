@@ -12,7 +12,7 @@ finished, print ``stopped; run the same command again to resume`` with where,
 and exit 130 after Ctrl-C at a terminal, 75 (``EX_TEMPFAIL``) after SIGTERM or
 inside a SLURM job (the same command resumes; see
 :mod:`hdmea.pipeline.batch.preemption`).  A stop at any other moment, the
-command line's start included (:mod:`_hdmea_cli`), prints the same line.
+command line's start included (:mod:`_hdmea_cli`), prints the same line (:mod:`hdmea.cli_stops`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from _hdmea_cli import STOPPED, command_of, stop_exit_code, stopped_line
 from h5stream.cli_parser import OneLineParser
 from h5stream.errors import H5StreamError
 from hdmea import cli_stops
+from hdmea.cli_stops import RESUMABLE, STOPPED, command_of, stop_exit_code, stopped_line
 from hdmea.cli_errors import FILE_ARGUMENTS, describe_error, input_problem
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
@@ -43,10 +43,6 @@ logger.addHandler(logging.NullHandler())
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_PREEMPTED = 75  # hdmea.pipeline.batch.preemption.EXIT_PREEMPTED
-
-#: Commands that checkpoint and exit EXIT_PREEMPTED on SIGTERM or SIGINT.
-_STOPPABLE = ("run", "run-one", "batch")
 
 
 def _load_config(path: str | None, sensor_axis_order: str | None = None):
@@ -462,7 +458,7 @@ def _run(argv: Sequence[str] | None) -> int:
         args.log_level = "WARNING" if args.command == "demo" and not args.verbose else "INFO"
     if getattr(args, "check", None) is not None:
         args.check(args)
-    configure_logging(args.log_level, run_view=args.command in _STOPPABLE,
+    configure_logging(args.log_level, run_view=args.command in RESUMABLE,
                       one_recording=args.command in ("run", "run-one"))
     func: Callable[[argparse.Namespace], int] = args.func
     command = args.command
@@ -474,7 +470,7 @@ def _run(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
     stop_signals: contextlib.AbstractContextManager = contextlib.nullcontext()
     preempted: type[BaseException] | tuple = ()  # caught below only by the commands that stop on signals
-    if command in _STOPPABLE:
+    if command in RESUMABLE:
         from hdmea.pipeline.batch.preemption import Preempted, stop_on_signals
 
         stop_signals, preempted = stop_on_signals(), Preempted

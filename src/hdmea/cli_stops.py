@@ -1,15 +1,51 @@
-"""How the ``hdmea`` command line notes a stop signal before a command's own handling, and words a stop.
+"""How the ``hdmea`` command line words a stop, and notes a stop signal before a command's own handling.
+
+What a stopped command prints (:func:`stopped_line`, :data:`STOPPED`) and its exit status
+(:func:`stop_exit_code`) are the same at every moment: while the console script's start (:mod:`_hdmea_cli`)
+imports the command line, while a command checks its inputs, and after a run checkpointed what it finished.
+This module imports nothing but the standard library, so the start can read these words before it imports
+the command line (:mod:`hdmea.cli`), which reads them too.
 
 :func:`stops_noted` holds Ctrl-C and SIGTERM from the command line's start until a command installs its own
 handlers (:func:`hdmea.pipeline.batch.preemption.stop_on_signals`); :func:`stop_detail` is what follows
-"stopped; run the same command again to resume" (:data:`_hdmea_cli.STOPPED`) when a run was stopped.
+:data:`STOPPED` when a run was stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
-__all__ = ["stops_noted", "first_signal", "signal_words", "stop_detail"]
+__all__ = ["STOPPED", "RESUMABLE", "COMMANDS", "stop_exit_code", "stopped_line", "command_of",
+           "stops_noted", "first_signal", "signal_words", "stop_detail"]
+
+#: What a command stopped by Ctrl-C or a cluster's signal says (once), whatever it was doing.
+STOPPED = "stopped; run the same command again to resume"
+#: The commands a stop leaves something to resume for.
+RESUMABLE = ("run", "run-one", "batch")
+#: Every command of the command line (hdmea.cli.build_parser's; a test holds the two together).
+COMMANDS = (*RESUMABLE, "demo", "inspect", "verify", "report", "view", "export-nwb", "migrate")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: hdmea.pipeline.batch.preemption.EXIT_PREEMPTED
+
+
+def stop_exit_code(signal_name=None) -> int:
+    """130 for Ctrl-C at a terminal; 75 for a cluster's stop: SIGTERM (a time limit, preemption, scancel),
+    or any stop inside a SLURM job (``slurm_array.sh`` and ``RequeueExit=75`` requeue the task on it)."""
+    in_slurm = bool(os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"))
+    return EXIT_INTERRUPTED if signal_name in (None, "SIGINT") and not in_slurm else EXIT_PREEMPTED
+
+
+def stopped_line(command) -> str:
+    """The one line a stopped command prints (``command``: its name, None when not known yet)."""
+    if command in RESUMABLE:
+        return f"hdmea {command}: {STOPPED}"
+    return f"hdmea {command}: stopped" if command else "hdmea: stopped"
+
+
+def command_of(argv) -> str | None:
+    """The command of a command line's words (None: none given yet)."""
+    return next((word for word in argv if word in COMMANDS), None)
 
 _first_signal: str | None = None  # the stop signal that arrived before a command's own handling, if one did
 

@@ -144,7 +144,7 @@ def test_a_bad_command_line_is_one_line_with_what_to_do(argv, words):
 
 def test_the_start_of_the_command_line_knows_every_command():
     """The console script's start names the stopped command before the parser exists: the same list."""
-    from _hdmea_cli import COMMANDS, command_of, stopped_line
+    from hdmea.cli_stops import COMMANDS, command_of, stopped_line
     from hdmea.cli import build_parser
 
     parser = build_parser()
