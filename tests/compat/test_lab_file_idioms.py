@@ -150,3 +150,38 @@ def test_unknown_unit_ids_are_kept_in_the_sessions_warnings(tiny_recording):
     assert int(np.ravel(s.units[some]["unit_meta"]["row"])[0]) == s.units[some]["row"]
     assert s.metadata["cmcr_meta"]["ProgramName"] == "CMOS-MEA-Control"
     s.close()
+
+
+def test_load_recording_with_eimage_sta_records_its_own_name_as_the_original(tiny_recording, tmp_path):
+    """The original's file lists ``load_recording_with_eimage_sta`` (not the ``load_recording`` and
+    ``compute_eimage_sta`` it runs here); the steps after it find what they need done, in both modes."""
+    from hdmea.io import section_spike_times
+    from hdmea.pipeline import add_section_time, load_recording_with_eimage_sta
+
+    def steps_of(path):
+        with h5py.File(path, "r") as f:
+            return [s.decode() for s in f["pipeline/session_info/completed_steps"][()]]
+
+    s = create_session("rec", hdf5_path=tmp_path / "s.h5")
+    s = load_recording_with_eimage_sta(tiny_recording.cmcr_path, tiny_recording.cmtr_path, session=s,
+                                       duration_s=0.05)
+    assert list(s.completed_steps) == ["add_cmtr_unit_info", "add_sys_meta_info", "load_recording_with_eimage_sta"]
+    s.stimulus["section_time"] = {"iprgc_test": np.array([[0, 500]], dtype=np.int64)}
+    s.completed_steps.add("add_section_time")
+    section_spike_times(session=s, pad_margin=(0.0, 0.0))  # needs load_recording: found done
+    assert "section_spike_times" in s.completed_steps and "load_recording" not in s.completed_steps
+    path = s.save()
+    assert "load_recording" not in steps_of(path) and "compute_eimage_sta" not in steps_of(path)
+    result = load_recording_with_eimage_sta(tiny_recording.cmcr_path, tiny_recording.cmtr_path, dataset_id="imm",
+                                            output_dir=tmp_path / "imm", duration_s=0.05)
+    assert steps_of(result.hdf5_path) == ["add_cmtr_unit_info", "add_sys_meta_info", "load_recording_with_eimage_sta"]
+    movies = {"iprgc_test": 1}
+    (tmp_path / "pl.csv").write_text('playlist_name,movie_names\np,"[\'iprgc_test.mov\']"\n')
+    (tmp_path / "len.csv").write_text("movie_name,movie_length\n" + "".join(f"{k},{v}\n" for k, v in movies.items()))
+    add_section_time(result.hdf5_path, "p", playlist_file_path=tmp_path / "pl.csv",
+                     movie_length_file_path=tmp_path / "len.csv")  # needs load_recording: found done
+    assert steps_of(result.hdf5_path)[-1] == "add_section_time"
+    # a second call over the same file is the same recording loaded again (not a foreign file)
+    again = load_recording_with_eimage_sta(tiny_recording.cmcr_path, tiny_recording.cmtr_path, dataset_id="imm",
+                                           output_dir=tmp_path / "imm", duration_s=0.05, force=True)
+    assert steps_of(again.hdf5_path) == ["add_cmtr_unit_info", "add_sys_meta_info", "load_recording_with_eimage_sta"]

@@ -12,12 +12,16 @@ from hdmea.errors import ConfigError
 from hdmea.io.cmcr import AUTO, check_sensor_axis_order
 from hdmea.io.hdf5_store import now_iso
 from hdmea.io.recording import open_recording
+from hdmea.session.names import COMPOSITE_STEPS
 from hdmea.session.target import open_target
 from hdmea.steps.eimage import FEATURE, compute_eimage_sta
 from hdmea.steps.load import load_recording
 from hdmea._compat.source_info import add_cmtr_unit_info, add_sys_meta_info
 
 __all__ = ["LoadWithEImageSTAResult", "load_recording_with_eimage_sta"]
+
+#: The name the step records in completed_steps (as the original).
+STEP = "load_recording_with_eimage_sta"
 
 
 @dataclasses.dataclass
@@ -103,6 +107,7 @@ def load_recording_with_eimage_sta(
     if max_spikes_per_unit == "spike_limit":
         max_spikes_per_unit = spike_limit
     t0 = time.perf_counter()
+    before = set(session.completed_steps) if session is not None else set()
     loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_dir=output_dir, output_path=output_path,
                             hdf5_path=hdf5_path, force=force, session=session, sensor_axis_order=sensor_axis_order,
                             **load_kwargs)
@@ -119,9 +124,12 @@ def load_recording_with_eimage_sta(
         add_cmtr_unit_info(cmtr_path=cmtr_path, force=True, **where)
     if load_sys_meta:
         add_sys_meta_info(cmcr_path=cmcr_path, cmtr_path=cmtr_path, force=True, **where)
+    # recorded as the original records it: this step's name, not the two steps it ran (COMPOSITE_STEPS)
+    with open_target(None if session is not None else loaded.hdf5_path, session, step=STEP) as target:
+        target.record_as_one_step(tuple(s for s in COMPOSITE_STEPS[STEP] if s not in before))
     if session is not None:
         return session
-    with open_target(loaded.hdf5_path, None, step="load_recording_with_eimage_sta") as target:
+    with open_target(loaded.hdf5_path, None, step=STEP) as target:
         # the original's immediate mode marks stage 1 on /pipeline (its session mode, when saved)
         target.set_attrs("pipeline", {"stage1_completed": True, "stage1_timestamp": now_iso()})
     with open_recording(loaded.hdf5_path) as recording:

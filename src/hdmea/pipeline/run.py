@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hdmea.progress import progress
-from hdmea.session.names import canonical_step_names
+from hdmea.session.names import canonical_step_names, steps_done
 from hdmea.steps.table import STEPS, Step, StepContext
 
 __all__ = ["run_pipeline", "PipelineReport", "StepRecord", "planned_steps", "CHECKPOINT_SUFFIX",
@@ -203,7 +203,7 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
     unsaved_seconds = 0.0  # work done since the last checkpoint
     bar = progress(len(STEPS), dataset_id, unit="step", log=logger, enabled=show_progress) \
         if show_progress is not False else None
-    done_before = set(canonical_step_names(session.completed_steps))
+    done_before = steps_done(session.completed_steps)
     off = {step.name: _off_reason(step, ctx) for step in STEPS}
     # The last step with checkpoint_after that runs: the steps after it are light, and the final
     # save follows within their seconds, so a checkpoint after it would write the same file
@@ -220,7 +220,7 @@ def _run_steps(cmcr: Path, cmtr: Path, output: Path, config: Any, dataset_id: st
         for step in STEPS:
             if bar is not None:
                 bar.set_postfix(step.name)
-            if step.name in canonical_step_names(session.completed_steps):
+            if step.name in steps_done(session.completed_steps):
                 record = StepRecord(step.name, "resumed")
             elif (reason := off[step.name]) is not None:
                 record = StepRecord(step.name, "off", note=reason)

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["RECORDED_STEP_ALIASES", "canonical_step_name", "canonical_step_names"]
+__all__ = ["RECORDED_STEP_ALIASES", "COMPOSITE_STEPS", "canonical_step_name", "canonical_step_names", "steps_done"]
 
 #: Older recorded name -> the step's present name.  Only names earlier versions wrote into files: a
 #: configuration key such as ``sta`` is no recorded name.
 RECORDED_STEP_ALIASES: dict[str, str] = {"eimage_sta": "compute_eimage_sta"}
+
+
+#: A step recorded under one name that ran others: ``load_recording_with_eimage_sta`` records its own name
+#: only, as the original does (its file lists no ``load_recording`` or ``compute_eimage_sta``); a step that
+#: needs one of those finds it done.
+COMPOSITE_STEPS: dict[str, tuple[str, ...]] = {
+    "load_recording_with_eimage_sta": ("load_recording", "compute_eimage_sta"),
+}
+
+
+def steps_done(names: Iterable[str]) -> set[str]:
+    """The steps that have run, given the recorded names: each composite step's inner steps included."""
+    done = set(canonical_step_names(names))
+    for name in list(done):
+        done.update(COMPOSITE_STEPS.get(name, ()))
+    return done
 
 
 def canonical_step_name(name: str) -> str:

@@ -40,7 +40,7 @@ from hdmea.errors import MissingInputError, MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.session.session import _NO_DEFAULT, PipelineSession, split_path
-from hdmea.session.names import canonical_step_names
+from hdmea.session.names import canonical_step_names, steps_done
 
 __all__ = ["StepTarget", "open_target"]
 
@@ -137,8 +137,10 @@ class _FileBackend:
     def mark_step_complete(self, step: str) -> None:
         steps = self.completed_steps
         if step not in steps:
-            steps.append(step)
-            self._set_children(_INFO.split("/"), {"completed_steps": store.value_node(steps)})
+            self.set_completed_steps(steps + [step])
+
+    def set_completed_steps(self, steps: list[str]) -> None:
+        self._set_children(_INFO.split("/"), {"completed_steps": store.value_node(list(steps))})
 
     def add_warning(self, text: str) -> None:
         warnings_list = self._info_list("warnings") + [str(text)]
@@ -164,6 +166,9 @@ class _SessionBackend:
     @property
     def completed_steps(self) -> list[str]:
         return list(self.session.completed_steps)
+
+    def set_completed_steps(self, steps: list[str]) -> None:
+        self.session.completed_steps = list(steps)
 
     def put_values(self, path: str, value) -> None:
         self.session._set_node(split_path(path, allow_root=False), store.value_node(value))
@@ -264,7 +269,7 @@ class StepTarget:
 
     def require_steps(self, *steps: str) -> None:
         """Raise :class:`hdmea.errors.MissingStepError` naming the first of ``steps`` that has not run."""
-        done = set(self.completed_steps)
+        done = steps_done(self.completed_steps)
         for needed in steps:
             if needed not in done:
                 where = "the session" if self.is_deferred else str(getattr(self._backend, "path", "the file"))
@@ -274,6 +279,12 @@ class StepTarget:
                     found=", ".join(self.completed_steps) or "no completed steps",
                     hint=f"run {needed} first",
                 )
+
+    def record_as_one_step(self, inner: tuple[str, ...], step: str | None = None) -> None:
+        """Record ``step`` (default: this target's) in place of ``inner``, the steps it ran (:data:`COMPOSITE_STEPS`)."""
+        step = self.step if step is None else step
+        kept = [s for s in self.completed_steps if s not in inner]
+        self._backend.set_completed_steps(kept + ([step] if step not in kept else []))
 
     def add_warning(self, text: str) -> None:
         self._backend.add_warning(text)

@@ -32,7 +32,7 @@ from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs, stage1_params_hash
 from hdmea.io.lab_series import firing_rate_10hz, light_reference_series
 from hdmea.io.unit_names import original_name, unit_name
-from hdmea.session.names import canonical_step_names
+from hdmea.session.names import steps_done
 from hdmea.session.target import open_target
 from hdmea.progress import counted
 
@@ -336,7 +336,7 @@ def _stage1_status(path: Path) -> str | None:
                 from hdmea.io import hdf5_store as store
 
                 value = store.decode_node(store.node_from_h5(steps))
-                if STEP not in canonical_step_names(value):
+                if STEP not in steps_done(value):
                     return None
                 stored = f.attrs.get("stage1_params_hash", "")
                 return stored.decode() if isinstance(stored, bytes) else str(stored)
