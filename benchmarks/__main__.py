@@ -1,5 +1,5 @@
-"""``python -m benchmarks``: see :mod:`benchmarks.run`."""
+"""``python -m benchmarks``: see :mod:`benchmarks.harness.run`."""
 
-from benchmarks.run import main
+from benchmarks.harness.run import main
 
 raise SystemExit(main())

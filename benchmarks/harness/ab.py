@@ -1,6 +1,6 @@
 """Interleaved A/B of two source trees: is any benchmark row slower in the new tree than in the old?
 
-``python -m benchmarks.ab OLD_TREE NEW_TREE --only MODULE [--only ...] [--rounds N] [--size small]
+``python -m benchmarks.harness.ab OLD_TREE NEW_TREE --only MODULE [--only ...] [--rounds N] [--size small]
 [--out DIR] [--margin 0.05]`` from the repository root.  A tree is a source checkout with its
 compiled extensions built in place (``git worktree add DIR COMMIT`` and ``python setup.py build_ext
 --inplace`` there).  Each round runs the benchmark runner once per tree (``python -m benchmarks
@@ -141,7 +141,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.ab", description=__doc__.split("\n\n")[0])
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--only", action="append", required=True, help="benchmark module (e.g. scptensor)")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trees = {"old": check_tree(args.old), "new": check_tree(args.new)}
     except ValueError as exc:
-        print(f"python -m benchmarks.ab: {exc}", file=sys.stderr)
+        print(f"python -m benchmarks.harness.ab: {exc}", file=sys.stderr)
         return 2
     args.out = args.out.resolve()  # each runner works in its own tree
     args.out.mkdir(parents=True, exist_ok=True)

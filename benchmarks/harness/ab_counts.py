@@ -1,15 +1,15 @@
 """Instruction counts of the benchmarks' operations in two source trees: the CPU work of each, exactly.
 
-``python -m benchmarks.ab_counts OLD_TREE NEW_TREE [--json PATH]`` from the repository root (Valgrind's
-callgrind, a C compiler and ``valgrind/callgrind.h`` needed; see :mod:`benchmarks._instructions`).
+``python -m benchmarks.harness.ab_counts OLD_TREE NEW_TREE [--json PATH]`` from the repository root (Valgrind's
+callgrind, a C compiler and ``valgrind/callgrind.h`` needed; see :mod:`benchmarks.harness.instructions`).
 
 The rows of ``python -m benchmarks`` at small size last tens of milliseconds, and on a shared 2-core
 machine their times move by 10-40% from one process to the next, so a 5% change of the code's cost
-needs many rounds to show (:mod:`benchmarks.ab`).  The instructions an operation executes do not
+needs many rounds to show (:mod:`benchmarks.harness.ab`).  The instructions an operation executes do not
 depend on the machine's load: this runs the operations behind those rows (built from the benchmarks'
 own generators, at their small sizes) in each tree under callgrind, each twice in one process, and
 compares the second repetition (the first also pays first-use costs: imports, caches).  Each tree is a
-source checkout with its extensions built in place (see :mod:`benchmarks.ab`); the scripts run with
+source checkout with its extensions built in place (see :mod:`benchmarks.harness.ab`); the scripts run with
 ``PYTHONPATH=TREE/src`` and this repository's ``benchmarks`` package, and inputs are written by the
 tree that reads them (a file format may have changed between the trees).  Prints a Markdown table of
 old, new and new / old per operation, and exits 1 when an operation costs more than 5% more.
@@ -23,8 +23,8 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import _instructions
-from benchmarks.ab import check_tree
+from benchmarks.harness import instructions as _instructions
+from benchmarks.harness.ab import check_tree
 
 #: the operations, as a script run under callgrind: each region is one labelled operation
 SCRIPT = r'''
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import h5py
 
-from benchmarks import bench_nwb, bench_store
-from benchmarks._instructions import region
-from benchmarks.bench_elements import SIZES as ELEMENT_SIZES, _write_tree_ours, proteomics_frame, unit_tree
-from benchmarks.bench_readers import SIZES as READER_SIZES, make_cmtr
-from benchmarks.bench_scptensor import SIZES, build_container, make_arrays, make_float64_container, make_obs
-from benchmarks.bench_sectioning import SIZES as SECTION_SIZES, _ours as section, make_inputs
+from benchmarks.suite import bench_nwb, bench_store
+from benchmarks.harness.instructions import region
+from benchmarks.suite.bench_elements import SIZES as ELEMENT_SIZES, _write_tree_ours, proteomics_frame, unit_tree
+from benchmarks.suite.bench_readers import SIZES as READER_SIZES, make_cmtr
+from benchmarks.suite.bench_scptensor import SIZES, build_container, make_arrays, make_float64_container, make_obs
+from benchmarks.suite.bench_sectioning import SIZES as SECTION_SIZES, _ours as section, make_inputs
 from h5stream.elements import write_elem
 from hdmea.io.cmtr import read_units
 from hdmea.pipeline import PipelineSession
@@ -128,7 +128,7 @@ def markdown(rows: list[tuple[str, int, int, float]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_counts", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.ab_counts", description=__doc__.split("\n\n")[0])
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--json", type=Path, help="write both trees' counts here")
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trees = {"old": check_tree(args.old), "new": check_tree(args.new)}
     except ValueError as exc:
-        print(f"python -m benchmarks.ab_counts: {exc}", file=sys.stderr)
+        print(f"python -m benchmarks.harness.ab_counts: {exc}", file=sys.stderr)
         return 2
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # counts do not depend on the load: both at once
         jobs = {side: pool.submit(count_tree, tree, args.workdir.resolve() / side) for side, tree in trees.items()}

@@ -1,6 +1,6 @@
 """Compare the verdicts of two benchmark runs: a quiet one and one with a core kept busy.
 
-``python -m benchmarks.compare --quiet Q.json [Q2.json ...] --busy B.json [B2.json ...]
+``python -m benchmarks.harness.compare --quiet Q.json [Q2.json ...] --busy B.json [B2.json ...]
 [--markdown]`` from the repository root.  Each side may be one table of the runner
 (``python -m benchmarks --json``) or several (a run split with ``--only``); a row measured
 in more than one table of a side is taken from the last one named.  Rows are matched by
@@ -172,7 +172,7 @@ def format_comparison(result: Comparison, quiet_metas: list[dict], busy_metas: l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.compare", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", nargs="+", type=Path, required=True, metavar="JSON",
                         help="table(s) of the run with no core kept busy")
     parser.add_argument("--busy", nargs="+", type=Path, required=True, metavar="JSON",

@@ -124,7 +124,7 @@ def count(script: str, *, timeout: float = 3600.0, paths: tuple[str, ...] = ()) 
     helper = helper_library()
     if helper is None:
         raise InstructionCountError("instruction counts need valgrind, a C compiler and valgrind/callgrind.h")
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONHASHSEED="0", **{_HELPER_ENV: str(helper)})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, *paths, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory() as out:

@@ -1,24 +1,24 @@
 """Run every benchmark module of the project and print one table.
 
 ``python -m benchmarks --size small|full [--only NAME ...] [--rounds N] [--check]
-[--busy-core | --pair] [--json PATH] [--cores NOTE]`` from the repository root.  Each ``benchmarks/bench_*.py`` exposes
+[--busy-core | --pair] [--json PATH] [--cores NOTE]`` from the repository root.  Each ``benchmarks/suite/bench_*.py`` exposes
 ``run(size) -> list[Row]``.  Comparisons run as interleaved rounds of ours and the
 peer, at least 3 rounds when a side's round lasts under a minute and 2 otherwise
-(``--rounds N`` sets the count); see :mod:`benchmarks._harness`.  A module whose
+(``--rounds N`` sets the count); see :mod:`benchmarks.harness`.  A module whose
 import or run fails is reported as a failed row with its error; the runner goes on
 with the others and exits non-zero at the end.  A row's goal applies at the sizes it names
-(:attr:`benchmarks._harness.Row.goal_sizes`, full size unless the row measures a fixed cost that the
+(:attr:`benchmarks.harness.Row.goal_sizes`, full size unless the row measures a fixed cost that the
 small size measures too); at another size the row prints its ratio without a verdict.  ``--check``
 prints only the rows that miss a goal that applies at the run's size (and failed modules) and exits
 non-zero when there is any.
 ``--busy-core`` runs the whole suite while a process the runner starts keeps one core
-busy (:class:`benchmarks._harness.busy_core`; rows that make their own one-core-busy
+busy (:class:`benchmarks.harness.busy_core`; rows that make their own one-core-busy
 variant share it); the table's header and the JSON's ``meta.busy_core`` say so, and
 rows whose work needs both cores are judged by their one-core goal (``Row.busy_goal``).
 The JSON is written after every module (``meta.complete`` false and ``meta.done``
 naming the modules finished until the last one), so a run stopped part-way keeps
 what it measured; ``meta.commit`` names the code measured (``git describe --dirty``).
-Two tables, quiet and busy, are compared row by row by :mod:`benchmarks.compare`.
+Two tables, quiet and busy, are compared row by row by :mod:`benchmarks.harness.compare`.
 ``--pair`` measures both in one run: each module quiet and then at once with one core
 busy, so that the machine's drift over the hours of a full run (the host's other
 virtual machines, the disk) moves both tables alike; it writes the two tables (the
@@ -46,7 +46,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     NOISE_MARGIN,
     POLICY,
     SIZES,
@@ -58,7 +58,9 @@ from benchmarks._harness import (
     write_json,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
+#: the suite's benchmarks (``benchmarks/suite/bench_*.py``)
+BENCH_DIR = Path(__file__).resolve().parent.parent / "suite"
+SUITE = "benchmarks.suite"
 
 
 def discover() -> list[str]:
@@ -97,7 +99,7 @@ def failed_row(module: str, stage: str, exc: BaseException) -> Row:
 def run_module(module: str, size: str) -> tuple[list[Row], bool]:
     """Rows of one module and whether it ran without error."""
     try:
-        mod = importlib.import_module(f"benchmarks.{module}")
+        mod = importlib.import_module(f"{SUITE}.{module}")
     except Exception as exc:  # noqa: BLE001 - any import failure becomes a failed row
         return [failed_row(module, "import", exc)], False
     if not callable(getattr(mod, "run", None)):
@@ -131,7 +133,7 @@ def run_module_observed(module: str, size: str) -> tuple[list[Row], bool]:
 def source_commit() -> str | None:
     """The commit the benchmarks run from (``git describe --always --dirty``), None outside a git checkout."""
     try:
-        done = subprocess.run(["git", "-C", str(BENCH_DIR.parent), "describe", "--always", "--dirty", "--abbrev=12"],
+        done = subprocess.run(["git", "-C", str(BENCH_DIR.parents[1]), "describe", "--always", "--dirty", "--abbrev=12"],
                               capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -239,7 +241,7 @@ def paired_paths(path: Path) -> tuple[Path, Path]:
 
 def _run(args: argparse.Namespace) -> int:
     modules = select(discover(), args.only)
-    json_path = args.json or BENCH_DIR / "results" / f"{args.size}.json"
+    json_path = args.json or BENCH_DIR.parent / "results" / f"{args.size}.json"
     if args.pair:
         quiet_path, busy_path = paired_paths(json_path)
         tables = [_Table(quiet_path, busy=False), _Table(busy_path, busy=True)]
@@ -320,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
     failed = sorted({m for table in tables for m in table.failed})
     agrees = True
     if args.pair:
-        from benchmarks import compare
+        from benchmarks.harness import compare
 
         quiet_rows, quiet_metas = compare.read_tables([tables[0].path])
         busy_rows, busy_metas = compare.read_tables([tables[1].path])

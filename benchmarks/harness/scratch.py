@@ -2,7 +2,7 @@
 the disk can hold them), a file's pages evicted before a timed read, the disk's own write and read
 limits, and the peak resident memory of code run in a fresh Python.
 
-:mod:`benchmarks._harness` re-exports every name here; the benchmark modules import them from there.
+:mod:`benchmarks.harness` re-exports every name here; the benchmark modules import them from there.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of the interleaved A/B comparison of two trees (python -m benchmarks.ab), on hand-made tables."""
+"""Tests of the interleaved A/B comparison of two trees (python -m benchmarks.harness.ab), on hand-made tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import ab
+from benchmarks.harness import ab
 
 
 def _tables(tmp_path, side, rows_per_round):
@@ -55,7 +55,7 @@ def test_too_few_rounds_leave_a_close_row_undecided(tmp_path):
 
 
 def test_instruction_counts_compare_the_last_repetition():
-    from benchmarks import ab_counts
+    from benchmarks.harness import ab_counts
 
     old = {"save": [120, 100], "load": [90, 80], "gone": [5, 5]}
     new = {"save": [130, 104], "load": [95, 90], "added": [7, 7]}

@@ -1,4 +1,4 @@
-"""Tests of the comparison of a quiet and a busy benchmark table (python -m benchmarks.compare)."""
+"""Tests of the comparison of a quiet and a busy benchmark table (python -m benchmarks.harness.compare)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import compare
-from benchmarks._harness import MachineState, Row, write_json
+from benchmarks.harness import compare
+from benchmarks.harness import MachineState, Row, write_json
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _row(name, ratio, goal, *, peer="peer", busy_goal=None, busy=False, lower=False, noisy=False):
@@ -103,7 +103,7 @@ def test_a_file_that_is_not_a_table_names_itself(tmp_path):
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_the_runner_records_the_commit_it_measured():
-    from benchmarks.run import source_commit
+    from benchmarks.harness.run import source_commit
 
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -114,7 +114,7 @@ def test_the_runner_records_the_commit_it_measured():
 def test_command_line(tmp_path):
     quiet = _table(tmp_path / "q.json", [_row("a", 2.0, 1.5)], busy=False)
     busy = _table(tmp_path / "b.json", [_row("a", 1.0, 1.5, busy=True)], busy=True)
-    done = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--quiet", str(quiet), "--busy", str(busy)],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.harness.compare", "--quiet", str(quiet), "--busy", str(busy)],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1 and "DIFFER  a" in done.stdout
 

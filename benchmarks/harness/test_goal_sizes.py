@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from benchmarks import bench_h5scp_defaults as module
-from benchmarks import run as runner
+from benchmarks.suite import bench_h5scp_defaults as module
+from benchmarks.harness import run as runner
 
 #: seconds added to the save of h5scp's defaults: many times the whole small round trip of any side
 SLOWDOWN = 3.0

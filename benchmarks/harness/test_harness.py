@@ -14,8 +14,8 @@ import types
 
 import pytest
 
-from benchmarks import _harness, run as runner
-from benchmarks._harness import (
+from benchmarks.harness import machine, rounds, run as runner
+from benchmarks.harness import (
     NOISE_MARGIN,
     MachineState,
     Row,
@@ -31,22 +31,22 @@ from benchmarks._harness import (
 
 @pytest.fixture(autouse=True)
 def _restore_policy():
-    saved = (_harness.POLICY.rounds, _harness.POLICY.enforce_minimum)
+    saved = (rounds.POLICY.rounds, rounds.POLICY.enforce_minimum)
     yield
-    _harness.POLICY.rounds, _harness.POLICY.enforce_minimum = saved
+    rounds.POLICY.rounds, rounds.POLICY.enforce_minimum = saved
 
 
 @pytest.fixture(autouse=True)
 def _quick_disk_sample(monkeypatch):
-    monkeypatch.setattr(_harness, "DISK_SAMPLE_SECONDS", 0.01)
+    monkeypatch.setattr(machine, "DISK_SAMPLE_SECONDS", 0.01)
 
 
 def _clock(monkeypatch, durations: dict[str, list[float]], log: list[str]):
     """Sides that advance a fake clock by planted durations, so timings are exact."""
     now = [0.0]
-    monkeypatch.setattr(_harness.time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(_harness.time, "sleep", lambda s: None)
-    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls, since=None: cls(0.0, 0.0)))
+    monkeypatch.setattr(machine.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(machine.time, "sleep", lambda s: None)
+    monkeypatch.setattr(machine.MachineState, "now", classmethod(lambda cls, since=None: cls(0.0, 0.0)))
 
     def side(name):
         def go():
@@ -89,10 +89,10 @@ def test_round_policy_minimum_by_round_length(monkeypatch):
     log: list[str] = []
     set_round_policy(None, enforce_minimum=True)
     interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [1.0] * 9}, log), rounds=1)
-    assert len(log) == 2 * _harness.MIN_ROUNDS_SHORT
+    assert len(log) == 2 * rounds.MIN_ROUNDS_SHORT
     log.clear()
     interleave(_clock(monkeypatch, {"ours": [70.0] * 9, "peer": [1.0] * 9}, log), rounds=1)
-    assert len(log) == 2 * _harness.MIN_ROUNDS_LONG
+    assert len(log) == 2 * rounds.MIN_ROUNDS_LONG
     log.clear()
     interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [1.0] * 9}, log), rounds=5)
     assert len(log) == 10
@@ -125,7 +125,7 @@ def test_a_noisy_row_runs_more_rounds_until_it_is_not(monkeypatch):
     # ... and at MAX_ROUNDS_WHEN_NOISY in all
     log.clear()
     t = interleave(_clock(monkeypatch, {"ours": [1.0] + [5.0] * 11, "peer": [2.0] * 12}, log), rounds=5)
-    assert len(t["ours"].rounds) == _harness.MAX_ROUNDS_WHEN_NOISY
+    assert len(t["ours"].rounds) == rounds.MAX_ROUNDS_WHEN_NOISY
     # a quiet row runs its planned rounds; --rounds N and pytest smoke runs are never extended
     log.clear()
     t = interleave(_clock(monkeypatch, {"ours": [1.0] * 9, "peer": [2.0] * 9}, log), rounds=3)
@@ -180,36 +180,36 @@ def test_machine_state_is_recorded_before_and_after():
 
 def test_disk_busy_share_from_io_ticks(monkeypatch):
     ticks = iter([1000, 1250])
-    monkeypatch.setattr(_harness, "_disk_name", lambda path: "vdz")
-    monkeypatch.setattr(_harness, "_io_ticks", lambda device: next(ticks))
+    monkeypatch.setattr(machine, "_disk_name", lambda path: "vdz")
+    monkeypatch.setattr(machine, "_io_ticks", lambda device: next(ticks))
     clock = iter([10.0, 10.5])
-    monkeypatch.setattr(_harness.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(machine.time, "perf_counter", lambda: next(clock))
     # 250 ms busy over 0.5 s of wall time
-    assert _harness.disk_busy_share("/", 0.5) == pytest.approx(0.5)
-    monkeypatch.setattr(_harness, "_disk_name", lambda path: None)
-    assert _harness.disk_busy_share("/", 0.5) is None
+    assert machine.disk_busy_share("/", 0.5) == pytest.approx(0.5)
+    monkeypatch.setattr(machine, "_disk_name", lambda path: None)
+    assert machine.disk_busy_share("/", 0.5) is None
 
 
 def test_cpu_steal_from_proc_stat(tmp_path, monkeypatch):
     stat = tmp_path / "stat"
-    monkeypatch.setattr(_harness, "PROC_STAT", str(stat))
+    monkeypatch.setattr(machine, "PROC_STAT", str(stat))
     # user nice system idle iowait irq softirq steal guest guest_nice
     stat.write_text("cpu  600 0 100 250 10 0 0 40 0 0\ncpu0 300 0 50 125 5 0 0 20 0 0\n")
-    assert _harness.cpu_ticks() == (40, 1000)
+    assert machine.cpu_ticks() == (40, 1000)
     stat.write_text("cpu  1200 0 200 500 20 0 0 80 0 0\n")
-    assert _harness.steal_share((40, 1000), _harness.cpu_ticks()) == pytest.approx(40 / 1000)
-    assert _harness.steal_share((40, 1000), (40, 1000)) is None  # no ticks between the readings
+    assert machine.steal_share((40, 1000), machine.cpu_ticks()) == pytest.approx(40 / 1000)
+    assert machine.steal_share((40, 1000), (40, 1000)) is None  # no ticks between the readings
     stat.write_text("intr 1 2 3\n")
-    assert _harness.cpu_ticks() is None
-    monkeypatch.setattr(_harness, "PROC_STAT", str(tmp_path / "missing"))
-    assert _harness.cpu_ticks() is None
+    assert machine.cpu_ticks() is None
+    monkeypatch.setattr(machine, "PROC_STAT", str(tmp_path / "missing"))
+    assert machine.cpu_ticks() is None
 
 
 def test_state_after_a_row_covers_the_whole_row(monkeypatch):
     # before: start and end of its window; after (since before): only the end of its own
     readings = iter([(10, 100), (10, 110), (31, 1120)])
-    monkeypatch.setattr(_harness, "cpu_ticks", lambda: next(readings))
-    monkeypatch.setattr(_harness, "disk_busy_share", lambda: 0.0)
+    monkeypatch.setattr(machine, "cpu_ticks", lambda: next(readings))
+    monkeypatch.setattr(machine, "disk_busy_share", lambda: 0.0)
     before = MachineState.now()
     after = MachineState.now(since=before)
     assert before.cpu_steal == 0.0  # over its own sampling window
@@ -247,15 +247,15 @@ def fake_modules(monkeypatch, tmp_path):
     }
     def seen_policy(made):
         def run(size):
-            policies.append((_harness.POLICY.rounds, _harness.POLICY.enforce_minimum))
+            policies.append((rounds.POLICY.rounds, rounds.POLICY.enforce_minimum))
             return list(made)
         return run
 
     policies = fake_policies
     for name, made in rows.items():
-        monkeypatch.setitem(sys.modules, f"benchmarks.{name}", types.SimpleNamespace(run=seen_policy(made)))
+        monkeypatch.setitem(sys.modules, f"{runner.SUITE}.{name}", types.SimpleNamespace(run=seen_policy(made)))
     monkeypatch.setattr(runner, "discover", lambda: sorted(rows))
-    monkeypatch.setattr(_harness.MachineState, "now", classmethod(lambda cls, since=None: cls(0.0, 0.0)))
+    monkeypatch.setattr(machine.MachineState, "now", classmethod(lambda cls, since=None: cls(0.0, 0.0)))
     return tmp_path
 
 
@@ -282,7 +282,7 @@ def test_full_table_and_rounds_option(fake_modules, capsys):
     assert fake_policies == [(2, True), (2, True)]
     assert code == 0 and "fine row" in out and "slow row" in out
     # the runner's policy holds while it runs, and the caller's comes back afterwards
-    assert _harness.POLICY.rounds is None and not _harness.POLICY.enforce_minimum
+    assert rounds.POLICY.rounds is None and not rounds.POLICY.enforce_minimum
     saved = json.loads((fake_modules / "t.json").read_text())
     assert saved["meta"]["rounds"] == 2
     states = {r["benchmark"]: (r["before"], r["after"]) for r in saved["rows"]}
@@ -298,14 +298,14 @@ def test_a_run_stopped_part_way_keeps_the_rows_of_the_modules_it_finished(monkey
     def stopped(size):
         raise KeyboardInterrupt  # the run is stopped while the second module runs
 
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=stopped))
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok", types.SimpleNamespace(run=stopped))
     path = fake_modules / "t.json"
     with pytest.raises(KeyboardInterrupt):
         runner.main(["--json", str(path)])
     saved = json.loads(path.read_text())
     assert saved["meta"]["complete"] is False and saved["meta"]["done"] == ["bench_fake_miss"]
     assert [r["benchmark"] for r in saved["rows"]] == ["slow row", "memory row"]
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok",
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok",
                         types.SimpleNamespace(run=lambda size: [_row("fine row", 2.0, 1.5)]))
     runner.main(["--json", str(path)])
     saved = json.loads(path.read_text())
@@ -314,7 +314,7 @@ def test_a_run_stopped_part_way_keeps_the_rows_of_the_modules_it_finished(monkey
 
 def test_an_unwritable_table_path_fails_before_the_first_module(monkeypatch, fake_modules):
     ran = []
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok",
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok",
                         types.SimpleNamespace(run=lambda size: ran.append(size) or []))
     blocker = fake_modules / "not_a_folder"
     blocker.write_text("a file where the table's folder should be")
@@ -328,7 +328,7 @@ def test_failed_module_is_a_miss(monkeypatch, fake_modules, capsys):
     def broken(size):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=broken))
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok", types.SimpleNamespace(run=broken))
     code = runner.main(["--check", "--only", "fake_ok", "--json", str(fake_modules / "t.json")])
     assert code == 1 and "bench_fake_ok FAILED" in capsys.readouterr().out
     assert math.isnan(json.loads((fake_modules / "t.json").read_text(), parse_constant=float)["rows"][0]["ratio"])
@@ -343,23 +343,23 @@ def test_real_timing_smoke():
 def test_busy_core_spins_in_its_own_session_and_is_reaped():
     import os
 
-    with _harness.busy_core() as busy:
+    with machine.busy_core() as busy:
         pid = busy.proc.pid
         assert busy.proc.poll() is None
         assert os.getsid(pid) == pid != os.getsid(0)  # a session of its own, as another user's job
-        assert _harness._cpu_ticks(pid) >= 5  # already spinning when the block starts
+        assert machine._cpu_ticks(pid) >= 5  # already spinning when the block starts
     assert busy.proc.returncode is not None
 
 
 def test_busy_core_is_reaped_when_the_block_fails():
     with pytest.raises(KeyError):
-        with _harness.busy_core() as busy:
+        with machine.busy_core() as busy:
             raise KeyError("x")
     assert busy.proc.returncode is not None
 
 
 def test_cpu_ticks_of_a_missing_process():
-    assert _harness._cpu_ticks(2**22 + 12345) is None
+    assert machine._cpu_ticks(2**22 + 12345) is None
 
 
 
@@ -381,12 +381,12 @@ def test_busy_core_spinner_ends_with_a_killed_parent():
 
     code = (
         "import time\n"
-        "from benchmarks._harness import busy_core\n"
+        "from benchmarks.harness import busy_core\n"
         "with busy_core() as b:\n"
         "    print(b.proc.pid, flush=True)\n"
         "    time.sleep(600)\n"
     )
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) as parent:
         spinner = int(parent.stdout.readline())
@@ -417,7 +417,7 @@ def _spinners() -> list[int]:
                 args = fh.read().split(b"\0")
         except OSError:
             continue
-        if _harness.busy_core.CODE.encode() in args:
+        if machine.busy_core.CODE.encode() in args:
             found.append(pid)
     return found
 
@@ -429,14 +429,14 @@ def test_busy_core_option_spins_for_the_whole_run_and_says_so(monkeypatch, fake_
     def run(size):
         outside = _spinners()
         # a row's own one-core-busy variant shares the runner's spinner: still one busy core
-        with _harness.busy_core() as busy:
+        with machine.busy_core() as busy:
             inside = _spinners()
             assert busy.proc.poll() is None and busy.proc.pid in inside
         assert _spinners() == outside
         seen.append((outside, inside))
         return [_row("fine row", 2.0, 1.5)]
 
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok", types.SimpleNamespace(run=run))
     code = runner.main(["--only", "fake_ok", "--json", str(fake_modules / "t.json")]
                        + (["--busy-core"] if flag else []))
     out = capsys.readouterr().out
@@ -452,7 +452,7 @@ def test_busy_core_option_spins_for_the_whole_run_and_says_so(monkeypatch, fake_
     else:
         assert outside == [] and len(inside) == 1
         assert out.splitlines()[0].startswith("size small, no core kept busy")
-    assert _spinners() == [] and _harness.busy_core.active is None
+    assert _spinners() == [] and machine.busy_core.active is None
     saved = json.loads((fake_modules / "t.json").read_text())
     assert saved["meta"]["busy_core"] is flag
 
@@ -478,10 +478,10 @@ def test_the_runner_applies_one_core_goals_only_in_a_busy_run(monkeypatch, fake_
         return [Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s", ratio=1.2, goal=1.8,
                     busy_goal=1.0, goal_sizes=("small", "full"))]
 
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
-    monkeypatch.setattr(_harness, "busy_core", lambda: contextlib.nullcontext(types.SimpleNamespace(
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok", types.SimpleNamespace(run=run))
+    monkeypatch.setattr(machine, "busy_core", lambda: contextlib.nullcontext(types.SimpleNamespace(
         proc=types.SimpleNamespace(pid=0))))
-    monkeypatch.setattr(runner, "busy_core", _harness.busy_core)
+    monkeypatch.setattr(runner, "busy_core", machine.busy_core)
     code = runner.main(["--check", "--only", "fake_ok", "--json", str(fake_modules / "t.json")]
                        + (["--busy-core"] if flag else []))
     assert code == (0 if flag else 1)
@@ -496,7 +496,7 @@ def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypat
 
     def recording(name, make):
         def run(size):
-            active = _harness.busy_core.active
+            active = machine.busy_core.active
             busy = active is not None and active.poll() is None
             calls.append((name, busy))
             if busy:  # the module's quiet rows are on disk before its busy run starts
@@ -508,15 +508,15 @@ def test_pair_runs_each_module_quiet_then_busy_and_compares_the_tables(monkeypat
     # a row whose work needs both cores, at 1.2 against 1.8 (one-core goal 1.0): its verdict differs
     parallel = lambda: [Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s",  # noqa: E731
                             ratio=1.2, goal=1.8, busy_goal=1.0, goal_sizes=("small", "full"))]
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=recording("ok", parallel)))
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_miss",
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok", types.SimpleNamespace(run=recording("ok", parallel)))
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_miss",
                         types.SimpleNamespace(run=recording("miss", lambda: [_row("fine row", 2.0, 1.5)])))
     code = runner.main(["--pair", "--json", str(fake_modules / "t.json")])
     out = capsys.readouterr().out
     # each module quiet, then at once with the spinner running; the spinner stops between modules
     assert calls == [("miss", False), ("miss", True), ("ok", False), ("ok", True)]
     assert quiet_saved == [("bench_fake_miss", False), ("bench_fake_ok", False)]
-    assert _spinners() == [] and _harness.busy_core.active is None
+    assert _spinners() == [] and machine.busy_core.active is None
     quiet = json.loads((fake_modules / "t-quiet.json").read_text())
     busy = json.loads((fake_modules / "t-busy.json").read_text())
     assert (quiet["meta"]["busy_core"], busy["meta"]["busy_core"]) == (False, True)
@@ -541,7 +541,7 @@ def test_cores_note_is_written_into_the_table_and_handed_to_the_modules(monkeypa
         return [_row("fine row", 2.0, 1.5)]
 
     monkeypatch.delenv(runner.CORES_NOTE_ENV, raising=False)
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok", types.SimpleNamespace(run=run))
     note = "16-core node, x86-64, one local disk"
     assert runner.main(["--only", "fake_ok", "--json", str(fake_modules / "c.json"), "--cores", note]) == 0
     assert runner.main(["--only", "fake_ok", "--json", str(fake_modules / "d.json")]) == 0
@@ -556,7 +556,7 @@ def test_a_goal_is_judged_only_at_the_sizes_it_names(monkeypatch, fake_modules, 
     """A goal set for full size says nothing at small size: the row prints its ratio without a verdict,
     and ``--check`` fails at small size only on the goals that name it."""
     made = {"bench_fake_ok": [_row("full-only row", 0.5, 1.0, sizes=("full",)), _row("both sizes row", 2.0, 1.0)]}
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_fake_ok",
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_fake_ok",
                         types.SimpleNamespace(run=lambda size: [dataclasses.replace(r) for r in made["bench_fake_ok"]]))
     path = fake_modules / "t.json"
     assert runner.main(["--size", "small", "--check", "--only", "fake_ok", "--json", str(path)]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import _instructions
+from benchmarks.harness import instructions as _instructions
 
 needs_valgrind = pytest.mark.skipif(not _instructions.available(),
                                     reason="needs valgrind, a C compiler and valgrind/callgrind.h")
@@ -13,7 +13,7 @@ needs_valgrind = pytest.mark.skipif(not _instructions.available(),
 @needs_valgrind
 def test_regions_are_counted_apart_and_in_proportion_to_their_work():
     counts = _instructions.count(
-        "from benchmarks._instructions import region\n"
+        "from benchmarks.harness.instructions import region\n"
         "import math\n"
         "[math.sqrt(i) for i in range(300_000)]  # outside any region: not counted\n"
         "for _ in range(2):\n"
@@ -47,7 +47,7 @@ def test_regions_outside_valgrind_just_run_their_block():
 @needs_valgrind
 @pytest.mark.slow
 def test_the_store_checksum_counts_cover_the_four_sides(tmp_path):
-    from benchmarks.bench_store import checksum_instructions
+    from benchmarks.suite.bench_store import checksum_instructions
 
     counts = checksum_instructions(6, 3_000, tmp_path, save_rounds=1, load_rounds=1)
     assert set(counts) == {"save on", "save off", "load on", "load off"}

@@ -1,8 +1,8 @@
 """Interleaved A/B of two source trees on a lab-shaped session written through ``session.units[...]``.
 
-``python -m benchmarks.ab_session_views OLD_TREE NEW_TREE [--rounds N] [--units N]`` from the repository
+``python -m benchmarks.studies.ab_session_views OLD_TREE NEW_TREE [--rounds N] [--units N]`` from the repository
 root (a tree: a source checkout with its compiled extensions built in place, as for
-:mod:`benchmarks.ab`).  Each round runs one fresh process per tree and workload, the trees' order
+:mod:`benchmarks.harness.ab`).  Each round runs one fresh process per tree and workload, the trees' order
 alternating round by round.  A process builds a session the way the lab's scripts do (per unit: an AP
 tracking dict of nested scalars and two arrays, a label group written through the session, a geometry
 dict), saves it and reports the seconds spent assigning, the seconds of ``save()`` (each also as the

@@ -5,7 +5,7 @@ columns and three var columns, saved by the scptensor on the import path; prints
 stored bytes of its obs and var frames, and of each part of what is kept for them under
 ``uns/scptensor`` (the JSON schemas counted by their text). Run from the repository root:
 
-    PYTHONPATH=src python -m benchmarks.anndata_uns_size
+    PYTHONPATH=src python -m benchmarks.studies.anndata_uns_size
 """
 import datetime as dt
 import os

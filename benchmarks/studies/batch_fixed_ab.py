@@ -1,11 +1,11 @@
 """The batch's fixed cost, two source trees interleaved: ``hdmea batch --workers W`` on 8 tiny recordings.
 
-``python -m benchmarks.batch_fixed_ab --base OLD_SRC [--rounds R]`` from the repository root.
+``python -m benchmarks.studies.batch_fixed_ab --base OLD_SRC [--rounds R]`` from the repository root.
 ``OLD_SRC`` is the ``src`` folder of another checkout with its compiled extensions in place (for
 example ``/work/main/src``, or a ``git worktree add DIR COMMIT`` with ``src/h5stream/_ext`` copied).
 
 Each round runs, for 1, 2 and 4 workers, the old tree and this tree in fresh processes, in an order
-that reverses round by round; every run is measured as in :mod:`benchmarks.bench_batch_fixed` (wall
+that reverses round by round; every run is measured as in :mod:`benchmarks.suite.bench_batch_fixed` (wall
 time less the span of the jobs, read from the done-markers; the CPU of the process tree).  Prints
 every run, then per worker count the minimum and median of each side and the ratio of the medians; then
 each side runs ``hdmea batch`` again over its own finished 1-worker folder (every finished-marker
@@ -20,9 +20,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.bench_batch_fixed import WORKERS, make_inputs, measure, rerun_seconds
+from benchmarks.suite.bench_batch_fixed import WORKERS, make_inputs, measure, rerun_seconds
 
-HERE_SRC = str(Path(__file__).resolve().parent.parent / "src")
+HERE_SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Cold ``hdmea demo`` runs: each a fresh process with an empty numba cache, as an array task on a fresh node.
 
-``python -m benchmarks.cold_demo --runs 7`` runs ``hdmea demo`` (the console
+``python -m benchmarks.studies.cold_demo --runs 7`` runs ``hdmea demo`` (the console
 script beside this Python, or ``python -m hdmea``) in ``--runs`` fresh
 processes, one after the other, each with ``NUMBA_CACHE_DIR`` set to a new
 empty temporary directory and its output in a new temporary directory, and
@@ -63,7 +63,7 @@ def cold_run(command: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.cold_demo", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args(argv)
     command = demo_command()

@@ -17,7 +17,7 @@ so ``silent`` never reaches 0; what the format or physics rules out can be refus
 count) lists, per check, the copies that read silently there and are refused (or warned
 of) here, named by the first words of the error (or warning).
 
-Run: ``python -m benchmarks.fuzz_vendor --save /tmp/after.json --compare /tmp/before.json``.
+Run: ``python -m benchmarks.studies.fuzz_vendor --save /tmp/after.json --compare /tmp/before.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FORMATS = ("vendor-cmtr", "vendor-cmcr")
 
 

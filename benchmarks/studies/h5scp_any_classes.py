@@ -7,7 +7,7 @@ history) is built in both; each round saves and loads it in each format, the two
 (ours first in even rounds), a fresh file each time; loads build the saving side's classes.  Prints
 the minimum and median of each.  Run from the repository root:
 
-    PYTHONPATH=src python -m benchmarks.h5scp_any_classes [N P ROUNDS]
+    PYTHONPATH=src python -m benchmarks.studies.h5scp_any_classes [N P ROUNDS]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from scipy import sparse
 from h5scp.io import load, save
 from h5scp.io.classes import OURS, ModelClasses, as_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _standin():

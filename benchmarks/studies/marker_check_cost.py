@@ -1,6 +1,6 @@
 """What a batch's finished-marker check costs per recording (``hdmea batch`` skipping a finished output).
 
-``python -m benchmarks.marker_check_cost [--rounds N]`` from the repository root.  On one tiny synthetic
+``python -m benchmarks.studies.marker_check_cost [--rounds N]`` from the repository root.  On one tiny synthetic
 recording, finished by :func:`hdmea.pipeline.batch.run_job`, it times (minimum and median of ``N``):
 
 * ``identity``: :func:`~hdmea.pipeline.batch.recordings.recording_identity` of the recording's two
@@ -13,7 +13,7 @@ recording, finished by :func:`hdmea.pipeline.batch.run_job`, it times (minimum a
 * ``check, output changed``: the same after the output's modification time moved (a user's own save):
   the output is checked whole (every digest and Fletcher32 chunk) before it is kept.
 
-The batch's fixed cost before and after the check is :mod:`benchmarks.batch_fixed_ab`.
+The batch's fixed cost before and after the check is :mod:`benchmarks.studies.batch_fixed_ab`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._scratch import drop_page_cache
+from benchmarks.harness.scratch import drop_page_cache
 
 
 def _timed(fn, rounds: int, before=None) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """What the opt-in ``scptensor-january`` adds to every interpreter start (its ``.pth`` file imports it).
 
-``python -m benchmarks.optin_start_cost [--rounds N] [--former PATH]`` from the repository root.  It makes
+``python -m benchmarks.studies.optin_start_cost [--rounds N] [--former PATH]`` from the repository root.  It makes
 a throwaway virtual environment and times ``python -c pass`` in it (three starts per state and round,
 the states interleaved; minimum and median):
 
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-OPTIN = Path(__file__).resolve().parents[1] / "optin" / "scptensor-january"
+OPTIN = Path(__file__).resolve().parents[2] / "optin" / "scptensor-january"
 
 
 def _site(python: Path) -> Path:

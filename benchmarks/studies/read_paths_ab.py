@@ -1,11 +1,11 @@
 """Electrical images and raw reads over a cached and an uncached raw file, two source trees interleaved.
 
-``python -m benchmarks.read_paths_ab --base OLD_TREE [--frames N] [--rounds R] [--threads T] [--dir DIR]``
+``python -m benchmarks.studies.read_paths_ab --base OLD_TREE [--frames N] [--rounds R] [--threads T] [--dir DIR]``
 from the repository root, as root (the page cache is dropped with ``sync; echo 3 >
 /proc/sys/vm/drop_caches``).  ``OLD_TREE`` is a source checkout with its compiled extensions
 in place (``git worktree add DIR COMMIT``, then build there or copy ``src/h5stream/_ext``).
 
-The raw file has the vendor layout of :mod:`benchmarks.bench_eimage` (uint16 frames of 65 x 65,
+The raw file has the vendor layout of :mod:`benchmarks.suite.bench_eimage` (uint16 frames of 65 x 65,
 chunks of 256 frames, 135 units at 10 Hz; 250,000 frames: 2.1 GB), written once into ``--dir``
 and reused.  Each round, for each state of the file (``cached``: read whole first, and its
 residency checked; ``dropped``: the page cache dropped), runs in a fresh process, in an order
@@ -36,7 +36,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from benchmarks._raw_reads import EIMAGE, READ, REPO, child, dd, make_resident, write_file
+from benchmarks.suite._raw_reads import EIMAGE, READ, REPO, child, dd, make_resident, write_file
 
 
 def drop_caches() -> None:
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--states", nargs="+", default=["cached", "dropped"], choices=["cached", "dropped"])
     parser.add_argument("--variants", nargs="+", default=None, help="a subset of the variants (default: all)")
     opts = parser.parse_args(argv)
-    from benchmarks.bench_eimage import DATASET
+    from benchmarks.suite.bench_eimage import DATASET
 
     opts.dir.mkdir(parents=True, exist_ok=True)
     path, spikes_path = write_file(opts.dir, opts.frames)

@@ -2,7 +2,7 @@
 what the save wrote of them (:mod:`hdmea.session._followed`), against a plain copy of the same arrays in
 the same run.
 
-``python -m benchmarks.saved_check_cost [--units N] [--rounds N]`` from the repository root: a session
+``python -m benchmarks.studies.saved_check_cost [--units N] [--rounds N]`` from the repository root: a session
 of N lab-shaped units (3,000 spike times and a 20x65x65 float32 STA each) is saved once; then each round
 times ``session.is_saved`` and a copy of every array the session holds in memory.  Prints the resident
 megabytes, the minimum and median of both, and their ratio.

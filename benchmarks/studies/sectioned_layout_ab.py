@@ -1,6 +1,6 @@
 """Write and read cost of the sectioned spikes: the original's per-trial datasets against the ragged form.
 
-``python -m benchmarks.sectioned_layout_ab`` from the repository root.  135 units (the lab's median) x 6
+``python -m benchmarks.studies.sectioned_layout_ab`` from the repository root.  135 units (the lab's median) x 6
 movies x 10 trials, 20,000 spikes per unit over a 20 min recording; each form alone in a session's file
 (hdmea's writer, fsync at the save: ``full_spike_times`` + ``trials_spike_times/<i>`` + ``trials_start_end``
 against ``spike_times`` + ``trial_offsets`` + ``trial_bounds``), then every trial read back with plain

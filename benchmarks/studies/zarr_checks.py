@@ -20,7 +20,7 @@ same read without digests, pages cached).
 Prints the minimum and median of each and the ratios of the minima.  Run from the
 repository root:
 
-    PYTHONPATH=src python -m benchmarks.zarr_checks [N P ROUNDS]
+    PYTHONPATH=src python -m benchmarks.studies.zarr_checks [N P ROUNDS]
 """
 
 from __future__ import annotations

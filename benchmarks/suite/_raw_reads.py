@@ -1,10 +1,10 @@
 """Pieces shared by the benchmarks that read a raw file along the page cache or directly.
 
-:mod:`benchmarks.read_paths_ab` (two source trees, by hand) and
-:mod:`benchmarks.bench_eimage_scaling` (the runner's rows) both time, each in a fresh
+:mod:`benchmarks.studies.read_paths_ab` (two source trees, by hand) and
+:mod:`benchmarks.suite.bench_eimage_scaling` (the runner's rows) both time, each in a fresh
 process:
 
-* :data:`EIMAGE`: the electrical images over the raw file of :mod:`benchmarks.bench_eimage`,
+* :data:`EIMAGE`: the electrical images over the raw file of :mod:`benchmarks.suite.bench_eimage`,
   ``threads`` kernel threads; ``force`` (``"direct"`` or ``"cached"``) fixes the path of the pieces
   the page cache holds for every chunk, instead of the pass's own choice
   (:class:`h5stream.kernels.raw_chunks.HeldPath`);
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: rows per chunk of :data:`READ` (the electrical-image pass's default chunk)
 READ_CHUNK_ROWS = 32768
@@ -120,7 +120,7 @@ def make_uncached(path: Path) -> float | None:
     return the share it still holds (None where the system cannot say)."""
     from h5stream.pagecache import resident_fraction
 
-    from benchmarks._harness import drop_page_cache
+    from benchmarks.harness import drop_page_cache
 
     drop_page_cache(path)
     return resident_fraction(path)
@@ -135,9 +135,9 @@ def dd(path: Path, direct: bool) -> dict:
 
 
 def write_file(folder: Path, frames: int, units: int = 135, rate_hz: float = 10.0) -> tuple[Path, Path]:
-    """The raw file of :mod:`benchmarks.bench_eimage` (``frames`` frames, ``units`` units at ``rate_hz``) and
+    """The raw file of :mod:`benchmarks.suite.bench_eimage` (``frames`` frames, ``units`` units at ``rate_hz``) and
     its spike trains (``.npz``, ``u0``, ``u1``, ...) in ``folder``, written once and reused."""
-    from benchmarks.bench_eimage import footprints, spike_trains, write_raw_file
+    from benchmarks.suite.bench_eimage import footprints, spike_trains, write_raw_file
 
     path = folder / f"raw-{frames}-{units}.cmcr"
     spikes_path = folder / f"spikes-{frames}-{units}.npz"

@@ -3,7 +3,7 @@
 The original ``save_hdf5`` settings reproduced with plain h5py (dense X cast to
 float32 at gzip 4, the mask as uncompressed float32, one dataset per obs and var
 column, sparse parts at gzip 4, no fsync), and a reader that loads every dataset
-of such a file.  Used by :mod:`benchmarks.bench_scptensor`, which re-exports both.
+of such a file.  Used by :mod:`benchmarks.suite.bench_scptensor`, which re-exports both.
 """
 
 from __future__ import annotations

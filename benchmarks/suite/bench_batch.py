@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import POLICY, Row, interleave, scratch_dir, timed_row
+from benchmarks.harness import POLICY, Row, interleave, scratch_dir, timed_row
 
 #: the Dask batch's speed-up reaches at least this share of the measured bound
 BOUND_SHARE = 0.9
@@ -215,7 +215,7 @@ def _machine_scaling(inputs: Path, out: Path, flag: str, jobs: int = 1,
     import time
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
     code = textwrap.dedent(_SCALING).format()
     modes = (("alone", 1), ("alone-all-cores", 1), ("together", 2))
 
@@ -290,7 +290,7 @@ def _python(code: str, *args: str) -> dict:
     """The JSON the code prints last, with ``cpu``: CPU seconds of its process and of every
     process below it (the cluster's workers too), sampled every 50 ms."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     with subprocess.Popen([sys.executable, "-c", textwrap.dedent(code).format(), *args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
@@ -453,7 +453,7 @@ def test_batch_benchmark_small():
     assert 0 < overhead.ours < 5000
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_batch [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_batch [small|full]
+    from benchmarks.harness import main
 
     main(run)

@@ -26,7 +26,7 @@ A last row times a batch of :data:`MANY` tiny recordings with 1 worker and with 
 :data:`GOAL_MANY_SPEEDUP` x shorter.  On a machine with fewer cores it is not measured, and says so.
 
 Run: ``python -m benchmarks --size full --only batch_fixed`` (or
-``python -m benchmarks.bench_batch_fixed full``).
+``python -m benchmarks.suite.bench_batch_fixed full``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import Row, scratch_dir
-from benchmarks.bench_batch import _TreeCPU
+from benchmarks.harness import Row, scratch_dir
+from benchmarks.suite.bench_batch import _TreeCPU
 
 #: the batch's fixed cost stays under this many seconds, whatever the worker count
 GOAL_SECONDS = 1.5
@@ -222,7 +222,7 @@ def test_batch_fixed_cost():
         assert row.ours > 0 and row.ratio == row.ours / GOAL_SECONDS
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_batch_fixed [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_batch_fixed [small|full]
+    from benchmarks.harness import main
 
     main(run)

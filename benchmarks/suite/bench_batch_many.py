@@ -1,6 +1,6 @@
 """Many small recordings: a batch against the same recordings one after another.
 
-Where :mod:`benchmarks.bench_batch` gives each recording several seconds of
+Where :mod:`benchmarks.suite.bench_batch` gives each recording several seconds of
 kernels, here each recording is small (about 1 s of work on one core), so what
 each job costs besides its kernels (the worker's start, imports, loading the
 compiled kernels, opening and checking files, done markers, moving results)
@@ -15,7 +15,7 @@ Goal: the batch (default executor, a process pool with a worker per free core) a
 the inputs' pre-check in a separate process (``verify_inputs=False``): the
 sequential side does not make it, and for small recordings it costs about as
 much as their work.  A third row, also without a goal, is the bound of any
-batch on this machine at the time (as in :mod:`benchmarks.bench_batch`): two
+batch on this machine at the time (as in :mod:`benchmarks.suite.bench_batch`): two
 warm jobs at once on one core each against the same two one after another on
 all cores each; a batch free of every start-up cost reaches at most this
 ratio, so a goal above it cannot hold here.  The details of each batch row
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import Row, interleave, scratch_dir, timed_row
-from benchmarks.bench_batch import SCALING_ROUNDS, _SEQUENTIAL, _machine_scaling, _make_inputs, _python
+from benchmarks.harness import Row, interleave, scratch_dir, timed_row
+from benchmarks.suite.bench_batch import SCALING_ROUNDS, _SEQUENTIAL, _machine_scaling, _make_inputs, _python
 
 #: small jobs per process in each shot of the machine's scaling (one job of ~0.7 s is too short a shot)
 SCALING_JOBS = 4
@@ -156,7 +156,7 @@ def test_batch_many_small():
         assert "process pool" in r.details or "this process" in r.details, r.details
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_batch_many [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_batch_many [small|full]
+    from benchmarks.harness import main
 
     main(run)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import POLICY, Row, Timing, scratch_dir, timed_row
+from benchmarks.harness import POLICY, Row, Timing, scratch_dir, timed_row
 
 #: (units, float32 values per unit's array)
 SIZES = {"tiny": (2, 1 << 16), "small": (8, 1 << 20), "full": (32, 4 << 20)}

@@ -44,7 +44,7 @@ import pytest
 
 from h5stream.kernels.direct_rows import open_direct_rows
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     Row,
     drop_page_cache,
     fsync_file,
@@ -323,7 +323,7 @@ def run(size: str = "small") -> list[Row]:
 def test_a_run_the_disk_cannot_hold_is_refused_before_writing(tmp_path, monkeypatch):
     import types
 
-    import benchmarks._scratch as scratch
+    import benchmarks.harness.scratch as scratch
 
     free = space_needed("full") - 1
     usage = types.SimpleNamespace(total=free, used=0, free=free)

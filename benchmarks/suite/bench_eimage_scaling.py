@@ -1,9 +1,9 @@
 """Electrical images over a cached and an uncached raw file, over 1, 2 and all threads, against a
 parallel read of the same bytes in the same run.
 
-The raw file is :mod:`benchmarks.bench_eimage`'s vendor layout (full size: 250,000 frames of 65 x 65
+The raw file is :mod:`benchmarks.suite.bench_eimage`'s vendor layout (full size: 250,000 frames of 65 x 65
 uint16, 2.1 GB, 135 units at 10 Hz; small: 12,000 frames, 20 units), written once.  Every
-measurement runs in a fresh process (:mod:`benchmarks._raw_reads`), all of them interleaved in
+measurement runs in a fresh process (:mod:`benchmarks.suite._raw_reads`), all of them interleaved in
 rounds whose order rotates, each after setting the file's state and checking it (the share of the
 file the page cache holds, asked of the system, must be at least 0.95 for ``cached`` and at most
 0.05 for ``uncached``; the run is refused otherwise):
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import Row, Timing, interleave, is_noisy, require_free_space, scratch_dir
-from benchmarks._raw_reads import EIMAGE, READ, child, make_resident, make_uncached, write_file
+from benchmarks.harness import Row, Timing, interleave, is_noisy, require_free_space, scratch_dir
+from benchmarks.suite._raw_reads import EIMAGE, READ, child, make_resident, make_uncached, write_file
 
 SIZES = {
     "small": dict(frames=12_000, units=20, rate_hz=10.0, rounds=1),  # 101 MB
@@ -94,7 +94,7 @@ class FileState:
 
 def measure(path: Path, spikes_path: Path, threads: list[int], rounds: int) -> tuple[dict, dict, FileState]:
     """Each side's :class:`Timing` and its last report, keyed ``(state, threads, variant)``."""
-    from benchmarks.bench_eimage import DATASET
+    from benchmarks.suite.bench_eimage import DATASET
 
     state_of = FileState(path)
     base = {"path": str(path), "spikes": str(spikes_path), "dataset": DATASET}
@@ -194,7 +194,7 @@ def rows_of(timings: dict, reports: dict, state_of: FileState, threads: list[int
 def where_measured() -> str:
     """The machine's core count and where it was measured (``H5STREAM_BENCH_CORES_NOTE``, set by the runner's
     ``--cores``, else the host's name)."""
-    from benchmarks.run import CORES_NOTE_ENV, cores_meta
+    from benchmarks.harness.run import CORES_NOTE_ENV, cores_meta
 
     cores = cores_meta(os.environ.get(CORES_NOTE_ENV))
     return (f"{cores['count']} cores ({cores['usable']} usable), {cores['note']}, 1-min load average "
@@ -243,7 +243,7 @@ def test_eimage_scaling_small_rows():
     assert len(path_rows) == 2 * len(thread_counts(cores))
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_eimage_scaling [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_eimage_scaling [small|full]
+    from benchmarks.harness import main
 
     main(run)

@@ -38,7 +38,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     POLICY,
     MachineState,
     Row,
@@ -149,7 +149,7 @@ def _bench_gzip_read(path: Path, matrix: np.ndarray, rounds: int) -> list[Row]:
     Both sides fill a preallocated array; the file's pages are dropped before
     every round so each read comes from the disk.
     """
-    from benchmarks._harness import drop_page_cache
+    from benchmarks.harness import drop_page_cache
     from h5stream.elements.arrays import read_array_dataset
     from h5stream.elements.parallel_read import parallel_deflate_layout
     from h5stream.writer import resolve_threads
@@ -238,7 +238,7 @@ _CSR_INTERLEAVED = """
 import gc
 import scipy.sparse
 from h5stream.kernels.csr import dense_to_csr
-from benchmarks._harness import interleave, set_round_policy
+from benchmarks.harness import interleave, set_round_policy
 set_round_policy({rounds}, enforce_minimum=False)
 nnz = {{}}
 
@@ -259,7 +259,7 @@ def _csr_timing_subprocess(shape, rounds: int) -> tuple[Timing, Timing, dict]:
     """Interleaved rounds of ours and scipy on the same dense matrix in one fresh process."""
     code = textwrap.dedent(_CSR_SETUP.format(rows=shape[0], cols=shape[1], density=DENSITY))
     code += textwrap.dedent(_CSR_INTERLEAVED.format(rounds=rounds))
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     before = MachineState.now()
     _, out = peak_rss_mb(code, env={"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
     after = MachineState.now(since=before)
@@ -551,7 +551,7 @@ def test_bench_frame_small():
     assert "round trip exact True" in rows[0].details
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_elements [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_elements [small|full]
+    from benchmarks.harness import main
 
     main(run)

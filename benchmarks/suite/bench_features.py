@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks._harness import Row, interleave, timed_row
+from benchmarks.harness import Row, interleave, timed_row
 from hdmea.features.extractors import RecordingInputs, UnitInputs, firing_rate
 
 from tests.reference import frame_rates_naive
@@ -106,7 +106,7 @@ def test_bench_features_small():
     assert row.goal == GOAL and row.ours > 0 and row.peer_value > 0 and row.ratio == row.peer_value / row.ours
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_features [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_features [small|full]
+    from benchmarks.harness import main
 
     main(run)

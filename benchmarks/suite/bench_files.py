@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     POLICY,
     Row,
     Timing,

@@ -13,9 +13,9 @@ fixed costs of a first save and a first load are what is measured.
 Every side saves in a fresh process and loads in another (the call alone is timed, after the
 process imported its library and built its objects from ``.npy`` inputs, untimed; first-call costs
 such as lazy imports count), the page cache of the files dropped between them; the sides run in
-interleaved rounds (:func:`benchmarks._harness.interleave`).  AnnData writes one ``.h5ad`` per assay,
+interleaved rounds (:func:`benchmarks.harness.interleave`).  AnnData writes one ``.h5ad`` per assay,
 fsynced (ours fsyncs itself: a write is timed to durable bytes on both sides); the original ScpTensor
-writer (:mod:`benchmarks._scptensor_peer`, its 7f8a443 settings: float32 X at gzip 4, no fsync) is read
+writer (:mod:`benchmarks.suite._scptensor_peer`, its 7f8a443 settings: float32 X at gzip 4, no fsync) is read
 back with h5py.
 
 Rows per container (ratio = their time / ours, or their file / ours):
@@ -25,12 +25,12 @@ Rows per container (ratio = their time / ours, or their file / ours):
 * ours uncompressed against AnnData's defaults (equal settings);
 * defaults against the original writer.
 
-A time row's ratio is the median of the rounds' own ratios (:func:`benchmarks._harness.paired_ratio`):
+A time row's ratio is the median of the rounds' own ratios (:func:`benchmarks.harness.paired_ratio`):
 on this shared 2-core machine the load average moves between 2 and 12 within minutes, and the minima
 of two sides may come from rounds of different load; both sides of a round run back to back.  Each
 side starts after ``os.sync`` (untimed), so that no side's fsync writes back another's pages.
 
-Each row's goal names the sizes it applies to (:attr:`benchmarks._harness.Row.goal_sizes`).  The load
+Each row's goal names the sizes it applies to (:attr:`benchmarks.harness.Row.goal_sizes`).  The load
 average is in every row's details.  Run: ``python -m benchmarks --size full --only h5scp_defaults``.
 """
 
@@ -47,7 +47,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     POLICY,
     Row,
     Timing,
@@ -62,7 +62,7 @@ from benchmarks._harness import (
 SIZES = {"small": (300, 120, 3), "full": (5_000, 2_000, 5)}
 #: peptides per protein in the sparse assay, and its density
 PEPTIDES_PER_PROTEIN, PEPTIDE_DENSITY = 5, 0.02
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: goals: row kind -> {size: goal}.  At full size the issue's: no slower than AnnData's defaults with a
 #: file no larger, faster uncompressed, 1.8x the original writer.  At small size the rows measure the fixed
@@ -165,9 +165,9 @@ SIDES = {
         "for name in sorted(os.listdir(out)): ad.read_h5ad(f'{out}/{name}')",
     ),
     "original writer": (
-        _BUILD + "from benchmarks._scptensor_peer import original_writer_save\n",
+        _BUILD + "from benchmarks.suite._scptensor_peer import original_writer_save\n",
         "original_writer_save(container, out)",
-        "from benchmarks._scptensor_peer import original_writer_load\n",
+        "from benchmarks.suite._scptensor_peer import original_writer_load\n",
         "original_writer_load(out)",
     ),
 }
@@ -304,7 +304,7 @@ def run(size: str) -> list[Row]:
     return rows
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_h5scp_defaults [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_h5scp_defaults [small|full]
+    from benchmarks.harness import main
 
     main(run)

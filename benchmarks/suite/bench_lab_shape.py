@@ -13,7 +13,7 @@ fresh subprocess (after an untimed warm-up on a small recording that loads the
 compiled kernels), which also gives its peak resident memory.
 
 Sizes (the inputs come from the batch target's generator,
-``benchmarks.bench_batch_target``):
+``benchmarks.suite.bench_batch_target``):
 
 * ``full``: the lab's shape, 310 units (300 firing), 30 minutes, 2 minutes of
   raw data of the full 65 x 65 chip: a 20.6 GB ``.cmcr`` and a 6.1 GB ``.cmtr``;
@@ -31,11 +31,11 @@ parallel requests faster (this machine's: 2.2-3.1 GB/s against dd's 1.0-1.4 GB/s
 that read says how near the disk's own limit ours is.  It is a reference in the details, not the peer.
 
 Rows: the ratio on a quiet machine (goal 1.10) and with one core kept busy by
-another process (:class:`benchmarks._harness.busy_core`, goal 1.30), both
+another process (:class:`benchmarks.harness.busy_core`, goal 1.30), both
 measured in the same run; the peak resident memory of ours (goal under 2 GB).
 The details give each step's wall and CPU seconds, the bytes read from the disk
 (``/proc/self/io``) and where the time went, counted inside the code by wrapping
-its parts (:class:`Counters`): opening the files, the ``Peaks`` reads and the
+its parts (:class:`~benchmarks.suite._lab_shape_parts.Counters`): opening the files, the ``Peaks`` reads and the
 unit summaries of the load, the light reference, the frame times and order, and
 the electrical images' reads; the electrical images' kernel reports its own split
 (``h5stream.kernels.eimage.PROFILE``: seconds waiting for reads, in the kernel, and
@@ -61,7 +61,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     Row,
     Timing,
     busy_core,
@@ -71,7 +71,8 @@ from benchmarks._harness import (
     require_free_space,
     scratch_dir,
 )
-from benchmarks.bench_batch_target import REUSED_NAME, REUSED_STAMP, stamp_text
+from benchmarks.suite._lab_shape_parts import Counters, split_text
+from benchmarks.suite.bench_batch_target import REUSED_NAME, REUSED_STAMP, stamp_text
 
 #: ours / uncached read of the inputs, quiet and with one core busy (lower is better)
 GOAL = 1.10
@@ -85,12 +86,12 @@ NAME = REUSED_NAME  # the batch target reuses this recording (its --inputs)
 ROUNDS = {"small": 1, "full": 3}
 #: dd's block size for the peer's read
 DD_BLOCK = "64M"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def config(size: str, scale: float = 1.0):
     """The synthetic recording of a size (the batch target's), its raw seconds and units scaled."""
-    from benchmarks.bench_batch_target import _config
+    from benchmarks.suite.bench_batch_target import _config
 
     cfg = _config(size)
     if scale != 1.0:
@@ -127,7 +128,7 @@ class Inputs:
 def space_needed(size: str, scale: float = 1.0) -> int:
     """Bytes the inputs take with a margin: the raw data of the full chip, and the sorter file
     (at most 40% of it), plus a tenth."""
-    from benchmarks.bench_batch_target import CHIP_SENSORS
+    from benchmarks.suite.bench_batch_target import CHIP_SENSORS
 
     cfg = config(size, scale)
     return int(cfg.sampling_rate * cfg.raw_seconds * CHIP_SENSORS * 2 * 1.4 * 1.1)
@@ -155,90 +156,6 @@ def inputs(size: str, where: Path, scale: float = 1.0) -> tuple[Inputs, float | 
     seconds = time.perf_counter() - t0
     stamp.write_text(json.dumps(wanted))
     return made, seconds
-
-
-# -- counters ---------------------------------------------------------------------------------
-
-#: the parts counted: (label, module, attribute path); a label may name several attributes (the
-#: code's versions, or the sliced and the direct reads of the raw rows); one the code does not have
-#: is left out, and a label none of whose attributes exist is reported as missing.  The compiled
-#: electrical-image kernel is not wrapped: it reports its own split (h5stream.kernels.eimage.PROFILE)
-PARTS = (
-    ("load: .cmtr units", "hdmea.io.cmtr", "CmtrFile.read_units"),
-    ("load: opening files", "hdmea.io.cmtr", "open_mcs_file"),
-    ("load: opening files", "hdmea.io.cmcr", "open_mcs_file"),
-    ("load: Peaks reads", "hdmea.io.cmtr", "CmtrFile._read_peaks"),
-    ("load: Peaks reads", "hdmea.io.cmtr", "_read_table"),
-    ("load: Peaks reads", "hdmea.io.cmtr", "CmtrFile._read_table"),
-    ("load: unit summaries", "hdmea.io.cmtr", "_summarise"),
-    ("load: frame times", "hdmea.steps.load", "get_frame_timestamps"),
-    ("load: light reference", "hdmea.io.cmcr", "CmcrFile.light_reference"),
-    ("load: frame order", "hdmea.steps.load", "decide_frame_order"),
-    ("load: staging", "hdmea.steps.load", "open_target"),
-    ("eimage: frame order", "hdmea.steps.eimage", "settle_frame_order"),
-    ("eimage: reads", "h5stream.kernels.raw_chunks", "_read_rows"),
-    ("eimage: reads", "h5stream.kernels.direct_rows", "DirectRows.read"),
-    ("eimage: reads", "h5stream.kernels.direct_rows", "DirectRows.read_runs"),
-)
-
-
-class Counters:
-    """Calls, wall seconds inside them and the calling thread's CPU seconds, per part.
-
-    :meth:`installed` wraps the parts (module functions and class methods) for the
-    duration of a block and puts the originals back after it.
-    """
-
-    def __init__(self) -> None:
-        self.parts: dict[str, dict[str, float]] = {}
-        self.missing: list[str] = []
-        self._lock = threading.Lock()
-
-    def add(self, label: str, wall: float, cpu: float) -> None:
-        with self._lock:
-            part = self.parts.setdefault(label, {"calls": 0, "seconds": 0.0, "cpu": 0.0})
-            part["calls"] += 1
-            part["seconds"] += wall
-            part["cpu"] += cpu
-
-    def timed(self, label: str, fn):
-        def wrapper(*args, **kwargs):
-            t0, c0 = time.perf_counter(), time.thread_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.add(label, time.perf_counter() - t0, time.thread_time() - c0)
-
-        wrapper.__wrapped__ = fn
-        return wrapper
-
-    @contextlib.contextmanager
-    def installed(self):
-        import importlib
-
-        undo = []
-        found = set()
-        try:
-            for label, module, attr in PARTS:
-                try:
-                    owner = importlib.import_module(module)
-                except ImportError:
-                    continue
-                *path, name = attr.split(".")
-                for step in path:
-                    owner = getattr(owner, step, None)
-                if owner is None or not hasattr(owner, name):
-                    continue
-                found.add(label)
-                original = getattr(owner, name)
-                raw = owner.__dict__.get(name, original) if isinstance(owner, type) else original
-                setattr(owner, name, self.timed(label, original))
-                undo.append((owner, name, raw))
-            self.missing = sorted({label for label, _, _ in PARTS} - found)
-            yield self
-        finally:
-            for owner, name, raw in reversed(undo):
-                setattr(owner, name, raw)
 
 
 # -- ours: the two steps in a fresh process ---------------------------------------------------
@@ -360,7 +277,7 @@ def run_ours(made: Inputs, warm: Inputs, scratch: Path) -> dict:
     args = {"cmcr": str(made.cmcr), "cmtr": str(made.cmtr), "warm_cmcr": str(warm.cmcr),
             "warm_cmtr": str(warm.cmtr), "scratch": str(scratch)}
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    done = subprocess.run([sys.executable, "-c", "from benchmarks.bench_lab_shape import _child; _child()"],
+    done = subprocess.run([sys.executable, "-c", "from benchmarks.suite.bench_lab_shape import _child; _child()"],
                           env={**os.environ, "LAB_SHAPE_ARGS": json.dumps(args), "PYTHONPATH": path},
                           capture_output=True, text=True, check=False, timeout=3600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("__LAB_SHAPE__")]
@@ -428,29 +345,6 @@ def parallel_read_seconds(made: Inputs, depth: int = PARALLEL_DEPTH, piece: int 
 
 # -- the rows -------------------------------------------------------------------------------------
 
-def _split(reports: list[dict]) -> str:
-    """Where the time went in the fastest round of ours."""
-    best = min(reports, key=lambda r: r["steps"]["both"]["wall"])
-    s, parts = best["steps"], best["parts"]
-    text = [f"fastest round: load {s['load']['wall']:.2f} s wall / {s['load']['cpu']:.2f} s CPU, "
-            f"{s['load']['read_bytes'] / 1e9:.2f} GB read; electrical images {s['eimage']['wall']:.2f} s / "
-            f"{s['eimage']['cpu']:.2f} s CPU, {s['eimage']['read_bytes'] / 1e9:.2f} GB read"]
-    inner = [f"{label} {p['seconds']:.2f} s in {p['calls']:.0f} calls ({p['cpu']:.2f} s CPU of the calling thread)"
-             for label, p in parts.items()]
-    text.append("time inside the parts (wall, summed over threads): " + "; ".join(inner))
-    kernel = best.get("kernel")
-    if kernel:
-        text.append(f"electrical-image kernel (h5stream.kernels.eimage.PROFILE): waited for reads "
-                    f"{kernel['read_wait_s']:.2f} s, in the kernel {kernel['kernel_s']:.2f} s wall, its threads "
-                    f"filtering {kernel['filter_cpu_s']:.2f} s CPU and accumulating {kernel['accumulate_cpu_s']:.2f} s "
-                    f"CPU ({kernel['rows']:.0f} rows, {kernel['windows']:.0f} windows)")
-    else:
-        text.append("the electrical images' kernel keeps no profile in this code")
-    if best["missing"]:
-        text.append("parts not found in this code: " + ", ".join(best["missing"]))
-    return "; ".join(text)
-
-
 def _variant(made: Inputs, warm: Inputs, scratch: Path, rounds: int, busy: bool):
     reports: list[dict] = []
     peer_cpu: list[float] = []
@@ -500,7 +394,7 @@ def _ratio_row(label: str, made: Inputs, t: dict[str, Timing], reports: list[dic
                f"{max(read) / 1e9:.2f} GB read from the disk); read s {[round(x, 2) for x in peer.rounds]} "
                f"(dd CPU s {[round(x, 2) for x in peer_cpu]}, {made.nbytes / 1e9:.2f} GB); median of the "
                f"rounds' own ratios {paired:.3f}; {_parallel_text(made, parallel, ours)}{per_step}; "
-               f"{_split(reports)}; {common}")
+               f"{split_text(reports)}; {common}")
     return Row(
         benchmark=label + (", one core busy" if busy else ""),
         peer="uncached sequential read of both inputs (dd iflag=direct)",
@@ -609,10 +503,10 @@ def test_reused_inputs_need_the_same_size_and_scale(tmp_path, monkeypatch):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m benchmarks.bench_lab_shape [small|full] [--scale F] [--inputs DIR] [--rounds N]``."""
-    from benchmarks._harness import format_table
+    """``python -m benchmarks.suite.bench_lab_shape [small|full] [--scale F] [--inputs DIR] [--rounds N]``."""
+    from benchmarks.harness import format_table
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_lab_shape")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite.bench_lab_shape")
     parser.add_argument("size", nargs="?", default="small", choices=list(ROUNDS))
     parser.add_argument("--scale", type=float, help="scale the raw seconds and the units (0 < F <= 1)")
     parser.add_argument("--inputs", help="keep the generated recording here and reuse it")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import POLICY, Row, Timing, fsync_file, peak_rss_mb, scratch_dir, timed_row
+from benchmarks.harness import POLICY, Row, Timing, fsync_file, peak_rss_mb, scratch_dir, timed_row
 
 SIZES_UNITS = {"small": (200, 1_000_000), "full": (4_000, 20_000_000)}
 ROUNDS = {"small": 2, "full": 3}
@@ -307,7 +307,7 @@ def run(size: str) -> list[Row]:
 def measure_floor(size: str = "full", rounds: int = 7) -> str:
     """The floor alone: :func:`read_floor` and pynwb alone (uncompressed peer), interleaved, wall and CPU seconds.
 
-    ``python -m benchmarks.bench_nwb [ROUNDS]``.  The goal (ours within 1.5 x pynwb alone) is
+    ``python -m benchmarks.suite.bench_nwb [ROUNDS]``.  The goal (ours within 1.5 x pynwb alone) is
     out of reach from this layout when floor + pynwb alone exceeds 1.5 x pynwb alone.
     """
     n_units, n_spikes = SIZES_UNITS[size]

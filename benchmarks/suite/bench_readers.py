@@ -11,7 +11,7 @@ Python, so at full size it is timed on a subset of units and scaled per peak to
 all units (said in ``details``).  Both read the same file from a warm page cache
 (one untimed read first); results are compared unit by unit.
 
-Run at full size: ``python -c "from benchmarks.bench_readers import main; main('full')"``.
+Run at full size: ``python -c "from benchmarks.suite.bench_readers import main; main('full')"``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks._harness import Row, interleave, is_noisy, scratch_dir
+from benchmarks.harness import Row, interleave, is_noisy, scratch_dir
 from hdmea.io.cmtr import read_units
 from hdmea.synthetic import SyntheticConfig, generate_recording
 
@@ -129,7 +129,7 @@ def test_bench_readers_agree_with_vendor(tmp_path):
     _check(_ours(rec.cmtr_path), _vendor_units(rec.cmtr_path))
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_readers [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_readers [small|full]
+    from benchmarks.harness import main
 
     main(run)

@@ -51,11 +51,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy import sparse
 
 from h5stream.cores import allowed_cores, free_cores, sharing_threads
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     POLICY,
     Row,
     Timing,
@@ -72,7 +71,14 @@ from benchmarks._harness import (
     raw_write_seconds,
     scratch_dir,
 )
-from benchmarks._scptensor_peer import original_writer_load, original_writer_save
+from benchmarks.suite._scptensor_containers import (
+    build_container,
+    container_nbytes,
+    make_arrays,
+    make_float64_container,
+    make_obs,
+)
+from benchmarks.suite._scptensor_peer import original_writer_load, original_writer_save
 
 SIZES = {
     # samples, proteins, peptides, density, rounds
@@ -83,76 +89,6 @@ SIZES = {
 DISK_ROUNDS = 5
 # the float64 container of the rows against the original writer: samples, proteins, rounds
 ORIGINAL_SIZES = {"small": (300, 120, 1), "full": (5_000, 2_000, 3)}
-
-
-def make_arrays(n_samples: int, n_proteins: int, n_peptides: int, density: float, seed: int = 0) -> dict:
-    """Planted matrices: log-normal proteins with 30% missing (LOD in the mask), CSR peptides."""
-    rng = np.random.default_rng(seed)
-    x = rng.lognormal(mean=2.0, sigma=1.0, size=(n_samples, n_proteins)).astype(np.float32)
-    missing = rng.random((n_samples, n_proteins), dtype=np.float32) < 0.3
-    x[missing] = np.nan
-    m = missing.astype(np.int8) * np.int8(2)
-    del missing
-    indptr = np.zeros(n_samples + 1, dtype=np.int64)
-    indices_parts, block = [], max(1, 4_000_000 // max(n_peptides, 1))
-    for start in range(0, n_samples, block):
-        hit = rng.random((min(block, n_samples - start), n_peptides), dtype=np.float32) < density
-        rows, cols = np.nonzero(hit)
-        indptr[start + 1 : start + 1 + hit.shape[0]] = np.bincount(rows, minlength=hit.shape[0])
-        indices_parts.append(cols.astype(np.int32))
-    indptr = np.cumsum(indptr).astype(np.int64)
-    indices = np.concatenate(indices_parts)
-    data = rng.lognormal(size=indices.size).astype(np.float32)
-    return {"x": x, "m": m, "data": data, "indices": indices, "indptr": indptr, "n_peptides": n_peptides}
-
-
-def make_obs(n_samples: int, seed: int = 1) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pl.DataFrame(
-        {
-            "_index": [f"cell_{i:06d}" for i in range(n_samples)],
-            "batch": [f"batch_{i % 12}" for i in range(n_samples)],
-            "cell_type": pl.Series([["T", "B", "NK", "Mono"][i % 4] for i in range(n_samples)], dtype=pl.Categorical),
-            "n_proteins": rng.integers(100, 5000, n_samples).astype(np.int64),
-            "plate_row": rng.integers(0, 16, n_samples).astype(np.int32),
-            "intensity": rng.lognormal(size=n_samples),
-            "purity": rng.random(n_samples).astype(np.float32),
-            "is_blank": rng.random(n_samples) < 0.02,
-        }
-    )
-
-
-def build_container(arrays: dict, obs: pl.DataFrame):
-    from h5scp import Assay, ScpContainer, ScpMatrix
-
-    n_samples, n_proteins = arrays["x"].shape
-    csr = sparse.csr_matrix(
-        (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n_samples, arrays["n_peptides"])
-    )
-    proteins = Assay(
-        pl.DataFrame({"_index": [f"P{j:05d}" for j in range(n_proteins)]}),
-        {"raw": ScpMatrix(arrays["x"], arrays["m"])},
-    )
-    peptides = Assay(
-        pl.DataFrame({"_index": [f"PEP{k:06d}" for k in range(csr.shape[1])]}),
-        {"raw": ScpMatrix(csr)},
-    )
-    return ScpContainer(obs, {"proteins": proteins, "peptides": peptides})
-
-
-def container_nbytes(container) -> int:
-    total = container.obs.estimated_size()
-    for assay in container.assays.values():
-        total += assay.var.estimated_size()
-        for matrix in assay.layers.values():
-            for part in (matrix.X, matrix.M):
-                if part is None:
-                    continue
-                if sparse.issparse(part):
-                    total += part.data.nbytes + part.indices.nbytes + part.indptr.nbytes
-                else:
-                    total += part.nbytes
-    return total
 
 
 def _anndata_objects(container):
@@ -245,7 +181,7 @@ _PEAK_CODE = textwrap.dedent(
     """
     import os, resource
     import numpy as np, polars as pl
-    from benchmarks.bench_scptensor import build_container, container_nbytes
+    from benchmarks.suite._scptensor_containers import build_container, container_nbytes
     import tempfile
     from h5scp import Assay, ScpContainer, ScpMatrix
     from h5scp.io import save_hdf5
@@ -279,7 +215,7 @@ def _peak_memory(
     for key in ("x", "m", "data", "indices", "indptr"):
         np.save(folder / f"{key}.npy", arrays[key])
     obs.write_parquet(folder / "obs.parquet")
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     # ru_maxrss of a child started by a large parent keeps the parent's resident set
     # (Linux carries it across exec), so the child's own high-water mark (VmHWM of
     # its fresh address space) is the peak; ru_maxrss is reported beside it.
@@ -469,19 +405,6 @@ def checksum_rows(container, label: str, rounds: int, folder: Path) -> list[Row]
 # --------------------------------------------------------------------------- the original writer
 
 
-def make_float64_container(n_samples: int, n_proteins: int, seed: int = 0):
-    """Log-normal float64 proteins with 30% NaN (LOD in an int8 mask) and the 8 obs columns."""
-    from h5scp import Assay, ScpContainer, ScpMatrix
-
-    rng = np.random.default_rng(seed)
-    x = rng.lognormal(mean=2.0, sigma=1.0, size=(n_samples, n_proteins))
-    missing = rng.random((n_samples, n_proteins)) < 0.3
-    x[missing] = np.nan
-    m = missing.astype(np.int8) * np.int8(2)
-    proteins = Assay(pl.DataFrame({"_index": [f"P{j:05d}" for j in range(n_proteins)]}), {"raw": ScpMatrix(x, m)})
-    return ScpContainer(make_obs(n_samples), {"proteins": proteins})
-
-
 def _round(save, load, path: Path) -> tuple[float, float, int]:
     import shutil
 
@@ -564,24 +487,34 @@ def original_writer_rows(containers: dict, rounds: dict, folder: Path) -> list[R
     return rows
 
 
+def _row_group_rows(path: Path) -> int:
+    """The rows of a Parquet file's first row group (all its rows when it has one): the row-group size its
+    writer used, as the file's footer states it."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    return max(1, meta.row_group(0).num_rows if meta.num_row_groups else meta.num_rows)
+
+
 def parquet_row(container, rounds: int, folder: Path) -> Row:
     """(d) save_parquet+load_parquet against polars writing and reading the same long-form frames."""
     import shutil
 
     from h5scp.io import load_parquet, save_parquet
-    from h5scp.io.formats_parquet import ROW_GROUP_ROWS
 
     ours_path = folder / "ours.parquet"
     save_parquet(container, ours_path)
-    # the peer's frames: exactly the files ours writes, read back once, untimed
+    # the peer's frames: exactly the files ours writes, read back once, untimed, each written with the row
+    # groups ours wrote it with (read from the file's own metadata)
     frames = {p.relative_to(ours_path): pl.read_parquet(p) for p in ours_path.rglob("*.parquet")}
+    row_groups = {rel: _row_group_rows(ours_path / rel) for rel in frames}
     peer_path = folder / "peer"
 
     def peer_save():
         for rel, frame in frames.items():
             target = peer_path / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(target, row_group_size=ROW_GROUP_ROWS)
+            frame.write_parquet(target, row_group_size=row_groups[rel])
             fsync_file(target)
 
     def peer_load():
@@ -629,8 +562,8 @@ def test_bench_container_round_trips_exactly(tmp_path):
     assert_container_equal(load_hdf5(tmp_path / "b.h5"), container)
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_scptensor [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_scptensor [small|full]
+    from benchmarks.harness import main
 
     main(run)
 

@@ -7,7 +7,7 @@ trials sorted by start and by end, then one gather; default threads); the peer i
 ``(t >= start) & (t < end)`` mask per unit and trial).  Both results are compared
 trial by trial before timing counts.
 
-Run at full size: ``python -c "from benchmarks.bench_sectioning import main; main('full')"``.
+Run at full size: ``python -c "from benchmarks.suite.bench_sectioning import main; main('full')"``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks._harness import Row, interleave, timed_row
+from benchmarks.harness import Row, interleave, timed_row
 from h5stream.kernels.sectioning import rows_to_csr, section_sorted
 
 from tests.reference import section_trials_naive
@@ -80,7 +80,7 @@ def test_bench_sectioning_results_match_reference():
     _check(_ours(rows, bounds), section_trials_naive(rows, bounds))
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_sectioning [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_sectioning [small|full]
+    from benchmarks.harness import main
 
     main(run)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from benchmarks._harness import Row, interleave, time_rounds, timed_row
+from benchmarks.harness import Row, interleave, time_rounds, timed_row
 
 from tests.reference import sta_reference
 

@@ -13,11 +13,10 @@
    units holding only their spike trains.  Goals: 5x faster than per-unit, within
    2x of whole-column (ratio >= 0.5).
 3. Memory-bounded save: sessions of 1, 2, 4 and 8 GB staged with a 512 MB
-   budget, each in a fresh process: peak resident memory (should stay flat,
-   goal budget + 300 MB) and throughput against the raw disk (``tofile`` +
-   fsync of the same number of bytes).  ``run("huge")`` or ``H5STREAM_BENCH_HUGE=1``
-   adds a 50 GB session.
+   budget, each in a fresh process (:mod:`benchmarks.suite._bounded_save`).
+   ``run("huge")`` or ``H5STREAM_BENCH_HUGE=1`` adds a 50 GB session.
 
+The recording and every writer of it, ours and the peers', are in :mod:`benchmarks.suite._store_writers`.
 Every write is timed to durable bytes (fsync) on every side.
 
 The cost of the end-to-end checksums is measured alongside (goal: under 5%):
@@ -32,7 +31,7 @@ figure is still given in the save row).  A save shorter than
 :data:`SHORT_ROUND_CPU` makes each round the mean of several saves per side
 (as ``timeit`` repeats a short statement): one save of 0.3 s varies by more
 than the cost it measures.  The cost rows' verdict is the median of each
-round's own off/on ratio (:func:`~benchmarks._harness.paired_ratio`), over at
+round's own off/on ratio (:func:`~benchmarks.harness.paired_ratio`), over at
 least :data:`COST_ROUNDS` rounds: both sides of a round run back to back, so a
 change of the machine's load from one round to the next cancels in it.  The
 load's rounds add up to at least :data:`LOAD_COST_CPU` CPU seconds per side
@@ -42,7 +41,7 @@ measures.
 That noise is still larger than the cost: two full runs gave the 400-unit
 load +6.8% and +0.3%, its save -0.3% and +5.8%.  Where Valgrind is installed,
 the 400-unit rows' verdict is therefore the number of instructions the save
-and the load execute with and without checksums (:mod:`benchmarks._instructions`:
+and the load execute with and without checksums (:mod:`benchmarks.harness.instructions`:
 callgrind counts only the saves and loads, not staging or imports; a count
 moves by about 1% between rounds whatever the machine's load), and the CPU
 figures are given beside it.  Counting runs the code about 60 times slower, so
@@ -53,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -63,29 +61,34 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks._harness import (
+from benchmarks.harness import (
     Row,
     Timing,
     checksum_cost,
     checksums_off,
     is_noisy,
     paired_ratio,
-    fsync_file,
     interleave,
-    peak_rss_mb,
     require_free_space,
     scratch_dir,
     timed_row,
 )
-from benchmarks._instructions import InstructionCountError
-from benchmarks._instructions import available as instructions_available
-from benchmarks._instructions import cost as instruction_cost
-from benchmarks._instructions import spread as instruction_spread
-from hdmea.pipeline import PipelineSession, create_session
-
-FS = 20_000
-DURATION_S = 20 * 60
-N_FEATURES = 10
+from benchmarks.harness.instructions import InstructionCountError
+from benchmarks.harness.instructions import available as instructions_available
+from benchmarks.harness.instructions import cost as instruction_cost
+from benchmarks.harness.instructions import spread as instruction_spread
+from benchmarks.suite._bounded_save import BOUNDED, bounded_rows, bounded_sizes
+from benchmarks.suite._store_writers import (
+    FS,
+    N_FEATURES,
+    make_recording,
+    stage_session,
+    write_libhdf5_floor,
+    write_nwb_columns,
+    write_nwb_per_unit,
+    write_plain_h5py,
+)
+from hdmea.pipeline import PipelineSession
 SPIKES_TOTAL = {"small": 20_000, "full": 3_000_000}
 UNIT_COUNTS = {"small": (20, 100), "full": (400, 4000)}
 ROUNDS = {"small": 1, "full": 3}
@@ -101,187 +104,6 @@ INSTRUCTION_UNITS = {"small": (), "full": (400,)}
 #: counted rounds per side, save and load (a count varies by about 1% from round to round, the load's
 #: by 0.2%; the load also runs once uncounted before its rounds)
 INSTRUCTION_ROUNDS = (2, 1)
-BOUNDED = {"small": ((32, 64), 8), "full": ((1024, 2048, 4096, 8192), 512)}  # (session MB, budget MB)
-HUGE_MB = 50 * 1024
-CHUNK_BYTES = 32 * 2**20  # one staged unit in the bounded benchmark
-
-
-# --------------------------------------------------------------------------- data
-
-
-def make_recording(n_units: int, total_spikes: int, seed: int = 0) -> dict:
-    """Units, features, stimulus and metadata of a synthetic recording."""
-    rng = np.random.default_rng(seed)
-    rates = rng.lognormal(0.0, 1.0, n_units)
-    counts = rng.multinomial(total_spikes, rates / rates.sum())
-    samples = FS * DURATION_S
-    units = {}
-    for i, count in enumerate(counts):
-        units[f"unit_{i:04d}"] = {
-            "spike_times": np.sort(rng.integers(0, samples, count)).astype(np.uint64),
-            "waveform": rng.normal(size=50).astype(np.float32),
-            "row": int(i % 64), "col": int(i // 64), "global_id": i, "sensor_id": int(rng.integers(0, 4096)),
-        }
-    features = {}
-    for uid in units:
-        features[uid] = {
-            f"feature_{j:02d}": {"response": rng.random(60), "peak": float(rng.random()), "latency": 0.05 * j}
-            for j in range(N_FEATURES)
-        }
-    meta = {"version": "1.0", "params_hash": "0123456789abcdef", "extracted_at": "2026-01-01T00:00:00+00:00"}
-    stimulus = {
-        "light_reference": {"1khz": rng.random(DURATION_S * 1000).astype(np.float32)},
-        "frame_times": {"default": np.arange(0, samples, FS // 60, dtype=np.uint64)},
-        "section_times": {"step_up_5s_5i_3x": np.array([[0, 200_000], [400_000, 600_000]], dtype=np.uint64),
-                          "dense_noise": np.array([[600_000, 4_200_000]], dtype=np.uint64)},
-    }
-    metadata = {"sampling_rate": float(FS), "n_channels": 4225, "operator": "lab",
-                "sys_meta": {f"key_{k}": k * 1.5 for k in range(20)} | {"device": "MEA2100", "gain": 1000}}
-    return {"units": units, "features": features, "feature_meta": meta, "stimulus": stimulus,
-            "metadata": metadata}
-
-
-# --------------------------------------------------------------------------- writers
-
-
-def stage_session(rec: dict, path: Path, *, spikes_only: bool = False):
-    """A session holding the recording (untimed setup of our save)."""
-    s = create_session("bench", hdf5_path=path)
-    if spikes_only:
-        s.add_units({uid: {"spike_times": u["spike_times"]} for uid, u in rec["units"].items()})
-        return s
-    s.add_units(rec["units"])
-    for uid, features in rec["features"].items():
-        for name, data in features.items():
-            s.add_feature(uid, name, data, rec["feature_meta"])
-    st = rec["stimulus"]
-    s.add_stimulus(st["light_reference"], st["frame_times"], st["section_times"])
-    s.add_metadata(rec["metadata"])
-    s.mark_step_complete("load_recording")
-    s.mark_step_complete("extract_features")
-    return s
-
-
-def _plain_metadata(group: h5py.Group, mapping: dict) -> None:
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            _plain_metadata(group.create_group(key), value)
-        elif isinstance(value, str):
-            group.create_dataset(key, data=[value], dtype=h5py.string_dtype())
-        else:
-            group.create_dataset(key, data=[value])
-
-
-def write_plain_h5py(rec: dict, path: Path) -> None:
-    """The same layout, written the straightforward way: one create_dataset per object, defaults."""
-    with h5py.File(path, "w") as f:
-        f.attrs["dataset_id"] = "bench"
-        f.attrs["stage1_completed"] = True
-        f.attrs["features_extracted"] = [f"feature_{j:02d}" for j in range(N_FEATURES)]
-        units = f.create_group("units")
-        for uid, u in rec["units"].items():
-            g = units.create_group(uid)
-            g.create_dataset("spike_times", data=u["spike_times"])
-            g.create_dataset("waveform", data=u["waveform"])
-            for key in ("row", "col", "global_id", "sensor_id"):
-                g.attrs[key] = u[key]
-            g.attrs["spike_count"] = len(u["spike_times"])
-            features = g.create_group("features")
-            for name, data in rec["features"][uid].items():
-                fg = features.create_group(name)
-                fg.create_dataset("response", data=data["response"])
-                fg.attrs["peak"] = data["peak"]
-                fg.attrs["latency"] = data["latency"]
-                for key, value in rec["feature_meta"].items():
-                    fg.attrs[key] = value
-                fg.attrs["name"] = name
-        stim = f.create_group("stimulus")
-        st = rec["stimulus"]
-        for group_name, key in (("light_reference", "light_reference"), ("frame_time", "frame_times"),
-                                ("section_time", "section_times")):
-            g = stim.create_group(group_name)
-            for name, values in st[key].items():
-                g.create_dataset(name, data=values)
-        _plain_metadata(f.create_group("metadata"), rec["metadata"])
-        info = f.create_group("pipeline/session_info")
-        info.create_dataset("completed_steps", data=["load_recording", "extract_features"],
-                            dtype=h5py.string_dtype())
-        info.create_dataset("warnings", data=np.array([], dtype=object), dtype=h5py.string_dtype())
-    fsync_file(path)
-
-
-def _nwbfile():
-    import datetime
-
-    from pynwb import NWBFile
-
-    return NWBFile(session_description="bench", identifier="bench",
-                   session_start_time=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
-
-
-def write_nwb_per_unit(spike_trains: list[np.ndarray], path: Path) -> None:
-    from pynwb import NWBHDF5IO
-
-    nwb = _nwbfile()
-    for spikes in spike_trains:
-        nwb.add_unit(spike_times=spikes / FS)
-    with NWBHDF5IO(str(path), "w") as io:
-        io.write(nwb)
-    fsync_file(path)
-
-
-def write_nwb_columns(spike_trains: list[np.ndarray], path: Path) -> None:
-    from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
-    from pynwb import NWBHDF5IO
-    from pynwb.misc import Units
-
-    flat = np.concatenate(spike_trains) / FS
-    ends = np.cumsum([len(s) for s in spike_trains])
-    times = VectorData(name="spike_times", description="spike times (s)", data=flat)
-    index = VectorIndex(name="spike_times_index", data=ends, target=times)
-    nwb = _nwbfile()
-    nwb.units = Units(name="units", description="units", id=ElementIdentifiers(name="id", data=np.arange(len(ends))),
-                      columns=[times, index])
-    with NWBHDF5IO(str(path), "w") as io:
-        io.write(nwb)
-    fsync_file(path)
-
-
-def write_libhdf5_floor(spike_trains: dict[str, np.ndarray], path: Path) -> None:
-    """The units of the contract layout made by bare libhdf5 calls and nothing else.
-
-    Per unit: its group, an empty ``features`` group, the ``spike_times``
-    dataset (same layout and property lists as the store: compact up to
-    16 KiB, contiguous above, no fill, no times) and a ``spike_count``
-    attribute, through the same direct bindings, in the same file format, then
-    fsync.  No staging, no checks, no encoding: what the HDF5 library alone
-    costs for these objects, the floor of any writer of this layout.
-    """
-    from h5stream.tree.lowlevel import LIBVER, file_type, native_hdf5, plists
-
-    native = native_hdf5()
-    lists = plists()
-    lcpl = lists.link
-    scalar = h5py.h5s.create(h5py.h5s.SCALAR)
-    count_type = file_type(np.dtype(np.int64))
-    with h5py.File(path, "w", libver=LIBVER) as f:
-        units = f.create_group("units")
-        for uid, spikes in spike_trains.items():
-            tid = file_type(spikes.dtype)
-            gid = native.H5Gcreate2(units.id.id, uid.encode(), lcpl.id, 0, 0)
-            native.H5Gclose(native.H5Gcreate2(gid, b"features", lcpl.id, 0, 0))
-            space = h5py.h5s.create_simple(spikes.shape)
-            dcpl = lists.dataset(spikes.nbytes)
-            did = native.H5Dcreate2(gid, b"spike_times", tid.id, space.id, lcpl.id, dcpl.id, 0)
-            if spikes.size:
-                native.H5Dwrite(did, tid.id, 0, 0, 0, spikes.ctypes.data)
-            native.H5Dclose(did)
-            count = np.array(spikes.size, dtype=np.int64)
-            aid = native.H5Acreate2(gid, b"spike_count", count_type.id, scalar.id, 0, 0)
-            native.H5Awrite(aid, count_type.id, count.ctypes.data)
-            native.H5Aclose(aid)
-            native.H5Gclose(gid)
-    fsync_file(path)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -423,7 +245,7 @@ def counted_checksum_rounds(n_units: int, total_spikes: int, folder: str, save_r
     The same sides as the CPU rounds (:func:`_ours_side`, :func:`_load_side`), interleaved the
     same way; staging, imports and the first (warming) load run outside any region.
     """
-    from benchmarks._instructions import region
+    from benchmarks.harness.instructions import region
 
     def counted(label: str, call):
         def run():
@@ -444,10 +266,10 @@ def counted_checksum_rounds(n_units: int, total_spikes: int, folder: str, save_r
 def checksum_instructions(n_units: int, total_spikes: int, workdir: Path, save_rounds: int = 2,
                           load_rounds: int = 1) -> dict[str, list[int]]:
     """Instructions of the save with and without checksums, and of the load with and without ``verify``."""
-    from benchmarks._instructions import count
+    from benchmarks.harness.instructions import count
 
     with tempfile.TemporaryDirectory(prefix=f"instructions_{n_units}_", dir=workdir) as folder:
-        return count(f"from benchmarks.bench_store import counted_checksum_rounds\n"
+        return count(f"from benchmarks.suite.bench_store import counted_checksum_rounds\n"
                      f"counted_checksum_rounds({n_units}, {total_spikes}, {folder!r}, {save_rounds}, {load_rounds})")
 
 
@@ -511,90 +333,6 @@ def store_rows(size: str, workdir: Path) -> list[Row]:
                               f"the floor itself is {floor.min / columns.min:.1f}x pynwb's whole-column time: "
                               "one group, dataset and attribute per unit cost that much in libhdf5 alone"))
     return rows
-
-
-BOUNDED_CODE = """
-import os, time
-import numpy as np
-from hdmea.pipeline import create_session
-
-target = {target!r}
-n_units = {n_units}
-values_per_unit = {values_per_unit}
-s = create_session("bounded", hdf5_path=target, memory_limit={budget})
-base = np.arange(values_per_unit, dtype=np.uint64)
-staging_s = 0.0
-for i in range(n_units):
-    spikes = base + np.uint64(i)  # fresh data per unit, made outside the timed calls
-    t0 = time.perf_counter()
-    s.add_units({{f"unit_{{i:05d}}": {{"spike_times": spikes, "row": i, "col": 0, "global_id": i}}}})
-    staging_s += time.perf_counter() - t0
-    del spikes
-staged, spilled = s.staged_bytes, s.spilled_bytes
-t0 = time.perf_counter()
-s.save()
-save_s = time.perf_counter() - t0
-# VmHWM is this process's own high-water mark; ru_maxrss would also carry the launching
-# process's peak across exec on Linux.
-hwm_kb = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
-print(staging_s, save_s, staged, spilled, hwm_kb / 1024)
-"""
-
-
-def _raw_write_seconds(total: int, path: Path) -> float:
-    """tofile + fsync of ``total`` bytes in 256 MB pieces: the disk's sequential write rate."""
-    piece = np.arange(min(total, 256 * 2**20) // 8, dtype=np.uint64)
-    start = time.perf_counter()
-    with open(path, "wb") as fh:
-        written = 0
-        while written < total:
-            piece.tofile(fh)
-            written += piece.nbytes
-        fh.flush()
-        os.fsync(fh.fileno())
-    return time.perf_counter() - start
-
-
-def bounded_rows(size: str, workdir: Path) -> list[Row]:
-    sizes_mb, budget_mb = bounded_sizes(size), BOUNDED["full" if size == "huge" else size][1]
-    chunk = min(CHUNK_BYTES, sizes_mb[0] * 2**20 // 8)
-    rows = []
-    # the child imports what this run imports (the installed package, with its compiled kernels)
-    import_path = os.pathsep.join(p for p in sys.path if p)
-    for session_mb in sizes_mb:
-        target = workdir / f"bounded_{session_mb}.h5"
-        code = BOUNDED_CODE.format(target=str(target), n_units=session_mb * 2**20 // chunk,
-                                   values_per_unit=chunk // 8, budget=budget_mb * 2**20)
-        maxrss, out = peak_rss_mb(code, env={"PYTHONPATH": import_path})
-        stage_s, save_s, staged, spilled, peak = out.split()
-        peak = float(peak)
-        total_s = float(stage_s) + float(save_s)
-        with h5py.File(target, "r") as f:
-            assert len(f["units"]) == session_mb * 2**20 // chunk
-        _remove(target)
-        raw_path = workdir / "raw.bin"
-        raw_s = _raw_write_seconds(int(staged), raw_path)
-        _remove(raw_path)
-        ours_rate = int(staged) / total_s / 1e6
-        raw_rate = int(staged) / raw_s / 1e6
-        rows.append(Row(f"bounded save {session_mb} MB, budget {budget_mb} MB", "budget + 300 MB",
-                        budget_mb + 300, peak, "MB", peak / (budget_mb + 300), 1.0, lower_is_better=True,
-                        details=f"peak RSS (VmHWM) {peak:.0f} MB; ru_maxrss {maxrss:.0f} MB (includes the "
-                                f"launching process's peak); spilled {int(spilled) / 2**20:.0f} MB"))
-        rows.append(Row(f"bounded save {session_mb} MB throughput", "raw tofile + fsync", raw_rate, ours_rate,
-                        "MB/s", ours_rate / raw_rate, None,
-                        details=f"ours: add_units (spills past the budget) {float(stage_s):.2f} s + save "
-                                f"{float(save_s):.2f} s, data generation excluded; raw {raw_s:.2f} s"))
-    return rows
-
-
-def bounded_sizes(size: str) -> tuple[int, ...]:
-    """The sessions (MB) of the memory-bounded rows at ``size`` (the 50 GB one with "huge" or
-    ``H5STREAM_BENCH_HUGE=1``)."""
-    sizes_mb = BOUNDED["full" if size == "huge" else size][0]
-    if size == "huge" or os.environ.get("H5STREAM_BENCH_HUGE") == "1":
-        sizes_mb = (*sizes_mb, HUGE_MB)
-    return sizes_mb
 
 
 def space_needed(size: str) -> int:
@@ -669,8 +407,8 @@ def test_bench_store_small():
     assert all(r.ours <= budget + 300 for r in rows if r.unit == "MB")  # bounded, interpreter included
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_store [small|full]
-    from benchmarks._harness import main
+if __name__ == "__main__":  # python -m benchmarks.suite.bench_store [small|full]
+    from benchmarks.harness import main
 
     main(run)
 

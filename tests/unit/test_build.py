@@ -133,20 +133,20 @@ def test_benchmark_runner_reports_failing_modules_as_rows(tmp_path, monkeypatch,
     import json
     import types
 
-    from benchmarks import run as runner
-    from benchmarks._harness import Row
+    from benchmarks.harness import run as runner
+    from benchmarks.harness import Row
 
-    good = types.ModuleType("benchmarks.bench_good")
+    good = types.ModuleType("benchmarks.suite.bench_good")
     # a goal at both sizes: at --size small a row whose goal names only the full size has no verdict
     good.run = lambda size: [Row("good thing", "naive", 2.0, 1.0, "s", 2.0, 1.5, goal_sizes=("small", "full"))]
-    broken = types.ModuleType("benchmarks.bench_broken")
+    broken = types.ModuleType("benchmarks.suite.bench_broken")
 
     def explode(size):
         raise RuntimeError(f"exploded at {size}")
 
     broken.run = explode
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_good", good)
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_broken", broken)
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_good", good)
+    monkeypatch.setitem(sys.modules, "benchmarks.suite.bench_broken", broken)
     monkeypatch.setattr(runner, "discover", lambda: ["bench_broken", "bench_good", "bench_missing"])
     out = tmp_path / "table.json"
     code = runner.main(["--size", "small", "--json", str(out)])

@@ -50,7 +50,7 @@ def test_each_row_names_what_exists(row):
         assert callable(getattr(reference, row.twin)), f"tests/reference.py lacks {row.twin}"
         assert row.module in COMPARED, f"{row.module}: its twin {row.twin} is compared with it nowhere here"
     if row.benchmark is not None:
-        assert (ROOT / "benchmarks" / f"{row.benchmark}.py").is_file(), row.benchmark
+        assert (ROOT / "benchmarks" / "suite" / f"{row.benchmark}.py").is_file(), row.benchmark
     assert row.fallback
 
 

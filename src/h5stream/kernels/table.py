@@ -8,7 +8,7 @@ when a kernel cannot take an input (never when it is missing).  ``twin`` names t
 slow, obviously right numpy version in ``tests/reference.py`` that
 ``tests/unit/test_kernel_table.py`` compares with the kernel on seeded data; a kernel
 with nothing to compute has none and says why in ``note``.  ``benchmark`` names the
-benchmark module that times it (``benchmarks/bench_*.py``), where one does.
+benchmark module that times it (``benchmarks/suite/bench_*.py``), where one does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Kernel:
     wrapper: str  # dotted name of the Python function that validates and calls it
     twin: str | None  # function of tests/reference.py computing the same thing naively
     fallback: str  # what runs where the kernel cannot take an input
-    benchmark: str | None = None  # benchmarks/<name>.py
+    benchmark: str | None = None  # benchmarks/suite/<name>.py
     note: str = ""
 
 

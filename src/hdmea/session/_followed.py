@@ -43,7 +43,7 @@ until then); each assignment checks the newest followed values' reference counts
 value), and a rebuild happens only where the value's structure or scalars changed, or it holds an
 array the node keeps only as a copy (whose check costs one digest of that array); ``is_saved`` and
 ``ensure_saved`` on a saved session digest the arrays held in memory.  Measured by
-``python -m benchmarks.ab_session_views``.
+``python -m benchmarks.studies.ab_session_views``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,205 @@
+"""The benchmark table: one :class:`Row` per comparison, its verdict, the printed table and its JSON.
+
+A row's ratio says how many times better ours is than the peer or the physical limit; its goal applies at
+the sizes it names (:attr:`Row.goal_sizes`), and with one core busy a row whose work needs both cores is
+judged by its one-core goal (:attr:`Row.busy_goal`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.harness.machine import DISK_SAMPLE_SECONDS, MachineState
+from benchmarks.harness.rounds import NOISE_MARGIN, Timing, is_noisy
+
+SIZES = ("small", "full")
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the benchmark table.
+
+    ``ratio`` is how many times better ours is than the peer (for times:
+    peer / ours; for throughputs: ours / peer).  ``goal`` is the ratio to reach
+    (``None`` when the row only reports).  ``lower_is_better`` flips the goal test
+    for rows whose ratio must stay *under* the goal (e.g. memory).
+
+    ``goal_sizes`` names the sizes (``"small"``, ``"full"``) the goal applies to: a goal set for
+    full size, where fixed costs vanish, says nothing of the small size, whose rows measure fixed
+    costs; a row that measures a fixed cost names the small size too (with its own goal where it
+    differs).  ``size`` is the size the row was measured at (set by the runner); at a size the goal
+    does not name, the row prints its ratio without a verdict (``holds`` None).
+
+    ``busy_goal`` is the goal of a row whose work needs both cores when the row
+    was measured while another process kept one core busy (``one_core_busy``, set
+    by the runner for ``--busy-core`` runs): the issue's "not slower than the
+    serial peer" (1.0) for rows against a single-threaded peer, the quiet goal
+    scaled by the share of cores left for rows against a physical limit.  None:
+    the row keeps ``goal`` whatever the load.
+    """
+
+    benchmark: str
+    peer: str
+    peer_value: float
+    ours: float
+    unit: str
+    ratio: float
+    goal: float | None
+    lower_is_better: bool = False
+    details: str = ""
+    #: medians of the two sides (None when the row is not made of rounds)
+    peer_median: float | None = None
+    ours_median: float | None = None
+    rounds: int | None = None
+    noisy: bool = False
+    before: MachineState | None = None
+    after: MachineState | None = None
+    busy_goal: float | None = None
+    one_core_busy: bool = False
+    #: the sizes the goal (and ``busy_goal``) applies to
+    goal_sizes: tuple[str, ...] = ("full",)
+    #: the size the row was measured at (None: unknown, e.g. a module's own test; the goal applies)
+    size: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.goal_sizes) - set(SIZES)
+        if unknown:
+            raise ValueError(f"{self.benchmark}: goal_sizes names unknown sizes {sorted(unknown)}; sizes are {SIZES}")
+        self.goal_sizes = tuple(self.goal_sizes)
+
+    @property
+    def goal_applies(self) -> bool:
+        """Whether the row's goal applies at the size it was measured at."""
+        return self.size is None or self.size in self.goal_sizes
+
+    @property
+    def applied_goal(self) -> float | None:
+        """The goal this row is judged by: None at a size the goal does not name; ``busy_goal`` when
+        measured with one core busy and it has one."""
+        if not self.goal_applies:
+            return None
+        if self.one_core_busy and self.busy_goal is not None:
+            return self.busy_goal
+        return self.goal
+
+    @property
+    def holds(self) -> bool | None:
+        goal = self.applied_goal
+        if goal is None or not np.isfinite(self.ratio):
+            return None
+        return self.ratio <= goal if self.lower_is_better else self.ratio >= goal
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for key in ("before", "after"):
+            state = getattr(self, key)
+            d[key] = None if state is None else state.as_dict()
+        d["applied_goal"] = self.applied_goal
+        d["holds"] = self.holds
+        d["noise_margin"] = NOISE_MARGIN
+        return d
+
+
+def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, goal: float | None,
+              details: str = "", *, busy_goal: float | None = None) -> Row:
+    """A row comparing two timings: the fastest rounds, ratio peer / ours.
+
+    ``details`` starts with both timings and the ratio of their medians;
+    ``details`` given here follows.
+    """
+    text = f"ours {ours_time}; peer {peer_time}; median ratio {peer_time.median / ours_time.median:.2f}"
+    return Row(benchmark=benchmark, peer=peer, peer_value=peer_time.min, ours=ours_time.min, unit="s",
+               ratio=peer_time.min / ours_time.min, goal=goal, busy_goal=busy_goal,
+               details=f"{text}; {details}" if details else text,
+               peer_median=peer_time.median, ours_median=ours_time.median,
+               rounds=min(len(peer_time.rounds), len(ours_time.rounds)), noisy=is_noisy(peer_time, ours_time),
+               before=ours_time.before or peer_time.before, after=ours_time.after or peer_time.after)
+
+
+def _value(minimum: float, median: float | None, unit: str) -> str:
+    if median is None:
+        return f"{minimum:.4g} {unit}".strip()
+    return f"{minimum:.4g} / {median:.4g} {unit}".strip()
+
+
+def _states(before: MachineState | None, after: MachineState | None) -> tuple[str, str]:
+    def load(s):
+        return "?" if s is None or s.load_1min is None else f"{s.load_1min:.1f}"
+
+    def disk(s):
+        return "?" if s is None or s.disk_busy is None else f"{s.disk_busy:.0%}"
+
+    return f"{load(before)} > {load(after)}", f"{disk(before)} > {disk(after)}"
+
+
+def format_table(rows: list[Row], title: str | None = None) -> str:
+    """The table: figures as ``min / median``, the ratio of minima, rounds, noise and the
+    machine's load and disk busy share before > after each row and the CPU share stolen during it;
+    ``title`` is its first line."""
+    head = ["benchmark", "peer or limit", "peer min / med", "ours min / med", "ratio", "goal", "holds",
+            "rounds", "noisy", "load", "disk busy", "stolen"]
+    body = []
+    for r in rows:
+        applied = r.applied_goal
+        goal = "-" if applied is None else (f"<= {applied:.3g}" if r.lower_is_better else f">= {applied:.3g}")
+        if applied is not None and applied != r.goal:
+            goal += " (1 core)"
+        if r.goal is not None and r.size is not None:
+            sizes = "+".join(r.goal_sizes) or "no size"
+            goal += f" ({sizes})" if r.goal_applies else f" (goal at {sizes})"
+        holds = {True: "yes", False: "NO", None: "-"}[r.holds]
+        load, disk = _states(r.before, r.after)
+        stolen = "?" if r.after is None or r.after.cpu_steal is None else f"{r.after.cpu_steal:.0%}"
+        body.append(
+            [
+                r.benchmark,
+                r.peer,
+                _value(r.peer_value, r.peer_median, r.unit),
+                _value(r.ours, r.ours_median, r.unit),
+                f"{r.ratio:.3g}",
+                goal,
+                holds,
+                "-" if r.rounds is None else str(r.rounds),
+                "NOISY" if r.noisy else "-",
+                load,
+                disk,
+                stolen,
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = [title] if title else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for b in body:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(b, widths)).rstrip())
+    lines.append(f"(min / median over interleaved rounds; ratio of minima; goal (1 core): the goal of a row whose "
+                 f"work needs both cores, measured with one core busy; noisy: a side's median over "
+                 f"{NOISE_MARGIN:.0%} above its minimum; load: 1-minute load average, disk busy: share of "
+                 f"{DISK_SAMPLE_SECONDS:g} s the disk was busy, each before > after the row; stolen: share of "
+                 f"CPU time the host gave to other virtual machines during the row; (small+full): the sizes a "
+                 f"goal applies to; at another size the row has no verdict)")
+    return "\n".join(lines)
+
+
+def main(run: Callable[[str], list[Row]]) -> None:
+    """``python -m benchmarks.suite.bench_<area> [small|full]``: one module's table, then each row's details."""
+    started = time.perf_counter()
+    rows = run(sys.argv[1] if len(sys.argv) > 1 else "small")
+    print(format_table(rows))
+    for row in rows:
+        print(f"- {row.benchmark}: {row.details}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+def write_json(rows: list[Row], path: str | os.PathLike, **meta) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"meta": meta, "rows": [r.as_dict() for r in rows]}, fh, indent=2)
