@@ -137,3 +137,125 @@ class LayoutComparison:
 
 def compare_layouts(original: dict, ours: dict, ignore: Iterable[str] = ()) -> LayoutComparison:
     return LayoutComparison(original, ours, ignore)
+
+
+def folded_read_pattern(path: str, movies: Iterable[str]) -> re.Pattern:
+    """A read's path (``units/{uid}/features/{name}/data``, ``pipeline@stage1_completed``) as a pattern over
+    folded manifest paths: each ``{field}`` one path segment (or part of one), ``{=a|b}`` one of the texts."""
+    where, _, attr = path.partition("@")
+    folded = fold(where, movies) + (f"@{attr}" if "@" in path else "")
+    pattern = re.sub(r"\\\{=([^}]*)\\\}", lambda m: "(?:" + m.group(1).replace("\\|", "|") + ")",
+                     re.escape(folded))  # a field looping over literal texts: one of them
+    pattern = re.sub(r"\\\{[^}]*\\\}", "[^/@]+", pattern)
+    return re.compile(pattern)
+
+
+def concrete_paths(path: str | Path, movies: Iterable[str]) -> dict[str, list[str]]:
+    """Every group, dataset and attribute of the file by its folded path: ``{folded: [concrete, ...]}``."""
+    movies = list(movies)
+    found: dict[str, list[str]] = {}
+    with h5py.File(path, "r") as f:
+        def note(name, obj):
+            found.setdefault(fold(name, movies), []).append(name)
+            for key in obj.attrs:
+                found.setdefault(f"{fold(name, movies)}@{key}", []).append(f"{name}@{key}")
+        for key in f.attrs:
+            found.setdefault(f"@{key}", []).append(f"@{key}")
+        f.visititems(note)
+    return found
+
+
+def entry_of(obj_or_attr) -> tuple[str, str, int]:
+    """``(kind, dtype kind, rank)`` of an h5py object, or of an attribute given as ``(obj, name)``."""
+    if isinstance(obj_or_attr, tuple):
+        obj, name = obj_or_attr
+        aid = obj.attrs.get_id(name)
+        return ("attribute", _dtype_kind(aid.dtype), _rank(aid.shape))
+    if isinstance(obj_or_attr, h5py.Group):
+        return ("group", "", 0)
+    return ("dataset", _dtype_kind(obj_or_attr.dtype), _rank(obj_or_attr.shape))
+
+
+def _like_original(rank: int, access: str, conversion: str):
+    """What the read does on an object of the original's rank (the original's outcome): None or the error."""
+    import numpy as np
+
+    try:
+        value = np.zeros((1,) * max(rank, 0), dtype=np.float64)
+        if access == "[:]":
+            if rank == 0:
+                raise ValueError("Illegal slicing argument for scalar dataspace")
+            value = value[:]
+        elif access == "[0]":
+            value = value[0]
+        if conversion:
+            {"float": float, "int": int, "bool": bool, "str": str}[conversion](value)
+    except (TypeError, ValueError, IndexError) as exc:
+        return type(exc).__name__
+    return None
+
+
+def perform_lab_reads(path: str | Path, manifest_paths: dict, reads: list[dict], movies: Iterable[str]) -> dict:
+    """Perform each read of the lab on the file at ``path``, on every path of the original's manifest it names.
+
+    Returns ``{"done": [...], "failed": [...], "absent": [...], "elsewhere": n}``: a read done as on the
+    original's file (the same kind, dtype kind and rank as the manifest, the same outcome), one that failed
+    (with why), one whose manifest path the file lacks, and the count of reads naming no path of the manifest.
+    """
+    import numpy as np
+
+    movies = list(movies)
+    ours = concrete_paths(path, movies)
+    out = {"done": [], "failed": [], "absent": [], "elsewhere": 0}
+    with h5py.File(path, "r") as f:
+        for read in reads:
+            if read["path"] is None:
+                continue
+            pattern = folded_read_pattern(read["path"], movies)
+            keys = [k for k in manifest_paths if pattern.fullmatch(k)]
+            if not keys:
+                out["elsewhere"] += 1
+                continue
+            for key in keys:
+                idiom = read["source"] + read.get("access", "")
+                idiom = f"{read['conversion']}({idiom})" if read.get("conversion") else idiom
+                where = f"{read['file']}:{read['line']} {idiom} -> {key}"
+                wanted = {tuple(e) for e in manifest_paths[key]}
+                if key not in ours:
+                    out["absent"].append(where)
+                    continue
+                concrete = ours[key][0]
+                try:
+                    if read["idiom"] == "in":
+                        obj_path = concrete.partition("@")[0]
+                        parent, _, name = obj_path.rpartition("/")
+                        assert name in (f[parent] if parent else f), "the 'in' test is false"
+                        entry = entry_of(f[obj_path])
+                    elif read["idiom"] == "attrs" or "@" in concrete:
+                        obj_path, _, name = concrete.partition("@")
+                        obj = f[obj_path] if obj_path else f
+                        value = obj.attrs[name] if read.get("access") != "get" else obj.attrs.get(name)
+                        assert value is not None
+                        entry = entry_of((obj, name))
+                    else:
+                        obj = f[concrete]
+                        entry = entry_of(obj)
+                        access, conversion = read.get("access", ""), read.get("conversion", "")
+                        if isinstance(obj, h5py.Dataset) and (access or conversion):
+                            expected = _like_original(entry[2], access, conversion)
+                            try:
+                                value = obj[()] if access == "[()]" else obj[:] if access == "[:]" else \
+                                    obj[0] if access == "[0]" else obj[()]
+                                if conversion:
+                                    {"float": float, "int": int, "bool": bool, "str": str}[conversion](
+                                        np.asarray(value) if not isinstance(value, bytes) else value)
+                                got = None
+                            except (TypeError, ValueError, IndexError) as exc:
+                                got = type(exc).__name__
+                            assert got == expected, f"{access}{conversion}: {got} where the original's gives {expected}"
+                    assert entry in wanted or entry[0] == "group" and ("group", "", 0) in wanted, \
+                        f"{entry} where the original has {sorted(wanted)}"
+                    out["done"].append(where)
+                except (AssertionError, KeyError, OSError) as exc:
+                    out["failed"].append(f"{where}: {exc}")
+    return out
