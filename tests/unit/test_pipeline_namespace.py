@@ -15,9 +15,12 @@ from hdmea.steps.table import STEPS
 
 
 def test_every_step_is_exported_under_its_name_from_its_module():
+    missing = [f'"{s.name}": "{s.module}"' for s in STEPS if pipeline.HOMES.get(s.name) != s.module]
+    assert not missing, ("steps of hdmea.steps.table.STEPS without their row in HOMES of src/hdmea/pipeline/__init__.py "
+                         f"(add or correct: {', '.join(missing)})")
     for step in STEPS:
-        assert pipeline.HOMES[step.name] == step.function.__module__
         assert getattr(pipeline, step.name) is step.function
+        assert step.name in pipeline.__all__
 
 
 @pytest.mark.parametrize("name", pipeline.__all__)

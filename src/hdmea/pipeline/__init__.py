@@ -22,7 +22,8 @@ from hdmea._compat_table import names_at, original_attribute
 #: name -> the module where it lives (this library's own names at this path).
 HOMES: dict[str, str] = {
     "STEPS": "hdmea.steps.table",
-    # the steps, by their names in STEPS
+    # the steps: every row of STEPS by its name (reading STEPS would import every step; a step added to the
+    # table gets its row here, and tests/unit/test_pipeline_namespace.py names one that has none)
     "load_recording": "hdmea.steps.load",
     "add_section_time": "hdmea.steps.section_time",
     "section_spike_times": "hdmea.steps.spike_sectioning",

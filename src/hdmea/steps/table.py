@@ -9,9 +9,11 @@ of the bytes it writes).  The name is the same everywhere: it is the
 function's name, the name the step records in
 ``pipeline/session_info/completed_steps`` and its key in the configuration
 (``[steps.<name>]`` holds its parameters).  Configuration validation, the
-preflight estimate, the runner, the batch runner, ``hdmea.pipeline``'s exports
-and the command line all read this table; adding a step is one row here plus
-its function.
+preflight estimate, the runner, the batch runner and the command line all read
+this table; adding a step is one row here plus its function, and its home in
+:data:`hdmea.pipeline.HOMES` (``name: module``), from which ``hdmea.pipeline``
+exports it without importing every step (``tests/unit/test_pipeline_namespace.py``
+names a step missing there).
 
 Names used before the table existed (configuration keys ``sta``, ``eimage``,
 ``features`` and ``[steps.eimage_sta]``) are the rows' ``aliases``: a
