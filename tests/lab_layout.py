@@ -23,7 +23,8 @@ from pathlib import Path
 
 import h5py
 
-__all__ = ["MANIFEST_DIR", "file_layout", "fold", "compare_layouts", "load_manifest", "LayoutComparison"]
+__all__ = ["MANIFEST_DIR", "file_layout", "fold", "compare_layouts", "load_manifest", "LayoutComparison",
+           "lab_recording", "perform_lab_reads"]
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "data" / "lab_layout"
 _NUMERIC = re.compile(r"^\d+$")
@@ -259,3 +260,27 @@ def perform_lab_reads(path: str | Path, manifest_paths: dict, reads: list[dict],
                 except (AssertionError, KeyError, OSError) as exc:
                     out["failed"].append(f"{where}: {exc}")
     return out
+
+
+LAB_DATASET = "2024.08.08-10.40.20-Rec"
+LAB_PLAYLIST = "play_optimization_set6_ipRGC_manual"
+
+
+def lab_recording(out: Path, raw_seconds: float = 0.5):
+    """The manifests' kind of recording: lab-style synthetic (seed 5), the lab's playlist and movie-length CSV
+    files and the noise movie as ``Stimulations/<movie>.npy``; ``(rec, playlist_csv, lengths_csv, stimuli)``."""
+    import numpy as np
+
+    from hdmea.synthetic import SyntheticConfig, generate_recording
+
+    rec = generate_recording(out / "rec", LAB_DATASET, config=SyntheticConfig.with_lab_stimuli(
+        pre_margin_frames=180, post_margin_frames=181, raw_seconds=raw_seconds, noise_bank_frames=2048), seed=5)
+    movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
+    (out / "playlist.csv").write_text(f'playlist_name,movie_names\n{LAB_PLAYLIST},"[{movies}]"\n')
+    (out / "movie_length.csv").write_text("movie_name,movie_length\n" + "".join(
+        f"{k},{v}\n" for k, v in rec.stimulus.movie_lengths.items()))
+    stimuli = out / "Stimulations"
+    stimuli.mkdir(exist_ok=True)
+    np.save(stimuli / f"{rec.config.noise_movie}.npy",
+            np.repeat(np.load(rec.noise_movie_path), rec.config.noise_frames_per_image, axis=0))
+    return rec, out / "playlist.csv", out / "movie_length.csv", stimuli

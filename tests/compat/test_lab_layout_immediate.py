@@ -12,10 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.lab_layout import compare_layouts, file_layout, load_manifest
-
-DATASET = "2024.08.08-10.40.20-Rec"
-PLAYLIST = "play_optimization_set6_ipRGC_manual"
+from tests.lab_layout import LAB_DATASET as DATASET, LAB_PLAYLIST as PLAYLIST
+from tests.lab_layout import compare_layouts, file_layout, lab_recording, load_manifest
 
 #: The original's immediate-mode paths we do not write, and why: none (161 of 161).
 REMAINING: dict[str, str] = {}
@@ -23,30 +21,18 @@ REMAINING: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def immediate_file(tmp_path_factory):
-    from hdmea.synthetic import SyntheticConfig, generate_recording
-
-    out = tmp_path_factory.mktemp("lab_immediate")
-    rec = generate_recording(out / "rec", DATASET, config=SyntheticConfig.with_lab_stimuli(
-        pre_margin_frames=180, post_margin_frames=181, raw_seconds=0.5, noise_bank_frames=2048), seed=5)
-    movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
-    (out / "playlist.csv").write_text(f'playlist_name,movie_names\n{PLAYLIST},"[{movies}]"\n')
-    (out / "movie_length.csv").write_text("movie_name,movie_length\n" + "".join(
-        f"{k},{v}\n" for k, v in rec.stimulus.movie_lengths.items()))
-    stimuli = out / "Stimulations"
-    stimuli.mkdir()
-    np.save(stimuli / f"{rec.config.noise_movie}.npy",
-            np.repeat(np.load(rec.noise_movie_path), rec.config.noise_frames_per_image, axis=0))
     from hdmea.features.sta import compute_sta
     from hdmea.io.section_time import add_section_time
     from hdmea.io.spike_sectioning import section_spike_times
     from hdmea.pipeline import load_recording_with_eimage_sta
 
+    out = tmp_path_factory.mktemp("lab_immediate")
+    rec, playlist, lengths, stimuli = lab_recording(out)
     result = load_recording_with_eimage_sta(cmcr_path=rec.cmcr_path, cmtr_path=rec.cmtr_path, dataset_id=DATASET,
                                             output_dir=out / "artifacts", duration_s=120.0, spike_limit=10000,
                                             window_range=(-10, 40))
     h5 = result.hdf5_path
-    add_section_time(h5, PLAYLIST, playlist_file_path=out / "playlist.csv",
-                     movie_length_file_path=out / "movie_length.csv")
+    add_section_time(h5, PLAYLIST, playlist_file_path=playlist, movie_length_file_path=lengths)
     section_spike_times(h5, pad_margin=(0.0, 0.0))
     compute_sta(h5, cover_range=(-60, 0), stimuli_dir=stimuli, use_multiprocessing=False)
     return rec, h5

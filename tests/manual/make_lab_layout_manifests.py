@@ -20,7 +20,8 @@ every module-level ``DEFAULT_*`` of the original's ``src/hdmea``, read from its 
     .venv/bin/python tests/manual/make_lab_layout_manifests.py --checkout /tmp/orig --measure-ours
 
 runs the same calls (the original's step wrappers of ``Projects/unified_pipeline`` over our ``hdmea``) and
-prints how our files stand against the committed manifests (tests/lab_layout.py compares).
+prints how our files stand against the committed manifests (tests/lab_layout.py compares), their
+``completed_steps`` against the original's, and the lab's reads (``lab_reads.json``) done on them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.lab_layout import MANIFEST_DIR, compare_layouts, file_layout  # noqa: E402
+from tests.lab_layout import MANIFEST_DIR, compare_layouts, file_layout, perform_lab_reads  # noqa: E402
+
+#: The lab's reads of a recording file (tests/manual/scan_lab_reads.py), done on our files by --measure-ours.
+LAB_READS = json.loads((MANIFEST_DIR / "lab_reads.json").read_text())["reads"] \
+    if (MANIFEST_DIR / "lab_reads.json").exists() else []
 
 DATASET = "2024.08.08-10.40.20-Rec"
 PLAYLIST = "play_optimization_set6_ipRGC_manual"
@@ -85,15 +90,67 @@ IMMEDIATE_DRIVER = textwrap.dedent('''
 ''').replace("PLAYLIST", repr(PLAYLIST))
 
 
-def make_inputs(work: Path, n_units: int):
-    """A lab-style synthetic recording with the lab's CSV files, noise movie and manual-label folders."""
+#: The other call paths that write a recording file in the original (``mode`` argument of the driver):
+#: ``batch``: Projects/unified_pipeline/batch_all_steps.process_single_recording (the lab's batch of the
+#: unified pipeline's steps); ``session_steps``: the step functions with ``session=`` and one ``save`` (as
+#: Projects/pipeline_test/pipeline_session_batch.py calls them); ``checkpoint``: the same steps, then
+#: ``session.checkpoint(path)``; ``resumed``: a checkpoint loaded with ``PipelineSession.load`` and saved.
+OTHER_DRIVER = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    mode, checkout, cmcr, cmtr, dataset, playlist, lengths, stimuli, labels, out_dir = sys.argv[1:11]
+    import hdmea
+    sys.path.insert(0, checkout)
+    import hdmea.features.sta, hdmea.io.section_time
+    hdmea.features.sta.DEFAULT_STIMULI_DIR = Path(stimuli)
+    hdmea.io.section_time.DEFAULT_PLAYLIST_PATH = playlist
+    hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH = lengths
+    out = Path(out_dir)
+    if mode == "batch":
+        import Projects.unified_pipeline.steps.cell_type as cell_type
+        cell_type.MANUAL_LABEL_FOLDER = Path(labels)
+        from Projects.unified_pipeline import batch_all_steps
+        ok, message = batch_all_steps.process_single_recording(cmcr, cmtr, out, overwrite=True)
+        assert ok, message
+        path = out / f"{dataset}.h5"
+    else:
+        from hdmea.pipeline import PipelineSession, create_session, load_recording_with_eimage_sta
+        from hdmea.io import add_section_time, section_spike_times
+        from hdmea.features import compute_sta
+        session = create_session(dataset_id=dataset)
+        session = load_recording_with_eimage_sta(cmcr_path=cmcr, cmtr_path=cmtr, duration_s=120.0,
+                                                 spike_limit=10000, window_range=(-10, 40), session=session)
+        session = add_section_time(playlist_name="@PLAYLIST_NAME@", session=session)
+        session = section_spike_times(pad_margin=(0.0, 0.0), session=session)
+        session = compute_sta(cover_range=(-60, 0), session=session)
+        if mode == "session_steps":
+            path = session.save(output_path=out / f"{dataset}.h5")
+        else:
+            path = session.checkpoint(out / f"{dataset}.checkpoint.h5")
+            if mode == "resumed":
+                path = PipelineSession.load(path).save(output_path=out / f"{dataset}.h5")
+    print(json.dumps({"path": str(path), "hdmea": hdmea.__file__}))
+''').replace("@PLAYLIST_NAME@", PLAYLIST)
+OTHER_MODES = ("batch", "session_steps", "checkpoint", "resumed")
+OTHER_CALLS = {
+    "batch": "Projects/unified_pipeline/batch_all_steps.process_single_recording (session mode, one save)",
+    "session_steps": "create_session, load_recording_with_eimage_sta, add_section_time, section_spike_times, "
+                     "compute_sta with session=, then session.save (session mode)",
+    "checkpoint": "the session_steps calls, then session.checkpoint(path)",
+    "resumed": "the checkpoint file loaded with PipelineSession.load, then save",
+}
+
+
+def make_inputs(work: Path, n_units: int, overrides: dict | None = None):
+    """A lab-style synthetic recording with the lab's CSV files, noise movie and manual-label folders
+    (``overrides``: further :class:`SyntheticConfig` fields, e.g. the movies' lengths)."""
     import numpy as np
 
     from hdmea.synthetic import SyntheticConfig, generate_recording
 
     rec = generate_recording(work / "O" / "20240808", DATASET, config=SyntheticConfig.with_lab_stimuli(
         pre_margin_frames=180, post_margin_frames=181, raw_seconds=1.0, noise_bank_frames=2048,
-        n_units=n_units, n_silent_units=1), seed=5)
+        n_units=n_units, n_silent_units=1, **(overrides or {})), seed=5)
     cmtr = rec.cmtr_path.with_name(DATASET + "-.cmtr")      # the vendor's name for the sorting file
     rec.cmtr_path.rename(cmtr)
     movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
@@ -162,8 +219,27 @@ def run_calls(python: str, checkout: Path, source_path: str, n_units: int, work:
                            [str(rec.cmcr_path), str(cmtr), DATASET, str(work / "playlist.csv"),
                             str(work / "movie_length.csv"), str(stimuli), str(work / "immediate")],
                            work / "immediate")
-    return {f"unified_session_u{n_units}": (unified["path"], movies, added),
-            f"immediate_store_u{n_units}": (immediate["path"], movies, added)}
+    found = {f"unified_session_u{n_units}": (unified["path"], movies, added),
+             f"immediate_store_u{n_units}": (immediate["path"], movies, added)}
+    for mode in OTHER_MODES:
+        (work / mode).mkdir(exist_ok=True)
+        done = run_driver(python, source_path, OTHER_DRIVER,
+                          [mode, str(checkout), str(rec.cmcr_path), str(cmtr), DATASET, str(work / "playlist.csv"),
+                           str(work / "movie_length.csv"), str(stimuli), str(work / "labels"), str(work / mode)],
+                          work / mode)
+        found[f"{mode}_u{n_units}"] = (done["path"], movies, added)
+    return found
+
+
+def completed_steps(path) -> list[str] | None:
+    """The file's ``pipeline/session_info/completed_steps``, sorted (the original keeps a set); None if absent."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        steps = f.get("pipeline/session_info/completed_steps")
+        if steps is None:
+            return None
+        return sorted(s.decode() if isinstance(s, bytes) else str(s) for s in steps[()])
 
 
 def original_defaults(checkout: Path) -> list[dict]:
@@ -217,9 +293,16 @@ def main() -> int:
         for n in args.units:
             for name, (path, movies, _) in run_calls(sys.executable, args.checkout, source, n, base / f"ours{n}").items():
                 manifest = json.loads((args.out / f"{name}.json").read_text())
-                ignore = AP_TRACKING if name.startswith("unified") else ()
+                ignore = AP_TRACKING if name.startswith(("unified", "batch")) else ()
                 result = compare_layouts(manifest["paths"], file_layout(path, movies), ignore)
-                print(f"== {name}: {path}\n{result.details()}\n")
+                steps = completed_steps(path)
+                same = "the same" if steps == manifest.get("completed_steps") else f"ours {steps}, original " \
+                    f"{manifest.get('completed_steps')}"
+                reads = perform_lab_reads(path, manifest["paths"], LAB_READS, movies)
+                print(f"== {name}: {path}\n{result.details()}\ncompleted_steps: {same}\nthe lab's reads "
+                      f"(lab_reads.json): {len(reads['done'])} done as on the original's file, "
+                      f"{len(reads['failed'])} failed, {len(reads['absent'])} absent")
+                print("\n".join(reads["failed"] + reads["absent"]) + "\n")
         return 0
     if not args.commit:
         parser.error("--commit is required when making manifests")
@@ -227,15 +310,16 @@ def main() -> int:
     source = str(args.checkout / "src")
     for n in [] if args.defaults_only else args.units:
         for name, (path, movies, added) in run_calls(args.python, args.checkout, source, n, base / f"orig{n}").items():
+            kind = name.rsplit("_u", 1)[0]
             call_path = ("Projects/unified_pipeline/run_single_from_cmcr.run_pipeline (session mode)"
-                         if name.startswith("unified") else
+                         if kind == "unified_session" else
                          "load_recording_with_eimage_sta, add_section_time, section_spike_times, compute_sta"
-                         " on hdf5_path (immediate mode)")
+                         " on hdf5_path (immediate mode)" if kind == "immediate_store" else OTHER_CALLS[kind])
             manifest = {"repository": "jiang-lab-retina/hdmea_processing", "commit": args.commit,
                         "calls": call_path, "units": n, "movies": movies, "stimulus_configs_added": added,
                         "recording": "hdmea.synthetic SyntheticConfig.with_lab_stimuli(pre_margin_frames=180, "
                                      f"post_margin_frames=181, raw_seconds=1.0, n_units={n}), seed 5",
-                        "paths": file_layout(path, movies)}
+                        "completed_steps": completed_steps(path), "paths": file_layout(path, movies)}
             (args.out / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
             print(name, len(manifest["paths"]), "paths")
     defaults = {"repository": "jiang-lab-retina/hdmea_processing", "commit": args.commit,
