@@ -116,7 +116,7 @@ def test_a_retry_waits_for_the_broken_pools_workers_to_end(tmp_path):
 def test_a_broken_pools_worker_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     import time
 
-    from hdmea.pipeline.batch.executors import _end_broken_pool
+    from hdmea.pipeline.batch.pool import _end_broken_pool
 
     pid_file = tmp_path / "pid"
     pool = cf.ProcessPoolExecutor(max_workers=2)

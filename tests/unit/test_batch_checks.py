@@ -8,7 +8,7 @@ import pytest
 
 import hdmea.io.mcs as mcs
 from hdmea.errors import RecordingFormatError
-from hdmea.pipeline.batch import Recording, engine
+from hdmea.pipeline.batch import Recording, prechecks
 
 
 def _recordings(tmp_path: Path, n: int) -> list[Recording]:
@@ -28,7 +28,7 @@ def test_every_recording_is_read_once_and_every_error_kept(tmp_path, monkeypatch
 
     monkeypatch.setattr(mcs, "verify_recordings", fake_verify)
     todo = [0, 1, 2, 4, 5, 6]  # r3 finished already: not read
-    out = engine._unverified_inputs(items, todo, processes=processes)
+    out = prechecks._unverified_inputs(items, todo, processes=processes)
     assert len(calls) == min(processes, len(todo))
     assert sorted(name for names in calls for name in names) == ["r0", "r1", "r2", "r4", "r5", "r6"]
     assert sorted(out) == [1, 4]
@@ -44,22 +44,22 @@ def test_every_recording_is_read_once_and_every_error_kept(tmp_path, monkeypatch
 def test_default_processes_follow_the_recordings_and_the_free_cores(tmp_path, monkeypatch):
     import h5stream.cores as cores
 
-    from hdmea.pipeline.batch.engine import VERIFY_RECORDINGS_PER_PROCESS as PER
+    from hdmea.pipeline.batch.prechecks import VERIFY_RECORDINGS_PER_PROCESS as PER
 
     calls = []
     monkeypatch.setattr(mcs, "verify_recordings", lambda recordings, **kw: calls.append(len(recordings)) or {})
     monkeypatch.setattr(cores, "free_cores", lambda: 2)
     # a handful of recordings: one reading process, whatever the cores (each process costs its start)
-    engine._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
+    prechecks._unverified_inputs(_recordings(tmp_path, 5), list(range(5)))
     assert calls == [5]
     calls.clear()
     # past PER recordings a second process, up to the free cores
     n = 3 * PER
-    engine._unverified_inputs(_recordings(tmp_path, n), list(range(n)))
+    prechecks._unverified_inputs(_recordings(tmp_path, n), list(range(n)))
     assert sorted(calls) == [n // 2, n - n // 2]
     calls.clear()
     monkeypatch.setattr(cores, "free_cores", lambda: 1)
-    engine._unverified_inputs(_recordings(tmp_path, n), list(range(n)))
+    prechecks._unverified_inputs(_recordings(tmp_path, n), list(range(n)))
     assert calls == [n]
 
 

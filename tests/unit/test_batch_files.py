@@ -132,7 +132,7 @@ def test_done_marker_round_trips_and_a_failed_write_leaves_no_marker(tmp_path, m
 
 def test_done_marker_is_written_without_fsync_and_replaced_by_a_rename(tmp_path, monkeypatch):
     """A lost marker only reruns an idempotent job: no fsync of the file or of the directory."""
-    from h5stream.files import atomic
+    from h5stream.files import publish
 
     output = tmp_path / "rec0.h5"
     output.write_bytes(b"finished output")
@@ -141,7 +141,7 @@ def test_done_marker_is_written_without_fsync_and_replaced_by_a_rename(tmp_path,
     renamed: list[tuple[str, bytes]] = []
     real_replace = os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")))
-    monkeypatch.setattr(atomic, "fsync_directory", lambda path: synced.append(str(path)))
+    monkeypatch.setattr(publish, "fsync_directory", lambda path: synced.append(str(path)))
 
     def replace(src, dst):
         # at the moment of the rename the target still holds the whole old record

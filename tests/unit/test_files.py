@@ -520,7 +520,7 @@ def test_write_bytes_atomic_order_is_fsync_rename_directory_fsync(tmp_path, monk
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(files.atomic, "fsync_directory", fsync_directory)
+    monkeypatch.setattr(files.publish, "fsync_directory", fsync_directory)
     files.write_bytes_atomic(target, b"{}")
     assert events == ["fsync summary.json.partial", "replace summary.json", "dirsync True"]
 

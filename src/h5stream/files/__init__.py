@@ -6,7 +6,8 @@ The rules this package enforces:
   directory, flushed, fsynced, renamed over the target with ``os.replace`` and
   the directory fsynced.  The target path itself is never opened for writing,
   so a crash at any moment leaves either no target or the previous complete one
-  (:mod:`~h5stream.files.atomic`; small files through :func:`write_bytes_atomic`).
+  (:mod:`~h5stream.files.atomic`; small files through :func:`write_bytes_atomic`, and the target's checks
+  and the rename both share, in :mod:`~h5stream.files.publish`).
 * One writer per target.  A claim file ``<target>.claim`` (host, pid, thread,
   time) is created before any work; HDF5's own file lock guards the partial
   file.  A claim left by a dead process on this host is cleared with a
@@ -23,7 +24,7 @@ The rules this package enforces:
 
 Modules: ``paths`` (names beside a target, fsync), ``claims``, ``validated`` (with
 ``global_heaps`` and ``stored_types``, the checks it runs before values are read),
-``atomic``, ``verify``.  Every public name is importable from ``h5stream.files``.
+``publish``, ``atomic``, ``verify``.  Every public name is importable from ``h5stream.files``.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from h5stream.files.atomic import (
     adopt_partial,
     create_atomic,
     update_atomic,
-    write_bytes_atomic,
 )
+from h5stream.files.publish import write_bytes_atomic
 from h5stream.files.write_errors import as_write_error, disk_full
 from h5stream.files.claims import WriterClaim, hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path

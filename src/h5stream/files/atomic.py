@@ -5,7 +5,8 @@ flushed, fsynced, renamed over the target with ``os.replace`` and the
 directory fsynced.  The target path itself is never opened for writing, so a
 crash at any moment leaves either no target or the previous complete one.
 Updates work on a byte copy that is scanned like a read first: a writer never
-follows what a reader refuses.
+follows what a reader refuses.  How the target is checked and the finished file put in its place, for
+these HDF5 files and for small files of bytes, is :mod:`h5stream.files.publish`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 import h5py
 
 from h5stream import checksums as _checksums
-from h5stream.errors import H5StreamError, SourceNotFoundError, TargetExistsError, WriteError
+from h5stream.errors import H5StreamError, SourceNotFoundError, WriteError
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
 from h5stream.files.write_errors import as_write_error
-from h5stream.files.paths import LINK_UNSUPPORTED, fsync_directory, fsync_path, parent_of, partial_path
+from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
+from h5stream.files.publish import check_target, publish, refuse_existing
 from h5stream.files.validated import (
     open_without_unsupported_locks,
     check_hdf5_signature,
@@ -33,7 +35,7 @@ from h5stream.files.validated import (
     scan_unsafe_objects,
 )
 
-__all__ = ["AtomicFile", "create_atomic", "update_atomic", "adopt_partial", "write_bytes_atomic"]
+__all__ = ["AtomicFile", "create_atomic", "update_atomic", "adopt_partial"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -179,33 +181,11 @@ class AtomicFile:
 
     # -- lifecycle
     def _refuse_existing_target(self) -> None:
-        if self.source is None and not self.overwrite and os.path.lexists(self.target):
-            raise TargetExistsError(
-                "file already exists",
-                path=self.target,
-                hint="pass overwrite=True to replace it (the old file stays intact until the new one is complete)",
-            )
+        refuse_existing(self.target, overwrite=self.overwrite or self.source is not None)
 
     def _check_target(self) -> None:
         """Refuse a missing or read-only directory, a directory target and (without overwrite) a file."""
-        target = self.target
-        self._refuse_existing_target()
-        parent = parent_of(target)
-        if not parent.is_dir():
-            raise WriteError(
-                "the directory does not exist", path=target, expected="an existing directory",
-                found=f"no directory {parent}", hint="create the directory first",
-            )
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise WriteError(
-                "the directory is not writable", path=target,
-                hint=f"check the permissions of {parent}",
-            )
-        if target.is_dir():
-            raise WriteError(
-                "the target is a directory", path=target, expected="a file path",
-                found="a directory", hint="choose a file name",
-            )
+        check_target(self.target, overwrite=self.overwrite or self.source is not None)
 
     def open(self) -> h5py.File:
         """Claim the target and open the partial file for writing."""
@@ -307,24 +287,7 @@ class AtomicFile:
 
     def _publish(self) -> None:
         """Put the finished partial file at the target path in one atomic step."""
-        if self.overwrite or self.source is not None:
-            os.replace(self.partial, self.target)
-            return
-        try:
-            os.link(self.partial, self.target)  # fails rather than replace a file that exists
-        except FileExistsError:
-            raise TargetExistsError(
-                "file appeared while it was being written",
-                path=self.target,
-                hint="pass overwrite=True to replace it; the new data was discarded",
-            ) from None
-        except OSError as exc:
-            if exc.errno not in LINK_UNSUPPORTED:
-                raise
-            self._refuse_existing_target()
-            os.replace(self.partial, self.target)
-            return
-        os.unlink(self.partial)
+        publish(self.partial, self.target, replace=self.overwrite or self.source is not None)
 
     def abort(self) -> None:
         """Discard the partial file; the target is left as it was."""
@@ -502,89 +465,3 @@ def adopt_partial(
         raise
     atomic.file = file
     return atomic
-
-
-def write_bytes_atomic(
-    target: str | os.PathLike,
-    data: bytes,
-    *,
-    overwrite: bool = True,
-    claim: bool = False,
-    durable: bool = True,
-) -> Path:
-    """Durably write a small file (a marker, a JSON summary) that appears whole or not at all.
-
-    ``data`` goes to ``<target>.partial-<pid>-<n>`` beside the target, is
-    fsynced, renamed onto ``target`` and the directory fsynced: a crash at any
-    moment leaves the previous content or the new one, never a part of it.
-    With ``durable=False`` both fsyncs are left out: readers still see the old
-    content or the new one, never a part of it (the rename is atomic), but a
-    crash of the machine soon after may lose the file or leave it empty, as
-    the kernel had not yet written it.  For files whose loss only costs work
-    done again (a job's done-marker that its reader takes as "not done" when
-    missing, empty or unparsable); each fsync costs milliseconds.
-
-    Parameters
-    ----------
-    target : path
-        The final path; it is never opened for writing.
-    data : bytes
-        The complete content (encode text first, for example ``text.encode()``).
-    overwrite : bool, default True
-        Replace an existing target.  With False an existing target raises
-        :class:`TargetExistsError` and one appearing meanwhile is never replaced.
-    claim : bool, default False
-        Hold ``<target>.claim`` while writing (one writer per target).
-    durable : bool, default True
-        Fsync the file before the rename and the directory after it.  False:
-        atomic for readers, not durable across a machine crash.
-
-    Returns
-    -------
-    Path
-        The target path.
-
-    Raises
-    ------
-    WriteError
-        The directory is missing or not writable, the target is a directory, or
-        writing failed (full disk, I/O error); any earlier file is intact.
-    TargetExistsError
-        ``overwrite=False`` and the target exists.
-    WriterClaimError
-        ``claim=True`` and another writer holds the target.
-    """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    atomic = AtomicFile(target, overwrite=overwrite, claim=claim)
-    atomic._check_target()
-    if atomic.claim is not None:
-        atomic.claim.acquire()
-    try:
-        atomic._refuse_existing_target()
-        try:
-            fd = os.open(atomic.partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            atomic._publish()
-        except H5StreamError:
-            raise
-        except OSError as exc:
-            raise as_write_error(exc, atomic.target, "writing the file") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(atomic.partial)
-        if atomic.claim is not None:
-            atomic.claim.release()
-    if durable:
-        try:
-            fsync_directory(parent_of(atomic.target))
-        except OSError as exc:
-            logger.warning("directory fsync after writing %s failed: %s", atomic.target, exc)
-    return atomic.target

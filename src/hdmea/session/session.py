@@ -40,13 +40,14 @@ from h5stream.staging import FileArray, StagingArea, parse_size
 from hdmea.errors import CheckpointError, RecordingLockedError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
-from hdmea.io.hdf5_store import Group, Node
+from hdmea.io.hdf5_store import Group
 from hdmea.io.recording import SourceFile, read_lazy_tree
 from hdmea.session._followed import FollowedValues
 from hdmea.session._live_tree import CompletedSteps, LabSessionViews
 from hdmea.session._session_files import save_into_spill_file, write_new_file
 from hdmea.session.lab_layout import carry_written, lab_session_tree
-from hdmea.session._staged_tree import admit_datasets, node_nbytes, release_datasets, walk_datasets
+from hdmea.session._staged_tree import node_nbytes, walk_datasets
+from hdmea.session._tree_paths import StagedTree
 from hdmea.session.names import canonical_step_names
 from hdmea.progress import counted
 
@@ -59,7 +60,6 @@ logger.addHandler(logging.NullHandler())
 DEFAULT_MEMORY_WARNING_BYTES = 10 * 1024**3
 
 _GIB = 1024**3
-_NO_DEFAULT = object()
 
 
 class SaveState(enum.Enum):
@@ -69,28 +69,10 @@ class SaveState(enum.Enum):
     SAVED = "saved"
 
 
-# --------------------------------------------------------------------------- paths inside the tree
-
-
-def split_path(path: str, *, allow_root: bool = True) -> list[str]:
-    """The checked parts of a '/'-separated path relative to the file root."""
-    if not isinstance(path, str):
-        raise TypeError(f"a path must be a str like 'units/unit_000/spike_times' (found {type(path).__name__})")
-    parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
-    for part in parts:
-        store.check_name(part, what="path component")
-        if store.is_hidden(part):
-            raise store.UnsafeNameError(f"path component {part!r} is reserved for internal use", found=repr(path))
-    if not parts and not allow_root:
-        raise store.UnsafeNameError("the file root cannot be replaced", found=repr(path),
-                                    hint="name a path below the root")
-    return parts
-
-
 # --------------------------------------------------------------------------- the session
 
 
-class PipelineSession(LabSessionViews):
+class PipelineSession(StagedTree, LabSessionViews):
     """Results of pipeline steps, staged for one deferred save.
 
     Parameters
@@ -222,102 +204,6 @@ class PipelineSession(LabSessionViews):
             )
         elif size <= self.memory_warning:
             self._warned_size = False
-
-    # ------------------------------------------------------------------ the tree
-    def _node(self, parts: list[str], *, write: bool = False) -> Node | None:
-        """The node at ``parts`` (a followed value on the way brought up to date; ``write``: the caller
-        writes below it next, so such a value is watched from now on)."""
-        node: Node = self._root
-        for part in parts:
-            if not isinstance(node, Group):
-                return None
-            child = node.children.get(part)
-            if child is None:
-                return None
-            node = self._followed.reach(node, part, child, write) if self._followed else child
-        return node
-
-    def _decoded(self, node: Node):
-        """The value of ``node``, every followed value below it brought up to date first."""
-        self._followed.sync_within(node)
-        return store.decode_node(node)
-
-    def _group(self, parts: list[str]) -> Group:
-        """The group at ``parts``, creating missing groups on the way (followed values on the way watched)."""
-        node: Node = self._root
-        for depth, part in enumerate(parts):
-            child = node.children.get(part)
-            if child is not None and self._followed:
-                child = self._followed.reach(node, part, child, True)
-            if child is None:
-                child = Group()
-                node.children[part] = child
-            elif not isinstance(child, Group):
-                raise store.EncodingError("a dataset stands where a group is needed",
-                                          obj="/" + "/".join(parts[: depth + 1]), expected="a group",
-                                          found="a dataset")
-            node = child
-        return node
-
-    def _release(self, node: Node) -> None:
-        release_datasets(self._staging, node)
-        self._followed.forget(node)
-
-    def _admit(self, node: Node) -> None:
-        admit_datasets(self._staging, node)
-
-    def _set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
-        self._modified()
-        group = self._group(parent_parts)
-        for name, node in nodes.items():
-            old = group.children.get(name)
-            if old is not None:
-                self._release(old)
-            self._admit(node)
-            group.children[name] = node
-        self._check_size()
-
-    def _set_node(self, parts: list[str], node: Node) -> None:
-        if not parts:
-            raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
-        self._set_children(parts[:-1], {parts[-1]: node})
-
-    # ------------------------------------------------------------------ path access (used by StepTarget)
-    def has(self, path: str) -> bool:
-        return self._node(split_path(path)) is not None
-
-    def get(self, path: str, default=_NO_DEFAULT):
-        node = self._node(split_path(path))
-        if node is None:
-            if default is _NO_DEFAULT:
-                raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
-            return default
-        return self._decoded(node)
-
-    def keys(self, path: str = "") -> list[str]:
-        node = self._node(split_path(path))
-        if node is None:
-            raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
-        if not isinstance(node, Group):
-            raise TypeError(f"{path!r} is a dataset, not a group")
-        return sorted(node.children)
-
-    def put(self, path: str, value) -> None:
-        self._set_node(split_path(path, allow_root=False), store.put_node(value))
-
-    def attrs(self, path: str = "") -> dict[str, Any]:
-        node = self._node(split_path(path))
-        if node is None:
-            raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
-        return dict(node.attrs)
-
-    def set_attrs(self, path: str, mapping: Mapping[str, Any]) -> None:
-        node = self._node(split_path(path), write=True)
-        if node is None:
-            raise KeyError(f"session {self.dataset_id!r} has nothing at {path!r}")
-        self._modified()
-        values = {store.check_attr_name(name): store.normalize_attr(value) for name, value in mapping.items()}
-        node.attrs.update(values)
 
     # ------------------------------------------------------------------ adding results
     def add_units(self, units_data: Mapping[str, Mapping[str, Any]]) -> None:

@@ -39,7 +39,8 @@ from h5stream.staging import LIBVER
 from hdmea.errors import MissingInputError, MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
-from hdmea.session.session import _NO_DEFAULT, PipelineSession, split_path
+from hdmea.session._tree_paths import _NO_DEFAULT, split_path
+from hdmea.session.session import PipelineSession
 from hdmea.session.names import canonical_step_names, steps_done
 
 __all__ = ["StepTarget", "open_target"]

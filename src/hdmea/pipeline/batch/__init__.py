@@ -35,7 +35,9 @@ Modules, in the order a batch uses them:
 - ``failures``: data or infrastructure error (:func:`classify_error`);
 - ``workers``: a worker process's one-time setup (thread limits, warm-up);
 - ``jobs``: one recording's job (:func:`run_job`), skipped when already finished;
-- ``executors``: local Dask cluster, rebuilt process pool, given executors, SLURM;
+- ``prechecks``: before a recording runs: finished already, inputs readable, preflight;
+- ``pool``: :class:`~hdmea.pipeline.batch.pool.Pool`, what the engine submits to, whatever runs the jobs;
+- ``executors``: local Dask cluster, rebuilt process pool, given executors, SLURM, each as a pool;
 - ``summary``: :class:`RecordingResult`, :class:`BatchSummary` and the folder's summary file (a merge);
 - ``engine``: :func:`run_batch`;
 - ``arrays``: :func:`run_one`, one recording of a SLURM job array in this process.

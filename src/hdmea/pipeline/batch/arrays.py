@@ -9,7 +9,8 @@ from typing import Any
 
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
-from hdmea.pipeline.batch.engine import _finished_results, _preempted_detail
+from hdmea.pipeline.batch.engine import _preempted_detail
+from hdmea.pipeline.batch.prechecks import _finished_results
 from hdmea.pipeline.batch.jobs import JobFunction, run_job, run_pipeline_job
 from hdmea.pipeline.batch.recordings import discover_recordings, new_batch_id, output_path_for
 from hdmea.pipeline.batch.summary import RecordingResult

@@ -1,4 +1,7 @@
-"""The batch loop: submit one job per recording, collect outcomes, retry infrastructure failures."""
+"""The batch loop: submit one job per recording, collect outcomes, retry infrastructure failures.
+
+What is checked before a recording runs (finished already, inputs readable, preflight) is
+:mod:`hdmea.pipeline.batch.prechecks`'."""
 
 from __future__ import annotations
 
@@ -14,15 +17,15 @@ from typing import Any
 
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
-from hdmea.pipeline.batch.executors import LOCAL_DASK, Pool, in_process_pool, make_pool
-from hdmea.pipeline.batch.failures import (DATA, ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error,
-                                          error_type, failure_words)
+from hdmea.pipeline.batch.executors import LOCAL_DASK, in_process_pool, make_pool
+from hdmea.pipeline.batch.pool import Pool
+from hdmea.pipeline.batch.prechecks import _check_inputs, _finished_results
+from hdmea.pipeline.batch.failures import ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error, error_type
 from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_pipeline_job
 from hdmea.pipeline.batch.recordings import (
     Recording,
     discover_recordings,
-    finished_marker,
     new_batch_id,
     output_path_for,
 )
@@ -37,10 +40,8 @@ from hdmea.pipeline.batch.workers import (
 from hdmea.pipeline.preflight import (
     CreatedFolders,
     PreflightError,
-    Problem,
     check_output_folder,
     check_run,
-    reason_text,
 )
 from hdmea.progress import counted, progress
 
@@ -255,18 +256,6 @@ def run_batch(
     return summary
 
 
-def _check_inputs(items: Sequence[Recording], outputs: Sequence[Path], todo: list[int], config: PipelineConfig,
-                  *, verify: bool, open_files: bool):
-    """(index -> problems of inputs that fail the separate reading process, the report of
-    :func:`check_run` for the other recordings of ``todo``)."""
-    # Inputs that crash or hang libhdf5 are found in a separate process, before this process opens them.
-    unverified = _unverified_inputs(items, todo) if verify else {}
-    rest = [i for i in todo if i not in unverified]
-    # The inputs of a custom job may be anything: only the pipeline's are opened.
-    report = check_run([items[i] for i in rest], [outputs[i] for i in rest], config, open_files=open_files)
-    return unverified, report
-
-
 def _start_pool(executor: Any, workers: int | None, scheduler: str | None, config: PipelineConfig, *,
                 warm: bool, worker_init: Callable[[], None] | None,
                 in_process: bool = False, cores: int | None = None) -> tuple[Pool, WorkerSetup, PipelineConfig]:
@@ -317,18 +306,6 @@ def _layout(pool: Pool, config: PipelineConfig, recordings: int, free: int | Non
                 counted(threads, "thread"), counted(recordings, "recording"), layout["busy_cores"],
                 counted(layout["cores"], "core"), "" if free is None else f" ({free} free when it started)")
     return layout
-
-
-def _finished_results(items: Sequence[Recording], outputs: Sequence[Path],
-                      config: PipelineConfig) -> dict[int, RecordingResult]:
-    """Recordings whose output is finished with this configuration, as skipped results (by index)."""
-    finished = {}
-    for i, (recording, output) in enumerate(zip(items, outputs)):
-        marker = finished_marker(output, config, recording)
-        if marker is not None:
-            finished[i] = RecordingResult(name=recording.name, output=output, status="skipped",
-                                          detail=marker.get("detail", {}) or {})
-    return finished
 
 
 def _setup_times(up_front: dict[str, float], results: Sequence[RecordingResult]) -> list[float]:
@@ -544,48 +521,6 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             submit_more()
     stopped_by[:] = stopping
     return results
-
-
-# --------------------------------------------------------------------------- the inputs' checks
-
-
-#: recordings one reading process checks before a second process is worth its start
-VERIFY_RECORDINGS_PER_PROCESS = 16
-
-
-def _unverified_inputs(items: Sequence[Recording], todo: list[int],
-                       processes: int | None = None) -> dict[int, list[Problem]]:
-    """Index -> problem of the recordings whose inputs fail :func:`hdmea.io.mcs.verify_recordings`.
-
-    The recordings are dealt out to ``processes`` reading processes side by side
-    (default: one per :data:`VERIFY_RECORDINGS_PER_PROCESS` recordings, at most the
-    cores free now, :func:`h5stream.cores.free_cores`).  Each process is a fresh
-    interpreter that imports the readers (a few hundred milliseconds of CPU) and
-    then reads each file's structure and first and last rows (milliseconds per
-    small recording): a process per core for a handful of recordings spent more
-    on starting than on reading.
-    """
-    from h5stream.cores import free_cores
-    from hdmea.io.mcs import verify_recordings
-
-    recordings = [items[i] for i in todo]
-    wanted = processes or min(-(-len(recordings) // VERIFY_RECORDINGS_PER_PROCESS), free_cores())
-    n = max(1, min(wanted, len(recordings)))
-    if n == 1:
-        errors = verify_recordings(recordings)
-    else:
-        errors = {}
-        with cf.ThreadPoolExecutor(n, thread_name_prefix="hdmea-batch-verify") as readers:
-            for part in readers.map(verify_recordings, [recordings[k::n] for k in range(n)]):
-                errors.update(part)
-    out = {}
-    for i in todo:
-        error = errors.get(items[i].name)
-        if error is not None:
-            what = f"{failure_words(error)}: {reason_text(error)}"
-            out[i] = [Problem(Path(error.path), what, error.hint or "restore the file from a good copy",
-                              items[i].name, DATA, error_type=error_type(error))]
-    return out
 
 
 def _preempted_detail(outcome: dict) -> dict:

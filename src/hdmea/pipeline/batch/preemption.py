@@ -24,7 +24,7 @@ A batch's driver passes the stop on to the jobs it runs: on this process's job
 thread, in the workers of a Dask cluster (:func:`stop_jobs` run on each
 worker), or by SIGTERM to a process pool's workers (where signals cannot do it,
 by an event each worker's thread waits on:
-:class:`hdmea.pipeline.batch.executors.Pool`).  A job that had not started
+:class:`hdmea.pipeline.batch.pool.Pool`).  A job that had not started
 yet reports ``preempted`` at once, without running.
 
 On Windows, SIGBREAK (Ctrl-Break, or ``CTRL_BREAK_EVENT`` sent to the
