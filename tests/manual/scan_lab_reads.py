@@ -6,7 +6,8 @@ every ``.py`` file of commit fe13de2 written out with ``git --git-dir=<mirror> s
 
     .venv/bin/python tests/manual/scan_lab_reads.py --checkout /tmp/orig-full --commit <full hash>
 
-writes ``tests/data/lab_layout/lab_reads.json``.  Scanned: every ``.py`` file outside ``src/`` (the
+writes ``tests/data/lab_layout/lab_reads.json`` (with ``session_calls``: every ``.add_feature(...)`` call,
+whose dict layout is a kept difference).  Scanned: every ``.py`` file outside ``src/`` (the
 pipeline itself), ``tests/``, ``specs/`` and any path naming ``history``.  A read is an HDF5 access in the
 lab's idioms on a path under the recording file's top-level groups (``units``, ``metadata``, ``stimulus``,
 ``pipeline``, ``source_files``) or the root's attributes:
@@ -259,13 +260,35 @@ def scan_file(path: Path, rel: str) -> list[dict]:
     return reads
 
 
-def scan(checkout: Path) -> list[dict]:
-    reads = []
+#: Session calls whose stored layout differs from the original's when given a dict (kept; see the guide).
+SESSION_CALLS = ("add_feature",)
+
+
+def session_calls(checkout: Path) -> list[dict]:
+    """Every call ``<x>.add_feature(...)`` in the scanned files: file, line, source."""
+    calls = []
+    for path, rel in _scanned(checkout):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SESSION_CALLS:
+                calls.append({"file": rel, "line": node.lineno, "source": ast.unparse(node)[:160]})
+    return calls
+
+
+def _scanned(checkout: Path):
     for path in sorted(checkout.rglob("*.py")):
         rel = path.relative_to(checkout).as_posix()
-        parts = rel.split("/")
-        if parts[0] in SKIP_PARTS or "history" in rel.lower():
+        if rel.split("/")[0] in SKIP_PARTS or "history" in rel.lower():
             continue
+        yield path, rel
+
+
+def scan(checkout: Path) -> list[dict]:
+    reads = []
+    for path, rel in _scanned(checkout):
         reads.extend(scan_file(path, rel))
     return reads
 
@@ -280,7 +303,7 @@ def main() -> int:
     files = sorted({r["file"] for r in reads})
     out = {"repository": "jiang-lab-retina/hdmea_processing", "commit": args.commit,
            "scanned": "every .py file outside src/, tests/, specs/ and paths naming history",
-           "files": len(files), "reads": reads}
+           "files": len(files), "session_calls": session_calls(args.checkout), "reads": reads}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"{len(reads)} reads in {len(files)} files -> {args.out}")
     return 0
