@@ -1,0 +1,51 @@
+"""A stop while the ``hdmea`` command's start imports: the one line of a stop, its exit status, no traceback.
+
+Each case runs the console script's start (``_hdmea_cli.main``) in a fresh interpreter whose import system
+sends the process a real signal at a chosen moment: while the stop's words load (``hdmea.cli_stops``, the
+first import after the start took the signals) and while the command line loads (``hdmea.cli``).  The
+start must end the process with the line every later stop prints and 130 (Ctrl-C) or 75 (SIGTERM), before
+the command line runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CODE = textwrap.dedent(
+    """
+    import importlib.abc, os, signal, sys
+
+    class StopWhileImporting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == {module!r}:
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), signal.{signal})
+            return None
+
+    sys.meta_path.insert(0, StopWhileImporting())
+    sys.argv = ["hdmea", "run", "a.cmcr", "a.cmtr"]
+    import _hdmea_cli
+
+    _hdmea_cli.main()
+    print("the command line ran", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(("module", "signal_name", "status"), [
+    ("hdmea.cli_stops", "SIGINT", 130),  # before the words are there: the start ends once they are
+    ("hdmea.cli_stops", "SIGTERM", 75),
+    ("hdmea.cli", "SIGINT", 130),  # the words are there: the start ends at once
+    ("hdmea.cli", "SIGTERM", 75),
+])
+def test_a_stop_while_the_start_imports_ends_with_the_stop_line(module, signal_name, status):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-c", CODE.format(module=module, signal=signal_name)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == status, done.stderr
+    assert done.stderr == "hdmea run: stopped; run the same command again to resume\n", done.stderr
+    assert "the command line ran" not in done.stdout
