@@ -34,10 +34,12 @@ from pathlib import Path
 import h5py
 
 from benchmarks.suite import bench_nwb, bench_store
+from benchmarks.suite._scptensor_containers import build_container, make_arrays, make_float64_container, make_obs
+from benchmarks.suite._store_writers import make_recording, stage_session
 from benchmarks.harness.instructions import region
 from benchmarks.suite.bench_elements import SIZES as ELEMENT_SIZES, _write_tree_ours, proteomics_frame, unit_tree
 from benchmarks.suite.bench_readers import SIZES as READER_SIZES, make_cmtr
-from benchmarks.suite.bench_scptensor import SIZES, build_container, make_arrays, make_float64_container, make_obs
+from benchmarks.suite.bench_scptensor import SIZES
 from benchmarks.suite.bench_sectioning import SIZES as SECTION_SIZES, _ours as section, make_inputs
 from h5stream.elements import write_elem
 from hdmea.io.cmtr import read_units
@@ -51,7 +53,7 @@ f64 = make_float64_container(300, 120)
 n_units, rates, *_ = READER_SIZES["small"]
 cmtr = make_cmtr(tmp / "cmtr", n_units, rates, lab_stimulus=False).cmtr_path
 section_rows, bounds = make_inputs(*SECTION_SIZES["small"][:4])
-recordings = {n: bench_store.make_recording(n, bench_store.SPIKES_TOTAL["small"]) for n in (20, 100)}
+recordings = {n: make_recording(n, bench_store.SPIKES_TOTAL["small"]) for n in (20, 100)}
 objects, attrs = unit_tree(300)
 frame = proteomics_frame(ELEMENT_SIZES["small"]["frame_rows"])
 nwb_units, nwb_spikes = bench_nwb.SIZES_UNITS["small"]
@@ -81,14 +83,14 @@ for rep in range(2):
         section(section_rows, bounds)
     for n, rec in recordings.items():
         path = tmp / f"store{n}-{rep}.h5"
-        staged = bench_store.stage_session(rec, path)
+        staged = stage_session(rec, path)
         with region(f"save recording, {n} units"):
             staged.save()
         with region(f"load recording, {n} units (verify)"):
             session = PipelineSession.load(path, verify=True)
             sum(len(unit) for unit in session.units.values())
             session.close()
-        staged = bench_store.stage_session(rec, tmp / f"trains{n}-{rep}.h5", spikes_only=True)
+        staged = stage_session(rec, tmp / f"trains{n}-{rep}.h5", spikes_only=True)
         with region(f"spike trains, {n} units"):
             staged.save()
     with region("write_many: 300 unit groups"):
