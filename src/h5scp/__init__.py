@@ -12,17 +12,17 @@ The package also holds its own implementation of the data model, with the
 January 2026 API (7f8a443): :class:`ScpContainer`, :class:`Assay`,
 :class:`ScpMatrix` ... and ``container.save(path)`` / ``ScpContainer.load(path)``.
 The opt-in distribution ``scptensor-january`` serves it under the import name
-``scptensor``.  For an installed upstream ScpTensor, :func:`enable_scptensor_io`
+``scptensor``, path by path as the table :mod:`h5scp._january_table` says; the
+January API's helpers (CSV, NPZ, AnnData interchange, sparse and mask-code
+helpers) live in :mod:`h5scp.january`, above the formats.  For an installed upstream ScpTensor, :func:`enable_scptensor_io`
 gives ``scptensor.io`` the save and load functions.
 """
 
 import logging
 
-__version__ = "0.2.0"
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
-
-from h5scp.core import (  # noqa: E402  (the version must exist before the model imports)
+from h5scp import _january_table
+from h5scp._version import __version__
+from h5scp.core import (
     AggregationLink,
     Assay,
     LegacyFormatWarning,
@@ -33,13 +33,35 @@ from h5scp.core import (  # noqa: E402  (the version must exist before the model
     ScpTensorError,
     ValidationError,
 )
+from h5scp.core.container import connect_files as _connect_files
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The I/O layer (and with it the element codecs) loads on first use, so the
 # data model imports without it.
 _IO_NAMES = {"IOFormatError", "IOPasswordError", "IOWriteError", "load", "load_hdf5", "save", "save_hdf5"}
 _LATER = {"ModelClasses": "h5scp.io.classes", "enable_scptensor_io": "h5scp.scptensor_io",
           "disable_scptensor_io": "h5scp.scptensor_io"}
-_SUBMODULES = {"io", "scptensor_io", "testing"}
+_SUBMODULES = {"io", "january", "scptensor_io", "testing"}
+
+
+def _save_container(container, path, **options):
+    """``ScpContainer.save``: the format the extension names (:func:`h5scp.io.save`)."""
+    from h5scp.io.formats import save
+
+    return save(container, path, **options)
+
+
+def _load_container(path, **options):
+    """``ScpContainer.load``: any format, chosen by content, into this package's classes."""
+    from h5scp.io.classes import OURS
+    from h5scp.io.formats import load
+
+    return load(path, classes=OURS, **options)
+
+
+# The data model imports none of its formats: this package, above both, gives the container its save and load.
+_connect_files(_save_container, _load_container)
 
 
 def __getattr__(name: str):
@@ -51,16 +73,16 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_LATER[name]), name)
-    from h5scp import core  # the original also exported every h5scp.core name here
-
-    if name in core.__all__:
-        return getattr(core, name)
+    if name in _JANUARY_NAMES:  # the January package also exported every scptensor.core name here
+        return _january_table.january_attribute("scptensor", name)
     if name in _SUBMODULES:  # ``h5scp.io`` without importing it first, as after ``import h5scp.io``
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+_JANUARY_NAMES = frozenset(_january_table.names_at("scptensor"))
 
 __all__ = [
     "__version__",

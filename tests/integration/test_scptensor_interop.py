@@ -357,7 +357,7 @@ def test_the_original_anndata_layout_reads_through_the_one_mapping_without_annda
     # files of the original's to_scanpy/write_h5ad layout read through h5scp.io.foreign's mapping of
     # AnnData files: anndata itself is needed to write them, not to read them
     anndata = pytest.importorskip("anndata")
-    from h5scp.core.io import load_scanpy_h5ad, read_scanpy_h5ad, save_scanpy_h5ad, write_h5ad
+    from h5scp.january.scanpy_h5ad import load_scanpy_h5ad, read_scanpy_h5ad, save_scanpy_h5ad, write_h5ad
 
     c = example_container()
     c.obs = c.obs.drop("run_date")  # anndata writes no date column

@@ -2,9 +2,14 @@
 
 This module is the whole of the opt-in distribution ``scptensor-january``.  Its
 ``.pth`` file calls :func:`install` at interpreter start; from then on ``import
-scptensor`` (and every ``scptensor.<module>``) gives the module of ``h5scp`` of the
-same path: ``scptensor.core.structures`` *is* ``h5scp.core.structures``, so the
-classes are one set, whichever name imported them.
+scptensor`` (and every January path ``scptensor.<module>``) is served as h5scp's
+table of the January API says (:mod:`h5scp._january_table`, read on the first
+import of ``scptensor``, never at interpreter start): a path the table serves
+whole *is* that module of h5scp (``scptensor`` is ``h5scp``,
+``scptensor.core.structures`` is ``h5scp.core.structures``, so the classes are one
+set, whichever name imported them); any other path of the table is a module whose
+names come from their homes in h5scp on first use (``scptensor.core.io``).  A path
+the January API did not have is not served, whatever h5scp's own modules are.
 
 It never installs over another ScpTensor: no file of this distribution lies in a
 ``scptensor`` folder, so pip never merges it into another's files or removes
@@ -23,12 +28,8 @@ import sys
 
 __all__ = ["ALIAS", "TARGET", "install", "uninstall", "serving"]
 
-#: The import name served, and the package that serves it.
-ALIAS, TARGET = "scptensor", "h5scp"
-
-
-def _target_name(fullname: str) -> str:
-    return TARGET + fullname[len(ALIAS):]
+#: The import name served, the package that serves it, and its table of the January API's paths.
+ALIAS, TARGET, TABLE = "scptensor", "h5scp", "h5scp._january_table"
 
 
 def _find_spec(name: str):
@@ -37,22 +38,40 @@ def _find_spec(name: str):
     return importlib.util.find_spec(name)
 
 
+def _table():
+    """h5scp's table of the January API (imported with h5scp, on the first import of scptensor)."""
+    return importlib.import_module(TABLE)
+
+
 class _Redirect:
-    """Loads ``scptensor.<path>`` as the already existing ``h5scp.<path>`` module (no second copy).
+    """Loads a January path the table serves whole as the already existing module of h5scp (no second copy).
 
     The import system returns whatever ``sys.modules[name]`` holds after
     ``exec_module``, so the module put there is ``h5scp``'s own, with its own spec.
     """
 
+    def __init__(self, target: str) -> None:
+        self.target = target
+
     def create_module(self, spec):
         return None
 
     def exec_module(self, module) -> None:
-        sys.modules[module.__name__] = importlib.import_module(_target_name(module.__name__))
+        sys.modules[module.__name__] = importlib.import_module(self.target)
 
     def get_code(self, fullname: str):  # ``python -m scptensor``: runpy asks the loader for the code
-        spec = _find_spec(_target_name(fullname))
+        spec = _find_spec(self.target)
         return spec.loader.get_code(spec.name)
+
+
+class _FromTable:
+    """Makes a January path whose names live in several modules of h5scp: each name from its home on first use."""
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        _table().serve(module)
 
 
 class _AliasFinder:
@@ -62,15 +81,23 @@ class _AliasFinder:
         if fullname != ALIAS and not fullname.startswith(ALIAS + "."):
             return None
         if fullname == ALIAS:
-            if _other_scptensor() is not None:
+            if _other_scptensor() is not None or _find_spec(TARGET) is None:
                 return None
         elif getattr(sys.modules.get(ALIAS), "__name__", None) != TARGET:
             return None  # another scptensor is imported: its submodules are its own
-        real = _find_spec(_target_name(fullname))
-        if real is None:
-            return None
+        table = _table()
+        if fullname not in table.JANUARY_API:
+            # no second copy of an h5scp module under another name: the January API had no such path
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r}: ScpTensor's January API (served by h5scp through the opt-in "
+                f"scptensor-january) has no such module; its paths are {', '.join(table.JANUARY_API)}",
+                name=fullname)
+        whole = table.SERVED_WHOLE.get(fullname)
+        if whole is None:
+            return importlib.machinery.ModuleSpec(fullname, _FromTable(), is_package=table.is_package(fullname))
+        real = _find_spec(whole)
         # a package's spec says so, so that ``python -m scptensor`` runs ``scptensor.__main__``
-        return importlib.machinery.ModuleSpec(fullname, _Redirect(),
+        return importlib.machinery.ModuleSpec(fullname, _Redirect(whole),
                                               is_package=real.submodule_search_locations is not None)
 
 

@@ -1,7 +1,11 @@
 """The container of the data model: samples (``obs``), assays, links between them and history.
 
-:class:`ScpContainer` lives here, apart from its parts (:mod:`h5scp.core.structures`, which
-also exports it); the rules its constructor enforces are listed there.
+:class:`ScpContainer` lives here, built of its parts (:mod:`h5scp.core.parts`);
+:mod:`h5scp.core.structures` gathers both and lists the rules the constructor enforces.
+
+The model imports none of its file formats: ``save`` and ``load`` call the functions
+:func:`connect_files` was given, which the package above the formats (:mod:`h5scp`, run before
+any of its modules) gives on import.
 """
 
 from __future__ import annotations
@@ -18,14 +22,33 @@ import numpy as np
 import polars as pl
 
 from h5scp.core._rules import _check_frame, _positions, _safe_name
-from h5scp.core.exceptions import AssayNotFoundError, DimensionError, StructureError, ValidationError
-from h5scp.core.structures import AggregationLink, Assay, ProvenanceLog
+from h5scp.core.exceptions import AssayNotFoundError, DimensionError, ScpTensorError, StructureError, ValidationError
+from h5scp.core.parts import AggregationLink, Assay, ProvenanceLog
 
-__all__ = ["ScpContainer"]
+__all__ = ["ScpContainer", "connect_files"]
+
+#: ``save(container, path, **options)`` and ``load(path, **options)`` of the file formats, as
+#: :func:`connect_files` was given them.
+_FILES: dict[str, Any] = {}
+
+
+def connect_files(save, load) -> None:
+    """Give the container its file functions: ``save(container, path, **options) -> Path`` and
+    ``load(path, **options) -> ScpContainer`` (the layer above the formats calls this on import)."""
+    _FILES.update(save=save, load=load)
+
+
+def _files(what: str):
+    try:
+        return _FILES[what]
+    except KeyError:
+        raise ScpTensorError(
+            f"ScpContainer.{what}: no file formats are connected to the data model in this interpreter; "
+            "import h5scp (its import connects them) before saving or loading") from None
 
 
 def _software_version() -> str:
-    from h5scp import __version__
+    from h5scp._version import __version__
 
     return __version__
 
@@ -367,9 +390,7 @@ class ScpContainer:
         ``options`` go to the format's writer (see :func:`h5scp.io.save`), e.g. the original's
         ``compression``, ``compression_level`` and ``overwrite``.
         """
-        from h5scp.io.formats import save
-
-        return save(self, path, **options)
+        return _files("save")(self, path, **options)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **options) -> ScpContainer:
@@ -378,10 +399,7 @@ class ScpContainer:
         ``options`` go to :func:`h5scp.io.load`; every format takes the partial-load
         options ``assays``, ``layers``, ``obs_columns`` and ``samples`` (ids or a boolean mask).
         """
-        from h5scp.io.classes import OURS
-        from h5scp.io.formats import load
-
-        return load(path, classes=OURS, **options)
+        return _files("load")(path, **options)
 
     # -- display
     def __repr__(self) -> str:

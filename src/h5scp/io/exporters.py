@@ -135,7 +135,7 @@ def _write_container(
     f: h5py.File, container: ScpContainer, compression: str | None, level: int | None,
     *, obs_saved: bool, history_saved: bool,
 ) -> None:
-    from h5scp import __version__
+    from h5scp._version import __version__
 
     options = compression_options(compression, level)
     f.attrs["format_name"] = FORMAT_NAME

@@ -241,7 +241,7 @@ def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> 
     if uns:
         params["uns"] = uns
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    from h5scp import __version__
+    from h5scp._version import __version__
 
     return [ProvenanceLog(stamp, f"import_{kind.lower()}", params, __version__,
                           f"imported from {path.name}; {len(skipped)} element(s) not imported")]
@@ -273,7 +273,7 @@ def edits_entry(kind: str, path: Path, group: h5py.Group, changes: list[str], *,
     if uns:
         params["uns"] = uns
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    from h5scp import __version__
+    from h5scp._version import __version__
 
     return [ProvenanceLog(stamp, f"load_edited_{kind.lower()}", params, __version__,
                           f"{path.name} was changed by another tool: {len(changes)} difference(s), "

@@ -70,7 +70,7 @@ _GLOBAL_VAR_INDEX = "_index"
 
 
 def _header() -> bytes:
-    from h5scp import __version__
+    from h5scp._version import __version__
 
     return (
         f"MuData (format-version={MUDATA_VERSION};creator=scptensor;creator-version={__version__})"
@@ -88,7 +88,7 @@ def _global_var(container: ScpContainer) -> tuple[pl.DataFrame, dict[str, np.nda
 
 
 def _write(f: h5py.File, container: ScpContainer, compression, level) -> None:
-    from h5scp import __version__
+    from h5scp._version import __version__
 
     options = compression_options(compression, level)
     f.attrs["encoding-type"] = "MuData"

@@ -282,7 +282,7 @@ def save_parquet(
     ValueError
         Unknown option values, or selections naming parts the container lacks.
     """
-    from h5scp import __version__
+    from h5scp._version import __version__
     from h5scp.io.exporters import select_parts
 
     if layout not in ("long", "wide"):

@@ -1,4 +1,4 @@
-"""Small helpers the original ScpTensor kept in ``h5scp.core.utils``.
+"""Small helpers the original ScpTensor kept in ``scptensor.core.utils``.
 
 * :func:`_find_closest_match` suggests a name for a mistyped assay or layer
   (used by the not-found errors).
