@@ -266,15 +266,27 @@ LAB_DATASET = "2024.08.08-10.40.20-Rec"
 LAB_PLAYLIST = "play_optimization_set6_ipRGC_manual"
 
 
-def lab_recording(out: Path, raw_seconds: float = 0.5):
+def real_length():
+    """Movie lengths at least those of the lab's JSON trials (start_frame + repeat x trial_length_frame of
+    ``config/stimuli/<movie>.json`` at fe13de2): step 240 + 3 x 600, noise 10,800 (2,700 images x 4), bar
+    60 + 3 x 4,520, colour 120 + 3 x 720, frequency 30 + 3 x 1,500, baseline 180."""
+    from hdmea.stimulus import TrialConfig
+
+    return {"step_trial": TrialConfig(start_frame=240, trial_length_frame=600, repeat=3), "noise_images": 2700,
+            "bar_sweep_frames": 570, "color_step_frames": 200, "color_gap_frames": 200, "freq_break_frames": 70}
+
+
+def lab_recording(out: Path, raw_seconds: float = 0.5, **overrides):
     """The manifests' kind of recording: lab-style synthetic (seed 5), the lab's playlist and movie-length CSV
-    files and the noise movie as ``Stimulations/<movie>.npy``; ``(rec, playlist_csv, lengths_csv, stimuli)``."""
+    files and the noise movie as ``Stimulations/<movie>.npy``; ``(rec, playlist_csv, lengths_csv, stimuli)``
+    (``overrides``: further :class:`SyntheticConfig` fields)."""
     import numpy as np
 
     from hdmea.synthetic import SyntheticConfig, generate_recording
 
     rec = generate_recording(out / "rec", LAB_DATASET, config=SyntheticConfig.with_lab_stimuli(
-        pre_margin_frames=180, post_margin_frames=181, raw_seconds=raw_seconds, noise_bank_frames=2048), seed=5)
+        pre_margin_frames=180, post_margin_frames=181, raw_seconds=raw_seconds, noise_bank_frames=2048,
+        **overrides), seed=5)
     movies = ", ".join(f"'{m}.mov'" for m in rec.stimulus.playlist)
     (out / "playlist.csv").write_text(f'playlist_name,movie_names\n{LAB_PLAYLIST},"[{movies}]"\n')
     (out / "movie_length.csv").write_text("movie_name,movie_length\n" + "".join(
