@@ -41,6 +41,7 @@ def lab_session_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab_session_files")
     rec, playlist, lengths, stimuli = lab_recording(out)
     # the lab's machines name their tables at the module's defaults
+    before = (hdmea.io.section_time.DEFAULT_PLAYLIST_PATH, hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH)
     hdmea.io.section_time.DEFAULT_PLAYLIST_PATH = str(playlist)
     hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH = str(lengths)
     try:
@@ -53,8 +54,7 @@ def lab_session_files(tmp_path_factory):
         checkpoint = session.checkpoint(out / "ckpt" / f"{LAB_DATASET}.checkpoint.h5")
         saved = session.save(output_path=out / "saved" / f"{LAB_DATASET}.h5")
     finally:
-        hdmea.io.section_time.DEFAULT_PLAYLIST_PATH = None
-        hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH = None
+        hdmea.io.section_time.DEFAULT_PLAYLIST_PATH, hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH = before
     resumed = PipelineSession.load(checkpoint).save(output_path=out / "resumed" / f"{LAB_DATASET}.h5")
     return rec, {"session_steps": saved, "checkpoint": checkpoint, "resumed": resumed}, (playlist, lengths, stimuli)
 
