@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import h5py
 
@@ -199,15 +200,16 @@ def _like_original(rank: int, access: str, conversion: str):
 def perform_lab_reads(path: str | Path, manifest_paths: dict, reads: list[dict], movies: Iterable[str]) -> dict:
     """Perform each read of the lab on the file at ``path``, on every path of the original's manifest it names.
 
-    Returns ``{"done": [...], "failed": [...], "absent": [...], "elsewhere": n}``: a read done as on the
-    original's file (the same kind, dtype kind and rank as the manifest, the same outcome), one that failed
-    (with why), one whose manifest path the file lacks, and the count of reads naming no path of the manifest.
+    Returns ``{"done": [...], "failed": [...], "absent": [...], "elsewhere": n, "read": {folded}}``: a read
+    done as on the original's file (the same kind, dtype kind and rank as the manifest, the same outcome), one
+    that failed (with why), one whose manifest path the file lacks, the count of reads naming no path of the
+    manifest, and the folded paths read.
     """
     import numpy as np
 
     movies = list(movies)
     ours = concrete_paths(path, movies)
-    out = {"done": [], "failed": [], "absent": [], "elsewhere": 0}
+    out = {"done": [], "failed": [], "absent": [], "elsewhere": 0, "read": set()}
     with h5py.File(path, "r") as f:
         for read in reads:
             if read["path"] is None:
@@ -257,6 +259,7 @@ def perform_lab_reads(path: str | Path, manifest_paths: dict, reads: list[dict],
                     assert entry in wanted or entry[0] == "group" and ("group", "", 0) in wanted, \
                         f"{entry} where the original has {sorted(wanted)}"
                     out["done"].append(where)
+                    out["read"].add(key)
                 except (AssertionError, KeyError, OSError) as exc:
                     out["failed"].append(f"{where}: {exc}")
     return out
@@ -296,3 +299,63 @@ def lab_recording(out: Path, raw_seconds: float = 0.5, **overrides):
     np.save(stimuli / f"{rec.config.noise_movie}.npy",
             np.repeat(np.load(rec.noise_movie_path), rec.config.noise_frames_per_image, axis=0))
     return rec, out / "playlist.csv", out / "movie_length.csv", stimuli
+
+
+def _plain_value(value):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if value != value else float(value)
+    return value if isinstance(value, str) else None
+
+
+def scalar_values(path: str | Path) -> dict[str, Any]:
+    """Every one-value dataset (0-d or 1 element) and attribute of the file, by its path (names not folded):
+    ``{"units/unit_004/features/eimage_sta/metadata/n_spikes_used": 12, "pipeline@stage1_completed": True}``."""
+    out: dict[str, Any] = {}
+
+    def keep(name, value):
+        value = _plain_value(value)
+        if value is not None:
+            out[name] = value
+
+    with h5py.File(path, "r") as f:
+        for key in f.attrs:
+            keep(f"@{key}", f.attrs[key])
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.size == 1 and not obj.dtype.names:
+                keep(name, obj[()])
+            for key in obj.attrs:
+                keep(f"{name}@{key}", obj.attrs[key])
+
+        f.visititems(visit)
+    return out
+
+
+def value_differences(original: dict, ours: dict, movies: Iterable[str], rtol: float = 1e-9) -> dict[str, list]:
+    """The values of ``original`` that ``ours`` holds otherwise, by folded path: ``{folded: [(path, o, h)]}``."""
+    import math
+
+    movies = list(movies)
+    out: dict[str, list] = {}
+    for path, value in original.items():
+        if path not in ours:
+            continue
+        mine = ours[path]
+        same = mine == value or (isinstance(value, float) and isinstance(mine, (int, float)) and
+                                 math.isclose(value, mine, rel_tol=rtol, abs_tol=0.0))
+        if not same:
+            where, _, attr = path.partition("@")
+            out.setdefault(fold(where, movies) + (f"@{attr}" if "@" in path else ""), []).append((path, value, mine))
+    return out

@@ -27,7 +27,7 @@ def immediate_file(tmp_path_factory):
     from hdmea.pipeline import load_recording_with_eimage_sta
 
     out = tmp_path_factory.mktemp("lab_immediate")
-    rec, playlist, lengths, stimuli = lab_recording(out)
+    rec, playlist, lengths, stimuli = lab_recording(out, raw_seconds=1.0)  # the manifest's recording
     result = load_recording_with_eimage_sta(cmcr_path=rec.cmcr_path, cmtr_path=rec.cmtr_path, dataset_id=DATASET,
                                             output_dir=out / "artifacts", duration_s=120.0, spike_limit=10000,
                                             window_range=(-10, 40))

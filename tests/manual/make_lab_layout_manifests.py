@@ -21,7 +21,9 @@ every module-level ``DEFAULT_*`` of the original's ``src/hdmea``, read from its 
 
 runs the same calls (the original's step wrappers of ``Projects/unified_pipeline`` over our ``hdmea``) and
 prints how our files stand against the committed manifests (tests/lab_layout.py compares), their
-``completed_steps`` against the original's, and the lab's reads (``lab_reads.json``) done on them.
+``completed_steps`` against the original's, the lab's reads (``lab_reads.json``) done on them, and which
+one-value datasets and attributes hold another value than the original's (each manifest keeps them under
+``values``, by path).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.lab_layout import MANIFEST_DIR, compare_layouts, file_layout, perform_lab_reads  # noqa: E402
+from tests.lab_layout import (  # noqa: E402
+    MANIFEST_DIR, compare_layouts, file_layout, perform_lab_reads, scalar_values, value_differences)
 
 #: The lab's reads of a recording file (tests/manual/scan_lab_reads.py), done on our files by --measure-ours.
 LAB_READS = json.loads((MANIFEST_DIR / "lab_reads.json").read_text())["reads"] \
@@ -302,7 +305,16 @@ def main() -> int:
                 print(f"== {name}: {path}\n{result.details()}\ncompleted_steps: {same}\nthe lab's reads "
                       f"(lab_reads.json): {len(reads['done'])} done as on the original's file, "
                       f"{len(reads['failed'])} failed, {len(reads['absent'])} absent")
-                print("\n".join(reads["failed"] + reads["absent"]) + "\n")
+                print("\n".join(reads["failed"] + reads["absent"]))
+                if "values" in manifest:
+                    mine = scalar_values(path)
+                    diff = value_differences(manifest["values"], mine, movies)
+                    shared = sum(1 for p in manifest["values"] if p in mine)
+                    print(f"one-value datasets and attributes: {shared - sum(map(len, diff.values()))} of "
+                          f"{shared} shared paths hold the original's value; the others, by folded path:")
+                    for folded, rows in sorted(diff.items()):
+                        print(f"  {folded}: {len(rows)}, e.g. original {rows[0][1]!r}, ours {rows[0][2]!r}")
+                print()
         return 0
     if not args.commit:
         parser.error("--commit is required when making manifests")
@@ -319,7 +331,8 @@ def main() -> int:
                         "calls": call_path, "units": n, "movies": movies, "stimulus_configs_added": added,
                         "recording": "hdmea.synthetic SyntheticConfig.with_lab_stimuli(pre_margin_frames=180, "
                                      f"post_margin_frames=181, raw_seconds=1.0, n_units={n}), seed 5",
-                        "completed_steps": completed_steps(path), "paths": file_layout(path, movies)}
+                        "completed_steps": completed_steps(path), "paths": file_layout(path, movies),
+                        "values": scalar_values(path)}
             (args.out / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
             print(name, len(manifest["paths"]), "paths")
     defaults = {"repository": "jiang-lab-retina/hdmea_processing", "commit": args.commit,

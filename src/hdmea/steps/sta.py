@@ -359,7 +359,8 @@ def compute_sta(
                 else:  # the original's immediate mode: features/<movie>/sta with its records as attributes
                     target.put(f"units/{u}/features/{movie}", {"sta": sums.sta[i]})
                     target.set_attrs(f"units/{u}/features/{movie}/sta", {
-                        "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "dtype_warning": False,
+                        "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "dtype_warning":
+                            bool(sums.sta[i].dtype != np.uint8),  # as the original: set for any STA not uint8
                         "n_spikes": int(sums.n_spikes_used[i]), "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
             target.mark_step_complete(STEP)
             result = STAResult(
