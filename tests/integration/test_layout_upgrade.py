@@ -8,6 +8,8 @@ whose .cmtr cannot be found is refused, nothing written.
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 import shutil
 import subprocess
@@ -95,6 +97,8 @@ def test_unit_metadata_of_an_earlier_form_needs_its_cmtr(tiny_recording, tmp_pat
             row = rows[int(f[f"units/{unit}"].attrs["unit_num"])]
             assert int(meta["row"][0]) == row["Row"] and float(meta["snr"][0]) == row["SNR"]
             assert meta["attr_id.type"][()].decode() == "SpikeSorterUnit"
+        # the earlier file's [cmcr, cmtr] list becomes the original's JSON text
+        assert json.loads(f.attrs["source_files"])["cmcr_path"] == str(tmp_path / "gone.cmcr")
 
 
 def test_the_command_renames_positional_units_and_upgrades(tmp_path):
