@@ -220,7 +220,8 @@ def perform_lab_reads(path: str | Path, manifest_paths: dict, reads: list[dict],
                 out["elsewhere"] += 1
                 continue
             for key in keys:
-                idiom = read["source"] + read.get("access", "")
+                idiom = {"in": f"'{read['path']}' in", "attrs": f".attrs[{read['path']}]"}.get(
+                    read["idiom"], f"f[{read['path']}]{read.get('access', '')}")
                 idiom = f"{read['conversion']}({idiom})" if read.get("conversion") else idiom
                 where = f"{read['file']}:{read['line']} {idiom} -> {key}"
                 wanted = {tuple(e) for e in manifest_paths[key]}

@@ -19,9 +19,10 @@ lab's idioms on a path under the recording file's top-level groups (``units``, `
 
 Paths are resolved within a function: string constants, f-strings (a formatted field becomes
 ``{name}``; a name looping over literal texts ``{=a|b}``), names bound to such text, and names bound to a
-group read earlier (``unit = f["units"][u]``,
-``for u, g in f["units"].items()``).  A field is a placeholder for one path segment.  A read whose path
-cannot be resolved (a parameter, a computed string) is listed with ``"path": null`` and its source text.
+group read earlier (``unit = f["units"][u]``, ``for u, g in f["units"].items()``).  A field is a placeholder
+for one path segment.  A subscript whose path cannot be resolved under those groups (a path passed in as a
+parameter, a computed string) cannot be told from any other subscript and is not listed.  No text of the
+lab's code is kept: a read is its file, line, idiom and the path it names.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -221,8 +221,7 @@ def scan_file(path: Path, rel: str) -> list[dict]:
     reads = []
 
     def add(node, idiom, path, **extra):
-        reads.append({"file": rel, "line": node.lineno, "idiom": idiom, "path": path,
-                      "source": ast.unparse(node)[:160], **extra})
+        reads.append({"file": rel, "line": node.lineno, "idiom": idiom, "path": path, **extra})
 
     for node in ast.walk(tree):
         env = scope_of(node)
@@ -265,7 +264,7 @@ SESSION_CALLS = ("add_feature",)
 
 
 def session_calls(checkout: Path) -> list[dict]:
-    """Every call ``<x>.add_feature(...)`` in the scanned files: file, line, source."""
+    """Every call ``<x>.add_feature(...)`` in the scanned files: file and line."""
     calls = []
     for path, rel in _scanned(checkout):
         try:
@@ -274,7 +273,7 @@ def session_calls(checkout: Path) -> list[dict]:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SESSION_CALLS:
-                calls.append({"file": rel, "line": node.lineno, "source": ast.unparse(node)[:160]})
+                calls.append({"file": rel, "line": node.lineno, "call": node.func.attr})
     return calls
 
 
