@@ -14,8 +14,9 @@ January 2026 API (7f8a443): :class:`ScpContainer`, :class:`Assay`,
 The opt-in distribution ``scptensor-january`` serves it under the import name
 ``scptensor``, path by path as the table :mod:`h5scp._january_table` says; the
 January API's helpers (CSV, NPZ, AnnData interchange, sparse and mask-code
-helpers) live in :mod:`h5scp.january`, above the formats.  For an installed upstream ScpTensor, :func:`enable_scptensor_io`
-gives ``scptensor.io`` the save and load functions.
+helpers) live in :mod:`h5scp.january`, above the formats.  For an installed
+upstream ScpTensor, :func:`enable_scptensor_io` gives ``scptensor.io`` the save
+and load functions.
 """
 
 import logging
@@ -45,23 +46,30 @@ _LATER = {"ModelClasses": "h5scp.io.classes", "enable_scptensor_io": "h5scp.scpt
 _SUBMODULES = {"io", "january", "scptensor_io", "testing"}
 
 
-def _save_container(container, path, **options):
-    """``ScpContainer.save``: the format the extension names (:func:`h5scp.io.save`)."""
-    from h5scp.io.formats import save
+def _connect_formats() -> None:
+    """Give the container the formats' save and load themselves (on first use, as the formats load then)."""
+    import functools
 
-    return save(container, path, **options)
-
-
-def _load_container(path, **options):
-    """``ScpContainer.load``: any format, chosen by content, into this package's classes."""
     from h5scp.io.classes import OURS
-    from h5scp.io.formats import load
+    from h5scp.io.formats import load, save
 
-    return load(path, classes=OURS, **options)
+    _connect_files(save, functools.partial(load, classes=OURS))
 
 
-# The data model imports none of its formats: this package, above both, gives the container its save and load.
-_connect_files(_save_container, _load_container)
+def _save_first(container, path, **options):
+    _connect_formats()
+    return container.save(path, **options)
+
+
+def _load_first(path, **options):
+    _connect_formats()
+    return ScpContainer.load(path, **options)
+
+
+# The data model imports none of its formats: this package, above both, gives the container its save and
+# load: ``ScpContainer.save`` is ``h5scp.io.save`` (by extension), ``ScpContainer.load`` is ``h5scp.io.load``
+# (by content) into this package's classes.
+_connect_files(_save_first, _load_first)
 
 
 def __getattr__(name: str):

@@ -201,3 +201,27 @@ def test_error_hierarchy_and_messages():
     assert str(ours) == str(engine) and ours.path == "/x.h5" and ours.hint == "pass overwrite=True"
     fmt = translate_engine_error(FormatError("bad", path="/y.h5", obj="/obs"))
     assert type(fmt) is IOFormatError and fmt.obj == "/obs" and "/y.h5 [/obs]: bad" == str(fmt)
+
+
+def test_the_container_saves_and_loads_through_the_formats_the_package_connects(tmp_path, monkeypatch):
+    import h5py
+
+    from h5scp.core import container as container_module
+    from h5scp.io import formats
+
+    c = ScpContainer(pl.DataFrame({"_index": ["s1", "s2"]}),
+                     {"p": Assay(pl.DataFrame({"_index": ["f"]}), {"X": ScpMatrix(np.array([[1.0], [2.0]]))})})
+    path = c.save(tmp_path / "c.h5")
+    with h5py.File(path, "r") as f:  # the scptensor HDF5 format, as the extension names
+        assert f.attrs["format_version"] == "2.0" and set(f["assays"]) == {"p"}
+    back = ScpContainer.load(path)
+    assert type(back) is ScpContainer and back.obs.equals(c.obs)
+    np.testing.assert_array_equal(back.assays["p"].layers["X"].X, [[1.0], [2.0]])
+    assert container_module._FILES["save"] is formats.save  # after the first use, the formats' own function
+
+    monkeypatch.setattr(container_module, "_FILES", {})  # no formats connected: a sentence, nothing written
+    with pytest.raises(ScpTensorError, match=r"ScpContainer.save: no file formats are connected.*import h5scp"):
+        c.save(tmp_path / "d.h5")
+    assert not (tmp_path / "d.h5").exists()
+    with pytest.raises(ScpTensorError, match=r"ScpContainer.load: no file formats"):
+        ScpContainer.load(path)

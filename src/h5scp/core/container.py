@@ -38,13 +38,10 @@ def connect_files(save, load) -> None:
     _FILES.update(save=save, load=load)
 
 
-def _files(what: str):
-    try:
-        return _FILES[what]
-    except KeyError:
-        raise ScpTensorError(
-            f"ScpContainer.{what}: no file formats are connected to the data model in this interpreter; "
-            "import h5scp (its import connects them) before saving or loading") from None
+def _not_connected(what: str) -> ScpTensorError:
+    return ScpTensorError(
+        f"ScpContainer.{what}: no file formats are connected to the data model in this interpreter; "
+        "import h5scp (its import connects them) before saving or loading")
 
 
 def _software_version() -> str:
@@ -390,7 +387,11 @@ class ScpContainer:
         ``options`` go to the format's writer (see :func:`h5scp.io.save`), e.g. the original's
         ``compression``, ``compression_level`` and ``overwrite``.
         """
-        return _files("save")(self, path, **options)
+        try:
+            save = _FILES["save"]
+        except KeyError:
+            raise _not_connected("save") from None
+        return save(self, path, **options)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **options) -> ScpContainer:
@@ -399,7 +400,11 @@ class ScpContainer:
         ``options`` go to :func:`h5scp.io.load`; every format takes the partial-load
         options ``assays``, ``layers``, ``obs_columns`` and ``samples`` (ids or a boolean mask).
         """
-        return _files("load")(path, **options)
+        try:
+            load = _FILES["load"]
+        except KeyError:
+            raise _not_connected("load") from None
+        return load(path, **options)
 
     # -- display
     def __repr__(self) -> str:
