@@ -12,7 +12,7 @@ finished, print ``stopped; run the same command again to resume`` with where,
 and exit 130 after Ctrl-C at a terminal, 75 (``EX_TEMPFAIL``) after SIGTERM or
 inside a SLURM job (the same command resumes; see
 :mod:`hdmea.pipeline.batch.preemption`).  A stop at any other moment, the
-command line's start included (:mod:`_hdmea_cli`), prints the same line (:mod:`hdmea.cli_stops`).
+command line's start included (:mod:`hdmea.__main__`), prints the same line (:mod:`hdmea.cli_stops`).
 """
 
 from __future__ import annotations

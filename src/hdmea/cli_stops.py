@@ -1,7 +1,7 @@
 """How the ``hdmea`` command line words a stop, and notes a stop signal before a command's own handling.
 
 What a stopped command prints (:func:`stopped_line`, :data:`STOPPED`) and its exit status
-(:func:`stop_exit_code`) are the same at every moment: while the console script's start (:mod:`_hdmea_cli`)
+(:func:`stop_exit_code`) are the same at every moment: while the console script's start (:mod:`hdmea.__main__`)
 imports the command line, while a command checks its inputs, and after a run checkpointed what it finished.
 This module imports nothing but the standard library, so the start can read these words before it imports
 the command line (:mod:`hdmea.cli`), which reads them too.

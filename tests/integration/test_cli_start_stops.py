@@ -1,6 +1,6 @@
 """A stop while the ``hdmea`` command's start imports: the one line of a stop, its exit status, no traceback.
 
-Each case runs the console script's start (``_hdmea_cli.main``) in a fresh interpreter whose import system
+Each case runs the console script's start (``hdmea.__main__.main``) in a fresh interpreter whose import system
 sends the process a real signal at a chosen moment: while the stop's words load (``hdmea.cli_stops``, the
 first import after the start took the signals) and while the command line loads (``hdmea.cli``).  The
 start must end the process with the line every later stop prints and 130 (Ctrl-C) or 75 (SIGTERM), before
@@ -28,9 +28,9 @@ CODE = textwrap.dedent(
 
     sys.meta_path.insert(0, StopWhileImporting())
     sys.argv = ["hdmea", "run", "a.cmcr", "a.cmtr"]
-    import _hdmea_cli
+    from hdmea.__main__ import main
 
-    _hdmea_cli.main()
+    main()
     print("the command line ran", flush=True)
     """
 )

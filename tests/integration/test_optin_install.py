@@ -178,8 +178,8 @@ def test_installing_and_uninstalling_this_project_leaves_another_scptensor_byte_
     import zipfile
 
     venv, wheels, base = built
-    assert {n.split("/")[0] for n in zipfile.ZipFile(project_wheel).namelist()} == {  # _hdmea_cli: the console script's start
-        "h5scp", "h5stream", "hdmea", "_hdmea_cli.py",
+    assert {n.split("/")[0] for n in zipfile.ZipFile(project_wheel).namelist()} == {
+        "h5scp", "h5stream", "hdmea",
         project_wheel.name.split("-")[0] + "-" + project_wheel.name.split("-")[1] + ".dist-info"}
     if how == "wheel":
         venv.pip("install", "-q", "--no-deps", "--no-index", "--find-links", wheels, "scptensor")

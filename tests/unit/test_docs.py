@@ -33,7 +33,7 @@ def _modules_in_tree() -> set[str]:
     names = set()
     for path in SRC.rglob("*.py"):
         parts = path.relative_to(SRC).with_suffix("").parts
-        if parts[0] not in PACKAGES and len(parts) > 1:  # a top-level module (py-modules, _hdmea_cli) counts
+        if parts[0] not in PACKAGES and len(parts) > 1:  # a top-level module (py-modules) counts
             continue
         if parts[-1] == "__init__":
             parts = parts[:-1]

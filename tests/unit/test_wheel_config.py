@@ -32,8 +32,7 @@ def test_cibuildwheel_builds_every_supported_python_and_runs_the_demo():
     built = set(re.findall(r"cp(\d+)-\*", config["build"]))
     assert supported and built == supported, (built, supported)
     assert config["test-command"].startswith("hdmea demo --out ")
-    assert project["project"]["scripts"]["hdmea"] == "_hdmea_cli:main"
-    assert "_hdmea_cli" in project["tool"]["setuptools"]["py-modules"]
+    assert project["project"]["scripts"]["hdmea"] == "hdmea.__main__:main"
 
 
 def test_the_wheel_workflow_covers_three_systems_and_publishes_only_a_release():
