@@ -288,6 +288,52 @@ def test_stop_jobs_stops_a_job_on_the_main_thread(mode, wait, portable, child_en
     assert "received again" not in done.stderr, done.stderr
 
 
+LOOP_JOB = """
+import os, signal, sys, threading, time
+from hdmea.pipeline.batch import preemption
+
+class Logged:
+    def __init__(self, log):
+        self.log = log
+    def __enter__(self):
+        pass
+    def __exit__(self, *exc_info):
+        self.log.append("exit ran")
+
+outcomes = []
+for trial in range(int(sys.argv[1])):
+    log = []
+    ready = threading.Event()
+    def send():
+        ready.wait(30)
+        time.sleep(0.001 * (trial % 7))
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=send).start()
+    n = 0
+    try:
+        with preemption.stop_on_signals(), preemption.job_thread(), Logged(log):
+            ready.set()
+            while n < 10**9:  # no call: the stop comes at the loop's closing jump or its start
+                n += 1
+        log.append("not stopped")
+    except preemption.Preempted as exc:
+        log.append(f"stopped by {exc.signal_name}")
+    outcomes.append(log)
+bad = [(trial, log) for trial, log in enumerate(outcomes) if log != ["exit ran", "stopped by SIGTERM"]]
+print(f"{len(outcomes) - len(bad)} of {len(outcomes)} stopped inside the job's blocks; otherwise {bad}")
+"""
+
+
+def test_a_signal_during_a_loop_is_taken_by_the_blocks_around_it(child_env):
+    """SIGTERM while the main thread's job counts in a loop directly inside its ``with`` and ``try`` blocks (no
+    call: the signal handler runs at the loop's closing jump, which CPython 3.13 places outside those blocks):
+    every time the job's ``__exit__`` runs and its ``except`` takes the stop (on 3.13 the stop escaped them)."""
+    done = subprocess.run([sys.executable, "-c", LOOP_JOB, "20"], capture_output=True, text=True, env=child_env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "20 of 20 stopped inside the job's blocks" in done.stdout, done.stdout + done.stderr
+
+
 def _job_until_stopped(marker: str) -> str:
     """A job on a process pool worker's main thread, as the batch runs one: it runs until it is stopped."""
     from h5stream import capabilities

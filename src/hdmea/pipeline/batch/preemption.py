@@ -6,7 +6,10 @@ a job of higher priority, ``scancel``; at a terminal, Ctrl-C.  ``hdmea run``,
 ``run-one`` and ``batch`` treat SIGTERM and SIGINT alike:
 
 1. the signal raises :class:`Preempted` in the recording's job, wherever it is
-   (a compiled kernel finishes its call first);
+   (a compiled kernel finishes its call first), in a place where the job's own
+   ``except``, ``finally`` and ``with`` blocks take it (on Python 3.13, where
+   one raised at a loop's closing jump would skip them, at the loop's start or
+   as the next call returns: :mod:`h5stream.interrupts`);
 2. the pipeline writes the steps it has finished to ``<out>.checkpoint.h5``
    (:func:`hdmea.pipeline.run.run_pipeline`), and the job reports
    ``status="preempted"`` with that path;
@@ -42,6 +45,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from h5stream import interrupts
 from hdmea.progress import slurm_job
 
 __all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "stop_signals", "Preempted", "stop_on_signals", "stop_jobs",
@@ -49,6 +53,10 @@ __all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "stop_signals", "Preempted", "stop_
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
+
+# A stop raised in a thread by h5stream.interrupts (its way on Python 3.13) never lands in this module's
+# bookkeeping: a job thread's registration, a shield's count, a handler's state are always complete.
+interrupts.never_raise_in(__file__)
 
 #: Exit status of a command stopped by a signal after checkpointing (``EX_TEMPFAIL`` of sysexits.h).
 #: ``examples/slurm_array.sh`` requeues its task on it; a cluster can do so itself with
@@ -192,7 +200,8 @@ def _reset() -> None:
         _main_told = False
         _stopped_threads.clear()
         _pending.discard(threading.get_ident())
-        _raised.discard(threading.get_ident())
+        if threading.get_ident() in _raised:  # a stop on its way to this thread ends with the handling
+            _take_back_own()
 
 
 @contextlib.contextmanager
@@ -229,7 +238,8 @@ def _on_signal(signum: int, frame) -> None:
         else:
             told = False
     if told:
-        raise Preempted(_stopping)
+        _raise_here(frame, _stopping)
+        return
     with _state:
         first = _stopping is None
         if first:
@@ -246,7 +256,17 @@ def _on_signal(signum: int, frame) -> None:
         if _shielded.get(main):
             _pending.add(main)  # a file is being written: the stop comes when it is complete
             return
-    raise Preempted(name)
+    _raise_here(frame, name)
+
+
+def _raise_here(frame, signal_name: str | None) -> None:
+    """Raise :class:`Preempted` from the signal handler called at ``frame``, where the frame's own handlers
+    (``except``, ``finally``, ``with``) take it; otherwise (Python 3.13 at a loop's closing jump, which lies
+    outside the loop's blocks) at the main thread's next place inside them (:mod:`h5stream.interrupts`)."""
+    if interrupts.lands_in_its_handlers(frame):
+        raise Preempted(signal_name)
+    with _state:
+        _raise_in_thread(threading.main_thread().ident)
 
 
 def _stop_threads(exclude: int | None = None) -> list[int]:
@@ -263,20 +283,23 @@ def _stop_threads(exclude: int | None = None) -> list[int]:
     return told
 
 
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
+class shielded:
     """Inside, a stop does not cut the calling thread short: a file being written is completed first.
 
     Call :func:`raise_if_stopped` after the block where the work may stop
     there; where the block finished the work (the output's final save), the
-    stop has nothing left to do.
+    stop has nothing left to do.  (A class of this module, not a generator's
+    context manager: a stop raised in the thread never lands between its count
+    and the block, :func:`h5stream.interrupts.never_raise_in`.)
     """
-    ident = threading.get_ident()
-    with _state:
-        _shielded[ident] = _shielded.get(ident, 0) + 1
-    try:
-        yield
-    finally:
+
+    def __enter__(self) -> None:
+        ident = threading.get_ident()
+        with _state:
+            _shielded[ident] = _shielded.get(ident, 0) + 1
+
+    def __exit__(self, *exc_info) -> None:
+        ident = threading.get_ident()
         with _state:
             _shielded[ident] -= 1
             if not _shielded[ident]:
@@ -349,40 +372,41 @@ def _raise_in_thread(ident: int) -> None:
 
     Noted in ``_raised`` until it arrives (:class:`Preempted` notes that), so
     that a thread which stops on its own first takes it back.  When it cannot
-    be raised (the thread kept starting threads), the thread stops at its next
+    be raised (the thread kept starting threads; on 3.13, no monitoring tool id
+    was free), the thread stops at its next
     :func:`raise_if_stopped`.
     """
-    from h5stream.interrupts import raise_in_thread
-
     _raised.add(ident)  # before: it may arrive before raise_in_thread returns
-    if not raise_in_thread(ident, Preempted):
+    if not interrupts.raise_in_thread(ident, Preempted):
         _raised.discard(ident)
         logger.warning("the stop could not be raised in a job's thread; it stops at its next step")
 
 
 def _take_back_own() -> None:
-    from h5stream.interrupts import take_back_own
-
-    take_back_own()
+    interrupts.take_back_own()
     _raised.discard(threading.get_ident())
 
 
-@contextlib.contextmanager
-def job_thread() -> Iterator[None]:
+class job_thread:
     """Mark the calling thread as running a job, which :func:`stop_jobs` and the signal handler stop.
 
-    Raises :class:`Preempted` at once when this process was already told to stop.
+    Raises :class:`Preempted` at once when this process was already told to
+    stop.  (A class of this module, not a generator's context manager: a stop
+    raised in the thread never lands between the thread's registration and the
+    job, nor after the job has ended, :func:`h5stream.interrupts.never_raise_in`.)
     """
-    ident = threading.get_ident()
-    with _state:
-        stopping = _stopping
-        if stopping is None:
-            _job_threads.add(ident)
-    if stopping is not None:
-        raise Preempted(stopping)
-    try:
-        yield
-    finally:
+
+    def __enter__(self) -> None:
+        ident = threading.get_ident()
+        with _state:
+            stopping = _stopping
+            if stopping is None:
+                _job_threads.add(ident)
+        if stopping is not None:
+            raise Preempted(stopping)
+
+    def __exit__(self, *exc_info) -> None:
+        ident = threading.get_ident()
         with _state:  # not while a stop is raised into this thread: it lands inside the job
             _job_threads.discard(ident)
             _stopped_threads.discard(ident)
