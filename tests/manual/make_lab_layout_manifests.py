@@ -333,7 +333,10 @@ def main() -> int:
                                      f"post_margin_frames=181, raw_seconds=1.0, n_units={n}), seed 5",
                         "completed_steps": completed_steps(path), "paths": file_layout(path, movies),
                         "values": scalar_values(path)}
-            (args.out / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+            text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+            # the run's folder on the measuring machine is no fact of the layout: it is written as <run>
+            text = text.replace(str(base / f"orig{n}"), "<run>")
+            (args.out / f"{name}.json").write_text(text)
             print(name, len(manifest["paths"]), "paths")
     defaults = {"repository": "jiang-lab-retina/hdmea_processing", "commit": args.commit,
                 "defaults": original_defaults(args.checkout)}
