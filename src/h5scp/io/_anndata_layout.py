@@ -45,8 +45,8 @@ from h5scp.io._anndata_columns import (
 )
 from h5scp.io import json_values
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import holds_x, read_obs_part, read_rows, stored_shape
-from h5scp.io.selection import metadata_rows
+from h5scp.io.partial_hdf5 import holds_x, read_obs_part, read_part, stored_shape
+from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import normalize_sparse
 from h5scp.io.serializers import (
     compression_options,
@@ -405,9 +405,12 @@ def _aligned_mask(mask, rows: np.ndarray | None, cols: np.ndarray | None):
 
 def read_assay_group(
     group: h5py.Group, path, info: dict[str, Any] | None = None, *, layers=None, positions=None,
-    sample_ids: list | None = None, notes: FrameNotes | None = None, label: str = "",
+    sample_ids: list | None = None, notes: FrameNotes | None = None, label: str = "", features=None,
 ) -> tuple[Assay, dict[str, Any]]:
     """The assay stored in an AnnData group (only ``layers``, only rows ``positions``) and its annotations.
+
+    ``features``, when given, takes the feature ids (the var id column as found) and gives the
+    positions of the features to read (None: all); var, values, masks and metadata are cut to them.
 
     The group may have been edited by another tool since scptensor wrote it:
     its var, layers and rows are taken as they are now, and each recorded mask
@@ -419,6 +422,12 @@ def read_assay_group(
     info = read_info(group, path) if info is None else info
     feature_id_col = info["feature_id_col"]
     var = read_anndata_frame(group, "var", info, path, id_col=feature_id_col, notes=notes, label=f"{label}var")
+    fpos = None
+    if features is not None:
+        if feature_id_col not in var.columns:
+            raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name.rstrip('/')}/var",
+                                expected=f"a column {feature_id_col!r}", found=f"columns {var.columns}")
+        fpos = features(var.get_column(feature_id_col))
     stored = present_layers(group, info, notes, label)
     uns = group["uns"][SCPTENSOR_KEY]
     masks = uns["masks"] if "masks" in uns else {}
@@ -447,11 +456,12 @@ def read_assay_group(
     result = {}
     dropped, replaced = [], []
     digests = dict(zip(layer_order(info), (str(d) for d in info.get("layer_digests", []))))
-    same_cells = rows is None and cols is None and positions is None
+    same_cells = rows is None and cols is None and positions is None and fpos is None
+    mask_cols = fpos if cols is None else (cols if fpos is None else cols[fpos])
     for name, values in stored.items():
         if layers is not None and name not in layers:
             continue
-        X = read_rows(values, positions)
+        X = read_part(values, positions, fpos)
         if same_cells and name in digests and values_digest(X) != digests[name]:
             replaced.append(name)
         mask = None
@@ -459,14 +469,14 @@ def read_assay_group(
         if member in masks:
             if not (rows_ok and cols_ok):
                 dropped.append(name)
-            elif rows is None and cols is None and positions is not None:
-                mask = read_rows(masks[member], positions)
+            elif rows is None and cols is None:
+                mask = read_part(masks[member], positions, fpos)
             else:
-                mask = _aligned_mask(read_rows(masks[member], None), rows, cols)
+                mask = _aligned_mask(read_part(masks[member]), rows, mask_cols)
             if mask is not None and mask.shape != X.shape:
                 dropped.append(name)
                 mask = None
-        result[name] = ScpMatrix(X, mask, metadata_rows(metadata.get(name), positions, stored_shape(values),
+        result[name] = ScpMatrix(X, mask, metadata_part(metadata.get(name), positions, fpos, stored_shape(values),
                                                         path=path, obj=f"layers/{name}"))
     if replaced:
         notes.add(f"{label}values replaced in layers {replaced}")
@@ -474,7 +484,7 @@ def read_assay_group(
         notes.add(f"{label}masks dropped (their rows or columns are gone): {dropped}")
         logger.warning("%s: masks of layers %s dropped: their samples or features are no longer in %s",
                        path, dropped, group.name)
-    return Assay(var, result, feature_id_col=feature_id_col), info
+    return Assay(var if fpos is None else var[fpos], result, feature_id_col=feature_id_col), info
 
 
 def container_extras(container: ScpContainer) -> dict[str, Any]:

@@ -309,28 +309,32 @@ def _matrix_from_long(
 # --------------------------------------------------------------------------- reading layers
 
 
-def _row_ranges(spec: dict, sample_positions: np.ndarray | None) -> list[tuple[int, int]] | None:
-    """Row ranges of a long layer holding ``sample_positions`` (None: every row)."""
-    if sample_positions is None:
+def _row_ranges(spec: dict, sample_positions: np.ndarray | None,
+                feature_positions: np.ndarray | None = None) -> list[tuple[int, int]] | None:
+    """Row ranges of a long layer holding ``sample_positions`` x ``feature_positions`` (None: every row)."""
+    if sample_positions is None and feature_positions is None:
         return None
     n, f = spec["shape"]
     ts, tf = int(spec["tile_samples"]), int(spec["tile_features"])
     starts = list(spec["tile_rows"]) + [int(spec["n_rows"])]
     tile_cols = -(-f // tf) if f else 1
-    blocks = np.unique(sample_positions // ts)
+    samples = np.arange(n) if sample_positions is None else np.unique(sample_positions)
+    blocks = np.unique(samples // ts)
+    feature_blocks = np.arange(tile_cols) if feature_positions is None else np.unique(feature_positions // tf)
     ranges: list[tuple[int, int]] = []
     exact = spec.get("cells") == "all" and spec["X"]["storage"] == "dense"
-    if exact:
-        for s in np.unique(sample_positions):
+    if exact and samples.size * feature_blocks.size <= _MAX_RANGES:
+        for s in samples:
             b = s // ts
-            for j in range(tile_cols):
+            for j in feature_blocks:
                 t = b * tile_cols + j
                 width = min(tf, f - j * tf)
                 at = starts[t] + (s - b * ts) * width
                 ranges.append((int(at), int(at + width)))
         ranges.sort()
-    if not exact or len(ranges) > _MAX_RANGES:
-        ranges = [(starts[b * tile_cols], starts[min((b + 1) * tile_cols, len(starts) - 1)]) for b in blocks]
+    else:
+        ranges = [(starts[b * tile_cols + j], starts[b * tile_cols + j + 1]) for b in blocks for j in feature_blocks
+                  if b * tile_cols + j + 1 < len(starts)]
     merged: list[tuple[int, int]] = []
     for a, b in ranges:
         if merged and a <= merged[-1][1]:
@@ -351,34 +355,44 @@ def _scan_rows(path: Path, ranges: list[tuple[int, int]] | None, columns=None) -
     return pl.concat([lazy.slice(a, b - a) for a, b in ranges]).collect()
 
 
+def _new_positions(size: int, wanted: np.ndarray | None) -> np.ndarray:
+    """Position in the result of each stored position (-1: not read); ``wanted`` None: all, in order."""
+    if wanted is None:
+        return np.arange(size, dtype=np.int64)
+    out = np.full(size, -1, dtype=np.int64)
+    out[wanted] = np.arange(len(wanted))
+    return out
+
+
 def _read_layer(
     root: Path, spec: dict, sample_ids: pl.Series, feature_ids: pl.Series, sel: np.ndarray | None, obj: str,
-    digests: dict | None = None,
+    digests: dict | None = None, cols: np.ndarray | None = None,
 ) -> ScpMatrix:
+    """A layer, or its cells at the samples ``sel`` x features ``cols`` (positions in the order asked; None: all)."""
     shape = tuple(int(v) for v in spec["shape"])
     n, f = shape
     if n != sample_ids.len() or f != feature_ids.len():
         raise IOFormatError("layer shape differs from obs/var", path=root, obj=obj,
                             expected=f"({sample_ids.len()}, {feature_ids.len()})", found=str(shape))
     if spec.get("form") == "wide":
-        return _read_wide(root, spec, sample_ids, sel, obj, digests)
-    ranges = _row_ranges(spec, sel)
+        return _read_wide(root, spec, sample_ids, sel, obj, digests, cols)
+    ranges = _row_ranges(spec, sel, cols)
     path = dataset_member(root, spec["file"], obj, digests, ranges)
     frame = _scan_rows(path, ranges)
-    if sel is None:
+    if sel is None and cols is None:
         matrix = _dense_tiles(frame, spec, sample_ids, feature_ids, shape)
         if matrix is not None:
             return matrix
     rows = _positions(frame.get_column("sample_id"), sample_ids, path, f"{obj} sample_id")
-    cols = _positions(frame.get_column("feature_id"), feature_ids, path, f"{obj} feature_id")
-    if sel is None:
-        return _matrix_from_long(frame, spec, rows, cols, shape, root, obj)
-    new_of_old = np.full(n, -1, dtype=np.int64)
-    new_of_old[sel] = np.arange(len(sel))
-    keep = new_of_old[rows] >= 0
+    columns = _positions(frame.get_column("feature_id"), feature_ids, path, f"{obj} feature_id")
+    if sel is None and cols is None:
+        return _matrix_from_long(frame, spec, rows, columns, shape, root, obj)
+    new_rows, new_cols = _new_positions(n, sel)[rows], _new_positions(f, cols)[columns]
+    keep = (new_rows >= 0) & (new_cols >= 0)
     if not keep.all():
-        frame, rows, cols = frame.filter(pl.Series(keep)), rows[keep], cols[keep]
-    return _matrix_from_long(frame, spec, new_of_old[rows], cols, (len(sel), f), root, obj)
+        frame, new_rows, new_cols = frame.filter(pl.Series(keep)), new_rows[keep], new_cols[keep]
+    out_shape = (n if sel is None else len(sel), f if cols is None else len(cols))
+    return _matrix_from_long(frame, spec, new_rows, new_cols, out_shape, root, obj)
 
 
 def _merge_runs(runs):
@@ -511,26 +525,44 @@ def _dense_tiles(frame: pl.DataFrame, spec: dict, sample_ids: pl.Series, feature
     return ScpMatrix(X, M)
 
 
+def _wide_columns(path: Path, f: int, features: np.ndarray, root: Path, obj: str) -> list[str]:
+    """The names of the ``sample_id`` column and of the columns of ``features`` (positions) of a wide file."""
+    names = list(pl.read_parquet_schema(path))
+    if len(names) != f + 1 or names[0] != "sample_id":
+        raise IOFormatError("wide layer has the wrong columns", path=root, obj=obj,
+                            expected=f"sample_id and {f} feature columns", found=f"{len(names)} columns")
+    return ["sample_id", *(names[1 + j] for j in features)]
+
+
 def _read_wide(
     root: Path, spec: dict, sample_ids: pl.Series, sel: np.ndarray | None, obj: str, digests: dict | None = None,
+    cols: np.ndarray | None = None,
 ) -> ScpMatrix:
-    """A wide layer: row i holds sample i, so a selection reads only its rows."""
+    """A wide layer: row i holds sample i, column 1 + j feature j, so a selection reads only its rows and columns."""
     n, f = (int(v) for v in spec["shape"])
     wanted = np.arange(n) if sel is None else np.unique(sel)
+    features = None if cols is None else np.unique(cols)
     runs = None if sel is None else _merge_runs([(int(s), int(s) + 1) for s in wanted])
     path = dataset_member(root, spec["file"], obj, digests, runs)
-    frame = _scan_rows(path, runs)
+    columns = None if features is None else _wide_columns(path, f, features, root, obj)
+    frame = _scan_rows(path, runs, columns)
     pos = _positions(frame.get_column("sample_id"), sample_ids, path, f"{obj} sample_id")
     if not np.array_equal(pos, wanted):
         raise IOFormatError("wide layer rows are not the samples in order", path=root, obj=obj,
                             expected="row i holding sample i", found="other rows")
     dtype = np.dtype(spec["X"]["dtype"])
-    X = _wide_values(frame, f, dtype, pl.Float32 if dtype == np.float32 else pl.Float64, root, obj)
+    width = f if features is None else features.size
+    X = _wide_values(frame, width, dtype, pl.Float32 if dtype == np.float32 else pl.Float64, root, obj)
     M = None
     if "mask_file" in spec:
-        masks = _scan_rows(dataset_member(root, spec["mask_file"], obj, digests, runs), runs)
-        M = _wide_values(masks, f, np.dtype(np.int8), pl.Int8, root, f"{obj} mask")
+        mask_path = dataset_member(root, spec["mask_file"], obj, digests, runs)
+        mask_columns = None if features is None else _wide_columns(mask_path, f, features, root, f"{obj} mask")
+        M = _wide_values(_scan_rows(mask_path, runs, mask_columns), width, np.dtype(np.int8), pl.Int8, root,
+                         f"{obj} mask")
     if sel is not None:
         order = np.searchsorted(wanted, sel)
         X, M = X[order], None if M is None else M[order]
+    if cols is not None:
+        order = np.searchsorted(features, cols)
+        X, M = X[:, order], None if M is None else M[:, order]
     return ScpMatrix(np.ascontiguousarray(X), None if M is None else np.ascontiguousarray(M))

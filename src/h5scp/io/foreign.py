@@ -41,7 +41,7 @@ from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from h5scp.io._files import guarded, root_attr
 from h5scp.io._modality_rows import NOT_MEASURED, spread_rows
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import frame_columns, holds_x, read_frame_columns, read_obs_part, read_rows
+from h5scp.io.partial_hdf5 import frame_columns, holds_x, read_frame_columns, read_obs_part, read_part
 from h5scp.io.selection import selection_from
 
 __all__ = [
@@ -138,15 +138,20 @@ def _layer_names(group: h5py.Group) -> list[str]:
     return names + [n for n in _layer_members(group) if n not in names]
 
 
-def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layers=None, positions=None) -> Assay:
-    """One foreign AnnData group as an assay: only ``layers`` (None: all), only the rows at ``positions``."""
+def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layers=None, positions=None,
+           features=None) -> Assay:
+    """One foreign AnnData group as an assay: only ``layers`` (None: all), only the rows at ``positions``, only
+    the features ``features`` (``ids -> positions``; None: all) gives."""
     var, feature_id_col = _frame(group, "var", path)
+    cols = None if features is None else features(var.get_column(feature_id_col))
+    if cols is not None:
+        var = var[cols]
     kept: dict[str, ScpMatrix] = {}
     with guarded(path, f"{group.name.rstrip('/')}/X"):
         for name in _layer_names(group):
             if layers is None or name in layers:
                 obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
-                kept[name] = ScpMatrix(read_rows(obj, positions))
+                kept[name] = ScpMatrix(read_part(obj, positions, cols))
         if holds_x(group) and X_LAYER in _layer_members(group):
             skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
     skipped.extend(unmapped_members(group, prefix))
@@ -218,9 +223,9 @@ def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
     return out
 
 
-def import_modality(group: h5py.Group, path: Path, prefix: str, layers=None, positions=None) -> Assay:
+def import_modality(group: h5py.Group, path: Path, prefix: str, layers=None, positions=None, features=None) -> Assay:
     """A modality another tool added to a MuData file of ours, as an assay (rows at ``positions``)."""
-    return _assay(group, path, prefix, [], layers, positions)
+    return _assay(group, path, prefix, [], layers, positions, features)
 
 
 def layer_names(group: h5py.Group) -> list[str]:
@@ -299,9 +304,9 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
     skipped: list[str] = []
     name = assay or DEFAULT_ASSAY
     selection = selection_from([name], {name: _layer_names(f)}, assays=request.get("assays"),
-                               layers=request.get("layers"), path=path)
+                               layers=request.get("layers"), features=request.get("features"), path=path)
     obs, sample_id_col, positions = _obs(selection, f, path, request)
-    data = _assay(f, path, "", skipped, selection.layers, positions)
+    data = _assay(f, path, "", skipped, selection.layers, positions, selection.features_of(name))
     skipped.extend(unused_categories(f, "obs", obs) + unused_categories(f, "var", data.var))
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
@@ -333,7 +338,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
     mods = f["mod"]
     order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])] or list(mods)
     selection = selection_from(order, {n: _layer_names(mods[n]) for n in order}, assays=request.get("assays"),
-                               layers=request.get("layers"), path=path)
+                               layers=request.get("layers"), features=request.get("features"), path=path)
     ids, _ = _frame_ids(f, path)
     obs, sample_id_col, positions = _obs(selection, f, path, request)
     assays = {}
@@ -348,7 +353,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
             rows = rows[positions]
         held = rows >= 0
         read = None if held.all() and np.array_equal(rows, np.arange(own.len())) else rows[held]
-        assay = _assay(group, path, f"mod/{name}/", skipped, selection.layers, read)
+        assay = _assay(group, path, f"mod/{name}/", skipped, selection.layers, read, selection.features_of(name))
         if not held.all():
             lacking = int((~held).sum())
             skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "

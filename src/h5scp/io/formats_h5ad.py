@@ -41,7 +41,7 @@ from h5scp.io._anndata_layout import (
 from h5scp.io._files import guarded, reading, writing
 from h5scp.io.exporters import FORMAT_VERSION, select_parts
 from h5scp.io.foreign import edits_entry, import_anndata, unused_categories
-from h5scp.io.selection import selection_from
+from h5scp.io.selection import links_part, selection_from
 
 __all__ = ["save_h5ad", "load_h5ad", "container_from_h5ad", "check_h5ad"]
 
@@ -125,7 +125,7 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
         name = info["assay"]
         present = present_layers(f, info)
         selection = selection_from([name], {name: list(present)}, assays=request.get("assays"),
-                                   layers=request.get("layers"), path=source)
+                                   layers=request.get("layers"), features=request.get("features"), path=source)
         obs, positions = read_anndata_obs(selection, f, info, source, request, notes)
         ids = obs.get_column(info["sample_id_col"]).to_list() if info["sample_id_col"] in obs.columns else None
         recorded = recorded_frame(info, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
@@ -136,10 +136,11 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
             for text in unused_categories(f, "obs", obs):
                 notes.add(text)
         stored, info = read_assay_group(f, source, info, layers=selection.layers, positions=positions,
-                                        sample_ids=ids, notes=notes)
+                                        sample_ids=ids, notes=notes, features=selection.features_of(name))
         for text in unused_categories(f, "var", stored.var):
             notes.add(text)
         history, links = apply_container_extras(info, source, notes)
+        links = links_part(links, {name: stored}, list(selection.features))
         history = history + edits_entry("AnnData", source, f, notes.changes)
         return ScpContainer(
             obs, {name: stored}, history=history, links=links, sample_id_col=info["sample_id_col"],

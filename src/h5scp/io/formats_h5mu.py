@@ -57,7 +57,7 @@ from h5scp.io.foreign import (
     layer_names,
     unused_categories,
 )
-from h5scp.io.selection import selection_from
+from h5scp.io.selection import links_part, selection_from
 from h5scp.io.serializers import compression_options
 
 __all__ = ["save_h5mu", "load_h5mu", "container_from_h5mu", "check_h5mu", "MUDATA_VERSION"]
@@ -234,7 +234,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
                 notes.add(f"mod/{name}: modality added")
     selection = selection_from(
         order, {n: layer_names(mods[n]) if i is None else list(present_layers(mods[n], i)) for n, i in infos.items()},
-        assays=request.get("assays"), layers=request.get("layers"), path=source,
+        assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=source,
     )
     id_col = extras["sample_id_col"]
     with guarded(source, "/obs"):
@@ -255,7 +255,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
                                               every_sample=positions is None)
     with guarded(source, "/"):
         history, links = apply_container_extras(extras, source, notes)
-        links = [l for l in links if l.source_assay in assays and l.target_assay in assays]
+        links = links_part(links, assays, list(selection.features))
         history = history + edits_entry("MuData", source, f, notes.changes, mods=order)
         return ScpContainer(obs, assays, history=history, links=links, sample_id_col=id_col)
 
@@ -278,11 +278,13 @@ def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selec
     read = rows[held]
     positions = None if held.all() and np.array_equal(read, np.arange(len(own))) else read
     if info is None:
-        assay = import_modality(group, source, f"mod/{name}/", selection.layers, positions)
+        assay = import_modality(group, source, f"mod/{name}/", selection.layers, positions,
+                                features=selection.features_of(name))
     else:
         assay, _info = read_assay_group(
             group, source, info, layers=selection.layers, positions=positions,
             sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
+            features=selection.features_of(name),
         )
     for text in unused_categories(group, "var", assay.var, f"mod/{name}/"):
         notes.add(text)

@@ -118,7 +118,7 @@ from h5scp.io._parquet_manifest import (  # noqa: F401  (the helpers stay import
     seal_folder,
 )
 from h5scp.io.exceptions import IOFormatError, IOSourceNotFoundError, IOWriteError
-from h5scp.io.selection import SelectionError, metadata_rows, selection_from  # noqa: F401
+from h5scp.io.selection import SelectionError, links_part, metadata_part, selection_from  # noqa: F401
 
 __all__ = [
     "FORMAT_NAME",
@@ -356,6 +356,7 @@ def load_parquet(
     layers: Sequence[str] | None = None,
     obs_columns: Sequence[str] | None = None,
     samples=None,
+    features=None,
     verify: bool = True,
 ) -> ScpContainer:
     """Load a scptensor Parquet dataset, or the parts of it named.
@@ -373,6 +374,9 @@ def load_parquet(
     samples : sequence of sample ids, or boolean mask over the samples, optional
         Samples to read, in the order given (a mask keeps the saved order).  Only
         the tiles (long form) or rows (wide form) holding them are read.
+    features : mapping of assay name to feature ids or boolean mask, optional
+        Features to read per assay (see :func:`h5scp.io.load_hdf5`); only the
+        tiles (long form) or columns (wide form) holding them are read.
     verify : bool, default True
         Check the manifest and every file read against the digests written with
         them, before parsing (whole files, also for partial loads).  ``False``
@@ -404,10 +408,10 @@ def load_parquet(
         raise IOFormatError("not a scptensor Parquet dataset", path=root, expected="a folder with "
                             f"{MANIFEST}", found="a file", hint="a single Parquet file reads with polars")
     with _engine_errors():  # a save that replaces the folder meanwhile: read again (see h5stream.files.folder_reads)
-        return read_folder(root, lambda: _load(root, assays, layers, obs_columns, samples, verify))
+        return read_folder(root, lambda: _load(root, assays, layers, obs_columns, samples, features, verify))
 
 
-def _load(root: Path, assays, layers, obs_columns, samples, verify: bool) -> ScpContainer:
+def _load(root: Path, assays, layers, obs_columns, samples, features, verify: bool) -> ScpContainer:
     manifest = _read_manifest(root, verify=verify)
     digests = file_digests(root, manifest, verify=verify)
     with _guard(root, MANIFEST):
@@ -415,7 +419,7 @@ def _load(root: Path, assays, layers, obs_columns, samples, verify: bool) -> Scp
         assay_entries = list(manifest["assays"])
         names = [a["name"] for a in assay_entries]
     selection = selection_from(names, {a["name"]: [l["name"] for l in a["layers"]] for a in assay_entries},
-                               assays=assays, layers=layers, path=root)
+                               assays=assays, layers=layers, features=features, path=root)
     with _guard(root, manifest["obs"]):
         obs_path = dataset_member(root, manifest["obs"], "obs", digests)
         if obs_columns is not None:
@@ -437,23 +441,26 @@ def _load(root: Path, assays, layers, obs_columns, samples, verify: bool) -> Scp
         with _guard(root, obj):
             var = pl.read_parquet(dataset_member(root, entry["var"], f"{obj}/var", digests))
             feature_ids = var.get_column(entry["feature_id_col"])
+            cols = selection.feature_positions(entry["name"], feature_ids)
             layer_map = {}
             for spec in entry["layers"]:
                 if not selection.wants_layer(entry["name"], spec["name"]):
                     continue
                 lobj = f"{obj}/layers/{spec['name']}"
-                matrix = _read_layer(root, spec, all_ids, feature_ids, sel, lobj, digests)
+                matrix = _read_layer(root, spec, all_ids, feature_ids, sel, lobj, digests, cols)
                 if "metadata" in spec:
-                    matrix.metadata = metadata_rows(dict(jsonvalues.decode(spec["metadata"])), sel,
+                    matrix.metadata = metadata_part(dict(jsonvalues.decode(spec["metadata"])), sel, cols,
                                                     (all_ids.len(), feature_ids.len()), path=root, obj=lobj)
                 layer_map[spec["name"]] = matrix
-            container_assays[entry["name"]] = Assay(var, layer_map, feature_id_col=entry["feature_id_col"])
+            container_assays[entry["name"]] = Assay(var if cols is None else var[cols], layer_map,
+                                                    feature_id_col=entry["feature_id_col"])
     links = []
     with _guard(root, "links"):
         for i, link in enumerate(manifest.get("links", [])):
             if link["source_assay"] in container_assays and link["target_assay"] in container_assays:
                 linkage = pl.read_parquet(dataset_member(root, link["file"], f"links/{i}", digests))
                 links.append(AggregationLink(link["source_assay"], link["target_assay"], linkage))
+        links = links_part(links, container_assays, list(selection.features))
     with _guard(root, "history"):
         history = [
             ProvenanceLog(

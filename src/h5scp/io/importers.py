@@ -28,8 +28,8 @@ from h5scp.io.exporters import FORMAT_NAME, FORMAT_VERSION
 from h5scp.io.formats_h5ad import check_h5ad, container_from_h5ad
 from h5scp.io.formats_h5mu import check_h5mu, container_from_h5mu
 from h5scp.io.legacy import LEGACY_VERSION, read_container_v1
-from h5scp.io.partial_hdf5 import read_matrix_rows, read_obs_part
-from h5scp.io.selection import select_loaded, selection_from
+from h5scp.io.partial_hdf5 import read_matrix_part, read_obs_part
+from h5scp.io.selection import links_part, select_loaded, selection_from
 from h5scp.io.serializers import deserialize_matrix, deserialize_provenance
 
 __all__ = ["load_hdf5", "read_matrix", "file_kind", "detect_format", "READERS"]
@@ -78,7 +78,7 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
     selection = selection_from(
         assay_names,
         {a: _order(assays_group[a]["layers"], path) if "layers" in assays_group[a] else [] for a in assay_names},
-        assays=request.get("assays"), layers=request.get("layers"), path=path,
+        assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=path,
     )
     with guarded(path, "/obs"):
         obs_group = _require(f, "obs", path, "element")
@@ -94,16 +94,24 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
         with guarded(path, group.name):
             feature_id_col = root_attr(group, "feature_id_col", "_index")
             var = read_elem(_require(group, "var", path, "element"))
+            cols = None
+            if name in selection.features:
+                if not isinstance(var, pl.DataFrame) or feature_id_col not in var.columns:
+                    raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name}/var",
+                                        expected=f"a dataframe with column {feature_id_col!r}",
+                                        found=f"columns {getattr(var, 'columns', type(var).__name__)}")
+                cols = selection.feature_positions(name, var.get_column(feature_id_col))
+                var = var[cols]
             layers_group = _require(group, "layers", path)
             layers = {}
             for layer in _order(layers_group, path):
                 if not selection.wants_layer(name, layer):
                     continue
-                if positions is None:
+                if positions is None and cols is None:
                     layers[layer] = read_matrix(layers_group[layer], path)
                 else:
                     _require(layers_group[layer], "X", path, "element")
-                    layers[layer] = read_matrix_rows(layers_group[layer], positions)
+                    layers[layer] = read_matrix_part(layers_group[layer], positions, cols)
             assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
     links = []
     if "links" in f:
@@ -118,6 +126,7 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
                         root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
                     )
                 )
+    links = links_part(links, assays, list(selection.features))
     history = []
     if "provenance" in f and "history" in f["provenance"]:
         with guarded(path, "/provenance/history"):
@@ -216,6 +225,7 @@ def load_hdf5(
     layers: Sequence[str] | None = None,
     obs_columns: Sequence[str] | None = None,
     samples=None,
+    features=None,
     verify: bool = True,
 ) -> ScpContainer:
     """Load a container, or part of it, from any of the three container formats, chosen by content.
@@ -237,14 +247,21 @@ def load_hdf5(
         obs columns to read besides the sample id column (default all).
     samples : sequence of sample ids, or boolean mask over the samples, optional
         Samples to read: ids in the order given, a mask in the saved order.
+    features : mapping of assay name to feature ids or boolean mask, optional
+        Features to read per assay (ids in the order given, a mask in the saved
+        order; assays not named keep every feature), e.g. ``{"proteins": ["P1",
+        "P7"]}``; a bare sequence or mask when one assay is read.  ``var``, every
+        layer's ``X``, ``M`` and metadata with a feature axis, and the links'
+        rows of features left out are cut.
     verify : bool, default True
         Check every object read against the checksum the file was written with
         (:mod:`h5stream.checksums`); False reads the data as stored.
 
     In the scptensor 2.0 format only the parts asked for are read: unrequested
-    assays, layers and obs columns are never touched, and ``samples`` reads only
-    the selected rows of dense and CSR layers (CSC layers are read whole, then
-    sliced).  MuData and AnnData files (ours and other tools') read likewise only
+    assays, layers and obs columns are never touched, ``samples`` reads only
+    the selected rows of dense and CSR layers, ``features`` the selected
+    columns of dense (when they are a few runs) and CSC layers; the other axis
+    of a sparse layer is cut in memory.  MuData and AnnData files (ours and other tools') read likewise only
     the requested modalities, layers (``X`` or ``layers/``), masks and obs
     columns, and the selected rows of dense and CSR matrices.  Files of the 1.0
     layout are read whole and then cut to the request.
@@ -273,7 +290,8 @@ def load_hdf5(
         The file is in the 1.0 layout.
     """
     source = Path(path)
-    request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples}
+    request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples,
+               "features": features}
     partial = any(v is not None for v in request.values())
     with reading(source, _check_any(source), verify=verify) as f:
         kind = file_kind(f)

@@ -1,13 +1,19 @@
-"""Partial reads of scptensor HDF5 files: some obs columns, some samples' rows of a layer.
+"""Partial reads of HDF5 container files: some obs columns, some samples' rows and features' columns of a layer.
 
 * ``read_frame_columns``: only the named columns' datasets of a dataframe element.
-* ``read_matrix_rows``: a dense layer reads the selected rows through HDF5
-  hyperslabs (only the chunks holding them); a CSR layer reads ``indptr``, then
-  only the selected rows' runs of ``data`` and ``indices``; a CSC layer has no
-  row layout and is read whole, then sliced.  Rows come back in the order asked.
+* ``read_part``: a dense matrix reads the selected rows, and of those the
+  selected columns when they are a few runs, through HDF5 hyperslabs (only the
+  chunks holding them); a CSR matrix reads ``indptr``, then only the selected
+  rows' runs of ``data`` and ``indices`` (a CSC matrix likewise the selected
+  columns'), the other axis cut in memory.  Rows and columns come back in the
+  order asked.
+* :data:`BEFORE_READ`: a hook told which rows and columns of which element a
+  read is about to touch (the zarr reader fills its scratch copy so).
 """
 
 from __future__ import annotations
+
+import contextvars
 
 import h5py
 import numpy as np
@@ -20,11 +26,16 @@ from h5stream.elements.dataframe import frame_members
 from h5stream.elements.registry import read_spec, read_with
 from h5scp.core.structures import ScpMatrix
 from h5scp.io._files import root_attr
-from h5scp.io.selection import metadata_rows
+from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
 
-__all__ = ["frame_columns", "holds_x", "read_frame_columns", "read_matrix_rows", "read_obs_part", "read_rows", "row_runs",
-           "stored_shape"]
+__all__ = ["BEFORE_READ", "frame_columns", "holds_x", "read_frame_columns", "read_matrix_part", "read_obs_part",
+           "read_part", "read_rows", "row_runs", "stored_shape"]
+
+#: Called as ``hook(element, rows, cols)`` (sorted unique positions, None: all) before a matrix element is read.
+BEFORE_READ: contextvars.ContextVar = contextvars.ContextVar("h5scp_before_read", default=None)
+#: Most blocks (row runs x column runs) a dense read makes; beyond, whole rows are read and cut in memory.
+_MAX_BLOCKS = 1024
 
 
 def holds_x(group: h5py.Group) -> bool:
@@ -83,25 +94,54 @@ def row_runs(positions: np.ndarray) -> list[tuple[int, int]]:
     return [(int(positions[a]), int(positions[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
-def _dense_rows(ds: h5py.Dataset, wanted: np.ndarray) -> np.ndarray:
-    out = np.empty((wanted.size, ds.shape[1]), dtype=ds.dtype)
-    at = 0
+def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
+    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a 2-D dataset."""
+    n, f = ds.shape
+    r_runs = [(0, n)] if rows is None else row_runs(rows)
+    c_runs = [(0, f)] if cols is None else row_runs(cols)
+    if cols is not None and (len(r_runs) * len(c_runs) > _MAX_BLOCKS or 2 * cols.size > f):
+        return _dense_part(ds, rows, None)[:, cols]
+    out = np.empty((n if rows is None else rows.size, f if cols is None else cols.size), dtype=ds.dtype)
+    if out.size == 0:
+        return out
     # Chunked layers are checked chunk by chunk (Fletcher32); a contiguous layer's digest covers
-    # the whole dataset, so it is checked only when every row is read.
+    # the whole dataset, so it is checked only when every cell is read.
     with checksums.checked_read(ds, ds.name, dataset=ds):
-        for a, b in row_runs(wanted):
-            ds.read_direct(out, np.s_[a:b, :], np.s_[at : at + b - a, :])
-            at += b - a
-    if wanted.size == ds.shape[0] and np.array_equal(wanted, np.arange(ds.shape[0])):
+        at_r = 0
+        for a, b in r_runs:
+            at_c = 0
+            for c, d in c_runs:
+                ds.read_direct(out, np.s_[a:b, c:d], np.s_[at_r : at_r + b - a, at_c : at_c + d - c])
+                at_c += d - c
+            at_r += b - a
+    if _identity(rows, n) and _identity(cols, f):
         checksums.check_dataset(ds, out)
     return out
 
 
-def _csr_rows(group: h5py.Group, wanted: np.ndarray):
+def _identity(positions: np.ndarray | None, n: int) -> bool:
+    return positions is None or (positions.size == n and np.array_equal(positions, np.arange(n)))
+
+
+def _compressed_part(group: h5py.Group, fmt: str, rows: np.ndarray | None, cols: np.ndarray | None):
+    """Rows ``rows`` and columns ``cols`` of a CSR or CSC group: the outer axis's runs read, the other cut."""
+    outer, inner = (rows, cols) if fmt == "csr" else (cols, rows)
+    if outer is None:
+        whole = deserialize_matrix(group)
+    else:
+        whole = _outer_runs(group, fmt, outer)
+    if inner is None:
+        return whole
+    return whole[:, inner] if fmt == "csr" else whole[inner]
+
+
+def _outer_runs(group: h5py.Group, fmt: str, wanted: np.ndarray):
+    """The rows (CSR) or columns (CSC) ``wanted`` of a compressed group, reading only their entries."""
     indptr = group["indptr"]
     with checksums.checked_read(group, indptr.name, dataset=indptr):
         indptr_all = checksums.check_dataset(indptr, indptr[()])
     shape = tuple(int(s) for s in checksums.attr_value(group, "shape"))
+    inner_size = shape[1] if fmt == "csr" else shape[0]
     data_ds, indices_ds = group["data"], group["indices"]
     parts_data, parts_indices, counts = [], [], []
     for a, b in row_runs(wanted):
@@ -115,45 +155,69 @@ def _csr_rows(group: h5py.Group, wanted: np.ndarray):
         counts.append(np.diff(indptr_all[a : b + 1]))
     data = np.concatenate(parts_data) if parts_data else np.empty(0, data_ds.dtype)
     indices = np.concatenate(parts_indices) if parts_indices else np.empty(0, indices_ds.dtype)
-    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
-        raise ValueError(f"{group.name}: indices outside [0, {shape[1]})")
+    if indices.size and (indices.min() < 0 or indices.max() >= inner_size):
+        raise ValueError(f"{group.name}: indices outside [0, {inner_size})")
     indptr = np.zeros(wanted.size + 1, dtype=indptr_all.dtype)
     if counts:
         np.cumsum(np.concatenate(counts), out=indptr[1:])
-    out = sparse.csr_matrix((data, indices, indptr), shape=(wanted.size, shape[1]), copy=False)
+    if fmt == "csr":
+        out = sparse.csr_matrix((data, indices, indptr), shape=(wanted.size, inner_size), copy=False)
+    else:
+        out = sparse.csc_matrix((data, indices, indptr), shape=(inner_size, wanted.size), copy=False)
     out.indices, out.indptr = indices, indptr  # keep the stored index dtypes
     return out
 
 
-def _element_rows(obj, wanted: np.ndarray):
-    """Rows ``wanted`` (sorted, unique) of a matrix element."""
+def _element_part(obj, rows: np.ndarray | None, cols: np.ndarray | None):
+    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a matrix element."""
     spec = read_spec(obj)
     kind = spec.encoding_type if spec is not None else None
     if kind == "array" and isinstance(obj, h5py.Dataset) and obj.ndim == 2 and obj.dtype.kind in "biuf":
-        return _dense_rows(obj, wanted)
-    if kind == "csr_matrix" and isinstance(obj, h5py.Group):
-        return _csr_rows(obj, wanted)
+        return _dense_part(obj, rows, cols)
+    if kind in ("csr_matrix", "csc_matrix") and isinstance(obj, h5py.Group):
+        return _compressed_part(obj, kind[:3], rows, cols)
     whole = deserialize_matrix(obj)
-    return whole[wanted]
+    if rows is not None:
+        whole = whole[rows]
+    return whole if cols is None else whole[:, cols]
+
+
+def _sorted(positions: np.ndarray | None):
+    """Sorted unique positions and how to put them back in the order asked (None: already in order)."""
+    if positions is None:
+        return None, None
+    wanted, back = np.unique(positions, return_inverse=True)
+    return wanted, None if wanted.size == positions.size and np.array_equal(wanted, positions) else back
+
+
+def read_part(obj, rows: np.ndarray | None = None, cols: np.ndarray | None = None):
+    """A matrix element whole (``rows`` and ``cols`` None), or its cells at ``rows`` x ``cols``, in that order."""
+    r_want, r_back = _sorted(rows)
+    c_want, c_back = _sorted(cols)
+    hook = BEFORE_READ.get()
+    if hook is not None:
+        hook(obj, r_want, c_want)
+    if rows is None and cols is None:
+        return deserialize_matrix(obj)
+    part = _element_part(obj, r_want, c_want)
+    if r_back is not None:
+        part = part[r_back]
+    if c_back is not None:
+        part = part[:, c_back]
+    return normalize_sparse(part)
 
 
 def read_rows(obj, positions: np.ndarray | None):
-    """A matrix element whole (``positions`` None) or its rows at ``positions``, in that order."""
-    if positions is None:
-        return deserialize_matrix(obj)
-    wanted, back = np.unique(positions, return_inverse=True)
-    rows = _element_rows(obj, wanted)
-    if not (wanted.size == positions.size and np.array_equal(wanted, positions)):
-        rows = rows[back]
-    return normalize_sparse(rows)
+    """:func:`read_part` of the rows at ``positions`` (every column)."""
+    return read_part(obj, positions, None)
 
 
-def read_matrix_rows(group: h5py.Group, positions: np.ndarray) -> ScpMatrix:
-    """One layer group's ``X``, ``M`` and ``metadata`` for the samples at ``positions`` (in that order)."""
-    X, M = (read_rows(group[name], positions) if name in group else None for name in ("X", "M"))
+def read_matrix_part(group: h5py.Group, rows: np.ndarray | None, cols: np.ndarray | None) -> ScpMatrix:
+    """One layer group's ``X``, ``M`` and ``metadata`` for the samples at ``rows`` and features at ``cols``."""
+    X, M = (read_part(group[name], rows, cols) if name in group else None for name in ("X", "M"))
     metadata = read_elem(group["metadata"]) if "metadata" in group else None
     shape = stored_shape(group["X"])
-    return ScpMatrix(X, M, metadata_rows(metadata, positions, shape, path=group.file.filename, obj=group.name))
+    return ScpMatrix(X, M, metadata_part(metadata, rows, cols, shape, path=group.file.filename, obj=group.name))
 
 
 def stored_shape(obj) -> tuple[int, ...]:
