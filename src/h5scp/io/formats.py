@@ -4,7 +4,7 @@
 content: a folder holding a scptensor Parquet manifest, else one of the three
 HDF5 formats (like ``load_hdf5``), whatever the name.  ``load`` takes the
 partial-load options of every format (``assays``, ``layers``, ``obs_columns``,
-``samples``; see :mod:`h5scp.io.selection`).
+``samples``, ``features``; see :mod:`h5scp.io.selection`).
 
 | extension        | format                                   | writer / reader            |
 |------------------|------------------------------------------|----------------------------|
@@ -83,13 +83,10 @@ def load(path: str | os.PathLike, **options) -> ScpContainer:
 
     A zarr store by :func:`load_anndata_zarr`, a folder with a scptensor
     Parquet manifest by :func:`load_parquet`, anything else by :func:`load_hdf5`.  Options: ``assays``, ``layers``,
-    ``obs_columns``, ``samples`` (every format), ``assay`` (AnnData files of other tools), ``verify``
+    ``obs_columns``, ``samples``, ``features`` (every format), ``assay`` (AnnData files of other tools), ``verify``
     (every format; ``False`` reads data as stored, without the checksums).
     """
     if is_zarr_store(path):
-        unknown = sorted(set(options) - {"assay", "verify"})
-        if unknown:
-            raise ValueError(f"{os.fspath(path)}: an AnnData zarr store loads whole; options {unknown} are not taken")
         return load_anndata_zarr(path, classes=OURS, **options)
     if Path(path).is_dir():
         options.pop("assay", None)

@@ -28,6 +28,10 @@ old one kept).  Folders killed saves left beside the target are removed (or, for
 old store moved aside by an earlier version, put back) by the next save.  An
 existing store is replaced only with ``overwrite=True``.
 
+A partial load (``samples``, ``features``, ``layers`` ...) leaves the scratch copy of
+every matrix empty and copies into it only the zarr chunks holding the cells the
+reader asks for (:class:`LazyMatrices`).
+
 Reads go through :class:`h5scp.io._zarr_store.StoreFiles`: every file is checked
 against the manifest before zarr or a codec sees it, declared shapes are bounded
 by the stored bytes before anything is allocated, and a read that meets a
@@ -41,6 +45,7 @@ import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -145,14 +150,142 @@ def _to_zarr(source: h5py.Group, target, zarr_format: int) -> None:
     del zarr
 
 
-def _to_h5(source, target: h5py.Group) -> None:
-    zarr = _zarr()
-    for key, value in source.attrs.asdict().items():
+# --------------------------------------------------------------------------- partial loads
+# A partial load of an AnnData zarr store decodes only the chunks of the cells it reads.
+#
+# A store is read through a scratch HDF5 copy.  For a partial load the copy of every matrix (``X``, ``layers/*`` and our masks under
+# ``uns/scptensor/masks``) is left empty: a dense matrix becomes an HDF5 dataset of
+# its shape chunked like the zarr array, a CSR/CSC matrix a group with its ``indptr``
+# copied and ``data``/``indices`` left empty.  The reader announces each read
+# (:data:`h5scp.io.partial_hdf5.BEFORE_READ`, with the rows and columns it will use);
+# :class:`LazyMatrices` then copies the zarr chunks that hold them, and only those:
+# for a dense matrix the chunks crossing the selected rows and columns, for a
+# compressed one the chunks of ``data``/``indices`` holding the selected rows (CSR) or
+# columns (CSC).  Cells outside them are never decoded; the reader never uses them.
+
+_COMPRESSED = ("csr_matrix", "csc_matrix")
+
+
+def _matrix_path(path: str) -> bool:
+    """True when the element at ``path`` (``/X``, ``/layers/a`` ...) of an AnnData group is a matrix it reads by cells."""
+    parent, _, name = path.rpartition("/")
+    return bool(name) and (path == "/X" or parent in ("/layers", "/uns/scptensor/masks"))
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else None
+
+
+def _chunk_slices(size: int, chunk: int, wanted: np.ndarray | None) -> list[slice]:
+    """The chunk-aligned slices of an axis of ``size`` holding the positions ``wanted`` (None: all)."""
+    if size == 0:
+        return []
+    blocks = np.arange(-(-size // chunk)) if wanted is None else np.unique(np.asarray(wanted) // chunk)
+    return [slice(int(b) * chunk, min((int(b) + 1) * chunk, size)) for b in blocks]
+
+
+class LazyMatrices:
+    """The matrices of a scratch copy left empty, and the zarr arrays that fill them on demand."""
+
+    def __init__(self, on_error: Callable[[Exception], Exception]) -> None:
+        self._dense: dict[str, tuple[object, set]] = {}
+        self._compressed: dict[str, tuple[object, object, set]] = {}
+        self._on_error = on_error
+        self.chunks_copied = 0
+
+    def copy(self, item, target: h5py.Group, name: str, attrs: Callable[[object, object], None]) -> bool:
+        """Leave the copy of zarr element ``item`` (a dense array or a CSR/CSC group) empty in ``target``;
+        False when it is neither (the caller copies it whole)."""
+        kind = _text(item.attrs.get("encoding-type"))
+        if kind == "array" and hasattr(item, "chunks") and len(item.shape) == 2 and 0 not in item.shape:
+            dtype = np.dtype(item.dtype)
+            if dtype.kind not in "biuf":
+                return False
+            chunks = tuple(max(1, min(int(c), int(s))) for c, s in zip(item.chunks, item.shape))
+            ds = target.create_dataset(name, shape=tuple(int(s) for s in item.shape), dtype=dtype, chunks=chunks)
+            attrs(item, ds)
+            self._dense[ds.name] = (item, set())
+            return True
+        if kind in _COMPRESSED and not hasattr(item, "chunks"):
+            members = {k: item[k] for k in ("data", "indices", "indptr") if k in item}
+            if len(members) != 3 or any(len(m.shape) != 1 for m in members.values()):
+                return False
+            group = target.create_group(name)
+            attrs(item, group)
+            for key, array in members.items():
+                if key == "indptr" or array.shape[0] == 0:
+                    ds = group.create_dataset(key, data=np.asarray(array[...]))
+                else:
+                    ds = group.create_dataset(key, shape=array.shape, dtype=np.dtype(array.dtype),
+                                              chunks=(max(1, min(int(array.chunks[0]), int(array.shape[0]))),))
+                attrs(array, ds)
+            self._compressed[group.name] = (members["data"], members["indices"], set())
+            return True
+        return False
+
+    def __call__(self, obj, rows: np.ndarray | None, cols: np.ndarray | None) -> None:
+        """:data:`h5scp.io.partial_hdf5.BEFORE_READ`: copy the chunks the read of ``rows`` x ``cols`` of ``obj`` uses."""
+        try:
+            if obj.name in self._dense:
+                self._fill_dense(obj, rows, cols)
+            elif obj.name in self._compressed:
+                self._fill_compressed(obj, rows, cols)
+        except Exception as exc:  # a damaged chunk: named as the store's
+            raise self._on_error(exc) from exc
+
+    def _fill_dense(self, ds: h5py.Dataset, rows, cols) -> None:
+        array, done = self._dense[ds.name]
+        cr, cc = ds.chunks
+        for r in _chunk_slices(ds.shape[0], cr, rows):
+            for c in _chunk_slices(ds.shape[1], cc, cols):
+                key = (r.start, c.start)
+                if key not in done:
+                    ds[r, c] = np.asarray(array[r, c])
+                    done.add(key)
+                    self.chunks_copied += 1
+
+    def _fill_compressed(self, group: h5py.Group, rows, cols) -> None:
+        data, indices, done = self._compressed[group.name]
+        outer = rows if _text(group.attrs.get("encoding-type")) == "csr_matrix" else cols
+        indptr = np.asarray(group["indptr"][()], dtype=np.int64)
+        size = int(data.shape[0])
+        for key, array in (("data", data), ("indices", indices)):
+            ds = group[key]
+            if ds.chunks is None:
+                continue
+            chunk = ds.chunks[0]
+            blocks = None
+            if outer is not None:  # the chunks holding the entries of the selected rows (CSR) or columns (CSC)
+                at = np.asarray(outer, dtype=np.int64)
+                at = at[(at >= 0) & (at + 1 < indptr.size)]
+                lo, hi = np.clip(indptr[at], 0, size), np.clip(indptr[at + 1], 0, size)
+                lo, hi = lo[hi > lo], hi[hi > lo]
+                first, last = lo // chunk, (hi - 1) // chunk
+                blocks = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(first, last)]
+                                                  or [np.zeros(0, dtype=np.int64)])) * chunk
+            for s in _chunk_slices(size, chunk, blocks):
+                if (key, s.start) not in done:
+                    ds[s] = np.asarray(array[s])
+                    done.add((key, s.start))
+                    self.chunks_copied += 1
+
+
+def _copy_attrs(item, target) -> None:
+    for key, value in item.attrs.asdict().items():
         target.attrs[key] = _h5_attr(value)
+
+
+def _to_h5(source, target: h5py.Group, lazy: LazyMatrices | None = None) -> None:
+    """Copy zarr group ``source`` into HDF5 group ``target``; with ``lazy``, its matrices are left to it."""
+    zarr = _zarr()
+    _copy_attrs(source, target)
     members = source.items() if _zarr_major() < 3 else source.members()
     for name, item in members:
+        where = f"{target.name.rstrip('/')}/{name}"
+        if lazy is not None and _matrix_path(where) and lazy.copy(item, target, name, _copy_attrs):
+            continue
         if isinstance(item, zarr.hierarchy.Group if _zarr_major() < 3 else zarr.Group):
-            _to_h5(item, target.create_group(name))
+            _to_h5(item, target.create_group(name), lazy)
             continue
         data = np.asarray(item[...])  # zarr 3 gives a 0-d text array as str
         if data.dtype.kind in "OUT":
@@ -161,8 +294,7 @@ def _to_h5(source, target: h5py.Group) -> None:
                                        dtype=h5py.string_dtype(), shape=text.shape)
         else:
             ds = target.create_dataset(name, data=data)
-        for key, value in item.attrs.asdict().items():
-            ds.attrs[key] = _h5_attr(value)
+        _copy_attrs(item, ds)
 
 
 def _open_store(zarr, store: StoreFiles):
@@ -263,8 +395,26 @@ def save_anndata_zarr(
 
 
 @loads_into_classes
-def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None, verify: bool = True) -> ScpContainer:
-    """Load a container from an AnnData zarr store (ours, or anndata's own; see :func:`h5scp.io.load_h5ad`).
+def load_anndata_zarr(
+    path: str | os.PathLike,
+    *,
+    assay: str | None = None,
+    assays=None,
+    layers=None,
+    obs_columns=None,
+    samples=None,
+    features=None,
+    verify: bool = True,
+) -> ScpContainer:
+    """Load a container, or part of it, from an AnnData zarr store (ours, or anndata's own; see
+    :func:`h5scp.io.load_h5ad`).
+
+    The partial options (``assays``, ``layers``, ``obs_columns``, ``samples``,
+    ``features``) mean what they mean for :func:`h5scp.io.load_hdf5`.  A partial
+    load decodes only the zarr chunks holding the selected cells of each matrix
+    read (the chunks crossing the selected rows and columns of a dense one; those
+    of ``data``/``indices`` holding the selected rows of a CSR or columns of a CSC
+    one), and no chunk of a layer not read.
 
     With ``verify`` (the default) every file of a store written here is checked
     against the checksum manifest written with it before it is decoded; a missing,
@@ -280,12 +430,16 @@ def load_anndata_zarr(path: str | os.PathLike, *, assay: str | None = None, veri
     if not is_zarr_store(source):
         raise IOFormatError("not a zarr store", path=source, obj="/", expected="a folder with .zgroup or zarr.json",
                             found="a file" if source.is_file() else "no zarr group")
+    request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples,
+               "features": features}
     with engine_errors():
-        return read_folder(source, lambda: _load_store(source, assay, verify), what="store")
+        return read_folder(source, lambda: _load_store(source, assay, verify, request), what="store")
 
 
-def _load_store(source: Path, assay: str | None, verify: bool) -> ScpContainer:
+def _load_store(source: Path, assay: str | None, verify: bool, request: dict) -> ScpContainer:
     from h5scp.io.formats_h5ad import container_from_h5ad
+    from h5scp.io.partial_hdf5 import BEFORE_READ
+    from h5scp.io.selection import SelectionError
 
     zarr = _zarr()
     store = StoreFiles(source, verify=verify)
@@ -300,23 +454,33 @@ def _load_store(source: Path, assay: str | None, verify: bool) -> ScpContainer:
     if kind != "anndata":
         raise IOFormatError("not an AnnData zarr store", path=source, obj="/@encoding-type",
                             expected="'anndata'", found=repr(kind))
+
+    def unreadable(exc: Exception) -> Exception:
+        if isinstance(exc, H5StreamError):
+            return exc
+        return IOFormatError(f"a member of the store is unreadable ({type(exc).__name__}: {exc})",
+                             path=source, obj=store.last, hint="the store is damaged; restore it from a copy")
+
+    lazy = LazyMatrices(unreadable) if any(v is not None for v in request.values()) else None
     with tempfile.TemporaryDirectory(prefix="scptensor-zarr-") as scratch:
         copy = Path(scratch) / "store.h5ad"
         with h5py.File(copy, "w") as f:
             try:
-                _to_h5(root, f)
+                _to_h5(root, f, lazy)
             except H5StreamError:
                 raise
             except Exception as exc:  # a codec or zarr on a store without digests
-                raise IOFormatError(f"a member of the store is unreadable ({type(exc).__name__}: {exc})",
-                                    path=source, obj=store.last, hint="the store is damaged; restore it from a copy",
-                                    ) from exc
-        try:
-            with h5py.File(copy, "r") as f:
-                return container_from_h5ad(f, source, assay=assay)
-        except H5StreamError as exc:  # found in the scratch copy: named as the store's
-            text = str(exc)
-            text = text[len(str(copy)):] if text.startswith(str(copy)) else f": {text}"
-            kind = IOChecksumError if isinstance(exc, ChecksumError) else IOFormatError
-            raise kind(f"{source}{text}", path=source, obj=exc.obj, expected=exc.expected, found=exc.found,
-                       hint=exc.hint, composed=True) from exc
+                raise unreadable(exc) from exc
+            token = BEFORE_READ.set(lazy)
+            try:
+                return container_from_h5ad(f, source, assay=assay, request=request)
+            except H5StreamError as exc:  # found in the scratch copy: named as the store's
+                text = str(exc)
+                text = text[len(str(copy)):] if text.startswith(str(copy)) else f": {text}"
+                kind = IOChecksumError if isinstance(exc, ChecksumError) else IOFormatError
+                if isinstance(exc, SelectionError):  # names the store and the request already
+                    raise
+                raise kind(f"{source}{text}", path=source, obj=exc.obj, expected=exc.expected, found=exc.found,
+                           hint=exc.hint, composed=True) from exc
+            finally:
+                BEFORE_READ.reset(token)
