@@ -1,0 +1,166 @@
+"""Partial loads of files other tools wrote (anndata's .h5ad and zarr store, mudata's .h5mu), checked against
+those tools' own selection (``adata[rows, cols]``); a partial load of a zarr store decodes only the chunks
+holding the cells asked for; requests naming what a file lacks are ``SelectionError``s naming the file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import h5scp
+from h5scp.io import _zarr_store
+from h5scp.io.classes import OURS
+from h5scp.io.selection import SelectionError
+from h5scp.testing import example_container
+
+anndata = pytest.importorskip("anndata")
+mudata = pytest.importorskip("mudata")
+pytest.importorskip("zarr")
+
+
+
+def _anndata_writes_zarr(test):
+    """anndata's notices about its future defaults when it writes a zarr store are not ours to act on."""
+    for text in ("ignore:Writing zarr v2 data will no longer be the default:UserWarning",
+                 "ignore:zarr v3 autosharding will be the default:UserWarning",
+                 "ignore:Consolidated metadata is currently not part in the Zarr format 3"):
+        test = pytest.mark.filterwarnings(text)(test)
+    return test
+
+
+def _adata(n: int = 40, f: int = 30, seed: int = 0) -> anndata.AnnData:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f))
+    counts = sparse.random(n, f, density=0.3, random_state=seed, format="csr")
+    obs = pd.DataFrame({"batch": rng.integers(0, 3, n).astype(str)}, index=[f"cell{i}" for i in range(n)])
+    var = pd.DataFrame({"gene": [f"G{j}" for j in range(f)]}, index=[f"P{j}" for j in range(f)])
+    return anndata.AnnData(X=X, obs=obs, var=var, layers={"counts": counts, "scaled": counts.tocsc() * 0.5})
+
+
+def _dense(values):
+    return values.toarray() if sparse.issparse(values) else np.asarray(values)
+
+
+def _check_against_anndata(got, adata, cells, proteins) -> None:
+    part = adata[cells, proteins]  # anndata's own selection
+    assert got.obs.get_column(got.obs.columns[0]).to_list() == list(part.obs_names)
+    assay = got.assays["main"]
+    assert assay.var.get_column(assay.feature_id_col).to_list() == list(part.var_names)
+    np.testing.assert_array_equal(assay.layers["X"].X, _dense(part.X))
+    for name in ("counts", "scaled"):
+        loaded = assay.layers[name].X
+        assert loaded.format == adata.layers[name].format
+        np.testing.assert_array_equal(_dense(loaded), _dense(part.layers[name]))
+
+
+CELLS = ["cell7", "cell0", "cell33", "cell12"]
+PROTEINS = ["P29", "P3", "P4", "P5", "P17"]
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["mapping", "bare"])
+def test_anndata_h5ad_loads_in_part(tmp_path, bare):
+    adata = _adata()
+    path = tmp_path / "scanpy.h5ad"
+    adata.write_h5ad(path)
+    features = PROTEINS if bare else {"main": PROTEINS}
+    got = h5scp.load(path, samples=CELLS, features=features, classes=OURS)
+    _check_against_anndata(got, adata, CELLS, PROTEINS)
+    mask = np.arange(30) % 4 == 1
+    got = h5scp.load(path, features=mask, layers=["counts"], classes=OURS)
+    assert list(got.assays["main"].layers) == ["counts"]
+    np.testing.assert_array_equal(_dense(got.assays["main"].layers["counts"].X),
+                                  _dense(adata.layers["counts"][:, mask]))
+
+
+@_anndata_writes_zarr
+def test_anndata_zarr_store_loads_in_part(tmp_path):
+    adata = _adata()
+    path = tmp_path / "scanpy.zarr"
+    adata.write_zarr(path, chunks=(10, 10))
+    got = h5scp.load(path, samples=CELLS, features={"main": PROTEINS}, classes=OURS)
+    _check_against_anndata(got, adata, CELLS, PROTEINS)
+
+
+def _chunk_reads(monkeypatch) -> list[str]:
+    """The chunk files (not metadata) a load asks the store for."""
+    read: list[str] = []
+    original = _zarr_store.StoreFiles.__getitem__
+
+    def recording(self, key):
+        if key.rpartition("/")[2] not in _zarr_store._METADATA:
+            read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(_zarr_store.StoreFiles, "__getitem__", recording)
+    return read
+
+
+@_anndata_writes_zarr
+def test_a_partial_zarr_load_decodes_only_the_chunks_it_needs(tmp_path, monkeypatch):
+    adata = _adata(n=60, f=50)
+    path = tmp_path / "scanpy.zarr"
+    adata.write_zarr(path, chunks=(20, 10))
+    chunks = json.loads((path / "X" / ".zarray").read_text())["chunks"]
+    assert chunks == [20, 10]
+    read = _chunk_reads(monkeypatch)
+    h5scp.load(path, classes=OURS)
+    whole = [k for k in read if k.startswith("X/")]
+    assert len(whole) == 3 * 5  # every chunk of X
+    read.clear()
+    # cells 3 and 45 (row chunks 0 and 2), proteins 12 and 14 (column chunk 1): two chunks of X
+    got = h5scp.load(path, samples=["cell45", "cell3"], features={"main": ["P14", "P12"]}, layers=["X"],
+                     classes=OURS)
+    np.testing.assert_array_equal(got.assays["main"].layers["X"].X, adata.X[[45, 3]][:, [14, 12]])
+    assert sorted(k for k in read if k.startswith("X/")) == ["X/0.1", "X/2.1"]
+    # of the layers not asked only the sparse matrices' indptr (an entry per row) is read
+    assert not [k for k in read if k.startswith("layers/") and "/indptr/" not in k], read
+    read.clear()
+    # a CSR layer: only the chunks of data/indices holding the selected rows' entries
+    got = h5scp.load(path, samples=["cell0"], layers=["counts"], classes=OURS)
+    np.testing.assert_array_equal(_dense(got.assays["main"].layers["counts"].X), _dense(adata.layers["counts"][[0]]))
+    data_chunks = json.loads((path / "layers" / "counts" / "data" / ".zarray").read_text())["chunks"][0]
+    end = adata.layers["counts"].indptr[1]
+    expected = max(1, -(-int(end) // data_chunks))
+    assert len([k for k in read if k.startswith("layers/counts/data/")]) == expected
+
+
+def test_mudata_h5mu_loads_in_part(tmp_path):
+    rna, prot = _adata(n=12, f=8, seed=1), _adata(n=12, f=5, seed=2)
+    prot.var_names = [f"Q{j}" for j in range(5)]
+    mdata = mudata.MuData({"rna": rna, "prot": prot})
+    path = tmp_path / "muon.h5mu"
+    mdata.write(path)
+    got = h5scp.load(path, samples=["cell4", "cell1"], features={"prot": ["Q3", "Q0"]}, classes=OURS)
+    assert got.assays["rna"].n_features == 8
+    assert got.assays["prot"].feature_ids.to_list() == ["Q3", "Q0"]
+    np.testing.assert_array_equal(got.assays["prot"].layers["X"].X, prot.X[[4, 1]][:, [3, 0]])
+    np.testing.assert_array_equal(got.assays["rna"].layers["X"].X, rna.X[[4, 1]])
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".h5mu", ".parquet"])
+@pytest.mark.parametrize("features,words", [
+    ({"nope": ["P1"]}, "features names assays the load does not read"),
+    ({"proteins": ["P1", "nope"]}, "features['proteins'] names ids the file lacks"),
+    ({"proteins": ["P1", "P1"]}, "names ids more than once"),
+    ({"proteins": np.ones(3, dtype=bool)}, "mask does not match"),
+    (["P1"], "features without assay names needs a load of one assay"),
+])
+def test_features_naming_what_the_file_lacks(tmp_path, suffix, features, words):
+    path = tmp_path / f"c{suffix}"
+    h5scp.save(example_container(n_samples=6, n_proteins=4), path)
+    with pytest.raises(SelectionError) as info:
+        h5scp.load(path, features=features, classes=OURS)
+    assert str(path) in str(info.value) and words in str(info.value)
+
+
+def test_features_of_an_assay_not_read_is_refused(tmp_path):
+    path = tmp_path / "c.h5"
+    h5scp.save(example_container(n_samples=6, n_proteins=4), path)
+    with pytest.raises(SelectionError, match="does not read"):
+        h5scp.load(path, assays=["peptides"], features={"proteins": ["P1"]}, classes=OURS)
+    got = h5scp.load(path, assays=["proteins"], features=["P2"], classes=OURS)  # one assay read: bare
+    assert got.assays["proteins"].feature_ids.to_list() == ["P2"]
