@@ -164,3 +164,58 @@ def test_features_of_an_assay_not_read_is_refused(tmp_path):
         h5scp.load(path, assays=["peptides"], features={"proteins": ["P1"]}, classes=OURS)
     got = h5scp.load(path, assays=["proteins"], features=["P2"], classes=OURS)  # one assay read: bare
     assert got.assays["proteins"].feature_ids.to_list() == ["P2"]
+
+
+def _rchar() -> int:
+    """Bytes this process has read by read calls (cached or not)."""
+    with open("/proc/self/io") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("rchar"))
+
+
+def _wide_container(n: int = 2000, f: int = 400):
+    from h5scp import Assay, ScpContainer, ScpMatrix
+    import polars as pl
+
+    rng = np.random.default_rng(3)
+    return ScpContainer(pl.DataFrame({"_index": [f"s{i}" for i in range(n)]}),
+                        {"p": Assay(pl.DataFrame({"_index": [f"f{j}" for j in range(f)]}),
+                                    {"raw": ScpMatrix(rng.random((n, f)))}), })
+
+
+def _bytes_read(path, **options) -> tuple[int, object]:
+    start = _rchar()
+    got = h5scp.load(path, classes=OURS, **options)
+    return _rchar() - start, got
+
+
+@pytest.mark.parametrize("name,options,verify,share", [
+    # one column per feature: polars reads three columns (the digests cover whole row groups: with verify,
+    # the file's bytes are read once to check them, instead of twice)
+    ("wide.parquet", {"layout": "wide"}, False, 0.1),
+    ("wide.parquet", {"layout": "wide"}, True, 0.6),
+    # a row's values lie together (contiguous, or chunks of whole rows): rows read, then cut
+    ("c.h5", {}, True, 1.1), ("c.h5ad", {}, True, 1.1), ("c.h5mu", {}, True, 1.1),
+])
+def test_a_few_features_read_what_the_layout_allows(tmp_path, name, options, verify, share):
+    c = _wide_container()
+    path = tmp_path / name
+    h5scp.save(c, path, compression=None, **options)
+    whole, _ = _bytes_read(path, verify=verify)
+    few, got = _bytes_read(path, features={"p": ["f310", "f7", "f8"]}, verify=verify)
+    np.testing.assert_array_equal(got.assays["p"].layers["raw"].X, c.assays["p"].layers["raw"].X[:, [310, 7, 8]])
+    assert whole > 2000 * 400 * 8
+    assert few < share * whole, (few, whole)
+
+
+def test_a_few_features_of_anndata_chunks_read_only_their_chunks(tmp_path):
+    """anndata's compressed X is chunked across columns too: only the chunks holding the columns are read."""
+    adata = anndata.AnnData(np.random.default_rng(4).random((2000, 400)))
+    path = tmp_path / "scanpy.h5ad"
+    adata.write_h5ad(path, compression="gzip")
+    # what any load of the file reads besides its matrices (the checks at opening included)
+    fixed, _ = _bytes_read(path, layers=[])
+    whole, _ = _bytes_read(path)
+    few, got = _bytes_read(path, features=["7", "8", "310"])
+    np.testing.assert_array_equal(got.assays["main"].layers["X"].X, adata.X[:, [7, 8, 310]])
+    assert whole - fixed > 0.9 * adata.X.nbytes
+    assert few - fixed < 0.15 * (whole - fixed), (few, fixed, whole)  # 2 of 16 columns of chunks

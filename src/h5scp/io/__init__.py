@@ -4,8 +4,8 @@
 load with a :class:`~h5scp.core.exceptions.LegacyFormatWarning`);
 ``save_parquet``/``load_parquet`` handle the scptensor Parquet format (a folder
 of long-form Parquet files); ``save`` picks the format by extension (``.h5``,
-``.hdf5``, ``.h5mu``, ``.h5ad``, ``.parquet``) and ``load`` by content, reading
-only the parts asked for (``assays``, ``layers``, ``obs_columns``, ``samples``).  Writes are atomic: the file appears complete or not at all, and an
+``.hdf5``, ``.h5mu``, ``.h5ad``, ``.parquet``, ``.zarr``) and ``load`` by content, reading
+only the parts asked for (``assays``, ``layers``, ``obs_columns``, ``samples``, ``features``).  Writes are atomic: the file appears complete or not at all, and an
 existing file stays intact until its replacement is complete.
 
 Example

@@ -36,6 +36,8 @@ __all__ = ["BEFORE_READ", "frame_columns", "holds_x", "read_frame_columns", "rea
 BEFORE_READ: contextvars.ContextVar = contextvars.ContextVar("h5scp_before_read", default=None)
 #: Most blocks (row runs x column runs) a dense read makes; beyond, whole rows are read and cut in memory.
 _MAX_BLOCKS = 1024
+#: Bytes of whole rows read at a time when columns are cut in memory.
+_BLOCK_BYTES = 32 << 20
 
 
 def holds_x(group: h5py.Group) -> bool:
@@ -95,12 +97,17 @@ def row_runs(positions: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
-    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a 2-D dataset."""
+    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a 2-D dataset.
+
+    Columns are read as such only where chunks split the columns (HDF5 then reads only the chunks
+    holding them); a contiguous dataset, or one chunked by whole rows (ours), stores each row's
+    values together, so the selected rows are read in blocks of about :data:`_BLOCK_BYTES` and cut.
+    """
     n, f = ds.shape
     r_runs = [(0, n)] if rows is None else row_runs(rows)
     c_runs = [(0, f)] if cols is None else row_runs(cols)
-    if cols is not None and (len(r_runs) * len(c_runs) > _MAX_BLOCKS or 2 * cols.size > f):
-        return _dense_part(ds, rows, None)[:, cols]
+    by_columns = cols is None or (ds.chunks is not None and ds.chunks[1] < f
+                                  and len(r_runs) * len(c_runs) <= _MAX_BLOCKS)
     out = np.empty((n if rows is None else rows.size, f if cols is None else cols.size), dtype=ds.dtype)
     if out.size == 0:
         return out
@@ -109,10 +116,16 @@ def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | No
     with checksums.checked_read(ds, ds.name, dataset=ds):
         at_r = 0
         for a, b in r_runs:
-            at_c = 0
-            for c, d in c_runs:
-                ds.read_direct(out, np.s_[a:b, c:d], np.s_[at_r : at_r + b - a, at_c : at_c + d - c])
-                at_c += d - c
+            if by_columns:
+                at_c = 0
+                for c, d in c_runs:
+                    ds.read_direct(out, np.s_[a:b, c:d], np.s_[at_r : at_r + b - a, at_c : at_c + d - c])
+                    at_c += d - c
+            else:
+                step = max(1, _BLOCK_BYTES // max(1, f * ds.dtype.itemsize))
+                for lo in range(a, b, step):
+                    hi = min(b, lo + step)
+                    out[at_r + lo - a : at_r + hi - a] = ds[lo:hi][:, cols]
             at_r += b - a
     if _identity(rows, n) and _identity(cols, f):
         checksums.check_dataset(ds, out)
