@@ -219,3 +219,23 @@ def test_a_few_features_of_anndata_chunks_read_only_their_chunks(tmp_path):
     np.testing.assert_array_equal(got.assays["main"].layers["X"].X, adata.X[:, [7, 8, 310]])
     assert whole - fixed > 0.9 * adata.X.nbytes
     assert few - fixed < 0.15 * (whole - fixed), (few, fixed, whole)  # 2 of 16 columns of chunks
+
+
+def test_a_file_of_the_original_layout_loads_in_part():
+    """The 1.0 golden file (the original's layout) is read whole, then cut: the planted values at the selection."""
+    from pathlib import Path
+
+    from h5scp.core.exceptions import LegacyFormatWarning
+
+    golden = Path(__file__).resolve().parents[1] / "data" / "scptensor_legacy_v1.h5"
+    x_raw = np.array([[1.5, np.nan, 3.25], [2.0, 4.0, np.nan], [0.5, 1.0, 2.0], [np.nan, 8.0, 16.0]], dtype=np.float32)
+    m_pep = np.array([[0, 0, 0, 0, 2], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 4, 0]], dtype=np.int8)
+    keep = np.array([True, False, False, True, True])
+    with pytest.warns(LegacyFormatWarning):
+        got = h5scp.load(golden, samples=["S3", "S1"], features={"proteins": ["P3", "P1"], "peptides": keep},
+                         classes=OURS)
+    raw = got.assays["proteins"].layers["raw"]
+    np.testing.assert_array_equal(raw.X, x_raw[[2, 0]][:, [2, 0]])
+    assert got.assays["proteins"].feature_ids.to_list() == ["P3", "P1"]
+    assert got.assays["peptides"].feature_ids.to_list() == ["PEP1", "PEP4", "PEP5"]
+    np.testing.assert_array_equal(_dense(got.assays["peptides"].layers["raw"].M), m_pep[[2, 0]][:, keep])
