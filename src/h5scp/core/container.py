@@ -395,10 +395,11 @@ class ScpContainer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, **options) -> ScpContainer:
-        """Load a container from a scptensor HDF5, MuData, AnnData file or Parquet dataset, chosen by content.
+        """Load a container from any format h5scp writes (.h5, .h5mu, .h5ad, .parquet, .zarr), chosen by content.
 
         ``options`` go to :func:`h5scp.io.load`; every format takes the partial-load
-        options ``assays``, ``layers``, ``obs_columns`` and ``samples`` (ids or a boolean mask).
+        options ``assays``, ``layers``, ``obs_columns``, ``samples`` (ids or a boolean mask) and
+        ``features`` (per assay: ids or a boolean mask, ``{"proteins": ["P1", "P7"]}``).
         """
         try:
             load = _FILES["load"]
