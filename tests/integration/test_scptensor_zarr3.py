@@ -7,7 +7,7 @@ test builds a virtual environment that sees every package of the running one
 except zarr, installs ``zarr>=3`` into it from the package index, and runs those
 tests again in it: our containers written to format-3 stores and read by
 ``anndata.read_zarr``, and stores ``anndata.write_zarr`` wrote under zarr 3 (in
-formats 2 and 3) read by us.
+formats 2 and 3) read by us, whole and in part (only the chunks holding the cells asked for).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def test_zarr_format_3_round_trips_under_zarr_3(tmp_path):
                                                        and "site-packages" not in p)}
     run = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "-o", "addopts=",
-         "tests/integration/test_scptensor_anndata_roundtrip.py", "-k", "zarr"],
+         "tests/integration/test_scptensor_anndata_roundtrip.py", "tests/integration/test_h5scp_partial_features.py",
+         "-k", "zarr"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=540,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
@@ -56,4 +57,5 @@ def test_zarr_format_3_round_trips_under_zarr_3(tmp_path):
         "test_anndata_zarr_store_round_trip_resave_and_edit[2]",
         "test_anndata_zarr_store_round_trip_resave_and_edit[3]",
         "test_a_zarr_store_anndata_wrote_is_imported[2]", "test_a_zarr_store_anndata_wrote_is_imported[3]",
+        "test_anndata_zarr_store_loads_in_part[3]", "test_a_partial_zarr_load_decodes_only_the_chunks_it_needs[3]",
     } <= passed, run.stdout[-4000:]
