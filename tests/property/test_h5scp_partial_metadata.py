@@ -11,6 +11,7 @@ neither, or one per sample or feature of a square matrix) is kept whole and name
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import numpy as np
@@ -27,11 +28,11 @@ from h5scp.core.structures import AggregationLink, MatrixMetadata
 from h5scp.io.classes import OURS
 from h5scp.io.exceptions import MetadataKeptWholeWarning
 
-pytest.importorskip("zarr")
-
-# (file name, save options): .h5ad and .zarr hold one assay ("prot")
+# (file name, save options): .h5ad and .zarr hold one assay ("prot"); .zarr needs the zarr extra
 FORMATS = [("c.h5", {}), ("c.h5mu", {}), ("c.h5ad", {"assay": "prot"}), ("c.parquet", {}),
-           ("wide.parquet", {"layout": "wide"}), ("c.zarr", {"assay": "prot"})]
+           ("wide.parquet", {"layout": "wide"})]
+if importlib.util.find_spec("zarr") is not None:
+    FORMATS.append(("c.zarr", {"assay": "prot"}))
 ONE_ASSAY = ("c.h5ad", "c.zarr")
 ODD = 7  # a metadata axis longer than any sample or feature axis drawn: never one of them
 
