@@ -68,7 +68,10 @@ def test_mutations_cover_data_metadata_and_zeroed_blocks(fuzz_report, fuzz_origi
     # The flips reached the reader: damage was found, and some bytes were unused (except in the
     # Parquet folder and our zarr store, whose digests cover every byte of every file).
     assert report.count("typed") > 0
-    assert report.count("identical") > 0 or name in ("scptensor-parquet", "scptensor-zarr")
+    # Unused bytes are few in a recording (7 of 300 flips landed there in one run): with one seed of 100
+    # mutations (the per-Python step) none may land there by chance, so this needs three seeds or more.
+    if len(report.mutations) >= 300:
+        assert report.count("identical") > 0 or name in ("scptensor-parquet", "scptensor-zarr")
 
 
 @pytest.mark.slow
