@@ -189,10 +189,13 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def main(run: Callable[[str], list[Row]]) -> None:
-    """``python -m benchmarks.suite.bench_<area> [small|full]``: one module's table, then each row's details."""
+def main(run: Callable[[str], list[Row]], size: str | None = None) -> None:
+    """``python -m benchmarks.suite.bench_<area> [small|full]``: one module's table, then each row's details.
+
+    ``size``: the size a module's own argument parser read (default: the first argument, else small).
+    """
     started = time.perf_counter()
-    rows = run(sys.argv[1] if len(sys.argv) > 1 else "small")
+    rows = run(size or (sys.argv[1] if len(sys.argv) > 1 else "small"))
     print(format_table(rows))
     for row in rows:
         print(f"- {row.benchmark}: {row.details}")

@@ -465,7 +465,7 @@ def test_a_reused_recording_is_linked_and_a_folder_without_its_stamp_refused(tmp
 def main(argv: list[str] | None = None) -> None:
     """``python -m benchmarks.suite.bench_batch_target [small|full] [--recordings N] [--rounds N] [--busy-core]
     [--inputs DIR]``."""
-    from benchmarks.harness import format_table
+    from benchmarks.harness import main as table_main
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suite.bench_batch_target")
     parser.add_argument("size", nargs="?", default="small", choices=list(SIZES))
@@ -475,13 +475,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inputs", help="reuse the full recording benchmarks.suite.bench_lab_shape generated in this "
                                          "folder (read only) instead of generating one")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    rows = run(args.size, recordings=args.recordings, rounds=args.rounds, busy=args.busy_core,
-               inputs_dir=args.inputs)
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
-    print(f"({time.perf_counter() - started:.0f} s)")
+    table_main(lambda size: run(size, recordings=args.recordings, rounds=args.rounds, busy=args.busy_core,
+                                inputs_dir=args.inputs), args.size)
 
 
 if __name__ == "__main__":

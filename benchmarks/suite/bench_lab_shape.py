@@ -504,7 +504,7 @@ def test_reused_inputs_need_the_same_size_and_scale(tmp_path, monkeypatch):
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m benchmarks.suite.bench_lab_shape [small|full] [--scale F] [--inputs DIR] [--rounds N]``."""
-    from benchmarks.harness import format_table
+    from benchmarks.harness import main as table_main
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suite.bench_lab_shape")
     parser.add_argument("size", nargs="?", default="small", choices=list(ROUNDS))
@@ -512,12 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inputs", help="keep the generated recording here and reuse it")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per variant (default: the size's)")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    rows = run(args.size, scale=args.scale, inputs_dir=args.inputs, rounds=args.rounds)
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
-    print(f"({time.perf_counter() - started:.0f} s)")
+    table_main(lambda size: run(size, scale=args.scale, inputs_dir=args.inputs, rounds=args.rounds), args.size)
 
 
 if __name__ == "__main__":
