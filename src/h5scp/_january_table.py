@@ -136,23 +136,12 @@ def hand_on(namespace: dict, path: str) -> None:
     ``__all__``; the module imports none of them.  Called once, at the end of a module of
     :data:`SERVED_WHOLE` that does not hold every name of its path (``h5scp.core``), and by :func:`serve`.
     """
+    from h5stream.lazy_names import serve_lazily  # here: the opt-in's finder reads this table at every start
+
     own = namespace["__name__"]
     names = [name for name in names_at(path) if name not in namespace]
-
-    def __getattr__(name: str):
-        if name not in names:
-            raise AttributeError(f"module {own!r} has no attribute {name!r}")
-        value = namespace[name] = january_attribute(path, name)
-        return value
-
-    def __dir__():
-        return sorted(set(namespace) | set(names))
-
-    namespace["__getattr__"] = __getattr__
-    namespace["__dir__"] = __dir__
+    serve_lazily(namespace, names, lambda name: january_attribute(path, name))
     namespace["_january_path"] = path
-    listed = list(namespace.get("__all__", ()))
-    namespace["__all__"] = [*listed, *(name for name in names if name not in listed)]
     module = sys.modules.get(own)
     if module is not None and module.__dict__ is namespace and type(module) is types.ModuleType:
         module.__class__ = _JanuaryNames

@@ -24,6 +24,8 @@ import importlib
 import sys
 import types
 
+from h5stream.lazy_names import serve_lazily
+
 __all__ = ["ORIGINAL_API", "SHARED_PATHS", "names_at", "home_of", "original_attribute", "hand_on"]
 
 #: The original's paths where a module of this library's own lives as well (the readers, the recording
@@ -327,19 +329,7 @@ def hand_on(namespace: dict) -> None:
     """
     path = namespace["__name__"]
     names = [name for name in names_at(path) if home_of(path, name)[0] != path]
-
-    def __getattr__(name: str):
-        if name not in names:
-            raise AttributeError(f"module {path!r} has no attribute {name!r}")
-        value = namespace[name] = original_attribute(path, name)
-        return value
-
-    def __dir__():
-        return sorted(set(namespace) | set(names))
-
-    namespace["__getattr__"] = __getattr__
-    namespace["__dir__"] = __dir__
-    namespace["__all__"] = [*namespace.get("__all__", ()), *(n for n in names if n not in namespace.get("__all__", ()))]
+    serve_lazily(namespace, names, lambda name: original_attribute(path, name))
     module = sys.modules.get(path)
     if module is not None and type(module) is types.ModuleType:
         module.__class__ = _SettingsReachTheirHome
