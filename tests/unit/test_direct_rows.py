@@ -262,3 +262,26 @@ def test_electrical_images_from_chunks_in_runs_with_gaps_equal_the_in_memory_res
         got = electrical_images(f["a"], units, sos=sos, chunk_samples=900, adc_offset=32768.0)
     np.testing.assert_array_equal(got.images, expected.images)
     np.testing.assert_array_equal(got.n_spikes_used, expected.n_spikes_used)
+
+
+@pytest.mark.parametrize("piece_bytes", [4096, 8192, 1 << 20])
+def test_landed_pieces_hold_the_rows_bytes_in_file_order(direct_ok, piece_bytes):
+    # three runs at odd offsets in a file of noise: the pieces handed to ``landed`` are, one after the
+    # other, exactly the bytes of the rows asked for, each already in the buffer when handed over
+    rng = np.random.default_rng(8)
+    rows = rng.integers(0, 2**16, (900, 3, 7), dtype=np.uint16)
+    row_bytes = rows[0].nbytes
+    path = direct_ok / "landed.bin"
+    blob = bytearray(rng.integers(0, 256, 60_000, dtype=np.uint8).tobytes())
+    runs, ends = [(0, 4094), (250, 15_001), (260, 30_000)], [250, 260, 900]
+    for (r0, off), r1 in zip(runs, ends):
+        blob[off : off + (r1 - r0) * row_bytes] = rows[r0:r1].tobytes()
+    path.write_bytes(bytes(blob))
+    with DirectRows(str(path), 0, 900, (3, 7), np.uint16, runs=runs, piece_bytes=piece_bytes, depth=3) as r:
+        buf = r.buffer(900)
+        for a, b in [(0, 900), (5, 6), (249, 261), (300, 899)]:
+            seen = []
+            got = r.read(a, b, buf, landed=lambda at, n: seen.append(buf[at : at + n].tobytes()))
+            np.testing.assert_array_equal(got, rows[a:b])
+            assert b"".join(seen) == rows[a:b].tobytes()
+            assert len(seen) >= (b - a) * row_bytes // max(piece_bytes, 1)

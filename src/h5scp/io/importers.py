@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import polars as pl
 
-from h5stream.elements import read_elem
+from h5stream.elements import prefetching, read_elem
 from h5scp.io.classes import loads_into_classes
 from h5scp.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
 from h5scp.io._files import guarded, reading, root_attr
@@ -69,9 +69,40 @@ def read_matrix(group: h5py.Group, path) -> ScpMatrix:
     return ScpMatrix(X, M, metadata)
 
 
+def _whole_layers(f: h5py.File, request: dict) -> list[h5py.Dataset]:
+    """The dense ``X`` and ``M`` datasets a load of ``request`` reads whole, in the order it reads them
+    (none when it reads part of the samples or features); a damaged file's lookup errors are left to
+    the read itself to report."""
+    if request.get("samples") is not None or request.get("features") is not None:
+        return []
+    wanted_assays, wanted_layers = request.get("assays"), request.get("layers")
+    found = []
+    try:
+        assays_group = f["assays"]
+        for name in _order(assays_group, f.filename):
+            if wanted_assays is not None and name not in wanted_assays or "layers" not in assays_group[name]:
+                continue
+            layers_group = assays_group[name]["layers"]
+            for layer in _order(layers_group, f.filename):
+                if wanted_layers is not None and layer not in wanted_layers:
+                    continue
+                found += [layers_group[layer][k] for k in ("X", "M")
+                          if isinstance(layers_group[layer].get(k, getlink=True), h5py.HardLink)
+                          and isinstance(layers_group[layer][k], h5py.Dataset)]
+    except Exception:  # noqa: BLE001 - only a read-ahead: the read that follows reports what is wrong
+        return []
+    return found
+
+
 def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpContainer:
-    """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options)."""
+    """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options); the
+    dense layers it reads whole are read ahead while the tables are read (:func:`prefetching`)."""
     request = request or {}
+    with prefetching(_whole_layers(f, request)):
+        return _read_container_parts(f, path, request)
+
+
+def _read_container_parts(f: h5py.File, path, request: dict) -> ScpContainer:
     sample_id_col = root_attr(f, "sample_id_col", "_index")
     assays_group = _require(f, "assays", path)
     assay_names = _order(assays_group, path)

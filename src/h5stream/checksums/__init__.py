@@ -143,6 +143,7 @@ __all__ = [
     "manifest_for",
     "read_manifest",
     "check_dataset",
+    "expects_digest",
     "check_attrs",
     "check_attribute_set",
     "check_names",
@@ -356,10 +357,11 @@ def manifest_for(obj) -> Manifest | None:
     return entry[1]
 
 
-def check_dataset(ds, data, manifest: Manifest | None | bool = True) -> Any:
+def check_dataset(ds, data, manifest: Manifest | None | bool = True, *, found: str | None = None) -> Any:
     """Check ``data``, all of ``ds`` as read, against the manifest; returns ``data``.
 
-    ``manifest=True`` looks the manifest up from ``ds``'s file.
+    ``manifest=True`` looks the manifest up from ``ds``'s file.  ``found``: the digest of
+    ``data`` when the reader computed it as the bytes came in (:func:`expects_digest`).
     """
     if manifest is True:
         manifest = manifest_for(ds)
@@ -368,8 +370,15 @@ def check_dataset(ds, data, manifest: Manifest | None | bool = True) -> Any:
     name = ds.name
     expected = manifest.datasets.get(name)
     if expected is not None:
-        check_value(manifest, name, expected, data, text=is_text_dataset(ds))
+        check_value(manifest, name, expected, data, text=is_text_dataset(ds), found=found)
     return data
+
+
+def expects_digest(ds) -> bool:
+    """True when the manifest attached to ``ds``'s file holds a digest of ``ds``'s values (a reader that
+    digests the bytes as they arrive hands :func:`check_dataset` the result)."""
+    manifest = manifest_for(ds)
+    return manifest is not None and manifest.datasets.get(ds.name) is not None
 
 
 def check_attrs(obj, values: Mapping[str, Any] | None = None, manifest: Manifest | None | bool = True, *,

@@ -244,14 +244,18 @@ def mismatch_error(manifest: Manifest, obj: str, expected: str, found: str) -> C
                               "to get the data as stored")
 
 
-def check_value(manifest: Manifest | None, obj: str, expected: str | None, value, *, text: bool | None = None) -> None:
+def check_value(manifest: Manifest | None, obj: str, expected: str | None, value, *, text: bool | None = None,
+                found: str | None = None) -> None:
     """Raise ChecksumError when ``value`` (as read) does not have the ``expected`` digest.
 
-    ``text`` says whether the value is text (None: decided by its type, see :func:`value_digest`).
+    ``text`` says whether the value is text (None: decided by its type, see :func:`value_digest`);
+    ``found``, when given, is ``value``'s digest already computed.
     """
     if manifest is None or expected is None:
         return
-    if text is None:
+    if found is not None:
+        pass
+    elif text is None:
         found = value_digest(value)
     else:
         found = text_digest(value) if text else array_digest(np.asarray(value))

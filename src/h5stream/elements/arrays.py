@@ -25,6 +25,7 @@ from h5stream.elements.registry import (
     text_attr,
 )
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
+from h5stream.elements.plain_read import read_plain_checked
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
 __all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset"]
@@ -66,6 +67,11 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
     if ds.shape is None:
         return np.empty(0, ds.dtype)
     with checksums.checked_read(ds, ds.name, dataset=ds):
+        if text_attr(ds, ORDER_ATTR) != "F" or ds.ndim < 2:
+            # large plain datasets: several reads in flight, digested as they land
+            values = read_plain_checked(ds)
+            if values is not None:
+                return values
         return checksums.check_dataset(ds, _read_array_dataset(ds))
 
 

@@ -37,6 +37,7 @@ import concurrent.futures
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -153,7 +154,8 @@ class DirectRows:
             k += 1
         return out
 
-    def read(self, a: int, b: int, buffer: np.ndarray, held: str = "cached") -> np.ndarray:
+    def read(self, a: int, b: int, buffer: np.ndarray, held: str = "cached",
+             landed: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Rows ``[a, b)`` as an array of shape ``(b - a, *row_shape)`` viewing ``buffer``.
 
         The rows keep their place within a disk page: where the file stores them at an
@@ -162,9 +164,12 @@ class DirectRows:
         they are rather than paying a copy of every chunk.  Rows stored in several runs
         are moved to follow each other (:meth:`read_runs` leaves them where they are).
         ``held``: how the pieces the page cache holds are read, ``"cached"`` (copied from it)
-        or ``"direct"`` (from the disk again, at almost no CPU cost).
+        or ``"direct"`` (from the disk again, at almost no CPU cost).  ``landed(at, n)``, when given, is
+        called in file order as each piece is in (and every piece before it): the rows' bytes it holds
+        are ``buffer[at : at + n]``, while later pieces are still being read (a digest of the rows can
+        run alongside the read).
         """
-        jobs = self._read_jobs(a, b, buffer, held)
+        jobs = self._read_jobs(a, b, buffer, held, landed)
         # each run's share was read at its own page alignment, one after the other: moved
         # left so the rows follow each other (a single run needs no move)
         start, n = jobs[0]
@@ -187,7 +192,8 @@ class DirectRows:
         return [buffer[source : source + n].view(self.dtype).reshape((-1, *self.row_shape))
                 for source, n in self._read_jobs(a, b, buffer, held)]
 
-    def _read_jobs(self, a: int, b: int, buffer: np.ndarray, held: str = "cached") -> list[tuple[int, int]]:
+    def _read_jobs(self, a: int, b: int, buffer: np.ndarray, held: str = "cached",
+                   landed: Callable[[int, int], None] | None = None) -> list[tuple[int, int]]:
         """Read rows ``[a, b)`` into ``buffer``, each run's share at its own page alignment, one after the
         other; ``(offset in buffer, bytes)`` of each share's rows.  ``held``: the path of the pieces the
         page cache holds (``"cached"``: copied from it; ``"direct"``: every piece read directly)."""
@@ -203,18 +209,28 @@ class DirectRows:
             pos += end - first
         if pos > buffer.size:
             raise ValueError(f"buffer: expected at least {pos} bytes (found {buffer.size})")
-        pieces = [(at + p0 - first, p0, min(end, p0 + self.piece_bytes), hi)
-                  for at, first, end, hi, _, _ in jobs for p0 in range(first, end, self.piece_bytes)]
+        # (place in the buffer, file range [p0, p1), the run's rows' end, the run's rows' start)
+        pieces = [(at + p0 - first, p0, min(end, p0 + self.piece_bytes), hi, lo_at - at + first)
+                  for at, first, end, hi, lo_at, _ in jobs for p0 in range(first, end, self.piece_bytes)]
         view = memoryview(buffer)
         direct = None if held == "cached" else True  # None: asked per piece
         if len(pieces) == 1:
-            self._read_piece(view, *pieces[0], direct=direct)
+            self._read_piece(view, *pieces[0][:4], direct=direct)
+            futures = [None]
         else:
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(self.depth, thread_name_prefix="direct-rows")
-            futures = [self._pool.submit(self._read_piece, view, *piece, direct=direct) for piece in pieces]
+            futures = [self._pool.submit(self._read_piece, view, *piece[:4], direct=direct) for piece in pieces]
+        try:
+            for future, (at, p0, p1, hi, lo) in zip(futures, pieces):
+                if future is not None:
+                    future.result()
+                if landed is not None and min(p1, hi) > max(p0, lo):
+                    landed(at + max(p0, lo) - p0, min(p1, hi) - max(p0, lo))
+        finally:
             for future in futures:
-                future.result()
+                if future is not None:
+                    future.cancel()
         return [(source, n) for _, _, _, _, source, n in jobs]
 
     def _read_piece(self, view: memoryview, at: int, p0: int, p1: int, needed_end: int, *,

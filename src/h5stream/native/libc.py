@@ -1,5 +1,6 @@
 """The C library's calls the engine needs beyond Python's ``os`` module: exchanging two paths in one step;
-mapping a file without reading it and asking which of its pages the page cache holds (``mincore``)."""
+mapping a file without reading it and asking which of its pages the page cache holds (``mincore``); handing
+a range of dirty pages to the disk early (``sync_file_range``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import os
 
 from h5stream.native import bind, load_library
 
-__all__ = ["exchange", "exchange_supported", "map_file", "mincore_supported", "resident_pages", "unmap"]
+__all__ = ["exchange", "exchange_supported", "map_file", "mincore_supported", "resident_pages", "start_writeback",
+           "unmap"]
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -99,3 +101,27 @@ def resident_pages(address: int, length: int, out) -> bool:
     buffer = (ctypes.c_ubyte * len(out)).from_buffer(out)
     return _MEMORY["mincore"](ctypes.c_void_p(address), int(length), buffer) == 0
 
+
+
+def _sync_file_range():
+    lib = load_library("c", use_errno=True)
+    if lib is None:
+        return None
+    try:
+        return bind(lib, {"sync_file_range": (ctypes.c_int, [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                                             ctypes.c_uint])})["sync_file_range"]
+    except AttributeError:  # not Linux
+        return None
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
+    """Hand the dirty pages of ``[offset, offset + nbytes)`` of the file to the disk now, without waiting
+    (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, Linux): a later fsync then waits only for what is
+    still in flight.  It makes nothing durable by itself.  False where the system cannot."""
+    if _SYNC_FILE_RANGE is None or nbytes <= 0:
+        return False
+    return _SYNC_FILE_RANGE(int(fd), int(offset), int(nbytes), _SYNC_FILE_RANGE_WRITE) == 0

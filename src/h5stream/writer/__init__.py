@@ -39,6 +39,7 @@ from h5stream.compression import DEFLATE_IMPLEMENTATIONS, get_codec
 from h5stream.cores import free_cores, sharing_threads
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
+from h5stream.native import libc
 from h5stream.tree import lowlevel
 from h5stream.writer.gzip import GzipChunks
 
@@ -66,6 +67,11 @@ SMALL_ARRAY_BYTES = 4 << 10
 #: An uncompressed array of at least this many bytes has its digest computed while HDF5 writes it
 #: (80 MB: 15-20 ms less of a 0.1 s write)
 OVERLAPPED_DIGEST_BYTES = 8 << 20
+#: a plain array at least this large goes to the file in blocks of :data:`WRITEBACK_BLOCK_BYTES`, each
+#: block's pages handed to the disk as soon as HDF5 wrote them (:func:`h5stream.native.libc.start_writeback`):
+#: the disk writes while the next blocks are copied, and the file's closing fsync waits for the last ones only
+WRITEBACK_MIN_BYTES = 32 << 20
+WRITEBACK_BLOCK_BYTES = 8 << 20
 #: Pieces of an array compressed to decide ``only_if_shrinks_to`` (in the first, middle and last but one chunk)
 SAMPLE_CHUNKS = 3
 #: Bytes of each piece where chunks are row blocks (whole rows, at least one)
@@ -321,11 +327,11 @@ def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) 
                 with ThreadPoolExecutor(1, thread_name_prefix="digest") as pool:
                     pending = pool.submit(checksums.array_digest, array)
                     try:
-                        ds.write_direct(array)
+                        _write_handing_to_disk(ds, array)
                     finally:
                         digest = pending.result()
             else:
-                ds.write_direct(array)
+                _write_handing_to_disk(ds, array)
         if recorder is not None:
             recorder.dataset(ds.name, digest if digest is not None else checksums.array_digest(array))
         return ds
@@ -341,6 +347,34 @@ def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) 
     if recorder is not None:
         recorder.dataset(ds.name, checksums.digest_end(crc))
     return ds
+
+
+def _write_handing_to_disk(ds: h5py.Dataset, array: np.ndarray) -> None:
+    """``ds.write_direct(array)`` (C-contiguous, all of ``ds``), block by block with each block's pages handed
+    to the disk at once where the array is large and the file is an ordinary one (sec2 driver)."""
+    fd = None
+    if array.nbytes >= WRITEBACK_MIN_BYTES and ds.file.driver == "sec2":
+        try:
+            fd = ds.file.id.get_vfd_handle()
+        except (OSError, RuntimeError, ValueError):
+            fd = None
+    if not isinstance(fd, int):
+        ds.write_direct(array)
+        return
+    n = array.shape[0]
+    row_bytes = math.prod(array.shape[1:]) * array.dtype.itemsize
+    step = max(1, WRITEBACK_BLOCK_BYTES // max(row_bytes, 1))
+    start = 0
+    while start < n:
+        rows = np.s_[start : min(n, start + step)]
+        ds.write_direct(array, rows, rows)
+        # contiguous storage is placed at the first write; chunked storage has no one offset
+        offset = ds.id.get_offset()
+        if offset is None or not libc.start_writeback(fd, offset + start * row_bytes, (rows.stop - start) * row_bytes):
+            if rows.stop < n:  # nothing to hand over early: the rest at once
+                ds.write_direct(array, np.s_[rows.stop :], np.s_[rows.stop :])
+            return
+        start = rows.stop
 
 
 def _sampled_share(array: np.ndarray, kwargs: dict, options: WriteOptions) -> float:

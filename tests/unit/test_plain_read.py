@@ -1,0 +1,147 @@
+"""Whole plain datasets read with several requests in flight, digested as they land, and read ahead.
+
+References: plain h5py reads of files plain h5py wrote, and the arrays a container was built from.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+
+from h5stream.elements import plain_read
+from h5stream.elements.arrays import read_array_dataset
+
+
+@pytest.fixture
+def direct_ok(tmp_path):
+    """Skip where the file system of tmp_path refuses O_DIRECT (e.g. tmpfs)."""
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this system")
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"\0" * 8192)
+    try:
+        fd = os.open(probe, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        pytest.skip("the file system refuses O_DIRECT")
+    os.close(fd)
+    return tmp_path
+
+
+def test_a_large_contiguous_dataset_h5py_wrote_reads_as_h5py_reads_it(direct_ok):
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(1100, 1000))  # 8.8 MB: over the size read with requests in flight
+    assert values.nbytes >= plain_read.MIN_BYTES
+    path = direct_ok / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("small", data=np.arange(5))  # the values start past the first page
+        f.create_dataset("x", data=values)
+    with h5py.File(path, "r") as f:
+        got = plain_read.read_plain_checked(f["x"])
+        assert got is not None
+        np.testing.assert_array_equal(got, f["x"][()])
+        assert got.flags.c_contiguous and got.flags.aligned and got.flags.writeable
+        assert plain_read.read_plain_checked(f["small"]) is None  # small: left to h5py
+
+
+def test_datasets_that_do_not_qualify_are_left_to_h5py(direct_ok):
+    values = np.arange(1_200_000, dtype=np.float64).reshape(1200, 1000)
+    path = direct_ok / "kinds.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("gzip", data=values, compression="gzip", compression_opts=1)
+        f.create_dataset("big_endian", data=values.astype(">f8"))
+    with h5py.File(path, "r") as f:
+        assert plain_read.read_plain_checked(f["gzip"]) is None
+        assert plain_read.read_plain_checked(f["big_endian"]) is None
+        np.testing.assert_array_equal(read_array_dataset(f["gzip"]), values)
+    with h5py.File(path, "r+") as f:  # open for writing: HDF5 may hold values not yet on the disk
+        f["gzip"][0, 0] = -1.0
+        assert plain_read.read_plain_checked(f["big_endian"]) is None
+
+
+def _container(x: np.ndarray, layers: int = 1):
+    from h5scp import Assay, ScpContainer, ScpMatrix
+
+    n, p = x.shape
+    obs = pl.DataFrame({"_index": [f"S{i}" for i in range(n)], "batch": [f"b{i % 3}" for i in range(n)]})
+    var = pl.DataFrame({"_index": [f"P{j}" for j in range(p)]})
+    mats = {f"l{k}": ScpMatrix(x + k, np.isnan(x).astype(np.int8) if k == 1 else None) for k in range(layers)}
+    return ScpContainer(obs, {"proteins": Assay(var, mats)})
+
+
+def _lognormal_with_missing(n: int, p: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(2.0, 1.0, (n, p))
+    x[rng.random((n, p)) < 0.3] = np.nan
+    return x
+
+
+def test_a_damaged_byte_of_a_large_layer_is_a_checksum_error_naming_it(direct_ok):
+    from h5scp.io import load_hdf5, save_hdf5
+    from h5scp.io.exceptions import IOChecksumError
+
+    x = _lognormal_with_missing(1100, 1000, 2)
+    path = direct_ok / "c.h5"
+    save_hdf5(_container(x), path)
+    with h5py.File(path, "r") as f:
+        ds = f["assays/proteins/layers/l0/X"]
+        assert ds.chunks is None and ds.compression is None  # stored plain: read directly
+        at = ds.id.get_offset() + 8 * (123 * 1000 + 456) + 3
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0x10]))
+    with pytest.raises(IOChecksumError) as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value) and "/assays/proteins/layers/l0/X" in str(info.value)
+    damaged = load_hdf5(path, verify=False).assays["proteins"].layers["l0"].X
+    differs = ~((damaged == x) | (np.isnan(damaged) & np.isnan(x)))
+    assert [tuple(i) for i in np.argwhere(differs)] == [(123, 456)]
+
+
+def test_layers_read_ahead_equal_the_saved_ones(direct_ok, monkeypatch):
+    from h5scp.io import load_hdf5, save_hdf5
+
+    x = _lognormal_with_missing(1100, 1000, 3)
+    path = direct_ok / "c.h5"
+    save_hdf5(_container(x, layers=2), path, compression=None)
+    read_by = []
+    original = plain_read._read
+
+    def recording_read(*args):
+        read_by.append(threading.current_thread().name)
+        return original(*args)
+
+    monkeypatch.setattr(plain_read, "_read", recording_read)
+    loaded = load_hdf5(path)
+    layers = loaded.assays["proteins"].layers
+    np.testing.assert_array_equal(layers["l0"].X, x)
+    np.testing.assert_array_equal(layers["l1"].X, x + 1)
+    np.testing.assert_array_equal(layers["l1"].M, np.isnan(x).astype(np.int8))
+    # X of both layers and M of the second (8.8 MB each, M 1.1 MB: read through h5py) were read ahead
+    assert len(read_by) == 2 and all(name.startswith("plain-prefetch") for name in read_by)
+    assert not plain_read._started
+    # a part of the samples reads only those rows: nothing is read ahead
+    read_by.clear()
+    part = load_hdf5(path, samples=["S5", "S900"])
+    np.testing.assert_array_equal(part.assays["proteins"].layers["l0"].X, x[[5, 900]])
+    assert read_by == []
+
+
+def test_values_read_ahead_but_not_taken_are_dropped(direct_ok):
+    values = np.random.default_rng(4).normal(size=(1100, 1000))
+    path = direct_ok / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=values)
+        f.create_dataset("y", data=values[::-1])
+    with h5py.File(path, "r") as f:
+        with plain_read.prefetching([f["x"], f["y"]]):
+            np.testing.assert_array_equal(plain_read.read_plain_checked(f["y"]), values[::-1])
+        assert not plain_read._started
+        # outside the block the dataset is read again, not taken from a stale read-ahead
+        np.testing.assert_array_equal(plain_read.read_plain_checked(f["x"]), values)
