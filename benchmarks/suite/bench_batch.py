@@ -255,13 +255,18 @@ def _descendants(pid: int) -> list[int]:
 
 class _TreeCPU:
     """CPU seconds of a process tree: every member's user + system time, sampled every
-    ``interval`` seconds until :meth:`stop` (a member's last ``interval`` may be missed)."""
+    ``interval`` seconds until :meth:`stop` (a member's last ``interval`` may be missed).
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    ``threads``: each member's threads are sampled too, and :meth:`processes` says where the CPU went.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.05, threads: bool = False) -> None:
         import threading
 
-        self.pid, self.interval = pid, interval
+        self.pid, self.interval, self.threads = pid, interval, threads
         self.ticks: dict[tuple[int, int], int] = {}  # (pid, start time) -> latest ticks
+        self.thread_ticks: dict[tuple[int, int], dict[str, int]] = {}  # (pid, start time) -> {tid: ticks}
+        self.commands: dict[tuple[int, int], str] = {}  # (pid, start time) -> command line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -273,7 +278,31 @@ class _TreeCPU:
                     fields = fh.read().rsplit(")", 1)[-1].split()
             except OSError:
                 continue
-            self.ticks[(p, int(fields[19]))] = int(fields[11]) + int(fields[12])
+            key = (p, int(fields[19]))
+            self.ticks[key] = int(fields[11]) + int(fields[12])
+            if self.threads:
+                self._sample_threads(key)
+
+    def _sample_threads(self, key: tuple[int, int]) -> None:
+        p = key[0]
+        if key not in self.commands:
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as fh:
+                    self.commands[key] = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                pass
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            return
+        seen = self.thread_ticks.setdefault(key, {})
+        for task in tasks:
+            try:
+                with open(f"/proc/{p}/task/{task}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[-1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            seen[task] = int(fields[11]) + int(fields[12])
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -284,6 +313,16 @@ class _TreeCPU:
         self._stop.set()
         self._thread.join()
         return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+    def processes(self) -> list[dict]:
+        """Each member (after :meth:`stop`, with ``threads``), the busiest first: its command line, CPU
+        seconds, the threads seen and each thread's CPU seconds, the busiest first."""
+        hz = os.sysconf("SC_CLK_TCK")
+        members = [{"pid": key[0], "command": self.commands.get(key, "?"), "cpu": ticks / hz,
+                    "threads": len(self.thread_ticks.get(key, {})),
+                    "thread_cpu": sorted((t / hz for t in self.thread_ticks.get(key, {}).values()), reverse=True)}
+                   for key, ticks in self.ticks.items()]
+        return sorted(members, key=lambda m: -m["cpu"])
 
 
 def _python(code: str, *args: str) -> dict:

@@ -75,15 +75,19 @@ def make_inputs(root: Path, n: int) -> tuple[Path, Path]:
     return inputs, config
 
 
-def measure(inputs: Path, config: Path, out: Path, workers: int, env: dict | None = None) -> dict:
-    """One ``hdmea batch --workers W`` in a fresh process: its wall time, fixed cost, jobs and CPU."""
+def measure(inputs: Path, config: Path, out: Path, workers: int, env: dict | None = None,
+            threads: bool = False) -> dict:
+    """One ``hdmea batch --workers W`` in a fresh process: its wall time, fixed cost, jobs and CPU.
+
+    ``threads``: also ``processes``, where the CPU went (:meth:`_TreeCPU.processes`).
+    """
     shutil.rmtree(out, ignore_errors=True)
     env = {k: v for k, v in (env or os.environ).items() if not k.startswith("SLURM_")}
     started = time.time()
     with subprocess.Popen([sys.executable, "-m", "hdmea", "--log-level", "WARNING", "batch", str(inputs),
                            "--config", str(config), "--out", str(out), "--workers", str(workers)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
-        cpu = _TreeCPU(proc.pid)
+        cpu = _TreeCPU(proc.pid, threads=threads)
         try:
             stdout, stderr = proc.communicate(timeout=600)
         finally:
@@ -99,7 +103,7 @@ def measure(inputs: Path, config: Path, out: Path, workers: int, env: dict | Non
     return {"workers": workers, "wall": ended - started, "fixed": (first - started) + (ended - last),
             "before_first_job": first - started, "after_last_job": ended - last, "span": last - first,
             "jobs": sum(m["seconds"] for m in markers), "cpu": cpu_seconds, "executor": own.get("executor"),
-            "done": len(markers), "load": os.getloadavg()[0]}
+            "done": len(markers), "load": os.getloadavg()[0], **({"processes": cpu.processes()} if threads else {})}
 
 
 def rerun_seconds(inputs: Path, config: Path, out: Path, env: dict | None = None) -> dict:

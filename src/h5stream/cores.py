@@ -58,6 +58,8 @@ __all__ = [
     "threads_for",
     "free_cores",
     "sharing_threads",
+    "QUIET_WAITS",
+    "quiet_waits",
 ]
 
 #: environment override: a thread count, or "all" for every allowed core
@@ -229,3 +231,26 @@ def free_cores(*, refresh: bool = False) -> int:
     with _cache_lock:
         _cache = (time.monotonic(), threads)
     return threads
+
+
+#: Environment variables that make the idle threads of the numeric libraries sleep at once rather than
+#: spin.  Both are read once, when the library loads (numpy's import for OpenBLAS, the first compiled kernel
+#: for OpenMP), so they belong in the environment a process starts with.  An OpenBLAS thread spins
+#: (``sched_yield``) about 2**28 clock cycles (0.1 s) after it starts and after each BLAS call it served, and
+#: numpy's import starts one per core whether or not the process multiplies a matrix; ``2**4`` cycles instead
+#: (the smallest ``OPENBLAS_THREAD_TIMEOUT`` it takes).  An OpenMP runtime's threads spin after each parallel
+#: region and at its end (libgomp: 300,000 rounds) before they sleep; ``PASSIVE``: they sleep at once (libgomp,
+#: LLVM's and Intel's runtimes).  Measured on a 16-core node (docs/benchmarks.md, "The batch's CPU"): eight
+#: tiny recordings with one worker took 10.4 s of CPU for 3.0 s of wall time, about 1.8 s of it OpenBLAS
+#: threads spinning in each of the four processes that import numpy.
+QUIET_WAITS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+def quiet_waits(environ=None) -> dict[str, str]:
+    """The variables of :data:`QUIET_WAITS` that ``environ`` (default: this process's) does not set.
+
+    What to add to the environment of a process about to start (or of this one, before it loads numpy or
+    an OpenMP runtime); a value the user chose stays.
+    """
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in QUIET_WAITS.items() if name not in environ}

@@ -128,6 +128,25 @@ def thread_limits_job(recording, output, config):
     return detail
 
 
+#: what a process's environment holds of the waiting variables the batch gives its processes
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")
+
+
+def quiet_waits_job(recording, output, config):
+    """``sum_job`` that also reports the waiting variables its worker process holds (read by numpy's
+    OpenBLAS and the kernels' OpenMP runtime when they loaded, before the job)."""
+    detail = sum_job(recording, output, config)
+    detail.update({name: os.environ.get(name) for name in WAIT_VARIABLES})
+    return detail
+
+
+def report_waits_check(f) -> None:
+    """An input check (run by the separate reading process) that reports that process's waiting variables."""
+    import json
+
+    raise FormatError("waiting variables", path=f.filename, obj="/",
+                      found=json.dumps({name: os.environ.get(name) for name in WAIT_VARIABLES}))
+
 
 def worker_profiling_enabled() -> bool:
     """Whether this Dask worker's configuration has its statistical task profiler on."""

@@ -420,11 +420,12 @@ from hdmea.pipeline.batch.executors import _forkserver_preload, _start_fork_serv
 from hdmea.pipeline.batch.workers import WorkerSetup
 if __name__ == "__main__":
     cold = WorkerSetup(threads=1, warm=False)
-    assert _forkserver_preload(cold) == [] and not _start_fork_server(cold)
+    assert _forkserver_preload(cold) == ["h5stream.quiet_start"]  # the waiting variables only
     warm = WorkerSetup(threads=1, warm=True)
     assert _start_fork_server(warm)
     # this process has not imported distributed; the server did, and its children start with it and the steps
     assert "distributed" not in sys.modules
+    assert _forkserver_preload(warm)[0] == "h5stream.quiet_start"  # before numpy and the kernels load
     check = "[m for m in %r if m not in __import__('sys').modules]" % (_forkserver_preload(warm),)
     with multiprocessing.get_context("forkserver").Pool(1) as pool:
         print(repr(pool.apply(eval, (check,))))

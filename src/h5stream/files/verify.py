@@ -10,6 +10,7 @@ from collections.abc import Callable
 import h5py
 import numpy as np
 
+from h5stream.cores import quiet_waits
 from h5stream.errors import FormatError, H5StreamError
 from h5stream.files import validated
 from h5stream.files.stored_types import check_stored_type
@@ -308,7 +309,9 @@ def verify_files(
     link_reference = _check_reference(link_rule)
     pending = [os.fspath(p) for p in paths]
     results: dict[str, H5StreamError | None] = {}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    # The reading process's idle library threads (numpy's OpenBLAS starts one per core) sleep rather than
+    # spin on the cores the caller's work uses (h5stream.cores.QUIET_WAITS; a value the caller set stays).
+    env = {**os.environ, **quiet_waits(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     while pending:
         child = subprocess.Popen(
             [sys.executable, "-c", _VERIFY_CHILD],
