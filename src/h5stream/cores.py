@@ -240,9 +240,10 @@ def free_cores(*, refresh: bool = False) -> int:
 #: numpy's import starts one per core whether or not the process multiplies a matrix; ``2**4`` cycles instead
 #: (the smallest ``OPENBLAS_THREAD_TIMEOUT`` it takes).  An OpenMP runtime's threads spin after each parallel
 #: region and at its end (libgomp: 300,000 rounds) before they sleep; ``PASSIVE``: they sleep at once (libgomp,
-#: LLVM's and Intel's runtimes).  Measured on a 16-core node (docs/benchmarks.md, "The batch's CPU"): eight
-#: tiny recordings with one worker took 10.4 s of CPU for 3.0 s of wall time, about 1.8 s of it OpenBLAS
-#: threads spinning in each of the four processes that import numpy.
+#: LLVM's and Intel's runtimes).  Measured on a 16-core node (docs/benchmarks.md, "Where the batch's CPU
+#: went on 16 cores"): eight tiny recordings with one worker took 10.4 s of CPU for 3.0 s of wall time; the 15 spare
+#: OpenBLAS threads of each of the four processes that import numpy burnt 0.07-0.12 s each, and with the
+#: variables the batch took 3.8-4.0 s (12.2-12.8 s without, in the same minutes).
 QUIET_WAITS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
 
 
