@@ -20,6 +20,9 @@ capability             used for (where it exists)                  portable path
                        rather than directly                        directly
 ``small_pages``        ``madvise(MADV_NOHUGEPAGE)`` for large      numpy's arrays (huge pages where the
                        arrays written once (:mod:`h5stream.memory`) system gives them)
+``early_writeback``    ``sync_file_range(WRITE)``: a large array's  its blocks go to the disk at the file's
+                       written blocks handed to the disk while     closing fsync
+                       the writer copies the next ones
 ``fork_server``        worker processes forked from a server       worker processes spawned
                        that imported their modules once
 ``rename_exchange``    ``renameat2(RENAME_EXCHANGE)``: a folder     the old folder renamed aside, the new one
@@ -43,8 +46,8 @@ import importlib.util
 import os
 
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
-           "page_residency", "small_pages", "fork_server", "rename_exchange", "pid_signals", "posix_signals",
-           "describe"]
+           "page_residency", "small_pages", "early_writeback", "fork_server", "rename_exchange", "pid_signals",
+           "posix_signals", "describe"]
 
 #: environment switch forcing every portable path
 ENV_VAR = "H5STREAM_PORTABLE"
@@ -92,6 +95,15 @@ def small_pages() -> bool:
     return not portable() and hasattr(mmap, "MADV_NOHUGEPAGE") and hasattr(mmap.mmap, "madvise")
 
 
+def early_writeback() -> bool:
+    """The C library has ``sync_file_range`` (Linux)."""
+    if portable():
+        return False
+    from h5stream.native import libc
+
+    return libc.writeback_supported()
+
+
 def fork_server() -> bool:
     if portable():
         return False
@@ -130,5 +142,5 @@ def posix_signals() -> bool:
 def describe() -> dict[str, bool]:
     """Every capability and whether this process uses it."""
     return {name: globals()[name]() for name in ("linux_proc", "cpu_affinity", "fcntl_locks", "direct_io",
-                                                  "fadvise", "page_residency", "small_pages", "fork_server",
-                                                  "rename_exchange", "pid_signals", "posix_signals")}
+                                                  "fadvise", "page_residency", "small_pages", "early_writeback",
+                                                  "fork_server", "rename_exchange", "pid_signals", "posix_signals")}

@@ -68,3 +68,15 @@ def test_files_in_memory_are_written_whole(small_blocks, monkeypatch):
     with h5py.File("in-memory.h5", "w", driver="core", backing_store=False) as f:
         write_array(f, "x", values, WriteOptions(compression=None))
         np.testing.assert_array_equal(f["x"][()], values)
+
+
+def test_the_portable_path_hands_nothing_over_early(tmp_path, small_blocks, monkeypatch):
+    from h5stream import capabilities
+
+    monkeypatch.setenv(capabilities.ENV_VAR, "1")
+    monkeypatch.setattr(libc, "start_writeback", lambda *a: pytest.fail("the portable path calls no sync_file_range"))
+    values = np.random.default_rng(2).normal(size=(997, 301))
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        write_array(f, "x", values, WriteOptions(compression=None))
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        np.testing.assert_array_equal(f["x"][()], values)

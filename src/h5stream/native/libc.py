@@ -11,7 +11,7 @@ import os
 from h5stream.native import bind, load_library
 
 __all__ = ["exchange", "exchange_supported", "map_file", "mincore_supported", "resident_pages", "start_writeback",
-           "unmap"]
+           "unmap", "writeback_supported"]
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -116,6 +116,11 @@ def _sync_file_range():
 
 _SYNC_FILE_RANGE = _sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2
+
+
+def writeback_supported() -> bool:
+    """The C library has ``sync_file_range`` (Linux)."""
+    return _SYNC_FILE_RANGE is not None
 
 
 def start_writeback(fd: int, offset: int, nbytes: int) -> bool:

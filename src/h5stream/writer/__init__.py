@@ -34,7 +34,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream import checksums
+from h5stream import capabilities, checksums
 from h5stream.compression import DEFLATE_IMPLEMENTATIONS, get_codec
 from h5stream.cores import free_cores, sharing_threads
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
@@ -353,7 +353,7 @@ def _write_handing_to_disk(ds: h5py.Dataset, array: np.ndarray) -> None:
     """``ds.write_direct(array)`` (C-contiguous, all of ``ds``), block by block with each block's pages handed
     to the disk at once where the array is large and the file is an ordinary one (sec2 driver)."""
     fd = None
-    if array.nbytes >= WRITEBACK_MIN_BYTES and ds.file.driver == "sec2":
+    if array.nbytes >= WRITEBACK_MIN_BYTES and ds.file.driver == "sec2" and capabilities.early_writeback():
         try:
             fd = ds.file.id.get_vfd_handle()
         except (OSError, RuntimeError, ValueError):
