@@ -145,3 +145,20 @@ def test_values_read_ahead_but_not_taken_are_dropped(direct_ok):
         assert not plain_read._started
         # outside the block the dataset is read again, not taken from a stale read-ahead
         np.testing.assert_array_equal(plain_read.read_plain_checked(f["x"]), values)
+
+
+def test_a_dataset_that_cannot_be_opened_for_reading_ahead_is_left_to_the_read(direct_ok, monkeypatch):
+    values = np.random.default_rng(5).normal(size=(1100, 1000))
+    path = direct_ok / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=values)
+
+    def broken(ds):
+        raise OSError("cannot read the dataset's layout")
+
+    with h5py.File(path, "r") as f:
+        monkeypatch.setattr(plain_read, "_open", broken)
+        with plain_read.prefetching([f["x"]]):  # nothing started, nothing raised here
+            assert not plain_read._started
+            with pytest.raises(OSError, match="layout"):
+                plain_read.read_plain_checked(f["x"])  # the read itself reports it

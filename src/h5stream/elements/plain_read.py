@@ -96,7 +96,10 @@ def prefetching(datasets: Iterable) -> Iterator[None]:
     pool = None
     try:
         for ds in datasets:
-            opened = _open(ds)
+            try:
+                opened = _open(ds)
+            except (OSError, RuntimeError, ValueError, TypeError, KeyError):
+                opened = None  # a damaged dataset: the read that takes it reports what is wrong
             if opened is None:
                 continue
             if pool is None:
