@@ -69,6 +69,21 @@ def child_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def direct_ok(tmp_path):
+    """``tmp_path``, or a skip where its file system refuses ``O_DIRECT`` (e.g. tmpfs)."""
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this system")
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"\0" * 8192)
+    try:
+        fd = os.open(probe, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        pytest.skip("the file system refuses O_DIRECT")
+    os.close(fd)
+    return tmp_path
+
+
+@pytest.fixture
 def h5(tmp_path):
     """A new HDF5 file open for writing, closed after the test."""
     import h5py

@@ -12,21 +12,6 @@ from h5stream.kernels.direct_rows import DirectRows, open_direct_rows
 from h5stream.kernels.eimage import butter_highpass, electrical_images
 
 
-@pytest.fixture
-def direct_ok(tmp_path):
-    """Skip where the file system of tmp_path refuses O_DIRECT (e.g. tmpfs)."""
-    if not hasattr(os, "O_DIRECT"):
-        pytest.skip("no O_DIRECT on this system")
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"\0" * 8192)
-    try:
-        fd = os.open(probe, os.O_RDONLY | os.O_DIRECT)
-    except OSError:
-        pytest.skip("the file system refuses O_DIRECT")
-    os.close(fd)
-    return tmp_path
-
-
 def _reads_like(dataset, expected, ranges, buffer_rows, depth=2) -> DirectRows:
     """Open ``dataset`` for direct reads (it must qualify) and check rows ``[a, b)`` of each range
     against ``expected``; returns the closed reader."""

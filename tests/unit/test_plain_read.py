@@ -5,7 +5,6 @@ References: plain h5py reads of files plain h5py wrote, and the arrays a contain
 
 from __future__ import annotations
 
-import os
 import threading
 
 import h5py
@@ -15,21 +14,6 @@ import pytest
 
 from h5stream.elements import plain_read
 from h5stream.elements.arrays import read_array_dataset
-
-
-@pytest.fixture
-def direct_ok(tmp_path):
-    """Skip where the file system of tmp_path refuses O_DIRECT (e.g. tmpfs)."""
-    if not hasattr(os, "O_DIRECT"):
-        pytest.skip("no O_DIRECT on this system")
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"\0" * 8192)
-    try:
-        fd = os.open(probe, os.O_RDONLY | os.O_DIRECT)
-    except OSError:
-        pytest.skip("the file system refuses O_DIRECT")
-    os.close(fd)
-    return tmp_path
 
 
 def test_a_large_contiguous_dataset_h5py_wrote_reads_as_h5py_reads_it(direct_ok):

@@ -69,26 +69,23 @@ def read_matrix(group: h5py.Group, path) -> ScpMatrix:
     return ScpMatrix(X, M, metadata)
 
 
-def _whole_layers(f: h5py.File, request: dict) -> list[h5py.Dataset]:
-    """The dense ``X`` and ``M`` datasets a load of ``request`` reads whole, in the order it reads them
-    (none when it reads part of the samples or features); a damaged file's lookup errors are left to
-    the read itself to report."""
-    if request.get("samples") is not None or request.get("features") is not None:
+def _whole_layers(assays_group: h5py.Group, layer_names: dict[str, list[str]], selection,
+                  samples) -> list[h5py.Dataset]:
+    """The dense ``X`` and ``M`` datasets a load reads whole, in the order it reads them: those of the
+    layers ``selection`` wants, in assays it reads every feature of, when it reads every sample; a damaged
+    file's lookup errors are left to the read itself to report."""
+    if samples is not None:
         return []
-    wanted_assays, wanted_layers = request.get("assays"), request.get("layers")
     found = []
     try:
-        assays_group = f["assays"]
-        for name in _order(assays_group, f.filename):
-            if wanted_assays is not None and name not in wanted_assays or "layers" not in assays_group[name]:
+        for name, layers in layer_names.items():
+            if not selection.wants_assay(name) or name in selection.features:
                 continue
-            layers_group = assays_group[name]["layers"]
-            for layer in _order(layers_group, f.filename):
-                if wanted_layers is not None and layer not in wanted_layers:
-                    continue
-                found += [layers_group[layer][k] for k in ("X", "M")
-                          if isinstance(layers_group[layer].get(k, getlink=True), h5py.HardLink)
-                          and isinstance(layers_group[layer][k], h5py.Dataset)]
+            for layer in layers:
+                if selection.wants_layer(name, layer):
+                    group = assays_group[name]["layers"][layer]
+                    found += [group[k] for k in ("X", "M") if isinstance(group.get(k, getlink=True), h5py.HardLink)
+                              and isinstance(group[k], h5py.Dataset)]
     except Exception:  # noqa: BLE001 - only a read-ahead: the read that follows reports what is wrong
         return []
     return found
@@ -98,73 +95,70 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
     """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options); the
     dense layers it reads whole are read ahead while the tables are read (:func:`prefetching`)."""
     request = request or {}
-    with prefetching(_whole_layers(f, request)):
-        return _read_container_parts(f, path, request)
-
-
-def _read_container_parts(f: h5py.File, path, request: dict) -> ScpContainer:
     sample_id_col = root_attr(f, "sample_id_col", "_index")
     assays_group = _require(f, "assays", path)
     assay_names = _order(assays_group, path)
+    layer_names = {a: _order(assays_group[a]["layers"], path) if "layers" in assays_group[a] else []
+                   for a in assay_names}
     selection = selection_from(
-        assay_names,
-        {a: _order(assays_group[a]["layers"], path) if "layers" in assays_group[a] else [] for a in assay_names},
+        assay_names, layer_names,
         assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=path,
     )
-    with guarded(path, "/obs"):
-        obs_group = _require(f, "obs", path, "element")
-        obs, positions = read_obs_part(
-            selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
-            lambda: read_elem(obs_group),
-        )
-    assays = {}
-    for name in assay_names:
-        if not selection.wants_assay(name):
-            continue
-        group = assays_group[name]
-        with guarded(path, group.name):
-            feature_id_col = root_attr(group, "feature_id_col", "_index")
-            var = read_elem(_require(group, "var", path, "element"))
-            cols = None
-            if name in selection.features:
-                if not isinstance(var, pl.DataFrame) or feature_id_col not in var.columns:
-                    raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name}/var",
-                                        expected=f"a dataframe with column {feature_id_col!r}",
-                                        found=f"columns {getattr(var, 'columns', type(var).__name__)}")
-                cols = selection.feature_positions(name, var.get_column(feature_id_col))
-                var = var[cols]
-            layers_group = _require(group, "layers", path)
-            layers = {}
-            for layer in _order(layers_group, path):
-                if not selection.wants_layer(name, layer):
-                    continue
-                if positions is None and cols is None:
-                    layers[layer] = read_matrix(layers_group[layer], path)
-                else:
-                    _require(layers_group[layer], "X", path, "element")
-                    layers[layer] = read_matrix_part(layers_group[layer], positions, cols)
-            assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
-    links = []
-    if "links" in f:
-        for key in sorted(f["links"], key=int):
-            group = f["links"][key]
-            if not all(root_attr(group, k) in assays for k in ("source_assay", "target_assay")):
+    with prefetching(_whole_layers(assays_group, layer_names, selection, request.get("samples"))):
+        with guarded(path, "/obs"):
+            obs_group = _require(f, "obs", path, "element")
+            obs, positions = read_obs_part(
+                selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
+                lambda: read_elem(obs_group),
+            )
+        assays = {}
+        for name in assay_names:
+            if not selection.wants_assay(name):
                 continue
+            group = assays_group[name]
             with guarded(path, group.name):
-                linkage = read_elem(group["linkage"])
-                links.append(
-                    AggregationLink(
-                        root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
+                feature_id_col = root_attr(group, "feature_id_col", "_index")
+                var = read_elem(_require(group, "var", path, "element"))
+                cols = None
+                if name in selection.features:
+                    if not isinstance(var, pl.DataFrame) or feature_id_col not in var.columns:
+                        raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name}/var",
+                                            expected=f"a dataframe with column {feature_id_col!r}",
+                                            found=f"columns {getattr(var, 'columns', type(var).__name__)}")
+                    cols = selection.feature_positions(name, var.get_column(feature_id_col))
+                    var = var[cols]
+                layers_group = _require(group, "layers", path)
+                layers = {}
+                for layer in _order(layers_group, path):
+                    if not selection.wants_layer(name, layer):
+                        continue
+                    if positions is None and cols is None:
+                        layers[layer] = read_matrix(layers_group[layer], path)
+                    else:
+                        _require(layers_group[layer], "X", path, "element")
+                        layers[layer] = read_matrix_part(layers_group[layer], positions, cols)
+                assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
+        links = []
+        if "links" in f:
+            for key in sorted(f["links"], key=int):
+                group = f["links"][key]
+                if not all(root_attr(group, k) in assays for k in ("source_assay", "target_assay")):
+                    continue
+                with guarded(path, group.name):
+                    linkage = read_elem(group["linkage"])
+                    links.append(
+                        AggregationLink(
+                            root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
+                        )
                     )
-                )
-    links = links_part(links, assays, list(selection.features))
-    history = []
-    if "provenance" in f and "history" in f["provenance"]:
-        with guarded(path, "/provenance/history"):
-            history = deserialize_provenance(f["provenance"]["history"])
-    if not isinstance(obs, pl.DataFrame):
-        raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
-    return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
+        links = links_part(links, assays, list(selection.features))
+        history = []
+        if "provenance" in f and "history" in f["provenance"]:
+            with guarded(path, "/provenance/history"):
+                history = deserialize_provenance(f["provenance"]["history"])
+        if not isinstance(obs, pl.DataFrame):
+            raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
+        return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
 
 
 # format_version -> reader(open file, path) -> ScpContainer

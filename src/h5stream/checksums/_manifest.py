@@ -253,11 +253,9 @@ def check_value(manifest: Manifest | None, obj: str, expected: str | None, value
     """
     if manifest is None or expected is None:
         return
-    if found is not None:
-        pass
-    elif text is None:
+    if found is None and text is None:
         found = value_digest(value)
-    else:
+    elif found is None:
         found = text_digest(value) if text else array_digest(np.asarray(value))
     if found != expected:
         raise mismatch_error(manifest, obj, expected, found)

@@ -67,16 +67,16 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
     if ds.shape is None:
         return np.empty(0, ds.dtype)
     with checksums.checked_read(ds, ds.name, dataset=ds):
-        if text_attr(ds, ORDER_ATTR) != "F" or ds.ndim < 2:
+        order = text_attr(ds, ORDER_ATTR)
+        if order != "F" or ds.ndim < 2:
             # large plain datasets: several reads in flight, digested as they land
             values = read_plain_checked(ds)
             if values is not None:
                 return values
-        return checksums.check_dataset(ds, _read_array_dataset(ds))
+        return checksums.check_dataset(ds, _read_array_dataset(ds, order))
 
 
-def _read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
-    order = text_attr(ds, ORDER_ATTR)
+def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:
     if order != "F" or ds.ndim < 2:
         if ds.ndim == 0:
             return ds[()]

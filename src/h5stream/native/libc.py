@@ -17,18 +17,20 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def _renameat2():
+def _optional_calls(signatures: dict) -> dict | None:
+    """The C library's calls of ``signatures`` bound (:func:`h5stream.native.bind`), or None where the
+    library or any of them is missing (renameat2 before glibc 2.28; mincore, sync_file_range off Linux)."""
     lib = load_library("c", use_errno=True)
     if lib is None:
         return None
     try:
-        return bind(lib, {"renameat2": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                                                         ctypes.c_char_p, ctypes.c_uint])})["renameat2"]
-    except AttributeError:  # a C library without renameat2 (not glibc >= 2.28)
+        return bind(lib, signatures)
+    except AttributeError:
         return None
 
 
-_RENAMEAT2 = _renameat2()
+_RENAMEAT2 = (_optional_calls({"renameat2": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                                           ctypes.c_char_p, ctypes.c_uint])}) or {}).get("renameat2")
 
 
 def exchange_supported() -> bool:
@@ -51,22 +53,12 @@ def exchange(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
-def _memory_calls():
-    lib = load_library("c", use_errno=True)
-    if lib is None:
-        return None
-    try:
-        return bind(lib, {
-            "mmap": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                       ctypes.c_int64]),
-            "munmap": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
-            "mincore": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
-        })
-    except AttributeError:  # a C library without mincore
-        return None
-
-
-_MEMORY = _memory_calls()
+_MEMORY = _optional_calls({
+    "mmap": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                               ctypes.c_int64]),
+    "munmap": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
+    "mincore": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
+})
 _PROT_READ = 1
 _MAP_SHARED = 1
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -102,19 +94,8 @@ def resident_pages(address: int, length: int, out) -> bool:
     return _MEMORY["mincore"](ctypes.c_void_p(address), int(length), buffer) == 0
 
 
-
-def _sync_file_range():
-    lib = load_library("c", use_errno=True)
-    if lib is None:
-        return None
-    try:
-        return bind(lib, {"sync_file_range": (ctypes.c_int, [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
-                                                             ctypes.c_uint])})["sync_file_range"]
-    except AttributeError:  # not Linux
-        return None
-
-
-_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE = (_optional_calls({"sync_file_range": (ctypes.c_int, [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                                                       ctypes.c_uint])}) or {}).get("sync_file_range")
 _SYNC_FILE_RANGE_WRITE = 2
 
 
