@@ -322,3 +322,26 @@ def test_a_damaged_variable_length_type_of_an_attribute_is_refused_at_open(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"refused: {path} [/g/@note]: an attribute's stored type is damaged")
     assert "kind 11, padding 7, character set 1" in done.stdout
+
+
+def test_a_collection_is_read_without_the_stored_data_after_it(tmp_path):
+    """The walk of a collection in a large file reads up to the next dataset's storage (where a large read
+    started meanwhile may hold the disk's queue), and past it only the bytes a damaged collection asks for."""
+    import io
+
+    content = bytes(range(256)) * 16_384  # 4 MiB
+    reads = []
+
+    class Recording(io.BytesIO):
+        def read(self, n=-1):
+            reads.append(n)
+            return super().read(n)
+
+    window = global_heaps._FileWindow(Recording(content))
+    window.end = 10_000  # the searched bytes end here: the next dataset's storage begins
+    assert window.read(4_000, 16) == content[4_000:4_016]
+    assert reads == [6_000]  # up to the storage, not a whole window
+    assert window.read(9_990, 100) == content[9_990:10_090]  # asked past it: given
+    assert reads[-1] == 100
+    assert window.read(2_000_000, 8) == content[2_000_000:2_000_008]  # beyond the searched bytes: a whole window
+    assert reads[-1] == global_heaps._COLLECTION_WINDOW

@@ -137,7 +137,7 @@ def test_a_dataset_that_cannot_be_opened_for_reading_ahead_is_left_to_the_read(d
     with h5py.File(path, "w") as f:
         f.create_dataset("x", data=values)
 
-    def broken(ds):
+    def broken(ds, digest=None):
         raise OSError("cannot read the dataset's layout")
 
     with h5py.File(path, "r") as f:
@@ -146,3 +146,50 @@ def test_a_dataset_that_cannot_be_opened_for_reading_ahead_is_left_to_the_read(d
             assert not plain_read._started
             with pytest.raises(OSError, match="layout"):
                 plain_read.read_plain_checked(f["x"])  # the read itself reports it
+
+
+def test_a_whole_load_starts_its_layers_before_it_reads_a_table(direct_ok, monkeypatch):
+    """Started as soon as the file's checks passed: before the checksum manifest is attached and the
+    tables are read, digested as they land (the manifest cannot say yet whether it holds a digest)."""
+    import h5scp.io._files as files
+    import h5scp.io.importers as importers
+    from h5scp.io import load_hdf5, save_hdf5
+
+    x = _lognormal_with_missing(1100, 1000, 6)
+    path = direct_ok / "c.h5"
+    save_hdf5(_container(x), path, compression=None)
+    events = []
+    read, attach, obs = plain_read._read, files.checksums.attach, importers.read_obs_part
+
+    def recording(label, function):
+        def call(*args, **kwargs):
+            events.append(label if label != "read" else ("read", args[-1]))
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(plain_read, "_read", recording("read", read))
+    monkeypatch.setattr(files.checksums, "attach", recording("attach", attach))
+    monkeypatch.setattr(importers, "read_obs_part", recording("obs", obs))
+    np.testing.assert_array_equal(load_hdf5(path).assays["proteins"].layers["l0"].X, x)
+    assert events == [("read", True), "attach", "obs"]  # ("read", digest)
+    events.clear()
+    np.testing.assert_array_equal(load_hdf5(path, verify=False).assays["proteins"].layers["l0"].X, x)
+    assert events == [("read", False), "attach", "obs"]  # nothing to check against: no digest
+    assert not plain_read._started
+
+
+def test_a_dataset_started_already_is_not_opened_again(direct_ok, monkeypatch):
+    values = np.random.default_rng(7).normal(size=(1100, 1000))
+    path = direct_ok / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=values)
+    opened = []
+    original = plain_read.open_direct_rows
+    monkeypatch.setattr(plain_read, "open_direct_rows", lambda ds: opened.append(ds.name) or original(ds))
+    with h5py.File(path, "r") as f:
+        with plain_read.ReadAhead() as first, plain_read.ReadAhead() as second:
+            assert first.start(f["x"], digest=True)
+            assert not second.start(f["x"]) and not first.start(f["x"])
+            assert opened == ["/x"]  # a second start neither opens the file nor probes the disk
+            np.testing.assert_array_equal(plain_read.read_plain_checked(f["x"]), values)
+        assert not plain_read._started

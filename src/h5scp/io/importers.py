@@ -91,6 +91,12 @@ def _whole_layers(assays_group: h5py.Group, layer_names: dict[str, list[str]], s
     return found
 
 
+def _is_layer_array(name: str) -> bool:
+    """A layer's ``X`` or ``M`` in the scptensor 2.0 layout (``/assays/<assay>/layers/<layer>/X``)."""
+    parts = name.split("/")
+    return len(parts) == 6 and parts[1] == "assays" and parts[3] == "layers" and parts[5] in ("X", "M")
+
+
 def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpContainer:
     """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options); the
     dense layers it reads whole are read ahead while the tables are read (:func:`prefetching`)."""
@@ -111,6 +117,11 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
                 selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
                 lambda: read_elem(obs_group),
             )
+        # the history before the layers: its small reads run while the layers read ahead are still coming
+        history = []
+        if "provenance" in f and "history" in f["provenance"]:
+            with guarded(path, "/provenance/history"):
+                history = deserialize_provenance(f["provenance"]["history"])
         assays = {}
         for name in assay_names:
             if not selection.wants_assay(name):
@@ -152,10 +163,6 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
                         )
                     )
         links = links_part(links, assays, list(selection.features))
-        history = []
-        if "provenance" in f and "history" in f["provenance"]:
-            with guarded(path, "/provenance/history"):
-                history = deserialize_provenance(f["provenance"]["history"])
         if not isinstance(obs, pl.DataFrame):
             raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
         return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
@@ -318,7 +325,10 @@ def load_hdf5(
     request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples,
                "features": features}
     partial = any(v is not None for v in request.values())
-    with reading(source, _check_any(source), verify=verify) as f:
+    # a whole load reads every layer's dense X and M whole: started as soon as the file's checks passed
+    # (a partial one starts those it reads whole once it knows the selection, in _read_container_v2)
+    ahead = None if partial else _is_layer_array
+    with reading(source, _check_any(source), verify=verify, ahead=ahead) as f:
         kind = file_kind(f)
         if kind == "AnnData":
             container = container_from_h5ad(f, source, assay=assay, request=request)

@@ -12,9 +12,10 @@ pieces after it are still being read.  The array it returns views a page-aligned
 buffer a few KiB larger than the values.
 
 A reader that knows which large datasets it will read can start them first
-(:func:`prefetching`): one background thread reads them in order while the
-caller reads the small objects (tables, attributes), and
-:func:`read_plain_checked` then takes each one's values from there.
+(:class:`ReadAhead`, or :func:`prefetching` for a block): one background thread
+reads them in order while the caller reads the small objects (tables,
+attributes), and :func:`read_plain_checked` then takes each one's values from
+there.
 
 Anything else returns None from :func:`read_plain_checked`, and the caller reads
 through h5py as before.
@@ -32,12 +33,12 @@ import numpy as np
 from h5stream import checksums
 from h5stream.kernels.direct_rows import open_direct_rows
 
-__all__ = ["MIN_BYTES", "prefetching", "read_plain_checked"]
+__all__ = ["MIN_BYTES", "ReadAhead", "prefetching", "read_plain_checked"]
 
 #: below this a single read through h5py costs less than opening the file twice more and a thread pool
 MIN_BYTES = 8 * 2**20
 
-# datasets a caller started reading ahead (:func:`prefetching`): (HDF5's number of the open file, name) -> future
+# datasets a caller started reading ahead (:class:`ReadAhead`): (HDF5's number of the open file, name) -> future
 _started: dict[tuple, concurrent.futures.Future] = {}
 _started_lock = threading.Lock()
 
@@ -46,12 +47,15 @@ def _key(ds) -> tuple:
     return (ds.id.fileno, ds.name)
 
 
-def _open(ds):
-    """The dataset's reader and whether a digest is expected, or None where it does not qualify."""
+def _open(ds, digest: bool | None = None):
+    """The dataset's reader and whether to digest its bytes as they land (``digest``; None: when the
+    attached manifest holds a digest of it), or None where it does not qualify."""
     if ds.ndim < 1 or ds.dtype.itemsize * ds.size < MIN_BYTES:
         return None
     rows = open_direct_rows(ds)
-    return None if rows is None else (rows, checksums.expects_digest(ds))
+    if rows is None:
+        return None
+    return rows, checksums.expects_digest(ds) if digest is None else digest
 
 
 def _read(rows, shape: tuple[int, ...], dtype: np.dtype, digest: bool) -> tuple[np.ndarray, str | None]:
@@ -86,37 +90,69 @@ def read_plain_checked(ds) -> np.ndarray | None:
     return checksums.check_dataset(ds, values, found=found)
 
 
-@contextlib.contextmanager
-def prefetching(datasets: Iterable) -> Iterator[None]:
-    """Start reading the qualifying ones of ``datasets`` (h5py datasets the caller will read whole) on
-    a background thread, in order; inside the block :func:`read_plain_checked` takes their values
-    from there.  Values not taken by the block's end are dropped (the read in progress is waited
-    for, those not begun are not read)."""
-    keys = []
-    pool = None
-    try:
-        for ds in datasets:
-            try:
-                opened = _open(ds)
-            except (OSError, RuntimeError, ValueError, TypeError, KeyError):
-                opened = None  # a damaged dataset: the read that takes it reports what is wrong
-            if opened is None:
-                continue
-            if pool is None:
-                pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="plain-prefetch")
-            key = _key(ds)
-            with _started_lock:
-                if key in _started:
-                    opened[0].close()
-                    continue
-                _started[key] = pool.submit(_read, opened[0], ds.shape, ds.dtype, opened[1])
-            keys.append((key, opened[0]))
-        yield
-    finally:
+class ReadAhead:
+    """Whole datasets read in the order they are started, on one background thread, until closed;
+    :func:`read_plain_checked` takes each one's values from there.
+
+    Values not taken when it closes are dropped: the read in progress is waited for, those not begun
+    are not read.  A dataset that does not qualify, one already started (here or by another
+    read-ahead of the same open file) and one whose layout cannot be read are left to the reader.
+    """
+
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._keys: list[tuple] = []
+
+    def start(self, ds, *, digest: bool | None = None) -> bool:
+        """Start reading all of ``ds`` (an h5py dataset); ``digest``: digest the bytes as they land
+        (None: when the manifest attached to the file holds a digest of ``ds``; True where it is not
+        attached yet).  True when the read was started."""
+        key = _key(ds)
         with _started_lock:
-            left = [(_started.pop(key, None), rows) for key, rows in keys]
+            if key in _started:
+                return False
+        try:
+            opened = _open(ds, digest)
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError):
+            opened = None  # a damaged dataset: the read that takes it reports what is wrong
+        if opened is None:
+            return False
+        rows, digested = opened
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="plain-prefetch")
+        with _started_lock:
+            if key in _started:
+                rows.close()
+                return False
+            _started[key] = self._pool.submit(_read, rows, ds.shape, ds.dtype, digested)
+        self._keys.append((key, rows))
+        return True
+
+    def close(self) -> None:
+        """Drop the values not taken, after the read in progress ends."""
+        with _started_lock:
+            left = [(_started.pop(key, None), rows) for key, rows in self._keys]
+        self._keys = []
         for future, rows in left:
             if future is not None and future.cancel():
                 rows.close()
-        if pool is not None:
-            pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def prefetching(datasets: Iterable) -> Iterator[None]:
+    """Start reading the qualifying ones of ``datasets`` (h5py datasets the caller will read whole) on
+    a background thread, in order (a :class:`ReadAhead` open for the block); inside the block
+    :func:`read_plain_checked` takes their values from there."""
+    with ReadAhead() as ahead:
+        for ds in datasets:
+            ahead.start(ds)
+        yield

@@ -162,7 +162,7 @@ def _check_global_heaps_in_blocks(path: Path, size: int, skipped: list[tuple[int
     with open(path, "rb") as fh:
         window = _FileWindow(fh)
         for lo, hi in _searched_ranges(size, skipped):
-            carry, pos = b"", lo
+            carry, pos, window.end = b"", lo, hi
             while pos < hi:
                 fh.seek(pos)
                 block = fh.read(min(GLOBAL_HEAP_SCAN_BLOCK, hi - pos))
@@ -181,15 +181,22 @@ def _check_global_heaps_in_blocks(path: Path, size: int, skipped: list[tuple[int
 
 
 class _FileWindow:
-    """Reads of a few bytes of an open file through one window of at most :data:`_COLLECTION_WINDOW` bytes."""
+    """Reads of a few bytes of an open file through one window of at most :data:`_COLLECTION_WINDOW` bytes.
+
+    ``end``: where the searched bytes in which the current collection lies end; a window that starts
+    before it stops there (the datasets' storage after it is not read for a collection that, intact,
+    ends before it: a large read of that storage may be waiting in the disk's queue).
+    """
 
     def __init__(self, fh) -> None:
         self._fh, self._start, self._data = fh, 0, b""
+        self.end: int | None = None
 
     def read(self, at: int, n: int) -> bytes:
         if not (self._start <= at and at + n <= self._start + len(self._data)):
             self._fh.seek(at)
-            self._start, self._data = at, self._fh.read(max(n, _COLLECTION_WINDOW))
+            end = self.end if self.end is not None and at < self.end else at + _COLLECTION_WINDOW
+            self._start, self._data = at, self._fh.read(max(n, min(_COLLECTION_WINDOW, end - at)))
         return self._data[at - self._start:at - self._start + n]
 
 

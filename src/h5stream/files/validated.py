@@ -37,6 +37,7 @@ from h5stream.files.global_heaps import (
     check_large_global_heaps,
 )
 from h5stream.files.stored_types import check_declared_size, check_stored_type, check_text_lengths
+from h5stream.pagecache import read_edges
 
 __all__ = [
     "ALLOWED_FILTERS",
@@ -354,6 +355,7 @@ def open_validated(
     verify_timeout: float | None = None,
     allow_link: LinkRule | None = None,
     visit: ObjectVisitor | None = None,
+    edges_first: bool = False,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -396,6 +398,8 @@ def open_validated(
     if visit is not None and not scan:
         raise ValueError("visit needs the scan (scan=True): the scan's walk is what visits the objects")
     path = check_regular_file(path)
+    if edges_first:
+        read_edges(path)
     check_hdf5_signature(path)
     # A large file's heaps are searched around its datasets' storage, which the scan below maps.
     large = scan and path.stat().st_size > GLOBAL_HEAP_SCAN_BYTES
