@@ -270,3 +270,35 @@ def test_landed_pieces_hold_the_rows_bytes_in_file_order(direct_ok, piece_bytes)
             np.testing.assert_array_equal(got, rows[a:b])
             assert b"".join(seen) == rows[a:b].tobytes()
             assert len(seen) >= (b - a) * row_bytes // max(piece_bytes, 1)
+
+
+def test_a_fresh_buffer_is_written_before_each_direct_read_lands_in_it(direct_ok, monkeypatch):
+    """``fresh``: every page a direct read lands in is present when the read starts (a direct read into
+    absent pages faults them in while holding the process's memory map lock); the rows are the same."""
+    from h5stream.native import libc
+    from h5stream.pagecache import PAGE
+
+    rows = np.random.default_rng(11).normal(size=(2048, 512))  # 8 MiB
+    path = direct_ok / "rows.bin"
+    rows.tofile(path)
+    present = []
+    original = DirectRows._read_span
+
+    def checking(self, fd, view, at, p0, p1, needed_end):
+        if fd == self._fd:  # a direct read
+            first = np.frombuffer(view, dtype=np.uint8).ctypes.data + at
+            pages = bytearray(-(-(p1 - p0) // PAGE))
+            if not libc.resident_pages(first, p1 - p0, pages):
+                pytest.skip("no mincore here")
+            present.append(all(b & 1 for b in pages))
+        return original(self, fd, view, at, p0, p1, needed_end)
+
+    monkeypatch.setattr(DirectRows, "_read_span", checking)
+    for fresh in (False, True):
+        with DirectRows(str(path), 0, rows.shape[0], rows.shape[1:], rows.dtype, piece_bytes=1 << 20,
+                        depth=4) as reader:
+            buffer = reader.buffer(rows.shape[0])  # untouched memory
+            present.clear()
+            np.testing.assert_array_equal(reader.read(0, rows.shape[0], buffer, held="direct", fresh=fresh), rows)
+            assert len(present) == 8
+            assert all(present) if fresh else not any(present)

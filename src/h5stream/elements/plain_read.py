@@ -69,7 +69,7 @@ def _read(rows, shape: tuple[int, ...], dtype: np.dtype, digest: bool) -> tuple[
             nonlocal crc
             crc = checksums.digest_update(crc, buffer[at : at + size])
 
-        values = rows.read(0, n, buffer, landed=landed if digest else None)
+        values = rows.read(0, n, buffer, landed=landed if digest else None, fresh=True)
     if not values.flags.aligned:
         values = values.copy()  # a dataset HDF5 placed at an odd byte: numpy computes faster on aligned values
     return values, None if crc is None else checksums.digest_end(crc)
