@@ -193,3 +193,32 @@ def test_a_dataset_started_already_is_not_opened_again(direct_ok, monkeypatch):
             assert opened == ["/x"]  # a second start neither opens the file nor probes the disk
             np.testing.assert_array_equal(plain_read.read_plain_checked(f["x"]), values)
         assert not plain_read._started
+
+
+def test_a_file_of_the_1_0_layout_takes_its_layer_from_the_read_ahead(direct_ok, monkeypatch):
+    """The original layout keeps a dense X where the current one does: read once, by the read-ahead."""
+    from h5scp.core.exceptions import LegacyFormatWarning
+    from h5scp.io import load_hdf5
+
+    x = np.random.default_rng(8).normal(size=(1100, 2000)).astype(np.float32)  # 8.8 MB, as the 1.0 writer kept it
+    path = direct_ok / "old.h5"
+    with h5py.File(path, "w") as f:  # the 1.0 layout, by plain h5py
+        f.attrs["format_version"] = "1.0"
+        f.create_group("obs").create_dataset("_index", data=[f"S{i}".encode() for i in range(1100)])
+        assay = f.create_group("assays").create_group("proteins")
+        assay.create_group("var").create_dataset("_index", data=[f"P{j}".encode() for j in range(2000)])
+        assay.create_group("layers").create_group("raw").create_dataset("X", data=x)
+    reads = []
+    original = plain_read._read
+    monkeypatch.setattr(plain_read, "_read", lambda *args: reads.append(threading.current_thread().name)
+                        or original(*args))
+    through_h5py = []
+    getitem = h5py.Dataset.__getitem__
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda ds, key: through_h5py.append(ds.name) or getitem(ds, key))
+    with pytest.warns(LegacyFormatWarning):
+        loaded = load_hdf5(path)
+    np.testing.assert_array_equal(loaded.assays["proteins"].layers["raw"].X, x)
+    assert len(reads) == 1 and reads[0].startswith("plain-prefetch")
+    assert "/assays/proteins/layers/raw/X" not in through_h5py  # not read a second time
+    assert "/obs/_index" in through_h5py  # (the small ones are)
+    assert not plain_read._started

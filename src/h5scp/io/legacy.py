@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from h5stream.elements.plain_read import read_plain_checked
 from h5scp.core.exceptions import LegacyFormatWarning
 from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from h5scp.io._files import guarded, root_attr
@@ -53,9 +54,16 @@ def read_columns_v1(group: h5py.Group) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
+def _read_whole(ds: h5py.Dataset) -> np.ndarray:
+    """All of a dense dataset: taken from the read-ahead a whole load started for it
+    (:class:`h5stream.elements.ReadAhead`) or read directly when it qualifies, else through h5py."""
+    values = read_plain_checked(ds)
+    return ds[()] if values is None else values
+
+
 def _read_matrix_part(group: h5py.Group, name: str):
     if name in group:
-        return group[name][()]
+        return _read_whole(group[name])
     if f"{name}_data" in group:
         fmt = root_attr(group, f"{name}_format", "csr")
         if fmt not in _SPARSE_FORMATS:
