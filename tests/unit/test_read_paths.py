@@ -284,6 +284,11 @@ def test_the_edges_of_a_file_are_read_into_the_cache_before_it_is_opened(evictab
         assert resident_fraction(path, size - EDGE_BYTES, EDGE_BYTES) == 1.0
         np.testing.assert_array_equal(f["y"][()], np.arange(10))
     assert resident_fraction(path, 8 * MiB, 16 * MiB) == 0.0
+    _evict(path)
+    with pytest.MonkeyPatch.context() as patch:  # no direct reads here: every read comes through the cache
+        patch.setattr(capabilities, "direct_io", lambda: False)
+        with open_validated(path, edges_first=True):
+            assert resident_fraction(path, size - EDGE_BYTES // 2, EDGE_BYTES // 4) == 0.0
     small = evictable / "small.bin"
     small.write_bytes(b"\3" * 5000)  # smaller than the edges: read whole
     _evict(small)

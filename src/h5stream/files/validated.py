@@ -20,6 +20,7 @@ from pathlib import Path
 
 import h5py
 
+from h5stream import capabilities
 from h5stream.errors import (
     FormatError,
     H5StreamError,
@@ -383,6 +384,13 @@ def open_validated(
         Sees every object the scan opens, before ``check`` runs (see
         :data:`ObjectVisitor`): a reader of the whole file reads each object
         there instead of walking the file again.  Only with ``scan``.
+    edges_first : bool, default False
+        Read the file's first and last bytes, where libhdf5 puts the metadata of a
+        file written in one go, into the page cache before it is opened
+        (:func:`h5stream.pagecache.read_edges`): for a caller that starts direct
+        reads of large datasets as soon as the checks pass, so that the checks'
+        and its own small reads do not wait behind them.  Only where direct reads
+        are possible (:func:`h5stream.capabilities.direct_io`).
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -398,7 +406,7 @@ def open_validated(
     if visit is not None and not scan:
         raise ValueError("visit needs the scan (scan=True): the scan's walk is what visits the objects")
     path = check_regular_file(path)
-    if edges_first:
+    if edges_first and capabilities.direct_io():  # else the large reads too come through the page cache
         read_edges(path)
     check_hdf5_signature(path)
     # A large file's heaps are searched around its datasets' storage, which the scan below maps.
