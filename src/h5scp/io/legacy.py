@@ -56,7 +56,11 @@ def read_columns_v1(group: h5py.Group) -> pl.DataFrame:
 
 def _read_whole(ds: h5py.Dataset) -> np.ndarray:
     """All of a dense dataset: taken from the read-ahead a whole load started for it
-    (:class:`h5stream.elements.ReadAhead`) or read directly when it qualifies, else through h5py."""
+    (:class:`h5stream.elements.ReadAhead`) or read directly when it qualifies, else through h5py.
+
+    Not the engine's ``read_array_dataset``: this layout is read inside h5py's ``items()`` walks,
+    which hold h5py's lock, and that reader's parallel inflate calls h5py from other threads (they
+    wait for the lock for ever); the direct reads' threads never call h5py."""
     values = read_plain_checked(ds)
     return ds[()] if values is None else values
 
