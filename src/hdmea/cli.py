@@ -428,11 +428,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Called without ``argv`` (the command line: the console script, ``python -m
     hdmea``), the process ends as soon as the command is done: the
     interpreter's teardown after numba has loaded LLVM takes seconds and has
-    nothing left to do (every file written is committed and closed).  With
-    ``argv`` given (from Python), it returns the status like any function.
+    nothing left to do (every file written is committed and closed).  From
+    then on Ctrl-C and SIGTERM are ignored: a stop that arrives after the
+    command returned no longer decides how the process ends.  With ``argv``
+    given (from Python), it returns the status like any function and the
+    signal handlers are as they were.
     """
     try:
-        with cli_stops.stops_noted():
+        with cli_stops.stops_noted(then_ignore=argv is None):
             code = _run(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports, its checks)
         code = _stopped(argv)

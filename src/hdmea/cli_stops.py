@@ -51,10 +51,16 @@ _first_signal: str | None = None  # the stop signal that arrived before a comman
 
 
 @contextlib.contextmanager
-def stops_noted():
+def stops_noted(*, then_ignore: bool = False):
     """Until a command installs its own handlers, Ctrl-C and SIGTERM stop it as they do later: the signal is
     noted (an import it cuts short may fail with another error than KeyboardInterrupt) and raises
-    KeyboardInterrupt; the earlier handlers come back at the end."""
+    KeyboardInterrupt; the earlier handlers come back at the end.
+
+    ``then_ignore`` (a process that ends with its command, the console script): once the command has
+    returned, these signals are ignored instead.  Its files are committed and its status decided; a stop
+    arriving while the interpreter tears down would otherwise end the process by the signal (status -2,
+    no line) with its work done.
+    """
     import signal
     import threading
 
@@ -74,11 +80,14 @@ def stops_noted():
     for sig, default in wanted.items():
         if previous[sig] is default:
             signal.signal(sig, on_stop)
+    finished = False
     try:
         yield
+        finished = then_ignore
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            taken = handler is wanted[sig]
+            signal.signal(sig, signal.SIG_IGN if finished and taken else handler)
 
 
 def signal_words(signal_name: str | None) -> str:

@@ -49,3 +49,32 @@ def test_a_stop_while_the_start_imports_ends_with_the_stop_line(module, signal_n
     assert done.returncode == status, done.stderr
     assert done.stderr == "hdmea run: stopped; run the same command again to resume\n", done.stderr
     assert "the command line ran" not in done.stdout
+
+
+AFTER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+
+    sys.argv = ["hdmea", "inspect", {missing!r}]
+    from hdmea.__main__ import main
+
+    code = main()
+    print("returned", code, flush=True)
+    os.kill(os.getpid(), signal.{signal})  # a stop while the interpreter tears down, the command done
+    time.sleep(0.2)
+    sys.exit(code)
+    """
+)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_stop_after_the_command_returned_leaves_its_status(signal_name, tmp_path):
+    """Ctrl-C or SIGTERM after the command's work is done: the process ends with the command's own status, not
+    by the signal (status -2 or -15, and nothing said), which told a finished run from a stopped one wrongly."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
+    code = AFTER.format(missing=str(tmp_path / "absent.h5"), signal=signal_name)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    said = done.stdout.split()
+    assert said[:1] == ["returned"], done.stderr
+    assert done.returncode == int(said[1]) > 0, done.stderr  # inspect's status for a file that is not there
+    assert "stopped" not in done.stderr and "Traceback" not in done.stderr, done.stderr
