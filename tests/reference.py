@@ -7,6 +7,8 @@ kernel family.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 # ============================================================ CSR encoding (h5stream.kernels.csr)
@@ -427,3 +429,21 @@ def sync_peaks_naive(sync, scale: float, height: float):
             out.append((i + j) // 2)
         i = j + 1
     return np.array(out, dtype=np.int64)
+
+
+# ============================================================ pieces of a file read and digested (h5stream.kernels.direct_rows, ext/_pread.pyx)
+
+
+def read_pieces_naive(memory: bytearray, fds, file_at, buffer_at, length, crc_from, crc_to):
+    """Piece ``i``: ``length[i]`` bytes of ``fds[i]`` from ``file_at[i]`` written into ``memory`` at
+    ``buffer_at[i]`` (fewer where the file ends), then the CRC-32 of ``memory[crc_from[i]:crc_to[i]]`` (0 when
+    that range is empty).  Returns the bytes read and the CRCs, per piece."""
+    import zlib
+
+    got, crcs = [], []
+    for fd, at_file, at, n, lo, hi in zip(fds, file_at, buffer_at, length, crc_from, crc_to):
+        data = os.pread(int(fd), int(n), int(at_file))
+        memory[int(at) : int(at) + len(data)] = data
+        got.append(len(data))
+        crcs.append(zlib.crc32(bytes(memory[int(lo) : int(hi)])) if hi > lo else 0)
+    return got, crcs

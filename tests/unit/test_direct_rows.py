@@ -309,3 +309,62 @@ def test_a_fresh_buffer_is_written_before_each_direct_read_lands_in_it(direct_ok
             assert all(present) if fresh else not any(present)
             del buffer
             memory.close()
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("piece_bytes", [4096, 8192, 1 << 20])
+def test_read_fresh_gives_the_rows_and_the_crc_of_their_bytes(direct_ok, monkeypatch, native, piece_bytes):
+    """The compiled reader (and the threads that stand in for it in a build without OpenMP): rows stored in
+    three runs at odd offsets, any range, in a buffer never written; the CRC continues the one given over the
+    rows' bytes in file order (zlib.crc32's value), or is None when none is given."""
+    import zlib
+
+    from h5stream.kernels import direct_rows
+
+    monkeypatch.setattr(direct_rows, "_NATIVE_THREADS", native and direct_rows._NATIVE_THREADS)
+    rng = np.random.default_rng(21)
+    rows = rng.integers(0, 2**16, (900, 3, 7), dtype=np.uint16)
+    row_bytes = rows[0].nbytes
+    blob = bytearray(rng.integers(0, 256, 60_000, dtype=np.uint8).tobytes())
+    runs, ends = [(0, 4094), (250, 15_001), (260, 30_000)], [250, 260, 900]
+    for (r0, off), r1 in zip(runs, ends):
+        blob[off : off + (r1 - r0) * row_bytes] = rows[r0:r1].tobytes()
+    path = direct_ok / "fresh.bin"
+    path.write_bytes(bytes(blob))
+    for dropped in (False, True):  # pieces copied from the page cache, then read from the disk
+        if dropped:
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        with DirectRows(str(path), 0, 900, (3, 7), np.uint16, runs=runs, piece_bytes=piece_bytes, depth=3) as r:
+            for a, b in [(0, 900), (5, 6), (249, 261), (300, 899)]:
+                got, crc = r.read_fresh(a, b, r.buffer(b - a), crc=12345)
+                np.testing.assert_array_equal(got, rows[a:b])
+                assert crc == zlib.crc32(rows[a:b].tobytes(), 12345)
+                got, crc = r.read_fresh(a, b, r.buffer(b - a))
+                np.testing.assert_array_equal(got, rows[a:b])
+                assert crc is None
+            assert r.bytes_direct + r.bytes_cached > 0
+
+
+def test_read_fresh_reports_a_short_file_and_a_failed_read(direct_ok):
+    path = direct_ok / "short.bin"
+    path.write_bytes(np.arange(1000, dtype=np.uint16).tobytes())
+    with DirectRows(str(path), 0, 2000, (1,), np.uint16, piece_bytes=4096) as r:
+        got, _ = r.read_fresh(10, 1000, r.buffer(2000))
+        np.testing.assert_array_equal(got[:, 0], np.arange(10, 1000))
+        with pytest.raises(OSError, match="short.bin"):
+            r.read_fresh(500, 2000, r.buffer(2000))
+        kept = r._fd, r._cached_fd
+        closed = os.open(os.devnull, os.O_RDONLY)
+        os.close(closed)  # a descriptor number no longer open: every read fails
+        r._fd = r._cached_fd = closed
+        try:
+            with pytest.raises(OSError) as raised:
+                r.read_fresh(0, 1000, r.buffer(2000))
+            from h5stream.kernels import direct_rows
+
+            if direct_rows._NATIVE_THREADS:  # the compiled reader names the file and keeps the errno it found
+                assert "short.bin" in str(raised.value) and raised.value.errno == 9  # EBADF
+        finally:
+            r._fd, r._cached_fd = kept

@@ -68,15 +68,11 @@ def _header_crc(kind: str, shape: tuple[int, ...]) -> int:
 #: libdeflate's ``crc32(crc, address, size)`` (``zlib.crc32``'s value, over twice as fast here), or None
 #: without the library (:mod:`h5stream.native.libdeflate`)
 LIBDEFLATE_CRC32 = libdeflate.CRC32
-_FAST_CRC32 = LIBDEFLATE_CRC32
-_FAST_CRC32_MIN = 16384  # below this the foreign call costs more than it saves
 
 
 def _crc32_bytes(data: np.ndarray, crc: int) -> int:
     """CRC-32 of a C-contiguous array's bytes, continuing ``crc`` (libdeflate for large arrays)."""
-    if _FAST_CRC32 is not None and data.nbytes >= _FAST_CRC32_MIN:
-        return _FAST_CRC32(crc, data.ctypes.data, data.nbytes)
-    return zlib.crc32(data.reshape(-1).view(np.uint8), crc)
+    return libdeflate.crc32(crc, data)
 
 
 def array_digest(array: np.ndarray) -> str:

@@ -62,14 +62,7 @@ def _read(rows, shape: tuple[int, ...], dtype: np.dtype, digest: bool) -> tuple[
     """All rows, and their digest as the manifest computes it (``digest``), the reader closed after."""
     with rows:
         n = int(shape[0])
-        buffer = rows.buffer(n)
-        crc = checksums.digest_start(dtype, shape) if digest else None
-
-        def landed(at: int, size: int) -> None:
-            nonlocal crc
-            crc = checksums.digest_update(crc, buffer[at : at + size])
-
-        values = rows.read(0, n, buffer, landed=landed if digest else None, fresh=True)
+        values, crc = rows.read_fresh(0, n, rows.buffer(n), checksums.digest_start(dtype, shape) if digest else None)
     if not values.flags.aligned:
         values = values.copy()  # a dataset HDF5 placed at an odd byte: numpy computes faster on aligned values
     return values, None if crc is None else checksums.digest_end(crc)

@@ -24,12 +24,13 @@ The kernel object has the interface of the compiled zlib kernel
 from __future__ import annotations
 
 import ctypes
+import zlib
 
 import numpy as np
 
 from h5stream.native import bind, load_library
 
-__all__ = ["KERNEL", "LibdeflateKernel", "CRC32", "RawDeflate", "raw_deflate"]
+__all__ = ["KERNEL", "LibdeflateKernel", "CRC32", "CRC32_ADDRESS", "crc32", "RawDeflate", "raw_deflate"]
 
 _SUCCESS = 0
 
@@ -173,6 +174,18 @@ def _crc32():
 
 #: libdeflate's ``crc32(crc, address, nbytes)`` (``zlib.crc32``'s value), or None without the library.
 CRC32 = _crc32()
+#: the address of that function for compiled code to call without the GIL (0 without the library)
+CRC32_ADDRESS: int = 0 if CRC32 is None else int(ctypes.cast(CRC32, ctypes.c_void_p).value or 0)
+#: below this a foreign call costs more than libdeflate's speed saves over zlib's
+_CRC32_MIN = 16384
+
+
+def crc32(crc: int, data: np.ndarray) -> int:
+    """``crc`` continued over a C-contiguous array's bytes: ``zlib.crc32``'s value, through libdeflate for
+    large arrays where it is installed."""
+    if CRC32 is not None and data.nbytes >= _CRC32_MIN:
+        return CRC32(crc, data.ctypes.data, data.nbytes)
+    return zlib.crc32(data.reshape(-1).view(np.uint8), crc)
 
 
 class RawDeflate:
