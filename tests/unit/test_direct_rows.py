@@ -368,3 +368,31 @@ def test_read_fresh_reports_a_short_file_and_a_failed_read(direct_ok):
                 assert "short.bin" in str(raised.value) and raised.value.errno == 9  # EBADF
         finally:
             r._fd, r._cached_fd = kept
+
+
+def test_a_read_begun_on_its_own_thread_is_waited_for_by_close_and_gives_one_outcome(direct_ok):
+    """``start_fresh`` returns before the rows are in; ``result`` gives the same rows and CRC every time,
+    closing the reader waits for a read still in flight, and a read that failed fails the same way again."""
+    import zlib
+
+    from h5stream.kernels import direct_rows
+
+    if not direct_rows._NATIVE_THREADS:
+        pytest.skip("the compiled kernels were built without OpenMP: start_fresh begins nothing")
+    rows = np.random.default_rng(31).normal(size=(4096, 256))  # 8 MiB
+    path = direct_ok / "rows.bin"
+    rows.tofile(path)
+    reader = DirectRows(str(path), 0, rows.shape[0], rows.shape[1:], rows.dtype, piece_bytes=1 << 20, depth=4)
+    begun = reader.start_fresh(0, 4096, reader.buffer(4096), crc=7)
+    got, crc = begun.result()
+    np.testing.assert_array_equal(got, rows)
+    assert crc == zlib.crc32(rows.tobytes(), 7) and begun.result()[1] == crc
+    left = reader.start_fresh(0, 4096, reader.buffer(4096))  # never taken
+    reader.close()  # waits for it: its threads read through the reader's descriptors
+    assert reader._in_flight == [] and reader._fd is None
+    np.testing.assert_array_equal(left.result()[0], rows)
+    with DirectRows(str(path), 0, 8192, rows.shape[1:], rows.dtype, piece_bytes=1 << 20) as longer:
+        failing = longer.start_fresh(0, 8192, longer.buffer(8192))  # twice the rows the file holds
+        for _ in range(2):
+            with pytest.raises(OSError, match="rows.bin: the file ends"):
+                failing.result()

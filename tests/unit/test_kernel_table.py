@@ -215,11 +215,16 @@ def _pread(rng, tmp_path):
         memory = np.zeros(size, np.uint8)
         expected = bytearray(size)
         got, failed, crcs = np.zeros(n, np.int64), np.zeros(n, np.intc), np.zeros(n, np.uint32)
-        for address in {0, libdeflate.CRC32_ADDRESS}:  # zlib's CRC, and libdeflate's where installed
+        # zlib's CRC, and libdeflate's where installed; read in the call, and on a thread of its own
+        for address, begun in [(a, b) for a in {0, libdeflate.CRC32_ADDRESS} for b in (False, True)]:
             memory[:] = 0
-            kernel_module.read_pieces(memory.ctypes.data, fd_of, file_at, buffer_at, length.astype(np.int64),
-                                      (rng.random(n) < 0.5).astype(np.uint8), lo.astype(np.int64),
-                                      hi.astype(np.int64), address, 4, got, failed, crcs)
+            args = (memory.ctypes.data, fd_of, file_at, buffer_at, length.astype(np.int64),
+                    (rng.random(n) < 0.5).astype(np.uint8), lo.astype(np.int64), hi.astype(np.int64), address, 4,
+                    got, failed, crcs)
+            if begun:
+                kernel_module.start_pieces(*args).wait()
+            else:
+                kernel_module.read_pieces(*args)
             want_got, want_crcs = reference.read_pieces_naive(expected, fd_of, file_at, buffer_at, length, lo, hi)
             assert not failed.any()
             np.testing.assert_array_equal(got, want_got)

@@ -14,6 +14,29 @@ import pytest
 
 from h5stream.elements import plain_read
 from h5stream.elements.arrays import read_array_dataset
+from h5stream.kernels.direct_rows import DirectRows
+
+
+def _whole_reads(monkeypatch) -> list[tuple[str, bool]]:
+    """(thread, digested) of every whole read begun from here on: on the compiled reader's threads
+    (:meth:`DirectRows.start_fresh`) or, in a build without OpenMP, through :meth:`DirectRows.read`."""
+    begun: list[tuple[str, bool]] = []
+    start_fresh, read = DirectRows.start_fresh, DirectRows.read
+
+    def recording_start(self, a, b, buffer, crc=None):
+        started = start_fresh(self, a, b, buffer, crc)
+        if started is not None:
+            begun.append((threading.current_thread().name, crc is not None))
+        return started
+
+    def recording_read(self, a, b, buffer, held="cached", landed=None, fresh=False):
+        if fresh:
+            begun.append((threading.current_thread().name, landed is not None))
+        return read(self, a, b, buffer, held, landed, fresh)
+
+    monkeypatch.setattr(DirectRows, "start_fresh", recording_start)
+    monkeypatch.setattr(DirectRows, "read", recording_read)
+    return begun
 
 
 def test_a_large_contiguous_dataset_h5py_wrote_reads_as_h5py_reads_it(direct_ok):
@@ -94,21 +117,16 @@ def test_layers_read_ahead_equal_the_saved_ones(direct_ok, monkeypatch):
     x = _lognormal_with_missing(1100, 1000, 3)
     path = direct_ok / "c.h5"
     save_hdf5(_container(x, layers=2), path, compression=None)
-    read_by = []
-    original = plain_read._read
-
-    def recording_read(*args):
-        read_by.append(threading.current_thread().name)
-        return original(*args)
-
-    monkeypatch.setattr(plain_read, "_read", recording_read)
+    read_by = _whole_reads(monkeypatch)
     loaded = load_hdf5(path)
     layers = loaded.assays["proteins"].layers
     np.testing.assert_array_equal(layers["l0"].X, x)
     np.testing.assert_array_equal(layers["l1"].X, x + 1)
     np.testing.assert_array_equal(layers["l1"].M, np.isnan(x).astype(np.int8))
-    # X of both layers and M of the second (8.8 MB each, M 1.1 MB: read through h5py) were read ahead
-    assert len(read_by) == 2 and all(name.startswith("plain-prefetch") for name in read_by)
+    # X of both layers (8.8 MB each; M, 1.1 MB, is read through h5py) were read ahead, one at a time: the
+    # first begun at once by the loading thread, the second on the read-ahead's thread after it
+    assert len(read_by) == 2
+    assert read_by[1][0].startswith("plain-prefetch")
     assert not plain_read._started
     # a part of the samples reads only those rows: nothing is read ahead
     read_by.clear()
@@ -158,16 +176,18 @@ def test_a_whole_load_starts_its_layers_before_it_reads_a_table(direct_ok, monke
     x = _lognormal_with_missing(1100, 1000, 6)
     path = direct_ok / "c.h5"
     save_hdf5(_container(x), path, compression=None)
+    reads = _whole_reads(monkeypatch)
     events = []
-    read, attach, obs = plain_read._read, files.checksums.attach, importers.read_obs_part
+    attach, obs = files.checksums.attach, importers.read_obs_part
 
     def recording(label, function):
         def call(*args, **kwargs):
-            events.append(label if label != "read" else ("read", args[-1]))
+            events.extend(("read", digested) for _, digested in reads)
+            reads.clear()
+            events.append(label)
             return function(*args, **kwargs)
         return call
 
-    monkeypatch.setattr(plain_read, "_read", recording("read", read))
     monkeypatch.setattr(files.checksums, "attach", recording("attach", attach))
     monkeypatch.setattr(importers, "read_obs_part", recording("obs", obs))
     np.testing.assert_array_equal(load_hdf5(path).assays["proteins"].layers["l0"].X, x)
@@ -208,17 +228,15 @@ def test_a_file_of_the_1_0_layout_takes_its_layer_from_the_read_ahead(direct_ok,
         assay = f.create_group("assays").create_group("proteins")
         assay.create_group("var").create_dataset("_index", data=[f"P{j}".encode() for j in range(2000)])
         assay.create_group("layers").create_group("raw").create_dataset("X", data=x)
-    reads = []
-    original = plain_read._read
-    monkeypatch.setattr(plain_read, "_read", lambda *args: reads.append(threading.current_thread().name)
-                        or original(*args))
+    reads = _whole_reads(monkeypatch)
     through_h5py = []
     getitem = h5py.Dataset.__getitem__
     monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda ds, key: through_h5py.append(ds.name) or getitem(ds, key))
     with pytest.warns(LegacyFormatWarning):
         loaded = load_hdf5(path)
     np.testing.assert_array_equal(loaded.assays["proteins"].layers["raw"].X, x)
-    assert len(reads) == 1 and reads[0].startswith("plain-prefetch")
+    assert len(reads) == 1
     assert "/assays/proteins/layers/raw/X" not in through_h5py  # not read a second time
     assert "/obs/_index" in through_h5py  # (the small ones are)
     assert not plain_read._started
+

@@ -12,10 +12,9 @@ pieces after it are still being read.  The array it returns views a page-aligned
 buffer a few KiB larger than the values.
 
 A reader that knows which large datasets it will read can start them first
-(:class:`ReadAhead`, or :func:`prefetching` for a block): one background thread
-reads them in order while the caller reads the small objects (tables,
-attributes), and :func:`read_plain_checked` then takes each one's values from
-there.
+(:class:`ReadAhead`, or :func:`prefetching` for a block): they are read in
+order while the caller reads the small objects (tables, attributes), and
+:func:`read_plain_checked` then takes each one's values from there.
 
 Anything else returns None from :func:`read_plain_checked`, and the caller reads
 through h5py as before.
@@ -63,9 +62,42 @@ def _read(rows, shape: tuple[int, ...], dtype: np.dtype, digest: bool) -> tuple[
     with rows:
         n = int(shape[0])
         values, crc = rows.read_fresh(0, n, rows.buffer(n), checksums.digest_start(dtype, shape) if digest else None)
+    return _values(values, crc)
+
+
+def _values(values: np.ndarray, crc: int | None) -> tuple[np.ndarray, str | None]:
     if not values.flags.aligned:
         values = values.copy()  # a dataset HDF5 placed at an odd byte: numpy computes faster on aligned values
     return values, None if crc is None else checksums.digest_end(crc)
+
+
+class _Begun:
+    """A whole read begun on the compiled reader's own threads (:meth:`DirectRows.start_fresh`), with the
+    interface :class:`ReadAhead` keeps for a future: :meth:`result`, and :meth:`cancel` (which cannot stop
+    the read: it waits for it and releases the reader)."""
+
+    def __init__(self, rows, fresh) -> None:
+        self._rows, self._fresh = rows, fresh
+
+    def wait(self) -> None:
+        self._fresh.wait()
+
+    def result(self) -> tuple[np.ndarray, str | None]:
+        try:
+            return _values(*self._fresh.result())
+        finally:
+            self._rows.close()
+
+    def cancel(self) -> bool:
+        self._rows.close()  # waits for the read in flight
+        return True
+
+
+def _read_after(begun: _Begun | None, rows, shape, dtype, digest: bool):
+    """:func:`_read` once ``begun`` (the read started before this one, if any) is in: one read at a time."""
+    if begun is not None:
+        begun.wait()
+    return _read(rows, shape, dtype, digest)
 
 
 def read_plain_checked(ds) -> np.ndarray | None:
@@ -84,8 +116,13 @@ def read_plain_checked(ds) -> np.ndarray | None:
 
 
 class ReadAhead:
-    """Whole datasets read in the order they are started, on one background thread, until closed;
+    """Whole datasets read in the order they are started, one at a time, until closed;
     :func:`read_plain_checked` takes each one's values from there.
+
+    The first begins at once on the compiled reader's own threads (:meth:`DirectRows.start_fresh`: no
+    thread of Python's has to be scheduled while the caller computes), the others on one background
+    thread once the read before them is in (or all on that thread where the kernels were built without
+    OpenMP).
 
     Values not taken when it closes are dropped: the read in progress is waited for, those not begun
     are not read.  A dataset that does not qualify, one already started (here or by another
@@ -95,6 +132,7 @@ class ReadAhead:
     def __init__(self) -> None:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._keys: list[tuple] = []
+        self._first: _Begun | None = None  # the first read, begun on the compiled reader's threads
 
     def start(self, ds, *, digest: bool | None = None) -> bool:
         """Start reading all of ``ds`` (an h5py dataset); ``digest``: digest the bytes as they land
@@ -111,13 +149,25 @@ class ReadAhead:
         if opened is None:
             return False
         rows, digested = opened
-        if self._pool is None:
+        begun = None
+        if not self._keys:  # the first: begun at once on the compiled reader's threads where it can be
+            n = int(ds.shape[0])
+            fresh = rows.start_fresh(0, n, rows.buffer(n),
+                                     checksums.digest_start(ds.dtype, ds.shape) if digested else None)
+            begun = None if fresh is None else _Begun(rows, fresh)
+        if begun is None and self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="plain-prefetch")
         with _started_lock:
             if key in _started:
-                rows.close()
+                if begun is not None:
+                    begun.cancel()
+                else:
+                    rows.close()
                 return False
-            _started[key] = self._pool.submit(_read, rows, ds.shape, ds.dtype, digested)
+            _started[key] = begun if begun is not None else self._pool.submit(
+                _read_after, self._first, rows, ds.shape, ds.dtype, digested)
+        if begun is not None:
+            self._first = begun
         self._keys.append((key, rows))
         return True
 
@@ -132,6 +182,7 @@ class ReadAhead:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self._first = None
 
     def __enter__(self) -> ReadAhead:
         return self
