@@ -205,7 +205,7 @@ def test_a_dataset_started_already_is_not_opened_again(direct_ok, monkeypatch):
         f.create_dataset("x", data=values)
     opened = []
     original = plain_read.open_direct_rows
-    monkeypatch.setattr(plain_read, "open_direct_rows", lambda ds: opened.append(ds.name) or original(ds))
+    monkeypatch.setattr(plain_read, "open_direct_rows", lambda ds, **kw: opened.append(ds.name) or original(ds, **kw))
     with h5py.File(path, "r") as f:
         with plain_read.ReadAhead() as first, plain_read.ReadAhead() as second:
             assert first.start(f["x"], digest=True)
