@@ -25,6 +25,8 @@ from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memset
 
+import threading
+
 cdef extern from *:
     """
     #ifdef _WIN32
@@ -142,14 +144,18 @@ cdef class Reading:
     cdef h5s_thread thread
     cdef bint running
     cdef object keep  # the arrays the job points into
+    cdef object joining  # one joiner at a time: a thread joined twice is undefined (and may never return)
 
     def wait(self):
         """Block (without the GIL) until every piece is read and digested; the results are then in the
-        arrays given to :func:`start_pieces`."""
-        if self.running:
-            with nogil:
-                h5s_thread_join(self.thread)
-            self.running = False
+        arrays given to :func:`start_pieces`.  Any number of threads may wait at once."""
+        if not self.running:
+            return
+        with self.joining:  # waits with the GIL released
+            if self.running:
+                with nogil:
+                    h5s_thread_join(self.thread)
+                self.running = False
 
     def __dealloc__(self):
         if self.running:  # never let the thread write into arrays freed after this object
@@ -168,6 +174,7 @@ cdef Reading _job(size_t base, const int[::1] fds, const int64_t[::1] file_at, c
         raise ValueError(f"every per-piece array must have {n} entries (found {sizes})")
     cdef Reading reading = Reading.__new__(Reading)
     reading.keep = (fds, file_at, buffer_at, length, touch, crc_from, crc_to, got, failed, crcs)
+    reading.joining = threading.Lock()
     reading.job.base = base
     reading.job.n = n
     if n == 0:

@@ -396,3 +396,27 @@ def test_a_read_begun_on_its_own_thread_is_waited_for_by_close_and_gives_one_out
         for _ in range(2):
             with pytest.raises(OSError, match="rows.bin: the file ends"):
                 failing.result()
+
+
+def test_many_threads_may_wait_for_one_read_and_close_the_reader_meanwhile(direct_ok):
+    import threading
+
+    from h5stream.kernels import direct_rows
+
+    if not direct_rows._NATIVE_THREADS:
+        pytest.skip("the compiled kernels were built without OpenMP: start_fresh begins nothing")
+    rows = np.random.default_rng(32).normal(size=(2048, 512))  # 8 MiB
+    path = direct_ok / "rows.bin"
+    rows.tofile(path)
+    for _ in range(20):
+        reader = DirectRows(str(path), 0, rows.shape[0], rows.shape[1:], rows.dtype, piece_bytes=1 << 20)
+        begun = reader.start_fresh(0, 2048, reader.buffer(2048))
+        waiters = [threading.Thread(target=begun.wait) for _ in range(4)]
+        waiters.append(threading.Thread(target=reader.close))
+        for t in waiters:
+            t.start()
+        for t in waiters:
+            t.join(30)
+        assert not any(t.is_alive() for t in waiters), "a wait for the read did not return"
+        np.testing.assert_array_equal(begun.result()[0], rows)
+        reader.close()

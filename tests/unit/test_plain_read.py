@@ -240,3 +240,32 @@ def test_a_file_of_the_1_0_layout_takes_its_layer_from_the_read_ahead(direct_ok,
     assert "/obs/_index" in through_h5py  # (the small ones are)
     assert not plain_read._started
 
+
+
+def test_closing_a_read_ahead_while_the_next_read_waits_for_the_first_ends(direct_ok):
+    """A load that fails while its first layer is still being read closes its read-ahead: the closing thread
+    and the read-ahead's thread (whose next read waits for the first) then both wait for the same read.  Both
+    must return (a thread joined twice may never return); 30 times, each within a minute."""
+    values = np.random.default_rng(12).normal(size=(1100, 1000))
+    path = direct_ok / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=values)
+        f.create_dataset("y", data=values[::-1])
+    errors: list[BaseException] = []
+
+    def closing_early() -> None:
+        try:
+            with h5py.File(path, "r") as f:
+                for _ in range(30):
+                    with plain_read.ReadAhead() as ahead:
+                        ahead.start(f["x"])
+                        ahead.start(f["y"])  # on the read-ahead's thread, after x
+                    assert not plain_read._started
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=closing_early, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "closing the read-ahead did not return"
+    assert not errors, errors

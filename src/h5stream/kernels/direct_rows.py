@@ -120,8 +120,8 @@ class DirectRows:
         self.close()
 
     def close(self) -> None:
-        for started in self._in_flight:  # their threads read through these descriptors into their buffers
-            started.wait()
+        for started in list(self._in_flight):  # their threads read through these descriptors into their buffers
+            started.wait()  # (which takes it off the list)
         self._in_flight = []
         if self._pool is not None:
             self._pool.shutdown(wait=True)
