@@ -9,9 +9,9 @@ lab's reads of the file are not touched.
   no line of the lab's analysis code calls ``add_feature`` (``session_calls`` of lab_reads.json), and a value
   that is not a dict is stored as the original stores it;
 - frame times ``uint64`` and section times ``int64``: as the original (the manifests' dtype kinds ``u``, ``i``);
-- electrical images ``float32`` (the original's session file: ``float64``, the same dtype kind): half the
-  bytes, and every read of them in the lab's code takes the whole array's values, none converts or checks
-  its type;
+- electrical images ``float32`` (the original's session file: ``float64``, the same dtype kind; its
+  immediate-mode file: ``float32``): half the bytes, and every read of them in the lab's code takes the whole
+  array's values, none converts or checks its type;
 - a resumed session keeps a stored bool a bool and a unit's list attribute an attribute (the original's
   resumes turn the bool ``skip_highpass`` into the text ``"True"``/``"False"``, which is true under ``if``,
   and move the list into a dataset, where the first file's ``.attrs[...]`` read no longer finds it).
@@ -87,6 +87,8 @@ def test_electrical_images_are_float32_and_no_lab_read_depends_on_their_type():
     arrays = load_manifest("session_steps_u6.json")["arrays"]
     originals = {fact["dtype"] for path, fact in arrays.items() if path.endswith("/eimage_sta/data")}
     assert originals == {"f8"}  # measured: the original's session mode stores float64
+    immediate = load_manifest("immediate_store_u6.json")["arrays"]
+    assert {fact["dtype"] for path, fact in immediate.items() if path.endswith("/eimage_sta/data")} == {"f4"}
     reads = [r for r in json.loads((MANIFEST_DIR / "lab_reads.json").read_text())["reads"]
              if (r["path"] or "").endswith("eimage_sta/data")]
     assert len(reads) >= 20
