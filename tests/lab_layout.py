@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 
 __all__ = ["MANIFEST_DIR", "file_layout", "fold", "compare_layouts", "load_manifest", "LayoutComparison",
-           "lab_recording", "perform_lab_reads"]
+           "lab_recording", "perform_lab_reads", "array_facts"]
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "data" / "lab_layout"
 _NUMERIC = re.compile(r"^\d+$")
@@ -360,3 +360,28 @@ def value_differences(original: dict, ours: dict, movies: Iterable[str], rtol: f
             where, _, attr = path.partition("@")
             out.setdefault(fold(where, movies) + (f"@{attr}" if "@" in path else ""), []).append((path, value, mine))
     return out
+
+
+#: The arrays whose shape, dtype and NaN content a manifest keeps (folded paths): the series and images
+#: the lab's plots draw, where a unit without spikes must not look like one with a flat response.
+ARRAY_FACT_PATHS = ("units/<unit>/firing_rate_10hz", "units/<unit>/features/eimage_sta/data",
+                    "units/<unit>/features/sta_<movie>/data", "units/<unit>/features/<movie>/sta")
+
+
+def array_facts(path: str | Path) -> dict[str, dict]:
+    """Shape, dtype and NaN content (``all``, ``some``, ``none``) of each floating-point dataset of the file
+    whose path has the form of one of :data:`ARRAY_FACT_PATHS`, by its path (names not folded)."""
+    import numpy as np
+
+    patterns = [re.compile("^" + re.escape(p).replace("<unit>", "[^/]+").replace("<movie>", "[^/]+") + "$")
+                for p in ARRAY_FACT_PATHS]
+    out: dict[str, dict] = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and any(p.match(name) for p in patterns) and obj.dtype.kind == "f":
+                data = obj[()]
+                nan = np.isnan(data)
+                out[name] = {"shape": list(obj.shape), "dtype": obj.dtype.str.lstrip("<>=|"),
+                             "nan": "all" if nan.size and nan.all() else "some" if nan.any() else "none"}
+        f.visititems(visit)
+    return dict(sorted(out.items()))

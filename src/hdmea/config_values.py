@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hdmea.config_reader import config_error
+from hdmea.io.lab_series import FIRING_RATE_UNTIL
 
 __all__ = ["Value", "STEP_VALUES", "check_step_values"]
 
@@ -137,6 +138,7 @@ STEP_VALUES: dict[str, dict[str, Value]] = {
     "load_recording": {
         "force": FLAG, "sampling_rate": number(0, above=True, unit="Hz"), "memory_threshold": SIZE,
         "waveforms": FLAG, "output_dir": PATH, "allow_overwrite": FLAG, "config": TABLE,
+        "firing_rate_until": choice(*FIRING_RATE_UNTIL),
     },
     "add_section_time": {
         "playlist_name": TEXT, "force": FLAG, "mode": choice("playlist", "analog"),

@@ -8,7 +8,13 @@ lab's reads of the file are not touched.
 - ``session.add_feature`` with a dict stores the dict as the feature group (the original: below ``data``);
   no line of the lab's analysis code calls ``add_feature`` (``session_calls`` of lab_reads.json), and a value
   that is not a dict is stored as the original stores it;
-- frame times ``uint64`` and section times ``int64``: as the original (the manifests' dtype kinds ``u``, ``i``).
+- frame times ``uint64`` and section times ``int64``: as the original (the manifests' dtype kinds ``u``, ``i``);
+- electrical images ``float32`` (the original's session file: ``float64``, the same dtype kind; its
+  immediate-mode file: ``float32``): half the bytes, and every read of them in the lab's code takes the whole
+  array's values, none converts or checks its type;
+- a resumed session keeps a stored bool a bool and a unit's list attribute an attribute (the original's
+  resumes turn the bool ``skip_highpass`` into the text ``"True"``/``"False"``, which is true under ``if``,
+  and move the list into a dataset, where the first file's ``.attrs[...]`` read no longer finds it).
 """
 
 from __future__ import annotations
@@ -75,3 +81,33 @@ def test_frame_and_section_times_have_the_originals_dtypes():
     assert paths["metadata/frame_timestamps"] == [["dataset", "u", 1]]
     assert paths["stimulus/section_time/<movie>"] == [["dataset", "i", 2]]
     # ours: the same dtype kinds (test_lab_unified_pipeline finds no path of another dtype kind)
+
+
+def test_electrical_images_are_float32_and_no_lab_read_depends_on_their_type():
+    arrays = load_manifest("session_steps_u6.json")["arrays"]
+    originals = {fact["dtype"] for path, fact in arrays.items() if path.endswith("/eimage_sta/data")}
+    assert originals == {"f8"}  # measured: the original's session mode stores float64
+    immediate = load_manifest("immediate_store_u6.json")["arrays"]
+    assert {fact["dtype"] for path, fact in immediate.items() if path.endswith("/eimage_sta/data")} == {"f4"}
+    reads = [r for r in json.loads((MANIFEST_DIR / "lab_reads.json").read_text())["reads"]
+             if (r["path"] or "").endswith("eimage_sta/data")]
+    assert len(reads) >= 20
+    # each is a test of presence or a whole-array read: the values, never float()/int() or the dtype
+    assert {(r["idiom"], r.get("access") or "", r.get("conversion") or "") for r in reads} <= {
+        ("in", "", ""), ("subscript", "[:]", ""), ("subscript", "[()]", ""), ("subscript", "", "")}
+
+
+def test_resumes_keep_a_bool_and_a_units_list_attribute_where_the_original_changes_them(tmp_path):
+    first, resumed = load_manifest("script_values_u6.json"), load_manifest("resumed_saved_u6.json")
+    flag = "units/<unit>/features/eimage_sta/metadata/skip_highpass"
+    assert first["paths"][flag] == [["dataset", "b", 0]] and resumed["paths"][flag] == [["dataset", "str", 0]]
+    assert "units/<unit>@lab_list" in first["paths"] and "units/<unit>/lab_list" in resumed["paths"]
+    s = create_session("rec", hdf5_path=tmp_path / "rec.h5")
+    s.add_units({"unit_002": {"spike_times": np.arange(3, dtype=np.uint64)}})
+    s.units["unit_002"]["flags"] = {"skip_highpass": False}
+    s.units["unit_002"]["lab_list"] = [1, 2]
+    path = PipelineSession.load(s.save()).save(output_path=tmp_path / "resumed" / "rec.h5")
+    with h5py.File(path, "r") as f:
+        flag = f["units/unit_002/flags/skip_highpass"]
+        assert flag.dtype == np.bool_ and not flag[()]  # the original's resume: b"False", true under if
+        assert f["units/unit_002"].attrs["lab_list"].tolist() == [1, 2]

@@ -4,6 +4,10 @@
   ``Projects/pipeline_test/pipeline_session_batch.py`` calls them);
 - ``checkpoint_u6.json``: the same session written with ``session.checkpoint(path)``;
 - ``resumed_u6.json``: that checkpoint loaded with ``PipelineSession.load`` and saved;
+- ``script_values_u6.json``: the same steps, a list and a number a script sets under a unit, one ``save``;
+  ``resumed_from_hdf5_u6.json`` and ``resumed_saved_u6.json``: that file resumed with
+  ``load_session_from_hdf5`` (as the unified pipeline's ``run_single_from_hdf5``) and with
+  ``PipelineSession.load``, each saved;
 - ``batch_u6.json``: the lab's batch of the unified pipeline (``batch_all_steps.process_single_recording``),
   the same file as ``unified_session_u6.json`` (compared in test_lab_unified_pipeline.py);
 - ``hdmea run`` and ``hdmea batch`` (no call of the original: its pipeline is the step table) write a
@@ -11,7 +15,11 @@
   rank; the command does not run the vendor-table steps, nor the STA without a stimulus description.
 
 Every path of the original's file is in ours with the same kind and rank; the dtype kinds match too, but
-where the original's own resume turns a stored bool into text (``resumed_u6``), ours keeps the bool.
+where the original's own resumes turn a stored bool into text and a unit's list attribute into a dataset,
+ours keeps the bool and the attribute (tests/compat/test_lab_kept_differences.py).  The recording is the
+manifests' own (seed 5, 1 s of raw data, a unit that never fires), so the arrays the lab's plots draw
+(``arrays``: firing rates, electrical images, STAs) are compared value for value: shape and NaN content
+as the original's, the electrical images float32 where the original's are float64.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import h5py
 import pytest
 
 from hdmea.cli import main
-from tests.lab_layout import LAB_DATASET, LAB_PLAYLIST, compare_layouts, file_layout, lab_recording, load_manifest
+from tests.lab_layout import (LAB_DATASET, LAB_PLAYLIST, array_facts, compare_layouts, file_layout, lab_recording,
+                               load_manifest)
 
 MOVIES_EXTRA = ["iprgc_test"]
 #: The parts of the step functions' session file that ``hdmea run`` does not write (no such steps in its table).
@@ -36,10 +45,11 @@ def lab_session_files(tmp_path_factory):
     import hdmea.io.section_time
     from hdmea.features import compute_sta
     from hdmea.io import add_section_time, section_spike_times
-    from hdmea.pipeline import PipelineSession, create_session, load_recording_with_eimage_sta
+    from hdmea.pipeline import (PipelineSession, create_session, load_recording_with_eimage_sta,
+                                load_session_from_hdf5)
 
     out = tmp_path_factory.mktemp("lab_session_files")
-    rec, playlist, lengths, stimuli = lab_recording(out)
+    rec, playlist, lengths, stimuli = lab_recording(out, raw_seconds=1.0)
     # the lab's machines name their tables at the module's defaults
     before = (hdmea.io.section_time.DEFAULT_PLAYLIST_PATH, hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH)
     hdmea.io.section_time.DEFAULT_PLAYLIST_PATH = str(playlist)
@@ -53,10 +63,19 @@ def lab_session_files(tmp_path_factory):
         session = compute_sta(cover_range=(-60, 0), stimuli_dir=stimuli, session=session)
         checkpoint = session.checkpoint(out / "ckpt" / f"{LAB_DATASET}.checkpoint.h5")
         saved = session.save(output_path=out / "saved" / f"{LAB_DATASET}.h5")
+        first = sorted(session.units)[0]  # what a lab member's script adds under a unit
+        session.units[first]["lab_list"] = [1, 2]
+        session.units[first]["lab_number"] = 3
+        assigned = session.save(output_path=out / "assigned" / f"{LAB_DATASET}.h5")
     finally:
         hdmea.io.section_time.DEFAULT_PLAYLIST_PATH, hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH = before
     resumed = PipelineSession.load(checkpoint).save(output_path=out / "resumed" / f"{LAB_DATASET}.h5")
-    return rec, {"session_steps": saved, "checkpoint": checkpoint, "resumed": resumed}, (playlist, lengths, stimuli)
+    loaded = load_session_from_hdf5(assigned)
+    loaded_steps = sorted(loaded.completed_steps)
+    files = {"session_steps": saved, "checkpoint": checkpoint, "resumed": resumed, "script_values": assigned,
+             "resumed_from_hdf5": loaded.save(output_path=out / "loader" / f"{LAB_DATASET}.h5"),
+             "resumed_saved": PipelineSession.load(assigned).save(output_path=out / "load" / f"{LAB_DATASET}.h5")}
+    return rec, files, (playlist, lengths, stimuli), loaded_steps
 
 
 def _compare(manifest_name, path, rec):
@@ -64,19 +83,44 @@ def _compare(manifest_name, path, rec):
     return manifest, compare_layouts(manifest["paths"], file_layout(path, list(rec.stimulus.playlist) + MOVIES_EXTRA))
 
 
+RESUMED = ("resumed", "resumed_from_hdf5", "resumed_saved")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["session_steps", "checkpoint", "resumed"])
+@pytest.mark.parametrize("kind", ["session_steps", "checkpoint", *RESUMED, "script_values"])
 def test_each_session_file_matches_the_originals(lab_session_files, kind):
-    rec, files, _ = lab_session_files
+    rec, files, _, loaded_steps = lab_session_files
     manifest, result = _compare(f"{kind}_u6.json", files[kind], rec)
-    assert len(result.matching) == result.total > 150, result.details()
-    if kind == "resumed":  # the original's resume stores the bool skip_highpass as text; ours keeps the bool
+    kept = {"units/<unit>/lab_list"} if kind in ("resumed_from_hdf5", "resumed_saved") else set()
+    # the original's resumes move a unit's list attribute into a dataset; ours keeps the attribute
+    assert set(result.missing) == kept and not result.other_kind and not result.other_rank, result.details()
+    assert len(result.matching) == result.total - len(kept) > 150, result.details()
+    if kept:
+        assert "units/<unit>@lab_list" in result.added
+    if kind in RESUMED:  # the original's resumes store the bool skip_highpass as text; ours keeps the bool
         assert [d[0] for d in result.other_dtype] == ["units/<unit>/features/eimage_sta/metadata/skip_highpass"]
     else:
         assert not result.other_dtype, result.details()
     with h5py.File(files[kind], "r") as f:
         steps = sorted(s.decode() for s in f["pipeline/session_info/completed_steps"][()])
     assert steps == manifest["completed_steps"]  # exactly the original's names
+    if kind == "resumed_from_hdf5":
+        assert loaded_steps == manifest["loaded_steps"]  # what the resumed session reports, before its save
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["session_steps", "resumed_from_hdf5"])
+def test_the_arrays_the_lab_plots_are_the_originals(lab_session_files, kind):
+    """Firing rates as long as the original's (each unit's last spike + 1 s), all-NaN images and STA for the
+    unit that never fires and only for it; electrical images float32 (the original's float64)."""
+    _, files, _, _ = lab_session_files
+    theirs, ours = load_manifest(f"{kind}_u6.json")["arrays"], array_facts(files[kind])
+    assert set(ours) == set(theirs)
+    for path, fact in theirs.items():
+        mine = dict(ours[path], dtype="f8") if path.endswith("/eimage_sta/data") else ours[path]
+        assert mine == fact, (path, fact, ours[path])
+    assert {p.split("/")[1] for p, f in theirs.items() if f["nan"] == "all"} == {"unit_006"}
+    assert {f["dtype"] for p, f in ours.items() if p.endswith("/eimage_sta/data")} == {"f4"}
 
 
 def test_the_batch_manifest_is_the_unified_pipelines_file():
@@ -88,7 +132,7 @@ def test_the_batch_manifest_is_the_unified_pipelines_file():
 
 @pytest.mark.slow
 def test_hdmea_run_and_batch_write_the_original_session_files_layout(lab_session_files, tmp_path, capsys):
-    rec, _, (playlist, lengths, stimuli) = lab_session_files
+    rec, _, (playlist, lengths, stimuli), _ = lab_session_files
     config = tmp_path / "lab.toml"
     config.write_text(f'[stimulus]\nplaylist_file = "{playlist}"\nmovie_length_file = "{lengths}"\n'
                       f'playlist_name = "{LAB_PLAYLIST}"\n\n'

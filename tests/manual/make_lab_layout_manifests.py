@@ -21,9 +21,16 @@ every module-level ``DEFAULT_*`` of the original's ``src/hdmea``, read from its 
 
 runs the same calls (the original's step wrappers of ``Projects/unified_pipeline`` over our ``hdmea``) and
 prints how our files stand against the committed manifests (tests/lab_layout.py compares), their
-``completed_steps`` against the original's, the lab's reads (``lab_reads.json``) done on them, and which
+``completed_steps`` against the original's, the lab's reads (``lab_reads.json``) done on them, which
 one-value datasets and attributes hold another value than the original's (each manifest keeps them under
-``values``, by path).
+``values``, by path), and which of the arrays the plots draw (``arrays``: firing rates, electrical images,
+STAs; shape, dtype and NaN content, by path) differ.
+
+The recordings have a unit that never fires (``n_silent_units=1``: ``unit_006`` of the u6 recording).  Besides
+the files the pipeline writes, the u6 run keeps what each way of resuming saves: ``script_values`` (a list and
+a number a script sets under a unit, then ``save``), that file resumed with ``load_session_from_hdf5``
+(``resumed_from_hdf5``, whose manifest also keeps the steps the loaded session reports, ``loaded_steps``) and
+with ``PipelineSession.load`` (``resumed_saved``); ``resumed`` is a checkpoint resumed.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.lab_layout import (  # noqa: E402
-    MANIFEST_DIR, compare_layouts, file_layout, perform_lab_reads, scalar_values, value_differences)
+    MANIFEST_DIR, array_facts, compare_layouts, file_layout, perform_lab_reads, scalar_values, value_differences)
 
 #: The lab's reads of a recording file (tests/manual/scan_lab_reads.py), done on our files by --measure-ours.
 LAB_READS = json.loads((MANIFEST_DIR / "lab_reads.json").read_text())["reads"] \
@@ -97,7 +104,10 @@ IMMEDIATE_DRIVER = textwrap.dedent('''
 #: ``batch``: Projects/unified_pipeline/batch_all_steps.process_single_recording (the lab's batch of the
 #: unified pipeline's steps); ``session_steps``: the step functions with ``session=`` and one ``save`` (as
 #: Projects/pipeline_test/pipeline_session_batch.py calls them); ``checkpoint``: the same steps, then
-#: ``session.checkpoint(path)``; ``resumed``: a checkpoint loaded with ``PipelineSession.load`` and saved.
+#: ``session.checkpoint(path)``; ``resumed``: a checkpoint loaded with ``PipelineSession.load`` and saved;
+#: ``resumes``: the same steps, a script's values under a unit and a save (``script_values``), then that file
+#: resumed with ``load_session_from_hdf5`` (``resumed_from_hdf5``) and with ``PipelineSession.load``
+#: (``resumed_saved``), each saved.
 OTHER_DRIVER = textwrap.dedent('''
     import json, sys
     from pathlib import Path
@@ -128,19 +138,41 @@ OTHER_DRIVER = textwrap.dedent('''
         session = compute_sta(cover_range=(-60, 0), session=session)
         if mode == "session_steps":
             path = session.save(output_path=out / f"{dataset}.h5")
+        elif mode == "resumes":
+            # what a lab member's script adds under a unit (a list, a number), then the file resumed both ways
+            first = sorted(session.units)[0]
+            session.units[first]["lab_list"] = [1, 2]
+            session.units[first]["lab_number"] = 3
+            saved = session.save(output_path=out / "assigned" / f"{dataset}.h5")
+            from hdmea.pipeline import load_session_from_hdf5
+            loaded = load_session_from_hdf5(saved)
+            steps = sorted(s.decode() if isinstance(s, bytes) else str(s) for s in loaded.completed_steps)
+            loader = loaded.save(output_path=out / "loader" / f"{dataset}.h5")
+            again = PipelineSession.load(saved).save(output_path=out / "load" / f"{dataset}.h5")
+            print(json.dumps({"paths": {"script_values": str(saved), "resumed_from_hdf5": str(loader),
+                                        "resumed_saved": str(again)},
+                              "loaded_steps": steps, "hdmea": hdmea.__file__}))
+            raise SystemExit(0)
         else:
             path = session.checkpoint(out / f"{dataset}.checkpoint.h5")
             if mode == "resumed":
                 path = PipelineSession.load(path).save(output_path=out / f"{dataset}.h5")
     print(json.dumps({"path": str(path), "hdmea": hdmea.__file__}))
 ''').replace("@PLAYLIST_NAME@", PLAYLIST)
-OTHER_MODES = ("batch", "session_steps", "checkpoint", "resumed")
+#: the completed_steps a session loaded with load_session_from_hdf5 reports, by unit count (mode "resumes")
+LOADED_STEPS: dict[int, list[str]] = {}
+OTHER_MODES = ("batch", "session_steps", "checkpoint", "resumed", "resumes")
 OTHER_CALLS = {
     "batch": "Projects/unified_pipeline/batch_all_steps.process_single_recording (session mode, one save)",
     "session_steps": "create_session, load_recording_with_eimage_sta, add_section_time, section_spike_times, "
                      "compute_sta with session=, then session.save (session mode)",
     "checkpoint": "the session_steps calls, then session.checkpoint(path)",
     "resumed": "the checkpoint file loaded with PipelineSession.load, then save",
+    "script_values": "the session_steps calls, then a script's values under the first unit (lab_list = [1, 2], "
+                     "lab_number = 3), then session.save",
+    "resumed_from_hdf5": "the script_values file loaded with load_session_from_hdf5 (as Projects/unified_pipeline/"
+                      "run_single_from_hdf5 resumes), then save",
+    "resumed_saved": "the script_values file loaded with PipelineSession.load, then save",
 }
 
 
@@ -230,7 +262,10 @@ def run_calls(python: str, checkout: Path, source_path: str, n_units: int, work:
                           [mode, str(checkout), str(rec.cmcr_path), str(cmtr), DATASET, str(work / "playlist.csv"),
                            str(work / "movie_length.csv"), str(stimuli), str(work / "labels"), str(work / mode)],
                           work / mode)
-        found[f"{mode}_u{n_units}"] = (done["path"], movies, added)
+        for name, path in done.get("paths", {mode: done.get("path")}).items():
+            found[f"{name}_u{n_units}"] = (path, movies, added)
+        if "loaded_steps" in done:  # what the resumed session reports before it saves
+            LOADED_STEPS[n_units] = done["loaded_steps"]
     return found
 
 
@@ -314,6 +349,13 @@ def main() -> int:
                           f"{shared} shared paths hold the original's value; the others, by folded path:")
                     for folded, rows in sorted(diff.items()):
                         print(f"  {folded}: {len(rows)}, e.g. original {rows[0][1]!r}, ours {rows[0][2]!r}")
+                if "arrays" in manifest:
+                    mine = array_facts(path)
+                    other = {p: (fact, mine.get(p)) for p, fact in manifest["arrays"].items() if mine.get(p) != fact}
+                    print(f"arrays (shape, dtype, NaN): {len(manifest['arrays']) - len(other)} of "
+                          f"{len(manifest['arrays'])} as the original's; the others:")
+                    for p, (theirs, ours) in sorted(other.items()):
+                        print(f"  {p}: original {theirs}, ours {ours}")
                 print()
         return 0
     if not args.commit:
@@ -332,7 +374,9 @@ def main() -> int:
                         "recording": "hdmea.synthetic SyntheticConfig.with_lab_stimuli(pre_margin_frames=180, "
                                      f"post_margin_frames=181, raw_seconds=1.0, n_units={n}), seed 5",
                         "completed_steps": completed_steps(path), "paths": file_layout(path, movies),
-                        "values": scalar_values(path)}
+                        "values": scalar_values(path), "arrays": array_facts(path)}
+            if kind == "resumed_from_hdf5":
+                manifest["loaded_steps"] = LOADED_STEPS[n]
             text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
             # the run's folder on the measuring machine is no fact of the layout: it is written as <run>
             text = text.replace(str(base / f"orig{n}"), "<run>")

@@ -86,7 +86,10 @@ def load_recording_with_eimage_sta(
     in the original; every unit is loaded.  ``skip_highpass`` is refused: the
     images are always high-pass filtered.  ``peaks="all"`` averages every peak of
     a unit's ``Peaks`` table, the sorter's rejected ones too, as the original did;
-    the default averages the accepted spikes (``IncludePeak == 1``).
+    the default averages the accepted spikes (``IncludePeak == 1``).  Each unit's
+    ``firing_rate_10hz`` ends one second after its last spike, as the original's
+    (which reads no duration here; ``firing_rate_until="recording"`` ends every
+    unit's at the recording's duration, as ``load_recording``).
 
     Returns
     -------
@@ -110,7 +113,7 @@ def load_recording_with_eimage_sta(
     before = set(session.completed_steps) if session is not None else set()
     loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_dir=output_dir, output_path=output_path,
                             hdf5_path=hdf5_path, force=force, session=session, sensor_axis_order=sensor_axis_order,
-                            **load_kwargs)
+                            **{"firing_rate_until": "last_spike", **load_kwargs})
     path = None if session is not None else loaded.hdf5_path
     images = compute_eimage_sta(path, cmcr_path, window=window, start_s=start_s, duration_s=duration_s,
                                 highpass_hz=highpass_hz, filter_order=filter_order,

@@ -202,7 +202,7 @@ def receptive_field_measures(sta: np.ndarray, *, first_lag: int = 1, threshold: 
     sta = np.asarray(sta, dtype=np.float64)
     n_lags = sta.shape[0]
     dev = sta - sta.mean()
-    if not np.any(dev):
+    if not np.any(dev) or not np.isfinite(dev).any():  # no deviation, or all NaN: no spike was averaged
         nan = float("nan")
         return dict(polarity=0, polarity_label="none", centre_row=nan, centre_col=nan, sigma_checks=nan,
                     radius_checks=nan, peak_lag_frames=-1, peak_value=0.0, peak_z=0.0,

@@ -2,8 +2,9 @@
 
 - ``stimulus/light_reference/{10hz,1khz}_ch{1,2}``: each light-reference channel averaged over blocks
   of ``fs / 10`` and ``fs / 1000`` samples (an incomplete last block dropped), float32;
-- ``units/<unit>/firing_rate_10hz``: spikes per 100 ms bin from time 0 to the recording's duration,
-  times 10 (Hz), float32.
+- ``units/<unit>/firing_rate_10hz``: spikes per 100 ms bin from time 0, times 10 (Hz), float32; the
+  original's ``load_recording`` ends it at the ``.cmcr``'s stated duration, its
+  ``load_recording_with_eimage_sta`` one second after each unit's last spike (it reads no duration).
 
 The lab's HTR agonist/antagonist scripts fall back silently without ``firing_rate_10hz``; plots read the
 light reference at 10 Hz and 1 kHz.
@@ -13,7 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["block_mean", "firing_rate", "light_reference_series", "firing_rate_10hz"]
+__all__ = ["block_mean", "firing_rate", "light_reference_series", "firing_rate_10hz", "FIRING_RATE_UNTIL"]
+
+#: Where ``load_recording`` may end each unit's ``firing_rate_10hz`` (its ``firing_rate_until``): at the
+#: recording's stated duration, or one second after the unit's last spike.
+FIRING_RATE_UNTIL = ("recording", "last_spike")
 
 
 def block_mean(data, factor: int) -> np.ndarray:
@@ -56,7 +61,7 @@ def firing_rate_10hz(spike_samples, fs: float, duration_us: float | None) -> np.
     """The original's ``firing_rate_10hz`` of a unit whose spikes are sample indices at ``fs``.
 
     ``duration_us``: the recording's duration; None or 0 uses the last spike plus one second, as the
-    original does when the sorting file does not state it.
+    original does without a ``.cmcr`` stating the duration, and always in ``load_recording_with_eimage_sta``.
     """
     spikes_us = np.asarray(spike_samples, dtype=np.float64) * (1e6 / float(fs))
     if not duration_us:

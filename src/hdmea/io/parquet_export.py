@@ -67,9 +67,10 @@ def _flatten(group, prefix: str) -> dict[str, Any]:
         elif data.ndim == 1 and data.size <= 10:
             out.update({f"{name}_{i}": v.item() for i, v in enumerate(data)})
         elif data.size:
-            values = data.astype(np.float64)
-            out.update({f"{name}_mean": float(np.nanmean(values)), f"{name}_std": float(np.nanstd(values)),
-                        f"{name}_min": float(np.nanmin(values)), f"{name}_max": float(np.nanmax(values))})
+            values = data.astype(np.float64).ravel()
+            values = values[~np.isnan(values)]  # all NaN (a unit without spikes): NaN statistics
+            stats = (values.mean(), values.std(), values.min(), values.max()) if values.size else (np.nan,) * 4
+            out.update({f"{name}_{what}": float(v) for what, v in zip(("mean", "std", "min", "max"), stats)})
     for key, value in group.attrs.items():
         if not key.startswith("_") and not key.startswith("h5stream"):
             out[f"{prefix}{key}"] = _value(value)

@@ -80,7 +80,7 @@ def sta_spatial_map(sta: np.ndarray, first_lag: int = 1) -> tuple[np.ndarray, in
     :func:`hdmea.features.extractors.receptive_field_measures`), so the figure's lag
     is the table's: ``sta`` is (n_lags, h, w), oldest frame first, and the lag is
     counted in display frames before the spike's frame.  An STA without any
-    deviation (no spikes) gives a zero map, lag -1 and polarity 0.
+    deviation, or all NaN (no spike averaged), gives a zero map, lag -1 and polarity 0.
     """
     from hdmea.features.extractors import receptive_field_measures
 

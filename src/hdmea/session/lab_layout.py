@@ -4,7 +4,8 @@ The lab's analysis code reads the files of hdmea_processing's ``PipelineSession.
 fe13de2: ``tests/data/lab_layout/unified_session_*.json``), whose rules differ from its immediate mode:
 
 - every scalar under ``/metadata``, ``/stimulus`` and a unit's dicts is a 0-d dataset (``float(f[p][()])``
-  works on it; a 1-element array raises under numpy 2), lists are 1-d datasets;
+  works on it; a 1-element array raises under numpy 2), lists are 1-d datasets; a list (or tuple) of
+  one type directly under a unit is an attribute of the unit, as its other scalars are;
 - root attributes ``dataset_id``, ``created_at``, ``hdmea_version``;
 - ``/source_files`` holds the source paths as text attributes ``cmcr_path``, ``cmtr_path``;
 - ``/pipeline`` carries ``stage1_completed`` (True) and ``stage1_timestamp`` (when saved);
@@ -26,7 +27,7 @@ import numpy as np
 
 from h5stream.checksums import array_digest
 from h5stream.staging import FileArray
-from h5stream.tree import Dataset, Group, value_node
+from h5stream.tree import Dataset, Group, decode_node, normalize_attr, value_node
 
 __all__ = ["lab_session_tree", "carry_written", "SCALAR_TAGS", "HDMEA_VERSION_ATTR"]
 
@@ -58,8 +59,10 @@ def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: 
 
     ``replaced`` (when given) receives ``id(dataset written) -> the session's own dataset`` of each scalar
     written in its 0-d form (see :func:`carry_written`)."""
-    out = _zero_d(root, {} if replaced is None else replaced)
+    replaced = {} if replaced is None else replaced
+    out = _zero_d(root, replaced)
     out = Group(dict(out.attrs), dict(out.children), out.tag, out.keys)
+    _unit_lists_as_attributes(out, replaced)
     out.attrs[HDMEA_VERSION_ATTR] = version
     _json_root_records(out.attrs)
     pipeline = out.children.get("pipeline")
@@ -75,6 +78,37 @@ def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: 
     else:
         out.children.pop("source_files", None)
     return out
+
+
+def _is_flat_list(node) -> bool:
+    """A list (or tuple) of numbers, texts or bools of one type, as a session stores it (a tagged 1-d
+    dataset): the original stores such a value directly under a unit as an attribute."""
+    return isinstance(node, Dataset) and bool(node.tag) and node.tag.startswith(("list:", "tuple:")) \
+        and node.data.ndim == 1
+
+
+def _unit_lists_as_attributes(out: Group, replaced: dict) -> None:
+    """A list a script assigned directly under a unit (``session.units[u]["x"] = [1, 2]``) written as an
+    attribute of the unit, as the original's session writes every value of a unit that is neither an
+    array nor a dict.  The session itself keeps it as a child, so a later change to the caller's list is
+    followed; ``replaced`` receives ``("attribute", id(node)) -> node`` of each (see :func:`carry_written`)."""
+    units = out.children.get("units")
+    if not isinstance(units, Group):
+        return
+    children = dict(units.children)
+    for uid, unit in units.children.items():
+        if not isinstance(unit, Group) or unit.tag is not None:
+            continue
+        lists = {name: child for name, child in unit.children.items() if _is_flat_list(child)}
+        if not lists:
+            continue
+        unit = children[uid] = Group(dict(unit.attrs), dict(unit.children), unit.tag, unit.keys)
+        for name, child in lists.items():
+            del unit.children[name]
+            unit.attrs[name] = normalize_attr(decode_node(child))
+            replaced[("attribute", id(child))] = child
+    if any(children[uid] is not units.children[uid] for uid in children):
+        out.children["units"] = Group(units.attrs, children, units.tag, units.keys)
 
 
 def _json_root_records(attrs: dict) -> None:
@@ -114,6 +148,10 @@ def carry_written(written: dict[int, str], replaced: dict) -> dict[int, str]:
     0-d in place of the session's 1-element dataset counts as that dataset written (its digest as staged),
     so a session saved and unchanged stays saved."""
     for new_id, node in replaced.items():
+        if isinstance(new_id, tuple):  # a list written as an attribute: it counts as written, as staged
+            if node.data.dtype.kind != "O":
+                written[id(node)] = array_digest(node.data)
+            continue
         if written.pop(new_id, None) is not None and node.data.dtype.kind != "O":
             written[id(node)] = array_digest(node.data)  # (text is not digested: a str cannot change in place)
     return written

@@ -19,7 +19,11 @@ are NaN.  Where regions overlap, the later region's values are kept.  Several
 sweeps (chunks) of one region are refused: the time between sweeps is not
 stored with them, so spike times cannot be placed in them.  A unit whose own
 sensor lies in no region gets an all-NaN image, ``n_spikes_used`` 0 and a
-``coverage`` attribute giving the reason (also logged), never an error.
+``coverage`` attribute giving the reason (also logged), never an error.  A unit
+of which no spike was averaged gets an all-NaN image too, so no plot draws a
+flat image from no data: as the original stores a unit without spikes in the
+time range (where each of a unit's spikes has its window past the data's edge,
+the original stores zeros).
 
 Scaling: microvolts when the raw file's unit is V (``(raw - ADZero) * factor *
 10**(Exponent + 6)`` per sensor).  Filtering and averaging are linear per
@@ -334,6 +338,8 @@ def compute_eimage_sta(
                         used[u], excluded[u], over_cap[u] = (int(x[j]) for x in counts)
                         if coverage[i] == "recorded" and used[u] >= MIN_SPIKES_FOR_ORIENTATION_CHECK:
                             check.add(images[j], positions[i])
+                        if not used[u]:  # no spike averaged: all NaN, as the original's, not a flat image
+                            images[j] = np.nan
                         target.add_feature(u, FEATURE, {
                             "data": images[j],
                             "n_spikes_used": used[u],

@@ -30,7 +30,7 @@ from hdmea.io.cmcr import CmcrFile, check_sensor_axis_order
 from hdmea.io.frame_order import decide_frame_order, record_frame_order
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.hdf5_store import RecordingExistsError, source_files_attrs, stage1_params_hash
-from hdmea.io.lab_series import firing_rate_10hz, light_reference_series
+from hdmea.io.lab_series import FIRING_RATE_UNTIL, firing_rate_10hz, light_reference_series
 from hdmea.io.unit_names import original_name, unit_name
 from hdmea.session.names import steps_done
 from hdmea.session.target import open_target
@@ -203,6 +203,7 @@ def load_recording(
     memory_threshold: int | str | None = None,
     waveforms: bool = True,
     sensor_axis_order: str = "auto",
+    firing_rate_until: str = "recording",
     # the original pipeline's parameters (see the docstring's last section)
     output_dir: str | os.PathLike = "artifacts",
     allow_overwrite: bool = False,
@@ -238,6 +239,13 @@ def load_recording(
         (the regions' shapes, else the units' spike-triggered footprints; see
         :mod:`hdmea.io.frame_order`) and stores the decision at
         ``metadata/frame_order``; ``"col_row"`` or ``"row_col"`` force it.
+    firing_rate_until
+        Where each unit's ``firing_rate_10hz`` (spikes per 100 ms bin from time 0, in Hz) ends:
+        ``"recording"``, the ``.cmcr``'s stated duration (``LB.RecordingDuration``), as the original's
+        ``load_recording`` (without a ``.cmcr``: the unit's last spike plus one second, as there);
+        ``"last_spike"``, the unit's last spike plus one second for every unit, as the original's
+        ``load_recording_with_eimage_sta`` (which never reads a duration), so its units' series differ
+        in length.
     session
         Stage into this :class:`~hdmea.session.session.PipelineSession` instead of writing.
 
@@ -267,6 +275,9 @@ def load_recording(
         raise ConfigError(f"output_path {output_path} and hdf5_path {hdf5_path} differ; pass one")
     if config is not None and not isinstance(config, dict):
         raise ConfigError("config must be a dict", found=type(config).__name__)
+    if firing_rate_until not in FIRING_RATE_UNTIL:
+        raise ConfigError(f"firing_rate_until must be one of {', '.join(map(repr, FIRING_RATE_UNTIL))}",
+                          found=repr(firing_rate_until))
     force = bool(force or allow_overwrite)
     if dataset_id is None:
         dataset_id = session.dataset_id if session is not None else dataset_id_from_files(cmcr_path, cmtr_path)
@@ -302,7 +313,7 @@ def load_recording(
         cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
         try:
             return _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate,
-                         memory_threshold, waveforms, session, config)
+                         memory_threshold, waveforms, session, config, firing_rate_until)
         finally:
             if cmtr is not None:
                 cmtr.close()
@@ -361,7 +372,7 @@ def _light_reference_and_frames(cmcr):
 
 
 def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate, memory_threshold,
-          waveforms, session, config):
+          waveforms, session, config, firing_rate_until="recording"):
     if cmcr is not None:
         fs = cmcr.sampling_rate
         if sampling_rate is not None and abs(float(sampling_rate) - fs) > 1e-6 * fs:
@@ -396,7 +407,9 @@ def _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_ra
         if light_pool is not None:
             light_pool.shutdown(wait=True, cancel_futures=True)
     if cmtr is not None:
-        duration_us = cmtr.recording_duration_us()
+        # None: each unit's last spike plus one second (hdmea.io.lab_series.firing_rate_10hz)
+        duration_us = cmcr.recording_duration_us() if cmcr is not None and firing_rate_until == "recording" \
+            else None
         for u in units:
             # Named and described as the original pipeline names them (hdmea.io.unit_names); global_id is
             # the sorter's sensor, as the original's unit-metadata step sets it.

@@ -8,7 +8,8 @@ counts twice), computed by :func:`h5stream.kernels.sta.spike_triggered_average`.
 Stored per unit at ``units/{unit}/features/sta_{movie}``: dataset ``data``
 (where the original pipeline's session mode puts it; float32, (n_lags, h, w),
 oldest frame first: index ``k`` shows the frame ``first_lag + n_lags - 1 - k``
-frames before the spike's frame; files of earlier versions call it ``sta``,
+frames before the spike's frame; all NaN for a unit of which no spike was
+averaged, as the original stores it; files of earlier versions call it ``sta``,
 :mod:`hdmea.io.layout_names`) and attributes ``n_spikes_used``,
 ``n_spikes_excluded``, ``n_lags``, ``first_lag``, ``movie``, ``movie_name`` and
 ``cover_range`` (the original's names), plus ``name``, ``version``,
@@ -341,8 +342,9 @@ def compute_sta(
                                            n_threads=n_threads)
             stamp = _now()
             for i, u in enumerate(unit_ids):
+                sta = _unit_sta(sums, i)
                 target.add_feature(u, feature, {
-                    STA_DATASET: sums.sta[i],
+                    STA_DATASET: sta,
                     "n_spikes_used": int(sums.n_spikes_used[i]),
                     "n_spikes_excluded": int(sums.n_spikes_excluded[i]),
                     "n_lags": int(n_lags),
@@ -357,10 +359,10 @@ def compute_sta(
                         "n_spikes_used": int(sums.n_spikes_used[i]),
                         "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
                 else:  # the original's immediate mode: features/<movie>/sta with its records as attributes
-                    target.put(f"units/{u}/features/{movie}", {"sta": sums.sta[i]})
+                    target.put(f"units/{u}/features/{movie}", {"sta": sta})
                     target.set_attrs(f"units/{u}/features/{movie}/sta", {
                         "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "dtype_warning":
-                            bool(sums.sta[i].dtype != np.uint8),  # as the original: set for any STA not uint8
+                            bool(sta.dtype != np.uint8),  # as the original: set for any STA not uint8
                         "n_spikes": int(sums.n_spikes_used[i]), "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
             target.mark_step_complete(STEP)
             result = STAResult(
@@ -450,10 +452,14 @@ def _compute_sta_for_unit(spike_frames, movie_array, cover_range) -> tuple[np.nd
     sums = spike_triggered_average(movie, [frames[inside]], n_lags=n_lags, exclude_current_frame=exclude,
                                    n_threads=1)
     used = int(sums.n_spikes_used[0])
-    sta = np.asarray(sums.sta[0], dtype=np.float32)
-    if used == 0:
-        sta = np.full(sta.shape, np.nan, dtype=np.float32)
-    return sta, used, int(frames.size - used)
+    return np.asarray(_unit_sta(sums, 0), dtype=np.float32), used, int(frames.size - used)
+
+
+def _unit_sta(sums, i: int) -> np.ndarray:
+    """Unit ``i``'s STA of ``sums``: all NaN when no spike was averaged, as the original stores it (a unit
+    that never fires, or whose spikes all fall outside the movie), so no plot draws a flat STA from no data."""
+    sta = sums.sta[i]
+    return sta if int(sums.n_spikes_used[i]) else np.full(sta.shape, np.nan, dtype=sta.dtype)
 
 
 def _default_movie(target, config) -> str:
