@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from h5stream.errors import WriteError
-from h5stream.files import partial_path
+from h5stream.files import fsync_directory, partial_path
 from h5stream.tree.filearray import FileArray
 from h5stream.tree.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array, store_array_digested
 
@@ -198,6 +198,30 @@ class StagingArea:
         return isinstance(value, FileArray) and value.spilled and self.has_spill_file and (
             value._opener == self.spill_file
         )
+
+    def move_spill_file(self, target: str | os.PathLike) -> bool:
+        """Move the spill file beside ``target`` (a save there then finishes it in place instead of copying
+        its arrays) when it lives in another directory of the same filesystem; True when it is beside
+        ``target`` now.  The open file moves with its name: what it holds and who reads it stay."""
+        if not self.has_spill_file or self.spill_path is None:
+            return False
+        folder = Path(target).parent
+        if self.spill_path.parent.resolve() == folder.resolve():
+            return True
+        try:
+            if os.stat(self.spill_path).st_dev != os.stat(folder).st_dev:
+                return False
+            moved = partial_path(target)
+            os.rename(self.spill_path, moved)
+        except OSError as exc:  # another filesystem after all, or a system that refuses to move an open file
+            logger.info("the spill file %s stays where it is (%s); the save copies it", self.spill_path, exc)
+            return False
+        with contextlib.suppress(OSError):
+            fsync_directory(moved.parent)
+            fsync_directory(self.spill_path.parent)
+        logger.info("spill file moved beside %s: %s", target, moved)
+        self.spill_path = moved
+        return True
 
     def detach_spill_file(self) -> tuple[h5py.File, Path] | None:
         """Hand the spill file over to a final save; the area starts afresh."""
