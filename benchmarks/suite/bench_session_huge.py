@@ -42,6 +42,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmarks.harness import Row, peak_rss_mb, require_free_space, scratch_dir, write_json
 from benchmarks.suite._bounded_save import _raw_write_seconds
 
@@ -240,6 +242,7 @@ def run(size: str = "small", work: Path | None = None, *, session_mb: int | None
     return rows
 
 
+@pytest.mark.campaign  # three sessions in fresh processes, and dd: tens of seconds
 def test_bench_session_huge_small():
     rows = run("small")
     assert len(rows) == 9
