@@ -2,9 +2,9 @@
 
 The lab's session-mode pipeline (``create_session``, then each step with ``session=``, as
 ``Projects/pipeline_test/pipeline_session_batch.py`` calls them) runs on one lab-sized synthetic recording
-in fresh processes: ours in this interpreter, the original (jiang-lab-retina/hdmea_processing, its ``src``
-at the path in ``--original`` or ``H5STREAM_ORIGINAL``) in its own interpreter (``--original-python`` or
-``H5STREAM_ORIGINAL_PYTHON``: numpy < 2, McsPyDataTools, ...).  One driver script, the same text for both:
+in fresh processes: ours in this interpreter, the original (jiang-lab-retina/hdmea_processing, its tree,
+``src/`` within, at the path in ``H5STREAM_ORIGINAL``) in its own interpreter (``H5STREAM_ORIGINAL_PYTHON``: numpy < 2,
+McsPyDataTools, ...).  One driver script, the same text for both:
 it imports whichever ``hdmea`` comes first on its path and times each call, session in, session out:
 
 * ``load_recording``: the ``.cmcr``/``.cmtr`` pair into a fresh session (timed alone, then dropped);
@@ -14,14 +14,17 @@ it imports whichever ``hdmea`` comes first on its path and times each call, sess
   format, give the trials), ``compute_sta`` (cover range (-60, 0), one process), ``extract_features``
   (the step movie's ON/OFF extractor);
 * ``save`` (the whole session to a file, fsync included as each side does it), ``checkpoint`` and
-  ``resume`` (``PipelineSession.load`` of the checkpoint and its save to a new file).
+  ``resume`` (``PipelineSession.load`` of the checkpoint and its save to a new file);
+* the sectioning's share of the save: the session is saved just before and just after
+  ``section_spike_times`` (after an untimed first save, which loads the writer; the files are removed at
+  once), and ``sectioning's save`` is the second less the first;
+  ``section_spike_times with its save`` adds the step.
 
 The recording (``hdmea.synthetic``, the lab's movie names): ``full``: 120 units, the step movie of 200
 trials of one second and the dense-noise movie (201 trials per unit), 1 s of raw data of the full chip;
 ``small``: 8 units and 20 trials.  Sides alternate, ``ROUNDS`` rounds each, every round a fresh process
-on the same inputs; a row gives the fastest round of each side (min / median).  Goals: each step 5x
-the original's, ``section_spike_times`` 9x, its save 5x (``save``: all of the session; the
-sectioning's share is in :mod:`benchmarks.suite.bench_steps` ``growth`` rows' details).
+on the same inputs; a row gives the fastest round of each side (min / median) and both sides' CPU
+seconds.  Goals: each step 5x the original's, ``section_spike_times`` 9x.
 
 The growth rows double units and trials (``small`` -> twice as many of both) and give, for each of our
 steps, time(2x) / time(1x) against the 4x that doubling both would cost a step linear in units x trials
@@ -49,8 +52,6 @@ from benchmarks.harness import Row, Timing, scratch_dir, timed_row
 REPO = Path(__file__).resolve().parents[2]
 ORIGINAL_VARIABLE = "H5STREAM_ORIGINAL"
 ORIGINAL_PYTHON_VARIABLE = "H5STREAM_ORIGINAL_PYTHON"
-DEFAULT_ORIGINAL = Path("/work/orig")
-DEFAULT_ORIGINAL_PYTHON = Path("/work/orig-venv/bin/python")
 #: units, step trials, rounds per side
 SIZES = {"small": (8, 20, 1), "full": (120, 200, 2)}
 STEP_MOVIE = "step_up_5s_5i_3x"
@@ -58,7 +59,8 @@ NOISE_MOVIE = "perfect_dense_noise_15x15_15hz_r42_3min"
 DATASET = "2024.08.08-10.40.20-Rec"
 PLAYLIST = "play_benchmark_steps"
 STEPS = ("load_recording", "load_recording_with_eimage_sta", "add_section_time", "section_spike_times",
-         "compute_sta", "extract_features", "save", "checkpoint", "resume")
+         "sectioning's save", "section_spike_times with its save", "compute_sta", "extract_features", "save",
+         "checkpoint", "resume")
 GOALS = {"section_spike_times": 9.0}
 GOAL = 5.0
 
@@ -90,11 +92,16 @@ DRIVER = textwrap.dedent('''
     s = timed("load_recording_with_eimage_sta", lambda: load_recording_with_eimage_sta(
         cmcr_path=cmcr, cmtr_path=cmtr, session=create_session(dataset_id="@DATASET@"), **eimage))
     s = timed("add_section_time", lambda: add_section_time(playlist_name="@PLAYLIST@", session=s))
+    s.save(output_path=out / "warm.h5")  # untimed: a process's first save loads and warms its writer
+    timed("save_before_sectioning", lambda: s.save(output_path=out / "before.h5"))
     s = timed("section_spike_times", lambda: section_spike_times(pad_margin=(0.0, 0.0), session=s,
                                                                  config_dir=config_dir))
+    timed("save_after_sectioning", lambda: s.save(output_path=out / "after.h5"))
+    for name in ("warm.h5", "before.h5", "after.h5"):
+        os.unlink(out / name)
     s = timed("compute_sta", lambda: compute_sta(cover_range=(-60, 0), use_multiprocessing=False, session=s))
     s = timed("extract_features", lambda: extract_features(features=["@STEP@"], session=s))
-    timed("save", lambda: s.save(output_path=out / "saved.h5"))
+    timed("save", lambda: s.save(output_path=out / "saved.h5", overwrite=True))
     timed("checkpoint", lambda: s.checkpoint(out / "work.checkpoint.h5"))
     timed("resume", lambda: PipelineSession.load(out / "work.checkpoint.h5").save(output_path=out / "resumed.h5"))
     unit = sorted(s.units)[0]
@@ -106,8 +113,9 @@ DRIVER = textwrap.dedent('''
 
 def original_paths() -> tuple[Path | None, Path | None, str]:
     """(the original's tree, its interpreter, why not) from the options' variables or the defaults."""
-    tree = Path(os.environ.get(ORIGINAL_VARIABLE) or DEFAULT_ORIGINAL)
-    python = Path(os.environ.get(ORIGINAL_PYTHON_VARIABLE) or DEFAULT_ORIGINAL_PYTHON)
+    if not os.environ.get(ORIGINAL_VARIABLE) or not os.environ.get(ORIGINAL_PYTHON_VARIABLE):
+        return None, None, f"{ORIGINAL_VARIABLE} and {ORIGINAL_PYTHON_VARIABLE} not set"
+    tree, python = Path(os.environ[ORIGINAL_VARIABLE]), Path(os.environ[ORIGINAL_PYTHON_VARIABLE])
     if not (tree / "src" / "hdmea" / "io" / "spike_sectioning.py").is_file():
         return None, None, f"no tree of the original at {tree} (set {ORIGINAL_VARIABLE})"
     if not python.is_file():
@@ -185,8 +193,21 @@ def measure(size: str, work: Path, *, original: bool = True) -> tuple[dict[str, 
     return found, why
 
 
+#: the sectioning with its share of the save: the step, and the save after it less the save before it
+SECTIONING_SAVED = "section_spike_times with its save"
+
+
+def _seconds(result: dict, step: str, kind: str = "times") -> float:
+    found = result[kind]
+    if step == SECTIONING_SAVED:
+        return found["section_spike_times"] + found["save_after_sectioning"] - found["save_before_sectioning"]
+    if step == "sectioning's save":
+        return found["save_after_sectioning"] - found["save_before_sectioning"]
+    return found[step]
+
+
 def _timing(results: list[dict], step: str) -> Timing:
-    return Timing([r["times"][step] for r in results])
+    return Timing([_seconds(r, step) for r in results])
 
 
 def step_rows(found: dict[str, list[dict]], why: str, size: str) -> list[Row]:
@@ -196,10 +217,10 @@ def step_rows(found: dict[str, list[dict]], why: str, size: str) -> list[Row]:
     rows = []
     for step in STEPS:
         mine = _timing(ours, step)
-        cpu = min(r["cpu"][step] for r in ours)
+        cpu = min(_seconds(r, step, "cpu") for r in ours)
         if "original" in found:
             theirs = _timing(found["original"], step)
-            peer_cpu = min(r["cpu"][step] for r in found["original"])
+            peer_cpu = min(_seconds(r, step, "cpu") for r in found["original"])
             rows.append(timed_row(f"step {step} ({shape})", "the original's same call", theirs, mine,
                                   GOALS.get(step, GOAL), f"CPU s: ours {cpu:.3f}, original {peer_cpu:.3f}"))
         else:
@@ -212,7 +233,7 @@ def growth_rows(small: dict[str, list[dict]], double: dict[str, list[dict]]) -> 
     """Ours at twice the units and trials against ours at the base: each step's time ratio against 4x."""
     rows = []
     a, b = small["ours"][0], double["ours"][0]
-    for step in STEPS:
+    for step in (s for s in STEPS if s != "sectioning's save"):  # (a difference of two saves: no growth of its own)
         base, grown = _timing(small["ours"], step).min, _timing(double["ours"], step).min
         rows.append(Row(f"growth {step}: {a['units']} -> {b['units']} units, {a['trials']} -> {b['trials']} trials",
                         "4x (linear in units x trials)", 4.0, grown / base, "x", grown / base / 4.0, 1.0,
@@ -242,8 +263,13 @@ def run(size: str = "small") -> list[Row]:
 @pytest.mark.campaign  # fresh processes of both pipelines: about a minute
 def test_bench_steps_small():
     rows = run("small")
-    assert len(rows) == 2 * len(STEPS)
-    assert all(r.ours > 0 for r in rows)
+    assert len(rows) == 2 * len(STEPS) - 1
+    calls = [r for r in rows[:len(STEPS)] if "save" not in r.benchmark.split("(")[0] or r.benchmark.startswith("step save")]
+    assert len(calls) == len(STEPS) - 2 and all(r.ours > 0 for r in calls)  # the shares are differences
+    # the driver saw the recording it was given: 8 units, 20 trials of the step movie
+    assert all("(8 units x 20 trials of the step movie)" in r.benchmark for r in rows[:len(STEPS)])
+    if original_paths()[0] is None:
+        assert all("skipped" in r.peer and r.goal is None for r in rows[:len(STEPS)])
 
 
 if __name__ == "__main__":  # python -m benchmarks.suite.bench_steps [small|full]

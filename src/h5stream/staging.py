@@ -96,8 +96,9 @@ class StagingArea:
     ----------
     target
         The file the staged data will finally be saved to, or ``None`` when not
-        known yet (the spill file then lives in the system's temporary directory
-        and the final save copies spilled data instead of renaming).
+        known yet (the spill file then lives in the system's temporary directory;
+        a save moves it beside its target when both are on one filesystem,
+        :meth:`move_spill_file`, and copies the spilled data otherwise).
     memory_limit
         Bytes of array data kept in memory; ``None`` never spills.
     """
