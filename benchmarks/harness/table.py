@@ -68,6 +68,8 @@ class Row:
     goal_sizes: tuple[str, ...] = ("full",)
     #: the size the row was measured at (None: unknown, e.g. a module's own test; the goal applies)
     size: str | None = None
+    #: the measured quantities behind the row, by name, as a record keeps them (e.g. ``peak_rss_mb``)
+    fields: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.goal_sizes) - set(SIZES)

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from h5stream.errors import WriteError
-from h5stream.files import partial_path
+from h5stream.files import fsync_directory, partial_path
 from h5stream.tree.filearray import FileArray
 from h5stream.tree.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array, store_array_digested
 
@@ -96,8 +96,9 @@ class StagingArea:
     ----------
     target
         The file the staged data will finally be saved to, or ``None`` when not
-        known yet (the spill file then lives in the system's temporary directory
-        and the final save copies spilled data instead of renaming).
+        known yet (the spill file then lives in the system's temporary directory;
+        a save moves it beside its target when both are on one filesystem,
+        :meth:`move_spill_file`, and copies the spilled data otherwise).
     memory_limit
         Bytes of array data kept in memory; ``None`` never spills.
     """
@@ -159,6 +160,16 @@ class StagingArea:
             return array
         return self._spill(array)
 
+    def admit_many(self, arrays) -> list:
+        """:meth:`admit` of each of ``arrays``, in order; arrays that all fit the budget together are
+        counted at once (many small values at the cost of one)."""
+        arrays = [a if isinstance(a, FileArray) else np.asarray(a) for a in arrays]
+        nbytes = sum(a.nbytes for a in arrays if not isinstance(a, FileArray))
+        if self.memory_limit is None or self.resident_bytes + nbytes <= self.memory_limit:
+            self.resident_bytes += nbytes
+            return arrays
+        return [self.admit(a) for a in arrays]
+
     def _spill(self, array: np.ndarray) -> FileArray:
         f = self.spill_file()
         name = f"{STAGING_GROUP}/{self._counter}"
@@ -188,6 +199,30 @@ class StagingArea:
         return isinstance(value, FileArray) and value.spilled and self.has_spill_file and (
             value._opener == self.spill_file
         )
+
+    def move_spill_file(self, target: str | os.PathLike) -> bool:
+        """Move the spill file beside ``target`` (a save there then finishes it in place instead of copying
+        its arrays) when it lives in another directory of the same filesystem; True when it is beside
+        ``target`` now.  The open file moves with its name: what it holds and who reads it stay."""
+        if not self.has_spill_file or self.spill_path is None:
+            return False
+        folder = Path(target).parent
+        if self.spill_path.parent.resolve() == folder.resolve():
+            return True
+        try:
+            if os.stat(self.spill_path).st_dev != os.stat(folder).st_dev:
+                return False
+            moved = partial_path(target)
+            os.rename(self.spill_path, moved)
+        except OSError as exc:  # another filesystem after all, or a system that refuses to move an open file
+            logger.info("the spill file %s stays where it is (%s); the save copies it", self.spill_path, exc)
+            return False
+        with contextlib.suppress(OSError):
+            fsync_directory(moved.parent)
+            fsync_directory(self.spill_path.parent)
+        logger.info("spill file moved beside %s: %s", target, moved)
+        self.spill_path = moved
+        return True
 
     def detach_spill_file(self) -> tuple[h5py.File, Path] | None:
         """Hand the spill file over to a final save; the area starts afresh."""

@@ -347,3 +347,61 @@ def test_checkpoint_of_a_spilled_session_is_complete(tmp_path):
     for uid, unit in expected.items():
         np.testing.assert_array_equal(r.get(f"units/{uid}/spike_times"), unit["spike_times"])
     assert r.completed_steps == ["load_recording", "extract_features"]
+
+
+def test_session_without_target_moves_its_spill_file_into_the_save(tmp_path, monkeypatch):
+    """A session made without a target spills into the temporary folder; a save elsewhere on the same
+    filesystem moves that file into place instead of copying its arrays (the disk holds the session
+    once, not twice), and the session reads on from the saved file."""
+    import tempfile
+
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
+    s = create_session("rec", memory_limit=100_000)
+    units = _units(20, spikes=2000)
+    s.add_units(units)
+    spill = s.spill_path
+    assert s.spilled_bytes > 0 and spill.parent == spills
+    inode = os.stat(spill).st_ino
+    target = tmp_path / "out" / "r.h5"
+    s.save(target)
+    assert os.stat(target).st_ino == inode  # the spill file became the target: nothing was copied
+    assert not spill.exists() and list(spills.iterdir()) == [] and sorted(os.listdir(target.parent)) == ["r.h5"]
+    with h5py.File(target, "r") as f:
+        assert "__h5stream_staging__" not in f
+        for uid, data in units.items():
+            np.testing.assert_array_equal(f["units"][uid]["spike_times"][()], data["spike_times"])
+    np.testing.assert_array_equal(s.get("units/unit_007/spike_times"), units["unit_007"]["spike_times"])
+    s.close()
+
+
+def test_spill_file_on_another_filesystem_is_copied_into_the_save(tmp_path, monkeypatch):
+    """Where the spill file cannot move (another filesystem), the save copies its arrays, as before."""
+    import tempfile
+
+    from h5stream import staging
+
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
+    real_stat = os.stat
+
+    def other_device(path, *args, **kwargs):
+        found = real_stat(path, *args, **kwargs)
+        if os.fspath(path) == os.fspath(spills):
+            return os.stat_result((*found[:2], found.st_dev + 1, *found[3:]))
+        return found
+
+    monkeypatch.setattr(staging.os, "stat", other_device)
+    s = create_session("rec", memory_limit=100_000)
+    units = _units(20, spikes=2000)
+    s.add_units(units)
+    spill = s.spill_path
+    target = tmp_path / "out" / "r.h5"
+    s.save(target)
+    assert not spill.exists()  # copied, then let go
+    with h5py.File(target, "r") as f:
+        for uid, data in units.items():
+            np.testing.assert_array_equal(f["units"][uid]["spike_times"][()], data["spike_times"])
+    s.close()

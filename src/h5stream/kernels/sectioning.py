@@ -13,7 +13,7 @@ import numpy as np
 
 from h5stream.cores import free_cores
 
-__all__ = ["SectionedRows", "section_sorted", "rows_to_csr"]
+__all__ = ["SectionedRows", "section_sorted", "rows_to_csr", "sorted_unique"]
 
 
 @dataclasses.dataclass
@@ -43,6 +43,30 @@ def rows_to_csr(rows) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum([r.size for r in rows], out=offsets[1:])
     values = np.concatenate(rows).astype(np.uint64, copy=False) if rows else np.zeros(0, np.uint64)
     return np.ascontiguousarray(values, dtype=np.uint64), offsets
+
+
+def sorted_unique(values, dtype=np.int64) -> np.ndarray:
+    """The sorted distinct values of ``values`` as a new ``dtype`` array (``np.unique``'s result).
+
+    Values that are sorted already, as the concatenated trials of one sorted spike train are when the
+    trials do not overlap, take one linear pass and a copy; sorted values with repeats, one pass more;
+    only unsorted values (overlapping trials) are sorted.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D, found shape {values.shape}")
+    if values.size < 2:
+        return values.astype(dtype)
+    head, tail = values[:-1], values[1:]
+    rising = tail > head
+    if rising.all():
+        return values.astype(dtype)
+    if (tail >= head).all():
+        keep = np.empty(values.size, dtype=bool)
+        keep[0] = True
+        keep[1:] = rising
+        return values[keep].astype(dtype)
+    return np.unique(values).astype(dtype)
 
 
 # Below this much work (binary-search steps plus copied values) one thread is

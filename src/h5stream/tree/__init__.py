@@ -26,6 +26,7 @@ from h5stream.tree.nodes import (
     Dataset,
     Group,
     Node,
+    Pieces,
     array_node,
     check_attr_name,
     check_member_name,
@@ -55,7 +56,7 @@ from h5stream.tree.write import (
 )
 
 __all__ = [
-    "FileArray", "Group", "Dataset", "Node", "WriteContext",
+    "FileArray", "Group", "Dataset", "Node", "Pieces", "WriteContext",
     "value_node", "array_node", "put_node", "mapping_node",
     "encode_attr", "decode_attr", "normalize_attr",
     "check_name", "check_member_name", "check_attr_name", "is_hidden", "is_safe_key", "plain_text", "text",

@@ -373,6 +373,8 @@ def value_node(value) -> Node:
     datasets (text as variable-length UTF-8); the type tag restores the exact
     Python or numpy type on read.
     """
+    if isinstance(value, Pieces):
+        return value.node()
     builder = _VALUE_NODES.get(kind_of(value))
     if builder is None:
         raise EncodingError(
@@ -406,10 +408,52 @@ def array_node(value) -> Dataset:
     return Dataset(array)
 
 
+class Pieces(Mapping):
+    """``{0: values[offsets[0]:offsets[1]], 1: ..., n - 1: ...}`` without building the dict: many small
+    arrays cut from one (the trials of a spike train).  A read-only mapping like any other, and its node
+    (a group of datasets named "0".."n-1", keyed by the ints, as :func:`mapping_node` makes of the dict)
+    is built in one pass: the pieces are views of ``values`` (numeric, 1-D), checked once."""
+
+    __slots__ = ("values", "offsets")
+
+    def __init__(self, values, offsets) -> None:
+        values, offsets = np.asarray(values), np.asarray(offsets, dtype=np.int64)
+        if values.ndim != 1 or values.dtype.kind not in "biuf":
+            raise EncodingError("pieces must be cut from a 1-D numeric array",
+                                found=f"shape {values.shape}, dtype {values.dtype}")
+        if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != values.size \
+                or np.any(offsets[1:] < offsets[:-1]):
+            raise EncodingError("piece offsets must rise from 0 to the number of values",
+                                expected=f"n + 1 non-decreasing offsets ending at {values.size}",
+                                found=f"{offsets[:3].tolist()}...{offsets[-1:].tolist()}")
+        self.values, self.offsets = values, offsets
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    def __iter__(self):
+        return iter(range(len(self)))
+
+    def __getitem__(self, key):
+        if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or not 0 <= key < len(self):
+            raise KeyError(key)
+        return self.values[self.offsets[key]:self.offsets[key + 1]]
+
+    def node(self) -> Group:
+        bounds = self.offsets.tolist()
+        values = self.values
+        children = {str(k): Dataset(values[a:b]) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))}
+        if not children:
+            return Group()  # as mapping_node makes of an empty dict
+        return Group(children=children, tag="dict", keys=list(range(len(children))))
+
+
 def put_node(value) -> Node:
     """A node under the feature rules: arrays are datasets, dicts groups, everything else attributes."""
     if isinstance(value, (np.ndarray, FileArray)):
         return array_node(value)
+    if isinstance(value, Pieces):
+        return value.node()
     if isinstance(value, Mapping):
         return mapping_node(value, put_node, scalars_as_attrs=True)
     return value_node(value)

@@ -21,22 +21,28 @@ def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]
         yield from walk_datasets(child, f"{prefix}/{name}" if prefix else name)
 
 
-def _datasets_outside(node: Node, kept) -> Iterator[Dataset]:
-    """The datasets of ``node``'s subtree, leaving out the subtrees whose root's id is in ``kept``."""
-    if id(node) in kept:
-        return
-    if isinstance(node, Dataset):
-        yield node
-        return
-    for child in node.children.values():
-        yield from _datasets_outside(child, kept)
+def _datasets_outside(node: Node, kept) -> list[Dataset]:
+    """The datasets of ``node``'s subtree in depth-first order, leaving out the subtrees whose root's id is
+    in ``kept`` (one loop, no generator per group: a group of thousands of trials is walked at the speed
+    of a list)."""
+    found: list[Dataset] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if kept and id(item) in kept:
+            continue
+        if isinstance(item, Dataset):
+            found.append(item)
+        else:
+            stack.extend(reversed(item.children.values()))
+    return found
 
 
 def admit_datasets(staging, node: Node, kept=()) -> None:
     """Stage the arrays of ``node`` (untagged datasets) in ``staging``: counted in memory, or spilled."""
-    for dataset in _datasets_outside(node, kept):
-        if dataset.tag is None:
-            dataset.data = staging.admit(dataset.data)
+    datasets = [d for d in _datasets_outside(node, kept) if d.tag is None]
+    for dataset, staged in zip(datasets, staging.admit_many([d.data for d in datasets])):
+        dataset.data = staged
 
 
 def release_datasets(staging, node: Node, kept=()) -> None:

@@ -293,8 +293,9 @@ class PipelineSession(StagedTree, LabSessionViews):
         (``path=`` is the same argument under its earlier name); missing parent
         folders are created, as the original pipeline does.  Returns the path written.  The file appears only when complete (partial
         file, fsync, rename); a failure leaves any earlier file at ``path``
-        untouched and the session deferred.  Arrays spilled beside ``path`` are
-        moved into place, not copied.
+        untouched and the session deferred.  Arrays spilled on the filesystem
+        of ``path`` (beside it, or in the temporary folder of a session made
+        without a target) are moved into place, not copied.
 
         Raises
         ------
@@ -321,8 +322,8 @@ class PipelineSession(StagedTree, LabSessionViews):
         tree = self._tree_for_file(None, replaced := {})
         spill = self._staging
         written: dict[int, str] = {}  # id(dataset node) -> digest of what was written from memory
-        if spill.has_spill_file and spill.spill_path is not None and spill.spill_path.parent.resolve() == \
-                target.parent.resolve():
+        # a spill file elsewhere on the same filesystem (a session made without its target) moves beside it
+        if spill.has_spill_file and spill.move_spill_file(target):
             self._save_into_spill_file(target, tree, written)
         else:
             self._write_new_file(target, tree, overwrite=True, written=written)

@@ -39,7 +39,8 @@ from typing import TypedDict
 
 import numpy as np
 
-from h5stream.kernels.sectioning import rows_to_csr, section_sorted
+from h5stream.kernels.sectioning import rows_to_csr, section_sorted, sorted_unique
+from h5stream.tree import Pieces
 from hdmea.errors import ConfigError
 from hdmea.steps.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
 from hdmea.session.target import open_target
@@ -107,9 +108,13 @@ class SectionResult:
 def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: np.ndarray) -> dict:
     """The original's arrays of one movie from the ragged form (``spikes`` cut at ``offsets``): the sorted
     unique ``full_spike_times``, ``trials_spike_times`` keyed by the trial's number (as the original's
-    session holds them; the file names them "0", "1", ...) and ``trials_start_end``, all int64."""
-    trials = {k: np.asarray(spikes[offsets[k]:offsets[k + 1]]).astype(np.int64) for k in range(len(offsets) - 1)}
-    return {"full_spike_times": np.unique(np.asarray(spikes)).astype(np.int64), "trials_spike_times": trials,
+    session holds them; the file names them "0", "1", ...) and ``trials_start_end``, all int64.
+
+    The trials are one int64 copy of ``spikes`` cut at ``offsets`` (:class:`~h5stream.tree.Pieces`: a
+    mapping whose node is built in one pass); ``full_spike_times`` takes one linear pass when the trials
+    do not overlap (their concatenation is then sorted already)."""
+    values = np.asarray(spikes).astype(np.int64)
+    return {"full_spike_times": sorted_unique(values), "trials_spike_times": Pieces(values, offsets),
             "trials_start_end": np.asarray(unpadded_bounds, dtype=np.int64).reshape(-1, 2)}
 
 
