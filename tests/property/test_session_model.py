@@ -121,15 +121,30 @@ def _same(model, found) -> bool:
     return model == found
 
 
+_MISSING = object()
+
+
+def _stored(f: h5py.File, unit: str, key: str):
+    """The value a file holds for ``(unit, key)`` as plain Python: a child of the unit, or its attribute (a
+    flat list directly under a unit is the unit's attribute, as in the lab's files); ``_MISSING`` if none."""
+    name = f"units/{unit}/{key}"
+    if name in f:
+        return _plain(f[name])
+    if key in f[f"units/{unit}"].attrs:
+        return np.asarray(f[f"units/{unit}"].attrs[key]).tolist()
+    return _MISSING
+
+
 def _file_matches(path: Path, model: dict) -> bool:
     with h5py.File(path, "r", locking=False) as f:
         for (unit, key), value in model.items():
-            name = f"units/{unit}/{key}"
-            if name not in f or not _same(value, _plain(f[name])):
+            found = _stored(f, unit, key)
+            if found is _MISSING or not _same(value, found):
                 return False
         # nothing the model no longer holds is left in the file
         for unit in UNITS:
-            stored = {k for k in f[f"units/{unit}"] if k in KEYS}
+            group = f[f"units/{unit}"]
+            stored = {k for k in group if k in KEYS} | {k for k in group.attrs if k in KEYS}
             if stored != {k for (u, k) in model if u == unit}:
                 return False
     return True
@@ -275,7 +290,7 @@ class SessionModel(RuleBasedStateMachine):
 
 def _file_matches_some(path: Path, model: dict) -> bool:
     with h5py.File(path, "r", locking=False) as f:
-        return all(_same(v, _plain(f[f"units/{u}/{k}"])) for (u, k), v in model.items())
+        return all(_same(v, _stored(f, u, k)) for (u, k), v in model.items())
 
 
 SessionModel.TestCase.settings = settings(
