@@ -195,8 +195,8 @@ def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: 
         return []
     out = []
     for name, dtype in frame.schema.items():
-        if isinstance(dtype, pl.Enum) or name not in group[key]:
-            continue
+        if dtype == pl.String or isinstance(dtype, pl.Enum) or name not in group[key]:
+            continue  # (text stored as categories keeps no categories; an Enum keeps all of them)
         element = group[key][name]
         if root_attr(element, "encoding-type") != "categorical" or not isinstance(element, h5py.Group):
             continue
@@ -355,6 +355,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
         if not selection.wants_assay(name):
             continue
         rows = _mod_rows(own, ids)
+        lacks = bool((rows < 0).any())  # of the file's samples: then every layer gets a mask, whatever is read
         if positions is not None:
             rows = rows[positions]
         held = rows >= 0
@@ -364,6 +365,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
             lacking = int((~held).sum())
             skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
                            f"(NaN, mask code {NOT_MEASURED.name})")
+        if lacks:
             assay = Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
                           feature_id_col=assay.feature_id_col)
         skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))

@@ -226,7 +226,10 @@ def read_part(obj, rows: np.ndarray | None = None, cols: np.ndarray | None = Non
         part = part[r_back]
     if c_back is not None:
         part = part[:, c_back]
-    return normalize_sparse(part)
+    part = normalize_sparse(part)
+    if sparse.issparse(part) and not part.has_sorted_indices:
+        part.sort_indices()  # as the data model's selections give it
+    return part
 
 
 def read_rows(obj, positions: np.ndarray | None):
