@@ -240,14 +240,6 @@ def _check_drawn(tmp_path, data, n: int, n_pep: int, n_prot: int, seed: int) -> 
         _check(tmp_path, name, options, c, samples, features, bare)
 
 
-@pytest.mark.campaign
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(), n=st.integers(1, 6), n_pep=st.integers(1, 6), n_prot=st.integers(1, 6),
-       seed=st.integers(0, 2**16))
-def test_partial_loads_and_filters_agree_on_many_selections(tmp_path, data, n, n_pep, n_prot, seed):
-    _check_drawn(tmp_path, data, n, n_pep, n_prot, seed)
-
-
 def _unmeasured(n: int, lacking: list[int], seed: int) -> ScpContainer:
     """Two assays; ``pep`` holds no measurement of the samples at ``lacking`` (NaN, mask UNCERTAIN):
     its .h5mu modality leaves them out."""
