@@ -3,9 +3,10 @@
 One container of N samples x P proteins (a float64 layer, 30% NaN, with an int8 mask)
 is saved once per format uncompressed
 (``.h5``, ``.h5ad``, ``.parquet`` long and wide, ``.zarr``); each is then loaded ROUNDS
-times whole and ROUNDS times in part (K samples and K proteins, spread over the file),
-interleaved, pages cached.  Printed per format: the whole and the partial load's
-minimum and median seconds and the ratio of the minima; for the zarr store also the
+times whole and ROUNDS times in part (K samples and K proteins, spread over the file;
+and 137 samples drawn at random, every protein, by id and by mask: no selection may take
+longer than the whole load), interleaved, pages cached.  Printed per format: the whole and
+the partial load's minimum and median seconds and the ratio of the minima; for the zarr store also the
 chunk files of X a load asks the store for (whole, the spread selection, and the first
 K samples and proteins, which lie in one chunk) with the clustered load's times, and the
 peer's figure:
@@ -53,7 +54,7 @@ def _timed(fn, rounds: int) -> list[float]:
 
 
 def _line(name: str, whole: list[float], part: list[float]) -> str:
-    return (f"{name:14s} whole min {min(whole):.4f} s median {statistics.median(whole):.4f} s | "
+    return (f"{name:22s} whole min {min(whole):.4f} s median {statistics.median(whole):.4f} s | "
             f"partial min {min(part):.4f} s median {statistics.median(part):.4f} s | "
             f"partial / whole {min(part) / min(whole):.3f}")
 
@@ -66,6 +67,8 @@ def main(n: int = 4000, p: int = 2000, k: int = 10, rounds: int = 5) -> None:
     c = build(n, p)
     samples = [f"s{i}" for i in np.linspace(0, n - 1, k).astype(int)]
     features = {"proteins": [f"P{j}" for j in np.linspace(0, p - 1, k).astype(int)]}
+    drawn = np.sort(np.random.default_rng(1).choice(n, min(n, 137), replace=False))
+    scattered, scattered_mask = [f"s{i}" for i in drawn], np.isin(np.arange(n), drawn)
     print(f"{n} samples x {p} proteins ({n * p * 8 / 1e6:.0f} MB of values); partial: {k} samples x {k} proteins")
     with tempfile.TemporaryDirectory(prefix="partial-loads-") as tmp:
         for name, options in (("c.h5", {}), ("c.h5ad", {}), ("c.parquet", {}),
@@ -74,11 +77,15 @@ def main(n: int = 4000, p: int = 2000, k: int = 10, rounds: int = 5) -> None:
             if not name.endswith(".zarr"):  # (a zarr store is written uncompressed)
                 options = {"compression": None, **options}
             h5scp.save(c, path, **options)
-            whole, part = [], []
+            whole, part, by_id, by_mask = [], [], [], []
             for _ in range(rounds):
                 whole += _timed(lambda: h5scp.load(path, classes=OURS), 1)
                 part += _timed(lambda: h5scp.load(path, samples=samples, features=features, classes=OURS), 1)
+                by_id += _timed(lambda: h5scp.load(path, samples=scattered, classes=OURS), 1)
+                by_mask += _timed(lambda: h5scp.load(path, samples=scattered_mask, classes=OURS), 1)
             print(_line(name, whole, part))
+            print(_line(f"{name} 137 ids", whole, by_id))
+            print(_line(f"{name} 137 mask", whole, by_mask))
         path = Path(tmp) / "c.zarr"
         asked: list[str] = []
         original = _zarr_store.StoreFiles.__getitem__

@@ -1,4 +1,5 @@
-"""Command line of h5scp: ``python -m h5scp inspect FILE``, ``verify FILE`` and ``convert IN OUT``.
+"""Command line of h5scp: ``h5scp inspect FILE``, ``verify FILE`` and ``convert IN OUT`` (the ``h5scp``
+console script, or ``python -m h5scp``).
 
 ``inspect`` prints what a container file, Parquet dataset or AnnData zarr store
 holds (format, samples, assays with their layers, masks and storage, history,
@@ -7,9 +8,10 @@ reads a container in any format (chosen by content) and writes it in the
 format of the output's extension (``.h5``, ``.hdf5``, ``.h5mu``, ``.h5ad``,
 ``.parquet``, ``.zarr``).  Every error is one line, ``python -m h5scp COMMAND:
 ...``, saying what to do, with the command line's flags (``--overwrite``), as
-``hdmea``'s command line does.  Exit status: 0 on success, 2 on bad input
+``hdmea``'s command line does; a missing optional package (the ``zarr`` extra)
+is one line naming what to install.  Exit status: 0 on success, 2 on bad input
 (unreadable file, unsupported extension, an output that exists, a file that is
-not a container), 1 on a failed write.
+not a container, a usage error, a missing extra), 1 on a failed write.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from h5scp.io.importers import detect_format
 _FORMAT_NAMES = {"scptensor": "scptensor HDF5", "AnnData": "AnnData", "MuData": "MuData"}
 #: What the command line shows in --help (plain text: argparse prints it as it is).
 _DESCRIPTION = ("Inspect, verify and convert ScpTensor containers (.h5, .h5ad, .h5mu, .parquet, .zarr). "
-                "Exit status: 0 on success, 2 on bad input, 1 on a failed write.")
+                "Exit status: 0 on success, 2 on bad input or usage, 1 on a failed write.")
 #: The library's keyword arguments in its messages, and the flags that set them here.
 _FLAGS = {"overwrite=True": "--overwrite", "assay=": "--assay", "layer=": "--layer"}
 
@@ -169,8 +171,13 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prog() -> str:
+    """How the command was started: ``h5scp`` (the console script) or ``python -m h5scp``."""
+    return "h5scp" if Path(sys.argv[0]).name == "h5scp" else "python -m h5scp"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m h5scp", description=_DESCRIPTION)
+    parser = OneLineParser(prog=_prog(), description=_DESCRIPTION)
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="print what a container file, .parquet dataset or .zarr store holds")
@@ -209,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(args.command, exc)
         # an output that exists is an input error (nothing was started); any other failed write is a failure
         return 2 if isinstance(exc, IOTargetExistsError) else 1
-    except (ScpTensorError, ValueError, OSError) as exc:
+    except (ScpTensorError, ValueError, OSError, ImportError) as exc:
+        # (an ImportError is an optional package not installed: its message names what to install)
         _error(args.command, exc)
         return 2
 
@@ -243,7 +251,7 @@ def _error(command: str, exc: BaseException) -> None:
     text = str(exc)
     for keyword, flag in _FLAGS.items():
         text = text.replace(keyword, flag)
-    print(f"python -m h5scp {command}: {text}", file=sys.stderr)
+    print(f"{_prog()} {command}: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

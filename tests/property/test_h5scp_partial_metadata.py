@@ -1,17 +1,21 @@
-"""A partial load equals the same selection made in memory, in every format (``.h5``, ``.h5mu``, ``.h5ad``,
-``.parquet`` long and wide, ``.zarr``), for ``samples=``, ``features=`` and both.
+"""One rule for a selection: a partial load equals the whole load cut by the data model's own
+``filter_samples`` and ``filter_features``, in every format (``.h5``, ``.h5mu``, ``.h5ad``, ``.parquet``
+long and wide, ``.zarr``), for ``samples=``, ``features=`` and both: obs, var, X, M, matrix metadata and
+links equal (the history aside: a load records no filter), and the same metadata named as kept whole.
 
-The reference is the data model's own selection in memory (``filter_samples`` then ``filter_features``:
-obs, var, X, M and links), and for the matrix metadata the cut made here by hand, where which axes each
-value holds is known: values of X's shape are cut on both axes, one value per sample by the samples, one
-value (or row) per feature by the features; a value whose axes cannot be told (a first axis that is
+Beside that, the values are checked against the selection made in memory on the saved container and,
+for the matrix metadata, against the rule's naive twin (the samples cut first, then the features, each
+reading the shape then): values of X's shape are cut on both axes, one value per sample by the samples,
+one value (or row) per feature by the features; a value whose axes cannot be told (a first axis that is
 neither, or one per sample or feature of a square matrix) is kept whole and named in a
-``MetadataKeptWholeWarning``, once per layer.
+``MetadataKeptWholeWarning``, once per layer by a load.  A MuData modality lacking some samples gives every layer a mask in a partial load
+as in the whole load, whichever samples are read.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 
 import numpy as np
@@ -27,6 +31,11 @@ from h5scp import Assay, ScpContainer, ScpMatrix
 from h5scp.core.structures import AggregationLink, MatrixMetadata
 from h5scp.io.classes import OURS
 from h5scp.io.exceptions import MetadataKeptWholeWarning
+from h5scp.testing import assert_container_equal
+
+ad = pytest.importorskip("anndata")
+md = pytest.importorskip("mudata")
+pd = pytest.importorskip("pandas")
 
 # (file name, save options): .h5ad and .zarr hold one assay ("prot"); .zarr needs the zarr extra
 FORMATS = [("c.h5", {}), ("c.h5mu", {}), ("c.h5ad", {"assay": "prot"}), ("c.parquet", {}),
@@ -97,23 +106,25 @@ def _cut(value, rows, cols):
 
 
 def _metadata(meta, rows, cols, n: int, f: int) -> tuple[dict, list[str]]:
-    """The expected metadata of a layer of ``n`` x ``f`` cut at ``rows`` x ``cols``, and the keys kept whole."""
+    """The expected metadata of a layer of ``n`` x ``f`` cut at ``rows`` x ``cols``, and the keys kept whole:
+    the rule's naive twin, the samples cut first, then the features, each reading the shape then."""
     rows = None if rows is None or np.array_equal(rows, np.arange(n)) else rows
     cols = None if cols is None or np.array_equal(cols, np.arange(f)) else cols
-    if rows is None and cols is None:
-        return dict(meta), []
-    out = {key: _cut(meta[key], rows, cols) for key in ("confidence_scores", "detection_limits")}
-    out["creation_info"] = meta["creation_info"]
-    whole = ["odd_axis"]
-    out["odd_axis"] = meta["odd_axis"]
-    if n == f:  # one entry per sample or per feature of a square matrix: which is it?
-        whole += ["per_sample_depth", "per_feature_lod", "per_feature_range"]
-        out.update({k: meta[k] for k in whole})
-    else:
-        out["per_sample_depth"] = _cut(meta["per_sample_depth"], rows, None)
-        out["per_feature_lod"] = _cut(meta["per_feature_lod"], cols, None)
-        out["per_feature_range"] = _cut(meta["per_feature_range"], cols, None)
-    return out, sorted(whole)
+    out, whole, shape = dict(meta), [], [n, f]
+    for axis, positions in ((0, rows), (1, cols)):
+        if positions is None:
+            continue
+        for key, value in list(out.items()):
+            if not isinstance(value, np.ndarray):
+                continue
+            if value.ndim >= 2 and list(value.shape[:2]) == shape:
+                out[key] = value[positions] if axis == 0 else value[:, positions]
+            elif shape[0] != shape[1] and value.shape[0] == shape[axis]:
+                out[key] = value[positions]
+            elif not (shape[0] != shape[1] and value.shape[0] == shape[1 - axis]):
+                whole.append(key)
+        shape[axis] = len(positions)
+    return out, sorted(set(whole))
 
 
 def _equal(a, b, what) -> None:
@@ -138,8 +149,13 @@ def _check(folder, name: str, options: dict, c: ScpContainer, samples, features:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = h5scp.load(path, classes=OURS, **request)
-    want = _in_memory(c, samples, features)
+    with warnings.catch_warnings(record=True) as filtering:
+        warnings.simplefilter("always")
+        want = _in_memory(c, samples, features)
+        whole_cut = _in_memory(h5scp.load(path, classes=OURS), samples, features)
     where = f"{name} {request}"
+    assert_container_equal(got, whole_cut, check_history=False)
+    assert _kept_whole(caught) == _kept_whole(filtering), where
     assert_frame_equal(got.obs, want.obs)
     assert list(got.assays) == list(want.assays), where
     rows = _positions(samples, c.sample_ids.to_list())
@@ -173,6 +189,15 @@ def _check(folder, name: str, options: dict, c: ScpContainer, samples, features:
         assert all(repr(k) in str(warning.message) for k in keys), (where, str(warning.message), keys)
 
 
+def _kept_whole(caught) -> set[str]:
+    """The metadata keys the MetadataKeptWholeWarnings among ``caught`` name."""
+    keys = set()
+    for w in caught:
+        if issubclass(w.category, MetadataKeptWholeWarning):
+            keys.update(re.findall(r"'([^']+)'", re.search(r"metadata \[(.*?)\] kept whole", str(w.message))[1]))
+    return keys
+
+
 @pytest.mark.parametrize("name,options", FORMATS, ids=[n for n, _ in FORMATS])
 def test_detection_limits_of_the_requested_samples_and_features(tmp_path, name, options):
     """The reported case: row 0 of the loaded detection_limits is the requested sample's row, column 0 the
@@ -199,6 +224,10 @@ def _selection(data, ids: list):
 @given(data=st.data(), n=st.integers(1, 6), n_pep=st.integers(1, 6), n_prot=st.integers(1, 6),
        seed=st.integers(0, 2**16))
 def test_a_partial_load_equals_the_selection_in_memory(tmp_path, data, n, n_pep, n_prot, seed):
+    _check_drawn(tmp_path, data, n, n_pep, n_prot, seed)
+
+
+def _check_drawn(tmp_path, data, n: int, n_pep: int, n_prot: int, seed: int) -> None:
     c = _container(n, n_pep, n_prot, seed)
     samples = _selection(data, c.sample_ids.to_list())
     features = {}
@@ -209,3 +238,42 @@ def test_a_partial_load_equals_the_selection_in_memory(tmp_path, data, n, n_pep,
     bare = data.draw(st.booleans())
     for name, options in FORMATS:
         _check(tmp_path, name, options, c, samples, features, bare)
+
+
+def _unmeasured(n: int, lacking: list[int], seed: int) -> ScpContainer:
+    """Two assays; ``pep`` holds no measurement of the samples at ``lacking`` (NaN, mask UNCERTAIN):
+    its .h5mu modality leaves them out."""
+    from h5scp.core.structures import MaskCode
+
+    rng = np.random.default_rng(seed)
+    obs = pl.DataFrame({"_index": [f"s{i}" for i in range(n)]})
+    X = rng.random((n, 3))
+    M = np.zeros((n, 3), dtype=np.int8)
+    X[lacking], M[lacking] = np.nan, int(MaskCode.UNCERTAIN)
+    pep = Assay(pl.DataFrame({"_index": ["e0", "e1", "e2"]}), {"raw": ScpMatrix(X, M)})
+    prot = Assay(pl.DataFrame({"_index": ["P0", "P1"]}), {"raw": ScpMatrix(rng.random((n, 2)))})
+    return ScpContainer(obs, {"pep": pep, "prot": prot})
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), n=st.integers(2, 7), seed=st.integers(0, 2**16))
+def test_a_modality_lacking_samples_has_a_mask_in_every_load(tmp_path, data, n, seed):
+    """Ours and mudata's own: a modality without some of the file's samples gives every layer a mask in a
+    partial load too (0 where measured), even when every sample read is one it holds."""
+    lacking = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n - 1, unique=True))
+    c = _unmeasured(n, lacking, seed)
+    ours = tmp_path / "c.h5mu"
+    h5scp.save(c, ours, overwrite=True)
+    theirs = tmp_path / "m.h5mu"
+    held = [f"s{i}" for i in range(n) if i not in lacking]
+    mod = {name: ad.AnnData(X=a.layers["raw"].X[[i for i in range(n) if name == "prot" or i not in lacking]],
+                            obs=pd.DataFrame(index=c.sample_ids.to_list() if name == "prot" else held),
+                            var=pd.DataFrame(index=a.feature_ids.to_list()))
+           for name, a in c.assays.items()}
+    md.MuData(mod).write(theirs)
+    samples = data.draw(st.sampled_from([held, held[:1], c.sample_ids.to_list()[::-1]]))
+    for path in (ours, theirs):
+        got = h5scp.load(path, classes=OURS, samples=samples)
+        whole_cut = h5scp.load(path, classes=OURS).filter_samples(samples)
+        assert_container_equal(got, whole_cut, check_history=False)
+        assert all(m.M is not None for m in got.assays["pep"].layers.values())

@@ -15,6 +15,7 @@ from h5scp.core.exceptions import (
     LayerNotFoundError,
     LegacyFormatWarning,
     MaskCodeError,
+    MetadataKeptWholeWarning,
     MissingDependencyError,
     ScpTensorError,
     ScpValueError,

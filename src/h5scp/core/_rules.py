@@ -176,7 +176,9 @@ def _positions(indices, n: int, what: str) -> np.ndarray:
 
 
 def _take(matrix, rows=None, cols=None, copy_data: bool = True):
-    """Rows and/or columns of a dense or sparse matrix (or None)."""
+    """Rows and/or columns of a dense or sparse matrix (or None); a sparse result has its indices sorted
+    within each row or column (SciPy's row selection of a CSC matrix leaves them in the order asked),
+    so that any selection gives the same stored arrays as the file readers."""
     if matrix is None:
         return None
     out = matrix
@@ -184,6 +186,8 @@ def _take(matrix, rows=None, cols=None, copy_data: bool = True):
         out = out[rows] if sparse.issparse(out) else out[rows, :]
     if cols is not None:
         out = out[:, cols]
+    if sparse.issparse(out) and out is not matrix and not out.has_sorted_indices:
+        out.sort_indices()
     if copy_data and out is matrix:
         out = out.copy()
     return out

@@ -47,6 +47,7 @@ __all__ = [
     "MaskCodeError",
     "VisualizationError",
     "LegacyFormatWarning",
+    "MetadataKeptWholeWarning",
 ]
 
 
@@ -215,3 +216,16 @@ class VisualizationError(ScpTensorError, ValueError):
 
 class LegacyFormatWarning(H5StreamWarning):
     """A file in an old ``scptensor`` layout was read; saving it again writes the current format."""
+
+
+class MetadataKeptWholeWarning(H5StreamWarning):
+    """A selection of samples or features (a partial load, ``filter_samples``, ``filter_features``) kept a
+    matrix metadata value whole: its axes do not say which of them is the samples or the features.
+
+    The rule (:func:`h5scp.core.parts.metadata_part`, the samples cut first, then the features): a
+    value whose first two axes are ``X``'s shape is cut on both; where the samples and features differ
+    in number, a value whose first axis is the samples is cut with the samples and one whose first axis
+    is the features with the features; a value without axes (text, numbers, mappings) is kept.  Any
+    other array (a first axis that is neither, or one entry per sample or feature of a square matrix)
+    is kept whole and named here.
+    """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy as _copy
 import dataclasses
 import enum
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from h5scp.core._rules import (
     _take,
     values_equal,
 )
-from h5scp.core.exceptions import DimensionError, ValidationError
+from h5scp.core.exceptions import DimensionError, MetadataKeptWholeWarning, ValidationError
 
 __all__ = [
     "MaskCode",
@@ -134,28 +135,94 @@ for _name in _METADATA_FIELDS:
 del _name
 
 
-def _subset_metadata(metadata: MatrixMetadata, shape: tuple[int, int], rows=None, cols=None,
-                     copy_data: bool = True) -> MatrixMetadata:
-    """Metadata of a sub-matrix: cell-level arrays (the matrix's shape) are cut like the matrix,
-    1-D arrays as long as the feature axis are cut by ``cols``, otherwise as long as the sample
-    axis by ``rows``; every other value is kept (copied when ``copy_data``)."""
+def metadata_part(metadata: Mapping[str, Any] | None, shape: tuple[int, int], rows=None, cols=None, *,
+                  copy_data: bool = True, where: str = ""):
+    """The metadata of the sub-matrix at samples ``rows`` and features ``cols`` (positions; None: all) of a
+    matrix of ``shape``: the one rule of every selection (``filter_samples``, ``filter_features``,
+    ``Assay.subset`` and every partial load).  Each axis is cut in turn, the samples first (as
+    ``filter_samples`` then ``filter_features``), each cut reading the shape the matrix has then:
+
+    * an array (numpy or SciPy sparse) whose first two axes are the matrix's shape is cut on that axis;
+    * where the samples and features differ in number, an array whose first axis is the axis cut is cut
+      (one value, or one row, each), one whose first axis is the other axis is kept;
+    * a value without axes (text, numbers, mappings) is kept;
+    * any other array (a first axis that is neither, or one entry per sample or feature of a square
+      matrix, whose axes cannot be told apart) is kept whole, and named in a
+      :class:`~h5scp.core.exceptions.MetadataKeptWholeWarning`.
+
+    Kept values are copied when ``copy_data``; ``where`` names the matrix in the warning.
+    """
     n_rows, n_cols = shape
+    rows = None if rows is None or _every(rows, n_rows) else rows
+    cols = None if cols is None or _every(cols, n_cols) else cols
+    if metadata is None:
+        return None
+    whole: list[str] = []
+    out = _cut_axis(metadata, shape, rows, 0, copy_data, whole)
+    out = _cut_axis(out, (n_rows if rows is None else len(rows), n_cols), cols, 1, False, whole)
+    if whole:
+        _warn_kept_whole(metadata, list(dict.fromkeys(whole)), shape, rows, cols, where)
+    return out
+
+
+def _cut_axis(metadata: Mapping[str, Any], shape: tuple[int, int], positions, axis: int, copy_data: bool,
+              whole: list[str]) -> MatrixMetadata:
+    """:func:`metadata_part` of one axis (0: samples, 1: features) cut at ``positions`` (None: kept)."""
+    n_rows, n_cols = shape
+    this, other = (n_rows, n_cols) if axis == 0 else (n_cols, n_rows)
     out = MatrixMetadata()
     for key, value in metadata.items():
-        if sparse.issparse(value) or isinstance(value, np.ndarray):
-            vshape = tuple(value.shape)
-            if vshape == (n_rows, n_cols):
-                value = _take(value, rows, cols, copy_data)
-            elif len(vshape) == 1 and vshape[0] == n_cols and cols is not None:
-                value = value[cols]
-            elif len(vshape) == 1 and vshape[0] == n_rows and rows is not None and vshape[0] != n_cols:
-                value = value[rows]
-            elif copy_data:
-                value = value.copy()
+        axes = tuple(value.shape) if sparse.issparse(value) or isinstance(value, np.ndarray) else ()
+        cut = None
+        if positions is None or not axes:
+            pass
+        elif len(axes) >= 2 and axes[:2] == (n_rows, n_cols):
+            cut = (positions, None) if axis == 0 else (None, positions)
+        elif n_rows != n_cols and axes[0] == this:
+            cut = (positions, None)
+        elif not (n_rows != n_cols and axes[0] == other):
+            whole.append(key)
+        if cut is not None:
+            value = _cut(value, *cut)
         elif copy_data:
-            value = _copy.deepcopy(value)
+            value = value.copy() if axes else _copy.deepcopy(value)
         dict.__setitem__(out, key, value)
     return out
+
+
+def _cut(value, first, second):
+    """``value`` (numpy or SciPy sparse, any number of axes) at ``first`` of its first axis and ``second``
+    of its second (None: all), sparse values kept in their format."""
+    fmt = value.format if sparse.issparse(value) else None
+    out = value.tocsr() if fmt not in (None, "csr", "csc") else value
+    if first is not None:
+        out = out[first]
+    if second is not None:
+        out = out[:, second]
+    if fmt is None:
+        return out
+    out = out.asformat(fmt)
+    if hasattr(out, "has_sorted_indices") and not out.has_sorted_indices:
+        out.sort_indices()
+    return out
+
+
+def _every(positions, n: int) -> bool:
+    positions = np.asarray(positions)
+    return positions.size == n and np.array_equal(positions, np.arange(n))
+
+
+def _warn_kept_whole(metadata, keys: list[str], shape, rows, cols, where: str) -> None:
+    n_rows, n_cols = shape
+    cut = [f"{len(rows)} of {n_rows} samples" if rows is not None else "",
+           f"{len(cols)} of {n_cols} features" if cols is not None else ""]
+    warnings.warn(
+        f"{where + ': ' if where else ''}metadata {keys} kept whole in a selection of "
+        f"{' and '.join(c for c in cut if c)}: their shapes {[tuple(metadata[k].shape) for k in keys]} do not "
+        f"say which axis is the samples or the features (matrix {n_rows} x {n_cols}); cut them yourself if they "
+        "hold one entry per sample or feature",
+        MetadataKeptWholeWarning, stacklevel=4,
+    )
 
 
 # --------------------------------------------------------------------------- matrix
@@ -323,7 +390,7 @@ class Assay:
 
     def subset(self, feature_indices: Sequence[int] | np.ndarray, copy_data: bool = True) -> Assay:
         """A new Assay with the features at ``feature_indices`` (in that order) in ``var`` and every
-        layer's values, mask and metadata (see :func:`_subset_metadata`); ``copy_data=False`` lets
+        layer's values, mask and metadata (see :func:`metadata_part`); ``copy_data=False`` lets
         the result share what numpy and polars share."""
         cols = _positions(feature_indices, self.n_features, "feature_indices")
         var = self.var[cols]
@@ -332,7 +399,7 @@ class Assay:
             new = ScpMatrix.__new__(ScpMatrix)
             new.X = _take(matrix.X, cols=cols, copy_data=copy_data)
             new.M = _take(matrix.M, cols=cols, copy_data=copy_data)
-            new._metadata = _subset_metadata(matrix.metadata, matrix.shape, cols=cols, copy_data=copy_data)
+            new._metadata = metadata_part(matrix.metadata, matrix.shape, cols=cols, copy_data=copy_data, where=f"layer {name!r}")
             layers[name] = new
         return Assay(var.clone() if copy_data else var, layers, feature_id_col=self.feature_id_col)
 
@@ -342,7 +409,7 @@ class Assay:
             new = ScpMatrix.__new__(ScpMatrix)
             new.X = _take(matrix.X, rows=rows, copy_data=copy_data)
             new.M = _take(matrix.M, rows=rows, copy_data=copy_data)
-            new._metadata = _subset_metadata(matrix.metadata, matrix.shape, rows=rows, copy_data=copy_data)
+            new._metadata = metadata_part(matrix.metadata, matrix.shape, rows=rows, copy_data=copy_data, where=f"layer {name!r}")
             layers[name] = new
         return Assay(self.var.clone() if copy_data else self.var, layers, feature_id_col=self.feature_id_col)
 

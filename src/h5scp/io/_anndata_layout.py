@@ -395,12 +395,10 @@ def describe_ids(kind: str, ids: list, recorded: list) -> str | None:
 
 
 def _aligned_mask(mask, rows: np.ndarray | None, cols: np.ndarray | None):
-    """``mask`` at ``rows`` and ``cols`` (recorded positions; None: all, in order)."""
-    if rows is not None:
-        mask = mask[rows]
-    if cols is not None:
-        mask = mask[:, cols]
-    return normalize_sparse(mask)
+    """``mask`` at ``rows`` and ``cols`` (recorded positions; None: all, in order), cut as the data model cuts."""
+    from h5scp.core._rules import _take
+
+    return normalize_sparse(_take(mask, rows, cols, copy_data=False))
 
 
 def read_assay_group(

@@ -17,7 +17,7 @@ from h5stream.errors import (
     WriteError,
     WriterClaimError,
 )
-from h5scp.core.exceptions import ScpTensorError
+from h5scp.core.exceptions import MetadataKeptWholeWarning, ScpTensorError
 
 __all__ = [
     "ChecksumError",
@@ -30,6 +30,7 @@ __all__ = [
     "IOSourceNotFoundError",
     "IOSaveInProgressError",
     "PartNotFoundWarning",
+    "MetadataKeptWholeWarning",
     "translate_engine_error",
 ]
 
@@ -75,17 +76,6 @@ class PartNotFoundWarning(H5StreamWarning):
     The original ScpTensor skipped such names silently (its own design example
     asks for ``save_layers=["X", "imputed"]`` of assays holding only some of
     them); here each skipped name is said, once per save.
-    """
-
-
-class MetadataKeptWholeWarning(H5StreamWarning):
-    """A partial load kept a matrix metadata value whole: its axes are not the matrix's samples.
-
-    A value whose first axis is the samples (the shape of ``X``, or one value per sample where
-    the samples and features differ in number) is cut with the samples; a value of one entry per
-    feature, or without axes (text, numbers, mappings), is kept as it is.  Any other array (one
-    whose first axis matches neither, or one value per sample of a square matrix, where samples and
-    features cannot be told apart) is kept whole and named in this warning.
     """
 
 

@@ -20,7 +20,12 @@ An ``.h5ad`` holds one assay (named by ``assay=``, default ``"main"``); an
 ``.h5mu`` one assay per modality, each modality's samples matched to the global
 ``obs`` by id; a modality lacking some samples gets NaN rows with mask code
 UNCERTAIN for them (said in the history entry).  Categories no row uses are
-listed too (a polars Categorical keeps only the values present).
+listed too (a polars Categorical keeps only the values present).  Every column
+kind anndata writes loads: categories of text as a Categorical, categories of
+numbers or booleans (cluster or batch numbers) as a column of their dtype,
+nullable integers and booleans, text arrays; a column no polars dtype holds
+(compound values, object references) is refused by name, and ``obs_columns=``
+loads the others.
 """
 
 from __future__ import annotations
@@ -180,17 +185,18 @@ def element_shape(obj) -> str:
 
 
 def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: str = "") -> list[str]:
-    """Categories of frame ``key`` that no row uses and that a polars Categorical column cannot keep.
+    """Categories of frame ``key`` that no row uses and that its column cannot keep.
 
     pandas keeps every category of a column through a subset; polars'
-    Categorical holds only the values present, so these are named for the history.
+    Categorical holds only the values present (and categories of numbers or booleans
+    become a plain column of their dtype), so these are named for the history.
     """
     if key not in group or not isinstance(group[key], h5py.Group):
         return []
     out = []
     for name, dtype in frame.schema.items():
-        if dtype != pl.Categorical or name not in group[key]:
-            continue
+        if dtype == pl.String or isinstance(dtype, pl.Enum) or name not in group[key]:
+            continue  # (text stored as categories keeps no categories; an Enum keeps all of them)
         element = group[key][name]
         if root_attr(element, "encoding-type") != "categorical" or not isinstance(element, h5py.Group):
             continue
@@ -349,6 +355,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
         if not selection.wants_assay(name):
             continue
         rows = _mod_rows(own, ids)
+        lacks = bool((rows < 0).any())  # of the file's samples: then every layer gets a mask, whatever is read
         if positions is not None:
             rows = rows[positions]
         held = rows >= 0
@@ -358,6 +365,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
             lacking = int((~held).sum())
             skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
                            f"(NaN, mask code {NOT_MEASURED.name})")
+        if lacks:
             assay = Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
                           feature_id_col=assay.feature_id_col)
         skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))

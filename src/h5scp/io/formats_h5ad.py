@@ -63,6 +63,7 @@ def save_h5ad(
     save_layers=None,
     save_history: bool = True,
     overwrite: bool = False,
+    save_assays=None,
 ) -> Path:
     """Save one assay of ``container`` as an AnnData file.
 
@@ -72,9 +73,21 @@ def save_h5ad(
         The assay to save; may be omitted when the container holds exactly one.
     layer : str, optional
         The layer stored as ``X`` (default: the assay's first layer).
+    save_assays : str or list of one str, optional
+        The other formats' name of the part to save: one assay, the same as ``assay=``; an AnnData
+        file holds one, so more are refused, naming them.
     Other parameters
         As for :func:`h5scp.io.save_hdf5`.
     """
+    if save_assays is not None:
+        named = [save_assays] if isinstance(save_assays, str) else list(save_assays)
+        if len(named) != 1 or (assay is not None and assay != named[0]):
+            raise ValueError(
+                f"an .h5ad file (and a .zarr store) holds one assay, but save_assays names {named}"
+                + (f" and assay= {assay!r}" if assay is not None else "")
+                + "; pass assay= one of them, or save to .h5, .h5mu or .parquet to keep several"
+            )
+        assay = named[0]
     if assay is None:
         if len(container.assays) != 1:
             raise ValueError(

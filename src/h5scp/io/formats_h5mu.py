@@ -25,6 +25,7 @@ import polars as pl
 
 from h5stream import checksums
 from h5stream.elements import read_elem, write_elem
+from h5stream.elements.registry import read_with
 from h5scp.io.classes import loads_into_classes, saves_any_container
 from h5scp.core.structures import Assay, ScpContainer
 from h5scp.io._anndata_columns import FRAMES_KEY, FrameNotes
@@ -45,7 +46,7 @@ from h5scp.io._anndata_layout import (
     write_assay_group,
     written_by_scptensor,
 )
-from h5scp.io._files import guarded, reading, writing
+from h5scp.io._files import guarded, reading, root_attr, writing
 from h5scp.io._modality_rows import NOT_MEASURED, not_measured_rows, rows_of, spread_rows
 from h5scp.io.exceptions import IOFormatError
 from h5scp.io.exporters import FORMAT_VERSION, select_parts
@@ -247,12 +248,15 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
                 notes.add(moved)
             for text in unused_categories(f, "obs", obs):
                 notes.add(text)
+    # a modality lacking some of the file's samples gives every layer a mask, whichever samples are read
+    with guarded(source, "/obs"):
+        file_ids = None if positions is None else set(_row_labels(f["obs"]))
     assays = {}
     for name in order:
         if selection.wants_assay(name):
             with guarded(source, f"/mod/{name}"):
                 assays[name] = _read_modality(mods[name], source, infos[name], ids, selection, notes, name,
-                                              every_sample=positions is None)
+                                              file_ids=file_ids)
     with guarded(source, "/"):
         history, links = apply_container_extras(extras, source, notes)
         links = links_part(links, assays, list(selection.features))
@@ -260,12 +264,21 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
         return ScpContainer(obs, assays, history=history, links=links, sample_id_col=id_col)
 
 
-def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selection, notes: FrameNotes,
-                   name: str, *, every_sample: bool) -> Assay:
-    """One modality as an assay over the container's samples ``ids``, in that order.
+def _row_labels(frame: h5py.Group) -> list:
+    """The row labels of a data frame element (its ``_index`` member), without reading its other columns."""
+    return read_with(frame[root_attr(frame, "_index")], series=True).to_list()
 
-    Samples the modality lacks get NaN rows with mask code :data:`NOT_MEASURED`.
+
+def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selection, notes: FrameNotes,
+                   name: str, *, file_ids: set | None) -> Assay:
+    """One modality as an assay over the container's samples ``ids``, in that order (``file_ids``: every
+    sample id of the file where ``ids`` are some of them; None where they are all).
+
+    Samples the modality lacks get NaN rows with mask code :data:`NOT_MEASURED`; a modality lacking
+    any of the file's samples gives each layer a mask (code 0 where measured), as the whole load does,
+    so that a partial load equals the whole load cut by ``filter_samples``.
     """
+    every_sample = file_ids is None
     if info is None:
         own = frame_ids(group, source)
     else:
@@ -291,7 +304,7 @@ def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selec
     outside = len(set(own) - set(ids)) if every_sample else 0  # (else ids are the samples asked for)
     if outside:
         notes.add(f"mod/{name}: {outside} samples not in /obs left out")
-    if held.all():
+    if held.all() and (every_sample or file_ids <= set(own)):
         return assay
     recorded = None if info is None else recorded_frame(info, "obs", source,
                                                         f"{group.name}/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")

@@ -99,20 +99,25 @@ def row_runs(positions: np.ndarray) -> list[tuple[int, int]]:
 def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
     """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a 2-D dataset.
 
-    Columns are read as such only where chunks split the columns (HDF5 then reads only the chunks
-    holding them); a contiguous dataset, or one chunked by whole rows (ours), stores each row's
-    values together, so the selected rows are read in blocks of about :data:`_BLOCK_BYTES` and cut.
+    A dataset whose digest the file's manifest holds (contiguous) is read through
+    :func:`h5stream.checksums.read_runs_checked`: the pieces holding the rows are read and checked
+    (the whole dataset in a file written before piece digests).  A chunked one carries Fletcher32 per
+    chunk, which HDF5 checks: its columns are read as such where chunks split the columns (HDF5 then
+    reads only the chunks holding them); one chunked by whole rows (ours) stores each row's values
+    together, so the selected rows are read in blocks of about :data:`_BLOCK_BYTES` and cut.
     """
     n, f = ds.shape
     r_runs = [(0, n)] if rows is None else row_runs(rows)
+    out_shape = (n if rows is None else rows.size, f if cols is None else cols.size)
+    if 0 in out_shape:
+        return np.empty(out_shape, dtype=ds.dtype)
+    checked = checksums.read_runs_checked(ds, r_runs, cols, checksums.manifest_for(ds))
+    if checked is not None:
+        return checked
     c_runs = [(0, f)] if cols is None else row_runs(cols)
     by_columns = cols is None or (ds.chunks is not None and ds.chunks[1] < f
                                   and len(r_runs) * len(c_runs) <= _MAX_BLOCKS)
-    out = np.empty((n if rows is None else rows.size, f if cols is None else cols.size), dtype=ds.dtype)
-    if out.size == 0:
-        return out
-    # Chunked layers are checked chunk by chunk (Fletcher32); a contiguous layer's digest covers
-    # the whole dataset, so it is checked only when every cell is read.
+    out = np.empty(out_shape, dtype=ds.dtype)
     with checksums.checked_read(ds, ds.name, dataset=ds):
         at_r = 0
         for a, b in r_runs:
@@ -127,8 +132,6 @@ def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | No
                     hi = min(b, lo + step)
                     out[at_r + lo - a : at_r + hi - a] = ds[lo:hi][:, cols]
             at_r += b - a
-    if _identity(rows, n) and _identity(cols, f):
-        checksums.check_dataset(ds, out)
     return out
 
 
@@ -156,20 +159,16 @@ def _outer_runs(group: h5py.Group, fmt: str, wanted: np.ndarray):
     shape = tuple(int(s) for s in checksums.attr_value(group, "shape"))
     inner_size = shape[1] if fmt == "csr" else shape[0]
     data_ds, indices_ds = group["data"], group["indices"]
-    parts_data, parts_indices, counts = [], [], []
-    for a, b in row_runs(wanted):
-        lo, hi = int(indptr_all[a]), int(indptr_all[b])
-        if not (0 <= lo <= hi <= data_ds.shape[0]):
-            raise ValueError(f"{group.name}: indptr points outside data")
-        with checksums.checked_read(group, data_ds.name, dataset=data_ds):
-            parts_data.append(data_ds[lo:hi])
-        with checksums.checked_read(group, indices_ds.name, dataset=indices_ds):
-            parts_indices.append(indices_ds[lo:hi])
-        counts.append(np.diff(indptr_all[a : b + 1]))
-    data = np.concatenate(parts_data) if parts_data else np.empty(0, data_ds.dtype)
-    indices = np.concatenate(parts_indices) if parts_indices else np.empty(0, indices_ds.dtype)
+    outer_size = shape[0] if fmt == "csr" else shape[1]
+    if indptr_all.size != outer_size + 1 or np.any(np.diff(indptr_all) < 0):
+        raise ValueError(f"{group.name}: indptr is not {outer_size + 1} nondecreasing offsets")
+    runs = [(int(indptr_all[a]), int(indptr_all[b])) for a, b in row_runs(wanted)]
+    if runs and not (0 <= runs[0][0] and runs[-1][1] <= data_ds.shape[0] == indices_ds.shape[0]):
+        raise ValueError(f"{group.name}: indptr points outside data")
+    data, indices = (_runs_of(ds, runs) for ds in (data_ds, indices_ds))
     if indices.size and (indices.min() < 0 or indices.max() >= inner_size):
         raise ValueError(f"{group.name}: indices outside [0, {inner_size})")
+    counts = [np.diff(indptr_all[a : b + 1]) for a, b in row_runs(wanted)]
     indptr = np.zeros(wanted.size + 1, dtype=indptr_all.dtype)
     if counts:
         np.cumsum(np.concatenate(counts), out=indptr[1:])
@@ -179,6 +178,16 @@ def _outer_runs(group: h5py.Group, fmt: str, wanted: np.ndarray):
         out = sparse.csc_matrix((data, indices, indptr), shape=(inner_size, wanted.size), copy=False)
     out.indices, out.indptr = indices, indptr  # keep the stored index dtypes
     return out
+
+
+def _runs_of(ds: h5py.Dataset, runs: list[tuple[int, int]]) -> np.ndarray:
+    """The entries of ``runs`` (sorted, disjoint, half open) of a 1-D dataset, one after the other, checked."""
+    checked = checksums.read_runs_checked(ds, runs, None, checksums.manifest_for(ds))
+    if checked is not None:
+        return checked
+    with checksums.checked_read(ds, ds.name, dataset=ds):
+        parts = [ds[lo:hi] for lo, hi in runs]
+    return np.concatenate(parts) if parts else np.empty(0, ds.dtype)
 
 
 def _element_part(obj, rows: np.ndarray | None, cols: np.ndarray | None):
@@ -217,7 +226,10 @@ def read_part(obj, rows: np.ndarray | None = None, cols: np.ndarray | None = Non
         part = part[r_back]
     if c_back is not None:
         part = part[:, c_back]
-    return normalize_sparse(part)
+    part = normalize_sparse(part)
+    if sparse.issparse(part) and not part.has_sorted_indices:
+        part.sort_indices()  # as the data model's selections give it
+    return part
 
 
 def read_rows(obj, positions: np.ndarray | None):

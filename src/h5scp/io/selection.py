@@ -13,15 +13,17 @@ request; a request naming parts the file lacks raises :class:`SelectionError`
 
 Both cut every array with that axis the same way (:func:`matrix_part`): ``X``,
 ``M``, ``var`` and each matrix metadata value whose axes are the samples
-and/or the features (:func:`metadata_part`); links keep the rows whose ids are
-kept in the assays they name (:func:`links_part`).
+and/or the features (:func:`metadata_part`: the data model's one rule, which
+``filter_samples`` and ``filter_features`` apply too); links keep the rows whose
+ids are kept in the assays they name (:func:`links_part`).  A partial load gives
+the container that the whole load cut by ``filter_samples`` and
+``filter_features`` gives (its history aside: a load records no filter).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -189,59 +191,23 @@ def _identity(positions: np.ndarray | None, n: int) -> bool:
 
 
 def _take(value, rows, cols):
-    """``value`` at ``rows`` of its first axis and ``cols`` of its second (None: all), sparse kept in its format."""
-    out = value
-    if rows is not None:
-        out = out[rows]
-    if cols is not None:
-        out = out[:, cols]
-    return out.asformat(value.format) if hasattr(value, "asformat") else out
+    """``value`` at ``rows`` of its first axis and ``cols`` of its second (None: all), as the data model cuts it."""
+    from h5scp.core._rules import _take as model_take
+
+    return model_take(value, rows, cols, copy_data=False)
 
 
 def metadata_part(metadata, rows: np.ndarray | None, cols: np.ndarray | None, shape: tuple[int, int], *,
                   path="", obj: str = ""):
-    """A matrix's metadata for the samples at ``rows`` and features at ``cols`` of a matrix of ``shape``.
+    """A matrix's metadata for the samples at ``rows`` and features at ``cols`` of a matrix of ``shape``, by
+    the data model's one rule (:func:`h5scp.core.parts.metadata_part`, which ``filter_samples`` and
+    ``filter_features`` apply too); a value kept whole is named with the file and object."""
+    from h5scp.core.parts import metadata_part as model_rule
 
-    Values of ``X``'s shape are cut on both axes; a value whose first axis is the samples
-    (where samples and features differ in number) is cut by ``rows``, one whose first axis is the
-    features by ``cols``; values without axes are kept.  A value whose axes cannot be told apart
-    (a first axis that is neither, or one entry per sample or feature of a square matrix) is kept
-    whole and named in a :class:`~h5scp.io.exceptions.MetadataKeptWholeWarning` when a cut asks
-    for a decision.
-    """
-    n_samples, n_features = shape
-    rows = None if _identity(rows, n_samples) else rows
-    cols = None if _identity(cols, n_features) else cols
-    if not metadata or (rows is None and cols is None):
+    if not metadata:
         return metadata
-    out, unknown = {}, []
-    for key, value in metadata.items():
-        axes = getattr(value, "shape", None)
-        if axes is None or len(axes) == 0:
-            out[key] = value
-        elif len(axes) >= 2 and axes[0] == n_samples and axes[1] == n_features:
-            out[key] = _take(value, rows, cols)
-        elif axes[0] == n_samples and n_samples != n_features:
-            out[key] = value if rows is None else _take(value, rows, None)
-        elif axes[0] == n_features and n_samples != n_features:
-            out[key] = value if cols is None else _take(value, cols, None)
-        else:
-            out[key] = value
-            unknown.append(key)
-    if unknown:
-        from h5scp.io.exceptions import MetadataKeptWholeWarning
-
-        where = f"{os.fspath(path)} [{obj}]" if path else obj
-        cut = [f"{len(rows)} of {n_samples} samples" if rows is not None else "",
-               f"{len(cols)} of {n_features} features" if cols is not None else ""]
-        warnings.warn(
-            f"{where}: metadata {unknown} kept whole in a load of {' and '.join(c for c in cut if c)}: "
-            f"their shapes {[tuple(metadata[k].shape) for k in unknown]} do not say which axis is the samples "
-            f"or the features (matrix {n_samples} x {n_features}); cut them yourself if they hold one entry "
-            "per sample or feature",
-            MetadataKeptWholeWarning, stacklevel=3,
-        )
-    return type(metadata)(out) if isinstance(metadata, dict) and type(metadata) is not dict else out
+    where = f"{os.fspath(path)} [{obj}]" if path else obj
+    return model_rule(metadata, shape, rows, cols, copy_data=False, where=where)
 
 
 def metadata_rows(metadata, positions: np.ndarray | None, shape: tuple[int, int], *, path="", obj: str = ""):

@@ -11,7 +11,10 @@ check when they read it:
 * **Contiguous and compact datasets, and attributes**, carry a CRC-32
   (``zlib.crc32``) in the file's *manifest*: the root attribute
   ``h5stream_checksums`` (:data:`MANIFEST_ATTR`), UTF-8 JSON text written in
-  the same atomic save as the data.  Its format (versions 1 and 2) and its
+  the same atomic save as the data.  A contiguous dataset larger than one
+  piece has its pieces' digests there too, so a read of some of its rows
+  checks what it reads (:func:`read_runs_checked`, :mod:`h5stream.checksums._pieces`).
+  Its format (versions 1 to 3) and its
   reading are in :mod:`h5stream.checksums._manifest`; what a digest covers, and the
   digest functions, in :mod:`h5stream.checksums._digests`.  Both are re-exported here.
 
@@ -28,8 +31,9 @@ writer created through plain h5py (the few small objects of the container
 formats); the recording store records everything while writing and never reads back.
 
 Readers attach the manifest to the open file (:func:`attach`) and check each
-object when they read it, in full (:func:`check_dataset`, :func:`check_attrs`):
-a partial read checks only what it reads.  A mismatch is a
+object when they read it, in full (:func:`check_dataset`, :func:`check_attrs`),
+or, for some rows of a contiguous dataset, the pieces holding them
+(:func:`read_runs_checked`; the whole dataset where the file has no piece digests).  A mismatch is a
 :class:`~h5stream.errors.ChecksumError` naming the file, the object, the
 expected and the found digest; HDF5's own Fletcher32 failure becomes the same
 error (:func:`fletcher32_failure`).  A file without manifest (written before
@@ -88,6 +92,7 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     refuse_sequence_attr,
 )
 from h5stream.checksums._names import check_names, names_digest, object_names
+from h5stream.checksums._pieces import PIECE_BYTES, array_digests, piece_rows, read_runs_checked, stored_digests
 from h5stream.checksums._recording import (  # recording while writing, re-exported
     Recorder,
     _file_key,
@@ -118,6 +123,11 @@ __all__ = [
     "Manifest",
     "Recorder",
     "value_digest",
+    "array_digests",
+    "stored_digests",
+    "read_runs_checked",
+    "piece_rows",
+    "PIECE_BYTES",
     "parts_digest",
     "dataset_digest",
     "stored_digest",
@@ -203,6 +213,9 @@ def seal(f: h5py.File, recorder: Recorder) -> dict:
         "attributes": {p: a for p, a in attributes.items() if a},
         "name_digests": dict(recorder.name_digests),
     }
+    pieces = recorder.current_pieces(datasets)
+    if pieces:
+        manifest["pieces"] = pieces
     _write_text_attr(f.id, MANIFEST_ATTR, encode_manifest(manifest))
     return manifest
 
@@ -233,7 +246,8 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
             # Fletcher32 covers the stored chunks; variable-length strings live outside them (global heap).
             covered = obj.chunks is not None and has_fletcher32(obj.id) and not is_text_dataset(obj)
             if obj.shape is not None and not covered:
-                recorder.dataset(path, stored_digest(obj))
+                plain = obj.ndim >= 1 and not (is_text_dataset(obj) or obj.dtype.hasobject)
+                recorder.dataset(path, *(stored_digests(obj) if plain else (stored_digest(obj),)))
         _walk_attrs(recorder, path, obj)
     recorder.name_digests = name_digests or {}
 

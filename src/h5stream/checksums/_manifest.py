@@ -10,10 +10,14 @@ UTF-8 JSON text written in the same atomic save as the data::
          "text": {"/units/u1/features/f": "0b5e77d19c0e11a4...", ...},
          "all": {"/obs": "77e0a2c4...", ...}},
      "attributes": {},
-     "name_digests": {"/": "5c0e81d2", "/obs": "9a41f3b0", ...}}
+     "name_digests": {"/": "5c0e81d2", "/obs": "9a41f3b0", ...},
+     "pieces": {"/assays/proteins/layers/raw/X": "32/6e1f0c2a9b03d4e1...", ...}}
 
 ``datasets`` maps the path of each contiguous or compact dataset to its digest
-(:mod:`h5stream.checksums._digests`).
+(:mod:`h5stream.checksums._digests`).  ``pieces`` (optional, in any version: a reader
+that does not know it checks the whole digest as before) maps the path of each such
+dataset larger than one piece to the digests of its pieces, runs of whole rows that a
+read of some rows checks instead of the whole (:mod:`h5stream.checksums._pieces`).
 
 Attributes are listed per object (version 2): the value under
 ``attribute_digests[kind][path]`` is the concatenation of the digests of the
@@ -97,18 +101,20 @@ class Manifest:
     packed digests of the object's covered attributes (version 2);
     ``attributes``: path -> {name: digest} (version 1, and objects an update of
     a version-1 file did not rewrite); ``name_digests``: path -> the digest of
-    the object's attribute and member names (version 3).  ``checked_values``:
+    the object's attribute and member names (version 3); ``pieces``: path -> the digests of the
+    dataset's pieces (:mod:`h5stream.checksums._pieces`).  ``checked_values``:
     path -> every attribute of the object as read and found equal to its set's
     digests, kept while the file is open read-only, so a later lookup of one of
     them reads nothing again (:func:`h5stream.checksums.attr_value`).
     """
 
     __slots__ = ("path", "version", "datasets", "attributes", "text_sets", "all_sets", "name_digests",
-                 "checked_values", "__weakref__")
+                 "pieces", "checked_values", "__weakref__")
 
     def __init__(self, path, datasets: dict[str, str], attributes: dict[str, dict[str, str]],
                  text_sets: dict[str, str] | None = None, all_sets: dict[str, str] | None = None,
-                 version: int = MANIFEST_VERSION, name_digests: dict[str, str] | None = None) -> None:
+                 version: int = MANIFEST_VERSION, name_digests: dict[str, str] | None = None,
+                 pieces: dict[str, str] | None = None) -> None:
         self.path = path
         self.version = version
         self.datasets = datasets
@@ -116,6 +122,7 @@ class Manifest:
         self.text_sets = text_sets if text_sets is not None else {}
         self.all_sets = all_sets if all_sets is not None else {}
         self.name_digests = name_digests if name_digests is not None else {}
+        self.pieces = pieces if pieces is not None else {}
         self.checked_values: dict[str, dict[str, Any]] = {}
 
     def attribute_set(self, where: str) -> tuple[str | None, str | None]:
@@ -179,8 +186,11 @@ def read_manifest(f: h5py.File, path=None) -> Manifest | None:
     attributes = document.get("attributes", {} if version >= 2 else None)
     if not isinstance(attributes, dict):
         raise _damaged_manifest(path, where, "no attribute digests")
+    pieces = document.get("pieces", {})
+    if not _string_map(pieces):
+        raise _damaged_manifest(path, where, "piece digests that are not per-dataset strings")
     if version == 1:
-        return Manifest(path, document["datasets"], attributes, version=1)
+        return Manifest(path, document["datasets"], attributes, version=1, pieces=pieces)
     sets = document.get("attribute_digests")
     if not (isinstance(sets, dict) and _string_map(sets.get(TEXT_ATTRS, {})) and _string_map(sets.get(ALL_ATTRS, {}))):
         raise _damaged_manifest(path, where, "attribute digests that are not per-object strings")
@@ -190,7 +200,7 @@ def read_manifest(f: h5py.File, path=None) -> Manifest | None:
     if version >= 3 and "name_digests" not in document:
         raise _damaged_manifest(path, where, "no names digests (a version-3 manifest always has the member)")
     return Manifest(path, document["datasets"], attributes, sets.get(TEXT_ATTRS, {}), sets.get(ALL_ATTRS, {}),
-                    version=version, name_digests=names)
+                    version=version, name_digests=names, pieces=pieces)
 
 
 # --------------------------------------------------------------------------- writing it

@@ -72,6 +72,9 @@ class Recorder:
     def __init__(self, *, walk: bool = False, headers_checksummed: bool = False) -> None:
         self.datasets: dict[str, str] = {}
         self._dataset_seq: dict[str, int] = {}
+        #: path -> the digests of the dataset's pieces (:mod:`h5stream.checksums._pieces`), valid while
+        #: its digest in :attr:`datasets` is the one recorded with them
+        self.pieces: dict[str, str] = {}
         # Attribute sets, one entry per object in dicts of plain values (hundreds of thousands of
         # objects: no container per object): the packed digests, the sequence number, the kind when
         # given explicitly (else :attr:`attribute_kind`), and (walking recorders only) the covered
@@ -115,9 +118,14 @@ class Recorder:
                         self._next(), self._set_kind,
                         self._set_names if self.walk else None, self.attributes)
 
-    def dataset(self, path: str, digest: str) -> None:
+    def dataset(self, path: str, digest: str, pieces: str | None = None) -> None:
+        """The digest of the dataset at ``path``, and of its pieces where it has several."""
         self._seq += 1
         self.datasets[path] = digest
+        if pieces is None:
+            self.pieces.pop(path, None)
+        else:
+            self.pieces[path] = pieces
         if self.removed_objects:
             self._dataset_seq[path] = self._seq
 
@@ -157,6 +165,7 @@ class Recorder:
         for path, digest in manifest.datasets.items():
             self.datasets[path] = digest
             self._dataset_seq[path] = 0
+        self.pieces.update((p, t) for p, t in manifest.pieces.items() if p in manifest.datasets)
         for path, names in manifest.attributes.items():
             self.attributes[path] = (0, dict(names))
         for kind, sets in ((TEXT_ATTRS, manifest.text_sets), (ALL_ATTRS, manifest.all_sets)):
@@ -194,6 +203,10 @@ class Recorder:
                     sets[kinds.get(path) or default][path] = packed
         attributes = {p: a for p, (s, a) in self.attributes.items() if a and (not check or alive(p, s))}
         return datasets, sets, attributes
+
+    def current_pieces(self, datasets: Mapping[str, str]) -> dict[str, str]:
+        """The piece digests of the datasets of ``datasets`` (those of :meth:`current`)."""
+        return {p: t for p, t in self.pieces.items() if p in datasets}
 
 
 # The file id is held strongly: h5py hands out new id objects for the same open file

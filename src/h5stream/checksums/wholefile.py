@@ -30,6 +30,7 @@ from h5stream.checksums import (
     read_manifest,
     refuse_sequence_attr,
     stored_digest,
+    stored_digests,
     utf8_bytes,
 )
 from h5stream.errors import ChecksumError
@@ -200,10 +201,13 @@ def check_file(path: str | os.PathLike, *, f: h5py.File | None = None, link_rule
                     if expected is not None:
                         check_value(manifest, where, expected, data, text=is_text_dataset(obj))
                 else:
-                    found = stored_digest(obj)
+                    pieces = manifest.pieces.get(where) if manifest is not None else None
+                    found, found_pieces = stored_digests(obj) if pieces is not None else (stored_digest(obj), None)
                     stats["bytes"] += obj.nbytes
                     if expected is not None and found != expected:
                         raise mismatch_error(manifest, where, expected, found)
+                    if pieces is not None and found_pieces != pieces:  # the piece digests a partial load checks
+                        raise mismatch_error(manifest, f"{where} (piece digests)", pieces[:48], str(found_pieces)[:48])
                 stats["fletcher32" if fletcher else "datasets"] += 1
             except (OSError, RuntimeError) as exc:
                 dataset = h5py.Dataset(oid) if isinstance(oid, h5py.h5d.DatasetID) else None

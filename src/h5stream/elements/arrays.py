@@ -26,6 +26,7 @@ from h5stream.elements.registry import (
 )
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.elements.plain_read import read_plain_checked
+from h5stream.errors import FormatError
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
 __all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset"]
@@ -98,8 +99,27 @@ def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:
     return out
 
 
+def _refuse_unrepresentable_column(ds: h5py.Dataset) -> None:
+    """A frame column of compound values or object references has no polars dtype that any writer takes
+    back (polars would hold Python objects): refused by name, with what to do."""
+    fields = ds.dtype.names
+    if fields is None and h5py.check_ref_dtype(ds.dtype) is None and ds.dtype.kind != "V":
+        return
+    found = (f"compound values with fields {list(fields)}" if fields else
+             "HDF5 object references" if ds.dtype.kind == "O" else f"opaque values ({ds.dtype})")
+    column = ds.name.rsplit("/", 1)[-1]
+    raise FormatError(
+        f"column {column!r} cannot be a column of a data frame", path=ds.file.filename, obj=ds.name,
+        expected="numbers, booleans, text, categories or dates in each row", found=found,
+        hint=f"load the other columns (obs_columns= lists them), or rewrite the file with {column!r} "
+             "as one plain column per field (or the referenced values themselves)",
+    )
+
+
 @register_reader(ARRAY)
 def _read_array(ds: h5py.Dataset, *, series: bool = False):
+    if series:
+        _refuse_unrepresentable_column(ds)
     value = read_array_dataset(ds)
     if CONTAINER_ATTR in ds.attrs and not series:
         from h5stream.elements.mapping import restore_container

@@ -31,6 +31,8 @@ String                                 ``string-array`` / ``nullable-string-arra
 Categorical                            ``categorical`` 0.2.0, categories derived
                                        from this column's values (first
                                        appearance), never polars' global codes
+                                       (AnnData's categories of numbers or
+                                       booleans read as a column of their dtype)
 Enum                                   ``h5stream:enum`` over ``categorical``
                                        (all categories, in order)
 Date, Datetime, Duration, Time         see :mod:`h5stream.elements.temporal`
@@ -277,17 +279,28 @@ def _write_enum(parent, key, series, options):
     return group
 
 
+def _read_categories(ds: h5py.Dataset) -> pl.Series:
+    """The categories of a categorical: text, or (AnnData writes any pandas category dtype) numbers or booleans."""
+    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind in "OSU":
+        return read_string_series(ds)
+    return pl.Series(values=np.asarray(read_with(ds, series=False)).ravel())
+
+
 def _read_category_parts(group: h5py.Group) -> tuple[pl.Series, pl.Series]:
     codes = np.asarray(read_with(group["codes"])).astype(np.int64, copy=False)
-    categories = read_string_series(group["categories"])
+    categories = _read_categories(group["categories"])
     index = pl.Series(values=codes).set(pl.Series(values=codes < 0), None)
     return categories, index
 
 
 @register_reader(CATEGORICAL)
 def _read_categorical(group: h5py.Group, *, series: bool = False):
+    """Text categories as a Categorical column; categories of numbers or booleans (cluster or batch
+    numbers, as pandas keeps them) as a column of their own dtype, null where the code is -1 (a polars
+    Categorical holds text only)."""
     categories, index = _read_category_parts(group)
-    return categories.gather(index).cast(pl.Categorical)
+    values = categories.gather(index)
+    return values.cast(pl.Categorical) if categories.dtype == pl.String else values
 
 
 @register_reader(ENUM)
@@ -427,10 +440,11 @@ def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
     if ref is None:
         return values
     categories_ds = group.file[ref] if isinstance(ref, h5py.Reference) else group["__categories"][name]
-    categories = read_string_series(categories_ds)
+    categories = _read_categories(categories_ds)
     codes = values.cast(pl.Int64)
     index = codes.set(codes < 0, None)
-    return categories.gather(index).cast(pl.Categorical)
+    values = categories.gather(index)
+    return values.cast(pl.Categorical) if categories.dtype == pl.String else values
 
 
 @register_reader(DATAFRAME_0_1_0)

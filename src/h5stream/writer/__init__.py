@@ -252,8 +252,10 @@ def layout_kwargs(array_shape: tuple[int, ...], itemsize: int, options: WriteOpt
     return kwargs
 
 
-def _row_blocks(n_rows: int, row_bytes: int, target: int = BLOCK_TARGET_BYTES) -> Iterator[slice]:
+def _row_blocks(n_rows: int, row_bytes: int, target: int = BLOCK_TARGET_BYTES, multiple: int = 1) -> Iterator[slice]:
+    """Blocks of about ``target`` bytes of whole rows, each a ``multiple`` of rows (but the last)."""
     step = max(1, target // max(row_bytes, 1))
+    step = max(multiple, step // multiple * multiple)
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
 
@@ -316,36 +318,40 @@ def write_array(parent: h5py.Group, key: str, array: np.ndarray, options: WriteO
 def _write_plain(parent: h5py.Group, key: str, array: np.ndarray, kwargs: dict) -> h5py.Dataset:
     # A dataset without Fletcher32 gets its digest in the file's checksum manifest, when it keeps one.
     recorder = None if "fletcher32" in kwargs else checksums.recorder_for(parent)
+    # Digests: of the whole array, and of its pieces where it has several (a read of some rows checks those).
     if array.ndim == 0 or array.flags.c_contiguous:
-        digest = None
+        digests = None
         if array.ndim == 0 or array.size == 0:
             ds = parent.create_dataset(key, data=array, **kwargs)
         else:
             ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
             if recorder is not None and array.nbytes >= OVERLAPPED_DIGEST_BYTES:
-                # the digest (libdeflate's CRC-32, outside the GIL) on another thread while HDF5 writes
+                # the digests (libdeflate's CRC-32, outside the GIL) on another thread while HDF5 writes
                 with ThreadPoolExecutor(1, thread_name_prefix="digest") as pool:
-                    pending = pool.submit(checksums.array_digest, array)
+                    pending = pool.submit(checksums.array_digests, array)
                     try:
                         _write_handing_to_disk(ds, array)
                     finally:
-                        digest = pending.result()
+                        digests = pending.result()
             else:
                 _write_handing_to_disk(ds, array)
         if recorder is not None:
-            recorder.dataset(ds.name, digest if digest is not None else checksums.array_digest(array))
+            recorder.dataset(ds.name, *(digests if digests is not None else checksums.array_digests(array)))
         return ds
     ds = parent.create_dataset(key, shape=array.shape, dtype=array.dtype, **kwargs)
     row_bytes = math.prod(array.shape[1:]) * array.dtype.itemsize
     crc = checksums.digest_start(array.dtype, array.shape)
-    for rows in _row_blocks(array.shape[0], row_bytes):
+    piece = checksums.piece_rows(array.shape, array.dtype.itemsize)
+    pieces = []
+    for rows in _row_blocks(array.shape[0], row_bytes, multiple=piece):
         # Bounded copy of one block; the full array is never copied.
         block = np.ascontiguousarray(array[rows])
         ds[rows] = block
         if recorder is not None:
             crc = checksums.digest_update(crc, block)
+            pieces.extend(checksums.array_digest(block[i:i + piece]) for i in range(0, block.shape[0], piece))
     if recorder is not None:
-        recorder.dataset(ds.name, checksums.digest_end(crc))
+        recorder.dataset(ds.name, checksums.digest_end(crc), f"{piece}/{''.join(pieces)}" if len(pieces) > 1 else None)
     return ds
 
 
