@@ -1,6 +1,6 @@
 """The ``hdmea`` command line (also ``python -m hdmea``).
 
-Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``, ``view``.
+Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``, ``view``, ``slurm-script``.
 Exit status: 0 when everything asked for succeeded, 1 when a recording (or a
 command) failed, 2 when nothing was started: a bad command line, a bad
 configuration, or a problem the checks before the first step found (an input
@@ -439,8 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_view)
 
     from hdmea.cli_interop import add_commands as add_interop_commands
+    from hdmea.cli_slurm import add_command as add_slurm_command
 
     add_interop_commands(add_parser)  # export-nwb, migrate
+    add_slurm_command(add_parser)  # slurm-script
     return parser
 
 
