@@ -81,7 +81,7 @@ def _say(text):
         return
     try:
         with open("/dev/tty", "w") as tty:  # no controlling terminal (CI, cron, a batch job): stderr only
-            tty.write(line + "\n")
+            tty.write("\r" + line + "\n")  # from the line's start: over pip's spinner
     except OSError:
         pass
 
