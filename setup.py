@@ -32,6 +32,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,7 +69,21 @@ int main(void) {
 
 
 def _say(text):
-    print(f"h5stream build: {text}", file=sys.stderr)
+    """A line of the build's progress, on stderr and, where pip holds stderr back, on the terminal too.
+
+    pip shows only "Building wheel ... still running..." while a build runs and prints the build's own output
+    only with -v or on failure; a line written to the controlling terminal (``/dev/tty``, when this process
+    has one) is seen under pip's default output as well.  ``H5STREAM_BUILD_TTY=0`` leaves the terminal alone.
+    """
+    line = f"h5stream build: {text}"
+    print(line, file=sys.stderr, flush=True)
+    if sys.stderr.isatty() or os.environ.get("H5STREAM_BUILD_TTY", "1").strip() in ("0", "off"):
+        return
+    try:
+        with open("/dev/tty", "w") as tty:  # no controlling terminal (CI, cron, a batch job): stderr only
+            tty.write("\r" + line + "\n")  # from the line's start: over pip's spinner
+    except OSError:
+        pass
 
 
 def _compiler_is_msvc():
@@ -392,6 +407,16 @@ class BuildExtOnce(build_ext):
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1
         super().finalize_options()
+        self._compiled = 0
+        self._count_lock = threading.Lock()
+
+    def build_extension(self, ext):
+        """Compile one extension, saying so first: one line per extension, ``(3 of 12)``."""
+        with self._count_lock:
+            self._compiled += 1
+            number = self._compiled
+        _say(f"compiling {ext.name} ({number} of {len(self.extensions)})")
+        super().build_extension(ext)
 
     def _targets(self):
         return {ext.name: self.get_ext_fullpath(ext.name) for ext in self.extensions}
@@ -405,8 +430,11 @@ class BuildExtOnce(build_ext):
                  "and numpy; H5STREAM_BUILD_CACHE=off compiles anyway)")
             return
         start = time.perf_counter()
+        _say(f"cythonizing and compiling {len(self.extensions)} extensions on {self.parallel} jobs, once per machine "
+             "(about a minute on two free cores, several on a busy machine; a line per extension follows)")
         self._cythonize()
         cythonized = time.perf_counter()
+        _say(f"cythonized in {cythonized - start:.1f} s; compiling the C sources")
         super().run()
         _say(f"cythonized in {cythonized - start:.1f} s, compiled {len(self.extensions)} extensions in "
              f"{time.perf_counter() - cythonized:.1f} s on {self.parallel} jobs")

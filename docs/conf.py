@@ -1,6 +1,7 @@
 """Sphinx configuration of the h5stream documentation (MyST Markdown pages, autodoc of the public API).
 
-Build: ``sphinx-build -W -b html docs docs/_build/html`` (``pip install ".[docs]"``).
+Build: ``sphinx-build -W -b html docs docs/_build/html`` (``pip install "h5stream[docs]"``: the extra added
+to the installed package, which is not rebuilt).
 """
 from __future__ import annotations
 

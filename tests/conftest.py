@@ -49,6 +49,41 @@ def pytest_addoption(parser) -> None:
                     help="replay this seed (repeat for several; printed at the end of every fuzz run)")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """The tiers (tests/tiers.py): the listed campaigns and stop tests get their markers before ``-m`` selects."""
+    from tests.tiers import mark_tiers
+
+    mark_tiers(items)
+
+
+#: Folders the session-scoped fixtures made under the base temporary folder: kept to the end of the run.
+_SESSION_FOLDERS: set[Path] = set()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """A module's or class's fixture takes its folders (``tmp_path_factory.mktemp``) away when it ends.
+
+    pytest keeps every such folder to the end of the run, and the synthetic recordings of the modules'
+    fixtures (170-400 MB each) added up to more than 3 GB in the default tier; removed when their
+    fixture is torn down, the run holds the session's recordings and one module's at a time.
+    """
+    factory = getattr(request.config, "_tmp_path_factory", None)
+    if factory is None or fixturedef.scope == "function":
+        yield
+        return
+    base = factory.getbasetemp()
+    before = set(base.iterdir())
+    yield
+    made = set(base.iterdir()) - before
+    if fixturedef.scope == "session":
+        _SESSION_FOLDERS.update(made)
+    elif made:
+        fixturedef.addfinalizer(lambda: [shutil.rmtree(folder, ignore_errors=True)
+                                         for folder in made - _SESSION_FOLDERS])
+
+
 def pytest_report_header(config) -> list[str]:
     import h5py
     import numpy as np

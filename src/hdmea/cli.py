@@ -1,6 +1,6 @@
 """The ``hdmea`` command line (also ``python -m hdmea``).
 
-Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``, ``view``.
+Subcommands: ``demo``, ``run``, ``batch``, ``run-one``, ``inspect``, ``report``, ``view``, ``slurm-script``.
 Exit status: 0 when everything asked for succeeded, 1 when a recording (or a
 command) failed, 2 when nothing was started: a bad command line, a bad
 configuration, or a problem the checks before the first step found (an input
@@ -45,13 +45,34 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_config(path: str | None, sensor_axis_order: str | None = None):
+def _load_config(path: str | None, sensor_axis_order: str | None = None, inputs: Callable | None = None,
+                 overwrite: bool = False):
+    """The configuration at ``path``; with ``inputs`` (the default configuration -> the inputs' problems), the
+    mistakes of a wrong configuration are reported together with every problem of the inputs."""
     from hdmea.config import PipelineConfig, load_config
+    from hdmea.pipeline.preflight import load_with_inputs
 
-    config = load_config(path) if path else PipelineConfig()
+    default = PipelineConfig()
+    if overwrite:
+        default = dataclasses.replace(default, output=dataclasses.replace(default.output, overwrite=True))
+    config = load_with_inputs(lambda: load_config(path) if path else default, default, inputs or (lambda _: []))
     if sensor_axis_order is not None:  # the command line overrides [recording] of the configuration
         config = dataclasses.replace(config, sensor_axis_order=sensor_axis_order)
     return config
+
+
+def _listed_inputs(recordings, out_dir: str, index: int | None = None) -> Callable:
+    """What :func:`_load_config` checks beside a batch's configuration: its recordings (the one at ``index``
+    of ``run-one``) exist, and its output folder can be written."""
+    def problems(config) -> list:
+        from hdmea.pipeline.batch import discover_recordings, output_path_for
+        from hdmea.pipeline.preflight import check_run
+
+        items = discover_recordings(recordings)
+        if index is not None:  # an index out of range is refused by run_one, naming the range
+            items = items[index:index + 1] if 0 <= index < len(items) else []
+        return check_run(items, [output_path_for(r, out_dir) for r in items], config, open_files=False).all_problems
+    return problems
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -70,13 +91,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hdmea.pipeline.batch.recordings import finished_marker
     from hdmea.pipeline.preflight import check_run
 
-    config = _load_config(args.config, args.sensor_axis_order)
-    if args.force:
-        config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
     out = Path(args.out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ConfigError("the output must be an .h5 file", found=str(out), hint="e.g. --out results/rec.h5")
     recording = Recording.from_paths(args.cmcr, args.cmtr, name=args.name)
+    config = _load_config(args.config, args.sensor_axis_order, overwrite=args.force,
+                          inputs=lambda default: check_run([recording], [out], default).all_problems)
+    if args.force:
+        config = dataclasses.replace(config, output=dataclasses.replace(config.output, overwrite=True))
     job = None
     if finished_marker(out, config, recording) is None:
         if args.verify_inputs:
@@ -167,7 +189,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from hdmea.pipeline.batch import run_batch, slurm_client
     from hdmea.progress import configure_logging
 
-    config = _load_config(args.config, args.sensor_axis_order)
+    config = _load_config(args.config, args.sensor_axis_order, inputs=_listed_inputs(args.recordings, args.out))
     executor = None
     if args.slurm:
         if config.batch.slurm is None:
@@ -219,7 +241,7 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
             raise ConfigError("no --index given and SLURM_ARRAY_TASK_ID is not set",
                               hint="pass --index N (0-based) or run inside a SLURM job array")
         index = int(task)
-    config = _load_config(args.config, args.sensor_axis_order)
+    config = _load_config(args.config, args.sensor_axis_order, inputs=_listed_inputs(args.recordings, args.out, index))
     if args.verify_inputs:
         from hdmea.pipeline.batch import discover_recordings, finished_marker, output_path_for
 
@@ -417,8 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_view)
 
     from hdmea.cli_interop import add_commands as add_interop_commands
+    from hdmea.cli_slurm import add_command as add_slurm_command
 
     add_interop_commands(add_parser)  # export-nwb, migrate
+    add_slurm_command(add_parser)  # slurm-script
     return parser
 
 

@@ -24,7 +24,7 @@ STOPPED = "stopped; run the same command again to resume"
 #: The commands a stop leaves something to resume for.
 RESUMABLE = ("run", "run-one", "batch")
 #: Every command of the command line (hdmea.cli.build_parser's; a test holds the two together).
-COMMANDS = (*RESUMABLE, "demo", "inspect", "verify", "report", "view", "export-nwb", "migrate")
+COMMANDS = (*RESUMABLE, "demo", "inspect", "verify", "report", "view", "export-nwb", "migrate", "slurm-script")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: hdmea.pipeline.batch.preemption.EXIT_PREEMPTED
 

@@ -80,9 +80,10 @@ else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 
 from h5stream.jsonvalues import stable_hash
-from hdmea.config_reader import TableReader, check_parameter_values, config_error, explain_toml_conflict
+from hdmea.config_reader import (Problems, TableReader, at_least, check_parameter_values, config_error,
+                                  explain_toml_conflict, key_lines, line_of)
 from hdmea.config_steps import PARAMETER_CHECKS, StepsConfig, parse_steps, suggest_step  # noqa: F401  (handed on)
-from hdmea.errors import ConfigError
+from hdmea.errors import ConfigError, ConfigErrors
 from hdmea.steps.table import find_step
 
 __all__ = [
@@ -254,7 +255,9 @@ def load_config(path: str | os.PathLike) -> PipelineConfig:
     ------
     ConfigError
         The file is missing, not TOML, or any key is unknown, of the wrong type or
-        out of range; the message names the key and the reason.
+        out of range; the message names the key and the reason.  A mistake in
+        the values is raised as a :class:`~hdmea.errors.ConfigErrors` that lists
+        every mistake of the file, each with its line.
     """
     path = Path(path)
     try:
@@ -272,7 +275,11 @@ def load_config(path: str | os.PathLike) -> PipelineConfig:
             raise ConfigError(conflict, path=path) from None
         raise ConfigError(f"not valid TOML ({exc})", path=path,
                           hint="fix that line (https://toml.io shows the syntax)") from None
-    return parse_config(data, base_dir=path.parent, source=str(path))
+    try:
+        return parse_config(data, base_dir=path.parent, source=str(path))
+    except ConfigErrors as exc:  # each mistake with the line it is on
+        lines = key_lines(text)
+        raise ConfigErrors(exc.problems, path=path, lines=[line_of(p.key, lines) for p in exc.problems]) from None
 
 
 def parse_config(
@@ -294,18 +301,26 @@ def parse_config(
         Name of the file, for error messages.
     check_step_signatures
         Check ``[steps.<name>]`` keys against the step functions' keyword arguments.
+
+    Every section is read even after a mistake: a :class:`~hdmea.errors.ConfigErrors` lists every one.
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    root = TableReader(data, "", source)
-    stimulus = _parse_stimulus(root.table_of("stimulus"), base)
-    steps = parse_steps(root.table_of("steps"), check_step_signatures)
+    problems = Problems()
+    root = TableReader(data, "", source, problems)
+    stimulus, steps = StimulusSource(), StepsConfig()
+    with problems.each():
+        stimulus = _parse_stimulus(root.table_of("stimulus"), base)
+    with problems.each():
+        steps = parse_steps(root.table_of("steps"), check_step_signatures)
     output = _parse_output(root.table_of("output"))
     batch = _parse_batch(root.table_of("batch"))
     recording = root.table_of("recording")
     axis_order = recording.get("sensor_axis_order", "str", "auto")
-    check_parameter_values({"sensor_axis_order": axis_order}, "recording", source, PARAMETER_CHECKS)
+    with problems.each():
+        check_parameter_values({"sensor_axis_order": axis_order}, "recording", source, PARAMETER_CHECKS)
     recording.reject_unknown()
     root.reject_unknown({"stimulus", "steps", "output", "batch", "recording"})
+    problems.raise_if_any(source)
     return PipelineConfig(stimulus=stimulus, steps=steps, output=output, batch=batch, source=source,
                           sensor_axis_order=axis_order)
 
@@ -351,75 +366,41 @@ def _parse_stimulus(r: TableReader, base: Path) -> StimulusSource:
         r.reject_unknown({"file", *_INLINE_STIMULUS_KEYS})
         return StimulusSource()
 
-    playlist = r.get("playlist", "str_list")
-    pre_margin = r.get("pre_margin_frames", "int", 60)
-    post_margin = r.get("post_margin_frames", "int", 120)
-    for key, value in (("pre_margin_frames", pre_margin), ("post_margin_frames", post_margin)):
-        if value < 0:
-            raise config_error(r.child_key(key), "must be >= 0", source=r.source, found=value)
-    seen = set(playlist)
+    problems = r.problems if r.problems is not None else Problems()
+    before = len(problems)
+    playlist = r.get("playlist", "str_list", fallback=())
+    pre_margin = r.get("pre_margin_frames", "int", 60, check=at_least(0))
+    post_margin = r.get("post_margin_frames", "int", 120, check=at_least(0))
     lengths_reader = r.table_of("movie_lengths")
     lengths: dict[str, int] = {}
     for name in lengths_reader.table:
-        value = lengths_reader.get(name, "int")
-        if value <= 0:
-            raise config_error(lengths_reader.child_key(name), "must be a positive number of frames",
-                        source=r.source, found=value)
-        lengths[name] = value
+        value = lengths_reader.get(name, "int", fallback=None)
+        if value is not None and value <= 0:
+            r.refuse(config_error(lengths_reader.child_key(name), "must be a positive number of frames",
+                                  source=r.source, found=value))
+        elif value is not None:
+            lengths[name] = value
     for name in playlist:
-        if name not in lengths:
-            raise config_error(f"stimulus.movie_lengths.{name}", "is required for every movie of the playlist",
-                        source=r.source, hint="give the movie's length in display frames")
+        if name not in lengths_reader.table:
+            r.refuse(config_error(f"stimulus.movie_lengths.{name}", "is required for every movie of the playlist",
+                                  source=r.source, hint="give the movie's length in display frames"))
     trials_reader = r.table_of("trials")
     trials: dict[str, dict[str, int]] = {}
     for name in trials_reader.table:
-        t = trials_reader.table_of(name)
-        cfg = {
-            "start_frame": t.get("start_frame", "int", 0),
-            "trial_length_frame": t.get("trial_length_frame", "int"),
-            "repeat": t.get("repeat", "int", 1),
-        }
-        t.reject_unknown()
-        if cfg["start_frame"] < 0:
-            raise config_error(t.child_key("start_frame"), "must be >= 0", source=r.source, found=cfg["start_frame"])
-        if cfg["trial_length_frame"] <= 0:
-            raise config_error(t.child_key("trial_length_frame"), "must be > 0", source=r.source,
-                        found=cfg["trial_length_frame"])
-        if cfg["repeat"] < 1:
-            raise config_error(t.child_key("repeat"), "must be >= 1", source=r.source, found=cfg["repeat"])
-        if name not in seen:
-            raise config_error(trials_reader.child_key(name), "names a movie that is not in the playlist",
-                        source=r.source, hint="playlist: " + ", ".join(playlist))
-        needed = cfg["start_frame"] + cfg["repeat"] * cfg["trial_length_frame"]
-        if needed > lengths[name]:
-            raise config_error(trials_reader.child_key(name), "trials run past the end of the movie",
-                        source=r.source,
-                        expected=f"start_frame + repeat * trial_length_frame <= {lengths[name]}",
-                        found=needed)
-        trials[name] = cfg
+        with problems.each():
+            trial = _parse_trial(trials_reader, name, playlist, lengths)
+            if trial is not None:
+                trials[name] = trial
     noise_reader = r.table_of("noise_movies")
     noise: dict[str, dict[str, Any]] = {}
     for name in noise_reader.table:
-        n = noise_reader.table_of(name)
-        if name not in seen:
-            raise config_error(noise_reader.child_key(name), "names a movie that is not in the playlist",
-                        source=r.source, hint="playlist: " + ", ".join(playlist))
-        path = Path(n.get("path", "str"))
-        if not path.is_absolute():
-            path = (base / path).resolve()
-        frames_per_image = n.get("frames_per_image", "int", 1)
-        n.reject_unknown()
-        if frames_per_image < 1:
-            raise config_error(n.child_key("frames_per_image"), "must be >= 1", source=r.source,
-                        found=frames_per_image)
-        shape = _noise_movie_shape(path, n.child_key("path"), r.source)
-        if shape[0] * frames_per_image > lengths[name]:
-            raise config_error(noise_reader.child_key(name), "the noise images outlast the movie", source=r.source,
-                        expected=f"images * frames_per_image <= {lengths[name]}",
-                        found=shape[0] * frames_per_image)
-        noise[name] = {"path": str(path), "frames_per_image": frames_per_image,
-                       "shape": [shape[1], shape[2]], "n_images": shape[0]}
+        with problems.each():
+            movie = _parse_noise_movie(noise_reader, name, playlist, lengths, base)
+            if movie is not None:
+                noise[name] = movie
     r.reject_unknown()
+    if len(problems) > before:
+        return StimulusSource()  # the mistakes are noted: nothing to build
     from hdmea.stimulus import StimulusConfig
 
     inline = StimulusConfig(
@@ -429,6 +410,53 @@ def _parse_stimulus(r: TableReader, base: Path) -> StimulusSource:
     return StimulusSource(inline=inline, base_dir=str(base))
 
 
+def _parse_trial(trials_reader: TableReader, name: str, playlist: tuple[str, ...],
+                 lengths: dict[str, int]) -> dict[str, int] | None:
+    """``[stimulus.trials.<name>]``: each of its mistakes noted (None when there were any), the last raised."""
+    t = trials_reader.table_of(name)
+    before = len(t.problems) if t.problems is not None else 0
+    cfg = {
+        "start_frame": t.get("start_frame", "int", 0, check=at_least(0)),
+        "trial_length_frame": t.get("trial_length_frame", "int", check=at_least(0, above=True), fallback=None),
+        "repeat": t.get("repeat", "int", 1, check=at_least(1)),
+    }
+    t.reject_unknown()
+    if name not in playlist:
+        raise config_error(trials_reader.child_key(name), "names a movie that is not in the playlist",
+                           source=t.source, hint="playlist: " + ", ".join(playlist))
+    if (t.problems is not None and len(t.problems) > before) or cfg["trial_length_frame"] is None \
+            or name not in lengths:
+        return None  # its mistakes are noted already
+    needed = cfg["start_frame"] + cfg["repeat"] * cfg["trial_length_frame"]
+    if needed > lengths[name]:
+        raise config_error(trials_reader.child_key(name), "trials run past the end of the movie", source=t.source,
+                           expected=f"start_frame + repeat * trial_length_frame <= {lengths[name]}", found=needed)
+    return cfg
+
+
+def _parse_noise_movie(noise_reader: TableReader, name: str, playlist: tuple[str, ...], lengths: dict[str, int],
+                       base: Path) -> dict[str, Any] | None:
+    """``[stimulus.noise_movies.<name>]``: each of its mistakes noted (None without a path), the last raised."""
+    n = noise_reader.table_of(name)
+    if name not in playlist:
+        n.refuse(config_error(noise_reader.child_key(name), "names a movie that is not in the playlist",
+                              source=n.source, hint="playlist: " + ", ".join(playlist)))
+    given = n.get("path", "str", fallback=None)
+    frames_per_image = n.get("frames_per_image", "int", 1, check=at_least(1))
+    n.reject_unknown()
+    if given is None:
+        return None  # noted already
+    path = Path(given)
+    if not path.is_absolute():
+        path = (base / path).resolve()
+    shape = _noise_movie_shape(path, n.child_key("path"), n.source)
+    if name in lengths and shape[0] * frames_per_image > lengths[name]:
+        raise config_error(noise_reader.child_key(name), "the noise images outlast the movie", source=n.source,
+                           expected=f"images * frames_per_image <= {lengths[name]}", found=shape[0] * frames_per_image)
+    return {"path": str(path), "frames_per_image": frames_per_image, "shape": [shape[1], shape[2]],
+            "n_images": shape[0]}
+
+
 def _parse_lab_tables(r: TableReader, base: Path) -> StimulusSource:
     """``[stimulus]`` from the lab's ``playlist.csv`` and ``movie_length.csv`` (paths relative to this file),
     laid out as the original pipeline lays a playlist out (pad frames around every movie)."""
@@ -436,18 +464,22 @@ def _parse_lab_tables(r: TableReader, base: Path) -> StimulusSource:
     if other:
         raise config_error(r.child_key(other[0]), "cannot be combined with stimulus.playlist_file", source=r.source,
                            hint="describe the stimulus either by the lab's tables or inline or in a file")
+    noted = len(r.problems) if r.problems is not None else 0
     paths = {}
     for key in ("playlist_file", "movie_length_file"):
-        path = Path(r.get(key, "str"))
-        paths[key] = path if path.is_absolute() else base / path
+        given = r.get(key, "str", fallback=None)
+        if given is None:
+            continue
+        paths[key] = Path(given) if Path(given).is_absolute() else base / given
         if not paths[key].is_file():
-            raise config_error(r.child_key(key), "file does not exist", source=r.source, found=str(paths[key]),
-                               hint="a relative path is taken from the configuration file's folder")
-    name = r.get("playlist_name", "str")
-    repeats = r.get("repeats", "int", 1)
-    if repeats < 1:
-        raise config_error(r.child_key("repeats"), "must be >= 1", source=r.source, found=repeats)
+            r.refuse(config_error(r.child_key(key), "file does not exist", source=r.source, found=str(paths[key]),
+                                  hint="a relative path is taken from the configuration file's folder"))
+            del paths[key]
+    name = r.get("playlist_name", "str", fallback=None)
+    repeats = r.get("repeats", "int", 1, check=at_least(1))
     r.reject_unknown()
+    if r.problems is not None and len(r.problems) > noted:
+        return StimulusSource()  # the mistakes are noted (parse_config raises them)
     from hdmea.steps.section_time import stimulus_from_playlist_csv
 
     try:
@@ -481,29 +513,18 @@ def _noise_movie_shape(path: Path, key: str, source: str | None) -> tuple[int, i
 def _parse_output(r: TableReader) -> OutputConfig:
     cfg = OutputConfig(
         checkpoint=r.get("checkpoint", "bool", True),
-        checkpoint_min_seconds=r.get("checkpoint_min_seconds", "number", 10.0),
+        checkpoint_min_seconds=r.get("checkpoint_min_seconds", "number", 10.0, check=at_least(0)),
         overwrite=r.get("overwrite", "bool", False),
-        memory_limit_gb=r.get("memory_limit_gb", "number", None),
+        memory_limit_gb=r.get("memory_limit_gb", "number", None, check=at_least(0, above=True)),
     )
     r.reject_unknown()
-    if cfg.checkpoint_min_seconds < 0:
-        raise config_error("output.checkpoint_min_seconds", "must be >= 0", source=r.source,
-                    found=cfg.checkpoint_min_seconds)
-    if cfg.memory_limit_gb is not None and cfg.memory_limit_gb <= 0:
-        raise config_error("output.memory_limit_gb", "must be > 0", source=r.source, found=cfg.memory_limit_gb)
     return cfg
 
 
 def _parse_batch(r: TableReader) -> BatchConfig:
-    workers = r.get("workers", "int", None)
-    if workers is not None and workers < 1:
-        raise config_error("batch.workers", "must be >= 1", source=r.source, found=workers)
-    retries = r.get("retries", "int", 2)
-    if retries < 0:
-        raise config_error("batch.retries", "must be >= 0", source=r.source, found=retries)
-    threads = r.get("threads_per_job", "int", None)
-    if threads is not None and threads < 1:
-        raise config_error("batch.threads_per_job", "must be >= 1", source=r.source, found=threads)
+    workers = r.get("workers", "int", None, check=at_least(1))
+    retries = r.get("retries", "int", 2, check=at_least(0))
+    threads = r.get("threads_per_job", "int", None, check=at_least(1))
     scheduler = r.get("scheduler", "str", None)
     slurm = None
     if "slurm" in r.table:
@@ -511,20 +532,17 @@ def _parse_batch(r: TableReader) -> BatchConfig:
         slurm = SlurmConfig(
             queue=s.get("queue", "str", None),
             account=s.get("account", "str", None),
-            cores=s.get("cores", "int", 1),
-            processes=s.get("processes", "int", None),
+            cores=s.get("cores", "int", 1, check=at_least(1)),
+            processes=s.get("processes", "int", None, check=at_least(1)),
             memory=s.get("memory", "str", "8GB"),
             walltime=s.get("walltime", "str", "02:00:00"),
-            jobs=s.get("jobs", "int", 1),
+            jobs=s.get("jobs", "int", 1, check=at_least(1)),
             job_extra_directives=s.get("job_extra_directives", "str_list", ()),
         )
         s.reject_unknown()
-        for key in ("cores", "processes", "jobs"):
-            if getattr(slurm, key) is not None and getattr(slurm, key) < 1:
-                raise config_error(f"batch.slurm.{key}", "must be >= 1", source=r.source, found=getattr(slurm, key))
     r.reject_unknown()
     if scheduler is not None and slurm is not None:
-        raise config_error("batch.scheduler", "cannot be combined with batch.slurm", source=r.source,
-                    hint="use either a running scheduler or a SLURM cluster built from options")
+        r.refuse(config_error("batch.scheduler", "cannot be combined with batch.slurm", source=r.source,
+                              hint="use either a running scheduler or a SLURM cluster built from options"))
     return BatchConfig(workers=workers, retries=retries, threads_per_job=threads, scheduler=scheduler,
                        slurm=slurm)

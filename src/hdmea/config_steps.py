@@ -15,9 +15,9 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from hdmea.config_reader import TableReader, check_parameter_values, config_error
-from hdmea.config_values import check_step_values
-from hdmea.errors import DeprecatedStepNameWarning
+from hdmea.config_reader import Problems, TableReader, check_parameter_values, config_error
+from hdmea.config_values import step_value_errors
+from hdmea.errors import ConfigError, DeprecatedStepNameWarning
 from hdmea.io.cmcr import check_sensor_axis_order
 from hdmea.steps.table import RESERVED_STEP_ARGUMENTS, STEPS, SWITCH_KEY, Step, find_step
 
@@ -48,44 +48,65 @@ class StepsConfig:
 
 
 def parse_steps(r: TableReader, check_signatures: bool) -> StepsConfig:
-    """``[steps]``: per step of the table, a switch (``name = bool``) or a parameter table."""
+    """``[steps]``: per step of the table, a switch (``name = bool``) or a parameter table.
+
+    Every key is read; with ``r.problems`` each mistake is noted there and the others are still found.
+    """
+    problems = r.problems if r.problems is not None else Problems()
+    before = len(problems)
     switches = _default_switches()
     params: dict[str, dict[str, Any]] = {}
     switch_key: dict[str, str] = {}  # step -> the key that switched it, for errors
     table_key: dict[str, str] = {}  # step -> the key of its parameter table
     for key, value in r.table.items():
-        step = _step_for_key(r, key)
-        if isinstance(value, Mapping):
-            if step.name in table_key:
-                raise config_error(r.child_key(key), f"gives the parameters of {step.name} a second time",
-                            source=r.source, found=f"steps.{table_key[step.name]} and steps.{key}",
-                            hint=f"merge them into [steps.{step.name}]")
-            table_key[step.name] = key
-            table = r.table_of(key)
-            arguments = dict(table.table)
-            if SWITCH_KEY in arguments:
-                _set_switch(r, step, switches, switch_key, f"{key}.{SWITCH_KEY}",
-                            table.get(SWITCH_KEY, "bool"))
-                del arguments[SWITCH_KEY]
-            for arg in arguments:
-                if arg in RESERVED_STEP_ARGUMENTS:
-                    raise config_error(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
-                                source=r.source)
-            if check_signatures:
-                _check_step_arguments(step, table, arguments)
-            check_step_values(step.name, arguments, table.key, r.source)
-            if arguments or SWITCH_KEY not in table.table:
-                # A table holding only the switch means what `name = bool` means.
-                params[step.name] = arguments
-        else:
-            _set_switch(r, step, switches, switch_key, key, r.get(key, "bool"))
+        with problems.each():
+            _parse_step_key(r, key, value, switches, params, switch_key, table_key, check_signatures)
     for name, key in table_key.items():
         if not switches.get(name, True) and name not in switch_key:
             # A table for a step that is off by default: the user most likely expects it to run.
-            raise config_error(r.child_key(key), "parameters given but the step is off", source=r.source,
-                        hint=f"add `enabled = true` to the [steps.{name}] table ({name} = true under [steps] "
-                             "is not valid TOML beside that table), or remove the table")
+            r.refuse(config_error(r.child_key(key), "parameters given but the step is off", source=r.source,
+                                  hint=f"add `enabled = true` to the [steps.{name}] table ({name} = true under "
+                                       "[steps] is not valid TOML beside that table), or remove the table"))
+    if r.problems is None:
+        problems.raise_if_any(r.source)
+    elif len(problems) > before:
+        return StepsConfig()  # the mistakes are noted: the caller raises them
     return StepsConfig(switches=switches, params=params)
+
+
+def _parse_step_key(r: TableReader, key: str, value: Any, switches: dict[str, bool],
+                    params: dict[str, dict[str, Any]], switch_key: dict[str, str], table_key: dict[str, str],
+                    check_signatures: bool) -> None:
+    """One key of ``[steps]``: a switch or a parameter table, each of its mistakes noted."""
+    step = _step_for_key(r, key)
+    if not isinstance(value, Mapping):
+        on = r.get(key, "bool", fallback=None)
+        if on is not None:
+            _set_switch(r, step, switches, switch_key, key, on)
+        return
+    if step.name in table_key:
+        raise config_error(r.child_key(key), f"gives the parameters of {step.name} a second time",
+                           source=r.source, found=f"steps.{table_key[step.name]} and steps.{key}",
+                           hint=f"merge them into [steps.{step.name}]")
+    table_key[step.name] = key
+    table = r.table_of(key)
+    arguments = dict(table.table)
+    if SWITCH_KEY in arguments:
+        on = table.get(SWITCH_KEY, "bool", fallback=None)
+        if on is not None:
+            _set_switch(r, step, switches, switch_key, f"{key}.{SWITCH_KEY}", on)
+        del arguments[SWITCH_KEY]
+    for arg in [arg for arg in arguments if arg in RESERVED_STEP_ARGUMENTS]:
+        table.refuse(config_error(table.child_key(arg), "is set by the pipeline itself and cannot be configured",
+                                  source=r.source))
+        del arguments[arg]
+    if check_signatures:
+        _check_step_arguments(step, table, arguments)
+    for error in step_value_errors(step.name, arguments, table.key, r.source):
+        table.refuse(error)
+    if arguments or SWITCH_KEY not in table.table:
+        # A table holding only the switch means what `name = bool` means.
+        params[step.name] = arguments
 
 
 def _step_for_key(r: TableReader, key: str) -> Step:
@@ -140,5 +161,8 @@ def _check_step_arguments(step: Step, table: TableReader, arguments: Mapping[str
         p.name for p in signature.parameters.values()
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     } - RESERVED_STEP_ARGUMENTS
-    TableReader(arguments, table.key, table.source).reject_unknown(names)
-    check_parameter_values(arguments, table.key, table.source, PARAMETER_CHECKS)
+    TableReader(arguments, table.key, table.source, table.problems).reject_unknown(names)
+    try:
+        check_parameter_values(arguments, table.key, table.source, PARAMETER_CHECKS)
+    except ConfigError as exc:
+        table.refuse(exc)

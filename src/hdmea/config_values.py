@@ -2,7 +2,7 @@
 
 :data:`STEP_VALUES` holds, per step of :data:`hdmea.steps.table.STEPS` and per keyword argument a
 ``[steps.<name>]`` table may set, a :class:`Value`: what the argument must be (an integer, a number, a pair
-of numbers in order, one of a few words ...).  :func:`check_step_values` checks a table against it before
+of numbers in order, one of a few words ...).  :func:`step_value_errors` checks a table against it before
 anything runs, so that ``n_lags = "twenty"``, ``n_lags = 0``, ``pad_margin = 0.5`` or a reversed ``window``
 are refused with the file, the key path, what was found and what is expected, instead of failing a run
 halfway.  Every configurable argument of every step has an entry (a test holds the table to the
@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hdmea.config_reader import config_error
+from hdmea.errors import ConfigError
 from hdmea.io.lab_series import FIRING_RATE_UNTIL
 
-__all__ = ["Value", "STEP_VALUES", "check_step_values"]
+__all__ = ["Value", "STEP_VALUES", "step_value_errors"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,15 +180,15 @@ STEP_VALUES: dict[str, dict[str, Value]] = {
 _TOLD = {"not a whole number", "not in order", "not a pair", "not two numbers", "not two integers", "not a size"}
 
 
-def check_step_values(step: str, arguments: Mapping[str, Any], key: str, source: str | None) -> None:
-    """Raise :class:`~hdmea.errors.ConfigError` for the first argument whose value ``STEP_VALUES`` refuses."""
+def step_value_errors(step: str, arguments: Mapping[str, Any], key: str, source: str | None) -> list[ConfigError]:
+    """A :class:`~hdmea.errors.ConfigError` for each argument whose value ``STEP_VALUES`` refuses."""
     values = STEP_VALUES.get(step, {})
+    errors = []
     for name, found in arguments.items():
         value = values.get(name)
-        if value is None:
-            continue
-        problem = value.check(found)
+        problem = None if value is None else value.check(found)
         if problem is not None:
-            raise config_error(f"{key}.{name}", f"must be {value.expected}", source=source, found=found,
-                               note=problem if problem in _TOLD else None)
+            errors.append(config_error(f"{key}.{name}", f"must be {value.expected}", source=source, found=found,
+                                       note=problem if problem in _TOLD else None))
+    return errors
 

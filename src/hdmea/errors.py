@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from h5stream.errors import (
     ChecksumError,
     FormatError,
@@ -10,6 +12,7 @@ from h5stream.errors import (
     SourceNotFoundError,
     TargetExistsError,
     WriterClaimError,
+    compose_message,
 )
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "UnknownUnitError",
     "SuffixWarning",
     "ConfigError",
+    "ConfigErrors",
     "DeprecatedStepNameWarning",
     # the names of the original pipeline (hdmea.utils.exceptions), caught by ours and theirs alike
     "HDMEAError",
@@ -179,7 +183,53 @@ class UnusualVendorValueWarning(H5StreamWarning):
 
 
 class ConfigError(HdmeaError, ValueError):
-    """A pipeline configuration is invalid; the message names the key and the reason."""
+    """A pipeline configuration is invalid; the message names the key and the reason.
+
+    ``key`` is the dotted key the mistake is at (``batch.workers``; None where no key is at fault) and
+    ``reason`` the message without the file in front, as one line of a list of mistakes shows it.
+    """
+
+    def __init__(self, message: str = "", *, key: str | None = None, **fields) -> None:
+        self.key = key
+        self.reason = message if fields.get("composed") else compose_message(
+            message, expected=fields.get("expected"), found=fields.get("found"), hint=fields.get("hint"))
+        super().__init__(message, **fields)
+
+
+class ConfigErrors(ConfigError):
+    """The mistakes of one configuration, all found in one reading.
+
+    ``problems`` lists each (a :class:`ConfigError`), ``lines`` gives the line of the file each is on
+    (None where the file was not read from text, or the key is not written in it).  One mistake reads as it
+    does alone; several read one per line: ``FILE:LINE: key: what is wrong (expected ..., found ...). what
+    to do``.
+    """
+
+    def __init__(self, problems, *, path=None, lines=None) -> None:
+        self.problems = list(problems)
+        self.lines = list(lines) if lines is not None else [None] * len(self.problems)
+        if len(self.problems) == 1:
+            one = self.problems[0]
+            super().__init__(str(one), key=one.key, path=one.path, obj=one.obj, expected=one.expected,
+                             found=one.found, hint=one.hint, composed=True)
+            self.reason = one.reason
+            return
+        where = os.fspath(path) if path is not None else None
+        rows = []
+        for problem, line in zip(self.problems, self.lines):
+            at = ":".join(str(x) for x in (where, line) if x is not None)
+            rows.append(f"  {at}: {problem.reason}" if at else f"  {problem.reason}")
+        head = f"{len(self.problems)} mistakes in the configuration"
+        text = (f"{where}: {head}" if where else head) + ", one per line; fix them all, then run the same command " \
+            "again:\n" + "\n".join(rows)
+        super().__init__(text, path=path, composed=True, key=self.problems[0].key if self.problems else None)
+
+    def __reduce__(self):  # to a batch's driver from its worker: the mistakes, not only their text
+        return _config_errors, (self.problems, self.path, self.lines)
+
+
+def _config_errors(problems, path, lines) -> ConfigErrors:
+    return ConfigErrors(problems, path=path, lines=lines)
 
 
 #: The original pipeline's name for invalid configuration or parameters.

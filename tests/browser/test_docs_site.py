@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    pytest.importorskip("sphinx", reason="the site needs the docs extra: pip install '.[docs]'")
-    pytest.importorskip("pydata_sphinx_theme", reason="the site needs the docs extra: pip install '.[docs]'")
+    pytest.importorskip("sphinx", reason="the site needs the docs extra: pip install 'h5stream[docs]'")
+    pytest.importorskip("pydata_sphinx_theme", reason="the site needs the docs extra: pip install 'h5stream[docs]'")
     out = tmp_path_factory.mktemp("site")
     done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(ROOT / "docs"), str(out)],
                           capture_output=True, text=True, timeout=1200)

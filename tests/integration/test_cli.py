@@ -220,6 +220,21 @@ def test_bad_config_is_rejected_before_any_work(tiny, tmp_path):
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+#: the job-array script as the package ships it (its data, in the wheel as in a clone)
+ARRAY_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "hdmea" / "data" / "slurm" / "slurm_array.sh"
+
+
+def test_slurm_script_prints_and_writes_the_shipped_array_script(tmp_path, capsys):
+    from hdmea.cli import main
+
+    assert main(["slurm-script"]) == 0
+    assert capsys.readouterr().out == ARRAY_SCRIPT.read_text()
+    out = tmp_path / "array.sh"
+    assert main(["slurm-script", "--out", str(out)]) == 0
+    assert out.read_bytes() == ARRAY_SCRIPT.read_bytes() and os.access(out, os.X_OK)
+    assert f"sbatch --array=0-$((N - 1)) {out}" in capsys.readouterr().out
+    assert main(["slurm-script", "--out", str(out)]) == 2  # not replaced without --overwrite
+    assert "exists already" in capsys.readouterr().err and out.read_bytes() == ARRAY_SCRIPT.read_bytes()
 
 
 def test_slurm_array_example_script(tiny, tmp_path):
@@ -228,7 +243,7 @@ def test_slurm_array_example_script(tiny, tmp_path):
     config.write_text('[stimulus]\nfile = "{dir}/{name}.stimulus.json"\n[steps]\ncompute_sta = false\nextract_features = false\n')
     env = dict(os.environ, SLURM_ARRAY_JOB_ID="77", SLURM_JOB_ID="78", SLURM_ARRAY_TASK_ID="0",
                HDMEA=str(HDMEA) if HDMEA.exists() else f"{sys.executable} -m hdmea")
-    proc = subprocess.run(["bash", str(EXAMPLES / "slurm_array.sh"), str(src), str(tmp_path / "out"), str(config)],
+    proc = subprocess.run(["bash", str(ARRAY_SCRIPT), str(src), str(tmp_path / "out"), str(config)],
                           capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "p: done" in proc.stdout and "slurm=77_0 [p]" in proc.stderr
@@ -245,7 +260,7 @@ def test_slurm_array_script_treats_hdmea_killed_by_its_signal_as_preempted(tmp_p
     starting.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(SLURM_ARRAY_TASK_ID="0", HDMEA=str(starting))
-    proc = subprocess.Popen(["bash", str(EXAMPLES / "slurm_array.sh"), str(tmp_path), str(tmp_path / "out")],
+    proc = subprocess.Popen(["bash", str(ARRAY_SCRIPT), str(tmp_path), str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr.readline().strip() == "starting"

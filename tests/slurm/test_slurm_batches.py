@@ -1,6 +1,6 @@
 """Batches on a real single-node SLURM (the ``slurm`` fixture), each compared file by file with a clean run.
 
-- ``examples/slurm_array.sh`` over three recordings, then again: the second array skips them all;
+- the job-array script (``hdmea slurm-script``) over three recordings, then again: the second array skips them all;
 - a task stopped by SIGTERM (``scancel --signal=TERM --batch``) checkpoints, exits 75 and is requeued,
   and the requeued task resumes from the checkpoint;
 - ``hdmea batch --slurm`` on two dask-jobqueue worker jobs;
@@ -31,7 +31,7 @@ from tests.holds import HELD_TEXT, hold_after_load
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-ARRAY_SCRIPT = REPO / "examples" / "slurm_array.sh"
+ARRAY_SCRIPT = REPO / "src" / "hdmea" / "data" / "slurm" / "slurm_array.sh"
 NAMES = ("rec_a", "rec_b", "rec_c")
 CONFIG = """
 [stimulus]

@@ -82,20 +82,21 @@ CASES = [
 ]
 
 
-def _argv(command: str, config, tmp_path) -> list[str]:
+def _argv(command: str, config, tmp_path, tiny) -> list[str]:
+    """The command on a recording that is fine (``tiny``): the configuration's mistake is the only problem."""
     if command == "run":
-        return ["run", str(tmp_path / "rec.cmcr"), str(tmp_path / "rec.cmtr"), "--config", str(config),
+        return ["run", str(tiny / "tiny.cmcr"), str(tiny / "tiny.cmtr"), "--config", str(config),
                 "--out", str(tmp_path / "out" / "rec.h5")]
-    return ["batch", str(tmp_path), "--config", str(config), "--out", str(tmp_path / "out")]
+    return ["batch", str(tiny), "--config", str(config), "--out", str(tmp_path / "out")]
 
 
 @pytest.mark.parametrize("command", ["run", "batch"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_a_wrong_configuration_is_one_sentence_naming_the_key(case, command, tmp_path, capsys):
+def test_a_wrong_configuration_is_one_sentence_naming_the_key(case, command, tmp_path, capsys, tiny):
     _name, text, key, words = case
     config = tmp_path / "pipeline.toml"
     config.write_text(text)
-    code = main(_argv(command, config, tmp_path))
+    code = main(_argv(command, config, tmp_path, tiny))
     captured = capsys.readouterr()
     message = captured.err.strip()
     assert code == 2, message
@@ -109,7 +110,7 @@ def test_a_wrong_configuration_is_one_sentence_naming_the_key(case, command, tmp
     assert not (tmp_path / "out").exists()  # nothing was started
 
 
-def test_the_command_line_refuses_a_wrong_configuration_without_a_traceback(tmp_path):
+def test_the_command_line_refuses_a_wrong_configuration_without_a_traceback(tmp_path, tiny, child_env):
     """The same through the console entry point in a process of its own (what a person types)."""
     config = tmp_path / "pipeline.toml"
     config.write_text(textwrap.dedent("""\
@@ -118,8 +119,8 @@ def test_the_command_line_refuses_a_wrong_configuration_without_a_traceback(tmp_
         window = [40, -10]
     """))
     for command in ("run", "batch"):
-        done = subprocess.run([sys.executable, "-m", "hdmea", *_argv(command, config, tmp_path)],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "hdmea", *_argv(command, config, tmp_path, tiny)],
+                              capture_output=True, text=True, timeout=120, env=child_env)
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
         assert "steps.compute_eimage_sta.window" in done.stderr and "[40, -10]" in done.stderr

@@ -126,7 +126,7 @@ def test_examples_run(page, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_sphinx_build_has_no_warnings(tmp_path):
-    pytest.importorskip("sphinx", reason='the documentation needs the docs extra: pip install ".[docs]"')
+    pytest.importorskip("sphinx", reason='the documentation needs the docs extra: pip install "h5stream[docs]"')
     done = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d",
          str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],

@@ -47,7 +47,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ __all__ = [
     "format_bytes",
     "TIGHT_FACTOR",
     "CreatedFolders",
+    "config_problems",
+    "load_with_inputs",
 ]
 
 #: Free space below this many times the estimate is "tight": the run goes ahead with a warning.
@@ -98,10 +100,13 @@ class Problem:
     kind: str = "user"
     #: the class name of the error behind the problem, for the batch summary (None: found by a check)
     error_type: str | None = None
+    #: the line of ``path`` the problem is on (a mistake in a configuration file)
+    line: int | None = None
 
     def __str__(self) -> str:
         head = f"{self.recording}: " if self.recording else ""
-        return f"{head}{self.path}: {self.what}. {self.hint}"
+        where = f"{self.path}:{self.line}" if self.line is not None else f"{self.path}"
+        return f"{head}{where}: {self.what}" + (f". {self.hint}" if self.hint else "")
 
 
 class PreflightError(HdmeaError):
@@ -418,6 +423,37 @@ def check_run(recordings: Iterable[Any], outputs: Sequence[str | os.PathLike], c
         # One filesystem is assumed for the folders of one run (a batch writes one folder).
         report.shared += check_free_space(folders[0], needed, what)
     return report
+
+
+# --------------------------------------------------------------------------- configuration and inputs together
+
+
+def config_problems(error: Any) -> list[Problem]:
+    """Each mistake of a :class:`~hdmea.errors.ConfigError` (one, or several: ``ConfigErrors``) as a problem."""
+    mistakes = getattr(error, "problems", None) or [error]
+    lines = getattr(error, "lines", None) or [None] * len(mistakes)
+    path = Path(error.path) if error.path else Path("--config")
+    return [Problem(path, f"{m.reason}", "", line=line) for m, line in zip(mistakes, lines)]
+
+
+def load_with_inputs(load: Callable[[], Any], default: Any, inputs: Callable[[Any], list[Problem]]) -> Any:
+    """The configuration ``load()`` reads; where it has mistakes, they are raised together with every problem
+    ``inputs(default)`` finds in the inputs and output folders (checked with the ``default`` configuration),
+    as one :class:`PreflightError`: one run of a command names all that is wrong.  Nothing else is started.
+    """
+    from hdmea.errors import ConfigError
+
+    try:
+        return load()
+    except ConfigError as exc:
+        mistakes = exc
+    try:
+        problems = inputs(default)
+    except H5StreamError as exc:  # the recordings cannot even be listed: that is one more problem
+        problems = [Problem(Path(exc.path or "."), reason_text(exc), exc.hint or "check the path")]
+    if not problems:
+        raise mistakes
+    raise PreflightError(config_problems(mistakes) + problems) from None
 
 
 # --------------------------------------------------------------------------- the user's errors

@@ -59,7 +59,7 @@ logger.addHandler(logging.NullHandler())
 interrupts.never_raise_in(__file__)
 
 #: Exit status of a command stopped by a signal after checkpointing (``EX_TEMPFAIL`` of sysexits.h).
-#: ``examples/slurm_array.sh`` requeues its task on it; a cluster can do so itself with
+#: the job-array script (``hdmea slurm-script``) requeues its task on it; a cluster can do so itself with
 #: ``RequeueExit=75`` in slurm.conf.
 EXIT_PREEMPTED = 75
 

@@ -1,8 +1,9 @@
 #!/bin/bash
-# One recording per SLURM array task, no scheduler needed.
+# One recording per SLURM array task, no scheduler needed.  `hdmea slurm-script --out slurm_array.sh`
+# writes this script (it ships with the package), then:
 #
 #   N=$(ls recordings/*.cmcr | wc -l)
-#   sbatch --array=0-$((N - 1)) examples/slurm_array.sh recordings results pipeline.toml
+#   sbatch --array=0-$((N - 1)) slurm_array.sh recordings results pipeline.toml
 #
 # Task k processes the k-th recording of the directory in name order (the same
 # order `hdmea batch` uses).  Rerunning the array skips finished recordings
@@ -18,7 +19,7 @@
 #
 # Without SLURM, the same loop runs locally (SLURM_ARRAY_TASK_ID is what
 # `hdmea run-one` reads when --index is not given):
-#   for k in 0 1 2; do SLURM_ARRAY_TASK_ID=$k bash examples/slurm_array.sh recordings results pipeline.toml; done
+#   for k in 0 1 2; do SLURM_ARRAY_TASK_ID=$k bash slurm_array.sh recordings results pipeline.toml; done
 #
 #SBATCH --job-name=hdmea
 #SBATCH --cpus-per-task=2
