@@ -12,7 +12,7 @@ from tests.property.test_h5scp_partial_metadata import _check_drawn
 
 
 @pytest.mark.campaign
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), n=st.integers(1, 6), n_pep=st.integers(1, 6), n_prot=st.integers(1, 6),
        seed=st.integers(0, 2**16))
 def test_partial_loads_and_filters_agree_on_many_selections(tmp_path, data, n, n_pep, n_prot, seed):
