@@ -447,3 +447,40 @@ def read_pieces_naive(memory: bytearray, fds, file_at, buffer_at, length, crc_fr
         got.append(len(data))
         crcs.append(zlib.crc32(bytes(memory[int(lo) : int(hi)])) if hi > lo else 0)
     return got, crcs
+
+
+def step_up_responses_naive(trials, *, onset, offset, transient, sustained, baseline, threshold_factor=2.0,
+                            trial_end=None):
+    """``hdmea.features.on_off.step_up.step_up_responses`` trial by trial: each window's spikes counted in
+    every trial's array, the first spike of every trial looked for in turn."""
+
+    def rate(lo, hi):
+        if hi <= lo or not trials:
+            return 0.0
+        return sum(int(np.count_nonzero((s >= lo) & (s < hi))) for s in trials) / (len(trials) * (hi - lo) / 1e6)
+
+    def latency_ms(event, window):
+        firsts = []
+        for s in trials:
+            inside = s[(s >= event) & (s < event + window)]
+            if inside.size:
+                firsts.append((float(inside.min()) - event) / 1000.0)
+        return float(np.mean(firsts)) if firsts else float("nan")
+
+    end = float("inf") if trial_end is None else float(trial_end)
+    base = rate(max(0.0, onset - baseline), onset)
+    on, off = rate(onset, min(onset + transient, end)), rate(offset, min(offset + transient, end))
+    largest = max(on, off)
+    return {
+        "on_response_flag": bool(on > base * threshold_factor),
+        "off_response_flag": bool(off > base * threshold_factor),
+        "on_peak_value": float(on),
+        "off_peak_value": float(off),
+        "on_sustained_response": float(rate(onset + transient, min(offset, end))),
+        "off_sustained_response": float(rate(offset + transient, min(offset + transient + sustained, end))),
+        "response_quality": float(min(1.0, (largest - base) / (base + 1) / 10) if largest > 0 else 0.0),
+        "on_latency_ms": latency_ms(onset, transient),
+        "off_latency_ms": latency_ms(offset, transient),
+        "on_off_ratio": float((on - off) / (on + off)) if on + off > 0 else 0.0,
+        "baseline_rate": float(base),
+    }

@@ -106,27 +106,29 @@ def _decoded(decode, path, obj: str, what: str):
 _LOOKUP = object()
 
 
-def read_attrs(obj, *, manifest=_LOOKUP) -> tuple[dict[str, Any], str | None, list | None]:
+def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None) -> tuple[dict[str, Any], str | None, list | None]:
     """(decoded attributes, node type tag, dict keys) of an HDF5 object; large attributes included.
 
     Damaged attributes (unreadable, text that is not UTF-8, typed JSON that is
     not ASCII or does not decode) raise :class:`FormatError` naming the attribute;
     an attribute that does not match its digest in the file's checksum manifest
     (``manifest``, by default the one attached to the file) raises
-    :class:`~h5stream.errors.ChecksumError`.
+    :class:`~h5stream.errors.ChecksumError`.  ``path``: the file's name, when the caller has it (asking h5py
+    for it builds a ``File`` object, which costs more than reading a small object's attributes).
     """
     if manifest is _LOOKUP:
         manifest = checksums.manifest_for(obj)
-    path, where = obj.file.filename, obj.name
+    path, where = obj.file.filename if path is None else path, obj.name
     try:
-        names = list(obj.attrs)
+        stored = obj.attrs
+        names = list(stored)
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot list the attributes ({exc})", path=path, obj=where,
                           hint="the file is damaged") from exc
     raw = {}
     for name in names:
         try:
-            raw[name] = obj.attrs[name]
+            raw[name] = stored[name]
         except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
             raise FormatError(f"cannot read attribute {name!r} ({exc})", path=path, obj=where) from exc
     if manifest is not None:
@@ -179,16 +181,19 @@ def _large_attr_object(obj, name: str):
     return container[member]
 
 
-def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> Node:
+def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None) -> Node:
     """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
 
     Values with a digest in the file's checksum manifest (``manifest``, by
     default the one attached to the file) are checked as they are read; a lazy
-    array carries its digest and is checked when it is read.
+    array carries its digest and is checked when it is read.  ``path``: the
+    file's name, as :func:`read_attrs` takes it (looked up once here for every object below).
     """
     if manifest is _LOOKUP:
         manifest = checksums.manifest_for(obj)
-    attrs, tag, keys = read_attrs(obj, manifest=manifest)
+    if path is None:
+        path = obj.file.filename
+    attrs, tag, keys = read_attrs(obj, manifest=manifest, path=path)
     if isinstance(obj, h5py.Group):
         children = {}
         base = obj.name.rstrip("/")
@@ -197,35 +202,37 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP) -> N
                 continue
             with checksums.checked_read(obj, f"{base}/{name}"):  # a damaged header is named
                 child = obj[name]
-            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest)
+            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path)
         return Group(attrs, children, tag, keys)
-    expected = manifest.datasets.get(obj.name) if manifest is not None else None
-    if obj.shape is None:
+    # h5py builds a new object for each of these on every access: asked for once
+    name, shape = obj.name, obj.shape
+    expected = manifest.datasets.get(name) if manifest is not None else None
+    if shape is None:
         data = np.empty((0,), dtype=obj.dtype)
-    elif lazy and tag is None and obj.dtype.kind in "biufc":
-        data = FileArray(opener, obj.name, obj.shape, obj.dtype, digest=expected,
+    elif lazy and tag is None and (dtype := obj.dtype).kind in "biufc":
+        data = FileArray(opener, name, shape, dtype, digest=expected,
                          verify=manifest if expected is not None else None)
     else:
         from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
-        with guard_read(obj.file.filename, obj.name), checksums.checked_read(obj, obj.name, dataset=obj):
-            data = obj[...] if obj.shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
+        with guard_read(path, name), checksums.checked_read(obj, name, dataset=obj):
+            data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         if expected is not None:
-            checksums.check_value(manifest, obj.name, expected, data, text=checksums.is_text_dataset(obj))
+            checksums.check_value(manifest, name, expected, data, text=checksums.is_text_dataset(obj))
         if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
-            _check_texts(data, obj.file.filename, obj.name)
+            _check_texts(data, path, name)
         if tag in _SCALAR_TAGS and np.size(data) != 1:
-            raise FormatError("a stored value has the wrong number of items", path=obj.file.filename,
-                              obj=obj.name, expected="1", found=str(np.size(data)), hint="the file is damaged")
+            raise FormatError("a stored value has the wrong number of items", path=path,
+                              obj=name, expected="1", found=str(np.size(data)), hint="the file is damaged")
         if tag in ("json", "bigint"):
             # Decoded once here, where the file and object are known, so damage is named.
             flat = np.asarray(data, dtype=object).ravel()
             if flat.size != 1:
-                raise FormatError("a stored value has the wrong number of items", path=obj.file.filename,
-                                  obj=obj.name, expected="1", found=str(flat.size), hint="the file is damaged")
-            stored = (_json_text if tag == "json" else checked_text)(flat[0], obj.file.filename, obj.name)
-            _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), obj.file.filename,
-                     obj.name, "the stored value")
+                raise FormatError("a stored value has the wrong number of items", path=path,
+                                  obj=name, expected="1", found=str(flat.size), hint="the file is damaged")
+            stored = (_json_text if tag == "json" else checked_text)(flat[0], path, name)
+            _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), path,
+                     name, "the stored value")
     return Dataset(data, attrs, tag)
 
 

@@ -157,7 +157,21 @@ def _parts(key: str) -> list[str]:
     return parts
 
 
-class StoredGroup(DictAdapter):
+class _StoredAttrs:
+    """The attributes of an object read through a pipeline step's target, read when first asked for."""
+
+    _target: Any
+    _path: str
+    _attrs: dict[str, Any] | None
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        if self._attrs is None:
+            self._attrs = self._target.attrs(self._path)
+        return self._attrs
+
+
+class StoredGroup(_StoredAttrs, DictAdapter):
     """A group of a recording, read on demand through a pipeline step's target (a file or a session).
 
     Members are read when asked for, so an extractor that reads only
@@ -173,23 +187,17 @@ class StoredGroup(DictAdapter):
     def name(self) -> str:
         return "/" + self._path
 
-    @property
-    def attrs(self) -> dict[str, Any]:  # type: ignore[override]
-        if self._attrs is None:
-            self._attrs = self._target.attrs(self._path)
-        return self._attrs
-
     def _join(self, key: str) -> str:
         return f"{self._path}/{key}" if self._path else key
 
     def _child(self, key: str):
         path = self._join(key)
-        if not self._target.has(path):
-            raise KeyError(f"{self.name} has no member {key!r}")
         try:
-            self._target.keys(path)
+            self._target.keys(path)  # KeyError: nothing there; TypeError: a dataset
+        except KeyError:
+            raise KeyError(f"{self.name} has no member {key!r}") from None
         except TypeError:
-            return ArrayAdapter(self._target.get(path), self._target.attrs(path))
+            return _StoredDataset(self._target, path)
         return StoredGroup(self._target, path)
 
     def keys(self):
@@ -206,6 +214,17 @@ class StoredGroup(DictAdapter):
 
     def __repr__(self) -> str:
         return f"StoredGroup({self.name!r})"
+
+
+class _StoredDataset(_StoredAttrs, ArrayAdapter):
+    """A dataset of a :class:`StoredGroup`: its value read at once, its attributes when first asked for (an
+    extractor rarely reads them)."""
+
+    def __init__(self, target, path: str) -> None:
+        self._value = target.get(path)
+        self._target = target
+        self._path = path
+        self._attrs = None
 
 
 class FeatureExtractor(abc.ABC):

@@ -14,6 +14,7 @@ a mock, as the lab's tests pass) holds microseconds, as documented.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -80,15 +81,24 @@ def frame_period_us(stimulus_data, rate: float) -> float | None:
 
 @dataclasses.dataclass
 class TrialSpikes:
-    """Every trial of a movie: spike times relative to the trial's start, and its length (microseconds)."""
+    """Every trial of a movie: spike times relative to the trial's start, and its length (microseconds).
 
-    spikes: list[np.ndarray]
+    Ragged, as stored: trial ``k`` is ``values[offsets[k]:offsets[k + 1]]`` (``offsets`` from 0 to
+    ``values.size``); :attr:`spikes` lists them, one array per trial, built when first asked for.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
     lengths_us: np.ndarray
     frame_period_us: float | None
 
     @property
     def n_trials(self) -> int:
-        return len(self.spikes)
+        return self.offsets.size - 1
+
+    @functools.cached_property
+    def spikes(self) -> list[np.ndarray]:
+        return [self.values[a:b] for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist())]
 
 
 def required_movie_trials(feature: str, unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes:
@@ -119,8 +129,16 @@ def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes 
     starts = bounds[:, 0] + before
     ends = bounds[:, 1] - after
     scale = 1e6 / rate
-    trials = [(spikes[offsets[k]:offsets[k + 1]] - starts[k]) * scale for k in range(bounds.shape[0])]
-    return TrialSpikes(spikes=trials, lengths_us=(ends - starts) * scale,
+    n_trials = bounds.shape[0]
+    offsets = offsets[:n_trials + 1] if n_trials else np.zeros(1, dtype=np.int64)
+    counts = np.diff(offsets)
+    if offsets.size != n_trials + 1 or offsets[0] < 0 or offsets[-1] > spikes.size or np.any(counts < 0):
+        raise ValueError(f"{getattr(group, 'name', movie)}: trial_offsets {offsets[:8].tolist()}... do not cut its "
+                         f"{spikes.size} spike_times into {n_trials} trials (expected {n_trials + 1} non-decreasing "
+                         "offsets within them): run section_spike_times again")
+    # Each trial's spikes less its start, all trials at once (the same values as trial by trial).
+    values = (spikes[offsets[0]:offsets[-1]] - np.repeat(starts, counts)) * scale
+    return TrialSpikes(values=values, offsets=offsets - offsets[0], lengths_us=(ends - starts) * scale,
                        frame_period_us=frame_period_us(stimulus_data, rate))
 
 

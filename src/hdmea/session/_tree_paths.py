@@ -25,15 +25,25 @@ __all__ = ["split_path", "StagedTree"]
 _NO_DEFAULT = object()
 
 
+#: path components found safe, checked once each (a name's safety never changes; a step reads the same few
+#: names in every unit's paths); no more are remembered past the bound
+_SAFE_PARTS: set[str] = set()
+_SAFE_PARTS_BOUND = 65536
+
+
 def split_path(path: str, *, allow_root: bool = True) -> list[str]:
     """The checked parts of a '/'-separated path relative to the file root."""
     if not isinstance(path, str):
         raise TypeError(f"a path must be a str like 'units/unit_000/spike_times' (found {type(path).__name__})")
     parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
     for part in parts:
+        if part in _SAFE_PARTS:
+            continue
         store.check_name(part, what="path component")
         if store.is_hidden(part):
             raise store.UnsafeNameError(f"path component {part!r} is reserved for internal use", found=repr(path))
+        if len(_SAFE_PARTS) < _SAFE_PARTS_BOUND:
+            _SAFE_PARTS.add(part)
     if not parts and not allow_root:
         raise store.UnsafeNameError("the file root cannot be replaced", found=repr(path),
                                     hint="name a path below the root")

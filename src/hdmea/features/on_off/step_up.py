@@ -40,32 +40,48 @@ ON_FRAME = STEP_WINDOWS["on_transient"][0]
 OFF_FRAME = STEP_WINDOWS["off_transient"][0]
 
 
-def _rate(trials: list[np.ndarray], lo: float, hi: float) -> float:
-    if hi <= lo or not trials:
-        return 0.0
-    count = sum(int(np.count_nonzero((s >= lo) & (s < hi))) for s in trials)
-    return count / (len(trials) * (hi - lo) / 1e6)
-
-
-def _latency_ms(trials: list[np.ndarray], event: float, window: float) -> float:
-    firsts = []
-    for s in trials:
-        inside = s[(s >= event) & (s < event + window)]
-        if inside.size:
-            firsts.append((float(inside.min()) - event) / 1000.0)
-    return float(np.mean(firsts)) if firsts else float("nan")
-
-
 def step_up_responses(trials: list[np.ndarray], *, onset: float, offset: float, transient: float,
                       sustained: float, baseline: float, threshold_factor: float = 2.0,
                       trial_end: float | None = None) -> dict[str, Any]:
-    """The step-response features of spike times (us, one array per trial, time zero at the trial's start)."""
+    """The step-response features of spike times (us, one array per trial of one dtype, time zero at the
+    trial's start).  Naive twin: ``tests.reference.step_up_responses_naive``."""
+    values = np.concatenate(trials) if trials else np.empty(0)
+    offsets = np.zeros(len(trials) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([s.size for s in trials], dtype=np.int64)
+    return _step_up_ragged(values, offsets, onset=onset, offset=offset, transient=transient, sustained=sustained,
+                           baseline=baseline, threshold_factor=threshold_factor, trial_end=trial_end)
+
+
+def _rate(values: np.ndarray, n_trials: int, lo: float, hi: float) -> float:
+    if hi <= lo or not n_trials:
+        return 0.0
+    return int(np.count_nonzero((values >= lo) & (values < hi))) / (n_trials * (hi - lo) / 1e6)
+
+
+def _latency_ms(values: np.ndarray, offsets: np.ndarray, event: float, window: float) -> float:
+    # The first spike of each trial inside [event, event + window): a minimum per trial over the spikes
+    # inside (the others +inf), skipping empty trials, whose start would fall on the next trial's.
+    inside = np.where((values >= event) & (values < event + window), values, np.inf)
+    starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+    if not starts.size:
+        return float("nan")
+    firsts = np.minimum.reduceat(inside, starts).astype(np.float64)
+    firsts = firsts[firsts != np.inf]
+    return float(np.mean((firsts - event) / 1000.0)) if firsts.size else float("nan")
+
+
+def _step_up_ragged(values: np.ndarray, offsets: np.ndarray, *, onset: float, offset: float, transient: float,
+                    sustained: float, baseline: float, threshold_factor: float,
+                    trial_end: float | None) -> dict[str, Any]:
+    """:func:`step_up_responses` of the trials ``values[offsets[k]:offsets[k + 1]]`` (``offsets`` from 0 to
+    ``values.size``, non-decreasing): each window's spikes counted over all trials at once."""
+    n_trials = offsets.size - 1
     end = float("inf") if trial_end is None else float(trial_end)
-    baseline_rate = _rate(trials, max(0.0, onset - baseline), onset)
-    on_transient = _rate(trials, onset, min(onset + transient, end))
-    on_sustained = _rate(trials, onset + transient, min(offset, end))
-    off_transient = _rate(trials, offset, min(offset + transient, end))
-    off_sustained = _rate(trials, offset + transient, min(offset + transient + sustained, end))
+    baseline_rate = _rate(values, n_trials, max(0.0, onset - baseline), onset)
+    on_transient = _rate(values, n_trials, onset, min(onset + transient, end))
+    on_sustained = _rate(values, n_trials, onset + transient, min(offset, end))
+    off_transient = _rate(values, n_trials, offset, min(offset + transient, end))
+    off_sustained = _rate(values, n_trials, offset + transient, min(offset + transient + sustained, end))
     total = on_transient + off_transient
     largest = max(on_transient, off_transient)
     if largest > 0:
@@ -80,8 +96,8 @@ def step_up_responses(trials: list[np.ndarray], *, onset: float, offset: float, 
         "on_sustained_response": float(on_sustained),
         "off_sustained_response": float(off_sustained),
         "response_quality": float(quality),
-        "on_latency_ms": _latency_ms(trials, onset, transient),
-        "off_latency_ms": _latency_ms(trials, offset, transient),
+        "on_latency_ms": _latency_ms(values, offsets, onset, transient),
+        "off_latency_ms": _latency_ms(values, offsets, offset, transient),
         "on_off_ratio": float((on_transient - off_transient) / total) if total > 0 else 0.0,
         "baseline_rate": float(baseline_rate),
     }
@@ -127,8 +143,8 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
             scale = length / (STEP_TRIAL_FRAMES * trials.frame_period_us)
             onset = config.get("stim_onset_us", config.get("on_frame", ON_FRAME) * scale * trials.frame_period_us)
             offset = config.get("stim_offset_us", config.get("off_frame", OFF_FRAME) * scale * trials.frame_period_us)
-            return step_up_responses(trials.spikes, onset=float(onset), offset=float(offset), trial_end=length,
-                                     **windows)
+            return _step_up_ragged(trials.values, trials.offsets, onset=float(onset), offset=float(offset),
+                                   trial_end=length, **windows)
         spikes = spike_times_us(unit_data, metadata)
         if spikes.size == 0:
             return self._empty_result()
