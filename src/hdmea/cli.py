@@ -203,10 +203,23 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if summary.stopped_by:
         print(f"hdmea batch: {STOPPED} ({cli_stops.signal_words(summary.stopped_by)}: "
-              f"{counted(len(summary.preempted), 'recording')} stopped, each keeping its finished steps in "
-              "<name>.h5.checkpoint.h5)", file=sys.stderr)
+              f"{_what_the_stopped_kept(summary.preempted)})", file=sys.stderr)
         return stop_exit_code(summary.stopped_by)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _what_the_stopped_kept(stopped: list) -> str:
+    """How many recordings a stop ended, and how many of them keep finished steps in a checkpoint."""
+    kept = sum(1 for result in stopped if (result.detail or {}).get("checkpoint"))
+    where = "<name>.h5.checkpoint.h5"
+    if not stopped:
+        return "no recording was running"
+    if kept == len(stopped):
+        return f"{counted(len(stopped), 'recording')} stopped, each keeping its finished steps in {where}"
+    if not kept:
+        return f"{counted(len(stopped), 'recording')} stopped, none with a finished step to keep"
+    return (f"{counted(len(stopped), 'recording')} stopped: {kept} keeping finished steps in {where}, "
+            f"{len(stopped) - kept} with none to keep")
 
 
 def _cmd_run_one(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from h5stream.cores import quiet_waits
 from hdmea.pipeline.batch.failures import describe_error
 from hdmea.pipeline.batch.pool import Pool
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, exit_without_teardown, thread_environment
-from hdmea.progress import counted
+from hdmea.progress import STOP_NOTE, counted
 
 __all__ = ["make_pool", "in_process_pool", "slurm_cluster", "slurm_client", "LOCAL_DASK"]
 
@@ -62,7 +62,7 @@ def _stop_when_told(stop_event: Any, stop_name: Any) -> None:
 
     stop_event.wait()
     name = stop_name.value.decode("ascii", "replace") or "SIGTERM"
-    logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name)
+    logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name, extra=STOP_NOTE)
     stop_jobs(name)
 
 
