@@ -26,6 +26,9 @@ from hdmea.synthetic import generate_recording
 from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal
 from tests.holds import HELD_TEXT, hold_after_load
 
+#: every test here stops a job by a signal or from another thread (CI runs them again on a busy machine)
+pytestmark = pytest.mark.stops
+
 CONFIG = """
 [stimulus]
 file = "{dir}/{name}.stimulus.json"
