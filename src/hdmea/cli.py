@@ -32,7 +32,15 @@ from pathlib import Path
 from h5stream.cli_parser import OneLineParser
 from h5stream.errors import H5StreamError
 from hdmea import cli_stops
-from hdmea.cli_stops import RESUMABLE, STOPPED, command_of, stop_exit_code, stopped_line
+from hdmea.cli_stops import (
+    EXIT_INTERRUPTED,
+    EXIT_PREEMPTED,
+    RESUMABLE,
+    STOPPED,
+    command_of,
+    stop_exit_code,
+    stopped_line,
+)
 from hdmea.cli_errors import FILE_ARGUMENTS, describe_error, input_problem
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
@@ -452,10 +460,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _run(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports, its checks)
         code = _stopped(argv)
-    if argv is None and "numba" in sys.modules:
-        from hdmea.pipeline.batch import exit_without_teardown
+    if argv is None and ("numba" in sys.modules or code in (EXIT_INTERRUPTED, EXIT_PREEMPTED)):
+        # a stopped command ends here too: a stop that cut an extension module's import short marks the
+        # interpreter, whose own exit would then end the process by SIGINT (-2), not with the stop's status
+        from h5stream.stops import end_process
 
-        exit_without_teardown(code)
+        end_process(code)
     return code
 
 
