@@ -198,4 +198,13 @@ def _hook():
         return _decide
     from h5stream.native import compiled
 
-    return compiled("_runtime").RaiseAfter(_decide, _failed)
+    raise_after = getattr(compiled("_runtime"), "RaiseAfter", None)
+    if raise_after is None:  # a build of the kernels older than this module: the stop is recorded only
+        return _recorded_only
+    return raise_after(_decide, _failed)
+
+
+def _recorded_only(unraisable) -> None:
+    chosen = _decide(unraisable)
+    if chosen is not None:
+        _failed(chosen[0])  # the next place that asks noted() raises it
