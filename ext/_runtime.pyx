@@ -52,6 +52,10 @@ def raise_in_thread_now(unsigned long ident, exception):
     reads of frames and of the new thread's event are attribute reads), so no
     thread can start another between the look at the stack and the raise.
     """
+    return _raise_now(ident, exception)
+
+
+cdef int _raise_now(unsigned long ident, object exception) except -2:
     frame = _sys._current_frames().get(ident)
     if frame is None:
         return 0
@@ -63,6 +67,34 @@ def raise_in_thread_now(unsigned long ident, exception):
                 return -1
         frame = frame.f_back
     return PyThreadState_SetAsyncExc(ident, <PyObject *>exception)
+
+
+cdef class RaiseAfter:
+    """A callable for a hook called from C (``sys.unraisablehook``): calls ``decide(argument)``, which returns
+    None or ``(ident, exception)``, then raises ``exception`` in thread ``ident`` at its next Python
+    instruction, as :func:`raise_in_thread_now` does.
+
+    The raise is set after ``decide`` returned, with no Python instruction of the hook after it: set by
+    Python code, the exception would arrive in that code itself (the hook, where it is dropped again).  It
+    arrives in the code that runs once the C caller of the hook returns to Python.  Calls ``failed(ident)``
+    when it could not be set (None returned: the raise was set).
+    """
+
+    cdef object decide
+    cdef object failed
+
+    def __init__(self, decide, failed):
+        self.decide = decide
+        self.failed = failed
+
+    def __call__(self, argument):
+        chosen = self.decide(argument)
+        if chosen is None:
+            return None
+        ident, exception = chosen
+        if _raise_now(ident, exception) != 1:
+            self.failed(ident)
+        return None
 
 
 def clear_in_thread(unsigned long ident):

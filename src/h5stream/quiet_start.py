@@ -6,12 +6,25 @@ names: the batch's fork server imports it before numpy and the pipeline's module
 (:func:`hdmea.pipeline.batch.executors._forkserver_preload`), so the libraries read the variables when they
 load, and every worker forked from the server inherits them with the loaded libraries.  Where a library is
 loaded already, importing this module changes nothing in it.
+
+Such a process and the workers it forks take no Ctrl-C of their own either: SIGINT, which a terminal sends to
+its whole process group, is ignored from here on (where Python's own handling had it), so that a Ctrl-C while
+the server imports or a worker starts prints no traceback and kills nothing.  The process that started them
+takes the Ctrl-C and passes the stop on to the jobs (the batch's driver: a job's own handlers take the
+signals for its run, :func:`hdmea.pipeline.batch.preemption.stop_on_signals`).
 """
 
 from __future__ import annotations
 
-import os
+import signal
+import threading
 
-from h5stream.cores import quiet_waits
+_MAIN = threading.current_thread() is threading.main_thread()
+if _MAIN and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: the imports below can take a while on a busy machine
+
+import os  # noqa: E402
+
+from h5stream.cores import quiet_waits  # noqa: E402
 
 os.environ.update(quiet_waits())

@@ -68,8 +68,7 @@ def main() -> int:
         _quiet_waits()
     from hdmea.cli import main as command_line
 
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+    cli_stops.hand_over(previous)  # the command line's own handlers replace the start's
     return command_line()
 
 

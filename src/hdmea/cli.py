@@ -32,7 +32,15 @@ from pathlib import Path
 from h5stream.cli_parser import OneLineParser
 from h5stream.errors import H5StreamError
 from hdmea import cli_stops
-from hdmea.cli_stops import RESUMABLE, STOPPED, command_of, stop_exit_code, stopped_line
+from hdmea.cli_stops import (
+    EXIT_INTERRUPTED,
+    EXIT_PREEMPTED,
+    RESUMABLE,
+    STOPPED,
+    command_of,
+    stop_exit_code,
+    stopped_line,
+)
 from hdmea.cli_errors import FILE_ARGUMENTS, describe_error, input_problem
 from hdmea.errors import ConfigError
 from hdmea.progress import counted
@@ -225,10 +233,23 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if summary.stopped_by:
         print(f"hdmea batch: {STOPPED} ({cli_stops.signal_words(summary.stopped_by)}: "
-              f"{counted(len(summary.preempted), 'recording')} stopped, each keeping its finished steps in "
-              "<name>.h5.checkpoint.h5)", file=sys.stderr)
+              f"{_what_the_stopped_kept(summary.preempted)})", file=sys.stderr)
         return stop_exit_code(summary.stopped_by)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _what_the_stopped_kept(stopped: list) -> str:
+    """How many recordings a stop ended, and how many of them keep finished steps in a checkpoint."""
+    kept = sum(1 for result in stopped if (result.detail or {}).get("checkpoint"))
+    where = "<name>.h5.checkpoint.h5"
+    if not stopped:
+        return "no recording was running"
+    if kept == len(stopped):
+        return f"{counted(len(stopped), 'recording')} stopped, each keeping its finished steps in {where}"
+    if not kept:
+        return f"{counted(len(stopped), 'recording')} stopped, none with a finished step to keep"
+    return (f"{counted(len(stopped), 'recording')} stopped: {kept} keeping finished steps in {where}, "
+            f"{len(stopped) - kept} with none to keep")
 
 
 def _cmd_run_one(args: argparse.Namespace) -> int:
@@ -463,10 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _run(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports, its checks)
         code = _stopped(argv)
-    if argv is None and "numba" in sys.modules:
-        from hdmea.pipeline.batch import exit_without_teardown
+    if argv is None and ("numba" in sys.modules or code in (EXIT_INTERRUPTED, EXIT_PREEMPTED)):
+        # a stopped command ends here too: a stop that cut an extension module's import short marks the
+        # interpreter, whose own exit would then end the process by SIGINT (-2), not with the stop's status
+        from h5stream.stops import end_process
 
-        exit_without_teardown(code)
+        end_process(code)
     return code
 
 

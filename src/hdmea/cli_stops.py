@@ -17,7 +17,7 @@ import contextlib
 import os
 
 __all__ = ["STOPPED", "RESUMABLE", "COMMANDS", "stop_exit_code", "stopped_line", "command_of",
-           "stops_noted", "first_signal", "signal_words", "stop_detail"]
+           "stops_noted", "hand_over", "first_signal", "signal_words", "stop_detail"]
 
 #: What a command stopped by Ctrl-C or a cluster's signal says (once), whatever it was doing.
 STOPPED = "stopped; run the same command again to resume"
@@ -48,6 +48,15 @@ def command_of(argv) -> str | None:
     return next((word for word in argv if word in COMMANDS), None)
 
 _first_signal: str | None = None  # the stop signal that arrived before a command's own handling, if one did
+_started_with: dict = {}  # signal -> its handler before the console script's start took it (hand_over)
+
+
+def hand_over(previous: dict) -> None:
+    """The console script's start holds these signals with its own handler until :func:`stops_noted` takes them
+    over, with no moment between the two where Python's own handling (a traceback, or an end by the signal)
+    is back: ``previous`` maps each signal to its handler before the start."""
+    _started_with.clear()
+    _started_with.update(previous)
 
 
 @contextlib.contextmanager
@@ -64,25 +73,30 @@ def stops_noted(*, then_ignore: bool = False):
     import signal
     import threading
 
+    from h5stream import stops
+
     global _first_signal
     _first_signal = None
 
     def on_stop(signum, frame):
         global _first_signal
-        _first_signal = _first_signal or signal.Signals(signum).name
+        name = signal.Signals(signum).name
+        _first_signal = _first_signal or name
+        stops.note(name)  # before the raise, which Python drops inside a finalizer or a weakref callback
         raise KeyboardInterrupt
 
     wanted = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    previous = {sig: signal.getsignal(sig) for sig in wanted}
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {sig: _started_with.pop(sig, signal.getsignal(sig)) for sig in wanted}
     for sig, default in wanted.items():
         if previous[sig] is default:
             signal.signal(sig, on_stop)
     finished = False
     try:
-        yield
+        with stops.kept_stops():  # a dropped KeyboardInterrupt is raised again, never printed
+            yield
         finished = then_ignore
     finally:
         for sig, handler in previous.items():

@@ -284,10 +284,15 @@ RUN_VIEW_LOGGERS = ("hdmea.pipeline.run", "hdmea.pipeline.batch")
 
 #: ``extra`` of a log line that a single recording's command says again as its last words (a job's stop).
 SAID_AT_THE_END = {"said_at_the_end": True}
+#: ``extra`` of a log line about a stop's way through the process (the signal noted, passed on to the workers,
+#: the batch's count): a command says what the stop left in its own last line, and a batch each stopped
+#: recording's in one line; these show from DEBUG on.
+STOP_NOTE = {"stop_note": True}
 
 
 class RunViewFilter(logging.Filter):
-    """Passes warnings and errors, and the INFO lines of :data:`RUN_VIEW_LOGGERS` but not their counters.
+    """Passes warnings and errors, and the INFO lines of :data:`RUN_VIEW_LOGGERS` but not their counters; not the
+    lines of a stop's way (:data:`STOP_NOTE`).
 
     ``one_recording``: the command ends by saying what became of its one recording, so the job's own
     line saying it (:data:`SAID_AT_THE_END`) is left out.
@@ -299,6 +304,8 @@ class RunViewFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.one_recording and getattr(record, "said_at_the_end", False):
+            return False
+        if getattr(record, "stop_note", False):
             return False
         if record.levelno != logging.INFO:
             return True

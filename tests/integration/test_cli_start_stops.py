@@ -15,6 +15,9 @@ import textwrap
 
 import pytest
 
+#: every test here stops a job by a signal or from another thread (CI runs them again on a busy machine)
+pytestmark = pytest.mark.stops
+
 CODE = textwrap.dedent(
     """
     import importlib.abc, os, signal, sys

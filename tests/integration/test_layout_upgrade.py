@@ -115,3 +115,26 @@ def test_the_command_renames_positional_units_and_upgrades(tmp_path):
             assert all("trials_spike_times" in f[f"units/{unit}/spike_times_sectioned/{m}"]
                        for m in f[f"units/{unit}/spike_times_sectioned"])
     assert not list(tmp_path.glob("*.renamed.h5"))
+
+
+@pytest.mark.parametrize("kind", ["hdf5 of another program", "not hdf5"])
+def test_migrate_of_a_file_it_did_not_write_says_what_the_file_is_and_what_to_give(kind, tmp_path):
+    """An HDF5 file another program wrote (plain h5py here), or no HDF5 file at all: the command says what the
+    file is and what migrate takes, and writes nothing (it said "cannot resume from this file")."""
+    source = tmp_path / "other.h5"
+    if kind == "not hdf5":
+        source.write_text("a text file\n")
+    else:
+        with h5py.File(source, "w") as f:
+            f["traces"] = np.arange(12).reshape(3, 4)
+            f.attrs["creator"] = "another program"
+    done = subprocess.run([sys.executable, "-m", "hdmea", "migrate", str(source), str(tmp_path / "new.h5")],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stderr
+    said = done.stderr.strip()
+    assert len(said.splitlines()) == 1 and "Traceback" not in said, said
+    assert said.startswith(f"hdmea migrate: {source}: not ")
+    assert "cannot resume" not in said
+    assert ("holding traces at its top" in said) if kind != "not hdf5" else ("not an HDF5 file" in said)
+    assert "hdmea run REC.cmcr REC.cmtr" in said and ".zarr store" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.h5"]

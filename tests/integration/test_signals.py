@@ -26,6 +26,9 @@ from hdmea.synthetic import generate_recording
 from tests.filecompare import TIMESTAMP_ATTRS, assert_files_equal
 from tests.holds import HELD_TEXT, hold_after_load
 
+#: every test here stops a job by a signal or from another thread (CI runs them again on a busy machine)
+pytestmark = pytest.mark.stops
+
 CONFIG = """
 [stimulus]
 file = "{dir}/{name}.stimulus.json"
@@ -49,7 +52,8 @@ def recording(tmp_path_factory):
 
 
 def command_line(command: str, made, config: Path, out: Path) -> list[str]:
-    hdmea = [sys.executable, "-m", "hdmea", "--log-level", "INFO"]
+    # a batch's course of the stop (the driver passing it on) is logged from DEBUG on, the wait below reads it
+    hdmea = [sys.executable, "-m", "hdmea", "--log-level", "DEBUG" if command == "batch" else "INFO"]
     if command == "run":
         return hdmea + ["run", str(made.cmcr_path), str(made.cmtr_path), "--config", str(config),
                         "--out", str(out / "sig.h5")]

@@ -205,7 +205,9 @@ def store_array_digested(parent, name: str, array: np.ndarray) -> tuple[h5py.h5d
 
     pid = parent.id if isinstance(parent, h5py.Group) else parent
     array = np.asarray(array)
-    if array.dtype.kind in "OUT" or h5py.check_string_dtype(array.dtype) is not None:
+    # fixed-width bytes (S) are fixed-size values, stored as they are (as a session's writer stores them): stored
+    # as text they read back as bytes objects, whose digest is not the array's
+    if array.dtype.kind in "OUT" or (h5py.check_string_dtype(array.dtype) is not None and array.dtype.kind != "S"):
         # a copy of the references: the strings themselves cannot change
         array = array.astype(object) if array.dtype.kind == "U" else array.copy()
         dsid = h5py.Group(pid).create_dataset(name, data=array, dtype=TEXT_DTYPE).id

@@ -190,6 +190,7 @@ def upgrade_h5_recording(source: str | os.PathLike, output: str | os.PathLike, *
     source, output = Path(source), Path(output)
     if output.exists() and not overwrite:
         raise LayoutUpgradeError("the output exists", path=output, hint="pass overwrite=True (--overwrite)")
+    _refuse_foreign(source)
     staged = output.with_name(output.name + ".renamed.h5")
     try:
         renamed = rename_positional_units(source, staged, overwrite=True)
@@ -203,3 +204,36 @@ def upgrade_h5_recording(source: str | os.PathLike, output: str | os.PathLike, *
         return lines
     finally:
         staged.unlink(missing_ok=True)
+
+
+#: what ``hdmea migrate`` takes, for a message about a file it does not
+MIGRATE_TAKES = ("hdmea migrate takes a recording file (.h5) written by hdmea or by the original hdmea_processing, "
+                 "a .zarr store of the previous pipeline, or a folder of them; to analyse a recording from its raw "
+                 "files, run `hdmea run REC.cmcr REC.cmtr --out REC.h5`")
+
+
+def _refuse_foreign(source: Path) -> None:
+    """Raise :class:`LayoutUpgradeError` saying what ``source`` is when it is no recording file of ours or of the
+    original pipeline (neither format attribute ``hdmea-recording`` nor a ``dataset_id``)."""
+    import h5py
+
+    from hdmea.io.hdf5_store import FORMAT_NAME
+
+    try:
+        with h5py.File(source, "r") as f:
+            attrs = {key: f.attrs[key] for key in ("h5stream_format", "dataset_id") if key in f.attrs}
+            top = sorted(f.keys())
+    except OSError as exc:
+        if "signature" not in str(exc):
+            return  # an HDF5 file this could not open now (locked, unreadable): the load says why
+        raise LayoutUpgradeError("not an HDF5 file: nothing to migrate", path=source, found=str(exc),
+                                 hint=MIGRATE_TAKES) from exc
+    stated = attrs.get("h5stream_format")
+    stated = stated.decode("utf-8", "replace") if isinstance(stated, bytes) else stated
+    if stated == FORMAT_NAME or (stated is None and "dataset_id" in attrs):
+        return
+    shown = ", ".join(top[:6]) + (f" and {len(top) - 6} more" if len(top) > 6 else "") if top else "nothing"
+    what = (f"an HDF5 file of another kind ({stated!r}, h5stream_format)" if stated is not None
+            else "an HDF5 file not written by hdmea or hdmea_processing (no format attribute, no dataset_id)")
+    raise LayoutUpgradeError("not a recording file: nothing to migrate", path=source,
+                             found=f"{what}, holding {shown} at its top", hint=MIGRATE_TAKES)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from h5stream.stops import kept_stops
 from hdmea.progress import progress
 from hdmea.session.names import canonical_step_names, steps_done
 from hdmea.steps.table import STEPS, Step, StepContext
@@ -139,6 +140,11 @@ def run_pipeline(
     run resumes from it and skips the steps it records as done.  The output
     appears atomically at the end and the checkpoint is removed.
 
+    Ctrl-C ends the run with ``KeyboardInterrupt``, also one that Python
+    drops (raised inside a finalizer or a weak reference's callback): it is
+    raised again at the next instruction outside that callback, or at the next
+    step (:mod:`h5stream.stops`); nothing of the output is left half-written.
+
     Parameters
     ----------
     cmcr, cmtr
@@ -175,7 +181,9 @@ def run_pipeline(
         check_run([recording], [output], config).raise_if_any()
     folders = CreatedFolders(output.parent)
     try:
-        return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
+        # Ctrl-C that Python drops (raised inside a finalizer or a weakref callback) is raised again, not lost
+        with kept_stops():
+            return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
     except BaseException:
         folders.remove_if_empty()
         raise

@@ -21,10 +21,18 @@ from hdmea.pipeline.batch.executors import LOCAL_DASK, in_process_pool, make_poo
 from hdmea.pipeline.batch.pool import Pool
 from hdmea.pipeline.batch.prechecks import _check_inputs, _finished_results
 from hdmea.pipeline.batch.failures import ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error, error_type
-from hdmea.pipeline.batch.preemption import Preempted, describe_stop, signals_noted, stop_requested
+from hdmea.pipeline.batch.preemption import (
+    Preempted,
+    describe_stop,
+    raise_if_stopped,
+    shielded,
+    signals_noted,
+    stop_requested,
+)
 from hdmea.pipeline.batch.jobs import JobCall, JobFunction, run_pipeline_job
 from hdmea.pipeline.batch.recordings import (
     Recording,
+    checkpoint_path_for,
     discover_recordings,
     new_batch_id,
     output_path_for,
@@ -43,7 +51,7 @@ from hdmea.pipeline.preflight import (
     check_output_folder,
     check_run,
 )
-from hdmea.progress import counted, progress
+from hdmea.progress import STOP_NOTE, counted, progress
 
 __all__ = ["run_batch"]
 
@@ -190,13 +198,19 @@ def run_batch(
         checked = checker.submit(_check_inputs, items, outputs, todo, config,
                                  verify=verify_inputs and pipeline, open_files=pipeline)
         try:
-            pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
-                                              worker_init=worker_init,
-                                              in_process=choose_workers and workers == 1, cores=free)
-        except BaseException:
+            # A stop waits for the pool to be whole (a pool cut short while its workers start leaves them
+            # starting after this process has gone), then ends the batch below, the pool closed.
+            with shielded():
+                pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
+                                                  worker_init=worker_init,
+                                                  in_process=choose_workers and workers == 1, cores=free)
+        except BaseException as exc:
             checked.cancel()
+            if stop_requested() and not isinstance(exc, Preempted):
+                raise Preempted(stop_requested()) from None  # a worker's start cut short by the same stop
             raise
         try:
+            raise_if_stopped()
             unverified, report = checked.result()
             if report.shared:
                 raise PreflightError(report.all_problems)
@@ -248,7 +262,7 @@ def run_batch(
     if summary.stopped_by:
         logger.warning("batch stopped by %s: %d done, %d preempted (resumable), %d failed in %.2f s",
                        summary.stopped_by, len(summary.done), len(summary.preempted), len(summary.failed),
-                       summary.seconds)
+                       summary.seconds, extra=STOP_NOTE)
     else:
         logger.info("batch finished: %d done, %d skipped, %d held by other processes, %d failed in %.2f s",
                     len(summary.done), len(summary.skipped), len(summary.held), len(summary.failed),
@@ -367,6 +381,11 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             logger.warning("%s: attempt %d failed (%s); trying again", res.name, res.attempts, error)
             queue.append(index)
             return
+        if kind == INFRASTRUCTURE and stopping:
+            # its worker ended by the same stop (a SIGTERM to every process of the job) before or between
+            # jobs: stopped, not failed, with what its checkpoint holds from before
+            finish(index, _not_run(stopping[0], res.name, res.output))
+            return
         # Another process's claim: reported as held, not retried (its holder may run for hours).
         finish(index, {"status": "held" if kind == HELD else "failed", "kind": kind, "error": error,
                        "error_type": error_type})
@@ -412,11 +431,11 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
         # Tell every running job to checkpoint and end; those not started end without running.
         stopping.append(signal_name)
         logger.warning("%s received: the %s running keep what they finished, the %s waiting do not start",
-                       signal_name, counted(len(running), "recording"), counted(len(queue), "recording"))
+                       signal_name, counted(len(running), "recording"), counted(len(queue), "recording"),
+                       extra=STOP_NOTE)
         for index in list(queue):
             results[index].attempts += 1
-            finish(index, {"status": "preempted", "signal": signal_name,
-                           "message": describe_stop(signal_name, items[index].name, None, [])})
+            finish(index, _not_run(signal_name, items[index].name, results[index].output))
         queue.clear()
         try:
             pool.stop_jobs(signal_name)
@@ -483,6 +502,11 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
                     finished.append(completed.get_nowait())
                 except queue_module.Empty:
                     break
+            # A stop that came during the wait (which also ended a job the same signal reached) is the batch's:
+            # what the jobs report now is read as stopped, never as a worker's own stop to retry.
+            signal_name = stop_requested()
+            if signal_name and not stopping:
+                stop(signal_name)
             broken = False
             finished_broken: list[Any] = []
             finished = [future for future in finished if future in running]  # not failed as lost already
@@ -521,6 +545,15 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             submit_more()
     stopped_by[:] = stopping
     return results
+
+
+def _not_run(signal_name: str, name: str, output: Path) -> dict:
+    """The outcome of a recording a stop ended before its job ran here: what its checkpoint keeps, if it has one
+    (from an earlier run), else nothing."""
+    checkpoint = checkpoint_path_for(output)
+    kept = checkpoint if checkpoint.exists() else None
+    return {"status": "preempted", "signal": signal_name, "checkpoint": None if kept is None else str(kept),
+            "steps_done": None, "message": describe_stop(signal_name, name, kept, None)}
 
 
 def _preempted_detail(outcome: dict) -> dict:

@@ -12,6 +12,7 @@ or heartbeat runs beside the jobs.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from h5stream.cores import quiet_waits
 from hdmea.pipeline.batch.failures import describe_error
 from hdmea.pipeline.batch.pool import Pool
 from hdmea.pipeline.batch.workers import WorkerSetup, available_cores, exit_without_teardown, thread_environment
-from hdmea.progress import counted
+from hdmea.progress import STOP_NOTE, counted
 
 __all__ = ["make_pool", "in_process_pool", "slurm_cluster", "slurm_client", "LOCAL_DASK"]
 
@@ -62,7 +63,7 @@ def _stop_when_told(stop_event: Any, stop_name: Any) -> None:
 
     stop_event.wait()
     name = stop_name.value.decode("ascii", "replace") or "SIGTERM"
-    logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name)
+    logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name, extra=STOP_NOTE)
     stop_jobs(name)
 
 
@@ -80,8 +81,9 @@ def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
         executor = _StoppableProcessPool(workers, context, setup)
         # The pool starts a worker per submission while none is idle: a first task per worker starts
         # them all now, beside the batch's input checks, instead of after them with the first recordings.
-        for _ in range(workers):
-            executor.submit(os.getpid)
+        with _started_without_ctrl_c():  # a fork server not started yet starts here
+            for _ in range(workers):
+                executor.submit(os.getpid)
         return executor
 
     pool = Pool(make(), owned=True, slots=workers, name=f"process pool, {counted(workers, 'worker')}",
@@ -169,8 +171,34 @@ def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
-    forkserver.ensure_running()
+    with _started_without_ctrl_c():
+        forkserver.ensure_running()
     return True
+
+
+@contextlib.contextmanager
+def _started_without_ctrl_c():
+    """Processes started inside (the fork server, and the workers it forks) hold SIGINT blocked, as this thread
+    does meanwhile (a child inherits its parent's signal mask, across exec too): a Ctrl-C to the process group
+    while the server imports its modules would print its traceback and end it.  The driver takes the Ctrl-C
+    and passes the stop on.  In this process the signal goes meanwhile to another thread, whose handler
+    notes it for this one (Python runs its handlers in the main thread), or waits until the mask is back.
+    """
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # started first: its start unblocks SIGINT in the calling thread when done (it holds it meanwhile, as here)
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 #: Dask's periodic callbacks, slowed down for a local batch of long jobs.  Every

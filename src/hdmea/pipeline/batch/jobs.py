@@ -26,7 +26,7 @@ from h5stream.errors import StaleClaimWarning, WriterClaimError
 from h5stream.files import WriterClaim
 from hdmea.config import PipelineConfig
 from hdmea.pipeline.batch.failures import HELD, classify_error, describe_error, error_type
-from hdmea.pipeline.batch.preemption import Preempted, job_thread, stop_on_signals
+from hdmea.pipeline.batch.preemption import Preempted, job_thread, shielded, stop_on_signals
 from hdmea.pipeline.batch.recordings import (
     Recording,
     check_finished,
@@ -147,9 +147,10 @@ def _run_claimed(recording: Recording, output: Path, config: PipelineConfig, *,
             outcome = _run_job(recording, output, config, job=job, attempt=attempt, batch=batch)
             return outcome
         finally:
-            claim.release()
-            if outcome is None or outcome["status"] != "done":
-                folders.remove_if_empty()
+            with shielded():  # a stop arriving now finds the job's outcome decided: it changes nothing
+                claim.release()
+                if outcome is None or outcome["status"] != "done":
+                    folders.remove_if_empty()
 
 
 def _held(exc: WriterClaimError, seconds: float = 0.0) -> dict:
@@ -204,6 +205,12 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
         logger.debug("%s", traceback.format_exc())
         return {"status": "failed", "seconds": seconds, "kind": kind, "error": describe_error(exc),
                 "error_type": error_type(exc), "pid": os.getpid()}
+    with shielded():  # the output is complete: a stop now waits for its marker (and changes nothing)
+        return _mark_done(recording, output, finished.redo, inputs, digest, started, attempt, batch, detail)
+
+
+def _mark_done(recording: Recording, output: Path, redo: str | None, inputs: dict, digest: str, started: float,
+               attempt: int, batch: str | None, detail: dict) -> dict:
     seconds = time.perf_counter() - started
     write_done_marker(output, {
         "recording": recording.name,
@@ -223,8 +230,8 @@ def _run_job(recording: Recording, output: Path, config: PipelineConfig, *,
     })
     logger.info("finished in %.2f s", seconds)
     outcome = {"status": "done", "seconds": seconds, "detail": detail, "pid": os.getpid()}
-    if finished.redo is not None:
-        outcome["note"] = f"computed again: {finished.redo}"
+    if redo is not None:
+        outcome["note"] = f"computed again: {redo}"
     return outcome
 
 

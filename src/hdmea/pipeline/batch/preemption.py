@@ -45,8 +45,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from h5stream import interrupts
-from hdmea.progress import slurm_job
+from h5stream import interrupts, stops
+from hdmea.progress import STOP_NOTE, slurm_job
 
 __all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "stop_signals", "Preempted", "stop_on_signals", "stop_jobs",
            "job_thread", "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text"]
@@ -130,15 +130,19 @@ def _rebuild(signal_name, recording, checkpoint, steps_done, step, checkpoint_er
 
 
 def describe_stop(signal_name: str, recording: str | None, checkpoint: str | os.PathLike | None,
-                  steps_done: Sequence[str], step: str | None = None,
+                  steps_done: Sequence[str] | None, step: str | None = None,
                   checkpoint_error: str | None = None) -> str:
-    """One message: which signal stopped which recording where, what was kept, and what to do."""
+    """One message: which signal stopped which recording where, what was kept, and what to do (``steps_done``
+    None: its job did not run here)."""
     job = slurm_job_text()
     where = f" ({job})" if job else ""
     what = f"recording {recording!r}" if recording else "the run"
     during = f" during step {step}" if step else ""
     text = f"{signal_name} received{where}: {what} stopped{during}"
-    if checkpoint is not None:
+    if checkpoint is not None and steps_done is None:  # not run here: its checkpoint is an earlier run's
+        text += (f" before its job ran; the steps an earlier run finished are kept in {checkpoint}. "
+                 "Run the same command again to resume from there")
+    elif checkpoint is not None:
         text += (f"; its finished steps ({', '.join(steps_done) or 'none'}) are checkpointed in {checkpoint}. "
                  "Run the same command again to resume from there")
     elif checkpoint_error:
@@ -173,7 +177,8 @@ def stop_requested() -> str | None:
 
 @contextlib.contextmanager
 def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
-    """While inside, the first of ``signals`` raises :class:`Preempted` in the main thread.
+    """While inside, the first of ``signals`` raises :class:`Preempted` in the main thread (those this process
+    ignores stay ignored).
 
     A later signal is logged and ignored, so that the checkpoint it started is
     not cut short.  Outside the main thread (where Python cannot take
@@ -182,15 +187,34 @@ def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterato
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in signals}
-    for sig in signals:
+    # A stop asked before (Ctrl-C while the command line started) whose KeyboardInterrupt never came ends here.
+    stops.raise_if_noted()
+    # A signal this process ignores stays ignored: a shell's background job, a batch's worker (whose driver
+    # takes Ctrl-C and passes the stop on, h5stream.quiet_start)
+    previous = {sig: signal.getsignal(sig) for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN}
+    for sig in previous:
         signal.signal(sig, _on_signal)
     try:
-        yield
+        with stops.kept_stops((Preempted,), _raise_again):
+            yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _reset()
+
+
+def _raise_again(ident: int, kind: type[BaseException]) -> type[BaseException] | None:
+    """A :class:`Preempted` that Python dropped in thread ``ident`` (raised inside a finalizer or a weakref
+    callback): raised again there (:class:`h5stream.stops.kept_stops` raises what this returns), or at the end
+    of the thread's :class:`shielded` block."""
+    with _state:
+        if _stopping is None:
+            return None  # not this process's stop (a job's own exception of that class): nothing to raise
+        if _shielded.get(ident):
+            _pending.add(ident)
+            return None
+        _raised.add(ident)  # until it arrives (Preempted notes that); a raise_if_stopped first takes it back
+        return Preempted
 
 
 def _reset() -> None:
@@ -240,6 +264,7 @@ def _on_signal(signum: int, frame) -> None:
     if told:
         _raise_here(frame, _stopping)
         return
+    stops.note(name)  # a Preempted that Python drops does not drop the stop
     with _state:
         first = _stopping is None
         if first:
@@ -247,9 +272,10 @@ def _on_signal(signum: int, frame) -> None:
         _stop_threads(exclude=main)
         noting = _noting > 0
     if not first:
-        logger.warning("%s received again while stopping; ignored (the checkpoint is being written)", name)
+        logger.warning("%s received again while stopping; ignored (the checkpoint is being written)", name,
+                       extra=STOP_NOTE)
         return
-    logger.warning("%s received: stopping, keeping what is finished", name)
+    logger.warning("%s received: stopping, keeping what is finished", name, extra=STOP_NOTE)
     if noting:
         return
     with _state:
@@ -317,7 +343,12 @@ def raise_if_stopped() -> None:
     """
     ident = threading.get_ident()
     with _state:
-        if _shielded.get(ident) or (ident not in _pending and _stopping is None):
+        if _shielded.get(ident):
+            return
+        if ident not in _pending and _stopping is None:
+            # not stopped by this module's handling; a stop its own handler noted (Ctrl-C while a command
+            # line starts, in a job run from Python) whose KeyboardInterrupt Python dropped ends the work here
+            stops.raise_if_noted()
             return
         _pending.discard(ident)
         if ident in _job_threads:

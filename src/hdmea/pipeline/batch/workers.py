@@ -216,16 +216,12 @@ def exit_without_teardown(code: int = 0) -> None:
     job is already committed and closed, so there is nothing left to flush but
     the standard streams and log handlers.
     """
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    logging.shutdown()
     # multiprocessing's own finalizers still run: they release the semaphores
     # this process registered with the parent's resource tracker (a worker forked
     # from the batch's fork server shares that tracker, which otherwise reports
-    # them as leaked when the batch ends).  The standard library has no public
-    # name for this step of its exit handler.
-    import multiprocessing.util as mp_util
+    # them as leaked when the batch ends).
+    import multiprocessing.util  # noqa: F401  (its finalizers run: h5stream.stops.end_process)
 
-    mp_util._run_finalizers()
-    os._exit(code)
+    from h5stream.stops import end_process
+
+    end_process(code)
