@@ -32,6 +32,8 @@ ALLOWED = {
     "steps/load.py": "the load step, probing its own output before it writes it",
     "steps/eimage.py": "the electrical-image step, reading the vendor raw data",
     "interop/zarr_migrate.py": "reads the old pipeline's zarr archives (its recording reads go through the reader)",
+    "interop/layout_upgrade.py": "migrate's look at a file it was given that may be no recording: its root "
+                                 "attributes and top-level names, to say what it is (recordings go through the reader)",
     "synthetic/mcs_writer.py": "writes synthetic vendor files",
     "synthetic/truth.py": "the synthetic recording's ground-truth file (its own format, not a recording)",
 }
