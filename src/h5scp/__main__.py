@@ -173,7 +173,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _prog() -> str:
     """How the command was started: ``h5scp`` (the console script) or ``python -m h5scp``."""
-    return "h5scp" if Path(sys.argv[0]).name == "h5scp" else "python -m h5scp"
+    started = sys.argv[0] if sys.argv and isinstance(sys.argv[0], str) else ""  # runpy may leave None there
+    return "h5scp" if Path(started).name == "h5scp" else "python -m h5scp"
 
 
 def _parser() -> argparse.ArgumentParser:
