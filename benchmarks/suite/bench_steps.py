@@ -49,7 +49,6 @@ import pytest
 
 from benchmarks.harness import Row, Timing, scratch_dir, timed_row
 
-REPO = Path(__file__).resolve().parents[2]
 ORIGINAL_VARIABLE = "H5STREAM_ORIGINAL"
 ORIGINAL_PYTHON_VARIABLE = "H5STREAM_ORIGINAL_PYTHON"
 #: units, step trials, rounds per side
@@ -174,7 +173,11 @@ def run_side(python: str, source: str, inputs: dict, name: str) -> dict:
 
 
 def _ours_source() -> str:
-    return os.pathsep.join([str(REPO / "src"), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)])
+    """Where this process imports ``hdmea`` from: the checkout's ``src`` or, installed without ``-e``, site-packages."""
+    import hdmea
+
+    here = str(Path(hdmea.__file__).resolve().parents[1])
+    return os.pathsep.join([here, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)])
 
 
 def measure(size: str, work: Path, *, original: bool = True) -> tuple[dict[str, list[dict]], str]:
