@@ -256,3 +256,19 @@ def test_the_sampled_share_is_that_of_zlib_on_the_shuffled_chunks():
     expected = sum(len(zlib.compress(r, 3)) for r in raw) / sum(len(r) for r in raw)
     assert share == pytest.approx(expected, abs=2e-3)
     assert 0.2 < share < 0.9
+
+
+def test_gzip_options_built_directly_take_h5pys_default_level(h5):
+    """``WriteOptions(compression="gzip")`` without a level (the dataclass built directly, not through
+    ``build``) writes gzip at level 4, h5py's own default; h5py reads back the values written."""
+    a = _lognormal_with_nan((3000, 300))
+    options = WriteOptions(compression="gzip")
+    assert options.level == 4
+    assert WriteOptions.build(compression="gzip").level == options.level
+    write_array(h5, "x", a, options)
+    h5.create_dataset("h5py_default", data=a, compression="gzip")  # h5py's own choice of level
+    ds = h5["x"]
+    assert ds.compression == "gzip" and ds.compression_opts == h5["h5py_default"].compression_opts == 4
+    np.testing.assert_array_equal(ds[()], a)
+    assert WriteOptions(compression="gzip", level=7).level == 7
+    assert WriteOptions().level is None

@@ -99,7 +99,8 @@ class WriteOptions:
         None, "gzip", "lzf", or (with hdf5plugin) "zstd", "lz4", "blosc",
         "blosc2", "bitshuffle".
     level : int or None
-        Codec level; gzip defaults to 4.
+        Codec level; None: the codec's default (gzip: 4, as h5py's), also when the options are built
+        directly rather than through :meth:`build`.
     chunks : "auto", tuple or None
         Chunk policy (see :func:`choose_chunks`): "auto" and None store
         uncompressed arrays contiguously and compressed ones in row blocks; a
@@ -134,6 +135,12 @@ class WriteOptions:
     deflate: str = "zlib"
     only_if_shrinks_to: float | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # options built directly (not through build) take the codec's default level, as h5py does
+        # (gzip: 4); the writers need a number
+        if isinstance(self.compression, str) and self.level is None:
+            object.__setattr__(self, "level", get_codec(self.compression.lower()).resolve_level(None))
 
     @classmethod
     def build(
