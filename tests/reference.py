@@ -431,24 +431,6 @@ def sync_peaks_naive(sync, scale: float, height: float):
     return np.array(out, dtype=np.int64)
 
 
-# ============================================================ pieces of a file read and digested (h5stream.kernels.direct_rows, ext/_pread.pyx)
-
-
-def read_pieces_naive(memory: bytearray, fds, file_at, buffer_at, length, crc_from, crc_to):
-    """Piece ``i``: ``length[i]`` bytes of ``fds[i]`` from ``file_at[i]`` written into ``memory`` at
-    ``buffer_at[i]`` (fewer where the file ends), then the CRC-32 of ``memory[crc_from[i]:crc_to[i]]`` (0 when
-    that range is empty).  Returns the bytes read and the CRCs, per piece."""
-    import zlib
-
-    got, crcs = [], []
-    for fd, at_file, at, n, lo, hi in zip(fds, file_at, buffer_at, length, crc_from, crc_to):
-        data = os.pread(int(fd), int(n), int(at_file))
-        memory[int(at) : int(at) + len(data)] = data
-        got.append(len(data))
-        crcs.append(zlib.crc32(bytes(memory[int(lo) : int(hi)])) if hi > lo else 0)
-    return got, crcs
-
-
 def step_up_responses_naive(trials, *, onset, offset, transient, sustained, baseline, threshold_factor=2.0,
                             trial_end=None):
     """``hdmea.features.on_off.step_up.step_up_responses`` trial by trial: each window's spikes counted in

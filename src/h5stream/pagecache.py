@@ -23,11 +23,9 @@ import numpy as np
 from h5stream import capabilities
 from h5stream.native import libc
 
-__all__ = ["PAGE", "EDGE_BYTES", "Residency", "open_residency", "read_edges", "resident_fraction"]
+__all__ = ["PAGE", "Residency", "open_residency", "resident_fraction"]
 
 PAGE = mmap.PAGESIZE
-#: the bytes :func:`read_edges` reads at each end of a file
-EDGE_BYTES = 512 << 10
 
 
 class Residency:
@@ -86,32 +84,5 @@ def resident_fraction(path: str | os.PathLike, offset: int = 0, length: int | No
             return None
         with residency:
             return residency.fraction(offset, residency.size - offset if length is None else length)
-    finally:
-        os.close(fd)
-
-
-def read_edges(path: str | os.PathLike, nbytes: int = EDGE_BYTES) -> None:
-    """Read the first and the last ``nbytes`` of a file through the page cache (all of it when it is smaller).
-
-    libhdf5 puts the metadata of a file written in one go (superblock, object headers, heaps, small
-    datasets) before and after the large datasets' storage.  Read in two requests before the file is
-    opened (both requests queued at once), the many small reads of opening and walking it are memory copies, and none of them waits in
-    the disk's queue behind a large read started meanwhile (:class:`h5stream.elements.ReadAhead`).
-    Errors are left to the reads that follow.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        size = os.fstat(fd).st_size
-        offsets = sorted({0, max(0, size - nbytes)})
-        if hasattr(os, "posix_fadvise"):  # both requests in the disk's queue at once, then waited for
-            for offset in offsets:
-                os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_WILLNEED)
-        for offset in offsets:
-            os.pread(fd, nbytes, offset)
-    except OSError:
-        pass
     finally:
         os.close(fd)

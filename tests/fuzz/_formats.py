@@ -74,15 +74,6 @@ def load_container(path: Path):
     return ScpContainer.load(path)
 
 
-def load_container_read_ahead(path: Path):
-    """As :func:`load_container`, with every plain dataset read the way large layers are: read ahead, with
-    several requests in flight, digested as the pieces land (:mod:`h5stream.elements.plain_read`)."""
-    from h5stream.elements import plain_read
-
-    plain_read.MIN_BYTES = 1
-    return load_container(path)
-
-
 def load_cmcr(path: Path):
     """Everything the pipeline reads from a ``.cmcr``: light reference, every sensor block, then the metadata
     (as the pipeline's load step takes it after the reads, with the unusual values they met)."""
@@ -109,7 +100,6 @@ FORMATS: dict[str, FuzzFormat] = {f.name: f for f in (
     FuzzFormat("hdmea-report", RECORDING, "", load_report),
     FuzzFormat("hdmea-checkpoint", CHECKPOINT, "", load_checkpoint),
     FuzzFormat("scptensor-h5", "cells.h5", "", load_container),
-    FuzzFormat("scptensor-h5-read-ahead", "cells.h5", "", load_container_read_ahead),
     FuzzFormat("scptensor-h5ad", "cells.h5ad", "", load_container),
     FuzzFormat("scptensor-h5mu", "cells.h5mu", "", load_container),
     FuzzFormat("scptensor-parquet", "cells.parquet", "assays/proteins/layers/raw.parquet", load_container),

@@ -193,52 +193,6 @@ def _peaks(rng):
             np.testing.assert_allclose(sums, twin[2], rtol=1e-12)
 
 
-def _pread(rng, tmp_path):
-    from h5stream.kernels.direct_rows import _pread as kernel_module
-    from h5stream.native import libdeflate
-
-    blob = rng.integers(0, 256, 300_000, dtype=np.uint8).tobytes()
-    path = tmp_path / "pieces.bin"
-    path.write_bytes(blob)
-    fds = [os.open(path, os.O_RDONLY), os.open(path, os.O_RDONLY)]
-    try:
-        n = 9
-        length = rng.integers(1, 40_000, n)
-        buffer_at = np.concatenate([[0], np.cumsum(length + rng.integers(0, 5000, n))[:-1]]).astype(np.int64)
-        file_at = rng.integers(0, len(blob), n).astype(np.int64)
-        file_at[3] = len(blob) - 100  # the file ends inside this piece
-        lo = buffer_at + rng.integers(0, 50, n)
-        hi = np.minimum(buffer_at + length, lo + rng.integers(0, 40_000, n))
-        hi[5] = lo[5]  # a piece with no values to digest
-        fd_of = np.array([fds[k] for k in rng.integers(0, 2, n)], np.intc)
-        size = int(buffer_at[-1] + length[-1])
-        memory = np.zeros(size, np.uint8)
-        expected = bytearray(size)
-        got, failed, crcs = np.zeros(n, np.int64), np.zeros(n, np.intc), np.zeros(n, np.uint32)
-        # zlib's CRC, and libdeflate's where installed; read in the call, and on a thread of its own
-        for address, begun in [(a, b) for a in {0, libdeflate.CRC32_ADDRESS} for b in (False, True)]:
-            memory[:] = 0
-            args = (memory.ctypes.data, fd_of, file_at, buffer_at, length.astype(np.int64),
-                    (rng.random(n) < 0.5).astype(np.uint8), lo.astype(np.int64), hi.astype(np.int64), address, 4,
-                    got, failed, crcs)
-            if begun:
-                kernel_module.start_pieces(*args).wait()
-            else:
-                kernel_module.read_pieces(*args)
-            want_got, want_crcs = reference.read_pieces_naive(expected, fd_of, file_at, buffer_at, length, lo, hi)
-            assert not failed.any()
-            np.testing.assert_array_equal(got, want_got)
-            np.testing.assert_array_equal(crcs, want_crcs)
-            assert memory.tobytes() == bytes(expected)
-        a, b = blob[:1234], blob[1234:99_999]
-        import zlib
-
-        assert kernel_module.crc32_join(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
 def _section(rng):
     from h5stream.kernels.sectioning import rows_to_csr
 
@@ -277,14 +231,14 @@ def _sync(rng):
 
 #: each compiled module with a twin -> its comparison on seeded data
 COMPARED = {"_bins": _bins, "_compress": _compress, "_csr": _csr, "_eimage": _eimage, "_h5attrs": _h5attrs,
-            "_ohdr": _ohdr, "_peaks": _peaks, "_pread": _pread, "_section": _section, "_sta": _sta, "_sync": _sync}
+            "_ohdr": _ohdr, "_peaks": _peaks, "_section": _section, "_sta": _sta, "_sync": _sync}
 
 
 @pytest.mark.parametrize("module", sorted(COMPARED))
 def test_twin_equals_kernel_on_seeded_data(module, tmp_path):
     rng = np.random.default_rng(sum(map(ord, module)))
     compare = COMPARED[module]
-    if module in ("_ohdr", "_pread"):
+    if module == "_ohdr":
         compare(rng, tmp_path)
     else:
         compare(rng)

@@ -14,7 +14,7 @@ from h5stream import capabilities
 from h5stream.kernels.direct_rows import open_direct_rows
 from h5stream.kernels.eimage import PROFILE, butter_highpass, electrical_images
 from h5stream.kernels.raw_chunks import HeldPath, RawChunks
-from h5stream.pagecache import EDGE_BYTES, read_edges, resident_fraction
+from h5stream.pagecache import resident_fraction
 from tests.reference import eimage_reference
 
 MiB = 2**20
@@ -261,37 +261,3 @@ def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictabl
     with h5py.File(path, "r") as f:  # and through h5py
         got = electrical_images(f["raw"], units, n_threads=2, direct_io=False, **kwargs)
     np.testing.assert_array_equal(got.images, in_memory.images)
-
-
-def test_the_edges_of_a_file_are_read_into_the_cache_before_it_is_opened(evictable):
-    """What libhdf5 writes of a file's metadata before and after its large datasets is in the page cache
-    when the open's own small reads begin; the bytes between are not read."""
-    from h5stream.files import open_validated
-
-    path = evictable / "edges.h5"
-    with h5py.File(path, "w") as f:
-        f.attrs["note"] = "metadata before the values"
-        f.create_dataset("x", data=np.zeros(4 * MiB))  # 32 MiB
-        f.create_dataset("y", data=np.arange(10))
-    size = path.stat().st_size
-    _evict(path)
-    read_edges(path)
-    assert resident_fraction(path, 0, EDGE_BYTES) == 1.0
-    assert resident_fraction(path, size - EDGE_BYTES, EDGE_BYTES) == 1.0
-    assert resident_fraction(path, 8 * MiB, 16 * MiB) == 0.0
-    _evict(path)
-    with open_validated(path, edges_first=True) as f:
-        assert resident_fraction(path, size - EDGE_BYTES, EDGE_BYTES) == 1.0
-        np.testing.assert_array_equal(f["y"][()], np.arange(10))
-    assert resident_fraction(path, 8 * MiB, 16 * MiB) == 0.0
-    _evict(path)
-    with pytest.MonkeyPatch.context() as patch:  # no direct reads here: every read comes through the cache
-        patch.setattr(capabilities, "direct_io", lambda: False)
-        with open_validated(path, edges_first=True):
-            assert resident_fraction(path, size - EDGE_BYTES // 2, EDGE_BYTES // 4) == 0.0
-    small = evictable / "small.bin"
-    small.write_bytes(b"\3" * 5000)  # smaller than the edges: read whole
-    _evict(small)
-    read_edges(small)
-    assert resident_fraction(small) == 1.0
-    read_edges(evictable / "missing.h5")  # errors are left to the reads that follow

@@ -17,7 +17,6 @@ import h5py
 import polars as pl
 
 from h5stream import checksums
-from h5stream.elements import ReadAhead
 from h5stream.errors import EncodingError, H5StreamError
 from h5stream.files import create_atomic, guard_read, open_validated
 from h5scp.core.exceptions import ValidationError
@@ -97,52 +96,26 @@ def _refuse_encrypted(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, verify: bool = True,
-            ahead: Callable[[str], bool] | None = None) -> Iterator[h5py.File]:
+def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, verify: bool = True) -> Iterator[h5py.File]:
     """Open ``path`` read-only after the engine's safety checks and ``check(f)``.
 
     With ``verify`` every object read from the file is checked against its
     checksum (:mod:`h5stream.checksums`); a mismatch raises
     :class:`~h5scp.io.exceptions.IOChecksumError`.  Files written before
     checksums existed are read unchecked (one INFO log record says so).
-
-    ``ahead(name)``: whether the caller will read the dataset ``name`` (its full path) whole.  The
-    file's first and last bytes, where its metadata and small datasets lie, are read first; the datasets
-    ``ahead`` names, found by the engine's scan, start on a background thread
-    (:class:`h5stream.elements.ReadAhead`) as soon as the checks passed, and the caller's small reads
-    are served from memory meanwhile; values the caller does not take are dropped when the block ends.
     """
     source = Path(path)
     _refuse_encrypted(source)
-    found: list[h5py.Dataset] = []
-    visit = None if ahead is None else _collecting(ahead, found)
-    with ReadAhead() as started:
-        try:
-            f = open_validated(source, check=check, visit=visit, edges_first=ahead is not None)
-        except H5StreamError as exc:
-            raise translate_engine_error(exc) from exc
-        try:
-            with f:
-                for ds in found:  # the manifest is not attached yet: digested as the bytes land
-                    started.start(ds, digest=verify)
-                found.clear()  # those not started are read by the caller through h5py
-                checksums.attach(f, verify=verify, path=source)
-                yield f
-        except H5StreamError as exc:
-            raise translate_engine_error(exc) from exc
-
-
-def _collecting(ahead: Callable[[str], bool], found: list) -> Callable[[bytes, object], bool]:
-    """The engine scan's visitor that keeps the datasets ``ahead`` names, in the scan's order (each
-    checked by the scan: no external storage, virtual layout or unknown filter)."""
-
-    def visit(name: bytes, oid) -> bool:
-        if isinstance(oid, h5py.h5d.DatasetID) and ahead("/" + name.decode("utf-8", errors="replace")):
-            found.append(h5py.Dataset(oid))
-            return True
-        return False
-
-    return visit
+    try:
+        f = open_validated(source, check=check)
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
+    try:
+        with f:
+            checksums.attach(f, verify=verify, path=source)
+            yield f
+    except H5StreamError as exc:
+        raise translate_engine_error(exc) from exc
 
 
 @contextlib.contextmanager

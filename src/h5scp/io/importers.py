@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import polars as pl
 
-from h5stream.elements import prefetching, read_elem
+from h5stream.elements import read_elem
 from h5scp.io.classes import loads_into_classes
 from h5scp.core.structures import AggregationLink, Assay, ScpContainer, ScpMatrix
 from h5scp.io._files import guarded, reading, root_attr
@@ -69,37 +69,8 @@ def read_matrix(group: h5py.Group, path) -> ScpMatrix:
     return ScpMatrix(X, M, metadata)
 
 
-def _whole_layers(assays_group: h5py.Group, layer_names: dict[str, list[str]], selection,
-                  samples) -> list[h5py.Dataset]:
-    """The dense ``X`` and ``M`` datasets a load reads whole, in the order it reads them: those of the
-    layers ``selection`` wants, in assays it reads every feature of, when it reads every sample; a damaged
-    file's lookup errors are left to the read itself to report."""
-    if samples is not None:
-        return []
-    found = []
-    try:
-        for name, layers in layer_names.items():
-            if not selection.wants_assay(name) or name in selection.features:
-                continue
-            for layer in layers:
-                if selection.wants_layer(name, layer):
-                    group = assays_group[name]["layers"][layer]
-                    found += [group[k] for k in ("X", "M") if isinstance(group.get(k, getlink=True), h5py.HardLink)
-                              and isinstance(group[k], h5py.Dataset)]
-    except Exception:  # noqa: BLE001 - only a read-ahead: the read that follows reports what is wrong
-        return []
-    return found
-
-
-def _is_layer_array(name: str) -> bool:
-    """A layer's ``X`` or ``M`` in the scptensor 2.0 layout (``/assays/<assay>/layers/<layer>/X``)."""
-    parts = name.split("/")
-    return len(parts) == 6 and parts[1] == "assays" and parts[3] == "layers" and parts[5] in ("X", "M")
-
-
 def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpContainer:
-    """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options); the
-    dense layers it reads whole are read ahead while the tables are read (:func:`prefetching`)."""
+    """The container, or the part ``request`` names (keys of :func:`load_hdf5`'s partial options)."""
     request = request or {}
     sample_id_col = root_attr(f, "sample_id_col", "_index")
     assays_group = _require(f, "assays", path)
@@ -110,62 +81,60 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
         assay_names, layer_names,
         assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=path,
     )
-    with prefetching(_whole_layers(assays_group, layer_names, selection, request.get("samples"))):
-        with guarded(path, "/obs"):
-            obs_group = _require(f, "obs", path, "element")
-            obs, positions = read_obs_part(
-                selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
-                lambda: read_elem(obs_group),
-            )
-        # the history before the layers: its small reads run while the layers read ahead are still coming
-        history = []
-        if "provenance" in f and "history" in f["provenance"]:
-            with guarded(path, "/provenance/history"):
-                history = deserialize_provenance(f["provenance"]["history"])
-        assays = {}
-        for name in assay_names:
-            if not selection.wants_assay(name):
-                continue
-            group = assays_group[name]
-            with guarded(path, group.name):
-                feature_id_col = root_attr(group, "feature_id_col", "_index")
-                var = read_elem(_require(group, "var", path, "element"))
-                cols = None
-                if name in selection.features:
-                    if not isinstance(var, pl.DataFrame) or feature_id_col not in var.columns:
-                        raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name}/var",
-                                            expected=f"a dataframe with column {feature_id_col!r}",
-                                            found=f"columns {getattr(var, 'columns', type(var).__name__)}")
-                    cols = selection.feature_positions(name, var.get_column(feature_id_col))
-                    var = var[cols]
-                layers_group = _require(group, "layers", path)
-                layers = {}
-                for layer in _order(layers_group, path):
-                    if not selection.wants_layer(name, layer):
-                        continue
-                    if positions is None and cols is None:
-                        layers[layer] = read_matrix(layers_group[layer], path)
-                    else:
-                        _require(layers_group[layer], "X", path, "element")
-                        layers[layer] = read_matrix_part(layers_group[layer], positions, cols)
-                assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
-        links = []
-        if "links" in f:
-            for key in sorted(f["links"], key=int):
-                group = f["links"][key]
-                if not all(root_attr(group, k) in assays for k in ("source_assay", "target_assay")):
+    with guarded(path, "/obs"):
+        obs_group = _require(f, "obs", path, "element")
+        obs, positions = read_obs_part(
+            selection, obs_group, sample_id_col, request.get("obs_columns"), request.get("samples"),
+            lambda: read_elem(obs_group),
+        )
+    history = []
+    if "provenance" in f and "history" in f["provenance"]:
+        with guarded(path, "/provenance/history"):
+            history = deserialize_provenance(f["provenance"]["history"])
+    assays = {}
+    for name in assay_names:
+        if not selection.wants_assay(name):
+            continue
+        group = assays_group[name]
+        with guarded(path, group.name):
+            feature_id_col = root_attr(group, "feature_id_col", "_index")
+            var = read_elem(_require(group, "var", path, "element"))
+            cols = None
+            if name in selection.features:
+                if not isinstance(var, pl.DataFrame) or feature_id_col not in var.columns:
+                    raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name}/var",
+                                        expected=f"a dataframe with column {feature_id_col!r}",
+                                        found=f"columns {getattr(var, 'columns', type(var).__name__)}")
+                cols = selection.feature_positions(name, var.get_column(feature_id_col))
+                var = var[cols]
+            layers_group = _require(group, "layers", path)
+            layers = {}
+            for layer in _order(layers_group, path):
+                if not selection.wants_layer(name, layer):
                     continue
-                with guarded(path, group.name):
-                    linkage = read_elem(group["linkage"])
-                    links.append(
-                        AggregationLink(
-                            root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
-                        )
+                if positions is None and cols is None:
+                    layers[layer] = read_matrix(layers_group[layer], path)
+                else:
+                    _require(layers_group[layer], "X", path, "element")
+                    layers[layer] = read_matrix_part(layers_group[layer], positions, cols)
+            assays[name] = Assay(var, layers, feature_id_col=feature_id_col)
+    links = []
+    if "links" in f:
+        for key in sorted(f["links"], key=int):
+            group = f["links"][key]
+            if not all(root_attr(group, k) in assays for k in ("source_assay", "target_assay")):
+                continue
+            with guarded(path, group.name):
+                linkage = read_elem(group["linkage"])
+                links.append(
+                    AggregationLink(
+                        root_attr(group, "source_assay"), root_attr(group, "target_assay"), linkage
                     )
-        links = links_part(links, assays, list(selection.features))
-        if not isinstance(obs, pl.DataFrame):
-            raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
-        return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
+                )
+    links = links_part(links, assays, list(selection.features))
+    if not isinstance(obs, pl.DataFrame):
+        raise IOFormatError("obs is not a dataframe", path=path, obj="/obs", found=type(obs).__name__)
+    return ScpContainer(obs, assays, history=history, links=links, sample_id_col=sample_id_col)
 
 
 # format_version -> reader(open file, path) -> ScpContainer
@@ -325,10 +294,7 @@ def load_hdf5(
     request = {"assays": assays, "layers": layers, "obs_columns": obs_columns, "samples": samples,
                "features": features}
     partial = any(v is not None for v in request.values())
-    # a whole load reads every layer's dense X and M whole: started as soon as the file's checks passed
-    # (a partial one starts those it reads whole once it knows the selection, in _read_container_v2)
-    ahead = None if partial else _is_layer_array
-    with reading(source, _check_any(source), verify=verify, ahead=ahead) as f:
+    with reading(source, _check_any(source), verify=verify) as f:
         kind = file_kind(f)
         if kind == "AnnData":
             container = container_from_h5ad(f, source, assay=assay, request=request)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from h5stream.elements.plain_read import read_plain_checked
+from h5stream import checksums
 from h5scp.core.exceptions import LegacyFormatWarning
 from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from h5scp.io._files import guarded, root_attr
@@ -55,14 +55,12 @@ def read_columns_v1(group: h5py.Group) -> pl.DataFrame:
 
 
 def _read_whole(ds: h5py.Dataset) -> np.ndarray:
-    """All of a dense dataset: taken from the read-ahead a whole load started for it
-    (:class:`h5stream.elements.ReadAhead`) or read directly when it qualifies, else through h5py.
+    """All of a dense dataset, through h5py, checked against the manifest's digest where it has one.
 
     Not the engine's ``read_array_dataset``: this layout is read inside h5py's ``items()`` walks,
     which hold h5py's lock, and that reader's parallel inflate calls h5py from other threads (they
-    wait for the lock for ever); the direct reads' threads never call h5py."""
-    values = read_plain_checked(ds)
-    return ds[()] if values is None else values
+    wait for the lock for ever)."""
+    return checksums.check_dataset(ds, ds[()])
 
 
 def _read_matrix_part(group: h5py.Group, name: str):

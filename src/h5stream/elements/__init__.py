@@ -45,7 +45,6 @@ from h5stream.elements.registry import (
 # also does it itself before its first dispatch).
 load_codecs()
 
-from h5stream.elements.plain_read import ReadAhead, prefetching  # noqa: E402
 from h5stream.elements.sparse import write_dense_as_csr  # noqa: E402
 from h5stream.writer import WriteOptions, write_many  # noqa: E402
 
@@ -58,8 +57,6 @@ __all__ = [
     "register_writer",
     "register_reader",
     "write_dense_as_csr",
-    "prefetching",
-    "ReadAhead",
     "write_many",
     "WriteOptions",
 ]

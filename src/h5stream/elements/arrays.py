@@ -25,7 +25,6 @@ from h5stream.elements.registry import (
     text_attr,
 )
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
-from h5stream.elements.plain_read import read_plain_checked
 from h5stream.errors import FormatError
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
@@ -62,19 +61,14 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
     """Read a dataset into an array of its dtype in the memory order it was written in.
 
     C-ordered gzip datasets (deflate, optionally after shuffle) are inflated
-    in parallel by :mod:`h5stream.elements.parallel_read`; everything else
-    goes through h5py.
+    in parallel by :mod:`h5stream.elements.parallel_read`; everything else is
+    one h5py read into an array of the dataset's shape.  The values are then
+    checked against the attached manifest's digest.
     """
     if ds.shape is None:
         return np.empty(0, ds.dtype)
     with checksums.checked_read(ds, ds.name, dataset=ds):
-        order = text_attr(ds, ORDER_ATTR)
-        if order != "F" or ds.ndim < 2:
-            # large plain datasets: several reads in flight, digested as they land
-            values = read_plain_checked(ds)
-            if values is not None:
-                return values
-        return checksums.check_dataset(ds, _read_array_dataset(ds, order))
+        return checksums.check_dataset(ds, _read_array_dataset(ds, text_attr(ds, ORDER_ATTR)))
 
 
 def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import h5py
 
-from h5stream import capabilities
 from h5stream.errors import (
     FormatError,
     H5StreamError,
@@ -38,7 +37,6 @@ from h5stream.files.global_heaps import (
     check_large_global_heaps,
 )
 from h5stream.files.stored_types import check_declared_size, check_stored_type, check_text_lengths
-from h5stream.pagecache import read_edges
 
 __all__ = [
     "ALLOWED_FILTERS",
@@ -356,7 +354,6 @@ def open_validated(
     verify_timeout: float | None = None,
     allow_link: LinkRule | None = None,
     visit: ObjectVisitor | None = None,
-    edges_first: bool = False,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -384,13 +381,6 @@ def open_validated(
         Sees every object the scan opens, before ``check`` runs (see
         :data:`ObjectVisitor`): a reader of the whole file reads each object
         there instead of walking the file again.  Only with ``scan``.
-    edges_first : bool, default False
-        Read the file's first and last bytes, where libhdf5 puts the metadata of a
-        file written in one go, into the page cache before it is opened
-        (:func:`h5stream.pagecache.read_edges`): for a caller that starts direct
-        reads of large datasets as soon as the checks pass, so that the checks'
-        and its own small reads do not wait behind them.  Only where direct reads
-        are possible (:func:`h5stream.capabilities.direct_io`).
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -406,8 +396,6 @@ def open_validated(
     if visit is not None and not scan:
         raise ValueError("visit needs the scan (scan=True): the scan's walk is what visits the objects")
     path = check_regular_file(path)
-    if edges_first and capabilities.direct_io():  # else the large reads too come through the page cache
-        read_edges(path)
     check_hdf5_signature(path)
     # A large file's heaps are searched around its datasets' storage, which the scan below maps.
     large = scan and path.stat().st_size > GLOBAL_HEAP_SCAN_BYTES

@@ -34,21 +34,14 @@ written just before is read correctly.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import ctypes
 import os
 import threading
-from collections.abc import Callable
 
 import numpy as np
 
 from h5stream import capabilities
-from h5stream.native import compiled, libdeflate
 from h5stream.pagecache import open_residency
-
-_pread = compiled("_pread")
-#: the compiled reader runs its pieces side by side (a build without OpenMP would run them one by one)
-_NATIVE_THREADS = bool(compiled("_runtime").openmp_enabled())
 
 ALIGN = 4096
 #: bytes of one read request: on this project's benchmark machine (a virtual machine, its disk behind
@@ -94,7 +87,6 @@ class DirectRows:
         self._min_run_rows = int(lengths[:-1].min()) if lengths.size > 1 else None
         self._fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
         self._pool = None
-        self._in_flight: list[FreshRead] = []
         self._cached_fd = os.open(path, os.O_RDONLY)
         self._residency = open_residency(self._cached_fd)
         self.copy_threads = copy_threads
@@ -120,9 +112,6 @@ class DirectRows:
         self.close()
 
     def close(self) -> None:
-        for started in list(self._in_flight):  # their threads read through these descriptors into their buffers
-            started.wait()  # (which takes it off the list)
-        self._in_flight = []
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -164,8 +153,7 @@ class DirectRows:
             k += 1
         return out
 
-    def read(self, a: int, b: int, buffer: np.ndarray, held: str = "cached",
-             landed: Callable[[int, int], None] | None = None, fresh: bool = False) -> np.ndarray:
+    def read(self, a: int, b: int, buffer: np.ndarray, held: str = "cached", fresh: bool = False) -> np.ndarray:
         """Rows ``[a, b)`` as an array of shape ``(b - a, *row_shape)`` viewing ``buffer``.
 
         The rows keep their place within a disk page: where the file stores them at an
@@ -174,65 +162,11 @@ class DirectRows:
         they are rather than paying a copy of every chunk.  Rows stored in several runs
         are moved to follow each other (:meth:`read_runs` leaves them where they are).
         ``held``: how the pieces the page cache holds are read, ``"cached"`` (copied from it)
-        or ``"direct"`` (from the disk again, at almost no CPU cost).  ``landed(at, n)``, when given, is
-        called in file order as each piece is in (and every piece before it): the rows' bytes it holds
-        are ``buffer[at : at + n]``, while later pieces are still being read (a digest of the rows can
-        run alongside the read).  ``fresh``: ``buffer`` was just allocated and no page of it was written
-        yet; each piece's reader thread then writes its pages before the direct read (see
-        :meth:`_read_piece`).
+        or ``"direct"`` (from the disk again, at almost no CPU cost).  ``fresh``: ``buffer`` was just
+        allocated and no page of it was written yet; each piece's reader thread then writes its pages
+        before the direct read (see :meth:`_read_piece`).
         """
-        return self._joined(self._read_jobs(a, b, buffer, held, landed, fresh), a, b, buffer)
-
-    def read_fresh(self, a: int, b: int, buffer: np.ndarray, crc: int | None = None) -> tuple[np.ndarray, int | None]:
-        """Rows ``[a, b)`` as :meth:`read` gives them, into a ``buffer`` just allocated (no page of it
-        written yet), and ``crc`` (a running CRC-32, ``zlib.crc32``'s) continued over the rows' bytes in
-        file order; None: no digest.
-
-        Where the compiled kernels were built with OpenMP, the compiled kernel ``h5stream._ext._pread``
-        reads every piece on a native thread of its own, writes its pages first when it is read
-        directly, and digests it as soon as it is in: no piece waits for Python's lock, so the reads
-        start together however busy the caller's other threads are, and the digests run side by side
-        (measured on an 80 MB layer read beside a load's tables: the last of five pieces started its
-        read 8-17 ms after the first through Python threads, and the digest of all five ran after the
-        last landed).  Elsewhere :meth:`read` with ``fresh`` and the digest as each piece lands.
-        """
-        started = self.start_fresh(a, b, buffer, crc)
-        if started is not None:
-            return started.result()
-        state = crc
-
-        def landed(at: int, n: int) -> None:
-            nonlocal state
-            state = libdeflate.crc32(state, buffer[at : at + n])
-
-        rows = self.read(a, b, buffer, landed=None if crc is None else landed, fresh=True)
-        return rows, state
-
-    def start_fresh(self, a: int, b: int, buffer: np.ndarray, crc: int | None = None) -> FreshRead | None:
-        """:meth:`read_fresh` begun on a native thread of its own: returns at once, and
-        :meth:`FreshRead.result` waits for the rows and the CRC (the caller goes on meanwhile, its
-        Python lock free for its own work: no thread of Python's has to be scheduled for the reads to
-        start).  None where the compiled kernels were built without OpenMP (call :meth:`read_fresh`)."""
-        if not _NATIVE_THREADS:
-            return None
-        jobs, pieces = self._plan(a, b, buffer)
-        direct = [bool(held is None or held < CACHED_SHARE)
-                  for held in (self.cached_share(p0, p1 - p0) for _, p0, p1, _, _ in pieces)]
-        # the rows' bytes each piece holds, as offsets into the buffer (empty: alignment padding only)
-        spans = [(at + max(p0, lo) - p0, at + max(min(p1, hi), max(p0, lo)) - p0) for at, p0, p1, hi, lo in pieces]
-        n = len(pieces)
-        got, failed, crcs = np.zeros(n, np.int64), np.zeros(n, np.intc), np.zeros(n, np.uint32)
-        reading = _pread.start_pieces(
-            buffer.ctypes.data, np.array([self._fd if d else self._cached_fd for d in direct], np.intc),
-            np.array([p0 for _, p0, _, _, _ in pieces], np.int64), np.array([at for at, *_ in pieces], np.int64),
-            np.array([p1 - p0 for _, p0, p1, _, _ in pieces], np.int64), np.array(direct, np.uint8),
-            np.array([lo for lo, _ in spans], np.int64),
-            np.array([hi if crc is not None else lo for lo, hi in spans], np.int64),
-            libdeflate.CRC32_ADDRESS, min(self.depth, n), got, failed, crcs)
-        started = FreshRead(self, reading, buffer, (a, b), pieces, direct, spans, (got, failed, crcs), crc,
-                            [(source, size) for _, _, _, _, source, size in jobs])
-        self._in_flight.append(started)
-        return started
+        return self._joined(self._read_jobs(a, b, buffer, held, fresh), a, b, buffer)
 
     def _joined(self, jobs: list[tuple[int, int]], a: int, b: int, buffer: np.ndarray) -> np.ndarray:
         """Rows ``[a, b)`` viewing ``buffer``, where ``jobs`` (each run's share: its place, its bytes) were read."""
@@ -259,7 +193,7 @@ class DirectRows:
                 for source, n in self._read_jobs(a, b, buffer, held)]
 
     def _read_jobs(self, a: int, b: int, buffer: np.ndarray, held: str = "cached",
-                   landed: Callable[[int, int], None] | None = None, fresh: bool = False) -> list[tuple[int, int]]:
+                   fresh: bool = False) -> list[tuple[int, int]]:
         """Read rows ``[a, b)`` into ``buffer``, each run's share at its own page alignment, one after the
         other; ``(offset in buffer, bytes)`` of each share's rows.  ``held``: the path of the pieces the
         page cache holds (``"cached"``: copied from it; ``"direct"``: every piece read directly)."""
@@ -278,11 +212,9 @@ class DirectRows:
             futures = [self._pool.submit(self._read_piece, view, *piece[:4], direct=direct, touch=touch)
                        for piece in pieces]
         try:
-            for future, (at, p0, p1, hi, lo) in zip(futures, pieces):
+            for future in futures:
                 if future is not None:
                     future.result()
-                if landed is not None and min(p1, hi) > max(p0, lo):
-                    landed(at + max(p0, lo) - p0, min(p1, hi) - max(p0, lo))
         finally:
             for future in futures:
                 if future is not None:
@@ -347,55 +279,6 @@ class DirectRows:
                     break
                 raise OSError(f"{self.path}: short read at byte {pos}, expected data up to byte {needed_end}")
         return pos - p0
-
-
-class FreshRead:
-    """Rows being read by :meth:`DirectRows.start_fresh`; :meth:`result` waits for them."""
-
-    def __init__(self, rows: DirectRows, reading, buffer: np.ndarray, span: tuple[int, int], pieces: list,
-                 direct: list[bool], spans: list[tuple[int, int]], out: tuple, crc: int | None,
-                 jobs: list[tuple[int, int]]) -> None:
-        self._rows, self._reading, self._buffer, self._span = rows, reading, buffer, span
-        self._pieces, self._direct, self._spans, self._out, self._crc, self._jobs = pieces, direct, spans, out, crc, jobs
-        self._outcome: tuple | BaseException | None = None
-
-    def wait(self) -> None:
-        """Until every piece is in (or failed); the buffer is the caller's again after."""
-        self._reading.wait()
-        with contextlib.suppress(ValueError):
-            self._rows._in_flight.remove(self)
-
-    def result(self) -> tuple[np.ndarray, int | None]:
-        """The rows (viewing the buffer) and the CRC; OSError naming the file where a read failed or the
-        file ended before the rows."""
-        if self._outcome is None:
-            self.wait()
-            try:
-                self._outcome = self._finish()
-            except OSError as exc:
-                self._outcome = exc
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        return self._outcome
-
-    def _finish(self) -> tuple[np.ndarray, int | None]:
-        rows, (got, failed, crcs), crc = self._rows, self._out, self._crc
-        for (_, p0, p1, hi, _), errno, count, is_direct in zip(self._pieces, failed, got, self._direct):
-            if errno:
-                raise OSError(int(errno), f"{rows.path}: reading bytes {p0}-{p1}: {os.strerror(int(errno))}")
-            if p0 + count < min(p1, hi):
-                raise OSError(f"{rows.path}: the file ends at byte {p0 + int(count)}, expected data up to "
-                              f"byte {hi}")
-            with rows._count_lock:
-                if is_direct:
-                    rows.bytes_direct += int(count)
-                else:
-                    rows.bytes_cached += int(count)
-        if crc is not None:
-            for (lo, hi), piece_crc in zip(self._spans, crcs):
-                if hi > lo:
-                    crc = _pread.crc32_join(crc, int(piece_crc), hi - lo)
-        return rows._joined(self._jobs, *self._span, self._buffer), crc
 
 
 #: a run shorter than this (but the last) makes a chunked dataset too scattered to read directly

@@ -44,10 +44,6 @@ KERNELS: tuple[Kernel, ...] = (
            note="also writes whole lists of small attributes (h5stream.tree.lowlevel.NativeHDF5.write_attrs)"),
     Kernel("_ohdr", "h5stream.files._headers.check_attribute_references", "ohdr_scan_reference",
            "libhdf5's own parse of the header, for a header that does not parse as version 1", "bench_files"),
-    Kernel("_pread", "h5stream.kernels.direct_rows.DirectRows.read_fresh", "read_pieces_naive",
-           "Python threads (DirectRows.read, each piece digested as it lands) where the kernels were built "
-           "without OpenMP", "bench_h5scp_defaults",
-           note="reads and digests the pieces of a whole dataset on native threads, no GIL held"),
     Kernel("_peaks", "h5stream.kernels.peaks.summarise_peaks", "summarise_peaks_naive",
            "numpy on the table (hdmea.io.cmtr_peaks) for column types the kernel does not read",
            "bench_readers"),
