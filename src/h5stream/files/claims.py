@@ -153,6 +153,12 @@ class WriterClaim:
     process start time, thread, start time and a unique token, which the loser's
     error reports.  When ``target`` exists and another program holds HDF5's write
     lock on it, the claim is refused as well.
+
+    The claim file is not fsynced: it excludes live writers only (closing it makes
+    its content visible to other hosts, NFS included).  After a crash its holder is
+    dead, so the claim is stale whatever the disk kept of it (an empty one after a
+    power loss reads as unreadable, stale after :data:`_UNREADABLE_CLAIM_GRACE_SECONDS`);
+    what a save makes durable is its file and the directory entry (one fsync each).
     """
 
     def __init__(self, target: str | os.PathLike) -> None:
@@ -247,7 +253,6 @@ class WriterClaim:
         try:
             try:
                 os.write(fd, data)
-                os.fsync(fd)
             finally:
                 os.close(fd)
             try:
@@ -265,7 +270,6 @@ class WriterClaim:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         try:
             os.write(fd, data)
-            os.fsync(fd)
         finally:
             os.close(fd)
 
