@@ -39,6 +39,7 @@ CAMPAIGN: dict[str, str] = {
     'benchmarks/suite/bench_features.py': 'a benchmark, once at small size',
     'benchmarks/suite/bench_files.py': 'a benchmark, once at small size',
     'benchmarks/suite/bench_h5scp_defaults.py': 'a benchmark, once at small size',
+    'benchmarks/suite/bench_h5scp_disk.py': 'a benchmark, once at small size',
     'benchmarks/suite/bench_lab_shape.py': 'a benchmark, once at small size',
     'benchmarks/suite/bench_nwb.py': 'a benchmark, once at small size',
     'benchmarks/suite/bench_readers.py': 'a benchmark, once at small size',
