@@ -1,0 +1,66 @@
+"""A whole load checks every value it returns: a byte flipped inside a large layer's stored values is a
+checksum error naming the file and the object, and unchecked (``verify=False``) the flip shows in that
+one cell only.  The reference: the arrays the container was built from, and the cell the flip was planted in.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+from scipy import sparse
+
+from h5scp import Assay, ScpContainer, ScpMatrix
+from h5scp.io import load_hdf5, save_hdf5
+from h5scp.io.exceptions import IOChecksumError
+
+
+def _container(X) -> ScpContainer:
+    obs = pl.DataFrame({"_index": [f"s{i}" for i in range(X.shape[0])]})
+    var = pl.DataFrame({"_index": [f"p{j}" for j in range(X.shape[1])]})
+    return ScpContainer(obs, {"proteins": Assay(var, {"l0": ScpMatrix(X)})})
+
+
+def _flip(path, at: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0x10]))
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_a_flipped_byte_of_a_large_layer_is_a_checksum_error_naming_it(tmp_path, kind):
+    rng = np.random.default_rng(3)
+    if kind == "dense":  # 8.8 MB, stored contiguously (random values do not compress)
+        X = rng.lognormal(size=(1100, 1000))
+        X[rng.random(X.shape) < 0.3] = np.nan
+        name, cell = "/assays/proteins/layers/l0/X", 123 * 1000 + 456
+    else:
+        X = sparse.random(1100, 5000, density=0.1, format="csr", random_state=4)
+        X.data[:] = rng.lognormal(size=X.data.size)
+        name, cell = "/assays/proteins/layers/l0/X/data", 54_321
+    path = tmp_path / "c.h5"
+    save_hdf5(_container(X), path)
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        assert ds.chunks is None and ds.compression is None  # the values' bytes lie in the file as they are
+        at = ds.id.get_offset() + 8 * cell + 3
+    _flip(path, at)
+    with pytest.raises(IOChecksumError) as info:
+        load_hdf5(path)
+    assert str(path) in str(info.value) and name in str(info.value)
+    damaged = load_hdf5(path, verify=False).assays["proteins"].layers["l0"].X
+    if kind == "dense":
+        differs = ~((damaged == X) | (np.isnan(damaged) & np.isnan(X)))
+        assert [tuple(i) for i in np.argwhere(differs)] == [(123, 456)]
+    else:
+        assert np.flatnonzero(damaged.data != X.data).tolist() == [cell]
+        np.testing.assert_array_equal(damaged.indices, X.indices)
+    _flip(path, at)  # flipped back: loads whole and equal
+    intact = load_hdf5(path).assays["proteins"].layers["l0"].X
+    if kind == "dense":
+        np.testing.assert_array_equal(intact, X)
+    else:
+        assert (intact != X).nnz == 0
