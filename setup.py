@@ -76,14 +76,19 @@ def _say(text):
     has one) is seen under pip's default output as well.  ``H5STREAM_BUILD_TTY=0`` leaves the terminal alone.
     """
     line = f"h5stream build: {text}"
-    print(line, file=sys.stderr, flush=True)
-    if sys.stderr.isatty() or os.environ.get("H5STREAM_BUILD_TTY", "1").strip() in ("0", "off"):
-        return
-    try:
-        with open("/dev/tty", "w") as tty:  # no controlling terminal (CI, cron, a batch job): stderr only
-            tty.write("\r" + line + "\n")  # from the line's start: over pip's spinner
-    except OSError:
-        pass
+    with _SAY_LOCK:  # the extensions compile on several threads: one whole line at a time
+        sys.stderr.write(line + "\n")  # one write: print() writes the line's end apart, where another can cut in
+        sys.stderr.flush()
+        if sys.stderr.isatty() or os.environ.get("H5STREAM_BUILD_TTY", "1").strip() in ("0", "off"):
+            return
+        try:
+            with open("/dev/tty", "w") as tty:  # no controlling terminal (CI, cron, a batch job): stderr only
+                tty.write("\r" + line + "\n")  # from the line's start: over pip's spinner
+        except OSError:
+            pass
+
+
+_SAY_LOCK = threading.Lock()
 
 
 def _compiler_is_msvc():

@@ -35,10 +35,13 @@ def _browser_paths() -> tuple[str | None, str | None]:
     return binary, shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served(tmp_path_factory) -> dict:
     """A served folder with the demo's processed recording and a copy holding two 10 GB datasets,
-    and, outside it, a secret file that must never be served."""
+    and, outside it, a secret file that must never be served.
+
+    The viewer's tests only read these: one set for the package, removed when its last test ends
+    (tests/conftest.py), and the demo's 300 MB of inputs removed once its output is copied."""
     import h5py
 
     from hdmea.demo import run_demo
@@ -51,6 +54,7 @@ def served(tmp_path_factory) -> dict:
     shutil.copy(result.output, rec)
     big = folder / "big.h5"
     shutil.copy(result.output, big)
+    shutil.rmtree(work / "demo")  # the recording the demo made and processed: no test reads it
     rng = np.random.default_rng(0)
     with h5py.File(big, "r+") as f:
         ds = f.create_dataset("raw/trace", shape=BIG_SHAPE, dtype="int16", chunks=(BIG_CHUNK,),
@@ -72,7 +76,7 @@ def served(tmp_path_factory) -> dict:
             "big_values": written, "units": units}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def viewer(served):
     from hdmea.view import ViewerServer
 

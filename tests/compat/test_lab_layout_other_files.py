@@ -25,6 +25,7 @@ as the original's, the electrical images float32 where the original's are float6
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import pytest
@@ -40,8 +41,24 @@ NOT_RUN_BY_THE_COMMAND = ("units/<unit>/unit_meta", "metadata/cmcr_meta", "metad
                           "metadata/section_time_repeats", "stimulus/light_template")
 
 
+#: The files whose arrays the tests compare value for value (test_the_arrays_the_lab_plots_are_the_originals).
+ARRAY_KINDS = ("session_steps", "resumed_from_hdf5")
+
+
+def _facts(path, kind, rec) -> dict:
+    """What the tests read of a written session file: its folded layout, its completed steps and, for
+    :data:`ARRAY_KINDS`, its arrays' facts."""
+    with h5py.File(path, "r") as f:
+        steps = sorted(s.decode() for s in f["pipeline/session_info/completed_steps"][()])
+    return {"layout": file_layout(path, list(rec.stimulus.playlist) + MOVIES_EXTRA), "steps": steps,
+            "arrays": array_facts(path) if kind in ARRAY_KINDS else None}
+
+
 @pytest.fixture(scope="module")
 def lab_session_files(tmp_path_factory):
+    """The recording, what the tests read of each session file (:func:`_facts`), the lab's tables and the
+    steps the resumed session reports.  Each file (87 MB, with its electrical images) is read as soon as
+    the files made from it are written, and removed: the module holds the recording, not six files."""
     import hdmea.io.section_time
     from hdmea.features import compute_sta
     from hdmea.io import add_section_time, section_spike_times
@@ -50,6 +67,12 @@ def lab_session_files(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("lab_session_files")
     rec, playlist, lengths, stimuli = lab_recording(out, raw_seconds=1.0)
+    facts = {}
+
+    def read_and_remove(kind, path):
+        facts[kind] = _facts(path, kind, rec)
+        Path(path).unlink()
+
     # the lab's machines name their tables at the module's defaults
     before = (hdmea.io.section_time.DEFAULT_PLAYLIST_PATH, hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH)
     hdmea.io.section_time.DEFAULT_PLAYLIST_PATH = str(playlist)
@@ -69,18 +92,23 @@ def lab_session_files(tmp_path_factory):
         assigned = session.save(output_path=out / "assigned" / f"{LAB_DATASET}.h5")
     finally:
         hdmea.io.section_time.DEFAULT_PLAYLIST_PATH, hdmea.io.section_time.DEFAULT_MOVIE_LENGTH_PATH = before
-    resumed = PipelineSession.load(checkpoint).save(output_path=out / "resumed" / f"{LAB_DATASET}.h5")
+    del session
+    read_and_remove("session_steps", saved)
+    read_and_remove("resumed", PipelineSession.load(checkpoint).save(output_path=out / "resumed" / f"{LAB_DATASET}.h5"))
+    read_and_remove("checkpoint", checkpoint)
     loaded = load_session_from_hdf5(assigned)
     loaded_steps = sorted(loaded.completed_steps)
-    files = {"session_steps": saved, "checkpoint": checkpoint, "resumed": resumed, "script_values": assigned,
-             "resumed_from_hdf5": loaded.save(output_path=out / "loader" / f"{LAB_DATASET}.h5"),
-             "resumed_saved": PipelineSession.load(assigned).save(output_path=out / "load" / f"{LAB_DATASET}.h5")}
-    return rec, files, (playlist, lengths, stimuli), loaded_steps
+    read_and_remove("resumed_from_hdf5", loaded.save(output_path=out / "loader" / f"{LAB_DATASET}.h5"))
+    del loaded
+    read_and_remove("resumed_saved",
+                    PipelineSession.load(assigned).save(output_path=out / "load" / f"{LAB_DATASET}.h5"))
+    read_and_remove("script_values", assigned)
+    return rec, facts, (playlist, lengths, stimuli), loaded_steps
 
 
-def _compare(manifest_name, path, rec):
+def _compare(manifest_name, layout):
     manifest = load_manifest(manifest_name)
-    return manifest, compare_layouts(manifest["paths"], file_layout(path, list(rec.stimulus.playlist) + MOVIES_EXTRA))
+    return manifest, compare_layouts(manifest["paths"], layout)
 
 
 RESUMED = ("resumed", "resumed_from_hdf5", "resumed_saved")
@@ -89,8 +117,8 @@ RESUMED = ("resumed", "resumed_from_hdf5", "resumed_saved")
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["session_steps", "checkpoint", *RESUMED, "script_values"])
 def test_each_session_file_matches_the_originals(lab_session_files, kind):
-    rec, files, _, loaded_steps = lab_session_files
-    manifest, result = _compare(f"{kind}_u6.json", files[kind], rec)
+    _, facts, _, loaded_steps = lab_session_files
+    manifest, result = _compare(f"{kind}_u6.json", facts[kind]["layout"])
     kept = {"units/<unit>/lab_list"} if kind in ("resumed_from_hdf5", "resumed_saved") else set()
     # the original's resumes move a unit's list attribute into a dataset; ours keeps the attribute
     assert set(result.missing) == kept and not result.other_kind and not result.other_rank, result.details()
@@ -101,20 +129,18 @@ def test_each_session_file_matches_the_originals(lab_session_files, kind):
         assert [d[0] for d in result.other_dtype] == ["units/<unit>/features/eimage_sta/metadata/skip_highpass"]
     else:
         assert not result.other_dtype, result.details()
-    with h5py.File(files[kind], "r") as f:
-        steps = sorted(s.decode() for s in f["pipeline/session_info/completed_steps"][()])
-    assert steps == manifest["completed_steps"]  # exactly the original's names
+    assert facts[kind]["steps"] == manifest["completed_steps"]  # exactly the original's names
     if kind == "resumed_from_hdf5":
         assert loaded_steps == manifest["loaded_steps"]  # what the resumed session reports, before its save
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["session_steps", "resumed_from_hdf5"])
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
 def test_the_arrays_the_lab_plots_are_the_originals(lab_session_files, kind):
     """Firing rates as long as the original's (each unit's last spike + 1 s), all-NaN images and STA for the
     unit that never fires and only for it; electrical images float32 (the original's float64)."""
-    _, files, _, _ = lab_session_files
-    theirs, ours = load_manifest(f"{kind}_u6.json")["arrays"], array_facts(files[kind])
+    _, facts, _, _ = lab_session_files
+    theirs, ours = load_manifest(f"{kind}_u6.json")["arrays"], facts[kind]["arrays"]
     assert set(ours) == set(theirs)
     for path, fact in theirs.items():
         mine = dict(ours[path], dtype="f8") if path.endswith("/eimage_sta/data") else ours[path]
@@ -145,7 +171,8 @@ def test_hdmea_run_and_batch_write_the_original_session_files_layout(lab_session
     capsys.readouterr()
     batch = tmp_path / "batch" / f"{rec.cmcr_path.stem}.h5"
     for path in (run, batch):
-        _, result = _compare("session_steps_u6.json", path, rec)
+        _, result = _compare("session_steps_u6.json",
+                             file_layout(path, list(rec.stimulus.playlist) + MOVIES_EXTRA))
         # what both files hold is laid out alike: no path of another kind or rank
         assert not result.other_kind and not result.other_rank, result.details()
         # what ours lacks is the output of the steps the command does not run: the vendor tables

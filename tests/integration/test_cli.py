@@ -14,6 +14,7 @@ import pytest
 
 from h5stream.tree.nodes import is_hidden
 from hdmea.steps.table import STEPS
+from tests.shared_files import link_read_only
 
 HDMEA = Path(sys.executable).with_name("hdmea")
 PIPELINE_STEPS = [step.name for step in STEPS]
@@ -155,7 +156,7 @@ def _batch_dir(tiny: Path, tmp_path: Path, names) -> Path:
     src = tmp_path / "recordings"
     src.mkdir()
     for name in names:
-        shutil.copyfile(tiny / "tiny.cmcr", src / f"{name}.cmcr")
+        link_read_only(tiny / "tiny.cmcr", src / f"{name}.cmcr")  # only read; a test overwrites a .cmtr
         shutil.copyfile(tiny / "tiny.cmtr", src / f"{name}.cmtr")
         shutil.copyfile(tiny / "tiny.stimulus.json", src / f"{name}.stimulus.json")
     return src

@@ -30,6 +30,7 @@ from hdmea.pipeline.batch import Recording, run_batch, run_one
 from hdmea.pipeline.preflight import LowSpaceWarning, PreflightError, check_run
 from hdmea.pipeline.run import run_pipeline
 from tests.conftest import tmpfs_mount
+from tests.shared_files import link_read_only
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +53,12 @@ def _config(**steps):
 
 
 def _copies(tiny: Path, folder: Path, names) -> Path:
+    """The tiny recording under each of ``names`` in ``folder``: its raw file linked (no test writes it),
+    the others copied (a test damages a .cmtr)."""
     folder.mkdir()
     for name in names:
-        for suffix in (".cmcr", ".cmtr", ".stimulus.json"):
+        link_read_only(tiny / "tiny.cmcr", folder / f"{name}.cmcr")
+        for suffix in (".cmtr", ".stimulus.json"):
             shutil.copyfile(tiny / f"tiny{suffix}", folder / f"{name}{suffix}")
     return folder
 
@@ -217,7 +221,8 @@ def test_batch_reports_every_bad_input_at_once_and_retries_none(tiny, tmp_path, 
     src = _copies(tiny, tmp_path / "recs", ["a", "b", "c", "d"])
     (src / "b.cmcr").unlink()  # missing
     (src / "c.cmtr").write_bytes(b"\x00" * 100)  # not HDF5
-    shutil.copyfile(tiny / "tiny.cmcr", src / "d.cmtr")  # a .cmcr given as the spike sorting
+    (src / "d.cmtr").unlink()
+    link_read_only(tiny / "tiny.cmcr", src / "d.cmtr")  # a .cmcr given as the spike sorting
     submitted = []
     logged_before_first_job = []
 

@@ -1,7 +1,8 @@
 """The build says what it compiles: a line per extension, ``compiling NAME (k of N)``, on stderr.
 
-``setup.py``'s ``build_ext`` command compiles two small C extensions written here (a real compiler, real
-setuptools, on two jobs as an install runs it); the lines it prints are compared with the extensions given.
+``setup.py``'s ``build_ext`` command compiles three small C extensions written here (a real compiler, real
+setuptools, one job per extension, all starting together); the lines it prints are compared with the extensions
+given, each a whole line (the jobs run on threads, which once wrote a line's end apart from its text).
 Cython is not needed: the sources are C already, so the command's cythonize step is left out.
 """
 
@@ -35,7 +36,7 @@ names = sys.argv[2:]
 dist = Distribution({"ext_modules": [Extension(n, [n + ".c"]) for n in names]})
 command = setup.BuildExtOnce(dist)
 command.inplace = True
-command.parallel = 2
+command.parallel = len(names)  # every extension starts at once: their lines must not run together
 command.ensure_finalized()
 command._cythonize = lambda: None  # plain C sources: nothing to cythonize
 command.run()
