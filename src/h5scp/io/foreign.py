@@ -105,6 +105,38 @@ def _jsonable(value: Any) -> bool:
     return False
 
 
+#: Encodings anndata writes that no part of a container holds: listed by name and shape, never read.
+_UNMAPPED_ENCODINGS = frozenset({"awkward-array", "rec-array"})
+
+
+def _uns_value(obj, path: Path, where: str, skipped: list[str]) -> tuple[bool, Any]:
+    """``(True, value)`` for an ``uns`` element with a JSON-like form; else ``(False, None)``, named in ``skipped``.
+
+    A mapping holding some elements without one (an awkward array, a record array, a frame)
+    keeps the others, each left out named by its path.
+    """
+    if root_attr(obj, "encoding-type") in _UNMAPPED_ENCODINGS:
+        skipped.append(f"{where} ({element_shape(obj)})")
+        return False, None
+    try:
+        with guarded(path, obj.name):
+            value = read_elem(obj)
+    except IOFormatError as exc:
+        if isinstance(obj, h5py.Group) and root_attr(obj, "encoding-type") == "dict" and KEYS_ATTR not in obj.attrs:
+            kept = {}
+            for key in obj:
+                ok, inner = _uns_value(obj[key], path, f"{where}/{key}", skipped)
+                if ok:
+                    kept[key] = inner
+            return True, kept
+        skipped.append(f"{where} (unreadable: {exc.args[0] if exc.args else exc})")
+        return False, None
+    if _jsonable(value):
+        return True, value
+    skipped.append(f"{where} ({element_shape(obj)})")
+    return False, None
+
+
 def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=()) -> dict[str, Any]:
     """The ``uns`` entries that map to history parameters; the others go to ``skipped``."""
     if "uns" not in group:
@@ -113,17 +145,9 @@ def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=
     for key in group["uns"]:
         if key in ignore:
             continue
-        where = f"{prefix}uns/{key}"
-        try:
-            with guarded(path, f"{group.name.rstrip('/')}/uns/{key}"):
-                value = read_elem(group["uns"][key])
-        except IOFormatError as exc:
-            skipped.append(f"{where} (unreadable: {exc.args[0] if exc.args else exc})")
-            continue
-        if _jsonable(value):
+        ok, value = _uns_value(group["uns"][key], path, f"{prefix}uns/{key}", skipped)
+        if ok:
             kept[key] = value
-        else:
-            skipped.append(f"{where} ({element_shape(group['uns'][key])})")
     return kept
 
 
@@ -168,9 +192,13 @@ def element_shape(obj) -> str:
     """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
     if isinstance(obj, h5py.Dataset):
         dims = " x ".join(str(n) for n in obj.shape) or "scalar"
+        if obj.dtype.names:
+            return f"{dims} records with fields {list(obj.dtype.names)}"
         kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
         return f"{dims} {kind}"
     etype = root_attr(obj, "encoding-type")
+    if etype == "awkward-array":
+        return f"awkward array of {root_attr(obj, 'length', '?')} rows"
     if etype in ("csr_matrix", "csc_matrix"):
         shape = root_attr(obj, "shape")
         dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"

@@ -1,0 +1,170 @@
+"""What anndata's own test suite writes loads, whole and in part, equal to ``adata[rows, cols]``.
+
+The objects come from ``anndata.tests.helpers.gen_adata``, the generator anndata's own tests
+write and read back: obs and var columns of every dtype it tests (categoricals ordered and not,
+integers and floats of every width, booleans, nullable integers and booleans, nullable text),
+``X`` as CSR, CSC, dense or absent, layers dense and sparse (CSR or CSC), ``obsm``/``varm``
+holding arrays, sparse matrices, data frames and awkward arrays, ``obsp``/``varp`` and a nested
+``uns`` with record arrays, awkward arrays and frames; shapes with zero rows or zero columns.
+anndata itself writes each to ``.h5ad`` and to a zarr store, mudata several of them as the
+modalities of a ``.h5mu``.
+
+For every element h5scp maps (obs, var, ``X``, ``layers``, ``uns`` values with a JSON-like
+form) the container holds what anndata's own subset ``adata[rows, cols]`` holds; every element
+it has no place for is named in the import entry of the history.  Nothing raises.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+ad = pytest.importorskip("anndata")
+md = pytest.importorskip("mudata")
+pd = pytest.importorskip("pandas")
+pytest.importorskip("awkward")
+pytest.importorskip("dask")
+helpers = pytest.importorskip("anndata.tests.helpers")
+
+from h5scp.io import load  # noqa: E402
+
+# anndata warns that its awkward-array support is experimental whenever one is subset or written
+pytestmark = pytest.mark.filterwarnings("ignore:Support for Awkward Arrays is currently experimental")
+
+# Every column dtype anndata's generator makes (its defaults and the widths its tests pass).
+_COLUMN_DTYPES = (
+    pd.CategoricalDtype(ordered=False), pd.CategoricalDtype(ordered=True),
+    *(np.dtype(t) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                            "float32", "float64", "bool")),
+    pd.BooleanDtype(), pd.Int8Dtype(), pd.Int16Dtype(), pd.Int32Dtype(), pd.Int64Dtype(),
+    pd.UInt8Dtype(), pd.UInt16Dtype(), pd.UInt32Dtype(), pd.UInt64Dtype(), pd.StringDtype(),
+)
+_KEY_TYPES = (sparse.csr_matrix, sparse.csc_matrix, sparse.csr_array, sparse.csc_array, np.ndarray,
+              pd.DataFrame, helpers.AwkArray)
+_X_TYPES = {"csr": sparse.csr_matrix, "csc": sparse.csc_matrix, "dense": np.asarray, "none": None}
+
+
+def generated(seed: int, shape: tuple[int, int], sparse_fmt: str, x_type: str):
+    """anndata's test object: its generator draws columns from numpy's global state, so seed both."""
+    np.random.seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata = helpers.gen_adata(
+            shape, _X_TYPES[x_type], obs_dtypes=_COLUMN_DTYPES, var_dtypes=_COLUMN_DTYPES,
+            obsm_types=_KEY_TYPES, varm_types=_KEY_TYPES, layers_types=_KEY_TYPES,
+            random_state=np.random.default_rng(seed), sparse_fmt=sparse_fmt,
+        )
+    # categories of numbers and booleans, as anndata's own element tests write them
+    rng = np.random.default_rng(seed)
+    for frame, n in ((adata.obs, shape[0]), (adata.var, shape[1])):
+        frame["cat_num"] = pd.Categorical(rng.integers(1, 4, n), categories=[1, 2, 3], ordered=True)
+        frame["cat_bool"] = pd.Categorical(rng.integers(0, 2, n).astype(bool))
+    return adata
+
+
+def write(adata, path) -> None:
+    with warnings.catch_warnings(), ad.settings.override(allow_write_nullable_strings=True):
+        warnings.simplefilter("ignore")
+        if path.suffix == ".zarr":
+            adata.write_zarr(path)
+        else:
+            adata.write_h5ad(path)
+
+
+def _plain(value):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def assert_frame(got, expected, id_col: str, where: str) -> None:
+    assert got.columns == [id_col, *expected.columns], where
+    assert got.get_column(id_col).to_list() == list(expected.index), where
+    for name in expected.columns:
+        want = [_plain(v) for v in expected[name].astype(object)]
+        assert [_plain(v) for v in got.get_column(name).to_list()] == want, f"{where}/{name}"
+
+
+def _dense(m):
+    return m.toarray() if sparse.issparse(m) else np.asarray(m)
+
+
+def expected_layers(adata) -> dict:
+    layers = {} if adata.X is None else {"X": adata.X}
+    layers.update(adata.layers)
+    return layers
+
+
+def assert_matrix(got, want, where: str) -> None:
+    assert sparse.issparse(got) == sparse.issparse(want), where
+    if sparse.issparse(want):
+        assert got.format == want.format, where
+    assert got.dtype == want.dtype, where
+    assert got.shape == want.shape, where
+    assert np.array_equal(_dense(got), _dense(want)), where
+
+
+def assert_assay(assay, expected, where: str) -> None:
+    assert_frame(assay.var, expected.var, assay.feature_id_col, f"{where}var")
+    want = expected_layers(expected)
+    assert list(assay.layers) == list(want), where
+    for name, matrix in want.items():
+        assert_matrix(assay.layers[name].X, matrix, f"{where}layers/{name}")
+
+
+def assert_named(container, adata, prefix: str = "") -> None:
+    """Every element without a place in a container is named in the import entry of the history."""
+    params = container.history[-1].params
+    named = " ".join(params["not_imported"])
+    for axis in ("obsm", "varm", "obsp", "varp"):
+        for key in getattr(adata, axis):
+            assert f"{prefix}{axis}/{key} (" in named, f"{prefix}{axis}/{key}"
+    for key, value in adata.uns.items():
+        if key in params.get("uns", {}):
+            continue
+        assert f"{prefix}uns/{key} (" in named, f"{prefix}uns/{key}"
+        assert "unreadable" not in named and "newer" not in named, named
+
+
+def selection(rng, adata):
+    """Random rows and columns (each at least one, in a random order), as ids."""
+    n_obs, n_var = adata.shape
+    rows = list(rng.choice(adata.obs_names, int(rng.integers(1, n_obs + 1)), replace=False))
+    cols = list(rng.choice(adata.var_names, int(rng.integers(1, n_var + 1)), replace=False))
+    return rows, cols
+
+
+def check_anndata_file(path, adata, seed: int) -> None:
+    whole = load(path)
+    assert_frame(whole.obs, adata.obs, whole.sample_id_col, "obs")
+    assert_assay(whole.assays["main"], adata, "")
+    assert_named(whole, adata)
+    uns = whole.history[-1].params.get("uns", {})
+    assert uns["nested"]["scalar_int"] == 42 and uns["nested"]["scalar_str"] == "str"
+    assert np.array_equal(uns["nested"]["nested_further"]["array"], np.arange(5))
+    if 0 in adata.shape:
+        return
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        rows, cols = selection(rng, adata)
+        part = load(path, samples=rows, features=cols)
+        want = adata[rows, cols]
+        assert_frame(part.obs, want.obs, part.sample_id_col, f"obs of {rows}")
+        assert_assay(part.assays["main"], want, f"{rows} x {cols}: ")
+
+
+CASES = [(seed, shape, fmt, x) for seed, shape in ((0, (13, 7)), (1, (6, 11)))
+         for fmt in ("csr", "csc") for x in _X_TYPES]
+EDGES = [(2, shape, "csr", x) for shape in ((0, 5), (5, 0), (0, 0)) for x in ("csr", "dense")]
+
+
+@pytest.mark.parametrize(("seed", "shape", "fmt", "x_type"), CASES + EDGES)
+def test_h5ad_anndata_writes_loads_equal_to_its_subsets(tmp_path, seed, shape, fmt, x_type):
+    adata = generated(seed, shape, fmt, x_type)
+    path = tmp_path / "a.h5ad"
+    write(adata, path)
+    check_anndata_file(path, adata, seed)
