@@ -63,6 +63,10 @@ def generated(seed: int, shape: tuple[int, int], sparse_fmt: str, x_type: str):
     for frame, n in ((adata.obs, shape[0]), (adata.var, shape[1])):
         frame["cat_num"] = pd.Categorical(rng.integers(1, 4, n), categories=[1, 2, 3], ordered=True)
         frame["cat_bool"] = pd.Categorical(rng.integers(0, 2, n).astype(bool))
+    # a mapping in uns holding an awkward array beside values (its values are kept, the array named)
+    adata.uns["nested"]["awkward"] = helpers.gen_awkward((3, None))
+    if adata.X is not None:
+        adata.raw = adata.copy()
     return adata
 
 
@@ -128,6 +132,9 @@ def assert_named(container, adata, prefix: str = "") -> None:
             continue
         assert f"{prefix}uns/{key} (" in named, f"{prefix}uns/{key}"
         assert "unreadable" not in named and "newer" not in named, named
+    assert f"{prefix}uns/nested/awkward (awkward array of 3 rows)" in named
+    if adata.raw is not None:
+        assert f"{prefix}raw (" in named
 
 
 def selection(rng, adata):
@@ -146,6 +153,7 @@ def check_anndata_file(path, adata, seed: int) -> None:
     uns = whole.history[-1].params.get("uns", {})
     assert uns["nested"]["scalar_int"] == 42 and uns["nested"]["scalar_str"] == "str"
     assert np.array_equal(uns["nested"]["nested_further"]["array"], np.arange(5))
+    assert "awkward" not in uns["nested"]
     if 0 in adata.shape:
         return
     rng = np.random.default_rng(seed)
@@ -162,9 +170,94 @@ CASES = [(seed, shape, fmt, x) for seed, shape in ((0, (13, 7)), (1, (6, 11)))
 EDGES = [(2, shape, "csr", x) for shape in ((0, 5), (5, 0), (0, 0)) for x in ("csr", "dense")]
 
 
+@pytest.mark.parametrize("suffix", [".h5ad", ".zarr"])
 @pytest.mark.parametrize(("seed", "shape", "fmt", "x_type"), CASES + EDGES)
-def test_h5ad_anndata_writes_loads_equal_to_its_subsets(tmp_path, seed, shape, fmt, x_type):
+def test_what_anndata_writes_loads_equal_to_its_subsets(tmp_path, seed, shape, fmt, x_type, suffix):
+    if suffix == ".zarr":
+        pytest.importorskip("zarr")
     adata = generated(seed, shape, fmt, x_type)
-    path = tmp_path / "a.h5ad"
+    path = tmp_path / f"a{suffix}"
     write(adata, path)
     check_anndata_file(path, adata, seed)
+
+
+def _modality(seed: int, n_vars: int, cells: list[str], prefix: str, fmt: str, x_type: str):
+    adata = generated(seed, (len(cells), n_vars), fmt, x_type)
+    adata.obs_names = cells
+    adata.var_names = [f"{prefix}{name}" for name in adata.var_names]
+    return adata
+
+
+def generated_mudata(seed: int, n_obs: int, fmt: str):
+    """mudata of anndata's test objects: modalities of every X kind, some lacking samples."""
+    rng = np.random.default_rng(seed)
+    cells = [f"cell{i}" for i in range(n_obs)]
+    some = sorted(rng.choice(n_obs, n_obs * 2 // 3, replace=False))
+    mods = {
+        "prot": _modality(seed, 6, cells, "P", fmt, "dense"),
+        "pep": _modality(seed + 1, 9, [cells[i] for i in some], "p", fmt, "csr"),
+        "rna": _modality(seed + 2, 5, cells[::-1], "g", fmt, "csc"),
+        "none": _modality(seed + 3, 4, cells[1:], "n", fmt, "none"),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mdata = md.MuData(mods)
+        for name, values in generated(seed, (n_obs, 2), fmt, "none").obs.items():
+            mdata.obs[name] = values  # aligned by id
+    return mdata
+
+
+def check_mudata(container, mdata, where: str) -> None:
+    # the global obs; mudata shows the modalities' obs columns there too ("mod:column"), which
+    # h5scp leaves in the modalities, named in the history (checked by the caller)
+    own = [c for c in mdata.obs.columns if not any(c.startswith(f"{m}:") for m in mdata.mod)]
+    assert_frame(container.obs, mdata.obs[own], container.sample_id_col, f"{where}obs")
+    ids = container.sample_ids.to_list()
+    for name, modality in mdata.mod.items():
+        assay = container.assays[name]
+        cols = assay.var.get_column(assay.feature_id_col).to_list()
+        want = modality[:, cols]
+        held = list(want.obs_names)
+        at = [ids.index(i) for i in held]
+        assert_frame(assay.var, want.var, assay.feature_id_col, f"{where}mod/{name}/var")
+        layers = expected_layers(want)
+        assert list(assay.layers) == list(layers), f"{where}mod/{name}"
+        lacking = np.setdiff1d(np.arange(len(ids)), at)
+        for layer, matrix in layers.items():
+            got = assay.layers[layer]
+            values = _dense(got.X)
+            assert np.array_equal(values[at], _dense(matrix)), f"{where}mod/{name}/layers/{layer}"
+            assert np.isnan(values[lacking]).all(), f"{where}mod/{name}/layers/{layer}"
+            if lacking.size:
+                assert (_dense(got.M)[lacking] != 0).all()
+
+
+@pytest.mark.parametrize(("seed", "fmt"), [(0, "csr"), (1, "csc")])
+def test_what_mudata_writes_of_anndatas_objects_loads_equal_to_its_subsets(tmp_path, seed, fmt):
+    mdata = generated_mudata(seed, 12, fmt)
+    path = tmp_path / "m.h5mu"
+    with warnings.catch_warnings(), ad.settings.override(allow_write_nullable_strings=True):
+        warnings.simplefilter("ignore")
+        mdata.write(path)
+        # the reference is mudata's own read of the file (it leaves out of the global obs the
+        # columns it copied there from the modalities)
+        mdata = md.read_h5mu(path)
+    whole = load(path)
+    check_mudata(whole, mdata, "")
+    named = " ".join(whole.history[-1].params["not_imported"])
+    for name, modality in mdata.mod.items():
+        assert all(f"mod/{name}/obs/{c}" in named for c in modality.obs.columns)
+        for axis in ("obsm", "varm", "obsp", "varp"):
+            for key in getattr(modality, axis):
+                assert f"mod/{name}/{axis}/{key} (" in named, f"mod/{name}/{axis}/{key}"
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        rows = list(rng.choice(mdata.obs_names, int(rng.integers(1, mdata.n_obs + 1)), replace=False))
+        features = {name: list(rng.choice(m.var_names, int(rng.integers(1, m.n_vars + 1)), replace=False))
+                    for name, m in mdata.mod.items()}
+        part = load(path, samples=rows, features=features)
+        want = mdata[rows]
+        assert part.sample_ids.to_list() == rows
+        for name in mdata.mod:
+            assert part.assays[name].var.get_column(part.assays[name].feature_id_col).to_list() == features[name]
+        check_mudata(part, want, f"{rows}: ")
