@@ -9,11 +9,14 @@ AnnData / MuData                       container
 ``obs`` (row labels = index)           ``obs``; the index becomes the id column, named
                                        after the index (``_index`` when unnamed)
 ``var``                                the assay's ``var``, id column likewise
-``X``                                  layer ``"X"`` (dense, CSR or CSC as stored)
-``layers/<name>``                      layer ``<name>``
+``X``                                  layer ``"X"`` (dense, CSR or CSC as stored;
+                                       float32 kept, other numbers as float64)
+``layers/<name>``                      layer ``<name>``, likewise
 ``uns`` values with a JSON-like form   ``params["uns"]`` of an ``import`` history entry
+                                       (a mapping keeps those of its values)
 ``obsm``, ``varm``, ``obsp``,          not imported: listed in the history entry's
-``varp``, ``raw``, other ``uns``       ``params["not_imported"]`` and logged
+``varp``, ``raw``, other ``uns``       ``params["not_imported"]`` with their shapes
+(frames, awkward and record arrays)    and logged
 =====================================  ==============================================
 
 An ``.h5ad`` holds one assay (named by ``assay=``, default ``"main"``); an
@@ -25,7 +28,8 @@ kind anndata writes loads: categories of text as a Categorical, categories of
 numbers or booleans (cluster or batch numbers) as a column of their dtype,
 nullable integers and booleans, text arrays; a column no polars dtype holds
 (compound values, object references) is refused by name, and ``obs_columns=``
-loads the others.
+loads the others; so is a layer whose values float64 cannot hold exactly (integers
+beyond 2**53, complex numbers), and ``layers=`` loads the others.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from h5stream.elements import read_elem
 from h5stream.elements.mapping import KEYS_ATTR, member_name
@@ -180,12 +185,37 @@ def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layer
         for name in _layer_names(group):
             if layers is None or name in layers:
                 obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
-                kept[name] = ScpMatrix(read_part(obj, positions, cols))
+                kept[name] = ScpMatrix(_exact_in_float(read_part(obj, positions, cols), path, obj.name))
         if holds_x(group) and X_LAYER in _layer_members(group):
             skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
     skipped.extend(unmapped_members(group, prefix))
     with guarded(path, group.name):
         return Assay(var, kept, feature_id_col=feature_id_col)
+
+
+#: Integers beyond this size are not all exact in float64, the data model's dtype of values other than float32.
+_FLOAT_EXACT = 2 ** 53
+_LAYER_HINT = "load the other layers with layers=[...], or store this one as real floats or smaller integers in anndata"
+
+
+def _exact_in_float(X, path: Path, obj: str):
+    """``X`` when the data model (float32, else float64) holds each of its values exactly; else
+    :class:`IOFormatError` naming the layer."""
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.dtype.kind == "c":
+        raise IOFormatError("layer holds complex numbers", path=path, obj=obj,
+                            expected="real numbers (a container holds values as float32 or float64)",
+                            found=str(values.dtype), hint=_LAYER_HINT)
+    if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
+        return X
+    low, high = int(values.min()), int(values.max())
+    if -_FLOAT_EXACT <= low and high <= _FLOAT_EXACT:
+        return X
+    raise IOFormatError(
+        "layer holds integers float64 cannot hold exactly", path=path, obj=obj,
+        expected="integers within +-2**53 (a container holds values as float32 or float64)",
+        found=f"{values.dtype} values from {low} to {high}", hint=_LAYER_HINT,
+    )
 
 
 def element_shape(obj) -> str:
