@@ -176,9 +176,11 @@ def check_anndata_file(path, adata, seed: int) -> None:
 
 _X_DTYPES = (np.float32, np.float64, np.int32, np.int64, np.bool_, np.uint16)
 _SHAPES = ((0, (13, 7)), (1, (6, 11)), (2, (40, 3)))
-CASES = [(seed, shape, fmt, x, _X_DTYPES[i % len(_X_DTYPES)])
-         for i, ((seed, shape), fmt, x) in enumerate((c, f, x) for c in _SHAPES for f in ("csr", "csc") for x in _X_TYPES)]
-CASES += [(3, shape, fmt, x, np.float32) for shape in ((0, 5), (5, 0), (0, 0)) for fmt, x in (("csr", "csr"), ("csc", "dense"))]
+# every shape x sparse format x X kind, the X dtypes taken in turn; then the empty shapes
+_KINDS = [(seed, shape, fmt, x) for seed, shape in _SHAPES for fmt in ("csr", "csc") for x in _X_TYPES]
+CASES = [(*kind, _X_DTYPES[i % len(_X_DTYPES)]) for i, kind in enumerate(_KINDS)]
+CASES += [(3, shape, fmt, x, np.float32)
+          for shape in ((0, 5), (5, 0), (0, 0)) for fmt, x in (("csr", "csr"), ("csc", "dense"))]
 # the default tier loads two .h5ad files; the campaign every case
 QUICK = {((0, (13, 7), "csc", "csr"), ".h5ad"), ((3, (0, 5), "csr", "csr"), ".h5ad")}
 
