@@ -9,11 +9,14 @@ AnnData / MuData                       container
 ``obs`` (row labels = index)           ``obs``; the index becomes the id column, named
                                        after the index (``_index`` when unnamed)
 ``var``                                the assay's ``var``, id column likewise
-``X``                                  layer ``"X"`` (dense, CSR or CSC as stored)
-``layers/<name>``                      layer ``<name>``
+``X``                                  layer ``"X"`` (dense, CSR or CSC as stored;
+                                       float32 kept, other numbers as float64)
+``layers/<name>``                      layer ``<name>``, likewise
 ``uns`` values with a JSON-like form   ``params["uns"]`` of an ``import`` history entry
+                                       (a mapping keeps those of its values)
 ``obsm``, ``varm``, ``obsp``,          not imported: listed in the history entry's
-``varp``, ``raw``, other ``uns``       ``params["not_imported"]`` and logged
+``varp``, ``raw``, other ``uns``       ``params["not_imported"]`` with their shapes
+(frames, awkward and record arrays)    and logged
 =====================================  ==============================================
 
 An ``.h5ad`` holds one assay (named by ``assay=``, default ``"main"``); an
@@ -25,7 +28,8 @@ kind anndata writes loads: categories of text as a Categorical, categories of
 numbers or booleans (cluster or batch numbers) as a column of their dtype,
 nullable integers and booleans, text arrays; a column no polars dtype holds
 (compound values, object references) is refused by name, and ``obs_columns=``
-loads the others.
+loads the others; so is a layer whose values float64 cannot hold exactly (integers
+beyond 2**53, complex numbers), and ``layers=`` loads the others.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from h5stream.elements import read_elem
 from h5stream.elements.mapping import KEYS_ATTR, member_name
@@ -105,6 +110,38 @@ def _jsonable(value: Any) -> bool:
     return False
 
 
+#: Encodings anndata writes that no part of a container holds: listed by name and shape, never read.
+_UNMAPPED_ENCODINGS = frozenset({"awkward-array", "rec-array"})
+
+
+def _uns_value(obj, path: Path, where: str, skipped: list[str]) -> tuple[bool, Any]:
+    """``(True, value)`` for an ``uns`` element with a JSON-like form; else ``(False, None)``, named in ``skipped``.
+
+    A mapping holding some elements without one (an awkward array, a record array, a frame)
+    keeps the others, each left out named by its path.
+    """
+    if root_attr(obj, "encoding-type") in _UNMAPPED_ENCODINGS:
+        skipped.append(f"{where} ({element_shape(obj)})")
+        return False, None
+    try:
+        with guarded(path, obj.name):
+            value = read_elem(obj)
+    except IOFormatError as exc:
+        if isinstance(obj, h5py.Group) and root_attr(obj, "encoding-type") == "dict" and KEYS_ATTR not in obj.attrs:
+            kept = {}
+            for key in obj:
+                ok, inner = _uns_value(obj[key], path, f"{where}/{key}", skipped)
+                if ok:
+                    kept[key] = inner
+            return True, kept
+        skipped.append(f"{where} (unreadable: {exc.args[0] if exc.args else exc})")
+        return False, None
+    if _jsonable(value):
+        return True, value
+    skipped.append(f"{where} ({element_shape(obj)})")
+    return False, None
+
+
 def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=()) -> dict[str, Any]:
     """The ``uns`` entries that map to history parameters; the others go to ``skipped``."""
     if "uns" not in group:
@@ -113,17 +150,9 @@ def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=
     for key in group["uns"]:
         if key in ignore:
             continue
-        where = f"{prefix}uns/{key}"
-        try:
-            with guarded(path, f"{group.name.rstrip('/')}/uns/{key}"):
-                value = read_elem(group["uns"][key])
-        except IOFormatError as exc:
-            skipped.append(f"{where} (unreadable: {exc.args[0] if exc.args else exc})")
-            continue
-        if _jsonable(value):
+        ok, value = _uns_value(group["uns"][key], path, f"{prefix}uns/{key}", skipped)
+        if ok:
             kept[key] = value
-        else:
-            skipped.append(f"{where} ({element_shape(group['uns'][key])})")
     return kept
 
 
@@ -156,7 +185,7 @@ def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layer
         for name in _layer_names(group):
             if layers is None or name in layers:
                 obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
-                kept[name] = ScpMatrix(read_part(obj, positions, cols))
+                kept[name] = ScpMatrix(_exact_in_float(read_part(obj, positions, cols), path, obj.name))
         if holds_x(group) and X_LAYER in _layer_members(group):
             skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
     skipped.extend(unmapped_members(group, prefix))
@@ -164,13 +193,42 @@ def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layer
         return Assay(var, kept, feature_id_col=feature_id_col)
 
 
+#: Integers beyond this size are not all exact in float64, the data model's dtype of values other than float32.
+_FLOAT_EXACT = 2 ** 53
+_LAYER_HINT = "load the other layers with layers=[...], or store this one as real floats or smaller integers in anndata"
+
+
+def _exact_in_float(X, path: Path, obj: str):
+    """``X`` when the data model (float32, else float64) holds each of its values exactly; else
+    :class:`IOFormatError` naming the layer."""
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.dtype.kind == "c":
+        raise IOFormatError("layer holds complex numbers", path=path, obj=obj,
+                            expected="real numbers (a container holds values as float32 or float64)",
+                            found=str(values.dtype), hint=_LAYER_HINT)
+    if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
+        return X
+    low, high = int(values.min()), int(values.max())
+    if -_FLOAT_EXACT <= low and high <= _FLOAT_EXACT:
+        return X
+    raise IOFormatError(
+        "layer holds integers float64 cannot hold exactly", path=path, obj=obj,
+        expected="integers within +-2**53 (a container holds values as float32 or float64)",
+        found=f"{values.dtype} values from {low} to {high}", hint=_LAYER_HINT,
+    )
+
+
 def element_shape(obj) -> str:
     """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
     if isinstance(obj, h5py.Dataset):
         dims = " x ".join(str(n) for n in obj.shape) or "scalar"
+        if obj.dtype.names:
+            return f"{dims} records with fields {list(obj.dtype.names)}"
         kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
         return f"{dims} {kind}"
     etype = root_attr(obj, "encoding-type")
+    if etype == "awkward-array":
+        return f"awkward array of {root_attr(obj, 'length', '?')} rows"
     if etype in ("csr_matrix", "csc_matrix"):
         shape = root_attr(obj, "shape")
         dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"

@@ -275,6 +275,19 @@ def _copy_attrs(item, target) -> None:
         target.attrs[key] = _h5_attr(value)
 
 
+def _h5_records(data: np.ndarray) -> np.ndarray:
+    """A record array with its text fields (fixed-width or objects, which HDF5 cannot store) as HDF5 text."""
+    fields = data.dtype.fields
+    text = [n for n in data.dtype.names if fields[n][0].kind in "OUT"]
+    if not text:
+        return data
+    dtype = np.dtype([(n, h5py.string_dtype() if n in text else fields[n][0]) for n in data.dtype.names])
+    out = np.empty(data.shape, dtype=dtype)
+    for name in data.dtype.names:
+        out[name] = np.asarray(data[name], dtype=object).astype(str) if name in text else data[name]
+    return out
+
+
 def _to_h5(source, target: h5py.Group, lazy: LazyMatrices | None = None) -> None:
     """Copy zarr group ``source`` into HDF5 group ``target``; with ``lazy``, its matrices are left to it."""
     zarr = _zarr()
@@ -288,6 +301,8 @@ def _to_h5(source, target: h5py.Group, lazy: LazyMatrices | None = None) -> None
             _to_h5(item, target.create_group(name), lazy)
             continue
         data = np.asarray(item[...])  # zarr 3 gives a 0-d text array as str
+        if data.dtype.names:  # a record array (anndata's rec-array): its text fields as HDF5 text
+            data = _h5_records(data)
         if data.dtype.kind in "OUT":
             text = np.asarray(data, dtype=object)
             ds = target.create_dataset(name, data=text.astype(str).astype(object) if text.size else text,
