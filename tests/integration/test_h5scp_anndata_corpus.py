@@ -176,18 +176,22 @@ def check_anndata_file(path, adata, seed: int) -> None:
 
 _X_DTYPES = (np.float32, np.float64, np.int32, np.int64, np.bool_, np.uint16)
 _SHAPES = ((0, (13, 7)), (1, (6, 11)), (2, (40, 3)))
-# every shape x sparse format x X kind, the X dtypes taken in turn; then the empty shapes
-_KINDS = [(seed, shape, fmt, x) for seed, shape in _SHAPES for fmt in ("csr", "csc") for x in _X_TYPES]
+# every shape x X kind, the sparse formats and the X dtypes taken in turn; then the empty shapes
+_KINDS = [(seed, shape, ("csr", "csc")[(i + j) % 2], x) for i, (seed, shape) in enumerate(_SHAPES)
+          for j, x in enumerate(_X_TYPES)]
 CASES = [(*kind, _X_DTYPES[i % len(_X_DTYPES)]) for i, kind in enumerate(_KINDS)]
-CASES += [(3, shape, fmt, x, np.float32)
-          for shape in ((0, 5), (5, 0), (0, 0)) for fmt, x in (("csr", "csr"), ("csc", "dense"))]
-# the default tier loads two .h5ad files; the campaign every case
-QUICK = {((0, (13, 7), "csc", "csr"), ".h5ad"), ((3, (0, 5), "csr", "csr"), ".h5ad")}
+CASES += [(3, (0, 5), "csr", "csr", np.float32), (3, (5, 0), "csc", "dense", np.float32),
+          (3, (0, 0), "csr", "dense", np.float32)]
+# the default tier loads two .h5ad files; the campaign every case as .h5ad, and a zarr store of the first
+# shape's and the empty shapes' (zarr's reads cost several times HDF5's, and the decoding is shared)
+QUICK = {((0, (13, 7), "csr", "csr"), ".h5ad"), ((3, (0, 5), "csr", "csr"), ".h5ad")}
 
 
 def _cases():
     for suffix in (".h5ad", ".zarr"):
         for seed, shape, fmt, x, dtype in CASES:
+            if suffix == ".zarr" and seed not in (0, 3):
+                continue
             quick = ((seed, shape, fmt, x), suffix) in QUICK
             yield pytest.param(seed, shape, fmt, x, dtype, suffix, marks=() if quick else pytest.mark.campaign,
                                id=f"{suffix[1:]}-{seed}-{shape[0]}x{shape[1]}-{fmt}-X_{x}-{np.dtype(dtype).name}")
