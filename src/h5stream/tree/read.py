@@ -181,13 +181,36 @@ def _large_attr_object(obj, name: str):
     return container[member]
 
 
-def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None) -> Node:
+#: Arrays of at most this many bytes are read at once by a lazy :func:`node_from_h5` (and checked against
+#: their digests there): a reference costs more to keep, copy and check one by one than the few bytes it
+#: stands for (a session's per-trial spike times), and the values then go out with the next save in bulk.
+EAGER_LIMIT = 16 * 1024
+
+
+def _open_child(obj, name: str, full: bytes, opened: dict | None):
+    """``obj[name]`` without h5py's per-object ``File`` lookup (its ``readonly`` flag): the object the
+    open-time scan kept (``opened``, by full name without the leading slash), else opened here."""
+    oid = opened.pop(full, None) if opened else None
+    if oid is None:
+        oid = h5py.h5o.open(obj.id, name.encode("utf-8"))
+    if isinstance(oid, h5py.h5g.GroupID):
+        return h5py.Group(oid)
+    if isinstance(oid, h5py.h5d.DatasetID):
+        return h5py.Dataset(oid, readonly=True)
+    return obj[name]  # a named datatype: h5py's own wrapper (it is refused as a value below)
+
+
+def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None,
+                 opened: dict | None = None) -> Node:
     """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
 
     Values with a digest in the file's checksum manifest (``manifest``, by
     default the one attached to the file) are checked as they are read; a lazy
-    array carries its digest and is checked when it is read.  ``path``: the
-    file's name, as :func:`read_attrs` takes it (looked up once here for every object below).
+    array carries its digest and is checked when it is read (one of at most :data:`EAGER_LIMIT` bytes is
+    read and checked here).  ``path``: the file's name, as :func:`read_attrs` takes it (looked up once
+    here for every object below).  ``opened``: objects already open (full name without the leading
+    slash, as bytes -> low-level id, as the open-time scan's ``visit`` keeps them), used instead of
+    opening them again; each one used is taken out.
     """
     if manifest is _LOOKUP:
         manifest = checksums.manifest_for(obj)
@@ -200,16 +223,19 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
         for name in obj:
             if is_hidden(name):
                 continue
-            with checksums.checked_read(obj, f"{base}/{name}"):  # a damaged header is named
-                child = obj[name]
-            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path)
+            where = f"{base}/{name}"
+            with checksums.checked_read(obj, where):  # a damaged header is named
+                child = _open_child(obj, name, where[1:].encode("utf-8"), opened)
+            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path,
+                                          opened=opened)
         return Group(attrs, children, tag, keys)
     # h5py builds a new object for each of these on every access: asked for once
     name, shape = obj.name, obj.shape
     expected = manifest.datasets.get(name) if manifest is not None else None
     if shape is None:
         data = np.empty((0,), dtype=obj.dtype)
-    elif lazy and tag is None and (dtype := obj.dtype).kind in "biufc":
+    elif (lazy and tag is None and (dtype := obj.dtype).kind in "biufc"
+          and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > EAGER_LIMIT):
         data = FileArray(opener, name, shape, dtype, digest=expected,
                          verify=manifest if expected is not None else None)
     else:
