@@ -121,7 +121,7 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None) -> tuple[dict[
     path, where = obj.file.filename if path is None else path, obj.name
     try:
         stored = obj.attrs
-        names = list(stored)
+        names = [name for name in stored]  # (list() would first ask HDF5 for the count: a header read)
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot list the attributes ({exc})", path=path, obj=where,
                           hint="the file is damaged") from exc
