@@ -230,21 +230,26 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
                                           opened=opened)
         return Group(attrs, children, tag, keys)
     # h5py builds a new object for each of these on every access: asked for once
-    name, shape = obj.name, obj.shape
+    name, shape, dtype = obj.name, obj.shape, obj.dtype
     expected = manifest.datasets.get(name) if manifest is not None else None
     if shape is None:
-        data = np.empty((0,), dtype=obj.dtype)
-    elif (lazy and tag is None and (dtype := obj.dtype).kind in "biufc"
+        data = np.empty((0,), dtype=dtype)
+    elif (lazy and tag is None and dtype.kind in "biufc"
           and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > EAGER_LIMIT):
         data = FileArray(opener, name, shape, dtype, digest=expected,
                          verify=manifest if expected is not None else None)
     else:
         from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
+        numbers = lazy and tag is None and dtype.kind in "biufc"  # (what a lazy read reads here: small)
         with guard_read(path, name), checksums.checked_read(obj, name, dataset=obj):
-            data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
+            if numbers:
+                data = _read_numbers(obj, shape, dtype)
+            else:
+                data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         if expected is not None:
-            checksums.check_value(manifest, name, expected, data, text=checksums.is_text_dataset(obj))
+            checksums.check_value(manifest, name, expected, data,
+                                  text=False if numbers else checksums.is_text_dataset(obj))
         if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
             _check_texts(data, path, name)
         if tag in _SCALAR_TAGS and np.size(data) != 1:
@@ -260,6 +265,16 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), path,
                      name, "the stored value")
     return Dataset(data, attrs, tag)
+
+
+def _read_numbers(obj: h5py.Dataset, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """All of a dataset of numbers, read in its stored type (whose layout ``dtype``, h5py's view of that type,
+    describes: no conversion) straight into the array, without h5py's selection machinery."""
+    out = np.empty(shape, dtype=dtype)
+    if out.size:
+        dsid = obj.id
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=dsid.get_type())
+    return out
 
 
 def _text_items(data: np.ndarray) -> list[str]:
