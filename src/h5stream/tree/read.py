@@ -121,7 +121,7 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None) -> tuple[dict[
     path, where = obj.file.filename if path is None else path, obj.name
     try:
         stored = obj.attrs
-        names = list(stored)
+        names = [name for name in stored]  # (list() would first ask HDF5 for the count: a header read)
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot list the attributes ({exc})", path=path, obj=where,
                           hint="the file is damaged") from exc
@@ -181,13 +181,36 @@ def _large_attr_object(obj, name: str):
     return container[member]
 
 
-def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None) -> Node:
+#: Arrays of at most this many bytes are read at once by a lazy :func:`node_from_h5` (and checked against
+#: their digests there): a reference costs more to keep, copy and check one by one than the few bytes it
+#: stands for (a session's per-trial spike times), and the values then go out with the next save in bulk.
+EAGER_LIMIT = 16 * 1024
+
+
+def _open_child(obj, name: str, full: bytes, opened: dict | None):
+    """``obj[name]`` without h5py's per-object ``File`` lookup (its ``readonly`` flag): the object the
+    open-time scan kept (``opened``, by full name without the leading slash), else opened here."""
+    oid = opened.pop(full, None) if opened else None
+    if oid is None:
+        oid = h5py.h5o.open(obj.id, name.encode("utf-8"))
+    if isinstance(oid, h5py.h5g.GroupID):
+        return h5py.Group(oid)
+    if isinstance(oid, h5py.h5d.DatasetID):
+        return h5py.Dataset(oid, readonly=True)
+    return obj[name]  # a named datatype: h5py's own wrapper (it is refused as a value below)
+
+
+def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None,
+                 opened: dict | None = None) -> Node:
     """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
 
     Values with a digest in the file's checksum manifest (``manifest``, by
     default the one attached to the file) are checked as they are read; a lazy
-    array carries its digest and is checked when it is read.  ``path``: the
-    file's name, as :func:`read_attrs` takes it (looked up once here for every object below).
+    array carries its digest and is checked when it is read (one of at most :data:`EAGER_LIMIT` bytes is
+    read and checked here).  ``path``: the file's name, as :func:`read_attrs` takes it (looked up once
+    here for every object below).  ``opened``: objects already open (full name without the leading
+    slash, as bytes -> low-level id, as the open-time scan's ``visit`` keeps them), used instead of
+    opening them again; each one used is taken out.
     """
     if manifest is _LOOKUP:
         manifest = checksums.manifest_for(obj)
@@ -200,25 +223,33 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
         for name in obj:
             if is_hidden(name):
                 continue
-            with checksums.checked_read(obj, f"{base}/{name}"):  # a damaged header is named
-                child = obj[name]
-            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path)
+            where = f"{base}/{name}"
+            with checksums.checked_read(obj, where):  # a damaged header is named
+                child = _open_child(obj, name, where[1:].encode("utf-8"), opened)
+            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path,
+                                          opened=opened)
         return Group(attrs, children, tag, keys)
     # h5py builds a new object for each of these on every access: asked for once
-    name, shape = obj.name, obj.shape
+    name, shape, dtype = obj.name, obj.shape, obj.dtype
     expected = manifest.datasets.get(name) if manifest is not None else None
     if shape is None:
-        data = np.empty((0,), dtype=obj.dtype)
-    elif lazy and tag is None and (dtype := obj.dtype).kind in "biufc":
+        data = np.empty((0,), dtype=dtype)
+    elif (lazy and tag is None and dtype.kind in "biufc"
+          and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > EAGER_LIMIT):
         data = FileArray(opener, name, shape, dtype, digest=expected,
                          verify=manifest if expected is not None else None)
     else:
         from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
+        numbers = lazy and tag is None and dtype.kind in "biufc"  # (what a lazy read reads here: small)
         with guard_read(path, name), checksums.checked_read(obj, name, dataset=obj):
-            data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
+            if numbers:
+                data = _read_numbers(obj, shape, dtype)
+            else:
+                data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         if expected is not None:
-            checksums.check_value(manifest, name, expected, data, text=checksums.is_text_dataset(obj))
+            checksums.check_value(manifest, name, expected, data,
+                                  text=False if numbers else checksums.is_text_dataset(obj))
         if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
             _check_texts(data, path, name)
         if tag in _SCALAR_TAGS and np.size(data) != 1:
@@ -234,6 +265,16 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), path,
                      name, "the stored value")
     return Dataset(data, attrs, tag)
+
+
+def _read_numbers(obj: h5py.Dataset, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """All of a dataset of numbers, read in its stored type (whose layout ``dtype``, h5py's view of that type,
+    describes: no conversion) straight into the array, without h5py's selection machinery."""
+    out = np.empty(shape, dtype=dtype)
+    if out.size:
+        dsid = obj.id
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=dsid.get_type())
+    return out
 
 
 def _text_items(data: np.ndarray) -> list[str]:

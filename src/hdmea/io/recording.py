@@ -474,9 +474,9 @@ def open_recording(path: str | os.PathLike, *, verify: bool = True, visit=None) 
 class SourceFile:
     """A recording opened read-only on first access, shared by the lazy arrays of a tree read from it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, file: h5py.File | None = None) -> None:
         self.path = Path(path)
-        self._file: h5py.File | None = None
+        self._file: h5py.File | None = file  # already open read-only (the checks' handle), else on first access
 
     def __call__(self) -> h5py.File:
         if self._file is None or not self._file.id.valid:
@@ -503,19 +503,29 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
     :class:`~h5stream.errors.ChecksumError` naming the object).  Errors are the engine's typed errors.
     """
     path = Path(path)
+    opened: dict = {}  # the objects the scan opened, kept for the tree's walk (each object opened once)
+
+    def keep(full: bytes, oid) -> bool:
+        if oid is None:
+            return False
+        opened[full] = oid
+        return True
+
     try:
-        open_validated(path, check=lambda f: check_recording_format(f, path)).close()
+        f = open_validated(path, check=lambda f: check_recording_format(f, path), visit=keep, locking=False)
     except OpenInThisProcessError as exc:
         raise _files.open_here_recording_error(path, exc) from exc
-    source = SourceFile(path)
-    f = source()
+    source = SourceFile(path, f)
     try:
         with guard_read(path, "/"):
             manifest = checksums.attach(f, verify=verify, path=path)
-            return node_from_h5(f, lazy=True, opener=source, manifest=manifest), source
+            return node_from_h5(f, lazy=True, opener=source, manifest=manifest, opened=opened), source
     except (H5StreamError, ChecksumError):
         source.close()
         raise
+    finally:
+        for oid in opened.values():  # not reached by the walk (hidden objects): closed now
+            oid.close()
 
 
 def marked_as_recording(path: str | os.PathLike) -> bool:
