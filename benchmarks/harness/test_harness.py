@@ -20,6 +20,8 @@ from benchmarks.harness import (
     MachineState,
     Row,
     Timing,
+    TABLE_WIDTH,
+    format_details,
     format_table,
     interleave,
     paired_ratio,
@@ -223,14 +225,44 @@ def _row(name, ratio, goal, lower=False, sizes=("small", "full")):
                lower_is_better=lower, before=MachineState(1.0, 0.1), after=MachineState(2.0, 0.2), goal_sizes=sizes)
 
 
+def _figures(table: str, name: str) -> str:
+    """The line of a row's figures in a printed table: the line after the one naming the row."""
+    lines = table.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(name + "  vs  "))
+    return lines[at + 1]
+
+
 def test_table_shows_min_median_noise_and_machine_state():
     row = timed_row("compare", "peer", Timing([2.0, 2.1, 2.2]), Timing([1.0, 1.5, 1.6]), goal=1.5)
     row.before, row.after = MachineState(0.5, 0.0), MachineState(1.25, 0.4)
     text = format_table([row])
-    line = text.splitlines()[2]
+    assert text.splitlines()[2] == "compare  vs  peer"
+    line = _figures(text, "compare")
     assert "2 / 2.1 s" in line and "1 / 1.5 s" in line and "NOISY" in line
-    assert "0.5 > 1.2" in line and "0% > 40%" in line
-    assert f"{NOISE_MARGIN:.0%}" in text.splitlines()[-1]
+    assert "0.5 > 1.2" in line and "0% > 40%" in line and "3 rounds" in line
+    assert " 2 " in line and " min " in line  # the ratio of the minima (2.0 / 1.0), named so
+    assert f"{NOISE_MARGIN:.0%}" in text
+
+
+def test_the_table_fits_120_columns_and_names_the_ratios_statistic():
+    long_name = "eimage cached, 1 thread: own choice vs faster forced path (page-cache copies), one core busy"
+    rows = [timed_row(long_name, "the same pass with every held piece copied from the page cache",
+                      Timing([0.51, 0.58, 0.6]), Timing([0.56, 0.59, 0.7]), goal=0.87, busy_goal=0.5),
+            Row(benchmark="checksums on save, 400 units", peer="same save, checksums off", peer_value=1.0,
+                ours=1.02, unit="s CPU", ratio=0.98, goal=1 / 1.05, ratio_of="rounds", peer_median=1.1,
+                ours_median=1.12, rounds=9, before=MachineState(12.25, 1.0), after=MachineState(14.5, 1.0)),
+            Row(benchmark="peak memory", peer="limit", peer_value=2048.0, ours=690.0, unit="MB", ratio=0.34,
+                goal=1.0, lower_is_better=True, ratio_of="one", goal_sizes=("small", "full"), size="small")]
+    rows[0].one_core_busy, rows[0].size = True, "full"
+    text = format_table(rows, "size full, ONE CORE BUSY (a title long enough to wrap: " + "x" * 150 + ")")
+    assert max(len(line) for line in text.splitlines()) <= TABLE_WIDTH == 120
+    assert "rnd med" in _figures(text, "checksums on save, 400 units")
+    assert " one " in _figures(text, "peak memory") and "<= 1 (small+full)" in _figures(text, "peak memory")
+    assert long_name in " ".join(line.strip() for line in text.splitlines())
+    details = format_details([dataclasses.replace(rows[0], details="word " * 80)])
+    assert max(len(line) for line in details.splitlines()) <= TABLE_WIDTH and details.count("word") == 80
+    with pytest.raises(ValueError, match="ratio_of"):
+        dataclasses.replace(rows[2], ratio_of="mean")
 
 
 fake_policies: list = []
@@ -461,10 +493,11 @@ def test_a_row_that_needs_both_cores_is_judged_by_its_one_core_goal_in_a_busy_ru
     row = Row(benchmark="parallel", peer="serial", peer_value=1.2, ours=1.0, unit="s", ratio=1.2, goal=1.8,
               busy_goal=1.0)
     assert row.applied_goal == 1.8 and row.holds is False
-    assert ">= 1.8 " in format_table([row]).splitlines()[2] and "(1 core)" not in format_table([row]).splitlines()[2]
+    assert ">= 1.8 " in _figures(format_table([row]), "parallel")
+    assert "(1 core)" not in _figures(format_table([row]), "parallel")
     row.one_core_busy = True
     assert row.applied_goal == 1.0 and row.holds is True
-    assert ">= 1 (1 core)" in format_table([row]).splitlines()[2]
+    assert ">= 1 (1 core)" in _figures(format_table([row]), "parallel")
     saved = row.as_dict()
     assert saved["goal"] == 1.8 and saved["busy_goal"] == 1.0 and saved["applied_goal"] == 1.0 and saved["holds"]
     # without a one-core goal a row keeps its goal whatever the load
@@ -567,9 +600,9 @@ def test_a_goal_is_judged_only_at_the_sizes_it_names(monkeypatch, fake_modules, 
     assert rows["both sizes row"]["holds"] is True
     runner.main(["--size", "small", "--only", "fake_ok", "--json", str(path)])
     table = capsys.readouterr().out
-    line = next(line for line in table.splitlines() if line.startswith("full-only row"))
+    line = _figures(table, "full-only row")
     assert "0.5" in line and "(goal at full)" in line and "NO" not in line
-    assert ">= 1 (small+full)" in next(line for line in table.splitlines() if line.startswith("both sizes row"))
+    assert ">= 1 (small+full)" in _figures(table, "both sizes row")
     # at full size the same row misses its goal
     assert runner.main(["--size", "full", "--check", "--only", "fake_ok", "--json", str(path)]) == 1
     assert "full-only row" in capsys.readouterr().out
