@@ -81,17 +81,25 @@ class Row:
     size: str | None = None
     #: the measured quantities behind the row, by name, as a record keeps them (e.g. ``peak_rss_mb``)
     fields: dict = dataclasses.field(default_factory=dict)
-    #: the statistic the ratio is taken of, a key of :data:`RATIO_STATISTICS`
-    ratio_of: str = "min"
+    #: the statistic the ratio is taken of, a key of :data:`RATIO_STATISTICS`; None: the minima where the row
+    #: has rounds (medians), else one measurement (:attr:`statistic`)
+    ratio_of: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.goal_sizes) - set(SIZES)
         if unknown:
             raise ValueError(f"{self.benchmark}: goal_sizes names unknown sizes {sorted(unknown)}; sizes are {SIZES}")
-        if self.ratio_of not in RATIO_STATISTICS:
+        if self.ratio_of is not None and self.ratio_of not in RATIO_STATISTICS:
             raise ValueError(f"{self.benchmark}: ratio_of is {self.ratio_of!r}; expected one of "
                              f"{sorted(RATIO_STATISTICS)}")
         self.goal_sizes = tuple(self.goal_sizes)
+
+    @property
+    def statistic(self) -> str:
+        """The statistic the ratio is taken of (a key of :data:`RATIO_STATISTICS`)."""
+        if self.ratio_of is not None:
+            return self.ratio_of
+        return "one" if self.peer_median is None and self.ours_median is None else "min"
 
     @property
     def goal_applies(self) -> bool:
@@ -122,6 +130,7 @@ class Row:
             d[key] = None if state is None else state.as_dict()
         d["applied_goal"] = self.applied_goal
         d["holds"] = self.holds
+        d["ratio_of"] = self.statistic
         d["noise_margin"] = NOISE_MARGIN
         return d
 
@@ -144,8 +153,8 @@ def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, g
 
 def _value(minimum: float, median: float | None, unit: str) -> str:
     if median is None:
-        return f"{minimum:.4g} {unit}".strip()
-    return f"{minimum:.4g} / {median:.4g} {unit}".strip()
+        return f"{minimum:.3g} {unit}".strip()
+    return f"{minimum:.3g} / {median:.3g} {unit}".strip()
 
 
 def _states(before: MachineState | None, after: MachineState | None) -> tuple[str, str]:
@@ -172,8 +181,8 @@ def _goal_text(r: Row) -> str:
 def _state_text(r: Row) -> str:
     load, disk = _states(r.before, r.after)
     stolen = "?" if r.after is None or r.after.cpu_steal is None else f"{r.after.cpu_steal:.0%}"
-    rounds = "-" if r.rounds is None else str(r.rounds)
-    return f"{rounds} rounds, load {load}, disk {disk}, stolen {stolen}"
+    text = f"load {load.replace(' > ', '>')} disk {disk.replace(' > ', '>')}"
+    return text if stolen == "?" else f"{text} stolen {stolen}"
 
 
 def _name_lines(r: Row, width: int) -> list[str]:
@@ -181,19 +190,21 @@ def _name_lines(r: Row, width: int) -> list[str]:
                          break_long_words=True, break_on_hyphens=False) or [r.benchmark]
 
 
-def format_table(rows: list[Row], title: str | None = None) -> str:
+def format_table(rows: list[Row], title: str | None = None, *, legend: bool = True) -> str:
     """The table, :data:`TABLE_WIDTH` columns wide at most: per row, what is compared with what on its first
     line(s), then its figures (ours and the peer as ``min / median``), its ratio with the statistic it is
     taken of (:attr:`Row.ratio_of`), its goal, verdict and the machine's state (rounds, the load and the
-    disk busy share before > after the row, the CPU share stolen during it); ``title`` is its first line."""
-    head = ["", "ours min / med", "peer min / med", "ratio", "of", "goal", "holds", "machine"]
+    disk busy share before > after the row, the CPU share stolen during it); ``title`` is its first line,
+    and ``legend`` ends it with what each column means (:func:`table_legend`)."""
+    head = ["", "ours min / med", "peer min / med", "ratio", "of", "goal", "holds", "n", "machine"]
     body = []
     for r in rows:
         holds = {True: "yes", False: "NO", None: "-"}[r.holds] + (" NOISY" if r.noisy else "")
         body.append(["", _value(r.ours, r.ours_median, r.unit), _value(r.peer_value, r.peer_median, r.unit),
-                     f"{r.ratio:.3g}", RATIO_STATISTICS[r.ratio_of], _goal_text(r), holds, _state_text(r)])
+                     f"{r.ratio:.3g}", RATIO_STATISTICS[r.statistic], _goal_text(r), holds,
+                     "-" if r.rounds is None else str(r.rounds), _state_text(r)])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    widths[0] = 2
+    widths[0] = 0
 
     def line(cells: list[str]) -> str:
         text = "  ".join(str(x).ljust(w) for x, w in zip(cells, widths)).rstrip()
@@ -201,7 +212,7 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
             return text
         # the machine's state goes to a line of its own when the row's figures leave it no room
         first = "  ".join(str(x).ljust(w) for x, w in zip(cells[:-1], widths)).rstrip()
-        return first + "\n" + " " * (sum(widths[:3]) + 4) + cells[-1]
+        return first + "\n" + cells[-1].rjust(TABLE_WIDTH - 2)
 
     lines = textwrap.wrap(title, width=TABLE_WIDTH) if title else []
     lines.append(line(head))
@@ -209,16 +220,22 @@ def format_table(rows: list[Row], title: str | None = None) -> str:
     for r, b in zip(rows, body):
         lines.extend(_name_lines(r, TABLE_WIDTH))
         lines.append(line(b))
-    lines.extend(textwrap.wrap(
+    if legend:
+        lines.append(table_legend())
+    return "\n".join(lines)
+
+
+def table_legend() -> str:
+    """What the columns of :func:`format_table` mean, wrapped to :data:`TABLE_WIDTH` columns."""
+    return "\n".join(textwrap.wrap(
         f"Each row: what  vs  the peer or physical limit, then min / median over interleaved rounds. ratio: "
         f"times better than the peer, taken of (of): min = the minima, median = the medians, rnd med = the "
         f"median of the rounds' own ratios, one = a single measurement. goal: (1 core) = the goal of a row "
         f"whose work needs both cores, measured with one core busy; (small+full) = the sizes a goal applies "
         f"to (at another size the row has no verdict). NOISY: a side's median over {NOISE_MARGIN:.0%} above "
-        f"its minimum. machine: load = 1-minute load average, disk = share of {DISK_SAMPLE_SECONDS:g} s the "
+        f"its minimum. n: rounds. machine: load = 1-minute load average, disk = share of {DISK_SAMPLE_SECONDS:g} s the "
         f"disk was busy, each before > after the row; stolen = share of CPU time the host gave to other "
         f"virtual machines during the row.", width=TABLE_WIDTH))
-    return "\n".join(lines)
 
 
 def format_details(rows: list[Row]) -> str:
