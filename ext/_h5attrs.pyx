@@ -11,11 +11,11 @@ not take (a larger string, an array, another type) and hands it back, so the
 caller writes that one its own way and attributes keep their order.
 
 The functions are libhdf5's own, found by the caller in the very library h5py
-loaded (:class:`h5stream.tree.lowlevel.NativeHDF5`) and passed here as
+loaded (:class:`h5stream.lowlevel.NativeHDF5`) and passed here as
 addresses by :func:`configure`.  The caller holds the GIL and the engine's
 library lock; nothing here releases either.
 
-The digest of a string is :func:`h5stream.checksums._digests.scalar_text_digest`'s:
+The digest of a string is :func:`h5stream.digests.scalar_text_digest`'s:
 CRC-32 of the 8-byte little-endian length of its UTF-8 bytes and the bytes,
 started from the CRC of ``text|()``, as 8 hex digits, looked up in and added
 to the same cache of short strings.
@@ -92,7 +92,7 @@ def configure(size_t acreate, size_t awrite, size_t aclose, hid_t text_type, hid
 def configure_digests(dict text_digests, Py_ssize_t cached_text_max, Py_ssize_t text_digests_max,
                       unsigned long text_seed):
     """Share the digest cache of short strings (with its limits) and the CRC of the scalar-text header
-    with :func:`h5stream.checksums._digests.scalar_text_digest` (done when that module is imported)."""
+    with :func:`h5stream.digests.scalar_text_digest` (done when that module is imported)."""
     global _text_digests, _cached_text_max, _text_digests_max, _text_seed, _digests_ready
     _text_digests = text_digests
     _cached_text_max = cached_text_max

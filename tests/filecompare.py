@@ -116,7 +116,7 @@ def _manifest_differences(a, b, ignore: frozenset[str], reshaped=frozenset()) ->
     HDF5 headers are listed only where the header is not checksummed); each
     file's digests are checked against its own content by ``check_file``.
     """
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
 
     first, second = json.loads(a.attrs[_MANIFEST]), json.loads(b.attrs[_MANIFEST])
     out = [f"/@{_MANIFEST}: dataset {path} has digest {first['datasets'][path]} != {second['datasets'][path]}"

@@ -302,6 +302,7 @@ CAMPAIGN: dict[str, str] = {
     'tests/unit/test_import_circles.py': "38 s",
     'tests/unit/test_import_graph.py::test_no_h5scp_module_imports_a_layer_above_its_own': "5 s",
     'tests/unit/test_import_graph.py::test_no_hdmea_module_imports_a_layer_above_its_own': "3 s",
+    'tests/unit/test_import_graph.py::test_no_h5stream_module_imports_a_layer_above_its_own': "5 s",
     'tests/unit/test_import_graph.py::test_no_import_circle': "5 s",
     'tests/unit/test_import_graph.py::test_the_graph_sees_imports_inside_functions': "6 s",
     'tests/unit/test_import_graph.py::test_the_model_imports_no_format_and_no_january_helper': "5 s",

@@ -53,7 +53,18 @@ from benchmarks.harness.scratch import (
     require_free_space,
     scratch_dir,
 )
-from benchmarks.harness.table import SIZES, Row, format_table, main, timed_row, write_json
+from benchmarks.harness.table import (
+    RATIO_STATISTICS,
+    SIZES,
+    TABLE_WIDTH,
+    Row,
+    format_details,
+    format_table,
+    main,
+    results_dir,
+    timed_row,
+    write_json,
+)
 
 __all__ = [
     "DISK_SAMPLE_SECONDS", "MachineState", "busy_core", "cpu_ticks", "disk_busy_share", "steal_share",
@@ -61,5 +72,6 @@ __all__ = [
     "Timing", "checksum_cost", "checksums_off", "interleave", "is_noisy", "paired_ratio", "set_round_policy",
     "time_rounds", "drop_page_cache", "peak_rss_mb", "raw_read_seconds", "raw_write_seconds",
     "require_free_space", "scratch_dir", "fsync_file", "SIZES", "Row", "format_table", "main", "timed_row",
+    "RATIO_STATISTICS", "TABLE_WIDTH", "format_details", "results_dir",
     "write_json",
 ]

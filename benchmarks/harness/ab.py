@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness.table import results_dir
+
 
 def check_tree(tree: Path) -> Path:
     """``tree`` resolved, when it is a source checkout with its compiled extensions built in place; else a
@@ -147,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", required=True, help="benchmark module (e.g. scptensor)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--size", default="small", choices=["small", "full"])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ab"))
+    parser.add_argument("--out", type=Path, default=results_dir() / "ab",
+                        help="where the tables go (default: the results folder outside the source tree, "
+                             "benchmarks.harness.results_dir)")
     parser.add_argument("--margin", type=float, default=0.05)
     parser.add_argument("--compare-only", action="store_true", help="compare the tables already in --out")
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from benchmarks.harness import instructions as _instructions
 from benchmarks.harness.ab import check_tree
+from benchmarks.harness.table import results_dir
 
 #: the operations, as a script run under callgrind: each region is one labelled operation
 SCRIPT = r'''
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--json", type=Path, help="write both trees' counts here")
-    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/results/ab_counts"))
+    parser.add_argument("--workdir", type=Path, default=results_dir() / "ab_counts")
     args = parser.parse_args(argv)
     if not _instructions.available():
         print("instruction counts need valgrind, a C compiler and valgrind/callgrind.h", file=sys.stderr)

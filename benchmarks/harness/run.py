@@ -53,7 +53,9 @@ from benchmarks.harness import (
     MachineState,
     Row,
     busy_core,
+    format_details,
     format_table,
+    results_dir,
     set_round_policy,
     write_json,
 )
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this module (e.g. files); repeatable")
     parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="where to write the table as JSON (default benchmarks/results/<size>.json)")
+                        help="where to write the table as JSON (default <results>/<size>.json, <results> being "
+                             "$H5STREAM_BENCH_RESULTS or ~/.cache/h5stream-benchmarks: outside the source tree)")
     parser.add_argument("--rounds", type=int, metavar="N",
                         help="interleaved rounds per comparison (default: at least 3, 2 for rounds over a minute)")
     parser.add_argument("--check", action="store_true",
@@ -241,7 +244,7 @@ def paired_paths(path: Path) -> tuple[Path, Path]:
 
 def _run(args: argparse.Namespace) -> int:
     modules = select(discover(), args.only)
-    json_path = args.json or BENCH_DIR.parent / "results" / f"{args.size}.json"
+    json_path = args.json or results_dir() / f"{args.size}.json"
     if args.pair:
         quiet_path, busy_path = paired_paths(json_path)
         tables = [_Table(quiet_path, busy=False), _Table(busy_path, busy=True)]
@@ -310,13 +313,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.check:
             if table_misses:
                 print(format_table(table_misses, title))
-                for row in table_misses:
-                    print(f"  {row.benchmark}: {row.details}")
+                print(format_details(table_misses))
         else:
             print(format_table(table.rows, title))
-            for row in table.rows:
-                if row.details and not row.benchmark.endswith("FAILED"):
-                    print(f"  {row.benchmark}: {row.details}")
+            print(format_details(table.rows))
         save(table, complete=True)
         print(f"table written to {table.path}", file=sys.stderr if args.check else sys.stdout)
     failed = sorted({m for table in tables for m in table.failed})

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,16 @@ from benchmarks.harness.machine import DISK_SAMPLE_SECONDS, MachineState
 from benchmarks.harness.rounds import NOISE_MARGIN, Timing, is_noisy
 
 SIZES = ("small", "full")
+
+#: what a row's ratio is taken of (:attr:`Row.ratio_of`) -> how the table names it
+RATIO_STATISTICS = {
+    "min": "min",            # the two sides' minima over the rounds
+    "median": "median",      # the two sides' medians over the rounds
+    "rounds": "rnd med",     # the median of the rounds' own ratios (:func:`benchmarks.harness.paired_ratio`)
+    "one": "one",            # a single measurement or count
+}
+#: the printed table's width: every line of it fits
+TABLE_WIDTH = 120
 
 
 @dataclasses.dataclass
@@ -70,12 +81,25 @@ class Row:
     size: str | None = None
     #: the measured quantities behind the row, by name, as a record keeps them (e.g. ``peak_rss_mb``)
     fields: dict = dataclasses.field(default_factory=dict)
+    #: the statistic the ratio is taken of, a key of :data:`RATIO_STATISTICS`; None: the minima where the row
+    #: has rounds (medians), else one measurement (:attr:`statistic`)
+    ratio_of: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.goal_sizes) - set(SIZES)
         if unknown:
             raise ValueError(f"{self.benchmark}: goal_sizes names unknown sizes {sorted(unknown)}; sizes are {SIZES}")
+        if self.ratio_of is not None and self.ratio_of not in RATIO_STATISTICS:
+            raise ValueError(f"{self.benchmark}: ratio_of is {self.ratio_of!r}; expected one of "
+                             f"{sorted(RATIO_STATISTICS)}")
         self.goal_sizes = tuple(self.goal_sizes)
+
+    @property
+    def statistic(self) -> str:
+        """The statistic the ratio is taken of (a key of :data:`RATIO_STATISTICS`)."""
+        if self.ratio_of is not None:
+            return self.ratio_of
+        return "one" if self.peer_median is None and self.ours_median is None else "min"
 
     @property
     def goal_applies(self) -> bool:
@@ -106,6 +130,7 @@ class Row:
             d[key] = None if state is None else state.as_dict()
         d["applied_goal"] = self.applied_goal
         d["holds"] = self.holds
+        d["ratio_of"] = self.statistic
         d["noise_margin"] = NOISE_MARGIN
         return d
 
@@ -128,8 +153,8 @@ def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, g
 
 def _value(minimum: float, median: float | None, unit: str) -> str:
     if median is None:
-        return f"{minimum:.4g} {unit}".strip()
-    return f"{minimum:.4g} / {median:.4g} {unit}".strip()
+        return f"{minimum:.3g} {unit}".strip()
+    return f"{minimum:.3g} / {median:.3g} {unit}".strip()
 
 
 def _states(before: MachineState | None, after: MachineState | None) -> tuple[str, str]:
@@ -142,53 +167,85 @@ def _states(before: MachineState | None, after: MachineState | None) -> tuple[st
     return f"{load(before)} > {load(after)}", f"{disk(before)} > {disk(after)}"
 
 
-def format_table(rows: list[Row], title: str | None = None) -> str:
-    """The table: figures as ``min / median``, the ratio of minima, rounds, noise and the
-    machine's load and disk busy share before > after each row and the CPU share stolen during it;
-    ``title`` is its first line."""
-    head = ["benchmark", "peer or limit", "peer min / med", "ours min / med", "ratio", "goal", "holds",
-            "rounds", "noisy", "load", "disk busy", "stolen"]
+def _goal_text(r: Row) -> str:
+    applied = r.applied_goal
+    goal = "-" if applied is None else (f"<= {applied:.3g}" if r.lower_is_better else f">= {applied:.3g}")
+    if applied is not None and applied != r.goal:
+        goal += " (1 core)"
+    if r.goal is not None and r.size is not None:
+        sizes = "+".join(r.goal_sizes) or "no size"
+        goal += f" ({sizes})" if r.goal_applies else f" (goal at {sizes})"
+    return goal
+
+
+def _state_text(r: Row) -> str:
+    load, disk = _states(r.before, r.after)
+    stolen = "?" if r.after is None or r.after.cpu_steal is None else f"{r.after.cpu_steal:.0%}"
+    text = f"load {load.replace(' > ', '>')} disk {disk.replace(' > ', '>')}"
+    return text if stolen == "?" else f"{text} stolen {stolen}"
+
+
+def _name_lines(r: Row, width: int) -> list[str]:
+    return textwrap.wrap(f"{r.benchmark}  vs  {r.peer}", width=width, subsequent_indent="      ",
+                         break_long_words=True, break_on_hyphens=False) or [r.benchmark]
+
+
+def format_table(rows: list[Row], title: str | None = None, *, legend: bool = True) -> str:
+    """The table, :data:`TABLE_WIDTH` columns wide at most: per row, what is compared with what on its first
+    line(s), then its figures (ours and the peer as ``min / median``), its ratio with the statistic it is
+    taken of (:attr:`Row.ratio_of`), its goal, verdict and the machine's state (rounds, the load and the
+    disk busy share before > after the row, the CPU share stolen during it); ``title`` is its first line,
+    and ``legend`` ends it with what each column means (:func:`table_legend`)."""
+    head = ["", "ours min / med", "peer min / med", "ratio", "of", "goal", "holds", "n", "machine"]
     body = []
     for r in rows:
-        applied = r.applied_goal
-        goal = "-" if applied is None else (f"<= {applied:.3g}" if r.lower_is_better else f">= {applied:.3g}")
-        if applied is not None and applied != r.goal:
-            goal += " (1 core)"
-        if r.goal is not None and r.size is not None:
-            sizes = "+".join(r.goal_sizes) or "no size"
-            goal += f" ({sizes})" if r.goal_applies else f" (goal at {sizes})"
-        holds = {True: "yes", False: "NO", None: "-"}[r.holds]
-        load, disk = _states(r.before, r.after)
-        stolen = "?" if r.after is None or r.after.cpu_steal is None else f"{r.after.cpu_steal:.0%}"
-        body.append(
-            [
-                r.benchmark,
-                r.peer,
-                _value(r.peer_value, r.peer_median, r.unit),
-                _value(r.ours, r.ours_median, r.unit),
-                f"{r.ratio:.3g}",
-                goal,
-                holds,
-                "-" if r.rounds is None else str(r.rounds),
-                "NOISY" if r.noisy else "-",
-                load,
-                disk,
-                stolen,
-            ]
-        )
+        holds = {True: "yes", False: "NO", None: "-"}[r.holds] + (" NOISY" if r.noisy else "")
+        body.append(["", _value(r.ours, r.ours_median, r.unit), _value(r.peer_value, r.peer_median, r.unit),
+                     f"{r.ratio:.3g}", RATIO_STATISTICS[r.statistic], _goal_text(r), holds,
+                     "-" if r.rounds is None else str(r.rounds), _state_text(r)])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    lines = [title] if title else []
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-    lines.append("  ".join("-" * w for w in widths))
-    for b in body:
-        lines.append("  ".join(str(x).ljust(w) for x, w in zip(b, widths)).rstrip())
-    lines.append(f"(min / median over interleaved rounds; ratio of minima; goal (1 core): the goal of a row whose "
-                 f"work needs both cores, measured with one core busy; noisy: a side's median over "
-                 f"{NOISE_MARGIN:.0%} above its minimum; load: 1-minute load average, disk busy: share of "
-                 f"{DISK_SAMPLE_SECONDS:g} s the disk was busy, each before > after the row; stolen: share of "
-                 f"CPU time the host gave to other virtual machines during the row; (small+full): the sizes a "
-                 f"goal applies to; at another size the row has no verdict)")
+    widths[0] = 0
+
+    def line(cells: list[str]) -> str:
+        text = "  ".join(str(x).ljust(w) for x, w in zip(cells, widths)).rstrip()
+        if len(text) <= TABLE_WIDTH:
+            return text
+        # the machine's state goes to a line of its own when the row's figures leave it no room
+        first = "  ".join(str(x).ljust(w) for x, w in zip(cells[:-1], widths)).rstrip()
+        return first + "\n" + cells[-1].rjust(TABLE_WIDTH - 2)
+
+    lines = textwrap.wrap(title, width=TABLE_WIDTH) if title else []
+    lines.append(line(head))
+    lines.append("-" * min(TABLE_WIDTH, len(line(head))))
+    for r, b in zip(rows, body):
+        lines.extend(_name_lines(r, TABLE_WIDTH))
+        lines.append(line(b))
+    if legend:
+        lines.append(table_legend())
     return "\n".join(lines)
+
+
+def table_legend() -> str:
+    """What the columns of :func:`format_table` mean, wrapped to :data:`TABLE_WIDTH` columns."""
+    return "\n".join(textwrap.wrap(
+        f"Each row: what  vs  the peer or physical limit, then min / median over interleaved rounds. ratio: "
+        f"times better than the peer, taken of (of): min = the minima, median = the medians, rnd med = the "
+        f"median of the rounds' own ratios, one = a single measurement. goal: (1 core) = the goal of a row "
+        f"whose work needs both cores, measured with one core busy; (small+full) = the sizes a goal applies "
+        f"to (at another size the row has no verdict). NOISY: a side's median over {NOISE_MARGIN:.0%} above "
+        f"its minimum. n: rounds. machine: load = 1-minute load average, disk = share of {DISK_SAMPLE_SECONDS:g} s the "
+        f"disk was busy, each before > after the row; stolen = share of CPU time the host gave to other "
+        f"virtual machines during the row.", width=TABLE_WIDTH))
+
+
+def format_details(rows: list[Row]) -> str:
+    """Each row's details, wrapped to :data:`TABLE_WIDTH` columns."""
+    out = []
+    for r in rows:
+        if r.details and not r.benchmark.endswith("FAILED"):
+            out.extend(textwrap.wrap(f"- {r.benchmark}: {r.details}", width=TABLE_WIDTH, subsequent_indent="    ",
+                                     break_long_words=True, break_on_hyphens=False))
+    return "\n".join(out)
 
 
 def main(run: Callable[[str], list[Row]], size: str | None = None) -> None:
@@ -199,9 +256,23 @@ def main(run: Callable[[str], list[Row]], size: str | None = None) -> None:
     started = time.perf_counter()
     rows = run(size or (sys.argv[1] if len(sys.argv) > 1 else "small"))
     print(format_table(rows))
-    for row in rows:
-        print(f"- {row.benchmark}: {row.details}")
+    print(format_details(rows))
     print(f"({time.perf_counter() - started:.0f} s)")
+
+
+#: environment variable naming the folder a run's tables go to when no path is given
+RESULTS_ENV = "H5STREAM_BENCH_RESULTS"
+
+
+def results_dir() -> Path:
+    """Where a run writes its tables when no path is given: ``$H5STREAM_BENCH_RESULTS``, else
+    ``h5stream-benchmarks`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``), outside the
+    source tree; a table is kept in ``benchmarks/records/`` only when someone copies it there."""
+    chosen = os.environ.get(RESULTS_ENV)
+    if chosen:
+        return Path(chosen)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "h5stream-benchmarks"
 
 
 def write_json(rows: list[Row], path: str | os.PathLike, **meta) -> None:

@@ -172,7 +172,7 @@ def write_libhdf5_floor(spike_trains: dict[str, np.ndarray], path: Path) -> None
     fsync.  No staging, no checks, no encoding: what the HDF5 library alone
     costs for these objects, the floor of any writer of this layout.
     """
-    from h5stream.tree.lowlevel import LIBVER, file_type, native_hdf5, plists
+    from h5stream.lowlevel import LIBVER, file_type, native_hdf5, plists
 
     native = native_hdf5()
     lists = plists()

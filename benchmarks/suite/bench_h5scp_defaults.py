@@ -231,7 +231,7 @@ def comparison_row(size: str, label: str, kind: str, ours_side: str, peer_side: 
     ours_total, peer_total = [s + l for s, l, _ in ours], [s + l for s, l, _ in peer]
     return Row(
         f"h5scp {label} save+load, {kind}", f"{peer_side} ({SETTINGS[peer_side]})",
-        min(peer_total), min(ours_total), "s", paired_ratio(peer_total, ours_total), goal, goal_sizes=sizes,
+        min(peer_total), min(ours_total), "s", paired_ratio(peer_total, ours_total), goal, goal_sizes=sizes, ratio_of="rounds",
         peer_median=float(np.median(peer_total)), ours_median=float(np.median(ours_total)),
         rounds=len(ours_total), noisy=is_noisy(timings[ours_side], timings[peer_side]),
         before=timings[ours_side].before, after=timings[ours_side].after,

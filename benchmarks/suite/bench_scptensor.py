@@ -161,7 +161,7 @@ def _anndata_row(name: str, peer_name: str, goal: float, ours: list, peer: list,
     return Row(
         name, peer_name,
         float(np.median(peer_total)), float(np.median(ours_total)), "s",
-        float(np.median(peer_total) / np.median(ours_total)), goal,
+        float(np.median(peer_total) / np.median(ours_total)), goal, ratio_of="median",
         **_round_fields(t["peer"], t["ours"]),
         details=(
             f"{nbytes / 2**20:.0f} MiB container; ours {_stats(ours_total)} "
@@ -393,7 +393,7 @@ def checksum_rows(container, label: str, rounds: int, folder: Path) -> list[Row]
     for what, peer in (("save", "same save, checksums off"), ("load", "same load, verify=False")):
         on, off = t[f"{what} on"], t[f"{what} off"]
         rows.append(Row(f"checksums on {what}, scptensor {label}", peer, off.min, on.min, "s CPU",
-                        paired_ratio(off.rounds, on.rounds), 1 / 1.05, peer_median=off.median,
+                        paired_ratio(off.rounds, on.rounds), 1 / 1.05, ratio_of="rounds", peer_median=off.median,
                         ours_median=on.median, rounds=len(on.rounds), noisy=is_noisy(on, off),
                         details=f"checksum cost on {what}: CPU {checksum_cost(on.rounds, off.rounds)} (each "
                                 f"round the mean of {repeats[what]} {what}s per side); ratio (the median of the "

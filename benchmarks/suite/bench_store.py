@@ -194,7 +194,7 @@ def checksum_rows(n_units: int, path: Path, save_on: list[float], save_off: list
                             before=timings[0].before, after=timings[0].after))
             continue
         rows.append(Row(f"checksums on {what}, {n_units} units", peer, min(off), min(on), "s CPU",
-                        paired_ratio(off, on), 1 / 1.05, peer_median=statistics.median(off),
+                        paired_ratio(off, on), 1 / 1.05, ratio_of="rounds", peer_median=statistics.median(off),
                         ours_median=statistics.median(on), rounds=len(on),
                         noisy=is_noisy(Timing(on), Timing(off)),
                         details=f"checksum cost on {what}: {cpu}; "

@@ -110,7 +110,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import time
 
-    from h5stream.checksums.wholefile import carries_no_checksum, check_file, check_summary
+    from h5stream.files.checksum_checks import carries_no_checksum, check_file, check_summary
     from h5stream.errors import H5StreamError
     from h5scp.io.exceptions import translate_engine_error
 

@@ -45,18 +45,13 @@ from __future__ import annotations
 import importlib.util
 import os
 
+# the switch lives with the native calls it turns off first (h5stream.native.libhdf5 reads it there)
+from h5stream.native import PORTABLE_ENV as ENV_VAR
+from h5stream.native import portable
+
 __all__ = ["ENV_VAR", "portable", "linux_proc", "cpu_affinity", "fcntl_locks", "direct_io", "fadvise",
            "page_residency", "small_pages", "early_writeback", "fork_server", "rename_exchange", "pid_signals",
            "posix_signals", "describe"]
-
-#: environment switch forcing every portable path
-ENV_VAR = "H5STREAM_PORTABLE"
-
-
-def portable() -> bool:
-    """True when :data:`ENV_VAR` is set to ``1``: every capability below reports False."""
-    return os.environ.get(ENV_VAR, "").strip() == "1"
-
 
 def linux_proc() -> bool:
     """``/proc/self`` is there to read (Linux)."""

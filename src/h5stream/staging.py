@@ -8,7 +8,7 @@ path beside the target (``<target>.partial-<pid>-<n>``), so the final save can
 finish that very file and rename it over the target: spilled datasets are moved
 into place by renaming their links, never copied.
 
-:func:`store_array` (from :mod:`h5stream.tree.lowlevel`, re-exported here) is the
+:func:`store_array` (from :mod:`h5stream.lowlevel`, re-exported here) is the
 one dataset writer shared by spilling and final writes, so a spilled array and an
 array written directly end up with the same dtype, shape, layout and values.
 """
@@ -27,7 +27,7 @@ import numpy as np
 from h5stream.errors import WriteError
 from h5stream.files import fsync_directory, partial_path
 from h5stream.tree.filearray import FileArray
-from h5stream.tree.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array, store_array_digested
+from h5stream.lowlevel import COMPACT_LIMIT, LIBVER, copy_dataset, store_array, store_array_digested
 
 __all__ = [
     "FileArray",

@@ -7,7 +7,7 @@ A reader that knows its layout names the objects it reads below a group as a
 entries of the members the layout names; a dataset's shape and numpy dtype (each
 distinct stored type converted once); and, for the objects the layout asks it of,
 their plain attributes read in one batch of direct library calls
-(:mod:`h5stream.tree.batch_attrs`) or just the named ones.  Datasets are read
+(:mod:`h5stream.batch_attrs`) or just the named ones.  Datasets are read
 whole into the caller's arrays (:meth:`Entry.read_into`) or handed over as h5py
 datasets (:meth:`Entry.object`).  The library's ids and h5py's global lock stay
 inside the engine: a face reads its layout from the entries and nothing else.
@@ -30,8 +30,8 @@ from h5py import h5a, h5d, h5g, h5o, h5s, h5t
 from h5stream.errors import H5StreamError
 from h5stream.files import guard_read
 from h5stream.tree import INTERNAL_ATTRS
-from h5stream.tree import batch_attrs as native_attrs
-from h5stream.tree.batch_attrs import LEFT, library_lock
+from h5stream import batch_attrs as native_attrs
+from h5stream.batch_attrs import LEFT, library_lock
 
 __all__ = ["ANY", "NOT_PLAIN", "Layout", "Entry", "KeptObjects", "walk_group", "read_plain_attrs"]
 

@@ -288,7 +288,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import time
 
-    from h5stream.checksums.wholefile import carries_no_checksum, check_file, check_summary
+    from h5stream.files.checksum_checks import carries_no_checksum, check_file, check_summary
     from hdmea.io.mcs import mcs_link_rule
     from hdmea.io.recording import marked_as_recording
 

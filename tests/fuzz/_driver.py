@@ -76,7 +76,7 @@ _DIRECT_CALL = re.compile(r"\blib\.H5\w+\(")
 
 def inside_libhdf5(where: str) -> bool:
     """Whether a hang's frame ("file:line in function") is a call into libhdf5: an h5py frame, or a line of
-    the engine that calls libhdf5 directly (h5stream.tree.batch_attrs), whose loop is the library's."""
+    the engine that calls libhdf5 directly (h5stream.batch_attrs), whose loop is the library's."""
     if where.startswith("h5py/"):
         return True
     match = re.match(r"(h5stream/[\w/]+\.py):(\d+) in ", where)

@@ -132,11 +132,11 @@ def test_a_hang_in_a_direct_libhdf5_call_is_the_library_s():
     """The hang rule's frames: h5py's, and lines of the engine that call libhdf5 through its bindings."""
     import inspect
 
-    from h5stream.tree import batch_attrs
+    from h5stream import batch_attrs
 
     lines, first = inspect.getsourcelines(batch_attrs._value)
     read = first + next(i for i, line in enumerate(lines) if "lib.H5Aread(aid, memtype, ctypes.byref" in line)
-    assert inside_libhdf5(f"h5stream/tree/batch_attrs.py:{read} in _value")
+    assert inside_libhdf5(f"h5stream/batch_attrs.py:{read} in _value")
     assert inside_libhdf5("h5py/_hl/attrs.py:79 in __getitem__")
-    assert not inside_libhdf5(f"h5stream/tree/batch_attrs.py:{first} in _value")  # the def line
+    assert not inside_libhdf5(f"h5stream/batch_attrs.py:{first} in _value")  # the def line
     assert not inside_libhdf5("h5stream/elements/registry.py:300 in _attr_str")

@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from h5stream.checksums.wholefile import check_file
+from h5stream.files.checksum_checks import check_file
 from tests.integration._compute_count import (computations, copies_of_one_recording, count_computations,
                                               steps_done)
 

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.checksums.wholefile import check_file
+from h5stream.files.checksum_checks import check_file
 from hdmea.synthetic import generate_recording
 
 #: real batches in fresh processes: each test takes 10 to 30 s

@@ -88,7 +88,7 @@ def test_an_intact_source_copies_with_its_values(tmp_path):
     with h5py.File(target, "r") as f:
         for name, value in values.items():
             np.testing.assert_array_equal(f[f"units/unit_000/{name}"][()], value)
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
 
     assert check_file(target)["manifest"]
 

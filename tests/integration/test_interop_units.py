@@ -42,7 +42,7 @@ def recording(tmp_path):
 
 @pytest.mark.parametrize("native", [True, False], ids=["direct-calls", "h5py"])
 def test_attributes_equal_the_tree_reader_and_h5py(recording, native, monkeypatch):
-    from h5stream.tree import batch_attrs as _native_attrs
+    from h5stream import batch_attrs as _native_attrs
 
     if native:
         assert _native_attrs.bindings() is not None  # h5py's libhdf5 is found on the platforms we test
@@ -171,7 +171,7 @@ def test_listed_runs_between_the_trains_and_the_attributes(recording):
 
 def test_dataset_shapes_and_types_by_direct_calls_equal_h5py(tmp_path):
     """The direct library calls give h5py's shape of every dataspace and h5py's dtype of plain numbers only."""
-    from h5stream.tree import batch_attrs as _native_attrs
+    from h5stream import batch_attrs as _native_attrs
 
     lib = _native_attrs.bindings()
     assert lib is not None

@@ -46,7 +46,7 @@ def test_load_names_the_attribute(damaged_h5ad):
 
 
 def test_check_file_names_the_attribute(damaged_h5ad):
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
 
     with pytest.raises(FormatError, match="not UTF-8") as info:
         check_file(damaged_h5ad)

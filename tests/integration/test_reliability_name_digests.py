@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from h5stream.checksums import MANIFEST_ATTR
-from h5stream.checksums.wholefile import check_file
+from h5stream.files.checksum_checks import check_file
 from h5stream.errors import ChecksumError
 from h5scp import ScpContainer, ScpMatrix
 from h5scp.io.exceptions import IOChecksumError

@@ -171,7 +171,7 @@ def test_a_rewritten_dataset_drops_or_replaces_its_pieces():
 
 def test_verify_checks_the_piece_digests_too(tmp_path):
     """A whole-file check finds piece digests that no longer match the values (the whole digest does)."""
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
 
     values = np.arange(40_000, dtype=np.float64)
     path = tmp_path / "v.h5"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from h5stream import checksums
-from h5stream.checksums import wholefile as checksum_file
+from h5stream.files import checksum_checks as checksum_file
 from h5stream.checksums import _fletcher32 as fletcher32_module
 from h5stream.errors import ChecksumError, FormatError
 from hdmea.io.hdf5_store import create_recording_hdf5, open_recording_hdf5, write_metadata, write_units
@@ -142,7 +142,7 @@ def test_large_array_digests_equal_zlib(n):
 def test_stored_digest_in_blocks_equals_the_digest_of_the_whole_read(tmp_path, monkeypatch, layout):
     """A stored dataset digested block by block (here blocks of ~1 kB) has the digest of its values
     read whole, the CRC-32 of its header and bytes computed here with zlib."""
-    monkeypatch.setattr("h5stream.checksums._digests.BLOCK_BYTES", 1000)
+    monkeypatch.setattr("h5stream.digests.BLOCK_BYTES", 1000)
     layout = dict(layout)
     shape, dtype = layout.pop("shape"), np.dtype(layout.pop("dtype"))
     rng = np.random.default_rng(len(shape))

@@ -325,12 +325,12 @@ def test_a_damaged_table_type_after_sound_ones_of_its_layout_is_still_refused(tm
 def test_a_sound_table_type_is_checked_once_per_process(tmp_path, monkeypatch):
     """A table type found sound is remembered by its encoding: a second file of the same layout has its
     tables' type looked up, not walked member by member again; a type of another layout is still walked."""
-    from h5stream.files import stored_types, validated
+    from h5stream.files import header_checks, validated
 
-    monkeypatch.setattr(stored_types, "_sound_types", {})
+    monkeypatch.setattr(header_checks, "_sound_types", {})
     walked = []
-    real = stored_types._check_type
-    monkeypatch.setattr(stored_types, "_check_type",
+    real = header_checks._check_type
+    monkeypatch.setattr(header_checks, "_check_type",
                         lambda tid, path, obj, where, depth: (walked.append(obj) if depth == 0 else None,
                                                               real(tid, path, obj, where, depth))[1])
     for name in ("one.h5", "two.h5"):

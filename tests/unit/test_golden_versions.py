@@ -166,7 +166,7 @@ def _session_snapshot(path: Path) -> dict:
 
 
 def test_checksummed_recording_verifies_and_reads_exactly():
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
 
     path = GOLDEN / cases.CHECKSUMMED_GOLDEN
     summary = check_file(path)
@@ -177,7 +177,7 @@ def test_checksummed_recording_verifies_and_reads_exactly():
 
 
 def test_checksummed_recording_damaged_copy_is_refused(tmp_path):
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
     from h5stream.errors import ChecksumError
 
     copy = tmp_path / "copy.h5"
@@ -194,7 +194,7 @@ def test_checksummed_recording_damaged_copy_is_refused(tmp_path):
 @pytest.mark.parametrize("version", [2, 3])
 def test_checksummed_container_reads_exactly_verified(version):
     """Manifest version 3 added names digests; a container written with version 2 (none) reads as before."""
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
     from h5scp.io import load_hdf5
     from h5scp.testing import assert_container_equal
 

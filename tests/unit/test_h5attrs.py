@@ -10,7 +10,7 @@ import pytest
 
 from h5stream import checksums
 from h5stream._ext import _h5attrs
-from h5stream.tree import lowlevel
+from h5stream import lowlevel
 
 native = lowlevel.native_hdf5()
 pytestmark = pytest.mark.skipif(native is None, reason="h5py's libhdf5 could not be located")
@@ -222,7 +222,7 @@ def test_a_large_attribute_written_between_others_keeps_every_set(tmp_path):
     its owner's attributes: both objects' sets are recorded whole, and the file checks out."""
     import json
 
-    from h5stream.checksums import wholefile as checksum_file
+    from h5stream.files import checksum_checks as checksum_file
     from h5stream.files import create_atomic
     from h5stream.tree.nodes import Dataset, Group
     from h5stream.tree.write import write_node

@@ -521,7 +521,7 @@ def test_recording_file_abort_discards(rec):
 
 
 def test_direct_library_calls_and_h5py_wrappers_write_equal_files(tmp_path, monkeypatch):
-    from h5stream.tree import lowlevel
+    from h5stream import lowlevel
     from tests.filecompare import assert_files_equal
 
     assert lowlevel.native_hdf5() is not None  # h5py's libhdf5 is found on this platform

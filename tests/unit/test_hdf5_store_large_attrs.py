@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.tree import lowlevel
+from h5stream import lowlevel
 from h5stream.errors import FormatError, UnsafeNameError
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import (

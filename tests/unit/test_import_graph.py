@@ -1,7 +1,7 @@
 """The import graph of src/, computed with ast (imports inside functions included).
 
 Two properties are held: no import circle (modules that import each other, directly or through others),
-and no module of ``hdmea`` or ``h5scp`` importing one of a layer above its own.
+and no module of ``hdmea``, ``h5scp`` or ``h5stream`` importing one of a layer above its own.
 
 The original pipeline defined some of its steps in packages and modules that sit below the steps here
 (``hdmea.io.section_time``, ``hdmea.io.cmcr.add_sys_meta_info``, ...).  Its paths are served from one table,
@@ -53,6 +53,28 @@ H5SCP_LAYERS = [
     # ScpTensor's January API beyond the model: interchange files, sparse and mask-code helpers
     {"h5scp.january"},
     {"h5scp", "h5scp.__main__", "h5scp.scptensor_io", "h5scp.testing"},
+]
+#: h5stream's layers, lowest first, placed as hdmea's are.  The digests sit below the HDF5 primitives
+#: (whose writers digest what they write), which sit below the checksum manifest that writes and reads
+#: its attributes through them; the files' atomic save seals that manifest, and the tree reads through
+#: the files' validated open.
+H5STREAM_LAYERS = [
+    {"h5stream.errors", "h5stream.valuekinds", "h5stream.names", "h5stream.jsonvalues", "h5stream.lazy_names",
+     "h5stream.cli_parser", "h5stream._ext"},
+    # the C libraries and compiled kernels, loaded in one place
+    {"h5stream.native"},
+    # what the system offers and how this process uses it
+    {"h5stream.capabilities", "h5stream.cores", "h5stream.memory", "h5stream.pagecache", "h5stream.interrupts",
+     "h5stream.stops", "h5stream.quiet_start", "h5stream.compression"},
+    {"h5stream.digests"},
+    # below h5py's high-level API
+    {"h5stream.lowlevel", "h5stream.batch_attrs"},
+    {"h5stream.checksums"},
+    {"h5stream.files"},
+    {"h5stream.tree", "h5stream.staging", "h5stream.walk", "h5stream.tables", "h5stream.writer"},
+    {"h5stream.kernels"},
+    {"h5stream.elements"},
+    {"h5stream"},
 ]
 #: Runner modules: the configuration and the step table never import them.
 RUNNERS = ("hdmea.pipeline.run",)
@@ -258,18 +280,31 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     return sorted(out)
 
 
-def h5scp_upward_imports(graph: dict[str, set[str]]) -> list[str]:
-    """Every import of an h5scp module from one of a layer above its own (:data:`H5SCP_LAYERS`)."""
+def layer_violations(graph: dict[str, set[str]], package: str, layers: list[set[str]]) -> list[str]:
+    """Every import of a module of ``package`` from one of ``package`` in a layer above its own."""
+    def inside(name: str) -> bool:
+        return name == package or name.startswith(package + ".")
+
     out = []
     for name, targets in graph.items():
-        if name != "h5scp" and not name.startswith("h5scp."):
+        if not inside(name):
             continue
-        here = _layer(name, H5SCP_LAYERS)
+        here = _layer(name, layers)
         for target in targets:
-            there = _layer(target, H5SCP_LAYERS) if target == "h5scp" or target.startswith("h5scp.") else None
+            there = _layer(target, layers) if inside(target) else None
             if there is not None and there > here:
                 out.append(f"{name} -> {target}")
     return sorted(out)
+
+
+def h5scp_upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of an h5scp module from one of a layer above its own (:data:`H5SCP_LAYERS`)."""
+    return layer_violations(graph, "h5scp", H5SCP_LAYERS)
+
+
+def h5stream_upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of an h5stream module from one of a layer above its own (:data:`H5STREAM_LAYERS`)."""
+    return layer_violations(graph, "h5stream", H5STREAM_LAYERS)
 
 
 def test_the_graph_sees_imports_inside_functions():
@@ -313,6 +348,29 @@ def test_no_h5scp_module_imports_a_layer_above_its_own():
     assert h5scp_upward_imports(import_graph()) == []
 
 
+def test_every_h5stream_module_has_a_layer():
+    known = modules()
+    for names in H5STREAM_LAYERS:
+        for prefix in names:
+            assert prefix in known, f"{prefix} is in H5STREAM_LAYERS but not a module of src/"
+    # the top layer's "h5stream" is the package's own __init__: every other module is placed lower
+    unplaced = [name for name in known if name.startswith("h5stream.") and _layer(name, H5STREAM_LAYERS) == len(
+        H5STREAM_LAYERS) - 1]
+    assert unplaced == [], f"place these modules in H5STREAM_LAYERS: {unplaced}"
+
+
+def test_no_h5stream_module_imports_a_layer_above_its_own():
+    assert h5stream_upward_imports(import_graph()) == []
+
+
+def test_h5stream_upward_imports_are_found():
+    graph = {"h5stream.native.libhdf5": {"h5stream.capabilities"}, "h5stream.capabilities": {"h5stream.native.libc"},
+             "h5stream.checksums": {"h5stream.tree.nodes", "h5stream.lowlevel"}, "h5stream.tree.nodes": set(),
+             "h5stream.native.libc": set(), "h5stream.lowlevel": set()}
+    assert h5stream_upward_imports(graph) == ["h5stream.checksums -> h5stream.tree.nodes",
+                                              "h5stream.native.libhdf5 -> h5stream.capabilities"]
+
+
 def test_the_model_imports_no_format_and_no_january_helper():
     graph = import_graph()
     model = {name for name in graph if name == "h5scp.core" or name.startswith("h5scp.core.")}
@@ -338,11 +396,15 @@ def test_no_hdmea_module_imports_a_layer_above_its_own():
     assert upward_violations() == []
 
 
-def test_each_step_has_its_module():
+def test_each_step_of_the_table_has_its_own_module_in_the_steps_layer():
     from hdmea.steps.table import STEPS
 
-    assert {step.module for step in STEPS} == {
-        f"hdmea.steps.{name}" for name in ("load", "section_time", "spike_sectioning", "sta", "eimage", "features")}
+    steps = [step.module for step in STEPS]  # read from the table: a new step needs no edit here
+    assert len(steps) >= 6 and len(set(steps)) == len(steps), f"steps sharing a module: {steps}"
+    known = modules()
+    for module in steps:
+        assert module in known and module.startswith("hdmea.steps.") and module != "hdmea.steps.table", module
+        assert _layer(module) == _layer("hdmea.steps"), module
 
 
 def test_upward_imports_are_found():

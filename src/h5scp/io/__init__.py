@@ -3,8 +3,8 @@
 ``save_hdf5``/``load_hdf5`` handle the scptensor HDF5 format (2.0; 1.0 files
 load with a :class:`~h5scp.core.exceptions.LegacyFormatWarning`);
 ``save_parquet``/``load_parquet`` handle the scptensor Parquet format (a folder
-of long-form Parquet files); ``save`` picks the format by extension (``.h5``,
-``.hdf5``, ``.h5mu``, ``.h5ad``, ``.parquet``, ``.zarr``) and ``load`` by content, reading
+of long-form Parquet files); ``save`` picks the format by extension (the table
+:data:`h5scp.io.format_table.FORMAT_TABLE`) and ``load`` by content, reading
 only the parts asked for (``assays``, ``layers``, ``obs_columns``, ``samples``, ``features``).  Writes are atomic: the file appears complete or not at all, and an
 existing file stays intact until its replacement is complete.
 

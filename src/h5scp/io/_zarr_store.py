@@ -45,7 +45,7 @@ import numpy as np
 
 from h5stream.errors import ChecksumError, FormatError
 from h5stream.files import folder_digests
-from h5stream.files.stored_types import MAX_EXPANSION, SIZE_FLOOR
+from h5stream.files.header_checks import MAX_EXPANSION, SIZE_FLOOR
 
 __all__ = ["MANIFEST", "FORMAT_NAME", "seal_store", "StoreFiles", "MAX_CHUNK_GRID"]
 

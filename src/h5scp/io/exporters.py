@@ -38,6 +38,7 @@ from h5scp.io.classes import saves_any_container
 from h5scp.core.structures import Assay, ScpContainer, ScpMatrix
 from h5scp.io._files import writing
 from h5scp.io.exceptions import PartNotFoundWarning
+from h5scp.io.format_table import FORMAT_TABLE, writer_of
 from h5scp.io.serializers import (
     compression_options,
     mask_level,
@@ -170,18 +171,6 @@ def _write_container(
     serialize_provenance(container.history, history_group)
 
 
-#: Extensions of formats other than the scptensor HDF5 format -> (format, what writes it).
-OTHER_FORMAT_EXTENSIONS = {
-    ".h5ad": ("AnnData", "save_h5ad or container.save(path)"),
-    ".h5mu": ("MuData", "save_h5mu or container.save(path)"),
-    ".zarr": ("AnnData zarr", "save_anndata_zarr or container.save(path)"),
-    ".parquet": ("scptensor Parquet", "save_parquet or container.save(path)"),
-    ".loom": ("Loom", "another tool"),
-    ".csv": ("CSV text", "another tool"),
-    ".tsv": ("TSV text", "another tool"),
-}
-
-
 @saves_any_container
 def save_hdf5(
     container: ScpContainer,
@@ -244,11 +233,11 @@ def save_hdf5(
         ``save_assays``/``save_layers`` name parts the container lacks (skipped, as the original did).
     """
     target = Path(path)
-    other = OTHER_FORMAT_EXTENSIONS.get(target.suffix.lower())
-    if other is not None:
+    other = FORMAT_TABLE.get(target.suffix.lower())
+    if other is not None and other.writer != "save_hdf5":
         raise ValueError(
             f"{target}: save_hdf5 writes the scptensor HDF5 format, but the extension "
-            f"{target.suffix!r} names {other[0]}; use {other[1]}, or a .h5 name"
+            f"{target.suffix!r} names {other.name}; use {writer_of(other)}, or a .h5 name"
         )
     part = select_parts(container, save_obs, save_assays, save_layers, save_history)
     with writing(target, overwrite=overwrite) as f:

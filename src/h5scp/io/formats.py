@@ -6,14 +6,8 @@ HDF5 formats (like ``load_hdf5``), whatever the name.  ``load`` takes the
 partial-load options of every format (``assays``, ``layers``, ``obs_columns``,
 ``samples``, ``features``; see :mod:`h5scp.io.selection`).
 
-| extension        | format                                   | writer / reader            |
-|------------------|------------------------------------------|----------------------------|
-| ``.h5``/``.hdf5`` | scptensor HDF5 format 2.0 (reads 1.0)    | save_hdf5 / load_hdf5      |
-| ``.h5mu``        | MuData, one modality per assay           | save_h5mu / load_h5mu      |
-| ``.h5ad``        | AnnData, one assay (``assay=``)          | save_h5ad / load_h5ad      |
-| ``.parquet``     | scptensor Parquet 1.0 (a folder)         | save_parquet / load_parquet |
-| ``.zarr``        | AnnData zarr store, one assay (``zarr``  | save_anndata_zarr /        |
-|                  | extra)                                   | load_anndata_zarr          |
+The extensions, their formats and the functions that write and read each are one table,
+:data:`h5scp.io.format_table.FORMAT_TABLE`; :data:`FORMATS` holds its formats that h5scp writes.
 """
 
 from __future__ import annotations
@@ -26,6 +20,7 @@ from pathlib import Path
 from h5scp.io.classes import OURS, loads_into_classes, saves_any_container
 from h5scp.core.structures import ScpContainer
 from h5scp.io.exporters import save_hdf5
+from h5scp.io.format_table import FORMAT_TABLE
 from h5scp.io.formats_h5ad import load_h5ad, save_h5ad
 from h5scp.io.formats_h5mu import load_h5mu, save_h5mu
 from h5scp.io.formats_parquet import is_parquet_dataset, load_parquet, save_parquet
@@ -44,14 +39,14 @@ class FileFormat:
     load: Callable[..., ScpContainer]
 
 
-_HDF5 = FileFormat("scptensor HDF5", save_hdf5, load_hdf5)
+#: the writers and readers the table names, by name
+_FUNCTIONS = {function.__name__: function for function in (
+    save_hdf5, load_hdf5, save_h5mu, load_h5mu, save_h5ad, load_h5ad, save_parquet, load_parquet,
+    save_anndata_zarr, load_anndata_zarr)}
+#: extension -> the format h5scp writes there (the rows of the table with a writer)
 FORMATS: dict[str, FileFormat] = {
-    ".h5": _HDF5,
-    ".hdf5": _HDF5,
-    ".h5mu": FileFormat("MuData", save_h5mu, load_h5mu),
-    ".h5ad": FileFormat("AnnData", save_h5ad, load_h5ad),
-    ".parquet": FileFormat("scptensor Parquet", save_parquet, load_parquet),
-    ".zarr": FileFormat("AnnData zarr", save_anndata_zarr, load_anndata_zarr),
+    extension: FileFormat(row.name, _FUNCTIONS[row.writer], _FUNCTIONS[row.reader])
+    for extension, row in FORMAT_TABLE.items() if row.writer is not None
 }
 
 

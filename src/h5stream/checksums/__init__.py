@@ -16,7 +16,7 @@ check when they read it:
   checks what it reads (:func:`read_runs_checked`, :mod:`h5stream.checksums._pieces`).
   Its format (versions 1 to 3) and its
   reading are in :mod:`h5stream.checksums._manifest`; what a digest covers, and the
-  digest functions, in :mod:`h5stream.checksums._digests`.  Both are re-exported here.
+  digest functions, in :mod:`h5stream.digests`.  Both are re-exported here.
 
 This module writes the manifest and checks what readers read against it; the
 digests recorded while writing are kept by :mod:`h5stream.checksums._recording`
@@ -53,7 +53,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream.checksums._digests import (  # the digests, re-exported
+from h5stream import batch_attrs, lowlevel
+from h5stream.digests import (  # the digests, re-exported
     LIBDEFLATE_CRC32,  # noqa: F401  (re-exported)
     _is_text,
     array_digest,
@@ -176,8 +177,6 @@ logger.addHandler(logging.NullHandler())
 
 
 def _write_text_attr(oid, name: str, value: str) -> None:
-    from h5stream.tree import lowlevel
-
     key = name.encode("utf-8")
     if h5py.h5a.exists(oid, key):
         h5py.h5a.delete(oid, key)
@@ -294,16 +293,13 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
 def read_attr_values(obj, where: str | None = None) -> dict[str, Any] | None:
     """Every attribute of ``obj`` as h5py reads it, in one pass of direct libhdf5 calls.
 
-    Scalar numbers and variable-length text come from :func:`h5stream.tree.batch_attrs.read_plain`
+    Scalar numbers and variable-length text come from :func:`h5stream.batch_attrs.read_plain`
     (a few microseconds each, against tens through h5py's objects); the others (arrays, fixed-size
     text, enums) are read through h5py after :func:`refuse_sequence_attr`.  ``where``: ``obj.name``
     when the caller has it; the root group's (``"/"``) manifest attribute is left out.  None when the
     direct calls are unavailable or a name is not UTF-8 text: the caller then reads through h5py,
     which reports it.
     """
-    # imported here: h5stream.tree imports this package (its writer records digests)
-    from h5stream.tree import batch_attrs
-
     def read_left(name: str):
         refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
         return obj.attrs[name]

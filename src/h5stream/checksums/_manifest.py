@@ -14,7 +14,7 @@ UTF-8 JSON text written in the same atomic save as the data::
      "pieces": {"/assays/proteins/layers/raw/X": "32/6e1f0c2a9b03d4e1...", ...}}
 
 ``datasets`` maps the path of each contiguous or compact dataset to its digest
-(:mod:`h5stream.checksums._digests`).  ``pieces`` (optional, in any version: a reader
+(:mod:`h5stream.digests`).  ``pieces`` (optional, in any version: a reader
 that does not know it checks the whole digest as before) maps the path of each such
 dataset larger than one piece to the digests of its pieces, runs of whole rows that a
 read of some rows checks instead of the whole (:mod:`h5stream.checksums._pieces`).
@@ -62,7 +62,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5stream.checksums._digests import _h5attrs, _is_text, array_digest, scalar_text_digest, text_digest, value_digest
+from h5stream.digests import _h5attrs, _is_text, array_digest, scalar_text_digest, text_digest, value_digest
 from h5stream.errors import ChecksumError, FormatError
 
 __all__ = [

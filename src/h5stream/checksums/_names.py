@@ -4,7 +4,7 @@ A file whose object headers are version 1 (HDF5's default, ``libver="earliest"``
 which the container formats keep so that every reader opens them) stores the
 names of attributes in those headers and the names of a group's members in
 its local heap, none of which HDF5 checksums.  The digests of values
-(:mod:`h5stream.checksums._digests`) pair values with names but do not cover the
+(:mod:`h5stream.digests`) pair values with names but do not cover the
 names themselves, so a flipped byte in the name of an optional attribute or
 member reads as its absence: the value it held is silently replaced by the
 default.  A walking writer (``checksums="walk"``) of such a file therefore

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from h5stream.checksums._digests import array_digest, digest_end, digest_start, digest_update, read_blocks
+from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
 from h5stream.checksums._manifest import Manifest, mismatch_error
 from h5stream.errors import ChecksumError

@@ -16,7 +16,7 @@ from typing import Any
 
 import h5py
 
-from h5stream.checksums._digests import _h5attrs
+from h5stream.digests import _h5attrs
 from h5stream.checksums._manifest import ALL_ATTRS, TEXT_ATTRS, Manifest
 
 __all__ = [

@@ -23,7 +23,7 @@ The rules this package enforces:
   (:mod:`~h5stream.files.verify`).
 
 Modules: ``paths`` (names beside a target, fsync), ``claims``, ``validated`` (with
-``global_heaps`` and ``stored_types``, the checks it runs before values are read),
+``global_heaps`` and ``header_checks``, the checks it runs before values are read),
 ``publish``, ``atomic``, ``verify``.  Every public name is importable from ``h5stream.files``.
 """
 
@@ -42,7 +42,7 @@ from h5stream.files.write_errors import as_write_error, disk_full
 from h5stream.files.claims import WriterClaim, hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
 from h5stream.files.global_heaps import GLOBAL_HEAP_SCAN_BYTES, check_global_heaps, check_large_global_heaps
-from h5stream.files.stored_types import check_declared_size, check_stored_type
+from h5stream.files.header_checks import check_declared_size, check_stored_type
 from h5stream.files.validated import (
     ALLOWED_FILTERS,
     check_hdf5_signature,

@@ -36,7 +36,7 @@ from h5stream.files.global_heaps import (
     check_global_heaps,
     check_large_global_heaps,
 )
-from h5stream.files.stored_types import check_declared_size, check_stored_type, check_text_lengths
+from h5stream.files.header_checks import check_declared_size, check_stored_type, check_text_lengths
 
 __all__ = [
     "ALLOWED_FILTERS",

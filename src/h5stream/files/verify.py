@@ -13,7 +13,7 @@ import numpy as np
 from h5stream.cores import quiet_waits
 from h5stream.errors import FormatError, H5StreamError
 from h5stream.files import validated
-from h5stream.files.stored_types import check_stored_type
+from h5stream.files.header_checks import check_stored_type
 from h5stream.files.validated import LinkRule, ObjectVisitor, guard_read, open_validated
 
 __all__ = ["verify_file", "verify_files", "LinkRuleFor"]
@@ -178,7 +178,7 @@ def _read_first_row_converted(dsid: h5py.h5d.DatasetID, shape: tuple[int, ...]) 
     """The first row of a table converted to numpy's types, the way the readers read it (h5py's memory type
     of the dataset's dtype): libhdf5's conversion of a damaged compound type is what crashes a reader, and
     then it crashes this process first.  (The scan already refused layouts that do not fit, see
-    :func:`~h5stream.files.stored_types.check_stored_type`.)"""
+    :func:`~h5stream.files.header_checks.check_stored_type`.)"""
     if not shape:
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, np.empty((), dtype=dsid.dtype))
         return

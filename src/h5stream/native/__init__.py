@@ -10,6 +10,9 @@ One home for both, so that a missing piece is found in one place and said loudly
   loaded, and h5py's lock around it), :mod:`h5stream.native.libdeflate` (deflate and
   CRC-32 of the system's libdeflate, optional) and :mod:`h5stream.native.libc` (the
   ``renameat2`` exchange of two paths).
+* :func:`portable` reads the switch (``H5STREAM_PORTABLE=1``) that turns every Linux-only mechanism
+  off, these libraries' direct calls first; :mod:`h5stream.capabilities`, a layer above, decides
+  each mechanism with it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib
+import os
 from types import ModuleType
 
-__all__ = ["REBUILD", "compiled", "load_library"]
+__all__ = ["REBUILD", "PORTABLE_ENV", "compiled", "load_library", "portable"]
+
+#: environment switch forcing every portable path (read at each call: setting it before a worker process
+#: starts is enough)
+PORTABLE_ENV = "H5STREAM_PORTABLE"
+
+
+def portable() -> bool:
+    """True when :data:`PORTABLE_ENV` is set to ``1``: no Linux-only mechanism is used."""
+    return os.environ.get(PORTABLE_ENV, "").strip() == "1"
 
 #: How to build the compiled kernels of a source checkout again.
 REBUILD = "`pip install -e . --no-deps --no-build-isolation` (in a checkout: `python setup.py build_ext --inplace`)"

@@ -19,8 +19,7 @@ import os
 
 from h5py._objects import ObjectID, phil
 
-from h5stream import capabilities
-from h5stream.native import bind, load_library
+from h5stream.native import bind, load_library, portable
 
 __all__ = ["lock", "ObjectID", "library", "library_path", "bind", "address_of", "function_address", "SIGNATURES",
            "functions"]
@@ -84,9 +83,9 @@ _library: ctypes.CDLL | None | bool = False
 
 def library_path() -> str | None:
     """The path of the libhdf5 this process loaded for h5py, or None when it is not exactly one file."""
-    if not capabilities.linux_proc():
-        return None  # found through /proc/self/maps only; h5py's own wrappers serve elsewhere
-    try:
+    if portable():
+        return None  # the portable path (capabilities.linux_proc): h5py's own wrappers
+    try:  # found through /proc/self/maps only (Linux); h5py's own wrappers serve elsewhere
         with open("/proc/self/maps", encoding="utf-8") as maps:
             paths = {line.split()[-1] for line in maps if "/libhdf5" in line and "_hl" not in line}
     except OSError:

@@ -1,7 +1,5 @@
 """The typed node tree: values to nodes, nodes to HDF5 objects and back.
 
-* :mod:`~h5stream.tree.lowlevel` - property lists, type and dataspace caches,
-  the direct libhdf5 bindings; the only module below h5py's high-level API.
 * :mod:`~h5stream.tree.filearray` - :class:`FileArray`, an array that stays on disk.
 * :mod:`~h5stream.tree.nodes` - :class:`Group`, :class:`Dataset`, type tags and
   the builders (:func:`value_node`, :func:`put_node`, attribute encoding).
@@ -9,7 +7,9 @@
   edits (:func:`set_h5_attrs`, :func:`replace_child`).
 * :mod:`~h5stream.tree.read` - :func:`node_from_h5` and :func:`decode_node`.
 
-Typed JSON values inside the tree use :mod:`h5stream.jsonvalues`.
+Typed JSON values inside the tree use :mod:`h5stream.jsonvalues`; the HDF5 objects are made through
+:mod:`h5stream.lowlevel` (property lists, type and dataspace caches, the direct libhdf5 bindings: the one
+module below h5py's high-level API), a layer below the checksums that the tree's writer records.
 """
 
 from h5stream.tree.filearray import FileArray

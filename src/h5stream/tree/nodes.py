@@ -48,7 +48,7 @@ from h5stream import jsonvalues
 from h5stream.errors import EncodingError, FormatError, UnsafeNameError
 from h5stream.names import check_name as _check_link_name
 from h5stream.tree.filearray import FileArray
-from h5stream.tree.lowlevel import TEXT_DTYPE
+from h5stream.lowlevel import TEXT_DTYPE
 from h5stream.valuekinds import check_codecs, kind_of, register_type
 
 __all__ = [

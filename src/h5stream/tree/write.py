@@ -1,7 +1,7 @@
 """The one writer of the typed tree: nodes in, HDF5 objects out.
 
 :func:`write_node` writes a node and everything below it in one pass, through
-the direct libhdf5 bindings of :mod:`h5stream.tree.lowlevel` when they are
+the direct libhdf5 bindings of :mod:`h5stream.lowlevel` when they are
 available and through h5py's low-level wrappers otherwise; both paths create
 the same objects with the same property lists.
 
@@ -29,8 +29,8 @@ import numpy as np
 from h5stream import checksums, jsonvalues
 from h5stream.errors import EncodingError, WriteError
 from h5stream.tree.filearray import FileArray
-from h5stream.tree import lowlevel
-from h5stream.tree.lowlevel import copy_dataset, create_attr, create_group, store_array
+from h5stream import lowlevel
+from h5stream.lowlevel import copy_dataset, create_attr, create_group, store_array
 from h5stream.tree.nodes import (
     ATTR_LIMIT,
     ATTR_TYPES_ATTR,
@@ -306,10 +306,10 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
 
 
 def _native_dataset(native, pid: int, key: bytes, node: Dataset, ctx: WriteContext, path: str) -> int:
-    """Create and fill one dataset (the layout policy of :func:`~h5stream.tree.lowlevel.store_array`).
+    """Create and fill one dataset (the layout policy of :func:`~h5stream.lowlevel.store_array`).
 
     The values written, and their digest, come from one private copy of the array (its text's items, or
-    its numbers block by block: :func:`~h5stream.tree.lowlevel.write_snapshots`), so a thread changing
+    its numbers block by block: :func:`~h5stream.lowlevel.write_snapshots`), so a thread changing
     the array meanwhile cannot make the file fail its own check."""
     array = np.asarray(node.data)
     lists = lowlevel.plists()

@@ -18,7 +18,7 @@
   deflate-filtered dataset (shuffle optional) that any HDF5 reader decodes; its
   chunks are byte-identical to those of HDF5's own filter at the same level.
 * :func:`write_many` writes many small untyped objects (groups, tiny datasets,
-  attributes) in one pass through the primitives of :mod:`h5stream.tree.lowlevel`
+  attributes) in one pass through the primitives of :mod:`h5stream.lowlevel`
   (the typed tree's property lists and layout policy), without per-object flushes.
 """
 
@@ -40,7 +40,7 @@ from h5stream.cores import free_cores, sharing_threads
 from h5stream.errors import EncodingError, MissingPluginError, WriteError
 from h5stream.names import check_name
 from h5stream.native import libc
-from h5stream.tree import lowlevel
+from h5stream import lowlevel
 from h5stream.writer.gzip import GzipChunks
 
 logger = logging.getLogger(__name__)
@@ -464,7 +464,7 @@ def write_many(
     typed tree (:mod:`h5stream.tree`) for exact Python values.
 
     Groups, datasets and attributes are created by the primitives of
-    :mod:`h5stream.tree.lowlevel`, with the same property lists and layout
+    :mod:`h5stream.lowlevel`, with the same property lists and layout
     policy as the typed tree (compact up to ``COMPACT_LIMIT`` bytes,
     contiguous above) and no per-object flush or reopen.
 

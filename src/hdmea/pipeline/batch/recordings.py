@@ -199,7 +199,7 @@ def _output_problem(output: Path, marker: dict) -> str | None:
     """Why the finished output cannot be kept (None: as it was finished, or changed and still sound).
 
     Unchanged (size and modification time as recorded) costs one ``stat``; a changed output is
-    checked whole (:func:`h5stream.checksums.wholefile.check_file`: every digest and Fletcher32
+    checked whole (:func:`h5stream.files.checksum_checks.check_file`: every digest and Fletcher32
     chunk), so an output a user added to through this package is kept, a truncated one redone.
     """
     recorded = marker.get("output")
@@ -211,7 +211,7 @@ def _output_problem(output: Path, marker: dict) -> str | None:
         return "the output is gone"
     if isinstance(recorded, dict) and recorded == now:
         return None
-    from h5stream.checksums.wholefile import check_file
+    from h5stream.files.checksum_checks import check_file
     from h5stream.errors import H5StreamError
 
     try:

@@ -23,6 +23,7 @@ import threading
 import h5py
 import numpy as np
 
+from h5stream.digests import _h5attrs, digest_end, digest_start, digest_update, value_digest
 from h5stream.native import libhdf5
 
 __all__ = [
@@ -154,8 +155,6 @@ def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> s
     ``rows = (start, stop)`` of the dataset, or as all of it when ``rows`` is None.  Without
     ``digest`` nothing needs to agree with the bytes: the array is written as it is, in one call.
     """
-    from h5stream.checksums._digests import digest_end, digest_start, digest_update
-
     if not digest:
         if array.size:
             write_block(None, np.ascontiguousarray(array))
@@ -201,8 +200,6 @@ def store_array_digested(parent, name: str, array: np.ndarray) -> tuple[h5py.h5d
     """:func:`store_array`, also returning the digest (:func:`h5stream.checksums.value_digest`) of
     exactly what was written: the array is written from private copies (:func:`write_snapshots`), so
     a thread changing it meanwhile cannot make the digest and the file disagree."""
-    from h5stream.checksums._digests import value_digest
-
     pid = parent.id if isinstance(parent, h5py.Group) else parent
     array = np.asarray(array)
     # fixed-width bytes (S) are fixed-size values, stored as they are (as a session's writer stores them): stored
@@ -305,10 +302,8 @@ class NativeHDF5:
             setattr(self, name, function)
         self.lib = lib
         # Whole lists of small attributes in one compiled call (h5stream._ext._h5attrs), through the same
-        # library functions; strings are digested there with the digest cache of h5stream.checksums._digests.
+        # library functions; strings are digested there with the digest cache of h5stream.digests.
         self.ATTRS_DONE, self.ATTR_YOURS, self.ATTR_CREATE_FAILED = ATTRS_DONE, ATTR_YOURS, ATTR_CREATE_FAILED
-        from h5stream.checksums._digests import _h5attrs  # configured there with the digests' cache
-
         for scalar in _SCALAR_TYPES:
             _scalar_type_ids[scalar] = file_type(np.dtype(scalar)).id
         _h5attrs.configure(libhdf5.address_of(self.H5Acreate2), libhdf5.address_of(self.H5Awrite),

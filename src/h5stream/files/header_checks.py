@@ -48,7 +48,7 @@ def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: 
     if isinstance(tid, h5py.h5t.TypeStringID) and not tid.is_variable_str() and item > MAX_STRING_BYTES:
         raise FormatError(
             "string elements are too long", path=path, obj=obj,
-            expected=f"at most {MAX_STRING_BYTES} bytes per string (h5stream.files.stored_types.MAX_STRING_BYTES)",
+            expected=f"at most {MAX_STRING_BYTES} bytes per string (h5stream.files.header_checks.MAX_STRING_BYTES)",
             found=f"{item} bytes declared", hint="the file is damaged or crafted",
         )
     space = dsid.get_space()
