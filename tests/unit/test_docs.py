@@ -81,6 +81,8 @@ def test_every_quoted_name_of_ours_exists():
     pattern = re.compile(r"`((?:%s)(?:\.\w+)+)`" % "|".join(PACKAGES))
     wrong = []
     for page in _pages():
+        if page.name == "benchmarks-history.md":  # the measurements of their time name the code as it was then
+            continue
         for dotted in sorted(set(pattern.findall(page.read_text(encoding="utf-8")))):
             if not _resolves(dotted, modules):
                 wrong.append(f"{page.relative_to(ROOT)}: `{dotted}`")
