@@ -36,7 +36,7 @@ def main(argv=None) -> None:
                                        "sta": rng.random((20, 65, 65)).astype(np.float32)}
                      for i in range(args.units)})
         s.save()
-        arrays = [d.data for _, d in walk_datasets(s._root) if isinstance(d.data, np.ndarray)]
+        arrays = [d.data for _, d in walk_datasets(s.tree.root) if isinstance(d.data, np.ndarray)]
         check, copy = [], []
         for _ in range(args.rounds):
             start = time.perf_counter()

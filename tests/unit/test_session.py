@@ -182,10 +182,10 @@ def test_load_is_lazy(tmp_path):
     s.add_units(_units(3, spikes=5000))
     s.checkpoint(tmp_path / "ckpt.h5")
     r = PipelineSession.load(tmp_path / "ckpt.h5")
-    node = r._node(["units", "unit_001", "spike_times"])
+    node = r.tree.node(["units", "unit_001", "spike_times"])
     assert isinstance(node.data, FileArray)  # 40 kB: not read yet
     # arrays of at most EAGER_LIMIT bytes (the 30-sample waveforms) are read, and checked, at once
-    assert isinstance(r._node(["units", "unit_001", "waveform"]).data, np.ndarray)
+    assert isinstance(r.tree.node(["units", "unit_001", "waveform"]).data, np.ndarray)
     assert r.resident_bytes == 3 * 30 * np.dtype(np.float32).itemsize
     np.testing.assert_array_equal(r.get("units/unit_001/spike_times"), s.get("units/unit_001/spike_times"))
 

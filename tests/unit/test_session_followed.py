@@ -120,7 +120,7 @@ def test_values_the_caller_let_go_are_staged_within_the_budget_and_not_kept_aliv
     s.units["unit_000"]["quality"] = 1.0  # any later assignment lets go of what the caller dropped
     gc.collect()
     assert last_sta() is None  # the session does not keep a dropped, spilled array in memory
-    assert len(s._followed) <= 2
+    assert s.tree.followed_count <= 2
     assert s.resident_bytes <= limit
     assert s.spilled_bytes >= 25 * (1000 + 600) * 8  # the late arrays were measured and spilled too
     s.save()

@@ -71,7 +71,7 @@ def test_in_place_array_edit_is_kept_and_a_spilled_array_refuses_one(tmp_path):
         np.testing.assert_array_equal(f["units/unit_004/waveform"][:3], [-1.0, -1.0, -1.0])
     (tmp_path / "b").mkdir()
     spilled = _session(tmp_path / "b", memory_limit=1)
-    assert isinstance(spilled._node(["units", "unit_004", "waveform"]).data, FileArray)
+    assert isinstance(spilled.tree.node(["units", "unit_004", "waveform"]).data, FileArray)
     waveform = spilled.units["unit_004"]["waveform"]
     with pytest.raises(ValueError):
         waveform[0] = 5.0  # a copy of data on disk: the edit would be lost, so it raises

@@ -116,7 +116,7 @@ def rename_positional_units(source: str | os.PathLike, output: str | os.PathLike
                               hint="name another output file")
     session = PipelineSession.load(source)
     try:
-        units = session._node(["units"])
+        units = session.tree.node(["units"])
         plan = plan_renames(units, source) if isinstance(units, Group) else None
         if plan is None:
             return UnitRenameResult(source, None, {}, already_named=True)

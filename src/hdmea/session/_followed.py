@@ -13,7 +13,7 @@ node is brought up to date from the object (rebuilt, every unchanged part kept, 
 arrays already spilled stay where they are and are not written again):
 
 * before the session saves or checkpoints, or tells its state (``save``, ``checkpoint``,
-  ``ensure_saved``, ``is_saved``: the session's one choke point, ``_bring_up_to_date``);
+  ``ensure_saved``, ``is_saved``: the one choke point, :meth:`hdmea.session.tree.SessionTree.bring_up_to_date`);
 * when a path through the value is read (``session.get``, ``has``, ``keys``, ``to_dict``);
 * when the caller no longer holds any part of the object (checked at later assignments; the one
   decision of :mod:`hdmea.session._release`): the node is brought up to date a last time and the

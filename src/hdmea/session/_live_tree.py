@@ -56,7 +56,6 @@ from h5stream.staging import FileArray
 from h5stream.tree import Group, decode_node, normalize_attr, value_node
 from hdmea.io import hdf5_store as store
 from hdmea.session._staged_tree import slot_of as _slot
-from hdmea.session.tree import SessionTree
 
 __all__ = ["LiveGroup", "LiveList", "TrackedDict", "CompletedSteps", "SourceFiles", "LabSessionViews"]
 
@@ -430,28 +429,18 @@ class SourceFiles(MutableMapping):
         return repr(dict(self.items()))
 
 
+def _replace_group(session, name: str, mapping: Mapping) -> None:
+    """Make the session's top-level group ``name`` hold the items of ``mapping``, each stored as a live
+    view's assignment stores it."""
+    session.tree.replace_group(name, mapping, LiveGroup(session, [name]).__setitem__)
+
+
 class LabSessionViews:
     """The session's members as the lab's code uses them (mixed into :class:`~hdmea.pipeline.PipelineSession`).
 
-    ``units``, ``stimulus`` and ``metadata`` are live dicts; ``completed_steps`` a set
-    that keeps order; ``source_files``, ``set_source_files()``, ``created_at``.
+    ``units``, ``stimulus`` and ``metadata`` are live dicts; ``source_files``, ``set_source_files()``,
+    ``created_at``.  Everything goes through the session's :attr:`tree` (:mod:`hdmea.session.tree`).
     """
-
-    @property
-    def tree(self) -> SessionTree:
-        """The staged tree as the live views read and write it (:mod:`hdmea.session.tree`).  Made afresh at
-        each access, so that nothing the session holds refers back to it: a session nobody holds is freed
-        (and its files closed) at once."""
-        return SessionTree(self)
-
-    @property
-    def completed_steps(self) -> CompletedSteps:
-        return self._steps
-
-    @completed_steps.setter
-    def completed_steps(self, steps) -> None:
-        self._modified()
-        self._steps = CompletedSteps(steps, on_change=self._modified)
 
     @property
     def created_at(self) -> str | None:
@@ -478,9 +467,6 @@ class LabSessionViews:
         if cmtr_path:
             files["cmtr_path"] = cmtr_path
 
-    def _replace_group(self, name: str, mapping: Mapping) -> None:
-        self.tree.replace_group(name, mapping, LiveGroup(self, [name]).__setitem__)
-
     @property
     def units(self) -> LiveGroup:
         """Every unit by id, live: reads come from the staged tree and writes at any depth go into it."""
@@ -488,7 +474,7 @@ class LabSessionViews:
 
     @units.setter
     def units(self, mapping: Mapping) -> None:
-        self._replace_group("units", mapping)
+        _replace_group(self, "units", mapping)
 
     @property
     def metadata(self) -> LiveGroup:
@@ -497,7 +483,7 @@ class LabSessionViews:
 
     @metadata.setter
     def metadata(self, mapping: Mapping) -> None:
-        self._replace_group("metadata", mapping)
+        _replace_group(self, "metadata", mapping)
 
     @property
     def stimulus(self) -> LiveGroup:
@@ -506,4 +492,4 @@ class LabSessionViews:
 
     @stimulus.setter
     def stimulus(self, mapping: Mapping) -> None:
-        self._replace_group("stimulus", mapping)
+        _replace_group(self, "stimulus", mapping)

@@ -46,7 +46,7 @@ def load_session_from_hdf5(hdf5_path: str | os.PathLike, *, dataset_id: str | No
     session = PipelineSession.load(hdf5_path, hdf5_path=None)
     if dataset_id is not None:
         session.dataset_id = store.check_dataset_id(dataset_id)
-    one_value_records_as_scalars(session._root)
+    one_value_records_as_scalars(session.tree.root)
     session.completed_steps.add(LOADED_STEP)
     return session
 

@@ -36,18 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from h5stream.errors import ChecksumError, H5StreamError
-from h5stream.staging import FileArray, StagingArea, parse_size
+from h5stream.staging import StagingArea, parse_size
 from hdmea.errors import CheckpointError, RecordingLockedError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group
-from hdmea.io.recording import SourceFile, read_lazy_tree
-from hdmea.session._followed import FollowedValues
+from hdmea.io.recording import read_lazy_tree
 from hdmea.session._live_tree import CompletedSteps, LabSessionViews
 from hdmea.session._session_files import save_into_spill_file, write_new_file
 from hdmea.session.lab_layout import carry_written, lab_session_tree
-from hdmea.session._staged_tree import node_nbytes, walk_datasets
-from hdmea.session._tree_paths import StagedTree
+from hdmea.session._staged_tree import node_nbytes
+from hdmea.session._tree_paths import PathAccess
+from hdmea.session.tree import SessionTree
 from hdmea.session.names import canonical_step_names
 from hdmea.progress import counted
 
@@ -72,7 +72,7 @@ class SaveState(enum.Enum):
 # --------------------------------------------------------------------------- the session
 
 
-class PipelineSession(StagedTree, LabSessionViews):
+class PipelineSession(PathAccess, LabSessionViews):
     """Results of pipeline steps, staged for one deferred save.
 
     Parameters
@@ -91,6 +91,9 @@ class PipelineSession(StagedTree, LabSessionViews):
     Attributes
     ----------
     save_state : SaveState
+    tree : SessionTree
+        The staged tree and everything staged with it (:mod:`hdmea.session.tree`): the one way the
+        session, its views and the steps read and write it.
     units, stimulus, metadata : LiveGroup
         The staged content as live dicts: a write at any depth is staged and saved
         (see :mod:`hdmea.session._live_tree`).
@@ -113,31 +116,54 @@ class PipelineSession(StagedTree, LabSessionViews):
         *,
         memory_warning: int | str | None = DEFAULT_MEMORY_WARNING_BYTES,
     ) -> None:
-        self.dataset_id = store.check_dataset_id(dataset_id)
+        dataset_id = store.check_dataset_id(dataset_id)
         self.hdf5_path = Path(hdf5_path) if hdf5_path is not None else None
         self.output_dir: Path | None = None  # create_session's output_dir: where save() goes without a path
         self.memory_limit = parse_size(memory_limit)
         self.memory_warning = parse_size(memory_warning)
-        self.save_state = SaveState.DEFERRED
-        self._broken: str | None = None
+        # everything staged, and whether the file last saved holds it: the tree's one owner
+        self._tree = SessionTree(dataset_id, StagingArea(self.hdf5_path, self.memory_limit), self._check_size)
         self._steps = CompletedSteps(on_change=self._modified)
         self.warnings: list[str] = []
         self.checkpoint_name: str | None = None
         self.saved_at: str | None = None
-        self._root: Group = store.recording_root(dataset_id)
-        self._staging = StagingArea(self.hdf5_path, self.memory_limit)
-        # values the caller assigned and may still change (hdmea.session._followed)
-        self._followed = FollowedValues(self._staging, self._modified)
-        self._sources: list[SourceFile] = []
         self._warned_size = False
 
     # ------------------------------------------------------------------ state
     @property
+    def tree(self) -> SessionTree:
+        """The staged tree: the one way in for the live views, the path access and the steps."""
+        return self._tree
+
+    @property
+    def dataset_id(self) -> str:
+        return self._tree.dataset_id
+
+    @dataset_id.setter
+    def dataset_id(self, value: str) -> None:
+        self._tree.dataset_id = store.check_dataset_id(value)
+
+    @property
+    def save_state(self) -> SaveState:
+        """SAVED while the file last saved holds the staged tree as last brought up to date (see
+        :attr:`is_saved`, which brings it up to date first)."""
+        return SaveState.SAVED if self._tree.synced else SaveState.DEFERRED
+
+    @property
+    def completed_steps(self) -> CompletedSteps:
+        return self._steps
+
+    @completed_steps.setter
+    def completed_steps(self, steps) -> None:
+        self._modified()
+        self._steps = CompletedSteps(steps, on_change=self._modified)
+
+    @property
     def is_saved(self) -> bool:
         """True only when the file last saved holds what the caller sees now (every value the caller
         assigned, and every array it may have changed in place, compared with what was written)."""
-        self._bring_up_to_date(strict=False)
-        return self.save_state is SaveState.SAVED
+        self._tree.bring_up_to_date(strict=False)
+        return self._tree.synced
 
     @property
     def is_deferred(self) -> bool:
@@ -145,13 +171,13 @@ class PipelineSession(StagedTree, LabSessionViews):
 
     @property
     def unit_count(self) -> int:
-        units = self._root.children.get("units")
+        units = self._tree.root.children.get("units")
         return len(units.children) if isinstance(units, Group) else 0
 
     @property
     def staged_bytes(self) -> int:
         """Bytes of everything staged: arrays in memory, spilled or lazily loaded, and attributes."""
-        return node_nbytes(self._root) + sum(len(s) for s in [*self.completed_steps, *self.warnings])
+        return node_nbytes(self._tree.root) + sum(len(s) for s in [*self.completed_steps, *self.warnings])
 
     @property
     def memory_estimate_gb(self) -> float:
@@ -161,40 +187,29 @@ class PipelineSession(StagedTree, LabSessionViews):
     @property
     def resident_bytes(self) -> int:
         """Bytes of staged arrays held in memory (spilled and lazily loaded arrays excluded)."""
-        return self._staging.resident_bytes
+        return self._tree.staging.resident_bytes
 
     @property
     def spilled_bytes(self) -> int:
-        return self._staging.spilled_bytes
+        return self._tree.staging.spilled_bytes
 
     @property
     def spill_path(self) -> Path | None:
         """The partial file spilled arrays live in, if any spilled."""
-        return self._staging.spill_path
+        return self._tree.staging.spill_path
 
     def __repr__(self) -> str:
         return (f"PipelineSession({self.dataset_id!r}, {self.save_state.value}, units={self.unit_count}, "
                 f"steps={self.completed_steps}, staged={self.memory_estimate_gb:.3f} GiB)")
 
     def _modified(self) -> None:
-        if self._broken is not None:
-            raise SessionError(self._broken)
-        self.save_state = SaveState.DEFERRED
-
-    def _bring_up_to_date(self, *, strict: bool = True) -> None:
-        """Before anything is written or the state is told: every value the caller assigned and may have
-        changed is brought into the staged tree (:mod:`hdmea.session._followed`; ``strict``: a change that
-        cannot be merged raises), and a session saved before becomes unsaved when an array written from
-        memory has changed since."""
-        self._followed.settle(everything=True, strict=strict, dataset_id=self.dataset_id)
-        if self.save_state is SaveState.SAVED and self._followed.changed_since_save(self._root):
-            self.save_state = SaveState.DEFERRED
+        self._tree.changed()
 
     def _check_size(self) -> None:
-        self._followed.settle(everything=False)
+        """After each write to the tree: warn (once per crossing) when the staged data outgrows ``memory_warning``."""
         if self.memory_warning is None:
             return
-        size = self._staging.resident_bytes + self._staging.spilled_bytes
+        size = self.resident_bytes + self.spilled_bytes
         if size > self.memory_warning and not self._warned_size:
             self._warned_size = True
             logger.warning(
@@ -208,17 +223,17 @@ class PipelineSession(StagedTree, LabSessionViews):
     # ------------------------------------------------------------------ adding results
     def add_units(self, units_data: Mapping[str, Mapping[str, Any]]) -> None:
         """Stage units (same rules as :func:`hdmea.io.hdf5_store.write_units`)."""
-        self._set_children(["units"], store.units_nodes(units_data))
+        self._tree.set_children(["units"], store.units_nodes(units_data))
         logger.debug("session %s: staged %d units", self.dataset_id, len(units_data))
 
     def add_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Stage metadata (same rules as :func:`hdmea.io.hdf5_store.write_metadata`)."""
-        self._set_children(["metadata"], store.metadata_nodes(metadata))
+        self._tree.set_children(["metadata"], store.metadata_nodes(metadata))
 
     def add_stimulus(self, light_reference=None, frame_times=None, section_times=None) -> None:
         """Stage stimulus arrays (same rules as :func:`hdmea.io.hdf5_store.write_stimulus`)."""
         for group_name, nodes in store.stimulus_nodes(light_reference, frame_times, section_times).items():
-            self._set_children(["stimulus", group_name], nodes)
+            self._tree.set_children(["stimulus", group_name], nodes)
 
     def add_feature(self, unit_id: str, feature_name: str, feature_data: Any,
                     metadata: Mapping[str, Any] | None = None) -> None:
@@ -236,12 +251,12 @@ class PipelineSession(StagedTree, LabSessionViews):
         else:
             store.check_member_name(feature_name, what="feature name")
             node = store.value_node({"data": feature_data, "metadata": dict(metadata or {})})
-        if self._node(["units", unit_id]) is None:
+        if self._tree.node(["units", unit_id]) is None:
             raise store.UnknownUnitError(
                 f"session {self.dataset_id!r} [/units/{unit_id}]: no such unit; add the units first")
-        self._set_children(["units", unit_id, "features"], {feature_name: node})
-        self._root.attrs["features_extracted"] = store.features_after(
-            self._root.attrs.get("features_extracted"), feature_name)
+        self._tree.set_children(["units", unit_id, "features"], {feature_name: node})
+        self._tree.update_root_attrs({"features_extracted": store.features_after(
+            self._tree.root_attrs().get("features_extracted"), feature_name)})
 
     def mark_step_complete(self, step: str) -> None:
         """Record that ``step`` ran (each step once, in the order they completed)."""
@@ -255,7 +270,7 @@ class PipelineSession(StagedTree, LabSessionViews):
 
     # ------------------------------------------------------------------ read views
     def unit_ids(self) -> list[str]:
-        units = self._node(["units"])
+        units = self._tree.node(["units"])
         return [] if units is None else sorted(units.children)
 
     # ------------------------------------------------------------------ writing
@@ -264,9 +279,10 @@ class PipelineSession(StagedTree, LabSessionViews):
         if checkpoint_name is not None:
             info.attrs["target_path"] = os.fspath(self.hdf5_path) if self.hdf5_path is not None else ""
             info.attrs["memory_limit"] = self.memory_limit if self.memory_limit is not None else -1
-        root = Group(dict(self._root.attrs), dict(self._root.children), self._root.tag, self._root.keys)
+        staged = self._tree.root
+        root = Group(dict(staged.attrs), dict(staged.children), staged.tag, staged.keys)
         root.attrs["updated_at"] = store.now_iso()
-        pipeline = self._root.children.get("pipeline")
+        pipeline = staged.children.get("pipeline")
         pipeline_children = dict(pipeline.children) if isinstance(pipeline, Group) else {}
         pipeline_children["session_info"] = info
         root.children["pipeline"] = Group(dict(pipeline.attrs) if isinstance(pipeline, Group) else {},
@@ -306,9 +322,8 @@ class PipelineSession(StagedTree, LabSessionViews):
             ``path`` is an HDF5 file a read refuses (external links, external
             storage, virtual datasets); it is left as it is.
         """
-        if self._broken is not None:
-            raise SessionError(self._broken)
-        self._bring_up_to_date()
+        self._tree.check_usable()
+        self._tree.bring_up_to_date()
         if path is not None:
             if output_path is not None:
                 raise TypeError("save() takes output_path or path, not both")
@@ -320,16 +335,16 @@ class PipelineSession(StagedTree, LabSessionViews):
             raise _files.exists_error(target)
         _files.check_replace_target(target)
         tree = self._tree_for_file(None, replaced := {})
-        spill = self._staging
+        spill = self._tree.staging
         written: dict[int, str] = {}  # id(dataset node) -> digest of what was written from memory
         # a spill file elsewhere on the same filesystem (a session made without its target) moves beside it
         if spill.has_spill_file and spill.move_spill_file(target):
             self._save_into_spill_file(target, tree, written)
         else:
             self._write_new_file(target, tree, overwrite=True, written=written)
-            self._staging.discard()
-        self._after_save(target)
-        self._followed.saved(carry_written(written, replaced))
+            spill.discard()
+        self._tree.saved(target, carry_written(written, replaced))
+        self.hdf5_path = target if self.hdf5_path is None else self.hdf5_path
         self.saved_at = tree.children["pipeline"].children["session_info"].attrs.get("saved_at")
         logger.info("session %s saved to %s (%s, steps %s)", self.dataset_id, target,
                     counted(self.unit_count, "unit"), self.completed_steps)
@@ -339,28 +354,12 @@ class PipelineSession(StagedTree, LabSessionViews):
         write_new_file(target, tree, overwrite=overwrite, written=written)
 
     def _save_into_spill_file(self, target: Path, tree: Group, written: dict | None = None) -> None:
-        def lost(text: str) -> None:
-            self._broken = f"session {self.dataset_id!r}: {text}"
-
-        save_into_spill_file(self._staging, target, tree, lost, written)
-
-    def _after_save(self, target: Path) -> None:
-        """Point every on-disk array at the saved file; older sources can close."""
-        source = SourceFile(target)
-        for path, dataset in walk_datasets(self._root):
-            if isinstance(dataset.data, FileArray):
-                data = dataset.data
-                dataset.data = FileArray(source, "/" + path, data.shape, data.dtype, digest=data.digest)
-        for old in self._sources:
-            old.close()
-        self._sources = [source]
-        self.hdf5_path = target if self.hdf5_path is None else self.hdf5_path
-        self.save_state = SaveState.SAVED
+        save_into_spill_file(self._tree.staging, target, tree, self._tree.lost, written)
 
     def ensure_saved(self) -> Path | None:
         """Save to ``hdf5_path`` if there is anything unsaved; returns the file or None if nothing to do."""
-        self._bring_up_to_date()
-        if self.save_state is SaveState.SAVED:
+        self._tree.bring_up_to_date()
+        if self._tree.synced:
             return self.hdf5_path
         target = self._target(None)
         overwrite = target.exists()
@@ -379,8 +378,7 @@ class PipelineSession(StagedTree, LabSessionViews):
         checkpoint at ``path`` is replaced (atomically, with a warning logged) unless
         ``overwrite=False``, as in the original pipeline.
         """
-        if self._broken is not None:
-            raise SessionError(self._broken)
+        self._tree.check_usable()
         target = Path(path)
         if self.hdf5_path is not None and target.resolve() == self.hdf5_path.resolve():
             raise CheckpointError("a checkpoint cannot be written over the session's target file", path=target,
@@ -392,10 +390,8 @@ class PipelineSession(StagedTree, LabSessionViews):
             logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
-        self._bring_up_to_date()
-        state = self.save_state
+        self._tree.bring_up_to_date()
         self._write_new_file(target, self._tree_for_file(name), overwrite=True)
-        self.save_state = state
         logger.info("session %s checkpointed to %s (%s)", self.dataset_id, target, name)
         return target
 
@@ -433,27 +429,21 @@ class PipelineSession(StagedTree, LabSessionViews):
         session = cls(dataset_id, hdf5_path=target, memory_limit=memory_limit)
         if isinstance(pipeline, Group):
             pipeline.children.pop("session_info", None)
-        session._root = root
-        session._sources = [source]
+        session._tree.adopt(root, source)
         session.completed_steps = canonical_step_names(info_value.get("completed_steps", []))
         session.warnings = list(info_value.get("warnings", []))
         session.checkpoint_name = info_value.get("checkpoint_name")
         session.saved_at = info_value.get("saved_at")
-        session._admit(root)
         logger.info("session %s resumed from %s (steps %s)", dataset_id, path, session.completed_steps)
         return session
 
     def close(self) -> None:
         """Release open source files and delete the spill file (the staged content is dropped)."""
-        for source in self._sources:
-            source.close()
-        self._sources = []
-        self._staging.discard()
-        self._followed.clear()
+        self._tree.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            staging = self._staging
+            staging = self._tree.staging
             if staging.has_spill_file:
                 staging.discard()
 

@@ -172,7 +172,7 @@ class _SessionBackend:
         self.session.completed_steps = list(steps)
 
     def put_values(self, path: str, value) -> None:
-        self.session._set_node(split_path(path, allow_root=False), store.value_node(value))
+        self.session.tree.set_node(split_path(path, allow_root=False), store.value_node(value))
 
 
 class StepTarget:

@@ -1,64 +1,217 @@
-"""The staged tree of a session as its live views read and write it: one way in.
+"""The staged tree of a session: its one owner.
 
-``session.tree`` (a :class:`SessionTree`) is what ``session.units``, ``session.stimulus``,
-``session.metadata`` and ``session.source_files`` go through; they touch nothing else of the session.
+A :class:`SessionTree` holds everything a :class:`~hdmea.session.session.PipelineSession` has staged: the
+recording's node tree, the staging area its arrays are counted in (and spill to,
+:mod:`h5stream.staging`), the values the caller assigned and may still change
+(:mod:`hdmea.session._followed`), the files lazily loaded arrays are read from, and whether the file
+last saved holds all of it.  The session holds one (``session.tree``); the session, its live views
+(``session.units``, ``session.stimulus``, ``session.metadata``, ``session.source_files``), its path
+access (``get``, ``put``, ...) and the steps go through its methods and nothing else.
+
 Every read of a node walks the path through :meth:`SessionTree.node`, which brings the values the caller
-assigned on the way up to date (:mod:`hdmea.session._followed`), and every write goes through
-:meth:`SessionTree.assign` or :meth:`SessionTree.delete`, which mark the session changed, keep the memory
-budget (arrays past it spill), follow what the caller assigned and let go of what it no longer holds.
-So no view has to remember any of that.
+assigned on the way up to date, and every write goes through :meth:`SessionTree.assign`,
+:meth:`SessionTree.delete` or :meth:`SessionTree.set_children`, which mark the tree changed, keep the
+memory budget (arrays past it spill), follow what the caller assigned and let go of what it no longer
+holds.  Whether the tree is synced with the file last saved is decided here only: :meth:`changed` makes it
+unsynced, :meth:`saved` synced, and :meth:`bring_up_to_date` (before anything is written or the state is
+told) brings in what the caller changed and finds arrays changed in place since the save.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from h5stream.staging import FileArray, StagingArea
 from h5stream.tree import Group, Node, is_safe_key
+from hdmea.errors import SessionError
 from hdmea.io import hdf5_store as store
-from hdmea.session._staged_tree import as_dict_group, slot_of
+from hdmea.io.recording import SourceFile
+from hdmea.session._followed import FollowedValues
+from hdmea.session._staged_tree import admit_datasets, as_dict_group, release_datasets, slot_of, walk_datasets
 
 __all__ = ["SessionTree"]
 
 
 class SessionTree:
-    """The staged tree of one :class:`~hdmea.pipeline.PipelineSession` (see the module's text)."""
+    """The staged tree of one :class:`~hdmea.pipeline.PipelineSession` (see the module's text).
 
-    __slots__ = ("_session",)
+    ``after_change`` is called after every write (the session's size check); it is held weakly, so that
+    a session nobody holds is freed (and its files closed) at once.
+    """
 
-    def __init__(self, session) -> None:
-        self._session = session
+    def __init__(self, dataset_id: str, staging: StagingArea, after_change: Callable[[], None]) -> None:
+        self.dataset_id = dataset_id
+        self._root: Group = store.recording_root(dataset_id)
+        self._staging = staging
+        self._followed = FollowedValues(staging, self.changed)
+        self._sources: list[SourceFile] = []
+        self._synced = False
+        self._broken: str | None = None
+        self._after_change = weakref.WeakMethod(after_change)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def root(self) -> Group:
+        """The recording's root group as staged (read it through :meth:`node` where followed values matter)."""
+        return self._root
 
     @property
-    def dataset_id(self) -> str:
-        return self._session.dataset_id
+    def staging(self) -> StagingArea:
+        """Where the staged arrays are counted, and spill to past the memory limit."""
+        return self._staging
+
+    @property
+    def synced(self) -> bool:
+        """True when the file last saved held the tree as it was last brought up to date."""
+        return self._synced
+
+    @property
+    def followed_count(self) -> int:
+        """How many values the caller assigned are followed now."""
+        return len(self._followed)
+
+    def check_usable(self) -> None:
+        """Raise :class:`~hdmea.errors.SessionError` when a failed save left the staged data lost."""
+        if self._broken is not None:
+            raise SessionError(self._broken)
+
+    def lost(self, text: str) -> None:
+        """Record that the staged data was lost (every later change and save then raises)."""
+        self._broken = f"session {self.dataset_id!r}: {text}"
+
+    def changed(self) -> None:
+        """Before a change of the staged content: the tree is no longer synced."""
+        self.check_usable()
+        self._synced = False
+
+    def _after_write(self) -> None:
+        self._followed.settle(everything=False)
+        after = self._after_change()
+        if after is not None:
+            after()
+
+    def bring_up_to_date(self, *, strict: bool = True) -> None:
+        """Bring every value the caller assigned and may have changed into the tree (``strict``: a change that
+        cannot be merged raises); a tree synced before becomes unsynced when an array written from memory
+        has changed since."""
+        self._followed.settle(everything=True, strict=strict, dataset_id=self.dataset_id)
+        if self._synced and self._followed.changed_since_save(self._root):
+            self._synced = False
+
+    def saved(self, target: Path, written: dict[int, str]) -> None:
+        """The tree was just saved to ``target`` (``written``: id of a dataset node -> digest of what was
+        written from memory): on-disk arrays now read from ``target``, older sources close, and the tree is
+        synced."""
+        source = SourceFile(target)
+        for path, dataset in walk_datasets(self._root):
+            if isinstance(dataset.data, FileArray):
+                data = dataset.data
+                dataset.data = FileArray(source, "/" + path, data.shape, data.dtype, digest=data.digest)
+        for old in self._sources:
+            old.close()
+        self._sources = [source]
+        self._synced = True
+        self._followed.saved(written)
+
+    def adopt(self, root: Group, source: SourceFile) -> None:
+        """Take ``root``, loaded lazily from ``source``, as the staged tree (its arrays staged)."""
+        self._root = root
+        self._sources = [source]
+        admit_datasets(self._staging, root)
+
+    def close(self) -> None:
+        """Close the source files and delete the spill file; the staged content is dropped."""
+        for source in self._sources:
+            source.close()
+        self._sources = []
+        self._staging.discard()
+        self._followed.clear()
 
     # ------------------------------------------------------------------ reading
     def node(self, parts: list[str], *, write: bool = False) -> Node | None:
         """The node at ``parts``, or None (values the caller assigned on the way brought up to date first;
         ``write``: the caller writes below it next, so such a value is watched from then on)."""
-        return self._session._node(parts, write=write)
+        node: Node = self._root
+        followed = self._followed
+        for part in parts:
+            if not isinstance(node, Group):
+                return None
+            child = node.children.get(part)
+            if child is None:
+                return None
+            node = followed.reach(node, part, child, write) if followed else child
+        return node
 
     def group(self, parts: list[str]) -> Group:
-        """The group at ``parts``, created with the groups on the way where missing."""
-        return self._session._group(parts)
+        """The group at ``parts``, created with the groups on the way where missing (followed values on
+        the way watched)."""
+        node: Node = self._root
+        for depth, part in enumerate(parts):
+            child = node.children.get(part)
+            if child is not None and self._followed:
+                child = self._followed.reach(node, part, child, True)
+            if child is None:
+                child = Group()
+                node.children[part] = child
+            elif not isinstance(child, Group):
+                raise store.EncodingError("a dataset stands where a group is needed",
+                                          obj="/" + "/".join(parts[: depth + 1]), expected="a group",
+                                          found="a dataset")
+            node = child
+        return node
 
     def assigned(self, node: Node):
         """The object the caller assigned and the session staged as ``node``, while it is followed; else None."""
-        return self._session._followed.value_for_read(node)
+        return self._followed.value_for_read(node)
 
     def decoded(self, node: Node):
         """The plain value of ``node`` (every followed value below it brought up to date first)."""
-        return self._session._decoded(node)
+        self._followed.sync_within(node)
+        return store.decode_node(node)
 
     def root_attrs(self) -> Mapping[str, Any]:
         """The recording root's attributes (read only: change them with :meth:`update_root_attrs`)."""
-        return dict(self._session._root.attrs)
+        return dict(self._root.attrs)
 
     # ------------------------------------------------------------------ writing
     def update_root_attrs(self, values: Mapping[str, Any]) -> None:
-        self._session._modified()
-        self._session._root.attrs.update(values)
+        self.changed()
+        self._root.attrs.update(values)
+
+    def update_attrs(self, parts: list[str], values: Mapping[str, Any]) -> None:
+        """Set attributes of the node at ``parts`` (KeyError when absent); a followed value there is
+        watched from now on."""
+        node = self.node(parts, write=True)
+        if node is None:
+            raise KeyError(f"session {self.dataset_id!r} has nothing at {'/' + '/'.join(parts)!r}")
+        self.changed()
+        node.attrs.update(values)
+
+    def set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
+        """Stage ``nodes`` as children of the group at ``parent_parts`` (created where missing), replacing
+        what stood under their names."""
+        self.changed()
+        group = self.group(parent_parts)
+        for name, node in nodes.items():
+            old = group.children.get(name)
+            if old is not None:
+                self._release(old)
+            admit_datasets(self._staging, node)
+            group.children[name] = node
+        self._after_write()
+
+    def set_node(self, parts: list[str], node: Node) -> None:
+        """Stage ``node`` at ``parts`` (below the root)."""
+        if not parts:
+            raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
+        self.set_children(parts[:-1], {parts[-1]: node})
+
+    def _release(self, node: Node) -> None:
+        release_datasets(self._staging, node)
+        self._followed.forget(node)
 
     def assign(self, parts: list[str], key, value, stored_as: Callable, *, follow: bool = True) -> None:
         """Store ``value`` under ``key`` of the group at ``parts`` (created where missing).
@@ -68,8 +221,7 @@ class SessionTree:
         changed; ``follow=False`` for a value stored as a copy of what the caller holds); the memory budget
         is kept.
         """
-        session = self._session
-        session._modified()
+        self.changed()
         group = self._writable_group(parts)
         kind, stored = stored_as(value)
         where = "/" + "/".join([*parts, str(key)])
@@ -88,30 +240,29 @@ class SessionTree:
         else:
             old_kind, name = slot
             if old_kind == "child":
-                session._release(group.children.pop(name))
+                self._release(group.children.pop(name))
             else:
                 del group.attrs[name]
         if kind == "attr":
             group.attrs[name] = stored
         else:
-            session._admit(stored)
+            admit_datasets(self._staging, stored)
             group.children[name] = stored
             if follow:
-                session._followed.follow(stored, value, parent=group, key=key, where=where,
+                self._followed.follow(stored, value, parent=group, key=key, where=where,
                                          build=lambda v: stored_as(v)[1])
-        session._check_size()
+        self._after_write()
 
     def delete(self, parts: list[str], key) -> None:
         """Remove ``key`` from the group at ``parts`` (KeyError when absent)."""
-        session = self._session
         group = self._existing_group(parts, write=True)
         slot = slot_of(group, key)
         if slot is None:
             raise KeyError(key)
-        session._modified()
+        self.changed()
         kind, name = slot
         if kind == "child":
-            session._release(group.children.pop(name))
+            self._release(group.children.pop(name))
         else:
             del group.attrs[name]
         if group.tag == "dict":
@@ -136,8 +287,7 @@ class SessionTree:
                 self.delete([name], key)
         for key, value in mapping.items():
             assign(key, value)
-        session = self._session
-        session._followed.watch_keys(self.group([name]), mapping, parent=session._root, key=name, where=f"/{name}")
+        self._followed.watch_keys(self.group([name]), mapping, parent=self._root, key=name, where=f"/{name}")
 
     # ------------------------------------------------------------------ inside
     def _existing_group(self, parts: list[str], *, write: bool = False) -> Group:
