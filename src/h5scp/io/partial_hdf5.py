@@ -29,7 +29,7 @@ from h5scp.io._files import root_attr
 from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
 
-__all__ = ["BEFORE_READ", "frame_columns", "holds_x", "read_frame_columns", "read_matrix_part", "read_obs_part",
+__all__ = ["BEFORE_READ", "frame_columns", "read_frame_columns", "read_matrix_part", "read_obs_part",
            "read_part", "read_rows", "row_runs", "stored_shape"]
 
 #: Called as ``hook(element, rows, cols)`` (sorted unique positions, None: all) before a matrix element is read.
@@ -38,20 +38,6 @@ BEFORE_READ: contextvars.ContextVar = contextvars.ContextVar("h5scp_before_read"
 _MAX_BLOCKS = 1024
 #: Bytes of whole rows read at a time when columns are cut in memory.
 _BLOCK_BYTES = 32 << 20
-
-
-def holds_x(group: h5py.Group) -> bool:
-    """True when an AnnData group has an ``X`` that holds values.
-
-    anndata and mudata store the missing ``X`` of an object without one (a
-    modality with no layers) as a dataset with an HDF5 null dataspace (stamped
-    ``encoding-type: null``); that is no ``X``, as anndata reads it.  Only the
-    dataspace is looked at, so no attribute of an unrequested part is read.
-    """
-    if "X" not in group:
-        return False
-    obj = group["X"]
-    return not (isinstance(obj, h5py.Dataset) and obj.shape is None)
 
 
 def _frame_members(group: h5py.Group) -> dict[str, str] | None:

@@ -1,0 +1,137 @@
+"""One AnnData group (an ``.h5ad`` root, a MuData root or one of its modalities) looked at once.
+
+:func:`scan` reads what a group holds in one place: its members, which of them is the ``X``
+that holds values, the layers under ``layers`` by the names our codecs recorded (else the
+members' own), whether scptensor's annotations are there, and the elements a container has
+no place for (``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each with its shape).
+Only member lists, attributes and shapes are read here, never values.  The AnnData and MuData
+readers (:mod:`h5scp.io.formats_h5ad`, :mod:`h5scp.io.formats_h5mu`, :mod:`h5scp.io.foreign`)
+take their elements from the :class:`GroupView` it gives instead of asking the file again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import h5py
+
+from h5stream.elements.mapping import KEYS_ATTR, member_name
+from h5stream import checksums
+from h5scp.io._files import root_attr
+
+__all__ = ["GroupView", "scan", "element_shape", "mod_order", "SCPTENSOR_KEY", "X_LAYER"]
+
+#: The member of ``uns`` that holds scptensor's annotations.
+SCPTENSOR_KEY = "scptensor"
+#: The layer name of ``X`` in a file scptensor did not write.
+X_LAYER = "X"
+_UNMAPPED_GROUPS = ("obsm", "varm", "obsp", "varp", "raw")
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """What an AnnData group holds (see :func:`scan`)."""
+
+    group: h5py.Group
+    #: ``X`` when it holds values (anndata stores a missing ``X`` as an HDF5 null dataspace: None then).
+    x: h5py.Dataset | h5py.Group | None
+    #: Member name -> element of ``layers`` (empty when there is none).
+    members: dict
+    #: True when ``uns/scptensor`` is there (a file, or a modality, scptensor wrote; anndata and mudata
+    #: keep it when they re-save one, though not the root mark, so it decides).
+    ours: bool
+    prefix: str = ""
+
+    @cached_property
+    def layers(self) -> dict:
+        """Layer name -> element of ``layers``: the names our codecs recorded, else the member names."""
+        keys = root_attr(self.group["layers"], KEYS_ATTR) if self.members else None
+        if keys is None:
+            return dict(self.members)
+        return {str(k): self.members[member_name(k)] for k in json.loads(keys)}
+
+    @cached_property
+    def unmapped(self) -> tuple[str, ...]:
+        """``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each as ``"<prefix>name (shape)"``."""
+        return _unmapped(self.group, self.prefix)
+
+    @property
+    def where(self) -> str:
+        """The group's path without a trailing ``/`` (``""`` for the root)."""
+        return self.group.name.rstrip("/")
+
+    def layer_names(self) -> list[str]:
+        """The layers of a group scptensor did not write: ``X`` first, then those of ``layers``."""
+        names = [X_LAYER] if self.x is not None else []
+        return names + [n for n in self.layers if n not in names]
+
+    def foreign_layer(self, name: str):
+        """The element of layer ``name`` of :meth:`layer_names`."""
+        return self.x if name == X_LAYER and self.x is not None else self.layers[name]
+
+
+def _holds_values(obj) -> bool:
+    """False for anndata's missing ``X``: anndata and mudata store the ``X`` of an object without one (a modality
+    with no layers) as a dataset with an HDF5 null dataspace (stamped ``encoding-type: null``), which anndata reads
+    as no ``X``.  Only the dataspace is looked at, so no attribute of an unrequested part is read."""
+    return not (isinstance(obj, h5py.Dataset) and obj.shape is None)
+
+
+def element_shape(obj) -> str:
+    """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
+    if isinstance(obj, h5py.Dataset):
+        dims = " x ".join(str(n) for n in obj.shape) or "scalar"
+        if obj.dtype.names:
+            return f"{dims} records with fields {list(obj.dtype.names)}"
+        kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
+        return f"{dims} {kind}"
+    etype = root_attr(obj, "encoding-type")
+    if etype == "awkward-array":
+        return f"awkward array of {root_attr(obj, 'length', '?')} rows"
+    if etype in ("csr_matrix", "csc_matrix"):
+        shape = root_attr(obj, "shape")
+        dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"
+        dtype = obj["data"].dtype if "data" in obj else "?"
+        return f"{dims} {dtype} {etype}"
+    if etype == "dataframe":
+        order = root_attr(obj, "column-order")
+        index = root_attr(obj, "_index")
+        rows = obj[index].shape[0] if index is not None and index in obj else "?"
+        return f"dataframe {rows} rows x {0 if order is None else len(order)} columns"
+    return f"{etype or 'group'} of {len(obj)} members"
+
+
+def _unmapped(group: h5py.Group, prefix: str) -> tuple[str, ...]:
+    out = []
+    for name in _UNMAPPED_GROUPS:
+        member = group.get(name)
+        if member is None or root_attr(member, "encoding-type") == "null":  # a None (anndata's zarr stores write raw=None so)
+            continue
+        if isinstance(member, h5py.Group) and name != "raw":
+            out.extend(f"{prefix}{name}/{m} ({element_shape(member[m])})" for m in member)
+        else:
+            out.append(f"{prefix}{name} ({element_shape(member)})")
+    return tuple(out)
+
+
+def scan(group: h5py.Group, prefix: str = "") -> GroupView:
+    """The :class:`GroupView` of an AnnData group; ``prefix`` starts the names in ``unmapped`` (``"mod/rna/"``)."""
+    x = group.get("X")
+    stored = group.get("layers")
+    uns = group.get("uns")
+    return GroupView(
+        group=group,
+        x=x if x is not None and _holds_values(x) else None,
+        members={m: stored[m] for m in stored} if isinstance(stored, h5py.Group) else {},
+        ours=isinstance(uns, h5py.Group) and SCPTENSOR_KEY in uns,
+        prefix=prefix,
+    )
+
+
+def mod_order(f: h5py.File) -> list[str]:
+    """The modality names of a MuData root in ``mod-order`` (all of ``/mod`` when the attribute is absent)."""
+    mods = f["mod"]
+    order = [m.decode() if isinstance(m, bytes) else str(m) for m in checksums.attr_value(mods, "mod-order", [])]
+    return order or list(mods)
