@@ -4,7 +4,8 @@
 that holds values, the layers under ``layers`` by the names our codecs recorded (else the
 members' own), whether scptensor's annotations are there, and the elements a container has
 no place for (``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each with its shape).
-Only member lists, attributes and shapes are read here, never values.  The AnnData and MuData
+The columns of ``obs`` and their members (:attr:`GroupView.obs_members`) are read from its attributes once,
+where a reader first needs them.  Only member lists, attributes and shapes are read here, never values.  The AnnData and MuData
 readers (:mod:`h5scp.io.formats_h5ad`, :mod:`h5scp.io.formats_h5mu`, :mod:`h5scp.io.foreign`)
 take their elements from the :class:`GroupView` it gives instead of asking the file again.
 """
@@ -20,6 +21,7 @@ import h5py
 from h5stream.elements.mapping import KEYS_ATTR, member_name
 from h5stream import checksums
 from h5scp.io._files import root_attr
+from h5scp.io.partial_hdf5 import column_members
 
 __all__ = ["GroupView", "scan", "element_shape", "mod_order", "SCPTENSOR_KEY", "X_LAYER"]
 
@@ -42,6 +44,9 @@ class GroupView:
     #: True when ``uns/scptensor`` is there (a file, or a modality, scptensor wrote; anndata and mudata
     #: keep it when they re-save one, though not the root mark, so it decides).
     ours: bool
+    #: ``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each as ``"<prefix>name (shape)"``.
+    unmapped: tuple[str, ...]
+    #: What starts the names in ``unmapped`` (``"mod/rna/"`` for a modality).
     prefix: str = ""
 
     @cached_property
@@ -53,9 +58,10 @@ class GroupView:
         return {str(k): self.members[member_name(k)] for k in json.loads(keys)}
 
     @cached_property
-    def unmapped(self) -> tuple[str, ...]:
-        """``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each as ``"<prefix>name (shape)"``."""
-        return _unmapped(self.group, self.prefix)
+    def obs_members(self) -> dict[str, str] | None:
+        """Column name -> member of ``obs`` (first the row labels of a foreign frame); None: not readable by column."""
+        obs = self.group.get("obs")
+        return column_members(obs) if isinstance(obs, h5py.Group) else None
 
     @property
     def where(self) -> str:
@@ -126,6 +132,7 @@ def scan(group: h5py.Group, prefix: str = "") -> GroupView:
         x=x if x is not None and _holds_values(x) else None,
         members={m: stored[m] for m in stored} if isinstance(stored, h5py.Group) else {},
         ours=isinstance(uns, h5py.Group) and SCPTENSOR_KEY in uns,
+        unmapped=_unmapped(group, prefix),
         prefix=prefix,
     )
 

@@ -334,10 +334,11 @@ def present_layers(view: GroupView, info: dict[str, Any], notes: FrameNotes | No
     return layers
 
 
-def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, request: dict,
+def read_anndata_obs(selection, view: GroupView, info: dict[str, Any], path, request: dict,
                      notes: FrameNotes | None = None, label: str = "obs"):
     """The requested obs columns and rows of an AnnData group or MuData root, and the positions."""
     notes = FrameNotes() if notes is None else notes
+    group = view.group
     id_col = info["sample_id_col"]
     uns = f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}"
     if SCHEMAS_KEY in info or FRAMES_KEY in info:
@@ -350,7 +351,7 @@ def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, r
                              notes=notes)
 
         return read_obs_part(selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
-                             whole, finish)
+                             whole, finish, members_of=lambda: view.obs_members)
     # files written before frame records: the stand-ins' exact copies, by position
     restore = None
     exact = info.get(EXACT_COLUMNS_KEY, {}).get("obs")
@@ -370,6 +371,7 @@ def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, r
     return read_obs_part(
         selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
         lambda: read_anndata_frame(group, "obs", info, path, id_col=id_col, notes=notes, label=label), restore,
+        members_of=lambda: view.obs_members,
     )
 
 

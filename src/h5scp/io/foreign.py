@@ -51,7 +51,7 @@ from h5scp.io._anndata_group import X_LAYER, GroupView, element_shape, mod_order
 from h5scp.io._files import guarded, root_attr
 from h5scp.io._modality_rows import NOT_MEASURED, spread_rows
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import frame_columns, read_frame_columns, read_obs_part, read_part
+from h5scp.io.partial_hdf5 import read_frame_columns, read_obs_part, read_part
 from h5scp.io.selection import selection_from
 
 __all__ = [
@@ -72,13 +72,15 @@ def _require_frame(group: h5py.Group, key: str, path: Path) -> None:
         )
 
 
-def _frame_ids(group: h5py.Group, path: Path) -> tuple[pl.Series, list[str]]:
-    """The row labels of ``group/obs`` and its other column names, reading only the labels when it can."""
+def _frame_ids(view: GroupView, path: Path) -> tuple[pl.Series, list[str]]:
+    """The row labels of the group's obs and its other column names, reading only the labels when it can."""
+    group = view.group
     _require_frame(group, "obs", path)
-    names = frame_columns(group["obs"])
-    if names is not None:
-        with guarded(path, f"{group.name.rstrip('/')}/obs"):
-            return read_frame_columns(group["obs"], names[:1]).to_series(0), names[1:]
+    with guarded(path, f"{view.where}/obs"):
+        members = view.obs_members
+        if members is not None:
+            names = list(members)
+            return read_frame_columns(group["obs"], names[:1], members).to_series(0), names[1:]
     obs, id_col = _frame(group, "obs", path)
     return obs.get_column(id_col), obs.columns[1:]
 
@@ -235,9 +237,9 @@ def import_modality(view: GroupView, path: Path, layers=None, positions=None, fe
     return _assay(view, path, [], layers, positions, features)
 
 
-def frame_ids(group: h5py.Group, path: Path) -> list:
+def frame_ids(view: GroupView, path: Path) -> list:
     """The row labels of a foreign AnnData group's obs."""
-    return _frame_ids(group, path)[0].to_list()
+    return _frame_ids(view, path)[0].to_list()
 
 
 def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> list[ProvenanceLog]:
@@ -288,11 +290,13 @@ def edits_entry(kind: str, path: Path, view: GroupView, changes: list[str], *, m
                           f"{len(skipped)} element(s) not imported")]
 
 
-def _obs(selection, f: h5py.File, path: Path, request: dict):
+def _obs(selection, view: GroupView, path: Path, request: dict):
+    f = view.group
     with guarded(path, "/obs"):
         _require_frame(f, "obs", path)
         obs, positions = read_obs_part(selection, f["obs"], None, request.get("obs_columns"),
-                                       request.get("samples"), lambda: _frame(f, "obs", path)[0])
+                                       request.get("samples"), lambda: _frame(f, "obs", path)[0],
+                                       members_of=lambda: view.obs_members)
     return obs, obs.columns[0], positions
 
 
@@ -307,10 +311,12 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
     request = request or {}
     skipped: list[str] = []
     name = assay or DEFAULT_ASSAY
-    view = scan(f) if view is None else view
+    if view is None:
+        with guarded(path, "/"):
+            view = scan(f)
     selection = selection_from([name], {name: view.layer_names()}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
-    obs, sample_id_col, positions = _obs(selection, f, path, request)
+    obs, sample_id_col, positions = _obs(selection, view, path, request)
     data = _assay(view, path, skipped, selection.layers, positions, selection.features_of(name))
     skipped.extend(unused_categories(f, "obs", obs) + unused_categories(f, "var", data.var))
     uns = _uns(f, path, "", skipped)
@@ -343,15 +349,21 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None,
                             expected="a group /mod", found="nothing")
     mods = f["mod"]
     order = mod_order(f)
-    views = {n: scan(mods[n], f"mod/{n}/") for n in order}
+    if view is None:
+        with guarded(path, "/"):
+            view = scan(f)
+    views = {}
+    for n in order:
+        with guarded(path, f"/mod/{n}"):
+            views[n] = scan(mods[n], f"mod/{n}/")
     selection = selection_from(order, {n: views[n].layer_names() for n in order}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
-    ids, _ = _frame_ids(f, path)
-    obs, sample_id_col, positions = _obs(selection, f, path, request)
+    ids, _ = _frame_ids(view, path)
+    obs, sample_id_col, positions = _obs(selection, view, path, request)
     assays = {}
     for name in order:
         group = mods[name]
-        own, columns = _frame_ids(group, path)
+        own, columns = _frame_ids(views[name], path)
         skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
         if not selection.wants_assay(name):
             continue
@@ -372,7 +384,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None,
         skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))
         assays[name] = assay
     skipped.extend(unused_categories(f, "obs", obs))
-    skipped.extend((scan(f) if view is None else view).unmapped)  # obsmap/varmap are MuData's own bookkeeping
+    skipped.extend(view.unmapped)  # obsmap/varmap are MuData's own bookkeeping
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
         return ScpContainer(obs, assays, history=_history("MuData", path, uns, skipped), sample_id_col=sample_id_col)

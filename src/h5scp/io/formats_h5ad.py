@@ -130,7 +130,8 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
     dense and CSR matrices, are read.
     """
     request = request or {}
-    view = scan(f)
+    with guarded(source, "/"):
+        view = scan(f)
     if not view.ours:
         return import_anndata(f, source, assay=assay, request=request, view=view)
     notes = FrameNotes()
@@ -140,7 +141,7 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
         present = present_layers(view, info)
         selection = selection_from([name], {name: list(present)}, assays=request.get("assays"),
                                    layers=request.get("layers"), features=request.get("features"), path=source)
-        obs, positions = read_anndata_obs(selection, f, info, source, request, notes)
+        obs, positions = read_anndata_obs(selection, view, info, source, request, notes)
         ids = obs.get_column(info["sample_id_col"]).to_list() if info["sample_id_col"] in obs.columns else None
         recorded = recorded_frame(info, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
         if recorded is not None and ids is not None and positions is None:

@@ -203,7 +203,8 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
     selected rows of dense and CSR matrices, are read.
     """
     request = request or {}
-    view = scan(f)
+    with guarded(source, "/"):
+        view = scan(f)
     if not view.ours:
         return import_mudata(f, source, request=request, view=view)
     with guarded(source, "/uns/scptensor"):
@@ -216,11 +217,11 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
             "modalities differ from mod-order", path=source, obj="/mod",
             expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
         )
-    infos = {}
+    infos, views = {}, {}
     notes = FrameNotes()
-    views = {name: scan(mods[name], f"mod/{name}/") for name in order}
     for name in order:
         with guarded(source, f"/mod/{name}"):
+            views[name] = scan(mods[name], f"mod/{name}/")
             if views[name].ours:
                 infos[name] = read_info(mods[name], source)
             else:  # a modality another tool added: imported as it is
@@ -232,7 +233,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
     )
     id_col = extras["sample_id_col"]
     with guarded(source, "/obs"):
-        obs, positions = read_anndata_obs(selection, f, extras, source, request, notes)
+        obs, positions = read_anndata_obs(selection, view, extras, source, request, notes)
         ids = obs.get_column(id_col).to_list()
         recorded = recorded_frame(extras, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
         if recorded is not None and positions is None:
@@ -274,7 +275,7 @@ def _read_modality(view: GroupView, source: Path, info: dict, ids: list, selecti
     every_sample = file_ids is None
     group = view.group
     if info is None:
-        own = frame_ids(group, source)
+        own = frame_ids(view, source)
     else:
         found = read_elem(group["obs"])
         own_col = info.get("obs_id_col") if info.get("obs_id_col") in found.columns else found.columns[0]
