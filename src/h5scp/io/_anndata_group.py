@@ -41,9 +41,8 @@ class GroupView:
     x: h5py.Dataset | h5py.Group | None
     #: Member name -> element of ``layers`` (empty when there is none).
     members: dict
-    #: True when ``uns/scptensor`` is there (a file, or a modality, scptensor wrote; anndata and mudata
-    #: keep it when they re-save one, though not the root mark, so it decides).
-    ours: bool
+    #: ``uns/scptensor``: scptensor's annotations (None in a group another tool wrote).
+    annotations: h5py.Group | h5py.Dataset | None
     #: ``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each as ``"<prefix>name (shape)"``.
     unmapped: tuple[str, ...]
     #: What starts the names in ``unmapped`` (``"mod/rna/"`` for a modality).
@@ -62,6 +61,12 @@ class GroupView:
         """Column name -> member of ``obs`` (first the row labels of a foreign frame); None: not readable by column."""
         obs = self.group.get("obs")
         return column_members(obs) if isinstance(obs, h5py.Group) else None
+
+    @property
+    def ours(self) -> bool:
+        """True when scptensor wrote the group: its annotations are there (anndata and mudata keep them when
+        they re-save one of our files, though not the root mark, so they decide)."""
+        return self.annotations is not None
 
     @property
     def where(self) -> str:
@@ -127,11 +132,12 @@ def scan(group: h5py.Group, prefix: str = "") -> GroupView:
     x = group.get("X")
     stored = group.get("layers")
     uns = group.get("uns")
+    annotations = uns.get(SCPTENSOR_KEY) if isinstance(uns, h5py.Group) else None
     return GroupView(
         group=group,
         x=x if x is not None and _holds_values(x) else None,
         members={m: stored[m] for m in stored} if isinstance(stored, h5py.Group) else {},
-        ours=isinstance(uns, h5py.Group) and SCPTENSOR_KEY in uns,
+        annotations=annotations,
         unmapped=_unmapped(group, prefix),
         prefix=prefix,
     )

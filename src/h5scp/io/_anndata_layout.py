@@ -277,16 +277,16 @@ def write_elem_group(parent: h5py.Group, key: str, value: dict, options: dict) -
     return parent[key]
 
 
-def read_info(group: h5py.Group, path) -> dict[str, Any]:
+def read_info(view: GroupView, path) -> dict[str, Any]:
     """The ``uns/scptensor`` annotations of an AnnData group, without the masks (read per layer)."""
-    if "uns" not in group or SCPTENSOR_KEY not in group["uns"]:
+    if view.annotations is None:
         raise IOFormatError(
-            "AnnData group was not written by scptensor", path=path, obj=f"{group.name}/uns/{SCPTENSOR_KEY}",
+            "AnnData group was not written by scptensor", path=path, obj=f"{view.where}/uns/{SCPTENSOR_KEY}",
             expected="the scptensor annotations (masks, layer order, id columns)", found="nothing",
             hint="only files saved by scptensor load back into a container",
         )
     # the keys are plain names (no escaping): member name == key
-    stored = group["uns"][SCPTENSOR_KEY]
+    stored = view.annotations
     return {key: read_elem(stored[key]) for key in stored if key != "masks"}
 
 
@@ -420,7 +420,7 @@ def read_assay_group(
     """
     notes = FrameNotes() if notes is None else notes
     group = view.group
-    info = read_info(group, path) if info is None else info
+    info = read_info(view, path) if info is None else info
     feature_id_col = info["feature_id_col"]
     var = read_anndata_frame(group, "var", info, path, id_col=feature_id_col, notes=notes, label=f"{label}var")
     fpos = None
@@ -430,8 +430,8 @@ def read_assay_group(
                                 expected=f"a column {feature_id_col!r}", found=f"columns {var.columns}")
         fpos = features(var.get_column(feature_id_col))
     stored = present_layers(view, info, notes, label)
-    uns = group["uns"][SCPTENSOR_KEY]
-    masks = uns["masks"] if "masks" in uns else {}
+    uns = view.annotations
+    masks = uns["masks"] if uns is not None and "masks" in uns else {}
     metadata = _read_metadata(info.get("metadata", {}))
     rows = cols = None
     rows_ok = cols_ok = True

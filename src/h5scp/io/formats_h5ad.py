@@ -136,7 +136,7 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
         return import_anndata(f, source, assay=assay, request=request, view=view)
     notes = FrameNotes()
     with guarded(source, "/"):
-        info = read_info(f, source)
+        info = read_info(view, source)
         name = info["assay"]
         present = present_layers(view, info)
         selection = selection_from([name], {name: list(present)}, assays=request.get("assays"),

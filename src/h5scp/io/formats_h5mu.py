@@ -208,7 +208,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
     if not view.ours:
         return import_mudata(f, source, request=request, view=view)
     with guarded(source, "/uns/scptensor"):
-        extras = read_info(f, source)
+        extras = read_info(view, source)
     with guarded(source, "/mod/@mod-order"):
         mods = f["mod"]
         order = mod_order(f)
@@ -223,7 +223,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
         with guarded(source, f"/mod/{name}"):
             views[name] = scan(mods[name], f"mod/{name}/")
             if views[name].ours:
-                infos[name] = read_info(mods[name], source)
+                infos[name] = read_info(views[name], source)
             else:  # a modality another tool added: imported as it is
                 infos[name] = None
                 notes.add(f"mod/{name}: modality added")
