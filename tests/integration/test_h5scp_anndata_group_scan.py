@@ -44,7 +44,7 @@ def test_scan_of_a_group_written_with_plain_h5py(tmp_path):
         assert view.x is None  # the null dataspace is no X
         assert list(view.members) == ["a%2Fb", "counts"]
         assert {k: v.name for k, v in view.layers.items()} == {"counts": "/layers/counts", "a/b": "/layers/a%2Fb"}
-        assert view.layer_names() == ["counts", "a/b"]
+        assert list(view.foreign_layers) == ["counts", "a/b"]
         assert view.ours
         assert view.unmapped == ("mod/m/obsm/X_pca (3 x 5 float32)", "mod/m/raw (dict of 1 members)")
         assert view.obs_members is None  # no obs frame
@@ -63,8 +63,8 @@ def test_scan_of_a_file_anndata_wrote(tmp_path):
         view = scan(f)
         assert view.x is not None and view.x.name == "/X"
         assert not view.ours
-        assert view.layer_names() == ["X", "raw_counts"]  # X first; layers/X shares its name
-        assert view.foreign_layer("X").name == "/X" and view.foreign_layer("raw_counts").name == "/layers/raw_counts"
+        assert {k: v.name for k, v in view.foreign_layers.items()} == {"X": "/X", "raw_counts": "/layers/raw_counts"}
+        assert view.layers["X"].name == "/layers/X"  # (its name is taken by X: left out of foreign_layers)
         assert view.unmapped == ("obsm/umap (3 x 2 float64)",)
         assert list(view.obs_members) == ["cell", "batch", "depth"]
 

@@ -41,20 +41,22 @@ class GroupView:
     x: h5py.Dataset | h5py.Group | None
     #: Member name -> element of ``layers`` (empty when there is none).
     members: dict
+    #: Layer name -> element of ``layers``: the names our codecs recorded, else the member names.
+    layers: dict
+    #: The layers of a group scptensor did not write, by name: ``X`` first, then those of ``layers``
+    #: (a ``layers/X`` beside a real ``X`` left out: the name is taken).
+    foreign_layers: dict
     #: ``uns/scptensor``: scptensor's annotations (None in a group another tool wrote).
     annotations: h5py.Group | h5py.Dataset | None
+    #: True when scptensor wrote the group: its annotations are there (anndata and mudata keep them when
+    #: they re-save one of our files, though not the root mark, so they decide).
+    ours: bool
     #: ``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each as ``"<prefix>name (shape)"``.
     unmapped: tuple[str, ...]
+    #: The group's path without a trailing ``/`` (``""`` for the root).
+    where: str
     #: What starts the names in ``unmapped`` (``"mod/rna/"`` for a modality).
     prefix: str = ""
-
-    @cached_property
-    def layers(self) -> dict:
-        """Layer name -> element of ``layers``: the names our codecs recorded, else the member names."""
-        keys = root_attr(self.group["layers"], KEYS_ATTR) if self.members else None
-        if keys is None:
-            return dict(self.members)
-        return {str(k): self.members[member_name(k)] for k in json.loads(keys)}
 
     @cached_property
     def obs_members(self) -> dict[str, str] | None:
@@ -62,25 +64,6 @@ class GroupView:
         obs = self.group.get("obs")
         return column_members(obs) if isinstance(obs, h5py.Group) else None
 
-    @property
-    def ours(self) -> bool:
-        """True when scptensor wrote the group: its annotations are there (anndata and mudata keep them when
-        they re-save one of our files, though not the root mark, so they decide)."""
-        return self.annotations is not None
-
-    @property
-    def where(self) -> str:
-        """The group's path without a trailing ``/`` (``""`` for the root)."""
-        return self.group.name.rstrip("/")
-
-    def layer_names(self) -> list[str]:
-        """The layers of a group scptensor did not write: ``X`` first, then those of ``layers``."""
-        names = [X_LAYER] if self.x is not None else []
-        return names + [n for n in self.layers if n not in names]
-
-    def foreign_layer(self, name: str):
-        """The element of layer ``name`` of :meth:`layer_names`."""
-        return self.x if name == X_LAYER and self.x is not None else self.layers[name]
 
 
 def _holds_values(obj) -> bool:
@@ -130,15 +113,18 @@ def _unmapped(group: h5py.Group, prefix: str) -> tuple[str, ...]:
 def scan(group: h5py.Group, prefix: str = "") -> GroupView:
     """The :class:`GroupView` of an AnnData group; ``prefix`` starts the names in ``unmapped`` (``"mod/rna/"``)."""
     x = group.get("X")
+    x = x if x is not None and _holds_values(x) else None
     stored = group.get("layers")
+    members = {m: stored[m] for m in stored} if isinstance(stored, h5py.Group) else {}
+    keys = root_attr(stored, KEYS_ATTR) if members else None
+    layers = dict(members) if keys is None else {str(k): members[member_name(k)] for k in json.loads(keys)}
+    foreign_layers = {} if x is None else {X_LAYER: x}
+    foreign_layers.update((name, element) for name, element in layers.items() if name not in foreign_layers)
     uns = group.get("uns")
     annotations = uns.get(SCPTENSOR_KEY) if isinstance(uns, h5py.Group) else None
     return GroupView(
-        group=group,
-        x=x if x is not None and _holds_values(x) else None,
-        members={m: stored[m] for m in stored} if isinstance(stored, h5py.Group) else {},
-        annotations=annotations,
-        unmapped=_unmapped(group, prefix),
+        group=group, x=x, members=members, layers=layers, foreign_layers=foreign_layers, annotations=annotations,
+        ours=annotations is not None, unmapped=_unmapped(group, prefix), where=group.name.rstrip("/"),
         prefix=prefix,
     )
 

@@ -167,9 +167,8 @@ def _assay(view: GroupView, path: Path, skipped: list[str], layers=None, positio
         var = var[cols]
     kept: dict[str, ScpMatrix] = {}
     with guarded(path, f"{view.where}/X"):
-        for name in view.layer_names():
+        for name, obj in view.foreign_layers.items():
             if layers is None or name in layers:
-                obj = view.foreign_layer(name)
                 kept[name] = ScpMatrix(_exact_in_float(read_part(obj, positions, cols), path, obj.name))
         if view.x is not None and X_LAYER in view.layers:
             skipped.append(f"{view.prefix}layers/{X_LAYER} (name taken by X)")
@@ -314,7 +313,7 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
     if view is None:
         with guarded(path, "/"):
             view = scan(f)
-    selection = selection_from([name], {name: view.layer_names()}, assays=request.get("assays"),
+    selection = selection_from([name], {name: list(view.foreign_layers)}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
     obs, sample_id_col, positions = _obs(selection, view, path, request)
     data = _assay(view, path, skipped, selection.layers, positions, selection.features_of(name))
@@ -356,7 +355,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None,
     for n in order:
         with guarded(path, f"/mod/{n}"):
             views[n] = scan(mods[n], f"mod/{n}/")
-    selection = selection_from(order, {n: views[n].layer_names() for n in order}, assays=request.get("assays"),
+    selection = selection_from(order, {n: list(views[n].foreign_layers) for n in order}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
     ids, _ = _frame_ids(view, path)
     obs, sample_id_col, positions = _obs(selection, view, path, request)

@@ -228,7 +228,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
                 infos[name] = None
                 notes.add(f"mod/{name}: modality added")
     selection = selection_from(
-        order, {n: views[n].layer_names() if i is None else list(present_layers(views[n], i)) for n, i in infos.items()},
+        order, {n: list(views[n].foreign_layers) if i is None else list(present_layers(views[n], i)) for n, i in infos.items()},
         assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=source,
     )
     id_col = extras["sample_id_col"]
