@@ -45,7 +45,8 @@ from h5scp.io._anndata_columns import (
 )
 from h5scp.io import json_values
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import holds_x, read_obs_part, read_part, stored_shape
+from h5scp.io._anndata_group import SCPTENSOR_KEY, GroupView
+from h5scp.io.partial_hdf5 import read_obs_part, read_part, stored_shape
 from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import normalize_sparse
 from h5scp.io.serializers import (
@@ -77,7 +78,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ANNDATA_ENCODING = ("anndata", "0.1.0")
-SCPTENSOR_KEY = "scptensor"
 _EMPTY_MAPPINGS = ("obsm", "varm", "obsp", "varp")
 # Encodings AnnData's reader registry knows (anndata 0.10 - 0.12); an element
 # holding anything else makes anndata.read_h5ad and mudata.read_h5mu fail whole.
@@ -277,16 +277,16 @@ def write_elem_group(parent: h5py.Group, key: str, value: dict, options: dict) -
     return parent[key]
 
 
-def read_info(group: h5py.Group, path) -> dict[str, Any]:
+def read_info(view: GroupView, path) -> dict[str, Any]:
     """The ``uns/scptensor`` annotations of an AnnData group, without the masks (read per layer)."""
-    if "uns" not in group or SCPTENSOR_KEY not in group["uns"]:
+    if view.annotations is None:
         raise IOFormatError(
-            "AnnData group was not written by scptensor", path=path, obj=f"{group.name}/uns/{SCPTENSOR_KEY}",
+            "AnnData group was not written by scptensor", path=path, obj=f"{view.where}/uns/{SCPTENSOR_KEY}",
             expected="the scptensor annotations (masks, layer order, id columns)", found="nothing",
             hint="only files saved by scptensor load back into a container",
         )
     # the keys are plain names (no escaping): member name == key
-    stored = group["uns"][SCPTENSOR_KEY]
+    stored = view.annotations
     return {key: read_elem(stored[key]) for key in stored if key != "masks"}
 
 
@@ -294,9 +294,9 @@ def layer_order(info: dict[str, Any]) -> list[str]:
     return [str(v) for v in info.get("layer_order", [])]
 
 
-def present_layers(group: h5py.Group, info: dict[str, Any], notes: FrameNotes | None = None,
+def present_layers(view: GroupView, info: dict[str, Any], notes: FrameNotes | None = None,
                    label: str = "") -> dict[str, h5py.Dataset | h5py.Group]:
-    """Layer name -> element of the layers ``group`` holds now, in the recorded order, new ones last.
+    """Layer name -> element of the layers the group of ``view`` holds now, in the recorded order, new ones last.
 
     ``X`` is the recorded ``x_layer``; a layer anndata or another tool added is
     named by its key (``X`` when the file had none).  Layers added or removed
@@ -304,13 +304,13 @@ def present_layers(group: h5py.Group, info: dict[str, Any], notes: FrameNotes | 
     """
     x_layer = info.get("x_layer") or None
     order = layer_order(info)
-    stored = group["layers"] if "layers" in group and isinstance(group["layers"], h5py.Group) else {}
+    stored = view.members
     by_member = {member_name(name): name for name in order if name != x_layer}
     found: dict[str, Any] = {}
     added = []
-    if holds_x(group):
+    if view.x is not None:
         if x_layer is not None:
-            found[x_layer] = group["X"]
+            found[x_layer] = view.x
         else:
             added.append("X")
     for member in stored:
@@ -324,7 +324,7 @@ def present_layers(group: h5py.Group, info: dict[str, Any], notes: FrameNotes | 
         key = name
         while key in layers:  # a new layer named like a recorded one that moved: keep both
             key = f"{key}_new"
-        layers[key] = group["X"] if name == "X" and member_name("X") not in stored else stored[name]
+        layers[key] = view.x if name == "X" and member_name("X") not in stored else stored[name]
     removed = [name for name in order if name not in found]
     if notes is not None:
         if added:
@@ -334,10 +334,11 @@ def present_layers(group: h5py.Group, info: dict[str, Any], notes: FrameNotes | 
     return layers
 
 
-def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, request: dict,
+def read_anndata_obs(selection, view: GroupView, info: dict[str, Any], path, request: dict,
                      notes: FrameNotes | None = None, label: str = "obs"):
     """The requested obs columns and rows of an AnnData group or MuData root, and the positions."""
     notes = FrameNotes() if notes is None else notes
+    group = view.group
     id_col = info["sample_id_col"]
     uns = f"{group.name.rstrip('/')}/uns/{SCPTENSOR_KEY}"
     if SCHEMAS_KEY in info or FRAMES_KEY in info:
@@ -350,7 +351,7 @@ def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, r
                              notes=notes)
 
         return read_obs_part(selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
-                             whole, finish)
+                             whole, finish, members_of=lambda: view.obs_members)
     # files written before frame records: the stand-ins' exact copies, by position
     restore = None
     exact = info.get(EXACT_COLUMNS_KEY, {}).get("obs")
@@ -370,6 +371,7 @@ def read_anndata_obs(selection, group: h5py.Group, info: dict[str, Any], path, r
     return read_obs_part(
         selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
         lambda: read_anndata_frame(group, "obs", info, path, id_col=id_col, notes=notes, label=label), restore,
+        members_of=lambda: view.obs_members,
     )
 
 
@@ -402,7 +404,7 @@ def _aligned_mask(mask, rows: np.ndarray | None, cols: np.ndarray | None):
 
 
 def read_assay_group(
-    group: h5py.Group, path, info: dict[str, Any] | None = None, *, layers=None, positions=None,
+    view: GroupView, path, info: dict[str, Any] | None = None, *, layers=None, positions=None,
     sample_ids: list | None = None, notes: FrameNotes | None = None, label: str = "", features=None,
 ) -> tuple[Assay, dict[str, Any]]:
     """The assay stored in an AnnData group (only ``layers``, only rows ``positions``) and its annotations.
@@ -417,7 +419,8 @@ def read_assay_group(
     rows or columns are gone is dropped.  Differences are added to ``notes``.
     """
     notes = FrameNotes() if notes is None else notes
-    info = read_info(group, path) if info is None else info
+    group = view.group
+    info = read_info(view, path) if info is None else info
     feature_id_col = info["feature_id_col"]
     var = read_anndata_frame(group, "var", info, path, id_col=feature_id_col, notes=notes, label=f"{label}var")
     fpos = None
@@ -426,9 +429,9 @@ def read_assay_group(
             raise IOFormatError("var lacks its feature id column", path=path, obj=f"{group.name.rstrip('/')}/var",
                                 expected=f"a column {feature_id_col!r}", found=f"columns {var.columns}")
         fpos = features(var.get_column(feature_id_col))
-    stored = present_layers(group, info, notes, label)
-    uns = group["uns"][SCPTENSOR_KEY]
-    masks = uns["masks"] if "masks" in uns else {}
+    stored = present_layers(view, info, notes, label)
+    uns = view.annotations
+    masks = uns["masks"] if uns is not None and "masks" in uns else {}
     metadata = _read_metadata(info.get("metadata", {}))
     rows = cols = None
     rows_ok = cols_ok = True
@@ -538,15 +541,6 @@ def apply_container_extras(info: dict[str, Any], path=None, notes: FrameNotes | 
 
 #: Root attribute that marks an AnnData or MuData file written by scptensor.
 MARK_ATTR = "scptensor:format_version"
-
-
-def written_by_scptensor(group: h5py.Group) -> bool:
-    """True when ``group`` (an AnnData group or a MuData root) holds our annotations.
-
-    The root mark is lost when anndata or mudata re-save one of our files, but
-    ``uns/scptensor`` is kept, so the annotations decide.
-    """
-    return "uns" in group and SCPTENSOR_KEY in group["uns"]
 
 
 def interop_format_check(path, *, encoding_type: str, label: str, version: str, required: tuple[str, ...]):

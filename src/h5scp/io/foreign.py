@@ -35,7 +35,6 @@ beyond 2**53, complex numbers), and ``layers=`` loads the others.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -48,22 +47,21 @@ from scipy import sparse
 from h5stream.elements import read_elem
 from h5stream.elements.mapping import KEYS_ATTR, member_name
 from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
+from h5scp.io._anndata_group import X_LAYER, GroupView, element_shape, mod_order, scan
 from h5scp.io._files import guarded, root_attr
 from h5scp.io._modality_rows import NOT_MEASURED, spread_rows
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import frame_columns, holds_x, read_frame_columns, read_obs_part, read_part
+from h5scp.io.partial_hdf5 import read_frame_columns, read_obs_part, read_part
 from h5scp.io.selection import selection_from
 
 __all__ = [
-    "import_anndata", "import_mudata", "import_modality", "edits_entry", "unmapped_members", "unused_categories",
+    "import_anndata", "import_mudata", "import_modality", "edits_entry", "frame_ids", "unused_categories",
     "DEFAULT_ASSAY", "X_LAYER",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ASSAY = "main"
-X_LAYER = "X"
-_UNMAPPED_GROUPS = ("obsm", "varm", "obsp", "varp", "raw")
 
 
 def _require_frame(group: h5py.Group, key: str, path: Path) -> None:
@@ -74,13 +72,15 @@ def _require_frame(group: h5py.Group, key: str, path: Path) -> None:
         )
 
 
-def _frame_ids(group: h5py.Group, path: Path) -> tuple[pl.Series, list[str]]:
-    """The row labels of ``group/obs`` and its other column names, reading only the labels when it can."""
+def _frame_ids(view: GroupView, path: Path) -> tuple[pl.Series, list[str]]:
+    """The row labels of the group's obs and its other column names, reading only the labels when it can."""
+    group = view.group
     _require_frame(group, "obs", path)
-    names = frame_columns(group["obs"])
-    if names is not None:
-        with guarded(path, f"{group.name.rstrip('/')}/obs"):
-            return read_frame_columns(group["obs"], names[:1]).to_series(0), names[1:]
+    with guarded(path, f"{view.where}/obs"):
+        members = view.obs_members
+        if members is not None:
+            names = list(members)
+            return read_frame_columns(group["obs"], names[:1], members).to_series(0), names[1:]
     obs, id_col = _frame(group, "obs", path)
     return obs.get_column(id_col), obs.columns[1:]
 
@@ -156,39 +156,23 @@ def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=
     return kept
 
 
-def _layer_members(group: h5py.Group) -> dict[str, str]:
-    """Layer name -> member name of ``layers`` (names kept by our codecs, else the members' own)."""
-    if "layers" not in group:
-        return {}
-    keys = root_attr(group["layers"], KEYS_ATTR)
-    if keys is None:
-        return {m: m for m in group["layers"]}
-    return {str(k): member_name(k) for k in json.loads(keys)}
-
-
-def _layer_names(group: h5py.Group) -> list[str]:
-    """The layers a foreign AnnData group holds: ``X`` first, then ``layers/*`` (not reading them)."""
-    names = [X_LAYER] if holds_x(group) else []
-    return names + [n for n in _layer_members(group) if n not in names]
-
-
-def _assay(group: h5py.Group, path: Path, prefix: str, skipped: list[str], layers=None, positions=None,
+def _assay(view: GroupView, path: Path, skipped: list[str], layers=None, positions=None,
            features=None) -> Assay:
     """One foreign AnnData group as an assay: only ``layers`` (None: all), only the rows at ``positions``, only
     the features ``features`` (``ids -> positions``; None: all) gives."""
+    group = view.group
     var, feature_id_col = _frame(group, "var", path)
     cols = None if features is None else features(var.get_column(feature_id_col))
     if cols is not None:
         var = var[cols]
     kept: dict[str, ScpMatrix] = {}
-    with guarded(path, f"{group.name.rstrip('/')}/X"):
-        for name in _layer_names(group):
+    with guarded(path, f"{view.where}/X"):
+        for name, obj in view.foreign_layers.items():
             if layers is None or name in layers:
-                obj = group["X"] if name == X_LAYER else group["layers"][_layer_members(group)[name]]
                 kept[name] = ScpMatrix(_exact_in_float(read_part(obj, positions, cols), path, obj.name))
-        if holds_x(group) and X_LAYER in _layer_members(group):
-            skipped.append(f"{prefix}layers/{X_LAYER} (name taken by X)")
-    skipped.extend(unmapped_members(group, prefix))
+        if view.x is not None and X_LAYER in view.layers:
+            skipped.append(f"{view.prefix}layers/{X_LAYER} (name taken by X)")
+    skipped.extend(view.unmapped)
     with guarded(path, group.name):
         return Assay(var, kept, feature_id_col=feature_id_col)
 
@@ -216,30 +200,6 @@ def _exact_in_float(X, path: Path, obj: str):
         expected="integers within +-2**53 (a container holds values as float32 or float64)",
         found=f"{values.dtype} values from {low} to {high}", hint=_LAYER_HINT,
     )
-
-
-def element_shape(obj) -> str:
-    """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
-    if isinstance(obj, h5py.Dataset):
-        dims = " x ".join(str(n) for n in obj.shape) or "scalar"
-        if obj.dtype.names:
-            return f"{dims} records with fields {list(obj.dtype.names)}"
-        kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
-        return f"{dims} {kind}"
-    etype = root_attr(obj, "encoding-type")
-    if etype == "awkward-array":
-        return f"awkward array of {root_attr(obj, 'length', '?')} rows"
-    if etype in ("csr_matrix", "csc_matrix"):
-        shape = root_attr(obj, "shape")
-        dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"
-        dtype = obj["data"].dtype if "data" in obj else "?"
-        return f"{dims} {dtype} {etype}"
-    if etype == "dataframe":
-        order = root_attr(obj, "column-order")
-        index = root_attr(obj, "_index")
-        rows = obj[index].shape[0] if index is not None and index in obj else "?"
-        return f"dataframe {rows} rows x {0 if order is None else len(order)} columns"
-    return f"{etype or 'group'} of {len(obj)} members"
 
 
 def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: str = "") -> list[str]:
@@ -271,35 +231,14 @@ def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: 
     return out
 
 
-def unmapped_members(group: h5py.Group, prefix: str = "") -> list[str]:
-    """``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw`` of an AnnData group, each with its shape."""
-    out = []
-    for name in _UNMAPPED_GROUPS:
-        if name not in group:
-            continue
-        member = group[name]
-        if root_attr(member, "encoding-type") == "null":  # a None (anndata's zarr stores write raw=None so)
-            continue
-        if isinstance(member, h5py.Group) and name != "raw":
-            out.extend(f"{prefix}{name}/{m} ({element_shape(member[m])})" for m in member)
-        else:
-            out.append(f"{prefix}{name} ({element_shape(member)})")
-    return out
-
-
-def import_modality(group: h5py.Group, path: Path, prefix: str, layers=None, positions=None, features=None) -> Assay:
+def import_modality(view: GroupView, path: Path, layers=None, positions=None, features=None) -> Assay:
     """A modality another tool added to a MuData file of ours, as an assay (rows at ``positions``)."""
-    return _assay(group, path, prefix, [], layers, positions, features)
+    return _assay(view, path, [], layers, positions, features)
 
 
-def layer_names(group: h5py.Group) -> list[str]:
-    """The layers a foreign AnnData group holds (``X`` first)."""
-    return _layer_names(group)
-
-
-def frame_ids(group: h5py.Group, path: Path) -> list:
+def frame_ids(view: GroupView, path: Path) -> list:
     """The row labels of a foreign AnnData group's obs."""
-    return _frame_ids(group, path)[0].to_list()
+    return _frame_ids(view, path)[0].to_list()
 
 
 def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> list[ProvenanceLog]:
@@ -316,22 +255,23 @@ def _history(kind: str, path: Path, uns: dict[str, Any], skipped: list[str]) -> 
                           f"imported from {path.name}; {len(skipped)} element(s) not imported")]
 
 
-def edits_entry(kind: str, path: Path, group: h5py.Group, changes: list[str], *, mods=()) -> list[ProvenanceLog]:
+def edits_entry(kind: str, path: Path, view: GroupView, changes: list[str], *, mods=None) -> list[ProvenanceLog]:
     """The history entry of a file of ours another tool changed: one entry naming every difference.
 
     ``changes`` holds the differences found between the file and what scptensor
     recorded in it; the elements a container has no place for (obsm, varm, obsp,
     varp, raw; ``uns`` entries besides ours, of the root and of the modalities
-    ``mods``) are listed with their shapes, and ``uns`` values with a JSON-like
+    ``mods``, name -> view) are listed with their shapes, and ``uns`` values with a JSON-like
     form are kept in ``params["uns"]``.  Nothing changed: no entry.
     """
     # MuData keeps one membership entry per modality in its own obsm/varm: not user data
-    skipped = [m for m in unmapped_members(group) if m.rsplit(" (", 1)[0] not in
+    mods = mods or {}
+    skipped = [m for m in view.unmapped if m.rsplit(" (", 1)[0] not in
                {f"{axis}/{key}" for axis in ("obsm", "varm") for name in mods for key in (name, member_name(name))}]
-    uns = _uns(group, path, "", skipped, ignore=("scptensor",))
-    for name in mods:
-        skipped.extend(unmapped_members(group["mod"][name], f"mod/{name}/"))
-        mod_uns = _uns(group["mod"][name], path, f"mod/{name}/", skipped, ignore=("scptensor",))
+    uns = _uns(view.group, path, "", skipped, ignore=("scptensor",))
+    for name, mod in mods.items():
+        skipped.extend(mod.unmapped)
+        mod_uns = _uns(mod.group, path, f"mod/{name}/", skipped, ignore=("scptensor",))
         uns.update({f"mod/{name}/{k}": v for k, v in mod_uns.items()})
     if not changes and not skipped and not uns:
         return []
@@ -349,28 +289,34 @@ def edits_entry(kind: str, path: Path, group: h5py.Group, changes: list[str], *,
                           f"{len(skipped)} element(s) not imported")]
 
 
-def _obs(selection, f: h5py.File, path: Path, request: dict):
+def _obs(selection, view: GroupView, path: Path, request: dict):
+    f = view.group
     with guarded(path, "/obs"):
         _require_frame(f, "obs", path)
         obs, positions = read_obs_part(selection, f["obs"], None, request.get("obs_columns"),
-                                       request.get("samples"), lambda: _frame(f, "obs", path)[0])
+                                       request.get("samples"), lambda: _frame(f, "obs", path)[0],
+                                       members_of=lambda: view.obs_members)
     return obs, obs.columns[0], positions
 
 
-def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, request: dict | None = None) -> ScpContainer:
+def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, request: dict | None = None,
+                   view: GroupView | None = None) -> ScpContainer:
     """A one-assay container from an AnnData file of another tool (see the module docstring).
 
     ``request`` holds the partial options of :func:`h5scp.io.load`: only the
     requested layers and obs columns, and the selected rows of dense and CSR
-    matrices, are read.
+    matrices, are read.  ``view``: the :func:`h5scp.io._anndata_group.scan` of ``f``, when the caller made it.
     """
     request = request or {}
     skipped: list[str] = []
     name = assay or DEFAULT_ASSAY
-    selection = selection_from([name], {name: _layer_names(f)}, assays=request.get("assays"),
+    if view is None:
+        with guarded(path, "/"):
+            view = scan(f)
+    selection = selection_from([name], {name: list(view.foreign_layers)}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
-    obs, sample_id_col, positions = _obs(selection, f, path, request)
-    data = _assay(f, path, "", skipped, selection.layers, positions, selection.features_of(name))
+    obs, sample_id_col, positions = _obs(selection, view, path, request)
+    data = _assay(view, path, skipped, selection.layers, positions, selection.features_of(name))
     skipped.extend(unused_categories(f, "obs", obs) + unused_categories(f, "var", data.var))
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
@@ -384,7 +330,8 @@ def _mod_rows(own: pl.Series, ids: pl.Series) -> np.ndarray:
     return np.array([position.get(v, -1) for v in ids.to_list()], dtype=np.int64)
 
 
-def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> ScpContainer:
+def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None,
+                  view: GroupView | None = None) -> ScpContainer:
     """A container from a MuData file of another tool: one assay per modality, in ``mod-order``.
 
     With ``request`` only the requested modalities, layers, obs columns and rows are read.
@@ -400,15 +347,22 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
         raise IOFormatError("MuData file has no modalities", path=path, obj="/mod",
                             expected="a group /mod", found="nothing")
     mods = f["mod"]
-    order = [m.decode() if isinstance(m, bytes) else str(m) for m in mods.attrs.get("mod-order", [])] or list(mods)
-    selection = selection_from(order, {n: _layer_names(mods[n]) for n in order}, assays=request.get("assays"),
+    order = mod_order(f)
+    if view is None:
+        with guarded(path, "/"):
+            view = scan(f)
+    views = {}
+    for n in order:
+        with guarded(path, f"/mod/{n}"):
+            views[n] = scan(mods[n], f"mod/{n}/")
+    selection = selection_from(order, {n: list(views[n].foreign_layers) for n in order}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
-    ids, _ = _frame_ids(f, path)
-    obs, sample_id_col, positions = _obs(selection, f, path, request)
+    ids, _ = _frame_ids(view, path)
+    obs, sample_id_col, positions = _obs(selection, view, path, request)
     assays = {}
     for name in order:
         group = mods[name]
-        own, columns = _frame_ids(group, path)
+        own, columns = _frame_ids(views[name], path)
         skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
         if not selection.wants_assay(name):
             continue
@@ -418,7 +372,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
             rows = rows[positions]
         held = rows >= 0
         read = None if held.all() and np.array_equal(rows, np.arange(own.len())) else rows[held]
-        assay = _assay(group, path, f"mod/{name}/", skipped, selection.layers, read, selection.features_of(name))
+        assay = _assay(views[name], path, skipped, selection.layers, read, selection.features_of(name))
         if not held.all():
             lacking = int((~held).sum())
             skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
@@ -429,7 +383,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None) -> S
         skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))
         assays[name] = assay
     skipped.extend(unused_categories(f, "obs", obs))
-    skipped.extend(unmapped_members(f))  # obsmap/varmap are MuData's own bookkeeping
+    skipped.extend(view.unmapped)  # obsmap/varmap are MuData's own bookkeeping
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
         return ScpContainer(obs, assays, history=_history("MuData", path, uns, skipped), sample_id_col=sample_id_col)

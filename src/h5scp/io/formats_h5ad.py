@@ -36,8 +36,8 @@ from h5scp.io._anndata_layout import (
     read_assay_group,
     read_info,
     write_assay_group,
-    written_by_scptensor,
 )
+from h5scp.io._anndata_group import scan
 from h5scp.io._files import guarded, reading, writing
 from h5scp.io.exporters import FORMAT_VERSION, select_parts
 from h5scp.io.foreign import edits_entry, import_anndata, unused_categories
@@ -130,16 +130,18 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
     dense and CSR matrices, are read.
     """
     request = request or {}
-    if not written_by_scptensor(f):
-        return import_anndata(f, source, assay=assay, request=request)
+    with guarded(source, "/"):
+        view = scan(f)
+    if not view.ours:
+        return import_anndata(f, source, assay=assay, request=request, view=view)
     notes = FrameNotes()
     with guarded(source, "/"):
-        info = read_info(f, source)
+        info = read_info(view, source)
         name = info["assay"]
-        present = present_layers(f, info)
+        present = present_layers(view, info)
         selection = selection_from([name], {name: list(present)}, assays=request.get("assays"),
                                    layers=request.get("layers"), features=request.get("features"), path=source)
-        obs, positions = read_anndata_obs(selection, f, info, source, request, notes)
+        obs, positions = read_anndata_obs(selection, view, info, source, request, notes)
         ids = obs.get_column(info["sample_id_col"]).to_list() if info["sample_id_col"] in obs.columns else None
         recorded = recorded_frame(info, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
         if recorded is not None and ids is not None and positions is None:
@@ -148,13 +150,13 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
                 notes.add(moved)
             for text in unused_categories(f, "obs", obs):
                 notes.add(text)
-        stored, info = read_assay_group(f, source, info, layers=selection.layers, positions=positions,
+        stored, info = read_assay_group(view, source, info, layers=selection.layers, positions=positions,
                                         sample_ids=ids, notes=notes, features=selection.features_of(name))
         for text in unused_categories(f, "var", stored.var):
             notes.add(text)
         history, links = apply_container_extras(info, source, notes)
         links = links_part(links, {name: stored}, list(selection.features))
-        history = history + edits_entry("AnnData", source, f, notes.changes)
+        history = history + edits_entry("AnnData", source, view, notes.changes)
         return ScpContainer(
             obs, {name: stored}, history=history, links=links, sample_id_col=info["sample_id_col"],
         )

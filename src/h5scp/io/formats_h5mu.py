@@ -23,7 +23,6 @@ import h5py
 import numpy as np
 import polars as pl
 
-from h5stream import checksums
 from h5stream.elements import read_elem, write_elem
 from h5stream.elements.registry import read_with
 from h5scp.io.classes import loads_into_classes, saves_any_container
@@ -44,8 +43,8 @@ from h5scp.io._anndata_layout import (
     recorded_frame,
     write_anndata_frame,
     write_assay_group,
-    written_by_scptensor,
 )
+from h5scp.io._anndata_group import GroupView, mod_order, scan
 from h5scp.io._files import guarded, reading, root_attr, writing
 from h5scp.io._modality_rows import NOT_MEASURED, not_measured_rows, rows_of, spread_rows
 from h5scp.io.exceptions import IOFormatError
@@ -55,7 +54,6 @@ from h5scp.io.foreign import (
     frame_ids,
     import_modality,
     import_mudata,
-    layer_names,
     unused_categories,
 )
 from h5scp.io.selection import links_part, selection_from
@@ -198,13 +196,6 @@ def load_h5mu(path: str | os.PathLike, *, verify: bool = True) -> ScpContainer:
         return container_from_h5mu(f, source)
 
 
-def mod_order(f: h5py.File, source: Path) -> list[str]:
-    """The modality names in ``mod-order`` (all of ``/mod`` when the attribute is absent)."""
-    mods = f["mod"]
-    order = [m.decode() if isinstance(m, bytes) else str(m) for m in checksums.attr_value(mods, "mod-order", [])]
-    return order or list(mods)
-
-
 def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = None) -> ScpContainer:
     """The container in an open MuData file (see :func:`load_h5mu`), or the part ``request`` names.
 
@@ -212,34 +203,37 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
     selected rows of dense and CSR matrices, are read.
     """
     request = request or {}
-    if not written_by_scptensor(f):
-        return import_mudata(f, source, request=request)
+    with guarded(source, "/"):
+        view = scan(f)
+    if not view.ours:
+        return import_mudata(f, source, request=request, view=view)
     with guarded(source, "/uns/scptensor"):
-        extras = read_info(f, source)
+        extras = read_info(view, source)
     with guarded(source, "/mod/@mod-order"):
         mods = f["mod"]
-        order = mod_order(f, source)
+        order = mod_order(f)
     if sorted(order) != sorted(mods):
         raise IOFormatError(
             "modalities differ from mod-order", path=source, obj="/mod",
             expected=f"modalities {order}", found=f"modalities {sorted(mods)}",
         )
-    infos = {}
+    infos, views = {}, {}
     notes = FrameNotes()
     for name in order:
         with guarded(source, f"/mod/{name}"):
-            if written_by_scptensor(mods[name]):
-                infos[name] = read_info(mods[name], source)
+            views[name] = scan(mods[name], f"mod/{name}/")
+            if views[name].ours:
+                infos[name] = read_info(views[name], source)
             else:  # a modality another tool added: imported as it is
                 infos[name] = None
                 notes.add(f"mod/{name}: modality added")
     selection = selection_from(
-        order, {n: layer_names(mods[n]) if i is None else list(present_layers(mods[n], i)) for n, i in infos.items()},
+        order, {n: list(views[n].foreign_layers) if i is None else list(present_layers(views[n], i)) for n, i in infos.items()},
         assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=source,
     )
     id_col = extras["sample_id_col"]
     with guarded(source, "/obs"):
-        obs, positions = read_anndata_obs(selection, f, extras, source, request, notes)
+        obs, positions = read_anndata_obs(selection, view, extras, source, request, notes)
         ids = obs.get_column(id_col).to_list()
         recorded = recorded_frame(extras, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
         if recorded is not None and positions is None:
@@ -255,12 +249,12 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
     for name in order:
         if selection.wants_assay(name):
             with guarded(source, f"/mod/{name}"):
-                assays[name] = _read_modality(mods[name], source, infos[name], ids, selection, notes, name,
+                assays[name] = _read_modality(views[name], source, infos[name], ids, selection, notes, name,
                                               file_ids=file_ids)
     with guarded(source, "/"):
         history, links = apply_container_extras(extras, source, notes)
         links = links_part(links, assays, list(selection.features))
-        history = history + edits_entry("MuData", source, f, notes.changes, mods=order)
+        history = history + edits_entry("MuData", source, view, notes.changes, mods=views)
         return ScpContainer(obs, assays, history=history, links=links, sample_id_col=id_col)
 
 
@@ -269,7 +263,7 @@ def _row_labels(frame: h5py.Group) -> list:
     return read_with(frame[root_attr(frame, "_index")], series=True).to_list()
 
 
-def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selection, notes: FrameNotes,
+def _read_modality(view: GroupView, source: Path, info: dict, ids: list, selection, notes: FrameNotes,
                    name: str, *, file_ids: set | None) -> Assay:
     """One modality as an assay over the container's samples ``ids``, in that order (``file_ids``: every
     sample id of the file where ``ids`` are some of them; None where they are all).
@@ -279,8 +273,9 @@ def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selec
     so that a partial load equals the whole load cut by ``filter_samples``.
     """
     every_sample = file_ids is None
+    group = view.group
     if info is None:
-        own = frame_ids(group, source)
+        own = frame_ids(view, source)
     else:
         found = read_elem(group["obs"])
         own_col = info.get("obs_id_col") if info.get("obs_id_col") in found.columns else found.columns[0]
@@ -291,11 +286,10 @@ def _read_modality(group: h5py.Group, source: Path, info: dict, ids: list, selec
     read = rows[held]
     positions = None if held.all() and np.array_equal(read, np.arange(len(own))) else read
     if info is None:
-        assay = import_modality(group, source, f"mod/{name}/", selection.layers, positions,
-                                features=selection.features_of(name))
+        assay = import_modality(view, source, selection.layers, positions, features=selection.features_of(name))
     else:
         assay, _info = read_assay_group(
-            group, source, info, layers=selection.layers, positions=positions,
+            view, source, info, layers=selection.layers, positions=positions,
             sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
             features=selection.features_of(name),
         )

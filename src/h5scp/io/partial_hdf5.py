@@ -1,6 +1,7 @@
 """Partial reads of HDF5 container files: some obs columns, some samples' rows and features' columns of a layer.
 
-* ``read_frame_columns``: only the named columns' datasets of a dataframe element.
+* ``column_members``: the columns of a dataframe element and their members, from its attributes;
+  ``read_frame_columns``: only the named columns' datasets of it.
 * ``read_part``: a dense matrix reads the selected rows, and of those the
   selected columns when they are a few runs, through HDF5 hyperslabs (only the
   chunks holding them); a CSR matrix reads ``indptr``, then only the selected
@@ -29,7 +30,7 @@ from h5scp.io._files import root_attr
 from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
 
-__all__ = ["BEFORE_READ", "frame_columns", "holds_x", "read_frame_columns", "read_matrix_part", "read_obs_part",
+__all__ = ["BEFORE_READ", "column_members", "read_frame_columns", "read_matrix_part", "read_obs_part",
            "read_part", "read_rows", "row_runs", "stored_shape"]
 
 #: Called as ``hook(element, rows, cols)`` (sorted unique positions, None: all) before a matrix element is read.
@@ -40,22 +41,9 @@ _MAX_BLOCKS = 1024
 _BLOCK_BYTES = 32 << 20
 
 
-def holds_x(group: h5py.Group) -> bool:
-    """True when an AnnData group has an ``X`` that holds values.
-
-    anndata and mudata store the missing ``X`` of an object without one (a
-    modality with no layers) as a dataset with an HDF5 null dataspace (stamped
-    ``encoding-type: null``); that is no ``X``, as anndata reads it.  Only the
-    dataspace is looked at, so no attribute of an unrequested part is read.
-    """
-    if "X" not in group:
-        return False
-    obj = group["X"]
-    return not (isinstance(obj, h5py.Dataset) and obj.shape is None)
-
-
-def _frame_members(group: h5py.Group) -> dict[str, str] | None:
-    """Column name -> member path of a dataframe element (ours or AnnData's 0.2.0); None for others."""
+def column_members(group: h5py.Group) -> dict[str, str] | None:
+    """Column name -> member path of a dataframe element (ours or AnnData's 0.2.0; first the row labels of a
+    foreign one), read from its attributes only; None for others."""
     ours = frame_members(group)
     if ours is None:
         spec = read_spec(group)
@@ -68,15 +56,12 @@ def _frame_members(group: h5py.Group) -> dict[str, str] | None:
     return dict(zip(*ours))
 
 
-def frame_columns(group: h5py.Group) -> list[str] | None:
-    """The column names of a dataframe element (first the row labels of a foreign one), without reading it."""
-    members = _frame_members(group)
-    return None if members is None else list(members)
+def read_frame_columns(group: h5py.Group, wanted: list[str], members: dict[str, str] | None = None
+                       ) -> pl.DataFrame | None:
+    """The ``wanted`` columns (in saved order) of a dataframe element; None when it cannot be read by column.
 
-
-def read_frame_columns(group: h5py.Group, wanted: list[str]) -> pl.DataFrame | None:
-    """The ``wanted`` columns (in saved order) of a dataframe element; None when it cannot be read by column."""
-    members = _frame_members(group)
+    ``members``: its :func:`column_members`, when the caller has them."""
+    members = column_members(group) if members is None else members
     if members is None:
         return None
     keep = [n for n in members if n in wanted]
@@ -253,21 +238,23 @@ def stored_shape(obj) -> tuple[int, ...]:
 
 
 def read_obs_part(selection, group: h5py.Group, id_col: str | None, obs_columns, samples, read_whole,
-                  restore=None):
+                  restore=None, members_of=None):
     """The requested columns and rows of an obs frame, and the sample positions (None: all).
 
     Only the requested columns' datasets are read when the frame allows it;
     otherwise ``read_whole()`` gives the frame, then it is cut.  ``restore``
     turns the columns read into their exact values (see ``read_anndata_obs``).  ``id_col``
-    None means the frame's first column (the row labels of a foreign file).
+    None means the frame's first column (the row labels of a foreign file).  ``members_of()`` gives the
+    frame's :func:`column_members` when the caller holds them (looked at only when columns are asked for).
     """
     obs = None
     if obs_columns is not None:
-        available = frame_columns(group)
-        if available is not None:
+        members = column_members(group) if members_of is None else members_of()
+        if members is not None:
+            available = list(members)
             id_col = available[0] if id_col is None else id_col
             selection.check_obs_columns(available, list(obs_columns), id_col)
-            obs = read_frame_columns(group, [id_col, *obs_columns])
+            obs = read_frame_columns(group, [id_col, *obs_columns], members)
             if restore is not None:
                 obs = restore(obs).select(obs.columns)
     if obs is None:
