@@ -94,11 +94,15 @@ def stops_noted(*, then_ignore: bool = False):
         if previous[sig] is default:
             signal.signal(sig, on_stop)
     finished = False
+    kept = stops.kept_stops()  # a dropped KeyboardInterrupt is raised again, never printed
     try:
-        with stops.kept_stops():  # a dropped KeyboardInterrupt is raised again, never printed
+        with kept:
             yield
         finished = then_ignore
     finally:
+        # a stop recorded by a later handler (a command's own, hdmea.pipeline.batch.preemption) is the first
+        # signal too: whatever exception the stop surfaced as, the command ends with the stop's line
+        _first_signal = _first_signal or kept.signal_name
         for sig, handler in previous.items():
             taken = handler is wanted[sig]
             signal.signal(sig, signal.SIG_IGN if finished and taken else handler)
