@@ -188,3 +188,11 @@ def leave_a_thread_behind_job(recording, output, config):
     threading.Thread(target=threading.Event().wait, name="never-ends", daemon=False).start()
     Path(str(recording.cmcr) + ".running").touch()
     threading.Event().wait()  # the stop's Preempted ends the wait
+
+
+def wait_until_stopped_job(recording, output, config):
+    """A job that says it runs (``<cmcr>.running`` holds its worker's process id), then waits until its stop."""
+    import threading
+
+    Path(str(recording.cmcr) + ".running").write_text(str(os.getpid()))
+    threading.Event().wait()  # the stop's Preempted ends the wait

@@ -58,13 +58,42 @@ def _start_worker(stop_event: Any, stop_name: Any, setup: WorkerSetup | None) ->
         setup()
 
 
+#: seconds between two looks of a pool's worker at its driver (a worker whose driver has gone ends)
+DRIVER_CHECK_SECONDS = 0.5
+#: the status of a pool's worker that ended because its driver had (EX_TEMPFAIL: run the batch again)
+EXIT_DRIVER_GONE = 75
+
+
 def _stop_when_told(stop_event: Any, stop_name: Any) -> None:
+    import multiprocessing
+
     from hdmea.pipeline.batch.preemption import stop_jobs
 
-    stop_event.wait()
+    driver = multiprocessing.parent_process()
+    while not stop_event.wait(DRIVER_CHECK_SECONDS):
+        if driver is not None and not driver.is_alive():
+            _end_without_driver(driver.pid)
+            return
     name = stop_name.value.decode("ascii", "replace") or "SIGTERM"
     logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name, extra=STOP_NOTE)
     stop_jobs(name)
+
+
+def _end_without_driver(pid: int | None) -> None:
+    """The batch's driver ended without ending this worker (a stop that cut its pool's shutdown short, a kill):
+    the running job is stopped (it keeps its finished steps) and the worker ends once it has, instead of
+    waiting for ever for work no one will send."""
+    import threading
+
+    from hdmea.pipeline.batch.preemption import jobs_running, stop_jobs
+
+    # not on the terminal: the command has ended and said how
+    logger.debug("the batch's driver (process %s) has ended: stopping, keeping what is finished", pid)
+    stop_jobs("SIGTERM")
+    pause = threading.Event()  # never set: a bounded pause between two looks
+    while jobs_running():
+        pause.wait(DRIVER_CHECK_SECONDS)
+    exit_without_teardown(EXIT_DRIVER_GONE)
 
 
 def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
