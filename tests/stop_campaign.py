@@ -174,9 +174,23 @@ def timed_run(argv: list[str], env: dict, delay: float | None, sig: signal.Signa
         return proc.returncode, None if sent is None else ended - sent, err.read().decode(errors="replace")
 
 
+_LEFT_WHAT: list[str] = []  # what the processes left running were (Linux: their command lines)
 _LEFT = [False]  # whether the last timed_run's command left a process of its group running (then killed)
 #: seconds a command's processes (a batch's workers) may take to end after the command did
 LEFT_SECONDS = 10.0
+
+
+def _group_processes(group: int) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            if entry.isdigit() and os.getpgid(int(entry)) == group:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    words = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry}: {words[:200]}")
+        except OSError:
+            continue
+    return found
 
 
 def _left_in_group(group: int) -> bool:
@@ -188,6 +202,7 @@ def _left_in_group(group: int) -> bool:
         except ProcessLookupError:
             return False
         if time.monotonic() > deadline:
+            _LEFT_WHAT[:] = _group_processes(group)
             os.killpg(group, signal.SIGKILL)
             return True
         time.sleep(0.1)  # a bounded look, not a synchronisation: the group has no event to wait on
@@ -225,6 +240,8 @@ def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=Non
             if again != 0 or not done.exists() or any(word in again_err for word in BAD_WORDS):
                 kind, err = "wrong", err + "\n--- the same command again ---\n" + again_err
         left = _LEFT[0]
+        if left:
+            err += "\n--- processes left running ---\n" + "\n".join(_LEFT_WHAT)
         sent += kind != "early"
         outcome = Outcome(command, sig.name, round(delay, 3), kind, code, round(seconds or 0.0, 3), err, left)
         outcomes.append(outcome)
@@ -257,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for o in outcomes:
-        if o.kind not in ("stopped", "finished", "early", "slow"):
+        if o.kind not in ("stopped", "finished", "early", "slow") or o.left_processes:
             print(f"--- {o.command} {o.signal_name} at {o.delay} s: {o.kind}, status {o.returncode}, "
                   f"{o.seconds_to_end} s\n{o.stderr}")
     print(json.dumps(counts(outcomes), indent=1))

@@ -6,8 +6,9 @@ checkpoints, resumes and keeps memory within a budget.
 """
 
 from h5stream import __version__
-from hdmea._other_install import OriginalPipelineInstalledWarning, warn_if_original_installed
+from hdmea._other_install import OriginalPipelineInstalledWarning, started_as_command, warn_if_original_installed
 
 __all__ = ["__version__", "OriginalPipelineInstalledWarning"]
 
-warn_if_original_installed()
+if not started_as_command():  # the command checks once its start has taken Ctrl-C (hdmea.__main__)
+    warn_if_original_installed()

@@ -64,6 +64,9 @@ def main() -> int:
     _words = cli_stops
     if _noted:
         _end(_noted[0])
+    from hdmea._other_install import warn_if_original_installed
+
+    warn_if_original_installed()  # the package's own start left it to the command (hdmea._other_install)
     if cli_stops.command_of(sys.argv[1:]) == "batch":
         _quiet_waits()
     from hdmea.cli import main as command_line
