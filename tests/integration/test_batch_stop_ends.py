@@ -106,3 +106,24 @@ def test_a_worker_whose_driver_was_killed_stops_its_job_and_ends(tmp_path):
         assert _ends_within(worker, 60.0), "the worker of a killed driver still runs"  # before: for ever
     finally:
         _end(driver)
+
+
+def test_passing_a_stop_on_returns_when_a_worker_of_the_pool_has_died(tmp_path):
+    """A SIGTERM to the process group ends an idle worker (its own handling is over) before the driver passes
+    the stop on; the driver's multiprocessing Event.set() then waited for that dead worker to wake, for ever:
+    the hang of about one stopped ``hdmea batch`` in forty under load."""
+    import threading
+
+    from hdmea.pipeline.batch.executors import _process_pool
+
+    pool = _process_pool(1)
+    try:
+        worker = pool.submit(os.getpid).result(timeout=120)
+        os.kill(worker, signal.SIGKILL)  # idle, its stop watch waiting for the driver
+        assert _ends_within(worker, 60.0)
+        told = threading.Thread(target=pool.stop_jobs, args=("SIGTERM",), daemon=True)
+        told.start()
+        told.join(60.0)  # a bound: before the fix it never returned
+        assert not told.is_alive(), "passing the stop on waited for a dead worker"
+    finally:
+        pool.close(stopped=True)

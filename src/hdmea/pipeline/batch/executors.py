@@ -38,21 +38,25 @@ class _StoppableProcessPool(cf.ProcessPoolExecutor):
     """
 
     def __init__(self, workers: int, context: Any, setup: WorkerSetup | None) -> None:
-        self._stop_event = context.Event()
-        self._stop_name = context.Array("c", 32)
+        # Nothing the driver does here waits for a worker: a multiprocessing.Event's set() waits until each
+        # worker waiting on it has woken, for ever when one of them has died meanwhile (a SIGTERM to the process
+        # group ends an idle worker): a stopped batch's driver hung there.  A semaphore's release never waits,
+        # and the name lies in memory without a lock a dead worker could hold.
+        self._stop_told = context.Semaphore(0)
+        self._stop_name = context.RawArray("c", 32)
         super().__init__(max_workers=workers, mp_context=context, initializer=_start_worker,
-                         initargs=(self._stop_event, self._stop_name, setup))
+                         initargs=(self._stop_told, self._stop_name, setup))
 
     def stop_jobs(self, signal_name: str) -> None:
         self._stop_name.value = signal_name.encode("ascii", "replace")[:31]
-        self._stop_event.set()
+        self._stop_told.release()  # each worker that takes it gives it back for the next
 
 
-def _start_worker(stop_event: Any, stop_name: Any, setup: WorkerSetup | None) -> None:
+def _start_worker(stop_told: Any, stop_name: Any, setup: WorkerSetup | None) -> None:
     """A process pool worker's start: the thread that waits for the driver's stop, then the setup."""
     import threading
 
-    threading.Thread(target=_stop_when_told, args=(stop_event, stop_name), name="hdmea-stop-watch",
+    threading.Thread(target=_stop_when_told, args=(stop_told, stop_name), name="hdmea-stop-watch",
                      daemon=True).start()
     if setup is not None:
         setup()
@@ -64,16 +68,17 @@ DRIVER_CHECK_SECONDS = 0.5
 EXIT_DRIVER_GONE = 75
 
 
-def _stop_when_told(stop_event: Any, stop_name: Any) -> None:
+def _stop_when_told(stop_told: Any, stop_name: Any) -> None:
     import multiprocessing
 
     from hdmea.pipeline.batch.preemption import stop_jobs
 
     driver = multiprocessing.parent_process()
-    while not stop_event.wait(DRIVER_CHECK_SECONDS):
+    while not stop_told.acquire(timeout=DRIVER_CHECK_SECONDS):
         if driver is not None and not driver.is_alive():
             _end_without_driver(driver.pid)
             return
+    stop_told.release()  # for the pool's other workers
     name = stop_name.value.decode("ascii", "replace") or "SIGTERM"
     logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name, extra=STOP_NOTE)
     stop_jobs(name)
