@@ -78,17 +78,6 @@ def original_distribution() -> importlib.metadata.Distribution | None:
         return None
 
 
-def started_as_command() -> bool:
-    """Whether this process is the ``hdmea`` command starting (its console script, ``python -m hdmea``): its start
-    (:mod:`hdmea.__main__`) makes the check once it has taken Ctrl-C, so that a stop in the package's first
-    moments is the command's one line, not a traceback out of the listing of ``sys.path``."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    if os.path.basename(argv0).lower().split(".")[0] in ("hdmea", "hdmea-script"):
-        return True
-    orig = list(getattr(sys, "orig_argv", []))
-    return argv0 == "-m" and "-m" in orig and orig[orig.index("-m") + 1:][:1] == ["hdmea"]
-
-
 def warn_if_original_installed() -> None:
     dist = original_distribution()
     if dist is None:

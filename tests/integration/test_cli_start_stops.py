@@ -41,13 +41,15 @@ CODE = textwrap.dedent(
 
 
 @pytest.mark.parametrize(("module", "signal_name", "status"), [
+    ("h5stream", "SIGINT", 130),  # while the package itself imports (hdmea/__init__.py, hdmea._early_stops)
+    ("h5stream", "SIGTERM", 75),
     ("hdmea.cli_stops", "SIGINT", 130),  # before the words are there: the start ends once they are
     ("hdmea.cli_stops", "SIGTERM", 75),
     ("hdmea.cli", "SIGINT", 130),  # the words are there: the start ends at once
     ("hdmea.cli", "SIGTERM", 75),
 ])
 def test_a_stop_while_the_start_imports_ends_with_the_stop_line(module, signal_name, status):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this checkout's
     done = subprocess.run([sys.executable, "-c", CODE.format(module=module, signal=signal_name)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == status, done.stderr
