@@ -178,16 +178,19 @@ def _forkserver_preload(setup: WorkerSetup | None, *, dask: bool = False) -> lis
 
     if not capabilities.fork_server() or setup is None:
         return []
+    first = [_QUIET_START] if dask else [_QUIET_START, _SERVER_SIGNALS]
     if not setup.warm:
-        return [_QUIET_START]
+        return first
     from hdmea.steps.table import STEPS
 
-    return list(dict.fromkeys([_QUIET_START, *(["distributed"] if dask else []), "numpy", "h5py",
+    return list(dict.fromkeys([*first, *(["distributed"] if dask else []), "numpy", "h5py",
                                "hdmea.pipeline.batch", *(step.module for step in STEPS)]))
 
 
 #: the module the workers' fork server imports first (:func:`_forkserver_preload`)
 _QUIET_START = "h5stream.quiet_start"
+#: then, for a process pool's server: it outlives a SIGTERM to the batch's process group
+_SERVER_SIGNALS = "hdmea.pipeline.batch.server_signals"
 
 
 def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool:
