@@ -45,5 +45,8 @@ def hold() -> None:
 
 
 def taken() -> dict:
-    """The handlers :func:`hold` replaced (signal -> handler): the start's own take over from here."""
-    return dict(_previous)
+    """The handlers :func:`hold` replaced (signal -> handler), once: the caller's own take over from here (the
+    start, :mod:`hdmea.__main__`, or the command line's, :func:`hdmea.cli_stops.stops_noted`)."""
+    previous = dict(_previous)
+    _previous.clear()
+    return previous
