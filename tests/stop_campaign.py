@@ -73,6 +73,7 @@ class Outcome:
     returncode: int
     seconds_to_end: float
     stderr: str
+    left_processes: bool = False
 
 
 def _hdmea() -> list[str]:
@@ -168,8 +169,43 @@ def timed_run(argv: list[str], env: dict, delay: float | None, sig: signal.Signa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         ended = time.monotonic()
+        _LEFT[0] = _left_in_group(proc.pid)
         err.seek(0)
         return proc.returncode, None if sent is None else ended - sent, err.read().decode(errors="replace")
+
+
+_LEFT_WHAT: list[str] = []  # what the processes left running were (Linux: their command lines)
+_LEFT = [False]  # whether the last timed_run's command left a process of its group running (then killed)
+#: seconds a command's processes (a batch's workers) may take to end after the command did
+LEFT_SECONDS = 10.0
+
+
+def _group_processes(group: int) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            if entry.isdigit() and os.getpgid(int(entry)) == group:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    words = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry}: {words[:200]}")
+        except OSError:
+            continue
+    return found
+
+
+def _left_in_group(group: int) -> bool:
+    """Whether a process of ``group`` still runs :data:`LEFT_SECONDS` after its leader ended (then killed)."""
+    deadline = time.monotonic() + LEFT_SECONDS
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        if time.monotonic() > deadline:
+            _LEFT_WHAT[:] = _group_processes(group)
+            os.killpg(group, signal.SIGKILL)
+            return True
+        time.sleep(0.1)  # a bounded look, not a synchronisation: the group has no event to wait on
 
 
 def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=None) -> list[Outcome]:
@@ -203,12 +239,15 @@ def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=Non
             again, _, again_err = timed_run(argv, env, None, None)
             if again != 0 or not done.exists() or any(word in again_err for word in BAD_WORDS):
                 kind, err = "wrong", err + "\n--- the same command again ---\n" + again_err
+        left = _LEFT[0]
+        if left:
+            err += "\n--- processes left running ---\n" + "\n".join(_LEFT_WHAT)
         sent += kind != "early"
-        outcome = Outcome(command, sig.name, round(delay, 3), kind, code, round(seconds or 0.0, 3), err)
+        outcome = Outcome(command, sig.name, round(delay, 3), kind, code, round(seconds or 0.0, 3), err, left)
         outcomes.append(outcome)
         if log is not None:
             print(f"{i:4d} {command:6s} {sig.name:8s} at {delay:6.2f} s: {kind:8s} status {code:4d}, "
-                  f"ended {seconds or 0.0:5.2f} s after", file=log, flush=True)
+                  f"ended {seconds or 0.0:5.2f} s after{', left processes' if left else ''}", file=log, flush=True)
         shutil.rmtree(out, ignore_errors=True)
     return outcomes
 
@@ -218,7 +257,8 @@ def counts(outcomes: list[Outcome]) -> dict:
     latencies = [o.seconds_to_end for o in outcomes if o.kind in ("stopped", "slow") and o.returncode != 0]
     return {"by_command": {f"{c}/{k}": n for (c, k), n in sorted(table.items())},
             "total": Counter(o.kind for o in outcomes),
-            "slowest_stop_seconds": max(latencies, default=0.0)}
+            "slowest_stop_seconds": max(latencies, default=0.0),
+            "left_processes": Counter(o.command for o in outcomes if o.left_processes)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,11 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for o in outcomes:
-        if o.kind not in ("stopped", "finished", "early", "slow"):
+        if o.kind not in ("stopped", "finished", "early", "slow") or o.left_processes:
             print(f"--- {o.command} {o.signal_name} at {o.delay} s: {o.kind}, status {o.returncode}, "
                   f"{o.seconds_to_end} s\n{o.stderr}")
     print(json.dumps(counts(outcomes), indent=1))
-    return 0 if all(o.kind in ("stopped", "finished", "early", "slow") for o in outcomes) else 1
+    return 0 if all(o.kind in ("stopped", "finished", "early", "slow") and not o.left_processes
+                    for o in outcomes) else 1
 
 
 if __name__ == "__main__":

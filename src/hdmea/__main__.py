@@ -55,15 +55,22 @@ def _quiet_waits() -> None:
 def main() -> int:
     global _words
     # only signals that would stop the process anyway (a shell's background job ignores Ctrl-C)
+    from hdmea import _early_stops
+
     defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     previous = {sig: signal.getsignal(sig) for sig, default in defaults.items() if signal.getsignal(sig) is default}
+    previous.update(_early_stops.taken())  # held by the package's first line (hdmea._early_stops)
     for sig in previous:
         signal.signal(sig, _stop_at_start)
+    _noted.extend(_early_stops.noted)
     from hdmea import cli_stops
 
     _words = cli_stops
     if _noted:
         _end(_noted[0])
+    from hdmea._other_install import warn_if_original_installed
+
+    warn_if_original_installed()  # the package's own start left it to the command (hdmea._other_install)
     if cli_stops.command_of(sys.argv[1:]) == "batch":
         _quiet_waits()
     from hdmea.cli import main as command_line

@@ -484,6 +484,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _run(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports, its checks)
         code = _stopped(argv)
+    except BaseException:
+        # a stop cut an import short (numpy's, h5py's): it may surface as any error of the module cut short
+        # (an AttributeError of a module left half-initialized, a RuntimeError of its own checks); a stop was
+        # recorded, so the command ends with the stop's line and status, never that error's traceback
+        if cli_stops.first_signal() is None:
+            raise
+        code = _stopped(argv)
     if argv is None and ("numba" in sys.modules or code in (EXIT_INTERRUPTED, EXIT_PREEMPTED)):
         # a stopped command ends here too: a stop that cut an extension module's import short marks the
         # interpreter, whose own exit would then end the process by SIGINT (-2), not with the stop's status

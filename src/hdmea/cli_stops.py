@@ -89,16 +89,26 @@ def stops_noted(*, then_ignore: bool = False):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: _started_with.pop(sig, signal.getsignal(sig)) for sig in wanted}
+    from hdmea import _early_stops
+
+    early = _early_stops.taken()  # held since the package's first line, when the start did not take them
+    previous = {sig: _started_with.pop(sig, early.get(sig, signal.getsignal(sig))) for sig in wanted}
     for sig, default in wanted.items():
         if previous[sig] is default:
             signal.signal(sig, on_stop)
     finished = False
+    kept = stops.kept_stops()  # a dropped KeyboardInterrupt is raised again, never printed
     try:
-        with stops.kept_stops():  # a dropped KeyboardInterrupt is raised again, never printed
+        if early and _early_stops.noted:  # a stop while the package was imported
+            _first_signal = _early_stops.noted[0]
+            raise KeyboardInterrupt
+        with kept:
             yield
         finished = then_ignore
     finally:
+        # a stop recorded by a later handler (a command's own, hdmea.pipeline.batch.preemption) is the first
+        # signal too: whatever exception the stop surfaced as, the command ends with the stop's line
+        _first_signal = _first_signal or kept.signal_name
         for sig, handler in previous.items():
             taken = handler is wanted[sig]
             signal.signal(sig, signal.SIG_IGN if finished and taken else handler)

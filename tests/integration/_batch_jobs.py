@@ -178,3 +178,21 @@ def die_once_file_exists(pid_file: str) -> None:
     while not Path(pid_file).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def leave_a_thread_behind_job(recording, output, config):
+    """A job that starts a thread that never ends (the interpreter's exit joins it: its worker process cannot end
+    by itself), says it runs (``<cmcr>.running``), then waits until its stop."""
+    import threading
+
+    threading.Thread(target=threading.Event().wait, name="never-ends", daemon=False).start()
+    Path(str(recording.cmcr) + ".running").touch()
+    threading.Event().wait()  # the stop's Preempted ends the wait
+
+
+def wait_until_stopped_job(recording, output, config):
+    """A job that says it runs (``<cmcr>.running`` holds its worker's process id), then waits until its stop."""
+    import threading
+
+    Path(str(recording.cmcr) + ".running").write_text(str(os.getpid()))
+    threading.Event().wait()  # the stop's Preempted ends the wait

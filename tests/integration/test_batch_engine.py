@@ -420,7 +420,8 @@ from hdmea.pipeline.batch.executors import _forkserver_preload, _start_fork_serv
 from hdmea.pipeline.batch.workers import WorkerSetup
 if __name__ == "__main__":
     cold = WorkerSetup(threads=1, warm=False)
-    assert _forkserver_preload(cold) == ["h5stream.quiet_start"]  # the waiting variables only
+    # the waiting variables, and a server that outlives a SIGTERM to the group (its children take it)
+    assert _forkserver_preload(cold) == ["h5stream.quiet_start", "hdmea.pipeline.batch.server_signals"]
     warm = WorkerSetup(threads=1, warm=True)
     assert _start_fork_server(warm)
     # this process has not imported distributed; the server did, and its children start with it and the steps

@@ -211,3 +211,39 @@ def test_every_other_write_failure_is_a_typed_error(tmp_path):
     assert result["error"] == "WriteError" and "H5StreamError" in result["mro"], result
     assert "any earlier file is intact" in result["message"], result
     assert result["target_intact"] and result["left"] == ["T.h5"], result
+
+
+@pytest.mark.parametrize("how", ["replaced", "damaged"])
+def test_a_source_replaced_since_it_was_loaded_is_named_so_not_damaged(tmp_path, how):
+    """Values read again from the source's path (its handle closed meanwhile) that differ from their digests: when
+    another file was put at the path since the tree was read, the error says so; damage in the file that was
+    loaded stays "the source is damaged"."""
+    from hdmea.io.recording import read_lazy_tree
+
+    source = tmp_path / "K.h5"
+    _source(source)
+    if how == "damaged":
+        _damage(source, "units/unit_000/small")
+    tree, opened = read_lazy_tree(source)
+    opened.close()  # the handle goes; the next read opens the path again
+    if how == "replaced":
+        other = tmp_path / "other.h5"
+        session = create_session("src", output_dir=None)
+        session.add_units({"unit_000": {"spike_times": np.arange(20, dtype=np.uint64) * 7,
+                                        "small": np.random.default_rng(5).normal(size=5000),
+                                        "big": np.zeros(BIG)}})
+        session.save(other)
+        session.close()
+        other.replace(source)
+    small = tree.children["units"].children["unit_000"].children["small"].data
+    try:
+        with pytest.raises(ChecksumError) as info:
+            small.check_source()
+    finally:
+        opened.close()
+    text = str(info.value)
+    assert info.value.path == str(source) and info.value.obj in ("/units/unit_000/small", "units/unit_000/small")
+    if how == "replaced":
+        assert "replaced since it was loaded" in text and "damaged" not in text, text
+    else:
+        assert "the source is damaged" in text and "replaced since" not in text, text

@@ -403,6 +403,50 @@ def test_a_zarray_claiming_40_million_rows_is_refused_before_allocating(tmp_path
         assert "declares more data than its chunk files hold" in done.stdout
 
 
+_STATED = textwrap.dedent(
+    """
+    import resource, sys, time, tracemalloc
+    import zarr, anndata  # imported before the measure: the load's own cost is measured
+    from h5scp.io import load
+    tracemalloc.start()
+    started = time.process_time()
+    try:
+        load(sys.argv[1])
+    except Exception as exc:
+        refused = f"{type(exc).__name__} {exc.obj}"
+    else:
+        refused = "loaded"
+    print(refused, time.process_time() - started, tracemalloc.get_traced_memory()[1],
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    """
+)
+
+
+def test_a_store_of_100_kb_stating_10_million_rows_is_refused_before_memory_is_used(tmp_path):
+    """Chunks without their files read as fill: a store anndata wrote (2,000 rows in 1 chunk) whose ``.zarray``
+    files state 10 M rows was filled in memory, 2.4 GB and a minute, before it was refused."""
+    path = tmp_path / "stated.zarr"
+    rows = 2_000
+    obs = __import__("pandas").DataFrame(index=[f"cell{i}" for i in range(rows)])
+    anndata.AnnData(np.random.default_rng(3).random((rows, 5)).astype("f4"), obs=obs).write_zarr(path)
+    stated = []
+    for meta_path in sorted(path.rglob(".zarray")):
+        meta = json.loads(meta_path.read_text())
+        if meta["shape"] and meta["shape"][0] == rows:
+            meta["shape"][0] = 10_000_000
+            meta_path.write_text(json.dumps(meta))
+            stated.append(meta_path.parent.relative_to(path).as_posix())
+    assert "X" in stated and "obs/_index" in stated, stated
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 200_000
+    done = subprocess.run([sys.executable, "-c", _STATED, str(path)], capture_output=True, text=True, env=ENV,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused, obj, cpu_seconds, traced, peak_rss = done.stdout.split()
+    assert (refused, obj) == ("IOFormatError", "X/.zarray"), done.stdout
+    assert int(traced) < 200 * 2**20 and int(peak_rss) < 400 * 2**20, done.stdout  # Python's, the process's
+    assert float(cpu_seconds) < 2.0, done.stdout  # CPU time: the refusal's own work, whatever the load
+
+
 def test_a_store_anndata_wrote_without_our_digests_loads_exactly(tmp_path):
     x = np.random.default_rng(2).random((50, 7)).astype(np.float32)
     path = tmp_path / "a.zarr"

@@ -1,10 +1,11 @@
 """No stop is lost on a busy machine: 200 SIGINT and SIGTERM at random moments of ``hdmea demo``, ``run`` and a job
-run from Python (``batch`` too from the command line, :data:`CI_COMMANDS`), two busy processes per core beside
+run from Python and ``hdmea batch``, two busy processes per core beside
 them (:mod:`tests.stop_campaign`).
 
 Every stop sent ends its command with the stop's status and one line (a batch: and one per recording), or, sent
 after the work was committed, leaves the command's own status; never a traceback or an ``Exception ignored``
-line, never a command that ran on (status 0 more than :data:`tests.stop_campaign.LOST_SECONDS` after the stop).
+line, never a command that ran on (status 0 more than :data:`tests.stop_campaign.LOST_SECONDS` after the stop),
+never a process of the command left running (a batch's worker) :data:`tests.stop_campaign.LEFT_SECONDS` after it.
 How long each stop took is counted and printed (``slow``: past 2 s), not asserted: wall time is measured in
 the campaign's figures, never asserted by a test.  The same command then finishes the work (every eighth).
 Before Python's dropped ``KeyboardInterrupt`` was kept, a first run of 40 stops here lost 8 (the command ran
@@ -21,10 +22,7 @@ from tests.busy import busy_machine
 from tests.stop_campaign import COMMANDS, campaign, counts
 
 STOPS = int(os.environ.get("HDMEA_STOP_CAMPAIGN_STOPS", "200"))
-#: ``hdmea batch`` is left out here while one stop in some fifty to a batch under this load leaves its driver
-#: waiting for ever after its worker reported the stop (seen twice; not understood yet):
-#: ``python -m tests.stop_campaign`` runs it with the others
-CI_COMMANDS = tuple(command for command in COMMANDS if command != "batch")
+
 
 
 @pytest.mark.campaign
@@ -34,11 +32,12 @@ CI_COMMANDS = tuple(command for command in COMMANDS if command != "batch")
 @pytest.mark.skipif(os.name == "nt", reason="process groups and SIGINT to them are POSIX")
 def test_no_stop_is_lost_on_a_busy_machine(tmp_path):
     with busy_machine(2):
-        outcomes = campaign(tmp_path, STOPS, seed=77, commands=CI_COMMANDS)
+        outcomes = campaign(tmp_path, STOPS, seed=77, commands=COMMANDS)
     found = counts(outcomes)
     sent = [o for o in outcomes if o.kind != "early"]
-    bad = [o for o in sent if o.kind not in ("stopped", "finished", "slow")]
+    bad = [o for o in sent if o.kind not in ("stopped", "finished", "slow") or o.left_processes]
     print(found)
     assert len(sent) == STOPS, found
     assert not bad, "\n\n".join(f"{o.command} {o.signal_name} at {o.delay} s: {o.kind}, status {o.returncode}, "
+                                f"left processes {o.left_processes}, "
                                 f"{o.seconds_to_end} s after\n{o.stderr}" for o in bad[:5]) + f"\n{found}"

@@ -80,3 +80,61 @@ def test_hdmea_migrate_renames_a_recording_file(tmp_path):
     assert "3 units renamed" in done.stdout and "unit_000 -> unit_001" in done.stdout
     with h5py.File(tmp_path / "new.h5", "r") as f:
         assert sorted(f["units"]) == ["unit_001", "unit_005", "unit_009"]
+
+
+def test_hdmea_migrate_of_an_hdf5_file_it_did_not_write_says_what_it_is_and_what_to_give(tmp_path):
+    foreign = tmp_path / "other.h5"
+    with h5py.File(foreign, "w") as f:  # an HDF5 file of another program: no format attribute, no dataset_id
+        f["signal"] = np.arange(10.0)
+        f.create_group("meta")
+    done = subprocess.run([sys.executable, "-m", "hdmea", "migrate", str(foreign), str(tmp_path / "new.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    said = done.stderr
+    assert str(foreign) in said and "not a recording file: nothing to migrate" in said, said
+    assert "not written by hdmea or hdmea_processing" in said and "holding meta, signal at its top" in said, said
+    assert "hdmea migrate takes a recording file (.h5) written by hdmea" in said, said  # what to give instead
+    assert "hdmea run REC.cmcr REC.cmtr --out REC.h5" in said, said
+    assert not (tmp_path / "new.h5").exists()
+
+
+KILLED_IN_THE_SECOND_STAGE = """
+import pathlib, sys, threading
+
+import hdmea.interop.layout_upgrade as upgrade
+
+
+def second_stage(*args, **kwargs):  # the units were renamed into the staged file: the upgrade starts and hangs
+    pathlib.Path(sys.argv[3]).touch()
+    threading.Event().wait()
+
+
+upgrade.upgrade_layout = second_stage
+upgrade.upgrade_h5_recording(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_a_migrate_killed_in_its_second_stage_leaves_only_what_the_next_writer_removes(tmp_path):
+    """The staged file of the renamed units, complete, stayed beside the target as ``NEW.h5.renamed.h5`` until the
+    next migrate; it is now a leftover of a dead process that the next writer of the target removes."""
+    from h5stream.errors import StaleFilesWarning
+    from h5stream.files import create_atomic
+
+    target, marker = tmp_path / "out" / "new.h5", tmp_path / "second-stage"
+    target.parent.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", KILLED_IN_THE_SECOND_STAGE, str(GOLDEN), str(target),
+                              str(marker)], stderr=subprocess.PIPE, text=True)
+    try:
+        while not marker.exists():  # until the second stage runs
+            assert child.poll() is None, child.stderr.read()
+            with pytest.raises(subprocess.TimeoutExpired):
+                child.wait(timeout=0.05)
+    finally:
+        child.kill()
+        child.communicate()
+    left = sorted(p.name for p in target.parent.iterdir())
+    assert len(left) == 1 and left[0].startswith("new.h5.staged-") and left[0].endswith(".h5"), left
+    with pytest.warns(StaleFilesWarning, match=left[0]):  # removed, and named
+        with create_atomic(target) as out:  # the next writer of the target: any command's save
+            out["x"] = np.arange(3)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["new.h5"]

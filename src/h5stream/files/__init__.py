@@ -40,7 +40,7 @@ from h5stream.files.atomic import (
 from h5stream.files.publish import write_bytes_atomic
 from h5stream.files.write_errors import as_write_error, disk_full
 from h5stream.files.claims import WriterClaim, hdf5_lock_held, open_here_error, open_in_this_process
-from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path
+from h5stream.files.paths import claim_path, fsync_directory, fsync_path, partial_path, staged_path
 from h5stream.files.global_heaps import GLOBAL_HEAP_SCAN_BYTES, check_global_heaps, check_large_global_heaps
 from h5stream.files.header_checks import check_declared_size, check_stored_type
 from h5stream.files.validated import (
@@ -75,6 +75,7 @@ __all__ = [
     "scan_unsafe_objects",
     "require_attr_format",
     "partial_path",
+    "staged_path",
     "claim_path",
     "fsync_path",
     "fsync_directory",

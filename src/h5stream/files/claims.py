@@ -356,8 +356,9 @@ class WriterClaim:
         self.release()
 
 
-# ``<target>.partial-<pid>-<n>``, ``<target>.claim.tmp-<pid>-<n>``, ``<target>.claim.stale-<pid>-<n>``
-_LEFTOVER_SUFFIX = re.compile(r"\.(?:partial|claim\.tmp|claim\.stale)-(\d+)-\d+")
+# ``<target>.partial-<pid>-<n>``, ``<target>.claim.tmp-<pid>-<n>``, ``<target>.claim.stale-<pid>-<n>``,
+# ``<target>.staged-<pid>-<n>.h5`` (h5stream.files.paths.staged_path)
+_LEFTOVER_SUFFIX = re.compile(r"\.(?:(?:partial|claim\.tmp|claim\.stale)-(\d+)-\d+|staged-(\d+)-\d+\.h5)")
 
 
 def _boot_time() -> float | None:
@@ -394,7 +395,8 @@ def remove_stale_leftovers(target: str | os.PathLike) -> list[Path]:
     These are ``<target>.partial-<pid>-<n>`` (a partial file of a writer killed
     before it committed, or a session's spill file), ``<target>.claim.tmp-<pid>-<n>``
     (a claim killed while being created) and ``<target>.claim.stale-<pid>-<n>`` (a
-    stale claim whose clearer was killed), whose ``pid`` no longer runs on this
+    stale claim whose clearer was killed) and ``<target>.staged-<pid>-<n>.h5`` (an intermediate file of a job
+    killed before it built the target, :func:`h5stream.files.paths.staged_path`), whose ``pid`` no longer runs on this
     host.  A partial file another program holds HDF5's write lock on is kept.
     Removed files are named in one :class:`~h5stream.errors.StaleFilesWarning`.
 
@@ -420,7 +422,7 @@ def remove_stale_leftovers(target: str | os.PathLike) -> list[Path]:
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if not writer_gone(int(match.group(1)), mtime):
+        if not writer_gone(int(match.group(1) or match.group(2)), mtime):
             continue
         if ".partial-" in entry.name and hdf5_lock_held(path):
             continue  # a writer elsewhere still has it open

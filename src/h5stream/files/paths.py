@@ -36,6 +36,15 @@ def partial_path(target: str | os.PathLike) -> Path:
     return sibling_path(target, ".partial-")
 
 
+def staged_path(target: str | os.PathLike, suffix: str = ".h5") -> Path:
+    """A fresh name beside ``target`` for a complete intermediate file a job builds before ``target`` (``<target>
+    .staged-<pid>-<n><suffix>``): one that a kill leaves is a leftover the next writer of ``target`` removes, as it
+    does a partial file (:func:`h5stream.files.claims.remove_stale_leftovers`)."""
+    target = Path(target)
+    staged = sibling_path(target, ".staged-")
+    return staged.with_name(staged.name + suffix)
+
+
 def fsync_path(path: str | os.PathLike) -> None:
     """Flush a file's data and metadata to stable storage."""
     fd = os.open(path, os.O_RDONLY)

@@ -93,6 +93,15 @@ class FileArray:
         with checksums.checked_read(source, self.name, dataset=dataset):
             found = checksums.stored_digest(dataset)
         if found != self.digest:
+            replaced = getattr(self._opener, "replaced_since_loaded", None)
+            if callable(replaced) and replaced():
+                raise ChecksumError(
+                    "a value copied from a file differs from the digest stored with it: the source file was "
+                    "replaced since it was loaded (or written to: it is not the file that was loaded)",
+                    path=source, obj=self.name, expected=f"{checksums.ALGORITHM} {self.digest}",
+                    found=f"{checksums.ALGORITHM} {found}",
+                    hint="nothing was written over the target (an earlier file there is intact); load the file "
+                         "again to work on what it holds now, or put the file that was loaded back at its path")
             raise ChecksumError(
                 "a value copied from a file differs from the digest stored with it: the source is damaged",
                 path=source, obj=self.name, expected=f"{checksums.ALGORITHM} {self.digest}",

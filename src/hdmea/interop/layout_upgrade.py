@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from h5stream.files import staged_path
 from hdmea.errors import HdmeaError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
@@ -191,7 +192,8 @@ def upgrade_h5_recording(source: str | os.PathLike, output: str | os.PathLike, *
     if output.exists() and not overwrite:
         raise LayoutUpgradeError("the output exists", path=output, hint="pass overwrite=True (--overwrite)")
     _refuse_foreign(source)
-    staged = output.with_name(output.name + ".renamed.h5")
+    # a kill leaves it as a leftover that the next writer of the output removes (h5stream.files.paths.staged_path)
+    staged = staged_path(output)
     try:
         renamed = rename_positional_units(source, staged, overwrite=True)
         upgraded = upgrade_layout(staged if renamed.output else source, output, overwrite=overwrite,

@@ -471,12 +471,27 @@ def open_recording(path: str | os.PathLike, *, verify: bool = True, visit=None) 
         yield recording
 
 
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 class SourceFile:
     """A recording opened read-only on first access, shared by the lazy arrays of a tree read from it."""
 
     def __init__(self, path: Path, file: h5py.File | None = None) -> None:
         self.path = Path(path)
         self._file: h5py.File | None = file  # already open read-only (the checks' handle), else on first access
+        self._loaded = _identity(self.path)  # the file the tree is read from, as it was then
+
+    def replaced_since_loaded(self) -> bool:
+        """Whether the file at :attr:`path` is now another one than when the tree was read (another inode,
+        size or modification time): a value that differs from its digest then says the source was replaced,
+        not that it is damaged."""
+        return self._loaded is not None and _identity(self.path) != self._loaded
 
     def __call__(self) -> h5py.File:
         if self._file is None or not self._file.id.valid:

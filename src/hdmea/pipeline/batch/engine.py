@@ -18,7 +18,7 @@ from typing import Any
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import LOCAL_DASK, in_process_pool, make_pool
-from hdmea.pipeline.batch.pool import Pool
+from hdmea.pipeline.batch.pool import STOPPED_POOL_GRACE_SECONDS, Pool
 from hdmea.pipeline.batch.prechecks import _check_inputs, _finished_results
 from hdmea.pipeline.batch.failures import ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error, error_type
 from hdmea.pipeline.batch.preemption import (
@@ -251,7 +251,7 @@ def run_batch(
         folders.remove_if_empty()
         raise
     finally:
-        pool.close()
+        pool.close(stopped=bool(stopped_by or stop_requested()))
     for i, result in zip(todo, ran):
         results[i] = result
     summary = BatchSummary(results=results, seconds=time.perf_counter() - started, executor=pool.name,
@@ -482,6 +482,7 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             logger.info("workers connected; the batch goes on")
         waited["said"] = why
 
+    end_unreported = _Unreported(pool)
     pool.watch_workers()
     with progress(len(items), "batch", unit="recording", log=logger, enabled=show_progress) as bar, \
             signals_noted():
@@ -496,6 +497,9 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             try:
                 finished = [completed.get(timeout=0.2)]
             except queue_module.Empty:
+                if stopping:
+                    end_unreported(running, lambda index: finish(index, _not_run(
+                        stopping[0], items[index].name, results[index].output)))
                 continue
             while True:
                 try:
@@ -545,6 +549,27 @@ def _run_all(pool: Pool, call: JobCall, items: Sequence[Recording], out_dir: Pat
             submit_more()
     stopped_by[:] = stopping
     return results
+
+
+class _Unreported:
+    """After a stop, the jobs whose worker processes have all ended without their outcome coming back (a result
+    lost with its worker) are ended as stopped once :data:`STOPPED_POOL_GRACE_SECONDS` have passed: the batch
+    never waits for an outcome that no process is left to send."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.since: float | None = None
+
+    def __call__(self, running: dict, end: Callable[[int], None]) -> None:
+        if not running or self.pool.workers_alive() is not False:
+            self.since = None
+            return
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        elif now - self.since > STOPPED_POOL_GRACE_SECONDS:
+            for future in list(running):
+                end(running.pop(future))
 
 
 def _not_run(signal_name: str, name: str, output: Path) -> dict:

@@ -38,33 +38,67 @@ class _StoppableProcessPool(cf.ProcessPoolExecutor):
     """
 
     def __init__(self, workers: int, context: Any, setup: WorkerSetup | None) -> None:
-        self._stop_event = context.Event()
-        self._stop_name = context.Array("c", 32)
+        # Nothing the driver does here waits for a worker: a multiprocessing.Event's set() waits until each
+        # worker waiting on it has woken, for ever when one of them has died meanwhile (a SIGTERM to the process
+        # group ends an idle worker): a stopped batch's driver hung there.  A semaphore's release never waits,
+        # and the name lies in memory without a lock a dead worker could hold.
+        self._stop_told = context.Semaphore(0)
+        self._stop_name = context.RawArray("c", 32)
         super().__init__(max_workers=workers, mp_context=context, initializer=_start_worker,
-                         initargs=(self._stop_event, self._stop_name, setup))
+                         initargs=(self._stop_told, self._stop_name, setup))
 
     def stop_jobs(self, signal_name: str) -> None:
         self._stop_name.value = signal_name.encode("ascii", "replace")[:31]
-        self._stop_event.set()
+        self._stop_told.release()  # each worker that takes it gives it back for the next
 
 
-def _start_worker(stop_event: Any, stop_name: Any, setup: WorkerSetup | None) -> None:
+def _start_worker(stop_told: Any, stop_name: Any, setup: WorkerSetup | None) -> None:
     """A process pool worker's start: the thread that waits for the driver's stop, then the setup."""
     import threading
 
-    threading.Thread(target=_stop_when_told, args=(stop_event, stop_name), name="hdmea-stop-watch",
+    threading.Thread(target=_stop_when_told, args=(stop_told, stop_name), name="hdmea-stop-watch",
                      daemon=True).start()
     if setup is not None:
         setup()
 
 
-def _stop_when_told(stop_event: Any, stop_name: Any) -> None:
+#: seconds between two looks of a pool's worker at its driver (a worker whose driver has gone ends)
+DRIVER_CHECK_SECONDS = 0.5
+#: the status of a pool's worker that ended because its driver had (EX_TEMPFAIL: run the batch again)
+EXIT_DRIVER_GONE = 75
+
+
+def _stop_when_told(stop_told: Any, stop_name: Any) -> None:
+    import multiprocessing
+
     from hdmea.pipeline.batch.preemption import stop_jobs
 
-    stop_event.wait()
+    driver = multiprocessing.parent_process()
+    while not stop_told.acquire(timeout=DRIVER_CHECK_SECONDS):
+        if driver is not None and not driver.is_alive():
+            _end_without_driver(driver.pid)
+            return
+    stop_told.release()  # for the pool's other workers
     name = stop_name.value.decode("ascii", "replace") or "SIGTERM"
     logger.warning("%s passed on by the batch's driver: stopping, keeping what is finished", name, extra=STOP_NOTE)
     stop_jobs(name)
+
+
+def _end_without_driver(pid: int | None) -> None:
+    """The batch's driver ended without ending this worker (a stop that cut its pool's shutdown short, a kill):
+    the running job is stopped (it keeps its finished steps) and the worker ends once it has, instead of
+    waiting for ever for work no one will send."""
+    import threading
+
+    from hdmea.pipeline.batch.preemption import jobs_running, stop_jobs
+
+    # not on the terminal: the command has ended and said how
+    logger.debug("the batch's driver (process %s) has ended: stopping, keeping what is finished", pid)
+    stop_jobs("SIGTERM")
+    pause = threading.Event()  # never set: a bounded pause between two looks
+    while jobs_running():
+        pause.wait(DRIVER_CHECK_SECONDS)
+    exit_without_teardown(EXIT_DRIVER_GONE)
 
 
 def _process_pool(workers: int, setup: WorkerSetup | None = None) -> Pool:
@@ -144,16 +178,19 @@ def _forkserver_preload(setup: WorkerSetup | None, *, dask: bool = False) -> lis
 
     if not capabilities.fork_server() or setup is None:
         return []
+    first = [_QUIET_START] if dask else [_QUIET_START, _SERVER_SIGNALS]
     if not setup.warm:
-        return [_QUIET_START]
+        return first
     from hdmea.steps.table import STEPS
 
-    return list(dict.fromkeys([_QUIET_START, *(["distributed"] if dask else []), "numpy", "h5py",
+    return list(dict.fromkeys([*first, *(["distributed"] if dask else []), "numpy", "h5py",
                                "hdmea.pipeline.batch", *(step.module for step in STEPS)]))
 
 
 #: the module the workers' fork server imports first (:func:`_forkserver_preload`)
 _QUIET_START = "h5stream.quiet_start"
+#: then, for a process pool's server: it outlives a SIGTERM to the batch's process group
+_SERVER_SIGNALS = "hdmea.pipeline.batch.server_signals"
 
 
 def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from hdmea.progress import counted
 
-__all__ = ["Pool", "BROKEN_POOL_GRACE_SECONDS"]
+__all__ = ["Pool", "BROKEN_POOL_GRACE_SECONDS", "STOPPED_POOL_GRACE_SECONDS"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -187,6 +187,20 @@ class Pool:
             text += "; " + _slurm_wait_reasons(jobs)
         return text
 
+    def workers_alive(self) -> bool | None:
+        """Whether a worker process of this machine's process pool still runs (None: not a process pool)."""
+        if not isinstance(self.executor, cf.ProcessPoolExecutor):
+            return None
+        for pid in list(getattr(self.executor, "_processes", None) or {}):
+            try:
+                os.kill(pid, 0)  # the signal 0 sends nothing: whether the process (or its zombie) is there
+            except ProcessLookupError:
+                continue
+            except OSError:
+                return True
+            return True
+        return False
+
     def can_rebuild(self) -> bool:
         return self._rebuild is not None
 
@@ -200,7 +214,9 @@ class Pool:
         self._close = None
         logger.warning("a worker died and broke the process pool; started a new pool")
 
-    def close(self) -> None:
+    def close(self, *, stopped: bool = False) -> None:
+        """End the executor (one the batch owns) and its workers; ``stopped``: the batch was stopped, and its
+        workers get :data:`STOPPED_POOL_GRACE_SECONDS` to end before they are killed."""
         # Unsubscribe before the client goes: the scheduler sends its "remove-client" event to every
         # subscriber of "all", and sending it to this closing client logged a CommClosedError traceback.
         if self.client is not None and getattr(self, "_where", None) is not None:
@@ -213,6 +229,11 @@ class Pool:
                     logger.debug("unsubscribing from %s failed", topic, exc_info=True)
         if self._close is not None:
             self._close()
+        elif self.owned and stopped and isinstance(self.executor, cf.ProcessPoolExecutor):
+            # After a stop every job has reported (or never started): a worker whose exit does not come (a
+            # thread its stopped job left that the interpreter's exit joins, a queue a signal cut short)
+            # must not hold the batch's end for ever; it is ended once the grace is over.
+            _end_broken_pool(self.executor, STOPPED_POOL_GRACE_SECONDS, "the stopped batch")
         elif self.owned:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -256,9 +277,12 @@ def _slurm_job_state(job_id: str) -> str | None:
 
 #: seconds the other workers of a broken process pool get to end on the pool's SIGTERM (a job checkpoints)
 BROKEN_POOL_GRACE_SECONDS = 30.0
+#: seconds the workers of a stopped batch's pool get to end once their jobs have reported (then killed)
+STOPPED_POOL_GRACE_SECONDS = 3.0
 
 
-def _end_broken_pool(executor: Any, grace: float = BROKEN_POOL_GRACE_SECONDS) -> None:
+def _end_broken_pool(executor: Any, grace: float = BROKEN_POOL_GRACE_SECONDS,
+                     which: str = "the broken pool") -> None:
     """Shut a broken pool down and wait until its workers have ended and been reaped (SIGKILL after ``grace``).
 
     The pool fails its futures before it terminates and reaps its workers, which still run
@@ -274,7 +298,7 @@ def _end_broken_pool(executor: Any, grace: float = BROKEN_POOL_GRACE_SECONDS) ->
         return
     thread.join(grace)  # its manager thread ends once it has terminated and joined every worker
     if thread.is_alive():
-        logger.warning("workers of the broken pool still running after %.0f s: killed", grace)
+        logger.warning("workers of %s still running after %.0f s: killed", which, grace)
         for process in processes:
             process.kill()  # one already ended and reaped is left alone
         thread.join(grace)

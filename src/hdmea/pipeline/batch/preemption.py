@@ -49,7 +49,8 @@ from h5stream import interrupts, stops
 from hdmea.progress import STOP_NOTE, slurm_job
 
 __all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "stop_signals", "Preempted", "stop_on_signals", "stop_jobs",
-           "job_thread", "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text"]
+           "job_thread", "shielded", "raise_if_stopped", "signals_noted", "stop_requested", "describe_stop", "slurm_job_text",
+           "jobs_running"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -168,6 +169,12 @@ _shielded: dict[int, int] = {}  # thread ident -> depth of shielded() blocks it 
 _pending: set[int] = set()  # threads whose stop waits for the end of their shielded() block
 _raised: set[int] = set()  # threads with a Preempted raised into them that has not arrived yet
 _main_told = False  # stop_jobs sent the main thread its signal, which the handler has not taken yet
+
+
+def jobs_running() -> bool:
+    """Whether a job of this process runs now (a thread inside :class:`job_thread`)."""
+    with _state:
+        return bool(_job_threads)
 
 
 def stop_requested() -> str | None:
