@@ -8,21 +8,53 @@ difference).  ``warned``, for vendor files only: a changed result read with an
 :class:`~hdmea.errors.UnusualVendorValueWarning` whose text the result keeps (the
 recording stores it), so the change is reported rather than silent.  A crash of libhdf5
 ends this process; faulthandler writes the stack to stderr and the parent counts the
-mutation it was reading as a crash.  A read that
-runs past ``hang_seconds`` (libhdf5 looping on a damaged file) has its stack dumped
-by faulthandler, which ends the process; the parent counts it as a hang.
+mutation it was reading as a crash.  A read that has used ``hang_seconds`` of this process's
+CPU time (libhdf5 looping on a damaged file), or that has waited ten times as long in wall time,
+has its stack dumped by faulthandler, which ends the process; the parent counts it as a hang.
+CPU time, not wall time: on a busy machine a read that computes slowly is not a loop.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import json
+import math
+import resource
 import shutil
+import signal
 import sys
 import time
 import traceback
 import warnings
 from pathlib import Path
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Watchdog:
+    """Ends a read that loops: the kernel sends SIGXCPU once the process has used ``cpu`` more seconds of CPU
+    (RLIMIT_CPU's soft limit, moved before each read), faulthandler dumps every thread's stack and the signal's
+    default action ends the process; a read that waits rather than computes is ended after ``wall`` seconds
+    (faulthandler's timer, whose dump starts with "Timeout (")."""
+
+    def __init__(self, cpu: float, wall: float) -> None:
+        self.cpu, self.wall = cpu, wall
+        self.soft, self.hard = resource.getrlimit(resource.RLIMIT_CPU)
+        faulthandler.register(signal.SIGXCPU, all_threads=True, chain=True)
+
+    def arm(self) -> None:
+        limit = math.ceil(_cpu_seconds() + self.cpu)
+        if self.hard != resource.RLIM_INFINITY:
+            limit = min(limit, self.hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (limit, self.hard))
+        faulthandler.dump_traceback_later(self.wall, exit=True)
+
+    def disarm(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
+        resource.setrlimit(resource.RLIMIT_CPU, (self.soft, self.hard))
 
 
 def _write(path: Path, content: bytes) -> None:
@@ -102,21 +134,23 @@ def main(spec_path: str) -> int:
                 raise
     restore(half)
     assert difference(reference, reference) is None  # imports the comparison's modules now
-    # The watchdog's limit: the spec's, or ten times an unmutated read timed here, whichever is longer, so
-    # that a read slowed down by a busy machine (2 cores, several test runs) is not taken for a loop.
-    started = time.perf_counter()
+    # The watchdog's limit: the spec's, or ten times the CPU time of an unmutated read timed here, whichever is
+    # longer; the wall-time backstop ten times that, for a read that waits.
+    started = _cpu_seconds()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fmt.load(root)
-    hang_seconds = max(float(spec["hang_seconds"]), 10 * (time.perf_counter() - started))
-    print(json.dumps({"ready": True, "hang_seconds": round(hang_seconds, 2)}), flush=True)
+    hang_seconds = max(float(spec["hang_seconds"]), 10 * (_cpu_seconds() - started))
+    watchdog = _Watchdog(hang_seconds, 10 * hang_seconds)
+    print(json.dumps({"ready": True, "hang_seconds": round(hang_seconds, 2), "wall_seconds": watchdog.wall}),
+          flush=True)
     for item in spec["mutations"]:
         mutation = Mutation(**item)
         apply(mutation)
         result: dict = {"index": mutation.index}
         started = time.perf_counter()
-        # A read still running after hang_seconds dumps every thread's stack and ends this process.
-        faulthandler.dump_traceback_later(hang_seconds, exit=True)
+        # A read past the watchdog's limits dumps every thread's stack and ends this process.
+        watchdog.arm()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -131,7 +165,7 @@ def main(spec_path: str) -> int:
                 where = f"{frame.filename.rsplit('/src/', 1)[-1]}:{frame.lineno}" if frame else "?"
                 result.update(outcome="raw", error=type(exc).__name__, message=str(exc)[:400], where=where)
             else:
-                faulthandler.cancel_dump_traceback_later()  # the watchdog times the read only
+                watchdog.disarm()  # the watchdog times the read only
                 found = difference(reference, loaded)
                 kept = [str(w.message) for w in caught if w.category.__name__ == "UnusualVendorValueWarning"
                         and _keeps(loaded, str(w.message))] if found is not None and not fmt.own else []
@@ -139,7 +173,7 @@ def main(spec_path: str) -> int:
                               difference=found)
                 if kept:
                     result["warning"] = kept[0][:400]
-        faulthandler.cancel_dump_traceback_later()
+        watchdog.disarm()
         restore(mutation)
         result["seconds"] = round(time.perf_counter() - started, 4)
         if caught:

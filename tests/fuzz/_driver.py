@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -131,11 +132,11 @@ def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         ready = False
-        limit = hang_seconds
+        limit = wall = hang_seconds
         while pending:
             try:
                 # the child's own watchdog ends a hung read; this one is a backstop
-                line = lines.get(timeout=startup_timeout if not ready else limit + 60)
+                line = lines.get(timeout=startup_timeout if not ready else wall + 60)
             except queue.Empty:
                 proc.kill()
                 proc.wait()
@@ -147,9 +148,10 @@ def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], 
                 if not ready or code == 0:
                     raise RuntimeError(f"fuzz reader of {fmt} failed outside a mutated read "
                                        f"(exit status {code}): {tail}")
-                if "Timeout (" in tail:
+                if "Timeout (" in tail or code == -signal.SIGXCPU:
                     outcomes[pending[0].index] = {"outcome": "hang", "error": "timeout",
-                                                  "message": f"still reading after {limit:.0f} s",
+                                                  "message": f"still reading after {limit:.1f} s of CPU time"
+                                                             f" or {wall:.0f} s of waiting",
                                                   "where": _hang_frame(tail)}
                 else:
                     outcomes[pending[0].index] = {"outcome": "crash", "error": f"exit status {code}",
@@ -159,7 +161,8 @@ def _run_shard(fmt: str, originals: Path, workdir: Path, shard: list[Mutation], 
             record = json.loads(line)
             if record.get("ready"):
                 ready = True
-                limit = max(limit, record.get("hang_seconds", 0.0))  # the child's watchdog limit
+                limit = max(limit, record.get("hang_seconds", 0.0))  # the child's watchdog limits
+                wall = max(wall, record.get("wall_seconds", 0.0))
                 continue
             assert record["index"] == pending[0].index, (record, pending[0])
             outcomes[record["index"]] = record

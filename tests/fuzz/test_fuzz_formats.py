@@ -27,6 +27,9 @@ so the outcomes of a seed repeat.  Known failures would be listed below (none ar
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.fuzz._driver import inside_libhdf5
@@ -140,3 +143,24 @@ def test_a_hang_in_a_direct_libhdf5_call_is_the_library_s():
     assert inside_libhdf5("h5py/_hl/attrs.py:79 in __getitem__")
     assert not inside_libhdf5(f"h5stream/batch_attrs.py:{first} in _value")  # the def line
     assert not inside_libhdf5("h5stream/elements/registry.py:300 in _attr_str")
+
+
+def test_the_watchdog_ends_a_read_that_loops_by_its_cpu_time(tmp_path):
+    """A loop is ended after its CPU seconds (SIGXCPU), with the looping frame dumped; a wait is not (its limit
+    is the wall-time backstop's), so a read slowed by a busy machine is not taken for a loop."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fuzz._driver import _hang_frame
+
+    script = tmp_path / "loop.py"
+    script.write_text("import sys, time\nfrom tests.fuzz._child import _Watchdog\n"
+                      "w = _Watchdog(1.0, 600)\nw.arm()\ntime.sleep(1.5)\nw.disarm()\nprint('waited', flush=True)\n"
+                      "w.arm()\nx = 0\nwhile True:\n    x += 1\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert done.stdout == "waited\n"
+    assert done.returncode == -signal.SIGXCPU, done.stderr
+    assert _hang_frame(done.stderr).endswith("loop.py:11 in <module>"), done.stderr
