@@ -8,7 +8,6 @@ leave as their ``scptensor`` counterparts (:mod:`h5scp.io.exceptions`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import polars as pl
 from h5stream import checksums
 from h5stream.errors import EncodingError, H5StreamError
 from h5stream.files import create_atomic, guard_read, open_validated
+from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_cause
 from h5scp.core.exceptions import ValidationError
 from h5scp.io.exceptions import IOFormatError, IOPasswordError, IOWriteError, translate_engine_error
 
@@ -65,16 +65,15 @@ def writing(
     except EncodingError as exc:
         atomic.abort()
         raise _unencodable(exc, target) from exc
-    except H5StreamError as exc:
+    except (H5StreamError, OSError) as exc:
+        written = bytes_in(atomic.partial)
         atomic.abort()
-        raise translate_engine_error(exc) from exc
-    except OSError as exc:
-        atomic.abort()
-        reason = exc.strerror or str(exc)
-        hint = "free disk space" if exc.errno == errno.ENOSPC else "check the directory and free space"
-        raise IOWriteError(
-            f"writing failed ({reason}); any earlier file is intact", path=target, hint=hint
-        ) from exc
+        full = full_disk_cause(exc)
+        if full is not None:  # named for the target, not the partial file a writer's error names
+            raise translate_engine_error(as_write_error(full, target, "writing", written=written)) from exc
+        if isinstance(exc, H5StreamError):
+            raise translate_engine_error(exc) from exc
+        raise translate_engine_error(as_write_error(exc, target, "writing")) from exc
     except BaseException:
         atomic.abort()
         raise

@@ -24,7 +24,7 @@ import h5py
 from h5stream import checksums as _checksums
 from h5stream.errors import H5StreamError, SourceNotFoundError, WriteError
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
-from h5stream.files.write_errors import as_write_error
+from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_cause
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.publish import check_target, publish, refuse_existing
 from h5stream.files.validated import (
@@ -265,8 +265,9 @@ class AtomicFile:
             self._cleanup()
             raise
         except (OSError, RuntimeError, ValueError) as exc:
+            error = as_write_error(exc, self.target, "finishing the file", written=bytes_in(self.partial))
             self._cleanup()
-            raise as_write_error(exc, self.target, "finishing the file") from exc
+            raise error from exc
         except BaseException:
             self._cleanup()
             raise
@@ -317,9 +318,13 @@ class AtomicFile:
         if exc_type is None:
             self.commit()
             return False
+        written = bytes_in(self.partial)
         self.abort()
+        full = full_disk_cause(exc)
+        if full is not None:  # named for the target, whatever layer reported it for the partial file
+            raise as_write_error(full, self.target, "writing", written=written) from exc
         if isinstance(exc, OSError) and not isinstance(exc, H5StreamError):
-            raise as_write_error(exc, self.target, "writing") from exc
+            raise as_write_error(exc, self.target, "writing", written=written) from exc
         return False
 
 

@@ -25,7 +25,6 @@ target (:class:`~h5stream.errors.StaleFilesWarning`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from h5stream import capabilities
 from h5stream.errors import StaleFilesWarning, TargetExistsError, WriteError
 from h5stream.files.claims import WriterClaim, writer_gone
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, sibling_path
+from h5stream.files.write_errors import as_write_error, bytes_in, disk_full
 from h5stream.native.libc import exchange as _exchange
 
 __all__ = ["writing_folder", "restore_interrupted", "fsync_tree"]
@@ -125,10 +125,12 @@ def _remove_dead_leftovers(target: Path, former: bool = False) -> None:
         )
 
 
-def _write_error(exc: OSError, target: Path) -> WriteError:
-    reason = exc.strerror or str(exc)
-    hint = "free disk space" if exc.errno == errno.ENOSPC else "check the directory and free space"
-    return WriteError(f"writing failed ({reason}); any earlier dataset is intact", path=target, hint=hint)
+def _write_error(exc: BaseException, target: Path, partial: Path | None = None) -> WriteError:
+    if disk_full(exc):
+        return as_write_error(exc, target, "writing the folder", written=bytes_in(partial) if partial else 0)
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return WriteError(f"writing failed ({reason}); any earlier dataset is intact", path=target,
+                      hint="check the directory and free space")
 
 
 @contextlib.contextmanager
@@ -193,8 +195,10 @@ def writing_folder(
             _publish(partial, target, one_step)
         except WriteError:
             raise
-        except OSError as exc:
-            raise _write_error(exc, target) from exc
+        except Exception as exc:  # a library writing into the folder may name a full disk in its own error
+            if isinstance(exc, OSError) or disk_full(exc):
+                raise _write_error(exc, target, partial) from exc
+            raise
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     finally:
