@@ -87,10 +87,9 @@ def _listed_inputs(recordings, out_dir: str, index: int | None = None) -> Callab
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from hdmea.demo import run_demo
+    from hdmea.demo import report, run_demo
 
-    result = run_demo(args.out, n_units=args.units, seed=args.seed, overwrite=args.overwrite)
-    print(result.describe())
+    report(run_demo(args.out, n_units=args.units, seed=args.seed, overwrite=args.overwrite))
     return EXIT_OK
 
 

@@ -158,11 +158,35 @@ def run_demo(
     # Before anything is generated: the folder must be writable (the pipeline checks the rest).
     check_run([], [output], None).raise_if_any()
     folders = CreatedFolders(out)
+    before = _identity(output)  # an earlier demo's result, which overwrite=True replaces
     try:
         return _run(out, output, n_units, seed, eimage)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and _identity(output) not in (None, before):
+            # stopped after this run's pipeline published its result (while it was checked against the planted
+            # truth): a stopped demo leaves no result of its own, so that running it again starts it again
+            # rather than refusing a result it never reported
+            output.unlink(missing_ok=True)
         folders.remove_if_empty()
         raise
+
+
+def report(result: DemoResult) -> None:
+    """Print what the demo did; a stop before it is printed removes the result, as a stop inside
+    :func:`run_demo` does (the command says it stopped, so running it again must not refuse)."""
+    try:
+        print(result.describe())
+    except KeyboardInterrupt:
+        result.output.unlink(missing_ok=True)
+        raise
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
 
 
 def _run(out: Path, output: Path, n_units: int, seed: int, eimage: bool | None) -> DemoResult:

@@ -90,10 +90,6 @@ class PipelineSession(PathAccess, LabSessionViews):
 
     Attributes
     ----------
-    save_state : SaveState
-    tree : SessionTree
-        The staged tree and everything staged with it (:mod:`hdmea.session.tree`): the one way the
-        session, its views and the steps read and write it.
     units, stimulus, metadata : LiveGroup
         The staged content as live dicts: a write at any depth is staged and saved
         (see :mod:`hdmea.session._live_tree`).
@@ -132,7 +128,8 @@ class PipelineSession(PathAccess, LabSessionViews):
     # ------------------------------------------------------------------ state
     @property
     def tree(self) -> SessionTree:
-        """The staged tree: the one way in for the live views, the path access and the steps."""
+        """The staged tree and everything staged with it (:mod:`hdmea.session.tree`): the one way the session,
+        its live views, the path access and the steps read and write it."""
         return self._tree
 
     @property
