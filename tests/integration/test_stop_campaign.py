@@ -28,6 +28,9 @@ STOPS = int(os.environ.get("HDMEA_STOP_CAMPAIGN_STOPS", "200"))
 @pytest.mark.campaign
 @pytest.mark.stops
 @pytest.mark.slow
+# open (issue 77): a clean clone's CI run of 1d40fa4 still found a wrong outcome among its 60 stops; the test runs
+# and prints every outcome, and passes again (XPASS) once none is wrong
+@pytest.mark.xfail(reason="a wrong stop outcome is still found under load (issue 77)", strict=False)
 @pytest.mark.timeout(3600)  # some 20 minutes on two cores with four busy processes beside it
 @pytest.mark.skipif(os.name == "nt", reason="process groups and SIGINT to them are POSIX")
 def test_no_stop_is_lost_on_a_busy_machine(tmp_path):
