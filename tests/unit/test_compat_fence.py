@@ -26,7 +26,7 @@ GENERATED_FILES = {module_file(path, SRC) for path in GENERATED_PATHS}
 
 
 def _own_names(path: str) -> set[str]:
-    """The names the native module at the shared path ``path`` defines or imports itself, or lists in a literal
+    """The names the native module at the shared path ``path`` defines or imports itself, or lists in its
     ``HOMES`` table of where each lives (not those the table hands on through it)."""
     file = SRC.joinpath(*path.split("."), "__init__.py")
     file = file if file.is_file() else SRC.joinpath(*path.split(".")).with_suffix(".py")
@@ -40,7 +40,7 @@ def _own_names(path: str) -> set[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names.update(t.id for t in targets if isinstance(t, ast.Name))
             if [ast.unparse(t) for t in targets] == ["HOMES"]:  # names imported from their homes on first use
-                names.update(ast.literal_eval(node.value))
+                names.update(importlib.import_module(path).HOMES)  # built from tables (the steps': their rows)
     return names
 
 

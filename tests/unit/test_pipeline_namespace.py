@@ -15,11 +15,13 @@ from hdmea.steps.table import STEPS
 
 
 def test_every_step_is_exported_under_its_name_from_its_module():
-    missing = [f'"{s.name}": "{s.module}"' for s in STEPS if pipeline.HOMES.get(s.name) != s.module]
-    assert not missing, ("steps of hdmea.steps.table.STEPS without their row in HOMES of src/hdmea/pipeline/__init__.py "
-                         f"(add or correct: {', '.join(missing)})")
+    # the table's row names the module that defines the function (not one that imports it from elsewhere)
+    elsewhere = [f"{s.name}: {s.module} (defined in {s.function.__module__})" for s in STEPS
+                 if s.function.__module__ != s.module]
+    assert not elsewhere, f"rows of hdmea.steps.table.STEPS naming a module that does not define the step: {elsewhere}"
     for step in STEPS:
-        assert getattr(pipeline, step.name) is step.function
+        assert pipeline.HOMES[step.name] == step.module
+        assert getattr(pipeline, step.name) is getattr(importlib.import_module(step.module), step.name)
         assert step.name in pipeline.__all__
 
 
@@ -48,15 +50,23 @@ def test_an_unknown_name_is_an_attribute_error():
 
 def _modules_after(code: str) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
-                          "print(json.dumps(sorted(m for m in sys.modules if m.startswith('hdmea'))))"],
+                          "print(json.dumps(sorted(sys.modules)))"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.splitlines()[-1])
 
 
 def test_importing_the_pipeline_or_the_session_loads_no_step():
+    # the step table is read (it names the steps' modules), no step is imported
     for code in ("import hdmea.pipeline", "from hdmea.pipeline import create_session, PipelineSession"):
         loaded = _modules_after(code)
-        assert not [m for m in loaded if m.startswith("hdmea.steps")], (code, loaded)
+        assert not [m for m in loaded if m.startswith("hdmea.steps.") and m != "hdmea.steps.table"], (code, loaded)
+    assert "h5py" not in _modules_after("import hdmea.pipeline")  # nor a reader
+
+
+def test_a_step_is_imported_on_first_use_alone():
+    loaded = _modules_after("from hdmea.pipeline import add_section_time")
+    assert "hdmea.steps.section_time" in loaded
+    assert not {"hdmea.steps.sta", "hdmea.steps.eimage", "hdmea.steps.features"} & set(loaded), loaded
 
 
 def test_star_import_gives_every_listed_name():

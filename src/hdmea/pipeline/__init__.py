@@ -6,7 +6,8 @@ recording is :func:`hdmea.pipeline.run.run_pipeline`; batches are
 :func:`hdmea.pipeline.batch.run_batch`.
 
 Every name here is imported from the module where it lives on first use
-(:data:`HOMES`, read by the module's ``__getattr__``), so that
+(:data:`HOMES`, read by the module's ``__getattr__``; a step's home is its
+row of the table, which names its module and imports no step), so that
 ``from hdmea.pipeline import create_session`` loads the session and not every
 step, and a batch's driver does not load the steps its workers run.  The
 original pipeline's names at this path (its flows, its results) come from
@@ -18,18 +19,13 @@ from __future__ import annotations
 import importlib
 
 from hdmea._compat_table import names_at, original_attribute
+from hdmea.steps.table import STEPS
 
 #: name -> the module where it lives (this library's own names at this path).
 HOMES: dict[str, str] = {
     "STEPS": "hdmea.steps.table",
-    # the steps: every row of STEPS by its name (reading STEPS would import every step; a step added to the
-    # table gets its row here, and tests/unit/test_pipeline_namespace.py names one that has none)
-    "load_recording": "hdmea.steps.load",
-    "add_section_time": "hdmea.steps.section_time",
-    "section_spike_times": "hdmea.steps.spike_sectioning",
-    "compute_sta": "hdmea.steps.sta",
-    "compute_eimage_sta": "hdmea.steps.eimage",
-    "extract_features": "hdmea.steps.features",
+    # the steps: every row of the table by its name
+    **{step.name: step.module for step in STEPS},
     # the steps' results
     "LoadResult": "hdmea.steps.load",
     "SectionResult": "hdmea.steps.spike_sectioning",

@@ -1,7 +1,7 @@
 """The pipeline's steps in one table (the runner, :func:`hdmea.pipeline.run.run_pipeline`, walks it).
 
-Each row of :data:`STEPS` is a :class:`Step`: its name, the function that
-does the work, whether the configuration may switch it on or off
+Each row of :data:`STEPS` is a :class:`Step`: its name, the module of the
+function that does the work (the function has the step's name), whether the configuration may switch it on or off
 (``[steps] <name> = true|false``), whether it runs by default, whether a
 checkpoint follows it, and the hooks the configuration and the preflight
 checks need (the key the step had in configuration digests, and an estimate
@@ -10,10 +10,8 @@ function's name, the name the step records in
 ``pipeline/session_info/completed_steps`` and its key in the configuration
 (``[steps.<name>]`` holds its parameters).  Configuration validation, the
 preflight estimate, the runner, the batch runner and the command line all read
-this table; adding a step is one row here plus its function, and its home in
-:data:`hdmea.pipeline.HOMES` (``name: module``), from which ``hdmea.pipeline``
-exports it without importing every step (``tests/unit/test_pipeline_namespace.py``
-names a step missing there).
+this table, and so does :mod:`hdmea.pipeline`, which exports each step's function under
+its name: adding a step is its module and one row here.
 
 Names used before the table existed (configuration keys ``sta``, ``eimage``,
 ``features`` and ``[steps.eimage_sta]``) are the rows' ``aliases``: a
@@ -21,26 +19,21 @@ configuration that uses one gets a
 :class:`~hdmea.errors.DeprecatedStepNameWarning`.  Names files recorded are
 read by :mod:`hdmea.session.names`.
 
-The table sits on top of the steps (it imports each step's function) and
+The table names each step's module and imports none: a row imports its
+function on first use (:attr:`Step.function`), so that reading the table
+(``import hdmea.pipeline``) loads no step.  It sits in the steps' layer,
 below the runner and the configuration, which import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from hdmea.io.mcs import GRID_SIZE
-from hdmea.steps.eimage import compute_eimage_sta
-from hdmea.steps.features import extract_features
-from hdmea.steps.load import load_recording
-from hdmea.steps.section_time import add_section_time
-from hdmea.steps.spike_sectioning import section_spike_times
-from hdmea.steps.sta import compute_sta
 
 
 __all__ = [
@@ -100,7 +93,8 @@ def _call_plain(ctx: StepContext, step: Step) -> None:
 class Step:
     """One row of the step table.
 
-    ``function`` is the step's function; its name is the step's name.
+    ``module`` is the module that defines the step's function, whose name is
+    the step's name; :attr:`function` imports it on first use.
     ``needs`` returns why the step cannot run for this recording (None: it
     can); ``call`` runs it (default: the function with the session and the
     configured parameters).  ``aliases`` are older configuration keys of the
@@ -113,7 +107,7 @@ class Step:
     """
 
     name: str
-    function: Callable[..., Any]
+    module: str
     switch: bool = False
     default: bool = True
     checkpoint_after: bool = False
@@ -125,9 +119,9 @@ class Step:
     estimate: tuple[str, Callable[[Step, EstimateInputs], int]] | None = None
 
     @property
-    def module(self) -> str:
-        """The module that defines the step's function."""
-        return self.function.__module__
+    def function(self) -> Callable[..., Any]:
+        """The step's function: ``name`` of ``module`` (imported on first use)."""
+        return getattr(importlib.import_module(self.module), self.name)
 
     def enabled(self, config: Any) -> bool:
         return config.steps.enabled(self.name) if self.switch else True
@@ -167,6 +161,8 @@ def _estimate_sta(step: Step, inputs: EstimateInputs) -> int:
 
 def _estimate_eimage(step: Step, inputs: EstimateInputs) -> int:
     """Per unit, the window's samples of the sensor grid as float32."""
+    from hdmea.io.mcs import GRID_SIZE  # here, so that reading the table loads no reader
+
     window = step.parameter(inputs.config, "window") or (0, 0)
     return inputs.n_units * int(window[1] - window[0]) * GRID_SIZE * GRID_SIZE * _FLOAT32
 
@@ -205,16 +201,16 @@ def _call_eimage(ctx: StepContext, step: Step) -> None:
 
 #: The pipeline in order.
 STEPS: tuple[Step, ...] = (
-    Step("load_recording", load_recording, checkpoint_after=True, call=_call_load),
-    Step("add_section_time", add_section_time, needs=_needs_stimulus, call=_call_section_time),
-    Step("section_spike_times", section_spike_times, needs=_needs_stimulus),
-    Step("compute_sta", compute_sta, switch=True, default=True, checkpoint_after=True,
+    Step("load_recording", "hdmea.steps.load", checkpoint_after=True, call=_call_load),
+    Step("add_section_time", "hdmea.steps.section_time", needs=_needs_stimulus, call=_call_section_time),
+    Step("section_spike_times", "hdmea.steps.spike_sectioning", needs=_needs_stimulus),
+    Step("compute_sta", "hdmea.steps.sta", switch=True, default=True, checkpoint_after=True,
          needs=_needs_noise_movie, call=_call_sta, aliases=("sta",), digest_key="sta",
          estimate=("receptive fields", _estimate_sta)),
-    Step("compute_eimage_sta", compute_eimage_sta, switch=True, default=False,
+    Step("compute_eimage_sta", "hdmea.steps.eimage", switch=True, default=False,
          checkpoint_after=True, call=_call_eimage, aliases=("eimage", "eimage_sta"), digest_key="eimage",
          digest_params_key="eimage_sta", estimate=("electrical images", _estimate_eimage)),
-    Step("extract_features", extract_features, switch=True, default=True,
+    Step("extract_features", "hdmea.steps.features", switch=True, default=True,
          needs=_needs_stimulus, aliases=("features",), digest_key="features"),
 )
 
