@@ -23,12 +23,19 @@ from benchmarks.harness.rounds import NOISE_MARGIN, Timing, is_noisy
 
 SIZES = ("small", "full")
 
-#: what a row's ratio is taken of (:attr:`Row.ratio_of`) -> how the table names it
+#: what a row's ratio is taken of (:attr:`Row.ratio_of`) -> how the table names it (the ratio it is, min or med,
+#: and for a median where it comes from, as the table's columns ``by`` and ``med of`` say)
 RATIO_STATISTICS = {
-    "min": "min",            # the two sides' minima over the rounds
-    "median": "median",      # the two sides' medians over the rounds
-    "rounds": "rnd med",     # the median of the rounds' own ratios (:func:`benchmarks.harness.paired_ratio`)
-    "one": "one",            # a single measurement or count
+    "min": "min",             # the two sides' minima over the rounds
+    "median": "med, sides",   # the two sides' medians over the rounds
+    "rounds": "med, rounds",  # the median of the rounds' own ratios (:func:`benchmarks.harness.paired_ratio`)
+    "one": "one",             # a single measurement or count
+}
+#: where a row's median ratio (:attr:`Row.median_ratio`) comes from -> how the table names it
+MEDIAN_SOURCES = {
+    "rounds": "rounds",      # the median of the rounds' own ratios, as the row recorded it
+    "sides": "sides",        # the ratio of the two sides' medians (rows that did not record their rounds' ratios)
+    "one": "one",            # a single measurement: its own median
 }
 #: the printed table's width: every line of it fits
 TABLE_WIDTH = 120
@@ -101,6 +108,41 @@ class Row:
             return self.ratio_of
         return "one" if self.peer_median is None and self.ours_median is None else "min"
 
+    def _quotient(self, peer: float | None, ours: float | None) -> float | None:
+        """``peer`` and ``ours`` as a ratio the way the row's ratio is taken (times better than the peer):
+        the way its recorded figures give its ratio, else peer / ours for times and ours / peer for
+        throughputs and for rows that must stay under their limit."""
+        if peer is None or ours is None or peer == 0 or ours == 0:
+            return None
+        for a, b in ((self.peer_value, self.ours), (self.peer_median, self.ours_median)):
+            if a and b and _close(self.ratio, a / b):
+                return peer / ours
+            if a and b and _close(self.ratio, b / a):
+                return ours / peer
+        return ours / peer if self.lower_is_better or "/s" in self.unit else peer / ours
+
+    @property
+    def min_ratio(self) -> float:
+        """The ratio of the two sides' minima (a single measurement's ratio where the row has no rounds)."""
+        if self.statistic == "one":
+            return self.ratio
+        quotient = self._quotient(self.peer_value, self.ours)
+        return self.ratio if quotient is None else quotient
+
+    @property
+    def median_ratio(self) -> tuple[float | None, str]:
+        """The median ratio and where it comes from (a key of :data:`MEDIAN_SOURCES`): the median of the
+        rounds' own ratios where the row recorded it, else the ratio of the two sides' medians, else a single
+        measurement's ratio (None where a row of rounds kept no medians)."""
+        if self.statistic in ("rounds", "one"):
+            return self.ratio, self.statistic
+        return self._quotient(self.peer_median, self.ours_median), "sides"
+
+    @property
+    def judged_by(self) -> str:
+        """Which of the table's ratios the verdict reads: ``min``, ``med`` or ``one``."""
+        return {"min": "min", "one": "one"}.get(self.statistic, "med")
+
     @property
     def goal_applies(self) -> bool:
         """Whether the row's goal applies at the size it was measured at."""
@@ -133,6 +175,10 @@ class Row:
         d["ratio_of"] = self.statistic
         d["noise_margin"] = NOISE_MARGIN
         return d
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * abs(b)
 
 
 def timed_row(benchmark: str, peer: str, peer_time: Timing, ours_time: Timing, goal: float | None,
@@ -192,31 +238,44 @@ def _name_lines(r: Row, width: int) -> list[str]:
 
 def format_table(rows: list[Row], title: str | None = None, *, legend: bool = True) -> str:
     """The table, :data:`TABLE_WIDTH` columns wide at most: per row, what is compared with what on its first
-    line(s), then its figures (ours and the peer as ``min / median``), its ratio with the statistic it is
-    taken of (:attr:`Row.ratio_of`), its goal, verdict and the machine's state (rounds, the load and the
-    disk busy share before > after the row, the CPU share stolen during it); ``title`` is its first line,
-    and ``legend`` ends it with what each column means (:func:`table_legend`)."""
-    head = ["", "ours min / med", "peer min / med", "ratio", "of", "goal", "holds", "n", "machine"]
+    line(s), then its figures (ours and the peer as ``min / median``), its ratio the same way (the ratio of
+    the minima, :attr:`Row.min_ratio`, then the median ratio, :attr:`Row.median_ratio`, with where the median
+    comes from), its goal, verdict and which of the two ratios the verdict reads, and the machine's state
+    (rounds, the load and the disk busy share before > after the row, the CPU share stolen during it);
+    ``title`` is its first line, and ``legend`` ends it with what each column means (:func:`table_legend`)."""
+    head = ["", "ours min / med", "peer min / med", "ratio min / med", "med of", "goal", "holds", "by", "n",
+            "machine"]
     body = []
     for r in rows:
         holds = {True: "yes", False: "NO", None: "-"}[r.holds] + (" NOISY" if r.noisy else "")
+        median, source = r.median_ratio
+        ratios = (f"{r.ratio:.3g}" if r.statistic == "one" else
+                  f"{r.min_ratio:.3g} / {'?' if median is None else f'{median:.3g}'}")
         body.append(["", _value(r.ours, r.ours_median, r.unit), _value(r.peer_value, r.peer_median, r.unit),
-                     f"{r.ratio:.3g}", RATIO_STATISTICS[r.statistic], _goal_text(r), holds,
+                     ratios, MEDIAN_SOURCES[source], _goal_text(r), holds, r.judged_by,
                      "-" if r.rounds is None else str(r.rounds), _state_text(r)])
+    states = {cells[-1] for cells in body}
+    if len(states) == 1 and title:
+        # one machine state for every row: said once, after the title
+        title = f"{title}; machine {states.pop()}"
+        head, body = head[:-1], [cells[:-1] for cells in body]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     widths[0] = 0
+    # the columns that fit the width; the others go to a line of their own under them, the same in every row
+    cut = len(widths)
+    while cut > 2 and sum(widths[:cut]) + 2 * (cut - 1) > TABLE_WIDTH:
+        cut -= 1
+
+    indent = max(4, TABLE_WIDTH - sum(widths[cut:]) - 2 * (len(widths) - cut - 1))
 
     def line(cells: list[str]) -> str:
-        text = "  ".join(str(x).ljust(w) for x, w in zip(cells, widths)).rstrip()
-        if len(text) <= TABLE_WIDTH:
-            return text
-        # the machine's state goes to a line of its own when the row's figures leave it no room
-        first = "  ".join(str(x).ljust(w) for x, w in zip(cells[:-1], widths)).rstrip()
-        return first + "\n" + cells[-1].rjust(TABLE_WIDTH - 2)
+        first = "  ".join(str(x).ljust(w) for x, w in zip(cells[:cut], widths)).rstrip()
+        rest = "  ".join(str(x).ljust(w) for x, w in zip(cells[cut:], widths[cut:])).rstrip()
+        return first if not rest else first + "\n" + " " * indent + rest
 
     lines = textwrap.wrap(title, width=TABLE_WIDTH) if title else []
     lines.append(line(head))
-    lines.append("-" * min(TABLE_WIDTH, len(line(head))))
+    lines.append("-" * min(TABLE_WIDTH, max(len(x) for x in line(head).splitlines())))
     for r, b in zip(rows, body):
         lines.extend(_name_lines(r, TABLE_WIDTH))
         lines.append(line(b))
@@ -229,8 +288,11 @@ def table_legend() -> str:
     """What the columns of :func:`format_table` mean, wrapped to :data:`TABLE_WIDTH` columns."""
     return "\n".join(textwrap.wrap(
         f"Each row: what  vs  the peer or physical limit, then min / median over interleaved rounds. ratio: "
-        f"times better than the peer, taken of (of): min = the minima, median = the medians, rnd med = the "
-        f"median of the rounds' own ratios, one = a single measurement. goal: (1 core) = the goal of a row "
+        f"times better than the peer (for a goal of <=, the share of the limit), of the minima / the median "
+        f"ratio; med of: where the median ratio comes from: rounds = the median of the rounds' own ratios, "
+        f"sides = the ratio of the two sides' medians (runs that did not record their rounds' ratios), "
+        f"one = a single measurement (one figure, its own min and median). by: the ratio the verdict (holds) "
+        f"reads, min or med, as the run judged it. goal: (1 core) = the goal of a row "
         f"whose work needs both cores, measured with one core busy; (small+full) = the sizes a goal applies "
         f"to (at another size the row has no verdict). NOISY: a side's median over {NOISE_MARGIN:.0%} above "
         f"its minimum. n: rounds. machine: load = 1-minute load average, disk = share of {DISK_SAMPLE_SECONDS:g} s the "
