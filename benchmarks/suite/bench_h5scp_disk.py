@@ -4,9 +4,13 @@ Two containers of samples x proteins of log-normal intensities (a ``proteins`` a
 ScpTensor holds it) and a ``peptides`` assay, CSR over five times as many peptides, two obs columns:
 
 * ``30% missing, CSR 10%`` (the issue's): 30% of the intensities NaN, the CSR at 10% density;
-* ``dense+sparse`` (the shape of ``bench_h5scp_defaults``): no NaN, the CSR at 2% density.
+* ``dense+sparse`` (the shape of ``bench_h5scp_defaults``): no NaN, the CSR at 2% density;
+* ``bench_scptensor's shape``: 20,000 samples x 5,000 proteins and 50,000 peptides (the full size of
+  ``bench_scptensor``), 30% of the intensities NaN, the CSR at 5% density (800 MB dense, a file of
+  about 1.4 GB; 2 rounds).
 
-Full size: 5,000 x 2,000 (80 MB dense; files of about 140 and 100 MB); small: 300 x 120.
+Full size: 5,000 x 2,000 (80 MB dense; files of about 140 and 100 MB); small: 300 x 120 (the third
+container: 200 x 50 and 500 peptides).
 
 Sides, timed in interleaved rounds in this one process after a warm-up round (imports and first-call
 costs out; every side starts after ``os.sync``, untimed, so that no side's writes are written back
@@ -50,21 +54,28 @@ from h5stream.files import fsync_path
 #: samples, proteins, rounds
 SIZES = {"small": (300, 120, 3), "full": (5_000, 2_000, 5)}
 PEPTIDES_PER_PROTEIN = 5
-#: label -> (share of NaN intensities, density of the CSR assay)
-CONTAINERS = {"30% missing, CSR 10%": (0.30, 0.10), "dense+sparse": (0.0, 0.02)}
+#: label -> (share of NaN intensities, density of the CSR assay, {size: (samples, proteins, peptides, rounds)}
+#: or None for SIZES with PEPTIDES_PER_PROTEIN)
+CONTAINERS = {
+    "30% missing, CSR 10%": (0.30, 0.10, None),
+    "dense+sparse": (0.0, 0.02, None),
+    "bench_scptensor's shape, 30% missing, CSR 5%": (
+        0.30, 0.05, {"small": (200, 50, 500, 2), "full": (20_000, 5_000, 50_000, 2)}),
+}
 #: at most 1.2x the peer's or the limit's time
 GOAL = 1 / 1.2
 
 
-def make_container(n: int, p: int, missing: float = 0.30, density: float = 0.10, seed: int = 0):
+def make_container(n: int, p: int, missing: float = 0.30, density: float = 0.10, seed: int = 0,
+                   peptides: int | None = None):
     """A container of the rows: dense log-normal with a share ``missing`` of NaN, and a CSR assay of
-    ``density``."""
+    ``density`` over ``peptides`` columns (default :data:`PEPTIDES_PER_PROTEIN` per protein)."""
     from h5scp import Assay, ScpContainer, ScpMatrix
 
     rng = np.random.default_rng(seed)
     x = rng.lognormal(2.0, 1.0, size=(n, p))
     x[rng.random((n, p)) < missing] = np.nan
-    csr = sparse.random(n, PEPTIDES_PER_PROTEIN * p, density=density, format="csr", random_state=seed + 1,
+    csr = sparse.random(n, peptides or PEPTIDES_PER_PROTEIN * p, density=density, format="csr", random_state=seed + 1,
                         data_rvs=lambda k: rng.lognormal(1.0, 1.0, k))
     obs = pl.DataFrame({"_index": [f"S{i:05d}" for i in range(n)], "batch": [f"batch_{i % 8}" for i in range(n)]})
     assays = {
@@ -193,14 +204,18 @@ ROWS = (
 
 
 def run(size: str) -> list[Row]:
-    return [row for label, (missing, density) in CONTAINERS.items()
-            for row in container_rows(size, label, missing, density)]
+    return [row for label, (missing, density, shapes) in CONTAINERS.items()
+            for row in container_rows(size, label, missing, density, shapes)]
 
 
-def container_rows(size: str, label: str, missing: float, density: float) -> list[Row]:
+def container_rows(size: str, label: str, missing: float, density: float, shapes: dict | None = None
+                   ) -> list[Row]:
     """The rows of one container, its sides in interleaved rounds."""
-    n, p, requested = SIZES[size]
-    container = make_container(n, p, missing, density)
+    if shapes is None:
+        (n, p, requested), peptides = SIZES[size], None
+    else:
+        n, p, peptides, requested = shapes[size]
+    container = make_container(n, p, missing, density, peptides=peptides)
     with scratch_dir("h5scp-disk-") as tmp:
         timed, setup, paths = sides(container, Path(tmp))
         before = os.getloadavg()[0]

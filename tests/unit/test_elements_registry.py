@@ -113,6 +113,56 @@ def test_custom_codec_registration(h5):
         unregister(Point, spec)  # the encoding can be registered again in this process
 
 
+def test_a_reader_registered_with_attrs_gets_the_attributes_read_once(h5):
+    class Tagged:
+        def __init__(self, tag):
+            self.tag = tag
+
+    spec = ElementSpec("test:tagged", "0.1.0")
+    seen = []
+
+    @register_writer(Tagged, spec)
+    def _write(parent, key, value, options):
+        ds = parent.create_dataset(key, data=np.zeros(1))
+        ds.attrs["tag"] = value.tag
+        ds.attrs["count"] = np.int32(7)
+        return ds
+
+    @register_reader(spec, attrs=True)
+    def _read(ds, *, series=False, values=None):
+        seen.append(values)
+        return Tagged(values["tag"])
+
+    try:
+        write_elem(h5, "t", Tagged("alpha"))
+        assert read_elem(h5["t"]).tag == "alpha"
+        # every attribute, as plain h5py reads them
+        expected = {name: h5["t"].attrs[name] for name in h5["t"].attrs}
+        assert seen[0].keys() == expected.keys() and seen[0]["count"] == 7 and seen[0]["tag"] == "alpha"
+    finally:
+        from h5stream.elements.registry import unregister
+
+        unregister(Tagged, spec)
+
+
+def test_a_frame_read_takes_its_group_attributes_from_one_pass(h5, monkeypatch):
+    import polars as pl
+
+    frame = pl.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0]})
+    write_elem(h5, "f", frame, index="id")
+    reads = []
+    original = h5py.AttributeManager.__getitem__
+
+    def counting(self, name):
+        reads.append((h5py.h5i.get_name(self._id), name))
+        return original(self, name)
+
+    monkeypatch.setattr(h5py.AttributeManager, "__getitem__", counting)
+    assert read_elem(h5["f"]).equals(frame)
+    # the group's own attributes (column names, members, index) come from the one batched read
+    assert not [r for r in reads if r[0] == b"/f" and r[1] != "column-order"], reads
+
+
 def test_corrupt_member_becomes_format_error(h5):
     write_elem(h5, "m", {"a": [1, 2, 3]})
     del h5["m/a"]

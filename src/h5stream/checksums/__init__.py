@@ -247,20 +247,29 @@ def _walk_digests(f: h5py.File, recorder: Recorder) -> None:
             if obj.shape is not None and not covered:
                 plain = obj.ndim >= 1 and not (is_text_dataset(obj) or obj.dtype.hasobject)
                 recorder.dataset(path, *(stored_digests(obj) if plain else (stored_digest(obj),)))
-        _walk_attrs(recorder, path, obj)
+        # every attribute of an object other than the root (whose manifest text may be large) in one pass
+        # of direct calls: its names and values, each read once
+        _walk_attrs(recorder, path, obj, None if path == "/" else read_attr_values(obj, path))
     recorder.name_digests = name_digests or {}
 
 
-def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
-    """Bring the recorded attribute digests of ``obj`` up to date with what it holds, reading what is new."""
+def _walk_attrs(recorder: Recorder, path: str, obj, snapshot: dict[str, Any] | None = None) -> None:
+    """Bring the recorded attribute digests of ``obj`` up to date with what it holds, reading what is new.
+
+    ``snapshot``: all of ``obj``'s attributes already read (:func:`read_attr_values`), or None to read
+    them here as needed."""
+    present = list(snapshot) if snapshot is not None else _own_attr_names(path, obj)
+
+    def value_of(name: str):
+        return snapshot[name] if snapshot is not None else obj.attrs[name]
+
     legacy = recorder.attributes.get(path)
     if legacy is not None and recorder._alive(path, legacy[0]):
         known = legacy[1]
-        for name in _own_attr_names(path, obj):
+        for name in present:
             if name not in known:
-                recorder.legacy_attribute(path, name, value_digest(obj.attrs[name]))
+                recorder.legacy_attribute(path, name, value_digest(value_of(name)))
         return
-    present = _own_attr_names(path, obj)
     packed = recorder.attribute_sets.get(path)
     entry = packed is not None and recorder._alive(path, recorder._set_seq.get(path, 0))
     if not entry:
@@ -268,7 +277,7 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
     else:
         kind, recorded = recorder.set_kind(path), recorder._set_names.get(path)
         if recorded is None:  # seeded from the file: keep the stored digests while the set is unchanged
-            values = {n: obj.attrs[n] for n in present}
+            values = {n: value_of(n) for n in present}
             covered = [n for n in present if kind == ALL_ATTRS or _is_text(values[n])]
             if len(covered) * 8 == len(packed):
                 return
@@ -279,11 +288,8 @@ def _walk_attrs(recorder: Recorder, path: str, obj) -> None:
             return  # nothing added or removed since it was recorded
         digests = {n: d for n, d in digests.items() if n in present}
     missing = [name for name in present if name not in digests]
-    # the values to digest, read in one pass of direct calls (an object other than the root, whose manifest
-    # text may be large, and with more than one to read); h5py reads the others
-    snapshot = read_attr_values(obj) if len(missing) > 1 and path != "/" else None
     for name in missing:
-        value = snapshot[name] if snapshot is not None and name in snapshot else obj.attrs[name]
+        value = value_of(name)
         if kind == ALL_ATTRS or _is_text(value):
             digests[name] = value_digest(value)
     if digests or entry:

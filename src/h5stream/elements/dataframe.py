@@ -55,6 +55,8 @@ still read.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -312,9 +314,13 @@ def _read_enum(group: h5py.Group, *, series: bool = False):
 # --------------------------------------------------------------------------- frames
 
 
-def _json_attr(obj, name):
-    value = text_attr(obj, name)
+def _json_attr(obj, name, values: Mapping[str, Any] | None = None):
+    value = text_attr(obj, name) if values is None else _text_value(values.get(name))
     return None if value is None else json.loads(value)
+
+
+def _text_value(value):
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @register_writer(pl.DataFrame, DATAFRAME)
@@ -385,26 +391,32 @@ def column_members(columns: list[str]) -> dict[str, str]:
     return members
 
 
-def frame_members(group: h5py.Group) -> tuple[list[str], list[str]] | None:
-    """Column names and their member paths of a dataframe element written by us (None: another tool's)."""
-    columns = _json_attr(group, COLUMNS_ATTR)
+def frame_members(group: h5py.Group, values: Mapping[str, Any] | None = None
+                  ) -> tuple[list[str], list[str]] | None:
+    """Column names and their member paths of a dataframe element written by us (None: another tool's).
+
+    ``values``: all of ``group``'s attributes already read (:func:`h5stream.checksums.read_attr_values`), or
+    None to read them here."""
+    columns = _json_attr(group, COLUMNS_ATTR, values)
     if columns is None:
         return None
-    index_member = text_attr(group, "_index")
-    index_column = _json_attr(group, INDEX_COLUMN_ATTR)
-    members = _json_attr(group, MEMBERS_ATTR)
+    index_member = text_attr(group, "_index") if values is None else _text_value(values.get("_index"))
+    index_column = _json_attr(group, INDEX_COLUMN_ATTR, values)
+    members = _json_attr(group, MEMBERS_ATTR, values)
     if members is None:  # frames written before column names could be paths
         members = [escape_name(name, RESERVED_NAMES) for name in columns]
     return columns, [index_member if name == index_column else m for name, m in zip(columns, members)]
 
 
-@register_reader(DATAFRAME)
-def _read_dataframe(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
-    ours = frame_members(group)
+@register_reader(DATAFRAME, attrs=True)
+def _read_dataframe(group: h5py.Group, *, series: bool = False, values: Mapping[str, Any] | None = None
+                    ) -> pl.DataFrame:
+    ours = frame_members(group, values)
     if ours is None:
         # Written by another tool: the row labels become the first column.
-        index_member = text_attr(group, "_index")
-        order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
+        attrs = group.attrs if values is None else values
+        index_member = _text_value(attrs.get("_index"))
+        order = [c.decode() if isinstance(c, bytes) else str(c) for c in attrs.get("column-order", [])]
         names = [index_member, *order]
         members = names
     else:

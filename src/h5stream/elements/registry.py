@@ -144,6 +144,8 @@ class _WriterEntry:
 
 _WRITERS: dict[type, list[_WriterEntry]] = {}
 _READERS: dict[tuple[str, str], ReaderFunc] = {}
+#: Readers registered with ``attrs=True``: they take the element's attributes as read once by :func:`read_with`.
+_READS_ATTRS: set[ReaderFunc] = set()
 
 
 def _writer_slot(entries: list[_WriterEntry], spec: ElementSpec, match) -> int | None:
@@ -204,11 +206,15 @@ def register_writer(
     return decorate
 
 
-def register_reader(*specs: ElementSpec, replace: bool = False) -> Callable[[ReaderFunc], ReaderFunc]:
+def register_reader(*specs: ElementSpec, replace: bool = False, attrs: bool = False
+                    ) -> Callable[[ReaderFunc], ReaderFunc]:
     """Register ``func(obj, *, series) -> value`` for each encoding in ``specs``.
 
     ``series=True`` asks for a ``polars.Series`` (the element is a dataframe
-    column); readers of non-column elements ignore it.  An encoding that has a
+    column); readers of non-column elements ignore it.  ``attrs=True``: the reader is
+    called ``func(obj, *, series, values)``, ``values`` the element's attributes as
+    :func:`read_with` read them (one pass; checked by :func:`read_elem` where the file
+    has digests), or None when it must read them itself.  An encoding that has a
     reader already raises :class:`RegistrationError` unless ``replace=True``;
     nothing is registered then.
     """
@@ -228,6 +234,8 @@ def register_reader(*specs: ElementSpec, replace: bool = False) -> Callable[[Rea
                     )
         for spec in specs:
             _READERS[spec.key] = func
+        if attrs:
+            _READS_ATTRS.add(func)
         return func
 
     return decorate
@@ -377,9 +385,10 @@ def read_with(obj, *, series: bool = False, values: Mapping[str, Any] | None = N
         )
     attrs = obj.attrs if values is None else values
     container = attrs.get(CONTAINER_ATTR)
+    known = {"values": values} if reader in _READS_ATTRS else {}
     if container is not None and _text(container) == SERIES_CONTAINER:
-        return reader(obj, series=True).alias(_text(attrs.get(SERIES_NAME_ATTR, "")))
-    return reader(obj, series=series)
+        return reader(obj, series=True, **known).alias(_text(attrs.get(SERIES_NAME_ATTR, "")))
+    return reader(obj, series=series, **known)
 
 
 def read_spec_layer(obj, spec: ElementSpec, *, series: bool = True) -> Any:
