@@ -222,7 +222,12 @@ def read_blocks(ds) -> Iterator[np.ndarray]:
     if ds.chunks is not None:
         step = max(ds.chunks[0], step // ds.chunks[0] * ds.chunks[0])  # whole chunks per block
     if step >= n:
-        yield np.asarray(ds[()])
+        if ds.dtype.kind in _BUFFERED_KINDS:  # one read into one array, without h5py's selection machinery
+            whole = np.empty(ds.shape, dtype=ds.dtype)
+            ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, whole)
+            yield whole
+        else:
+            yield np.asarray(ds[()])
         return
     buffer = np.empty((step,) + tuple(ds.shape[1:]), dtype=ds.dtype) if ds.dtype.kind in _BUFFERED_KINDS else None
     for start in range(0, n, step):

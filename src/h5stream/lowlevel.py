@@ -45,6 +45,7 @@ __all__ = [
     "create_group",
     "create_attr",
     "copy_dataset",
+    "copy_dataset_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -272,9 +273,16 @@ def copy_dataset(source: h5py.Dataset, parent: h5py.Group, name: str) -> None:
 
     The copy streams through the library, so memory stays flat whatever the size.
     """
+    copy_dataset_at(source.file.id, source.name, parent.id, name)
+
+
+def copy_dataset_at(source_file, source_name: str, loc, name: str) -> None:
+    """:func:`copy_dataset` between low-level ids: ``source_file``'s ``source_name`` (its full name) to
+    ``name`` under ``loc`` (a group's or a file's id; ``name`` may be a path below it), so a writer that knows
+    both names opens neither object nor parent group through h5py's wrappers."""
     ocpypl = h5py.h5p.create(h5py.h5p.OBJECT_COPY)
     ocpypl.set_copy_object(h5py.h5o.COPY_WITHOUT_ATTR_FLAG)
-    h5py.h5o.copy(source.file.id, source.name.encode("utf-8"), parent.id, name.encode("utf-8"),
+    h5py.h5o.copy(source_file, source_name.encode("utf-8"), loc, name.encode("utf-8"),
                   copypl=ocpypl, lcpl=plists().link)
 
 

@@ -114,7 +114,7 @@ def checked_read(path, obj: str | None, *, dataset=None) -> Iterator[None]:
 
     ``path`` is the file's path, or an h5py object of the file (its name is then
     looked up only when something fails).  With ``dataset`` (the h5py dataset
-    being read), a filter failure of a dataset whose pipeline ends with
+    being read, or its low-level id), a filter failure of a dataset whose pipeline ends with
     Fletcher32 is a ChecksumError too: HDF5 undoes Fletcher32 first, so a
     damaged stored chunk fails there (HDF5 reports it as a filter failure).
     """
@@ -129,6 +129,8 @@ def checked_read(path, obj: str | None, *, dataset=None) -> Iterator[None]:
         mapped = fletcher32_failure(exc, path, obj)
         if mapped is None and dataset is not None and "filter" in str(exc).lower():
             with contextlib.suppress(Exception):
+                if isinstance(dataset, h5py.h5d.DatasetID):
+                    dataset = h5py.Dataset(dataset)
                 if dataset.chunks is not None and has_fletcher32(dataset.id):
                     mapped = ChecksumError(
                         f"a stored chunk fails its Fletcher32 checksum ({str(exc)[:200]})", path=path, obj=obj,

@@ -34,16 +34,18 @@ MAX_STRING_BYTES = 16 * 1024**2
 
 
 def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: str, *,
-                        filtered: bool | None = None) -> int:
+                        filtered: bool | None = None, tid: h5py.h5t.TypeID | None = None) -> int:
     """The bytes dataset ``dsid`` declares, or :class:`FormatError` when the file cannot hold them.
 
     A dataset declares ``elements * element size`` bytes; its storage in the file
     (never more than the file's size) must hold them: all of them without filters,
     a :data:`MAX_EXPANSION`-th with compression; up to :data:`SIZE_FLOOR` bytes of
     unwritten fill are allowed.  A fixed-length string element longer than
-    :data:`MAX_STRING_BYTES` is refused.  Checked before anything is allocated.
+    :data:`MAX_STRING_BYTES` is refused.  Checked before anything is allocated.  ``tid``: the dataset's
+    type, when the caller has it.
     """
-    tid = dsid.get_type()
+    if tid is None:
+        tid = dsid.get_type()
     item = tid.get_size()
     if isinstance(tid, h5py.h5t.TypeStringID) and not tid.is_variable_str() and item > MAX_STRING_BYTES:
         raise FormatError(

@@ -174,9 +174,9 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
                     hint="external links are refused; copy the data into the file",
                 )
         elif isinstance(oid, dataset_id):
-            _check_dataset(oid, path, full, plugins, checked)
+            layout = _check_dataset(oid, path, full, plugins, checked)
             if storage is not None:
-                add_storage_ranges(oid, oid.get_create_plist().get_layout(), storage)
+                add_storage_ranges(oid, layout, storage)
         if oid is not None and headers is not None:
             headers.check(oid, "/" + full.decode("utf-8", errors="replace"))
         # Soft links name objects of this file, visited through their hard link.
@@ -231,12 +231,14 @@ class _AttributeReferences:
 
 
 def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool],
-                   checked: list | None = None) -> None:
+                   checked: list | None = None) -> int:
     """Refuse a virtual dataset, external raw storage, an implausible declared size or a filter not allowed or
-    not available; ``checked`` holds table types found sound before (each checked once)."""
+    not available; ``checked`` holds table types found sound before (each checked once).  Returns the
+    dataset's layout."""
     name = "/" + full.decode("utf-8", errors="replace")
     plist = oid.get_create_plist()
-    if plist.get_layout() == h5py.h5d.VIRTUAL:
+    layout = plist.get_layout()
+    if layout == h5py.h5d.VIRTUAL:
         raise UnsafeFileError(
             "virtual dataset", path=path, obj=name,
             found="a dataset mapped onto other files",
@@ -249,14 +251,15 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
             hint="external raw storage reads other files and is refused",
         )
     nfilters = plist.get_nfilters()
-    check_declared_size(oid, path, name, filtered=nfilters > 0)
     tid = oid.get_type()
-    if tid.get_class() in (h5py.h5t.COMPOUND, h5py.h5t.ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
+    check_declared_size(oid, path, name, filtered=nfilters > 0, tid=tid)
+    kind = tid.get_class()
+    if kind in (h5py.h5t.COMPOUND, h5py.h5t.ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
         if checked is None or not any(tid.equal(known) for known in checked):
             check_stored_type(tid, path, name)
             if checked is not None and len(checked) < 16:
                 checked.append(tid)
-    elif tid.get_class() == h5py.h5t.STRING and tid.is_variable_str() and plist.get_layout() == h5py.h5d.CONTIGUOUS:
+    elif kind == h5py.h5t.STRING and tid.is_variable_str() and layout == h5py.h5d.CONTIGUOUS:
         check_text_lengths(oid, path, name)
     for i in range(nfilters):
         code, _flags, _vals, fname = plist.get_filter(i)
@@ -278,6 +281,7 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
                 path=path, obj=name,
                 hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
             )
+    return layout
 
 
 def _external_link_target(f: h5py.File, raw_name: bytes) -> tuple[str, str]:

@@ -7,6 +7,7 @@ through the same :func:`decode_node`, so they are identical.
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 from typing import Any
 
@@ -106,7 +107,8 @@ def _decoded(decode, path, obj: str, what: str):
 _LOOKUP = object()
 
 
-def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None) -> tuple[dict[str, Any], str | None, list | None]:
+def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None,
+               where: str | None = None) -> tuple[dict[str, Any], str | None, list | None]:
     """(decoded attributes, node type tag, dict keys) of an HDF5 object; large attributes included.
 
     Damaged attributes (unreadable, text that is not UTF-8, typed JSON that is
@@ -114,14 +116,18 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None) -> tuple[dict[
     an attribute that does not match its digest in the file's checksum manifest
     (``manifest``, by default the one attached to the file) raises
     :class:`~h5stream.errors.ChecksumError`.  ``path``: the file's name, when the caller has it (asking h5py
-    for it builds a ``File`` object, which costs more than reading a small object's attributes).
+    for it builds a ``File`` object, which costs more than reading a small object's attributes); ``where``:
+    the object's full name, when the caller has it (likewise asked of HDF5 otherwise).
     """
     if manifest is _LOOKUP:
         manifest = checksums.manifest_for(obj)
-    path, where = obj.file.filename if path is None else path, obj.name
+    path = obj.file.filename if path is None else path
+    where = obj.name if where is None else where
     try:
         stored = obj.attrs
-        names = [name for name in stored]  # (list() would first ask HDF5 for the count: a header read)
+        # Most objects of a tree have no attribute: the count (one call on the header HDF5 has cached since
+        # the object was opened) spares them h5py's listing, which first copies the creation properties.
+        names = [name for name in stored] if h5py.h5a.get_num_attrs(obj.id) else []
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot list the attributes ({exc})", path=path, obj=where,
                           hint="the file is damaged") from exc
@@ -187,6 +193,17 @@ def _large_attr_object(obj, name: str):
 EAGER_LIMIT = 16 * 1024
 
 
+def _has_attrs(dsid, manifest, name: str) -> bool:
+    """Whether dataset ``dsid`` has attributes to read, or digests of attributes to check (then read_attrs
+    runs as for any object, and names what is missing or damaged)."""
+    if manifest is not None and manifest.covers_attrs(name):
+        return True
+    try:
+        return h5py.h5a.get_num_attrs(dsid) != 0
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError):
+        return True  # read_attrs lists them, and raises the error naming the object
+
+
 def _open_child(obj, name: str, full: bytes, opened: dict | None):
     """``obj[name]`` without h5py's per-object ``File`` lookup (its ``readonly`` flag): the object the
     open-time scan kept (``opened``, by full name without the leading slash), else opened here."""
@@ -196,12 +213,12 @@ def _open_child(obj, name: str, full: bytes, opened: dict | None):
     if isinstance(oid, h5py.h5g.GroupID):
         return h5py.Group(oid)
     if isinstance(oid, h5py.h5d.DatasetID):
-        return h5py.Dataset(oid, readonly=True)
+        return oid  # wrapped by node_from_h5 only when it needs h5py's Dataset (which copies its properties)
     return obj[name]  # a named datatype: h5py's own wrapper (it is refused as a value below)
 
 
 def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None,
-                 opened: dict | None = None) -> Node:
+                 opened: dict | None = None, name: str | None = None) -> Node:
     """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
 
     Values with a digest in the file's checksum manifest (``manifest``, by
@@ -210,46 +227,61 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     read and checked here).  ``path``: the file's name, as :func:`read_attrs` takes it (looked up once
     here for every object below).  ``opened``: objects already open (full name without the leading
     slash, as bytes -> low-level id, as the open-time scan's ``visit`` keeps them), used instead of
-    opening them again; each one used is taken out.
+    opening them again; each one used is taken out.  ``name``: the object's full name, when the caller has
+    it (the walk passes each child's).
     """
+    dsid = obj if isinstance(obj, h5py.h5d.DatasetID) else None
+    if dsid is not None:
+        obj = None  # h5py's Dataset, built below where it is needed
     if manifest is _LOOKUP:
-        manifest = checksums.manifest_for(obj)
+        manifest = checksums.manifest_for(obj if dsid is None else dsid)
     if path is None:
-        path = obj.file.filename
-    attrs, tag, keys = read_attrs(obj, manifest=manifest, path=path)
+        path = (obj if dsid is None else h5py.Dataset(dsid, readonly=True)).file.filename
+    if name is None:
+        name = (obj if dsid is None else h5py.Dataset(dsid, readonly=True)).name
+    if dsid is not None and not _has_attrs(dsid, manifest, name):
+        attrs, tag, keys = {}, None, None  # what read_attrs finds for no attribute, with none expected
+    else:
+        if dsid is not None:
+            obj = h5py.Dataset(dsid, readonly=True)
+        attrs, tag, keys = read_attrs(obj, manifest=manifest, path=path, where=name)
     if isinstance(obj, h5py.Group):
         children = {}
-        base = obj.name.rstrip("/")
-        for name in obj:
-            if is_hidden(name):
+        base = name.rstrip("/")
+        for member in obj:
+            if is_hidden(member):
                 continue
-            where = f"{base}/{name}"
+            where = f"{base}/{member}"
             with checksums.checked_read(obj, where):  # a damaged header is named
-                child = _open_child(obj, name, where[1:].encode("utf-8"), opened)
-            children[name] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path,
-                                          opened=opened)
+                child = _open_child(obj, member, where[1:].encode("utf-8"), opened)
+            children[member] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path,
+                                            opened=opened, name=where)
         return Group(attrs, children, tag, keys)
-    # h5py builds a new object for each of these on every access: asked for once
-    name, shape, dtype = obj.name, obj.shape, obj.dtype
+    # the dataset's own id answers these (h5py's Dataset asks it, through more layers, on every access)
+    if dsid is None:
+        dsid = obj.id
+    shape, dtype = dsid.shape, dsid.dtype
     expected = manifest.datasets.get(name) if manifest is not None else None
     if shape is None:
         data = np.empty((0,), dtype=dtype)
     elif (lazy and tag is None and dtype.kind in "biufc"
-          and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > EAGER_LIMIT):
+          and math.prod(shape) * dtype.itemsize > EAGER_LIMIT):
         data = FileArray(opener, name, shape, dtype, digest=expected,
                          verify=manifest if expected is not None else None)
     else:
         from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
         numbers = lazy and tag is None and dtype.kind in "biufc"  # (what a lazy read reads here: small)
-        with guard_read(path, name), checksums.checked_read(obj, name, dataset=obj):
+        with guard_read(path, name), checksums.checked_read(path, name, dataset=dsid):
             if numbers:
-                data = _read_numbers(obj, shape, dtype)
+                data = _read_numbers(dsid, shape, dtype)
             else:
+                if obj is None:
+                    obj = h5py.Dataset(dsid, readonly=True)
                 data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         if expected is not None:
             checksums.check_value(manifest, name, expected, data,
-                                  text=False if numbers else checksums.is_text_dataset(obj))
+                                  text=False if numbers else checksums.is_text_dataset(dsid))
         if tag in _TEXT_TAGS or (tag is None and np.asarray(data).dtype.kind == "O"):
             _check_texts(data, path, name)
         if tag in _SCALAR_TAGS and np.size(data) != 1:
@@ -267,12 +299,12 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     return Dataset(data, attrs, tag)
 
 
-def _read_numbers(obj: h5py.Dataset, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """All of a dataset of numbers, read in its stored type (whose layout ``dtype``, h5py's view of that type,
-    describes: no conversion) straight into the array, without h5py's selection machinery."""
+def _read_numbers(dsid: h5py.h5d.DatasetID, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """All of a dataset of numbers (``dsid``: its low-level id), read in its stored type (whose layout
+    ``dtype``, h5py's view of that type, describes: no conversion) straight into the array, without h5py's
+    selection machinery."""
     out = np.empty(shape, dtype=dtype)
     if out.size:
-        dsid = obj.id
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=dsid.get_type())
     return out
 

@@ -30,7 +30,7 @@ from h5stream import checksums, jsonvalues
 from h5stream.errors import EncodingError, WriteError
 from h5stream.tree.filearray import FileArray
 from h5stream import lowlevel
-from h5stream.lowlevel import copy_dataset, create_attr, create_group, store_array
+from h5stream.lowlevel import copy_dataset_at, create_attr, create_group, store_array
 from h5stream.tree.nodes import (
     ATTR_LIMIT,
     ATTR_TYPES_ATTR,
@@ -185,17 +185,18 @@ def _existing_dataset_attrs_home(dataset: h5py.Dataset) -> h5py.Group | None:
     return parent[name] if name in parent else None
 
 
-def _place_file_array(parent: h5py.Group, name: str, data: FileArray,
+def _place_file_array(loc, name: str, full: str, data: FileArray,
                       ctx: WriteContext) -> tuple[h5py.Dataset, str | None]:
-    """Put an on-disk array at ``parent[name]``: a link rename inside the same file, else a library copy,
-    checked against the array's digest (:meth:`FileArray.checked_copy_digest`, whose digest is returned)."""
+    """Put an on-disk array at ``name`` under ``loc`` (a low-level group or file id; ``full``: the same place
+    as a full name): a link rename inside the same file, else a library copy, checked against the array's
+    digest (:meth:`FileArray.checked_copy_digest`, whose digest is returned)."""
     if ctx.movable is not None and ctx.movable(data):
-        parent.file.move(data.name, f"{parent.name.rstrip('/')}/{name}")
-        return parent[name], None
-    source = data.dataset
-    with checksums.checked_read(source.file.filename, data.name):  # a source header failing its checksum
-        copy_dataset(source, parent, name)
-    copy = parent[name]
+        ctx.file.move(data.name, full)
+        return h5py.Dataset(h5py.h5d.open(loc, name.encode("utf-8"))), None
+    source = data.file
+    with checksums.checked_read(source.filename, data.name):  # a source header failing its checksum
+        copy_dataset_at(source.id, data.name, loc, name)
+    copy = h5py.Dataset(h5py.h5d.open(loc, name.encode("utf-8")))
     return copy, data.checked_copy_digest(copy)
 
 
@@ -245,7 +246,7 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
             _wrapped_attrs(gid, node, ctx)
         return
     if isinstance(node.data, FileArray):
-        dataset, checked = _place_file_array(h5py.Group(pid), name, node.data, ctx)
+        dataset, checked = _place_file_array(pid, name, _object_path(pid).rstrip("/") + "/" + name, node.data, ctx)
         dsid = dataset.id
         if ctx.recorder is not None:
             _record_file_array(ctx, dataset.name, node.data, dataset, checked)
@@ -291,7 +292,7 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
             native.H5Gclose(gid)
         return
     if isinstance(node.data, FileArray):
-        dataset, checked = _place_file_array(ctx.file[parent_path], name, node.data, ctx)
+        dataset, checked = _place_file_array(ctx.file.id, path, path, node.data, ctx)
         if ctx.recorder is not None:
             _record_file_array(ctx, path, node.data, dataset, checked)
         if node.attrs or node.tag is not None:
