@@ -440,12 +440,23 @@ class Pieces(Mapping):
         return self.values[self.offsets[key]:self.offsets[key + 1]]
 
     def node(self) -> Group:
-        bounds = self.offsets.tolist()
-        values = self.values
-        children = {str(k): Dataset(values[a:b]) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))}
-        if not children:
+        n = len(self)
+        if not n:
             return Group()  # as mapping_node makes of an empty dict
-        return Group(children=children, tag="dict", keys=list(range(len(children))))
+        bounds = self.offsets.tolist()
+        # one slice object and one view per piece, built by map (no Python frame per piece)
+        views = map(self.values.__getitem__, map(slice, bounds[:-1], bounds[1:]))
+        return Group(children=dict(zip(_piece_names(n), map(Dataset, views))), tag="dict", keys=list(range(n)))
+
+
+_PIECE_NAMES: list[str] = []
+
+
+def _piece_names(n: int) -> list[str]:
+    """The names "0" .. str(n - 1) (shared: every spike train has as many trials per movie)."""
+    if len(_PIECE_NAMES) < n:
+        _PIECE_NAMES.extend(map(str, range(len(_PIECE_NAMES), n)))
+    return _PIECE_NAMES[:n]
 
 
 def put_node(value) -> Node:
