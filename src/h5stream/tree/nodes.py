@@ -163,15 +163,27 @@ def check_attr_name(name, *, what: str = "attribute name", path=None) -> str:
     return name
 
 
+#: keys found safe (a feature's dozen keys are checked again for every unit: a set look-up each)
+_SAFE_KEYS: set[str] = set()
+_SAFE_KEYS_LIMIT = 1 << 16
+
+
 def is_safe_key(key) -> bool:
     """True when a mapping key can be a link or attribute name as it is."""
     if not isinstance(key, str):
         return False
+    if key in _SAFE_KEYS:
+        return True
     try:
         check_attr_name(key)
     except UnsafeNameError:
         return False
-    return not is_hidden(key)
+    if is_hidden(key):
+        return False
+    if len(_SAFE_KEYS) >= _SAFE_KEYS_LIMIT:
+        _SAFE_KEYS.clear()
+    _SAFE_KEYS.add(key)
+    return True
 
 
 # =========================================================================== attribute values
@@ -312,6 +324,8 @@ def stored_nbytes(stored) -> int:
 
 def normalize_attr(value):
     """The value as it will read back from a file (what a session stages)."""
+    if type(value) is float or type(value) is bool:  # most values: they read back as they are
+        return value
     stored, tag = encode_attr(value)
     return decode_attr(stored, tag)
 

@@ -86,7 +86,8 @@ def _latency_ms(values: np.ndarray, offsets: np.ndarray, event: float, window: f
         return float("nan")
     firsts = np.minimum.reduceat(inside, starts).astype(np.float64)
     firsts = firsts[firsts != np.inf]
-    return float(np.mean((firsts - event) / 1000.0)) if firsts.size else float("nan")
+    # np.mean's own sum and division, without its checks (the same value)
+    return float(np.add.reduce((firsts - event) / 1000.0) / firsts.size) if firsts.size else float("nan")
 
 
 def _step_up_ragged(values: np.ndarray, offsets: np.ndarray, *, onset: float, offset: float, transient: float,
