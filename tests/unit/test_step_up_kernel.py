@@ -105,3 +105,18 @@ def test_movie_trials_refuse_offsets_that_do_not_cut_the_spikes():
     empty = _sectioned_session([], [0], np.empty((0, 2)))
     trials = movie_trials(StoredGroup(empty, "units/unit_000"), StoredGroup(empty, "stimulus"), None, "movie")
     assert trials.n_trials == 0 and trials.spikes == []
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_step_up_counts_spikes_on_window_edges_as_the_naive_twin(dtype):
+    # every window edge, and one unit either side of it, in every trial: the windows' counts come from one
+    # search among the sorted edges, whose "[lo, hi)" must hold exactly at each edge
+    edges = [20_000.0, 100_000.0, 150_000.0, 600_000.0, 650_000.0, 950_000.0]
+    spikes = np.sort(np.array([e + d for e in edges for d in (-1.0, 0.0, 1.0)] * 2)).astype(dtype)
+    trials = [spikes, spikes[:5], spikes[7:]]
+    for trial_end in (None, 620_000.0, 650_000.0, 100_000.0):
+        _same(step_up_responses(trials, trial_end=trial_end, **WINDOWS),
+              step_up_responses_naive(trials, trial_end=trial_end, **WINDOWS))
+    # windows that meet or vanish (offset at the onset, no baseline) and a window of no number
+    for windows in (dict(WINDOWS, offset=100_000.0), dict(WINDOWS, baseline=0.0), dict(WINDOWS, onset=float("nan"))):
+        _same(step_up_responses(trials, **windows), step_up_responses_naive(trials, **windows))

@@ -71,8 +71,13 @@ def sorted_unique(values, dtype=np.int64) -> np.ndarray:
 
 # Below this much work (binary-search steps plus copied values) one thread is
 # faster than waking a team: an OpenMP region costs tens of microseconds, and
-# far more when the cores are shared.
-_PARALLEL_MIN_WORK = 2_000_000
+# far more when the cores are shared; and asking which cores are free
+# (:func:`~h5stream.cores.free_cores`, a few readings of the run queue) costs
+# milliseconds.  One thread does about 2,000,000 of this work in 5 ms (120 units
+# of 10,000 spikes into 201 trials: 2.2 million, 4.5-8 ms on one thread, 33-40 ms
+# on two at load 3 of 2 cores), so below about 20 ms of one thread's work the
+# team never pays for its start and the question.
+_PARALLEL_MIN_WORK = 8_000_000
 
 
 def _default_threads(n_rows: int, n_intervals: int, n_values: int) -> int:

@@ -163,15 +163,27 @@ def check_attr_name(name, *, what: str = "attribute name", path=None) -> str:
     return name
 
 
+#: keys found safe (a feature's dozen keys are checked again for every unit: a set look-up each)
+_SAFE_KEYS: set[str] = set()
+_SAFE_KEYS_LIMIT = 1 << 16
+
+
 def is_safe_key(key) -> bool:
     """True when a mapping key can be a link or attribute name as it is."""
     if not isinstance(key, str):
         return False
+    if key in _SAFE_KEYS:
+        return True
     try:
         check_attr_name(key)
     except UnsafeNameError:
         return False
-    return not is_hidden(key)
+    if is_hidden(key):
+        return False
+    if len(_SAFE_KEYS) >= _SAFE_KEYS_LIMIT:
+        _SAFE_KEYS.clear()
+    _SAFE_KEYS.add(key)
+    return True
 
 
 # =========================================================================== attribute values
@@ -312,6 +324,8 @@ def stored_nbytes(stored) -> int:
 
 def normalize_attr(value):
     """The value as it will read back from a file (what a session stages)."""
+    if type(value) is float or type(value) is bool:  # most values: they read back as they are
+        return value
     stored, tag = encode_attr(value)
     return decode_attr(stored, tag)
 
@@ -440,12 +454,23 @@ class Pieces(Mapping):
         return self.values[self.offsets[key]:self.offsets[key + 1]]
 
     def node(self) -> Group:
-        bounds = self.offsets.tolist()
-        values = self.values
-        children = {str(k): Dataset(values[a:b]) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))}
-        if not children:
+        n = len(self)
+        if not n:
             return Group()  # as mapping_node makes of an empty dict
-        return Group(children=children, tag="dict", keys=list(range(len(children))))
+        bounds = self.offsets.tolist()
+        # one slice object and one view per piece, built by map (no Python frame per piece)
+        views = map(self.values.__getitem__, map(slice, bounds[:-1], bounds[1:]))
+        return Group(children=dict(zip(_piece_names(n), map(Dataset, views))), tag="dict", keys=list(range(n)))
+
+
+_PIECE_NAMES: list[str] = []
+
+
+def _piece_names(n: int) -> list[str]:
+    """The names "0" .. str(n - 1) (shared: every spike train has as many trials per movie)."""
+    if len(_PIECE_NAMES) < n:
+        _PIECE_NAMES.extend(map(str, range(len(_PIECE_NAMES), n)))
+    return _PIECE_NAMES[:n]
 
 
 def put_node(value) -> Node:

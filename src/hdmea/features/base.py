@@ -178,10 +178,21 @@ class StoredGroup(_StoredAttrs, DictAdapter):
     ``spike_times`` does not load the unit's STA or its sectioned spikes.
     """
 
-    def __init__(self, target, path: str) -> None:
+    def __init__(self, target, path: str, *, memo: bool = False) -> None:
         self._target = target
         self._path = path.strip("/")
         self._attrs: dict[str, Any] | None = None
+        # values derived from the group, kept for the group's life (``memo``: one extraction run over
+        # every unit, during which the recording's shared groups do not change); None: read each time
+        self._memo: dict | None = {} if memo else None
+
+    def memoized(self, key, compute):
+        """``compute()``, once per ``key`` for a group made with ``memo``; each time for any other."""
+        if self._memo is None:
+            return compute()
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @property
     def name(self) -> str:

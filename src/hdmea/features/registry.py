@@ -279,7 +279,9 @@ def _class_runner(extractor_class: type[FeatureExtractor], params: Mapping[str, 
         target = inputs.recording.target
         shared = groups.get(id(target))
         if shared is None:
-            shared = groups[id(target)] = (StoredGroup(target, "stimulus"), StoredGroup(target, "metadata"))
+            # read once per run: every unit's extraction reads the same rate and frame period from them
+            shared = groups[id(target)] = (StoredGroup(target, "stimulus", memo=True),
+                                           StoredGroup(target, "metadata", memo=True))
         unit = StoredGroup(target, f"units/{inputs.unit_id}")
         if with_metadata:
             return instance.extract(unit, shared[0], config, metadata=shared[1])

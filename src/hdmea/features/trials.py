@@ -36,6 +36,12 @@ def sampling_rate_of(metadata) -> float | None:
     """The acquisition rate (Hz) that ``metadata`` holds (``sampling_rate`` or ``acquisition_rate``), else None."""
     if metadata is None:
         return None
+    if isinstance(metadata, StoredGroup):
+        return metadata.memoized("sampling_rate", lambda: _read_rate(metadata))
+    return _read_rate(metadata)
+
+
+def _read_rate(metadata) -> float | None:
     for key in _RATE_NAMES:
         try:
             if key in metadata:
@@ -70,6 +76,12 @@ def spike_times_us(unit_data, metadata=None) -> np.ndarray:
 
 def frame_period_us(stimulus_data, rate: float) -> float | None:
     """The median display-frame period (microseconds) of ``stimulus/frame_time/default``, else None."""
+    if isinstance(stimulus_data, StoredGroup):
+        return stimulus_data.memoized(("frame_period_us", rate), lambda: _read_frame_period_us(stimulus_data, rate))
+    return _read_frame_period_us(stimulus_data, rate)
+
+
+def _read_frame_period_us(stimulus_data, rate: float) -> float | None:
     try:
         frames = np.asarray(stimulus_data["frame_time"]["default"][:], dtype=np.float64)
     except (KeyError, TypeError):
@@ -110,20 +122,32 @@ def required_movie_trials(feature: str, unit_data, stimulus_data, metadata, movi
     return trials
 
 
+#: the ragged trials of a sectioned movie: its spikes (samples), offsets and [start, end) bounds
+_SECTIONED = ("spike_times", "trial_offsets", "trial_bounds")
+
+
 def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes | None:
     """The unit's trials of ``movie`` (None unless a stored unit has sectioned spikes of it)."""
     rate = stored_rate(unit_data, metadata)
     if rate is None:
         return None
     try:
-        group = unit_data["spike_times_sectioned"][movie]
-        spikes = np.asarray(group["spike_times"][:], dtype=np.float64)
-        offsets = np.asarray(group["trial_offsets"][:], dtype=np.int64)
-        bounds = np.asarray(group["trial_bounds"][:], dtype=np.float64).reshape(-1, 2)
+        if isinstance(unit_data, StoredGroup):
+            # a stored unit: each array read by its path (one look-up each, no view of every level)
+            target, name = unit_data._target, f"{unit_data._path}/spike_times_sectioned/{movie}"
+            spikes, offsets, bounds = (target.get(f"{name}/{member}") for member in _SECTIONED)
+            attrs = target.attrs(name)
+            name = "/" + name
+        else:
+            group = unit_data["spike_times_sectioned"][movie]
+            spikes, offsets, bounds = (group[member][:] for member in _SECTIONED)
+            attrs, name = getattr(group, "attrs", {}) or {}, getattr(group, "name", movie)
+        spikes = np.asarray(spikes, dtype=np.float64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 2)
     except (KeyError, TypeError):
         return None
     # Trials widened by a pad margin keep the unpadded start as time zero.
-    attrs = getattr(group, "attrs", {}) or {}
     before = int(round(float(np.asarray(attrs.get("pad_margin_before_s", 0.0)).reshape(-1)[0]) * rate))
     after = int(round(float(np.asarray(attrs.get("pad_margin_after_s", 0.0)).reshape(-1)[0]) * rate))
     starts = bounds[:, 0] + before
@@ -133,7 +157,7 @@ def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes 
     offsets = offsets[:n_trials + 1] if n_trials else np.zeros(1, dtype=np.int64)
     counts = np.diff(offsets)
     if offsets.size != n_trials + 1 or offsets[0] < 0 or offsets[-1] > spikes.size or np.any(counts < 0):
-        raise ValueError(f"{getattr(group, 'name', movie)}: trial_offsets {offsets[:8].tolist()}... do not cut its "
+        raise ValueError(f"{name}: trial_offsets {offsets[:8].tolist()}... do not cut its "
                          f"{spikes.size} spike_times into {n_trials} trials (expected {n_trials + 1} non-decreasing "
                          "offsets within them): run section_spike_times again")
     # Each trial's spikes less its start, all trials at once (the same values as trial by trial).

@@ -105,15 +105,18 @@ class SectionResult:
         return max(self.trials_per_movie.values(), default=0)
 
 
-def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: np.ndarray) -> dict:
+def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: np.ndarray, *,
+                      copy: bool = True) -> dict:
     """The original's arrays of one movie from the ragged form (``spikes`` cut at ``offsets``): the sorted
     unique ``full_spike_times``, ``trials_spike_times`` keyed by the trial's number (as the original's
     session holds them; the file names them "0", "1", ...) and ``trials_start_end``, all int64.
 
     The trials are one int64 copy of ``spikes`` cut at ``offsets`` (:class:`~h5stream.tree.Pieces`: a
-    mapping whose node is built in one pass); ``full_spike_times`` takes one linear pass when the trials
-    do not overlap (their concatenation is then sorted already)."""
-    values = np.asarray(spikes).astype(np.int64)
+    mapping whose node is built in one pass), or views of ``spikes`` itself when it is int64 already
+    and ``copy`` is False (an array the caller made for this and never changes); ``full_spike_times``
+    takes one linear pass when the trials do not overlap (their concatenation is then sorted already)."""
+    values = np.asarray(spikes)
+    values = values.astype(np.int64) if copy or values.dtype != np.int64 else values
     return {"full_spike_times": sorted_unique(values), "trials_spike_times": Pieces(values, offsets),
             "trials_start_end": np.asarray(unpadded_bounds, dtype=np.int64).reshape(-1, 2)}
 
@@ -288,34 +291,36 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
     all_bounds = (np.concatenate([b for b, _, _ in per_movie.values()]) if per_movie
                   else np.zeros((0, 2), np.int64))
     cut = section_sorted(values, offsets, all_bounds, n_threads=n_threads)
+    # One int64 copy of every trial's spikes (the original's dtype), cut into each unit's movies as views.
+    spikes64 = cut.values.astype(np.int64)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat()
     n_total = all_bounds.shape[0]
-    first_trial = {}
-    k = 0
-    for movie, (bounds, _, _) in per_movie.items():
-        first_trial[movie] = k
+    movie_rows, k = [], 0  # per movie: (path tail, first trial, n trials, records, bounds, unpadded, scalars)
+    for movie, (bounds, n_occ, repeat) in per_movie.items():
+        original = original_records(bounds.shape[0], pad_margin, pre, post)
+        scalars = {"pad_margin_before_s": float(pad_margin[0]), "pad_margin_after_s": float(pad_margin[1]),
+                   "n_occurrences": int(n_occ), "repeat": int(repeat),
+                   # the original's immediate mode: its records as attributes (its session mode: datasets)
+                   **({} if target.is_deferred else {**original, "trial_repeats": int(repeat), "created_at": stamp})}
+        movie_rows.append((f"spike_times_sectioned/{movie}", k, bounds.shape[0], original, bounds.astype(np.uint64),
+                           np.asarray(unpadded[movie], dtype=np.int64).reshape(-1, 2), scalars))
         k += bounds.shape[0]
+    cut_offsets = cut.offsets
     for r, unit in enumerate(unit_ids):
         base = r * n_total
-        for movie, (bounds, n_occ, repeat) in per_movie.items():
-            t0 = base + first_trial[movie]
-            off = cut.offsets[t0:t0 + bounds.shape[0] + 1]
-            spikes = cut.values[off[0]:off[-1]]
-            path = f"units/{unit}/spike_times_sectioned/{movie}"
-            original = original_records(bounds.shape[0], pad_margin, pre, post)
+        for tail, first, n, original, bounds, unpadded_bounds, scalars in movie_rows:
+            off = cut_offsets[base + first:base + first + n + 1]
+            a, b = int(off[0]), int(off[-1])
+            relative = off - a
+            path = f"units/{unit}/{tail}"
             target.put(path, {
                 # the original's layout, which the lab's analysis reads
-                **original_sections(spikes, off - off[0], unpadded[movie]),
+                **original_sections(spikes64[a:b], relative, unpadded_bounds, copy=False),
                 # the ragged form beside it (our readers' one read per movie)
-                "spike_times": spikes.copy(),
-                "trial_offsets": (off - off[0]).astype(np.int64),
-                "trial_bounds": bounds.astype(np.uint64),
-                "pad_margin_before_s": float(pad_margin[0]),
-                "pad_margin_after_s": float(pad_margin[1]),
-                "n_occurrences": int(n_occ),
-                "repeat": int(repeat),
-                # the original's immediate mode: its records as attributes (its session mode: datasets below)
-                **({} if target.is_deferred else {**original, "trial_repeats": int(repeat), "created_at": stamp}),
+                "spike_times": cut.values[a:b].copy(),
+                "trial_offsets": relative,
+                "trial_bounds": bounds.copy(),
+                **scalars,
             })
             if target.is_deferred:
                 target.put_values(f"{path}/_attrs", original)
