@@ -52,6 +52,12 @@ def _ci_command(name: str) -> str:
 def test_ci_runs_the_campaigns_as_the_readme_says():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert _ci_command("CAMPAIGN_COMMAND") in readme
+    assert _ci_command("ALONE_COMMAND") in readme
+    # the two parts together are `pytest -m campaign`: tests/ less the stop campaign, then benchmarks/ and it
+    assert _ci_command("CAMPAIGN_COMMAND").endswith(" tests --deselect tests/integration/test_stop_campaign.py")
+    assert _ci_command("ALONE_COMMAND").endswith(" benchmarks tests/integration/test_stop_campaign.py")
+    testpaths = re.search(r"^testpaths = (.*)$", (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M)
+    assert testpaths and testpaths.group(1) == '["tests", "benchmarks"]'
     assert "python -m tests.busy -- python -m pytest -q -m stops" in _ci_command("STOPS_COMMAND")
 
 
