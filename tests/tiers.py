@@ -348,3 +348,6 @@ def mark_tiers(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stops)
         if item.get_closest_marker("stops") is not None and item.get_closest_marker("campaign") is None:
             item.add_marker(pytest.mark.campaign)  # a stop lands where a busy machine moves it: CI runs it twice
+        if (nodeid.startswith("benchmarks/") or item.get_closest_marker("stops") is not None) \
+                and item.get_closest_marker("alone") is None:
+            item.add_marker(pytest.mark.alone)  # measures time, or stops where a busy machine moves it

@@ -52,6 +52,10 @@ def _ci_command(name: str) -> str:
 def test_ci_runs_the_campaigns_as_the_readme_says():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert _ci_command("CAMPAIGN_COMMAND") in readme
+    assert _ci_command("ALONE_COMMAND") in readme
+    # the two parts together are `pytest -m campaign`
+    assert _ci_command("CAMPAIGN_COMMAND").endswith(' -m "campaign and not alone" -n 2 --dist loadfile')
+    assert _ci_command("ALONE_COMMAND").endswith(' -m "campaign and alone"')
     assert "python -m tests.busy -- python -m pytest -q -m stops" in _ci_command("STOPS_COMMAND")
 
 
@@ -73,3 +77,16 @@ def test_the_default_tier_leaves_the_campaigns_out_and_runs_the_rest(tmp_path):
     assert run("-m", "campaign") == {"test_long"}
     assert run("-m", "stops") == {"test_stop"}
     assert run("-m", "") == {"test_plain", "test_long", "test_stop"}
+
+
+def test_the_benchmarks_and_the_stop_tests_are_the_campaigns_ci_runs_alone():
+    """A real collection of this repository: a benchmark, a stop test and a plain campaign, in their parts."""
+    files = ["benchmarks/suite/bench_sta.py", "tests/unit/test_interrupts.py", "tests/unit/test_import_circles.py"]
+
+    def run(marks: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--co", "-m", marks, *files],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        return {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
+
+    assert run("campaign and alone") == set(files[:2])
+    assert run("campaign and not alone") == {files[2]}
