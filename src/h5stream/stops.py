@@ -38,7 +38,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
-__all__ = ["RaisedAgain", "kept_stops", "note", "noted", "raise_if_noted", "signal_name_of", "end_process",
+__all__ = ["RaisedAgain", "kept_stops", "note", "noted", "raise_if_noted", "check_point", "signal_name_of", "end_process",
            "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
 
 _lock = threading.RLock()  # reentrant: a signal handler may run while the main thread holds it
@@ -174,6 +174,17 @@ def take_ctrl_c() -> None:
         signal.signal(signal.SIGINT, ctrl_c)
 
 
+def check_point() -> None:
+    """A place where work can stop (a progress callback, between two pieces of a kernel's work): in the main
+    thread, a stop noted inside the running :class:`kept_stops` blocks whose exception never came is raised
+    here, the way the innermost block raises it (its ``at_check``).  Costs a global's read when none was."""
+    if _noted is None or threading.current_thread() is not threading.main_thread():
+        return
+    with _lock:
+        keeper = _keepers[-1] if _keepers else None
+    (keeper.at_check if keeper is not None and keeper.at_check is not None else raise_if_noted)()
+
+
 def end_process(code: int = 0) -> None:
     """End this process now with ``code``, skipping the interpreter's teardown (for a process whose files are
     all committed and closed: the standard streams and log handlers are flushed, and multiprocessing's own
@@ -207,7 +218,8 @@ def signal_name_of(exception: BaseException | None) -> str:
 class kept_stops:
     """While inside, a stop exception (of ``kinds``) that Python drops is recorded and raised again.
 
-    ``raise_again(ident, kind)`` returns the exception to raise again in thread ``ident`` (None: none now), and
+    ``at_check()`` raises a noted stop at a :func:`check_point` inside the block (a job runner's own stop; by
+    default :func:`raise_if_noted`).  ``raise_again(ident, kind)`` returns the exception to raise again in thread ``ident`` (None: none now), and
     keeps its own account of it; by default :class:`RaisedAgain` in the main thread (a stop dropped in another
     thread is only recorded).  It is raised at the thread's next instruction outside the callback.  Blocks
     nest: a dropped exception goes to the innermost block that keeps its kind; the record is forgotten when
@@ -216,9 +228,11 @@ class kept_stops:
     """
 
     def __init__(self, kinds: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
-                 raise_again: Callable[[int, type[BaseException]], None] | None = None) -> None:
+                 raise_again: Callable[[int, type[BaseException]], None] | None = None,
+                 at_check: Callable[[], None] | None = None) -> None:
         self.kinds = kinds
         self.raise_again = raise_again
+        self.at_check = at_check  # how check_point raises a noted stop inside this block (default raise_if_noted)
         self.signal_name: str | None = None
 
     def __enter__(self) -> kept_stops:

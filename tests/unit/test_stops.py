@@ -121,3 +121,29 @@ def test_other_dropped_exceptions_reach_the_previous_hook():
         assert stops.noted() is None
     finally:
         sys.unraisablehook = previous
+
+
+def test_a_progress_callback_ends_the_work_on_a_noted_stop_the_way_its_block_raises():
+    from h5stream import stops
+    from hdmea.progress import Progress
+
+    bar = Progress(10, "planted long step", enabled=False)
+    bar.update()  # nothing noted: it counts
+    with stops.kept_stops():
+        stops.note("SIGINT")  # a stop whose KeyboardInterrupt never came
+        with pytest.raises(KeyboardInterrupt):
+            bar.update()
+
+    class JobStop(BaseException):
+        pass
+
+    def job_stop():
+        raise JobStop
+
+    with stops.kept_stops((JobStop,), at_check=job_stop):
+        bar.update()
+        stops.note("SIGTERM")
+        with pytest.raises(JobStop):
+            bar.update()
+    assert bar.count == 2  # the two updates that came before any stop
+    bar.close()

@@ -202,7 +202,7 @@ def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterato
     for sig in previous:
         signal.signal(sig, _on_signal)
     try:
-        with stops.kept_stops((Preempted,), _raise_again):
+        with stops.kept_stops((Preempted,), _raise_again, at_check=raise_if_stopped):
             yield
     finally:
         for sig, handler in previous.items():
