@@ -23,12 +23,17 @@ import pytest
 
 PROGRAM = textwrap.dedent(
     """
-    import _imp, _thread, os, signal, sys, threading
+    import _imp, _thread, contextlib, os, signal, sys, threading
     import importlib._bootstrap as bootstrap
     import h5stream
 
-    if {python_own}:
+    if {handler!r} == "python's own":
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if {handler!r} == "a command's run":  # hdmea run's handlers: Preempted, and the checkpoint it keeps
+        from hdmea.pipeline.batch.preemption import Preempted, stop_on_signals
+        block, stop = stop_on_signals(), Preempted
+    else:
+        block, stop = contextlib.nullcontext(), KeyboardInterrupt
     main = threading.get_ident()
     held = threading.Event()
 
@@ -44,14 +49,15 @@ PROGRAM = textwrap.dedent(
 
     locks = [bootstrap._get_module_lock("h5stream_test_module")]
     other = threading.Thread(target=holder_of_the_import_lock)
-    other.start()
-    held.wait()
     said = "lost"
     try:
-        locks.clear()  # its last reference: the callback runs here and waits for the import lock
-        for _ in range(1000):
-            pass
-    except KeyboardInterrupt:
+        with block:  # entered first: it may import (the other thread holds the import lock from its start)
+            other.start()
+            held.wait()
+            locks.clear()  # its last reference: the callback runs here and waits for the import lock
+            for _ in range(1000):
+                pass
+    except stop:
         said = "stopped"
     other.join()
     imported = threading.Event()
@@ -67,15 +73,16 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def _run(python_own: bool, wait: float, child_env) -> subprocess.CompletedProcess:
-    program = PROGRAM.format(python_own=python_own, wait=wait)
-    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+def _run(handler: str, wait: float, child_env) -> subprocess.CompletedProcess:
+    program = PROGRAM.format(handler=handler, wait=wait)
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
                           env=child_env)
 
 
 @pytest.mark.stops
-def test_ctrl_c_inside_the_import_lock_callback_is_raised_after_it(child_env):
-    taken = _run(False, 240.0, child_env)  # the import normally ends at once: the wait only bounds a failure
+@pytest.mark.parametrize("handler", ["importing h5stream's", "a command's run"])
+def test_ctrl_c_inside_the_import_lock_callback_is_raised_after_it(handler, child_env):
+    taken = _run(handler, 60.0, child_env)  # the import normally ends at once: the wait only bounds a failure
     assert taken.stdout.splitlines() == ["stopped imports"], taken
     assert taken.stderr == "", taken.stderr
 
@@ -84,7 +91,7 @@ def test_ctrl_c_inside_the_import_lock_callback_is_raised_after_it(child_env):
 def test_the_reference_python_own_handler_loses_the_stop_and_the_import_lock(child_env):
     # 5 s for an import that, with the lock free, takes milliseconds: a busy machine can only make this
     # reference look like the fix, never make the test above fail
-    dropped = _run(True, 5.0, child_env)
+    dropped = _run("python's own", 5.0, child_env)
     if dropped.stdout.splitlines() != ["lost imports wait for ever"]:
         pytest.skip(f"this Python's own handler did not show the fault here: {dropped.stdout!r}")
     assert "Exception ignored" in dropped.stderr and "KeyboardInterrupt" in dropped.stderr, dropped.stderr
