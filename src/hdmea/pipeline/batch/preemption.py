@@ -203,12 +203,22 @@ def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterato
     for sig in previous:
         signal.signal(sig, _on_signal)
     try:
-        with stops.kept_stops((Preempted,), _raise_again, at_check=raise_if_stopped):
+        with stops.kept_stops((Preempted,), _raise_again, at_check=_at_check_point):
             yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _reset()
+
+
+def _at_check_point() -> None:
+    """How a check point (a progress callback, a kernel's pieces: :func:`h5stream.stops.check_point`) in the main
+    thread takes a noted stop: :func:`raise_if_stopped`, except inside :func:`signals_noted` (a batch's driver,
+    which reads the stop from :func:`stop_requested` and reports every recording before it ends)."""
+    with _state:
+        if _noting > 0:
+            return
+    raise_if_stopped()
 
 
 def _raise_again(ident: int, kind: type[BaseException]) -> type[BaseException] | None:
