@@ -5,7 +5,15 @@ Modules: :mod:`h5stream.files` (atomic files, writer claims, validated reads),
 :mod:`h5stream.elements` (element codecs), :mod:`h5stream.writer` (batched and
 parallel-compressed writes), :mod:`h5stream.staging` (memory-budgeted staging)
 and :mod:`h5stream.kernels` (compiled kernels).
+
+Importing it in the main thread, where Python's own handler has Ctrl-C, takes Ctrl-C with
+:func:`h5stream.stops.ctrl_c`: it still raises ``KeyboardInterrupt``, but never where Python would drop it or
+where it would leave the import lock held (it is raised at the next instruction outside those places).
 """
+
+from h5stream.stops import take_ctrl_c as _take_ctrl_c
+
+_take_ctrl_c()  # first: the imports below take a while on a busy machine
 
 from h5stream.errors import (
     EncodingError,

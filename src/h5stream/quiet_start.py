@@ -19,8 +19,10 @@ from __future__ import annotations
 import signal
 import threading
 
+from h5stream import stops  # standard library only (and the package's __init__, which takes Ctrl-C)
+
 _MAIN = threading.current_thread() is threading.main_thread()
-if _MAIN and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+if _MAIN and stops.is_default_handler(signal.SIGINT, signal.getsignal(signal.SIGINT)):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: the imports below can take a while on a busy machine
 
 import os  # noqa: E402

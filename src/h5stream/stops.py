@@ -19,15 +19,27 @@ So a stop is a fact before it is an exception:
 
 The record lasts until the outermost :class:`kept_stops` block ends (a command's return reads it there).
 Standard library only at import: a command line's start imports this before anything heavy.
+
+Some places a handler's raise must not reach at all: the import system's own code (``importlib._bootstrap``:
+its module-lock weak reference callback takes the global import lock before its ``try``, so a raise there
+leaves the lock held for ever and the next import of any other thread waits for ever, besides being dropped),
+a ``__del__``, and the weak reference callbacks of :mod:`weakref`.  A handler called there
+(:func:`raise_unsafe_at`) raises nothing: the signal is delivered again, and the handler raises at the main thread's
+next instruction outside them.  :func:`take_ctrl_c` gives a program that imports :mod:`h5stream` (or a package
+built on it) that handling for Ctrl-C where Python's own had it: Ctrl-C still raises ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
+import _thread
+import signal
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 
-__all__ = ["RaisedAgain", "kept_stops", "note", "noted", "raise_if_noted", "signal_name_of", "end_process"]
+__all__ = ["RaisedAgain", "kept_stops", "note", "noted", "raise_if_noted", "check_point", "signal_name_of", "end_process",
+           "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
 
 _lock = threading.RLock()  # reentrant: a signal handler may run while the main thread holds it
 _noted: str | None = None  # the first stop asked inside the outermost kept_stops block (a signal's name)
@@ -79,6 +91,100 @@ def raise_if_noted() -> None:
     raise RaisedAgain()
 
 
+#: where a stop raised by a signal handler would be dropped or leave a lock held: the import system's own code
+#: (also ``importlib/_bootstrap*.py`` where it is not frozen) and :mod:`weakref`'s callbacks
+_NO_RAISE_FILES = tuple(f"{sep}{name}.py" for sep in "/\\" for name in (
+    "importlib" + sep + "_bootstrap", "importlib" + sep + "_bootstrap_external", "weakref", "_weakrefset"))
+
+
+def raise_unsafe_at(frame) -> bool:
+    """Whether a signal handler called at ``frame`` must not raise there: inside the import system's own code,
+    a ``__del__`` or a weak reference callback of :mod:`weakref` (:data:`_NO_RAISE_FILES`).  The handler then
+    returns :func:`delivered_again`."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    return code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib.") \
+        or code.co_filename.endswith(_NO_RAISE_FILES)
+
+
+class _Token:
+    __slots__ = ("__weakref__",)
+
+
+class _SignalAgain(weakref.ref):
+    """A weak reference whose callback (``_thread.interrupt_main``, called with the reference, which it reads
+    as its signal number) delivers the signal again."""
+
+    __slots__ = ("signum",)
+
+    def __new__(cls, token, signum):
+        self = super().__new__(cls, token, _thread.interrupt_main)
+        self.signum = signum
+        return self
+
+    def __init__(self, token, signum) -> None:
+        super().__init__(token, _thread.interrupt_main)
+
+    def __index__(self) -> int:
+        _waiting.discard(self)
+        return self.signum
+
+
+_waiting: set[_SignalAgain] = set()  # alive until their callback ran
+
+
+def delivered_again(signum: int) -> object:
+    """What a signal handler that must not raise where it was called (:func:`raise_unsafe_at`) returns: as the
+    interpreter lets go of it, after the handler returned, ``signum`` is delivered again, so its handler runs
+    again at the main thread's next check for signals, where it asks again.
+
+    Delivered from the handler itself, the signal would call the handler again at once, inside it; the
+    interpreter drops a handler's returned value in compiled code, where no check for signals runs.
+    """
+    token = _Token()
+    _waiting.add(_SignalAgain(token, signum))
+    return token
+
+
+def ctrl_c(signum, frame) -> object:
+    """Ctrl-C as Python's own handler takes it (``KeyboardInterrupt``), but never raised where Python drops it or
+    where it would leave the import lock held (:func:`raise_unsafe_at`: it is raised at the next instruction
+    outside those places), and recorded (:func:`note`) while a :class:`kept_stops` block runs, for the places
+    where work can stop."""
+    if raise_unsafe_at(frame):
+        return delivered_again(signum)
+    if _keepers:
+        note(signal.Signals(signum).name)
+    raise KeyboardInterrupt
+
+
+def is_default_handler(sig: int, handler) -> bool:
+    """Whether ``handler`` is Python's own handling of ``sig`` (also :func:`ctrl_c`, which stands for it)."""
+    if sig == signal.SIGINT:
+        return handler is signal.default_int_handler or handler is ctrl_c
+    return handler is signal.SIG_DFL
+
+
+def take_ctrl_c() -> None:
+    """Take SIGINT with :func:`ctrl_c` where Python's own handler has it (in the main thread only): called as
+    :mod:`h5stream` is imported, so a job run from Python keeps every Ctrl-C from its first import on."""
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, ctrl_c)
+
+
+def check_point() -> None:
+    """A place where work can stop (a progress callback, between two pieces of a kernel's work): in the main
+    thread, a stop noted inside the running :class:`kept_stops` blocks whose exception never came is raised
+    here, the way the innermost block raises it (its ``at_check``).  Costs a global's read when none was."""
+    if _noted is None or threading.current_thread() is not threading.main_thread():
+        return
+    with _lock:
+        keeper = _keepers[-1] if _keepers else None
+    (keeper.at_check if keeper is not None and keeper.at_check is not None else raise_if_noted)()
+
+
 def end_process(code: int = 0) -> None:
     """End this process now with ``code``, skipping the interpreter's teardown (for a process whose files are
     all committed and closed: the standard streams and log handlers are flushed, and multiprocessing's own
@@ -112,7 +218,8 @@ def signal_name_of(exception: BaseException | None) -> str:
 class kept_stops:
     """While inside, a stop exception (of ``kinds``) that Python drops is recorded and raised again.
 
-    ``raise_again(ident, kind)`` returns the exception to raise again in thread ``ident`` (None: none now), and
+    ``at_check()`` raises a noted stop at a :func:`check_point` inside the block (a job runner's own stop; by
+    default :func:`raise_if_noted`).  ``raise_again(ident, kind)`` returns the exception to raise again in thread ``ident`` (None: none now), and
     keeps its own account of it; by default :class:`RaisedAgain` in the main thread (a stop dropped in another
     thread is only recorded).  It is raised at the thread's next instruction outside the callback.  Blocks
     nest: a dropped exception goes to the innermost block that keeps its kind; the record is forgotten when
@@ -121,9 +228,11 @@ class kept_stops:
     """
 
     def __init__(self, kinds: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
-                 raise_again: Callable[[int, type[BaseException]], None] | None = None) -> None:
+                 raise_again: Callable[[int, type[BaseException]], None] | None = None,
+                 at_check: Callable[[], None] | None = None) -> None:
         self.kinds = kinds
         self.raise_again = raise_again
+        self.at_check = at_check  # how check_point raises a noted stop inside this block (default raise_if_noted)
         self.signal_name: str | None = None
 
     def __enter__(self) -> kept_stops:

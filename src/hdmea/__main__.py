@@ -57,8 +57,10 @@ def main() -> int:
     # only signals that would stop the process anyway (a shell's background job ignores Ctrl-C)
     from hdmea import _early_stops
 
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    previous = {sig: signal.getsignal(sig) for sig, default in defaults.items() if signal.getsignal(sig) is default}
+    from h5stream.stops import is_default_handler
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in signals if is_default_handler(sig, signal.getsignal(sig))}
     previous.update(_early_stops.taken())  # held by the package's first line (hdmea._early_stops)
     for sig in previous:
         signal.signal(sig, _stop_at_start)

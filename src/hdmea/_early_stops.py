@@ -37,10 +37,11 @@ def hold() -> None:
     """Note Ctrl-C and SIGTERM (where they would stop the process) until the start takes them (:func:`taken`)."""
     if _previous:
         return
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    taken_by_h5stream = getattr(sys.modules.get("h5stream.stops"), "ctrl_c", None)  # Python's, made safe
+    defaults = {signal.SIGINT: (signal.default_int_handler, taken_by_h5stream), signal.SIGTERM: (signal.SIG_DFL,)}
     for sig, default in defaults.items():
-        if signal.getsignal(sig) is default:
-            _previous[sig] = default
+        if signal.getsignal(sig) in default:
+            _previous[sig] = signal.getsignal(sig)
             signal.signal(sig, _note)
 
 

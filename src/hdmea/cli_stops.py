@@ -83,18 +83,20 @@ def stops_noted(*, then_ignore: bool = False):
         name = signal.Signals(signum).name
         _first_signal = _first_signal or name
         stops.note(name)  # before the raise, which Python drops inside a finalizer or a weakref callback
+        if stops.raise_unsafe_at(frame):  # raised at the next instruction outside the import system's code
+            return stops.delivered_again(signum)
         raise KeyboardInterrupt
 
-    wanted = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     from hdmea import _early_stops
 
     early = _early_stops.taken()  # held since the package's first line, when the start did not take them
-    previous = {sig: _started_with.pop(sig, early.get(sig, signal.getsignal(sig))) for sig in wanted}
-    for sig, default in wanted.items():
-        if previous[sig] is default:
+    previous = {sig: _started_with.pop(sig, early.get(sig, signal.getsignal(sig)))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        if stops.is_default_handler(sig, previous[sig]):
             signal.signal(sig, on_stop)
     finished = False
     kept = stops.kept_stops()  # a dropped KeyboardInterrupt is raised again, never printed
@@ -110,7 +112,7 @@ def stops_noted(*, then_ignore: bool = False):
         # signal too: whatever exception the stop surfaced as, the command ends with the stop's line
         _first_signal = _first_signal or kept.signal_name
         for sig, handler in previous.items():
-            taken = handler is wanted[sig]
+            taken = stops.is_default_handler(sig, handler)
             signal.signal(sig, signal.SIG_IGN if finished and taken else handler)
 
 

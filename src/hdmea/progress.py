@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from h5stream.stops import check_point
+
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
@@ -118,6 +120,9 @@ class Progress:
         return self._bar is not None
 
     def update(self, n: int = 1) -> None:
+        """Advance by ``n``; a stop noted while a job runs whose exception never came ends the work here
+        (:func:`h5stream.stops.check_point`)."""
+        check_point()
         self.count += n
         if self._bar is not None:
             self._bar.update(n)

@@ -20,6 +20,9 @@ PROGRAM = textwrap.dedent(
     import os, signal, sys, weakref
     from h5stream import stops
 
+    if {python_own}:  # Python's own Ctrl-C handler, not the one importing h5stream gives (h5stream.stops.ctrl_c)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     class Finalized:
         def __del__(self):
             os.kill(os.getpid(), signal.SIGINT)
@@ -60,9 +63,10 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def _run(where: str, kept: bool, child_env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROGRAM.format(where=where, kept=kept)], capture_output=True,
-                          text=True, timeout=120, env=child_env)
+def _run(where: str, kept: bool, child_env, python_own: bool = True) -> subprocess.CompletedProcess:
+    program = PROGRAM.format(where=where, kept=kept, python_own=python_own)
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          env=child_env)
 
 
 @pytest.mark.stops
@@ -74,6 +78,15 @@ def test_a_ctrl_c_python_drops_is_raised_again(where, child_env):
     kept = _run(where, True, child_env)
     assert kept.stdout.splitlines() == ["stopped RaisedAgain", "noted at the end: SIGINT None True"], kept
     assert kept.stderr == "", kept.stderr
+
+
+@pytest.mark.stops
+def test_ctrl_c_in_a_finalizer_is_raised_after_it_without_a_block(child_env):
+    """The handler importing h5stream gives: Ctrl-C inside a ``__del__`` is raised as it returns (no block needed);
+    the reference above (Python's own handler) drops it and runs on."""
+    taken = _run("finalizer", False, child_env, python_own=False)
+    assert taken.stdout.splitlines() == ["stopped KeyboardInterrupt"], taken
+    assert taken.stderr == "", taken.stderr
 
 
 def test_raise_if_noted_raises_a_noted_stop_once_asked():
@@ -108,3 +121,29 @@ def test_other_dropped_exceptions_reach_the_previous_hook():
         assert stops.noted() is None
     finally:
         sys.unraisablehook = previous
+
+
+def test_a_progress_callback_ends_the_work_on_a_noted_stop_the_way_its_block_raises():
+    from h5stream import stops
+    from hdmea.progress import Progress
+
+    bar = Progress(10, "planted long step", enabled=False)
+    bar.update()  # nothing noted: it counts
+    with stops.kept_stops():
+        stops.note("SIGINT")  # a stop whose KeyboardInterrupt never came
+        with pytest.raises(KeyboardInterrupt):
+            bar.update()
+
+    class JobStop(BaseException):
+        pass
+
+    def job_stop():
+        raise JobStop
+
+    with stops.kept_stops((JobStop,), at_check=job_stop):
+        bar.update()
+        stops.note("SIGTERM")
+        with pytest.raises(JobStop):
+            bar.update()
+    assert bar.count == 2  # the two updates that came before any stop
+    bar.close()

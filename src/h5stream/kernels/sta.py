@@ -30,6 +30,7 @@ import numpy as np
 
 from h5stream.cores import allowed_cores
 from h5stream.native import compiled
+from h5stream.stops import check_point
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -44,6 +45,10 @@ METHODS = ("auto", "sparse", "dense")
 # "auto" therefore takes the dense path only when spikes outnumber the cells.
 _DENSE_SHARE = 1.0
 _DENSE_MIN_UNITS = 64
+#: additions (spikes x lags x pixels) one call of the sparse kernel makes per thread at most: some 0.1 s of
+#: one core's work, so that a stop (a signal, whose handler runs between two calls) is taken within a second
+#: on a busy machine however many spikes the units have; :func:`_unit_pieces` cuts the units so
+_ADDS_PER_CALL = 1 << 26
 
 
 @dataclasses.dataclass
@@ -182,8 +187,31 @@ def spike_triggered_average(
 def _sparse_sums(flat, values, offsets, n_lags, first_lag, n_used, n_excluded, n_threads):
     sums = np.zeros((offsets.size - 1, n_lags * flat.shape[1]), dtype=flat.dtype)
     n_threads = allowed_cores() if n_threads is None else int(n_threads)
-    compiled("_sta")._sta_sums(flat, values, offsets, n_lags, first_lag, sums, n_used, n_excluded, n_threads)
+    kernel = compiled("_sta")._sta_sums
+    for a, b in _unit_pieces(offsets, n_lags * flat.shape[1], n_threads):
+        check_point()  # a stop noted while the job runs ends it here
+        # the offsets index the whole of ``values``: a slice of them is a run of units as they are
+        kernel(flat, values, offsets[a:b + 1], n_lags, first_lag, sums[a:b], n_used[a:b], n_excluded[a:b],
+               n_threads)
     return sums
+
+
+def _unit_pieces(offsets, adds_per_spike: int, n_threads: int) -> list[tuple[int, int]]:
+    """Runs of units ``[a, b)``, in order and covering them all, each of about :data:`_ADDS_PER_CALL` additions
+    per thread (a unit is never split; a run holds at least ``n_threads`` units where that many are left)."""
+    n_units = offsets.size - 1
+    if n_units <= 0:
+        return []
+    work = np.cumsum(np.diff(offsets).astype(np.float64) * max(adds_per_spike, 1))
+    budget = float(_ADDS_PER_CALL) * max(n_threads, 1)
+    pieces, a = [], 0
+    while a < n_units:
+        done = work[a - 1] if a else 0.0
+        b = int(np.searchsorted(work, done + budget, side="right"))
+        b = min(n_units, max(b, a + max(n_threads, 1)))
+        pieces.append((a, b))
+        a = b
+    return pieces
 
 
 def _dense_sums(flat, values, offsets, n_lags, first_lag, n_used, n_excluded):

@@ -144,6 +144,9 @@ def run_pipeline(
     drops (raised inside a finalizer or a weak reference's callback): it is
     raised again at the next instruction outside that callback, or at the next
     step (:mod:`h5stream.stops`); nothing of the output is left half-written.
+    Importing :mod:`hdmea` takes Ctrl-C with :func:`h5stream.stops.ctrl_c`
+    where Python's own handler had it: a Ctrl-C while the job still imports
+    never leaves the import lock held (the job would wait for ever).
 
     Parameters
     ----------

@@ -151,6 +151,11 @@ def run_batch(
     meanwhile is closed again when nothing can run).  Errors of the user's
     setup met later (permissions, read-only filesystem, full disk) are kind
     ``"user"`` and never retried.
+
+    Ctrl-C in a program that imported :mod:`hdmea` is never raised where
+    Python would drop it or leave the import lock held
+    (:func:`h5stream.stops.ctrl_c`), also while the batch's modules are
+    still being imported.
     """
     config = config if config is not None else PipelineConfig()
     retries = config.batch.retries if retries is None else retries

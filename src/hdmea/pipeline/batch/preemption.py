@@ -169,6 +169,7 @@ _shielded: dict[int, int] = {}  # thread ident -> depth of shielded() blocks it 
 _pending: set[int] = set()  # threads whose stop waits for the end of their shielded() block
 _raised: set[int] = set()  # threads with a Preempted raised into them that has not arrived yet
 _main_told = False  # stop_jobs sent the main thread its signal, which the handler has not taken yet
+_raise_later = False  # the handler could not raise where it was called: the signal was delivered again
 
 
 def jobs_running() -> bool:
@@ -202,12 +203,22 @@ def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterato
     for sig in previous:
         signal.signal(sig, _on_signal)
     try:
-        with stops.kept_stops((Preempted,), _raise_again):
+        with stops.kept_stops((Preempted,), _raise_again, at_check=_at_check_point):
             yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _reset()
+
+
+def _at_check_point() -> None:
+    """How a check point (a progress callback, a kernel's pieces: :func:`h5stream.stops.check_point`) in the main
+    thread takes a noted stop: :func:`raise_if_stopped`, except inside :func:`signals_noted` (a batch's driver,
+    which reads the stop from :func:`stop_requested` and reports every recording before it ends)."""
+    with _state:
+        if _noting > 0:
+            return
+    raise_if_stopped()
 
 
 def _raise_again(ident: int, kind: type[BaseException]) -> type[BaseException] | None:
@@ -225,10 +236,11 @@ def _raise_again(ident: int, kind: type[BaseException]) -> type[BaseException] |
 
 
 def _reset() -> None:
-    global _stopping, _main_told
+    global _stopping, _main_told, _raise_later
     with _state:
         _stopping = None
         _main_told = False
+        _raise_later = False
         _stopped_threads.clear()
         _pending.discard(threading.get_ident())
         if threading.get_ident() in _raised:  # a stop on its way to this thread ends with the handling
@@ -252,12 +264,18 @@ def signals_noted() -> Iterator[None]:
             _noting -= 1
 
 
-def _on_signal(signum: int, frame) -> None:
-    global _stopping, _main_told
+def _on_signal(signum: int, frame) -> object:
+    global _stopping, _main_told, _raise_later
     name = signal.Signals(signum).name
     main = threading.main_thread().ident
     with _state:
-        if _main_told:
+        if _raise_later:  # the stop this handler could not raise where it was called before
+            _raise_later = False
+            if _shielded.get(main):  # a file is being written since: the stop comes when it is complete
+                _pending.add(main)
+                return
+            told = True
+        elif _main_told:
             # stop_jobs's signal to a job on the main thread (the stop was noted there already).
             _main_told = False
             if main not in _job_threads:  # its job ended before the signal came: nothing to stop
@@ -269,8 +287,7 @@ def _on_signal(signum: int, frame) -> None:
         else:
             told = False
     if told:
-        _raise_here(frame, _stopping)
-        return
+        return _raise_here(frame, _stopping, signum)
     stops.note(name)  # a Preempted that Python drops does not drop the stop
     with _state:
         first = _stopping is None
@@ -289,13 +306,21 @@ def _on_signal(signum: int, frame) -> None:
         if _shielded.get(main):
             _pending.add(main)  # a file is being written: the stop comes when it is complete
             return
-    _raise_here(frame, name)
+    return _raise_here(frame, name, signum)
 
 
-def _raise_here(frame, signal_name: str | None) -> None:
+def _raise_here(frame, signal_name: str | None, signum: int) -> object:
     """Raise :class:`Preempted` from the signal handler called at ``frame``, where the frame's own handlers
     (``except``, ``finally``, ``with``) take it; otherwise (Python 3.13 at a loop's closing jump, which lies
-    outside the loop's blocks) at the main thread's next place inside them (:mod:`h5stream.interrupts`)."""
+    outside the loop's blocks) at the main thread's next place inside them (:mod:`h5stream.interrupts`).
+    Inside the import system's own code, a ``__del__`` or a weakref callback (where the raise would be dropped,
+    or leave the import lock held) nothing is raised: returned to the handler's caller, what this returns
+    delivers ``signum`` again, and the handler raises at the next instruction outside them."""
+    global _raise_later
+    if stops.raise_unsafe_at(frame):
+        with _state:
+            _raise_later = True
+        return stops.delivered_again(signum)
     if interrupts.lands_in_its_handlers(frame):
         raise Preempted(signal_name)
     with _state:
