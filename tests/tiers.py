@@ -306,7 +306,7 @@ CAMPAIGN: dict[str, str] = {
     'tests/unit/test_import_graph.py::test_no_import_circle': "5 s",
     'tests/unit/test_import_graph.py::test_the_graph_sees_imports_inside_functions': "6 s",
     'tests/unit/test_import_graph.py::test_the_model_imports_no_format_and_no_january_helper': "5 s",
-    'tests/unit/test_import_graph.py::test_the_step_table_imports_its_steps_and_no_runner': "5 s",
+    'tests/unit/test_import_graph.py::test_the_step_table_imports_no_step_and_no_runner': "5 s",
     'tests/unit/test_read_paths.py::test_electrical_images_are_the_same_whichever_path_and_thread_count': "17 s",
     'tests/unit/test_receptive_field_lag.py::test_receptive_fields_of_120_units_match_their_planted_first_lobes': "30 s",
     'tests/unit/test_report_figures.py::test_sta_pages_show_every_unit_with_colour_bar_ticks_and_lag_in_ms': "5 s",
