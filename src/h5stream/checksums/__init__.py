@@ -91,6 +91,7 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     mismatch_error,
     read_manifest,
     refuse_sequence_attr,
+    refuse_unrecorded_attrs,
 )
 from h5stream.checksums._names import check_names, names_digest, object_names
 from h5stream.checksums._pieces import PIECE_BYTES, array_digests, piece_rows, read_runs_checked, stored_digests
@@ -159,6 +160,7 @@ __all__ = [
     "check_attribute_set",
     "check_names",
     "refuse_sequence_attr",
+    "refuse_unrecorded_attrs",
     "read_attr_values",
     "attr_name_text",
     "check_value",
@@ -402,7 +404,9 @@ def check_attrs(obj, values: Mapping[str, Any] | None = None, manifest: Manifest
     """Check the attributes of ``obj`` that have digests.
 
     ``values``: those already read, as h5py reads them (``complete``: all of
-    them); the others are read here when the check needs them.  ``where``:
+    them, and then an object the manifest records no attributes for must have
+    none of the kind its writer covers: :func:`refuse_unrecorded_attrs`); the others are read here when
+    the check needs them.  ``where``:
     ``obj.name`` when the caller has it (asking HDF5 for it costs more than the check).
     """
     if manifest is True:
@@ -417,6 +421,8 @@ def check_attrs(obj, values: Mapping[str, Any] | None = None, manifest: Manifest
     kind, packed = manifest.attribute_set(where)
     if packed is not None:
         check_attribute_set(manifest, where, kind, packed, _all_attr_values(obj, values, complete))
+    elif complete and values and not expected:  # none recorded: any found was added since
+        refuse_unrecorded_attrs(manifest, obj, where, values)
 
 
 def attr_value(obj, name: str, default=None):

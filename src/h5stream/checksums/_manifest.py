@@ -81,6 +81,7 @@ __all__ = [
     "check_attribute_set",
     "refuse_sequence_attr",
     "attr_name_text",
+    "refuse_unrecorded_attrs",
 ]
 
 ALGORITHM = "crc32"
@@ -401,3 +402,33 @@ def check_attribute_set(manifest: Manifest, where: str, kind: str, packed: str, 
         if found != expected:
             raise mismatch_error(manifest, _attr_at(where, name), expected, found)
     return len(names)
+
+
+def refuse_unrecorded_attrs(manifest: Manifest, obj, where: str, values: Mapping[str, Any]) -> None:
+    """Refuse covered attributes on an object whose attributes the manifest has no digests for.
+
+    A writer records a set for every object that has attributes of its file's kind (:func:`check_attrs`
+    pairs them); an object without one had none when the file was written, so one found now was added by
+    another tool.  The kind follows the object's header, as the writer chose it: a version-2 header (which
+    HDF5 checksums) covers its text attributes, an older one all of them.  ``values``: all the object's
+    attributes as h5py reads them.  Manifests of version 1 (digests by name, not every object listed) pass.
+    """
+    if manifest.version < 2 or manifest.covers_attrs(where):
+        return
+    names = [n for n in values if not (n == MANIFEST_ATTR and where == "/")]
+    if not names:
+        return
+    try:
+        checksummed = h5py.h5o.get_info(obj.id).hdr.version >= 2
+    except (OSError, RuntimeError, ValueError, AttributeError):
+        checksummed = False  # then every attribute counts, as a writer of older headers records them
+    if checksummed:
+        names = [n for n in names if _is_text(values[n])]
+    if names:
+        what = "text attributes" if checksummed else "attributes"
+        raise ChecksumError(f"checksum mismatch: the object has {what} that were not written with it",
+                            path=manifest.path, obj=where,
+                            expected=f"no {what} (the file's checksum manifest records none for this object)",
+                            found=f"{len(names)}: {', '.join(sorted(names))[:200]}",
+                            hint="another tool added them after the file was written; remove them, or load "
+                                 "with verify=False to read the file as stored")
