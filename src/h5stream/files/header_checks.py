@@ -34,15 +34,16 @@ MAX_STRING_BYTES = 16 * 1024**2
 
 
 def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: str, *,
-                        filtered: bool | None = None, tid: h5py.h5t.TypeID | None = None) -> int:
+                        filtered: bool | None = None, tid: h5py.h5t.TypeID | None = None,
+                        space: h5py.h5s.SpaceID | None = None) -> int:
     """The bytes dataset ``dsid`` declares, or :class:`FormatError` when the file cannot hold them.
 
     A dataset declares ``elements * element size`` bytes; its storage in the file
     (never more than the file's size) must hold them: all of them without filters,
     a :data:`MAX_EXPANSION`-th with compression; up to :data:`SIZE_FLOOR` bytes of
     unwritten fill are allowed.  A fixed-length string element longer than
-    :data:`MAX_STRING_BYTES` is refused.  Checked before anything is allocated.  ``tid``: the dataset's
-    type, when the caller has it.
+    :data:`MAX_STRING_BYTES` is refused.  Checked before anything is allocated.  ``tid`` and ``space``:
+    the dataset's type and dataspace, when the caller has them.
     """
     if tid is None:
         tid = dsid.get_type()
@@ -53,7 +54,8 @@ def check_declared_size(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: 
             expected=f"at most {MAX_STRING_BYTES} bytes per string (h5stream.files.header_checks.MAX_STRING_BYTES)",
             found=f"{item} bytes declared", hint="the file is damaged or crafted",
         )
-    space = dsid.get_space()
+    if space is None:
+        space = dsid.get_space()
     if space.get_simple_extent_type() != h5py.h5s.SIMPLE:
         return 0 if space.get_simple_extent_type() == h5py.h5s.NULL else item
     declared = 1

@@ -141,7 +141,8 @@ LinkRule = Callable[[str, str, str], bool]
 
 
 def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None,
-                        visit: ObjectVisitor | None = None, storage: list[tuple[int, int]] | None = None) -> None:
+                        visit: ObjectVisitor | None = None, storage: list[tuple[int, int]] | None = None,
+                        facts: dict | None = None) -> None:
     """Refuse external links, external storage, virtual datasets and unavailable filters.
 
     One walk of the file (:func:`link_names`' walk, with its bounds) opens each
@@ -150,7 +151,9 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     the vendor link rule the recording face passes for an MCS ``.cmtr``.
     ``visit`` sees every link and its checked object on the way and may keep the
     object open (see :data:`ObjectVisitor`), so a reader that walks the same
-    objects next need not open them again.
+    objects next need not open them again; ``facts`` receives what the checks asked of each dataset
+    (full name without the leading slash, as bytes -> (its type id, its shape as h5py's low-level id
+    gives it)), so that reader need not ask again.
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
     """
@@ -174,7 +177,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
                     hint="external links are refused; copy the data into the file",
                 )
         elif isinstance(oid, dataset_id):
-            layout = _check_dataset(oid, path, full, plugins, checked)
+            layout = _check_dataset(oid, path, full, plugins, checked, facts)
             if storage is not None:
                 add_storage_ranges(oid, layout, storage)
         if oid is not None and headers is not None:
@@ -231,10 +234,11 @@ class _AttributeReferences:
 
 
 def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool],
-                   checked: list | None = None) -> int:
+                   checked: list | None = None, facts: dict | None = None) -> int:
     """Refuse a virtual dataset, external raw storage, an implausible declared size or a filter not allowed or
-    not available; ``checked`` holds table types found sound before (each checked once).  Returns the
-    dataset's layout."""
+    not available; ``checked`` holds table types found sound before (each checked once); ``facts`` receives
+    the dataset's (type id, shape) under ``full`` once it passed (see :func:`scan_unsafe_objects`).  Returns
+    the dataset's layout."""
     name = "/" + full.decode("utf-8", errors="replace")
     plist = oid.get_create_plist()
     layout = plist.get_layout()
@@ -252,7 +256,8 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
         )
     nfilters = plist.get_nfilters()
     tid = oid.get_type()
-    check_declared_size(oid, path, name, filtered=nfilters > 0, tid=tid)
+    space = oid.get_space()
+    check_declared_size(oid, path, name, filtered=nfilters > 0, tid=tid, space=space)
     kind = tid.get_class()
     if kind in (h5py.h5t.COMPOUND, h5py.h5t.ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
         if checked is None or not any(tid.equal(known) for known in checked):
@@ -281,6 +286,8 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
                 path=path, obj=name,
                 hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
             )
+    if facts is not None:
+        facts[full] = (tid, space.shape)  # what DatasetID.dtype and .shape ask of HDF5 again
     return layout
 
 
@@ -358,6 +365,7 @@ def open_validated(
     verify_timeout: float | None = None,
     allow_link: LinkRule | None = None,
     visit: ObjectVisitor | None = None,
+    facts: dict | None = None,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -385,6 +393,8 @@ def open_validated(
         Sees every object the scan opens, before ``check`` runs (see
         :data:`ObjectVisitor`): a reader of the whole file reads each object
         there instead of walking the file again.  Only with ``scan``.
+    facts : dict, optional
+        Filled by the scan with each dataset's type and shape (see :func:`scan_unsafe_objects`).
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -429,7 +439,7 @@ def open_validated(
         with guard_read(path, "/"):
             if scan:
                 storage: list[tuple[int, int]] | None = [] if large else None
-                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit, storage=storage)
+                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit, storage=storage, facts=facts)
                 if large:
                     check_large_global_heaps(path, storage)
             if check is not None:

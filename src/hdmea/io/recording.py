@@ -519,6 +519,7 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
     """
     path = Path(path)
     opened: dict = {}  # the objects the scan opened, kept for the tree's walk (each object opened once)
+    facts: dict = {}  # each dataset's type and shape, as the scan asked them
 
     def keep(full: bytes, oid) -> bool:
         if oid is None:
@@ -527,14 +528,16 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
         return True
 
     try:
-        f = open_validated(path, check=lambda f: check_recording_format(f, path), visit=keep, locking=False)
+        f = open_validated(path, check=lambda f: check_recording_format(f, path), visit=keep, facts=facts,
+                           locking=False)
     except OpenInThisProcessError as exc:
         raise _files.open_here_recording_error(path, exc) from exc
     source = SourceFile(path, f)
     try:
         with guard_read(path, "/"):
             manifest = checksums.attach(f, verify=verify, path=path)
-            return node_from_h5(f, lazy=True, opener=source, manifest=manifest, opened=opened), source
+            return node_from_h5(f, lazy=True, opener=source, manifest=manifest, opened=opened,
+                                facts=facts), source
     except (H5StreamError, ChecksumError):
         source.close()
         raise
