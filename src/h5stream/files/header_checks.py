@@ -15,6 +15,7 @@ import os
 import h5py
 
 from h5stream.errors import FormatError
+from h5stream.native import libhdf5
 
 __all__ = [
     "MAX_STRING_BYTES",
@@ -22,6 +23,7 @@ __all__ = [
     "check_declared_size",
     "check_stored_type",
     "check_text_lengths",
+    "plain_storage",
 ]
 
 # Bounds on what a dataset may declare (a damaged or crafted header can claim any size).
@@ -251,3 +253,34 @@ def check_text_lengths(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: s
                 expected=f"at most {file_size} bytes (the file's size)", found=f"{length} bytes",
                 hint="the file is damaged; restore it from a copy",
             )
+
+
+_storage_calls: dict | None | bool = False
+
+
+def plain_storage(dsid: h5py.h5d.DatasetID) -> int | None:
+    """The layout of dataset ``dsid`` when its creation properties name no filter, no external file and
+    no virtual mapping (most of a file's datasets), asked of libhdf5 directly (h5py's copy of the
+    properties costs more than the questions); None otherwise, or without the direct calls: the caller
+    then asks through h5py, which names what it finds."""
+    global _storage_calls
+    if _storage_calls is False:
+        lib = libhdf5.library()
+        try:
+            _storage_calls = libhdf5.functions(lib, ("H5Dget_create_plist", "H5Pget_layout", "H5Pget_external_count",
+                                                      "H5Pget_nfilters", "H5Pclose")) if lib is not None else None
+        except AttributeError:  # a library without one of them
+            _storage_calls = None
+    calls = _storage_calls
+    if calls is None:
+        return None
+    with libhdf5.lock:
+        pid = calls["H5Dget_create_plist"](dsid.id)
+        if pid < 0:
+            return None
+        try:
+            layout = calls["H5Pget_layout"](pid)
+            plain = calls["H5Pget_external_count"](pid) == 0 and calls["H5Pget_nfilters"](pid) == 0
+        finally:
+            calls["H5Pclose"](pid)
+    return layout if plain and layout in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED) else None

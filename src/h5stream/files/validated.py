@@ -36,7 +36,7 @@ from h5stream.files.global_heaps import (
     check_global_heaps,
     check_large_global_heaps,
 )
-from h5stream.files.header_checks import check_declared_size, check_stored_type, check_text_lengths
+from h5stream.files.header_checks import check_declared_size, check_stored_type, check_text_lengths, plain_storage
 
 __all__ = [
     "ALLOWED_FILTERS",
@@ -240,6 +240,9 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
     the dataset's (type id, shape) under ``full`` once it passed (see :func:`scan_unsafe_objects`).  Returns
     the dataset's layout."""
     name = "/" + full.decode("utf-8", errors="replace")
+    layout = plain_storage(oid)  # no filter, external file or virtual mapping: nothing more to ask of them
+    if layout is not None:
+        return _check_plain_dataset(oid, path, name, full, layout, checked, facts)
     plist = oid.get_create_plist()
     layout = plist.get_layout()
     if layout == h5py.h5d.VIRTUAL:
@@ -255,17 +258,7 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
             hint="external raw storage reads other files and is refused",
         )
     nfilters = plist.get_nfilters()
-    tid = oid.get_type()
-    space = oid.get_space()
-    check_declared_size(oid, path, name, filtered=nfilters > 0, tid=tid, space=space)
-    kind = tid.get_class()
-    if kind in (h5py.h5t.COMPOUND, h5py.h5t.ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
-        if checked is None or not any(tid.equal(known) for known in checked):
-            check_stored_type(tid, path, name)
-            if checked is not None and len(checked) < 16:
-                checked.append(tid)
-    elif kind == h5py.h5t.STRING and tid.is_variable_str() and layout == h5py.h5d.CONTIGUOUS:
-        check_text_lengths(oid, path, name)
+    _check_plain_dataset(oid, path, name, full, layout, checked, facts, filtered=nfilters > 0)
     for i in range(nfilters):
         code, _flags, _vals, fname = plist.get_filter(i)
         if code not in ALLOWED_FILTERS:
@@ -286,6 +279,23 @@ def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[boo
                 path=path, obj=name,
                 hint="install the plugin: pip install 'h5stream[fast]' (hdf5plugin)",
             )
+    return layout
+
+
+def _check_plain_dataset(oid: h5py.h5d.DatasetID, path, name: str, full: bytes, layout: int, checked: list | None,
+                         facts: dict | None, *, filtered: bool = False) -> int:
+    """:func:`_check_dataset`'s checks of the declared size and stored type (the storage's own are done)."""
+    tid = oid.get_type()
+    space = oid.get_space()
+    check_declared_size(oid, path, name, filtered=filtered, tid=tid, space=space)
+    kind = tid.get_class()
+    if kind in (h5py.h5t.COMPOUND, h5py.h5t.ARRAY):  # tables: the layouts older libhdf5 trusts (see there)
+        if checked is None or not any(tid.equal(known) for known in checked):
+            check_stored_type(tid, path, name)
+            if checked is not None and len(checked) < 16:
+                checked.append(tid)
+    elif kind == h5py.h5t.STRING and tid.is_variable_str() and layout == h5py.h5d.CONTIGUOUS:
+        check_text_lengths(oid, path, name)
     if facts is not None:
         facts[full] = (tid, space.shape)  # what DatasetID.dtype and .shape ask of HDF5 again
     return layout

@@ -49,6 +49,12 @@ SIGNATURES: dict[str, tuple] = {
     "H5Dclose": (_herr, [_hid]),
     "H5Dget_type": (_hid, [_hid]),
     "H5Dget_space": (_hid, [_hid]),
+    "H5Dget_create_plist": (_hid, [_hid]),
+    # property lists
+    "H5Pget_layout": (ctypes.c_int, [_hid]),
+    "H5Pget_external_count": (ctypes.c_int, [_hid]),
+    "H5Pget_nfilters": (ctypes.c_int, [_hid]),
+    "H5Pclose": (_herr, [_hid]),
     # dataspaces
     "H5Sget_simple_extent_type": (ctypes.c_int, [_hid]),
     "H5Sget_simple_extent_ndims": (ctypes.c_int, [_hid]),
