@@ -42,7 +42,7 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).parent.resolve()
 
 # Extra libraries per kernel module (module stem -> libraries to link).
-EXTRA_LIBRARIES = {"_compress": ["z"], "_h5attrs": ["z"]}
+EXTRA_LIBRARIES = {"_compress": ["z"], "_h5attrs": ["z"], "_h5dsets": ["z"]}
 
 # Cython's settings for every kernel; part of the cache key.
 COMPILER_DIRECTIVES = {

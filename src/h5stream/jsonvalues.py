@@ -90,6 +90,14 @@ def _array(value: np.ndarray, obj: str | None) -> Any:
             "b64": _b64(np.ascontiguousarray(value).tobytes())}
 
 
+def _list(value: list, obj: str | None) -> list:
+    """A list's items encoded; a list of plain ints (a mapping's integer keys, one per trial) is its own form,
+    copied in one step."""
+    if all(type(v) is int for v in value):  # exactly int: not bool, not an IntEnum
+        return list(value)  # a copy, as the items' encoding makes
+    return [encode(v, obj=obj) for v in value]
+
+
 def _itself(value: Any, obj: str | None) -> Any:
     return value
 
@@ -105,7 +113,7 @@ _ENCODERS = {
     "str": lambda value, obj: str(value),
     "bytes": lambda value, obj: {BYTES_KEY: _b64(bytes(value))},
     "ndarray": _array,
-    "list": lambda value, obj: [encode(v, obj=obj) for v in value],
+    "list": _list,
     "tuple": lambda value, obj: {TUPLE_KEY: [encode(v, obj=obj) for v in value]},
     "mapping": _mapping,
     "path": lambda value, obj: os.fspath(value),

@@ -24,7 +24,10 @@ import h5py
 import numpy as np
 
 from h5stream.digests import _h5attrs, digest_end, digest_start, digest_update, value_digest
-from h5stream.native import libhdf5
+from h5stream.native import compiled, libdeflate, libhdf5
+
+#: the compiled dataset kernel (a group's small arrays created, written and digested in one call)
+_h5dsets = compiled("_h5dsets")
 
 __all__ = [
     "COMPACT_LIMIT",
@@ -46,6 +49,7 @@ __all__ = [
     "create_attr",
     "copy_dataset",
     "copy_dataset_at",
+    "take_dataset_nodes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -318,6 +322,10 @@ class NativeHDF5:
                            libhdf5.address_of(self.H5Aclose),
                            TEXT_TYPE.id, SCALAR_SPACE.id, _scalar_type_ids)
         self.write_attrs = _h5attrs.write_attrs
+        # A group's small arrays in one compiled call (h5stream._ext._h5dsets), created with the same types,
+        # dataspaces and property lists as one by one; None when this libhdf5 lacks a function it needs.
+        self.DATASETS_DONE, self.DATASET_YOURS = DATASETS_DONE, DATASET_YOURS
+        self.write_datasets = _configure_datasets()
 
     @staticmethod
     def text_buffer(values: list[str]):
@@ -342,6 +350,41 @@ def _hand_back(oid, names, values, start, digests, numbers, limit) -> tuple[int,
 _SCALAR_TYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
                  np.float16, np.float32, np.float64, np.complex64, np.complex128)
 _scalar_type_ids: dict[type, int] = {}
+
+
+#: the statuses ``write_datasets`` returns (those of ``h5stream._ext._h5dsets``)
+DATASETS_DONE, DATASET_YOURS, DATASET_WRITE_FAILED = 0, 1, 3
+
+#: numpy types whose arrays the compiled dataset writer takes (those of :func:`store_fixed` without a
+#: conversion: numbers, booleans and complex numbers in native byte order)
+_DATASET_TYPES = "?bBhHiIlLqQefdFD"
+
+
+def take_dataset_nodes(node_class: type) -> None:
+    """Name the class of the dataset nodes the compiled dataset writer takes (the tree writer's
+    :class:`~h5stream.tree.nodes.Dataset`, a layer above, names it when imported)."""
+    _h5dsets.take_nodes(node_class)
+
+
+def _configure_datasets():
+    """Bind the compiled dataset writer to this libhdf5; returns its ``write_datasets`` or None."""
+    addresses = [libhdf5.function_address(name) for name in
+                 ("H5Dcreate2", "H5Dwrite", "H5Dclose", "H5Screate_simple", "H5Sset_extent_simple")]
+    if None in addresses:
+        return None
+    types = {}
+    for char in _DATASET_TYPES:
+        dtype = np.dtype(char)
+        types[dtype.num] = (file_type(dtype).id, dtype.str)
+    _h5dsets.configure(*addresses, SCALAR_SPACE.id, types, COMPACT_LIMIT, SNAPSHOT_BLOCK, libdeflate.CRC32_ADDRESS)
+    return _h5dsets.write_datasets
+
+
+def _hand_back_datasets(gid, names, nodes, start, lcpl, compact, contiguous, written, recorded,
+                        record_compact) -> tuple[int, int]:
+    """``write_datasets`` handing every node back to the caller, who writes it one by one (the tests'
+    reference for the compiled writer)."""
+    return (start, DATASET_YOURS) if start < len(names) else (len(names), DATASETS_DONE)
 
 
 def native_hdf5() -> NativeHDF5 | None:

@@ -152,3 +152,21 @@ def test_stable_hash_ignores_key_order_and_numpy_types():
     assert jsonvalues.stable_hash({"a": 1, "b": [2.5]}) == jsonvalues.stable_hash({"b": [np.float64(2.5)], "a": np.int8(1)})
     assert jsonvalues.stable_hash({"a": 1}) != jsonvalues.stable_hash({"a": 2})
     assert len(store.stage1_params_hash({"fs": 20000})) == 64 and store.stage1_params_hash(None) == ""
+
+
+def test_a_list_of_plain_ints_is_copied_and_other_lists_are_encoded_item_by_item():
+    import enum
+    import json
+
+    from h5stream import jsonvalues
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    keys = list(range(200))
+    encoded = jsonvalues.encode(keys)
+    assert encoded == keys and encoded is not keys  # the caller's list is never handed out
+    assert jsonvalues.dumps(keys) == json.dumps(keys)
+    assert jsonvalues.dumps([True, 1, 2**70]) == "[true, 1, 1180591620717411303424]"
+    assert jsonvalues.dumps([Level.HIGH, 2]) == "[3, 2]"  # an int subclass: its base value
+    assert jsonvalues.loads(jsonvalues.dumps([1, [2, True], 3])) == [1, [2, True], 3]

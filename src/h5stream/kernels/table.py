@@ -42,6 +42,12 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("_h5attrs", "h5stream.checksums._recording.record_sets", "record_sets_naive",
            "h5py's own attribute writes for values the kernel hands back (h5stream.lowlevel)", "bench_store",
            note="also writes whole lists of small attributes (h5stream.lowlevel.NativeHDF5.write_attrs)"),
+    Kernel("_h5dsets", "h5stream.tree.write.write_node", None,
+           "the one-by-one writer (h5stream.tree.write) for each child the kernel hands back: groups, arrays "
+           "with attributes or a type tag, on disk, text, structured or larger than lowlevel.SNAPSHOT_BLOCK",
+           "bench_steps",
+           note="no twin: the same libhdf5 calls as the one-by-one writer, whose file it matches byte for byte "
+                "and whose digests (checked against zlib) it matches in tests/unit/test_h5dsets.py"),
     Kernel("_ohdr", "h5stream.files._headers.check_attribute_references", "ohdr_scan_reference",
            "libhdf5's own parse of the header, for a header that does not parse as version 1", "bench_files"),
     Kernel("_peaks", "h5stream.kernels.peaks.summarise_peaks", "summarise_peaks_naive",

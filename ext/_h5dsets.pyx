@@ -1,0 +1,258 @@
+# cython: language_level=3
+"""A group's small datasets created, written, digested and closed in one call.
+
+A recording's session file holds tens of thousands of small arrays (one spike
+train per trial, per unit, per movie).  Written one by one from Python, each
+costs its own node dispatch, three foreign calls through ctypes with their
+argument conversion, a private copy, a digest and a dataspace: more than
+libhdf5's own work for a tiny dataset.  :func:`write_datasets` does the same for
+a whole list of a group's children in C, and stops at the first child it does
+not take (a group, an array with attributes or a type tag, an array on disk,
+text, a structured or byte-swapped array, an array larger than the snapshot
+limit) and hands it back, so the caller writes that one its own way and the
+children keep their order.
+
+What is written is exactly what the per-node writer of :mod:`h5stream.tree.write`
+writes: the same type (the dtype's, given by the caller), dataspace, link- and
+creation property lists (compact up to the compact limit, contiguous beyond and
+for empty arrays), so the file's bytes are the same.  The digest of a dataset
+(:func:`h5stream.digests.array_digest`: CRC-32 of ``"<dtype.str>|<shape>"`` and
+the bytes in C order) is taken from one private copy of the array, and the
+dataset is written from that copy, so a thread changing the array meanwhile
+cannot make the digest and the file disagree (as
+:func:`h5stream.lowlevel.write_snapshots`); without a digest to take, the array
+is written as it is.
+
+The functions are libhdf5's own, found by the caller in the very library h5py
+loaded and passed here as addresses by :func:`configure`.  The caller holds the
+GIL and the engine's library lock; nothing here releases either.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport realloc, free
+from libc.stdio cimport snprintf
+
+import numpy as np
+
+cimport numpy as cnp
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.long cimport PyLong_FromVoidPtr
+
+cdef extern from "string.h" nogil:
+    void *memcpy(void *dest, const void *src, size_t n)
+
+cdef extern from "zlib.h" nogil:
+    unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int length)
+
+cnp.import_array()
+
+ctypedef int64_t hid_t
+ctypedef uint64_t hsize_t
+ctypedef hid_t (*dcreate_t)(hid_t, const char *, hid_t, hid_t, hid_t, hid_t, hid_t) noexcept nogil
+ctypedef int (*dwrite_t)(hid_t, hid_t, hid_t, hid_t, hid_t, const void *) noexcept nogil
+ctypedef int (*dclose_t)(hid_t) noexcept nogil
+ctypedef hid_t (*screate_simple_t)(int, const hsize_t *, const hsize_t *) noexcept nogil
+ctypedef int (*sset_extent_t)(hid_t, int, const hsize_t *, const hsize_t *) noexcept nogil
+ctypedef unsigned int (*crc32_t)(unsigned int, const void *, size_t) noexcept nogil
+
+#: what :func:`write_datasets` returns beside the index where it stopped
+DONE = 0           # every child is written
+YOURS = 1          # the child at the index is for the caller (not taken here)
+CREATE_FAILED = 2  # H5Dcreate2 failed for the child at the index
+WRITE_FAILED = 3   # H5Dwrite failed for it (the dataset exists, unwritten)
+SPACE_FAILED = 4   # no dataspace could be made for it (nothing created)
+
+cdef enum:
+    _MAX_RANK = 32
+    _MAX_TYPES = 64
+
+cdef dcreate_t _dcreate = NULL
+cdef dwrite_t _dwrite = NULL
+cdef dclose_t _dclose = NULL
+cdef screate_simple_t _screate_simple = NULL
+cdef sset_extent_t _sset_extent = NULL
+cdef hid_t _scalar_space = -1
+cdef hid_t _spaces[_MAX_RANK + 1]   # one reused simple dataspace per rank (its extent set per dataset)
+cdef hid_t _types[_MAX_TYPES]        # numpy type number -> HDF5 type id (memory and file), -1 when not taken
+cdef char _kinds[_MAX_TYPES][8]      # numpy type number -> dtype.str of its native form ("<i8", "|b1")
+cdef object _dataset_class = None
+cdef Py_ssize_t _compact_limit = 0
+cdef Py_ssize_t _snapshot_limit = 0
+cdef crc32_t _fast_crc = NULL         # libdeflate's CRC-32 (zlib's value, faster), when installed
+#: below this many bytes zlib's CRC-32 is as fast (libdeflate's gain is in long runs)
+cdef size_t _FAST_CRC_MIN = 16384
+cdef char *_scratch = NULL            # the private copy of the array being written
+cdef size_t _scratch_size = 0
+
+for _k in range(_MAX_RANK + 1):
+    _spaces[_k] = -1
+for _k in range(_MAX_TYPES):
+    _types[_k] = -1
+    _kinds[_k][0] = 0
+
+
+def configure(size_t dcreate, size_t dwrite, size_t dclose, size_t screate_simple, size_t sset_extent,
+              hid_t scalar_space, dict types, Py_ssize_t compact_limit, Py_ssize_t snapshot_limit,
+              size_t fast_crc32=0):
+    """Bind libhdf5's ``H5Dcreate2``, ``H5Dwrite``, ``H5Dclose``, ``H5Screate_simple`` and
+    ``H5Sset_extent_simple`` (addresses); the scalar dataspace to use; the array types taken (numpy
+    type number -> ``(HDF5 type id, dtype.str)``); the compact layout's limit in bytes
+    (:data:`h5stream.lowlevel.COMPACT_LIMIT`); the largest array taken (larger ones are written
+    block by block by the caller, :data:`h5stream.lowlevel.SNAPSHOT_BLOCK`); and the address of
+    libdeflate's ``libdeflate_crc32`` (0 without it: zlib's ``crc32``, the same value)."""
+    global _dcreate, _dwrite, _dclose, _screate_simple, _sset_extent, _scalar_space
+    global _compact_limit, _snapshot_limit, _fast_crc
+    cdef int num
+    if not (dcreate and dwrite and dclose and screate_simple and sset_extent):
+        raise ValueError("configure: every libhdf5 function address is needed")
+    _dcreate = <dcreate_t><void *>dcreate
+    _dwrite = <dwrite_t><void *>dwrite
+    _dclose = <dclose_t><void *>dclose
+    _screate_simple = <screate_simple_t><void *>screate_simple
+    _sset_extent = <sset_extent_t><void *>sset_extent
+    _scalar_space = scalar_space
+    for num in range(_MAX_TYPES):
+        _types[num] = -1
+    for key, (tid, kind) in types.items():
+        num = key
+        encoded = kind.encode("ascii")
+        if not 0 <= num < _MAX_TYPES or len(encoded) >= 8:
+            raise ValueError(f"configure: type number {num} or dtype text {kind!r} out of range")
+        _types[num] = tid
+        memcpy(_kinds[num], <const char *>encoded, len(encoded) + 1)
+    _compact_limit = compact_limit
+    _snapshot_limit = snapshot_limit
+    _fast_crc = <crc32_t><void *>fast_crc32 if fast_crc32 else NULL
+
+
+def take_nodes(node_class):
+    """The class of the dataset nodes taken (:class:`h5stream.tree.nodes.Dataset`: ``data``, ``attrs``
+    and ``tag``); until it is named, every node is handed back."""
+    global _dataset_class
+    _dataset_class = node_class
+
+
+cdef hid_t _space(int ndim, cnp.npy_intp *shape):
+    """The dataspace of an array of ``shape`` (a reused one per rank), or -1."""
+    cdef hsize_t dims[_MAX_RANK]
+    cdef int k
+    if ndim == 0:
+        return _scalar_space
+    for k in range(ndim):
+        dims[k] = <hsize_t>shape[k]
+    if _spaces[ndim] < 0:
+        _spaces[ndim] = _screate_simple(ndim, dims, NULL)
+        return _spaces[ndim]
+    if _sset_extent(_spaces[ndim], ndim, dims, NULL) < 0:
+        return -1
+    return _spaces[ndim]
+
+
+cdef unsigned long _header_crc(const char *kind, int ndim, cnp.npy_intp *shape):
+    """CRC-32 of ``"<kind>|<shape>"``, the shape as Python writes a tuple of ints."""
+    cdef char text[1024]
+    cdef int n, k
+    n = snprintf(text, 64, "%s|(", kind)
+    for k in range(ndim):
+        if k:
+            n += snprintf(text + n, 4, ", ")
+        n += snprintf(text + n, 24, "%lld", <long long>shape[k])
+    if ndim == 1:
+        n += snprintf(text + n, 4, ",")
+    n += snprintf(text + n, 4, ")")
+    return crc32(0, <const unsigned char *>text, <unsigned int>n)
+
+
+cdef unsigned long _crc(unsigned long crc, const char *data, size_t n):
+    cdef unsigned int k
+    if _fast_crc != NULL and n >= _FAST_CRC_MIN:
+        return _fast_crc(<unsigned int>crc, data, n)
+    while n > 0:  # zlib takes at most 4 GiB a call
+        k = <unsigned int>(n if n < 0x40000000 else 0x40000000)
+        crc = crc32(crc, <const unsigned char *>data, k)
+        data += k
+        n -= k
+    return crc
+
+
+def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lcpl, hid_t compact,
+                   hid_t contiguous, dict written, list recorded, bint record_compact):
+    """Create dataset ``names[i]`` in group ``gid`` holding ``nodes[i].data``, for ``i`` from ``start`` on.
+
+    Taken here: a node of the configured class without attributes or tag whose data is a C-contiguous
+    ``numpy.ndarray`` (exactly) of a configured type in native byte order, of at most the snapshot limit
+    in bytes.  ``lcpl``: the link creation list; ``compact`` and ``contiguous``: the dataset creation
+    lists of the two layouts.  When ``written`` is a dict, ``written[id(node)]`` receives the digest of
+    what was written; when ``recorded`` is a list, the name and digest of each dataset the file's checksum
+    manifest records (every contiguous one, and compact ones too with ``record_compact``) are appended to
+    it (name, digest, name, digest, ...).  Returns ``(i, status)``: where it stopped and why (:data:`DONE`,
+    :data:`YOURS`, :data:`CREATE_FAILED`, :data:`WRITE_FAILED`, :data:`SPACE_FAILED`).
+    """
+    global _scratch, _scratch_size
+    cdef Py_ssize_t i, n = len(names)
+    cdef cnp.ndarray array
+    cdef int num, ndim, status
+    cdef hid_t tid, space, did, dcpl
+    cdef size_t nbytes
+    cdef bint is_compact, record, digest
+    cdef const char *key
+    cdef const void *source
+    cdef char *grown
+    cdef unsigned long crc
+    if _dcreate == NULL:
+        raise RuntimeError("h5stream._ext._h5dsets.write_datasets: configure() comes first")
+    if len(nodes) != n:
+        raise ValueError("write_datasets: names and nodes differ in length")
+    for i in range(start, n):
+        node = nodes[i]
+        if type(node) is not _dataset_class or node.tag is not None or node.attrs:
+            return i, YOURS
+        data = node.data
+        if type(data) is not np.ndarray:
+            return i, YOURS
+        array = <cnp.ndarray>data
+        num = cnp.PyArray_TYPE(array)
+        ndim = cnp.PyArray_NDIM(array)
+        if num < 0 or num >= _MAX_TYPES or _types[num] < 0 or ndim > _MAX_RANK \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(array) or not cnp.PyArray_ISNOTSWAPPED(array):
+            return i, YOURS
+        nbytes = <size_t>cnp.PyArray_NBYTES(array)
+        if nbytes > <size_t>_snapshot_limit:
+            return i, YOURS
+        tid = _types[num]
+        is_compact = 0 < nbytes <= <size_t>_compact_limit
+        record = recorded is not None and (record_compact or not is_compact)
+        digest = record or written is not None
+        space = _space(ndim, cnp.PyArray_DIMS(array))
+        if space < 0:
+            return i, SPACE_FAILED
+        dcpl = compact if is_compact else contiguous
+        key = PyUnicode_AsUTF8AndSize(names[i], NULL)
+        did = _dcreate(gid, key, tid, space, lcpl, dcpl, 0)
+        if did < 0:
+            return i, CREATE_FAILED
+        source = cnp.PyArray_DATA(array)
+        if digest:
+            crc = _header_crc(_kinds[num], ndim, cnp.PyArray_DIMS(array))
+            if nbytes:
+                if nbytes > _scratch_size:
+                    grown = <char *>realloc(_scratch, nbytes)
+                    if grown == NULL:
+                        _dclose(did)
+                        raise MemoryError(f"write_datasets: no memory for a copy of {nbytes} bytes")
+                    _scratch, _scratch_size = grown, nbytes
+                memcpy(_scratch, source, nbytes)
+                source = _scratch
+                crc = _crc(crc, _scratch, nbytes)
+        status = _dwrite(did, tid, 0, 0, 0, source) if nbytes else 0
+        _dclose(did)
+        if status < 0:
+            return i, WRITE_FAILED
+        if digest:
+            text = "%08x" % crc
+            if written is not None:
+                written[PyLong_FromVoidPtr(<void *>node)] = text
+            if record:
+                recorded.append(names[i])
+                recorded.append(text)
+    return n, DONE

@@ -1,0 +1,157 @@
+"""The compiled dataset writer (``h5stream._ext._h5dsets``) against plain h5py, zlib and the one-by-one writer."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream import lowlevel
+from h5stream._ext import _h5dsets
+from h5stream.errors import WriteError
+from h5stream.files import create_atomic
+from h5stream.tree import write as tree_write
+from h5stream.tree.nodes import Dataset, Group, Pieces
+
+native = lowlevel.native_hdf5()
+pytestmark = pytest.mark.skipif(native is None or native.write_datasets is None,
+                                reason="h5py's libhdf5 could not be located")
+
+
+def _zlib_digest(array: np.ndarray) -> str:
+    """The array digest, computed here with zlib alone: ``"<dtype.str>|<shape>"`` then the C-order bytes."""
+    header = f"{array.dtype.str}|{tuple(int(s) for s in array.shape)}".encode("ascii")
+    return f"{zlib.crc32(np.ascontiguousarray(array).tobytes(), zlib.crc32(header)):08x}"
+
+
+def _write(group: h5py.Group, children: dict, start=0, written=None, recorded=None, record_compact=False):
+    lists = lowlevel.plists()
+    with lowlevel.library_lock:
+        return native.write_datasets(group.id.id, list(children), list(children.values()), start, lists.link.id,
+                                     lists.compact.id, lists.contiguous.id, written, recorded, record_compact)
+
+
+@pytest.fixture
+def group(tmp_path):
+    with h5py.File(tmp_path / "datasets.h5", "w", libver=lowlevel.LIBVER) as f:
+        yield f.create_group("g")
+
+
+def test_arrays_read_back_with_their_type_shape_layout_and_digest(group):
+    rng = np.random.default_rng(3)
+    arrays = {
+        "i64": rng.integers(-(2**62), 2**62, 26), "u8": np.arange(7, dtype=np.uint8), "f32_2d": rng.random((3, 4), "f4"),
+        "f16": rng.random(5).astype(np.float16), "bool": np.array([True, False, True]), "c128": np.array([1 + 2j, -3j]),
+        "scalar": np.array(np.float64(2.5)), "empty": np.zeros((0, 3)), "u64_3d": np.arange(24, dtype=np.uint64).reshape(2, 3, 4),
+        "large": rng.random(5000),  # 40,000 bytes: contiguous, and past libdeflate's threshold
+        "int_c": np.arange(5, dtype=np.intc), "longlong": np.arange(4, dtype=np.longlong), "é name": np.arange(2),
+    }
+    nodes = {name: Dataset(a) for name, a in arrays.items()}
+    written, recorded = {}, []
+    assert _write(group, nodes, written=written, recorded=recorded) == (len(nodes), _h5dsets.DONE)
+    for name, array in arrays.items():
+        stored = group[name]
+        assert stored.dtype == array.dtype and stored.shape == array.shape, name
+        np.testing.assert_array_equal(stored[()], array)
+        layout = stored.id.get_create_plist().get_layout()
+        expected = h5py.h5d.COMPACT if 0 < array.nbytes <= lowlevel.COMPACT_LIMIT else h5py.h5d.CONTIGUOUS
+        assert layout == expected, name
+        assert written[id(nodes[name])] == _zlib_digest(array), name
+        assert not stored.attrs.keys()
+    # without record_compact only the datasets outside checksummed headers are recorded, in order
+    assert recorded[0::2] == ["empty", "large"]
+    assert recorded[1::2] == [_zlib_digest(arrays["empty"]), _zlib_digest(arrays["large"])]
+
+
+def test_compact_datasets_are_recorded_when_headers_are_not_checksummed(group):
+    nodes = {"a": Dataset(np.arange(3)), "b": Dataset(np.ones(2, "f4"))}
+    recorded = []
+    assert _write(group, nodes, recorded=recorded, record_compact=True) == (2, _h5dsets.DONE)
+    assert recorded == ["a", _zlib_digest(np.arange(3)), "b", _zlib_digest(np.ones(2, "f4"))]
+
+
+def test_nodes_it_does_not_take_are_handed_back_in_order(group):
+    children = {
+        "a": Dataset(np.arange(2)), "attrs": Dataset(np.arange(2), attrs={"x": "y"}), "b": Dataset(np.arange(3)),
+        "tag": Dataset(np.arange(2), tag="list:int"), "text": Dataset(np.array(["x"], dtype=object)),
+        "strided": Dataset(np.arange(10)[::2]), "swapped": Dataset(np.arange(3, dtype=">i4")),
+        "bytes": Dataset(np.array([b"ab"])), "record": Dataset(np.zeros(2, [("x", "i4")])), "group": Group(),
+        "listed": Dataset([1, 2]), "huge": Dataset(np.zeros(lowlevel.SNAPSHOT_BLOCK // 8 + 1)), "c": Dataset(np.arange(4)),
+    }
+    names = list(children)
+    stops, i = [], 0
+    while True:
+        i, status = _write(group, children, start=i)
+        if status == _h5dsets.DONE:
+            break
+        assert status == _h5dsets.YOURS
+        stops.append(names[i])
+        i += 1
+    assert stops == ["attrs", "tag", "text", "strided", "swapped", "bytes", "record", "group", "listed", "huge"]
+    assert sorted(group) == ["a", "b", "c"]  # nothing created for what was handed back
+    np.testing.assert_array_equal(group["c"][()], np.arange(4))
+
+
+def test_a_name_that_exists_stops_with_its_index(group):
+    group.create_dataset("taken", data=np.arange(3))
+    children = {"first": Dataset(np.arange(2)), "taken": Dataset(np.arange(5)), "after": Dataset(np.arange(1))}
+    assert _write(group, children) == (1, _h5dsets.CREATE_FAILED)
+    np.testing.assert_array_equal(group["taken"][()], np.arange(3))  # the existing one is untouched
+    assert "after" not in group
+
+
+def _tree() -> Group:
+    rng = np.random.default_rng(7)
+    units = {}
+    for u in range(4):
+        spikes = np.sort(rng.integers(0, 10**6, 400))
+        units[f"unit_{u}"] = Group(attrs={"row": u}, children={
+            "trials": Pieces(spikes, np.linspace(0, 400, 21).astype(np.int64)).node(),
+            "spike_times": Dataset(spikes.astype(np.uint64)), "waveform": Dataset(rng.random(40, "f4")),
+            "cutout": Dataset(rng.random(11553, "f4")), "n": Dataset(np.int64(3), tag="int"),
+            "name": Dataset(np.array("x", dtype=object), tag="str"), "empty": Dataset(np.zeros(0)),
+            "meta": Dataset(np.arange(2), attrs={"unit": "s"}), "flags": Dataset(np.array([True, False])),
+        })
+    return Group(attrs={"dataset_id": "rec"}, children={"units": Group(children=units)})
+
+
+def _write_file(path, tree: Group, batch) -> tuple[str, dict]:
+    saved = native.write_datasets
+    native.write_datasets = batch
+    try:
+        atomic = create_atomic(path, libver=lowlevel.LIBVER, checksums=True)
+        f = atomic.open()
+        written = {}
+        tree_write.write_root(f, tree, tree_write.WriteContext(f, written=written))
+        atomic.commit()
+    finally:
+        native.write_datasets = saved
+    return hashlib.sha256(path.read_bytes()).hexdigest(), written
+
+
+def test_the_tree_writer_writes_the_same_bytes_and_digests_as_one_by_one(tmp_path):
+    tree = _tree()
+    compiled = _write_file(tmp_path / "compiled.h5", tree, native.write_datasets)
+    one_by_one = _write_file(tmp_path / "one_by_one.h5", tree, lowlevel._hand_back_datasets)
+    assert compiled == one_by_one
+    # and the file reads back through plain h5py as the arrays it was given
+    with h5py.File(tmp_path / "compiled.h5", "r") as f:
+        trials = f["units/unit_2/trials"]
+        assert sorted(trials, key=int) == [str(k) for k in range(20)]
+        node = tree.children["units"].children["unit_2"].children["trials"].children["7"]
+        np.testing.assert_array_equal(trials["7"][()], node.data)
+        assert trials["7"].dtype == np.int64
+
+
+def test_the_tree_writer_names_a_dataset_it_could_not_create(tmp_path):
+    # a name through a group that does not exist: the library refuses it (no intermediate groups)
+    group = Group(children={"ok": Dataset(np.arange(3)), "missing/x": Dataset(np.arange(3)), "c": Dataset(np.arange(1))})
+    with h5py.File(tmp_path / "f.h5", "w", libver=lowlevel.LIBVER) as f:
+        with pytest.raises(WriteError, match="creating the dataset") as caught:
+            tree_write.write_node(f, "g", group)
+        assert "/g/missing/x" in str(caught.value)
+        np.testing.assert_array_equal(f["g/ok"][()], np.arange(3))
+        assert "c" not in f["g"]
