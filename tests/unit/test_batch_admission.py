@@ -156,3 +156,37 @@ def test_sectioning_under_a_small_budget_saves_every_trial(tiny_recording, tiny_
             assert len(g["trials_spike_times"]) == bounds.shape[0] == int(g["_attrs/n_trials"][()]) >= 2
             for k, (a, b) in enumerate(bounds):  # the naive cut of the planted train
                 np.testing.assert_array_equal(g[f"trials_spike_times/{k}"][()], spikes[(spikes >= a) & (spikes < b)])
+
+
+def _units_session(memory_limit=None):
+    s = create_session("rec", memory_limit=memory_limit)
+    s.add_units({f"u{i}": {"spike_times": np.arange(i, 50 * (i + 1), 5)} for i in range(5)})
+    return s
+
+
+def test_add_features_stores_what_add_feature_stores_unit_by_unit(tmp_path):
+    results = [(f"u{i}", {"rate": float(i), "trace": np.linspace(0, i, 30), "flag": bool(i % 2)},
+                {"version": "1", "params_hash": "h", "extracted_at": "t"}) for i in range(5)]
+    files = {}
+    for how in ("one by one", "at once"):
+        s = _units_session()
+        if how == "at once":
+            s.add_features("resp", results)
+        else:
+            for unit_id, data, meta in results:
+                s.add_feature(unit_id, "resp", data, meta)
+        assert s.get("units/u3/features/resp")["rate"] == 3.0
+        files[how] = s.save(tmp_path / f"{how}.h5")
+        s.close()
+    assert _tree_of(files["one by one"]) == _tree_of(files["at once"])
+    with h5py.File(files["at once"], "r") as f:
+        np.testing.assert_array_equal(f["units/u4/features/resp/trace"][()], np.linspace(0, 4, 30))
+        assert "resp" in f.attrs["features_extracted"]
+
+
+def test_add_features_refuses_an_unknown_unit_before_staging_any():
+    s = _units_session()
+    results = [("u0", {"rate": 1.0}, {}), ("u9", {"rate": 2.0}, {})]
+    with pytest.raises(KeyError, match="u9"):
+        s.add_features("resp", results)
+    assert not s.has("units/u0/features/resp")

@@ -129,6 +129,10 @@ class _FileBackend:
     def add_feature(self, unit_id, feature_name, feature_data, metadata=None) -> None:
         store.write_feature_to_unit(self.f, unit_id, feature_name, feature_data, metadata)
 
+    def add_features(self, feature_name, results) -> None:
+        for unit_id, feature_data, metadata in results:
+            self.add_feature(unit_id, feature_name, feature_data, metadata)
+
     def unit_ids(self) -> list[str]:
         return store.list_units(self.f)
 
@@ -265,6 +269,11 @@ class StepTarget:
     def add_feature(self, unit_id: str, feature_name: str, feature_data: Mapping[str, Any],
                     metadata: Mapping[str, Any] | None = None) -> None:
         self._backend.add_feature(unit_id, feature_name, feature_data, metadata)
+
+    def add_features(self, feature_name: str, results) -> None:
+        """:meth:`add_feature` of each ``(unit_id, feature_data, metadata)`` of ``results``: a session stages
+        them in one change; a file writes them one by one."""
+        self._backend.add_features(feature_name, results)
 
     def unit_ids(self) -> list[str]:
         return self._backend.unit_ids()
