@@ -489,7 +489,10 @@ class PiecesGroup(Group):
     def children(self) -> dict[str, Node]:
         children = _GROUP_CHILDREN.__get__(self, Group)
         if children is None:
-            children = self.pieces.datasets()
+            pieces = self.pieces
+            if pieces is None:  # another thread built it meanwhile (it sets the children first)
+                return _GROUP_CHILDREN.__get__(self, Group)
+            children = pieces.datasets()
             _GROUP_CHILDREN.__set__(self, children)
             self.pieces = None
         return children
