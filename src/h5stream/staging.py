@@ -160,12 +160,16 @@ class StagingArea:
             return array
         return self._spill(array)
 
+    def fits(self, nbytes: int) -> bool:
+        """True when ``nbytes`` more fit the memory budget beside what is counted now."""
+        return self.memory_limit is None or self.resident_bytes + nbytes <= self.memory_limit
+
     def admit_many(self, arrays) -> list:
         """:meth:`admit` of each of ``arrays``, in order; arrays that all fit the budget together are
         counted at once (many small values at the cost of one)."""
         arrays = [a if isinstance(a, FileArray) else np.asarray(a) for a in arrays]
         nbytes = sum(a.nbytes for a in arrays if not isinstance(a, FileArray))
-        if self.memory_limit is None or self.resident_bytes + nbytes <= self.memory_limit:
+        if self.fits(nbytes):
             self.resident_bytes += nbytes
             return arrays
         return [self.admit(a) for a in arrays]

@@ -27,6 +27,7 @@ from h5stream.tree.nodes import (
     Group,
     Node,
     Pieces,
+    PiecesGroup,
     array_node,
     check_attr_name,
     check_member_name,
@@ -56,7 +57,7 @@ from h5stream.tree.write import (
 )
 
 __all__ = [
-    "FileArray", "Group", "Dataset", "Node", "Pieces", "WriteContext",
+    "FileArray", "Group", "Dataset", "Node", "Pieces", "PiecesGroup", "WriteContext",
     "value_node", "array_node", "put_node", "mapping_node",
     "encode_attr", "decode_attr", "normalize_attr",
     "check_name", "check_member_name", "check_attr_name", "is_hidden", "is_safe_key", "plain_text", "text",

@@ -52,7 +52,7 @@ from h5stream.lowlevel import TEXT_DTYPE
 from h5stream.valuekinds import check_codecs, kind_of, register_type
 
 __all__ = [
-    "Group", "Dataset", "Node",
+    "Group", "Dataset", "Node", "Pieces", "PiecesGroup",
     "value_node", "array_node", "put_node", "mapping_node",
     "encode_attr", "decode_attr", "normalize_attr", "stored_nbytes",
     "check_name", "check_member_name", "check_attr_name", "is_hidden", "is_safe_key", "plain_text", "text",
@@ -454,13 +454,59 @@ class Pieces(Mapping):
         return self.values[self.offsets[key]:self.offsets[key + 1]]
 
     def node(self) -> Group:
-        n = len(self)
-        if not n:
+        """The group of the pieces: a :class:`PiecesGroup` (its datasets built when first asked for)."""
+        if not len(self):
             return Group()  # as mapping_node makes of an empty dict
+        return PiecesGroup(self)
+
+    def datasets(self) -> dict[str, Dataset]:
+        """The datasets "0".."n-1", views of ``values``, built in one pass."""
         bounds = self.offsets.tolist()
         # one slice object and one view per piece, built by map (no Python frame per piece)
         views = map(self.values.__getitem__, map(slice, bounds[:-1], bounds[1:]))
-        return Group(children=dict(zip(_piece_names(n), map(Dataset, views))), tag="dict", keys=list(range(n)))
+        return dict(zip(_piece_names(len(self)), map(Dataset, views)))
+
+
+_GROUP_CHILDREN = Group.children  # the slot of Group's children (a PiecesGroup fills it when first asked)
+
+
+class PiecesGroup(Group):
+    """The group of :class:`Pieces` (what :meth:`Pieces.node` makes): datasets "0".."n-1" keyed by the
+    ints 0..n-1 (tag ``dict``), held as one table, the pieces' array and their offsets (``pieces``), until
+    something reads or changes its children, which are then built once, in one pass, and the group is
+    an ordinary :class:`Group` from then on (``pieces`` None).  While it is not built, a stager can count
+    the table as the one array it is (``pieces.values``: the pieces cover it exactly), so that thousands of
+    small values are taken in at the cost of one."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: Pieces) -> None:
+        self.attrs, self.tag, self.keys = {}, "dict", list(range(len(pieces)))
+        _GROUP_CHILDREN.__set__(self, None)
+        self.pieces: Pieces | None = pieces
+
+    @property
+    def children(self) -> dict[str, Node]:
+        children = _GROUP_CHILDREN.__get__(self, Group)
+        if children is None:
+            pieces = self.pieces
+            if pieces is None:  # another thread built it meanwhile (it sets the children first)
+                return _GROUP_CHILDREN.__get__(self, Group)
+            children = pieces.datasets()
+            _GROUP_CHILDREN.__set__(self, children)
+            self.pieces = None
+        return children
+
+    @children.setter
+    def children(self, value: dict[str, Node]) -> None:
+        if _GROUP_CHILDREN.__get__(self, Group) is None:
+            self.pieces = None
+        _GROUP_CHILDREN.__set__(self, value)
+
+    def __repr__(self) -> str:
+        if self.pieces is not None:
+            return f"PiecesGroup({len(self.pieces)} pieces of one array, not built)"
+        return super().__repr__()
 
 
 _PIECE_NAMES: list[str] = []

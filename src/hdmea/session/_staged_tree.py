@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from h5stream.tree import PiecesGroup
 from hdmea.io.hdf5_store import Dataset, Group, Node
 
 __all__ = ["walk_datasets", "node_nbytes", "slot_of", "as_dict_group", "admit_datasets", "release_datasets"]
@@ -21,10 +22,11 @@ def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]
         yield from walk_datasets(child, f"{prefix}/{name}" if prefix else name)
 
 
-def _datasets_outside(node: Node, kept) -> list[Dataset]:
+def _datasets_outside(node: Node, kept, tables: list | None = None) -> list[Dataset]:
     """The datasets of ``node``'s subtree in depth-first order, leaving out the subtrees whose root's id is
     in ``kept`` (one loop, no generator per group: a group of thousands of trials is walked at the speed
-    of a list)."""
+    of a list).  With ``tables`` (a list), a group of pieces not built yet
+    (:class:`~h5stream.tree.PiecesGroup`) goes there instead of its datasets; without, it is built."""
     found: list[Dataset] = []
     stack = [node]
     while stack:
@@ -33,22 +35,40 @@ def _datasets_outside(node: Node, kept) -> list[Dataset]:
             continue
         if isinstance(item, Dataset):
             found.append(item)
+        elif tables is not None and type(item) is PiecesGroup and item.pieces is not None:
+            tables.append(item)
         else:
             stack.extend(reversed(item.children.values()))
     return found
 
 
 def admit_datasets(staging, node: Node, kept=()) -> None:
-    """Stage the arrays of ``node`` (untagged datasets) in ``staging``: counted in memory, or spilled."""
-    datasets = [d for d in _datasets_outside(node, kept) if d.tag is None]
+    """Stage the arrays of ``node`` (untagged datasets) in ``staging``: counted in memory, or spilled.
+
+    The pieces of a group of pieces not built yet are counted as one array when everything fits the
+    budget together; else the group is built and its pieces are staged one by one, as any dataset (a
+    piece past the budget spills, so nothing is held beyond it and nothing is lost)."""
+    tables: list[PiecesGroup] = []
+    datasets = [d for d in _datasets_outside(node, kept, tables) if d.tag is None]
+    if tables:
+        table_bytes = sum(t.pieces.values.nbytes for t in tables)
+        if staging.fits(table_bytes + sum(d.data.nbytes for d in datasets if isinstance(d.data, np.ndarray))):
+            staging.admit_many([t.pieces.values for t in tables])  # counted, as the pieces would be
+        else:
+            datasets += [d for t in tables for d in t.children.values()]  # built: staged one by one
     for dataset, staged in zip(datasets, staging.admit_many([d.data for d in datasets])):
         dataset.data = staged
 
 
 def release_datasets(staging, node: Node, kept=()) -> None:
-    """Take the arrays of ``node`` out of ``staging``'s count (a spilled one leaves the spill file)."""
-    for dataset in _datasets_outside(node, kept):
-        staging.release(dataset.data)
+    """Take the arrays of ``node`` out of ``staging``'s count (a spilled one leaves the spill file; a group
+    of pieces not built yet leaves as the one array it was counted as)."""
+    tables: list[PiecesGroup] = []
+    for dataset in _datasets_outside(node, kept, tables):
+        if dataset.tag is None:  # as admitted (a tagged value's bytes were never counted)
+            staging.release(dataset.data)
+    for table in tables:
+        staging.release(table.pieces.values)
 
 
 def slot_of(group: Group, key) -> tuple[str, str] | None:
@@ -99,6 +119,8 @@ def _attrs_nbytes(attrs: Mapping[str, Any]) -> int:
 
 def node_nbytes(node: Node) -> int:
     total = _attrs_nbytes(node.attrs)
+    if type(node) is PiecesGroup and node.pieces is not None:  # not built: its names and its one array
+        return total + sum(map(len, map(str, range(len(node.pieces))))) + node.pieces.values.nbytes
     if isinstance(node, Dataset):
         data = node.data
         if isinstance(data, np.ndarray) and data.dtype.kind == "O":

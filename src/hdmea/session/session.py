@@ -242,16 +242,28 @@ class PipelineSession(PathAccess, LabSessionViews):
         as the original pipeline stores it: ``features/<name>/data`` holds the
         value and ``features/<name>/metadata`` the metadata.
         """
-        store.check_name(unit_id, what="unit id")
-        if isinstance(feature_data, Mapping):
-            node = store.feature_node(feature_name, feature_data, metadata)
-        else:
-            store.check_member_name(feature_name, what="feature name")
-            node = store.value_node({"data": feature_data, "metadata": dict(metadata or {})})
-        if self._tree.node(["units", unit_id]) is None:
-            raise store.UnknownUnitError(
-                f"session {self.dataset_id!r} [/units/{unit_id}]: no such unit; add the units first")
-        self._tree.set_children(["units", unit_id, "features"], {feature_name: node})
+        self.add_features(feature_name, [(unit_id, feature_data, metadata)])
+
+    def add_features(self, feature_name: str, results) -> None:
+        """Stage one feature of many units at once: ``results`` holds ``(unit_id, feature_data, metadata)``
+        of each, stored as :meth:`add_feature` stores it, in one change of the tree (every unit is checked
+        before any is staged)."""
+        units = self._tree.node(["units"])
+        items = []
+        for unit_id, feature_data, metadata in results:
+            store.check_name(unit_id, what="unit id")
+            if isinstance(feature_data, Mapping):
+                node = store.feature_node(feature_name, feature_data, metadata)
+            else:
+                store.check_member_name(feature_name, what="feature name")
+                node = store.value_node({"data": feature_data, "metadata": dict(metadata or {})})
+            if not isinstance(units, Group) or units.children.get(unit_id) is None:
+                raise store.UnknownUnitError(
+                    f"session {self.dataset_id!r} [/units/{unit_id}]: no such unit; add the units first")
+            items.append((["units", unit_id, "features", feature_name], node))
+        if not items:
+            return
+        self._tree.set_nodes(items)
         self._tree.update_root_attrs({"features_extracted": store.features_after(
             self._tree.root_attrs().get("features_extracted"), feature_name)})
 

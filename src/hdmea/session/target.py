@@ -95,6 +95,10 @@ class _FileBackend:
         parts = split_path(path, allow_root=False)
         self._set_children(parts[:-1], {parts[-1]: store.value_node(value)})
 
+    def put_many(self, items, *, values: bool = False) -> None:
+        for path, value in items:
+            self.put_values(path, value) if values else self.put(path, value)
+
     def _set_children(self, parent_parts, nodes: Mapping[str, store.Node]) -> None:
         group = store.require_h5_group(self.f, "/".join(parent_parts))
         for name, node in nodes.items():
@@ -124,6 +128,10 @@ class _FileBackend:
 
     def add_feature(self, unit_id, feature_name, feature_data, metadata=None) -> None:
         store.write_feature_to_unit(self.f, unit_id, feature_name, feature_data, metadata)
+
+    def add_features(self, feature_name, results) -> None:
+        for unit_id, feature_data, metadata in results:
+            self.add_feature(unit_id, feature_name, feature_data, metadata)
 
     def unit_ids(self) -> list[str]:
         return store.list_units(self.f)
@@ -173,6 +181,10 @@ class _SessionBackend:
 
     def put_values(self, path: str, value) -> None:
         self.session.tree.set_node(split_path(path, allow_root=False), store.value_node(value))
+
+    def put_many(self, items, *, values: bool = False) -> None:
+        build = store.value_node if values else store.put_node
+        self.session.tree.set_nodes([(split_path(path, allow_root=False), build(value)) for path, value in items])
 
 
 class StepTarget:
@@ -232,6 +244,11 @@ class StepTarget:
         other value a dataset (scalars too, 0-d in a session's file); see :meth:`put`."""
         self._backend.put_values(path, value)
 
+    def put_many(self, items, *, values: bool = False) -> None:
+        """:meth:`put` (``values``: :meth:`put_values`) of each ``(path, value)`` of ``items``, in order, in one
+        call: a session takes them all with one change and one check (a step's value for every unit)."""
+        self._backend.put_many(items, values=values)
+
     def attrs(self, path: str = "") -> dict[str, Any]:
         return self._backend.attrs(path)
 
@@ -252,6 +269,11 @@ class StepTarget:
     def add_feature(self, unit_id: str, feature_name: str, feature_data: Mapping[str, Any],
                     metadata: Mapping[str, Any] | None = None) -> None:
         self._backend.add_feature(unit_id, feature_name, feature_data, metadata)
+
+    def add_features(self, feature_name: str, results) -> None:
+        """:meth:`add_feature` of each ``(unit_id, feature_data, metadata)`` of ``results``: a session stages
+        them in one change; a file writes them one by one."""
+        self._backend.add_features(feature_name, results)
 
     def unit_ids(self) -> list[str]:
         return self._backend.unit_ids()

@@ -20,7 +20,7 @@ told) brings in what the caller changed and finds arrays changed in place since 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -196,18 +196,32 @@ class SessionTree:
         self.changed()
         group = self.group(parent_parts)
         for name, node in nodes.items():
-            old = group.children.get(name)
-            if old is not None:
-                self._release(old)
-            admit_datasets(self._staging, node)
-            group.children[name] = node
+            self._place(group, name, node)
         self._after_write()
 
     def set_node(self, parts: list[str], node: Node) -> None:
         """Stage ``node`` at ``parts`` (below the root)."""
-        if not parts:
+        self.set_nodes([(parts, node)])
+
+    def set_nodes(self, items: Iterable[tuple[list[str], Node]]) -> None:
+        """Stage each ``(parts, node)`` at its path (below the root), in order, as :meth:`set_node` of each
+        would (what stood there released, the node's arrays staged, a node placed below an earlier one
+        of ``items`` going into it), with one change mark and one check after all of them: a step's many
+        values (every unit's trials) in one call."""
+        items = list(items)
+        if not all(parts for parts, _ in items):
             raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
-        self.set_children(parts[:-1], {parts[-1]: node})
+        self.changed()
+        for parts, node in items:
+            self._place(self.group(parts[:-1]), parts[-1], node)
+        self._after_write()
+
+    def _place(self, group: Group, name: str, node: Node) -> None:
+        old = group.children.get(name)
+        if old is not None:
+            self._release(old)
+        admit_datasets(self._staging, node)
+        group.children[name] = node
 
     def _release(self, node: Node) -> None:
         release_datasets(self._staging, node)

@@ -224,6 +224,9 @@ def extract_features(
                             params=json.dumps(canonical(params), sort_keys=True, default=str))
             run = extractor.runner(params)
             lacking: dict[str, None] = {}  # the inputs units lacked, in the order met
+            # a session takes every unit's result in one call at the end (nothing staged if the run stops);
+            # a file is written unit by unit, so that no more than one unit's result is held
+            results: list | None = [] if target.is_deferred else None
             for unit_id in unit_ids:
                 path = f"units/{unit_id}/features/{name}"
                 if not force and target.has(path):
@@ -254,8 +257,13 @@ def extract_features(
                         continue
                 else:
                     data = run(inputs)
-                target.add_feature(unit_id, name, data, {**meta, "extracted_at": now_iso()})
+                if results is None:
+                    target.add_feature(unit_id, name, data, {**meta, "extracted_at": now_iso()})
+                else:
+                    results.append((unit_id, data, {**meta, "extracted_at": now_iso()}))
                 extracted[name] = extracted.get(name, 0) + 1
+            if results:
+                target.add_features(name, results)
             if name in missing:
                 note(f"feature {name}: {missing[name]} unit(s) lack its inputs "
                      f"({', '.join(lacking) or ', '.join(extractor.requires)}); they were skipped")

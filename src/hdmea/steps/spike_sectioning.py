@@ -305,6 +305,21 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
         movie_rows.append((f"spike_times_sectioned/{movie}", k, bounds.shape[0], original, bounds.astype(np.uint64),
                            np.asarray(unpadded[movie], dtype=np.int64).reshape(-1, 2), scalars))
         k += bounds.shape[0]
+    # every unit's movies stored in one call (a session takes them at once; a file writes them as they come)
+    target.put_many(_unit_movies(unit_ids, movie_rows, cut, spikes64, n_total))
+    if target.is_deferred:
+        target.put_many([(f"units/{unit}/{row[0]}/_attrs", row[3]) for unit in unit_ids for row in movie_rows],
+                        values=True)
+    logger.info("sectioned %s into %s of %s", counted(len(unit_ids), "unit"), counted(n_total, "trial"),
+                counted(len(movies), "movie"))
+    return SectionResult(hdf5_path=None, units_processed=len(unit_ids), movies_processed=movies,
+                         trials_per_movie={m: int(b.shape[0]) for m, (b, _, _) in per_movie.items()},
+                         pad_margin=pad_margin, pre_samples=int(round(pad_margin[0] * fs)),
+                         post_samples=int(round(pad_margin[1] * fs)))
+
+
+def _unit_movies(unit_ids, movie_rows, cut, spikes64, n_total):
+    """``(path, value)`` of every unit's sectioned movies, in order, made as they are asked for."""
     cut_offsets = cut.offsets
     for r, unit in enumerate(unit_ids):
         base = r * n_total
@@ -312,8 +327,7 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
             off = cut_offsets[base + first:base + first + n + 1]
             a, b = int(off[0]), int(off[-1])
             relative = off - a
-            path = f"units/{unit}/{tail}"
-            target.put(path, {
+            yield f"units/{unit}/{tail}", {
                 # the original's layout, which the lab's analysis reads
                 **original_sections(spikes64[a:b], relative, unpadded_bounds, copy=False),
                 # the ragged form beside it (our readers' one read per movie)
@@ -321,12 +335,4 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                 "trial_offsets": relative,
                 "trial_bounds": bounds.copy(),
                 **scalars,
-            })
-            if target.is_deferred:
-                target.put_values(f"{path}/_attrs", original)
-    logger.info("sectioned %s into %s of %s", counted(len(unit_ids), "unit"), counted(n_total, "trial"),
-                counted(len(movies), "movie"))
-    return SectionResult(hdf5_path=None, units_processed=len(unit_ids), movies_processed=movies,
-                         trials_per_movie={m: int(b.shape[0]) for m, (b, _, _) in per_movie.items()},
-                         pad_margin=pad_margin, pre_samples=int(round(pad_margin[0] * fs)),
-                         post_samples=int(round(pad_margin[1] * fs)))
+            }
