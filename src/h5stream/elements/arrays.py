@@ -20,9 +20,9 @@ from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
     register_reader,
+    attr_of,
     register_writer,
     stamp,
-    text_attr,
 )
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.errors import FormatError
@@ -57,18 +57,18 @@ def _write_numpy_datetime(parent: h5py.Group, key: str, value: np.ndarray, optio
     return ds
 
 
-def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
+def read_array_dataset(ds: h5py.Dataset, values=None) -> np.ndarray:
     """Read a dataset into an array of its dtype in the memory order it was written in.
 
     C-ordered gzip datasets (deflate, optionally after shuffle) are inflated
     in parallel by :mod:`h5stream.elements.parallel_read`; everything else is
     one h5py read into an array of the dataset's shape.  The values are then
-    checked against the attached manifest's digest.
+    checked against the attached manifest's digest.  ``values``: the dataset's attributes, already read.
     """
     if ds.shape is None:
         return np.empty(0, ds.dtype)
     with checksums.checked_read(ds, ds.name, dataset=ds):
-        return checksums.check_dataset(ds, _read_array_dataset(ds, text_attr(ds, ORDER_ATTR)))
+        return checksums.check_dataset(ds, _read_array_dataset(ds, attr_of(ds, values, ORDER_ATTR)))
 
 
 def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:
@@ -110,12 +110,12 @@ def _refuse_unrepresentable_column(ds: h5py.Dataset) -> None:
     )
 
 
-@register_reader(ARRAY)
-def _read_array(ds: h5py.Dataset, *, series: bool = False):
+@register_reader(ARRAY, attrs=True)
+def _read_array(ds: h5py.Dataset, *, series: bool = False, values=None):
     if series:
         _refuse_unrepresentable_column(ds)
-    value = read_array_dataset(ds)
-    if CONTAINER_ATTR in ds.attrs and not series:
+    value = read_array_dataset(ds, values)
+    if CONTAINER_ATTR in (ds.attrs if values is None else values) and not series:
         from h5stream.elements.mapping import restore_container
 
         return restore_container(ds, value)
