@@ -64,3 +64,31 @@ def test_a_flipped_byte_of_a_large_layer_is_a_checksum_error_naming_it(tmp_path,
         np.testing.assert_array_equal(intact, X)
     else:
         assert (intact != X).nnz == 0
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_layer_digested_while_it_is_read_is_checked_slab_by_slab(tmp_path, monkeypatch, flip):
+    """A large layer is read in slabs, its CRC computed on a second thread as they arrive: the values are the
+    container's, the digest is the whole layer's (a flip in the last slab is caught), and the path was taken."""
+    from h5stream.elements import arrays
+
+    monkeypatch.setattr(arrays, "DIGEST_WHILE_READING_BYTES", 1 << 20)
+    monkeypatch.setattr(arrays, "SLAB_BYTES", 100_000)  # 12 rows of 1,000 float64 per slab: 92 slabs, the last short
+    digested = []
+    real = arrays._read_digesting
+    monkeypatch.setattr(arrays, "_read_digesting", lambda ds: digested.append(ds.name) or real(ds))
+    rng = np.random.default_rng(5)
+    X = rng.lognormal(size=(1100, 1000))
+    path = tmp_path / "c.h5"
+    save_hdf5(_container(X), path)
+    name = "/assays/proteins/layers/l0/X"
+    if flip:
+        with h5py.File(path, "r") as f:
+            at = f[name].id.get_offset() + 8 * (1099 * 1000 + 999) + 2  # the last cell: the short last slab
+        _flip(path, at)
+        with pytest.raises(IOChecksumError) as info:
+            load_hdf5(path)
+        assert name in str(info.value)
+    else:
+        np.testing.assert_array_equal(load_hdf5(path).assays["proteins"].layers["l0"].X, X)
+    assert name in digested

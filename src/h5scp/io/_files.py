@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -167,12 +168,40 @@ def guarded(path: str | os.PathLike, obj: str) -> Iterator[None]:
         ) from exc
 
 
+#: id of an open read-only h5py ``File`` object (by identity: another open of the same path is another entry) ->
+#: [its root's attribute values as h5py reads them, the manifest they were checked against (None: not yet)]
+_ROOT_VALUES: dict[int, list] = {}
+
+
+def _root_values(f: h5py.Group) -> dict | None:
+    """Every attribute of a read-only file's root, read once (one batched pass) and checked once against the
+    manifest attached since; None for another group, a writable file or where the batched read is unavailable."""
+    if not isinstance(f, h5py.File) or f.mode != "r":
+        return None
+    entry = _ROOT_VALUES.get(id(f))
+    if entry is None:
+        values = checksums.read_attr_values(f, "/")
+        if values is None:
+            return None
+        entry = _ROOT_VALUES[id(f)] = [values, None]
+        weakref.finalize(f, _ROOT_VALUES.pop, id(f), None)
+    manifest = checksums.manifest_for(f)
+    if manifest is not None and entry[1] is not manifest:
+        # values read before the manifest was attached (format detection runs first) are checked now, once
+        checksums.check_attrs(f, entry[0], manifest, complete=True, where="/")
+        entry[1] = manifest
+    return entry[0]
+
+
 def root_attr(f: h5py.Group, name: str, default=None):
     """An attribute as a Python value; bytes become str.
 
-    Checked against its digest when the file is read with verification.
+    Checked against its digest when the file is read with verification.  A read-only file's root attributes
+    are read from the file once, all together (format detection, its checks and the reader ask for the same
+    ones).
     """
-    value = checksums.attr_value(f, name, default)
+    values = _root_values(f)
+    value = checksums.attr_value(f, name, default) if values is None else values.get(name, default)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:

@@ -90,6 +90,7 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     encode_manifest,
     mismatch_error,
     read_manifest,
+    read_attr,
     refuse_sequence_attr,
     refuse_unrecorded_attrs,
 )
@@ -159,6 +160,7 @@ __all__ = [
     "check_attrs",
     "check_attribute_set",
     "check_names",
+    "read_attr",
     "refuse_sequence_attr",
     "refuse_unrecorded_attrs",
     "read_attr_values",
@@ -303,16 +305,12 @@ def read_attr_values(obj, where: str | None = None) -> dict[str, Any] | None:
 
     Scalar numbers and variable-length text come from :func:`h5stream.batch_attrs.read_plain`
     (a few microseconds each, against tens through h5py's objects); the others (arrays, fixed-size
-    text, enums) are read through h5py after :func:`refuse_sequence_attr`.  ``where``: ``obj.name``
+    text, enums) by :func:`read_attr`, each opened once.  ``where``: ``obj.name``
     when the caller has it; the root group's (``"/"``) manifest attribute is left out.  None when the
     direct calls are unavailable or a name is not UTF-8 text: the caller then reads through h5py,
     which reports it.
     """
-    def read_left(name: str):
-        refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
-        return obj.attrs[name]
-
-    values = batch_attrs.read_values(obj, read_left)
+    values = batch_attrs.read_values(obj, lambda name: read_attr(obj, name))
     if values is not None and where == "/":
         values.pop(MANIFEST_ATTR, None)
     return values

@@ -80,6 +80,7 @@ __all__ = [
     "check_value",
     "check_attribute_set",
     "refuse_sequence_attr",
+    "read_attr",
     "attr_name_text",
     "refuse_unrecorded_attrs",
 ]
@@ -292,6 +293,30 @@ def refuse_sequence_attr(obj, name: str) -> None:
                           hint="the file is damaged or was written by another tool")
 
 
+def read_attr(obj, name: str):
+    """The attribute ``name`` of ``obj`` as ``obj.attrs[name]`` gives it, the attribute opened once: its type is
+    looked at first, and one holding variable-length sequences is refused as :func:`refuse_sequence_attr` does
+    (reading it could crash libhdf5).  KeyError when it is missing, as h5py raises."""
+    raw = name if isinstance(name, bytes) else name.encode("utf-8")
+    attr = h5py.h5a.open(obj.id, raw)
+    if attr.get_type().get_class() == h5py.h5t.VLEN:  # variable-length strings are class STRING
+        refuse_sequence_attr(obj, name)
+    shape = attr.shape
+    if shape is None:  # an empty dataspace
+        return h5py.Empty(attr.dtype)
+    dtype = attr.dtype
+    memtype = h5py.h5t.py_create(dtype)
+    if dtype.subdtype is not None:  # an array type: numpy has none at the top level, so its shape goes outside
+        dtype, inner = dtype.subdtype
+        shape = shape + inner
+    out = np.zeros(shape, dtype=dtype, order="C")
+    attr.read(out, mtype=memtype)
+    string = h5py.check_string_dtype(dtype)
+    if string and string.length is None:  # variable-length text: bytes to str, as h5py decodes them
+        out = np.array([b.decode("utf-8", "surrogateescape") for b in out.flat], dtype=dtype).reshape(out.shape)
+    return out[()] if out.ndim == 0 else out
+
+
 def attr_name_text(path, where: str, name: str | bytes) -> str:
     """The attribute name ``name`` as text; a FormatError naming the object when it is not UTF-8.
 
@@ -331,9 +356,8 @@ def _check_legacy_attrs(manifest: Manifest, obj, where: str, expected: Mapping[s
         if values is not None and name in values:
             value = values[name]
         else:
-            refuse_sequence_attr(obj, name)
             try:
-                value = obj.attrs[name]
+                value = read_attr(obj, name)
             except KeyError:
                 raise _missing_attr(manifest, where, name) from None
             except OSError as exc:
@@ -355,9 +379,8 @@ def _all_attr_values(obj, values: Mapping[str, Any] | None, complete: bool = Fal
             path = obj.file.filename
         name = attr_name_text(path, where, name)
         if name not in out and not (root and name == MANIFEST_ATTR):
-            refuse_sequence_attr(obj, name)
             try:
-                out[name] = attrs[name]
+                out[name] = read_attr(obj, name)
             except OSError as exc:
                 raise _unreadable_attr(obj, name, exc) from exc
     return out

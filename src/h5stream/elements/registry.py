@@ -65,6 +65,7 @@ __all__ = [
     "stamp",
     "set_text_attr",
     "text_attr",
+    "attr_of",
     "TYPED_TYPE_ATTR",
     "TYPED_VERSION_ATTR",
     "CONTAINER_ATTR",
@@ -312,14 +313,23 @@ def text_attr(obj, name: str, default: Any = None) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def attr_of(obj, values: Mapping[str, Any] | None, name: str, default: Any = None) -> Any:
+    """:func:`text_attr` of ``obj``, taken from ``values`` (its attributes as :func:`read_with` read them once)
+    when given."""
+    if values is None:
+        return text_attr(obj, name, default)
+    value = values.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _attr_str(obj, name: str, values: Mapping[str, Any] | None = None) -> str | None:
     if values is not None:
         value = values.get(name)
     else:
-        if name not in obj.attrs:
+        try:
+            value = checksums.read_attr(obj, name)  # a damaged type is refused: it could crash libhdf5 on read
+        except KeyError:
             return None
-        checksums.refuse_sequence_attr(obj, name)  # a damaged type could crash libhdf5 on read
-        value = obj.attrs[name]
     if value is None:
         return None
     if isinstance(value, bytes):

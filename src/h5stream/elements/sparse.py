@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from h5stream.elements.arrays import read_array_dataset
-from h5stream.elements.registry import ElementSpec, register_reader, register_writer, stamp, text_attr
+from h5stream.elements.registry import ElementSpec, attr_of, register_reader, register_writer, stamp
 from h5stream.errors import FormatError
 from h5stream.writer import WriteOptions, layout_kwargs, write_array
 
@@ -54,9 +54,10 @@ for _cls in (sp.csc_matrix, sp.csc_array):
     register_writer(_cls, CSC)(_write_compressed)
 
 
-def _read_compressed(group: h5py.Group, fmt: str):
-    shape = tuple(int(s) for s in group.attrs["shape"])
-    kind = text_attr(group, CLASS_ATTR, "matrix")
+def _read_compressed(group: h5py.Group, fmt: str, values=None):
+    """The matrix of ``group``; ``values``: its attributes, already read (:func:`read_with`)."""
+    shape = tuple(int(s) for s in (group.attrs["shape"] if values is None or "shape" not in values else values["shape"]))
+    kind = attr_of(group, values, CLASS_ATTR, "matrix")
     data = read_array_dataset(group["data"])
     indices = read_array_dataset(group["indices"])
     indptr = read_array_dataset(group["indptr"])
@@ -94,14 +95,14 @@ def _check_compressed(group, data, indices, indptr, shape, fmt) -> None:
         )
 
 
-@register_reader(CSR)
-def _read_csr(group: h5py.Group, *, series: bool = False):
-    return _read_compressed(group, "csr")
+@register_reader(CSR, attrs=True)
+def _read_csr(group: h5py.Group, *, series: bool = False, values=None):
+    return _read_compressed(group, "csr", values)
 
 
-@register_reader(CSC)
-def _read_csc(group: h5py.Group, *, series: bool = False):
-    return _read_compressed(group, "csc")
+@register_reader(CSC, attrs=True)
+def _read_csc(group: h5py.Group, *, series: bool = False, values=None):
+    return _read_compressed(group, "csc", values)
 
 
 def write_dense_as_csr(

@@ -28,11 +28,11 @@ from h5stream import checksums
 from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
+    attr_of,
     read_with,
     register_reader,
     register_writer,
     stamp,
-    text_attr,
 )
 from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, layout_kwargs
@@ -353,7 +353,7 @@ def _as_numpy(values: np.ndarray, mask: np.ndarray | None, dtype_str: str | None
     return out.astype(np.dtype(dtype_str))
 
 
-def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool):
+def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool, attrs=None):
     if series:
         import polars as pl
 
@@ -361,20 +361,21 @@ def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool):
         if mask is not None and mask.any():
             out = out.scatter(np.flatnonzero(mask.ravel()), None)
         return out
-    container = text_attr(obj, CONTAINER_ATTR)
+    container = attr_of(obj, attrs, CONTAINER_ATTR)
     if container in ("list", "tuple"):
         items = values.astype(object)
         if mask is not None:
             items[mask] = None
         items = items.tolist()
         return items if container == "list" else tuple(items)
-    return _as_numpy(values, mask, text_attr(obj, NUMPY_DTYPE_ATTR))
+    return _as_numpy(values, mask, attr_of(obj, attrs, NUMPY_DTYPE_ATTR))
 
 
-@register_reader(STRING_ARRAY)
-def _read_string_array(ds: h5py.Dataset, *, series: bool = False):
+@register_reader(STRING_ARRAY, attrs=True)
+def _read_string_array(ds: h5py.Dataset, *, series: bool = False, values=None):
+    attrs = values
     values = read_string_series(ds) if series and ds.ndim == 1 else read_string_values(ds)
-    return _finish(ds, values, None, series)
+    return _finish(ds, values, None, series, attrs)
 
 
 @register_reader(NULLABLE_STRING_ARRAY)
