@@ -147,6 +147,31 @@ def dataspace(shape: tuple[int, ...]) -> h5py.h5s.SpaceID:
 #: Bytes of an array copied at a time when it is written from private copies (:func:`write_snapshots`).
 SNAPSHOT_BLOCK = 8 << 20
 
+#: Blocks of at least this many bytes are copied into the thread's reused block buffer (:func:`_snapshot`);
+#: smaller ones into a fresh array (cheaper than a buffer view for the many tiny values of a recording).
+_REUSED_FROM = 256 << 10
+
+_snapshot_buffers = threading.local()
+
+
+def _snapshot(part: np.ndarray) -> np.ndarray:
+    """A private C-ordered copy of ``part``.
+
+    A block of :data:`_REUSED_FROM` to :data:`SNAPSHOT_BLOCK` bytes is copied into this thread's one
+    buffer, allocated once and reused: a fresh array of megabytes would be new memory each time, its
+    pages faulted in and zeroed by the system before the copy (more than twice the processor time of
+    copying, digesting and writing the block together; the whole cost of a spill of gigabytes on a
+    busy machine).  The copy is valid until this thread's next call."""
+    nbytes = part.nbytes
+    if not _REUSED_FROM <= nbytes <= SNAPSHOT_BLOCK:
+        return np.array(part, order="C", copy=True)
+    buffer = getattr(_snapshot_buffers, "value", None)
+    if buffer is None:
+        buffer = _snapshot_buffers.value = np.empty(SNAPSHOT_BLOCK, dtype=np.uint8)
+    block = buffer[:nbytes].view(part.dtype).reshape(part.shape)
+    np.copyto(block, part, casting="no")
+    return block
+
 
 def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> str | None:
     """Write a fixed-size array from private copies of it, block by block; returns the digest
@@ -155,10 +180,11 @@ def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> s
     Another thread may change ``array`` while it is written (the caller's own thread pool, a
     progress callback): a digest taken from ``array`` itself, before or after, could then differ from
     the bytes HDF5 took, and the file would fail its own check.  Each block is copied once (at most
-    :data:`SNAPSHOT_BLOCK` bytes, whole rows along the first axis), digested and written from the copy,
-    so the digest and the file always agree.  ``write_block(rows, block)`` writes ``block`` as rows
-    ``rows = (start, stop)`` of the dataset, or as all of it when ``rows`` is None.  Without
-    ``digest`` nothing needs to agree with the bytes: the array is written as it is, in one call.
+    :data:`SNAPSHOT_BLOCK` bytes, whole rows along the first axis; :func:`_snapshot`), digested and
+    written from the copy, so the digest and the file always agree.  ``write_block(rows, block)``
+    writes ``block`` as rows ``rows = (start, stop)`` of the dataset, or as all of it when ``rows`` is
+    None, before it returns (the block's memory is reused afterwards).  Without ``digest`` nothing
+    needs to agree with the bytes: the array is written as it is, in one call.
     """
     if not digest:
         if array.size:
@@ -168,13 +194,13 @@ def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> s
     if array.size == 0:
         return digest_end(crc)
     if array.ndim == 0 or array.nbytes <= SNAPSHOT_BLOCK:
-        block = np.array(array, order="C", copy=True)
+        block = _snapshot(array)
         write_block(None, block)
         return digest_end(digest_update(crc, block))
     rows = max(1, SNAPSHOT_BLOCK // max(1, array[0].nbytes))
     for start in range(0, array.shape[0], rows):
         stop = min(start + rows, array.shape[0])
-        block = np.array(array[start:stop], order="C", copy=True)
+        block = _snapshot(array[start:stop])
         crc = digest_update(crc, block)
         write_block((start, stop), block)
     return digest_end(crc)
