@@ -218,13 +218,14 @@ def _started_without_ctrl_c():
     """Processes started inside (the fork server, and the workers it forks) hold SIGINT blocked, as this thread
     does meanwhile (a child inherits its parent's signal mask, across exec too): a Ctrl-C to the process group
     while the server imports its modules would print its traceback and end it.  The driver takes the Ctrl-C
-    and passes the stop on.  In this process the signal goes meanwhile to another thread, whose handler
-    notes it for this one (Python runs its handlers in the main thread), or waits until the mask is back.
+    and passes the stop on.  The batch starts its pool on a thread of its own
+    (:func:`hdmea.pipeline.batch.pool.started_aside`), so the main thread takes the signal meanwhile; on the
+    main thread itself, the signal goes to another thread, whose handler notes it for this one (Python runs its
+    handlers in the main thread), or waits until the mask is back.
     """
     import signal
-    import threading
 
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
     from multiprocessing import resource_tracker
