@@ -4,6 +4,7 @@ the reader the same stop ended as a crashed file (:func:`h5stream.files.verify_f
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -86,3 +87,48 @@ def test_the_input_check_takes_a_noted_stop_and_starts_no_reader(tmp_path, monke
         with pytest.raises(KeyboardInterrupt):
             verify_files([path])
     assert len(started) == 1
+
+
+# A worker forked after its driver ended: a process B started by A (its "driver") that imports the fork server's
+# module, answers whether A has ended while A waits for that answer, then again after A has gone, and finally
+# fails as a worker whose driver's semaphore is gone does, through the hook a forked worker gets.
+WORKER = """
+import os, sys
+from hdmea.pipeline.batch import server_signals
+print(server_signals.driver_ended(0.0), flush=True)
+sys.stdout.close()
+print("after the driver:", server_signals.driver_ended(60.0), file=sys.stderr, flush=True)
+try:
+    raise FileNotFoundError("the driver's semaphore is gone")
+except FileNotFoundError:
+    server_signals._quiet_without_driver(*sys.exc_info())
+"""
+DRIVER = """
+import subprocess, sys
+worker = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE)
+print(worker.stdout.readline().decode().strip(), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the fork server is POSIX's")
+def test_a_worker_whose_driver_has_ended_fails_without_a_word(child_env):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DRIVER, WORKER], capture_output=True, text=True, env=child_env,
+                          timeout=300)
+    assert done.stdout.strip() == "False"  # asked while the driver waited for the answer
+    assert done.stderr.strip() == "after the driver: True", done.stderr  # and no traceback
+
+
+def test_a_workers_failure_is_printed_while_its_driver_runs(capsys, monkeypatch):
+    from hdmea.pipeline.batch import server_signals
+
+    monkeypatch.setattr(server_signals, "DRIVER_END_SECONDS", 0.0)
+    try:
+        raise FileNotFoundError("a semaphore that is not there")
+    except FileNotFoundError:
+        import sys
+
+        server_signals._quiet_without_driver(*sys.exc_info())
+    assert "FileNotFoundError: a semaphore that is not there" in capsys.readouterr().err

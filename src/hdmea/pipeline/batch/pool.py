@@ -245,6 +245,11 @@ class Pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+#: seconds between two looks of :func:`started_aside`'s wait at a signal (one that arrives just as a wait on a
+#: lock begins runs its handler only when the wait ends)
+START_LOOK_SECONDS = 0.1
+
+
 def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
     """What ``start()`` returns, started on a thread of its own while this thread waits for it.
 
@@ -272,9 +277,11 @@ def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
         if abandoned:
             end(made)
 
-    threading.Thread(target=run, name="hdmea-batch-start", daemon=True).start()
     try:
-        done.wait()
+        # inside: a stop that lands while the thread starts (its start waits for it) ends what it makes too
+        threading.Thread(target=run, name="hdmea-batch-start", daemon=True).start()
+        while not done.wait(START_LOOK_SECONDS):
+            pass  # a signal that arrives just as a wait begins is taken at the next look, not at the wait's end
     except BaseException:
         with lock:
             state["abandoned"] = True
