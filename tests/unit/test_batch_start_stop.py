@@ -132,3 +132,14 @@ def test_a_workers_failure_is_printed_while_its_driver_runs(capsys, monkeypatch)
 
         server_signals._quiet_without_driver(*sys.exc_info())
     assert "FileNotFoundError: a semaphore that is not there" in capsys.readouterr().err
+
+
+def test_the_driver_names_itself_to_its_fork_server_in_the_variable_the_server_reads(child_env):
+    import subprocess
+    import sys
+
+    from hdmea.pipeline.batch import executors
+
+    read = subprocess.run([sys.executable, "-c", "from hdmea.pipeline.batch import server_signals as s; "
+                           "print(s.DRIVER_VARIABLE)"], capture_output=True, text=True, env=child_env, timeout=300)
+    assert read.stdout.strip() == executors._DRIVER_VARIABLE, read.stderr

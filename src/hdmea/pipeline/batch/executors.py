@@ -191,6 +191,9 @@ def _forkserver_preload(setup: WorkerSetup | None, *, dask: bool = False) -> lis
 _QUIET_START = "h5stream.quiet_start"
 #: then, for a process pool's server: it outlives a SIGTERM to the batch's process group
 _SERVER_SIGNALS = "hdmea.pipeline.batch.server_signals"
+#: its ``DRIVER_VARIABLE`` (a test holds the two together: importing that module here would change this process's
+#: own SIGTERM handling)
+_DRIVER_VARIABLE = "HDMEA_BATCH_DRIVER_PID"
 
 
 def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool:
@@ -208,6 +211,8 @@ def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    if _SERVER_SIGNALS in preload:  # the server's workers know their driver by it (server_signals.driver_ended)
+        os.environ[_DRIVER_VARIABLE] = str(os.getpid())
     with _started_without_ctrl_c():
         forkserver.ensure_running()
     return True

@@ -25,9 +25,15 @@ import threading
 
 #: seconds a worker whose start failed waits for its driver's end before it prints why it failed
 DRIVER_END_SECONDS = 2.0
-_DRIVER = os.getppid()  # the server is started by the driver itself
+#: the variable in which the driver names itself to the server it starts (by the time the server imports this
+#: module on a busy machine, a stopped driver may have ended and the server's parent be another process)
+DRIVER_VARIABLE = "HDMEA_BATCH_DRIVER_PID"
+_DRIVER = int(os.environ.get(DRIVER_VARIABLE) or os.getppid())
+_GONE = False  # the driver had ended already when this module was imported
 try:
     _DRIVER_FD = os.pidfd_open(_DRIVER)  # readable once the driver has ended (Linux)
+except ProcessLookupError:
+    _DRIVER_FD, _GONE = None, True
 except (AttributeError, OSError):
     _DRIVER_FD = None
 
@@ -37,6 +43,8 @@ def driver_ended(timeout: float = DRIVER_END_SECONDS) -> bool:
     import select
     import time
 
+    if _GONE:
+        return True
     if _DRIVER_FD is not None:
         return bool(select.select([_DRIVER_FD], [], [], timeout)[0])
     deadline = time.monotonic() + timeout
