@@ -10,6 +10,7 @@ from collections.abc import Callable
 import h5py
 import numpy as np
 
+from h5stream import stops
 from h5stream.cores import quiet_waits
 from h5stream.errors import FormatError, H5StreamError
 from h5stream.files import validated
@@ -300,6 +301,9 @@ def verify_files(
     unknown origin; ``check`` must be a module-level function (it is imported
     by the child process).  ``max_read_bytes`` bounds the raw data read per
     dataset (its first and last rows; for inputs of many gigabytes); None reads all.
+
+    A stop noted in this process (:mod:`h5stream.stops`; its process group's Ctrl-C ends the reading process
+    too) raises here, never reported as a file that crashed or hung the reader.
     """
     import select
     import subprocess
@@ -313,6 +317,7 @@ def verify_files(
     # spin on the cores the caller's work uses (h5stream.cores.QUIET_WAITS; a value the caller set stays).
     env = {**os.environ, **quiet_waits(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     while pending:
+        stops.raise_if_noted()  # a stop ended the last reading process (its process group's signal): no other
         child = subprocess.Popen(
             [sys.executable, "-c", _VERIFY_CHILD],
             stdin=subprocess.PIPE,
@@ -332,6 +337,8 @@ def verify_files(
             while pending:
                 ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
                 chunk = os.read(fd, 65536) if ready else None
+                if not chunk:
+                    stops.raise_if_noted()  # not a crash or a hang of the file: the same stop ended the reader
                 if not chunk and not started:
                     raise H5StreamError(
                         "the reader process did not start",

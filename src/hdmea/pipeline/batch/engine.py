@@ -18,7 +18,7 @@ from typing import Any
 from hdmea.config import PipelineConfig
 from hdmea.errors import ConfigError
 from hdmea.pipeline.batch.executors import LOCAL_DASK, in_process_pool, make_pool
-from hdmea.pipeline.batch.pool import STOPPED_POOL_GRACE_SECONDS, Pool
+from hdmea.pipeline.batch.pool import STOPPED_POOL_GRACE_SECONDS, Pool, started_aside
 from hdmea.pipeline.batch.prechecks import _check_inputs, _finished_results
 from hdmea.pipeline.batch.failures import ERROR, HELD, INFRASTRUCTURE, classify_error, describe_error, error_type
 from hdmea.pipeline.batch.preemption import (
@@ -199,29 +199,38 @@ def run_batch(
         # Measured before the checks start: their separate reading process is the batch's own work.
         free = free_workers()
         workers, _ = choose_layout(free, len(todo))
-    with cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks") as checker:
+    checker = cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks")
+    try:
         checked = checker.submit(_check_inputs, items, outputs, todo, config,
                                  verify=verify_inputs and pipeline, open_files=pipeline)
-        try:
-            # A stop waits for the pool to be whole (a pool cut short while its workers start leaves them
-            # starting after this process has gone), then ends the batch below, the pool closed.
-            with shielded():
-                pool, setup, config = _start_pool(executor, workers, scheduler, config, warm=pipeline,
-                                                  worker_init=worker_init,
-                                                  in_process=choose_workers and workers == 1, cores=free)
-        except BaseException as exc:
-            checked.cancel()
-            if stop_requested() and not isinstance(exc, Preempted):
-                raise Preempted(stop_requested()) from None  # a worker's start cut short by the same stop
-            raise
+
+        def start() -> tuple[Pool, Any, PipelineConfig]:
+            return _start_pool(executor, workers, scheduler, config, warm=pipeline, worker_init=worker_init,
+                               in_process=choose_workers and workers == 1, cores=free)
+
+        if executor is None and scheduler is None:
+            # The batch's own process pool starts aside; a stop ends the batch at once and the pool's workers
+            # as soon as they exist (never left starting after this process has gone).
+            pool, setup, config = started_aside(start, lambda made: made[0].close(stopped=True, before_jobs=True))
+        else:
+            with shielded():  # a stop waits for the pool to be whole, then ends the batch below, the pool closed
+                pool, setup, config = start()
         try:
             raise_if_stopped()
             unverified, report = checked.result()
             if report.shared:
                 raise PreflightError(report.all_problems)
         except BaseException:
-            pool.close()
+            pool.close(stopped=bool(stop_requested()), before_jobs=True)
             raise
+    except BaseException as exc:
+        checked.cancel()
+        if stop_requested() and not isinstance(exc, Preempted):
+            raise Preempted(stop_requested()) from None  # a worker's start or the checks cut short by the stop
+        raise
+    finally:
+        # after a stop the checks are not waited for (their reading process ends with the same stop)
+        checker.shutdown(wait=not stop_requested(), cancel_futures=True)
     todo = [i for i in todo if i not in unverified]
     refused = {i: report.problems[items[i].name] for i in todo if items[i].name in report.problems}
     refused.update(unverified)

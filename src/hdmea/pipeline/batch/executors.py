@@ -191,6 +191,9 @@ def _forkserver_preload(setup: WorkerSetup | None, *, dask: bool = False) -> lis
 _QUIET_START = "h5stream.quiet_start"
 #: then, for a process pool's server: it outlives a SIGTERM to the batch's process group
 _SERVER_SIGNALS = "hdmea.pipeline.batch.server_signals"
+#: its ``DRIVER_VARIABLE`` (a test holds the two together: importing that module here would change this process's
+#: own SIGTERM handling)
+_DRIVER_VARIABLE = "HDMEA_BATCH_DRIVER_PID"
 
 
 def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool:
@@ -208,6 +211,8 @@ def _start_fork_server(setup: WorkerSetup | None, *, dask: bool = False) -> bool
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    if _SERVER_SIGNALS in preload:  # the server's workers know their driver by it (server_signals.driver_ended)
+        os.environ[_DRIVER_VARIABLE] = str(os.getpid())
     with _started_without_ctrl_c():
         forkserver.ensure_running()
     return True
@@ -218,13 +223,14 @@ def _started_without_ctrl_c():
     """Processes started inside (the fork server, and the workers it forks) hold SIGINT blocked, as this thread
     does meanwhile (a child inherits its parent's signal mask, across exec too): a Ctrl-C to the process group
     while the server imports its modules would print its traceback and end it.  The driver takes the Ctrl-C
-    and passes the stop on.  In this process the signal goes meanwhile to another thread, whose handler
-    notes it for this one (Python runs its handlers in the main thread), or waits until the mask is back.
+    and passes the stop on.  The batch starts its pool on a thread of its own
+    (:func:`hdmea.pipeline.batch.pool.started_aside`), so the main thread takes the signal meanwhile; on the
+    main thread itself, the signal goes to another thread, whose handler notes it for this one (Python runs its
+    handlers in the main thread), or waits until the mask is back.
     """
     import signal
-    import threading
 
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
     from multiprocessing import resource_tracker

@@ -19,7 +19,7 @@ from typing import Any
 
 from hdmea.progress import counted
 
-__all__ = ["Pool", "BROKEN_POOL_GRACE_SECONDS", "STOPPED_POOL_GRACE_SECONDS"]
+__all__ = ["Pool", "BROKEN_POOL_GRACE_SECONDS", "STOPPED_POOL_GRACE_SECONDS", "started_aside"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -214,9 +214,16 @@ class Pool:
         self._close = None
         logger.warning("a worker died and broke the process pool; started a new pool")
 
-    def close(self, *, stopped: bool = False) -> None:
+    def close(self, *, stopped: bool = False, before_jobs: bool = False) -> None:
         """End the executor (one the batch owns) and its workers; ``stopped``: the batch was stopped, and its
-        workers get :data:`STOPPED_POOL_GRACE_SECONDS` to end before they are killed."""
+        workers get :data:`STOPPED_POOL_GRACE_SECONDS` to end before they are killed; ``before_jobs`` as well:
+        no job was sent to them (a stop while the batch started), so they have nothing to keep and are killed
+        at once (a worker still importing its modules on a busy machine took seconds to take its end)."""
+        if stopped and before_jobs and self.owned and isinstance(self.executor, cf.ProcessPoolExecutor):
+            for process in list((getattr(self.executor, "_processes", None) or {}).values()):
+                process.kill()  # one already ended and reaped is left alone
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            return
         # Unsubscribe before the client goes: the scheduler sends its "remove-client" event to every
         # subscriber of "all", and sending it to this closing client logged a CommClosedError traceback.
         if self.client is not None and getattr(self, "_where", None) is not None:
@@ -236,6 +243,55 @@ class Pool:
             _end_broken_pool(self.executor, STOPPED_POOL_GRACE_SECONDS, "the stopped batch")
         elif self.owned:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+#: seconds between two looks of :func:`started_aside`'s wait at a signal (one that arrives just as a wait on a
+#: lock begins runs its handler only when the wait ends)
+START_LOOK_SECONDS = 0.1
+
+
+def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
+    """What ``start()`` returns, started on a thread of its own while this thread waits for it.
+
+    A stop signal raises in this thread at once (a pool's first worker waits for its fork server's imports,
+    seconds on a busy machine, inside a call that no signal cuts short); ``start`` runs on to its end, and
+    what it made is then ended by ``end``, so nothing it started is left behind half-made.
+    """
+    import threading
+
+    state: dict[str, Any] = {}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            made = start()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            state["error"] = exc
+            done.set()
+            return
+        with lock:
+            state["made"] = made
+            abandoned = state.get("abandoned", False)
+        done.set()
+        if abandoned:
+            end(made)
+
+    try:
+        # inside: a stop that lands while the thread starts (its start waits for it) ends what it makes too
+        threading.Thread(target=run, name="hdmea-batch-start", daemon=True).start()
+        while not done.wait(START_LOOK_SECONDS):
+            pass  # a signal that arrives just as a wait begins is taken at the next look, not at the wait's end
+    except BaseException:
+        with lock:
+            state["abandoned"] = True
+            made = state.get("made")
+        if made is not None:
+            end(made)
+        raise
+    if "error" in state:
+        raise state["error"]
+    return state["made"]
 
 
 def _slurm_wait_reasons(job_ids: Sequence[str]) -> str:

@@ -1,0 +1,145 @@
+"""A stop while a batch starts ends it at once: the pool starts aside (:func:`hdmea.pipeline.batch.pool.started_aside`)
+and what it made is ended once it exists; the out-of-process input check takes a noted stop instead of reporting
+the reader the same stop ended as a crashed file (:func:`h5stream.files.verify_files`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream import stops
+from h5stream.files import verify_files
+from hdmea.pipeline.batch.pool import started_aside
+
+
+class _Stop(BaseException):
+    pass
+
+
+def _raising_handler(signum, frame):
+    raise _Stop()
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs a signal sent to one thread")
+def test_a_stop_ends_the_wait_at_once_and_what_the_start_makes_is_ended_once_made():
+    begun, release, ended = threading.Event(), threading.Event(), threading.Event()
+    made_by, ended_with = [], []
+    main = threading.main_thread().ident
+
+    def start():
+        begun.set()
+        release.wait()  # a start that lasts until the test lets it end (a fork server's imports)
+        made_by.append(threading.current_thread().name)
+        return "the pool"
+
+    def end(made):
+        ended_with.append(made)
+        ended.set()
+
+    def stopper():
+        begun.wait()
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, _raising_handler)
+    try:
+        threading.Thread(target=stopper, daemon=True).start()
+        with pytest.raises(_Stop):
+            started_aside(start, end)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert made_by == [] and ended_with == []  # the wait ended while the start still ran
+    release.set()
+    assert ended.wait(60)
+    assert ended_with == ["the pool"] and made_by == ["hdmea-batch-start"]
+
+
+def test_without_a_stop_the_start_returns_what_it_made_and_nothing_is_ended():
+    ended = []
+    assert started_aside(lambda: (1, 2), ended.append) == (1, 2)
+    assert ended == []
+
+
+def test_a_start_that_fails_raises_its_own_error_here():
+    def start():
+        raise ValueError("no workers")
+
+    with pytest.raises(ValueError, match="no workers"):
+        started_aside(start, lambda made: None)
+
+
+def test_the_input_check_takes_a_noted_stop_and_starts_no_reader(tmp_path, monkeypatch):
+    import subprocess
+
+    path = tmp_path / "good.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(10)
+    started = []
+    popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or popen(*a, **k))
+    assert verify_files([path]) == [None] and len(started) == 1  # the reader runs without a stop
+    with stops.kept_stops():
+        stops.note("SIGTERM")
+        with pytest.raises(KeyboardInterrupt):
+            verify_files([path])
+    assert len(started) == 1
+
+
+# A worker forked after its driver ended: a process B started by A (its "driver") that imports the fork server's
+# module, answers whether A has ended while A waits for that answer, then again after A has gone, and finally
+# fails as a worker whose driver's semaphore is gone does, through the hook a forked worker gets.
+WORKER = """
+import os, sys
+from hdmea.pipeline.batch import server_signals
+print(server_signals.driver_ended(0.0), flush=True)
+sys.stdout.close()
+print("after the driver:", server_signals.driver_ended(60.0), file=sys.stderr, flush=True)
+try:
+    raise FileNotFoundError("the driver's semaphore is gone")
+except FileNotFoundError:
+    server_signals._quiet_without_driver(*sys.exc_info())
+"""
+DRIVER = """
+import subprocess, sys
+worker = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE)
+print(worker.stdout.readline().decode().strip(), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the fork server is POSIX's")
+def test_a_worker_whose_driver_has_ended_fails_without_a_word(child_env):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DRIVER, WORKER], capture_output=True, text=True, env=child_env,
+                          timeout=300)
+    assert done.stdout.strip() == "False"  # asked while the driver waited for the answer
+    assert done.stderr.strip() == "after the driver: True", done.stderr  # and no traceback
+
+
+def test_a_workers_failure_is_printed_while_its_driver_runs(capsys, monkeypatch):
+    from hdmea.pipeline.batch import server_signals
+
+    monkeypatch.setattr(server_signals, "DRIVER_END_SECONDS", 0.0)
+    try:
+        raise FileNotFoundError("a semaphore that is not there")
+    except FileNotFoundError:
+        import sys
+
+        server_signals._quiet_without_driver(*sys.exc_info())
+    assert "FileNotFoundError: a semaphore that is not there" in capsys.readouterr().err
+
+
+def test_the_driver_names_itself_to_its_fork_server_in_the_variable_the_server_reads(child_env):
+    import subprocess
+    import sys
+
+    from hdmea.pipeline.batch import executors
+
+    read = subprocess.run([sys.executable, "-c", "from hdmea.pipeline.batch import server_signals as s; "
+                           "print(s.DRIVER_VARIABLE)"], capture_output=True, text=True, env=child_env, timeout=300)
+    assert read.stdout.strip() == executors._DRIVER_VARIABLE, read.stderr
