@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pytest
 
 import h5stream.tree.read as tree_read
 import hdmea.io.recording as recording
+from h5stream.errors import ChecksumError
 from hdmea.pipeline import PipelineSession, create_session
 
 UNITS = 120
@@ -61,3 +63,17 @@ def test_a_reopen_holds_a_bounded_number_of_open_objects(tmp_path, monkeypatch):
                 np.testing.assert_array_equal(unit["trials"][str(t)], _planted(u, t))
     finally:
         resumed.close()
+
+
+
+def test_an_attribute_changed_past_the_kept_objects_is_still_refused_naming_it(tmp_path, monkeypatch):
+    path = _saved(tmp_path / "rec.h5")
+    changed = f"/units/unit_{UNITS - 1:03d}/spike_times"  # the walk opens it again itself
+    with h5py.File(path, "r+") as f:  # another tool changes an attribute the file's digests cover
+        assert f[changed].attrs["unit"] == "sample_index"
+        f[changed].attrs["unit"] = "seconds"
+    monkeypatch.setattr(recording, "KEPT_OBJECTS", KEPT)
+    monkeypatch.setattr(recording, "KEPT_FACTS", KEPT)
+    with pytest.raises(ChecksumError) as caught:
+        PipelineSession.load(path).close()
+    assert f"{changed}/@unit" in str(caught.value)
