@@ -509,6 +509,23 @@ class SourceFile:
         self._file = None
 
 
+#: At most this many objects the open-time scan opened stay open for the lazy tree's walk, and at most
+#: :data:`KEPT_FACTS` datasets' type and shape are kept from it: libhdf5 holds about 15 kB per open object
+#: (a session of 224 units x 200 trials has about 50,000), so keeping them all made a reopen's memory grow
+#: with the file's object count (774 MB) instead of staying within a session's memory budget; the rest are
+#: opened and asked again by the walk.
+KEPT_OBJECTS = 1024
+KEPT_FACTS = 16384
+
+
+class _BoundedFacts(dict):
+    """The scan's ``facts`` (full name -> (type id, shape)), keeping only the first :data:`KEPT_FACTS`."""
+
+    def __setitem__(self, key, value) -> None:
+        if len(self) < KEPT_FACTS or key in self:
+            super().__setitem__(key, value)
+
+
 def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Group, SourceFile]:
     """The recording at ``path`` as the engine's node tree, its arrays left on disk (what a session resumes
     from), and the source they are read from (close it when done).
@@ -518,12 +535,12 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
     :class:`~h5stream.errors.ChecksumError` naming the object).  Errors are the engine's typed errors.
     """
     path = Path(path)
-    opened: dict = {}  # the objects the scan opened, kept for the tree's walk (each object opened once)
-    facts: dict = {}  # each dataset's type and shape, as the scan asked them
+    opened: dict = {}  # the first objects the scan opened, kept for the tree's walk (not opened twice)
+    facts: dict = _BoundedFacts()  # the first datasets' type and shape, as the scan asked them
 
     def keep(full: bytes, oid) -> bool:
-        if oid is None:
-            return False
+        if oid is None or len(opened) >= KEPT_OBJECTS:
+            return False  # the walk opens it again: libhdf5 holds about 15 kB per open object
         opened[full] = oid
         return True
 
