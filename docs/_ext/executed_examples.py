@@ -74,13 +74,16 @@ def _command_line(command: str) -> str:
 
 
 class Scratch:
-    """One scratch folder per page, removed when the build ends."""
+    """One scratch folder per page, under one root made when the first page asks for its folder and removed
+    when the build ends (``remove``)."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="h5stream-docs-"))
+        self.root: Path | None = None
         self.pages: dict[str, Path] = {}
 
     def folder(self, docname: str) -> Path:
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="h5stream-docs-"))
         if docname not in self.pages:
             folder = self.root / docname.replace("/", "__")
             folder.mkdir(parents=True)
@@ -142,7 +145,9 @@ _SCRATCH: dict[int, Scratch] = {}
 
 def check_examples(app, doctree) -> None:
     docname = app.env.docname
-    scratch = _SCRATCH.setdefault(id(app), Scratch())
+    scratch = _SCRATCH.get(id(app))
+    if scratch is None:  # one per build (not one per page read: each would leave a folder behind)
+        scratch = _SCRATCH[id(app)] = Scratch()
     pages = _example_pages(app.env)
     pages.discard(docname)
     for block in doctree.findall(nodes.literal_block):
@@ -173,7 +178,7 @@ def pages_to_run_again(app, env, added, changed, removed) -> list[str]:
 
 def remove_scratch(app, exception) -> None:
     scratch = _SCRATCH.pop(id(app), None)
-    if scratch is not None:
+    if scratch is not None and scratch.root is not None:
         shutil.rmtree(scratch.root, ignore_errors=True)
 
 

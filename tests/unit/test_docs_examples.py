@@ -70,3 +70,26 @@ def test_a_session_reports_a_stale_output_and_the_exit_status(extension, tmp_pat
     stale = "$ echo hello\nhello world\n"
     problems = extension.run_session(stale, tmp_path)
     assert len(problems) == 1 and "hello world" in problems[0] and "`echo hello`" in problems[0]
+
+
+def test_a_build_leaves_no_scratch_folder(extension, tmp_path, monkeypatch):
+    """Pages read one after another share the build's one scratch root, and the build's end removes it: nothing
+    named ``h5stream-docs-*`` is left in the temporary folder, with or without an example among the pages."""
+    import types
+
+    from docutils import nodes
+    from docutils.utils import new_document
+
+    monkeypatch.setattr(extension.tempfile, "tempdir", str(tmp_path))
+    app = types.SimpleNamespace(env=types.SimpleNamespace(docname=""))
+    for docname in ("index", "guide/hdmea", "cli"):
+        app.env.docname = docname
+        doctree = new_document(docname)
+        if docname == "cli":  # a page with an example: its folder is made under the root
+            doctree += nodes.literal_block("$ true\n", "$ true\n", classes=["executed"])
+        extension.check_examples(app, doctree)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert len(made) == 1 and made[0].startswith("h5stream-docs-"), made
+    assert [p.name for p in (tmp_path / made[0]).iterdir()] == ["cli"]
+    extension.remove_scratch(app, None)
+    assert list(tmp_path.iterdir()) == []
