@@ -108,8 +108,12 @@ _SAVER = textwrap.dedent(
 
 
 def _saver(path: Path, a: Path, b: Path, stop: str = "loop") -> subprocess.Popen:
+    # the saver's temporary folder beside the test's own, in pytest's base folder (which pytest removes): a saver
+    # killed mid-save cannot remove its scratch, and the system's temporary folder is shared
+    scratch = path.parent.with_name(path.parent.name + "-tmp")
+    scratch.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path), str(a), str(b), stop], stdout=subprocess.PIPE,
-                            env=ENV)
+                            env={**ENV, "TMPDIR": str(scratch)})
     assert proc.stdout.readline().strip() == b"start"
     return proc
 
