@@ -94,8 +94,8 @@ def shots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium through Selenium, or a skip naming what is missing."""
+def _chromium():
+    """Headless Chromium through Selenium, or a skip naming what is missing (one per test process)."""
     webdriver = pytest.importorskip("selenium.webdriver",
                                     reason="selenium is not installed: pip install '.[test]'")
     binary, driver = _browser_paths()
@@ -114,3 +114,15 @@ def browser():
     chrome.set_page_load_timeout(30)
     yield chrome
     chrome.quit()
+
+
+@pytest.fixture
+def browser(_chromium):
+    """The process's Chromium with its console log emptied: a test sees only what its own pages logged.
+
+    The browser is shared by the tests of one process, and its console log keeps entries until they
+    are read, so without this a test that checks the log would see the errors another test provoked
+    on purpose (the viewer's refused paths, say) whenever the two ran in the same process.
+    """
+    _chromium.get_log("browser")
+    return _chromium
