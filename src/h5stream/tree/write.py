@@ -149,20 +149,6 @@ def _compact(array: np.ndarray) -> bool:
     return array.dtype.kind not in "OUT" and 0 < array.nbytes <= lowlevel.COMPACT_LIMIT
 
 
-def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h5py.Dataset,
-                       checked: str | None) -> None:
-    """Record the digest of an on-disk array placed at ``path`` (``checked``: the digest its copy was
-    found to have, :meth:`FileArray.checked_copy_digest`, None when not read)."""
-    if ctx.recorder.headers_checksummed and dataset.id.get_create_plist().get_layout() == h5py.h5d.COMPACT:
-        return  # the data sit in a version-2 object header, which HDF5 checksums
-    digest = checked if checked is not None else data.digest
-    if digest is None:
-        # Copied from a file without digests: digest what was copied.
-        digest = checksums.stored_digest(dataset) if dataset.shape is not None else None
-    if digest is not None:
-        ctx.recorder.dataset(path, digest)
-
-
 def _bookkeeping(node: Node, tags: dict[str, str]):
     """The internal attributes that carry the node's type information."""
     if node.tag is not None:
@@ -251,7 +237,7 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
         dataset, checked = _place_file_array(pid, name, _object_path(pid).rstrip("/") + "/" + name, node.data, ctx)
         dsid = dataset.id
         if ctx.recorder is not None:
-            _record_file_array(ctx, dataset.name, node.data, dataset, checked)
+            node.data.record_copy_digest(ctx.recorder, dataset.name, dataset, checked)
     else:
         array = np.asarray(node.data)
         if array.dtype.kind in "OUT":
@@ -281,6 +267,7 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
     path = f"{parent_path.rstrip('/')}/{name}"
     key = name.encode("utf-8")
     lists = lowlevel.plists()
+    rewritten = None
     if isinstance(node, Group):
         gid = native.H5Gcreate2(pid, key, lists.link.id, lists.group.id, 0)
         if gid < 0:
@@ -294,13 +281,19 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
             native.H5Gclose(gid)
         return
     if isinstance(node.data, FileArray):
-        dataset, checked = _place_file_array(ctx.file.id, path, path, node.data, ctx)
-        if ctx.recorder is not None:
-            _record_file_array(ctx, path, node.data, dataset, checked)
-        if node.attrs or node.tag is not None:
-            _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
-        return
+        rewritten = None if ctx.movable is not None and ctx.movable(node.data) else node.data.checked_values_to_rewrite()
+        if rewritten is not None:  # read, checked and written as an array in memory is written (no library copy)
+            node = Dataset(rewritten, node.attrs, node.tag)
+        else:
+            dataset, checked = _place_file_array(ctx.file.id, path, path, node.data, ctx)
+            if ctx.recorder is not None:
+                node.data.record_copy_digest(ctx.recorder, path, dataset, checked)
+            if node.attrs or node.tag is not None:
+                _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
+            return
     did = _native_dataset(native, pid, key, node, ctx, path)
+    if rewritten is not None and ctx.written is not None:
+        del ctx.written[id(node)]  # values the tree does not hold: its node still refers to a file
     try:
         if node.attrs or node.tag is not None:
             _native_attrs(native, did, path, node, ctx, is_group=False)
