@@ -124,6 +124,8 @@ def _attr_digest(digests: list[str], name: str, stored, numbers: bool) -> None:
 def _queue_set(recorder, path: str, digests: list[str]) -> None:
     """Queue the attribute set of the object at ``path``, ``digests`` (name, digest, ...), in the
     recorder's flat queue (recorded in one compiled pass: Recorder.flush)."""
+    if not digests:
+        recorder.empty_set(path)
     pending = recorder.pending
     pending.append(path)
     pending.append(len(digests) >> 1)
