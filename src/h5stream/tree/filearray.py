@@ -12,6 +12,7 @@ import numpy as np
 
 from h5stream import checksums
 from h5stream.errors import ChecksumError
+from h5stream.files.header_checks import plain_storage
 
 __all__ = ["FileArray", "REWRITE_LIMIT"]
 
@@ -21,6 +22,8 @@ __all__ = ["FileArray", "REWRITE_LIMIT"]
 #: copy to be checked: one read of its bytes instead of two and a write through the library's object copy,
 #: whose own cost (about 0.4 ms an object) exceeds a small array's read and write.
 REWRITE_LIMIT = 8 << 20
+#: the layouts of a dataset stored whole, without filters (:func:`~h5stream.files.header_checks.plain_storage`)
+_WHOLE = (h5py.h5d.CONTIGUOUS, h5py.h5d.COMPACT)
 
 
 class FileArray:
@@ -112,13 +115,14 @@ class FileArray:
         spilled): a copy of one that is not carries its digest unchecked (values taken as stored)."""
         return self.digest is not None and (self.verify is not None or self.spilled)
 
-    def checked_values(self, dsid: h5py.h5d.DatasetID) -> np.ndarray:
+    def checked_values(self, dsid: h5py.h5d.DatasetID, source: h5py.File | None = None) -> np.ndarray:
         """All the values, read from ``dsid`` (this array's dataset, opened by the caller) and checked against
         :attr:`digest` with the errors of :meth:`checked_copy_digest` (a writer that rewrites the values
-        instead of copying them inside the library); only for an array :attr:`checked_on_copy`."""
+        instead of copying them inside the library; ``source``: its open file, when the caller has it); only
+        for an array :attr:`checked_on_copy`."""
         out = np.empty(self.shape, dtype=self.dtype)
         if out.size:
-            with checksums.checked_read(self.file.filename, self.name, dataset=dsid):
+            with checksums.checked_read(source if source is not None else self.file, self.name, dataset=dsid):
                 dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         found = checksums.array_digest(out)
         if found != self.digest:
@@ -134,11 +138,12 @@ class FileArray:
         if not self.checked_on_copy or self.nbytes > REWRITE_LIMIT or dtype.kind not in "biuf" or not dtype.isnative:
             return None
         source = self.file
-        with checksums.checked_read(source.filename, self.name):  # a source header failing its checksum
+        with checksums.checked_read(source, self.name):  # a source header failing its checksum
             dsid = h5py.h5d.open(source.id, self.name.encode("utf-8"))
-        if dsid.get_create_plist().get_layout() == h5py.h5d.CHUNKED or dsid.shape != self.shape or dsid.dtype != dtype:
+        # (a stored type other than ``dtype`` is converted by the read, and its values checked by the digest)
+        if plain_storage(dsid) not in _WHOLE or dsid.shape != self.shape:
             return None
-        return self.checked_values(dsid)
+        return self.checked_values(dsid, source)
 
     def _checked_digest(self, dataset: h5py.Dataset) -> str | None:
         if not self.checked_on_copy or dataset.shape is None:
