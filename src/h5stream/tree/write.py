@@ -269,7 +269,6 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
     path = f"{parent_path.rstrip('/')}/{name}"
     key = name.encode("utf-8")
     lists = lowlevel.plists()
-    rewritten = None
     if isinstance(node, Group):
         gid = native.H5Gcreate2(pid, key, lists.link.id, lists.group.id, 0)
         if gid < 0:
@@ -283,19 +282,23 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
             native.H5Gclose(gid)
         return
     if isinstance(node.data, FileArray):
-        rewritten = None if ctx.movable is not None and ctx.movable(node.data) else node.data.checked_values_to_rewrite()
+        movable = ctx.movable is not None and ctx.movable(node.data)
+        rewritten = None if movable else node.data.checked_values_to_rewrite()
         if rewritten is not None:  # read, checked and written as an array in memory is written (no library copy)
-            node = Dataset(rewritten, node.attrs, node.tag)
+            # (through h5py's wrappers, as the library copy was: a failed write's error names the disk's state)
+            dsid, digest = lowlevel.store_fixed_digested(ctx.file.id, path, rewritten)
+            if ctx.recorder is not None and not (ctx.recorder.headers_checksummed and _compact(rewritten)):
+                ctx.recorder.dataset(path, digest)
+            oid = dsid.id
         else:
             dataset, checked = _place_file_array(ctx.file.id, path, path, node.data, ctx)
             if ctx.recorder is not None:
                 node.data.record_copy_digest(ctx.recorder, path, dataset, checked)
-            if node.attrs or node.tag is not None:
-                _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
-            return
+            oid = dataset.id.id
+        if node.attrs or node.tag is not None:
+            _native_attrs(native, oid, path, node, ctx, is_group=False)
+        return
     did = _native_dataset(native, pid, key, node, ctx, path)
-    if rewritten is not None and ctx.written is not None:
-        del ctx.written[id(node)]  # values the tree does not hold: its node still refers to a file
     try:
         if node.attrs or node.tag is not None:
             _native_attrs(native, did, path, node, ctx, is_group=False)
