@@ -2,7 +2,8 @@
 
 A staged array spilled to disk, or a dataset of a recording opened lazily, is a
 :class:`FileArray`; the tree writer moves or copies it into place inside the
-HDF5 library instead of reading it into memory.
+HDF5 library instead of reading it into memory, or, when it is small and stored
+whole, reads, checks and writes it in one pass (:data:`REWRITE_LIMIT`).
 """
 
 from __future__ import annotations
