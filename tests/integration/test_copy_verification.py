@@ -93,6 +93,40 @@ def test_an_intact_source_copies_with_its_values(tmp_path):
     assert check_file(target)["manifest"]
 
 
+def test_a_small_whole_array_is_rewritten_and_a_larger_one_copied_each_as_stored(tmp_path, monkeypatch):
+    """An array of at most REWRITE_LIMIT bytes is read, checked and written (no library copy), a larger one copied
+    inside the library, and one added by plain h5py without a digest (chunked, compressed) copied as stored:
+    each keeps its layout (chunks and filters included), values and digest, as plain h5py reads them and as
+    the source's manifest (written from the arrays in memory) holds them."""
+    import json
+
+    from h5stream.tree import filearray, write
+
+    source, target = tmp_path / "K.h5", tmp_path / "T.h5"
+    values = _source(source)
+    values["foreign"] = np.arange(40_000, dtype=np.int32)
+    with h5py.File(source, "r+") as f:  # another tool's array: chunked and compressed, no digest
+        f.create_dataset("units/unit_000/foreign", data=values["foreign"], chunks=(4096,), compression="gzip")
+    copied = []
+    library_copy = write.copy_dataset_at
+    monkeypatch.setattr(write, "copy_dataset_at", lambda *a: (copied.append(a[1]), library_copy(*a))[1])
+    monkeypatch.setattr(filearray, "REWRITE_LIMIT", values["small"].nbytes)  # "big" is larger
+    session = PipelineSession.load(source)
+    session.save(target)
+    session.close()
+    assert sorted(copied) == ["/units/unit_000/big", "/units/unit_000/foreign"]
+    with h5py.File(source, "r") as a, h5py.File(target, "r") as b:
+        digests = [json.loads(f.attrs["h5stream_checksums"])["datasets"] for f in (a, b)]
+        for name in ("small", "big", "foreign"):
+            old, new = a[f"units/unit_000/{name}"], b[f"units/unit_000/{name}"]
+            np.testing.assert_array_equal(new[()], values[name])
+            assert new.dtype == old.dtype and new.chunks == old.chunks and new.compression == old.compression
+            assert new.id.get_create_plist().get_layout() == old.id.get_create_plist().get_layout()
+            if name != "foreign":
+                assert digests[1][new.name] == digests[0][old.name]
+        assert b["units/unit_000/foreign"].chunks == (4096,)
+
+
 def test_a_spilling_session_keeps_its_spilled_data_when_a_source_is_damaged(tmp_path):
     """The save into the spill file checks the copies before any spilled array moves."""
     source, target = tmp_path / "K.h5", tmp_path / "out" / "T.h5"

@@ -585,6 +585,41 @@ def test_recorder_keeps_no_empty_sets_and_resolves_the_default_kind():
     assert recorder.current()[1] == {"text": {"/x": "0000000a0000000b"}, "all": {}}
 
 
+def test_a_recorder_of_complete_sets_keeps_empty_ones_and_the_manifest_says_so(tmp_path):
+    recorder = checksums.Recorder(headers_checksummed=True)
+    recorder.sets_complete = True
+    recorder.attribute_set("/numbers_only", {})  # attributes, none covered: an empty set
+    recorder.attribute_set("/t", {"a": "0000000a"})
+    recorder.attribute_set("/t", {})  # the object lost its text attributes: its set is now empty
+    recorder.attribute_set("/gone", {})
+    recorder.removed("/gone")
+    assert recorder.current()[1] == {"text": {"/numbers_only": "", "/t": ""}, "all": {}}
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        written = checksums.seal(f, recorder)
+    assert written["sets_complete"] is True
+    with h5py.File(tmp_path / "f.h5", "r") as f:
+        manifest = checksums.read_manifest(f)
+    assert manifest.sets_complete and manifest.text_sets == {"/numbers_only": "", "/t": ""}
+    assert manifest.covers_attrs("/numbers_only") and not manifest.covers_attrs("/other")
+    plain = checksums.Recorder(headers_checksummed=True)  # a writer that does not record every object
+    plain.attribute_set("/numbers_only", {})
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        assert "sets_complete" not in checksums.seal(f, plain)
+    with h5py.File(tmp_path / "g.h5", "r") as f:
+        assert not checksums.read_manifest(f).sets_complete
+
+
+@pytest.mark.parametrize("stored", ["yes", 1, None])
+def test_a_manifest_whose_complete_sets_flag_is_not_true_is_damaged(tmp_path, stored):
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f.attrs["h5stream_checksums"] = json.dumps({
+            "format": "h5stream-checksums", "version": 3, "algorithm": "crc32", "datasets": {},
+            "attribute_digests": {"text": {}, "all": {}}, "attributes": {}, "name_digests": {},
+            "sets_complete": stored})
+    with h5py.File(tmp_path / "f.h5", "r") as f, pytest.raises(ChecksumError, match="sets_complete"):
+        checksums.read_manifest(f)
+
+
 def test_version_2_manifest_made_by_hand_verifies_and_names_a_changed_attribute(tmp_path):
     """A file and its version-2 "text" manifest written with plain h5py and zlib, read by our checker."""
     path = tmp_path / "v2_by_hand.h5"

@@ -4,6 +4,8 @@ another tool took away is refused, naming it."""
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -72,3 +74,67 @@ def test_an_attribute_added_to_a_dataset_that_has_some_is_refused(tmp_path):
     with pytest.raises(ChecksumError) as caught:
         PipelineSession.load(path)
     assert SPIKES in str(caught.value)
+
+
+NUMBERS = [np.float64(3.5), np.arange(4, dtype=np.int32)]
+
+
+@pytest.mark.parametrize("value", NUMBERS, ids=["float", "ints"])
+def test_a_number_added_by_another_tool_to_a_dataset_without_attributes_is_refused(tmp_path, value):
+    path = _saved(tmp_path / "rec.h5")
+    with h5py.File(path, "r+") as f:  # another tool, after the save: a number where no attribute was written
+        f[TRIAL].attrs["gain"] = value
+    with pytest.raises(ChecksumError) as caught:
+        PipelineSession.load(path)
+    message = str(caught.value)
+    assert caught.value.path is not None and str(path) in message
+    assert TRIAL in message and "gain" in message and "no attributes" in message and "remove them" in message
+    with h5py.File(path, "r") as f:  # nothing was changed by the refusal
+        np.testing.assert_array_equal(f[TRIAL].attrs["gain"], value)
+    resumed = PipelineSession.load(path, verify=False)  # read as stored when asked
+    np.testing.assert_array_equal(resumed.units["unit_001"]["trials"]["0"], np.arange(3.0))
+
+
+def test_a_number_added_to_a_dataset_of_a_resumed_and_saved_checkpoint_is_refused(tmp_path):
+    session = PipelineSession.load(_saved(tmp_path / "rec.h5"))
+    session.checkpoint(tmp_path / "work.checkpoint.h5")
+    resumed = PipelineSession.load(tmp_path / "work.checkpoint.h5")
+    saved = resumed.save(output_path=tmp_path / "resumed.h5")
+    resumed.close()
+    for path in (tmp_path / "work.checkpoint.h5", saved):
+        PipelineSession.load(path).close()  # as written: loads
+        with h5py.File(path, "r+") as f:
+            f[TRIAL].attrs["gain"] = 2
+        with pytest.raises(ChecksumError, match="gain") as caught:
+            PipelineSession.load(path)
+        assert TRIAL in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_an_object_with_numbers_only_keeps_an_empty_set_and_loads(tmp_path):
+    path = _saved(tmp_path / "rec.h5")
+    with h5py.File(path, "r") as f:  # a group whose attributes are all numbers, none of them text
+        sets = json.loads(f.attrs["h5stream_checksums"])
+        numbers_only = [p for p, packed in sets["attribute_digests"]["text"].items() if packed == ""]
+        assert numbers_only and all(len(f[p].attrs) for p in numbers_only)
+        assert not any(isinstance(v, str) for p in numbers_only for v in f[p].attrs.values())
+        assert sets["sets_complete"] is True
+    PipelineSession.load(path).close()
+
+
+def test_a_manifest_without_complete_sets_reads_as_before(tmp_path):
+    """A file whose manifest does not say every object has a set (an older writer's): a number added where
+    no attribute was loads, as such files always did; added text is still refused."""
+    path = _saved(tmp_path / "rec.h5")
+    with h5py.File(path, "r+") as f:
+        document = json.loads(f.attrs["h5stream_checksums"])
+        del document["sets_complete"]
+        document["attribute_digests"]["text"] = {p: d for p, d in document["attribute_digests"]["text"].items() if d}
+        f.attrs["h5stream_checksums"] = json.dumps(document)
+        f[TRIAL].attrs["gain"] = 3.5
+    resumed = PipelineSession.load(path)
+    np.testing.assert_array_equal(resumed.units["unit_001"]["trials"]["0"], np.arange(3.0))
+    resumed.close()
+    with h5py.File(path, "r+") as f:
+        f[TRIAL].attrs["note"] = "added"
+    with pytest.raises(ChecksumError, match="note"):
+        PipelineSession.load(path)

@@ -79,6 +79,7 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
     READABLE_VERSIONS,
+    SETS_COMPLETE,
     TEXT_ATTRS,
     Manifest,
     _all_attr_values,
@@ -121,6 +122,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
     "READABLE_VERSIONS",
+    "SETS_COMPLETE",
     "TEXT_ATTRS",
     "ALL_ATTRS",
     "Manifest",
@@ -216,6 +218,8 @@ def seal(f: h5py.File, recorder: Recorder) -> dict:
         "attributes": {p: a for p, a in attributes.items() if a},
         "name_digests": dict(recorder.name_digests),
     }
+    if recorder.sets_complete:
+        manifest[SETS_COMPLETE] = True
     pieces = recorder.current_pieces(datasets)
     if pieces:
         manifest["pieces"] = pieces

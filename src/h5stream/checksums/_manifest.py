@@ -10,6 +10,7 @@ UTF-8 JSON text written in the same atomic save as the data::
          "text": {"/units/u1/features/f": "0b5e77d19c0e11a4...", ...},
          "all": {"/obs": "77e0a2c4...", ...}},
      "attributes": {},
+     "sets_complete": true,
      "name_digests": {"/": "5c0e81d2", "/obs": "9a41f3b0", ...},
      "pieces": {"/assays/proteins/layers/raw/X": "32/6e1f0c2a9b03d4e1...", ...}}
 
@@ -44,6 +45,13 @@ damaged name of an optional attribute or member would read as its absence.
 What it covers and how it is checked: :mod:`h5stream.checksums._names`.
 Versions 1 and 2 have no such digests; their files are read as before.
 
+``sets_complete`` (optional, versions 2 and 3: ``true`` or absent) says that the writer recorded a set
+for every object it wrote with attributes, an empty one (``""``) for an object none of whose attributes
+is covered (numbers only, in a checksummed header): an object without a set then had no attribute at
+all, and one found on it (a number too) was added by another tool.  Without it (older writers, writers
+that do not record every object, and updates in place) only attributes of the covered kind are refused there.  A
+reader that does not know the member ignores it and reads the file as before.
+
 Version 1 (files written before version 2) listed every attribute by name,
 ``"attributes": {"/units/u1": {"name": "0b5e77d1", ...}}``; such files are
 read and verified as before, and an update of one keeps the digests of the
@@ -71,6 +79,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
     "READABLE_VERSIONS",
+    "SETS_COMPLETE",
     "TEXT_ATTRS",
     "ALL_ATTRS",
     "Manifest",
@@ -94,6 +103,8 @@ READABLE_VERSIONS = (1, 2, 3)
 #: the kinds of attribute sets of a version-2 manifest (see the module text)
 TEXT_ATTRS = "text"
 ALL_ATTRS = "all"
+#: the manifest's member saying that every object written with attributes has a set (see the module text)
+SETS_COMPLETE = "sets_complete"
 
 
 class Manifest:
@@ -111,13 +122,14 @@ class Manifest:
     """
 
     __slots__ = ("path", "version", "datasets", "attributes", "text_sets", "all_sets", "name_digests",
-                 "pieces", "checked_values", "__weakref__")
+                 "pieces", "checked_values", "sets_complete", "__weakref__")
 
     def __init__(self, path, datasets: dict[str, str], attributes: dict[str, dict[str, str]],
                  text_sets: dict[str, str] | None = None, all_sets: dict[str, str] | None = None,
                  version: int = MANIFEST_VERSION, name_digests: dict[str, str] | None = None,
-                 pieces: dict[str, str] | None = None) -> None:
+                 pieces: dict[str, str] | None = None, sets_complete: bool = False) -> None:
         self.path = path
+        self.sets_complete = sets_complete
         self.version = version
         self.datasets = datasets
         self.attributes = attributes
@@ -201,8 +213,11 @@ def read_manifest(f: h5py.File, path=None) -> Manifest | None:
         raise _damaged_manifest(path, where, "names digests that are not per-object strings")
     if version >= 3 and "name_digests" not in document:
         raise _damaged_manifest(path, where, "no names digests (a version-3 manifest always has the member)")
+    complete = document.get(SETS_COMPLETE, False)
+    if complete is not True and complete is not False:
+        raise _damaged_manifest(path, where, f"{SETS_COMPLETE} {complete!r} (true when present)")
     return Manifest(path, document["datasets"], attributes, sets.get(TEXT_ATTRS, {}), sets.get(ALL_ATTRS, {}),
-                    version=version, name_digests=names, pieces=pieces)
+                    version=version, name_digests=names, pieces=pieces, sets_complete=complete)
 
 
 # --------------------------------------------------------------------------- writing it
@@ -434,21 +449,26 @@ def refuse_unrecorded_attrs(manifest: Manifest, obj, where: str, values: Mapping
     pairs them); an object without one had none when the file was written, so one found now was added by
     another tool.  The kind follows the object's header, as the writer chose it: a version-2 header (which
     HDF5 checksums) covers its text attributes, an older one all of them.  ``values``: all the object's
-    attributes as h5py reads them.  Manifests of version 1 (digests by name, not every object listed) pass.
+    attributes as h5py reads them.  Under a manifest whose sets are complete (:data:`SETS_COMPLETE`) the
+    object had no attribute of any kind, and every attribute found is refused.  Manifests of version 1
+    (digests by name, not every object listed) pass.
     """
     if manifest.version < 2 or manifest.covers_attrs(where):
         return
     names = [n for n in values if not (n == MANIFEST_ATTR and where == "/")]
     if not names:
         return
-    try:
-        checksummed = h5py.h5o.get_info(obj.id).hdr.version >= 2
-    except (OSError, RuntimeError, ValueError, AttributeError):
-        checksummed = False  # then every attribute counts, as a writer of older headers records them
-    if checksummed:
-        names = [n for n in names if _is_text(values[n])]
+    if manifest.sets_complete:  # the object had no attribute at all when written: each one found was added
+        text_only = all(_is_text(values[n]) for n in names)
+    else:
+        try:
+            text_only = h5py.h5o.get_info(obj.id).hdr.version >= 2
+        except (OSError, RuntimeError, ValueError, AttributeError):
+            text_only = False  # then every attribute counts, as a writer of older headers records them
+        if text_only:
+            names = [n for n in names if _is_text(values[n])]
     if names:
-        what = "text attributes" if checksummed else "attributes"
+        what = "text attributes" if text_only else "attributes"
         raise ChecksumError(f"checksum mismatch: the object has {what} that were not written with it",
                             path=manifest.path, obj=where,
                             expected=f"no {what} (the file's checksum manifest records none for this object)",

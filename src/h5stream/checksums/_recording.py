@@ -101,6 +101,11 @@ class Recorder:
         #: path -> digest of the object's attribute and member names (walking recorders of files whose
         #: headers HDF5 does not checksum; made afresh by each walk, see :mod:`h5stream.checksums._names`)
         self.name_digests: dict[str, str] = {}
+        #: True when every object written with attributes gets a set, an empty one where none of its
+        #: attributes is covered (set by a writer that records all of its file's objects, never by an update
+        #: seeded from a manifest, whose other writers may not): the manifest then says that an object
+        #: without a set had no attributes at all (see :mod:`h5stream.checksums._manifest`)
+        self.sets_complete = False
 
     @property
     def attribute_kind(self) -> str:
@@ -136,10 +141,19 @@ class Recorder:
         was recorded for the object before.
         """
         pairs = [x for item in dict(digests).items() for x in item]
+        if not pairs:
+            self.empty_set(path)
         self.pending += (path, len(pairs) // 2, *pairs)
         self.flush()
         if kind is not None and path in self.attribute_sets:
             self._set_kind[path] = kind
+
+    def empty_set(self, path: str) -> None:
+        """The object at ``path`` has attributes of which none is covered: with :attr:`sets_complete` it keeps
+        an empty set (queued after this call, as every set is: an older set of the object is replaced by the
+        queued one); otherwise it gets no entry unless it had one."""
+        if self.sets_complete:
+            self.attribute_sets.setdefault(path, "")
 
     def set_kind(self, path: str) -> str:
         """The kind of the attribute set recorded for ``path``."""
@@ -195,11 +209,13 @@ class Recorder:
         datasets = {p: d for p, d in self.datasets.items() if not check or alive(p, seqs.get(p, 0))}
         sets: dict[str, dict[str, str]] = {TEXT_ATTRS: {}, ALL_ATTRS: {}}
         seqs, kinds, default = self._set_seq, self._set_kind, self.attribute_kind
+        # empty sets are kept where the manifest says that every object with attributes has one
+        every = self.sets_complete
         if not check and not kinds:  # the common case of a new file: one kind, nothing removed
-            sets[default] = {path: packed for path, packed in self.attribute_sets.items() if packed}
+            sets[default] = {path: packed for path, packed in self.attribute_sets.items() if packed or every}
         else:
             for path, packed in self.attribute_sets.items():
-                if packed and (not check or alive(path, seqs.get(path, 0))):
+                if (packed or every) and (not check or alive(path, seqs.get(path, 0))):
                     sets[kinds.get(path) or default][path] = packed
         attributes = {p: a for p, (s, a) in self.attributes.items() if a and (not check or alive(p, s))}
         return datasets, sets, attributes

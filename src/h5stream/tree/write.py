@@ -124,6 +124,8 @@ def _attr_digest(digests: list[str], name: str, stored, numbers: bool) -> None:
 def _queue_set(recorder, path: str, digests: list[str]) -> None:
     """Queue the attribute set of the object at ``path``, ``digests`` (name, digest, ...), in the
     recorder's flat queue (recorded in one compiled pass: Recorder.flush)."""
+    if not digests:
+        recorder.empty_set(path)
     pending = recorder.pending
     pending.append(path)
     pending.append(len(digests) >> 1)
@@ -147,20 +149,6 @@ def _record_existing_attrs(recorder, obj) -> None:
 
 def _compact(array: np.ndarray) -> bool:
     return array.dtype.kind not in "OUT" and 0 < array.nbytes <= lowlevel.COMPACT_LIMIT
-
-
-def _record_file_array(ctx: WriteContext, path: str, data: FileArray, dataset: h5py.Dataset,
-                       checked: str | None) -> None:
-    """Record the digest of an on-disk array placed at ``path`` (``checked``: the digest its copy was
-    found to have, :meth:`FileArray.checked_copy_digest`, None when not read)."""
-    if ctx.recorder.headers_checksummed and dataset.id.get_create_plist().get_layout() == h5py.h5d.COMPACT:
-        return  # the data sit in a version-2 object header, which HDF5 checksums
-    digest = checked if checked is not None else data.digest
-    if digest is None:
-        # Copied from a file without digests: digest what was copied.
-        digest = checksums.stored_digest(dataset) if dataset.shape is not None else None
-    if digest is not None:
-        ctx.recorder.dataset(path, digest)
 
 
 def _bookkeeping(node: Node, tags: dict[str, str]):
@@ -251,7 +239,7 @@ def _wrapped_node(pid, name: str, node: Node, ctx: WriteContext) -> None:
         dataset, checked = _place_file_array(pid, name, _object_path(pid).rstrip("/") + "/" + name, node.data, ctx)
         dsid = dataset.id
         if ctx.recorder is not None:
-            _record_file_array(ctx, dataset.name, node.data, dataset, checked)
+            node.data.record_copy_digest(ctx.recorder, dataset.name, dataset, checked)
     else:
         array = np.asarray(node.data)
         if array.dtype.kind in "OUT":
@@ -294,11 +282,21 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
             native.H5Gclose(gid)
         return
     if isinstance(node.data, FileArray):
-        dataset, checked = _place_file_array(ctx.file.id, path, path, node.data, ctx)
-        if ctx.recorder is not None:
-            _record_file_array(ctx, path, node.data, dataset, checked)
+        movable = ctx.movable is not None and ctx.movable(node.data)
+        rewritten = None if movable else node.data.checked_values_to_rewrite()
+        if rewritten is not None:  # read, checked and written as an array in memory is written (no library copy)
+            # (through h5py's wrappers, as the library copy was: a failed write's error names the disk's state)
+            dsid, digest = lowlevel.store_fixed_digested(ctx.file.id, path, rewritten)
+            if ctx.recorder is not None and not (ctx.recorder.headers_checksummed and _compact(rewritten)):
+                ctx.recorder.dataset(path, digest)
+            oid = dsid.id
+        else:
+            dataset, checked = _place_file_array(ctx.file.id, path, path, node.data, ctx)
+            if ctx.recorder is not None:
+                node.data.record_copy_digest(ctx.recorder, path, dataset, checked)
+            oid = dataset.id.id
         if node.attrs or node.tag is not None:
-            _native_attrs(native, dataset.id.id, path, node, ctx, is_group=False)
+            _native_attrs(native, oid, path, node, ctx, is_group=False)
         return
     did = _native_dataset(native, pid, key, node, ctx, path)
     try:

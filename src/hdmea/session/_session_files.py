@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from h5stream import checksums
 from h5stream.errors import H5StreamError
 from h5stream.files import adopt_partial, as_write_error, create_atomic
 from h5stream.staging import LIBVER, STAGING_GROUP, FileArray, StagingArea
@@ -30,6 +31,7 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict 
     with _files.recording_errors(target):
         f = atomic.open()
     try:
+        _all_sets_recorded(f)
         store.write_root(f, tree, store.WriteContext(f, written=written))
     except BaseException as exc:
         atomic.abort()
@@ -37,6 +39,15 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict 
             raise as_write_error(exc, target, "writing") from exc
         raise
     atomic.commit()
+
+
+def _all_sets_recorded(f) -> None:
+    """The session's file records an attribute set for every object it writes with attributes (the tree
+    writer records each one), so its manifest says so: an attribute another tool adds later to an object
+    written without any, a number too, is then refused by a verified load (:mod:`h5stream.checksums`)."""
+    recorder = checksums.recorder_for(f)
+    if recorder is not None:
+        recorder.sets_complete = True
 
 
 def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_lost, written: dict | None = None) -> None:
@@ -64,6 +75,7 @@ def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_los
     assert handed is not None and handed[0] is f and handed[1] == atomic.partial
     atomic.file = f
     try:
+        _all_sets_recorded(f)
         store.write_root(f, tree, store.WriteContext(f, movable, written=written))
         if STAGING_GROUP in f:
             del f[STAGING_GROUP]

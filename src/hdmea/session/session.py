@@ -413,7 +413,7 @@ class PipelineSession(PathAccess, LabSessionViews):
         Values come back with their types (text as ``str``, integer keys as
         ``int``, arrays with their dtypes); ``completed_steps`` and ``warnings``
         are restored.  Arrays are not read now: they are read on access, or
-        copied by the library when the session is saved (carrying their digests).
+        copied when the session is saved (checked against their digests, which the new file carries).
 
         With ``verify`` (default) every value is checked against the file's
         checksum manifest when it is read (:mod:`h5stream.checksums`): a
