@@ -305,7 +305,8 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                            np.asarray(unpadded[movie], dtype=np.int64).reshape(-1, 2), scalars))
         k += bounds.shape[0]
     # every unit's movies stored in one call (a session takes them at once; a file writes them as they come)
-    target.put_many(_unit_movies(unit_ids, movie_rows, cut, n_total))
+    target.put_many(_unit_movies(unit_ids, movie_rows, cut, n_total, spare=values))
+    del values  # (its memory now holds the trials, staged)
     if target.is_deferred:
         target.put_many([(f"units/{unit}/{row[0]}/_attrs", row[3]) for unit in unit_ids for row in movie_rows],
                         values=True)
@@ -317,18 +318,23 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                          post_samples=int(round(pad_margin[1] * fs)))
 
 
-def _unit_movies(unit_ids, movie_rows, cut, n_total):
+def _unit_movies(unit_ids, movie_rows, cut, n_total, spare=None):
     """``(path, value)`` of every unit's sectioned movies, in order, made as they are asked for.
 
     Every array is a view of one buffer made for all units at once, each unit's its own part of it: the
-    ragged spikes are the cut's own array, the original's trials one int64 copy of it, its
+    ragged spikes are the cut's own array, the original's trials one int64 copy of it (written into
+    ``spare``, a uint64 array of the caller's that it no longer needs, when that is large enough), its
     ``full_spike_times`` one more (:func:`~h5stream.kernels.sectioning.sorted_unique_runs`), and each
     movie's trial offsets and bounds one array of all units' rows.  No value shares memory with another
     (an edit in place of one unit's value changes no other; the trials' offsets are not the ragged ones),
     and nothing is allocated per unit or per movie, however many spikes there are (fresh memory is
     costly to touch: one large buffer is faulted in by far fewer, larger pages than many small ones)."""
     n_units, spikes = len(unit_ids), cut.values
-    spikes64 = spikes.astype(np.int64)  # the original's dtype
+    if spare is not None and spare.dtype == np.uint64 and spare.flags.c_contiguous and spare.size >= spikes.size:
+        spikes64 = spare.view(np.int64)[:spikes.size]  # memory touched already: no fresh pages to fault in
+        spikes64[...] = spikes
+    else:
+        spikes64 = spikes.astype(np.int64)  # the original's dtype
     movies = []  # per movie: (tail, scalars, run starts, run ends, arrays of every unit: one row each)
     for tail, first, n, _original, bounds, unpadded_bounds, scalars in movie_rows:
         index = np.arange(n_units, dtype=np.int64)[:, None] * n_total + first + np.arange(n + 1, dtype=np.int64)
