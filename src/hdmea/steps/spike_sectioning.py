@@ -118,7 +118,8 @@ def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: 
     ``full``: that array, made by the caller (``sorted_unique`` of ``spikes`` as int64)."""
     values = np.asarray(spikes)
     values = values.astype(np.int64) if copy or values.dtype != np.int64 else values
-    return {"full_spike_times": sorted_unique(values) if full is None else full, "trials_spike_times": Pieces(values, offsets),
+    return {"full_spike_times": sorted_unique(values) if full is None else full,
+            "trials_spike_times": Pieces(values, offsets),
             "trials_start_end": np.asarray(unpadded_bounds, dtype=np.int64).reshape(-1, 2)}
 
 
@@ -321,14 +322,15 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
 def _unit_movies(unit_ids, movie_rows, cut, n_total, spare=None):
     """``(path, value)`` of every unit's sectioned movies, in order, made as they are asked for.
 
-    Every array is a view of one buffer made for all units at once, each unit's its own part of it: the
+    Every array is a view of a buffer made for all units at once, each unit's its own part of it: the
     ragged spikes are the cut's own array, the original's trials one int64 copy of it (written into
     ``spare``, a uint64 array of the caller's that it no longer needs, when that is large enough), its
-    ``full_spike_times`` one more (:func:`~h5stream.kernels.sectioning.sorted_unique_runs`), and each
-    movie's trial offsets and bounds one array of all units' rows.  No value shares memory with another
-    (an edit in place of one unit's value changes no other; the trials' offsets are not the ragged ones),
-    and nothing is allocated per unit or per movie, however many spikes there are (fresh memory is
-    costly to touch: one large buffer is faulted in by far fewer, larger pages than many small ones)."""
+    ``full_spike_times`` one more (:func:`~h5stream.kernels.sectioning.sorted_unique_runs`; a movie whose
+    trials overlap gets its own), and each movie's trial offsets and bounds one array of all units' rows.
+    No value shares memory with another (an edit in place of one unit's value changes no other; the
+    trials' offsets are not the ragged ones), and no spike array is allocated per unit or per movie: the
+    step's time grows with the fresh memory it touches, two buffers of every sectioned spike (the cut and
+    ``full_spike_times``) beside the concatenated trains, where copies per movie took four."""
     n_units, spikes = len(unit_ids), cut.values
     if spare is not None and spare.dtype == np.uint64 and spare.flags.c_contiguous and spare.size >= spikes.size:
         spikes64 = spare.view(np.int64)[:spikes.size]  # memory touched already: no fresh pages to fault in
