@@ -13,7 +13,7 @@ import numpy as np
 
 from h5stream.cores import free_cores
 
-__all__ = ["SectionedRows", "section_sorted", "rows_to_csr", "sorted_unique"]
+__all__ = ["SectionedRows", "section_sorted", "rows_to_csr", "sorted_unique", "sorted_unique_runs"]
 
 
 @dataclasses.dataclass
@@ -67,6 +67,34 @@ def sorted_unique(values, dtype=np.int64) -> np.ndarray:
         keep[1:] = rising
         return values[keep].astype(dtype)
     return np.unique(values).astype(dtype)
+
+
+def sorted_unique_runs(values, starts, ends, dtype=np.int64) -> list[np.ndarray]:
+    """:func:`sorted_unique` of each run ``values[starts[i]:ends[i]]``, with one allocation for all of them.
+
+    ``values`` is copied once, as ``dtype``; a run whose values rise strictly (the concatenated trials of
+    one sorted spike train, when the trials do not overlap) is a view of that copy, found by one
+    comparison pass over all runs; any other run is :func:`sorted_unique` of its own.  The results share
+    no memory with ``values`` nor, the runs being disjoint, with each other.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D, found shape {values.shape}")
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    ends = np.asarray(ends, dtype=np.int64).reshape(-1)
+    if starts.shape != ends.shape or (starts.size and (starts.min() < 0 or ends.max() > values.size
+                                                         or np.any(ends < starts))):
+        raise ValueError(f"runs must be [start, end) pairs within the {values.size} values, found "
+                         f"{starts.size} starts and {ends.size} ends")
+    if starts.size > 1 and np.any(starts[1:] < ends[:-1]):
+        raise ValueError("runs must not overlap and must come in order")
+    copied = values.astype(dtype)
+    # falls: every p with values[p + 1] <= values[p]; run [s, e) rises iff no fall lies in [s, e - 1)
+    falls = np.flatnonzero(values[1:] <= values[:-1]) if values.size > 1 else np.zeros(0, np.int64)
+    last = np.maximum(ends - 1, starts)
+    rising = np.searchsorted(falls, starts) == np.searchsorted(falls, last)
+    return [copied[s:e] if ok else sorted_unique(values[s:e], dtype)
+            for s, e, ok in zip(starts.tolist(), ends.tolist(), rising.tolist())]
 
 
 # Below this much work (binary-search steps plus copied values) one thread is

@@ -39,7 +39,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from h5stream.kernels.sectioning import rows_to_csr, section_sorted, sorted_unique
+from h5stream.kernels.sectioning import rows_to_csr, section_sorted, sorted_unique, sorted_unique_runs
 from h5stream.tree import Pieces
 from hdmea.errors import ConfigError
 from hdmea.steps.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
@@ -106,7 +106,7 @@ class SectionResult:
 
 
 def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: np.ndarray, *,
-                      copy: bool = True) -> dict:
+                      copy: bool = True, full: np.ndarray | None = None) -> dict:
     """The original's arrays of one movie from the ragged form (``spikes`` cut at ``offsets``): the sorted
     unique ``full_spike_times``, ``trials_spike_times`` keyed by the trial's number (as the original's
     session holds them; the file names them "0", "1", ...) and ``trials_start_end``, all int64.
@@ -114,10 +114,12 @@ def original_sections(spikes: np.ndarray, offsets: np.ndarray, unpadded_bounds: 
     The trials are one int64 copy of ``spikes`` cut at ``offsets`` (:class:`~h5stream.tree.Pieces`: a
     mapping whose node is built in one pass), or views of ``spikes`` itself when it is int64 already
     and ``copy`` is False (an array the caller made for this and never changes); ``full_spike_times``
-    takes one linear pass when the trials do not overlap (their concatenation is then sorted already)."""
+    takes one linear pass when the trials do not overlap (their concatenation is then sorted already);
+    ``full``: that array, made by the caller (``sorted_unique`` of ``spikes`` as int64)."""
     values = np.asarray(spikes)
     values = values.astype(np.int64) if copy or values.dtype != np.int64 else values
-    return {"full_spike_times": sorted_unique(values), "trials_spike_times": Pieces(values, offsets),
+    return {"full_spike_times": sorted_unique(values) if full is None else full,
+            "trials_spike_times": Pieces(values, offsets),
             "trials_start_end": np.asarray(unpadded_bounds, dtype=np.int64).reshape(-1, 2)}
 
 
@@ -291,8 +293,6 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
     all_bounds = (np.concatenate([b for b, _, _ in per_movie.values()]) if per_movie
                   else np.zeros((0, 2), np.int64))
     cut = section_sorted(values, offsets, all_bounds, n_threads=n_threads)
-    # One int64 copy of every trial's spikes (the original's dtype), cut into each unit's movies as views.
-    spikes64 = cut.values.astype(np.int64)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat()
     n_total = all_bounds.shape[0]
     movie_rows, k = [], 0  # per movie: (path tail, first trial, n trials, records, bounds, unpadded, scalars)
@@ -306,7 +306,8 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                            np.asarray(unpadded[movie], dtype=np.int64).reshape(-1, 2), scalars))
         k += bounds.shape[0]
     # every unit's movies stored in one call (a session takes them at once; a file writes them as they come)
-    target.put_many(_unit_movies(unit_ids, movie_rows, cut, spikes64, n_total))
+    target.put_many(_unit_movies(unit_ids, movie_rows, cut, n_total, spare=values))
+    del values  # (its memory now holds the trials, staged)
     if target.is_deferred:
         target.put_many([(f"units/{unit}/{row[0]}/_attrs", row[3]) for unit in unit_ids for row in movie_rows],
                         values=True)
@@ -318,21 +319,46 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                          post_samples=int(round(pad_margin[1] * fs)))
 
 
-def _unit_movies(unit_ids, movie_rows, cut, spikes64, n_total):
-    """``(path, value)`` of every unit's sectioned movies, in order, made as they are asked for."""
-    cut_offsets = cut.offsets
+def _unit_movies(unit_ids, movie_rows, cut, n_total, spare=None):
+    """``(path, value)`` of every unit's sectioned movies, in order, made as they are asked for.
+
+    Every array is a view of a buffer made for all units at once, each unit's its own part of it: the
+    ragged spikes are the cut's own array, the original's trials one int64 copy of it (written into
+    ``spare``, a uint64 array of the caller's that it no longer needs, when that is large enough), its
+    ``full_spike_times`` one more (:func:`~h5stream.kernels.sectioning.sorted_unique_runs`; a movie whose
+    trials overlap gets its own), and each movie's trial offsets and bounds one array of all units' rows.
+    No value shares memory with another (an edit in place of one unit's value changes no other; the
+    trials' offsets are not the ragged ones), and no spike array is allocated per unit or per movie: the
+    step's time grows with the fresh memory it touches, two buffers of every sectioned spike (the cut and
+    ``full_spike_times``) beside the concatenated trains, where copies per movie took four."""
+    n_units, spikes = len(unit_ids), cut.values
+    if spare is not None and spare.dtype == np.uint64 and spare.flags.c_contiguous and spare.size >= spikes.size:
+        spikes64 = spare.view(np.int64)[:spikes.size]  # memory touched already: no fresh pages to fault in
+        spikes64[...] = spikes
+    else:
+        spikes64 = spikes.astype(np.int64)  # the original's dtype
+    movies = []  # per movie: (tail, scalars, run starts, run ends, arrays of every unit: one row each)
+    for tail, first, n, _original, bounds, unpadded_bounds, scalars in movie_rows:
+        index = np.arange(n_units, dtype=np.int64)[:, None] * n_total + first + np.arange(n + 1, dtype=np.int64)
+        absolute = cut.offsets[index]  # (n_units, n + 1): every unit's trial offsets into the cut
+        relative = absolute - absolute[:, :1]
+        rows = {"trial_offsets": relative, "trial_bounds": np.tile(bounds, (n_units, 1, 1)),
+                "trials_start_end": np.tile(unpadded_bounds, (n_units, 1, 1)), "pieces": relative.copy()}
+        movies.append((tail, scalars, absolute[:, 0], absolute[:, -1], rows))
+    # full_spike_times of unit r, movie m: run r * n_movies + m (the runs in the cut's order)
+    starts = np.stack([m[2] for m in movies], axis=1).reshape(-1) if movies else np.zeros(0, np.int64)
+    ends = np.stack([m[3] for m in movies], axis=1).reshape(-1) if movies else np.zeros(0, np.int64)
+    fulls = iter(sorted_unique_runs(spikes, starts, ends))
     for r, unit in enumerate(unit_ids):
-        base = r * n_total
-        for tail, first, n, original, bounds, unpadded_bounds, scalars in movie_rows:
-            off = cut_offsets[base + first:base + first + n + 1]
-            a, b = int(off[0]), int(off[-1])
-            relative = off - a
+        for tail, scalars, firsts, lasts, rows in movies:
+            a, b = int(firsts[r]), int(lasts[r])
             yield f"units/{unit}/{tail}", {
                 # the original's layout, which the lab's analysis reads
-                **original_sections(spikes64[a:b], relative, unpadded_bounds, copy=False),
+                **original_sections(spikes64[a:b], rows["pieces"][r], rows["trials_start_end"][r], copy=False,
+                                    full=next(fulls)),
                 # the ragged form beside it (our readers' one read per movie)
-                "spike_times": cut.values[a:b].copy(),
-                "trial_offsets": relative,
-                "trial_bounds": bounds.copy(),
+                "spike_times": spikes[a:b],
+                "trial_offsets": rows["trial_offsets"][r],
+                "trial_bounds": rows["trial_bounds"][r],
                 **scalars,
             }
