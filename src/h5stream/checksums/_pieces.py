@@ -24,6 +24,7 @@ array and the digests run on all of them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import math
 import os
@@ -256,6 +257,29 @@ def _plain_run(ds) -> tuple[int, int] | None:
         return None
 
 
+_POOL: list = [None, 0]  # the helpers' executor and its size, made when first needed
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(helpers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The executor of :func:`read_whole_checked`'s helpers, with room for ``helpers`` of them."""
+    with _POOL_LOCK:
+        if _POOL[0] is None or _POOL[1] < helpers:
+            if _POOL[0] is not None:
+                _POOL[0].shutdown(wait=False)
+            _POOL[:] = [concurrent.futures.ThreadPoolExecutor(helpers, thread_name_prefix="h5stream-whole-read"),
+                        helpers]
+        return _POOL[0]
+
+
+def _forget_pool() -> None:  # a child process has none of its parent's threads
+    _POOL[:] = [None, 0]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
     """All of a fixed-size dataset of at least :data:`WHOLE_READ_MIN_BYTES`, every piece checked against the
     ``manifest``'s piece digests as it lands (see the module's text); None when the dataset does not qualify
@@ -283,6 +307,8 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
     n_blocks = -(-n_pieces // _PIECES_PER_BLOCK)
     queue = itertools.count()  # next() on it is atomic: each block is taken once
     failed: list[BaseException] = []
+    done = [0]
+    lock, finished = threading.Lock(), threading.Event()
 
     def block(i: int) -> None:
         p0 = i * _PIECES_PER_BLOCK
@@ -304,21 +330,29 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
                 raise mismatch_error(manifest, f"{ds.name} ({unit} {p * k}:{min(n, (p + 1) * k)})", want, found)
 
     def work() -> None:
-        try:
-            for i in queue:
-                if i >= n_blocks or failed:
-                    return
+        for i in queue:
+            if i >= n_blocks or failed:
+                return
+            try:
                 block(i)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            failed.append(exc)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                failed.append(exc)
+                finished.set()
+                return
+            with lock:
+                done[0] += 1
+                if done[0] == n_blocks:
+                    finished.set()
 
-    helpers = [threading.Thread(target=work, name="h5stream-whole-read", daemon=True)
-               for _ in range(max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1)]
-    for t in helpers:
-        t.start()
+    # The helpers are asked, never waited for: a helper the scheduler has not started yet finds no block
+    # left, and the caller waits only for the blocks a helper has taken.
+    helpers = max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1
+    if helpers:
+        pool = _pool(helpers)
+        for _ in range(helpers):
+            pool.submit(work)
     work()
-    for t in helpers:
-        t.join()
+    finished.wait()
     if failed:
         raise failed[0]
     return out
