@@ -8,6 +8,7 @@ flipped on disk at HDF5's own offset of the contiguous storage.
 from __future__ import annotations
 
 import json
+import os
 import zlib
 
 import h5py
@@ -238,3 +239,31 @@ def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_pieces(tmp_p
         f.attrs[checksums.MANIFEST_ATTR] = json.dumps(document)
     with h5py.File(path, "r") as f:
         assert checksums.read_whole_checked(f["plain"], checksums.attach(f)) is None
+
+
+def test_a_whole_read_takes_only_datasets_the_page_cache_mostly_holds(tmp_path, monkeypatch):
+    """Bytes still on the disk are left to HDF5's large requests: the decision follows the share of the
+    dataset's pages the system reports held (``mincore``), here after asking it to drop them."""
+    from h5stream import pagecache
+
+    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 20)
+    values = np.random.default_rng(4).random((3000, 100))
+    path = tmp_path / "d.h5"
+    _write(path, {"v": values})
+    offset, nbytes = _offset(path, "v"), values.nbytes
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(checksums.read_whole_checked(f["v"], checksums.attach(f)), values)
+        monkeypatch.setattr("h5stream.checksums._pieces.CACHED_SHARE", 1.01)  # no share is enough
+        assert checksums.read_whole_checked(f["v"], checksums.attach(f)) is None
+    monkeypatch.undo()
+    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 20)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    share = pagecache.resident_fraction(path, offset, nbytes)
+    with h5py.File(path, "r") as f:
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
+    assert (got is not None) == (share is not None and share >= 0.5), share

@@ -15,9 +15,10 @@ that digest checked: a partial read never returns a byte that was not checked.  
 carry HDF5's Fletcher32 per chunk, which HDF5 checks on every read; they have no digest here.
 
 :func:`read_whole_checked` reads all of a large dataset stored as one plain run of bytes and checks
-every piece: the bytes go straight from the file into the array the caller gets (``pread`` on the
-descriptor HDF5 has open, a block of a few pieces at a time, no copy in between), and each piece is
-digested just after it lands, while its bytes are in the cache.  The blocks are taken from one queue
+every piece: the bytes go straight from the page cache into the array the caller gets (``pread`` on
+the descriptor HDF5 has open, a block of a few pieces at a time, no copy in between), and each piece is
+digested just after it lands, while its bytes are in the CPU's cache.  It takes datasets whose bytes
+the page cache mostly holds; the others are read by HDF5 in large requests, as a disk prefers.  The blocks are taken from one queue
 by every allowed core (:func:`h5stream.cores.sharing_threads`): the reads, the page faults of the new
 array and the digests run on all of them.
 """
@@ -33,7 +34,7 @@ import threading
 import h5py
 import numpy as np
 
-from h5stream import cores
+from h5stream import cores, pagecache
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
 from h5stream.checksums._manifest import Manifest, mismatch_error
@@ -257,6 +258,22 @@ def _plain_run(ds) -> tuple[int, int] | None:
         return None
 
 
+#: the share of a dataset's bytes the page cache must hold for :func:`read_whole_checked` to read it: its
+#: small requests suit a memory copy; bytes still on the disk are read faster in HDF5's large requests
+#: (:mod:`h5stream.kernels.direct_rows` found 16 MiB requests faster than 4 MiB ones on this project's machine)
+CACHED_SHARE = 0.5
+
+
+def _mostly_cached(fd: int, offset: int, length: int) -> bool:
+    """Whether the page cache holds at least :data:`CACHED_SHARE` of the bytes (False where the system
+    cannot say)."""
+    residency = pagecache.open_residency(fd)
+    if residency is None:
+        return False
+    with residency:
+        return residency.fraction(offset, length) >= CACHED_SHARE
+
+
 _POOL: list = [None, 0]  # the helpers' executor and its size, made when first needed
 _POOL_LOCK = threading.Lock()
 
@@ -283,7 +300,8 @@ if hasattr(os, "register_at_fork"):
 def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
     """All of a fixed-size dataset of at least :data:`WHOLE_READ_MIN_BYTES`, every piece checked against the
     ``manifest``'s piece digests as it lands (see the module's text); None when the dataset does not qualify
-    (no piece digests, not one plain run of bytes, another driver, opened for writing): read it as usual.
+    (no piece digests, not one plain run of bytes, another driver, opened for writing, less than
+    :data:`CACHED_SHARE` of its bytes in the page cache): read it as usual.
 
     ``threads``: threads reading and digesting (default: :func:`h5stream.cores.sharing_threads`).  A piece
     that differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset and its rows; a file that
@@ -298,6 +316,8 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
     if run is None:
         return None
     fd, offset = run
+    if not _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize):
+        return None
     k, packed = pieces
     n = int(ds.shape[0])
     out = np.empty(ds.shape, ds.dtype)
