@@ -70,8 +70,9 @@ def test_dense_written_as_csr_matches_reference(h5, missing, order):
     assert np.array_equal(back.data, data, equal_nan=True)
 
 
-@pytest.mark.parametrize("dtype", ["<i4", "<i8", "<u4", "<i2"])
-@pytest.mark.parametrize("bad", [-1, -(2 ** 15), 4, 5, 2 ** 15 - 1])
+@pytest.mark.parametrize("dtype,bad", [(d, b) for d in ("<i4", "<i8", "<u4", "<i2")
+                                       for b in (-1, -(2 ** 15), 0, 3, 4, 5, 2 ** 15 - 1)
+                                       if np.iinfo(np.dtype(d)).min <= b])
 def test_an_index_outside_the_columns_is_refused_in_any_index_dtype(tmp_path, dtype, bad):
     """A CSR group written with plain h5py, one index set to ``bad``: refused when ``bad`` lies outside
     [0, 4) (the reference: that comparison), read as written when it lies inside."""
@@ -82,9 +83,6 @@ def test_an_index_outside_the_columns_is_refused_in_any_index_dtype(tmp_path, dt
     from h5stream.errors import FormatError
 
     indices = np.array([0, 1, 2, 3], dtype=dtype)
-    info = np.iinfo(indices.dtype)
-    if not info.min <= bad <= info.max:
-        pytest.skip(f"{bad} does not fit {dtype}")
     indices[2] = bad
     with h5py.File(tmp_path / "m.h5", "w") as f:
         g = f.create_group("m")
