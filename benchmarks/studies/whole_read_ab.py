@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     from benchmarks.suite.bench_h5scp_disk import _fresh_memory, _warm, make_container
     from h5scp.io import save_hdf5
     from h5stream import checksums
-    from h5stream.checksums import _pieces
+    from h5stream.elements import arrays
     from h5stream.elements.arrays import read_array_dataset
 
     rounds = int(argv[0]) if argv else 15
@@ -52,15 +52,15 @@ def main(argv: list[str]) -> None:
             spans = [(d.id.get_offset(), d.size * d.dtype.itemsize) for d in datasets]
             nbytes = sum(n for _, n in spans)
             fd = os.open(path, os.O_RDONLY)
-            kept = _pieces.WHOLE_READ_MIN_BYTES
+            kept = arrays.WHOLE_READ_BYTES
 
             def before() -> None:
-                _pieces.WHOLE_READ_MIN_BYTES = 1 << 62
+                arrays.WHOLE_READ_BYTES = 1 << 62
                 try:
                     for d in datasets:
                         read_array_dataset(d)
                 finally:
-                    _pieces.WHOLE_READ_MIN_BYTES = kept
+                    arrays.WHOLE_READ_BYTES = kept
 
             def after() -> None:
                 for d in datasets:

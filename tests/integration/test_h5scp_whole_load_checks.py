@@ -75,7 +75,7 @@ def test_a_layer_digested_while_it_is_read_is_checked_slab_by_slab(tmp_path, mon
     monkeypatch.setattr(arrays, "DIGEST_WHILE_READING_BYTES", 1 << 20)
     # (a file with piece digests is read piece by piece instead, :func:`h5stream.checksums.read_whole_checked`:
     # the slab path is the one of files written before piece digests and of datasets it leaves to h5py)
-    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 62)
+    monkeypatch.setattr(arrays, "WHOLE_READ_BYTES", 1 << 62)
     monkeypatch.setattr(arrays, "SLAB_BYTES", 100_000)  # 12 rows of 1,000 float64 per slab: 92 slabs, the last short
     digested = []
     real = arrays._read_digesting

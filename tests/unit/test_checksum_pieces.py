@@ -188,11 +188,9 @@ def test_verify_checks_the_piece_digests_too(tmp_path):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("shape,dtype", [((3000, 400), "<f8"), ((1_500_000,), "<i4"), ((70, 9, 2000), "<u4")])
-def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, threads, shape,
-                                                                        dtype):
+def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, threads, shape, dtype):
     """The values equal plain h5py's read of the same file; a byte flipped in any piece (the first, the
     short last one, one in between) is a checksum error naming that piece's rows, whichever thread reads it."""
-    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 20)
     rng = np.random.default_rng(threads)
     values = (rng.random(shape) * 1e6).astype(dtype)
     path = tmp_path / "w.h5"
@@ -215,10 +213,9 @@ def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_pat
         _flip(path, at)
 
 
-def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_pieces(tmp_path, monkeypatch):
-    """None (read as usual) for a chunked dataset, a file opened for writing, a small dataset, and one whose
-    manifest holds no piece digests (written before them)."""
-    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 20)
+def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_pieces(tmp_path):
+    """None (read as usual) for a chunked dataset, a file opened for writing, a dataset of one piece, and one
+    whose manifest holds no piece digests (written before them)."""
     values = np.random.default_rng(2).random((3000, 100))
     path = tmp_path / "n.h5"
     _write(path, {"plain": values, "small": values[:100]})
@@ -246,7 +243,6 @@ def test_a_whole_read_takes_only_datasets_the_page_cache_mostly_holds(tmp_path, 
     dataset's pages the system reports held (``mincore``), here after asking it to drop them."""
     from h5stream import pagecache
 
-    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 20)
     values = np.random.default_rng(4).random((3000, 100))
     path = tmp_path / "d.h5"
     _write(path, {"v": values})
@@ -256,7 +252,6 @@ def test_a_whole_read_takes_only_datasets_the_page_cache_mostly_holds(tmp_path, 
         monkeypatch.setattr("h5stream.checksums._pieces.CACHED_SHARE", 1.01)  # no share is enough
         assert checksums.read_whole_checked(f["v"], checksums.attach(f)) is None
     monkeypatch.undo()
-    monkeypatch.setattr("h5stream.checksums._pieces.WHOLE_READ_MIN_BYTES", 1 << 20)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

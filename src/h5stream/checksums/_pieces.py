@@ -41,7 +41,7 @@ from h5stream.checksums._manifest import Manifest, mismatch_error
 from h5stream.errors import ChecksumError, FormatError
 
 __all__ = ["PIECE_BYTES", "piece_rows", "array_digests", "stored_digests", "read_runs_checked",
-           "read_whole_checked", "WHOLE_READ_MIN_BYTES"]
+           "read_whole_checked"]
 
 #: bytes of one piece (whole rows, at least one): a row read checks at most this much beside it, and a
 #: 1 GB dataset's digests take 32 KB of manifest text
@@ -224,9 +224,6 @@ def _read_pieces(ds, manifest: Manifest, pieces: tuple[int, str], runs, gather: 
             gather.take(a, block)
 
 
-#: datasets of at least this many bytes are read by :func:`read_whole_checked` (smaller ones are not worth
-#: the threads)
-WHOLE_READ_MIN_BYTES = 4 << 20
 #: pieces of one block of :func:`read_whole_checked`: one ``pread``, then its pieces digested while cached
 _PIECES_PER_BLOCK = 4
 
@@ -298,7 +295,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
-    """All of a fixed-size dataset of at least :data:`WHOLE_READ_MIN_BYTES`, every piece checked against the
+    """All of a fixed-size dataset, every piece checked against the
     ``manifest``'s piece digests as it lands (see the module's text); None when the dataset does not qualify
     (no piece digests, not one plain run of bytes, another driver, opened for writing, less than
     :data:`CACHED_SHARE` of its bytes in the page cache): read it as usual.
@@ -307,9 +304,7 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
     that differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset and its rows; a file that
     ends inside the values a :class:`~h5stream.errors.FormatError`.
     """
-    if manifest is None or ds.size * ds.dtype.itemsize < WHOLE_READ_MIN_BYTES:
-        return None
-    if manifest.datasets.get(ds.name) is None:
+    if manifest is None or manifest.datasets.get(ds.name) is None:
         return None
     pieces = _pieces_of(manifest, ds)
     run = _plain_run(ds) if pieces is not None else None
