@@ -73,6 +73,9 @@ def test_a_layer_digested_while_it_is_read_is_checked_slab_by_slab(tmp_path, mon
     from h5stream.elements import arrays
 
     monkeypatch.setattr(arrays, "DIGEST_WHILE_READING_BYTES", 1 << 20)
+    # (a file with piece digests is read piece by piece instead, :func:`h5stream.checksums.read_whole_checked`:
+    # the slab path is the one of files written before piece digests and of datasets it leaves to h5py)
+    monkeypatch.setattr(arrays, "WHOLE_READ_BYTES", 1 << 62)
     monkeypatch.setattr(arrays, "SLAB_BYTES", 100_000)  # 12 rows of 1,000 float64 per slab: 92 slabs, the last short
     digested = []
     real = arrays._read_digesting
@@ -92,3 +95,38 @@ def test_a_layer_digested_while_it_is_read_is_checked_slab_by_slab(tmp_path, mon
     else:
         np.testing.assert_array_equal(load_hdf5(path).assays["proteins"].layers["l0"].X, X)
     assert name in digested
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_a_large_layer_is_read_straight_into_its_array_piece_by_piece(tmp_path, monkeypatch, kind):
+    """A large layer stored as one plain run with piece digests goes from the file into the returned array
+    with every piece checked as it lands (:func:`h5stream.checksums.read_whole_checked`, taken here): the
+    values are the container's; a flip in its last cell is a checksum error naming the layer and its rows."""
+    from h5stream.checksums import _pieces
+
+    taken = []
+    real = _pieces.read_whole_checked
+    monkeypatch.setattr("h5stream.checksums.read_whole_checked",
+                        lambda ds, manifest, threads=None: taken.append(ds.name) or real(ds, manifest, threads))
+    rng = np.random.default_rng(6)
+    if kind == "dense":  # 8.8 MB
+        X = rng.lognormal(size=(1100, 1000))
+        name, last = "/assays/proteins/layers/l0/X", 1100 * 1000 - 1
+    else:  # data 4.4 MB
+        X = sparse.random(1100, 5000, density=0.1, format="csr", random_state=7)
+        X.data[:] = rng.lognormal(size=X.data.size)
+        name, last = "/assays/proteins/layers/l0/X/data", X.nnz - 1
+    path = tmp_path / "c.h5"
+    save_hdf5(_container(X), path)
+    got = load_hdf5(path).assays["proteins"].layers["l0"].X
+    assert name in taken
+    if kind == "dense":
+        np.testing.assert_array_equal(got, X)
+    else:
+        assert (got != X).nnz == 0
+    with h5py.File(path, "r") as f:
+        at = f[name].id.get_offset() + 8 * last + 5
+    _flip(path, at)
+    with pytest.raises(IOChecksumError, match=r"(rows|entries) \d+:") as info:
+        load_hdf5(path)
+    assert name in str(info.value) and str(path) in str(info.value)

@@ -8,6 +8,7 @@ flipped on disk at HDF5's own offset of the contiguous storage.
 from __future__ import annotations
 
 import json
+import os
 import zlib
 
 import h5py
@@ -183,3 +184,81 @@ def test_verify_checks_the_piece_digests_too(tmp_path):
         f.attrs[checksums.MANIFEST_ATTR] = json.dumps(manifest)
     with pytest.raises(ChecksumError, match="piece digests"):
         check_file(path)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape,dtype", [((3000, 400), "<f8"), ((1_500_000,), "<i4"), ((70, 9, 2000), "<u4")])
+def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, threads, shape, dtype):
+    """The values equal plain h5py's read of the same file; a byte flipped in any piece (the first, the
+    short last one, one in between) is a checksum error naming that piece's rows, whichever thread reads it."""
+    rng = np.random.default_rng(threads)
+    values = (rng.random(shape) * 1e6).astype(dtype)
+    path = tmp_path / "w.h5"
+    manifest = _write(path, {"v": values})
+    k = int(manifest["pieces"]["/v"].split("/")[0])
+    n = shape[0]
+    with h5py.File(path, "r") as f:
+        plain = f["v"][()]
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
+    assert got is not None and got.dtype == plain.dtype and got.flags.c_contiguous
+    assert np.array_equal(got, plain) and np.array_equal(got, values)
+    row = values[0].nbytes if values.ndim > 1 else values.itemsize
+    for bad_row in (0, n - 1, int(rng.integers(k, n - k))):
+        at = _offset(path, "v") + bad_row * row + int(rng.integers(0, row))
+        _flip(path, at)
+        first = bad_row // k * k
+        unit = "rows" if values.ndim > 1 else "entries"
+        with h5py.File(path, "r") as f, pytest.raises(ChecksumError, match=rf"/v \({unit} {first}:{min(n, first + k)}\)"):
+            checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
+        _flip(path, at)
+
+
+def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_pieces(tmp_path):
+    """None (read as usual) for a chunked dataset, a file opened for writing, a dataset of one piece, and one
+    whose manifest holds no piece digests (written before them)."""
+    values = np.random.default_rng(2).random((3000, 100))
+    path = tmp_path / "n.h5"
+    _write(path, {"plain": values, "small": values[:100]})
+    chunked = tmp_path / "c.h5"
+    _write(chunked, {"v": values}, WriteOptions(chunks=(100, 100)))
+    with h5py.File(chunked, "r") as f:
+        assert f["v"].chunks is not None
+        assert checksums.read_whole_checked(f["v"], checksums.attach(f)) is None
+    with h5py.File(path, "r") as f:
+        manifest = checksums.attach(f)
+        assert checksums.read_whole_checked(f["small"], manifest) is None
+        assert checksums.read_whole_checked(f["plain"], manifest) is not None
+        assert checksums.read_whole_checked(f["plain"], None) is None
+    with h5py.File(path, "r+") as f:
+        assert checksums.read_whole_checked(f["plain"], checksums.attach(f)) is None
+        document = json.loads(f.attrs[checksums.MANIFEST_ATTR])
+        del document["pieces"]
+        f.attrs[checksums.MANIFEST_ATTR] = json.dumps(document)
+    with h5py.File(path, "r") as f:
+        assert checksums.read_whole_checked(f["plain"], checksums.attach(f)) is None
+
+
+def test_a_whole_read_takes_only_datasets_the_page_cache_mostly_holds(tmp_path, monkeypatch):
+    """Bytes still on the disk are left to HDF5's large requests: the decision follows the share of the
+    dataset's pages the system reports held (``mincore``), here after asking it to drop them."""
+    from h5stream import pagecache
+
+    values = np.random.default_rng(4).random((3000, 100))
+    path = tmp_path / "d.h5"
+    _write(path, {"v": values})
+    offset, nbytes = _offset(path, "v"), values.nbytes
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(checksums.read_whole_checked(f["v"], checksums.attach(f)), values)
+        monkeypatch.setattr("h5stream.checksums._pieces.CACHED_SHARE", 1.01)  # no share is enough
+        assert checksums.read_whole_checked(f["v"], checksums.attach(f)) is None
+    monkeypatch.undo()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    share = pagecache.resident_fraction(path, offset, nbytes)
+    with h5py.File(path, "r") as f:
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
+    assert (got is not None) == (share is not None and share >= 0.5), share

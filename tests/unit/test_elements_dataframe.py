@@ -239,3 +239,52 @@ def test_old_anndata_dataframe_version_still_reads(h5):
          "kind": pl.Series(["y", None, "x"], dtype=pl.Categorical)}
     )
     assert_frame_equal(frame, expected)
+
+
+def _plain_categorical(parent: h5py.Group, key: str, codes, categories) -> None:
+    """A categorical column as anndata lays it out, written with plain h5py."""
+    group = parent.create_group(key)
+    group.attrs["encoding-type"] = "categorical"
+    group.attrs["encoding-version"] = "0.2.0"
+    group.attrs["ordered"] = False
+    codes = group.create_dataset("codes", data=np.asarray(codes, dtype=np.int8))
+    cats = group.create_dataset("categories", data=categories)
+    codes.attrs["encoding-type"], codes.attrs["encoding-version"] = "array", "0.2.0"
+    cats.attrs["encoding-type"] = "string-array" if cats.dtype.kind in "OS" else "array"
+    cats.attrs["encoding-version"] = "0.2.0"
+
+
+def test_categories_read_hands_back_the_categories_no_row_uses(h5):
+    from h5stream.elements.dataframe import categories_read
+
+    obs = h5.create_group("obs")
+    obs.attrs["encoding-type"] = "dataframe"
+    obs.attrs["encoding-version"] = "0.2.0"
+    obs.attrs["_index"] = "_index"
+    obs.attrs["column-order"] = np.array(["text", "batch", "full"], dtype=h5py.string_dtype())
+    index = obs.create_dataset("_index", data=np.array(["c0", "c1", "c2", "c3"], dtype=h5py.string_dtype()))
+    index.attrs["encoding-type"], index.attrs["encoding-version"] = "string-array", "0.2.0"
+    text_categories = np.array(["a", "b", "never", "c"], dtype=h5py.string_dtype())
+    _plain_categorical(obs, "text", [0, 1, 3, -1], text_categories)
+    _plain_categorical(obs, "batch", [2, 2, 0, 0], np.array([10, 20, 30, 40], dtype=np.int64))
+    _plain_categorical(obs, "full", [1, 0, 1, 0], np.array(["x", "y"], dtype=h5py.string_dtype()))
+    # the reference: each column's categories without a code pointing at them, counted here with numpy
+    expected = {}
+    for name in ("text", "batch", "full"):
+        codes = obs[name]["codes"][()]
+        cats = [c.decode() if isinstance(c, bytes) else str(c) for c in obs[name]["categories"][()]]
+        unused = [c for i, c in enumerate(cats) if i not in set(codes.tolist())]
+        if unused:
+            expected[f"/obs/{name}"] = unused
+    assert expected == {"/obs/text": ["never"], "/obs/batch": ["20", "40"]}
+
+    with categories_read() as seen:
+        frame = read_elem(obs)
+    assert seen == expected
+    assert frame.get_column("text").to_list() == ["a", "b", "c", None]
+    assert frame.get_column("batch").to_list() == [30, 30, 10, 10]
+    with categories_read() as again:
+        pass
+    assert again == {}
+    read_elem(obs)  # outside a block: nothing noted anywhere, and the open block's mapping is untouched
+    assert again == {} and seen == expected

@@ -68,3 +68,32 @@ def test_dense_written_as_csr_matches_reference(h5, missing, order):
     assert np.array_equal(back.indptr, indptr)
     assert np.array_equal(back.indices, indices)
     assert np.array_equal(back.data, data, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype,bad", [(d, b) for d in ("<i4", "<i8", "<u4", "<i2")
+                                       for b in (-1, -(2 ** 15), 0, 3, 4, 5, 2 ** 15 - 1)
+                                       if np.iinfo(np.dtype(d)).min <= b])
+def test_an_index_outside_the_columns_is_refused_in_any_index_dtype(tmp_path, dtype, bad):
+    """A CSR group written with plain h5py, one index set to ``bad``: refused when ``bad`` lies outside
+    [0, 4) (the reference: that comparison), read as written when it lies inside."""
+    import h5py
+    from scipy import sparse
+
+    from h5stream.elements import read_elem
+    from h5stream.errors import FormatError
+
+    indices = np.array([0, 1, 2, 3], dtype=dtype)
+    indices[2] = bad
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        g = f.create_group("m")
+        g.attrs["encoding-type"], g.attrs["encoding-version"] = "csr_matrix", "0.1.0"
+        g.attrs["shape"] = np.array([4, 4])
+        g.create_dataset("data", data=np.ones(4))
+        g.create_dataset("indices", data=indices)
+        g.create_dataset("indptr", data=np.array([0, 1, 2, 3, 4]))
+        if 0 <= bad < 4:
+            back = read_elem(g)
+            assert sparse.issparse(back) and back.indices.tolist() == indices.tolist()
+        else:
+            with pytest.raises(FormatError, match=r"indices outside \[0, 4\)"):
+                read_elem(g)

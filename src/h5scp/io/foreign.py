@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ import polars as pl
 from scipy import sparse
 
 from h5stream.elements import read_elem
+from h5stream.elements.dataframe import categories_read
 from h5stream.elements.mapping import KEYS_ATTR, member_name
 from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from h5scp.io._anndata_group import X_LAYER, GroupView, element_shape, mod_order, scan
@@ -202,30 +204,19 @@ def _exact_in_float(X, path: Path, obj: str):
     )
 
 
-def unused_categories(group: h5py.Group, key: str, frame: pl.DataFrame, prefix: str = "") -> list[str]:
-    """Categories of frame ``key`` that no row uses and that its column cannot keep.
+def unused_categories(seen: Mapping[str, list[str]], key: str, frame: pl.DataFrame, prefix: str = "") -> list[str]:
+    """Categories of frame ``key`` (under group ``prefix``) that no row uses and that its column cannot keep.
 
     pandas keeps every category of a column through a subset; polars'
     Categorical holds only the values present (and categories of numbers or booleans
-    become a plain column of their dtype), so these are named for the history.
+    become a plain column of their dtype), so these are named for the history.  ``seen``: what the
+    frame's read handed back (:func:`h5stream.elements.dataframe.categories_read`); nothing is read again.
     """
-    if key not in group or not isinstance(group[key], h5py.Group):
-        return []
     out = []
     for name, dtype in frame.schema.items():
-        if dtype == pl.String or isinstance(dtype, pl.Enum) or name not in group[key]:
+        if dtype == pl.String or isinstance(dtype, pl.Enum):
             continue  # (text stored as categories keeps no categories; an Enum keeps all of them)
-        element = group[key][name]
-        if root_attr(element, "encoding-type") != "categorical" or not isinstance(element, h5py.Group):
-            continue
-        with guarded(element.file.filename, element.name):
-            codes = np.asarray(element["codes"][()])
-            categories = read_elem(element["categories"])
-        categories = list(categories) if not isinstance(categories, pl.Series) else categories.to_list()
-        used = np.zeros(len(categories), dtype=bool)
-        valid = codes[(codes >= 0) & (codes < len(categories))]
-        used[valid] = True
-        unused = [str(c) for c, u in zip(categories, used) if not u]
+        unused = seen.get(f"/{prefix}{key}/{name}")
         if unused:
             out.append(f"{prefix}{key}/{name} unused categories {unused}")
     return out
@@ -315,9 +306,10 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
             view = scan(f)
     selection = selection_from([name], {name: list(view.foreign_layers)}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
-    obs, sample_id_col, positions = _obs(selection, view, path, request)
-    data = _assay(view, path, skipped, selection.layers, positions, selection.features_of(name))
-    skipped.extend(unused_categories(f, "obs", obs) + unused_categories(f, "var", data.var))
+    with categories_read() as seen:
+        obs, sample_id_col, positions = _obs(selection, view, path, request)
+        data = _assay(view, path, skipped, selection.layers, positions, selection.features_of(name))
+    skipped.extend(unused_categories(seen, "obs", obs) + unused_categories(seen, "var", data.var))
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):
         return ScpContainer(obs, {name: data}, history=_history("AnnData", path, uns, skipped),
@@ -357,32 +349,32 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None,
             views[n] = scan(mods[n], f"mod/{n}/")
     selection = selection_from(order, {n: list(views[n].foreign_layers) for n in order}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
-    ids, _ = _frame_ids(view, path)
-    obs, sample_id_col, positions = _obs(selection, view, path, request)
-    assays = {}
-    for name in order:
-        group = mods[name]
-        own, columns = _frame_ids(views[name], path)
-        skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
-        if not selection.wants_assay(name):
-            continue
-        rows = _mod_rows(own, ids)
-        lacks = bool((rows < 0).any())  # of the file's samples: then every layer gets a mask, whatever is read
-        if positions is not None:
-            rows = rows[positions]
-        held = rows >= 0
-        read = None if held.all() and np.array_equal(rows, np.arange(own.len())) else rows[held]
-        assay = _assay(views[name], path, skipped, selection.layers, read, selection.features_of(name))
-        if not held.all():
-            lacking = int((~held).sum())
-            skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
-                           f"(NaN, mask code {NOT_MEASURED.name})")
-        if lacks:
-            assay = Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
-                          feature_id_col=assay.feature_id_col)
-        skipped.extend(unused_categories(group, "var", assay.var, f"mod/{name}/"))
-        assays[name] = assay
-    skipped.extend(unused_categories(f, "obs", obs))
+    with categories_read() as seen:
+        ids, _ = _frame_ids(view, path)
+        obs, sample_id_col, positions = _obs(selection, view, path, request)
+        assays = {}
+        for name in order:
+            own, columns = _frame_ids(views[name], path)
+            skipped.extend(f"mod/{name}/obs/{c}" for c in columns)
+            if not selection.wants_assay(name):
+                continue
+            rows = _mod_rows(own, ids)
+            lacks = bool((rows < 0).any())  # of the file's samples: then every layer gets a mask, whatever is read
+            if positions is not None:
+                rows = rows[positions]
+            held = rows >= 0
+            read = None if held.all() and np.array_equal(rows, np.arange(own.len())) else rows[held]
+            assay = _assay(views[name], path, skipped, selection.layers, read, selection.features_of(name))
+            if not held.all():
+                lacking = int((~held).sum())
+                skipped.append(f"mod/{name}: {lacking} of {held.size} samples not measured "
+                               f"(NaN, mask code {NOT_MEASURED.name})")
+            if lacks:
+                assay = Assay(assay.var, {k: spread_rows(m, held) for k, m in assay.layers.items()},
+                              feature_id_col=assay.feature_id_col)
+            skipped.extend(unused_categories(seen, "var", assay.var, f"mod/{name}/"))
+            assays[name] = assay
+        skipped.extend(unused_categories(seen, "obs", obs))
     skipped.extend(view.unmapped)  # obsmap/varmap are MuData's own bookkeeping
     uns = _uns(f, path, "", skipped)
     with guarded(path, "/"):

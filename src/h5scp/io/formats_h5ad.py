@@ -40,6 +40,7 @@ from h5scp.io._anndata_layout import (
 from h5scp.io._anndata_group import scan
 from h5scp.io._files import guarded, reading, writing
 from h5scp.io.exporters import FORMAT_VERSION, select_parts
+from h5stream.elements.dataframe import categories_read
 from h5scp.io.foreign import edits_entry, import_anndata, unused_categories
 from h5scp.io.selection import links_part, selection_from
 
@@ -141,18 +142,20 @@ def container_from_h5ad(f: h5py.File, source: Path, *, assay: str | None = None,
         present = present_layers(view, info)
         selection = selection_from([name], {name: list(present)}, assays=request.get("assays"),
                                    layers=request.get("layers"), features=request.get("features"), path=source)
-        obs, positions = read_anndata_obs(selection, view, info, source, request, notes)
+        with categories_read() as seen:
+            obs, positions = read_anndata_obs(selection, view, info, source, request, notes)
         ids = obs.get_column(info["sample_id_col"]).to_list() if info["sample_id_col"] in obs.columns else None
         recorded = recorded_frame(info, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
         if recorded is not None and ids is not None and positions is None:
             moved = describe_ids("samples", ids, recorded.get_column(info["sample_id_col"]).to_list())
             if moved:
                 notes.add(moved)
-            for text in unused_categories(f, "obs", obs):
+            for text in unused_categories(seen, "obs", obs):
                 notes.add(text)
-        stored, info = read_assay_group(view, source, info, layers=selection.layers, positions=positions,
-                                        sample_ids=ids, notes=notes, features=selection.features_of(name))
-        for text in unused_categories(f, "var", stored.var):
+        with categories_read() as seen:
+            stored, info = read_assay_group(view, source, info, layers=selection.layers, positions=positions,
+                                            sample_ids=ids, notes=notes, features=selection.features_of(name))
+        for text in unused_categories(seen, "var", stored.var):
             notes.add(text)
         history, links = apply_container_extras(info, source, notes)
         links = links_part(links, {name: stored}, list(selection.features))

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from h5stream.elements import read_elem, write_elem
+from h5stream.elements.dataframe import categories_read
 from h5stream.elements.registry import read_with
 from h5scp.io.classes import loads_into_classes, saves_any_container
 from h5scp.core.structures import Assay, ScpContainer
@@ -232,7 +233,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
         assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=source,
     )
     id_col = extras["sample_id_col"]
-    with guarded(source, "/obs"):
+    with guarded(source, "/obs"), categories_read() as seen:
         obs, positions = read_anndata_obs(selection, view, extras, source, request, notes)
         ids = obs.get_column(id_col).to_list()
         recorded = recorded_frame(extras, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
@@ -240,7 +241,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
             moved = describe_ids("samples", ids, recorded.get_column(id_col).to_list())
             if moved:
                 notes.add(moved)
-            for text in unused_categories(f, "obs", obs):
+            for text in unused_categories(seen, "obs", obs):
                 notes.add(text)
     # a modality lacking some of the file's samples gives every layer a mask, whichever samples are read
     with guarded(source, "/obs"):
@@ -285,15 +286,16 @@ def _read_modality(view: GroupView, source: Path, info: dict, ids: list, selecti
     held = rows >= 0
     read = rows[held]
     positions = None if held.all() and np.array_equal(read, np.arange(len(own))) else read
-    if info is None:
-        assay = import_modality(view, source, selection.layers, positions, features=selection.features_of(name))
-    else:
-        assay, _info = read_assay_group(
-            view, source, info, layers=selection.layers, positions=positions,
-            sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
-            features=selection.features_of(name),
-        )
-    for text in unused_categories(group, "var", assay.var, f"mod/{name}/"):
+    with categories_read() as seen:
+        if info is None:
+            assay = import_modality(view, source, selection.layers, positions, features=selection.features_of(name))
+        else:
+            assay, _info = read_assay_group(
+                view, source, info, layers=selection.layers, positions=positions,
+                sample_ids=[own[i] for i in read], notes=notes, label=f"mod/{name}: ",
+                features=selection.features_of(name),
+            )
+    for text in unused_categories(seen, "var", assay.var, f"mod/{name}/"):
         notes.add(text)
     outside = len(set(own) - set(ids)) if every_sample else 0  # (else ids are the samples asked for)
     if outside:

@@ -96,7 +96,8 @@ from h5stream.checksums._manifest import (  # the manifest's format, reading and
     refuse_unrecorded_attrs,
 )
 from h5stream.checksums._names import check_names, names_digest, object_names
-from h5stream.checksums._pieces import PIECE_BYTES, array_digests, piece_rows, read_runs_checked, stored_digests
+from h5stream.checksums._pieces import (PIECE_BYTES, array_digests, piece_rows, read_runs_checked,
+                                         read_whole_checked, stored_digests)
 from h5stream.checksums._recording import (  # recording while writing, re-exported
     Recorder,
     _file_key,
@@ -131,6 +132,7 @@ __all__ = [
     "array_digests",
     "stored_digests",
     "read_runs_checked",
+    "read_whole_checked",
     "piece_rows",
     "PIECE_BYTES",
     "parts_digest",

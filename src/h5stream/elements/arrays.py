@@ -69,12 +69,19 @@ def read_array_dataset(ds: h5py.Dataset, values=None) -> np.ndarray:
         return np.empty(0, ds.dtype)
     with checksums.checked_read(ds, ds.name, dataset=ds):
         order = attr_of(ds, values, ORDER_ATTR)
+        if (order != "F" or ds.ndim < 2) and ds.size * ds.dtype.itemsize >= WHOLE_READ_BYTES:
+            whole = checksums.read_whole_checked(ds, checksums.manifest_for(ds))
+            if whole is not None:  # straight into the array, every piece checked as it landed
+                return whole
         if _digests_while_reading(ds, order):
             out, found = _read_digesting(ds)
             return checksums.check_dataset(ds, out, found=found)
         return checksums.check_dataset(ds, _read_array_dataset(ds, order))
 
 
+#: a whole C-ordered dataset of at least this many bytes is offered to :func:`h5stream.checksums.read_whole_checked`
+#: (straight into the array, piece digests checked as the pieces land; smaller ones are not worth its threads)
+WHOLE_READ_BYTES = 4 << 20
 #: a whole C-ordered dataset of at least this many bytes, stored as it is held (no filter), whose digest the
 #: manifest holds is read in slabs of about SLAB_BYTES, each slab's CRC computed on a second thread while the
 #: next slab is read (the read and libdeflate's CRC both run without the GIL): the check costs no time of its

@@ -54,8 +54,10 @@ still read.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import h5py
@@ -96,6 +98,7 @@ __all__ = [
     "NULLABLE_FLOAT",
     "write_masked_physical",
     "RESERVED_NAMES",
+    "categories_read",
 ]
 
 DATAFRAME = ElementSpec("dataframe", "0.2.0")
@@ -288,9 +291,42 @@ def _read_categories(ds: h5py.Dataset) -> pl.Series:
     return pl.Series(values=np.asarray(read_with(ds, series=False)).ravel())
 
 
+#: While :func:`categories_read` is open: element path -> the categories no row of it uses.
+_UNUSED_CATEGORIES: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar(
+    "h5stream_unused_categories", default=None)
+
+
+@contextlib.contextmanager
+def categories_read() -> Iterator[dict[str, list[str]]]:
+    """Hand back, from every categorical element read inside the block, the categories no row uses.
+
+    The mapping yielded fills as elements are read: element path (``obj.name``) -> its unused
+    categories as text, in stored order (only elements that have some).  A polars Categorical keeps
+    only the values present, so a reader that wants to name the others (pandas keeps them) takes them
+    from here instead of reading the codes and categories a second time.
+    """
+    seen: dict[str, list[str]] = {}
+    token = _UNUSED_CATEGORIES.set(seen)
+    try:
+        yield seen
+    finally:
+        _UNUSED_CATEGORIES.reset(token)
+
+
+def _note_unused(group: h5py.Group, codes: np.ndarray, categories: pl.Series) -> None:
+    seen = _UNUSED_CATEGORIES.get()
+    if seen is None:
+        return
+    used = np.zeros(categories.len(), dtype=bool)
+    used[codes[(codes >= 0) & (codes < used.size)]] = True
+    if not used.all():
+        seen[group.name] = [str(c) for c in categories.to_numpy()[~used]]
+
+
 def _read_category_parts(group: h5py.Group) -> tuple[pl.Series, pl.Series]:
     codes = np.asarray(read_with(group["codes"])).astype(np.int64, copy=False)
     categories = _read_categories(group["categories"])
+    _note_unused(group, codes, categories)
     index = pl.Series(values=codes).set(pl.Series(values=codes < 0), None)
     return categories, index
 

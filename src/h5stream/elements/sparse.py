@@ -76,6 +76,16 @@ def _read_compressed(group: h5py.Group, fmt: str, values=None):
     return out
 
 
+def _outside(indices: np.ndarray, n: int) -> bool:
+    """Whether any index lies outside ``[0, n)``: one pass (a negative signed index read as unsigned is at
+    least 2**(bits-1), beyond any ``n``)."""
+    if indices.dtype.kind == "i" and n <= 2 ** (8 * indices.dtype.itemsize - 1):
+        return int(indices.view(np.dtype(f"u{indices.dtype.itemsize}")).max()) >= n
+    if indices.dtype.kind == "u":
+        return int(indices.max()) >= n
+    return bool(indices.min() < 0 or indices.max() >= n)
+
+
 def _check_compressed(group, data, indices, indptr, shape, fmt) -> None:
     """Refuse index arrays that would make scipy read out of bounds."""
     n_major, n_minor = shape if fmt == "csr" else shape[::-1]
@@ -86,7 +96,7 @@ def _check_compressed(group, data, indices, indptr, shape, fmt) -> None:
         problem = f"data {data.shape} and indices {indices.shape} differ"
     elif indptr[0] != 0 or indptr[-1] != data.size or np.any(np.diff(indptr) < 0):
         problem = "indptr does not run non-decreasing from 0 to nnz"
-    elif indices.size and (indices.min() < 0 or indices.max() >= n_minor):
+    elif indices.size and _outside(indices, n_minor):
         problem = f"indices outside [0, {n_minor})"
     if problem is not None:
         raise FormatError(
