@@ -40,6 +40,7 @@ from cpython.long cimport PyLong_FromVoidPtr
 
 cdef extern from "string.h" nogil:
     void *memcpy(void *dest, const void *src, size_t n)
+    int memcmp(const void *a, const void *b, size_t n)
 
 cdef extern from "zlib.h" nogil:
     unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int length)
@@ -91,6 +92,19 @@ for _k in range(_MAX_TYPES):
     _kinds[_k][0] = 0
 
 
+cdef void _set_kind(int num, str kind) except *:
+    encoded = kind.encode("ascii")
+    if not 0 <= num < _MAX_TYPES or len(encoded) >= 8:
+        raise ValueError(f"configure: type number {num} or dtype text {kind!r} out of range")
+    memcpy(_kinds[num], <const char *>encoded, len(encoded) + 1)
+
+
+#: the native numeric types whose digests :func:`first_changed` takes without a hand back (numbers,
+#: booleans and complex numbers: :data:`h5stream.lowlevel._DATASET_TYPES`)
+for _char in "?bBhHiIlLqQefdFD":
+    _set_kind(np.dtype(_char).num, np.dtype(_char).str)
+
+
 def configure(size_t dcreate, size_t dwrite, size_t dclose, size_t screate_simple, size_t sset_extent,
               hid_t scalar_space, dict types, Py_ssize_t compact_limit, Py_ssize_t snapshot_limit,
               size_t fast_crc32=0):
@@ -115,13 +129,16 @@ def configure(size_t dcreate, size_t dwrite, size_t dclose, size_t screate_simpl
         _types[num] = -1
     for key, (tid, kind) in types.items():
         num = key
-        encoded = kind.encode("ascii")
-        if not 0 <= num < _MAX_TYPES or len(encoded) >= 8:
-            raise ValueError(f"configure: type number {num} or dtype text {kind!r} out of range")
+        _set_kind(num, kind)
         _types[num] = tid
-        memcpy(_kinds[num], <const char *>encoded, len(encoded) + 1)
     _compact_limit = compact_limit
     _snapshot_limit = snapshot_limit
+    configure_crc(fast_crc32)
+
+
+def configure_crc(size_t fast_crc32):
+    """The address of libdeflate's ``libdeflate_crc32`` (0 without it: zlib's ``crc32``, the same value)."""
+    global _fast_crc
     _fast_crc = <crc32_t><void *>fast_crc32 if fast_crc32 else NULL
 
 
@@ -256,3 +273,39 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
                 recorded.append(names[i])
                 recorded.append(text)
     return n, DONE
+
+
+def first_changed(list arrays, list digests, fallback):
+    """The index of the first of ``arrays`` whose digest (:func:`h5stream.digests.array_digest`) is not
+    ``digests[i]`` (8 lowercase hex digits), or -1 when every one matches.
+
+    A C-contiguous ``numpy.ndarray`` (exactly) of a native numeric, boolean or complex type is digested
+    here, without a copy; any other array by ``fallback(array)``, which returns its digest."""
+    cdef Py_ssize_t i, n = len(arrays), size
+    cdef cnp.ndarray array
+    cdef int num, ndim
+    cdef unsigned long crc
+    cdef char text[16]
+    cdef const char *expected
+    if len(digests) != n:
+        raise ValueError("first_changed: arrays and digests differ in length")
+    for i in range(n):
+        data = arrays[i]
+        if type(data) is np.ndarray:
+            array = <cnp.ndarray>data
+            num = cnp.PyArray_TYPE(array)
+            ndim = cnp.PyArray_NDIM(array)
+            if 0 <= num < _MAX_TYPES and _kinds[num][0] != 0 and ndim <= _MAX_RANK \
+                    and cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_ISNOTSWAPPED(array):
+                crc = _header_crc(_kinds[num], ndim, cnp.PyArray_DIMS(array))
+                crc = _crc(crc, <const char *>cnp.PyArray_DATA(array), <size_t>cnp.PyArray_NBYTES(array))
+                snprintf(text, 16, "%08lx", crc & 0xFFFFFFFFUL)
+                if type(digests[i]) is not str:
+                    return i
+                expected = PyUnicode_AsUTF8AndSize(digests[i], &size)
+                if size != 8 or memcmp(expected, text, 8) != 0:
+                    return i
+                continue
+        if fallback(data) != digests[i]:
+            return i
+    return -1

@@ -24,10 +24,14 @@ from h5stream.native import compiled, libdeflate
 
 #: the compiled attribute kernel (strings and numpy scalars written and digested in one call)
 _h5attrs = compiled("_h5attrs")
+#: the compiled dataset kernel (here: many arrays' digests checked in one call)
+_h5dsets = compiled("_h5dsets")
+_h5dsets.configure_crc(libdeflate.CRC32_ADDRESS or 0)
 
 __all__ = [
     "LIBDEFLATE_CRC32",
     "array_digest",
+    "first_changed",
     "parts_digest",
     "digest_start",
     "digest_update",
@@ -84,6 +88,13 @@ def array_digest(array: np.ndarray) -> str:
             array = np.ascontiguousarray(array)
         crc = _crc32_bytes(array, crc)
     return f"{crc:08x}"
+
+
+def first_changed(arrays: list, digests: list[str]) -> int:
+    """The index of the first of ``arrays`` whose :func:`array_digest` is not ``digests[i]``, or -1 when all
+    match: one compiled pass (no copy, no Python call per array) for C-contiguous arrays of native numbers,
+    booleans and complex numbers, :func:`array_digest` for any other array."""
+    return _h5dsets.first_changed(arrays, digests, array_digest)
 
 
 def parts_digest(parts) -> str:

@@ -155,3 +155,25 @@ def test_the_tree_writer_names_a_dataset_it_could_not_create(tmp_path):
         assert "/g/missing/x" in str(caught.value)
         np.testing.assert_array_equal(f["g/ok"][()], np.arange(3))
         assert "c" not in f["g"]
+
+
+def test_first_changed_finds_the_first_array_whose_digest_differs_as_zlib_computes_it():
+    from h5stream.digests import first_changed
+
+    rng = np.random.default_rng(3)
+    arrays = [np.arange(10), np.zeros((0, 3)), np.array(2.5), rng.random((3, 4)).astype(np.float16),
+              rng.random(40000) + 1j, np.array([True, False, True]), np.arange(20).reshape(4, 5)[:, 1],
+              np.arange(5, dtype=">i4"), np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]),
+              rng.integers(0, 255, 70000).astype(np.uint8), np.arange(7, dtype=np.longlong)]
+    digests = [_zlib_digest(a) for a in arrays]
+    assert first_changed(arrays, digests) == -1
+    for k in range(len(arrays)):
+        wrong = list(digests)
+        wrong[k] = f"{(int(wrong[k], 16) ^ 1):08x}"
+        assert first_changed(arrays, wrong) == k
+    changed = [a.copy() for a in arrays]
+    changed[9][-1] ^= 1  # the last byte of a long array (libdeflate's CRC there)
+    assert first_changed(changed, digests) == 9
+    assert first_changed(arrays[:2], [digests[0], digests[1].upper()]) == 1  # the text as written, lowercase
+    with pytest.raises(ValueError, match="differ in length"):
+        first_changed(arrays, digests[:-1])

@@ -23,6 +23,7 @@ import h5py
 
 from h5stream import checksums as _checksums
 from h5stream.errors import H5StreamError, SourceNotFoundError, WriteError
+from h5stream.lowlevel import create_file
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
 from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_cause
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
@@ -129,6 +130,7 @@ class AtomicFile:
         claim: bool = True,
         on_commit: Callable[[Path], None] | None = None,
         checksums: bool | str = False,
+        evict_on_close: bool = False,
     ) -> None:
         if checksums not in (False, True, "walk"):
             raise ValueError(f"checksums must be False, True or 'walk', got {checksums!r}")
@@ -139,6 +141,7 @@ class AtomicFile:
         self.source = Path(source) if source is not None else None
         self.userblock_size = userblock_size
         self.libver = libver
+        self.evict_on_close = evict_on_close
         self.claim = WriterClaim(self.target) if claim else None
         # Released when this object is collected, or at interpreter exit, while unfinished:
         # a write without ``with`` never leaves its claim and partial file behind.
@@ -220,7 +223,10 @@ class AtomicFile:
                     kwargs["userblock_size"] = self.userblock_size
                 if self.libver is not None:
                     kwargs["libver"] = self.libver
-                self.file = open_without_unsupported_locks(h5py.File, self.partial, "x", kwargs)
+                opener = h5py.File
+                if self.evict_on_close:
+                    opener, kwargs["evict_on_close"] = create_file, True
+                self.file = open_without_unsupported_locks(opener, self.partial, "x", kwargs)
         except H5StreamError:
             self._cleanup()
             raise
@@ -337,6 +343,7 @@ def create_atomic(
     claim: bool = True,
     on_commit: Callable[[Path], None] | None = None,
     checksums: bool | str = False,
+    evict_on_close: bool = False,
 ) -> AtomicFile:
     """A new HDF5 file for ``target`` that appears there only once complete.
 
@@ -357,6 +364,10 @@ def create_atomic(
     checksums : bool or "walk", default False
         Store the checksum manifest of what the engine's writers wrote
         (see :class:`AtomicFile`).
+    evict_on_close : bool, default False
+        Create the file with libhdf5's evict-on-close
+        (:func:`h5stream.lowlevel.create_file`): faster for a writer that closes each of
+        many small objects for good, as the tree writer does; the same file for a reader.
 
     Returns
     -------
@@ -366,7 +377,7 @@ def create_atomic(
     """
     return AtomicFile(
         target, overwrite=overwrite, userblock_size=userblock_size, libver=libver, claim=claim,
-        on_commit=on_commit, checksums=checksums,
+        on_commit=on_commit, checksums=checksums, evict_on_close=evict_on_close,
     )
 
 

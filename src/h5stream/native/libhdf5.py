@@ -55,6 +55,7 @@ SIGNATURES: dict[str, tuple] = {
     "H5Pget_external_count": (ctypes.c_int, [_hid]),
     "H5Pget_nfilters": (ctypes.c_int, [_hid]),
     "H5Pclose": (_herr, [_hid]),
+    "H5Pset_evict_on_close": (_herr, [_hid, ctypes.c_bool]),
     # dataspaces
     "H5Sget_simple_extent_type": (ctypes.c_int, [_hid]),
     "H5Sget_simple_extent_ndims": (ctypes.c_int, [_hid]),

@@ -59,7 +59,7 @@ from h5stream.staging import FileArray, StagingArea
 from hdmea.errors import AssignedValueChangedError
 from hdmea.io.hdf5_store import Dataset, Group, Node
 from hdmea.session._release import RELEASE, Holder
-from hdmea.session._staged_tree import admit_datasets, release_datasets, slot_of, walk_datasets
+from hdmea.session._staged_tree import admit_datasets, datasets_of, release_datasets, slot_of, walk_datasets
 
 __all__ = ["FollowedValues"]
 
@@ -348,13 +348,16 @@ class FollowedValues:
         to it after the save is a change the file does not hold.  Costs one digest of every array the
         session holds in memory (at most ``memory_limit`` bytes)."""
         saved = self._saved_digests
-        for _, dataset in walk_datasets(root):
+        arrays, digests = [], []
+        for dataset in datasets_of(root):
             data = dataset.data
             if isinstance(data, np.ndarray) and data.dtype.kind != "O":
                 digest = saved.get(id(dataset))
-                if digest is None or digest != checksums.array_digest(data):
+                if digest is None:
                     return True
-        return False
+                arrays.append(data)
+                digests.append(digest)
+        return checksums.first_changed(arrays, digests) >= 0
 
     def clear(self) -> None:
         self._saved_digests = {}

@@ -27,7 +27,8 @@ _WRITE_FAILURES = (OSError, RuntimeError, ValueError)
 def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict | None = None) -> None:
     """Write ``tree`` to a new partial file beside ``target`` and rename it over ``target`` (``written``
     receives the digest of each dataset written from memory: :class:`~h5stream.tree.write.WriteContext`)."""
-    atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True)
+    # evict-on-close: the tree writer closes each of its tens of thousands of objects for good
+    atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True, evict_on_close=True)
     with _files.recording_errors(target):
         f = atomic.open()
     try:

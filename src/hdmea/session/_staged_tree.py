@@ -11,7 +11,8 @@ import numpy as np
 from h5stream.tree import PiecesGroup
 from hdmea.io.hdf5_store import Dataset, Group, Node
 
-__all__ = ["walk_datasets", "node_nbytes", "slot_of", "as_dict_group", "admit_datasets", "release_datasets"]
+__all__ = ["walk_datasets", "datasets_of", "node_nbytes", "slot_of", "as_dict_group", "admit_datasets",
+           "release_datasets"]
 
 
 def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
@@ -20,6 +21,12 @@ def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]
         return
     for name, child in node.children.items():
         yield from walk_datasets(child, f"{prefix}/{name}" if prefix else name)
+
+
+def datasets_of(node: Node) -> list[Dataset]:
+    """The datasets of ``node``'s subtree in depth-first order (:func:`walk_datasets`' without their paths,
+    in one loop)."""
+    return _datasets_outside(node, None)
 
 
 def _datasets_outside(node: Node, kept, tables: list | None = None) -> list[Dataset]:

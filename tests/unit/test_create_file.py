@@ -1,0 +1,85 @@
+"""Files created with libhdf5's evict-on-close (:func:`h5stream.lowlevel.create_file`): the same to a reader."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream import lowlevel
+from h5stream.files import create_atomic
+from h5stream.native import libhdf5
+from h5stream.tree import write as tree_write
+from h5stream.tree.nodes import Dataset, Group
+
+lib = libhdf5.library()
+pytestmark = pytest.mark.skipif(lib is None, reason="h5py's libhdf5 could not be located")
+
+
+def _cached_after_closing(f: h5py.File) -> int:
+    """Entries in the file's metadata cache after 300 small datasets were written and closed (libhdf5's
+    own count: with eviction, the closed datasets' headers have left it)."""
+    group = f.create_group("closed")
+    for k in range(300):
+        group[str(k)] = np.arange(k % 7 + 1)
+    return f.id.get_mdc_size()[3]
+
+
+def _tree() -> Group:
+    rng = np.random.default_rng(7)
+    trials = Group(children={str(k): Dataset(np.sort(rng.integers(0, 10**6, 5 + k))) for k in range(40)},
+                   attrs={"n_trials": 40})
+    return Group(children={"units": Group(children={
+        f"unit_{u:03d}": Group(children={"trials": trials, "waveform": Dataset(rng.random(40).astype(np.float32)),
+                                         "big": Dataset(rng.random(5000)), "label": Dataset("on", attrs={"x": 1.5})})
+        for u in range(6)}), "empty": Dataset(np.zeros((0, 2)))}, attrs={"dataset_id": "rec"})
+
+
+def _contents(path) -> dict:
+    """Every object as plain h5py reads it: kind, dtype, shape, layout, values, attributes."""
+    found = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in obj.attrs.items()}
+            if isinstance(obj, h5py.Dataset):
+                found[name] = ("dataset", obj.dtype.str, obj.shape, obj.id.get_create_plist().get_layout(),
+                               obj[()].tolist() if obj.dtype.kind != "O" else obj.asstr()[()], attrs)
+            else:
+                found[name] = ("group", attrs)
+        f.visititems(visit)
+        found["/"] = dict(f.attrs)
+    return found
+
+
+def test_a_created_file_has_the_bounds_userblock_and_eviction_asked_for(tmp_path):
+    f = lowlevel.create_file(tmp_path / "a.h5", libver=lowlevel.LIBVER, userblock_size=512, evict_on_close=True)
+    try:
+        assert f.libver[0] == "v110" and f.userblock_size == 512
+        evicting = _cached_after_closing(f)
+        f["x"] = np.arange(3)
+    finally:
+        f.close()
+    with h5py.File(tmp_path / "a.h5", "r") as g:
+        assert g["x"][()].tolist() == [0, 1, 2]
+    with lowlevel.create_file(tmp_path / "b.h5", libver=lowlevel.LIBVER) as plain:
+        assert _cached_after_closing(plain) > 300 > 10 * evicting
+    with lowlevel.create_file(tmp_path / "d.h5") as default:
+        assert default.libver[0] == "earliest"
+    with pytest.raises(FileExistsError):
+        lowlevel.create_file(tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="only 'x'"):
+        lowlevel.create_file(tmp_path / "c.h5", "w")
+
+
+def test_the_tree_written_with_eviction_reads_the_same_as_without(tmp_path):
+    files, cached = {}, {}
+    for evict in (False, True):
+        target = tmp_path / f"evict-{evict}.h5"
+        with create_atomic(target, libver=lowlevel.LIBVER, checksums=True, evict_on_close=evict) as f:
+            tree_write.write_root(f, _tree())
+            cached[evict] = _cached_after_closing(f)
+        files[evict] = _contents(target)
+    assert cached[False] > 300 > 10 * cached[True]
+    assert files[True] == files[False]
+    assert files[True]["units/unit_002/trials/7"][4] == sorted(files[True]["units/unit_002/trials/7"][4])
+    assert len(files[True]) == 1 + 1 + 1 + 6 * (1 + 1 + 40 + 3) + 1 + 300
