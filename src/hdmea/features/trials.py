@@ -171,21 +171,29 @@ class UnitsTrials:
     """The trials of a movie of many units at once, as :func:`movie_trials` gives each unit's, one after another.
 
     Unit ``units[i]`` has the trials ``unit_trials[i]`` to ``unit_trials[i + 1]``; trial ``k`` (of all units,
-    in that order) is ``values[offsets[k]:offsets[k + 1]]`` with its length ``lengths_us[k]``.
+    in that order) holds the samples ``spikes[offsets[k]:offsets[k + 1]]`` (as stored), starts at sample
+    ``starts[k]`` and lasts ``lengths_us[k]``; a sample ``v`` of it is at ``(float64(v) - starts[k]) * scale``
+    us in the trial (:attr:`values`).
     """
 
     units: list[str]
-    values: np.ndarray
+    spikes: np.ndarray
     offsets: np.ndarray
     unit_trials: np.ndarray
+    starts: np.ndarray
     lengths_us: np.ndarray
+    scale: float
+
+    @property
+    def values(self) -> np.ndarray:
+        """Every trial's spikes less its start, in us (the values of :func:`movie_trials`)."""
+        return (self.spikes.astype(np.float64) - np.repeat(self.starts, np.diff(self.offsets))) * self.scale
 
 
 def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials:
     """:func:`movie_trials` of many stored units of a step's ``target`` (a recording or a session), their
-    arrays read in one call and converted together, each value as :func:`movie_trials` computes it.  A unit
-    whose trials :func:`movie_trials` would find absent, malformed or empty is left out (its own
-    :func:`movie_trials` then tells why)."""
+    arrays read in one call and put together.  A unit whose trials :func:`movie_trials` would find absent,
+    malformed or empty is left out (its own :func:`movie_trials` then tells why)."""
     found = target.members_of([f"units/{u}/spike_times_sectioned/{movie}" for u in unit_ids], _SECTIONED)
     scale = 1e6 / rate
     margins: dict = {}  # (before, after) of each distinct pair of pad-margin attributes
@@ -230,26 +238,24 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
         starts.append(bounds[:, 0] + margin[0])
         ends.append(bounds[:, 1] - margin[1])
     n_units = len(units)
-    counts = [o.size - 1 for o in offsets]
     unit_trials = np.zeros(n_units + 1, dtype=np.int64)
-    np.cumsum(counts, out=unit_trials[1:])
+    np.cumsum([o.size - 1 for o in offsets], out=unit_trials[1:])
     if not n_units:
-        return UnitsTrials([], np.empty(0), np.zeros(1, np.int64), unit_trials, np.empty(0))
-    cut = np.concatenate(offsets)  # each unit's offsets, as stored
-    per_trial = np.diff(cut)
+        return UnitsTrials([], np.empty(0), np.zeros(1, np.int64), unit_trials, np.empty(0), np.empty(0), scale)
+    per_trial = np.diff(np.concatenate(offsets))
     # the differences across two units' offsets are no trial's
     per_trial = np.delete(per_trial, unit_trials[1:-1] + np.arange(n_units - 1))
     bad = per_trial < 0
-    if bad.any():  # a unit whose offsets fall somewhere: left out, the others kept
+    if bad.any():  # a unit whose offsets fall somewhere: left out, the others read again
         keep = ~np.logical_or.reduceat(bad, unit_trials[:-1])
-        index = np.flatnonzero(keep)
-        return units_movie_trials(target, [units[i] for i in index], movie, rate)  # read again: kept ones only
+        return units_movie_trials(target, [units[i] for i in np.flatnonzero(keep)], movie, rate)
     trial_offsets = np.zeros(per_trial.size + 1, dtype=np.int64)
     np.cumsum(per_trial, out=trial_offsets[1:])
+    kinds = {s.dtype for s in spikes}
+    dtype = kinds.pop() if len(kinds) == 1 else np.float64  # one dtype kept as stored (else each made float64)
     starts_all, ends_all = np.concatenate(starts), np.concatenate(ends)
-    # each trial's spikes less its start, all units' trials at once (the values of movie_trials)
-    values = (np.concatenate(spikes, dtype=np.float64, casting="unsafe") - np.repeat(starts_all, per_trial)) * scale
-    return UnitsTrials(units, values, trial_offsets, unit_trials, (ends_all - starts_all) * scale)
+    return UnitsTrials(units, np.concatenate(spikes, dtype=dtype, casting="unsafe"), trial_offsets, unit_trials,
+                       starts_all, (ends_all - starts_all) * scale, scale)
 
 
 class MovieFeatureExtractor(FeatureExtractor):

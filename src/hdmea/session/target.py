@@ -191,7 +191,10 @@ class _SessionBackend:
             if not isinstance(group, store.Group) or not all(name in group.children for name in names):
                 out.append(None)
                 continue
-            nodes = [tree.node([*parts, name]) for name in names]
+            if tree.followed_count:  # a value the caller assigned on the way: each member walked to as get walks
+                nodes = [tree.node([*parts, name]) for name in names]
+            else:
+                nodes = [group.children[name] for name in names]
             if any(node is None or isinstance(node, store.Group) for node in nodes):
                 out.append(None)
                 continue

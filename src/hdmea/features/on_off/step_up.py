@@ -30,6 +30,7 @@ import numpy as np
 
 from hdmea.features.extractors import STEP_TRIAL_FRAMES, STEP_WINDOWS
 from hdmea.features.registry import FeatureRegistry
+from h5stream.kernels.windows import segment_windows
 from hdmea.features.base import StoredGroup
 from hdmea.features.trials import (MovieFeatureExtractor, UnitsTrials, frame_period_us, movie_trials, spike_times_us,
                                    stored_rate, units_movie_trials)
@@ -137,80 +138,39 @@ def _responses(baseline_rate: float, on_transient: float, on_sustained: float, o
     }
 
 
-def _units_rates(trials: UnitsTrials, windows) -> list[np.ndarray] | None:
-    """:func:`_rates` of every unit of ``trials`` (each with trials) in the same windows: one search of all
-    units' values among the sorted edges, counted per unit by one histogram (None for a window of no number)."""
-    edges = np.unique(np.array([x for window in windows for x in window], dtype=np.float64))
-    if np.isnan(edges).any():
-        return None
-    n_units, width = len(trials.units), edges.size + 1
-    n_trials = np.diff(trials.unit_trials)
-    spikes = np.diff(trials.offsets[trials.unit_trials])
-    cell = np.searchsorted(edges, trials.values, side="right")
-    cell += np.repeat(np.arange(n_units, dtype=np.int64) * width, spikes)
-    below = np.cumsum(np.bincount(cell, minlength=n_units * width).reshape(n_units, width), axis=1)
-    column = {edge: j for j, edge in enumerate(edges.tolist())}
-    out = []
-    for lo, hi in windows:
-        if hi <= lo:
-            out.append(np.zeros(n_units))
-        else:
-            out.append((below[:, column[hi]] - below[:, column[lo]]) / (n_trials * (hi - lo) / 1e6))
-    return out
-
-
-def _units_latency_ms(trials: UnitsTrials, event: float, window: float) -> list[float]:
-    """:func:`_latency_ms` of every unit of ``trials``: the first spike of every trial in the window at once,
-    each unit's mean taken as :func:`_latency_ms` takes it (the same sum, in the same order)."""
-    values, offsets = trials.values, trials.offsets
-    inside = np.where((values >= event) & (values < event + window), values, np.inf)
-    full = offsets[1:] > offsets[:-1]
-    firsts = np.minimum.reduceat(inside, offsets[:-1][full]) if full.any() else np.empty(0)
-    hit = firsts != np.inf
-    late = (firsts[hit] - event) / 1000.0
-    owner = np.repeat(np.arange(len(trials.units)), np.diff(trials.unit_trials))[full][hit]
-    cuts = np.searchsorted(owner, np.arange(len(trials.units) + 1)).tolist()
-    add = np.add.reduce
-    return [float(add(late[a:b]) / (b - a)) if b > a else float("nan") for a, b in zip(cuts[:-1], cuts[1:])]
-
-
-def _units_subset(trials: UnitsTrials, index: list[int]) -> UnitsTrials:
-    """The units ``index`` of ``trials`` (in that order)."""
-    u, o = trials.unit_trials, trials.offsets
-    values = np.concatenate([trials.values[o[u[i]]:o[u[i + 1]]] for i in index])
-    per_trial = np.concatenate([np.diff(o[u[i]:u[i + 1] + 1]) for i in index])
-    lengths = np.concatenate([trials.lengths_us[u[i]:u[i + 1]] for i in index])
-    unit_trials = np.zeros(len(index) + 1, dtype=np.int64)
-    np.cumsum([u[i + 1] - u[i] for i in index], out=unit_trials[1:])
-    offsets = np.zeros(per_trial.size + 1, dtype=np.int64)
-    np.cumsum(per_trial, out=offsets[1:])
-    return UnitsTrials([trials.units[i] for i in index], values, offsets, unit_trials, lengths)
-
-
 def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained: float, baseline: float,
                      threshold_factor: float) -> dict[str, dict[str, Any]]:
     """The features of every unit of ``trials`` (each with trials), as :func:`_step_up_ragged` gives each
-    unit's: ``events(length)`` gives (onset, offset) for a unit whose shortest trial lasts ``length`` us.
-    Units are taken together by their windows (one group when all trials are alike); a unit whose windows
-    hold no number is left out."""
-    if not trials.units:
+    unit's: ``events(length)`` gives (onset, offset) for a unit whose shortest trial lasts ``length`` us.  One
+    pass of the compiled kernel over all units' spikes counts each unit's windows and finds each trial's
+    first spike after the onset and the offset (:func:`h5stream.kernels.windows.segment_windows`)."""
+    n_units = len(trials.units)
+    if not n_units:
         return {}
     lengths = np.minimum.reduceat(trials.lengths_us, trials.unit_trials[:-1]).tolist()
-    groups: dict[tuple, list[int]] = {}
-    for i, length in enumerate(lengths):
-        onset, offset = events(length)
-        groups.setdefault((onset, offset, length), []).append(i)
-    out: dict[str, dict[str, Any]] = {}
-    for (onset, offset, length), index in groups.items():
-        group = trials if len(index) == len(trials.units) else _units_subset(trials, index)
-        rates = _units_rates(group, _windows(onset, offset, transient, sustained, baseline, length))
-        if rates is None:
-            continue
-        columns = [r.tolist() for r in rates]
-        columns += [_units_latency_ms(group, onset, transient), _units_latency_ms(group, offset, transient)]
-        for unit, row in zip(group.units, zip(*columns)):
-            out[unit] = _responses(*row, threshold_factor)
-    return out
+    shapes: dict[float, tuple] = {}  # a unit's windows and events by its shortest trial (one length, mostly)
+    windows, events_of = [], []
+    for length in lengths:
+        shape = shapes.get(length)
+        if shape is None:
+            onset, offset = events(length)
+            shape = (_windows(onset, offset, transient, sustained, baseline, length),
+                     ((onset, onset + transient), (offset, offset + transient)))
+            if length == length:  # (a NaN length is looked up anew each time)
+                shapes[length] = shape
+        windows.append(shape[0])
+        events_of.append(shape[1])
+    windows_array = np.array(windows, dtype=np.float64)
+    found = segment_windows(trials.spikes, trials.offsets, trials.starts, trials.scale, trials.unit_trials,
+                            windows_array, np.array(events_of, dtype=np.float64))
+    n_trials = np.diff(trials.unit_trials)[:, None]
+    lo, hi = windows_array[..., 0], windows_array[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # (windows of no length: 0, as _rates gives them)
+        rates = np.where(hi <= lo, 0.0, found.counts / (n_trials * (hi - lo) / 1e6))
+    columns = rates.tolist()
+    latencies = found.mean_first.tolist()
+    return {unit: _responses(*rate, *latency, threshold_factor)
+            for unit, rate, latency in zip(trials.units, columns, latencies)}
 
 
 #: units whose trials one pass of :meth:`StepUpFeatureExtractor.extract_units` holds at a time
