@@ -10,9 +10,11 @@
 # A row whose values rise (a spike train's trial) is walked once against the segment's sorted window edges:
 # each x is counted in the cell between the edges around it, and a window's count is the sum of its cells
 # (lo <= x < hi exactly: x >= an edge is where the walk passes it).  Any other row (values out of order, a
-# NaN, a start or scale of no number) compares each x with each window.
+# NaN, a start or scale of no number) compares each x with each window.  Segments are independent: the
+# segment loop runs in parallel, each segment's results and scratch its own.
 
 from libc.math cimport INFINITY, NAN, isfinite
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
 
 ctypedef fused value_t:
@@ -86,8 +88,8 @@ cdef inline double _as_double(value_t v) noexcept nogil:
     return <double>v
 
 
-cdef inline bint _rising(const value_t[::1] values, int64_t a, int64_t b) noexcept nogil:
-    # True when values[a:b] never falls (and holds no NaN)
+cdef inline bint _rising(const value_t *values, int64_t a, int64_t b) noexcept nogil:
+    # True when values[a:b] never falls (and holds no NaN); a pointer, not a view: no reference counted per row
     cdef int64_t i
     for i in range(a + 1, b):
         if not (values[i - 1] <= values[i]):
@@ -97,16 +99,14 @@ cdef inline bint _rising(const value_t[::1] values, int64_t a, int64_t b) noexce
     return True
 
 
-def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, const double[::1] row_starts,
-                     double scale, const int64_t[::1] seg_rows, const double[:, :, ::1] count_windows,
-                     const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
-                     double[:, ::1] scratch):
-    """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) in one pass
-    over the values; ``scratch`` is (n_event_windows, at least the most rows of a segment)."""
-    cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
-    cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]
-    cdef Py_ssize_t s, r, w, f, j, k, n_edges
-    cdef int64_t i, a, b
+cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, const double[::1] row_starts,
+                       double scale, Py_ssize_t row_a, Py_ssize_t row_b, const double[:, ::1] count_windows,
+                       const double[:, ::1] event_windows, int64_t *counts, double *means, double[:, ::1] scratch,
+                       Py_ssize_t n_counts, Py_ssize_t n_events) noexcept nogil:
+    # One segment: rows row_a .. row_b - 1; its windows count_windows (n_counts, 2), event_windows (n_events, 2);
+    # its results counts[:n_counts], means[:n_events]; its rows' firsts in scratch[:, row_a:row_b]
+    cdef Py_ssize_t r, w, f, k, n_edges = 0
+    cdef int64_t i, a, b, mark
     cdef double x, start
     cdef bint walk
     cdef double firsts[8]
@@ -119,80 +119,97 @@ def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, 
     cdef double edges[41]
     cdef Py_ssize_t edge_event[41]
     cdef int64_t cells[42]
-    cdef int64_t mark
     cdef Py_ssize_t lo_cell[16]
     cdef Py_ssize_t hi_cell[16]
+    # the windows that hold anything (lo < hi), their edges sorted; each event's start an edge too
+    for w in range(n_counts):
+        clo[w] = count_windows[w, 0]
+        chi[w] = count_windows[w, 1]
+        tally[w] = 0
+        if clo[w] < chi[w]:
+            n_edges = _insert(edges, edge_event, n_edges, clo[w], -1)
+            n_edges = _insert(edges, edge_event, n_edges, chi[w], -1)
+    for f in range(n_events):  # an event's start: where the walk meets the first x at or past it
+        los[f] = event_windows[f, 0]
+        his[f] = event_windows[f, 1]
+        hits[f] = 0
+        if los[f] == los[f]:
+            n_edges = _insert(edges, edge_event, n_edges, los[f], f)
+    for k in range(n_edges + 1):
+        cells[k] = 0
+    for w in range(n_counts):  # window w holds the cells lo_cell[w] .. hi_cell[w] - 1 (edges <= lo, <= hi)
+        lo_cell[w] = 0
+        hi_cell[w] = 0
+        if clo[w] < chi[w]:
+            for k in range(n_edges):
+                if edges[k] <= clo[w]:
+                    lo_cell[w] = k + 1
+                if edges[k] <= chi[w]:
+                    hi_cell[w] = k + 1
+    for r in range(row_a, row_b):
+        start = row_starts[r]
+        a = row_offsets[r]
+        b = row_offsets[r + 1]
+        for f in range(n_events):
+            firsts[f] = INFINITY
+        walk = isfinite(start) and isfinite(scale) and scale > 0 and (b - a < 2 or _rising(data, a, b))
+        if walk:
+            # x rises with the values: one walk past the edges; the x in cell k are counted when the walk
+            # leaves it, and the x that passes an event's start is the event's first, if inside the event
+            k = 0
+            mark = a
+            for i in range(a, b):
+                x = (_as_double(data[i]) - start) * scale
+                if k < n_edges and edges[k] <= x:
+                    cells[k] += i - mark
+                    mark = i
+                    while k < n_edges and edges[k] <= x:
+                        f = edge_event[k]
+                        if f >= 0 and x < his[f]:
+                            firsts[f] = x
+                        k += 1
+            cells[k] += b - mark
+        else:
+            for i in range(a, b):
+                x = (_as_double(data[i]) - start) * scale
+                for w in range(n_counts):
+                    tally[w] += (clo[w] <= x) & (x < chi[w])
+                for f in range(n_events):
+                    if los[f] <= x and x < his[f] and x < firsts[f]:
+                        firsts[f] = x
+        for f in range(n_events):
+            if firsts[f] != INFINITY:
+                scratch[f, row_a + hits[f]] = (firsts[f] - los[f]) / 1000.0
+                hits[f] += 1
+    for f in range(n_events):
+        if hits[f]:
+            means[f] = (0.0 + _pairwise_sum(&scratch[f, row_a], hits[f])) / <double>hits[f]
+        else:
+            means[f] = NAN
+    for w in range(n_counts):  # the walked rows' x in [lo, hi): the cells from lo's to hi's
+        for k in range(lo_cell[w], hi_cell[w]):
+            tally[w] += cells[k]
+        counts[w] = tally[w]
+
+
+def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, const double[::1] row_starts,
+                     double scale, const int64_t[::1] seg_rows, const double[:, :, ::1] count_windows,
+                     const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
+                     double[:, ::1] scratch, int n_threads):
+    """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) in one pass
+    over the values; ``scratch`` is (n_event_windows, at least n_rows); ``n_threads`` run the segment loop."""
+    cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
+    cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]
+    cdef Py_ssize_t s
     if n_counts > 16 or n_events > 8:
         raise ValueError(f"at most 16 count windows and 8 event windows (found {n_counts}, {n_events})")
+    if n_segments <= 0:
+        return
+    cdef const value_t *data = &values[0] if values.shape[0] else NULL
+    cdef int64_t *count_rows = &counts[0, 0] if n_counts else NULL
+    cdef double *mean_rows = &means[0, 0] if n_events else NULL
     with nogil:
-        for s in range(n_segments):
-            # the segment's windows that hold anything (lo < hi), their edges sorted
-            n_edges = 0
-            for w in range(n_counts):
-                clo[w] = count_windows[s, w, 0]
-                chi[w] = count_windows[s, w, 1]
-                tally[w] = 0
-                if clo[w] < chi[w]:
-                    n_edges = _insert(edges, edge_event, n_edges, clo[w], -1)
-                    n_edges = _insert(edges, edge_event, n_edges, chi[w], -1)
-            for f in range(n_events):  # an event's start: where the walk meets the first x at or past it
-                los[f] = event_windows[s, f, 0]
-                his[f] = event_windows[s, f, 1]
-                hits[f] = 0
-                if los[f] == los[f]:
-                    n_edges = _insert(edges, edge_event, n_edges, los[f], f)
-            for k in range(n_edges + 1):
-                cells[k] = 0
-            for w in range(n_counts):  # window w holds the cells lo_cell[w] .. hi_cell[w] - 1 (edges <= lo, <= hi)
-                lo_cell[w] = 0
-                hi_cell[w] = 0
-                if clo[w] < chi[w]:
-                    for k in range(n_edges):
-                        if edges[k] <= clo[w]:
-                            lo_cell[w] = k + 1
-                        if edges[k] <= chi[w]:
-                            hi_cell[w] = k + 1
-            for r in range(seg_rows[s], seg_rows[s + 1]):
-                start = row_starts[r]
-                a = row_offsets[r]
-                b = row_offsets[r + 1]
-                for f in range(n_events):
-                    firsts[f] = INFINITY
-                walk = isfinite(start) and isfinite(scale) and scale > 0 and _rising(values, a, b)
-                if walk:
-                    # x rises with the values: one walk past the edges; the x in cell k are counted when the
-                    # walk leaves it, and the x that passes an event's start is the event's first, if inside
-                    k = 0
-                    mark = a
-                    for i in range(a, b):
-                        x = (_as_double(values[i]) - start) * scale
-                        if k < n_edges and edges[k] <= x:
-                            cells[k] += i - mark
-                            mark = i
-                            while k < n_edges and edges[k] <= x:
-                                f = edge_event[k]
-                                if f >= 0 and x < his[f]:
-                                    firsts[f] = x
-                                k += 1
-                    cells[k] += b - mark
-                else:
-                    for i in range(a, b):
-                        x = (_as_double(values[i]) - start) * scale
-                        for w in range(n_counts):
-                            tally[w] += (clo[w] <= x) & (x < chi[w])
-                        for f in range(n_events):
-                            if los[f] <= x and x < his[f] and x < firsts[f]:
-                                firsts[f] = x
-                for f in range(n_events):
-                    if firsts[f] != INFINITY:
-                        scratch[f, hits[f]] = (firsts[f] - los[f]) / 1000.0
-                        hits[f] += 1
-            for f in range(n_events):
-                if hits[f]:
-                    means[s, f] = (0.0 + _pairwise_sum(&scratch[f, 0], hits[f])) / <double>hits[f]
-                else:
-                    means[s, f] = NAN
-            for w in range(n_counts):  # the walked rows' x in [lo, hi): the cells from lo's to hi's
-                for k in range(lo_cell[w], hi_cell[w]):
-                    tally[w] += cells[k]
-                counts[s, w] = tally[w]
+        for s in prange(n_segments, num_threads=max(n_threads, 1), schedule="dynamic", chunksize=1):
+            _one_segment(data, row_offsets, row_starts, scale, seg_rows[s], seg_rows[s + 1], count_windows[s],
+                         event_windows[s], count_rows + s * n_counts if n_counts else NULL,
+                         mean_rows + s * n_events if n_events else NULL, scratch, n_counts, n_events)

@@ -246,9 +246,10 @@ def _windows(rng):
     count_windows[1, 0] = count_windows[1, 0, ::-1]  # hi < lo: nothing
     count_windows[2, 1] = [np.nan, 1e5]  # a window of no number: nothing
     event_windows = np.stack([edges[:, [1, 3]], edges[:, [1, 3]] + 40_000], axis=2).copy()
-    for dtype in (np.uint64, np.int64, np.float64, np.int32):
+    for dtype, threads in ((np.uint64, 1), (np.int64, 2), (np.float64, 1), (np.int32, 3)):
         values = np.concatenate(rows).astype(dtype)
-        got = segment_windows(values, row_offsets, starts, 50.0, segment_rows, count_windows, event_windows)
+        got = segment_windows(values, row_offsets, starts, 50.0, segment_rows, count_windows, event_windows,
+                              n_threads=threads)
         want_counts, want_means = reference.segment_windows_naive(values, row_offsets, starts, 50.0, segment_rows,
                                                                   count_windows, event_windows)
         np.testing.assert_array_equal(got.counts, want_counts)

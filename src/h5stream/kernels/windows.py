@@ -25,7 +25,8 @@ class SegmentWindows:
 
 
 def segment_windows(values: np.ndarray, row_offsets: np.ndarray, row_starts: np.ndarray, scale: float,
-                    segment_rows: np.ndarray, count_windows: np.ndarray, event_windows: np.ndarray) -> SegmentWindows:
+                    segment_rows: np.ndarray, count_windows: np.ndarray, event_windows: np.ndarray, *,
+                    n_threads: int = 1) -> SegmentWindows:
     """Row ``r`` is ``values[row_offsets[r]:row_offsets[r + 1]]``, each value taken as
     ``x = (float64(v) - row_starts[r]) * scale`` (numpy's arithmetic, value by value); segment ``s`` holds
     rows ``segment_rows[s]`` to ``segment_rows[s + 1]``.
@@ -38,6 +39,8 @@ def segment_windows(values: np.ndarray, row_offsets: np.ndarray, row_starts: np.
     ``values`` int64, uint64 or float64 (others are converted to float64); ``row_offsets`` int64, n_rows + 1,
     non-decreasing within ``values``; ``segment_rows`` int64 from 0 to n_rows, non-decreasing;
     ``count_windows`` (n_segments, at most 16, 2) and ``event_windows`` (n_segments, at most 8, 2) float64.
+    ``n_threads`` threads take the segments (one by default: a step's few million values take a few ms, less
+    than a team of threads costs to start on shared cores, :mod:`h5stream.kernels.sectioning`).
     """
     values = np.asarray(values)
     if values.dtype not in (np.int64, np.uint64, np.float64):
@@ -64,8 +67,8 @@ def segment_windows(values: np.ndarray, row_offsets: np.ndarray, row_starts: np.
                          f"(found {count_windows.shape[1]}, {event_windows.shape[1]})")
     counts = np.zeros((n_segments, count_windows.shape[1]), dtype=np.int64)
     means = np.full((n_segments, event_windows.shape[1]), np.nan)
-    most = int(np.diff(segment_rows).max()) if n_segments else 0
-    scratch = np.empty((event_windows.shape[1], max(most, 1)))
+    scratch = np.empty((event_windows.shape[1], max(n_rows, 1)))  # each row's first, where the row has one
     compiled("_windows")._segment_windows(values, row_offsets, row_starts, float(scale), segment_rows,
-                                          count_windows, event_windows, counts, means, scratch)
+                                          count_windows, event_windows, counts, means, scratch,
+                                          max(1, int(n_threads)))
     return SegmentWindows(counts, means)
