@@ -197,7 +197,7 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
     found = target.members_of([f"units/{u}/spike_times_sectioned/{movie}" for u in unit_ids], _SECTIONED)
     scale = 1e6 / rate
     margins: dict = {}  # (before, after) of each distinct pair of pad-margin attributes
-    units, spikes, offsets, starts, ends = [], [], [], [], []
+    units, spikes, offsets, bounds_of, before, after = [], [], [], [], [], []
     for unit_id, members in zip(unit_ids, found):
         if members is None:
             continue
@@ -229,14 +229,15 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
         unit_offsets = unit_offsets[:n_trials + 1]
         if unit_offsets.size != n_trials + 1:
             continue
-        first, last = unit_offsets[0], unit_offsets[-1]
+        first, last = unit_offsets[[0, -1]].tolist()
         if first < 0 or last > unit_spikes.size:
             continue
         units.append(unit_id)
         spikes.append(unit_spikes[first:last])
         offsets.append(unit_offsets)
-        starts.append(bounds[:, 0] + margin[0])
-        ends.append(bounds[:, 1] - margin[1])
+        bounds_of.append(bounds)
+        before.append(margin[0])
+        after.append(margin[1])
     n_units = len(units)
     unit_trials = np.zeros(n_units + 1, dtype=np.int64)
     np.cumsum([o.size - 1 for o in offsets], out=unit_trials[1:])
@@ -253,7 +254,14 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
     np.cumsum(per_trial, out=trial_offsets[1:])
     kinds = {s.dtype for s in spikes}
     dtype = kinds.pop() if len(kinds) == 1 else np.float64  # one dtype kept as stored (else each made float64)
-    starts_all, ends_all = np.concatenate(starts), np.concatenate(ends)
+    bounds_all = np.concatenate(bounds_of)
+    n_trials = np.diff(unit_trials)
+    # each trial's start and end less its unit's pad margins (samples, float64 plus int as movie_trials adds them)
+    if len(set(before)) == 1 and len(set(after)) == 1:
+        starts_all, ends_all = bounds_all[:, 0] + before[0], bounds_all[:, 1] - after[0]
+    else:
+        starts_all = bounds_all[:, 0] + np.repeat(np.array(before, dtype=np.float64), n_trials)
+        ends_all = bounds_all[:, 1] - np.repeat(np.array(after, dtype=np.float64), n_trials)
     return UnitsTrials(units, np.concatenate(spikes, dtype=dtype, casting="unsafe"), trial_offsets, unit_trials,
                        starts_all, (ends_all - starts_all) * scale, scale)
 

@@ -174,7 +174,7 @@ def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained
 
 
 #: units whose trials one pass of :meth:`StepUpFeatureExtractor.extract_units` holds at a time
-UNITS_PER_PASS = 64
+UNITS_PER_PASS = 256
 
 
 @FeatureRegistry.register("step_up_5s_5i_3x")
