@@ -30,7 +30,8 @@ def driver() -> str:
     """``bench_steps``'s driver, the calls before the features cut to those the step needs."""
     text = steps.DRIVER
     start, end = text.index("eimage = dict("), text.index("unit = sorted(s.units)[0]")
-    calls = (f's = load_recording(cmcr_path=cmcr, cmtr_path=cmtr, session=create_session(dataset_id="{steps.DATASET}"))\n'
+    calls = ('s = load_recording(cmcr_path=cmcr, cmtr_path=cmtr, '
+             f'session=create_session(dataset_id="{steps.DATASET}"))\n'
              f's = add_section_time(playlist_name="{steps.PLAYLIST}", session=s)\n'
              's = section_spike_times(pad_margin=(0.0, 0.0), session=s, config_dir=config_dir)\n'
              f's = timed("{STEP}", lambda: extract_features(features=["{steps.STEP_MOVIE}"], session=s))\n')
