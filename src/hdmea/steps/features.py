@@ -12,6 +12,12 @@ extractor's inputs is skipped and reported.  A class-style extractor that
 raises on one unit is reported for that unit and the others still run (the lab
 pipeline's rule); an error in a function-style extractor stops the step and
 leaves the file as it was.
+
+A class-style extractor whose class also defines ``extract_units(target, unit_ids,
+config)`` beside its ``extract`` (the step movie's ON/OFF extractor) computes every
+unit in one pass (:meth:`RegisteredExtractor.batch_runner`); the units it leaves out
+run one by one through ``extract``, whose results it equals.  Those units share the
+pass's ``extracted_at``.
 """
 
 from __future__ import annotations
