@@ -466,3 +466,27 @@ def step_up_responses_naive(trials, *, onset, offset, transient, sustained, base
         "on_off_ratio": float((on - off) / (on + off)) if on + off > 0 else 0.0,
         "baseline_rate": float(base),
     }
+
+
+def segment_windows_naive(values, row_offsets, row_starts, scale, segment_rows, count_windows, event_windows):
+    """``h5stream.kernels.windows.segment_windows`` row by row: each row's values made float64, less its start,
+    times the scale; every window counted with masks; each row's first value inside an event window found
+    with a mask and its minimum; a segment's mean with ``np.mean`` of its rows' firsts (NaN without any)."""
+    n_segments = len(segment_rows) - 1
+    count_windows = np.asarray(count_windows, dtype=np.float64).reshape(n_segments, -1, 2)
+    event_windows = np.asarray(event_windows, dtype=np.float64).reshape(n_segments, -1, 2)
+    counts = np.zeros(count_windows.shape[:2], dtype=np.int64)
+    means = np.full(event_windows.shape[:2], np.nan)
+    for s in range(n_segments):
+        rows = []
+        for r in range(segment_rows[s], segment_rows[s + 1]):
+            row = np.asarray(values[row_offsets[r]:row_offsets[r + 1]]).astype(np.float64)
+            rows.append((row - row_starts[r]) * scale)
+        for w, (lo, hi) in enumerate(count_windows[s]):
+            counts[s, w] = sum(int(np.count_nonzero((x >= lo) & (x < hi))) for x in rows)
+        for f, (lo, hi) in enumerate(event_windows[s]):
+            firsts = [(float(x[(x >= lo) & (x < hi)].min()) - lo) / 1000.0 for x in rows
+                      if np.any((x >= lo) & (x < hi))]
+            if firsts:
+                means[s, f] = np.mean(np.array(firsts))
+    return counts, means

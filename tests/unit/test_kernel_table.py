@@ -229,9 +229,38 @@ def _sync(rng):
         assert got.size > 5
 
 
+def _windows(rng):
+    segment_windows = _resolve(kernel("_windows").wrapper)
+    n_rows = 60
+    counts = rng.integers(0, 30, n_rows)
+    counts[[3, 17]] = 0  # empty rows
+    rows = [np.sort(rng.integers(0, 5_000, n)) for n in counts]
+    rows[8] = rows[8][::-1].copy()  # a row out of order (compared, not walked)
+    rows[9] = np.full(5, 2_000)  # equal values, on an edge
+    row_offsets = np.concatenate([[0], np.cumsum([r.size for r in rows])]).astype(np.int64)
+    starts = rng.integers(0, 100, n_rows).astype(np.float64)
+    segment_rows = np.array([0, 10, 10, 35, 60], dtype=np.int64)  # one segment without rows
+    edges = np.sort(rng.uniform(0, 250_000, (4, 6)), axis=1)
+    edges[0, 2] = (2_000 - starts[9]) * 50.0  # an edge on the equal values
+    count_windows = np.stack([edges[:, :-1], edges[:, 1:]], axis=2).copy()
+    count_windows[1, 0] = count_windows[1, 0, ::-1]  # hi < lo: nothing
+    count_windows[2, 1] = [np.nan, 1e5]  # a window of no number: nothing
+    event_windows = np.stack([edges[:, [1, 3]], edges[:, [1, 3]] + 40_000], axis=2).copy()
+    for dtype, threads in ((np.uint64, 1), (np.int64, 2), (np.float64, 1), (np.int32, 3)):
+        values = np.concatenate(rows).astype(dtype)
+        got = segment_windows(values, row_offsets, starts, 50.0, segment_rows, count_windows, event_windows,
+                              n_threads=threads)
+        want_counts, want_means = reference.segment_windows_naive(values, row_offsets, starts, 50.0, segment_rows,
+                                                                  count_windows, event_windows)
+        np.testing.assert_array_equal(got.counts, want_counts)
+        np.testing.assert_array_equal(got.mean_first, want_means)  # bit for bit: numpy's own sum
+        assert got.counts.sum() > 0 and np.isfinite(got.mean_first).sum() >= 4
+
+
 #: each compiled module with a twin -> its comparison on seeded data
 COMPARED = {"_bins": _bins, "_compress": _compress, "_csr": _csr, "_eimage": _eimage, "_h5attrs": _h5attrs,
-            "_ohdr": _ohdr, "_peaks": _peaks, "_section": _section, "_sta": _sta, "_sync": _sync}
+            "_ohdr": _ohdr, "_peaks": _peaks, "_section": _section, "_sta": _sta, "_sync": _sync,
+            "_windows": _windows}
 
 
 @pytest.mark.parametrize("module", sorted(COMPARED))

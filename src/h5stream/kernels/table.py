@@ -59,6 +59,9 @@ KERNELS: tuple[Kernel, ...] = (
            "bench_sectioning"),
     Kernel("_sta", "h5stream.kernels.sta.spike_triggered_average", "sta_reference", "none", "bench_sta"),
     Kernel("_sync", "h5stream.kernels.sync.sync_peaks", "sync_peaks_naive", "none", "bench_lab_shape"),
+    Kernel("_windows", "h5stream.kernels.windows.segment_windows", "segment_windows_naive", "none", "bench_steps",
+           note="rows whose values rise are walked once past the sorted edges; any other row compares each "
+                "value with each window"),
 )
 
 

@@ -259,6 +259,24 @@ class RegisteredExtractor:
         return lambda inputs: fn(inputs, **params)
 
 
+    def batch_runner(self, params: Mapping[str, Any]) -> Callable[..., dict] | None:
+        """``run_many(target, unit_ids) -> {unit id: dict}`` for a class whose ``extract_units`` computes many
+        units at once (units it leaves out run one by one); None for any other, and for a subclass whose
+        ``extract`` is not the one its ``extract_units`` was written beside (it would not compute the same)."""
+        cls = self.extractor_class
+        if cls is None or self.defaults is not None or _defined_in(cls, "extract_units") is None \
+                or _defined_in(cls, "extract_units") is not _defined_in(cls, "extract"):
+            return None
+        config = dict(params) if params else None
+        instance = cls(config=config)
+        return lambda target, unit_ids: instance.extract_units(target, unit_ids, config)
+
+
+def _defined_in(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s method resolution order that defines ``name``, else None."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
 def _accepts_metadata(method) -> bool:
     try:
         signature = inspect.signature(method)

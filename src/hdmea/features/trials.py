@@ -23,7 +23,7 @@ from hdmea.errors import MissingInputError
 from hdmea.features.base import FeatureExtractor, StoredGroup
 
 __all__ = ["sampling_rate_of", "stored_rate", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us",
-           "required_movie_trials", "MovieFeatureExtractor"]
+           "required_movie_trials", "MovieFeatureExtractor", "UnitsTrials", "units_movie_trials"]
 
 _RATE_NAMES = ("sampling_rate", "acquisition_rate")
 
@@ -164,6 +164,106 @@ def movie_trials(unit_data, stimulus_data, metadata, movie: str) -> TrialSpikes 
     values = (spikes[offsets[0]:offsets[-1]] - np.repeat(starts, counts)) * scale
     return TrialSpikes(values=values, offsets=offsets - offsets[0], lengths_us=(ends - starts) * scale,
                        frame_period_us=frame_period_us(stimulus_data, rate))
+
+
+@dataclasses.dataclass
+class UnitsTrials:
+    """The trials of a movie of many units at once, as :func:`movie_trials` gives each unit's, one after another.
+
+    Unit ``units[i]`` has the trials ``unit_trials[i]`` to ``unit_trials[i + 1]``; trial ``k`` (of all units,
+    in that order) holds the samples ``spikes[offsets[k]:offsets[k + 1]]`` (as stored), starts at sample
+    ``starts[k]`` and lasts ``lengths_us[k]``; a sample ``v`` of it is at ``(float64(v) - starts[k]) * scale``
+    us in the trial (:attr:`values`).
+    """
+
+    units: list[str]
+    spikes: np.ndarray
+    offsets: np.ndarray
+    unit_trials: np.ndarray
+    starts: np.ndarray
+    lengths_us: np.ndarray
+    scale: float
+
+    @property
+    def values(self) -> np.ndarray:
+        """Every trial's spikes less its start, in us (the values of :func:`movie_trials`)."""
+        return (self.spikes.astype(np.float64) - np.repeat(self.starts, np.diff(self.offsets))) * self.scale
+
+
+def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials:
+    """:func:`movie_trials` of many stored units of a step's ``target`` (a recording or a session), their
+    arrays read in one call and put together.  A unit whose trials :func:`movie_trials` would find absent,
+    malformed or empty is left out (its own :func:`movie_trials` then tells why)."""
+    found = target.members_of([f"units/{u}/spike_times_sectioned/{movie}" for u in unit_ids], _SECTIONED)
+    scale = 1e6 / rate
+    margins: dict = {}  # (before, after) of each distinct pair of pad-margin attributes
+    units, spikes, offsets, bounds_of, before, after = [], [], [], [], [], []
+    for unit_id, members in zip(unit_ids, found):
+        if members is None:
+            continue
+        (unit_spikes, unit_offsets, bounds), attrs = members
+        try:
+            unit_spikes = np.asarray(unit_spikes)
+            unit_offsets = np.asarray(unit_offsets, dtype=np.int64)
+            bounds = np.asarray(bounds, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if unit_spikes.ndim != 1 or unit_spikes.dtype.kind not in "biuf" or bounds.ndim != 2 \
+                or bounds.shape[1] != 2 or not bounds.shape[0] or unit_offsets.ndim != 1:
+            continue
+        key = (attrs.get("pad_margin_before_s", 0.0), attrs.get("pad_margin_after_s", 0.0))
+        try:
+            margin = margins.get(key)
+        except TypeError:  # an array attribute: not hashable
+            margin = None
+        if margin is None:
+            try:
+                margin = tuple(int(round(float(np.asarray(v).reshape(-1)[0]) * rate)) for v in key)
+            except (TypeError, ValueError, IndexError):
+                continue
+            try:
+                margins[key] = margin
+            except TypeError:
+                pass
+        n_trials = bounds.shape[0]
+        unit_offsets = unit_offsets[:n_trials + 1]
+        if unit_offsets.size != n_trials + 1:
+            continue
+        first, last = unit_offsets[[0, -1]].tolist()
+        if first < 0 or last > unit_spikes.size:
+            continue
+        units.append(unit_id)
+        spikes.append(unit_spikes[first:last])
+        offsets.append(unit_offsets)
+        bounds_of.append(bounds)
+        before.append(margin[0])
+        after.append(margin[1])
+    n_units = len(units)
+    unit_trials = np.zeros(n_units + 1, dtype=np.int64)
+    np.cumsum([o.size - 1 for o in offsets], out=unit_trials[1:])
+    if not n_units:
+        return UnitsTrials([], np.empty(0), np.zeros(1, np.int64), unit_trials, np.empty(0), np.empty(0), scale)
+    per_trial = np.diff(np.concatenate(offsets))
+    # the differences across two units' offsets are no trial's
+    per_trial = np.delete(per_trial, unit_trials[1:-1] + np.arange(n_units - 1))
+    bad = per_trial < 0
+    if bad.any():  # a unit whose offsets fall somewhere: left out, the others read again
+        keep = ~np.logical_or.reduceat(bad, unit_trials[:-1])
+        return units_movie_trials(target, [units[i] for i in np.flatnonzero(keep)], movie, rate)
+    trial_offsets = np.zeros(per_trial.size + 1, dtype=np.int64)
+    np.cumsum(per_trial, out=trial_offsets[1:])
+    kinds = {s.dtype for s in spikes}
+    dtype = kinds.pop() if len(kinds) == 1 else np.float64  # one dtype kept as stored (else each made float64)
+    bounds_all = np.concatenate(bounds_of)
+    n_trials = np.diff(unit_trials)
+    # each trial's start and end less its unit's pad margins (samples, float64 plus int as movie_trials adds them)
+    if len(set(before)) == 1 and len(set(after)) == 1:
+        starts_all, ends_all = bounds_all[:, 0] + before[0], bounds_all[:, 1] - after[0]
+    else:
+        starts_all = bounds_all[:, 0] + np.repeat(np.array(before, dtype=np.float64), n_trials)
+        ends_all = bounds_all[:, 1] - np.repeat(np.array(after, dtype=np.float64), n_trials)
+    return UnitsTrials(units, np.concatenate(spikes, dtype=dtype, casting="unsafe"), trial_offsets, unit_trials,
+                       starts_all, (ends_all - starts_all) * scale, scale)
 
 
 class MovieFeatureExtractor(FeatureExtractor):

@@ -148,15 +148,39 @@ def stimulus_nodes(light_reference=None, frame_times=None, section_times=None) -
     return out
 
 
-def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | None) -> Group:
+def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | None, *,
+                 _seen: dict | None = None) -> Group:
+    """The group of one unit's feature: arrays datasets, dicts groups, everything else attributes, and
+    ``metadata`` attributes of the group.  ``_seen`` (one dict over many calls, :meth:`add_features`): the
+    checks and conversions already done for one unit's keys and text are not done again for the next."""
     check_member_name(feature_name, what="feature name")
     if not isinstance(feature_data, Mapping):
         raise EncodingError("feature data must be a mapping", obj=feature_name, found=type(feature_data).__name__)
-    node = put_node(dict(feature_data))
+    seen = _seen if _seen is not None else {}
+    if not seen:
+        seen.update(keys={}, names=set(), text={})
+    data = dict(feature_data)
+    keys = tuple(data)
+    plain = seen["keys"].get(keys)
+    if plain is None:  # every key a name as it is (then the scalars below are the group's attributes)
+        plain = seen["keys"][keys] = all(type(k) is str and is_safe_key(k) for k in keys)
+    if plain and all(type(v) is float or type(v) is bool for v in data.values()):
+        node = Group(data)  # what put_node makes of it: each a plain attribute, read back as it is
+    else:
+        node = put_node(data)
+    attrs = node.attrs
     for key, value in (metadata or {}).items():
-        check_attr_name(key, what="feature metadata name")
-        node.attrs[key] = normalize_attr(value)
-    node.attrs.setdefault("name", feature_name)
+        if key not in seen["names"]:
+            check_attr_name(key, what="feature metadata name")
+            seen["names"].add(key)
+        if type(value) is str:
+            text = seen["text"].get(value)
+            if text is None:
+                text = seen["text"][value] = normalize_attr(value)
+            attrs[key] = text
+        else:
+            attrs[key] = normalize_attr(value)
+    attrs.setdefault("name", feature_name)
     return node
 
 

@@ -250,10 +250,11 @@ class PipelineSession(PathAccess, LabSessionViews):
         before any is staged)."""
         units = self._tree.node(["units"])
         items = []
+        seen: dict = {}  # the names and text checked once for every unit
         for unit_id, feature_data, metadata in results:
             store.check_name(unit_id, what="unit id")
             if isinstance(feature_data, Mapping):
-                node = store.feature_node(feature_name, feature_data, metadata)
+                node = store.feature_node(feature_name, feature_data, metadata, _seen=seen)
             else:
                 store.check_member_name(feature_name, what="feature name")
                 node = store.value_node({"data": feature_data, "metadata": dict(metadata or {})})

@@ -182,6 +182,25 @@ class _SessionBackend:
     def put_values(self, path: str, value) -> None:
         self.session.tree.set_node(split_path(path, allow_root=False), store.value_node(value))
 
+    def members_of(self, paths, names: tuple[str, ...]) -> list:
+        tree = self.session.tree
+        out = []
+        for path in paths:
+            parts = split_path(path)
+            group = tree.node(parts)
+            if not isinstance(group, store.Group) or not all(name in group.children for name in names):
+                out.append(None)
+                continue
+            if tree.followed_count:  # a value the caller assigned on the way: each member walked to as get walks
+                nodes = [tree.node([*parts, name]) for name in names]
+            else:
+                nodes = [group.children[name] for name in names]
+            if any(node is None or isinstance(node, store.Group) for node in nodes):
+                out.append(None)
+                continue
+            out.append(([tree.decoded(node) for node in nodes], dict(group.attrs)))
+        return out
+
     def put_many(self, items, *, values: bool = False) -> None:
         build = store.value_node if values else store.put_node
         self.session.tree.set_nodes([(split_path(path, allow_root=False), build(value)) for path, value in items])
@@ -251,6 +270,21 @@ class StepTarget:
 
     def attrs(self, path: str = "") -> dict[str, Any]:
         return self._backend.attrs(path)
+
+    def members_of(self, paths, names: tuple[str, ...]) -> list:
+        """For each group of ``paths``: ``(values, attrs)``, the :meth:`get` of each of its members ``names``
+        and its :meth:`attrs`, or None where the group or one of those members is absent (a step reading the
+        same few datasets of every unit's group, in one call)."""
+        many = getattr(self._backend, "members_of", None)
+        if many is not None:
+            return many(paths, names)
+        out = []
+        for path in paths:
+            if not all(self.has(f"{path}/{name}") for name in names):
+                out.append(None)
+                continue
+            out.append(([self.get(f"{path}/{name}") for name in names], self.attrs(path)))
+        return out
 
     def set_attrs(self, path: str, mapping: Mapping[str, Any]) -> None:
         self._backend.set_attrs(path, mapping)

@@ -12,6 +12,12 @@ extractor's inputs is skipped and reported.  A class-style extractor that
 raises on one unit is reported for that unit and the others still run (the lab
 pipeline's rule); an error in a function-style extractor stops the step and
 leaves the file as it was.
+
+A class-style extractor whose class also defines ``extract_units(target, unit_ids,
+config)`` beside its ``extract`` (the step movie's ON/OFF extractor) computes every
+unit in one pass (:meth:`RegisteredExtractor.batch_runner`); the units it leaves out
+run one by one through ``extract``, whose results it equals.  Those units share the
+pass's ``extracted_at``.
 """
 
 from __future__ import annotations
@@ -113,6 +119,20 @@ def _requests(features, config_overrides=None) -> list[tuple[RegisteredExtractor
             params = {**(config_overrides or {}), **params}
         out.append((extractor, extractor.resolve(params)))
     return out
+
+
+def _run_many(extractor: RegisteredExtractor, params: dict[str, Any], target, unit_ids: list[str]) -> dict:
+    """``{unit id: result}`` of the units an extractor that computes many units at once computed (empty for
+    any other).  Should that pass fail, every unit runs alone instead, each failure reported as its own."""
+    run_many = extractor.batch_runner(params) if unit_ids else None
+    if run_many is None:
+        return {}
+    try:
+        return run_many(target, unit_ids)
+    except Exception as exc:  # the units' own runs report what went wrong, unit by unit
+        logger.debug("%s: the pass over all units failed (%s: %s); each unit runs alone", extractor.name,
+                     type(exc).__name__, exc)
+        return {}
 
 
 def default_features(target) -> list[dict[str, Any]]:
@@ -227,6 +247,7 @@ def extract_features(
             # a session takes every unit's result in one call at the end (nothing staged if the run stops);
             # a file is written unit by unit, so that no more than one unit's result is held
             results: list | None = [] if target.is_deferred else None
+            todo = []
             for unit_id in unit_ids:
                 path = f"units/{unit_id}/features/{name}"
                 if not force and target.has(path):
@@ -239,10 +260,15 @@ def extract_features(
                     lacking.update(dict.fromkeys(absent))
                     missing[name] = missing.get(name, 0) + 1
                     continue
-                inputs = UnitInputs(unit_id, recording)
-                if extractor.is_class_style:
+                todo.append(unit_id)
+            # an extractor that computes many units at once does (the units it leaves out run one by one)
+            computed = _run_many(extractor, params, target, todo)
+            computed_at = now_iso()  # when the units computed together were
+            for unit_id in todo:
+                data = computed.get(unit_id)
+                if data is None and extractor.is_class_style:
                     try:
-                        data = run(inputs)
+                        data = run(UnitInputs(unit_id, recording))
                     except MissingInputError as exc:  # an input the extractor found absent while running
                         lacking[str(exc.missing_input or exc)] = None
                         missing[name] = missing.get(name, 0) + 1
@@ -255,12 +281,13 @@ def extract_features(
                         failed[name] = failed.get(name, 0) + 1
                         note(f"Failed {name} for {unit_id}: extract() returned {type(data).__name__}, not a dict")
                         continue
-                else:
-                    data = run(inputs)
+                elif data is None:
+                    data = run(UnitInputs(unit_id, recording))
+                stamp = computed_at if unit_id in computed else now_iso()
                 if results is None:
-                    target.add_feature(unit_id, name, data, {**meta, "extracted_at": now_iso()})
+                    target.add_feature(unit_id, name, data, {**meta, "extracted_at": stamp})
                 else:
-                    results.append((unit_id, data, {**meta, "extracted_at": now_iso()}))
+                    results.append((unit_id, data, {**meta, "extracted_at": stamp}))
                 extracted[name] = extracted.get(name, 0) + 1
             if results:
                 target.add_features(name, results)

@@ -30,7 +30,10 @@ import numpy as np
 
 from hdmea.features.extractors import STEP_TRIAL_FRAMES, STEP_WINDOWS
 from hdmea.features.registry import FeatureRegistry
-from hdmea.features.trials import MovieFeatureExtractor, movie_trials, spike_times_us
+from h5stream.kernels.windows import segment_windows
+from hdmea.features.base import StoredGroup
+from hdmea.features.trials import (MovieFeatureExtractor, UnitsTrials, frame_period_us, movie_trials, spike_times_us,
+                                   stored_rate, units_movie_trials)
 
 __all__ = ["StepUpFeatureExtractor", "step_up_responses"]
 
@@ -90,17 +93,30 @@ def _latency_ms(values: np.ndarray, offsets: np.ndarray, event: float, window: f
     return float(np.add.reduce((firsts - event) / 1000.0) / firsts.size) if firsts.size else float("nan")
 
 
+def _windows(onset: float, offset: float, transient: float, sustained: float, baseline: float,
+             trial_end: float | None) -> tuple:
+    """The (lo, hi) windows: baseline, ON transient, ON sustained, OFF transient, OFF sustained."""
+    end = float("inf") if trial_end is None else float(trial_end)
+    return ((max(0.0, onset - baseline), onset), (onset, min(onset + transient, end)),
+            (onset + transient, min(offset, end)), (offset, min(offset + transient, end)),
+            (offset + transient, min(offset + transient + sustained, end)))
+
+
 def _step_up_ragged(values: np.ndarray, offsets: np.ndarray, *, onset: float, offset: float, transient: float,
                     sustained: float, baseline: float, threshold_factor: float,
                     trial_end: float | None) -> dict[str, Any]:
     """:func:`step_up_responses` of the trials ``values[offsets[k]:offsets[k + 1]]`` (``offsets`` from 0 to
     ``values.size``, non-decreasing): each window's spikes counted over all trials at once."""
     n_trials = offsets.size - 1
-    end = float("inf") if trial_end is None else float(trial_end)
-    windows = ((max(0.0, onset - baseline), onset), (onset, min(onset + transient, end)),
-               (onset + transient, min(offset, end)), (offset, min(offset + transient, end)),
-               (offset + transient, min(offset + transient + sustained, end)))
-    baseline_rate, on_transient, on_sustained, off_transient, off_sustained = _rates(values, n_trials, windows)
+    windows = _windows(onset, offset, transient, sustained, baseline, trial_end)
+    rates = _rates(values, n_trials, windows)
+    return _responses(*rates, _latency_ms(values, offsets, onset, transient),
+                      _latency_ms(values, offsets, offset, transient), threshold_factor)
+
+
+def _responses(baseline_rate: float, on_transient: float, on_sustained: float, off_transient: float,
+               off_sustained: float, on_latency: float, off_latency: float, threshold_factor: float) -> dict[str, Any]:
+    """The features from the window rates and latencies of one unit."""
     total = on_transient + off_transient
     largest = max(on_transient, off_transient)
     if largest > 0:
@@ -115,11 +131,50 @@ def _step_up_ragged(values: np.ndarray, offsets: np.ndarray, *, onset: float, of
         "on_sustained_response": float(on_sustained),
         "off_sustained_response": float(off_sustained),
         "response_quality": float(quality),
-        "on_latency_ms": _latency_ms(values, offsets, onset, transient),
-        "off_latency_ms": _latency_ms(values, offsets, offset, transient),
+        "on_latency_ms": on_latency,
+        "off_latency_ms": off_latency,
         "on_off_ratio": float((on_transient - off_transient) / total) if total > 0 else 0.0,
         "baseline_rate": float(baseline_rate),
     }
+
+
+def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained: float, baseline: float,
+                     threshold_factor: float) -> dict[str, dict[str, Any]]:
+    """The features of every unit of ``trials`` (each with trials), as :func:`_step_up_ragged` gives each
+    unit's: ``events(length)`` gives (onset, offset) for a unit whose shortest trial lasts ``length`` us.  One
+    pass of the compiled kernel over all units' spikes counts each unit's windows and finds each trial's
+    first spike after the onset and the offset (:func:`h5stream.kernels.windows.segment_windows`)."""
+    n_units = len(trials.units)
+    if not n_units:
+        return {}
+    lengths = np.minimum.reduceat(trials.lengths_us, trials.unit_trials[:-1]).tolist()
+    shapes: dict[float, tuple] = {}  # a unit's windows and events by its shortest trial (one length, mostly)
+    windows, events_of = [], []
+    for length in lengths:
+        shape = shapes.get(length)
+        if shape is None:
+            onset, offset = events(length)
+            shape = (_windows(onset, offset, transient, sustained, baseline, length),
+                     ((onset, onset + transient), (offset, offset + transient)))
+            if length == length:  # (a NaN length is looked up anew each time)
+                shapes[length] = shape
+        windows.append(shape[0])
+        events_of.append(shape[1])
+    windows_array = np.array(windows, dtype=np.float64)
+    found = segment_windows(trials.spikes, trials.offsets, trials.starts, trials.scale, trials.unit_trials,
+                            windows_array, np.array(events_of, dtype=np.float64))
+    n_trials = np.diff(trials.unit_trials)[:, None]
+    lo, hi = windows_array[..., 0], windows_array[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # (windows of no length: 0, as _rates gives them)
+        rates = np.where(hi <= lo, 0.0, found.counts / (n_trials * (hi - lo) / 1e6))
+    columns = rates.tolist()
+    latencies = found.mean_first.tolist()
+    return {unit: _responses(*rate, *latency, threshold_factor)
+            for unit, rate, latency in zip(trials.units, columns, latencies)}
+
+
+#: units whose trials one pass of :meth:`StepUpFeatureExtractor.extract_units` holds at a time
+UNITS_PER_PASS = 256
 
 
 @FeatureRegistry.register("step_up_5s_5i_3x")
@@ -148,21 +203,30 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
     DEFAULT_SUSTAINED_WINDOW_US = 4_000_000
     DEFAULT_BASELINE_WINDOW_US = 4_000_000
 
-    def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
-        config = self.merged_config(config)
-        windows = dict(
+    def _windows(self, config: dict[str, Any]) -> dict[str, float]:
+        return dict(
             transient=float(config.get("transient_window_us", self.DEFAULT_TRANSIENT_WINDOW_US)),
             sustained=float(config.get("sustained_window_us", self.DEFAULT_SUSTAINED_WINDOW_US)),
             baseline=float(config.get("baseline_window_us", self.DEFAULT_BASELINE_WINDOW_US)),
             threshold_factor=float(config.get("threshold_factor", 2.0)),
         )
+
+    @staticmethod
+    def _events(config: dict[str, Any], length: float, period: float) -> tuple[float, float]:
+        """(onset, offset) in a movie whose shortest trial lasts ``length`` us, display frames of ``period`` us."""
+        scale = length / (STEP_TRIAL_FRAMES * period)
+        onset = config.get("stim_onset_us", config.get("on_frame", ON_FRAME) * scale * period)
+        offset = config.get("stim_offset_us", config.get("off_frame", OFF_FRAME) * scale * period)
+        return float(onset), float(offset)
+
+    def extract(self, unit_data, stimulus_data, config=None, metadata=None) -> dict[str, Any]:
+        config = self.merged_config(config)
+        windows = self._windows(config)
         trials = movie_trials(unit_data, stimulus_data, metadata, self.movie(config))
         if trials is not None and trials.n_trials and trials.frame_period_us:
             length = float(np.min(trials.lengths_us))
-            scale = length / (STEP_TRIAL_FRAMES * trials.frame_period_us)
-            onset = config.get("stim_onset_us", config.get("on_frame", ON_FRAME) * scale * trials.frame_period_us)
-            offset = config.get("stim_offset_us", config.get("off_frame", OFF_FRAME) * scale * trials.frame_period_us)
-            return _step_up_ragged(trials.values, trials.offsets, onset=float(onset), offset=float(offset),
+            onset, offset = self._events(config, length, trials.frame_period_us)
+            return _step_up_ragged(trials.values, trials.offsets, onset=onset, offset=offset,
                                    trial_end=length, **windows)
         spikes = spike_times_us(unit_data, metadata)
         if spikes.size == 0:
@@ -170,6 +234,32 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
         return step_up_responses(
             [spikes], onset=float(config.get("stim_onset_us", self.DEFAULT_STIM_ONSET_US)),
             offset=float(config.get("stim_offset_us", self.DEFAULT_STIM_OFFSET_US)), **windows)
+
+    def extract_units(self, target, unit_ids, config=None) -> dict[str, dict[str, Any]]:
+        """:meth:`extract` of many units of a step's ``target`` at once (``extract_features`` calls it):
+        ``{unit id: features}`` of the units with sectioned trials of the movie, equal to what :meth:`extract`
+        gives each; the others are left out (their :meth:`extract` then runs alone).  Every unit's windows are
+        counted in one pass over all units' trials, ``UNITS_PER_PASS`` units at a time."""
+        config = self.merged_config(config)
+        unit_ids = list(unit_ids)
+        if not unit_ids:
+            return {}
+        try:
+            windows = self._windows(config)
+            metadata = StoredGroup(target, "metadata", memo=True)
+            rate = stored_rate(StoredGroup(target, f"units/{unit_ids[0]}"), metadata)
+            period = frame_period_us(StoredGroup(target, "stimulus", memo=True), rate)
+            if not period:
+                return {}
+            self._events(config, 1.0, period)  # parameters that are no number: each unit's extract tells
+        except (KeyError, TypeError, ValueError):
+            return {}
+        movie = self.movie(config)
+        out: dict[str, dict[str, Any]] = {}
+        for first in range(0, len(unit_ids), UNITS_PER_PASS):
+            trials = units_movie_trials(target, unit_ids[first:first + UNITS_PER_PASS], movie, rate)
+            out.update(_units_responses(trials, lambda length: self._events(config, length, period), **windows))
+        return out
 
     @staticmethod
     def _empty_result() -> dict[str, Any]:
