@@ -334,7 +334,7 @@ def _unit_movies(unit_ids, movie_rows, cut, n_total, spare=None):
     n_units, spikes = len(unit_ids), cut.values
     if spare is not None and spare.dtype == np.uint64 and spare.flags.c_contiguous and spare.size >= spikes.size:
         spikes64 = spare.view(np.int64)[:spikes.size]  # memory touched already: no fresh pages to fault in
-        spikes64[...] = spikes
+        np.copyto(spikes64, spikes)
     else:
         spikes64 = spikes.astype(np.int64)  # the original's dtype
     movies = []  # per movie: (tail, scalars, run starts, run ends, arrays of every unit: one row each)
