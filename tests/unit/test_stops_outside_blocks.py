@@ -1,0 +1,112 @@
+"""Ctrl-C outside a :class:`~h5stream.stops.kept_stops` block is not lost either (:func:`h5stream.stops.ctrl_c`).
+
+A job run from Python spends its first second importing, before any block runs.  A real SIGINT to a fresh
+interpreter, sent by the program to itself with ``signal.raise_signal`` (the handler runs before that call
+returns, in the frame that called it: no sleeps, no races), lands
+
+- inside a module being imported, whose ``except BaseException: pass`` takes it (the import would then end
+  normally and the job run to its end): the stop ends the import, or the job at its next instruction;
+- inside a weak reference's callback, where Python drops what it raises and prints ``Exception ignored``:
+  the stop is raised again after the callback, nothing printed.
+
+The reference each test compares with: the same program under Python's own handler, which loses the stop.  A
+Ctrl-C that leaves the import and is taken by the program itself is its own business: not raised again.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SWALLOWER = """
+import signal
+try:
+    signal.raise_signal(signal.SIGINT)  # the handler runs here, before raise_signal returns
+except BaseException:  # a library's import that takes everything
+    pass
+def after():
+    return 1
+after()
+print("the import ran on", flush=True)
+"""
+
+RAISER = """
+import signal
+signal.raise_signal(signal.SIGINT)
+print("the import ran on", flush=True)
+"""
+
+PROGRAM = """
+import os, signal, sys, weakref
+sys.path.insert(0, {folder!r})
+import h5stream
+
+if {python_own}:  # Python's own Ctrl-C handler, not the one importing h5stream gives (h5stream.stops.ctrl_c)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def work():
+    total = 0
+    for i in range(10 ** 5):
+        total += i
+    return "ran on"
+
+class Referent:
+    pass
+
+def callback(ref):
+    signal.raise_signal(signal.SIGINT)
+
+try:
+    if {what!r} == "callback":
+        held = Referent()
+        ref = weakref.ref(held, callback)
+        del held
+    elif {what!r} == "swallower":
+        import swallower
+    else:
+        try:
+            import raiser
+        except KeyboardInterrupt:  # the program's own choice: it goes on
+            print("the program took it", flush=True)
+    print(work(), flush=True)
+except KeyboardInterrupt as exc:
+    print("stopped", type(exc).__name__, flush=True)
+"""
+
+
+def _run(tmp_path, what: str, python_own: bool, child_env) -> subprocess.CompletedProcess:
+    (tmp_path / "swallower.py").write_text(SWALLOWER)
+    (tmp_path / "raiser.py").write_text(RAISER)
+    program = PROGRAM.format(folder=str(tmp_path), what=what, python_own=python_own)
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          env=child_env)
+
+
+@pytest.mark.stops
+def test_a_ctrl_c_an_import_swallows_ends_the_job(tmp_path, child_env):
+    lost = _run(tmp_path, "swallower", True, child_env)
+    assert lost.stdout.splitlines() == ["the import ran on", "ran on"], lost
+    taken = _run(tmp_path, "swallower", False, child_env)
+    assert taken.stdout.splitlines() == ["stopped KeyboardInterrupt"], taken
+    assert taken.stderr == "", taken.stderr
+
+
+@pytest.mark.stops
+def test_a_ctrl_c_dropped_in_a_callback_outside_a_block_is_raised_again(tmp_path, child_env):
+    lost = _run(tmp_path, "callback", True, child_env)
+    assert lost.stdout.splitlines() == ["ran on"], lost
+    assert "Exception ignored" in lost.stderr, lost.stderr
+    taken = _run(tmp_path, "callback", False, child_env)
+    assert taken.stdout.splitlines() == ["stopped KeyboardInterrupt"], taken
+    assert taken.stderr == "", taken.stderr
+
+
+@pytest.mark.stops
+@pytest.mark.parametrize("python_own", [True, False])
+def test_a_ctrl_c_the_program_takes_from_an_import_is_not_raised_again(tmp_path, child_env, python_own):
+    took = _run(tmp_path, "raiser", python_own, child_env)
+    assert took.stdout.splitlines() == ["the program took it", "ran on"], took
+    assert took.stderr == "", took.stderr
