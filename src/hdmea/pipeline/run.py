@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from h5stream.stops import kept_stops
+from h5stream.stops import check_point, kept_stops
 from hdmea.progress import progress
 from hdmea.session.names import canonical_step_names, steps_done
 from hdmea.steps.table import STEPS, Step, StepContext
@@ -179,17 +179,19 @@ def run_pipeline(
     config = config if config is not None else PipelineConfig()
     cmcr, cmtr, output = Path(cmcr), Path(cmtr), Path(output)
     dataset_id = dataset_id or output.stem
-    if preflight:
-        recording = _Inputs(dataset_id, cmcr, cmtr)
-        check_run([recording], [output], config).raise_if_any()
-    folders = CreatedFolders(output.parent)
-    try:
-        # Ctrl-C that Python drops (raised inside a finalizer or a weakref callback) is raised again, not lost
-        with kept_stops():
+    # Ctrl-C that Python drops (raised inside a finalizer or a weakref callback) or that code it runs takes
+    # is raised again, not lost: from the checks on, which read the inputs for a second on a busy machine
+    with kept_stops():
+        if preflight:
+            recording = _Inputs(dataset_id, cmcr, cmtr)
+            check_run([recording], [output], config).raise_if_any()
+        folders = CreatedFolders(output.parent)
+        try:
+            check_point()  # a stop the checks took ends the run before its first step
             return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
-    except BaseException:
-        folders.remove_if_empty()
-        raise
+        except BaseException:
+            folders.remove_if_empty()
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
