@@ -27,6 +27,13 @@ a ``__del__``, and the weak reference callbacks of :mod:`weakref`.  A handler ca
 (:func:`raise_unsafe_at`) raises nothing: the signal is delivered again, and the handler raises at the main thread's
 next instruction outside them.  :func:`take_ctrl_c` gives a program that imports :mod:`h5stream` (or a package
 built on it) that handling for Ctrl-C where Python's own had it: Ctrl-C still raises ``KeyboardInterrupt``.
+
+Before a block runs (a job run from Python spends its first second importing) nothing is noted: a program may
+take a ``KeyboardInterrupt`` and go on.  There the exception carries a watch instead, which delivers the signal
+again as the exception is freed where it was lost: dropped by Python (a callback's), or taken before it left
+the import it was raised in (an imported module's ``except BaseException`` or bare ``except``, compiled code
+that clears the error; an import a stop reached ends with it).  A ``KeyboardInterrupt`` the program itself
+takes (its ``except`` outside the imports) is its own choice, and not raised again.
 """
 
 from __future__ import annotations
