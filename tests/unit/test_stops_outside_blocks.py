@@ -110,3 +110,35 @@ def test_a_ctrl_c_the_program_takes_from_an_import_is_not_raised_again(tmp_path,
     took = _run(tmp_path, "raiser", python_own, child_env)
     assert took.stdout.splitlines() == ["the program took it", "ran on"], took
     assert took.stderr == "", took.stderr
+
+
+RUN_PROGRAM = """
+import signal, sys
+import h5stream
+from hdmea.pipeline import preflight, run_pipeline
+
+def checks_that_take_it(*args, **kwargs):  # input checks in which a library takes the Ctrl-C
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except BaseException:
+        pass
+    return preflight.PreflightReport()
+
+preflight.check_run = checks_that_take_it
+steps = []
+try:
+    run_pipeline({folder!r} + "/r.cmcr", {folder!r} + "/r.cmtr", {folder!r} + "/out/r.h5", on_step=steps.append,
+                 show_progress=False)
+    print("ran on", flush=True)
+except KeyboardInterrupt as exc:
+    print("stopped", type(exc).__name__, len(steps), flush=True)
+"""
+
+
+@pytest.mark.stops
+def test_a_ctrl_c_run_pipelines_input_checks_take_ends_it_before_its_first_step(tmp_path, child_env):
+    program = RUN_PROGRAM.format(folder=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                          env=child_env)
+    assert done.stdout.splitlines() == ["stopped RaisedAgain 0"], done
+    assert not (tmp_path / "out").exists()  # the output folder the run made is taken back

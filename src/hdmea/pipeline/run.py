@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from h5stream.stops import check_point, kept_stops
+from h5stream.stops import kept_stops
 from hdmea.progress import progress
 from hdmea.session.names import canonical_step_names, steps_done
 from hdmea.steps.table import STEPS, Step, StepContext
@@ -174,6 +174,7 @@ def run_pipeline(
         fails and leaves it empty.
     """
     from hdmea.config import PipelineConfig
+    from hdmea.pipeline.batch.preemption import raise_if_stopped
     from hdmea.pipeline.preflight import CreatedFolders, check_run
 
     config = config if config is not None else PipelineConfig()
@@ -187,7 +188,7 @@ def run_pipeline(
             check_run([recording], [output], config).raise_if_any()
         folders = CreatedFolders(output.parent)
         try:
-            check_point()  # a stop the checks took ends the run before its first step
+            raise_if_stopped()  # a stop the checks took ends the run before its first step (as between steps)
             return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
         except BaseException:
             folders.remove_if_empty()
