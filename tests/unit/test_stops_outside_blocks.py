@@ -142,3 +142,52 @@ def test_a_ctrl_c_run_pipelines_input_checks_take_ends_it_before_its_first_step(
                           env=child_env)
     assert done.stdout.splitlines() == ["stopped RaisedAgain 0"], done
     assert not (tmp_path / "out").exists()  # the output folder the run made is taken back
+
+
+COMPILED_INIT_PROGRAM = """
+import signal, sys
+import h5stream
+
+if {python_own}:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+handler = signal.getsignal(signal.SIGINT)
+hit = []
+
+def tracer(frame, event, arg):
+    # an extension module's init (Cython's, h5py._conv's) calling abc's register: the handler runs where the
+    # signal would run it, at the start of that Python call
+    if event == "call" and frame.f_code.co_name == "register" and frame.f_back is not None \\
+            and frame.f_back.f_code.co_name == "_call_with_frames_removed":
+        sys.settrace(None)
+        hit.append(str(frame.f_back.f_back.f_locals.get("module")))
+        handler(signal.SIGINT, frame)
+    return None
+
+sys.settrace(tracer)
+try:
+    import h5py
+    sys.settrace(None)
+    print("ran on", *hit, flush=True)
+except KeyboardInterrupt:
+    sys.settrace(None)
+    print("stopped", *hit, flush=True)
+"""
+
+
+@pytest.mark.stops
+def test_a_ctrl_c_h5pys_compiled_init_drops_ends_the_import(child_env):
+    """The place a stop was lost in the stop campaign's job run from Python: h5py's compiled ``_conv`` calls
+    ``ABCMeta.register`` while it is imported and drops what that call raises, without a word."""
+    def run(python_own):
+        program = COMPILED_INIT_PROGRAM.format(python_own=python_own)
+        return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                              env=child_env)
+
+    lost = run(True)
+    if lost.stdout == "ran on\n":
+        pytest.skip("no compiled module of this h5py calls ABCMeta.register while it is imported")
+    assert lost.stdout.startswith("ran on <module 'h5py."), lost  # the reference: Python's own handler loses it
+    assert lost.stderr == "", lost.stderr
+    taken = run(False)
+    assert taken.stdout.startswith("stopped <module 'h5py."), taken
+    assert taken.stderr == "", taken.stderr
