@@ -167,6 +167,8 @@ def ctrl_c(signum, frame) -> object:
     (a callback Python calls from compiled code) or swallowed inside an import (an ``except BaseException``
     or a bare ``except`` of the imported module, compiled code that clears the error), the signal is
     delivered again as the exception is freed, and raised at the next instruction."""
+    if frame is None:  # no Python code runs: the interpreter prints the error it ends with, or ends
+        return None
     if raise_unsafe_at(frame):
         return delivered_again(signum)
     if _keepers:

@@ -15,6 +15,7 @@ Ctrl-C that leaves the import and is taken by the program itself is its own busi
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -191,3 +192,11 @@ def test_a_ctrl_c_h5pys_compiled_init_drops_ends_the_import(child_env):
     taken = run(False)
     assert taken.stdout.startswith("stopped <module 'h5py."), taken
     assert taken.stderr == "", taken.stderr
+
+
+def test_ctrl_c_raises_nothing_where_no_python_code_runs():
+    """Called with no frame (the interpreter prints the error it ends with, or ends), the handler returns: a
+    KeyboardInterrupt raised there cuts the last error's message short ("lost sys.stderr")."""
+    from h5stream import stops
+
+    assert stops.ctrl_c(signal.SIGINT, None) is None
