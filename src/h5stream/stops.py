@@ -27,6 +27,13 @@ a ``__del__``, and the weak reference callbacks of :mod:`weakref`.  A handler ca
 (:func:`raise_unsafe_at`) raises nothing: the signal is delivered again, and the handler raises at the main thread's
 next instruction outside them.  :func:`take_ctrl_c` gives a program that imports :mod:`h5stream` (or a package
 built on it) that handling for Ctrl-C where Python's own had it: Ctrl-C still raises ``KeyboardInterrupt``.
+
+Before a block runs (a job run from Python spends its first second importing) nothing is noted: a program may
+take a ``KeyboardInterrupt`` and go on.  There the exception carries a watch instead, which delivers the signal
+again as the exception is freed where it was lost: dropped by Python (a callback's), or taken before it left
+the import it was raised in (an imported module's ``except BaseException`` or bare ``except``, compiled code
+that clears the error; an import a stop reached ends with it).  A ``KeyboardInterrupt`` the program itself
+takes (its ``except`` outside the imports) is its own choice, and not raised again.
 """
 
 from __future__ import annotations
@@ -105,7 +112,10 @@ def raise_unsafe_at(frame) -> bool:
         return False
     code = frame.f_code
     return code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib.") \
-        or code.co_filename.endswith(_NO_RAISE_FILES)
+        or code.co_filename.endswith(_NO_RAISE_FILES) or code in _NO_RAISE_CODES
+
+
+_NO_RAISE_CODES: set = set()  # this module's callbacks, called where a raise is dropped (filled below)
 
 
 class _Token:
@@ -151,12 +161,106 @@ def ctrl_c(signum, frame) -> object:
     """Ctrl-C as Python's own handler takes it (``KeyboardInterrupt``), but never raised where Python drops it or
     where it would leave the import lock held (:func:`raise_unsafe_at`: it is raised at the next instruction
     outside those places), and recorded (:func:`note`) while a :class:`kept_stops` block runs, for the places
-    where work can stop."""
+    where work can stop.
+
+    Outside such a block the exception carries a watch (:func:`_watched`): where it is dropped all the same
+    (a callback Python calls from compiled code) or swallowed inside an import (an ``except BaseException``
+    or a bare ``except`` of the imported module, compiled code that clears the error), the signal is
+    delivered again as the exception is freed, and raised at the next instruction."""
+    if frame is None:  # no Python code runs: the interpreter prints the error it ends with, or ends
+        return None
     if raise_unsafe_at(frame):
         return delivered_again(signum)
     if _keepers:
         note(signal.Signals(signum).name)
-    raise KeyboardInterrupt
+        raise KeyboardInterrupt
+    raise _watched(signum, frame)
+
+
+#: the attribute of a KeyboardInterrupt raised outside the blocks that holds its watch's token
+_WATCH_TOKEN = "_h5stream_stop_watch"
+
+
+class _StopWatch(weakref.ref):
+    """A weak reference to the token a ``KeyboardInterrupt`` raised by :func:`ctrl_c` carries: its callback
+    (:func:`_freed`) runs as the exception is freed.
+
+    ``importing``: the outermost import running where the signal came (its ``_find_and_load`` frame), or
+    None; ``dropped``: Python dropped the exception (a callback's, given to the unraisable hook)."""
+
+    __slots__ = ("key", "signum", "importing", "dropped")
+
+    def __new__(cls, token, signum, importing):
+        return super().__new__(cls, token, _freed)
+
+    def __init__(self, token, signum, importing) -> None:
+        super().__init__(token, _freed)
+        self.key = id(token)
+        self.signum = signum
+        self.importing = importing
+        self.dropped = False
+
+
+_watches: dict[int, _StopWatch] = {}  # id of the token -> its watch, until the exception was freed
+
+
+def _watched(signum: int, frame) -> KeyboardInterrupt:
+    """The ``KeyboardInterrupt`` :func:`ctrl_c` raises outside the blocks, with its watch."""
+    global _hook_before_drops
+    stop = KeyboardInterrupt()
+    token = _Token()
+    watch = _StopWatch(token, signum, _outermost_import(frame))
+    _watches[watch.key] = watch
+    setattr(stop, _WATCH_TOKEN, token)
+    if sys.unraisablehook is not _dropped:
+        _hook_before_drops, sys.unraisablehook = sys.unraisablehook, _dropped
+    return stop
+
+
+def _outermost_import(frame):
+    """The frame of the outermost import running at ``frame`` (``importlib._bootstrap._find_and_load``), or None."""
+    found = None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_find_and_load" and (code.co_filename.startswith("<frozen importlib.")
+                                                 or code.co_filename.endswith(_NO_RAISE_FILES)):
+            found = frame
+        frame = frame.f_back
+    return found
+
+
+def _freed(watch: _StopWatch) -> None:
+    """A watched ``KeyboardInterrupt`` is freed: the stop was lost where Python dropped the exception, or where
+    it was taken before it left the import it was raised in (an import that a stop reached ends with it).  The
+    signal is then delivered again: its handler raises it at the main thread's next instruction."""
+    _watches.pop(watch.key, None)
+    importing = watch.importing
+    watch.importing = None
+    lost = watch.dropped
+    if importing is not None and not lost:
+        frame = sys._getframe().f_back
+        while frame is not None and frame is not importing:
+            frame = frame.f_back
+        lost = frame is not None
+    if lost:
+        _thread.interrupt_main(watch.signum)
+
+
+_hook_before_drops = None  # sys.unraisablehook before a watched stop was first raised
+
+
+def _dropped(unraisable) -> None:
+    """The unraisable hook once :func:`ctrl_c` raised outside the blocks: a watched stop that Python drops is
+    not printed (it is delivered again as it is freed); anything else goes to the hook before."""
+    token = getattr(unraisable.exc_value, _WATCH_TOKEN, None)
+    watch = _watches.get(id(token)) if token is not None else None
+    if watch is None or watch() is not token:
+        (_hook_before_drops or sys.__unraisablehook__)(unraisable)
+        return
+    watch.dropped = True
+
+
+_NO_RAISE_CODES.update((_freed.__code__, _dropped.__code__))
 
 
 def is_default_handler(sig: int, handler) -> bool:

@@ -174,22 +174,25 @@ def run_pipeline(
         fails and leaves it empty.
     """
     from hdmea.config import PipelineConfig
+    from hdmea.pipeline.batch.preemption import raise_if_stopped
     from hdmea.pipeline.preflight import CreatedFolders, check_run
 
     config = config if config is not None else PipelineConfig()
     cmcr, cmtr, output = Path(cmcr), Path(cmtr), Path(output)
     dataset_id = dataset_id or output.stem
-    if preflight:
-        recording = _Inputs(dataset_id, cmcr, cmtr)
-        check_run([recording], [output], config).raise_if_any()
-    folders = CreatedFolders(output.parent)
-    try:
-        # Ctrl-C that Python drops (raised inside a finalizer or a weakref callback) is raised again, not lost
-        with kept_stops():
+    # Ctrl-C that Python drops (raised inside a finalizer or a weakref callback) or that code it runs takes
+    # is raised again, not lost: from the checks on, which read the inputs for a second on a busy machine
+    with kept_stops():
+        if preflight:
+            recording = _Inputs(dataset_id, cmcr, cmtr)
+            check_run([recording], [output], config).raise_if_any()
+        folders = CreatedFolders(output.parent)
+        try:
+            raise_if_stopped()  # a stop the checks took ends the run before its first step (as between steps)
             return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
-    except BaseException:
-        folders.remove_if_empty()
-        raise
+        except BaseException:
+            folders.remove_if_empty()
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
