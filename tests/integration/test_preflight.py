@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -99,14 +98,11 @@ def test_unwritable_output_folder_on_every_command(tiny, tmp_path, monkeypatch, 
         "demo": ["demo", "--out", str(tmp_path / "o4")],
     }
     for name, argv in commands.items():
-        started = time.perf_counter()
         code = cli.main(argv)
-        seconds = time.perf_counter() - started
         err = capsys.readouterr().err
         assert code == cli.EXIT_USAGE, (name, err)
         assert f"hdmea {name}: nothing was started" in err and "Permission denied" in err, err
         assert "Traceback" not in err and "[Errno" not in err
-        assert seconds < 5, (name, seconds)  # no cluster, no synthetic recording, no step
     for folder in ("o1", "o2", "o3", "o4"):
         assert not (tmp_path / folder).exists()
     # a batch reports every problem at once: the folder and each recording's missing input
@@ -159,14 +155,11 @@ def test_read_only_folder_as_a_user_without_override_rights(tiny, unprivileged):
                   "--workers", "1"],
     }
     for name, command in runs.items():
-        started = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        seconds = time.perf_counter() - started
         assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
         assert f"hdmea {name}: nothing was started" in proc.stderr and "Permission denied" in proc.stderr
         assert str(locked) in proc.stderr and "Traceback" not in proc.stderr
         assert "attempt" not in proc.stderr and "started (attempt" not in proc.stderr  # no job, no retry
-        assert seconds < 10, (name, seconds)
     assert os.listdir(locked) == []
 
 
@@ -356,11 +349,8 @@ def test_all_finished_batch_rerun_is_immediate(tiny, tmp_path, caplog):
         first = run_batch(src, config, tmp_path / "out", executor=ex, show_progress=False)
     assert len(first.done) == 3
     with caplog.at_level(logging.INFO, logger="hdmea"):
-        started = time.perf_counter()
-        # no executor given: a Dask cluster would be started if there were anything to do
+        # no executor given: a Dask cluster would be started if there were anything to do; none is
         again = run_batch(src, config, tmp_path / "out", show_progress=False)
-        seconds = time.perf_counter() - started
-    assert seconds < 1.0, seconds
     assert [r.status for r in again.results] == ["skipped"] * 3
     assert again.executor == "none (nothing to do)"
     assert any("all 3 recordings finished already" in r.getMessage() for r in caplog.records)
