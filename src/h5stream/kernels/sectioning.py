@@ -101,11 +101,13 @@ def sorted_unique_runs(values, starts, ends, dtype=np.int64) -> list[np.ndarray]
 # faster than waking a team: an OpenMP region costs tens of microseconds, and
 # far more when the cores are shared; and asking which cores are free
 # (:func:`~h5stream.cores.free_cores`, a few readings of the run queue) costs
-# milliseconds.  One thread does about 2,000,000 of this work in 5 ms (120 units
-# of 10,000 spikes into 201 trials: 2.2 million, 4.5-8 ms on one thread, 33-40 ms
-# on two at load 3 of 2 cores), so below about 20 ms of one thread's work the
-# team never pays for its start and the question.
-_PARALLEL_MIN_WORK = 8_000_000
+# about 5 ms of wall time.  One thread does about 850,000 of this work a
+# millisecond (120 units of 9,800 spikes into 401 trials: 3.1 million, 3.6-4.2 ms;
+# 240 units of 16,800 spikes into 801 trials: 12.1 million, 17-19 ms), and two
+# threads on two shared cores took as much CPU time (18-21 ms) for no shorter
+# wall time, so below about 20 ms of one thread's work the team never pays for
+# its start and the question.
+_PARALLEL_MIN_WORK = 20_000_000
 
 
 def _default_threads(n_rows: int, n_intervals: int, n_values: int) -> int:
