@@ -248,14 +248,18 @@ def extract_features(
             # a file is written unit by unit, so that no more than one unit's result is held
             results: list | None = [] if target.is_deferred else None
             todo = []
-            for unit_id in unit_ids:
-                path = f"units/{unit_id}/features/{name}"
-                if not force and target.has(path):
-                    stored = target.attrs(path)
+            # which units hold a result and lack inputs: every unit's paths checked in one call each
+            stored_before = [False] * len(unit_ids) if force else \
+                target.has_each([f"units/{unit_id}/features/{name}" for unit_id in unit_ids])
+            candidates = []
+            for unit_id, there in zip(unit_ids, stored_before):
+                if there:
+                    stored = target.attrs(f"units/{unit_id}/features/{name}")
                     if stored.get("params_hash") == digest and str(stored.get("version")) == extractor.version:
                         cached[name] = cached.get(name, 0) + 1
                         continue
-                absent = extractor.missing_inputs(target, unit_id, params)
+                candidates.append(unit_id)
+            for unit_id, absent in zip(candidates, extractor.missing_inputs_each(target, candidates, params)):
                 if absent:
                     lacking.update(dict.fromkeys(absent))
                     missing[name] = missing.get(name, 0) + 1
