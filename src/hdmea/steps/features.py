@@ -267,7 +267,9 @@ def extract_features(
                 todo.append(unit_id)
             # an extractor that computes many units at once does (the units it leaves out run one by one)
             computed = _run_many(extractor, params, target, todo)
-            computed_at = now_iso()  # when the units computed together were
+            # when the units computed together were: their metadata, one dict that every such unit's result takes
+            # (staging and writing read it, none changes it)
+            computed_meta = {**meta, "extracted_at": now_iso()}
             for unit_id in todo:
                 data = computed.get(unit_id)
                 if data is None and extractor.is_class_style:
@@ -287,11 +289,11 @@ def extract_features(
                         continue
                 elif data is None:
                     data = run(UnitInputs(unit_id, recording))
-                stamp = computed_at if unit_id in computed else now_iso()
+                unit_meta = computed_meta if unit_id in computed else {**meta, "extracted_at": now_iso()}
                 if results is None:
-                    target.add_feature(unit_id, name, data, {**meta, "extracted_at": stamp})
+                    target.add_feature(unit_id, name, data, unit_meta)
                 else:
-                    results.append((unit_id, data, {**meta, "extracted_at": stamp}))
+                    results.append((unit_id, data, unit_meta))
                 extracted[name] = extracted.get(name, 0) + 1
             if results:
                 target.add_features(name, results)
