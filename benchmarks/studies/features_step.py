@@ -1,7 +1,7 @@
 """``extract_features`` of the step movie as the lab calls it (session in, session out), ours against the original.
 
 The inputs of ``benchmarks/suite/bench_steps.py`` at full size (120 units, 200 trials of the step movie and
-the dense-noise movie), and its driver cut to the calls this step needs: ``load_recording``,
+the dense-noise movie; ``--units`` / ``--trials`` another size, e.g. 240 / 400 for the growth row's doubling), and its driver cut to the calls this step needs: ``load_recording``,
 ``add_section_time`` and ``section_spike_times`` untimed, then ``extract_features(features=["step_up_5s_5i_3x"],
 session=s)`` timed (wall and CPU seconds).  Sides alternate, each round a fresh process of each; the original
 (jiang-lab-retina/hdmea_processing) runs in its own interpreter from ``H5STREAM_ORIGINAL`` /
@@ -9,7 +9,7 @@ session=s)`` timed (wall and CPU seconds).  Sides alternate, each round a fresh 
 CPU seconds and the original's over ours.  The suite's ``steps`` row times the same call after the
 whole pipeline before it; this study runs only what the step needs (minutes instead of many).
 
-    H5STREAM_ORIGINAL=... H5STREAM_ORIGINAL_PYTHON=... python -m benchmarks.studies.features_step [--rounds N]
+    H5STREAM_ORIGINAL=... H5STREAM_ORIGINAL_PYTHON=... python -m benchmarks.studies.features_step [--rounds N] [--units U --trials T]
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def driver() -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--units", type=int, default=steps.SIZES["full"][0], help="units of the recording")
+    parser.add_argument("--trials", type=int, default=steps.SIZES["full"][1], help="trials of the step movie")
     args = parser.parse_args(argv)
     tree, python, why = steps.original_paths()
     if tree is None:
         raise SystemExit(f"the original is needed: {why}")
-    n_units, n_trials, _ = steps.SIZES["full"]
+    n_units, n_trials = args.units, args.trials
     steps.DRIVER = driver()
     found: dict[str, list[tuple[float, float]]] = {"ours": [], "original": []}
     sides = {"ours": (sys.executable, steps._ours_source()), "original": (str(python), str(tree / "src"))}

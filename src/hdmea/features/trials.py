@@ -205,7 +205,9 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
         try:
             unit_spikes = np.asarray(unit_spikes)
             unit_offsets = np.asarray(unit_offsets, dtype=np.int64)
-            bounds = np.asarray(bounds, dtype=np.float64)
+            bounds = np.asarray(bounds)
+            if bounds.dtype.kind not in "biuf":  # (numbers are made float64 all at once, below)
+                bounds = np.asarray(bounds, dtype=np.float64)
         except (TypeError, ValueError):
             continue
         if unit_spikes.ndim != 1 or unit_spikes.dtype.kind not in "biuf" or bounds.ndim != 2 \
@@ -229,7 +231,7 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
         unit_offsets = unit_offsets[:n_trials + 1]
         if unit_offsets.size != n_trials + 1:
             continue
-        first, last = unit_offsets[[0, -1]].tolist()
+        first, last = int(unit_offsets[0]), int(unit_offsets[-1])
         if first < 0 or last > unit_spikes.size:
             continue
         units.append(unit_id)
@@ -254,7 +256,7 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
     np.cumsum(per_trial, out=trial_offsets[1:])
     kinds = {s.dtype for s in spikes}
     dtype = kinds.pop() if len(kinds) == 1 else np.float64  # one dtype kept as stored (else each made float64)
-    bounds_all = np.concatenate(bounds_of)
+    bounds_all = np.concatenate(bounds_of, dtype=np.float64, casting="unsafe")  # each unit's as float64
     n_trials = np.diff(unit_trials)
     # each trial's start and end less its unit's pad margins (samples, float64 plus int as movie_trials adds them)
     if len(set(before)) == 1 and len(set(after)) == 1:

@@ -163,6 +163,19 @@ class _FileBackend:
             store.set_h5_attrs(self.f, {"updated_at": now})
 
 
+def _staged_node(root, parts):
+    """The node at ``parts`` below ``root`` of a session's tree that follows no value the caller assigned
+    (:meth:`~hdmea.session.tree.SessionTree.node`'s walk, with nothing to bring up to date), else None."""
+    node = root
+    for part in parts:
+        if not isinstance(node, store.Group):
+            return None
+        node = node.children.get(part)
+        if node is None:
+            return None
+    return node
+
+
 class _SessionBackend:
     """The same operations, staged in a :class:`PipelineSession`."""
 
@@ -182,23 +195,36 @@ class _SessionBackend:
     def put_values(self, path: str, value) -> None:
         self.session.tree.set_node(split_path(path, allow_root=False), store.value_node(value))
 
+    def has_each(self, paths) -> list[bool]:
+        tree = self.session.tree
+        if tree.followed_count:  # a value the caller assigned on the way: each path walked as has walks it
+            return [tree.node(split_path(path)) is not None for path in paths]
+        return [_staged_node(tree.root, split_path(path)) is not None for path in paths]
+
     def members_of(self, paths, names: tuple[str, ...]) -> list:
         tree = self.session.tree
+        followed = tree.followed_count
+        root, decode = tree.root, store.decode_node
         out = []
         for path in paths:
             parts = split_path(path)
-            group = tree.node(parts)
+            group = tree.node(parts) if followed else _staged_node(root, parts)
             if not isinstance(group, store.Group) or not all(name in group.children for name in names):
                 out.append(None)
                 continue
-            if tree.followed_count:  # a value the caller assigned on the way: each member walked to as get walks
+            if followed:  # a value the caller assigned on the way: each member walked to as get walks
                 nodes = [tree.node([*parts, name]) for name in names]
-            else:
-                nodes = [group.children[name] for name in names]
-            if any(node is None or isinstance(node, store.Group) for node in nodes):
+                if any(node is None or isinstance(node, store.Group) for node in nodes):
+                    out.append(None)
+                    continue
+                out.append(([tree.decoded(node) for node in nodes], dict(group.attrs)))
+                continue
+            nodes = [group.children[name] for name in names]
+            if any(isinstance(node, store.Group) for node in nodes):
                 out.append(None)
                 continue
-            out.append(([tree.decoded(node) for node in nodes], dict(group.attrs)))
+            # (no followed value anywhere: a dataset's node decodes as tree.decoded decodes it)
+            out.append(([decode(node) for node in nodes], dict(group.attrs)))
         return out
 
     def put_many(self, items, *, values: bool = False) -> None:
@@ -267,6 +293,13 @@ class StepTarget:
         """:meth:`put` (``values``: :meth:`put_values`) of each ``(path, value)`` of ``items``, in order, in one
         call: a session takes them all with one change and one check (a step's value for every unit)."""
         self._backend.put_many(items, values=values)
+
+    def has_each(self, paths) -> list[bool]:
+        """:meth:`has` of each of ``paths``, in one call (a step checking the same path in every unit)."""
+        many = getattr(self._backend, "has_each", None)
+        if many is not None:
+            return many(paths)
+        return [self._backend.has(path) for path in paths]
 
     def attrs(self, path: str = "") -> dict[str, Any]:
         return self._backend.attrs(path)

@@ -248,14 +248,18 @@ def extract_features(
             # a file is written unit by unit, so that no more than one unit's result is held
             results: list | None = [] if target.is_deferred else None
             todo = []
-            for unit_id in unit_ids:
-                path = f"units/{unit_id}/features/{name}"
-                if not force and target.has(path):
-                    stored = target.attrs(path)
+            # which units hold a result and lack inputs: every unit's paths checked in one call each
+            stored_before = [False] * len(unit_ids) if force else \
+                target.has_each([f"units/{unit_id}/features/{name}" for unit_id in unit_ids])
+            candidates = []
+            for unit_id, there in zip(unit_ids, stored_before):
+                if there:
+                    stored = target.attrs(f"units/{unit_id}/features/{name}")
                     if stored.get("params_hash") == digest and str(stored.get("version")) == extractor.version:
                         cached[name] = cached.get(name, 0) + 1
                         continue
-                absent = extractor.missing_inputs(target, unit_id, params)
+                candidates.append(unit_id)
+            for unit_id, absent in zip(candidates, extractor.missing_inputs_each(target, candidates, params)):
                 if absent:
                     lacking.update(dict.fromkeys(absent))
                     missing[name] = missing.get(name, 0) + 1
@@ -263,7 +267,9 @@ def extract_features(
                 todo.append(unit_id)
             # an extractor that computes many units at once does (the units it leaves out run one by one)
             computed = _run_many(extractor, params, target, todo)
-            computed_at = now_iso()  # when the units computed together were
+            # when the units computed together were: their metadata, one dict that every such unit's result takes
+            # (staging and writing read it, none changes it)
+            computed_meta = {**meta, "extracted_at": now_iso()}
             for unit_id in todo:
                 data = computed.get(unit_id)
                 if data is None and extractor.is_class_style:
@@ -283,11 +289,11 @@ def extract_features(
                         continue
                 elif data is None:
                     data = run(UnitInputs(unit_id, recording))
-                stamp = computed_at if unit_id in computed else now_iso()
+                unit_meta = computed_meta if unit_id in computed else {**meta, "extracted_at": now_iso()}
                 if results is None:
-                    target.add_feature(unit_id, name, data, {**meta, "extracted_at": stamp})
+                    target.add_feature(unit_id, name, data, unit_meta)
                 else:
-                    results.append((unit_id, data, {**meta, "extracted_at": stamp}))
+                    results.append((unit_id, data, unit_meta))
                 extracted[name] = extracted.get(name, 0) + 1
             if results:
                 target.add_features(name, results)
