@@ -406,6 +406,37 @@ def test_guard_read_types_every_raw_failure(raw):
     assert info.value.__cause__ is raw
 
 
+class _ClusterStop(BaseException):
+    """A stop of the kind a scheduler's SIGTERM handler raises (not an ``Exception``)."""
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(75), _ClusterStop()])
+def test_guard_read_lets_a_stop_that_compiled_code_reported_as_its_failure_go_on(stop):
+    # CPython reports a signal handler's exception raised while a compiled function ran as that function's
+    # SystemError ("returned a result with an exception set") caused by the handler's exception: the stop
+    # must come out as itself, not as a damaged file
+    def compiled_call():
+        try:
+            raise stop
+        except BaseException as pending:
+            raise SystemError("<cyfunction FastRLock.__exit__> returned a result with an exception set") from pending
+
+    with pytest.raises(type(stop)) as info:
+        with guard_read("f.h5", "/units/3"):
+            compiled_call()
+    assert info.value is stop
+    # a failure raised while the program handled a stop of its own is a failure, not the stop again
+    with pytest.raises(FormatError):
+        with guard_read("f.h5", "/units/3"):
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise SystemError("boom")  # noqa: B904 (context only, as a handler's own failure has)
+    with pytest.raises(FormatError):
+        with guard_read("f.h5", "/units/3"):
+            raise SystemError("boom") from ValueError("inner")
+
+
 def test_guard_read_passes_typed_errors_and_names_missing_filters():
     typed = UnsafeFileError("x", path="f.h5")
     with pytest.raises(UnsafeFileError) as info:

@@ -326,6 +326,22 @@ _READ_FAILURES = (
 )
 
 
+def _stop_behind(exc: BaseException) -> BaseException | None:
+    """The stop (``KeyboardInterrupt``, ``SystemExit`` or another non-``Exception``) behind ``exc``, if any.
+
+    A signal handler's exception raised while compiled code runs (h5py's lock, a Cython callback) can
+    come out as that code's own ``SystemError`` ("returned a result with an exception set") with the
+    stop as its cause: the read did not fail, it was stopped, and the stop must go on as itself.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if not isinstance(exc, Exception):
+            return exc
+        exc = exc.__cause__  # an exception raised while another was handled is not caused by it
+    return None
+
+
 @contextlib.contextmanager
 def guard_read(path: str | os.PathLike, obj: str | None = None) -> Iterator[None]:
     """Turn any low-level failure inside the block into a :class:`FormatError`.
@@ -338,6 +354,9 @@ def guard_read(path: str | os.PathLike, obj: str | None = None) -> Iterator[None
     except H5StreamError:
         raise
     except _READ_FAILURES as exc:
+        stop = _stop_behind(exc)
+        if stop is not None:  # a stop landed inside compiled code, which reported it as its own failure
+            raise stop from None
         text = str(exc) or type(exc).__name__
         from h5stream.checksums import fletcher32_failure  # the checksums module imports this package
 
