@@ -167,21 +167,24 @@ def read_plain(lib: _Bindings, oid: int, internal: frozenset[str]) -> dict | Non
     return out
 
 
-def read_values(obj, read_left) -> dict | None:
-    """Every attribute of the h5py object ``obj`` as h5py reads it: :func:`read_plain`'s values, and
-    ``read_left(name)`` for each one it left; None without the direct calls or when a name is not
-    UTF-8 text (the caller then reads through h5py, which reports it)."""
+def read_values(objs, read_left) -> list[dict | None]:
+    """Every attribute of each h5py object of ``objs`` as h5py reads it, in one pass: :func:`read_plain`'s
+    values, and ``read_left(obj, name)`` for each one it left; None for an object when the direct calls
+    are unavailable or one of its names is not UTF-8 text (the caller then reads through h5py, which
+    reports it)."""
     lib = bindings()
     if lib is None:
-        return None
+        return [None] * len(objs)
+    none = frozenset()
     with library_lock:
-        values = read_plain(lib, obj.id.id, frozenset())
-    if values is None:
-        return None
-    for name, value in values.items():
-        if value is LEFT:
-            values[name] = read_left(name)
-    return values
+        found = [read_plain(lib, obj.id.id, none) for obj in objs]
+    for obj, values in zip(objs, found):
+        if values is None:
+            continue
+        for name, value in values.items():
+            if value is LEFT:
+                values[name] = read_left(obj, name)
+    return found
 
 
 def dataset_shape_and_dtype(lib: _Bindings, did: int) -> tuple[tuple[int, ...] | None, np.dtype | None]:

@@ -1,9 +1,10 @@
 """A load of an ``.h5ad`` that anndata wrote reads each attribute and each categorical's datasets once.
 
 Format detection, its checks and the reader ask for the root's attributes; they are read once, in one
-batched pass (:func:`h5stream.checksums.read_attr_values`), and handed on.  Each element's attributes
-are read once by :func:`h5stream.elements.read_elem` and handed to its reader (arrays, sparse
-matrices, text arrays), which does not ask the file again.  Counted here: the batched passes per
+batched pass (:func:`h5stream.checksums.read_attr_values`), and handed on.  Each element's attributes,
+and its members', are read once by :func:`h5stream.elements.snapshot.describe` (a group's members in one
+pass) and handed to its reader (arrays, sparse matrices, text arrays, frames, categoricals), which does
+not ask the file again.  Counted here: the batched passes per
 object, and every attribute libhdf5 opens by name through h5py (inside a batched pass: the array,
 enum and fixed-length values it leaves to h5py; outside it: a reader asking again).  A categorical
 column's ``codes`` and ``categories`` are opened once: the categories no row uses (named in the history,
@@ -68,11 +69,12 @@ def test_each_attribute_of_an_anndata_file_is_read_once(tmp_path, monkeypatch):
         (opened_in_batch if inside else opened_alone)[key] += 1
         return real_open(loc, name, *args, **kwargs)
 
-    def counting_values(obj, read_left):
-        batched[obj.name] += 1
-        inside.append(obj.name)
+    def counting_values(objs, read_left):
+        for obj in objs:
+            batched[obj.name] += 1
+        inside.append(True)
         try:
-            return real_values(obj, read_left)
+            return real_values(objs, read_left)
         finally:
             inside.pop()
 

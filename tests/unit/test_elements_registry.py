@@ -113,7 +113,7 @@ def test_custom_codec_registration(h5):
         unregister(Point, spec)  # the encoding can be registered again in this process
 
 
-def test_a_reader_registered_with_attrs_gets_the_attributes_read_once(h5):
+def test_a_reader_registered_with_node_gets_the_attributes_read_once(h5):
     class Tagged:
         def __init__(self, tag):
             self.tag = tag
@@ -128,10 +128,11 @@ def test_a_reader_registered_with_attrs_gets_the_attributes_read_once(h5):
         ds.attrs["count"] = np.int32(7)
         return ds
 
-    @register_reader(spec, attrs=True)
-    def _read(ds, *, series=False, values=None):
-        seen.append(values)
-        return Tagged(values["tag"])
+    @register_reader(spec, node=True)
+    def _read(node, *, series=False):
+        seen.append(node.values)
+        assert node.obj == h5["t"] and node.name == "/t" and node.spec == spec
+        return Tagged(node.attrs["tag"])
 
     try:
         write_elem(h5, "t", Tagged("alpha"))

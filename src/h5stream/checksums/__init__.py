@@ -115,6 +115,7 @@ from h5stream.checksums._fletcher32 import (
     fletcher32,
     fletcher32_failure,
     has_fletcher32,
+    read_failure,
     strip_fletcher32,
 )
 
@@ -170,11 +171,13 @@ __all__ = [
     "refuse_sequence_attr",
     "refuse_unrecorded_attrs",
     "read_attr_values",
+    "read_attr_values_each",
     "attr_name_text",
     "check_value",
     "attr_value",
     "fletcher32_failure",
     "checked_read",
+    "read_failure",
     "has_fletcher32",
     "mismatch_error",
     "utf8_bytes",
@@ -318,10 +321,17 @@ def read_attr_values(obj, where: str | None = None) -> dict[str, Any] | None:
     direct calls are unavailable or a name is not UTF-8 text: the caller then reads through h5py,
     which reports it.
     """
-    values = batch_attrs.read_values(obj, lambda name: read_attr(obj, name))
-    if values is not None and where == "/":
-        values.pop(MANIFEST_ATTR, None)
-    return values
+    return read_attr_values_each((obj,), (where,))[0]
+
+
+def read_attr_values_each(objs, wheres) -> list[dict[str, Any] | None]:
+    """:func:`read_attr_values` of each object of ``objs`` (``wheres``: their names, or None each), in one
+    pass."""
+    found = batch_attrs.read_values(objs, read_attr)
+    for values, where in zip(found, wheres):
+        if values is not None and where == "/":
+            values.pop(MANIFEST_ATTR, None)
+    return found
 
 
 # --------------------------------------------------------------------------- reading

@@ -20,7 +20,7 @@ import numpy as np
 from h5stream.errors import ChecksumError
 from h5stream.native import compiled, libhdf5
 
-__all__ = ["fletcher32", "append_fletcher32", "strip_fletcher32", "has_fletcher32", "fletcher32_failure", "checked_read"]
+__all__ = ["fletcher32", "append_fletcher32", "strip_fletcher32", "has_fletcher32", "fletcher32_failure", "checked_read", "read_failure"]
 
 _WEIGHTS = np.arange(1 << 20, dtype=np.int64)
 
@@ -121,21 +121,29 @@ def checked_read(path, obj: str | None, *, dataset=None) -> Iterator[None]:
     try:
         yield
     except (OSError, RuntimeError) as exc:
-        if isinstance(path, (h5py.HLObject, libhdf5.ObjectID)):
-            try:
-                path = (path if isinstance(path, h5py.HLObject) else h5py.Group(path)).file.filename
-            except Exception:  # noqa: BLE001 - the name is only for the message
-                path = None
-        mapped = fletcher32_failure(exc, path, obj)
-        if mapped is None and dataset is not None and "filter" in str(exc).lower():
-            with contextlib.suppress(Exception):
-                if isinstance(dataset, h5py.h5d.DatasetID):
-                    dataset = h5py.Dataset(dataset)
-                if dataset.chunks is not None and has_fletcher32(dataset.id):
-                    mapped = ChecksumError(
-                        f"a stored chunk fails its Fletcher32 checksum ({str(exc)[:200]})", path=path, obj=obj,
-                        expected="the Fletcher32 checksum stored with each chunk", found="a chunk that differs",
-                        hint="the file is damaged; restore it from a copy")
-        if mapped is None or mapped is exc:
+        mapped = read_failure(exc, path, obj, dataset=dataset)
+        if mapped is None:
             raise
         raise mapped from exc
+
+
+def read_failure(exc: BaseException, path, obj: str | None, *, dataset=None) -> ChecksumError | None:
+    """The :class:`ChecksumError` naming ``obj`` that the read failure ``exc`` stands for, or None (``exc`` is
+    to be raised as it is); the arguments are :func:`checked_read`'s, for a reader that catches the failure
+    itself."""
+    if isinstance(path, (h5py.HLObject, libhdf5.ObjectID)):
+        try:
+            path = (path if isinstance(path, h5py.HLObject) else h5py.Group(path)).file.filename
+        except Exception:  # noqa: BLE001 - the name is only for the message
+            path = None
+    mapped = fletcher32_failure(exc, path, obj)
+    if mapped is None and dataset is not None and "filter" in str(exc).lower():
+        with contextlib.suppress(Exception):
+            if isinstance(dataset, h5py.h5d.DatasetID):
+                dataset = h5py.Dataset(dataset)
+            if dataset.chunks is not None and has_fletcher32(dataset.id):
+                mapped = ChecksumError(
+                    f"a stored chunk fails its Fletcher32 checksum ({str(exc)[:200]})", path=path, obj=obj,
+                    expected="the Fletcher32 checksum stored with each chunk", found="a chunk that differs",
+                    hint="the file is damaged; restore it from a copy")
+    return None if mapped is exc else mapped

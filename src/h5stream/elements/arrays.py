@@ -20,15 +20,15 @@ from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
     register_reader,
-    attr_of,
     register_writer,
     stamp,
 )
+from h5stream.elements.snapshot import Node, describe
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.errors import FormatError
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
-__all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset"]
+__all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset", "read_array_node"]
 
 ARRAY = ElementSpec("array", "0.2.0")
 NUMERIC_SCALAR = ElementSpec("numeric-scalar", "0.2.0")
@@ -57,26 +57,39 @@ def _write_numpy_datetime(parent: h5py.Group, key: str, value: np.ndarray, optio
     return ds
 
 
-def read_array_dataset(ds: h5py.Dataset, values=None) -> np.ndarray:
-    """Read a dataset into an array of its dtype in the memory order it was written in.
+def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
+    """Read a dataset into an array of its dtype in the memory order it was written in (:func:`read_array_node`
+    of its description)."""
+    return read_array_node(describe(ds))
+
+
+def read_array_node(node: Node) -> np.ndarray:
+    """Read the dataset ``node`` describes into an array of its dtype in the memory order it was written in.
 
     C-ordered gzip datasets (deflate, optionally after shuffle) are inflated
     in parallel by :mod:`h5stream.elements.parallel_read`; everything else is
     one h5py read into an array of the dataset's shape.  The values are then
-    checked against the attached manifest's digest.  ``values``: the dataset's attributes, already read.
+    checked against the digest the manifest records (:meth:`Node.check`); HDF5's own checksum failures
+    become :class:`~h5stream.errors.ChecksumError` naming the dataset.
     """
+    ds = node.obj
     if ds.shape is None:
         return np.empty(0, ds.dtype)
-    with checksums.checked_read(ds, ds.name, dataset=ds):
-        order = attr_of(ds, values, ORDER_ATTR)
+    try:
+        order = node.attrs.get(ORDER_ATTR)
         if (order != "F" or ds.ndim < 2) and ds.size * ds.dtype.itemsize >= WHOLE_READ_BYTES:
-            whole = checksums.read_whole_checked(ds, checksums.manifest_for(ds))
+            whole = checksums.read_whole_checked(ds, node.manifest)
             if whole is not None:  # straight into the array, every piece checked as it landed
                 return whole
-        if _digests_while_reading(ds, order):
+        if _digests_while_reading(node, order):
             out, found = _read_digesting(ds)
-            return checksums.check_dataset(ds, out, found=found)
-        return checksums.check_dataset(ds, _read_array_dataset(ds, order))
+            return node.check(out, found=found)
+        return node.check(_read_array_dataset(ds, order))
+    except (OSError, RuntimeError) as exc:
+        mapped = checksums.read_failure(exc, ds, node.name, dataset=ds)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 #: a whole C-ordered dataset of at least this many bytes is offered to :func:`h5stream.checksums.read_whole_checked`
@@ -90,10 +103,11 @@ DIGEST_WHILE_READING_BYTES = 64 << 20
 SLAB_BYTES = 32 << 20
 
 
-def _digests_while_reading(ds: h5py.Dataset, order: str | None) -> bool:
+def _digests_while_reading(node: Node, order: str | None) -> bool:
+    ds = node.obj
     return (ds.ndim >= 1 and (order != "F" or ds.ndim < 2) and ds.dtype.kind in "biufc"
             and ds.size * ds.dtype.itemsize >= DIGEST_WHILE_READING_BYTES
-            and ds.id.get_create_plist().get_nfilters() == 0 and checksums.expects_digest(ds))
+            and ds.id.get_create_plist().get_nfilters() == 0 and node.digest is not None)
 
 
 def _read_digesting(ds: h5py.Dataset) -> tuple[np.ndarray, str]:
@@ -127,7 +141,7 @@ def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:
             return ds[()]
         out = np.empty(ds.shape, ds.dtype)
         if out.size:
-            layout = parallel_deflate_layout(ds)
+            layout = parallel_deflate_layout(ds) if ds.chunks is not None else None
             if layout is not None:
                 # gzip chunks inflated on all cores instead of h5py's one.
                 return read_deflate_parallel(ds, out, layout=layout)
@@ -160,15 +174,16 @@ def _refuse_unrepresentable_column(ds: h5py.Dataset) -> None:
     )
 
 
-@register_reader(ARRAY, attrs=True)
-def _read_array(ds: h5py.Dataset, *, series: bool = False, values=None):
+@register_reader(ARRAY, node=True)
+def _read_array(node: Node, *, series: bool = False):
+    ds = node.obj
     if series:
         _refuse_unrepresentable_column(ds)
-    value = read_array_dataset(ds, values)
-    if CONTAINER_ATTR in (ds.attrs if values is None else values) and not series:
+    value = read_array_node(node)
+    if not series and CONTAINER_ATTR in node.attrs:
         from h5stream.elements.mapping import restore_container
 
-        return restore_container(ds, value)
+        return restore_container(node, value)
     if ds.ndim == 0:
         # A 0-d array stays a 0-d array.
         value = np.asarray(value, dtype=ds.dtype)
@@ -197,8 +212,8 @@ def _write_numpy_scalar(parent: h5py.Group, key: str, value, options: WriteOptio
     return parent.create_dataset(key, data=np.asarray(value))
 
 
-@register_reader(NUMERIC_SCALAR)
-def _read_numeric_scalar(ds: h5py.Dataset, *, series: bool = False):
+@register_reader(NUMERIC_SCALAR, node=True)
+def _read_numeric_scalar(node: Node, *, series: bool = False):
     from h5stream.elements.scalars import restore_python_scalar
 
-    return restore_python_scalar(ds, checksums.check_dataset(ds, ds[()]))
+    return restore_python_scalar(node, node.check(node.obj[()]))

@@ -70,6 +70,7 @@ from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
     read_spec,
+    read_node,
     read_spec_layer,
     read_with,
     register_reader,
@@ -79,6 +80,7 @@ from h5stream.elements.registry import (
     text_attr,
     write_with,
 )
+from h5stream.elements.snapshot import Node, describe
 from h5stream.elements.strings import (
     NULLABLE_STRING_ARRAY,
     STRING_ARRAY,
@@ -184,18 +186,19 @@ def stamp_array(obj):
     return obj
 
 
-def read_masked(group: h5py.Group) -> pl.Series:
-    """Read a ``values`` + ``mask`` group as a polars Series with nulls."""
-    values = read_with(group["values"], series=True)
-    mask = np.asarray(read_with(group["mask"]), dtype=bool)
+def read_masked(node: Node) -> pl.Series:
+    """Read the ``values`` + ``mask`` group ``node`` describes as a polars Series with nulls."""
+    held, mask_node = node.members(("values", "mask"))
+    values = read_node(held, series=True)
+    mask = np.asarray(read_node(mask_node), dtype=bool)
     if mask.any():
         values = values.scatter(np.flatnonzero(mask), None)
     return values
 
 
-@register_reader(NULLABLE_INTEGER, NULLABLE_BOOLEAN, NULLABLE_FLOAT_0_1_0)
-def _read_nullable(group: h5py.Group, *, series: bool = False):
-    return read_masked(group)
+@register_reader(NULLABLE_INTEGER, NULLABLE_BOOLEAN, NULLABLE_FLOAT_0_1_0, node=True)
+def _read_nullable(node: Node, *, series: bool = False):
+    return read_masked(node)
 
 
 @register_reader(NULLABLE_FLOAT)
@@ -284,11 +287,12 @@ def _write_enum(parent, key, series, options):
     return group
 
 
-def _read_categories(ds: h5py.Dataset) -> pl.Series:
+def _read_categories(node: Node) -> pl.Series:
     """The categories of a categorical: text, or (AnnData writes any pandas category dtype) numbers or booleans."""
-    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind in "OSU":
-        return read_string_series(ds)
-    return pl.Series(values=np.asarray(read_with(ds, series=False)).ravel())
+    dtype = node.obj.dtype
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "OSU":
+        return read_string_series(node)
+    return pl.Series(values=np.asarray(read_node(node, series=False)).ravel())
 
 
 #: While :func:`categories_read` is open: element path -> the categories no row of it uses.
@@ -313,37 +317,38 @@ def categories_read() -> Iterator[dict[str, list[str]]]:
         _UNUSED_CATEGORIES.reset(token)
 
 
-def _note_unused(group: h5py.Group, codes: np.ndarray, categories: pl.Series) -> None:
+def _note_unused(name: str, codes: np.ndarray, categories: pl.Series) -> None:
     seen = _UNUSED_CATEGORIES.get()
     if seen is None:
         return
     used = np.zeros(categories.len(), dtype=bool)
     used[codes[(codes >= 0) & (codes < used.size)]] = True
     if not used.all():
-        seen[group.name] = [str(c) for c in categories.to_numpy()[~used]]
+        seen[name] = [str(c) for c in categories.to_numpy()[~used]]
 
 
-def _read_category_parts(group: h5py.Group) -> tuple[pl.Series, pl.Series]:
-    codes = np.asarray(read_with(group["codes"])).astype(np.int64, copy=False)
-    categories = _read_categories(group["categories"])
-    _note_unused(group, codes, categories)
+def _read_category_parts(node: Node) -> tuple[pl.Series, pl.Series]:
+    codes_node, categories_node = node.members(("codes", "categories"))
+    codes = np.asarray(read_node(codes_node)).astype(np.int64, copy=False)
+    categories = _read_categories(categories_node)
+    _note_unused(node.name, codes, categories)
     index = pl.Series(values=codes).set(pl.Series(values=codes < 0), None)
     return categories, index
 
 
-@register_reader(CATEGORICAL)
-def _read_categorical(group: h5py.Group, *, series: bool = False):
+@register_reader(CATEGORICAL, node=True)
+def _read_categorical(node: Node, *, series: bool = False):
     """Text categories as a Categorical column; categories of numbers or booleans (cluster or batch
     numbers, as pandas keeps them) as a column of their own dtype, null where the code is -1 (a polars
     Categorical holds text only)."""
-    categories, index = _read_category_parts(group)
+    categories, index = _read_category_parts(node)
     values = categories.gather(index)
     return values.cast(pl.Categorical) if categories.dtype == pl.String else values
 
 
-@register_reader(ENUM)
-def _read_enum(group: h5py.Group, *, series: bool = False):
-    categories, index = _read_category_parts(group)
+@register_reader(ENUM, node=True)
+def _read_enum(node: Node, *, series: bool = False):
+    categories, index = _read_category_parts(node)
     return categories.gather(index).cast(pl.Enum(categories.to_list()))
 
 
@@ -444,20 +449,18 @@ def frame_members(group: h5py.Group, values: Mapping[str, Any] | None = None
     return columns, [index_member if name == index_column else m for name, m in zip(columns, members)]
 
 
-@register_reader(DATAFRAME, attrs=True)
-def _read_dataframe(group: h5py.Group, *, series: bool = False, values: Mapping[str, Any] | None = None
-                    ) -> pl.DataFrame:
-    ours = frame_members(group, values)
+@register_reader(DATAFRAME, node=True)
+def _read_dataframe(node: Node, *, series: bool = False) -> pl.DataFrame:
+    ours = frame_members(node.obj, node.values)
     if ours is None:
         # Written by another tool: the row labels become the first column.
-        attrs = group.attrs if values is None else values
-        index_member = _text_value(attrs.get("_index"))
-        order = [c.decode() if isinstance(c, bytes) else str(c) for c in attrs.get("column-order", [])]
+        index_member = node.attrs.get("_index")
+        order = [c.decode() if isinstance(c, bytes) else str(c) for c in node.attrs.get("column-order", [])]
         names = [index_member, *order]
         members = names
     else:
         names, members = ours
-    series_list = [read_with(group[m], series=True).alias(n) for n, m in zip(names, members)]
+    series_list = [read_node(m, series=True).alias(n) for n, m in zip(names, node.members(members))]
     out = pl.DataFrame(series_list)
     # polars renames an empty column name while building; set the names as written.
     out.columns = names
@@ -481,14 +484,14 @@ def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
     if read_spec(ds) is not None:
         return read_with(ds, series=True)
     if ds.dtype.kind in "OS" or h5py.check_string_dtype(ds.dtype) is not None:
-        values = read_string_series(ds)
+        values = read_string_series(describe(ds))
     else:
         values = pl.Series(values=checksums.check_dataset(ds, ds[()]))
     ref = ds.attrs.get("categories")
     if ref is None:
         return values
     categories_ds = group.file[ref] if isinstance(ref, h5py.Reference) else group["__categories"][name]
-    categories = _read_categories(categories_ds)
+    categories = _read_categories(describe(categories_ds))
     codes = values.cast(pl.Int64)
     index = codes.set(codes < 0, None)
     values = categories.gather(index)

@@ -33,12 +33,12 @@ import numpy as np
 from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
-    read_with,
+    read_node,
     register_reader,
     register_writer,
-    text_attr,
     write_with,
 )
+from h5stream.elements.snapshot import Node
 from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY, write_string_list
 from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, write_array
@@ -102,9 +102,10 @@ def _write_dict(parent: h5py.Group, key: str, value: dict, options: WriteOptions
     return group
 
 
-@register_reader(DICT)
-def _read_dict(group: h5py.Group, *, series: bool = False) -> dict:
-    keys_json = group.attrs.get(KEYS_ATTR)
+@register_reader(DICT, node=True)
+def _read_dict(node: Node, *, series: bool = False) -> dict:
+    group = node.obj
+    keys_json = node.attrs.get(KEYS_ATTR)
     if keys_json is None:
         names = list(group)
         for name in names:
@@ -114,11 +115,9 @@ def _read_dict(group: h5py.Group, *, series: bool = False) -> dict:
                     expected="member names written as UTF-8 text", found=repr(name),
                     hint="the file is damaged; restore it from a copy",
                 )
-        return {name: read_with(group[name]) for name in names}
-    if isinstance(keys_json, bytes):
-        keys_json = keys_json.decode()
+        return {name: read_node(member) for name, member in zip(names, node.members(names))}
     keys = json.loads(keys_json)
-    return {k: read_with(group[member_name(k)]) for k in keys}
+    return {k: read_node(member) for k, member in zip(keys, node.members([member_name(k) for k in keys]))}
 
 
 # --------------------------------------------------------------------------- sequences
@@ -178,18 +177,18 @@ _register_sequence_writers(list)
 _register_sequence_writers(tuple)
 
 
-def restore_container(obj, array: np.ndarray):
-    """A list/tuple of Python values when ``obj`` records a container, else ``array``."""
-    container = text_attr(obj, CONTAINER_ATTR)
+def restore_container(node: Node, array: np.ndarray):
+    """A list/tuple of Python values when the element ``node`` describes records a container, else ``array``."""
+    container = node.attrs.get(CONTAINER_ATTR)
     if container is None:
         return array
     items = np.asarray(array).tolist()
     return items if container == "list" else tuple(items)
 
 
-@register_reader(SEQUENCE)
-def _read_sequence(group: h5py.Group, *, series: bool = False):
-    n = int(group.attrs["length"])
-    items = [read_with(group[str(i)]) for i in range(n)]
-    container = text_attr(group, CONTAINER_ATTR)
+@register_reader(SEQUENCE, node=True)
+def _read_sequence(node: Node, *, series: bool = False):
+    n = int(node.attrs["length"])
+    items = [read_node(member) for member in node.members([str(i) for i in range(n)])]
+    container = node.attrs.get(CONTAINER_ATTR)
     return tuple(items) if container == "tuple" else items

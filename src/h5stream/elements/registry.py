@@ -40,6 +40,17 @@ from typing import Any
 import h5py
 
 from h5stream import checksums
+from h5stream.elements.snapshot import (
+    ENCODING_TYPE_ATTR,
+    ENCODING_VERSION_ATTR,
+    TYPED_TYPE_ATTR,
+    TYPED_VERSION_ATTR,
+    ElementSpec,
+    Node,
+    describe,
+    read_spec,
+    text_of,
+)
 from h5stream.errors import EncodingError, FormatError, H5StreamError, MissingPluginError, UnknownEncodingError
 from h5stream.files import guard_read
 from h5stream.names import check_name
@@ -65,43 +76,17 @@ __all__ = [
     "stamp",
     "set_text_attr",
     "text_attr",
-    "attr_of",
+    "read_node",
     "TYPED_TYPE_ATTR",
     "TYPED_VERSION_ATTR",
     "CONTAINER_ATTR",
 ]
 
-ENCODING_TYPE_ATTR = "encoding-type"
-ENCODING_VERSION_ATTR = "encoding-version"
-TYPED_TYPE_ATTR = "h5stream:encoding-type"
-TYPED_VERSION_ATTR = "h5stream:encoding-version"
 # Which Python/polars container a value came from, when the encoding alone does
 # not say it (a list of str and a numpy string array share ``string-array``).
 CONTAINER_ATTR = "h5stream:container"
 SERIES_CONTAINER = "polars.Series"
 SERIES_NAME_ATTR = "h5stream:series-name"
-
-
-@dataclasses.dataclass(frozen=True)
-class ElementSpec:
-    """An encoding: its type name and version, and whether it is layered.
-
-    ``layered=True`` marks a typed encoding of our own whose physical layout is
-    a spec encoding; the writer of such an encoding writes the spec element
-    first (stamped with its own spec) and the registry then adds the typed
-    attributes.
-    """
-
-    encoding_type: str
-    encoding_version: str
-    layered: bool = False
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.encoding_type, self.encoding_version)
-
-    def __str__(self) -> str:
-        return f"{self.encoding_type} {self.encoding_version}"
 
 
 WriterFunc = Callable[..., Any]
@@ -145,8 +130,8 @@ class _WriterEntry:
 
 _WRITERS: dict[type, list[_WriterEntry]] = {}
 _READERS: dict[tuple[str, str], ReaderFunc] = {}
-#: Readers registered with ``attrs=True``: they take the element's attributes as read once by :func:`read_with`.
-_READS_ATTRS: set[ReaderFunc] = set()
+#: Readers registered with ``node=True``: they take the element's :class:`~h5stream.elements.snapshot.Node`.
+_READS_NODES: set[ReaderFunc] = set()
 
 
 def _writer_slot(entries: list[_WriterEntry], spec: ElementSpec, match) -> int | None:
@@ -207,15 +192,15 @@ def register_writer(
     return decorate
 
 
-def register_reader(*specs: ElementSpec, replace: bool = False, attrs: bool = False
+def register_reader(*specs: ElementSpec, replace: bool = False, node: bool = False
                     ) -> Callable[[ReaderFunc], ReaderFunc]:
     """Register ``func(obj, *, series) -> value`` for each encoding in ``specs``.
 
     ``series=True`` asks for a ``polars.Series`` (the element is a dataframe
-    column); readers of non-column elements ignore it.  ``attrs=True``: the reader is
-    called ``func(obj, *, series, values)``, ``values`` the element's attributes as
-    :func:`read_with` read them (one pass; checked by :func:`read_elem` where the file
-    has digests), or None when it must read them itself.  An encoding that has a
+    column); readers of non-column elements ignore it.  ``node=True``: the reader is
+    called ``func(node, *, series)``, ``node`` the element as :func:`~h5stream.elements.snapshot.describe`
+    read it (attributes, encoding, manifest: read once; members through :meth:`Node.members
+    <h5stream.elements.snapshot.Node.members>`).  An encoding that has a
     reader already raises :class:`RegistrationError` unless ``replace=True``;
     nothing is registered then.
     """
@@ -235,8 +220,8 @@ def register_reader(*specs: ElementSpec, replace: bool = False, attrs: bool = Fa
                     )
         for spec in specs:
             _READERS[spec.key] = func
-        if attrs:
-            _READS_ATTRS.add(func)
+        if node:
+            _READS_NODES.add(func)
         return func
 
     return decorate
@@ -309,74 +294,26 @@ def write_with(parent: h5py.Group, key: str, value: Any, options) -> Any:
 
 def text_attr(obj, name: str, default: Any = None) -> Any:
     """The attribute ``name`` of ``obj`` (``default`` when absent), decoded to ``str`` when it is stored as bytes."""
-    value = obj.attrs.get(name, default)
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def attr_of(obj, values: Mapping[str, Any] | None, name: str, default: Any = None) -> Any:
-    """:func:`text_attr` of ``obj``, taken from ``values`` (its attributes as :func:`read_with` read them once)
-    when given."""
-    if values is None:
-        return text_attr(obj, name, default)
-    value = values.get(name, default)
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _attr_str(obj, name: str, values: Mapping[str, Any] | None = None) -> str | None:
-    if values is not None:
-        value = values.get(name)
-    else:
-        try:
-            value = checksums.read_attr(obj, name)  # a damaged type is refused: it could crash libhdf5 on read
-        except KeyError:
-            return None
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def read_spec(obj, values: Mapping[str, Any] | None = None) -> ElementSpec | None:
-    """The encoding our reader dispatches on (typed attributes first), or None.
-
-    ``values``: all of ``obj``'s attributes already read (:func:`h5stream.checksums.read_attr_values`),
-    or None to read them.
-    """
-    typed, typed_version = _attr_str(obj, TYPED_TYPE_ATTR, values), _attr_str(obj, TYPED_VERSION_ATTR, values)
-    etype, version = _attr_str(obj, ENCODING_TYPE_ATTR, values), _attr_str(obj, ENCODING_VERSION_ATTR, values)
-    # Writers always set both attributes of a pair: one without the other is a damaged name or
-    # value, and reading on with the other layer's encoding would silently change the values.
-    for kind, pair in (("h5stream encoding", (typed, typed_version)), ("encoding", (etype, version))):
-        if (pair[0] is None) != (pair[1] is None):
-            missing = (TYPED_TYPE_ATTR, TYPED_VERSION_ATTR) if kind != "encoding" else \
-                (ENCODING_TYPE_ATTR, ENCODING_VERSION_ATTR)
-            raise FormatError(
-                f"the {kind} attributes are incomplete", path=obj.file.filename, obj=obj.name,
-                expected=f"both {missing[0]} and {missing[1]}",
-                found=f"only {missing[0] if pair[0] is not None else missing[1]}",
-                hint="the file is damaged; restore it from a copy",
-            )
-    if typed is not None:
-        return ElementSpec(typed, typed_version, layered=True)
-    if etype is None:
-        return None
-    return ElementSpec(etype, version)
+    return text_of(obj.attrs.get(name, default))
 
 
 def read_with(obj, *, series: bool = False, values: Mapping[str, Any] | None = None) -> Any:
-    """Read one element through the registry (used by codecs for their members).
+    """Read one element through the registry.
 
     ``values``: all of ``obj``'s attributes already read (:func:`h5stream.checksums.read_attr_values`), or None.
     """
-    if values is None:
-        values = checksums.read_attr_values(obj)
-    spec = read_spec(obj, values)
+    return read_node(describe(obj, values=values), series=series)
+
+
+def read_node(node: Node, *, series: bool = False) -> Any:
+    """Read the element ``node`` describes (:func:`~h5stream.elements.snapshot.describe`) with the reader of its
+    encoding; codecs read their members' nodes through it."""
+    spec = node.spec
     if spec is None:
         raise UnknownEncodingError(
             "object carries no encoding attributes",
-            path=obj.file.filename,
-            obj=obj.name,
+            path=node.obj.file.filename,
+            obj=node.name,
             expected="attributes encoding-type and encoding-version",
             found="none",
             hint="the object was not written as an element; read it with h5py",
@@ -387,28 +324,26 @@ def read_with(obj, *, series: bool = False, values: Mapping[str, Any] | None = N
         known = sorted({f"{t} {v}" for t, v in _READERS if t == spec.encoding_type})
         raise UnknownEncodingError(
             f"no reader for encoding {spec.encoding_type!r} version {spec.encoding_version!r}",
-            path=obj.file.filename,
-            obj=obj.name,
+            path=node.obj.file.filename,
+            obj=node.name,
             expected="one of: " + (", ".join(known) if known else "a registered encoding"),
             found=f"{spec.encoding_type} {spec.encoding_version}",
             hint="the file may come from a newer h5stream; upgrade to read it",
         )
-    attrs = obj.attrs if values is None else values
-    container = attrs.get(CONTAINER_ATTR)
-    known = {"values": values} if reader in _READS_ATTRS else {}
-    if container is not None and _text(container) == SERIES_CONTAINER:
-        return reader(obj, series=True, **known).alias(_text(attrs.get(SERIES_NAME_ATTR, "")))
-    return reader(obj, series=series, **known)
+    source = node if reader in _READS_NODES else node.obj
+    if node.attrs.get(CONTAINER_ATTR) == SERIES_CONTAINER:
+        return reader(source, series=True).alias(node.attrs.get(SERIES_NAME_ATTR, ""))
+    return reader(source, series=series)
 
 
 def read_spec_layer(obj, spec: ElementSpec, *, series: bool = True) -> Any:
-    """Read ``obj`` with the reader of ``spec`` (the spec layer under a layered encoding)."""
+    """Read ``obj`` (an h5py object, or its :class:`~h5stream.elements.snapshot.Node`) with the reader of
+    ``spec`` (the spec layer under a layered encoding)."""
     load_codecs()
-    return _READERS[spec.key](obj, series=series)
-
-
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    reader = _READERS[spec.key]
+    if reader in _READS_NODES:
+        return reader(obj if isinstance(obj, Node) else describe(obj), series=series)
+    return reader(obj.obj if isinstance(obj, Node) else obj, series=series)
 
 
 def _is_polars_series(value) -> bool:
@@ -501,11 +436,12 @@ def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
     """
     try:
         with guard_read(obj.file.filename, obj.name):
-            where = obj.name
-            values = checksums.read_attr_values(obj, where)
+            node = describe(obj)
             # digests of the element's attributes, when the file has them
-            checksums.check_attrs(obj, values, complete=values is not None, where=where)
-            return read_with(obj, values=values)
+            if node.manifest is not None:
+                checksums.check_attrs(obj, node.values, node.manifest, complete=node.values is not None,
+                                      where=node.name)
+            return read_node(node)
     except FormatError as exc:
         if isinstance(exc, (MissingPluginError, UnknownEncodingError)):
             raise

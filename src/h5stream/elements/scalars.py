@@ -18,8 +18,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from h5stream import checksums
-from h5stream.elements.registry import ElementSpec, register_reader, register_writer, text_attr
+from h5stream.elements.registry import ElementSpec, register_reader, register_writer
+from h5stream.elements.snapshot import Node
 from h5stream.errors import EncodingError
 from h5stream.writer import WriteOptions
 
@@ -73,15 +73,15 @@ _RESTORE = {
 }
 
 
-def restore_python_scalar(obj, value):
-    """Turn a numpy scalar back into the Python type recorded on ``obj``, if any."""
-    kind = text_attr(obj, PYTHON_TYPE_ATTR)
+def restore_python_scalar(node: Node, value):
+    """Turn a numpy scalar back into the Python type recorded on the element ``node`` describes, if any."""
+    kind = node.attrs.get(PYTHON_TYPE_ATTR)
     if kind is None:
         return value
     convert = _RESTORE.get(kind)
     if convert is None:
         raise EncodingError(
-            "unknown Python type attribute", path=obj.file.filename, obj=obj.name,
+            "unknown Python type attribute", path=node.obj.file.filename, obj=node.name,
             expected=", ".join(_RESTORE), found=kind,
         )
     return convert(value)
@@ -101,10 +101,9 @@ def _write_string(parent: h5py.Group, key: str, value: str, options: WriteOption
     return ds
 
 
-@register_reader(STRING)
-def _read_string(ds: h5py.Dataset, *, series: bool = False):
-    value = checksums.check_dataset(ds, ds.asstr()[()])
-    return restore_python_scalar(ds, value)
+@register_reader(STRING, node=True)
+def _read_string(node: Node, *, series: bool = False):
+    return restore_python_scalar(node, node.check(node.obj.asstr()[()]))
 
 
 @register_writer(type(None), NULL)
@@ -125,6 +124,6 @@ def _write_bytes(parent: h5py.Group, key: str, value: bytes, options: WriteOptio
     return ds
 
 
-@register_reader(BYTES)
-def _read_bytes(ds: h5py.Dataset, *, series: bool = False):
-    return restore_python_scalar(ds, checksums.check_dataset(ds, ds[()]).tobytes())
+@register_reader(BYTES, node=True)
+def _read_bytes(node: Node, *, series: bool = False):
+    return restore_python_scalar(node, node.check(node.obj[()]).tobytes())

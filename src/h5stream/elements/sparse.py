@@ -18,8 +18,9 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
-from h5stream.elements.arrays import read_array_dataset
-from h5stream.elements.registry import ElementSpec, attr_of, register_reader, register_writer, stamp
+from h5stream.elements.arrays import read_array_node
+from h5stream.elements.registry import ElementSpec, register_reader, register_writer, stamp
+from h5stream.elements.snapshot import Node
 from h5stream.errors import FormatError
 from h5stream.writer import WriteOptions, layout_kwargs, write_array
 
@@ -54,13 +55,12 @@ for _cls in (sp.csc_matrix, sp.csc_array):
     register_writer(_cls, CSC)(_write_compressed)
 
 
-def _read_compressed(group: h5py.Group, fmt: str, values=None):
-    """The matrix of ``group``; ``values``: its attributes, already read (:func:`read_with`)."""
-    shape = tuple(int(s) for s in (group.attrs["shape"] if values is None or "shape" not in values else values["shape"]))
-    kind = attr_of(group, values, CLASS_ATTR, "matrix")
-    data = read_array_dataset(group["data"])
-    indices = read_array_dataset(group["indices"])
-    indptr = read_array_dataset(group["indptr"])
+def _read_compressed(node: Node, fmt: str):
+    """The matrix of the group ``node`` describes."""
+    group = node.obj
+    shape = tuple(int(s) for s in node.attrs["shape"])
+    kind = node.attrs.get(CLASS_ATTR, "matrix")
+    data, indices, indptr = (read_array_node(member) for member in node.members(("data", "indices", "indptr")))
     cls = _CLASSES.get((fmt, kind))
     if cls is None or len(shape) != 2:
         raise FormatError(
@@ -105,14 +105,14 @@ def _check_compressed(group, data, indices, indptr, shape, fmt) -> None:
         )
 
 
-@register_reader(CSR, attrs=True)
-def _read_csr(group: h5py.Group, *, series: bool = False, values=None):
-    return _read_compressed(group, "csr", values)
+@register_reader(CSR, node=True)
+def _read_csr(node: Node, *, series: bool = False):
+    return _read_compressed(node, "csr")
 
 
-@register_reader(CSC, attrs=True)
-def _read_csc(group: h5py.Group, *, series: bool = False, values=None):
-    return _read_compressed(group, "csc", values)
+@register_reader(CSC, node=True)
+def _read_csc(node: Node, *, series: bool = False):
+    return _read_compressed(node, "csc")
 
 
 def write_dense_as_csr(

@@ -24,16 +24,15 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from h5stream import checksums
 from h5stream.elements.registry import (
     CONTAINER_ATTR,
     ElementSpec,
-    attr_of,
-    read_with,
+    read_node,
     register_reader,
     register_writer,
     stamp,
 )
+from h5stream.elements.snapshot import Node
 from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, layout_kwargs
 
@@ -244,25 +243,28 @@ def _fixed_width_utf8(ds: h5py.Dataset) -> bool:
     return info is not None and info.length is not None and info.encoding == "utf-8"
 
 
-def read_string_series(ds: h5py.Dataset):
-    """A 1-d string dataset as a polars String Series (fixed width read without Python strings)."""
+def read_string_series(node: Node):
+    """The 1-d string dataset ``node`` describes as a polars String Series (fixed width read without Python
+    strings)."""
     import polars as pl
 
+    ds = node.obj
     if ds.ndim == 1 and _fixed_width_utf8(ds):
-        raw = checksums.check_dataset(ds, ds[()])
-        return _unpack_fixed(raw, path=ds.file.filename, obj=ds.name)
-    return pl.Series(values=read_string_values(ds).ravel(), dtype=pl.String)
+        raw = node.check(ds[()])
+        return _unpack_fixed(raw, path=ds.file.filename, obj=node.name)
+    return pl.Series(values=read_string_values(node).ravel(), dtype=pl.String)
 
 
-def read_string_values(ds: h5py.Dataset) -> np.ndarray:
-    """Read a string dataset as a StringDType array (fast path of h5py for variable length)."""
+def read_string_values(node: Node) -> np.ndarray:
+    """The string dataset ``node`` describes as a StringDType array (fast path of h5py for variable length)."""
+    ds = node.obj
     if ds.ndim > 0 and _fixed_width_utf8(ds):
-        raw = checksums.check_dataset(ds, ds[()])
-        text = _unpack_fixed(raw, path=ds.file.filename, obj=ds.name).to_numpy()
+        raw = node.check(ds[()])
+        text = _unpack_fixed(raw, path=ds.file.filename, obj=node.name).to_numpy()
         return text.astype(_STRING_DTYPE).reshape(raw.shape)
     if ds.ndim == 0:
-        return np.asarray(checksums.check_dataset(ds, ds.asstr()[()]), dtype=_STRING_DTYPE)
-    return checksums.check_dataset(ds, ds.astype(_STRING_DTYPE)[()])
+        return np.asarray(node.check(ds.asstr()[()]), dtype=_STRING_DTYPE)
+    return node.check(ds.astype(_STRING_DTYPE)[()])
 
 
 def _has_na(values: np.ndarray) -> bool:
@@ -353,7 +355,7 @@ def _as_numpy(values: np.ndarray, mask: np.ndarray | None, dtype_str: str | None
     return out.astype(np.dtype(dtype_str))
 
 
-def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool, attrs=None):
+def _finish(node: Node, values: np.ndarray, mask: np.ndarray | None, series: bool):
     if series:
         import polars as pl
 
@@ -361,26 +363,25 @@ def _finish(obj, values: np.ndarray, mask: np.ndarray | None, series: bool, attr
         if mask is not None and mask.any():
             out = out.scatter(np.flatnonzero(mask.ravel()), None)
         return out
-    container = attr_of(obj, attrs, CONTAINER_ATTR)
+    container = node.attrs.get(CONTAINER_ATTR)
     if container in ("list", "tuple"):
         items = values.astype(object)
         if mask is not None:
             items[mask] = None
         items = items.tolist()
         return items if container == "list" else tuple(items)
-    return _as_numpy(values, mask, attr_of(obj, attrs, NUMPY_DTYPE_ATTR))
+    return _as_numpy(values, mask, node.attrs.get(NUMPY_DTYPE_ATTR))
 
 
-@register_reader(STRING_ARRAY, attrs=True)
-def _read_string_array(ds: h5py.Dataset, *, series: bool = False, values=None):
-    attrs = values
-    values = read_string_series(ds) if series and ds.ndim == 1 else read_string_values(ds)
-    return _finish(ds, values, None, series, attrs)
+@register_reader(STRING_ARRAY, node=True)
+def _read_string_array(node: Node, *, series: bool = False):
+    values = read_string_series(node) if series and node.obj.ndim == 1 else read_string_values(node)
+    return _finish(node, values, None, series)
 
 
-@register_reader(NULLABLE_STRING_ARRAY)
-def _read_nullable_string_array(group: h5py.Group, *, series: bool = False):
-    ds = group["values"]
-    values = read_string_series(ds) if series and ds.ndim == 1 else read_string_values(ds)
-    mask = np.asarray(read_with(group["mask"]), dtype=bool)
-    return _finish(group, values, mask, series)
+@register_reader(NULLABLE_STRING_ARRAY, node=True)
+def _read_nullable_string_array(node: Node, *, series: bool = False):
+    held, mask_node = node.members(("values", "mask"))
+    values = read_string_series(held) if series and held.obj.ndim == 1 else read_string_values(held)
+    mask = np.asarray(read_node(mask_node), dtype=bool)
+    return _finish(node, values, mask, series)

@@ -80,7 +80,9 @@ def _read_physical(obj) -> pl.Series:
     if etype == NULLABLE_INTEGER.encoding_type:
         from h5stream.elements.dataframe import read_masked
 
-        return read_masked(obj)
+        from h5stream.elements.snapshot import describe
+
+        return read_masked(describe(obj))
     return pl.Series(values=read_array_dataset(obj))
 
 
