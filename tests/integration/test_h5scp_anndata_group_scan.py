@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h5stream import checksums
+from h5stream import batch_attrs, checksums
 from h5scp.io import load_hdf5
 from h5scp.io._anndata_group import mod_order, scan
 
@@ -91,18 +91,31 @@ def test_a_load_reads_each_attribute_of_a_group_once(tmp_path, monkeypatch):
     mdata.obs["batch"] = adata.obs["batch"].to_numpy()  # a column of the root's obs too
     mdata.write(h5mu)
     reads = collections.Counter()
-    attr_value = checksums.attr_value
+    batched = collections.Counter()
+    attr_value, read_values = checksums.attr_value, batch_attrs.read_values
 
     def counted(obj, name, *args, **kwargs):
         reads[(obj.name, name)] += 1
         return attr_value(obj, name, *args, **kwargs)
 
+    def counted_pass(objs, read_left):  # every attribute of each object, in one pass
+        for obj in objs:
+            batched[obj.name] += 1
+        return read_values(objs, read_left)
+
     monkeypatch.setattr(checksums, "attr_value", counted)
+    monkeypatch.setattr(batch_attrs, "read_values", counted_pass)
     for path, options in ((h5ad, {}), (h5ad, {"obs_columns": ["batch"]}), (h5mu, {}), (h5mu, {"obs_columns": ["batch"]})):
         reads.clear()
+        batched.clear()
         loaded = load_hdf5(path, **options)
         assert list(next(iter(loaded.assays.values())).layers) == ["X", "one", "two"]
-        # the root's encoding-type is read by the format's checks before the load; every other attribute once
+        # the root's encoding-type is read by the format's checks before the load; every other attribute once,
+        # alone or in its object's one pass
         repeated = {k: n for k, n in reads.items() if n > 1 and k != ("/", "encoding-type")}
         assert repeated == {}, (path, options)
-        assert any(name.endswith("layers") for name, _ in reads)  # (the layers' keys were looked for)
+        # (a MuData load reads the root's row labels to match the modalities' rows, then with the whole obs)
+        again = {"/obs/_index"} if path == h5mu else set()
+        assert {k: n for k, n in batched.items() if n > 1 and k not in again} == {}, (path, options)
+        assert not [k for k in reads if k[0] in batched], (path, options)
+        assert any(name.endswith("layers") for name in batched)  # (the layers' keys were looked for)

@@ -20,8 +20,8 @@ from functools import cached_property
 import h5py
 
 from h5stream.elements.mapping import KEYS_ATTR, member_name
+from h5stream.elements.snapshot import Node, describe, describe_members
 from h5stream import checksums
-from h5scp.io._files import root_attr
 from h5scp.io.partial_hdf5 import column_members
 
 __all__ = ["GroupView", "scan", "element_shape", "mod_order", "SCPTENSOR_KEY", "X_LAYER"]
@@ -60,10 +60,18 @@ class GroupView:
     prefix: str = ""
 
     @cached_property
+    def obs_node(self) -> Node | None:
+        """``obs`` described (its attributes read once, checked where the file has a manifest); None: no group."""
+        obs = self.group.get("obs")
+        if not isinstance(obs, h5py.Group):
+            return None
+        return describe(obs, f"{self.where}/obs").checked(complete=False)
+
+    @cached_property
     def obs_members(self) -> dict[str, str] | None:
         """Column name -> member of ``obs`` (first the row labels of a foreign frame); None: not readable by column."""
-        obs = self.group.get("obs")
-        return column_members(obs) if isinstance(obs, h5py.Group) else None
+        node = self.obs_node
+        return None if node is None else column_members(node)
 
 
 
@@ -74,50 +82,65 @@ def _holds_values(obj) -> bool:
     return not (isinstance(obj, h5py.Dataset) and obj.shape is None)
 
 
-def element_shape(obj) -> str:
-    """A short description of an element's shape and type, for the history ("4 x 2 float32")."""
+def element_shape(node: Node) -> str:
+    """A short description of the shape and type of the element ``node`` describes, for the history
+    ("4 x 2 float32")."""
+    obj, attrs = node.obj, node.attrs
     if isinstance(obj, h5py.Dataset):
         dims = " x ".join(str(n) for n in obj.shape) or "scalar"
         if obj.dtype.names:
             return f"{dims} records with fields {list(obj.dtype.names)}"
         kind = "text" if h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind in "OSU" else str(obj.dtype)
         return f"{dims} {kind}"
-    etype = root_attr(obj, "encoding-type")
+    etype = attrs.get("encoding-type")
     if etype == "awkward-array":
-        return f"awkward array of {root_attr(obj, 'length', '?')} rows"
+        return f"awkward array of {attrs.get('length', '?')} rows"
     if etype in ("csr_matrix", "csc_matrix"):
-        shape = root_attr(obj, "shape")
+        shape = attrs.get("shape")
         dims = " x ".join(str(int(n)) for n in shape) if shape is not None else "?"
         dtype = obj["data"].dtype if "data" in obj else "?"
         return f"{dims} {dtype} {etype}"
     if etype == "dataframe":
-        order = root_attr(obj, "column-order")
-        index = root_attr(obj, "_index")
+        order = attrs.get("column-order")
+        index = attrs.get("_index")
         rows = obj[index].shape[0] if index is not None and index in obj else "?"
         return f"dataframe {rows} rows x {0 if order is None else len(order)} columns"
     return f"{etype or 'group'} of {len(obj)} members"
 
 
-def _unmapped(group: h5py.Group, prefix: str) -> tuple[str, ...]:
+def _unmapped(nodes: dict[str, Node], prefix: str) -> tuple[str, ...]:
     out = []
     for name in _UNMAPPED_GROUPS:
-        member = group.get(name)
-        if member is None or root_attr(member, "encoding-type") == "null":  # a None (anndata's zarr stores write raw=None so)
+        member = nodes.get(name)
+        if member is None or member.attrs.get("encoding-type") == "null":  # a None (anndata's zarr stores write raw=None so)
             continue
-        if isinstance(member, h5py.Group) and name != "raw":
-            out.extend(f"{prefix}{name}/{m} ({element_shape(member[m])})" for m in member)
+        if isinstance(member.obj, h5py.Group) and name != "raw":
+            keys = list(member.obj)
+            out.extend(f"{prefix}{name}/{m} ({element_shape(n)})" for m, n in zip(keys, member.members(keys)))
         else:
             out.append(f"{prefix}{name} ({element_shape(member)})")
     return tuple(out)
+
+
+def _described(group: h5py.Group, where: str) -> dict[str, Node]:
+    """The members of ``group`` that :func:`scan` looks at (``layers`` and those a container has no place for),
+    described in one pass, their attributes checked where the file has a manifest."""
+    present = [name for name in ("layers", *_UNMAPPED_GROUPS) if name in group]
+    nodes = dict(zip(present, describe_members(group, present, where or "/", checksums.manifest_for(group))))
+    for node in nodes.values():
+        node.checked(complete=False)
+    return nodes
 
 
 def scan(group: h5py.Group, prefix: str = "") -> GroupView:
     """The :class:`GroupView` of an AnnData group; ``prefix`` starts the names in ``unmapped`` (``"mod/rna/"``)."""
     x = group.get("X")
     x = x if x is not None and _holds_values(x) else None
+    where = group.name.rstrip("/")
+    nodes = _described(group, where)
     stored = group.get("layers")
     members = {m: stored[m] for m in stored} if isinstance(stored, h5py.Group) else {}
-    keys = root_attr(stored, KEYS_ATTR) if members else None
+    keys = nodes["layers"].attrs.get(KEYS_ATTR) if members else None
     layers = dict(members) if keys is None else {str(k): members[member_name(k)] for k in json.loads(keys)}
     foreign_layers = {} if x is None else {X_LAYER: x}
     foreign_layers.update((name, element) for name, element in layers.items() if name not in foreign_layers)
@@ -125,7 +148,7 @@ def scan(group: h5py.Group, prefix: str = "") -> GroupView:
     annotations = uns.get(SCPTENSOR_KEY) if isinstance(uns, h5py.Group) else None
     return GroupView(
         group=group, x=x, members=members, layers=layers, foreign_layers=foreign_layers, annotations=annotations,
-        ours=annotations is not None, unmapped=_unmapped(group, prefix), where=group.name.rstrip("/"),
+        ours=annotations is not None, unmapped=_unmapped(nodes, prefix), where=where,
         prefix=prefix,
     )
 

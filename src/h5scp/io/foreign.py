@@ -48,6 +48,7 @@ from scipy import sparse
 from h5stream.elements import read_elem
 from h5stream.elements.dataframe import categories_read
 from h5stream.elements.mapping import KEYS_ATTR, member_name
+from h5stream.elements.snapshot import Node, describe_members
 from h5scp.core.structures import Assay, ProvenanceLog, ScpContainer, ScpMatrix
 from h5scp.io._anndata_group import X_LAYER, GroupView, element_shape, mod_order, scan
 from h5scp.io._files import guarded, root_attr
@@ -83,15 +84,16 @@ def _frame_ids(view: GroupView, path: Path) -> tuple[pl.Series, list[str]]:
         if members is not None:
             names = list(members)
             return read_frame_columns(group["obs"], names[:1], members).to_series(0), names[1:]
-    obs, id_col = _frame(group, "obs", path)
+    obs, id_col = _frame(group, "obs", path, view.obs_node)
     return obs.get_column(id_col), obs.columns[1:]
 
 
-def _frame(group: h5py.Group, key: str, path: Path) -> tuple[pl.DataFrame, str]:
-    """A foreign data frame and the name of its id column (the AnnData index, first column)."""
+def _frame(group: h5py.Group, key: str, path: Path, node: Node | None = None) -> tuple[pl.DataFrame, str]:
+    """A foreign data frame and the name of its id column (the AnnData index, first column); ``node``: the
+    frame's description, when the caller has it."""
     _require_frame(group, key, path)
     with guarded(path, f"{group.name.rstrip('/')}/{key}"):
-        frame = read_elem(group[key])
+        frame = read_elem(group[key] if node is None else node)
     if not isinstance(frame, pl.DataFrame) or not frame.columns:
         raise IOFormatError(
             "element is not a data frame with row labels", path=path, obj=f"{group.name.rstrip('/')}/{key}",
@@ -116,23 +118,44 @@ def _jsonable(value: Any) -> bool:
 _UNMAPPED_ENCODINGS = frozenset({"awkward-array", "rec-array"})
 
 
-def _uns_value(obj, path: Path, where: str, skipped: list[str]) -> tuple[bool, Any]:
-    """``(True, value)`` for an ``uns`` element with a JSON-like form; else ``(False, None)``, named in ``skipped``.
+def _members(group: h5py.Group, keys: list[str], where: str, path: Path, label: str, skipped: list[str]
+             ) -> list[tuple[str, Node]]:
+    """The members ``keys`` of ``group`` (at ``where``) described in one pass; where that fails, each alone, and
+    one that cannot be described is named in ``skipped`` (as ``label/key``)."""
+    try:
+        with guarded(path, where):
+            return list(zip(keys, describe_members(group, keys, where)))
+    except IOFormatError:
+        pass
+    out = []
+    for key in keys:
+        try:
+            with guarded(path, f"{where}/{key}"):
+                out.append((key, describe_members(group, [key], where)[0]))
+        except IOFormatError as exc:
+            skipped.append(f"{label}/{key} (unreadable: {exc.args[0] if exc.args else exc})")
+    return out
+
+
+def _uns_value(node: Node, path: Path, where: str, skipped: list[str]) -> tuple[bool, Any]:
+    """``(True, value)`` for the ``uns`` element ``node`` describes when it has a JSON-like form; else
+    ``(False, None)``, named in ``skipped``.
 
     A mapping holding some elements without one (an awkward array, a record array, a frame)
     keeps the others, each left out named by its path.
     """
-    if root_attr(obj, "encoding-type") in _UNMAPPED_ENCODINGS:
-        skipped.append(f"{where} ({element_shape(obj)})")
+    etype = node.checked(complete=False).attrs.get("encoding-type")
+    if etype in _UNMAPPED_ENCODINGS:
+        skipped.append(f"{where} ({element_shape(node)})")
         return False, None
     try:
-        with guarded(path, obj.name):
-            value = read_elem(obj)
+        with guarded(path, node.name):
+            value = read_elem(node)
     except IOFormatError as exc:
-        if isinstance(obj, h5py.Group) and root_attr(obj, "encoding-type") == "dict" and KEYS_ATTR not in obj.attrs:
+        if isinstance(node.obj, h5py.Group) and etype == "dict" and KEYS_ATTR not in node.attrs:
             kept = {}
-            for key in obj:
-                ok, inner = _uns_value(obj[key], path, f"{where}/{key}", skipped)
+            for key, member in _members(node.obj, list(node.obj), node.name, path, where, skipped):
+                ok, inner = _uns_value(member, path, f"{where}/{key}", skipped)
                 if ok:
                     kept[key] = inner
             return True, kept
@@ -140,19 +163,20 @@ def _uns_value(obj, path: Path, where: str, skipped: list[str]) -> tuple[bool, A
         return False, None
     if _jsonable(value):
         return True, value
-    skipped.append(f"{where} ({element_shape(obj)})")
+    skipped.append(f"{where} ({element_shape(node)})")
     return False, None
 
 
 def _uns(group: h5py.Group, path: Path, prefix: str, skipped: list[str], ignore=()) -> dict[str, Any]:
-    """The ``uns`` entries that map to history parameters; the others go to ``skipped``."""
+    """The ``uns`` entries that map to history parameters (each described once, all in one pass); the others
+    go to ``skipped``."""
     if "uns" not in group:
         return {}
+    uns = group["uns"]
     kept = {}
-    for key in group["uns"]:
-        if key in ignore:
-            continue
-        ok, value = _uns_value(group["uns"][key], path, f"{prefix}uns/{key}", skipped)
+    for key, node in _members(uns, [key for key in uns if key not in ignore], f"/{prefix}uns", path,
+                              f"{prefix}uns", skipped):
+        ok, value = _uns_value(node, path, f"{prefix}uns/{key}", skipped)
         if ok:
             kept[key] = value
     return kept
@@ -285,7 +309,7 @@ def _obs(selection, view: GroupView, path: Path, request: dict):
     with guarded(path, "/obs"):
         _require_frame(f, "obs", path)
         obs, positions = read_obs_part(selection, f["obs"], None, request.get("obs_columns"),
-                                       request.get("samples"), lambda: _frame(f, "obs", path)[0],
+                                       request.get("samples"), lambda: _frame(f, "obs", path, view.obs_node)[0],
                                        members_of=lambda: view.obs_members)
     return obs, obs.columns[0], positions
 

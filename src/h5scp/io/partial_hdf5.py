@@ -25,8 +25,8 @@ from h5stream import checksums
 from h5stream.elements import read_elem
 from h5stream.elements.dataframe import frame_members
 from h5stream.elements.registry import read_spec, read_with
+from h5stream.elements.snapshot import Node, describe
 from h5scp.core.structures import ScpMatrix
-from h5scp.io._files import root_attr
 from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
 
@@ -41,18 +41,20 @@ _MAX_BLOCKS = 1024
 _BLOCK_BYTES = 32 << 20
 
 
-def column_members(group: h5py.Group) -> dict[str, str] | None:
+def column_members(group: h5py.Group | Node) -> dict[str, str] | None:
     """Column name -> member path of a dataframe element (ours or AnnData's 0.2.0; first the row labels of a
-    foreign one), read from its attributes only; None for others."""
-    ours = frame_members(group)
+    foreign one), read from its attributes only (``group``: its h5py group, or its description when the caller
+    has it); None for others."""
+    node = group if isinstance(group, Node) else describe(group).checked(complete=False)
+    ours = frame_members(node.obj, node.values)
     if ours is None:
-        spec = read_spec(group)
+        spec = node.spec
+        if node.spec_error is not None:
+            raise node.spec_error
         if spec is None or spec.encoding_type != "dataframe" or spec.encoding_version != "0.2.0":
             return None
-        index_member = root_attr(group, "_index")
-        order = [c.decode() if isinstance(c, bytes) else str(c)
-                 for c in checksums.attr_value(group, "column-order", [])]
-        return {name: name for name in [index_member, *order]}
+        order = [c.decode() if isinstance(c, bytes) else str(c) for c in node.attrs.get("column-order", [])]
+        return {name: name for name in [node.attrs.get("_index"), *order]}
     return dict(zip(*ours))
 
 

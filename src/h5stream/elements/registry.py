@@ -39,7 +39,6 @@ from typing import Any
 
 import h5py
 
-from h5stream import checksums
 from h5stream.elements.snapshot import (
     ENCODING_TYPE_ATTR,
     ENCODING_VERSION_ATTR,
@@ -309,6 +308,8 @@ def read_node(node: Node, *, series: bool = False) -> Any:
     """Read the element ``node`` describes (:func:`~h5stream.elements.snapshot.describe`) with the reader of its
     encoding; codecs read their members' nodes through it."""
     spec = node.spec
+    if node.spec_error is not None:
+        raise node.spec_error
     if spec is None:
         raise UnknownEncodingError(
             "object carries no encoding attributes",
@@ -319,7 +320,7 @@ def read_node(node: Node, *, series: bool = False) -> Any:
             hint="the object was not written as an element; read it with h5py",
         )
     load_codecs()
-    reader = _READERS.get(spec.key)
+    reader = _READERS.get((spec.encoding_type, spec.encoding_version))
     if reader is None:
         known = sorted({f"{t} {v}" for t, v in _READERS if t == spec.encoding_type})
         raise UnknownEncodingError(
@@ -425,23 +426,22 @@ def write_elem(
         raise
 
 
-def read_elem(obj: h5py.Group | h5py.Dataset) -> Any:
+def read_elem(obj: h5py.Group | h5py.Dataset | Node) -> Any:
     """Read an element written by :func:`write_elem` (or by AnnData).
 
-    Dispatches on the element's encoding attributes.  Raises
+    ``obj``: the element's h5py object, or its :class:`~h5stream.elements.snapshot.Node` when the caller
+    described it already.  Dispatches on the element's encoding attributes, checked against their digests
+    first where the file has a manifest.  Raises
     :class:`~h5stream.errors.UnknownEncodingError` naming the object and the
     encoding when no reader is registered, and
     :class:`~h5stream.errors.FormatError` (or ``MissingPluginError``) for
     unreadable content.
     """
+    node, obj = (obj, obj.obj) if isinstance(obj, Node) else (None, obj)
     try:
-        with guard_read(obj.file.filename, obj.name):
-            node = describe(obj)
+        with guard_read(obj.file.filename, obj.name if node is None else node.name):
             # digests of the element's attributes, when the file has them
-            if node.manifest is not None:
-                checksums.check_attrs(obj, node.values, node.manifest, complete=node.values is not None,
-                                      where=node.name)
-            return read_node(node)
+            return read_node((describe(obj) if node is None else node).checked())
     except FormatError as exc:
         if isinstance(exc, (MissingPluginError, UnknownEncodingError)):
             raise

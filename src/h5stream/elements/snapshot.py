@@ -25,7 +25,7 @@ from typing import Any
 from h5stream import checksums
 from h5stream.errors import FormatError
 
-__all__ = ["ElementSpec", "Node", "describe", "describe_each", "read_spec", "text_of", "ENCODING_TYPE_ATTR",
+__all__ = ["ElementSpec", "Node", "describe", "describe_each", "describe_members", "read_spec", "text_of", "ENCODING_TYPE_ATTR",
            "ENCODING_VERSION_ATTR", "TYPED_TYPE_ATTR", "TYPED_VERSION_ATTR"]
 
 ENCODING_TYPE_ATTR = "encoding-type"
@@ -131,17 +131,20 @@ class Node:
 
     ``obj``: the h5py group or dataset; ``name``: its path in the file; ``values``: every attribute,
     as h5py reads it (None where the direct calls could not read them); ``attrs``: the same with stored
-    bytes decoded to ``str`` (read through h5py as they are asked for where ``values`` is None); ``spec``:
-    the encoding they name (None: none); ``manifest``: the checksum manifest attached to the file (None:
-    nothing to check).
+    bytes decoded to ``str`` (read through h5py as they are asked for where ``values`` is None);
+    ``manifest``: the checksum manifest attached to the file (None: nothing to check); ``spec``: the
+    encoding the attributes name (None: none, or a damaged pair: ``spec_error``).
     """
 
     obj: Any
     name: str
     values: Mapping[str, Any] | None
     attrs: Mapping[str, Any]
-    spec: ElementSpec | None
     manifest: Any
+    spec: ElementSpec | None
+    #: The :class:`FormatError` of a damaged pair of encoding attributes (then ``spec`` is None), raised by the
+    #: registry when the element is read: a description alone refuses nothing.
+    spec_error: FormatError | None = None
 
     def check(self, data: Any, *, found: str | None = None) -> Any:
         """``data``, all of the dataset as read, checked against the digest the manifest records (if any)."""
@@ -154,11 +157,18 @@ class Node:
         """The digest of the dataset's values the manifest records, or None."""
         return None if self.manifest is None else self.manifest.datasets.get(self.name)
 
+    def checked(self, *, complete: bool = True) -> Node:
+        """This node, its attributes checked against their digests where the file has a manifest
+        (:func:`h5stream.checksums.check_attrs`; ``complete``: an attribute the manifest does not record is
+        refused too, as the element's own read does)."""
+        if self.manifest is not None:
+            checksums.check_attrs(self.obj, self.values, self.manifest,
+                                  complete=complete and self.values is not None, where=self.name)
+        return self
+
     def members(self, keys: Iterable[str]) -> list[Node]:
         """The members ``keys`` of this group, described in one pass (:func:`describe_each`)."""
-        group, base = self.obj, self.name
-        return describe_each([group[key] for key in keys],
-                             [f"/{key}" if base == "/" else f"{base}/{key}" for key in keys], self.manifest)
+        return describe_members(self.obj, keys, self.name, self.manifest)
 
 
 _LOOK_UP = object()
@@ -189,7 +199,23 @@ def describe_each(objs, names, manifest: Any) -> list[Node]:
     return [_node(obj, name, values, manifest) for obj, name, values in zip(objs, keys, found)]
 
 
+def describe_members(group, keys: Iterable[str], where: str | None = None, manifest: Any = _LOOK_UP
+                     ) -> list[Node]:
+    """:func:`describe` of the members ``keys`` of ``group``, all attributes read in one pass (``where``:
+    ``group.name`` when the caller knows it; ``manifest``: the file's, when the caller has it)."""
+    keys = list(keys)
+    if where is None:
+        where = group.name
+    if manifest is _LOOK_UP:
+        manifest = checksums.manifest_for(group)
+    base = "" if where == "/" else where
+    return describe_each([group[key] for key in keys], [f"{base}/{key}" for key in keys], manifest)
+
+
 def _node(obj, name: str, values: Mapping[str, Any] | None, manifest: Any) -> Node:
     attrs = _Attrs(obj) if values is None else {k: v.decode() if isinstance(v, bytes) else v
                                                  for k, v in values.items()}
-    return Node(obj, name, values, attrs, read_spec(obj, values), manifest)
+    try:
+        return Node(obj, name, values, attrs, manifest, read_spec(obj, values))
+    except FormatError as exc:
+        return Node(obj, name, values, attrs, manifest, None, exc)
