@@ -194,12 +194,10 @@ def _read_array(node: Node, *, series: bool = False):
     return value
 
 
-@register_reader(NUMPY_DATETIME)
-def _read_numpy_datetime(ds: h5py.Dataset, *, series: bool = False):
-    dtype = ds.attrs["dtype"]
-    if isinstance(dtype, bytes):
-        dtype = dtype.decode()
-    value = np.asarray(read_array_dataset(ds))
+@register_reader(NUMPY_DATETIME, node=True)
+def _read_numpy_datetime(node: Node, *, series: bool = False):
+    dtype = node.attrs["dtype"]
+    value = np.asarray(read_array_node(node))
     return value.view(np.dtype(dtype))
 
 
