@@ -213,8 +213,7 @@ def describe_members(group, keys: Iterable[str], where: str | None = None, manif
 
 
 def _node(obj, name: str, values: Mapping[str, Any] | None, manifest: Any) -> Node:
-    attrs = _Attrs(obj) if values is None else {k: v.decode() if isinstance(v, bytes) else v
-                                                 for k, v in values.items()}
+    attrs = _Attrs(obj) if values is None else {k: text_of(v) for k, v in values.items()}
     try:
         return Node(obj, name, values, attrs, manifest, read_spec(obj, values))
     except FormatError as exc:
