@@ -148,6 +148,31 @@ def test_a_change_after_the_save_makes_the_session_unsaved_again(tmp_path, memor
             assert f["units/unit_000/f/x"][()] == 2 and f["units/unit_000/f/arr"][0] == -5.0
 
 
+
+def test_an_array_changed_in_place_before_a_checkpoint_leaves_the_session_unsaved(tmp_path, monkeypatch):
+    """A save and a checkpoint write every array and compare none with the last save; the comparison
+    comes when the state is read, and finds the change the checkpoint holds but the saved file does not."""
+    s = _session(tmp_path)
+    trace = np.arange(500.0)
+    s.units["unit_001"]["trace"] = trace
+    s.save()
+    assert s.is_saved
+    trace[3] = -1.0  # in place: nothing tells the session
+    from hdmea.session._followed import FollowedValues
+
+    compared = []
+    real = FollowedValues.changed_since_save
+    monkeypatch.setattr(FollowedValues, "changed_since_save",
+                        lambda self, root: compared.append(1) or real(self, root))
+    s.checkpoint(tmp_path / "ck.h5")
+    assert compared == []  # the checkpoint itself digested nothing to compare
+    assert s.save_state.name == "DEFERRED" and not s.is_saved and compared
+    with h5py.File(tmp_path / "ck.h5", "r") as ck, h5py.File(tmp_path / "rec.h5", "r") as saved:
+        assert ck["units/unit_001/trace"][3] == -1.0 and saved["units/unit_001/trace"][3] == 3.0
+    s.save(overwrite=True)
+    assert s.save_state.name == "SAVED" and s.is_saved
+    s.close()
+
 def test_a_change_the_session_cannot_merge_is_refused_loudly(tmp_path):
     s = _session(tmp_path)
     d = {"x": 1}

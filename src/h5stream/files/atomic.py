@@ -27,6 +27,7 @@ from h5stream.lowlevel import create_file
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
 from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_cause
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
+from h5stream.files.writeback import Writeback
 from h5stream.files.publish import check_target, publish, refuse_existing
 from h5stream.files.validated import (
     open_without_unsupported_locks,
@@ -75,14 +76,21 @@ class _Pending:
     Kept apart from the AtomicFile so that the finalizer keeps no reference to it.
     """
 
-    __slots__ = ("fid", "partial", "claim")
+    __slots__ = ("fid", "partial", "claim", "writeback")
 
     def __init__(self, partial: Path, claim: WriterClaim | None) -> None:
         self.fid = None
         self.partial = partial
         self.claim = claim
+        self.writeback: Writeback | None = None  # the watcher of the partial file, while it is written
+
+    def stop_writeback(self) -> None:
+        if self.writeback is not None:
+            self.writeback.stop()
+            self.writeback = None
 
     def release(self) -> None:
+        self.stop_writeback()
         if self.fid is not None:
             _discard(self.fid, self.partial)
             self.fid = None
@@ -131,6 +139,7 @@ class AtomicFile:
         on_commit: Callable[[Path], None] | None = None,
         checksums: bool | str = False,
         evict_on_close: bool = False,
+        early_writeback: bool = False,
     ) -> None:
         if checksums not in (False, True, "walk"):
             raise ValueError(f"checksums must be False, True or 'walk', got {checksums!r}")
@@ -142,6 +151,7 @@ class AtomicFile:
         self.userblock_size = userblock_size
         self.libver = libver
         self.evict_on_close = evict_on_close
+        self.early_writeback = early_writeback
         self.claim = WriterClaim(self.target) if claim else None
         # Released when this object is collected, or at interpreter exit, while unfinished:
         # a write without ``with`` never leaves its claim and partial file behind.
@@ -227,6 +237,8 @@ class AtomicFile:
                 if self.evict_on_close:
                     opener, kwargs["evict_on_close"] = create_file, True
                 self.file = open_without_unsupported_locks(opener, self.partial, "x", kwargs)
+                if self.early_writeback:
+                    self._pending.writeback = Writeback.start(self.partial)
         except H5StreamError:
             self._cleanup()
             raise
@@ -265,6 +277,7 @@ class AtomicFile:
                 self.seal()
                 self.file.flush()
                 self.file.close()
+            self._pending.stop_writeback()
             fsync_path(self.partial)
             self._publish()
         except H5StreamError:
@@ -304,6 +317,7 @@ class AtomicFile:
 
     def _cleanup(self) -> None:
         """Close and delete the partial file (its space is free on return) and release the claim."""
+        self._pending.stop_writeback()
         if not self.committed:
             fid = self.file.id if self.file is not None else None
             if self._recorder is not None and fid is not None:
@@ -344,6 +358,7 @@ def create_atomic(
     on_commit: Callable[[Path], None] | None = None,
     checksums: bool | str = False,
     evict_on_close: bool = False,
+    early_writeback: bool = False,
 ) -> AtomicFile:
     """A new HDF5 file for ``target`` that appears there only once complete.
 
@@ -368,6 +383,10 @@ def create_atomic(
         Create the file with libhdf5's evict-on-close
         (:func:`h5stream.lowlevel.create_file`): faster for a writer that closes each of
         many small objects for good, as the tree writer does; the same file for a reader.
+    early_writeback : bool, default False
+        While the file is written, hand its pages to the disk each time it has grown by
+        :data:`h5stream.files.writeback.STEP_BYTES` (:class:`~h5stream.files.writeback.Writeback`):
+        the commit's fsync then waits for the tail only.  The same bytes, and the same fsync.
 
     Returns
     -------
@@ -378,6 +397,7 @@ def create_atomic(
     return AtomicFile(
         target, overwrite=overwrite, userblock_size=userblock_size, libver=libver, claim=claim,
         on_commit=on_commit, checksums=checksums, evict_on_close=evict_on_close,
+        early_writeback=early_writeback,
     )
 
 

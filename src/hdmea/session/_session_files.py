@@ -27,8 +27,10 @@ _WRITE_FAILURES = (OSError, RuntimeError, ValueError)
 def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict | None = None) -> None:
     """Write ``tree`` to a new partial file beside ``target`` and rename it over ``target`` (``written``
     receives the digest of each dataset written from memory: :class:`~h5stream.tree.write.WriteContext`)."""
-    # evict-on-close: the tree writer closes each of its tens of thousands of objects for good
-    atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True, evict_on_close=True)
+    # evict-on-close: the tree writer closes each of its tens of thousands of objects for good;
+    # early write-back: the disk writes the file while the tree writer fills it, the fsync waits for the tail
+    atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True, evict_on_close=True,
+                           early_writeback=True)
     with _files.recording_errors(target):
         f = atomic.open()
     try:

@@ -333,7 +333,7 @@ class PipelineSession(PathAccess, LabSessionViews):
             storage, virtual datasets); it is left as it is.
         """
         self._tree.check_usable()
-        self._tree.bring_up_to_date()
+        self._tree.bring_up_to_date(saved_check_on_read=True)
         if path is not None:
             if output_path is not None:
                 raise TypeError("save() takes output_path or path, not both")
@@ -400,7 +400,7 @@ class PipelineSession(PathAccess, LabSessionViews):
             logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
-        self._tree.bring_up_to_date()
+        self._tree.bring_up_to_date(saved_check_on_read=True)
         self._write_new_file(target, self._tree_for_file(name), overwrite=True)
         logger.info("session %s checkpointed to %s (%s)", self.dataset_id, target, name)
         return target

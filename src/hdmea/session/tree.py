@@ -49,6 +49,7 @@ class SessionTree:
         self._followed = FollowedValues(staging, self.changed)
         self._sources: list[SourceFile] = []
         self._synced = False
+        self._saved_check_due = False  # synced, and whether an array changed in place since is asked on read
         self._broken: str | None = None
         self._after_change = weakref.WeakMethod(after_change)
 
@@ -66,6 +67,10 @@ class SessionTree:
     @property
     def synced(self) -> bool:
         """True when the file last saved held the tree as it was last brought up to date."""
+        if self._saved_check_due:
+            self._saved_check_due = False
+            if self._synced and self._followed.changed_since_save(self._root):
+                self._synced = False
         return self._synced
 
     @property
@@ -93,13 +98,21 @@ class SessionTree:
         if after is not None:
             after()
 
-    def bring_up_to_date(self, *, strict: bool = True) -> None:
+    def bring_up_to_date(self, *, strict: bool = True, saved_check_on_read: bool = False) -> None:
         """Bring every value the caller assigned and may have changed into the tree (``strict``: a change that
         cannot be merged raises); a tree synced before becomes unsynced when an array written from memory
-        has changed since."""
+        has changed since.
+
+        ``saved_check_on_read``: that last comparison (a digest of every array held in memory) is left to
+        the next read of :attr:`synced` (a save and a checkpoint, which write every array and never read
+        it, do not pay it; a save makes the tree synced anyway)."""
         self._followed.settle(everything=True, strict=strict, dataset_id=self.dataset_id)
-        if self._synced and self._followed.changed_since_save(self._root):
-            self._synced = False
+        if saved_check_on_read:
+            self._saved_check_due = self._synced
+        elif self._synced:
+            self._saved_check_due = False
+            if self._followed.changed_since_save(self._root):
+                self._synced = False
 
     def saved(self, target: Path, written: dict[int, str]) -> None:
         """The tree was just saved to ``target`` (``written``: id of a dataset node -> digest of what was
@@ -113,7 +126,7 @@ class SessionTree:
         for old in self._sources:
             old.close()
         self._sources = [source]
-        self._synced = True
+        self._synced, self._saved_check_due = True, False
         self._followed.saved(written)
 
     def adopt(self, root: Group, source: SourceFile) -> None:
