@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from h5stream.checksums import array_digest, first_changed
+from h5stream.checksums import first_changed
+from h5stream.digests import array_digests
 from h5stream.staging import FileArray, StagingArea
 from h5stream.tree import Group, Node, is_safe_key
 from hdmea.errors import SessionError
@@ -138,7 +139,8 @@ class SessionTree:
         self._sources = [source]
         admit_datasets(self._staging, root)
         arrays = [d for d in datasets_of(root) if isinstance(d.data, np.ndarray) and d.data.dtype.kind != "O"]
-        self._loaded = Loaded(root, source, {id(d): array_digest(d.data) for d in arrays}, arrays)
+        self._loaded = Loaded(root, source, dict(zip(map(id, arrays), array_digests([d.data for d in arrays]))),
+                              arrays)
 
     def unchanged_since_load(self) -> Loaded | None:
         """The tree as :meth:`adopt` took it, while nothing has changed it since: no write, no value the
