@@ -44,7 +44,7 @@ from h5stream.files import as_write_error, copy_atomic
 from h5stream.staging import LIBVER, FileArray
 from h5stream.tree.filearray import REWRITE_LIMIT
 from h5stream.tree import Dataset, Group
-from h5stream.tree.nodes import HIDDEN_PREFIX
+from h5stream.tree.nodes import HIDDEN_PREFIX, STAGING_PREFIX
 from h5stream.tree.write import WriteContext, remove_child, replace_child, write_attrs
 from hdmea.io import _files
 from hdmea.session._staged_tree import walk_datasets
@@ -143,8 +143,8 @@ def _write_root_attrs(f: h5py.File, tree: Group, ctx: WriteContext) -> None:
     for name in list(f.attrs):
         if name != checksums.MANIFEST_ATTR:
             del f.attrs[name]
-    for member in [m for m in f if m.startswith(HIDDEN_PREFIX)]:  # the root's large attributes, if any
-        remove_child(f, member)
+    for member in [m for m in f if m.startswith((HIDDEN_PREFIX, STAGING_PREFIX))]:
+        remove_child(f, member)  # the root's large attributes (written again below), a spill's leftovers
     write_attrs(f, Group(dict(tree.attrs), {}, tree.tag, tree.keys), ctx)
 
 
