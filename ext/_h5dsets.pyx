@@ -275,6 +275,33 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     return n, DONE
 
 
+def digests_of(list arrays, fallback):
+    """The digest (:func:`h5stream.digests.array_digest`, 8 lowercase hex digits) of each of ``arrays``, in
+    one pass: a C-contiguous ``numpy.ndarray`` (exactly) of a native numeric, boolean or complex type is
+    digested here, without a copy; any other array by ``fallback(array)``."""
+    cdef Py_ssize_t i, n = len(arrays)
+    cdef cnp.ndarray array
+    cdef int num, ndim
+    cdef unsigned long crc
+    cdef char text[16]
+    cdef list out = [None] * n
+    for i in range(n):
+        data = arrays[i]
+        if type(data) is np.ndarray:
+            array = <cnp.ndarray>data
+            num = cnp.PyArray_TYPE(array)
+            ndim = cnp.PyArray_NDIM(array)
+            if 0 <= num < _MAX_TYPES and _kinds[num][0] != 0 and ndim <= _MAX_RANK \
+                    and cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_ISNOTSWAPPED(array):
+                crc = _header_crc(_kinds[num], ndim, cnp.PyArray_DIMS(array))
+                crc = _crc(crc, <const char *>cnp.PyArray_DATA(array), <size_t>cnp.PyArray_NBYTES(array))
+                snprintf(text, 16, "%08lx", crc & 0xFFFFFFFFUL)
+                out[i] = text[:8].decode("ascii")
+                continue
+        out[i] = fallback(data)
+    return out
+
+
 def first_changed(list arrays, list digests, fallback):
     """The index of the first of ``arrays`` whose digest (:func:`h5stream.digests.array_digest`) is not
     ``digests[i]`` (8 lowercase hex digits), or -1 when every one matches.

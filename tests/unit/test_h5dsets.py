@@ -177,3 +177,15 @@ def test_first_changed_finds_the_first_array_whose_digest_differs_as_zlib_comput
     assert first_changed(arrays[:2], [digests[0], digests[1].upper()]) == 1  # the text as written, lowercase
     with pytest.raises(ValueError, match="differ in length"):
         first_changed(arrays, digests[:-1])
+
+
+def test_array_digests_are_each_arrays_digest_as_zlib_computes_it():
+    from h5stream.digests import array_digests
+
+    rng = np.random.default_rng(5)
+    arrays = [np.arange(10), np.zeros((0, 3)), np.array(2.5), rng.random((3, 4)).astype(np.float16),
+              rng.random(40000) + 1j, np.array([True, False, True]), np.arange(20).reshape(4, 5)[:, 1],
+              np.arange(5, dtype=">i4"), np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]),
+              rng.integers(0, 255, 70000).astype(np.uint8), np.arange(7, dtype=np.longlong)]
+    assert array_digests(arrays) == [_zlib_digest(a) for a in arrays]
+    assert array_digests([]) == []

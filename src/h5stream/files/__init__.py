@@ -34,6 +34,7 @@ import logging
 from h5stream.files.atomic import (
     AtomicFile,
     adopt_partial,
+    copy_atomic,
     create_atomic,
     update_atomic,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "update_atomic",
     "write_bytes_atomic",
     "adopt_partial",
+    "copy_atomic",
     "as_write_error",
     "disk_full",
     "open_validated",

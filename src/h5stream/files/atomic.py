@@ -12,6 +12,7 @@ these HDF5 files and for small files of bytes, is :mod:`h5stream.files.publish`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -37,7 +38,7 @@ from h5stream.files.validated import (
     scan_unsafe_objects,
 )
 
-__all__ = ["AtomicFile", "create_atomic", "update_atomic", "adopt_partial"]
+__all__ = ["AtomicFile", "create_atomic", "update_atomic", "adopt_partial", "copy_atomic", "copy_descriptor"]
 
 logger = logging.getLogger("h5stream.files")
 
@@ -140,6 +141,7 @@ class AtomicFile:
         checksums: bool | str = False,
         evict_on_close: bool = False,
         early_writeback: bool = False,
+        copy_of: int | None = None,
     ) -> None:
         if checksums not in (False, True, "walk"):
             raise ValueError(f"checksums must be False, True or 'walk', got {checksums!r}")
@@ -152,6 +154,7 @@ class AtomicFile:
         self.libver = libver
         self.evict_on_close = evict_on_close
         self.early_writeback = early_writeback
+        self.copy_of = copy_of
         self.claim = WriterClaim(self.target) if claim else None
         # Released when this object is collected, or at interpreter exit, while unfinished:
         # a write without ``with`` never leaves its claim and partial file behind.
@@ -182,7 +185,7 @@ class AtomicFile:
         self._pending.fid = handle.id if handle is not None else None
         if handle is not None and self.checksums and self._recorder is None and handle.id.valid:
             recorder = _checksums.Recorder(walk=self.checksums == "walk")
-            if self.source is not None:
+            if self.source is not None or self.copy_of is not None:
                 manifest = _checksums.read_manifest(handle, self.target)
                 if manifest is not None:
                     recorder.seed(manifest)
@@ -227,6 +230,14 @@ class AtomicFile:
                 # could follow an external link or external storage into another file.
                 with guard_read(target, "/"):
                     scan_unsafe_objects(self.file, target)
+            elif self.copy_of is not None:
+                try:
+                    copy_descriptor(self.copy_of, self.partial)
+                except OSError as exc:
+                    raise as_write_error(exc, target, "copying the file") from exc
+                # (no scan: the caller checked the descriptor's file as a read checks it, see copy_atomic)
+                self.file = open_without_unsupported_locks(h5py.File, self.partial, "r+",
+                                                           {"libver": self.libver} if self.libver else {})
             else:
                 kwargs = {}
                 if self.userblock_size:
@@ -501,3 +512,57 @@ def adopt_partial(
         raise
     atomic.file = file
     return atomic
+
+
+def copy_descriptor(fd: int, partial: Path) -> None:
+    """Copy the whole file open as ``fd`` (from its first byte, its position untouched) into the new file
+    ``partial``, in the kernel (``copy_file_range``: a reflink or a server-side copy where the filesystem
+    offers one), else through ``sendfile``, else read and write."""
+    size = os.fstat(fd).st_size
+    out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        done = 0
+        copy_range = getattr(os, "copy_file_range", None)
+        while done < size and copy_range is not None:
+            try:
+                n = copy_range(fd, out, size - done, done, done)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                break  # not offered between these files: the copies below
+            if n == 0:
+                break
+            done += n
+        while done < size:
+            os.lseek(out, done, os.SEEK_SET)
+            try:
+                n = os.sendfile(out, fd, done, size - done)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                    raise
+                n = os.write(out, os.pread(fd, min(size - done, 1 << 24), done))
+            if n == 0:
+                raise OSError(errno.EIO, f"the file being copied ended at byte {done} of {size}")
+            done += n
+    finally:
+        os.close(out)
+
+
+def copy_atomic(
+    target: str | os.PathLike,
+    fd: int,
+    *,
+    overwrite: bool = False,
+    libver: str | tuple | None = None,
+    claim: bool = True,
+    checksums: bool | str = False,
+) -> AtomicFile:
+    """A new HDF5 file for ``target`` that starts as a byte copy of the file open as ``fd`` (opened ``r+``,
+    with ``libver`` for what is written into it), and appears at ``target`` only once complete.
+
+    Unlike :func:`update_atomic` the copy is not scanned: the caller vouches that the descriptor's file was
+    checked as a read checks it (it was opened through :func:`h5stream.files.open_validated` and has not
+    changed since).  ``overwrite`` and ``checksums`` as for :func:`create_atomic` (the digests of the
+    copied file's manifest are kept for what the body does not change).
+    """
+    return AtomicFile(target, overwrite=overwrite, libver=libver, claim=claim, checksums=checksums, copy_of=fd)

@@ -41,10 +41,14 @@ class FileArray:
     naming the source file) is set.
     """
 
-    __slots__ = ("_opener", "name", "shape", "dtype", "spilled", "digest", "verify")
+    __slots__ = ("_opener", "name", "shape", "dtype", "spilled", "digest", "verify", "stored_at")
 
     def __init__(self, opener, name: str, shape: tuple[int, ...], dtype: np.dtype, *, spilled: bool = False,
-                 digest: str | None = None, verify=None):
+                 digest: str | None = None, verify=None, stored_at: tuple[int, int] | None = None):
+        #: ``(byte offset, byte count)`` of the values in the file, stored whole, unfiltered, in ``dtype``
+        #: (as the reader that made this reference found them; None when not known): a byte copy of that
+        #: file holds them at the same place
+        self.stored_at = stored_at
         self._opener = opener
         self.name = name
         self.shape = tuple(shape)

@@ -16,6 +16,7 @@ import numpy as np
 
 from h5stream import checksums, jsonvalues
 from h5stream.errors import FormatError, H5StreamError
+from h5stream.files.header_checks import plain_storage
 from h5stream.tree.filearray import FileArray
 from h5stream.tree.nodes import (
     ATTR_TYPES_ATTR,
@@ -296,7 +297,8 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     elif (lazy and tag is None and dtype.kind in "biufc"
           and math.prod(shape) * dtype.itemsize > EAGER_LIMIT):
         data = FileArray(opener, name, shape, dtype, digest=expected,
-                         verify=manifest if expected is not None else None)
+                         verify=manifest if expected is not None else None,
+                         stored_at=_stored_at(dsid, math.prod(shape) * dtype.itemsize) if expected else None)
     else:
         numbers = lazy and tag is None and dtype.kind in "biufc"  # (what a lazy read reads here: small)
         try:  # a failure is named by the two guards, entered only then (most reads of a tree are tiny)
@@ -329,6 +331,20 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), path,
                      name, "the stored value")
     return Dataset(data, attrs, tag)
+
+
+def _stored_at(dsid: h5py.h5d.DatasetID, nbytes: int) -> tuple[int, int] | None:
+    """(byte offset, byte count) of a dataset stored whole and unfiltered in one block of ``nbytes`` bytes
+    (its values, in the type it is read in), else None (see :attr:`FileArray.stored_at`)."""
+    try:
+        if plain_storage(dsid) != h5py.h5d.CONTIGUOUS:
+            return None
+        offset = dsid.get_offset()
+        if offset is None or dsid.get_storage_size() != nbytes:
+            return None
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return None
+    return int(offset), nbytes
 
 
 def _read_numbers(dsid: h5py.h5d.DatasetID, shape: tuple, dtype: np.dtype, tid=None) -> np.ndarray:

@@ -493,6 +493,21 @@ class SourceFile:
         not that it is damaged."""
         return self._loaded is not None and _identity(self.path) != self._loaded
 
+    def unchanged_descriptor(self) -> int | None:
+        """The descriptor of the file the tree was read from, still open (the handle the open-time checks
+        opened) and still the file loaded (device, inode, size, modification time); else None."""
+        f = self._file
+        if f is None or self._loaded is None or not f.id.valid or f.driver != "sec2":
+            return None
+        try:
+            fd = f.id.get_vfd_handle()
+            stat = os.fstat(fd)
+        except (OSError, RuntimeError, ValueError, TypeError):
+            return None
+        if (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != self._loaded:
+            return None
+        return fd
+
     def __call__(self) -> h5py.File:
         if self._file is None or not self._file.id.valid:
             try:

@@ -43,6 +43,7 @@ from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group
 from hdmea.io.recording import read_lazy_tree
 from hdmea.session._live_tree import CompletedSteps, LabSessionViews
+from hdmea.session._copy_save import save_by_copy
 from hdmea.session._session_files import save_into_spill_file, write_new_file
 from hdmea.session.lab_layout import carry_written, lab_session_tree
 from hdmea.session._staged_tree import node_nbytes
@@ -348,7 +349,10 @@ class PipelineSession(PathAccess, LabSessionViews):
         spill = self._tree.staging
         written: dict[int, str] = {}  # id(dataset node) -> digest of what was written from memory
         # a spill file elsewhere on the same filesystem (a session made without its target) moves beside it
-        if spill.has_spill_file and spill.move_spill_file(target):
+        loaded = None if spill.has_spill_file else self._tree.unchanged_since_load()
+        if loaded is not None and save_by_copy(loaded, tree, target, written=written):
+            spill.discard()  # (a resumed session, unchanged: its file copied whole, its changes written in)
+        elif spill.has_spill_file and spill.move_spill_file(target):
             self._save_into_spill_file(target, tree, written)
         else:
             self._write_new_file(target, tree, overwrite=True, written=written)
@@ -439,9 +443,9 @@ class PipelineSession(PathAccess, LabSessionViews):
         session = cls(dataset_id, hdf5_path=target, memory_limit=memory_limit)
         if isinstance(pipeline, Group):
             pipeline.children.pop("session_info", None)
-        session._tree.adopt(root, source)
         session.completed_steps = canonical_step_names(info_value.get("completed_steps", []))
         session.warnings = list(info_value.get("warnings", []))
+        session._tree.adopt(root, source)  # (last: the tree is then as loaded, see SessionTree.unchanged_since_load)
         session.checkpoint_name = info_value.get("checkpoint_name")
         session.saved_at = info_value.get("saved_at")
         logger.info("session %s resumed from %s (steps %s)", dataset_id, path, session.completed_steps)

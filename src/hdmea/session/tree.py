@@ -22,17 +22,31 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
+
+from h5stream.checksums import first_changed
+from h5stream.digests import array_digests
 from h5stream.staging import FileArray, StagingArea
 from h5stream.tree import Group, Node, is_safe_key
 from hdmea.errors import SessionError
 from hdmea.io import hdf5_store as store
 from hdmea.io.recording import SourceFile
 from hdmea.session._followed import FollowedValues
-from hdmea.session._staged_tree import admit_datasets, as_dict_group, release_datasets, slot_of, walk_datasets
+from hdmea.session._staged_tree import admit_datasets, as_dict_group, datasets_of, release_datasets, slot_of, walk_datasets
 
-__all__ = ["SessionTree"]
+__all__ = ["SessionTree", "Loaded"]
+
+
+class Loaded(NamedTuple):
+    """A tree as loaded from a file: its root, the file, and the digest of each array it holds in memory
+    (by id of its dataset node; ``datasets`` those nodes, in the digests' order)."""
+
+    root: Group
+    source: SourceFile
+    digests: dict[int, str]
+    datasets: list
 
 
 class SessionTree:
@@ -50,6 +64,7 @@ class SessionTree:
         self._sources: list[SourceFile] = []
         self._synced = False
         self._saved_check_due = False  # synced, and whether an array changed in place since is asked on read
+        self._loaded: Loaded | None = None  # the tree as loaded, while nothing changed it
         self._broken: str | None = None
         self._after_change = weakref.WeakMethod(after_change)
 
@@ -91,6 +106,7 @@ class SessionTree:
         """Before a change of the staged content: the tree is no longer synced."""
         self.check_usable()
         self._synced = False
+        self._loaded = None
 
     def _after_write(self) -> None:
         self._followed.settle(everything=False)
@@ -127,6 +143,7 @@ class SessionTree:
             old.close()
         self._sources = [source]
         self._synced, self._saved_check_due = True, False
+        self._loaded = None
         self._followed.saved(written)
 
     def adopt(self, root: Group, source: SourceFile) -> None:
@@ -134,6 +151,21 @@ class SessionTree:
         self._root = root
         self._sources = [source]
         admit_datasets(self._staging, root)
+        arrays = [d for d in datasets_of(root) if isinstance(d.data, np.ndarray) and d.data.dtype.kind != "O"]
+        self._loaded = Loaded(root, source, dict(zip(map(id, arrays), array_digests([d.data for d in arrays]))),
+                              arrays)
+
+    def unchanged_since_load(self) -> Loaded | None:
+        """The tree as :meth:`adopt` took it, while nothing has changed it since: no write, no value the
+        caller assigned, no array held in memory changed in place (each compared with its digest at load);
+        else None (see :mod:`hdmea.session._copy_save`)."""
+        loaded = self._loaded
+        if loaded is None or self._root is not loaded.root or len(self._followed):
+            return None
+        if first_changed([d.data for d in loaded.datasets], list(loaded.digests.values())) >= 0:
+            self._loaded = None
+            return None
+        return loaded
 
     def close(self) -> None:
         """Close the source files and delete the spill file; the staged content is dropped."""
