@@ -10,7 +10,10 @@ into place by renaming their links, never copied.
 
 :func:`store_array` (from :mod:`h5stream.lowlevel`, re-exported here) is the
 one dataset writer shared by spilling and final writes, so a spilled array and an
-array written directly end up with the same dtype, shape, layout and values.
+array written directly end up with the same dtype, shape, layout and values; a large
+array of plain numbers is spilled into a contiguous dataset allocated at creation
+whose bytes are written straight to the disk (:data:`DIRECT_FROM`,
+:meth:`StagingArea._spill_direct`): the same values, dtype, shape and digest.
 """
 
 from __future__ import annotations
