@@ -16,6 +16,7 @@ node-tree writer (:mod:`h5stream.tree.write`), the staging area and
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -46,6 +47,8 @@ __all__ = [
     "store_array",
     "store_fixed",
     "SNAPSHOT_BLOCK",
+    "PAGE",
+    "store_allocated_digested",
     "write_snapshots",
     "create_group",
     "create_attr",
@@ -114,14 +117,18 @@ library_lock = libhdf5.lock
 class PropertyLists:
     """Creation property lists of one thread (h5py property lists are not shared across threads)."""
 
-    __slots__ = ("compact", "contiguous", "text", "group", "link")
+    __slots__ = ("compact", "contiguous", "allocated", "text", "group", "link")
 
     def __init__(self) -> None:
         self.compact = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         self.compact.set_layout(h5py.h5d.COMPACT)
         self.contiguous = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         self.contiguous.set_layout(h5py.h5d.CONTIGUOUS)
-        for dcpl in (self.compact, self.contiguous):
+        # contiguous, its space allocated at creation: its offset is known before any byte is written
+        self.allocated = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self.allocated.set_layout(h5py.h5d.CONTIGUOUS)
+        self.allocated.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        for dcpl in (self.compact, self.contiguous, self.allocated):
             # Every byte is written right after creation, so fill values would be wasted work;
             # modification times cost an extra header message and update per object.
             dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
@@ -188,6 +195,9 @@ def dataspace(shape: tuple[int, ...]) -> h5py.h5s.SpaceID:
 #: Bytes of an array copied at a time when it is written from private copies (:func:`write_snapshots`).
 SNAPSHOT_BLOCK = 8 << 20
 
+#: The alignment of unbuffered writes (O_DIRECT): file offsets, lengths and memory in multiples of it.
+PAGE = 4096
+
 #: Blocks of at least this many bytes are copied into the thread's reused block buffer (:func:`_snapshot`);
 #: smaller ones into a fresh array (cheaper than a buffer view for the many tiny values of a recording).
 _REUSED_FROM = 256 << 10
@@ -208,7 +218,10 @@ def _snapshot(part: np.ndarray) -> np.ndarray:
         return np.array(part, order="C", copy=True)
     buffer = getattr(_snapshot_buffers, "value", None)
     if buffer is None:
-        buffer = _snapshot_buffers.value = np.empty(SNAPSHOT_BLOCK, dtype=np.uint8)
+        # page-aligned, so a block can go to the disk from it unbuffered (O_DIRECT, see h5stream.staging)
+        spare = np.empty(SNAPSHOT_BLOCK + PAGE, dtype=np.uint8)
+        start = -spare.ctypes.data % PAGE
+        buffer = _snapshot_buffers.value = spare[start:start + SNAPSHOT_BLOCK]
     block = buffer[:nbytes].view(part.dtype).reshape(part.shape)
     np.copyto(block, part, casting="no")
     return block
@@ -245,6 +258,37 @@ def write_snapshots(array: np.ndarray, write_block, *, digest: bool = True) -> s
         crc = digest_update(crc, block)
         write_block((start, stop), block)
     return digest_end(crc)
+
+
+def store_allocated_digested(pid, name: str, array: np.ndarray, write_at) -> tuple[h5py.h5d.DatasetID, str] | None:
+    """Create dataset ``name`` under ``pid`` with its space allocated at once (contiguous) and write
+    ``array``'s bytes there through ``write_at(block, file_offset)`` (a block: C-ordered bytes, at most
+    :data:`SNAPSHOT_BLOCK`, a private copy as in :func:`write_snapshots`, page-aligned in memory when it is
+    a whole block), outside the library; returns the dataset and the digest of what was written.
+
+    For plain numbers only (a numpy dtype whose bytes are the file's: ``biuf``) in one C-ordered piece;
+    None (nothing created) for any other array.  If ``write_at`` raises, the dataset's link is removed.
+    """
+    tid = file_type(array.dtype)
+    if array.dtype.kind not in "biuf" or not array.flags.c_contiguous or tid.get_size() != array.dtype.itemsize:
+        return None
+    dsid = h5py.h5d.create(pid, name.encode("utf-8"), tid, dataspace(array.shape), dcpl=plists().allocated,
+                           lcpl=plists().link)
+    try:
+        offset = dsid.get_offset()
+        if offset is None:
+            raise OSError(f"the library did not allocate the dataset {name!r} of {array.nbytes} bytes at creation")
+        flat = array.reshape(-1).view(np.uint8)
+        crc = digest_start(array.dtype, array.shape)
+        for at in range(0, flat.size, SNAPSHOT_BLOCK):
+            block = _snapshot(flat[at:at + SNAPSHOT_BLOCK])
+            crc = digest_update(crc, block)
+            write_at(block, offset + at)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            pid.unlink(name.encode("utf-8"))
+        raise
+    return dsid, digest_end(crc)
 
 
 def row_spaces(shape: tuple[int, ...], rows: tuple[int, int]) -> tuple[h5py.h5s.SpaceID, h5py.h5s.SpaceID]:
