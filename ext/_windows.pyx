@@ -1,6 +1,7 @@
 # Window counts and first values of ragged rows in segments (the kernel of h5stream.kernels.windows).
 #
-# Row r is values[row_offsets[r]:row_offsets[r + 1]], each value taken as x = (v - row_starts[r]) * scale
+# Row r is values[row_offsets[r]:row_ends[r]] (rows may leave values between them unread), each value
+# taken as x = (v - row_starts[r]) * scale
 # in double precision (as numpy computes it: the value made a double, less the row's start, times the
 # scale).  Segment s holds rows seg_rows[s] to seg_rows[s + 1].  For each segment: how many x of its rows
 # lie in each of its count windows [lo, hi); for each of its event windows [lo, hi), the smallest x of each
@@ -99,7 +100,8 @@ cdef inline bint _rising(const value_t *values, int64_t a, int64_t b) noexcept n
     return True
 
 
-cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, const double[::1] row_starts,
+cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
+                       const double[::1] row_starts,
                        double scale, Py_ssize_t row_a, Py_ssize_t row_b, const double[:, ::1] count_windows,
                        const double[:, ::1] event_windows, int64_t *counts, double *means, double[:, ::1] scratch,
                        Py_ssize_t n_counts, Py_ssize_t n_events) noexcept nogil:
@@ -149,7 +151,7 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
     for r in range(row_a, row_b):
         start = row_starts[r]
         a = row_offsets[r]
-        b = row_offsets[r + 1]
+        b = row_ends[r]
         for f in range(n_events):
             firsts[f] = INFINITY
         walk = isfinite(start) and isfinite(scale) and scale > 0 and (b - a < 2 or _rising(data, a, b))
@@ -192,12 +194,14 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
         counts[w] = tally[w]
 
 
-def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, const double[::1] row_starts,
+def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
+                     const double[::1] row_starts,
                      double scale, const int64_t[::1] seg_rows, const double[:, :, ::1] count_windows,
                      const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
                      double[:, ::1] scratch, int n_threads):
     """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) in one pass
-    over the values; ``scratch`` is (n_event_windows, at least n_rows); ``n_threads`` run the segment loop."""
+    over the values of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
+    least n_rows); ``n_threads`` run the segment loop."""
     cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
     cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]
     cdef Py_ssize_t s
@@ -210,6 +214,7 @@ def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, 
     cdef double *mean_rows = &means[0, 0] if n_events else NULL
     with nogil:
         for s in prange(n_segments, num_threads=max(n_threads, 1), schedule="dynamic", chunksize=1):
-            _one_segment(data, row_offsets, row_starts, scale, seg_rows[s], seg_rows[s + 1], count_windows[s],
+            _one_segment(data, row_offsets, row_ends, row_starts, scale, seg_rows[s], seg_rows[s + 1],
+                         count_windows[s],
                          event_windows[s], count_rows + s * n_counts if n_counts else NULL,
                          mean_rows + s * n_events if n_events else NULL, scratch, n_counts, n_events)

@@ -255,6 +255,14 @@ def _windows(rng):
         np.testing.assert_array_equal(got.counts, want_counts)
         np.testing.assert_array_equal(got.mean_first, want_means)  # bit for bit: numpy's own sum
         assert got.counts.sum() > 0 and np.isfinite(got.mean_first).sum() >= 4
+        # the same rows read where they lie in a larger buffer, other values between them (row_ends)
+        gaps = [rng.integers(0, 5_000, int(rng.integers(0, 9))).astype(dtype) for _ in rows]
+        spread = np.concatenate([p for gap, row in zip(gaps, rows) for p in (gap, row.astype(dtype))])
+        firsts = np.cumsum([g.size + r.size for g, r in zip(gaps, rows)]) - [r.size for r in rows]
+        spread_got = segment_windows(spread, firsts, starts, 50.0, segment_rows, count_windows, event_windows,
+                                     n_threads=threads, row_ends=firsts + [r.size for r in rows])
+        np.testing.assert_array_equal(spread_got.counts, want_counts)
+        np.testing.assert_array_equal(spread_got.mean_first, want_means)
 
 
 #: each compiled module with a twin -> its comparison on seeded data

@@ -12,6 +12,7 @@ from hdmea.features.base import StoredGroup
 from hdmea.features.on_off.step_up import StepUpFeatureExtractor
 from hdmea.features.registry import FeatureRegistry, RegisteredExtractor, get_extractor
 from hdmea.pipeline import create_session, extract_features
+from hdmea.features.trials import units_movie_trials
 from hdmea.session.target import open_target
 from tests.reference import step_up_responses_naive
 
@@ -27,9 +28,11 @@ def _same(got: dict, expected: dict) -> None:
         assert got[key] == value or (np.isnan(value) and np.isnan(got[key])), (key, got[key], value)
 
 
-def _planted(rng, n_units=23):
+def _planted(rng, n_units=23, shared=False):
     """A session whose units hold sectioned trials of the step movie, each unit its own case; the units'
-    trials cut one by one (samples) and their bounds, for the twin."""
+    trials cut one by one (samples) and their bounds, for the twin.  ``shared``: every unit's sectioned spikes
+    a part of one uint64 buffer, other values between them (as the sectioning stages them)."""
+    buffer = np.zeros(0, np.uint64)
     session = create_session("planted")
     session.add_metadata({"sampling_rate": RATE})
     session.put("stimulus/frame_time/default", np.arange(0, 4_000_000, PERIOD, dtype=np.uint64))
@@ -54,12 +57,22 @@ def _planted(rng, n_units=23):
             planted[unit] = None  # no sectioned trials: the unit's own extract runs
             continue
         dtype = np.int64 if u % 3 == 0 else np.uint64  # as the sectioning stores them, and signed
-        session.put(f"{group}/spike_times", spikes.astype(dtype))
+        if shared:  # the unit's part of one buffer, after values of no unit's (the buffer grows: views taken below)
+            gap = rng.integers(0, 10**9, int(rng.integers(0, 50))).astype(np.uint64)
+            buffer = np.concatenate([buffer, gap, spikes.astype(np.uint64)])
+            planted[unit] = (buffer.size - spikes.size, buffer.size)
+        else:
+            session.put(f"{group}/spike_times", spikes.astype(dtype))
         session.put(f"{group}/trial_offsets", offsets)
         session.put(f"{group}/trial_bounds", bounds.astype(np.int64))
         pad = (0.05, 0.1) if u % 4 == 2 else (0.0, 0.0)
         session.set_attrs(group, {"pad_margin_before_s": pad[0], "pad_margin_after_s": pad[1]})
-        planted[unit] = (trials, bounds, pad)
+        planted[unit] = (trials, bounds, pad, *(planted[unit] if shared else ()))
+    if shared:
+        for unit, found in planted.items():
+            if found is not None:
+                session.put(f"units/{unit}/spike_times_sectioned/{MOVIE}/spike_times", buffer[found[3]:found[4]])
+                planted[unit] = found[:3]
     session.mark_step_complete("load_recording")
     return session, planted
 
@@ -94,6 +107,30 @@ def test_extract_units_equals_each_units_extract_and_the_naive_twin(config):
         _same(got, _twin(*planted[unit], config))
     assert any(got["on_response_flag"] for got in many.values()) or any(not np.isnan(got["on_latency_ms"])
                                                                         for got in many.values())
+
+
+def test_units_whose_spikes_share_one_buffer_are_read_where_they_lie_and_give_the_same_features():
+    config = {"transient_window_us": 30_000.0}
+    session, planted = _planted(np.random.default_rng(11), shared=True)
+    extractor = StepUpFeatureExtractor(config=config)
+    with open_target(None, session, step="extract_features") as target:
+        units = target.unit_ids()
+        trials = units_movie_trials(target, units, MOVIE, RATE)
+        assert trials.ends is not None  # the buffer itself, no copy of the units' spikes
+        assert trials.spikes.size > sum(sum(t.size for t in p[0]) for p in planted.values() if p is not None)
+        many = extractor.extract_units(target, units, config)
+        metadata, stimulus = StoredGroup(target, "metadata"), StoredGroup(target, "stimulus")
+        one = {u: extractor.extract(StoredGroup(target, f"units/{u}"), stimulus, config, metadata=metadata)
+               for u in units}
+    assert sorted(many) == sorted(u for u in units if planted[u] is not None)
+    for unit, got in many.items():
+        _same(got, one[unit])
+        _same(got, _twin(*planted[unit], config))
+    # the trials' values where they lie equal those of the units' own reads, trial by trial
+    want = np.concatenate([(np.concatenate(p[0]).astype(np.float64)
+                            - np.repeat(p[1][:, 0] + round(p[2][0] * RATE), [t.size for t in p[0]])) * (1e6 / RATE)
+                           for u, p in sorted(planted.items()) if p is not None])
+    np.testing.assert_array_equal(trials.values, want)
 
 
 def test_units_whose_offsets_do_not_cut_their_spikes_are_left_to_their_own_extract():

@@ -173,7 +173,9 @@ class UnitsTrials:
     Unit ``units[i]`` has the trials ``unit_trials[i]`` to ``unit_trials[i + 1]``; trial ``k`` (of all units,
     in that order) holds the samples ``spikes[offsets[k]:offsets[k + 1]]`` (as stored), starts at sample
     ``starts[k]`` and lasts ``lengths_us[k]``; a sample ``v`` of it is at ``(float64(v) - starts[k]) * scale``
-    us in the trial (:attr:`values`).
+    us in the trial (:attr:`values`).  With ``ends`` (the units' arrays read where they lie, in the one
+    buffer that holds them all: ``spikes``), trial ``k`` is ``spikes[offsets[k]:ends[k]]`` instead, and
+    ``offsets`` holds one entry per trial.
     """
 
     units: list[str]
@@ -183,11 +185,38 @@ class UnitsTrials:
     starts: np.ndarray
     lengths_us: np.ndarray
     scale: float
+    ends: np.ndarray | None = None
 
     @property
     def values(self) -> np.ndarray:
         """Every trial's spikes less its start, in us (the values of :func:`movie_trials`)."""
+        if self.ends is not None:
+            spikes = np.concatenate([self.spikes[a:b] for a, b in zip(self.offsets.tolist(), self.ends.tolist())]
+                                    or [self.spikes[:0]])
+            return (spikes.astype(np.float64) - np.repeat(self.starts, self.ends - self.offsets)) * self.scale
         return (self.spikes.astype(np.float64) - np.repeat(self.starts, np.diff(self.offsets))) * self.scale
+
+
+def _one_buffer(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(buffer, the index in it where each array starts) when every array is a contiguous 1-D part of one
+    contiguous 1-D array of their dtype (as a step stages many units' values), else None."""
+    if not arrays:
+        return None
+    buffer = arrays[0].base
+    if not isinstance(buffer, np.ndarray) or buffer.ndim != 1 or not buffer.flags.c_contiguous \
+            or buffer.dtype != arrays[0].dtype:
+        return None
+    origin, itemsize, dtype = buffer.__array_interface__["data"][0], buffer.itemsize, buffer.dtype
+    end = origin + buffer.nbytes
+    starts = []
+    for array in arrays:
+        if array.base is not buffer or array.dtype != dtype or array.ndim != 1 or not array.flags.c_contiguous:
+            return None
+        address = array.__array_interface__["data"][0]
+        if (address - origin) % itemsize or address + array.nbytes > end:
+            return None
+        starts.append((address - origin) // itemsize)
+    return buffer, np.array(starts, dtype=np.int64)
 
 
 def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials:
@@ -252,8 +281,18 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
     if bad.any():  # a unit whose offsets fall somewhere: left out, the others read again
         keep = ~np.logical_or.reduceat(bad, unit_trials[:-1])
         return units_movie_trials(target, [units[i] for i in np.flatnonzero(keep)], movie, rate)
-    trial_offsets = np.zeros(per_trial.size + 1, dtype=np.int64)
-    np.cumsum(per_trial, out=trial_offsets[1:])
+    shared = _one_buffer(spikes)
+    if shared is not None and shared[0].dtype not in (np.int64, np.uint64, np.float64):
+        shared = None  # (the kernel reads these three as they are; any other is made float64, all at once)
+    if shared is not None:  # every unit's spikes where they lie: each trial's first index in the buffer and its end
+        buffer, firsts = shared
+        counts = np.diff(unit_trials)
+        relative = np.concatenate([o[:-1] - o[0] for o in offsets])
+        trial_starts = relative + np.repeat(firsts, counts)
+        trial_ends, trial_offsets = trial_starts + per_trial, trial_starts
+    else:
+        trial_offsets = np.zeros(per_trial.size + 1, dtype=np.int64)
+        np.cumsum(per_trial, out=trial_offsets[1:])
     kinds = {s.dtype for s in spikes}
     dtype = kinds.pop() if len(kinds) == 1 else np.float64  # one dtype kept as stored (else each made float64)
     bounds_all = np.concatenate(bounds_of, dtype=np.float64, casting="unsafe")  # each unit's as float64
@@ -264,6 +303,9 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
     else:
         starts_all = bounds_all[:, 0] + np.repeat(np.array(before, dtype=np.float64), n_trials)
         ends_all = bounds_all[:, 1] - np.repeat(np.array(after, dtype=np.float64), n_trials)
+    if shared is not None:
+        return UnitsTrials(units, shared[0], trial_offsets, unit_trials, starts_all, (ends_all - starts_all) * scale,
+                           scale, trial_ends)
     return UnitsTrials(units, np.concatenate(spikes, dtype=dtype, casting="unsafe"), trial_offsets, unit_trials,
                        starts_all, (ends_all - starts_all) * scale, scale)
 

@@ -162,7 +162,7 @@ def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained
         events_of.append(shape[1])
     windows_array = np.array(windows, dtype=np.float64)
     found = segment_windows(trials.spikes, trials.offsets, trials.starts, trials.scale, trials.unit_trials,
-                            windows_array, np.array(events_of, dtype=np.float64))
+                            windows_array, np.array(events_of, dtype=np.float64), row_ends=trials.ends)
     n_trials = np.diff(trials.unit_trials)[:, None]
     lo, hi = windows_array[..., 0], windows_array[..., 1]
     with np.errstate(divide="ignore", invalid="ignore"):  # (windows of no length: 0, as _rates gives them)
