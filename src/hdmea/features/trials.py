@@ -274,7 +274,8 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
     np.cumsum([o.size - 1 for o in offsets], out=unit_trials[1:])
     if not n_units:
         return UnitsTrials([], np.empty(0), np.zeros(1, np.int64), unit_trials, np.empty(0), np.empty(0), scale)
-    per_trial = np.diff(np.concatenate(offsets))
+    every_offset = np.concatenate(offsets)
+    per_trial = np.diff(every_offset)
     # the differences across two units' offsets are no trial's
     per_trial = np.delete(per_trial, unit_trials[1:-1] + np.arange(n_units - 1))
     bad = per_trial < 0
@@ -286,9 +287,11 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
         shared = None  # (the kernel reads these three as they are; any other is made float64, all at once)
     if shared is not None:  # every unit's spikes where they lie: each trial's first index in the buffer and its end
         buffer, firsts = shared
-        counts = np.diff(unit_trials)
-        relative = np.concatenate([o[:-1] - o[0] for o in offsets])
-        trial_starts = relative + np.repeat(firsts, counts)
+        # unit i's offsets: every_offset[unit_trials[i] + i:unit_trials[i + 1] + i + 1]; a trial starts at its
+        # offset less the unit's first, past where the unit's spikes lie in the buffer
+        heads = unit_trials[:-1] + np.arange(n_units)
+        trial_starts = np.delete(every_offset, unit_trials[1:] + np.arange(n_units)) \
+            + np.repeat(firsts - every_offset[heads], np.diff(unit_trials))
         trial_ends, trial_offsets = trial_starts + per_trial, trial_starts
     else:
         trial_offsets = np.zeros(per_trial.size + 1, dtype=np.int64)
