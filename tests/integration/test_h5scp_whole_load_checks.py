@@ -5,6 +5,8 @@ one cell only.  The reference: the arrays the container was built from, and the 
 
 from __future__ import annotations
 
+import pickle
+
 import h5py
 import numpy as np
 import polars as pl
@@ -93,7 +95,13 @@ def test_a_layer_digested_while_it_is_read_is_checked_slab_by_slab(tmp_path, mon
             load_hdf5(path)
         assert name in str(info.value)
     else:
-        np.testing.assert_array_equal(load_hdf5(path).assays["proteins"].layers["l0"].X, X)
+        got = load_hdf5(path).assays["proteins"].layers["l0"].X
+        np.testing.assert_array_equal(got, X)
+        # on small pages (a mapping of its own): an ordinary array that outlives the file, writable, picklable
+        path.unlink()
+        assert got.flags.writeable and got.flags.c_contiguous
+        got[0, 0] = -1.0
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(got))[1:], X[1:])
     assert name in digested
 
 

@@ -26,6 +26,7 @@ from h5stream.elements.registry import (
 from h5stream.elements.snapshot import Node, describe
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.errors import FormatError
+from h5stream.memory import small_page_array
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
 __all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset", "read_array_node"]
@@ -117,7 +118,12 @@ def _read_digesting(ds: h5py.Dataset) -> tuple[np.ndarray, str]:
 
     from h5stream.digests import digest_end, digest_start, digest_update
 
-    out = np.empty(ds.shape, ds.dtype)
+    # Small pages (:mod:`h5stream.memory`): this path takes the datasets whose bytes are not cached, so the
+    # page cache is filling with as many new pages as the array needs; on a guest that hands free memory back
+    # to its host, huge pages for the array then often come unbacked.  Measured reading the 762 MiB dataset
+    # of a 20,000 x 5,000 container cold, alternated, 6 rounds: 0.47-1.53 s of system time (median 0.53)
+    # on small pages against 0.27-3.04 s (median 1.6) on numpy's huge ones.  Warm reads keep numpy's.
+    out = small_page_array(ds.shape, ds.dtype)
     rows = max(1, SLAB_BYTES // max(1, math.prod(ds.shape[1:]) * ds.dtype.itemsize))
     crc = [digest_start(ds.dtype, ds.shape)]
 
