@@ -35,7 +35,7 @@ HEAD = """
 import os, signal, sys
 sys.path.insert(0, {folder!r})
 from h5stream import stops
-stops.LIBRARY_PATHS.append(os.path.join({folder!r}, ""))
+getattr(stops, "LIBRARY_PATHS", []).append(os.path.join({folder!r}, ""))  # (a build before the rule: none)
 import library
 
 fired = []
