@@ -28,25 +28,39 @@ a ``__del__``, and the weak reference callbacks of :mod:`weakref`.  A handler ca
 next instruction outside them.  :func:`take_ctrl_c` gives a program that imports :mod:`h5stream` (or a package
 built on it) that handling for Ctrl-C where Python's own had it: Ctrl-C still raises ``KeyboardInterrupt``.
 
-Before a block runs (a job run from Python spends its first second importing) nothing is noted: a program may
-take a ``KeyboardInterrupt`` and go on.  There the exception carries a watch instead, which delivers the signal
-again as the exception is freed where it was lost: dropped by Python (a callback's), or taken before it left
-the import it was raised in (an imported module's ``except BaseException`` or bare ``except``, compiled code
-that clears the error; an import a stop reached ends with it).  A ``KeyboardInterrupt`` the program itself
-takes (its ``except`` outside the imports) is its own choice, and not raised again.
+Outside the blocks (a job run from Python spends its first second importing, then loads its configuration) a
+program may take a ``KeyboardInterrupt`` and go on.  There the stop is :func:`recorded` as the handler raises
+it, and its exception carries a watch, which delivers the signal again as the exception is freed where it was
+lost: dropped by Python (a callback's), or taken before it left the import it was raised in (an imported
+module's ``except BaseException`` or bare ``except``, compiled code that clears the error; an import a stop
+reached ends with it).  The rule for the record:
+
+- the program's own code that catches the ``KeyboardInterrupt`` handles the stop, and the record is gone: the
+  frame whose ``except`` (or ``with`` block, or ``finally``) took it is code of the program
+  (:func:`is_program_code`: a script, ``python -c``, the program's own modules), not the standard library, an
+  installed package or this project's packages (:data:`LIBRARY_PATHS`).  While that ``except`` runs, nothing
+  raises the stop again (it may save what it has);
+- taken by a library's code instead (an ``except BaseException: pass``, an ``except Exception`` around a
+  stop that came out as another error), the record stays: the next place that asks (:func:`check_point`: a
+  progress callback, a kernel's pieces; :func:`raise_if_noted`: a job's start, between its steps, a session's
+  save) raises it again, as a ``KeyboardInterrupt`` that the same rule follows;
+- a program that ends by another exception while a stop is noted or recorded ends as the stop: one line naming
+  that error, then by the signal (an import a stop cut short may fail as any error of the module, and CPython
+  itself turns some into a ``TypeError``), never that error's traceback.
 """
 
 from __future__ import annotations
 
 import _thread
+import os
 import signal
 import sys
 import threading
 import weakref
 from collections.abc import Callable
 
-__all__ = ["RaisedAgain", "kept_stops", "note", "noted", "raise_if_noted", "check_point", "signal_name_of", "end_process",
-           "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
+__all__ = ["RaisedAgain", "kept_stops", "note", "noted", "recorded", "forget_recorded", "carry_over",
+           "raise_if_noted", "check_point", "signal_name_of", "end_process", "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
 
 _lock = threading.RLock()  # reentrant: a signal handler may run while the main thread holds it
 _noted: str | None = None  # the first stop asked inside the outermost kept_stops block (a signal's name)
@@ -54,6 +68,7 @@ _keepers: list[kept_stops] = []  # the blocks running now, innermost last
 _previous_hook = None  # sys.unraisablehook before the outermost block
 _in_flight: set[int] = set()  # threads with a stop raised again on its way
 _made_hook = None  # the hook the blocks install (made once)
+_recorded: str | None = None  # a stop asked outside the blocks that the program has not handled (a signal's name)
 
 
 def _installed_hook():
@@ -80,14 +95,52 @@ def note(signal_name: str) -> None:
 
 
 def noted() -> str | None:
-    """The signal of the stop asked inside the running :class:`kept_stops` blocks, or None."""
-    return _noted
+    """The signal of the stop asked inside the running :class:`kept_stops` blocks, or of a Ctrl-C outside them
+    that the program has not handled yet (:func:`recorded`), or None."""
+    return _noted or _recorded
+
+
+def recorded() -> str | None:
+    """The signal of a Ctrl-C taken by :func:`ctrl_c` outside the blocks that the program has not handled: its
+    ``KeyboardInterrupt`` is on its way, or was taken by a library (:func:`is_program_code`), or lost where
+    Python drops it; None once the program's own code caught it, or none came."""
+    return _recorded
+
+
+def forget_recorded() -> None:
+    """Forget a recorded stop (:func:`recorded`): for a program that takes a stop its own way."""
+    global _recorded
+    _recorded = None
+
+
+def carry_over() -> None:
+    """At a job's normal return inside its blocks (its work committed): a stop noted in them whose exception
+    never came (a library took it) is kept as :func:`recorded`, for the program's next place that asks."""
+    if _noted is not None:
+        _record(_noted)
+
+
+def _handling_own_stop() -> bool:
+    """Whether the exception being handled here is a recorded stop that the program's own code caught (its
+    ``except`` or ``finally`` runs now): the program handles it, nothing is raised again meanwhile."""
+    handled = sys.exc_info()[1]
+    tb = getattr(handled, "__traceback__", None)
+    if not isinstance(handled, _WatchedStop) or tb is None:
+        return False
+    if is_program_code(tb.tb_frame.f_code.co_filename):
+        forget_recorded()
+        return True
+    return False
 
 
 def raise_if_noted() -> None:
     """Raise :class:`RaisedAgain` here when a stop was noted (a stop raised again and still on its way to this
-    thread is taken back first: it is raised once, here)."""
+    thread is taken back first: it is raised once, here); in the main thread, a recorded stop
+    (:func:`recorded`) is raised as a ``KeyboardInterrupt`` that the program's own ``except`` takes for good."""
     if _noted is None:
+        if _recorded is not None and threading.current_thread() is threading.main_thread() \
+                and not _handling_own_stop():
+            raise _watched(signal.Signals[_recorded], sys._getframe())
         return
     ident = threading.get_ident()
     if ident in _in_flight:
@@ -174,7 +227,13 @@ def ctrl_c(signum, frame) -> object:
     if _keepers:
         note(signal.Signals(signum).name)
         raise KeyboardInterrupt
+    _record(signal.Signals(signum).name)
     raise _watched(signum, frame)
+
+
+def _record(signal_name: str) -> None:
+    global _recorded
+    _recorded = _recorded or signal_name
 
 
 #: the attribute of a KeyboardInterrupt raised outside the blocks that holds its watch's token
@@ -188,7 +247,7 @@ class _StopWatch(weakref.ref):
     ``importing``: the outermost import running where the signal came (its ``_find_and_load`` frame), or
     None; ``dropped``: Python dropped the exception (a callback's, given to the unraisable hook)."""
 
-    __slots__ = ("key", "signum", "importing", "dropped")
+    __slots__ = ("key", "signum", "importing", "dropped", "caught_in")
 
     def __new__(cls, token, signum, importing):
         return super().__new__(cls, token, _freed)
@@ -199,6 +258,23 @@ class _StopWatch(weakref.ref):
         self.signum = signum
         self.importing = importing
         self.dropped = False
+        self.caught_in: str | None = None  # the file of the frame that caught the exception last
+
+
+class _WatchedStop(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` :func:`ctrl_c` raises outside the blocks: as it is freed, the frame that caught
+    it (its traceback's first frame) is handed to its watch, which decides whether the program handled it.
+    Printed and pickled as ``KeyboardInterrupt``."""
+
+    def __del__(self) -> None:
+        watch = _watches.get(id(getattr(self, _WATCH_TOKEN, None)))
+        tb = self.__traceback__
+        if watch is not None and tb is not None:
+            watch.caught_in = tb.tb_frame.f_code.co_filename
+
+
+_WatchedStop.__module__, _WatchedStop.__qualname__, _WatchedStop.__name__ = \
+    "builtins", "KeyboardInterrupt", "KeyboardInterrupt"
 
 
 _watches: dict[int, _StopWatch] = {}  # id of the token -> its watch, until the exception was freed
@@ -207,7 +283,7 @@ _watches: dict[int, _StopWatch] = {}  # id of the token -> its watch, until the 
 def _watched(signum: int, frame) -> KeyboardInterrupt:
     """The ``KeyboardInterrupt`` :func:`ctrl_c` raises outside the blocks, with its watch."""
     global _hook_before_drops
-    stop = KeyboardInterrupt()
+    stop = _WatchedStop()
     token = _Token()
     watch = _StopWatch(token, signum, _outermost_import(frame))
     _watches[watch.key] = watch
@@ -244,6 +320,38 @@ def _freed(watch: _StopWatch) -> None:
         lost = frame is not None
     if lost:
         _thread.interrupt_main(watch.signum)
+    elif watch.caught_in is not None and is_program_code(watch.caught_in):
+        forget_recorded()  # the program's own except took it: its choice (a library's keeps it recorded)
+
+
+#: where code that is not the program's own lives: the standard library, installed packages, and this
+#: project's packages (whatever folder they were imported from); a program may add folders
+LIBRARY_PATHS: list[str] = []
+
+
+def _library_paths() -> list[str]:
+    if not LIBRARY_PATHS:
+        import site
+        import sysconfig
+
+        paths = {sysconfig.get_paths(vars={"base": base, "platbase": base})[kind]
+                 for base in {sys.prefix, sys.base_prefix, sys.exec_prefix}
+                 for kind in ("stdlib", "platstdlib", "purelib", "platlib")}
+        paths.update(getattr(site, "getsitepackages", list)())
+        paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # h5stream, hdmea, h5scp
+        LIBRARY_PATHS.extend(os.path.join(os.path.realpath(p), "") for p in sorted(paths))
+    return LIBRARY_PATHS
+
+
+def is_program_code(filename: str) -> bool:
+    """Whether ``filename`` (a code object's) is the program's own code: a script, ``python -c``'s
+    ``<string>``, a module of the program's folders; not the standard library, an installed package or
+    this project's packages (:data:`LIBRARY_PATHS`), nor frozen code."""
+    if filename.startswith("<frozen ") or filename.startswith("<built-in"):
+        return False
+    if filename.startswith("<"):
+        return True
+    return not os.path.realpath(filename).startswith(tuple(_library_paths()))
 
 
 _hook_before_drops = None  # sys.unraisablehook before a watched stop was first raised
@@ -260,7 +368,7 @@ def _dropped(unraisable) -> None:
     watch.dropped = True
 
 
-_NO_RAISE_CODES.update((_freed.__code__, _dropped.__code__))
+_NO_RAISE_CODES.update((_freed.__code__, _dropped.__code__, is_program_code.__code__, _library_paths.__code__))
 
 
 def is_default_handler(sig: int, handler) -> bool:
@@ -276,13 +384,42 @@ def take_ctrl_c() -> None:
     if threading.current_thread() is threading.main_thread() \
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, ctrl_c)
+        _library_paths()  # read now, never first inside a callback
+        if sys.excepthook is sys.__excepthook__:
+            sys.excepthook = _uncaught
+
+
+def _uncaught(kind, value, tb) -> None:
+    """The program ends by an exception it did not catch: while a stop is noted or recorded (:func:`noted`), an
+    exception other than ``KeyboardInterrupt`` is what the stop caused (an import it cut short surfaces as the
+    imported module's error; CPython itself makes some a ``TypeError``), so the program ends as the stop: one
+    line naming that error, then by the signal, as Python ends on an uncaught ``KeyboardInterrupt``."""
+    name = noted()
+    if name is None or issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    import atexit
+
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c") else "python"
+    sys.stderr.write(f"{program}: stopped by {'Ctrl-C' if name == 'SIGINT' else name} "
+                     f"(the stop cut short: {kind.__name__}: {value})\n")
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110 - a closed or broken stream has nothing left to flush
+            pass
+    signum = signal.Signals[name]
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)
 
 
 def check_point() -> None:
     """A place where work can stop (a progress callback, between two pieces of a kernel's work): in the main
     thread, a stop noted inside the running :class:`kept_stops` blocks whose exception never came is raised
     here, the way the innermost block raises it (its ``at_check``).  Costs a global's read when none was."""
-    if _noted is None or threading.current_thread() is not threading.main_thread():
+    if (_noted is None and _recorded is None) or threading.current_thread() is not threading.main_thread():
         return
     with _lock:
         keeper = _keepers[-1] if _keepers else None
@@ -299,7 +436,6 @@ def end_process(code: int = 0) -> None:
     exit (status -2, nothing said) whatever status the program returned, although the program took the
     exception.  The teardown also takes seconds once numba has loaded LLVM.
     """
-    import os
 
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -111,6 +111,7 @@ def stops_noted(*, then_ignore: bool = False):
         # a stop recorded by a later handler (a command's own, hdmea.pipeline.batch.preemption) is the first
         # signal too: whatever exception the stop surfaced as, the command ends with the stop's line
         _first_signal = _first_signal or kept.signal_name
+        stops.forget_recorded()  # the command's status tells the stop (a job's carried over: its output is committed)
         for sig, handler in previous.items():
             taken = stops.is_default_handler(sig, handler)
             signal.signal(sig, signal.SIG_IGN if finished and taken else handler)

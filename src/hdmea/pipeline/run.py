@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from h5stream.stops import kept_stops
+from h5stream.stops import carry_over, kept_stops, raise_if_noted
 from hdmea.progress import progress
 from hdmea.session.names import canonical_step_names, steps_done
 from hdmea.steps.table import STEPS, Step, StepContext
@@ -146,7 +146,14 @@ def run_pipeline(
     step (:mod:`h5stream.stops`); nothing of the output is left half-written.
     Importing :mod:`hdmea` takes Ctrl-C with :func:`h5stream.stops.ctrl_c`
     where Python's own handler had it: a Ctrl-C while the job still imports
-    never leaves the import lock held (the job would wait for ever).
+    never leaves the import lock held (the job would wait for ever).  A
+    Ctrl-C that a library took before the run (an ``except BaseException``
+    around the configuration's loading, say) is recorded and ends the run at
+    its start; one a library takes during the run ends it at the next step or
+    progress update; one taken after the output was committed returns the
+    report and stays recorded for the program's next job
+    (:func:`h5stream.stops.recorded`).  A ``KeyboardInterrupt`` the program's
+    own ``except`` catches is handled: not raised again.
 
     Parameters
     ----------
@@ -183,16 +190,19 @@ def run_pipeline(
     # Ctrl-C that Python drops (raised inside a finalizer or a weakref callback) or that code it runs takes
     # is raised again, not lost: from the checks on, which read the inputs for a second on a busy machine
     with kept_stops():
+        raise_if_noted()  # a Ctrl-C taken by a library before the run (its configuration's loading) ends it here
         if preflight:
             recording = _Inputs(dataset_id, cmcr, cmtr)
             check_run([recording], [output], config).raise_if_any()
         folders = CreatedFolders(output.parent)
         try:
             raise_if_stopped()  # a stop the checks took ends the run before its first step (as between steps)
-            return _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
+            report = _run_steps(cmcr, cmtr, output, config, dataset_id, on_step, show_progress)
         except BaseException:
             folders.remove_if_empty()
             raise
+        carry_over()  # the output is committed; a stop a library took meanwhile is the program's to meet next
+        return report
 
 
 @dataclasses.dataclass(frozen=True)

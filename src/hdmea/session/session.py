@@ -37,6 +37,7 @@ from typing import Any
 
 from h5stream.errors import ChecksumError, H5StreamError
 from h5stream.staging import StagingArea, parse_size
+from h5stream.stops import check_point
 from hdmea.errors import CheckpointError, RecordingLockedError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
@@ -332,7 +333,11 @@ class PipelineSession(PathAccess, LabSessionViews):
         UnsafeFileError
             ``path`` is an HDF5 file a read refuses (external links, external
             storage, virtual datasets); it is left as it is.
+        KeyboardInterrupt
+            A Ctrl-C a library took before the save (:func:`h5stream.stops.recorded`)
+            ends it here, before anything is written.
         """
+        check_point()
         self._tree.check_usable()
         self._tree.bring_up_to_date(saved_check_on_read=True)
         if path is not None:
@@ -390,8 +395,10 @@ class PipelineSession(PathAccess, LabSessionViews):
 
         ``PipelineSession.load(path)`` resumes from it exactly.  An earlier
         checkpoint at ``path`` is replaced (atomically, with a warning logged) unless
-        ``overwrite=False``, as in the original pipeline.
+        ``overwrite=False``, as in the original pipeline.  A Ctrl-C a library
+        took before (:func:`h5stream.stops.recorded`) ends it here, nothing written.
         """
+        check_point()
         self._tree.check_usable()
         target = Path(path)
         if self.hdf5_path is not None and target.resolve() == self.hdf5_path.resolve():

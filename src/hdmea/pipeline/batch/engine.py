@@ -155,8 +155,9 @@ def run_batch(
     Ctrl-C in a program that imported :mod:`hdmea` is never raised where
     Python would drop it or leave the import lock held
     (:func:`h5stream.stops.ctrl_c`), also while the batch's modules are
-    still being imported.
+    still being imported; one a library took before ends the batch at its start.
     """
+    raise_if_stopped()  # a stop taken before the batch by a library (h5stream.stops.recorded) ends it here
     config = config if config is not None else PipelineConfig()
     retries = config.batch.retries if retries is None else retries
     if retries < 0:
