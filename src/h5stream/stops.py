@@ -160,12 +160,21 @@ _NO_RAISE_FILES = tuple(f"{sep}{name}.py" for sep in "/\\" for name in (
 def raise_unsafe_at(frame) -> bool:
     """Whether a signal handler called at ``frame`` must not raise there: inside the import system's own code,
     a ``__del__`` or a weak reference callback of :mod:`weakref` (:data:`_NO_RAISE_FILES`).  The handler then
-    returns :func:`delivered_again`."""
+    returns :func:`delivered_again`.  Also anywhere below the unraisable hook the blocks install (:func:`_decide`
+    and what it calls: Python 3.13's monitoring callbacks run inside it), where a raise is printed as ``Exception
+    ignored in sys.unraisablehook`` and lost."""
     if frame is None:
         return False
     code = frame.f_code
-    return code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib.") \
-        or code.co_filename.endswith(_NO_RAISE_FILES) or code in _NO_RAISE_CODES
+    if code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib.") \
+            or code.co_filename.endswith(_NO_RAISE_FILES) or code in _NO_RAISE_CODES:
+        return True
+    if _keepers:  # the hook is installed only while a block runs
+        while frame is not None:
+            if frame.f_code in _IN_HOOK_CODES:
+                return True
+            frame = frame.f_back
+    return False
 
 
 _NO_RAISE_CODES: set = set()  # this module's callbacks, called where a raise is dropped (filled below)
@@ -531,6 +540,9 @@ def _decide(unraisable) -> tuple[int, type[BaseException]] | None:
             _failed(ident)
         return None
     return ident, again  # raised by the compiled hook once this returned (never inside the hook itself)
+
+
+_IN_HOOK_CODES = {_decide.__code__}  # a signal handler called below these raises nothing there (raise_unsafe_at)
 
 
 def _failed(ident: int) -> None:

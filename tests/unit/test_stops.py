@@ -147,3 +147,24 @@ def test_a_progress_callback_ends_the_work_on_a_noted_stop_the_way_its_block_rai
             bar.update()
     assert bar.count == 2  # the two updates that came before any stop
     bar.close()
+
+
+def test_a_signal_handler_called_below_the_blocks_hook_raises_nothing_there():
+    """On 3.13 a monitoring callback runs inside the unraisable hook; a stop raised there was printed as
+    ``Exception ignored in sys.unraisablehook`` (a stopped ``hdmea batch`` in the stop campaign)."""
+    from h5stream import stops
+
+    seen = []
+
+    def raise_again(ident, kind):
+        seen.append(stops.raise_unsafe_at(sys._getframe()))
+        return None
+
+    with stops.kept_stops(raise_again=raise_again):
+        class Finalized:
+            def __del__(self):
+                raise KeyboardInterrupt
+
+        Finalized()
+    assert seen == [True]
+    assert not stops.raise_unsafe_at(sys._getframe())
