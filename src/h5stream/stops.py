@@ -60,7 +60,7 @@ import weakref
 from collections.abc import Callable
 
 __all__ = ["RaisedAgain", "kept_stops", "note", "noted", "recorded", "forget_recorded", "carry_over",
-           "raise_if_noted", "check_point", "signal_name_of", "end_process", "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
+           "raise_if_noted", "check_point", "check_before_write", "signal_name_of", "end_process", "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
 
 _lock = threading.RLock()  # reentrant: a signal handler may run while the main thread holds it
 _noted: str | None = None  # the first stop asked inside the outermost kept_stops block (a signal's name)
@@ -433,6 +433,15 @@ def check_point() -> None:
     with _lock:
         keeper = _keepers[-1] if _keepers else None
     (keeper.at_check if keeper is not None and keeper.at_check is not None else raise_if_noted)()
+
+
+def check_before_write() -> None:
+    """At the start of a write the program asked for (a session's save or checkpoint): outside every
+    :class:`kept_stops` block, a stop a library took before is raised here, before anything is written.  Inside
+    a block nothing is raised: the block's own stop handling may be what writes (a run keeps its finished steps
+    in a checkpoint after a stop), and the block raises the stop once that write is done."""
+    if not _keepers:
+        check_point()
 
 
 def end_process(code: int = 0) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from h5stream.errors import ChecksumError, H5StreamError
 from h5stream.staging import StagingArea, parse_size
-from h5stream.stops import check_point
+from h5stream.stops import check_before_write
 from hdmea.errors import CheckpointError, RecordingLockedError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
@@ -337,7 +337,7 @@ class PipelineSession(PathAccess, LabSessionViews):
             A Ctrl-C a library took before the save (:func:`h5stream.stops.recorded`)
             ends it here, before anything is written.
         """
-        check_point()
+        check_before_write()
         self._tree.check_usable()
         self._tree.bring_up_to_date(saved_check_on_read=True)
         if path is not None:
@@ -398,7 +398,7 @@ class PipelineSession(PathAccess, LabSessionViews):
         ``overwrite=False``, as in the original pipeline.  A Ctrl-C a library
         took before (:func:`h5stream.stops.recorded`) ends it here, nothing written.
         """
-        check_point()
+        check_before_write()
         self._tree.check_usable()
         target = Path(path)
         if self.hdf5_path is not None and target.resolve() == self.hdf5_path.resolve():
