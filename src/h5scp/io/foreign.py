@@ -54,7 +54,7 @@ from h5scp.io._anndata_group import X_LAYER, GroupView, element_shape, mod_order
 from h5scp.io._files import guarded, root_attr
 from h5scp.io._modality_rows import NOT_MEASURED, spread_rows
 from h5scp.io.exceptions import IOFormatError
-from h5scp.io.partial_hdf5 import read_frame_columns, read_obs_part, read_part
+from h5scp.io.partial_hdf5 import read_frame_columns, read_obs_part, read_part, samples_part
 from h5scp.io.selection import selection_from
 
 __all__ = [
@@ -305,13 +305,16 @@ def edits_entry(kind: str, path: Path, view: GroupView, changes: list[str], *, m
 
 
 def _obs(selection, view: GroupView, path: Path, request: dict):
+    """The requested columns and rows of the root's obs, its id column, the sample positions (None: all) and
+    the row labels of every sample of the file (read once, with the columns)."""
     f = view.group
     with guarded(path, "/obs"):
         _require_frame(f, "obs", path)
-        obs, positions = read_obs_part(selection, f["obs"], None, request.get("obs_columns"),
-                                       request.get("samples"), lambda: _frame(f, "obs", path, view.obs_node)[0],
-                                       members_of=lambda: view.obs_members)
-    return obs, obs.columns[0], positions
+        obs, _ = read_obs_part(selection, f["obs"], None, request.get("obs_columns"), None,
+                               lambda: _frame(f, "obs", path, view.obs_node)[0], members_of=lambda: view.obs_members)
+        labels = obs.get_column(obs.columns[0])
+        obs, positions = samples_part(selection, obs, obs.columns[0], request.get("samples"))
+    return obs, obs.columns[0], positions, labels
 
 
 def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, request: dict | None = None,
@@ -331,7 +334,7 @@ def import_anndata(f: h5py.File, path: Path, *, assay: str | None = None, reques
     selection = selection_from([name], {name: list(view.foreign_layers)}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
     with categories_read() as seen:
-        obs, sample_id_col, positions = _obs(selection, view, path, request)
+        obs, sample_id_col, positions, _ = _obs(selection, view, path, request)
         data = _assay(view, path, skipped, selection.layers, positions, selection.features_of(name))
     skipped.extend(unused_categories(seen, "obs", obs) + unused_categories(seen, "var", data.var))
     uns = _uns(f, path, "", skipped)
@@ -374,8 +377,7 @@ def import_mudata(f: h5py.File, path: Path, *, request: dict | None = None,
     selection = selection_from(order, {n: list(views[n].foreign_layers) for n in order}, assays=request.get("assays"),
                                layers=request.get("layers"), features=request.get("features"), path=path)
     with categories_read() as seen:
-        ids, _ = _frame_ids(view, path)
-        obs, sample_id_col, positions = _obs(selection, view, path, request)
+        obs, sample_id_col, positions, ids = _obs(selection, view, path, request)
         assays = {}
         for name in order:
             own, columns = _frame_ids(views[name], path)

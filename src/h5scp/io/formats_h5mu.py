@@ -25,7 +25,6 @@ import polars as pl
 
 from h5stream.elements import read_elem, write_elem
 from h5stream.elements.dataframe import categories_read
-from h5stream.elements.registry import read_with
 from h5scp.io.classes import loads_into_classes, saves_any_container
 from h5scp.core.structures import Assay, ScpContainer
 from h5scp.io._anndata_columns import FRAMES_KEY, FrameNotes
@@ -46,7 +45,8 @@ from h5scp.io._anndata_layout import (
     write_assay_group,
 )
 from h5scp.io._anndata_group import GroupView, mod_order, scan
-from h5scp.io._files import guarded, reading, root_attr, writing
+from h5scp.io.partial_hdf5 import samples_part
+from h5scp.io._files import guarded, reading, writing
 from h5scp.io._modality_rows import NOT_MEASURED, not_measured_rows, rows_of, spread_rows
 from h5scp.io.exceptions import IOFormatError
 from h5scp.io.exporters import FORMAT_VERSION, select_parts
@@ -234,7 +234,10 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
     )
     id_col = extras["sample_id_col"]
     with guarded(source, "/obs"), categories_read() as seen:
-        obs, positions = read_anndata_obs(selection, view, extras, source, request, notes)
+        # (every sample's id read with the columns, once: a modality lacking some of them is told by all)
+        obs, _ = read_anndata_obs(selection, view, extras, source, {**request, "samples": None}, notes)
+        labels = obs.get_column(id_col)
+        obs, positions = samples_part(selection, obs, id_col, request.get("samples"))
         ids = obs.get_column(id_col).to_list()
         recorded = recorded_frame(extras, "obs", source, f"/uns/{SCPTENSOR_KEY}/{FRAMES_KEY}/obs")
         if recorded is not None and positions is None:
@@ -244,8 +247,7 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
             for text in unused_categories(seen, "obs", obs):
                 notes.add(text)
     # a modality lacking some of the file's samples gives every layer a mask, whichever samples are read
-    with guarded(source, "/obs"):
-        file_ids = None if positions is None else set(_row_labels(f["obs"]))
+    file_ids = None if positions is None else set(labels.to_list())
     assays = {}
     for name in order:
         if selection.wants_assay(name):
@@ -257,11 +259,6 @@ def container_from_h5mu(f: h5py.File, source: Path, *, request: dict | None = No
         links = links_part(links, assays, list(selection.features))
         history = history + edits_entry("MuData", source, view, notes.changes, mods=views)
         return ScpContainer(obs, assays, history=history, links=links, sample_id_col=id_col)
-
-
-def _row_labels(frame: h5py.Group) -> list:
-    """The row labels of a data frame element (its ``_index`` member), without reading its other columns."""
-    return read_with(frame[root_attr(frame, "_index")], series=True).to_list()
 
 
 def _read_modality(view: GroupView, source: Path, info: dict, ids: list, selection, notes: FrameNotes,

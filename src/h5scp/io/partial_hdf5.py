@@ -31,7 +31,7 @@ from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
 
 __all__ = ["BEFORE_READ", "column_members", "read_frame_columns", "read_matrix_part", "read_obs_part",
-           "read_part", "read_rows", "row_runs", "stored_shape"]
+           "read_part", "read_rows", "row_runs", "samples_part", "stored_shape"]
 
 #: Called as ``hook(element, rows, cols)`` (sorted unique positions, None: all) before a matrix element is read.
 BEFORE_READ: contextvars.ContextVar = contextvars.ContextVar("h5scp_before_read", default=None)
@@ -265,8 +265,12 @@ def read_obs_part(selection, group: h5py.Group, id_col: str | None, obs_columns,
         if obs_columns is not None:
             selection.check_obs_columns(obs.columns, list(obs_columns), id_col)
             obs = obs.select([c for c in obs.columns if c == id_col or c in obs_columns])
-    positions = None
-    if samples is not None:
-        positions = selection.sample_positions(samples, obs.get_column(id_col))
-        obs = obs[positions]
-    return obs, positions
+    return samples_part(selection, obs, id_col, samples)
+
+
+def samples_part(selection, obs: pl.DataFrame, id_col: str, samples) -> tuple[pl.DataFrame, np.ndarray | None]:
+    """The rows of ``obs`` of the ``samples`` asked for (None: all), and their positions (None: all)."""
+    if samples is None:
+        return obs, None
+    positions = selection.sample_positions(samples, obs.get_column(id_col))
+    return obs[positions], positions
