@@ -1,9 +1,11 @@
-"""How often a ``.h5ad`` load moves between modules: stays and returns along the file handle.
+"""How often a ``.h5ad`` or ``.h5mu`` load moves between modules: stays and returns along the file handle.
 
 An AnnData file is written by anndata itself (200 x 50 dense ``X``, a 10%-dense CSR layer, text, integer
 and boolean obs columns, two categoricals, one with a category no row uses, ``uns`` and ``obsm``), opened
 as a load opens it, and :func:`h5scp.io.formats_h5ad.container_from_h5ad` is traced with
-:func:`sys.setprofile`.  Followed calls are those of functions in ``h5scp`` and ``h5stream`` (``src/``)
+:func:`sys.setprofile`, whole and partially (:data:`PARTIAL`: some samples, features, one layer and two obs
+columns); a MuData file mudata wrote (two modalities of such groups, the second lacking every fourth
+sample) likewise through :func:`h5scp.io.formats_h5mu.container_from_h5mu`.  Followed calls are those of functions in ``h5scp`` and ``h5stream`` (``src/``)
 made inside it; three ways of choosing them:
 
 * ``h5``: calls given an h5py object (the file, a group, a dataset, an attribute manager) as an argument:
@@ -11,11 +13,14 @@ made inside it; three ways of choosing them:
 * ``file``: calls given the ``h5py.File`` itself;
 * ``all``: every call.
 
+Besides, how often each element was read: the calls of the registry's dispatcher
+(:func:`h5stream.elements.registry.read_node`), counted by the element's path.
+
 A *stay* is a run of consecutive followed calls in one module; a *return* is a stay in a module the walk
 had already left (returns = stays - modules).  Printed per way: calls, stays, modules, returns, then how
 often each module was entered.  Run from the repository root (``PYTHONPATH`` picks the tree)::
 
-    PYTHONPATH=src python -m benchmarks.studies.h5ad_load_stays [-v]
+    PYTHONPATH=src python -m benchmarks.studies.h5ad_load_stays [-v] [--partial | --h5mu]
 
 ``-v`` also lists every stay with the functions called in it.
 """
@@ -57,12 +62,37 @@ _CHOOSE = {
 }
 
 
+#: The partial load traced: some samples (out of order), some features, one layer, two obs columns.
+PARTIAL = {"samples": ["c7", "c3", "c150", "c4", "c5", "c6"], "features": ["g9", "g2", "g30"],
+           "layers": ["counts"], "obs_columns": ["cluster", "qc"]}
+#: The partial load of the MuData file traced: those samples, the features of its first modality, one layer.
+PARTIAL_H5MU = {"samples": PARTIAL["samples"], "features": {"rna": PARTIAL["features"]}, "layers": ["counts"]}
+
+
 def write_file(path: Path) -> None:
+    _anndata(np.random.default_rng(3)).write_h5ad(path)
+
+
+def write_mudata(path: Path) -> None:
+    """Two modalities of :func:`write_file`'s kind; the second lacks every fourth sample."""
+    import warnings
+
+    import mudata as md
+
+    md.set_options(pull_on_update=False)  # (the root obs holds no modality's columns)
+    rng = np.random.default_rng(4)
+    first, second = _anndata(rng), _anndata(rng)
+    second = second[[i % 4 != 0 for i in range(second.n_obs)]].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (mudata's notes about its own defaults)
+        md.MuData({"rna": first, "prot": second}).write_h5mu(path)
+
+
+def _anndata(rng):
     import anndata as ad
     import pandas as pd
     from scipy import sparse
 
-    rng = np.random.default_rng(3)
     n, g = 200, 50
     obs = pd.DataFrame({
         "cluster": pd.Categorical(rng.choice(["a", "b", "c"], n), categories=["a", "b", "c", "d"]),
@@ -75,16 +105,21 @@ def write_file(path: Path) -> None:
     adata.layers["counts"] = sparse.csr_matrix(rng.random((n, g)) * (rng.random((n, g)) < 0.1))
     adata.uns["params"] = {"k": 3, "name": "x"}
     adata.obsm["X_pca"] = rng.random((n, 5))
-    adata.write_h5ad(path)
+    return adata
 
 
-def trace(path: Path) -> dict[str, list[tuple[str, str]]]:
-    """Per way of choosing: the followed calls of one load, in order, as (module, function)."""
-    from h5scp.io import formats_h5ad
+def trace(path: Path, request: dict | None = None) -> dict[str, list]:
+    """Per way of choosing: the followed calls of one load (``request``: its partial options), in order, as
+    (module, function); under ``"reads"``, the path of each element the registry's dispatcher read."""
+    from h5scp.io import formats_h5ad, formats_h5mu
     from h5scp.io._files import reading
+    from h5stream.elements import registry
 
-    target = formats_h5ad.container_from_h5ad.__code__
-    calls: dict[str, list[tuple[str, str]]] = {way: [] for way in _CHOOSE}
+    fmt = formats_h5mu if Path(path).suffix == ".h5mu" else formats_h5ad
+    load = fmt.container_from_h5mu if fmt is formats_h5mu else fmt.container_from_h5ad
+    target, dispatch = load.__code__, registry.read_node.__code__
+    calls: dict[str, list] = {way: [] for way in _CHOOSE}
+    calls["reads"] = []
     depth = [0]
 
     def profile(frame, event, _arg):
@@ -97,15 +132,18 @@ def trace(path: Path) -> dict[str, list[tuple[str, str]]]:
         module = _module(frame.f_code) if depth[0] else None
         if module is None:
             return
+        if frame.f_code is dispatch:
+            calls["reads"].append(frame.f_locals["node"].name)
         args = _arguments(frame)
         for way, choose in _CHOOSE.items():
             if choose(args):
                 calls[way].append((module, frame.f_code.co_name))
 
-    with reading(path, formats_h5ad.check_h5ad(path)) as f:
+    check = fmt.check_h5mu if fmt is formats_h5mu else fmt.check_h5ad
+    with reading(path, check(path)) as f:
         sys.setprofile(profile)
         try:
-            formats_h5ad.container_from_h5ad(f, path)
+            load(f, path, request=request)
         finally:
             sys.setprofile(None)
     return calls
@@ -123,9 +161,17 @@ def stays(calls: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
 
 def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "anndata.h5ad"
-        write_file(path)
-        traced = trace(path)
+        if "--h5mu" in argv:
+            path = Path(folder) / "mudata.h5mu"
+            write_mudata(path)
+        else:
+            path = Path(folder) / "anndata.h5ad"
+            write_file(path)
+        partial = PARTIAL_H5MU if "--h5mu" in argv else PARTIAL
+        traced = trace(path, partial if "--partial" in argv else None)
+    reads = collections.Counter(traced.pop("reads"))
+    print(f"elements read: {sum(reads.values())}, read more than once: "
+          f"{ {name: n for name, n in reads.items() if n > 1} }")
     for way, calls in traced.items():
         walk = stays(calls)
         entered = collections.Counter(m for m, _ in walk)

@@ -351,7 +351,7 @@ def read_anndata_obs(selection, view: GroupView, info: dict[str, Any], path, req
                              notes=notes)
 
         return read_obs_part(selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
-                             whole, finish, members_of=lambda: view.obs_members)
+                             whole, finish, frame_of=lambda: view.obs_node)
     # files written before frame records: the stand-ins' exact copies, by position
     restore = None
     exact = info.get(EXACT_COLUMNS_KEY, {}).get("obs")
@@ -371,7 +371,7 @@ def read_anndata_obs(selection, view: GroupView, info: dict[str, Any], path, req
     return read_obs_part(
         selection, group["obs"], id_col, request.get("obs_columns"), request.get("samples"),
         lambda: read_anndata_frame(group, "obs", info, path, id_col=id_col, notes=notes, label=label), restore,
-        members_of=lambda: view.obs_members,
+        frame_of=lambda: view.obs_node,
     )
 
 

@@ -83,7 +83,7 @@ def _frame_ids(view: GroupView, path: Path) -> tuple[pl.Series, list[str]]:
         members = view.obs_members
         if members is not None:
             names = list(members)
-            return read_frame_columns(group["obs"], names[:1], members).to_series(0), names[1:]
+            return read_frame_columns(view.obs_node, names[:1], members).to_series(0), names[1:]
     obs, id_col = _frame(group, "obs", path, view.obs_node)
     return obs.get_column(id_col), obs.columns[1:]
 
@@ -311,7 +311,7 @@ def _obs(selection, view: GroupView, path: Path, request: dict):
     with guarded(path, "/obs"):
         _require_frame(f, "obs", path)
         obs, _ = read_obs_part(selection, f["obs"], None, request.get("obs_columns"), None,
-                               lambda: _frame(f, "obs", path, view.obs_node)[0], members_of=lambda: view.obs_members)
+                               lambda: _frame(f, "obs", path, view.obs_node)[0], frame_of=lambda: view.obs_node)
         labels = obs.get_column(obs.columns[0])
         obs, positions = samples_part(selection, obs, obs.columns[0], request.get("samples"))
     return obs, obs.columns[0], positions, labels

@@ -24,7 +24,7 @@ from scipy import sparse
 from h5stream import checksums
 from h5stream.elements import read_elem
 from h5stream.elements.dataframe import frame_members
-from h5stream.elements.registry import read_spec, read_with
+from h5stream.elements.registry import read_node
 from h5stream.elements.snapshot import Node, describe
 from h5scp.core.structures import ScpMatrix
 from h5scp.io.selection import metadata_part
@@ -58,16 +58,19 @@ def column_members(group: h5py.Group | Node) -> dict[str, str] | None:
     return dict(zip(*ours))
 
 
-def read_frame_columns(group: h5py.Group, wanted: list[str], members: dict[str, str] | None = None
+def read_frame_columns(group: h5py.Group | Node, wanted: list[str], members: dict[str, str] | None = None
                        ) -> pl.DataFrame | None:
     """The ``wanted`` columns (in saved order) of a dataframe element; None when it cannot be read by column.
 
-    ``members``: its :func:`column_members`, when the caller has them."""
-    members = column_members(group) if members is None else members
+    ``group``: its h5py group, or its description when the caller has it (the columns' members are then
+    described in one pass from it); ``members``: its :func:`column_members`, when the caller has them."""
+    node = group if isinstance(group, Node) else describe(group).checked(complete=False)
+    members = column_members(node) if members is None else members
     if members is None:
         return None
     keep = [n for n in members if n in wanted]
-    series = [read_with(group[members[name]], series=True).alias(name) for name in keep]
+    nodes = node.members([members[name] for name in keep])
+    series = [read_node(member, series=True).alias(name) for name, member in zip(keep, nodes)]
     out = pl.DataFrame(series)
     out.columns = keep
     return out
@@ -83,8 +86,8 @@ def row_runs(positions: np.ndarray) -> list[tuple[int, int]]:
     return [(int(positions[a]), int(positions[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
-def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
-    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a 2-D dataset.
+def _dense_part(node: Node, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
+    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of the 2-D dataset ``node`` describes.
 
     A dataset whose digest the file's manifest holds (contiguous) is read through
     :func:`h5stream.checksums.read_runs_checked`: the pieces holding the rows are read and checked
@@ -93,12 +96,13 @@ def _dense_part(ds: h5py.Dataset, rows: np.ndarray | None, cols: np.ndarray | No
     reads only the chunks holding them); one chunked by whole rows (ours) stores each row's values
     together, so the selected rows are read in blocks of about :data:`_BLOCK_BYTES` and cut.
     """
+    ds = node.obj
     n, f = ds.shape
     r_runs = [(0, n)] if rows is None else row_runs(rows)
     out_shape = (n if rows is None else rows.size, f if cols is None else cols.size)
     if 0 in out_shape:
         return np.empty(out_shape, dtype=ds.dtype)
-    checked = checksums.read_runs_checked(ds, r_runs, cols, checksums.manifest_for(ds))
+    checked = checksums.read_runs_checked(ds, r_runs, cols, node.manifest)
     if checked is not None:
         return checked
     c_runs = [(0, f)] if cols is None else row_runs(cols)
@@ -126,33 +130,36 @@ def _identity(positions: np.ndarray | None, n: int) -> bool:
     return positions is None or (positions.size == n and np.array_equal(positions, np.arange(n)))
 
 
-def _compressed_part(group: h5py.Group, fmt: str, rows: np.ndarray | None, cols: np.ndarray | None):
-    """Rows ``rows`` and columns ``cols`` of a CSR or CSC group: the outer axis's runs read, the other cut."""
+def _compressed_part(node: Node, fmt: str, rows: np.ndarray | None, cols: np.ndarray | None):
+    """Rows ``rows`` and columns ``cols`` of the CSR or CSC group ``node`` describes: the outer axis's runs
+    read, the other cut."""
     outer, inner = (rows, cols) if fmt == "csr" else (cols, rows)
     if outer is None:
-        whole = deserialize_matrix(group)
+        whole = deserialize_matrix(node)
     else:
-        whole = _outer_runs(group, fmt, outer)
+        whole = _outer_runs(node, fmt, outer)
     if inner is None:
         return whole
     return whole[:, inner] if fmt == "csr" else whole[inner]
 
 
-def _outer_runs(group: h5py.Group, fmt: str, wanted: np.ndarray):
-    """The rows (CSR) or columns (CSC) ``wanted`` of a compressed group, reading only their entries."""
-    indptr = group["indptr"]
-    with checksums.checked_read(group, indptr.name, dataset=indptr):
-        indptr_all = checksums.check_dataset(indptr, indptr[()])
-    shape = tuple(int(s) for s in checksums.attr_value(group, "shape"))
+def _outer_runs(node: Node, fmt: str, wanted: np.ndarray):
+    """The rows (CSR) or columns (CSC) ``wanted`` of the compressed group ``node`` describes, reading only
+    their entries (its members described in one pass)."""
+    group = node.obj
+    indptr, data_node, indices_node = node.members(("indptr", "data", "indices"))
+    with checksums.checked_read(group, indptr.name, dataset=indptr.obj):
+        indptr_all = indptr.check(indptr.obj[()])
+    shape = tuple(int(s) for s in node.checked(complete=False).attrs.get("shape"))
     inner_size = shape[1] if fmt == "csr" else shape[0]
-    data_ds, indices_ds = group["data"], group["indices"]
+    data_ds, indices_ds = data_node.obj, indices_node.obj
     outer_size = shape[0] if fmt == "csr" else shape[1]
     if indptr_all.size != outer_size + 1 or np.any(np.diff(indptr_all) < 0):
         raise ValueError(f"{group.name}: indptr is not {outer_size + 1} nondecreasing offsets")
     runs = [(int(indptr_all[a]), int(indptr_all[b])) for a, b in row_runs(wanted)]
     if runs and not (0 <= runs[0][0] and runs[-1][1] <= data_ds.shape[0] == indices_ds.shape[0]):
         raise ValueError(f"{group.name}: indptr points outside data")
-    data, indices = (_runs_of(ds, runs) for ds in (data_ds, indices_ds))
+    data, indices = (_runs_of(member, runs) for member in (data_node, indices_node))
     if indices.size and (indices.min() < 0 or indices.max() >= inner_size):
         raise ValueError(f"{group.name}: indices outside [0, {inner_size})")
     counts = [np.diff(indptr_all[a : b + 1]) for a, b in row_runs(wanted)]
@@ -167,9 +174,11 @@ def _outer_runs(group: h5py.Group, fmt: str, wanted: np.ndarray):
     return out
 
 
-def _runs_of(ds: h5py.Dataset, runs: list[tuple[int, int]]) -> np.ndarray:
-    """The entries of ``runs`` (sorted, disjoint, half open) of a 1-D dataset, one after the other, checked."""
-    checked = checksums.read_runs_checked(ds, runs, None, checksums.manifest_for(ds))
+def _runs_of(node: Node, runs: list[tuple[int, int]]) -> np.ndarray:
+    """The entries of ``runs`` (sorted, disjoint, half open) of the 1-D dataset ``node`` describes, one after the
+    other, checked."""
+    ds = node.obj
+    checked = checksums.read_runs_checked(ds, runs, None, node.manifest)
     if checked is not None:
         return checked
     with checksums.checked_read(ds, ds.name, dataset=ds):
@@ -178,14 +187,17 @@ def _runs_of(ds: h5py.Dataset, runs: list[tuple[int, int]]) -> np.ndarray:
 
 
 def _element_part(obj, rows: np.ndarray | None, cols: np.ndarray | None):
-    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a matrix element."""
-    spec = read_spec(obj)
-    kind = spec.encoding_type if spec is not None else None
+    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a matrix element (described once, and
+    read from its description)."""
+    node = describe(obj)
+    if node.spec_error is not None:
+        raise node.spec_error
+    kind = node.spec.encoding_type if node.spec is not None else None
     if kind == "array" and isinstance(obj, h5py.Dataset) and obj.ndim == 2 and obj.dtype.kind in "biuf":
-        return _dense_part(obj, rows, cols)
+        return _dense_part(node, rows, cols)
     if kind in ("csr_matrix", "csc_matrix") and isinstance(obj, h5py.Group):
-        return _compressed_part(obj, kind[:3], rows, cols)
-    whole = deserialize_matrix(obj)
+        return _compressed_part(node, kind[:3], rows, cols)
+    whole = deserialize_matrix(node)
     if rows is not None:
         whole = whole[rows]
     return whole if cols is None else whole[:, cols]
@@ -240,23 +252,25 @@ def stored_shape(obj) -> tuple[int, ...]:
 
 
 def read_obs_part(selection, group: h5py.Group, id_col: str | None, obs_columns, samples, read_whole,
-                  restore=None, members_of=None):
+                  restore=None, frame_of=None):
     """The requested columns and rows of an obs frame, and the sample positions (None: all).
 
     Only the requested columns' datasets are read when the frame allows it;
     otherwise ``read_whole()`` gives the frame, then it is cut.  ``restore``
     turns the columns read into their exact values (see ``read_anndata_obs``).  ``id_col``
-    None means the frame's first column (the row labels of a foreign file).  ``members_of()`` gives the
-    frame's :func:`column_members` when the caller holds them (looked at only when columns are asked for).
+    None means the frame's first column (the row labels of a foreign file).  ``frame_of()`` gives the
+    frame's description (:func:`h5stream.elements.snapshot.describe`) when the caller holds it (looked at only when
+    columns are asked for: the columns' members are then described from it, in one pass).
     """
     obs = None
     if obs_columns is not None:
-        members = column_members(group) if members_of is None else members_of()
+        node = describe(group).checked(complete=False) if frame_of is None else frame_of()
+        members = None if node is None else column_members(node)
         if members is not None:
             available = list(members)
             id_col = available[0] if id_col is None else id_col
             selection.check_obs_columns(available, list(obs_columns), id_col)
-            obs = read_frame_columns(group, [id_col, *obs_columns], members)
+            obs = read_frame_columns(node, [id_col, *obs_columns], members)
             if restore is not None:
                 obs = restore(obs).select(obs.columns)
     if obs is None:
