@@ -64,7 +64,6 @@ import h5py
 import numpy as np
 import polars as pl
 
-from h5stream import checksums
 from h5stream.elements.dtypes import FLOAT_DTYPES
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
@@ -72,7 +71,6 @@ from h5stream.elements.registry import (
     read_spec,
     read_node,
     read_spec_layer,
-    read_with,
     register_reader,
     register_writer,
     set_text_attr,
@@ -201,20 +199,24 @@ def _read_nullable(node: Node, *, series: bool = False):
     return read_masked(node)
 
 
-@register_reader(NULLABLE_FLOAT)
-def _read_nullable_float(ds: h5py.Dataset, *, series: bool = False):
-    values = read_spec_layer(ds, ARRAY)
+@register_reader(NULLABLE_FLOAT, node=True)
+def _read_nullable_float(node: Node, *, series: bool = False):
+    ds = node.obj
+    values = read_spec_layer(node, ARRAY)
     values = values if isinstance(values, pl.Series) else pl.Series(values=values)
-    mask_name = text_attr(ds, NULL_MASK_ATTR)
-    if mask_name is None or mask_name not in ds.parent:
+    mask_name = node.attrs.get(NULL_MASK_ATTR)
+    parent = ds.parent
+    if mask_name is None or mask_name not in parent:
         raise FormatError(
-            "null mask of a nullable-float column is missing", path=ds.file.filename, obj=ds.name,
+            "null mask of a nullable-float column is missing", path=ds.file.filename, obj=node.name,
             expected=f"a bool dataset {mask_name!r} beside it", found="nothing",
         )
-    mask = np.asarray(read_with(ds.parent[mask_name]), dtype=bool)
+    # the mask is the column's sibling: described with the column's manifest
+    mask_node = describe(parent[mask_name], f"{node.name.rsplit('/', 1)[0]}/{mask_name}", node.manifest)
+    mask = np.asarray(read_node(mask_node), dtype=bool)
     if mask.shape != (values.len(),):
         raise FormatError(
-            "null mask of a nullable-float column does not fit it", path=ds.file.filename, obj=ds.name,
+            "null mask of a nullable-float column does not fit it", path=ds.file.filename, obj=node.name,
             expected=f"{values.len()} flags", found=f"shape {mask.shape}",
         )
     if not mask.any():
@@ -477,32 +479,35 @@ def is_dataframe_spec(obj) -> bool:
 DATAFRAME_0_1_0 = ElementSpec("dataframe", "0.1.0")
 
 
-def _legacy_column(group: h5py.Group, name: str) -> pl.Series:
-    """A column of an AnnData ``dataframe`` 0.1.0: a plain dataset, categorical
-    when it carries a ``categories`` reference to ``__categories/<name>``."""
-    ds = group[name]
-    if read_spec(ds) is not None:
-        return read_with(ds, series=True)
+def _legacy_column(group: Node, name: str, column: Node) -> pl.Series:
+    """A column of an AnnData ``dataframe`` 0.1.0 (``column``: its member ``name`` of the frame ``group``
+    describes): a plain dataset, categorical when it carries a ``categories`` reference to ``__categories/<name>``."""
+    ds = column.obj
+    if column.spec is not None or column.spec_error is not None:
+        return read_node(column, series=True)  # (a damaged pair of encoding attributes is raised there)
     if ds.dtype.kind in "OS" or h5py.check_string_dtype(ds.dtype) is not None:
-        values = read_string_series(describe(ds))
+        values = read_string_series(column)
     else:
-        values = pl.Series(values=checksums.check_dataset(ds, ds[()]))
-    ref = ds.attrs.get("categories")
+        values = pl.Series(values=column.check(ds[()]))
+    ref = column.attrs.get("categories")
     if ref is None:
         return values
-    categories_ds = group.file[ref] if isinstance(ref, h5py.Reference) else group["__categories"][name]
-    categories = _read_categories(describe(categories_ds))
+    if isinstance(ref, h5py.Reference):
+        categories = _read_categories(describe(group.obj.file[ref], manifest=group.manifest))
+    else:
+        categories = _read_categories(group.members([f"__categories/{name}"])[0])
     codes = values.cast(pl.Int64)
     index = codes.set(codes < 0, None)
     values = categories.gather(index)
     return values.cast(pl.Categorical) if categories.dtype == pl.String else values
 
 
-@register_reader(DATAFRAME_0_1_0)
-def _read_dataframe_0_1_0(group: h5py.Group, *, series: bool = False) -> pl.DataFrame:
-    index_member = text_attr(group, "_index")
-    order = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs.get("column-order", [])]
+@register_reader(DATAFRAME_0_1_0, node=True)
+def _read_dataframe_0_1_0(node: Node, *, series: bool = False) -> pl.DataFrame:
+    index_member = node.attrs.get("_index")
+    order = [c.decode() if isinstance(c, bytes) else str(c) for c in node.attrs.get("column-order", [])]
     names = [index_member, *order]
-    out = pl.DataFrame([_legacy_column(group, n).alias(n) for n in names])
+    columns = node.members(names)  # every column described in one pass
+    out = pl.DataFrame([_legacy_column(node, n, column).alias(n) for n, column in zip(names, columns)])
     out.columns = names
     return out

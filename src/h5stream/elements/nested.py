@@ -56,14 +56,15 @@ from h5stream.elements.dtypes import WIDE_INTEGER_DTYPES, describe_dtype, parse_
 from h5stream.elements.mapping import escape_name
 from h5stream.elements.registry import (
     ElementSpec,
+    read_node,
     read_spec_layer,
-    read_with,
     register_reader,
     register_writer,
     set_text_attr,
     stamp,
     write_with,
 )
+from h5stream.elements.snapshot import Node
 from h5stream.elements.strings import NULLABLE_STRING_ARRAY, STRING_ARRAY
 from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import write_array
@@ -88,8 +89,8 @@ FIELDS_ATTR = "h5stream:fields"
 DTYPE_ATTR = "h5stream:dtype"
 
 
-def _read_mask(group: h5py.Group) -> np.ndarray:
-    return np.asarray(read_with(group["mask"]), dtype=bool)
+def _read_mask(mask: Node) -> np.ndarray:
+    return np.asarray(read_node(mask), dtype=bool)
 
 
 def _check_offsets(group: h5py.Group, offsets: np.ndarray, n_values: int, n_rows: int) -> None:
@@ -130,19 +131,18 @@ def _write_decimal(parent, key, series, options):
     return obj
 
 
-def _read_text_layer(obj) -> pl.Series:
+def _read_text_layer(node: Node) -> pl.Series:
     """The string-array layer under a layered typed encoding, as a String Series."""
-    etype = obj.attrs["encoding-type"]
-    etype = etype.decode() if isinstance(etype, bytes) else etype
+    etype = node.attrs["encoding-type"]
     spec = NULLABLE_STRING_ARRAY if etype == NULLABLE_STRING_ARRAY.encoding_type else STRING_ARRAY
-    return read_spec_layer(obj, spec)
+    return read_spec_layer(node, spec)
 
 
-@register_reader(DECIMAL)
-def _read_decimal(obj, *, series: bool = False):
-    precision = int(obj.attrs["precision"])
-    scale = int(obj.attrs["scale"])
-    return _read_text_layer(obj).cast(pl.Decimal(precision if precision >= 0 else None, scale))
+@register_reader(DECIMAL, node=True)
+def _read_decimal(node: Node, *, series: bool = False):
+    precision = int(node.attrs["precision"])
+    scale = int(node.attrs["scale"])
+    return _read_text_layer(node).cast(pl.Decimal(precision if precision >= 0 else None, scale))
 
 
 # --------------------------------------------------------------------------- 128-bit integers
@@ -156,25 +156,26 @@ def _write_int128(parent, key, series, options):
     return obj
 
 
-@register_reader(INT128)
-def _read_int128(obj, *, series: bool = False):
-    name = "Int128" if bool(obj.attrs["signed"]) else "UInt128"
+@register_reader(INT128, node=True)
+def _read_int128(node: Node, *, series: bool = False):
+    name = "Int128" if bool(node.attrs["signed"]) else "UInt128"
     if not hasattr(pl, name):
-        raise FormatError(f"a {name} column cannot be read with polars {pl.__version__}", path=obj.file.filename,
-                          obj=obj.name, expected=f"a polars with {name}", found=f"polars {pl.__version__}",
-                          hint="upgrade polars (pip install -U polars)")
-    return _read_text_layer(obj).cast(getattr(pl, name))
+        raise FormatError(f"a {name} column cannot be read with polars {pl.__version__}",
+                          path=node.obj.file.filename, obj=node.name, expected=f"a polars with {name}",
+                          found=f"polars {pl.__version__}", hint="upgrade polars (pip install -U polars)")
+    return _read_text_layer(node).cast(getattr(pl, name))
 
 
 # --------------------------------------------------------------------------- binary
 
 
-@register_reader(BINARY_0_1_0)
-def _read_binary(group, *, series: bool = False):
-    data = np.asarray(read_with(group["data"]), dtype=np.uint8).tobytes()
-    offsets = np.asarray(read_with(group["offsets"]))
-    mask = _read_mask(group)
-    _check_offsets(group, offsets, len(data), mask.size)
+@register_reader(BINARY_0_1_0, node=True)
+def _read_binary(node: Node, *, series: bool = False):
+    data_node, offsets_node, mask_node = node.members(("data", "offsets", "mask"))
+    data = np.asarray(read_node(data_node), dtype=np.uint8).tobytes()
+    offsets = np.asarray(read_node(offsets_node))
+    mask = _read_mask(mask_node)
+    _check_offsets(node.obj, offsets, len(data), mask.size)
     items = [
         None if missing else data[offsets[i] : offsets[i + 1]] for i, missing in enumerate(mask)
     ]
@@ -192,14 +193,14 @@ def _write_null_column(parent, key, series, options):
     return ds
 
 
-@register_reader(NULL_COLUMN)
-def _read_null_column(ds, *, series: bool = False):
-    return pl.Series(values=[None] * int(ds.shape[0]), dtype=pl.Null)
+@register_reader(NULL_COLUMN, node=True)
+def _read_null_column(node: Node, *, series: bool = False):
+    return pl.Series(values=[None] * int(node.obj.shape[0]), dtype=pl.Null)
 
 
-@register_reader(NULL_COLUMN_0_1_0)
-def _read_null_column_0_1_0(group, *, series: bool = False):
-    return pl.Series(values=[None] * int(group.attrs["length"]), dtype=pl.Null)
+@register_reader(NULL_COLUMN_0_1_0, node=True)
+def _read_null_column_0_1_0(node: Node, *, series: bool = False):
+    return pl.Series(values=[None] * int(node.attrs["length"]), dtype=pl.Null)
 
 
 # --------------------------------------------------------------------------- list
@@ -217,49 +218,50 @@ def _require_pyarrow(obj):
     return pyarrow
 
 
-@register_reader(LIST_0_1_0)
-def _read_list(group, *, series: bool = False):
-    _require_pyarrow(group)
-    values = read_with(group["values"], series=True)
-    offsets = np.asarray(read_with(group["offsets"]), dtype=np.int64)
-    mask = _read_mask(group)
-    _check_offsets(group, offsets, values.len(), mask.size)
+@register_reader(LIST_0_1_0, node=True)
+def _read_list(node: Node, *, series: bool = False):
+    _require_pyarrow(node.obj)
+    values_node, offsets_node, mask_node = node.members(("values", "offsets", "mask"))
+    values = read_node(values_node, series=True)
+    offsets = np.asarray(read_node(offsets_node), dtype=np.int64)
+    mask = _read_mask(mask_node)
+    _check_offsets(node.obj, offsets, values.len(), mask.size)
     return list_series(offsets, values, valid=~mask).cast(pl.List(values.dtype))
 
 
 # --------------------------------------------------------------------------- fixed-size arrays
 
 
-@register_reader(FIXED_LIST_0_1_0)
-def _read_fixed_list(group, *, series: bool = False):
-    values = _read_list(group)
-    return values.cast(pl.Array(values.dtype.inner, int(group.attrs["width"])))
+@register_reader(FIXED_LIST_0_1_0, node=True)
+def _read_fixed_list(node: Node, *, series: bool = False):
+    values = _read_list(node)
+    return values.cast(pl.Array(values.dtype.inner, int(node.attrs["width"])))
 
 
 # --------------------------------------------------------------------------- struct
 
 
-@register_reader(STRUCT_0_1_0)
-def _read_struct(group, *, series: bool = False):
-    fields = json.loads(group.attrs[FIELDS_ATTR])
-    columns = [read_with(group[escape_name(name)], series=True).alias(name) for name in fields]
+@register_reader(STRUCT_0_1_0, node=True)
+def _read_struct(node: Node, *, series: bool = False):
+    fields = json.loads(node.attrs[FIELDS_ATTR])
+    *held, mask = node.members([*(escape_name(name) for name in fields), "mask"])
+    columns = [read_node(member, series=True).alias(name) for name, member in zip(fields, held)]
     frame = pl.DataFrame(columns)
     frame.columns = fields
     out = frame.to_struct()
-    return _apply_mask(out, _read_mask(group))
+    return _apply_mask(out, _read_mask(mask))
 
 
 # --------------------------------------------------------------------------- nested columns over awkward-array
 
 
-def _text_attr(group: h5py.Group, name: str) -> str:
-    if name not in group.attrs:
+def _text_attr(node: Node, name: str) -> str:
+    if name not in node.attrs:
         raise FormatError(
-            f"nested column lacks its attribute {name!r}", path=group.file.filename, obj=group.name,
-            expected=f"attributes form, length and {DTYPE_ATTR}", found=f"attributes {sorted(group.attrs)}",
+            f"nested column lacks its attribute {name!r}", path=node.obj.file.filename, obj=node.name,
+            expected=f"attributes form, length and {DTYPE_ATTR}", found=f"attributes {sorted(node.attrs)}",
         )
-    value = group.attrs[name]
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return str(node.attrs[name])
 
 
 def _write_awkward(parent, key, series, options):
@@ -285,28 +287,31 @@ register_writer(pl.Series, FIXED_LIST, match=lambda s: isinstance(s.dtype, pl.Ar
 register_writer(pl.Series, STRUCT, match=lambda s: isinstance(s.dtype, pl.Struct))(_write_awkward)
 
 
-@register_reader(BINARY, LIST, FIXED_LIST, STRUCT)
-def _read_awkward(group, *, series: bool = False):
+@register_reader(BINARY, LIST, FIXED_LIST, STRUCT, node=True)
+def _read_awkward(node: Node, *, series: bool = False):
+    group = node.obj
     if not isinstance(group, h5py.Group):
-        raise FormatError("nested column is not a group", path=group.file.filename, obj=group.name,
+        raise FormatError("nested column is not a group", path=group.file.filename, obj=node.name,
                           expected="an awkward-array group", found="a dataset")
     try:
-        dtype = parse_dtype(json.loads(_text_attr(group, DTYPE_ATTR)))
-        form = json.loads(_text_attr(group, "form"))
-        length = int(group.attrs["length"])
+        dtype = parse_dtype(json.loads(_text_attr(node, DTYPE_ATTR)))
+        form = json.loads(_text_attr(node, "form"))
+        length = int(node.attrs["length"])
     except (ValueError, KeyError, TypeError) as exc:
         raise FormatError("nested column's form, length or dtype cannot be read", path=group.file.filename,
-                          obj=group.name, expected="a JSON form, an integer length and a polars dtype description",
+                          obj=node.name, expected="a JSON form, an integer length and a polars dtype description",
                           found=f"{type(exc).__name__}: {exc}") from exc
+    names = list(group)
+    buffers = dict(zip(names, node.members(names)))  # every buffer described in one pass
 
     def buffer(name: str) -> np.ndarray:
-        if name not in group:
+        if name not in buffers:
             raise LayoutError(f"buffer {name!r} is missing")
-        return np.asarray(read_with(group[name]))
+        return np.asarray(read_node(buffers[name]))
 
     try:
         return from_buffers(form, length, buffer, dtype)
     except LayoutError as exc:
         raise FormatError("nested column's buffers do not match its form", path=group.file.filename,
-                          obj=group.name, expected=f"the buffers of a {dtype} column of {length} rows",
+                          obj=node.name, expected=f"the buffers of a {dtype} column of {length} rows",
                           found=str(exc)) from exc

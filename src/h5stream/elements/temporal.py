@@ -23,8 +23,9 @@ import h5py
 import polars as pl
 
 from h5stream.elements.dataframe import ARRAY, NULLABLE_INTEGER, write_masked_physical
-from h5stream.elements.arrays import read_array_dataset
+from h5stream.elements.arrays import read_array_node
 from h5stream.elements.registry import ElementSpec, register_reader, register_writer, stamp
+from h5stream.elements.snapshot import Node
 from h5stream.writer import WriteOptions, write_array
 
 __all__ = ["DATE", "DATETIME", "DURATION", "TIME"]
@@ -69,40 +70,36 @@ def _write_time(parent, key, series, options):
     return _write_physical(parent, key, series, options)
 
 
-def _text(obj, name: str) -> str:
-    value = obj.attrs[name]
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _text(node: Node, name: str) -> str:
+    return str(node.attrs[name])
 
 
-def _read_physical(obj) -> pl.Series:
-    # Read the spec layer underneath the typed one.
-    etype = _text(obj, "encoding-type")
-    if etype == NULLABLE_INTEGER.encoding_type:
+def _read_physical(node: Node) -> pl.Series:
+    """The spec layer underneath the typed one, read from the element's description."""
+    if _text(node, "encoding-type") == NULLABLE_INTEGER.encoding_type:
         from h5stream.elements.dataframe import read_masked
 
-        from h5stream.elements.snapshot import describe
-
-        return read_masked(describe(obj))
-    return pl.Series(values=read_array_dataset(obj))
+        return read_masked(node)
+    return pl.Series(values=read_array_node(node))
 
 
-@register_reader(DATE)
-def _read_date(obj, *, series: bool = False):
-    return _read_physical(obj).cast(pl.Int32).cast(pl.Date)
+@register_reader(DATE, node=True)
+def _read_date(node: Node, *, series: bool = False):
+    return _read_physical(node).cast(pl.Int32).cast(pl.Date)
 
 
-@register_reader(DATETIME)
-def _read_datetime(obj, *, series: bool = False):
-    tz = _text(obj, "time-zone") or None
-    return _read_physical(obj).cast(pl.Int64).cast(pl.Datetime(_text(obj, "unit"), tz))
+@register_reader(DATETIME, node=True)
+def _read_datetime(node: Node, *, series: bool = False):
+    tz = _text(node, "time-zone") or None
+    return _read_physical(node).cast(pl.Int64).cast(pl.Datetime(_text(node, "unit"), tz))
 
 
-@register_reader(DURATION)
-def _read_duration(obj, *, series: bool = False):
-    return _read_physical(obj).cast(pl.Int64).cast(pl.Duration(_text(obj, "unit")))
+@register_reader(DURATION, node=True)
+def _read_duration(node: Node, *, series: bool = False):
+    return _read_physical(node).cast(pl.Int64).cast(pl.Duration(_text(node, "unit")))
 
 
-@register_reader(TIME)
-def _read_time(obj, *, series: bool = False):
-    return _read_physical(obj).cast(pl.Int64).cast(pl.Time)
+@register_reader(TIME, node=True)
+def _read_time(node: Node, *, series: bool = False):
+    return _read_physical(node).cast(pl.Int64).cast(pl.Time)
 

@@ -1,0 +1,60 @@
+"""Every reader takes its element's attributes from the element's description, read once.
+
+Each element of the frozen golden file (written by an earlier commit; ``dataframe-0.1.0`` by hand with h5py)
+is read with :func:`h5stream.elements.read_elem` while every access to an h5py attribute manager is
+counted: the description (:mod:`h5stream.elements.snapshot`) reads all attributes of an element in one pass
+of direct libhdf5 calls, so a reader asking h5py for a single attribute (``obj.attrs[name]``) reads it a
+second time.  Before the readers of h5stream's own encodings took the description (temporal, decimal,
+int128, nested over awkward-array and the 0.1.0 layouts, nullable float, ``dataframe`` 0.1.0), reading the
+golden ``dataframe`` asked h5py 14 times, the golden ``dataframe`` 0.1.0 10 times.  The values are compared
+with the golden cases, rebuilt independently from their definitions.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import h5py
+import pytest
+
+from tests.data.golden import golden_cases as cases
+
+ELEMENTS = cases.HERE / "elements.h5"
+_CASES = cases.element_cases()
+_ACCESSES = ("__getitem__", "get", "__contains__", "__iter__", "keys", "items", "values")
+
+
+@pytest.fixture
+def attribute_reads(monkeypatch):
+    """Counts the accesses to any h5py attribute manager, by (method, attribute name)."""
+    seen: collections.Counter = collections.Counter()
+    for method in _ACCESSES:
+        original = getattr(h5py.AttributeManager, method)
+
+        def counted(self, *args, _original=original, _method=method, **kwargs):
+            seen[(_method, args[0] if args else None)] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(h5py.AttributeManager, method, counted)
+    return seen
+
+
+@pytest.mark.parametrize("name", [*_CASES, "dataframe-0.1.0"])
+def test_a_reader_asks_h5py_for_no_attribute(attribute_reads, name):
+    from h5stream.elements import read_elem
+
+    expected = cases.legacy_dataframe_0_1_0() if name == "dataframe-0.1.0" else _CASES[name][2]
+    with h5py.File(ELEMENTS, "r") as f:
+        obj = f[name]
+        attribute_reads.clear()
+        value = read_elem(obj)
+        assert not attribute_reads, dict(attribute_reads)
+    cases.assert_same(value, expected, name)
+
+
+def test_the_count_sees_an_attribute_read(attribute_reads):
+    # the counter is live: a plain h5py read is seen
+    with h5py.File(ELEMENTS, "r") as f:
+        attribute_reads.clear()
+        _ = f["date"].attrs["encoding-type"]
+    assert attribute_reads[("__getitem__", "encoding-type")] == 1
