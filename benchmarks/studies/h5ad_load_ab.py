@@ -73,7 +73,9 @@ def write_files(folder: Path) -> list[Path]:
     md.set_options(pull_on_update=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (mudata's notes about its own defaults)
-        md.MuData(adatas).write_h5mu(folder / "mudata.h5mu")
+        mdata = md.MuData(adatas)
+        mdata.obs["batch"] = container.obs.get_column("batch").to_list()  # (the root's own obs column)
+        mdata.write_h5mu(folder / "mudata.h5mu")
     save(container, folder / "ours.h5mu")
     return [*paths, folder / "mudata.h5mu", folder / "ours.h5mu"]
 
