@@ -30,6 +30,7 @@ from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_caus
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.writeback import Writeback
 from h5stream.files.publish import check_target, publish, refuse_existing
+from h5stream.files.self_contained import mark_self_contained
 from h5stream.files.validated import (
     open_without_unsupported_locks,
     check_hdf5_signature,
@@ -126,7 +127,14 @@ class AtomicFile:
     the file's checksum manifest (:mod:`h5stream.checksums`); an update starts
     from the source's manifest.  ``checksums="walk"`` also digests, by reading
     them back at commit, the objects written through plain h5py.
+
+    Setting :attr:`self_contained` before the commit vouches that the file holds no external link,
+    external storage or virtual dataset: the commit marks it so (:mod:`h5stream.files.self_contained`),
+    and a later writer replacing it checks the mark instead of walking every object.
     """
+
+    #: The writer vouches that the file reads nothing outside itself (see the class's text).
+    self_contained: bool = False
 
     def __init__(
         self,
@@ -289,6 +297,8 @@ class AtomicFile:
                 self.file.flush()
                 self.file.close()
             self._pending.stop_writeback()
+            if self.self_contained:
+                mark_self_contained(self.partial)  # (metadata, made durable by the fsync below)
             fsync_path(self.partial)
             self._publish()
         except H5StreamError:

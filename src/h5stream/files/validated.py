@@ -36,6 +36,7 @@ from h5stream.files.global_heaps import (
     check_global_heaps,
     check_large_global_heaps,
 )
+from h5stream.files.self_contained import marked_self_contained
 from h5stream.files.header_checks import check_declared_size, check_stored_type, check_text_lengths, plain_storage
 
 __all__ = [
@@ -487,10 +488,12 @@ def refuse_unsafe_target(path: str | os.PathLike) -> None:
     external storage or a virtual dataset raises the :class:`UnsafeFileError`
     that :func:`open_validated` raises for it.  A missing path, a file that is
     not HDF5 or one that cannot be read is left for the writer to replace.
+    A file its writer marked self-contained, unchanged since
+    (:mod:`h5stream.files.self_contained`), is not walked.
     """
     path = Path(path)
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
+        if not stat.S_ISREG(path.stat().st_mode) or marked_self_contained(path):
             return
         check_hdf5_signature(path)
         f = _open_read_only(path, {"locking": False})

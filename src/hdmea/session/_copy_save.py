@@ -47,6 +47,7 @@ from h5stream.tree import Dataset, Group
 from h5stream.tree.nodes import HIDDEN_PREFIX, STAGING_PREFIX
 from h5stream.tree.write import WriteContext, remove_child, replace_child, write_attrs
 from hdmea.io import _files
+from hdmea.session._session_files import SELF_CONTAINED
 from hdmea.session._staged_tree import walk_datasets
 
 __all__ = ["save_by_copy"]
@@ -69,6 +70,7 @@ def save_by_copy(loaded, tree: Group, target: Path, *, written: dict) -> bool:
     if manifest is None or not manifest.sets_complete:
         return False  # not a file of the session writer (or written before checksums): object by object
     atomic = copy_atomic(target, fd, overwrite=True, libver=LIBVER, checksums=True)
+    atomic.self_contained = SELF_CONTAINED  # (a file the load checked, the tree writer's changes in it)
     with _files.recording_errors(target):
         f = atomic.open()
     try:
