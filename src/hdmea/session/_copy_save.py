@@ -15,8 +15,9 @@ Every byte copied is checked, as the object-by-object save checks what it copies
 * the copy is taken from the very descriptor the load opened and checked (signature, unsafe objects, every
   object header, which HDF5 checksums, and every value read at load against its digest), and only when that
   file is still the one loaded (device, inode, size, modification time), before and after the copy;
-* every array left on disk at load with a digest (:attr:`FileArray.checked_on_copy`) is read back from the
-  copy and compared with it before anything is published: a damaged source is the same
+* every array left on disk at load with a digest (:attr:`FileArray.checked_on_copy`) is digested from the
+  copy's bytes as each step of the copy is written (read back at once, from the page cache), else read back
+  from the copy, and compared with it before anything is published: a damaged source is the same
   :class:`~h5stream.errors.ChecksumError` naming the source, the object, the digests expected and found,
   and the target is left as it was;
 * an array held in memory since the load is compared with its digest at load: one changed in place (the
