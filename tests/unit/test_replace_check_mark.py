@@ -141,7 +141,12 @@ def test_session_files_unchanged_since_their_save_are_replaced_without_a_walk(ma
     assert all(marked_self_contained(p) for p in (saved, checkpoint, resumed))
     walked = []
     real = validated.scan_unsafe_objects
-    monkeypatch.setattr(validated, "scan_unsafe_objects", lambda f, path, **kw: walked.append(path) or real(f, path, **kw))
+
+    def counted(f, path, **kwargs):
+        walked.append(path)
+        return real(f, path, **kwargs)
+
+    monkeypatch.setattr(validated, "scan_unsafe_objects", counted)
     s.save(output_path=saved, overwrite=True)
     s.checkpoint(checkpoint)
     PipelineSession.load(checkpoint).save(output_path=resumed, overwrite=True)
