@@ -139,18 +139,18 @@ def test_session_files_unchanged_since_their_save_are_replaced_without_a_walk(ma
     checkpoint = s.checkpoint(marks / "work.checkpoint.h5")
     resumed = PipelineSession.load(checkpoint).save(output_path=marks / "resumed.h5")  # (the copy of the file)
     assert all(marked_self_contained(p) for p in (saved, checkpoint, resumed))
-    walked = []
-    real = validated.scan_unsafe_objects
+    walked = []  # the files the check before a replace walked
+    real = validated._scan_links_and_storage
 
-    def counted(f, path, **kwargs):
+    def counted(f, path):
         walked.append(path)
-        return real(f, path, **kwargs)
+        return real(f, path)
 
-    monkeypatch.setattr(validated, "scan_unsafe_objects", counted)
+    monkeypatch.setattr(validated, "_scan_links_and_storage", counted)
     s.save(output_path=saved, overwrite=True)
     s.checkpoint(checkpoint)
     PipelineSession.load(checkpoint).save(output_path=resumed, overwrite=True)
-    assert walked == [checkpoint]  # the load's read of the checkpoint; no replaced file was walked
+    assert walked == []
     with h5py.File(saved, "r") as f:  # the file replaced is the session's, read back by plain h5py
         assert sorted(f["units"]) == ["unit_000", "unit_001", "unit_002"]
     # a plain h5py file without the mark is walked, and replaced (it holds nothing a read refuses)
