@@ -242,3 +242,27 @@ def test_a_spilled_session_is_not_copied(checkpoint, tmp_path, monkeypatch):
     with h5py.File(tmp_path / "T.h5", "r") as f:
         np.testing.assert_array_equal(f["units/unit_000/added"][()], np.arange(50_000, dtype=np.float64))
     shutil.rmtree(tmp_path / "unused", ignore_errors=True)
+
+
+def test_the_copy_digests_each_array_as_it_copies_it(checkpoint, tmp_path, monkeypatch):
+    """Every array left on disk at load is digested from the blocks of the copy as they are written (no second
+    pass over the copy), an array across several blocks too, and each digest is the one of the values plain
+    h5py reads from the checkpoint."""
+    from h5stream.digests import array_digest
+
+    monkeypatch.setattr("h5stream.files.atomic.COPY_BLOCK", 4096)  # (spike times: 24 kB, over several blocks)
+    made = []
+    real = _copy_save._CopiedDigests
+    monkeypatch.setattr(_copy_save, "_CopiedDigests", lambda tree: made.append(real(tree)) or made[-1])
+    read_back = []
+    monkeypatch.setattr(_copy_save, "_bytes_digest", lambda *args: read_back.append(args) or None)
+    taken = _copies(monkeypatch)
+    session = PipelineSession.load(checkpoint)
+    session.save(tmp_path / "T.h5")
+    session.close()
+    assert taken == [True] and read_back == []
+    [copied] = made
+    with h5py.File(checkpoint, "r") as f:
+        expected = {id(data): array_digest(f[data.name][()]) for data in copied._arrays}
+    assert len(expected) >= 6 and any(data.nbytes > 4 * 4096 for data in copied._arrays)
+    assert copied.digests == expected

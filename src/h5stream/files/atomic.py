@@ -30,6 +30,7 @@ from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_caus
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.writeback import Writeback
 from h5stream.files.publish import check_target, publish, refuse_existing
+from h5stream.files.self_contained import mark_self_contained
 from h5stream.files.validated import (
     open_without_unsupported_locks,
     check_hdf5_signature,
@@ -126,7 +127,16 @@ class AtomicFile:
     the file's checksum manifest (:mod:`h5stream.checksums`); an update starts
     from the source's manifest.  ``checksums="walk"`` also digests, by reading
     them back at commit, the objects written through plain h5py.
+
+    Setting :attr:`self_contained` before the commit vouches that the file holds no external link,
+    external storage or virtual dataset: the commit marks it so (:mod:`h5stream.files.self_contained`),
+    and a later writer replacing it checks the mark instead of walking every object.
     """
+
+    #: The writer vouches that the file reads nothing outside itself (see the class's text).
+    self_contained: bool = False
+    #: With ``copy_of``: ``watch(offset, block)`` sees each block copied (:func:`copy_descriptor`).
+    copy_watch: Callable[[int, memoryview], None] | None = None
 
     def __init__(
         self,
@@ -232,7 +242,7 @@ class AtomicFile:
                     scan_unsafe_objects(self.file, target)
             elif self.copy_of is not None:
                 try:
-                    copy_descriptor(self.copy_of, self.partial)
+                    copy_descriptor(self.copy_of, self.partial, watch=self.copy_watch)
                 except OSError as exc:
                     raise as_write_error(exc, target, "copying the file") from exc
                 # (no scan: the caller checked the descriptor's file as a read checks it, see copy_atomic)
@@ -289,6 +299,8 @@ class AtomicFile:
                 self.file.flush()
                 self.file.close()
             self._pending.stop_writeback()
+            if self.self_contained:
+                mark_self_contained(self.partial)  # (metadata, made durable by the fsync below)
             fsync_path(self.partial)
             self._publish()
         except H5StreamError:
@@ -514,36 +526,56 @@ def adopt_partial(
     return atomic
 
 
-def copy_descriptor(fd: int, partial: Path) -> None:
+#: Bytes :func:`copy_descriptor` copies at a time with ``watch`` (each step read back at once, from the cache).
+COPY_BLOCK = 1 << 24
+
+
+def copy_descriptor(fd: int, partial: Path, *, watch: Callable[[int, memoryview], None] | None = None) -> None:
     """Copy the whole file open as ``fd`` (from its first byte, its position untouched) into the new file
     ``partial``, in the kernel (``copy_file_range``: a reflink or a server-side copy where the filesystem
-    offers one), else through ``sendfile``, else read and write."""
+    offers one), else through ``sendfile``, else read and write.  With ``watch``, in steps of :data:`COPY_BLOCK`
+    bytes, each read back from the copy while it is in the page cache and shown as ``watch(offset, block)``: a
+    caller checking the copy digests it there, not in a second pass (from the disk once the file outgrows the cache)."""
     size = os.fstat(fd).st_size
-    out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    out = os.open(partial, (os.O_RDWR if watch is not None else os.O_WRONLY) | os.O_CREAT | os.O_EXCL, 0o644)
+    step = COPY_BLOCK if watch is not None else size
+    buffer = memoryview(bytearray(min(COPY_BLOCK, size))) if watch is not None else None
+
+    def advanced(before: int, n: int) -> int:
+        if watch is not None and n > 0:
+            seen = before
+            while seen < before + n:
+                got = os.preadv(out, [buffer[:min(len(buffer), before + n - seen)]], seen)
+                if got == 0:
+                    raise OSError(errno.EIO, f"the copy ended at byte {seen} of {before + n}")
+                watch(seen, buffer[:got])
+                seen += got
+        return before + n
+
     try:
         done = 0
         copy_range = getattr(os, "copy_file_range", None)
         while done < size and copy_range is not None:
             try:
-                n = copy_range(fd, out, size - done, done, done)
+                n = copy_range(fd, out, min(step, size - done), done, done)
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
                     raise
                 break  # not offered between these files: the copies below
             if n == 0:
                 break
-            done += n
+            done = advanced(done, n)
         while done < size:
             os.lseek(out, done, os.SEEK_SET)
             try:
-                n = os.sendfile(out, fd, done, size - done)
+                n = os.sendfile(out, fd, done, min(step, size - done))
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS):
                     raise
-                n = os.write(out, os.pread(fd, min(size - done, 1 << 24), done))
+                n = os.write(out, os.pread(fd, min(size - done, step, 1 << 24), done))
             if n == 0:
                 raise OSError(errno.EIO, f"the file being copied ended at byte {done} of {size}")
-            done += n
+            done = advanced(done, n)
     finally:
         os.close(out)
 

@@ -36,6 +36,7 @@ from h5stream.files.global_heaps import (
     check_global_heaps,
     check_large_global_heaps,
 )
+from h5stream.files.self_contained import marked_self_contained
 from h5stream.files.header_checks import check_declared_size, check_stored_type, check_text_lengths, plain_storage
 
 __all__ = [
@@ -119,8 +120,6 @@ def check_hdf5_signature(path: str | os.PathLike) -> int:
     )
 
 
-
-
 def _plugin_filters_loaded() -> None:
     with contextlib.suppress(ImportError):
         import hdf5plugin  # noqa: F401  (registers its filters with HDF5)
@@ -132,8 +131,6 @@ def _plugin_filters_loaded() -> None:
 #: accepted external, or a group already reached through another link).  Returning True keeps
 #: ``oid`` open for the caller, who then owns it; otherwise the scan closes it.
 ObjectVisitor = Callable[[bytes, "h5py.h5o.ObjectID | None"], bool]
-
-
 
 
 #: ``allow_link(link name, target file, target object) -> bool``: an external link a caller accepts.
@@ -166,16 +163,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
 
     def on_member(full: bytes, kind: int, oid) -> bool:
         if kind == external:
-            name = "/" + full.decode("utf-8", errors="replace")
-            target_file, target_obj = _external_link_target(f, full)
-            if allow_link is None or not allow_link(name, target_file, target_obj):
-                raise UnsafeFileError(
-                    "external link to another file",
-                    path=path,
-                    obj=name,
-                    found=f"link to {target_file}:{target_obj}",
-                    hint="external links are refused; copy the data into the file",
-                )
+            _check_link(f, path, full, allow_link)
         elif isinstance(oid, dataset_id):
             layout = _check_dataset(oid, path, full, plugins, checked, facts)
             if storage is not None:
@@ -192,6 +180,32 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     finally:
         if headers is not None:
             headers.close()
+
+
+def _check_link(f: h5py.File, path, full: bytes, allow_link: LinkRule | None) -> None:
+    """Refuse the external link ``full`` unless ``allow_link`` accepts it."""
+    name = "/" + full.decode("utf-8", errors="replace")
+    target_file, target_obj = _external_link_target(f, full)
+    if allow_link is None or not allow_link(name, target_file, target_obj):
+        raise UnsafeFileError(
+            "external link to another file", path=path, obj=name, found=f"link to {target_file}:{target_obj}",
+            hint="external links are refused; copy the data into the file",
+        )
+
+
+def _scan_links_and_storage(f: h5py.File, path) -> None:
+    """What of :func:`scan_unsafe_objects` a writer replacing the file needs: external links, external storage,
+    virtual datasets (same errors); a plain dataset (:func:`plain_storage`) is not asked more (sizes, types: reads)."""
+    external, dataset_id, plugins = h5py.h5l.TYPE_EXTERNAL, h5py.h5d.DatasetID, [False]
+
+    def on_member(full: bytes, kind: int, oid) -> bool:
+        if kind == external:
+            _check_link(f, path, full, None)
+        elif isinstance(oid, dataset_id) and plain_storage(oid) is None:
+            _check_dataset(oid, path, full, plugins)
+        return False
+
+    _walk(f, path, on_member)
 
 
 class _AttributeReferences:
@@ -487,10 +501,12 @@ def refuse_unsafe_target(path: str | os.PathLike) -> None:
     external storage or a virtual dataset raises the :class:`UnsafeFileError`
     that :func:`open_validated` raises for it.  A missing path, a file that is
     not HDF5 or one that cannot be read is left for the writer to replace.
+    A file its writer marked self-contained, unchanged since
+    (:mod:`h5stream.files.self_contained`), is not walked.
     """
     path = Path(path)
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
+        if not stat.S_ISREG(path.stat().st_mode) or marked_self_contained(path):
             return
         check_hdf5_signature(path)
         f = _open_read_only(path, {"locking": False})
@@ -498,7 +514,7 @@ def refuse_unsafe_target(path: str | os.PathLike) -> None:
         return
     try:
         with guard_read(path, "/"):
-            scan_unsafe_objects(f, path)
+            _scan_links_and_storage(f, path)
     except UnsafeFileError:
         raise
     except H5StreamError:

@@ -15,8 +15,9 @@ Every byte copied is checked, as the object-by-object save checks what it copies
 * the copy is taken from the very descriptor the load opened and checked (signature, unsafe objects, every
   object header, which HDF5 checksums, and every value read at load against its digest), and only when that
   file is still the one loaded (device, inode, size, modification time), before and after the copy;
-* every array left on disk at load with a digest (:attr:`FileArray.checked_on_copy`) is read back from the
-  copy and compared with it before anything is published: a damaged source is the same
+* every array left on disk at load with a digest (:attr:`FileArray.checked_on_copy`) is digested from the
+  copy's bytes as each step of the copy is written (read back at once, from the page cache), else read back
+  from the copy, and compared with it before anything is published: a damaged source is the same
   :class:`~h5stream.errors.ChecksumError` naming the source, the object, the digests expected and found,
   and the target is left as it was;
 * an array held in memory since the load is compared with its digest at load: one changed in place (the
@@ -47,6 +48,7 @@ from h5stream.tree import Dataset, Group
 from h5stream.tree.nodes import HIDDEN_PREFIX, STAGING_PREFIX
 from h5stream.tree.write import WriteContext, remove_child, replace_child, write_attrs
 from hdmea.io import _files
+from hdmea.session._session_files import SELF_CONTAINED
 from hdmea.session._staged_tree import walk_datasets
 
 __all__ = ["save_by_copy"]
@@ -69,6 +71,8 @@ def save_by_copy(loaded, tree: Group, target: Path, *, written: dict) -> bool:
     if manifest is None or not manifest.sets_complete:
         return False  # not a file of the session writer (or written before checksums): object by object
     atomic = copy_atomic(target, fd, overwrite=True, libver=LIBVER, checksums=True)
+    atomic.self_contained = SELF_CONTAINED  # (a file the load checked, the tree writer's changes in it)
+    atomic.copy_watch = copied = _CopiedDigests(tree)
     with _files.recording_errors(target):
         f = atomic.open()
     try:
@@ -78,7 +82,7 @@ def save_by_copy(loaded, tree: Group, target: Path, *, written: dict) -> bool:
         recorder = checksums.recorder_for(f)
         if recorder is not None:
             recorder.sets_complete = True  # the copied file's objects each had their set; the writer records the rest
-        _check_copied_arrays(f, tree, atomic.partial)
+        _check_copied_arrays(f, tree, atomic.partial, copied.digests)
         ctx = WriteContext(f, written=written)
         _write_root_attrs(f, tree, ctx)
         _write_differences(f, loaded.root, tree, ctx)
@@ -93,11 +97,45 @@ def save_by_copy(loaded, tree: Group, target: Path, *, written: dict) -> bool:
     return True
 
 
-def _check_copied_arrays(f: h5py.File, tree: Group, partial: Path) -> None:
-    """Read back from the copy every array left on disk at load that has a digest, and compare (the error
-    of :meth:`FileArray.checked_copy_digest`, naming the source).  An array stored whole and unfiltered in
-    its own type is digested straight from the copy's bytes at its address (no read through the library);
-    any other, and any mismatch (then named), goes through the library's read."""
+class _CopiedDigests:
+    """The digests of the arrays stored whole at a known place in their native type (:attr:`FileArray.stored_at`),
+    taken from the bytes as the copy writes them (the ``watch`` of :func:`~h5stream.files.atomic.copy_descriptor`):
+    ``digests``, id of the :class:`FileArray` -> digest, each complete once its last byte was copied."""
+
+    def __init__(self, tree: Group) -> None:
+        arrays = [node.data for _path, node in walk_datasets(tree) if isinstance(node.data, FileArray)
+                  and node.data.checked_on_copy and node.data.stored_at is not None and node.data.dtype.isnative]
+        self._arrays = sorted(arrays, key=lambda data: data.stored_at[0])
+        self._next, self._crc, self._seen = 0, None, 0
+        self.digests: dict[int, str] = {}
+
+    def __call__(self, offset: int, block: memoryview) -> None:
+        end = offset + len(block)
+        arrays = self._arrays
+        while self._next < len(arrays):
+            data = arrays[self._next]
+            start, nbytes = data.stored_at
+            if start >= end:
+                return
+            if self._crc is None:
+                self._crc = digest_start(data.dtype, data.shape)
+            low, high = max(start, offset), min(start + nbytes, end)
+            if low < high:
+                self._crc = digest_update(self._crc, np.frombuffer(block[low - offset:high - offset], dtype=np.uint8))
+                self._seen += high - low
+            if start + nbytes > end:
+                return  # (its rest comes with the next block)
+            if self._seen == nbytes:  # (an array overlapping the one before it was not seen whole: read back)
+                self.digests[id(data)] = digest_end(self._crc)
+            self._next, self._crc, self._seen = self._next + 1, None, 0
+
+
+def _check_copied_arrays(f: h5py.File, tree: Group, partial: Path, copied: dict[int, str]) -> None:
+    """Check every array left on disk at load that has a digest against the copy (the error of
+    :meth:`FileArray.checked_copy_digest`, naming the source).  An array whose digest the copy took as it
+    wrote its bytes (``copied``) matches or is read back; one stored whole and unfiltered in its own type is
+    digested straight from the copy's bytes at its address (no read through the library); any other, and
+    any mismatch (then named), goes through the library's read."""
     fid = f.id
     with open(partial, "rb") as fh:
         fd = fh.fileno()
@@ -107,6 +145,8 @@ def _check_copied_arrays(f: h5py.File, tree: Group, partial: Path) -> None:
             if not isinstance(data, FileArray) or not data.checked_on_copy:
                 continue
             dtype = data.dtype
+            if copied.get(id(data)) == data.digest:
+                continue  # (its bytes were digested as they were copied)
             if data.stored_at is not None and dtype.isnative and _bytes_digest(data, fd, size) == data.digest:
                 continue  # (the copy holds the values at the place the load found them)
             if data.nbytes > REWRITE_LIMIT or dtype.kind not in "biuf" or not dtype.isnative:

@@ -17,7 +17,7 @@ from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group
 from hdmea.session._staged_tree import walk_datasets
 
-__all__ = ["write_new_file", "save_into_spill_file"]
+__all__ = ["SELF_CONTAINED", "write_new_file", "save_into_spill_file"]
 
 #: What libhdf5 raises through h5py when a write fails (a full disk comes as any of them): each leaves
 #: as :class:`~h5stream.errors.WriteError`, never raw.
@@ -31,6 +31,7 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict 
     # early write-back: the disk writes the file while the tree writer fills it, the fsync waits for the tail
     atomic = create_atomic(target, overwrite=overwrite, libver=LIBVER, checksums=True, evict_on_close=True,
                            early_writeback=True)
+    atomic.self_contained = SELF_CONTAINED  # (values only, never links)
     with _files.recording_errors(target):
         f = atomic.open()
     try:
@@ -42,6 +43,13 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict 
             raise as_write_error(exc, target, "writing") from exc
         raise
     atomic.commit()
+
+
+#: The session's files are marked self-contained at their commit (:mod:`h5stream.files.self_contained`): the
+#: tree writer writes values only, never an external link, external storage or a virtual dataset, and the
+#: copy of a loaded file (:mod:`hdmea.session._copy_save`) starts from a file the load checked for them.  A
+#: later save over such a file, unchanged since, then reads its mark instead of opening its every object.
+SELF_CONTAINED = True
 
 
 def _all_sets_recorded(f) -> None:
@@ -73,6 +81,7 @@ def save_into_spill_file(staging: StagingArea, target: Path, tree: Group, on_los
     # checks come first, so a refused target leaves the spilled arrays where they are.
     with _files.recording_errors(target):
         atomic = adopt_partial(target, staging.spill_path, overwrite=True, checksums=True)
+    atomic.self_contained = SELF_CONTAINED
     f = opener()
     handed = staging.detach_spill_file()
     assert handed is not None and handed[0] is f and handed[1] == atomic.partial
