@@ -23,8 +23,11 @@ from h5stream import interrupts
 from h5stream.interrupts import raise_in_thread
 
 
-class Stop(Exception):
-    pass
+class Stop(BaseException):
+    """A stop, as the ones raised in threads are (``KeyboardInterrupt``, a job's ``Preempted``): not an
+    ``Exception``, which the standard library's own clean-ups take (``Thread.start``'s ``except Exception`` when
+    it lands at the return of the new thread's start, where the thread's bookkeeping then fails with a
+    ``KeyError`` in its place)."""
 
 
 @pytest.fixture
