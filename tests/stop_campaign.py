@@ -1,9 +1,14 @@
 """Stops at random moments: SIGINT and SIGTERM sent to ``hdmea demo``, ``run``, ``batch`` and a job run from Python,
 each outcome counted.
 
-``python -m tests.stop_campaign [--stops N] [--seed S] [--folder DIR]`` prints the counts (run it under
-``python -m tests.busy --`` for a loaded machine); ``tests/integration/test_stop_campaign.py`` runs it with two busy
-processes per core and asserts that no stop was lost.
+``python -m tests.stop_campaign [--stops N] [--seed S] [--folder DIR] [--trace-after SECONDS]`` prints the counts
+(run it under ``python -m tests.busy --`` for a loaded machine); ``tests/integration/test_stop_campaign.py`` runs it
+with two busy processes per core and asserts that no stop was lost.
+
+``--trace-after SECONDS`` (or ``STOP_CAMPAIGN_TRACE_AFTER``) says where a slow stop spends its time: every process
+of the command registers :mod:`faulthandler` on SIGUSR1 (a ``sitecustomize`` put first on its path), and a
+command still running that many seconds after its stop is sent SIGUSR1 every :data:`TRACE_EVERY` seconds until it
+ends; each process's Python stacks at those moments are printed with the outcome.
 
 Each stop goes to the command's process group, as a terminal sends Ctrl-C, at a moment drawn uniformly from
 the end of the interpreter's own start (the slowest of three ``python -c pass`` measured just before: no
@@ -27,6 +32,7 @@ just before (some fall after the command's end).  An outcome is one of:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -44,6 +50,8 @@ from pathlib import Path
 ALLOWED_SECONDS = 2.0
 #: seconds after the stop past which a command that then ends with status 0 ran on: it lost the stop
 LOST_SECONDS = 5.0
+#: seconds between two looks at the stacks of a command that has not ended after its stop (``--trace-after``)
+TRACE_EVERY = 0.25
 #: every this many stops, a stopped command is run again and must finish the work
 AGAIN_EVERY = 8
 COMMANDS = ("demo", "run", "batch", "api")
@@ -74,6 +82,7 @@ class Outcome:
     seconds_to_end: float
     stderr: str
     left_processes: bool = False
+    traces: str = ""  # the command's stacks after the stop (--trace-after), when it had not ended by then
 
 
 def _hdmea() -> list[str]:
@@ -141,17 +150,61 @@ def classify(command: str, signal_name: str, returncode: int, seconds_to_end: fl
     return "stopped" if seconds_to_end <= ALLOWED_SECONDS else "slow"
 
 
-def _env() -> dict:
+_TRACING = """
+import faulthandler, os, signal, sys, time
+_folder = os.environ.get("STOP_CAMPAIGN_TRACES")
+if _folder:
+    _file = open(os.path.join(_folder, f"{os.getpid()}.txt"), "w")
+    _file.write(f"pid {os.getpid()} started at {time.monotonic():.3f}: {' '.join(sys.argv)[:300]}\\n")
+    _file.flush()
+    faulthandler.register(signal.SIGUSR1, file=_file, all_threads=True, chain=False)
+"""
+
+
+def _env(traces: Path | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    path = [p for p in sys.path if p]
+    if traces is not None:  # every Python process of the command can show its stacks (--trace-after)
+        (traces / "sitecustomize.py").write_text(_TRACING)
+        path.insert(0, str(traces))
+        env["STOP_CAMPAIGN_TRACES"] = str(traces)
+    env["PYTHONPATH"] = os.pathsep.join(path)
     return env
 
 
+def _collect_traces(traces: Path, sent: float, looks: list[float]) -> str:
+    """The stacks the command's processes wrote at ``looks`` (monotonic times), then emptied for the next."""
+    text = [f"stacks at {', '.join(f'{t - sent:.2f}' for t in looks)} s after the stop (in that order):"]
+    for found in sorted(traces.glob("*.txt")):
+        text.append(found.read_text(errors="replace"))
+        found.unlink()
+    return "\n".join(text)
+
+
+def _wait_tracing(proc: subprocess.Popen, sent: float, trace_after: float, looks: list[float]) -> None:
+    """Wait for ``proc``; from ``trace_after`` seconds after the stop on, its group shows its stacks (SIGUSR1)
+    every :data:`TRACE_EVERY` seconds until it ends (at most a minute)."""
+    deadline = sent + trace_after
+    while True:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - sent > 60.0:
+                return
+            looks.append(time.monotonic())
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGUSR1)
+            deadline = looks[-1] + TRACE_EVERY
+
+
 def timed_run(argv: list[str], env: dict, delay: float | None, sig: signal.Signals | None,
-              timeout: float = 300.0) -> tuple[int, float | None, str]:
+              timeout: float = 300.0, trace_after: float | None = None) -> tuple[int, float | None, str]:
     """Run ``argv`` in a process group of its own, send ``sig`` to the group after ``delay`` seconds; its
     status, the seconds from the signal (from the start, without one; None: it ended before the signal) to
-    its end, and its stderr."""
+    its end, and its stderr.  With ``trace_after`` (and ``env`` from ``_env(traces)``), the stacks of a command
+    still running that long after the stop are kept in ``_TRACES[0]``."""
+    _TRACES[0] = ""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
         start = time.monotonic()
@@ -163,18 +216,28 @@ def timed_run(argv: list[str], env: dict, delay: float | None, sig: signal.Signa
             except subprocess.TimeoutExpired:
                 sent = time.monotonic()
                 os.killpg(proc.pid, sig)
+        looks: list[float] = []
+        if sent is not None and sig is not None and trace_after is not None:
+            _wait_tracing(proc, sent, trace_after, looks)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         ended = time.monotonic()
+        traces = env.get("STOP_CAMPAIGN_TRACES")
         _LEFT[0] = _left_in_group(proc.pid)
+        if traces:
+            if looks:
+                _TRACES[0] = _collect_traces(Path(traces), sent, looks)
+            for stale in Path(traces).glob("*.txt"):
+                stale.unlink()
         err.seek(0)
         return proc.returncode, None if sent is None else ended - sent, err.read().decode(errors="replace")
 
 
 _LEFT_WHAT: list[str] = []  # what the processes left running were (Linux: their command lines)
+_TRACES = [""]  # the stacks the last timed_run's command showed after its stop (trace_after)
 _LEFT = [False]  # whether the last timed_run's command left a process of its group running (then killed)
 #: seconds a command's processes (a batch's workers) may take to end after the command did
 LEFT_SECONDS = 10.0
@@ -208,12 +271,18 @@ def _left_in_group(group: int) -> bool:
         time.sleep(0.1)  # a bounded look, not a synchronisation: the group has no event to wait on
 
 
-def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=None) -> list[Outcome]:
+def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=None,
+             trace_after: float | None = None) -> list[Outcome]:
     """Until ``stops`` stops were sent (those drawn after the command's end do not count; at most three times as
-    many tries), spread evenly over ``commands``; each command's unstopped time measured first."""
+    many tries), spread evenly over ``commands``; each command's unstopped time measured first.  With
+    ``trace_after``, an outcome keeps the stacks of a command still running that long after its stop."""
     rng = random.Random(seed)
     setup = prepare(folder)
-    env = _env()
+    traces = None
+    if trace_after is not None:
+        traces = folder / "traces"
+        traces.mkdir()
+    env = _env(traces)
     start = max(timed_run([sys.executable, "-c", "pass"], env, None, None)[1] for _ in range(3))
     full = {}
     for command in commands:
@@ -233,7 +302,8 @@ def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=Non
         delay = rng.uniform(start, 0.9 * full[command])
         out = folder / f"stop-{i}"
         argv, done = command_line(command, setup, out)
-        code, seconds, err = timed_run(argv, env, delay, sig)
+        code, seconds, err = timed_run(argv, env, delay, sig, trace_after=trace_after)
+        seen = _TRACES[0]
         kind = "early" if seconds is None else classify(command, sig.name, code, seconds, err, done.exists())
         if kind == "stopped" and code != -signal.SIGTERM and i % AGAIN_EVERY == 0:  # the same command finishes
             again, _, again_err = timed_run(argv, env, None, None)
@@ -243,7 +313,7 @@ def campaign(folder: Path, stops: int, seed: int = 0, commands=COMMANDS, log=Non
         if left:
             err += "\n--- processes left running ---\n" + "\n".join(_LEFT_WHAT)
         sent += kind != "early"
-        outcome = Outcome(command, sig.name, round(delay, 3), kind, code, round(seconds or 0.0, 3), err, left)
+        outcome = Outcome(command, sig.name, round(delay, 3), kind, code, round(seconds or 0.0, 3), err, left, seen)
         outcomes.append(outcome)
         if log is not None:
             print(f"{i:4d} {command:6s} {sig.name:8s} at {delay:6.2f} s: {kind:8s} status {code:4d}, "
@@ -267,16 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--commands", default=",".join(COMMANDS))
+    parser.add_argument("--trace-after", type=float, default=os.environ.get("STOP_CAMPAIGN_TRACE_AFTER"),
+                        help="show the stacks of a command still running this many seconds after its stop")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="stops-", dir=args.folder))
     try:
-        outcomes = campaign(folder, args.stops, args.seed, tuple(args.commands.split(",")), log=sys.stdout)
+        outcomes = campaign(folder, args.stops, args.seed, tuple(args.commands.split(",")), log=sys.stdout,
+                            trace_after=args.trace_after)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for o in outcomes:
         if o.kind not in ("stopped", "finished", "early", "slow") or o.left_processes:
             print(f"--- {o.command} {o.signal_name} at {o.delay} s: {o.kind}, status {o.returncode}, "
                   f"{o.seconds_to_end} s\n{o.stderr}")
+        if o.traces:
+            print(f"--- {o.command} {o.signal_name} at {o.delay} s: {o.kind}, status {o.returncode}, ended "
+                  f"{o.seconds_to_end} s after the stop; {o.traces}")
     print(json.dumps(counts(outcomes), indent=1))
     return 0 if all(o.kind in ("stopped", "finished", "early", "slow") and not o.left_processes
                     for o in outcomes) else 1

@@ -59,6 +59,10 @@ def raise_in_thread(ident: int, exception: type[BaseException], *,
                     wait_seconds: float = START_WAIT_SECONDS) -> bool:
     """Raise ``exception`` (a class) in the thread ``ident``; False when no such thread runs Python.
 
+    A stop is a ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``): it lands anywhere in
+    the thread, the standard library's code included, whose ``except Exception`` clean-ups would take an
+    ``Exception`` (``threading.Thread.start``'s, once the new thread ran, fails on it with a ``KeyError``).
+
     While that thread is starting another one, the raise waits (in steps of
     half a millisecond, up to ``wait_seconds``) until it has started; False when
     it has not by then, and nothing is raised anywhere.  Where the interpreter

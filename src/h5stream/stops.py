@@ -37,8 +37,8 @@ reached ends with it).  The rule for the record:
 
 - the program's own code that catches the ``KeyboardInterrupt`` handles the stop, and the record is gone: the
   frame whose ``except`` (or ``with`` block, or ``finally``) took it is code of the program
-  (:func:`is_program_code`: a script, ``python -c``, the program's own modules), not the standard library, an
-  installed package or this project's packages (:data:`LIBRARY_PATHS`).  While that ``except`` runs, nothing
+  (:func:`is_program_frame`: a script, ``python -c``, the program's own modules), not the standard library, an
+  installed package or this project's packages (:data:`LIBRARY_PATHS`), nor code they made at run time.  While that ``except`` runs, nothing
   raises the stop again (it may save what it has);
 - taken by a library's code instead (an ``except BaseException: pass``, an ``except Exception`` around a
   stop that came out as another error), the record stays: the next place that asks (:func:`check_point`: a
@@ -60,7 +60,8 @@ import weakref
 from collections.abc import Callable
 
 __all__ = ["RaisedAgain", "kept_stops", "note", "noted", "recorded", "forget_recorded", "carry_over",
-           "raise_if_noted", "check_point", "check_before_write", "signal_name_of", "end_process", "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler"]
+           "raise_if_noted", "check_point", "check_before_write", "signal_name_of", "end_process", "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler",
+           "is_program_code", "is_program_frame"]
 
 _lock = threading.RLock()  # reentrant: a signal handler may run while the main thread holds it
 _noted: str | None = None  # the first stop asked inside the outermost kept_stops block (a signal's name)
@@ -127,7 +128,7 @@ def _handling_own_stop() -> bool:
     tb = getattr(handled, "__traceback__", None)
     if not isinstance(handled, _WatchedStop) or tb is None:
         return False
-    if is_program_code(tb.tb_frame.f_code.co_filename):
+    if is_program_frame(tb.tb_frame):
         forget_recorded()
         return True
     return False
@@ -267,7 +268,7 @@ class _StopWatch(weakref.ref):
         self.signum = signum
         self.importing = importing
         self.dropped = False
-        self.caught_in: str | None = None  # the file of the frame that caught the exception last
+        self.caught_in: bool | None = None  # whether the frame that caught the exception last is the program's
 
 
 class _WatchedStop(KeyboardInterrupt):
@@ -279,7 +280,7 @@ class _WatchedStop(KeyboardInterrupt):
         watch = _watches.get(id(getattr(self, _WATCH_TOKEN, None)))
         tb = self.__traceback__
         if watch is not None and tb is not None:
-            watch.caught_in = tb.tb_frame.f_code.co_filename
+            watch.caught_in = is_program_frame(tb.tb_frame)
 
 
 _WatchedStop.__module__, _WatchedStop.__qualname__, _WatchedStop.__name__ = \
@@ -329,7 +330,7 @@ def _freed(watch: _StopWatch) -> None:
         lost = frame is not None
     if lost:
         _thread.interrupt_main(watch.signum)
-    elif watch.caught_in is not None and is_program_code(watch.caught_in):
+    elif watch.caught_in:
         forget_recorded()  # the program's own except took it: its choice (a library's keeps it recorded)
 
 
@@ -355,12 +356,30 @@ def _library_paths() -> list[str]:
 def is_program_code(filename: str) -> bool:
     """Whether ``filename`` (a code object's) is the program's own code: a script, ``python -c``'s
     ``<string>``, a module of the program's folders; not the standard library, an installed package or
-    this project's packages (:data:`LIBRARY_PATHS`), nor frozen code."""
+    this project's packages (:data:`LIBRARY_PATHS`), nor frozen code.  A name in angle brackets alone does
+    not tell whose code it is (:func:`is_program_frame` does)."""
     if filename.startswith("<frozen ") or filename.startswith("<built-in"):
         return False
     if filename.startswith("<"):
         return True
     return not os.path.realpath(filename).startswith(tuple(_library_paths()))
+
+
+def is_program_frame(frame) -> bool:
+    """Whether ``frame`` runs the program's own code (:func:`is_program_code`).  Code made at run time has a
+    file name in angle brackets (``<string>``) whoever made it: ``python -c`` and the program's own ``exec``,
+    but also the methods :mod:`dataclasses` writes, a :func:`~collections.namedtuple`'s, a library's ``exec``.
+    Such code is judged by the module it runs in (its globals): the defining module's file (the methods of a
+    dataclass run in its module's globals), or ``__main__`` without a file (``python -c``, standard input, an
+    interactive session); code run in a namespace of its own (a namedtuple's) was made by a library."""
+    filename = frame.f_code.co_filename
+    if not filename.startswith("<") or filename.startswith(("<frozen ", "<built-in")):
+        return is_program_code(filename)
+    names = frame.f_globals
+    module_file = names.get("__file__")
+    if isinstance(module_file, str) and module_file:
+        return is_program_code(module_file)
+    return names.get("__name__") == "__main__"
 
 
 _hook_before_drops = None  # sys.unraisablehook before a watched stop was first raised
@@ -377,7 +396,8 @@ def _dropped(unraisable) -> None:
     watch.dropped = True
 
 
-_NO_RAISE_CODES.update((_freed.__code__, _dropped.__code__, is_program_code.__code__, _library_paths.__code__))
+_NO_RAISE_CODES.update((_freed.__code__, _dropped.__code__, is_program_code.__code__, is_program_frame.__code__,
+                        _library_paths.__code__))
 
 
 def is_default_handler(sig: int, handler) -> bool:

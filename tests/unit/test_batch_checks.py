@@ -78,3 +78,46 @@ def test_a_claim_held_by_another_process_is_its_own_kind_never_infrastructure(tm
     assert [classify_error(e) for e in (claim, locked, other)] == [HELD] * 3
     # an ordinary I/O error of the same base class stays an infrastructure error (retried)
     assert classify_error(OSError(_errno.EIO, "Input/output error")) == INFRASTRUCTURE
+
+
+def test_sorting_a_workers_error_imports_nothing_and_knows_dask_types_once_dask_is_loaded(monkeypatch):
+    """A stopped batch sorts its workers' errors (a pool broken by the stop): the sorting never imports
+    dask.distributed (an import, or a failed one where it is not installed, held a stop past a second on a busy
+    machine); its error types count once a batch loaded it (a planted ``distributed`` module here)."""
+    import concurrent.futures as cf
+    import sys
+    import types
+
+    from hdmea.pipeline.batch import INFRASTRUCTURE, classify_error
+    from hdmea.pipeline.batch.failures import describe_error
+
+    looked_up: list[str] = []
+
+    class Spy:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            looked_up.append(name)
+            return None
+
+    for name in [n for n in sys.modules if n == "distributed" or n.startswith("distributed.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    assert classify_error(cf.BrokenExecutor("a worker died")) == INFRASTRUCTURE
+    assert "worker died" in describe_error(cf.BrokenExecutor("a worker died"))
+    assert classify_error(ValueError("a bug")) == "error"
+    assert not [name for name in looked_up if name.startswith("distributed")], looked_up
+
+    class KilledWorker(Exception):
+        pass
+
+    class CommClosedError(OSError):
+        pass
+
+    distributed, comm, core = (types.ModuleType(n) for n in ("distributed", "distributed.comm",
+                                                              "distributed.comm.core"))
+    distributed.KilledWorker, core.CommClosedError = KilledWorker, CommClosedError
+    for module in (distributed, comm, core):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert classify_error(KilledWorker("w1")) == INFRASTRUCTURE
+    assert "worker died" in describe_error(KilledWorker("w1"))
+    assert classify_error(CommClosedError("closed")) == INFRASTRUCTURE

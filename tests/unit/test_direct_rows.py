@@ -286,3 +286,52 @@ def test_a_fresh_buffer_is_written_before_each_direct_read_lands_in_it(direct_ok
             assert all(present) if fresh else not any(present)
             del buffer
             memory.close()
+
+
+def test_a_pass_closed_before_its_end_does_not_wait_for_the_chunk_read_ahead(direct_ok, monkeypatch):
+    """A streamed pass left early (Ctrl-C in the work on a chunk) closes its reader while the next chunk is
+    being read ahead: the pieces of that chunk not read yet are skipped, so the close waits for the pieces in
+    flight only (under load a stop waited here for a whole chunk, over a second).  Without the skip every piece
+    of the chunk read ahead is read before the close returns."""
+    import threading
+
+    import h5py
+
+    from h5stream.kernels.raw_chunks import RawChunks
+
+    rows = np.random.default_rng(5).integers(0, 2**16, (4096, 256), dtype=np.uint16)  # 2 MiB
+    path = direct_ok / "raw.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw", data=rows)
+    chunk_rows, piece_bytes, depth = 1024, 64 * 1024, 2
+    pieces_per_chunk = chunk_rows * rows.shape[1] * rows.itemsize // piece_bytes  # 8
+    in_piece, gate = threading.Event(), threading.Event()
+    spans: list[int] = []
+    original = DirectRows._read_span
+
+    def gated(self, fd, view, at, p0, p1, needed_end):
+        second = p0 >= self._run_offsets[0] + chunk_rows * self.row_bytes  # a piece of the chunk read ahead
+        if second:
+            spans.append(p0)
+            in_piece.set()
+            assert gate.wait(120), "the close never came"
+        return original(self, fd, view, at, p0, p1, needed_end)
+
+    monkeypatch.setattr(DirectRows, "_read_span", gated)
+    with h5py.File(path, "r") as f:
+        chunks = RawChunks(f["raw"], rows.shape[1], 0, 2 * chunk_rows, chunk_rows)
+        assert chunks.direct is not None
+        chunks.direct.piece_bytes, chunks.direct.depth = piece_bytes, depth
+        passing = iter(chunks)
+        first, block = next(passing)
+        np.testing.assert_array_equal(np.concatenate(block), rows[:chunk_rows])
+        assert in_piece.wait(120)  # the second chunk is being read ahead
+        shutdown = chunks._reader.shutdown
+
+        def closing(*args, **kwargs):  # the close has begun: the piece in flight may end
+            gate.set()
+            return shutdown(*args, **kwargs)
+
+        chunks._reader.shutdown = closing
+        chunks.close()
+    assert 1 <= len(spans) <= depth < pieces_per_chunk, spans

@@ -23,16 +23,34 @@ from h5stream import interrupts
 from h5stream.interrupts import raise_in_thread
 
 
-class Stop(Exception):
-    pass
+class Stop(BaseException):
+    """A stop, as the ones raised in threads are (``KeyboardInterrupt``, a job's ``Preempted``): not an
+    ``Exception``, which the standard library's own clean-ups take (``Thread.start``'s ``except Exception`` when
+    it lands at the return of the new thread's start, where the thread's bookkeeping then fails with a
+    ``KeyError`` in its place)."""
 
 
 @pytest.fixture
 def strays(monkeypatch):
-    """Exceptions that ended threads other than the target (their hooks), collected instead of printed."""
+    """A :class:`Stop` that ended a thread other than the target (their hooks), collected instead of printed.
+    Whatever else reaches the hooks (a finalizer of an earlier test's garbage) goes to the hooks before."""
     seen: list[type] = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
-    monkeypatch.setattr(threading, "excepthook", lambda a: seen.append(a.exc_type))
+    unraisable, excepthook = sys.unraisablehook, threading.excepthook
+
+    def on_unraisable(u) -> None:
+        if u.exc_type is Stop:
+            seen.append(u.exc_type)
+        else:
+            unraisable(u)
+
+    def on_thread_end(a) -> None:
+        if a.exc_type is Stop:
+            seen.append(a.exc_type)
+        else:
+            excepthook(a)
+
+    monkeypatch.setattr(sys, "unraisablehook", on_unraisable)
+    monkeypatch.setattr(threading, "excepthook", on_thread_end)
     return seen
 
 
@@ -43,21 +61,34 @@ def _starter(state: dict) -> None:
             child.start()
             child.join()
             state["started"] += 1
+            if state["started"] == 5:
+                state["warm"].set()
     except Stop:
-        state["stopped"] = True
+        state["stopped"].set()
+    finally:
+        state["ended"].set()
+
+
+#: seconds a trial waits for an event that comes at once unless the exception landed in the wrong thread (then
+#: it never comes: a creator whose child died before it started waits for ever); far above any scheduler delay
+NEVER = 120
 
 
 def test_the_exception_lands_in_a_thread_that_starts_threads_back_to_back(strays):
+    """The thread starts a thread, joins it, starts the next, for ever; the exception ends it, every trial.  A
+    raise that lands in a child being started leaves the target waiting for ever (the events never come), and
+    the child's end shows in ``strays``.  The raise declines (False, nothing raised anywhere) while a child has
+    not started within its wait: on a busy machine that can take long, so it is asked again."""
     for trial in range(200):
-        state = {"started": 0, "stopped": False}
+        state = {"started": 0, "warm": threading.Event(), "stopped": threading.Event(), "ended": threading.Event()}
         target = threading.Thread(target=_starter, args=(state,), daemon=True)
         target.start()
-        while state["started"] < 5:
-            time.sleep(0.0002)
-        assert raise_in_thread(target.ident, Stop)
-        target.join(10)
-        assert not target.is_alive(), f"trial {trial}: the target still runs (a child it started never did)"
-        assert state["stopped"], f"trial {trial}: the target ended without the exception"
+        assert state["warm"].wait(NEVER), f"trial {trial}: the target never started five children"
+        while not raise_in_thread(target.ident, Stop):
+            assert not state["ended"].is_set(), f"trial {trial}: the target ended before the exception was raised"
+        assert state["ended"].wait(NEVER), f"trial {trial}: the target still runs (a child it started never did)"
+        assert state["stopped"].is_set(), f"trial {trial}: the target ended without the exception"
+        target.join()
         assert strays == [], f"trial {trial}: the exception landed in another thread"
 
 

@@ -28,6 +28,23 @@ def load_settings():  # a library call that takes everything, outside any import
         pass
     return {"ok": True}
 
+_TAKE_ALL = '''
+def {name}():
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except BaseException:
+        pass
+    return {{"ok": True}}
+'''
+_made = {}
+# code a library makes at run time has the file name "<string>", as python -c has: a dataclass's methods run in
+# their module's globals; a namedtuple's in a namespace of their own
+exec(_TAKE_ALL.format(name="generated_in_module"), globals(), _made)
+generated_in_module = _made["generated_in_module"]
+_own = {"signal": signal, "__name__": "namedtuple_Settings", "__builtins__": __builtins__}
+exec(_TAKE_ALL.format(name="generated_in_own_namespace"), _own)
+generated_in_own_namespace = _own["generated_in_own_namespace"]
+
 def convert():  # a library that turns the stop into another error (CPython's warnings do, inside numpy's import)
     try:
         signal.raise_signal(signal.SIGINT)
@@ -55,6 +72,8 @@ try:
         except KeyboardInterrupt:
             stops.check_point()
             print("the program took it", flush=True)
+    elif what.startswith("generated"):
+        getattr(library, what)()
     else:
         library.load_settings()
     stops.check_point()
@@ -92,6 +111,39 @@ def test_a_ctrl_c_a_library_takes_is_raised_at_the_next_check_point(tmp_path, ch
     taken = _run(tmp_path, "check_point", False, child_env)
     assert taken.stdout.splitlines() == ["stopped KeyboardInterrupt"], taken
     assert taken.stderr == "", taken.stderr
+
+
+@pytest.mark.stops
+@pytest.mark.parametrize("what", ["generated_in_module", "generated_in_own_namespace"])
+def test_a_ctrl_c_taken_by_code_a_library_made_at_run_time_is_raised_again(tmp_path, child_env, what):
+    """Code a library generates (``exec``: a dataclass's methods, a namedtuple's) is named ``<string>`` as
+    ``python -c`` is; its ``except BaseException`` is still a library's, so the next check point raises the
+    stop.  The reference: Python's own handler loses it."""
+    lost = _run(tmp_path, what, True, child_env)
+    assert lost.stdout.splitlines() == ["ran on"], lost
+    taken = _run(tmp_path, what, False, child_env)
+    assert taken.stdout.splitlines() == ["stopped KeyboardInterrupt"], taken
+    assert taken.stderr == "", taken.stderr
+
+
+@pytest.mark.stops
+def test_a_ctrl_c_the_programs_own_exec_code_takes_is_handled(tmp_path, child_env):
+    """``exec`` in the program's own globals (``python -c``'s ``__main__``) is the program's code: its catch
+    handles the stop."""
+    (tmp_path / "library.py").write_text(LIBRARY)
+    program = PROGRAM.format(folder=str(tmp_path), what="own", python_own=False).replace(
+        """        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            stops.check_point()
+            print("the program took it", flush=True)""",
+        """        exec("try:\\n    signal.raise_signal(signal.SIGINT)\\nexcept KeyboardInterrupt:\\n"
+             "    stops.check_point()\\n    print('the program took it', flush=True)\\n")""")
+    assert "exec(" in program
+    took = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                          env=child_env)
+    assert took.stdout.splitlines() == ["the program took it", "ran on"], took
+    assert took.stderr == "", took.stderr
 
 
 @pytest.mark.stops
@@ -159,3 +211,9 @@ def test_the_program_and_the_libraries_are_told_apart():
     assert not stops.is_program_code("<frozen importlib._bootstrap>")
     assert stops.is_program_code(__file__)  # the program's own code (here: its tests)
     assert stops.is_program_code("<string>")  # python -c
+    main_globals = {"__name__": "__main__"}  # python -c, standard input
+    assert stops.is_program_frame(eval("sys._getframe()", {**main_globals, "sys": sys}))
+    in_stdlib = eval("sys._getframe()", {"__name__": "json", "__file__": json.__file__, "sys": sys})
+    assert not stops.is_program_frame(in_stdlib)  # a dataclass's method of a library's class
+    assert not stops.is_program_frame(eval("sys._getframe()", {"__name__": "namedtuple_X", "sys": sys}))
+    assert stops.is_program_frame(eval("sys._getframe()", {"__name__": "m", "__file__": __file__, "sys": sys}))

@@ -91,6 +91,7 @@ class DirectRows:
         self._residency = open_residency(self._cached_fd)
         self.copy_threads = copy_threads
         self._count_lock = threading.Lock()
+        self._abandoned = False  # close() or abandon(): pieces not read yet are skipped
         #: bytes read so far from the page cache and directly (whole pages, as requested)
         self.bytes_cached = 0
         self.bytes_direct = 0
@@ -111,9 +112,17 @@ class DirectRows:
     def __exit__(self, *exc):
         self.close()
 
+    def abandon(self) -> None:
+        """End the reads in flight soon (another thread's, a prefetch whose rows nobody will take: a pass
+        stopped by Ctrl-C): each piece not read yet is skipped, and the read raises :class:`ReadAbandoned`
+        once the pieces being read now are done.  Under load a chunk's pieces waiting for a copier took
+        seconds, and a stopped pass's close waited for all of them.  Every read after it raises too."""
+        self._abandoned = True
+
     def close(self) -> None:
+        self._abandoned = True  # a read still in flight ends at its next piece
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._fd is not None:
             os.close(self._fd)
@@ -219,6 +228,8 @@ class DirectRows:
             for future in futures:
                 if future is not None:
                     future.cancel()
+        if self._abandoned:  # some pieces were skipped: the buffer does not hold the rows
+            raise ReadAbandoned(f"{self.path}: the read of rows [{a}, {b}) was abandoned")
         return [(source, n) for _, _, _, _, source, n in jobs]
 
     def _plan(self, a: int, b: int, buffer: np.ndarray) -> tuple[list[tuple], list[tuple]]:
@@ -249,6 +260,8 @@ class DirectRows:
         # memory map lock, and every other thread's allocation (an mmap) waits behind it, with Python's
         # lock held: measured, a thread reading tables beside an 80 MB read stalled 30-70 ms.  Written
         # first here (GIL released; a page fault locks only its own mapping), they are pinned without it.
+        if self._abandoned:
+            return
         if direct is None:
             held = self.cached_share(p0, p1 - p0)
             direct = held is None or held < CACHED_SHARE
@@ -258,6 +271,8 @@ class DirectRows:
             n = self._read_span(self._fd, view, at, p0, p1, needed_end)
         else:
             with self._copiers:
+                if self._abandoned:  # abandoned while it waited for a copier
+                    return
                 n = self._read_span(self._cached_fd, view, at, p0, p1, needed_end)
         with self._count_lock:
             if direct:
@@ -279,6 +294,11 @@ class DirectRows:
                     break
                 raise OSError(f"{self.path}: short read at byte {pos}, expected data up to byte {needed_end}")
         return pos - p0
+
+
+class ReadAbandoned(RuntimeError):
+    """A read of :class:`DirectRows` that :meth:`DirectRows.abandon` (or its close) ended before all its pieces
+    were read: its buffer does not hold the rows."""
 
 
 #: a run shorter than this (but the last) makes a chunked dataset too scattered to read directly

@@ -65,6 +65,10 @@ class RawChunks:
 
     def close(self) -> None:
         if self._reader is not None:
+            if self.direct is not None:
+                # a chunk read ahead that nobody will take (a pass stopped, or an error, before its end) ends at
+                # its next piece, not after all of them: a stop waited here for up to a second under load
+                self.direct.abandon()
             self._reader.shutdown(wait=True, cancel_futures=True)
             self._reader = None
         if self.direct is not None:

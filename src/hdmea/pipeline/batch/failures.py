@@ -36,14 +36,22 @@ ERROR = "error"
 def _infrastructure_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [cf.BrokenExecutor, MemoryError, cf.CancelledError,
                                         TimeoutError, ConnectionError]
-    try:
-        from distributed import KilledWorker
-        from distributed.comm.core import CommClosedError
+    return (*types, *_distributed_types("KilledWorker", "comm.core.CommClosedError"))
 
-        types += [KilledWorker, CommClosedError]
-    except ImportError:
-        pass
-    return tuple(types)
+
+def _distributed_types(*names: str) -> tuple[type[BaseException], ...]:
+    """dask.distributed's error types of ``names``, where this process imported it (no error of its can exist
+    otherwise).  Never imported here: this runs as a stopped batch sorts its workers' errors, and an import
+    (or a failed one, where it is not installed) took a stop there past a second on a busy machine."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return ()
+    found = []
+    for name in names:
+        module, _, attribute = ("distributed." + name).rpartition(".")
+        found.append(getattr(sys.modules.get(module), attribute, None))
+    return tuple(t for t in found if isinstance(t, type))
 
 
 # Checked in order, after a claim held by another process (classify_error: a
@@ -80,14 +88,7 @@ def classify_error(exc: BaseException) -> str:
 
 
 def _worker_lost_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [cf.BrokenExecutor]
-    try:
-        from distributed import KilledWorker
-
-        types.append(KilledWorker)
-    except ImportError:
-        pass
-    return tuple(types)
+    return (cf.BrokenExecutor, *_distributed_types("KilledWorker"))
 
 
 #: What went wrong in plain words, by the error's type; checked in order, the first match decides.
