@@ -368,7 +368,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
         data = _file_array(opener, name, shape, dtype, manifest, expected,
                            _stored_at(dsid, math.prod(shape) * dtype.itemsize) if expected else None)
     else:
-        numbers = lazy and tag is None and dtype.kind in "biufc"  # (what a lazy read reads here: small)
+        numbers = lazy and dtype.kind in "biufc"  # (read in its stored type: a tagged value of numbers too)
         try:  # a failure is named by the two guards, entered only then (most reads of a tree are tiny)
             if numbers:
                 data = _read_numbers(dsid, shape, dtype, tid)
