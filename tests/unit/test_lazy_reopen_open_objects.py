@@ -77,3 +77,65 @@ def test_an_attribute_changed_past_the_kept_objects_is_still_refused_naming_it(t
     with pytest.raises(ChecksumError) as caught:
         PipelineSession.load(path).close()
     assert f"{changed}/@unit" in str(caught.value)
+
+
+def test_the_walk_opens_only_groups_and_datasets_with_attributes(tmp_path, monkeypatch):
+    """The open-time scan describes each dataset of numbers without attributes while it has it open; the
+    tree's walk builds those nodes without opening them again (a lab session's per-trial arrays)."""
+    path = _saved(tmp_path / "rec.h5")
+    with h5py.File(path, "r") as f:  # a third-party count of what the walk still has to open
+        listed = []
+        f.visititems(lambda name, obj: listed.append(name) if not name.split("/")[-1].startswith("__")
+                     and not any(part.startswith("__") for part in name.split("/"))
+                     and (isinstance(obj, h5py.Group) or len(obj.attrs)) else None)
+    opened = []
+    open_child = tree_read._open_child
+
+    def counting(obj, name, full, kept):
+        opened.append(full.decode())
+        return open_child(obj, name, full, kept)
+
+    monkeypatch.setattr(tree_read, "_open_child", counting)
+    resumed = PipelineSession.load(path)
+    try:
+        assert sorted(opened) == sorted(listed)
+        assert not any("/trials/" in name for name in opened)
+        for u in (0, UNITS - 1):
+            for t in range(TRIALS):
+                np.testing.assert_array_equal(resumed.units[f"unit_{u:03d}"]["trials"][str(t)], _planted(u, t))
+    finally:
+        resumed.close()
+
+
+def test_a_described_array_damaged_in_the_file_is_refused_at_load_naming_it(tmp_path):
+    path = _saved(tmp_path / "rec.h5")
+    planted = _planted(UNITS - 2, TRIALS - 1).tobytes()
+    raw = bytearray(path.read_bytes())
+    at = raw.find(planted)
+    assert at > 0 and raw.find(planted, at + 1) < 0  # the values' bytes, once in the file
+    raw[at + 9] ^= 0x40  # a bit of the second value
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ChecksumError) as caught:
+        PipelineSession.load(path).close()
+    assert f"unit_{UNITS - 2:03d}/trials/{TRIALS - 1}" in str(caught.value)
+
+
+def test_describe_dataset_answers_as_plain_h5py_reads(tmp_path):
+    path = tmp_path / "plain.h5"
+    small, large = np.arange(12, dtype="<i4").reshape(3, 4), np.linspace(0, 1, 5000)
+    with h5py.File(path, "w") as f:  # written by plain h5py
+        f["small"], f["large"], f["text"] = small, large, np.array([b"a", b"b"])
+        f["tagged"] = small
+        f["tagged"].attrs["kind"] = "x"
+        f.create_dataset("none", dtype="f8")  # no dataspace
+    with h5py.File(path, "r") as f:
+        described = tree_read.describe_dataset(f["small"].id)
+        assert described.dtype == small.dtype and described.shape == small.shape and described.stored_at is None
+        np.testing.assert_array_equal(described.data, small)
+        described = tree_read.describe_dataset(f["large"].id)
+        assert described.data is None and described.shape == large.shape
+        assert described.stored_at == (f["large"].id.get_offset(), large.nbytes)
+        assert tree_read.describe_dataset(f["text"].id) is None
+        assert tree_read.describe_dataset(f["tagged"].id) is None
+        described = tree_read.describe_dataset(f["none"].id)
+        assert described.shape is None and described.data is None

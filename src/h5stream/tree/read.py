@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -32,7 +32,7 @@ from h5stream.tree.nodes import (
     text,
 )
 
-__all__ = ["read_attrs", "node_from_h5", "decode_node"]
+__all__ = ["read_attrs", "node_from_h5", "decode_node", "Described", "describe_dataset"]
 
 
 # Raised by h5py, numpy, json and base64 on damaged content; each becomes a FormatError naming the object.
@@ -235,9 +235,69 @@ def _open_child(obj, name: str, full: bytes, opened: dict | None):
     return obj[name]  # a named datatype: h5py's own wrapper (it is refused as a value below)
 
 
+class Described(NamedTuple):
+    """What a lazy :func:`node_from_h5` needs of a dataset of numbers without attributes, asked while the
+    open-time scan had it open (:func:`describe_dataset`), so the walk builds its node without opening it."""
+
+    dtype: np.dtype
+    shape: tuple | None  # None: a dataset without a dataspace (no values)
+    data: np.ndarray | None  # the values (an array of at most EAGER_LIMIT bytes), else None: left on disk
+    stored_at: tuple[int, int] | None  # where the values of an array left on disk lie (see _stored_at)
+
+
+# What h5py and libhdf5 raise for a dataset they cannot describe or read (a SystemError, which can carry a
+# stop that landed in compiled code, is not among them: it goes on to the caller).
+_DESCRIBE_FAILURES = (OSError, RuntimeError, ValueError, TypeError, KeyError, AttributeError)
+
+
+def describe_dataset(dsid: h5py.h5d.DatasetID, fact: tuple | None = None) -> Described | None:
+    """:class:`Described` of the open dataset ``dsid`` (``fact``: its (type id, shape) where the caller has
+    them), or None where a lazy :func:`node_from_h5` has to open it itself: it has attributes (a tag, or
+    values of its own), it is not an array of numbers, or the library fails on it (the walk then reads it
+    again and names what is wrong).  An array of at most :data:`EAGER_LIMIT` bytes is read here, in its
+    stored type; its digest is checked where its node is built."""
+    try:
+        if h5py.h5a.get_num_attrs(dsid) != 0:
+            return None
+        tid, shape = fact if fact is not None else (dsid.get_type(), dsid.shape)
+        dtype = tid.dtype
+        if dtype.kind not in "biufc":
+            return None
+        if shape is None:
+            return Described(dtype, None, None, None)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > EAGER_LIMIT:
+            return Described(dtype, shape, None, _stored_at(dsid, nbytes))
+        return Described(dtype, shape, _read_numbers(dsid, shape, dtype, tid), None)
+    except _DESCRIBE_FAILURES:
+        return None
+
+
+def _file_array(opener, name: str, shape: tuple, dtype: np.dtype, manifest, expected: str | None,
+                stored_at: tuple[int, int] | None) -> FileArray:
+    """The lazy reference of an array left on disk, checked against its digest ``expected`` when read."""
+    return FileArray(opener, name, shape, dtype, digest=expected, verify=manifest if expected is not None else None,
+                     stored_at=stored_at if expected else None)
+
+
+def _described_node(known: Described, name: str, manifest, opener) -> Dataset:
+    """The node :func:`node_from_h5` builds, lazily, for the dataset ``known`` describes (a small array's
+    values checked against their digest here, as when it reads them)."""
+    expected = manifest.datasets.get(name) if manifest is not None else None
+    if known.shape is None:
+        data = np.empty((0,), dtype=known.dtype)
+    elif known.data is None:
+        data = _file_array(opener, name, known.shape, known.dtype, manifest, expected, known.stored_at)
+    else:
+        data = known.data
+        if expected is not None:
+            checksums.check_value(manifest, name, expected, data, text=False)
+    return Dataset(data, {}, None)
+
+
 def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None,
                  opened: dict | None = None, name: str | None = None, facts: dict | None = None,
-                 key: bytes | None = None) -> Node:
+                 key: bytes | None = None, described: dict | None = None) -> Node:
     """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
 
     Values with a digest in the file's checksum manifest (``manifest``, by
@@ -249,7 +309,11 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     opening them again; each one used is taken out.  ``name``: the object's full name, when the caller has
     it (the walk passes each child's).  ``facts``: each dataset's (type id, shape) as the open-time scan
     asked them (keyed as ``opened``), used instead of asking HDF5 again; each one used is taken out.
-    ``key``: the object's key in ``opened`` and ``facts`` (the walk passes each child's).
+    ``key``: the object's key in ``opened`` and ``facts`` (the walk passes each child's).  ``described``
+    (with ``lazy``): datasets of numbers without attributes as the open-time scan described them (keyed as
+    ``opened``, see :func:`describe_dataset`), whose nodes are built without opening them again (but for
+    one whose attributes the manifest has digests of: opened, and its attributes read and checked); each
+    one used is taken out.
     """
     dsid = obj if isinstance(obj, h5py.h5d.DatasetID) else None
     if dsid is not None:
@@ -274,13 +338,18 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
                 continue
             where = f"{base}/{member}"
             full = where[1:].encode("utf-8")
+            known = described.pop(full, None) if described and lazy else None
+            if known is not None and not (manifest is not None and manifest.covers_attrs(where)):
+                children[member] = _described_node(known, where, manifest, opener)
+                continue
             try:
                 child = _open_child(obj, member, full, opened)
             except (OSError, RuntimeError):
                 with checksums.checked_read(obj, where):  # a damaged header is named
                     raise
             children[member] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path,
-                                            opened=opened, name=where, facts=facts, key=full)
+                                            opened=opened, name=where, facts=facts, key=full,
+                                            described=described)
         return Group(attrs, children, tag, keys)
     # the dataset's own id answers these (h5py's Dataset asks it, through more layers, on every access)
     if dsid is None:
@@ -296,11 +365,10 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
         data = np.empty((0,), dtype=dtype)
     elif (lazy and tag is None and dtype.kind in "biufc"
           and math.prod(shape) * dtype.itemsize > EAGER_LIMIT):
-        data = FileArray(opener, name, shape, dtype, digest=expected,
-                         verify=manifest if expected is not None else None,
-                         stored_at=_stored_at(dsid, math.prod(shape) * dtype.itemsize) if expected else None)
+        data = _file_array(opener, name, shape, dtype, manifest, expected,
+                           _stored_at(dsid, math.prod(shape) * dtype.itemsize) if expected else None)
     else:
-        numbers = lazy and tag is None and dtype.kind in "biufc"  # (what a lazy read reads here: small)
+        numbers = lazy and dtype.kind in "biufc"  # (read in its stored type: a tagged value of numbers too)
         try:  # a failure is named by the two guards, entered only then (most reads of a tree are tiny)
             if numbers:
                 data = _read_numbers(dsid, shape, dtype, tid)

@@ -43,7 +43,7 @@ from h5stream import checksums
 from h5stream.errors import ChecksumError, FormatError, H5StreamError, OpenInThisProcessError
 from h5stream.files import guard_read, open_validated
 from h5stream.tree import Group, decode_node, is_hidden, node_from_h5
-from h5stream.tree.read import checked_text
+from h5stream.tree.read import checked_text, describe_dataset
 from hdmea.errors import RecordingFormatError, UnknownUnitError
 from hdmea.io import _files
 from hdmea.io.hdf5_store import check_recording_format, open_recording_hdf5
@@ -541,6 +541,11 @@ class _BoundedFacts(dict):
             super().__setitem__(key, value)
 
 
+def _under_hidden(full: bytes) -> bool:
+    """Whether the object named ``full`` is, or lies below, one of the tree's internal members (never read)."""
+    return b"__" in full and any(is_hidden(part.decode("utf-8", "replace")) for part in full.split(b"/"))
+
+
 def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Group, SourceFile]:
     """The recording at ``path`` as the engine's node tree, its arrays left on disk (what a session resumes
     from), and the source they are read from (close it when done).
@@ -552,8 +557,15 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
     path = Path(path)
     opened: dict = {}  # the first objects the scan opened, kept for the tree's walk (not opened twice)
     facts: dict = _BoundedFacts()  # the first datasets' type and shape, as the scan asked them
+    described: dict = {}  # datasets of numbers without attributes, built by the walk without opening them
 
     def keep(full: bytes, oid) -> bool:
+        if isinstance(oid, h5py.h5d.DatasetID) and not _under_hidden(full):
+            known = describe_dataset(oid, facts.get(full))
+            if known is not None:
+                described[full] = known
+                facts.pop(full, None)
+                return False
         if oid is None or len(opened) >= KEPT_OBJECTS:
             return False  # the walk opens it again: libhdf5 holds about 15 kB per open object
         opened[full] = oid
@@ -569,7 +581,7 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
         with guard_read(path, "/"):
             manifest = checksums.attach(f, verify=verify, path=path)
             return node_from_h5(f, lazy=True, opener=source, manifest=manifest, opened=opened,
-                                facts=facts), source
+                                facts=facts, described=described), source
     except (H5StreamError, ChecksumError):
         source.close()
         raise
