@@ -8,6 +8,7 @@
  *
  * On x86-64 Linux with GCC or Clang each function is compiled twice, for AVX2 and for the baseline
  * instruction set, and the loader picks the one the CPU runs (target_clones, as in _eimage_simd.h).
+ * Other compilers (or WIN_SCALAR defined) compare one edge at a time.
  */
 #ifndef WIN_ROWS_H
 #define WIN_ROWS_H
@@ -21,7 +22,7 @@
 #define WIN_CLONES
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(WIN_SCALAR)
 /* four doubles and four int64 as one value each (a ymm register with AVX2, two xmm otherwise); a
  * comparison of two double vectors gives -1 where it holds, 0 elsewhere */
 typedef double win_d4 __attribute__((vector_size(32)));
