@@ -194,8 +194,8 @@ def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, 
                      double scale, const int64_t[::1] seg_rows, const double[:, :, ::1] count_windows,
                      const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
                      double[:, ::1] scratch, int n_threads):
-    """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) in one pass
-    over the values of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
+    """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) from one read
+    per four window edges of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
     least n_rows); ``n_threads`` run the segment loop."""
     cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
     cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]
