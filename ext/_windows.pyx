@@ -8,15 +8,27 @@
 # row inside it, and the mean over its rows that have one of (x_first - lo) / 1000, summed as numpy's
 # add.reduce sums a double array (pairwise, blocks of 8), so the mean is the one numpy gives bit for bit.
 #
-# A row whose values rise (a spike train's trial) is walked once against the segment's sorted window edges:
-# each x is counted in the cell between the edges around it, and a window's count is the sum of its cells
-# (lo <= x < hi exactly: x >= an edge is where the walk passes it).  Any other row (values out of order, a
-# NaN, a start or scale of no number) compares each x with each window.  Segments are independent: the
-# segment loop runs in parallel, each segment's results and scratch its own.
+# Counts: the segment's distinct window edges (of the windows with lo < hi, and each event's start), and for
+# each edge how many x of each row lie below it (x < edge); a window's count is the x below its hi less those
+# below its lo, which is the count of lo <= x < hi whatever the order of the row (a NaN x is below no edge and
+# inside no window).  Each row is read once per four edges, every x compared with the four at once, without a
+# branch on the values (ext/_windows_rows.h); the same pass tells whether the row's values rise.  Firsts: in a
+# row whose values rise (x rises with them when the row's start and the scale are finite, the scale > 0; a
+# spike train's trial), an event's first x at or past its start is the one after the x below it; any other
+# row compares each x with each event.  Segments are independent: the segment loop runs in parallel, each
+# segment's results and scratch its own.
 
 from libc.math cimport INFINITY, NAN, isfinite
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "_windows_rows.h" nogil:
+    bint win_below_i64(const int64_t *p, int64_t n, double start, double scale, const double *edges,
+                       int64_t *under)
+    bint win_below_u64(const uint64_t *p, int64_t n, double start, double scale, const double *edges,
+                       int64_t *under)
+    bint win_below_f64(const double *p, int64_t n, double start, double scale, const double *edges,
+                       int64_t *under)
 
 ctypedef fused value_t:
     int64_t
@@ -67,17 +79,15 @@ def pairwise_sum(const double[::1] a):
     return res
 
 
-cdef inline Py_ssize_t _insert(double *edges, Py_ssize_t *events, Py_ssize_t n, double e,
-                               Py_ssize_t event) noexcept nogil:
-    # e (with its event, or -1) put into the sorted edges[:n] after its equals; the new count
-    cdef Py_ssize_t j = n
-    while j > 0 and edges[j - 1] > e:
-        edges[j] = edges[j - 1]
-        events[j] = events[j - 1]
-        j -= 1
-    edges[j] = e
-    events[j] = event
-    return n + 1
+cdef inline Py_ssize_t _edge(double *edges, Py_ssize_t *n, double e) noexcept nogil:
+    # the index of e among the distinct edges[:n[0]], e appended when new
+    cdef Py_ssize_t k
+    for k in range(n[0]):
+        if edges[k] == e:
+            return k
+    edges[n[0]] = e
+    n[0] += 1
+    return n[0] - 1
 
 
 cdef inline double _as_double(value_t v) noexcept nogil:
@@ -89,15 +99,15 @@ cdef inline double _as_double(value_t v) noexcept nogil:
     return <double>v
 
 
-cdef inline bint _rising(const value_t *values, int64_t a, int64_t b) noexcept nogil:
-    # True when values[a:b] never falls (and holds no NaN); a pointer, not a view: no reference counted per row
-    cdef int64_t i
-    for i in range(a + 1, b):
-        if not (values[i - 1] <= values[i]):
-            return False
-    if value_t is double and b > a and values[a] != values[a]:
-        return False
-    return True
+cdef inline bint _below(const value_t *p, int64_t n, double start, double scale, const double *edges,
+                        int64_t *under) noexcept nogil:
+    # under[k] (k < 4) gains the x of p[0:n] below edges[k]; whether p[0:n] never falls (ext/_windows_rows.h)
+    if value_t is int64_t:
+        return win_below_i64(p, n, start, scale, edges, under)
+    elif value_t is uint64_t:
+        return win_below_u64(p, n, start, scale, edges, under)
+    else:
+        return win_below_f64(p, n, start, scale, edges, under)
 
 
 cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
@@ -107,75 +117,62 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
                        Py_ssize_t n_counts, Py_ssize_t n_events) noexcept nogil:
     # One segment: rows row_a .. row_b - 1; its windows count_windows (n_counts, 2), event_windows (n_events, 2);
     # its results counts[:n_counts], means[:n_events]; its rows' firsts in scratch[:, row_a:row_b]
-    cdef Py_ssize_t r, w, f, k, n_edges = 0
-    cdef int64_t i, a, b, mark
+    cdef Py_ssize_t r, w, f, k, g, n_edges = 0, n_groups
+    cdef int64_t i, a, b
     cdef double x, start
-    cdef bint walk
+    cdef bint rising, order = isfinite(scale) and scale > 0
     cdef double firsts[8]
     cdef double los[8]
     cdef double his[8]
     cdef Py_ssize_t hits[8]
-    cdef double clo[16]
-    cdef double chi[16]
-    cdef int64_t tally[16]
-    cdef double edges[41]
-    cdef Py_ssize_t edge_event[41]
-    cdef int64_t cells[42]
-    cdef Py_ssize_t lo_cell[16]
-    cdef Py_ssize_t hi_cell[16]
-    # the windows that hold anything (lo < hi), their edges sorted; each event's start an edge too
+    cdef Py_ssize_t event_edge[8]
+    cdef Py_ssize_t lo_edge[16]
+    cdef Py_ssize_t hi_edge[16]
+    cdef double edges[40]
+    cdef int64_t below[40]
+    cdef int64_t row_below[40]
+    # the distinct edges of the windows that hold anything (lo < hi) and each event's start (not NaN)
     for w in range(n_counts):
-        clo[w] = count_windows[w, 0]
-        chi[w] = count_windows[w, 1]
-        tally[w] = 0
-        if clo[w] < chi[w]:
-            n_edges = _insert(edges, edge_event, n_edges, clo[w], -1)
-            n_edges = _insert(edges, edge_event, n_edges, chi[w], -1)
-    for f in range(n_events):  # an event's start: where the walk meets the first x at or past it
+        lo_edge[w] = -1
+        if count_windows[w, 0] < count_windows[w, 1]:
+            lo_edge[w] = _edge(edges, &n_edges, count_windows[w, 0])
+            hi_edge[w] = _edge(edges, &n_edges, count_windows[w, 1])
+    for f in range(n_events):
         los[f] = event_windows[f, 0]
         his[f] = event_windows[f, 1]
         hits[f] = 0
-        if los[f] == los[f]:
-            n_edges = _insert(edges, edge_event, n_edges, los[f], f)
-    for k in range(n_edges + 1):
-        cells[k] = 0
-    for w in range(n_counts):  # window w holds the cells lo_cell[w] .. hi_cell[w] - 1 (edges <= lo, <= hi)
-        lo_cell[w] = 0
-        hi_cell[w] = 0
-        if clo[w] < chi[w]:
-            for k in range(n_edges):
-                if edges[k] <= clo[w]:
-                    lo_cell[w] = k + 1
-                if edges[k] <= chi[w]:
-                    hi_cell[w] = k + 1
+        event_edge[f] = _edge(edges, &n_edges, los[f]) if los[f] == los[f] else -1
+    n_groups = (n_edges + 3) // 4
+    for k in range(n_edges, 4 * n_groups):  # (a NaN edge has no x below it)
+        edges[k] = NAN
+    for k in range(4 * n_groups):
+        below[k] = 0
     for r in range(row_a, row_b):
         start = row_starts[r]
         a = row_offsets[r]
         b = row_ends[r]
+        # each edge's x below it, 4 edges a pass (ext/_windows_rows.h): a window's count is the x below its hi
+        # less those below its lo, whatever the order of the row; the first pass also tells whether the values rise
+        for k in range(4 * n_groups):
+            row_below[k] = 0
+        rising = True  # (each pass tells the same)
+        for g in range(n_groups):
+            rising = _below(data + a, b - a, start, scale, &edges[4 * g], &row_below[4 * g])
+        for k in range(4 * n_groups):
+            below[k] += row_below[k]
         for f in range(n_events):
             firsts[f] = INFINITY
-        walk = isfinite(start) and isfinite(scale) and scale > 0 and (b - a < 2 or _rising(data, a, b))
-        if walk:
-            # x rises with the values: one walk past the edges; the x in cell k are counted when the walk
-            # leaves it, and the x that passes an event's start is the event's first, if inside the event
-            k = 0
-            mark = a
+        if n_events and rising and order and isfinite(start):
+            # x rises with the values: an event's first x at or past its start is the one after those below it
+            for f in range(n_events):
+                k = event_edge[f]
+                if k >= 0 and row_below[k] < b - a:
+                    x = (_as_double(data[a + row_below[k]]) - start) * scale
+                    if x < his[f]:
+                        firsts[f] = x
+        elif n_events:  # any other row: the smallest x inside each event, the first of equals
             for i in range(a, b):
                 x = (_as_double(data[i]) - start) * scale
-                if k < n_edges and edges[k] <= x:
-                    cells[k] += i - mark
-                    mark = i
-                    while k < n_edges and edges[k] <= x:
-                        f = edge_event[k]
-                        if f >= 0 and x < his[f]:
-                            firsts[f] = x
-                        k += 1
-            cells[k] += b - mark
-        else:
-            for i in range(a, b):
-                x = (_as_double(data[i]) - start) * scale
-                for w in range(n_counts):
-                    tally[w] += (clo[w] <= x) & (x < chi[w])
                 for f in range(n_events):
                     if los[f] <= x and x < his[f] and x < firsts[f]:
                         firsts[f] = x
@@ -188,10 +185,8 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
             means[f] = (0.0 + _pairwise_sum(&scratch[f, row_a], hits[f])) / <double>hits[f]
         else:
             means[f] = NAN
-    for w in range(n_counts):  # the walked rows' x in [lo, hi): the cells from lo's to hi's
-        for k in range(lo_cell[w], hi_cell[w]):
-            tally[w] += cells[k]
-        counts[w] = tally[w]
+    for w in range(n_counts):  # the x in [lo, hi): those below hi less those below lo (lo < hi)
+        counts[w] = below[hi_edge[w]] - below[lo_edge[w]] if lo_edge[w] >= 0 else 0
 
 
 def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
@@ -199,8 +194,8 @@ def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, 
                      double scale, const int64_t[::1] seg_rows, const double[:, :, ::1] count_windows,
                      const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
                      double[:, ::1] scratch, int n_threads):
-    """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) in one pass
-    over the values of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
+    """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) from one read
+    per four window edges of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
     least n_rows); ``n_threads`` run the segment loop."""
     cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
     cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]
