@@ -58,6 +58,35 @@ def test_a_stop_ends_the_wait_at_once_and_what_the_start_makes_is_ended_once_mad
     assert ended_with == ["the pool"] and made_by == ["hdmea-batch-start"]
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs a signal sent to one thread")
+def test_a_start_that_ends_soon_after_the_stop_is_ended_on_the_stopped_thread_before_the_stop_goes_on(monkeypatch):
+    # Ended on the start's own thread while the stopped one went on to the process's exit, a pool's semaphore
+    # could be unlinked without the resource tracker being told (its warnings printed after the stop line).
+    from hdmea.pipeline.batch import pool
+
+    monkeypatch.setattr(pool, "ABANDONED_START_SECONDS", 60.0, raising=False)  # no timing in the test: the start ends at once
+    taken = threading.Event()
+    ended_on = []
+    main = threading.main_thread().ident
+
+    def handler(signum, frame):
+        taken.set()
+        raise _Stop()
+
+    def start():
+        signal.pthread_kill(main, signal.SIGUSR1)
+        taken.wait()  # returns once the stopped thread has taken the stop
+        return "the pool"
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with pytest.raises(_Stop):
+            started_aside(start, lambda made: ended_on.append((made, threading.current_thread().name)))
+        assert ended_on == [("the pool", threading.current_thread().name)]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def test_without_a_stop_the_start_returns_what_it_made_and_nothing_is_ended():
     ended = []
     assert started_aside(lambda: (1, 2), ended.append) == (1, 2)

@@ -248,6 +248,9 @@ class Pool:
 #: seconds between two looks of :func:`started_aside`'s wait at a signal (one that arrives just as a wait on a
 #: lock begins runs its handler only when the wait ends)
 START_LOOK_SECONDS = 0.1
+#: seconds a stopped :func:`started_aside` waits for a start still running to end, so that what it made is ended
+#: on the stopped thread (a start that takes longer, a fork server importing its modules, is ended on its own)
+ABANDONED_START_SECONDS = 0.5
 
 
 def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
@@ -283,9 +286,15 @@ def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
         while not done.wait(START_LOOK_SECONDS):
             pass  # a signal that arrives just as a wait begins is taken at the next look, not at the wait's end
     except BaseException:
-        with lock:
-            state["abandoned"] = True
-            made = state.get("made")
+        try:
+            # A start about to end is ended here, before this thread goes on to the process's exit.  Ended on its
+            # own thread beside that exit, a pool's queue could be cut between unlinking its semaphore and telling
+            # the resource tracker, which then printed "leaked semaphore" warnings after the stop line.
+            done.wait(ABANDONED_START_SECONDS)
+        finally:
+            with lock:
+                state["abandoned"] = True
+                made = state.get("made")
         if made is not None:
             end(made)
         raise
