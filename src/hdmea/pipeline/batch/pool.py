@@ -256,9 +256,10 @@ ABANDONED_START_SECONDS = 0.5
 def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
     """What ``start()`` returns, started on a thread of its own while this thread waits for it.
 
-    A stop signal raises in this thread at once (a pool's first worker waits for its fork server's imports,
-    seconds on a busy machine, inside a call that no signal cuts short); ``start`` runs on to its end, and
-    what it made is then ended by ``end``, so nothing it started is left behind half-made.
+    A stop signal raises in this thread within :data:`ABANDONED_START_SECONDS` (a pool's first worker waits for
+    its fork server's imports, seconds on a busy machine, inside a call that no signal cuts short); ``start``
+    runs on to its end, and what it made is then ended by ``end``, so nothing it started is left behind
+    half-made: here, when the start ends within that wait, else on the start's own thread.
     """
     import threading
 
