@@ -14,7 +14,8 @@ made inside it; three ways of choosing them:
 * ``all``: every call.
 
 Besides, how often each element was read: the calls of the registry's dispatcher
-(:func:`h5stream.elements.registry.read_node`), counted by the element's path.
+(:func:`h5stream.elements.registry.read_node`), counted by the element's path; and each pass that read
+elements' attributes (:func:`h5stream.elements.snapshot.describe_each`), as the paths it described.
 
 A *stay* is a run of consecutive followed calls in one module; a *return* is a stay in a module the walk
 had already left (returns = stays - modules).  Printed per way: calls, stays, modules, returns, then how
@@ -110,16 +111,17 @@ def _anndata(rng):
 
 def trace(path: Path, request: dict | None = None) -> dict[str, list]:
     """Per way of choosing: the followed calls of one load (``request``: its partial options), in order, as
-    (module, function); under ``"reads"``, the path of each element the registry's dispatcher read."""
+    (module, function); under ``"reads"``, the path of each element the registry's dispatcher read; under
+    ``"described"``, the paths of each pass of :func:`~h5stream.elements.snapshot.describe_each`, as a tuple."""
     from h5scp.io import formats_h5ad, formats_h5mu
     from h5scp.io._files import reading
-    from h5stream.elements import registry
+    from h5stream.elements import registry, snapshot
 
     fmt = formats_h5mu if Path(path).suffix == ".h5mu" else formats_h5ad
     load = fmt.container_from_h5mu if fmt is formats_h5mu else fmt.container_from_h5ad
-    target, dispatch = load.__code__, registry.read_node.__code__
+    target, dispatch, describe_each = load.__code__, registry.read_node.__code__, snapshot.describe_each.__code__
     calls: dict[str, list] = {way: [] for way in _CHOOSE}
-    calls["reads"] = []
+    calls["reads"], calls["described"] = [], []
     depth = [0]
 
     def profile(frame, event, _arg):
@@ -134,6 +136,8 @@ def trace(path: Path, request: dict | None = None) -> dict[str, list]:
             return
         if frame.f_code is dispatch:
             calls["reads"].append(frame.f_locals["node"].name)
+        if frame.f_code is describe_each:  # (its callers pass the paths as a list or tuple)
+            calls["described"].append(tuple(frame.f_locals["names"]))
         args = _arguments(frame)
         for way, choose in _CHOOSE.items():
             if choose(args):
@@ -170,6 +174,7 @@ def main(argv: list[str]) -> None:
         partial = PARTIAL_H5MU if "--h5mu" in argv else PARTIAL
         traced = trace(path, partial if "--partial" in argv else None)
     reads = collections.Counter(traced.pop("reads"))
+    traced.pop("described")
     print(f"elements read: {sum(reads.values())}, read more than once: "
           f"{ {name: n for name, n in reads.items() if n > 1} }")
     for way, calls in traced.items():

@@ -21,7 +21,11 @@ import pytest
 
 pytest.importorskip("anndata")
 
-from benchmarks.studies.h5ad_load_stays import PARTIAL, PARTIAL_H5MU, stays, trace, write_file, write_mudata  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.studies.h5ad_load_stays import (  # noqa: E402
+    PARTIAL, PARTIAL_H5MU, _anndata, stays, trace, write_file, write_mudata,
+)
 
 #: Returns to a module already left, following the file handle (measured: 43; before: 196).
 MAX_RETURNS_FOLLOWING_THE_FILE = 50
@@ -113,3 +117,38 @@ def test_a_h5mu_load_reads_the_sample_ids_once(traced_h5mu):
     walk, entered = _walk(calls["h5"])
     returns = len(walk) - len(entered)
     assert returns <= MAX_RETURNS_H5MU[kind], (kind, returns, entered.most_common())
+
+
+#: The layer elements of :func:`_write_layers`' file: a dense ``X``, a CSR and a dense layer.
+LAYER_ELEMENTS = ("/X", "/layers/counts", "/layers/scaled")
+
+
+def _write_layers(path):
+    """The study's AnnData (dense ``X``, CSR ``counts``) with a second, dense layer, written by anndata."""
+    adata = _anndata(np.random.default_rng(5))
+    adata.layers["scaled"] = np.asarray(adata.X) * 2.0
+    adata.write_h5ad(path)
+
+
+@pytest.fixture(scope="module", params=["whole", "partial"])
+def traced_layers(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("stays") / "layers.h5ad"
+    _write_layers(path)
+    part = None if request.param == "whole" else {**PARTIAL, "layers": None}  # every layer, some cells
+    return request.param, path, trace(path, part)
+
+
+def test_a_load_describes_each_layer_element_once_in_one_pass(traced_layers):
+    kind, path, calls = traced_layers
+    import anndata as ad
+
+    assert set(ad.read_h5ad(path).layers) == {"counts", "scaled"}  # (the file holds what the test counts)
+    passes = [p for p in calls["described"] if set(p) & set(LAYER_ELEMENTS)]
+    described = [name for p in passes for name in p if name in LAYER_ELEMENTS]
+    # each layer element's attributes are read once, by the scan of its group, and the matrix reads take
+    # those descriptions (before: one description per matrix read, in a pass of its own)
+    assert sorted(described) == sorted(LAYER_ELEMENTS), (kind, passes)
+    assert len(passes) == 1, (kind, passes)
+    # the members of the CSR layer are described once too, when it is read
+    members = [name for p in calls["described"] for name in p if name.startswith("/layers/counts/")]
+    assert sorted(members) == ["/layers/counts/data", "/layers/counts/indices", "/layers/counts/indptr"], members

@@ -20,7 +20,7 @@ from functools import cached_property
 import h5py
 
 from h5stream.elements.mapping import KEYS_ATTR, member_name
-from h5stream.elements.snapshot import Node, describe, describe_members
+from h5stream.elements.snapshot import Node, describe, describe_each, describe_members
 from h5stream import checksums
 from h5scp.io.partial_hdf5 import column_members
 
@@ -73,6 +73,15 @@ class GroupView:
         node = self.obs_node
         return None if node is None else column_members(node)
 
+    def describe_layers(self, elements: dict) -> dict[str, Node]:
+        """Layer name -> description of each element of ``elements`` (layer name -> an element of this group, as
+        :attr:`foreign_layers` or :func:`h5scp.io._anndata_layout.present_layers` give them): the attributes of
+        all of them read in one pass, the file's manifest looked up once, and only those asked for (no
+        attribute of an unrequested layer is read).  The matrix reads take these nodes
+        (:func:`h5scp.io.partial_hdf5.read_part`) instead of describing each element again."""
+        objs = list(elements.values())
+        nodes = describe_each(objs, [obj.name for obj in objs], checksums.manifest_for(self.group)) if objs else []
+        return dict(zip(elements, nodes))
 
 
 def _holds_values(obj) -> bool:

@@ -459,9 +459,8 @@ def read_assay_group(
     digests = dict(zip(layer_order(info), (str(d) for d in info.get("layer_digests", []))))
     same_cells = rows is None and cols is None and positions is None and fpos is None
     mask_cols = fpos if cols is None else (cols if fpos is None else cols[fpos])
-    for name, values in stored.items():
-        if layers is not None and name not in layers:
-            continue
+    wanted = {name: values for name, values in stored.items() if layers is None or name in layers}
+    for name, values in view.describe_layers(wanted).items():
         X = read_part(values, positions, fpos)
         if same_cells and name in digests and values_digest(X) != digests[name]:
             replaced.append(name)

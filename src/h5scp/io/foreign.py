@@ -193,9 +193,9 @@ def _assay(view: GroupView, path: Path, skipped: list[str], layers=None, positio
         var = var[cols]
     kept: dict[str, ScpMatrix] = {}
     with guarded(path, f"{view.where}/X"):
-        for name, obj in view.foreign_layers.items():
-            if layers is None or name in layers:
-                kept[name] = ScpMatrix(_exact_in_float(read_part(obj, positions, cols), path, obj.name))
+        wanted = {name: obj for name, obj in view.foreign_layers.items() if layers is None or name in layers}
+        for name, node in view.describe_layers(wanted).items():
+            kept[name] = ScpMatrix(_exact_in_float(read_part(node, positions, cols), path, node.name))
         if view.x is not None and X_LAYER in view.layers:
             skipped.append(f"{view.prefix}layers/{X_LAYER} (name taken by X)")
     skipped.extend(view.unmapped)

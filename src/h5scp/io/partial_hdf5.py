@@ -25,7 +25,7 @@ from h5stream import checksums
 from h5stream.elements import read_elem
 from h5stream.elements.dataframe import frame_members
 from h5stream.elements.registry import read_node
-from h5stream.elements.snapshot import Node, describe
+from h5stream.elements.snapshot import Node, describe, describe_members
 from h5scp.core.structures import ScpMatrix
 from h5scp.io.selection import metadata_part
 from h5scp.io.serializers import deserialize_matrix, normalize_sparse
@@ -186,10 +186,10 @@ def _runs_of(node: Node, runs: list[tuple[int, int]]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, ds.dtype)
 
 
-def _element_part(obj, rows: np.ndarray | None, cols: np.ndarray | None):
-    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of a matrix element (described once, and
-    read from its description)."""
-    node = describe(obj)
+def _element_part(node: Node, rows: np.ndarray | None, cols: np.ndarray | None):
+    """Rows ``rows`` and columns ``cols`` (sorted, unique; None: all) of the matrix element ``node`` describes
+    (read from its description)."""
+    obj = node.obj
     if node.spec_error is not None:
         raise node.spec_error
     kind = node.spec.encoding_type if node.spec is not None else None
@@ -211,16 +211,21 @@ def _sorted(positions: np.ndarray | None):
     return wanted, None if wanted.size == positions.size and np.array_equal(wanted, positions) else back
 
 
-def read_part(obj, rows: np.ndarray | None = None, cols: np.ndarray | None = None):
-    """A matrix element whole (``rows`` and ``cols`` None), or its cells at ``rows`` x ``cols``, in that order."""
+def read_part(obj: h5py.Dataset | h5py.Group | Node, rows: np.ndarray | None = None, cols: np.ndarray | None = None):
+    """A matrix element whole (``rows`` and ``cols`` None), or its cells at ``rows`` x ``cols``, in that order.
+
+    ``obj``: the element's h5py object, or its description (:class:`~h5stream.elements.snapshot.Node`) when the
+    caller made it already (its attributes are then not read again); :data:`BEFORE_READ` is given the h5py
+    object either way."""
+    node = obj if isinstance(obj, Node) else describe(obj)
     r_want, r_back = _sorted(rows)
     c_want, c_back = _sorted(cols)
     hook = BEFORE_READ.get()
     if hook is not None:
-        hook(obj, r_want, c_want)
+        hook(node.obj, r_want, c_want)
     if rows is None and cols is None:
-        return deserialize_matrix(obj)
-    part = _element_part(obj, r_want, c_want)
+        return deserialize_matrix(node)
+    part = _element_part(node, r_want, c_want)
     if r_back is not None:
         part = part[r_back]
     if c_back is not None:
@@ -231,23 +236,30 @@ def read_part(obj, rows: np.ndarray | None = None, cols: np.ndarray | None = Non
     return part
 
 
-def read_rows(obj, positions: np.ndarray | None):
+def read_rows(obj: h5py.Dataset | h5py.Group | Node, positions: np.ndarray | None):
     """:func:`read_part` of the rows at ``positions`` (every column)."""
     return read_part(obj, positions, None)
 
 
 def read_matrix_part(group: h5py.Group, rows: np.ndarray | None, cols: np.ndarray | None) -> ScpMatrix:
     """One layer group's ``X``, ``M`` and ``metadata`` for the samples at ``rows`` and features at ``cols``."""
-    X, M = (read_part(group[name], rows, cols) if name in group else None for name in ("X", "M"))
+    present = [name for name in ("X", "M") if name in group]
+    nodes = dict(zip(present, describe_members(group, present)))
+    X, M = (read_part(nodes[name], rows, cols) if name in nodes else None for name in ("X", "M"))
     metadata = read_elem(group["metadata"]) if "metadata" in group else None
-    shape = stored_shape(group["X"])
+    shape = stored_shape(nodes["X"] if "X" in nodes else group["X"])
     return ScpMatrix(X, M, metadata_part(metadata, rows, cols, shape, path=group.file.filename, obj=group.name))
 
 
-def stored_shape(obj) -> tuple[int, ...]:
-    """The shape of a stored matrix element (a dense dataset, or a sparse group's ``shape``)."""
+def stored_shape(obj: h5py.Dataset | h5py.Group | Node) -> tuple[int, ...]:
+    """The shape of a stored matrix element (a dense dataset, or a sparse group's ``shape``); ``obj``: its h5py
+    object, or its description (the ``shape`` attribute then taken from it, checked against its digest where the
+    file has a manifest)."""
+    node, obj = (obj, obj.obj) if isinstance(obj, Node) else (None, obj)
     if isinstance(obj, h5py.Dataset):
         return tuple(int(n) for n in obj.shape)
+    if node is not None and "shape" in node.attrs:
+        return tuple(int(n) for n in node.checked(complete=False).attrs["shape"])
     return tuple(int(n) for n in checksums.attr_value(obj, "shape"))
 
 
