@@ -74,6 +74,13 @@ def write_file(path: Path) -> None:
     _anndata(np.random.default_rng(3)).write_h5ad(path)
 
 
+def write_layers_file(path: Path) -> None:
+    """:func:`write_file`'s kind of AnnData (dense ``X``, CSR ``counts``) with a second, dense layer ``scaled``."""
+    adata = _anndata(np.random.default_rng(5))
+    adata.layers["scaled"] = np.asarray(adata.X) * 2.0
+    adata.write_h5ad(path)
+
+
 def write_mudata(path: Path) -> None:
     """Two modalities of :func:`write_file`'s kind; the second lacks every fourth sample."""
     import warnings
