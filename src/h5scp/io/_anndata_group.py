@@ -6,9 +6,11 @@ members' own), whether scptensor's annotations are there, and the elements a con
 no place for (``obsm``, ``varm``, ``obsp``, ``varp`` members and ``raw``, each with its shape).
 The columns of ``obs`` and their members (:attr:`GroupView.obs_members`) are read from its
 attributes once, where a reader first needs them (a whole load of another tool's .h5ad never does).
-Only member lists, attributes and shapes are read here, never values.  The AnnData and MuData
-readers (:mod:`h5scp.io.formats_h5ad`, :mod:`h5scp.io.formats_h5mu`, :mod:`h5scp.io.foreign`)
-take their elements from the :class:`GroupView` it gives instead of asking the file again.
+The layers a load asks for are described in one pass (:meth:`GroupView.describe_layers`), and their
+matrices read from those descriptions.  Only member lists, attributes and shapes are read here, never
+values.  The AnnData and MuData readers (:mod:`h5scp.io.formats_h5ad`, :mod:`h5scp.io.formats_h5mu`,
+:mod:`h5scp.io.foreign`) take their elements from the :class:`GroupView` it gives instead of asking the
+file again.
 """
 
 from __future__ import annotations
