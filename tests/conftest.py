@@ -17,6 +17,9 @@ import pytest
 
 from tests.skips import pytest_terminal_summary  # noqa: F401  (a hook: each skipped test and why, one line each)
 
+#: tests/exit_watch.py: threads and children left at the end of the run are named; a hang on the way out ends
+pytest_plugins = ["tests.exit_watch"]
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The opt-in distribution that serves the import name ``scptensor`` (ScpTensor's January API).
 SCPTENSOR_JANUARY = ROOT / "optin" / "scptensor-january"
