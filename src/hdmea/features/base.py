@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 
-__all__ = ["FeatureExtractor", "ArrayAdapter", "DictAdapter", "StoredGroup", "HDF5Group", "outputs"]
+__all__ = ["FeatureExtractor", "FeatureRows", "ArrayAdapter", "DictAdapter", "StoredGroup", "HDF5Group", "outputs"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -293,6 +293,31 @@ class FeatureExtractor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
+
+
+class FeatureRows(Mapping):
+    """The features of many units that share their keys, one row of values per unit (what an extractor's
+    ``extract_units`` computes for all units at once): ``rows[unit_id]`` holds the values of ``names`` in
+    order.  Read as a mapping, a unit's features are the dict ``{name: value}`` of its row; a session stages
+    the rows as they are (:meth:`hdmea.session.session.PipelineSession.add_features`)."""
+
+    __slots__ = ("names", "rows")
+
+    def __init__(self, names: tuple[str, ...], rows: dict[str, tuple]) -> None:
+        self.names = tuple(names)
+        self.rows = rows
+
+    def __getitem__(self, unit_id: str) -> dict[str, Any]:
+        return dict(zip(self.names, self.rows[unit_id]))
+
+    def __contains__(self, unit_id: object) -> bool:
+        return unit_id in self.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 def outputs(*names: str, dtype: str = "float64", unit: str | None = None,

@@ -18,7 +18,7 @@ from h5stream.tree import (
     put_node, value_node,
 )
 
-__all__ = ["unit_node", "units_nodes", "stimulus_nodes", "feature_node", "metadata_nodes"]
+__all__ = ["unit_node", "units_nodes", "stimulus_nodes", "feature_node", "feature_row_nodes", "metadata_nodes"]
 
 
 def _uint64_samples(values, what: str, unit_id: str) -> np.ndarray:
@@ -160,15 +160,28 @@ def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | N
     if not seen:
         seen.update(keys={}, names=set(), text={})
     data = dict(feature_data)
-    keys = tuple(data)
-    plain = seen["keys"].get(keys)
-    if plain is None:  # every key a name as it is (then the scalars below are the group's attributes)
-        plain = seen["keys"][keys] = all(type(k) is str and is_safe_key(k) for k in keys)
-    if plain and all(type(v) is float or type(v) is bool for v in data.values()):
+    if _plain_keys(tuple(data), seen) and all(type(v) is float or type(v) is bool for v in data.values()):
         node = Group(data)  # what put_node makes of it: each a plain attribute, read back as it is
     else:
         node = put_node(data)
-    attrs = node.attrs
+    node.attrs.update(_metadata_attrs(metadata, seen))
+    node.attrs.setdefault("name", feature_name)
+    return node
+
+
+def _plain_keys(keys: tuple, seen: dict) -> bool:
+    """Whether every key is a name as it is (then a feature's scalars are its group's attributes), found once
+    per set of keys (``seen``)."""
+    plain = seen["keys"].get(keys)
+    if plain is None:
+        plain = seen["keys"][keys] = all(type(k) is str and is_safe_key(k) for k in keys)
+    return plain
+
+
+def _metadata_attrs(metadata: Mapping | None, seen: dict) -> dict:
+    """``metadata`` as a feature group's attributes: names checked, values as they read back (each name and
+    text checked and converted once over the calls that share ``seen``)."""
+    attrs = {}
     for key, value in (metadata or {}).items():
         if key not in seen["names"]:
             check_attr_name(key, what="feature metadata name")
@@ -180,8 +193,29 @@ def feature_node(feature_name: str, feature_data: Mapping, metadata: Mapping | N
             attrs[key] = text
         else:
             attrs[key] = normalize_attr(value)
-    attrs.setdefault("name", feature_name)
-    return node
+    return attrs
+
+
+def feature_row_nodes(feature_name: str, names: tuple, rows, metadata: Mapping | None) -> list[Group]:
+    """:func:`feature_node` of ``dict(zip(names, row))`` with ``metadata``, for each of ``rows`` (the features of
+    many units that share their keys, :class:`hdmea.features.base.FeatureRows`): the names and the metadata are
+    checked and converted once, and a row of floats and bools (Python's) becomes its group's attributes at once."""
+    check_member_name(feature_name, what="feature name")
+    seen: dict = {"keys": {}, "names": set(), "text": {}}
+    names = tuple(names)
+    meta = _metadata_attrs(metadata, seen)
+    plain = _plain_keys(names, seen) and len(set(names)) == len(names)
+    scalars = {float, bool}
+    nodes = []
+    for row in rows:
+        if plain and len(row) == len(names) and set(map(type, row)) <= scalars:
+            attrs = dict(zip(names, row))
+            attrs.update(meta)
+            attrs.setdefault("name", feature_name)
+            nodes.append(Group(attrs))
+        else:
+            nodes.append(feature_node(feature_name, dict(zip(names, row)), metadata, _seen=seen))
+    return nodes
 
 
 def metadata_nodes(metadata: Mapping) -> dict[str, Node]:

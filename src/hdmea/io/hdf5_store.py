@@ -60,7 +60,9 @@ from hdmea.errors import (  # noqa: F401  (the store's errors, re-exported)
 from hdmea.io import _files
 from hdmea.io._files import corrupt_error, exists_error, locked_error, not_found_error
 # The builders of units, stimulus, features and metadata (used by the pipeline session through the store).
-from hdmea.io._store_nodes import feature_node, metadata_nodes, stimulus_nodes, unit_node, units_nodes  # noqa: F401
+from hdmea.io._store_nodes import (  # noqa: F401
+    feature_node, feature_row_nodes, metadata_nodes, stimulus_nodes, unit_node, units_nodes,
+)
 
 __all__ = [
     "create_recording_hdf5", "open_recording_hdf5", "write_units", "write_stimulus", "write_metadata",

@@ -246,18 +246,26 @@ class PipelineSession(PathAccess, LabSessionViews):
         """
         self.add_features(feature_name, [(unit_id, feature_data, metadata)])
 
-    def add_features(self, feature_name: str, results) -> None:
+    def add_features(self, feature_name: str, results, *, rows=None) -> None:
         """Stage one feature of many units at once: ``results`` holds ``(unit_id, feature_data, metadata)``
         of each, stored as :meth:`add_feature` stores it, in one change of the tree (every unit is checked
-        before any is staged)."""
+        before any is staged).  ``rows``: ``(names, [(unit_id, row), ...], metadata)``, more units whose
+        features share their keys, unit ``unit_id``'s being ``dict(zip(names, row))`` (staged as that dict,
+        the keys and metadata checked once for all; :class:`hdmea.features.base.FeatureRows`)."""
         units = self._tree.node(["units"])
         items = []
         seen: dict = {}  # the names and text checked once for every unit
-        for unit_id, feature_data, metadata in results:
+        nodes = [(unit_id, store.feature_node(feature_name, feature_data, metadata, _seen=seen)
+                  if isinstance(feature_data, Mapping) else None, feature_data, metadata)
+                 for unit_id, feature_data, metadata in results]
+        if rows is not None:
+            names, unit_rows, metadata = rows
+            nodes += [(unit_id, node, None, None) for (unit_id, _), node in
+                      zip(unit_rows, store.feature_row_nodes(feature_name, names, [row for _, row in unit_rows],
+                                                             metadata))]
+        for unit_id, node, feature_data, metadata in nodes:
             store.check_name(unit_id, what="unit id")
-            if isinstance(feature_data, Mapping):
-                node = store.feature_node(feature_name, feature_data, metadata, _seen=seen)
-            else:
+            if node is None:
                 store.check_member_name(feature_name, what="feature name")
                 node = store.value_node({"data": feature_data, "metadata": dict(metadata or {})})
             if not isinstance(units, Group) or units.children.get(unit_id) is None:

@@ -129,9 +129,13 @@ class _FileBackend:
     def add_feature(self, unit_id, feature_name, feature_data, metadata=None) -> None:
         store.write_feature_to_unit(self.f, unit_id, feature_name, feature_data, metadata)
 
-    def add_features(self, feature_name, results) -> None:
+    def add_features(self, feature_name, results, rows=None) -> None:
         for unit_id, feature_data, metadata in results:
             self.add_feature(unit_id, feature_name, feature_data, metadata)
+        if rows is not None:
+            names, unit_rows, metadata = rows
+            for unit_id, row in unit_rows:
+                self.add_feature(unit_id, feature_name, dict(zip(names, row)), metadata)
 
     def unit_ids(self) -> list[str]:
         return store.list_units(self.f)
@@ -337,10 +341,15 @@ class StepTarget:
                     metadata: Mapping[str, Any] | None = None) -> None:
         self._backend.add_feature(unit_id, feature_name, feature_data, metadata)
 
-    def add_features(self, feature_name: str, results) -> None:
-        """:meth:`add_feature` of each ``(unit_id, feature_data, metadata)`` of ``results``: a session stages
-        them in one change; a file writes them one by one."""
-        self._backend.add_features(feature_name, results)
+    def add_features(self, feature_name: str, results, rows=None) -> None:
+        """:meth:`add_feature` of each ``(unit_id, feature_data, metadata)`` of ``results``, and of the units of
+        ``rows`` (``(names, [(unit_id, row), ...], metadata)``: unit ``unit_id``'s features
+        ``dict(zip(names, row))``, :class:`hdmea.features.base.FeatureRows`): a session stages them in one
+        change; a file writes them one by one."""
+        if rows is None:
+            self._backend.add_features(feature_name, results)
+        else:
+            self._backend.add_features(feature_name, results, rows=rows)
 
     def unit_ids(self) -> list[str]:
         return self._backend.unit_ids()

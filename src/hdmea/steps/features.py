@@ -33,6 +33,7 @@ from typing import Any
 
 from h5stream.jsonvalues import canonical
 from hdmea.errors import ConfigError, MissingInputError
+from hdmea.features.base import FeatureRows
 from hdmea.features.registry import RegisteredExtractor, get_extractor
 from hdmea.progress import counted
 
@@ -270,6 +271,12 @@ def extract_features(
             # when the units computed together were: their metadata, one dict that every such unit's result takes
             # (staging and writing read it, none changes it)
             computed_meta = {**meta, "extracted_at": now_iso()}
+            # a session stages the rows of units computed together as they are (their keys checked once)
+            rows = computed.rows if results is not None and isinstance(computed, FeatureRows) else {}
+            staged_rows = [(unit_id, rows[unit_id]) for unit_id in todo if unit_id in rows]
+            if staged_rows:
+                extracted[name] = extracted.get(name, 0) + len(staged_rows)
+                todo = [unit_id for unit_id in todo if unit_id not in rows] if len(staged_rows) < len(todo) else []
             for unit_id in todo:
                 data = computed.get(unit_id)
                 if data is None and extractor.is_class_style:
@@ -295,7 +302,9 @@ def extract_features(
                 else:
                     results.append((unit_id, data, unit_meta))
                 extracted[name] = extracted.get(name, 0) + 1
-            if results:
+            if staged_rows:
+                target.add_features(name, results, rows=(computed.names, staged_rows, computed_meta))
+            elif results:
                 target.add_features(name, results)
             if name in missing:
                 note(f"feature {name}: {missing[name]} unit(s) lack its inputs "

@@ -24,6 +24,7 @@ when no trial has one); ``response_quality = min(1, (max transient - baseline)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from hdmea.features.extractors import STEP_TRIAL_FRAMES, STEP_WINDOWS
 from hdmea.features.registry import FeatureRegistry
 from h5stream.kernels.windows import segment_windows
-from hdmea.features.base import StoredGroup
+from hdmea.features.base import FeatureRows, StoredGroup
 from hdmea.features.trials import (MovieFeatureExtractor, UnitsTrials, frame_period_us, movie_trials, spike_times_us,
                                    stored_rate, units_movie_trials)
 
@@ -114,39 +115,49 @@ def _step_up_ragged(values: np.ndarray, offsets: np.ndarray, *, onset: float, of
                       _latency_ms(values, offsets, offset, transient), threshold_factor)
 
 
+#: the features of a unit, in the order :func:`_responses` gives them
+RESPONSE_KEYS = ("on_response_flag", "off_response_flag", "on_peak_value", "off_peak_value", "on_sustained_response",
+                 "off_sustained_response", "response_quality", "on_latency_ms", "off_latency_ms", "on_off_ratio",
+                 "baseline_rate")
+
+
+def _response_rows(rates: np.ndarray, latencies: np.ndarray, threshold_factor: float) -> zip:
+    """The features of many units, one tuple of :data:`RESPONSE_KEYS`' values per unit (Python bools and
+    floats), from each unit's window rates ``rates`` (n, 5: baseline, ON transient, ON sustained, OFF transient,
+    OFF sustained) and latencies ``latencies`` (n, 2: ON, OFF), every feature computed for all units at once with
+    the double arithmetic of Python floats (``max(a, b)``: b where b > a; ``min(1.0, q)``: q where q < 1)."""
+    baseline, on, on_sustained, off, off_sustained = (np.asarray(rates, dtype=np.float64).reshape(-1, 5).T)
+    latencies = np.asarray(latencies, dtype=np.float64).reshape(-1, 2)
+    total = on + off
+    largest = np.where(off > on, off, on)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        quality = (largest - baseline) / (baseline + 1) / 10
+        ratio = (on - off) / total
+    quality = np.where(largest > 0, np.where(quality < 1.0, quality, 1.0), 0.0)
+    ratio = np.where(total > 0, ratio, 0.0)
+    level = baseline * threshold_factor
+    return zip((on > level).tolist(), (off > level).tolist(), on.tolist(), off.tolist(), on_sustained.tolist(),
+               off_sustained.tolist(), quality.tolist(), latencies[:, 0].tolist(), latencies[:, 1].tolist(),
+               ratio.tolist(), baseline.tolist())
+
+
 def _responses(baseline_rate: float, on_transient: float, on_sustained: float, off_transient: float,
                off_sustained: float, on_latency: float, off_latency: float, threshold_factor: float) -> dict[str, Any]:
-    """The features from the window rates and latencies of one unit."""
-    total = on_transient + off_transient
-    largest = max(on_transient, off_transient)
-    if largest > 0:
-        quality = min(1.0, (largest - baseline_rate) / (baseline_rate + 1) / 10)
-    else:
-        quality = 0.0
-    return {
-        "on_response_flag": bool(on_transient > baseline_rate * threshold_factor),
-        "off_response_flag": bool(off_transient > baseline_rate * threshold_factor),
-        "on_peak_value": float(on_transient),
-        "off_peak_value": float(off_transient),
-        "on_sustained_response": float(on_sustained),
-        "off_sustained_response": float(off_sustained),
-        "response_quality": float(quality),
-        "on_latency_ms": on_latency,
-        "off_latency_ms": off_latency,
-        "on_off_ratio": float((on_transient - off_transient) / total) if total > 0 else 0.0,
-        "baseline_rate": float(baseline_rate),
-    }
+    """The features from the window rates and latencies of one unit (:func:`_response_rows` of one)."""
+    row, = _response_rows(np.array([baseline_rate, on_transient, on_sustained, off_transient, off_sustained]),
+                          np.array([on_latency, off_latency]), threshold_factor)
+    return dict(zip(RESPONSE_KEYS, row))
 
 
 def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained: float, baseline: float,
-                     threshold_factor: float) -> dict[str, dict[str, Any]]:
+                     threshold_factor: float) -> FeatureRows:
     """The features of every unit of ``trials`` (each with trials), as :func:`_step_up_ragged` gives each
     unit's: ``events(length)`` gives (onset, offset) for a unit whose shortest trial lasts ``length`` us.  One
     pass of the compiled kernel over all units' spikes counts each unit's windows and finds each trial's
     first spike after the onset and the offset (:func:`h5stream.kernels.windows.segment_windows`)."""
     n_units = len(trials.units)
     if not n_units:
-        return {}
+        return FeatureRows(RESPONSE_KEYS, {})
     lengths = np.minimum.reduceat(trials.lengths_us, trials.unit_trials[:-1]).tolist()
     shapes: dict[float, tuple] = {}  # a unit's windows and events by its shortest trial (one length, mostly)
     windows, events_of = [], []
@@ -167,10 +178,8 @@ def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained
     lo, hi = windows_array[..., 0], windows_array[..., 1]
     with np.errstate(divide="ignore", invalid="ignore"):  # (windows of no length: 0, as _rates gives them)
         rates = np.where(hi <= lo, 0.0, found.counts / (n_trials * (hi - lo) / 1e6))
-    columns = rates.tolist()
-    latencies = found.mean_first.tolist()
-    return {unit: _responses(*rate, *latency, threshold_factor)
-            for unit, rate, latency in zip(trials.units, columns, latencies)}
+    return FeatureRows(RESPONSE_KEYS, dict(zip(trials.units, _response_rows(rates, found.mean_first,
+                                                                           threshold_factor))))
 
 
 #: units whose trials one pass of :meth:`StepUpFeatureExtractor.extract_units` holds at a time
@@ -235,7 +244,7 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
             [spikes], onset=float(config.get("stim_onset_us", self.DEFAULT_STIM_ONSET_US)),
             offset=float(config.get("stim_offset_us", self.DEFAULT_STIM_OFFSET_US)), **windows)
 
-    def extract_units(self, target, unit_ids, config=None) -> dict[str, dict[str, Any]]:
+    def extract_units(self, target, unit_ids, config=None) -> Mapping[str, dict[str, Any]]:
         """:meth:`extract` of many units of a step's ``target`` at once (``extract_features`` calls it):
         ``{unit id: features}`` of the units with sectioned trials of the movie, equal to what :meth:`extract`
         gives each; the others are left out (their :meth:`extract` then runs alone).  Every unit's windows are
@@ -255,11 +264,11 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
         except (KeyError, TypeError, ValueError):
             return {}
         movie = self.movie(config)
-        out: dict[str, dict[str, Any]] = {}
+        rows: dict[str, tuple] = {}
         for first in range(0, len(unit_ids), UNITS_PER_PASS):
             trials = units_movie_trials(target, unit_ids[first:first + UNITS_PER_PASS], movie, rate)
-            out.update(_units_responses(trials, lambda length: self._events(config, length, period), **windows))
-        return out
+            rows.update(_units_responses(trials, lambda length: self._events(config, length, period), **windows).rows)
+        return FeatureRows(RESPONSE_KEYS, rows)
 
     @staticmethod
     def _empty_result() -> dict[str, Any]:
