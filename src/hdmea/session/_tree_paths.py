@@ -31,6 +31,10 @@ _SAFE_PARTS_BOUND = 65536
 
 def split_path(path: str, *, allow_root: bool = True) -> list[str]:
     """The checked parts of a '/'-separated path relative to the file root."""
+    if type(path) is str:
+        parts = path.split("/")
+        if _SAFE_PARTS.issuperset(parts):  # every part checked before (an empty one never is: no '/' at an end)
+            return parts
     if not isinstance(path, str):
         raise TypeError(f"a path must be a str like 'units/unit_000/spike_times' (found {type(path).__name__})")
     parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []

@@ -209,11 +209,12 @@ class _SessionBackend:
         tree = self.session.tree
         followed = tree.followed_count
         root, decode = tree.root, store.decode_node
+        wanted = set(names)
         out = []
         for path in paths:
             parts = split_path(path)
             group = tree.node(parts) if followed else _staged_node(root, parts)
-            if not isinstance(group, store.Group) or not all(name in group.children for name in names):
+            if not isinstance(group, store.Group) or not group.children.keys() >= wanted:
                 out.append(None)
                 continue
             if followed:  # a value the caller assigned on the way: each member walked to as get walks
