@@ -107,6 +107,7 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
         _, cmtr_path = _sources(target, None, cmtr_path)
         if cmtr_path is None:
             raise ConfigError("no .cmtr to read unit information from", hint="pass cmtr_path=")
+        staged = []  # a session takes every unit's in one call at the end
         with CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
             known = set(cmtr.unit_ids())
             for unit in target.unit_ids():
@@ -115,10 +116,12 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
                     continue
                 meta = unit_meta(cmtr, number)
                 if target.is_deferred:
-                    target.put_values(f"units/{unit}/unit_meta", meta)
+                    staged.append((f"units/{unit}/unit_meta", meta))
                 else:
                     target.put(f"units/{unit}/unit_meta", meta)
                 updated += 1
+        if staged:
+            target.put_many(staged, values=True)
         target.mark_step_complete("add_cmtr_unit_info")
     if session is not None:
         return session

@@ -207,6 +207,20 @@ class CmtrFile(McsFile):
         """The name of the group of UnitID ``unit_id`` under ``Spike Sorter`` (``Unit 17``)."""
         return self._groups[self._require_unit(unit_id)]
 
+    def peaks_table(self, unit_id: int) -> np.ndarray | None:
+        """The unit's whole ``Peaks`` table as h5py reads it (a structured array of the file's type), read
+        through the entry the open walked (no h5py object or type made again); None when the walk holds no
+        table of one dimension for it (then read it through :attr:`h5`)."""
+        entry = self._entries[self._require_unit(unit_id)].children.get("Peaks")
+        if entry is None or entry.kind != "dataset" or entry.dtype is None or entry.shape is None \
+                or len(entry.shape) != 1:
+            return None
+        table = np.empty(entry.shape, dtype=entry.dtype)
+        if table.size:
+            with guard_mcs_read(self.path, entry.path):
+                entry.read_into(table)
+        return table
+
     def acquisition_link(self) -> tuple[str, str] | None:
         """(file name, path) the ``Acquisition`` link points to, without following it."""
         link = self._f.get(ACQUISITION_LINK, getlink=True)

@@ -66,7 +66,9 @@ def unit_meta(cmtr: CmtrFile, unit_id: int) -> dict:
             value = _value(group.attrs[key])
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
         if "Peaks" in group:
-            peaks = group["Peaks"][()]
+            peaks = cmtr.peaks_table(unit_id)
+            if peaks is None:
+                peaks = group["Peaks"][()]
             if len(peaks):
                 if "PeakAmplitude" in peaks.dtype.names and "IncludePeak" in peaks.dtype.names:
                     meta["peak_amplitudes"] = np.asarray(peaks["PeakAmplitude"][peaks["IncludePeak"] == 1],
