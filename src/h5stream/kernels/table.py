@@ -48,6 +48,12 @@ KERNELS: tuple[Kernel, ...] = (
            "bench_steps",
            note="no twin: the same libhdf5 calls as the one-by-one writer, whose file it matches byte for byte "
                 "and whose digests (checked against zlib) it matches in tests/unit/test_h5dsets.py"),
+    Kernel("_h5scan", "h5stream.files._walk.compiled_members", None,
+           "h5py's own walk and checks (h5stream.files._walk, h5stream.files.validated) for every link the kernel "
+           "hands back (groups, links that are not hard, datasets it does not take) and where the direct calls "
+           "are unavailable", "bench_steps",
+           note="no twin: the same libhdf5 questions as the scan through h5py, whose answers (checks, types, "
+                "shapes, values, storage) it matches in tests/unit/test_h5scan.py"),
     Kernel("_ohdr", "h5stream.files._headers.check_attribute_references", "ohdr_scan_reference",
            "libhdf5's own parse of the header, for a header that does not parse as version 1", "bench_files"),
     Kernel("_peaks", "h5stream.kernels.peaks.summarise_peaks", "summarise_peaks_naive",
