@@ -34,8 +34,8 @@ import h5py
 from h5stream.errors import FormatError
 from h5stream.native import compiled, libhdf5
 
-__all__ = ["AttributeReferences", "check_attribute_references", "check_object_references", "direct_object_info", "find_signature",
-           "refuse"]
+__all__ = ["AttributeReferences", "check_attribute_references", "check_object_references", "direct_object_info",
+           "find_signature", "refuse"]
 
 _ohdr = compiled("_ohdr")
 
@@ -102,8 +102,8 @@ def refuse(found, file_size: int, path, obj: str) -> int:
 
 class AttributeReferences:
     """The check of variable-length attribute references in version-1 object headers during the open-time
-    scan (:func:`h5stream.files.validated.scan_unsafe_objects`); only for files whose superblock is older than version 2 (a newer one
-    means version-2 headers, which HDF5 checksums)."""
+    scan (:func:`h5stream.files.validated.scan_unsafe_objects`); only for files whose superblock is older
+    than version 2 (a newer one means version-2 headers, which HDF5 checksums)."""
 
     def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int]) -> None:
         self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes

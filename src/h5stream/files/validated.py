@@ -151,9 +151,9 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     objects next need not open them again; ``facts`` receives what the checks asked of each dataset
     (full name without the leading slash, as bytes -> (its type id, its shape as h5py's low-level id
     gives it)), so that reader need not ask again.  The plain datasets of numbers without attributes
-    (most of a session's file) are checked in the compiled walk itself and, without a ``visit``, not
-    handed to Python at all; with ``describe`` (:class:`Descriptions`) they are described there instead
-    of being handed to ``visit`` (see :func:`h5stream.files._walk._walk`).
+    (most of a session's file) are checked in the compiled walk itself and, without ``visit`` and
+    ``facts``, not handed to Python at all; with ``describe`` (:class:`Descriptions`) they are described
+    there instead of being handed to ``visit`` or recorded in ``facts`` (see :func:`h5stream.files._walk._walk`).
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
     """
@@ -179,7 +179,8 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     try:
         if headers is not None:
             headers.check(f.id, f.name or "/")
-        _walk(f, path, on_member, take=visit is None or describe is not None, describe=describe, storage=storage)
+        take = describe is not None or (visit is None and facts is None)  # nothing asked of those taken
+        _walk(f, path, on_member, take=take, describe=describe, storage=storage)
     finally:
         if headers is not None:
             headers.close()
