@@ -253,8 +253,9 @@ cdef object _dtype_of(hid_t tid, int kind, size_t size):
     return dtype
 
 
-cdef int _take(hid_t did, bytes full, list describe, hsize_t eager_limit, list storage) except -1:
-    """Check and describe the dataset ``did`` when it is one :func:`members` takes: 1 when taken, else 0."""
+cdef int _take(hid_t did, bytes full, list describe, hsize_t eager_limit, list storage, set checked) except -1:
+    """Check and describe the dataset ``did`` when it is one :func:`members` takes: 1 when taken, 2 when it
+    passed the same checks but has attributes (its name added to ``checked``: handed over), else 0."""
     cdef object_info info
     cdef hid_t pid, tid = -1, sid = -1
     cdef int layout, kind, extent, rank, i
@@ -265,7 +266,7 @@ cdef int _take(hid_t did, bytes full, list describe, hsize_t eager_limit, list s
     cdef haddr_t offset
     cdef cnp.ndarray out
     memset(&info, 0, sizeof(info))
-    if _get_info(did, &info, _INFO_BASIC_NUM_ATTRS) < 0 or info.num_attrs != 0:
+    if _get_info(did, &info, _INFO_BASIC_NUM_ATTRS) < 0 or (info.num_attrs != 0 and checked is None):
         return 0
     pid = _dget_create_plist(did)
     if pid < 0:
@@ -311,6 +312,9 @@ cdef int _take(hid_t did, bytes full, list describe, hsize_t eager_limit, list s
             offset, stored = _dget_offset(did), _dget_storage_size(did)
             if offset != <haddr_t>-1 and stored:
                 storage.append((offset, offset + stored))
+        if info.num_attrs != 0:
+            checked.add(full)
+            return 2
         if describe is None:
             return 1
         shape = tuple([dims[i] for i in range(rank)])
@@ -335,7 +339,8 @@ cdef int _take(hid_t did, bytes full, list describe, hsize_t eager_limit, list s
             _tclose(tid)
 
 
-def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t eager_limit, list storage):
+def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t eager_limit, list storage,
+            set checked=None):
     """The links of the open group ``gid`` (full names below ``prefix``, b"" for the root), with their
     objects opened, and, with ``take``, the plain datasets among them checked here; None when libhdf5 fails
     to list them (the caller lists them through h5py, which raises the library's error).
@@ -356,7 +361,9 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
     is a list, ``(full name, dtype, shape, values, stored_at)``: its values read in its stored type when
     they are at most ``eager_limit`` bytes (``stored_at`` None), else None with ``stored_at`` the (byte
     offset, byte count) of contiguous storage of exactly the values' size, else None.  A taken dataset
-    whose values libhdf5 fails to read is not described.
+    whose values libhdf5 fails to read is not described.  With ``checked`` a set, a dataset that passes
+    the same checks but has attributes is handed over with its name added there (and its storage range
+    added to ``storage``): the caller need not check it again.
     """
     cdef listing found
     cdef hsize_t idx = 0
@@ -401,13 +408,13 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
             taken = 0
             try:
                 if take:
-                    taken = _take(oid, full, describe, eager_limit, storage)
+                    taken = _take(oid, full, describe, eager_limit, storage, checked)
             except BaseException:
                 _oclose(oid)
                 raise
-            if taken or handed >= _OPEN_DATASETS:
+            if taken == 1 or handed >= _OPEN_DATASETS:
                 _oclose(oid)
-                if not taken:
+                if taken != 1:
                     entries.append((full, kind, address, name))
                 continue
             try:

@@ -28,7 +28,7 @@ TAKEN = {
     "g/empty_rows": "<i8", "g/big": "<f4", "g/big_compact": "<i2", "g/sub/deep/x": "<i8", "top": "<u8",
 }
 #: datasets handed to Python: with attributes, filtered, chunked, not plain numbers, or without a dataspace
-HANDED = {"g/with_attr", "g/gzip", "g/chunked", "g/f2", "g/bool", "g/complex", "g/table", "g/fixed_text",
+HANDED = {"g/with_attr", "g/with_attr_big", "g/gzip", "g/chunked", "g/f2", "g/bool", "g/complex", "g/table", "g/fixed_text",
           "g/text", "g/enum", "g/null"}
 
 
@@ -51,6 +51,7 @@ def _file(path) -> None:
         g.create_dataset("sub/deep/x", data=np.arange(5))
         f.create_dataset("top", data=np.arange(7, dtype=np.uint64))
         g.create_dataset("with_attr", data=np.arange(4)).attrs["unit"] = "ms"
+        g.create_dataset("with_attr_big", data=np.arange(5_000)).attrs["unit"] = "ms"  # contiguous
         g.create_dataset("gzip", data=np.arange(100), compression="gzip")
         g.create_dataset("chunked", data=np.arange(100), chunks=(10,))
         g.create_dataset("f2", data=np.arange(3, dtype=np.float16))
@@ -135,6 +136,20 @@ def test_without_describe_a_visitor_sees_every_link_as_before(tmp_path, monkeypa
         seen, described, _none, _ = _run(f, path, True, monkeypatch, describe=False)
     assert seen == ref_seen and len(seen) > len(TAKEN) + len(HANDED)
     assert described.keys() == ref_described.keys()
+
+
+def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch):
+    path = tmp_path / "made.h5"
+    _file(path)
+    monkeypatch.setattr(walk_module, "_members", False)
+    with h5py.File(path, "r") as f:
+        handed, checked, storage = [], set(), []
+        walk_module._walk(f, path, lambda full, kind, oid: handed.append(full), take=True,
+                          describe=Descriptions(EAGER_LIMIT), storage=storage, checked=checked)
+        assert checked == {b"g/with_attr", b"g/with_attr_big"}
+        assert checked <= set(handed)
+        big = f["g/with_attr_big"].id
+        assert (big.get_offset(), big.get_offset() + big.get_storage_size()) in storage
 
 
 def _declares_too_much(path) -> None:

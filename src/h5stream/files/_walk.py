@@ -67,7 +67,7 @@ def compiled_members() -> Callable | None:
 
 
 def _listed(gid, prefix: bytes, seen: set, take: bool, describe: Descriptions | None,
-            storage: list | None) -> tuple[int, list]:
+            storage: list | None, checked: set | None) -> tuple[int, list]:
     """A group's link count and its entries ``(full name, link kind, address, object)`` (see
     :func:`h5stream._ext._h5scan.members`), listed in one compiled call, else through h5py (which
     raises the library's error for a group it cannot list; ``object`` is then the link's name for a
@@ -76,7 +76,7 @@ def _listed(gid, prefix: bytes, seen: set, take: bool, describe: Descriptions | 
     if members is not None:
         with libhdf5.lock:
             found = members(gid.id, prefix, seen, take, None if describe is None else describe.items,
-                            0 if describe is None else describe.limit, storage)
+                            0 if describe is None else describe.limit, storage, checked)
         if found is not None:
             return found
     links: list[tuple[bytes, int, int]] = []
@@ -101,7 +101,8 @@ def _collect(into: list) -> Callable[[bytes, h5py.h5l.LinkInfo], None]:
 
 
 def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | None], *,
-          take: bool = False, describe: Descriptions | None = None, storage: list | None = None) -> None:
+          take: bool = False, describe: Descriptions | None = None, storage: list | None = None,
+          checked: set | None = None) -> None:
     """Visit every link below ``f`` once in one iterative walk (soft and external links not followed).
 
     ``on_member(full name, link type, oid)`` is called for each link, ``oid`` the
@@ -114,7 +115,9 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
 
     With ``take``, the plain datasets the compiled listing checks itself (see
     :func:`h5stream._ext._h5scan.members`) are not handed to ``on_member``: their contiguous storage is
-    added to ``storage`` (when a list) and, when ``describe`` is given, they are described there.
+    added to ``storage`` (when a list) and, when ``describe`` is given, they are described there; with
+    ``checked`` too, those that pass the same checks but have attributes are handed over with their full
+    names added to ``checked`` (and their storage to ``storage``).
     """
     from h5stream.checksums._fletcher32 import fletcher32_failure  # the checksums module imports this package
 
@@ -144,7 +147,7 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
                         found=f"more than {total + count}",
                         hint="the file is damaged or crafted; raise the limit if it is genuine",
                     )
-                listed, entries = _listed(gid, prefix, seen, take, describe, storage)
+                listed, entries = _listed(gid, prefix, seen, take, describe, storage, checked)
                 total += listed
                 children: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = []
                 for full, kind, address, oid in entries:

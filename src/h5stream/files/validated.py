@@ -151,8 +151,8 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     objects next need not open them again; ``facts`` receives what the checks asked of each dataset
     (full name without the leading slash, as bytes -> (its type id, its shape as h5py's low-level id
     gives it)), so that reader need not ask again.  The plain datasets of numbers without attributes
-    (most of a session's file) are checked in the compiled walk itself and, without ``visit`` and
-    ``facts``, not handed to Python at all; with ``describe`` (:class:`Descriptions`) they are described
+    (most of a session's file) are checked in the compiled walk itself (as are those of attributes, then
+    handed over) and, without ``visit`` and ``facts``, not handed to Python at all; with ``describe`` (:class:`Descriptions`) they are described
     there instead of being handed to ``visit`` or recorded in ``facts`` (see :func:`h5stream.files._walk._walk`).
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
@@ -163,11 +163,12 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     # unit) mostly repeats one type, which H5Tequal (every property, bit fields included) recognises
     checked: list = []
     headers = AttributeReferences.of(f, path)
+    prechecked: set[bytes] = set()  # datasets with attributes the compiled walk checked (see _walk)
 
     def on_member(full: bytes, kind: int, oid) -> bool:
         if kind == external:
             _check_link(f, path, full, allow_link)
-        elif isinstance(oid, dataset_id):
+        elif isinstance(oid, dataset_id) and full not in prechecked:  # (else checked, storage added, in C)
             layout = _check_dataset(oid, path, full, plugins, checked, facts)
             if storage is not None:
                 add_storage_ranges(oid, layout, storage)
@@ -180,7 +181,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
         if headers is not None:
             headers.check(f.id, f.name or "/")
         take = describe is not None or (visit is None and facts is None)  # nothing asked of those taken
-        _walk(f, path, on_member, take=take, describe=describe, storage=storage)
+        _walk(f, path, on_member, take=take, describe=describe, storage=storage, checked=prechecked)
     finally:
         if headers is not None:
             headers.close()
