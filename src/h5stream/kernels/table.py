@@ -39,6 +39,10 @@ KERNELS: tuple[Kernel, ...] = (
            note="also HDF5's Fletcher32 (h5stream.checksums.fletcher32, twin fletcher32_naive)"),
     Kernel("_csr", "h5stream.kernels.csr.dense_to_csr", "csr_reference", "none", "bench_scptensor"),
     Kernel("_eimage", "h5stream.kernels.eimage.electrical_images", "eimage_reference", "none", "bench_eimage"),
+    Kernel("_h5aread", "h5stream.batch_attrs.read_plain", None,
+           "h5py's own attribute reads for the values the kernel leaves (arrays, enums, other types), and "
+           "where the direct calls are unavailable", "bench_steps",
+           note="no twin: h5py's own reads of the same attributes are the reference in tests/unit/test_h5aread.py"),
     Kernel("_h5attrs", "h5stream.checksums._recording.record_sets", "record_sets_naive",
            "h5py's own attribute writes for values the kernel hands back (h5stream.lowlevel)", "bench_store",
            note="also writes whole lists of small attributes (h5stream.lowlevel.NativeHDF5.write_attrs)"),
