@@ -105,12 +105,14 @@ class AttributeReferences:
     scan (:func:`h5stream.files.validated.scan_unsafe_objects`); only for files whose superblock is older
     than version 2 (a newer one means version-2 headers, which HDF5 checksums)."""
 
-    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int]) -> None:
+    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int], native: bool) -> None:
         self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes
-        self.native = direct_object_info()
+        self.native = native
 
     @classmethod
-    def of(cls, f: h5py.File, path) -> AttributeReferences | None:
+    def of(cls, f: h5py.File, path, native=direct_object_info) -> AttributeReferences | None:
+        """The check for ``f``, or None for a file it does not apply to; ``native()``: whether libhdf5 can be
+        asked directly (:func:`direct_object_info`, asked only for a file the check applies to)."""
         try:
             plist = f.id.get_create_plist()
             if plist.get_version()[0] >= 2:
@@ -121,7 +123,7 @@ class AttributeReferences:
         except (OSError, RuntimeError, ValueError, TypeError):
             return None  # not a file of the disk (an in-memory file): nothing to read
         try:
-            return cls(path, fd, os.fstat(fd).st_size, sizes)
+            return cls(path, fd, os.fstat(fd).st_size, sizes, native())
         except OSError:
             os.close(fd)
             return None

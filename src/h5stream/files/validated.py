@@ -27,7 +27,7 @@ from h5stream.errors import (
     SourceNotFoundError,
     UnsafeFileError,
 )
-from h5stream.files._headers import AttributeReferences
+from h5stream.files._headers import AttributeReferences, direct_object_info
 from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, Descriptions, _walk, link_names  # noqa: F401
 from h5stream.files.claims import hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.global_heaps import (
@@ -162,7 +162,7 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     # table types already found sound in this walk: a file of many tables (a .cmtr's Peaks, one per
     # unit) mostly repeats one type, which H5Tequal (every property, bit fields included) recognises
     checked: list = []
-    headers = AttributeReferences.of(f, path)
+    headers = AttributeReferences.of(f, path, direct_object_info)
     prechecked: set[bytes] = set()  # datasets with attributes the compiled walk checked (see _walk)
 
     def on_member(full: bytes, kind: int, oid) -> bool:
