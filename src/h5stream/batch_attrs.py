@@ -3,7 +3,7 @@
 A recording's units carry tens of thousands of small attributes; through h5py each
 read creates several wrapper objects (attribute, type, dataspace), which costs three
 times what the library itself does.  :func:`read_plain` reads a whole object's
-attributes through ``ctypes`` with raw ids and returns them as h5py reads them (the
+attributes in one compiled call with raw ids and returns them as h5py reads them (the
 values :func:`h5stream.tree.read_attrs` decodes and checks), or says which it left (arrays,
 enums such as booleans, anything unusual) so the caller reads those through h5py.
 :func:`dataset_shape_and_dtype` gives a dataset's shape and plain number type the same
@@ -20,7 +20,7 @@ import ctypes
 import h5py
 import numpy as np
 
-from h5stream.native import libhdf5
+from h5stream.native import compiled, libhdf5
 
 __all__ = ["bindings", "read_plain", "read_values", "dataset_shape_and_dtype", "LEFT", "library_lock"]
 
@@ -30,9 +30,7 @@ library_lock = libhdf5.lock
 #: Marks an attribute :func:`read_plain` left for h5py.
 LEFT = object()
 
-_H5T_INTEGER, _H5T_FLOAT, _H5T_STRING = 0, 1, 3
-_H5S_SCALAR, _H5S_NULL = 0, 2
-_H5T_SGN_NONE = 0
+_H5S_NULL = 2
 _H5T_CSET_UTF8 = 1
 
 
@@ -44,7 +42,6 @@ class _Bindings:
                  "H5Sget_simple_extent_ndims", "H5Sget_simple_extent_dims", "H5free_memory")
         for name, function in libhdf5.functions(lib, names).items():
             setattr(self, name, function)
-        self.name_buffer = ctypes.create_string_buffer(1024)
         # Memory types (h5py's, kept alive here): native numbers by numpy kind and size, vlen text by charset.
         self._keep = {}
         self.numbers = {}
@@ -65,6 +62,10 @@ class _Bindings:
             tid = self._keep[cset] = h5py.h5t.py_create(h5py.string_dtype(encoding), logical=True)
             self._keep[("text", cset)] = tid.id
         self.text_types = {cset: self._keep[("text", cset)] for cset in (_H5T_CSET_UTF8, 0)}
+        kernel = compiled("_h5aread")
+        addresses = [libhdf5.address_of(getattr(self, name)) for name in kernel.FUNCTIONS]
+        kernel.configure(addresses, self.buffers, self.text_types, LEFT)
+        self.read_plain = kernel.read_plain
 
 
 _bindings: _Bindings | None | bool = False
@@ -82,89 +83,14 @@ def bindings() -> _Bindings | None:
     return _bindings
 
 
-def _value(lib: _Bindings, aid: int):
-    """The value of attribute ``aid`` as h5py reads it (a numpy scalar, or ``str``), or :data:`LEFT`."""
-    sid = lib.H5Aget_space(aid)
-    if sid < 0:
-        raise OSError("libhdf5 failed to get an attribute's dataspace")
-    scalar = lib.H5Sget_simple_extent_type(sid) == _H5S_SCALAR
-    lib.H5Sclose(sid)
-    if not scalar:
-        return LEFT
-    tid = lib.H5Aget_type(aid)
-    if tid < 0:
-        raise OSError("libhdf5 failed to get an attribute's type")
-    try:
-        cls = lib.H5Tget_class(tid)
-        if cls == _H5T_INTEGER:
-            key = ("u" if lib.H5Tget_sign(tid) == _H5T_SGN_NONE else "i", lib.H5Tget_size(tid))
-        elif cls == _H5T_FLOAT:
-            key = ("f", lib.H5Tget_size(tid))
-        elif cls == _H5T_STRING and lib.H5Tis_variable_str(tid) > 0:
-            key = ("text", lib.H5Tget_cset(tid))
-        else:
-            return LEFT
-    finally:
-        lib.H5Tclose(tid)
-    known = lib.buffers.get(key)
-    if known is not None:
-        buffer, address, memtype = known
-        if lib.H5Aread(aid, memtype, address) < 0:
-            raise OSError("libhdf5 failed to read an attribute")
-        return buffer[0]
-    if key[0] != "text":
-        return LEFT
-    memtype = lib.text_types.get(key[1])
-    if memtype is None:
-        return LEFT
-    pointer = ctypes.c_void_p()
-    if lib.H5Aread(aid, memtype, ctypes.byref(pointer)) < 0:
-        raise OSError("libhdf5 failed to read an attribute")
-    try:
-        raw = ctypes.string_at(pointer.value) if pointer.value else b""
-    finally:
-        if pointer.value:
-            lib.H5free_memory(pointer)
-    try:
-        return raw.decode("utf-8")  # h5py decodes every variable-length text as UTF-8
-    except UnicodeDecodeError:
-        return LEFT  # h5py and the tree reader name the damage
-
-
 def read_plain(lib: _Bindings, oid: int, internal: frozenset[str]) -> dict | None:
-    """``{name: value or LEFT}`` of every attribute of the object ``oid`` (a raw id); None when one is ``internal``.
+    """``{name: value or LEFT}`` of every attribute of the object ``oid`` (a raw id); None when one is ``internal``
+    or a name is not UTF-8 text.
 
     Values are h5py's: numbers as numpy scalars of the stored kind and size,
-    variable-length text as ``str``.
+    variable-length text as ``str``; read in one compiled call (:mod:`h5stream._ext._h5aread`).
     """
-    count = lib.H5Aget_num_attrs(oid)
-    if count < 0:
-        raise OSError("libhdf5 failed to count the attributes")
-    out = {}
-    buffer = lib.name_buffer
-    size = len(buffer)
-    open_by_idx, get_name, close = lib.H5Aopen_by_idx, lib.H5Aget_name, lib.H5Aclose
-    for index in range(count):
-        aid = open_by_idx(oid, b".", 0, 0, index, 0, 0)
-        if aid < 0:
-            raise OSError("libhdf5 failed to open an attribute")
-        try:
-            length = get_name(aid, size, buffer)
-            if length < 0:
-                raise OSError("libhdf5 failed to name an attribute")
-            if length >= size:
-                buffer = ctypes.create_string_buffer(length + 1)
-                get_name(aid, len(buffer), buffer)
-            try:
-                name = buffer.value.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-            if name in internal:
-                return None
-            out[name] = _value(lib, aid)
-        finally:
-            close(aid)
-    return out
+    return lib.read_plain(oid, internal)
 
 
 def read_values(objs, read_left) -> list[dict | None]:

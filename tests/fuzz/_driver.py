@@ -71,8 +71,10 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONFAULTHANDLER": "1"}
 
 
-#: a Python line calling libhdf5 itself through the engine's direct bindings (``lib.H5Aread(...)``)
-_DIRECT_CALL = re.compile(r"\blib\.H5\w+\(")
+#: a Python line calling libhdf5 itself through the engine's direct bindings (``lib.H5Aread(...)``), or a
+#: compiled kernel that does (an object's attributes: ``lib.read_plain(...)``; a group's links and plain
+#: datasets in the open-time scan: ``members(gid.id, ...)``): faulthandler shows no frame inside them
+_DIRECT_CALL = re.compile(r"\blib\.(H5\w+|read_plain)\(|\bmembers\(gid\.id,")
 
 
 def inside_libhdf5(where: str) -> bool:

@@ -136,12 +136,16 @@ def test_a_hang_in_a_direct_libhdf5_call_is_the_library_s():
     import inspect
 
     from h5stream import batch_attrs
+    from h5stream.files import _walk
 
-    lines, first = inspect.getsourcelines(batch_attrs._value)
-    read = first + next(i for i, line in enumerate(lines) if "lib.H5Aread(aid, memtype, ctypes.byref" in line)
-    assert inside_libhdf5(f"h5stream/batch_attrs.py:{read} in _value")
+    for function, call, where in ((batch_attrs.dataset_shape_and_dtype, "lib.H5Dget_space(did)", "batch_attrs.py"),
+                                  (batch_attrs.read_plain, "lib.read_plain(oid, internal)", "batch_attrs.py"),
+                                  (_walk._listed, "members(gid.id,", "files/_walk.py")):
+        lines, first = inspect.getsourcelines(function)
+        at = first + next(i for i, line in enumerate(lines) if call in line)
+        assert inside_libhdf5(f"h5stream/{where}:{at} in {function.__name__}"), call
+        assert not inside_libhdf5(f"h5stream/{where}:{first} in {function.__name__}")  # the def line
     assert inside_libhdf5("h5py/_hl/attrs.py:79 in __getitem__")
-    assert not inside_libhdf5(f"h5stream/batch_attrs.py:{first} in _value")  # the def line
     assert not inside_libhdf5("h5stream/elements/registry.py:300 in _attr_str")
 
 

@@ -27,11 +27,15 @@ message versions 1-3, datatype class 9, dataspace versions 1-2).
 
 from __future__ import annotations
 
+import os
+
+import h5py
+
 from h5stream.errors import FormatError
 from h5stream.native import compiled, libhdf5
 
-__all__ = ["check_attribute_references", "check_object_references", "direct_object_info", "find_signature",
-           "refuse"]
+__all__ = ["AttributeReferences", "check_attribute_references", "check_object_references", "direct_object_info",
+           "find_signature", "refuse"]
 
 _ohdr = compiled("_ohdr")
 
@@ -94,3 +98,44 @@ def refuse(found, file_size: int, path, obj: str) -> int:
     raise FormatError("an attribute's value claims to be longer than the file", path=path, obj=where,
                       expected=f"at most {file_size} bytes (the file's size)", found=f"{c} bytes",
                       hint=_HINT)
+
+
+class AttributeReferences:
+    """The check of variable-length attribute references in version-1 object headers during the open-time
+    scan (:func:`h5stream.files.validated.scan_unsafe_objects`); only for files whose superblock is older
+    than version 2 (a newer one means version-2 headers, which HDF5 checksums)."""
+
+    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int], native: bool) -> None:
+        self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes
+        self.native = native
+
+    @classmethod
+    def of(cls, f: h5py.File, path, native=direct_object_info) -> AttributeReferences | None:
+        """The check for ``f``, or None for a file it does not apply to; ``native()``: whether libhdf5 can be
+        asked directly (:func:`direct_object_info`, asked only for a file the check applies to)."""
+        try:
+            plist = f.id.get_create_plist()
+            if plist.get_version()[0] >= 2:
+                return None
+            sizes = plist.get_sizes()
+            name = f.filename
+            fd = os.open(name, os.O_RDONLY)
+        except (OSError, RuntimeError, ValueError, TypeError):
+            return None  # not a file of the disk (an in-memory file): nothing to read
+        try:
+            return cls(path, fd, os.fstat(fd).st_size, sizes, native())
+        except OSError:
+            os.close(fd)
+            return None
+
+    def check(self, oid, obj: str) -> None:
+        if self.native and check_object_references(oid.id, self.fd, self.file_size, self.sizes, self.path,
+                                                   obj) is not None:
+            return
+        # without the direct calls, or to raise libhdf5's own error about a header it cannot load
+        info = h5py.h5o.get_info(oid)
+        if info.num_attrs and info.hdr.version == 1:
+            check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
+
+    def close(self) -> None:
+        os.close(self.fd)

@@ -4,6 +4,12 @@
 recursion and within :data:`MAX_DEPTH`, :data:`MAX_GROUP_MEMBERS` and
 :data:`MAX_LINKS`; :func:`link_names` lists the names it reaches.  Re-exported by
 :mod:`h5stream.files.validated`.
+
+Each group's links are listed and their objects opened in one compiled call
+(:mod:`h5stream._ext._h5scan`, libhdf5's own functions), which can also check
+and describe the plain datasets among them itself (:class:`Descriptions`);
+without the direct library calls (:mod:`h5stream.native.libhdf5`) the walk asks
+through h5py, with the same outcome.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from collections.abc import Callable
 import h5py
 
 from h5stream.errors import FormatError
+from h5stream.files.header_checks import SIZE_FLOOR
+from h5stream.native import compiled, libhdf5
 
-__all__ = ["MAX_DEPTH", "MAX_GROUP_MEMBERS", "MAX_LINKS", "link_names"]
+__all__ = ["MAX_DEPTH", "MAX_GROUP_MEMBERS", "MAX_LINKS", "Descriptions", "link_names"]
 
 # Bounds of the link walk.  Our formats stay far below them (a recording has a few
 # thousand units, nesting follows the data's own dicts); a file past them is refused
@@ -23,6 +31,59 @@ __all__ = ["MAX_DEPTH", "MAX_GROUP_MEMBERS", "MAX_LINKS", "link_names"]
 MAX_DEPTH = 256
 MAX_GROUP_MEMBERS = 100_000
 MAX_LINKS = 1_000_000
+
+
+class Descriptions:
+    """The plain datasets of numbers without attributes that the compiled walk checked and closed itself,
+    described for a reader of the whole file instead of being handed to the scan's visitor: each item
+    ``(full name without the leading slash as bytes, numpy dtype, shape, values, stored_at)``, ``values``
+    the dataset's values read in its stored type where they are at most ``limit`` bytes, else None and
+    ``stored_at`` the (byte offset, byte count) of its contiguous storage when that holds exactly the
+    values, else None (see :func:`h5stream._ext._h5scan.members`); iterating yields the items."""
+
+    def __init__(self, limit: int) -> None:
+        self.items: list[tuple] = []
+        self.limit = limit
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+_members: Callable | None | bool = False
+
+
+def compiled_members() -> Callable | None:
+    """:func:`h5stream._ext._h5scan.members`, bound to the libhdf5 h5py loaded on the first call; None
+    without the direct library calls (the walk then asks through h5py)."""
+    global _members
+    if _members is False:
+        _members = None
+        scan = compiled("_h5scan")
+        addresses = [libhdf5.function_address(name) for name in scan.FUNCTIONS]
+        if all(addresses):
+            scan.configure(addresses, h5py.h5g.GroupID, h5py.h5d.DatasetID, SIZE_FLOOR)
+            _members = scan.members
+    return _members
+
+
+def _listed(gid, prefix: bytes, seen: set, take: bool, describe: Descriptions | None,
+            storage: list | None, checked: set | None) -> tuple[int, list]:
+    """A group's link count and its entries ``(full name, link kind, address, object)`` (see
+    :func:`h5stream._ext._h5scan.members`), listed in one compiled call, else through h5py (which
+    raises the library's error for a group it cannot list; ``object`` is then the link's name for a
+    hard link, opened by the caller)."""
+    members = compiled_members()
+    if members is not None:
+        with libhdf5.lock:
+            found = members(gid.id, prefix, seen, take, None if describe is None else describe.items,
+                            0 if describe is None else describe.limit, storage, checked)
+        if found is not None:
+            return found
+    links: list[tuple[bytes, int, int]] = []
+    gid.links.iterate(_collect(links), info=True)
+    hard = h5py.h5l.TYPE_HARD
+    return len(links), [(prefix + b"/" + member if prefix else member, kind, address if kind == hard else 0,
+                         member if kind == hard else None) for member, kind, address in links]
 
 
 def _short_name(name: bytes) -> str:
@@ -39,7 +100,9 @@ def _collect(into: list) -> Callable[[bytes, h5py.h5l.LinkInfo], None]:
     return member
 
 
-def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | None]) -> None:
+def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | None], *,
+          take: bool = False, describe: Descriptions | None = None, storage: list | None = None,
+          checked: set | None = None) -> None:
     """Visit every link below ``f`` once in one iterative walk (soft and external links not followed).
 
     ``on_member(full name, link type, oid)`` is called for each link, ``oid`` the
@@ -49,10 +112,16 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
     from its parent and listed once with its links' types and addresses.  Bounds:
     see :func:`link_names`.  A damaged object header raises the checksum error of
     :func:`h5stream.checksums._fletcher32.fletcher32_failure` naming the object, or the library's error.
+
+    With ``take``, the plain datasets the compiled listing checks itself (see
+    :func:`h5stream._ext._h5scan.members`) are not handed to ``on_member``: their contiguous storage is
+    added to ``storage`` (when a list) and, when ``describe`` is given, they are described there; with
+    ``checked`` too, those that pass the same checks but have attributes are handed over with their full
+    names added to ``checked`` (and their storage to ``storage``).
     """
     from h5stream.checksums._fletcher32 import fletcher32_failure  # the checksums module imports this package
 
-    group_id, hard = h5py.h5g.GroupID, h5py.h5l.TYPE_HARD
+    group_id = h5py.h5g.GroupID
     root = f.id
     seen: set[int] = {h5py.h5o.get_info(root).addr}
     total = 0
@@ -78,25 +147,24 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
                         found=f"more than {total + count}",
                         hint="the file is damaged or crafted; raise the limit if it is genuine",
                     )
-                links: list[tuple[bytes, int, int]] = []
-                gid.links.iterate(_collect(links), info=True)
-                total += len(links)
+                listed, entries = _listed(gid, prefix, seen, take, describe, storage, checked)
+                total += listed
                 children: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = []
-                for member, kind, address in links:
-                    full = prefix + b"/" + member if prefix else member
-                    if kind != hard:
+                for full, kind, address, oid in entries:
+                    if oid is None:  # not a hard link, or a group reached again (another hard link, a cycle)
                         on_member(full, kind, None)
                         continue
-                    if address in seen:
-                        on_member(full, kind, None)  # a group reached again through another hard link, or a cycle
-                        continue
-                    try:
-                        oid = h5py.h5o.open(gid, member)
-                    except (OSError, RuntimeError, KeyError) as exc:  # h5py raises KeyError for a damaged header
-                        mapped = fletcher32_failure(exc, path, _short_name(full))  # a damaged object header
-                        if mapped is None or mapped is exc:
-                            raise
-                        raise mapped from exc
+                    if isinstance(oid, bytes):  # opened here
+                        if address in seen:
+                            on_member(full, kind, None)
+                            continue
+                        try:
+                            oid = h5py.h5o.open(gid, oid)
+                        except (OSError, RuntimeError, KeyError) as exc:  # h5py raises KeyError for a damaged header
+                            mapped = fletcher32_failure(exc, path, _short_name(full))  # a damaged object header
+                            if mapped is None or mapped is exc:
+                                raise
+                            raise mapped from exc
                     keep = False
                     try:
                         keep = on_member(full, kind, oid)

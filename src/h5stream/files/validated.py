@@ -27,8 +27,8 @@ from h5stream.errors import (
     SourceNotFoundError,
     UnsafeFileError,
 )
-from h5stream.files._headers import check_attribute_references, check_object_references, direct_object_info
-from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, _walk, link_names  # noqa: F401  (re-exported)
+from h5stream.files._headers import AttributeReferences, direct_object_info
+from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, Descriptions, _walk, link_names  # noqa: F401
 from h5stream.files.claims import hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.global_heaps import (
     GLOBAL_HEAP_SCAN_BYTES,
@@ -139,7 +139,7 @@ LinkRule = Callable[[str, str, str], bool]
 
 def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None,
                         visit: ObjectVisitor | None = None, storage: list[tuple[int, int]] | None = None,
-                        facts: dict | None = None) -> None:
+                        facts: dict | None = None, describe: Descriptions | None = None) -> None:
     """Refuse external links, external storage, virtual datasets and unavailable filters.
 
     One walk of the file (:func:`link_names`' walk, with its bounds) opens each
@@ -150,7 +150,10 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     object open (see :data:`ObjectVisitor`), so a reader that walks the same
     objects next need not open them again; ``facts`` receives what the checks asked of each dataset
     (full name without the leading slash, as bytes -> (its type id, its shape as h5py's low-level id
-    gives it)), so that reader need not ask again.
+    gives it)), so that reader need not ask again.  The plain datasets of numbers without attributes
+    (most of a session's file) are checked in the compiled walk itself (as are those of attributes, then
+    handed over) and, without ``visit`` and ``facts``, not handed to Python at all; with ``describe`` (:class:`Descriptions`) they are described
+    there instead of being handed to ``visit`` or recorded in ``facts`` (see :func:`h5stream.files._walk._walk`).
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
     """
@@ -159,12 +162,13 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     # table types already found sound in this walk: a file of many tables (a .cmtr's Peaks, one per
     # unit) mostly repeats one type, which H5Tequal (every property, bit fields included) recognises
     checked: list = []
-    headers = _AttributeReferences.of(f, path)
+    headers = AttributeReferences.of(f, path, direct_object_info)
+    prechecked: set[bytes] = set()  # datasets with attributes the compiled walk checked (see _walk)
 
     def on_member(full: bytes, kind: int, oid) -> bool:
         if kind == external:
             _check_link(f, path, full, allow_link)
-        elif isinstance(oid, dataset_id):
+        elif isinstance(oid, dataset_id) and full not in prechecked:  # (else checked, storage added, in C)
             layout = _check_dataset(oid, path, full, plugins, checked, facts)
             if storage is not None:
                 add_storage_ranges(oid, layout, storage)
@@ -176,7 +180,8 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     try:
         if headers is not None:
             headers.check(f.id, f.name or "/")
-        _walk(f, path, on_member)
+        take = describe is not None or (visit is None and facts is None)  # nothing asked of those taken
+        _walk(f, path, on_member, take=take, describe=describe, storage=storage, checked=prechecked)
     finally:
         if headers is not None:
             headers.close()
@@ -205,46 +210,7 @@ def _scan_links_and_storage(f: h5py.File, path) -> None:
             _check_dataset(oid, path, full, plugins)
         return False
 
-    _walk(f, path, on_member)
-
-
-class _AttributeReferences:
-    """The check of variable-length attribute references in version-1 object headers during the scan (see
-    :mod:`h5stream.files._headers`); only for files whose superblock is older than version 2 (a newer one
-    means version-2 headers, which HDF5 checksums)."""
-
-    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int]) -> None:
-        self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes
-        self.native = direct_object_info()
-
-    @classmethod
-    def of(cls, f: h5py.File, path) -> _AttributeReferences | None:
-        try:
-            plist = f.id.get_create_plist()
-            if plist.get_version()[0] >= 2:
-                return None
-            sizes = plist.get_sizes()
-            name = f.filename
-            fd = os.open(name, os.O_RDONLY)
-        except (OSError, RuntimeError, ValueError, TypeError):
-            return None  # not a file of the disk (an in-memory file): nothing to read
-        try:
-            return cls(path, fd, os.fstat(fd).st_size, sizes)
-        except OSError:
-            os.close(fd)
-            return None
-
-    def check(self, oid, obj: str) -> None:
-        if self.native and check_object_references(oid.id, self.fd, self.file_size, self.sizes, self.path,
-                                                   obj) is not None:
-            return
-        # without the direct calls, or to raise libhdf5's own error about a header it cannot load
-        info = h5py.h5o.get_info(oid)
-        if info.num_attrs and info.hdr.version == 1:
-            check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
-
-    def close(self) -> None:
-        os.close(self.fd)
+    _walk(f, path, on_member, take=True)  # (a dataset the compiled walk takes is plain: nothing to ask here)
 
 
 def _check_dataset(oid: h5py.h5d.DatasetID, path, full: bytes, plugins: list[bool],
@@ -409,6 +375,7 @@ def open_validated(
     allow_link: LinkRule | None = None,
     visit: ObjectVisitor | None = None,
     facts: dict | None = None,
+    describe: Descriptions | None = None,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -438,6 +405,9 @@ def open_validated(
         there instead of walking the file again.  Only with ``scan``.
     facts : dict, optional
         Filled by the scan with each dataset's type and shape (see :func:`scan_unsafe_objects`).
+    describe : Descriptions, optional
+        Filled by the scan with the plain datasets it checked in compiled code, described instead of
+        handed to ``visit`` (see :func:`scan_unsafe_objects`).
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -482,7 +452,8 @@ def open_validated(
         with guard_read(path, "/"):
             if scan:
                 storage: list[tuple[int, int]] | None = [] if large else None
-                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit, storage=storage, facts=facts)
+                scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit, storage=storage, facts=facts,
+                                    describe=describe)
                 if large:
                     check_large_global_heaps(path, storage)
             if check is not None:

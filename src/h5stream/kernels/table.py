@@ -39,6 +39,10 @@ KERNELS: tuple[Kernel, ...] = (
            note="also HDF5's Fletcher32 (h5stream.checksums.fletcher32, twin fletcher32_naive)"),
     Kernel("_csr", "h5stream.kernels.csr.dense_to_csr", "csr_reference", "none", "bench_scptensor"),
     Kernel("_eimage", "h5stream.kernels.eimage.electrical_images", "eimage_reference", "none", "bench_eimage"),
+    Kernel("_h5aread", "h5stream.batch_attrs.read_plain", None,
+           "h5py's own attribute reads for the values the kernel leaves (arrays, enums, other types), and "
+           "where the direct calls are unavailable", "bench_steps",
+           note="no twin: h5py's own reads of the same attributes are the reference in tests/unit/test_h5aread.py"),
     Kernel("_h5attrs", "h5stream.checksums._recording.record_sets", "record_sets_naive",
            "h5py's own attribute writes for values the kernel hands back (h5stream.lowlevel)", "bench_store",
            note="also writes whole lists of small attributes (h5stream.lowlevel.NativeHDF5.write_attrs)"),
@@ -48,6 +52,12 @@ KERNELS: tuple[Kernel, ...] = (
            "bench_steps",
            note="no twin: the same libhdf5 calls as the one-by-one writer, whose file it matches byte for byte "
                 "and whose digests (checked against zlib) it matches in tests/unit/test_h5dsets.py"),
+    Kernel("_h5scan", "h5stream.files._walk.compiled_members", None,
+           "h5py's own walk and checks (h5stream.files._walk, h5stream.files.validated) for every link the kernel "
+           "hands back (groups, links that are not hard, datasets it does not take) and where the direct calls "
+           "are unavailable", "bench_steps",
+           note="no twin: the same libhdf5 questions as the scan through h5py, whose answers (checks, types, "
+                "shapes, values, storage) it matches in tests/unit/test_h5scan.py"),
     Kernel("_ohdr", "h5stream.files._headers.check_attribute_references", "ohdr_scan_reference",
            "libhdf5's own parse of the header, for a header that does not parse as version 1", "bench_files"),
     Kernel("_peaks", "h5stream.kernels.peaks.summarise_peaks", "summarise_peaks_naive",

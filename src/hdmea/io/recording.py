@@ -42,8 +42,9 @@ import numpy as np
 from h5stream import checksums
 from h5stream.errors import ChecksumError, FormatError, H5StreamError, OpenInThisProcessError
 from h5stream.files import guard_read, open_validated
+from h5stream.files.validated import Descriptions
 from h5stream.tree import Group, decode_node, is_hidden, node_from_h5
-from h5stream.tree.read import checked_text, describe_dataset
+from h5stream.tree.read import EAGER_LIMIT, Described, checked_text, describe_dataset
 from hdmea.errors import RecordingFormatError, UnknownUnitError
 from hdmea.io import _files
 from hdmea.io.hdf5_store import check_recording_format, open_recording_hdf5
@@ -571,11 +572,13 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
         opened[full] = oid
         return True
 
+    checked = Descriptions(EAGER_LIMIT)  # the plain datasets the scan checked in compiled code, described there
     try:
         f = open_validated(path, check=lambda f: check_recording_format(f, path), visit=keep, facts=facts,
-                           locking=False)
+                           describe=checked, locking=False)
     except OpenInThisProcessError as exc:
         raise _files.open_here_recording_error(path, exc) from exc
+    described.update((full, Described(*rest)) for full, *rest in checked if not _under_hidden(full))
     source = SourceFile(path, f)
     try:
         with guard_read(path, "/"):

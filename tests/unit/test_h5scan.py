@@ -1,0 +1,194 @@
+"""The compiled scan (h5stream._ext._h5scan) answers as the scan through h5py does.
+
+Files are made here with plain h5py (groups, datasets of every layout and many types, attributes,
+links of every kind, a cycle, a named type); the walk is run twice, once through the compiled listing
+and once through h5py alone, and what each finds is compared, with h5py's high-level reader as the
+reference for the values of the datasets the compiled code takes.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from h5stream.errors import FormatError, UnsafeFileError
+from h5stream.files import _walk as walk_module
+from h5stream.files.header_checks import SIZE_FLOOR
+from h5stream.files.validated import Descriptions, open_validated, scan_unsafe_objects
+from h5stream.tree.read import EAGER_LIMIT, describe_dataset
+
+pytestmark = pytest.mark.skipif(walk_module.compiled_members() is None,
+                                reason="the direct libhdf5 calls are unavailable here (the compiled scan is off)")
+
+#: datasets the compiled code takes: name -> the numpy dtype h5py reads them as
+TAKEN = {
+    "g/i1": "|i1", "g/u1": "|u1", "g/i2be": ">i2", "g/u2": "<u2", "g/i4": "<i4", "g/u4be": ">u4",
+    "g/i8": "<i8", "g/u8": "<u8", "g/f4": "<f4", "g/f8be": ">f8", "g/f8": "<f8", "g/scalar": "<f8",
+    "g/empty_rows": "<i8", "g/big": "<f4", "g/big_compact": "<i2", "g/sub/deep/x": "<i8", "top": "<u8",
+}
+#: datasets handed to Python: with attributes, filtered, chunked, not plain numbers, or without a dataspace
+HANDED = {"g/with_attr", "g/with_attr_big", "g/gzip", "g/chunked", "g/f2", "g/bool", "g/complex", "g/table", "g/fixed_text",
+          "g/text", "g/enum", "g/null"}
+
+
+def _file(path) -> None:
+    rng = np.random.default_rng(7)
+    with h5py.File(path, "w", libver="earliest") as f:
+        g = f.create_group("g")
+        for name, dtype in (("i1", "i1"), ("u1", "u1"), ("i2be", ">i2"), ("u2", "<u2"), ("i4", "i4"),
+                            ("u4be", ">u4"), ("i8", "i8"), ("u8", "u8"), ("f4", "f4"), ("f8be", ">f8"),
+                            ("f8", "f8")):
+            g.create_dataset(name, data=rng.integers(0, 100, (3, 4)).astype(dtype))
+        g.create_dataset("scalar", data=np.float64(2.5))
+        g.create_dataset("empty_rows", data=np.zeros((0, 5), dtype=np.int64))
+        g.create_dataset("big", data=rng.random(10_000).astype(np.float32))  # contiguous, past the eager limit
+        plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        plist.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple((9_000,))
+        compact = h5py.h5d.create(g.id, b"big_compact", h5py.h5t.STD_I16LE, space, dcpl=plist)
+        compact.write(h5py.h5s.ALL, h5py.h5s.ALL, np.arange(9_000, dtype=np.int16))
+        g.create_dataset("sub/deep/x", data=np.arange(5))
+        f.create_dataset("top", data=np.arange(7, dtype=np.uint64))
+        g.create_dataset("with_attr", data=np.arange(4)).attrs["unit"] = "ms"
+        g.create_dataset("with_attr_big", data=np.arange(5_000)).attrs["unit"] = "ms"  # contiguous
+        g.create_dataset("gzip", data=np.arange(100), compression="gzip")
+        g.create_dataset("chunked", data=np.arange(100), chunks=(10,))
+        g.create_dataset("f2", data=np.arange(3, dtype=np.float16))
+        g.create_dataset("bool", data=np.array([True, False]))
+        g.create_dataset("complex", data=np.array([1 + 2j]))
+        g.create_dataset("table", data=np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]))
+        g.create_dataset("fixed_text", data=np.array([b"ab", b"cd"]))
+        g.create_dataset("text", data=["one", "two"], dtype=h5py.string_dtype())
+        g.create_dataset("enum", data=np.array([0, 1], dtype=np.int8),
+                         dtype=h5py.enum_dtype({"a": 0, "b": 1}, basetype="i1"))
+        g.create_dataset("null", data=h5py.Empty("f8"))
+        f["named_type"] = np.dtype("<i4")
+        g["again"] = g["i8"]  # a second hard link to a dataset
+        f["g_again"] = g  # a second hard link to a group: walked once
+        g["sub/up"] = g  # a cycle
+        g["soft"] = h5py.SoftLink("/g/i8")
+        g["dangling"] = h5py.SoftLink("/nowhere")
+
+
+def _run(f, path, compiled: bool, monkeypatch, *, describe: bool = True):
+    """(names the visitor saw in order, the visitor's describe_dataset per dataset, the compiled
+    descriptions, storage ranges) of one scan."""
+    monkeypatch.setattr(walk_module, "_members", False if compiled else None)  # False: bound on first use
+    seen, described = [], {}
+
+    def visit(full, oid):
+        seen.append(full)
+        if isinstance(oid, h5py.h5d.DatasetID):
+            described[full] = describe_dataset(oid)
+        return False
+
+    checked = Descriptions(EAGER_LIMIT) if describe else None
+    storage: list = []
+    scan_unsafe_objects(f, path, visit=visit, storage=storage, describe=checked)
+    return seen, described, checked, storage
+
+
+def test_compiled_scan_takes_plain_datasets_and_describes_them_as_h5py_reads_them(tmp_path, monkeypatch):
+    path = tmp_path / "made.h5"
+    _file(path)
+    with h5py.File(path, "r") as f:
+        ref_seen, ref_described, _none, ref_storage = _run(f, path, False, monkeypatch)
+        seen, described, checked, storage = _run(f, path, True, monkeypatch)
+        taken = {item[0].decode(): item for item in checked}
+        assert set(taken) == set(TAKEN) | {"g/again"}  # the second link is another name of a plain dataset
+        assert not HANDED & set(taken)
+        # every link the h5py scan visits is visited in the same order, but those taken
+        assert seen == [name for name in ref_seen if name.decode() not in taken]
+        assert HANDED <= {name.decode() for name in seen}
+        for name, (_full, dtype, shape, values, stored_at) in taken.items():
+            stored = f[name]  # h5py's own reader: the reference
+            assert dtype == np.dtype(TAKEN.get(name, "<i8")) == stored.dtype, name
+            assert shape == stored.shape, name
+            nbytes = stored.size * stored.dtype.itemsize
+            if nbytes <= EAGER_LIMIT:
+                assert values is not None and stored_at is None, name
+                assert values.dtype == stored.dtype and values.shape == stored.shape, name
+                np.testing.assert_array_equal(values, stored[()])
+            else:
+                assert values is None, name
+                contiguous = stored.id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS
+                assert stored_at == ((stored.id.get_offset(), nbytes) if contiguous else None), name
+            # as the h5py scan's visitor described it
+            want = ref_described[name.encode()]
+            assert (want.dtype, want.shape, want.stored_at) == (dtype, shape, stored_at), name
+            assert (want.data is None) == (values is None), name
+            if values is not None:
+                np.testing.assert_array_equal(want.data, values)
+        for name in described:  # handed over: the visitor's own descriptions are the same as before
+            want, got = ref_described[name], described[name]
+            assert (want is None) == (got is None), name
+        # the storage ranges of every dataset (the large file's heap search skips them)
+        assert sorted(storage) == sorted(ref_storage)
+        assert (f["g/big"].id.get_offset(), f["g/big"].id.get_offset() + 40_000) in storage
+
+
+def test_without_describe_a_visitor_sees_every_link_as_before(tmp_path, monkeypatch):
+    path = tmp_path / "made.h5"
+    _file(path)
+    with h5py.File(path, "r") as f:
+        ref_seen, ref_described, _none, _ = _run(f, path, False, monkeypatch, describe=False)
+        seen, described, _none, _ = _run(f, path, True, monkeypatch, describe=False)
+    assert seen == ref_seen and len(seen) > len(TAKEN) + len(HANDED)
+    assert described.keys() == ref_described.keys()
+
+
+def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch):
+    path = tmp_path / "made.h5"
+    _file(path)
+    monkeypatch.setattr(walk_module, "_members", False)
+    with h5py.File(path, "r") as f:
+        handed, checked, storage = [], set(), []
+        walk_module._walk(f, path, lambda full, kind, oid: handed.append(full), take=True,
+                          describe=Descriptions(EAGER_LIMIT), storage=storage, checked=checked)
+        assert checked == {b"g/with_attr", b"g/with_attr_big"}
+        assert checked <= set(handed)
+        big = f["g/with_attr_big"].id
+        assert (big.get_offset(), big.get_offset() + big.get_storage_size()) in storage
+
+
+def _declares_too_much(path) -> None:
+    """A contiguous dataset whose dataspace claims far more than its storage (a damaged header)."""
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.create_dataset("ok", data=np.arange(3))
+        space = h5py.h5s.create_simple((SIZE_FLOOR // 8 + 1_000_000,))
+        plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        plist.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
+        h5py.h5d.create(f.id, b"claims", h5py.h5t.STD_I64LE, space, dcpl=plist)
+
+
+def _external_link(path) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("a/ok", data=np.arange(3))
+        f["a/out"] = h5py.ExternalLink("elsewhere.h5", "/x")
+
+
+def _external_storage(path) -> None:
+    raw = path.with_suffix(".raw")
+    raw.write_bytes(np.arange(4, dtype="<i8").tobytes())
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.arange(2))
+        f.create_dataset("ext", shape=(4,), dtype="<i8", external=[(raw.name, 0, 32)])
+
+
+@pytest.mark.parametrize("make, error, obj", [
+    (_declares_too_much, FormatError, "/claims"),
+    (_external_link, UnsafeFileError, "/a/out"),
+    (_external_storage, UnsafeFileError, "/ext"),
+])
+def test_hostile_files_are_refused_with_the_same_error(tmp_path, monkeypatch, make, error, obj):
+    path = tmp_path / "hostile.h5"
+    make(path)
+    found = []
+    for compiled in (False, True):
+        monkeypatch.setattr(walk_module, "_members", False if compiled else None)
+        with pytest.raises(error) as caught:
+            open_validated(path, locking=False).close()
+        found.append(str(caught.value))
+        assert caught.value.obj == obj
+    assert found[0] == found[1]
