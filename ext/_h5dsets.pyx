@@ -7,10 +7,14 @@ costs its own node dispatch, three foreign calls through ctypes with their
 argument conversion, a private copy, a digest and a dataspace: more than
 libhdf5's own work for a tiny dataset.  :func:`write_datasets` does the same for
 a whole list of a group's children in C, and stops at the first child it does
-not take (a group, an array with attributes or a type tag, an array on disk,
-text, a structured or byte-swapped array, an array larger than the snapshot
-limit) and hands it back, so the caller writes that one its own way and the
-children keep their order.
+not take (a group, an array with attributes, an array on disk, text, a
+structured or byte-swapped array, an array larger than the snapshot limit) and
+hands it back, so the caller writes that one its own way and the children keep
+their order.  An array whose only attribute is its type tag (a number stored
+with its Python type: ``int``, ``float``, ``list:int``) is taken too, once
+:func:`configure_tags` named the attribute: the tag is written as the
+attribute the per-node writer writes (a scalar UTF-8 string, created, written
+and closed before the dataset is closed), and the caller records its digest.
 
 What is written is exactly what the per-node writer of :mod:`h5stream.tree.write`
 writes: the same type (the dtype's, given by the caller), dataspace, link- and
@@ -55,6 +59,9 @@ ctypedef int (*dclose_t)(hid_t) noexcept nogil
 ctypedef hid_t (*screate_simple_t)(int, const hsize_t *, const hsize_t *) noexcept nogil
 ctypedef int (*sset_extent_t)(hid_t, int, const hsize_t *, const hsize_t *) noexcept nogil
 ctypedef unsigned int (*crc32_t)(unsigned int, const void *, size_t) noexcept nogil
+ctypedef hid_t (*acreate_t)(hid_t, const char *, hid_t, hid_t, hid_t, hid_t) noexcept nogil
+ctypedef int (*awrite_t)(hid_t, hid_t, const void *) noexcept nogil
+ctypedef int (*aclose_t)(hid_t) noexcept nogil
 
 #: what :func:`write_datasets` returns beside the index where it stopped
 DONE = 0           # every child is written
@@ -62,6 +69,7 @@ YOURS = 1          # the child at the index is for the caller (not taken here)
 CREATE_FAILED = 2  # H5Dcreate2 failed for the child at the index
 WRITE_FAILED = 3   # H5Dwrite failed for it (the dataset exists, unwritten)
 SPACE_FAILED = 4   # no dataspace could be made for it (nothing created)
+TAG_FAILED = 5     # its type tag could not be written (the dataset exists, written)
 
 cdef enum:
     _MAX_RANK = 32
@@ -83,6 +91,11 @@ cdef crc32_t _fast_crc = NULL         # libdeflate's CRC-32 (zlib's value, faste
 #: below this many bytes zlib's CRC-32 is as fast (libdeflate's gain is in long runs)
 cdef size_t _FAST_CRC_MIN = 16384
 cdef char *_scratch = NULL            # the private copy of the array being written
+cdef acreate_t _acreate = NULL        # H5Acreate2, H5Awrite, H5Aclose: the type tag's attribute
+cdef awrite_t _awrite = NULL
+cdef aclose_t _aclose = NULL
+cdef hid_t _text_type = -1            # the variable-length UTF-8 string type of the tag
+cdef bytes _tag_name = None           # the tag attribute's name (None: tagged nodes are handed back)
 cdef size_t _scratch_size = 0
 
 for _k in range(_MAX_RANK + 1):
@@ -142,6 +155,32 @@ def configure_crc(size_t fast_crc32):
     _fast_crc = <crc32_t><void *>fast_crc32 if fast_crc32 else NULL
 
 
+def configure_tags(size_t acreate, size_t awrite, size_t aclose, hid_t text_type, str name):
+    """Bind libhdf5's ``H5Acreate2``, ``H5Awrite`` and ``H5Aclose`` (addresses), the variable-length UTF-8
+    string type and the name of the type tag's attribute (:data:`h5stream.tree.nodes.TYPE_ATTR`): from then
+    on :func:`write_datasets` takes an array with a tag and no other attribute."""
+    global _acreate, _awrite, _aclose, _text_type, _tag_name
+    if not (acreate and awrite and aclose):
+        raise ValueError("configure_tags: every libhdf5 function address is needed")
+    _acreate = <acreate_t><void *>acreate
+    _awrite = <awrite_t><void *>awrite
+    _aclose = <aclose_t><void *>aclose
+    _text_type = text_type
+    _tag_name = name.encode("utf-8")
+
+
+cdef int _write_tag(hid_t did, str tag):
+    """Create and write the scalar string attribute holding ``tag`` (ASCII) on ``did``; negative on failure."""
+    cdef const char *data = PyUnicode_AsUTF8AndSize(tag, NULL)
+    cdef hid_t aid = _acreate(did, <const char *>_tag_name, _text_type, _scalar_space, 0, 0)
+    cdef int status
+    if aid < 0:
+        return -1
+    status = _awrite(aid, _text_type, &data)
+    _aclose(aid)
+    return status
+
+
 def take_nodes(node_class):
     """The class of the dataset nodes taken (:class:`h5stream.tree.nodes.Dataset`: ``data``, ``attrs``
     and ``tag``); until it is named, every node is handed back."""
@@ -193,7 +232,7 @@ cdef unsigned long _crc(unsigned long crc, const char *data, size_t n):
 
 
 def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lcpl, hid_t compact,
-                   hid_t contiguous, dict written, list recorded, bint record_compact):
+                   hid_t contiguous, dict written, list recorded, bint record_compact, list tagged=None):
     """Create dataset ``names[i]`` in group ``gid`` holding ``nodes[i].data``, for ``i`` from ``start`` on.
 
     Taken here: a node of the configured class without attributes or tag whose data is a C-contiguous
@@ -202,8 +241,12 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     lists of the two layouts.  When ``written`` is a dict, ``written[id(node)]`` receives the digest of
     what was written; when ``recorded`` is a list, the name and digest of each dataset the file's checksum
     manifest records (every contiguous one, and compact ones too with ``record_compact``) are appended to
-    it (name, digest, name, digest, ...).  Returns ``(i, status)``: where it stopped and why (:data:`DONE`,
-    :data:`YOURS`, :data:`CREATE_FAILED`, :data:`WRITE_FAILED`, :data:`SPACE_FAILED`).
+    it (name, digest, name, digest, ...).  When ``tagged`` is a list (and :func:`configure_tags` was called),
+    a node whose only attribute is its type tag (an ASCII ``str``) is taken as well: its tag is written as that
+    attribute before the dataset is closed, and its name and tag are appended to ``tagged`` (name, tag, ...)
+    for the caller to record the attribute's digest.  Returns ``(i, status)``: where it stopped and why
+    (:data:`DONE`, :data:`YOURS`, :data:`CREATE_FAILED`, :data:`WRITE_FAILED`, :data:`SPACE_FAILED`,
+    :data:`TAG_FAILED`).
     """
     global _scratch, _scratch_size
     cdef Py_ssize_t i, n = len(names)
@@ -216,13 +259,17 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     cdef const void *source
     cdef char *grown
     cdef unsigned long crc
+    cdef bint take_tags = tagged is not None and _tag_name is not None
     if _dcreate == NULL:
         raise RuntimeError("h5stream._ext._h5dsets.write_datasets: configure() comes first")
     if len(nodes) != n:
         raise ValueError("write_datasets: names and nodes differ in length")
     for i in range(start, n):
         node = nodes[i]
-        if type(node) is not _dataset_class or node.tag is not None or node.attrs:
+        if type(node) is not _dataset_class or node.attrs:
+            return i, YOURS
+        tag = node.tag
+        if tag is not None and not (take_tags and type(tag) is str and (<str>tag).isascii()):
             return i, YOURS
         data = node.data
         if type(data) is not np.ndarray:
@@ -262,9 +309,13 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
                 source = _scratch
                 crc = _crc(crc, _scratch, nbytes)
         status = _dwrite(did, tid, 0, 0, 0, source) if nbytes else 0
-        _dclose(did)
         if status < 0:
+            _dclose(did)
             return i, WRITE_FAILED
+        if tag is not None and _write_tag(did, <str>tag) < 0:
+            _dclose(did)
+            return i, TAG_FAILED
+        _dclose(did)
         if digest:
             text = "%08x" % crc
             if written is not None:
@@ -272,6 +323,9 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
             if record:
                 recorded.append(names[i])
                 recorded.append(text)
+        if tag is not None:
+            tagged.append(names[i])
+            tagged.append(tag)
     return n, DONE
 
 

@@ -464,17 +464,36 @@ _scalar_type_ids: dict[type, int] = {}
 
 
 #: the statuses ``write_datasets`` returns (those of ``h5stream._ext._h5dsets``)
-DATASETS_DONE, DATASET_YOURS, DATASET_WRITE_FAILED = 0, 1, 3
+DATASETS_DONE, DATASET_YOURS, DATASET_WRITE_FAILED, DATASET_TAG_FAILED = 0, 1, 3, 5
+#: what ``write_datasets`` failed at, by its status (any other failure: creating the dataset)
+DATASET_FAILURES = {DATASET_WRITE_FAILED: "writing the dataset", DATASET_TAG_FAILED: "writing the dataset's type tag"}
 
 #: numpy types whose arrays the compiled dataset writer takes (those of :func:`store_fixed` without a
 #: conversion: numbers, booleans and complex numbers in native byte order)
 _DATASET_TYPES = "?bBhHiIlLqQefdFD"
 
 
-def take_dataset_nodes(node_class: type) -> None:
+#: the name of the attribute holding a dataset node's type tag, once :func:`take_dataset_nodes` named it
+_tag_attr: str | None = None
+
+
+def take_dataset_nodes(node_class: type, tag_attr: str | None = None) -> None:
     """Name the class of the dataset nodes the compiled dataset writer takes (the tree writer's
-    :class:`~h5stream.tree.nodes.Dataset`, a layer above, names it when imported)."""
+    :class:`~h5stream.tree.nodes.Dataset`, a layer above, names it when imported), and the attribute that
+    holds a node's type tag (:data:`~h5stream.tree.nodes.TYPE_ATTR`): a node whose only attribute is its tag
+    is then written by the compiled writer too."""
+    global _tag_attr
     _h5dsets.take_nodes(node_class)
+    _tag_attr = tag_attr
+    if isinstance(_native, NativeHDF5) and _native.write_datasets is not None:
+        _configure_tags()
+
+
+def _configure_tags() -> None:
+    """Bind the compiled dataset writer's tag attribute to this libhdf5 (nothing without a tag name)."""
+    addresses = [libhdf5.function_address(name) for name in ("H5Acreate2", "H5Awrite", "H5Aclose")]
+    if _tag_attr is not None and None not in addresses:
+        _h5dsets.configure_tags(*addresses, TEXT_TYPE.id, _tag_attr)
 
 
 def _configure_datasets():
@@ -488,11 +507,12 @@ def _configure_datasets():
         dtype = np.dtype(char)
         types[dtype.num] = (file_type(dtype).id, dtype.str)
     _h5dsets.configure(*addresses, SCALAR_SPACE.id, types, COMPACT_LIMIT, SNAPSHOT_BLOCK, libdeflate.CRC32_ADDRESS)
+    _configure_tags()
     return _h5dsets.write_datasets
 
 
 def _hand_back_datasets(gid, names, nodes, start, lcpl, compact, contiguous, written, recorded,
-                        record_compact) -> tuple[int, int]:
+                        record_compact, tagged=None) -> tuple[int, int]:
     """``write_datasets`` handing every node back to the caller, who writes it one by one (the tests'
     reference for the compiled writer)."""
     return (start, DATASET_YOURS) if start < len(names) else (len(names), DATASETS_DONE)

@@ -14,7 +14,7 @@ from h5stream._ext import _h5dsets
 from h5stream.errors import WriteError
 from h5stream.files import create_atomic
 from h5stream.tree import write as tree_write
-from h5stream.tree.nodes import Dataset, Group, Pieces
+from h5stream.tree.nodes import Dataset, Group, Pieces, value_node
 
 native = lowlevel.native_hdf5()
 pytestmark = pytest.mark.skipif(native is None or native.write_datasets is None,
@@ -27,11 +27,13 @@ def _zlib_digest(array: np.ndarray) -> str:
     return f"{zlib.crc32(np.ascontiguousarray(array).tobytes(), zlib.crc32(header)):08x}"
 
 
-def _write(group: h5py.Group, children: dict, start=0, written=None, recorded=None, record_compact=False):
+def _write(group: h5py.Group, children: dict, start=0, written=None, recorded=None, record_compact=False,
+           tagged=None):
     lists = lowlevel.plists()
     with lowlevel.library_lock:
         return native.write_datasets(group.id.id, list(children), list(children.values()), start, lists.link.id,
-                                     lists.compact.id, lists.contiguous.id, written, recorded, record_compact)
+                                     lists.compact.id, lists.contiguous.id, written, recorded, record_compact,
+                                     tagged)
 
 
 @pytest.fixture
@@ -95,6 +97,36 @@ def test_nodes_it_does_not_take_are_handed_back_in_order(group):
     np.testing.assert_array_equal(group["c"][()], np.arange(4))
 
 
+def test_an_array_with_its_type_tag_alone_is_taken_with_a_tagged_list(group):
+    arrays = {"int": np.array(np.int64(7)), "float": np.array(2.5), "list:int": np.arange(3),
+              "bool": np.array(True), "list:float": np.linspace(0, 1, 3000)}  # the last one contiguous
+    children = {f"v_{tag}": Dataset(a, tag=tag) for tag, a in arrays.items()}
+    children.update({"plain": Dataset(np.arange(2)), "tag_and_attrs": Dataset(np.arange(2), tag="int", attrs={"u": "s"}),
+                     "not_ascii": Dataset(np.arange(2), tag="liste:é"), "after": Dataset(np.ones(2), tag="float")})
+    names, tagged, written, stops, i = list(children), [], {}, [], 0
+    while True:
+        i, status = _write(group, children, start=i, written=written, tagged=tagged)
+        if status == _h5dsets.DONE:
+            break
+        assert status == _h5dsets.YOURS
+        stops.append(names[i])
+        i += 1
+    assert stops == ["tag_and_attrs", "not_ascii"]  # handed back: other attributes, a tag not in ASCII
+    expected = {f"v_{tag}": tag for tag in arrays} | {"after": "float"}
+    assert tagged[0::2] == list(expected) and tagged[1::2] == list(expected.values())
+    # read back by plain h5py: the values, and the tag as the scalar string attribute the one-by-one writer writes
+    for name, tag in expected.items():
+        stored, node = group[name], children[name]
+        np.testing.assert_array_equal(stored[()], node.data)
+        assert stored.dtype == node.data.dtype and stored.shape == node.data.shape
+        assert dict(stored.attrs) == {"h5stream_type": tag}
+        assert h5py.check_string_dtype(stored.attrs.get_id("h5stream_type").dtype).encoding == "utf-8"
+        assert written[id(node)] == _zlib_digest(node.data)
+    assert not group["plain"].attrs.keys()
+    # without a list, or before configure_tags named the attribute, a tagged node is handed back as before
+    assert _write(group, {"later": Dataset(np.arange(2), tag="int")}) == (0, _h5dsets.YOURS)
+
+
 def test_a_name_that_exists_stops_with_its_index(group):
     group.create_dataset("taken", data=np.arange(3))
     children = {"first": Dataset(np.arange(2)), "taken": Dataset(np.arange(5)), "after": Dataset(np.arange(1))}
@@ -112,6 +144,8 @@ def _tree() -> Group:
             "trials": Pieces(spikes, np.linspace(0, 400, 21).astype(np.int64)).node(),
             "spike_times": Dataset(spikes.astype(np.uint64)), "waveform": Dataset(rng.random(40, "f4")),
             "cutout": Dataset(rng.random(11553, "f4")), "n": Dataset(np.int64(3), tag="int"),
+            "window": value_node([-10, 40]), "rate": value_node(2e4), "count": value_node(400), "skip": value_node(True),
+            "margins": value_node([float(x) for x in rng.random(5000)]),
             "name": Dataset(np.array("x", dtype=object), tag="str"), "empty": Dataset(np.zeros(0)),
             "meta": Dataset(np.arange(2), attrs={"unit": "s"}), "flags": Dataset(np.array([True, False])),
         })
@@ -134,8 +168,17 @@ def _write_file(path, tree: Group, batch) -> tuple[str, dict]:
 
 def test_the_tree_writer_writes_the_same_bytes_and_digests_as_one_by_one(tmp_path):
     tree = _tree()
-    compiled = _write_file(tmp_path / "compiled.h5", tree, native.write_datasets)
+    taken = []
+
+    def watched(*args):  # the compiled writer, noting the tagged datasets it wrote
+        done = native_batch(*args)
+        taken.extend(args[-1][0::2])
+        return done
+
+    native_batch = native.write_datasets
+    compiled = _write_file(tmp_path / "compiled.h5", tree, watched)
     one_by_one = _write_file(tmp_path / "one_by_one.h5", tree, lowlevel._hand_back_datasets)
+    assert sorted(set(taken)) == ["count", "margins", "rate", "skip", "window"] and len(taken) == 20
     assert compiled == one_by_one
     # and the file reads back through plain h5py as the arrays it was given
     with h5py.File(tmp_path / "compiled.h5", "r") as f:

@@ -48,7 +48,8 @@ KERNELS: tuple[Kernel, ...] = (
            note="also writes whole lists of small attributes (h5stream.lowlevel.NativeHDF5.write_attrs)"),
     Kernel("_h5dsets", "h5stream.tree.write.write_node", None,
            "the one-by-one writer (h5stream.tree.write) for each child the kernel hands back: groups, arrays "
-           "with attributes or a type tag, on disk, text, structured or larger than lowlevel.SNAPSHOT_BLOCK",
+           "with attributes (other than an ASCII type tag), on disk, text, structured or larger than "
+           "lowlevel.SNAPSHOT_BLOCK",
            "bench_steps",
            note="no twin: the same libhdf5 calls as the one-by-one writer, whose file it matches byte for byte "
                 "and whose digests (checked against zlib) it matches in tests/unit/test_h5dsets.py"),

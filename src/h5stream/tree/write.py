@@ -62,7 +62,8 @@ __all__ = [
 ]
 
 
-lowlevel.take_dataset_nodes(Dataset)  # the compiled dataset writer takes this module's dataset nodes
+# the compiled dataset writer takes this module's dataset nodes, a node with its type tag alone too
+lowlevel.take_dataset_nodes(Dataset, TYPE_ATTR)
 
 _UNSET = object()
 #: entries of the recorder's queue (path, count and pairs of each object) before it takes them in
@@ -307,33 +308,35 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
 
 
 def _native_children(native, gid: int, path: str, children: Mapping[str, Node], ctx: WriteContext) -> None:
-    """Write a group's children in order: runs of plain arrays (no attributes, in memory) in one compiled
-    call each (``h5stream._ext._h5dsets``: the same objects, bytes and digests as :func:`_native_dataset`),
-    every other child through :func:`_native_node`."""
+    """Write a group's children in order: runs of arrays in memory without attributes but a type tag in one
+    compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as :func:`_native_dataset` and
+    :func:`_native_attrs`), every other child through :func:`_native_node`."""
     batch = native.write_datasets
     if batch is None:
         for child_name, child in children.items():
             _native_node(native, gid, path, child_name, child, ctx)
         return
     names, nodes = list(children), list(children.values())
-    lists = lowlevel.plists()
+    lists, recorder = lowlevel.plists(), ctx.recorder
     lcpl, compact, contiguous = lists.link.id, lists.compact.id, lists.contiguous.id
-    recorder = ctx.recorder
     recorded = [] if recorder is not None else None
     record_compact = recorder is not None and not recorder.headers_checksummed
-    i, n = 0, len(names)
+    tagged: list[str] = []  # name, tag, ... of the datasets written with their type tag
+    base, i, n = path.rstrip("/"), 0, len(names)
     while i < n:
-        i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact)
+        i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact,
+                          tagged)
         if recorded:  # in the order written, before the next child's
-            base = path.rstrip("/")
             for k in range(0, len(recorded), 2):
                 recorder.dataset(f"{base}/{recorded[k]}", recorded[k + 1])
             del recorded[:]
+        for k in range(0, len(tagged) if recorder is not None else 0, 2):  # the sets _native_attrs would queue
+            _queue_set(recorder, f"{base}/{tagged[k]}", [TYPE_ATTR, checksums.scalar_text_digest(tagged[k + 1])])
+        del tagged[:]
         if status == native.DATASETS_DONE:
             return
         if status != native.DATASET_YOURS:
-            action = "writing the dataset" if status == lowlevel.DATASET_WRITE_FAILED else "creating the dataset"
-            raise _failed(action, ctx, f"{path.rstrip('/')}/{names[i]}")
+            raise _failed(lowlevel.DATASET_FAILURES.get(status, "creating the dataset"), ctx, f"{base}/{names[i]}")
         _native_node(native, gid, path, names[i], nodes[i], ctx)
         i += 1
 

@@ -16,11 +16,23 @@ __all__ = ["walk_datasets", "datasets_of", "node_nbytes", "slot_of", "as_dict_gr
 
 
 def walk_datasets(node: Node, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
+    """``(path, dataset)`` of every dataset of ``node``'s subtree in depth-first order, as it walks (one
+    generator with a stack of groups, not one generator per group each item passes up through)."""
     if isinstance(node, Dataset):
         yield prefix, node
         return
-    for name, child in node.children.items():
-        yield from walk_datasets(child, f"{prefix}/{name}" if prefix else name)
+    stack = [(prefix, iter(node.children.items()))]
+    while stack:
+        base, items = stack[-1]
+        for name, child in items:
+            path = f"{base}/{name}" if base else name
+            if isinstance(child, Dataset):
+                yield path, child
+            else:
+                stack.append((path, iter(child.children.items())))
+                break
+        else:
+            stack.pop()
 
 
 def datasets_of(node: Node) -> list[Dataset]:

@@ -47,10 +47,15 @@ def _zero_d(node, replaced: dict):
             replaced[id(new)] = node
             return new
         return node
-    children = {name: _zero_d(child, replaced) for name, child in node.children.items()}
-    if all(children[name] is child for name, child in node.children.items()):
-        return node
-    return Group(node.attrs, children, node.tag, node.keys)
+    children = None  # a copy of the group's children once one of them changes
+    for name, child in node.children.items():
+        if isinstance(child, Dataset) and child.tag not in SCALAR_TAGS:
+            continue  # (most datasets: a unit's trials, untagged)
+        new = _zero_d(child, replaced)
+        if new is not child:
+            children = dict(node.children) if children is None else children
+            children[name] = new
+    return node if children is None else Group(node.attrs, children, node.tag, node.keys)
 
 
 def lab_session_tree(root: Group, *, version: str, saved_at: str, source_files: dict[str, str],
