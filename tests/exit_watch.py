@@ -59,6 +59,12 @@ def _children() -> list[str]:
     return found
 
 
+def _idle_worker(frame: traceback.FrameSummary) -> bool:
+    """Whether this is a ``concurrent.futures`` thread worker's wait for its next work item."""
+    return (frame.name == "_worker" and frame.filename.endswith(os.path.join("concurrent", "futures", "thread.py"))
+            and "work_queue.get" in (frame.line or ""))
+
+
 def left_behind() -> list[str]:
     """One line (or a few, with the stack) per thread that would hold the interpreter's exit, and per child."""
     lines = []
@@ -66,11 +72,13 @@ def left_behind() -> list[str]:
     for thread in threading.enumerate():
         if thread is threading.main_thread() or thread.daemon or not thread.is_alive():
             continue
+        frame = frames.get(thread.ident)
+        stack = traceback.extract_stack(frame) if frame is not None else []
+        if any(_idle_worker(f) for f in stack):
+            continue  # an executor's worker waiting for work: the interpreter's exit tells it to end
         by = _STARTED_BY.get(thread, "before the first test or by pytest")
         lines.append(f"thread {thread.name!r} (not a daemon), started during {by}, waits in:")
-        frame = frames.get(thread.ident)
-        if frame is not None:
-            lines.extend("    " + line.rstrip() for line in traceback.format_stack(frame)[-6:])
+        lines.extend("    " + line.rstrip() for line in traceback.format_list(stack)[-6:])
     lines.extend(f"child process {child}" for child in _children())
     return lines
 
