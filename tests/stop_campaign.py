@@ -16,7 +16,9 @@ before from that moment (some fall after the command's end).  That moment is rea
 (:func:`wait_ready`), not guessed from the interpreter's start, which a busy machine stretches: ``hdmea``'s
 handlers of SIGINT and SIGTERM installed (its package's first line; :func:`catches` reads the process's
 ``SigCgt`` in ``/proc``), and for the job run from Python the file its first line inside its ``try`` writes.
-Before it no program can take a signal: the interpreter itself ends by it.  Where ``/proc`` cannot be read, the
+Before it no program can take a signal: the interpreter itself ends by it.  Each command starts with SIGINT and
+SIGTERM at their defaults, as a terminal's foreground job does (:func:`with_default_stops`): a process that
+ignores them, such as a test run that imported the batch's fork server module, would pass that on.  Where ``/proc`` cannot be read, the
 moment is the end of the interpreter's own start (the slowest of three ``python -c pass`` measured just before).
 An outcome is one of:
 
@@ -127,6 +129,18 @@ def command_line(command: str, setup: dict, out: Path) -> tuple[list[str], Path]
                             "--workers", "1"], out / "r2.h5")
     return ([sys.executable, "-c", API_JOB, str(made.cmcr_path), str(made.cmtr_path), str(out / "r0.h5"),
              str(config), str(ready_marker(command, out))], out / "r0.h5")
+
+
+_DEFAULT_STOPS = ("import os, signal, sys\n"
+                  "for sig in (signal.SIGINT, signal.SIGTERM):\n"
+                  "    signal.signal(sig, signal.SIG_DFL)\n"
+                  "os.execv(sys.argv[1], sys.argv[1:])\n")
+
+
+def with_default_stops(argv: list[str]) -> list[str]:
+    """``argv`` run in the same process (``exec``) with SIGINT and SIGTERM at their defaults, whatever this
+    process does with them (one it ignores, its children inherit ignored)."""
+    return [sys.executable, "-c", _DEFAULT_STOPS, *argv]
 
 
 def ready_marker(command: str, out: Path) -> Path | None:
@@ -264,7 +278,8 @@ def timed_run(argv: list[str], env: dict, delay: float | None, sig: signal.Signa
     _TRACES[0] = ""
     _READY[0] = None
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+        proc = subprocess.Popen(with_default_stops(argv), stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                start_new_session=True)
         start = time.monotonic()
         sent = start
         if ready:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.stop_campaign import _env, catches, command_line, prepare, wait_ready
+from tests.stop_campaign import _env, catches, command_line, prepare, wait_ready, with_default_stops
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/PID/status")
 
@@ -61,6 +61,21 @@ def test_a_process_is_ready_once_it_catches_both_signals_and_not_before():
         proc.communicate()
 
 
+def test_a_command_starts_with_the_stops_at_their_defaults_even_where_they_are_ignored_here():
+    program = ("import signal\n"
+               "names = {signal.SIG_IGN: 'ignored', signal.SIG_DFL: 'default', signal.default_int_handler: 'python'}\n"
+               "print(names.get(signal.getsignal(signal.SIGTERM)), names.get(signal.getsignal(signal.SIGINT)))\n")
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        inherited = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+        started = subprocess.run(with_default_stops([sys.executable, "-c", program]), capture_output=True, text=True,
+                                 check=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert inherited.stdout.split()[0] == "ignored"
+    assert started.stdout.split() == ["default", "python"]  # SIGINT: Python's own handler, as at any start
+
+
 def test_a_process_that_ends_before_it_is_ready_is_not_ready():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
@@ -88,10 +103,13 @@ def test_a_job_that_writes_its_marker_is_ready_then_and_not_before(tmp_path):
 def test_hdmea_stopped_at_the_moment_it_is_ready_ends_with_its_stop(tmp_path, sig, status):
     setup = prepare(tmp_path / "setup")
     argv, done = command_line("demo", setup, tmp_path / "out")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
-                            start_new_session=True)
+    # as the campaign starts it: a test before may have left this process ignoring SIGTERM (the batch's fork
+    # server module does so as it is imported), which the command would inherit
+    proc = subprocess.Popen(with_default_stops(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=_env(), start_new_session=True)
     try:
-        assert wait_ready(proc, timeout=120.0) is True
+        ready = wait_ready(proc, timeout=120.0)
+        assert ready is True, (proc.poll(), catches(proc.pid), proc.poll() is not None and proc.communicate())
         os.killpg(proc.pid, sig)
         _, err = proc.communicate(timeout=120)
     finally:
