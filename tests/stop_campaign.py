@@ -16,11 +16,11 @@ before from that moment (some fall after the command's end).  That moment is rea
 (:func:`wait_ready`), not guessed from the interpreter's start, which a busy machine stretches: ``hdmea``'s
 handlers of SIGINT and SIGTERM installed (its package's first line; :func:`catches` reads the process's
 ``SigCgt`` in ``/proc``), and for the job run from Python the file its first line inside its ``try`` writes.
-Before it no program can take a signal: the interpreter itself ends by it.  Each command starts with SIGINT and
-SIGTERM at their defaults, as a terminal's foreground job does (:func:`with_default_stops`): a process that
-ignores them, such as a test run that imported the batch's fork server module, would pass that on.  Where ``/proc`` cannot be read, the
+Before it no program can take a signal: the interpreter itself ends by it.  Where ``/proc`` cannot be read, the
 moment is the end of the interpreter's own start (the slowest of three ``python -c pass`` measured just before).
-An outcome is one of:
+Each command starts with SIGINT and SIGTERM at their defaults, as a terminal's foreground job does
+(:func:`with_default_stops`): a process that ignores them (a test run that imported the batch's fork server
+module) would pass that on.  An outcome is one of:
 
 - ``stopped``: the stop's exit status (130 for SIGINT, 75 for SIGTERM; the Python job: 130 after its
   ``KeyboardInterrupt``, or ended by SIGTERM), one line saying ``stopped``, the last (a batch: besides, one line
