@@ -59,6 +59,8 @@ import threading
 import weakref
 from collections.abc import Callable
 
+from h5stream.process_exit import end_process, flush_standard_streams
+
 __all__ = ["RaisedAgain", "kept_stops", "note", "noted", "recorded", "forget_recorded", "carry_over",
            "raise_if_noted", "check_point", "check_before_write", "signal_name_of", "end_process", "raise_unsafe_at", "delivered_again", "take_ctrl_c", "ctrl_c", "is_default_handler",
            "is_program_code", "is_program_frame"]
@@ -433,11 +435,7 @@ def _uncaught(kind, value, tb) -> None:
     sys.stderr.write(f"{program}: stopped by {'Ctrl-C' if name == 'SIGINT' else name} "
                      f"(the stop cut short: {kind.__name__}: {value})\n")
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001, S110 - a closed or broken stream has nothing left to flush
-            pass
+    flush_standard_streams()
     signum = signal.Signals[name]
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -462,30 +460,6 @@ def check_before_write() -> None:
     in a checkpoint after a stop), and the block raises the stop once that write is done."""
     if not _keepers:
         check_point()
-
-
-def end_process(code: int = 0) -> None:
-    """End this process now with ``code``, skipping the interpreter's teardown (for a process whose files are
-    all committed and closed: the standard streams and log handlers are flushed, and multiprocessing's own
-    finalizers run, which hand this process's semaphores back to the resource tracker it shares).
-
-    Also the one sure exit after a stop: a ``KeyboardInterrupt`` that cut short code an extension module ran
-    through ``PyRun_*`` while it was imported marks the interpreter, which then ends itself by SIGINT at its
-    exit (status -2, nothing said) whatever status the program returned, although the program took the
-    exception.  The teardown also takes seconds once numba has loaded LLVM.
-    """
-
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001, S110 - a closed or broken stream has nothing left to flush
-            pass
-    if "logging" in sys.modules:
-        sys.modules["logging"].shutdown()
-    if "multiprocessing.util" in sys.modules:
-        # the standard library has no public name for this step of its exit handler
-        sys.modules["multiprocessing.util"]._run_finalizers()
-    os._exit(code)
 
 
 def signal_name_of(exception: BaseException | None) -> str:

@@ -87,6 +87,41 @@ def test_a_start_that_ends_soon_after_the_stop_is_ended_on_the_stopped_thread_be
         signal.signal(signal.SIGUSR1, previous)
 
 
+def test_what_the_start_made_is_held_by_the_waiting_thread_alone_once_returned(monkeypatch):
+    # Still held by the start's thread (its frame or the state it shares) when the batch let it go, the pool was
+    # freed on that thread, whose cleanup of the pool's semaphores could then race the process's exit (the
+    # resource tracker's "leaked semaphore" warnings after the stop line).
+    import sys
+    import weakref
+
+    from hdmea.pipeline.batch import pool
+
+    set_on_start_thread, gate = threading.Event(), threading.Event()
+
+    class HeldAfterSet(threading.Event):
+        """The start's thread, once it has told the waiting thread, stays there until the test lets it go."""
+
+        def set(self):
+            super().set()
+            if sys._getframe(1).f_code.co_filename == pool.__file__ \
+                    and threading.current_thread().name == "hdmea-batch-start":
+                set_on_start_thread.set()
+                gate.wait()
+
+    class Made:
+        pass
+
+    monkeypatch.setattr(threading, "Event", HeldAfterSet)  # started_aside's, made while the test runs it
+    try:
+        made = started_aside(Made, lambda made: None)
+        assert set_on_start_thread.wait(60)
+        freed = weakref.ref(made)
+        del made
+        assert freed() is None  # let go of here, on this thread, while the start's thread still runs
+    finally:
+        gate.set()
+
+
 def test_without_a_stop_the_start_returns_what_it_made_and_nothing_is_ended():
     ended = []
     assert started_aside(lambda: (1, 2), ended.append) == (1, 2)

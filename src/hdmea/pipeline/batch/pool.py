@@ -277,6 +277,10 @@ def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
         with lock:
             state["made"] = made
             abandoned = state.get("abandoned", False)
+        if not abandoned:
+            # the waiting thread takes it (returned, or ended on a stop): held here too, it could be let go of
+            # last on this thread, whose cleanup of a pool's semaphores would then race the process's exit
+            del made
         done.set()
         if abandoned:
             end(made)
@@ -295,13 +299,13 @@ def started_aside(start: Callable[[], Any], end: Callable[[Any], None]) -> Any:
         finally:
             with lock:
                 state["abandoned"] = True
-                made = state.get("made")
+                made = state.pop("made", None)
         if made is not None:
             end(made)
         raise
     if "error" in state:
         raise state["error"]
-    return state["made"]
+    return state.pop("made")  # held by this thread alone from here
 
 
 def _slurm_wait_reasons(job_ids: Sequence[str]) -> str:
