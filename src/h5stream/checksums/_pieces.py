@@ -14,31 +14,28 @@ manifest holds only the whole digest (written before pieces existed) is read who
 that digest checked: a partial read never returns a byte that was not checked.  Chunked datasets
 carry HDF5's Fletcher32 per chunk, which HDF5 checks on every read; they have no digest here.
 
-:func:`read_whole_checked` reads all of a large dataset stored as one plain run of bytes and checks
-every piece: the bytes go straight from the page cache into the array the caller gets (``pread`` on
-the descriptor HDF5 has open, a block of a few pieces at a time, no copy in between), and each piece is
-digested just after it lands, while its bytes are in the CPU's cache.  It takes datasets whose bytes
-the page cache mostly holds; the others are read by HDF5 in large requests, as a disk prefers.  The blocks are taken from one queue
-by every allowed core (:func:`h5stream.cores.sharing_threads`): the reads, the page faults of the new
-array and the digests run on all of them.
+:func:`read_whole_checked` reads all of a dataset stored as one plain run of bytes and checks every
+byte: one synchronous compiled call reads the bytes (``pread``) straight into the array the caller gets (on the
+descriptor HDF5 has open, a block at a time, no copy in between, the page cache warm or cold) and digests
+each piece just after it lands, while its bytes are in the CPU's cache; a dataset with only its whole
+digest is checked as one piece.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import itertools
 import math
-import os
-import threading
 
 import h5py
 import numpy as np
 
-from h5stream import cores, pagecache
+from h5stream import cores
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
 from h5stream.checksums._manifest import Manifest, mismatch_error
 from h5stream.errors import ChecksumError, FormatError
+from h5stream.native import compiled
+
+_h5dsets = compiled("_h5dsets")
 
 __all__ = ["PIECE_BYTES", "piece_rows", "array_digests", "stored_digests", "read_runs_checked",
            "read_whole_checked"]
@@ -224,10 +221,6 @@ def _read_pieces(ds, manifest: Manifest, pieces: tuple[int, str], runs, gather: 
             gather.take(a, block)
 
 
-#: pieces of one block of :func:`read_whole_checked`: one ``pread``, then its pieces digested while cached
-_PIECES_PER_BLOCK = 4
-
-
 def _plain_run(ds) -> tuple[int, int] | None:
     """(descriptor, file offset) of a dataset whose values lie in one plain run of bytes, exactly as numpy
     holds them, in a file open read-only with the default driver; None for any other."""
@@ -255,119 +248,55 @@ def _plain_run(ds) -> tuple[int, int] | None:
         return None
 
 
-#: the share of a dataset's bytes the page cache must hold for :func:`read_whole_checked` to read it: its
-#: small requests suit a memory copy; bytes still on the disk are read faster in HDF5's large requests
-#: (:mod:`h5stream.kernels.direct_rows` found 16 MiB requests faster than 4 MiB ones on this project's machine)
-CACHED_SHARE = 0.5
-
-
-def _mostly_cached(fd: int, offset: int, length: int) -> bool:
-    """Whether the page cache holds at least :data:`CACHED_SHARE` of the bytes (False where the system
-    cannot say)."""
-    residency = pagecache.open_residency(fd)
-    if residency is None:
-        return False
-    with residency:
-        return residency.fraction(offset, length) >= CACHED_SHARE
-
-
-_POOL: list = [None, 0]  # the helpers' executor and its size, made when first needed
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(helpers: int) -> concurrent.futures.ThreadPoolExecutor:
-    """The executor of :func:`read_whole_checked`'s helpers, with room for ``helpers`` of them."""
-    with _POOL_LOCK:
-        if _POOL[0] is None or _POOL[1] < helpers:
-            if _POOL[0] is not None:
-                _POOL[0].shutdown(wait=False)
-            _POOL[:] = [concurrent.futures.ThreadPoolExecutor(helpers, thread_name_prefix="h5stream-whole-read"),
-                        helpers]
-        return _POOL[0]
-
-
-def _forget_pool() -> None:  # a child process has none of its parent's threads
-    _POOL[:] = [None, 0]
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+#: bytes of one block of :func:`read_whole_checked` (whole pieces; one ``pread`` at most this long): a cold
+#: read of the 800 MB layer of a 20,000 x 5,000 container took 0.96-1.33 s in 1 MiB requests against
+#: 0.60-1.00 s in 32 MiB ones and 0.58-1.79 s in one (the kernel's read-ahead grows with the request); a
+#: warm one 0.17-0.18 s in 4 to 64 MiB blocks alike, the digest as fast from memory as from the CPU's cache
+READ_BLOCK_BYTES = 16 << 20
 
 
 def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
-    """All of a fixed-size dataset, every piece checked against the
-    ``manifest``'s piece digests as it lands (see the module's text); None when the dataset does not qualify
-    (no piece digests, not one plain run of bytes, another driver, opened for writing, less than
-    :data:`CACHED_SHARE` of its bytes in the page cache): read it as usual.
+    """All of a fixed-size dataset stored as one plain run of bytes, every byte checked against the
+    ``manifest``'s digests as it lands; None when the dataset does not qualify (no digest, not one plain
+    run of bytes, another driver, opened for writing): read it as usual.
 
-    ``threads``: threads reading and digesting (default: :func:`h5stream.cores.sharing_threads`).  A piece
-    that differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset and its rows; a file that
-    ends inside the values a :class:`~h5stream.errors.FormatError`.
+    One synchronous compiled call (``h5stream._ext._h5dsets.read_checked``): ``pread`` on the descriptor
+    HDF5 has open, straight into the array returned, blocks of about :data:`READ_BLOCK_BYTES` taken in
+    turn by ``threads`` threads (default: every allowed core, :func:`h5stream.cores.sharing_threads`; the
+    digests cost about half as much as the copy from the page cache, so a second core hides them), each
+    piece digested just after it lands.  The pieces are those of the manifest's piece digests; a dataset with
+    only its whole digest (written before pieces existed, or one piece) is one piece.  A piece that
+    differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece);
+    a file that ends inside the values a :class:`~h5stream.errors.FormatError`.
     """
-    if manifest is None or manifest.datasets.get(ds.name) is None:
+    expected = None if manifest is None else manifest.datasets.get(ds.name)
+    if expected is None:
         return None
-    pieces = _pieces_of(manifest, ds)
-    run = _plain_run(ds) if pieces is not None else None
+    run = _plain_run(ds)
     if run is None:
         return None
     fd, offset = run
-    if not _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize):
-        return None
-    k, packed = pieces
-    n = int(ds.shape[0])
-    out = np.empty(ds.shape, ds.dtype)
+    shape = tuple(int(s) for s in ds.shape)
+    n, tail, kind = shape[0], shape[1:], ds.dtype.str
+    pieces = _pieces_of(manifest, ds)
+    k, packed = pieces if pieces is not None else (n, expected)
+    try:
+        want = np.frombuffer(bytes.fromhex(packed), dtype=">u4").astype(np.uint32)
+    except ValueError:
+        raise _damaged(manifest, ds.name, f"{packed[:40]!r}") from None
+    last = n - (len(want) - 1) * k
+    out = np.empty(shape, ds.dtype)
     flat = out.reshape(-1).view(np.uint8)
-    row_bytes = _row_bytes(tuple(ds.shape), ds.dtype.itemsize)
-    n_pieces = -(-n // k)
-    n_blocks = -(-n_pieces // _PIECES_PER_BLOCK)
-    queue = itertools.count()  # next() on it is atomic: each block is taken once
-    failed: list[BaseException] = []
-    done = [0]
-    lock, finished = threading.Lock(), threading.Event()
-
-    def block(i: int) -> None:
-        p0 = i * _PIECES_PER_BLOCK
-        p1 = min(n_pieces, p0 + _PIECES_PER_BLOCK)
-        lo, hi = p0 * k * row_bytes, min(n, p1 * k) * row_bytes
-        at = lo
-        while at < hi:
-            got = os.preadv(fd, [flat[at:hi]], offset + at)
-            if got <= 0:
-                raise FormatError("the file ends inside a dataset's values", path=manifest.path, obj=ds.name,
-                                  expected=f"{ds.size * ds.dtype.itemsize} bytes from offset {offset}",
-                                  found=f"{at} bytes", hint="the file is truncated; restore it from a copy")
-            at += got
-        for p in range(p0, p1):
-            want = packed[8 * p:8 * p + 8]
-            found = array_digest(out[p * k:min(n, (p + 1) * k)])
-            if found != want:
-                unit = "rows" if ds.ndim > 1 else "entries"
-                raise mismatch_error(manifest, f"{ds.name} ({unit} {p * k}:{min(n, (p + 1) * k)})", want, found)
-
-    def work() -> None:
-        for i in queue:
-            if i >= n_blocks or failed:
-                return
-            try:
-                block(i)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                failed.append(exc)
-                finished.set()
-                return
-            with lock:
-                done[0] += 1
-                if done[0] == n_blocks:
-                    finished.set()
-
-    # The helpers are asked, never waited for: a helper the scheduler has not started yet finds no block
-    # left, and the caller waits only for the blocks a helper has taken.
-    helpers = max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1
-    if helpers:
-        pool = _pool(helpers)
-        for _ in range(helpers):
-            pool.submit(work)
-    work()
-    finished.wait()
-    if failed:
-        raise failed[0]
+    bad, got = _h5dsets.read_checked(fd, offset, flat, k * _row_bytes(shape, ds.dtype.itemsize), want,
+                                     digest_start(kind, (k, *tail)), digest_start(kind, (last, *tail)),
+                                     READ_BLOCK_BYTES, threads or cores.sharing_threads())
+    if bad >= 0:
+        found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
+        where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
+                                                 f"{bad * k}:{min(n, (bad + 1) * k)})"
+        raise mismatch_error(manifest, where, packed[8 * bad:8 * bad + 8], found)
+    if got < flat.size:
+        raise FormatError("the file ends inside a dataset's values", path=manifest.path, obj=ds.name,
+                          expected=f"{flat.size} bytes from offset {offset}", found=f"{got} bytes",
+                          hint="the file is truncated; restore it from a copy")
     return out
