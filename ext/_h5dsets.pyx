@@ -38,7 +38,6 @@ from libc.stdlib cimport realloc, free
 from libc.stdio cimport snprintf
 from libc.errno cimport errno, EINTR
 from posix.unistd cimport pread
-from cython.parallel cimport prange
 
 import numpy as np
 
@@ -347,104 +346,56 @@ def first_changed(list arrays, list digests, fallback):
 
 
 
-cdef Py_ssize_t _read_range(int fd, long long offset, unsigned char *buf, Py_ssize_t lo, Py_ssize_t hi,
-                            Py_ssize_t piece_bytes, const unsigned int *want, Py_ssize_t n_pieces,
-                            unsigned long full_start, unsigned long last_start, Py_ssize_t step_bytes,
-                            Py_ssize_t *got_out, int *err_out) noexcept nogil:
-    """Bytes ``[lo, hi)`` (``lo`` where a piece starts, ``hi`` where one ends) read and digested piece by
-    piece; the first piece that differs (-1: none).  Sets the bytes read (fewer at the file's end) and
-    the errno of a failed ``pread``."""
-    cdef Py_ssize_t pos = lo, digested = lo, piece = lo // piece_bytes, piece_end, end, step
-    cdef ssize_t got
-    cdef unsigned long crc = full_start if piece < n_pieces - 1 else last_start
-    piece_end = lo + piece_bytes if lo + piece_bytes < hi else hi
-    while pos < hi:
-        step = hi - pos if hi - pos < step_bytes else step_bytes
-        got = pread(fd, buf + pos, <size_t>step, offset + pos)
-        if got < 0:
-            if errno == EINTR:
-                continue
-            err_out[0] = errno
-            break
-        if got == 0:
-            break
-        pos += got
-        while digested < pos:
-            end = pos if pos < piece_end else piece_end
-            crc = _crc(crc, <const char *>(buf + digested), <size_t>(end - digested))
-            digested = end
-            if digested == piece_end:
-                if (crc & 0xFFFFFFFFUL) != want[piece]:
-                    got_out[0] = pos - lo
-                    return piece
-                piece += 1
-                crc = full_start if piece < n_pieces - 1 else last_start
-                piece_end = piece_end + piece_bytes if piece_end + piece_bytes < hi else hi
-    got_out[0] = pos - lo
-    return -1
-
-
-cdef void _one_block(int fd, long long offset, unsigned char *buf, Py_ssize_t b, Py_ssize_t block, Py_ssize_t total,
-                     Py_ssize_t piece_bytes, const unsigned int *want, Py_ssize_t n_pieces, unsigned long full_start,
-                     unsigned long last_start, Py_ssize_t step_bytes, int64_t *res, int64_t *stop) noexcept nogil:
-    """Block ``b`` of :func:`read_checked`, its outcome in ``res[3 * b:3 * b + 3]``; skipped once a block
-    before has failed (``stop``)."""
-    cdef Py_ssize_t lo = b * block, hi, got = 0
-    cdef int err = 0
-    if stop[0]:
-        return
-    hi = lo + block if lo + block < total else total
-    res[3 * b] = _read_range(fd, offset, buf, lo, hi, piece_bytes, want, n_pieces, full_start, last_start,
-                             step_bytes, &got, &err)
-    res[3 * b + 1] = got
-    res[3 * b + 2] = err
-    if res[3 * b] >= 0 or err or got < hi - lo:
-        stop[0] = 1
 
 def read_checked(int fd, long long offset, unsigned char[::1] out, Py_ssize_t piece_bytes, const unsigned int[::1] want,
-                 unsigned long full_start, unsigned long last_start, Py_ssize_t block_bytes, int threads=1):
-    """Read ``len(out)`` bytes from ``fd`` at ``offset`` into ``out`` (``pread``) and check them piece by
-    piece: piece ``i`` is the run of ``piece_bytes`` from ``i * piece_bytes`` (the last one shorter), its
-    CRC-32 begun at ``full_start`` (the last piece's at ``last_start``: the CRC of its digest header) and
-    compared with ``want[i]`` as soon as its bytes have landed.
+                 unsigned long full_start, unsigned long last_start, Py_ssize_t block_bytes):
+    """Read ``len(out)`` bytes from ``fd`` at ``offset`` into ``out`` (``pread``, at most ``block_bytes`` a
+    request) and check them piece by piece: piece ``i`` is the run of ``piece_bytes`` from
+    ``i * piece_bytes`` (the last one shorter), its CRC-32 begun at ``full_start`` (the last piece's at
+    ``last_start``: the CRC of its digest header), continued over each request's bytes as they land and
+    compared with ``want[i]`` once the piece is complete.  One thread, the GIL released for the whole read.
 
-    The bytes are taken in blocks of whole pieces (about ``block_bytes``, one ``pread`` of at most
-    ``block_bytes`` at a time), one block at a time by each of ``threads`` threads (OpenMP, where the
-    build has it), without the GIL, in one call.
-
-    Returns ``(bad, got)``: the first piece whose CRC differs (-1: none) and the bytes read up to where the
-    file ended (``len(out)`` when it did not end first).  A failed ``pread`` raises :class:`OSError` with
-    its errno.
+    Returns ``(bad, got)``: the first piece whose CRC differs (-1: none; the read stops there) and the
+    bytes read (fewer than ``len(out)`` when the file ends first).  A failed ``pread`` raises
+    :class:`OSError` with its errno.
     """
     cdef Py_ssize_t total = out.shape[0], n_pieces = want.shape[0]
-    cdef Py_ssize_t per_block, n_blocks, b, lo, hi
-    cdef unsigned char *buf
+    cdef Py_ssize_t pos = 0, digested = 0, piece = 0, piece_end, end, step, bad = -1
+    cdef ssize_t got
+    cdef unsigned long crc
     cdef int err = 0
+    cdef unsigned char *buf
+    cdef const unsigned int *wants
     if piece_bytes <= 0 or block_bytes <= 0 or n_pieces != (total + piece_bytes - 1) // piece_bytes:
         raise ValueError(f"read_checked: {n_pieces} digests for {total} bytes in pieces of {piece_bytes}")
     if total == 0:
         return -1, 0
-    buf = &out[0]
-    per_block = block_bytes // piece_bytes if block_bytes > piece_bytes else 1
-    n_blocks = (n_pieces + per_block - 1) // per_block
-    cdef cnp.ndarray results = np.full((n_blocks, 3), -1, dtype=np.int64)  # bad piece, bytes read, errno
-    cdef int64_t *res = <int64_t *>cnp.PyArray_DATA(results)
-    cdef cnp.ndarray stopped = np.zeros(1, dtype=np.int64)  # set by the first block that fails
-    cdef int64_t *stop = <int64_t *>cnp.PyArray_DATA(stopped)
-    cdef int team = threads if threads > 1 else 1
-    cdef const unsigned int *wants = &want[0]
-    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=team):
-        _one_block(fd, offset, buf, b, per_block * piece_bytes, total, piece_bytes, wants, n_pieces,
-                   full_start, last_start, block_bytes, res, stop)
-    for b in range(n_blocks):  # blocks skipped after a failure lie after it: the first outcome that is not clean
-        if res[3 * b + 2] > 0:
-            err = <int>res[3 * b + 2]
-            raise OSError(err, f"pread at offset {offset + b * per_block * piece_bytes}: errno {err}")
-        if res[3 * b] >= 0:
-            return res[3 * b], total
-        lo = b * per_block * piece_bytes
-        hi = lo + per_block * piece_bytes if lo + per_block * piece_bytes < total else total
-        if res[3 * b + 1] < hi - lo:
-            return -1, lo + res[3 * b + 1]
-    return -1, total
-
+    buf, wants = &out[0], &want[0]
+    crc = full_start if n_pieces > 1 else last_start
+    piece_end = piece_bytes if piece_bytes < total else total
+    with nogil:
+        while pos < total and bad < 0:
+            step = total - pos if total - pos < block_bytes else block_bytes
+            got = pread(fd, buf + pos, <size_t>step, offset + pos)
+            if got < 0:
+                if errno == EINTR:
+                    continue
+                err = errno
+                break
+            if got == 0:
+                break
+            pos += got
+            while digested < pos:
+                end = pos if pos < piece_end else piece_end
+                crc = _crc(crc, <const char *>(buf + digested), <size_t>(end - digested))
+                digested = end
+                if digested == piece_end:
+                    if (crc & 0xFFFFFFFFUL) != wants[piece]:
+                        bad = piece
+                        break
+                    piece += 1
+                    crc = full_start if piece < n_pieces - 1 else last_start
+                    piece_end = piece_end + piece_bytes if piece_end + piece_bytes < total else total
+    if err:
+        raise OSError(err, f"pread at offset {offset + pos}: errno {err}")
+    return bad, pos

@@ -81,8 +81,7 @@ def test_a_layer_of_a_file_without_piece_digests_is_read_straight_and_checked_wh
     returned = []
     real = checksums.read_whole_checked
     monkeypatch.setattr(checksums, "read_whole_checked",
-                        lambda ds, manifest, threads=None: returned.append(
-                            (ds.name, (got := real(ds, manifest, threads)) is not None)) or got)
+                        lambda ds, manifest: returned.append((ds.name, (got := real(ds, manifest)) is not None)) or got)
     rng = np.random.default_rng(5)
     X = rng.lognormal(size=(1100, 1000))
     path = tmp_path / "c.h5"
@@ -119,7 +118,7 @@ def test_a_large_layer_is_read_straight_into_its_array_piece_by_piece(tmp_path, 
     taken = []
     real = _pieces.read_whole_checked
     monkeypatch.setattr("h5stream.checksums.read_whole_checked",
-                        lambda ds, manifest, threads=None: taken.append(ds.name) or real(ds, manifest, threads))
+                        lambda ds, manifest: taken.append(ds.name) or real(ds, manifest))
     rng = np.random.default_rng(6)
     if kind == "dense":  # 8.8 MB
         X = rng.lognormal(size=(1100, 1000))
@@ -142,3 +141,33 @@ def test_a_large_layer_is_read_straight_into_its_array_piece_by_piece(tmp_path, 
     with pytest.raises(IOChecksumError, match=r"(rows|entries) \d+:") as info:
         load_hdf5(path)
     assert name in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this system")
+def test_a_whole_load_in_a_child_forked_after_one_in_its_parent_completes(tmp_path):
+    """The whole read starts no thread team that a forked child would wait for (GNU OpenMP's does not survive
+    ``fork``): a process loads a large layer, forks, and the child loads it again, equal to the container's."""
+    import subprocess
+    import sys
+    import textwrap
+
+    rng = np.random.default_rng(11)
+    X = rng.lognormal(size=(1100, 1000))  # 8.8 MB: read whole, straight into its array
+    path = tmp_path / "c.h5"
+    save_hdf5(_container(X), path)
+    np.save(tmp_path / "x.npy", X)
+    script = textwrap.dedent(f"""
+        import os, sys
+        import numpy as np
+        from h5scp.io import load_hdf5
+        X = np.load({str(tmp_path / "x.npy")!r})
+        assert np.array_equal(load_hdf5({str(path)!r}).assays["proteins"].layers["l0"].X, X)
+        pid = os.fork()
+        if pid == 0:
+            same = np.array_equal(load_hdf5({str(path)!r}).assays["proteins"].layers["l0"].X, X)
+            os._exit(0 if same else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

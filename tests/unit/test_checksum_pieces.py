@@ -186,16 +186,14 @@ def test_verify_checks_the_piece_digests_too(tmp_path):
         check_file(path)
 
 
-@pytest.mark.parametrize("block", [checksums.PIECE_BYTES, 3 * checksums.PIECE_BYTES + 1, 16 << 20])
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("block", [4096, checksums.PIECE_BYTES, 3 * checksums.PIECE_BYTES + 1, 16 << 20])
 @pytest.mark.parametrize("shape,dtype", [((3000, 400), "<f8"), ((1_500_000,), "<i4"), ((70, 9, 2000), "<u4")])
-def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, threads, block,
-                                                                         shape, dtype):
+def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, block, shape, dtype):
     """The values equal plain h5py's read of the same file; a byte flipped in any piece (the first, the
-    short last one, one in between) is a checksum error naming that piece's rows, whichever thread reads it
-    and however many pieces a block holds (one, three, all)."""
+    short last one, one in between) is a checksum error naming that piece's rows, however the requests
+    fall across the pieces (many per piece, one, a piece and a byte over, all in one)."""
     monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
-    rng = np.random.default_rng(threads)
+    rng = np.random.default_rng(block % 1000)
     values = (rng.random(shape) * 1e6).astype(dtype)
     path = tmp_path / "w.h5"
     manifest = _write(path, {"v": values})
@@ -203,7 +201,7 @@ def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_pat
     n = shape[0]
     with h5py.File(path, "r") as f:
         plain = f["v"][()]
-        got = checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
     assert got is not None and got.dtype == plain.dtype and got.flags.c_contiguous
     assert np.array_equal(got, plain) and np.array_equal(got, values)
     row = values[0].nbytes if values.ndim > 1 else values.itemsize
@@ -213,7 +211,7 @@ def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_pat
         first = bad_row // k * k
         unit = "rows" if values.ndim > 1 else "entries"
         with h5py.File(path, "r") as f, pytest.raises(ChecksumError, match=rf"/v \({unit} {first}:{min(n, first + k)}\)"):
-            checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
+            checksums.read_whole_checked(f["v"], checksums.attach(f))
         _flip(path, at)
 
 
@@ -237,11 +235,12 @@ def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_a_digest(tmp
         assert checksums.read_whole_checked(f["plain"], checksums.attach(f)) is None
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_a_whole_read_of_a_file_without_piece_digests_checks_the_whole_digest(tmp_path, threads):
+@pytest.mark.parametrize("block", [checksums.PIECE_BYTES, 16 << 20])
+def test_a_whole_read_of_a_file_without_piece_digests_checks_the_whole_digest(tmp_path, monkeypatch, block):
     """A file written before piece digests (its manifest holds only each dataset's whole digest) is read the
     same way, the dataset as one piece: values equal plain h5py's read; a byte flipped anywhere (first,
     last, in between) is a checksum error naming the dataset."""
+    monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
     rng = np.random.default_rng(8)
     values = rng.random((3000, 400))
     path = tmp_path / "old.h5"
@@ -252,13 +251,13 @@ def test_a_whole_read_of_a_file_without_piece_digests_checks_the_whole_digest(tm
         f.attrs[checksums.MANIFEST_ATTR] = json.dumps(document)
     with h5py.File(path, "r") as f:
         assert not checksums.attach(f).pieces
-        got = checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
         plain = f["v"][()]
     assert got is not None and np.array_equal(got, plain) and np.array_equal(got, values)
     for at in (0, values.nbytes - 1, int(rng.integers(1, values.nbytes - 1))):
         _flip(path, _offset(path, "v") + at)
         with h5py.File(path, "r") as f, pytest.raises(ChecksumError, match=r"/v\b") as info:
-            checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
+            checksums.read_whole_checked(f["v"], checksums.attach(f))
         assert "rows" not in str(info.value)
         _flip(path, _offset(path, "v") + at)
 

@@ -28,7 +28,6 @@ import math
 import h5py
 import numpy as np
 
-from h5stream import cores
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
 from h5stream.checksums._manifest import Manifest, mismatch_error
@@ -248,24 +247,24 @@ def _plain_run(ds) -> tuple[int, int] | None:
         return None
 
 
-#: bytes of one block of :func:`read_whole_checked` (whole pieces; one ``pread`` at most this long): a cold
+#: bytes of one ``pread`` of :func:`read_whole_checked`: a cold
 #: read of the 800 MB layer of a 20,000 x 5,000 container took 0.96-1.33 s in 1 MiB requests against
 #: 0.60-1.00 s in 32 MiB ones and 0.58-1.79 s in one (the kernel's read-ahead grows with the request); a
 #: warm one 0.17-0.18 s in 4 to 64 MiB blocks alike, the digest as fast from memory as from the CPU's cache
 READ_BLOCK_BYTES = 16 << 20
 
 
-def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
+def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
     """All of a fixed-size dataset stored as one plain run of bytes, every byte checked against the
     ``manifest``'s digests as it lands; None when the dataset does not qualify (no digest, not one plain
     run of bytes, another driver, opened for writing): read it as usual.
 
-    One synchronous compiled call (``h5stream._ext._h5dsets.read_checked``): ``pread`` on the descriptor
-    HDF5 has open, straight into the array returned, blocks of about :data:`READ_BLOCK_BYTES` taken in
-    turn by ``threads`` threads (default: every allowed core, :func:`h5stream.cores.sharing_threads`; the
-    digests cost about half as much as the copy from the page cache, so a second core hides them), each
-    piece digested just after it lands.  The pieces are those of the manifest's piece digests; a dataset with
-    only its whole digest (written before pieces existed, or one piece) is one piece.  A piece that
+    One synchronous compiled call on one thread (``h5stream._ext._h5dsets.read_checked``): ``pread`` on
+    the descriptor HDF5 has open, :data:`READ_BLOCK_BYTES` at a time, straight into the array returned,
+    each request's bytes digested just after they land.  (No OpenMP team here: GNU OpenMP's threads do
+    not survive ``fork``, and a forked child's first parallel region waits for them for ever.)  The
+    pieces are those of the manifest's piece digests; a dataset with only its whole digest (written
+    before pieces existed, or one piece) is one piece.  A piece that
     differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece);
     a file that ends inside the values a :class:`~h5stream.errors.FormatError`.
     """
@@ -289,7 +288,7 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
     flat = out.reshape(-1).view(np.uint8)
     bad, got = _h5dsets.read_checked(fd, offset, flat, k * _row_bytes(shape, ds.dtype.itemsize), want,
                                      digest_start(kind, (k, *tail)), digest_start(kind, (last, *tail)),
-                                     READ_BLOCK_BYTES, threads or cores.sharing_threads())
+                                     READ_BLOCK_BYTES)
     if bad >= 0:
         found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
         where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
