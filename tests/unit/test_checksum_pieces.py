@@ -186,12 +186,15 @@ def test_verify_checks_the_piece_digests_too(tmp_path):
         check_file(path)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("block", [4096, checksums.PIECE_BYTES, 3 * checksums.PIECE_BYTES + 1, 16 << 20])
 @pytest.mark.parametrize("shape,dtype", [((3000, 400), "<f8"), ((1_500_000,), "<i4"), ((70, 9, 2000), "<u4")])
-def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, block, shape, dtype):
+def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, block, threads,
+                                                                         shape, dtype):
     """The values equal plain h5py's read of the same file; a byte flipped in any piece (the first, the
     short last one, one in between) is a checksum error naming that piece's rows, however the requests
-    fall across the pieces (many per piece, one, a piece and a byte over, all in one)."""
+    fall across the pieces (many per piece, one, a piece and a byte over, all in one) and whichever thread
+    reads the block."""
     monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
     rng = np.random.default_rng(block % 1000)
     values = (rng.random(shape) * 1e6).astype(dtype)
@@ -201,7 +204,7 @@ def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_pat
     n = shape[0]
     with h5py.File(path, "r") as f:
         plain = f["v"][()]
-        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
     assert got is not None and got.dtype == plain.dtype and got.flags.c_contiguous
     assert np.array_equal(got, plain) and np.array_equal(got, values)
     row = values[0].nbytes if values.ndim > 1 else values.itemsize
@@ -211,7 +214,7 @@ def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_pat
         first = bad_row // k * k
         unit = "rows" if values.ndim > 1 else "entries"
         with h5py.File(path, "r") as f, pytest.raises(ChecksumError, match=rf"/v \({unit} {first}:{min(n, first + k)}\)"):
-            checksums.read_whole_checked(f["v"], checksums.attach(f))
+            checksums.read_whole_checked(f["v"], checksums.attach(f), threads)
         _flip(path, at)
 
 

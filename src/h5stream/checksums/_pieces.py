@@ -23,12 +23,16 @@ digest is checked as one piece.
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
 import math
+import os
+import threading
 
 import h5py
 import numpy as np
 
-from h5stream import pagecache
+from h5stream import cores, pagecache
 from h5stream.memory import small_page_array
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
@@ -275,20 +279,44 @@ def _mostly_cached(fd: int, offset: int, length: int) -> bool:
 READ_BLOCK_BYTES = 16 << 20
 
 
-def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
+_POOL: list = [None, 0]  # the helpers' executor and its size, made when first needed
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(helpers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The executor of :func:`read_whole_checked`'s helpers, with room for ``helpers`` of them."""
+    with _POOL_LOCK:
+        if _POOL[0] is None or _POOL[1] < helpers:
+            if _POOL[0] is not None:
+                _POOL[0].shutdown(wait=False)
+            _POOL[:] = [concurrent.futures.ThreadPoolExecutor(helpers, thread_name_prefix="h5stream-whole-read"),
+                        helpers]
+        return _POOL[0]
+
+
+def _forget_pool() -> None:  # a child process has none of its parent's threads
+    _POOL[:] = [None, 0]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
     """All of a fixed-size dataset stored as one plain run of bytes, every byte checked against the
     ``manifest``'s digests as it lands; None when the dataset does not qualify (no digest, not one plain
     run of bytes, another driver, opened for writing): read it as usual.
 
-    One synchronous compiled call on one thread (``h5stream._ext._h5dsets.read_checked``): ``pread`` on
-    the descriptor HDF5 has open, :data:`READ_BLOCK_BYTES` at a time, straight into the array returned,
-    each request's bytes digested just after they land; the array is numpy's where the page cache holds
-    the bytes, on small pages where it does not (:data:`CACHED_SHARE`).  (No OpenMP team here: GNU OpenMP's threads do
-    not survive ``fork``, and a forked child's first parallel region waits for them for ever.)  The
-    pieces are those of the manifest's piece digests; a dataset with only its whole digest (written
-    before pieces existed, or one piece) is one piece.  A piece that
-    differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece);
-    a file that ends inside the values a :class:`~h5stream.errors.FormatError`.
+    Blocks of whole pieces (about :data:`READ_BLOCK_BYTES`), each read by one compiled call
+    (``h5stream._ext._h5dsets.read_checked``: ``pread`` on the descriptor HDF5 has open, straight into the
+    array returned, the bytes digested as they land, no GIL).  Where the page cache holds the bytes
+    (:data:`CACHED_SHARE`) the blocks are taken from one queue by ``threads`` threads (default every allowed
+    core, :func:`h5stream.cores.sharing_threads`: the digests cost about half the copy, and a second core
+    hides them) into numpy's array; otherwise one thread reads them in order, as the disk prefers, into an
+    array on small pages.  The pieces are those of the manifest's piece digests; a dataset with only its
+    whole digest (written before pieces existed, or one piece) is one piece.  A piece that differs is a
+    :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece); a file that ends
+    inside the values a :class:`~h5stream.errors.FormatError`.
     """
     expected = None if manifest is None else manifest.datasets.get(ds.name)
     if expected is None:
@@ -305,18 +333,64 @@ def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
         want = np.frombuffer(bytes.fromhex(packed), dtype=">u4").astype(np.uint32)
     except ValueError:
         raise _damaged(manifest, ds.name, f"{packed[:40]!r}") from None
-    last = n - (len(want) - 1) * k
-    out = (np.empty if _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize) else small_page_array)(shape, ds.dtype)
+    n_pieces, piece_bytes = len(want), k * _row_bytes(shape, ds.dtype.itemsize)
+    full, last = digest_start(kind, (k, *tail)), digest_start(kind, (n - (n_pieces - 1) * k, *tail))
+    cached = _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize)
+    out = (np.empty if cached else small_page_array)(shape, ds.dtype)
     flat = out.reshape(-1).view(np.uint8)
-    bad, got = _h5dsets.read_checked(fd, offset, flat, k * _row_bytes(shape, ds.dtype.itemsize), want,
-                                     digest_start(kind, (k, *tail)), digest_start(kind, (last, *tail)),
-                                     READ_BLOCK_BYTES)
-    if bad >= 0:
-        found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
-        where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
-                                                 f"{bad * k}:{min(n, (bad + 1) * k)})"
-        raise mismatch_error(manifest, where, packed[8 * bad:8 * bad + 8], found)
-    if got < flat.size:
+    per_block = max(1, READ_BLOCK_BYTES // piece_bytes)
+    n_blocks = -(-n_pieces // per_block)
+    queue = itertools.count()  # next() on it is atomic: each block is taken once
+    outcome: list = []  # (block, bad piece, bytes read) of a block that failed, or an exception
+    done = [0]
+    lock, finished = threading.Lock(), threading.Event()
+
+    def block(i: int) -> bool:
+        p0, p1 = i * per_block, min(n_pieces, (i + 1) * per_block)
+        lo, hi = p0 * piece_bytes, min(flat.size, p1 * piece_bytes)
+        bad, got = _h5dsets.read_checked(fd, offset + lo, flat[lo:hi], piece_bytes, want[p0:p1], full,
+                                         last if p1 == n_pieces else full, READ_BLOCK_BYTES)
+        if bad >= 0 or got < hi - lo:
+            outcome.append((i, p0 + bad if bad >= 0 else -1, lo + got))
+            return False
+        return True
+
+    def work() -> None:
+        for i in queue:
+            if i >= n_blocks or outcome:
+                return
+            try:
+                ok = block(i)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                outcome.append(exc)
+                ok = False
+            if not ok:
+                finished.set()
+                return
+            with lock:
+                done[0] += 1
+                if done[0] == n_blocks:
+                    finished.set()
+
+    # The helpers are asked, never waited for: a helper the scheduler has not started yet finds no block
+    # left, and the caller waits only for the blocks a helper has taken.
+    helpers = max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1 if cached else 0
+    if helpers:
+        pool = _pool(helpers)
+        for _ in range(helpers):
+            pool.submit(work)
+    work()
+    finished.wait()
+    if outcome:
+        for failure in outcome:
+            if isinstance(failure, BaseException):
+                raise failure
+        _, bad, got = min(outcome)  # the first block that failed
+        if bad >= 0:
+            found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
+            where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
+                                                     f"{bad * k}:{min(n, (bad + 1) * k)})"
+            raise mismatch_error(manifest, where, packed[8 * bad:8 * bad + 8], found)
         raise FormatError("the file ends inside a dataset's values", path=manifest.path, obj=ds.name,
                           expected=f"{flat.size} bytes from offset {offset}", found=f"{got} bytes",
                           hint="the file is truncated; restore it from a copy")
