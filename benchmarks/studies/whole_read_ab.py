@@ -7,8 +7,9 @@ the CSR's data and indices) are read, in interleaved rounds, by:
 
 * ``before``: :func:`h5stream.elements.arrays.read_array_dataset` with the direct path switched off
   (HDF5 reads the dataset, then its whole digest is computed);
-* ``after``: the same function as it is (:func:`h5stream.checksums.read_whole_checked`: one compiled
-  call on one thread, ``pread`` into the array, each 256 KiB piece checked as it lands);
+* ``after``: the same function as it is (:func:`h5stream.checksums.read_whole_checked`: blocks of
+  whole pieces taken by every allowed core, each one compiled call, ``pread`` into the array, each
+  256 KiB piece checked as it lands);
 * ``one readinto``: one ``preadv`` per dataset of its bytes into new memory (the physical limit).
 
 Before each read, untimed, the file's pages are read once (warm) and as much new memory as the datasets

@@ -15,10 +15,10 @@ that digest checked: a partial read never returns a byte that was not checked.  
 carry HDF5's Fletcher32 per chunk, which HDF5 checks on every read; they have no digest here.
 
 :func:`read_whole_checked` reads all of a dataset stored as one plain run of bytes and checks every
-byte: one synchronous compiled call reads the bytes (``pread``) straight into the array the caller gets (on the
-descriptor HDF5 has open, a block at a time, no copy in between, the page cache warm or cold) and digests
-each piece just after it lands, while its bytes are in the CPU's cache; a dataset with only its whole
-digest is checked as one piece.
+byte: blocks of whole pieces, each one compiled call (``pread`` straight into the array the caller gets,
+on the descriptor HDF5 has open, each piece digested as it lands, no GIL); the blocks of a dataset the
+page cache holds are taken by every allowed core, those of one it lacks read in order by one.  A dataset
+with only its whole digest is checked as one piece.
 """
 
 from __future__ import annotations
@@ -279,7 +279,10 @@ def _mostly_cached(fd: int, offset: int, length: int) -> bool:
 READ_BLOCK_BYTES = 16 << 20
 
 
-_POOL: list = [None, 0]  # the helpers' executor and its size, made when first needed
+#: the helpers' executor and its size, made when first needed (Python threads, not an OpenMP team in the
+#: compiled call: GNU OpenMP's threads do not survive ``fork``, and a child forked after a load hung in its
+#: own load's first parallel region)
+_POOL: list = [None, 0]
 _POOL_LOCK = threading.Lock()
 
 
