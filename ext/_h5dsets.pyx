@@ -30,11 +30,18 @@ is written as it is.
 The functions are libhdf5's own, found by the caller in the very library h5py
 loaded and passed here as addresses by :func:`configure`.  The caller holds the
 GIL and the engine's library lock; nothing here releases either.
+
+:func:`read_checked` is the other direction: the bytes of a dataset stored as one
+plain run, read with ``pread`` straight into the caller's array and digested piece
+by piece as they land (the digests of :mod:`h5stream.checksums._pieces`), in one
+call without the GIL.
 """
 
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc, free
 from libc.stdio cimport snprintf
+from libc.errno cimport errno, EINTR
+from posix.unistd cimport pread
 
 import numpy as np
 
@@ -219,7 +226,7 @@ cdef unsigned long _header_crc(const char *kind, int ndim, cnp.npy_intp *shape):
     return crc32(0, <const unsigned char *>text, <unsigned int>n)
 
 
-cdef unsigned long _crc(unsigned long crc, const char *data, size_t n):
+cdef unsigned long _crc(unsigned long crc, const char *data, size_t n) noexcept nogil:
     cdef unsigned int k
     if _fast_crc != NULL and n >= _FAST_CRC_MIN:
         return _fast_crc(<unsigned int>crc, data, n)
@@ -390,3 +397,59 @@ def first_changed(list arrays, list digests, fallback):
         if fallback(data) != digests[i]:
             return i
     return -1
+
+
+
+
+def read_checked(int fd, long long offset, unsigned char[::1] out, Py_ssize_t piece_bytes, const unsigned int[::1] want,
+                 unsigned long full_start, unsigned long last_start, Py_ssize_t block_bytes):
+    """Read ``len(out)`` bytes from ``fd`` at ``offset`` into ``out`` (``pread``, at most ``block_bytes`` a
+    request) and check them piece by piece: piece ``i`` is the run of ``piece_bytes`` from
+    ``i * piece_bytes`` (the last one shorter), its CRC-32 begun at ``full_start`` (the last piece's at
+    ``last_start``: the CRC of its digest header), continued over each request's bytes as they land and
+    compared with ``want[i]`` once the piece is complete.  One thread, the GIL released for the whole read.
+
+    Returns ``(bad, got)``: the first piece whose CRC differs (-1: none; the read stops there) and the
+    bytes read (fewer than ``len(out)`` when the file ends first).  A failed ``pread`` raises
+    :class:`OSError` with its errno.
+    """
+    cdef Py_ssize_t total = out.shape[0], n_pieces = want.shape[0]
+    cdef Py_ssize_t pos = 0, digested = 0, piece = 0, piece_end, end, step, bad = -1
+    cdef ssize_t got
+    cdef unsigned long crc
+    cdef int err = 0
+    cdef unsigned char *buf
+    cdef const unsigned int *wants
+    if piece_bytes <= 0 or block_bytes <= 0 or n_pieces != (total + piece_bytes - 1) // piece_bytes:
+        raise ValueError(f"read_checked: {n_pieces} digests for {total} bytes in pieces of {piece_bytes}")
+    if total == 0:
+        return -1, 0
+    buf, wants = &out[0], &want[0]
+    crc = full_start if n_pieces > 1 else last_start
+    piece_end = piece_bytes if piece_bytes < total else total
+    with nogil:
+        while pos < total and bad < 0:
+            step = total - pos if total - pos < block_bytes else block_bytes
+            got = pread(fd, buf + pos, <size_t>step, offset + pos)
+            if got < 0:
+                if errno == EINTR:
+                    continue
+                err = errno
+                break
+            if got == 0:
+                break
+            pos += got
+            while digested < pos:
+                end = pos if pos < piece_end else piece_end
+                crc = _crc(crc, <const char *>(buf + digested), <size_t>(end - digested))
+                digested = end
+                if digested == piece_end:
+                    if (crc & 0xFFFFFFFFUL) != wants[piece]:
+                        bad = piece
+                        break
+                    piece += 1
+                    crc = full_start if piece < n_pieces - 1 else last_start
+                    piece_end = piece_end + piece_bytes if piece_end + piece_bytes < total else total
+    if err:
+        raise OSError(err, f"pread at offset {offset + pos}: errno {err}")
+    return bad, pos

@@ -6,15 +6,16 @@ at 10%, file about 140 MB) is saved once in a scratch folder; its three large da
 the CSR's data and indices) are read, in interleaved rounds, by:
 
 * ``before``: :func:`h5stream.elements.arrays.read_array_dataset` with the direct path switched off
-  (HDF5 reads; the dense layer's digest computed on a second thread slab by slab, the CSR's after it);
-* ``after``: the same function as it is (:func:`h5stream.checksums.read_whole_checked`: ``pread`` into
-  the array, each 256 KiB piece checked while cached, blocks taken by every allowed core);
+  (HDF5 reads the dataset, then its whole digest is computed);
+* ``after``: the same function as it is (:func:`h5stream.checksums.read_whole_checked`: blocks of
+  whole pieces taken by every allowed core, each one compiled call, ``pread`` into the array, each
+  256 KiB piece checked as it lands);
 * ``one readinto``: one ``preadv`` per dataset of its bytes into new memory (the physical limit).
 
 Before each read, untimed, the file's pages are read once (warm) and as much new memory as the datasets
 hold is touched and freed (as ``bench_h5scp_disk`` does).  Printed: min and median per side, the ratios
 ``readinto / side`` of the minima and the median of the rounds' own ratios, and the load average.
-``H5STREAM_THREADS`` sets the threads of the direct path.  Run from the repository root::
+Run from the repository root::
 
     PYTHONPATH=src python -m benchmarks.studies.whole_read_ab [ROUNDS]
 """

@@ -187,11 +187,16 @@ def test_verify_checks_the_piece_digests_too(tmp_path):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("block", [4096, checksums.PIECE_BYTES, 3 * checksums.PIECE_BYTES + 1, 16 << 20])
 @pytest.mark.parametrize("shape,dtype", [((3000, 400), "<f8"), ((1_500_000,), "<i4"), ((70, 9, 2000), "<u4")])
-def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, threads, shape, dtype):
+def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, block, threads,
+                                                                         shape, dtype):
     """The values equal plain h5py's read of the same file; a byte flipped in any piece (the first, the
-    short last one, one in between) is a checksum error naming that piece's rows, whichever thread reads it."""
-    rng = np.random.default_rng(threads)
+    short last one, one in between) is a checksum error naming that piece's rows, however the requests
+    fall across the pieces (many per piece, one, a piece and a byte over, all in one) and whichever thread
+    reads the block."""
+    monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
+    rng = np.random.default_rng(block % 1000)
     values = (rng.random(shape) * 1e6).astype(dtype)
     path = tmp_path / "w.h5"
     manifest = _write(path, {"v": values})
@@ -213,9 +218,9 @@ def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_pat
         _flip(path, at)
 
 
-def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_pieces(tmp_path):
-    """None (read as usual) for a chunked dataset, a file opened for writing, a dataset of one piece, and one
-    whose manifest holds no piece digests (written before them)."""
+def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_a_digest(tmp_path):
+    """None (read as usual) for a chunked dataset (HDF5 checks its Fletcher32), a file opened for writing and
+    a file without a manifest; a dataset of one piece is read and checked as that piece."""
     values = np.random.default_rng(2).random((3000, 100))
     path = tmp_path / "n.h5"
     _write(path, {"plain": values, "small": values[:100]})
@@ -226,39 +231,69 @@ def test_a_whole_read_leaves_to_h5py_what_is_not_one_plain_run_with_pieces(tmp_p
         assert checksums.read_whole_checked(f["v"], checksums.attach(f)) is None
     with h5py.File(path, "r") as f:
         manifest = checksums.attach(f)
-        assert checksums.read_whole_checked(f["small"], manifest) is None
-        assert checksums.read_whole_checked(f["plain"], manifest) is not None
+        assert np.array_equal(checksums.read_whole_checked(f["small"], manifest), values[:100])
+        assert np.array_equal(checksums.read_whole_checked(f["plain"], manifest), values)
         assert checksums.read_whole_checked(f["plain"], None) is None
     with h5py.File(path, "r+") as f:
         assert checksums.read_whole_checked(f["plain"], checksums.attach(f)) is None
+
+
+@pytest.mark.parametrize("block", [checksums.PIECE_BYTES, 16 << 20])
+def test_a_whole_read_of_a_file_without_piece_digests_checks_the_whole_digest(tmp_path, monkeypatch, block):
+    """A file written before piece digests (its manifest holds only each dataset's whole digest) is read the
+    same way, the dataset as one piece: values equal plain h5py's read; a byte flipped anywhere (first,
+    last, in between) is a checksum error naming the dataset."""
+    monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
+    rng = np.random.default_rng(8)
+    values = rng.random((3000, 400))
+    path = tmp_path / "old.h5"
+    _write(path, {"v": values})
+    with h5py.File(path, "r+") as f:
         document = json.loads(f.attrs[checksums.MANIFEST_ATTR])
         del document["pieces"]
         f.attrs[checksums.MANIFEST_ATTR] = json.dumps(document)
     with h5py.File(path, "r") as f:
-        assert checksums.read_whole_checked(f["plain"], checksums.attach(f)) is None
+        assert not checksums.attach(f).pieces
+        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
+        plain = f["v"][()]
+    assert got is not None and np.array_equal(got, plain) and np.array_equal(got, values)
+    for at in (0, values.nbytes - 1, int(rng.integers(1, values.nbytes - 1))):
+        _flip(path, _offset(path, "v") + at)
+        with h5py.File(path, "r") as f, pytest.raises(ChecksumError, match=r"/v\b") as info:
+            checksums.read_whole_checked(f["v"], checksums.attach(f))
+        assert "rows" not in str(info.value)
+        _flip(path, _offset(path, "v") + at)
 
 
-def test_a_whole_read_takes_only_datasets_the_page_cache_mostly_holds(tmp_path, monkeypatch):
-    """Bytes still on the disk are left to HDF5's large requests: the decision follows the share of the
-    dataset's pages the system reports held (``mincore``), here after asking it to drop them."""
-    from h5stream import pagecache
-
+def test_a_whole_read_is_the_same_from_the_page_cache_and_from_the_disk(tmp_path):
+    """The same values, and the same checks, whether the dataset's pages are cached or were dropped."""
     values = np.random.default_rng(4).random((3000, 100))
     path = tmp_path / "d.h5"
     _write(path, {"v": values})
-    offset, nbytes = _offset(path, "v"), values.nbytes
+    for cached in (True, False):
+        if not cached:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        with h5py.File(path, "r") as f:
+            assert np.array_equal(checksums.read_whole_checked(f["v"], checksums.attach(f)), values)
+
+
+def test_a_whole_read_of_a_truncated_file_is_a_format_error(tmp_path):
+    """A file that ends inside the values: a FormatError naming the dataset and the bytes found."""
+    from h5stream.errors import FormatError
+
+    values = np.random.default_rng(9).random((3000, 100))
+    path = tmp_path / "t.h5"
+    _write(path, {"v": values})
+    end = _offset(path, "v") + values.nbytes
+    assert os.path.getsize(path) >= end
     with h5py.File(path, "r") as f:
-        assert np.array_equal(checksums.read_whole_checked(f["v"], checksums.attach(f)), values)
-        monkeypatch.setattr("h5stream.checksums._pieces.CACHED_SHARE", 1.01)  # no share is enough
-        assert checksums.read_whole_checked(f["v"], checksums.attach(f)) is None
-    monkeypatch.undo()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-    share = pagecache.resident_fraction(path, offset, nbytes)
-    with h5py.File(path, "r") as f:
-        got = checksums.read_whole_checked(f["v"], checksums.attach(f))
-    assert (got is not None) == (share is not None and share >= 0.5), share
+        ds, manifest = f["v"], checksums.attach(f)
+        os.truncate(path, end - 1000)  # HDF5 has the file open: the values end early
+        with pytest.raises(FormatError, match="ends inside") as info:
+            checksums.read_whole_checked(ds, manifest)
+    assert "/v" in str(info.value)

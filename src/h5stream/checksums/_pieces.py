@@ -14,13 +14,11 @@ manifest holds only the whole digest (written before pieces existed) is read who
 that digest checked: a partial read never returns a byte that was not checked.  Chunked datasets
 carry HDF5's Fletcher32 per chunk, which HDF5 checks on every read; they have no digest here.
 
-:func:`read_whole_checked` reads all of a large dataset stored as one plain run of bytes and checks
-every piece: the bytes go straight from the page cache into the array the caller gets (``pread`` on
-the descriptor HDF5 has open, a block of a few pieces at a time, no copy in between), and each piece is
-digested just after it lands, while its bytes are in the CPU's cache.  It takes datasets whose bytes
-the page cache mostly holds; the others are read by HDF5 in large requests, as a disk prefers.  The blocks are taken from one queue
-by every allowed core (:func:`h5stream.cores.sharing_threads`): the reads, the page faults of the new
-array and the digests run on all of them.
+:func:`read_whole_checked` reads all of a dataset stored as one plain run of bytes and checks every
+byte: blocks of whole pieces, each one compiled call (``pread`` straight into the array the caller gets,
+on the descriptor HDF5 has open, each piece digested as it lands, no GIL); the blocks of a dataset the
+page cache holds are taken by every allowed core, those of one it lacks read in order by one.  A dataset
+with only its whole digest is checked as one piece.
 """
 
 from __future__ import annotations
@@ -35,10 +33,14 @@ import h5py
 import numpy as np
 
 from h5stream import cores, pagecache
+from h5stream.memory import small_page_array
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
 from h5stream.checksums._manifest import Manifest, mismatch_error
 from h5stream.errors import ChecksumError, FormatError
+from h5stream.native import compiled
+
+_h5dsets = compiled("_h5dsets")
 
 __all__ = ["PIECE_BYTES", "piece_rows", "array_digests", "stored_digests", "read_runs_checked",
            "read_whole_checked"]
@@ -224,10 +226,6 @@ def _read_pieces(ds, manifest: Manifest, pieces: tuple[int, str], runs, gather: 
             gather.take(a, block)
 
 
-#: pieces of one block of :func:`read_whole_checked`: one ``pread``, then its pieces digested while cached
-_PIECES_PER_BLOCK = 4
-
-
 def _plain_run(ds) -> tuple[int, int] | None:
     """(descriptor, file offset) of a dataset whose values lie in one plain run of bytes, exactly as numpy
     holds them, in a file open read-only with the default driver; None for any other."""
@@ -255,9 +253,12 @@ def _plain_run(ds) -> tuple[int, int] | None:
         return None
 
 
-#: the share of a dataset's bytes the page cache must hold for :func:`read_whole_checked` to read it: its
-#: small requests suit a memory copy; bytes still on the disk are read faster in HDF5's large requests
-#: (:mod:`h5stream.kernels.direct_rows` found 16 MiB requests faster than 4 MiB ones on this project's machine)
+#: the share of a dataset's bytes the page cache must hold for :func:`read_whole_checked` to read them into
+#: numpy's array (huge pages); below it the array is on small pages (:mod:`h5stream.memory`): a cold read fills
+#: the page cache and the array at once, and on a guest that hands free memory back to its host huge pages
+#: for the array then often come unbacked.  Measured loading a 20,000 x 5,000 container cold in alternated
+#: fresh processes (load 9-13 on 2 cores, 8 rounds), numpy's array throughout: 3.3-10.5 s (median 5.2, system
+#: time 2.2 s) against 1.6-7.0 s (median 2.9, 1.05 s) for the slab reader on small pages it replaced
 CACHED_SHARE = 0.5
 
 
@@ -271,7 +272,17 @@ def _mostly_cached(fd: int, offset: int, length: int) -> bool:
         return residency.fraction(offset, length) >= CACHED_SHARE
 
 
-_POOL: list = [None, 0]  # the helpers' executor and its size, made when first needed
+#: bytes of one ``pread`` of :func:`read_whole_checked`: a cold
+#: read of the 800 MB layer of a 20,000 x 5,000 container took 0.96-1.33 s in 1 MiB requests against
+#: 0.60-1.00 s in 32 MiB ones and 0.58-1.79 s in one (the kernel's read-ahead grows with the request); a
+#: warm one 0.17-0.18 s in 4 to 64 MiB blocks alike, the digest as fast from memory as from the CPU's cache
+READ_BLOCK_BYTES = 16 << 20
+
+
+#: the helpers' executor and its size, made when first needed (Python threads, not an OpenMP team in the
+#: compiled call: GNU OpenMP's threads do not survive ``fork``, and a child forked after a load hung in its
+#: own load's first parallel region)
+_POOL: list = [None, 0]
 _POOL_LOCK = threading.Lock()
 
 
@@ -295,63 +306,68 @@ if hasattr(os, "register_at_fork"):
 
 
 def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
-    """All of a fixed-size dataset, every piece checked against the
-    ``manifest``'s piece digests as it lands (see the module's text); None when the dataset does not qualify
-    (no piece digests, not one plain run of bytes, another driver, opened for writing, less than
-    :data:`CACHED_SHARE` of its bytes in the page cache): read it as usual.
+    """All of a fixed-size dataset stored as one plain run of bytes, every byte checked against the
+    ``manifest``'s digests as it lands; None when the dataset does not qualify (no digest, not one plain
+    run of bytes, another driver, opened for writing): read it as usual.
 
-    ``threads``: threads reading and digesting (default: :func:`h5stream.cores.sharing_threads`).  A piece
-    that differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset and its rows; a file that
-    ends inside the values a :class:`~h5stream.errors.FormatError`.
+    Blocks of whole pieces (about :data:`READ_BLOCK_BYTES`), each read by one compiled call
+    (``h5stream._ext._h5dsets.read_checked``: ``pread`` on the descriptor HDF5 has open, straight into the
+    array returned, the bytes digested as they land, no GIL).  Where the page cache holds the bytes
+    (:data:`CACHED_SHARE`) the blocks are taken from one queue by ``threads`` threads (default every allowed
+    core, :func:`h5stream.cores.sharing_threads`: the digests cost about half the copy, and a second core
+    hides them) into numpy's array; otherwise one thread reads them in order, as the disk prefers, into an
+    array on small pages.  The pieces are those of the manifest's piece digests; a dataset with only its
+    whole digest (written before pieces existed, or one piece) is one piece.  A piece that differs is a
+    :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece); a file that ends
+    inside the values a :class:`~h5stream.errors.FormatError`.
     """
-    if manifest is None or manifest.datasets.get(ds.name) is None:
+    expected = None if manifest is None else manifest.datasets.get(ds.name)
+    if expected is None:
         return None
-    pieces = _pieces_of(manifest, ds)
-    run = _plain_run(ds) if pieces is not None else None
+    run = _plain_run(ds)
     if run is None:
         return None
     fd, offset = run
-    if not _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize):
-        return None
-    k, packed = pieces
-    n = int(ds.shape[0])
-    out = np.empty(ds.shape, ds.dtype)
+    shape = tuple(int(s) for s in ds.shape)
+    n, tail, kind = shape[0], shape[1:], ds.dtype.str
+    pieces = _pieces_of(manifest, ds)
+    k, packed = pieces if pieces is not None else (n, expected)
+    try:
+        want = np.frombuffer(bytes.fromhex(packed), dtype=">u4").astype(np.uint32)
+    except ValueError:
+        raise _damaged(manifest, ds.name, f"{packed[:40]!r}") from None
+    n_pieces, piece_bytes = len(want), k * _row_bytes(shape, ds.dtype.itemsize)
+    full, last = digest_start(kind, (k, *tail)), digest_start(kind, (n - (n_pieces - 1) * k, *tail))
+    cached = _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize)
+    out = (np.empty if cached else small_page_array)(shape, ds.dtype)
     flat = out.reshape(-1).view(np.uint8)
-    row_bytes = _row_bytes(tuple(ds.shape), ds.dtype.itemsize)
-    n_pieces = -(-n // k)
-    n_blocks = -(-n_pieces // _PIECES_PER_BLOCK)
+    per_block = max(1, READ_BLOCK_BYTES // piece_bytes)
+    n_blocks = -(-n_pieces // per_block)
     queue = itertools.count()  # next() on it is atomic: each block is taken once
-    failed: list[BaseException] = []
+    outcome: list = []  # (block, bad piece, bytes read) of a block that failed, or an exception
     done = [0]
     lock, finished = threading.Lock(), threading.Event()
 
-    def block(i: int) -> None:
-        p0 = i * _PIECES_PER_BLOCK
-        p1 = min(n_pieces, p0 + _PIECES_PER_BLOCK)
-        lo, hi = p0 * k * row_bytes, min(n, p1 * k) * row_bytes
-        at = lo
-        while at < hi:
-            got = os.preadv(fd, [flat[at:hi]], offset + at)
-            if got <= 0:
-                raise FormatError("the file ends inside a dataset's values", path=manifest.path, obj=ds.name,
-                                  expected=f"{ds.size * ds.dtype.itemsize} bytes from offset {offset}",
-                                  found=f"{at} bytes", hint="the file is truncated; restore it from a copy")
-            at += got
-        for p in range(p0, p1):
-            want = packed[8 * p:8 * p + 8]
-            found = array_digest(out[p * k:min(n, (p + 1) * k)])
-            if found != want:
-                unit = "rows" if ds.ndim > 1 else "entries"
-                raise mismatch_error(manifest, f"{ds.name} ({unit} {p * k}:{min(n, (p + 1) * k)})", want, found)
+    def block(i: int) -> bool:
+        p0, p1 = i * per_block, min(n_pieces, (i + 1) * per_block)
+        lo, hi = p0 * piece_bytes, min(flat.size, p1 * piece_bytes)
+        bad, got = _h5dsets.read_checked(fd, offset + lo, flat[lo:hi], piece_bytes, want[p0:p1], full,
+                                         last if p1 == n_pieces else full, READ_BLOCK_BYTES)
+        if bad >= 0 or got < hi - lo:
+            outcome.append((i, p0 + bad if bad >= 0 else -1, lo + got))
+            return False
+        return True
 
     def work() -> None:
         for i in queue:
-            if i >= n_blocks or failed:
+            if i >= n_blocks or outcome:
                 return
             try:
-                block(i)
+                ok = block(i)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                failed.append(exc)
+                outcome.append(exc)
+                ok = False
+            if not ok:
                 finished.set()
                 return
             with lock:
@@ -361,13 +377,24 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
 
     # The helpers are asked, never waited for: a helper the scheduler has not started yet finds no block
     # left, and the caller waits only for the blocks a helper has taken.
-    helpers = max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1
+    helpers = max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1 if cached else 0
     if helpers:
         pool = _pool(helpers)
         for _ in range(helpers):
             pool.submit(work)
     work()
     finished.wait()
-    if failed:
-        raise failed[0]
+    if outcome:
+        for failure in outcome:
+            if isinstance(failure, BaseException):
+                raise failure
+        _, bad, got = min(outcome)  # the first block that failed
+        if bad >= 0:
+            found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
+            where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
+                                                     f"{bad * k}:{min(n, (bad + 1) * k)})"
+            raise mismatch_error(manifest, where, packed[8 * bad:8 * bad + 8], found)
+        raise FormatError("the file ends inside a dataset's values", path=manifest.path, obj=ds.name,
+                          expected=f"{flat.size} bytes from offset {offset}", found=f"{got} bytes",
+                          hint="the file is truncated; restore it from a copy")
     return out

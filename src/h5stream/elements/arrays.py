@@ -26,7 +26,6 @@ from h5stream.elements.registry import (
 from h5stream.elements.snapshot import Node, describe
 from h5stream.elements.parallel_read import parallel_deflate_layout, read_deflate_parallel
 from h5stream.errors import FormatError
-from h5stream.memory import small_page_array
 from h5stream.writer import BLOCK_TARGET_BYTES, WriteOptions, write_array
 
 __all__ = ["ARRAY", "NUMERIC_SCALAR", "NUMPY_DATETIME", "read_array_dataset", "read_array_node"]
@@ -67,11 +66,12 @@ def read_array_dataset(ds: h5py.Dataset) -> np.ndarray:
 def read_array_node(node: Node) -> np.ndarray:
     """Read the dataset ``node`` describes into an array of its dtype in the memory order it was written in.
 
-    C-ordered gzip datasets (deflate, optionally after shuffle) are inflated
-    in parallel by :mod:`h5stream.elements.parallel_read`; everything else is
-    one h5py read into an array of the dataset's shape.  The values are then
-    checked against the digest the manifest records (:meth:`Node.check`); HDF5's own checksum failures
-    become :class:`~h5stream.errors.ChecksumError` naming the dataset.
+    A C-ordered dataset stored as one plain run of bytes whose digest the manifest records is read and
+    checked in one compiled call (:func:`h5stream.checksums.read_whole_checked`); C-ordered gzip datasets
+    (deflate, optionally after shuffle) are inflated in parallel by :mod:`h5stream.elements.parallel_read`;
+    everything else is one h5py read into an array of the dataset's shape.  The values are then checked
+    against the digest the manifest records (:meth:`Node.check`); HDF5's own checksum failures become
+    :class:`~h5stream.errors.ChecksumError` naming the dataset.
     """
     ds = node.obj
     if ds.shape is None:
@@ -82,9 +82,6 @@ def read_array_node(node: Node) -> np.ndarray:
             whole = checksums.read_whole_checked(ds, node.manifest)
             if whole is not None:  # straight into the array, every piece checked as it landed
                 return whole
-        if _digests_while_reading(node, order):
-            out, found = _read_digesting(ds)
-            return node.check(out, found=found)
         return node.check(_read_array_dataset(ds, order))
     except (OSError, RuntimeError) as exc:
         mapped = checksums.read_failure(exc, ds, node.name, dataset=ds)
@@ -94,51 +91,8 @@ def read_array_node(node: Node) -> np.ndarray:
 
 
 #: a whole C-ordered dataset of at least this many bytes is offered to :func:`h5stream.checksums.read_whole_checked`
-#: (straight into the array, piece digests checked as the pieces land; smaller ones are not worth its threads)
+#: (smaller ones are read by h5py and then checked: the layout queries cost more than the second pass)
 WHOLE_READ_BYTES = 4 << 20
-#: a whole C-ordered dataset of at least this many bytes, stored as it is held (no filter), whose digest the
-#: manifest holds is read in slabs of about SLAB_BYTES, each slab's CRC computed on a second thread while the
-#: next slab is read (the read and libdeflate's CRC both run without the GIL): the check costs no time of its
-#: own on a machine with a core to spare
-DIGEST_WHILE_READING_BYTES = 64 << 20
-SLAB_BYTES = 32 << 20
-
-
-def _digests_while_reading(node: Node, order: str | None) -> bool:
-    ds = node.obj
-    return (ds.ndim >= 1 and (order != "F" or ds.ndim < 2) and ds.dtype.kind in "biufc"
-            and ds.size * ds.dtype.itemsize >= DIGEST_WHILE_READING_BYTES
-            and ds.id.get_create_plist().get_nfilters() == 0 and node.digest is not None)
-
-
-def _read_digesting(ds: h5py.Dataset) -> tuple[np.ndarray, str]:
-    """All of ``ds`` and the digest of its values (:func:`h5stream.digests.array_digest`'s), computed slab by
-    slab as the slabs arrive."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from h5stream.digests import digest_end, digest_start, digest_update
-
-    # Small pages (:mod:`h5stream.memory`): this path takes the datasets whose bytes are not cached, so the
-    # page cache is filling with as many new pages as the array needs; on a guest that hands free memory back
-    # to its host, huge pages for the array then often come unbacked.  Measured reading the 762 MiB dataset
-    # of a 20,000 x 5,000 container cold, alternated, 6 rounds: 0.47-1.53 s of system time (median 0.53)
-    # on small pages against 0.27-3.04 s (median 1.6) on numpy's huge ones.  Warm reads keep numpy's.
-    out = small_page_array(ds.shape, ds.dtype)
-    rows = max(1, SLAB_BYTES // max(1, math.prod(ds.shape[1:]) * ds.dtype.itemsize))
-    crc = [digest_start(ds.dtype, ds.shape)]
-
-    def update(start: int, stop: int) -> None:  # one worker: slabs are digested in order
-        crc[0] = digest_update(crc[0], out[start:stop])
-
-    with ThreadPoolExecutor(1, thread_name_prefix="h5stream-digest") as pool:
-        pending = []
-        for start in range(0, ds.shape[0], rows):
-            stop = min(ds.shape[0], start + rows)
-            ds.read_direct(out, np.s_[start:stop], np.s_[start:stop])
-            pending.append(pool.submit(update, start, stop))
-        for done in pending:
-            done.result()
-    return out, digest_end(crc[0])
 
 
 def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:
