@@ -15,6 +15,12 @@ chunk (``_fletcher32.h``: 16 lanes of 32-bit sums, AVX2 when the CPU has it).
 """
 
 from cython.parallel cimport prange
+
+cdef extern from "_omp_fork.h":
+    int h5s_omp_fork_import() except -1
+    int h5s_omp_threads(int asked) nogil
+
+h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -64,7 +70,7 @@ def _deflate_chunks(const unsigned char[:, ::1] src, unsigned char[:, ::1] dst,
     if n_threads < 1:
         n_threads = 1
     with nogil:
-        for i in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+        for i in prange(n_chunks, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
             out_len = <uLongf>cap
             scratch = NULL
             source = &src[i, 0]

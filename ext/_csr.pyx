@@ -10,6 +10,12 @@ stored), 2 = both are left out.
 """
 
 from cython.parallel cimport parallel, prange
+
+cdef extern from "_omp_fork.h":
+    int h5s_omp_fork_import() except -1
+    int h5s_omp_threads(int asked) nogil
+
+h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
 from libc.stdlib cimport free, malloc
 from libc.math cimport isnan
 from libc.stdint cimport int32_t, int64_t
@@ -54,7 +60,7 @@ def _count_rows(const value_t[:, ::1] block, int64_t[::1] counts, int rule, int 
     if n_threads < 1:
         n_threads = 1
     with nogil:
-        for i in prange(n_rows, num_threads=n_threads, schedule="static"):
+        for i in prange(n_rows, num_threads=h5s_omp_threads(n_threads), schedule="static"):
             c = 0
             for j in range(n_cols):
                 if _stored(block[i, j], rule):
@@ -83,7 +89,7 @@ def _fill_rows(const value_t[:, ::1] block, const int64_t[::1] starts,
         n_threads = 1
     if n_rows == 0 or n_cols == 0:
         return
-    with nogil, parallel(num_threads=n_threads):
+    with nogil, parallel(num_threads=h5s_omp_threads(n_threads)):
         row_data = <value_t *>malloc(n_cols * sizeof(value_t))
         row_indices = <index_t *>malloc(n_cols * sizeof(index_t))
         if row_data == NULL or row_indices == NULL:

@@ -18,6 +18,12 @@
 # Inner loops: ext/_eimage_simd.h (AVX2 or baseline, chosen at load).
 
 from cython.parallel cimport prange, threadid
+
+cdef extern from "_omp_fork.h":
+    int h5s_omp_fork_import() except -1
+    int h5s_omp_threads(int asked) nogil
+
+h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove, memset
@@ -240,7 +246,7 @@ def filter_accumulate(const raw_t[:, ::1] raw, const float[::1] baseline, const 
     spent = np.zeros((n_threads, 8), dtype=np.float64)  # a cache line per thread
     spent_view = spent
     with nogil:
-        for k in prange(n_tiles, num_threads=n_threads, schedule="dynamic", chunksize=1):
+        for k in prange(n_tiles, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
             _tile(raw0, pieces_view, n_rows, n_channels, k, baseline, level, zeros_view, gain, coef, state, tail,
                   n_tail, rows, offsets,
                   n_units, sub_rows, window, acc, &scratch_view[threadid(), 0], &spent_view[threadid(), 0])

@@ -26,6 +26,56 @@ def openmp_max_threads():
     return h5s_max_threads()
 
 
+# ------------------------------------------------------------------ OpenMP threads after fork()
+# _omp_fork.h says why: the process-wide state of the decision lives here; each kernel module takes it
+# through the capsule ``_omp_fork_api`` when imported and calls it just before its parallel region.
+
+cdef extern from *:
+    """
+    #define H5S_OMP_FORK_PROVIDER 1
+    #include "_omp_fork.h"
+    static int h5s_omp_team_size(int asked) {
+        int size = 1;
+    #if H5STREAM_OPENMP
+        int n = h5s_omp_threads_here(asked);
+        #pragma omp parallel num_threads(n)
+        {
+            #pragma omp single
+            size = omp_get_num_threads();
+        }
+    #endif
+        return size;
+    }
+    """
+    object h5s_omp_fork_capsule()
+    int h5s_omp_threads_here(int asked) nogil
+    int h5s_omp_state(int which) nogil
+    int h5s_omp_team_size(int asked) nogil
+
+_omp_fork_api = h5s_omp_fork_capsule()
+
+
+def omp_threads(int asked):
+    """Threads a kernel asked for ``asked`` runs on: ``asked`` (at least 1), or 1 in a process forked from one
+    that had run an OpenMP region with more than one thread (its runtime's threads did not survive the fork).
+    Asking for more than one marks this process as having run such a region, as a kernel does."""
+    return h5s_omp_threads_here(asked)
+
+
+def omp_fork_state():
+    """``(ran_parallel, forked)``: this process or an ancestor ran a region with more than one thread; this
+    process is a fork of such a one (its kernels run on one thread)."""
+    return bool(h5s_omp_state(0)), bool(h5s_omp_state(1))
+
+
+def omp_team_size(int asked):
+    """Runs an empty parallel region asked for ``asked`` threads, as a kernel does; returns the team's size."""
+    cdef int size
+    with nogil:
+        size = h5s_omp_team_size(asked)
+    return size
+
+
 # ------------------------------------------------------------------ an exception raised in another thread
 
 from cpython.object cimport PyObject

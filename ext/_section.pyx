@@ -9,6 +9,12 @@
 # so the unit loop runs in parallel with no shared writes.
 
 from cython.parallel cimport prange
+
+cdef extern from "_omp_fork.h":
+    int h5s_omp_fork_import() except -1
+    int h5s_omp_threads(int asked) nogil
+
+h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
 from libc.stdint cimport int64_t, uint64_t
 
 
@@ -54,7 +60,7 @@ def _section_counts(const uint64_t[::1] values, const int64_t[::1] unit_offsets,
     cdef Py_ssize_t u, k
     cdef int64_t a, b, pos, t
     with nogil:
-        for u in prange(n_units, num_threads=n_threads, schedule="dynamic", chunksize=4):
+        for u in prange(n_units, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=4):
             a = unit_offsets[u]
             b = unit_offsets[u + 1]
             pos = a
@@ -79,7 +85,7 @@ def _section_gather(const uint64_t[::1] values, const int64_t[:, ::1] first,
     cdef Py_ssize_t u, t
     cdef int64_t k, src, dst, n
     with nogil:
-        for u in prange(n_units, num_threads=n_threads, schedule="dynamic", chunksize=4):
+        for u in prange(n_units, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=4):
             for t in range(n_trials):
                 src = first[u, t]
                 n = count[u, t]

@@ -12,6 +12,12 @@
 
 cimport cython
 from cython.parallel cimport prange
+
+cdef extern from "_omp_fork.h":
+    int h5s_omp_fork_import() except -1
+    int h5s_omp_threads(int asked) nogil
+
+h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
 from libc.stdint cimport int64_t
 
 ctypedef fused real_t:
@@ -109,7 +115,7 @@ def _sta_sums(const real_t[:, ::1] stimulus, const int64_t[::1] frames, const in
                 _sta_unit(flat, n_frames, n_pixels, fr, offsets[u], offsets[u + 1], n_lags, first_lag,
                           &sums[u, 0], &n_used[u], &n_excluded[u])
         else:
-            for u in prange(n_units, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            for u in prange(n_units, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
                 _sta_unit(flat, n_frames, n_pixels, fr, offsets[u], offsets[u + 1], n_lags, first_lag,
                           &sums[u, 0], &n_used[u], &n_excluded[u])
 

@@ -21,6 +21,12 @@
 
 from libc.math cimport INFINITY, NAN, isfinite
 from cython.parallel cimport prange
+
+cdef extern from "_omp_fork.h":
+    int h5s_omp_fork_import() except -1
+    int h5s_omp_threads(int asked) nogil
+
+h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
 from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "_windows_rows.h" nogil:
@@ -230,7 +236,7 @@ def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, 
     cdef int64_t *count_rows = &counts[0, 0] if n_counts else NULL
     cdef double *mean_rows = &means[0, 0] if n_events else NULL
     with nogil:
-        for s in prange(n_segments, num_threads=max(n_threads, 1), schedule="dynamic", chunksize=1):
+        for s in prange(n_segments, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
             _one_segment(data, row_offsets, row_ends, row_starts, scale, seg_rows[s], seg_rows[s + 1],
                          count_windows[s],
                          event_windows[s], count_rows + s * n_counts if n_counts else NULL,
