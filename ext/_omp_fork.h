@@ -7,10 +7,18 @@
    waits for them forever (os.fork, multiprocessing's "fork" start method).  A
    region with one thread does not use the pool.
 
-   The rule: a kernel asked for n threads runs on n (at least 1), except in a process forked (at any depth) from one that had run a region with
-   more than one thread, where it runs on one.  A child of a process that never
-   did (the batch's fork-server children, started from a freshly executed
-   server) keeps its threads.
+   The rule: a kernel asked for n threads runs on n (at least 1), except in a
+   process forked (at any depth) from one that had run a region with more than
+   one thread, where it runs on one: correct results, no wait.  A child of a
+   process that never did (the batch's fork-server workers, forked from a
+   freshly executed server) keeps its threads.  The rule holds whichever thread
+   forked and whichever OpenMP runtime the kernels use (LLVM's resets itself at
+   fork; such children then run on one thread where they could have run on
+   more: the safe side).  Regions of other libraries are not counted.
+
+   Why in C and not a flag the Python callers consult: the kernels are also
+   called directly (h5stream._ext.*), and a decision inside the kernel leaves no
+   call site to forget.
 
    The decision is made inside each kernel, just before its parallel region,
    so no caller escapes it (an explicit ``n_threads`` included).  The state it
