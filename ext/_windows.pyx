@@ -11,9 +11,8 @@
 # Counts: the segment's distinct window edges (of the windows with lo < hi, and each event's start), and for
 # each edge how many x of each row lie below it (x < edge); a window's count is the x below its hi less those
 # below its lo, which is the count of lo <= x < hi whatever the order of the row (a NaN x is below no edge and
-# inside no window).  Each row is read once per eight edges (four for a last group of four or fewer), every x
-# compared with them at once, without a branch on the values (ext/_windows_rows.h); the same pass tells whether
-# the row's values rise.  Firsts: in a
+# inside no window).  Each row is read once per four edges, every x compared with the four at once, without a
+# branch on the values (ext/_windows_rows.h); the same pass tells whether the row's values rise.  Firsts: in a
 # row whose values rise (x rises with them when the row's start and the scale are finite, the scale > 0; a
 # spike train's trial), an event's first x at or past its start is the one after the x below it; any other
 # row compares each x with each event.  Segments are independent: the segment loop runs in parallel, each
@@ -36,12 +35,6 @@ cdef extern from "_windows_rows.h" nogil:
                        int64_t *under)
     bint win_below_f64(const double *p, int64_t n, double start, double scale, const double *edges,
                        int64_t *under)
-    bint win_below8_i64(const int64_t *p, int64_t n, double start, double scale, const double *edges,
-                        int64_t *under)
-    bint win_below8_u64(const uint64_t *p, int64_t n, double start, double scale, const double *edges,
-                        int64_t *under)
-    bint win_below8_f64(const double *p, int64_t n, double start, double scale, const double *edges,
-                        int64_t *under)
 
 ctypedef fused value_t:
     int64_t
@@ -123,17 +116,6 @@ cdef inline bint _below(const value_t *p, int64_t n, double start, double scale,
         return win_below_f64(p, n, start, scale, edges, under)
 
 
-cdef inline bint _below8(const value_t *p, int64_t n, double start, double scale, const double *edges,
-                         int64_t *under) noexcept nogil:
-    # _below of eight edges (under[k], k < 8) in one read of p[0:n]
-    if value_t is int64_t:
-        return win_below8_i64(p, n, start, scale, edges, under)
-    elif value_t is uint64_t:
-        return win_below8_u64(p, n, start, scale, edges, under)
-    else:
-        return win_below8_f64(p, n, start, scale, edges, under)
-
-
 cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
                        const double[::1] row_starts,
                        double scale, Py_ssize_t row_a, Py_ssize_t row_b, const double[:, ::1] count_windows,
@@ -175,16 +157,12 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
         start = row_starts[r]
         a = row_offsets[r]
         b = row_ends[r]
-        # each edge's x below it, 8 edges a pass (ext/_windows_rows.h): a window's count is the x below its hi
-        # less those below its lo, whatever the order of the row; each pass also tells whether the values rise
+        # each edge's x below it, 4 edges a pass (ext/_windows_rows.h): a window's count is the x below its hi
+        # less those below its lo, whatever the order of the row; the first pass also tells whether the values rise
         for k in range(4 * n_groups):
             row_below[k] = 0
         rising = True  # (each pass tells the same)
-        g = 0
-        while g + 1 < n_groups:  # eight edges a pass while two groups are left, then four
-            rising = _below8(data + a, b - a, start, scale, &edges[4 * g], &row_below[4 * g])
-            g += 2
-        if g < n_groups:
+        for g in range(n_groups):
             rising = _below(data + a, b - a, start, scale, &edges[4 * g], &row_below[4 * g])
         for k in range(4 * n_groups):
             below[k] += row_below[k]
@@ -223,7 +201,7 @@ def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, 
                      const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
                      double[:, ::1] scratch, int n_threads):
     """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) from one read
-    per eight window edges of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
+    per four window edges of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
     least n_rows); ``n_threads`` run the segment loop."""
     cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
     cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]

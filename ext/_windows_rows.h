@@ -5,8 +5,6 @@
  * compared with the four edges at once (no branch on the values), and returns whether p[0:n] never falls
  * (1 for fewer than two values; 0 when a value is NaN and the row holds two or more).  The conversion is
  * C's, as numpy's cast converts; the subtraction and product are done in that order in double precision.
- * win_below8_<type> does the same for eight edges (under[k], k < 8) in one read of the row: each value
- * converted once and compared with two groups of four.
  *
  * On x86-64 Linux with GCC or Clang each function is compiled twice, for AVX2 and for the baseline
  * instruction set, and the loader picks the one the CPU runs (target_clones, as in _eimage_simd.h).
@@ -51,31 +49,6 @@ typedef int64_t win_i4 __attribute__((vector_size(32)));
         under[3] += count[3];                                                                         \
         return rising;                                                                                \
     }
-
-#define WIN_BELOW8(NAME, T)                                                                            \
-    WIN_CLONES int NAME(const T *p, int64_t n, double start, double scale, const double *edges,       \
-                        int64_t *under) {                                                             \
-        win_d4 e0 = {edges[0], edges[1], edges[2], edges[3]};                                         \
-        win_d4 e1 = {edges[4], edges[5], edges[6], edges[7]};                                         \
-        win_i4 count0 = {0, 0, 0, 0};                                                                 \
-        win_i4 count1 = {0, 0, 0, 0};                                                                 \
-        int rising = 1;                                                                               \
-        T previous = n > 0 ? p[0] : (T)0;                                                             \
-        for (int64_t i = 0; i < n; i++) {                                                             \
-            T v = p[i];                                                                               \
-            rising &= previous <= v;                                                                  \
-            previous = v;                                                                             \
-            double x = ((double)v - start) * scale;                                                   \
-            win_d4 xs = {x, x, x, x};                                                                 \
-            count0 -= (win_i4)(xs < e0);                                                              \
-            count1 -= (win_i4)(xs < e1);                                                              \
-        }                                                                                             \
-        for (int k = 0; k < 4; k++) {                                                                 \
-            under[k] += count0[k];                                                                    \
-            under[4 + k] += count1[k];                                                                \
-        }                                                                                             \
-        return rising;                                                                                \
-    }
 #else
 #define WIN_BELOW(NAME, T)                                                                             \
     static int NAME(const T *p, int64_t n, double start, double scale, const double *edges,           \
@@ -92,29 +65,10 @@ typedef int64_t win_i4 __attribute__((vector_size(32)));
         }                                                                                             \
         return rising;                                                                                \
     }
-
-#define WIN_BELOW8(NAME, T)                                                                            \
-    static int NAME(const T *p, int64_t n, double start, double scale, const double *edges,           \
-                    int64_t *under) {                                                                 \
-        int rising = 1;                                                                               \
-        T previous = n > 0 ? p[0] : (T)0;                                                             \
-        for (int64_t i = 0; i < n; i++) {                                                             \
-            T v = p[i];                                                                               \
-            rising &= previous <= v;                                                                  \
-            previous = v;                                                                             \
-            double x = ((double)v - start) * scale;                                                   \
-            for (int k = 0; k < 8; k++)                                                               \
-                under[k] += x < edges[k];                                                             \
-        }                                                                                             \
-        return rising;                                                                                \
-    }
 #endif
 
 WIN_BELOW(win_below_i64, int64_t)
 WIN_BELOW(win_below_u64, uint64_t)
 WIN_BELOW(win_below_f64, double)
-WIN_BELOW8(win_below8_i64, int64_t)
-WIN_BELOW8(win_below8_u64, uint64_t)
-WIN_BELOW8(win_below8_f64, double)
 
 #endif

@@ -1,5 +1,5 @@
 """Window counts and first values of ragged rows taken in segments (the kernel ``_windows``: each row read once
-per eight window edges, compared with them without a branch on the values)."""
+per four window edges, compared with them without a branch on the values)."""
 
 from __future__ import annotations
 
