@@ -26,8 +26,10 @@ every time).  There:
   where 3.12 raised it, but never at a jump: as a call returns, or at the start
   of a loop (the instruction its backward jump goes to, which the compiler
   places inside the blocks around the loop); never while code of a file given to
-  :func:`never_raise_in` (the bookkeeping of the code that stops threads) is on
-  the thread's stack; the tool is released once nothing waits;
+  :func:`never_raise_in` (the bookkeeping of the code that stops threads), a
+  ``__del__`` method or a callback of :mod:`weakref` (where Python drops what
+  they raise: a collection runs them wherever it happens) is on the thread's
+  stack; the tool is released once nothing waits;
 - a signal handler asks :func:`lands_in_its_handlers` whether raising now
   reaches the handlers around the instruction it interrupted, and where it
   would not (a jump), leaves the exception to :func:`raise_in_thread` for its
@@ -39,11 +41,13 @@ raised by the interpreter, at once.
 
 from __future__ import annotations
 
+import _weakrefset
 import dis
 import functools
 import sys
 import threading
 import time
+import weakref
 
 __all__ = ["raise_in_thread", "take_back_own", "lands_in_its_handlers", "never_raise_in"]
 
@@ -149,6 +153,11 @@ def _loop_heads(code) -> frozenset[int]:
     return frozenset(head for head in heads if _raises_by_itself(code, head))
 
 
+#: names of the methods the interpreter calls where an exception they raise is dropped (printed as "Exception
+#: ignored in ..."): an exception waiting for the thread is not raised while one of them is on its stack
+CALLBACKS = frozenset({"__del__"})
+
+
 class _Waiting:
     """Exceptions waiting to be raised in threads of this process, by a :mod:`sys.monitoring` tool (3.13).
 
@@ -170,7 +179,10 @@ class _Waiting:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.by_thread: dict[int, type[BaseException]] = {}
-        self.exempt: set[str] = {__file__}
+        # the weakref modules' callbacks (a WeakSet's, a WeakValueDictionary's removal, a finalize) and __del__
+        # methods (CALLBACKS) run where the collector calls them: an exception raised there is printed as
+        # "Exception ignored in" and dropped, so the one waiting arrives after they return
+        self.exempt: set[str] = {__file__, weakref.__file__, _weakrefset.__file__}
         self.tool: int | None = None
         self.watched: set = set()  # code objects whose loop starts are watched
 
@@ -237,7 +249,7 @@ class _Waiting:
             return False
         frame = sys._getframe(2)  # the event's frame: this method's caller is a callback, called from C
         while frame is not None:
-            if frame.f_code.co_filename in self.exempt:
+            if frame.f_code.co_filename in self.exempt or frame.f_code.co_name in CALLBACKS:
                 return False
             frame = frame.f_back
         return code.co_filename not in self.exempt

@@ -193,3 +193,53 @@ def test_the_exception_is_taken_by_the_blocks_around_the_loop_it_stops(shape, st
         assert time.monotonic() - started < 5
         assert log == ["exit ran", "stopped"], f"{shape}, trial {trial}: {log}"
     assert strays == []
+
+
+class _Plain:
+    """An object a weakref can point at."""
+
+
+@pytest.mark.skipif(not interrupts.LOOKUP_AT_THE_JUMP,
+                    reason="before 3.13 the interpreter raises the exception itself, at once, wherever the thread is")
+@pytest.mark.parametrize("kind", ["__del__", "weakref.finalize"])
+def test_an_exception_waiting_is_not_raised_inside_a_callback_whose_raise_python_drops(kind, strays):
+    """A ``__del__`` or a weakref callback runs wherever a collection happens; what it raises is printed as
+    "Exception ignored in" and dropped. The exception armed while one runs arrives after it has returned."""
+    inside, go = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def callback_body() -> None:  # compiled calls return here while the exception waits
+        inside.set()
+        go.wait(NEVER)
+        for _ in range(1000):
+            len("x")
+        outcome.append("callback done")
+
+    class Held:
+        def __del__(self) -> None:
+            callback_body()
+
+    def target() -> None:
+        try:
+            obj = Held() if kind == "__del__" else _Plain()
+            if kind == "weakref.finalize":
+                import weakref
+
+                weakref.finalize(obj, callback_body)
+            del obj  # the callback runs here
+            outcome.append("after the callback")
+            for _ in range(2_000_000):
+                len("x")
+            outcome.append("not stopped")
+        except Stop:
+            outcome.append("stopped")
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    assert inside.wait(NEVER)
+    assert raise_in_thread(thread.ident, Stop)
+    go.set()
+    thread.join(NEVER)
+    assert not thread.is_alive()
+    assert strays == []  # nothing dropped by the interpreter
+    assert outcome == ["callback done", "after the callback", "stopped"]
