@@ -29,7 +29,10 @@ every time).  There:
   :func:`never_raise_in` (the bookkeeping of the code that stops threads), a
   ``__del__`` method or a callback of :mod:`weakref` (where Python drops what
   they raise: a collection runs them wherever it happens) is on the thread's
-  stack; the tool is released once nothing waits;
+  stack; never inside :mod:`threading`'s own code (which holds its locks
+  between its calls), nor as a lock's ``acquire`` or an ``__enter__`` returns
+  (before the ``try`` or the ``with`` block that releases it);
+  the tool is released once nothing waits;
 - a signal handler asks :func:`lands_in_its_handlers` whether raising now
   reaches the handlers around the instruction it interrupted, and where it
   would not (a jump), leaves the exception to :func:`raise_in_thread` for its
@@ -153,6 +156,21 @@ def _loop_heads(code) -> frozenset[int]:
     return frozenset(head for head in heads if _raises_by_itself(code, head))
 
 
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+#: threading's own code (a Condition's ``__enter__``, an Event's ``wait`` and ``set``, ``Thread.start``) holds its
+#: locks between its calls: an exception raised in it left a lock taken for ever (a thread being started then
+#: waited in its ``Event.set``, and the interpreter's exit for that thread); it lands once that code returns
+_THREADING = threading.__file__
+_ENTERS = frozenset({"__enter__", "__aenter__"})
+
+
+def _takes_a_lock(function) -> bool:
+    """Whether ``function`` takes a lock (a lock's ``acquire`` or ``__enter__``): raised as it returns, the
+    exception would leave the lock taken before the ``try`` that releases it."""
+    return isinstance(getattr(function, "__self__", None), _LOCKS) and \
+        getattr(function, "__name__", "") in ("acquire", "__enter__", "acquire_lock")
+
+
 #: names of the methods the interpreter calls where an exception they raise is dropped (printed as "Exception
 #: ignored in ..."): an exception waiting for the thread is not raised while one of them is on its stack
 CALLBACKS = frozenset({"__del__"})
@@ -242,12 +260,17 @@ class _Waiting:
             self.watched.add(code)
             sys.monitoring.set_local_events(self.tool, code, sys.monitoring.events.INSTRUCTION)
 
-    def _waits_here(self, code) -> bool:
+    def _waits_here(self, code, *, in_caller: bool = False) -> bool:
         """Whether an exception waits for this thread, and neither ``code`` nor a caller on the thread's stack is
-        in an exempt file (the code that stops threads, and whatever it calls: logging, a signal handler's)."""
+        in an exempt file (the code that stops threads, and whatever it calls: logging, a signal handler's),
+        nor would it land in :mod:`threading`'s own code (the event's frame, or its caller's for a return:
+        ``in_caller``)."""
         if threading.get_ident() not in self.by_thread:
             return False
         frame = sys._getframe(2)  # the event's frame: this method's caller is a callback, called from C
+        lands = frame.f_back if in_caller else frame
+        if lands is not None and lands.f_code.co_filename == _THREADING:
+            return False
         while frame is not None:
             if frame.f_code.co_filename in self.exempt or frame.f_code.co_name in CALLBACKS:
                 return False
@@ -268,11 +291,12 @@ class _Waiting:
                     self._watch(code)
 
     def _at_return(self, code, offset: int, value) -> None:
-        if self._waits_here(code):
+        # not as an __enter__ returns: the with statement that called it has not yet set up its __exit__
+        if code.co_name not in _ENTERS and self._waits_here(code, in_caller=True):
             self._raise()
 
     def _at_compiled_return(self, code, offset: int, function, arg) -> None:
-        if self._waits_here(code):
+        if not _takes_a_lock(function) and self._waits_here(code):
             self._raise()
 
     def _at_instruction(self, code, offset: int):

@@ -243,3 +243,65 @@ def test_an_exception_waiting_is_not_raised_inside_a_callback_whose_raise_python
     assert not thread.is_alive()
     assert strays == []  # nothing dropped by the interpreter
     assert outcome == ["callback done", "after the callback", "stopped"]
+
+
+def _waits_to_take(ident: int, code) -> bool:
+    """Whether thread ``ident`` waits in a compiled lock call made by ``code`` (directly, or through a
+    Condition's ``__enter__``)."""
+    frame = sys._current_frames().get(ident)
+    if frame is not None and frame.f_code.co_name == "__enter__":
+        frame = frame.f_back
+    return frame is not None and frame.f_code is code and "WAITS_HERE" in _line_of(frame)
+
+
+def _line_of(frame) -> str:
+    import linecache
+
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+
+
+@pytest.mark.skipif(not interrupts.LOOKUP_AT_THE_JUMP,
+                    reason="before 3.13 the interpreter raises the exception itself, at once, wherever the thread is")
+@pytest.mark.parametrize("kind", ["acquire", "condition"])
+def test_an_exception_armed_while_a_thread_waits_for_a_lock_never_leaves_the_lock_taken(kind, strays):
+    """Armed while the thread waits to take a lock (its ``acquire``, a Condition's ``with``), the exception
+    arrives inside the block that releases the lock, never as the lock is taken before it: left taken, the
+    lock stops every thread that needs it (a thread being started waited in its Event.set for ever, and the
+    interpreter's exit for that thread)."""
+    lock = threading.Lock()
+    cond = threading.Condition(lock)
+    outcome: list[str] = []
+
+    def target() -> None:
+        try:
+            if kind == "acquire":
+                lock.acquire()  # WAITS_HERE
+                try:
+                    for _ in range(2_000_000):
+                        len("x")
+                    outcome.append("not stopped")
+                finally:
+                    lock.release()
+            else:
+                with cond:  # WAITS_HERE
+                    for _ in range(2_000_000):
+                        len("x")
+                    outcome.append("not stopped")
+        except Stop:
+            outcome.append("stopped")
+
+    lock.acquire()
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + NEVER
+    while not _waits_to_take(thread.ident, target.__code__):
+        assert time.monotonic() < deadline, "the thread never waited for the lock"
+        time.sleep(0.001)  # polling the thread's place: nothing signals that it waits in the lock
+    assert raise_in_thread(thread.ident, Stop)
+    lock.release()
+    thread.join(NEVER)
+    assert not thread.is_alive()
+    assert outcome == ["stopped"]
+    assert lock.acquire(blocking=False), "the stopped thread left the lock taken"
+    lock.release()
+    assert strays == []
