@@ -166,3 +166,14 @@ def test_a_step_that_raises_thaws():
             assert gc.get_freeze_count() > 0
             raise RuntimeError("the step failed")
     assert gc.get_freeze_count() == 0
+
+
+def test_a_thaw_cut_short_is_done_when_the_next_step_starts(monkeypatch):
+    import hdmea.session._collector as collector
+
+    session = _session(3, 3)
+    gc.freeze()  # as a step's freeze whose thaw an exception raised into the thread cut short
+    monkeypatch.setattr(collector, "_frozen", True)
+    with open_target(session=session, step="a_step"):
+        assert gc.get_freeze_count() > 0 and collector._frozen  # thawed, then frozen again for this step
+    assert gc.get_freeze_count() == 0 and not collector._frozen

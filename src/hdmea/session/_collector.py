@@ -39,6 +39,8 @@ def step_collections() -> Iterator[None]:
     global _running, _frozen
     with _lock:
         if _running == 0:
+            if _frozen:  # our thaw, cut short by an exception raised into the thread there: done now
+                gc.unfreeze()
             _frozen = gc.isenabled() and gc.get_freeze_count() == 0
             if _frozen:
                 gc.freeze()
@@ -49,5 +51,5 @@ def step_collections() -> Iterator[None]:
         with _lock:
             _running -= 1
             if _running == 0 and _frozen:
-                _frozen = False
                 gc.unfreeze()
+                _frozen = False
