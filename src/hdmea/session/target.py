@@ -39,6 +39,7 @@ from h5stream.staging import LIBVER
 from hdmea.errors import MissingInputError, MissingStepError, SessionError
 from hdmea.io import _files
 from hdmea.io import hdf5_store as store
+from hdmea.session._collector import step_collections
 from hdmea.session._tree_paths import _NO_DEFAULT, split_path
 from hdmea.session.session import PipelineSession
 from hdmea.session.names import canonical_step_names, steps_done
@@ -430,7 +431,8 @@ def open_target(
         if dataset_id is not None and dataset_id != session.dataset_id:
             raise SessionError(f"the session holds recording {session.dataset_id!r}, not {dataset_id!r}",
                                hint="use one session per recording")
-        yield StepTarget(_SessionBackend(session), step=step, mode="session")
+        with step_collections():  # (the session's staged tree is not walked by the step's collections)
+            yield StepTarget(_SessionBackend(session), step=step, mode="session")
         return
     if hdf5_path is None:
         raise ValueError("immediate mode (session=None) needs hdf5_path")

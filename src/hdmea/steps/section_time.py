@@ -49,6 +49,7 @@ __all__ = [
     "frame_times_from_sync",
     "playlist_section_times",
     "analog_section_times",
+    "light_template",
     "read_stimulus_config",
     "STIMULUS_CONFIG_PATH",
     "DEFAULT_FRAME_TIME",
@@ -433,20 +434,55 @@ def add_section_time_analog(
 
 
 def _store_light_templates(target, sections: dict[str, np.ndarray]) -> None:
-    """Mean photodiode trace over each movie's sections (shorter sections padded with NaN), float32."""
+    """Mean photodiode trace over each movie's sections (:func:`light_template`), float32."""
     if not target.has(f"stimulus/light_reference/{LIGHT_CHANNEL}"):
         return
     light = np.asarray(target.get(f"stimulus/light_reference/{LIGHT_CHANNEL}"))
     for movie, pairs in sections.items():
-        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        traces = [light[max(a, 0):min(b, light.size)] for a, b in pairs if min(b, light.size) > max(a, 0)]
-        if not traces:
-            continue
-        stack = np.full((len(traces), max(t.size for t in traces)), np.nan)
-        for i, t in enumerate(traces):
-            stack[i, :t.size] = t
-        with np.errstate(invalid="ignore"):
-            target.put(f"{LIGHT_TEMPLATE_PATH}/{movie}", np.nanmean(stack, axis=0).astype(np.float32))
+        template = light_template(light, pairs)
+        if template is not None:
+            target.put(f"{LIGHT_TEMPLATE_PATH}/{movie}", template)
+
+
+#: samples of a light template averaged at a time: its float64 sums and counts stay this small
+TEMPLATE_BLOCK = 1 << 16
+
+
+def light_template(light: np.ndarray, pairs) -> np.ndarray | None:
+    """The mean of ``light`` over the sample ranges ``pairs`` ((n, 2) start and end, clipped to the signal;
+    empty ones left out) as float32, None when none is left: ``np.nanmean`` of the ranges stacked in float64
+    (the shorter padded with NaN) over the ranges, bit for bit, computed ``TEMPLATE_BLOCK`` samples at a time.
+
+    A range spans the movie (minutes of samples at 20 kHz): the stack and nanmean's copies of it would be
+    five float64 arrays of that length per range, each new memory; here only the template is.
+    """
+    light = np.asarray(light)
+    spans = [(a, b) for a, b in ((max(a, 0), min(b, light.size))
+                                 for a, b in np.asarray(pairs, dtype=np.int64).reshape(-1, 2).tolist()) if b > a]
+    if not spans:
+        return None
+    width = max(b - a for a, b in spans)
+    out = np.empty(width, dtype=np.float32)
+    total = np.empty(min(width, TEMPLATE_BLOCK), dtype=np.float64)
+    count = np.empty(total.size, dtype=np.intp)
+    row = np.empty(total.size, dtype=np.float64)
+    for start in range(0, width, TEMPLATE_BLOCK):
+        n = min(TEMPLATE_BLOCK, width - start)
+        tot, cnt, values = total[:n], count[:n], row[:n]
+        tot.fill(0.0)
+        cnt.fill(0)
+        for a, b in spans:  # (nanmean sums from 0.0, its NaN padding as 0.0: adding nothing is the same)
+            k = min(max(b - a - start, 0), n)  # this range's samples in the block
+            if k:
+                values[:k] = light[a + start:a + start + k]  # (as the float64 stack holds them)
+                missing = np.isnan(values[:k])
+                values[:k][missing] = 0.0
+                cnt[:k] += ~missing
+                tot[:k] += values[:k]
+        with np.errstate(invalid="ignore", divide="ignore"):  # (no value at a sample: NaN, as nanmean)
+            np.true_divide(tot, cnt, out=tot)
+        out[start:start + n] = tot
+    return out
 
 
 def _light(target, name: str) -> np.ndarray:
