@@ -19,7 +19,7 @@ from hdmea.errors import ConfigError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
 from hdmea.io.hdf5_store import source_paths
-from hdmea.io.vendor_meta import file_meta, unit_meta
+from hdmea.io.vendor_meta import file_meta, units_meta
 from hdmea._compat.lab_readers import _existing
 from hdmea.io.unit_names import unit_number
 from hdmea.session.target import open_target
@@ -110,11 +110,13 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
         staged = []  # a session takes every unit's in one call at the end
         with CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
             known = set(cmtr.unit_ids())
+            wanted = []
             for unit in target.unit_ids():
                 number = unit_number_of(target, unit)
                 if number not in known or (target.has(f"units/{unit}/unit_meta") and not force):
                     continue
-                meta = unit_meta(cmtr, number)
+                wanted.append((unit, number))
+            for (unit, _), (_, meta) in zip(wanted, units_meta(cmtr, [number for _, number in wanted])):
                 if target.is_deferred:
                     staged.append((f"units/{unit}/unit_meta", meta))
                 else:
