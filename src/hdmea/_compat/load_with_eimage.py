@@ -123,10 +123,12 @@ def load_recording_with_eimage_sta(
                                 peaks=peaks)
     # As the original: each unit's .cmtr information and both files' metadata, unless asked not to
     where = {"session": session} if session is not None else {"hdf5_path": loaded.hdf5_path}
+    cmtr_meta: dict = {}  # the .cmtr's root attributes, read while the unit information is copied
     if load_unit_meta and cmtr_path is not None:
-        add_cmtr_unit_info(cmtr_path=cmtr_path, force=True, **where)
+        add_cmtr_unit_info(cmtr_path=cmtr_path, force=True, _file_meta=cmtr_meta, **where)
     if load_sys_meta:
-        add_sys_meta_info(cmcr_path=cmcr_path, cmtr_path=cmtr_path, force=True, **where)
+        add_sys_meta_info(cmcr_path=cmcr_path, cmtr_path=cmtr_path, force=True, _cmtr_meta=cmtr_meta or None,
+                          **where)
     # recorded as the original records it: this step's name, not the two steps it ran (COMPOSITE_STEPS)
     with open_target(None if session is not None else loaded.hdf5_path, session, step=STEP) as target:
         target.record_as_one_step(tuple(s for s in COMPOSITE_STEPS[STEP] if s not in before))

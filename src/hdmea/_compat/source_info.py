@@ -90,13 +90,16 @@ def unit_number_of(target, unit: str) -> int | None:
     return int(number) if number is not None else unit_number(unit)
 
 
-def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False):
+def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False,
+                       _file_meta: dict | None = None):
     """Copy each unit's ``.cmtr`` information (its Unit_Info row: SNR, separability, ...; its attributes,
     peaks, ROI STAs and unmixing vector) to ``/units/<unit>/unit_meta``, laid out as the original's.
 
     Units are matched by their MCS UnitID (``unit_num``, else the name ``unit_012``); the ``.cmtr`` defaults to
     the one the recording was loaded from.  A unit's stored ``unit_meta`` is kept
-    unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.
+    unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.  ``_file_meta`` (a dict):
+    filled with the ``.cmtr``'s :func:`file_meta` while it is open, for :func:`add_sys_meta_info`'s
+    ``_cmtr_meta`` (the file is then opened once for both).
     """
     if (session is None) == (hdf5_path is None):
         raise ConfigError("add_cmtr_unit_info needs one of session and hdf5_path")
@@ -116,6 +119,8 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
                 if number not in known or (target.has(f"units/{unit}/unit_meta") and not force):
                     continue
                 wanted.append((unit, number))
+            if _file_meta is not None:
+                _file_meta.update(file_meta(cmtr, duration_seconds=False))
             for (unit, _), (_, meta) in zip(wanted, units_meta(cmtr, [number for _, number in wanted])):
                 if target.is_deferred:
                     staged.append((f"units/{unit}/unit_meta", meta))

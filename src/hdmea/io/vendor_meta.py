@@ -109,14 +109,18 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
     group = cmtr.h5[obj]
     meta: dict = {}
     with guard_mcs_read(cmtr.path, obj):
-        if "Unit_Info" in group and len(group["Unit_Info"]):
-            info = group["Unit_Info"][0]
-            for field in info.dtype.names:
-                meta[field.lower()] = _one(info[field])
-        for key in group.attrs:
-            value = _value(group.attrs[key])
+        members = set(group)  # one listing, not one lookup per name
+        if "Unit_Info" in members:
+            table = group["Unit_Info"]
+            if len(table):
+                info = table[0]
+                for field in info.dtype.names:
+                    meta[field.lower()] = _one(info[field])
+        attrs = group.attrs
+        for key in attrs:
+            value = _value(attrs[key])
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
-        if "Peaks" in group:
+        if "Peaks" in members:
             peaks = cmtr.peaks_table(unit_id, reader, buffers)
             if peaks is None:
                 peaks = group["Peaks"][()]
@@ -127,8 +131,10 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
                         columns["PeakAmplitude"][columns["IncludePeak"] == 1], dtype=np.float32)
                 meta["peaks_data"] = {field.lower(): column for field, column in columns.items()}
         for member, key in (("RoiSTAs", "roi_stas"), ("Unmixing", "unmixing_matrix")):
-            if member in group and group[member].size:
-                meta[key] = np.asarray(group[member][()], dtype=np.float32)
+            if member in members:
+                dataset = group[member]
+                if dataset.size:
+                    meta[key] = np.asarray(dataset[()], dtype=np.float32)
     return meta
 
 
