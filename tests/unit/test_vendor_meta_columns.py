@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from hdmea.errors import RecordingFormatError
 from hdmea.io.cmtr import CmtrFile
 from hdmea.io.vendor_meta import table_columns, unit_meta, units_meta
 from tests.mcs_handmade import sensor_id, write_cmtr
@@ -109,3 +110,61 @@ def test_units_meta_reads_every_column_as_plain_h5py(tmp_path, chunks):
                 _same(meta[key], value)
             else:
                 np.testing.assert_array_equal(meta[key], value)
+
+
+def _naive_unit_meta(group):
+    """unit_meta's fields other than the peaks, as plain h5py gives them (each member through the group)."""
+    def value(v):
+        if isinstance(v, (bytes, np.bytes_)):
+            return bytes(v).decode("utf-8", errors="ignore")
+        if isinstance(v, np.ndarray) and v.size == 1:
+            v = v.reshape(-1)[0]
+        return v.item() if isinstance(v, np.generic) else v
+
+    out = {}
+    if "Unit_Info" in group and len(group["Unit_Info"]):
+        row = group["Unit_Info"][0]
+        out.update({name.lower(): value(row[name]) for name in row.dtype.names})
+    out.update({f"attr_{k.lower()}": value(group.attrs[k]) for k in group.attrs})
+    for member, key in (("RoiSTAs", "roi_stas"), ("Unmixing", "unmixing_matrix")):
+        if member in group and group[member].size:
+            out[key] = np.asarray(group[member][()], dtype=np.float32)
+    return out
+
+
+@pytest.mark.parametrize("shape", ["usual", "empty", "scalar", "group"])
+def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
+    path = tmp_path / "rec.cmtr"
+    _cmtr(path, chunks=None)
+    info = np.zeros(1, dtype=[("UnitID", "<i4"), ("SNR", "<f8"), ("Separability", "<f4"), ("Label", "S8")])
+    info[0] = (2, 12.5, 0.75, b"good")
+    with h5py.File(path, "a") as f:
+        group = f["Spike Sorter/Unit 2"]
+        group.create_dataset("Unit_Info", data=info)
+        if shape == "usual":
+            group.create_dataset("RoiSTAs", data=np.arange(40 * 25, dtype="<f4").reshape(40, 5, 5))
+            group.create_dataset("Unmixing", data=np.linspace(-1, 1, 25))  # float64 as written: float32 in meta
+        elif shape == "empty":
+            group.create_dataset("RoiSTAs", shape=(0, 5, 5), dtype="<f4")
+            group.create_dataset("Unmixing", data=h5py.Empty("<f4"))  # a null dataspace
+        elif shape == "scalar":
+            group.create_dataset("Unmixing", data=np.float32(2.5))
+        else:
+            group.create_group("RoiSTAs")  # a damaged file: a group where a dataset belongs
+    with CmtrFile(path) as cmtr:
+        if shape == "group":  # refused with the file and the unit's group named
+            with pytest.raises(RecordingFormatError, match=r"rec\.cmtr.*Unit 2"):
+                unit_meta(cmtr, 2)
+            return
+        meta = unit_meta(cmtr, 2)
+    with h5py.File(path, "r") as f:
+        expected = _naive_unit_meta(f["Spike Sorter/Unit 2"])
+    assert meta["label"] == "good" and meta["snr"].dtype == np.float64
+    for key, want in expected.items():
+        got = meta[key]
+        if isinstance(got, np.ndarray) and got.shape == (1,) and not isinstance(want, np.ndarray):
+            got = got[0]
+        np.testing.assert_array_equal(got, want, err_msg=key)
+        if isinstance(want, np.ndarray):
+            assert got.dtype == want.dtype and got.shape == want.shape, key
+    assert set(meta) - set(expected) == {"peak_amplitudes", "peaks_data"}
