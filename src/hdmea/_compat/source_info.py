@@ -11,6 +11,7 @@ attributes in immediate mode, as the original's).  The original defined them in 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def unit_number_of(target, unit: str) -> int | None:
 
 
 def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False,
-                       _file_meta: dict | None = None):
+                       _file_meta: dict | None = None, _cmtr: CmtrFile | None = None):
     """Copy each unit's ``.cmtr`` information (its Unit_Info row: SNR, separability, ...; its attributes,
     peaks, ROI STAs and unmixing vector) to ``/units/<unit>/unit_meta``, laid out as the original's.
 
@@ -99,7 +100,8 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
     the one the recording was loaded from.  A unit's stored ``unit_meta`` is kept
     unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.  ``_file_meta`` (a dict):
     filled with the ``.cmtr``'s :func:`file_meta` while it is open, for :func:`add_sys_meta_info`'s
-    ``_cmtr_meta`` (the file is then opened once for both).
+    ``_cmtr_meta`` (the file is then opened once for both).  ``_cmtr``: that ``.cmtr`` already open (its
+    caller closes it).
     """
     if (session is None) == (hdf5_path is None):
         raise ConfigError("add_cmtr_unit_info needs one of session and hdf5_path")
@@ -111,7 +113,10 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
         if cmtr_path is None:
             raise ConfigError("no .cmtr to read unit information from", hint="pass cmtr_path=")
         staged = []  # a session takes every unit's in one call at the end
-        with CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
+        if _cmtr is not None and Path(_cmtr.path) != Path(cmtr_path):
+            raise ConfigError("_cmtr is not the open .cmtr of cmtr_path", found=str(_cmtr.path),
+                              expected=str(cmtr_path))
+        with nullcontext(_cmtr) if _cmtr is not None else CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
             known = set(cmtr.unit_ids())
             wanted = []
             for unit in target.unit_ids():
