@@ -132,7 +132,7 @@ def _naive_unit_meta(group):
     return out
 
 
-@pytest.mark.parametrize("shape", ["usual", "empty", "scalar", "group"])
+@pytest.mark.parametrize("shape", ["usual", "empty", "scalar", "group", "dangling"])
 def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
     path = tmp_path / "rec.cmtr"
     _cmtr(path, chunks=None)
@@ -149,10 +149,13 @@ def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
             group.create_dataset("Unmixing", data=h5py.Empty("<f4"))  # a null dataspace
         elif shape == "scalar":
             group.create_dataset("Unmixing", data=np.float32(2.5))
+        elif shape == "dangling":  # a soft link to nothing
+            group["RoiSTAs"] = h5py.SoftLink("/Spike Sorter/no such object")
+            group.create_dataset("Unmixing", data=np.ones(25, dtype="<f4"))
         else:
             group.create_group("RoiSTAs")  # a damaged file: a group where a dataset belongs
     with CmtrFile(path) as cmtr:
-        if shape == "group":  # refused with the file and the unit's group named
+        if shape in ("group", "dangling"):  # refused with the file and the unit's group named
             with pytest.raises(RecordingFormatError, match=r"rec\.cmtr.*Unit 2"):
                 unit_meta(cmtr, 2)
             return

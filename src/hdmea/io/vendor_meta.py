@@ -110,8 +110,7 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
     group = cmtr.h5[obj]
     meta: dict = {}
     with guard_mcs_read(cmtr.path, obj):
-        members = set(group)  # one listing, not one lookup per name
-        if "Unit_Info" in members:
+        if "Unit_Info" in group:
             table = _whole(group, "Unit_Info")
             if table is None:
                 table = group["Unit_Info"]
@@ -123,7 +122,7 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
         for key in attrs:
             value = _value(attrs[key])
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
-        if "Peaks" in members:
+        if "Peaks" in group:
             peaks = cmtr.peaks_table(unit_id, reader, buffers)
             if peaks is None:
                 peaks = group["Peaks"][()]
@@ -134,7 +133,7 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
                         columns["PeakAmplitude"][columns["IncludePeak"] == 1], dtype=np.float32)
                 meta["peaks_data"] = {field.lower(): column for field, column in columns.items()}
         for member, key in (("RoiSTAs", "roi_stas"), ("Unmixing", "unmixing_matrix")):
-            if member in members:
+            if member in group:
                 values = _whole(group, member)
                 if values is None:
                     dataset = group[member]
@@ -145,8 +144,8 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
 
 
 def _whole(group, name: str) -> np.ndarray | None:
-    """Dataset ``name`` of ``group`` read whole as ``group[name][()]`` reads it, through the low-level API (a
-    third of the CPU time of h5py's layers for the few small datasets of each unit); None for anything but
+    """Dataset ``name`` of ``group`` read whole as ``group[name][()]`` reads it, through the low-level API (about
+    half the CPU time of h5py's layers for the few small datasets of each unit); None for anything but
     a dataset of a simple dataspace (then read it through ``group``)."""
     try:
         dataset = h5d.open(group.id, name.encode("utf-8", "surrogateescape"))
