@@ -11,6 +11,7 @@ attributes in immediate mode, as the original's).  The original defined them in 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from hdmea.errors import ConfigError
 from hdmea.io.cmcr import CmcrFile
 from hdmea.io.cmtr import CmtrFile
 from hdmea.io.hdf5_store import source_paths
-from hdmea.io.vendor_meta import file_meta, unit_meta
+from hdmea.io.vendor_meta import file_meta, units_meta
 from hdmea._compat.lab_readers import _existing
 from hdmea.io.unit_names import unit_number
 from hdmea.session.target import open_target
@@ -90,13 +91,17 @@ def unit_number_of(target, unit: str) -> int | None:
     return int(number) if number is not None else unit_number(unit)
 
 
-def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False):
+def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: bool = False,
+                       _file_meta: dict | None = None, _cmtr: CmtrFile | None = None):
     """Copy each unit's ``.cmtr`` information (its Unit_Info row: SNR, separability, ...; its attributes,
     peaks, ROI STAs and unmixing vector) to ``/units/<unit>/unit_meta``, laid out as the original's.
 
     Units are matched by their MCS UnitID (``unit_num``, else the name ``unit_012``); the ``.cmtr`` defaults to
     the one the recording was loaded from.  A unit's stored ``unit_meta`` is kept
-    unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.
+    unless ``force``.  Returns ``{"hdf5_path", "units_updated"}``, or the session.  ``_file_meta`` (a dict):
+    filled with the ``.cmtr``'s :func:`file_meta` while it is open, for :func:`add_sys_meta_info`'s
+    ``_cmtr_meta`` (the file is then opened once for both).  ``_cmtr``: that ``.cmtr`` already open (its
+    caller closes it).
     """
     if (session is None) == (hdf5_path is None):
         raise ConfigError("add_cmtr_unit_info needs one of session and hdf5_path")
@@ -108,13 +113,20 @@ def add_cmtr_unit_info(session=None, hdf5_path=None, cmtr_path=None, *, force: b
         if cmtr_path is None:
             raise ConfigError("no .cmtr to read unit information from", hint="pass cmtr_path=")
         staged = []  # a session takes every unit's in one call at the end
-        with CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
+        if _cmtr is not None and Path(_cmtr.path) != Path(cmtr_path):
+            raise ConfigError("_cmtr is not the open .cmtr of cmtr_path", found=str(_cmtr.path),
+                              expected=str(cmtr_path))
+        with nullcontext(_cmtr) if _cmtr is not None else CmtrFile(_existing(cmtr_path, "CMTR")) as cmtr:
             known = set(cmtr.unit_ids())
+            wanted = []
             for unit in target.unit_ids():
                 number = unit_number_of(target, unit)
                 if number not in known or (target.has(f"units/{unit}/unit_meta") and not force):
                     continue
-                meta = unit_meta(cmtr, number)
+                wanted.append((unit, number))
+            if _file_meta is not None:
+                _file_meta.update(file_meta(cmtr, duration_seconds=False))
+            for (unit, _), (_, meta) in zip(wanted, units_meta(cmtr, [number for _, number in wanted])):
                 if target.is_deferred:
                     staged.append((f"units/{unit}/unit_meta", meta))
                 else:

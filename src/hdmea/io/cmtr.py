@@ -207,17 +207,30 @@ class CmtrFile(McsFile):
         """The name of the group of UnitID ``unit_id`` under ``Spike Sorter`` (``Unit 17``)."""
         return self._groups[self._require_unit(unit_id)]
 
-    def peaks_table(self, unit_id: int) -> np.ndarray | None:
+    def peaks_table(self, unit_id: int, reader: TableReader | None = None,
+                    buffers: list[np.ndarray] | None = None) -> np.ndarray | None:
         """The unit's whole ``Peaks`` table as h5py reads it (a structured array of the file's type), read
         through the entry the open walked (no h5py object or type made again); None when the walk holds no
-        table of one dimension for it (then read it through :attr:`h5`)."""
+        table of one dimension for it (then read it through :attr:`h5`).
+
+        With a ``reader`` (a :class:`h5stream.tables.TableReader` of this file) and ``buffers`` (a list,
+        empty at first), a table whose rows lie in plain runs of bytes is read straight from the file into
+        ``buffers[0]`` (made, or made larger, as needed) and the table returned views it: the next call
+        reuses it, so the caller copies what it keeps."""
         entry = self._entries[self._require_unit(unit_id)].children.get("Peaks")
         if entry is None or entry.kind != "dataset" or entry.dtype is None or entry.shape is None \
                 or len(entry.shape) != 1:
             return None
-        table = np.empty(entry.shape, dtype=entry.dtype)
-        if table.size:
-            with guard_mcs_read(self.path, entry.path):
+        with guard_mcs_read(self.path, entry.path):
+            runs = plain_runs(entry) if reader is not None and buffers is not None and reader.direct_reads \
+                else None
+            if runs is not None:
+                span = reader.span(int(entry.shape[0]), entry.dtype.itemsize, runs)
+                if not buffers or buffers[0].size < span:
+                    buffers[:] = [aligned_buffer(span)]
+                return reader.read(entry, entry.dtype, runs, buffers[0])
+            table = np.empty(entry.shape, dtype=entry.dtype)
+            if table.size:
                 entry.read_into(table)
         return table
 

@@ -16,12 +16,16 @@ the layout is the original's (``tests/data/lab_layout``).
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
 
+import numpy as np
+from h5py import h5d, h5s
+
+from h5stream.tables import TableReader
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.mcs import McsFile, guard_mcs_read
 
-__all__ = ["file_meta", "unit_meta", "peak_samples"]
+__all__ = ["file_meta", "unit_meta", "units_meta", "table_columns", "peak_samples"]
 
 
 def _value(value):
@@ -51,33 +55,108 @@ def _one(value) -> np.ndarray:
     return np.array([value], dtype=np.int64 if isinstance(value, int) else np.float64)
 
 
-def unit_meta(cmtr: CmtrFile, unit_id: int) -> dict:
-    """A unit's ``unit_meta`` dict as the original builds it (see the module)."""
+def units_meta(cmtr: CmtrFile, unit_ids) -> Iterator[tuple[int, dict]]:
+    """``(unit_id, unit_meta(cmtr, unit_id))`` of each unit, in order; the ``Peaks`` tables whose rows lie
+    in plain runs of bytes are read straight from the file (through the page cache) into one buffer, each
+    table's columns copied out of it in one pass (:func:`table_columns`)."""
+    buffers: list[np.ndarray] = []
+    with TableReader(cmtr.h5, cmtr.path, direct=False) as reader:
+        for unit_id in unit_ids:
+            yield unit_id, unit_meta(cmtr, unit_id, reader=reader, buffers=buffers)
+
+
+def table_columns(table: np.ndarray) -> dict[str, np.ndarray]:
+    """Each field of a 1-D structured array as its own contiguous array (a copy), in the type's field order.
+
+    Fields of one scalar type laid out back to back (a ``Peaks`` table's cutout samples) are copied
+    together into a ``(fields, rows)`` block, each field then one row of it, instead of one strided pass
+    over the table per field."""
+    dtype, n = table.dtype, table.shape[0]
+    if dtype.hasobject or not n:
+        return {name: np.array(table[name]) for name in dtype.names}
+    table = np.ascontiguousarray(table)
+    fields = sorted(((dtype.fields[name][1], name) for name in dtype.names))
+    runs: list[list[str]] = []
+    end = None
+    for offset, name in fields:
+        ftype = dtype.fields[name][0]
+        last = runs[-1][-1] if runs else None
+        if last is not None and not ftype.shape and ftype == dtype.fields[last][0] and offset == end:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+        end = offset + ftype.itemsize
+    out: dict[str, np.ndarray] = {}
+    for run in runs:
+        ftype, offset = dtype.fields[run[0]][:2]
+        if len(run) == 1 or ftype.shape:
+            for name in run:
+                out[name] = np.array(table[name])
+            continue
+        strided = np.ndarray((n, len(run)), dtype=ftype, buffer=table, offset=offset,
+                             strides=(dtype.itemsize, ftype.itemsize))
+        # rows of the run gathered first, then transposed: measured at 120 lab-sized tables (240 MB),
+        # 0.07 CPU s against 0.12 for one transposing copy from the table and 0.2-0.3 field by field
+        out.update(zip(run, np.ascontiguousarray(np.ascontiguousarray(strided).T)))
+    return {name: out[name] for name in dtype.names}
+
+
+def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None,
+              buffers: list[np.ndarray] | None = None) -> dict:
+    """A unit's ``unit_meta`` dict as the original builds it (see the module); ``reader`` and ``buffers``:
+    read the ``Peaks`` table as :meth:`hdmea.io.cmtr.CmtrFile.peaks_table` does with them."""
     name = cmtr.unit_group_name(unit_id)
     obj = f"/{SORTER_GROUP}/{name}"
     group = cmtr.h5[obj]
     meta: dict = {}
     with guard_mcs_read(cmtr.path, obj):
-        if "Unit_Info" in group and len(group["Unit_Info"]):
-            info = group["Unit_Info"][0]
-            for field in info.dtype.names:
-                meta[field.lower()] = _one(info[field])
-        for key in group.attrs:
-            value = _value(group.attrs[key])
+        if "Unit_Info" in group:
+            table = _whole(group, "Unit_Info")
+            if table is None:
+                table = group["Unit_Info"]
+            if len(table):
+                info = table[0]
+                for field in info.dtype.names:
+                    meta[field.lower()] = _one(info[field])
+        attrs = group.attrs
+        for key in attrs:
+            value = _value(attrs[key])
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
         if "Peaks" in group:
-            peaks = cmtr.peaks_table(unit_id)
+            peaks = cmtr.peaks_table(unit_id, reader, buffers)
             if peaks is None:
                 peaks = group["Peaks"][()]
             if len(peaks):
-                if "PeakAmplitude" in peaks.dtype.names and "IncludePeak" in peaks.dtype.names:
-                    meta["peak_amplitudes"] = np.asarray(peaks["PeakAmplitude"][peaks["IncludePeak"] == 1],
-                                                         dtype=np.float32)
-                meta["peaks_data"] = {field.lower(): np.array(peaks[field]) for field in peaks.dtype.names}
+                columns = table_columns(peaks)
+                if "PeakAmplitude" in columns and "IncludePeak" in columns:
+                    meta["peak_amplitudes"] = np.asarray(
+                        columns["PeakAmplitude"][columns["IncludePeak"] == 1], dtype=np.float32)
+                meta["peaks_data"] = {field.lower(): column for field, column in columns.items()}
         for member, key in (("RoiSTAs", "roi_stas"), ("Unmixing", "unmixing_matrix")):
-            if member in group and group[member].size:
-                meta[key] = np.asarray(group[member][()], dtype=np.float32)
+            if member in group:
+                values = _whole(group, member)
+                if values is None:
+                    dataset = group[member]
+                    values = dataset[()] if dataset.size else None
+                if values is not None and values.size:
+                    meta[key] = np.asarray(values, dtype=np.float32)
     return meta
+
+
+def _whole(group, name: str) -> np.ndarray | None:
+    """Dataset ``name`` of ``group`` read whole as ``group[name][()]`` reads it, through the low-level API (about
+    half the CPU time of h5py's layers for the few small datasets of each unit); None for anything but
+    a dataset of a simple dataspace (then read it through ``group``)."""
+    try:
+        dataset = h5d.open(group.id, name.encode("utf-8", "surrogateescape"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if dataset.get_space().get_simple_extent_type() != h5s.SIMPLE:
+        return None
+    values = np.empty(dataset.shape, dtype=dataset.dtype)
+    if values.size:
+        dataset.read(h5s.ALL, h5s.ALL, values)
+    return values
 
 
 def peak_samples(cmtr: CmtrFile, unit_id: int, fs: float, *, included_only: bool = False) -> np.ndarray:

@@ -208,6 +208,7 @@ def load_recording(
     output_dir: str | os.PathLike = "artifacts",
     allow_overwrite: bool = False,
     config: dict | None = None,
+    _keep_cmtr: list | None = None,
 ):
     """Read units, light reference and metadata into the recording file or a session.
 
@@ -261,6 +262,9 @@ def load_recording(
         file loaded with another configuration is refused (FileExistsError)
         unless ``force`` or ``allow_overwrite``.
 
+    ``_keep_cmtr`` (a list): the ``.cmtr`` this call opens (:class:`hdmea.io.cmtr.CmtrFile`) is appended to it
+    and left open, for the caller's next reads of the file; the caller closes it.
+
     Returns
     -------
     LoadResult or PipelineSession
@@ -311,11 +315,13 @@ def load_recording(
     cmcr = CmcrFile(cmcr_path, sensor_axis_order=sensor_axis_order) if cmcr_path is not None else None
     try:
         cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
+        if cmtr is not None and _keep_cmtr is not None:
+            _keep_cmtr.append(cmtr)
         try:
             return _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate,
                          memory_threshold, waveforms, session, config, firing_rate_until)
         finally:
-            if cmtr is not None:
+            if cmtr is not None and _keep_cmtr is None:
                 cmtr.close()
     finally:
         if cmcr is not None:
