@@ -15,24 +15,19 @@ that digest checked: a partial read never returns a byte that was not checked.  
 carry HDF5's Fletcher32 per chunk, which HDF5 checks on every read; they have no digest here.
 
 :func:`read_whole_checked` reads all of a dataset stored as one plain run of bytes and checks every
-byte: blocks of whole pieces, each one compiled call (``pread`` straight into the array the caller gets,
-on the descriptor HDF5 has open, each piece digested as it lands, no GIL); the blocks of a dataset the
-page cache holds are taken by every allowed core, those of one it lacks read in order by one.  A dataset
-with only its whole digest is checked as one piece.
+byte: one compiled call on the calling thread (``pread`` straight into the array the caller gets, on the
+descriptor HDF5 has open, each request's bytes digested as they land, no GIL).  A dataset with only its
+whole digest is checked as one piece.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import itertools
 import math
-import os
-import threading
 
 import h5py
 import numpy as np
 
-from h5stream import cores, pagecache
+from h5stream import pagecache
 from h5stream.memory import small_page_array
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
@@ -260,63 +255,47 @@ def _plain_run(ds) -> tuple[int, int] | None:
 #: fresh processes (load 9-13 on 2 cores, 8 rounds), numpy's array throughout: 3.3-10.5 s (median 5.2, system
 #: time 2.2 s) against 1.6-7.0 s (median 2.9, 1.05 s) for the slab reader on small pages it replaced
 CACHED_SHARE = 0.5
+#: the page cache is asked about this many windows of :data:`_SAMPLE_BYTES`, spread evenly over the dataset
+#: (asking about every page of an 80 MB layer took about 1 ms, as much as the rest of the decision is worth)
+_SAMPLES = 16
+_SAMPLE_BYTES = 64 << 10
 
 
 def _mostly_cached(fd: int, offset: int, length: int) -> bool:
-    """Whether the page cache holds at least :data:`CACHED_SHARE` of the bytes (False where the system
-    cannot say)."""
+    """Whether the page cache holds at least :data:`CACHED_SHARE` of the sampled windows of the bytes (False
+    where the system cannot say)."""
     residency = pagecache.open_residency(fd)
     if residency is None:
         return False
     with residency:
-        return residency.fraction(offset, length) >= CACHED_SHARE
+        if length <= _SAMPLES * _SAMPLE_BYTES:
+            return residency.fraction(offset, length) >= CACHED_SHARE
+        step = (length - _SAMPLE_BYTES) // (_SAMPLES - 1)
+        held = sum(residency.fraction(offset + i * step, _SAMPLE_BYTES) for i in range(_SAMPLES))
+        return held >= CACHED_SHARE * _SAMPLES
 
 
-#: bytes of one ``pread`` of :func:`read_whole_checked`: a cold
+#: bytes of one ``pread`` of :func:`read_whole_checked` where the page cache lacks the dataset: a cold
 #: read of the 800 MB layer of a 20,000 x 5,000 container took 0.96-1.33 s in 1 MiB requests against
-#: 0.60-1.00 s in 32 MiB ones and 0.58-1.79 s in one (the kernel's read-ahead grows with the request); a
-#: warm one 0.17-0.18 s in 4 to 64 MiB blocks alike, the digest as fast from memory as from the CPU's cache
+#: 0.60-1.00 s in 32 MiB ones and 0.58-1.79 s in one (the kernel's read-ahead grows with the request)
 READ_BLOCK_BYTES = 16 << 20
+#: bytes of one ``pread`` where the page cache holds the dataset (at most :data:`READ_BLOCK_BYTES`): each
+#: request's bytes are digested while the CPU's cache still holds them.  The three large datasets of a
+#: 5,000 x 2,000 container (140 MB), one thread, CPU time: 28.3 ms in 1 MiB requests, 28.5 in 256 KiB, 29.9
+#: in 16 MiB, against 25.3 ms for ``pread`` alone (load 10 on 2 cores, 11 rounds, minima)
+CACHED_REQUEST_BYTES = 1 << 20
 
 
-#: the helpers' executor and its size, made when first needed (Python threads, not an OpenMP team in the
-#: compiled call: GNU OpenMP's threads do not survive ``fork``, and a child forked after a load hung in its
-#: own load's first parallel region)
-_POOL: list = [None, 0]
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(helpers: int) -> concurrent.futures.ThreadPoolExecutor:
-    """The executor of :func:`read_whole_checked`'s helpers, with room for ``helpers`` of them."""
-    with _POOL_LOCK:
-        if _POOL[0] is None or _POOL[1] < helpers:
-            if _POOL[0] is not None:
-                _POOL[0].shutdown(wait=False)
-            _POOL[:] = [concurrent.futures.ThreadPoolExecutor(helpers, thread_name_prefix="h5stream-whole-read"),
-                        helpers]
-        return _POOL[0]
-
-
-def _forget_pool() -> None:  # a child process has none of its parent's threads
-    _POOL[:] = [None, 0]
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None) -> np.ndarray | None:
+def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
     """All of a fixed-size dataset stored as one plain run of bytes, every byte checked against the
-    ``manifest``'s digests as it lands; None when the dataset does not qualify (no digest, not one plain
-    run of bytes, another driver, opened for writing): read it as usual.
+    ``manifest``'s digests as it lands; None when it does not qualify (no digest, not one plain run of
+    bytes, another driver, opened for writing): read it as usual.
 
-    Blocks of whole pieces (about :data:`READ_BLOCK_BYTES`), each read by one compiled call
-    (``h5stream._ext._h5dsets.read_checked``: ``pread`` on the descriptor HDF5 has open, straight into the
-    array returned, the bytes digested as they land, no GIL).  Where the page cache holds the bytes
-    (:data:`CACHED_SHARE`) the blocks are taken from one queue by ``threads`` threads (default every allowed
-    core, :func:`h5stream.cores.sharing_threads`: the digests cost about half the copy, and a second core
-    hides them) into numpy's array; otherwise one thread reads them in order, as the disk prefers, into an
-    array on small pages.  The pieces are those of the manifest's piece digests; a dataset with only its
+    One compiled call (``h5stream._ext._h5dsets.read_checked``: ``pread`` on the descriptor HDF5 has open,
+    straight into the array returned, each request's bytes digested as they land, no GIL), on the calling
+    thread.  Where the page cache holds the bytes (:data:`CACHED_SHARE`) the array is numpy's and the
+    requests :data:`CACHED_REQUEST_BYTES`; otherwise the array is on small pages and the requests
+    :data:`READ_BLOCK_BYTES`.  The pieces are those of the manifest's piece digests; a dataset with only its
     whole digest (written before pieces existed, or one piece) is one piece.  A piece that differs is a
     :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece); a file that ends
     inside the values a :class:`~h5stream.errors.FormatError`.
@@ -341,59 +320,14 @@ def read_whole_checked(ds, manifest: Manifest | None, threads: int | None = None
     cached = _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize)
     out = (np.empty if cached else small_page_array)(shape, ds.dtype)
     flat = out.reshape(-1).view(np.uint8)
-    per_block = max(1, READ_BLOCK_BYTES // piece_bytes)
-    n_blocks = -(-n_pieces // per_block)
-    queue = itertools.count()  # next() on it is atomic: each block is taken once
-    outcome: list = []  # (block, bad piece, bytes read) of a block that failed, or an exception
-    done = [0]
-    lock, finished = threading.Lock(), threading.Event()
-
-    def block(i: int) -> bool:
-        p0, p1 = i * per_block, min(n_pieces, (i + 1) * per_block)
-        lo, hi = p0 * piece_bytes, min(flat.size, p1 * piece_bytes)
-        bad, got = _h5dsets.read_checked(fd, offset + lo, flat[lo:hi], piece_bytes, want[p0:p1], full,
-                                         last if p1 == n_pieces else full, READ_BLOCK_BYTES)
-        if bad >= 0 or got < hi - lo:
-            outcome.append((i, p0 + bad if bad >= 0 else -1, lo + got))
-            return False
-        return True
-
-    def work() -> None:
-        for i in queue:
-            if i >= n_blocks or outcome:
-                return
-            try:
-                ok = block(i)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                outcome.append(exc)
-                ok = False
-            if not ok:
-                finished.set()
-                return
-            with lock:
-                done[0] += 1
-                if done[0] == n_blocks:
-                    finished.set()
-
-    # The helpers are asked, never waited for: a helper the scheduler has not started yet finds no block
-    # left, and the caller waits only for the blocks a helper has taken.
-    helpers = max(1, min(threads or cores.sharing_threads(), n_blocks)) - 1 if cached else 0
-    if helpers:
-        pool = _pool(helpers)
-        for _ in range(helpers):
-            pool.submit(work)
-    work()
-    finished.wait()
-    if outcome:
-        for failure in outcome:
-            if isinstance(failure, BaseException):
-                raise failure
-        _, bad, got = min(outcome)  # the first block that failed
-        if bad >= 0:
-            found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
-            where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
-                                                     f"{bad * k}:{min(n, (bad + 1) * k)})"
-            raise mismatch_error(manifest, where, packed[8 * bad:8 * bad + 8], found)
+    request = min(READ_BLOCK_BYTES, CACHED_REQUEST_BYTES) if cached else READ_BLOCK_BYTES
+    bad, got = _h5dsets.read_checked(fd, offset, flat, piece_bytes, want, full, last, request)
+    if bad >= 0:
+        found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
+        where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
+                                                 f"{bad * k}:{min(n, (bad + 1) * k)})"
+        raise mismatch_error(manifest, where, packed[8 * bad:8 * bad + 8], found)
+    if got < flat.size:
         raise FormatError("the file ends inside a dataset's values", path=manifest.path, obj=ds.name,
                           expected=f"{flat.size} bytes from offset {offset}", found=f"{got} bytes",
                           hint="the file is truncated; restore it from a copy")
