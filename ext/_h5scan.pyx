@@ -7,7 +7,8 @@ small datasets of plain numbers, each asked through h5py's wrappers: its
 attribute count, creation properties, type and dataspace, then, for a reader of
 the whole file, its values.  :func:`members` lists a group's links in the order
 h5py's ``links.iterate`` gives them (by name, increasing), opens each object of
-a hard link from the group and asks these questions of libhdf5 directly; a
+a hard link from the group, by the token its link holds (its address), and asks
+these questions of libhdf5 directly; a
 dataset it takes (see :func:`members`) is checked and described here and closed,
 and every other link comes back to the caller in order, with its object open, so
 the caller checks it as before.  A dataset is taken only where the caller's own
