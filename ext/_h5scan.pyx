@@ -7,7 +7,8 @@ small datasets of plain numbers, each asked through h5py's wrappers: its
 attribute count, creation properties, type and dataspace, then, for a reader of
 the whole file, its values.  :func:`members` lists a group's links in the order
 h5py's ``links.iterate`` gives them (by name, increasing), opens each object of
-a hard link from the group and asks these questions of libhdf5 directly; a
+a hard link from the group, by the token its link holds (its address), and asks
+these questions of libhdf5 directly; a
 dataset it takes (see :func:`members`) is checked and described here and closed,
 and every other link comes back to the caller in order, with its object open, so
 the caller checks it as before.  A dataset is taken only where the caller's own
@@ -34,12 +35,16 @@ ctypedef int64_t hid_t
 ctypedef uint64_t hsize_t
 ctypedef uint64_t haddr_t
 
+cdef union link_target:  # the union of H5L_info2_t (aligned as its size_t member: the token starts at 24)
+    uint8_t token[16]  # H5O_token_t, for a hard link
+    size_t val_size  # for a soft or external link
+
 cdef struct link_info:  # H5L_info2_t
     int kind
     uint8_t corder_valid
     int64_t corder
     int cset
-    uint8_t token[16]  # the union's H5O_token_t (for a hard link)
+    link_target u
 
 cdef struct object_info:  # H5O_info2_t
     unsigned long fileno
@@ -55,7 +60,10 @@ cdef struct object_info:  # H5O_info2_t
 
 ctypedef int (*link_cb_t)(hid_t, const char *, const link_info *, void *) noexcept
 ctypedef int (*iterate_t)(hid_t, int, int, hsize_t *, link_cb_t, void *) noexcept
-ctypedef hid_t (*open_t)(hid_t, const char *, hid_t) noexcept nogil
+cdef struct object_token:  # H5O_token_t
+    uint8_t data[16]
+
+ctypedef hid_t (*open_by_token_t)(hid_t, object_token) noexcept nogil
 ctypedef int (*iget_type_t)(hid_t) noexcept nogil
 ctypedef int (*close_t)(hid_t) noexcept nogil
 ctypedef int (*get_info_t)(hid_t, object_info *, unsigned) noexcept nogil
@@ -70,7 +78,7 @@ ctypedef int (*read_t)(hid_t, hid_t, hid_t, hid_t, hid_t, void *) noexcept nogil
 
 #: the libhdf5 functions :func:`configure` takes, in this order
 FUNCTIONS = (
-    "H5Literate2", "H5Oopen", "H5Iget_type", "H5Oclose", "H5Oget_info3",
+    "H5Literate2", "H5Oopen_by_token", "H5Iget_type", "H5Oclose", "H5Oget_info3",
     "H5Dget_create_plist", "H5Pget_layout", "H5Pget_external_count", "H5Pget_nfilters", "H5Pclose",
     "H5Dget_type", "H5Tget_class", "H5Tget_size", "H5Tget_order", "H5Tget_sign", "H5Tget_precision",
     "H5Tget_offset", "H5Tget_fields", "H5Tget_ebias", "H5Tclose",
@@ -99,7 +107,7 @@ cdef enum:
     _INFO_BASIC_NUM_ATTRS = 0x0001 | 0x0004
 
 cdef iterate_t _iterate = NULL
-cdef open_t _oopen = NULL
+cdef open_by_token_t _oopen_by_token = NULL
 cdef iget_type_t _iget_type = NULL
 cdef close_t _oclose = NULL
 cdef get_info_t _get_info = NULL
@@ -137,7 +145,7 @@ def configure(addresses, group_class, dataset_class, hsize_t size_floor):
     """Bind the functions of :data:`FUNCTIONS` (their addresses, in that order), h5py's low-level group and
     dataset classes (which take over an open id) and the declared size beyond which the caller checks a
     dataset's storage itself (:data:`h5stream.files.header_checks.SIZE_FLOOR`)."""
-    global _iterate, _oopen, _iget_type, _oclose, _get_info, _dget_create_plist, _pget_layout
+    global _iterate, _oopen_by_token, _iget_type, _oclose, _get_info, _dget_create_plist, _pget_layout
     global _pget_external_count, _pget_nfilters, _pclose, _dget_type, _tget_class, _tget_size, _tget_order
     global _tget_sign, _tget_precision, _tget_offset, _tget_fields, _tget_ebias, _tclose, _dget_space
     global _sget_extent_type, _sget_ndims, _sget_dims, _sclose, _dget_offset, _dget_storage_size, _dread
@@ -146,7 +154,7 @@ def configure(addresses, group_class, dataset_class, hsize_t size_floor):
     if len(a) != len(FUNCTIONS) or not all(a):
         raise ValueError(f"configure: the addresses of {', '.join(FUNCTIONS)} are needed")
     _iterate = <iterate_t><void *><size_t>a[0]
-    _oopen = <open_t><void *><size_t>a[1]
+    _oopen_by_token = <open_by_token_t><void *><size_t>a[1]
     _iget_type = <iget_type_t><void *><size_t>a[2]
     _oclose = <close_t><void *><size_t>a[3]
     _get_info = <get_info_t><void *><size_t>a[4]
@@ -183,7 +191,7 @@ def configured():
 
 
 cdef struct listing:
-    void *names  # a list of (name, link kind, address)
+    void *names  # a list of (name, link kind, address, token)
     int failed
 
 
@@ -191,11 +199,13 @@ cdef int _collect(hid_t group, const char *name, const link_info *info, void *da
     cdef listing *into = <listing *>data
     cdef uint64_t address = 0
     cdef bytes member
+    cdef bytes token = None
     try:
         member = name
         if info.kind == _LINK_HARD:
-            memcpy(&address, info.token, 8)  # the native token holds the address, little-endian, zero-padded
-        (<list>into.names).append((member, info.kind, address))
+            memcpy(&address, info.u.token, 8)  # the native token holds the address, little-endian, zero-padded
+            token = PyBytes_FromStringAndSize(<const char *>info.u.token, 16)
+        (<list>into.names).append((member, info.kind, address, token))
     except BaseException:
         into.failed = 1
         return -1
@@ -340,7 +350,7 @@ cdef int _take(hid_t did, bytes full, list describe, hsize_t eager_limit, list s
 
 
 def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t eager_limit, list storage,
-            set checked=None):
+            set checked=None, dict listings=None):
     """The links of the open group ``gid`` (full names below ``prefix``, b"" for the root), with their
     objects opened, and, with ``take``, the plain datasets among them checked here; None when libhdf5 fails
     to list them (the caller lists them through h5py, which raises the library's error).
@@ -363,14 +373,19 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
     offset, byte count) of contiguous storage of exactly the values' size, else None.  A taken dataset
     whose values libhdf5 fails to read is not described.  With ``checked`` a set, a dataset that passes
     the same checks but has attributes is handed over with its name added there (and its storage range
-    added to ``storage``): the caller need not check it again.
+    added to ``storage``): the caller need not check it again.  With ``listings`` a dict, the names of
+    all the group's links, in order, are stored there under ``prefix`` (a list of bytes).
+
+    Each hard link's object is opened by the token its link holds (``H5Oopen_by_token``: the object the
+    link names, without looking the name up in the group again), the object ``H5Oopen`` of its name opens.
     """
     cdef listing found
     cdef hsize_t idx = 0
     cdef hid_t oid
     cdef int kind, id_type
     cdef uint64_t address
-    cdef bytes name, full
+    cdef bytes name, full, token
+    cdef object_token at
     cdef Py_ssize_t handed = 0
     cdef int taken
     cdef list names = []
@@ -383,7 +398,9 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
         if found.failed:
             raise MemoryError("members: the links could not be listed")
         return None
-    for name, kind, address in names:
+    if listings is not None:
+        listings[prefix] = [entry[0] for entry in names]
+    for name, kind, address, token in names:
         full = prefix + b"/" + name if prefix else name
         if kind != _LINK_HARD:
             entries.append((full, kind, 0, None))
@@ -391,7 +408,8 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
         if address in seen:
             entries.append((full, kind, address, None))
             continue
-        oid = _oopen(gid, <const char *>name, 0)
+        memcpy(at.data, <const char *>token, 16)
+        oid = _oopen_by_token(gid, at)
         if oid < 0:
             entries.append((full, kind, address, name))
             continue

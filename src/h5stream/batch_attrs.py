@@ -39,7 +39,7 @@ class _Bindings:
         names = ("H5Aget_num_attrs", "H5Aopen_by_idx", "H5Aget_name", "H5Aget_type", "H5Aget_space", "H5Aread",
                  "H5Aclose", "H5Sget_simple_extent_type", "H5Sclose", "H5Tget_class", "H5Tget_size", "H5Tget_sign",
                  "H5Tget_cset", "H5Tis_variable_str", "H5Tclose", "H5Tequal", "H5Dget_type", "H5Dget_space",
-                 "H5Sget_simple_extent_ndims", "H5Sget_simple_extent_dims", "H5free_memory")
+                 "H5Sget_simple_extent_ndims", "H5Sget_simple_extent_dims", "H5free_memory", "H5Aiterate2", "H5Aopen")
         for name, function in libhdf5.functions(lib, names).items():
             setattr(self, name, function)
         # Memory types (h5py's, kept alive here): native numbers by numpy kind and size, vlen text by charset.

@@ -51,3 +51,27 @@ def test_plain_attributes_read_as_h5py_reads_them(tmp_path):
         for name in LEFT:
             assert got[name] is batch_attrs.LEFT, name
         assert internal is None and none == {}
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 8, 9, 30])
+def test_every_count_of_attributes_reads_in_h5pys_order(tmp_path, count):
+    # up to four opened by index; past four listed once and opened by name (compact up to 8, dense past)
+    path = tmp_path / "many.h5"
+    rng = np.random.default_rng(count)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("g")
+        for i in rng.permutation(count):  # created out of name order
+            g.attrs[f"a{i:02d}"] = np.float64(i) / 3 if i % 2 else f"text {i}"
+        f.create_group("internal").attrs.update({**{f"b{i}": np.int64(i) for i in range(count)},
+                                                 "__h5stream_type__": "dict"})
+    lib = batch_attrs.bindings()
+    with h5py.File(path, "r") as f:
+        g, internal = f["g"], f["internal"]
+        with batch_attrs.library_lock:
+            got = batch_attrs.read_plain(lib, g.id.id, frozenset())
+            refused = batch_attrs.read_plain(lib, internal.id.id, frozenset({"__h5stream_type__"}))
+        assert list(got) == list(g.attrs) == sorted(f"a{i:02d}" for i in range(count))
+        for name, value in got.items():
+            want = g.attrs[name]  # h5py: the reference
+            assert type(value) is type(want) and value == want, name
+        assert refused is None

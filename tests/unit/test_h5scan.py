@@ -138,6 +138,42 @@ def test_without_describe_a_visitor_sees_every_link_as_before(tmp_path, monkeypa
     assert described.keys() == ref_described.keys()
 
 
+def test_each_hard_link_carries_its_objects_address_and_a_link_back_to_the_root_is_walked_once(tmp_path,
+                                                                                                  monkeypatch):
+    path = tmp_path / "made.h5"
+    _file(path)
+    with h5py.File(path, "a") as f:
+        f["g/sub/root_again"] = f  # a hard link back to the root: a cycle through "/"
+    with h5py.File(path, "r") as f:
+        members = walk_module.compiled_members()
+        for name in ("/", "/g", "/g/sub"):
+            group = f[name]
+            _count, entries = members(group.id.id, b"", set(), False, None, 0, None)
+            assert len(entries) == len(group)
+            for full, kind, address, oid in entries:
+                if kind == h5py.h5l.TYPE_HARD:  # h5py's own object info is the reference
+                    assert address == h5py.h5o.get_info(group.id, full).addr, (name, full)
+                if not isinstance(oid, (bytes, type(None))):
+                    oid.close()
+        ref_seen, _ref, _none, _ = _run(f, path, False, monkeypatch, describe=False)
+        seen, _described, _none, _ = _run(f, path, True, monkeypatch, describe=False)
+    assert seen == ref_seen
+    assert seen.count(b"g/sub/root_again") == 1 and seen.count(b"g/i8") == 1  # "/" is not entered again
+
+
+def test_the_scan_lists_each_group_as_h5py_lists_it(tmp_path, monkeypatch):
+    path = tmp_path / "made.h5"
+    _file(path)
+    with h5py.File(path, "r") as f:
+        for compiled in (True, False):
+            _seen, _described, checked, _storage = _run(f, path, compiled, monkeypatch)
+            groups = [b""] + [name.encode() for name in ("g", "g/sub", "g/sub/deep")]
+            assert set(checked.listings) == set(groups), compiled  # g_again and g/sub/up: walked once
+            for group in groups:
+                want = [name.encode() for name in f["/" + group.decode()]]  # h5py's listing, by name
+                assert checked.listings[group] == want, (compiled, group)
+
+
 def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch):
     path = tmp_path / "made.h5"
     _file(path)

@@ -39,11 +39,14 @@ class Descriptions:
     ``(full name without the leading slash as bytes, numpy dtype, shape, values, stored_at)``, ``values``
     the dataset's values read in its stored type where they are at most ``limit`` bytes, else None and
     ``stored_at`` the (byte offset, byte count) of its contiguous storage when that holds exactly the
-    values, else None (see :func:`h5stream._ext._h5scan.members`); iterating yields the items."""
+    values, else None (see :func:`h5stream._ext._h5scan.members`); iterating yields the items.
+    ``listings``: each group's link names in the order h5py lists them (by name), keyed by the group's full
+    name without the leading slash as bytes (b"" for the root), so that reader need not list them again."""
 
     def __init__(self, limit: int) -> None:
         self.items: list[tuple] = []
         self.limit = limit
+        self.listings: dict[bytes, list[bytes]] = {}
 
     def __iter__(self):
         return iter(self.items)
@@ -76,11 +79,14 @@ def _listed(gid, prefix: bytes, seen: set, take: bool, describe: Descriptions | 
     if members is not None:
         with libhdf5.lock:
             found = members(gid.id, prefix, seen, take, None if describe is None else describe.items,
-                            0 if describe is None else describe.limit, storage, checked)
+                            0 if describe is None else describe.limit, storage, checked,
+                            None if describe is None else describe.listings)
         if found is not None:
             return found
     links: list[tuple[bytes, int, int]] = []
     gid.links.iterate(_collect(links), info=True)
+    if describe is not None:
+        describe.listings[prefix] = [member for member, _kind, _address in links]
     hard = h5py.h5l.TYPE_HARD
     return len(links), [(prefix + b"/" + member if prefix else member, kind, address if kind == hard else 0,
                          member if kind == hard else None) for member, kind, address in links]

@@ -41,6 +41,8 @@ SIGNATURES: dict[str, tuple] = {
     "H5Aget_name": (ctypes.c_ssize_t, [_hid, _size_t, _char_p]),
     "H5Aget_type": (_hid, [_hid]),
     "H5Aget_space": (_hid, [_hid]),
+    "H5Aopen": (_hid, [_hid, _char_p, _hid]),
+    "H5Aiterate2": (_herr, [_hid, ctypes.c_int, ctypes.c_int, _void_p, _void_p, _void_p]),
     # groups and datasets
     "H5Gcreate2": (_hid, [_hid, _char_p, _hid, _hid, _hid]),
     "H5Gclose": (_herr, [_hid]),

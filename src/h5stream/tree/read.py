@@ -297,7 +297,8 @@ def _described_node(known: Described, name: str, manifest, opener) -> Dataset:
 
 def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path: str | None = None,
                  opened: dict | None = None, name: str | None = None, facts: dict | None = None,
-                 key: bytes | None = None, described: dict | None = None) -> Node:
+                 key: bytes | None = None, described: dict | None = None,
+                 listings: dict | None = None) -> Node:
     """The node of an HDF5 object; datasets become :class:`FileArray` references when ``lazy``.
 
     Values with a digest in the file's checksum manifest (``manifest``, by
@@ -313,7 +314,9 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     (with ``lazy``): datasets of numbers without attributes as the open-time scan described them (keyed as
     ``opened``, see :func:`describe_dataset`), whose nodes are built without opening them again (but for
     one whose attributes the manifest has digests of: opened, and its attributes read and checked); each
-    one used is taken out.
+    one used is taken out.  ``listings``: each group's member names as the open-time scan listed them (keyed
+    as ``opened``, the root as b"", see :class:`h5stream.files._walk.Descriptions`), used instead of listing
+    them again; each one used is taken out.
     """
     dsid = obj if isinstance(obj, h5py.h5d.DatasetID) else None
     if dsid is not None:
@@ -333,7 +336,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     if isinstance(obj, h5py.Group):
         children = {}
         base = name.rstrip("/")
-        for member in obj:
+        for member in _member_names(obj, listings, key if key is not None else b"" if name == "/" else None):
             if is_hidden(member):
                 continue
             where = f"{base}/{member}"
@@ -349,7 +352,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
                     raise
             children[member] = node_from_h5(child, lazy=lazy, opener=opener, manifest=manifest, path=path,
                                             opened=opened, name=where, facts=facts, key=full,
-                                            described=described)
+                                            described=described, listings=listings)
         return Group(attrs, children, tag, keys)
     # the dataset's own id answers these (h5py's Dataset asks it, through more layers, on every access)
     if dsid is None:
@@ -399,6 +402,18 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), path,
                      name, "the stored value")
     return Dataset(data, attrs, tag)
+
+
+def _member_names(group: h5py.Group, listings: dict | None, key: bytes | None):
+    """The member names of ``group`` as h5py gives them (by name; UTF-8 text, else the stored bytes): from
+    ``listings`` (the open-time scan's listing of it, taken out) when it has them, else listed through h5py."""
+    listed = listings.pop(key, None) if listings and key is not None else None
+    if listed is None:
+        return group
+    try:
+        return [member.decode("utf-8") for member in listed]
+    except UnicodeDecodeError:
+        return group  # (h5py hands such a name over as bytes)
 
 
 def _stored_at(dsid: h5py.h5d.DatasetID, nbytes: int) -> tuple[int, int] | None:

@@ -584,7 +584,7 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
         with guard_read(path, "/"):
             manifest = checksums.attach(f, verify=verify, path=path)
             return node_from_h5(f, lazy=True, opener=source, manifest=manifest, opened=opened,
-                                facts=facts, described=described), source
+                                facts=facts, described=described, listings=checked.listings), source
     except (H5StreamError, ChecksumError):
         source.close()
         raise
