@@ -7,8 +7,9 @@ small datasets of plain numbers, each asked through h5py's wrappers: its
 attribute count, creation properties, type and dataspace, then, for a reader of
 the whole file, its values.  :func:`members` lists a group's links in the order
 h5py's ``links.iterate`` gives them (by name, increasing), opens each object of
-a hard link from the group, by the token its link holds (its address), and asks
-these questions of libhdf5 directly; a
+a hard link from the group (by its name: an object opened so keeps the path it
+was reached by, which h5py's ``.name`` gives) and asks these questions of libhdf5
+directly; a
 dataset it takes (see :func:`members`) is checked and described here and closed,
 and every other link comes back to the caller in order, with its object open, so
 the caller checks it as before.  A dataset is taken only where the caller's own
@@ -60,10 +61,7 @@ cdef struct object_info:  # H5O_info2_t
 
 ctypedef int (*link_cb_t)(hid_t, const char *, const link_info *, void *) noexcept
 ctypedef int (*iterate_t)(hid_t, int, int, hsize_t *, link_cb_t, void *) noexcept
-cdef struct object_token:  # H5O_token_t
-    uint8_t data[16]
-
-ctypedef hid_t (*open_by_token_t)(hid_t, object_token) noexcept nogil
+ctypedef hid_t (*open_t)(hid_t, const char *, hid_t) noexcept nogil
 ctypedef int (*iget_type_t)(hid_t) noexcept nogil
 ctypedef int (*close_t)(hid_t) noexcept nogil
 ctypedef int (*get_info_t)(hid_t, object_info *, unsigned) noexcept nogil
@@ -78,7 +76,7 @@ ctypedef int (*read_t)(hid_t, hid_t, hid_t, hid_t, hid_t, void *) noexcept nogil
 
 #: the libhdf5 functions :func:`configure` takes, in this order
 FUNCTIONS = (
-    "H5Literate2", "H5Oopen_by_token", "H5Iget_type", "H5Oclose", "H5Oget_info3",
+    "H5Literate2", "H5Oopen", "H5Iget_type", "H5Oclose", "H5Oget_info3",
     "H5Dget_create_plist", "H5Pget_layout", "H5Pget_external_count", "H5Pget_nfilters", "H5Pclose",
     "H5Dget_type", "H5Tget_class", "H5Tget_size", "H5Tget_order", "H5Tget_sign", "H5Tget_precision",
     "H5Tget_offset", "H5Tget_fields", "H5Tget_ebias", "H5Tclose",
@@ -107,7 +105,7 @@ cdef enum:
     _INFO_BASIC_NUM_ATTRS = 0x0001 | 0x0004
 
 cdef iterate_t _iterate = NULL
-cdef open_by_token_t _oopen_by_token = NULL
+cdef open_t _oopen = NULL
 cdef iget_type_t _iget_type = NULL
 cdef close_t _oclose = NULL
 cdef get_info_t _get_info = NULL
@@ -145,7 +143,7 @@ def configure(addresses, group_class, dataset_class, hsize_t size_floor):
     """Bind the functions of :data:`FUNCTIONS` (their addresses, in that order), h5py's low-level group and
     dataset classes (which take over an open id) and the declared size beyond which the caller checks a
     dataset's storage itself (:data:`h5stream.files.header_checks.SIZE_FLOOR`)."""
-    global _iterate, _oopen_by_token, _iget_type, _oclose, _get_info, _dget_create_plist, _pget_layout
+    global _iterate, _oopen, _iget_type, _oclose, _get_info, _dget_create_plist, _pget_layout
     global _pget_external_count, _pget_nfilters, _pclose, _dget_type, _tget_class, _tget_size, _tget_order
     global _tget_sign, _tget_precision, _tget_offset, _tget_fields, _tget_ebias, _tclose, _dget_space
     global _sget_extent_type, _sget_ndims, _sget_dims, _sclose, _dget_offset, _dget_storage_size, _dread
@@ -154,7 +152,7 @@ def configure(addresses, group_class, dataset_class, hsize_t size_floor):
     if len(a) != len(FUNCTIONS) or not all(a):
         raise ValueError(f"configure: the addresses of {', '.join(FUNCTIONS)} are needed")
     _iterate = <iterate_t><void *><size_t>a[0]
-    _oopen_by_token = <open_by_token_t><void *><size_t>a[1]
+    _oopen = <open_t><void *><size_t>a[1]
     _iget_type = <iget_type_t><void *><size_t>a[2]
     _oclose = <close_t><void *><size_t>a[3]
     _get_info = <get_info_t><void *><size_t>a[4]
@@ -191,7 +189,7 @@ def configured():
 
 
 cdef struct listing:
-    void *names  # a list of (name, link kind, address, token)
+    void *names  # a list of (name, link kind, address)
     int failed
 
 
@@ -199,13 +197,11 @@ cdef int _collect(hid_t group, const char *name, const link_info *info, void *da
     cdef listing *into = <listing *>data
     cdef uint64_t address = 0
     cdef bytes member
-    cdef bytes token = None
     try:
         member = name
         if info.kind == _LINK_HARD:
             memcpy(&address, info.u.token, 8)  # the native token holds the address, little-endian, zero-padded
-            token = PyBytes_FromStringAndSize(<const char *>info.u.token, 16)
-        (<list>into.names).append((member, info.kind, address, token))
+        (<list>into.names).append((member, info.kind, address))
     except BaseException:
         into.failed = 1
         return -1
@@ -376,16 +372,16 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
     added to ``storage``): the caller need not check it again.  With ``listings`` a dict, the names of
     all the group's links, in order, are stored there under ``prefix`` (a list of bytes).
 
-    Each hard link's object is opened by the token its link holds (``H5Oopen_by_token``: the object the
-    link names, without looking the name up in the group again), the object ``H5Oopen`` of its name opens.
+    Each hard link's object is opened by its name in the group (``H5Oopen``), not by the token its link holds:
+    an object opened by token has no path, and libhdf5 then finds one for ``.name`` by searching the file
+    (another link's path, for an object reached by two).
     """
     cdef listing found
     cdef hsize_t idx = 0
     cdef hid_t oid
     cdef int kind, id_type
     cdef uint64_t address
-    cdef bytes name, full, token
-    cdef object_token at
+    cdef bytes name, full
     cdef Py_ssize_t handed = 0
     cdef int taken
     cdef list names = []
@@ -400,7 +396,7 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
         return None
     if listings is not None:
         listings[prefix] = [entry[0] for entry in names]
-    for name, kind, address, token in names:
+    for name, kind, address in names:
         full = prefix + b"/" + name if prefix else name
         if kind != _LINK_HARD:
             entries.append((full, kind, 0, None))
@@ -408,8 +404,7 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
         if address in seen:
             entries.append((full, kind, address, None))
             continue
-        memcpy(at.data, <const char *>token, 16)
-        oid = _oopen_by_token(gid, at)
+        oid = _oopen(gid, <const char *>name, 0)
         if oid < 0:
             entries.append((full, kind, address, name))
             continue
