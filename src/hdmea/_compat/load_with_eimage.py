@@ -15,7 +15,7 @@ from hdmea.io.recording import open_recording
 from hdmea.session.names import COMPOSITE_STEPS
 from hdmea.session.target import open_target
 from hdmea.steps.eimage import FEATURE, compute_eimage_sta
-from hdmea.steps.load import load_recording
+from hdmea.steps.load import keeping_cmtr, load_recording
 from hdmea._compat.source_info import add_cmtr_unit_info, add_sys_meta_info
 
 __all__ = ["LoadWithEImageSTAResult", "load_recording_with_eimage_sta"]
@@ -134,10 +134,11 @@ def _load_with_images(cmcr_path, cmtr_path, dataset_id, kept, t0, before, *, out
                       load_sys_meta, load_kwargs):
     """:func:`load_recording_with_eimage_sta` once its parameters are settled (``kept``: takes the ``.cmtr``
     the load opens, left open for the copy of its unit information; the caller closes it)."""
-    loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_dir=output_dir, output_path=output_path,
-                            hdf5_path=hdf5_path, force=force, session=session, sensor_axis_order=sensor_axis_order,
-                            **{"firing_rate_until": "last_spike", **load_kwargs},
-                            _keep_cmtr=kept if load_unit_meta else None)
+    with keeping_cmtr(kept if load_unit_meta else None):
+        loaded = load_recording(cmcr_path, cmtr_path, dataset_id, output_dir=output_dir, output_path=output_path,
+                                hdf5_path=hdf5_path, force=force, session=session,
+                                sensor_axis_order=sensor_axis_order,
+                                **{"firing_rate_until": "last_spike", **load_kwargs})
     path = None if session is not None else loaded.hdf5_path
     images = compute_eimage_sta(path, cmcr_path, window=window, start_s=start_s, duration_s=duration_s,
                                 highpass_hz=highpass_hz, filter_order=filter_order,

@@ -15,6 +15,8 @@ reported the sample before it).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -125,6 +127,21 @@ class LargeRecordingWarning(H5StreamWarning):
     """A step is about to hold more data in memory than the configured threshold."""
 
 
+#: inside :func:`keeping_cmtr`: the list each ``.cmtr`` a load opens is appended to, left open
+_KEPT_CMTR: contextvars.ContextVar[list | None] = contextvars.ContextVar("hdmea_kept_cmtr", default=None)
+
+
+@contextlib.contextmanager
+def keeping_cmtr(kept: list | None):
+    """Within the block, :func:`load_recording` appends the ``.cmtr`` it opens to ``kept`` and leaves it open
+    for the caller's next reads (the caller closes it); ``None``: each load closes its file as usual."""
+    token = _KEPT_CMTR.set(kept)
+    try:
+        yield kept
+    finally:
+        _KEPT_CMTR.reset(token)
+
+
 @dataclasses.dataclass
 class LoadResult:
     """What :func:`load_recording` did (immediate mode)."""
@@ -208,7 +225,6 @@ def load_recording(
     output_dir: str | os.PathLike = "artifacts",
     allow_overwrite: bool = False,
     config: dict | None = None,
-    _keep_cmtr: list | None = None,
 ):
     """Read units, light reference and metadata into the recording file or a session.
 
@@ -262,8 +278,8 @@ def load_recording(
         file loaded with another configuration is refused (FileExistsError)
         unless ``force`` or ``allow_overwrite``.
 
-    ``_keep_cmtr`` (a list): the ``.cmtr`` this call opens (:class:`hdmea.io.cmtr.CmtrFile`) is appended to it
-    and left open, for the caller's next reads of the file; the caller closes it.
+    Inside :func:`keeping_cmtr`, the ``.cmtr`` this call opens (:class:`hdmea.io.cmtr.CmtrFile`) is left open,
+    for the caller's next reads of the file.
 
     Returns
     -------
@@ -315,13 +331,14 @@ def load_recording(
     cmcr = CmcrFile(cmcr_path, sensor_axis_order=sensor_axis_order) if cmcr_path is not None else None
     try:
         cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
-        if cmtr is not None and _keep_cmtr is not None:
-            _keep_cmtr.append(cmtr)
+        kept = _KEPT_CMTR.get()
+        if cmtr is not None and kept is not None:
+            kept.append(cmtr)
         try:
             return _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate,
                          memory_threshold, waveforms, session, config, firing_rate_until)
         finally:
-            if cmtr is not None and _keep_cmtr is None:
+            if cmtr is not None and kept is None:
                 cmtr.close()
     finally:
         if cmcr is not None:
