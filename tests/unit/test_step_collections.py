@@ -75,7 +75,9 @@ def test_a_steps_collections_walk_none_of_the_staged_nodes():
             gc.collect()  # a full collection inside the step
     finally:
         gc.callbacks.remove(watch)
-    assert (2, frozen) in seen
+    # the full collection started with the staged nodes frozen (the count may have moved by a few objects that
+    # other code froze or freed since it was read)
+    assert any(generation == 2 and count >= len(staged) for generation, count in seen), (seen, frozen)
     assert gc.get_freeze_count() == 0 and staged <= _walked()  # back in the generations after the step
     assert staged <= {id(o) for o in gc.get_objects(generation=2)}
     np.testing.assert_array_equal(session.get("units/unit_000/extra"), np.arange(5))
