@@ -281,9 +281,9 @@ cdef class RawWriter:
 
     :func:`write_datasets` creates such a dataset with its space allocated at creation and no fill,
     asks libhdf5 where it lies, and queues the array here instead of writing it through the library; the
-    writer thread copies the array into its own buffer, takes the digest of that copy (CRC-32 begun at the
-    digest's header, :func:`h5stream.digests.array_digest`) and ``pwrite``\\ s the copy to ``fd`` at the
-    dataset's offset, while the library goes on creating the file's other objects.  The file's bytes are
+    writer thread copies the array into its own buffer (piece by piece, each at most the snapshot limit of
+    :func:`configure`), takes the digest of that copy (CRC-32 begun at the digest's header,
+    :func:`h5stream.digests.array_digest`) and ``pwrite``\\ s the copy to ``fd`` at the dataset's offset, while the library goes on creating the file's other objects.  The file's bytes are
     those the library would write; the digest is that of exactly the bytes written.
 
     The queued arrays are kept referenced until :meth:`finish`, which waits for every job and returns the
@@ -303,13 +303,14 @@ cdef class RawWriter:
     cdef long long err_offset
     cdef bint closing, cancelled, finished
     cdef char *buffer
-    cdef size_t buffer_size
+    cdef size_t buffer_size, piece
     cdef list keep
     cdef object thread
     cdef public size_t bytes_queued
 
     def __cinit__(self, int fd):
         self.fd = fd
+        self.piece = <size_t>_snapshot_limit if _snapshot_limit > 0 else (8 << 20)
         pthread_mutex_init(&self.lock, NULL)
         pthread_cond_init(&self.wake, NULL)
         pthread_cond_init(&self.room, NULL)
@@ -335,7 +336,7 @@ cdef class RawWriter:
     cdef void _loop(self) noexcept nogil:
         cdef _RawJob job
         cdef unsigned long crc
-        cdef size_t done
+        cdef size_t done, at, piece
         cdef ssize_t got
         cdef char *grown
         cdef int failed
@@ -354,26 +355,33 @@ cdef class RawWriter:
             pthread_mutex_unlock(&self.lock)
             if failed:
                 continue
-            if job.nbytes > self.buffer_size:
-                grown = <char *>realloc(self.buffer, job.nbytes)
-                if grown == NULL:
-                    self._fail(12, job.offset)  # ENOMEM
-                    continue
-                self.buffer, self.buffer_size = grown, job.nbytes
-            memcpy(self.buffer, job.source, job.nbytes)
-            crc = _crc(job.crc, self.buffer, job.nbytes)
-            done = 0
-            while done < job.nbytes:
-                got = pwrite(self.fd, self.buffer + done, job.nbytes - done, job.offset + <long long>done)
-                if got < 0:
-                    if errno == EINTR:
-                        continue
-                    self._fail(errno, job.offset + <long long>done)
+            crc = job.crc
+            at = 0
+            while at < job.nbytes:  # piece by piece: the copy is at most the snapshot limit
+                piece = job.nbytes - at if job.nbytes - at < self.piece else self.piece
+                if piece > self.buffer_size:
+                    grown = <char *>realloc(self.buffer, piece)
+                    if grown == NULL:
+                        self._fail(12, job.offset + <long long>at)  # ENOMEM
+                        break
+                    self.buffer, self.buffer_size = grown, piece
+                memcpy(self.buffer, job.source + at, piece)
+                crc = _crc(crc, self.buffer, piece)
+                done = 0
+                while done < piece:
+                    got = pwrite(self.fd, self.buffer + done, piece - done, job.offset + <long long>(at + done))
+                    if got < 0:
+                        if errno == EINTR:
+                            continue
+                        self._fail(errno, job.offset + <long long>(at + done))
+                        break
+                    if got == 0:
+                        self._fail(28, job.offset + <long long>(at + done))  # ENOSPC: nothing more goes in
+                        break
+                    done += <size_t>got
+                if done < piece:
                     break
-                if got == 0:
-                    self._fail(28, job.offset + <long long>done)  # ENOSPC: nothing more goes in
-                    break
-                done += <size_t>got
+                at += piece
             pthread_mutex_lock(&self.lock)  # (crcs grows under the lock)
             self.crcs[job.index] = <unsigned int>(crc & 0xFFFFFFFFUL)
             pthread_mutex_unlock(&self.lock)
@@ -451,7 +459,7 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
 
     Taken here: a node of the configured class without attributes or tag whose data is a C-contiguous
     ``numpy.ndarray`` (exactly) of a configured type in native byte order, of at most the snapshot limit
-    in bytes.  ``lcpl``: the link creation list; ``compact`` and ``contiguous``: the dataset creation
+    in bytes (of any size with ``raw``).  ``lcpl``: the link creation list; ``compact`` and ``contiguous``: the dataset creation
     lists of the two layouts.  When ``written`` is a dict, ``written[id(node)]`` receives the digest of
     what was written; when ``recorded`` is a list, the name and digest of each dataset the file's checksum
     manifest records (every contiguous one, and compact ones too with ``record_compact``) are appended to
@@ -505,10 +513,10 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
                 or not cnp.PyArray_IS_C_CONTIGUOUS(array) or not cnp.PyArray_ISNOTSWAPPED(array):
             return i, YOURS
         nbytes = <size_t>cnp.PyArray_NBYTES(array)
-        if nbytes > <size_t>_snapshot_limit:
+        is_compact = 0 < nbytes <= <size_t>_compact_limit
+        if nbytes > <size_t>_snapshot_limit and not to_raw:  # (the raw writer copies it piece by piece)
             return i, YOURS
         tid = _types[num]
-        is_compact = 0 < nbytes <= <size_t>_compact_limit
         record = recorded is not None and (record_compact or not is_compact)
         digest = record or written is not None
         space = _space(ndim, cnp.PyArray_DIMS(array))
