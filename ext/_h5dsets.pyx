@@ -31,6 +31,10 @@ The functions are libhdf5's own, found by the caller in the very library h5py
 loaded and passed here as addresses by :func:`configure`.  The caller holds the
 GIL and the engine's library lock; nothing here releases either.
 
+:class:`RawWriter` takes the bytes of a new file's contiguous datasets off the writing thread: given one,
+:func:`write_datasets` creates such a dataset with its space allocated at creation and queues its array;
+a second thread copies, digests and ``pwrite``\ s it at the dataset's offset meanwhile.
+
 :func:`read_checked` is the other direction: the bytes of a dataset stored as one
 plain run, read with ``pread`` straight into the caller's array and digested piece
 by piece as they land (the digests of :mod:`h5stream.checksums._pieces`), in one
@@ -274,6 +278,7 @@ ctypedef struct _RawJob:
 
 cdef enum:
     _RING = 1024             # jobs queued at most (the writer waits for room beyond)
+    _RAW_PIECE = 1 << 18     # bytes copied at a time: the copy stays in the core's cache for its digest and write
 
 
 cdef class RawWriter:
@@ -281,8 +286,7 @@ cdef class RawWriter:
 
     :func:`write_datasets` creates such a dataset with its space allocated at creation and no fill,
     asks libhdf5 where it lies, and queues the array here instead of writing it through the library; the
-    writer thread copies the array into its own buffer (piece by piece, each at most the snapshot limit of
-    :func:`configure`), takes the digest of that copy (CRC-32 begun at the digest's header,
+    writer thread copies the array into its own buffer (piece by piece, 256 kB at most), takes the digest of that copy (CRC-32 begun at the digest's header,
     :func:`h5stream.digests.array_digest`) and ``pwrite``\\ s the copy to ``fd`` at the dataset's offset, while the library goes on creating the file's other objects.  The file's bytes are
     those the library would write; the digest is that of exactly the bytes written.
 
@@ -310,7 +314,7 @@ cdef class RawWriter:
 
     def __cinit__(self, int fd):
         self.fd = fd
-        self.piece = <size_t>_snapshot_limit if _snapshot_limit > 0 else (8 << 20)
+        self.piece = _RAW_PIECE
         pthread_mutex_init(&self.lock, NULL)
         pthread_cond_init(&self.wake, NULL)
         pthread_cond_init(&self.room, NULL)
@@ -357,7 +361,7 @@ cdef class RawWriter:
                 continue
             crc = job.crc
             at = 0
-            while at < job.nbytes:  # piece by piece: the copy is at most the snapshot limit
+            while at < job.nbytes:  # piece by piece: the copy is read back from the cache
                 piece = job.nbytes - at if job.nbytes - at < self.piece else self.piece
                 if piece > self.buffer_size:
                     grown = <char *>realloc(self.buffer, piece)
