@@ -45,7 +45,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc, free
 from libc.stdio cimport snprintf
 from libc.errno cimport errno, EINTR
-from posix.unistd cimport pread, pwrite
+from posix.unistd cimport close, pread, pwrite
 
 import os
 
@@ -293,7 +293,7 @@ cdef class RawWriter:
     The queued arrays are kept referenced until :meth:`finish`, which waits for every job and returns the
     digests in the order queued (8 lowercase hex digits each), or raises :class:`OSError` for the first
     failed write.  ``finish(cancel=True)`` drops the jobs not yet started (after a failure elsewhere).
-    The caller owns ``fd`` (open for writing on the file libhdf5 writes) and closes it after finish.
+    The writer owns ``fd`` (open for writing on the file libhdf5 writes): its thread closes it when it ends.
     """
     cdef int fd
     cdef pthread_mutex_t lock
@@ -350,6 +350,7 @@ cdef class RawWriter:
                 pthread_cond_wait(&self.wake, &self.lock)
             if self.count == 0:
                 pthread_mutex_unlock(&self.lock)
+                close(self.fd)  # (here, once no write can follow: a finish interrupted in its wait leaves it open)
                 return
             job = self.ring[self.head]
             self.head = (self.head + 1) % _RING

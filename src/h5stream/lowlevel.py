@@ -512,9 +512,9 @@ def _configure_datasets():
     return _h5dsets.write_datasets
 
 
-def raw_writer(file: h5py.File) -> tuple[_h5dsets.RawWriter, int] | None:
-    """A :class:`h5stream._ext._h5dsets.RawWriter` on ``file`` and the descriptor it writes through (the
-    caller finishes the one, then closes the other), or None where the bytes of ``file``'s contiguous
+def raw_writer(file: h5py.File) -> _h5dsets.RawWriter | None:
+    """A :class:`h5stream._ext._h5dsets.RawWriter` on ``file`` (its own descriptor, which it closes when its
+    thread ends: the caller finishes it), or None where the bytes of ``file``'s contiguous
     datasets cannot be written outside the library: no compiled dataset writer, no ``H5Dget_offset``, a
     driver other than sec2 (one file, its addresses the file's offsets, no user block), or a file that
     cannot be opened for writing."""
@@ -528,7 +528,7 @@ def raw_writer(file: h5py.File) -> tuple[_h5dsets.RawWriter, int] | None:
     except OSError:
         return None
     try:
-        return _h5dsets.RawWriter(fd), fd
+        return _h5dsets.RawWriter(fd)
     except BaseException:
         os.close(fd)
         raise

@@ -82,7 +82,7 @@ def watched_writers(monkeypatch):
     def watched(file):
         got = real(file)
         if got is not None:
-            opened.append(got[0])
+            opened.append(got)
         return got
 
     monkeypatch.setattr(lowlevel, "raw_writer", watched)
@@ -123,8 +123,7 @@ def test_a_failed_raw_write_fails_the_save_and_leaves_the_target(tmp_path, monke
     target.write_bytes(b"earlier file")
 
     def read_only(file):  # a descriptor the writes fail on (EBADF)
-        fd = os.open(file.filename, os.O_RDONLY)
-        return _h5dsets.RawWriter(fd), fd
+        return _h5dsets.RawWriter(os.open(file.filename, os.O_RDONLY))
 
     monkeypatch.setattr(lowlevel, "raw_writer", read_only)
     from hdmea.session._session_files import write_new_file
@@ -147,30 +146,36 @@ def test_a_failure_inside_the_tree_ends_the_raw_writer(tmp_path, watched_writers
     assert not (tmp_path / "bad.h5").exists()
 
 
+def _open_as(fd: int) -> int | None:
+    """The inode ``fd`` is open on, or None when it is not open."""
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:
+        return None
+
+
 def test_the_raw_writer_digests_and_writes_what_it_was_given(tmp_path):
     path = tmp_path / "bytes.bin"
     path.write_bytes(b"")
     fd = os.open(path, os.O_WRONLY)
     arrays = [np.arange(n, dtype=np.float64) * 0.5 for n in (1, 5000, 300_000)]
-    try:
-        lists = lowlevel.plists()
-        with h5py.File(tmp_path / "f.h5", "w", libver=lowlevel.LIBVER) as f:
-            writer = _h5dsets.RawWriter(fd)
-            recorded, deferred, written = [], [], {}
-            nodes = [Dataset(a) for a in arrays]
-            with lowlevel.library_lock:
-                done = native.write_datasets(f.id.id, ["a", "b", "c"], nodes, 0, lists.link.id, lists.compact.id,
-                                             lists.contiguous.id, written, recorded, False, [], writer,
-                                             lists.allocated.id, deferred)
-            assert done == (3, _h5dsets.DONE)
-            digests = writer.finish()
-            # the compact one is written by the library at once; the other two went to the writer, in order
-            assert recorded == ["b", 0, "c", 1] and deferred == [id(nodes[1]), 0, id(nodes[2]), 1]
-            assert list(written) == [id(nodes[0])] and written[id(nodes[0])] == _zlib_digest(arrays[0])
-            assert digests == [_zlib_digest(arrays[1]), _zlib_digest(arrays[2])]
-            offsets = [f["b"].id.get_offset(), f["c"].id.get_offset()]
-    finally:
-        os.close(fd)
+    lists = lowlevel.plists()
+    with h5py.File(tmp_path / "f.h5", "w", libver=lowlevel.LIBVER) as f:
+        writer = _h5dsets.RawWriter(fd)
+        recorded, deferred, written = [], [], {}
+        nodes = [Dataset(a) for a in arrays]
+        with lowlevel.library_lock:
+            done = native.write_datasets(f.id.id, ["a", "b", "c"], nodes, 0, lists.link.id, lists.compact.id,
+                                         lists.contiguous.id, written, recorded, False, [], writer,
+                                         lists.allocated.id, deferred)
+        assert done == (3, _h5dsets.DONE)
+        digests = writer.finish()
+        # the compact one is written by the library at once; the other two went to the writer, in order
+        assert recorded == ["b", 0, "c", 1] and deferred == [id(nodes[1]), 0, id(nodes[2]), 1]
+        assert list(written) == [id(nodes[0])] and written[id(nodes[0])] == _zlib_digest(arrays[0])
+        assert digests == [_zlib_digest(arrays[1]), _zlib_digest(arrays[2])]
+        offsets = [f["b"].id.get_offset(), f["c"].id.get_offset()]
+    assert _open_as(fd) != path.stat().st_ino  # the writer's thread closed its descriptor when it ended
     data = path.read_bytes()
     for array, offset in zip(arrays[1:], offsets):
         assert data[offset:offset + array.nbytes] == array.tobytes()

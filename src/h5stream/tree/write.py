@@ -18,7 +18,6 @@ its hidden sibling.
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import sys
 from collections.abc import Mapping
@@ -525,28 +524,24 @@ def write_children(group: h5py.Group, children: Mapping[str, Node], ctx: WriteCo
 def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> None:
     """Write a whole tree into an empty file (its root attributes and children)."""
     ctx = _context(ctx, f)
-    opened = lowlevel.raw_writer(f) if ctx.raw_writes and ctx.raw is None else None
-    if opened is None:
+    ctx.raw = lowlevel.raw_writer(f) if ctx.raw_writes and ctx.raw is None else None
+    if ctx.raw is None:
         write_children(f, root.children, ctx)
         write_attrs(f, root, ctx)
         return
-    ctx.raw, fd = opened
     try:
         write_children(f, root.children, ctx)
         write_attrs(f, root, ctx)
     except BaseException:
-        _finish_raw(ctx, fd, cancel=True)
+        _finish_raw(ctx, cancel=True)
         raise
-    _finish_raw(ctx, fd, cancel=False)
+    _finish_raw(ctx, cancel=False)
 
 
-def _finish_raw(ctx: WriteContext, fd: int, *, cancel: bool) -> None:
+def _finish_raw(ctx: WriteContext, *, cancel: bool) -> None:
     """Wait for the raw writer's bytes (a failed write raises OSError) and record their digests."""
     raw, ctx.raw = ctx.raw, None
-    try:
-        digests = raw.finish(cancel)
-    finally:
-        os.close(fd)
+    digests = raw.finish(cancel)
     if digests is not None:
         deferred, paths = ctx.deferred, ctx.deferred_paths
         for k in range(0, len(deferred), 2):
