@@ -17,6 +17,7 @@ its hidden sibling.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import sys
@@ -533,7 +534,8 @@ def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> No
         write_children(f, root.children, ctx)
         write_attrs(f, root, ctx)
     except BaseException:
-        _finish_raw(ctx, cancel=True)
+        with contextlib.suppress(OSError):  # (the failure that stopped the tree is the one to report)
+            _finish_raw(ctx, cancel=True)
         raise
     _finish_raw(ctx, cancel=False)
 
