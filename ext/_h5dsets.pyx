@@ -279,6 +279,7 @@ ctypedef struct _RawJob:
 cdef enum:
     _RING = 1024             # jobs queued at most (the writer waits for room beyond)
     _RAW_PIECE = 1 << 18     # bytes copied at a time: the copy stays in the core's cache for its digest and write
+    _BATCH = 32              # jobs handed over (and taken) under one lock
 
 
 cdef class RawWriter:
@@ -286,9 +287,12 @@ cdef class RawWriter:
 
     :func:`write_datasets` creates such a dataset with its space allocated at creation and no fill,
     asks libhdf5 where it lies, and queues the array here instead of writing it through the library; the
-    writer thread copies the array into its own buffer (piece by piece, 256 kB at most), takes the digest of that copy (CRC-32 begun at the digest's header,
-    :func:`h5stream.digests.array_digest`) and ``pwrite``\\ s the copy to ``fd`` at the dataset's offset, while the library goes on creating the file's other objects.  The file's bytes are
-    those the library would write; the digest is that of exactly the bytes written.
+    writer thread copies the array into its own buffer (piece by piece, 256 kB at most), takes the digest
+    of that copy (CRC-32 begun at the digest's header, :func:`h5stream.digests.array_digest`) and
+    ``pwrite``\\ s the copy to ``fd`` at the dataset's offset, while the library goes on creating the file's
+    other objects.  The file's bytes are those the library would write; the digest is that of exactly the
+    bytes written.  Jobs pass between the two threads in batches of :data:`_BATCH`, one lock each way per
+    batch (a lock per job made the writing thread sleep on it thousands of times a save).
 
     The queued arrays are kept referenced until :meth:`finish`, which waits for every job and returns the
     digests in the order queued (8 lowercase hex digits each), or raises :class:`OSError` for the first
@@ -297,10 +301,12 @@ cdef class RawWriter:
     """
     cdef int fd
     cdef pthread_mutex_t lock
-    cdef pthread_cond_t wake        # a job was queued, or the writer closes
-    cdef pthread_cond_t room        # a job was taken from the ring
+    cdef pthread_cond_t wake        # jobs were handed over, or the writer closes
+    cdef pthread_cond_t room        # jobs were taken from the ring
     cdef _RawJob ring[_RING]
     cdef Py_ssize_t head, count, queued
+    cdef _RawJob pending[_BATCH]    # jobs queued, not handed over yet (the lock taken once per batch)
+    cdef Py_ssize_t n_pending
     cdef unsigned int *crcs
     cdef Py_ssize_t crc_cap
     cdef int err
@@ -311,6 +317,7 @@ cdef class RawWriter:
     cdef list keep
     cdef object thread
     cdef public size_t bytes_queued
+    cdef public Py_ssize_t waits     # times the writing thread waited for room in the ring
 
     def __cinit__(self, int fd):
         self.fd = fd
@@ -338,11 +345,9 @@ cdef class RawWriter:
             self._loop()
 
     cdef void _loop(self) noexcept nogil:
-        cdef _RawJob job
-        cdef unsigned long crc
-        cdef size_t done, at, piece
-        cdef ssize_t got
-        cdef char *grown
+        cdef _RawJob jobs[_BATCH]
+        cdef unsigned int done_crcs[_BATCH]
+        cdef Py_ssize_t k, n
         cdef int failed
         while True:
             pthread_mutex_lock(&self.lock)
@@ -352,44 +357,56 @@ cdef class RawWriter:
                 pthread_mutex_unlock(&self.lock)
                 close(self.fd)  # (here, once no write can follow: a finish interrupted in its wait leaves it open)
                 return
-            job = self.ring[self.head]
-            self.head = (self.head + 1) % _RING
-            self.count -= 1
+            n = self.count if self.count < _BATCH else _BATCH
+            for k in range(n):
+                jobs[k] = self.ring[(self.head + k) % _RING]
+            self.head = (self.head + n) % _RING
+            self.count -= n
             failed = self.err != 0 or self.cancelled
             pthread_cond_signal(&self.room)
             pthread_mutex_unlock(&self.lock)
             if failed:
                 continue
-            crc = job.crc
-            at = 0
-            while at < job.nbytes:  # piece by piece: the copy is read back from the cache
-                piece = job.nbytes - at if job.nbytes - at < self.piece else self.piece
-                if piece > self.buffer_size:
-                    grown = <char *>realloc(self.buffer, piece)
-                    if grown == NULL:
-                        self._fail(12, job.offset + <long long>at)  # ENOMEM
-                        break
-                    self.buffer, self.buffer_size = grown, piece
-                memcpy(self.buffer, job.source + at, piece)
-                crc = _crc(crc, self.buffer, piece)
-                done = 0
-                while done < piece:
-                    got = pwrite(self.fd, self.buffer + done, piece - done, job.offset + <long long>(at + done))
-                    if got < 0:
-                        if errno == EINTR:
-                            continue
-                        self._fail(errno, job.offset + <long long>(at + done))
-                        break
-                    if got == 0:
-                        self._fail(28, job.offset + <long long>(at + done))  # ENOSPC: nothing more goes in
-                        break
-                    done += <size_t>got
-                if done < piece:
+            for k in range(n):
+                if self._write(&jobs[k], &done_crcs[k]) < 0:
+                    n = k
                     break
-                at += piece
             pthread_mutex_lock(&self.lock)  # (crcs grows under the lock)
-            self.crcs[job.index] = <unsigned int>(crc & 0xFFFFFFFFUL)
+            for k in range(n):
+                self.crcs[jobs[k].index] = done_crcs[k]
             pthread_mutex_unlock(&self.lock)
+
+    cdef int _write(self, _RawJob *job, unsigned int *out) noexcept nogil:
+        """Copy, digest and write one job's bytes; -1 (the failure recorded) when a write failed."""
+        cdef unsigned long crc = job.crc
+        cdef size_t done, at = 0, piece
+        cdef ssize_t got
+        cdef char *grown
+        while at < job.nbytes:  # piece by piece: the copy is read back from the cache
+            piece = job.nbytes - at if job.nbytes - at < self.piece else self.piece
+            if piece > self.buffer_size:
+                grown = <char *>realloc(self.buffer, piece)
+                if grown == NULL:
+                    self._fail(12, job.offset + <long long>at)  # ENOMEM
+                    return -1
+                self.buffer, self.buffer_size = grown, piece
+            memcpy(self.buffer, job.source + at, piece)
+            crc = _crc(crc, self.buffer, piece)
+            done = 0
+            while done < piece:
+                got = pwrite(self.fd, self.buffer + done, piece - done, job.offset + <long long>(at + done))
+                if got < 0:
+                    if errno == EINTR:
+                        continue
+                    self._fail(errno, job.offset + <long long>(at + done))
+                    return -1
+                if got == 0:
+                    self._fail(28, job.offset + <long long>(at + done))  # ENOSPC: nothing more goes in
+                    return -1
+                done += <size_t>got
+            at += piece
+        out[0] = <unsigned int>(crc & 0xFFFFFFFFUL)
+        return 0
 
     cdef void _fail(self, int err, long long offset) noexcept nogil:
         pthread_mutex_lock(&self.lock)
@@ -399,34 +416,47 @@ cdef class RawWriter:
 
     cdef Py_ssize_t queue(self, object array, const char *source, size_t nbytes, long long offset,
                           unsigned long crc) except -1:
-        """Queue one array's bytes (kept referenced until finish); returns its index among the digests."""
-        cdef unsigned int *grown
-        cdef Py_ssize_t index, cap
+        """Queue one array's bytes (kept referenced until finish); returns its index among the digests.
+        Jobs are handed to the thread in batches (:meth:`hand_over`)."""
         cdef _RawJob *slot
         if self.finished:
             raise RuntimeError("RawWriter.queue after finish()")
         self.keep.append(array)
+        slot = &self.pending[self.n_pending]
+        slot.source, slot.nbytes, slot.offset, slot.crc, slot.index = source, nbytes, offset, crc, self.queued
+        self.n_pending += 1
+        self.queued += 1
+        self.bytes_queued += nbytes
+        if self.n_pending == _BATCH:
+            self.hand_over()
+        return self.queued - 1
+
+    cdef int hand_over(self) except -1:
+        """Hand the pending jobs to the thread (waiting for room in the ring), under one lock."""
+        cdef unsigned int *grown
+        cdef Py_ssize_t k, cap, n = self.n_pending
+        if n == 0:
+            return 0
         with nogil:
             pthread_mutex_lock(&self.lock)
-            while self.count == _RING:
+            while _RING - self.count < n:
+                self.waits += 1
                 pthread_cond_wait(&self.room, &self.lock)
-            index = self.queued
-            if index == self.crc_cap:
-                cap = 2 * self.crc_cap if self.crc_cap else 4096
+            if self.queued > self.crc_cap:
+                cap = 2 * self.crc_cap if 2 * self.crc_cap >= self.queued else self.queued + 4096
                 grown = <unsigned int *>realloc(self.crcs, cap * sizeof(unsigned int))
                 if grown == NULL:
                     pthread_mutex_unlock(&self.lock)
                     with gil:
                         raise MemoryError("RawWriter: no memory for the digests")
                 self.crcs, self.crc_cap = grown, cap
-            slot = &self.ring[(self.head + self.count) % _RING]
-            slot.source, slot.nbytes, slot.offset, slot.crc, slot.index = source, nbytes, offset, crc, index
-            self.count += 1
-            self.queued += 1
+            for k in range(n):
+                self.ring[(self.head + self.count + k) % _RING] = self.pending[k]
+            self.count += n
+            self.n_pending = 0
             pthread_cond_signal(&self.wake)
             pthread_mutex_unlock(&self.lock)
-        self.bytes_queued += nbytes
-        return index
+        return 0
 
     def finish(self, bint cancel=False):
         """Wait for every queued job (``cancel``: drop those not started) and end the thread; returns the
@@ -435,6 +465,10 @@ cdef class RawWriter:
         cdef char text[16]
         if self.finished:
             raise RuntimeError("RawWriter.finish() called twice")
+        if cancel:
+            self.n_pending = 0
+        else:
+            self.hand_over()
         with nogil:
             pthread_mutex_lock(&self.lock)
             self.closing = True
