@@ -179,3 +179,19 @@ def test_the_raw_writer_digests_and_writes_what_it_was_given(tmp_path):
     data = path.read_bytes()
     for array, offset in zip(arrays[1:], offsets):
         assert data[offset:offset + array.nbytes] == array.tobytes()
+
+
+def test_thousands_of_arrays_pass_in_batches_with_their_digests_in_order(tmp_path, watched_writers):
+    # more jobs than the ring holds (1024) and than the first digest table (4096), not a multiple of a batch (32)
+    rng = np.random.default_rng(9)
+    arrays = {f"{k}": rng.random(2100 + k % 7) for k in range(4203)}  # 16.8-16.9 kB each: contiguous
+    tree = Group(children={"g": Group(children={name: Dataset(a) for name, a in arrays.items()})})
+    written = _write(tmp_path / "many.h5", tree, raw_writes=True)
+    assert watched_writers[0].bytes_queued == sum(a.nbytes for a in arrays.values())
+    nodes = tree.children["g"].children
+    assert [written[id(nodes[name])] for name in arrays] == [_zlib_digest(a) for a in arrays.values()]
+    with h5py.File(tmp_path / "many.h5", "r") as f:
+        assert list(f["g"]) == sorted(arrays)  # (names in the library's order)
+        for name in ("0", "1023", "1024", "4095", "4096", "4202"):
+            np.testing.assert_array_equal(f["g"][name][()], arrays[name])
+    assert check_file(tmp_path / "many.h5")["datasets"] == len(arrays)
