@@ -31,6 +31,10 @@ The functions are libhdf5's own, found by the caller in the very library h5py
 loaded and passed here as addresses by :func:`configure`.  The caller holds the
 GIL and the engine's library lock; nothing here releases either.
 
+:class:`RawWriter` takes the bytes of a new file's contiguous datasets off the writing thread: given one,
+:func:`write_datasets` creates such a dataset with its space allocated at creation and queues its array;
+a second thread copies, digests and ``pwrite``\ s it at the dataset's offset meanwhile.
+
 :func:`read_checked` is the other direction: the bytes of a dataset stored as one
 plain run, read with ``pread`` straight into the caller's array and digested piece
 by piece as they land (the digests of :mod:`h5stream.checksums._pieces`), in one
@@ -41,7 +45,9 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc, free
 from libc.stdio cimport snprintf
 from libc.errno cimport errno, EINTR
-from posix.unistd cimport pread
+from posix.unistd cimport close, pread, pwrite
+
+import os
 
 import numpy as np
 
@@ -56,6 +62,21 @@ cdef extern from "string.h" nogil:
 cdef extern from "zlib.h" nogil:
     unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int length)
 
+cdef extern from "pthread.h" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t *, const void *)
+    int pthread_mutex_destroy(pthread_mutex_t *)
+    int pthread_mutex_lock(pthread_mutex_t *)
+    int pthread_mutex_unlock(pthread_mutex_t *)
+    int pthread_cond_init(pthread_cond_t *, const void *)
+    int pthread_cond_destroy(pthread_cond_t *)
+    int pthread_cond_wait(pthread_cond_t *, pthread_mutex_t *)
+    int pthread_cond_signal(pthread_cond_t *)
+    int pthread_cond_broadcast(pthread_cond_t *)
+
 cnp.import_array()
 
 ctypedef int64_t hid_t
@@ -69,6 +90,7 @@ ctypedef unsigned int (*crc32_t)(unsigned int, const void *, size_t) noexcept no
 ctypedef hid_t (*acreate_t)(hid_t, const char *, hid_t, hid_t, hid_t, hid_t) noexcept nogil
 ctypedef int (*awrite_t)(hid_t, hid_t, const void *) noexcept nogil
 ctypedef int (*aclose_t)(hid_t) noexcept nogil
+ctypedef uint64_t (*dget_offset_t)(hid_t) noexcept nogil
 
 #: what :func:`write_datasets` returns beside the index where it stopped
 DONE = 0           # every child is written
@@ -104,6 +126,7 @@ cdef aclose_t _aclose = NULL
 cdef hid_t _text_type = -1            # the variable-length UTF-8 string type of the tag
 cdef bytes _tag_name = None           # the tag attribute's name (None: tagged nodes are handed back)
 cdef size_t _scratch_size = 0
+cdef dget_offset_t _dget_offset = NULL  # H5Dget_offset: where a dataset allocated at creation keeps its bytes
 
 for _k in range(_MAX_RANK + 1):
     _spaces[_k] = -1
@@ -238,13 +261,244 @@ cdef unsigned long _crc(unsigned long crc, const char *data, size_t n) noexcept 
     return crc
 
 
+def configure_raw(size_t dget_offset):
+    """Bind libhdf5's ``H5Dget_offset`` (address; 0: none): from then on :func:`write_datasets` given a
+    :class:`RawWriter` hands the bytes of its contiguous datasets to it."""
+    global _dget_offset
+    _dget_offset = <dget_offset_t><void *>dget_offset if dget_offset else NULL
+
+
+ctypedef struct _RawJob:
+    const char *source
+    size_t nbytes
+    long long offset
+    unsigned long crc        # the CRC of the digest's header; the bytes' CRC continues it
+    Py_ssize_t index
+
+
+cdef enum:
+    _RING = 1024             # jobs queued at most (the writer waits for room beyond)
+    _RAW_PIECE = 1 << 18     # bytes copied at a time: the copy stays in the core's cache for its digest and write
+    _BATCH = 32              # jobs handed over (and taken) under one lock
+
+
+cdef class RawWriter:
+    """The bytes of a new file's contiguous datasets written at their offsets by a second thread.
+
+    :func:`write_datasets` creates such a dataset with its space allocated at creation and no fill,
+    asks libhdf5 where it lies, and queues the array here instead of writing it through the library; the
+    writer thread copies the array into its own buffer (piece by piece, 256 kB at most), takes the digest
+    of that copy (CRC-32 begun at the digest's header, :func:`h5stream.digests.array_digest`) and
+    ``pwrite``\\ s the copy to ``fd`` at the dataset's offset, while the library goes on creating the file's
+    other objects.  The file's bytes are those the library would write; the digest is that of exactly the
+    bytes written.  Jobs pass between the two threads in batches of :data:`_BATCH`, one lock each way per
+    batch (a lock per job made the writing thread sleep on it thousands of times a save).
+
+    The queued arrays are kept referenced until :meth:`finish`, which waits for every job and returns the
+    digests in the order queued (8 lowercase hex digits each), or raises :class:`OSError` for the first
+    failed write.  ``finish(cancel=True)`` drops the jobs not yet started (after a failure elsewhere).
+    The writer owns ``fd`` (open for writing on the file libhdf5 writes): its thread closes it when it ends.
+    """
+    cdef int fd
+    cdef pthread_mutex_t lock
+    cdef pthread_cond_t wake        # jobs were handed over, or the writer closes
+    cdef pthread_cond_t room        # jobs were taken from the ring
+    cdef _RawJob ring[_RING]
+    cdef Py_ssize_t head, count, queued
+    cdef _RawJob pending[_BATCH]    # jobs queued, not handed over yet (the lock taken once per batch)
+    cdef Py_ssize_t n_pending
+    cdef unsigned int *crcs
+    cdef Py_ssize_t crc_cap
+    cdef int err
+    cdef long long err_offset
+    cdef bint closing, cancelled, finished
+    cdef char *buffer
+    cdef size_t buffer_size, piece
+    cdef list keep
+    cdef object thread
+    cdef public size_t bytes_queued
+    cdef public Py_ssize_t waits     # times the writing thread waited for room in the ring
+
+    def __cinit__(self, int fd):
+        self.fd = fd
+        self.piece = _RAW_PIECE
+        pthread_mutex_init(&self.lock, NULL)
+        pthread_cond_init(&self.wake, NULL)
+        pthread_cond_init(&self.room, NULL)
+        self.keep = []
+
+    def __init__(self, int fd):
+        import threading
+        self.thread = threading.Thread(target=self._run, name="h5stream-raw-writer", daemon=True)
+        self.thread.start()
+
+    def __dealloc__(self):
+        # (finish() joined the thread; an object never finished is kept alive by its running thread)
+        pthread_cond_destroy(&self.wake)
+        pthread_cond_destroy(&self.room)
+        pthread_mutex_destroy(&self.lock)
+        free(self.crcs)
+        free(self.buffer)
+
+    def _run(self):
+        with nogil:
+            self._loop()
+
+    cdef void _loop(self) noexcept nogil:
+        cdef _RawJob jobs[_BATCH]
+        cdef unsigned int done_crcs[_BATCH]
+        cdef Py_ssize_t k, n
+        cdef int failed
+        while True:
+            pthread_mutex_lock(&self.lock)
+            while self.count == 0 and not self.closing:
+                pthread_cond_wait(&self.wake, &self.lock)
+            if self.count == 0:
+                pthread_mutex_unlock(&self.lock)
+                close(self.fd)  # (here, once no write can follow: a finish interrupted in its wait leaves it open)
+                return
+            n = self.count if self.count < _BATCH else _BATCH
+            for k in range(n):
+                jobs[k] = self.ring[(self.head + k) % _RING]
+            self.head = (self.head + n) % _RING
+            self.count -= n
+            failed = self.err != 0 or self.cancelled
+            pthread_cond_signal(&self.room)
+            pthread_mutex_unlock(&self.lock)
+            if failed:
+                continue
+            for k in range(n):
+                if self._write(&jobs[k], &done_crcs[k]) < 0:
+                    n = k
+                    break
+            pthread_mutex_lock(&self.lock)  # (crcs grows under the lock)
+            for k in range(n):
+                self.crcs[jobs[k].index] = done_crcs[k]
+            pthread_mutex_unlock(&self.lock)
+
+    cdef int _write(self, _RawJob *job, unsigned int *out) noexcept nogil:
+        """Copy, digest and write one job's bytes; -1 (the failure recorded) when a write failed."""
+        cdef unsigned long crc = job.crc
+        cdef size_t done, at = 0, piece
+        cdef ssize_t got
+        cdef char *grown
+        while at < job.nbytes:  # piece by piece: the copy is read back from the cache
+            piece = job.nbytes - at if job.nbytes - at < self.piece else self.piece
+            if piece > self.buffer_size:
+                grown = <char *>realloc(self.buffer, piece)
+                if grown == NULL:
+                    self._fail(12, job.offset + <long long>at)  # ENOMEM
+                    return -1
+                self.buffer, self.buffer_size = grown, piece
+            memcpy(self.buffer, job.source + at, piece)
+            crc = _crc(crc, self.buffer, piece)
+            done = 0
+            while done < piece:
+                got = pwrite(self.fd, self.buffer + done, piece - done, job.offset + <long long>(at + done))
+                if got < 0:
+                    if errno == EINTR:
+                        continue
+                    self._fail(errno, job.offset + <long long>(at + done))
+                    return -1
+                if got == 0:
+                    self._fail(28, job.offset + <long long>(at + done))  # ENOSPC: nothing more goes in
+                    return -1
+                done += <size_t>got
+            at += piece
+        out[0] = <unsigned int>(crc & 0xFFFFFFFFUL)
+        return 0
+
+    cdef void _fail(self, int err, long long offset) noexcept nogil:
+        pthread_mutex_lock(&self.lock)
+        if self.err == 0:
+            self.err, self.err_offset = err, offset
+        pthread_mutex_unlock(&self.lock)
+
+    cdef Py_ssize_t queue(self, object array, const char *source, size_t nbytes, long long offset,
+                          unsigned long crc) except -1:
+        """Queue one array's bytes (kept referenced until finish); returns its index among the digests.
+        Jobs are handed to the thread in batches (:meth:`hand_over`)."""
+        cdef _RawJob *slot
+        if self.finished:
+            raise RuntimeError("RawWriter.queue after finish()")
+        self.keep.append(array)
+        slot = &self.pending[self.n_pending]
+        slot.source, slot.nbytes, slot.offset, slot.crc, slot.index = source, nbytes, offset, crc, self.queued
+        self.n_pending += 1
+        self.queued += 1
+        self.bytes_queued += nbytes
+        if self.n_pending == _BATCH:
+            self.hand_over()
+        return self.queued - 1
+
+    cdef int hand_over(self) except -1:
+        """Hand the pending jobs to the thread (waiting for room in the ring), under one lock."""
+        cdef unsigned int *grown
+        cdef Py_ssize_t k, cap, n = self.n_pending
+        if n == 0:
+            return 0
+        with nogil:
+            pthread_mutex_lock(&self.lock)
+            while _RING - self.count < n:
+                self.waits += 1
+                pthread_cond_wait(&self.room, &self.lock)
+            if self.queued > self.crc_cap:
+                cap = 2 * self.crc_cap if 2 * self.crc_cap >= self.queued else self.queued + 4096
+                grown = <unsigned int *>realloc(self.crcs, cap * sizeof(unsigned int))
+                if grown == NULL:
+                    pthread_mutex_unlock(&self.lock)
+                    with gil:
+                        raise MemoryError("RawWriter: no memory for the digests")
+                self.crcs, self.crc_cap = grown, cap
+            for k in range(n):
+                self.ring[(self.head + self.count + k) % _RING] = self.pending[k]
+            self.count += n
+            self.n_pending = 0
+            pthread_cond_signal(&self.wake)
+            pthread_mutex_unlock(&self.lock)
+        return 0
+
+    def finish(self, bint cancel=False):
+        """Wait for every queued job (``cancel``: drop those not started) and end the thread; returns the
+        digests in the order queued, or raises OSError for the first failed write."""
+        cdef Py_ssize_t i
+        cdef char text[16]
+        if self.finished:
+            raise RuntimeError("RawWriter.finish() called twice")
+        if cancel:
+            self.n_pending = 0
+        else:
+            self.hand_over()
+        with nogil:
+            pthread_mutex_lock(&self.lock)
+            self.closing = True
+            if cancel:
+                self.cancelled = True
+            pthread_cond_broadcast(&self.wake)
+            pthread_mutex_unlock(&self.lock)
+        self.thread.join()
+        self.finished = True
+        self.keep = []
+        if self.err:
+            raise OSError(self.err, f"writing a dataset's bytes at offset {self.err_offset}: "
+                                    f"{os.strerror(self.err)}")
+        if self.cancelled:
+            return None
+        out = [None] * self.queued
+        for i in range(self.queued):
+            snprintf(text, 16, "%08x", self.crcs[i])
+            out[i] = text[:8].decode("ascii")
+        return out
+
+
 def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lcpl, hid_t compact,
-                   hid_t contiguous, dict written, list recorded, bint record_compact, list tagged=None):
+                   hid_t contiguous, dict written, list recorded, bint record_compact, list tagged=None,
+                   RawWriter raw=None, hid_t allocated=-1, list deferred=None):
     """Create dataset ``names[i]`` in group ``gid`` holding ``nodes[i].data``, for ``i`` from ``start`` on.
 
     Taken here: a node of the configured class without attributes or tag whose data is a C-contiguous
     ``numpy.ndarray`` (exactly) of a configured type in native byte order, of at most the snapshot limit
-    in bytes.  ``lcpl``: the link creation list; ``compact`` and ``contiguous``: the dataset creation
+    in bytes (of any size with ``raw``).  ``lcpl``: the link creation list; ``compact`` and ``contiguous``: the dataset creation
     lists of the two layouts.  When ``written`` is a dict, ``written[id(node)]`` receives the digest of
     what was written; when ``recorded`` is a list, the name and digest of each dataset the file's checksum
     manifest records (every contiguous one, and compact ones too with ``record_compact``) are appended to
@@ -254,6 +508,13 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     for the caller to record the attribute's digest.  Returns ``(i, status)``: where it stopped and why
     (:data:`DONE`, :data:`YOURS`, :data:`CREATE_FAILED`, :data:`WRITE_FAILED`, :data:`SPACE_FAILED`,
     :data:`TAG_FAILED`).
+
+    With ``raw`` (a :class:`RawWriter` on the file, once :func:`configure_raw` bound ``H5Dget_offset``) and
+    ``allocated`` (the contiguous creation list with its space allocated at creation and no fill), a
+    contiguous dataset is created with ``allocated`` and its bytes are queued on ``raw`` instead of written
+    here; its digest is not known yet: ``recorded`` and ``deferred`` then receive ``name, index`` (the index
+    of its digest among those ``raw.finish()`` returns), ``written`` nothing (``deferred`` gets ``id(node),
+    index`` for it, after the name).
     """
     global _scratch, _scratch_size
     cdef Py_ssize_t i, n = len(names)
@@ -267,6 +528,9 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     cdef char *grown
     cdef unsigned long crc
     cdef bint take_tags = tagged is not None and _tag_name is not None
+    cdef bint to_raw = raw is not None and _dget_offset != NULL and allocated >= 0 and deferred is not None
+    cdef uint64_t offset
+    cdef Py_ssize_t index
     if _dcreate == NULL:
         raise RuntimeError("h5stream._ext._h5dsets.write_datasets: configure() comes first")
     if len(nodes) != n:
@@ -288,10 +552,10 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
                 or not cnp.PyArray_IS_C_CONTIGUOUS(array) or not cnp.PyArray_ISNOTSWAPPED(array):
             return i, YOURS
         nbytes = <size_t>cnp.PyArray_NBYTES(array)
-        if nbytes > <size_t>_snapshot_limit:
+        is_compact = 0 < nbytes <= <size_t>_compact_limit
+        if nbytes > <size_t>_snapshot_limit and not to_raw:  # (the raw writer copies it piece by piece)
             return i, YOURS
         tid = _types[num]
-        is_compact = 0 < nbytes <= <size_t>_compact_limit
         record = recorded is not None and (record_compact or not is_compact)
         digest = record or written is not None
         space = _space(ndim, cnp.PyArray_DIMS(array))
@@ -299,6 +563,30 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
             return i, SPACE_FAILED
         dcpl = compact if is_compact else contiguous
         key = PyUnicode_AsUTF8AndSize(names[i], NULL)
+        if to_raw and not is_compact and nbytes:
+            did = _dcreate(gid, key, tid, space, lcpl, allocated, 0)
+            if did < 0:
+                return i, CREATE_FAILED
+            offset = _dget_offset(did)
+            if offset == <uint64_t>-1:  # (never for a contiguous dataset allocated at creation)
+                _dclose(did)
+                return i, WRITE_FAILED
+            if tag is not None and _write_tag(did, <str>tag) < 0:
+                _dclose(did)
+                return i, TAG_FAILED
+            _dclose(did)
+            index = raw.queue(array, <const char *>cnp.PyArray_DATA(array), nbytes, <long long>offset,
+                              _header_crc(_kinds[num], ndim, cnp.PyArray_DIMS(array)))
+            if record:
+                recorded.append(names[i])
+                recorded.append(index)
+            if written is not None:
+                deferred.append(PyLong_FromVoidPtr(<void *>node))
+                deferred.append(index)
+            if tag is not None:
+                tagged.append(names[i])
+                tagged.append(tag)
+            continue
         did = _dcreate(gid, key, tid, space, lcpl, dcpl, 0)
         if did < 0:
             return i, CREATE_FAILED

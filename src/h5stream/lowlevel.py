@@ -507,12 +507,35 @@ def _configure_datasets():
         dtype = np.dtype(char)
         types[dtype.num] = (file_type(dtype).id, dtype.str)
     _h5dsets.configure(*addresses, SCALAR_SPACE.id, types, COMPACT_LIMIT, SNAPSHOT_BLOCK, libdeflate.CRC32_ADDRESS)
+    _h5dsets.configure_raw(libhdf5.function_address("H5Dget_offset") or 0)
     _configure_tags()
     return _h5dsets.write_datasets
 
 
+def raw_writer(file: h5py.File) -> _h5dsets.RawWriter | None:
+    """A :class:`h5stream._ext._h5dsets.RawWriter` on ``file`` (its own descriptor, which it closes when its
+    thread ends: the caller finishes it), or None where the bytes of ``file``'s contiguous
+    datasets cannot be written outside the library: no compiled dataset writer, no ``H5Dget_offset``, a
+    driver other than sec2 (one file, its addresses the file's offsets, no user block), or a file that
+    cannot be opened for writing."""
+    native = native_hdf5()
+    if native is None or native.write_datasets is None or libhdf5.function_address("H5Dget_offset") is None:
+        return None
+    if file.driver != "sec2" or file.userblock_size:
+        return None
+    try:
+        fd = os.open(file.filename, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return _h5dsets.RawWriter(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _hand_back_datasets(gid, names, nodes, start, lcpl, compact, contiguous, written, recorded,
-                        record_compact, tagged=None) -> tuple[int, int]:
+                        record_compact, tagged=None, raw=None, allocated=-1, deferred=None) -> tuple[int, int]:
     """``write_datasets`` handing every node back to the caller, who writes it one by one (the tests'
     reference for the compiled writer)."""
     return (start, DATASET_YOURS) if start < len(names) else (len(names), DATASETS_DONE)

@@ -3,8 +3,8 @@
 * :mod:`~h5stream.tree.filearray` - :class:`FileArray`, an array that stays on disk.
 * :mod:`~h5stream.tree.nodes` - :class:`Group`, :class:`Dataset`, type tags and
   the builders (:func:`value_node`, :func:`put_node`, attribute encoding).
-* :mod:`~h5stream.tree.write` - the one writer (:func:`write_node`) and in-place
-  edits (:func:`set_h5_attrs`, :func:`replace_child`).
+* :mod:`~h5stream.tree.write` - the one writer (:func:`write_node`, :func:`replace_child`).
+* :mod:`~h5stream.tree.edit` - in-place edits (:func:`set_h5_attrs`, :func:`require_h5_group`).
 * :mod:`~h5stream.tree.read` - :func:`node_from_h5` and :func:`decode_node`.
 
 Typed JSON values inside the tree use :mod:`h5stream.jsonvalues`; the HDF5 objects are made through
@@ -44,12 +44,11 @@ from h5stream.tree.nodes import (
     value_node,
 )
 from h5stream.tree.read import decode_node, node_from_h5, read_attrs
+from h5stream.tree.edit import require_h5_group, set_h5_attrs
 from h5stream.tree.write import (
     WriteContext,
     remove_child,
     replace_child,
-    require_h5_group,
-    set_h5_attrs,
     write_attrs,
     write_children,
     write_node,

@@ -17,17 +17,17 @@ its hidden sibling.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 import h5py
 import numpy as np
 
 from h5stream import checksums, jsonvalues
-from h5stream.errors import EncodingError, WriteError
+from h5stream.errors import WriteError
 from h5stream.tree.filearray import FileArray
 from h5stream import lowlevel
 from h5stream.lowlevel import copy_dataset_at, create_attr, create_group, store_array
@@ -41,7 +41,6 @@ from h5stream.tree.nodes import (
     Dataset,
     Group,
     Node,
-    check_attr_name,
     encode_attr,
     stored_nbytes,
     text,
@@ -56,8 +55,6 @@ __all__ = [
     "write_attrs",
     "remove_child",
     "replace_child",
-    "require_h5_group",
-    "set_h5_attrs",
     "dataset_attrs_home",
 ]
 
@@ -74,15 +71,24 @@ class WriteContext:
     """What the writer needs to know about the file it writes: spilled arrays it may move, the
     :class:`~h5stream.checksums.Recorder` of the file's digests (None when the file keeps none), and
     ``written``: a dict that, when given, receives ``id(node) -> digest`` of every dataset written from
-    an array in memory (the digest of exactly what was written, whether or not the file records it)."""
+    an array in memory (the digest of exactly what was written, whether or not the file records it).
 
-    __slots__ = ("file", "movable", "recorder", "written")
+    ``raw_writes``: :func:`write_root` may hand the bytes of contiguous arrays to a second thread that
+    writes them at their offsets while the library creates the other objects
+    (:func:`h5stream.lowlevel.raw_writer`; for a new file that nothing else writes meanwhile)."""
 
-    def __init__(self, file: h5py.File | None = None, movable=None, written: dict | None = None):
+    __slots__ = ("file", "movable", "recorder", "written", "raw_writes", "raw", "deferred", "deferred_paths")
+
+    def __init__(self, file: h5py.File | None = None, movable=None, written: dict | None = None, *,
+                 raw_writes: bool = False):
         self.file = file
         self.movable = movable  # callable(FileArray) -> bool: True when the array lives in ``file``
         self.recorder = _UNSET
         self.written = written
+        self.raw_writes = raw_writes
+        # while write_root hands bytes to a raw writer: the writer, then (id(node), index, ...) and
+        # (path, index, ...) of the datasets whose digests it returns at its finish
+        self.raw, self.deferred, self.deferred_paths = None, [], []
 
 
 def _context(ctx: WriteContext | None, obj) -> WriteContext:
@@ -323,12 +329,17 @@ def _native_children(native, gid: int, path: str, children: Mapping[str, Node], 
     record_compact = recorder is not None and not recorder.headers_checksummed
     tagged: list[str] = []  # name, tag, ... of the datasets written with their type tag
     base, i, n = path.rstrip("/"), 0, len(names)
+    raw, allocated = ctx.raw, lists.allocated.id
     while i < n:
         i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact,
-                          tagged)
-        if recorded:  # in the order written, before the next child's
+                          tagged, raw, allocated, ctx.deferred)
+        if recorded:  # in the order written, before the next child's (a digest to come: its index, for now)
             for k in range(0, len(recorded), 2):
-                recorder.dataset(f"{base}/{recorded[k]}", recorded[k + 1])
+                digest = recorded[k + 1]
+                if type(digest) is int:
+                    ctx.deferred_paths += (f"{base}/{recorded[k]}", digest)
+                    digest = ""
+                recorder.dataset(f"{base}/{recorded[k]}", digest)
             del recorded[:]
         for k in range(0, len(tagged) if recorder is not None else 0, 2):  # the sets _native_attrs would queue
             _queue_set(recorder, f"{base}/{tagged[k]}", [TYPE_ATTR, checksums.scalar_text_digest(tagged[k + 1])])
@@ -514,8 +525,32 @@ def write_children(group: h5py.Group, children: Mapping[str, Node], ctx: WriteCo
 def write_root(f: h5py.File, root: Group, ctx: WriteContext | None = None) -> None:
     """Write a whole tree into an empty file (its root attributes and children)."""
     ctx = _context(ctx, f)
-    write_children(f, root.children, ctx)
-    write_attrs(f, root, ctx)
+    ctx.raw = lowlevel.raw_writer(f) if ctx.raw_writes and ctx.raw is None else None
+    if ctx.raw is None:
+        write_children(f, root.children, ctx)
+        write_attrs(f, root, ctx)
+        return
+    try:
+        write_children(f, root.children, ctx)
+        write_attrs(f, root, ctx)
+    except BaseException:
+        with contextlib.suppress(OSError):  # (the failure that stopped the tree is the one to report)
+            _finish_raw(ctx, cancel=True)
+        raise
+    _finish_raw(ctx, cancel=False)
+
+
+def _finish_raw(ctx: WriteContext, *, cancel: bool) -> None:
+    """Wait for the raw writer's bytes (a failed write raises OSError) and record their digests."""
+    raw, ctx.raw = ctx.raw, None
+    digests = raw.finish(cancel)
+    if digests is not None:
+        deferred, paths = ctx.deferred, ctx.deferred_paths
+        for k in range(0, len(deferred), 2):
+            ctx.written[deferred[k]] = digests[deferred[k + 1]]
+        for k in range(0, len(paths), 2):
+            ctx.recorder.dataset(paths[k], digests[paths[k + 1]])
+    ctx.deferred, ctx.deferred_paths = [], []
 
 
 def remove_child(group: h5py.Group, name: str) -> None:
@@ -537,63 +572,3 @@ def replace_child(group: h5py.Group, name: str, node: Node, ctx: WriteContext | 
     """Write ``node`` as ``group[name]``, removing whatever was there (with its hidden large attributes)."""
     remove_child(group, name)
     write_node(group, name, node, ctx)
-
-
-def require_h5_group(f: h5py.Group, path: str) -> h5py.Group:
-    """The group at ``path`` under ``f``, created with the tree's property lists where missing."""
-    group = f
-    for part in [p for p in path.split("/") if p]:
-        if part in group:
-            child = group[part]
-            if not isinstance(child, h5py.Group):
-                raise EncodingError("a dataset stands where a group is needed", path=f.file.filename,
-                                    obj=child.name, expected="a group", found="a dataset")
-            group = child
-        else:
-            group = h5py.Group(create_group(group.id, part))
-    return group
-
-
-def _stored_tags(obj) -> dict[str, str]:
-    return json.loads(text(obj.attrs[ATTR_TYPES_ATTR])) if ATTR_TYPES_ATTR in obj.attrs else {}
-
-
-def set_h5_attrs(obj: h5py.Group | h5py.Dataset, mapping: Mapping[str, Any]) -> None:
-    """Set decoded attribute values on an existing object, keeping its type tags right."""
-    existing_tags = _stored_tags(obj)
-    is_dataset = isinstance(obj, h5py.Dataset)
-    node = Dataset(None) if is_dataset else Group()
-    for name in mapping:
-        check_attr_name(name, path=obj.file.filename)
-    home = _existing_dataset_attrs_home(obj) if is_dataset else None
-    recorder = checksums.recorder_for(obj)
-    where = obj.name
-    for name, value in mapping.items():
-        if name in obj.attrs:
-            del obj.attrs[name]
-        if not is_dataset and HIDDEN_PREFIX + name in obj:
-            del obj[HIDDEN_PREFIX + name]
-            if recorder is not None:
-                recorder.removed(f"{where.rstrip('/')}/{HIDDEN_PREFIX}{name}")
-        if home is not None and name in home:
-            del home[name]
-            if recorder is not None:
-                recorder.removed(f"{home.name}/{name}")
-        existing_tags.pop(name, None)
-        node.attrs[name] = value
-    if ATTR_TYPES_ATTR in obj.attrs:
-        del obj.attrs[ATTR_TYPES_ATTR]
-    # Write the new values, then merge the tags of the untouched attributes back in.
-    write_attrs(obj, node, WriteContext())
-    if is_dataset:
-        home = _existing_dataset_attrs_home(obj)
-        if home is not None and len(home) == 0:
-            del obj.parent[home.name.rpartition("/")[2]]
-    if existing_tags:
-        new_tags = _stored_tags(obj)
-        new_tags.update(existing_tags)
-        if ATTR_TYPES_ATTR in obj.attrs:
-            del obj.attrs[ATTR_TYPES_ATTR]
-        obj.attrs.create(ATTR_TYPES_ATTR, json.dumps(new_tags, sort_keys=True))
-    if recorder is not None:
-        _record_existing_attrs(recorder, obj)

@@ -36,7 +36,8 @@ def write_new_file(target: Path, tree: Group, *, overwrite: bool, written: dict 
         f = atomic.open()
     try:
         _all_sets_recorded(f)
-        store.write_root(f, tree, store.WriteContext(f, written=written))
+        # raw writes: the bytes of the contiguous arrays go to the new file from a second thread meanwhile
+        store.write_root(f, tree, store.WriteContext(f, written=written, raw_writes=True))
     except BaseException as exc:
         atomic.abort()
         if isinstance(exc, _WRITE_FAILURES) and not isinstance(exc, H5StreamError):
