@@ -278,9 +278,6 @@ def load_recording(
         file loaded with another configuration is refused (FileExistsError)
         unless ``force`` or ``allow_overwrite``.
 
-    Inside :func:`keeping_cmtr`, the ``.cmtr`` this call opens (:class:`hdmea.io.cmtr.CmtrFile`) is left open,
-    for the caller's next reads of the file.
-
     Returns
     -------
     LoadResult or PipelineSession
