@@ -20,9 +20,11 @@ NOTE = "hello world text"  # 16 bytes
 N_EXTRA = 60  # enough attributes for the header to need continuation blocks
 
 
-def _text_file(path):
-    """A file of libhdf5's default (version-1) headers whose group /g holds 1 + 3 + N_EXTRA text values."""
-    with h5py.File(path, "w") as f:
+def _text_file(path, userblock: int = 0):
+    """A file of libhdf5's default (version-1) headers whose group /g holds 1 + 3 + N_EXTRA text values;
+    ``userblock``: the size of a user block before the superblock (a MuData file has 512 bytes), which every
+    stored address is relative to."""
+    with h5py.File(path, "w", userblock_size=userblock) as f:
         g = f.create_group("g")
         g.attrs["note"] = NOTE
         g.attrs["list"] = np.array(["a", "bb", "ccc"], dtype=TEXT)
@@ -45,19 +47,20 @@ def _headers_of(path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _scan(path, address):
+def _scan(path, address, base: int = 0):
     fd = os.open(path, os.O_RDONLY)
     try:
-        return _ohdr.scan(fd, os.fstat(fd).st_size, address, 8, 8)
+        return _ohdr.scan(fd, os.fstat(fd).st_size, address, 8, 8, base)
     finally:
         os.close(fd)
 
 
-def _reference_to(data: bytes, length: int) -> int:
-    """The offset of the stored reference ``length (4 bytes), collection address (8)`` to the one collection."""
+def _reference_to(data: bytes, length: int, base: int = 0) -> int:
+    """The offset in the file of the stored reference ``length (4 bytes), collection address (8)`` to the one
+    collection (its address stored relative to ``base``, the user block's size)."""
     collection = data.find(b"GCOL")
     assert collection > 0 and data.find(b"GCOL", collection + 1) < 0
-    at = data.find(length.to_bytes(4, "little") + collection.to_bytes(8, "little"))
+    at = data.find(length.to_bytes(4, "little") + (collection - base).to_bytes(8, "little"))
     assert at > 0
     return at
 
@@ -73,6 +76,35 @@ def test_every_text_value_of_a_long_header_is_checked(tmp_path):
         assert _scan(path, address) == ohdr_scan_reference(data, address, 8, 8)
     # the long header needs continuation blocks, and the scan follows them
     assert data[headers["/g"][0] + 16:].find(b"extra59") > 0
+
+
+def test_a_user_block_moves_every_address(tmp_path):
+    """In a file with a user block (a MuData file's 512 bytes) the stored addresses start at its end: the scan
+    given the block's size checks every value, as the twin does on the bytes after the block; without it, the
+    scan would read the wrong bytes and check nothing."""
+    path = _text_file(tmp_path / "u.h5", userblock=512)
+    with h5py.File(path, "r") as f:
+        assert f.userblock_size == 512
+    headers = _headers_of(path)
+    data = path.read_bytes()
+    assert _scan(path, headers["/g"][0], 512) == 1 + 3 + N_EXTRA
+    assert _scan(path, headers["/"][0], 512) == 1
+    for address, _count in headers.values():
+        assert _scan(path, address, 512) == ohdr_scan_reference(data[512:], address, 8, 8)
+    assert _scan(path, headers["/g"][0], 0) == 0  # the bytes at the unmoved address are no header
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _ohdr.scan(fd, len(data), headers["/g"][0], 8, 8, len(data)) == 0  # a base past the end
+    finally:
+        os.close(fd)
+    if _headers.direct_object_info():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with h5py.File(path, "r") as f, _headers.libhdf5.lock:
+                group = f["g"]
+                assert _ohdr.check_object(group.id.id, fd, len(data), 8, 8, 512) == 1 + 3 + N_EXTRA
+        finally:
+            os.close(fd)
 
 
 def test_check_object_finds_the_header_libhdf5_knows(tmp_path):
@@ -97,23 +129,24 @@ def _damage(path, at: int, raw: bytes) -> None:
         fh.write(raw)
 
 
+@pytest.mark.parametrize("userblock", [0, 512], ids=["no-user-block", "user-block"])
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "h5py"])
 @pytest.mark.parametrize("case", ["length", "address", "element", "type"])
-def test_a_damaged_reference_is_a_typed_error_naming_the_attribute(tmp_path, monkeypatch, direct, case):
+def test_a_damaged_reference_is_a_typed_error_naming_the_attribute(tmp_path, monkeypatch, direct, case, userblock):
     if direct and not _headers.direct_object_info():
         pytest.skip("no direct libhdf5 calls in this process (H5STREAM_NO_NATIVE=1 or no /proc)")
-    path = _text_file(tmp_path / "t.h5")
+    path = _text_file(tmp_path / "t.h5", userblock)
     data = path.read_bytes()
     size = len(data)
     if case == "length":
-        _damage(path, _reference_to(data, len(NOTE)), (0x7F000000).to_bytes(4, "little"))
+        _damage(path, _reference_to(data, len(NOTE), userblock), (0x7F000000).to_bytes(4, "little"))
         obj, message, found = "/g/@note", "claims to be longer than the file", f"{0x7F000000} bytes"
     elif case == "address":
-        _damage(path, _reference_to(data, len(NOTE)) + 4, (size + 4096).to_bytes(8, "little"))
-        obj, message, found = "/g/@note", "lies outside the file", f"a reference to byte {size + 4096}"
-    elif case == "element":
-        _damage(path, _reference_to(data, 2) + 4, (size * 3).to_bytes(8, "little"))  # "bb", the second of three
-        obj, message, found = "/g/@list[1]", "lies outside the file", f"a reference to byte {size * 3}"
+        _damage(path, _reference_to(data, len(NOTE), userblock) + 4, (size + 4096).to_bytes(8, "little"))
+        obj, message, found = "/g/@note", "lies outside the file", f"a reference to byte {size + 4096 + userblock}"
+    elif case == "element":  # "bb", the second of three
+        _damage(path, _reference_to(data, 2, userblock) + 4, (size * 3).to_bytes(8, "little"))
+        obj, message, found = "/g/@list[1]", "lies outside the file", f"a reference to byte {size * 3 + userblock}"
     else:
         name = data.find(b"note\x00\x00\x00\x00")
         assert data[name - 8] == 1 and data[name + 8] == 0x19  # attribute message 1; its type: version 1, class 9
@@ -126,7 +159,7 @@ def test_a_damaged_reference_is_a_typed_error_naming_the_attribute(tmp_path, mon
     assert info.value.obj == obj
     assert found in str(info.value) and str(path) in str(info.value)
     address = _headers_of(path)["/g"][0]
-    assert _scan(path, address) == ohdr_scan_reference(path.read_bytes(), address, 8, 8)
+    assert _scan(path, address, userblock) == ohdr_scan_reference(path.read_bytes()[userblock:], address, 8, 8)
 
 
 def test_mutated_headers_read_as_the_twin_reads_them(tmp_path):

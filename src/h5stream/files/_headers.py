@@ -46,14 +46,15 @@ _HINT = "the file is damaged; restore it from a copy"
 
 
 def check_attribute_references(fd: int, file_size: int, header_address: int, sizes: tuple[int, int], path,
-                               obj: str) -> int:
+                               obj: str, base: int = 0) -> int:
     """Refuse a variable-length attribute value of the version-1 object header at ``header_address`` whose
     heap collection or length lies past the end of the file; returns how many references were checked.
 
-    ``fd``: the file, open for reading; ``sizes``: the file's (address size, length size).
+    ``fd``: the file, open for reading; ``sizes``: the file's (address size, length size); ``base``: the size
+    of its user block (a MuData file has 512 bytes), which every address stored in the file is relative to.
     Anything that does not parse as a version-1 header is left to libhdf5 (it reports its own errors).
     """
-    return refuse(_ohdr.scan(fd, file_size, header_address, sizes[0], sizes[1]), file_size, path, obj)
+    return refuse(_ohdr.scan(fd, file_size, header_address, sizes[0], sizes[1], base), file_size, path, obj, base)
 
 
 def direct_object_info() -> bool:
@@ -67,20 +68,22 @@ def direct_object_info() -> bool:
     return True
 
 
-def check_object_references(oid: int, fd: int, file_size: int, sizes: tuple[int, int], path, obj: str) -> int | None:
+def check_object_references(oid: int, fd: int, file_size: int, sizes: tuple[int, int], path, obj: str,
+                            base: int = 0) -> int | None:
     """:func:`check_attribute_references` of the object whose ``hid_t`` is ``oid``, its header's address and
     attribute count asked of libhdf5 (loading the header refuses a damaged one); None when libhdf5 cannot
     load it (the caller asks again through h5py, which raises the library's error).  Needs
     :func:`direct_object_info`."""
     with libhdf5.lock:
-        found = _ohdr.check_object(oid, fd, file_size, sizes[0], sizes[1])
+        found = _ohdr.check_object(oid, fd, file_size, sizes[0], sizes[1], base)
     if found == _ohdr.INFO_FAILED:
         return None
-    return refuse(found, file_size, path, obj)
+    return refuse(found, file_size, path, obj, base)
 
 
-def refuse(found, file_size: int, path, obj: str) -> int:
-    """The count :mod:`h5stream._ext._ohdr` found, or its damage raised as :class:`FormatError`."""
+def refuse(found, file_size: int, path, obj: str, base: int = 0) -> int:
+    """The count :mod:`h5stream._ext._ohdr` found, or its damage raised as :class:`FormatError` (``base``: the
+    user block's size, added to the relative address the scan found to name the byte in the file)."""
     if not isinstance(found, tuple):
         return found
     what, raw_name, a, b, c = found
@@ -94,7 +97,7 @@ def refuse(found, file_size: int, path, obj: str) -> int:
     if what == _ohdr.OUTSIDE:
         raise FormatError("an attribute's value lies outside the file", path=path, obj=where,
                           expected=f"a global heap inside the file's {file_size} bytes",
-                          found=f"a reference to byte {c}", hint=_HINT)
+                          found=f"a reference to byte {c + base}", hint=_HINT)
     raise FormatError("an attribute's value claims to be longer than the file", path=path, obj=where,
                       expected=f"at most {file_size} bytes (the file's size)", found=f"{c} bytes",
                       hint=_HINT)
@@ -105,9 +108,9 @@ class AttributeReferences:
     scan (:func:`h5stream.files.validated.scan_unsafe_objects`); only for files whose superblock is older
     than version 2 (a newer one means version-2 headers, which HDF5 checksums)."""
 
-    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int], native: bool) -> None:
+    def __init__(self, path, fd: int, file_size: int, sizes: tuple[int, int], native: bool, base: int = 0) -> None:
         self.path, self.fd, self.file_size, self.sizes = path, fd, file_size, sizes
-        self.native = native
+        self.native, self.base = native, base
 
     @classmethod
     def of(cls, f: h5py.File, path, native=direct_object_info) -> AttributeReferences | None:
@@ -118,24 +121,25 @@ class AttributeReferences:
             if plist.get_version()[0] >= 2:
                 return None
             sizes = plist.get_sizes()
+            base = plist.get_userblock()  # stored addresses are relative to the end of the user block
             name = f.filename
             fd = os.open(name, os.O_RDONLY)
         except (OSError, RuntimeError, ValueError, TypeError):
             return None  # not a file of the disk (an in-memory file): nothing to read
         try:
-            return cls(path, fd, os.fstat(fd).st_size, sizes, native())
+            return cls(path, fd, os.fstat(fd).st_size, sizes, native(), base)
         except OSError:
             os.close(fd)
             return None
 
     def check(self, oid, obj: str) -> None:
         if self.native and check_object_references(oid.id, self.fd, self.file_size, self.sizes, self.path,
-                                                   obj) is not None:
+                                                   obj, self.base) is not None:
             return
         # without the direct calls, or to raise libhdf5's own error about a header it cannot load
         info = h5py.h5o.get_info(oid)
         if info.num_attrs and info.hdr.version == 1:
-            check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj)
+            check_attribute_references(self.fd, self.file_size, info.addr, self.sizes, self.path, obj, self.base)
 
     def close(self) -> None:
         os.close(self.fd)
