@@ -190,3 +190,56 @@ def summarise_peaks(cnp.ndarray timestamps, cnp.ndarray flags, cnp.ndarray ampli
                     n_flagged += 1
                 k += 1
     return k, bad_flag, bad_time, unsorted, n_flagged
+
+
+cdef inline void _gather(const char* src, char* dst, Py_ssize_t n, Py_ssize_t k, Py_ssize_t stride,
+                         Py_ssize_t size) noexcept nogil:
+    # record by record (each read in order), its fields scattered to the k rows of dst: the k rows' current
+    # cache lines stay in L1 while they fill (a lab Peaks table's 40 float32 cutout samples: 2.5 KiB).
+    # Field by field over blocks of records instead reads each record's line once per field: 1.7-2x the
+    # time on 120 lab-sized tables, this pass 0.85x of numpy's gather then transpose
+    cdef Py_ssize_t i, j
+    cdef const char* s
+    if size == 4:
+        for i in range(n):
+            s = src + i * stride
+            for j in range(k):
+                memcpy(dst + (j * n + i) * 4, s + j * 4, 4)
+    elif size == 8:
+        for i in range(n):
+            s = src + i * stride
+            for j in range(k):
+                memcpy(dst + (j * n + i) * 8, s + j * 8, 8)
+    else:
+        for i in range(n):
+            s = src + i * stride
+            for j in range(k):
+                memcpy(dst + (j * n + i) * size, s + j * size, size)
+
+
+def gather_fields(cnp.ndarray table, Py_ssize_t offset, cnp.ndarray out):
+    """Copy ``k = out.shape[0]`` fields lying back to back in each record of ``table`` into the rows of
+    ``out``: ``out[j, i]`` takes the ``out.itemsize`` bytes at ``offset + j * out.itemsize`` of record ``i``
+    (no GIL held; the bytes are copied as they are, whatever their type and byte order).
+
+    ``table``: a 1-d C-contiguous array of ``n`` records; ``out``: a C-contiguous ``(k, n)`` array; the
+    fields must lie inside a record.
+    """
+    if table.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(table):
+        raise ValueError(f"gather_fields: the table must be a 1-d contiguous array of records, found shape "
+                         f"{(<object>table).shape} (contiguous: {bool(cnp.PyArray_IS_C_CONTIGUOUS(table))})")
+    cdef Py_ssize_t n = table.shape[0], stride = table.itemsize, size = out.itemsize
+    if out.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(out) or out.shape[1] != n:
+        raise ValueError(f"gather_fields: out must be a contiguous (fields, {n}) array, found shape "
+                         f"{(<object>out).shape}")
+    cdef Py_ssize_t k = out.shape[0]
+    if offset < 0 or size <= 0 or offset + k * size > stride:
+        raise ValueError(f"gather_fields: {k} fields of {size} bytes from byte {offset} do not fit in a record "
+                         f"of {stride} bytes")
+    if not cnp.PyArray_ISWRITEABLE(out):
+        raise ValueError("gather_fields: out is read-only")
+    cdef const char* src = <const char*>cnp.PyArray_DATA(table) + offset
+    cdef char* dst = <char*>cnp.PyArray_DATA(out)
+    if n and k:
+        with nogil:
+            _gather(src, dst, n, k, stride, size)

@@ -219,14 +219,19 @@ def _check_mcs(monkeypatch):
     monkeypatch.setattr(cmtr, "check_mcs_root", lambda f, path, program=None: None)
 
 
-@pytest.fixture(params=["read-ahead", "in the calling thread"])
+@pytest.fixture(params=["read-ahead", "read-ahead from the page cache", "in the calling thread"])
 def read_ahead(request, monkeypatch):
-    """Both schedules of the reader: the read-ahead thread with O_DIRECT where allowed (forced on these small
-    tables), and the calling thread through the page cache (what tables this small get)."""
+    """Every schedule of the reader: the read-ahead thread with O_DIRECT where allowed, or copying from the page
+    cache (either forced on these small tables, whatever share of them the cache holds), and the calling
+    thread through the page cache (what tables this small get)."""
     import hdmea.io.cmtr as cmtr
 
     if request.param == "read-ahead":
         monkeypatch.setattr(cmtr, "READ_AHEAD_BYTES", 0)
+        monkeypatch.setattr(cmtr, "CACHED_SHARE", 2.0)  # no share held reaches it: direct reads
+    elif request.param == "read-ahead from the page cache":
+        monkeypatch.setattr(cmtr, "READ_AHEAD_BYTES", 0)
+        monkeypatch.setattr(cmtr, "CACHED_SHARE", 0.0)  # any share held reaches it: reads through the cache
     else:
         assert cmtr.READ_AHEAD_BYTES > 10 * 1024**2  # the handmade file's tables are below it
     return request.param
@@ -268,6 +273,55 @@ def test_a_damaged_table_in_plain_runs_is_refused_naming_its_row(handmade, monke
         f.read_units(FS)
     text = str(err.value)
     assert "Unit 1/Peaks row 4321" in text and "IncludePeak" in text and str(path) in text
+
+
+@pytest.mark.parametrize("held, direct", [(1.0, False), (0.5, False), (0.49, True), (0.0, True), (None, True)])
+def test_large_tables_are_read_directly_unless_the_page_cache_holds_them(handmade, monkeypatch, held, direct):
+    """The read-ahead schedule opens its reader with O_DIRECT only while the page cache holds less than half of
+    the tables' bytes (or cannot say); the values are the twin's either way."""
+    import hdmea.io.cmtr as cmtr
+
+    path, tables = handmade
+    _check_mcs(monkeypatch)
+    monkeypatch.setattr(cmtr, "READ_AHEAD_BYTES", 0)
+    asked = []
+    monkeypatch.setattr(cmtr, "_held_share", lambda p, t: asked.append(len(t)) or held)
+    opened = []
+    real = cmtr.TableReader
+    monkeypatch.setattr(cmtr, "TableReader", lambda *a, **k: opened.append(k["direct"]) or real(*a, **k))
+    with h5py.File(path, "r") as f:
+        read_back = {uid: f[f"Spike Sorter/Unit {uid}/Peaks"][()] for uid in tables}
+    with CmtrFile(path) as f:
+        units = f.read_units(FS)
+    assert asked == [len(tables)] and opened == [direct]
+    for u in units:
+        np.testing.assert_array_equal(u.spike_times, naive(read_back[u.unit_id])[0])
+
+
+def test_the_held_share_is_the_page_caches_answer_over_the_tables_runs(handmade, monkeypatch):
+    """_held_share weighs each plain run by its bytes, against mincore over the same ranges; tables without
+    plain runs (compressed, contiguous-but-empty) are left out."""
+    import hdmea.io.cmtr as cmtr
+    from h5stream.pagecache import resident_fraction
+
+    path, tables = handmade
+    _check_mcs(monkeypatch)
+    with CmtrFile(path) as f:  # (the runs are asked of the open file)
+        opened = [f._open_table(uid) for uid in sorted(tables)]
+        for t in opened:
+            t.runs = plain_runs(t.entry)
+    if resident_fraction(path) is None:
+        pytest.skip("the system cannot say which pages the page cache holds")
+    spans = []
+    for t in opened:
+        if t.runs is not None:
+            ends = [r for r, _ in t.runs[1:]] + [t.n_rows]
+            spans += [(o, (e - r) * t.layout.dtype.itemsize) for (r, o), e in zip(t.runs, ends)]
+    assert len(spans) > 3
+    expected = sum(resident_fraction(path, o, n) * n for o, n in spans) / sum(n for _, n in spans)
+    assert cmtr._held_share(path, opened) == pytest.approx(expected)
+    assert expected > 0.5  # written just now: the page cache holds it
+    assert cmtr._held_share(path, [t for t in opened if t.runs is None]) is None
 
 
 @pytest.mark.parametrize("column", ["PeakAmplitude", "Timestamp", "Sample 3"])

@@ -54,11 +54,29 @@ def _filled(dtype, n, seed):
               "offsets": [4, 0, 8, 16, 24, 36, 40], "itemsize": 48}),
     # overlapping fields (a damaged type can say anything)
     np.dtype({"names": ["x", "y", "z"], "formats": ["<f4", "<f4", "<u2"], "offsets": [0, 2, 4], "itemsize": 8}),
-], ids=["peaks", "big-endian", "one sample", "no samples", "mixed", "overlapping"])
+    # runs of 2-byte and 1-byte fields at odd offsets (the compiled gather's other item sizes)
+    np.dtype({"names": ["p", "q", "r", "s", "t", "u"], "formats": ["<u2", "<u2", ">i2", "u1", "u1", "u1"],
+              "offsets": [1, 3, 5, 7, 8, 9], "itemsize": 11}),
+], ids=["peaks", "big-endian", "one sample", "no samples", "mixed", "overlapping", "narrow"])
 @pytest.mark.parametrize("n", [0, 1, 4097])
 def test_columns_equal_the_naive_copy_of_each_field(dtype, n):
     table = _filled(dtype, n, seed=n)
     _same(table_columns(table), _naive(table))
+
+
+def test_the_compiled_gather_refuses_what_it_cannot_copy():
+    from h5stream.kernels.peaks import gather_fields
+
+    table = _filled(_peaks_dtype(40), 10, seed=1)
+    with pytest.raises(ValueError, match="do not fit in a record"):
+        gather_fields(table, 13 + 4, np.empty((40, 10), np.float32))  # one sample past the record's end
+    with pytest.raises(ValueError, match="contiguous"):
+        gather_fields(table, 13, np.empty((10, 40), np.float32).T)
+    with pytest.raises(ValueError, match="1-d contiguous"):
+        gather_fields(table[::2], 13, np.empty((40, 5), np.float32))
+    out = np.empty((40, 10), np.float32)
+    gather_fields(table, 13, out)
+    np.testing.assert_array_equal(out, np.stack([table[f"Cutout {j}"] for j in range(40)]))
 
 
 def test_columns_of_a_strided_table_and_independent_of_it():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from h5stream.native import compiled
 
-__all__ = ["summarise_peaks"]
+__all__ = ["gather_fields", "summarise_peaks"]
 
 
 def summarise_peaks(timestamps, flags, amplitudes, cutouts, factor, samples, amps, sums, template=None,
@@ -23,3 +23,10 @@ def summarise_peaks(timestamps, flags, amplitudes, cutouts, factor, samples, amp
     """
     return compiled("_peaks").summarise_peaks(timestamps, flags, amplitudes, cutouts, float(factor), samples, amps,
                                               sums, template, float(bound), flagged)
+
+
+def gather_fields(table, offset, out):
+    """Copy the ``out.shape[0]`` fields lying back to back from byte ``offset`` of each record of the 1-d
+    contiguous ``table`` into the rows of the contiguous ``(fields, records)`` array ``out`` (bytes as they
+    are); see ``h5stream._ext._peaks.gather_fields``."""
+    compiled("_peaks").gather_fields(table, int(offset), out)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 from h5py import h5d, h5s
 
+from h5stream.kernels.peaks import gather_fields
 from h5stream.tables import TableReader
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.mcs import McsFile, guard_mcs_read
@@ -93,11 +94,12 @@ def table_columns(table: np.ndarray) -> dict[str, np.ndarray]:
             for name in run:
                 out[name] = np.array(table[name])
             continue
-        strided = np.ndarray((n, len(run)), dtype=ftype, buffer=table, offset=offset,
-                             strides=(dtype.itemsize, ftype.itemsize))
-        # rows of the run gathered first, then transposed: measured at 120 lab-sized tables (240 MB),
-        # 0.07 CPU s against 0.12 for one transposing copy from the table and 0.2-0.3 field by field
-        out.update(zip(run, np.ascontiguousarray(np.ascontiguousarray(strided).T)))
+        # one compiled pass, record by record, into the run's (fields, rows) block: 120 lab-sized tables (240 MB)
+        # 0.062-0.070 CPU s into pages already backed, against 0.071-0.079 for gathering the run's rows then
+        # transposing them, which also made a second array of the table's size
+        block = np.empty((len(run), n), dtype=ftype)
+        gather_fields(table, offset, block)
+        out.update(zip(run, block))
     return {name: out[name] for name in dtype.names}
 
 
