@@ -222,7 +222,9 @@ cdef enum:
     _MSG_TYPE = 0x03
     _MSG_FILL = 0x05
     _MSG_LAYOUT = 0x08
+    _MSG_ATTRIBUTE = 0x0C
     _MSG_MTIME = 0x12
+    _MSG_ATTRIBUTE_INFO = 0x15
     _MSG_FLAGS_ALLOWED = 0x01 | 0x04 | 0x08 | 0x40  # constant, not shareable, fail if unknown (write), shareable
 
 
@@ -238,6 +240,7 @@ cdef struct plain_header:
     hsize_t compact_size
     haddr_t address  # a contiguous dataset's storage
     hsize_t stored
+    int attributes  # attribute or attribute info messages found (their contents not read)
 
 
 cdef inline uint64_t _le(const uint8_t *raw, int n) noexcept nogil:
@@ -350,9 +353,10 @@ cdef int _layout(const uint8_t *m, size_t n, plain_header *out) noexcept nogil:
 
 cdef int _plain_header(const uint8_t *b, size_t n, plain_header *out) noexcept nogil:
     """Whether ``b`` (``n`` bytes at an object's address) is a whole version-2 object header, its checksum
-    sound, of a dataset with exactly a dataspace, a datatype, a layout and optionally a fill value and a
-    modification time (no attribute, filter, external storage, shared or other message, no continuation)
-    that :func:`_space`, :func:`_type`, :func:`_fill` and :func:`_layout` accept: 1 and ``out`` filled;
+    sound, of a dataset with exactly a dataspace, a datatype, a layout and optionally a fill value, a
+    modification time and attributes (no filter, external storage, shared or other message, no continuation)
+    that :func:`_space`, :func:`_type`, :func:`_fill` and :func:`_layout` accept: 1 and ``out`` filled
+    (``out.attributes`` counts the attribute and attribute info messages, left unread);
     0 for anything else (the library then opens the object and asks it, as for any other).  -1 where more
     bytes are needed: ``out.stored`` is then their count."""
     cdef int flags, width, kind, mflags, head
@@ -385,6 +389,8 @@ cdef int _plain_header(const uint8_t *b, size_t n, plain_header *out) noexcept n
             return 0
         if kind == _MSG_NIL or kind == _MSG_MTIME:
             pass
+        elif kind == _MSG_ATTRIBUTE or kind == _MSG_ATTRIBUTE_INFO:
+            out.attributes += 1  # (read by whoever reads the attributes, through the library)
         elif kind == _MSG_SPACE and not space:
             space = _space(b + p, size, out)
             if not space:
@@ -408,10 +414,11 @@ cdef int _plain_header(const uint8_t *b, size_t n, plain_header *out) noexcept n
 
 
 cdef int _take_unopened(int fd, uint64_t file_size, haddr_t address, bytes full, list describe,
-                        hsize_t eager_limit, list storage) except -1:
+                        hsize_t eager_limit, list storage, set checked) except -1:
     """Take the dataset whose object header lies at ``address`` as :func:`_take` takes an open one, from
-    its header read here (:func:`_plain_header`) without the library opening it: 1 when taken, 0 when the
-    library is to open it (anything else, or anything unexpected)."""
+    its header read here (:func:`_plain_header`) without the library opening it: 1 when taken, 2 when it
+    passed the same checks but has attributes (its name added to ``checked``, its storage to ``storage``:
+    handed over unopened), 0 when the library is to open it (anything else, or anything unexpected)."""
     cdef uint8_t first[_HEADER_READ]
     cdef uint8_t *b = first
     cdef uint8_t *more = NULL
@@ -443,7 +450,7 @@ cdef int _take_unopened(int fd, uint64_t file_size, haddr_t address, bytes full,
                 return 0
             memset(&h, 0, sizeof(h))
             found = _plain_header(b, n, &h)
-        if found != 1:
+        if found != 1 or (h.attributes and checked is None):
             return 0
         declared = h.size
         for i in range(h.rank):
@@ -460,6 +467,9 @@ cdef int _take_unopened(int fd, uint64_t file_size, haddr_t address, bytes full,
             return 0  # unallocated, of another size, or past the end: the library's own checks
         if storage is not None and h.layout == _CONTIGUOUS:
             storage.append((h.address, h.address + h.stored))
+        if h.attributes:
+            checked.add(full)
+            return 2
         if describe is None:
             return 1
         dtype = _dtype_for(h.kind, h.order, h.sign, h.size)
@@ -676,6 +686,13 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
     Each hard link's object is opened by its name in the group (``H5Oopen``), not by the token its link holds:
     an object opened by token has no path, and libhdf5 then finds one for ``.name`` by searching the file
     (another link's path, for an object reached by two).
+
+    With ``take``, ``fd`` (the file's descriptor, as libhdf5 reads it: its addresses are byte offsets in it)
+    and ``file_size``, and :func:`configure_headers` called, a dataset is first looked at in its object
+    header, read here: a version-2 header whose every message is known and plain (:func:`_plain_header`)
+    is taken as above without the library opening it, or, when it has attributes and ``checked`` is a
+    set, handed over with ``object`` None and its name added to ``checked`` (the caller opens it when it
+    reads it).  Any other object is opened by the library as above, which checks it and names what is wrong.
     """
     cdef listing found
     cdef hsize_t idx = 0
@@ -707,9 +724,13 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
         if address in seen:
             entries.append((full, kind, address, None))
             continue
-        if unopened and _take_unopened(fd, file_size, address, full, describe, eager_limit, storage) == 1:
-            _headers_taken += 1
-            continue
+        if unopened:
+            taken = _take_unopened(fd, file_size, address, full, describe, eager_limit, storage, checked)
+            if taken:
+                _headers_taken += 1
+                if taken == 2:
+                    entries.append((full, kind, address, None))
+                continue
         oid = _oopen(gid, <const char *>name, 0)
         if oid < 0:
             entries.append((full, kind, address, name))

@@ -98,11 +98,12 @@ def test_compiled_scan_takes_plain_datasets_and_describes_them_as_h5py_reads_the
         ref_seen, ref_described, _none, ref_storage = _run(f, path, False, monkeypatch)
         before = _h5scan.headers_taken()
         seen, described, checked, storage = _run(f, path, True, monkeypatch)
-        # version-2 headers (libver latest) of plain datasets are read without the library opening them; the
-        # dataset of two links (g/i8: a reference count message), one without storage (g/empty_rows) and
-        # version-1 headers are opened by the library as before
+        # version-2 headers (libver latest) of plain datasets, with attributes or not, are read without the
+        # library opening them; the dataset of two links (g/i8: a reference count message), one without
+        # storage (g/empty_rows) and version-1 headers are opened by the library as before
         unopened = _h5scan.headers_taken() - before
-        assert unopened == (len(TAKEN) - 2 if libver == "latest" and _h5scan.headers_configured() else 0)
+        headers = libver == "latest" and _h5scan.headers_configured()
+        assert unopened == (len(TAKEN) - 2 + len({"g/with_attr", "g/with_attr_big"}) if headers else 0)
         taken = {item[0].decode(): item for item in checked}
         assert set(taken) == set(TAKEN) | {"g/again"}  # the second link is another name of a plain dataset
         assert not HANDED & set(taken)
@@ -182,16 +183,20 @@ def test_the_scan_lists_each_group_as_h5py_lists_it(tmp_path, monkeypatch):
                 assert checked.listings[group] == want, (compiled, group)
 
 
-def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch):
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch, libver):
     path = tmp_path / "made.h5"
-    _file(path)
+    _file(path, libver)
     monkeypatch.setattr(walk_module, "_members", False)
     with h5py.File(path, "r") as f:
         handed, checked, storage = [], set(), []
-        walk_module._walk(f, path, lambda full, kind, oid: handed.append(full), take=True,
-                          describe=Descriptions(EAGER_LIMIT), storage=storage, checked=checked)
+        unopened = []  # (version-2 headers: read by the compiled walk, handed over without opening them)
+        walk_module._walk(f, path, lambda full, kind, oid: (handed.append(full),
+                                                             oid is None and full in checked and unopened.append(full)),
+                          take=True, describe=Descriptions(EAGER_LIMIT), storage=storage, checked=checked)
         assert checked == {b"g/with_attr", b"g/with_attr_big"}
         assert checked <= set(handed)
+        assert set(unopened) == (checked if libver == "latest" and _h5scan.headers_configured() else set())
         big = f["g/with_attr_big"].id
         assert (big.get_offset(), big.get_offset() + big.get_storage_size()) in storage
 

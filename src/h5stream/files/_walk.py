@@ -148,7 +148,10 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
     :func:`h5stream._ext._h5scan.members`) are not handed to ``on_member``: their contiguous storage is
     added to ``storage`` (when a list) and, when ``describe`` is given, they are described there; with
     ``checked`` too, those that pass the same checks but have attributes are handed over with their full
-    names added to ``checked`` (and their storage to ``storage``).
+    names added to ``checked`` (and their storage to ``storage``).  Where the file's object headers can be
+    read at their addresses (:func:`header_reader`), a plain dataset is checked from its header without the
+    library opening it (see :func:`h5stream._ext._h5scan.members`), and one with attributes is then handed
+    over with ``oid`` None (its name in ``checked``).
     """
     from h5stream.checksums._fletcher32 import fletcher32_failure  # the checksums module imports this package
 
