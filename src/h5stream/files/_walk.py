@@ -80,15 +80,19 @@ def header_reader(f: h5py.Group) -> tuple[int, int] | None:
     """(descriptor, size) of the file of ``f`` as libhdf5 reads it, when its object headers can be read at
     their addresses (:data:`_SUPERBLOCK`, the POSIX driver): the compiled listing then takes plain datasets
     from their headers without the library opening them (see :func:`h5stream._ext._h5scan.members`); else
-    None."""
+    None.  The size is the file's end as its superblock records it (what the library reads up to), or its
+    size on disk where that is less."""
     try:
         fid = f.file.id
         if fid.get_access_plist().get_driver() != h5py.h5fd.SEC2:
             return None
         fd = fid.get_vfd_handle()
-        if not isinstance(fd, int) or fd < 0 or not _SUPERBLOCK.match(os.pread(fd, 20, 0)):
+        if not isinstance(fd, int) or fd < 0:
             return None
-        return fd, os.fstat(fd).st_size
+        superblock = os.pread(fd, 36, 0)
+        if len(superblock) < 36 or not _SUPERBLOCK.match(superblock):
+            return None
+        return fd, min(os.fstat(fd).st_size, int.from_bytes(superblock[28:36], "little"))
     except (OSError, RuntimeError, ValueError, TypeError):
         return None
 
