@@ -201,9 +201,9 @@ def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_pat
         assert (big.get_offset(), big.get_offset() + big.get_storage_size()) in storage
 
 
-def _declares_too_much(path) -> None:
+def _declares_too_much(path, libver: str = "earliest") -> None:
     """A contiguous dataset whose dataspace claims far more than its storage (a damaged header)."""
-    with h5py.File(path, "w", libver="earliest") as f:
+    with h5py.File(path, "w", libver=libver) as f:
         f.create_dataset("ok", data=np.arange(3))
         space = h5py.h5s.create_simple((SIZE_FLOOR // 8 + 1_000_000,))
         plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -262,7 +262,12 @@ def _virtual_latest(path) -> None:
         f.create_virtual_dataset("vds", layout)
 
 
+def _declares_too_much_latest(path) -> None:
+    _declares_too_much(path, "latest")
+
+
 @pytest.mark.parametrize("make, error, obj", [
+    (_declares_too_much_latest, FormatError, "/claims"),
     (_external_storage_latest, UnsafeFileError, "/ext"),
     (_virtual_latest, UnsafeFileError, "/vds"),
 ])
