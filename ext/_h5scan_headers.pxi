@@ -214,7 +214,7 @@ cdef int _plain_header(const uint8_t *b, size_t n, plain_header *out) noexcept n
             if not fill:
                 return 0
         else:
-            return 0  # any other message (attributes, filters, external storage, continuation, ...), or one twice
+            return 0  # any other message (filters, external storage, continuation, shared, ...), or one twice
         p += size
     return 1 if space and dtype and layout else 0
 
