@@ -312,3 +312,19 @@ def test_a_damaged_version_2_header_of_a_plain_dataset_is_refused_by_the_library
         found.append((type(caught.value), str(caught.value)))
         assert caught.value.obj == "/a/x"
     assert found[0] == found[1]
+
+
+def test_a_file_open_for_writing_is_scanned_through_the_library(tmp_path, monkeypatch):
+    path = tmp_path / "open.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("x", data=np.arange(4))
+    monkeypatch.setattr(walk_module, "_members", False)
+    with h5py.File(path, "a", libver="latest") as f:
+        f["x"][...] = np.arange(4) + 10  # (not flushed: the bytes on disk still hold 0..3)
+        f.create_dataset("y", data=np.arange(3))
+        checked, before = Descriptions(EAGER_LIMIT), _h5scan.headers_taken()
+        scan_unsafe_objects(f, path, describe=checked)
+        assert _h5scan.headers_taken() == before  # the library's view, not the file's bytes
+    values = {item[0]: item[3] for item in checked}
+    np.testing.assert_array_equal(values[b"x"], np.arange(4) + 10)
+    np.testing.assert_array_equal(values[b"y"], np.arange(3))

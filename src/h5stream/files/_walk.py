@@ -78,13 +78,13 @@ _SUPERBLOCK = re.compile(rb"\x89HDF\r\n\x1a\n[\x02\x03]\x08\x08.\x00{8}", re.DOT
 
 def header_reader(f: h5py.Group) -> tuple[int, int] | None:
     """(descriptor, size) of the file of ``f`` as libhdf5 reads it, when its object headers can be read at
-    their addresses (:data:`_SUPERBLOCK`, the POSIX driver): the compiled listing then takes plain datasets
-    from their headers without the library opening them (see :func:`h5stream._ext._h5scan.members`); else
-    None.  The size is the file's end as its superblock records it (what the library reads up to), or its
-    size on disk where that is less."""
+    their addresses (:data:`_SUPERBLOCK`, the POSIX driver, open read-only: nothing the library holds unwritten):
+    the compiled listing then takes plain datasets from their headers without the library opening them (see
+    :func:`h5stream._ext._h5scan.members`); else None.  The size is the file's end as its superblock records it
+    (what the library reads up to), or its size on disk where that is less."""
     try:
         fid = f.file.id
-        if fid.get_access_plist().get_driver() != h5py.h5fd.SEC2:
+        if fid.get_intent() != h5py.h5f.ACC_RDONLY or fid.get_access_plist().get_driver() != h5py.h5fd.SEC2:
             return None
         fd = fid.get_vfd_handle()
         if not isinstance(fd, int) or fd < 0:
