@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from h5stream.errors import FormatError, UnsafeFileError
+from h5stream.errors import FormatError, H5StreamError, UnsafeFileError
+from h5stream._ext import _h5scan
 from h5stream.files import _walk as walk_module
 from h5stream.files.header_checks import SIZE_FLOOR
 from h5stream.files.validated import Descriptions, open_validated, scan_unsafe_objects
@@ -32,9 +33,9 @@ HANDED = {"g/with_attr", "g/with_attr_big", "g/gzip", "g/chunked", "g/f2", "g/bo
           "g/text", "g/enum", "g/null"}
 
 
-def _file(path) -> None:
+def _file(path, libver: str = "earliest") -> None:
     rng = np.random.default_rng(7)
-    with h5py.File(path, "w", libver="earliest") as f:
+    with h5py.File(path, "w", libver=libver) as f:
         g = f.create_group("g")
         for name, dtype in (("i1", "i1"), ("u1", "u1"), ("i2be", ">i2"), ("u2", "<u2"), ("i4", "i4"),
                             ("u4be", ">u4"), ("i8", "i8"), ("u8", "u8"), ("f4", "f4"), ("f8be", ">f8"),
@@ -89,12 +90,20 @@ def _run(f, path, compiled: bool, monkeypatch, *, describe: bool = True):
     return seen, described, checked, storage
 
 
-def test_compiled_scan_takes_plain_datasets_and_describes_them_as_h5py_reads_them(tmp_path, monkeypatch):
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_compiled_scan_takes_plain_datasets_and_describes_them_as_h5py_reads_them(tmp_path, monkeypatch, libver):
     path = tmp_path / "made.h5"
-    _file(path)
+    _file(path, libver)
     with h5py.File(path, "r") as f:
         ref_seen, ref_described, _none, ref_storage = _run(f, path, False, monkeypatch)
+        before = _h5scan.headers_taken()
         seen, described, checked, storage = _run(f, path, True, monkeypatch)
+        # version-2 headers (libver latest) of plain datasets, with attributes or not, are read without the
+        # library opening them; the dataset of two links (g/i8: a reference count message), one without
+        # storage (g/empty_rows) and version-1 headers are opened by the library as before
+        unopened = _h5scan.headers_taken() - before
+        headers = libver == "latest" and _h5scan.headers_configured()
+        assert unopened == (len(TAKEN) - 2 + len({"g/with_attr", "g/with_attr_big"}) if headers else 0)
         taken = {item[0].decode(): item for item in checked}
         assert set(taken) == set(TAKEN) | {"g/again"}  # the second link is another name of a plain dataset
         assert not HANDED & set(taken)
@@ -174,23 +183,27 @@ def test_the_scan_lists_each_group_as_h5py_lists_it(tmp_path, monkeypatch):
                 assert checked.listings[group] == want, (compiled, group)
 
 
-def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch):
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_plain_datasets_with_attributes_are_checked_in_c_and_handed_over(tmp_path, monkeypatch, libver):
     path = tmp_path / "made.h5"
-    _file(path)
+    _file(path, libver)
     monkeypatch.setattr(walk_module, "_members", False)
     with h5py.File(path, "r") as f:
         handed, checked, storage = [], set(), []
-        walk_module._walk(f, path, lambda full, kind, oid: handed.append(full), take=True,
-                          describe=Descriptions(EAGER_LIMIT), storage=storage, checked=checked)
+        unopened = []  # (version-2 headers: read by the compiled walk, handed over without opening them)
+        walk_module._walk(f, path, lambda full, kind, oid: (handed.append(full),
+                                                             oid is None and full in checked and unopened.append(full)),
+                          take=True, describe=Descriptions(EAGER_LIMIT), storage=storage, checked=checked)
         assert checked == {b"g/with_attr", b"g/with_attr_big"}
         assert checked <= set(handed)
+        assert set(unopened) == (checked if libver == "latest" and _h5scan.headers_configured() else set())
         big = f["g/with_attr_big"].id
         assert (big.get_offset(), big.get_offset() + big.get_storage_size()) in storage
 
 
-def _declares_too_much(path) -> None:
+def _declares_too_much(path, libver: str = "earliest") -> None:
     """A contiguous dataset whose dataspace claims far more than its storage (a damaged header)."""
-    with h5py.File(path, "w", libver="earliest") as f:
+    with h5py.File(path, "w", libver=libver) as f:
         f.create_dataset("ok", data=np.arange(3))
         space = h5py.h5s.create_simple((SIZE_FLOOR // 8 + 1_000_000,))
         plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -228,3 +241,90 @@ def test_hostile_files_are_refused_with_the_same_error(tmp_path, monkeypatch, ma
         found.append(str(caught.value))
         assert caught.value.obj == obj
     assert found[0] == found[1]
+
+
+def _external_storage_latest(path) -> None:
+    raw = path.with_suffix(".raw")
+    raw.write_bytes(np.arange(4, dtype="<i8").tobytes())
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("x", data=np.arange(2))
+        f.create_dataset("ext", shape=(4,), dtype="<i8", external=[(raw.name, 0, 32)])
+
+
+def _virtual_latest(path) -> None:
+    source = path.with_name("source.h5")
+    with h5py.File(source, "w") as s:
+        s.create_dataset("v", data=np.arange(4))
+    layout = h5py.VirtualLayout(shape=(4,), dtype="<i8")
+    layout[:] = h5py.VirtualSource(str(source), "v", shape=(4,))
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("x", data=np.arange(2))
+        f.create_virtual_dataset("vds", layout)
+
+
+def _declares_too_much_latest(path) -> None:
+    _declares_too_much(path, "latest")
+
+
+@pytest.mark.parametrize("make, error, obj", [
+    (_declares_too_much_latest, FormatError, "/claims"),
+    (_external_storage_latest, UnsafeFileError, "/ext"),
+    (_virtual_latest, UnsafeFileError, "/vds"),
+])
+def test_version_2_headers_of_hostile_datasets_are_refused_as_before(tmp_path, monkeypatch, make, error, obj):
+    path = tmp_path / "hostile.h5"
+    make(path)
+    found = []
+    for headers in (False, True):
+        monkeypatch.setattr(walk_module, "_members", False)
+        monkeypatch.setattr(walk_module, "header_reader", walk_module.header_reader if headers else lambda f: None)
+        with pytest.raises(error) as caught:
+            open_validated(path, locking=False).close()
+        found.append(str(caught.value))
+        assert caught.value.obj == obj
+    assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("where", ["space", "checksum"])
+def test_a_damaged_version_2_header_of_a_plain_dataset_is_refused_by_the_library_as_before(tmp_path, monkeypatch,
+                                                                                          where):
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("a/ok", data=np.arange(3))
+        f.create_dataset("a/x", data=np.arange(5, dtype="<i8"))
+        address = h5py.h5o.get_info(f["a/x"].id).addr
+    raw = bytearray(path.read_bytes())
+    header = bytes(raw[address:address + 512])
+    assert header[:4] == b"OHDR"
+    # a byte of the dataspace's size (5, found by value), or of the header's checksum
+    at = header.index((5).to_bytes(8, "little")) if where == "space" else None
+    if at is None:  # the header's checksum itself
+        prefix, width = 6 + (16 if header[5] & 0x20 else 0) + (4 if header[5] & 0x10 else 0), 1 << (header[5] & 0x03)
+        at = prefix + width + int.from_bytes(header[prefix:prefix + width], "little")
+    raw[address + at] ^= 0x01
+    path.write_bytes(bytes(raw))
+    found = []
+    for headers in (False, True):
+        monkeypatch.setattr(walk_module, "_members", False)
+        monkeypatch.setattr(walk_module, "header_reader", walk_module.header_reader if headers else lambda f: None)
+        with pytest.raises(H5StreamError) as caught:
+            open_validated(path, locking=False).close()
+        found.append((type(caught.value), str(caught.value)))
+        assert caught.value.obj == "/a/x"
+    assert found[0] == found[1]
+
+
+def test_a_file_open_for_writing_is_scanned_through_the_library(tmp_path, monkeypatch):
+    path = tmp_path / "open.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("x", data=np.arange(4))
+    monkeypatch.setattr(walk_module, "_members", False)
+    with h5py.File(path, "a", libver="latest") as f:
+        f["x"][...] = np.arange(4) + 10  # (not flushed: the bytes on disk still hold 0..3)
+        f.create_dataset("y", data=np.arange(3))
+        checked, before = Descriptions(EAGER_LIMIT), _h5scan.headers_taken()
+        scan_unsafe_objects(f, path, describe=checked)
+        assert _h5scan.headers_taken() == before  # the library's view, not the file's bytes
+    values = {item[0]: item[3] for item in checked}
+    np.testing.assert_array_equal(values[b"x"], np.arange(4) + 10)
+    np.testing.assert_array_equal(values[b"y"], np.arange(3))

@@ -3,7 +3,8 @@
 Checked from the collector's side (``gc.callbacks``, ``gc.get_objects``, ``gc.get_freeze_count``): the
 session's staged nodes are not in any generation a collection walks while a step runs, they are back in the
 oldest one afterwards, garbage among them is reclaimed once the step ends, a freeze the process made itself
-is left alone, and steps inside steps and in several threads share one freeze.
+is left alone, and steps inside steps and in several threads share one freeze.  A resume reads its tree with
+the collector off and leaves it in the oldest generation.
 """
 
 from __future__ import annotations
@@ -179,3 +180,44 @@ def test_a_thaw_cut_short_is_done_when_the_next_step_starts(monkeypatch):
     with open_target(session=session, step="a_step"):
         assert gc.get_freeze_count() > 0 and collector._frozen  # thawed, then frozen again for this step
     assert gc.get_freeze_count() == 0 and not collector._frozen
+
+
+def test_a_resume_runs_without_collections_and_leaves_what_it_read_in_the_oldest_generation(tmp_path):
+    from hdmea.pipeline import PipelineSession
+
+    session = _session()
+    session.checkpoint(tmp_path / "k.h5")
+    gc.collect()
+    collections = []
+
+    def seen(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        resumed = PipelineSession.load(tmp_path / "k.h5")
+    finally:
+        gc.callbacks.remove(seen)
+    assert collections == [] and gc.isenabled()
+    node = resumed._tree._root  # the tree read: unwalked, in the oldest generation
+    young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
+    assert id(node) not in young and any(o is node for o in gc.get_objects(generation=2))
+    resumed.close()
+
+
+def test_a_failed_resume_turns_the_collector_back_on(tmp_path):
+    from hdmea.errors import CheckpointError
+    from hdmea.pipeline import PipelineSession
+
+    (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    with pytest.raises(CheckpointError):
+        PipelineSession.load(tmp_path / "bad.h5")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(CheckpointError):
+            PipelineSession.load(tmp_path / "bad.h5")
+        assert not gc.isenabled()  # a process that turned it off keeps it off
+    finally:
+        gc.enable()

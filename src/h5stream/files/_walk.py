@@ -15,6 +15,7 @@ through h5py, with the same outcome.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 import h5py
@@ -65,22 +66,50 @@ def compiled_members() -> Callable | None:
         addresses = [libhdf5.function_address(name) for name in scan.FUNCTIONS]
         if all(addresses):
             scan.configure(addresses, h5py.h5g.GroupID, h5py.h5d.DatasetID, SIZE_FLOOR)
+            scan.configure_headers(libhdf5.function_address("H5_checksum_metadata") or 0)
             _members = scan.members
     return _members
 
 
+#: The superblock this package's writers leave (version 2 or 3, at the file's start, 8-byte addresses and
+#: lengths, base address 0), under which an object's address is its byte offset in the file.
+_SUPERBLOCK = re.compile(rb"\x89HDF\r\n\x1a\n[\x02\x03]\x08\x08.\x00{8}", re.DOTALL)
+
+
+def header_reader(f: h5py.Group) -> tuple[int, int] | None:
+    """(descriptor, size) of the file of ``f`` as libhdf5 reads it, when its object headers can be read at
+    their addresses (:data:`_SUPERBLOCK`, the POSIX driver, open read-only: nothing the library holds unwritten):
+    the compiled listing then takes plain datasets from their headers without the library opening them (see
+    :func:`h5stream._ext._h5scan.members`); else None.  The size is the file's end as its superblock records it
+    (what the library reads up to), or its size on disk where that is less."""
+    try:
+        fid = f.file.id
+        if fid.get_intent() != h5py.h5f.ACC_RDONLY or fid.get_access_plist().get_driver() != h5py.h5fd.SEC2:
+            return None
+        fd = fid.get_vfd_handle()
+        if not isinstance(fd, int) or fd < 0:
+            return None
+        superblock = os.pread(fd, 36, 0)
+        if len(superblock) < 36 or not _SUPERBLOCK.match(superblock):
+            return None
+        return fd, min(os.fstat(fd).st_size, int.from_bytes(superblock[28:36], "little"))
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return None
+
+
 def _listed(gid, prefix: bytes, seen: set, take: bool, describe: Descriptions | None,
-            storage: list | None, checked: set | None) -> tuple[int, list]:
+            storage: list | None, checked: set | None, reader: tuple[int, int] | None = None) -> tuple[int, list]:
     """A group's link count and its entries ``(full name, link kind, address, object)`` (see
     :func:`h5stream._ext._h5scan.members`), listed in one compiled call, else through h5py (which
     raises the library's error for a group it cannot list; ``object`` is then the link's name for a
-    hard link, opened by the caller)."""
+    hard link, opened by the caller).  ``reader``: :func:`header_reader`'s answer for the file."""
     members = compiled_members()
     if members is not None:
         with libhdf5.lock:
             found = members(gid.id, prefix, seen, take, None if describe is None else describe.items,
                             0 if describe is None else describe.limit, storage, checked,
-                            None if describe is None else describe.listings)
+                            None if describe is None else describe.listings,
+                            *(reader if reader is not None else ()))
         if found is not None:
             return found
     links: list[tuple[bytes, int, int]] = []
@@ -123,13 +152,17 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
     :func:`h5stream._ext._h5scan.members`) are not handed to ``on_member``: their contiguous storage is
     added to ``storage`` (when a list) and, when ``describe`` is given, they are described there; with
     ``checked`` too, those that pass the same checks but have attributes are handed over with their full
-    names added to ``checked`` (and their storage to ``storage``).
+    names added to ``checked`` (and their storage to ``storage``).  Where the file's object headers can be
+    read at their addresses (:func:`header_reader`), a plain dataset is checked from its header without the
+    library opening it (see :func:`h5stream._ext._h5scan.members`), and one with attributes is then handed
+    over with ``oid`` None (its name in ``checked``).
     """
     from h5stream.checksums._fletcher32 import fletcher32_failure  # the checksums module imports this package
 
     group_id = h5py.h5g.GroupID
     root = f.id
     seen: set[int] = {h5py.h5o.get_info(root).addr}
+    reader = header_reader(f) if take and compiled_members() is not None else None
     total = 0
     # (full name, open group id, depth, closed here); the root is the caller's, a kept group the visitor's.
     stack: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = [(b"", root, 0, False)]
@@ -153,7 +186,7 @@ def _walk(f: h5py.Group, path, on_member: Callable[[bytes, int, object], bool | 
                         found=f"more than {total + count}",
                         hint="the file is damaged or crafted; raise the limit if it is genuine",
                     )
-                listed, entries = _listed(gid, prefix, seen, take, describe, storage, checked)
+                listed, entries = _listed(gid, prefix, seen, take, describe, storage, checked, reader)
                 total += listed
                 children: list[tuple[bytes, h5py.h5g.GroupID, int, bool]] = []
                 for full, kind, address, oid in entries:

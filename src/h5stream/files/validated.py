@@ -128,7 +128,8 @@ def _plugin_filters_loaded() -> None:
 #: ``visit(name, oid) -> bool`` of :func:`scan_unsafe_objects`: called for every link below the
 #: file's root, ``name`` its full path without the leading ``/`` (bytes), ``oid`` the object's open
 #: low-level id once the scan has checked it (None for a link the scan does not open: soft,
-#: accepted external, or a group already reached through another link).  Returning True keeps
+#: accepted external, a group already reached through another link, or, with ``describe``, a plain
+#: dataset with attributes checked from its object header).  Returning True keeps
 #: ``oid`` open for the caller, who then owns it; otherwise the scan closes it.
 ObjectVisitor = Callable[[bytes, "h5py.h5o.ObjectID | None"], bool]
 

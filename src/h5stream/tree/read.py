@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
-from h5stream import checksums, jsonvalues
+from h5stream import batch_attrs, checksums, jsonvalues
 from h5stream.errors import FormatError, H5StreamError
 from h5stream.files.header_checks import plain_storage
 from h5stream.tree.filearray import FileArray
@@ -330,8 +330,8 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
     if dsid is not None and not _has_attrs(dsid, manifest, name):
         attrs, tag, keys = {}, None, None  # what read_attrs finds for no attribute, with none expected
     else:
-        if dsid is not None:
-            obj = h5py.Dataset(dsid, readonly=True)
+        if dsid is not None:  # (h5py's plain object of the id serves the attributes: its Dataset would copy the
+            obj = h5py.HLObject(dsid)  # creation properties and make a transfer list, wanted only for a read)
         attrs, tag, keys = read_attrs(obj, manifest=manifest, path=path, where=name)
     if isinstance(obj, h5py.Group):
         children = {}
@@ -362,7 +362,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
         tid, shape = known
         dtype = tid.dtype
     else:
-        tid, shape, dtype = None, dsid.shape, dsid.dtype
+        tid, shape, dtype = _shape_and_type(dsid)
     expected = manifest.datasets.get(name) if manifest is not None else None
     if shape is None:
         data = np.empty((0,), dtype=dtype)
@@ -376,7 +376,7 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             if numbers:
                 data = _read_numbers(dsid, shape, dtype, tid)
             else:
-                if obj is None:
+                if not isinstance(obj, h5py.Dataset):
                     obj = h5py.Dataset(dsid, readonly=True)
                 data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         except Exception:
@@ -402,6 +402,30 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             _decoded(lambda: jsonvalues.loads(stored) if tag == "json" else int(stored), path,
                      name, "the stored value")
     return Dataset(data, attrs, tag)
+
+
+#: h5py's type of each native number dtype (a memory type: the same for every file), made once
+_NATIVE_TYPES: dict[np.dtype, h5py.h5t.TypeID] = {}
+
+
+def _shape_and_type(dsid: h5py.h5d.DatasetID) -> tuple[h5py.h5t.TypeID | None, tuple | None, np.dtype]:
+    """(type to read in, shape, dtype) of dataset ``dsid`` as h5py's ``DatasetID.shape`` and ``.dtype`` give them,
+    asked by the direct calls of :func:`h5stream.batch_attrs.dataset_shape_and_dtype` where the stored type is
+    a native number type (its native memory type to read in then; h5py's type and dataspace objects cost
+    several microseconds each), else of h5py (type None: read in the stored type)."""
+    lib = batch_attrs.bindings()
+    if lib is not None:
+        try:
+            with batch_attrs.library_lock:
+                shape, dtype = batch_attrs.dataset_shape_and_dtype(lib, dsid.id)
+        except OSError:
+            dtype = None  # h5py asks again, and raises the library's error
+        if dtype is not None:
+            tid = _NATIVE_TYPES.get(dtype)
+            if tid is None:
+                tid = _NATIVE_TYPES[dtype] = h5py.h5t.py_create(dtype)
+            return tid, shape, dtype
+    return None, dsid.shape, dsid.dtype
 
 
 def _member_names(group: h5py.Group, listings: dict | None, key: bytes | None):

@@ -58,10 +58,8 @@ path and renamed onto ``out`` when complete (:func:`h5stream.files.create_atomic
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
-import gc
 import logging
 import os
 import re
@@ -85,6 +83,7 @@ from hdmea.io._unit_scan import (
 from hdmea.io.recording import Recording, read_whole
 from hdmea.io.mcs import GRID_SIZE
 from hdmea.progress import counted
+from hdmea.session._collector import paused_collections
 
 __all__ = ["export", "ExportResult", "PITCH_UM", "BOOKKEEPING_ATTRS", "WHOLE_COLUMN_BYTES"]
 
@@ -147,7 +146,6 @@ class _Compression:
         return h5dataio(array, compression=self.name, compression_opts=self.level, shuffle=True, chunks=chunks)
 
 
-@contextlib.contextmanager
 def _collection_paused():
     """Python's cyclic garbage collector paused for the block (as it was before, after it), then the
     youngest generation collected.
@@ -160,14 +158,7 @@ def _collection_paused():
     cycles that hold the exported arrays) at once, rather than after later collections
     promote them (back-to-back exports then held one more recording's arrays each).
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-            gc.collect(0)
+    return paused_collections(collect_young=True)
 
 
 # --------------------------------------------------------------------------- reading the recording

@@ -12,7 +12,11 @@ reads them, replaces some, and adds its own.
 step's collections, full ones included, walk only what the step itself made, and a cycle it drops is
 reclaimed as always.  At the end everything is thawed (``gc.unfreeze``) into the oldest generation, where
 the next full collection finds anything among it that became garbage meanwhile (reference counting frees
-all else at once, frozen or not).  Steps inside steps, and steps in several threads at a time, share one
+all else at once, frozen or not).
+
+:func:`paused_collections` turns the collector off for a block that makes many long-lived objects and little
+cyclic garbage (a session's tree read from a file: tens of thousands of nodes, which set off full collections
+over every object of the process as they are made).  Steps inside steps, and steps in several threads at a time, share one
 freeze, thawed when the last of them ends.  A process that froze objects itself (``gc.get_freeze_count()``
 not 0, as a server that forks its workers does) or that turned the collector off is left as it is: a thaw
 would undo its own freeze.
@@ -25,7 +29,7 @@ import gc
 import threading
 from collections.abc import Iterator
 
-__all__ = ["step_collections"]
+__all__ = ["step_collections", "paused_collections"]
 
 _lock = threading.Lock()
 #: steps running inside the freeze now, and whether it is ours to thaw
@@ -53,3 +57,28 @@ def step_collections() -> Iterator[None]:
             if _running == 0 and _frozen:
                 gc.unfreeze()
                 _frozen = False
+
+
+@contextlib.contextmanager
+def paused_collections(*, collect_young: bool = False) -> Iterator[None]:
+    """Run the block with the cyclic collector off (as it was before, after it).  At its end, everything the
+    block made and kept is the youngest generation: with ``collect_young`` it is collected once, so that
+    cycles made in the block are freed at once rather than after later collections promote them; else it
+    is moved to the oldest generation unwalked (``gc.freeze`` then ``gc.unfreeze``, as a step's freeze ends),
+    where the next full collection looks at it, rather than walked by the next young collection and the
+    one after.  A process that froze objects itself is left as it is (a thaw would undo its own freeze)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            if collect_young:
+                gc.enable()
+                gc.collect(0)
+            else:
+                with _lock:
+                    if _running == 0 and not _frozen and gc.get_freeze_count() == 0:
+                        gc.freeze()
+                        gc.unfreeze()
+                gc.enable()

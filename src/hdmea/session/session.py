@@ -43,6 +43,7 @@ from hdmea.io import _files
 from hdmea.io import hdf5_store as store
 from hdmea.io.hdf5_store import Group
 from hdmea.io.recording import read_lazy_tree
+from hdmea.session._collector import paused_collections
 from hdmea.session._live_tree import CompletedSteps, LabSessionViews
 from hdmea.session._copy_save import save_by_copy
 from hdmea.session._session_files import save_into_spill_file, write_new_file
@@ -441,6 +442,12 @@ class PipelineSession(PathAccess, LabSessionViews):
         object.  A file written before checksums existed loads unchecked.
         """
         path = Path(path)
+        with paused_collections():  # a node per object, all kept: no garbage for the collector to look for
+            return cls._resumed(path, memory_limit=memory_limit, hdf5_path=hdf5_path, verify=verify)
+
+    @classmethod
+    def _resumed(cls, path: Path, *, memory_limit, hdf5_path, verify: bool) -> PipelineSession:
+        """:meth:`load`'s work."""
         try:
             root, source = read_lazy_tree(path, verify=verify)
         except (FileNotFoundError, ChecksumError, RecordingLockedError):
