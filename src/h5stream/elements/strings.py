@@ -273,9 +273,16 @@ def read_string_values(node: Node, dtype: np.dtype | None = None) -> np.ndarray:
         return text.astype(_STRING_DTYPE).reshape(raw.shape)
     if rank == 0:
         return np.asarray(node.check(ds.asstr()[()]), dtype=_STRING_DTYPE)
-    if 0 in ds.id.shape:  # nothing stored to convert: h5py's typed read of no values, without its set-up
-        return node.check(np.empty(ds.id.shape, _STRING_DTYPE))
-    return node.check(ds.astype(_STRING_DTYPE)[()])
+    return node.check(_read_variable(ds))
+
+
+def _read_variable(ds: h5py.Dataset) -> np.ndarray:
+    """All of a variable-length string dataset of at least one dimension as a StringDType array (h5py's fast
+    path; an empty one without its set-up: nothing stored to convert)."""
+    shape = ds.id.shape
+    if 0 in shape:
+        return np.empty(shape, _STRING_DTYPE)
+    return ds.astype(_STRING_DTYPE)[()]
 
 
 def _read_fixed(ds: h5py.Dataset, dtype: np.dtype) -> np.ndarray:
