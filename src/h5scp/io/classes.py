@@ -41,6 +41,7 @@ import functools
 import importlib
 import inspect
 import os
+import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -84,12 +85,29 @@ class ModelClasses:
 OURS = ModelClasses.from_module(_ours)
 
 
+#: the module of the installed ScpTensor's classes
+_UPSTREAM = "scptensor.core.structures"
+#: ``sys.path`` when importing :data:`_UPSTREAM` last failed (None: it has not): a failed import searches every
+#: entry of the path again, which costs every load of a process without ScpTensor about 0.1 ms
+_MISSING_ON: tuple | None = None
+
+
 def default_classes() -> ModelClasses:
-    """The installed ScpTensor's classes (``scptensor.core.structures``) when it imports, else :data:`OURS`."""
-    try:
-        module = importlib.import_module("scptensor.core.structures")
-    except ImportError:
-        return OURS
+    """The installed ScpTensor's classes (``scptensor.core.structures``) when it imports, else :data:`OURS`.
+
+    An import that failed is tried again once ``sys.path`` changed (or the module was imported meanwhile).
+    """
+    global _MISSING_ON
+    module = sys.modules.get(_UPSTREAM)
+    if module is None:
+        path = tuple(sys.path)
+        if path == _MISSING_ON:
+            return OURS
+        try:
+            module = importlib.import_module(_UPSTREAM)
+        except ImportError:
+            _MISSING_ON = path
+            return OURS
     return ModelClasses.from_module(module)
 
 

@@ -262,8 +262,9 @@ def serialize_provenance(history: Sequence[ProvenanceLog], group: h5py.Group) ->
 
 def deserialize_provenance(group: h5py.Group) -> list[ProvenanceLog]:
     """Read a history written by :func:`serialize_provenance`, or the 1.0 layout."""
-    if "records" in group:
-        unknown = sorted(repr(name) for name in group if name not in ("records", "params"))
+    members = list(group)  # (one listing: h5py asks the file again for each membership test)
+    if "records" in members:
+        unknown = sorted(repr(name) for name in members if name not in ("records", "params"))
         if unknown:
             raise IOFormatError(
                 "the history holds members it never has", path=group.file.filename, obj=group.name,
@@ -271,7 +272,7 @@ def deserialize_provenance(group: h5py.Group) -> list[ProvenanceLog]:
                 hint="the file is damaged; restore it from a copy",
             )
         value = {"records": read_elem(group["records"])}
-        if "params" in group:
+        if "params" in members:
             value["params"] = read_elem(group["params"])
             known = {str(i) for i in range(value["records"].height)}
             stray = sorted(repr(k) for k in value["params"] if k not in known)

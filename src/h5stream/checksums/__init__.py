@@ -453,6 +453,8 @@ def attr_value(obj, name: str, default=None):
     where = obj.name if manifest is not None else None
     if manifest is not None and name != MANIFEST_ATTR:
         known = manifest.checked_values.get(where)
+        if known is None and not manifest.attributes.get(where) and _read_only(obj):
+            known = _checked_set(obj, where, manifest)
         if known is not None:
             return known.get(name, default)
     attrs = obj.attrs
@@ -470,3 +472,24 @@ def attr_value(obj, name: str, default=None):
             if not legacy and obj.file.mode == "r":
                 manifest.checked_values[where] = dict(values)
     return value
+
+
+def _read_only(obj) -> bool:
+    """Whether the file of ``obj`` is open read-only (h5py's ``obj.file.mode == "r"``, asked of its low-level id)."""
+    intent = h5py.h5i.get_file_id(obj.id).get_intent()
+    return not intent & (h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE)
+
+
+def _checked_set(obj, where: str, manifest: Manifest) -> dict[str, Any] | None:
+    """Every attribute of ``obj`` (a file open read-only) read in one pass of direct calls and checked against the
+    set the manifest records, kept with the manifest for :func:`attr_value`'s later lookups; None where the
+    manifest records no set for it or the direct calls cannot read them (then read as before)."""
+    kind, packed = manifest.attribute_set(where)
+    if packed is None:
+        return None
+    values = read_attr_values(obj, where)
+    if values is None:
+        return None
+    check_attribute_set(manifest, where, kind, packed, values)
+    manifest.checked_values[where] = values
+    return values

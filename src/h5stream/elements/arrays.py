@@ -74,15 +74,16 @@ def read_array_node(node: Node) -> np.ndarray:
     :class:`~h5stream.errors.ChecksumError` naming the dataset.
     """
     ds = node.obj
-    if ds.shape is None:
-        return np.empty(0, ds.dtype)
+    shape, dtype = ds.id.shape, ds.dtype  # (the low-level id's shape: h5py's properties cost more than a small read)
+    if shape is None:
+        return np.empty(0, dtype)
     try:
         order = node.attrs.get(ORDER_ATTR)
-        if (order != "F" or ds.ndim < 2) and ds.size * ds.dtype.itemsize >= WHOLE_READ_BYTES:
+        if (order != "F" or len(shape) < 2) and math.prod(shape) * dtype.itemsize >= WHOLE_READ_BYTES:
             whole = checksums.read_whole_checked(ds, node.manifest)
             if whole is not None:  # straight into the array, every piece checked as it landed
                 return whole
-        return node.check(_read_array_dataset(ds, order))
+        return node.check(_read_array_dataset(ds, order, shape, dtype))
     except (OSError, RuntimeError) as exc:
         mapped = checksums.read_failure(exc, ds, node.name, dataset=ds)
         if mapped is None:
@@ -95,19 +96,20 @@ def read_array_node(node: Node) -> np.ndarray:
 WHOLE_READ_BYTES = 4 << 20
 
 
-def _read_array_dataset(ds: h5py.Dataset, order: str | None) -> np.ndarray:
-    if order != "F" or ds.ndim < 2:
-        if ds.ndim == 0:
+def _read_array_dataset(ds: h5py.Dataset, order: str | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if order != "F" or len(shape) < 2:
+        if not shape:
             return ds[()]
-        out = np.empty(ds.shape, ds.dtype)
+        out = np.empty(shape, dtype)
         if out.size:
             layout = parallel_deflate_layout(ds) if ds.chunks is not None else None
             if layout is not None:
                 # gzip chunks inflated on all cores instead of h5py's one.
                 return read_deflate_parallel(ds, out, layout=layout)
-            ds.read_direct(out)
+            # h5py's read_direct of the whole dataset, without its selection set-up
+            ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         return out
-    out = np.empty(ds.shape, ds.dtype, order="F")
+    out = np.empty(shape, dtype, order="F")
     # Column blocks keep the temporary copy bounded.
     col_bytes = math.prod(ds.shape[:-1]) * ds.dtype.itemsize
     step = max(1, BLOCK_TARGET_BYTES // max(col_bytes, 1))
@@ -144,7 +146,7 @@ def _read_array(node: Node, *, series: bool = False):
         from h5stream.elements.mapping import restore_container
 
         return restore_container(node, value)
-    if ds.ndim == 0:
+    if ds.id.rank == 0:
         # A 0-d array stays a 0-d array.
         value = np.asarray(value, dtype=ds.dtype)
     if series:

@@ -47,6 +47,7 @@ from h5stream.elements.snapshot import (
     ElementSpec,
     Node,
     describe,
+    file_name,
     read_spec,
     text_of,
 )
@@ -439,7 +440,7 @@ def read_elem(obj: h5py.Group | h5py.Dataset | Node) -> Any:
     """
     node, obj = (obj, obj.obj) if isinstance(obj, Node) else (None, obj)
     try:
-        with guard_read(obj.file.filename, obj.name if node is None else node.name):
+        with guard_read(file_name(obj), obj.name if node is None else node.name):
             # digests of the element's attributes, when the file has them
             return read_node((describe(obj) if node is None else node).checked())
     except FormatError as exc:

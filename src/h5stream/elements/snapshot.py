@@ -22,10 +22,14 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import h5py
+from h5py._hl.compat import filename_decode  # h5py's own decoding of the names libhdf5 gives (File.filename's)
+
 from h5stream import checksums
 from h5stream.errors import FormatError
 
-__all__ = ["ElementSpec", "Node", "describe", "describe_each", "describe_members", "read_spec", "text_of", "ENCODING_TYPE_ATTR",
+__all__ = ["ElementSpec", "Node", "describe", "describe_each", "describe_members", "file_name", "read_spec", "text_of",
+           "ENCODING_TYPE_ATTR",
            "ENCODING_VERSION_ATTR", "TYPED_TYPE_ATTR", "TYPED_VERSION_ATTR"]
 
 ENCODING_TYPE_ATTR = "encoding-type"
@@ -54,6 +58,12 @@ class ElementSpec:
 
     def __str__(self) -> str:
         return f"{self.encoding_type} {self.encoding_version}"
+
+
+def file_name(obj) -> str:
+    """``obj.file.filename`` of an h5py object (or its low-level id), asked of libhdf5 directly: h5py's
+    ``obj.file`` builds a ``File`` object first, which costs a reader more than most of its small reads."""
+    return filename_decode(h5py.h5f.get_name(obj.id if isinstance(obj, h5py.HLObject) else obj))
 
 
 def text_of(value: Any) -> Any:

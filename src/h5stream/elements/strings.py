@@ -21,6 +21,8 @@ an object array of str, as AnnData returns it.
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 
@@ -32,7 +34,7 @@ from h5stream.elements.registry import (
     register_writer,
     stamp,
 )
-from h5stream.elements.snapshot import Node
+from h5stream.elements.snapshot import Node, file_name
 from h5stream.errors import EncodingError, FormatError
 from h5stream.writer import WriteOptions, layout_kwargs
 
@@ -209,13 +211,14 @@ def write_string_series(parent: h5py.Group, key: str, series, options: WriteOpti
     return ds
 
 
-def _unpack_fixed(raw: np.ndarray, *, path: str, obj: str):
+def _unpack_fixed(raw: np.ndarray, *, path, obj: str):
     """Fixed-width strings (a numpy ``S`` array) as a polars String Series (text to the first NUL).
 
     polars reads the block as binary values (each cell's trailing NULs dropped) and checks that
     they are UTF-8 in its cast; a cell with bytes after a NUL (written by another tool) is cut at
     its first NUL first, as HDF5's null-terminated strings are.  No pyarrow: its import costs a
-    process's first load about 0.25 s.
+    process's first load about 0.25 s.  ``path``: the file's name, or an h5py object of it (its name is asked
+    only for an error).
     """
     import polars as pl
 
@@ -233,13 +236,15 @@ def _unpack_fixed(raw: np.ndarray, *, path: str, obj: str):
     try:
         return pl.Series(raw).cast(pl.String)
     except pl.exceptions.ComputeError as exc:
+        path = path if isinstance(path, (str, os.PathLike)) else file_name(path)
         raise FormatError("fixed-width strings are not valid UTF-8", path=path, obj=obj,
                           expected="UTF-8 text", found=str(exc).splitlines()[0]) from exc
 
 
-def _fixed_width_utf8(ds: h5py.Dataset) -> bool:
-    """A fixed-width UTF-8 string dataset (what :func:`write_string_series` writes for similar lengths)."""
-    info = h5py.check_string_dtype(ds.dtype)
+def _fixed_width_utf8(dtype: np.dtype) -> bool:
+    """The dtype (as h5py gives it) of a fixed-width UTF-8 string dataset (what :func:`write_string_series`
+    writes for similar lengths)."""
+    info = h5py.check_string_dtype(dtype)
     return info is not None and info.length is not None and info.encoding == "utf-8"
 
 
@@ -249,22 +254,44 @@ def read_string_series(node: Node):
     import polars as pl
 
     ds = node.obj
-    if ds.ndim == 1 and _fixed_width_utf8(ds):
-        raw = node.check(ds[()])
-        return _unpack_fixed(raw, path=ds.file.filename, obj=node.name)
-    return pl.Series(values=read_string_values(node).ravel(), dtype=pl.String)
+    dtype = ds.dtype
+    if ds.id.rank == 1 and _fixed_width_utf8(dtype):
+        raw = node.check(_read_fixed(ds, dtype))
+        return _unpack_fixed(raw, path=ds.id, obj=node.name)
+    return pl.Series(values=read_string_values(node, dtype).ravel(), dtype=pl.String)
 
 
-def read_string_values(node: Node) -> np.ndarray:
-    """The string dataset ``node`` describes as a StringDType array (fast path of h5py for variable length)."""
+def read_string_values(node: Node, dtype: np.dtype | None = None) -> np.ndarray:
+    """The string dataset ``node`` describes as a StringDType array (fast path of h5py for variable length;
+    ``dtype``: the dataset's, when the caller has it)."""
     ds = node.obj
-    if ds.ndim > 0 and _fixed_width_utf8(ds):
-        raw = node.check(ds[()])
-        text = _unpack_fixed(raw, path=ds.file.filename, obj=node.name).to_numpy()
+    dtype = ds.dtype if dtype is None else dtype
+    rank = ds.id.rank
+    if rank > 0 and _fixed_width_utf8(dtype):
+        raw = node.check(_read_fixed(ds, dtype))
+        text = _unpack_fixed(raw, path=ds.id, obj=node.name).to_numpy()
         return text.astype(_STRING_DTYPE).reshape(raw.shape)
-    if ds.ndim == 0:
+    if rank == 0:
         return np.asarray(node.check(ds.asstr()[()]), dtype=_STRING_DTYPE)
-    return node.check(ds.astype(_STRING_DTYPE)[()])
+    return node.check(_read_variable(ds))
+
+
+def _read_variable(ds: h5py.Dataset) -> np.ndarray:
+    """All of a variable-length string dataset of at least one dimension as a StringDType array (h5py's fast
+    path; an empty one without its set-up: nothing stored to convert)."""
+    shape = ds.id.shape
+    if 0 in shape:
+        return np.empty(shape, _STRING_DTYPE)
+    return ds.astype(_STRING_DTYPE)[()]
+
+
+def _read_fixed(ds: h5py.Dataset, dtype: np.dtype) -> np.ndarray:
+    """All of a fixed-width string dataset of at least one dimension as a numpy ``S`` array: what ``ds[()]``
+    reads, in one low-level read (h5py's selection set-up costs more than the read of a frame's labels)."""
+    out = np.empty(ds.id.shape, dtype)
+    if out.size:
+        ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    return out
 
 
 def _has_na(values: np.ndarray) -> bool:
@@ -375,13 +402,13 @@ def _finish(node: Node, values: np.ndarray, mask: np.ndarray | None, series: boo
 
 @register_reader(STRING_ARRAY, node=True)
 def _read_string_array(node: Node, *, series: bool = False):
-    values = read_string_series(node) if series and node.obj.ndim == 1 else read_string_values(node)
+    values = read_string_series(node) if series and node.obj.id.rank == 1 else read_string_values(node)
     return _finish(node, values, None, series)
 
 
 @register_reader(NULLABLE_STRING_ARRAY, node=True)
 def _read_nullable_string_array(node: Node, *, series: bool = False):
     held, mask_node = node.members(("values", "mask"))
-    values = read_string_series(held) if series and held.obj.ndim == 1 else read_string_values(held)
+    values = read_string_series(held) if series and held.obj.id.rank == 1 else read_string_values(held)
     mask = np.asarray(read_node(mask_node), dtype=bool)
     return _finish(node, values, mask, series)
