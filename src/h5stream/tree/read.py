@@ -376,9 +376,11 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             if numbers:
                 data = _read_numbers(dsid, shape, dtype, tid)
             else:
-                if not isinstance(obj, h5py.Dataset):
-                    obj = h5py.Dataset(dsid, readonly=True)
-                data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
+                data = _read_variable_text(dsid, shape, tid)
+                if data is None:
+                    if not isinstance(obj, h5py.Dataset):
+                        obj = h5py.Dataset(dsid, readonly=True)
+                    data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         except Exception:
             from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
@@ -461,6 +463,31 @@ def _read_numbers(dsid: h5py.h5d.DatasetID, shape: tuple, dtype: np.dtype, tid=N
     out = np.empty(shape, dtype=dtype)
     if out.size:
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=tid if tid is not None else dsid.get_type())
+    return out
+
+
+#: h5py's memory type of variable-length text by character set (``h5py.string_dtype``'s), made once
+_TEXT_TYPES: dict[int, h5py.h5t.TypeID] = {}
+
+
+def _read_variable_text(dsid: h5py.h5d.DatasetID, shape: tuple, tid=None) -> np.ndarray | None:
+    """All of a dataset of variable-length text as h5py's ``Dataset[()]`` (``[...]`` for a 0-d one) gives it:
+    an array of ``bytes`` of h5py's text dtype, the given ``shape`` (0-d stays 0-d); read through the
+    dataset's low-level id in the memory type h5py reads it in, without building h5py's ``Dataset`` (which
+    copies the creation properties and makes a transfer list) or its selection.  None for any other type
+    (the caller reads it through h5py).  ``tid``: its stored type, when the caller has it."""
+    if tid is None:
+        tid = dsid.get_type()
+    if not isinstance(tid, h5py.h5t.TypeStringID) or not tid.is_variable_str():
+        return None
+    dtype = tid.dtype
+    cset = tid.get_cset()  # (the key: numpy dtypes of both encodings compare equal, their metadata aside)
+    mtype = _TEXT_TYPES.get(cset)
+    if mtype is None:
+        mtype = _TEXT_TYPES[cset] = h5py.h5t.py_create(dtype)
+    out = np.zeros(shape, dtype=dtype)
+    if out.size:
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=mtype)
     return out
 
 
