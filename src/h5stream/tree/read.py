@@ -37,6 +37,8 @@ __all__ = ["read_attrs", "node_from_h5", "decode_node", "Described", "describe_d
 
 # Raised by h5py, numpy, json and base64 on damaged content; each becomes a FormatError naming the object.
 _DECODE_FAILURES = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
+#: What a decode of stored content raises that :func:`_decode_failure` turns into the error naming the object.
+_DECODE_RAISES = (FormatError, *_DECODE_FAILURES)
 #: Tags of values stored as a 1-element dataset.
 _SCALAR_TAGS = frozenset({"int", "float", "bool", "str", "npscalar", "bigint", "json"})
 #: Tags whose stored data is text (checked to be valid UTF-8 when read).
@@ -96,13 +98,22 @@ def _json_text(value, path, obj: str) -> str:
 def _decoded(decode, path, obj: str, what: str):
     try:
         return decode()
-    except FormatError as exc:
-        if exc.path is not None:
+    except _DECODE_RAISES as exc:
+        failure = _decode_failure(exc, path, obj, what)
+        if failure is exc:
             raise
-        raise FormatError(str(exc), path=path, obj=obj, hint="the file is damaged") from exc
-    except _DECODE_FAILURES as exc:
-        raise FormatError(f"cannot decode {what} ({type(exc).__name__}: {exc})"[:400], path=path, obj=obj,
-                          hint="the file is damaged or was edited by another tool") from exc
+        raise failure from exc
+
+
+def _decode_failure(exc: Exception, path, obj: str, what: str) -> Exception:
+    """The error a failure ``exc`` to decode ``what`` of ``obj`` raises: a :class:`FormatError` that names the
+    file already as it is, any other one naming the file and object."""
+    if isinstance(exc, FormatError):
+        if exc.path is not None:
+            return exc
+        return FormatError(str(exc), path=path, obj=obj, hint="the file is damaged")
+    return FormatError(f"cannot decode {what} ({type(exc).__name__}: {exc})"[:400], path=path, obj=obj,
+                       hint="the file is damaged or was edited by another tool")
 
 
 _LOOKUP = object()
@@ -125,11 +136,11 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None,
     path = obj.file.filename if path is None else path
     where = obj.name if where is None else where
     try:
-        stored = obj.attrs
         # Most objects of a tree have no attribute: the count (one call on the header HDF5 has cached since
         # the object was opened) spares them h5py's listing, which first copies the creation properties.
         count = h5py.h5a.get_num_attrs(obj.id)
         raw = _direct_attrs(obj, where, count) if count and where != "/" else None
+        stored = obj.attrs if raw is None else None  # (h5py's attribute manager: only where read through h5py)
         names = list(raw) if raw is not None else [name for name in stored] if count else []
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot list the attributes ({exc})", path=path, obj=where,
@@ -143,13 +154,16 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None,
                 raise FormatError(f"cannot read attribute {name!r} ({exc})", path=path, obj=where) from exc
     if manifest is not None:
         checksums.check_attrs(obj, raw, manifest, complete=True, where=where)
+    at_prefix = f"{where.rstrip('/')}/@"  # an attribute's name in errors: this, then its own
     for name in names:
-        _check_texts(raw[name], path, f"{where.rstrip('/')}/@{name}")
+        value = raw[name]
+        if isinstance(value, (bytes, str, np.ndarray)):  # (the values _check_texts looks at)
+            _check_texts(value, path, at_prefix + name)
     if where == "/":
         raw.pop(checksums.MANIFEST_ATTR, None)  # the file's digests, not a value
     tags = {}
     if ATTR_TYPES_ATTR in raw:
-        at = f"{where.rstrip('/')}/@{ATTR_TYPES_ATTR}"
+        at = at_prefix + ATTR_TYPES_ATTR
         stored = _json_text(raw.pop(ATTR_TYPES_ATTR), path, at)
         tags = _decoded(lambda: json.loads(stored), path, at, "the attribute types")
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
@@ -158,7 +172,7 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None,
     tag = text(raw.pop(TYPE_ATTR)) if TYPE_ATTR in raw else None
     keys = None
     if KEYS_ATTR in raw:
-        at = f"{where.rstrip('/')}/@{KEYS_ATTR}"
+        at = at_prefix + KEYS_ATTR
         stored = _json_text(raw.pop(KEYS_ATTR), path, at)
         keys = _decoded(lambda: jsonvalues.loads(stored), path, at, "the dict keys")
         if not isinstance(keys, list):
@@ -167,10 +181,15 @@ def read_attrs(obj, *, manifest=_LOOKUP, path: str | None = None,
     attrs = {}
     for name, value in raw.items():
         tag_value = tags.get(name)
-        at = f"{where.rstrip('/')}/@{name}"
         if tag_value == "json":
-            value = _json_text(value, path, at)
-        attrs[name] = _decoded(lambda v=value, t=tag_value: decode_attr(v, t), path, at, "the attribute")
+            value = _json_text(value, path, at_prefix + name)
+        try:  # (as _decoded, without a closure per attribute: a tree has tens of thousands)
+            attrs[name] = decode_attr(value, tag_value)
+        except _DECODE_RAISES as exc:
+            failure = _decode_failure(exc, path, at_prefix + name, "the attribute")
+            if failure is exc:
+                raise
+            raise failure from exc
     for name, tag_value in tags.items():
         if tag_value == "dataset":
             attrs[name] = decode_node(node_from_h5(_large_attr_object(obj, name), lazy=False, manifest=manifest))
@@ -376,9 +395,11 @@ def node_from_h5(obj, *, lazy: bool = False, opener=None, manifest=_LOOKUP, path
             if numbers:
                 data = _read_numbers(dsid, shape, dtype, tid)
             else:
-                if not isinstance(obj, h5py.Dataset):
-                    obj = h5py.Dataset(dsid, readonly=True)
-                data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
+                data = _read_variable_text(dsid, shape, tid)
+                if data is None:
+                    if not isinstance(obj, h5py.Dataset):
+                        obj = h5py.Dataset(dsid, readonly=True)
+                    data = obj[...] if shape == () else obj[()]  # a 0-d dataset stays an array (text keeps its dtype)
         except Exception:
             from h5stream.files.validated import guard_read  # any other read failure: a FormatError naming obj
 
@@ -461,6 +482,31 @@ def _read_numbers(dsid: h5py.h5d.DatasetID, shape: tuple, dtype: np.dtype, tid=N
     out = np.empty(shape, dtype=dtype)
     if out.size:
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=tid if tid is not None else dsid.get_type())
+    return out
+
+
+#: h5py's memory type of variable-length text by character set (``h5py.string_dtype``'s), made once
+_TEXT_TYPES: dict[int, h5py.h5t.TypeID] = {}
+
+
+def _read_variable_text(dsid: h5py.h5d.DatasetID, shape: tuple, tid=None) -> np.ndarray | None:
+    """All of a dataset of variable-length text as h5py's ``Dataset[()]`` (``[...]`` for a 0-d one) gives it:
+    an array of ``bytes`` of h5py's text dtype, the given ``shape`` (0-d stays 0-d); read through the
+    dataset's low-level id in the memory type h5py reads it in, without building h5py's ``Dataset`` (which
+    copies the creation properties and makes a transfer list) or its selection.  None for any other type
+    (the caller reads it through h5py).  ``tid``: its stored type, when the caller has it."""
+    if tid is None:
+        tid = dsid.get_type()
+    if not isinstance(tid, h5py.h5t.TypeStringID) or not tid.is_variable_str():
+        return None
+    dtype = tid.dtype
+    cset = tid.get_cset()  # (the key: numpy dtypes of both encodings compare equal, their metadata aside)
+    mtype = _TEXT_TYPES.get(cset)
+    if mtype is None:
+        mtype = _TEXT_TYPES[cset] = h5py.h5t.py_create(dtype)
+    out = np.zeros(shape, dtype=dtype)
+    if out.size:
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=mtype)
     return out
 
 

@@ -578,7 +578,7 @@ def read_lazy_tree(path: str | os.PathLike, *, verify: bool = True) -> tuple[Gro
                            describe=checked, locking=False)
     except OpenInThisProcessError as exc:
         raise _files.open_here_recording_error(path, exc) from exc
-    described.update((full, Described(*rest)) for full, *rest in checked if not _under_hidden(full))
+    described.update((item[0], Described._make(item[1:])) for item in checked if not _under_hidden(item[0]))
     source = SourceFile(path, f)
     try:
         with guard_read(path, "/"):
