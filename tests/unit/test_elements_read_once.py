@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 
 import h5py
+import numpy as np
 import pytest
 
 from tests.data.golden import golden_cases as cases
@@ -58,3 +59,16 @@ def test_the_count_sees_an_attribute_read(attribute_reads):
         attribute_reads.clear()
         _ = f["date"].attrs["encoding-type"]
     assert attribute_reads[("__getitem__", "encoding-type")] == 1
+
+
+@pytest.mark.parametrize("name", ["plain.h5", "données µ 數據.h5"])
+def test_a_file_name_asked_of_libhdf5_is_h5pys_filename(tmp_path, name):
+    from h5stream.elements.snapshot import file_name
+
+    path = tmp_path / name
+    with h5py.File(path, "w") as f:
+        f["g/d"] = np.arange(3)
+    with h5py.File(path, "r") as f:
+        assert file_name(f) == f.filename == str(path)
+        assert file_name(f["g/d"]) == f.filename
+        assert file_name(f["g"].id) == f.filename

@@ -19,11 +19,12 @@ too, since naming one is the first thing a description does.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import h5py
-from h5py._hl.compat import filename_decode  # h5py's own decoding of the names libhdf5 gives (File.filename's)
 
 from h5stream import checksums
 from h5stream.errors import FormatError
@@ -63,7 +64,9 @@ class ElementSpec:
 def file_name(obj) -> str:
     """``obj.file.filename`` of an h5py object (or its low-level id), asked of libhdf5 directly: h5py's
     ``obj.file`` builds a ``File`` object first, which costs a reader more than most of its small reads."""
-    return filename_decode(h5py.h5f.get_name(obj.id if isinstance(obj, h5py.HLObject) else obj))
+    name = h5py.h5f.get_name(obj.id if isinstance(obj, h5py.HLObject) else obj)
+    # decoded as h5py decodes File.filename: UTF-8 on Windows, the file system's encoding elsewhere
+    return name.decode("utf-8") if sys.platform == "win32" else os.fsdecode(name)
 
 
 def text_of(value: Any) -> Any:
