@@ -332,7 +332,7 @@ def compute_sta(
         frames = movie_stimulus(stimulus, config, movie)
         first_lag = 1 if exclude_current_frame else 0
         params = {"movie": movie, "n_lags": int(n_lags), "first_lag": first_lag,
-                  "stimulus_shape": list(frames.shape), "stimulus_sum": int(frames.astype(np.int64).sum())
+                  "stimulus_shape": list(frames.shape), "stimulus_sum": int(frames.sum(dtype=np.int64))
                   if np.issubdtype(frames.dtype, np.integer) else float(frames.sum())}
         digest = params_hash("sta", FEATURE_VERSION, params)
         feature = f"sta_{movie}"
