@@ -152,6 +152,24 @@ def frame_rates_naive(spike_times, trial_offsets, trial_bounds, frame_times, sam
 # ============================================================ STA accumulation (h5stream.kernels.sta)
 
 
+def movie_frames_naive(spikes, frame_times, first_frames, n_movie_frames):
+    """Each occurrence in turn, each spike in order: the last display frame starting at or before the spike
+    (a scan of the frame starts), kept as a movie frame when it is one of the occurrence's and has a known
+    end (a next frame)."""
+    out = []
+    for first in first_frames:
+        for spike in spikes:
+            frame = -1
+            for k, start in enumerate(frame_times):
+                if start <= spike:
+                    frame = k
+            rel = frame - int(first)
+            if frame >= 0 and 0 <= rel < n_movie_frames and (int(first) + n_movie_frames < len(frame_times)
+                                                              or frame < len(frame_times) - 1):
+                out.append(rel)
+    return np.array(out, dtype=np.int64)
+
+
 def sta_reference(stimulus, spike_frames_per_unit, n_lags=60, exclude_current_frame=True):
     """Per-unit fancy-indexing STA: gather every spike's window, then average.
 

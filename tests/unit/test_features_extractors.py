@@ -19,7 +19,7 @@ from hdmea.features.extractors import (
 from hdmea.steps.sta import movie_stimulus, spikes_to_movie_frames
 from hdmea.stimulus import NoiseMovie, StimulusConfig
 
-from tests.reference import frame_rates_naive
+from tests.reference import frame_rates_naive, movie_frames_naive
 
 
 def test_params_hash_is_stable_order_free_and_sensitive():
@@ -192,6 +192,22 @@ def test_spikes_map_to_movie_frames_of_every_occurrence():
     frames = spikes_to_movie_frames(spikes, frame_times, firsts, 50)
     # the first spike is before the movie, the fifth after its end
     assert sorted(frames.tolist()) == [0, 0, 20, 49]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_movie_frames_equal_the_naive_twin(seed):
+    """Occurrences inside the display's frames, running past its last frame, starting before its first or
+    after its last; frame starts repeated; spikes on frame starts, before and after every frame, unsorted."""
+    rng = np.random.default_rng(seed)
+    frame_times = np.cumsum(rng.integers(0, 4, 60)) * 10  # rising, some starts repeated
+    n_movie = int(rng.integers(1, 25))
+    firsts = np.array([0, 7, 60 - n_movie, 55, 59, 60, 75, -3, -30])
+    spikes = np.concatenate([rng.integers(-20, frame_times[-1] + 30, 150), rng.choice(frame_times, 40)])
+    got = spikes_to_movie_frames(spikes, frame_times, firsts, n_movie)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, movie_frames_naive(spikes, frame_times, firsts, n_movie))
+    assert got.size > 0
+    np.testing.assert_array_equal(spikes_to_movie_frames(spikes, frame_times, [], n_movie), np.zeros(0, np.int64))
 
 
 def test_movie_stimulus_expands_held_images_and_checks_lengths(tmp_path):

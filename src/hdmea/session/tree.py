@@ -265,7 +265,8 @@ class SessionTree:
         old = group.children.get(name)
         if old is not None:
             self._release(old)
-        admit_datasets(self._staging, node)
+        if type(node) is not Group or node.children:  # (a group of attributes alone holds no array to stage)
+            admit_datasets(self._staging, node)
         group.children[name] = node
 
     def _release(self, node: Node) -> None:

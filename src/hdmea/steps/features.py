@@ -243,7 +243,7 @@ def extract_features(
             else:
                 meta.update(extractor=extractor.name,
                             params=json.dumps(canonical(params), sort_keys=True, default=str))
-            run = extractor.runner(params)
+            run = None  # made for the first unit computed alone (a pass over all units may leave none)
             lacking: dict[str, None] = {}  # the inputs units lacked, in the order met
             # a session takes every unit's result in one call at the end (nothing staged if the run stops);
             # a file is written unit by unit, so that no more than one unit's result is held
@@ -279,6 +279,8 @@ def extract_features(
                 todo = [unit_id for unit_id in todo if unit_id not in rows] if len(staged_rows) < len(todo) else []
             for unit_id in todo:
                 data = computed.get(unit_id)
+                if data is None and run is None:
+                    run = extractor.runner(params)
                 if data is None and extractor.is_class_style:
                     try:
                         data = run(UnitInputs(unit_id, recording))

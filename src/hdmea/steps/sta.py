@@ -204,16 +204,33 @@ def spikes_to_movie_frames(spike_samples, frame_times, first_frames, n_movie_fra
     """Movie frame of every spike, pooled over occurrences (spikes outside the movie are dropped).
 
     A spike belongs to the display frame that started last at or before it.  The
-    movie's last frame ends where the next display frame starts.
+    movie's last frame ends where the next display frame starts.  ``frame_times``
+    rise (as :func:`numpy.searchsorted` needs).  Naive twin:
+    ``tests.reference.movie_frames_naive``.
     """
     spikes = np.asarray(spike_samples, dtype=np.int64)
-    frame = np.searchsorted(frame_times, spikes, side="right") - 1
+    size = frame_times.size
+    frame = None  # every spike's frame, found when an occurrence lies outside the display's frames
     parts = []
-    for first in np.asarray(first_frames, dtype=np.int64):
+    for first in np.asarray(first_frames, dtype=np.int64).tolist():
+        end = first + n_movie_frames
+        if 0 <= first < size and n_movie_frames > 0:
+            # the occurrence's spikes (frame_times rise): from its first frame's start to the start of the frame
+            # after its last, the only ones searched among the frames
+            inside = spikes >= frame_times[first]
+            if end < size:
+                inside &= spikes < frame_times[end]
+            rel = np.searchsorted(frame_times, spikes[inside], side="right") - 1 - first
+            if end >= size:
+                rel = rel[rel < size - 1 - first]  # the display's last frame has no known end
+            parts.append(rel)
+            continue
+        if frame is None:
+            frame = np.searchsorted(frame_times, spikes, side="right") - 1
         rel = frame - first
         inside = (frame >= 0) & (rel >= 0) & (rel < n_movie_frames)
-        if first + n_movie_frames >= frame_times.size:
-            inside &= frame < frame_times.size - 1  # the display's last frame has no known end
+        if end >= size:
+            inside &= frame < size - 1  # the display's last frame has no known end
         parts.append(rel[inside])
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
@@ -315,7 +332,7 @@ def compute_sta(
         frames = movie_stimulus(stimulus, config, movie)
         first_lag = 1 if exclude_current_frame else 0
         params = {"movie": movie, "n_lags": int(n_lags), "first_lag": first_lag,
-                  "stimulus_shape": list(frames.shape), "stimulus_sum": int(frames.astype(np.int64).sum())
+                  "stimulus_shape": list(frames.shape), "stimulus_sum": int(frames.sum(dtype=np.int64))
                   if np.issubdtype(frames.dtype, np.integer) else float(frames.sum())}
         digest = params_hash("sta", FEATURE_VERSION, params)
         feature = f"sta_{movie}"
@@ -340,30 +357,26 @@ def compute_sta(
             sums = spike_triggered_average(frames, per_unit, n_lags=int(n_lags),
                                            exclude_current_frame=bool(exclude_current_frame), method=method,
                                            n_threads=n_threads)
-            stamp = _now()
-            for i, u in enumerate(unit_ids):
-                sta = _unit_sta(sums, i)
-                target.add_feature(u, feature, {
-                    STA_DATASET: sta,
-                    "n_spikes_used": int(sums.n_spikes_used[i]),
-                    "n_spikes_excluded": int(sums.n_spikes_excluded[i]),
-                    "n_lags": int(n_lags),
-                    "first_lag": first_lag,
-                    "movie": movie,
-                    "movie_name": movie,
-                    "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag],
-                }, {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": stamp})
-                if target.is_deferred:  # the original's session mode: a metadata group of datasets
-                    target.put_values(f"units/{u}/features/{feature}/metadata", {
-                        "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "movie_name": movie,
-                        "n_spikes_used": int(sums.n_spikes_used[i]),
-                        "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
-                else:  # the original's immediate mode: features/<movie>/sta with its records as attributes
+            meta = {"version": FEATURE_VERSION, "params_hash": digest, "extracted_at": _now()}
+            cover = [-(first_lag + int(n_lags) - 1), 1 - first_lag]
+            used, excluded = sums.n_spikes_used.tolist(), sums.n_spikes_excluded.tolist()
+            stas = [_unit_sta(sums, i) for i in range(len(unit_ids))]
+            # every unit's STA in one call (a session stages them in one change; a file writes them one by one)
+            target.add_features(feature, [(u, {
+                STA_DATASET: sta, "n_spikes_used": int(used[i]), "n_spikes_excluded": int(excluded[i]),
+                "n_lags": int(n_lags), "first_lag": first_lag, "movie": movie, "movie_name": movie,
+                "cover_range": list(cover)}, meta) for i, (u, sta) in enumerate(zip(unit_ids, stas))])
+            if target.is_deferred:  # the original's session mode: a metadata group of datasets
+                target.put_many([(f"units/{u}/features/{feature}/metadata", {
+                    "cover_range": list(cover), "movie_name": movie, "n_spikes_used": int(used[i]),
+                    "n_spikes_excluded": int(excluded[i])}) for i, u in enumerate(unit_ids)], values=True)
+            else:  # the original's immediate mode: features/<movie>/sta with its records as attributes
+                for i, (u, sta) in enumerate(zip(unit_ids, stas)):
                     target.put(f"units/{u}/features/{movie}", {"sta": sta})
                     target.set_attrs(f"units/{u}/features/{movie}/sta", {
-                        "cover_range": [-(first_lag + int(n_lags) - 1), 1 - first_lag], "dtype_warning":
+                        "cover_range": list(cover), "dtype_warning":
                             bool(sta.dtype != np.uint8),  # as the original: set for any STA not uint8
-                        "n_spikes": int(sums.n_spikes_used[i]), "n_spikes_excluded": int(sums.n_spikes_excluded[i])})
+                        "n_spikes": int(used[i]), "n_spikes_excluded": int(excluded[i])})
             target.mark_step_complete(STEP)
             result = STAResult(
                 hdf5_path=_path(hdf5_path), movie=movie, units_processed=len(unit_ids), n_lags=int(n_lags),

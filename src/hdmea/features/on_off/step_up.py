@@ -158,22 +158,18 @@ def _units_responses(trials: UnitsTrials, events, *, transient: float, sustained
     n_units = len(trials.units)
     if not n_units:
         return FeatureRows(RESPONSE_KEYS, {})
-    lengths = np.minimum.reduceat(trials.lengths_us, trials.unit_trials[:-1]).tolist()
-    shapes: dict[float, tuple] = {}  # a unit's windows and events by its shortest trial (one length, mostly)
+    lengths = np.minimum.reduceat(trials.lengths_us, trials.unit_trials[:-1])
+    # each distinct shortest trial's windows and events (one length, mostly), then every unit's by its length's
+    distinct, which = np.unique(lengths, return_inverse=True)
     windows, events_of = [], []
-    for length in lengths:
-        shape = shapes.get(length)
-        if shape is None:
-            onset, offset = events(length)
-            shape = (_windows(onset, offset, transient, sustained, baseline, length),
-                     ((onset, onset + transient), (offset, offset + transient)))
-            if length == length:  # (a NaN length is looked up anew each time)
-                shapes[length] = shape
-        windows.append(shape[0])
-        events_of.append(shape[1])
-    windows_array = np.array(windows, dtype=np.float64)
+    for length in distinct.tolist():
+        onset, offset = events(length)
+        windows.append(_windows(onset, offset, transient, sustained, baseline, length))
+        events_of.append(((onset, onset + transient), (offset, offset + transient)))
+    windows_array = np.array(windows, dtype=np.float64)[which]
+    events_array = np.array(events_of, dtype=np.float64)[which]
     found = segment_windows(trials.spikes, trials.offsets, trials.starts, trials.scale, trials.unit_trials,
-                            windows_array, np.array(events_of, dtype=np.float64), row_ends=trials.ends)
+                            windows_array, events_array, row_ends=trials.ends)
     n_trials = np.diff(trials.unit_trials)[:, None]
     lo, hi = windows_array[..., 0], windows_array[..., 1]
     with np.errstate(divide="ignore", invalid="ignore"):  # (windows of no length: 0, as _rates gives them)
