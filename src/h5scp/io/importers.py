@@ -81,6 +81,10 @@ def _read_container_v2(f: h5py.File, path, request: dict | None = None) -> ScpCo
         assay_names, layer_names,
         assays=request.get("assays"), layers=request.get("layers"), features=request.get("features"), path=path,
     )
+    # Everything is read on this thread.  The layers read on a second one while this one read the frames and
+    # the history were no faster: the read of the 80 MB layer then took as much longer as the frames took
+    # (16 ms alone, 20-21 beside them): 5,000 x 2,000 containers, 21 alternated rounds on 2 cores, 35.6/40.0 ms
+    # (min/median) against 33.1/37.4 (92 MB file), 38.8/43.6 against 38.6/42.9 (140 MB).
     with guarded(path, "/obs"):
         obs_group = _require(f, "obs", path, "element")
         obs, positions = read_obs_part(
