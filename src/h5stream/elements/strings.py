@@ -254,10 +254,13 @@ def read_string_series(node: Node):
     import polars as pl
 
     ds = node.obj
-    dtype = ds.dtype
-    if ds.id.rank == 1 and _fixed_width_utf8(dtype):
+    dtype, shape = ds.dtype, ds.id.shape
+    if len(shape) == 1 and _fixed_width_utf8(dtype):
         raw = node.check(_read_fixed(ds, dtype))
         return _unpack_fixed(raw, path=ds.id, obj=node.name)
+    if shape == (0,):  # nothing stored to convert (an empty table's column), checked as read_string_values does
+        node.check(np.empty(shape, _STRING_DTYPE))
+        return pl.Series(dtype=pl.String)
     return pl.Series(values=read_string_values(node, dtype).ravel(), dtype=pl.String)
 
 
