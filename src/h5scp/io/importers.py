@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 def _listing(group: h5py.Group) -> frozenset[str]:
     """A group's member names, listed once: h5py asks the file again for each membership test (10-80 us
-    each in a load, its metadata evicted from the CPU's caches by the layers' bytes), a group's listing costs
-    about one."""
+    each in a warm load of a 5,000 x 2,000 container, the file's metadata evicted from the CPU's caches by the
+    layers' bytes), where listing one of these small groups costs 16-60 us."""
     return frozenset(group)
 
 
