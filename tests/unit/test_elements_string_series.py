@@ -184,3 +184,48 @@ def test_a_first_small_save_and_load_do_not_import_pyarrow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _fixed_width_column(h5, name: str, cells: np.ndarray):
+    """A fixed-width UTF-8 string-array written by plain h5py (as another tool writes one)."""
+    width = cells.dtype.itemsize
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(width)
+    tid.set_cset(h5py.h5t.CSET_UTF8)
+    ds = h5.create_dataset(name, shape=cells.shape, dtype=h5py.string_dtype("utf-8", width))
+    ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, cells, mtype=tid)
+    ds.attrs["encoding-type"], ds.attrs["encoding-version"] = "string-array", "0.2.0"
+    return ds
+
+
+@pytest.mark.parametrize("cells", [
+    [b"S00000", b"S00001", "é日".encode() + b"x", b"zzzzzz"],  # every cell full: no NUL anywhere
+    [b"S00000", b"S1", b"", "é".encode(), b"abcdef"],  # padded cells beside full ones
+    [b"ab\x00cdef", b"S00001", b"xyzxyz\x00"],  # a NUL then bytes in one cell only
+])
+def test_fixed_width_cells_read_as_h5py_decodes_them(h5, cells):
+    """Identifiers of one width (no NUL at all), padded ones and damaged ones read as h5py's decoder reads
+    them, up to the first NUL."""
+    ds = _fixed_width_column(h5, "ids", np.array(cells, dtype=f"S{max(len(c) for c in cells)}"))
+    expected = [c.split(b"\x00")[0].decode() for c in ds[()].tolist()]
+    got = read_with(ds, series=True)
+    assert got.dtype == pl.String and got.null_count() == 0
+    assert got.to_list() == expected
+    assert list(read_elem(ds)) == expected
+
+
+def test_an_empty_string_column_reads_as_an_empty_string_series(h5):
+    """A frame whose variable-length column holds nothing (plain h5py) reads as an empty String column; a
+    fixed-width empty one too."""
+    group = h5.create_group("frame")
+    group.attrs["encoding-type"], group.attrs["encoding-version"] = "dataframe", "0.2.0"
+    group.attrs["_index"] = "_index"
+    group.attrs["column-order"] = np.array(["v", "f"], dtype=h5py.string_dtype())
+    for name, dtype in (("_index", h5py.string_dtype()), ("v", h5py.string_dtype()),
+                        ("f", h5py.string_dtype("utf-8", 4))):
+        ds = group.create_dataset(name, shape=(0,), dtype=dtype)
+        ds.attrs["encoding-type"], ds.attrs["encoding-version"] = "string-array", "0.2.0"
+    frame = read_elem(group)
+    assert frame.columns == ["_index", "v", "f"] and frame.height == 0
+    assert frame.dtypes == [pl.String, pl.String, pl.String]
+    assert read_with(group["v"], series=True).dtype == pl.String

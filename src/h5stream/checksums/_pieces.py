@@ -284,6 +284,13 @@ READ_BLOCK_BYTES = 16 << 20
 #: 5,000 x 2,000 container (140 MB), one thread, CPU time: 28.3 ms in 1 MiB requests, 28.5 in 256 KiB, 29.9
 #: in 16 MiB, against 25.3 ms for ``pread`` alone (load 10 on 2 cores, 11 rounds, minima)
 CACHED_REQUEST_BYTES = 1 << 20
+# One thread reads a cached dataset: shared between two threads (runs of 4 MiB of whole pieces taken in file
+# order from one queue, each copied and digested without the GIL) the load of a 5,000 x 2,000 container was no
+# faster, the copy into new memory being what bounds it, not the digest: 38.0/44.0 ms (min/median) against
+# 37.2/38.1 ms on one thread (140 MB file), 29.2/33.6 against 29.2/31.3 (92 MB; 15 alternated rounds on 2
+# cores, load 4, the process's session weighted as nice -15).  Nor does an array of numpy's own pages pay
+# for a cold read: ahead in a process whose memory was just used and freed (107/137 against 133/153 ms,
+# 140 MB), it lost in a fresh process (324/354 against 126/188 ms; 92 MB: 108/190 against 87/120; 6 rounds).
 
 
 def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
