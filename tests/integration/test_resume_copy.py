@@ -250,7 +250,7 @@ def test_the_copy_digests_each_array_as_it_copies_it(checkpoint, tmp_path, monke
     h5py reads from the checkpoint."""
     from h5stream.digests import array_digest
 
-    monkeypatch.setattr("h5stream.files.atomic.COPY_BLOCK", 4096)  # (spike times: 24 kB, over several blocks)
+    monkeypatch.setattr("h5stream.files.copying.COPY_BLOCK", 4096)  # (spike times: 24 kB, over several blocks)
     made = []
     real = _copy_save._CopiedDigests
     monkeypatch.setattr(_copy_save, "_CopiedDigests", lambda tree: made.append(real(tree)) or made[-1])

@@ -12,7 +12,6 @@ these HDF5 files and for small files of bytes, is :mod:`h5stream.files.publish`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -26,6 +25,7 @@ from h5stream import checksums as _checksums
 from h5stream.errors import H5StreamError, SourceNotFoundError, WriteError
 from h5stream.lowlevel import create_file
 from h5stream.files.claims import WriterClaim, remove_stale_leftovers
+from h5stream.files.copying import copy_descriptor
 from h5stream.files.write_errors import as_write_error, bytes_in, full_disk_cause
 from h5stream.files.paths import fsync_directory, fsync_path, parent_of, partial_path
 from h5stream.files.writeback import Writeback
@@ -524,60 +524,6 @@ def adopt_partial(
         raise
     atomic.file = file
     return atomic
-
-
-#: Bytes :func:`copy_descriptor` copies at a time with ``watch`` (each step read back at once, from the cache).
-COPY_BLOCK = 1 << 24
-
-
-def copy_descriptor(fd: int, partial: Path, *, watch: Callable[[int, memoryview], None] | None = None) -> None:
-    """Copy the whole file open as ``fd`` (from its first byte, its position untouched) into the new file
-    ``partial``, in the kernel (``copy_file_range``: a reflink or a server-side copy where the filesystem
-    offers one), else through ``sendfile``, else read and write.  With ``watch``, in steps of :data:`COPY_BLOCK`
-    bytes, each read back from the copy while it is in the page cache and shown as ``watch(offset, block)``: a
-    caller checking the copy digests it there, not in a second pass (from the disk once the file outgrows the cache)."""
-    size = os.fstat(fd).st_size
-    out = os.open(partial, (os.O_RDWR if watch is not None else os.O_WRONLY) | os.O_CREAT | os.O_EXCL, 0o644)
-    step = COPY_BLOCK if watch is not None else size
-    buffer = memoryview(bytearray(min(COPY_BLOCK, size))) if watch is not None else None
-
-    def advanced(before: int, n: int) -> int:
-        if watch is not None and n > 0:
-            seen = before
-            while seen < before + n:
-                got = os.preadv(out, [buffer[:min(len(buffer), before + n - seen)]], seen)
-                if got == 0:
-                    raise OSError(errno.EIO, f"the copy ended at byte {seen} of {before + n}")
-                watch(seen, buffer[:got])
-                seen += got
-        return before + n
-
-    try:
-        done = 0
-        copy_range = getattr(os, "copy_file_range", None)
-        while done < size and copy_range is not None:
-            try:
-                n = copy_range(fd, out, min(step, size - done), done, done)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                break  # not offered between these files: the copies below
-            if n == 0:
-                break
-            done = advanced(done, n)
-        while done < size:
-            os.lseek(out, done, os.SEEK_SET)
-            try:
-                n = os.sendfile(out, fd, done, min(step, size - done))
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
-                    raise
-                n = os.write(out, os.pread(fd, min(size - done, step, 1 << 24), done))
-            if n == 0:
-                raise OSError(errno.EIO, f"the file being copied ended at byte {done} of {size}")
-            done = advanced(done, n)
-    finally:
-        os.close(out)
 
 
 def copy_atomic(

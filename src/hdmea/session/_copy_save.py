@@ -99,7 +99,7 @@ def save_by_copy(loaded, tree: Group, target: Path, *, written: dict) -> bool:
 
 class _CopiedDigests:
     """The digests of the arrays stored whole at a known place in their native type (:attr:`FileArray.stored_at`),
-    taken from the bytes as the copy writes them (the ``watch`` of :func:`~h5stream.files.atomic.copy_descriptor`):
+    taken from the bytes as the copy writes them (the ``watch`` of :func:`~h5stream.files.copying.copy_descriptor`):
     ``digests``, id of the :class:`FileArray` -> digest, each complete once its last byte was copied."""
 
     def __init__(self, tree: Group) -> None:
