@@ -461,3 +461,53 @@ def members(hid_t gid, bytes prefix, set seen, bint take, list describe, hsize_t
             _oclose(oid)
             entries.append((full, kind, address, name))
     return len(names), entries
+
+
+ctypedef int (*attr_cb_t)(hid_t, const char *, const void *, void *) noexcept
+ctypedef int (*aiterate_t)(hid_t, int, int, hsize_t *, attr_cb_t, void *) noexcept
+
+cdef aiterate_t _aiterate = NULL
+
+
+def configure_names(size_t aiterate):
+    """Bind libhdf5's ``H5Aiterate2`` (its address), which :func:`stored_names` needs; 0 unbinds it."""
+    global _aiterate
+    _aiterate = <aiterate_t><void *>aiterate
+
+
+cdef int _collect_name(hid_t oid, const char *name, const void *info, void *data) noexcept:
+    cdef listing *into = <listing *>data
+    try:
+        (<list>into.names).append(<bytes>name)
+    except BaseException:
+        into.failed = 1
+        return -1
+    return 0
+
+
+def stored_names(hid_t oid, bint group):
+    """(attribute names, member names) of the open object ``oid`` (``group``: list its links too), as stored
+    bytes, each sorted; None when libhdf5 fails to list them (the caller asks through h5py, which raises the
+    library's error).  Needs :func:`configure` and :func:`configure_names`."""
+    cdef listing found
+    cdef hsize_t idx = 0
+    cdef list attrs = [], links = [], members
+    if _aiterate == NULL or _iterate == NULL:
+        raise RuntimeError("stored_names: libhdf5's functions are not bound (configure first)")
+    found.names = <void *>attrs
+    found.failed = 0
+    if _aiterate(oid, 0, 0, &idx, _collect_name, &found) < 0:
+        if found.failed:
+            raise MemoryError("stored_names: the attribute names could not be listed")
+        return None
+    if group:
+        idx = 0
+        found.names = <void *>links
+        if _iterate(oid, 0, 0, &idx, _collect, &found) < 0:
+            if found.failed:
+                raise MemoryError("stored_names: the member names could not be listed")
+            return None
+    members = [entry[0] for entry in links]
+    attrs.sort()
+    members.sort()
+    return attrs, members

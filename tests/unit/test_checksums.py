@@ -747,3 +747,30 @@ def test_a_large_plain_array_digested_while_it_is_written_has_the_reference_dige
         f["x"][7, 3] = -1.0
     with pytest.raises(ChecksumError, match=r"\[/x\]"):
         checksum_file.check_file(path)
+
+
+def test_the_names_check_takes_the_names_the_open_time_scan_listed(tmp_path, monkeypatch):
+    """Objects the scan listed are not opened again; the check's verdict is the one reached by opening each."""
+    from h5stream.checksums import _names as names_module
+    from h5stream.files import open_validated
+
+    path = tmp_path / "c.h5"
+    save(example_container(), path)
+    opened = []
+    reopen = names_module._object_id
+    monkeypatch.setattr(names_module, "_object_id", lambda fid, where: opened.append(where) or reopen(fid, where))
+    listed: dict = {}
+    with open_validated(path, names=listed) as f:
+        manifest = checksums.read_manifest(f, str(path))
+        assert manifest.name_digests and set(manifest.name_digests) <= set(listed)
+        assert checksums.check_names(f, manifest, checksums.MANIFEST_ATTR, listed) == len(manifest.name_digests)
+        assert opened == []
+        # a stale listing (a member name as another would have stored it) is refused as the file's own names are
+        where = next(w for w in sorted(manifest.name_digests) if listed[w][1])
+        attrs, members = listed[where]
+        with pytest.raises(ChecksumError, match="names of the object's attributes or members") as info:
+            checksums.check_names(f, manifest, checksums.MANIFEST_ATTR, {**listed, where: (attrs, members[1:])})
+        assert info.value.obj == where
+        # without a listing each object is opened, with the same outcome
+        assert checksums.check_names(f, manifest, checksums.MANIFEST_ATTR) == len(manifest.name_digests)
+        assert sorted(opened) == sorted(manifest.name_digests)

@@ -72,3 +72,32 @@ def test_a_file_name_asked_of_libhdf5_is_h5pys_filename(tmp_path, name):
         assert file_name(f) == f.filename == str(path)
         assert file_name(f["g/d"]) == f.filename
         assert file_name(f["g"].id) == f.filename
+
+
+@pytest.mark.parametrize("mode", ["r", "r+"])
+def test_members_opened_for_a_description_are_what_h5py_opens(tmp_path, mode):
+    """:func:`open_members` against h5py's own ``group[key]``: the same kinds, objects, paths and write flag."""
+    from h5stream.elements.snapshot import open_members
+
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("g")
+        g.create_dataset("d", data=np.arange(3))
+        g.create_group("sub").create_dataset("deep", data=[1.5])
+        g["named"] = np.dtype("<i4")
+        g.create_dataset("grüße", data=np.arange(2))
+        g["again"] = g["d"]
+    keys = ["d", "sub", "sub/deep", "named", "grüße", "again"]
+    with h5py.File(path, mode) as f:
+        g = f["g"]
+        opened = open_members(g, keys)
+        for key, obj in zip(keys, opened):
+            twin = g[key]
+            assert type(obj) is type(twin) and obj == twin and obj.name == twin.name, key
+            if isinstance(twin, h5py.Dataset):
+                assert obj._readonly == twin._readonly == (mode == "r")
+                np.testing.assert_array_equal(obj[()], twin[()])
+        with pytest.raises(KeyError):
+            open_members(g, ["missing"])
+        with pytest.raises(KeyError):
+            g["missing"]

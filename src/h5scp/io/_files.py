@@ -106,13 +106,14 @@ def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, veri
     """
     source = Path(path)
     _refuse_encrypted(source)
+    names: dict = {}  # each object's attribute and member names, listed by the scan for the names check
     try:
-        f = open_validated(source, check=check)
+        f = open_validated(source, check=check, names=names if verify else None)
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc
     try:
         with f:
-            checksums.attach(f, verify=verify, path=source)
+            checksums.attach(f, verify=verify, path=source, names=names)
             yield f
     except H5StreamError as exc:
         raise translate_engine_error(exc) from exc

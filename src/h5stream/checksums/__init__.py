@@ -340,11 +340,13 @@ _attached: dict[Any, tuple[weakref.ref, Manifest | None]] = {}
 _noted: set[str] = set()
 
 
-def attach(f: h5py.File, *, verify: bool = True, path=None) -> Manifest | None:
+def attach(f: h5py.File, *, verify: bool = True, path=None, names: Mapping | None = None) -> Manifest | None:
     """Load ``f``'s manifest so reads of ``f`` check their digests; returns it (None: nothing to check).
 
     ``verify=False`` detaches any manifest (reads are not checked).  A file
     without manifest is read unchecked; one INFO record per file says so.
+    ``names``: the attribute and member names the open-time scan listed
+    (``open_validated(names=...)``), checked without opening those objects again.
     """
     key = _file_key(f.id)
     if not verify:
@@ -356,7 +358,7 @@ def attach(f: h5py.File, *, verify: bool = True, path=None) -> Manifest | None:
     if manifest is not None and manifest.name_digests:
         # Checked once, up front: a damaged name reads as an absent attribute or member, which no
         # later read of a value would notice (see h5stream.checksums._names).
-        check_names(f, manifest, MANIFEST_ATTR)
+        check_names(f, manifest, MANIFEST_ATTR, names)
     if manifest is None and path not in _noted:
         _noted.add(path)
         logger.info("%s: no checksum manifest (written before checksums or by another tool); "

@@ -27,10 +27,12 @@ checksums) record none, nor do files written before version 3.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
 import h5py
 
 from h5stream.errors import ChecksumError, FormatError
+from h5stream.files._walk import stored_names
 
 __all__ = ["object_names", "names_digest", "check_names"]
 
@@ -42,16 +44,10 @@ def _object_id(fid, path: str):
 def object_names(oid, *, root: bool = False, manifest_attr: str = "h5stream_checksums") -> tuple[list[bytes],
                                                                                                     list[bytes]]:
     """(attribute names, member names) of the open object ``oid``, as stored bytes, each sorted."""
-    attrs: list[bytes] = []
-    h5py.h5a.iterate(oid, attrs.append)
+    attrs, members = stored_names(oid)
     if root:
         skip = manifest_attr.encode("utf-8")
         attrs = [n for n in attrs if n != skip]
-    members: list[bytes] = []
-    if isinstance(oid, h5py.h5g.GroupID):
-        oid.links.iterate(members.append)
-    attrs.sort()
-    members.sort()
     return attrs, members
 
 
@@ -83,9 +79,12 @@ def _refuse_undecodable(path, where: str, attrs: list[bytes], members: list[byte
                               hint="the file is damaged or was written by another tool") from None
 
 
-def check_names(f: h5py.File, manifest, manifest_attr: str) -> int:
+def check_names(f: h5py.File, manifest, manifest_attr: str,
+                known: Mapping[str, tuple[list[bytes], list[bytes]]] | None = None) -> int:
     """Check every names digest of ``manifest`` against the open file ``f``; returns how many were checked.
 
+    ``known``: the names the open-time scan listed in ``f`` (full name -> (attribute names, member names),
+    see :func:`h5stream.files.validated.scan_unsafe_objects`); an object not in it is opened here.
     A ChecksumError names the object whose attribute or member names differ from
     those written, and lists the names found; an object the manifest lists that
     cannot be found is a ChecksumError naming it.
@@ -94,26 +93,19 @@ def check_names(f: h5py.File, manifest, manifest_attr: str) -> int:
     if not expected_digests:
         return 0
     fid = f.id
+    known = known or {}
     # Parents before their members (a path sorts before every path it prefixes): a renamed member is
     # reported at its group, with the names found there.
     for where in sorted(expected_digests):
         expected = expected_digests[where]
-        try:
-            oid = _object_id(fid, where)
-        except KeyError:
-            raise ChecksumError("an object listed in the checksum manifest is missing", path=manifest.path,
-                                obj=where, expected="the object", found="no object at that path",
-                                hint="the file is damaged or was edited by another tool") from None
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise FormatError("an object cannot be opened", path=manifest.path, obj=where,
-                              expected="a readable object header", found=f"libhdf5: {exc}",
-                              hint="the file is damaged; restore it from a copy") from exc
-        try:
-            attrs, members = object_names(oid, root=where == "/", manifest_attr=manifest_attr)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise FormatError("the names of an object's attributes or members cannot be read", path=manifest.path,
-                              obj=where, expected="readable attribute and link names", found=f"libhdf5: {exc}",
-                              hint="the file is damaged; restore it from a copy") from exc
+        listed = known.get(where)
+        if listed is None:
+            attrs, members = _names_of(fid, where, manifest, manifest_attr)
+        else:
+            attrs, members = listed
+            if where == "/":
+                skip = manifest_attr.encode("utf-8")
+                attrs = [n for n in attrs if n != skip]
         found = names_digest(attrs, members)
         if found != expected:
             _refuse_undecodable(manifest.path, where, attrs, members)
@@ -124,3 +116,23 @@ def check_names(f: h5py.File, manifest, manifest_attr: str) -> int:
                 hint="the file is damaged or was edited by another tool; load with verify=False to read it as "
                      "stored")
     return len(expected_digests)
+
+
+def _names_of(fid, where: str, manifest, manifest_attr: str) -> tuple[list[bytes], list[bytes]]:
+    """:func:`object_names` of the object at ``where``, opened here; a missing or unreadable object raised."""
+    try:
+        oid = _object_id(fid, where)
+    except KeyError:
+        raise ChecksumError("an object listed in the checksum manifest is missing", path=manifest.path,
+                            obj=where, expected="the object", found="no object at that path",
+                            hint="the file is damaged or was edited by another tool") from None
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise FormatError("an object cannot be opened", path=manifest.path, obj=where,
+                          expected="a readable object header", found=f"libhdf5: {exc}",
+                          hint="the file is damaged; restore it from a copy") from exc
+    try:
+        return object_names(oid, root=where == "/", manifest_attr=manifest_attr)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise FormatError("the names of an object's attributes or members cannot be read", path=manifest.path,
+                          obj=where, expected="readable attribute and link names", found=f"libhdf5: {exc}",
+                          hint="the file is damaged; restore it from a copy") from exc

@@ -29,8 +29,8 @@ import h5py
 from h5stream import checksums
 from h5stream.errors import FormatError
 
-__all__ = ["ElementSpec", "Node", "describe", "describe_each", "describe_members", "file_name", "read_spec", "text_of",
-           "ENCODING_TYPE_ATTR",
+__all__ = ["ElementSpec", "Node", "describe", "describe_each", "describe_members", "file_name", "open_members",
+           "read_spec", "text_of", "ENCODING_TYPE_ATTR",
            "ENCODING_VERSION_ATTR", "TYPED_TYPE_ATTR", "TYPED_VERSION_ATTR"]
 
 ENCODING_TYPE_ATTR = "encoding-type"
@@ -222,7 +222,29 @@ def describe_members(group, keys: Iterable[str], where: str | None = None, manif
     if manifest is _LOOK_UP:
         manifest = checksums.manifest_for(group)
     base = "" if where == "/" else where
-    return describe_each([group[key] for key in keys], [f"{base}/{key}" for key in keys], manifest)
+    return describe_each(open_members(group, keys), [f"{base}/{key}" for key in keys], manifest)
+
+
+def open_members(group, keys: Iterable[str]) -> list:
+    """``[group[key] for key in keys]`` (h5py groups and datasets, as h5py opens them), the file's intent asked
+    once: h5py's ``group[key]`` builds a ``File`` object for each dataset to ask it."""
+    readonly = None
+    found = []
+    gid = group.id
+    for key in keys:
+        oid = h5py.h5o.open(gid, key.encode("utf-8")) if isinstance(key, str) else None
+        kind = None if oid is None else h5py.h5i.get_type(oid)
+        if kind == h5py.h5i.GROUP:
+            found.append(h5py.Group(oid))
+        elif kind == h5py.h5i.DATASET:
+            if readonly is None:
+                readonly = h5py.h5i.get_file_id(gid).get_intent() == h5py.h5f.ACC_RDONLY  # h5py's File.mode == "r"
+            found.append(h5py.Dataset(oid, readonly=readonly))
+        elif kind == h5py.h5i.DATATYPE:
+            found.append(h5py.Datatype(oid))
+        else:  # a name that is not text: h5py's own answer
+            found.append(group[key])
+    return found
 
 
 def _node(obj, name: str, values: Mapping[str, Any] | None, manifest: Any) -> Node:

@@ -24,7 +24,7 @@ from h5stream.errors import FormatError
 from h5stream.files.header_checks import SIZE_FLOOR
 from h5stream.native import compiled, libhdf5
 
-__all__ = ["MAX_DEPTH", "MAX_GROUP_MEMBERS", "MAX_LINKS", "Descriptions", "link_names"]
+__all__ = ["MAX_DEPTH", "MAX_GROUP_MEMBERS", "MAX_LINKS", "Descriptions", "link_names", "stored_names"]
 
 # Bounds of the link walk.  Our formats stay far below them (a recording has a few
 # thousand units, nesting follows the data's own dicts); a file past them is refused
@@ -119,6 +119,42 @@ def _listed(gid, prefix: bytes, seen: set, take: bool, describe: Descriptions | 
     hard = h5py.h5l.TYPE_HARD
     return len(links), [(prefix + b"/" + member if prefix else member, kind, address if kind == hard else 0,
                          member if kind == hard else None) for member, kind, address in links]
+
+
+_names: Callable | None | bool = False
+
+
+def _compiled_names() -> Callable | None:
+    """:func:`h5stream._ext._h5scan.stored_names`, bound on the first call; None without the direct calls."""
+    global _names
+    if _names is False:
+        _names = None
+        address = libhdf5.function_address("H5Aiterate2")
+        if address and compiled_members() is not None:
+            scan = compiled("_h5scan")
+            scan.configure_names(address)
+            _names = scan.stored_names
+    return _names
+
+
+def stored_names(oid) -> tuple[list[bytes], list[bytes]]:
+    """(attribute names, member names) of the open object ``oid`` (low-level id), as stored bytes, each
+    sorted; no member names for a dataset.  Listed in one compiled call where the direct calls are
+    available, else through h5py (which raises the library's error for names it cannot list)."""
+    names = _compiled_names()
+    if names is not None:
+        with libhdf5.lock:
+            found = names(oid.id, isinstance(oid, h5py.h5g.GroupID))
+        if found is not None:
+            return found
+    attrs: list[bytes] = []
+    h5py.h5a.iterate(oid, attrs.append)
+    members: list[bytes] = []
+    if isinstance(oid, h5py.h5g.GroupID):
+        oid.links.iterate(members.append)
+    attrs.sort()
+    members.sort()
+    return attrs, members
 
 
 def _short_name(name: bytes) -> str:

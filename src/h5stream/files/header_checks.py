@@ -235,9 +235,11 @@ def check_text_lengths(dsid: h5py.h5d.DatasetID, path: str | os.PathLike, obj: s
     to :data:`MAX_CHECKED_TEXT_VALUES` values; raises :class:`FormatError`.
     """
     offset, stored = dsid.get_offset(), dsid.get_storage_size()
+    if offset is None or not stored:  # nothing stored (an empty dataset): no value to check
+        return
     # (length: 4 bytes, heap address: the file's address size, index: 4 bytes)
     item = 8 + h5py.h5i.get_file_id(dsid).get_create_plist().get_sizes()[0]
-    if offset is None or not stored or stored > item * MAX_CHECKED_TEXT_VALUES or stored % item:
+    if stored > item * MAX_CHECKED_TEXT_VALUES or stored % item:
         return
     try:
         file_size = os.stat(path).st_size

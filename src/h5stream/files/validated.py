@@ -28,7 +28,7 @@ from h5stream.errors import (
     UnsafeFileError,
 )
 from h5stream.files._headers import AttributeReferences, direct_object_info
-from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, Descriptions, _walk, link_names  # noqa: F401
+from h5stream.files._walk import MAX_DEPTH, MAX_GROUP_MEMBERS, MAX_LINKS, Descriptions, _walk, link_names, stored_names  # noqa: F401
 from h5stream.files.claims import hdf5_lock_held, open_here_error, open_in_this_process
 from h5stream.files.global_heaps import (
     GLOBAL_HEAP_SCAN_BYTES,
@@ -140,7 +140,8 @@ LinkRule = Callable[[str, str, str], bool]
 
 def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: LinkRule | None = None,
                         visit: ObjectVisitor | None = None, storage: list[tuple[int, int]] | None = None,
-                        facts: dict | None = None, describe: Descriptions | None = None) -> None:
+                        facts: dict | None = None, describe: Descriptions | None = None,
+                        names: dict[str, tuple[list[bytes], list[bytes]]] | None = None) -> None:
     """Refuse external links, external storage, virtual datasets and unavailable filters.
 
     One walk of the file (:func:`link_names`' walk, with its bounds) opens each
@@ -155,6 +156,10 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
     (most of a session's file) are checked in the compiled walk itself (as are those of attributes, then
     handed over) and, without ``visit`` and ``facts``, not handed to Python at all; with ``describe`` (:class:`Descriptions`) they are described
     there instead of being handed to ``visit`` or recorded in ``facts`` (see :func:`h5stream.files._walk._walk`).
+    ``names`` receives, for each object the walk opens, its attribute and member names
+    (:func:`h5stream.files._walk.stored_names`) under its full name (``"/a/b"``), so that a check of the
+    names (:func:`h5stream.checksums.check_names`) need not open the object again; an object whose path is
+    not UTF-8 text, one the walk does not open or whose names cannot be listed is left out.
     Raises :class:`UnsafeFileError`, :class:`MissingPluginError` or
     :class:`FormatError` naming the offending object.
     """
@@ -173,19 +178,31 @@ def scan_unsafe_objects(f: h5py.File, path: str | os.PathLike, *, allow_link: Li
             layout = _check_dataset(oid, path, full, plugins, checked, facts)
             if storage is not None:
                 add_storage_ranges(oid, layout, storage)
-        if oid is not None and headers is not None:
-            headers.check(oid, "/" + full.decode("utf-8", errors="replace"))
+        if oid is not None:
+            if headers is not None:
+                headers.check(oid, "/" + full.decode("utf-8", errors="replace"))
+            if names is not None:
+                _record_names(names, full, oid)
         # Soft links name objects of this file, visited through their hard link.
         return visit(full, oid) if visit is not None else False
 
     try:
         if headers is not None:
             headers.check(f.id, f.name or "/")
+        if names is not None and f.name == "/":
+            _record_names(names, b"", f.id)
         take = describe is not None or (visit is None and facts is None)  # nothing asked of those taken
         _walk(f, path, on_member, take=take, describe=describe, storage=storage, checked=prechecked)
     finally:
         if headers is not None:
             headers.close()
+
+
+def _record_names(names: dict, full: bytes, oid) -> None:
+    """``names[full name] = stored_names(oid)``; an object whose path is not UTF-8 or whose names cannot be
+    listed is left out (the check of the names opens it itself, and names what is wrong)."""
+    with contextlib.suppress(UnicodeDecodeError, OSError, RuntimeError, ValueError, KeyError):
+        names["/" + full.decode("utf-8")] = stored_names(oid)
 
 
 def _check_link(f: h5py.File, path, full: bytes, allow_link: LinkRule | None) -> None:
@@ -377,6 +394,7 @@ def open_validated(
     visit: ObjectVisitor | None = None,
     facts: dict | None = None,
     describe: Descriptions | None = None,
+    names: dict | None = None,
     **h5py_kwargs,
 ) -> h5py.File:
     """Open an HDF5 file for reading after checking it can be trusted.
@@ -409,6 +427,9 @@ def open_validated(
     describe : Descriptions, optional
         Filled by the scan with the plain datasets it checked in compiled code, described instead of
         handed to ``visit`` (see :func:`scan_unsafe_objects`).
+    names : dict, optional
+        Filled by the scan with the attribute and member names of each object it opens, for
+        :func:`h5stream.checksums.attach` (see :func:`scan_unsafe_objects`).
     **h5py_kwargs
         Passed to ``h5py.File`` (for example ``rdcc_nbytes``).
 
@@ -454,7 +475,7 @@ def open_validated(
             if scan:
                 storage: list[tuple[int, int]] | None = [] if large else None
                 scan_unsafe_objects(f, path, allow_link=allow_link, visit=visit, storage=storage, facts=facts,
-                                    describe=describe)
+                                    describe=describe, names=names)
                 if large:
                     check_large_global_heaps(path, storage)
             if check is not None:
