@@ -22,7 +22,10 @@ The checkpoint's peer, measured in the same run: ``copy_s``, a copy of the check
 cache first, ``posix_fadvise(DONTNEED)``, as they are before the resume): a checkpoint, and a save to another
 path, hold a copy by nature, and a copy reads and writes every byte (with no reflink, as on ext4).  The
 checkpoint run's rows state ``checkpoint_s`` and the resumed save's ``save_s`` against it beside the time
-against dd.
+against dd.  The checkpoint reads its source, the spill file, where the copy reads the checkpoint file: the
+record also holds the cold sequential read of each (``spill_read_s`` after the checkpoint, before the session
+closes; ``checkpoint_read_s`` after the copy; 16 MiB reads, pages dropped first), as the same disk may serve
+the bytes of two files of one size at different rates (on a virtual disk, by how they were written).
 
 A thread of the parent samples, every 0.2 s, the bytes the files of the run's own folders hold
 (``st_blocks``): ``disk_peak_gb`` is the most the run held at once beyond its inputs (there are none),
@@ -54,6 +57,9 @@ import pytest
 
 from benchmarks.harness import Row, peak_rss_mb, require_free_space, scratch_dir, write_json
 from benchmarks.suite._bounded_save import _raw_write_seconds
+
+#: The size of each read of :func:`cold_read_seconds`.
+READ_BLOCK = 16 << 20
 
 #: the budget, the size of one large array, per unit: large arrays, trials, spikes
 SIZES = {"small": dict(session_mb=48, budget_mb=8, array_mb=2),
@@ -104,6 +110,8 @@ if p["checkpoint"]:
     t0 = time.perf_counter()
     s.checkpoint(p["checkpoint"])
     out["checkpoint_s"] = time.perf_counter() - t0
+    from benchmarks.suite.bench_session_huge import cold_read_seconds
+    out["spill_read_s"] = cold_read_seconds(s.spill_path)  # the checkpoint's source, read as the copy reads its own
     s.close()
 else:
     t0 = time.perf_counter()
@@ -178,6 +186,18 @@ def drop_cached(path: Path) -> None:
         os.close(fd)
 
 
+def cold_read_seconds(path: str | os.PathLike) -> float:
+    """The seconds a sequential read of all of ``path`` takes, its pages dropped from the cache first
+    (:func:`drop_cached`), in reads of :data:`READ_BLOCK` bytes."""
+    drop_cached(Path(path))
+    buffer = bytearray(READ_BLOCK)
+    start = time.perf_counter()
+    with open(path, "rb", buffering=0) as fh:
+        while fh.readinto(buffer):
+            pass
+    return time.perf_counter() - start
+
+
 def copy_seconds(source: Path, copy: Path) -> float:
     """A copy of ``source``'s bytes into the new file ``copy``, its source cold: ``copy_file_range`` over the
     whole range (the kernel's copy, in as few calls as it takes), then fsync; the copy is removed."""
@@ -238,6 +258,7 @@ def measure(kind: str, session_mb: int, budget_mb: int, array_mb: int, work: Pat
         checkpoint = Path(params["checkpoint"])
         record["checkpoint_file_gb"] = checkpoint.stat().st_size / 2**30
         record["copy_s"] = copy_seconds(checkpoint, tmp / "copy.bin")
+        record["checkpoint_read_s"] = cold_read_seconds(checkpoint)  # (after the copy, which it would warm)
     shutil.rmtree(out_dir)
     shutil.rmtree(tmp)
     raw = work / "raw.bin"
@@ -254,7 +275,8 @@ def record_rows(record: dict) -> list[Row]:
     disk_goal = 2.2 if record["run"] == "checkpoint" else 1.2
     total = record["staging_s"] + record["save_s"]
     fields = {k: record[k] for k in ("session_gb", "budget_mb", "peak_rss_mb", "disk_peak_gb", "staging_s",
-                                      "save_s", "dd_s", "checkpoint_s", "copy_s") if k in record}
+                                      "save_s", "dd_s", "checkpoint_s", "copy_s", "spill_read_s", "checkpoint_read_s")
+              if k in record}
     details = json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in record.items()})
     budget = record["budget_mb"]
     rows = [
@@ -271,8 +293,9 @@ def record_rows(record: dict) -> list[Row]:
         peer = "a cold copy of the checkpoint's bytes (copy_file_range + fsync)"
         rows += [
             Row(f"{name} checkpoint", peer, copy_s, record["checkpoint_s"], "s", record["checkpoint_s"] / copy_s,
-                1.3, lower_is_better=True, details=f"checkpoint {record['checkpoint_s']:.1f} s, copy {copy_s:.1f} s",
-                fields=fields),
+                1.3, lower_is_better=True, details=f"checkpoint {record['checkpoint_s']:.1f} s, copy {copy_s:.1f} s; "
+                f"cold read of its source (the spill) {record['spill_read_s']:.1f} s, of the checkpoint file "
+                f"{record['checkpoint_read_s']:.1f} s", fields=fields),
             Row(f"{name} resumed save", peer, copy_s, record["save_s"], "s", record["save_s"] / copy_s, 1.3,
                 lower_is_better=True, details=f"resumed save {record['save_s']:.1f} s, copy {copy_s:.1f} s",
                 fields=fields),
@@ -311,6 +334,8 @@ def test_bench_session_huge_small():
     assert [row.benchmark.rsplit(" ", 2)[-2:] for row in checkpoint[-2:]] == [["checkpoint", "checkpoint"],
                                                                               ["resumed", "save"]]
     assert all(row.fields["copy_s"] > 0 and row.peer_value == row.fields["copy_s"] for row in checkpoint[-2:])
+    assert all(row.fields["spill_read_s"] > 0 and row.fields["checkpoint_read_s"] > 0 for row in checkpoint[-2:])
+    assert "cold read of its source (the spill)" in checkpoint[-2].details
     # the saved file and the sessions were checked in the child: a lazy reopen saw every trial
     assert all("\"reopened_trials\": 200" in r.details for r in rows[:6:3])
 
