@@ -118,11 +118,13 @@ class Manifest:
     dataset's pieces (:mod:`h5stream.checksums._pieces`).  ``checked_values``:
     path -> every attribute of the object as read and found equal to its set's
     digests, kept while the file is open read-only, so a later lookup of one of
-    them reads nothing again (:func:`h5stream.checksums.attr_value`).
+    them reads nothing again (:func:`h5stream.checksums.attr_value`).  ``read_handle``: (the file's number in
+    the library, its descriptor or None), kept by :func:`h5stream.checksums.read_whole_checked` while the file
+    is open.
     """
 
     __slots__ = ("path", "version", "datasets", "attributes", "text_sets", "all_sets", "name_digests",
-                 "pieces", "checked_values", "sets_complete", "__weakref__")
+                 "pieces", "checked_values", "sets_complete", "read_handle", "__weakref__")
 
     def __init__(self, path, datasets: dict[str, str], attributes: dict[str, dict[str, str]],
                  text_sets: dict[str, str] | None = None, all_sets: dict[str, str] | None = None,
@@ -138,6 +140,7 @@ class Manifest:
         self.name_digests = name_digests if name_digests is not None else {}
         self.pieces = pieces if pieces is not None else {}
         self.checked_values: dict[str, dict[str, Any]] = {}
+        self.read_handle: tuple[tuple[int, int], int | None] | None = None
 
     def attribute_set(self, where: str) -> tuple[str | None, str | None]:
         """(kind, packed digests) of the attributes of the object at ``where``; (None, None) without."""

@@ -221,31 +221,45 @@ def _read_pieces(ds, manifest: Manifest, pieces: tuple[int, str], runs, gather: 
             gather.take(a, block)
 
 
-def _plain_run(ds) -> tuple[int, int] | None:
+def _plain_run(ds, manifest: Manifest) -> tuple[int, int] | None:
     """(descriptor, file offset) of a dataset whose values lie in one plain run of bytes, exactly as numpy
-    holds them, in a file open read-only with the default driver; None for any other."""
+    holds them, in a file open read-only with the default driver (:func:`_read_handle`); None for any other."""
     try:
         dsid = ds.id
         dtype = ds.dtype
-        if (ds.ndim < 1 or dtype.kind not in "biufc" or dtype.hasobject or not dtype.isnative
+        shape = dsid.shape
+        if (not shape or dtype.kind not in "biufc" or dtype.hasobject or not dtype.isnative
                 or dsid.get_type().get_size() != dtype.itemsize):
             return None
-        plist = dsid.get_create_plist()
+        plist = dsid.get_create_plist()  # (a virtual dataset's layout is not CONTIGUOUS)
         if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_external_count() or plist.get_nfilters():
             return None
-        if ds.is_virtual:
+        fd = _read_handle(dsid, manifest)
+        if fd is None:
             return None
-        f = ds.file
-        if f.driver != "sec2" or f.mode != "r" or f.swmr_mode:
-            return None
-        n_bytes = ds.size * dtype.itemsize
         offset = dsid.get_offset()
-        if offset is None or dsid.get_storage_size() != n_bytes:
+        if offset is None or dsid.get_storage_size() != math.prod(shape) * dtype.itemsize:
             return None
-        fd = f.id.get_vfd_handle()
-        return (fd, int(offset)) if isinstance(fd, int) and fd >= 0 else None
+        return fd, int(offset)
     except (AttributeError, TypeError, ValueError, OSError, RuntimeError):
         return None
+
+
+def _read_handle(dsid, manifest: Manifest) -> int | None:
+    """The descriptor of the file of ``dsid`` where it is open read-only (no SWMR) with the POSIX driver, else
+    None; asked of the library once per open file and kept on its ``manifest`` (one per open file: the driver's
+    property list is copied to be asked, which cost as much as the rest of a dataset's checks)."""
+    fileno = dsid.fileno
+    kept = manifest.read_handle
+    if kept is not None and kept[0] == fileno:
+        return kept[1]
+    fid = h5py.h5i.get_file_id(dsid)
+    fd = None
+    if fid.get_intent() == h5py.h5f.ACC_RDONLY and fid.get_access_plist().get_driver() == h5py.h5fd.SEC2:
+        handle = fid.get_vfd_handle()
+        fd = handle if isinstance(handle, int) and handle >= 0 else None
+    manifest.read_handle = (fileno, fd)
+    return fd
 
 
 #: the share of a dataset's bytes the page cache must hold for :func:`read_whole_checked` to read them into
@@ -310,7 +324,7 @@ def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
     expected = None if manifest is None else manifest.datasets.get(ds.name)
     if expected is None:
         return None
-    run = _plain_run(ds)
+    run = _plain_run(ds, manifest)
     if run is None:
         return None
     fd, offset = run

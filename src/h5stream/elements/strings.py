@@ -224,16 +224,20 @@ def _unpack_fixed(raw: np.ndarray, *, path, obj: str):
 
     n, width = raw.size, raw.dtype.itemsize
     raw = raw.reshape(-1)
-    if width > 1:
-        cells = raw.view(np.uint8).reshape(n, width)
-        # a NUL followed by another byte; where no byte is NUL (identifiers of one width) one pass of one
-        # test says so (5 us against 92 for the two compares, 10,000 cells of 9 bytes)
-        if not cells.all() and np.any((cells[:, :-1] == 0) & (cells[:, 1:] != 0)):
-            filled = cells != 0
-            lengths = np.where(filled.all(axis=1), width, filled.argmin(axis=1))
-            cells = np.where(np.arange(width) < lengths[:, None], cells, 0).astype(np.uint8)
-            raw = cells.view(raw.dtype).reshape(n)
+    cells = raw.view(np.uint8).reshape(n, width)
+    # where no byte is NUL (identifiers of one width) one pass of one test says so (5 us against 92 for the
+    # two compares of the test below, 10,000 cells of 9 bytes)
+    full = bool(cells.all())
+    if width > 1 and not full and np.any((cells[:, :-1] == 0) & (cells[:, 1:] != 0)):  # a NUL, then a byte
+        filled = cells != 0
+        lengths = np.where(filled.all(axis=1), width, filled.argmin(axis=1))
+        cells = np.where(np.arange(width) < lengths[:, None], cells, 0).astype(np.uint8)
+        raw = cells.view(raw.dtype).reshape(n)
     try:
+        if full:
+            # every cell its full width: its bytes as polars lists of bytes, each list one binary value, no
+            # Python object per cell (10,000 cells of 9 bytes: 155 us against 346 through bytes objects)
+            return pl.Series(cells).cast(pl.List(pl.UInt8)).cast(pl.Binary).cast(pl.String)
         return pl.Series(raw).cast(pl.String)
     except pl.exceptions.ComputeError as exc:
         path = path if isinstance(path, (str, os.PathLike)) else file_name(path)
