@@ -1,0 +1,70 @@
+"""Where a stop raised by a signal handler would leave a lock taken for ever: the window between a lock's acquire and
+the ``try`` or ``with`` block that lets it go again.
+
+A signal handler runs on the main thread at the interpreter's next check for signals, which CPython makes as a
+call returns.  A Python function that takes a lock and returns it to a caller's ``with`` holds the lock between
+those two moments: :class:`threading.Condition`'s ``__enter__`` (an :class:`threading.Event`'s ``wait`` and ``set``
+enter one), and :mod:`logging`'s handlers' ``acquire``.  An exception raised there leaves the function before its
+caller's block began, so no ``__exit__`` or ``finally`` lets the lock go: the next ``wait`` or ``set`` of the same
+event, on any thread, waits for ever (a batch's driver stopped while its pool started hung so, with the thread
+that started the pool, until it was killed).  :class:`threading.Condition`'s ``wait`` has such a window too, the
+other way round: between letting its lock go and its ``try``, the caller's ``with`` would let it go a second time.
+
+:func:`lock_window_at` names these places for :func:`h5stream.stops.raise_unsafe_at`, whose handlers then raise
+nothing there: the signal is delivered again and the stop is raised at the main thread's next instruction outside
+them.  Inside :mod:`threading` a stop is still raised where the instruction lies in a ``try`` or ``with`` block of
+the same function (read from the code's exception table, Python 3.11 on), whose clean-up lets its locks go: a
+blocking wait (a condition's, a thread's ``join``) still takes the stop at once.  Where there is no exception table
+(Python 3.10) nothing of :mod:`threading` raises; the stop comes as its call returns.
+
+Standard library only, nothing imported beyond what the interpreter has loaded: the command line's start imports
+this (through :mod:`h5stream.stops`) before anything heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+__all__ = ["lock_window_at", "handled_ranges"]
+
+_THREADING = os.path.normcase(threading.__file__)
+#: :mod:`logging`'s functions that take a lock and return with it held (the caller's ``try`` lets it go)
+_LOGGING_TAKERS = frozenset({"acquire", "_acquireLock"})
+_LOGGING = os.path.join("logging", "__init__.py")
+
+_ranges: dict = {}  # code object -> its handled ranges (filled as handlers ask; a signal handler may)
+
+
+def lock_window_at(frame) -> bool:
+    """Whether a signal handler called at ``frame`` (the main thread's innermost frame) would, by raising, leave a
+    lock taken or let one go twice: :mod:`threading`'s code outside the ``try`` and ``with`` blocks of its own
+    function, or a :mod:`logging` lock taker (:data:`_LOGGING_TAKERS`)."""
+    code = frame.f_code
+    filename = code.co_filename
+    if os.path.normcase(filename) == _THREADING:
+        return not any(start <= frame.f_lasti < end for start, end in handled_ranges(code))
+    return code.co_name in _LOGGING_TAKERS and filename.endswith(_LOGGING)
+
+
+def handled_ranges(code) -> tuple[tuple[int, int], ...]:
+    """The byte ranges ``(start, end)`` of ``code``'s instructions that lie inside an exception handler's block
+    (a ``try``, a ``with``), from its exception table (Python 3.11 on; empty before)."""
+    found = _ranges.get(code)
+    if found is None:
+        numbers = list(_varints(getattr(code, "co_exceptiontable", b"")))
+        # each entry: start, length (in 2-byte code units), handler target, stack depth and lasti flag
+        found = _ranges[code] = tuple((2 * numbers[i], 2 * (numbers[i] + numbers[i + 1]))
+                                      for i in range(0, len(numbers) - 3, 4))
+    return found
+
+
+def _varints(table: bytes):
+    """The numbers of an exception table: 6 bits a byte, most significant first; bit 6 says another byte follows
+    (bit 7 marks an entry's first byte)."""
+    value = 0
+    for byte in table:
+        value = (value << 6) | (byte & 63)
+        if not byte & 64:
+            yield value
+            value = 0
