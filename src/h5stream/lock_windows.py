@@ -2,20 +2,21 @@
 the ``try`` or ``with`` block that lets it go again.
 
 A signal handler runs on the main thread at the interpreter's next check for signals, which CPython makes as a
-call returns.  A Python function that takes a lock and returns it to a caller's ``with`` holds the lock between
-those two moments: :class:`threading.Condition`'s ``__enter__`` (an :class:`threading.Event`'s ``wait`` and ``set``
-enter one), and :mod:`logging`'s handlers' ``acquire``.  An exception raised there leaves the function before its
-caller's block began, so no ``__exit__`` or ``finally`` lets the lock go: the next ``wait`` or ``set`` of the same
-event, on any thread, waits for ever (a batch's driver stopped while its pool started hung so, with the thread
-that started the pool, until it was killed).  :class:`threading.Condition`'s ``wait`` has such a window too, the
-other way round: between letting its lock go and its ``try``, the caller's ``with`` would let it go a second time.
+call returns.  A Python function that takes a lock and returns it to its caller's block holds the lock between
+those two moments, and so does the caller until its block begins: :class:`threading.Condition`'s ``__enter__``
+(an :class:`threading.Event`'s ``wait`` and ``set`` enter one), :mod:`logging`'s ``acquire`` before a handler's
+``try``.  An exception raised there leaves before the block began, so no ``__exit__`` or ``finally`` lets the lock
+go: the next ``wait`` or ``set`` of the same event, on any thread, waits for ever (a batch's driver stopped while
+its pool started hung so, with the thread that started the pool, until it was killed).
+:class:`threading.Condition`'s ``wait`` has such a window the other way round: between letting its lock go and its
+``try``, the caller's ``with`` would let it go a second time.
 
 :func:`lock_window_at` names these places for :func:`h5stream.stops.raise_unsafe_at`, whose handlers then raise
 nothing there: the signal is delivered again and the stop is raised at the main thread's next instruction outside
-them.  Inside :mod:`threading` a stop is still raised where the instruction lies in a ``try`` or ``with`` block of
-the same function (read from the code's exception table, Python 3.11 on), whose clean-up lets its locks go: a
-blocking wait (a condition's, a thread's ``join``) still takes the stop at once.  Where there is no exception table
-(Python 3.10) nothing of :mod:`threading` raises; the stop comes as its call returns.
+them.  In the code of the standard library's locks (:data:`LOCK_CODE`) a stop is raised only where the instruction
+lies in a ``try`` or ``with`` block of the same function (read from the code's exception table, Python 3.11 on),
+whose clean-up lets its locks go: a blocking wait (a condition's, a thread's ``join``) still takes the stop at
+once.  Where there is no exception table (Python 3.10) none of that code raises; the stop comes as it returns.
 
 Standard library only, nothing imported beyond what the interpreter has loaded: the command line's start imports
 this (through :mod:`h5stream.stops`) before anything heavy.
@@ -28,23 +29,23 @@ import threading
 
 __all__ = ["lock_window_at", "handled_ranges"]
 
-_THREADING = os.path.normcase(threading.__file__)
-#: :mod:`logging`'s functions that take a lock and return with it held (the caller's ``try`` lets it go)
-_LOGGING_TAKERS = frozenset({"acquire", "_acquireLock"})
-_LOGGING = os.path.join("logging", "__init__.py")
+_STDLIB = os.path.dirname(threading.__file__)
+#: the files of the standard library's code that takes locks and lets them go between its calls: :mod:`threading`,
+#: :mod:`logging` (its handlers' and its module's lock), :mod:`multiprocessing.synchronize`
+LOCK_CODE = frozenset(os.path.normcase(os.path.join(_STDLIB, *parts)) for parts in (
+    ("threading.py",), ("logging", "__init__.py"), ("multiprocessing", "synchronize.py")))
 
 _ranges: dict = {}  # code object -> its handled ranges (filled as handlers ask; a signal handler may)
 
 
 def lock_window_at(frame) -> bool:
     """Whether a signal handler called at ``frame`` (the main thread's innermost frame) would, by raising, leave a
-    lock taken or let one go twice: :mod:`threading`'s code outside the ``try`` and ``with`` blocks of its own
-    function, or a :mod:`logging` lock taker (:data:`_LOGGING_TAKERS`)."""
+    lock taken or let one go twice: the code of :data:`LOCK_CODE` outside the ``try`` and ``with`` blocks of its
+    own function."""
     code = frame.f_code
-    filename = code.co_filename
-    if os.path.normcase(filename) == _THREADING:
-        return not any(start <= frame.f_lasti < end for start, end in handled_ranges(code))
-    return code.co_name in _LOGGING_TAKERS and filename.endswith(_LOGGING)
+    if os.path.normcase(code.co_filename) not in LOCK_CODE:
+        return False
+    return not any(start <= frame.f_lasti < end for start, end in handled_ranges(code))
 
 
 def handled_ranges(code) -> tuple[tuple[int, int], ...]:

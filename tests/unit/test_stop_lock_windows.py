@@ -1,4 +1,4 @@
-"""A stop raised just after an event's lock was taken leaves no lock taken (:mod:`h5stream.lock_windows`).
+"""A stop raised just after a lock was taken leaves no lock taken (:mod:`h5stream.lock_windows`).
 
 The failure this reproduces hung ``hdmea batch`` stopped by SIGTERM while its pool started: the main thread waits
 for the start in short waits of an :class:`threading.Event` (:func:`hdmea.pipeline.batch.pool.started_aside`);
@@ -40,53 +40,76 @@ PROGRAM = textwrap.dedent(
     else:
         block, stop = contextlib.nullcontext(), KeyboardInterrupt
     main = threading.get_ident()
-    event = threading.Event()
     held = threading.Event()
+    if {taker!r} == "an event's wait":  # Event.wait enters its Condition, whose __enter__ takes the lock
+        event = threading.Event()
+        lock, taker = event._cond, threading.Condition.__enter__.__code__
 
-    def holder_of_the_events_lock():
-        event._cond.acquire()
+        def work():
+            while not event.wait(0.05):
+                pass
+    else:  # a log handler's handle() calls its acquire(), then begins its try
+        import logging
+
+        handler = logging.StreamHandler(open(os.devnull, "w"))
+        lock, taker = handler.lock, logging.Handler.acquire.__code__
+        record = logging.LogRecord("x", logging.WARNING, "here", 1, "a line", None, None)
+
+        def work():
+            while True:
+                handler.handle(record)
+
+    def holder_of_the_lock():
+        lock.acquire()
         held.set()
-        while True:  # until the main thread waits for the event's lock inside Condition.__enter__
+        while True:  # until the main thread waits for the lock inside the function that takes it
             frame = sys._current_frames().get(main)
-            if frame is not None and frame.f_code is threading.Condition.__enter__.__code__:
+            if frame is not None and frame.f_code is taker:
                 break
         _thread.interrupt_main(signum)
-        event._cond.release()
+        lock.release()
 
-    other = threading.Thread(target=holder_of_the_events_lock)
+    other = threading.Thread(target=holder_of_the_lock)
     said = "lost"
     try:
         with block:
             other.start()
             held.wait()
-            while not event.wait(0.05):
-                pass
+            work()
     except stop:
         said = "stopped"
     other.join()
-    free = event._cond._lock.acquire(timeout={wait})
-    print(said, "lock free" if free else "lock taken for ever", flush=True)
+    free = []
+    taker = threading.Thread(target=lambda: free.append(lock.acquire(timeout={wait})))
+    taker.start()
+    taker.join()
+    print(said, "lock free" if free[0] else "lock taken for ever", flush=True)
     os._exit(0)
     """
 )
 
 
-def _run(handler: str, wait: float, child_env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROGRAM.format(handler=handler, wait=wait)], capture_output=True,
-                          text=True, timeout=120, env=child_env)
+TAKERS = ["an event's wait", "a log handler"]
+
+
+def _run(handler: str, taker: str, wait: float, child_env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROGRAM.format(handler=handler, taker=taker, wait=wait)],
+                          capture_output=True, text=True, timeout=120, env=child_env)
 
 
 @pytest.mark.stops
+@pytest.mark.parametrize("taker", TAKERS)
 @pytest.mark.parametrize("handler", ["importing h5stream's", "a command's run"])
-def test_a_stop_as_an_events_lock_is_taken_is_raised_once_the_lock_is_held_by_a_block(handler, child_env):
-    taken = _run(handler, 60.0, child_env)  # the lock is free at once: the wait only bounds a failure
+def test_a_stop_as_a_lock_is_taken_is_raised_once_the_block_that_lets_it_go_began(handler, taker, child_env):
+    taken = _run(handler, taker, 60.0, child_env)  # the lock is free at once: the wait only bounds a failure
     assert taken.stdout.splitlines() == ["stopped lock free"], taken
     assert taken.stderr == "", taken.stderr
 
 
 @pytest.mark.stops
-def test_the_reference_python_own_handler_leaves_the_events_lock_taken(child_env):
-    taken = _run("python's own", 2.0, child_env)
+@pytest.mark.parametrize("taker", TAKERS)
+def test_the_reference_python_own_handler_leaves_the_lock_taken(taker, child_env):
+    taken = _run("python's own", taker, 2.0, child_env)
     assert taken.stdout.splitlines() == ["stopped lock taken for ever"], taken
 
 
@@ -130,5 +153,5 @@ def test_inside_threading_a_stop_is_raised_only_inside_its_blocks():
     assert lock_windows.lock_window_at(InEnter())
 
 
-def test_outside_threading_and_logging_nothing_is_a_lock_window():
+def test_outside_the_standard_librarys_lock_code_nothing_is_a_lock_window():
     assert not lock_windows.lock_window_at(sys._getframe())
