@@ -16,7 +16,9 @@ nothing there: the signal is delivered again and the stop is raised at the main 
 them.  In the code of the standard library's locks (:data:`LOCK_CODE`) a stop is raised only where the instruction
 lies in a ``try`` or ``with`` block of the same function (read from the code's exception table, Python 3.11 on),
 whose clean-up lets its locks go: a blocking wait (a condition's, a thread's ``join``) still takes the stop at
-once.  Where there is no exception table (Python 3.10) none of that code raises; the stop comes as it returns.
+once.  Python 3.10 has no exception table: there the blocks are read from the bytecode, each from its ``SETUP_``
+instruction to its first ``POP_BLOCK`` (a block left early by a ``return`` or a ``break`` ends there for this
+reading too, which only takes a stop a few instructions later).
 
 Standard library only, nothing imported beyond what the interpreter has loaded: the command line's start imports
 this (through :mod:`h5stream.stops`) before anything heavy.
@@ -25,7 +27,14 @@ this (through :mod:`h5stream.stops`) before anything heavy.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+
+if sys.version_info < (3, 11):  # blocks read from the bytecode (handled_ranges); loaded here, never in a handler
+    from opcode import opmap
+
+    _SETUPS = frozenset(opmap[name] for name in ("SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH"))
+    _POP_BLOCK = opmap["POP_BLOCK"]
 
 __all__ = ["lock_window_at", "handled_ranges"]
 
@@ -50,14 +59,30 @@ def lock_window_at(frame) -> bool:
 
 def handled_ranges(code) -> tuple[tuple[int, int], ...]:
     """The byte ranges ``(start, end)`` of ``code``'s instructions that lie inside an exception handler's block
-    (a ``try``, a ``with``), from its exception table (Python 3.11 on; empty before)."""
+    (a ``try``, a ``with``): from its exception table (Python 3.11 on), else from its ``SETUP_`` and
+    ``POP_BLOCK`` instructions."""
     found = _ranges.get(code)
     if found is None:
-        numbers = list(_varints(getattr(code, "co_exceptiontable", b"")))
-        # each entry: start, length (in 2-byte code units), handler target, stack depth and lasti flag
-        found = _ranges[code] = tuple((2 * numbers[i], 2 * (numbers[i] + numbers[i + 1]))
-                                      for i in range(0, len(numbers) - 3, 4))
+        table = getattr(code, "co_exceptiontable", None)
+        if table is None:
+            found = _setup_blocks(code.co_code)
+        else:
+            numbers = list(_varints(table))
+            # each entry: start, length (in 2-byte code units), handler target, stack depth and lasti flag
+            found = tuple((2 * numbers[i], 2 * (numbers[i] + numbers[i + 1])) for i in range(0, len(numbers) - 3, 4))
+        _ranges[code] = found
     return found
+
+
+def _setup_blocks(ops: bytes) -> tuple[tuple[int, int], ...]:
+    """Python 3.10's blocks: from after each ``SETUP_`` instruction to the first ``POP_BLOCK`` that closes it."""
+    starts, found = [], []
+    for offset in range(0, len(ops), 2):
+        if ops[offset] in _SETUPS:
+            starts.append(offset + 2)
+        elif ops[offset] == _POP_BLOCK and starts:
+            found.append((starts.pop(), offset))
+    return tuple(found)
 
 
 def _varints(table: bytes):
