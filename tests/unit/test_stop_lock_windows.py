@@ -31,6 +31,7 @@ PROGRAM = textwrap.dedent(
     import _thread, contextlib, os, signal, sys, threading
     import h5stream
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a command starts (a test run may ignore it: server_signals)
     signum = signal.SIGINT
     if {handler!r} == "python's own":
         signal.signal(signal.SIGINT, signal.default_int_handler)
