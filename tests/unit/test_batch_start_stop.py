@@ -22,6 +22,8 @@ class _Stop(BaseException):
 
 
 def _raising_handler(signum, frame):
+    if stops.raise_unsafe_at(frame):  # as a command's handlers: never where a lock was just taken (lock_windows)
+        return stops.delivered_again(signum)
     raise _Stop()
 
 
