@@ -59,6 +59,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
+from h5stream.lock_windows import lock_window_at
 from h5stream.process_exit import end_process, flush_standard_streams
 
 __all__ = ["RaisedAgain", "kept_stops", "note", "noted", "recorded", "forget_recorded", "carry_over",
@@ -162,7 +163,9 @@ _NO_RAISE_FILES = tuple(f"{sep}{name}.py" for sep in "/\\" for name in (
 
 def raise_unsafe_at(frame) -> bool:
     """Whether a signal handler called at ``frame`` must not raise there: inside the import system's own code,
-    a ``__del__`` or a weak reference callback of :mod:`weakref` (:data:`_NO_RAISE_FILES`).  The handler then
+    a ``__del__`` or a weak reference callback of :mod:`weakref` (:data:`_NO_RAISE_FILES`), or where a lock was
+    just taken and the block that lets it go has not begun (:func:`h5stream.lock_windows.lock_window_at`: an
+    event's or a condition's lock in :mod:`threading`'s own code).  The handler then
     returns :func:`delivered_again`.  Also anywhere below the unraisable hook the blocks install (:func:`_decide`
     and what it calls: Python 3.13's monitoring callbacks run inside it), where a raise is printed as ``Exception
     ignored in sys.unraisablehook`` and lost."""
@@ -170,7 +173,7 @@ def raise_unsafe_at(frame) -> bool:
         return False
     code = frame.f_code
     if code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib.") \
-            or code.co_filename.endswith(_NO_RAISE_FILES) or code in _NO_RAISE_CODES:
+            or code.co_filename.endswith(_NO_RAISE_FILES) or code in _NO_RAISE_CODES or lock_window_at(frame):
         return True
     if _keepers:  # the hook is installed only while a block runs
         while frame is not None:

@@ -22,6 +22,8 @@ class _Stop(BaseException):
 
 
 def _raising_handler(signum, frame):
+    if stops.raise_unsafe_at(frame):  # as a command's handlers: never where a lock was just taken (lock_windows)
+        return stops.delivered_again(signum)
     raise _Stop()
 
 
@@ -151,6 +153,27 @@ def test_the_input_check_takes_a_noted_stop_and_starts_no_reader(tmp_path, monke
         with pytest.raises(KeyboardInterrupt):
             verify_files([path])
     assert len(started) == 1
+
+
+def test_a_stop_inside_the_checks_submission_ends_the_batch_as_the_stop(tmp_path, monkeypatch):
+    import concurrent.futures as cf
+
+    from hdmea.pipeline.batch import preemption, run_batch
+    from hdmea.synthetic import generate_recording
+
+    made = generate_recording(tmp_path / "in", "r0", n_units=2, seed=0)
+
+    def stopped_as_it_submits(self, fn, *args, **kwargs):  # the stop lands in the checks' thread's start
+        preemption.stop_jobs("SIGTERM")
+        raise preemption.Preempted("SIGTERM")
+
+    monkeypatch.setattr(cf.ThreadPoolExecutor, "submit", stopped_as_it_submits)
+    try:
+        with pytest.raises(preemption.Preempted) as raised:
+            run_batch([(made.cmcr_path, made.cmtr_path)], None, tmp_path / "out", workers=1)
+    finally:
+        preemption._reset()
+    assert raised.value.signal_name == "SIGTERM"
 
 
 # A worker forked after its driver ended: a process B started by A (its "driver") that imports the fork server's

@@ -65,7 +65,8 @@ H5STREAM_LAYERS = [
     {"h5stream.native"},
     # what the system offers and how this process uses it
     {"h5stream.capabilities", "h5stream.cores", "h5stream.memory", "h5stream.pagecache", "h5stream.interrupts",
-     "h5stream.stops", "h5stream.process_exit", "h5stream.quiet_start", "h5stream.compression"},
+     "h5stream.stops", "h5stream.lock_windows", "h5stream.process_exit", "h5stream.quiet_start",
+     "h5stream.compression"},
     {"h5stream.digests"},
     # below h5py's high-level API
     {"h5stream.lowlevel", "h5stream.batch_attrs"},

@@ -193,14 +193,14 @@ def run_batch(
     # The inputs' checks (reading them in a separate process, then opening them here) take
     # about as long per recording as a small recording's work; they run on a thread while
     # the executor starts and its workers warm up, which take seconds and need none of them.
-    # No job is submitted before every check is done.
+    # No job is submitted before every check is done (a stop inside their submission leaves nothing to cancel).
     pipeline = job is run_pipeline_job
     free = None
     if choose_workers:
         # Measured before the checks start: their separate reading process is the batch's own work.
         free = free_workers()
         workers, _ = choose_layout(free, len(todo))
-    checker = cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks")
+    checker, checked = cf.ThreadPoolExecutor(1, thread_name_prefix="hdmea-batch-checks"), cf.Future()
     try:
         checked = checker.submit(_check_inputs, items, outputs, todo, config,
                                  verify=verify_inputs and pipeline, open_files=pipeline)
