@@ -4,7 +4,7 @@ Checked from the collector's side (``gc.callbacks``, ``gc.get_objects``, ``gc.ge
 session's staged nodes are not in any generation a collection walks while a step runs, they are back in the
 oldest one afterwards, garbage among them is reclaimed once the step ends, a freeze the process made itself
 is left alone, and steps inside steps and in several threads share one freeze.  A resume reads its tree with
-the collector off and leaves it in the oldest generation.
+the collector off and leaves it in the oldest generation; a save and a checkpoint run with it off.
 """
 
 from __future__ import annotations
@@ -226,6 +226,63 @@ def test_a_failed_resume_turns_the_collector_back_on(tmp_path):
     try:
         with pytest.raises(CheckpointError):
             PipelineSession.load(tmp_path / "bad.h5")
+        assert not gc.isenabled()  # a process that turned it off keeps it off
+    finally:
+        gc.enable()
+
+
+def _collections_during(call) -> list[int]:
+    """The generations of the collections that started while ``call()`` ran."""
+    collections = []
+
+    def seen(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        call()
+    finally:
+        gc.callbacks.remove(seen)
+    return collections
+
+
+def test_a_save_and_a_checkpoint_run_without_collections(tmp_path):
+    """The first save after a step cut every unit's spikes into trials builds a node for each trial and keeps
+    them (thousands of objects: collections, full ones among them, at the lab's size): a save and a checkpoint
+    run with the collector off, turn it back on, and write the values staged."""
+    import h5py
+
+    from h5stream.tree import Pieces
+
+    session = create_session("rec")
+    values, offsets = np.arange(2000, dtype=np.int64), np.arange(0, 2001, 10)
+    with open_target(session=session, step="a_step") as target:
+        target.put_many([(f"units/unit_{u:03d}/cut", {"trials": Pieces(values + u, offsets)}) for u in range(20)])
+    assert _collections_during(lambda: session.save(tmp_path / "s.h5")) == [] and gc.isenabled()
+    assert _collections_during(lambda: session.checkpoint(tmp_path / "k.h5")) == [] and gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    for name in ("s.h5", "k.h5"):
+        with h5py.File(tmp_path / name, "r") as f:
+            for u in (0, 19):
+                trials = f[f"units/unit_{u:03d}/cut/trials"]
+                assert len(trials) == 200
+                for k in (0, 7, 199):
+                    np.testing.assert_array_equal(trials[str(k)][()], np.arange(10 * k, 10 * k + 10) + u)
+
+
+def test_a_failed_save_turns_the_collector_back_on(tmp_path):
+    from hdmea.errors import RecordingExistsError
+
+    session = _session(3, 3)
+    (tmp_path / "there.h5").write_bytes(b"kept")
+    with pytest.raises(RecordingExistsError):
+        session.save(tmp_path / "there.h5")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert (tmp_path / "there.h5").read_bytes() == b"kept"
+    gc.disable()
+    try:
+        session.save(tmp_path / "new.h5")
         assert not gc.isenabled()  # a process that turned it off keeps it off
     finally:
         gc.enable()

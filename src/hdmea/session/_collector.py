@@ -16,7 +16,9 @@ all else at once, frozen or not).
 
 :func:`paused_collections` turns the collector off for a block that makes many long-lived objects and little
 cyclic garbage (a session's tree read from a file: tens of thousands of nodes, which set off full collections
-over every object of the process as they are made).  Steps inside steps, and steps in several threads at a time, share one
+over every object of the process as they are made; a save, which builds the file's node of every trial a step
+cut and keeps them: at 240 units x 400 trials two full collections, about 0.1 s each on the benchmark machine,
+where 120 units x 200 trials made none).  Steps inside steps, and steps in several threads at a time, share one
 freeze, thawed when the last of them ends.  A process that froze objects itself (``gc.get_freeze_count()``
 not 0, as a server that forks its workers does) or that turned the collector off is left as it is: a thaw
 would undo its own freeze.

@@ -348,11 +348,16 @@ class PipelineSession(PathAccess, LabSessionViews):
         """
         check_before_write()
         self._tree.check_usable()
-        self._tree.bring_up_to_date(saved_check_on_read=True)
         if path is not None:
             if output_path is not None:
                 raise TypeError("save() takes output_path or path, not both")
             output_path = path
+        with paused_collections():  # the nodes the file's tree needs, kept: no garbage to look for among them
+            return self._save(output_path, overwrite)
+
+    def _save(self, output_path, overwrite: bool) -> Path:
+        """:meth:`save`'s work."""
+        self._tree.bring_up_to_date(saved_check_on_read=True)
         target = self._target(output_path)
         store.check_suffix(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -420,8 +425,9 @@ class PipelineSession(PathAccess, LabSessionViews):
             logger.warning("session %s: replacing the checkpoint %s", self.dataset_id, target)
         _files.check_replace_target(target)
         name = checkpoint_name if checkpoint_name is not None else target.stem
-        self._tree.bring_up_to_date(saved_check_on_read=True)
-        self._write_new_file(target, self._tree_for_file(name), overwrite=True)
+        with paused_collections():  # (as in save)
+            self._tree.bring_up_to_date(saved_check_on_read=True)
+            self._write_new_file(target, self._tree_for_file(name), overwrite=True)
         logger.info("session %s checkpointed to %s (%s)", self.dataset_id, target, name)
         return target
 
