@@ -138,18 +138,18 @@ def decode(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     if SCALAR_KEY in value:
-        dtype = np.dtype(value[SCALAR_KEY])
+        dtype = _dtype(value[SCALAR_KEY])
         if dtype.itemsize == 0:  # an empty numpy str_ or bytes_ (``<U0``, ``|S0``)
             return dtype.type()
         return np.frombuffer(base64.b64decode(value["b64"]), dtype=dtype)[0]
     if ARRAY_KEY in value:
-        dtype = np.dtype(value[ARRAY_KEY])
+        dtype = _dtype(value[ARRAY_KEY])
         if "b64" in value:
             raw = base64.b64decode(value["b64"])
             return np.frombuffer(raw, dtype=dtype).reshape(value["shape"]).copy()
         return np.array(value["v"], dtype=dtype).reshape(value["shape"])
     if LEGACY_SCALAR_KEY in value:
-        return np.dtype(value[LEGACY_SCALAR_KEY]).type(value["v"])
+        return _dtype(value[LEGACY_SCALAR_KEY]).type(value["v"])
     if TUPLE_KEY in value:
         return tuple(decode(v) for v in value[TUPLE_KEY])
     if DICT_KEY in value:
@@ -157,6 +157,15 @@ def decode(value: Any) -> Any:
     if BYTES_KEY in value:
         return base64.b64decode(value[BYTES_KEY])
     return {k: decode(v) for k, v in value.items()}
+
+
+def _dtype(text: Any) -> np.dtype:
+    """The numpy type a payload names; a text numpy cannot read (it parses some with Python's own parser, which
+    raises ``SyntaxError``) is a ``ValueError`` naming it, as every other undecodable payload."""
+    try:
+        return np.dtype(text)
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"not a numpy type: {text!r} ({type(exc).__name__}: {exc})") from None
 
 
 def _hashable(key: Any) -> Any:

@@ -98,6 +98,21 @@ def test_both_older_payloads_still_read():
     assert_exact(jsonvalues.loads(scptensor_v1), np.uint16(7))
 
 
+@pytest.mark.parametrize("name", ["<f8,,", "<f(", "(<f8", "no such type", 7])
+@pytest.mark.parametrize("payload", [
+    '{{"__ndarray__": {name}, "shape": [1], "b64": "AAAAAAAA8D8="}}',
+    '{{"__ndarray__": {name}, "shape": [1], "v": [1.0]}}',
+    '{{"__numpy_scalar__": {name}, "b64": "AAAAAAAA8D8="}}',
+    '{{"__np__": {name}, "v": 1.0}}',
+])
+def test_a_damaged_type_name_is_a_value_error_naming_it(payload, name):
+    # numpy parses a comma-separated type text with Python's own parser: "<f8,," raised SyntaxError, which no
+    # reader takes for a damaged file (found by the fuzz campaign on a flipped byte of a history parameter)
+    with pytest.raises(ValueError, match="not a numpy type") as raised:
+        jsonvalues.loads(payload.format(name=json.dumps(name)))
+    assert repr(name) in str(raised.value)
+
+
 # --------------------------------------------------------------------------- stable hash
 
 
