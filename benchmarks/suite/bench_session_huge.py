@@ -34,7 +34,10 @@ staged, in the same run (``tofile`` + fsync in 256 MB pieces, as :mod:`benchmark
 
 Goals (per run): ``peak_rss_mb`` at most ``budget_mb + 300``; ``disk_peak_gb`` at most 1.2 x the session
 (the checkpoint run: 2.2 x, one copy by nature); ``staging_s + save_s`` at most 1.3 x ``dd_s``; the
-checkpoint and the resumed save each at most 1.3 x ``copy_s``.
+checkpoint and the resumed save each at most 1.3 x ``copy_s``.  The checkpoint run's time against ``dd_s``
+is stated without a goal: its ``save_s`` is the resumed save, which reads every byte of the cold checkpoint
+and writes it again, a copy that ``dd_s`` (a write of bytes already in memory) does not make; the rows
+against ``copy_s`` judge it.
 
 The 50 GB runs take minutes and most of a disk: they run on request only,
 ``H5STREAM_BENCH_HUGE=1 python -m benchmarks --size full --only session_huge``, or
@@ -285,7 +288,7 @@ def record_rows(record: dict) -> list[Row]:
         Row(f"{name} disk", "the session's size", gb, record["disk_peak_gb"], "GB", record["disk_peak_gb"] / gb,
             disk_goal, lower_is_better=True, details="the most its own files held at once", fields=fields),
         Row(f"{name} time", "dd: write + fsync of the same bytes", record["dd_s"], total, "s",
-            total / record["dd_s"], 1.3, lower_is_better=True,
+            total / record["dd_s"], None if record["run"] == "checkpoint" else 1.3, lower_is_better=True,
             details=f"staging {record['staging_s']:.1f} s + save {record['save_s']:.1f} s", fields=fields),
     ]
     if "copy_s" in record:
