@@ -33,6 +33,7 @@ _h5dsets = compiled("_h5dsets")
 
 __all__ = [
     "COMPACT_LIMIT",
+    "HEADER_LINKS_MAX",
     "LIBVER",
     "TEXT_DTYPE",
     "NativeHDF5",
