@@ -58,6 +58,8 @@ SIGNATURES: dict[str, tuple] = {
     "H5Pget_nfilters": (ctypes.c_int, [_hid]),
     "H5Pclose": (_herr, [_hid]),
     "H5Pset_evict_on_close": (_herr, [_hid, ctypes.c_bool]),
+    "H5Pset_link_phase_change": (_herr, [_hid, ctypes.c_uint, ctypes.c_uint]),
+    "H5Pset_est_link_info": (_herr, [_hid, ctypes.c_uint, ctypes.c_uint]),
     # dataspaces
     "H5Sget_simple_extent_type": (ctypes.c_int, [_hid]),
     "H5Sget_simple_extent_ndims": (ctypes.c_int, [_hid]),

@@ -277,7 +277,9 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
     key = name.encode("utf-8")
     lists = lowlevel.plists()
     if isinstance(node, Group):
-        gid = native.H5Gcreate2(pid, key, lists.link.id, lists.group.id, 0)
+        children = node.children
+        gcpl = lists.group_sized(len(children), sum(map(len, children))) if children else lists.group.id
+        gid = native.H5Gcreate2(pid, key, lists.link.id, gcpl, 0)
         if gid < 0:
             raise _failed("creating the group", ctx, path)
         try:
