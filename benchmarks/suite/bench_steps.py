@@ -60,8 +60,10 @@ ORIGINAL_VARIABLE = "H5STREAM_ORIGINAL"
 ORIGINAL_PYTHON_VARIABLE = "H5STREAM_ORIGINAL_PYTHON"
 #: units, step trials, rounds per side
 SIZES = {"small": (8, 20, 1), "full": (120, 200, 2)}
-#: fresh processes of ours at each size for the growth rows (the base size and its double, alternated)
-GROWTH_ROUNDS = 3
+#: fresh processes of ours at each size for the growth rows (the base size and its double, alternated):
+#: the sectioning at the double size takes about 24,000 fresh pages, whose supply by the kernel cost from
+#: 3 to 180 ms of system CPU in identical rounds on a virtual machine (the step's own work: about 60 ms)
+GROWTH_ROUNDS = 5
 STEP_MOVIE = "step_up_5s_5i_3x"
 NOISE_MOVIE = "perfect_dense_noise_15x15_15hz_r42_3min"
 DATASET = "2024.08.08-10.40.20-Rec"
