@@ -161,11 +161,15 @@ def _extensions():
     so that the other steps of an install (metadata, requirements) skip the OpenMP probe.
     """
     exts = []
+    # every extension depends on the headers and includes beside it: an edit of one rebuilds them (the build
+    # cache's key covers them too, so a stale object is never stored under a new key)
+    shared = sorted(os.path.relpath(p, HERE) for p in (HERE / "ext").iterdir() if p.suffix in (".h", ".pxi", ".pxd"))
     for pyx in sorted((HERE / "ext").glob("*.pyx")):
         name = pyx.stem
         exts.append(Extension(
             f"h5stream._ext.{name}",
             sources=[os.path.relpath(pyx, HERE)],
+            depends=shared,
             include_dirs=["ext"],  # numpy's include is added when compiling
             libraries=[("zlib" if MSVC and lib == "z" else lib) for lib in EXTRA_LIBRARIES.get(name, [])],
         ))
