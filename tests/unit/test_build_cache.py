@@ -133,3 +133,13 @@ def test_the_cache_is_per_user(build, monkeypatch, tmp_path):
     assert build._cache_root() == tmp_path / "h5stream" / "ext"
     monkeypatch.setenv("H5STREAM_BUILD_CACHE", str(tmp_path / "mine"))
     assert build._cache_root() == tmp_path / "mine"
+
+
+def test_every_extension_depends_on_the_headers_beside_it(build):
+    """A header or an include edited alone makes the compiler run again (setuptools compares the times of
+    ``depends`` with the object's), so the cache never stores an object built from the old header."""
+    shared = {p.name for p in (ROOT / "ext").iterdir() if p.suffix in (".h", ".pxi", ".pxd")}
+    assert {"_windows_rows.h", "_crc32_fold.h"} <= shared
+    for ext in build._extensions():
+        assert {Path(d).name for d in ext.depends} == shared, ext.name
+        assert all((ROOT / d).is_file() for d in ext.depends), ext.name
