@@ -68,10 +68,11 @@ COMPACT_LIMIT = 16 * 1024
 
 #: A group written with up to this many links keeps them in its object header (compact link storage, the
 #: header sized for them at creation: :meth:`PropertyLists.group_sized`); a larger one in dense storage
-#: (a fractal heap and a B-tree of names).  Inserting a link into the header scans the links there, so
-#: beyond about 1,500 links the dense storage is the faster; below, the header is: a quarter less of
-#: libhdf5's time per small dataset in a group of 200, and a smaller file.
-HEADER_LINKS_MAX = 1024
+#: (a fractal heap and a B-tree of names).  Inserting a link into the header scans the links there, so its
+#: cost grows with the group: in the lab-sized session's save, groups of 200 trials are faster in the
+#: header (the save 0.92 s against 1.05 s dense) and groups of 400 slower (the sectioning's share 2.93 s
+#: against 2.80 s; 2.40 s with them dense and the smaller groups in the header).
+HEADER_LINKS_MAX = 256
 
 #: File-format bounds of the files the engine creates (new-style groups with
 #: compact link storage: faster to create and smaller for many small groups).
