@@ -168,12 +168,17 @@ class SessionTree:
         return loaded
 
     def close(self) -> None:
-        """Close the source files and delete the spill file; the staged content is dropped."""
+        """Close the source files and delete the spill file; the staged content is dropped (the arrays held
+        in memory are let go now, not when the session itself is: a closed session a caller still holds
+        holds no memory budget's worth of arrays)."""
         for source in self._sources:
             source.close()
         self._sources = []
-        self._staging.discard()
+        self._staging.clear()
         self._followed.clear()
+        self._root = store.recording_root(self.dataset_id)
+        self._synced = self._saved_check_due = False
+        self._loaded = None
 
     # ------------------------------------------------------------------ reading
     def node(self, parts: list[str], *, write: bool = False) -> Node | None:
