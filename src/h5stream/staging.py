@@ -292,6 +292,12 @@ class StagingArea:
         self.spilled_bytes = 0
         return handed
 
+    def clear(self) -> None:
+        """Forget every staged array: the spill file is deleted (:meth:`discard`) and no byte is counted in
+        memory any more (the caller lets go of the arrays it held)."""
+        self.discard()
+        self.resident_bytes = 0
+
     def discard(self) -> None:
         """Close and delete the spill file (nothing refers to it any more)."""
         if self._spill_file is not None:

@@ -324,6 +324,27 @@ def test_close_removes_spill_file(tmp_path):
     assert not spill.exists()
 
 
+def test_close_lets_go_of_the_arrays_in_memory_at_once(tmp_path):
+    """A caller that still holds a closed session holds none of its staged arrays; a save then raises."""
+    import gc
+    import weakref
+
+    s = create_session("rec", hdf5_path=tmp_path / "r.h5", memory_limit=10**6)
+    units = _units(3, spikes=5000)
+    s.add_units(units)
+    staged = weakref.ref(s.get("units/unit_002/spike_times"))
+    assert s.resident_bytes >= 3 * 5000 * 8 and s.spilled_bytes == 0
+    del units
+    gc.collect()
+    assert staged() is not None  # held by the open session alone
+    s.close()
+    gc.collect()
+    assert staged() is None and s.resident_bytes == 0
+    with pytest.raises(SessionError, match="'rec': closed"):
+        s.save()
+    assert not (tmp_path / "r.h5").exists()
+
+
 def test_resume_and_save_over_the_checkpoint_itself(tmp_path):
     s = create_session("rec")
     _fill(None, s)

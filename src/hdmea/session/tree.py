@@ -168,12 +168,20 @@ class SessionTree:
         return loaded
 
     def close(self) -> None:
-        """Close the source files and delete the spill file; the staged content is dropped."""
+        """Close the source files and delete the spill file; the staged content is dropped: the arrays held
+        in memory go now, not when the session object does (a caller that still holds a closed session
+        holds none of its memory budget), and a later change or save raises."""
         for source in self._sources:
             source.close()
         self._sources = []
-        self._staging.discard()
+        self._staging.clear()
         self._followed.clear()
+        self._root = store.recording_root(self.dataset_id)
+        self._synced = self._saved_check_due = False
+        self._loaded = None
+        if self._broken is None:
+            self.lost("closed, its staged content dropped; load the file it saved (PipelineSession.load) "
+                      "to go on with it")
 
     # ------------------------------------------------------------------ reading
     def node(self, parts: list[str], *, write: bool = False) -> Node | None:
