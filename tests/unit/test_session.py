@@ -342,6 +342,9 @@ def test_close_lets_go_of_the_arrays_in_memory_at_once(tmp_path):
     assert staged() is None and s.resident_bytes == 0
     with pytest.raises(SessionError, match="'rec': closed"):
         s.save()
+    for read in (lambda: s.get("units/unit_002/spike_times"), lambda: s.units["unit_002"]):
+        with pytest.raises(SessionError, match="'rec': closed"):  # not an empty recording
+            read()
     assert not (tmp_path / "r.h5").exists()
 
 

@@ -481,7 +481,7 @@ class PipelineSession(PathAccess, LabSessionViews):
 
     def close(self) -> None:
         """Release open source files and delete the spill file; the staged content is dropped (its arrays
-        are let go at once) and a later change or save raises :class:`~hdmea.errors.SessionError`."""
+        are let go at once) and a later read, change or save raises :class:`~hdmea.errors.SessionError`."""
         self._tree.close()
 
     def __del__(self) -> None:

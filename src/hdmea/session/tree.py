@@ -66,6 +66,7 @@ class SessionTree:
         self._saved_check_due = False  # synced, and whether an array changed in place since is asked on read
         self._loaded: Loaded | None = None  # the tree as loaded, while nothing changed it
         self._broken: str | None = None
+        self._closed = False
         self._after_change = weakref.WeakMethod(after_change)
 
     # ------------------------------------------------------------------ state
@@ -170,7 +171,7 @@ class SessionTree:
     def close(self) -> None:
         """Close the source files and delete the spill file; the staged content is dropped: the arrays held
         in memory go now, not when the session object does (a caller that still holds a closed session
-        holds none of its memory budget), and a later change or save raises."""
+        holds none of its memory budget), and a later read, change or save raises."""
         for source in self._sources:
             source.close()
         self._sources = []
@@ -179,6 +180,7 @@ class SessionTree:
         self._root = store.recording_root(self.dataset_id)
         self._synced = self._saved_check_due = False
         self._loaded = None
+        self._closed = True
         if self._broken is None:
             self.lost("closed, its staged content dropped; load the file it saved (PipelineSession.load) "
                       "to go on with it")
@@ -187,6 +189,8 @@ class SessionTree:
     def node(self, parts: list[str], *, write: bool = False) -> Node | None:
         """The node at ``parts``, or None (values the caller assigned on the way brought up to date first;
         ``write``: the caller writes below it next, so such a value is watched from then on)."""
+        if self._closed:  # its content is gone: an empty tree would read as a recording without units
+            raise SessionError(self._broken)
         node: Node = self._root
         followed = self._followed
         for part in parts:
