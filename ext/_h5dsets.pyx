@@ -125,7 +125,6 @@ cdef awrite_t _awrite = NULL
 cdef aclose_t _aclose = NULL
 cdef hid_t _text_type = -1            # the variable-length UTF-8 string type of the tag
 cdef bytes _tag_name = None           # the tag attribute's name (None: tagged nodes are handed back)
-cdef str _tag_attr = None             # the same name as text
 cdef size_t _scratch_size = 0
 cdef dget_offset_t _dget_offset = NULL  # H5Dget_offset: where a dataset allocated at creation keeps its bytes
 
@@ -190,7 +189,7 @@ def configure_tags(size_t acreate, size_t awrite, size_t aclose, hid_t text_type
     """Bind libhdf5's ``H5Acreate2``, ``H5Awrite`` and ``H5Aclose`` (addresses), the variable-length UTF-8
     string type and the name of the type tag's attribute (:data:`h5stream.tree.nodes.TYPE_ATTR`): from then
     on :func:`write_datasets` takes an array with a tag and no other attribute."""
-    global _acreate, _awrite, _aclose, _text_type, _tag_name, _tag_attr
+    global _acreate, _awrite, _aclose, _text_type, _tag_name
     if not (acreate and awrite and aclose):
         raise ValueError("configure_tags: every libhdf5 function address is needed")
     _acreate = <acreate_t><void *>acreate
@@ -198,7 +197,6 @@ def configure_tags(size_t acreate, size_t awrite, size_t aclose, hid_t text_type
     _aclose = <aclose_t><void *>aclose
     _text_type = text_type
     _tag_name = name.encode("utf-8")
-    _tag_attr = name
 
 
 cdef int _write_tag(hid_t did, str tag):
@@ -495,8 +493,7 @@ cdef class RawWriter:
 
 def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lcpl, hid_t compact,
                    hid_t contiguous, dict written, list recorded, bint record_compact, list tagged=None,
-                   RawWriter raw=None, hid_t allocated=-1, list deferred=None, str prefix=None,
-                   dict recorded_at=None, dict pieces=None, list deferred_paths=None, tag_digest=None):
+                   RawWriter raw=None, hid_t allocated=-1, list deferred=None):
     """Create dataset ``names[i]`` in group ``gid`` holding ``nodes[i].data``, for ``i`` from ``start`` on.
 
     Taken here: a node of the configured class without attributes or tag whose data is a C-contiguous
@@ -518,13 +515,6 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     here; its digest is not known yet: ``recorded`` and ``deferred`` then receive ``name, index`` (the index
     of its digest among those ``raw.finish()`` returns), ``written`` nothing (``deferred`` gets ``id(node),
     index`` for it, after the name).
-
-    With ``prefix`` (the group's path and a slash), the bookkeeping goes straight to the checksum
-    recorder's tables instead, under full paths (``prefix`` and the name): ``recorded_at[path]`` receives
-    a recorded dataset's digest (``""`` while its digest is to come, ``path, index`` then going to
-    ``deferred_paths``), ``pieces`` (when not empty) loses any entry of ``path``, and ``tagged`` receives
-    the tag attribute's set in the recorder's queue form (``path, 1, tag attribute, tag_digest(tag)``; the
-    digest of each tag is asked once and kept).
     """
     global _scratch, _scratch_size
     cdef Py_ssize_t i, n = len(names)
@@ -538,7 +528,6 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     cdef char *grown
     cdef unsigned long crc
     cdef bint take_tags = tagged is not None and _tag_name is not None
-    cdef bint records = recorded is not None if prefix is None else recorded_at is not None
     cdef bint to_raw = raw is not None and _dget_offset != NULL and allocated >= 0 and deferred is not None
     cdef uint64_t offset
     cdef Py_ssize_t index
@@ -567,7 +556,7 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
         if nbytes > <size_t>_snapshot_limit and not to_raw:  # (the raw writer copies it piece by piece)
             return i, YOURS
         tid = _types[num]
-        record = records and (record_compact or not is_compact)
+        record = recorded is not None and (record_compact or not is_compact)
         digest = record or written is not None
         space = _space(ndim, cnp.PyArray_DIMS(array))
         if space < 0:
@@ -588,16 +577,12 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
             _dclose(did)
             index = raw.queue(array, <const char *>cnp.PyArray_DATA(array), nbytes, <long long>offset,
                               _header_crc(_kinds[num], ndim, cnp.PyArray_DIMS(array)))
-            if written is not None:
-                deferred.append(PyLong_FromVoidPtr(<void *>node))
-                deferred.append(index)
-            if prefix is not None:
-                _note(prefix + <str>names[i], "" if record else None, index, tag, recorded_at, pieces,
-                      deferred_paths, tagged, tag_digest)
-                continue
             if record:
                 recorded.append(names[i])
                 recorded.append(index)
+            if written is not None:
+                deferred.append(PyLong_FromVoidPtr(<void *>node))
+                deferred.append(index)
             if tag is not None:
                 tagged.append(names[i])
                 tagged.append(tag)
@@ -626,51 +611,17 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
             _dclose(did)
             return i, TAG_FAILED
         _dclose(did)
-        text = None
         if digest:
             text = "%08x" % crc
             if written is not None:
                 written[PyLong_FromVoidPtr(<void *>node)] = text
-        if prefix is not None:
-            if record or tag is not None:
-                _note(prefix + <str>names[i], text if record else None, -1, tag, recorded_at, pieces,
-                      deferred_paths, tagged, tag_digest)
-            continue
-        if record:
-            recorded.append(names[i])
-            recorded.append(text)
+            if record:
+                recorded.append(names[i])
+                recorded.append(text)
         if tag is not None:
             tagged.append(names[i])
             tagged.append(tag)
     return n, DONE
-
-
-#: the digest of each type tag seen (a few distinct values), as ``tag_digest`` gave it
-cdef dict _tag_digests = {}
-
-
-cdef int _note(str path, digest, Py_ssize_t index, tag, dict recorded_at, dict pieces, list deferred_paths,
-               list tagged, tag_digest) except -1:
-    """The recorder's entries of the dataset just written at ``path`` (see :func:`write_datasets`): its
-    ``digest`` (None: not recorded; with ``index >= 0``, the place of the digest to come) and its tag's set."""
-    if digest is not None:
-        recorded_at[path] = digest
-        if pieces:
-            pieces.pop(path, None)
-        if index >= 0:
-            deferred_paths.append(path)
-            deferred_paths.append(index)
-    if tag is not None:
-        text = _tag_digests.get(tag)
-        if text is None:
-            text = tag_digest(tag)
-            if len(_tag_digests) < 256:
-                _tag_digests[tag] = text
-        tagged.append(path)
-        tagged.append(1)
-        tagged.append(_tag_attr)
-        tagged.append(text)
-    return 0
 
 
 def digests_of(list arrays, fallback):

@@ -574,8 +574,7 @@ def raw_writer(file: h5py.File) -> _h5dsets.RawWriter | None:
 
 
 def _hand_back_datasets(gid, names, nodes, start, lcpl, compact, contiguous, written, recorded,
-                        record_compact, tagged=None, raw=None, allocated=-1, deferred=None, prefix=None,
-                        recorded_at=None, pieces=None, deferred_paths=None, tag_digest=None) -> tuple[int, int]:
+                        record_compact, tagged=None, raw=None, allocated=-1, deferred=None) -> tuple[int, int]:
     """``write_datasets`` handing every node back to the caller, who writes it one by one (the tests'
     reference for the compiled writer)."""
     return (start, DATASET_YOURS) if start < len(names) else (len(names), DATASETS_DONE)

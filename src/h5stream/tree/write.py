@@ -318,8 +318,7 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
 def _native_children(native, gid: int, path: str, children: Mapping[str, Node], ctx: WriteContext) -> None:
     """Write a group's children in order: runs of arrays in memory without attributes but a type tag in one
     compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as :func:`_native_dataset` and
-    :func:`_native_attrs`, recorded straight into the recorder's tables), every other child through
-    :func:`_native_node`."""
+    :func:`_native_attrs`), every other child through :func:`_native_node`."""
     batch = native.write_datasets
     if batch is None:
         for child_name, child in children.items():
@@ -328,50 +327,31 @@ def _native_children(native, gid: int, path: str, children: Mapping[str, Node], 
     names, nodes = list(children), list(children.values())
     lists, recorder = lowlevel.plists(), ctx.recorder
     lcpl, compact, contiguous = lists.link.id, lists.compact.id, lists.contiguous.id
+    recorded = [] if recorder is not None else None
+    record_compact = recorder is not None and not recorder.headers_checksummed
+    tagged: list[str] = []  # name, tag, ... of the datasets written with their type tag
     base, i, n = path.rstrip("/"), 0, len(names)
     raw, allocated = ctx.raw, lists.allocated.id
-    if recorder is not None:
-        # (a removal recorded: each dataset then needs its sequence number, given by recorder.dataset)
-        direct = not recorder.removed_objects
-        prefix = base + "/" if direct else None
-        recorded, tagged = (None if direct else []), (recorder.pending if direct else [])
-        record_compact = not recorder.headers_checksummed
-        at, pieces, paths = recorder.datasets, recorder.pieces, ctx.deferred_paths
-    else:
-        prefix, recorded, tagged, record_compact, at, pieces, paths = None, None, [], False, None, None, None
     while i < n:
         i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact,
-                          tagged, raw, allocated, ctx.deferred, prefix, at, pieces, paths,
-                          checksums.scalar_text_digest)
-        if prefix is not None:
-            if len(tagged) > _PENDING_ITEMS:
-                recorder.flush()
-        elif recorder is not None:
-            _record_batch(recorder, ctx, base, recorded, tagged)
-        else:
-            del tagged[:]
+                          tagged, raw, allocated, ctx.deferred)
+        if recorded:  # in the order written, before the next child's (a digest to come: its index, for now)
+            for k in range(0, len(recorded), 2):
+                digest = recorded[k + 1]
+                if type(digest) is int:
+                    ctx.deferred_paths += (f"{base}/{recorded[k]}", digest)
+                    digest = ""
+                recorder.dataset(f"{base}/{recorded[k]}", digest)
+            del recorded[:]
+        for k in range(0, len(tagged) if recorder is not None else 0, 2):  # the sets _native_attrs would queue
+            _queue_set(recorder, f"{base}/{tagged[k]}", [TYPE_ATTR, checksums.scalar_text_digest(tagged[k + 1])])
+        del tagged[:]
         if status == native.DATASETS_DONE:
             return
         if status != native.DATASET_YOURS:
             raise _failed(lowlevel.DATASET_FAILURES.get(status, "creating the dataset"), ctx, f"{base}/{names[i]}")
         _native_node(native, gid, path, names[i], nodes[i], ctx)
         i += 1
-
-
-def _record_batch(recorder, ctx: WriteContext, base: str, recorded: list, tagged: list) -> None:
-    """Record what one compiled batch wrote under the group ``base`` (``recorded``: name, digest or the index
-    of a digest to come, ...; ``tagged``: name, tag, ...) through the recorder's methods, in the order
-    written, and empty both lists."""
-    for k in range(0, len(recorded), 2):
-        digest = recorded[k + 1]
-        if type(digest) is int:
-            ctx.deferred_paths += (f"{base}/{recorded[k]}", digest)
-            digest = ""
-        recorder.dataset(f"{base}/{recorded[k]}", digest)
-    del recorded[:]
-    for k in range(0, len(tagged), 2):  # the sets _native_attrs would queue
-        _queue_set(recorder, f"{base}/{tagged[k]}", [TYPE_ATTR, checksums.scalar_text_digest(tagged[k + 1])])
-    del tagged[:]
 
 
 def _native_dataset(native, pid: int, key: bytes, node: Dataset, ctx: WriteContext, path: str) -> int:
