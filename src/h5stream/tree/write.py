@@ -331,10 +331,10 @@ def _native_children(native, gid: int, path: str, children: Mapping[str, Node], 
     record_compact = recorder is not None and not recorder.headers_checksummed
     tagged: list[str] = []  # name, tag, ... of the datasets written with their type tag
     base, i, n = path.rstrip("/"), 0, len(names)
-    raw, allocated = ctx.raw, lists.allocated.id
+    raw, allocated, text_dcpl = ctx.raw, lists.allocated.id, lists.text.id
     while i < n:
         i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact,
-                          tagged, raw, allocated, ctx.deferred)
+                          tagged, raw, allocated, ctx.deferred, text_dcpl, checksums.scalar_text_digest)
         if recorded:  # in the order written, before the next child's (a digest to come: its index, for now)
             for k in range(0, len(recorded), 2):
                 digest = recorded[k + 1]
