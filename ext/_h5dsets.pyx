@@ -552,6 +552,7 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     cdef char *grown
     cdef unsigned long crc
     cdef bint take_tags = tagged is not None and _tag_name is not None
+    cdef bint take_text = text_dcpl >= 0 and text_digest is not None and _text_type >= 0
     cdef bint to_raw = raw is not None and _dget_offset != NULL and allocated >= 0 and deferred is not None
     cdef uint64_t offset
     cdef Py_ssize_t index
@@ -572,7 +573,7 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
         array = <cnp.ndarray>data
         num = cnp.PyArray_TYPE(array)
         ndim = cnp.PyArray_NDIM(array)
-        if ndim == 0 and (num == cnp.NPY_OBJECT or num == cnp.NPY_UNICODE) and text_dcpl >= 0 and _text_type >= 0:
+        if ndim == 0 and (num == cnp.NPY_OBJECT or num == cnp.NPY_UNICODE) and take_text:
             item = array.item()
             if type(item) is not str:
                 return i, YOURS

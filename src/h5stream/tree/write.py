@@ -316,9 +316,9 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
 
 
 def _native_children(native, gid: int, path: str, children: Mapping[str, Node], ctx: WriteContext) -> None:
-    """Write a group's children in order: runs of arrays in memory without attributes but a type tag in one
-    compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as :func:`_native_dataset` and
-    :func:`_native_attrs`), every other child through :func:`_native_node`."""
+    """Write a group's children in order: runs of arrays in memory (numbers, or one string) without attributes
+    but a type tag in one compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as
+    :func:`_native_dataset` and :func:`_native_attrs`), every other child through :func:`_native_node`."""
     batch = native.write_datasets
     if batch is None:
         for child_name, child in children.items():
