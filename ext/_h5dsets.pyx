@@ -211,6 +211,24 @@ cdef int _write_tag(hid_t did, str tag):
     return status
 
 
+cdef int _write_text(hid_t gid, name, str item, hid_t lcpl, hid_t dcpl, tag) except -1:
+    """Create scalar text dataset ``name`` in ``gid`` holding ``item``, with its type ``tag`` (or None);
+    a status of :func:`write_datasets`."""
+    cdef const char *data = PyUnicode_AsUTF8AndSize(item, NULL)
+    cdef const char *key = PyUnicode_AsUTF8AndSize(name, NULL)
+    cdef hid_t did = _dcreate(gid, key, _text_type, _scalar_space, lcpl, dcpl, 0)
+    if did < 0:
+        return CREATE_FAILED
+    if _dwrite(did, _text_type, 0, 0, 0, <const void *>&data) < 0:
+        _dclose(did)
+        return WRITE_FAILED
+    if tag is not None and _write_tag(did, <str>tag) < 0:
+        _dclose(did)
+        return TAG_FAILED
+    _dclose(did)
+    return DONE
+
+
 def take_nodes(node_class):
     """The class of the dataset nodes taken (:class:`h5stream.tree.nodes.Dataset`: ``data``, ``attrs``
     and ``tag``); until it is named, every node is handed back."""
@@ -493,7 +511,8 @@ cdef class RawWriter:
 
 def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lcpl, hid_t compact,
                    hid_t contiguous, dict written, list recorded, bint record_compact, list tagged=None,
-                   RawWriter raw=None, hid_t allocated=-1, list deferred=None):
+                   RawWriter raw=None, hid_t allocated=-1, list deferred=None, hid_t text_dcpl=-1,
+                   text_digest=None):
     """Create dataset ``names[i]`` in group ``gid`` holding ``nodes[i].data``, for ``i`` from ``start`` on.
 
     Taken here: a node of the configured class without attributes or tag whose data is a C-contiguous
@@ -515,6 +534,11 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     here; its digest is not known yet: ``recorded`` and ``deferred`` then receive ``name, index`` (the index
     of its digest among those ``raw.finish()`` returns), ``written`` nothing (``deferred`` gets ``id(node),
     index`` for it, after the name).
+
+    With ``text_dcpl`` (the creation list of text datasets) and ``text_digest`` (the digest of one string,
+    :func:`h5stream.digests.scalar_text_digest`), a scalar text dataset is taken too (a 0-d array of
+    object or unicode type holding a ``str``; :func:`configure_tags` gave the string type): written as a
+    variable-length UTF-8 string, its digest that of its string (always recorded: text is never compact).
     """
     global _scratch, _scratch_size
     cdef Py_ssize_t i, n = len(names)
@@ -528,6 +552,7 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
     cdef char *grown
     cdef unsigned long crc
     cdef bint take_tags = tagged is not None and _tag_name is not None
+    cdef bint take_text = text_dcpl >= 0 and text_digest is not None and _text_type >= 0
     cdef bint to_raw = raw is not None and _dget_offset != NULL and allocated >= 0 and deferred is not None
     cdef uint64_t offset
     cdef Py_ssize_t index
@@ -548,6 +573,24 @@ def write_datasets(hid_t gid, list names, list nodes, Py_ssize_t start, hid_t lc
         array = <cnp.ndarray>data
         num = cnp.PyArray_TYPE(array)
         ndim = cnp.PyArray_NDIM(array)
+        if ndim == 0 and (num == cnp.NPY_OBJECT or num == cnp.NPY_UNICODE) and take_text:
+            item = array.item()
+            if type(item) is not str:
+                return i, YOURS
+            status = _write_text(gid, names[i], <str>item, lcpl, text_dcpl, tag)
+            if status != DONE:
+                return i, status
+            if recorded is not None or written is not None:
+                text = text_digest(item)
+                if written is not None:
+                    written[PyLong_FromVoidPtr(<void *>node)] = text
+                if recorded is not None:
+                    recorded.append(names[i])
+                    recorded.append(text)
+            if tag is not None:
+                tagged.append(names[i])
+                tagged.append(tag)
+            continue
         if num < 0 or num >= _MAX_TYPES or _types[num] < 0 or ndim > _MAX_RANK \
                 or not cnp.PyArray_IS_C_CONTIGUOUS(array) or not cnp.PyArray_ISNOTSWAPPED(array):
             return i, YOURS

@@ -574,7 +574,8 @@ def raw_writer(file: h5py.File) -> _h5dsets.RawWriter | None:
 
 
 def _hand_back_datasets(gid, names, nodes, start, lcpl, compact, contiguous, written, recorded,
-                        record_compact, tagged=None, raw=None, allocated=-1, deferred=None) -> tuple[int, int]:
+                        record_compact, tagged=None, raw=None, allocated=-1, deferred=None, text_dcpl=-1,
+                        text_digest=None) -> tuple[int, int]:
     """``write_datasets`` handing every node back to the caller, who writes it one by one (the tests'
     reference for the compiled writer)."""
     return (start, DATASET_YOURS) if start < len(names) else (len(names), DATASETS_DONE)

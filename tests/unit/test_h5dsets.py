@@ -11,6 +11,7 @@ import pytest
 
 from h5stream import lowlevel
 from h5stream._ext import _h5dsets
+from h5stream.digests import scalar_text_digest
 from h5stream.errors import WriteError
 from h5stream.files import create_atomic
 from h5stream.tree import write as tree_write
@@ -21,6 +22,10 @@ pytestmark = pytest.mark.skipif(native is None or native.write_datasets is None,
                                 reason="h5py's libhdf5 could not be located")
 
 
+#: the seed of one string's digest: the CRC-32 of its header ``"text|()"``
+_SCALAR_TEXT = zlib.crc32(b"text|()")
+
+
 def _zlib_digest(array: np.ndarray) -> str:
     """The array digest, computed here with zlib alone: ``"<dtype.str>|<shape>"`` then the C-order bytes."""
     header = f"{array.dtype.str}|{tuple(int(s) for s in array.shape)}".encode("ascii")
@@ -28,12 +33,16 @@ def _zlib_digest(array: np.ndarray) -> str:
 
 
 def _write(group: h5py.Group, children: dict, start=0, written=None, recorded=None, record_compact=False,
-           tagged=None):
+           tagged=None, text=False):
     lists = lowlevel.plists()
     with lowlevel.library_lock:
+        if not text:
+            return native.write_datasets(group.id.id, list(children), list(children.values()), start, lists.link.id,
+                                         lists.compact.id, lists.contiguous.id, written, recorded, record_compact,
+                                         tagged)
         return native.write_datasets(group.id.id, list(children), list(children.values()), start, lists.link.id,
                                      lists.compact.id, lists.contiguous.id, written, recorded, record_compact,
-                                     tagged)
+                                     tagged, None, -1, None, lists.text.id, scalar_text_digest)
 
 
 @pytest.fixture
@@ -127,6 +136,37 @@ def test_an_array_with_its_type_tag_alone_is_taken_with_a_tagged_list(group):
     assert _write(group, {"later": Dataset(np.arange(2), tag="int")}) == (0, _h5dsets.YOURS)
 
 
+def test_scalar_text_is_taken_with_the_text_creation_list_and_digested_as_one_string(group):
+    children = {
+        "obj": Dataset(np.array("spike", dtype=object)), "uni": Dataset(np.array("é ünï")), "empty": Dataset(np.array("", dtype=object)),
+        "tagged": Dataset(np.array("x", dtype=object), tag="str"), "bytes": Dataset(np.array(b"ab", dtype=object)),
+        "np_str": Dataset(np.array(np.str_("y"), dtype=object)), "row": Dataset(np.array(["a"], dtype=object)),
+        "after": Dataset(np.array("z", dtype=object)),
+    }
+    names, written, recorded, tagged, stops, i = list(children), {}, [], [], [], 0
+    while True:
+        i, status = _write(group, children, start=i, written=written, recorded=recorded, tagged=tagged, text=True)
+        if status == _h5dsets.DONE:
+            break
+        assert status == _h5dsets.YOURS
+        stops.append(names[i])
+        i += 1
+    assert stops == ["bytes", "np_str", "row"]  # handed back: not a str, not exactly a str, not scalar
+    texts = {"obj": "spike", "uni": "é ünï", "empty": "", "tagged": "x", "after": "z"}
+    # read back by plain h5py: a scalar variable-length UTF-8 string (the tree writer's test below: the same bytes
+    # as the one-by-one writer's), its digest that of one string computed here with zlib
+    for name, value in texts.items():
+        stored = group[name]
+        assert stored.shape == () and stored.asstr()[()] == value, name
+        assert h5py.check_string_dtype(stored.dtype) == h5py.h5t.string_info("utf-8", None)
+        assert stored.id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS
+        digest = f"{zlib.crc32(value.encode(), zlib.crc32(len(value.encode()).to_bytes(8, 'little'), _SCALAR_TEXT)):08x}"
+        assert written[id(children[name])] == digest, name
+    assert recorded == [x for name in texts for x in (name, written[id(children[name])])]
+    assert tagged == ["tagged", "str"] and dict(group["tagged"].attrs) == {"h5stream_type": "str"}
+    assert not group["obj"].attrs.keys()
+
+
 def test_a_name_that_exists_stops_with_its_index(group):
     group.create_dataset("taken", data=np.arange(3))
     children = {"first": Dataset(np.arange(2)), "taken": Dataset(np.arange(5)), "after": Dataset(np.arange(1))}
@@ -178,7 +218,7 @@ def test_the_tree_writer_writes_the_same_bytes_and_digests_as_one_by_one(tmp_pat
     native_batch = native.write_datasets
     compiled = _write_file(tmp_path / "compiled.h5", tree, watched)
     one_by_one = _write_file(tmp_path / "one_by_one.h5", tree, lowlevel._hand_back_datasets)
-    assert sorted(set(taken)) == ["count", "margins", "rate", "skip", "window"] and len(taken) == 20
+    assert sorted(set(taken)) == ["count", "margins", "name", "rate", "skip", "window"] and len(taken) == 24
     assert compiled == one_by_one
     # and the file reads back through plain h5py as the arrays it was given
     with h5py.File(tmp_path / "compiled.h5", "r") as f:

@@ -316,9 +316,9 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
 
 
 def _native_children(native, gid: int, path: str, children: Mapping[str, Node], ctx: WriteContext) -> None:
-    """Write a group's children in order: runs of arrays in memory without attributes but a type tag in one
-    compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as :func:`_native_dataset` and
-    :func:`_native_attrs`), every other child through :func:`_native_node`."""
+    """Write a group's children in order: runs of arrays in memory (numbers, or one string) without attributes
+    but a type tag in one compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as
+    :func:`_native_dataset` and :func:`_native_attrs`), every other child through :func:`_native_node`."""
     batch = native.write_datasets
     if batch is None:
         for child_name, child in children.items():
@@ -331,10 +331,10 @@ def _native_children(native, gid: int, path: str, children: Mapping[str, Node], 
     record_compact = recorder is not None and not recorder.headers_checksummed
     tagged: list[str] = []  # name, tag, ... of the datasets written with their type tag
     base, i, n = path.rstrip("/"), 0, len(names)
-    raw, allocated = ctx.raw, lists.allocated.id
+    raw, allocated, text_dcpl = ctx.raw, lists.allocated.id, lists.text.id
     while i < n:
         i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact,
-                          tagged, raw, allocated, ctx.deferred)
+                          tagged, raw, allocated, ctx.deferred, text_dcpl, checksums.scalar_text_digest)
         if recorded:  # in the order written, before the next child's (a digest to come: its index, for now)
             for k in range(0, len(recorded), 2):
                 digest = recorded[k + 1]
