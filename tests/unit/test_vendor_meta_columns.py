@@ -130,6 +130,33 @@ def test_units_meta_reads_every_column_as_plain_h5py(tmp_path, chunks):
                 np.testing.assert_array_equal(meta[key], value)
 
 
+@pytest.mark.parametrize("chunks", [None, 256], ids=["contiguous", "chunked"])
+def test_columns_kept_while_the_units_load_equal_those_read_again(tmp_path, chunks):
+    path = tmp_path / "rec.cmtr"
+    tables = _cmtr(path, chunks=chunks)
+    with CmtrFile(path) as cmtr:
+        read_again = dict(units_meta(cmtr, cmtr.unit_ids()))
+    with CmtrFile(path) as cmtr:
+        assert cmtr.take_peak_columns(cmtr.unit_ids()[0]) is None  # nothing kept unless asked
+        cmtr.keep_peak_columns()
+        cmtr.read_units(20_000.0)
+        first = cmtr.unit_ids()[0]
+        kept = cmtr.take_peak_columns(first)
+        _same(kept, {name: tables[first][name] for name in tables[first].dtype.names})
+        assert cmtr.take_peak_columns(first) is None  # handed over once
+        cmtr.read_units(20_000.0)
+        metas = dict(units_meta(cmtr, cmtr.unit_ids()))
+        assert cmtr.take_peak_columns(first) is None  # units_meta took every unit's
+    assert sorted(metas) == sorted(read_again)
+    for unit, meta in metas.items():
+        assert list(meta) == list(read_again[unit])
+        _same(meta["peaks_data"], read_again[unit]["peaks_data"])
+        for key, value in meta.items():
+            if not isinstance(value, dict):
+                np.testing.assert_array_equal(value, read_again[unit][key])
+                assert np.asarray(value).dtype == np.asarray(read_again[unit][key]).dtype
+
+
 def _naive_unit_meta(group):
     """unit_meta's fields other than the peaks, as plain h5py gives them (each member through the group)."""
     def value(v):

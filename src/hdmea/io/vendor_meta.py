@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import numpy as np
 from h5py import h5d, h5s
 
-from h5stream.kernels.peaks import gather_fields
 from h5stream.tables import TableReader
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
+from hdmea.io.cmtr_peaks import table_columns
 from hdmea.io.mcs import McsFile, guard_mcs_read
 
 __all__ = ["file_meta", "unit_meta", "units_meta", "table_columns", "peak_samples"]
@@ -66,43 +66,6 @@ def units_meta(cmtr: CmtrFile, unit_ids) -> Iterator[tuple[int, dict]]:
             yield unit_id, unit_meta(cmtr, unit_id, reader=reader, buffers=buffers)
 
 
-def table_columns(table: np.ndarray) -> dict[str, np.ndarray]:
-    """Each field of a 1-D structured array as its own contiguous array (a copy), in the type's field order.
-
-    Fields of one scalar type laid out back to back (a ``Peaks`` table's cutout samples) are copied
-    together into a ``(fields, rows)`` block, each field then one row of it, instead of one strided pass
-    over the table per field."""
-    dtype, n = table.dtype, table.shape[0]
-    if dtype.hasobject or not n:
-        return {name: np.array(table[name]) for name in dtype.names}
-    table = np.ascontiguousarray(table)
-    fields = sorted(((dtype.fields[name][1], name) for name in dtype.names))
-    runs: list[list[str]] = []
-    end = None
-    for offset, name in fields:
-        ftype = dtype.fields[name][0]
-        last = runs[-1][-1] if runs else None
-        if last is not None and not ftype.shape and ftype == dtype.fields[last][0] and offset == end:
-            runs[-1].append(name)
-        else:
-            runs.append([name])
-        end = offset + ftype.itemsize
-    out: dict[str, np.ndarray] = {}
-    for run in runs:
-        ftype, offset = dtype.fields[run[0]][:2]
-        if len(run) == 1 or ftype.shape:
-            for name in run:
-                out[name] = np.array(table[name])
-            continue
-        # one compiled pass, record by record, into the run's (fields, rows) block: 120 lab-sized tables (240 MB)
-        # 0.062-0.070 CPU s into pages already backed, against 0.071-0.079 for gathering the run's rows then
-        # transposing them, which also made a second array of the table's size
-        block = np.empty((len(run), n), dtype=ftype)
-        gather_fields(table, offset, block)
-        out.update(zip(run, block))
-    return {name: out[name] for name in dtype.names}
-
-
 def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None,
               buffers: list[np.ndarray] | None = None) -> dict:
     """A unit's ``unit_meta`` dict as the original builds it (see the module); ``reader`` and ``buffers``:
@@ -125,11 +88,13 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
             value = _value(attrs[key])
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
         if "Peaks" in group:
-            peaks = cmtr.peaks_table(unit_id, reader, buffers)
-            if peaks is None:
-                peaks = group["Peaks"][()]
-            if len(peaks):
-                columns = table_columns(peaks)
+            columns = cmtr.take_peak_columns(unit_id)
+            if columns is None:
+                peaks = cmtr.peaks_table(unit_id, reader, buffers)
+                if peaks is None:
+                    peaks = group["Peaks"][()]
+                columns = table_columns(peaks) if len(peaks) else None
+            if columns is not None:
                 if "PeakAmplitude" in columns and "IncludePeak" in columns:
                     meta["peak_amplitudes"] = np.asarray(
                         columns["PeakAmplitude"][columns["IncludePeak"] == 1], dtype=np.float32)
