@@ -186,6 +186,20 @@ def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
     with h5py.File(path, "a") as f:
         group = f["Spike Sorter/Unit 2"]
         group.create_dataset("Unit_Info", data=info)
+        # attributes of every kind h5py reads: fixed-length text (ASCII and UTF-8, padded with NUL or spaces),
+        # variable-length text, numbers of several types and byte orders, arrays, a boolean, an empty one
+        for name, data, dtype in [
+            ("fixed", np.bytes_(b"Unit 2"), None), ("fixed_long", np.bytes_(b"40d23856-2081-56c3-9793"), None),
+            ("utf8_fixed", "\u00b5V".encode(), h5py.string_dtype("utf-8", 4)),
+            ("variable", "ID text", h5py.string_dtype()), ("big_endian", 7, ">i2"), ("uint", 3, "<u8"),
+            ("half", 1.5, "<f2"), ("double", -2.25, "<f8"), ("pair", [1.0, 2.0], "<f4"), ("one", [9], "<i4"),
+            ("flag", True, None), ("empty", h5py.Empty("<f4"), None), ("texts", [b"a", b"bc"], None)]:
+            group.attrs.create(name, data, dtype=dtype)
+        tid = h5py.h5t.C_S1.copy()
+        tid.set_size(6)
+        tid.set_strpad(h5py.h5t.STR_SPACEPAD)
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+        h5py.h5a.create(group.id, b"space_padded", tid, space).write(np.array(b"ab", dtype="S6"), mtype=tid)
         if shape == "usual":
             group.create_dataset("RoiSTAs", data=np.arange(40 * 25, dtype="<f4").reshape(40, 5, 5))
             group.create_dataset("Unmixing", data=np.linspace(-1, 1, 25))  # float64 as written: float32 in meta
@@ -216,3 +230,10 @@ def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
         if isinstance(want, np.ndarray):
             assert got.dtype == want.dtype and got.shape == want.shape, key
     assert set(meta) - set(expected) == {"peak_amplitudes", "peaks_data"}
+    assert meta["attr_fixed"] == "Unit 2" and meta["attr_variable"] == "ID text"
+    with CmtrFile(path) as cmtr:  # the types met in one unit translated once for the next
+        together = dict(units_meta(cmtr, [2, 2]))
+    assert list(together[2]) == list(meta)
+    for key, value in meta.items():
+        if not isinstance(value, dict):
+            np.testing.assert_array_equal(together[2][key], value, err_msg=key)
