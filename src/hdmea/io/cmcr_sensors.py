@@ -151,11 +151,11 @@ class SensorDataInfo:
                 for a in range(0, frames.shape[0], step):
                     part = frames[a:a + step]
                     out = turned[:part.shape[0]]
+                    np.copyto(out, part.transpose(0, 2, 1))
                     if gains is None:
-                        np.copyto(out, part.transpose(0, 2, 1))
+                        part[...] = out
                     else:
-                        np.multiply(part.transpose(0, 2, 1), gains, out=out)
-                    part[...] = out
+                        np.multiply(out, gains, out=part)
         elif gains is not None:
             stored *= gains
         return stored
