@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdmea.io.lab_series import block_mean, firing_rate, firing_rate_10hz
+from hdmea.io.lab_series import block_mean, block_means, firing_rate, firing_rate_10hz, light_reference_series
 
 
 def _twin(spikes_us, duration_us, rate=10):
@@ -54,3 +54,36 @@ def test_firing_rate_10hz_of_samples_and_its_default_end():
 def test_block_mean_drops_the_incomplete_block():
     data = np.arange(1005, dtype=np.int16)
     np.testing.assert_array_equal(block_mean(data, 10), data[:1000].reshape(-1, 10).mean(axis=1).astype(np.float32))
+
+
+def _naive_block_mean(data, factor):
+    """The whole array as float64, its blocks' means as float32 (a block_mean of one piece)."""
+    if factor <= 1:
+        return np.asarray(data, dtype=np.float32)
+    n = len(data) // factor * factor
+    return np.asarray(data[:n], dtype=np.float64).reshape(-1, factor).mean(axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [0, 19, 20, 1999, 2000, 2**17 - 1, 2**17 + 2001, 5 * 2**17 + 777])
+@pytest.mark.parametrize("factors", [(2000, 20), (20, 2000), (3000, 7), (1, 20), (1,), (300_007, 3), (17,)])
+def test_block_means_equal_whole_array_means_bit_for_bit(n, factors):
+    rng = np.random.default_rng(n)
+    data = (rng.standard_normal(n) * 1e3 + rng.standard_normal(n) * 1e-4).astype(np.float32)
+    got = block_means(data, factors)
+    assert len(got) == len(factors)
+    for factor, values in zip(factors, got):
+        want = _naive_block_mean(data, factor)
+        assert values.dtype == np.float32 and values.shape == want.shape
+        assert values.tobytes() == want.tobytes()
+
+
+def test_light_reference_series_of_integer_samples():
+    rng = np.random.default_rng(7)
+    light = {"raw_ch1": rng.integers(-2**15, 2**15, 412_345).astype(np.int16),
+             "raw_ch2": rng.standard_normal(412_345).astype(np.float32)}
+    series = light_reference_series(light, 20_000.0)
+    for channel in ("ch1", "ch2"):
+        raw = light[f"raw_{channel}"]
+        assert series[f"raw_{channel}"] is raw
+        assert series[f"10hz_{channel}"].tobytes() == _naive_block_mean(raw, 2000).tobytes()
+        assert series[f"1khz_{channel}"].tobytes() == _naive_block_mean(raw, 20).tobytes()

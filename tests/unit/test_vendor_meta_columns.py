@@ -130,6 +130,33 @@ def test_units_meta_reads_every_column_as_plain_h5py(tmp_path, chunks):
                 np.testing.assert_array_equal(meta[key], value)
 
 
+@pytest.mark.parametrize("chunks", [None, 256], ids=["contiguous", "chunked"])
+def test_columns_kept_while_the_units_load_equal_those_read_again(tmp_path, chunks):
+    path = tmp_path / "rec.cmtr"
+    tables = _cmtr(path, chunks=chunks)
+    with CmtrFile(path) as cmtr:
+        read_again = dict(units_meta(cmtr, cmtr.unit_ids()))
+    with CmtrFile(path) as cmtr:
+        assert cmtr.take_peak_columns(cmtr.unit_ids()[0]) is None  # nothing kept unless asked
+        cmtr.keep_peak_columns()
+        cmtr.read_units(20_000.0)
+        first = cmtr.unit_ids()[0]
+        kept = cmtr.take_peak_columns(first)
+        _same(kept, {name: tables[first][name] for name in tables[first].dtype.names})
+        assert cmtr.take_peak_columns(first) is None  # handed over once
+        cmtr.read_units(20_000.0)
+        metas = dict(units_meta(cmtr, cmtr.unit_ids()))
+        assert cmtr.take_peak_columns(first) is None  # units_meta took every unit's
+    assert sorted(metas) == sorted(read_again)
+    for unit, meta in metas.items():
+        assert list(meta) == list(read_again[unit])
+        _same(meta["peaks_data"], read_again[unit]["peaks_data"])
+        for key, value in meta.items():
+            if not isinstance(value, dict):
+                np.testing.assert_array_equal(value, read_again[unit][key])
+                assert np.asarray(value).dtype == np.asarray(read_again[unit][key]).dtype
+
+
 def _naive_unit_meta(group):
     """unit_meta's fields other than the peaks, as plain h5py gives them (each member through the group)."""
     def value(v):
@@ -159,6 +186,20 @@ def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
     with h5py.File(path, "a") as f:
         group = f["Spike Sorter/Unit 2"]
         group.create_dataset("Unit_Info", data=info)
+        # attributes of every kind h5py reads: fixed-length text (ASCII and UTF-8, padded with NUL or spaces),
+        # variable-length text, numbers of several types and byte orders, arrays, a boolean, an empty one
+        for name, data, dtype in [
+            ("fixed", np.bytes_(b"Unit 2"), None), ("fixed_long", np.bytes_(b"40d23856-2081-56c3-9793"), None),
+            ("utf8_fixed", "\u00b5V".encode(), h5py.string_dtype("utf-8", 4)),
+            ("variable", "ID text", h5py.string_dtype()), ("big_endian", 7, ">i2"), ("uint", 3, "<u8"),
+            ("half", 1.5, "<f2"), ("double", -2.25, "<f8"), ("pair", [1.0, 2.0], "<f4"), ("one", [9], "<i4"),
+            ("flag", True, None), ("empty", h5py.Empty("<f4"), None), ("texts", [b"a", b"bc"], None)]:
+            group.attrs.create(name, data, dtype=dtype)
+        tid = h5py.h5t.C_S1.copy()
+        tid.set_size(6)
+        tid.set_strpad(h5py.h5t.STR_SPACEPAD)
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+        h5py.h5a.create(group.id, b"space_padded", tid, space).write(np.array(b"ab", dtype="S6"), mtype=tid)
         if shape == "usual":
             group.create_dataset("RoiSTAs", data=np.arange(40 * 25, dtype="<f4").reshape(40, 5, 5))
             group.create_dataset("Unmixing", data=np.linspace(-1, 1, 25))  # float64 as written: float32 in meta
@@ -189,3 +230,10 @@ def test_unit_info_and_small_members_as_plain_h5py(tmp_path, shape):
         if isinstance(want, np.ndarray):
             assert got.dtype == want.dtype and got.shape == want.shape, key
     assert set(meta) - set(expected) == {"peak_amplitudes", "peaks_data"}
+    assert meta["attr_fixed"] == "Unit 2" and meta["attr_variable"] == "ID text"
+    with CmtrFile(path) as cmtr:  # the types met in one unit translated once for the next
+        together = dict(units_meta(cmtr, [2, 2]))
+    assert list(together[2]) == list(meta)
+    for key, value in meta.items():
+        if not isinstance(value, dict):
+            np.testing.assert_array_equal(together[2][key], value, err_msg=key)

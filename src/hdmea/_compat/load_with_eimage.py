@@ -140,18 +140,20 @@ def _load_with_images(cmcr_path, cmtr_path, dataset_id, kept, t0, before, *, out
                                 sensor_axis_order=sensor_axis_order,
                                 **{"firing_rate_until": "last_spike", **load_kwargs})
     path = None if session is not None else loaded.hdf5_path
+    # As the original: each unit's .cmtr information and both files' metadata, unless asked not to.  The units'
+    # information first: their Peaks columns, copied out while the load read each table, are staged (or written)
+    # before the images are computed, not held beside the images' buffers.
+    where = {"session": session} if session is not None else {"hdf5_path": loaded.hdf5_path}
+    cmtr_meta: dict = {}  # the .cmtr's root attributes, read while the unit information is copied
+    if load_unit_meta and cmtr_path is not None:
+        add_cmtr_unit_info(cmtr_path=cmtr_path, force=True, _file_meta=cmtr_meta, _cmtr=kept[0] if kept else None,
+                           **where)
     images = compute_eimage_sta(path, cmcr_path, window=window, start_s=start_s, duration_s=duration_s,
                                 highpass_hz=highpass_hz, filter_order=filter_order,
                                 max_spikes_per_unit=max_spikes_per_unit, memory_budget=memory_budget,
                                 chunk_samples=chunk_samples, sensor_axis_order=sensor_axis_order,
                                 n_threads=n_threads, force=force, session=session, unit_ids=unit_ids,
                                 peaks=peaks)
-    # As the original: each unit's .cmtr information and both files' metadata, unless asked not to
-    where = {"session": session} if session is not None else {"hdf5_path": loaded.hdf5_path}
-    cmtr_meta: dict = {}  # the .cmtr's root attributes, read while the unit information is copied
-    if load_unit_meta and cmtr_path is not None:
-        add_cmtr_unit_info(cmtr_path=cmtr_path, force=True, _file_meta=cmtr_meta, _cmtr=kept[0] if kept else None,
-                           **where)
     if load_sys_meta:
         add_sys_meta_info(cmcr_path=cmcr_path, cmtr_path=cmtr_path, force=True, _cmtr_meta=cmtr_meta or None,
                           **where)

@@ -140,15 +140,23 @@ class SensorDataInfo:
             raise ValueError(f"{self.name}: turning in place needs a whole-chip region of {GRID_SIZE} x {GRID_SIZE} "
                              f"frames (found rows {self.row_offset}+{self.n_rows}, cols {self.col_offset}+"
                              f"{self.n_cols}, frames {stored.shape[-2:]})")
+        gains = self._gains_to_apply(scale, stored.dtype)
         if self.axis_order == "col_row":
-            step = max(1, 2**20 // (GRID_SIZE * GRID_SIZE))  # a few frames at a time: a small reused copy
+            # a few frames at a time through a small reused buffer, each frame turned and scaled on the way
+            # (the same products as scaling the turned array after: one pass over the images, not two)
+            step = max(1, 2**20 // (GRID_SIZE * GRID_SIZE))
+            turned = np.empty((step, GRID_SIZE, GRID_SIZE), dtype=stored.dtype)
             for lead in np.ndindex(stored.shape[:-3]):
                 frames = stored[lead] if stored.ndim >= 3 else stored[None]  # a view, whatever the strides
                 for a in range(0, frames.shape[0], step):
                     part = frames[a:a + step]
-                    part[...] = part.transpose(0, 2, 1).copy()
-        gains = self._gains_to_apply(scale, stored.dtype)
-        if gains is not None:
+                    out = turned[:part.shape[0]]
+                    np.copyto(out, part.transpose(0, 2, 1))
+                    if gains is None:
+                        part[...] = out
+                    else:
+                        np.multiply(out, gains, out=part)
+        elif gains is not None:
             stored *= gains
         return stored
 

@@ -43,7 +43,7 @@ from h5stream.kernels.direct_rows import CACHED_SHARE
 from h5stream.pagecache import open_residency
 from h5stream.tables import TableReader, aligned_buffer, plain_runs
 from h5stream.walk import ANY, Entry, Layout, walk_group
-from hdmea.io.cmtr_peaks import PEAK_FIELDS, _PeaksLayout, _summarise, _Table
+from hdmea.io.cmtr_peaks import PEAK_FIELDS, _PeaksLayout, _summarise, _Table, table_columns
 from hdmea.io.mcs import (
     PROGRAM_SORTER,
     McsFile,
@@ -131,6 +131,8 @@ class CmtrFile(McsFile):
         #: texts of the UnusualVendorValueWarnings read so far (kept by the recording:
         #: ``metadata/spike_sorting/unusual_values``)
         self.unusual_values: list[str] = []
+        #: each unit's Peaks columns as :meth:`read_units` read them (None: not kept; see :meth:`keep_peak_columns`)
+        self._peak_columns: dict[int, dict[str, np.ndarray]] | None = None
         try:
             self._units_table = self._read_units_table()
             self._groups = self._unit_groups()
@@ -235,6 +237,17 @@ class CmtrFile(McsFile):
             if table.size:
                 entry.read_into(table)
         return table
+
+    def keep_peak_columns(self) -> None:
+        """From now on :meth:`read_units` also copies each table's columns out (:func:`table_columns`) while the
+        table is at hand, for one :meth:`take_peak_columns` each: a caller that copies a unit's ``Peaks`` columns
+        after loading it then neither reads the table again nor walks it again from memory."""
+        if self._peak_columns is None:
+            self._peak_columns = {}
+
+    def take_peak_columns(self, unit_id: int) -> dict[str, np.ndarray] | None:
+        """The columns of the unit's ``Peaks`` table that :meth:`read_units` kept (handed over once), else None."""
+        return None if self._peak_columns is None else self._peak_columns.pop(int(unit_id), None)
 
     def acquisition_link(self) -> tuple[str, str] | None:
         """(file name, path) the ``Acquisition`` link points to, without following it."""
@@ -410,6 +423,8 @@ class CmtrFile(McsFile):
         if unusual and unusual not in self.unusual_values:  # a lone cutout sample (hdmea.io.mcs_checks)
             self.unusual_values.append(unusual)
             warnings.warn(unusual, UnusualVendorValueWarning, stacklevel=3)
+        if self._peak_columns is not None and peaks.size:
+            self._peak_columns[unit_id] = table_columns(peaks)
         return CmtrUnit(
             unit_id=unit_id, sensor_id=sensor, row=row, col=col, spike_times=spikes, waveform=wave,
             peak_amplitudes=amps, n_peaks=int(peaks.size), quality=self._quality(unit_id),

@@ -1,7 +1,9 @@
 """The Peaks tables of an MCS ``.cmtr``: how a table's type is read (:class:`_PeaksLayout`), one table
 as the reader holds it (:class:`_Table`: the engine's walk entry, read whole by
 :class:`h5stream.tables.TableReader`), and one table summarised into a unit's spike samples, amplitudes
-and mean cutout (:func:`_summarise`, the compiled kernel ``h5stream.kernels.peaks`` or numpy).
+and mean cutout (:func:`_summarise`, the compiled kernel ``h5stream.kernels.peaks`` or numpy), and a
+table's columns each copied out on its own (:func:`table_columns`, the ``peaks_data`` of a unit's
+``unit_meta``).
 
 Used by :class:`hdmea.io.cmtr.CmtrFile`; the rules are those of :mod:`hdmea.io.cmtr`'s docstring.
 """
@@ -13,11 +15,12 @@ import dataclasses
 import numpy as np
 from numpy.lib import recfunctions
 
+from h5stream.kernels.peaks import gather_fields
 from h5stream.tables import TableReader
 from h5stream.walk import Entry
 from hdmea.io.mcs_checks import cutout_template, judge_cutout_rows, rows_off_template
 
-__all__ = ["PEAK_FIELDS"]
+__all__ = ["PEAK_FIELDS", "table_columns"]
 
 PEAK_FIELDS = ("Timestamp", "PeakAmplitude", "IncludePeak")
 
@@ -177,3 +180,40 @@ def _summarise(peaks: np.ndarray, layout: _PeaksLayout, sampling_rate: float, wa
         template, limit, bound = cutout_template(cutouts, include)
         suspects = CutoutSuspects(cutouts, rows_off_template(cutouts, include, template, bound), template, limit)
     return spikes, amps, wave, suspects
+
+
+def table_columns(table: np.ndarray) -> dict[str, np.ndarray]:
+    """Each field of a 1-D structured array as its own contiguous array (a copy), in the type's field order.
+
+    Fields of one scalar type laid out back to back (a ``Peaks`` table's cutout samples) are copied
+    together into a ``(fields, rows)`` block, each field then one row of it, instead of one strided pass
+    over the table per field."""
+    dtype, n = table.dtype, table.shape[0]
+    if dtype.hasobject or not n:
+        return {name: np.array(table[name]) for name in dtype.names}
+    table = np.ascontiguousarray(table)
+    fields = sorted(((dtype.fields[name][1], name) for name in dtype.names))
+    runs: list[list[str]] = []
+    end = None
+    for offset, name in fields:
+        ftype = dtype.fields[name][0]
+        last = runs[-1][-1] if runs else None
+        if last is not None and not ftype.shape and ftype == dtype.fields[last][0] and offset == end:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+        end = offset + ftype.itemsize
+    out: dict[str, np.ndarray] = {}
+    for run in runs:
+        ftype, offset = dtype.fields[run[0]][:2]
+        if len(run) == 1 or ftype.shape:
+            for name in run:
+                out[name] = np.array(table[name])
+            continue
+        # one compiled pass, record by record, into the run's (fields, rows) block: 120 lab-sized tables (240 MB)
+        # 0.062-0.070 CPU s into pages already backed, against 0.071-0.079 for gathering the run's rows then
+        # transposing them, which also made a second array of the table's size
+        block = np.empty((len(run), n), dtype=ftype)
+        gather_fields(table, offset, block)
+        out.update(zip(run, block))
+    return {name: out[name] for name in dtype.names}

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from h5py import h5d, h5s
+from h5py import h5a, h5d, h5s, h5t
 
-from h5stream.kernels.peaks import gather_fields
 from h5stream.tables import TableReader
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
+from hdmea.io.cmtr_peaks import table_columns
 from hdmea.io.mcs import McsFile, guard_mcs_read
 
 __all__ = ["file_meta", "unit_meta", "units_meta", "table_columns", "peak_samples"]
@@ -61,59 +61,25 @@ def units_meta(cmtr: CmtrFile, unit_ids) -> Iterator[tuple[int, dict]]:
     in plain runs of bytes are read straight from the file (through the page cache) into one buffer, each
     table's columns copied out of it in one pass (:func:`table_columns`)."""
     buffers: list[np.ndarray] = []
+    types = _StoredTypes()
     with TableReader(cmtr.h5, cmtr.path, direct=False) as reader:
         for unit_id in unit_ids:
-            yield unit_id, unit_meta(cmtr, unit_id, reader=reader, buffers=buffers)
-
-
-def table_columns(table: np.ndarray) -> dict[str, np.ndarray]:
-    """Each field of a 1-D structured array as its own contiguous array (a copy), in the type's field order.
-
-    Fields of one scalar type laid out back to back (a ``Peaks`` table's cutout samples) are copied
-    together into a ``(fields, rows)`` block, each field then one row of it, instead of one strided pass
-    over the table per field."""
-    dtype, n = table.dtype, table.shape[0]
-    if dtype.hasobject or not n:
-        return {name: np.array(table[name]) for name in dtype.names}
-    table = np.ascontiguousarray(table)
-    fields = sorted(((dtype.fields[name][1], name) for name in dtype.names))
-    runs: list[list[str]] = []
-    end = None
-    for offset, name in fields:
-        ftype = dtype.fields[name][0]
-        last = runs[-1][-1] if runs else None
-        if last is not None and not ftype.shape and ftype == dtype.fields[last][0] and offset == end:
-            runs[-1].append(name)
-        else:
-            runs.append([name])
-        end = offset + ftype.itemsize
-    out: dict[str, np.ndarray] = {}
-    for run in runs:
-        ftype, offset = dtype.fields[run[0]][:2]
-        if len(run) == 1 or ftype.shape:
-            for name in run:
-                out[name] = np.array(table[name])
-            continue
-        # one compiled pass, record by record, into the run's (fields, rows) block: 120 lab-sized tables (240 MB)
-        # 0.062-0.070 CPU s into pages already backed, against 0.071-0.079 for gathering the run's rows then
-        # transposing them, which also made a second array of the table's size
-        block = np.empty((len(run), n), dtype=ftype)
-        gather_fields(table, offset, block)
-        out.update(zip(run, block))
-    return {name: out[name] for name in dtype.names}
+            yield unit_id, unit_meta(cmtr, unit_id, reader=reader, buffers=buffers, types=types)
 
 
 def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None,
-              buffers: list[np.ndarray] | None = None) -> dict:
+              buffers: list[np.ndarray] | None = None, types: _StoredTypes | None = None) -> dict:
     """A unit's ``unit_meta`` dict as the original builds it (see the module); ``reader`` and ``buffers``:
-    read the ``Peaks`` table as :meth:`hdmea.io.cmtr.CmtrFile.peaks_table` does with them."""
+    read the ``Peaks`` table as :meth:`hdmea.io.cmtr.CmtrFile.peaks_table` does with them; ``types``: the
+    stored types' translations met so far (:class:`_StoredTypes`, shared by the units of one file)."""
     name = cmtr.unit_group_name(unit_id)
     obj = f"/{SORTER_GROUP}/{name}"
     group = cmtr.h5[obj]
+    types = _StoredTypes() if types is None else types
     meta: dict = {}
     with guard_mcs_read(cmtr.path, obj):
         if "Unit_Info" in group:
-            table = _whole(group, "Unit_Info")
+            table = _whole(group, "Unit_Info", types)
             if table is None:
                 table = group["Unit_Info"]
             if len(table):
@@ -122,21 +88,24 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
                     meta[field.lower()] = _one(info[field])
         attrs = group.attrs
         for key in attrs:
-            value = _value(attrs[key])
+            value = _attr(group.id, key, types)
+            value = _value(attrs[key] if value is None else value)
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
         if "Peaks" in group:
-            peaks = cmtr.peaks_table(unit_id, reader, buffers)
-            if peaks is None:
-                peaks = group["Peaks"][()]
-            if len(peaks):
-                columns = table_columns(peaks)
+            columns = cmtr.take_peak_columns(unit_id)
+            if columns is None:
+                peaks = cmtr.peaks_table(unit_id, reader, buffers)
+                if peaks is None:
+                    peaks = group["Peaks"][()]
+                columns = table_columns(peaks) if len(peaks) else None
+            if columns is not None:
                 if "PeakAmplitude" in columns and "IncludePeak" in columns:
                     meta["peak_amplitudes"] = np.asarray(
                         columns["PeakAmplitude"][columns["IncludePeak"] == 1], dtype=np.float32)
                 meta["peaks_data"] = {field.lower(): column for field, column in columns.items()}
         for member, key in (("RoiSTAs", "roi_stas"), ("Unmixing", "unmixing_matrix")):
             if member in group:
-                values = _whole(group, member)
+                values = _whole(group, member, types)
                 if values is None:
                     dataset = group[member]
                     values = dataset[()] if dataset.size else None
@@ -145,19 +114,76 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
     return meta
 
 
-def _whole(group, name: str) -> np.ndarray | None:
+class _StoredTypes:
+    """The numpy type and h5py's memory type of each stored type met, each made once.
+
+    h5py makes both again for every dataset and attribute it reads (``dtype``, then ``h5t.py_create``); for
+    a compound type such as a unit's ``Unit_Info`` row, most of the read's time.  Numbers and fixed-length
+    text are known by their class, size, byte order, sign and character set; other types by ``H5Tequal``.
+    """
+
+    def __init__(self) -> None:
+        self._plain: dict[tuple, tuple[np.dtype, h5t.TypeID]] = {}
+        self._others: list[tuple[h5t.TypeID, tuple[np.dtype, h5t.TypeID]]] = []
+
+    def of(self, tid: h5t.TypeID) -> tuple[np.dtype, h5t.TypeID]:
+        """(numpy dtype, memory type) of stored type ``tid``, as h5py's reads make them."""
+        cls = tid.get_class()
+        key = None
+        if cls in (h5t.INTEGER, h5t.FLOAT):
+            key = (cls, tid.get_size(), tid.get_order(), tid.get_sign() if cls == h5t.INTEGER else None)
+        elif cls == h5t.STRING and not tid.is_variable_str():
+            key = (cls, tid.get_size(), tid.get_cset())
+        if key is not None:
+            known = self._plain.get(key)
+            if known is None:
+                known = self._plain[key] = _translated(tid)
+            return known
+        for other, known in self._others:
+            if tid.equal(other):
+                return known
+        known = _translated(tid)
+        if len(self._others) < 16:
+            self._others.append((tid, known))
+        return known
+
+
+def _translated(tid: h5t.TypeID) -> tuple[np.dtype, h5t.TypeID]:
+    dtype = tid.dtype
+    return dtype, h5t.py_create(dtype)
+
+
+def _attr(oid, name: str, types: _StoredTypes):
+    """Attribute ``name`` of the object ``oid`` as h5py's ``attrs[name]`` reads it, for a number or fixed-length
+    text of a simple or scalar dataspace (a numpy scalar for a scalar, else an array); None for anything else
+    (then read it through h5py)."""
+    attr = h5a.open(oid, name.encode("utf-8", "surrogateescape"))
+    shape = attr.shape
+    tid = attr.get_type()
+    cls = tid.get_class()
+    if shape is None or not (cls in (h5t.INTEGER, h5t.FLOAT) or cls == h5t.STRING and not tid.is_variable_str()):
+        return None
+    dtype, mtype = types.of(tid)
+    values = np.zeros(shape, dtype=dtype)
+    attr.read(values, mtype=mtype)
+    return values[()] if values.ndim == 0 else values
+
+
+def _whole(group, name: str, types: _StoredTypes | None = None) -> np.ndarray | None:
     """Dataset ``name`` of ``group`` read whole as ``group[name][()]`` reads it, through the low-level API (about
-    half the CPU time of h5py's layers for the few small datasets of each unit); None for anything but
-    a dataset of a simple dataspace (then read it through ``group``)."""
+    half the CPU time of h5py's layers for the few small datasets of each unit; with ``types``, its type's
+    translations made once per file, not per dataset); None for anything but a dataset of a simple dataspace
+    (then read it through ``group``)."""
     try:
         dataset = h5d.open(group.id, name.encode("utf-8", "surrogateescape"))
     except (KeyError, TypeError, ValueError):
         return None
     if dataset.get_space().get_simple_extent_type() != h5s.SIMPLE:
         return None
-    values = np.empty(dataset.shape, dtype=dataset.dtype)
+    dtype, mtype = types.of(dataset.get_type()) if types is not None else (dataset.dtype, None)
+    values = np.empty(dataset.shape, dtype=dtype)
     if values.size:
-        dataset.read(h5s.ALL, h5s.ALL, values)
+        dataset.read(h5s.ALL, h5s.ALL, values, mtype=mtype)
     return values
 
 

@@ -415,11 +415,17 @@ class _OrientationTally:
         self.n = self.own = self.transposed = 0
 
     def add(self, image: np.ndarray, position: tuple[int, int]) -> None:
-        # NaN (not recorded) counts as 0: it never wins against a recorded value
-        magnitude = np.abs(np.nan_to_num(image.reshape(image.shape[0], -1), nan=0.0))
+        # each sensor's largest |value| over the window, from its largest and smallest value (no copy of the
+        # image); NaN (not recorded) counts as 0: it never wins against a recorded value, and an infinity as the
+        # largest finite value, as np.nan_to_num has them
+        values = image.reshape(image.shape[0], -1)
+        if not values.size:
+            return
+        magnitude = np.nan_to_num(np.fmax(np.fmax.reduce(values, axis=0), -np.fmin.reduce(values, axis=0)),
+                                  nan=0.0, copy=False)
         if not np.any(magnitude > 0):  # all NaN or all zero: no peak
             return
-        flat = int(np.argmax(magnitude.max(axis=0)))
+        flat = int(np.argmax(magnitude))
         r, c = divmod(flat, image.shape[-1])
         row, col = position
         self.n += 1

@@ -134,7 +134,8 @@ _KEPT_CMTR: contextvars.ContextVar[list | None] = contextvars.ContextVar("hdmea_
 @contextlib.contextmanager
 def keeping_cmtr(kept: list | None):
     """Within the block, :func:`load_recording` appends the ``.cmtr`` it opens to ``kept`` and leaves it open
-    for the caller's next reads (the caller closes it); ``None``: each load closes its file as usual."""
+    for the caller's next reads (the caller closes it), the units' ``Peaks`` columns kept as they were read
+    (:meth:`hdmea.io.cmtr.CmtrFile.keep_peak_columns`); ``None``: each load closes its file as usual."""
     token = _KEPT_CMTR.set(kept)
     try:
         yield kept
@@ -330,6 +331,7 @@ def load_recording(
         cmtr = CmtrFile(cmtr_path) if cmtr_path is not None else None
         kept = _KEPT_CMTR.get()
         if cmtr is not None and kept is not None:
+            cmtr.keep_peak_columns()  # the caller's copy of the units' Peaks columns: taken as they are read
             kept.append(cmtr)
         try:
             return _load(cmcr, cmtr, dataset_id, target_path, cmcr_path, cmtr_path, sampling_rate,
