@@ -58,7 +58,9 @@ HEADER_LINKS_MAX = 256
 #: the open groups' entries and the global heap collections (variable-length strings), and libhdf5 walks
 #: every cached collection at each dataset's close (its flush of tagged entries marks the global ones too):
 #: with the default cache, grown to hold them all, that walk grows with the file; held to this size, the
-#: least recently used collections leave and the walk stays short.
+#: least recently used collections leave and the walk stays short (the 240-unit x 400-trial session's save:
+#: the walk's share of the samples 3.2% -> 1.6%).  A dense group of 30,000 links costs 13% more to write
+#: at this size (10,000: 3%), its heap and B-tree no longer all cached.
 EVICTING_CACHE_BYTES = 256 * 1024
 
 #: File-format bounds of the files the engine creates (new-style groups with
