@@ -35,7 +35,7 @@ __all__ = [
     "COMPACT_LIMIT", "HEADER_LINKS_MAX", "LIBVER", "TEXT_DTYPE", "NativeHDF5", "create_file", "native_hdf5",
     "library_lock", "plists", "file_type", "dataspace", "TEXT_TYPE", "SCALAR_SPACE", "store_array",
     "store_fixed", "SNAPSHOT_BLOCK", "PAGE", "store_allocated_digested", "write_snapshots", "create_group",
-    "create_attr", "copy_dataset", "copy_dataset_at", "take_dataset_nodes",
+    "create_attr", "copy_dataset", "copy_dataset_at", "take_dataset_nodes", "EVICTING_CACHE_BYTES",
 ]
 
 logger = logging.getLogger(__name__)
