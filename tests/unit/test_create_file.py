@@ -83,3 +83,25 @@ def test_the_tree_written_with_eviction_reads_the_same_as_without(tmp_path):
     assert files[True] == files[False]
     assert files[True]["units/unit_002/trials/7"][4] == sorted(files[True]["units/unit_002/trials/7"][4])
     assert len(files[True]) == 1 + 1 + 1 + 6 * (1 + 1 + 40 + 3) + 1 + 300
+
+
+def test_an_evicting_file_holds_its_cache_at_the_fixed_size_whatever_its_strings(tmp_path):
+    """Variable-length strings live in global heap collections, which stay in the cache after their objects
+    close; the evicting file's cache is held at EVICTING_CACHE_BYTES, so old collections leave it."""
+    texts = [f"{k:04d}-" + "x" * 3000 for k in range(400)]  # ~one 4 KB collection each: ~1.6 MB of them
+    cached = {}
+    for evict in (False, True):
+        with lowlevel.create_file(tmp_path / f"s-{evict}.h5", libver=lowlevel.LIBVER, evict_on_close=evict) as f:
+            for k, text in enumerate(texts):
+                f.create_group(str(k)).attrs.create("text", text, dtype=lowlevel.TEXT_DTYPE)
+                f[str(k)]["spikes"] = np.arange(k % 5 + 1)
+            config, (_, _, size, entries) = f.id.get_mdc_config(), f.id.get_mdc_size()
+            cached[evict] = entries
+            if evict:
+                assert config.max_size == config.initial_size == lowlevel.EVICTING_CACHE_BYTES
+                assert config.incr_mode == config.flash_incr_mode == config.decr_mode == 0
+                assert size <= lowlevel.EVICTING_CACHE_BYTES + 8192
+        with h5py.File(tmp_path / f"s-{evict}.h5", "r") as g:
+            assert [g[str(k)].attrs["text"] for k in range(400)] == texts
+            assert g["399/spikes"][()].tolist() == list(range(5))
+    assert cached[False] > 400 > 4 * cached[True]
