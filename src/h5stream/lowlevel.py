@@ -476,6 +476,9 @@ class NativeHDF5:
         # dataspaces and property lists as one by one; None when this libhdf5 lacks a function it needs.
         self.DATASETS_DONE, self.DATASET_YOURS = DATASETS_DONE, DATASET_YOURS
         self.write_datasets = _configure_datasets()
+        # Whole trees of groups in one compiled walk (h5stream._ext._h5dsets.GroupWalk), the same calls.
+        _h5dsets.configure_groups(libhdf5.address_of(self.H5Gcreate2), libhdf5.address_of(self.H5Gclose))
+        self.GroupWalk, self.GROUP_FAILED = _h5dsets.GroupWalk, _h5dsets.GROUP_FAILED
 
     @staticmethod
     def text_buffer(values: list[str]):
