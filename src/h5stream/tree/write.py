@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from h5stream import checksums, jsonvalues
+from h5stream.native import compiled
 from h5stream.errors import WriteError
 from h5stream.tree.filearray import FileArray
 from h5stream import lowlevel
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 
+#: the compiled group walk (``GroupWalk``: groups created and their children written in one walk)
+_h5dsets = compiled("_h5dsets")
 # the compiled dataset writer takes this module's dataset nodes, a node with its type tag alone too
 lowlevel.take_dataset_nodes(Dataset, TYPE_ATTR)
 
@@ -330,11 +333,11 @@ def _group_walk(native, ctx: WriteContext):
         del tagged[:]
 
     def failed(status: int, path: str) -> WriteError:
-        if status == native.GROUP_FAILED:
+        if status == _h5dsets.GROUP_FAILED:
             return _failed("creating the group", ctx, path)
         return _failed(lowlevel.DATASET_FAILURES.get(status, "creating the dataset"), ctx, path)
 
-    ctx.walk = native.GroupWalk(
+    ctx.walk = _h5dsets.GroupWalk(
         native.write_datasets or lowlevel._hand_back_datasets, Group, lists.link.id, lists.group.id,
         lists.group_sized, lists.compact.id, lists.contiguous.id, ctx.written, [] if recorder is not None else None,
         recorder is not None and not recorder.headers_checksummed, [], ctx.raw, lists.allocated.id, ctx.deferred,
