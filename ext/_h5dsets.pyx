@@ -694,8 +694,8 @@ cdef class GroupWalk:
     without children), writes its children in order, then has ``attrs(gid, path, node)`` write its
     attributes when it has any or a type tag, and closes it.  Children: runs of datasets through ``batch``
     (:func:`write_datasets`, or a stand-in taking the same arguments, this walk's fields), groups of
-    ``group_class`` by this walk,
-    any other node by ``node(gid, parent_path, name, node)``.  After each run, ``settle(base, recorded,
+    ``group_class`` by this walk, any other node by ``node(gid, parent_path, name, node)``.  After each
+    run, ``settle(base, recorded,
     tagged)`` takes (and empties) the names and digests :func:`write_datasets` appended, when there are
     any; a failure raises what ``failed(status, path)`` returns (a status of :func:`write_datasets`, or
     :data:`GROUP_FAILED`).  Paths are those of the file, built as ``parent + "/" + name``.

@@ -27,8 +27,8 @@ import h5py
 import numpy as np
 
 from h5stream import checksums, jsonvalues
-from h5stream.native import compiled
 from h5stream.errors import WriteError
+from h5stream.native import compiled
 from h5stream.tree.filearray import FileArray
 from h5stream import lowlevel
 from h5stream.lowlevel import copy_dataset_at, create_attr, create_group, store_array
@@ -491,10 +491,13 @@ def write_node(parent: h5py.Group, name: str, node: Node, ctx: WriteContext | No
     ctx.walk = None
     with lowlevel.library_lock:
         native = lowlevel.native_hdf5()
-        if native is not None:
-            _native_node(native, parent.id.id, parent.name, name, node, ctx)
-        else:
-            _wrapped_node(parent.id, name, node, ctx)
+        try:
+            if native is not None:
+                _native_node(native, parent.id.id, parent.name, name, node, ctx)
+            else:
+                _wrapped_node(parent.id, name, node, ctx)
+        finally:
+            ctx.walk = None  # (it refers to ctx: no cycle outlives the write)
 
 
 def write_attrs(obj: h5py.Group | h5py.Dataset, node: Node, ctx: WriteContext | None = None) -> None:
@@ -503,11 +506,14 @@ def write_attrs(obj: h5py.Group | h5py.Dataset, node: Node, ctx: WriteContext | 
     ctx.walk = None
     with lowlevel.library_lock:
         native = lowlevel.native_hdf5()
-        if native is not None:
-            _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group),
-                          record=False)
-        else:
-            _wrapped_attrs(obj.id, node, ctx, record=False)
+        try:
+            if native is not None:
+                _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group),
+                              record=False)
+            else:
+                _wrapped_attrs(obj.id, node, ctx, record=False)
+        finally:
+            ctx.walk = None
     if ctx.recorder is not None:
         # The object may hold other attributes: digest what it holds now.
         _record_existing_attrs(ctx.recorder, obj)
