@@ -53,6 +53,9 @@ ctypedef int64_t hid_t
 ctypedef hid_t (*acreate_t)(hid_t, const char *, hid_t, hid_t, hid_t, hid_t) noexcept nogil
 ctypedef int (*awrite_t)(hid_t, hid_t, const void *) noexcept nogil
 ctypedef int (*aclose_t)(hid_t) noexcept nogil
+ctypedef uint64_t hsize_t
+ctypedef hid_t (*screate_simple_t)(int, const hsize_t *, const hsize_t *) noexcept nogil
+ctypedef int (*sset_extent_t)(hid_t, int, const hsize_t *, const hsize_t *) noexcept nogil
 
 #: what :func:`write_attrs` returns beside the index where it stopped
 DONE = 0          # every attribute is written
@@ -71,6 +74,15 @@ cdef Py_ssize_t _cached_text_max = 0
 cdef Py_ssize_t _text_digests_max = 0
 cdef unsigned long _text_seed = 0
 cdef bint _digests_ready = False
+cdef screate_simple_t _screate_simple = NULL  # H5Screate_simple, H5Sset_extent_simple: arrays' dataspaces
+cdef sset_extent_t _sset_extent = NULL
+
+cdef enum:
+    _MAX_RANK = 32
+
+cdef hid_t _spaces[_MAX_RANK + 1]  # one reused simple dataspace per rank (its extent set per attribute)
+for _k in range(_MAX_RANK + 1):
+    _spaces[_k] = -1
 
 
 def configure(size_t acreate, size_t awrite, size_t aclose, hid_t text_type, hid_t scalar_space,
@@ -87,6 +99,30 @@ def configure(size_t acreate, size_t awrite, size_t aclose, hid_t text_type, hid
     _text_type = text_type
     _scalar_space = scalar_space
     _scalar_types = scalar_types
+
+
+def configure_arrays(size_t screate_simple, size_t sset_extent):
+    """Bind libhdf5's ``H5Screate_simple`` and ``H5Sset_extent_simple`` (addresses): from then on
+    :func:`write_attrs` takes numpy arrays of the scalar types it was given too."""
+    global _screate_simple, _sset_extent
+    if not (screate_simple and sset_extent):
+        raise ValueError("configure_arrays: every libhdf5 function address is needed")
+    _screate_simple = <screate_simple_t><void *>screate_simple
+    _sset_extent = <sset_extent_t><void *>sset_extent
+
+
+cdef hid_t _array_space(int ndim, cnp.npy_intp *shape):
+    """The simple dataspace of an array of ``shape`` (a reused one per rank, ``ndim`` >= 1), or -1."""
+    cdef hsize_t dims[_MAX_RANK]
+    cdef int k
+    for k in range(ndim):
+        dims[k] = <hsize_t>shape[k]
+    if _spaces[ndim] < 0:
+        _spaces[ndim] = _screate_simple(ndim, dims, NULL)
+        return _spaces[ndim]
+    if _sset_extent(_spaces[ndim], ndim, dims, NULL) < 0:
+        return -1
+    return _spaces[ndim]
 
 
 def configure_digests(dict text_digests, Py_ssize_t cached_text_max, Py_ssize_t text_digests_max,
@@ -128,8 +164,11 @@ def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, list diges
     """Create attribute ``names[i]`` holding ``values[i]`` on ``oid``, for ``i`` from ``start`` on.
 
     Taken here: a ``str`` of at most ``text_limit`` UTF-8 bytes (a scalar
-    variable-length string), and a numpy scalar of a configured type (not when
-    ``numbers``: then the caller digests numbers, so it writes them too).  The
+    variable-length string), a numpy scalar of a configured type and, once
+    :func:`configure_arrays` was called, a C-contiguous ``numpy.ndarray``
+    (exactly) of one, in native byte order, of rank 1 or more and at most
+    ``text_limit`` bytes (not when ``numbers``: then the caller digests
+    numbers, so it writes them too).  The
     name and the digest of each string are appended to ``digests`` (unless it is
     None): an attribute set as a flat list, name, digest, name, digest, ...  Returns ``(i, status)``: where it stopped and why (:data:`DONE`,
     :data:`YOURS`, :data:`CREATE_FAILED`, :data:`WRITE_FAILED`).  An attribute
@@ -138,8 +177,9 @@ def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, list diges
     cdef Py_ssize_t i, n = len(names), size
     cdef const char *key
     cdef const char *data
-    cdef hid_t aid, tid
+    cdef hid_t aid, tid, space
     cdef int status
+    cdef cnp.ndarray array
     cdef double buffer[4]  # a numpy scalar's value (complex128 and smaller), suitably aligned
     if _acreate == NULL or not _digests_ready:
         raise RuntimeError("h5stream._ext._h5attrs.write_attrs: configure() and configure_digests() come first")
@@ -165,6 +205,28 @@ def write_attrs(hid_t oid, list names, list values, Py_ssize_t start, list diges
             continue
         if numbers:
             return i, YOURS
+        if type(value) is np.ndarray:
+            array = <cnp.ndarray>value
+            if _screate_simple == NULL or cnp.PyArray_NDIM(array) < 1 or cnp.PyArray_NDIM(array) > _MAX_RANK \
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(array) or not cnp.PyArray_ISNOTSWAPPED(array) \
+                    or cnp.PyArray_NBYTES(array) > text_limit:
+                return i, YOURS
+            found = _scalar_types.get(array.dtype.type)
+            if found is None:
+                return i, YOURS
+            tid = <hid_t>found
+            space = _array_space(cnp.PyArray_NDIM(array), cnp.PyArray_DIMS(array))
+            if space < 0:
+                return i, CREATE_FAILED
+            key = PyUnicode_AsUTF8AndSize(names[i], NULL)
+            aid = _acreate(oid, key, tid, space, 0, 0)
+            if aid < 0:
+                return i, CREATE_FAILED
+            status = _awrite(aid, tid, cnp.PyArray_DATA(array)) if cnp.PyArray_SIZE(array) else 0
+            _aclose(aid)
+            if status < 0:
+                return i, WRITE_FAILED
+            continue
         found = _scalar_types.get(type(value))
         if found is None:
             return i, YOURS

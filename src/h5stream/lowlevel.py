@@ -469,6 +469,8 @@ class NativeHDF5:
         # dataspaces and property lists as one by one; None when this libhdf5 lacks a function it needs.
         self.DATASETS_DONE, self.DATASET_YOURS = DATASETS_DONE, DATASET_YOURS
         self.write_datasets = _configure_datasets()
+        # Whole trees of groups in one compiled walk (h5stream._ext._h5dsets.GroupWalk), the same calls.
+        _h5dsets.configure_groups(libhdf5.address_of(self.H5Gcreate2), libhdf5.address_of(self.H5Gclose))
 
     @staticmethod
     def text_buffer(values: list[str]):
@@ -539,6 +541,7 @@ def _configure_datasets():
         dtype = np.dtype(char)
         types[dtype.num] = (file_type(dtype).id, dtype.str)
     _h5dsets.configure(*addresses, SCALAR_SPACE.id, types, COMPACT_LIMIT, SNAPSHOT_BLOCK, libdeflate.CRC32_ADDRESS)
+    _h5attrs.configure_arrays(*addresses[3:])  # (the attribute writer takes arrays of its types too)
     _h5dsets.configure_raw(libhdf5.function_address("H5Dget_offset") or 0)
     _configure_tags()
     return _h5dsets.write_datasets

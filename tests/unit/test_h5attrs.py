@@ -55,8 +55,9 @@ def test_strings_and_numpy_scalars_read_back_and_digest_like_zlib(group):
 
 
 def test_values_it_does_not_take_are_handed_back_in_order(group):
-    names = ["a", "big", "b", "array", "c", "py_int", "d"]
-    values = ["1", "y" * 101, np.float64(2.0), np.arange(3), "3", 7, np.int64(4)]
+    names = ["a", "big", "b", "array", "c", "py_int", "d", "big_array", "swapped", "texts", "zero_d", "strided", "e"]
+    values = ["1", "y" * 101, np.float64(2.0), np.arange(3), "3", 7, np.int64(4), np.arange(13), np.arange(3, dtype=">i8"),
+              np.array(["x"], dtype=object), np.array(5), np.arange(6)[::2], "5"]
     handed = []
     i = 0
     while True:
@@ -66,11 +67,29 @@ def test_values_it_does_not_take_are_handed_back_in_order(group):
         assert status == _h5attrs.YOURS
         handed.append(names[i])
         i += 1
-    assert handed == ["big", "array", "py_int"]
-    assert sorted(group.attrs) == ["a", "b", "c", "d"]
+    assert handed == ["big", "py_int", "big_array", "swapped", "texts", "zero_d", "strided"]
+    assert sorted(group.attrs) == ["a", "array", "b", "c", "d", "e"]
     # with numbers digested by the caller, every number is handed back too
     assert _write(group, ["n", "t"], [np.int64(1), "t"], numbers=True) == (0, _h5attrs.YOURS)
     assert "n" not in group.attrs
+
+
+def test_arrays_read_back_with_their_type_shape_and_values_as_h5py_writes_them(group, tmp_path):
+    rng = np.random.default_rng(5)
+    arrays = {"i64": np.array([-10, 40]), "u8": np.arange(7, dtype=np.uint8), "f32_2d": rng.random((3, 4), "f4"),
+              "f16": rng.random(5).astype(np.float16), "bool": np.array([True, False]), "c128": np.array([1 + 2j]),
+              "empty": np.zeros(0), "u64_3d": np.arange(24, dtype=np.uint64).reshape(2, 3, 4)}
+    assert _write(group, list(arrays), list(arrays.values())) == (len(arrays), _h5attrs.DONE)
+    with h5py.File(tmp_path / "reference.h5", "w", libver=lowlevel.LIBVER) as f:
+        for name, array in arrays.items():
+            f.attrs[name] = array
+        reference = {name: f.attrs[name] for name in arrays}
+        types = {name: h5py.h5a.open(f.id, name.encode()).get_type() for name in arrays}
+        for name, array in arrays.items():
+            stored = group.attrs[name]
+            assert stored.dtype == reference[name].dtype == array.dtype and stored.shape == array.shape, name
+            np.testing.assert_array_equal(stored, array)
+            assert h5py.h5a.open(group.id, name.encode()).get_type() == types[name], name
 
 
 def test_an_existing_name_is_a_create_failure_and_nothing_is_replaced(group):

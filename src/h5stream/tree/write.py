@@ -28,6 +28,7 @@ import numpy as np
 
 from h5stream import checksums, jsonvalues
 from h5stream.errors import WriteError
+from h5stream.native import compiled
 from h5stream.tree.filearray import FileArray
 from h5stream import lowlevel
 from h5stream.lowlevel import copy_dataset_at, create_attr, create_group, store_array
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 
+#: the compiled group walk (``GroupWalk``: groups created and their children written in one walk)
+_h5dsets = compiled("_h5dsets")
 # the compiled dataset writer takes this module's dataset nodes, a node with its type tag alone too
 lowlevel.take_dataset_nodes(Dataset, TYPE_ATTR)
 
@@ -77,7 +80,7 @@ class WriteContext:
     writes them at their offsets while the library creates the other objects
     (:func:`h5stream.lowlevel.raw_writer`; for a new file that nothing else writes meanwhile)."""
 
-    __slots__ = ("file", "movable", "recorder", "written", "raw_writes", "raw", "deferred", "deferred_paths")
+    __slots__ = ("file", "movable", "recorder", "written", "raw_writes", "raw", "deferred", "deferred_paths", "walk")
 
     def __init__(self, file: h5py.File | None = None, movable=None, written: dict | None = None, *,
                  raw_writes: bool = False):
@@ -89,6 +92,7 @@ class WriteContext:
         # while write_root hands bytes to a raw writer: the writer, then (id(node), index, ...) and
         # (path, index, ...) of the datasets whose digests it returns at its finish
         self.raw, self.deferred, self.deferred_paths = None, [], []
+        self.walk = None  # the compiled group walk of this context as it stands (_group_walk)
 
 
 def _context(ctx: WriteContext | None, obj) -> WriteContext:
@@ -273,23 +277,11 @@ def _failed(action: str, ctx: WriteContext, path: str) -> WriteError:
 
 
 def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx: WriteContext) -> None:
+    if isinstance(node, Group):
+        (ctx.walk or _group_walk(native, ctx)).group(pid, parent_path, name, node)
+        return
     path = f"{parent_path.rstrip('/')}/{name}"
     key = name.encode("utf-8")
-    lists = lowlevel.plists()
-    if isinstance(node, Group):
-        children = node.children
-        gcpl = lists.group_sized(len(children), sum(map(len, children))) if children else lists.group.id
-        gid = native.H5Gcreate2(pid, key, lists.link.id, gcpl, 0)
-        if gid < 0:
-            raise _failed("creating the group", ctx, path)
-        try:
-            if node.children:
-                _native_children(native, gid, path, node.children, ctx)
-            if node.attrs or node.tag is not None:
-                _native_attrs(native, gid, path, node, ctx, is_group=True)
-        finally:
-            native.H5Gclose(gid)
-        return
     if isinstance(node.data, FileArray):
         movable = ctx.movable is not None and ctx.movable(node.data)
         rewritten = None if movable else node.data.checked_values_to_rewrite()
@@ -315,26 +307,19 @@ def _native_node(native, pid: int, parent_path: str, name: str, node: Node, ctx:
         native.H5Dclose(did)
 
 
-def _native_children(native, gid: int, path: str, children: Mapping[str, Node], ctx: WriteContext) -> None:
-    """Write a group's children in order: runs of arrays in memory (numbers, or one string) without attributes
-    but a type tag in one compiled call each (``h5stream._ext._h5dsets``: the same bytes and digests as
-    :func:`_native_dataset` and :func:`_native_attrs`), every other child through :func:`_native_node`."""
-    batch = native.write_datasets
-    if batch is None:
-        for child_name, child in children.items():
-            _native_node(native, gid, path, child_name, child, ctx)
-        return
-    names, nodes = list(children), list(children.values())
+def _group_walk(native, ctx: WriteContext):
+    """The compiled walk (``h5stream._ext._h5dsets.GroupWalk``) writing groups for ``ctx`` as it stands (its
+    raw writer, its lists of deferred digests), kept as ``ctx.walk`` until the next entry point.
+
+    It creates each group with the creation list :meth:`~h5stream.lowlevel.PropertyLists.group_sized` gives,
+    writes its children in order (runs of arrays in memory, numbers or one string, without attributes but a
+    type tag, in one compiled call each: ``native.write_datasets``, the same bytes and digests as
+    :func:`_native_dataset` and :func:`_native_attrs`; groups itself; any other child through
+    :func:`_native_node`), then its attributes (:func:`_native_attrs`).
+    """
     lists, recorder = lowlevel.plists(), ctx.recorder
-    lcpl, compact, contiguous = lists.link.id, lists.compact.id, lists.contiguous.id
-    recorded = [] if recorder is not None else None
-    record_compact = recorder is not None and not recorder.headers_checksummed
-    tagged: list[str] = []  # name, tag, ... of the datasets written with their type tag
-    base, i, n = path.rstrip("/"), 0, len(names)
-    raw, allocated, text_dcpl = ctx.raw, lists.allocated.id, lists.text.id
-    while i < n:
-        i, status = batch(gid, names, nodes, i, lcpl, compact, contiguous, ctx.written, recorded, record_compact,
-                          tagged, raw, allocated, ctx.deferred, text_dcpl, checksums.scalar_text_digest)
+
+    def settle(base: str, recorded: list | None, tagged: list[str]) -> None:
         if recorded:  # in the order written, before the next child's (a digest to come: its index, for now)
             for k in range(0, len(recorded), 2):
                 digest = recorded[k + 1]
@@ -346,12 +331,20 @@ def _native_children(native, gid: int, path: str, children: Mapping[str, Node], 
         for k in range(0, len(tagged) if recorder is not None else 0, 2):  # the sets _native_attrs would queue
             _queue_set(recorder, f"{base}/{tagged[k]}", [TYPE_ATTR, checksums.scalar_text_digest(tagged[k + 1])])
         del tagged[:]
-        if status == native.DATASETS_DONE:
-            return
-        if status != native.DATASET_YOURS:
-            raise _failed(lowlevel.DATASET_FAILURES.get(status, "creating the dataset"), ctx, f"{base}/{names[i]}")
-        _native_node(native, gid, path, names[i], nodes[i], ctx)
-        i += 1
+
+    def failed(status: int, path: str) -> WriteError:
+        if status == _h5dsets.GROUP_FAILED:
+            return _failed("creating the group", ctx, path)
+        return _failed(lowlevel.DATASET_FAILURES.get(status, "creating the dataset"), ctx, path)
+
+    ctx.walk = _h5dsets.GroupWalk(
+        native.write_datasets or lowlevel._hand_back_datasets, Group, lists.link.id, lists.group.id,
+        lists.group_sized, lists.compact.id, lists.contiguous.id, ctx.written, [] if recorder is not None else None,
+        recorder is not None and not recorder.headers_checksummed, [], ctx.raw, lists.allocated.id, ctx.deferred,
+        lists.text.id, checksums.scalar_text_digest,
+        lambda gid, parent_path, name, node: _native_node(native, gid, parent_path, name, node, ctx),
+        lambda gid, path, node: _native_attrs(native, gid, path, node, ctx, is_group=True), settle, failed)
+    return ctx.walk
 
 
 def _native_dataset(native, pid: int, key: bytes, node: Dataset, ctx: WriteContext, path: str) -> int:
@@ -495,24 +488,32 @@ def _native_attrs(native, oid: int, path: str, node: Node, ctx: WriteContext, *,
 def write_node(parent: h5py.Group, name: str, node: Node, ctx: WriteContext | None = None) -> None:
     """Write ``node`` as ``parent[name]`` (which must not exist)."""
     ctx = _context(ctx, parent)
+    ctx.walk = None
     with lowlevel.library_lock:
         native = lowlevel.native_hdf5()
-        if native is not None:
-            _native_node(native, parent.id.id, parent.name, name, node, ctx)
-        else:
-            _wrapped_node(parent.id, name, node, ctx)
+        try:
+            if native is not None:
+                _native_node(native, parent.id.id, parent.name, name, node, ctx)
+            else:
+                _wrapped_node(parent.id, name, node, ctx)
+        finally:
+            ctx.walk = None  # (it refers to ctx: no cycle outlives the write)
 
 
 def write_attrs(obj: h5py.Group | h5py.Dataset, node: Node, ctx: WriteContext | None = None) -> None:
     """Write the attributes of ``node`` (and its type tags) on the existing ``obj``; none of them may exist."""
     ctx = _context(ctx, obj)
+    ctx.walk = None
     with lowlevel.library_lock:
         native = lowlevel.native_hdf5()
-        if native is not None:
-            _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group),
-                          record=False)
-        else:
-            _wrapped_attrs(obj.id, node, ctx, record=False)
+        try:
+            if native is not None:
+                _native_attrs(native, obj.id.id, obj.name, node, ctx, is_group=isinstance(obj, h5py.Group),
+                              record=False)
+            else:
+                _wrapped_attrs(obj.id, node, ctx, record=False)
+        finally:
+            ctx.walk = None
     if ctx.recorder is not None:
         # The object may hold other attributes: digest what it holds now.
         _record_existing_attrs(ctx.recorder, obj)
