@@ -67,6 +67,7 @@ class SessionTree:
         self._loaded: Loaded | None = None  # the tree as loaded, while nothing changed it
         self._broken: str | None = None
         self._closed = False
+        self._derived: dict = {}  # key -> (the paths it was made from, value): see keep_derived
         self._after_change = weakref.WeakMethod(after_change)
 
     # ------------------------------------------------------------------ state
@@ -108,6 +109,8 @@ class SessionTree:
         self.check_usable()
         self._synced = False
         self._loaded = None
+        if self._followed:  # (a value the caller assigned may be brought in anywhere: nothing derived is kept)
+            self._derived.clear()
 
     def _after_write(self) -> None:
         self._followed.settle(everything=False)
@@ -151,6 +154,7 @@ class SessionTree:
         """Take ``root``, loaded lazily from ``source``, as the staged tree (its arrays staged)."""
         self._root = root
         self._sources = [source]
+        self._derived.clear()
         admit_datasets(self._staging, root)
         arrays = [d for d in datasets_of(root) if isinstance(d.data, np.ndarray) and d.data.dtype.kind != "O"]
         self._loaded = Loaded(root, source, dict(zip(map(id, arrays), array_digests([d.data for d in arrays]))),
@@ -178,6 +182,7 @@ class SessionTree:
         self._staging.clear()
         self._followed.clear()
         self._root = store.recording_root(self.dataset_id)
+        self._derived.clear()
         self._synced = self._saved_check_due = False
         self._loaded = None
         self._closed = True
@@ -245,6 +250,7 @@ class SessionTree:
         if node is None:
             raise KeyError(f"session {self.dataset_id!r} has nothing at {'/' + '/'.join(parts)!r}")
         self.changed()
+        self._touched(parts, attrs=True)
         node.attrs.update(values)
 
     def set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
@@ -253,6 +259,7 @@ class SessionTree:
         self.changed()
         group = self.group(parent_parts)
         for name, node in nodes.items():
+            self._touched([*parent_parts, name])
             self._place(group, name, node)
         self._after_write()
 
@@ -270,6 +277,7 @@ class SessionTree:
             raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
         self.changed()
         for parts, node in items:
+            self._touched(parts)
             self._place(self.group(parts[:-1]), parts[-1], node)
         self._after_write()
 
@@ -295,6 +303,7 @@ class SessionTree:
         """
         self.changed()
         group = self._writable_group(parts)
+        self._touched(parts if group.tag == "dict" else [*parts, str(key)])
         kind, stored = stored_as(value)
         where = "/" + "/".join([*parts, str(key)])
         slot = slot_of(group, key)
@@ -332,6 +341,7 @@ class SessionTree:
         if slot is None:
             raise KeyError(key)
         self.changed()
+        self._touched(parts if group.tag == "dict" else [*parts, str(key)])  # (a dict's later keys renamed)
         kind, name = slot
         if kind == "child":
             self._release(group.children.pop(name))
@@ -360,6 +370,35 @@ class SessionTree:
         for key, value in mapping.items():
             assign(key, value)
         self._followed.watch_keys(self.group([name]), mapping, parent=self._root, key=name, where=f"/{name}")
+
+    # ------------------------------------------------------------------ derived values
+    def keep_derived(self, key, watched: tuple, value) -> None:
+        """Hold ``value``, made from the staged content at the paths ``watched`` names (names from the root,
+        None for any name: ``("units", None, "spike_times_sectioned", "movie")``), for :meth:`derived` until a
+        write at such a path, below one or above one (a node replaced, added or deleted, or its attributes set)
+        drops it.  ``value`` must read the arrays where they are staged, so that an array changed in place is
+        seen.  Nothing is kept while values the caller assigned are followed (any change may then bring one
+        in anywhere) nor in a session with a memory limit (``value`` would hold arrays the budget spills)."""
+        if not self._followed and self._staging.memory_limit is None and not self._closed:
+            self._derived[key] = (tuple(watched), value)
+
+    def derived(self, key):
+        """The value :meth:`keep_derived` kept under ``key`` while no write has touched what it was made
+        from, else None."""
+        if self._followed:
+            self._derived.clear()
+        entry = self._derived.get(key)
+        return None if entry is None else entry[1]
+
+    def _touched(self, parts: list[str], *, attrs: bool = False) -> None:
+        # a write at parts (attrs: of the node's attributes alone): drop what was derived from a path there
+        if not self._derived:
+            return
+        for key, (watched, _) in list(self._derived.items()):
+            if attrs and len(parts) < len(watched):
+                continue  # (the attributes of a group above the paths: none of their content)
+            if all(name is None or name == part for name, part in zip(watched, parts)):
+                del self._derived[key]
 
     # ------------------------------------------------------------------ inside
     def _existing_group(self, parts: list[str], *, write: bool = False) -> Group:
