@@ -306,15 +306,15 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
         movie_rows.append((f"spike_times_sectioned/{movie}", k, bounds.shape[0], original, bounds.astype(np.uint64),
                            np.asarray(unpadded[movie], dtype=np.int64).reshape(-1, 2), scalars))
         k += bounds.shape[0]
-    movies = _movies_of_units(len(unit_ids), movie_rows, cut, n_total)
+    movie_arrays = _movies_of_units(len(unit_ids), movie_rows, cut, n_total)
     # every unit's movies stored in one call (a session takes them at once; a file writes them as they come)
-    target.put_many(_unit_movies(unit_ids, movies, cut, spare=values))
+    target.put_many(_unit_movies(unit_ids, movie_arrays, cut, spare=values))
     del values  # (its memory now holds the trials, staged)
     if target.is_deferred:
         target.put_many([(f"units/{unit}/{row[0]}/_attrs", row[3]) for unit in unit_ids for row in movie_rows],
                         values=True)
         # each movie's trials of all units as staged, for the steps that read them all (never in the file)
-        for movie, (_tail, scalars, firsts, lasts, rows) in zip(per_movie, movies):
+        for movie, (_tail, scalars, firsts, lasts, rows) in zip(per_movie, movie_arrays):
             target.keep_derived(sectioned_key(movie), ("units", None, "spike_times_sectioned", movie), SectionedMovie(
                 tuple(unit_ids), cut.values, firsts, lasts, rows["trial_offsets"], rows["trial_bounds"],
                 (scalars["pad_margin_before_s"], scalars["pad_margin_after_s"])))
