@@ -250,7 +250,8 @@ class SessionTree:
         if node is None:
             raise KeyError(f"session {self.dataset_id!r} has nothing at {'/' + '/'.join(parts)!r}")
         self.changed()
-        self._touched(parts, attrs=True)
+        if self._derived:
+            self._touched([parts], attrs=True)
         node.attrs.update(values)
 
     def set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
@@ -258,8 +259,9 @@ class SessionTree:
         what stood under their names."""
         self.changed()
         group = self.group(parent_parts)
+        if self._derived:
+            self._touched([[*parent_parts, name] for name in nodes])
         for name, node in nodes.items():
-            self._touched([*parent_parts, name])
             self._place(group, name, node)
         self._after_write()
 
@@ -276,8 +278,9 @@ class SessionTree:
         if not all(parts for parts, _ in items):
             raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
         self.changed()
+        if self._derived:
+            self._touched([parts for parts, _ in items])
         for parts, node in items:
-            self._touched(parts)
             self._place(self.group(parts[:-1]), parts[-1], node)
         self._after_write()
 
@@ -303,7 +306,8 @@ class SessionTree:
         """
         self.changed()
         group = self._writable_group(parts)
-        self._touched(parts if group.tag == "dict" else [*parts, str(key)])
+        if self._derived:
+            self._touched([parts if group.tag == "dict" else [*parts, str(key)]])
         kind, stored = stored_as(value)
         where = "/" + "/".join([*parts, str(key)])
         slot = slot_of(group, key)
@@ -341,7 +345,8 @@ class SessionTree:
         if slot is None:
             raise KeyError(key)
         self.changed()
-        self._touched(parts if group.tag == "dict" else [*parts, str(key)])  # (a dict's later keys renamed)
+        if self._derived:  # (a dict's later keys are renamed: the whole dict touched)
+            self._touched([parts if group.tag == "dict" else [*parts, str(key)]])
         kind, name = slot
         if kind == "child":
             self._release(group.children.pop(name))
@@ -390,14 +395,18 @@ class SessionTree:
         entry = self._derived.get(key)
         return None if entry is None else entry[1]
 
-    def _touched(self, parts: list[str], *, attrs: bool = False) -> None:
-        # a write at parts (attrs: of the node's attributes alone): drop what was derived from a path there
-        if not self._derived:
-            return
+    def _touched(self, paths: list[list[str]], *, attrs: bool = False) -> None:
+        # writes at paths (attrs: of the nodes' attributes alone): drop what was derived from a path there, below
+        # or above one (the paths that agree with its names as far as both go; filtered a name at a time, all
+        # paths at once: a step's write of every unit's value costs a few list passes, not a check per path)
         for key, (watched, _) in list(self._derived.items()):
-            if attrs and len(parts) < len(watched):
-                continue  # (the attributes of a group above the paths: none of their content)
-            if all(name is None or name == part for name, part in zip(watched, parts)):
+            # (the attributes of a group above the watched paths: none of their content)
+            rest = [parts for parts in paths if len(parts) >= len(watched)] if attrs else paths
+            for depth in range(len(watched) - 1, -1, -1):
+                name = watched[depth]
+                if name is not None and rest:
+                    rest = [parts for parts in rest if len(parts) <= depth or parts[depth] == name]
+            if rest:
                 del self._derived[key]
 
     # ------------------------------------------------------------------ inside
