@@ -230,7 +230,7 @@ def sectioned_key(movie: str) -> tuple[str, str]:
     return ("sectioned trials", movie)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # (its arrays: compared by identity, as the session's)
 class SectionedMovie:
     """Every unit's trials of one movie in the arrays the sectioning staged them in, one of each for all units:
     unit ``units[r]``'s ``spike_times`` is ``spikes[firsts[r]:lasts[r]]``, its ``trial_offsets`` ``offsets[r]``

@@ -15,6 +15,9 @@ memory budget (arrays past it spill), follow what the caller assigned and let go
 holds.  Whether the tree is synced with the file last saved is decided here only: :meth:`changed` makes it
 unsynced, :meth:`saved` synced, and :meth:`bring_up_to_date` (before anything is written or the state is
 told) brings in what the caller changed and finds arrays changed in place since the save.
+
+A step may leave a value derived from what it staged for a later step (:meth:`SessionTree.keep_derived`: every
+unit's trials of a movie in one form); each write drops those made from a path it touches.
 """
 
 from __future__ import annotations

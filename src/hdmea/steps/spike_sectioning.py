@@ -24,6 +24,11 @@ ragged beside them, which our readers read in one go::
 Trials run occurrence by occurrence: trial ``k`` is repeat ``k % repeat`` of
 occurrence ``k // repeat``.  The cut is one compiled pass over all units and all
 trials (:func:`h5stream.kernels.sectioning.section_sorted`).
+
+In a session the step also keeps, per movie, the ragged form of every unit at once
+(:class:`hdmea.features.trials.SectionedMovie`: the arrays the units' own values are views of), never
+written to the file and dropped by any later write of a unit's trials of that movie; the features that
+read every unit's trials read it in one go.
 """
 
 from __future__ import annotations
