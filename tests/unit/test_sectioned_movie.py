@@ -145,13 +145,28 @@ def test_a_write_of_a_units_trials_drops_what_was_kept_and_the_features_follow_t
         _same(after[other], before[other])
 
 
-def test_a_value_changed_in_place_is_seen_through_what_was_kept(sectioned):
+def _spikes_later(sectioned):
+    spikes = sectioned["spike_times"]
+    spikes += np.uint64(3_000)  # every trial's spikes 150 ms later (no assignment back: a change in place)
+
+
+def _offsets_later(sectioned):
+    offsets = sectioned["trial_offsets"]
+    offsets[1:-1] = np.minimum(offsets[1:-1] + 2, offsets[-1])  # each trial's first two spikes its previous trial's
+
+
+def _bounds_earlier(sectioned):
+    bounds = sectioned["trial_bounds"]
+    bounds -= np.uint64(1_000)  # every trial 50 ms earlier
+
+
+@pytest.mark.parametrize("change", [_spikes_later, _offsets_later, _bounds_earlier])
+def test_a_value_changed_in_place_is_seen_through_what_was_kept(sectioned, change):
     s, movie = sectioned
     unit = s.unit_ids()[1]
     before = _features_against_each_units_own(s, movie)
     kept = _kept(s, movie)
-    spikes = s.units[unit]["spike_times_sectioned"][movie]["spike_times"]
-    spikes += np.uint64(3_000)  # every trial's spikes 150 ms later, in place
+    change(s.units[unit]["spike_times_sectioned"][movie])  # the staged arrays themselves, changed in place
     assert _kept(s, movie) is kept  # (no write: kept, and it reads the changed values)
     after = _features_against_each_units_own(s, movie)
     assert after[unit] != before[unit]
