@@ -23,7 +23,8 @@ from hdmea.errors import MissingInputError
 from hdmea.features.base import FeatureExtractor, StoredGroup
 
 __all__ = ["sampling_rate_of", "stored_rate", "spike_times_us", "TrialSpikes", "movie_trials", "frame_period_us",
-           "required_movie_trials", "MovieFeatureExtractor", "UnitsTrials", "units_movie_trials"]
+           "required_movie_trials", "MovieFeatureExtractor", "UnitsTrials", "units_movie_trials", "SectionedMovie",
+           "sectioned_key", "staged_units_trials"]
 
 _RATE_NAMES = ("sampling_rate", "acquisition_rate")
 
@@ -219,10 +220,80 @@ def _one_buffer(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | Non
     return buffer, np.array(starts, dtype=np.int64)
 
 
+def _margin_samples(margins, rate: float) -> tuple[int, int]:
+    """The pad margins ``(before_s, after_s)`` (attribute values: numbers or arrays of one) in samples."""
+    return tuple(int(round(float(np.asarray(v).reshape(-1)[0]) * rate)) for v in margins)
+
+
+def sectioned_key(movie: str) -> tuple[str, str]:
+    """The key of a movie's :class:`SectionedMovie` among what a session keeps derived (``target.derived``)."""
+    return ("sectioned trials", movie)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # (its arrays: compared by identity, as the session's)
+class SectionedMovie:
+    """Every unit's trials of one movie in the arrays the sectioning staged them in, one of each for all units:
+    unit ``units[r]``'s ``spike_times`` is ``spikes[firsts[r]:lasts[r]]``, its ``trial_offsets`` ``offsets[r]``
+    (n_units, n_trials + 1) and its ``trial_bounds`` ``bounds[r]`` (n_units, n_trials, 2), each staged as a
+    view of these; ``pad_margin`` its ``pad_margin_before_s`` and ``pad_margin_after_s``.
+
+    The sectioning keeps one per movie in a session (:meth:`hdmea.session.target.StepTarget.keep_derived`,
+    under :func:`sectioned_key`; dropped by any write of a unit's trials of the movie), never in the file;
+    :func:`units_movie_trials` reads it instead of every unit's arrays.  Read where the units' values lie,
+    it sees a value changed in place."""
+
+    units: tuple[str, ...]
+    spikes: np.ndarray
+    firsts: np.ndarray
+    lasts: np.ndarray
+    offsets: np.ndarray
+    bounds: np.ndarray
+    pad_margin: tuple[float, float]
+
+    def units_trials(self, rate: float) -> UnitsTrials | None:
+        """The :class:`UnitsTrials` of every unit, as :func:`units_movie_trials` reads them from the units'
+        arrays; None when a unit's would be left out there (offsets out of order or past its spikes, no
+        trial) or its spikes are of a dtype the kernel does not read as they are."""
+        offsets, n_units = self.offsets, len(self.units)
+        if not n_units or offsets.ndim != 2 or offsets.shape[1] < 2 or self.bounds.shape != (
+                n_units, offsets.shape[1] - 1, 2) or self.spikes.dtype not in (np.int64, np.uint64, np.float64):
+            return None
+        if (offsets[:, 0] < 0).any() or (offsets[:, -1] > self.lasts - self.firsts).any() \
+                or (offsets[:, 1:] < offsets[:, :-1]).any():
+            return None
+        try:
+            before, after = _margin_samples(self.pad_margin, rate)
+        except (TypeError, ValueError, IndexError):
+            return None
+        n_trials = offsets.shape[1] - 1
+        # trial k of unit r: the unit's spikes from its offsets on, where they lie in the buffer
+        trial_starts = (offsets[:, :-1] + self.firsts[:, None]).reshape(-1)
+        trial_ends = (offsets[:, 1:] + self.firsts[:, None]).reshape(-1)
+        bounds = self.bounds.reshape(-1, 2).astype(np.float64)
+        starts, ends = bounds[:, 0] + before, bounds[:, 1] - after
+        scale = 1e6 / rate
+        return UnitsTrials(list(self.units), self.spikes, trial_starts, np.arange(n_units + 1) * n_trials, starts,
+                           (ends - starts) * scale, scale, trial_ends)
+
+
+def staged_units_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials | None:
+    """:func:`units_movie_trials` from the :class:`SectionedMovie` a session's ``target`` keeps of exactly the
+    units ``unit_ids`` (in that order), where it holds (the same values); else None."""
+    derived = getattr(target, "derived", None)
+    sectioned = derived(sectioned_key(movie)) if derived is not None else None
+    if isinstance(sectioned, SectionedMovie) and list(sectioned.units) == list(unit_ids):
+        return sectioned.units_trials(rate)
+    return None
+
+
 def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials:
     """:func:`movie_trials` of many stored units of a step's ``target`` (a recording or a session), their
     arrays read in one call and put together.  A unit whose trials :func:`movie_trials` would find absent,
-    malformed or empty is left out (its own :func:`movie_trials` then tells why)."""
+    malformed or empty is left out (its own :func:`movie_trials` then tells why).  A session's
+    :class:`SectionedMovie` of exactly these units is read instead, where it holds (:func:`staged_units_trials`)."""
+    staged = staged_units_trials(target, unit_ids, movie, rate)
+    if staged is not None:
+        return staged
     found = target.members_of([f"units/{u}/spike_times_sectioned/{movie}" for u in unit_ids], _SECTIONED)
     scale = 1e6 / rate
     margins: dict = {}  # (before, after) of each distinct pair of pad-margin attributes
@@ -249,7 +320,7 @@ def units_movie_trials(target, unit_ids, movie: str, rate: float) -> UnitsTrials
             margin = None
         if margin is None:
             try:
-                margin = tuple(int(round(float(np.asarray(v).reshape(-1)[0]) * rate)) for v in key)
+                margin = _margin_samples(key, rate)
             except (TypeError, ValueError, IndexError):
                 continue
             try:

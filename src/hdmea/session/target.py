@@ -233,6 +233,12 @@ class _SessionBackend:
             out.append(([decode(node) for node in nodes], dict(group.attrs)))
         return out
 
+    def keep_derived(self, key, watched: tuple, value) -> None:
+        self.session.tree.keep_derived(key, watched, value)
+
+    def derived(self, key):
+        return self.session.tree.derived(key)
+
     def put_many(self, items, *, values: bool = False) -> None:
         build = store.value_node if values else store.put_node
         self.session.tree.set_nodes([(split_path(path, allow_root=False), build(value)) for path, value in items])
@@ -327,6 +333,20 @@ class StepTarget:
 
     def set_attrs(self, path: str, mapping: Mapping[str, Any]) -> None:
         self._backend.set_attrs(path, mapping)
+
+    def keep_derived(self, key, watched: tuple, value) -> None:
+        """A session: keep ``value``, made by this step from what it staged at the paths ``watched`` names, for
+        a later step's :meth:`derived`, until a write there drops it
+        (:meth:`hdmea.session.tree.SessionTree.keep_derived`); a file keeps nothing."""
+        keep = getattr(self._backend, "keep_derived", None)
+        if keep is not None:
+            keep(key, watched, value)
+
+    def derived(self, key):
+        """What :meth:`keep_derived` kept under ``key`` while nothing it was made from has been written since,
+        else None (always None for a file)."""
+        find = getattr(self._backend, "derived", None)
+        return None if find is None else find(key)
 
     # -- recording content
     def add_units(self, units_data: Mapping[str, Mapping[str, Any]]) -> None:

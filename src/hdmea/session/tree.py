@@ -15,6 +15,9 @@ memory budget (arrays past it spill), follow what the caller assigned and let go
 holds.  Whether the tree is synced with the file last saved is decided here only: :meth:`changed` makes it
 unsynced, :meth:`saved` synced, and :meth:`bring_up_to_date` (before anything is written or the state is
 told) brings in what the caller changed and finds arrays changed in place since the save.
+
+A step may leave a value derived from what it staged for a later step (:meth:`SessionTree.keep_derived`: every
+unit's trials of a movie in one form); each write drops those made from a path it touches.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class SessionTree:
         self._loaded: Loaded | None = None  # the tree as loaded, while nothing changed it
         self._broken: str | None = None
         self._closed = False
+        self._derived: dict = {}  # key -> (the paths it was made from, value): see keep_derived
         self._after_change = weakref.WeakMethod(after_change)
 
     # ------------------------------------------------------------------ state
@@ -108,6 +112,8 @@ class SessionTree:
         self.check_usable()
         self._synced = False
         self._loaded = None
+        if self._followed:  # (a value the caller assigned may be brought in anywhere: nothing derived is kept)
+            self._derived.clear()
 
     def _after_write(self) -> None:
         self._followed.settle(everything=False)
@@ -151,6 +157,7 @@ class SessionTree:
         """Take ``root``, loaded lazily from ``source``, as the staged tree (its arrays staged)."""
         self._root = root
         self._sources = [source]
+        self._derived.clear()
         admit_datasets(self._staging, root)
         arrays = [d for d in datasets_of(root) if isinstance(d.data, np.ndarray) and d.data.dtype.kind != "O"]
         self._loaded = Loaded(root, source, dict(zip(map(id, arrays), array_digests([d.data for d in arrays]))),
@@ -178,6 +185,7 @@ class SessionTree:
         self._staging.clear()
         self._followed.clear()
         self._root = store.recording_root(self.dataset_id)
+        self._derived.clear()
         self._synced = self._saved_check_due = False
         self._loaded = None
         self._closed = True
@@ -245,6 +253,8 @@ class SessionTree:
         if node is None:
             raise KeyError(f"session {self.dataset_id!r} has nothing at {'/' + '/'.join(parts)!r}")
         self.changed()
+        if self._derived:
+            self._touched([parts], attrs=True)
         node.attrs.update(values)
 
     def set_children(self, parent_parts: list[str], nodes: Mapping[str, Node]) -> None:
@@ -252,6 +262,8 @@ class SessionTree:
         what stood under their names."""
         self.changed()
         group = self.group(parent_parts)
+        if self._derived:
+            self._touched([[*parent_parts, name] for name in nodes])
         for name, node in nodes.items():
             self._place(group, name, node)
         self._after_write()
@@ -269,6 +281,8 @@ class SessionTree:
         if not all(parts for parts, _ in items):
             raise store.UnsafeNameError("the file root cannot be replaced", hint="name a path below the root")
         self.changed()
+        if self._derived:
+            self._touched([parts for parts, _ in items])
         for parts, node in items:
             self._place(self.group(parts[:-1]), parts[-1], node)
         self._after_write()
@@ -295,6 +309,8 @@ class SessionTree:
         """
         self.changed()
         group = self._writable_group(parts)
+        if self._derived:
+            self._touched([parts if group.tag == "dict" else [*parts, str(key)]])
         kind, stored = stored_as(value)
         where = "/" + "/".join([*parts, str(key)])
         slot = slot_of(group, key)
@@ -332,6 +348,8 @@ class SessionTree:
         if slot is None:
             raise KeyError(key)
         self.changed()
+        if self._derived:  # (a dict's later keys are renamed: the whole dict touched)
+            self._touched([parts if group.tag == "dict" else [*parts, str(key)]])
         kind, name = slot
         if kind == "child":
             self._release(group.children.pop(name))
@@ -360,6 +378,39 @@ class SessionTree:
         for key, value in mapping.items():
             assign(key, value)
         self._followed.watch_keys(self.group([name]), mapping, parent=self._root, key=name, where=f"/{name}")
+
+    # ------------------------------------------------------------------ derived values
+    def keep_derived(self, key, watched: tuple, value) -> None:
+        """Hold ``value``, made from the staged content at the paths ``watched`` names (names from the root,
+        None for any name: ``("units", None, "spike_times_sectioned", "movie")``), for :meth:`derived` until a
+        write at such a path, below one or above one (a node replaced, added or deleted, or its attributes set)
+        drops it.  ``value`` must read the arrays where they are staged, so that an array changed in place is
+        seen.  Nothing is kept while values the caller assigned are followed (any change may then bring one
+        in anywhere) nor in a session with a memory limit (``value`` would hold arrays the budget spills)."""
+        if not self._followed and self._staging.memory_limit is None and not self._closed:
+            self._derived[key] = (tuple(watched), value)
+
+    def derived(self, key):
+        """The value :meth:`keep_derived` kept under ``key`` while no write has touched what it was made
+        from, else None."""
+        if self._followed:
+            self._derived.clear()
+        entry = self._derived.get(key)
+        return None if entry is None else entry[1]
+
+    def _touched(self, paths: list[list[str]], *, attrs: bool = False) -> None:
+        # writes at paths (attrs: of the nodes' attributes alone): drop what was derived from a path there, below
+        # or above one (the paths that agree with its names as far as both go; filtered a name at a time, all
+        # paths at once: a step's write of every unit's value costs a few list passes, not a check per path)
+        for key, (watched, _) in list(self._derived.items()):
+            # (the attributes of a group above the watched paths: none of their content)
+            rest = [parts for parts in paths if len(parts) >= len(watched)] if attrs else paths
+            for depth in range(len(watched) - 1, -1, -1):
+                name = watched[depth]
+                if name is not None and rest:
+                    rest = [parts for parts in rest if len(parts) <= depth or parts[depth] == name]
+            if rest:
+                del self._derived[key]
 
     # ------------------------------------------------------------------ inside
     def _existing_group(self, parts: list[str], *, write: bool = False) -> Group:

@@ -24,6 +24,11 @@ ragged beside them, which our readers read in one go::
 Trials run occurrence by occurrence: trial ``k`` is repeat ``k % repeat`` of
 occurrence ``k // repeat``.  The cut is one compiled pass over all units and all
 trials (:func:`h5stream.kernels.sectioning.section_sorted`).
+
+In a session the step also keeps, per movie, the ragged form of every unit at once
+(:class:`hdmea.features.trials.SectionedMovie`: the arrays the units' own values are views of), never
+written to the file and dropped by any later write of a unit's trials of that movie; the features that
+read every unit's trials read it in one go.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import numpy as np
 from h5stream.kernels.sectioning import rows_to_csr, section_sorted, sorted_unique, sorted_unique_runs
 from h5stream.tree import Pieces
 from hdmea.errors import ConfigError
+from hdmea.features.trials import SectionedMovie, sectioned_key
 from hdmea.steps.section_time import DEFAULT_FRAME_TIME, read_stimulus_config
 from hdmea.session.target import open_target
 from hdmea.progress import counted
@@ -305,12 +311,18 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
         movie_rows.append((f"spike_times_sectioned/{movie}", k, bounds.shape[0], original, bounds.astype(np.uint64),
                            np.asarray(unpadded[movie], dtype=np.int64).reshape(-1, 2), scalars))
         k += bounds.shape[0]
+    movie_arrays = _movies_of_units(len(unit_ids), movie_rows, cut, n_total)
     # every unit's movies stored in one call (a session takes them at once; a file writes them as they come)
-    target.put_many(_unit_movies(unit_ids, movie_rows, cut, n_total, spare=values))
+    target.put_many(_unit_movies(unit_ids, movie_arrays, cut, spare=values))
     del values  # (its memory now holds the trials, staged)
     if target.is_deferred:
         target.put_many([(f"units/{unit}/{row[0]}/_attrs", row[3]) for unit in unit_ids for row in movie_rows],
                         values=True)
+        # each movie's trials of all units as staged, for the steps that read them all (never in the file)
+        for movie, (_tail, scalars, firsts, lasts, rows) in zip(per_movie, movie_arrays):
+            target.keep_derived(sectioned_key(movie), ("units", None, "spike_times_sectioned", movie), SectionedMovie(
+                tuple(unit_ids), cut.values, firsts, lasts, rows["trial_offsets"], rows["trial_bounds"],
+                (scalars["pad_margin_before_s"], scalars["pad_margin_after_s"])))
     logger.info("sectioned %s into %s of %s", counted(len(unit_ids), "unit"), counted(n_total, "trial"),
                 counted(len(movies), "movie"))
     return SectionResult(hdf5_path=None, units_processed=len(unit_ids), movies_processed=movies,
@@ -319,8 +331,23 @@ def _section(target, movie_names, pad_margin, n_threads, config_dir=None) -> Sec
                          post_samples=int(round(pad_margin[1] * fs)))
 
 
-def _unit_movies(unit_ids, movie_rows, cut, n_total, spare=None):
-    """``(path, value)`` of every unit's sectioned movies, in order, made as they are asked for.
+def _movies_of_units(n_units, movie_rows, cut, n_total) -> list:
+    """Per movie of ``movie_rows``: (path tail, scalars, every unit's first and last index in the cut, arrays of
+    every unit: one row each), the rows' arrays made once for all units."""
+    movies = []
+    for tail, first, n, _original, bounds, unpadded_bounds, scalars in movie_rows:
+        index = np.arange(n_units, dtype=np.int64)[:, None] * n_total + first + np.arange(n + 1, dtype=np.int64)
+        absolute = cut.offsets[index]  # (n_units, n + 1): every unit's trial offsets into the cut
+        relative = absolute - absolute[:, :1]
+        rows = {"trial_offsets": relative, "trial_bounds": np.tile(bounds, (n_units, 1, 1)),
+                "trials_start_end": np.tile(unpadded_bounds, (n_units, 1, 1)), "pieces": relative.copy()}
+        movies.append((tail, scalars, absolute[:, 0], absolute[:, -1], rows))
+    return movies
+
+
+def _unit_movies(unit_ids, movies, cut, spare=None):
+    """``(path, value)`` of every unit's sectioned movies (``movies``: :func:`_movies_of_units`), in order, made
+    as they are asked for.
 
     Every array is a view of a buffer made for all units at once, each unit's its own part of it: the
     ragged spikes are the cut's own array, the original's trials one int64 copy of it (written into
@@ -331,20 +358,12 @@ def _unit_movies(unit_ids, movie_rows, cut, n_total, spare=None):
     trials' offsets are not the ragged ones), and no spike array is allocated per unit or per movie: the
     step's time grows with the fresh memory it touches, two buffers of every sectioned spike (the cut and
     ``full_spike_times``) beside the concatenated trains, where copies per movie took four."""
-    n_units, spikes = len(unit_ids), cut.values
+    spikes = cut.values
     if spare is not None and spare.dtype == np.uint64 and spare.flags.c_contiguous and spare.size >= spikes.size:
         spikes64 = spare.view(np.int64)[:spikes.size]  # memory touched already: no fresh pages to fault in
         np.copyto(spikes64, spikes)
     else:
         spikes64 = spikes.astype(np.int64)  # the original's dtype
-    movies = []  # per movie: (tail, scalars, run starts, run ends, arrays of every unit: one row each)
-    for tail, first, n, _original, bounds, unpadded_bounds, scalars in movie_rows:
-        index = np.arange(n_units, dtype=np.int64)[:, None] * n_total + first + np.arange(n + 1, dtype=np.int64)
-        absolute = cut.offsets[index]  # (n_units, n + 1): every unit's trial offsets into the cut
-        relative = absolute - absolute[:, :1]
-        rows = {"trial_offsets": relative, "trial_bounds": np.tile(bounds, (n_units, 1, 1)),
-                "trials_start_end": np.tile(unpadded_bounds, (n_units, 1, 1)), "pieces": relative.copy()}
-        movies.append((tail, scalars, absolute[:, 0], absolute[:, -1], rows))
     # full_spike_times of unit r, movie m: run r * n_movies + m (the runs in the cut's order)
     starts = np.stack([m[2] for m in movies], axis=1).reshape(-1) if movies else np.zeros(0, np.int64)
     ends = np.stack([m[3] for m in movies], axis=1).reshape(-1) if movies else np.zeros(0, np.int64)

@@ -34,7 +34,7 @@ from hdmea.features.registry import FeatureRegistry
 from h5stream.kernels.windows import segment_windows
 from hdmea.features.base import FeatureRows, StoredGroup
 from hdmea.features.trials import (MovieFeatureExtractor, UnitsTrials, frame_period_us, movie_trials, spike_times_us,
-                                   stored_rate, units_movie_trials)
+                                   staged_units_trials, stored_rate, units_movie_trials)
 
 __all__ = ["StepUpFeatureExtractor", "step_up_responses"]
 
@@ -244,7 +244,8 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
         """:meth:`extract` of many units of a step's ``target`` at once (``extract_features`` calls it):
         ``{unit id: features}`` of the units with sectioned trials of the movie, equal to what :meth:`extract`
         gives each; the others are left out (their :meth:`extract` then runs alone).  Every unit's windows are
-        counted in one pass over all units' trials, ``UNITS_PER_PASS`` units at a time."""
+        counted in one pass over all units' trials, ``UNITS_PER_PASS`` units at a time (all at once from the
+        trials a session's sectioning kept together, :func:`~hdmea.features.trials.staged_units_trials`)."""
         config = self.merged_config(config)
         unit_ids = list(unit_ids)
         if not unit_ids:
@@ -260,9 +261,12 @@ class StepUpFeatureExtractor(MovieFeatureExtractor):
         except (KeyError, TypeError, ValueError):
             return {}
         movie = self.movie(config)
+        staged = staged_units_trials(target, unit_ids, movie, rate)
+        passes = [staged] if staged is not None else (
+            units_movie_trials(target, unit_ids[first:first + UNITS_PER_PASS], movie, rate)
+            for first in range(0, len(unit_ids), UNITS_PER_PASS))
         rows: dict[str, tuple] = {}
-        for first in range(0, len(unit_ids), UNITS_PER_PASS):
-            trials = units_movie_trials(target, unit_ids[first:first + UNITS_PER_PASS], movie, rate)
+        for trials in passes:
             rows.update(_units_responses(trials, lambda length: self._events(config, length, period), **windows).rows)
         return FeatureRows(RESPONSE_KEYS, rows)
 
