@@ -4,7 +4,8 @@
 # spike in frame f is the contiguous block of frames [f - first_lag - n_lags + 1,
 # f - first_lag], oldest first, so one spike is one contiguous multiply-add of
 # n_lags * n_pixels values into its unit's accumulator.  A spike whose window starts
-# before frame 0, or whose frame lies past the last, is excluded and counted.
+# before frame 0 or ends past the last frame, or whose frame lies past the last, is excluded
+# and counted (a window is never read outside the movie, whatever the sign of first_lag).
 #
 # Compiled at install (not JIT-compiled on first call): a fresh process on a fresh node
 # pays nothing before its first STA.  Units are independent, so the unit loop runs in
@@ -71,7 +72,7 @@ cdef inline void _sta_unit(const real_t* flat, int64_t n_frames, int64_t n_pixel
             count += 1
         i += count
         lo = f - first_lag - n_lags + 1
-        if lo < 0 or f >= n_frames:
+        if lo < 0 or f >= n_frames or f - first_lag >= n_frames:  # the last, with a negative first_lag
             excluded += count
             continue
         used += count
@@ -133,7 +134,7 @@ def _count_matrix(const int64_t[::1] frames, const int64_t[::1] offsets, int64_t
             excluded = 0
             for i in range(offsets[u], offsets[u + 1]):
                 f = frames[i]
-                if f - first_lag - n_lags + 1 < 0 or f >= n_frames:
+                if f - first_lag - n_lags + 1 < 0 or f >= n_frames or f - first_lag >= n_frames:
                     excluded += 1
                 else:
                     counts[u, f] += 1

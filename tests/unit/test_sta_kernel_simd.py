@@ -29,7 +29,7 @@ def _twin(flat, frames, offsets, n_lags, first_lag):
                 count += 1
             f, i = int(unit[i]), i + count
             lo = f - first_lag - n_lags + 1
-            if lo < 0 or f >= n_frames:
+            if lo < 0 or f >= n_frames or f - first_lag >= n_frames:
                 excluded[u] += count
                 continue
             used[u] += count
@@ -85,6 +85,24 @@ def test_the_picked_and_the_baseline_loop_equal_the_twin_bit_for_bit(dtype, n_la
             got, used, excluded = _kernel(flat, frames, offsets, n_lags, first_lag, n_threads, baseline)
             assert np.array_equal(got, want), (baseline, n_threads)
             assert np.array_equal(used, want_used) and np.array_equal(excluded, want_excluded)
+
+
+def test_a_window_ending_past_the_movie_is_excluded_not_read():
+    # a negative first_lag puts the window after the spike's frame: one ending past the last frame is excluded
+    # (the kernel never reads outside the movie), the one ending on the last frame is used
+    rng = np.random.default_rng(5)
+    n_frames, n_pixels, n_lags, first_lag = 60, 9, 4, -3
+    flat = rng.standard_normal((n_frames, n_pixels))
+    last = n_frames - 1 + first_lag  # the last frame whose window ends on the movie's last frame
+    frames = np.array([last - 1, last, last + 1, last + 1, n_frames - 1, 0, 1], dtype=np.int64)
+    offsets = np.array([0, 5, 7], dtype=np.int64)
+    want, want_used, want_excluded = _twin(flat, frames, offsets, n_lags, first_lag)
+    for baseline in (False, True):
+        got, used, excluded = _kernel(flat, frames, offsets, n_lags, first_lag, 1, baseline)
+        assert used.tolist() == [2, 2] and excluded.tolist() == [3, 0]
+        assert np.array_equal(got, want) and np.array_equal(used, want_used)
+    # the window of frame f is frames [f, f + 3]: the used ones end on the last frame at most
+    np.testing.assert_allclose(got[0], (flat[last - 1:last + 3] + flat[last:last + 4]).reshape(-1), rtol=1e-12)
 
 
 def test_integer_stimulus_sums_are_exact_in_float32():
