@@ -9,7 +9,8 @@
 #
 # Compiled at install (not JIT-compiled on first call): a fresh process on a fresh node
 # pays nothing before its first STA.  Units are independent, so the unit loop runs in
-# parallel, each thread owning whole units (no shared writes).
+# parallel, each thread owning whole units (no shared writes).  The multiply-add loop is C
+# (_sta_simd.h), built for AVX2 and for the baseline, the CPU's pick taken when loaded.
 
 cimport cython
 from cython.parallel cimport prange
@@ -26,40 +27,37 @@ ctypedef fused real_t:
     double
 
 
+cdef extern from "_sta_simd.h" nogil:
+    # acc[0:block] += sum_j weights[j] * flat[starts[j]:starts[j] + block] for n <= 4 windows; the
+    # AVX2 or baseline build picked when loaded, or ("_base") the baseline build
+    void sta_add_windows_f32(const float* flat, int64_t block, float* acc, const int64_t* starts,
+                             const float* weights, int n)
+    void sta_add_windows_f64(const double* flat, int64_t block, double* acc, const int64_t* starts,
+                             const double* weights, int n)
+    void sta_add_windows_f32_base(const float* flat, int64_t block, float* acc, const int64_t* starts,
+                                  const float* weights, int n)
+    void sta_add_windows_f64_base(const double* flat, int64_t block, double* acc, const int64_t* starts,
+                                  const double* weights, int n)
+
+
 cdef inline void _add_windows(const real_t* flat, int64_t block, real_t* acc,
-                              const int64_t* starts, const real_t* weights, int n) noexcept nogil:
-    # acc += sum_j weights[j] * flat[starts[j] : starts[j] + block], for n <= 4 windows.  Four
-    # windows per pass read and write the accumulator (often larger than L1) once per four frames.
-    cdef int64_t k
-    cdef const real_t* a
-    cdef const real_t* b
-    cdef const real_t* c
-    cdef const real_t* d
-    cdef real_t wa, wb, wc, wd
-    if n == 4:
-        a = flat + starts[0]
-        b = flat + starts[1]
-        c = flat + starts[2]
-        d = flat + starts[3]
-        wa = weights[0]
-        wb = weights[1]
-        wc = weights[2]
-        wd = weights[3]
-        for k in range(block):
-            acc[k] += (wa * a[k] + wb * b[k]) + (wc * c[k] + wd * d[k])
-        return
-    cdef int j
-    for j in range(n):
-        a = flat + starts[j]
-        wa = weights[j]
-        for k in range(block):
-            acc[k] += wa * a[k]
+                              const int64_t* starts, const real_t* weights, int n, bint baseline) noexcept nogil:
+    if real_t is float:
+        if baseline:
+            sta_add_windows_f32_base(flat, block, acc, starts, weights, n)
+        else:
+            sta_add_windows_f32(flat, block, acc, starts, weights, n)
+    else:
+        if baseline:
+            sta_add_windows_f64_base(flat, block, acc, starts, weights, n)
+        else:
+            sta_add_windows_f64(flat, block, acc, starts, weights, n)
 
 
 cdef inline void _sta_unit(const real_t* flat, int64_t n_frames, int64_t n_pixels,
                            const int64_t* frames, int64_t begin, int64_t end,
                            int64_t n_lags, int64_t first_lag, real_t* acc,
-                           int64_t* n_used, int64_t* n_excluded) noexcept nogil:
+                           int64_t* n_used, int64_t* n_excluded, bint baseline) noexcept nogil:
     # Consecutive equal frames (sorted input) are merged into one weighted add: a frame
     # holding c spikes of the unit counts c times.
     cdef int64_t block = n_lags * n_pixels
@@ -82,20 +80,22 @@ cdef inline void _sta_unit(const real_t* flat, int64_t n_frames, int64_t n_pixel
         weights[pending] = <real_t>count
         pending += 1
         if pending == 4:
-            _add_windows(flat, block, acc, starts, weights, 4)
+            _add_windows(flat, block, acc, starts, weights, 4, baseline)
             pending = 0
     if pending:
-        _add_windows(flat, block, acc, starts, weights, pending)
+        _add_windows(flat, block, acc, starts, weights, pending, baseline)
     n_used[0] = used
     n_excluded[0] = excluded
 
 
 def _sta_sums(const real_t[:, ::1] stimulus, const int64_t[::1] frames, const int64_t[::1] offsets,
               int64_t n_lags, int64_t first_lag, real_t[:, ::1] sums, int64_t[::1] n_used,
-              int64_t[::1] n_excluded, int n_threads):
+              int64_t[::1] n_excluded, int n_threads, bint baseline=False):
     """Add every unit's spike windows into ``sums[u]`` (n_units, n_lags * n_pixels); fill the counts.
 
-    ``n_threads`` 1 runs the unit loop serially; more spread whole units over threads.
+    ``n_threads`` 1 runs the unit loop serially; more spread whole units over threads.  ``baseline``
+    True adds with the loop built for the baseline instruction set, not the one picked for this CPU
+    (equal sums, bit for bit: see _sta_simd.h).
     """
     cdef Py_ssize_t n_units = offsets.shape[0] - 1
     cdef int64_t n_frames = stimulus.shape[0], n_pixels = stimulus.shape[1]
@@ -114,11 +114,11 @@ def _sta_sums(const real_t[:, ::1] stimulus, const int64_t[::1] frames, const in
         if n_threads <= 1:
             for u in range(n_units):
                 _sta_unit(flat, n_frames, n_pixels, fr, offsets[u], offsets[u + 1], n_lags, first_lag,
-                          &sums[u, 0], &n_used[u], &n_excluded[u])
+                          &sums[u, 0], &n_used[u], &n_excluded[u], baseline)
         else:
             for u in prange(n_units, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
                 _sta_unit(flat, n_frames, n_pixels, fr, offsets[u], offsets[u + 1], n_lags, first_lag,
-                          &sums[u, 0], &n_used[u], &n_excluded[u])
+                          &sums[u, 0], &n_used[u], &n_excluded[u], baseline)
 
 
 def _count_matrix(const int64_t[::1] frames, const int64_t[::1] offsets, int64_t n_frames,

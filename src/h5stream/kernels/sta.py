@@ -11,7 +11,9 @@ Two implementations, equal up to float rounding:
 ``"sparse"``
     a compiled kernel (``h5stream._ext._sta``, built at install) that adds each spike's window (one contiguous block of
     ``n_lags * n_pixels`` values) into its unit's accumulator; units run in
-    parallel, each thread owns whole units.  Work grows with the spikes.
+    parallel, each thread owns whole units.  Work grows with the spikes.  Its
+    multiply-add loop is built for AVX2 and for the baseline x86-64 set, the
+    CPU's pick taken when loaded; both give the same sums bit for bit.
 ``"dense"``
     the count matrix (units x frames) times the lagged stimulus, one BLAS
     matrix product per lag.  Work grows with units x frames, at matrix-product
