@@ -11,12 +11,12 @@
 # Counts: the segment's distinct window edges (of the windows with lo < hi, and each event's start), and for
 # each edge how many x of each row lie below it (x < edge); a window's count is the x below its hi less those
 # below its lo, which is the count of lo <= x < hi whatever the order of the row (a NaN x is below no edge and
-# inside no window).  Each row is read once per four edges, every x compared with the four at once, without a
-# branch on the values (ext/_windows_rows.h); the same pass tells whether the row's values rise.  Firsts: in a
-# row whose values rise (x rises with them when the row's start and the scale are finite, the scale > 0; a
-# spike train's trial), an event's first x at or past its start is the one after the x below it; any other
-# row compares each x with each event.  Segments are independent: the segment loop runs in parallel, each
-# segment's results and scratch its own.
+# inside no window).  Each row is read once per four edges, four values a pass, each compared with the four,
+# without a branch on the values (ext/_windows_rows.h); the same pass tells whether the row's values rise.
+# Firsts: in a row whose values rise (x rises with them when the row's start and the scale are finite, the
+# scale > 0; a spike train's trial), an event's first x at or past its start is the one after the x below it
+# (taken without a branch on whether it lies inside the event); any other row compares each x with each event.
+# Segments are independent: the segment loop runs in parallel, each segment's results and scratch its own.
 
 from libc.math cimport INFINITY, NAN, isfinite
 from cython.parallel cimport prange
@@ -127,6 +127,7 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
     cdef int64_t i, a, b
     cdef double x, start
     cdef bint rising, order = isfinite(scale) and scale > 0
+    cdef int inside
     cdef double firsts[8]
     cdef double los[8]
     cdef double his[8]
@@ -166,27 +167,32 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
             rising = _below(data + a, b - a, start, scale, &edges[4 * g], &row_below[4 * g])
         for k in range(4 * n_groups):
             below[k] += row_below[k]
-        for f in range(n_events):
-            firsts[f] = INFINITY
-        if n_events and rising and order and isfinite(start):
-            # x rises with the values: an event's first x at or past its start is the one after those below it
+        if n_events and rising and order and isfinite(start) and b > a:
+            # x rises with the values: an event's first x at or past its start is the one after those below it;
+            # it is written where the row's first goes and counted when inside the event (no branch on the values)
             for f in range(n_events):
                 k = event_edge[f]
-                if k >= 0 and row_below[k] < b - a:
-                    x = (_as_double(data[a + row_below[k]]) - start) * scale
-                    if x < his[f]:
-                        firsts[f] = x
+                i = row_below[k] if k >= 0 else b - a
+                inside = i < b - a
+                x = (_as_double(data[a + (i if inside else b - a - 1)]) - start) * scale
+                inside = inside & (x < his[f])
+                scratch[f, row_a + hits[f]] = x - los[f]
+                hits[f] += inside
         elif n_events:  # any other row: the smallest x inside each event, the first of equals
+            for f in range(n_events):
+                firsts[f] = INFINITY
             for i in range(a, b):
                 x = (_as_double(data[i]) - start) * scale
                 for f in range(n_events):
                     if los[f] <= x and x < his[f] and x < firsts[f]:
                         firsts[f] = x
-        for f in range(n_events):
-            if firsts[f] != INFINITY:
-                scratch[f, row_a + hits[f]] = (firsts[f] - los[f]) / 1000.0
-                hits[f] += 1
-    for f in range(n_events):
+            for f in range(n_events):
+                if firsts[f] != INFINITY:
+                    scratch[f, row_a + hits[f]] = firsts[f] - los[f]
+                    hits[f] += 1
+    for f in range(n_events):  # each first's distance from the event's start, in thousands (all at once)
+        for i in range(hits[f]):
+            scratch[f, row_a + i] = scratch[f, row_a + i] / 1000.0
         if hits[f]:
             means[f] = (0.0 + _pairwise_sum(&scratch[f, row_a], hits[f])) / <double>hits[f]
         else:

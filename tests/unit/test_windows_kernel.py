@@ -3,7 +3,8 @@
 its edge cases: values exactly on window edges (lo and hi), windows sharing edges, an event starting on a
 count window's edge, windows of no length, reversed, of no number or unbounded, more edges than one pass
 compares, empty rows, segments without rows, rows out of order, equal values, NaN and infinite values,
-uint64 values past 2**63, rows whose start is no number, and scales that reverse or lose the order."""
+whole numbers past 2**52 and uint64 values past 2**63, rows whose start is no number, and scales that reverse
+or lose the order."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def _rows(rng, dtype, n_rows):
         rows[6] = np.array([2**63 - 1, 2**63, 2**63 + 4096, 2**64 - 1], dtype=np.uint64)
     if dtype == np.int64:
         rows[6] = np.array([-5_000, -1, 0, 3], dtype=np.int64)
+    if dtype != np.float64:  # whole numbers past 2**52 (a double rounds some), in a row long enough to be read
+        # four values a pass, and the longest rows made only of values below 2**52 to the last one
+        rows[8] = np.array([3, 2**52 - 1, 2**52, 2**52 + 1, 2**53 + 1, 2**53 + 3, 2**62 + 1], dtype=dtype)
+        rows[9] = np.array([2**52 - 9, 2**52 - 5, 2**52 - 4, 2**52 - 2, 2**52 - 1], dtype=dtype)
     return rows
 
 
