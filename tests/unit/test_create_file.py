@@ -105,3 +105,26 @@ def test_an_evicting_file_holds_its_cache_at_the_fixed_size_whatever_its_strings
             assert [g[str(k)].attrs["text"] for k in range(400)] == texts
             assert g["399/spikes"][()].tolist() == list(range(5))
     assert cached[False] > 400 > 4 * cached[True]
+
+
+def test_an_evicting_file_allocates_metadata_in_blocks_and_reads_the_same(tmp_path):
+    """The evicting file's metadata comes from blocks of EVICTING_META_BLOCK_BYTES: its object headers lie
+    together, not between the raw data allocated among them (as with libhdf5's 2 KiB blocks), a reader sees
+    the same objects, and the file grows by at most one block's unused remainder."""
+    files, between, sizes = {}, {}, {}
+    for evict in (False, True):
+        target = tmp_path / f"blocks-{evict}.h5"
+        with create_atomic(target, libver=lowlevel.LIBVER, checksums=True, evict_on_close=evict) as f:
+            if evict:
+                assert f.id.get_access_plist().get_meta_block_size() == lowlevel.EVICTING_META_BLOCK_BYTES
+            tree_write.write_root(f, _tree())
+        files[evict] = _contents(target)
+        sizes[evict] = target.stat().st_size
+        with h5py.File(target, "r") as g:  # the trials' headers of the 6 units, the raw bytes of their 'big'
+            units = [g[f"units/unit_{u:03d}"] for u in range(6)]
+            headers = [h5py.h5o.get_info(unit["trials"][str(k)].id).addr for unit in units for k in range(40)]
+            raw = [unit["big"].id.get_offset() for unit in units]
+            between[evict] = sum(min(headers) < offset < max(headers) for offset in raw)
+    assert files[True] == files[False]
+    assert sizes[True] <= sizes[False] + lowlevel.EVICTING_META_BLOCK_BYTES
+    assert between == {False: 5, True: 0}
