@@ -40,8 +40,32 @@ cdef extern from *:
     #endif
         return 0.0;
     }
+    /* untile_frames' lanes: n means written out, each the float32 product (sums * scale) * gain, to dst[i]
+       or, with a place, to dst[place[i]] (restrict: the compiler may vectorise the plain rows) */
+    #include "_eimage_simd.h"  /* EIM_RESTRICT */
+    static void eim_lanes_scaled(float *EIM_RESTRICT dst, const float *EIM_RESTRICT src, Py_ssize_t n, float scale,
+                                 const float *EIM_RESTRICT gains) {
+        Py_ssize_t i;
+        if (gains == NULL) {
+            for (i = 0; i < n; i++) dst[i] = src[i] * scale;
+        } else {
+            for (i = 0; i < n; i++) dst[i] = (src[i] * scale) * gains[i];
+        }
+    }
+    static void eim_lanes_placed(float *EIM_RESTRICT dst, const float *EIM_RESTRICT src, const int64_t *EIM_RESTRICT place,
+                                 Py_ssize_t n, float scale, const float *EIM_RESTRICT gains) {
+        Py_ssize_t i;
+        if (gains == NULL) {
+            for (i = 0; i < n; i++) dst[place[i]] = src[i] * scale;
+        } else {
+            for (i = 0; i < n; i++) dst[place[i]] = (src[i] * scale) * gains[place[i]];
+        }
+    }
     """
     double eim_thread_seconds() nogil
+    void eim_lanes_scaled(float *dst, const float *src, Py_ssize_t n, float scale, const float *gains) nogil
+    void eim_lanes_placed(float *dst, const float *src, const int64_t *place, Py_ssize_t n, float scale,
+                          const float *gains) nogil
 
 cdef extern from "_eimage_simd.h" nogil:
     int EIM_TILE
@@ -303,7 +327,7 @@ cdef void _untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels, const float *u
     cdef Py_ssize_t block = window * lanes
     cdef Py_ssize_t size = n_groups * block
     cdef Py_ssize_t n_blocks = n_groups * n_units
-    cdef Py_ssize_t u, w, g, width, first, i, j, k, c
+    cdef Py_ssize_t u, w, g, width, first, i, j, c
     cdef float *base
     cdef float *scratch
     cdef float *held
@@ -312,7 +336,7 @@ cdef void _untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels, const float *u
     cdef unsigned char *moved
     cdef float *dst
     cdef const float *src
-    cdef float scale, value
+    cdef float scale
     cdef bint plain = unit_scale == NULL and place == NULL and gains == NULL
     if n_units == 0 or n_groups == 0 or block == 0:
         return
@@ -361,14 +385,12 @@ cdef void _untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels, const float *u
                         memcpy(dst + w * n_channels + g * lanes, src, width * sizeof(float))
                         continue
                     # the products in float32, in the order the numpy passes they stand for made them
-                    for k in range(width):
-                        c = g * lanes + k
-                        if place != NULL:
-                            c = place[c]
-                        value = src[k] * scale
-                        if gains != NULL:
-                            value = value * gains[c]
-                        dst[w * n_channels + c] = value
+                    c = g * lanes
+                    if place == NULL:
+                        eim_lanes_scaled(dst + w * n_channels + c, src, width, scale,
+                                         gains + c if gains != NULL else NULL)
+                    else:
+                        eim_lanes_placed(dst + w * n_channels, src, place + c, width, scale, gains)
     free(scratch)
     free(moved)
 
