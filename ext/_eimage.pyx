@@ -40,8 +40,32 @@ cdef extern from *:
     #endif
         return 0.0;
     }
+    /* untile_frames' lanes: n means written out, each the float32 product (sums * scale) * gain, to dst[i]
+       or, with a place, to dst[place[i]] (restrict: the compiler may vectorise the plain rows) */
+    #include "_eimage_simd.h"  /* EIM_RESTRICT */
+    static void eim_lanes_scaled(float *EIM_RESTRICT dst, const float *EIM_RESTRICT src, Py_ssize_t n, float scale,
+                                 const float *EIM_RESTRICT gains) {
+        Py_ssize_t i;
+        if (gains == NULL) {
+            for (i = 0; i < n; i++) dst[i] = src[i] * scale;
+        } else {
+            for (i = 0; i < n; i++) dst[i] = (src[i] * scale) * gains[i];
+        }
+    }
+    static void eim_lanes_placed(float *EIM_RESTRICT dst, const float *EIM_RESTRICT src, const int64_t *EIM_RESTRICT place,
+                                 Py_ssize_t n, float scale, const float *EIM_RESTRICT gains) {
+        Py_ssize_t i;
+        if (gains == NULL) {
+            for (i = 0; i < n; i++) dst[place[i]] = src[i] * scale;
+        } else {
+            for (i = 0; i < n; i++) dst[place[i]] = (src[i] * scale) * gains[place[i]];
+        }
+    }
     """
     double eim_thread_seconds() nogil
+    void eim_lanes_scaled(float *dst, const float *src, Py_ssize_t n, float scale, const float *gains) nogil
+    void eim_lanes_placed(float *dst, const float *src, const int64_t *place, Py_ssize_t n, float scale,
+                          const float *gains) nogil
 
 cdef extern from "_eimage_simd.h" nogil:
     int EIM_TILE
@@ -288,6 +312,14 @@ def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):
     channels.  Returns nothing; the caller views ``acc`` as (units, groups * window *
     EIM_LANES) and takes the first ``window * n_channels`` values of each row.
     """
+    _untile(acc, n_channels, NULL, NULL, NULL)
+
+
+cdef void _untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels, const float *unit_scale, const int64_t *place,
+                  const float *gains) except *:
+    """:func:`untile`; with ``unit_scale`` (one per unit) each of a unit's values multiplied by its own, then
+    with ``gains`` (one per channel position) by the gain of the position it goes to, channel ``c`` going to
+    position ``place[c]`` of its row (``place`` NULL: ``c``)."""
     cdef Py_ssize_t n_groups = acc.shape[0]
     cdef Py_ssize_t n_units = acc.shape[1]
     cdef Py_ssize_t window = acc.shape[2]
@@ -295,7 +327,7 @@ def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):
     cdef Py_ssize_t block = window * lanes
     cdef Py_ssize_t size = n_groups * block
     cdef Py_ssize_t n_blocks = n_groups * n_units
-    cdef Py_ssize_t u, w, g, width, first, i, j
+    cdef Py_ssize_t u, w, g, width, first, i, j, c
     cdef float *base
     cdef float *scratch
     cdef float *held
@@ -303,6 +335,9 @@ def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):
     cdef float *swap
     cdef unsigned char *moved
     cdef float *dst
+    cdef const float *src
+    cdef float scale
+    cdef bint plain = unit_scale == NULL and place == NULL and gains == NULL
     if n_units == 0 or n_groups == 0 or block == 0:
         return
     base = &acc[0, 0, 0, 0]
@@ -337,13 +372,65 @@ def untile(float[:, :, :, ::1] acc, Py_ssize_t n_channels):
         for u in range(n_units):
             dst = base + u * size
             memcpy(scratch, dst, size * sizeof(float))
+            scale = unit_scale[u] if unit_scale != NULL else 1.0
             for w in range(window):
                 for g in range(n_groups):
                     width = n_channels - g * lanes
                     if width > lanes:
                         width = lanes
-                    if width > 0:
-                        memcpy(dst + w * n_channels + g * lanes, scratch + (g * window + w) * lanes,
-                               width * sizeof(float))
+                    if width <= 0:
+                        continue
+                    src = scratch + (g * window + w) * lanes
+                    if plain:
+                        memcpy(dst + w * n_channels + g * lanes, src, width * sizeof(float))
+                        continue
+                    # the products in float32, in the order the numpy passes they stand for made them
+                    c = g * lanes
+                    if place == NULL:
+                        eim_lanes_scaled(dst + w * n_channels + c, src, width, scale,
+                                         gains + c if gains != NULL else NULL)
+                    else:
+                        eim_lanes_placed(dst + w * n_channels, src, place + c, width, scale, gains)
     free(scratch)
     free(moved)
+
+
+def untile_frames(float[:, :, :, ::1] acc, Py_ssize_t n_channels, const float[::1] unit_scale, place=None,
+                  gains=None):
+    """:func:`untile` with each unit's values multiplied by ``unit_scale[unit]`` (float32, one per unit of
+    ``acc``) on the way (the mean of the sums), then, each row of channels put in another order, channel ``c``
+    at position ``place[c]`` (int64, a permutation of the channels; None: in place), and multiplied by
+    ``gains[position]`` (float32, one per position; None: by none).  Each value is the float32 product the
+    separate passes (the scale, the reorder, the gains) give, bit for bit.
+    """
+    cdef const int64_t[::1] where
+    cdef const float[::1] factors
+    cdef const int64_t *where_at = NULL
+    cdef const float *factors_at = NULL
+    cdef Py_ssize_t c
+    if unit_scale.shape[0] != acc.shape[1]:
+        raise ValueError(f"untile_frames: {unit_scale.shape[0]} unit scales for {acc.shape[1]} units")
+    if n_channels < 0 or n_channels > acc.shape[0] * acc.shape[3]:
+        raise ValueError(f"untile_frames: {n_channels} channels do not fit {acc.shape[0]} groups of "
+                         f"{acc.shape[3]} lanes")
+    if place is not None:
+        where = place
+        if where.shape[0] != n_channels:
+            raise ValueError(f"untile_frames: {where.shape[0]} places for {n_channels} channels")
+        seen = bytearray(n_channels)
+        for c in range(n_channels):
+            if where[c] < 0 or where[c] >= n_channels or seen[where[c]]:
+                raise ValueError(f"untile_frames: place is not a permutation of the {n_channels} channels "
+                                 f"(channel {c} goes to {where[c]})")
+            seen[where[c]] = 1
+        if n_channels:
+            where_at = &where[0]
+    if gains is not None:
+        factors = gains
+        if factors.shape[0] != n_channels:
+            raise ValueError(f"untile_frames: {factors.shape[0]} gains for {n_channels} channels")
+        if n_channels:
+            factors_at = &factors[0]
+    if unit_scale.shape[0] == 0:
+        return
+    _untile(acc, n_channels, &unit_scale[0], where_at, factors_at)

@@ -304,6 +304,8 @@ def iter_electrical_images(
     n_threads: int | None = None,
     prefetch: bool = True,
     direct_io: bool = True,
+    frame_place: np.ndarray | None = None,
+    frame_gains: np.ndarray | None = None,
 ) -> Iterator[EImageBatch]:
     """Stream ``raw`` and yield the electrical images batch by batch (bounded memory).
 
@@ -339,6 +341,12 @@ def iter_electrical_images(
         Read an h5py dataset stored as plain runs of bytes with
         :mod:`h5stream.kernels.direct_rows` (each piece copied from the page cache when it
         holds the piece, else read with ``O_DIRECT``); False reads it through h5py.
+    frame_place : int array of n_channels, optional
+        The images' frames in another order: the mean of channel ``c`` (``raw``'s flattened electrode
+        index) goes to position ``frame_place[c]`` of the flattened frame (a permutation; default: ``c``).
+    frame_gains : float32 array of n_channels, optional
+        Each frame position's mean multiplied by ``frame_gains[position]`` (after ``frame_place``).
+        Both are applied as the means are written out, not in a pass of their own over the images.
     """
     shape = tuple(raw.shape)
     if len(shape) < 2:
@@ -361,13 +369,11 @@ def iter_electrical_images(
         memory_budget_bytes=memory_budget_bytes,
         chunk_samples=chunk_samples,
     )
+    frame = _frame_layout(frame_place, frame_gains, n_channels)
     for batch in plan.batches:
         sums, used = _stream_batch(raw, n_channels, plan, batch, float(adc_offset), float(adc_scale), n_threads,
-                                   prefetch, direct_io)
+                                   prefetch, direct_io, frame)
         window_len = plan.window[1] - plan.window[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(used > 0, 1.0 / np.maximum(used, 1), 0.0).astype(np.float32)
-        sums *= scale[:, None]
         yield EImageBatch(
             units=batch,
             images=sums.reshape(len(batch), window_len, *electrode_shape),
@@ -393,7 +399,28 @@ def electrical_images(raw, spike_times, offsets=None, **kwargs) -> EImageBatch:
     )
 
 
-def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch, direct_io):
+def _frame_layout(place, gains, n_channels: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(place, gains)`` of :func:`iter_electrical_images` as the compiled kernel takes them (checked there)."""
+    if place is not None:
+        place = np.ascontiguousarray(place, dtype=np.int64).reshape(-1)
+    if gains is not None:
+        gains = np.ascontiguousarray(gains, dtype=np.float32).reshape(-1)
+    for name, values in (("frame_place", place), ("frame_gains", gains)):
+        if values is not None and values.size != n_channels:
+            raise ValueError(f"{name}: expected one value per channel ({n_channels}), found {values.size}")
+    return place, gains
+
+
+def _unit_means(used: np.ndarray) -> np.ndarray:
+    """The float32 factor turning each unit's sums into its mean: ``1 / used`` (0 for a unit of no spike)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(used > 0, 1.0 / np.maximum(used, 1), 0.0).astype(np.float32)
+
+
+def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scale, n_threads, prefetch, direct_io,
+                  frame=(None, None)):
+    """One batch's images, ``(units, window * n_channels)`` means (and each unit's spikes used), laid out as
+    ``frame`` (``(place, gains)``, :func:`_frame_layout`) asks."""
     from h5stream.native import compiled
 
     _eimage = compiled("_eimage")
@@ -404,8 +431,8 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     if layout != SUMS_LAYOUT:  # a stale build would add into the wrong places
         raise RuntimeError(f"h5stream._ext._eimage lays its sums out as ({layout}), the wrapper as "
                            f"({SUMS_LAYOUT}): rebuild the package (pip install . or setup.py build_ext)")
-    if not hasattr(_eimage, "thread_scratch"):  # a build older than the wrapper
-        raise RuntimeError("h5stream._ext._eimage takes no scratch from its caller: rebuild the package "
+    if not hasattr(_eimage, "untile_frames"):  # a build older than the wrapper
+        raise RuntimeError("h5stream._ext._eimage lays out no reordered frames: rebuild the package "
                            "(pip install . or setup.py build_ext)")
     threads = _kernel_threads(n_threads)
     w0, w1 = plan.window
@@ -419,8 +446,13 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
     # the units' shares of one group follow each other (the visits of a sub-block walk them in order)
     lanes = _eimage.lane_width()
     sums = _sums_array(_eimage, (padded // lanes, len(batch), window_len, lanes))
-    if not used.any():
-        return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
+    if not used.any():  # every sum and mean 0 (a unit of no spike's image is 0 before any gain)
+        images = sums.reshape(len(batch), -1)[:, : window_len * n_channels]
+        if frame[1] is not None:
+            for unit in images:
+                frames = unit.reshape(window_len, n_channels)  # a view: each unit's row is contiguous
+                frames *= frame[1]
+        return images, used
     stop = min(plan.stop, max(int(e[-1]) for e in ends if e.size))
     windows = _WindowsByEnd(ends)
     scratch = _eimage.thread_scratch(threads, SUB_ROWS, window_len)  # once per pass: its pages touched once
@@ -446,7 +478,8 @@ def _stream_batch(raw, n_channels, plan: EImagePlan, batch, adc_offset, adc_scal
                         rows=n, windows=rows.size)
             n_tail = min(carry, n_tail + n)
     PROFILE.add(**{f"{path}_bytes": n for path, n in chunks.bytes_read.items()})
-    _eimage.untile(sums, n_channels)
+    # the means, the frames' order and gains applied as the sums are laid out (no pass of their own)
+    _eimage.untile_frames(sums, n_channels, _unit_means(used), *frame)
     return sums.reshape(len(batch), -1)[:, : window_len * n_channels], used
 
 

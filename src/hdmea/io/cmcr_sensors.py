@@ -160,6 +160,24 @@ class SensorDataInfo:
             stored *= gains
         return stored
 
+    def chip_frame(self, *, scale: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(place, gains)`` giving a whole-chip region's frames in chip orientation as they are written
+        (``frame_place`` and ``frame_gains`` of :func:`h5stream.kernels.eimage.iter_electrical_images`): stored
+        channel ``c`` (flattened stored layout) goes to position ``place[c]`` of the flattened chip frame (None:
+        ``c``), then multiplied by ``gains[position]`` (None: by none), the values :meth:`to_chip_in_place`
+        gives, bit for bit.
+        """
+        if not self.covers_chip:
+            raise ValueError(f"{self.name}: a chip-oriented frame needs a whole-chip region of {GRID_SIZE} x "
+                             f"{GRID_SIZE} (found rows {self.row_offset}+{self.n_rows}, cols {self.col_offset}+"
+                             f"{self.n_cols})")
+        place = None
+        if self.axis_order == "col_row":  # stored (col, row): channel c = col * 65 + row goes to row * 65 + col
+            channel = np.arange(GRID_SIZE * GRID_SIZE, dtype=np.int64)
+            place = (channel % GRID_SIZE) * GRID_SIZE + channel // GRID_SIZE
+        gains = self._gains_to_apply(scale, np.float32)
+        return place, None if gains is None else gains.reshape(-1)
+
     def _gains_to_apply(self, scale: bool, dtype) -> np.ndarray | None:
         """Each sensor's gain as ``dtype`` (chip orientation) when ``scale`` asks for gains other than 1."""
         if scale and self.gains is not None and self.uniform_gain != 1.0:

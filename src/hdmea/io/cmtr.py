@@ -211,6 +211,10 @@ class CmtrFile(McsFile):
         """The name of the group of UnitID ``unit_id`` under ``Spike Sorter`` (``Unit 17``)."""
         return self._groups[self._require_unit(unit_id)]
 
+    def unit_members(self, unit_id: int) -> tuple[str, ...]:
+        """The member names of the unit's group, as the open-time walk listed them (no link among them)."""
+        return self._entries[self._require_unit(unit_id)].members
+
     def peaks_table(self, unit_id: int, reader: TableReader | None = None,
                     buffers: list[np.ndarray] | None = None) -> np.ndarray | None:
         """The unit's whole ``Peaks`` table as h5py reads it (a structured array of the file's type), read

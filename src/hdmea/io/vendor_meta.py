@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from h5py import h5a, h5d, h5s, h5t
+from h5py import h5a, h5d, h5p, h5s, h5t
 
+from h5stream.batch_attrs import read_values
 from h5stream.tables import TableReader
 from hdmea.io.cmtr import SORTER_GROUP, CmtrFile
 from hdmea.io.cmtr_peaks import table_columns
@@ -76,9 +77,10 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
     obj = f"/{SORTER_GROUP}/{name}"
     group = cmtr.h5[obj]
     types = _StoredTypes() if types is None else types
+    members = frozenset(cmtr.unit_members(unit_id))  # listed when the file was opened: no lookup per name
     meta: dict = {}
     with guard_mcs_read(cmtr.path, obj):
-        if "Unit_Info" in group:
+        if "Unit_Info" in members:
             table = _whole(group, "Unit_Info", types)
             if table is None:
                 table = group["Unit_Info"]
@@ -86,12 +88,10 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
                 info = table[0]
                 for field in info.dtype.names:
                     meta[field.lower()] = _one(info[field])
-        attrs = group.attrs
-        for key in attrs:
-            value = _attr(group.id, key, types)
-            value = _value(attrs[key] if value is None else value)
+        for key, value in _group_attrs(group, types).items():
+            value = _value(value)
             meta[f"attr_{key.lower()}"] = value if isinstance(value, str) else _one(value)
-        if "Peaks" in group:
+        if "Peaks" in members:
             columns = cmtr.take_peak_columns(unit_id)
             if columns is None:
                 peaks = cmtr.peaks_table(unit_id, reader, buffers)
@@ -104,7 +104,7 @@ def unit_meta(cmtr: CmtrFile, unit_id: int, *, reader: TableReader | None = None
                         columns["PeakAmplitude"][columns["IncludePeak"] == 1], dtype=np.float32)
                 meta["peaks_data"] = {field.lower(): column for field, column in columns.items()}
         for member, key in (("RoiSTAs", "roi_stas"), ("Unmixing", "unmixing_matrix")):
-            if member in group:
+            if member in members:
                 values = _whole(group, member, types)
                 if values is None:
                     dataset = group[member]
@@ -151,6 +151,24 @@ class _StoredTypes:
 def _translated(tid: h5t.TypeID) -> tuple[np.dtype, h5t.TypeID]:
     dtype = tid.dtype
     return dtype, h5t.py_create(dtype)
+
+
+def _group_attrs(group, types: _StoredTypes) -> dict:
+    """Every attribute of ``group`` as h5py's ``attrs[name]`` reads it, in h5py's order (by name, unless the
+    group tracks their creation order): the scalar numbers and variable-length text read in one compiled call
+    (:func:`h5stream.batch_attrs.read_values`), the rest (fixed-length text, arrays) one by one."""
+    found = None
+    if not group.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED:
+        found = read_values([group], lambda obj, name: _one_attr(obj, name, types))[0]
+    if found is None:  # no compiled reader, or the creation order: read through h5py
+        found = {key: _one_attr(group, key, types) for key in group.attrs}
+    return found
+
+
+def _one_attr(group, name: str, types: _StoredTypes):
+    """Attribute ``name`` of ``group`` as h5py's ``attrs[name]`` reads it."""
+    value = _attr(group.id, name, types)
+    return group.attrs[name] if value is None else value
 
 
 def _attr(oid, name: str, types: _StoredTypes):

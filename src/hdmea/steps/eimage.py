@@ -443,8 +443,9 @@ def _region_images(iter_electrical_images, cmcr, cmcr_path, info, spikes, record
     and the images.
 
     ``images`` None (a region covering the whole chip): when the kernel yields the batch's units in one
-    array, that array is turned to chip orientation in place and becomes the images (units not recorded
-    NaN); otherwise a NaN-filled array is made and filled as for any region.
+    array, that array (in chip orientation and scaled as the kernel writes it out: :meth:`chip_frame
+    <hdmea.io.cmcr_sensors.SensorDataInfo.chip_frame>`) becomes the images (units not recorded NaN); otherwise
+    a NaN-filled array is made and filled as for any region.
     """
     raw = _GuardedSensorData(cmcr.h5[info.name], cmcr_path)
     uniform = info.uniform_gain
@@ -452,20 +453,26 @@ def _region_images(iter_electrical_images, cmcr, cmcr_path, info, spikes, record
     used = np.zeros(n, dtype=np.int64)
     excluded = np.zeros(n, dtype=np.int64)
     over_cap = np.zeros(n, dtype=np.int64)
+    # a whole-chip region's images come out of the kernel in chip orientation, each sensor's gain applied
+    frame = {}
+    if info.covers_chip:
+        frame = dict(zip(("frame_place", "frame_gains"), info.chip_frame(scale=uniform is None)))
     for batch in iter_electrical_images(raw, spikes, adc_offset=info.ad_zero,
-                                        adc_scale=1.0 if uniform is None else uniform, **kwargs):
+                                        adc_scale=1.0 if uniform is None else uniform, **kwargs, **frame):
         used[batch.units], excluded[batch.units], over_cap[batch.units] = (
             batch.n_spikes_used, batch.n_spikes_excluded, batch.n_spikes_over_cap)
         # Per-sensor gains: the filter and the mean are linear per channel, so the mean
         # of (raw - ADZero) times each channel's gain equals the mean of the scaled data.
         if images is None and batch.units.size == n and np.array_equal(batch.units, np.arange(n)):
-            images = info.to_chip_in_place(batch.images, scale=uniform is None)
+            images = batch.images  # a whole-chip region's: in chip orientation, each sensor's gain applied
             images[~np.asarray(recorded, dtype=bool)] = np.nan
             continue
         if images is None:
             images = _no_images(n, kwargs["window"])
         for j, k in enumerate(batch.units):
-            if recorded[k]:
+            if recorded[k] and frame:
+                images[k] = batch.images[j]
+            elif recorded[k]:
                 info.place_on_chip(batch.images[j], images[k], scale=uniform is None)
     return (used, excluded, over_cap), _no_images(n, kwargs["window"]) if images is None else images
 
