@@ -7,6 +7,45 @@ ctypedef int (*gclose_t)(hid_t) noexcept nogil
 #: what :class:`GroupWalk` hands its ``failed`` beside the dataset statuses: creating a group failed
 GROUP_FAILED = 6
 
+#: An attribute message's bytes in a version-2 object header beyond its name and inline value (message
+#: header, version and sizes, datatype and dataspace descriptions: a scalar variable-length string's
+#: message, the largest of the common ones, takes 52 bytes beside them): a generous round figure.
+ATTR_MESSAGE_BYTES = 72
+#: The most header room :class:`GroupWalk` asks for a group's attributes (a larger set grows the header
+#: with continuation chunks, as any header does).
+ATTR_ROOM_MAX = 4096
+#: The writer's bookkeeping attributes a group may get beside its own: its type tag, its keys, its
+#: attributes' type tags (an attribute each, of at most this many name characters).
+_BOOKKEEPING_NAME = 19
+
+
+cdef Py_ssize_t _inline_bytes(value):
+    """The bytes an attribute value takes inside an object header (an estimate: text is a 16-byte
+    reference into the global heap per string, a number its size)."""
+    if isinstance(value, cnp.ndarray):
+        if (<cnp.ndarray>value).dtype.kind in "OUS":
+            return 16 * (<cnp.ndarray>value).size
+        return (<cnp.ndarray>value).nbytes
+    if isinstance(value, (list, tuple)):
+        return 16 * len(value)
+    return 16
+
+
+cdef Py_ssize_t attr_room(node):
+    """The header bytes the attributes of group node ``node`` will take (its own and the writer's
+    bookkeeping ones, estimated), at most :data:`ATTR_ROOM_MAX`."""
+    cdef Py_ssize_t room = 0
+    attrs = node.attrs
+    if attrs:
+        for name, value in attrs.items():
+            room += ATTR_MESSAGE_BYTES + len(<str>name) + _inline_bytes(value)
+        room += ATTR_MESSAGE_BYTES + _BOOKKEEPING_NAME + 16  # (their type tags, when any has one)
+    if node.tag is not None:
+        room += ATTR_MESSAGE_BYTES + _BOOKKEEPING_NAME + 16
+    if node.keys is not None:
+        room += ATTR_MESSAGE_BYTES + _BOOKKEEPING_NAME + 16
+    return room if room < ATTR_ROOM_MAX else ATTR_ROOM_MAX
+
 cdef gcreate_t _gcreate = NULL
 cdef gclose_t _gclose = NULL
 
@@ -24,9 +63,10 @@ cdef class GroupWalk:
     """A tree's groups created, and their children written, in one compiled walk.
 
     :meth:`group` creates group ``name`` in ``pid`` for a node of ``group_class`` (``children``, ``attrs``,
-    ``tag``) with the creation list ``sized(n_links, name_chars)`` returns (``empty_gcpl`` for a group
-    without children), writes its children in order, then has ``attrs(gid, path, node)`` write its
-    attributes when it has any or a type tag, and closes it.  Children: runs of datasets through ``batch``
+    ``tag``, ``keys``) with the creation list ``sized(n_links, name_chars, attr_bytes)`` returns
+    (``attr_bytes``: the room its attributes will take in its header, estimated; ``empty_gcpl`` for a group
+    with neither children nor attributes), writes its children in order, then has ``attrs(gid, path, node)``
+    write its attributes when it has any or a type tag, and closes it.  Children: runs of datasets through ``batch``
     (:func:`write_datasets`, or a stand-in taking the same arguments, this walk's fields), groups of
     ``group_class`` by this walk, any other node by ``node(gid, parent_path, name, node)``.  After each
     run, ``settle(base, recorded,
@@ -61,16 +101,14 @@ cdef class GroupWalk:
 
     cdef int _group(self, hid_t pid, str base, str name, node) except -1:
         cdef str path = base + "/" + name
-        cdef Py_ssize_t n_links, chars = 0
+        cdef Py_ssize_t n_links, chars = 0, room
         cdef hid_t gcpl, gid
         children = node.children
         n_links = len(children)
-        if n_links:
-            for child_name in children:
-                chars += len(<str>child_name)
-            gcpl = self.sized(n_links, chars)
-        else:
-            gcpl = self.empty_gcpl
+        for child_name in children:
+            chars += len(<str>child_name)
+        room = attr_room(node)
+        gcpl = self.sized(n_links, chars, room) if n_links or room else self.empty_gcpl
         gid = _gcreate(pid, PyUnicode_AsUTF8AndSize(name, NULL), self.lcpl, gcpl, 0)
         if gid < 0:
             raise self.failed(GROUP_FAILED, path)

@@ -153,19 +153,20 @@ class PropertyLists:
         self.link.set_char_encoding(h5py.h5t.CSET_UTF8)
         self._sized: dict[tuple[int, int], h5py.h5p.PropGCID] = {}
 
-    def group_sized(self, n_links: int, name_chars: int) -> int:
-        """The id of a group creation list for a group about to receive ``n_links`` links whose names are
-        ``name_chars`` characters long together (direct library calls only: :func:`native_hdf5`).
+    def group_sized(self, n_links: int, name_chars: int, attr_bytes: int = 0) -> int:
+        """The id of a group creation list for ``n_links`` links of ``name_chars`` name characters together and
+        attributes of about ``attr_bytes`` header bytes (direct library calls only: :func:`native_hdf5`).
 
-        The group's object header is sized for its links at creation (``H5Pset_est_link_info``), so it does
-        not grow a continuation chunk at a time as they arrive, and a group of up to
-        :data:`HEADER_LINKS_MAX` links keeps them there rather than in dense storage
-        (``H5Pset_link_phase_change``: compact up to ``n_links``; removing links down to 6 or fewer, as
-        by default, brings a dense group back).  A reader sees the same links either way; the group info
-        message records the estimates (HDF5 1.8 and later read it).
+        The header is sized at creation (``H5Pset_est_link_info``) for the links and, added to their
+        estimated name length, the attributes written after them: it does not grow a continuation chunk
+        at a time as they arrive.  A group of up to :data:`HEADER_LINKS_MAX` links keeps them there rather
+        than in dense storage (``H5Pset_link_phase_change``: compact up to ``n_links``; removing links down
+        to 6 or fewer, as by default, brings a dense group back).  Readers see the same objects either way.
         """
         in_header = n_links <= HEADER_LINKS_MAX
-        key = (n_links if in_header else -1, min(-(-name_chars // max(n_links, 1)), 255))
+        estimated = max(n_links if in_header else 8, 1)  # the links the header is sized for
+        room = -(-attr_bytes // estimated)  # the attributes' room, per estimated link
+        key = (n_links if in_header else -1, min(min(-(-name_chars // max(n_links, 1)), 255) + room, 65535))
         gcpl = self._sized.get(key)
         if gcpl is None:
             gcpl = self.group.copy()
@@ -175,7 +176,7 @@ class PropertyLists:
             # than HEADER_LINKS_MAX links has its header sized for the 8 it holds before it turns dense)
             if in_header and n_links > 8 and set_phase(gcpl.id, n_links, 6) < 0:
                 raise RuntimeError(f"libhdf5 refused a group creation list for {n_links} links in the header")
-            if set_estimate(gcpl.id, n_links if in_header else 8, max(key[1], 1)) < 0:
+            if set_estimate(gcpl.id, estimated if n_links or room else 0, max(key[1], 1)) < 0:
                 raise RuntimeError(f"libhdf5 refused a group creation list estimating {n_links} links")
             if len(self._sized) >= 512:  # a bounded number of lists (one per link count seen: mostly a few)
                 self._sized.clear()

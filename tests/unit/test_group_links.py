@@ -73,16 +73,20 @@ def test_groups_keep_their_links_in_a_header_sized_for_them(tmp_path):
         for name, n in sizes.items():
             storage, nlinks, phase, estimate = _storage(f[name])
             assert nlinks == n, name
+            # the attributes written after the links (``n`` and none else here) fit the header's first chunk
+            assert h5py.h5o.get_info(f[name].id).hdr.nchunks == 1, name
             if n == 0:
-                assert (storage, phase) == (COMPACT, (8, 6)), name  # the default list
+                assert (storage, phase) == (COMPACT, (8, 6)), name  # the default phase change
                 continue
             name_length = -(-sum(len(str(i)) for i in range(n)) // n)
             if n <= lowlevel.HEADER_LINKS_MAX:
                 assert storage == COMPACT, name
                 assert phase == ((n, 6) if n > 8 else (8, 6)), name
-                assert estimate == (n, name_length), name
+                assert estimate[0] == n, name
             else:
-                assert (storage, phase, estimate) == (DENSE, (8, 6), (8, name_length)), name
+                assert (storage, phase, estimate[0]) == (DENSE, (8, 6), 8), name
+            # the estimated name length: the links' own, with the attributes' room shared among them
+            assert name_length < estimate[1] <= name_length + 256, name
         # every link and value reads back through plain h5py as given, in h5py's name order
         for name, group in tree.children.items():
             assert list(f[name].keys()) == sorted(group.children), name
@@ -91,6 +95,34 @@ def test_groups_keep_their_links_in_a_header_sized_for_them(tmp_path):
                 stored = f[name][key]
                 assert stored.dtype == node.data.dtype and stored.shape == node.data.shape
                 np.testing.assert_array_equal(stored[()], node.data)
+    assert check_file(tmp_path / "t.h5")["manifest"]
+
+
+def test_a_group_s_attributes_go_into_its_first_header_chunk(tmp_path):
+    """A group's own attributes and the writer's bookkeeping ones (type tag, keys) go into the header
+    sized at its creation, whether it has many links, few or none; and read back as written."""
+    text = {f"note_{i}": f"value {i}" for i in range(12)}
+    numbers = {"rate": 20_000.0, "channels": np.arange(16, dtype=np.int32), "labels": ["a", "bc"]}
+    tree = Group(children={
+        "trials": Group(children={str(i): Dataset(np.arange(i + 1, dtype=np.float64)) for i in range(200)},
+                        tag="dict", keys=list(range(200))),
+        "unit": Group(attrs={**text, **numbers}, children={"a": Dataset(np.arange(3.0))}),
+        "meta": Group(attrs=dict(text)),
+        "dense": Group(attrs=dict(text), children={str(i): Dataset(np.arange(2.0)) for i in range(300)}),
+    })
+    _write(tmp_path / "t.h5", tree)
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        for name in tree.children:
+            assert h5py.h5o.get_info(f[name].id).hdr.nchunks == 1, name
+        assert {"h5stream_type", "h5stream_keys"} <= set(f["trials"].attrs)
+        assert f["trials"].attrs["h5stream_type"] == "dict"
+        for name in ("unit", "meta", "dense"):
+            for key, value in text.items():
+                assert f[name].attrs[key] == value, (name, key)
+        assert f["unit"].attrs["rate"] == 20_000.0
+        np.testing.assert_array_equal(f["unit"].attrs["channels"], np.arange(16, dtype=np.int32))
+        assert [v.decode() if isinstance(v, bytes) else v for v in f["unit"].attrs["labels"]] == ["a", "bc"]
+        assert len(f["dense"]) == 300 and len(f["trials"]) == 200
     assert check_file(tmp_path / "t.h5")["manifest"]
 
 
