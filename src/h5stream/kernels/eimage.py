@@ -76,13 +76,13 @@ class KernelProfile:
     ``read_wait_s``: wall seconds the pass waited for a chunk to be read (reading not
     hidden behind the work); ``kernel_s``: wall seconds in the compiled kernel;
     ``filter_cpu_s`` / ``accumulate_cpu_s``: its threads' CPU seconds filtering and adding
-    windows; ``rows``, ``windows``: raw rows filtered and windows added; ``cached_bytes``,
-    ``direct_bytes``, ``sliced_bytes``: raw bytes copied from the page cache, read directly,
-    and read by slicing the source (:attr:`h5stream.kernels.raw_chunks.RawChunks.bytes_read`).
+    windows; ``rows``, ``windows``: raw rows filtered and windows added; ``cached_bytes``, ``direct_bytes``,
+    ``sliced_bytes``, ``mapped_bytes``: raw bytes copied from the page cache, read directly, read by slicing
+    the source, and viewed in the page cache (:attr:`h5stream.kernels.raw_chunks.RawChunks.bytes_read`).
     """
 
     FIELDS = ("read_wait_s", "kernel_s", "filter_cpu_s", "accumulate_cpu_s", "rows", "windows", "cached_bytes",
-              "direct_bytes", "sliced_bytes")
+              "direct_bytes", "sliced_bytes", "mapped_bytes")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
