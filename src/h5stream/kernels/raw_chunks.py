@@ -50,6 +50,7 @@ class RawChunks:
         self.raw = raw
         self.map_held = map_held
         self._mapped = 0
+        self._written: set[int] = set()  # the buffers a read landed in
         self.n_channels = int(n_channels)
         self.first, self.stop, self.chunk = int(first), int(stop), int(chunk)
         self._wait = wait
@@ -117,7 +118,9 @@ class RawChunks:
                 # running beside it) and the wait for this one
                 self.held_path.record(held, nxt - pos, now - handed)
             if nxt < stop:
-                pending = self._submit(read, nxt, min(nxt + chunk, stop), spare[n_read % 2], fresh=n_read < 2)
+                out = spare[n_read % 2]  # fresh until a read lands in it (a mapped chunk's does not)
+                unwritten = n_read < 2 if out is None or self.direct is None else out.ctypes.data not in self._written
+                pending = self._submit(read, nxt, min(nxt + chunk, stop), out, fresh=unwritten)
                 n_read += 1
             handed = time.perf_counter()
             yield pos, block
@@ -130,6 +133,7 @@ class RawChunks:
         if mapped is not None:
             self._mapped += sum(piece.nbytes for piece in mapped)
             return [piece.reshape(-1, self.n_channels) for piece in mapped]
+        self._written.add(out.ctypes.data)
         return [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out, held)]
 
     def _read_sliced(self, a: int, b: int, out: np.ndarray | None, held: str) -> np.ndarray:
