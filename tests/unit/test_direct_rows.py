@@ -323,7 +323,8 @@ def test_a_pass_closed_before_its_end_does_not_wait_for_the_chunk_read_ahead(dir
 
     monkeypatch.setattr(DirectRows, "_read_span", gated)
     with h5py.File(path, "r") as f:
-        chunks = RawChunks(f["raw"], rows.shape[1], 0, 2 * chunk_rows, chunk_rows)
+        # every chunk read (none viewed where the page cache holds it), so there is a read ahead to end
+        chunks = RawChunks(f["raw"], rows.shape[1], 0, 2 * chunk_rows, chunk_rows, map_held=False)
         assert chunks.direct is not None
         chunks.direct.piece_bytes, chunks.direct.depth = piece_bytes, depth
         passing = iter(chunks)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from h5stream import capabilities
-from h5stream.kernels.direct_rows import open_direct_rows
+from h5stream.kernels.direct_rows import MAPPED_SHARE, DirectRows, open_direct_rows
 from h5stream.kernels.eimage import PROFILE, butter_highpass, electrical_images
 from h5stream.kernels.raw_chunks import HeldPath, RawChunks
 from h5stream.pagecache import resident_fraction
@@ -96,6 +96,38 @@ def _raw_file(path, rng, rows=3000, grid=(65, 65)):
     with h5py.File(path, "w") as f:  # plain h5py: chunks of whole rows, back to back
         f.create_dataset("raw", data=raw, chunks=(256, *grid))
     return raw
+
+
+def test_chunks_the_cache_holds_whole_are_viewed_there_and_the_others_read(evictable, monkeypatch):
+    rng = np.random.default_rng(7)
+    path = evictable / "raw.h5"
+    raw = _raw_file(path, rng)
+    chunk = 512
+    _load(path)
+    with h5py.File(path, "r") as f:  # a hole in the cache over rows 1024-1535 (the file's third chunk of rows)
+        lo = f["raw"].id.get_chunk_info_by_coord((1024, 0, 0)).byte_offset
+    _evict(path, lo, 2 * 256 * raw[0].nbytes)
+    # and the chunk over rows 2048-2559 said to lack a few pages (the cache gives up pages in folios larger than
+    # that): still viewed there
+    share = DirectRows.cached_share
+    monkeypatch.setattr(DirectRows, "cached_share", lambda self, offset, length: (
+        min(share(self, offset, length), MAPPED_SHARE + 0.01) if self._segments(2048, 2049)[0][2] == offset
+        else share(self, offset, length)))
+    got, kept = [], []
+    with h5py.File(path, "r") as f:
+        with RawChunks(f["raw"], raw[0].size, 0, raw.shape[0], chunk) as chunks:
+            for pos, block in chunks:
+                pieces = block if isinstance(block, list) else [block]
+                mapped = not any(piece.flags.writeable for piece in pieces)
+                got.append((pos, mapped))
+                kept.append((pos, pieces if mapped else [p.copy() for p in pieces]))
+            counts = chunks.bytes_read
+    # only the chunk over the hole was read; the one lacking a few pages was viewed
+    assert [m for _, m in got] == [pos != 1024 for pos, _ in got]
+    assert counts["mapped"] == (len(got) - 1) * chunk * raw[0].nbytes - (chunk - raw.shape[0] % chunk) * raw[0].nbytes
+    assert counts["cached"] + counts["direct"] >= chunk * raw[0].nbytes and counts["sliced"] == 0
+    for pos, pieces in kept:  # the mapped rows stay valid after the pass closed, viewed by nothing else
+        np.testing.assert_array_equal(np.concatenate(pieces).reshape(-1, *raw.shape[1:]), raw[pos : pos + chunk])
 
 
 def test_each_piece_is_read_from_where_its_pages_are(evictable):
@@ -207,7 +239,8 @@ def test_a_pass_keeps_the_faster_path_for_held_pieces_after_one_trial(evictable,
     _slow_path(monkeypatch, slow, 0.02)  # 20 ms a piece of 1 MiB: about 0.2 s a chunk of 256 rows
     got = []
     with h5py.File(path, "r") as f:
-        with RawChunks(f["raw"], raw[0].size, 0, raw.shape[0], 256) as chunks:
+        # held chunks copied, not viewed where the cache holds them: the choice between copies and direct reads
+        with RawChunks(f["raw"], raw[0].size, 0, raw.shape[0], 256, map_held=False) as chunks:
             chunks.direct.piece_bytes = MiB
             chunks.direct.depth = 1
             for pos, block in chunks:
@@ -250,9 +283,12 @@ def test_electrical_images_are_the_same_whichever_path_and_thread_count(evictabl
             with h5py.File(path, "r") as f:
                 got = electrical_images(f["raw"], units, n_threads=threads, **kwargs)
             counts = PROFILE.snapshot()
-            seen.add((counts["cached_bytes"] > 0, counts["direct_bytes"] > 0))
+            held_bytes = counts["cached_bytes"] + counts["mapped_bytes"]  # copied from the cache or viewed there
+            seen.add((held_bytes > 0, counts["direct_bytes"] > 0))
             assert counts["sliced_bytes"] == 0
-            assert counts["cached_bytes"] + counts["direct_bytes"] >= counts["rows"] * raw[0].nbytes > 0
+            assert held_bytes + counts["direct_bytes"] >= counts["rows"] * raw[0].nbytes > 0
+            if state == "resident" and held == "cached":  # every chunk held whole: viewed, none copied
+                assert counts["cached_bytes"] == 0 and counts["mapped_bytes"] > 0, counts
             np.testing.assert_array_equal(got.images, in_memory.images)  # bit for bit
             np.testing.assert_array_equal(got.n_spikes_used, in_memory.n_spikes_used)
     # every path was taken: held pieces copied and the rest read directly (a resident file: all copied, an

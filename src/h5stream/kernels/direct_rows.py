@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import mmap
 import os
 import threading
 
@@ -54,6 +55,9 @@ DEFAULT_DEPTH = 16
 #: directly: copying the held pages saves reading them from the disk again, which outweighs the missing
 #: pages' cost through the cache (read-ahead, the cache's bookkeeping and the copy) while they are the lesser part
 CACHED_SHARE = 0.5
+#: a streamed chunk of which the page cache holds at least this share of each run's pages is viewed there
+#: (:meth:`DirectRows.map_runs`): a file the cache held whole may have lost a few pages to other processes
+MAPPED_SHARE = 0.95
 
 
 class DirectRows:
@@ -176,6 +180,37 @@ class DirectRows:
         before the direct read (see :meth:`_read_piece`).
         """
         return self._joined(self._read_jobs(a, b, buffer, held, fresh), a, b, buffer)
+
+    def map_runs(self, a: int, b: int) -> list[np.ndarray] | None:
+        """Rows ``[a, b)`` as one read-only array per run of the file they lie in (as :meth:`read_runs`),
+        viewing the page cache's own pages through a mapping of the file, when the cache holds at least
+        :data:`MAPPED_SHARE` of each run's share (the pages it lacks are asked of the disk ahead, then read as
+        they are met); None otherwise (or where the system cannot say), and the rows are to be read.
+
+        Nothing is copied and no fresh memory is written: a read into a buffer zero-fills each of its pages
+        the first time (on a virtual machine, backed by the host besides) and copies every byte.  Measured
+        on this project's 2-core machine, the lab-sized steps recording (1 s of the full chip, 169 MB, 3
+        chunks): the electrical-image pass took 0.155-0.158 CPU s mapped against 0.175-0.45 s read into
+        two fresh 69 MB buffers, whose huge pages cost from 0.03 to 0.3 s of system time by the hour.
+        Each array holds its mapping, unmapped once no array views it.  A file truncated while its rows
+        are mapped ends the process (``SIGBUS``) where a read would raise: the files read so are opened
+        read-only, as :func:`open_direct_rows` requires.
+        """
+        segments = self._segments(a, b)
+        shares = [self.cached_share(lo, (r1 - r0) * self.row_bytes) for r0, r1, lo in segments]
+        if any(share is None or share < MAPPED_SHARE for share in shares):
+            return None
+        pieces = []
+        for (r0, r1, lo), share in zip(segments, shares):
+            first = lo - lo % mmap.ALLOCATIONGRANULARITY
+            n = (r1 - r0) * self.row_bytes
+            mapping = mmap.mmap(self._cached_fd, lo + n - first, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
+                                offset=first)
+            if share < 1.0:  # the few pages the cache lacks read ahead, not one fault's read at a time
+                mapping.madvise(mmap.MADV_WILLNEED)
+            rows = np.frombuffer(mapping, dtype=self.dtype, count=n // self.dtype.itemsize, offset=lo - first)
+            pieces.append(rows.reshape((r1 - r0, *self.row_shape)))
+        return pieces
 
     def _joined(self, jobs: list[tuple[int, int]], a: int, b: int, buffer: np.ndarray) -> np.ndarray:
         """Rows ``[a, b)`` viewing ``buffer``, where ``jobs`` (each run's share: its place, its bytes) were read."""

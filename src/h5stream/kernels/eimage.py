@@ -17,11 +17,11 @@ axis: a numpy array, a memmap or an h5py dataset) is streamed in chunks:
 * the rows are read by :class:`h5stream.kernels.raw_chunks.RawChunks`: with
   ``prefetch`` (the default) the next chunk is read while the compiled kernel
   (:mod:`h5stream._ext._eimage`, OpenMP, no GIL) filters and averages the current
-  one on every free core; an h5py dataset whose rows lie in plain runs of bytes
-  is read by :mod:`h5stream.kernels.direct_rows`, and the kernel takes the rows
-  of each run of the file where they were read (no move to make the chunk one
-  array: on the lab-shaped recording, whose chunks lie in runs of 140 MB, that
-  move was 15.5 of its 20.3 GB); other sources are sliced;
+  one on every free core; an h5py dataset whose rows lie in plain runs of bytes is read
+  by :mod:`h5stream.kernels.direct_rows` (a chunk the page cache holds whole is viewed
+  there, not copied), and the kernel takes the rows of each run of the file where they
+  lie (no move to make the chunk one array: on the lab-shaped recording, whose chunks
+  lie in runs of 140 MB, that move was 15.5 of its 20.3 GB); other sources are sliced;
 * the kernel works tile by tile (:data:`TILE` channels, handed to the threads
   dynamically, so a descheduled thread delays one tile, not half a chunk): a
   tile's rows of the chunk are filtered :data:`SUB_ROWS` at a time (the raw rows
@@ -76,13 +76,13 @@ class KernelProfile:
     ``read_wait_s``: wall seconds the pass waited for a chunk to be read (reading not
     hidden behind the work); ``kernel_s``: wall seconds in the compiled kernel;
     ``filter_cpu_s`` / ``accumulate_cpu_s``: its threads' CPU seconds filtering and adding
-    windows; ``rows``, ``windows``: raw rows filtered and windows added; ``cached_bytes``,
-    ``direct_bytes``, ``sliced_bytes``: raw bytes copied from the page cache, read directly,
-    and read by slicing the source (:attr:`h5stream.kernels.raw_chunks.RawChunks.bytes_read`).
+    windows; ``rows``, ``windows``: raw rows filtered and windows added; ``cached_bytes``, ``direct_bytes``,
+    ``sliced_bytes``, ``mapped_bytes``: raw bytes copied from the page cache, read directly, read by slicing
+    the source, and viewed in the page cache (:attr:`h5stream.kernels.raw_chunks.RawChunks.bytes_read`).
     """
 
     FIELDS = ("read_wait_s", "kernel_s", "filter_cpu_s", "accumulate_cpu_s", "rows", "windows", "cached_bytes",
-              "direct_bytes", "sliced_bytes")
+              "direct_bytes", "sliced_bytes", "mapped_bytes")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -38,13 +38,19 @@ class RawChunks:
     the current one.  ``direct_io``: read a source stored as plain runs of bytes with
     :mod:`h5stream.kernels.direct_rows` (pieces the page cache lacks directly, the ones it
     holds as :class:`HeldPath` decides; ``copy_threads`` pieces copied from the cache at a
-    time, default its ``depth``); False slices it.  ``wait``: called with the wall seconds the caller
-    waited for each chunk.  :attr:`bytes_read` says how many bytes each path read.
+    time, default its ``depth``); False slices it.  ``map_held``: a chunk of such a source whose every
+    page the cache holds, when its held pieces take the ``"cached"`` path, is viewed where the cache holds
+    it (mapped: no copy, no fresh buffer pages; its arrays hold the mapping) rather than copied.  ``wait``:
+    called with the wall seconds the caller waited for each chunk.  :attr:`bytes_read` says how many bytes
+    each path read.
     """
 
     def __init__(self, raw, n_channels: int, first: int, stop: int, chunk: int, *, prefetch: bool = True,
-                 direct_io: bool = True, copy_threads: int | None = None, wait=None) -> None:
+                 direct_io: bool = True, copy_threads: int | None = None, wait=None, map_held: bool = True) -> None:
         self.raw = raw
+        self.map_held = map_held
+        self._mapped = 0
+        self._written: set[int] = set()  # the buffers a read landed in
         self.n_channels = int(n_channels)
         self.first, self.stop, self.chunk = int(first), int(stop), int(chunk)
         self._wait = wait
@@ -79,11 +85,12 @@ class RawChunks:
     @property
     def bytes_read(self) -> dict[str, int]:
         """Bytes read so far by each path: ``cached`` (copied from the page cache), ``direct``
-        (``O_DIRECT``), ``sliced`` (the source's own reads: h5py, numpy)."""
+        (``O_DIRECT``), ``sliced`` (the source's own reads: h5py, numpy), ``mapped`` (viewed in the page
+        cache, not copied)."""
         if self.direct is None and self._counted is not None:
-            return dict(self._counted, sliced=self._sliced)
+            return dict(self._counted, sliced=self._sliced, mapped=self._mapped)
         cached, direct = (0, 0) if self.direct is None else (self.direct.bytes_cached, self.direct.bytes_direct)
-        return {"cached": cached, "direct": direct, "sliced": self._sliced}
+        return {"cached": cached, "direct": direct, "sliced": self._sliced, "mapped": self._mapped}
 
     def __iter__(self):
         first, stop, chunk = self.first, self.stop, self.chunk
@@ -111,14 +118,22 @@ class RawChunks:
                 # running beside it) and the wait for this one
                 self.held_path.record(held, nxt - pos, now - handed)
             if nxt < stop:
-                pending = self._submit(read, nxt, min(nxt + chunk, stop), spare[n_read % 2], fresh=n_read < 2)
+                out = spare[n_read % 2]  # fresh until a read lands in it (a mapped chunk's does not)
+                unwritten = n_read < 2 if out is None or self.direct is None else out.ctypes.data not in self._written
+                pending = self._submit(read, nxt, min(nxt + chunk, stop), out, fresh=unwritten)
                 n_read += 1
             handed = time.perf_counter()
             yield pos, block
             pos = nxt
 
     def _read_runs(self, a: int, b: int, out: np.ndarray, held: str) -> list[np.ndarray]:
-        """The rows of each run of the file where they were read (no move)."""
+        """The rows of each run of the file where they were read (no move), or where the page cache holds
+        them (:meth:`h5stream.kernels.direct_rows.DirectRows.map_runs`) when ``map_held`` and it holds them all."""
+        mapped = self.direct.map_runs(a, b) if self.map_held and held == "cached" else None
+        if mapped is not None:
+            self._mapped += sum(piece.nbytes for piece in mapped)
+            return [piece.reshape(-1, self.n_channels) for piece in mapped]
+        self._written.add(out.ctypes.data)
         return [piece.reshape(-1, self.n_channels) for piece in self.direct.read_runs(a, b, out, held)]
 
     def _read_sliced(self, a: int, b: int, out: np.ndarray | None, held: str) -> np.ndarray:
