@@ -97,8 +97,8 @@ typedef uint64_t win_u4 __attribute__((vector_size(32)));
  * last pass taking the last four values, its lanes already counted masked out; no branch on the values or
  * on the row's length past the passes' loop. */
 #define WIN_VECTOR(NAME, EACH, T, VT, SUFFIX, ATTRS)                                                   \
-    ATTRS static int NAME(const T *p, int64_t n, double start, double scale, const double *edges,     \
-                          int64_t *under) {                                                           \
+    ATTRS __attribute__((noinline)) static int NAME(const T *p, int64_t n, double start, double scale, \
+                                                    const double *edges, int64_t *under) {            \
         if (n < 5)                                                                                    \
             return EACH(p, n, start, scale, edges, under);                                            \
         win_d4 e0 = {edges[0], edges[0], edges[0], edges[0]};                                         \
@@ -149,7 +149,8 @@ typedef uint64_t win_u4 __attribute__((vector_size(32)));
     }
 
 #ifdef WIN_AVX2_TWIN
-/* the AVX2 twin and the baseline one, the row read by the one win_choose() picked */
+/* the AVX2 twin and the baseline one, the row read by the one win_choose() picked (neither inlined: the
+ * baseline one inlined into the kernel's row loop made that loop slower) */
 #define WIN_BELOW(NAME, T, VT, SUFFIX)                                                                 \
     WIN_EACH(NAME, T)                                                                                 \
     WIN_VECTOR(NAME##_avx2, NAME##_each, T, VT, SUFFIX, __attribute__((target("avx2"))))              \
