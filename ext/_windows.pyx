@@ -222,12 +222,12 @@ cdef void _all_segments(const value_t *data, const int64_t *row_offsets, const i
 
 
 cdef int _kind(const Py_buffer *view) noexcept:
-    # KIND_* of an 8-byte element's buffer format (numpy's: "l"/"q" int64, "L"/"Q" uint64, "d" double, a byte
-    # order of this machine's allowed before it); -1 for any other
+    # KIND_* of an 8-byte element's buffer format (numpy's: "l"/"q" int64, "L"/"Q" uint64, "d" double, in this
+    # machine's byte order: no prefix, "@" or "="); -1 for any other
     cdef const char *f = view.format
     if view.itemsize != 8 or f == NULL:
         return -1
-    if f[0] == b'@' or f[0] == b'=' or f[0] == b'<':
+    if f[0] == b'@' or f[0] == b'=':
         f += 1
     if f[0] == 0 or f[1] != 0:
         return -1
@@ -238,6 +238,11 @@ cdef int _kind(const Py_buffer *view) noexcept:
     if f[0] == b'd':
         return KIND_F64
     return -1
+
+
+# the arrays of _segment_windows, in the order of its arguments (for its errors)
+_NAMES = ("values", "row_offsets", "row_ends", "row_starts", "seg_rows", "count_windows", "event_windows", "counts",
+          "means", "scratch")
 
 
 def _segment_windows(values, row_offsets, row_ends, row_starts, double scale, seg_rows, count_windows,
@@ -261,14 +266,21 @@ def _segment_windows(values, row_offsets, row_ends, row_starts, double scale, se
     cdef int value_kind
     try:
         for k in range(N_ARRAYS):
-            PyObject_GetBuffer(arrays[k], &views[k],
-                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if k >= 7 else 0))
+            try:
+                PyObject_GetBuffer(arrays[k], &views[k],
+                                   PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if k >= 7 else 0))
+            except (BufferError, TypeError, ValueError) as exc:
+                raise ValueError(f"_segment_windows: argument {k} ({_NAMES[k]}) expected a C-contiguous"
+                                 f"{' writable' if k >= 7 else ''} array ({exc}); "
+                                 f"h5stream.kernels.windows.segment_windows converts its arguments") from exc
             taken += 1
             if views[k].ndim != ndims[k] or _kind(&views[k]) < 0 or (kinds[k] >= 0 and _kind(&views[k]) != kinds[k]):
-                raise ValueError(f"_segment_windows: argument {k} expected a C-contiguous {ndims[k]}-D array of "
-                                 f"{('int64, uint64 or float64', 'int64', 'uint64', 'float64')[kinds[k] + 1]} "
-                                 f"(found {views[k].ndim}-D, format "
-                                 f"{(<bytes>views[k].format).decode() if views[k].format != NULL else 'B'!r})")
+                raise ValueError(
+                    f"_segment_windows: argument {k} ({_NAMES[k]}) expected a C-contiguous {ndims[k]}-D array of "
+                    f"{('int64, uint64 or float64', 'int64', 'uint64', 'float64')[kinds[k] + 1]} in this machine's "
+                    f"byte order (found {views[k].ndim}-D, format "
+                    f"{(<bytes>views[k].format).decode() if views[k].format != NULL else 'B'!r}); "
+                    f"h5stream.kernels.windows.segment_windows converts its arguments")
         n_segments = views[4].shape[0] - 1
         n_counts = views[5].shape[1]
         n_events = views[6].shape[1]
