@@ -17,8 +17,15 @@
 # scale > 0; a spike train's trial), an event's first x at or past its start is the one after the x below it
 # (taken without a branch on whether it lies inside the event); any other row compares each x with each event.
 # Segments are independent: the segment loop runs in parallel, each segment's results and scratch its own.
+#
+# The arrays are taken through the buffer protocol as C pointers, not as typed memoryviews: a module with a
+# memoryview carries Cython's memoryview types, registered with collections.abc at import, and a def function
+# over a fused memoryview type picks its version by a Python-level signature match at every call; both cost
+# more than the kernel's own import and dispatch, once per process and once per call.
 
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.math cimport INFINITY, NAN, isfinite
+from libc.stdint cimport int64_t, uint64_t
 from cython.parallel cimport prange
 
 cdef extern from "_omp_fork.h":
@@ -26,9 +33,9 @@ cdef extern from "_omp_fork.h":
     int h5s_omp_threads(int asked) nogil
 
 h5s_omp_fork_import()  # the decision shared by every kernel (_omp_fork.h)
-from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "_windows_rows.h" nogil:
+    void win_choose()
     bint win_below_i64(const int64_t *p, int64_t n, double start, double scale, const double *edges,
                        int64_t *under)
     bint win_below_u64(const uint64_t *p, int64_t n, double start, double scale, const double *edges,
@@ -40,6 +47,13 @@ ctypedef fused value_t:
     int64_t
     uint64_t
     double
+
+# the element kinds a buffer may hold here: a signed, an unsigned 64-bit whole number, a double
+cdef enum:
+    KIND_I64 = 0
+    KIND_U64 = 1
+    KIND_F64 = 2
+    N_ARRAYS = 10
 
 
 cdef double _pairwise_sum(const double *a, Py_ssize_t n) noexcept nogil:
@@ -77,14 +91,6 @@ cdef double _pairwise_sum(const double *a, Py_ssize_t n) noexcept nogil:
     return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
 
 
-def pairwise_sum(const double[::1] a):
-    """numpy's ``np.add.reduce`` of a contiguous double array, computed here (for its tests)."""
-    cdef double res
-    with nogil:
-        res = 0.0 + _pairwise_sum(&a[0] if a.shape[0] else NULL, a.shape[0])
-    return res
-
-
 cdef inline Py_ssize_t _edge(double *edges, Py_ssize_t *n, double e) noexcept nogil:
     # the index of e among the distinct edges[:n[0]], e appended when new
     cdef Py_ssize_t k
@@ -116,18 +122,19 @@ cdef inline bint _below(const value_t *p, int64_t n, double start, double scale,
         return win_below_f64(p, n, start, scale, edges, under)
 
 
-cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
-                       const double[::1] row_starts,
-                       double scale, Py_ssize_t row_a, Py_ssize_t row_b, const double[:, ::1] count_windows,
-                       const double[:, ::1] event_windows, int64_t *counts, double *means, double[:, ::1] scratch,
-                       Py_ssize_t n_counts, Py_ssize_t n_events) noexcept nogil:
+cdef void _one_segment(const value_t *data, const int64_t *row_offsets, const int64_t *row_ends,
+                       const double *row_starts, double scale, Py_ssize_t row_a, Py_ssize_t row_b,
+                       const double *count_windows, const double *event_windows, int64_t *counts, double *means,
+                       double *scratch, Py_ssize_t scratch_row, Py_ssize_t n_counts,
+                       Py_ssize_t n_events) noexcept nogil:
     # One segment: rows row_a .. row_b - 1; its windows count_windows (n_counts, 2), event_windows (n_events, 2);
-    # its results counts[:n_counts], means[:n_events]; its rows' firsts in scratch[:, row_a:row_b]
+    # its results counts[:n_counts], means[:n_events]; its rows' firsts in scratch[f * scratch_row + row_a:]
     cdef Py_ssize_t r, w, f, k, g, n_edges = 0, n_groups
     cdef int64_t i, a, b
     cdef double x, start
     cdef bint rising, order = isfinite(scale) and scale > 0
     cdef int inside
+    cdef double *firsts_of
     cdef double firsts[8]
     cdef double los[8]
     cdef double his[8]
@@ -141,12 +148,12 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
     # the distinct edges of the windows that hold anything (lo < hi) and each event's start (not NaN)
     for w in range(n_counts):
         lo_edge[w] = -1
-        if count_windows[w, 0] < count_windows[w, 1]:
-            lo_edge[w] = _edge(edges, &n_edges, count_windows[w, 0])
-            hi_edge[w] = _edge(edges, &n_edges, count_windows[w, 1])
+        if count_windows[2 * w] < count_windows[2 * w + 1]:
+            lo_edge[w] = _edge(edges, &n_edges, count_windows[2 * w])
+            hi_edge[w] = _edge(edges, &n_edges, count_windows[2 * w + 1])
     for f in range(n_events):
-        los[f] = event_windows[f, 0]
-        his[f] = event_windows[f, 1]
+        los[f] = event_windows[2 * f]
+        his[f] = event_windows[2 * f + 1]
         hits[f] = 0
         event_edge[f] = _edge(edges, &n_edges, los[f]) if los[f] == los[f] else -1
     n_groups = (n_edges + 3) // 4
@@ -176,7 +183,7 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
                 inside = i < b - a
                 x = (_as_double(data[a + (i if inside else b - a - 1)]) - start) * scale
                 inside = inside & (x < his[f])
-                scratch[f, row_a + hits[f]] = x - los[f]
+                scratch[f * scratch_row + row_a + hits[f]] = x - los[f]
                 hits[f] += inside
         elif n_events:  # any other row: the smallest x inside each event, the first of equals
             for f in range(n_events):
@@ -188,40 +195,120 @@ cdef void _one_segment(const value_t *data, const int64_t[::1] row_offsets, cons
                         firsts[f] = x
             for f in range(n_events):
                 if firsts[f] != INFINITY:
-                    scratch[f, row_a + hits[f]] = firsts[f] - los[f]
+                    scratch[f * scratch_row + row_a + hits[f]] = firsts[f] - los[f]
                     hits[f] += 1
     for f in range(n_events):  # each first's distance from the event's start, in thousands (all at once)
+        firsts_of = scratch + f * scratch_row + row_a
         for i in range(hits[f]):
-            scratch[f, row_a + i] = scratch[f, row_a + i] / 1000.0
+            firsts_of[i] = firsts_of[i] / 1000.0
         if hits[f]:
-            means[f] = (0.0 + _pairwise_sum(&scratch[f, row_a], hits[f])) / <double>hits[f]
+            means[f] = (0.0 + _pairwise_sum(firsts_of, hits[f])) / <double>hits[f]
         else:
             means[f] = NAN
     for w in range(n_counts):  # the x in [lo, hi): those below hi less those below lo (lo < hi)
         counts[w] = below[hi_edge[w]] - below[lo_edge[w]] if lo_edge[w] >= 0 else 0
 
 
-def _segment_windows(const value_t[::1] values, const int64_t[::1] row_offsets, const int64_t[::1] row_ends,
-                     const double[::1] row_starts,
-                     double scale, const int64_t[::1] seg_rows, const double[:, :, ::1] count_windows,
-                     const double[:, :, ::1] event_windows, int64_t[:, ::1] counts, double[:, ::1] means,
-                     double[:, ::1] scratch, int n_threads):
+cdef void _all_segments(const value_t *data, const int64_t *row_offsets, const int64_t *row_ends,
+                        const double *row_starts, double scale, const int64_t *seg_rows, Py_ssize_t n_segments,
+                        const double *count_windows, const double *event_windows, int64_t *counts, double *means,
+                        double *scratch, Py_ssize_t scratch_row, Py_ssize_t n_counts, Py_ssize_t n_events,
+                        int n_threads) noexcept nogil:
+    cdef Py_ssize_t s
+    for s in prange(n_segments, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
+        _one_segment(data, row_offsets, row_ends, row_starts, scale, seg_rows[s], seg_rows[s + 1],
+                     count_windows + 2 * s * n_counts, event_windows + 2 * s * n_events,
+                     counts + s * n_counts, means + s * n_events, scratch, scratch_row, n_counts, n_events)
+
+
+cdef int _kind(const Py_buffer *view) noexcept:
+    # KIND_* of an 8-byte element's buffer format (numpy's: "l"/"q" int64, "L"/"Q" uint64, "d" double, in this
+    # machine's byte order: no prefix, "@" or "="); -1 for any other
+    cdef const char *f = view.format
+    if view.itemsize != 8 or f == NULL:
+        return -1
+    if f[0] == b'@' or f[0] == b'=':
+        f += 1
+    if f[0] == 0 or f[1] != 0:
+        return -1
+    if f[0] == b'l' or f[0] == b'q':
+        return KIND_I64
+    if f[0] == b'L' or f[0] == b'Q':
+        return KIND_U64
+    if f[0] == b'd':
+        return KIND_F64
+    return -1
+
+
+# the arrays of _segment_windows, in the order of its arguments (for its errors)
+_NAMES = ("values", "row_offsets", "row_ends", "row_starts", "seg_rows", "count_windows", "event_windows", "counts",
+          "means", "scratch")
+
+
+def _segment_windows(values, row_offsets, row_ends, row_starts, double scale, seg_rows, count_windows,
+                     event_windows, counts, means, scratch, int n_threads):
     """Fill ``counts`` (n_segments, n_count_windows) and ``means`` (n_segments, n_event_windows) from one read
     per four window edges of the rows ``values[row_offsets[r]:row_ends[r]]``; ``scratch`` is (n_event_windows, at
-    least n_rows); ``n_threads`` run the segment loop."""
-    cdef Py_ssize_t n_segments = seg_rows.shape[0] - 1
-    cdef Py_ssize_t n_counts = count_windows.shape[1], n_events = event_windows.shape[1]
-    cdef Py_ssize_t s
-    if n_counts > 16 or n_events > 8:
-        raise ValueError(f"at most 16 count windows and 8 event windows (found {n_counts}, {n_events})")
-    if n_segments <= 0:
-        return
-    cdef const value_t *data = &values[0] if values.shape[0] else NULL
-    cdef int64_t *count_rows = &counts[0, 0] if n_counts else NULL
-    cdef double *mean_rows = &means[0, 0] if n_events else NULL
-    with nogil:
-        for s in prange(n_segments, num_threads=h5s_omp_threads(n_threads), schedule="dynamic", chunksize=1):
-            _one_segment(data, row_offsets, row_ends, row_starts, scale, seg_rows[s], seg_rows[s + 1],
-                         count_windows[s],
-                         event_windows[s], count_rows + s * n_counts if n_counts else NULL,
-                         mean_rows + s * n_events if n_events else NULL, scratch, n_counts, n_events)
+    least n_rows); ``n_threads`` run the segment loop.  Every array C-contiguous: ``values`` 1-D int64, uint64
+    or float64; ``row_offsets``, ``row_ends`` and ``seg_rows`` 1-D int64; ``row_starts`` 1-D float64;
+    ``count_windows`` and ``event_windows`` (n_segments, n, 2) float64; ``counts`` int64 and ``means`` and
+    ``scratch`` float64, 2-D and writable."""
+    cdef Py_buffer views[N_ARRAYS]
+    cdef int taken = 0, k
+    # each array's kind (-1: any of the three) and dimensions; the last three are written
+    arrays = (values, row_offsets, row_ends, row_starts, seg_rows, count_windows, event_windows, counts, means,
+              scratch)
+    cdef int kinds[N_ARRAYS]
+    cdef int ndims[N_ARRAYS]
+    kinds[:] = [-1, KIND_I64, KIND_I64, KIND_F64, KIND_I64, KIND_F64, KIND_F64, KIND_I64, KIND_F64, KIND_F64]
+    ndims[:] = [1, 1, 1, 1, 1, 3, 3, 2, 2, 2]
+    cdef Py_ssize_t n_segments, n_counts, n_events
+    cdef int value_kind
+    try:
+        for k in range(N_ARRAYS):
+            try:
+                PyObject_GetBuffer(arrays[k], &views[k],
+                                   PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if k >= 7 else 0))
+            except (BufferError, TypeError, ValueError) as exc:
+                raise ValueError(f"_segment_windows: argument {k} ({_NAMES[k]}) expected a C-contiguous"
+                                 f"{' writable' if k >= 7 else ''} array ({exc}); "
+                                 f"h5stream.kernels.windows.segment_windows converts its arguments") from exc
+            taken += 1
+            if views[k].ndim != ndims[k] or _kind(&views[k]) < 0 or (kinds[k] >= 0 and _kind(&views[k]) != kinds[k]):
+                raise ValueError(
+                    f"_segment_windows: argument {k} ({_NAMES[k]}) expected a C-contiguous {ndims[k]}-D array of "
+                    f"{('int64, uint64 or float64', 'int64', 'uint64', 'float64')[kinds[k] + 1]} in this machine's "
+                    f"byte order (found {views[k].ndim}-D, format "
+                    f"{(<bytes>views[k].format).decode() if views[k].format != NULL else 'B'!r}); "
+                    f"h5stream.kernels.windows.segment_windows converts its arguments")
+        n_segments = views[4].shape[0] - 1
+        n_counts = views[5].shape[1]
+        n_events = views[6].shape[1]
+        if n_counts > 16 or n_events > 8:
+            raise ValueError(f"at most 16 count windows and 8 event windows (found {n_counts}, {n_events})")
+        if n_segments <= 0:
+            return
+        value_kind = _kind(&views[0])
+        win_choose()  # the rows' reader this CPU runs (ext/_windows_rows.h)
+        with nogil:
+            if value_kind == KIND_I64:
+                _all_segments(<const int64_t *>views[0].buf, <const int64_t *>views[1].buf,
+                              <const int64_t *>views[2].buf, <const double *>views[3].buf, scale,
+                              <const int64_t *>views[4].buf, n_segments, <const double *>views[5].buf,
+                              <const double *>views[6].buf, <int64_t *>views[7].buf, <double *>views[8].buf,
+                              <double *>views[9].buf, views[9].shape[1], n_counts, n_events, n_threads)
+            elif value_kind == KIND_U64:
+                _all_segments(<const uint64_t *>views[0].buf, <const int64_t *>views[1].buf,
+                              <const int64_t *>views[2].buf, <const double *>views[3].buf, scale,
+                              <const int64_t *>views[4].buf, n_segments, <const double *>views[5].buf,
+                              <const double *>views[6].buf, <int64_t *>views[7].buf, <double *>views[8].buf,
+                              <double *>views[9].buf, views[9].shape[1], n_counts, n_events, n_threads)
+            else:
+                _all_segments(<const double *>views[0].buf, <const int64_t *>views[1].buf,
+                              <const int64_t *>views[2].buf, <const double *>views[3].buf, scale,
+                              <const int64_t *>views[4].buf, n_segments, <const double *>views[5].buf,
+                              <const double *>views[6].buf, <int64_t *>views[7].buf, <double *>views[8].buf,
+                              <double *>views[9].buf, views[9].shape[1], n_counts, n_events, n_threads)
+    finally:
+        for k in range(taken):
+            PyBuffer_Release(&views[k])

@@ -12,7 +12,11 @@
  * sample index), exactly; a row holding any other is read again one value at a time, as a shorter row is.
  *
  * On x86-64 Linux with GCC or Clang each function is compiled twice, for AVX2 and for the baseline
- * instruction set, and the loader picks the one the CPU runs (target_clones, as in _eimage_simd.h).
+ * instruction set (four lanes as two SSE2 halves: several times slower), and win_choose() picks the one the
+ * CPU runs, once per kernel call, from glibc's table of the CPU's features (glibc 2.33 and later;
+ * __builtin_cpu_supports before).  Not target_clones: its resolvers run when the module is loaded and ask
+ * the CPU itself (CPUID, an exit to the hypervisor in a virtual machine, some microseconds each, tens of them),
+ * where glibc read the CPU's features once when the process started.
  * Other compilers (or WIN_SCALAR defined) compare one value with one edge at a time.
  */
 #ifndef WIN_ROWS_H
@@ -21,10 +25,28 @@
 #include <stdint.h>
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) \
-    && !defined(WIN_NO_CLONES)
-#define WIN_CLONES __attribute__((target_clones("avx2", "default")))
+    && !defined(WIN_NO_CLONES) && !defined(WIN_SCALAR)
+#define WIN_AVX2_TWIN 1
+#if defined(__has_include)
+#if __has_include(<sys/platform/x86.h>)
+#include <sys/platform/x86.h>
+#define WIN_CPU_AVX2() CPU_FEATURE_ACTIVE(AVX2)
+#endif
+#endif
+#ifndef WIN_CPU_AVX2
+#define WIN_CPU_AVX2() (__builtin_cpu_init(), __builtin_cpu_supports("avx2"))
+#endif
+/* whether the rows are read by the AVX2 twins: set by win_choose() (with the GIL held, before a kernel's
+ * threads start), read by every row */
+static int win_use_avx2 = 0;
+static void win_choose(void) {
+    static int known = -1;
+    if (known < 0)
+        known = WIN_CPU_AVX2() ? 1 : 0;
+    win_use_avx2 = known;
+}
 #else
-#define WIN_CLONES
+static void win_choose(void) {}
 #endif
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(WIN_SCALAR)
@@ -74,12 +96,11 @@ typedef uint64_t win_u4 __attribute__((vector_size(32)));
  * that order) and compared with every edge: p[0] alone (compared with itself for the rise), then p[1:], the
  * last pass taking the last four values, its lanes already counted masked out; no branch on the values or
  * on the row's length past the passes' loop. */
-#define WIN_BELOW(NAME, T, VT, SUFFIX)                                                                 \
-    WIN_EACH(NAME, T)                                                                                 \
-    WIN_CLONES int NAME(const T *p, int64_t n, double start, double scale, const double *edges,       \
-                        int64_t *under) {                                                             \
+#define WIN_VECTOR(NAME, EACH, T, VT, SUFFIX, ATTRS)                                                   \
+    ATTRS __attribute__((noinline)) static int NAME(const T *p, int64_t n, double start, double scale, \
+                                                    const double *edges, int64_t *under) {            \
         if (n < 5)                                                                                    \
-            return NAME##_each(p, n, start, scale, edges, under);                                     \
+            return EACH(p, n, start, scale, edges, under);                                            \
         win_d4 e0 = {edges[0], edges[0], edges[0], edges[0]};                                         \
         win_d4 e1 = {edges[1], edges[1], edges[1], edges[1]};                                         \
         win_d4 e2 = {edges[2], edges[2], edges[2], edges[2]};                                         \
@@ -113,7 +134,7 @@ typedef uint64_t win_u4 __attribute__((vector_size(32)));
         c2 -= (win_i4)(x < e2) & mask;                                                                \
         c3 -= (win_i4)(x < e3) & mask;                                                                \
         if ((uint64_t)(high[0] | high[1] | high[2] | high[3]) >> 52) /* a value outside [0, 2**52) */ \
-            return NAME##_each(p, n, start, scale, edges, under);                                     \
+            return EACH(p, n, start, scale, edges, under);                                            \
         /* p[0], compared with itself for the rise (a NaN neither rises nor stays) */                 \
         double x0 = ((double)p[0] - start) * scale;                                                   \
         int64_t u0 = c0[0] + c0[1] + c0[2] + c0[3] + (x0 < edges[0]);                                 \
@@ -126,6 +147,24 @@ typedef uint64_t win_u4 __attribute__((vector_size(32)));
         under[3] += u3;                                                                               \
         return (p[0] <= p[0]) & !(fell[0] | fell[1] | fell[2] | fell[3]);                             \
     }
+
+#ifdef WIN_AVX2_TWIN
+/* the AVX2 twin and the baseline one, the row read by the one win_choose() picked (neither inlined: the
+ * baseline one inlined into the kernel's row loop made that loop slower) */
+#define WIN_BELOW(NAME, T, VT, SUFFIX)                                                                 \
+    WIN_EACH(NAME, T)                                                                                 \
+    WIN_VECTOR(NAME##_avx2, NAME##_each, T, VT, SUFFIX, __attribute__((target("avx2"))))              \
+    WIN_VECTOR(NAME##_base, NAME##_each, T, VT, SUFFIX, )                                             \
+    static inline int NAME(const T *p, int64_t n, double start, double scale, const double *edges,    \
+                           int64_t *under) {                                                          \
+        return win_use_avx2 ? NAME##_avx2(p, n, start, scale, edges, under)                          \
+                            : NAME##_base(p, n, start, scale, edges, under);                          \
+    }
+#else
+#define WIN_BELOW(NAME, T, VT, SUFFIX)                                                                 \
+    WIN_EACH(NAME, T)                                                                                 \
+    WIN_VECTOR(NAME, NAME##_each, T, VT, SUFFIX, )
+#endif
 
 WIN_BELOW(win_below_i64, int64_t, win_i4, i64)
 WIN_BELOW(win_below_u64, uint64_t, win_u4, u64)

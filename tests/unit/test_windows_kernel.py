@@ -126,3 +126,31 @@ def test_values_on_the_edges_count_in_the_window_they_open_and_not_the_one_they_
     assert got.counts.tolist() == [[2, 5]]  # 10 and 19; 20, 20, 20 and 25, 29
     # firsts at or past 20 and below 25: 20 (row 0), 20 (row 2); row 3's first (25) is outside
     assert got.mean_first.tolist() == [[0.0]]
+
+
+def test_the_compiled_kernel_rejects_an_array_of_another_type_naming_it():
+    # the compiled function takes its arrays through the buffer protocol: one of another element type, shape or
+    # byte order is refused before anything is read or written
+    from h5stream.native import compiled
+
+    kernel = compiled("_windows")._segment_windows
+    values = np.arange(6, dtype=np.uint64)
+    good = dict(values=values, row_offsets=np.array([0, 3], np.int64), row_ends=np.array([3, 6], np.int64),
+                row_starts=np.zeros(2), scale=1.0, seg_rows=np.array([0, 2], np.int64),
+                count_windows=np.array([[[0.0, 4.0]]]), event_windows=np.array([[[1.0, 5.0]]]),
+                counts=np.zeros((1, 1), np.int64), means=np.zeros((1, 1)), scratch=np.zeros((1, 2)), n_threads=1)
+    kernel(**good)
+    # x below 4: 0, 1, 2 and 3; the firsts at or past 1: 1 (row 0) and 3 (row 1), (0 + 2) / 1000 / 2
+    assert good["counts"].tolist() == [[4]] and good["means"].tolist() == [[0.001]]
+    for name, bad in (("row_offsets", np.array([0, 3], np.int32)), ("values", values.astype(np.int32)),
+                      ("values", values.astype(">u8")), ("row_starts", np.zeros((2, 1))),
+                      ("count_windows", np.array([[0.0, 4.0]]))):
+        counts = np.full((1, 1), -1, np.int64)
+        with pytest.raises(ValueError, match=f"_segment_windows: argument [0-9] \\({name}\\)"):
+            kernel(**{**good, name: bad, "counts": counts})
+        assert counts.tolist() == [[-1]]
+    readonly = np.zeros((1, 1), np.int64)
+    readonly.flags.writeable = False
+    for name, bad in (("counts", readonly), ("scratch", np.zeros((1, 4))[:, ::2]), ("values", [1, 2])):
+        with pytest.raises(ValueError, match=f"_segment_windows: argument [0-9] \\({name}\\)"):
+            kernel(**{**good, name: bad})
