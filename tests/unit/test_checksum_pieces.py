@@ -186,18 +186,13 @@ def test_verify_checks_the_piece_digests_too(tmp_path):
         check_file(path)
 
 
-@pytest.mark.parametrize("cached", [True, False])
 @pytest.mark.parametrize("block", [4096, checksums.PIECE_BYTES, 3 * checksums.PIECE_BYTES + 1, 16 << 20])
 @pytest.mark.parametrize("shape,dtype", [((3000, 400), "<f8"), ((1_500_000,), "<i4"), ((70, 9, 2000), "<u4")])
-def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, block, cached,
-                                                                         shape, dtype):
+def test_a_whole_read_lands_straight_in_the_array_and_checks_every_piece(tmp_path, monkeypatch, block, shape, dtype):
     """The values equal plain h5py's read of the same file; a byte flipped in any piece (the first, the
     short last one, one in between) is a checksum error naming that piece's rows, however the requests
-    fall across the pieces (many per piece, one, a piece and a byte over, all in one), in numpy's array
-    (pages cached) or on small pages (not cached)."""
-    monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
-    monkeypatch.setattr("h5stream.checksums._pieces.CACHED_REQUEST_BYTES", block)
-    monkeypatch.setattr("h5stream.checksums._pieces._mostly_cached", lambda fd, offset, length: cached)
+    fall across the pieces (many per piece, one, a piece and a byte over, all in one)."""
+    monkeypatch.setattr("h5stream.checksums._pieces.REQUEST_BYTES", block)
     rng = np.random.default_rng(block % 1000)
     values = (rng.random(shape) * 1e6).astype(dtype)
     path = tmp_path / "w.h5"
@@ -245,7 +240,7 @@ def test_a_whole_read_of_a_file_without_piece_digests_checks_the_whole_digest(tm
     """A file written before piece digests (its manifest holds only each dataset's whole digest) is read the
     same way, the dataset as one piece: values equal plain h5py's read; a byte flipped anywhere (first,
     last, in between) is a checksum error naming the dataset."""
-    monkeypatch.setattr("h5stream.checksums._pieces.READ_BLOCK_BYTES", block)
+    monkeypatch.setattr("h5stream.checksums._pieces.REQUEST_BYTES", block)
     rng = np.random.default_rng(8)
     values = rng.random((3000, 400))
     path = tmp_path / "old.h5"
@@ -299,32 +294,3 @@ def test_a_whole_read_of_a_truncated_file_is_a_format_error(tmp_path):
         with pytest.raises(FormatError, match="ends inside") as info:
             checksums.read_whole_checked(ds, manifest)
     assert "/v" in str(info.value)
-
-
-def test_the_cached_decision_samples_agree_with_every_page(tmp_path):
-    """The whole read's choice (sampled windows of the dataset's pages) agrees with the page cache's answer
-    for every page of the dataset (:func:`h5stream.pagecache.resident_fraction`): held after a read, not
-    held after the pages were dropped."""
-    from h5stream import pagecache
-    from h5stream.checksums._pieces import CACHED_SHARE, _mostly_cached
-
-    values = np.random.default_rng(5).random((4000, 500))  # 16 MB: sampled, not asked page by page
-    path = tmp_path / "s.h5"
-    _write(path, {"v": values})
-    start, length = _offset(path, "v"), values.nbytes
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        for drop in (False, True):
-            if drop:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            else:
-                os.pread(fd, length, start)
-            every = pagecache.resident_fraction(path, start, length)
-            if every is None:
-                pytest.skip("the system does not say which pages it holds")
-            if 0.1 < every < 0.9:
-                continue  # the cache changed its mind meanwhile: no reference to compare with
-            assert _mostly_cached(fd, start, length) == (every >= CACHED_SHARE)
-    finally:
-        os.close(fd)

@@ -1,5 +1,6 @@
 """A container's groups as the loader finds them: optional members read where present, a required one missing
-named, and the empty history's columns still checked against their digests."""
+named, an empty history and no links written as no objects, and an empty history of files written before
+(its objects) still checked against their digests."""
 
 from __future__ import annotations
 
@@ -59,12 +60,51 @@ def test_a_missing_required_member_is_named(tmp_path, member, kind):
     assert f"/{member}" in str(info.value)
 
 
-def test_an_empty_history_loads_empty_and_its_columns_are_still_checked(tmp_path):
+def test_an_empty_history_and_no_links_are_written_as_no_objects(tmp_path):
     save_hdf5(_container(), tmp_path / "c.h5")
     with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert "provenance" not in f and "links" not in f
+    loaded = load_hdf5(tmp_path / "c.h5")
+    assert loaded.history == [] and loaded.links == []
+
+
+def _with_old_empty_history(saved, target) -> None:
+    """``saved``'s objects and, written with plain h5py, the empty history as files written before held it
+    (a records frame of five empty text columns and an empty params mapping), checksummed on closing."""
+    from h5scp.io._files import writing
+
+    text = h5py.string_dtype()
+    columns = ["timestamp", "action", "software_version", "description"]
+    with h5py.File(saved, "r") as src, writing(target, overwrite=False) as f:
+        for key, value in src.attrs.items():
+            if key != "h5stream_checksums":
+                f.attrs[key] = value
+        for name in src:
+            src.copy(src[name], f, name)
+        history = f.create_group("provenance").create_group("history")
+        params = history.create_group("params")
+        params.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
+        records = history.create_group("records")
+        records.attrs.update({
+            "_index": "_index", "column-order": np.array(columns, dtype=object), "encoding-type": "dataframe",
+            "encoding-version": "0.2.0", "h5stream:columns": '["' + '", "'.join(columns) + '"]',
+            "h5stream:index-column": "null", "h5stream:members": '["' + '", "'.join(columns) + '"]',
+        })
+        for name in ["_index", *columns]:
+            ds = records.create_dataset(name, shape=(0,), dtype=text)
+            ds.attrs.update({"encoding-type": "string-array", "encoding-version": "0.2.0"})
+
+
+def test_an_empty_history_written_before_as_objects_loads_empty_and_its_columns_are_still_checked(tmp_path):
+    container = _container()
+    save_hdf5(container, tmp_path / "new.h5")
+    _with_old_empty_history(tmp_path / "new.h5", tmp_path / "c.h5")
+    with h5py.File(tmp_path / "c.h5", "r") as f:
         records = f["provenance/history/records"]
-        assert all(records[name].shape == (0,) for name in records)
-    assert load_hdf5(tmp_path / "c.h5").history == []
+        assert len(records) == 5 and all(records[name].shape == (0,) for name in records)
+    loaded = load_hdf5(tmp_path / "c.h5")
+    assert loaded.history == []
+    assert_container_equal(loaded, container)
     with h5py.File(tmp_path / "c.h5", "r+") as f:  # an empty column of numbers in place of the empty text one
         records = f["provenance/history/records"]
         attrs = dict(records["action"].attrs)

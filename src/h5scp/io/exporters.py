@@ -14,7 +14,9 @@ Layout::
     /assays/<a>/layers/<l>/M         int8 mask (absent = all VALID; gzip at level 1 at most)
     /assays/<a>/layers/<l>/metadata  dict element (absent = no metadata)
     /links/<i>             @source_assay @target_assay, linkage dataframe element
+                           (/links absent = no links)
     /provenance/history    records (dataframe) + params (dict of per-entry dicts)
+                           (/provenance absent = empty history)
 
 Every element carries AnnData's ``encoding-type``/``encoding-version``.  The
 file is built beside the target and renamed over it when complete.
@@ -160,15 +162,17 @@ def _write_container(
         for layer_name, matrix in assay.layers.items():
             write_matrix(layers_group.create_group(layer_name), matrix, compression, level)
 
-    links_group = f.create_group("links")
-    for i, link in enumerate(container.links):
-        group = links_group.create_group(str(i))
-        group.attrs["source_assay"] = link.source_assay
-        group.attrs["target_assay"] = link.target_assay
-        write_elem(group, "linkage", link.linkage, **options)
-
-    history_group = f.create_group("provenance").create_group("history")
-    serialize_provenance(container.history, history_group)
+    # No links and an empty history are written as no objects at all: each object is one more a load opens,
+    # lists and checks (the reader takes an absent /links or /provenance for none, as it did from the start).
+    if container.links:
+        links_group = f.create_group("links")
+        for i, link in enumerate(container.links):
+            group = links_group.create_group(str(i))
+            group.attrs["source_assay"] = link.source_assay
+            group.attrs["target_assay"] = link.target_assay
+            write_elem(group, "linkage", link.linkage, **options)
+    if container.history:
+        serialize_provenance(container.history, f.create_group("provenance").create_group("history"))
 
 
 @saves_any_container
@@ -209,7 +213,7 @@ def save_hdf5(
     save_layers : list of str or dict of str to list of str, optional
         Layers to store in every assay, or per assay (default all).
     save_history : bool, default True
-        False stores an empty history.
+        False stores an empty history (no ``/provenance`` group).
     overwrite : bool, default False
         Replace an existing file (it stays intact until the new one is complete).
 

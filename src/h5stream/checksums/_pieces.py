@@ -27,8 +27,6 @@ import math
 import h5py
 import numpy as np
 
-from h5stream import pagecache
-from h5stream.memory import small_page_array
 from h5stream.digests import array_digest, digest_end, digest_start, digest_update, read_blocks
 from h5stream.checksums._fletcher32 import checked_read
 from h5stream.checksums._manifest import Manifest, mismatch_error
@@ -262,49 +260,28 @@ def _read_handle(dsid, manifest: Manifest) -> int | None:
     return fd
 
 
-#: the share of a dataset's bytes the page cache must hold for :func:`read_whole_checked` to read them into
-#: numpy's array (huge pages); below it the array is on small pages (:mod:`h5stream.memory`): a cold read fills
-#: the page cache and the array at once, and on a guest that hands free memory back to its host huge pages
-#: for the array then often come unbacked.  Measured loading a 20,000 x 5,000 container cold in alternated
-#: fresh processes (load 9-13 on 2 cores, 8 rounds), numpy's array throughout: 3.3-10.5 s (median 5.2, system
-#: time 2.2 s) against 1.6-7.0 s (median 2.9, 1.05 s) for the slab reader on small pages it replaced
-CACHED_SHARE = 0.5
-#: the page cache is asked about this many windows of :data:`_SAMPLE_BYTES`, spread evenly over the dataset
-#: (asking about every page of an 80 MB layer took about 1 ms, as much as the rest of the decision is worth)
-_SAMPLES = 16
-_SAMPLE_BYTES = 64 << 10
-
-
-def _mostly_cached(fd: int, offset: int, length: int) -> bool:
-    """Whether the page cache holds at least :data:`CACHED_SHARE` of the sampled windows of the bytes (False
-    where the system cannot say)."""
-    residency = pagecache.open_residency(fd)
-    if residency is None:
-        return False
-    with residency:
-        if length <= _SAMPLES * _SAMPLE_BYTES:
-            return residency.fraction(offset, length) >= CACHED_SHARE
-        step = (length - _SAMPLE_BYTES) // (_SAMPLES - 1)
-        held = sum(residency.fraction(offset + i * step, _SAMPLE_BYTES) for i in range(_SAMPLES))
-        return held >= CACHED_SHARE * _SAMPLES
-
-
-#: bytes of one ``pread`` of :func:`read_whole_checked` where the page cache lacks the dataset: a cold
-#: read of the 800 MB layer of a 20,000 x 5,000 container took 0.96-1.33 s in 1 MiB requests against
-#: 0.60-1.00 s in 32 MiB ones and 0.58-1.79 s in one (the kernel's read-ahead grows with the request)
-READ_BLOCK_BYTES = 16 << 20
-#: bytes of one ``pread`` where the page cache holds the dataset (at most :data:`READ_BLOCK_BYTES`): each
-#: request's bytes are digested while the CPU's cache still holds them.  The three large datasets of a
-#: 5,000 x 2,000 container (140 MB), one thread, CPU time: 28.3 ms in 1 MiB requests, 28.5 in 256 KiB, 29.9
-#: in 16 MiB, against 25.3 ms for ``pread`` alone (load 10 on 2 cores, 11 rounds, minima)
-CACHED_REQUEST_BYTES = 1 << 20
+#: bytes of one ``pread`` of :func:`read_whole_checked`: each request's bytes are digested while the CPU's cache
+#: still holds them.  The three large datasets of a 5,000 x 2,000 container (140 MB), one thread, CPU time:
+#: 28.3 ms in 1 MiB requests, 28.5 in 256 KiB, 29.9 in 16 MiB, against 25.3 ms for ``pread`` alone (load 10
+#: on 2 cores, 11 rounds, minima)
+REQUEST_BYTES = 1 << 20
+# The array is numpy's whether the page cache holds the bytes or not.  An array on small pages where the cache
+# lacked most of them (the page cache asked about 16 sampled windows: 0.1 ms a dataset, 0.33 ms a load) with
+# 16 MiB requests lost cold and gained nothing warm (small pages chosen wrongly, warm, cost 2-4x).  Measured on
+# 2 cores at load 4-6 (numpy's array against small pages, min/median): 5,000 x 2,000 dense+sparse (92 MB), 5
+# fresh processes, a cold load after memory of the file's size was used and freed (as the benchmark does)
+# 55/70 ms against 77/98, warm 24.1/24.6 against 24.4/26.5; a fresh process's first load cold 76/101 against
+# 93/132 (92 MB) and 119/158 against 142/192 (140 MB, 6 rounds); the same started 20 s after the last process
+# ended 143/234 against 165/226 (140 MB, 5 rounds); 20,000 x 5,000 (1.4 GB, 4 rounds in one process) cold
+# 0.90-1.31 s (one round 5.7 s) against 1.54-2.52 s.
 # One thread reads a cached dataset: shared between two threads (runs of 4 MiB of whole pieces taken in file
 # order from one queue, each copied and digested without the GIL) the load of a 5,000 x 2,000 container was no
 # faster, the copy into new memory being what bounds it, not the digest: 38.0/44.0 ms (min/median) against
 # 37.2/38.1 ms on one thread (140 MB file), 29.2/33.6 against 29.2/31.3 (92 MB; 15 alternated rounds on 2
-# cores, load 4, the process's session weighted as nice -15).  Nor does an array of numpy's own pages pay
-# for a cold read: ahead in a process whose memory was just used and freed (107/137 against 133/153 ms,
-# 140 MB), it lost in a fresh process (324/354 against 126/188 ms; 92 MB: 108/190 against 87/120; 6 rounds).
+# cores, load 4, the process's session weighted as nice -15).  An earlier measurement had numpy's array ahead
+# cold in a process whose memory was just used and freed (107/137 against 133/153 ms, 140 MB) but behind in a
+# fresh process (324/354 against 126/188 ms; 92 MB: 108/190 against 87/120; 6 rounds), which chose small pages
+# for cold reads; the fresh-process rounds above did not reproduce the loss.
 
 
 def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
@@ -314,12 +291,10 @@ def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
 
     One compiled call (``h5stream._ext._h5dsets.read_checked``: ``pread`` on the descriptor HDF5 has open,
     straight into the array returned, each request's bytes digested as they land, no GIL), on the calling
-    thread.  Where the page cache holds the bytes (:data:`CACHED_SHARE`) the array is numpy's and the
-    requests :data:`CACHED_REQUEST_BYTES`; otherwise the array is on small pages and the requests
-    :data:`READ_BLOCK_BYTES`.  The pieces are those of the manifest's piece digests; a dataset with only its
-    whole digest (written before pieces existed, or one piece) is one piece.  A piece that differs is a
-    :class:`~h5stream.errors.ChecksumError` naming the dataset (and its rows, for a piece); a file that ends
-    inside the values a :class:`~h5stream.errors.FormatError`.
+    thread, in requests of :data:`REQUEST_BYTES`, into numpy's array.  The pieces are those of the manifest's
+    piece digests; a dataset with only its whole digest (written before pieces existed, or one piece) is one
+    piece.  A piece that differs is a :class:`~h5stream.errors.ChecksumError` naming the dataset (and its
+    rows, for a piece); a file that ends inside the values a :class:`~h5stream.errors.FormatError`.
     """
     expected = None if manifest is None else manifest.datasets.get(ds.name)
     if expected is None:
@@ -338,11 +313,9 @@ def read_whole_checked(ds, manifest: Manifest | None) -> np.ndarray | None:
         raise _damaged(manifest, ds.name, f"{packed[:40]!r}") from None
     n_pieces, piece_bytes = len(want), k * _row_bytes(shape, ds.dtype.itemsize)
     full, last = digest_start(kind, (k, *tail)), digest_start(kind, (n - (n_pieces - 1) * k, *tail))
-    cached = _mostly_cached(fd, offset, ds.size * ds.dtype.itemsize)
-    out = (np.empty if cached else small_page_array)(shape, ds.dtype)
+    out = np.empty(shape, ds.dtype)
     flat = out.reshape(-1).view(np.uint8)
-    request = min(READ_BLOCK_BYTES, CACHED_REQUEST_BYTES) if cached else READ_BLOCK_BYTES
-    bad, got = _h5dsets.read_checked(fd, offset, flat, piece_bytes, want, full, last, request)
+    bad, got = _h5dsets.read_checked(fd, offset, flat, piece_bytes, want, full, last, REQUEST_BYTES)
     if bad >= 0:
         found = array_digest(out[bad * k:min(n, (bad + 1) * k)])
         where = ds.name if pieces is None else f"{ds.name} ({'rows' if ds.ndim > 1 else 'entries'} " \
