@@ -81,6 +81,8 @@ def writing(
 
 
 def _refuse_encrypted(path: Path) -> None:
+    if not path.is_file():  # (a pipe's open would wait for a writer)
+        return
     try:
         with open(path, "rb") as fh:
             head = fh.read(32)
@@ -105,11 +107,12 @@ def reading(path: str | os.PathLike, check: Callable[[h5py.File], None], *, veri
     checksums existed are read unchecked (one INFO log record says so).
     """
     source = Path(path)
-    _refuse_encrypted(source)
     names: dict = {}  # each object's attribute and member names, listed by the scan for the names check
     try:
         f = open_validated(source, check=check, names=names if verify else None)
     except H5StreamError as exc:
+        # an encrypted file has no HDF5 signature: its leading bytes are looked at only once the open failed
+        _refuse_encrypted(source)
         raise translate_engine_error(exc) from exc
     try:
         with f:
